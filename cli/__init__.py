@@ -1,0 +1,1 @@
+"""The ``aicap`` command line: a thin Typer layer over :mod:`aicap.sizing`."""

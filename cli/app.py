@@ -1,0 +1,69 @@
+"""Root of the ``aicap`` command: global options, sub-commands, and the one place errors become exit codes.
+
+Exit codes: 0 ok, 1 policy or budget breach, 2 usage or input error, 3 infeasible. Library errors
+become one stderr line and their exit code in :func:`aicap.cli.state.guarded`, the only place
+that does so; Typer itself exits 2 on usage errors.
+Heavy modules (numpy, scipy, pydantic) are imported inside commands, never here, so
+``aicap --help`` starts fast.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from aicap.cli.commands import catalog_cmds, estimate_cmd, validate_cmds
+from aicap.cli.state import STATE
+
+app = typer.Typer(
+    name="aicap",
+    help="Capacity advisor for serving and training large AI models: how many of which accelerators, "
+    "in what layout, at what cost, meeting which latency.\n\n"
+    "Exit codes: 0 ok, 1 policy/budget breach, 2 usage or input error, 3 infeasible.",
+    no_args_is_help=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+app.add_typer(catalog_cmds.models_app, name="models")
+app.add_typer(catalog_cmds.hardware_app, name="hardware")
+app.add_typer(catalog_cmds.instances_app, name="instances")
+estimate_cmd.register(app)
+validate_cmds.register(app)
+
+
+def _version(value: bool) -> None:
+    if value:
+        from importlib.metadata import version
+
+        typer.echo(f"aicap {version('aicap')}")
+        raise typer.Exit()
+
+
+@app.callback(invoke_without_command=True)
+def root(
+    ctx: typer.Context,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="More detail on stderr (catalogue overrides, assumptions).")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Nothing on stderr but errors.")] = False,
+    catalog: Annotated[
+        list[Path] | None,
+        typer.Option("--catalog", help="Directory (or file) of YAML catalogue overlays; repeatable. Also AICAP_CATALOG."),
+    ] = None,
+    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")] = False,
+) -> None:
+    """Set global options."""
+    STATE.verbose, STATE.quiet = verbose, quiet
+    STATE.catalogs = list(catalog or [])
+    if ctx.invoked_subcommand is None:
+        typer.echo(ctx.get_help())
+
+
+def main() -> None:
+    """Console entry point (``aicap``)."""
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""One module per command group; each parses options, calls the library once, and renders."""

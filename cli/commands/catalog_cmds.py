@@ -1,0 +1,132 @@
+"""``aicap models``, ``aicap hardware`` and ``aicap instances``: browse the catalogues."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from aicap.cli.render import Format, Table, View, emit
+from aicap.cli.state import catalogue, guarded
+
+models_app = typer.Typer(help="Model catalogue: list and show architectures with derived parameter counts.", no_args_is_help=True)
+hardware_app = typer.Typer(help="Device catalogue: accelerators and CPUs with datasheet figures and sources.", no_args_is_help=True)
+instances_app = typer.Typer(help="Cloud instance catalogue with prices, price dates and sources.", no_args_is_help=True)
+
+FormatOpt = Annotated[Format, typer.Option("--format", "-f", help="Output format.")]
+
+
+@models_app.command("list")
+@guarded
+def models_list(
+    fmt: FormatOpt = Format.table,
+    kind: Annotated[str | None, typer.Option(help="Only this kind: decoder, encoder or generic.")] = None,
+    family: Annotated[str | None, typer.Option(help="Only this family (llama, mixtral, bert, ...).")] = None,
+) -> None:
+    """List models, grouped by family and ordered by size."""
+    from aicap.sizing.describe import attention_kind, params
+
+    cat = catalogue()
+    rows = []
+    for m in cat.models.values():
+        if (kind and m.kind != kind) or (family and m.family != family):
+            continue
+        total, active = params(m)
+        layers = getattr(m, "num_layers", None)
+        ctx = getattr(m, "max_context", None)
+        rows.append((m.family, total, [m.id, m.kind, round(total / 1e9, 3), round(active / 1e9, 3), layers, attention_kind(m), ctx]))
+    rows.sort(key=lambda r: (r[0], r[1]))
+    cols = ["id", "kind", "params_b", "active_params_b", "layers", "attention", "max_context"]
+    doc = [dict(zip(cols, r[2], strict=True)) for r in rows]
+    emit(View(doc, [Table("Models", cols, [r[2] for r in rows])]), fmt)
+
+
+@models_app.command("show")
+@guarded
+def models_show(model: Annotated[str, typer.Argument(help="Model id, or a path to a config.json / model YAML.")], fmt: FormatOpt = Format.table) -> None:
+    """Show one model: architecture, derived and published parameter counts, KV-cache bytes per token."""
+    from aicap.sizing.describe import describe_model
+
+    doc = describe_model(catalogue().model(model))
+    emit(View(doc, [_kv_table(f"Model {doc['id']}", doc)]), fmt)
+
+
+@hardware_app.command("list")
+@guarded
+def hardware_list(
+    fmt: FormatOpt = Format.table,
+    kind: Annotated[str | None, typer.Option(help="Only this kind: gpu, tpu, cpu or accelerator.")] = None,
+    vendor: Annotated[str | None, typer.Option(help="Only this vendor: nvidia, amd, google, intel, aws.")] = None,
+) -> None:
+    """List devices by vendor, then by 16-bit peak."""
+    cat = catalogue()
+    cols = ["id", "kind", "memory_gib", "memory_bw_gbps", "bf16_tflops", "fp8_tflops", "link", "link_gbps", "domain"]
+    rows = []
+    for d in cat.devices.values():
+        if (kind and d.kind != kind) or (vendor and d.vendor != vendor):
+            continue
+        p16 = d.peak_tflops.get("bf16") or d.peak_tflops.get("fp16")
+        rows.append((d.vendor, -(p16 or 0), [d.id, d.kind, d.memory_gib, d.memory_bw_gbps, p16, d.peak_tflops.get("fp8"),
+                                             d.interconnect.kind, d.interconnect.bw_gbps, d.interconnect.domain_size]))  # fmt: skip
+    rows.sort(key=lambda r: (r[0], r[1]))
+    doc = [dict(zip(cols, r[2], strict=True)) for r in rows]
+    emit(View(doc, [Table("Devices (dense peaks; bf16 column shows fp16 where bf16 is absent)", cols, [r[2] for r in rows])]), fmt)
+
+
+@hardware_app.command("show")
+@guarded
+def hardware_show(device: Annotated[str, typer.Argument(help="Device id (see `aicap hardware list`).")], fmt: FormatOpt = Format.table) -> None:
+    """Show one device with every figure and its sources."""
+    from aicap.sizing.describe import describe_device
+
+    doc = describe_device(catalogue().device(device))
+    emit(View(doc, [_kv_table(f"Device {doc['id']}", doc)]), fmt)
+
+
+@instances_app.command("list")
+@guarded
+def instances_list(
+    fmt: FormatOpt = Format.table,
+    cloud: Annotated[str | None, typer.Option(help="Only this cloud: aws, gcp or azure.")] = None,
+    device: Annotated[str | None, typer.Option("--hardware", help="Only instances with this device id.")] = None,
+    region: Annotated[str | None, typer.Option(help="Only this region.")] = None,
+    max_price: Annotated[float | None, typer.Option(help="Only instances at or under this on-demand USD/hour.")] = None,
+) -> None:
+    """List instances by cloud, then by on-demand price per device-hour."""
+    from aicap.sizing.describe import describe_instance
+    from aicap.sizing.errors import InputError
+
+    cat = catalogue()
+    if cloud and cloud not in {"aws", "gcp", "azure"}:
+        raise InputError(f"--cloud '{cloud}': valid choices: aws, gcp, azure")
+    if device:
+        cat.device(device)
+    if max_price is not None and max_price <= 0:
+        raise InputError(f"--max-price {max_price}: must be positive")
+    docs = [
+        describe_instance(i)
+        for i in cat.instances.values()
+        if (not cloud or i.cloud == cloud) and (not device or i.device == device) and (not region or i.region == region)
+        and (max_price is None or i.price_usd_per_hour.on_demand <= max_price)
+    ]  # fmt: skip
+    docs.sort(key=lambda d: (d["cloud"], d["usd_per_device_hour"], d["name"]))
+    cols = ["cloud", "name", "device", "devices", "region", "usd_per_hour", "usd_per_device_hour", "spot", "reserved_1y", "price_date"]
+    rows = [[d["cloud"], d["name"], d["device"], d["devices"], d["region"], d["price_usd_per_hour"]["on_demand"], d["usd_per_device_hour"],
+             d["price_usd_per_hour"]["spot"], d["price_usd_per_hour"]["reserved_1y"], d["price_date"]] for d in docs]  # fmt: skip
+    emit(View(docs, [Table("Instances (USD/hour, list prices)", cols, rows)]), fmt)
+
+
+def _kv_table(title: str, doc: dict[str, object]) -> Table:
+    rows: list[list[object]] = []
+
+    def walk(prefix: str, value: object) -> None:
+        if isinstance(value, dict):
+            for k, v in value.items():
+                walk(f"{prefix}.{k}" if prefix else str(k), v)
+        elif isinstance(value, list):
+            rows.append([prefix, "; ".join(str(x) for x in value)])
+        else:
+            rows.append([prefix, value])
+
+    walk("", doc)
+    return Table(title, ["field", "value"], rows)

@@ -1,0 +1,129 @@
+"""``aicap estimate`` (one deployment) and ``aicap explain`` (its per-operator roofline)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from aicap.cli.render import Format, Table, View, emit
+from aicap.cli.state import catalogue, guarded
+
+FormatOpt = Annotated[Format, typer.Option("--format", "-f", help="Output format.")]
+ModelOpt = Annotated[str, typer.Option("--model", "-m", help="Model id, or a path to a Hugging Face config.json or model YAML.")]
+HardwareOpt = Annotated[str, typer.Option("--hardware", help="Device id (see `aicap hardware list`).")]
+DevicesOpt = Annotated[int | None, typer.Option("--devices", help="Total devices; default tp × pp. More than tp × pp runs replicas.")]
+TpOpt = Annotated[int | None, typer.Option("--tp", help="Tensor-parallel degree (default: the throughput-best layout).")]
+PpOpt = Annotated[int | None, typer.Option("--pp", help="Pipeline-parallel degree (default: the throughput-best layout).")]
+EpOpt = Annotated[int, typer.Option("--ep", help="Expert-parallel degree for MoE models (divides --tp).")]
+BatchOpt = Annotated[str, typer.Option("--batch", help="Concurrent requests per replica, or 'auto' (throughput-best that fits).")]
+InOpt = Annotated[int, typer.Option("--input-tokens", help="Prompt tokens per request (items' tokens for encoders).")]
+OutOpt = Annotated[int, typer.Option("--output-tokens", help="Generated tokens per request.")]
+WdtOpt = Annotated[str | None, typer.Option("--weights-dtype", help="fp32, bf16, fp16, fp8, int8 or int4 (default: model's native).")]
+KvOpt = Annotated[str | None, typer.Option("--kv-dtype", help="KV-cache dtype (default: follows the weights).")]
+TpotOpt = Annotated[float | None, typer.Option("--tpot-ms", help="Keep time per output token at or under this (with --batch auto).")]
+
+
+def build_request(model: str, hardware: str, devices: int | None, tp: int | None, pp: int | None, ep: int, batch: str,
+                  input_tokens: int, output_tokens: int, weights_dtype: str | None, kv_dtype: str | None,
+                  tpot_ms: float | None) -> Any:  # fmt: skip
+    """Turn options into an :class:`~aicap.sizing.estimate.EstimateRequest` (validating them)."""
+    from aicap.sizing.errors import InputError
+    from aicap.sizing.estimate import EstimateRequest
+
+    cat = catalogue()
+    if batch == "auto":
+        b = None
+    else:
+        try:
+            b = int(batch)
+        except ValueError:
+            raise InputError(f"--batch '{batch}': expected a positive integer or 'auto'") from None
+    if tpot_ms is not None and tpot_ms <= 0:
+        raise InputError(f"--tpot-ms {tpot_ms}: must be positive")
+    for name, value in (("--devices", devices), ("--tp", tp), ("--pp", pp), ("--ep", ep)):
+        if value is not None and value < 1:
+            raise InputError(f"{name} {value}: must be a positive integer")
+    dev = cat.device(hardware)
+    return EstimateRequest(model=cat.model(model), device=dev, efficiency=cat.efficiency_for(dev), runtime=cat.runtime_spec,
+                           devices=devices, tp=tp, pp=pp, ep=ep, batch=b, input_tokens=input_tokens,
+                           output_tokens=output_tokens, weights_dtype=weights_dtype, kv_dtype=kv_dtype, tpot_ms=tpot_ms)  # fmt: skip
+
+
+def _band(doc: dict[str, Any], key: str) -> str:
+    b = doc["error_band_pct"].get(key)
+    return f"±{b:.0f}%" if b is not None else ""
+
+
+def estimate_view(doc: dict[str, Any]) -> View:
+    """Tables for one estimate document."""
+    mem = doc["memory_gib"]
+    layout = f"{doc['devices']}× {doc['hardware']} = {doc['replicas']} replica(s) × TP{doc['tp']}·PP{doc['pp']}"
+    rows: list[list[Any]] = [
+        ["deployment", layout],
+        ["formats", f"weights {doc['weights_dtype']}, KV cache {doc['kv_dtype']}"],
+        ["batch per replica", doc["batch"]],
+        ["fits", "yes" if doc["fits"] else f"NO: {doc['advice']}"],
+        ["memory per device (GiB)", f"weights {mem['weights']:.1f} + KV {mem['kv_cache']:.1f} + activations {mem['activations']:.1f} "
+                                     f"+ overhead {mem['overhead']:.1f} = {mem['total']:.1f} of {mem['capacity']:.1f}"],
+        ["KV-cache tokens per replica", doc["kv_cache_tokens"]],
+        ["TTFT", f"{doc['ttft_s'] * 1e3:,.1f} ms {_band(doc, 'ttft')}"],
+    ]  # fmt: skip
+    if doc["tpot_s"] is not None:
+        rows.append(["TPOT", f"{doc['tpot_s'] * 1e3:,.2f} ms {_band(doc, 'tpot')}"])
+    rows += [
+        ["end-to-end", f"{doc['e2e_s']:,.3f} s"],
+        ["output tokens/s (all replicas)", f"{doc['throughput']['output_tokens_per_s']:,.0f} {_band(doc, 'throughput')}"],
+        ["requests/s (all replicas)", f"{doc['throughput']['requests_per_s']:,.2f} {_band(doc, 'throughput')}"],
+        ["bound", f"prefill: {doc['bound']['prefill']}, decode: {doc['bound']['decode'] or '-'}"],
+    ]
+    title = f"Estimate: {doc['model']} on {doc['hardware']} ({doc['input_tokens']} in / {doc['output_tokens']} out tokens)"
+    caption = "± = 90th-percentile error of this metric against published measurements (aicap validate)."
+    return View(doc, [Table(title, ["", "value"], rows, caption)])
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``estimate`` and ``explain`` to the root app."""
+
+    @app.command("estimate")
+    @guarded
+    def estimate_cmd(model: ModelOpt, hardware: HardwareOpt, devices: DevicesOpt = None, tp: TpOpt = None, pp: PpOpt = None,
+                     ep: EpOpt = 1, batch: BatchOpt = "auto", input_tokens: InOpt = 1024, output_tokens: OutOpt = 256,
+                     weights_dtype: WdtOpt = None, kv_dtype: KvOpt = None, tpot_ms: TpotOpt = None,
+                     fmt: FormatOpt = Format.table) -> None:  # fmt: skip
+        """Predict memory, TTFT, TPOT and throughput of one deployment."""
+        from aicap.sizing.estimate import estimate
+
+        req = build_request(model, hardware, devices, tp, pp, ep, batch, input_tokens, output_tokens, weights_dtype, kv_dtype, tpot_ms)
+        emit(estimate_view(estimate(req).to_dict()), fmt)
+
+    @app.command("explain")
+    @guarded
+    def explain_cmd(model: ModelOpt, hardware: HardwareOpt, devices: DevicesOpt = None, tp: TpOpt = None, pp: PpOpt = None,
+                    ep: EpOpt = 1, batch: BatchOpt = "auto", input_tokens: InOpt = 1024, output_tokens: OutOpt = 256,
+                    weights_dtype: WdtOpt = None, kv_dtype: KvOpt = None, tpot_ms: TpotOpt = None,
+                    phase: Annotated[str, typer.Option(help="prefill or decode.")] = "decode",
+                    plot: Annotated[Path | None, typer.Option("--plot", help="Write the roofline picture (.png or .svg).")] = None,
+                    fmt: FormatOpt = Format.table) -> None:  # fmt: skip
+        """Show FLOPs, bytes, intensity, time and bound of each operator group in one phase."""
+        from aicap.sizing import explain
+        from aicap.sizing.errors import InputError
+        from aicap.sizing.estimate import estimate
+
+        if phase not in explain.PHASES:
+            raise InputError(f"--phase '{phase}': valid choices: {', '.join(explain.PHASES)}")
+        if plot is not None and plot.suffix.lower() not in {".png", ".svg"}:
+            raise InputError(f"--plot {plot}: the file must end in .png or .svg")
+        req = build_request(model, hardware, devices, tp, pp, ep, batch, input_tokens, output_tokens, weights_dtype, kv_dtype, tpot_ms)
+        doc = explain.breakdown(estimate(req), phase)
+        if plot is not None:
+            explain.plot(doc, str(plot))
+        cols = ["operator", "gflops", "mbytes", "intensity_flop_per_byte", "time_ms", "share_pct", "bound"]
+        rows = [[r[c] for c in cols] for r in doc["operators"]]
+        roof = doc["roofline"]
+        title = (f"{doc['phase']} step of {doc['model']} on {doc['hardware']} (TP{doc['tp']}·PP{doc['pp']}, batch {doc['batch']}): "
+                 f"{doc['step_time_ms']:.3f} ms, {doc['bound']}-bound")  # fmt: skip
+        caption = (f"roofline after efficiency: {roof['peak_flops'] / 1e12:,.0f} TFLOP/s ({doc['compute_dtype']}), "
+                   f"{roof['bandwidth_bytes_per_s'] / 1e9:,.0f} GB/s, ridge {roof['ridge_flop_per_byte']} FLOP/B")  # fmt: skip
+        emit(View(doc, [Table(title, cols, rows, caption)]), fmt)

@@ -1,0 +1,83 @@
+"""``aicap validate`` (error table against measurements) and ``aicap calibrate`` (fit factors)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from aicap.cli.render import Format, Table, View, emit
+from aicap.cli.state import catalogue, guarded, info
+
+FormatOpt = Annotated[Format, typer.Option("--format", "-f", help="Output format.")]
+
+
+def _summary_rows(summary: dict[str, dict[str, float]]) -> list[list[Any]]:
+    return [[g, int(s["n"]), round(s["median"], 1), round(s["p90"], 1), round(s["max"], 1)] for g, s in summary.items()]
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``validate`` and ``calibrate`` to the root app."""
+
+    @app.command("validate")
+    @guarded
+    def validate_cmd(
+        cases: Annotated[Path | None, typer.Argument(help="Cases file (YAML or CSV); default: the public cases shipped with aicap.")] = None,
+        write_bands: Annotated[Path | None, typer.Option("--write-bands", help="Write the error bands (p90 per metric class) to this YAML file.")] = None,
+        fmt: FormatOpt = Format.table,
+    ) -> None:  # fmt: skip
+        """Score the performance model against measured cases: per-case error, then median/p90/max per kind and hardware."""
+        from aicap.sizing.accuracy import bands_document
+        from aicap.sizing.validation import load_cases, score
+
+        cat = catalogue()
+        report = score(load_cases(cases), cat)
+        rows = [[r.case_id, r.kind, r.metric, r.measured, None if r.predicted is None else round(r.predicted, 4),
+                 None if r.error_pct is None else round(r.error_pct, 1), r.note] for r in report.rows]  # fmt: skip
+        by_kind, by_hw, by_class = report.summary("kind"), report.summary("hardware"), report.summary("class")
+        doc = {
+            "schema_version": 1,
+            "cases_file": str(cases) if cases else "published_cases.yaml (built in)",
+            "catalogue_version": cat.version,
+            "rows": [dict(zip(["case", "kind", "metric", "measured", "predicted", "abs_error_pct", "note"], r, strict=True)) for r in rows],
+            "summary": {"by_kind": by_kind, "by_hardware": by_hw, "by_metric_class": by_class},
+        }
+        cols = ["group", "n", "median_%", "p90_%", "max_%"]
+        tables = [
+            Table("Predicted vs measured (absolute % error)", ["case", "kind", "metric", "measured", "predicted", "error_%", "note"], rows),
+            Table("Error by kind", cols, _summary_rows(by_kind)),
+            Table("Error by hardware", cols, _summary_rows(by_hw)),
+            Table("Error by metric class", cols, _summary_rows(by_class)),
+        ]
+        emit(View(doc, tables), fmt)
+        if write_bands is not None:
+            p90 = {k: v["p90"] for k, v in by_class.items() if k != "all"}
+            med = {k: v["median"] for k, v in by_class.items() if k != "all"}
+            write_bands.write_text(bands_document(p90, med, len(report.scored), cat.version), encoding="utf-8")
+            info(f"aicap: wrote error bands to {write_bands}")
+
+    @app.command("calibrate")
+    @guarded
+    def calibrate_cmd(
+        measurements: Annotated[Path, typer.Argument(help="Your benchmark results: a YAML or CSV file shaped like the cases file.")],
+        output: Annotated[Path, typer.Option("--output", "-o", help="Overlay file to write (use it with --catalog).")] = Path("aicap-efficiency.yaml"),
+        fmt: FormatOpt = Format.table,
+    ) -> None:  # fmt: skip
+        """Fit efficiency factors per device family to measurements and write a catalogue overlay."""
+        from aicap.sizing.calibration import calibrate, overlay_yaml
+        from aicap.sizing.errors import InputError
+        from aicap.sizing.validation import load_cases
+
+        cat = catalogue()
+        fits = calibrate(load_cases(measurements), cat, measurements.name)
+        if not fits:
+            raise InputError(f"{measurements}: no case names a device in the catalogue; nothing to fit")
+        from aicap.sizing.atomic import write_atomic
+
+        write_atomic(output, overlay_yaml(fits))
+        info(f"aicap: wrote {output}; use it with --catalog {output}")
+        cols = ["family", "metrics", "compute", "compute_fp8", "memory", "step_overhead_ms", "median_err_before_%", "median_err_after_%"]
+        rows = [[f.family, f.metrics, f.after.compute, f.after.compute_fp8, f.after.memory, f.after.step_overhead_ms,
+                 round(f.median_error_before_pct, 1), round(f.median_error_after_pct, 1)] for f in fits]  # fmt: skip
+        emit(View([dict(zip(cols, r, strict=True)) for r in rows], [Table("Fitted efficiency factors", cols, rows)]), fmt)

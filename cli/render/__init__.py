@@ -1,0 +1,142 @@
+"""Renderers: one per output format, all fed the same :class:`View` of a result.
+
+JSON and YAML print ``View.document`` (never through Rich markup); table, CSV and Markdown print
+``View.tables``. Rich is imported here and nowhere else in aicap.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any
+
+
+class Format(str, Enum):
+    """Output formats every result command accepts."""
+
+    table = "table"
+    json = "json"
+    yaml = "yaml"
+    csv = "csv"
+    markdown = "markdown"
+
+
+@dataclass
+class Table:
+    """A titled table: column names and rows of plain values (str/int/float/None)."""
+
+    title: str
+    columns: Sequence[str]
+    rows: Sequence[Sequence[Any]]
+    caption: str | None = None
+
+
+@dataclass
+class View:
+    """What a command shows: the machine document and its human tables."""
+
+    document: Any
+    tables: list[Table] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+
+def cell(value: Any) -> str:
+    """Format one table cell: thousands separators, 3 significant decimals, blanks for None."""
+    if value is None:
+        return "–"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, int):
+        return f"{value:,}"
+    if isinstance(value, float):
+        if value == 0:
+            return "0"
+        if abs(value) >= 100:
+            return f"{value:,.0f}"
+        if abs(value) >= 1:
+            return f"{value:,.2f}"
+        return f"{value:.3g}"
+    return str(value)
+
+
+def to_json(document: Any) -> str:
+    """Deterministic JSON: fixed key order as built, 2-space indent, trailing newline."""
+    return json.dumps(document, indent=2, ensure_ascii=False, allow_nan=False) + "\n"
+
+
+def to_yaml(document: Any) -> str:
+    """YAML with keys in the order they were built."""
+    import yaml
+
+    return str(yaml.safe_dump(document, sort_keys=False, allow_unicode=True, width=100))
+
+
+def to_csv(view: View) -> str:
+    """The first (primary) table as CSV with raw values."""
+    out = io.StringIO()
+    if not view.tables:
+        return ""
+    t = view.tables[0]
+    w = csv.writer(out, lineterminator="\n")
+    w.writerow(t.columns)
+    for row in t.rows:
+        w.writerow(["" if v is None else v for v in row])
+    return out.getvalue()
+
+
+def to_markdown(view: View) -> str:
+    """Every table as a GitHub-flavoured Markdown table under a heading."""
+    parts: list[str] = []
+    for t in view.tables:
+        parts.append(f"### {t.title}\n")
+        parts.append("| " + " | ".join(t.columns) + " |")
+        parts.append("|" + "|".join("---" for _ in t.columns) + "|")
+        for row in t.rows:
+            parts.append("| " + " | ".join(cell(v).replace("|", "\\|") for v in row) + " |")
+        if t.caption:
+            parts.append(f"\n{t.caption}")
+        parts.append("")
+    parts.extend(f"> {n}" for n in view.notes)
+    return "\n".join(parts).rstrip() + "\n"
+
+
+def to_table(view: View, width: int | None = None, file: Any = None) -> None:
+    """Render the tables with Rich (colour only on a terminal and when NO_COLOR is unset)."""
+    from rich.console import Console
+    from rich.table import Table as RichTable
+
+    target = file if file is not None else sys.stdout
+    is_tty = hasattr(target, "isatty") and target.isatty()
+    console = Console(file=target, width=width or (None if is_tty else 140), color_system="auto" if is_tty else None,
+                      highlight=False, soft_wrap=False)  # fmt: skip
+    for t in view.tables:
+        rt = RichTable(title=t.title, caption=t.caption, title_justify="left", caption_justify="left")
+        for i, col in enumerate(t.columns):
+            numeric = any(isinstance(r[i], int | float) and not isinstance(r[i], bool) for r in t.rows)
+            rt.add_column(col, justify="right" if numeric else "left", overflow="fold")
+        for row in t.rows:
+            rt.add_row(*(cell(v) for v in row))
+        console.print(rt)
+    for n in view.notes:
+        console.print(n, markup=False)
+
+
+RENDERERS: dict[Format, Callable[[View], str | None]] = {
+    Format.json: lambda v: to_json(v.document),
+    Format.yaml: lambda v: to_yaml(v.document),
+    Format.csv: to_csv,
+    Format.markdown: to_markdown,
+    Format.table: lambda v: to_table(v),
+}
+
+
+def emit(view: View, fmt: Format) -> None:
+    """Write a view to stdout in ``fmt``."""
+    text = RENDERERS[fmt](view)
+    if text is not None:
+        sys.stdout.write(text)

@@ -1,0 +1,188 @@
+"""Load and validate the built-in catalogues plus user overlays.
+
+Every ``*.yaml`` file under ``hardware_db/data`` (package data, read with ``importlib.resources``)
+and under each overlay directory (``--catalog DIR`` or ``AICAP_CATALOG``) may hold any of the
+sections ``models``, ``devices``, ``instances``, ``efficiency`` (lists) and ``runtime`` (a
+mapping). Overlay entries replace built-in entries with the same id; each replacement is recorded
+in :attr:`Catalogue.overrides` so verbose output can report it. Loading is lazy and cached.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass, field
+from functools import lru_cache
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from pydantic import TypeAdapter
+
+from aicap.sizing.documents import load_yaml, validate, validate_model
+from aicap.sizing.errors import InputError, UnknownIdError
+from aicap.sizing.specs import DeviceSpec, EfficiencySpec, InstanceSpec, ModelSpec
+from aicap.sizing.specs.efficiency import RuntimeSpec
+
+SECTIONS = ("models", "devices", "instances", "efficiency", "runtime")
+_MODEL = TypeAdapter(ModelSpec)
+
+
+@dataclass
+class Catalogue:
+    """All catalogue entries by id, after overlays."""
+
+    models: dict[str, Any] = field(default_factory=dict)
+    devices: dict[str, DeviceSpec] = field(default_factory=dict)
+    instances: dict[str, InstanceSpec] = field(default_factory=dict)
+    efficiency: dict[str, EfficiencySpec] = field(default_factory=dict)
+    runtime: RuntimeSpec | None = None
+    overrides: list[str] = field(default_factory=list)
+    origin: dict[str, str] = field(default_factory=dict)
+    version: str = ""
+
+    def model(self, ref: str) -> Any:
+        """Return a model spec by catalogue id, or read one from a ``config.json`` / YAML path."""
+        if ref in self.models:
+            return self.models[ref]
+        if ref.endswith((".json", ".yaml", ".yml")) or os.sep in ref:
+            from aicap.sizing.hf_config import load_model_file
+
+            return load_model_file(Path(ref))
+        raise UnknownIdError("model", ref, sorted(self.models))
+
+    def device(self, ref: str) -> DeviceSpec:
+        """Return a device spec by id."""
+        try:
+            return self.devices[ref]
+        except KeyError:
+            raise UnknownIdError("hardware", ref, sorted(self.devices)) from None
+
+    def instance(self, ref: str) -> InstanceSpec:
+        """Return an instance spec by name."""
+        try:
+            return self.instances[ref]
+        except KeyError:
+            raise UnknownIdError("instance", ref, sorted(self.instances)) from None
+
+    def efficiency_for(self, device: DeviceSpec) -> EfficiencySpec:
+        """Return the efficiency factors of a device's family."""
+        try:
+            return self.efficiency[device.family]
+        except KeyError:
+            raise InputError(
+                f"device '{device.id}': no efficiency factors for family '{device.family}'; "
+                f"known families: {', '.join(sorted(self.efficiency))}"
+            ) from None
+
+    @property
+    def runtime_spec(self) -> RuntimeSpec:
+        """The runtime conventions (always present after loading)."""
+        assert self.runtime is not None
+        return self.runtime
+
+    @property
+    def price_dates(self) -> tuple[str, str]:
+        """Oldest and newest instance price dates (ISO)."""
+        dates = sorted(i.price_date.isoformat() for i in self.instances.values())
+        return (dates[0], dates[-1]) if dates else ("", "")
+
+
+def catalogue_dirs_from_env() -> list[Path]:
+    """Overlay directories named by ``AICAP_CATALOG`` (``os.pathsep``-separated)."""
+    raw = os.environ.get("AICAP_CATALOG", "")
+    return [Path(p) for p in raw.split(os.pathsep) if p]
+
+
+def load_catalogue(overlays: tuple[Path, ...] = ()) -> Catalogue:
+    """Load built-in catalogues and ``overlays`` (directories or files), cached per argument."""
+    return _load(tuple(Path(p).resolve() for p in overlays))
+
+
+@lru_cache(maxsize=8)
+def _load(overlays: tuple[Path, ...]) -> Catalogue:
+    cat = Catalogue()
+    digest = hashlib.sha256()
+    for where, text in _builtin_files():
+        digest.update(text.encode())
+        _merge(cat, where, text, overlay=False)
+    for base in overlays:
+        for path in _overlay_files(base):
+            text = path.read_text(encoding="utf-8")
+            digest.update(text.encode())
+            _merge(cat, str(path), text, overlay=True)
+    if cat.runtime is None:
+        raise InputError("catalogue has no 'runtime' section")
+    for inst in cat.instances.values():
+        if inst.device not in cat.devices:
+            raise InputError(
+                f"{cat.origin['instance:' + inst.name]}: instances.{inst.name}.device: unknown device "
+                f"'{inst.device}'; known devices: {', '.join(sorted(cat.devices))}"
+            )
+    cat.version = digest.hexdigest()[:12]
+    return cat
+
+
+def _builtin_files() -> list[tuple[str, str]]:
+    root = resources.files("aicap.hardware_db").joinpath("data")
+    out: list[tuple[str, str]] = []
+
+    def walk(node: Any, rel: str) -> None:
+        for child in sorted(node.iterdir(), key=lambda c: c.name):
+            name = f"{rel}/{child.name}" if rel else child.name
+            if child.is_dir():
+                walk(child, name)
+            elif child.name.endswith((".yaml", ".yml")):
+                out.append((f"hardware_db/data/{name}", child.read_text(encoding="utf-8")))
+
+    walk(root, "")
+    return out
+
+
+def _overlay_files(base: Path) -> list[Path]:
+    if base.is_file():
+        return [base]
+    if not base.is_dir():
+        raise InputError(f"--catalog {base}: no such directory or file")
+    return sorted(p for p in base.rglob("*") if p.suffix in {".yaml", ".yml"} and p.is_file())
+
+
+def _merge(cat: Catalogue, where: str, text: str, *, overlay: bool) -> None:
+    doc = load_yaml(Path(where), text)
+    if doc is None:
+        return
+    if not isinstance(doc, dict):
+        raise InputError(f"{where}:1: catalogue file must be a mapping with sections {', '.join(SECTIONS)}")
+    unknown = set(doc) - {*SECTIONS, "schema_version"}
+    if unknown:
+        raise InputError(f"{where}: unknown section '{sorted(unknown)[0]}'; valid sections: {', '.join(SECTIONS)}")
+    if "runtime" in doc:
+        cat.runtime = validate_model(RuntimeSpec, doc["runtime"], where, text, ("runtime",))
+    for section in ("models", "devices", "instances", "efficiency"):
+        items = doc.get(section) or []
+        if not isinstance(items, list):
+            raise InputError(f"{where}: '{section}' must be a list")
+        for i, item in enumerate(items):
+            prefix = (section, i)
+            if section == "models":
+                spec: Any = validate(_MODEL, item, where, text, prefix)
+                _put(cat, cat.models, spec.id, spec, "model", where, overlay)
+            elif section == "devices":
+                dev = validate_model(DeviceSpec, item, where, text, prefix)
+                _put(cat, cat.devices, dev.id, dev, "device", where, overlay)
+            elif section == "instances":
+                inst = validate_model(InstanceSpec, item, where, text, prefix)
+                _put(cat, cat.instances, inst.name, inst, "instance", where, overlay)
+            else:
+                eff = validate_model(EfficiencySpec, item, where, text, prefix)
+                _put(cat, cat.efficiency, eff.family, eff, "efficiency", where, overlay)
+
+
+def _put(cat: Catalogue, table: dict[str, Any], key: str, value: Any, what: str, where: str, overlay: bool) -> None:
+    tag = f"{what}:{key}"
+    if key in table:
+        if not overlay:
+            raise InputError(f"{where}: duplicate {what} id '{key}' (also in {cat.origin[tag]})")
+        cat.overrides.append(f"{what} '{key}' from {cat.origin[tag]} overridden by {where}")
+    table[key] = value
+    cat.origin[tag] = where

@@ -1,0 +1,91 @@
+"""Fitting efficiency factors to measurements (``aicap calibrate``).
+
+For each device family with measurements, three factors are fitted, the ones a roofline cannot know
+from a datasheet: the compute efficiency ``η_c`` (and ``η_c,fp8`` when fp8 cases exist), the memory
+efficiency ``η_m`` and the fixed per-step overhead ``t_0``. The loss is the mean of
+``ρ(ln(pred/meas))`` over every scored metric of the family, with ``ρ(x) = 2(√(1 + (x/0.1)²) − 1)``
+(soft-L1, so one odd case does not drag the fit). Bounds keep the factors physical:
+``0.2 ≤ η ≤ 0.98``, ``0 ≤ t_0 ≤ 30 ms``. Optimiser: Nelder-Mead on the clipped parameters.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from aicap.sizing.specs import EfficiencySpec
+from aicap.sizing.validation import score
+
+_BOUNDS = {"compute": (0.2, 0.98), "compute_fp8": (0.2, 0.98), "memory": (0.2, 0.98), "step_overhead_ms": (0.0, 30.0)}
+
+
+@dataclass(frozen=True)
+class FamilyFit:
+    """Fitted factors of one family and the fit's quality."""
+
+    family: str
+    before: EfficiencySpec
+    after: EfficiencySpec
+    metrics: int
+    median_error_before_pct: float
+    median_error_after_pct: float
+
+
+def _loss(report: Any) -> float:
+    errs = [np.log(r.predicted / r.measured) for r in report.scored if r.predicted and r.predicted > 0]
+    if not errs:
+        return 1e9
+    x = np.asarray(errs) / 0.1
+    return float(np.mean(2.0 * (np.sqrt(1.0 + x * x) - 1.0)))
+
+
+def _median(report: Any) -> float:
+    e = [r.error_pct for r in report.scored]
+    return float(np.median(e)) if e else float("nan")
+
+
+def fit_family(family: str, cases: list[dict[str, Any]], cat: Any, label: str) -> FamilyFit | None:
+    """Fit one family's factors on the cases whose device belongs to it; ``None`` if it has none."""
+    from scipy.optimize import minimize
+
+    mine = [c for c in cases if c.get("hardware") in cat.devices and cat.devices[c["hardware"]].family == family]
+    mine = [c for c in mine if c.get("comparable", True) is not False]
+    if not mine or family not in cat.efficiency:
+        return None
+    base = cat.efficiency[family]
+    names = ["compute", "memory", "step_overhead_ms"]
+    if any(c.get("weights_dtype") == "fp8" for c in mine):
+        names.append("compute_fp8")
+    x0 = np.array([getattr(base, n) if getattr(base, n) is not None else base.compute for n in names], dtype=float)
+
+    def spec(x: np.ndarray) -> EfficiencySpec:
+        vals = {n: float(np.clip(v, *_BOUNDS[n])) for n, v in zip(names, x, strict=True)}
+        return base.model_copy(update=vals)
+
+    def loss(x: np.ndarray) -> float:
+        return _loss(score(mine, cat, {family: spec(x)}))
+
+    res = minimize(loss, x0, method="Nelder-Mead", options={"xatol": 1e-3, "fatol": 1e-5, "maxiter": 400})
+    fitted = spec(res.x)
+    rounded = {n: round(float(getattr(fitted, n)), 3) for n in names}
+    after = fitted.model_copy(update={**rounded, "source": f"fitted by aicap calibrate on {label}: "
+                                      f"{sum(len(c['metrics']) for c in mine)} metrics of {len(mine)} cases, {dt.date.today().isoformat()}"})  # fmt: skip
+    before_r, after_r = score(mine, cat), score(mine, cat, {family: after})
+    return FamilyFit(family, base, after, len(after_r.scored), _median(before_r), _median(after_r))
+
+
+def calibrate(cases: list[dict[str, Any]], cat: Any, label: str) -> list[FamilyFit]:
+    """Fit every family that has measurements in ``cases``."""
+    families = sorted({cat.devices[c["hardware"]].family for c in cases if c.get("hardware") in cat.devices})
+    return [f for f in (fit_family(fam, cases, cat, label) for fam in families) if f is not None]
+
+
+def overlay_yaml(fits: list[FamilyFit]) -> str:
+    """A catalogue overlay file with the fitted factors (``--catalog`` picks it up)."""
+    import yaml
+
+    doc = {"schema_version": 1, "efficiency": [f.after.model_dump(exclude_defaults=False) for f in fits]}
+    return "# Efficiency overlay written by `aicap calibrate`; use with --catalog or AICAP_CATALOG.\n" + yaml.safe_dump(doc, sort_keys=False)

@@ -1,0 +1,87 @@
+"""Plain, JSON-ready descriptions of catalogue entries with their derived quantities.
+
+These are what ``aicap models|hardware|instances`` print; keeping them in the library lets a Python
+user get the same numbers (``describe_model(cat.model("llama-3.1-70b"))``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aicap.sizing.dtypes import BYTES_PER_ELEMENT
+from aicap.sizing.params import inventory, kv_cache_bytes_per_token
+from aicap.sizing.specs import DeviceSpec, InstanceSpec
+
+
+def attention_kind(model: Any) -> str:
+    """Name the attention variant: MHA, GQA, MQA or MLA (with sliding window when present)."""
+    if model.kind == "generic":
+        return "-"
+    if getattr(model, "mla", None) is not None:
+        kind = "MLA"
+    elif model.kv_heads == model.num_heads:
+        kind = "MHA"
+    elif model.kv_heads == 1:
+        kind = "MQA"
+    else:
+        kind = "GQA"
+    if getattr(model, "sliding_window", None):
+        kind += f"+SWA{model.sliding_window}" + ("/global" if model.global_every else "")
+    return kind
+
+
+def params(model: Any) -> tuple[float, float]:
+    """Derived (total, active) parameter counts; generic models report their published count."""
+    if model.kind == "generic":
+        return float(model.published_params), float(model.published_params)
+    inv = inventory(model)
+    return inv.total, inv.active
+
+
+def describe_model(model: Any) -> dict[str, Any]:
+    """Architecture, derived parameter counts and KV-cache bytes per token of a model."""
+    total, active = params(model)
+    out: dict[str, Any] = {"id": model.id, "name": model.name, "kind": model.kind, "family": model.family}
+    out["params"] = {
+        "derived": round(total),
+        "derived_active": round(active),
+        "published": model.published_params,
+        "published_active": getattr(model, "published_active_params", None),
+        "derived_vs_published_pct": None if not model.published_params else round(100 * (total / model.published_params - 1), 3),
+    }
+    if model.kind == "generic":
+        out.update(flops_per_item=model.flops_per_item, item=model.item, native_dtype=model.native_dtype)
+    else:
+        arch = model.model_dump(exclude={"id", "name", "kind", "family", "source", "published_params", "published_params_source",
+                                         "published_active_params", "notes", "checkpoint_bytes"}, exclude_none=True)  # fmt: skip
+        arch["head_dim"] = model.head_size
+        arch["num_kv_heads"] = model.kv_heads
+        out["attention"] = attention_kind(model)
+        out["architecture"] = arch
+        out["native_dtype"] = model.native_dtype
+        if model.kind == "decoder":
+            out["kv_cache_bytes_per_token"] = int(kv_cache_bytes_per_token(model, BYTES_PER_ELEMENT[model.native_dtype]))
+    out["weights_gib_native"] = round(total * BYTES_PER_ELEMENT[model.native_dtype] / 2**30, 3)
+    if getattr(model, "checkpoint_bytes", None):
+        out["checkpoint_bytes"] = int(model.checkpoint_bytes)
+    out["source"] = model.source
+    out["published_params_source"] = model.published_params_source
+    if model.notes:
+        out["notes"] = model.notes
+    return out
+
+
+def describe_device(device: DeviceSpec) -> dict[str, Any]:
+    """Datasheet facts of a device plus its ridge point (FLOP/B at the 16-bit peak)."""
+    out = device.model_dump(mode="json")
+    peak16 = device.peak_tflops.get("bf16") or device.peak_tflops.get("fp16") or device.peak_tflops.get("fp32", 0.0)
+    out["memory_bw_tbps"] = round(device.memory_bw_gbps / 1000, 3)
+    out["ridge_flop_per_byte"] = round(peak16 * 1e12 / (device.memory_bw_gbps * 1e9), 1)
+    return out
+
+
+def describe_instance(inst: InstanceSpec) -> dict[str, Any]:
+    """An instance with its per-device on-demand price."""
+    out = inst.model_dump(mode="json")
+    out["usd_per_device_hour"] = round(inst.price_usd_per_hour.on_demand / inst.devices, 4)
+    return out

@@ -1,0 +1,56 @@
+"""Numeric formats: their storage size and the compute path they use.
+
+Bytes per element are definitions of the formats, not measurements, so they live here rather than
+in the catalogue. Quantisation group overheads (scales, zero points) are runtime conventions and
+come from ``hardware_db/data/runtime.yaml``.
+"""
+
+from __future__ import annotations
+
+from typing import Literal, get_args
+
+Dtype = Literal["fp32", "tf32", "bf16", "fp16", "fp8", "int8", "int4"]
+"""A numeric format name as it appears in catalogues, cases and options."""
+
+DTYPES: tuple[str, ...] = get_args(Dtype)
+
+#: Storage bytes per element, before any quantisation scale overhead.
+BYTES_PER_ELEMENT: dict[str, float] = {
+    "fp32": 4.0,
+    "tf32": 4.0,
+    "bf16": 2.0,
+    "fp16": 2.0,
+    "fp8": 1.0,
+    "int8": 1.0,
+    "int4": 0.5,
+}
+
+WEIGHT_DTYPES: tuple[str, ...] = ("fp32", "bf16", "fp16", "fp8", "int8", "int4")
+KV_DTYPES: tuple[str, ...] = ("fp32", "bf16", "fp16", "fp8", "int8")
+
+
+def compute_dtype(weights_dtype: str, peaks: dict[str, float]) -> str:
+    """Return the dtype whose tensor-core peak bounds the matrix multiplies.
+
+    fp8 weights run fp8 GEMMs (weights and activations in fp8, as TensorRT-LLM's fp8 mode does).
+    int8 and int4 are weight-only: weights are de-quantised and multiplied in 16-bit, the way
+    gpt-fast, llama.cpp-style and AWQ/GPTQ kernels run. A device without the preferred format
+    falls back to bf16, then fp16, then fp32.
+
+    Parameters
+    ----------
+    weights_dtype
+        Storage format of the weights.
+    peaks
+        The device's dense peaks, keyed by dtype (TFLOP/s).
+
+    Returns
+    -------
+    str
+        A key of ``peaks``.
+    """
+    preferred = {"fp8": ["fp8", "bf16", "fp16", "fp32"], "fp32": ["fp32"], "fp16": ["fp16", "bf16", "fp32"]}
+    for name in preferred.get(weights_dtype, ["bf16", "fp16", "fp32"]):
+        if name in peaks:
+            return name
+    return next(iter(peaks))

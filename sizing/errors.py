@@ -1,0 +1,62 @@
+"""The one error hierarchy of aicap.
+
+Library code raises these; the CLI turns each into one line on stderr and the exit code it carries,
+in exactly one place (``aicap.cli.app.main``). Nothing else in aicap decides an exit code.
+"""
+
+from __future__ import annotations
+
+from enum import IntEnum
+
+
+class ExitCode(IntEnum):
+    """Documented exit statuses of the ``aicap`` command."""
+
+    OK = 0
+    POLICY_BREACH = 1
+    INPUT_ERROR = 2
+    INFEASIBLE = 3
+
+
+class AicapError(Exception):
+    """Base of every error aicap reports to a person.
+
+    The message is a single line that names the offending value, where it came from and, where
+    there is a closed set, the valid choices.
+    """
+
+    exit_code: ExitCode = ExitCode.INPUT_ERROR
+
+
+class InputError(AicapError):
+    """A user input (option, file, document field) is malformed or out of range."""
+
+
+class UnknownIdError(InputError):
+    """An id (model, device, instance) is not in the loaded catalogues."""
+
+    def __init__(self, what: str, value: str, choices: list[str]) -> None:
+        close = _close_matches(value, choices)
+        hint = f"did you mean {', '.join(close)}? " if close else ""
+        shown = ", ".join(choices[:40]) + (", …" if len(choices) > 40 else "")
+        super().__init__(f"unknown {what} '{value}': {hint}valid {what}s: {shown}")
+        self.value = value
+        self.choices = choices
+
+
+class InfeasibleError(AicapError):
+    """No deployment satisfies the constraints; the message says which constraint binds."""
+
+    exit_code = ExitCode.INFEASIBLE
+
+
+class PolicyBreachError(AicapError):
+    """A policy or budget limit marked ``fail`` was breached."""
+
+    exit_code = ExitCode.POLICY_BREACH
+
+
+def _close_matches(value: str, choices: list[str]) -> list[str]:
+    import difflib
+
+    return difflib.get_close_matches(value, choices, n=3, cutoff=0.6)

@@ -1,0 +1,202 @@
+"""Evaluate one deployment: ``aicap estimate`` as a library call.
+
+:func:`estimate` resolves the layout (given, or the throughput-best one for the devices), the batch
+(given, or ``auto``), and returns memory, latency, throughput and what bounds each phase, with the
+error band implied by validation against published measurements.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from aicap.sizing import memory
+from aicap.sizing.accuracy import error_bands
+from aicap.sizing.errors import InfeasibleError, InputError
+from aicap.sizing.layout import Deployment, valid_tp
+from aicap.sizing.serving import ServingMetrics, auto_batch, serve
+
+SCHEMA_VERSION = 1
+GIB = 2**30
+
+
+@dataclass(frozen=True)
+class EstimateRequest:
+    """Inputs of one estimate. ``batch=None`` means auto; ``tp``/``pp`` ``None`` means search."""
+
+    model: Any
+    device: Any
+    efficiency: Any
+    runtime: Any
+    devices: int | None = None
+    tp: int | None = None
+    pp: int | None = None
+    ep: int = 1
+    batch: int | None = None
+    input_tokens: int = 1024
+    output_tokens: int = 256
+    weights_dtype: str | None = None
+    kv_dtype: str | None = None
+    tpot_ms: float | None = None
+
+
+@dataclass
+class EstimateResult:
+    """One evaluated deployment (whole-deployment throughput; per-device memory)."""
+
+    request: EstimateRequest
+    deployment: Deployment
+    replicas: int
+    batch: int
+    metrics: ServingMetrics
+    mem: dict[str, float]
+    kv_cache_tokens: int
+    fits: bool
+    advice: str | None
+    bands: dict[str, float] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready document (keys fixed by the CLI contract; floats rounded for stability)."""
+        d, m, r = self.deployment, self.metrics, self.replicas
+        dec = self.deployment.model.kind == "decoder"
+        return {
+            "schema_version": SCHEMA_VERSION,
+            "model": d.model.id,
+            "hardware": d.device.id,
+            "devices": d.devices * r,
+            "tp": d.tp,
+            "pp": d.pp,
+            "ep": d.ep,
+            "replicas": r,
+            "batch": self.batch,
+            "weights_dtype": d.weights_dtype,
+            "kv_dtype": d.kv_dtype,
+            "input_tokens": self.request.input_tokens,
+            "output_tokens": self.request.output_tokens if dec else 0,
+            "fits": self.fits,
+            "advice": self.advice,
+            "memory_gib": {k: _r(v) for k, v in self.mem.items()},
+            "kv_cache_tokens": self.kv_cache_tokens,
+            "ttft_s": _r(float(m.ttft_s)),
+            "tpot_s": _r(float(m.tpot_s)) if dec else None,
+            "e2e_s": _r(float(m.e2e_s)),
+            "throughput": {
+                "output_tokens_per_s": _r(float(m.output_tokens_per_s) * r),
+                "total_tokens_per_s": _r(float(m.total_tokens_per_s) * r),
+                "requests_per_s": _r(float(m.requests_per_s) * r),
+            },
+            "bound": {"prefill": str(m.prefill.bound()), "decode": str(m.decode.bound()) if dec else None},
+            "error_band_pct": self.bands,
+        }
+
+
+def _r(x: float) -> float:
+    """Round to 4 significant digits so JSON is stable across platforms."""
+    return float(f"{x:.4g}") if np.isfinite(x) else 0.0
+
+
+def _defaults(req: EstimateRequest) -> tuple[str, str]:
+    native = req.model.native_dtype
+    wdt = req.weights_dtype or ("bf16" if native == "fp32" and req.device.kind != "cpu" else native)
+    if wdt in {"bf16", "fp16"} and wdt not in req.device.peak_tflops and "fp16" in req.device.peak_tflops:
+        wdt = "fp16"
+    kvdt = req.kv_dtype or ("fp8" if wdt == "fp8" else ("bf16" if wdt in {"int8", "int4", "fp32"} else wdt))
+    if kvdt == "bf16" and "bf16" not in req.device.peak_tflops:
+        kvdt = "fp16"
+    return wdt, kvdt
+
+
+def candidate_layouts(req: EstimateRequest, devices: int) -> list[tuple[int, int]]:
+    """(tp, pp) pairs that use at most ``devices`` devices; tp stays inside the fast-link domain."""
+    model = req.model
+    domain = req.device.interconnect.domain_size
+    heads = getattr(model, "num_heads", 1)
+    layers = getattr(model, "num_layers", 1)
+    tps = [req.tp] if req.tp else [t for t in valid_tp(heads, min(devices, domain))]
+    out = []
+    for tp in tps:
+        pps = [req.pp] if req.pp else [p for p in range(1, devices // tp + 1) if p <= layers]
+        out.extend((tp, pp) for pp in pps if tp * pp <= devices)
+    return out
+
+
+def estimate(req: EstimateRequest) -> EstimateResult:
+    """Evaluate one deployment; search the layout when ``tp``/``pp`` are not given.
+
+    Raises
+    ------
+    InputError
+        For invalid degrees, lengths or dtypes.
+    InfeasibleError
+        When no layout within ``devices`` fits the model (the message gives the numbers).
+    """
+    if req.input_tokens < 1 or req.output_tokens < 0:
+        raise InputError(f"--input-tokens {req.input_tokens} / --output-tokens {req.output_tokens}: lengths must be positive")
+    if req.batch is not None and req.batch < 1:
+        raise InputError(f"--batch {req.batch}: must be a positive integer or 'auto'")
+    wdt, kvdt = _defaults(req)
+    devices = req.devices or (req.tp or 1) * (req.pp or 1)
+    if devices < 1:
+        raise InputError(f"--devices {devices}: must be a positive integer")
+    if req.tp and req.pp and req.tp * req.pp > devices:
+        raise InputError(f"--tp {req.tp} × --pp {req.pp} needs {req.tp * req.pp} devices but --devices is {devices}")
+    ctx = req.input_tokens + req.output_tokens
+    if hasattr(req.model, "max_context") and ctx > req.model.max_context:
+        raise InputError(f"input + output = {ctx} tokens exceeds {req.model.id}'s max context of {req.model.max_context}")
+    best: EstimateResult | None = None
+    for tp, pp in candidate_layouts(req, devices):
+        dep = Deployment(req.model, req.device, req.efficiency, req.runtime, tp, pp, req.ep, wdt, kvdt)
+        dep.check()
+        res = _evaluate(dep, req, devices // (tp * pp))
+        if best is None or _better(res, best):
+            best = res
+    if best is None:
+        raise InputError(f"no tensor-parallel degree of {req.model.id} fits {devices} device(s) of {req.device.id}")
+    best.bands = error_bands()
+    return best
+
+
+def _better(a: EstimateResult, b: EstimateResult) -> bool:
+    if a.fits != b.fits:
+        return a.fits
+    ta = float(a.metrics.output_tokens_per_s if a.deployment.model.kind == "decoder" else a.metrics.requests_per_s) * a.replicas
+    tb = float(b.metrics.output_tokens_per_s if b.deployment.model.kind == "decoder" else b.metrics.requests_per_s) * b.replicas
+    if not a.fits:  # neither fits: prefer the one closest to fitting
+        return a.mem["total"] / a.mem["capacity"] < b.mem["total"] / b.mem["capacity"]
+    return ta > tb * (1 + 1e-9) or (abs(ta - tb) <= tb * 1e-9 and a.deployment.devices < b.deployment.devices)
+
+
+def _evaluate(dep: Deployment, req: EstimateRequest, replicas: int) -> EstimateResult:
+    i, o = req.input_tokens, req.output_tokens
+    tpot = None if req.tpot_ms is None else req.tpot_ms / 1000.0
+    batch = req.batch or auto_batch(dep, i, o, dep.tp, dep.pp, dep.ep, tpot) or 1
+    metrics = serve(dep, batch, i, o)
+    if dep.model.kind == "generic":
+        w = memory.weight_bytes_generic(dep) / dep.tp
+        act = (dep.model.activation_bytes_per_item or 0.0) * batch
+        ovh = float(memory.overhead_bytes(dep, dep.tp, dep.pp))
+        mem = {"weights": w / GIB, "kv_cache": 0.0, "activations": act / GIB, "overhead": ovh / GIB}
+        kv_tokens = 0
+    else:
+        mb = memory.breakdown(dep, dep.tp, dep.pp, batch, i, i + o)
+        mem = {"weights": float(mb.weights) / GIB, "kv_cache": float(mb.kv_cache) / GIB,
+               "activations": float(mb.activations) / GIB, "overhead": float(mb.overhead) / GIB}  # fmt: skip
+        kv_tokens = int(memory.kv_cache_tokens(dep, dep.tp, dep.pp)) if dep.model.kind == "decoder" else 0
+    mem["total"] = sum(mem.values())
+    mem["capacity"] = memory.capacity_bytes(dep) / GIB
+    fits = mem["total"] <= mem["capacity"]
+    return EstimateResult(req, dep, max(replicas, 1), int(batch), metrics, mem, kv_tokens, fits, None if fits else advise(dep, mem))
+
+
+def advise(dep: Deployment, mem: dict[str, float]) -> str:
+    """Say in numbers why a deployment does not fit and what would help."""
+    cap = mem["capacity"]
+    if mem["weights"] + mem["overhead"] + mem["activations"] > cap:
+        hints = [f"TP={dep.tp * 2}"] if dep.tp * 2 <= dep.device.interconnect.domain_size else [f"PP={dep.pp * 2}"]
+        if dep.weights_dtype in {"bf16", "fp16", "fp32"}:
+            hints.append("fp8" if "fp8" in dep.device.peak_tflops else "int8")
+        return f"weights {mem['weights']:.1f} GiB per device > {cap:.1f} GiB usable; try {' or '.join(hints)}"
+    return (f"KV cache {mem['kv_cache']:.1f} GiB + weights {mem['weights']:.1f} GiB > {cap:.1f} GiB usable; "
+            f"lower the batch, use --batch auto, or fp8 KV cache")  # fmt: skip

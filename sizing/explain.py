@@ -1,0 +1,87 @@
+"""Per-operator breakdown of one phase of a deployment (``aicap explain``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aicap.sizing.dtypes import compute_dtype
+from aicap.sizing.estimate import EstimateResult
+
+PHASES = ("prefill", "decode")
+
+
+def breakdown(result: EstimateResult, phase: str) -> dict[str, Any]:
+    """FLOPs, bytes, arithmetic intensity, time and bound of each operator group in ``phase``.
+
+    Returns a document with the device's roofline (peak FLOP/s and bandwidth after efficiency, in
+    FLOP/s and B/s, and the ridge intensity in FLOP/B) and one row per operator, plus network and
+    fixed-overhead rows. Prefill is the batch's prefill pass; decode is one step at the mean context.
+    """
+    dep = result.deployment
+    step = result.metrics.prefill if phase == "prefill" else result.metrics.decode
+    cdt = compute_dtype(dep.weights_dtype, dict(dep.device.peak_tflops))
+    peak = dep.device.peak_tflops[cdt] * 1e12 * dep.efficiency.compute_for(cdt)
+    bw = dep.device.memory_bw_gbps * 1e9 * dep.efficiency.memory_for(dep.weights_dtype)
+    total = float(step.total)
+    rows = []
+    for name, op in step.ops.items():
+        t = float(op.seconds)
+        if float(op.flops) == 0 and float(op.bytes) == 0:
+            continue
+        rows.append({
+            "operator": name,
+            "gflops": round(float(op.flops) / 1e9, 3),
+            "mbytes": round(float(op.bytes) / 1e6, 3),
+            "intensity_flop_per_byte": round(float(op.intensity), 2),
+            "time_ms": round(t * 1e3, 4),
+            "share_pct": round(100 * t / total, 1),
+            "bound": "compute" if float(op.compute_s) >= float(op.memory_s) else "memory",
+        })  # fmt: skip
+    for name, t in (("network", float(step.network_s)), ("overhead", float(step.overhead_s))):
+        rows.append({"operator": name, "gflops": 0.0, "mbytes": 0.0, "intensity_flop_per_byte": None,
+                     "time_ms": round(t * 1e3, 4), "share_pct": round(100 * t / total, 1), "bound": name})  # fmt: skip
+    return {
+        "schema_version": 1,
+        "model": dep.model.id,
+        "hardware": dep.device.id,
+        "phase": phase,
+        "tp": dep.tp,
+        "pp": dep.pp,
+        "batch": result.batch,
+        "compute_dtype": cdt,
+        "roofline": {"peak_flops": peak, "bandwidth_bytes_per_s": bw, "ridge_flop_per_byte": round(peak / bw, 1)},
+        "step_time_ms": round(total * 1e3, 4),
+        "bound": str(step.bound()),
+        "operators": rows,
+    }
+
+
+def plot(doc: dict[str, Any], path: str) -> None:
+    """Draw the roofline with the operators on it (needs the ``plot`` extra: matplotlib)."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        from aicap.sizing.errors import InputError
+
+        raise InputError("--plot needs matplotlib: pip install 'aicap[plot]'") from None
+    import numpy as np
+
+    peak, bw = doc["roofline"]["peak_flops"], doc["roofline"]["bandwidth_bytes_per_s"]
+    x = np.logspace(-1, 4, 200)
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    ax.loglog(x, np.minimum(peak, bw * x) / 1e12, color="black", label="roofline (after efficiency)")
+    for row in doc["operators"]:
+        if row["intensity_flop_per_byte"] is None or row["time_ms"] == 0:
+            continue
+        achieved = row["gflops"] * 1e9 / (row["time_ms"] / 1e3) / 1e12
+        ax.scatter([max(row["intensity_flop_per_byte"], 0.1)], [achieved], label=row["operator"])
+    ax.set_xlabel("arithmetic intensity (FLOP/byte)")
+    ax.set_ylabel("TFLOP/s")
+    ax.set_title(f"{doc['model']} on {doc['hardware']} — {doc['phase']} (batch {doc['batch']}, TP={doc['tp']})")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)

@@ -1,0 +1,78 @@
+"""A deployment layout: one model on a group of devices, and its numeric formats.
+
+A replica spans ``tp · pp`` devices: tensor parallel inside a fast-link domain, pipeline stages in
+sequence. Expert parallelism ``ep`` divides the tensor-parallel group's experts (``ep ≤ tp``,
+``tp % ep == 0``); it changes communication (all-to-all instead of all-reduce in MoE layers), not
+the bytes each device holds.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from aicap.sizing.dtypes import BYTES_PER_ELEMENT, KV_DTYPES, WEIGHT_DTYPES
+from aicap.sizing.errors import InputError
+from aicap.sizing.specs import DeviceSpec, EfficiencySpec
+from aicap.sizing.specs.efficiency import RuntimeSpec
+
+
+@dataclass(frozen=True)
+class Deployment:
+    """Everything the performance model needs about one replica, except batch and lengths.
+
+    Attributes
+    ----------
+    model, device, efficiency, runtime
+        Specs from the catalogue.
+    tp, pp, ep
+        Tensor-, pipeline- and expert-parallel degrees (devices per replica = tp · pp).
+    weights_dtype, kv_dtype
+        Storage formats of the weights and of the KV cache.
+    """
+
+    model: Any
+    device: DeviceSpec
+    efficiency: EfficiencySpec
+    runtime: RuntimeSpec
+    tp: int = 1
+    pp: int = 1
+    ep: int = 1
+    weights_dtype: str = "bf16"
+    kv_dtype: str = "bf16"
+
+    @property
+    def devices(self) -> int:
+        """Devices in one replica: ``tp · pp``."""
+        return self.tp * self.pp
+
+    @property
+    def kv_bytes(self) -> float:
+        """Bytes per KV-cache element."""
+        return BYTES_PER_ELEMENT[self.kv_dtype]
+
+    def check(self) -> None:
+        """Raise :class:`InputError` when the layout cannot run the model at all."""
+        if self.weights_dtype not in WEIGHT_DTYPES:
+            raise InputError(f"--weights-dtype '{self.weights_dtype}': valid choices: {', '.join(WEIGHT_DTYPES)}")
+        if self.kv_dtype not in KV_DTYPES:
+            raise InputError(f"--kv-dtype '{self.kv_dtype}': valid choices: {', '.join(KV_DTYPES)}")
+        for name, value in (("tp", self.tp), ("pp", self.pp), ("ep", self.ep)):
+            if value < 1:
+                raise InputError(f"--{name} {value}: must be a positive integer")
+        heads = getattr(self.model, "num_heads", None)
+        if heads is not None and heads % self.tp:
+            raise InputError(
+                f"--tp {self.tp}: {self.model.id} has {heads} attention heads, which tensor parallelism must divide; "
+                f"valid: {', '.join(str(t) for t in valid_tp(heads, 64))}"
+            )
+        layers = getattr(self.model, "num_layers", None)
+        if layers is not None and self.pp > layers:
+            raise InputError(f"--pp {self.pp}: {self.model.id} has only {layers} layers")
+        if self.ep > 1 and (getattr(self.model, "moe", None) is None or self.tp % self.ep):
+            raise InputError(f"--ep {self.ep}: expert parallelism needs a mixture-of-experts model and must divide --tp")
+
+
+def valid_tp(num_heads: int, limit: int) -> list[int]:
+    """Tensor-parallel degrees (powers of two and divisors of the head count) up to ``limit``."""
+    return [t for t in range(1, limit + 1) if num_heads % t == 0 and (t & (t - 1)) == 0]

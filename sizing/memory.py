@@ -1,0 +1,190 @@
+"""Memory per device for a deployment: weights, KV cache, activations, runtime overhead.
+
+All results are bytes per device (GiB where the name says so). Arrays broadcast, so one call
+evaluates many (tp, pp, batch, context) candidates at once.
+
+* weights: linear-layer parameters at the weight format plus group-quantisation scales
+  (int4 with groups of ``g``: ``0.5 + s/g`` bytes per weight), embeddings and LM head at 16 bit when
+  quantised, split ``tp`` ways and over ``pp`` stages (the heaviest stage counts);
+* KV cache per token: ``⌈L/pp⌉ · e_kv · b_kv`` with ``e_kv = 2·⌈n_kv/tp⌉·d`` (KV heads are
+  replicated when ``tp > n_kv``) or, for MLA, ``r_kv + d_rope`` replicated on every rank; windowed
+  layers hold at most ``window`` tokens;
+* activations: a prefill chunk of ``T`` tokens needs ``T·(8h + 3f/tp)·2`` bytes of workspace, plus
+  fp32 logits ``B·V/tp·4``;
+* overhead: runtime (CUDA context, graphs) plus communication buffers when ``tp·pp > 1``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
+from aicap.sizing.dtypes import BYTES_PER_ELEMENT
+from aicap.sizing.layout import Deployment
+from aicap.sizing.params import Inventory, inventory, kv_elements_per_token_per_layer
+
+GIB = float(2**30)
+F = NDArray[np.float64]
+
+
+def bytes_per_weight(weights_dtype: str, dep: Deployment) -> float:
+    """Storage bytes per linear-layer weight, including group-quantisation scales."""
+    group = dep.runtime.quant_group_size.get(weights_dtype)
+    scale = dep.runtime.quant_scale_bytes.get(weights_dtype, 0.0)
+    return BYTES_PER_ELEMENT[weights_dtype] + (scale / group if group else 0.0)
+
+
+def embedding_bytes_per_weight(dep: Deployment) -> float:
+    """Bytes per embedding / LM-head weight (16 bit when linear layers are quantised)."""
+    if dep.runtime.unquantised_embeddings and dep.weights_dtype in {"fp8", "int8", "int4"}:
+        return 2.0
+    return bytes_per_weight(dep.weights_dtype, dep)
+
+
+def total_weight_bytes(dep: Deployment, inv: Inventory | None = None) -> float:
+    """Weight bytes of the whole model at the deployment's formats (all devices together)."""
+    inv = inv or inventory(dep.model)
+    body = inv.total - inv.embedding - inv.lm_head
+    size = body * bytes_per_weight(dep.weights_dtype, dep) + (inv.embedding + inv.lm_head) * embedding_bytes_per_weight(dep)
+    ckpt = getattr(dep.model, "checkpoint_bytes", None)
+    if ckpt and dep.weights_dtype == dep.model.native_dtype:
+        return float(ckpt)
+    return float(size)
+
+
+def weight_bytes_generic(dep: Deployment) -> float:
+    """Weight bytes of a generic (parameters-and-FLOPs) model at the weight format."""
+    return float(dep.model.published_params * bytes_per_weight(dep.weights_dtype, dep))
+
+
+def weight_bytes_per_device(dep: Deployment, tp: ArrayLike, pp: ArrayLike, inv: Inventory | None = None) -> F:
+    """Weight bytes on the most loaded device (heaviest pipeline stage)."""
+    tp_a, pp_a = np.asarray(tp, dtype=float), np.asarray(pp, dtype=float)
+    inv = inv or inventory(dep.model)
+    scale = total_weight_bytes(dep, inv) / max(_raw_weight_bytes(dep, inv), 1.0)
+    body = (inv.total - inv.embedding - inv.lm_head) * bytes_per_weight(dep.weights_dtype, dep)
+    emb = inv.embedding * embedding_bytes_per_weight(dep)
+    head = inv.lm_head * embedding_bytes_per_weight(dep)
+    layers_per_stage = np.ceil(inv.layers / pp_a)
+    ends = np.where(pp_a == 1, emb + head, np.maximum(emb, head))
+    return np.asarray(scale * (body * layers_per_stage / inv.layers + ends) / tp_a, dtype=float)
+
+
+def _raw_weight_bytes(dep: Deployment, inv: Inventory) -> float:
+    body = inv.total - inv.embedding - inv.lm_head
+    return body * bytes_per_weight(dep.weights_dtype, dep) + (inv.embedding + inv.lm_head) * embedding_bytes_per_weight(dep)
+
+
+def kv_elements_per_device(dep: Deployment, tp: ArrayLike) -> F:
+    """KV-cache elements per token per layer on one device."""
+    m = dep.model
+    tp_a = np.asarray(tp, dtype=float)
+    if m.mla is not None:
+        return np.broadcast_to(float(kv_elements_per_token_per_layer(m)), tp_a.shape).astype(float)
+    return 2.0 * np.ceil(m.kv_heads / tp_a) * m.head_size
+
+
+def kv_bytes_per_sequence(dep: Deployment, tp: ArrayLike, pp: ArrayLike, context: ArrayLike) -> F:
+    """KV-cache bytes one sequence of ``context`` tokens holds on one device.
+
+    ``⌈L/pp⌉ · e_kv · b_kv · (f_full · c + f_win · min(c, W))``, where ``f_win`` is the fraction
+    of layers with a sliding window ``W``.
+    """
+    m = dep.model
+    c = np.asarray(context, dtype=float)
+    layers = np.ceil(m.num_layers / np.asarray(pp, dtype=float))
+    f_win = m.windowed_layers / m.num_layers
+    tokens = (1 - f_win) * c + (f_win * np.minimum(c, m.sliding_window) if f_win else 0.0)
+    return np.asarray(layers * kv_elements_per_device(dep, tp) * dep.kv_bytes * tokens, dtype=float)
+
+
+def activation_bytes(dep: Deployment, tp: ArrayLike, batch: ArrayLike, prefill_tokens: ArrayLike) -> F:
+    """Activation workspace per device: ``T·(8h + 3f/tp)·2 + B·V/tp·4`` bytes."""
+    m = dep.model
+    tp_a = np.asarray(tp, dtype=float)
+    t = np.minimum(np.asarray(prefill_tokens, dtype=float), dep.runtime.max_prefill_tokens)
+    width = m.intermediate_size
+    if getattr(m, "moe", None) is not None:
+        width = max(width, m.moe.expert_intermediate_size * m.moe.experts_per_token)
+    logits = np.asarray(batch, dtype=float) * m.vocab_size / tp_a * 4.0
+    return np.asarray(t * (8.0 * m.hidden_size + 3.0 * width / tp_a) * 2.0 + logits, dtype=float)
+
+
+def overhead_bytes(dep: Deployment, tp: ArrayLike, pp: ArrayLike) -> F:
+    """Runtime overhead per device, plus communication buffers when the replica spans devices."""
+    multi = (np.asarray(tp) * np.asarray(pp)) > 1
+    gib = dep.runtime.runtime_overhead_gib + np.where(multi, dep.runtime.comm_buffer_gib, 0.0)
+    if dep.device.kind == "cpu":
+        gib = gib * 0.0
+    return np.asarray(gib * GIB, dtype=float)
+
+
+def capacity_bytes(dep: Deployment) -> float:
+    """Usable memory per device: ``memory_gib · usable_fraction``."""
+    frac = dep.runtime.cpu_usable_memory_fraction if dep.device.kind == "cpu" else dep.runtime.usable_memory_fraction
+    return dep.device.memory_gib * GIB * frac
+
+
+@dataclass(frozen=True)
+class MemoryBreakdown:
+    """Bytes per device by component (arrays broadcast over candidates)."""
+
+    weights: F
+    kv_cache: F
+    activations: F
+    overhead: F
+    capacity: float
+
+    @property
+    def total(self) -> F:
+        """Sum of all components."""
+        return self.weights + self.kv_cache + self.activations + self.overhead
+
+    @property
+    def fits(self) -> NDArray[np.bool_]:
+        """Whether the total fits the usable capacity."""
+        return np.asarray(self.total <= self.capacity)
+
+
+def breakdown(dep: Deployment, tp: ArrayLike, pp: ArrayLike, batch: ArrayLike, input_tokens: ArrayLike, context: ArrayLike) -> MemoryBreakdown:
+    """Memory per device with ``batch`` sequences of ``context`` tokens in the cache."""
+    b = np.asarray(batch, dtype=float)
+    prefill = np.asarray(input_tokens, dtype=float) * b
+    return MemoryBreakdown(
+        weights=weight_bytes_per_device(dep, tp, pp) + 0.0 * b,
+        kv_cache=b * kv_bytes_per_sequence(dep, tp, pp, context),
+        activations=activation_bytes(dep, tp, b, prefill),
+        overhead=overhead_bytes(dep, tp, pp) + 0.0 * b,
+        capacity=capacity_bytes(dep),
+    )
+
+
+def max_batch(dep: Deployment, tp: ArrayLike, pp: ArrayLike, input_tokens: ArrayLike, context: ArrayLike) -> F:
+    """Largest batch whose KV cache, logits and workspace fit: ``⌊free / (kv_seq + V·4/tp)⌋``.
+
+    The prefill workspace is sized for a full ``max_prefill_tokens`` chunk, so the result holds
+    whatever the batch.
+    """
+    tp_a = np.asarray(tp, dtype=float)
+    free = (
+        capacity_bytes(dep)
+        - weight_bytes_per_device(dep, tp, pp)
+        - overhead_bytes(dep, tp, pp)
+        - activation_bytes(dep, tp, 0.0, dep.runtime.max_prefill_tokens)
+    )
+    per_seq = kv_bytes_per_sequence(dep, tp, pp, context) + dep.model.vocab_size / tp_a * 4.0
+    return np.asarray(np.maximum(np.floor(free / per_seq), 0.0), dtype=float)
+
+
+def kv_cache_tokens(dep: Deployment, tp: ArrayLike, pp: ArrayLike) -> F:
+    """KV-cache tokens that fit per replica once weights, workspace and overhead are placed."""
+    free = (
+        capacity_bytes(dep)
+        - weight_bytes_per_device(dep, tp, pp)
+        - overhead_bytes(dep, tp, pp)
+        - activation_bytes(dep, tp, 1.0, dep.runtime.max_prefill_tokens)
+    )
+    per_token = kv_bytes_per_sequence(dep, tp, pp, 1.0)
+    return np.asarray(np.maximum(np.floor(free / per_token), 0.0), dtype=float)

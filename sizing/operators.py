@@ -1,0 +1,128 @@
+"""FLOPs and bytes moved per operator group for one forward step of a transformer.
+
+A step processes ``T`` new tokens for each of ``B`` sequences that already hold ``c`` tokens of
+context (prefill: ``T = I, c = 0``; decode: ``T = 1, c`` = current length). Counts are per device of
+a ``tp``-way tensor-parallel group, summed over the layers of the whole model (pipeline stages run
+in sequence, see :mod:`aicap.sizing.roofline`). With ``N = B·T`` tokens and ``w`` bytes per weight:
+
+* ``attn_proj``: FLOPs ``2·N·P_attn·L/tp``; bytes ``P_attn·L·w/tp`` + activations;
+* ``attention``: FLOPs ``4·B·T·c̄·n_q·d·L/tp`` with ``c̄ = c + (T+1)/2`` (causal) capped at the
+  window; bytes: the KV cache read ``B·c̄·e_kv·b_kv·L`` and written ``N·e_kv·b_kv·L``;
+* ``mlp`` (dense layers): FLOPs ``2·N·P_mlp·L_d/tp``; bytes ``P_mlp·L_d·w/tp`` + activations;
+* ``experts`` (MoE layers): FLOPs ``2·N·(k·P_e + P_shared)·L_m/tp``; bytes read only for the
+  experts the batch routes to, ``E·(1 − (1 − k/E)^N)·P_e·L_m·w/tp`` (uniform routing);
+* ``lm_head``: logits for the last token of each sequence, ``2·B·V·h/tp`` FLOPs;
+* ``norms``: element-wise traffic ``N·h·2·(2·norms + 2)·L`` bytes.
+
+Reference: Kaplan et al. (2020), Eq. 2.2 for ``2·P`` FLOPs per token; Pope et al. (2022),
+"Efficiently Scaling Transformer Inference", Sec. 3 for the KV-cache traffic of decode.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
+from aicap.sizing.layout import Deployment
+from aicap.sizing.memory import bytes_per_weight, embedding_bytes_per_weight, kv_elements_per_device
+from aicap.sizing.params import inventory
+
+F = NDArray[np.float64]
+ACT_BYTES = 2.0  # activations travel in 16 bit
+OPERATORS = ("attn_proj", "attention", "mlp", "experts", "lm_head", "norms")
+
+
+@dataclass(frozen=True)
+class OpCost:
+    """FLOPs and bytes of one operator group per device (arrays over candidates)."""
+
+    flops: F
+    bytes: F
+
+
+def expected_distinct_experts(tokens: ArrayLike, num_experts: int, k: int) -> F:
+    """Expected experts touched when ``n`` tokens each pick ``k`` of ``E`` experts uniformly.
+
+    ``E · (1 − (1 − k/E)^n)``; 1 token → k experts, many tokens → E.
+    """
+    n = np.asarray(tokens, dtype=float)
+    return np.asarray(num_experts * (1.0 - (1.0 - k / num_experts) ** n), dtype=float)
+
+
+def transformer_step(dep: Deployment, batch: ArrayLike, new_tokens: ArrayLike, context: ArrayLike, tp: ArrayLike, *, causal: bool = True) -> dict[str, OpCost]:
+    """FLOPs and bytes per operator group for one step on one tensor-parallel device."""
+    m = dep.model
+    inv = inventory(m)
+    b = np.asarray(batch, dtype=float)
+    t = np.asarray(new_tokens, dtype=float)
+    c0 = np.asarray(context, dtype=float)
+    tp_a = np.asarray(tp, dtype=float)
+    n = b * t
+    w = bytes_per_weight(dep.weights_dtype, dep)
+    h, layers = m.hidden_size, m.num_layers
+    zero = 0.0 * (n + tp_a + c0)
+
+    proj_out = inv.attn_per_layer / h  # width of the projection outputs (q, k, v, o)
+    attn_proj = OpCost(
+        flops=2.0 * n * inv.attn_per_layer * layers / tp_a,
+        bytes=inv.attn_per_layer * layers * w / tp_a + n * (2 * h + proj_out) * ACT_BYTES * layers / tp_a,
+    )
+
+    span = c0 + (t + 1.0) / 2.0 if causal else c0 + t
+    f_win = getattr(m, "windowed_layers", 0) / layers
+    if f_win:
+        span = (1 - f_win) * span + f_win * np.minimum(span, m.sliding_window)
+    mla = getattr(m, "mla", None)
+    qk_dim = (mla.kv_lora_rank + mla.qk_rope_head_dim) if mla else m.head_size
+    v_dim = mla.kv_lora_rank if mla else m.head_size
+    kv_elem = kv_elements_per_device(dep, tp_a) if m.kind == "decoder" else 0.0 * tp_a
+    attention = OpCost(
+        flops=2.0 * n * span * m.num_heads * (qk_dim + v_dim) * layers / tp_a,
+        bytes=(b * span + n) * kv_elem * dep.kv_bytes * layers + 2.0 * n * m.num_heads * m.head_size * ACT_BYTES * layers / tp_a,
+    )
+
+    width_mlp = inv.mlp_per_layer / h
+    mlp = OpCost(
+        flops=2.0 * n * inv.mlp_per_layer * inv.dense_layers / tp_a,
+        bytes=(inv.mlp_per_layer * w + n * (h + width_mlp) * ACT_BYTES) * inv.dense_layers / tp_a,
+    )
+
+    if inv.moe_layers:
+        k, e = inv.experts_per_token, inv.num_experts
+        touched = expected_distinct_experts(n, e, k)
+        active = k * inv.expert + inv.shared_per_layer + inv.router_per_layer
+        experts = OpCost(
+            flops=2.0 * n * active * inv.moe_layers / tp_a,
+            bytes=((touched * inv.expert + inv.shared_per_layer + inv.router_per_layer) * w + n * k * (h + inv.expert / h) * ACT_BYTES)
+            * inv.moe_layers / tp_a,
+        )
+    else:
+        experts = OpCost(flops=zero, bytes=zero)
+
+    if m.kind == "decoder":
+        emb_w = embedding_bytes_per_weight(dep)
+        lm_head = OpCost(
+            flops=2.0 * b * inv.lm_head_matmul / tp_a,
+            bytes=inv.lm_head_matmul * emb_w / tp_a + b * m.vocab_size * 4.0 / tp_a + n * h * ACT_BYTES,
+        )
+    else:
+        lm_head = OpCost(flops=zero, bytes=n * h * ACT_BYTES)
+
+    norms = OpCost(flops=n * h * (m.norms_per_layer + 1) * 5.0 * layers, bytes=n * h * ACT_BYTES * (2 * m.norms_per_layer + 2) * layers)
+    return {"attn_proj": attn_proj, "attention": attention, "mlp": mlp, "experts": experts, "lm_head": lm_head, "norms": norms}
+
+
+def generic_step(dep: Deployment, batch: ArrayLike, tp: ArrayLike) -> dict[str, OpCost]:
+    """FLOPs and bytes of one forward pass of a generic model over ``batch`` items.
+
+    FLOPs ``B·flops_per_item/tp``; bytes: the weights once plus ``B·activation_bytes_per_item``
+    (when the spec gives it).
+    """
+    m = dep.model
+    b = np.asarray(batch, dtype=float)
+    tp_a = np.asarray(tp, dtype=float)
+    act = m.activation_bytes_per_item or 0.0
+    w = bytes_per_weight(dep.weights_dtype, dep)
+    return {"forward": OpCost(flops=b * m.flops_per_item / tp_a, bytes=(m.published_params * w + b * act) / tp_a)}

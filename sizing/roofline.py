@@ -1,0 +1,142 @@
+"""Time of one forward step from a roofline: FLOPs against peak, bytes against bandwidth, plus links.
+
+For each operator group ``i`` with ``F_i`` FLOPs and ``Q_i`` bytes per device,
+
+    t_i = max(F_i / (P_dtype · η_c), Q_i / (BW · η_m))
+
+and the step takes ``Σ t_i + t_net + t_0``, where ``η_c, η_m`` are the family's calibrated compute and
+memory efficiencies and ``t_0`` its fixed per-step overhead. Communication per step:
+
+* tensor parallel: two ring all-reduces per layer of ``M = N·h·2`` bytes,
+  ``2·(tp−1)/tp · M / (β·η_l) + λ`` each (β: per-direction link bandwidth, λ: link latency);
+* expert parallel (MoE layers, ``ep > 1``): the MLP all-reduce becomes dispatch + combine
+  all-to-alls of ``N·k·h·2·(ep−1)/ep`` bytes;
+* pipeline parallel: ``pp − 1`` hand-offs of ``M`` bytes. With ``pp`` stages, a step over ``B``
+  sequences runs as ``pp`` micro-batches of ``B/pp``, so each device works ``pp`` stage-times of a
+  ``B/pp`` micro-batch, the model time of one micro-batch.
+
+Reference: Williams, Waterman & Patterson (2009), "Roofline", CACM 52(4); Patarasuk & Yuan (2009)
+for the ring all-reduce cost.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
+from aicap.sizing.dtypes import compute_dtype
+from aicap.sizing.layout import Deployment
+from aicap.sizing.operators import ACT_BYTES, OpCost, generic_step, transformer_step
+
+F = NDArray[np.float64]
+BOUNDS = ("compute", "memory", "network", "overhead")
+
+
+@dataclass(frozen=True)
+class OpTime:
+    """One operator group's cost and roofline time (arrays over candidates)."""
+
+    flops: F
+    bytes: F
+    compute_s: F
+    memory_s: F
+
+    @property
+    def seconds(self) -> F:
+        """Roofline time: the larger of compute and memory time."""
+        return np.maximum(self.compute_s, self.memory_s)
+
+    @property
+    def intensity(self) -> F:
+        """Arithmetic intensity in FLOP per byte."""
+        return np.asarray(self.flops / np.maximum(self.bytes, 1.0), dtype=float)
+
+
+@dataclass(frozen=True)
+class StepTime:
+    """Time of one step by component (seconds, arrays over candidates)."""
+
+    ops: dict[str, OpTime]
+    network_s: F
+    overhead_s: F
+
+    @property
+    def total(self) -> F:
+        """Whole step time in seconds."""
+        t = self.network_s + self.overhead_s
+        for op in self.ops.values():
+            t = t + op.seconds
+        return np.asarray(t, dtype=float)
+
+    def shares(self) -> dict[str, F]:
+        """Seconds attributed to each bound: compute-bound ops, memory-bound ops, network, overhead."""
+        comp = mem = 0.0 * self.total
+        for op in self.ops.values():
+            is_c = op.compute_s >= op.memory_s
+            comp = comp + np.where(is_c, op.seconds, 0.0)
+            mem = mem + np.where(is_c, 0.0, op.seconds)
+        return {"compute": comp, "memory": mem, "network": self.network_s + 0.0 * comp, "overhead": self.overhead_s + 0.0 * comp}
+
+    def bound(self) -> NDArray[np.str_]:
+        """What bounds the step: the component with the largest share of its time."""
+        s = self.shares()
+        stacked = np.stack([np.broadcast_to(s[b], self.total.shape) for b in BOUNDS])
+        return np.asarray(np.array(BOUNDS)[np.argmax(stacked, axis=0)])
+
+
+def _roofline(dep: Deployment, costs: dict[str, OpCost]) -> dict[str, OpTime]:
+    cdt = compute_dtype(dep.weights_dtype, dict(dep.device.peak_tflops))
+    peak = dep.device.peak_tflops[cdt] * 1e12 * dep.efficiency.compute_for(cdt)
+    bw = dep.device.memory_bw_gbps * 1e9 * dep.efficiency.memory_for(dep.weights_dtype)
+    return {name: OpTime(c.flops, c.bytes, c.flops / peak, c.bytes / bw) for name, c in costs.items()}
+
+
+def _network(dep: Deployment, tokens: F, tp: F, pp: F, ep: F) -> F:
+    m = dep.model
+    link = dep.device.interconnect.bw_gbps * 1e9 * dep.efficiency.link
+    lat = dep.efficiency.link_latency_us * 1e-6
+    if m.kind == "generic":
+        return np.asarray(0.0 * tokens, dtype=float)
+    msg = tokens * m.hidden_size * ACT_BYTES
+    allreduce = np.where(tp > 1, 2.0 * (tp - 1) / tp * msg / link + lat, 0.0)
+    moe = getattr(m, "moe", None)
+    moe_layers = 0 if moe is None else m.num_layers - moe.dense_layers
+    k = 0 if moe is None else moe.experts_per_token
+    a2a = np.where(ep > 1, 2.0 * (tokens * k * m.hidden_size * ACT_BYTES * (ep - 1) / ep / link + lat), allreduce)
+    per_step = 2 * m.num_layers * allreduce - moe_layers * allreduce + moe_layers * a2a
+    handoff = (pp - 1) * (msg / link + lat)
+    return np.asarray(per_step + handoff, dtype=float)
+
+
+def step_time(dep: Deployment, batch: ArrayLike, new_tokens: ArrayLike, context: ArrayLike, tp: ArrayLike | None = None,
+              pp: ArrayLike | None = None, ep: ArrayLike | None = None, *, causal: bool = True) -> StepTime:  # fmt: skip
+    """Roofline time of one step over ``batch`` sequences (see module docstring).
+
+    Parameters
+    ----------
+    dep
+        The deployment (its tp/pp/ep are used unless arrays are passed).
+    batch, new_tokens, context
+        Sequences in the step, new tokens per sequence, tokens already cached per sequence.
+    tp, pp, ep
+        Parallel degrees, broadcast against the other arrays.
+    causal
+        Causal (decoder) or bidirectional (encoder) attention.
+    """
+    tp_a = np.asarray(dep.tp if tp is None else tp, dtype=float)
+    pp_a = np.asarray(dep.pp if pp is None else pp, dtype=float)
+    ep_a = np.asarray(dep.ep if ep is None else ep, dtype=float)
+    b = np.asarray(batch, dtype=float)
+    micro = np.maximum(b / pp_a, np.minimum(b, 1.0))
+    if dep.model.kind == "generic":
+        costs = generic_step(dep, micro, tp_a)
+        tokens = micro
+    else:
+        costs = transformer_step(dep, micro, new_tokens, context, tp_a, causal=causal)
+        tokens = micro * np.asarray(new_tokens, dtype=float)
+    ops = _roofline(dep, costs)
+    net = _network(dep, tokens, tp_a, pp_a, ep_a)
+    overhead = np.asarray(dep.efficiency.step_overhead_ms * 1e-3 + 0.0 * net, dtype=float)
+    return StepTime(ops=ops, network_s=net, overhead_s=overhead)

@@ -1,0 +1,51 @@
+"""Instance specs: a cloud machine shape with its devices and list prices."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, NonNegativeFloat, PositiveFloat, PositiveInt
+
+PricingModel = Literal["on_demand", "spot", "reserved_1y", "reserved_3y"]
+PRICING_MODELS: tuple[str, ...] = ("on_demand", "spot", "reserved_1y", "reserved_3y")
+
+
+class Prices(BaseModel):
+    """Whole-instance prices in USD per hour; ``None`` where no dated source publishes one."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    on_demand: PositiveFloat
+    spot: PositiveFloat | None = None
+    reserved_1y: PositiveFloat | None = None
+    reserved_3y: PositiveFloat | None = None
+
+
+class InstanceSpec(BaseModel):
+    """One cloud instance type in one region, with its price date and source."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    cloud: Literal["aws", "gcp", "azure"]
+    name: str = Field(min_length=1)
+    family: str
+    device: str
+    devices: PositiveInt
+    vcpus: PositiveInt | None = None
+    host_memory_gib: NonNegativeFloat | None = None
+    region: str
+    price_usd_per_hour: Prices
+    price_date: dt.date
+    source: str = Field(min_length=1)
+    notes: str | None = None
+
+    @property
+    def id(self) -> str:
+        """Catalogue id: the cloud's own instance name (unique across clouds)."""
+        return self.name
+
+    def price(self, pricing: str) -> float | None:
+        """Return the hourly price (USD) under a pricing model, or ``None`` if unpublished."""
+        value: float | None = getattr(self.price_usd_per_hour, pricing)
+        return value

@@ -1,0 +1,108 @@
+"""`aicap models|hardware|instances` through the real CLI, parsing JSON rather than prose."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import subprocess
+import sys
+
+import pytest
+
+FORMATS = ["table", "json", "yaml", "csv", "markdown"]
+
+
+def test_models_show_json_llama_3_1_70b(aicap) -> None:
+    r = aicap("models", "show", "llama-3.1-70b", "--format", "json")
+    assert r.code == 0, r.stderr
+    doc = r.json()
+    assert doc["architecture"]["num_layers"] == 80
+    assert doc["params"]["derived"] == pytest.approx(70.6e9, rel=0.01)
+    assert doc["kv_cache_bytes_per_token"] == 327_680
+
+
+def test_models_show_deepseek_total_and_active(aicap) -> None:
+    doc = aicap("models", "show", "deepseek-v3", "-f", "json").json()
+    assert doc["params"]["derived"] == pytest.approx(671e9, rel=0.01)
+    assert doc["params"]["derived_active"] == pytest.approx(37e9, rel=0.01)
+    assert doc["attention"] == "MLA"
+
+
+def test_hardware_show_h100(aicap) -> None:
+    doc = aicap("hardware", "show", "h100-sxm", "--format", "json").json()
+    assert doc["memory_gib"] == 80 and doc["memory_bw_tbps"] == pytest.approx(3.35)
+    assert doc["peak_tflops"]["bf16"] == pytest.approx(989, rel=0.01)
+    assert doc["sources"]
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+@pytest.mark.parametrize("group", ["models", "hardware", "instances"])
+def test_every_list_renders_in_every_format(aicap, group: str, fmt: str) -> None:
+    r = aicap(group, "list", "--format", fmt)
+    assert r.code == 0, r.stderr
+    assert r.stdout.strip()
+    if fmt == "json":
+        assert isinstance(json.loads(r.stdout), list)
+    if fmt == "csv":
+        rows = list(csv.reader(io.StringIO(r.stdout)))
+        assert len(rows) > 5
+
+
+def test_instances_filter_by_cloud(aicap) -> None:
+    docs = aicap("instances", "list", "--cloud", "gcp", "-f", "json").json()
+    assert docs and {d["cloud"] for d in docs} == {"gcp"}
+    prices = [d["usd_per_device_hour"] for d in docs]
+    assert prices == sorted(prices)
+
+
+def test_models_list_filter_by_kind(aicap) -> None:
+    docs = aicap("models", "list", "--kind", "encoder", "-f", "json").json()
+    assert {d["kind"] for d in docs} == {"encoder"}
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["models", "show", "llama-9"], "unknown model 'llama-9'"),
+        (["hardware", "show", "h1000"], "unknown hardware 'h1000'"),
+        (["instances", "list", "--cloud", "ibm"], "--cloud 'ibm': valid choices: aws, gcp, azure"),
+        (["instances", "list", "--max-price", "-3"], "--max-price -3.0: must be positive"),
+    ],
+)
+def test_bad_input_is_one_line_exit_2(aicap, args: list[str], needle: str) -> None:
+    r = aicap(*args)
+    assert r.code == 2
+    assert r.stdout == ""
+    assert len(r.stderr.strip().splitlines()) == 1 and needle in r.stderr
+
+
+def test_malformed_overlay_yaml_exit_2(aicap, tmp_path) -> None:
+    (tmp_path / "x.yaml").write_text("devices: [\n")
+    r = aicap("--catalog", str(tmp_path), "hardware", "list")
+    assert r.code == 2 and "malformed YAML" in r.stderr and len(r.stderr.strip().splitlines()) == 1
+
+
+def test_missing_field_in_overlay_exit_2(aicap, tmp_path) -> None:
+    (tmp_path / "x.yaml").write_text("models:\n  - kind: decoder\n    id: t\n    name: T\n    family: llama\n    source: s\n")
+    r = aicap("--catalog", str(tmp_path), "models", "list")
+    assert r.code == 2 and "required field is missing" in r.stderr
+
+
+def test_verbose_reports_overrides(aicap, tmp_path) -> None:
+    (tmp_path / "e.yaml").write_text("efficiency:\n  - {family: nvidia-hopper, compute: 0.5, memory: 0.5, source: mine}\n")
+    r = aicap("--verbose", "--catalog", str(tmp_path), "hardware", "list", "-f", "json")
+    assert r.code == 0 and "efficiency 'nvidia-hopper'" in r.stderr and "overridden" in r.stderr
+    json.loads(r.stdout)
+
+
+def test_version(aicap) -> None:
+    r = aicap("--version")
+    assert r.code == 0 and r.stdout.startswith("aicap ")
+
+
+def test_help_does_not_import_scipy_numpy_or_pydantic() -> None:
+    code = "import sys; from aicap.cli.app import app\ntry:\n    app(['--help'])\nexcept SystemExit:\n    pass\n" \
+           "print(','.join(m for m in ('scipy', 'numpy', 'pydantic') if m in sys.modules))"  # fmt: skip
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip().splitlines()
+    assert out[-1] == ""

@@ -1,0 +1,119 @@
+"""`aicap estimate|explain|validate|calibrate` through the real CLI."""
+
+from __future__ import annotations
+
+import pytest
+
+KEYS = {"schema_version", "model", "hardware", "devices", "tp", "pp", "batch", "fits", "memory_gib", "kv_cache_tokens", "ttft_s",
+        "tpot_s", "e2e_s", "throughput", "bound", "error_band_pct"}  # fmt: skip
+
+
+def test_estimate_json_contract(aicap) -> None:
+    r = aicap("estimate", "--model", "llama-3.1-70b", "--hardware", "h100-sxm", "--devices", "8", "--tp", "4",
+              "--input-tokens", "1500", "--output-tokens", "300", "--format", "json")  # fmt: skip
+    assert r.code == 0, r.stderr
+    doc = r.json()
+    assert KEYS <= set(doc)
+    assert set(doc["memory_gib"]) >= {"weights", "kv_cache", "activations", "overhead", "total", "capacity"}
+    assert set(doc["throughput"]) == {"output_tokens_per_s", "total_tokens_per_s", "requests_per_s"}
+    assert doc["devices"] == 8 and doc["replicas"] == 2 and doc["fits"]
+    assert doc["bound"]["decode"] in {"compute", "memory", "network", "overhead"}
+    assert set(doc["error_band_pct"]) >= {"ttft", "tpot", "throughput"}
+
+
+def test_replicas_multiply_throughput(aicap) -> None:
+    base = ["estimate", "-m", "llama-3-8b", "--hardware", "h100-sxm", "--tp", "1", "--batch", "32", "-f", "json"]
+    one, four = aicap(*base).json(), aicap(*base, "--devices", "4").json()
+    assert four["throughput"]["output_tokens_per_s"] == pytest.approx(4 * one["throughput"]["output_tokens_per_s"], rel=1e-3)
+
+
+def test_layout_search_picks_a_fitting_layout(aicap) -> None:
+    doc = aicap("estimate", "-m", "llama-3.1-70b", "--hardware", "h100-sxm", "--devices", "8", "-f", "json").json()
+    assert doc["fits"] and doc["tp"] * doc["pp"] * doc["replicas"] <= 8
+
+
+def test_not_fitting_says_why(aicap) -> None:
+    doc = aicap("estimate", "-m", "llama-3.1-70b", "--hardware", "h100-sxm", "--tp", "1", "--batch", "1", "-f", "json").json()
+    assert not doc["fits"] and "GiB usable" in doc["advice"]
+
+
+def test_batch_auto_respects_tpot(aicap) -> None:
+    args = ["estimate", "-m", "llama-3-8b", "--hardware", "a100-80gb-sxm", "-f", "json"]
+    free, capped = aicap(*args).json(), aicap(*args, "--tpot-ms", "30").json()
+    assert capped["tpot_s"] <= 0.030 and capped["batch"] <= free["batch"]
+
+
+def test_encoder_and_generic_models(aicap) -> None:
+    bert = aicap("estimate", "-m", "bge-large-en", "--hardware", "l4", "--input-tokens", "256", "-f", "json").json()
+    assert bert["throughput"]["requests_per_s"] > 0 and bert["tpot_s"] is None
+    cnn = aicap("estimate", "-m", "resnet-50", "--hardware", "t4", "--input-tokens", "1", "-f", "json").json()
+    assert cnn["throughput"]["requests_per_s"] > 0
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["--batch", "-3"], "--batch -3"),
+        (["--batch", "lots"], "--batch 'lots'"),
+        (["--tp", "3"], "--tp 3"),
+        (["--devices", "-1"], "--devices -1"),
+        (["--weights-dtype", "fp5"], "--weights-dtype 'fp5'"),
+        (["--input-tokens", "0"], "lengths must be positive"),
+    ],
+)
+def test_estimate_bad_input_exit_2(aicap, args: list[str], needle: str) -> None:
+    r = aicap("estimate", "-m", "llama-3-8b", "--hardware", "h100-sxm", *args)
+    assert r.code == 2 and needle in r.stderr and len(r.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("fmt", ["table", "json", "yaml", "csv", "markdown"])
+def test_estimate_every_format(aicap, fmt: str) -> None:
+    r = aicap("estimate", "-m", "mistral-7b", "--hardware", "l40s", "-f", fmt)
+    assert r.code == 0 and r.stdout.strip()
+
+
+def test_estimate_json_is_deterministic(aicap) -> None:
+    args = ("estimate", "-m", "mixtral-8x7b", "--hardware", "h100-sxm", "--devices", "2", "-f", "json")
+    assert aicap(*args).stdout == aicap(*args).stdout
+
+
+def test_explain_decode_rows(aicap) -> None:
+    doc = aicap("explain", "-m", "llama-3-8b", "--hardware", "h100-sxm", "--batch", "1", "-f", "json").json()
+    ops = {r["operator"]: r for r in doc["operators"]}
+    assert {"attn_proj", "attention", "mlp", "lm_head", "network", "overhead"} <= set(ops)
+    assert ops["mlp"]["bound"] == "memory"
+    assert sum(r["share_pct"] for r in doc["operators"]) == pytest.approx(100, abs=0.5)
+
+
+def test_explain_plot_without_matplotlib_or_with_it(aicap, tmp_path) -> None:
+    out = tmp_path / "roof.png"
+    r = aicap("explain", "-m", "llama-3-8b", "--hardware", "h100-sxm", "--phase", "prefill", "--plot", str(out))
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        assert r.code == 2 and "pip install 'aicap[plot]'" in r.stderr
+    else:
+        assert r.code == 0 and out.stat().st_size > 1000
+
+
+def test_validate_table_and_json(aicap) -> None:
+    r = aicap("validate", "-f", "json")
+    assert r.code == 0, r.stderr
+    doc = r.json()
+    assert doc["summary"]["by_kind"]["all"]["median"] <= 20.0
+    assert {"offline_throughput", "static_batch", "single_stream", "prefill_latency"} <= set(doc["summary"]["by_kind"])
+
+
+def test_calibrate_writes_an_overlay_that_loads(aicap, tmp_path) -> None:
+    cases = tmp_path / "mine.csv"
+    cases.write_text("id,model,hardware,devices,tp,pp,weights_dtype,kv_dtype,kind,input_tokens,output_tokens,batch,metric,value\n"
+                     "a,llama-2-7b,a100-80gb-sxm,1,1,1,bf16,bf16,single_stream,5,200,1,single_stream_tok_s,90\n"
+                     "b,llama-2-7b,a100-80gb-sxm,1,1,1,bf16,bf16,prefill_latency,2048,1,1,ttft_ms_mean,140\n")  # fmt: skip
+    out = tmp_path / "overlay.yaml"
+    r = aicap("calibrate", str(cases), "--output", str(out), "-f", "json")
+    assert r.code == 0, r.stderr
+    fams = {row["family"] for row in r.json()}
+    assert fams == {"nvidia-ampere"}
+    est = aicap("--catalog", str(out), "estimate", "-m", "llama-2-7b", "--hardware", "a100-80gb-sxm", "--batch", "1",
+                "--input-tokens", "5", "--output-tokens", "200", "-f", "json").json()  # fmt: skip
+    assert 1 / est["tpot_s"] == pytest.approx(90, rel=0.15)

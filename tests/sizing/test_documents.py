@@ -1,0 +1,58 @@
+"""User documents fail with one line naming the file, the line, the field and what was expected."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from aicap.sizing.documents import load_yaml
+from aicap.sizing.errors import InputError
+from aicap.sizing.hf_config import load_model_file
+
+GOOD = """kind: decoder
+id: tiny
+name: Tiny
+family: llama
+source: test
+hidden_size: 256
+num_layers: 4
+num_heads: 8
+intermediate_size: 1024
+vocab_size: 1000
+max_context: 2048
+"""
+
+
+def test_malformed_yaml_gives_line(tmp_path: Path) -> None:
+    p = tmp_path / "m.yaml"
+    p.write_text("a: [1, 2\nb: 3\n")
+    with pytest.raises(InputError, match=r"m\.yaml:\d+: malformed YAML"):
+        load_yaml(p)
+
+
+def test_model_yaml_loads(tmp_path: Path) -> None:
+    p = tmp_path / "m.yaml"
+    p.write_text(GOOD)
+    assert load_model_file(p).num_layers == 4
+
+
+def test_negative_number_names_field_and_line(tmp_path: Path) -> None:
+    p = tmp_path / "m.yaml"
+    p.write_text(GOOD.replace("num_layers: 4", "num_layers: -4"))
+    with pytest.raises(InputError, match=r"m\.yaml:7: num_layers: Input should be greater than 0, got -4"):
+        load_model_file(p)
+
+
+def test_missing_field_is_named(tmp_path: Path) -> None:
+    p = tmp_path / "m.yaml"
+    p.write_text(GOOD.replace("vocab_size: 1000\n", ""))
+    with pytest.raises(InputError, match=r"vocab_size: required field is missing"):
+        load_model_file(p)
+
+
+def test_unknown_field_is_flagged(tmp_path: Path) -> None:
+    p = tmp_path / "m.yaml"
+    p.write_text(GOOD + "hiden_size: 3\n")
+    with pytest.raises(InputError, match=r"m\.yaml:12: hiden_size: unknown field"):
+        load_model_file(p)

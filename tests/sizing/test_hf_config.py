@@ -1,0 +1,66 @@
+"""Model specs from Hugging Face config.json files, and exact checkpoint bytes from safetensors headers."""
+
+from __future__ import annotations
+
+import json
+import struct
+from pathlib import Path
+
+import pytest
+
+from aicap.sizing.errors import InputError
+from aicap.sizing.hf_config import checkpoint_bytes, from_hf_config, load_model_file
+from aicap.sizing.params import inventory
+
+LLAMA_3_8B = {
+    "model_type": "llama", "hidden_size": 4096, "num_hidden_layers": 32, "num_attention_heads": 32,
+    "num_key_value_heads": 8, "intermediate_size": 14336, "vocab_size": 128256, "max_position_embeddings": 8192,
+    "torch_dtype": "bfloat16", "tie_word_embeddings": False, "_name_or_path": "meta-llama/Meta-Llama-3-8B",
+}  # fmt: skip
+MIXTRAL = {**LLAMA_3_8B, "model_type": "mixtral", "num_local_experts": 8, "num_experts_per_tok": 2, "vocab_size": 32000,
+           "max_position_embeddings": 32768}  # fmt: skip
+
+
+def test_llama_config_gives_published_count() -> None:
+    spec = from_hf_config(LLAMA_3_8B)
+    assert spec.kind == "decoder" and spec.kv_heads == 8
+    assert inventory(spec).total == pytest.approx(8.03e9, rel=0.01)
+
+
+def test_mixtral_config_gives_moe() -> None:
+    spec = from_hf_config(MIXTRAL)
+    assert spec.moe is not None and spec.moe.num_experts == 8
+    assert inventory(spec).total == pytest.approx(46.7e9, rel=0.01)
+
+
+def test_unsupported_architecture_names_supported_ones() -> None:
+    with pytest.raises(InputError, match=r"unsupported model_type 'mamba'; supported: llama"):
+        from_hf_config({"model_type": "mamba"})
+
+
+def test_missing_keys_are_listed() -> None:
+    cfg = {k: v for k, v in LLAMA_3_8B.items() if k not in {"hidden_size", "vocab_size"}}
+    with pytest.raises(InputError, match=r"missing required keys: hidden_size, vocab_size"):
+        from_hf_config(cfg, source="x/config.json")
+
+
+def test_safetensors_headers_give_exact_bytes(tmp_path: Path) -> None:
+    header = {"a": {"dtype": "BF16", "shape": [4, 8], "data_offsets": [0, 64]},
+              "b": {"dtype": "F32", "shape": [3], "data_offsets": [64, 76]}, "__metadata__": {"format": "pt"}}  # fmt: skip
+    raw = json.dumps(header).encode()
+    (tmp_path / "model.safetensors").write_bytes(struct.pack("<Q", len(raw)) + raw + b"\0" * 76)
+    assert checkpoint_bytes(tmp_path) == 4 * 8 * 2 + 3 * 4
+    (tmp_path / "config.json").write_text(json.dumps(LLAMA_3_8B))
+    assert load_model_file(tmp_path / "config.json").checkpoint_bytes == 76
+
+
+def test_index_json_total_size_wins(tmp_path: Path) -> None:
+    (tmp_path / "model.safetensors.index.json").write_text(json.dumps({"metadata": {"total_size": 16060522496}, "weight_map": {}}))
+    assert checkpoint_bytes(tmp_path) == 16060522496
+
+
+def test_malformed_json_names_line(tmp_path: Path) -> None:
+    p = tmp_path / "config.json"
+    p.write_text('{\n  "model_type": "llama",\n  oops\n}')
+    with pytest.raises(InputError, match=r"config\.json:3: malformed JSON"):
+        load_model_file(p)

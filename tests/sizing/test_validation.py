@@ -1,0 +1,41 @@
+"""Accuracy against the published cases: the acceptance bar, and fresh error bands."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from aicap.hardware_db import Catalogue
+from aicap.sizing.accuracy import error_bands
+from aicap.sizing.validation import ValidationReport, load_cases, score
+
+MEDIAN_LIMIT_PCT = 20.0
+WORST_RATIO = 2.0
+
+
+@pytest.fixture(scope="module")
+def report(cat: Catalogue) -> ValidationReport:
+    return score(load_cases(), cat)
+
+
+def test_every_comparable_case_is_scored(report: ValidationReport) -> None:
+    skipped = {r.case_id: r.note for r in report.rows if r.predicted is None and not r.note.startswith("not comparable")}
+    assert not skipped
+
+
+def test_median_absolute_error_within_20pct(report: ValidationReport) -> None:
+    assert float(np.median([r.error_pct for r in report.scored])) <= MEDIAN_LIMIT_PCT
+
+
+def test_no_case_off_by_more_than_2x(report: ValidationReport) -> None:
+    bad = [(r.case_id, r.metric, r.measured, r.predicted) for r in report.scored
+           if not (1 / WORST_RATIO <= r.predicted / r.measured <= WORST_RATIO)]  # fmt: skip
+    assert not bad
+
+
+def test_stored_error_bands_match_the_current_model(report: ValidationReport) -> None:
+    stored = error_bands()
+    current = {k: v["p90"] for k, v in report.summary("class").items() if k != "all"}
+    assert set(stored) == set(current), "run: aicap validate --write-bands hardware_db/validation/accuracy.yaml"
+    for k, v in current.items():
+        assert stored[k] == pytest.approx(v, abs=0.15), f"stale band for {k}; re-run aicap validate --write-bands"
