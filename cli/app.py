@@ -14,7 +14,7 @@ from typing import Annotated
 
 import typer
 
-from aicap.cli.commands import catalog_cmds, estimate_cmd, validate_cmds
+from aicap.cli.commands import catalog_cmds, estimate_cmd, size_cmd, validate_cmds
 from aicap.cli.state import STATE
 
 app = typer.Typer(
@@ -32,6 +32,7 @@ app.add_typer(catalog_cmds.hardware_app, name="hardware")
 app.add_typer(catalog_cmds.instances_app, name="instances")
 estimate_cmd.register(app)
 validate_cmds.register(app)
+size_cmd.register(app)
 
 
 def _version(value: bool) -> None:

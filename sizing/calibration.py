@@ -2,7 +2,8 @@
 
 For each device family with measurements, three factors are fitted, the ones a roofline cannot know
 from a datasheet: the compute efficiency ``η_c`` (and ``η_c,fp8`` when fp8 cases exist), the memory
-efficiency ``η_m`` and the fixed per-step overhead ``t_0``. The loss is the mean of
+efficiency ``η_m`` and the fixed per-step overhead ``t_0``, and, where int8/int4 weight-only cases exist, a multiplier on
+``η_m`` for that format (de-quantising kernels stream weights more slowly). The loss is the mean of
 ``ρ(ln(pred/meas))`` over every scored metric of the family, with ``ρ(x) = 2(√(1 + (x/0.1)²) − 1)``
 (soft-L1, so one odd case does not drag the fit). Bounds keep the factors physical:
 ``0.2 ≤ η ≤ 0.98``, ``0 ≤ t_0 ≤ 30 ms``. Optimiser: Nelder-Mead on the clipped parameters.
@@ -34,6 +35,13 @@ class FamilyFit:
     median_error_after_pct: float
 
 
+def _initial(base: EfficiencySpec, name: str) -> float:
+    if name.startswith("memory_"):
+        return base.memory_by_dtype.get(name.removeprefix("memory_"), 1.0)
+    value = getattr(base, name)
+    return float(base.compute if value is None else value)
+
+
 def _loss(report: Any) -> float:
     errs = [np.log(r.predicted / r.measured) for r in report.scored if r.predicted and r.predicted > 0]
     if not errs:
@@ -59,18 +67,24 @@ def fit_family(family: str, cases: list[dict[str, Any]], cat: Any, label: str) -
     names = ["compute", "memory", "step_overhead_ms"]
     if any(c.get("weights_dtype") == "fp8" for c in mine):
         names.append("compute_fp8")
-    x0 = np.array([getattr(base, n) if getattr(base, n) is not None else base.compute for n in names], dtype=float)
+    quant = sorted({c["weights_dtype"] for c in mine if c.get("weights_dtype") in {"int8", "int4"}})
+    names += [f"memory_{q}" for q in quant]
+    x0 = np.array([_initial(base, n) for n in names], dtype=float)
 
     def spec(x: np.ndarray) -> EfficiencySpec:
-        vals = {n: float(np.clip(v, *_BOUNDS[n])) for n, v in zip(names, x, strict=True)}
-        return base.model_copy(update=vals)
+        vals: dict[str, Any] = {n: float(np.clip(v, *_BOUNDS.get(n, (0.2, 1.0)))) for n, v in zip(names, x, strict=True)}
+        by_dtype = dict(base.memory_by_dtype)
+        for q in quant:
+            by_dtype[q] = vals.pop(f"memory_{q}")
+        return base.model_copy(update={**vals, "memory_by_dtype": by_dtype})
 
     def loss(x: np.ndarray) -> float:
         return _loss(score(mine, cat, {family: spec(x)}))
 
     res = minimize(loss, x0, method="Nelder-Mead", options={"xatol": 1e-3, "fatol": 1e-5, "maxiter": 400})
     fitted = spec(res.x)
-    rounded = {n: round(float(getattr(fitted, n)), 3) for n in names}
+    rounded: dict[str, Any] = {n: round(float(getattr(fitted, n)), 3) for n in names if not n.startswith("memory_")}
+    rounded["memory_by_dtype"] = {k: round(v, 3) for k, v in fitted.memory_by_dtype.items()}
     after = fitted.model_copy(update={**rounded, "source": f"fitted by aicap calibrate on {label}: "
                                       f"{sum(len(c['metrics']) for c in mine)} metrics of {len(mine)} cases, {dt.date.today().isoformat()}"})  # fmt: skip
     before_r, after_r = score(mine, cat), score(mine, cat, {family: after})

@@ -1,0 +1,101 @@
+"""``aicap size`` (the sizer) and ``aicap schema`` (JSON Schemas of the documents)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from aicap.cli.render import Format, Table, View, emit, to_json, to_yaml
+from aicap.cli.state import catalogue, guarded, info
+
+FormatOpt = Annotated[Format, typer.Option("--format", "-f", help="Output format.")]
+
+
+def plan_view(doc: dict[str, Any]) -> View:
+    """Tables of a plan: deployments per workload, fleet instances, alternatives."""
+    rows = []
+    for w in doc["workloads"]:
+        band = w["error_band_pct"]
+        for d in w["deployments"]:
+            ttft = f"{d['ttft_ms']:,.0f}" + (f" ±{band['ttft']:.0f}%" if "ttft" in band else "")
+            tpot = "-" if d["tpot_ms"] is None else f"{d['tpot_ms']:,.1f}" + (f" ±{band['tpot']:.0f}%" if "tpot" in band else "")
+            rows.append([w["name"], w["model"], d["instance_type"], f"{d['devices']}×{d['hardware']}", f"TP{d['tp']}·PP{d['pp']}",
+                         d["replicas"], d["batch"], d["weights_dtype"], ttft, tpot, f"{100 * d['utilisation']:.0f}%",
+                         d["usd_per_hour"], round(d["usd_per_hour"] * doc["hours_per_month"]), w["usd_per_million_output_tokens"]])  # fmt: skip
+    t = doc["totals"]
+    pct = doc["workloads"][0]["percentile"] if doc["workloads"] else "p99"
+    tables = [
+        Table(f"Plan ({doc['objective']} objective, {doc['catalogue']['pricing']} prices of {doc['catalogue']['price_dates'][0]}"
+              f"…{doc['catalogue']['price_dates'][1]})",
+              ["workload", "model", "instance", "devices", "layout", "replicas", "batch", "dtype", f"TTFT ms ({pct})", "TPOT ms",
+               "util", "$/hour", "$/month", "$/1M out tok"], rows,
+              caption=f"Fleet: {t['instances']} instances, {t['devices']} devices, ${t['usd_per_hour']:,.2f}/hour, "
+                      f"${t['usd_per_month']:,.0f}/month"),
+        Table("Instances", ["instance", "cloud", "hardware", "count", "devices used", "$/hour", "price date"],
+              [[i["instance_type"], i["cloud"], i["hardware"], i["count"], f"{i['devices_used']}/{i['devices']}", i["usd_per_hour"],
+                i["price_date"]] for i in doc["instances"]]),
+    ]  # fmt: skip
+    if doc["alternatives"]:
+        tables.append(Table("Best alternative per device type", ["hardware", "$/month", "delta $/month", "why it lost"],
+                            [[a["hardware"], a["usd_per_month"], a["delta_usd_per_month"], a["why"]] for a in doc["alternatives"]]))  # fmt: skip
+    return View(doc, tables)
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``size`` and ``schema`` to the root app."""
+
+    @app.command("size")
+    @guarded
+    def size_cmd(
+        fleet_file: Annotated[Path | None, typer.Argument(metavar="[FLEET.yaml]", help="Fleet file; omit it (and --model) for the built-in example.")] = None,
+        model: Annotated[str | None, typer.Option("--model", "-m", help="Size one workload of this model instead of a fleet file.")] = None,
+        rate: Annotated[float | None, typer.Option("--rate", help="Requests per second (one-workload mode).")] = None,
+        input_tokens: Annotated[int, typer.Option("--input-tokens", help="Mean prompt tokens.")] = 1024,
+        output_tokens: Annotated[int, typer.Option("--output-tokens", help="Mean generated tokens.")] = 256,
+        ttft_ms: Annotated[float | None, typer.Option("--ttft-ms", help="TTFT target at the percentile (ms).")] = None,
+        tpot_ms: Annotated[float | None, typer.Option("--tpot-ms", help="TPOT target (ms).")] = None,
+        percentile: Annotated[str, typer.Option("--percentile", help="p50, p90, p95 or p99.")] = "p99",
+        cloud: Annotated[str | None, typer.Option("--cloud", help="Comma-separated clouds: aws,gcp,azure.")] = None,
+        hardware: Annotated[str | None, typer.Option("--hardware", help="Comma-separated device ids to allow.")] = None,
+        precision: Annotated[str | None, typer.Option("--precision", help="Comma-separated weight formats to allow (default bf16,fp8).")] = None,
+        pricing: Annotated[str | None, typer.Option("--pricing", help="on_demand, spot, reserved_1y or reserved_3y.")] = None,
+        budget: Annotated[float | None, typer.Option("--budget", help="Monthly budget in USD.")] = None,
+        objective: Annotated[str | None, typer.Option("--objective", help="cost (default), latency or throughput (the last two need --budget).")] = None,
+        single_type: Annotated[bool, typer.Option("--single-type", help="Use one device type for the whole fleet.")] = False,
+        output: Annotated[Path | None, typer.Option("--output", "-o", help="Also write the plan (JSON, or YAML for .yaml) to this file, atomically.")] = None,
+        fmt: FormatOpt = Format.table,
+    ) -> None:  # fmt: skip
+        """Pick the cheapest set of whole cloud instances that serves every workload within its latency targets."""
+        from aicap.sizing.atomic import write_atomic
+        from aicap.sizing.fleet_io import build_fleet, builtin_fleet, load_fleet
+        from aicap.sizing.sizer import size
+
+        cat = catalogue()
+        overrides = {"cloud": cloud, "hardware": hardware, "pricing": pricing, "budget": budget, "objective": objective,
+                     "single_type": single_type or None}  # fmt: skip
+        if model is not None:
+            fleet = build_fleet(model=model, rate=rate, input_tokens=input_tokens, output_tokens=output_tokens, ttft_ms=ttft_ms,
+                                tpot_ms=tpot_ms, percentile=percentile, precision=precision, **overrides)  # fmt: skip
+        elif fleet_file is not None:
+            fleet = load_fleet(fleet_file, **overrides)
+        else:
+            info("aicap: no fleet given; sizing the built-in example (chat, long-context summariser, embeddings). See `aicap size --help`.")
+            fleet = builtin_fleet(**overrides)
+        doc = size(fleet, cat).to_dict()
+        if output is not None:
+            write_atomic(output, to_yaml(doc) if output.suffix in {".yaml", ".yml"} else to_json(doc))
+            info(f"aicap: wrote plan to {output}")
+        emit(plan_view(doc), fmt)
+
+    schema_app = typer.Typer(help="JSON Schemas of aicap's documents.", no_args_is_help=True)
+    app.add_typer(schema_app, name="schema")
+
+    @schema_app.command("plan")
+    @guarded
+    def schema_plan() -> None:
+        """Print the JSON Schema of the fleet file (aicap.yaml) that `aicap size` reads."""
+        from aicap.sizing.fleet import Fleet
+
+        typer.echo(to_json(Fleet.model_json_schema()), nl=False)
