@@ -21,7 +21,8 @@ R = TypeVar("R")
 
 def guarded(fn: Callable[P, R]) -> Callable[P, R]:
     """Run a command so that an :class:`~aicap.sizing.errors.AicapError` becomes one stderr line
-    (``aicap: error: ...``) and its documented exit code, never a traceback."""
+    (``aicap: error: ...``) and its documented exit code, never a traceback.
+    """
 
     @functools.wraps(fn)
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:

@@ -30,7 +30,7 @@ def metric_class(metric: str) -> str:
 
 @lru_cache(maxsize=1)
 def _stored() -> dict[str, Any]:
-    node = resources.files("aicap.hardware_db").joinpath("validation", "accuracy.yaml")
+    node = resources.files("aicap.hardware_db").joinpath("validation/accuracy.yaml")
     if not node.is_file():
         return {}
     data = yaml.safe_load(node.read_text(encoding="utf-8")) or {}

@@ -6,7 +6,10 @@ efficiency ``η_m`` and the fixed per-step overhead ``t_0``, and, where int8/int
 ``η_m`` for that format (de-quantising kernels stream weights more slowly). The loss is the mean of
 ``ρ(ln(pred/meas))`` over every scored metric of the family, with ``ρ(x) = 2(√(1 + (x/0.1)²) − 1)``
 (soft-L1, so one odd case does not drag the fit). Bounds keep the factors physical:
-``0.2 ≤ η ≤ 0.98``, ``0 ≤ t_0 ≤ 30 ms``. Optimiser: Nelder-Mead on the clipped parameters.
+``0.01 ≤ η_c ≤ 0.98`` (CPU runtimes reach a few percent of the AMX peak), ``0.1 ≤ η_m ≤ 0.98``,
+``0 ≤ t_0 ≤ 30 ms``, ``1 ≤ λ ≤ 200 µs``. Where the family's cases include MoE models the MoE
+multiplier ``η_moe`` is fitted too, and where they include tensor parallelism the collective latency
+``λ``. Optimiser: Nelder-Mead on the clipped parameters.
 """
 
 from __future__ import annotations
@@ -16,11 +19,11 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-
 from aicap.sizing.specs import EfficiencySpec
 from aicap.sizing.validation import score
 
-_BOUNDS = {"compute": (0.2, 0.98), "compute_fp8": (0.2, 0.98), "memory": (0.2, 0.98), "step_overhead_ms": (0.0, 30.0)}
+_BOUNDS = {"compute": (0.01, 0.98), "compute_fp8": (0.01, 0.98), "memory": (0.1, 0.98), "step_overhead_ms": (0.0, 30.0),
+           "moe_compute": (0.05, 1.0), "link_latency_us": (1.0, 200.0)}
 
 
 @dataclass(frozen=True)
@@ -39,6 +42,8 @@ def _initial(base: EfficiencySpec, name: str) -> float:
     if name.startswith("memory_"):
         return base.memory_by_dtype.get(name.removeprefix("memory_"), 1.0)
     value = getattr(base, name)
+    if name == "step_overhead_ms":
+        return max(float(value), 1.0)  # a zero start gives Nelder-Mead a degenerate simplex
     return float(base.compute if value is None else value)
 
 
@@ -64,11 +69,19 @@ def fit_family(family: str, cases: list[dict[str, Any]], cat: Any, label: str) -
     if not mine or family not in cat.efficiency:
         return None
     base = cat.efficiency[family]
-    names = ["compute", "memory", "step_overhead_ms"]
+    names = ["memory", "compute", "step_overhead_ms"]
     if any(c.get("weights_dtype") == "fp8" for c in mine):
         names.append("compute_fp8")
+    if any(c.get("model") in cat.models and getattr(cat.models[c["model"]], "moe", None) is not None for c in mine):
+        names.append("moe_compute")
+    if any((c.get("tp") or 1) > 1 for c in mine):
+        names.append("link_latency_us")
     quant = sorted({c["weights_dtype"] for c in mine if c.get("weights_dtype") in {"int8", "int4"}})
     names += [f"memory_{q}" for q in quant]
+    # Never fit more factors than half the measurements support; the rest keep their prior.
+    n_metrics = sum(1 for c in mine for k in c["metrics"] if k != "output_tok_s_per_device")
+    names = names[: max(1, n_metrics // 2)]
+    quant = [q for q in quant if f"memory_{q}" in names]
     x0 = np.array([_initial(base, n) for n in names], dtype=float)
 
     def spec(x: np.ndarray) -> EfficiencySpec:
@@ -76,12 +89,13 @@ def fit_family(family: str, cases: list[dict[str, Any]], cat: Any, label: str) -
         by_dtype = dict(base.memory_by_dtype)
         for q in quant:
             by_dtype[q] = vals.pop(f"memory_{q}")
-        return base.model_copy(update={**vals, "memory_by_dtype": by_dtype})
+        spec_: EfficiencySpec = base.model_copy(update={**vals, "memory_by_dtype": by_dtype})
+        return spec_
 
     def loss(x: np.ndarray) -> float:
         return _loss(score(mine, cat, {family: spec(x)}))
 
-    res = minimize(loss, x0, method="Nelder-Mead", options={"xatol": 1e-3, "fatol": 1e-5, "maxiter": 400})
+    res = minimize(loss, x0, method="Nelder-Mead", options={"xatol": 1e-3, "fatol": 1e-5, "maxiter": 300 * len(names)})
     fitted = spec(res.x)
     rounded: dict[str, Any] = {n: round(float(getattr(fitted, n)), 3) for n in names if not n.startswith("memory_")}
     rounded["memory_by_dtype"] = {k: round(v, 3) for k, v in fitted.memory_by_dtype.items()}

@@ -12,9 +12,8 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import yaml
-from pydantic import BaseModel, TypeAdapter, ValidationError
-
 from aicap.sizing.errors import InputError
+from pydantic import BaseModel, TypeAdapter, ValidationError
 
 T = TypeVar("T")
 M = TypeVar("M", bound=BaseModel)

@@ -11,10 +11,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-
 from aicap.sizing import memory
 from aicap.sizing.accuracy import error_bands
-from aicap.sizing.errors import InfeasibleError, InputError
+from aicap.sizing.errors import InputError
 from aicap.sizing.layout import Deployment, valid_tp
 from aicap.sizing.serving import ServingMetrics, auto_batch, serve
 
@@ -115,7 +114,7 @@ def candidate_layouts(req: EstimateRequest, devices: int) -> list[tuple[int, int
     heads = getattr(model, "num_heads", 1)
     layers = getattr(model, "num_layers", 1)
     tps = [req.tp] if req.tp else [t for t in valid_tp(heads, min(devices, domain))]
-    out = []
+    out: list[tuple[int, int]] = []
     for tp in tps:
         pps = [req.pp] if req.pp else [p for p in range(1, devices // tp + 1) if p <= layers]
         out.extend((tp, pp) for pp in pps if tp * pp <= devices)

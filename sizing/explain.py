@@ -19,8 +19,9 @@ def breakdown(result: EstimateResult, phase: str) -> dict[str, Any]:
     """
     dep = result.deployment
     step = result.metrics.prefill if phase == "prefill" else result.metrics.decode
-    cdt = compute_dtype(dep.weights_dtype, dict(dep.device.peak_tflops))
-    peak = dep.device.peak_tflops[cdt] * 1e12 * dep.efficiency.compute_for(cdt)
+    peaks: dict[str, float] = dict(dep.device.peak_tflops)
+    cdt = compute_dtype(dep.weights_dtype, peaks)
+    peak = peaks[cdt] * 1e12 * dep.efficiency.compute_for(cdt)
     bw = dep.device.memory_bw_gbps * 1e9 * dep.efficiency.memory_for(dep.weights_dtype)
     total = float(step.total)
     rows = []

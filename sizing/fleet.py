@@ -19,12 +19,15 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt, model_validator
-
 from aicap.sizing.specs.instance import PricingModel
+from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt, model_validator
 
 Percentile = Literal["p50", "p90", "p95", "p99"]
 PERCENTILES = {"p50": 0.50, "p90": 0.90, "p95": 0.95, "p99": 0.99}
+
+
+def _default_precisions() -> list[Literal["fp32", "bf16", "fp16", "fp8", "int8", "int4"]]:
+    return ["bf16", "fp8"]
 
 
 class _Doc(BaseModel):
@@ -61,7 +64,7 @@ class Workload(_Doc):
     input_tokens: PositiveInt | list[LengthBin] = 1024
     output_tokens: PositiveInt | list[LengthBin] = 256
     slo: Slo = Slo()
-    precisions: list[Literal["fp32", "bf16", "fp16", "fp8", "int8", "int4"]] = Field(default_factory=lambda: ["bf16", "fp8"])
+    precisions: list[Literal["fp32", "bf16", "fp16", "fp8", "int8", "int4"]] = Field(default_factory=_default_precisions)
 
     @model_validator(mode="after")
     def _one_traffic(self) -> Workload:

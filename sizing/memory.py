@@ -19,11 +19,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from numpy.typing import ArrayLike, NDArray
-
 from aicap.sizing.dtypes import BYTES_PER_ELEMENT
 from aicap.sizing.layout import Deployment
 from aicap.sizing.params import Inventory, inventory, kv_elements_per_token_per_layer
+from numpy.typing import ArrayLike, NDArray
 
 GIB = float(2**30)
 F = NDArray[np.float64]
@@ -82,8 +81,8 @@ def kv_elements_per_device(dep: Deployment, tp: ArrayLike) -> F:
     m = dep.model
     tp_a = np.asarray(tp, dtype=float)
     if m.mla is not None:
-        return np.broadcast_to(float(kv_elements_per_token_per_layer(m)), tp_a.shape).astype(float)
-    return 2.0 * np.ceil(m.kv_heads / tp_a) * m.head_size
+        return np.asarray(np.broadcast_to(float(kv_elements_per_token_per_layer(m)), tp_a.shape), dtype=float)
+    return np.asarray(2.0 * np.ceil(m.kv_heads / tp_a) * m.head_size, dtype=float)
 
 
 def kv_bytes_per_sequence(dep: Deployment, tp: ArrayLike, pp: ArrayLike, context: ArrayLike) -> F:

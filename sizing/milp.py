@@ -13,7 +13,7 @@ Constraints:
 * availability: ``n_t ≤ cap_t``; budget: ``Σ p_t · n_t ≤ budget`` (USD/hour);
 * single type: binaries ``z_g`` per device type, ``n_t ≤ M · z_{g(t)}``, ``Σ z_g = 1``.
 
-Objectives: ``cost`` minimises ``Σ p_t n_t`` (ties go to fewer devices); ``latency`` minimises the
+Objectives: ``cost`` minimises ``Σ p_t n_t`` (ties go to fewer devices, then lower latency); ``latency`` minimises the
 demand-weighted ``Σ_c r_c q_c/λ_w · (TTFT_c/TTFT*_w + TPOT_c/TPOT*_w)`` within the budget;
 ``throughput`` maximises ``Σ_w s_w / λ_w`` within the budget.
 """
@@ -91,7 +91,8 @@ def solve(p: Problem) -> Solution:
     c = np.zeros(nv)
     if p.objective == "cost":
         c[nc : nc + nt] = price
-        c[:nc] = _TIE * np.array(p.cand_devices, dtype=float)
+        # Ties between equal-cost plans go to fewer devices, then to lower latency.
+        c[:nc] = _TIE * np.array(p.cand_devices, dtype=float) + _TIE * 1e-2 * np.array(p.cand_latency, dtype=float)
     elif p.objective == "latency":
         c[:nc] = [p.cand_capacity[k] / p.demand[p.cand_workload[k]] * p.cand_latency[k] for k in range(nc)]
         c[nc : nc + nt] = _TIE * price

@@ -14,8 +14,6 @@ from dataclasses import dataclass, field
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
-
-
 from aicap.sizing.accuracy import error_bands
 from aicap.sizing.candidates import Candidate
 from aicap.sizing.fleet import PERCENTILES, Fleet
@@ -69,18 +67,18 @@ class Plan:
             used[cand.instance] += r * cand.devices
         counts = {i.name: n for i, n in zip(insts, sol.instances, strict=True) if n > 0}
         bands = error_bands()
-        instances = []
+        instances: list[dict[str, Any]] = []
         for name, n in sorted(counts.items()):
             inst = by_name[name]
             instances.append({"instance_type": name, "cloud": inst.cloud, "region": inst.region, "hardware": inst.device, "count": n,
                               "devices": n * inst.devices, "devices_used": used[name],
                               "usd_per_hour": _money(n * float(inst.price(c.pricing) or 0.0)), "price_date": inst.price_date.isoformat()})  # fmt: skip
-        workloads = []
+        workloads: list[dict[str, Any]] = []
         for w in fleet.workloads:
             mine = [(cand, r) for cand, r in chosen if cand.workload == w.name]
             cap_total = sum(cand.capacity_rps * r for cand, r in mine)
             served = sol.served[[x.name for x in fleet.workloads].index(w.name)] if sol.served else demand[w.name]
-            deps = []
+            deps: list[dict[str, Any]] = []
             for cand, r in mine:
                 inst = by_name[cand.instance]
                 price = float(inst.price(c.pricing) or 0.0)

@@ -5,7 +5,8 @@ For each operator group ``i`` with ``F_i`` FLOPs and ``Q_i`` bytes per device,
     t_i = max(F_i / (P_dtype · η_c), Q_i / (BW · η_m))
 
 and the step takes ``Σ t_i + t_net + t_0``, where ``η_c, η_m`` are the family's calibrated compute and
-memory efficiencies and ``t_0`` its fixed per-step overhead. Communication per step:
+memory efficiencies (the experts of MoE layers run at ``η_c · η_moe``) and ``t_0`` its fixed per-step
+overhead. Communication per step:
 
 * tensor parallel: two ring all-reduces per layer of ``M = N·h·2`` bytes,
   ``2·(tp−1)/tp · M / (β·η_l) + λ`` each (β: per-direction link bandwidth, λ: link latency);
@@ -24,11 +25,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from numpy.typing import ArrayLike, NDArray
-
 from aicap.sizing.dtypes import compute_dtype
 from aicap.sizing.layout import Deployment
 from aicap.sizing.operators import ACT_BYTES, OpCost, generic_step, transformer_step
+from numpy.typing import ArrayLike, NDArray
 
 F = NDArray[np.float64]
 BOUNDS = ("compute", "memory", "network", "overhead")
@@ -87,10 +87,12 @@ class StepTime:
 
 
 def _roofline(dep: Deployment, costs: dict[str, OpCost]) -> dict[str, OpTime]:
-    cdt = compute_dtype(dep.weights_dtype, dict(dep.device.peak_tflops))
-    peak = dep.device.peak_tflops[cdt] * 1e12 * dep.efficiency.compute_for(cdt)
+    peaks: dict[str, float] = dict(dep.device.peak_tflops)
+    cdt = compute_dtype(dep.weights_dtype, peaks)
+    peak = peaks[cdt] * 1e12 * dep.efficiency.compute_for(cdt)
     bw = dep.device.memory_bw_gbps * 1e9 * dep.efficiency.memory_for(dep.weights_dtype)
-    return {name: OpTime(c.flops, c.bytes, c.flops / peak, c.bytes / bw) for name, c in costs.items()}
+    moe = dep.efficiency.moe_compute
+    return {name: OpTime(c.flops, c.bytes, c.flops / (peak * (moe if name == "experts" else 1.0)), c.bytes / bw) for name, c in costs.items()}
 
 
 def _network(dep: Deployment, tokens: F, tp: F, pp: F, ep: F) -> F:

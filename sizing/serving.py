@@ -18,11 +18,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from numpy.typing import ArrayLike, NDArray
-
 from aicap.sizing import memory
 from aicap.sizing.layout import Deployment
 from aicap.sizing.roofline import StepTime, step_time
+from numpy.typing import ArrayLike, NDArray
 
 F = NDArray[np.float64]
 
@@ -100,7 +99,7 @@ def _fits_encoder(dep: Deployment, tp: F, pp: F, batch: F, tokens: F) -> NDArray
 def max_fitting_batch(dep: Deployment, input_tokens: float, output_tokens: float, tp: ArrayLike, pp: ArrayLike) -> F:
     """Largest batch that fits memory at full context ``I + O``, capped at the runtime's ``max_batch``."""
     if dep.model.kind != "decoder":
-        return np.minimum(np.asarray(dep.runtime.max_batch, dtype=float) + 0 * np.asarray(tp, dtype=float), dep.runtime.max_batch)
+        return np.asarray(np.full(np.shape(np.asarray(tp)), float(dep.runtime.max_batch)), dtype=float)
     b = memory.max_batch(dep, tp, pp, input_tokens, input_tokens + output_tokens)
     return np.asarray(np.minimum(b, dep.runtime.max_batch), dtype=float)
 

@@ -20,7 +20,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-
 from aicap.sizing.accuracy import metric_class
 from aicap.sizing.documents import load_yaml
 from aicap.sizing.errors import AicapError, InputError
@@ -78,11 +77,11 @@ def _stats(v: list[float]) -> dict[str, float]:
 
 def default_cases_path() -> Any:
     """The public cases shipped with aicap."""
-    return resources.files("aicap.hardware_db").joinpath("validation", "published_cases.yaml")
+    return resources.files("aicap.hardware_db").joinpath("validation/published_cases.yaml")
 
 
 def _datasets() -> dict[str, Any]:
-    node = resources.files("aicap.hardware_db").joinpath("validation", "datasets.yaml")
+    node = resources.files("aicap.hardware_db").joinpath("validation/datasets.yaml")
     return dict(load_yaml(Path("hardware_db/validation/datasets.yaml"), node.read_text(encoding="utf-8")))
 
 

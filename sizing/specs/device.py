@@ -7,6 +7,9 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt, field_validator
 
 
+PEAK_DTYPES = ("fp32", "tf32", "bf16", "fp16", "fp8", "int8", "int4")
+
+
 class Interconnect(BaseModel):
     """The fast link that joins devices into a tensor-parallel domain.
 
@@ -36,7 +39,7 @@ class DeviceSpec(BaseModel):
     family: str
     memory_gib: PositiveFloat
     memory_bw_gbps: PositiveFloat
-    peak_tflops: dict[Literal["fp32", "tf32", "bf16", "fp16", "fp8", "int8", "int4"], PositiveFloat]
+    peak_tflops: dict[str, PositiveFloat]
     interconnect: Interconnect
     tdp_w: PositiveFloat | None = None
     sources: list[str] = Field(min_length=1)
@@ -45,6 +48,9 @@ class DeviceSpec(BaseModel):
     @field_validator("peak_tflops")
     @classmethod
     def _has_16bit(cls, v: dict[str, float]) -> dict[str, float]:
+        unknown = set(v) - set(PEAK_DTYPES)
+        if unknown:
+            raise ValueError(f"unknown dtype '{sorted(unknown)[0]}'; valid: {', '.join(PEAK_DTYPES)}")
         if not ({"bf16", "fp16", "fp32"} & v.keys()):
             raise ValueError("needs at least one of bf16, fp16 or fp32")
         return v

@@ -26,6 +26,9 @@ class EfficiencySpec(BaseModel):
         Fraction of peak memory bandwidth reached when streaming weights and KV cache.
     memory_by_dtype
         Multipliers on ``memory`` for weight formats whose kernels de-quantise on the fly (int4).
+    moe_compute
+        Multiplier on ``compute`` for mixture-of-experts layers: grouped GEMMs over many small
+        per-expert batches run below dense-GEMM efficiency.
     link
         Fraction of the per-direction link bandwidth reached by collectives.
     link_latency_us
@@ -43,6 +46,7 @@ class EfficiencySpec(BaseModel):
     compute_fp8: float | None = Field(None, gt=0, le=1)
     memory: float = Field(gt=0, le=1)
     memory_by_dtype: dict[str, float] = Field(default_factory=dict)
+    moe_compute: float = Field(1.0, gt=0, le=1)
     link: float = Field(0.7, gt=0, le=1)
     link_latency_us: NonNegativeFloat = 10.0
     step_overhead_ms: NonNegativeFloat = 0.0

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from aicap.sizing import memory
 from aicap.sizing.params import inventory
 

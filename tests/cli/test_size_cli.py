@@ -1,0 +1,90 @@
+"""`aicap size` and `aicap schema plan` through the real CLI."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+EXAMPLES = sorted((Path(__file__).resolve().parents[2] / "examples").glob("*.yaml"))
+PLAN_KEYS = {"schema_version", "totals", "workloads", "alternatives"}
+DEPLOYMENT_KEYS = {"instance_type", "hardware", "instances", "devices", "tp", "pp", "replicas", "batch", "weights_dtype", "kv_dtype",
+                   "ttft_ms", "tpot_ms", "capacity_requests_per_s", "usd_per_hour"}  # fmt: skip
+
+
+def test_size_without_arguments_sizes_the_builtin_example(aicap) -> None:
+    r = aicap("size", "-f", "json")
+    assert r.code == 0, r.stderr
+    assert "built-in example" in r.stderr and len(r.stderr.strip().splitlines()) == 1
+    doc = r.json()
+    assert set(doc) >= PLAN_KEYS
+    assert {w["name"] for w in doc["workloads"]} == {"chat", "summariser", "embeddings"}
+    assert set(doc["totals"]) >= {"usd_per_hour", "usd_per_month", "devices", "instances"}
+    for w in doc["workloads"]:
+        assert w["capacity_requests_per_s"] >= w["requests_per_s"]
+        for d in w["deployments"]:
+            assert set(d) >= DEPLOYMENT_KEYS
+    assert sum(w["usd_per_hour"] for w in doc["workloads"]) == pytest.approx(doc["totals"]["usd_per_hour"], abs=0.05)
+
+
+def test_size_flags_one_workload(aicap) -> None:
+    r = aicap("size", "--model", "llama-3.1-70b", "--rate", "20", "--input-tokens", "1500", "--output-tokens", "300",
+              "--ttft-ms", "2000", "--tpot-ms", "60", "--cloud", "aws", "--hardware", "h100-sxm,l40s", "--precision", "bf16,fp8",
+              "-f", "json")  # fmt: skip
+    assert r.code == 0, r.stderr
+    doc = r.json()
+    assert {d["hardware"] for w in doc["workloads"] for d in w["deployments"]} <= {"h100-sxm", "l40s"}
+
+
+def test_size_output_file_and_determinism(aicap, tmp_path: Path) -> None:
+    out = tmp_path / "plan.json"
+    a = aicap("size", "--model", "llama-3-8b", "--rate", "5", "--cloud", "gcp", "-f", "json", "--output", str(out))
+    b = aicap("size", "--model", "llama-3-8b", "--rate", "5", "--cloud", "gcp", "-f", "json")
+    assert a.code == 0 and a.stdout == b.stdout
+    assert json.loads(out.read_text())["totals"] == a.json()["totals"]
+
+
+@pytest.mark.parametrize("fmt", ["table", "yaml", "csv", "markdown"])
+def test_size_every_format(aicap, fmt: str) -> None:
+    r = aicap("size", "--model", "mistral-7b", "--rate", "3", "--cloud", "aws", "-f", fmt)
+    assert r.code == 0 and r.stdout.strip()
+
+
+@pytest.mark.parametrize("path", EXAMPLES, ids=[p.stem for p in EXAMPLES])
+def test_examples_size(aicap, path: Path) -> None:
+    r = aicap("size", str(path), "-f", "json")
+    assert r.code == 0, r.stderr
+    assert r.json()["totals"]["usd_per_month"] > 0
+
+
+def test_infeasible_exit_3(aicap) -> None:
+    r = aicap("size", "--model", "llama-3.1-405b", "--rate", "1", "--hardware", "l4", "--precision", "bf16")
+    assert r.code == 3 and "GiB" in r.stderr and len(r.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["--model", "llama-3-8b", "--rate", "-2"], "--rate -2.0"),
+        (["--model", "llama-3-8b"], "--rate is required"),
+        (["--model", "llama-3-8b", "--rate", "1", "--cloud", "ibm"], "--cloud 'ibm'"),
+        (["--model", "nope", "--rate", "1"], "unknown model 'nope'"),
+        (["--model", "llama-3-8b", "--rate", "1", "--percentile", "p42"], "--percentile 'p42'"),
+    ],
+)
+def test_size_bad_input_exit_2(aicap, args: list[str], needle: str) -> None:
+    r = aicap("size", *args)
+    assert r.code == 2 and needle in r.stderr and len(r.stderr.strip().splitlines()) == 1
+
+
+def test_bad_fleet_file_names_line(aicap, tmp_path: Path) -> None:
+    p = tmp_path / "aicap.yaml"
+    p.write_text("workloads:\n  - name: a\n    model: llama-3-8b\n    requests_per_s: -1\n")
+    r = aicap("size", str(p))
+    assert r.code == 2 and "aicap.yaml:4: workloads[0].requests_per_s" in r.stderr
+
+
+def test_schema_plan_is_json_schema(aicap) -> None:
+    doc = aicap("schema", "plan").json()
+    assert doc["type"] == "object" and "workloads" in doc["properties"]

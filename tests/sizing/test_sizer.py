@@ -1,0 +1,75 @@
+"""The sizer end to end on the real catalogue: invariants and infeasibility messages."""
+
+from __future__ import annotations
+
+import pytest
+from aicap.hardware_db import load_catalogue
+from aicap.sizing.errors import InfeasibleError
+from aicap.sizing.fleet import Fleet
+from aicap.sizing.queueing import erlang_c, sustainable_rate
+from aicap.sizing.sizer import size
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+CAT = load_catalogue()
+
+
+def fleet(rate: float = 5.0, ttft: float = 2000.0, tpot: float = 60.0, hardware: list[str] | None = None, **cons: object) -> Fleet:
+    c = {"clouds": ["aws"], "hardware": hardware or ["h100-sxm", "l40s", "a100-80gb-sxm"], **cons}
+    return Fleet.model_validate({"workloads": [{"name": "chat", "model": "llama-3.1-8b", "requests_per_s": rate, "input_tokens": 1000,
+                                                "output_tokens": 200, "slo": {"ttft_ms": ttft, "tpot_ms": tpot}}], "constraints": c})  # fmt: skip
+
+
+def test_erlang_c_known_values() -> None:
+    assert float(erlang_c(1, 0.5)) == pytest.approx(0.5)
+    assert float(erlang_c(2, 1.0)) == pytest.approx(1 / 3)
+
+
+def test_sustainable_rate_meets_target_and_drops_with_tighter_target() -> None:
+    loose, tight = (float(sustainable_rate(32, 10.0, 0.2, t, 0.99)) for t in (3.0, 0.5))
+    assert 0 < tight < loose <= 0.95 * 32 / 10.0
+
+
+def test_plan_carries_traffic_and_fits() -> None:
+    plan = size(fleet(), CAT).to_dict()
+    w = plan["workloads"][0]
+    assert w["capacity_requests_per_s"] >= w["requests_per_s"]
+    assert plan["totals"]["usd_per_hour"] > 0
+    assert all(d["tpot_ms"] <= 60.0 for d in w["deployments"])
+    for inst in plan["instances"]:
+        assert inst["devices_used"] <= inst["devices"]
+
+
+@settings(max_examples=8, deadline=None)
+@given(st.floats(0.5, 30.0))
+def test_doubling_traffic_never_lowers_cost(rate: float) -> None:
+    assert size(fleet(2 * rate), CAT, alternatives=False).totals["usd_per_hour"] >= size(fleet(rate), CAT, alternatives=False).totals["usd_per_hour"] - 1e-9
+
+
+@settings(max_examples=6, deadline=None)
+@given(st.floats(30.0, 120.0))
+def test_tightening_tpot_never_lowers_cost(tpot: float) -> None:
+    loose = size(fleet(tpot=tpot), CAT, alternatives=False).totals["usd_per_hour"]
+    assert size(fleet(tpot=tpot * 0.7), CAT, alternatives=False).totals["usd_per_hour"] >= loose - 1e-9
+
+
+def test_removing_an_instance_type_never_lowers_cost() -> None:
+    full = size(fleet(), CAT, alternatives=False).totals["usd_per_hour"]
+    assert size(fleet(hardware=["l40s", "a100-80gb-sxm"]), CAT, alternatives=False).totals["usd_per_hour"] >= full - 1e-9
+
+
+def test_405b_on_small_instances_names_memory() -> None:
+    f = Fleet.model_validate({"workloads": [{"name": "big", "model": "llama-3.1-405b", "requests_per_s": 1, "precisions": ["bf16"]}],
+                              "constraints": {"clouds": ["aws"], "hardware": ["l4"]}})  # fmt: skip
+    with pytest.raises(InfeasibleError, match=r"needs ≥ [\d,]+ GiB .*largest allowed instance"):
+        size(f, CAT)
+
+
+def test_impossible_tpot_names_best_achievable() -> None:
+    with pytest.raises(InfeasibleError, match=r"TPOT"):
+        size(fleet(tpot=0.5), CAT)
+
+
+def test_budget_below_cheapest_plan() -> None:
+    with pytest.raises(InfeasibleError, match=r"budget \$1/month is below the cheapest plan"):
+        size(fleet(budget_usd_per_month=1), CAT)
