@@ -75,17 +75,25 @@ def _layouts(model: Any, inst: InstanceSpec, device: Any) -> list[tuple[int, int
     return out
 
 
-def _best_batches(dep: Deployment, tps: np.ndarray, pps: np.ndarray, i: float, o: float, ctx: float, tpot_s: float | None) -> np.ndarray:
-    """Largest batch per layout that fits memory at ``ctx`` and meets TPOT (0 when none)."""
+def _latency(dep: Deployment, batch: np.ndarray, i: float, o: float, tps: np.ndarray, pps: np.ndarray) -> np.ndarray:
+    """The latency the batch is limited by: TPOT for decoders, the batch's forward time otherwise."""
+    m = serve(dep, np.maximum(batch, 1.0), i, o, tps, pps)
+    return np.asarray(m.tpot_s if dep.model.kind == "decoder" else m.ttft_s)
+
+
+def _best_batches(dep: Deployment, tps: np.ndarray, pps: np.ndarray, i: float, o: float, ctx: float, limit_s: float | None) -> np.ndarray:
+    """Largest batch per layout that fits memory at ``ctx`` and keeps the limiting latency within
+    ``limit_s`` (0 when none): TPOT for decoders; for encoders and generic models the forward time
+    of the batch, which is then part of every request's latency."""
     hi = np.asarray(max_fitting_batch(dep, i, max(ctx - i, 1.0), tps, pps), dtype=float)
-    if tpot_s is None or dep.model.kind != "decoder":
+    if limit_s is None:
         return hi
-    ok_hi = serve(dep, np.maximum(hi, 1.0), i, o, tps, pps).tpot_s <= tpot_s
+    ok_hi = _latency(dep, hi, i, o, tps, pps) <= limit_s
     lo = np.zeros_like(hi)
     top = hi.copy()
     for _ in range(_BATCH_BISECTIONS):
         mid = np.floor((lo + top) / 2.0)
-        good = (mid >= 1) & (serve(dep, np.maximum(mid, 1.0), i, o, tps, pps).tpot_s <= tpot_s)
+        good = (mid >= 1) & (_latency(dep, mid, i, o, tps, pps) <= limit_s)
         lo = np.where(good, mid, lo)
         top = np.where(good, top, mid)
         top = np.maximum(top, lo)
@@ -102,8 +110,9 @@ def candidates_for(w: Workload, model: Any, inst: InstanceSpec, device: Any, eff
                           f"no tensor-parallel degree divides {heads} heads within {inst.devices} devices")]  # fmt: skip
     tps = np.array([t for t, _ in layouts], dtype=float)
     pps = np.array([p for _, p in layouts], dtype=float)
-    i, o, ctx = w.mean_input, w.mean_output, float(w.max_context)
     decoder = model.kind == "decoder"
+    i, o = w.mean_input, w.mean_output
+    ctx = float(w.max_context) if decoder else i + 1.0
     tpot_s = None if w.slo.tpot_ms is None else w.slo.tpot_ms / 1000.0
     ttft_s = None if w.slo.ttft_ms is None else w.slo.ttft_ms / 1000.0
     for precision in w.precisions:
@@ -111,7 +120,9 @@ def candidates_for(w: Workload, model: Any, inst: InstanceSpec, device: Any, eff
         if fmt is None:
             continue
         dep = Deployment(model, device, efficiency, runtime, 1, 1, 1, fmt[0], fmt[1])
-        batch = _best_batches(dep, tps, pps, i, o if decoder else 1.0, ctx, tpot_s)
+        # Encoders spend at most half the TTFT target on the batch's forward pass; queueing gets the rest.
+        limit = tpot_s if decoder else (None if ttft_s is None else ttft_s / 2.0)
+        batch = _best_batches(dep, tps, pps, i, o if decoder else 1.0, ctx, limit)
         m = serve(dep, np.maximum(batch, 1.0), i, o if decoder else 1.0, tps, pps)
         service = m.e2e_s if decoder else m.ttft_s
         servers = batch if decoder else np.ones_like(batch)
@@ -122,8 +133,12 @@ def candidates_for(w: Workload, model: Any, inst: InstanceSpec, device: Any, eff
         for k, (tp, pp) in enumerate(layouts):
             reason = None
             if batch[k] < 1:
-                reason = "does not fit memory at the longest request" if not bool(m.fits[k]) or max_fitting_batch(
-                    dep, i, max(ctx - i, 1.0), tp, pp) < 1 else f"TPOT {float(m.tpot_s[k]) * 1e3:.0f} ms > target {w.slo.tpot_ms:g} ms even at batch 1"  # fmt: skip
+                if max_fitting_batch(dep, i, max(ctx - i, 1.0), tp, pp) < 1:
+                    reason = "does not fit memory at the longest request"
+                elif decoder:
+                    reason = f"TPOT {float(m.tpot_s[k]) * 1e3:.0f} ms > target {w.slo.tpot_ms:g} ms even at batch 1"
+                else:
+                    reason = f"latency {float(m.ttft_s[k]) * 1e3:.0f} ms > half the target {w.slo.ttft_ms:g} ms even at batch 1"
             elif rate[k] <= 0:
                 reason = f"TTFT {float(m.ttft_s[k]) * 1e3:.0f} ms > target {w.slo.ttft_ms:g} ms even when idle"
             out.append(Candidate(

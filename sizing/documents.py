@@ -56,7 +56,7 @@ def format_loc(loc: Sequence[int | str]) -> str:
     for part in loc:
         if isinstance(part, int):
             out += f"[{part}]"
-        elif part in {"decoder", "encoder", "generic"} and out:
+        elif part in {"decoder", "encoder", "generic"}:
             continue  # discriminated-union tag, not a field
         else:
             out += f".{part}" if out else str(part)

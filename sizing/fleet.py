@@ -92,9 +92,14 @@ class Workload(_Doc):
         return self._mean(self.output_tokens)
 
     @property
+    def max_input(self) -> int:
+        """Longest prompt in tokens."""
+        return self.input_tokens if isinstance(self.input_tokens, int) else max(b.tokens for b in self.input_tokens)
+
+    @property
     def max_context(self) -> int:
         """Longest request (input + output) the memory plan must hold, in tokens."""
-        i = self.input_tokens if isinstance(self.input_tokens, int) else max(b.tokens for b in self.input_tokens)
+        i = self.max_input
         o = self.output_tokens if isinstance(self.output_tokens, int) else max(b.tokens for b in self.output_tokens)
         return i + o
 

@@ -80,7 +80,7 @@ def kv_elements_per_device(dep: Deployment, tp: ArrayLike) -> F:
     """KV-cache elements per token per layer on one device."""
     m = dep.model
     tp_a = np.asarray(tp, dtype=float)
-    if m.mla is not None:
+    if getattr(m, "mla", None) is not None:
         return np.asarray(np.broadcast_to(float(kv_elements_per_token_per_layer(m)), tp_a.shape), dtype=float)
     return np.asarray(2.0 * np.ceil(m.kv_heads / tp_a) * m.head_size, dtype=float)
 
@@ -93,6 +93,8 @@ def kv_bytes_per_sequence(dep: Deployment, tp: ArrayLike, pp: ArrayLike, context
     """
     m = dep.model
     c = np.asarray(context, dtype=float)
+    if m.kind != "decoder":  # encoders keep no cache between requests
+        return np.asarray(0.0 * c * np.asarray(tp, dtype=float) * np.asarray(pp, dtype=float), dtype=float)
     layers = np.ceil(m.num_layers / np.asarray(pp, dtype=float))
     f_win = m.windowed_layers / m.num_layers
     tokens = (1 - f_win) * c + (f_win * np.minimum(c, m.sliding_window) if f_win else 0.0)

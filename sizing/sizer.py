@@ -119,8 +119,9 @@ def size(fleet: Fleet, cat: Any, *, alternatives: bool = True) -> Plan:
     demand = {}
     for w in fleet.workloads:
         model = cat.model(w.model)
-        if w.mean_input + w.mean_output > getattr(model, "max_context", float("inf")):
-            raise InputError(f"workload '{w.name}': {w.max_context} tokens exceeds {model.id}'s max context of {model.max_context}")
+        longest = w.max_context if model.kind == "decoder" else w.max_input
+        if longest > getattr(model, "max_context", float("inf")):
+            raise InputError(f"workload '{w.name}': {longest} tokens exceeds {model.id}'s max context of {model.max_context}")
         demand[w.name] = _traffic(w)
         cands = []
         for inst in insts:

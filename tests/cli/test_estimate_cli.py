@@ -9,7 +9,7 @@ KEYS = {"schema_version", "model", "hardware", "devices", "tp", "pp", "batch", "
 
 
 def test_estimate_json_contract(aicap) -> None:
-    r = aicap("estimate", "--model", "llama-3.1-70b", "--hardware", "h100-sxm", "--devices", "8", "--tp", "4",
+    r = aicap("estimate", "--model", "llama-3.1-70b", "--hardware", "h100-sxm", "--devices", "8", "--tp", "4", "--pp", "1",
               "--input-tokens", "1500", "--output-tokens", "300", "--format", "json")  # fmt: skip
     assert r.code == 0, r.stderr
     doc = r.json()
