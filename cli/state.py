@@ -20,8 +20,9 @@ R = TypeVar("R")
 
 
 def guarded(fn: Callable[P, R]) -> Callable[P, R]:
-    """Run a command so that an :class:`~aicap.sizing.errors.AicapError` becomes one stderr line
-    (``aicap: error: ...``) and its documented exit code, never a traceback.
+    """Turn an :class:`~aicap.sizing.errors.AicapError` into one stderr line and its exit code.
+
+    The line reads ``aicap: error: ...``; the exit code is the error's documented one. Never a traceback.
     """
 
     @functools.wraps(fn)

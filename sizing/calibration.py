@@ -22,8 +22,14 @@ import numpy as np
 from aicap.sizing.specs import EfficiencySpec
 from aicap.sizing.validation import score
 
-_BOUNDS = {"compute": (0.01, 0.98), "compute_fp8": (0.01, 0.98), "memory": (0.1, 0.98), "step_overhead_ms": (0.0, 30.0),
-           "moe_compute": (0.05, 1.0), "link_latency_us": (1.0, 200.0)}
+_BOUNDS = {
+    "compute": (0.01, 0.98),
+    "compute_fp8": (0.01, 0.98),
+    "memory": (0.1, 0.98),
+    "step_overhead_ms": (0.0, 30.0),
+    "moe_compute": (0.05, 1.0),
+    "link_latency_us": (1.0, 200.0),
+}
 
 
 @dataclass(frozen=True)
@@ -99,8 +105,10 @@ def fit_family(family: str, cases: list[dict[str, Any]], cat: Any, label: str) -
     fitted = spec(res.x)
     rounded: dict[str, Any] = {n: round(float(getattr(fitted, n)), 3) for n in names if not n.startswith("memory_")}
     rounded["memory_by_dtype"] = {k: round(v, 3) for k, v in fitted.memory_by_dtype.items()}
-    after = fitted.model_copy(update={**rounded, "source": f"fitted by aicap calibrate on {label}: "
-                                      f"{sum(len(c['metrics']) for c in mine)} metrics of {len(mine)} cases, {dt.date.today().isoformat()}"})  # fmt: skip
+    n_cases = len(mine)
+    n_metrics_all = sum(len(c["metrics"]) for c in mine)
+    note = f"fitted by aicap calibrate on {label}: {n_metrics_all} metrics of {n_cases} cases, {dt.date.today().isoformat()}"
+    after = fitted.model_copy(update={**rounded, "source": note})
     before_r, after_r = score(mine, cat), score(mine, cat, {family: after})
     return FamilyFit(family, base, after, len(after_r.scored), _median(before_r), _median(after_r))
 
@@ -116,4 +124,6 @@ def overlay_yaml(fits: list[FamilyFit]) -> str:
     import yaml
 
     doc = {"schema_version": 1, "efficiency": [f.after.model_dump(exclude_defaults=False) for f in fits]}
-    return "# Efficiency overlay written by `aicap calibrate`; use with --catalog or AICAP_CATALOG.\n" + yaml.safe_dump(doc, sort_keys=False)
+    return "# Efficiency overlay written by `aicap calibrate`; use with --catalog or AICAP_CATALOG.\n" + yaml.safe_dump(
+        doc, sort_keys=False
+    )

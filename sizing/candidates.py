@@ -82,9 +82,11 @@ def _latency(dep: Deployment, batch: np.ndarray, i: float, o: float, tps: np.nda
 
 
 def _best_batches(dep: Deployment, tps: np.ndarray, pps: np.ndarray, i: float, o: float, ctx: float, limit_s: float | None) -> np.ndarray:
-    """Largest batch per layout that fits memory at ``ctx`` and keeps the limiting latency within
-    ``limit_s`` (0 when none): TPOT for decoders; for encoders and generic models the forward time
-    of the batch, which is then part of every request's latency."""
+    """Largest batch per layout that fits memory at ``ctx`` and meets the latency limit.
+
+    The limit applies to TPOT for decoders; for encoders and generic models to the forward time of
+    the batch, which is part of every request's latency. 0 where no batch qualifies.
+    """
     hi = np.asarray(max_fitting_batch(dep, i, max(ctx - i, 1.0), tps, pps), dtype=float)
     if limit_s is None:
         return hi

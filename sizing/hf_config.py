@@ -136,7 +136,8 @@ def from_hf_config(cfg: dict[str, Any], source: str = "config.json") -> Any:
         _need(cfg, need, mt, source)
         spec["moe"] = {"num_experts": cfg["n_routed_experts"], "experts_per_token": cfg["num_experts_per_tok"],
                        "expert_intermediate_size": cfg["moe_intermediate_size"],
-                       "num_shared_experts": cfg.get("n_shared_experts") or 0, "dense_layers": cfg.get("first_k_dense_replace", 0)}  # fmt: skip
+                       "num_shared_experts": cfg.get("n_shared_experts") or 0,
+                       "dense_layers": cfg.get("first_k_dense_replace", 0)}  # fmt: skip
         spec["mla"] = {"q_lora_rank": cfg.get("q_lora_rank"), "kv_lora_rank": cfg["kv_lora_rank"],
                        "qk_nope_head_dim": cfg["qk_nope_head_dim"], "qk_rope_head_dim": cfg["qk_rope_head_dim"],
                        "v_head_dim": cfg["v_head_dim"]}  # fmt: skip

@@ -149,7 +149,9 @@ class MemoryBreakdown:
         return np.asarray(self.total <= self.capacity)
 
 
-def breakdown(dep: Deployment, tp: ArrayLike, pp: ArrayLike, batch: ArrayLike, input_tokens: ArrayLike, context: ArrayLike) -> MemoryBreakdown:
+def breakdown(
+    dep: Deployment, tp: ArrayLike, pp: ArrayLike, batch: ArrayLike, input_tokens: ArrayLike, context: ArrayLike
+) -> MemoryBreakdown:
     """Memory per device with ``batch`` sequences of ``context`` tokens in the cache."""
     b = np.asarray(batch, dtype=float)
     prefill = np.asarray(input_tokens, dtype=float) * b

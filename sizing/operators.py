@@ -50,7 +50,9 @@ def expected_distinct_experts(tokens: ArrayLike, num_experts: int, k: int) -> F:
     return np.asarray(num_experts * (1.0 - (1.0 - k / num_experts) ** n), dtype=float)
 
 
-def transformer_step(dep: Deployment, batch: ArrayLike, new_tokens: ArrayLike, context: ArrayLike, tp: ArrayLike, *, causal: bool = True) -> dict[str, OpCost]:
+def transformer_step(
+    dep: Deployment, batch: ArrayLike, new_tokens: ArrayLike, context: ArrayLike, tp: ArrayLike, *, causal: bool = True
+) -> dict[str, OpCost]:
     """FLOPs and bytes per operator group for one step on one tensor-parallel device."""
     m = dep.model
     inv = inventory(m)
@@ -95,7 +97,8 @@ def transformer_step(dep: Deployment, batch: ArrayLike, new_tokens: ArrayLike, c
         experts = OpCost(
             flops=2.0 * n * active * inv.moe_layers / tp_a,
             bytes=((touched * inv.expert + inv.shared_per_layer + inv.router_per_layer) * w + n * k * (h + inv.expert / h) * ACT_BYTES)
-            * inv.moe_layers / tp_a,
+            * inv.moe_layers
+            / tp_a,
         )
     else:
         experts = OpCost(flops=zero, bytes=zero)

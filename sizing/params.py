@@ -82,10 +82,8 @@ def _attention_params(model: DecoderModel | EncoderModel) -> float:
     mla = getattr(model, "mla", None)
     if mla is not None:
         qk = mla.qk_nope_head_dim + mla.qk_rope_head_dim
-        if mla.q_lora_rank:
-            q = h * mla.q_lora_rank + mla.q_lora_rank * nq * qk + mla.q_lora_rank
-        else:
-            q = h * nq * qk
+        r_q = mla.q_lora_rank
+        q = h * r_q + r_q * nq * qk + r_q if r_q else h * nq * qk
         kv = h * (mla.kv_lora_rank + mla.qk_rope_head_dim) + mla.kv_lora_rank * nq * (mla.qk_nope_head_dim + mla.v_head_dim)
         return float(q + kv + mla.kv_lora_rank + nq * mla.v_head_dim * h)
     params = h * nq * d + 2 * h * nkv * d + nq * d * h

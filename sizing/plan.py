@@ -70,9 +70,10 @@ class Plan:
         instances: list[dict[str, Any]] = []
         for name, n in sorted(counts.items()):
             inst = by_name[name]
+            price = float(inst.price(c.pricing) or 0.0)
             instances.append({"instance_type": name, "cloud": inst.cloud, "region": inst.region, "hardware": inst.device, "count": n,
-                              "devices": n * inst.devices, "devices_used": used[name],
-                              "usd_per_hour": _money(n * float(inst.price(c.pricing) or 0.0)), "price_date": inst.price_date.isoformat()})  # fmt: skip
+                              "devices": n * inst.devices, "devices_used": used[name], "usd_per_hour": _money(n * price),
+                              "price_date": inst.price_date.isoformat()})  # fmt: skip
         workloads: list[dict[str, Any]] = []
         for w in fleet.workloads:
             mine = [(cand, r) for cand, r in chosen if cand.workload == w.name]
@@ -130,11 +131,13 @@ class Plan:
             "instances": self.instances,
             "workloads": self.workloads,
             "alternatives": [
-                {"hardware": a.hardware, "usd_per_month": None if a.usd_per_month is None else _money(a.usd_per_month),
-                 "delta_usd_per_month": None if a.delta_usd_per_month is None else _money(a.delta_usd_per_month), "why": a.why}
+                {
+                    "hardware": a.hardware,
+                    "usd_per_month": None if a.usd_per_month is None else _money(a.usd_per_month),
+                    "delta_usd_per_month": None if a.delta_usd_per_month is None else _money(a.delta_usd_per_month),
+                    "why": a.why,
+                }
                 for a in self.alternatives
-            ],  # fmt: skip
+            ],
             "inputs": self.fleet.model_dump(mode="json", exclude_none=True),
         }
-
-

@@ -92,7 +92,9 @@ def _roofline(dep: Deployment, costs: dict[str, OpCost]) -> dict[str, OpTime]:
     peak = peaks[cdt] * 1e12 * dep.efficiency.compute_for(cdt)
     bw = dep.device.memory_bw_gbps * 1e9 * dep.efficiency.memory_for(dep.weights_dtype)
     moe = dep.efficiency.moe_compute
-    return {name: OpTime(c.flops, c.bytes, c.flops / (peak * (moe if name == "experts" else 1.0)), c.bytes / bw) for name, c in costs.items()}
+    return {
+        name: OpTime(c.flops, c.bytes, c.flops / (peak * (moe if name == "experts" else 1.0)), c.bytes / bw) for name, c in costs.items()
+    }
 
 
 def _network(dep: Deployment, tokens: F, tp: F, pp: F, ep: F) -> F:

@@ -42,7 +42,9 @@ class ServingMetrics:
     decode: StepTime
 
 
-def prefill_time(dep: Deployment, batch: ArrayLike, input_tokens: ArrayLike, tp: ArrayLike, pp: ArrayLike, ep: ArrayLike) -> tuple[F, StepTime]:
+def prefill_time(
+    dep: Deployment, batch: ArrayLike, input_tokens: ArrayLike, tp: ArrayLike, pp: ArrayLike, ep: ArrayLike
+) -> tuple[F, StepTime]:
     """Time to prefill ``batch`` requests of ``input_tokens`` (chunked), and the step it came from."""
     b = np.asarray(batch, dtype=float)
     i = np.asarray(input_tokens, dtype=float)

@@ -42,7 +42,9 @@ def models_list(
 
 @models_app.command("show")
 @guarded
-def models_show(model: Annotated[str, typer.Argument(help="Model id, or a path to a config.json / model YAML.")], fmt: FormatOpt = Format.table) -> None:
+def models_show(
+    model: Annotated[str, typer.Argument(help="Model id, or a path to a config.json / model YAML.")], fmt: FormatOpt = Format.table
+) -> None:
     """Show one model: architecture, derived and published parameter counts, KV-cache bytes per token."""
     from aicap.sizing.describe import describe_model
 
@@ -74,7 +76,9 @@ def hardware_list(
 
 @hardware_app.command("show")
 @guarded
-def hardware_show(device: Annotated[str, typer.Argument(help="Device id (see `aicap hardware list`).")], fmt: FormatOpt = Format.table) -> None:
+def hardware_show(
+    device: Annotated[str, typer.Argument(help="Device id (see `aicap hardware list`).")], fmt: FormatOpt = Format.table
+) -> None:
     """Show one device with every figure and its sources."""
     from aicap.sizing.describe import describe_device
 

@@ -8,8 +8,69 @@ import pytest
 from aicap.hardware_db import Catalogue, load_catalogue
 from aicap.sizing.errors import InputError
 
-DEVICE_IDS = ["a100-40gb-sxm", "a100-80gb-sxm", "a100-80gb-pcie", "h100-sxm", "h100-pcie", "h100-nvl", "h200-sxm", "gh200", "b200", "l4", "l40s", "a10g", "t4", "v100-sxm", "tpu-v4", "tpu-v5e", "tpu-v5p", "tpu-v6e", "mi250x", "mi300x", "mi325x", "gaudi2", "gaudi3", "xeon-8480", "xeon-8592", "xeon-6980p", "xeon-max-9460", "epyc-9654", "epyc-9965", "graviton4"]
-MODEL_IDS = ["llama-7b", "llama-2-7b", "llama-2-13b", "llama-2-70b", "llama-3-8b", "llama-3-70b", "llama-3.1-8b", "llama-3.1-70b", "llama-3.1-405b", "llama-3.3-70b", "mistral-7b", "mixtral-8x7b", "mixtral-8x22b", "qwen2.5-7b", "qwen2.5-72b", "deepseek-v3", "gemma-2-9b", "gemma-2-27b", "phi-3-mini", "gpt-j-6b", "gpt-neox-20b", "falcon-40b", "falcon-180b", "gpt-3-175b", "bert-base", "bert-large", "bge-large-en", "resnet-50", "vit-large"]
+DEVICE_IDS = [
+    "a100-40gb-sxm",
+    "a100-80gb-sxm",
+    "a100-80gb-pcie",
+    "h100-sxm",
+    "h100-pcie",
+    "h100-nvl",
+    "h200-sxm",
+    "gh200",
+    "b200",
+    "l4",
+    "l40s",
+    "a10g",
+    "t4",
+    "v100-sxm",
+    "tpu-v4",
+    "tpu-v5e",
+    "tpu-v5p",
+    "tpu-v6e",
+    "mi250x",
+    "mi300x",
+    "mi325x",
+    "gaudi2",
+    "gaudi3",
+    "xeon-8480",
+    "xeon-8592",
+    "xeon-6980p",
+    "xeon-max-9460",
+    "epyc-9654",
+    "epyc-9965",
+    "graviton4",
+]
+MODEL_IDS = [
+    "llama-7b",
+    "llama-2-7b",
+    "llama-2-13b",
+    "llama-2-70b",
+    "llama-3-8b",
+    "llama-3-70b",
+    "llama-3.1-8b",
+    "llama-3.1-70b",
+    "llama-3.1-405b",
+    "llama-3.3-70b",
+    "mistral-7b",
+    "mixtral-8x7b",
+    "mixtral-8x22b",
+    "qwen2.5-7b",
+    "qwen2.5-72b",
+    "deepseek-v3",
+    "gemma-2-9b",
+    "gemma-2-27b",
+    "phi-3-mini",
+    "gpt-j-6b",
+    "gpt-neox-20b",
+    "falcon-40b",
+    "falcon-180b",
+    "gpt-3-175b",
+    "bert-base",
+    "bert-large",
+    "bge-large-en",
+    "resnet-50",
+    "vit-large",
+]
 
 
 def test_required_devices_present(cat: Catalogue) -> None:
@@ -65,8 +126,10 @@ def test_overlay_overrides_and_reports(tmp_path: Path) -> None:
 
 
 def test_bad_overlay_names_file_line_and_field(tmp_path: Path) -> None:
-    (tmp_path / "bad.yaml").write_text("devices:\n  - id: x1\n    name: X\n    vendor: nvidia\n    kind: gpu\n    family: f\n"
-                                       "    memory_gib: -4\n    memory_bw_gbps: 1\n    peak_tflops: {bf16: 1}\n"
-                                       "    interconnect: {kind: pcie4, bw_gbps: 1, domain_size: 1}\n    sources: [s]\n")
+    (tmp_path / "bad.yaml").write_text(
+        "devices:\n  - id: x1\n    name: X\n    vendor: nvidia\n    kind: gpu\n    family: f\n"
+        "    memory_gib: -4\n    memory_bw_gbps: 1\n    peak_tflops: {bf16: 1}\n"
+        "    interconnect: {kind: pcie4, bw_gbps: 1, domain_size: 1}\n    sources: [s]\n"
+    )
     with pytest.raises(InputError, match=r"bad\.yaml:7: devices\[0\]\.memory_gib: Input should be greater than 0, got -4"):
         load_catalogue((tmp_path,))

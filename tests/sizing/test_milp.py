@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 def brute_force_cost(p: Problem) -> float | None:
     """Cheapest instance cost by enumerating replica counts (tiny problems only)."""
-    ranges = [range(int(math.ceil(p.demand[w] / q)) + 1) for w, q in zip(p.cand_workload, p.cand_capacity, strict=True)]
+    ranges = [range(math.ceil(p.demand[w] / q) + 1) for w, q in zip(p.cand_workload, p.cand_capacity, strict=True)]
     best = None
     for reps in itertools.product(*ranges):
         served = [0.0] * len(p.workloads)
@@ -41,7 +41,9 @@ def problems(draw: st.DrawFn) -> Problem:
     cw, ct, cd, cq = [], [], [], []
     for w in range(nw):
         for t in range(nt):
-            for size in draw(st.lists(st.sampled_from([s for s in (1, 2, 4, 8) if type_devices[t] % s == 0]), min_size=1, max_size=2, unique=True)):
+            for size in draw(
+                st.lists(st.sampled_from([s for s in (1, 2, 4, 8) if type_devices[t] % s == 0]), min_size=1, max_size=2, unique=True)
+            ):
                 cw.append(w)
                 ct.append(t)
                 cd.append(size)

@@ -16,8 +16,9 @@ CAT = load_catalogue()
 
 def fleet(rate: float = 5.0, ttft: float = 2000.0, tpot: float = 60.0, hardware: list[str] | None = None, **cons: object) -> Fleet:
     c = {"clouds": ["aws"], "hardware": hardware or ["h100-sxm", "l40s", "a100-80gb-sxm"], **cons}
-    return Fleet.model_validate({"workloads": [{"name": "chat", "model": "llama-3.1-8b", "requests_per_s": rate, "input_tokens": 1000,
-                                                "output_tokens": 200, "slo": {"ttft_ms": ttft, "tpot_ms": tpot}}], "constraints": c})  # fmt: skip
+    wl = {"name": "chat", "model": "llama-3.1-8b", "requests_per_s": rate, "input_tokens": 1000, "output_tokens": 200,
+          "slo": {"ttft_ms": ttft, "tpot_ms": tpot}}  # fmt: skip
+    return Fleet.model_validate({"workloads": [wl], "constraints": c})
 
 
 def test_erlang_c_known_values() -> None:
@@ -43,7 +44,10 @@ def test_plan_carries_traffic_and_fits() -> None:
 @settings(max_examples=8, deadline=None)
 @given(st.floats(0.5, 30.0))
 def test_doubling_traffic_never_lowers_cost(rate: float) -> None:
-    assert size(fleet(2 * rate), CAT, alternatives=False).totals["usd_per_hour"] >= size(fleet(rate), CAT, alternatives=False).totals["usd_per_hour"] - 1e-9
+    assert (
+        size(fleet(2 * rate), CAT, alternatives=False).totals["usd_per_hour"]
+        >= size(fleet(rate), CAT, alternatives=False).totals["usd_per_hour"] - 1e-9
+    )
 
 
 @settings(max_examples=6, deadline=None)
