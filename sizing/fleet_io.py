@@ -83,3 +83,28 @@ def build_fleet(*, model: str, rate: float | None, input_tokens: int, output_tok
         wl["precisions"] = _split(precision)
     wl["name"] = "".join(ch if ch.isalnum() or ch in "._-" else "-" for ch in wl["name"]).strip("-.") or "workload"
     return validate_model(Fleet, _apply({"schema_version": 1, "workloads": [wl]}, **overrides), "command-line options")
+
+
+def load_plan(path: Path) -> dict[str, Any] | None:
+    """Read a plan document (what ``aicap size --output`` writes), or ``None`` if ``path`` is a fleet file."""
+    doc = load_yaml(path)
+    if not isinstance(doc, dict):
+        raise InputError(f"{path}:1: expected a plan (JSON/YAML from `aicap size --output`) or a fleet file")
+    if "totals" not in doc:
+        return None
+    missing = [k for k in ("schema_version", "totals", "workloads", "instances") if k not in doc]
+    if missing:
+        raise InputError(f"{path}: plan is missing {', '.join(missing)}; re-create it with `aicap size --output`")
+    if doc["schema_version"] != 1:
+        raise InputError(f"{path}: plan schema_version {doc['schema_version']!r} is not supported; this aicap reads 1")
+    return doc
+
+
+def plan_or_size(path: Path, cat: Any) -> dict[str, Any]:
+    """A plan document from a plan file, or by sizing a fleet file."""
+    plan = load_plan(path)
+    if plan is not None:
+        return plan
+    from aicap.sizing.sizer import size
+
+    return size(load_fleet(path), cat).to_dict()

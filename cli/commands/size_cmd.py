@@ -98,3 +98,7 @@ def register(app: typer.Typer) -> None:
         from aicap.sizing.fleet import Fleet
 
         typer.echo(to_json(Fleet.model_json_schema()), nl=False)
+
+    from aicap.cli.commands import ci_cmds
+
+    ci_cmds.register(app, schema_app)

@@ -1,0 +1,120 @@
+"""``aicap check`` (budget and policy gate) and ``aicap diff`` (what a change costs)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from aicap.cli.render import Format, Table, View, emit
+from aicap.cli.state import catalogue, guarded, info
+
+FormatOpt = Annotated[Format, typer.Option("--format", "-f", help="Output format.")]
+
+
+def _fmt_usd(x: Any) -> Any:
+    return f"${x:,.0f}" if isinstance(x, int | float) else x
+
+
+def diff_view(doc: dict[str, Any]) -> View:
+    """Tables for a diff: the headline and totals, then one row per workload."""
+    t = doc["totals"]
+    total_rows = [[k, t["base"].get(k), t["head"].get(k), t["delta"].get(k)] for k in ("usd_per_hour", "usd_per_month", "devices", "instances")]
+    rows = []
+    for w in doc["workloads"]:
+        a, b, d = w["base"] or {}, w["head"] or {}, w["delta"]
+        rows.append([w["workload"], w["status"], a.get("hardware"), b.get("hardware"), d.get("devices"), a.get("usd_per_month"),
+                     b.get("usd_per_month"), d.get("usd_per_month"), d.get("usd_per_million_output_tokens"), d.get("ttft_ms"), d.get("tpot_ms")])  # fmt: skip
+    tables = [
+        Table(f"Cost change: {doc['headline']}", ["", "base", "head", "delta"], total_rows),
+        Table("Per workload", ["workload", "status", "base devices", "head devices", "Δ devices", "base $/month", "head $/month",
+                               "Δ $/month", "Δ $/1M tok", "Δ TTFT ms", "Δ TPOT ms"], rows),
+    ]  # fmt: skip
+    return View(doc, tables, [f"note: {n}" for n in doc["notes"]])
+
+
+def register(app: typer.Typer, schema_app: typer.Typer) -> None:
+    """Add ``check``, ``diff`` and ``schema policy``."""
+
+    @app.command("check")
+    @guarded
+    def check_cmd(
+        target: Annotated[Path, typer.Argument(metavar="FLEET.yaml|PLAN.json", help="A fleet file to size, or a plan made by `aicap size --output`.")],
+        policy: Annotated[Path | None, typer.Option("--policy", help="Policy file (YAML); see `aicap schema policy`.")] = None,
+        budget_monthly: Annotated[float | None, typer.Option("--budget-monthly", help="Fail when the fleet costs more than this many USD a month.")] = None,
+        baseline: Annotated[Path | None, typer.Option("--baseline", help="Plan (or fleet) to compare against for increase limits.")] = None,
+        fmt: FormatOpt = Format.table,
+    ) -> None:
+        """Evaluate budget and policy limits; exit 0 pass/warn, 1 a fail limit breached, 2 bad input, 3 infeasible."""
+        from aicap.sizing.documents import load_yaml, validate_model
+        from aicap.sizing.errors import InputError, PolicyBreachError
+        from aicap.sizing.fleet_io import plan_or_size
+        from aicap.sizing.policy import Limit, Policy, evaluate, verdict
+
+        cat = catalogue()
+        pol = Policy()
+        if policy is not None:
+            pol = validate_model(Policy, load_yaml(policy) or {}, str(policy), policy.read_text(encoding="utf-8"))
+        if budget_monthly is not None:
+            if budget_monthly <= 0:
+                raise InputError(f"--budget-monthly {budget_monthly}: must be a positive amount of USD")
+            pol = pol.model_copy(update={"limits": pol.limits.model_copy(update={"max_usd_per_month": Limit[float](value=budget_monthly)})})
+        plan = plan_or_size(target, cat)
+        base = plan_or_size(baseline, cat) if baseline is not None else None
+        rows = evaluate(pol, plan, base)
+        notes = []
+        if base is not None and base.get("catalogue", {}).get("version") != plan.get("catalogue", {}).get("version"):
+            notes.append(f"warning: baseline was made with catalogue {base.get('catalogue', {}).get('version')}, "
+                         f"this plan with {plan.get('catalogue', {}).get('version')}: prices or factors may differ")  # fmt: skip
+        result = verdict(rows)
+        doc = {
+            "schema_version": 1,
+            "verdict": result,
+            "usd_per_month": plan["totals"]["usd_per_month"],
+            "baseline_usd_per_month": None if base is None else base["totals"]["usd_per_month"],
+            "limits": [r.__dict__ for r in rows],
+            "notes": notes,
+        }
+        table_rows = [[r.limit, r.action, r.status.upper(), str(r.actual), str(r.threshold), r.detail] for r in rows]
+        if not rows:
+            info("aicap: no limits set (give --policy or --budget-monthly); nothing to check")
+        emit(View(doc, [Table(f"Policy check: {result.upper()} (fleet ${plan['totals']['usd_per_month']:,.0f}/month)",
+                              ["limit", "action", "status", "actual", "threshold", "detail"], table_rows)], notes), fmt)  # fmt: skip
+        for n in notes:
+            info(f"aicap: {n}")
+        if result == "fail":
+            breached = [r.limit for r in rows if r.status == "fail"]
+            raise PolicyBreachError(f"policy check failed: {', '.join(breached)}")
+
+    @app.command("diff")
+    @guarded
+    def diff_cmd(
+        base: Annotated[Path, typer.Argument(help="Base plan or fleet file.")],
+        head: Annotated[Path, typer.Argument(help="Head plan or fleet file.")],
+        fmt: FormatOpt = Format.table,
+    ) -> None:
+        """Show what changed between two plans: instances, devices, $/hour, $/month, $/1M tokens, TTFT/TPOT."""
+        from aicap.sizing.fleet_io import plan_or_size
+        from aicap.sizing.plan_diff import diff
+
+        cat = catalogue()
+        doc = diff(plan_or_size(base, cat), plan_or_size(head, cat))
+        view = diff_view(doc)
+        if fmt == Format.markdown:
+            from aicap.cli.render import to_markdown
+
+            typer.echo(f"**aicap: {doc['headline']}** (${doc['totals']['base']['usd_per_month']:,.0f} → "
+                       f"${doc['totals']['head']['usd_per_month']:,.0f} per month)\n")  # fmt: skip
+            typer.echo(to_markdown(view), nl=False)
+            return
+        emit(view, fmt)
+
+    @schema_app.command("policy")
+    @guarded
+    def schema_policy() -> None:
+        """Print the JSON Schema of the policy file that `aicap check --policy` reads."""
+        from aicap.cli.render import to_json
+        from aicap.sizing.policy import Policy
+
+        typer.echo(to_json(Policy.model_json_schema()), nl=False)

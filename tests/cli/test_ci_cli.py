@@ -1,0 +1,97 @@
+"""`aicap check` and `aicap diff` through the real CLI, every exit code, and a bash + jq CI job."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+FLEET = """schema_version: 1
+workloads:
+  - {name: chat, model: llama-3.1-8b, requests_per_s: RATE, input_tokens: 800, output_tokens: 200, slo: {ttft_ms: 2000, tpot_ms: 60}}
+constraints: {clouds: [gcp]}
+"""
+
+
+@pytest.fixture
+def plans(aicap, tmp_path: Path) -> tuple[Path, Path]:
+    for name, rate in (("base", 4), ("head", 16)):
+        (tmp_path / f"{name}.yaml").write_text(FLEET.replace("RATE", str(rate)))
+        r = aicap("-q", "size", str(tmp_path / f"{name}.yaml"), "--output", str(tmp_path / f"{name}.json"), "-f", "json")
+        assert r.code == 0, r.stderr
+    return tmp_path / "base.json", tmp_path / "head.json"
+
+
+def test_check_pass_exit_0(aicap, plans) -> None:
+    r = aicap("check", str(plans[1]), "--budget-monthly", "1000000", "-f", "json")
+    assert r.code == 0 and r.json()["verdict"] == "pass"
+
+
+def test_check_warn_exit_0(aicap, plans, tmp_path: Path) -> None:
+    pol = tmp_path / "p.yaml"
+    pol.write_text("limits:\n  max_increase_pct: {value: 5, action: warn}\n")
+    r = aicap("check", str(plans[1]), "--policy", str(pol), "--baseline", str(plans[0]), "-f", "json")
+    assert r.code == 0 and r.json()["verdict"] == "warn"
+
+
+def test_check_fail_exit_1(aicap, plans) -> None:
+    r = aicap("check", str(plans[1]), "--budget-monthly", "1", "-f", "json")
+    assert r.code == 1 and r.json()["verdict"] == "fail" and "max_usd_per_month" in r.stderr
+
+
+def test_check_sizes_a_fleet_file(aicap, tmp_path: Path) -> None:
+    (tmp_path / "f.yaml").write_text(FLEET.replace("RATE", "2"))
+    r = aicap("check", str(tmp_path / "f.yaml"), "--budget-monthly", "1000000", "-f", "json")
+    assert r.code == 0 and r.json()["usd_per_month"] > 0
+
+
+def test_check_bad_policy_exit_2(aicap, plans, tmp_path: Path) -> None:
+    pol = tmp_path / "p.yaml"
+    pol.write_text("limits:\n  max_usd_per_month: {value: 10, action: explode}\n")
+    r = aicap("check", str(plans[1]), "--policy", str(pol))
+    assert r.code == 2 and "p.yaml:2" in r.stderr and "action" in r.stderr
+
+
+def test_check_infeasible_exit_3(aicap, tmp_path: Path) -> None:
+    (tmp_path / "f.yaml").write_text(FLEET.replace("RATE", "2").replace("tpot_ms: 60", "tpot_ms: 0.1"))
+    r = aicap("check", str(tmp_path / "f.yaml"), "--budget-monthly", "100")
+    assert r.code == 3
+
+
+def test_check_warns_on_catalogue_change(aicap, plans) -> None:
+    import json
+
+    doc = json.loads(plans[0].read_text())
+    doc["catalogue"]["version"] = "000000000000"
+    plans[0].write_text(json.dumps(doc))
+    r = aicap("check", str(plans[1]), "--baseline", str(plans[0]), "-f", "json")
+    assert r.code == 0
+    assert "baseline was made with catalogue 000000000000" in r.json()["notes"][0]
+    assert "catalogue 000000000000" in r.stderr
+
+
+def test_diff_json_and_markdown(aicap, plans) -> None:
+    doc = aicap("diff", str(plans[0]), str(plans[1]), "-f", "json").json()
+    assert doc["totals"]["delta"]["usd_per_month"] > 0 and doc["headline"].startswith("+$")
+    assert doc["workloads"][0]["status"] == "changed"
+    md = aicap("diff", str(plans[0]), str(plans[1]), "-f", "markdown").stdout
+    assert md.startswith("**aicap: +$") and "| chat |" in md
+    assert md == aicap("diff", str(plans[0]), str(plans[1]), "-f", "markdown").stdout
+
+
+def test_schema_policy(aicap) -> None:
+    assert "limits" in aicap("schema", "policy").json()["properties"]
+
+
+@pytest.mark.skipif(shutil.which("jq") is None or shutil.which("bash") is None, reason="needs bash and jq")
+def test_shell_ci_job(tmp_path: Path) -> None:
+    script = Path(__file__).with_name("ci_job.sh")
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    env.pop("AICAP_CATALOG", None)
+    r = subprocess.run(["bash", str(script), str(tmp_path)], capture_output=True, text=True, env=env, timeout=600)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "ci job ok" in r.stdout
