@@ -16,7 +16,7 @@ from aicap.hardware_db import load_catalogue
 from aicap.sizing.fleet import Fleet
 from aicap.sizing.sizer import size
 
-MODELS = ["llama-3.1-8b", "llama-3.1-70b", "mistral-7b", "mixtral-8x7b", "qwen2.5-7b", "gemma-2-9b", "bge-large-en"]
+MODELS = ["llama-3.1-8b", "llama-3.1-70b", "mistral-7b", "mixtral-8x7b", "llama-2-13b", "llama-3-8b", "bge-large-en"]
 
 
 def fleet(n: int) -> Fleet:
@@ -49,7 +49,7 @@ def main() -> None:
     times = []
     for _ in range(3):
         t0 = time.perf_counter()
-        subprocess.run([sys.executable, "-m", "aicap.cli.app", "size", "-q", "-f", "json"], capture_output=True, check=True)
+        subprocess.run([sys.executable, "-m", "aicap.cli.app", "-q", "size", "-f", "json"], capture_output=True, check=True)
         times.append(time.perf_counter() - t0)
     print(f"cold start `aicap size` (built-in example): {statistics.median(times):.2f} s (median of 3)")
 

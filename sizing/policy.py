@@ -23,9 +23,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Generic, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field
-
 from aicap.sizing.fleet import Percentile
+from pydantic import BaseModel, ConfigDict, Field
 
 V = TypeVar("V")
 Action = Literal["warn", "fail"]
@@ -93,8 +92,8 @@ def evaluate(policy: Policy, plan: dict[str, Any], baseline: dict[str, Any] | No
         cap = lim.max_usd_per_month_per_workload.value
         worst = max(plan["workloads"], key=lambda w: w["usd_per_month"])
         over = [w["name"] for w in plan["workloads"] if w["usd_per_month"] > cap]
-        rows.append(_row("max_usd_per_month_per_workload", lim.max_usd_per_month_per_workload, bool(over), worst["usd_per_month"],
-                         f"over the limit: {', '.join(over)}" if over else f"largest: {worst['name']} ${worst['usd_per_month']:,.0f}"))  # fmt: skip
+        detail = f"over the limit: {', '.join(over)}" if over else f"largest: {worst['name']} ${worst['usd_per_month']:,.0f}"
+        rows.append(_row("max_usd_per_month_per_workload", lim.max_usd_per_month_per_workload, bool(over), worst["usd_per_month"], detail))
     if baseline is not None:
         base = float(baseline["totals"]["usd_per_month"])
         delta = total - base
@@ -109,14 +108,15 @@ def evaluate(policy: Policy, plan: dict[str, Any], baseline: dict[str, Any] | No
         used: dict[str, int] = {}
         for inst in plan["instances"]:
             used[inst["hardware"]] = used.get(inst["hardware"], 0) + int(inst["devices"])
-        over = {h: n for h, n in used.items() if h in lim.max_devices.value and n > lim.max_devices.value[h]}
-        rows.append(_row("max_devices", lim.max_devices, bool(over), used,
-                         ", ".join(f"{h}: {n} > {lim.max_devices.value[h]}" for h, n in over.items()) or "within limits"))  # fmt: skip
+        over_devices = {h: n for h, n in used.items() if h in lim.max_devices.value and n > lim.max_devices.value[h]}
+        detail = ", ".join(f"{h}: {n} > {lim.max_devices.value[h]}" for h, n in over_devices.items()) or "within limits"
+        rows.append(_row("max_devices", lim.max_devices, bool(over_devices), used, detail))
     if lim.required_percentile is not None:
         need = _ORDER[lim.required_percentile.value]
         weak = [w["name"] for w in plan["workloads"] if _ORDER.get(w.get("percentile", "p50"), 0) < need]
-        rows.append(_row("required_percentile", lim.required_percentile, bool(weak), sorted({w.get("percentile") for w in plan["workloads"]}),
-                         f"targets below {lim.required_percentile.value}: {', '.join(weak)}" if weak else "all targets at or above"))  # fmt: skip
+        seen = sorted({str(w.get("percentile")) for w in plan["workloads"]})
+        detail = f"targets below {lim.required_percentile.value}: {', '.join(weak)}" if weak else "all targets at or above"
+        rows.append(_row("required_percentile", lim.required_percentile, bool(weak), seen, detail))
     if lim.allowed_clouds is not None:
         clouds = sorted({i["cloud"] for i in plan["instances"]})
         bad = [c for c in clouds if c not in lim.allowed_clouds.value]

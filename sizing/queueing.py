@@ -43,7 +43,7 @@ def erlang_c(servers: ArrayLike, load: ArrayLike) -> F:
     return np.asarray(np.where(rho >= 1.0, 1.0, np.clip(out, 0.0, 1.0)), dtype=float)
 
 
-def wait_quantile(servers: ArrayLike, rate: ArrayLike, service_s: ArrayLike, p: float) -> F:
+def wait_quantile(servers: ArrayLike, rate: ArrayLike, service_s: ArrayLike, p: ArrayLike) -> F:
     """``p`` quantile of the queueing wait (seconds) under M/M/c; ``inf`` at or past saturation."""
     c = np.asarray(servers, dtype=float)
     lam = np.asarray(rate, dtype=float)
@@ -51,11 +51,11 @@ def wait_quantile(servers: ArrayLike, rate: ArrayLike, service_s: ArrayLike, p: 
     slack = c * mu - lam
     cw = erlang_c(c, lam / mu)
     with np.errstate(divide="ignore", invalid="ignore"):
-        w = np.log(np.maximum(cw, 1e-300) / (1.0 - p)) / slack
+        w = np.log(np.maximum(cw, 1e-300) / (1.0 - np.asarray(p, dtype=float))) / slack
     return np.asarray(np.where(slack <= 0, np.inf, np.maximum(w, 0.0)), dtype=float)
 
 
-def sustainable_rate(servers: ArrayLike, service_s: ArrayLike, prefill_s: ArrayLike, ttft_target_s: ArrayLike | None, p: float) -> F:
+def sustainable_rate(servers: ArrayLike, service_s: ArrayLike, prefill_s: ArrayLike, ttft_target_s: ArrayLike | None, p: ArrayLike) -> F:
     """Largest arrival rate (requests/s) with ``TTFT_p ≤ target`` and utilisation ``≤ ρ_max``.
 
     Returns 0 where even an idle replica misses the target (``T_prefill > target``).

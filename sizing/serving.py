@@ -98,11 +98,12 @@ def _fits_encoder(dep: Deployment, tp: F, pp: F, batch: F, tokens: F) -> NDArray
     return mb.fits
 
 
-def max_fitting_batch(dep: Deployment, input_tokens: float, output_tokens: float, tp: ArrayLike, pp: ArrayLike) -> F:
+def max_fitting_batch(dep: Deployment, input_tokens: ArrayLike, output_tokens: ArrayLike, tp: ArrayLike, pp: ArrayLike) -> F:
     """Largest batch that fits memory at full context ``I + O``, capped at the runtime's ``max_batch``."""
     if dep.model.kind != "decoder":
         return np.asarray(np.full(np.shape(np.asarray(tp)), float(dep.runtime.max_batch)), dtype=float)
-    b = memory.max_batch(dep, tp, pp, input_tokens, input_tokens + output_tokens)
+    i = np.asarray(input_tokens, dtype=float)
+    b = memory.max_batch(dep, tp, pp, i, i + np.asarray(output_tokens, dtype=float))
     return np.asarray(np.minimum(b, dep.runtime.max_batch), dtype=float)
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from aicap.sizing.candidates import Candidate, candidates_for
+from aicap.sizing.candidates import Candidate, candidates_for, prune
 from aicap.sizing.errors import InfeasibleError, InputError
 from aicap.sizing.fleet import Fleet, Workload
 from aicap.sizing.milp import Problem, Solution, solve
@@ -115,22 +115,29 @@ def size(fleet: Fleet, cat: Any, *, alternatives: bool = True) -> Plan:
     insts = allowed_instances(fleet, cat)
     c = fleet.constraints
     budget = None if c.budget_usd_per_month is None else c.budget_usd_per_month / c.hours_per_month
-    all_cands: dict[str, list[Candidate]] = {}
+    all_cands: dict[str, list[Candidate]] = {w.name: [] for w in fleet.workloads}
     demand = {}
+    by_device: dict[str, list[InstanceSpec]] = {}
+    for inst in insts:
+        by_device.setdefault(inst.device, []).append(inst)
+    by_model: dict[str, list[Workload]] = {}
     for w in fleet.workloads:
         model = cat.model(w.model)
         longest = w.max_context if model.kind == "decoder" else w.max_input
         if longest > getattr(model, "max_context", float("inf")):
             raise InputError(f"workload '{w.name}': {longest} tokens exceeds {model.id}'s max context of {model.max_context}")
         demand[w.name] = _traffic(w)
-        cands = []
-        for inst in insts:
-            dev = cat.device(inst.device)
-            cands += candidates_for(w, model, inst, dev, cat.efficiency_for(dev), cat.runtime_spec)
-        if not any(x.feasible for x in cands):
-            raise InfeasibleError(_diagnose(w, model, cands, insts, cat))
-        all_cands[w.name] = cands
-    feasible = [x for w in fleet.workloads for x in all_cands[w.name] if x.feasible]
+        by_model.setdefault(w.model, []).append(w)
+    for ref, ws in by_model.items():
+        model = cat.model(ref)
+        for dev_id, group in by_device.items():
+            dev = cat.device(dev_id)
+            for name, cands in candidates_for(ws, model, group, dev, cat.efficiency_for(dev), cat.runtime_spec).items():
+                all_cands[name] += cands
+    for w in fleet.workloads:
+        if not any(x.feasible for x in all_cands[w.name]):
+            raise InfeasibleError(_diagnose(w, cat.model(w.model), all_cands[w.name], insts, cat))
+    feasible = prune([x for w in fleet.workloads for x in all_cands[w.name] if x.feasible])
     sol = solve(_problem(fleet, feasible, insts, demand, c.objective, budget if c.objective != "cost" else None, c.single_type))
     if sol.status != "optimal":
         raise InfeasibleError(_why_milp_failed(fleet, feasible, insts, demand, c.single_type))
@@ -162,7 +169,7 @@ def _alternatives(fleet: Fleet, cat: Any, insts: list[InstanceSpec], all_cands: 
     out = []
     for hw in sorted({i.device for i in insts} - used):
         sub = [i for i in insts if i.device == hw]
-        feas = [x for w in fleet.workloads for x in all_cands[w.name] if x.feasible and x.hardware == hw]
+        feas = prune([x for w in fleet.workloads for x in all_cands[w.name] if x.feasible and x.hardware == hw])
         missing = [w.name for w in fleet.workloads if not any(x.workload == w.name for x in feas)]
         if missing:
             reasons = sorted({x.reason or "" for x in all_cands[missing[0]] if x.hardware == hw} - {""})

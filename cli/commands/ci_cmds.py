@@ -6,7 +6,6 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-
 from aicap.cli.render import Format, Table, View, emit
 from aicap.cli.state import catalogue, guarded, info
 
@@ -20,7 +19,9 @@ def _fmt_usd(x: Any) -> Any:
 def diff_view(doc: dict[str, Any]) -> View:
     """Tables for a diff: the headline and totals, then one row per workload."""
     t = doc["totals"]
-    total_rows = [[k, t["base"].get(k), t["head"].get(k), t["delta"].get(k)] for k in ("usd_per_hour", "usd_per_month", "devices", "instances")]
+    total_rows = [
+        [k, t["base"].get(k), t["head"].get(k), t["delta"].get(k)] for k in ("usd_per_hour", "usd_per_month", "devices", "instances")
+    ]
     rows = []
     for w in doc["workloads"]:
         a, b, d = w["base"] or {}, w["head"] or {}, w["delta"]
@@ -40,9 +41,13 @@ def register(app: typer.Typer, schema_app: typer.Typer) -> None:
     @app.command("check")
     @guarded
     def check_cmd(
-        target: Annotated[Path, typer.Argument(metavar="FLEET.yaml|PLAN.json", help="A fleet file to size, or a plan made by `aicap size --output`.")],
+        target: Annotated[
+            Path, typer.Argument(metavar="FLEET.yaml|PLAN.json", help="A fleet file to size, or a plan made by `aicap size --output`.")
+        ],
         policy: Annotated[Path | None, typer.Option("--policy", help="Policy file (YAML); see `aicap schema policy`.")] = None,
-        budget_monthly: Annotated[float | None, typer.Option("--budget-monthly", help="Fail when the fleet costs more than this many USD a month.")] = None,
+        budget_monthly: Annotated[
+            float | None, typer.Option("--budget-monthly", help="Fail when the fleet costs more than this many USD a month.")
+        ] = None,
         baseline: Annotated[Path | None, typer.Option("--baseline", help="Plan (or fleet) to compare against for increase limits.")] = None,
         fmt: FormatOpt = Format.table,
     ) -> None:
