@@ -64,8 +64,10 @@ class Catalogue:
         except KeyError:
             raise UnknownIdError("instance", ref, sorted(self.instances)) from None
 
-    def efficiency_for(self, device: DeviceSpec) -> EfficiencySpec:
-        """Return the efficiency factors of a device's family."""
+    def efficiency_for(self, device: DeviceSpec, framework: str | None = None) -> EfficiencySpec:
+        """Return the efficiency factors of a device's family (for ``framework`` when it has its own)."""
+        if framework is not None and f"{device.family}@{framework}" in self.efficiency:
+            return self.efficiency[f"{device.family}@{framework}"]
         try:
             return self.efficiency[device.family]
         except KeyError:
@@ -174,7 +176,7 @@ def _merge(cat: Catalogue, where: str, text: str, *, overlay: bool) -> None:
                 _put(cat, cat.instances, inst.name, inst, "instance", where, overlay)
             else:
                 eff = validate_model(EfficiencySpec, item, where, text, prefix)
-                _put(cat, cat.efficiency, eff.family, eff, "efficiency", where, overlay)
+                _put(cat, cat.efficiency, eff.key, eff, "efficiency", where, overlay)
 
 
 def _put(cat: Catalogue, table: dict[str, Any], key: str, value: Any, what: str, where: str, overlay: bool) -> None:

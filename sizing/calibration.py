@@ -5,11 +5,17 @@ from a datasheet: the compute efficiency ``η_c`` (and ``η_c,fp8`` when fp8 cas
 efficiency ``η_m`` and the fixed per-step overhead ``t_0``, and, where int8/int4 weight-only cases exist, a multiplier on
 ``η_m`` for that format (de-quantising kernels stream weights more slowly). The loss is the mean of
 ``ρ(ln(pred/meas))`` over every scored metric of the family, with ``ρ(x) = 2(√(1 + (x/0.1)²) − 1)``
-(soft-L1, so one odd case does not drag the fit). Bounds keep the factors physical:
+(soft-L1, so one odd case does not drag the fit).
+
+The family's default factors are fitted on all its cases. Where a serving stack's cases stay more
+than 2× off under those defaults (one set of factors cannot describe both stacks, e.g. ggml without
+AMX next to Intel's AMX runtime on the same Xeon), that stack gets its own entry,
+``family@framework``, fitted on its cases alone; validation uses it for cases of that framework. Bounds keep the factors physical:
 ``0.01 ≤ η_c ≤ 0.98`` (CPU runtimes reach a few percent of the AMX peak), ``0.1 ≤ η_m ≤ 0.98``,
-``0 ≤ t_0 ≤ 30 ms``, ``1 ≤ λ ≤ 200 µs``. Where the family's cases include MoE models the MoE
+``0 ≤ t_0 ≤ 30 ms``, ``1 ≤ λ ≤ 200 µs``, ``0.2 ≤`` int8/int4 memory multipliers ``≤ 1``. Where the family's cases include MoE models the MoE
 multiplier ``η_moe`` is fitted too, and where they include tensor parallelism the collective latency
-``λ``. Optimiser: Nelder-Mead on the clipped parameters.
+``λ``. Optimiser: bounded Powell from two fixed starting points (the better result wins), so the
+fit does not depend on the factors already in the catalogue.
 """
 
 from __future__ import annotations
@@ -44,13 +50,13 @@ class FamilyFit:
     median_error_after_pct: float
 
 
-def _initial(base: EfficiencySpec, name: str) -> float:
-    if name.startswith("memory_"):
-        return base.memory_by_dtype.get(name.removeprefix("memory_"), 1.0)
-    value = getattr(base, name)
-    if name == "step_overhead_ms":
-        return max(float(value), 1.0)  # a zero start gives Nelder-Mead a degenerate simplex
-    return float(base.compute if value is None else value)
+# Fixed starting points (not the current catalogue values), so a calibration is reproducible.
+_START: list[dict[str, float]] = [
+    {"memory": 0.75, "compute": 0.6, "step_overhead_ms": 1.0, "compute_fp8": 0.6, "moe_compute": 0.6, "link_latency_us": 20.0,
+     "memory_int8": 0.8, "memory_int4": 0.6},
+    {"memory": 0.4, "compute": 0.15, "step_overhead_ms": 8.0, "compute_fp8": 0.3, "moe_compute": 0.3, "link_latency_us": 60.0,
+     "memory_int8": 0.6, "memory_int4": 0.4},
+]  # fmt: skip
 
 
 def _loss(report: Any) -> float:
@@ -66,15 +72,15 @@ def _median(report: Any) -> float:
     return float(np.median(e)) if e else float("nan")
 
 
-def fit_family(family: str, cases: list[dict[str, Any]], cat: Any, label: str) -> FamilyFit | None:
-    """Fit one family's factors on the cases whose device belongs to it; ``None`` if it has none."""
+def fit_family(family: str, cases: list[dict[str, Any]], cat: Any, label: str, framework: str | None = None) -> FamilyFit | None:
+    """Fit one family's factors (or one stack's, with ``framework``); ``None`` without cases."""
     from scipy.optimize import minimize
 
     mine = [c for c in cases if c.get("hardware") in cat.devices and cat.devices[c["hardware"]].family == family]
-    mine = [c for c in mine if c.get("comparable", True) is not False]
+    mine = [c for c in mine if c.get("comparable", True) is not False and (framework is None or c.get("framework") == framework)]
     if not mine or family not in cat.efficiency:
         return None
-    base = cat.efficiency[family]
+    base = cat.efficiency[family].model_copy(update={"framework": framework})
     names = ["memory", "compute", "step_overhead_ms"]
     if any(c.get("weights_dtype") == "fp8" for c in mine):
         names.append("compute_fp8")
@@ -88,7 +94,7 @@ def fit_family(family: str, cases: list[dict[str, Any]], cat: Any, label: str) -
     n_metrics = sum(1 for c in mine for k in c["metrics"] if k != "output_tok_s_per_device")
     names = names[: max(1, n_metrics // 2)]
     quant = [q for q in quant if f"memory_{q}" in names]
-    x0 = np.array([_initial(base, n) for n in names], dtype=float)
+    starts = [np.array([_START[k][n] for n in names], dtype=float) for k in range(len(_START))]
 
     def spec(x: np.ndarray) -> EfficiencySpec:
         vals: dict[str, Any] = {n: float(np.clip(v, *_BOUNDS.get(n, (0.2, 1.0)))) for n, v in zip(names, x, strict=True)}
@@ -98,32 +104,46 @@ def fit_family(family: str, cases: list[dict[str, Any]], cat: Any, label: str) -
         spec_: EfficiencySpec = base.model_copy(update={**vals, "memory_by_dtype": by_dtype})
         return spec_
 
-    def loss(x: np.ndarray) -> float:
-        return _loss(score(mine, cat, {family: spec(x)}))
+    key = base.key
 
-    res = minimize(loss, x0, method="Nelder-Mead", options={"xatol": 1e-3, "fatol": 1e-5, "maxiter": 300 * len(names)})
-    fitted = spec(res.x)
+    def loss(x: np.ndarray) -> float:
+        return _loss(score(mine, cat, {key: spec(x)}))
+
+    bounds = [_BOUNDS.get(n, (0.2, 1.0)) for n in names]
+    results = [minimize(loss, x0, method="Powell", bounds=bounds, options={"xtol": 1e-3, "ftol": 1e-6, "maxiter": 50 * len(names)})
+               for x0 in starts]  # fmt: skip
+    fitted = spec(min(results, key=lambda r: float(r.fun)).x)
     rounded: dict[str, Any] = {n: round(float(getattr(fitted, n)), 3) for n in names if not n.startswith("memory_")}
     rounded["memory_by_dtype"] = {k: round(v, 3) for k, v in fitted.memory_by_dtype.items()}
     n_cases = len(mine)
     n_metrics_all = sum(len(c["metrics"]) for c in mine)
     note = f"fitted by aicap calibrate on {label}: {n_metrics_all} metrics of {n_cases} cases, {dt.date.today().isoformat()}"
     after = fitted.model_copy(update={**rounded, "source": note})
-    before_r, after_r = score(mine, cat), score(mine, cat, {family: after})
-    return FamilyFit(family, base, after, len(after_r.scored), _median(before_r), _median(after_r))
+    before_r, after_r = score(mine, cat, {key: cat.efficiency[family]}), score(mine, cat, {key: after})
+    return FamilyFit(key, base, after, len(after_r.scored), _median(before_r), _median(after_r))
 
 
 def calibrate(cases: list[dict[str, Any]], cat: Any, label: str) -> list[FamilyFit]:
-    """Fit every family that has measurements in ``cases``."""
+    """Fit every family that has measurements in ``cases``, then any stack the family fit leaves 2× off."""
     families = sorted({cat.devices[c["hardware"]].family for c in cases if c.get("hardware") in cat.devices})
-    return [f for f in (fit_family(fam, cases, cat, label) for fam in families) if f is not None]
+    fits = [f for f in (fit_family(fam, cases, cat, label) for fam in families) if f is not None]
+    for fit in list(fits):
+        mine = [c for c in cases if c.get("hardware") in cat.devices and cat.devices[c["hardware"]].family == fit.family]
+        report = score(mine, cat, {fit.family: fit.after})
+        by_case = {c["id"]: c.get("framework") for c in mine}
+        off = sorted({by_case[r.case_id] for r in report.scored if not 0.5 <= r.predicted / r.measured <= 2.0} - {None})
+        for fw in off:
+            stack = fit_family(fit.family, cases, cat, label, framework=fw)
+            if stack is not None:
+                fits.append(stack)
+    return fits
 
 
 def overlay_yaml(fits: list[FamilyFit]) -> str:
     """A catalogue overlay file with the fitted factors (``--catalog`` picks it up)."""
     import yaml
 
-    doc = {"schema_version": 1, "efficiency": [f.after.model_dump(exclude_defaults=False) for f in fits]}
+    doc = {"schema_version": 1, "efficiency": [f.after.model_dump(exclude_none=True) for f in fits]}
     return "# Efficiency overlay written by `aicap calibrate`; use with --catalog or AICAP_CATALOG.\n" + yaml.safe_dump(
         doc, sort_keys=False
     )

@@ -137,7 +137,9 @@ def predict(case: dict[str, Any], cat: Any, efficiency: dict[str, Any] | None = 
         o = ds["gptfast_output"]["output_tokens"] if kind == "single_stream" else ds["sharegpt"]["output_tokens"]
     model, device = cat.model(case["model"]), cat.device(case["hardware"])
     batch = case.get("batch") if kind in {"static_batch", "closed_loop"} else (1 if kind in {"single_stream", "prefill_latency"} else None)
-    eff = (efficiency or {}).get(device.family) or cat.efficiency_for(device)
+    fw = case.get("framework")
+    over = efficiency or {}
+    eff = over.get(f"{device.family}@{fw}") or over.get(device.family) or cat.efficiency_for(device, fw)
     req = EstimateRequest(model=model, device=device, efficiency=eff, runtime=cat.runtime_spec,
                           devices=case.get("devices") or 1, tp=case.get("tp"), pp=case.get("pp"), batch=batch,
                           input_tokens=int(i), output_tokens=int(max(o, 1)), weights_dtype=case.get("weights_dtype"),

@@ -56,6 +56,8 @@ def cell(value: Any) -> str:
     if isinstance(value, float):
         if value == 0:
             return "0"
+        if value.is_integer() and abs(value) < 1e15:
+            return f"{int(value):,}"
         if abs(value) >= 100:
             return f"{value:,.0f}"
         if abs(value) >= 1:

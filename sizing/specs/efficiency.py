@@ -18,6 +18,9 @@ class EfficiencySpec(BaseModel):
     ----------
     family
         Device family the factors apply to (``nvidia-hopper``, ``google-tpu``, ...).
+    framework
+        Serving stack these factors describe when they differ from the family default (``None``):
+        used where one set of factors cannot describe two stacks on the same chip within 2×.
     compute
         Fraction of the dense 16-bit peak reached by large matrix multiplies.
     compute_fp8
@@ -42,6 +45,7 @@ class EfficiencySpec(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     family: str
+    framework: str | None = None
     compute: float = Field(gt=0, le=1)
     compute_fp8: float | None = Field(None, gt=0, le=1)
     memory: float = Field(gt=0, le=1)
@@ -51,6 +55,11 @@ class EfficiencySpec(BaseModel):
     link_latency_us: NonNegativeFloat = 10.0
     step_overhead_ms: NonNegativeFloat = 0.0
     source: str = Field(min_length=1)
+
+    @property
+    def key(self) -> str:
+        """Catalogue key: ``family`` or ``family@framework``."""
+        return self.family if self.framework is None else f"{self.family}@{self.framework}"
 
     def compute_for(self, dtype: str) -> float:
         """Return the compute efficiency for GEMMs in ``dtype``."""

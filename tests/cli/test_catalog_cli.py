@@ -25,7 +25,7 @@ def test_models_show_json_llama_3_1_70b(aicap) -> None:
 def test_models_show_deepseek_total_and_active(aicap) -> None:
     doc = aicap("models", "show", "deepseek-v3", "-f", "json").json()
     assert doc["params"]["derived"] == pytest.approx(671e9, rel=0.01)
-    assert doc["params"]["derived_active"] == pytest.approx(37e9, rel=0.01)
+    assert doc["params"]["derived_active"] == pytest.approx(37e9, rel=0.02)  # see tests/sizing/test_params.py
     assert doc["attention"] == "MLA"
 
 

@@ -1,0 +1,42 @@
+"""Out-of-sample accuracy: leave one published source out, fit on the rest, score the held-out source.
+
+The built-in efficiency factors are fitted on all public cases, so `aicap validate` reports in-sample
+error. This script answers the honest question, how wrong aicap is on a serving stack it was not fitted
+on: for each source (TensorRT-LLM 0.12, TensorRT-LLM 0.9, gpt-fast, Intel ITREX, JetStream), the factors
+of every family are refitted without that source's cases (families left with no case keep their prior),
+and the held-out cases are scored. Takes a few minutes.
+
+Run: python benchmarks/crossval.py
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from aicap.hardware_db import load_catalogue
+from aicap.sizing.calibration import calibrate
+from aicap.sizing.validation import load_cases, score
+
+
+def main() -> None:
+    cat = load_catalogue()
+    cases = load_cases()
+    sources = sorted({c["source_key"] for c in cases})
+    print(f"{'held-out source':18s} {'metrics':>7s} {'median %':>9s} {'p90 %':>7s} {'max %':>7s} {'within 2x':>9s}")
+    allerr: list[float] = []
+    for src in sources:
+        train = [c for c in cases if c["source_key"] != src]
+        test = [c for c in cases if c["source_key"] == src]
+        fits = calibrate(train, cat, f"all sources but {src}")
+        eff = {f.family: f.after for f in fits}
+        rep = score(test, cat, eff)
+        err = np.array([r.error_pct for r in rep.scored])
+        ratio_ok = sum(1 for r in rep.scored if 0.5 <= r.predicted / r.measured <= 2.0)
+        allerr += err.tolist()
+        print(f"{src:18s} {err.size:7d} {np.median(err):9.1f} {np.percentile(err, 90):7.1f} {err.max():7.1f} {ratio_ok:5d}/{err.size}")
+    a = np.array(allerr)
+    print(f"{'all (out of sample)':18s} {a.size:7d} {np.median(a):9.1f} {np.percentile(a, 90):7.1f} {a.max():7.1f}")
+
+
+if __name__ == "__main__":
+    main()
