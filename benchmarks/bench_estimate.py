@@ -8,6 +8,7 @@ from __future__ import annotations
 import time
 
 import numpy as np
+
 from aicap.hardware_db import load_catalogue
 from aicap.sizing.layout import Deployment
 from aicap.sizing.serving import serve

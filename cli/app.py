@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+
 from aicap.cli.commands import catalog_cmds, estimate_cmd, size_cmd, validate_cmds
 from aicap.cli.state import STATE
 

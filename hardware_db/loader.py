@@ -17,11 +17,12 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from pydantic import TypeAdapter
+
 from aicap.sizing.documents import load_yaml, validate, validate_model
 from aicap.sizing.errors import InputError, UnknownIdError
 from aicap.sizing.specs import DeviceSpec, EfficiencySpec, InstanceSpec, ModelSpec
 from aicap.sizing.specs.efficiency import RuntimeSpec
-from pydantic import TypeAdapter
 
 SECTIONS = ("models", "devices", "instances", "efficiency", "runtime")
 _MODEL = TypeAdapter(ModelSpec)

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+
 from aicap.sizing.specs import EfficiencySpec
 from aicap.sizing.validation import score
 

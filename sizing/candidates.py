@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+
 from aicap.sizing.fleet import PERCENTILES, Workload
 from aicap.sizing.layout import Deployment
 from aicap.sizing.queueing import sustainable_rate

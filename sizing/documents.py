@@ -12,8 +12,9 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import yaml
-from aicap.sizing.errors import InputError
 from pydantic import BaseModel, TypeAdapter, ValidationError
+
+from aicap.sizing.errors import InputError
 
 T = TypeVar("T")
 M = TypeVar("M", bound=BaseModel)

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+
 from aicap.sizing import memory
 from aicap.sizing.accuracy import error_bands
 from aicap.sizing.errors import InputError

@@ -13,10 +13,11 @@ import struct
 from pathlib import Path
 from typing import Any
 
+from pydantic import TypeAdapter
+
 from aicap.sizing.documents import load_yaml, read_text, validate
 from aicap.sizing.errors import InputError
 from aicap.sizing.specs.model import ModelSpec
-from pydantic import TypeAdapter
 
 _MODEL: TypeAdapter[Any] = TypeAdapter(ModelSpec)
 SUPPORTED = (

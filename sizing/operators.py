@@ -23,10 +23,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
 from aicap.sizing.layout import Deployment
 from aicap.sizing.memory import bytes_per_weight, embedding_bytes_per_weight, kv_elements_per_device
 from aicap.sizing.params import inventory
-from numpy.typing import ArrayLike, NDArray
 
 F = NDArray[np.float64]
 ACT_BYTES = 2.0  # activations travel in 16 bit

@@ -23,8 +23,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Generic, Literal, TypeVar
 
-from aicap.sizing.fleet import Percentile
 from pydantic import BaseModel, ConfigDict, Field
+
+from aicap.sizing.fleet import Percentile
 
 V = TypeVar("V")
 Action = Literal["warn", "fail"]

@@ -25,10 +25,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
 from aicap.sizing.dtypes import compute_dtype
 from aicap.sizing.layout import Deployment
 from aicap.sizing.operators import ACT_BYTES, OpCost, generic_step, transformer_step
-from numpy.typing import ArrayLike, NDArray
 
 F = NDArray[np.float64]
 BOUNDS = ("compute", "memory", "network", "overhead")

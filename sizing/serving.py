@@ -18,10 +18,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
 from aicap.sizing import memory
 from aicap.sizing.layout import Deployment
 from aicap.sizing.roofline import StepTime, step_time
-from numpy.typing import ArrayLike, NDArray
 
 F = NDArray[np.float64]
 

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
 from aicap.sizing.accuracy import metric_class
 from aicap.sizing.documents import load_yaml
 from aicap.sizing.errors import AicapError, InputError

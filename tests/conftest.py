@@ -7,9 +7,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
+from typer.testing import CliRunner
+
 from aicap.cli.app import app
 from aicap.hardware_db import Catalogue, load_catalogue
-from typer.testing import CliRunner
 
 REL_1PCT = 0.01
 

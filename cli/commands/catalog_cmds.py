@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
+
 from aicap.cli.render import Format, Table, View, emit
 from aicap.cli.state import catalogue, guarded
 

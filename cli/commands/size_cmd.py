@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+
 from aicap.cli.render import Format, Table, View, emit, to_json, to_yaml
 from aicap.cli.state import catalogue, guarded, info
 

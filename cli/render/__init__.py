@@ -114,7 +114,7 @@ def to_table(view: View, width: int | None = None, file: Any = None) -> None:
 
     target = file if file is not None else sys.stdout
     is_tty = hasattr(target, "isatty") and target.isatty()
-    console = Console(file=target, width=width or (None if is_tty else 140), color_system="auto" if is_tty else None,
+    console = Console(file=target, width=width or (None if is_tty else 200), color_system="auto" if is_tty else None,
                       highlight=False, soft_wrap=False)  # fmt: skip
     for t in view.tables:
         rt = RichTable(title=t.title, caption=t.caption, title_justify="left", caption_justify="left")

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from aicap.sizing.dtypes import Dtype
 from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt, model_validator
+
+from aicap.sizing.dtypes import Dtype
 
 
 class _Strict(BaseModel):

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+
 from aicap.hardware_db import Catalogue, load_catalogue
 from aicap.sizing.errors import InputError
 

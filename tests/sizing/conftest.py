@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+
 from aicap.hardware_db import Catalogue
 from aicap.sizing.layout import Deployment
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+
 from aicap.sizing.documents import load_yaml
 from aicap.sizing.errors import InputError
 from aicap.sizing.hf_config import load_model_file

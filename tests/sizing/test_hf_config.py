@@ -7,6 +7,7 @@ import struct
 from pathlib import Path
 
 import pytest
+
 from aicap.sizing.errors import InputError
 from aicap.sizing.hf_config import checkpoint_bytes, from_hf_config, load_model_file
 from aicap.sizing.params import inventory

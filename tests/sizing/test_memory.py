@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+
 from aicap.sizing import memory
 from aicap.sizing.params import inventory
 

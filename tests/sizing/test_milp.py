@@ -5,9 +5,10 @@ from __future__ import annotations
 import itertools
 import math
 
-from aicap.sizing.milp import Problem, solve
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
+from aicap.sizing.milp import Problem, solve
 
 
 def brute_force_cost(p: Problem) -> float | None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from aicap.hardware_db import Catalogue
 from aicap.sizing.describe import describe_model
 from aicap.sizing.params import inventory, kv_cache_bytes_per_token

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+
 from aicap.sizing.memory import total_weight_bytes
 from aicap.sizing.operators import expected_distinct_experts
 from aicap.sizing.roofline import step_time

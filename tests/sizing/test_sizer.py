@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from aicap.hardware_db import load_catalogue
 from aicap.sizing.errors import InfeasibleError
 from aicap.sizing.fleet import Fleet
 from aicap.sizing.queueing import erlang_c, sustainable_rate
 from aicap.sizing.sizer import size
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
 CAT = load_catalogue()
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+
 from aicap.hardware_db import Catalogue
 from aicap.sizing.accuracy import error_bands
 from aicap.sizing.validation import ValidationReport, load_cases, score
