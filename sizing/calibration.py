@@ -131,8 +131,9 @@ def calibrate(cases: list[dict[str, Any]], cat: Any, label: str) -> list[FamilyF
     for fit in list(fits):
         mine = [c for c in cases if c.get("hardware") in cat.devices and cat.devices[c["hardware"]].family == fit.family]
         report = score(mine, cat, {fit.family: fit.after})
-        by_case = {c["id"]: c.get("framework") for c in mine}
-        off = sorted({by_case[r.case_id] for r in report.scored if not 0.5 <= r.predicted / r.measured <= 2.0} - {None})
+        by_case: dict[str, str | None] = {c["id"]: c.get("framework") for c in mine}
+        far = {by_case[r.case_id] for r in report.scored if r.predicted is not None and not 0.5 <= r.predicted / r.measured <= 2.0}
+        off = sorted(fw for fw in far if fw is not None)
         for fw in off:
             stack = fit_family(fit.family, cases, cat, label, framework=fw)
             if stack is not None:
