@@ -56,6 +56,7 @@ class EstimateResult:
     fits: bool
     advice: str | None
     bands: dict[str, float] = field(default_factory=dict)
+    limits: dict[str, int | None] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready document (keys fixed by the CLI contract; floats rounded for stability)."""
@@ -79,6 +80,8 @@ class EstimateResult:
             "advice": self.advice,
             "memory_gib": {k: _r(v) for k, v in self.mem.items()},
             "kv_cache_tokens": self.kv_cache_tokens,
+            "max_batch_at_context": self.limits.get("max_batch_at_context"),
+            "max_context_at_batch": self.limits.get("max_context_at_batch"),
             "ttft_s": _r(float(m.ttft_s)),
             "tpot_s": _r(float(m.tpot_s)) if dec else None,
             "e2e_s": _r(float(m.e2e_s)),
@@ -173,6 +176,7 @@ def _evaluate(dep: Deployment, req: EstimateRequest, replicas: int) -> EstimateR
     tpot = None if req.tpot_ms is None else req.tpot_ms / 1000.0
     batch = req.batch or auto_batch(dep, i, o, dep.tp, dep.pp, dep.ep, tpot) or 1
     metrics = serve(dep, batch, i, o)
+    limits: dict[str, int | None] = {"max_batch_at_context": None, "max_context_at_batch": None}
     if dep.model.kind == "generic":
         w = memory.weight_bytes_generic(dep) / dep.tp
         act = (dep.model.activation_bytes_per_item or 0.0) * batch
@@ -184,10 +188,14 @@ def _evaluate(dep: Deployment, req: EstimateRequest, replicas: int) -> EstimateR
         mem = {"weights": float(mb.weights) / GIB, "kv_cache": float(mb.kv_cache) / GIB,
                "activations": float(mb.activations) / GIB, "overhead": float(mb.overhead) / GIB}  # fmt: skip
         kv_tokens = int(memory.kv_cache_tokens(dep, dep.tp, dep.pp)) if dep.model.kind == "decoder" else 0
+        limits["max_batch_at_context"] = int(memory.max_batch(dep, dep.tp, dep.pp, i, i + o)) if dep.model.kind == "decoder" else None
+        limits["max_context_at_batch"] = memory.max_context(dep, dep.tp, dep.pp, batch) if dep.model.kind == "decoder" else None
     mem["total"] = sum(mem.values())
     mem["capacity"] = memory.capacity_bytes(dep) / GIB
     fits = mem["total"] <= mem["capacity"]
-    return EstimateResult(req, dep, max(replicas, 1), int(batch), metrics, mem, kv_tokens, fits, None if fits else advise(dep, mem))
+    res = EstimateResult(req, dep, max(replicas, 1), int(batch), metrics, mem, kv_tokens, fits, None if fits else advise(dep, mem))
+    res.limits = limits
+    return res
 
 
 def advise(dep: Deployment, mem: dict[str, float]) -> str:

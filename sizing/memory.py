@@ -182,6 +182,34 @@ def max_batch(dep: Deployment, tp: ArrayLike, pp: ArrayLike, input_tokens: Array
     return np.asarray(np.maximum(np.floor(free / per_seq), 0.0), dtype=float)
 
 
+def max_context(dep: Deployment, tp: int, pp: int, batch: int) -> int:
+    """Largest context (tokens per sequence) at which ``batch`` sequences still fit.
+
+    Bisection on ``c`` over ``B · kv_seq(c) + B·V/tp·4 ≤ free`` (``kv_seq`` is non-decreasing in ``c``,
+    flat beyond a sliding window), capped at the model's ``max_context``; 0 when nothing fits.
+    """
+    free = float(
+        capacity_bytes(dep)
+        - weight_bytes_per_device(dep, tp, pp)
+        - overhead_bytes(dep, tp, pp)
+        - activation_bytes(dep, tp, batch, dep.runtime.max_prefill_tokens)
+    )
+
+    def fits(c: int) -> bool:
+        return batch * float(kv_bytes_per_sequence(dep, tp, pp, c)) <= free
+
+    top = int(getattr(dep.model, "max_context", 1 << 20))
+    if free <= 0 or not fits(1):
+        return 0
+    if fits(top):
+        return top
+    lo, hi = 1, top
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        lo, hi = (mid, hi) if fits(mid) else (lo, mid)
+    return lo
+
+
 def kv_cache_tokens(dep: Deployment, tp: ArrayLike, pp: ArrayLike) -> F:
     """KV-cache tokens that fit per replica once weights, workspace and overhead are placed."""
     free = (

@@ -68,6 +68,8 @@ def estimate_view(doc: dict[str, Any]) -> View:
         ["memory per device (GiB)", f"weights {mem['weights']:.1f} + KV {mem['kv_cache']:.1f} + activations {mem['activations']:.1f} "
                                      f"+ overhead {mem['overhead']:.1f} = {mem['total']:.1f} of {mem['capacity']:.1f}"],
         ["KV-cache tokens per replica", doc["kv_cache_tokens"]],
+        ["largest batch at this context", doc["max_batch_at_context"]],
+        ["largest context at this batch", doc["max_context_at_batch"]],
         ["TTFT", f"{doc['ttft_s'] * 1e3:,.1f} ms {_band(doc, 'ttft')}"],
     ]  # fmt: skip
     if doc["tpot_s"] is not None:

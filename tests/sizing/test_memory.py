@@ -71,3 +71,12 @@ def test_vectorised_over_tp(deploy) -> None:
     d = deploy("llama-3.1-70b", "h100-sxm")
     fits = memory.breakdown(d, np.array([1, 2, 4, 8]), 1, 8, 1000, 2000).fits
     assert fits.tolist() == [False, True, True, True]
+
+
+def test_max_context_at_batch_is_the_fit_boundary(deploy) -> None:
+    d = deploy("llama-3-8b", "h100-sxm")
+    c = memory.max_context(d, 1, 1, 64)
+    assert 0 < c < d.model.max_context
+    rt = d.runtime.max_prefill_tokens
+    assert bool(memory.breakdown(d, 1, 1, 64, rt / 64, c).fits)
+    assert not bool(memory.breakdown(d, 1, 1, 64, rt / 64, c + 64).fits)

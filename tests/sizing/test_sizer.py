@@ -58,9 +58,33 @@ def test_tightening_tpot_never_lowers_cost(tpot: float) -> None:
     assert size(fleet(tpot=tpot * 0.7), CAT, alternatives=False).totals["usd_per_hour"] >= loose - 1e-9
 
 
-def test_removing_an_instance_type_never_lowers_cost() -> None:
-    full = size(fleet(), CAT, alternatives=False).totals["usd_per_hour"]
-    assert size(fleet(hardware=["l40s", "a100-80gb-sxm"]), CAT, alternatives=False).totals["usd_per_hour"] >= full - 1e-9
+HW = ["h100-sxm", "l40s", "a100-80gb-sxm", "l4", "h200-sxm"]
+
+
+@settings(max_examples=8, deadline=None)
+@given(st.sampled_from(HW), st.floats(1.0, 20.0))
+def test_removing_an_instance_type_never_lowers_cost(removed: str, rate: float) -> None:
+    full = size(fleet(rate, hardware=HW), CAT, alternatives=False).totals["usd_per_hour"]
+    fewer = [h for h in HW if h != removed]
+    assert size(fleet(rate, hardware=fewer), CAT, alternatives=False).totals["usd_per_hour"] >= full - 1e-9
+
+
+def test_latency_objective_within_budget_is_no_slower_than_cost() -> None:
+    cheap = size(fleet(), CAT, alternatives=False).to_dict()
+    budget = cheap["totals"]["usd_per_month"] * 3
+    fast = size(fleet(objective="latency", budget_usd_per_month=budget), CAT, alternatives=False).to_dict()
+    assert fast["totals"]["usd_per_month"] <= budget + 1e-6
+    assert fast["workloads"][0]["capacity_requests_per_s"] >= fast["workloads"][0]["requests_per_s"]
+    assert fast["workloads"][0]["tpot_ms"] <= cheap["workloads"][0]["tpot_ms"] + 1e-6
+
+
+def test_throughput_objective_serves_what_the_budget_buys() -> None:
+    cheap = size(fleet(rate=20.0), CAT, alternatives=False).to_dict()
+    half = cheap["totals"]["usd_per_month"] / 2
+    plan = size(fleet(rate=20.0, objective="throughput", budget_usd_per_month=half), CAT, alternatives=False).to_dict()
+    served = plan["workloads"][0]["served_requests_per_s"]
+    assert plan["totals"]["usd_per_month"] <= half + 1e-6
+    assert 0 < served < 20.0
 
 
 def test_405b_on_small_instances_names_memory() -> None:
