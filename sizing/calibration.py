@@ -73,15 +73,35 @@ def _median(report: Any) -> float:
     return float(np.median(e)) if e else float("nan")
 
 
-def fit_family(family: str, cases: list[dict[str, Any]], cat: Any, label: str, framework: str | None = None) -> FamilyFit | None:
-    """Fit one family's factors (or one stack's, with ``framework``); ``None`` without cases."""
+def load_priors() -> dict[str, EfficiencySpec]:
+    """The pre-calibration factors per family (``hardware_db/validation/efficiency_priors.yaml``)."""
+    from importlib import resources
+    from pathlib import Path
+
+    from aicap.sizing.documents import load_yaml, validate_model
+
+    node = resources.files("aicap.hardware_db").joinpath("validation/efficiency_priors.yaml")
+    doc = load_yaml(Path("efficiency_priors.yaml"), node.read_text(encoding="utf-8"))
+    specs = [validate_model(EfficiencySpec, e, "efficiency_priors.yaml") for e in doc["efficiency"]]
+    return {s.key: s for s in specs}
+
+
+def fit_family(family: str, cases: list[dict[str, Any]], cat: Any, label: str, framework: str | None = None,
+               priors: dict[str, EfficiencySpec] | None = None) -> FamilyFit | None:  # fmt: skip
+    """Fit one family's factors (or one stack's, with ``framework``); ``None`` without cases.
+
+    The fit starts from the family's prior (``priors``, default :func:`load_priors`), falling back to
+    the catalogue entry for a family without one; factors that are not fitted keep the prior's value.
+    """
     from scipy.optimize import minimize
 
     mine = [c for c in cases if c.get("hardware") in cat.devices and cat.devices[c["hardware"]].family == family]
     mine = [c for c in mine if c.get("comparable", True) is not False and (framework is None or c.get("framework") == framework)]
-    if not mine or family not in cat.efficiency:
+    priors = load_priors() if priors is None else priors
+    start = priors.get(family) or cat.efficiency.get(family)
+    if not mine or start is None:
         return None
-    base = cat.efficiency[family].model_copy(update={"framework": framework})
+    base = start.model_copy(update={"framework": framework})
     names = ["memory", "compute", "step_overhead_ms"]
     if any(c.get("weights_dtype") == "fp8" for c in mine):
         names.append("compute_fp8")
@@ -120,14 +140,15 @@ def fit_family(family: str, cases: list[dict[str, Any]], cat: Any, label: str, f
     n_metrics_all = sum(len(c["metrics"]) for c in mine)
     note = f"fitted by aicap calibrate on {label}: {n_metrics_all} metrics of {n_cases} cases, {dt.date.today().isoformat()}"
     after = fitted.model_copy(update={**rounded, "source": note})
-    before_r, after_r = score(mine, cat, {key: cat.efficiency[family]}), score(mine, cat, {key: after})
+    before_r, after_r = score(mine, cat, {key: start}), score(mine, cat, {key: after})
     return FamilyFit(key, base, after, len(after_r.scored), _median(before_r), _median(after_r))
 
 
 def calibrate(cases: list[dict[str, Any]], cat: Any, label: str) -> list[FamilyFit]:
     """Fit every family that has measurements in ``cases``, then any stack the family fit leaves 2× off."""
+    priors = load_priors()
     families = sorted({cat.devices[c["hardware"]].family for c in cases if c.get("hardware") in cat.devices})
-    fits = [f for f in (fit_family(fam, cases, cat, label) for fam in families) if f is not None]
+    fits = [f for f in (fit_family(fam, cases, cat, label, priors=priors) for fam in families) if f is not None]
     for fit in list(fits):
         mine = [c for c in cases if c.get("hardware") in cat.devices and cat.devices[c["hardware"]].family == fit.family]
         report = score(mine, cat, {fit.family: fit.after})
@@ -135,7 +156,7 @@ def calibrate(cases: list[dict[str, Any]], cat: Any, label: str) -> list[FamilyF
         far = {by_case[r.case_id] for r in report.scored if r.predicted is not None and not 0.5 <= r.predicted / r.measured <= 2.0}
         off = sorted(fw for fw in far if fw is not None)
         for fw in off:
-            stack = fit_family(fit.family, cases, cat, label, framework=fw)
+            stack = fit_family(fit.family, cases, cat, label, framework=fw, priors=priors)
             if stack is not None:
                 fits.append(stack)
     return fits
