@@ -15,6 +15,7 @@ Every metric but ``output_tok_s_per_device`` is scored by ``|pred − meas| / me
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import lru_cache
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -81,6 +82,7 @@ def default_cases_path() -> Any:
     return resources.files("aicap.hardware_db").joinpath("validation/published_cases.yaml")
 
 
+@lru_cache(maxsize=1)
 def _datasets() -> dict[str, Any]:
     node = resources.files("aicap.hardware_db").joinpath("validation/datasets.yaml")
     return dict(load_yaml(Path("hardware_db/validation/datasets.yaml"), node.read_text(encoding="utf-8")))
