@@ -47,7 +47,7 @@ def describe_model(model: Any) -> dict[str, Any]:
         "derived_active": round(active),
         "published": model.published_params,
         "published_active": getattr(model, "published_active_params", None),
-        "derived_vs_published_pct": None if not model.published_params else round(100 * (total / model.published_params - 1), 3),
+        "derived_vs_published_pct": None if not model.published_params else round(100 * (total / model.published_params - 1), 3) + 0.0,
     }
     if model.kind == "generic":
         out.update(flops_per_item=model.flops_per_item, item=model.item, native_dtype=model.native_dtype)

@@ -92,6 +92,7 @@ class EstimateResult:
             },
             "bound": {"prefill": str(m.prefill.bound()), "decode": str(m.decode.bound()) if dec else None},
             "error_band_pct": self.bands,
+            "efficiency_calibrated": d.efficiency.calibrated,
         }
 
 

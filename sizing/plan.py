@@ -95,6 +95,7 @@ class Plan:
                     "ttft_ms": _r(cand.ttft_ms + wait * 1e3), "tpot_ms": None if cand.tpot_ms is None else _r(cand.tpot_ms),
                     "capacity_requests_per_s": _r(cand.capacity_rps * r), "utilisation": _r(lam * cand.service_s / servers, 3),
                     "usd_per_hour": _money(usd),
+                    "efficiency_calibrated": cat.efficiency_for(cat.device(cand.hardware)).calibrated,
                 })  # fmt: skip
             usd_h = sum(d["usd_per_hour"] for d in deps)
             out_tok_h = served * w.mean_output * 3600.0

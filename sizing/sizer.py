@@ -145,14 +145,14 @@ def size(fleet: Fleet, cat: Any, *, alternatives: bool = True) -> Plan:
         raise InfeasibleError(f"budget ${c.budget_usd_per_month:,.0f}/month is below the cheapest plan, "
                               f"${sol.cost_per_hour * c.hours_per_month:,.0f}/month")  # fmt: skip
     plan = Plan.build(fleet, cat, insts, feasible, sol, demand)
-    for w in plan.workloads:
+    for doc in plan.workloads:
         # Device types that cannot carry this workload at all, each with the reason of its best layout.
-        ok = {x.hardware for x in all_cands[w["name"]] if x.feasible}
+        ok = {x.hardware for x in all_cands[doc["name"]] if x.feasible}
         why: dict[str, str] = {}
-        for x in all_cands[w["name"]]:
+        for x in all_cands[doc["name"]]:
             if x.hardware not in ok and x.reason:
                 why.setdefault(x.hardware, x.reason)
-        w["rejected_hardware"] = [{"hardware": h, "reason": r} for h, r in sorted(why.items())]
+        doc["rejected_hardware"] = [{"hardware": h, "reason": r} for h, r in sorted(why.items())]
     if alternatives:
         plan.alternatives = _alternatives(fleet, cat, insts, all_cands, demand, plan, sol)
     return plan

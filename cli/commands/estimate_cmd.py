@@ -82,6 +82,11 @@ def estimate_view(doc: dict[str, Any]) -> View:
     ]
     title = f"Estimate: {doc['model']} on {doc['hardware']} ({doc['input_tokens']} in / {doc['output_tokens']} out tokens)"
     caption = "± = 90th-percentile error of this metric against published measurements (aicap validate)."
+    if not doc["efficiency_calibrated"]:
+        caption += (
+            f" {doc['hardware']}'s efficiency factors are priors, not fitted on measurements: expect larger errors "
+            "(aicap calibrate fits them on your benchmarks)."
+        )
     return View(doc, [Table(title, ["", "value"], rows, caption)])
 
 

@@ -40,7 +40,13 @@ def plan_view(doc: dict[str, Any]) -> View:
     if doc["alternatives"]:
         tables.append(Table("Best alternative per device type", ["hardware", "$/month", "delta $/month", "why it lost"],
                             [[a["hardware"], a["usd_per_month"], a["delta_usd_per_month"], a["why"]] for a in doc["alternatives"]]))  # fmt: skip
-    return View(doc, tables)
+    priors = sorted({d["hardware"] for w in doc["workloads"] for d in w["deployments"] if not d.get("efficiency_calibrated", True)})
+    notes = (
+        [f"note: {', '.join(priors)} efficiency factors are priors, not fitted on measurements; expect errors beyond the ± bands."]
+        if priors
+        else []
+    )
+    return View(doc, tables, notes)
 
 
 def register(app: typer.Typer) -> None:

@@ -61,6 +61,11 @@ class EfficiencySpec(BaseModel):
         """Catalogue key: ``family`` or ``family@framework``."""
         return self.family if self.framework is None else f"{self.family}@{self.framework}"
 
+    @property
+    def calibrated(self) -> bool:
+        """Whether these factors were fitted on measurements (``source`` starts with "fitted")."""
+        return self.source.startswith("fitted")
+
     def compute_for(self, dtype: str) -> float:
         """Return the compute efficiency for GEMMs in ``dtype``."""
         if dtype == "fp8" and self.compute_fp8 is not None:

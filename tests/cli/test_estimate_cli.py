@@ -117,3 +117,11 @@ def test_calibrate_writes_an_overlay_that_loads(aicap, tmp_path) -> None:
     est = aicap("--catalog", str(out), "estimate", "-m", "llama-2-7b", "--hardware", "a100-80gb-sxm", "--batch", "1",
                 "--input-tokens", "5", "--output-tokens", "200", "-f", "json").json()  # fmt: skip
     assert 1 / est["tpot_s"] == pytest.approx(90, rel=0.15)
+
+
+def test_estimates_say_whether_factors_were_fitted(aicap) -> None:
+    fitted = aicap("estimate", "-m", "llama-3-8b", "--hardware", "h100-sxm", "-f", "json").json()
+    prior = aicap("estimate", "-m", "llama-3-8b", "--hardware", "b200", "-f", "json").json()
+    assert fitted["efficiency_calibrated"] is True and prior["efficiency_calibrated"] is False
+    table = aicap("estimate", "-m", "llama-3-8b", "--hardware", "b200").stdout
+    assert "priors, not fitted" in table
