@@ -102,7 +102,10 @@ def fit_family(family: str, cases: list[dict[str, Any]], cat: Any, label: str, f
     if not mine or start is None:
         return None
     base = start.model_copy(update={"framework": framework})
-    names = ["memory", "compute", "step_overhead_ms"]
+    # Fit only factors the cases can identify: 16-bit compute needs a non-fp8 case, fp8 compute an fp8 one.
+    names = ["memory", "step_overhead_ms"]
+    if any(c.get("weights_dtype") != "fp8" for c in mine):
+        names.insert(1, "compute")
     if any(c.get("weights_dtype") == "fp8" for c in mine):
         names.append("compute_fp8")
     if any(c.get("model") in cat.models and getattr(cat.models[c["model"]], "moe", None) is not None for c in mine):
