@@ -39,7 +39,7 @@ class UnknownIdError(InputError):
         close = _close_matches(value, choices)
         hint = f"did you mean {', '.join(close)}? " if close else ""
         shown = ", ".join(choices[:40]) + (", …" if len(choices) > 40 else "")
-        super().__init__(f"unknown {what} '{value}': {hint}valid {what}s: {shown}")
+        super().__init__(f"unknown {what} '{value}': {hint}valid {what} ids: {shown}")
         self.value = value
         self.choices = choices
 

@@ -146,9 +146,10 @@ def estimate(req: EstimateRequest) -> EstimateResult:
         raise InputError(f"--devices {devices}: must be a positive integer")
     if req.tp and req.pp and req.tp * req.pp > devices:
         raise InputError(f"--tp {req.tp} × --pp {req.pp} needs {req.tp * req.pp} devices but --devices is {devices}")
-    ctx = req.input_tokens + req.output_tokens
+    ctx = req.input_tokens + (req.output_tokens if req.model.kind == "decoder" else 0)
     if hasattr(req.model, "max_context") and ctx > req.model.max_context:
-        raise InputError(f"input + output = {ctx} tokens exceeds {req.model.id}'s max context of {req.model.max_context}")
+        what = "input + output" if req.model.kind == "decoder" else "input"
+        raise InputError(f"{what} = {ctx} tokens exceeds {req.model.id}'s max context of {req.model.max_context}")
     best: EstimateResult | None = None
     for tp, pp in candidate_layouts(req, devices):
         dep = Deployment(req.model, req.device, req.efficiency, req.runtime, tp, pp, req.ep, wdt, kvdt)

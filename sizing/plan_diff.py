@@ -39,7 +39,7 @@ def diff(base: dict[str, Any], head: dict[str, Any]) -> dict[str, Any]:
     tb, th = base["totals"], head["totals"]
     delta_m = float(th["usd_per_month"]) - float(tb["usd_per_month"])
     pct = 100.0 * delta_m / float(tb["usd_per_month"]) if float(tb["usd_per_month"]) else None
-    sign = "+" if delta_m >= 0 else "−"
+    sign = "+" if delta_m >= 0 else "-"
     headline = f"{sign}${abs(delta_m):,.0f}/month" + (f" ({pct:+.0f}%)" if pct is not None else "")
     notes = []
     if base.get("catalogue", {}).get("version") != head.get("catalogue", {}).get("version"):

@@ -144,6 +144,9 @@ def size(fleet: Fleet, cat: Any, *, alternatives: bool = True) -> Plan:
     if c.objective == "cost" and budget is not None and sol.cost_per_hour > budget * (1 + 1e-9):
         raise InfeasibleError(f"budget ${c.budget_usd_per_month:,.0f}/month is below the cheapest plan, "
                               f"${sol.cost_per_hour * c.hours_per_month:,.0f}/month")  # fmt: skip
+    if c.objective == "throughput" and sum(sol.served) <= 0:
+        raise InfeasibleError(f"budget ${c.budget_usd_per_month:,.0f}/month buys no instance that serves any workload; "
+                              "raise the budget or allow cheaper instance types")  # fmt: skip
     plan = Plan.build(fleet, cat, insts, feasible, sol, demand)
     for doc in plan.workloads:
         # Device types that cannot carry this workload at all, each with the reason of its best layout.

@@ -88,3 +88,8 @@ def test_bad_fleet_file_names_line(aicap, tmp_path: Path) -> None:
 def test_schema_plan_is_json_schema(aicap) -> None:
     doc = aicap("schema", "plan").json()
     assert doc["type"] == "object" and "workloads" in doc["properties"]
+
+
+def test_throughput_objective_with_a_budget_that_buys_nothing_exit_3(aicap) -> None:
+    r = aicap("size", "--model", "llama-3.1-8b", "--rate", "1", "--hardware", "h100-sxm", "--objective", "throughput", "--budget", "100")
+    assert r.code == 3 and "buys no instance" in r.stderr
