@@ -7,12 +7,10 @@ come from ``hardware_db/data/runtime.yaml``.
 
 from __future__ import annotations
 
-from typing import Literal, get_args
+from typing import Literal
 
 Dtype = Literal["fp32", "tf32", "bf16", "fp16", "fp8", "int8", "int4"]
 """A numeric format name as it appears in catalogues, cases and options."""
-
-DTYPES: tuple[str, ...] = get_args(Dtype)
 
 #: Storage bytes per element, before any quantisation scale overhead.
 BYTES_PER_ELEMENT: dict[str, float] = {

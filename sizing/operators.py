@@ -31,7 +31,6 @@ from aicap.sizing.params import inventory
 
 F = NDArray[np.float64]
 ACT_BYTES = 2.0  # activations travel in 16 bit
-OPERATORS = ("attn_proj", "attention", "mlp", "experts", "lm_head", "norms")
 
 
 @dataclass(frozen=True)

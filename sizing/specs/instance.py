@@ -8,7 +8,6 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, NonNegativeFloat, PositiveFloat, PositiveInt
 
 PricingModel = Literal["on_demand", "spot", "reserved_1y", "reserved_3y"]
-PRICING_MODELS: tuple[str, ...] = ("on_demand", "spot", "reserved_1y", "reserved_3y")
 
 
 class Prices(BaseModel):
