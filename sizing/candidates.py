@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from aicap.sizing.dtypes import storage_formats
 from aicap.sizing.fleet import PERCENTILES, Workload
 from aicap.sizing.layout import Deployment
 from aicap.sizing.queueing import sustainable_rate
@@ -53,14 +54,10 @@ class Candidate:
 
 
 def _formats(precision: str, device: Any) -> tuple[str, str] | None:
-    peaks = device.peak_tflops
-    if precision == "fp8" and "fp8" not in peaks:
+    """Storage formats for an allowed precision, or ``None`` where the device has no fp8 path."""
+    if precision == "fp8" and "fp8" not in device.peak_tflops:
         return None
-    w = precision
-    if precision == "bf16" and "bf16" not in peaks:
-        w = "fp16" if "fp16" in peaks else "fp32"
-    kv = "fp8" if w == "fp8" else ("bf16" if w in {"int8", "int4"} and "bf16" in peaks else ("fp16" if w in {"int8", "int4"} else w))
-    return w, kv
+    return storage_formats(precision, dict(device.peak_tflops))
 
 
 def _layouts(model: Any, inst: InstanceSpec, device: Any) -> list[tuple[int, int]]:

@@ -27,6 +27,22 @@ WEIGHT_DTYPES: tuple[str, ...] = ("fp32", "bf16", "fp16", "fp8", "int8", "int4")
 KV_DTYPES: tuple[str, ...] = ("fp32", "bf16", "fp16", "fp8", "int8")
 
 
+def storage_formats(weights_dtype: str, peaks: dict[str, float], kv_dtype: str | None = None) -> tuple[str, str]:
+    """Weight and KV-cache formats a device can hold, given the requested weight format.
+
+    16-bit weights fall back bf16 → fp16 → fp32 on a device without bf16 (T4, V100). Unless given, the KV
+    cache follows the weights: fp8 stays fp8, 16/32-bit floats keep their format, and int8/int4
+    weight-only models keep a 16-bit cache (bf16, or fp16 where the device lacks bf16).
+    """
+    w = weights_dtype
+    if w in {"bf16", "fp16"} and w not in peaks:
+        w = next((d for d in ("bf16", "fp16", "fp32") if d in peaks), w)
+    kv = kv_dtype or (w if w in {"fp8", "bf16", "fp16", "fp32"} else "bf16")
+    if kv == "bf16" and "bf16" not in peaks and "fp16" in peaks:
+        kv = "fp16"
+    return w, kv
+
+
 def compute_dtype(weights_dtype: str, peaks: dict[str, float]) -> str:
     """Return the dtype whose tensor-core peak bounds the matrix multiplies.
 

@@ -14,6 +14,7 @@ import numpy as np
 
 from aicap.sizing import memory
 from aicap.sizing.accuracy import error_bands
+from aicap.sizing.dtypes import storage_formats
 from aicap.sizing.errors import InputError
 from aicap.sizing.layout import Deployment, valid_tp
 from aicap.sizing.serving import ServingMetrics, auto_batch, serve
@@ -103,13 +104,9 @@ def _r(x: float) -> float:
 
 def _defaults(req: EstimateRequest) -> tuple[str, str]:
     native = req.model.native_dtype
+    # fp32 checkpoints are served in 16 bit on accelerators, as every serving stack does.
     wdt = req.weights_dtype or ("bf16" if native == "fp32" and req.device.kind != "cpu" else native)
-    if wdt in {"bf16", "fp16"} and wdt not in req.device.peak_tflops and "fp16" in req.device.peak_tflops:
-        wdt = "fp16"
-    kvdt = req.kv_dtype or ("fp8" if wdt == "fp8" else ("bf16" if wdt in {"int8", "int4", "fp32"} else wdt))
-    if kvdt == "bf16" and "bf16" not in req.device.peak_tflops:
-        kvdt = "fp16"
-    return wdt, kvdt
+    return storage_formats(wdt, dict(req.device.peak_tflops), req.kv_dtype)
 
 
 def candidate_layouts(req: EstimateRequest, devices: int) -> list[tuple[int, int]]:

@@ -162,11 +162,10 @@ def size(fleet: Fleet, cat: Any, *, alternatives: bool = True) -> Plan:
 
 
 def _why_milp_failed(fleet: Fleet, feasible: list[Candidate], insts: list[InstanceSpec], demand: dict[str, float], single: bool) -> str:
-    uncapped = [i.model_copy() for i in insts]
-    probe = solve(_problem(fleet, feasible, uncapped, demand, "cost", None, single)._replace_caps())
+    probe = solve(_problem(fleet, feasible, insts, demand, "cost", None, single)._replace_caps())
     if probe.status == "optimal" and fleet.constraints.availability:
         caps = ", ".join(f"{k} ≤ {v}" for k, v in sorted(fleet.constraints.availability.items()))
-        need = {uncapped[t].name: n for t, n in enumerate(probe.instances) if n}
+        need = {insts[t].name: n for t, n in enumerate(probe.instances) if n}
         return f"availability caps bind ({caps}); without caps the cheapest plan needs {need}"
     if probe.status == "optimal" and fleet.constraints.budget_usd_per_month is not None:
         return (f"budget ${fleet.constraints.budget_usd_per_month:,.0f}/month is below the cheapest plan, "
