@@ -5,8 +5,7 @@ a candidate: ``tp · pp`` a power of two dividing the instance's device count (s
 different sizes pack into whole instances exactly: sizes that divide one another bin-pack without
 waste), ``tp ≤`` the device's link domain and dividing the head count, for each allowed precision.
 The batch is the largest that fits memory at the longest request and keeps TPOT within target
-(TPOT grows and throughput does not fall with the batch, so the largest such batch is best); it is
-found by bisection, vectorised over layouts. The per-replica rate then comes from
+(:func:`aicap.sizing.serving.largest_batch`, vectorised over workloads and layouts). The per-replica rate then comes from
 :func:`aicap.sizing.queueing.sustainable_rate`. Candidates that fail keep their reason.
 """
 
@@ -21,10 +20,8 @@ from aicap.sizing.dtypes import storage_formats
 from aicap.sizing.fleet import PERCENTILES, Workload
 from aicap.sizing.layout import Deployment
 from aicap.sizing.queueing import sustainable_rate
-from aicap.sizing.serving import max_fitting_batch, serve
+from aicap.sizing.serving import largest_batch, max_fitting_batch, serve
 from aicap.sizing.specs import InstanceSpec
-
-_BATCH_BISECTIONS = 12
 
 
 @dataclass(frozen=True)
@@ -73,32 +70,6 @@ def _layouts(model: Any, inst: InstanceSpec, device: Any) -> list[tuple[int, int
     return out
 
 
-def _latency(dep: Deployment, batch: np.ndarray, i: np.ndarray, o: np.ndarray, tps: np.ndarray, pps: np.ndarray) -> np.ndarray:
-    """The latency the batch is limited by: TPOT for decoders, the batch's forward time otherwise."""
-    m = serve(dep, np.maximum(batch, 1.0), i, o, tps, pps)
-    return np.asarray(m.tpot_s if dep.model.kind == "decoder" else m.ttft_s)
-
-
-def _best_batches(dep: Deployment, tps: np.ndarray, pps: np.ndarray, i: np.ndarray, o: np.ndarray, ctx: np.ndarray,
-                  limit_s: np.ndarray) -> np.ndarray:  # fmt: skip
-    """Largest batch per layout that fits memory at ``ctx`` and meets the latency limit.
-
-    The limit applies to TPOT for decoders; for encoders and generic models to the forward time of
-    the batch, which is part of every request's latency. 0 where no batch qualifies.
-    """
-    hi = np.asarray(max_fitting_batch(dep, i, np.maximum(ctx - i, 1.0), tps, pps), dtype=float)
-    ok_hi = _latency(dep, hi, i, o, tps, pps) <= limit_s
-    lo = np.zeros_like(hi)
-    top = hi.copy()
-    for _ in range(_BATCH_BISECTIONS):
-        mid = np.floor((lo + top) / 2.0)
-        good = (mid >= 1) & (_latency(dep, mid, i, o, tps, pps) <= limit_s)
-        lo = np.where(good, mid, lo)
-        top = np.where(good, top, mid)
-        top = np.maximum(top, lo)
-    return np.where(ok_hi, hi, lo)
-
-
 def _failure(w: Workload, dep: Deployment, tpot_ms: float, ttft_ms: float, tp: int, pp: int, batch: float, rate: float) -> str | None:
     decoder = dep.model.kind == "decoder"
     ctx = float(w.max_context) if decoder else w.mean_input + 1.0
@@ -137,7 +108,7 @@ def evaluate(ws: list[Workload], model: Any, device: Any, efficiency: Any, runti
     dep = Deployment(model, device, efficiency, runtime, 1, 1, 1, fmt[0], fmt[1])
     # Encoders spend at most half the TTFT target on the batch's forward pass; queueing gets the rest.
     limit = tpot if decoder else ttft / 2.0
-    batch = _best_batches(dep, tps, pps, i, o, ctx, np.where(np.isnan(limit), np.inf, limit))
+    batch = largest_batch(dep, i, o, ctx, tps, pps, np.where(np.isnan(limit), np.inf, limit))
     m = serve(dep, np.maximum(batch, 1.0), i, o, tps, pps)
     # A decoder replica has `batch` slots each held for a request's whole life (E2E); an encoder
     # replica batches requests per forward pass and behaves as one server of rate requests_per_s.

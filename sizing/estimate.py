@@ -173,7 +173,7 @@ def _better(a: EstimateResult, b: EstimateResult) -> bool:
 def _evaluate(dep: Deployment, req: EstimateRequest, replicas: int) -> EstimateResult:
     i, o = req.input_tokens, req.output_tokens
     tpot = None if req.tpot_ms is None else req.tpot_ms / 1000.0
-    batch = req.batch or auto_batch(dep, i, o, dep.tp, dep.pp, dep.ep, tpot) or 1
+    batch = req.batch or auto_batch(dep, i, o, tpot) or 1
     metrics = serve(dep, batch, i, o)
     limits: dict[str, int | None] = {"max_batch_at_context": None, "max_context_at_batch": None}
     if dep.model.kind == "generic":

@@ -25,6 +25,7 @@ from aicap.sizing.layout import Deployment
 from aicap.sizing.roofline import StepTime, step_time
 
 F = NDArray[np.float64]
+_BATCH_BISECTIONS = 12  # enough for batches up to 4,096
 
 
 @dataclass(frozen=True)
@@ -108,22 +109,39 @@ def max_fitting_batch(dep: Deployment, input_tokens: ArrayLike, output_tokens: A
     return np.asarray(np.minimum(b, dep.runtime.max_batch), dtype=float)
 
 
-def auto_batch(dep: Deployment, input_tokens: float, output_tokens: float, tp: int, pp: int, ep: int = 1,
-               tpot_limit_s: float | None = None) -> int:  # fmt: skip
-    """Throughput-maximising batch that fits memory and, if given, keeps TPOT within the limit.
+def _limiting_latency(dep: Deployment, batch: F, i: F, o: F, tp: F, pp: F) -> F:
+    """The latency a batch is limited by: TPOT for decoders, the batch's forward time otherwise."""
+    m = serve(dep, np.maximum(batch, 1.0), i, o, tp, pp)
+    return np.asarray(m.tpot_s if dep.model.kind == "decoder" else m.ttft_s, dtype=float)
 
-    Evaluates every batch from 1 to the memory limit at once (vectorised) and returns the one with
-    the highest output tokens/s among those that meet the TPOT limit; 0 when none fits.
+
+def largest_batch(dep: Deployment, input_tokens: ArrayLike, output_tokens: ArrayLike, context: ArrayLike, tp: ArrayLike, pp: ArrayLike,
+                  limit_s: ArrayLike) -> F:  # fmt: skip
+    """Largest batch that fits memory at ``context`` tokens and keeps the limiting latency within ``limit_s``.
+
+    The limit applies to TPOT for decoders and to the batch's forward time otherwise; 0 where no batch
+    qualifies. Latency grows and throughput does not fall with the batch (property-tested), so this is
+    also the throughput-best batch within the limit. Bisection over ``[1, max_fitting_batch]``,
+    vectorised over every argument.
     """
-    limit = int(max_fitting_batch(dep, input_tokens, output_tokens, tp, pp))
-    if limit < 1:
-        return 0
-    grid = np.arange(1, limit + 1, dtype=float)
-    m = serve(dep, grid, input_tokens, output_tokens, tp, pp, ep)
-    ok = m.fits.copy()
-    if tpot_limit_s is not None and dep.model.kind == "decoder":
-        ok &= m.tpot_s <= tpot_limit_s
-    if not ok.any():
-        return 0
-    score = np.where(ok, m.output_tokens_per_s if dep.model.kind == "decoder" else m.requests_per_s, -1.0)
-    return int(grid[int(np.argmax(score))])
+    i = np.asarray(input_tokens, dtype=float)
+    o = np.asarray(output_tokens, dtype=float)
+    tp_a, pp_a = np.asarray(tp, dtype=float), np.asarray(pp, dtype=float)
+    limit = np.asarray(limit_s, dtype=float)
+    hi = max_fitting_batch(dep, i, np.maximum(np.asarray(context, dtype=float) - i, 1.0), tp_a, pp_a)
+    ok_hi = (hi >= 1) & (_limiting_latency(dep, hi, i, o, tp_a, pp_a) <= limit)
+    lo = np.zeros_like(hi)
+    top = hi.copy()
+    for _ in range(_BATCH_BISECTIONS):
+        mid = np.floor((lo + top) / 2.0)
+        good = (mid >= 1) & (_limiting_latency(dep, mid, i, o, tp_a, pp_a) <= limit)
+        lo = np.where(good, mid, lo)
+        top = np.maximum(np.where(good, top, mid), lo)
+    return np.asarray(np.where(ok_hi, hi, lo), dtype=float)
+
+
+def auto_batch(dep: Deployment, input_tokens: float, output_tokens: float, tpot_limit_s: float | None = None) -> int:
+    """Throughput-best batch of ``dep``'s layout that fits memory at ``I + O`` and meets the TPOT limit (0 if none)."""
+    limit = np.inf if tpot_limit_s is None or dep.model.kind != "decoder" else tpot_limit_s
+    ctx = input_tokens + output_tokens
+    return int(largest_batch(dep, input_tokens, output_tokens, ctx, dep.tp, dep.pp, limit))
