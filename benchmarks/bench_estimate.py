@@ -10,8 +10,8 @@ import time
 import numpy as np
 
 from aicap.hardware_db import load_catalogue
-from aicap.sizing.layout import Deployment
-from aicap.sizing.serving import serve
+from aicap.sizing.core.deployment import Deployment
+from aicap.sizing.serve.serving import serve
 
 
 def main() -> None:

@@ -13,8 +13,8 @@ import sys
 import time
 
 from aicap.hardware_db import load_catalogue
-from aicap.sizing.fleet import Fleet
-from aicap.sizing.sizer import size
+from aicap.sizing.core.fleet import Fleet
+from aicap.sizing.plan.sizer import size
 
 MODELS = ["llama-3.1-8b", "llama-3.1-70b", "mistral-7b", "mixtral-8x7b", "llama-2-13b", "llama-3-8b", "bge-large-en"]
 

@@ -14,8 +14,8 @@ from __future__ import annotations
 import numpy as np
 
 from aicap.hardware_db import load_catalogue
-from aicap.sizing.calibration import calibrate, load_priors
-from aicap.sizing.validation import load_cases, score
+from aicap.sizing.calibrate.calibration import calibrate, load_priors
+from aicap.sizing.calibrate.validation import load_cases, score
 
 
 def main() -> None:

@@ -20,14 +20,14 @@ R = TypeVar("R")
 
 
 def guarded(fn: Callable[P, R]) -> Callable[P, R]:
-    """Turn an :class:`~aicap.sizing.errors.AicapError` into one stderr line and its exit code.
+    """Turn an :class:`~aicap.sizing.core.errors.AicapError` into one stderr line and its exit code.
 
     The line reads ``aicap: error: ...``; the exit code is the error's documented one. Never a traceback.
     """
 
     @functools.wraps(fn)
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
-        from aicap.sizing.errors import AicapError
+        from aicap.sizing.core.errors import AicapError
 
         try:
             return fn(*args, **kwargs)

@@ -19,10 +19,10 @@ from typing import Any
 
 from pydantic import TypeAdapter
 
-from aicap.sizing.documents import load_yaml, validate, validate_model
-from aicap.sizing.errors import InputError, UnknownIdError
-from aicap.sizing.specs import DeviceSpec, EfficiencySpec, InstanceSpec, ModelSpec
-from aicap.sizing.specs.efficiency import RuntimeSpec
+from aicap.sizing.core.documents import load_yaml, validate, validate_model
+from aicap.sizing.core.errors import InputError, UnknownIdError
+from aicap.sizing.core.specs import DeviceSpec, EfficiencySpec, InstanceSpec, ModelSpec
+from aicap.sizing.core.specs.efficiency import RuntimeSpec
 
 SECTIONS = ("models", "devices", "instances", "efficiency", "runtime")
 _MODEL = TypeAdapter(ModelSpec)
@@ -46,7 +46,7 @@ class Catalogue:
         if ref in self.models:
             return self.models[ref]
         if ref.endswith((".json", ".yaml", ".yml")) or os.sep in ref:
-            from aicap.sizing.hf_config import load_model_file
+            from aicap.sizing.core.hf_config import load_model_file
 
             return load_model_file(Path(ref))
         raise UnknownIdError("model", ref, sorted(self.models))

@@ -24,7 +24,7 @@ def models_list(
     family: Annotated[str | None, typer.Option(help="Only this family (llama, mixtral, bert, ...).")] = None,
 ) -> None:
     """List models, grouped by family and ordered by size."""
-    from aicap.sizing.describe import attention_kind, params
+    from aicap.sizing.perf.describe import attention_kind, params
 
     cat = catalogue()
     rows = []
@@ -47,7 +47,7 @@ def models_show(
     model: Annotated[str, typer.Argument(help="Model id, or a path to a config.json / model YAML.")], fmt: FormatOpt = Format.table
 ) -> None:
     """Show one model: architecture, derived and published parameter counts, KV-cache bytes per token."""
-    from aicap.sizing.describe import describe_model
+    from aicap.sizing.perf.describe import describe_model
 
     doc = describe_model(catalogue().model(model))
     emit(View(doc, [_kv_table(f"Model {doc['id']}", doc)]), fmt)
@@ -81,7 +81,7 @@ def hardware_show(
     device: Annotated[str, typer.Argument(help="Device id (see `aicap hardware list`).")], fmt: FormatOpt = Format.table
 ) -> None:
     """Show one device with every figure and its sources."""
-    from aicap.sizing.describe import describe_device
+    from aicap.sizing.perf.describe import describe_device
 
     doc = describe_device(catalogue().device(device))
     emit(View(doc, [_kv_table(f"Device {doc['id']}", doc)]), fmt)
@@ -97,8 +97,8 @@ def instances_list(
     max_price: Annotated[float | None, typer.Option(help="Only instances at or under this on-demand USD/hour.")] = None,
 ) -> None:
     """List instances by cloud, then by on-demand price per device-hour."""
-    from aicap.sizing.describe import describe_instance
-    from aicap.sizing.errors import InputError
+    from aicap.sizing.core.errors import InputError
+    from aicap.sizing.perf.describe import describe_instance
 
     cat = catalogue()
     if cloud and cloud not in {"aws", "gcp", "azure"}:

@@ -53,10 +53,10 @@ def register(app: typer.Typer, schema_app: typer.Typer) -> None:
         fmt: FormatOpt = Format.table,
     ) -> None:
         """Evaluate budget and policy limits; exit 0 pass/warn, 1 a fail limit breached, 2 bad input, 3 infeasible."""
-        from aicap.sizing.documents import load_yaml, validate_model
-        from aicap.sizing.errors import InputError, PolicyBreachError
-        from aicap.sizing.fleet_io import plan_or_size
-        from aicap.sizing.policy import Limit, Policy, evaluate, verdict
+        from aicap.sizing.core.documents import load_yaml, validate_model
+        from aicap.sizing.core.errors import InputError, PolicyBreachError
+        from aicap.sizing.plan.fleet_io import plan_or_size
+        from aicap.sizing.plan.policy import Limit, Policy, evaluate, verdict
 
         cat = catalogue()
         pol = Policy()
@@ -101,8 +101,8 @@ def register(app: typer.Typer, schema_app: typer.Typer) -> None:
         fmt: FormatOpt = Format.table,
     ) -> None:
         """Show what changed between two plans: instances, devices, $/hour, $/month, $/1M tokens, TTFT/TPOT."""
-        from aicap.sizing.fleet_io import plan_or_size
-        from aicap.sizing.plan_diff import diff
+        from aicap.sizing.plan.diff import diff
+        from aicap.sizing.plan.fleet_io import plan_or_size
 
         cat = catalogue()
         doc = diff(plan_or_size(base, cat), plan_or_size(head, cat))
@@ -121,6 +121,6 @@ def register(app: typer.Typer, schema_app: typer.Typer) -> None:
     def schema_policy() -> None:
         """Print the JSON Schema of the policy file that `aicap check --policy` reads."""
         from aicap.cli.render import to_json
-        from aicap.sizing.policy import Policy
+        from aicap.sizing.plan.policy import Policy
 
         typer.echo(to_json(Policy.model_json_schema()), nl=False)

@@ -28,9 +28,9 @@ TpotOpt = Annotated[float | None, typer.Option("--tpot-ms", help="Keep time per 
 def build_request(model: str, hardware: str, devices: int | None, tp: int | None, pp: int | None, ep: int, batch: str,
                   input_tokens: int, output_tokens: int, weights_dtype: str | None, kv_dtype: str | None,
                   tpot_ms: float | None) -> Any:  # fmt: skip
-    """Turn options into an :class:`~aicap.sizing.estimate.EstimateRequest` (validating them)."""
-    from aicap.sizing.errors import InputError
-    from aicap.sizing.estimate import EstimateRequest
+    """Turn options into an :class:`~aicap.sizing.serve.estimate.EstimateRequest` (validating them)."""
+    from aicap.sizing.core.errors import InputError
+    from aicap.sizing.serve.estimate import EstimateRequest
 
     cat = catalogue()
     if batch == "auto":
@@ -100,7 +100,7 @@ def register(app: typer.Typer) -> None:
                      weights_dtype: WdtOpt = None, kv_dtype: KvOpt = None, tpot_ms: TpotOpt = None,
                      fmt: FormatOpt = Format.table) -> None:  # fmt: skip
         """Predict memory, TTFT, TPOT and throughput of one deployment."""
-        from aicap.sizing.estimate import estimate
+        from aicap.sizing.serve.estimate import estimate
 
         req = build_request(model, hardware, devices, tp, pp, ep, batch, input_tokens, output_tokens, weights_dtype, kv_dtype, tpot_ms)
         emit(estimate_view(estimate(req).to_dict()), fmt)
@@ -114,9 +114,9 @@ def register(app: typer.Typer) -> None:
                     plot: Annotated[Path | None, typer.Option("--plot", help="Write the roofline picture (.png or .svg).")] = None,
                     fmt: FormatOpt = Format.table) -> None:  # fmt: skip
         """Show FLOPs, bytes, intensity, time and bound of each operator group in one phase."""
-        from aicap.sizing import explain
-        from aicap.sizing.errors import InputError
-        from aicap.sizing.estimate import estimate
+        from aicap.sizing.core.errors import InputError
+        from aicap.sizing.serve import explain
+        from aicap.sizing.serve.estimate import estimate
 
         if phase not in explain.PHASES:
             raise InputError(f"--phase '{phase}': valid choices: {', '.join(explain.PHASES)}")

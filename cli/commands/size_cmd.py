@@ -74,9 +74,9 @@ def register(app: typer.Typer) -> None:
         fmt: FormatOpt = Format.table,
     ) -> None:  # fmt: skip
         """Pick the cheapest set of whole cloud instances that serves every workload within its latency targets."""
-        from aicap.sizing.atomic import write_atomic
-        from aicap.sizing.fleet_io import build_fleet, builtin_fleet, load_fleet
-        from aicap.sizing.sizer import size
+        from aicap.cli.files import write_atomic
+        from aicap.sizing.plan.fleet_io import build_fleet, builtin_fleet, load_fleet
+        from aicap.sizing.plan.sizer import size
 
         cat = catalogue()
         overrides = {"cloud": cloud, "hardware": hardware, "pricing": pricing, "budget": budget, "objective": objective,
@@ -102,7 +102,7 @@ def register(app: typer.Typer) -> None:
     @guarded
     def schema_plan() -> None:
         """Print the JSON Schema of the fleet file (aicap.yaml) that `aicap size` reads."""
-        from aicap.sizing.fleet import Fleet
+        from aicap.sizing.core.fleet import Fleet
 
         typer.echo(to_json(Fleet.model_json_schema()), nl=False)
 

@@ -28,8 +28,8 @@ def register(app: typer.Typer) -> None:
         fmt: FormatOpt = Format.table,
     ) -> None:  # fmt: skip
         """Score the performance model against measured cases: per-case error, then median/p90/max per kind and hardware."""
-        from aicap.sizing.accuracy import bands_document
-        from aicap.sizing.validation import load_cases, score
+        from aicap.sizing.calibrate.accuracy import bands_document
+        from aicap.sizing.calibrate.validation import load_cases, score
 
         cat = catalogue()
         report = score(load_cases(cases), cat)
@@ -65,15 +65,15 @@ def register(app: typer.Typer) -> None:
         fmt: FormatOpt = Format.table,
     ) -> None:  # fmt: skip
         """Fit efficiency factors per device family to measurements and write a catalogue overlay."""
-        from aicap.sizing.calibration import calibrate, overlay_yaml
-        from aicap.sizing.errors import InputError
-        from aicap.sizing.validation import load_cases
+        from aicap.sizing.calibrate.calibration import calibrate, overlay_yaml
+        from aicap.sizing.calibrate.validation import load_cases
+        from aicap.sizing.core.errors import InputError
 
         cat = catalogue()
         fits = calibrate(load_cases(measurements), cat, measurements.name)
         if not fits:
             raise InputError(f"{measurements}: no case names a device in the catalogue; nothing to fit")
-        from aicap.sizing.atomic import write_atomic
+        from aicap.cli.files import write_atomic
 
         write_atomic(output, overlay_yaml(fits))
         info(f"aicap: wrote {output}; use it with --catalog {output}")

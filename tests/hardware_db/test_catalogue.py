@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from aicap.hardware_db import Catalogue, load_catalogue
-from aicap.sizing.errors import InputError
+from aicap.sizing.core.errors import InputError
 
 DEVICE_IDS = [
     "a100-40gb-sxm",

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from aicap.hardware_db import Catalogue
-from aicap.sizing.layout import Deployment
+from aicap.sizing.core.deployment import Deployment
 
 
 @pytest.fixture

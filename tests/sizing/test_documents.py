@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from aicap.sizing.documents import load_yaml
-from aicap.sizing.errors import InputError
-from aicap.sizing.hf_config import load_model_file
+from aicap.sizing.core.documents import load_yaml
+from aicap.sizing.core.errors import InputError
+from aicap.sizing.core.hf_config import load_model_file
 
 GOOD = """kind: decoder
 id: tiny

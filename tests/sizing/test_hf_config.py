@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from aicap.sizing.errors import InputError
-from aicap.sizing.hf_config import checkpoint_bytes, from_hf_config, load_model_file
-from aicap.sizing.params import inventory
+from aicap.sizing.core.errors import InputError
+from aicap.sizing.core.hf_config import checkpoint_bytes, from_hf_config, load_model_file
+from aicap.sizing.perf.params import inventory
 
 LLAMA_3_8B = {
     "model_type": "llama", "hidden_size": 4096, "num_hidden_layers": 32, "num_attention_heads": 32,

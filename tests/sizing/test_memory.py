@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from aicap.sizing import memory
-from aicap.sizing.params import inventory
+from aicap.sizing.perf import memory
+from aicap.sizing.perf.params import inventory
 
 GIB = 2**30
 
@@ -48,7 +48,7 @@ def test_gemma2_windows_only_half_the_layers(deploy) -> None:
 
 
 def test_70b_bf16_does_not_fit_one_h100_and_says_why(deploy) -> None:
-    from aicap.sizing.estimate import advise
+    from aicap.sizing.serve.estimate import advise
 
     d = deploy("llama-3.1-70b", "h100-sxm")
     mb = memory.breakdown(d, 1, 1, 1, 1000, 1200)

@@ -8,7 +8,7 @@ import math
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from aicap.sizing.milp import Problem, solve
+from aicap.sizing.solve.milp import Problem, solve
 
 
 def brute_force_cost(p: Problem) -> float | None:

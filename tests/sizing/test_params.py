@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from aicap.hardware_db import Catalogue
-from aicap.sizing.describe import describe_model
-from aicap.sizing.params import inventory, kv_cache_bytes_per_token
+from aicap.sizing.perf.describe import describe_model
+from aicap.sizing.perf.params import inventory, kv_cache_bytes_per_token
 
 REL_1PCT = 0.01
 

@@ -7,9 +7,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from aicap.hardware_db import load_catalogue
-from aicap.sizing import memory
-from aicap.sizing.layout import Deployment
-from aicap.sizing.serving import serve
+from aicap.sizing.core.deployment import Deployment
+from aicap.sizing.perf import memory
+from aicap.sizing.serve.serving import serve
 
 CAT = load_catalogue()
 MODELS = ["llama-3-8b", "llama-3.1-70b", "mixtral-8x7b", "mistral-7b", "qwen2.5-72b", "gemma-2-27b"]

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from aicap.sizing.memory import total_weight_bytes
-from aicap.sizing.operators import expected_distinct_experts
-from aicap.sizing.roofline import step_time
+from aicap.sizing.perf.memory import total_weight_bytes
+from aicap.sizing.perf.operators import expected_distinct_experts
+from aicap.sizing.perf.roofline import step_time
 
 REL_10PCT = 0.10
 

@@ -7,10 +7,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from aicap.hardware_db import load_catalogue
-from aicap.sizing.errors import InfeasibleError
-from aicap.sizing.fleet import Fleet
-from aicap.sizing.queueing import erlang_c, sustainable_rate
-from aicap.sizing.sizer import size
+from aicap.sizing.core.errors import InfeasibleError
+from aicap.sizing.core.fleet import Fleet
+from aicap.sizing.plan.sizer import size
+from aicap.sizing.serve.queueing import erlang_c, sustainable_rate
 
 CAT = load_catalogue()
 

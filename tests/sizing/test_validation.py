@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from aicap.hardware_db import Catalogue
-from aicap.sizing.accuracy import error_bands
-from aicap.sizing.validation import ValidationReport, load_cases, score
+from aicap.sizing.calibrate.accuracy import error_bands
+from aicap.sizing.calibrate.validation import ValidationReport, load_cases, score
 
 MEDIAN_LIMIT_PCT = 20.0
 WORST_RATIO = 2.0

@@ -1,9 +1,9 @@
 """Typed, validated documents: model, device, instance and efficiency specs."""
 
-from aicap.sizing.specs.device import DeviceSpec, Interconnect
-from aicap.sizing.specs.efficiency import EfficiencySpec
-from aicap.sizing.specs.instance import InstanceSpec, Prices
-from aicap.sizing.specs.model import (
+from aicap.sizing.core.specs.device import DeviceSpec, Interconnect
+from aicap.sizing.core.specs.efficiency import EfficiencySpec
+from aicap.sizing.core.specs.instance import InstanceSpec, Prices
+from aicap.sizing.core.specs.model import (
     DecoderModel,
     EncoderModel,
     GenericModel,

@@ -21,9 +21,9 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from aicap.sizing.dtypes import BYTES_PER_ELEMENT
-from aicap.sizing.layout import Deployment
-from aicap.sizing.params import Inventory, inventory, kv_elements_per_token_per_layer
+from aicap.sizing.core.deployment import Deployment
+from aicap.sizing.core.dtypes import BYTES_PER_ELEMENT
+from aicap.sizing.perf.params import Inventory, inventory, kv_elements_per_token_per_layer
 
 GIB = float(2**30)
 F = NDArray[np.float64]

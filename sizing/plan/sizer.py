@@ -1,8 +1,8 @@
 """``aicap size`` as a library call: fleet → candidates → integer program → plan.
 
 :func:`size` filters the instance catalogue by the fleet's constraints, builds every candidate of
-every workload (:mod:`aicap.sizing.candidates`), explains infeasibility in numbers before solving,
-solves the integer program (:mod:`aicap.sizing.milp`) and returns a :class:`~aicap.sizing.plan.Plan`
+every workload (:mod:`aicap.sizing.plan.candidates`), explains infeasibility in numbers before solving,
+solves the integer program (:mod:`aicap.sizing.solve.milp`) and returns a :class:`~aicap.sizing.core.plan.Plan`
 with, per device type, the best alternative that lost and why.
 """
 
@@ -10,12 +10,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from aicap.sizing.candidates import Candidate, candidates_for, prune
-from aicap.sizing.errors import InfeasibleError, InputError
-from aicap.sizing.fleet import Fleet, Workload
-from aicap.sizing.milp import Problem, Solution, solve
-from aicap.sizing.plan import Alternative, Plan
-from aicap.sizing.specs import InstanceSpec
+from aicap.sizing.core.errors import InfeasibleError, InputError
+from aicap.sizing.core.fleet import Fleet, Workload
+from aicap.sizing.core.plan import Alternative, Plan
+from aicap.sizing.core.specs import InstanceSpec
+from aicap.sizing.plan.candidates import Candidate, candidates_for, prune
+from aicap.sizing.solve.milp import Problem, Solution, solve
 
 GIB = 2**30
 
@@ -62,7 +62,7 @@ def _diagnose(w: Workload, model: Any, cands: list[Candidate], insts: list[Insta
     reasons = {c.reason for c in cands if c.reason}
     memory_bound = all("memory" in r or "tensor-parallel" in r or "supports none" in r for r in reasons)
     if memory_bound:
-        from aicap.sizing.describe import params
+        from aicap.sizing.perf.describe import params
 
         total, _ = params(model)
         smallest = min((1.0 if p in {"fp8", "int8"} else 0.5 if p == "int4" else 2.0) for p in w.precisions)

@@ -3,7 +3,7 @@
 A step processes ``T`` new tokens for each of ``B`` sequences that already hold ``c`` tokens of
 context (prefill: ``T = I, c = 0``; decode: ``T = 1, c`` = current length). Counts are per device of
 a ``tp``-way tensor-parallel group, summed over the layers of the whole model (pipeline stages run
-in sequence, see :mod:`aicap.sizing.roofline`). With ``N = B·T`` tokens and ``w`` bytes per weight:
+in sequence, see :mod:`aicap.sizing.perf.roofline`). With ``N = B·T`` tokens and ``w`` bytes per weight:
 
 * ``attn_proj``: FLOPs ``2·N·P_attn·L/tp``; bytes ``P_attn·L·w/tp`` + activations;
 * ``attention``: FLOPs ``4·B·T·c̄·n_q·d·L/tp`` with ``c̄ = c + (T+1)/2`` (causal) capped at the
@@ -25,9 +25,9 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from aicap.sizing.layout import Deployment
-from aicap.sizing.memory import bytes_per_weight, embedding_bytes_per_weight, kv_elements_per_device
-from aicap.sizing.params import inventory
+from aicap.sizing.core.deployment import Deployment
+from aicap.sizing.perf.memory import bytes_per_weight, embedding_bytes_per_weight, kv_elements_per_device
+from aicap.sizing.perf.params import inventory
 
 F = NDArray[np.float64]
 ACT_BYTES = 2.0  # activations travel in 16 bit

@@ -27,9 +27,9 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from aicap.sizing.dtypes import compute_dtype
-from aicap.sizing.layout import Deployment
-from aicap.sizing.operators import ACT_BYTES, OpCost, generic_step, transformer_step
+from aicap.sizing.core.deployment import Deployment
+from aicap.sizing.core.dtypes import compute_dtype
+from aicap.sizing.perf.operators import ACT_BYTES, OpCost, generic_step, transformer_step
 
 F = NDArray[np.float64]
 BOUNDS = ("compute", "memory", "network", "overhead")

@@ -15,9 +15,9 @@ from typing import Any
 
 from pydantic import TypeAdapter
 
-from aicap.sizing.documents import load_yaml, read_text, validate
-from aicap.sizing.errors import InputError
-from aicap.sizing.specs.model import ModelSpec
+from aicap.sizing.core.documents import load_yaml, read_text, validate
+from aicap.sizing.core.errors import InputError
+from aicap.sizing.core.specs.model import ModelSpec
 
 _MODEL: TypeAdapter[Any] = TypeAdapter(ModelSpec)
 SUPPORTED = (

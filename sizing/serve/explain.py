@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from aicap.sizing.dtypes import compute_dtype
-from aicap.sizing.estimate import EstimateResult
+from aicap.sizing.core.dtypes import compute_dtype
+from aicap.sizing.serve.estimate import EstimateResult
 
 PHASES = ("prefill", "decode")
 
@@ -65,7 +65,7 @@ def plot(doc: dict[str, Any], path: str) -> None:
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError:
-        from aicap.sizing.errors import InputError
+        from aicap.sizing.core.errors import InputError
 
         raise InputError("--plot needs matplotlib: pip install 'aicap[plot]'") from None
     import numpy as np

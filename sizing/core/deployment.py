@@ -11,10 +11,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from aicap.sizing.dtypes import BYTES_PER_ELEMENT, KV_DTYPES, WEIGHT_DTYPES
-from aicap.sizing.errors import InputError
-from aicap.sizing.specs import DeviceSpec, EfficiencySpec
-from aicap.sizing.specs.efficiency import RuntimeSpec
+from aicap.sizing.core.dtypes import BYTES_PER_ELEMENT, KV_DTYPES, WEIGHT_DTYPES
+from aicap.sizing.core.errors import InputError
+from aicap.sizing.core.specs import DeviceSpec, EfficiencySpec
+from aicap.sizing.core.specs.efficiency import RuntimeSpec
 
 
 @dataclass(frozen=True)

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from aicap.sizing.dtypes import BYTES_PER_ELEMENT
-from aicap.sizing.params import inventory, kv_cache_bytes_per_token
-from aicap.sizing.specs import DeviceSpec, InstanceSpec
+from aicap.sizing.core.dtypes import BYTES_PER_ELEMENT
+from aicap.sizing.core.specs import DeviceSpec, InstanceSpec
+from aicap.sizing.perf.params import inventory, kv_cache_bytes_per_token
 
 
 def attention_kind(model: Any) -> str:

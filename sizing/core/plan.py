@@ -5,7 +5,7 @@ Costs are attributed to workloads by the devices they occupy: a deployment pays
 are charged to the workloads on that instance type and the workload costs add up to the total.
 Latencies are at the workload's percentile, at its planned load: the demand is split across its
 deployments in proportion to their capacity and each replica's TTFT percentile follows the M/M/c
-approximation of :mod:`aicap.sizing.queueing`.
+approximation of :mod:`aicap.sizing.serve.queueing`.
 """
 
 from __future__ import annotations
@@ -14,12 +14,12 @@ from dataclasses import dataclass, field
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
-from aicap.sizing.accuracy import error_bands
-from aicap.sizing.candidates import Candidate
-from aicap.sizing.fleet import PERCENTILES, Fleet
-from aicap.sizing.milp import Solution
-from aicap.sizing.queueing import wait_quantile
-from aicap.sizing.specs import InstanceSpec
+from aicap.sizing.calibrate.accuracy import error_bands
+from aicap.sizing.core.fleet import PERCENTILES, Fleet
+from aicap.sizing.core.specs import InstanceSpec
+from aicap.sizing.plan.candidates import Candidate
+from aicap.sizing.serve.queueing import wait_quantile
+from aicap.sizing.solve.milp import Solution
 
 SCHEMA_VERSION = 1
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from aicap.sizing.specs.model import DecoderModel, EncoderModel
+from aicap.sizing.core.specs.model import DecoderModel, EncoderModel
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,7 @@ from typing import Any, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from aicap.sizing.fleet import Percentile
+from aicap.sizing.core.fleet import Percentile
 
 V = TypeVar("V")
 Action = Literal["warn", "fail"]

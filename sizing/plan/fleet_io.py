@@ -1,4 +1,4 @@
-"""Building a :class:`~aicap.sizing.fleet.Fleet` from a file, from flags, or the built-in example.
+"""Building a :class:`~aicap.sizing.core.fleet.Fleet` from a file, from flags, or the built-in example.
 
 Command-line overrides (``--cloud``, ``--hardware``, ``--pricing``, ``--budget``, ``--objective``,
 ``--single-type``) replace the matching constraint of a fleet file.
@@ -10,9 +10,9 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from aicap.sizing.documents import load_yaml, read_text, validate_model
-from aicap.sizing.errors import InputError
-from aicap.sizing.fleet import PERCENTILES, Fleet
+from aicap.sizing.core.documents import load_yaml, read_text, validate_model
+from aicap.sizing.core.errors import InputError
+from aicap.sizing.core.fleet import PERCENTILES, Fleet
 
 CLOUDS = ("aws", "gcp", "azure")
 
@@ -105,6 +105,6 @@ def plan_or_size(path: Path, cat: Any) -> dict[str, Any]:
     plan = load_plan(path)
     if plan is not None:
         return plan
-    from aicap.sizing.sizer import size
+    from aicap.sizing.plan.sizer import size
 
     return size(load_fleet(path), cat).to_dict()

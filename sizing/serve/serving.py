@@ -20,9 +20,9 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from aicap.sizing import memory
-from aicap.sizing.layout import Deployment
-from aicap.sizing.roofline import StepTime, step_time
+from aicap.sizing.core.deployment import Deployment
+from aicap.sizing.perf import memory
+from aicap.sizing.perf.roofline import StepTime, step_time
 
 F = NDArray[np.float64]
 _BATCH_BISECTIONS = 12  # enough for batches up to 4,096

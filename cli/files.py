@@ -6,7 +6,7 @@ import os
 import tempfile
 from pathlib import Path
 
-from aicap.sizing.errors import InputError
+from aicap.sizing.core.errors import InputError
 
 
 def write_atomic(path: Path, text: str) -> None:

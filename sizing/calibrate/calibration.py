@@ -26,8 +26,8 @@ from typing import Any
 
 import numpy as np
 
-from aicap.sizing.specs import EfficiencySpec
-from aicap.sizing.validation import score
+from aicap.sizing.calibrate.validation import score
+from aicap.sizing.core.specs import EfficiencySpec
 
 _BOUNDS = {
     "compute": (0.01, 0.98),
@@ -78,7 +78,7 @@ def load_priors() -> dict[str, EfficiencySpec]:
     from importlib import resources
     from pathlib import Path
 
-    from aicap.sizing.documents import load_yaml, validate_model
+    from aicap.sizing.core.documents import load_yaml, validate_model
 
     node = resources.files("aicap.hardware_db").joinpath("validation/efficiency_priors.yaml")
     doc = load_yaml(Path("efficiency_priors.yaml"), node.read_text(encoding="utf-8"))

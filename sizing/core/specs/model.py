@@ -1,7 +1,7 @@
 """Model specs: decoder-only and encoder-only transformers, and generic FLOPs-per-item models.
 
 A transformer spec holds the architecture numbers of the model's published configuration; every
-derived quantity (parameter counts, KV-cache bytes, FLOPs) is computed in :mod:`aicap.sizing.params`
+derived quantity (parameter counts, KV-cache bytes, FLOPs) is computed in :mod:`aicap.sizing.perf.params`
 and the performance model, never stored.
 """
 
@@ -11,7 +11,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt, model_validator
 
-from aicap.sizing.dtypes import Dtype
+from aicap.sizing.core.dtypes import Dtype
 
 
 class _Strict(BaseModel):

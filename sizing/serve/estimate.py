@@ -12,12 +12,12 @@ from typing import Any
 
 import numpy as np
 
-from aicap.sizing import memory
-from aicap.sizing.accuracy import error_bands
-from aicap.sizing.dtypes import storage_formats
-from aicap.sizing.errors import InputError
-from aicap.sizing.layout import Deployment, valid_tp
-from aicap.sizing.serving import ServingMetrics, auto_batch, serve
+from aicap.sizing.calibrate.accuracy import error_bands
+from aicap.sizing.core.deployment import Deployment, valid_tp
+from aicap.sizing.core.dtypes import storage_formats
+from aicap.sizing.core.errors import InputError
+from aicap.sizing.perf import memory
+from aicap.sizing.serve.serving import ServingMetrics, auto_batch, serve
 
 SCHEMA_VERSION = 1
 GIB = 2**30

@@ -5,8 +5,8 @@ a candidate: ``tp · pp`` a power of two dividing the instance's device count (s
 different sizes pack into whole instances exactly: sizes that divide one another bin-pack without
 waste), ``tp ≤`` the device's link domain and dividing the head count, for each allowed precision.
 The batch is the largest that fits memory at the longest request and keeps TPOT within target
-(:func:`aicap.sizing.serving.largest_batch`, vectorised over workloads and layouts). The per-replica rate then comes from
-:func:`aicap.sizing.queueing.sustainable_rate`. Candidates that fail keep their reason.
+(:func:`aicap.sizing.serve.serving.largest_batch`, vectorised over workloads and layouts). The per-replica rate then comes from
+:func:`aicap.sizing.serve.queueing.sustainable_rate`. Candidates that fail keep their reason.
 """
 
 from __future__ import annotations
@@ -16,12 +16,12 @@ from typing import Any
 
 import numpy as np
 
-from aicap.sizing.dtypes import storage_formats
-from aicap.sizing.fleet import PERCENTILES, Workload
-from aicap.sizing.layout import Deployment
-from aicap.sizing.queueing import sustainable_rate
-from aicap.sizing.serving import largest_batch, max_fitting_batch, serve
-from aicap.sizing.specs import InstanceSpec
+from aicap.sizing.core.deployment import Deployment
+from aicap.sizing.core.dtypes import storage_formats
+from aicap.sizing.core.fleet import PERCENTILES, Workload
+from aicap.sizing.core.specs import InstanceSpec
+from aicap.sizing.serve.queueing import sustainable_rate
+from aicap.sizing.serve.serving import largest_batch, max_fitting_batch, serve
 
 
 @dataclass(frozen=True)

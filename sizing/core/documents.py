@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 import yaml
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
-from aicap.sizing.errors import InputError
+from aicap.sizing.core.errors import InputError
 
 T = TypeVar("T")
 M = TypeVar("M", bound=BaseModel)

@@ -21,7 +21,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt, model_validator
 
-from aicap.sizing.specs.instance import PricingModel
+from aicap.sizing.core.specs.instance import PricingModel
 
 Percentile = Literal["p50", "p90", "p95", "p99"]
 PERCENTILES = {"p50": 0.50, "p90": 0.90, "p95": 0.95, "p99": 0.99}

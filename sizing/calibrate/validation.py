@@ -22,10 +22,10 @@ from typing import Any
 
 import numpy as np
 
-from aicap.sizing.accuracy import metric_class
-from aicap.sizing.documents import load_yaml
-from aicap.sizing.errors import AicapError, InputError
-from aicap.sizing.estimate import EstimateRequest, estimate
+from aicap.sizing.calibrate.accuracy import metric_class
+from aicap.sizing.core.documents import load_yaml
+from aicap.sizing.core.errors import AicapError, InputError
+from aicap.sizing.serve.estimate import EstimateRequest, estimate
 
 KINDS = ("offline_throughput", "static_batch", "single_stream", "prefill_latency", "server", "closed_loop")
 
@@ -111,7 +111,7 @@ def load_cases(path: Path | None = None) -> list[dict[str, Any]]:
 def _cases_from_csv(path: Path) -> list[dict[str, Any]]:
     import csv
 
-    from aicap.sizing.documents import read_text
+    from aicap.sizing.core.documents import read_text
 
     cases: dict[str, dict[str, Any]] = {}
     ints = {"devices", "tp", "pp", "dp", "input_tokens", "output_tokens", "batch"}

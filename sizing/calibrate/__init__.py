@@ -1,0 +1,1 @@
+"""Scoring and fitting the performance model on published measurements."""

@@ -1,0 +1,1 @@
+"""Cost of one pass of a model on a device, without traffic: parameters, operators, roofline, memory."""

@@ -1,0 +1,1 @@
+"""Fleets to plans: candidates, the sizer, plan assembly, policy checks and plan diffs."""

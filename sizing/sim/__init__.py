@@ -1,0 +1,1 @@
+"""Iteration-level discrete-event simulation of serving replicas."""

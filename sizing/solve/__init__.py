@@ -1,0 +1,1 @@
+"""Solvers: the integer program that buys whole instances."""
