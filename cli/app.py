@@ -1,8 +1,11 @@
 """Root of the ``aicap`` command: global options, sub-commands, and the one place errors become exit codes.
 
-Exit codes: 0 ok, 1 policy or budget breach, 2 usage or input error, 3 infeasible. Library errors
-become one stderr line and their exit code in :func:`aicap.cli.state.guarded`, the only place
-that does so; Typer itself exits 2 on usage errors.
+Exit codes: 0 ok, 1 policy or budget breach, 2 usage or input error, 3 infeasible, 4 internal
+error (a bug), 130 interrupted. Library errors and unexpected exceptions become one stderr line and
+their exit code in :func:`aicap.cli.state.guarded`, which wraps every command, the only place that
+does so; Typer itself exits 2 on usage errors. :func:`main` catches what escapes outside a command
+(option parsing, eager callbacks) the same way. ``AICAP_DEBUG=1`` shows the traceback of an internal
+error instead.
 Heavy modules (numpy, scipy, pydantic) are imported inside commands, never here, so
 ``aicap --help`` starts fast.
 """
@@ -15,13 +18,14 @@ from typing import Annotated
 import typer
 
 from aicap.cli.commands import catalog_cmds, estimate_cmd, size_cmd, validate_cmds
-from aicap.cli.state import STATE
+from aicap.cli.state import DEBUG_ENV, STATE, internal_error_line
 
 app = typer.Typer(
     name="aicap",
     help="Capacity advisor for serving and training large AI models: how many of which accelerators, "
     "in what layout, at what cost, meeting which latency.\n\n"
-    "Exit codes: 0 ok, 1 policy/budget breach, 2 usage or input error, 3 infeasible.",
+    "Exit codes: 0 ok, 1 policy/budget breach, 2 usage or input error, 3 infeasible, "
+    "4 internal error (a bug: please report it).",
     no_args_is_help=False,
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
@@ -37,9 +41,12 @@ size_cmd.register(app)
 
 def _version(value: bool) -> None:
     if value:
-        from importlib.metadata import version
+        from importlib.metadata import PackageNotFoundError, version
 
-        typer.echo(f"aicap {version('aicap')}")
+        try:
+            typer.echo(f"aicap {version('aicap')}")
+        except PackageNotFoundError:  # running from a source tree that is not installed
+            typer.echo("aicap (version unknown: not installed)")
         raise typer.Exit()
 
 
@@ -62,8 +69,27 @@ def root(
 
 
 def main() -> None:
-    """Console entry point (``aicap``)."""
-    app()
+    """Console entry point (``aicap``).
+
+    Commands report their own errors (:func:`aicap.cli.state.guarded`); this catches an unexpected
+    exception raised outside any command, while options are parsed, and reports it the same way:
+    one line and exit 4, or the traceback with ``AICAP_DEBUG=1``.
+    """
+    import os
+    import sys
+
+    from aicap.sizing.core.errors import ExitCode
+
+    try:
+        app()
+    except KeyboardInterrupt:
+        sys.stderr.write("aicap: interrupted\n")
+        sys.exit(130)
+    except Exception as exc:
+        if os.environ.get(DEBUG_ENV) == "1":
+            raise
+        sys.stderr.write(internal_error_line(exc) + "\n")
+        sys.exit(int(ExitCode.INTERNAL_ERROR))
 
 
 if __name__ == "__main__":

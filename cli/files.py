@@ -2,24 +2,83 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import stat
 import tempfile
 from pathlib import Path
 
 from aicap.sizing.core.errors import InputError
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def write_atomic(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` so that readers see the old file or the new one, never half."""
-    directory = path.parent if str(path.parent) else Path(".")
+    """Write ``text`` to ``path`` so that readers see the old file or the new one, never half.
+
+    The text goes to a temporary file in the target's directory, which is then renamed over the
+    target. Deliberate choices:
+
+    * **Symbolic links are written through.** When ``path`` is a symbolic link, the file it points
+      to is replaced and the link is kept (as ``echo > link`` would do), so a link into a
+      configuration repository keeps working.
+    * **Permissions are kept.** An existing target keeps its permission bits; a new file gets the
+      mode a newly created file normally gets (``0666`` less the umask: ``0644`` under the usual
+      umask ``022``), not the ``0600`` of a temporary file.
+    * **Nothing is left behind.** The temporary file is removed when anything fails, including
+      Ctrl-C (``KeyboardInterrupt``) during the write.
+    * **Devices and pipes** (``/dev/null``, ``/dev/stdout``) are written directly: there is
+      nothing to replace atomically, and replacing a device node would be wrong.
+
+    Parameters
+    ----------
+    path
+        The file to write.
+    text
+        Its new content (written as UTF-8).
+
+    Raises
+    ------
+    InputError
+        When the target is a directory or cannot be written, naming ``path`` and the reason.
+    """
+    target = Path(os.path.realpath(path)) if path.is_symlink() else path
     try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=directory)
+        st: os.stat_result | None = os.stat(target)
+    except FileNotFoundError:
+        st = None
     except OSError as exc:
-        raise InputError(f"{path}: cannot write: {exc.strerror}") from None
+        raise InputError(f"{path}: cannot write: {exc.strerror or exc}") from None
+    if st is not None and stat.S_ISDIR(st.st_mode):
+        raise InputError(f"{path}: is a directory, expected a file")
+    if st is not None and not stat.S_ISREG(st.st_mode):
+        try:
+            with open(target, "w", encoding="utf-8") as fh:
+                fh.write(text)
+        except OSError as exc:
+            raise InputError(f"{path}: cannot write: {exc.strerror or exc}") from None
+        return
+    mode = stat.S_IMODE(st.st_mode) if st is not None else 0o666 & ~_umask()
+    directory = target.parent if str(target.parent) else Path(".")
+    tmp: str | None = None
     try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=directory)
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             fh.write(text)
-        os.replace(tmp, path)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.chmod(tmp, mode)
+        os.replace(tmp, target)
+        tmp = None
     except OSError as exc:
-        Path(tmp).unlink(missing_ok=True)
-        raise InputError(f"{path}: cannot write: {exc.strerror}") from None
+        raise InputError(f"{path}: cannot write: {exc.strerror or exc}") from None
+    except UnicodeEncodeError:
+        raise InputError(f"{path}: cannot write: the text holds characters that are not valid Unicode") from None
+    finally:
+        if tmp is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)

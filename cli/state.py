@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import functools
+import math
+import os
 import sys
+import typing
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 import typer
+from typer.exceptions import TyperException  # Typer's vendored Click: usage errors derive from it
 
 if TYPE_CHECKING:
     from aicap.hardware_db import Catalogue
@@ -18,24 +22,94 @@ if TYPE_CHECKING:
 P = ParamSpec("P")
 R = TypeVar("R")
 
+#: Set to ``1`` to let an unexpected exception through with its traceback (for a bug report).
+DEBUG_ENV = "AICAP_DEBUG"
+_BUG_LINE = "this is a bug in aicap; please report it with the command you ran"
+
+
+def _one_line(text: str, limit: int = 300) -> str:
+    flat = " ".join(text.split())
+    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
+
+
+def _flag(fn: Callable[..., Any], name: str) -> str:
+    """The command-line spelling of parameter ``name`` of command ``fn`` (``--tpot-ms`` for ``tpot_ms``)."""
+    try:
+        hints = typing.get_type_hints(fn, include_extras=True)
+    except Exception:  # unresolvable annotations: fall back to the conventional spelling
+        hints = {}
+    for meta in getattr(hints.get(name), "__metadata__", ()):
+        decls = [d for d in getattr(meta, "param_decls", None) or () if isinstance(d, str) and d.startswith("--")]
+        if decls:
+            return decls[0]
+    return "--" + name.replace("_", "-")
+
+
+def internal_error_line(exc: BaseException) -> str:
+    """The one stderr line for an unexpected exception (a bug): its type, a short message, a plea."""
+    detail = _one_line(str(exc), 160)
+    return f"aicap: internal error: {type(exc).__name__}{': ' + detail if detail else ''} — {_BUG_LINE}"
+
+
+def _check_finite(fn: Callable[..., Any], kwargs: dict[str, Any]) -> None:
+    """Refuse NaN and infinity in any number option: they would pass every ``<= 0`` check."""
+    from aicap.sizing.core.errors import InputError
+
+    for name, value in kwargs.items():
+        if isinstance(value, float) and not math.isfinite(value):
+            raise InputError(f"{_flag(fn, name)} {value}: must be a finite number")
+
 
 def guarded(fn: Callable[P, R]) -> Callable[P, R]:
-    """Turn an :class:`~aicap.sizing.core.errors.AicapError` into one stderr line and its exit code.
+    """Run a command so that whatever goes wrong ends in one stderr line and a documented exit code.
 
-    The line reads ``aicap: error: ...``; the exit code is the error's documented one. Never a traceback.
+    * An :class:`~aicap.sizing.core.errors.AicapError` prints ``aicap: error: ...`` and exits with
+      its code (1 policy breach, 2 input error, 3 infeasible).
+    * A number option given as NaN or infinity is an input error (exit 2).
+    * Any other exception is a bug: ``aicap: internal error: TYPE: message — this is a bug ...`` and
+      exit 4 (``ExitCode.INTERNAL_ERROR``), never a traceback, unless ``AICAP_DEBUG=1``, which
+      re-raises it.
+    * Ctrl-C prints ``aicap: interrupted`` and exits 130; a closed output pipe (``aicap ... | head``)
+      exits 141 quietly, as a shell reports a process ended by SIGPIPE.
+
+    Typer's own exits (``--help``, usage errors) pass through untouched.
     """
 
     @functools.wraps(fn)
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
-        from aicap.sizing.core.errors import AicapError
+        from aicap.sizing.core.errors import AicapError, ExitCode
 
         try:
+            _check_finite(fn, kwargs)
             return fn(*args, **kwargs)
+        except (typer.Exit, typer.Abort, TyperException):
+            raise
         except AicapError as exc:
-            sys.stderr.write(f"aicap: error: {exc}\n")
+            sys.stderr.write(f"aicap: error: {_one_line(str(exc), 2000)}\n")
             raise typer.Exit(int(exc.exit_code)) from None
+        except KeyboardInterrupt:
+            sys.stderr.write("aicap: interrupted\n")
+            raise typer.Exit(130) from None
+        except BrokenPipeError:
+            _silence_stdout()
+            raise typer.Exit(141) from None
+        except Exception as exc:
+            if os.environ.get(DEBUG_ENV) == "1":
+                raise
+            sys.stderr.write(internal_error_line(exc) + "\n")
+            raise typer.Exit(int(ExitCode.INTERNAL_ERROR)) from None
 
+    wrapper.__aicap_guarded__ = True  # type: ignore[attr-defined]
     return wrapper
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null so the interpreter's final flush does not fail on the closed pipe."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError, AttributeError):  # no real file descriptor (tests, embedded use)
+        pass
 
 
 @dataclass

@@ -19,8 +19,8 @@ from typing import Any
 
 from pydantic import TypeAdapter
 
-from aicap.sizing.core.documents import load_yaml, validate, validate_model
-from aicap.sizing.core.errors import InputError, UnknownIdError
+from aicap.sizing.core.documents import load_yaml, read_text, validate, validate_model
+from aicap.sizing.core.errors import InputError, UnknownIdError, excerpt
 from aicap.sizing.core.specs import DeviceSpec, EfficiencySpec, InstanceSpec, ModelSpec
 from aicap.sizing.core.specs.efficiency import RuntimeSpec
 
@@ -110,7 +110,7 @@ def _load(overlays: tuple[Path, ...]) -> Catalogue:
         _merge(cat, where, text, overlay=False)
     for base in overlays:
         for path in _overlay_files(base):
-            text = path.read_text(encoding="utf-8")
+            text = read_text(path)
             digest.update(text.encode())
             _merge(cat, str(path), text, overlay=True)
     if cat.runtime is None:
@@ -142,11 +142,28 @@ def _builtin_files() -> list[tuple[str, str]]:
 
 
 def _overlay_files(base: Path) -> list[Path]:
-    if base.is_file():
-        return [base]
-    if not base.is_dir():
-        raise InputError(f"--catalog {base}: no such directory or file")
-    return sorted(p for p in base.rglob("*") if p.suffix in {".yaml", ".yml"} and p.is_file())
+    """The ``*.yaml``/``*.yml`` files of an overlay (a file, or a directory searched recursively).
+
+    An overlay that cannot be read (a directory without permission, anywhere below ``base``) is an
+    error rather than silently skipped: a catalogue missing the user's entries would size wrongly.
+    Symbolic links to files are read; links to directories below ``base`` are not followed (no cycles).
+    """
+    try:
+        if base.is_file():
+            return [base]
+        if not base.is_dir():
+            raise InputError(f"catalogue overlay {base}: no such directory or file")
+    except OSError as exc:
+        raise InputError(f"catalogue overlay {base}: cannot read: {exc.strerror or exc}") from None
+
+    def fail(exc: OSError) -> None:
+        where = exc.filename or base
+        raise InputError(f"catalogue overlay {where}: cannot read directory: {exc.strerror or exc}")
+
+    found: list[Path] = []
+    for folder, _dirs, files in os.walk(base, onerror=fail):
+        found += [Path(folder) / f for f in files if f.endswith((".yaml", ".yml"))]
+    return sorted(p for p in found if p.is_file())
 
 
 def _merge(cat: Catalogue, where: str, text: str, *, overlay: bool) -> None:
@@ -157,13 +174,14 @@ def _merge(cat: Catalogue, where: str, text: str, *, overlay: bool) -> None:
         raise InputError(f"{where}:1: catalogue file must be a mapping with sections {', '.join(SECTIONS)}")
     unknown = set(doc) - {*SECTIONS, "schema_version"}
     if unknown:
-        raise InputError(f"{where}: unknown section '{sorted(unknown)[0]}'; valid sections: {', '.join(SECTIONS)}")
+        first = sorted(unknown, key=str)[0]
+        raise InputError(f"{where}: unknown section {excerpt(first)}; valid sections: {', '.join(SECTIONS)}")
     if "runtime" in doc:
         cat.runtime = validate_model(RuntimeSpec, doc["runtime"], where, text, ("runtime",))
     for section in ("models", "devices", "instances", "efficiency"):
         items = doc.get(section) or []
         if not isinstance(items, list):
-            raise InputError(f"{where}: '{section}' must be a list")
+            raise InputError(f"{where}: '{section}' must be a list, got {excerpt(items)}")
         for i, item in enumerate(items):
             prefix = (section, i)
             if section == "models":

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Annotated
 
 import typer
@@ -27,6 +28,8 @@ def models_list(
     from aicap.sizing.perf.describe import attention_kind, params
 
     cat = catalogue()
+    _choice("--kind", kind, ["decoder", "encoder", "generic"])
+    _choice("--family", family, sorted({m.family for m in cat.models.values()}))
     rows = []
     for m in cat.models.values():
         if (kind and m.kind != kind) or (family and m.family != family):
@@ -62,6 +65,8 @@ def hardware_list(
 ) -> None:
     """List devices by vendor, then by 16-bit peak."""
     cat = catalogue()
+    _choice("--kind", kind, ["gpu", "tpu", "cpu", "accelerator"])
+    _choice("--vendor", vendor, sorted({d.vendor for d in cat.devices.values()}))
     cols = ["id", "kind", "memory_gib", "memory_bw_gbps", "bf16_tflops", "fp8_tflops", "link", "link_gbps", "domain"]
     rows = []
     for d in cat.devices.values():
@@ -101,11 +106,11 @@ def instances_list(
     from aicap.sizing.perf.describe import describe_instance
 
     cat = catalogue()
-    if cloud and cloud not in {"aws", "gcp", "azure"}:
-        raise InputError(f"--cloud '{cloud}': valid choices: aws, gcp, azure")
+    _choice("--cloud", cloud, ["aws", "gcp", "azure"])
     if device:
         cat.device(device)
-    if max_price is not None and max_price <= 0:
+    _choice("--region", region, sorted({i.region for i in cat.instances.values() if not cloud or i.cloud == cloud}))
+    if max_price is not None and not (math.isfinite(max_price) and max_price > 0):
         raise InputError(f"--max-price {max_price}: must be positive")
     docs = [
         describe_instance(i)
@@ -118,6 +123,14 @@ def instances_list(
     rows = [[d["cloud"], d["name"], d["device"], d["devices"], d["region"], d["price_usd_per_hour"]["on_demand"], d["usd_per_device_hour"],
              d["price_usd_per_hour"]["spot"], d["price_usd_per_hour"]["reserved_1y"], d["price_date"]] for d in docs]  # fmt: skip
     emit(View(docs, [Table("Instances (USD/hour, list prices)", cols, rows)]), fmt)
+
+
+def _choice(flag: str, value: str | None, choices: list[str]) -> None:
+    """Refuse a filter value that matches nothing in the catalogue, listing the valid ones."""
+    from aicap.sizing.core.errors import InputError, excerpt
+
+    if value is not None and value not in choices:
+        raise InputError(f"{flag} {excerpt(value)}: valid choices: {', '.join(choices)}")
 
 
 def _kv_table(title: str, doc: dict[str, object]) -> Table:

@@ -26,12 +26,14 @@ def diff_view(doc: dict[str, Any]) -> View:
     rows = []
     for w in doc["workloads"]:
         a, b, d = w["base"] or {}, w["head"] or {}, w["delta"]
+        lat = [f"{a.get(k) or 0:,.0f} → {b.get(k) or 0:,.0f}" if a.get(k) is not None and b.get(k) is not None else None
+               for k in ("ttft_ms", "tpot_ms")]  # fmt: skip
         rows.append([w["workload"], w["status"], a.get("hardware"), b.get("hardware"), d.get("devices"), a.get("usd_per_month"),
-                     b.get("usd_per_month"), d.get("usd_per_month"), d.get("usd_per_million_output_tokens"), d.get("ttft_ms"), d.get("tpot_ms")])  # fmt: skip
+                     b.get("usd_per_month"), d.get("usd_per_month"), lat[0], lat[1], d.get("ttft_margin_pct"), d.get("tpot_margin_pct")])  # fmt: skip
     tables = [
-        Table(f"Cost change: {doc['headline']}", ["", "base", "head", "delta"], total_rows),
+        Table(f"Change: {doc['headline']}", ["", "base", "head", "delta"], total_rows),
         Table("Per workload", ["workload", "status", "base devices", "head devices", "Δ devices", "base $/month", "head $/month",
-                               "Δ $/month", "Δ $/1M tok", "Δ TTFT ms", "Δ TPOT ms"], rows),
+                               "Δ $/month", "TTFT ms", "TPOT ms", "Δ TTFT margin %", "Δ TPOT margin %"], rows),
     ]  # fmt: skip
     return View(doc, tables, [f"note: {n}" for n in doc["notes"]])
 
@@ -53,39 +55,43 @@ def register(app: typer.Typer, schema_app: typer.Typer) -> None:
         fmt: FormatOpt = Format.table,
     ) -> None:
         """Evaluate budget and policy limits; exit 0 pass/warn, 1 a fail limit breached, 2 bad input, 3 infeasible."""
-        from aicap.sizing.core.documents import load_yaml, validate_model
+        import math
+
+        from aicap.sizing.core.documents import load_yaml, read_text, validate_model
         from aicap.sizing.core.errors import InputError, PolicyBreachError
         from aicap.sizing.plan.fleet_io import plan_or_size
-        from aicap.sizing.plan.policy import Limit, Policy, evaluate, verdict
+        from aicap.sizing.plan.policy import Limit, Policy, check_ids, evaluate, verdict
 
         cat = catalogue()
         pol = Policy()
         if policy is not None:
-            pol = validate_model(Policy, load_yaml(policy) or {}, str(policy), policy.read_text(encoding="utf-8"))
+            text = read_text(policy)
+            pol = validate_model(Policy, load_yaml(policy, text) or {}, str(policy), text)
+            check_ids(pol, cat.devices, str(policy))
         if budget_monthly is not None:
-            if budget_monthly <= 0:
-                raise InputError(f"--budget-monthly {budget_monthly}: must be a positive amount of USD")
+            if not (math.isfinite(budget_monthly) and budget_monthly > 0):
+                raise InputError(f"--budget-monthly {budget_monthly}: must be a positive, finite amount of USD")
             pol = pol.model_copy(update={"limits": pol.limits.model_copy(update={"max_usd_per_month": Limit[float](value=budget_monthly)})})
         plan = plan_or_size(target, cat)
         base = plan_or_size(baseline, cat) if baseline is not None else None
         rows = evaluate(pol, plan, base)
         notes = []
-        if base is not None and base.get("catalogue", {}).get("version") != plan.get("catalogue", {}).get("version"):
-            notes.append(f"warning: baseline was made with catalogue {base.get('catalogue', {}).get('version')}, "
-                         f"this plan with {plan.get('catalogue', {}).get('version')}: prices or factors may differ")  # fmt: skip
+        if base is not None and base.catalogue.version != plan.catalogue.version:
+            notes.append(f"warning: baseline was made with catalogue {base.catalogue.version}, "
+                         f"this plan with {plan.catalogue.version}: prices or factors may differ")  # fmt: skip
         result = verdict(rows)
         doc = {
-            "schema_version": 1,
+            "schema_version": 2,
             "verdict": result,
-            "usd_per_month": plan["totals"]["usd_per_month"],
-            "baseline_usd_per_month": None if base is None else base["totals"]["usd_per_month"],
+            "usd_per_month": plan.totals.usd_per_month,
+            "baseline_usd_per_month": None if base is None else base.totals.usd_per_month,
             "limits": [r.__dict__ for r in rows],
             "notes": notes,
         }
         table_rows = [[r.limit, r.action, r.status.upper(), str(r.actual), str(r.threshold), r.detail] for r in rows]
         if not rows:
             info("aicap: no limits set (give --policy or --budget-monthly); nothing to check")
-        emit(View(doc, [Table(f"Policy check: {result.upper()} (fleet ${plan['totals']['usd_per_month']:,.0f}/month)",
+        emit(View(doc, [Table(f"Policy check: {result.upper()} (fleet ${plan.totals.usd_per_month:,.0f}/month)",
                               ["limit", "action", "status", "actual", "threshold", "detail"], table_rows)], notes), fmt)  # fmt: skip
         for n in notes:
             info(f"aicap: {n}")

@@ -3,50 +3,51 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from aicap.cli.render import Format, Table, View, emit, to_json, to_yaml
 from aicap.cli.state import catalogue, guarded, info
 
+if TYPE_CHECKING:
+    from aicap.sizing.core.plan import Plan
+
 FormatOpt = Annotated[Format, typer.Option("--format", "-f", help="Output format.")]
 
 
-def plan_view(doc: dict[str, Any]) -> View:
-    """Tables of a plan: deployments per workload, fleet instances, alternatives."""
+def plan_view(plan: Plan) -> View:
+    """Tables of a plan: deployments per workload, fleet instances, alternatives; warnings as notes."""
     rows = []
-    for w in doc["workloads"]:
-        band = w["error_band_pct"]
-        for d in w["deployments"]:
-            ttft = f"{d['ttft_ms']:,.0f}" + (f" ±{band['ttft']:.0f}%" if "ttft" in band else "")
-            tpot = "-" if d["tpot_ms"] is None else f"{d['tpot_ms']:,.1f}" + (f" ±{band['tpot']:.0f}%" if "tpot" in band else "")
-            rows.append([w["name"], w["model"], d["instance_type"], f"{d['devices']}×{d['hardware']}", f"TP{d['tp']}·PP{d['pp']}",
-                         d["replicas"], d["batch"], d["weights_dtype"], ttft, tpot, f"{100 * d['utilisation']:.0f}%",
-                         d["usd_per_hour"], round(d["usd_per_hour"] * doc["hours_per_month"]), w["usd_per_million_output_tokens"]])  # fmt: skip
-    t = doc["totals"]
-    pct = doc["workloads"][0]["percentile"] if doc["workloads"] else "p99"
+    hours = plan.hours_per_month
+    for w in plan.workloads:
+        band = w.error_band_pct
+        for d in w.deployments:
+            ttft = f"{d.ttft_ms:,.0f}" + (f" ±{band['ttft']:.0f}%" if "ttft" in band else "")
+            tpot = "-" if d.tpot_ms is None else f"{d.tpot_ms:,.1f}" + (f" ±{band['tpot']:.0f}%" if "tpot" in band else "")
+            rows.append([w.name, w.model, d.instance_type, f"{d.devices}×{d.hardware}", f"TP{d.tp}·PP{d.pp}", d.replicas, d.weights_dtype,
+                         f"{d.requests_per_s:,.3g}/{d.capacity_requests_per_s:,.3g}", ttft, tpot, d.usd_per_hour, round(d.usd_per_hour * hours),
+                         w.usd_per_million_output_tokens])  # fmt: skip
+    t = plan.totals
+    pcts = sorted({w.percentile for w in plan.workloads})
+    pct = pcts[0] if len(pcts) == 1 else "at each workload's percentile"
+    cat = plan.catalogue
+    solver = "" if plan.solver.status == "optimal" else f", best found within {plan.solver.gap_pct:.2g}% of optimal"
     tables = [
-        Table(f"Plan ({doc['objective']} objective, {doc['catalogue']['pricing']} prices of {doc['catalogue']['price_dates'][0]}"
-              f"…{doc['catalogue']['price_dates'][1]})",
-              ["workload", "model", "instance", "devices", "layout", "replicas", "batch", "dtype", f"TTFT ms ({pct})", "TPOT ms",
-               "util", "$/hour", "$/month", "$/1M out tok"], rows,
-              caption=f"Fleet: {t['instances']} instances, {t['devices']} devices, ${t['usd_per_hour']:,.2f}/hour, "
-                      f"${t['usd_per_month']:,.0f}/month"),
+        Table(f"Plan ({plan.objective} objective, {cat.pricing} prices of {cat.price_dates[0]}…{cat.price_dates[1]}{solver})",
+              ["workload", "model", "instance", "devices", "layout", "replicas", "dtype", "req/s load/capacity", f"TTFT ms ({pct})",
+               f"TPOT ms ({pct})", "$/hour", "$/month", "$/1M out tok"], rows,
+              caption=f"Fleet: {t.instances} instances, {t.devices} devices ({t.devices_used} used), ${t.usd_per_hour:,.2f}/hour, "
+                      f"${t.usd_per_month:,.0f}/month. TTFT/TPOT are percentiles at the planned load; ± = 90th-percentile "
+                      "error of the performance model against published measurements."),
         Table("Instances", ["instance", "cloud", "hardware", "count", "devices used", "$/hour", "price date"],
-              [[i["instance_type"], i["cloud"], i["hardware"], i["count"], f"{i['devices_used']}/{i['devices']}", i["usd_per_hour"],
-                i["price_date"]] for i in doc["instances"]]),
+              [[i.instance_type, i.cloud, i.hardware, i.count, f"{i.devices_used}/{i.devices}", i.usd_per_hour, i.price_date]
+               for i in plan.instances]),
     ]  # fmt: skip
-    if doc["alternatives"]:
+    if plan.alternatives:
         tables.append(Table("Best alternative per device type", ["hardware", "$/month", "delta $/month", "why it lost"],
-                            [[a["hardware"], a["usd_per_month"], a["delta_usd_per_month"], a["why"]] for a in doc["alternatives"]]))  # fmt: skip
-    priors = sorted({d["hardware"] for w in doc["workloads"] for d in w["deployments"] if not d.get("efficiency_calibrated", True)})
-    notes = (
-        [f"note: {', '.join(priors)} efficiency factors are priors, not fitted on measurements; expect errors beyond the ± bands."]
-        if priors
-        else []
-    )
-    return View(doc, tables, notes)
+                            [[a.hardware, a.usd_per_month, a.delta_usd_per_month, a.why] for a in plan.alternatives]))  # fmt: skip
+    return View(plan.to_dict(), tables, [f"warning: {w}" for w in plan.warnings])
 
 
 def register(app: typer.Typer) -> None:
@@ -57,12 +58,13 @@ def register(app: typer.Typer) -> None:
     def size_cmd(
         fleet_file: Annotated[Path | None, typer.Argument(metavar="[FLEET.yaml]", help="Fleet file; omit it (and --model) for the built-in example.")] = None,
         model: Annotated[str | None, typer.Option("--model", "-m", help="Size one workload of this model instead of a fleet file.")] = None,
-        rate: Annotated[float | None, typer.Option("--rate", help="Requests per second (one-workload mode).")] = None,
+        rate: Annotated[float | None, typer.Option("--rate", help="Requests per second (one-workload mode; optional with --objective throughput).")] = None,
         input_tokens: Annotated[int, typer.Option("--input-tokens", help="Mean prompt tokens.")] = 1024,
         output_tokens: Annotated[int, typer.Option("--output-tokens", help="Mean generated tokens.")] = 256,
         ttft_ms: Annotated[float | None, typer.Option("--ttft-ms", help="TTFT target at the percentile (ms).")] = None,
         tpot_ms: Annotated[float | None, typer.Option("--tpot-ms", help="TPOT target (ms).")] = None,
         percentile: Annotated[str, typer.Option("--percentile", help="p50, p90, p95 or p99.")] = "p99",
+        arrival_cv: Annotated[float, typer.Option("--arrival-cv", help="Burstiness: coefficient of variation of inter-arrival times (1 = Poisson, 2 = bursty).")] = 1.0,
         cloud: Annotated[str | None, typer.Option("--cloud", help="Comma-separated clouds: aws,gcp,azure.")] = None,
         hardware: Annotated[str | None, typer.Option("--hardware", help="Comma-separated device ids to allow.")] = None,
         precision: Annotated[str | None, typer.Option("--precision", help="Comma-separated weight formats to allow (default bf16,fp8).")] = None,
@@ -83,17 +85,20 @@ def register(app: typer.Typer) -> None:
                      "single_type": single_type or None}  # fmt: skip
         if model is not None:
             fleet = build_fleet(model=model, rate=rate, input_tokens=input_tokens, output_tokens=output_tokens, ttft_ms=ttft_ms,
-                                tpot_ms=tpot_ms, percentile=percentile, precision=precision, **overrides)  # fmt: skip
+                                tpot_ms=tpot_ms, percentile=percentile, precision=precision, arrival_cv=arrival_cv, **overrides)  # fmt: skip
         elif fleet_file is not None:
             fleet = load_fleet(fleet_file, **overrides)
         else:
             info("aicap: no fleet given; sizing the built-in example (chat, long-context summariser, embeddings). See `aicap size --help`.")
             fleet = builtin_fleet(**overrides)
-        doc = size(fleet, cat).to_dict()
+        plan = size(fleet, cat)
+        view = plan_view(plan)
+        for note in view.notes:
+            info(f"aicap: {note}")
         if output is not None:
-            write_atomic(output, to_yaml(doc) if output.suffix in {".yaml", ".yml"} else to_json(doc))
+            write_atomic(output, to_yaml(view.document) if output.suffix in {".yaml", ".yml"} else to_json(view.document))
             info(f"aicap: wrote plan to {output}")
-        emit(plan_view(doc), fmt)
+        emit(View(view.document, view.tables), fmt)
 
     schema_app = typer.Typer(help="JSON Schemas of aicap's documents.", no_args_is_help=True)
     app.add_typer(schema_app, name="schema")
@@ -101,6 +106,14 @@ def register(app: typer.Typer) -> None:
     @schema_app.command("plan")
     @guarded
     def schema_plan() -> None:
+        """Print the JSON Schema of the plan that `aicap size` writes and `check`/`diff` read."""
+        from aicap.sizing.core.plan import Plan
+
+        typer.echo(to_json(Plan.model_json_schema()), nl=False)
+
+    @schema_app.command("fleet")
+    @guarded
+    def schema_fleet() -> None:
         """Print the JSON Schema of the fleet file (aicap.yaml) that `aicap size` reads."""
         from aicap.sizing.core.fleet import Fleet
 

@@ -52,9 +52,11 @@ def register(app: typer.Typer) -> None:
         ]
         emit(View(doc, tables), fmt)
         if write_bands is not None:
+            from aicap.cli.files import write_atomic
+
             p90 = {k: v["p90"] for k, v in by_class.items() if k != "all"}
             med = {k: v["median"] for k, v in by_class.items() if k != "all"}
-            write_bands.write_text(bands_document(p90, med, len(report.scored), cat.version), encoding="utf-8")
+            write_atomic(write_bands, bands_document(p90, med, len(report.scored), cat.version))
             info(f"aicap: wrote error bands to {write_bands}")
 
     @app.command("calibrate")

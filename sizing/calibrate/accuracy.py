@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from importlib import resources
+from pathlib import Path
 from typing import Any
 
 import yaml
@@ -30,10 +31,12 @@ def metric_class(metric: str) -> str:
 
 @lru_cache(maxsize=1)
 def _stored() -> dict[str, Any]:
+    from aicap.sizing.core.documents import load_yaml
+
     node = resources.files("aicap.hardware_db").joinpath("validation/accuracy.yaml")
     if not node.is_file():
         return {}
-    data = yaml.safe_load(node.read_text(encoding="utf-8")) or {}
+    data = load_yaml(Path("hardware_db/validation/accuracy.yaml"), node.read_text(encoding="utf-8")) or {}
     return dict(data)
 
 

@@ -18,16 +18,54 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, get_args
 
 import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from aicap.sizing.calibrate.accuracy import metric_class
-from aicap.sizing.core.documents import load_yaml
+from aicap.sizing.core.documents import PosFloat, PosInt, describe_validation_error, load_yaml, read_text
+from aicap.sizing.core.dtypes import Dtype
 from aicap.sizing.core.errors import AicapError, InputError
 from aicap.sizing.serve.estimate import EstimateRequest, estimate
 
-KINDS = ("offline_throughput", "static_batch", "single_stream", "prefill_latency", "server", "closed_loop")
+Kind = Literal["offline_throughput", "static_batch", "single_stream", "prefill_latency", "server", "closed_loop"]
+KINDS: tuple[str, ...] = get_args(Kind)
+Metric = Literal[
+    "output_tok_s_total", "output_tok_s_per_device", "total_tok_s_total", "requests_s", "single_stream_tok_s",
+    "ttft_ms_mean", "ttft_ms_p50", "ttft_ms_p99", "tpot_ms_mean", "tpot_ms_p50", "tpot_ms_p99",
+    "e2e_ms_mean", "e2e_ms_p50", "e2e_ms_p99",
+]  # fmt: skip
+METRICS: tuple[str, ...] = get_args(Metric)
+
+
+class Case(BaseModel):
+    """One measured case, as read from a cases file (schema: ``hardware_db/validation/README.md``).
+
+    Only the fields the scorer uses are typed; the rest (sources, notes, ...) are kept as given.
+    Numbers must be finite and positive (booleans are not numbers); metric names come from a fixed
+    set.
+    """
+
+    model_config = ConfigDict(extra="allow", allow_inf_nan=False)
+
+    id: str = Field(min_length=1)
+    model: str = Field(min_length=1)
+    hardware: str = Field(min_length=1)
+    kind: Kind
+    metrics: dict[Metric, PosFloat] = Field(min_length=1)
+    devices: PosInt | None = None
+    tp: PosInt | None = None
+    pp: PosInt | None = None
+    dp: PosInt | None = None
+    batch: PosInt | None = None
+    input_tokens: PosInt | None = None
+    output_tokens: PosInt | None = None
+    request_rate: PosFloat | None = None
+    weights_dtype: Dtype | None = None
+    kv_dtype: Dtype | None = None
+    framework: str | None = None
+    comparable: bool = True
 
 
 @dataclass(frozen=True)
@@ -89,42 +127,69 @@ def _datasets() -> dict[str, Any]:
 
 
 def load_cases(path: Path | None = None) -> list[dict[str, Any]]:
-    """Read a cases file (YAML list, or CSV with the same columns and ``metric``/``value`` pairs)."""
+    """Read and check a cases file (YAML list, or CSV with the same columns and ``metric``/``value`` pairs).
+
+    Parameters
+    ----------
+    path
+        The cases file; ``None`` for the public cases shipped with aicap.
+
+    Returns
+    -------
+    list[dict[str, Any]]
+        One dictionary per case, its fields checked against :class:`Case`.
+
+    Raises
+    ------
+    InputError
+        One line naming the file, the line (or CSV row), the field and what was expected.
+    """
     if path is None:
-        text = default_cases_path().read_text(encoding="utf-8")
-        data = load_yaml(Path("published_cases.yaml"), text)
-    elif path.suffix == ".csv":
-        data = _cases_from_csv(path)
+        where = "published_cases.yaml"
+        text: str | None = default_cases_path().read_text(encoding="utf-8")
+        data = load_yaml(Path(where), text)
+    elif path.suffix.lower() == ".csv":
+        return _cases_from_csv(path)
     else:
-        data = load_yaml(path)
+        where, text = str(path), read_text(path)
+        data = load_yaml(path, text)
     if not isinstance(data, list):
-        raise InputError(f"{path or 'published_cases.yaml'}: expected a list of cases")
-    for i, c in enumerate(data):
-        missing = [k for k in ("id", "model", "hardware", "kind", "metrics") if not isinstance(c, dict) or c.get(k) is None]
-        if missing:
-            raise InputError(f"{path}: cases[{i}]: missing required field(s): {', '.join(missing)}")
-        if c["kind"] not in KINDS:
-            raise InputError(f"{path}: cases[{i}].kind: '{c['kind']}' is not one of {', '.join(KINDS)}")
-    return list(data)
+        raise InputError(f"{where}:1: expected a list of cases")
+    return [_check_case(c, where, text, i) for i, c in enumerate(data)]
+
+
+def _check_case(case: Any, where: str, text: str | None, index: int | None) -> dict[str, Any]:
+    """Validate one case; errors read ``file:line: cases[i].field: ...``."""
+    try:
+        return Case.model_validate(case).model_dump(exclude_unset=True)
+    except ValidationError as exc:
+        prefix: tuple[int, ...] = () if index is None else (index,)
+        message = describe_validation_error(exc, where, text, prefix)
+        if index is not None:
+            head, sep, rest = message.partition(f": [{index}]")
+            message = f"{head}: cases[{index}]{rest}" if sep else message
+        raise InputError(message) from None
 
 
 def _cases_from_csv(path: Path) -> list[dict[str, Any]]:
     import csv
 
-    from aicap.sizing.core.documents import read_text
-
-    cases: dict[str, dict[str, Any]] = {}
-    ints = {"devices", "tp", "pp", "dp", "input_tokens", "output_tokens", "batch"}
-    for n, row in enumerate(csv.DictReader(read_text(path).splitlines()), start=2):
-        try:
-            value = float(row.pop("value"))
-            metric = row.pop("metric")
-        except (KeyError, TypeError, ValueError):
-            raise InputError(f"{path}:{n}: each row needs a 'metric' name and a numeric 'value'") from None
-        case = cases.setdefault(row["id"], {k: (int(v) if k in ints and v else (v or None)) for k, v in row.items()})
-        case.setdefault("metrics", {})[metric] = value
-        case.setdefault("comparable", True)
-    return list(cases.values())
+    rows: dict[str, tuple[int, dict[str, Any]]] = {}
+    try:
+        reader = csv.DictReader(read_text(path).splitlines())
+        for n, row in enumerate(reader, start=2):
+            if None in row or None in row.values():
+                raise InputError(f"{path}:{n}: row has {'more' if None in row else 'fewer'} fields than the header")
+            value, metric, case_id = row.pop("value", None), row.pop("metric", None), row.get("id")
+            if not metric or not value:
+                raise InputError(f"{path}:{n}: each row needs a 'metric' name and a numeric 'value'")
+            if not case_id:
+                raise InputError(f"{path}:{n}: each row needs a case 'id'")
+            _, case = rows.setdefault(case_id, (n, {k: v or None for k, v in row.items()}))
+            case.setdefault("metrics", {})[metric] = value
+    except csv.Error as exc:
+        raise InputError(f"{path}: malformed CSV: {exc}") from None
+    return [_check_case(case, f"{path}:{n}", None, None) for n, case in rows.values()]
 
 
 def predict(case: dict[str, Any], cat: Any, efficiency: dict[str, Any] | None = None) -> dict[str, float]:

@@ -1,12 +1,15 @@
 """The one error hierarchy of aicap.
 
 Library code raises these; the CLI turns each into one line on stderr and the exit code it carries,
-in exactly one place (``aicap.cli.app.main``). Nothing else in aicap decides an exit code.
+in exactly one place (:func:`aicap.cli.state.guarded`). Nothing else in aicap decides an exit code.
 """
 
 from __future__ import annotations
 
 from enum import IntEnum
+
+#: Longest excerpt of a user's value that an error message quotes (characters, ellipsis included).
+EXCERPT_CHARS = 60
 
 
 class ExitCode(IntEnum):
@@ -16,6 +19,33 @@ class ExitCode(IntEnum):
     POLICY_BREACH = 1
     INPUT_ERROR = 2
     INFEASIBLE = 3
+    INTERNAL_ERROR = 4
+
+
+def excerpt(value: object, limit: int = EXCERPT_CHARS) -> str:
+    """Quote a user's value for an error message: its ``repr``, cut to ``limit`` characters.
+
+    The ``repr`` escapes newlines and control characters, so the message stays one line; a long
+    value (a whole file read by mistake, say) is cut with an ellipsis, so an error never echoes it
+    back.
+
+    Parameters
+    ----------
+    value
+        The offending value as the user gave it.
+    limit
+        Maximum length of the result, ellipsis included.
+
+    Returns
+    -------
+    str
+        ``repr(value)``, or its first ``limit - 1`` characters followed by ``…``.
+    """
+    try:
+        text = repr(value)
+    except Exception:  # a value whose repr fails is still worth naming by its type
+        text = f"<{type(value).__name__}>"
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 class AicapError(Exception):
@@ -36,10 +66,10 @@ class UnknownIdError(InputError):
     """An id (model, device, instance) is not in the loaded catalogues."""
 
     def __init__(self, what: str, value: str, choices: list[str]) -> None:
-        close = _close_matches(value, choices)
+        close = _close_matches(value, choices) if isinstance(value, str) and len(value) <= 200 else []
         hint = f"did you mean {', '.join(close)}? " if close else ""
         shown = ", ".join(choices[:40]) + (", …" if len(choices) > 40 else "")
-        super().__init__(f"unknown {what} '{value}': {hint}valid {what} ids: {shown}")
+        super().__init__(f"unknown {what} {excerpt(value)}: {hint}valid {what} ids: {shown}")
         self.value = value
         self.choices = choices
 

@@ -32,7 +32,8 @@ def _default_precisions() -> list[Literal["fp32", "bf16", "fp16", "fp8", "int8",
 
 
 class _Doc(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # Strict: a boolean is not a number and a string is not a count; NaN and infinity are never a rate or a target.
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, allow_inf_nan=False)
 
 
 class LengthBin(_Doc):
@@ -54,8 +55,11 @@ class Workload(_Doc):
     """One served model with its traffic and targets.
 
     Give traffic as ``requests_per_s`` or ``tokens_per_s`` (output tokens/s; items/s for encoders
-    and generic models). Lengths are means, or histograms whose weighted mean is used for throughput
-    and whose largest bin bounds memory.
+    and generic models), or neither with the ``throughput`` objective (then the plan buys the most
+    capacity the budget allows). Lengths are means, or histograms: the weighted mean sets throughput,
+    the bin at the latency percentile sets the TTFT tail, and the largest bin bounds memory.
+    ``arrival_cv`` is the coefficient of variation of inter-arrival times: 1 for Poisson arrivals,
+    above 1 for bursty traffic (queueing waits grow by ``(1 + cv²)/2``).
     """
 
     name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
@@ -65,12 +69,13 @@ class Workload(_Doc):
     input_tokens: PositiveInt | list[LengthBin] = 1024
     output_tokens: PositiveInt | list[LengthBin] = 256
     slo: Slo = Slo()
+    arrival_cv: float = Field(1.0, ge=0.0, le=10.0)
     precisions: list[Literal["fp32", "bf16", "fp16", "fp8", "int8", "int4"]] = Field(default_factory=_default_precisions)
 
     @model_validator(mode="after")
     def _one_traffic(self) -> Workload:
-        if (self.requests_per_s is None) == (self.tokens_per_s is None):
-            raise ValueError("give exactly one of requests_per_s or tokens_per_s")
+        if self.requests_per_s is not None and self.tokens_per_s is not None:
+            raise ValueError("give one of requests_per_s or tokens_per_s, not both")
         if not self.precisions:
             raise ValueError("precisions must list at least one format")
         return self
@@ -93,6 +98,40 @@ class Workload(_Doc):
         return self._mean(self.output_tokens)
 
     @property
+    def has_rate(self) -> bool:
+        """Whether the workload states its traffic (otherwise only the throughput objective can size it)."""
+        return self.requests_per_s is not None or self.tokens_per_s is not None
+
+    @property
+    def rate(self) -> float | None:
+        """Demanded requests per second (``tokens_per_s`` over the mean output), ``None`` when not given."""
+        if self.requests_per_s is not None:
+            return self.requests_per_s
+        if self.tokens_per_s is not None:
+            return self.tokens_per_s / max(self.mean_output, 1.0)
+        return None
+
+    def input_at(self, quantile: float) -> float:
+        """Prompt length (tokens) at ``quantile`` of the histogram: the bin where the cumulative weight reaches it."""
+        if isinstance(self.input_tokens, int):
+            return float(self.input_tokens)
+        bins = sorted(self.input_tokens, key=lambda b: b.tokens)
+        total = sum(b.weight for b in bins)
+        acc = 0.0
+        for b in bins:
+            acc += b.weight
+            if acc >= quantile * total - 1e-12:
+                return float(b.tokens)
+        return float(bins[-1].tokens)
+
+    def input_share_from(self, tokens: float) -> float:
+        """Share of requests whose prompt is at least ``tokens`` long (1 for a fixed length)."""
+        if isinstance(self.input_tokens, int):
+            return 1.0 if self.input_tokens >= tokens else 0.0
+        total = sum(b.weight for b in self.input_tokens)
+        return sum(b.weight for b in self.input_tokens if b.tokens >= tokens) / total
+
+    @property
     def max_input(self) -> int:
         """Longest prompt in tokens."""
         return self.input_tokens if isinstance(self.input_tokens, int) else max(b.tokens for b in self.input_tokens)
@@ -113,8 +152,13 @@ class Constraints(_Doc):
     instance_families: list[str] | None = None
     hardware: list[str] | None = None
     availability: dict[str, int] = Field(default_factory=dict, description="instance name -> most instances available")
+    max_instances_per_type: int = Field(
+        256, ge=1, le=1_000_000,
+        description="most instances of any one type a plan may buy unless `availability` says otherwise: a quota a real "
+        "account gets; a demand beyond it is more likely a unit slip than a real fleet",
+    )
     pricing: PricingModel = "on_demand"
-    hours_per_month: PositiveFloat = 730.0
+    hours_per_month: float = Field(730.0, gt=0, le=744, description="hours a month is billed for (730 = 8,760/12; at most 744)")
     budget_usd_per_month: PositiveFloat | None = None
     objective: Literal["cost", "latency", "throughput"] = "cost"
     single_type: bool = False
@@ -127,6 +171,10 @@ class Constraints(_Doc):
         if self.objective != "cost" and self.budget_usd_per_month is None:
             raise ValueError(f"objective '{self.objective}' needs budget_usd_per_month")
         return self
+
+    def cap(self, instance: str) -> float:
+        """Most instances of type ``instance`` a plan may buy."""
+        return float(self.availability.get(instance, self.max_instances_per_type))
 
 
 class Fleet(_Doc):
@@ -142,4 +190,8 @@ class Fleet(_Doc):
         dup = {n for n in names if names.count(n) > 1}
         if dup:
             raise ValueError(f"workload names must be unique; repeated: {', '.join(sorted(dup))}")
+        no_rate = [w.name for w in self.workloads if not w.has_rate]
+        if no_rate and self.constraints.objective != "throughput":
+            raise ValueError(f"workload '{no_rate[0]}' gives no requests_per_s or tokens_per_s; only the throughput objective "
+                             "sizes a workload without a rate (the most the budget buys)")  # fmt: skip
         return self

@@ -4,19 +4,24 @@ Supported ``model_type`` values: llama, mistral, mixtral, qwen2, qwen2_moe, deep
 deepseek_v3, gemma2, phi3, gptj, gpt_neox, falcon, bert. When ``model.safetensors.index.json`` or
 ``*.safetensors`` files sit beside the config, the exact checkpoint size is read from their headers
 (the 8-byte length and the JSON header only; tensor data is never read).
+
+Every number a config or header gives is checked before it is used: sizes are positive integers
+(never booleans), the shapes must agree (heads divide the hidden size unless ``head_dim`` is given,
+key/value heads divide the heads), and a bad value is an :class:`InputError` naming the file, the
+key and the value.
 """
 
 from __future__ import annotations
 
-import json
+import math
 import struct
 from pathlib import Path
 from typing import Any
 
 from pydantic import TypeAdapter
 
-from aicap.sizing.core.documents import load_yaml, read_text, validate
-from aicap.sizing.core.errors import InputError
+from aicap.sizing.core.documents import MAX_DOCUMENT_BYTES, load_json, load_yaml, read_text, validate
+from aicap.sizing.core.errors import InputError, excerpt
 from aicap.sizing.core.specs.model import ModelSpec
 
 _MODEL: TypeAdapter[Any] = TypeAdapter(ModelSpec)
@@ -24,27 +29,60 @@ SUPPORTED = (
     "llama", "mistral", "mixtral", "qwen2", "qwen2_moe", "deepseek_v2", "deepseek_v3",
     "gemma2", "phi3", "gptj", "gpt_neox", "falcon", "bert",
 )  # fmt: skip
-_SAFETENSORS_BYTES = {"F64": 8, "F32": 4, "F16": 2, "BF16": 2, "F8_E4M3": 1, "F8_E5M2": 1, "I8": 1, "U8": 1, "I32": 4, "I64": 8, "BOOL": 1}
+_SAFETENSORS_BYTES: dict[str, float] = {
+    "F64": 8, "F32": 4, "F16": 2, "BF16": 2, "F8_E4M3": 1, "F8_E5M2": 1, "F8_E8M0": 1, "F6_E2M3": 0.75, "F6_E3M2": 0.75,
+    "F4": 0.5, "C64": 8, "I64": 8, "U64": 8, "I32": 4, "U32": 4, "I16": 2, "U16": 2, "I8": 1, "U8": 1, "BOOL": 1,
+}  # fmt: skip
+#: Largest total a checkpoint's headers may describe (1 PiB); beyond it the headers are not a real checkpoint's.
+_MAX_CHECKPOINT_BYTES = 2**50
 _TORCH_DTYPE = {"float32": "fp32", "float16": "fp16", "bfloat16": "bf16"}
 
 
 def load_model_file(path: Path) -> Any:
-    """Load a model spec from a ``config.json`` or an aicap YAML model file."""
+    """Load a model spec from a ``config.json`` or an aicap YAML model file.
+
+    Parameters
+    ----------
+    path
+        A Hugging Face ``config.json`` (any ``.json`` file), or a YAML file holding one model spec
+        (or a catalogue-style ``models:`` list with exactly one entry).
+
+    Returns
+    -------
+    Any
+        A validated :data:`~aicap.sizing.core.specs.model.ModelSpec`.
+
+    Raises
+    ------
+    InputError
+        When the file is unreadable, malformed or not a model document; its content is never
+        echoed beyond a short excerpt.
+    """
     text = read_text(path)
-    if path.suffix == ".json":
-        try:
-            cfg = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise InputError(f"{path}:{exc.lineno}: malformed JSON: {exc.msg}") from None
+    if path.suffix.lower() == ".json":
+        cfg = load_json(path, text)
         if not isinstance(cfg, dict):
-            raise InputError(f"{path}: expected a JSON object")
+            raise InputError(f"{path}:1: expected a JSON object (a Hugging Face config.json), got {_kind(cfg)}")
         spec = from_hf_config(cfg, source=str(path))
         size = checkpoint_bytes(path.parent)
         return spec.model_copy(update={"checkpoint_bytes": size}) if size else spec
     doc = load_yaml(path, text)
     if isinstance(doc, dict) and isinstance(doc.get("models"), list) and len(doc["models"]) == 1:
         return validate(_MODEL, doc["models"][0], str(path), text, ("models", 0))
+    if not isinstance(doc, dict):
+        raise InputError(f"{path}:1: not a model document: expected a mapping with 'kind', 'id', 'name', ..., got {_kind(doc)}")
+    if "kind" not in doc:
+        hint = " (this looks like a fleet file)" if "workloads" in doc else ""
+        raise InputError(f"{path}:1: not a model document{hint}: no 'kind' field (decoder, encoder or generic)")
     return validate(_MODEL, doc, str(path), text)
+
+
+def _kind(value: Any) -> str:
+    if value is None:
+        return "an empty document"
+    return {dict: "a mapping", list: "a list", str: "text", bool: "a boolean", int: "a number", float: "a number"}.get(
+        type(value), type(value).__name__
+    )
 
 
 def _need(cfg: dict[str, Any], keys: list[str], model_type: str, source: str) -> None:
@@ -53,95 +91,183 @@ def _need(cfg: dict[str, Any], keys: list[str], model_type: str, source: str) ->
         raise InputError(f"{source}: {model_type} config is missing required keys: {', '.join(missing)}")
 
 
+def _int(cfg: dict[str, Any], key: str, source: str, minimum: int = 1) -> int | None:
+    """The integer at ``cfg[key]`` (``None`` when absent or null), at least ``minimum``."""
+    value = cfg.get(key)
+    if value is None:
+        return None
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise InputError(f"{source}: {key}: expected an integer, got {excerpt(value)}")
+    if value < minimum:
+        what = "a positive integer" if minimum == 1 else f"an integer of at least {minimum}"
+        raise InputError(f"{source}: {key}: expected {what}, got {value}")
+    return value
+
+
+def _ints(cfg: dict[str, Any], keys: list[str], source: str) -> dict[str, int]:
+    """Required positive integers (presence already checked by :func:`_need`)."""
+    out: dict[str, int] = {}
+    for k in keys:
+        value = _int(cfg, k, source)
+        assert value is not None
+        out[k] = value
+    return out
+
+
+def _bool(cfg: dict[str, Any], key: str, default: bool, source: str) -> bool:
+    value = cfg.get(key)
+    if value is None:
+        return default
+    if not isinstance(value, bool):
+        raise InputError(f"{source}: {key}: expected true or false, got {excerpt(value)}")
+    return value
+
+
+def _heads(hidden: int, heads: int, kv: int | None, head_dim: int | None, source: str, names: tuple[str, str, str]) -> None:
+    """Check that the attention shapes of a config agree, naming the config's own keys."""
+    h_key, n_key, kv_key = names
+    if kv is not None and kv > heads:
+        raise InputError(f"{source}: {kv_key} ({kv}) exceeds {n_key} ({heads})")
+    if kv is not None and heads % kv:
+        raise InputError(f"{source}: {n_key} ({heads}) is not a multiple of {kv_key} ({kv})")
+    if head_dim is None and hidden < heads:
+        raise InputError(f"{source}: {h_key} ({hidden}) is smaller than {n_key} ({heads}): a head would have no dimensions")
+    if head_dim is None and hidden % heads:
+        raise InputError(f"{source}: {h_key} ({hidden}) is not divisible by {n_key} ({heads}) and no head_dim is given")
+
+
 def from_hf_config(cfg: dict[str, Any], source: str = "config.json") -> Any:
     """Translate a Hugging Face config dictionary into a model spec.
+
+    Parameters
+    ----------
+    cfg
+        The parsed ``config.json``.
+    source
+        Where it came from (named in errors and stored as the spec's ``source``).
+
+    Returns
+    -------
+    Any
+        A validated model spec.
 
     Raises
     ------
     InputError
-        For an unsupported ``model_type`` (naming the supported ones) or missing keys (listing them).
+        For an unsupported ``model_type`` (naming the supported ones), missing keys (listing them),
+        a key of the wrong type or sign, or shapes that disagree (naming the keys and values).
     """
     mt = cfg.get("model_type")
-    if mt not in SUPPORTED:
-        raise InputError(f"{source}: unsupported model_type {mt!r}; supported: {', '.join(SUPPORTED)}")
+    if not isinstance(mt, str) or mt not in SUPPORTED:
+        raise InputError(f"{source}: unsupported model_type {excerpt(mt)}; supported: {', '.join(SUPPORTED)}")
     name = cfg.get("_name_or_path") or Path(source).parent.name or mt
-    ident = "".join(c if c.isalnum() or c in "._-" else "-" for c in str(name).lower()).strip("-.") or mt
+    name = name if isinstance(name, str) else mt
+    ident = "".join(c if c.isalnum() or c in "._-" else "-" for c in name.lower()).strip("-.") or mt
     base: dict[str, Any] = {
-        "id": ident[:64],
-        "name": str(name),
+        "id": ident[:64].strip("-.") or mt,
+        "name": name[:200],
         "family": mt,
         "source": source,
         "native_dtype": _TORCH_DTYPE.get(str(cfg.get("torch_dtype")), "bf16"),
     }
     if mt == "gptj":
         _need(cfg, ["n_embd", "n_layer", "n_head", "vocab_size", "n_positions"], mt, source)
-        h = cfg["n_embd"]
-        return validate(_MODEL, {**base, "kind": "decoder", "hidden_size": h, "num_layers": cfg["n_layer"],
-            "num_heads": cfg["n_head"], "intermediate_size": cfg.get("n_inner") or 4 * h, "vocab_size": cfg["vocab_size"],
-            "max_context": cfg["n_positions"], "mlp": "plain", "norm": "layernorm", "norms_per_layer": 1,
+        v = _ints(cfg, ["n_embd", "n_layer", "n_head", "vocab_size", "n_positions"], source)
+        h = v["n_embd"]
+        _heads(h, v["n_head"], None, None, source, ("n_embd", "n_head", ""))
+        inner = _int(cfg, "n_inner", source)
+        return validate(_MODEL, {**base, "kind": "decoder", "hidden_size": h, "num_layers": v["n_layer"],
+            "num_heads": v["n_head"], "intermediate_size": 4 * h if inner is None else inner, "vocab_size": v["vocab_size"],
+            "max_context": v["n_positions"], "mlp": "plain", "norm": "layernorm", "norms_per_layer": 1,
             "mlp_bias": True, "lm_head_bias": True}, source)  # fmt: skip
     if mt == "bert":
-        _need(cfg, ["hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size", "vocab_size",
-                    "max_position_embeddings"], mt, source)  # fmt: skip
+        keys = ["hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size", "vocab_size", "max_position_embeddings"]
+        _need(cfg, keys, mt, source)
+        v = _ints(cfg, keys, source)
+        _heads(v["hidden_size"], v["num_attention_heads"], None, None, source, ("hidden_size", "num_attention_heads", ""))
+        type_vocab = _int(cfg, "type_vocab_size", source, minimum=0)
         return validate(_MODEL, {**base, "kind": "encoder", "native_dtype": _TORCH_DTYPE.get(str(cfg.get("torch_dtype")), "fp32"),
-            "hidden_size": cfg["hidden_size"], "num_layers": cfg["num_hidden_layers"], "num_heads": cfg["num_attention_heads"],
-            "intermediate_size": cfg["intermediate_size"], "vocab_size": cfg["vocab_size"],
-            "max_context": cfg["max_position_embeddings"], "mlp": "plain", "norm": "layernorm", "position": "learned",
+            "hidden_size": v["hidden_size"], "num_layers": v["num_hidden_layers"], "num_heads": v["num_attention_heads"],
+            "intermediate_size": v["intermediate_size"], "vocab_size": v["vocab_size"],
+            "max_context": v["max_position_embeddings"], "mlp": "plain", "norm": "layernorm", "position": "learned",
             "attention_bias": True, "attention_out_bias": True, "mlp_bias": True, "tied_embeddings": True,
-            "type_vocab_size": cfg.get("type_vocab_size", 2), "pooler": True}, source)  # fmt: skip
+            "type_vocab_size": 2 if type_vocab is None else type_vocab, "pooler": True}, source)  # fmt: skip
     if mt == "falcon":
-        _need(cfg, ["hidden_size", "num_hidden_layers", "num_attention_heads", "vocab_size"], mt, source)
-        h = cfg["hidden_size"]
-        new = bool(cfg.get("new_decoder_architecture"))
-        kv = cfg.get("num_kv_heads") if new else (1 if cfg.get("multi_query", True) else cfg["num_attention_heads"])
-        return validate(_MODEL, {**base, "kind": "decoder", "hidden_size": h, "num_layers": cfg["num_hidden_layers"],
-            "num_heads": cfg["num_attention_heads"], "num_kv_heads": kv, "intermediate_size": cfg.get("ffn_hidden_size") or 4 * h,
-            "vocab_size": cfg["vocab_size"], "max_context": cfg.get("max_position_embeddings", 2048), "mlp": "plain",
-            "norm": "layernorm", "norms_per_layer": 2 if new else 1, "position": "alibi" if cfg.get("alibi") else "rope",
-            "attention_bias": bool(cfg.get("bias")), "attention_out_bias": bool(cfg.get("bias")), "mlp_bias": bool(cfg.get("bias")),
-            "tied_embeddings": cfg.get("tie_word_embeddings", True)}, source)  # fmt: skip
+        keys = ["hidden_size", "num_hidden_layers", "num_attention_heads", "vocab_size"]
+        _need(cfg, keys, mt, source)
+        v = _ints(cfg, keys, source)
+        h, heads = v["hidden_size"], v["num_attention_heads"]
+        new = _bool(cfg, "new_decoder_architecture", False, source)
+        kv = _int(cfg, "num_kv_heads", source) if new else (1 if _bool(cfg, "multi_query", True, source) else heads)
+        _heads(h, heads, kv, None, source, ("hidden_size", "num_attention_heads", "num_kv_heads"))
+        ffn = _int(cfg, "ffn_hidden_size", source)
+        ctx = _int(cfg, "max_position_embeddings", source)
+        bias = _bool(cfg, "bias", False, source)
+        return validate(_MODEL, {**base, "kind": "decoder", "hidden_size": h, "num_layers": v["num_hidden_layers"],
+            "num_heads": heads, "num_kv_heads": kv, "intermediate_size": 4 * h if ffn is None else ffn,
+            "vocab_size": v["vocab_size"], "max_context": 2048 if ctx is None else ctx, "mlp": "plain",
+            "norm": "layernorm", "norms_per_layer": 2 if new else 1,
+            "position": "alibi" if _bool(cfg, "alibi", False, source) else "rope",
+            "attention_bias": bias, "attention_out_bias": bias, "mlp_bias": bias,
+            "tied_embeddings": _bool(cfg, "tie_word_embeddings", True, source)}, source)  # fmt: skip
     if mt == "gpt_neox":
-        _need(cfg, ["hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size", "vocab_size",
-                    "max_position_embeddings"], mt, source)  # fmt: skip
-        return validate(_MODEL, {**base, "kind": "decoder", "hidden_size": cfg["hidden_size"], "num_layers": cfg["num_hidden_layers"],
-            "num_heads": cfg["num_attention_heads"], "intermediate_size": cfg["intermediate_size"], "vocab_size": cfg["vocab_size"],
-            "max_context": cfg["max_position_embeddings"], "mlp": "plain", "norm": "layernorm", "attention_bias": True,
-            "attention_out_bias": True, "mlp_bias": True, "tied_embeddings": cfg.get("tie_word_embeddings", False)}, source)  # fmt: skip
+        keys = ["hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size", "vocab_size", "max_position_embeddings"]
+        _need(cfg, keys, mt, source)
+        v = _ints(cfg, keys, source)
+        _heads(v["hidden_size"], v["num_attention_heads"], None, None, source, ("hidden_size", "num_attention_heads", ""))
+        return validate(_MODEL, {**base, "kind": "decoder", "hidden_size": v["hidden_size"], "num_layers": v["num_hidden_layers"],
+            "num_heads": v["num_attention_heads"], "intermediate_size": v["intermediate_size"], "vocab_size": v["vocab_size"],
+            "max_context": v["max_position_embeddings"], "mlp": "plain", "norm": "layernorm", "attention_bias": True,
+            "attention_out_bias": True, "mlp_bias": True,
+            "tied_embeddings": _bool(cfg, "tie_word_embeddings", False, source)}, source)  # fmt: skip
     # Llama-like families share the key names below.
     keys = ["hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size", "vocab_size", "max_position_embeddings"]
     _need(cfg, keys, mt, source)
-    spec: dict[str, Any] = {**base, "kind": "decoder", "hidden_size": cfg["hidden_size"], "num_layers": cfg["num_hidden_layers"],
-        "num_heads": cfg["num_attention_heads"], "num_kv_heads": cfg.get("num_key_value_heads") or cfg["num_attention_heads"],
-        "intermediate_size": cfg["intermediate_size"], "vocab_size": cfg["vocab_size"],
-        "max_context": cfg["max_position_embeddings"], "tied_embeddings": bool(cfg.get("tie_word_embeddings", False)),
-        "attention_bias": bool(cfg.get("attention_bias", mt in {"qwen2", "qwen2_moe"}))}  # fmt: skip
-    head_dim = cfg.get("head_dim")
-    if head_dim and head_dim != cfg["hidden_size"] // cfg["num_attention_heads"]:
+    v = _ints(cfg, keys, source)
+    hidden, heads = v["hidden_size"], v["num_attention_heads"]
+    kv = _int(cfg, "num_key_value_heads", source)
+    head_dim = _int(cfg, "head_dim", source)
+    mla = mt in {"deepseek_v2", "deepseek_v3"}
+    if not mla:
+        _heads(hidden, heads, kv, head_dim, source, ("hidden_size", "num_attention_heads", "num_key_value_heads"))
+    spec: dict[str, Any] = {**base, "kind": "decoder", "hidden_size": hidden, "num_layers": v["num_hidden_layers"],
+        "num_heads": heads, "num_kv_heads": heads if kv is None else kv,
+        "intermediate_size": v["intermediate_size"], "vocab_size": v["vocab_size"],
+        "max_context": v["max_position_embeddings"], "tied_embeddings": _bool(cfg, "tie_word_embeddings", False, source),
+        "attention_bias": _bool(cfg, "attention_bias", mt in {"qwen2", "qwen2_moe"}, source)}  # fmt: skip
+    if head_dim is not None and (hidden % heads or head_dim != hidden // heads):
         spec["head_dim"] = head_dim
-    if mt == "mistral" and cfg.get("sliding_window"):
-        spec["sliding_window"] = cfg["sliding_window"]
+    window = _int(cfg, "sliding_window", source) if mt in {"mistral", "gemma2"} else None
+    if mt == "mistral" and window:
+        spec["sliding_window"] = window
     if mt == "gemma2":
-        spec.update(norms_per_layer=4, tied_embeddings=True, sliding_window=cfg.get("sliding_window"), global_every=2)
+        spec.update(norms_per_layer=4, tied_embeddings=True, sliding_window=window, global_every=2)
     if mt == "mixtral":
         _need(cfg, ["num_local_experts", "num_experts_per_tok"], mt, source)
-        spec["moe"] = {"num_experts": cfg["num_local_experts"], "experts_per_token": cfg["num_experts_per_tok"],
-                       "expert_intermediate_size": cfg["intermediate_size"]}  # fmt: skip
+        e = _ints(cfg, ["num_local_experts", "num_experts_per_tok"], source)
+        spec["moe"] = {"num_experts": e["num_local_experts"], "experts_per_token": e["num_experts_per_tok"],
+                       "expert_intermediate_size": v["intermediate_size"]}  # fmt: skip
     if mt == "qwen2_moe":
         _need(cfg, ["num_experts", "num_experts_per_tok", "moe_intermediate_size"], mt, source)
-        spec["moe"] = {"num_experts": cfg["num_experts"], "experts_per_token": cfg["num_experts_per_tok"],
-                       "expert_intermediate_size": cfg["moe_intermediate_size"], "num_shared_experts": 1,
-                       "shared_expert_intermediate_size": cfg.get("shared_expert_intermediate_size")}  # fmt: skip
-    if mt in {"deepseek_v2", "deepseek_v3"}:
+        e = _ints(cfg, ["num_experts", "num_experts_per_tok", "moe_intermediate_size"], source)
+        spec["moe"] = {"num_experts": e["num_experts"], "experts_per_token": e["num_experts_per_tok"],
+                       "expert_intermediate_size": e["moe_intermediate_size"], "num_shared_experts": 1,
+                       "shared_expert_intermediate_size": _int(cfg, "shared_expert_intermediate_size", source)}  # fmt: skip
+    if mla:
         need = ["n_routed_experts", "num_experts_per_tok", "moe_intermediate_size", "kv_lora_rank", "qk_rope_head_dim",
                 "qk_nope_head_dim", "v_head_dim"]  # fmt: skip
         _need(cfg, need, mt, source)
-        spec["moe"] = {"num_experts": cfg["n_routed_experts"], "experts_per_token": cfg["num_experts_per_tok"],
-                       "expert_intermediate_size": cfg["moe_intermediate_size"],
-                       "num_shared_experts": cfg.get("n_shared_experts") or 0,
-                       "dense_layers": cfg.get("first_k_dense_replace", 0)}  # fmt: skip
-        spec["mla"] = {"q_lora_rank": cfg.get("q_lora_rank"), "kv_lora_rank": cfg["kv_lora_rank"],
-                       "qk_nope_head_dim": cfg["qk_nope_head_dim"], "qk_rope_head_dim": cfg["qk_rope_head_dim"],
-                       "v_head_dim": cfg["v_head_dim"]}  # fmt: skip
+        e = _ints(cfg, need, source)
+        shared = _int(cfg, "n_shared_experts", source, minimum=0)
+        dense = _int(cfg, "first_k_dense_replace", source, minimum=0)
+        spec["moe"] = {"num_experts": e["n_routed_experts"], "experts_per_token": e["num_experts_per_tok"],
+                       "expert_intermediate_size": e["moe_intermediate_size"], "num_shared_experts": shared or 0,
+                       "dense_layers": dense or 0}  # fmt: skip
+        spec["mla"] = {"q_lora_rank": _int(cfg, "q_lora_rank", source), "kv_lora_rank": e["kv_lora_rank"],
+                       "qk_nope_head_dim": e["qk_nope_head_dim"], "qk_rope_head_dim": e["qk_rope_head_dim"],
+                       "v_head_dim": e["v_head_dim"]}  # fmt: skip
         spec.pop("head_dim", None)
     return validate(_MODEL, spec, source)
 
@@ -151,35 +277,75 @@ def checkpoint_bytes(folder: Path) -> float | None:
 
     Uses ``model.safetensors.index.json``'s ``metadata.total_size`` when present; otherwise sums
     ``prod(shape) · bytes(dtype)`` over the JSON header of each ``*.safetensors`` file (the first
-    ``8 + N`` bytes, where N is the little-endian u64 at offset 0).
+    ``8 + N`` bytes, where N is the little-endian u64 at offset 0; N above 16 MiB is refused).
+
+    Raises
+    ------
+    InputError
+        For an unreadable file, a truncated or malformed header, or a tensor entry whose ``dtype``
+        or ``shape`` is missing or of the wrong type (naming the file, the tensor and the field).
     """
     index = folder / "model.safetensors.index.json"
-    if index.is_file():
-        try:
-            total = json.loads(index.read_text(encoding="utf-8")).get("metadata", {}).get("total_size")
-        except (OSError, json.JSONDecodeError):
-            total = None
-        if total:
+    try:
+        has_index = index.is_file()
+    except OSError:
+        has_index = False
+    if has_index:
+        doc = load_json(index)
+        meta = doc.get("metadata") if isinstance(doc, dict) else None
+        total = meta.get("total_size") if isinstance(meta, dict) else None
+        if total is not None:
+            if isinstance(total, bool) or not isinstance(total, int | float) or not 0 < total <= _MAX_CHECKPOINT_BYTES:
+                raise InputError(f"{index}: metadata.total_size: expected a positive number of bytes, got {excerpt(total)}")
             return float(total)
-    files = sorted(folder.glob("*.safetensors"))
+    try:
+        files = sorted(p for p in folder.glob("*.safetensors") if p.is_file())
+    except OSError:
+        return None
     if not files:
         return None
-    total_bytes = 0
-    for f in files:
+    total_bytes = sum(_safetensors_bytes(f) for f in files)
+    if total_bytes > _MAX_CHECKPOINT_BYTES:
+        raise InputError(f"{folder}: safetensors headers describe more than 1 PiB of weights; not a real checkpoint")
+    return float(total_bytes)
+
+
+def _safetensors_bytes(f: Path) -> float:
+    """Bytes of the tensors listed in one safetensors file's header."""
+    try:
         with f.open("rb") as fh:
             head = fh.read(8)
             if len(head) < 8:
                 raise InputError(f"{f}: not a safetensors file (shorter than 8 bytes)")
             (n,) = struct.unpack("<Q", head)
-            try:
-                header = json.loads(fh.read(n))
-            except (json.JSONDecodeError, UnicodeDecodeError):
-                raise InputError(f"{f}: malformed safetensors header") from None
-        for name, t in header.items():
-            if name == "__metadata__":
-                continue
-            count = 1
-            for dim in t["shape"]:
-                count *= dim
-            total_bytes += count * _SAFETENSORS_BYTES.get(t["dtype"], 2)
-    return float(total_bytes)
+            if n > MAX_DOCUMENT_BYTES:
+                raise InputError(f"{f}: safetensors header length {n} is over the 16 MiB limit (not a safetensors file?)")
+            raw = fh.read(n)
+    except OSError as exc:
+        raise InputError(f"{f}: cannot read: {exc.strerror or exc}") from None
+    if len(raw) < n:
+        raise InputError(f"{f}: truncated safetensors header ({len(raw)} of {n} bytes)")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise InputError(f"{f}: malformed safetensors header (not UTF-8 JSON)") from None
+    header = load_json(f, text)
+    if not isinstance(header, dict):
+        raise InputError(f"{f}: malformed safetensors header: expected a JSON object of tensors")
+    total = 0.0
+    for name, t in header.items():
+        if name == "__metadata__":
+            continue
+        where = f"{f}: tensor {excerpt(name)}"
+        if not isinstance(t, dict):
+            raise InputError(f"{where}: expected an object with 'dtype' and 'shape', got {excerpt(t)}")
+        dtype, shape = t.get("dtype"), t.get("shape")
+        if not isinstance(dtype, str) or dtype not in _SAFETENSORS_BYTES:
+            raise InputError(f"{where}: dtype: unknown {excerpt(dtype)}; known: {', '.join(_SAFETENSORS_BYTES)}")
+        if not isinstance(shape, list) or any(isinstance(d, bool) or not isinstance(d, int) or d < 0 for d in shape):
+            raise InputError(f"{where}: shape: expected a list of non-negative integers, got {excerpt(shape)}")
+        count = math.prod(shape)
+        if count > _MAX_CHECKPOINT_BYTES:
+            raise InputError(f"{where}: shape: {excerpt(shape)} has more than 2**50 elements; not a real checkpoint")
+        total += count * _SAFETENSORS_BYTES[dtype]
+    return total

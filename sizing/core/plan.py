@@ -1,144 +1,165 @@
-"""The plan document that ``aicap size`` prints and ``check``/``diff``/``simulate`` read.
+"""The plan: what ``aicap size`` writes and ``check``, ``diff``, ``simulate`` and reloads read.
 
-Costs are attributed to workloads by the devices they occupy: a deployment pays
-``replicas · devices · p_t / D_t`` scaled by ``n_t·D_t / used_t`` so idle devices in bought instances
-are charged to the workloads on that instance type and the workload costs add up to the total.
-Latencies are at the workload's percentile, at its planned load: the demand is split across its
-deployments in proportion to their capacity and each replica's TTFT percentile follows the M/M/c
-approximation of :mod:`aicap.sizing.serve.queueing`.
+A versioned pydantic document (schema version 2; ``aicap schema plan`` prints its JSON Schema). Every
+number in it is a promise with a unit in its name:
+
+* money is USD (``usd_per_hour``, ``usd_per_month``), never negative or infinite;
+* ``ttft_ms`` and ``tpot_ms`` of a deployment are the workload's **percentile** (``percentile``) at the
+  load the plan routes to that deployment, as the load model of :mod:`aicap.sizing.serve.load` predicts
+  them; a workload's figures are the worst of its deployments;
+* ``capacity_requests_per_s`` is the most a deployment carries while meeting both targets, and
+  ``utilisation`` the planned load over it.
+
+Costs are attributed to workloads by the devices they occupy; idle devices of a bought instance are
+charged to the workloads placed on that instance type, so workload costs add up to the total.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from importlib.metadata import PackageNotFoundError, version
-from typing import Any
+from typing import Literal
 
-from aicap.sizing.calibrate.accuracy import error_bands
-from aicap.sizing.core.fleet import PERCENTILES, Fleet
-from aicap.sizing.core.specs import InstanceSpec
-from aicap.sizing.plan.candidates import Candidate
-from aicap.sizing.serve.queueing import wait_quantile
-from aicap.sizing.solve.milp import Solution
+from pydantic import BaseModel, ConfigDict, Field
 
-SCHEMA_VERSION = 1
+from aicap.sizing.core.fleet import Fleet, Percentile
+
+SCHEMA_VERSION = 2
+SolverStatus = Literal["optimal", "time_limit"]
 
 
-@dataclass(frozen=True)
-class Alternative:
+class _Doc(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+
+Usd = float
+
+
+class Deployment(_Doc):
+    """Replicas of one layout of a workload on one instance type, and what they promise."""
+
+    instance_type: str
+    hardware: str
+    tp: int = Field(ge=1)
+    pp: int = Field(ge=1)
+    ep: int = Field(1, ge=1)
+    replicas: int = Field(ge=1)
+    devices: int = Field(ge=1, description="devices all replicas occupy")
+    instances: float = Field(ge=0, description="share of whole instances the replicas occupy")
+    max_running: int = Field(ge=1, description="most requests one replica holds at once (KV-cache slots at the longest request)")
+    weights_dtype: str
+    kv_dtype: str
+    requests_per_s: float = Field(ge=0, description="planned load on all replicas of this deployment")
+    capacity_requests_per_s: float = Field(ge=0, description="most these replicas carry within both targets")
+    utilisation: float = Field(ge=0, description="planned load over capacity")
+    ttft_ms: float = Field(ge=0, description="TTFT at the workload's percentile at the planned load")
+    tpot_ms: float | None = Field(None, ge=0, description="TPOT at the workload's percentile at the planned load (decoders)")
+    usd_per_hour: Usd = Field(ge=0)
+    efficiency_calibrated: bool
+
+
+class Rejected(_Doc):
+    """A device type that cannot carry a workload, with the reason of its best layout."""
+
+    hardware: str
+    reason: str
+
+
+class Workload(_Doc):
+    """One workload of the plan: demand, what is served, latency against targets and cost."""
+
+    name: str
+    model: str
+    percentile: Percentile
+    arrival_cv: float = Field(ge=0)
+    requests_per_s: float | None = Field(None, ge=0, description="demanded rate (None: the throughput objective buys the most it can)")
+    served_requests_per_s: float = Field(ge=0)
+    capacity_requests_per_s: float = Field(ge=0)
+    ttft_ms: float | None = Field(None, ge=0)
+    tpot_ms: float | None = Field(None, ge=0)
+    ttft_target_ms: float | None = None
+    tpot_target_ms: float | None = None
+    ttft_margin_pct: float | None = Field(None, description="100·(target − promised)/target; negative means a missed target")
+    tpot_margin_pct: float | None = None
+    error_band_pct: dict[str, float]
+    usd_per_hour: Usd = Field(ge=0)
+    usd_per_month: Usd = Field(ge=0)
+    usd_per_million_output_tokens: Usd | None = Field(None, ge=0)
+    deployments: list[Deployment]
+    rejected_hardware: list[Rejected] = Field(default_factory=list)
+
+
+class Instance(_Doc):
+    """Whole instances of one type that the plan buys."""
+
+    instance_type: str
+    cloud: str
+    region: str
+    hardware: str
+    count: int = Field(ge=1)
+    devices: int = Field(ge=1)
+    devices_used: int = Field(ge=0)
+    usd_per_hour: Usd = Field(ge=0)
+    price_date: str
+
+
+class Alternative(_Doc):
     """The best plan restricted to one other device type, and why it lost."""
 
     hardware: str
-    usd_per_month: float | None
-    delta_usd_per_month: float | None
+    usd_per_month: Usd | None = Field(None, ge=0)
+    delta_usd_per_month: float | None = None
     why: str
 
 
-def _r(x: float, digits: int = 4) -> float:
-    return float(f"{x:.{digits}g}")
+class Totals(_Doc):
+    """The fleet's cost and size."""
+
+    usd_per_hour: Usd = Field(ge=0)
+    usd_per_month: Usd = Field(ge=0)
+    devices: int = Field(ge=0)
+    devices_used: int = Field(ge=0)
+    instances: int = Field(ge=0)
 
 
-def _money(x: float) -> float:
-    return round(x, 2)
+class CatalogueRef(_Doc):
+    """Which catalogue and prices the plan was made with."""
 
-
-@dataclass
-class Plan:
-    """A sized fleet (JSON-ready via :meth:`to_dict`)."""
-
-    fleet: Fleet
-    catalogue_version: str
+    version: str
     price_dates: tuple[str, str]
-    totals: dict[str, Any]
-    instances: list[dict[str, Any]]
-    workloads: list[dict[str, Any]]
-    alternatives: list[Alternative] = field(default_factory=list)
+    pricing: str
 
-    @classmethod
-    def build(cls, fleet: Fleet, cat: Any, insts: list[InstanceSpec], feasible: list[Candidate], sol: Solution,
-              demand: dict[str, float]) -> Plan:  # fmt: skip
-        """Assemble the plan from the solver's counts."""
-        c = fleet.constraints
-        hours = c.hours_per_month
-        by_name = {i.name: i for i in insts}
-        used = {i.name: 0 for i in insts}
-        chosen = [(cand, r) for cand, r in zip(feasible, sol.replicas, strict=True) if r > 0]
-        for cand, r in chosen:
-            used[cand.instance] += r * cand.devices
-        counts = {i.name: n for i, n in zip(insts, sol.instances, strict=True) if n > 0}
-        bands = error_bands()
-        instances: list[dict[str, Any]] = []
-        for name, n in sorted(counts.items()):
-            inst = by_name[name]
-            price = float(inst.price(c.pricing) or 0.0)
-            instances.append({"instance_type": name, "cloud": inst.cloud, "region": inst.region, "hardware": inst.device, "count": n,
-                              "devices": n * inst.devices, "devices_used": used[name], "usd_per_hour": _money(n * price),
-                              "price_date": inst.price_date.isoformat()})  # fmt: skip
-        workloads: list[dict[str, Any]] = []
-        for w in fleet.workloads:
-            mine = [(cand, r) for cand, r in chosen if cand.workload == w.name]
-            cap_total = sum(cand.capacity_rps * r for cand, r in mine)
-            served = sol.served[[x.name for x in fleet.workloads].index(w.name)] if sol.served else demand[w.name]
-            deps: list[dict[str, Any]] = []
-            for cand, r in mine:
-                inst = by_name[cand.instance]
-                price = float(inst.price(c.pricing) or 0.0)
-                scale = counts[cand.instance] * inst.devices / max(used[cand.instance], 1)
-                usd = r * cand.devices * price / inst.devices * scale
-                lam = served * cand.capacity_rps * r / max(cap_total, 1e-12) / r
-                servers = max(cand.batch, 1) if cand.tpot_ms is not None else 1
-                wait = float(wait_quantile(servers, lam, cand.service_s, PERCENTILES[w.slo.percentile]))
-                deps.append({
-                    "instance_type": cand.instance, "hardware": cand.hardware, "instances": _r(r * cand.devices / inst.devices, 3),
-                    "devices": r * cand.devices, "tp": cand.tp, "pp": cand.pp, "replicas": r, "batch": cand.batch,
-                    "weights_dtype": cand.weights_dtype, "kv_dtype": cand.kv_dtype,
-                    "ttft_ms": _r(cand.ttft_ms + wait * 1e3), "tpot_ms": None if cand.tpot_ms is None else _r(cand.tpot_ms),
-                    "capacity_requests_per_s": _r(cand.capacity_rps * r), "utilisation": _r(lam * cand.service_s / servers, 3),
-                    "usd_per_hour": _money(usd),
-                    "efficiency_calibrated": cat.efficiency_for(cat.device(cand.hardware)).calibrated,
-                })  # fmt: skip
-            usd_h = sum(d["usd_per_hour"] for d in deps)
-            out_tok_h = served * w.mean_output * 3600.0
-            workloads.append({
-                "name": w.name, "model": w.model, "requests_per_s": _r(demand[w.name]), "served_requests_per_s": _r(served),
-                "capacity_requests_per_s": _r(cap_total), "percentile": w.slo.percentile,
-                "ttft_ms": max((d["ttft_ms"] for d in deps), default=None),
-                "tpot_ms": max((d["tpot_ms"] for d in deps if d["tpot_ms"] is not None), default=None),
-                "ttft_target_ms": w.slo.ttft_ms, "tpot_target_ms": w.slo.tpot_ms,
-                "error_band_pct": {k: bands[k] for k in ("ttft", "tpot") if k in bands},
-                "usd_per_hour": _money(usd_h), "usd_per_month": _money(usd_h * hours),
-                "usd_per_million_output_tokens": _money(usd_h / out_tok_h * 1e6) if out_tok_h > 0 else None,
-                "deployments": deps,
-            })  # fmt: skip
-        total_h = sum(i["usd_per_hour"] for i in instances)
-        totals = {"usd_per_hour": _money(total_h), "usd_per_month": _money(total_h * hours),
-                  "devices": sum(i["devices"] for i in instances), "instances": sum(i["count"] for i in instances)}  # fmt: skip
-        return cls(fleet, cat.version, cat.price_dates, totals, instances, workloads)
 
-    def to_dict(self) -> dict[str, Any]:
-        """The plan document (schema version 1)."""
-        try:
-            ver = version("aicap")
-        except PackageNotFoundError:  # pragma: no cover - running from a source tree
-            ver = "unknown"
-        c = self.fleet.constraints
-        return {
-            "schema_version": SCHEMA_VERSION,
-            "generated_by": f"aicap {ver}",
-            "catalogue": {"version": self.catalogue_version, "price_dates": list(self.price_dates), "pricing": c.pricing},
-            "objective": c.objective,
-            "hours_per_month": c.hours_per_month,
-            "totals": self.totals,
-            "instances": self.instances,
-            "workloads": self.workloads,
-            "alternatives": [
-                {
-                    "hardware": a.hardware,
-                    "usd_per_month": None if a.usd_per_month is None else _money(a.usd_per_month),
-                    "delta_usd_per_month": None if a.delta_usd_per_month is None else _money(a.delta_usd_per_month),
-                    "why": a.why,
-                }
-                for a in self.alternatives
-            ],
-            "inputs": self.fleet.model_dump(mode="json", exclude_none=True),
-        }
+class Solver(_Doc):
+    """How the integer program ended: ``optimal``, or ``time_limit`` with the incumbent and its gap."""
+
+    status: SolverStatus
+    gap_pct: float = Field(ge=0)
+
+
+class Plan(_Doc):
+    """A sized fleet (schema version 2)."""
+
+    schema_version: Literal[2] = SCHEMA_VERSION
+    generated_by: str
+    catalogue: CatalogueRef
+    objective: Literal["cost", "latency", "throughput"]
+    hours_per_month: float = Field(gt=0)
+    solver: Solver
+    totals: Totals
+    instances: list[Instance]
+    workloads: list[Workload]
+    alternatives: list[Alternative] = Field(default_factory=list)
+    warnings: list[str] = Field(default_factory=list)
+    inputs: Fleet
+
+    def workload(self, name: str) -> Workload:
+        """The workload called ``name`` (KeyError if absent)."""
+        for w in self.workloads:
+            if w.name == name:
+                return w
+        raise KeyError(name)
+
+    def to_dict(self) -> dict[str, object]:
+        """The JSON-ready document (``None`` fields of the inputs left out, as the user wrote them)."""
+        doc = self.model_dump(mode="json")
+        doc["inputs"] = self.inputs.model_dump(mode="json", exclude_none=True)
+        return doc

@@ -50,6 +50,23 @@ def expected_distinct_experts(tokens: ArrayLike, num_experts: int, k: int) -> F:
     return np.asarray(num_experts * (1.0 - (1.0 - k / num_experts) ** n), dtype=float)
 
 
+def expert_bytes_terms(dep: Deployment, tp: ArrayLike) -> tuple[F, F, F]:
+    """Bytes of the MoE layers per device as ``fixed + per_expert·touched + per_token·N``.
+
+    ``fixed = (P_shared + P_router)·w·L_m/tp``, ``per_expert = P_e·w·L_m/tp`` for each expert the step
+    routes to, ``per_token = k·(h + P_e/h)·2·L_m/tp`` of activations (zeros for a dense model).
+    """
+    inv = inventory(dep.model)  # type: ignore[arg-type]
+    tp_a = np.asarray(tp, dtype=float)
+    w = bytes_per_weight(dep.weights_dtype, dep)
+    scale = inv.moe_layers / tp_a
+    h = dep.model.hidden_size  # type: ignore[union-attr]
+    fixed = (inv.shared_per_layer + inv.router_per_layer) * w * scale
+    per_expert = inv.expert * w * scale
+    per_token = inv.experts_per_token * (h + inv.expert / h) * ACT_BYTES * scale
+    return np.asarray(fixed, dtype=float), np.asarray(per_expert, dtype=float), np.asarray(per_token, dtype=float)
+
+
 def transformer_step(
     dep: Deployment, batch: ArrayLike, new_tokens: ArrayLike, context: ArrayLike, tp: ArrayLike, *, causal: bool = True
 ) -> dict[str, OpCost]:
@@ -94,12 +111,8 @@ def transformer_step(
         k, e = inv.experts_per_token, inv.num_experts
         touched = expected_distinct_experts(n, e, k)
         active = k * inv.expert + inv.shared_per_layer + inv.router_per_layer
-        experts = OpCost(
-            flops=2.0 * n * active * inv.moe_layers / tp_a,
-            bytes=((touched * inv.expert + inv.shared_per_layer + inv.router_per_layer) * w + n * k * (h + inv.expert / h) * ACT_BYTES)
-            * inv.moe_layers
-            / tp_a,
-        )
+        fixed, per_expert, per_token = expert_bytes_terms(dep, tp_a)
+        experts = OpCost(flops=2.0 * n * active * inv.moe_layers / tp_a, bytes=fixed + per_expert * touched + per_token * n)
     else:
         experts = OpCost(flops=zero, bytes=zero)
 

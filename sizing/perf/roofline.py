@@ -87,7 +87,8 @@ class StepTime:
         return np.asarray(np.array(BOUNDS)[np.argmax(stacked, axis=0)])
 
 
-def _roofline(dep: Deployment, costs: dict[str, OpCost]) -> dict[str, OpTime]:
+def op_times(dep: Deployment, costs: dict[str, OpCost]) -> dict[str, OpTime]:
+    """Roofline time of each operator group: ``max(F/(P·η_c), Q/(BW·η_m))`` (experts at ``η_c·η_moe``)."""
     peaks: dict[str, float] = dict(dep.device.peak_tflops)
     cdt = compute_dtype(dep.weights_dtype, peaks)
     peak = peaks[cdt] * 1e12 * dep.efficiency.compute_for(cdt)
@@ -98,10 +99,17 @@ def _roofline(dep: Deployment, costs: dict[str, OpCost]) -> dict[str, OpTime]:
     }
 
 
-def _network(dep: Deployment, tokens: F, tp: F, pp: F, ep: F) -> F:
+def network_time(dep: Deployment, tokens: ArrayLike, tp: ArrayLike, pp: ArrayLike, ep: ArrayLike, *, link_bps: ArrayLike | None = None,
+                 latency_s: ArrayLike | None = None) -> F:  # fmt: skip
+    """Collective time of one step over ``tokens`` tokens (module docstring: all-reduce, all-to-all, hand-offs).
+
+    ``link_bps`` (achieved bytes/s per direction) and ``latency_s`` default to the deployment's device and
+    efficiency; arrays let one call cover many devices.
+    """
     m = dep.model
-    link = dep.device.interconnect.bw_gbps * 1e9 * dep.efficiency.link
-    lat = dep.efficiency.link_latency_us * 1e-6
+    link = np.asarray(dep.device.interconnect.bw_gbps * 1e9 * dep.efficiency.link if link_bps is None else link_bps, dtype=float)
+    lat = np.asarray(dep.efficiency.link_latency_us * 1e-6 if latency_s is None else latency_s, dtype=float)
+    tokens, tp, pp, ep = (np.asarray(v, dtype=float) for v in (tokens, tp, pp, ep))
     if m.kind == "generic":
         return np.asarray(0.0 * tokens, dtype=float)
     msg = tokens * m.hidden_size * ACT_BYTES
@@ -141,7 +149,7 @@ def step_time(dep: Deployment, batch: ArrayLike, new_tokens: ArrayLike, context:
     else:
         costs = transformer_step(dep, micro, new_tokens, context, tp_a, causal=causal)
         tokens = micro * np.asarray(new_tokens, dtype=float)
-    ops = _roofline(dep, costs)
-    net = _network(dep, tokens, tp_a, pp_a, ep_a)
+    ops = op_times(dep, costs)
+    net = network_time(dep, tokens, tp_a, pp_a, ep_a)
     overhead = np.asarray(dep.efficiency.step_overhead_ms * 1e-3 + 0.0 * net, dtype=float)
     return StepTime(ops=ops, network_s=net, overhead_s=overhead)

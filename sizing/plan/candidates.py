@@ -1,32 +1,41 @@
-"""Candidate deployments of each workload on each allowed instance type.
+"""Candidate deployments of each workload on each allowed instance type, with honest per-replica capacity.
 
-For a workload and an instance type, every layout that fits inside one instance's fast-link domain is
-a candidate: ``tp · pp`` a power of two dividing the instance's device count (so replicas of
-different sizes pack into whole instances exactly: sizes that divide one another bin-pack without
-waste), ``tp ≤`` the device's link domain and dividing the head count, for each allowed precision.
-The batch is the largest that fits memory at the longest request and keeps TPOT within target
-(:func:`aicap.sizing.serve.serving.largest_batch`, vectorised over workloads and layouts). The per-replica rate then comes from
-:func:`aicap.sizing.serve.queueing.sustainable_rate`. Candidates that fail keep their reason.
+For a workload and an instance type, every layout inside one instance's fast-link domain is a candidate:
+``tp · pp`` a power of two dividing the instance's device count (so replicas of different sizes pack
+whole instances exactly), ``tp ≤`` the device's link domain and dividing the head count, for each allowed
+precision. A replica holds at most ``slots`` requests (the KV cache at the longest request, capped by the
+runtime), and carries the largest rate at which the load model (:mod:`aicap.sizing.serve.load`) keeps
+TTFT and TPOT at the workload's percentile within target. Candidates that cannot carry traffic keep the
+reason of their failure; feasible ones say which constraint binds their capacity.
+
+Evaluation is vectorised: one :class:`~aicap.sizing.serve.step.StepModel` per model and storage format
+covers every workload shape, device and layout at once, and identical workload shapes are evaluated once.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 
 import numpy as np
+from numpy.typing import NDArray
 
 from aicap.sizing.core.deployment import Deployment
 from aicap.sizing.core.dtypes import storage_formats
 from aicap.sizing.core.fleet import PERCENTILES, Workload
-from aicap.sizing.core.specs import InstanceSpec
-from aicap.sizing.serve.queueing import sustainable_rate
-from aicap.sizing.serve.serving import largest_batch, max_fitting_batch, serve
+from aicap.sizing.core.specs import DeviceSpec, EfficiencySpec, InstanceSpec, ModelSpec
+from aicap.sizing.core.specs.efficiency import RuntimeSpec
+from aicap.sizing.perf import memory
+from aicap.sizing.serve.load import BUDGET_UTILISATION, SLOT_UTILISATION, Loaded, Replica, Traffic, at_arrivals, at_rate, capacity
+from aicap.sizing.serve.step import Hardware, StepModel
+
+F = NDArray[np.float64]
+LATENCY_LOAD_FRACTIONS = (0.5, 0.25)  # extra, lighter-loaded candidates the latency objective may trade for speed
 
 
 @dataclass(frozen=True)
 class Candidate:
-    """One (workload, instance type, layout, precision) option and how much traffic a replica carries."""
+    """One (workload, instance type, layout, precision) option and the traffic one replica carries."""
 
     workload: str
     instance: str
@@ -35,14 +44,15 @@ class Candidate:
     pp: int
     weights_dtype: str
     kv_dtype: str
-    batch: int
+    slots: int
     devices: int
     capacity_rps: float
     ttft_ms: float
     tpot_ms: float | None
-    output_tokens_per_s: float
+    binding: str = ""
+    load_fraction: float = 1.0
     reason: str | None = None
-    service_s: float = 0.0
+    replica: Replica | None = field(default=None, compare=False, repr=False)
 
     @property
     def feasible(self) -> bool:
@@ -50,17 +60,45 @@ class Candidate:
         return self.reason is None and self.capacity_rps > 0
 
 
-def _formats(precision: str, device: Any) -> tuple[str, str] | None:
-    """Storage formats for an allowed precision, or ``None`` where the device has no fp8 path."""
-    if precision == "fp8" and "fp8" not in device.peak_tflops:
-        return None
-    return storage_formats(precision, dict(device.peak_tflops))
+@dataclass(frozen=True)
+class Shape:
+    """What the performance model needs of a workload: identical shapes are evaluated once."""
+
+    decoder: bool
+    input_mean: float
+    input_tail: float
+    output_mean: float
+    context: float
+    ttft_s: float
+    tpot_s: float
+    quantile: float
+    arrival_cv: float
+    tail_share: float
+
+    @classmethod
+    def of(cls, w: Workload, decoder: bool) -> Shape:
+        """The shape of workload ``w`` for a decoder (``decoder``) or single-pass model."""
+        q = PERCENTILES[w.slo.percentile]
+        tail = w.input_at(q)
+        return cls(
+            decoder=decoder,
+            input_mean=w.mean_input,
+            input_tail=tail,
+            output_mean=w.mean_output if decoder else 0.0,
+            context=float(w.max_context) if decoder else float(w.max_input),
+            ttft_s=np.inf if w.slo.ttft_ms is None else w.slo.ttft_ms / 1e3,
+            tpot_s=np.inf if w.slo.tpot_ms is None or not decoder else w.slo.tpot_ms / 1e3,
+            quantile=q,
+            arrival_cv=w.arrival_cv,
+            tail_share=w.input_share_from(tail),
+        )
 
 
-def _layouts(model: Any, inst: InstanceSpec, device: Any) -> list[tuple[int, int]]:
+def layouts(model: ModelSpec, inst: InstanceSpec, device: DeviceSpec) -> list[tuple[int, int]]:
+    """(tp, pp) pairs of one replica inside one instance: powers of two, tp within the fast-link domain."""
     sizes = [s for s in (1, 2, 4, 8, 16, 32, 64) if inst.devices % s == 0]
-    heads = getattr(model, "num_heads", 1)
-    layers = getattr(model, "num_layers", 1)
+    heads = 1 if model.kind == "generic" else model.num_heads
+    layers = 1 if model.kind == "generic" else model.num_layers
     out = []
     for size in sizes:
         for tp in (t for t in sizes if t <= size and size % t == 0):
@@ -70,103 +108,121 @@ def _layouts(model: Any, inst: InstanceSpec, device: Any) -> list[tuple[int, int
     return out
 
 
-def _failure(w: Workload, dep: Deployment, tpot_ms: float, ttft_ms: float, tp: int, pp: int, batch: float, rate: float) -> str | None:
-    decoder = dep.model.kind == "decoder"
-    ctx = float(w.max_context) if decoder else w.mean_input + 1.0
-    if batch < 1:
-        if max_fitting_batch(dep, w.mean_input, max(ctx - w.mean_input, 1.0), tp, pp) < 1:
-            return "does not fit memory at the longest request"
-        if decoder:
-            return f"TPOT {tpot_ms:.0f} ms > target {w.slo.tpot_ms:g} ms even at batch 1"
-        return f"latency {ttft_ms:.0f} ms > half the target {w.slo.ttft_ms:g} ms even at batch 1"
-    if rate <= 0:
-        return f"TTFT {ttft_ms:.0f} ms > target {w.slo.ttft_ms:g} ms even when idle"
-    return None
+def formats(precision: str, device: DeviceSpec) -> tuple[str, str] | None:
+    """Storage formats for an allowed precision, or ``None`` where the device has no fp8 path."""
+    if precision == "fp8" and "fp8" not in device.peak_tflops:
+        return None
+    return storage_formats(precision, dict(device.peak_tflops))
 
 
-def evaluate(ws: list[Workload], model: Any, device: Any, efficiency: Any, runtime: Any, fmt: tuple[str, str],
-             layouts: list[tuple[int, int]]) -> list[list[dict[str, Any]]]:  # fmt: skip
-    """Per workload and layout: batch, latencies and sustainable rate of one precision on one device.
+@dataclass
+class _Rows:
+    """Flattened evaluation rows: one per (shape, device, layout)."""
 
-    All workloads of one model are evaluated in one vectorised pass (arrays of shape workloads × layouts).
-    """
-    decoder = model.kind == "decoder"
-    nl = len(layouts)
-    tps = np.tile(np.array([t for t, _ in layouts], dtype=float), len(ws))
-    pps = np.tile(np.array([p for _, p in layouts], dtype=float), len(ws))
+    shape: list[int] = field(default_factory=list)
+    device: list[int] = field(default_factory=list)
+    tp: list[int] = field(default_factory=list)
+    pp: list[int] = field(default_factory=list)
 
-    def per(values: list[float]) -> np.ndarray:
-        return np.repeat(np.asarray(values, dtype=float), nl)
 
-    i = per([w.mean_input for w in ws])
-    o = per([w.mean_output if decoder else 1.0 for w in ws])
-    ctx = per([float(w.max_context) if decoder else w.mean_input + 1.0 for w in ws])
-    nan = float("nan")
-    tpot = per([nan if w.slo.tpot_ms is None else w.slo.tpot_ms / 1000.0 for w in ws])
-    ttft = per([nan if w.slo.ttft_ms is None else w.slo.ttft_ms / 1000.0 for w in ws])
-    p = per([PERCENTILES[w.slo.percentile] for w in ws])
-    dep = Deployment(model, device, efficiency, runtime, 1, 1, 1, fmt[0], fmt[1])
-    # Encoders spend at most half the TTFT target on the batch's forward pass; queueing gets the rest.
-    limit = tpot if decoder else ttft / 2.0
-    batch = largest_batch(dep, i, o, ctx, tps, pps, np.where(np.isnan(limit), np.inf, limit))
-    m = serve(dep, np.maximum(batch, 1.0), i, o, tps, pps)
-    # A decoder replica has `batch` slots each held for a request's whole life (E2E); an encoder
-    # replica batches requests per forward pass and behaves as one server of rate requests_per_s.
-    servers = batch if decoder else np.ones_like(batch)
-    svc = np.broadcast_to(m.e2e_s if decoder else 1.0 / np.maximum(m.requests_per_s, 1e-12), batch.shape)
-    rate = sustainable_rate(np.maximum(servers, 1.0), svc, m.ttft_s, np.where(np.isnan(ttft), np.inf, ttft), p)
-    rate = np.where(batch >= 1, rate, 0.0)
-    out: list[list[dict[str, Any]]] = []
-    for wi, w in enumerate(ws):
-        rows = []
-        for li, (tp, pp) in enumerate(layouts):
-            k = wi * nl + li
-            tpot_ms, ttft_ms = float(m.tpot_s[k]) * 1e3, float(m.ttft_s[k]) * 1e3
-            rows.append({
-                "tp": tp, "pp": pp, "batch": int(batch[k]), "capacity_rps": float(rate[k]), "ttft_ms": ttft_ms,
-                "tpot_ms": tpot_ms if decoder else None, "output_tokens_per_s": float(m.output_tokens_per_s[k]) if decoder else 0.0,
-                "service_s": float(svc[k]), "reason": _failure(w, dep, tpot_ms, ttft_ms, tp, pp, float(batch[k]), float(rate[k])),
-            })  # fmt: skip
-        out.append(rows)
+def _slots(model: ModelSpec, dep: Deployment, tp: F, pp: F, sh: list[Shape], budget: float, runtime: RuntimeSpec) -> F:
+    """Most requests a replica holds: KV cache at the longest request (decoders) or the budget's batch that fits."""
+    if model.kind == "decoder":
+        i = np.array([s.input_mean for s in sh])
+        ctx = np.array([s.context for s in sh])
+        return np.asarray(np.minimum(memory.max_batch(dep, tp, pp, i, ctx), runtime.max_batch), dtype=float)
+    items = np.array([max(s.input_mean, 1.0) for s in sh])
+    batch = np.maximum(np.floor(budget / items), 1.0) if model.kind == "encoder" else np.full(len(sh), float(runtime.max_batch))
+    if model.kind == "generic":
+        act = (model.activation_bytes_per_item or 0.0) * batch
+        need = memory.weight_bytes_generic(dep) / tp + act + memory.overhead_bytes(dep, tp, pp)
+        fits = need <= memory.capacity_bytes(dep)
+    else:
+        fits = memory.breakdown(dep, tp, pp, batch, items, 0.0).fits
+    return np.asarray(np.where(fits, np.minimum(batch, runtime.max_batch), 0.0), dtype=float)
+
+
+def _binding(m: Loaded, sh: Sequence[Shape]) -> list[str]:
+    ttft = np.array([s.ttft_s for s in sh])
+    tpot = np.array([s.tpot_s for s in sh])
+    ratios = np.stack([m.ttft_s / ttft, m.tpot_s / tpot, m.budget_use / BUDGET_UTILISATION, m.slot_use / SLOT_UTILISATION])
+    names = np.array(["TTFT target", "TPOT target", "token budget per step", "KV-cache slots"])
+    return [str(v) for v in names[np.argmax(np.nan_to_num(ratios, nan=0.0), axis=0)]]
+
+
+def _reasons(idle: Loaded, slots: F, sh: Sequence[Shape], rate: F) -> list[str | None]:
+    out: list[str | None] = []
+    for k, s in enumerate(sh):
+        if slots[k] < 1:
+            what = f"the longest request ({s.context:,.0f} tokens)" if s.decoder else "one batch"
+            out.append(f"does not fit memory at {what}")
+        elif rate[k] > 0:
+            out.append(None)
+        elif idle.tpot_s[k] > s.tpot_s:
+            out.append(f"TPOT {idle.tpot_s[k] * 1e3:,.0f} ms > target {s.tpot_s * 1e3:g} ms even with one request")
+        elif idle.ttft_s[k] > s.ttft_s:
+            out.append(f"TTFT {idle.ttft_s[k] * 1e3:,.0f} ms > target {s.ttft_s * 1e3:g} ms even when idle")
+        else:
+            out.append("cannot meet the targets within its memory slots and token budget")
     return out
 
 
-def _infeasible(w: Workload, inst: InstanceSpec, device: Any, reason: str) -> Candidate:
-    return Candidate(w.name, inst.name, device.id, 0, 0, "-", "-", 0, 0, 0.0, 0.0, None, 0.0, reason)
+def evaluate(model: ModelSpec, runtime: RuntimeSpec, fmt: tuple[str, str], shapes: list[Shape],
+             devices: list[tuple[DeviceSpec, EfficiencySpec, list[tuple[int, int]]]], latency_variants: bool) -> list[dict[str, object]]:  # fmt: skip
+    """Evaluate every (shape, device, layout) row of one model and storage format in one vectorised pass.
 
-
-def candidates_for(ws: list[Workload], model: Any, insts: list[InstanceSpec], device: Any, efficiency: Any,
-                   runtime: Any) -> dict[str, list[Candidate]]:  # fmt: skip
-    """Every candidate of workloads ``ws`` (one model) on instance types ``insts`` (one device type).
-
-    The performance model runs once per precision over the union of the instances' layouts and all
-    workloads at once; each instance type then takes the layouts that fit it.
+    Returns one dict per row and load fraction with the fields of :class:`Candidate` (less workload and
+    instance) plus ``shape`` and ``device`` indices.
     """
-    per_inst = {inst.name: _layouts(model, inst, device) for inst in insts}
-    layouts = sorted({lay for lays in per_inst.values() for lay in lays})
-    out: dict[str, list[Candidate]] = {w.name: [] for w in ws}
-    if not layouts:
-        heads = getattr(model, "num_heads", 1)
-        for w in ws:
-            out[w.name] = [
-                _infeasible(w, inst, device, f"no tensor-parallel degree divides {heads} heads within {inst.devices} devices")
-                for inst in insts
-            ]
-        return out
-    for precision in sorted({p for w in ws for p in w.precisions}):
-        fmt = _formats(precision, device)
-        mine = [w for w in ws if precision in w.precisions]
-        if fmt is None or not mine:
-            continue
-        for w, rows in zip(mine, evaluate(mine, model, device, efficiency, runtime, fmt, layouts), strict=True):
-            for inst in insts:
-                fits = [r for r in rows if (r["tp"], r["pp"]) in per_inst[inst.name]]
-                out[w.name] += [Candidate(workload=w.name, instance=inst.name, hardware=device.id, weights_dtype=fmt[0], kv_dtype=fmt[1],
-                                          devices=r["tp"] * r["pp"], **r) for r in fits]  # fmt: skip
-    for w in ws:
-        if not out[w.name]:
-            why = f"{device.id} supports none of the allowed precisions {', '.join(w.precisions)}"
-            out[w.name] = [_infeasible(w, inst, device, why) for inst in insts]
+    rows = _Rows()
+    for si in range(len(shapes)):
+        for di, (_, _, lays) in enumerate(devices):
+            for tp, pp in lays:
+                rows.shape.append(si)
+                rows.device.append(di)
+                rows.tp.append(tp)
+                rows.pp.append(pp)
+    if not rows.tp:
+        return []
+    tp, pp = np.array(rows.tp, dtype=float), np.array(rows.pp, dtype=float)
+    sh = [shapes[i] for i in rows.shape]
+    dev_ix = np.array(rows.device)
+    budget = float(runtime.max_prefill_tokens)
+    template = Deployment(model, devices[0][0], devices[0][1], runtime, 1, 1, 1, fmt[0], fmt[1])
+    slots = np.zeros(len(sh))
+    for di, (dev, eff, _) in enumerate(devices):
+        mine = np.flatnonzero(dev_ix == di)
+        if mine.size:
+            dep = Deployment(model, dev, eff, runtime, 1, 1, 1, fmt[0], fmt[1])
+            slots[mine] = _slots(model, dep, tp[mine], pp[mine], [sh[k] for k in mine], budget, runtime)
+    hw = Hardware.of([(devices[d][0], devices[d][1]) for d in rows.device], fmt[0])
+    i = np.array([s.input_mean for s in sh])
+    o = np.array([s.output_mean for s in sh])
+    step = StepModel.build(template, hw, tp, pp, 1.0, i + o / 2.0, i)
+    traffic = Traffic(i, o, np.array([s.input_tail for s in sh]), slots, np.array([s.quantile for s in sh]),
+                      np.array([s.arrival_cv for s in sh]), np.array([s.tail_share for s in sh]))  # fmt: skip
+    ttft_t, tpot_t = np.array([s.ttft_s for s in sh]), np.array([s.tpot_s for s in sh])
+    cap = capacity(step, pp, budget, traffic, ttft_t, tpot_t)
+    idle = at_arrivals(step, pp, budget, traffic, np.full(len(sh), 1e-6))
+    reasons = _reasons(idle, slots, sh, cap.rate)
+    binding = _binding(cap, sh)
+    out: list[dict[str, object]] = []
+    variants: list[tuple[float, Loaded, NDArray[np.int64]]] = [(1.0, cap, np.arange(len(sh)))]
+    if latency_variants:
+        ok = np.flatnonzero(cap.rate > 0)
+        for frac in LATENCY_LOAD_FRACTIONS:
+            lighter = at_rate(step.take(ok), pp[ok], budget, traffic.take(ok), cap.rate[ok] * frac)
+            variants.append((frac, lighter, ok))
+    for frac, m, ix in variants:
+        for j, k in enumerate(ix):
+            s = sh[k]
+            out.append({
+                "shape": rows.shape[k], "device": rows.device[k], "tp": rows.tp[k], "pp": rows.pp[k], "slots": int(slots[k]),
+                "capacity_rps": float(m.rate[j]), "ttft_ms": float(m.ttft_s[j]) * 1e3,
+                "tpot_ms": float(m.tpot_s[j]) * 1e3 if s.decoder else None, "binding": binding[k] if frac == 1.0 else "lighter load",
+                "load_fraction": frac, "reason": reasons[k],
+                "replica": Replica(step.take(np.array([k])), rows.pp[k], budget, traffic.take(np.array([k]))),
+            })  # fmt: skip
     return out
 
 
@@ -174,21 +230,22 @@ def prune(cands: list[Candidate]) -> list[Candidate]:
     """Drop feasible candidates another candidate of the same workload and instance type dominates.
 
     ``a`` dominates ``b`` when it uses no more devices and carries at least as much traffic, with no
-    worse TTFT and TPOT (and is not identical); the cheapest plan never needs a dominated candidate,
-    so the integer program stays small.
+    worse TTFT and TPOT; of identical candidates the first is kept. The cheapest (or fastest) plan never
+    needs a dominated candidate, so the integer program stays small. Vectorised per group.
     """
-    groups: dict[tuple[str, str], list[Candidate]] = {}
-    for c in cands:
-        groups.setdefault((c.workload, c.instance), []).append(c)
-    keep = []
-    for group in groups.values():
-        for c in group:
-            me = (c.devices, -c.capacity_rps, c.ttft_ms, c.tpot_ms or 0.0)
-            dominated = any(
-                o.devices <= c.devices and o.capacity_rps >= c.capacity_rps and o.ttft_ms <= c.ttft_ms
-                and (o.tpot_ms or 0.0) <= (c.tpot_ms or 0.0) and (o.devices, -o.capacity_rps, o.ttft_ms, o.tpot_ms or 0.0) < me
-                for o in group
-            )  # fmt: skip
-            if not dominated:
-                keep.append(c)
-    return keep
+    groups: dict[tuple[str, str], list[int]] = {}
+    for k, c in enumerate(cands):
+        groups.setdefault((c.workload, c.instance), []).append(k)
+    keep: list[int] = []
+    for members in groups.values():
+        d = np.array([cands[k].devices for k in members], dtype=float)
+        q = np.array([cands[k].capacity_rps for k in members])
+        a = np.array([cands[k].ttft_ms for k in members])
+        b = np.array([cands[k].tpot_ms or 0.0 for k in members])
+        no_worse = (d[:, None] <= d[None, :]) & (q[:, None] >= q[None, :]) & (a[:, None] <= a[None, :]) & (b[:, None] <= b[None, :])
+        better = (d[:, None] < d[None, :]) | (q[:, None] > q[None, :]) | (a[:, None] < a[None, :]) | (b[:, None] < b[None, :])
+        order = np.arange(len(members))
+        dominated = (no_worse & (better | (order[:, None] < order[None, :]))).any(axis=0)
+        keep.extend(m for m, dom in zip(members, dominated, strict=True) if not dom)
+    keep.sort()
+    return [cands[k] for k in keep]

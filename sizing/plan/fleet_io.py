@@ -6,13 +6,16 @@ Command-line overrides (``--cloud``, ``--hardware``, ``--pricing``, ``--budget``
 
 from __future__ import annotations
 
+import math
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
 from aicap.sizing.core.documents import load_yaml, read_text, validate_model
 from aicap.sizing.core.errors import InputError
+from aicap.sizing.core.catalogue import CatalogueLike
 from aicap.sizing.core.fleet import PERCENTILES, Fleet
+from aicap.sizing.core.plan import SCHEMA_VERSION, Plan
 
 CLOUDS = ("aws", "gcp", "azure")
 
@@ -35,7 +38,7 @@ def _apply(doc: dict[str, Any], cloud: str | None = None, hardware: str | None =
     if pricing is not None:
         cons["pricing"] = pricing
     if budget is not None:
-        if budget <= 0:
+        if not (math.isfinite(budget) and budget > 0):
             raise InputError(f"--budget {budget}: must be a positive monthly amount in USD")
         cons["budget_usd_per_month"] = budget
     if objective is not None:
@@ -62,22 +65,25 @@ def builtin_fleet(**overrides: Any) -> Fleet:
 
 
 def build_fleet(*, model: str, rate: float | None, input_tokens: int, output_tokens: int, ttft_ms: float | None,
-                tpot_ms: float | None, percentile: str, precision: str | None, **overrides: Any) -> Fleet:  # fmt: skip
-    """A one-workload fleet from ``aicap size --model ...`` flags."""
-    if rate is None:
-        raise InputError("--rate is required with --model (requests per second)")
-    if rate <= 0:
-        raise InputError(f"--rate {rate}: must be a positive number of requests per second")
+                tpot_ms: float | None, percentile: str, precision: str | None, arrival_cv: float = 1.0,
+                **overrides: Any) -> Fleet:  # fmt: skip
+    """A one-workload fleet from ``aicap size --model ...`` flags (errors name the flags)."""
+    if rate is None and overrides.get("objective") != "throughput":
+        raise InputError("--rate is required with --model (requests per second), except with --objective throughput")
+    if rate is not None and not (math.isfinite(rate) and rate > 0):
+        raise InputError(f"--rate {rate}: must be a positive, finite number of requests per second")
+    if not (math.isfinite(arrival_cv) and 0 <= arrival_cv <= 10):
+        raise InputError(f"--arrival-cv {arrival_cv}: must be between 0 (constant arrivals) and 10; 1 is Poisson")
     if percentile not in PERCENTILES:
         raise InputError(f"--percentile '{percentile}': valid choices: {', '.join(PERCENTILES)}")
     for name, v in (("--input-tokens", input_tokens), ("--output-tokens", output_tokens)):
         if v < 1:
             raise InputError(f"{name} {v}: must be a positive number of tokens")
     for name, t in (("--ttft-ms", ttft_ms), ("--tpot-ms", tpot_ms)):
-        if t is not None and t <= 0:
-            raise InputError(f"{name} {t}: must be positive")
+        if t is not None and not (math.isfinite(t) and t > 0):
+            raise InputError(f"{name} {t}: must be a positive, finite number of milliseconds")
     wl: dict[str, Any] = {"name": model.replace("/", "-").replace(".json", "") or "workload", "model": model, "requests_per_s": rate,
-                          "input_tokens": input_tokens, "output_tokens": output_tokens,
+                          "input_tokens": input_tokens, "output_tokens": output_tokens, "arrival_cv": float(arrival_cv),
                           "slo": {"ttft_ms": ttft_ms, "tpot_ms": tpot_ms, "percentile": percentile}}  # fmt: skip
     if precision is not None:
         wl["precisions"] = _split(precision)
@@ -85,26 +91,32 @@ def build_fleet(*, model: str, rate: float | None, input_tokens: int, output_tok
     return validate_model(Fleet, _apply({"schema_version": 1, "workloads": [wl]}, **overrides), "command-line options")
 
 
-def load_plan(path: Path) -> dict[str, Any] | None:
-    """Read a plan document (what ``aicap size --output`` writes), or ``None`` if ``path`` is a fleet file."""
-    doc = load_yaml(path)
+def load_plan(path: Path) -> Plan | None:
+    """Read a plan (what ``aicap size --output`` writes), or ``None`` if ``path`` is a fleet file.
+
+    JSON plans are parsed as JSON (``2e3`` is a number), YAML plans with the safe loader; either is
+    validated by the typed :class:`~aicap.sizing.core.plan.Plan`, so errors name file:field.
+    """
+    from aicap.sizing.core.documents import load_document
+
+    text = read_text(path)
+    doc = load_document(path, text)
     if not isinstance(doc, dict):
         raise InputError(f"{path}:1: expected a plan (JSON/YAML from `aicap size --output`) or a fleet file")
     if "totals" not in doc:
         return None
-    missing = [k for k in ("schema_version", "totals", "workloads", "instances") if k not in doc]
-    if missing:
-        raise InputError(f"{path}: plan is missing {', '.join(missing)}; re-create it with `aicap size --output`")
-    if doc["schema_version"] != 1:
-        raise InputError(f"{path}: plan schema_version {doc['schema_version']!r} is not supported; this aicap reads 1")
-    return doc
+    if doc.get("schema_version") != SCHEMA_VERSION:
+        got = str(doc.get("schema_version"))[:20]
+        raise InputError(f"{path}: plan schema_version {got} is not supported; this aicap reads {SCHEMA_VERSION}: "
+                         "re-create the plan with `aicap size --output`")  # fmt: skip
+    return validate_model(Plan, doc, str(path), text)
 
 
-def plan_or_size(path: Path, cat: Any) -> dict[str, Any]:
-    """A plan document from a plan file, or by sizing a fleet file."""
+def plan_or_size(path: Path, cat: CatalogueLike) -> Plan:
+    """A plan from a plan file, or by sizing a fleet file."""
     plan = load_plan(path)
     if plan is not None:
         return plan
     from aicap.sizing.plan.sizer import size
 
-    return size(load_fleet(path), cat).to_dict()
+    return size(load_fleet(path), cat)

@@ -13,6 +13,11 @@ an ``action`` of ``warn`` or ``fail``::
       required_percentile: {value: p99, action: fail}
       allowed_clouds: {value: [aws, gcp], action: fail}
       allowed_hardware: {value: [h100-sxm, l40s], action: warn}
+      max_ttft_ms: {value: 2000, action: fail}          # every workload's promised TTFT percentile
+      max_tpot_ms: {value: 80, action: fail}
+      min_slo_margin_pct: {value: 10, action: warn}     # headroom under each target, in % of the target
+      max_ttft_increase_pct: {value: 20, action: warn}  # against --baseline
+      max_tpot_increase_pct: {value: 20, action: warn}
 
 :func:`evaluate` returns one row per limit with pass/warn/fail and the numbers behind it; the verdict is
 ``fail`` when any ``fail`` limit is breached, else ``warn`` when any limit is breached, else ``pass``.
@@ -21,11 +26,14 @@ an ``action`` of ``warn`` or ``fail``::
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Generic, Literal, TypeVar
+from collections.abc import Collection
+from typing import Generic, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from aicap.sizing.core.errors import InputError, UnknownIdError
 from aicap.sizing.core.fleet import Percentile
+from aicap.sizing.core.plan import Plan
 
 V = TypeVar("V")
 Action = Literal["warn", "fail"]
@@ -35,7 +43,7 @@ _ORDER = {"p50": 0, "p90": 1, "p95": 2, "p99": 3}
 class Limit(BaseModel, Generic[V]):
     """One limit: its threshold and what a breach does."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, allow_inf_nan=False)
 
     value: V
     action: Action = "fail"
@@ -44,7 +52,7 @@ class Limit(BaseModel, Generic[V]):
 class Limits(BaseModel):
     """Every limit a policy may set; unset limits are not checked."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, allow_inf_nan=False)
 
     max_usd_per_month: Limit[float] | None = None
     max_usd_per_month_per_workload: Limit[float] | None = None
@@ -54,12 +62,17 @@ class Limits(BaseModel):
     required_percentile: Limit[Percentile] | None = None
     allowed_clouds: Limit[list[str]] | None = None
     allowed_hardware: Limit[list[str]] | None = None
+    max_ttft_ms: Limit[float] | None = None
+    max_tpot_ms: Limit[float] | None = None
+    min_slo_margin_pct: Limit[float] | None = None
+    max_ttft_increase_pct: Limit[float] | None = None
+    max_tpot_increase_pct: Limit[float] | None = None
 
 
 class Policy(BaseModel):
     """A policy file."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, allow_inf_nan=False)
 
     schema_version: Literal[1] = 1
     limits: Limits = Field(default_factory=Limits)
@@ -72,33 +85,87 @@ class Row:
     limit: str
     action: str
     status: str
-    actual: Any
-    threshold: Any
+    actual: object
+    threshold: object
     detail: str
 
 
-def _row(name: str, lim: Limit[Any], breached: bool, actual: Any, detail: str) -> Row:
+def _row(name: str, lim: Limit[V], breached: bool, actual: object, detail: str) -> Row:
     return Row(name, lim.action, lim.action if breached else "pass", actual, lim.value, detail)
 
 
-def evaluate(policy: Policy, plan: dict[str, Any], baseline: dict[str, Any] | None = None) -> list[Row]:
-    """Check a plan document against every limit of the policy (and a baseline plan, if given)."""
+def _pct(base: float, head: float) -> float:
+    return 100.0 * (head - base) / base if base else (0.0 if head == base else float("inf"))
+
+
+def check_ids(policy: Policy, devices: Collection[str], where: str) -> None:
+    """Raise :class:`InputError` when a limit names a device id the catalogue does not know."""
+    lim = policy.limits
+    named = [("max_devices", h) for h in (lim.max_devices.value if lim.max_devices else {})]
+    named += [("allowed_hardware", h) for h in (lim.allowed_hardware.value if lim.allowed_hardware else [])]
+    for field_name, h in named:
+        if h not in devices:
+            raise InputError(f"{where}: limits.{field_name}: {UnknownIdError('hardware', h, sorted(devices))}")
+
+
+def _latency_rows(lim: Limits, plan: Plan, baseline: Plan | None) -> list[Row]:
+    rows: list[Row] = []
+    for key, metric in (("max_ttft_ms", "ttft_ms"), ("max_tpot_ms", "tpot_ms")):
+        limit: Limit[float] | None = getattr(lim, key)
+        if limit is None:
+            continue
+        vals = {w.name: getattr(w, metric) for w in plan.workloads if getattr(w, metric) is not None}
+        over = [n for n, v in vals.items() if v > limit.value]
+        worst = max(vals, key=lambda n: vals[n], default=None)
+        detail = f"over the limit: {', '.join(over)}" if over else (f"worst: {worst} {vals[worst]:,.1f} ms" if worst else "no values")
+        rows.append(_row(key, limit, bool(over), None if worst is None else vals[worst], detail))
+    if lim.min_slo_margin_pct is not None:
+        margins = {f"{w.name} {m}": getattr(w, f"{m}_margin_pct") for w in plan.workloads for m in ("ttft", "tpot")
+                   if getattr(w, f"{m}_margin_pct") is not None}  # fmt: skip
+        thin = [k for k, v in margins.items() if v < lim.min_slo_margin_pct.value]
+        low = min(margins, key=lambda k: margins[k], default=None)
+        detail = f"below the margin: {', '.join(thin)}" if thin else (f"thinnest: {low} {margins[low]:.1f}%" if low else "no targets")
+        rows.append(_row("min_slo_margin_pct", lim.min_slo_margin_pct, bool(thin), None if low is None else margins[low], detail))
+    if baseline is not None:
+        for key, metric in (("max_ttft_increase_pct", "ttft_ms"), ("max_tpot_increase_pct", "tpot_ms")):
+            limit = getattr(lim, key)
+            if limit is None:
+                continue
+            changes = {}
+            for w in plan.workloads:
+                try:
+                    b = getattr(baseline.workload(w.name), metric)
+                except KeyError:
+                    continue
+                h = getattr(w, metric)
+                if b is not None and h is not None:
+                    changes[w.name] = (_pct(b, h), b, h)
+            over = [n for n, (p, _, _) in changes.items() if p > limit.value]
+            worst = max(changes, key=lambda n: changes[n][0], default=None)
+            detail = "; ".join(f"{n} {changes[n][1]:,.0f} → {changes[n][2]:,.0f} ms" for n in over) or (
+                f"largest: {worst} {changes[worst][0]:+.1f}%" if worst else "no common workloads")
+            rows.append(_row(key, limit, bool(over), None if worst is None else round(changes[worst][0], 2), detail))
+    return rows
+
+
+def evaluate(policy: Policy, plan: Plan, baseline: Plan | None = None) -> list[Row]:
+    """Check a plan against every limit of the policy (and a baseline plan, if given)."""
     lim = policy.limits
     rows: list[Row] = []
-    total = float(plan["totals"]["usd_per_month"])
+    total = plan.totals.usd_per_month
     if lim.max_usd_per_month is not None:
         rows.append(_row("max_usd_per_month", lim.max_usd_per_month, total > lim.max_usd_per_month.value, round(total, 2),
                          f"fleet ${total:,.0f}/month vs limit ${lim.max_usd_per_month.value:,.0f}"))  # fmt: skip
-    if lim.max_usd_per_month_per_workload is not None:
+    if lim.max_usd_per_month_per_workload is not None and plan.workloads:
         cap = lim.max_usd_per_month_per_workload.value
-        worst = max(plan["workloads"], key=lambda w: w["usd_per_month"])
-        over = [w["name"] for w in plan["workloads"] if w["usd_per_month"] > cap]
-        detail = f"over the limit: {', '.join(over)}" if over else f"largest: {worst['name']} ${worst['usd_per_month']:,.0f}"
-        rows.append(_row("max_usd_per_month_per_workload", lim.max_usd_per_month_per_workload, bool(over), worst["usd_per_month"], detail))
+        worst = max(plan.workloads, key=lambda w: w.usd_per_month)
+        over = [w.name for w in plan.workloads if w.usd_per_month > cap]
+        detail = f"over the limit: {', '.join(over)}" if over else f"largest: {worst.name} ${worst.usd_per_month:,.0f}"
+        rows.append(_row("max_usd_per_month_per_workload", lim.max_usd_per_month_per_workload, bool(over), worst.usd_per_month, detail))
     if baseline is not None:
-        base = float(baseline["totals"]["usd_per_month"])
+        base = baseline.totals.usd_per_month
         delta = total - base
-        pct = 100.0 * delta / base if base else (0.0 if delta == 0 else float("inf"))
+        pct = _pct(base, total)
         if lim.max_increase_usd_per_month is not None:
             rows.append(_row("max_increase_usd_per_month", lim.max_increase_usd_per_month, delta > lim.max_increase_usd_per_month.value,
                              round(delta, 2), f"${base:,.0f} → ${total:,.0f}/month"))  # fmt: skip
@@ -107,25 +174,26 @@ def evaluate(policy: Policy, plan: dict[str, Any], baseline: dict[str, Any] | No
                              f"{pct:+.1f}% against the baseline"))  # fmt: skip
     if lim.max_devices is not None:
         used: dict[str, int] = {}
-        for inst in plan["instances"]:
-            used[inst["hardware"]] = used.get(inst["hardware"], 0) + int(inst["devices"])
+        for inst in plan.instances:
+            used[inst.hardware] = used.get(inst.hardware, 0) + inst.devices
         over_devices = {h: n for h, n in used.items() if h in lim.max_devices.value and n > lim.max_devices.value[h]}
         detail = ", ".join(f"{h}: {n} > {lim.max_devices.value[h]}" for h, n in over_devices.items()) or "within limits"
         rows.append(_row("max_devices", lim.max_devices, bool(over_devices), used, detail))
     if lim.required_percentile is not None:
         need = _ORDER[lim.required_percentile.value]
-        weak = [w["name"] for w in plan["workloads"] if _ORDER.get(w.get("percentile", "p50"), 0) < need]
-        seen = sorted({str(w.get("percentile")) for w in plan["workloads"]})
+        weak = [w.name for w in plan.workloads if _ORDER[w.percentile] < need]
+        seen = sorted({w.percentile for w in plan.workloads})
         detail = f"targets below {lim.required_percentile.value}: {', '.join(weak)}" if weak else "all targets at or above"
         rows.append(_row("required_percentile", lim.required_percentile, bool(weak), seen, detail))
     if lim.allowed_clouds is not None:
-        clouds = sorted({i["cloud"] for i in plan["instances"]})
+        clouds = sorted({i.cloud for i in plan.instances})
         bad = [c for c in clouds if c not in lim.allowed_clouds.value]
         rows.append(_row("allowed_clouds", lim.allowed_clouds, bool(bad), clouds, f"not allowed: {', '.join(bad)}" if bad else "ok"))
     if lim.allowed_hardware is not None:
-        hw = sorted({i["hardware"] for i in plan["instances"]})
+        hw = sorted({i.hardware for i in plan.instances})
         bad = [h for h in hw if h not in lim.allowed_hardware.value]
         rows.append(_row("allowed_hardware", lim.allowed_hardware, bool(bad), hw, f"not allowed: {', '.join(bad)}" if bad else "ok"))
+    rows.extend(_latency_rows(lim, plan, baseline))
     return rows
 
 

@@ -9,7 +9,7 @@ import pytest
 
 EXAMPLES = sorted((Path(__file__).resolve().parents[2] / "examples").glob("*.yaml"))
 PLAN_KEYS = {"schema_version", "totals", "workloads", "alternatives"}
-DEPLOYMENT_KEYS = {"instance_type", "hardware", "instances", "devices", "tp", "pp", "replicas", "batch", "weights_dtype", "kv_dtype",
+DEPLOYMENT_KEYS = {"instance_type", "hardware", "instances", "devices", "tp", "pp", "replicas", "max_running", "weights_dtype", "kv_dtype",
                    "ttft_ms", "tpot_ms", "capacity_requests_per_s", "usd_per_hour"}  # fmt: skip
 
 

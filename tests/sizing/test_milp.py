@@ -1,85 +1,398 @@
-"""The integer program against brute-force enumeration on small random problems."""
+"""The integer program against brute-force enumeration on small random problems; statuses, polish, stdout."""
 
 from __future__ import annotations
 
-import itertools
-import math
+import os
+import subprocess
+import sys
+from dataclasses import replace
+from typing import Any
 
+import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from aicap.sizing.solve.milp import Problem, solve
+from aicap.sizing.solve.milp import F, I, Problem, Solution, SolveStatus, _stdout_to_devnull, solve, validate
 
 
-def brute_force_cost(p: Problem) -> float | None:
-    """Cheapest instance cost by enumerating replica counts (tiny problems only)."""
-    ranges = [range(math.ceil(p.demand[w] / q) + 1) for w, q in zip(p.cand_workload, p.cand_capacity, strict=True)]
-    best = None
-    for reps in itertools.product(*ranges):
-        served = [0.0] * len(p.workloads)
-        for k, r in enumerate(reps):
-            served[p.cand_workload[k]] += r * p.cand_capacity[k]
-        if any(s < d - 1e-9 for s, d in zip(served, p.demand, strict=True)):
-            continue
-        cost = 0.0
-        ok = True
-        for t in range(len(p.types)):
-            dev = sum(r * p.cand_devices[k] for k, r in enumerate(reps) if p.cand_type[k] == t)
-            n = math.ceil(dev / p.type_devices[t])
-            if p.type_cap[t] is not None and n > p.type_cap[t]:
-                ok = False
-            cost += n * p.type_price[t]
-        if ok and (best is None or cost < best):
-            best = cost
-    return best
+def ints(*v: int) -> I:
+    return np.array(v, dtype=np.int64)
+
+
+def floats(*v: float) -> F:
+    return np.array(v, dtype=np.float64)
+
+
+def make(demand: F, cw: I, ct: I, cd: I, cq: F, td: I, price: F, **kw: Any) -> Problem:
+    """A problem with defaults: latency 1, one device group per type, no caps."""
+    nt = len(td)
+    kw.setdefault("cand_latency", np.ones(len(cw)))
+    kw.setdefault("type_group", np.arange(nt, dtype=np.int64))
+    kw.setdefault("type_cap", np.full(nt, np.inf))
+    return Problem(demand=demand, cand_workload=cw, cand_type=ct, cand_devices=cd, cand_capacity=cq, type_devices=td,
+                   type_price=price, **kw)  # fmt: skip
+
+
+# ---------------------------------------------------------------------------------------------
+# brute force
+
+
+def _onehot(idx: I, n: int) -> F:
+    m = np.zeros((len(idx), n))
+    m[np.arange(len(idx)), idx] = 1.0
+    return m
+
+
+def _upper(p: Problem) -> I:
+    """Replica ranges that contain an optimum: ⌈λ/q⌉ for rated workloads, the caps/budget limit for rate-less ones."""
+    n_cap = np.floor(p.type_cap)
+    if p.budget_per_hour is not None:
+        n_cap = np.minimum(n_cap, np.floor(np.divide(p.budget_per_hour, p.type_price, out=np.full(len(p.type_price), np.inf),
+                                                     where=p.type_price > 0) + 1e-9))  # fmt: skip
+    by_cap = np.floor(p.type_devices[p.cand_type] * n_cap[p.cand_type] / p.cand_devices)
+    return np.fmin(np.ceil(p.demand[p.cand_workload] / p.cand_capacity), by_cap).astype(np.int64)
+
+
+def enumerate_plans(p: Problem) -> tuple[I, F, F, Any]:
+    """Every replica vector within :func:`_upper`, its cheapest instances' cost, capacity per workload and feasibility."""
+    grids = np.meshgrid(*[np.arange(u + 1) for u in _upper(p)], indexing="ij")
+    reps = np.stack([g.ravel() for g in grids], axis=1) if len(grids) else np.zeros((1, 0), np.int64)
+    nw, nt = len(p.demand), len(p.type_devices)
+    used = (reps * p.cand_devices) @ _onehot(p.cand_type, nt)
+    inst = np.ceil(used / p.type_devices - 1e-9)
+    cost = inst @ p.type_price
+    cap_w = (reps * p.cand_capacity) @ _onehot(p.cand_workload, nw)
+    ok = (inst <= p.type_cap).all(axis=1)
+    if p.budget_per_hour is not None:
+        ok &= cost <= p.budget_per_hour + 1e-9
+    if p.single_type:
+        groups = (inst > 0) @ _onehot(p.type_group, int(p.type_group.max()) + 1)
+        ok &= (groups > 0).sum(axis=1) <= 1
+    return reps, cost, cap_w, ok
+
+
+def greedy_latency(p: Problem, reps: I) -> F:
+    """Mean over workloads of the traffic-weighted latency of the best routing for each replica vector."""
+    out = np.zeros(len(reps))
+    for w in range(len(p.demand)):
+        c = np.flatnonzero(p.cand_workload == w)
+        c = c[np.argsort(p.cand_latency[c], kind="stable")]
+        frac = reps[:, c] * p.cand_capacity[c] / p.demand[w]
+        before = np.cumsum(frac, axis=1) - frac
+        out += (np.minimum(frac, np.maximum(0.0, 1.0 - before)) * p.cand_latency[c]).sum(axis=1)
+    return out / len(p.demand)
+
+
+def weights(p: Problem) -> F:
+    qmax = np.array([p.cand_capacity[p.cand_workload == w].max(initial=0.0) for w in range(len(p.demand))])
+    return np.where(np.isnan(p.demand), 1.0 / np.where(qmax > 0, qmax, 1.0), 1.0 / np.where(np.isnan(p.demand), 1.0, p.demand))
+
+
+def brute_force(p: Problem) -> float | None:
+    """Best primary objective (cost, mean latency or weighted served), ``None`` if infeasible."""
+    reps, cost, cap_w, ok = enumerate_plans(p)
+    if p.objective == "throughput":
+        return float(np.max(np.where(ok, np.fmin(p.demand, cap_w) @ weights(p), -np.inf)))
+    ok &= (cap_w >= p.demand * (1 - 1e-9)).all(axis=1)
+    if not ok.any():
+        return None
+    return float(cost[ok].min() if p.objective == "cost" else greedy_latency(p, reps[ok]).min())
+
+
+def achieved(p: Problem, sol: Solution) -> float:
+    if p.objective == "cost":
+        return sol.cost_per_hour
+    if p.objective == "latency":
+        return float(np.bincount(p.cand_workload, weights=sol.share * p.cand_latency, minlength=len(p.demand)).mean())
+    return float(sol.served @ weights(p))
+
+
+def check_plan(p: Problem, sol: Solution) -> None:
+    """The returned plan satisfies every constraint; served and share agree with the replicas."""
+    assert sol.has_solution
+    r, n = sol.replicas, sol.instances
+    assert r.dtype == np.int64 and n.dtype == np.int64 and (r >= 0).all() and (n >= 0).all()
+    assert (np.bincount(p.cand_type, weights=p.cand_devices * r, minlength=len(n)) <= p.type_devices * n).all()
+    assert (n <= p.type_cap).all()
+    assert sol.cost_per_hour == pytest.approx(float(p.type_price @ n))
+    if p.budget_per_hour is not None:
+        assert sol.cost_per_hour <= p.budget_per_hour * (1 + 1e-9) + 1e-9
+    if p.single_type:
+        assert len(set(p.type_group[n > 0].tolist())) <= 1
+    cap_w = np.bincount(p.cand_workload, weights=p.cand_capacity * r, minlength=len(p.demand))
+    assert (sol.served <= cap_w * (1 + 1e-9) + 1e-9).all()
+    if p.objective != "throughput":
+        assert np.allclose(sol.served, p.demand) and (cap_w >= p.demand * (1 - 1e-6)).all()
+    assert (sol.served <= np.nan_to_num(p.demand, nan=np.inf) * (1 + 1e-9)).all()
+    tot = np.bincount(p.cand_workload, weights=sol.share, minlength=len(p.demand))
+    assert np.allclose(tot[sol.served > 0], 1.0) and np.allclose(tot[sol.served == 0], 0.0)
+    assert (sol.share * sol.served[p.cand_workload] <= p.cand_capacity * r * (1 + 1e-6) + 1e-9).all()
+
+
+def assert_matches_brute_force(p: Problem) -> None:
+    sol = solve(p)
+    best = brute_force(p)
+    if best is None:
+        assert sol.status is SolveStatus.INFEASIBLE, sol.message
+        return
+    assert sol.status is SolveStatus.OPTIMAL, sol.message
+    check_plan(p, sol)
+    got, tol = achieved(p, sol), 2 * p.mip_rel_gap * max(abs(best), 1.0) + 1e-6
+    if p.objective == "throughput":
+        assert best - tol <= got <= best + 1e-6
+    else:
+        assert best - 1e-6 <= got <= best + tol
+
+
+# ---------------------------------------------------------------------------------------------
+# random small problems
 
 
 @st.composite
-def problems(draw: st.DrawFn) -> Problem:
+def problems(draw: st.DrawFn, objective: str = "cost", *, rateless: bool = False, caps: bool = False, budget: bool = False,
+             single: bool = False) -> Problem:  # fmt: skip
     nw = draw(st.integers(1, 2))
-    nt = draw(st.integers(1, 2))
-    type_devices = [draw(st.sampled_from([1, 4, 8])) for _ in range(nt)]
-    cw, ct, cd, cq = [], [], [], []
+    nt = draw(st.integers(1, 3 if single else 2))
+    td = [draw(st.sampled_from([1, 2, 4] if rateless else [1, 2, 4, 8])) for _ in range(nt)]
+    price = [draw(st.floats(0.5, 20.0)) for _ in range(nt)]
+    cw, ct, cd = [], [], []
     for w in range(nw):
-        for t in range(nt):
-            for size in draw(
-                st.lists(st.sampled_from([s for s in (1, 2, 4, 8) if type_devices[t] % s == 0]), min_size=1, max_size=2, unique=True)
-            ):
+        seen = set()
+        for _ in range(draw(st.integers(1, 3 if nw == 1 else 2))):
+            t = draw(st.integers(0, nt - 1))
+            d = draw(st.sampled_from([s for s in (1, 2, 4, 8) if td[t] % s == 0]))
+            if (t, d) not in seen:
+                seen.add((t, d))
                 cw.append(w)
                 ct.append(t)
-                cd.append(size)
-                cq.append(draw(st.floats(0.5, 5.0)) * size)
+                cd.append(d)
+    nc = len(cw)
+    demand = [draw(st.floats(0.5, 6.0)) for _ in range(nw)]
+    if rateless:
+        demand = [np.nan if w == 0 or draw(st.booleans()) else x for w, x in enumerate(demand)]
+    cap = [draw(st.one_of(st.just(np.inf), st.integers(0, 3).map(float))) if caps else np.inf for _ in range(nt)]
+    b = None
+    if rateless:
+        b = draw(st.floats(0.5, 2.5)) * min(price)
+    elif budget or objective != "cost":
+        b = draw(st.floats(0.5, 60.0))
     return Problem(
-        workloads=[f"w{i}" for i in range(nw)], demand=[draw(st.floats(0.5, 12.0)) for _ in range(nw)], cand_workload=cw,
-        cand_type=ct, cand_devices=cd, cand_capacity=cq, cand_latency=[1.0] * len(cw), types=[f"t{i}" for i in range(nt)],
-        type_devices=type_devices, type_price=[draw(st.floats(0.5, 40.0)) for _ in range(nt)], type_group=[f"g{i}" for i in range(nt)],
-        type_cap=[draw(st.one_of(st.none(), st.integers(0, 4))) for _ in range(nt)],
+        demand=np.array(demand), cand_workload=np.array(cw, dtype=np.int64), cand_type=np.array(ct, dtype=np.int64),
+        cand_devices=np.array(cd, dtype=np.int64), cand_capacity=np.array([draw(st.floats(1.0, 4.0)) * d for d in cd]),
+        cand_latency=np.array([draw(st.floats(0.5, 3.0)) for _ in range(nc)]), type_devices=np.array(td, dtype=np.int64),
+        type_price=np.array(price), type_group=np.array([draw(st.integers(0, 1)) if single else t for t in range(nt)], dtype=np.int64),
+        type_cap=np.array(cap, dtype=np.float64), budget_per_hour=b, objective=objective, single_type=single,  # type: ignore[arg-type]
     )  # fmt: skip
 
 
 @settings(max_examples=40, deadline=None)
-@given(problems())
-def test_milp_cost_equals_brute_force(p: Problem) -> None:
-    sol = solve(p)
-    best = brute_force_cost(p)
-    if best is None:
-        assert sol.status == "infeasible"
-    else:
-        assert sol.status == "optimal"
-        assert abs(sol.cost_per_hour - best) <= 1e-6 * max(best, 1.0)
+@given(problems(caps=True))
+def test_cost_with_caps_equals_brute_force(p: Problem) -> None:
+    assert_matches_brute_force(p)
+
+
+@settings(max_examples=30, deadline=None)
+@given(problems(budget=True, caps=True))
+def test_cost_with_budget_equals_brute_force(p: Problem) -> None:
+    assert_matches_brute_force(p)
+
+
+@settings(max_examples=30, deadline=None)
+@given(problems(single=True, caps=True))
+def test_cost_single_type_equals_brute_force(p: Problem) -> None:
+    assert_matches_brute_force(p)
+
+
+@settings(max_examples=30, deadline=None)
+@given(problems("throughput", caps=True))
+def test_throughput_with_rate_equals_brute_force(p: Problem) -> None:
+    assert_matches_brute_force(p)
+
+
+@settings(max_examples=30, deadline=None)
+@given(problems("throughput", rateless=True, caps=True))
+def test_throughput_without_rate_equals_brute_force(p: Problem) -> None:
+    assert_matches_brute_force(p)
+
+
+@settings(max_examples=30, deadline=None)
+@given(problems("throughput", single=True))
+def test_throughput_single_type_equals_brute_force(p: Problem) -> None:
+    assert_matches_brute_force(p)
+
+
+@settings(max_examples=30, deadline=None)
+@given(problems("latency", caps=True))
+def test_latency_equals_brute_force(p: Problem) -> None:
+    assert_matches_brute_force(p)
+
+
+# ---------------------------------------------------------------------------------------------
+# hand-made cases
 
 
 def test_replicas_of_two_workloads_share_an_instance() -> None:
-    p = Problem(workloads=["a", "b"], demand=[1.0, 1.0], cand_workload=[0, 1], cand_type=[0, 0], cand_devices=[4, 4],
-                cand_capacity=[1.0, 1.0], cand_latency=[1.0, 1.0], types=["eight"], type_devices=[8], type_price=[10.0],
-                type_group=["g"], type_cap=[None])  # fmt: skip
+    p = make(floats(1.0, 1.0), ints(0, 1), ints(0, 0), ints(4, 4), floats(1.0, 1.0), ints(8), floats(10.0))
     sol = solve(p)
-    assert sol.instances == [1] and sol.replicas == [1, 1]
+    assert sol.instances.tolist() == [1] and sol.replicas.tolist() == [1, 1] and sol.cost_per_hour == 10.0
 
 
 def test_single_type_forbids_mixing() -> None:
-    p = Problem(workloads=["a", "b"], demand=[1.0, 1.0], cand_workload=[0, 1, 0, 1], cand_type=[0, 1, 1, 0], cand_devices=[1, 1, 1, 1],
-                cand_capacity=[1.0, 1.0, 0.5, 0.5], cand_latency=[1.0] * 4, types=["x", "y"], type_devices=[1, 1], type_price=[1.0, 1.0],
-                type_group=["gx", "gy"], type_cap=[None, None], single_type=True)  # fmt: skip
+    p = make(floats(1.0, 1.0), ints(0, 1, 0, 1), ints(0, 1, 1, 0), ints(1, 1, 1, 1), floats(1.0, 1.0, 0.5, 0.5), ints(1, 1),
+             floats(1.0, 1.0), single_type=True)  # fmt: skip
     sol = solve(p)
-    assert sol.status == "optimal" and min(sol.instances) == 0
+    assert sol.status is SolveStatus.OPTIMAL and min(sol.instances) == 0 and sol.cost_per_hour == 3.0
+
+
+def test_paid_devices_are_filled_at_the_same_cost() -> None:
+    # 4 devices' worth of demand on an 8-device instance: the other 4 devices are free headroom.
+    p = make(floats(4.0), ints(0, 0), ints(0, 0), ints(1, 2), floats(1.0, 1.9), ints(8), floats(10.0), cand_latency=floats(1.0, 2.0))
+    sol = solve(p)
+    assert sol.status is SolveStatus.OPTIMAL and sol.cost_per_hour == 10.0 and sol.instances.tolist() == [1]
+    assert int(sol.replicas @ p.cand_devices) == 8
+    assert np.allclose(sol.share, sol.replicas * p.cand_capacity / (sol.replicas @ p.cand_capacity))
+
+
+def test_latency_routes_to_the_fastest_capacity_first() -> None:
+    # Fast replicas (1 req/s) cost 2 USD/h, slow ones (4 req/s) 1 USD/h; demand 2 req/s.
+    p = make(floats(2.0), ints(0, 0), ints(0, 1), ints(1, 1), floats(1.0, 4.0), ints(1, 1), floats(2.0, 1.0), cand_latency=floats(1.0, 3.0),
+             objective="latency", budget_per_hour=3.0)  # fmt: skip
+    sol = solve(p)  # one fast replica full, the rest on a slow one
+    assert sol.replicas.tolist() == [1, 1] and np.allclose(sol.share, [0.5, 0.5])
+    sol = solve(replace(p, budget_per_hour=4.0))  # two fast replicas carry everything
+    assert sol.replicas.tolist() == [2, 0] and sol.instances.tolist() == [2, 0] and np.allclose(sol.share, [1.0, 0.0])
+
+
+def test_throughput_without_rate_buys_what_the_budget_allows() -> None:
+    p = make(floats(np.nan), ints(0, 0), ints(0, 1), ints(1, 1), floats(1.0, 3.0), ints(1, 1), floats(1.0, 2.5),
+             objective="throughput", budget_per_hour=5.0)  # fmt: skip
+    sol = solve(p)  # 2 × 3.0 (5.0 USD) beats 5 × 1.0
+    assert sol.instances.tolist() == [0, 2] and sol.served[0] == pytest.approx(6.0)
+
+
+def test_infeasible_when_caps_are_too_small() -> None:
+    p = make(floats(10.0), ints(0), ints(0), ints(1), floats(1.0), ints(8), floats(10.0), type_cap=floats(1.0))
+    sol = solve(p)
+    assert sol.status is SolveStatus.INFEASIBLE and not sol.has_solution and np.isnan(sol.gap)
+    assert sol.replicas.tolist() == [0] and sol.instances.tolist() == [0]
+    assert solve(p.without_limits()).status is SolveStatus.OPTIMAL
+
+
+def test_latency_infeasible_within_budget() -> None:
+    p = make(floats(10.0), ints(0), ints(0), ints(1), floats(1.0), ints(8), floats(10.0), objective="latency", budget_per_hour=5.0)
+    assert solve(p).status is SolveStatus.INFEASIBLE
+
+
+def _random_problem(nw: int, seed: int) -> Problem:
+    """A cost problem of realistic shape: types of 1-8 devices over 3 device groups, ~7 candidates per workload."""
+    rng = np.random.default_rng(seed)
+    td, price = ints(1, 4, 8, 1, 8, 8), floats(1.0, 3.8, 7.0, 3.7, 32.8, 98.3)
+    w, t, d = (a.ravel() for a in np.meshgrid(np.arange(nw), np.arange(len(td)), ints(1, 2, 4, 8), indexing="ij"))
+    keep = (d <= td[t]) & ((rng.random(w.size) < 0.4) | ((t == 5) & (d == 8)))  # always a candidate on the last type
+    w, t, d = w[keep], t[keep], d[keep]
+    caps = floats(np.inf, 30, 10, 5, np.inf, np.inf)
+    return make(rng.lognormal(1.5, 1.0, nw), w, t, d, rng.uniform(0.5, 2.0, w.size) * d, td, price,
+                cand_latency=rng.uniform(0.5, 2.0, w.size), type_group=ints(0, 0, 0, 1, 1, 2), type_cap=caps)  # fmt: skip
+
+
+def test_time_limit_keeps_the_incumbent_and_never_claims_infeasible() -> None:
+    p = replace(_random_problem(400, seed=1), time_limit_s=0.05)
+    assert len(p.cand_workload) > 2500
+    sol = solve(p)
+    assert sol.status in (SolveStatus.OPTIMAL, SolveStatus.TIME_LIMIT, SolveStatus.NO_SOLUTION), sol.message
+    if sol.has_solution:
+        check_plan(p, sol)
+        assert sol.gap >= 0
+    else:
+        assert np.isnan(sol.gap) and not sol.replicas.any()
+
+
+@pytest.mark.parametrize(
+    ("status", "keep_x", "extra", "expected"),
+    [
+        (1, True, {"mip_gap": 0.25}, SolveStatus.TIME_LIMIT),
+        (1, True, {"mip_gap": None, "mip_dual_bound": 15.0}, SolveStatus.TIME_LIMIT),
+        (1, False, {}, SolveStatus.NO_SOLUTION),
+        (2, False, {}, SolveStatus.INFEASIBLE),
+        (4, False, {"message": "solver failed"}, SolveStatus.NO_SOLUTION),
+    ],
+)
+def test_scipy_statuses_map_to_solve_status(monkeypatch: pytest.MonkeyPatch, status: int, keep_x: bool, extra: dict[str, Any],
+                                            expected: SolveStatus) -> None:  # fmt: skip
+    import scipy.optimize
+    from scipy.optimize import OptimizeResult
+
+    real = scipy.optimize.milp
+
+    def fake(*args: Any, **kw: Any) -> OptimizeResult:
+        res = real(*args, **kw)
+        res.update(status=status, x=res.x if keep_x else None, **extra)
+        return res
+
+    monkeypatch.setattr(scipy.optimize, "milp", fake)
+    p = make(floats(3.0), ints(0), ints(0), ints(1), floats(1.0), ints(4), floats(20.0))
+    sol = solve(p)
+    assert sol.status is expected and sol.status.value == expected.value
+    if expected is SolveStatus.TIME_LIMIT:  # the incumbent is the plan, with its gap
+        assert sol.has_solution and sol.replicas.tolist() == [4] and sol.instances.tolist() == [1]
+        assert sol.gap == pytest.approx(0.25)
+    else:
+        assert not sol.has_solution and np.isnan(sol.gap) and sol.cost_per_hour == 0.0
+    if "message" in extra:
+        assert sol.message == "solver failed"
+
+
+def test_nothing_reaches_stdout(capfd: pytest.CaptureFixture[str]) -> None:
+    solve(make(floats(3.0), ints(0), ints(0), ints(1), floats(1.0), ints(4), floats(20.0)))
+    solve(replace(_random_problem(50, seed=2), time_limit_s=0.05))
+    with _stdout_to_devnull():
+        os.write(1, b"from C\n")
+    print("after")
+    out, _ = capfd.readouterr()
+    assert out == "after\n"
+
+
+def test_importing_the_module_does_not_import_scipy() -> None:
+    code = "import sys, aicap.sizing.solve.milp; print(any(m.split('.')[0] == 'scipy' for m in sys.modules))"
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip() == "False"
+
+
+def test_without_limits_drops_caps_budget_and_objective() -> None:
+    p = make(floats(2.0), ints(0), ints(0), ints(1), floats(1.0), ints(1), floats(1.0), type_cap=floats(1.0), objective="latency",
+             budget_per_hour=1.0)  # fmt: skip
+    q = p.without_limits()
+    assert q.objective == "cost" and q.budget_per_hour is None and np.isinf(q.type_cap).all()
+    with pytest.raises(ValueError, match="rate"):
+        replace(p, demand=floats(np.nan), objective="throughput").without_limits()
+
+
+_GOOD = make(floats(1.0), ints(0), ints(0), ints(2), floats(1.0), ints(4), floats(2.0))
+
+
+@pytest.mark.parametrize(
+    ("change", "match"),
+    [
+        ({"cand_type": ints(0, 0)}, "cand_type has 2 entries"),
+        ({"cand_workload": ints(1)}, "cand_workload out of range"),
+        ({"cand_type": ints(3)}, "cand_type out of range"),
+        ({"cand_devices": ints(3)}, "powers of two"),
+        ({"cand_devices": ints(8)}, "divide"),
+        ({"cand_capacity": floats(0.0)}, "cand_capacity"),
+        ({"cand_latency": floats(np.inf)}, "cand_latency"),
+        ({"type_price": floats(-1.0)}, "type_price"),
+        ({"type_cap": floats(np.nan)}, "type_cap"),
+        ({"demand": floats(0.0)}, "demand must be"),
+        ({"demand": floats(np.nan)}, "throughput"),
+        ({"objective": "latency"}, "needs budget_per_hour"),
+        ({"objective": "speed"}, "unknown objective"),
+        ({"budget_per_hour": -1.0}, "budget_per_hour must be"),
+        ({"time_limit_s": 0.0}, "time_limit_s"),
+        ({"cand_workload": floats(0.0)}, "integer array"),
+        ({"demand": floats(np.nan), "objective": "throughput", "budget_per_hour": 1.0, "type_price": floats(0.0)}, "unbounded"),
+    ],
+)
+def test_invalid_problems_are_rejected(change: dict[str, Any], match: str) -> None:
+    validate(_GOOD)
+    with pytest.raises(ValueError, match=match):
+        solve(replace(_GOOD, **change))

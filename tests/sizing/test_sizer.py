@@ -46,16 +46,16 @@ def test_plan_carries_traffic_and_fits() -> None:
 @given(st.floats(0.5, 30.0))
 def test_doubling_traffic_never_lowers_cost(rate: float) -> None:
     assert (
-        size(fleet(2 * rate), CAT, alternatives=False).totals["usd_per_hour"]
-        >= size(fleet(rate), CAT, alternatives=False).totals["usd_per_hour"] - 1e-9
+        size(fleet(2 * rate), CAT, alternatives=False).totals.usd_per_hour
+        >= size(fleet(rate), CAT, alternatives=False).totals.usd_per_hour - 1e-9
     )
 
 
 @settings(max_examples=6, deadline=None)
 @given(st.floats(30.0, 120.0))
 def test_tightening_tpot_never_lowers_cost(tpot: float) -> None:
-    loose = size(fleet(tpot=tpot), CAT, alternatives=False).totals["usd_per_hour"]
-    assert size(fleet(tpot=tpot * 0.7), CAT, alternatives=False).totals["usd_per_hour"] >= loose - 1e-9
+    loose = size(fleet(tpot=tpot), CAT, alternatives=False).totals.usd_per_hour
+    assert size(fleet(tpot=tpot * 0.7), CAT, alternatives=False).totals.usd_per_hour >= loose - 1e-9
 
 
 HW = ["h100-sxm", "l40s", "a100-80gb-sxm", "l4", "h200-sxm"]
@@ -64,9 +64,9 @@ HW = ["h100-sxm", "l40s", "a100-80gb-sxm", "l4", "h200-sxm"]
 @settings(max_examples=8, deadline=None)
 @given(st.sampled_from(HW), st.floats(1.0, 20.0))
 def test_removing_an_instance_type_never_lowers_cost(removed: str, rate: float) -> None:
-    full = size(fleet(rate, hardware=HW), CAT, alternatives=False).totals["usd_per_hour"]
+    full = size(fleet(rate, hardware=HW), CAT, alternatives=False).totals.usd_per_hour
     fewer = [h for h in HW if h != removed]
-    assert size(fleet(rate, hardware=fewer), CAT, alternatives=False).totals["usd_per_hour"] >= full - 1e-9
+    assert size(fleet(rate, hardware=fewer), CAT, alternatives=False).totals.usd_per_hour >= full - 1e-9
 
 
 def test_latency_objective_within_budget_is_no_slower_than_cost() -> None:

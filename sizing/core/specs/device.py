@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from aicap.sizing.core.documents import PosFloat, PosInt
+from aicap.sizing.core.errors import excerpt
 
 PEAK_DTYPES = ("fp32", "tf32", "bf16", "fp16", "fp8", "int8", "int4")
 
@@ -15,11 +18,11 @@ class Interconnect(BaseModel):
     ``bw_gbps`` is per device and per direction, in decimal GB/s (NVLink 4's "900 GB/s" is 450).
     """
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     kind: str
-    bw_gbps: PositiveFloat
-    domain_size: PositiveInt
+    bw_gbps: PosFloat
+    domain_size: PosInt
 
 
 class DeviceSpec(BaseModel):
@@ -29,18 +32,18 @@ class DeviceSpec(BaseModel):
     int8/int4), ``tdp_w`` watts.
     """
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     id: str = Field(pattern=r"^[a-z0-9][a-z0-9._-]*$")
     name: str
     vendor: Literal["nvidia", "amd", "google", "intel", "aws"]
     kind: Literal["gpu", "tpu", "cpu", "accelerator"]
     family: str
-    memory_gib: PositiveFloat
-    memory_bw_gbps: PositiveFloat
-    peak_tflops: dict[str, PositiveFloat]
+    memory_gib: PosFloat
+    memory_bw_gbps: PosFloat
+    peak_tflops: dict[str, PosFloat]
     interconnect: Interconnect
-    tdp_w: PositiveFloat | None = None
+    tdp_w: PosFloat | None = None
     sources: list[str] = Field(min_length=1)
     notes: str | None = None
 
@@ -49,7 +52,7 @@ class DeviceSpec(BaseModel):
     def _has_16bit(cls, v: dict[str, float]) -> dict[str, float]:
         unknown = set(v) - set(PEAK_DTYPES)
         if unknown:
-            raise ValueError(f"unknown dtype '{sorted(unknown)[0]}'; valid: {', '.join(PEAK_DTYPES)}")
+            raise ValueError(f"unknown dtype {excerpt(sorted(unknown)[0])}; valid: {', '.join(PEAK_DTYPES)}")
         if not ({"bf16", "fp16", "fp32"} & v.keys()):
             raise ValueError("needs at least one of bf16, fp16 or fp32")
         return v

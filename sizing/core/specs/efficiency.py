@@ -8,7 +8,15 @@ their own benchmarks with ``aicap calibrate``.
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field, NonNegativeFloat, PositiveFloat, PositiveInt
+from typing import TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from aicap.sizing.core.documents import Fraction, NonNegFloat, PosFloat, PosInt
+from aicap.sizing.core.dtypes import BYTES_PER_ELEMENT
+from aicap.sizing.core.errors import excerpt
+
+T = TypeVar("T")
 
 
 class EfficiencySpec(BaseModel):
@@ -42,19 +50,24 @@ class EfficiencySpec(BaseModel):
         How the numbers were obtained.
     """
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     family: str
     framework: str | None = None
-    compute: float = Field(gt=0, le=1)
-    compute_fp8: float | None = Field(None, gt=0, le=1)
-    memory: float = Field(gt=0, le=1)
-    memory_by_dtype: dict[str, float] = Field(default_factory=dict)
-    moe_compute: float = Field(1.0, gt=0, le=1)
-    link: float = Field(0.7, gt=0, le=1)
-    link_latency_us: NonNegativeFloat = 10.0
-    step_overhead_ms: NonNegativeFloat = 0.0
+    compute: Fraction
+    compute_fp8: Fraction | None = None
+    memory: Fraction
+    memory_by_dtype: dict[str, Fraction] = Field(default_factory=dict)
+    moe_compute: Fraction = 1.0
+    link: Fraction = 0.7
+    link_latency_us: NonNegFloat = 10.0
+    step_overhead_ms: NonNegFloat = 0.0
     source: str = Field(min_length=1)
+
+    @field_validator("memory_by_dtype")
+    @classmethod
+    def _known_formats(cls, v: dict[str, float]) -> dict[str, float]:
+        return _known_dtypes(v)
 
     @property
     def key(self) -> str:
@@ -83,15 +96,28 @@ class RuntimeSpec(BaseModel):
     Units: GiB for memory, tokens for token counts.
     """
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
-    usable_memory_fraction: float = Field(gt=0, le=1)
-    runtime_overhead_gib: NonNegativeFloat
-    comm_buffer_gib: NonNegativeFloat
-    max_prefill_tokens: PositiveInt
-    max_batch: PositiveInt
-    quant_group_size: dict[str, PositiveInt]
-    quant_scale_bytes: dict[str, PositiveFloat]
+    usable_memory_fraction: Fraction
+    runtime_overhead_gib: NonNegFloat
+    comm_buffer_gib: NonNegFloat
+    max_prefill_tokens: PosInt
+    max_batch: PosInt
+    quant_group_size: dict[str, PosInt]
+    quant_scale_bytes: dict[str, PosFloat]
     unquantised_embeddings: bool = True
-    cpu_usable_memory_fraction: float = Field(0.8, gt=0, le=1)
+    cpu_usable_memory_fraction: Fraction = 0.8
     source: str = Field(min_length=1)
+
+    @field_validator("quant_group_size", "quant_scale_bytes")
+    @classmethod
+    def _known_formats(cls, v: dict[str, T]) -> dict[str, T]:
+        return _known_dtypes(v)
+
+
+def _known_dtypes(table: dict[str, T]) -> dict[str, T]:
+    """Refuse a per-format table keyed by a format aicap does not know."""
+    unknown = sorted(set(table) - set(BYTES_PER_ELEMENT))
+    if unknown:
+        raise ValueError(f"unknown dtype {excerpt(unknown[0])}; valid: {', '.join(BYTES_PER_ELEMENT)}")
+    return table

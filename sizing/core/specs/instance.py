@@ -5,7 +5,9 @@ from __future__ import annotations
 import datetime as dt
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, NonNegativeFloat, PositiveFloat, PositiveInt
+from pydantic import BaseModel, ConfigDict, Field
+
+from aicap.sizing.core.documents import NonNegFloat, PosFloat, PosInt
 
 PricingModel = Literal["on_demand", "spot", "reserved_1y", "reserved_3y"]
 
@@ -13,26 +15,26 @@ PricingModel = Literal["on_demand", "spot", "reserved_1y", "reserved_3y"]
 class Prices(BaseModel):
     """Whole-instance prices in USD per hour; ``None`` where no dated source publishes one."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
-    on_demand: PositiveFloat
-    spot: PositiveFloat | None = None
-    reserved_1y: PositiveFloat | None = None
-    reserved_3y: PositiveFloat | None = None
+    on_demand: PosFloat
+    spot: PosFloat | None = None
+    reserved_1y: PosFloat | None = None
+    reserved_3y: PosFloat | None = None
 
 
 class InstanceSpec(BaseModel):
     """One cloud instance type in one region, with its price date and source."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     cloud: Literal["aws", "gcp", "azure"]
     name: str = Field(min_length=1)
     family: str
     device: str
-    devices: PositiveInt
-    vcpus: PositiveInt | None = None
-    host_memory_gib: NonNegativeFloat | None = None
+    devices: PosInt
+    vcpus: PosInt | None = None
+    host_memory_gib: NonNegFloat | None = None
     region: str
     price_usd_per_hour: Prices
     price_date: dt.date

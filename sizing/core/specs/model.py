@@ -9,13 +9,14 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from aicap.sizing.core.documents import NonNegInt, PosFloat, PosInt
 from aicap.sizing.core.dtypes import Dtype
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class MoeSpec(_Strict):
@@ -25,12 +26,12 @@ class MoeSpec(_Strict):
     (DeepSeek's ``first_k_dense_replace``).
     """
 
-    num_experts: PositiveInt
-    experts_per_token: PositiveInt
-    expert_intermediate_size: PositiveInt
-    num_shared_experts: int = Field(0, ge=0)
-    shared_expert_intermediate_size: PositiveInt | None = None
-    dense_layers: int = Field(0, ge=0)
+    num_experts: PosInt
+    experts_per_token: PosInt
+    expert_intermediate_size: PosInt
+    num_shared_experts: NonNegInt = 0
+    shared_expert_intermediate_size: PosInt | None = None
+    dense_layers: NonNegInt = 0
 
     @model_validator(mode="after")
     def _k_le_e(self) -> MoeSpec:
@@ -42,11 +43,11 @@ class MoeSpec(_Strict):
 class MlaSpec(_Strict):
     """Multi-head latent attention (DeepSeek-V2/V3): low-rank Q and compressed KV."""
 
-    q_lora_rank: PositiveInt | None = None
-    kv_lora_rank: PositiveInt
-    qk_nope_head_dim: PositiveInt
-    qk_rope_head_dim: PositiveInt
-    v_head_dim: PositiveInt
+    q_lora_rank: PosInt | None = None
+    kv_lora_rank: PosInt
+    qk_nope_head_dim: PosInt
+    qk_rope_head_dim: PosInt
+    v_head_dim: PosInt
 
 
 class _Transformer(_Strict):
@@ -54,26 +55,26 @@ class _Transformer(_Strict):
     name: str
     family: str
     source: str = Field(min_length=1)
-    published_params: PositiveFloat | None = None
+    published_params: PosFloat | None = None
     published_params_source: str | None = None
     native_dtype: Dtype = "bf16"
-    hidden_size: PositiveInt
-    num_layers: PositiveInt
-    num_heads: PositiveInt
-    num_kv_heads: PositiveInt | None = None
-    head_dim: PositiveInt | None = None
-    intermediate_size: PositiveInt
-    vocab_size: PositiveInt
-    max_context: PositiveInt
+    hidden_size: PosInt
+    num_layers: PosInt
+    num_heads: PosInt
+    num_kv_heads: PosInt | None = None
+    head_dim: PosInt | None = None
+    intermediate_size: PosInt
+    vocab_size: PosInt
+    max_context: PosInt
     mlp: Literal["gated", "plain"] = "gated"
     norm: Literal["rmsnorm", "layernorm"] = "rmsnorm"
-    norms_per_layer: int = Field(2, ge=0)
+    norms_per_layer: NonNegInt = 2
     position: Literal["rope", "learned", "alibi"] = "rope"
     attention_bias: bool = False
     attention_out_bias: bool = False
     mlp_bias: bool = False
     tied_embeddings: bool = False
-    checkpoint_bytes: PositiveFloat | None = None
+    checkpoint_bytes: PosFloat | None = None
     notes: str | None = None
 
     @property
@@ -87,9 +88,20 @@ class _Transformer(_Strict):
         return self.head_dim or self.hidden_size // self.num_heads
 
     @model_validator(mode="after")
-    def _heads_divide(self) -> _Transformer:
+    def _shapes_agree(self) -> _Transformer:
+        if self.kv_heads > self.num_heads:
+            raise ValueError(f"num_kv_heads ({self.kv_heads}) must not exceed num_heads ({self.num_heads})")
         if self.num_heads % self.kv_heads:
             raise ValueError(f"num_heads ({self.num_heads}) must be a multiple of num_kv_heads ({self.kv_heads})")
+        if self.head_dim is None and getattr(self, "mla", None) is None:
+            if self.hidden_size < self.num_heads:
+                raise ValueError(
+                    f"hidden_size ({self.hidden_size}) is smaller than num_heads ({self.num_heads}): a head would have no dimensions"
+                )
+            if self.hidden_size % self.num_heads:
+                raise ValueError(
+                    f"hidden_size ({self.hidden_size}) is not divisible by num_heads ({self.num_heads}); give head_dim explicitly"
+                )
         return self
 
 
@@ -97,12 +109,18 @@ class DecoderModel(_Transformer):
     """A decoder-only transformer (GPT/Llama style), dense or mixture-of-experts."""
 
     kind: Literal["decoder"] = "decoder"
-    published_active_params: PositiveFloat | None = None
+    published_active_params: PosFloat | None = None
     lm_head_bias: bool = False
-    sliding_window: PositiveInt | None = None
-    global_every: PositiveInt | None = None
+    sliding_window: PosInt | None = None
+    global_every: PosInt | None = None
     moe: MoeSpec | None = None
     mla: MlaSpec | None = None
+
+    @model_validator(mode="after")
+    def _layers_agree(self) -> DecoderModel:
+        if self.moe is not None and self.moe.dense_layers > self.num_layers:
+            raise ValueError(f"moe.dense_layers ({self.moe.dense_layers}) must not exceed num_layers ({self.num_layers})")
+        return self
 
     @property
     def windowed_layers(self) -> int:
@@ -123,7 +141,7 @@ class EncoderModel(_Transformer):
     """An encoder-only transformer (BERT-style embedding or classification model)."""
 
     kind: Literal["encoder"]
-    type_vocab_size: int = Field(0, ge=0)
+    type_vocab_size: NonNegInt = 0
     pooler: bool = False
 
 
@@ -135,11 +153,11 @@ class GenericModel(_Strict):
     name: str
     family: str
     source: str = Field(min_length=1)
-    published_params: PositiveFloat
+    published_params: PosFloat
     published_params_source: str | None = None
-    flops_per_item: PositiveFloat
+    flops_per_item: PosFloat
     item: str
-    activation_bytes_per_item: PositiveFloat | None = None
+    activation_bytes_per_item: PosFloat | None = None
     native_dtype: Dtype = "fp32"
     notes: str | None = None
 

@@ -1,0 +1,141 @@
+"""Turning the integer program's counts into a :class:`~aicap.sizing.core.plan.Plan`.
+
+Traffic of a workload is routed to its deployments in proportion to their capacity (or by the shares
+the latency objective chose), split evenly over replicas, and each deployment's TTFT and TPOT are the
+load model's percentiles at that load (:meth:`aicap.sizing.serve.load.Replica.at_rate`).
+
+Costs: a deployment pays ``r·d·p_t/D_t`` scaled by ``n_t·D_t/used_t`` (devices bought over devices
+used), so idle devices of a bought instance are charged to the workloads on that instance type and the
+workload costs add up to the fleet's.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from importlib.metadata import PackageNotFoundError, version
+
+import numpy as np
+
+from aicap.sizing.calibrate.accuracy import error_bands
+from aicap.sizing.core.catalogue import CatalogueLike
+from aicap.sizing.core.fleet import Fleet, Workload
+from aicap.sizing.core.plan import Alternative, CatalogueRef, Deployment, Instance, Plan, Rejected, Solver, Totals
+from aicap.sizing.core.plan import Workload as PlanWorkload
+from aicap.sizing.core.specs import InstanceSpec
+from aicap.sizing.plan.candidates import Candidate
+
+
+def sig(x: float, digits: int = 4) -> float:
+    """Round to ``digits`` significant digits (stable JSON across platforms)."""
+    return float(f"{x:.{digits}g}")
+
+
+def money(x: float) -> float:
+    """Round USD to cents."""
+    return round(x + 0.0, 2)
+
+
+def _margin(promised: float | None, target: float | None) -> float | None:
+    if promised is None or target is None:
+        return None
+    return round(100.0 * (target - promised) / target, 1)
+
+
+def _version() -> str:
+    try:
+        return version("aicap")
+    except PackageNotFoundError:  # pragma: no cover - running from a source tree
+        return "unknown"
+
+
+def _deployments(w: Workload, mine: list[tuple[Candidate, int]], served: float, shares: Sequence[float] | None,
+                 insts: dict[str, InstanceSpec], counts: dict[str, int], used: dict[str, int], pricing: str,
+                 cat: CatalogueLike) -> list[Deployment]:  # fmt: skip
+    cap_total = sum(c.capacity_rps * r for c, r in mine)
+    out = []
+    for k, (cand, r) in enumerate(mine):
+        inst = insts[cand.instance]
+        price = float(inst.price(pricing) or 0.0)
+        scale = counts[cand.instance] * inst.devices / max(used[cand.instance], 1)
+        share = shares[k] if shares is not None else cand.capacity_rps * r / max(cap_total, 1e-12)
+        load = served * share
+        assert cand.replica is not None
+        m = cand.replica.at_rate(load / r)
+        ttft = float(m.ttft_s[0]) * 1e3
+        tpot = float(m.tpot_s[0]) * 1e3
+        out.append(Deployment(
+            instance_type=cand.instance, hardware=cand.hardware, tp=cand.tp, pp=cand.pp, replicas=r, devices=r * cand.devices,
+            instances=sig(r * cand.devices / inst.devices, 3), max_running=cand.slots, weights_dtype=cand.weights_dtype,
+            kv_dtype=cand.kv_dtype, requests_per_s=sig(load), capacity_requests_per_s=sig(cand.capacity_rps * r),
+            utilisation=sig(load / max(cand.capacity_rps * r, 1e-12), 3), ttft_ms=sig(ttft),
+            tpot_ms=sig(tpot) if cand.tpot_ms is not None else None,
+            usd_per_hour=money(r * cand.devices * price / inst.devices * scale),
+            efficiency_calibrated=cat.efficiency_for(cat.device(cand.hardware)).calibrated,
+        ))  # fmt: skip
+    return out
+
+
+def build_plan(fleet: Fleet, cat: CatalogueLike, insts: list[InstanceSpec], chosen: list[tuple[Candidate, int, float]],
+               instance_counts: dict[str, int], served: dict[str, float], rejected: dict[str, list[Rejected]],
+               solver: Solver, warnings: list[str]) -> Plan:  # fmt: skip
+    """Assemble the plan from chosen ``(candidate, replicas, share)`` triples and instance counts.
+
+    ``share`` is the fraction of its workload's traffic routed to the candidate, or ``nan`` to split in
+    proportion to capacity.
+    """
+    c = fleet.constraints
+    by_name = {i.name: i for i in insts}
+    used = {i.name: 0 for i in insts}
+    for cand, r, _ in chosen:
+        used[cand.instance] += r * cand.devices
+    bands = error_bands()
+    instances = []
+    for name, n in sorted(instance_counts.items()):
+        if n <= 0:
+            continue
+        inst = by_name[name]
+        instances.append(Instance(
+            instance_type=name, cloud=inst.cloud, region=inst.region, hardware=inst.device, count=n, devices=n * inst.devices,
+            devices_used=used[name], usd_per_hour=money(n * float(inst.price(c.pricing) or 0.0)), price_date=inst.price_date.isoformat(),
+        ))  # fmt: skip
+    workloads = []
+    for w in fleet.workloads:
+        mine = [(cand, r) for cand, r, _ in chosen if cand.workload == w.name]
+        shares = [s for cand, _, s in chosen if cand.workload == w.name]
+        use_shares = shares if shares and not any(np.isnan(shares)) else None
+        deps = _deployments(w, mine, served[w.name], use_shares, by_name, instance_counts, used, c.pricing, cat)
+        usd_h = sum(d.usd_per_hour for d in deps)
+        out_tok_h = served[w.name] * w.mean_output * 3600.0
+        ttft = max((d.ttft_ms for d in deps), default=None)
+        tpot = max((d.tpot_ms for d in deps if d.tpot_ms is not None), default=None)
+        workloads.append(PlanWorkload(
+            name=w.name, model=w.model, percentile=w.slo.percentile, arrival_cv=w.arrival_cv,
+            requests_per_s=None if w.rate is None else sig(w.rate), served_requests_per_s=sig(served[w.name]),
+            capacity_requests_per_s=sig(sum(d.capacity_requests_per_s for d in deps)), ttft_ms=ttft, tpot_ms=tpot,
+            ttft_target_ms=w.slo.ttft_ms, tpot_target_ms=w.slo.tpot_ms, ttft_margin_pct=_margin(ttft, w.slo.ttft_ms),
+            tpot_margin_pct=_margin(tpot, w.slo.tpot_ms), error_band_pct={k: bands[k] for k in ("ttft", "tpot") if k in bands},
+            usd_per_hour=money(usd_h), usd_per_month=money(usd_h * c.hours_per_month),
+            usd_per_million_output_tokens=money(usd_h / out_tok_h * 1e6) if out_tok_h > 0 else None,
+            deployments=deps, rejected_hardware=rejected.get(w.name, []),
+        ))  # fmt: skip
+    total_h = sum(i.usd_per_hour for i in instances)
+    totals = Totals(usd_per_hour=money(total_h), usd_per_month=money(total_h * c.hours_per_month), devices=sum(i.devices for i in instances),
+                    devices_used=sum(i.devices_used for i in instances), instances=sum(i.count for i in instances))  # fmt: skip
+    return Plan(
+        generated_by=f"aicap {_version()}",
+        catalogue=CatalogueRef(version=cat.version, price_dates=cat.price_dates, pricing=c.pricing),
+        objective=c.objective,
+        hours_per_month=c.hours_per_month,
+        solver=solver,
+        totals=totals,
+        instances=instances,
+        workloads=workloads,
+        alternatives=[],
+        warnings=warnings,
+        inputs=fleet,
+    )
+
+
+def with_alternatives(plan: Plan, alternatives: list[Alternative]) -> Plan:
+    """The plan with its per-device-type alternatives filled in."""
+    return plan.model_copy(update={"alternatives": alternatives})

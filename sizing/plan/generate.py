@@ -1,0 +1,101 @@
+"""Every candidate of every workload of a fleet on the allowed instance types.
+
+Workloads are grouped by model; each distinct workload *shape* (lengths, targets, percentile,
+burstiness) is evaluated once per storage format over all devices and layouts
+(:func:`aicap.sizing.plan.candidates.evaluate`), then the rows are expanded to each workload of that
+shape and each instance type whose size admits the layout. Two prunings keep the integer program small
+without changing its optimum:
+
+* an instance type is dropped when another type of the same device, device count and availability cap
+  costs no more (first by name on ties): a replica placed on it could move to the cheaper one;
+* dominated candidates are dropped (:func:`~aicap.sizing.plan.candidates.prune`).
+"""
+
+from __future__ import annotations
+
+from aicap.sizing.core.catalogue import CatalogueLike
+from aicap.sizing.core.fleet import Fleet, Workload
+from aicap.sizing.core.specs import DeviceSpec, EfficiencySpec, InstanceSpec
+from aicap.sizing.plan.candidates import Candidate, Shape, evaluate, formats, layouts
+
+
+def cheapest_types(fleet: Fleet, insts: list[InstanceSpec]) -> list[InstanceSpec]:
+    """Instance types not dominated by a cheaper one of the same device, device count and cap."""
+    c = fleet.constraints
+    best: dict[tuple[str, int, float], InstanceSpec] = {}
+    for inst in insts:
+        key = (inst.device, inst.devices, c.cap(inst.name))
+        price = float(inst.price(c.pricing) or 0.0)
+        old = best.get(key)
+        if old is None or (price, inst.name) < (float(old.price(c.pricing) or 0.0), old.name):
+            best[key] = inst
+    keep = set(id(i) for i in best.values())
+    return [i for i in insts if id(i) in keep]
+
+
+def _infeasible(w: Workload, inst: InstanceSpec, reason: str) -> Candidate:
+    return Candidate(w.name, inst.name, inst.device, 0, 0, "-", "-", 0, 0, 0.0, 0.0, None, reason=reason)
+
+
+def all_candidates(fleet: Fleet, cat: CatalogueLike, insts: list[InstanceSpec]) -> dict[str, list[Candidate]]:
+    """Candidates per workload name (feasible or with their reason) on instance types ``insts``."""
+    types = cheapest_types(fleet, insts)
+    by_device: dict[str, list[InstanceSpec]] = {}
+    for inst in types:
+        by_device.setdefault(inst.device, []).append(inst)
+    out: dict[str, list[Candidate]] = {w.name: [] for w in fleet.workloads}
+    latency = fleet.constraints.objective == "latency"
+    by_model: dict[str, list[Workload]] = {}
+    for w in fleet.workloads:
+        by_model.setdefault(w.model, []).append(w)
+    runtime = cat.runtime_spec
+    for ref, ws in by_model.items():
+        model = cat.model(ref)
+        decoder = model.kind == "decoder"
+        shape_of = {w.name: Shape.of(w, decoder) for w in ws}
+        lay: dict[str, dict[str, list[tuple[int, int]]]] = {}
+        for dev_id, dinsts in by_device.items():
+            dev = cat.device(dev_id)
+            lay[dev_id] = {i.name: layouts(model, i, dev) for i in dinsts}
+        for precision in sorted({p for w in ws for p in w.precisions}):
+            mine = [w for w in ws if precision in w.precisions]
+            shapes = list(dict.fromkeys(shape_of[w.name] for w in mine))
+            members: dict[Shape, list[Workload]] = {}
+            for w in mine:
+                members.setdefault(shape_of[w.name], []).append(w)
+            groups: dict[tuple[str, str], list[tuple[DeviceSpec, EfficiencySpec, list[tuple[int, int]]]]] = {}
+            for dev_id in by_device:
+                dev = cat.device(dev_id)
+                fmt = formats(precision, dev)
+                union = sorted({x for ls in lay[dev_id].values() for x in ls})
+                if fmt is None or not union:
+                    continue
+                groups.setdefault(fmt, []).append((dev, cat.efficiency_for(dev), union))
+            for fmt, devs in groups.items():
+                for row in evaluate(model, runtime, fmt, shapes, devs, latency):
+                    dev = devs[int(row["device"])][0]  # type: ignore[call-overload]
+                    tp, pp = int(row["tp"]), int(row["pp"])  # type: ignore[call-overload]
+                    for w in members[shapes[int(row["shape"])]]:  # type: ignore[call-overload]
+                        for inst in by_device[dev.id]:
+                            if (tp, pp) in lay[dev.id][inst.name]:
+                                out[w.name].append(Candidate(
+                                    workload=w.name, instance=inst.name, hardware=dev.id, weights_dtype=fmt[0], kv_dtype=fmt[1],
+                                    devices=tp * pp, **row_fields(row),
+                                ))  # fmt: skip
+        for w in ws:
+            seen = {x.hardware for x in out[w.name]}
+            for dev_id, dinsts in by_device.items():
+                if dev_id in seen:
+                    continue
+                if not any(lay[dev_id].values()):
+                    heads = 1 if model.kind == "generic" else model.num_heads
+                    why = f"no tensor-parallel degree divides {heads} heads within one instance's fast-link domain"
+                else:
+                    why = f"{dev_id} supports none of the allowed precisions {', '.join(w.precisions)}"
+                out[w.name] += [_infeasible(w, inst, why) for inst in dinsts]
+    return out
+
+
+def row_fields(row: dict[str, object]) -> dict[str, object]:
+    """The :class:`Candidate` fields of an evaluated row (less workload, instance, formats and devices)."""
+    return {k: v for k, v in row.items() if k not in {"shape", "device"}}

@@ -1,0 +1,77 @@
+"""From candidates to the integer program's arrays, and from a failed solve to a sentence.
+
+The program itself is :mod:`aicap.sizing.solve.milp`; this module maps the fleet's nouns onto it
+(workload demand, candidate capacity and latency score, instance prices and caps) and, when no plan
+exists, names the constraint that binds in numbers.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from aicap.sizing.core.fleet import Fleet
+from aicap.sizing.core.specs import InstanceSpec
+from aicap.sizing.plan.candidates import Candidate
+from aicap.sizing.solve.milp import Problem, Solution, SolveStatus, solve
+
+DEFAULT_TTFT_SCALE_MS = 1000.0  # latency score scale for a workload without a TTFT target
+DEFAULT_TPOT_SCALE_MS = 100.0  # and without a TPOT target
+
+
+def latency_score(c: Candidate, fleet: Fleet) -> float:
+    """``TTFT/TTFT* + TPOT/TPOT*`` of a candidate at its load (targets, or 1 s and 100 ms where none)."""
+    slo = next(w.slo for w in fleet.workloads if w.name == c.workload)
+    return c.ttft_ms / (slo.ttft_ms or DEFAULT_TTFT_SCALE_MS) + (c.tpot_ms or 0.0) / (slo.tpot_ms or DEFAULT_TPOT_SCALE_MS)
+
+
+def problem_for(fleet: Fleet, cands: list[Candidate], insts: list[InstanceSpec], time_limit_s: float) -> Problem:
+    """The integer program over ``cands`` and instance types ``insts``."""
+    c = fleet.constraints
+    names = {w.name: k for k, w in enumerate(fleet.workloads)}
+    types = {i.name: k for k, i in enumerate(insts)}
+    groups = {d: k for k, d in enumerate(sorted({i.device for i in insts}))}
+    budget = None if c.budget_usd_per_month is None or c.objective == "cost" else c.budget_usd_per_month / c.hours_per_month
+    return Problem(
+        demand=np.array([np.nan if w.rate is None else w.rate for w in fleet.workloads], dtype=float),
+        cand_workload=np.array([names[x.workload] for x in cands], dtype=np.int64),
+        cand_type=np.array([types[x.instance] for x in cands], dtype=np.int64),
+        cand_devices=np.array([x.devices for x in cands], dtype=np.int64),
+        cand_capacity=np.array([x.capacity_rps for x in cands], dtype=float),
+        cand_latency=np.array([max(latency_score(x, fleet), 1e-9) for x in cands], dtype=float),
+        type_devices=np.array([i.devices for i in insts], dtype=np.int64),
+        type_price=np.array([float(i.price(c.pricing) or 0.0) for i in insts], dtype=float),
+        type_group=np.array([groups[i.device] for i in insts], dtype=np.int64),
+        type_cap=np.array([c.cap(i.name) for i in insts], dtype=float),
+        budget_per_hour=budget,
+        objective=c.objective,
+        single_type=c.single_type,
+        time_limit_s=time_limit_s,
+    )
+
+
+def describe_failure(fleet: Fleet, cands: list[Candidate], insts: list[InstanceSpec], prob: Problem, sol: Solution) -> str:
+    """Why the program has no plan: caps, budget, single type, or the time limit — in numbers."""
+    c = fleet.constraints
+    if sol.status == SolveStatus.NO_SOLUTION:
+        return (f"no plan found within the solver's {prob.time_limit_s:g} s time limit; this is not proven infeasible: "
+                "narrow the fleet (clouds, hardware) or split it")  # fmt: skip
+    probe = solve(prob.without_limits())
+    if probe.has_solution:
+        over = [(insts[t], int(n)) for t, n in enumerate(probe.instances) if n > prob.type_cap[t]]
+        if over:
+            inst, n = max(over, key=lambda x: x[1])
+            user = inst.name in c.availability
+            cap = c.cap(inst.name)
+            msg = (f"availability caps bind: the cheapest plan without caps needs {n:,} × {inst.name} "
+                   f"(cap {cap:,.0f}{'' if user else ', the default max_instances_per_type'})")  # fmt: skip
+            if not user:
+                top = max(fleet.workloads, key=lambda w: w.rate or 0.0)
+                msg += (f"; workload '{top.name}' asks for {top.rate or 0.0:,.6g} requests/s — is that a rate per second "
+                        "(not per minute, hour or day)? Raise max_instances_per_type or set availability if it is real")  # fmt: skip
+            return msg
+        if c.budget_usd_per_month is not None:
+            return (f"budget ${c.budget_usd_per_month:,.0f}/month is below the cheapest plan, "
+                    f"${probe.cost_per_hour * c.hours_per_month:,.0f}/month")  # fmt: skip
+    if c.single_type:
+        return "no single device type serves every workload within the availability caps"
+    return "no combination of the allowed instances meets every workload's demand within the availability caps"

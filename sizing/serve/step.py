@@ -1,0 +1,241 @@
+"""Time of one engine step of a deployment: public API for the simulator, the load model and outside checks.
+
+A continuous-batching engine (vLLM, SGLang, TensorRT-LLM) runs *steps*. One step carries ``d``
+sequences that each decode one token at a context of ``c`` tokens, and ``p`` prompt tokens of
+requests being prefilled (chunked prefill mixes both in one forward pass). Per operator group the
+step's cost is the sum of its two parts, except that the weights are streamed once:
+
+* linear layers (attention projections, MLP, experts, norms) see ``N = d + p`` tokens;
+* attention: decode reads ``d`` KV caches of ``c`` tokens; prefill attends ``p`` tokens over a
+  causal span of ``(I + 1)/2`` on average, ``I`` the prompt length (bidirectional: ``I``);
+* the LM head produces logits for ``d`` sequences (plus one when a prompt completes: ``p > 0``);
+* collectives move activations of ``N`` tokens; the fixed per-step overhead is paid once.
+
+The roofline of :mod:`aicap.sizing.perf.roofline` turns the summed FLOPs and bytes into seconds. The
+result is the time of one **micro-batch through the whole model**: with pipeline parallelism ``pp``
+the engine keeps ``pp`` such micro-batches in flight and the caller decides how they share the
+stages (see :mod:`aicap.sizing.serve.load`).
+
+Two special cases are the phases people quote: :func:`prefill_step` (``k`` prompts of ``I`` tokens,
+nothing decoding) and :func:`decode_step` (a batch ``b`` decoding at context ``c``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
+from aicap.sizing.core.deployment import Deployment
+from aicap.sizing.core.dtypes import compute_dtype
+from aicap.sizing.core.specs import DeviceSpec, EfficiencySpec
+from aicap.sizing.perf.operators import OpCost, expected_distinct_experts, expert_bytes_terms, generic_step, transformer_step
+from aicap.sizing.perf.roofline import StepTime, network_time, op_times
+
+F = NDArray[np.float64]
+_OP_ORDER = ("attn_proj", "attention", "mlp", "experts", "lm_head", "norms")
+
+
+def engine_costs(dep: Deployment, decode_seqs: ArrayLike, decode_context: ArrayLike, prefill_tokens: ArrayLike,
+                 prompt_tokens: ArrayLike, tp: ArrayLike) -> dict[str, OpCost]:  # fmt: skip
+    """FLOPs and bytes per operator group of one mixed step, per device (device-independent)."""
+    tp_a = np.asarray(tp, dtype=float)
+    d = np.asarray(decode_seqs, dtype=float)
+    p = np.asarray(prefill_tokens, dtype=float)
+    c = np.asarray(decode_context, dtype=float)
+    i = np.maximum(np.asarray(prompt_tokens, dtype=float), 1.0)
+    n = d + p
+    model = dep.model
+    if model.kind == "generic":
+        return generic_step(dep, n, tp_a)
+    causal = model.kind == "decoder"
+    lin = transformer_step(dep, 1.0, n, 0.0, tp_a, causal=causal)
+    dec = transformer_step(dep, d, 1.0, c, tp_a, causal=causal)
+    pre = transformer_step(dep, p / i, i, 0.0, tp_a, causal=causal)
+    # Logits for every decoding sequence and for a prompt that completes in the step.
+    head = transformer_step(dep, d + 1.0, 1.0, 0.0, tp_a, causal=causal)
+    costs = dict(lin)
+    costs["attention"] = OpCost(dec["attention"].flops + pre["attention"].flops, dec["attention"].bytes + pre["attention"].bytes)
+    costs["lm_head"] = head["lm_head"]
+    return costs
+
+
+def engine_step(
+    dep: Deployment,
+    decode_seqs: ArrayLike,
+    decode_context: ArrayLike,
+    prefill_tokens: ArrayLike,
+    prompt_tokens: ArrayLike,
+    *,
+    tp: ArrayLike | None = None,
+    pp: ArrayLike | None = None,
+    ep: ArrayLike | None = None,
+) -> StepTime:
+    """Roofline time of one mixed engine step (see module docstring); arrays broadcast.
+
+    Parameters
+    ----------
+    dep
+        The deployment: model, device, efficiency, formats (its tp/pp/ep unless arrays are given).
+    decode_seqs
+        Sequences decoding one token each in this step, ``d``.
+    decode_context
+        Tokens already in each decoding sequence's KV cache, ``c``.
+    prefill_tokens
+        Prompt tokens prefilled in this step, ``p`` (0 for a pure decode step).
+    prompt_tokens
+        Length ``I`` of the prompts those tokens belong to (sets the attention span).
+    tp, pp, ep
+        Parallel degrees, broadcast against the other arrays.
+
+    Returns
+    -------
+    StepTime
+        Seconds by operator group, network and overhead; ``.total`` is the step time.
+    """
+    tp_a = np.asarray(dep.tp if tp is None else tp, dtype=float)
+    pp_a = np.asarray(dep.pp if pp is None else pp, dtype=float)
+    ep_a = np.asarray(dep.ep if ep is None else ep, dtype=float)
+    costs = engine_costs(dep, decode_seqs, decode_context, prefill_tokens, prompt_tokens, tp_a)
+    n = np.asarray(decode_seqs, dtype=float) + np.asarray(prefill_tokens, dtype=float)
+    ops = op_times(dep, costs)
+    net = network_time(dep, n, tp_a, pp_a, ep_a)
+    overhead = np.asarray(dep.efficiency.step_overhead_ms * 1e-3 + 0.0 * net, dtype=float)
+    return StepTime(ops=ops, network_s=net, overhead_s=overhead)
+
+
+def prefill_step(dep: Deployment, requests: ArrayLike, input_tokens: ArrayLike) -> StepTime:
+    """One step that prefills ``requests`` prompts of ``input_tokens`` tokens each, nothing decoding."""
+    k = np.asarray(requests, dtype=float)
+    i = np.asarray(input_tokens, dtype=float)
+    return engine_step(dep, 0.0, 0.0, k * i, i)
+
+
+def decode_step(dep: Deployment, batch: ArrayLike, context: ArrayLike) -> StepTime:
+    """One step in which ``batch`` sequences each decode one token at ``context`` cached tokens."""
+    return engine_step(dep, batch, context, 0.0, 1.0)
+
+
+@dataclass(frozen=True)
+class Hardware:
+    """Achieved rates of the device each candidate runs on (arrays over candidates).
+
+    ``flops`` and ``expert_flops`` are FLOP/s after the compute efficiency (the latter times the MoE
+    factor), ``bandwidth`` bytes/s after the memory efficiency, ``link`` bytes/s per direction after
+    the link efficiency, ``link_latency_s`` and ``overhead_s`` seconds.
+    """
+
+    flops: F
+    expert_flops: F
+    bandwidth: F
+    link: F
+    link_latency_s: F
+    overhead_s: F
+
+    @classmethod
+    def of(cls, pairs: Sequence[tuple[DeviceSpec, EfficiencySpec]], weights_dtype: str) -> Hardware:
+        """Rates of each ``(device, efficiency)`` for weights stored in ``weights_dtype``."""
+        rows = []
+        for dev, eff in pairs:
+            peaks: dict[str, float] = dict(dev.peak_tflops)
+            cdt = compute_dtype(weights_dtype, peaks)
+            flops = peaks[cdt] * 1e12 * eff.compute_for(cdt)
+            rows.append((flops, flops * eff.moe_compute, dev.memory_bw_gbps * 1e9 * eff.memory_for(weights_dtype),
+                         dev.interconnect.bw_gbps * 1e9 * eff.link, eff.link_latency_us * 1e-6, eff.step_overhead_ms * 1e-3))  # fmt: skip
+        a = np.array(rows, dtype=float).reshape(-1, 6).T
+        return cls(a[0], a[1], a[2], a[3], a[4], a[5])
+
+
+_POINTS = ((0.0, 0.0), (1.0, 0.0), (0.0, 1.0))
+
+
+@dataclass(frozen=True)
+class StepModel:
+    """Step times of many candidate replicas as exact affine functions of ``(d, p)`` per operator group.
+
+    Per operator group the FLOPs and bytes of :func:`engine_costs` are affine in the decoding sequences
+    ``d`` and prefill tokens ``p`` (for fixed context, prompt length and layout), except the bytes of
+    MoE experts, which follow the touched-expert count ``E·(1 − (1 − k/E)^N)``. So three evaluations
+    give every coefficient, and a step time costs a few array operations::
+
+        T(d, p) = Σ_i max(F_i(d, p)/P_i, Q_i(d, p)/BW) + Q_e(N)/BW + t_net(N) + t_0,   N = d + p
+
+    which is :func:`engine_step` to rounding. The simulator and the load model call it many times.
+    """
+
+    flops: F  # (3, ops, n): constant, per decode sequence, per prefill token
+    bytes: F  # (3, ops, n)
+    peak: F  # (ops, n)
+    bandwidth: F  # (n,)
+    expert_fixed: F  # (n,) bytes
+    expert_per_touched: F  # (n,) bytes
+    expert_per_token: F  # (n,) bytes
+    num_experts: int
+    experts_per_token: int
+    net: F  # (2, n): seconds constant and per token
+    overhead_s: F  # (n,)
+
+    @classmethod
+    def build(cls, dep: Deployment, hw: Hardware, tp: ArrayLike, pp: ArrayLike, ep: ArrayLike, context: ArrayLike,
+              prompt: ArrayLike) -> StepModel:  # fmt: skip
+        """Coefficients for candidates of one model and format on devices ``hw`` (arrays broadcast)."""
+        tp_a, pp_a, ep_a, ctx, pr, bw = np.broadcast_arrays(*(np.asarray(v, dtype=float) for v in (tp, pp, ep, context, prompt, hw.bandwidth)))
+        evals = [engine_costs(dep, d, ctx, p, pr, tp_a) for d, p in _POINTS]
+        names = list(evals[0])
+        f = np.stack([np.stack([np.broadcast_to(e[k].flops, tp_a.shape) for k in names]) for e in evals])
+        q = np.stack([np.stack([np.broadcast_to(e[k].bytes, tp_a.shape) for k in names]) for e in evals])
+        coef_f = np.stack([f[0], f[1] - f[0], f[2] - f[0]])
+        coef_q = np.stack([q[0], q[1] - q[0], q[2] - q[0]])
+        zero = np.zeros(tp_a.shape)
+        e_fixed, e_touch, e_tok = zero, zero, zero
+        num_e, k = 1, 0
+        if dep.model.kind != "generic" and "experts" in names and dep.model.kind == "decoder" and dep.model.moe is not None:
+            ie = names.index("experts")
+            coef_q[:, ie] = 0.0  # experts' bytes are not affine: kept apart
+            e_fixed, e_touch, e_tok = (np.broadcast_to(v, tp_a.shape) for v in expert_bytes_terms(dep, tp_a))
+            num_e, k = dep.model.moe.num_experts, dep.model.moe.experts_per_token
+        peak = np.stack([np.broadcast_to(hw.expert_flops if name == "experts" else hw.flops, tp_a.shape) for name in names])
+        n0 = network_time(dep, 0.0, tp_a, pp_a, ep_a, link_bps=hw.link, latency_s=hw.link_latency_s)
+        n1 = network_time(dep, 1.0, tp_a, pp_a, ep_a, link_bps=hw.link, latency_s=hw.link_latency_s)
+        net = np.stack([np.broadcast_to(n0, tp_a.shape), np.broadcast_to(n1 - n0, tp_a.shape)])
+        return cls(coef_f, coef_q, peak, bw, e_fixed, e_touch, e_tok, num_e, k, net, np.broadcast_to(hw.overhead_s, tp_a.shape).astype(float))
+
+    def seconds(self, decode_seqs: ArrayLike, prefill_tokens: ArrayLike) -> F:
+        """Step time (s) with ``decode_seqs`` decoding and ``prefill_tokens`` prefilling, per candidate.
+
+        Arguments broadcast against the candidates (last axis); leading axes evaluate many steps at once.
+        """
+        d, p = np.broadcast_arrays(np.asarray(decode_seqs, dtype=float), np.asarray(prefill_tokens, dtype=float), self.bandwidth)[:2]
+        dx, px = d[..., None, :], p[..., None, :]
+        f = self.flops[0] + self.flops[1] * dx + self.flops[2] * px
+        q = self.bytes[0] + self.bytes[1] * dx + self.bytes[2] * px
+        n = d + p
+        parts = np.maximum(f / self.peak, q / self.bandwidth)
+        if self.experts_per_token:
+            touched = expected_distinct_experts(n, self.num_experts, self.experts_per_token)
+            e_bytes = self.expert_fixed + self.expert_per_touched * touched + self.expert_per_token * n
+            row = self._experts_row
+            parts[..., row, :] = np.maximum(f[..., row, :] / self.peak[row], e_bytes / self.bandwidth)
+        return np.asarray(parts.sum(axis=-2) + self.net[0] + self.net[1] * n + self.overhead_s, dtype=float)
+
+    @property
+    def _experts_row(self) -> int:
+        return _OP_ORDER.index("experts")
+
+    def take(self, index: ArrayLike) -> StepModel:
+        """The candidates at ``index`` (an integer array or a boolean mask)."""
+        ix = np.asarray(index)
+        return StepModel(self.flops[:, :, ix], self.bytes[:, :, ix], self.peak[:, ix], self.bandwidth[ix], self.expert_fixed[ix],
+                         self.expert_per_touched[ix], self.expert_per_token[ix], self.num_experts, self.experts_per_token,
+                         self.net[:, ix], self.overhead_s[ix])  # fmt: skip
+
+    def one(self, k: int) -> Callable[[int, int], float]:
+        """Scalar step time of candidate ``k``: ``f(decode_seqs, prefill_tokens) -> seconds`` (for the simulator)."""
+        single = self.take(np.array([k]))
+
+        def step(decode_seqs: int, prefill_tokens: int) -> float:
+            return float(single.seconds(decode_seqs, prefill_tokens)[0])
+
+        return step

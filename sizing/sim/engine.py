@@ -1,0 +1,288 @@
+"""Iteration-level discrete-event simulation of one serving replica under continuous batching.
+
+:func:`simulate` advances a replica engine step by engine step, the way vLLM v1, SGLang and
+TensorRT-LLM schedule with chunked prefill; the caller supplies the duration of a step
+(:class:`StepTime`). Times are seconds, lengths tokens, ``B`` is ``block_tokens``.
+
+Semantics, ``pipeline_stages == 1``
+-----------------------------------
+1. *Clock.* A step starts at time ``t`` (initially 0). Requests with ``arrival ≤ t`` join the back of
+   the FCFS waiting queue. If nothing is running or waiting, ``t`` jumps to the next arrival.
+2. *KV cache.* The replica has ``floor(kv_capacity_tokens / B)`` blocks. An admitted request reserves
+   ``ceil(P/B)`` blocks for its prompt ``P``; a decoding request that has emitted ``g`` tokens holds
+   ``ceil((I + g − 1)/B)`` blocks (prompt ``I`` plus every generated token fed back so far) and needs
+   ``ceil((I + g)/B)`` for its next step. A request whose peak need ``ceil((I + max(O − 1, 0))/B)``
+   exceeds the blocks of its engine is rejected at arrival (never admitted; counted in ``rejected``).
+3. *Scheduling* (:class:`~aicap.sizing.sim.scheduler.FcfsScheduler`), budget ``T = max_batched_tokens``:
+   (a) the running requests in decode, oldest admitted first, take one token each while the budget
+   lasts (``d = min(decoding, T)``; the rest skip the step); (b) if those ``d`` requests need more
+   blocks than are free, the most recently admitted running request (decoding or prefilling) is
+   preempted by recompute — its blocks are freed and it returns to the *front* of the queue with prompt
+   ``P = I + g`` (prompt plus the tokens already emitted; emitted tokens and TTFT are kept) — and this
+   repeats until they fit; (c) requests still prefilling take chunks, oldest first,
+   ``min(remaining prompt, remaining budget)``; (d) waiting requests are admitted in queue order while
+   the budget is positive, fewer than ``max_num_seqs`` run, and ``ceil(P/B)`` blocks are free, each
+   taking a chunk as in (c). ``prefill_tokens`` is the sum of the chunks. (Since admission stops when
+   the budget is spent, FCFS never has more decoding requests than ``T``: skipping in (a) happens only
+   under a scheduler that caps decode, e.g. ``FcfsScheduler(decode_cap=...)``.)
+4. *Step.* It lasts ``step(d, prefill_tokens)`` seconds; at its end ``t_end``: every scheduled decoding
+   request emits one token; a request whose prompt completes emits a token (its first, if it had none:
+   ``TTFT = t_end − arrival``) — a request with ``output_tokens == 0`` (encoder, embedding) emits
+   nothing and finishes there; a request that has emitted all ``O`` tokens finishes (``E2E = t_end −
+   arrival``) and frees its blocks. ``TPOT = (finish − first token)/(O − 1)`` for ``O ≥ 2``.
+
+So an isolated request with ``I ≤ T`` sees ``TTFT = step(0, I)`` and ``E2E = step(0, I) + (O − 1)·
+step(1, 0)``; a prompt of ``k·T`` tokens alone takes ``k`` steps before its first token.
+
+Semantics, ``pipeline_stages = p > 1``
+--------------------------------------
+The replica runs ``p`` virtual engines (micro-batches in flight), each with its own waiting queue,
+running set, token budget ``T`` and a share of the replica's capacity: ``ceil(max_num_seqs/p)``
+running requests and ``ceil(blocks/p)`` KV blocks. An arriving request joins the queue of the virtual
+engine with the fewest requests running plus waiting (lowest index on ties; vLLM v0 routes on
+unfinished requests, so that a burst is spread rather than piled on one engine); a preempted request
+stays on its engine. Time advances in rounds: in each round every virtual engine with work schedules
+one step as above, the round lasts ``max_k step(d_k, prefill_k)`` (synchronous pipeline: each
+micro-batch passes through all ``p`` stages, so the slowest one paces all), and tokens are emitted at
+the round's end. Each virtual engine therefore behaves as a ``p = 1`` engine with ``1/p`` of the
+capacity, and the replica emits up to ``p`` micro-batches per round.
+
+Performance
+-----------
+The loop is pure Python over steps; per step it costs O(1) plus the requests admitted, completing or
+finishing (decoding requests are advanced by a per-engine clock, see
+:mod:`aicap.sizing.sim.virtual_engine`). ``step`` is called once per distinct ``(d, prefill)`` pair and
+memoised, so it must be a pure function of its arguments.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+from numpy.typing import NDArray
+
+from aicap.sizing.sim.result import SimResult
+from aicap.sizing.sim.scheduler import FcfsScheduler, Scheduler
+from aicap.sizing.sim.virtual_engine import DONE, REJECTED, WAITING, RequestTable, VirtualEngine
+
+F = NDArray[np.float64]
+I = NDArray[np.int64]  # noqa: E741 -- the brief's name for integer arrays
+
+
+class StepTime(Protocol):
+    """Duration of one engine step."""
+
+    def __call__(self, decode_seqs: int, prefill_tokens: int, /) -> float:
+        """Seconds for one micro-batch through the whole model.
+
+        The micro-batch holds ``decode_seqs`` sequences decoding one token each and ``prefill_tokens``
+        prompt tokens prefilled in the same step (chunked prefill mixed with decode). Must be a pure,
+        finite, non-negative function (it is memoised). Arguments are positional, so any callable
+        ``f(d, p) -> float`` qualifies.
+        """
+        ...
+
+
+@dataclass(frozen=True)
+class EngineConfig:
+    """Scheduler limits of one replica (vLLM names in brackets).
+
+    Attributes
+    ----------
+    max_num_seqs : int
+        Most requests running at once [``max_num_seqs``]; for encoders, the largest batch.
+    max_batched_tokens : int
+        Token budget per step, decode tokens (one per decoding request) plus prefill-chunk tokens
+        [``max_num_batched_tokens``].
+    kv_capacity_tokens : int
+        KV-cache capacity of the replica, tokens (paged: ``floor(capacity / block_tokens)`` blocks).
+    block_tokens : int
+        Tokens per KV block (page size) [``block_size``].
+    pipeline_stages : int
+        Pipeline-parallel degree ``p``: micro-batches (virtual engines) in flight.
+    """
+
+    max_num_seqs: int
+    max_batched_tokens: int
+    kv_capacity_tokens: int
+    block_tokens: int = 16
+    pipeline_stages: int = 1
+
+    def __post_init__(self) -> None:
+        for name in ("max_num_seqs", "max_batched_tokens", "block_tokens", "pipeline_stages"):
+            if int(getattr(self, name)) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.kv_capacity_tokens < self.block_tokens:
+            raise ValueError(f"kv_capacity_tokens ({self.kv_capacity_tokens}) must hold at least one block ({self.block_tokens} tokens)")
+
+    @property
+    def blocks(self) -> int:
+        """KV blocks of the whole replica."""
+        return self.kv_capacity_tokens // self.block_tokens
+
+
+@dataclass(frozen=True)
+class Requests:
+    """A trace of requests (equal-length arrays).
+
+    Attributes
+    ----------
+    arrival_s : numpy.ndarray of float64
+        Arrival instants, seconds (≥ 0, any order).
+    input_tokens : numpy.ndarray of int64
+        Prompt lengths, tokens (≥ 1).
+    output_tokens : numpy.ndarray of int64
+        Tokens to generate (≥ 0); 0 is an encoder/embedding request, done when its prefill completes.
+    """
+
+    arrival_s: F
+    input_tokens: I
+    output_tokens: I
+
+    def __post_init__(self) -> None:
+        a = np.asarray(self.arrival_s, dtype=np.float64)
+        i = np.asarray(self.input_tokens, dtype=np.int64)
+        o = np.asarray(self.output_tokens, dtype=np.int64)
+        if a.ndim != 1 or a.shape != i.shape or a.shape != o.shape:
+            raise ValueError(f"arrival_s, input_tokens and output_tokens must be 1-D of equal length, got {a.shape}, {i.shape}, {o.shape}")
+        if not np.isfinite(a).all() or (a < 0).any():
+            raise ValueError("arrival_s must be finite and >= 0")
+        if (i < 1).any():
+            raise ValueError("input_tokens must be >= 1")
+        if (o < 0).any():
+            raise ValueError("output_tokens must be >= 0")
+        object.__setattr__(self, "arrival_s", a)
+        object.__setattr__(self, "input_tokens", i)
+        object.__setattr__(self, "output_tokens", o)
+
+    def __len__(self) -> int:
+        return int(self.arrival_s.size)
+
+
+def _memoised(step: StepTime) -> tuple[dict[tuple[int, int], float], StepTime]:
+    cache: dict[tuple[int, int], float] = {}
+
+    def timed(decode_seqs: int, prefill_tokens: int) -> float:
+        s = float(step(decode_seqs, prefill_tokens))
+        if not (s >= 0.0 and math.isfinite(s)):
+            raise ValueError(f"step({decode_seqs}, {prefill_tokens}) returned {s}; step times must be finite and >= 0 seconds")
+        cache[decode_seqs, prefill_tokens] = s
+        return s
+
+    return cache, timed
+
+
+def simulate(
+    step: StepTime,
+    requests: Requests,
+    config: EngineConfig,
+    *,
+    max_steps: int = 5_000_000,
+    scheduler: Scheduler | None = None,
+) -> SimResult:
+    """Simulate one replica serving ``requests`` (semantics in the module docstring).
+
+    Parameters
+    ----------
+    step : StepTime
+        ``step(decode_seqs, prefill_tokens)`` → seconds of one engine step; memoised per argument pair.
+    requests : Requests
+        The trace.
+    config : EngineConfig
+        Limits of the replica.
+    max_steps : int, optional
+        Stop after this many steps (rounds); requests not finished by then are reported unfinished.
+    scheduler : Scheduler or None, optional
+        Step policy; ``None`` is first-come-first-served (:class:`FcfsScheduler`).
+
+    Returns
+    -------
+    SimResult
+        Per-request latencies (seconds) in the order of ``requests``, and run statistics.
+    """
+    n = len(requests)
+    order = np.argsort(requests.arrival_s, kind="stable")
+    arrival = requests.arrival_s[order]
+    table = RequestTable(arrival.tolist(), requests.input_tokens[order].tolist(), requests.output_tokens[order].tolist())
+    p = config.pipeline_stages
+    per_seqs = -(-config.max_num_seqs // p)
+    per_blocks = -(-config.blocks // p)
+    engines = [VirtualEngine(k, per_seqs, config.max_batched_tokens, per_blocks, config.block_tokens, table) for k in range(p)]
+    policy: Scheduler = FcfsScheduler() if scheduler is None else scheduler
+    cache, timed = _memoised(step)
+    peak_tokens = (requests.input_tokens + np.maximum(requests.output_tokens - 1, 0))[order]
+    too_big = (-(-peak_tokens // config.block_tokens) > per_blocks).tolist()
+
+    arr = table.arrival_s
+    t = 0.0
+    i = 0
+    steps = 0
+    busy_s = 0.0
+    running_area = 0.0
+    rejected = 0
+    stepped: list[VirtualEngine] = []
+    while True:
+        while i < n and arr[i] <= t:
+            if too_big[i]:
+                table.state[i] = REJECTED
+                rejected += 1
+            else:
+                ve = engines[0] if p == 1 else min(engines, key=lambda e: e.load)
+                table.engine[i] = ve.index
+                table.state[i] = WAITING
+                ve.waiting.append(i)
+            i += 1
+        if steps >= max_steps:
+            break
+        stepped.clear()
+        dur = 0.0
+        running = 0
+        for ve in engines:
+            if not (ve.running or ve.waiting):
+                continue
+            d, pf = policy.schedule(ve)
+            if d == 0 and pf == 0:
+                continue
+            s = cache.get((d, pf))
+            if s is None:
+                s = timed(d, pf)
+            if s > dur:
+                dur = s
+            running += len(ve.running)
+            stepped.append(ve)
+        if not stepped:  # idle (or nothing schedulable): jump to the next arrival
+            if i >= n:
+                break
+            t = arr[i]
+            continue
+        t += dur
+        steps += 1
+        busy_s += dur
+        running_area += running * dur
+        for ve in stepped:
+            ve.end_step(t)
+
+    inv = np.empty(n, dtype=np.intp)
+    inv[order] = np.arange(n)
+    first = np.asarray(table.first_s, dtype=np.float64)[inv]
+    finish = np.asarray(table.finish_s, dtype=np.float64)[inv]
+    finished = (np.asarray(table.state, dtype=np.int64) == DONE)[inv]
+    out = requests.output_tokens
+    with np.errstate(invalid="ignore", divide="ignore"):
+        tpot = np.where((out >= 2) & finished, (finish - first) / np.maximum(out - 1, 1), np.nan)
+    return SimResult(
+        ttft_s=first - requests.arrival_s,
+        tpot_s=tpot,
+        e2e_s=np.where(finished, finish - requests.arrival_s, np.nan),
+        finished=finished,
+        preemptions=sum(e.preemptions for e in engines),
+        steps=steps,
+        mean_running=running_area / t if t > 0 else 0.0,
+        mean_step_s=busy_s / steps if steps else 0.0,
+        duration_s=t,
+        arrival_s=requests.arrival_s,
+        rejected=rejected,
+    )

@@ -1,0 +1,133 @@
+"""Outcome of one simulated run: per-request latencies, percentiles and a stability verdict."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+from numpy.typing import NDArray
+
+F = NDArray[np.float64]
+Metric = Literal["ttft", "tpot", "e2e"]
+
+STABLE_FINISHED = 0.99  # share of post-warm-up requests that must finish
+STABLE_GROWTH = 1.5  # last-quarter mean TTFT may be at most this multiple of the second quarter's ...
+STABLE_SLACK_S = 1.0  # ... or at most this many seconds above it
+WARMUP = 0.1
+
+
+@dataclass(frozen=True)
+class SimResult:
+    """Per-request latencies of one run, in the order of the input requests.
+
+    Attributes
+    ----------
+    ttft_s : numpy.ndarray of float64
+        Time to first token, seconds: end of the step that completes the prompt minus the arrival
+        (an encoder request's latency). ``nan`` if the request never got its first token.
+    tpot_s : numpy.ndarray of float64
+        Time per output token, seconds: ``(finish − first token) / (output − 1)``; ``nan`` for
+        ``output ≤ 1`` or unfinished requests.
+    e2e_s : numpy.ndarray of float64
+        End-to-end latency, seconds: finish minus arrival; ``nan`` if unfinished.
+    finished : numpy.ndarray of bool
+        Whether the request finished before the run ended.
+    preemptions : int
+        Preemptions (recompute) over the run.
+    steps : int
+        Engine steps; with ``pipeline_stages > 1``, pipeline rounds.
+    mean_running : float
+        Time-weighted mean number of running (admitted, unfinished) requests over ``[0, duration_s]``.
+    mean_step_s : float
+        Mean step (round) duration, seconds.
+    duration_s : float
+        Simulated time at the end of the last step, seconds (the clock starts at 0).
+    arrival_s : numpy.ndarray of float64
+        Arrival instants, seconds (as given), used for the warm-up cut and the stability test.
+    rejected : int
+        Requests never admitted because their peak KV need, ``ceil((input + max(output − 1, 0))/B)``
+        blocks, exceeds one virtual engine's KV blocks (vLLM rejects them against ``max_model_len``).
+        They count as unfinished.
+    """
+
+    ttft_s: F
+    tpot_s: F
+    e2e_s: F
+    finished: NDArray[np.bool_]
+    preemptions: int
+    steps: int
+    mean_running: float
+    mean_step_s: float
+    duration_s: float
+    arrival_s: F
+    rejected: int = 0
+
+    def _post_warmup(self, warmup: float) -> NDArray[np.intp]:
+        """Indices of the requests after the first ``warmup`` fraction by arrival (stable order)."""
+        if not 0.0 <= warmup < 1.0:
+            raise ValueError(f"warmup must be in [0, 1), got {warmup}")
+        order = np.argsort(self.arrival_s, kind="stable")
+        return order[int(warmup * order.size) :]
+
+    def percentile(self, metric: Metric, q: float, *, warmup: float = WARMUP) -> float:
+        """The ``q`` quantile of ``metric`` over the requests after warm-up.
+
+        Parameters
+        ----------
+        metric : {"ttft", "tpot", "e2e"}
+            Latency, in seconds.
+        q : float
+            Quantile in ``(0, 1)`` (0.99 for p99).
+        warmup : float, optional
+            Fraction of requests, earliest arrivals first, dropped as warm-up (default 0.1).
+
+        Returns
+        -------
+        float
+            Seconds, numpy's ``"linear"`` percentile of the non-``nan`` values; ``nan`` if there are
+            none.
+        """
+        if not 0.0 < q < 1.0:
+            raise ValueError(f"q must be in (0, 1), got {q}")
+        values = {"ttft": self.ttft_s, "tpot": self.tpot_s, "e2e": self.e2e_s}.get(metric)
+        if values is None:
+            raise ValueError(f"unknown metric {metric!r}; expected 'ttft', 'tpot' or 'e2e'")
+        x = values[self._post_warmup(warmup)]
+        x = x[~np.isnan(x)]
+        return float(np.percentile(x, 100.0 * q, method="linear")) if x.size else float("nan")
+
+    @property
+    def stable(self) -> bool:
+        """Heuristic verdict that the replica kept up with the traffic.
+
+        True when both hold:
+
+        1. at least 99% of the requests after the 10% warm-up finished, and
+        2. the waiting queue did not grow through the run: with the requests split into quarters by
+           arrival, the mean TTFT of the last quarter ``m₄`` is not both ``> 1.5·m₂`` and ``> m₂ + 1 s``,
+           ``m₂`` the mean TTFT of the second quarter (``nan`` TTFTs ignored; a last quarter without any
+           first token is unstable).
+
+        Under overload the queue, and so TTFT, grows linearly with arrival time from the moment the
+        replica saturates; from the start of the run that gives ``m₄/m₂ = 0.875/0.375 ≈ 2.3`` (a 3×
+        threshold would miss it), less if saturation comes later. In a stable run ``m₄ ≈ m₂``. The 1 s
+        slack keeps noise on millisecond-scale TTFTs from tripping the ratio. Runs near saturation can
+        go either way.
+        """
+        n = self.arrival_s.size
+        if n == 0:
+            return True
+        post = self._post_warmup(WARMUP)
+        if post.size and self.finished[post].mean() < STABLE_FINISHED:
+            return False
+        order = np.argsort(self.arrival_s, kind="stable")
+        q2 = self.ttft_s[order[n // 4 : n // 2]]
+        q4 = self.ttft_s[order[3 * n // 4 :]]
+        q2, q4 = q2[~np.isnan(q2)], q4[~np.isnan(q4)]
+        if q4.size == 0:
+            return False
+        if q2.size == 0:
+            return True
+        m2, m4 = float(q2.mean()), float(q4.mean())
+        return not (m4 > STABLE_GROWTH * m2 and m4 > m2 + STABLE_SLACK_S)

@@ -1,0 +1,75 @@
+"""Scheduling policy of one engine step: the :class:`Scheduler` protocol and first-come-first-served.
+
+A scheduler decides, for one virtual engine and one step, which requests run and how many tokens each
+processes, using only the mechanics of :class:`~aicap.sizing.sim.virtual_engine.VirtualEngine`
+(``reserve_decode``, ``chunk``, ``can_admit``, ``admit``, ``preempt_last``). The simulator then times the
+step and closes it. Other policies (priorities, prefill-first, decode-only steps, …) plug in here.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from aicap.sizing.sim.virtual_engine import VirtualEngine
+
+
+class Scheduler(Protocol):
+    """Chooses the micro-batch of one engine step."""
+
+    def schedule(self, engine: VirtualEngine) -> tuple[int, int]:
+        """Fill one step of ``engine``; return ``(decode_seqs, prefill_tokens)`` of the step.
+
+        The returned counts must not exceed the engine's token budget (``decode_seqs + prefill_tokens
+        ≤ max_tokens``) and its running set must stay within ``max_seqs`` requests and ``blocks`` KV
+        blocks. ``(0, 0)`` means the engine runs no step.
+        """
+        ...
+
+
+class FcfsScheduler:
+    """First come, first served with chunked prefill mixed into decode steps (vLLM v1 default).
+
+    With token budget ``T`` (tokens) for the step:
+
+    1. decoding requests, oldest admitted first, take one token each while the budget lasts
+       (``d = min(decoding, T)``); KV blocks for their new tokens are reserved, preempting the most
+       recently admitted running request while they do not fit;
+    2. admitted requests still prefilling take chunks, oldest first: ``min(remaining prompt, budget)``;
+    3. waiting requests are admitted in queue order while the budget is positive, fewer than
+       ``max_seqs`` run, and the free KV blocks cover the whole prompt (``ceil(prompt/B)``); each takes
+       a chunk as in 2. The queue is strictly FCFS: a head that does not fit blocks those behind it.
+
+    Since admission stops when the budget is spent, the decoding requests never outnumber the budget
+    and none ever skips a step — unless ``decode_cap`` limits them further.
+
+    Parameters
+    ----------
+    decode_cap : int or None, optional
+        Most decoding requests per step (the oldest run, the rest skip the step); ``None``: only the
+        token budget limits them. Not a vLLM setting: it exists to exercise skipped decode steps.
+    """
+
+    def __init__(self, decode_cap: int | None = None) -> None:
+        if decode_cap is not None and decode_cap < 1:
+            raise ValueError(f"decode_cap must be >= 1, got {decode_cap}")
+        self.decode_cap = decode_cap
+
+    def schedule(self, engine: VirtualEngine) -> tuple[int, int]:
+        """Fill one step of ``engine`` as described in the class docstring."""
+        budget = engine.max_tokens
+        decode = engine.reserve_decode(budget if self.decode_cap is None else min(budget, self.decode_cap))
+        budget -= decode
+        prefill = 0
+        if budget > 0:
+            for r in engine.prefilling:
+                c = engine.chunk(r, budget)
+                prefill += c
+                budget -= c
+                if budget == 0:
+                    break
+            waiting = engine.waiting
+            while budget > 0 and waiting and len(engine.running) < engine.max_seqs and engine.can_admit(waiting[0]):
+                c = engine.chunk(engine.admit(), budget)
+                prefill += c
+                budget -= c
+        return decode, prefill

@@ -1,0 +1,275 @@
+"""State and mechanics of one virtual engine: running set, waiting queue, paged KV cache, decode clock.
+
+A virtual engine is what schedules one micro-batch per step (a whole replica when
+``pipeline_stages == 1``). It owns the *mechanics* that every scheduling policy shares — admitting a
+request, giving it a prefill chunk, reserving KV blocks for a decode step, preempting, emitting tokens
+at the end of a step — while the *policy* (which request gets what) lives in
+:mod:`aicap.sizing.sim.scheduler`.
+
+Token and block accounting (``B`` = ``block_tokens``; ``g`` = tokens emitted so far; ``I`` = prompt):
+
+* an admitted request reserves ``ceil(P/B)`` blocks for its whole current prompt ``P`` (``P = I`` the
+  first time, ``P = I + g`` after a preemption: recompute re-prefills the prompt and the tokens already
+  generated);
+* a decoding request holds ``ceil((I + g − 1)/B)`` blocks (KV of every token fed so far) and, for a
+  step, needs ``ceil((I + g)/B)``: one more block exactly when ``(I + g − 1) mod B == 0``.
+
+Decode clock. Every decoding request that is scheduled in a step emits one token, so between
+preemptions ``g = base + tick`` for a per-request constant ``base`` and the engine's step counter
+``tick``. The simulator therefore never touches the decoding requests one by one: finishes are
+looked up by tick (``finish_at[tick]``, the request finishes when ``g = output``, i.e. at
+``tick = output − base``), and the number of decoding requests that need a new block at ``tick`` is a
+bucket count over ``(I + base − 1) mod B``. A request that is *not* scheduled in a step (token budget
+smaller than the number of decoding requests) has its ``base`` lowered by one and its finish moved one
+tick later — work proportional to the skipped requests only. Stale ``finish_at`` entries (requests
+since preempted or skipped) are recognised and ignored.
+
+Block counts use ``-x // B == -ceil(x/B)`` (floor division of the negation), so ``used -= -x // B``
+takes ``ceil(x/B)`` blocks and ``used += -x // B`` frees them, in integer arithmetic.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from itertools import islice
+
+WAITING, PREFILL, DECODE, DONE, REJECTED = 0, 1, 2, 3, 4
+
+
+class RequestTable:
+    """Per-request state shared by the virtual engines of one replica (Python lists, for speed).
+
+    Indices are request ids in arrival order. Times are seconds; lengths are tokens.
+    """
+
+    __slots__ = (
+        "arrival_s",
+        "base",
+        "emitted",
+        "engine",
+        "fin_tick",
+        "finish_s",
+        "first_s",
+        "input",
+        "key",
+        "output",
+        "prefilled",
+        "prompt",
+        "state",
+    )
+
+    def __init__(self, arrival_s: list[float], input_tokens: list[int], output_tokens: list[int]) -> None:
+        n = len(arrival_s)
+        self.arrival_s = arrival_s
+        self.input = input_tokens
+        self.output = output_tokens
+        self.emitted = [0] * n  # tokens emitted (exact while waiting or prefilling; base + tick while decoding)
+        self.prompt = list(input_tokens)  # tokens to prefill in the current incarnation
+        self.prefilled = [0] * n  # of `prompt`, processed so far
+        self.base = [0] * n  # decoding: emitted = base + tick of its engine
+        self.key = [0] * n  # decoding: (input + base − 1) mod B, the block bucket
+        self.fin_tick = [0] * n  # decoding: tick at which it emits its last token
+        self.state = [WAITING] * n
+        self.engine = [-1] * n
+        self.first_s = [math.nan] * n  # time of the first emitted token
+        self.finish_s = [math.nan] * n
+
+
+class VirtualEngine:
+    """One micro-batch pipeline slot: its requests, KV blocks and decode clock.
+
+    Parameters
+    ----------
+    index : int
+        Position among the replica's virtual engines.
+    max_seqs : int
+        Most requests running (prefilling or decoding) at once.
+    max_tokens : int
+        Token budget of one step (decode tokens + prefill-chunk tokens).
+    blocks : int
+        KV-cache blocks of this virtual engine.
+    block_tokens : int
+        Tokens per KV block (page size).
+    table : RequestTable
+        Shared per-request state.
+    """
+
+    __slots__ = (
+        "block_tokens",
+        "blocks",
+        "bucket",
+        "completing",
+        "decoders",
+        "finish_at",
+        "index",
+        "max_seqs",
+        "max_tokens",
+        "preemptions",
+        "prefilling",
+        "running",
+        "scheduled",
+        "table",
+        "tick",
+        "used",
+        "waiting",
+    )
+
+    def __init__(self, index: int, max_seqs: int, max_tokens: int, blocks: int, block_tokens: int, table: RequestTable) -> None:
+        self.index = index
+        self.max_seqs = max_seqs
+        self.max_tokens = max_tokens
+        self.blocks = blocks
+        self.block_tokens = block_tokens
+        self.table = table
+        self.waiting: deque[int] = deque()  # FCFS; preempted requests re-enter at the front
+        self.running: dict[int, None] = {}  # insertion (admission) order; popitem() is the newest
+        self.prefilling: deque[int] = deque()  # admitted, prompt not finished; admission order
+        self.decoders: dict[int, None] = {}  # prompt finished; admission order
+        self.used = 0  # KV blocks held
+        self.tick = 0  # steps this engine has run
+        self.bucket = [0] * block_tokens  # decoders per key (see module docstring)
+        self.finish_at: dict[int, list[int]] = {}
+        self.completing: list[int] = []  # prompts finishing in the current step
+        self.scheduled = 0  # decoders scheduled in the current step (a prefix in admission order)
+        self.preemptions = 0
+
+    @property
+    def busy(self) -> bool:
+        """Whether anything is running or waiting."""
+        return bool(self.running) or bool(self.waiting)
+
+    @property
+    def load(self) -> int:
+        """Requests running or waiting (the pipeline router sends new work to the smallest)."""
+        return len(self.running) + len(self.waiting)
+
+    def can_admit(self, r: int) -> bool:
+        """Whether request ``r``'s current prompt fits in the free KV blocks."""
+        return self.used - (-self.table.prompt[r] // self.block_tokens) <= self.blocks
+
+    def admit(self) -> int:
+        """Move the head of the waiting queue into the running set; reserve its prompt's blocks."""
+        t = self.table
+        r = self.waiting.popleft()
+        t.state[r] = PREFILL
+        t.prefilled[r] = 0
+        self.used -= -t.prompt[r] // self.block_tokens
+        self.running[r] = None
+        self.prefilling.append(r)
+        return r
+
+    def chunk(self, r: int, budget: int) -> int:
+        """Prefill ``min(remaining prompt, budget)`` tokens of prefilling request ``r``; return them."""
+        t = self.table
+        done = t.prefilled[r]
+        c = min(t.prompt[r] - done, budget)
+        done += c
+        t.prefilled[r] = done
+        if done == t.prompt[r]:
+            self.completing.append(r)
+        return c
+
+    def reserve_decode(self, budget: int) -> int:
+        """Schedule the oldest ``min(decoders, budget)`` decoding requests and reserve their new blocks.
+
+        While the scheduled requests need more blocks than are free, the most recently admitted running
+        request is preempted (:meth:`preempt_last`). Returns the number of decoding requests scheduled.
+        """
+        dec = self.decoders
+        key = self.table.key
+        want = -self.tick % self.block_tokens
+        while True:
+            k = min(len(dec), budget)
+            need = self.bucket[want] if k == len(dec) else sum(1 for r in islice(dec, k) if key[r] == want)
+            if self.used + need <= self.blocks:
+                break
+            self.preempt_last()
+        self.used += need
+        self.scheduled = k
+        return k
+
+    def preempt_last(self) -> int:
+        """Preempt (recompute) the most recently admitted running request; return its id.
+
+        Its blocks are freed, its prompt becomes input + emitted tokens, and it re-enters the waiting
+        queue at the front. Emitted tokens (and so its first-token time) are kept.
+        """
+        t = self.table
+        r, _ = self.running.popitem()
+        if t.state[r] == DECODE:
+            g = t.base[r] + self.tick
+            t.emitted[r] = g
+            del self.decoders[r]
+            self.bucket[t.key[r]] -= 1
+            self.used += -(t.input[r] + g - 1) // self.block_tokens
+        else:
+            self.prefilling.pop()
+            self.used += -t.prompt[r] // self.block_tokens
+        t.state[r] = WAITING
+        t.prompt[r] = t.input[r] + t.emitted[r]
+        t.prefilled[r] = 0
+        self.waiting.appendleft(r)
+        self.preemptions += 1
+        return r
+
+    def end_step(self, now_s: float) -> None:
+        """Close the current step at ``now_s`` seconds: emit tokens, finish requests, free blocks."""
+        t = self.table
+        block = self.block_tokens
+        bucket = self.bucket
+        finish_at = self.finish_at
+        dec = self.decoders
+        base, key, fin_tick, state = t.base, t.key, t.fin_tick, t.state
+        tick = self.tick + 1
+        self.tick = tick
+        if self.scheduled < len(dec):  # skipped decoders emitted nothing: shift their clock by one
+            for r in islice(dec, self.scheduled, None):
+                base[r] -= 1
+                k = key[r]
+                bucket[k] -= 1
+                k = (k - 1) % block
+                key[r] = k
+                bucket[k] += 1
+                f = fin_tick[r] + 1
+                fin_tick[r] = f
+                finish_at.setdefault(f, []).append(r)
+        self.scheduled = 0
+        done = finish_at.pop(tick, None)
+        if done is not None:
+            me = self.index
+            for r in done:
+                if state[r] != DECODE or fin_tick[r] != tick or t.engine[r] != me:
+                    continue  # stale entry
+                state[r] = DONE
+                t.emitted[r] = t.output[r]
+                t.finish_s[r] = now_s
+                self.used += -(t.input[r] + base[r] + tick - 1) // block
+                bucket[key[r]] -= 1
+                del dec[r]
+                del self.running[r]
+        if self.completing:
+            for r in self.completing:
+                self.prefilling.popleft()  # completions are the oldest prefilling requests
+                out = t.output[r]
+                if math.isnan(t.first_s[r]):
+                    t.first_s[r] = now_s
+                g = t.emitted[r] + 1 if out > 0 else 0
+                t.emitted[r] = g
+                if g >= out:
+                    state[r] = DONE
+                    t.finish_s[r] = now_s
+                    self.used += -t.prompt[r] // block
+                    del self.running[r]
+                    continue
+                state[r] = DECODE
+                b = g - tick
+                base[r] = b
+                k = (t.input[r] + b - 1) % block
+                key[r] = k
+                bucket[k] += 1
+                f = out - b
+                fin_tick[r] = f
+                finish_at.setdefault(f, []).append(r)
+                dec[r] = None
+            self.completing.clear()

@@ -1,0 +1,592 @@
+"""Bad input never crashes, never succeeds absurdly, never leaks a file: one regression test per guarantee.
+
+Each test drives the real CLI (or the one library function that owns the guarantee) with one kind of
+bad input and checks the exit code, that stderr is exactly one ``aicap: ...`` line, and what it says.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+import struct
+from pathlib import Path
+from typing import Any
+
+import pytest
+import typer
+from typer.testing import CliRunner
+
+from aicap.cli import app as app_module
+from aicap.cli.app import app
+from aicap.cli.commands import catalog_cmds
+from aicap.cli.files import write_atomic
+from aicap.sizing.core.documents import MAX_DEPTH, load_document, load_json, load_yaml, read_text
+from aicap.sizing.core.errors import ExitCode, InputError, UnknownIdError
+from aicap.sizing.core.hf_config import checkpoint_bytes, from_hf_config, load_model_file
+
+ROOT = Path(__file__).resolve().parents[2]
+LLAMA = {
+    "model_type": "llama", "hidden_size": 4096, "num_hidden_layers": 32, "num_attention_heads": 32, "num_key_value_heads": 8,
+    "intermediate_size": 14336, "vocab_size": 128256, "max_position_embeddings": 8192, "torch_dtype": "bfloat16",
+}  # fmt: skip
+DEVICE = """devices:
+  - id: my-gpu
+    name: My GPU
+    vendor: nvidia
+    kind: gpu
+    family: nvidia-hopper
+    memory_gib: 80
+    memory_bw_gbps: 3000
+    peak_tflops: {bf16: 900}
+    interconnect: {kind: nvlink4, bw_gbps: 450, domain_size: 8}
+    sources: [my benchmark]
+"""
+
+
+def one_error_line(r: Any, code: int = 2) -> str:
+    """Assert exit ``code``, empty stdout and exactly one ``aicap: error:`` line on stderr; return it."""
+    assert r.code == code, (r.code, r.stdout[:500], r.stderr[:500])
+    assert r.stdout == ""
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("aicap: error: "), r.stderr
+    assert "Traceback" not in r.stderr
+    return str(lines[0])
+
+
+# --- internal errors, interrupts, and every command guarded ------------------------------------
+
+
+def test_unexpected_exception_is_exit_4_with_one_line(aicap, monkeypatch: pytest.MonkeyPatch) -> None:
+    def boom() -> None:
+        raise ValueError("something impossible happened\nsecond line")
+
+    monkeypatch.setattr(catalog_cmds, "catalogue", boom)
+    r = aicap("models", "list")
+    assert r.code == ExitCode.INTERNAL_ERROR == 4
+    assert r.stdout == "" and "Traceback" not in r.stderr
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1
+    assert lines[0].startswith("aicap: internal error: ValueError: something impossible happened second line")
+    assert "this is a bug in aicap; please report it" in lines[0]
+
+
+def test_aicap_debug_reraises_the_exception(monkeypatch: pytest.MonkeyPatch) -> None:
+    def boom() -> None:
+        raise ValueError("debug me")
+
+    monkeypatch.setattr(catalog_cmds, "catalogue", boom)
+    r = CliRunner().invoke(app, ["models", "list"], env={"AICAP_DEBUG": "1"})
+    assert isinstance(r.exception, ValueError) and str(r.exception) == "debug me"
+
+
+def test_keyboard_interrupt_is_exit_130_with_one_line(aicap, monkeypatch: pytest.MonkeyPatch) -> None:
+    def interrupted() -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(catalog_cmds, "catalogue", interrupted)
+    r = aicap("hardware", "list")
+    assert r.code == 130 and r.stderr == "aicap: interrupted\n"
+
+
+def test_main_reports_an_exception_outside_any_command(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    def broken_app() -> None:
+        raise RuntimeError("while parsing options")
+
+    monkeypatch.setattr(app_module, "app", broken_app)
+    monkeypatch.delenv("AICAP_DEBUG", raising=False)
+    with pytest.raises(SystemExit) as exit_info:
+        app_module.main()
+    assert exit_info.value.code == 4
+    err = capsys.readouterr().err
+    assert err.startswith("aicap: internal error: RuntimeError: while parsing options") and err.count("\n") == 1
+
+
+def test_root_help_documents_exit_code_4(aicap) -> None:
+    r = aicap("--help")
+    assert r.code == 0 and "4 internal error (a bug: please report it)" in " ".join(r.stdout.split())
+
+
+def _commands(t: typer.Typer) -> list[Any]:
+    found = [c.callback for c in t.registered_commands]
+    for group in t.registered_groups:
+        assert group.typer_instance is not None
+        found += _commands(group.typer_instance)
+    return found
+
+
+def test_every_command_is_guarded() -> None:
+    callbacks = _commands(app)
+    assert len(callbacks) >= 14
+    unguarded = [getattr(c, "__name__", c) for c in callbacks if not getattr(c, "__aicap_guarded__", False)]
+    assert unguarded == []
+
+
+@pytest.mark.parametrize(
+    ("args", "flag"),
+    [
+        (["instances", "list", "--max-price", "nan"], "--max-price nan"),
+        (["instances", "list", "--max-price", "inf"], "--max-price inf"),
+        (["estimate", "-m", "llama-3-8b", "--hardware", "h100-sxm", "--tpot-ms", "nan"], "--tpot-ms nan"),
+        (["size", "--model", "llama-3-8b", "--rate", "inf"], "--rate inf"),
+        (["check", "plan.json", "--budget-monthly", "nan"], "--budget-monthly nan"),
+    ],
+)
+def test_non_finite_number_options_are_refused(aicap, args: list[str], flag: str) -> None:
+    assert f"{flag}: must be a finite number" in one_error_line(aicap(*args))
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["models", "list", "--kind", "decoders"], "--kind 'decoders': valid choices: decoder, encoder, generic"),
+        (["models", "list", "--family", "lama"], "--family 'lama': valid choices:"),
+        (["hardware", "list", "--vendor", "nvdia"], "--vendor 'nvdia': valid choices:"),
+        (["instances", "list", "--region", "mars-1"], "--region 'mars-1': valid choices:"),
+    ],
+)
+def test_filters_that_match_nothing_are_errors_not_empty_lists(aicap, args: list[str], needle: str) -> None:
+    assert needle in one_error_line(aicap(*args))
+
+
+# --- catalogue overlays ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("edit", "needle"),
+    [
+        (("memory_gib: 80", "memory_gib: .nan"), "x.yaml:7: malformed YAML: '.nan' is not a finite number"),
+        (("bf16: 900", "bf16: .inf"), "x.yaml:9: malformed YAML: '.inf' is not a finite number"),
+        (("memory_gib: 80", "memory_gib: true"), "devices[0].memory_gib: expected a number, not true/false"),
+        (("domain_size: 8", "domain_size: false"), "devices[0].interconnect.domain_size: expected a number, not true/false"),
+        (("memory_bw_gbps: 3000", "memory_bw_gbps: !!float abc"), "x.yaml:8: malformed YAML: !!float value 'abc' is not valid"),
+        (("memory_bw_gbps: 3000", "memory_bw_gbps: 1" + "0" * 400), "x.yaml:8: malformed YAML: integer"),
+    ],
+)
+def test_bad_number_in_an_overlay_names_file_and_line(aicap, tmp_path: Path, edit: tuple[str, str], needle: str) -> None:
+    (tmp_path / "x.yaml").write_text(DEVICE.replace(*edit))
+    assert needle in one_error_line(aicap("--catalog", str(tmp_path), "hardware", "list", "-f", "json"))
+
+
+def test_infinite_peak_and_bandwidth_are_refused_by_the_spec_itself() -> None:
+    from aicap.sizing.core.specs import DeviceSpec
+
+    doc = load_yaml(Path("x.yaml"), DEVICE)["devices"][0]
+    for field, value in (("memory_bw_gbps", float("inf")), ("peak_tflops", {"bf16": float("inf")}), ("memory_gib", float("nan"))):
+        with pytest.raises(ValueError, match="finite number"):
+            DeviceSpec.model_validate({**doc, field: value})
+
+
+@pytest.mark.parametrize(
+    ("text", "needle"),
+    [
+        ("efficiency:\n  - {family: nvidia-hopper, compute: 1.5, memory: 0.5, source: mine}\n", "efficiency[0].compute: Input should be less"),
+        ("efficiency:\n  - {family: nvidia-hopper, compute: 0.5, memory: 0.5, source: m, memory_by_dtype: {int4: 2}}\n",
+         "efficiency[0].memory_by_dtype.int4: Input should be less than or equal to 1"),
+        ("efficiency:\n  - {family: nvidia-hopper, compute: 0.5, memory: 0.5, source: m, memory_by_dtype: {int5: 0.5}}\n",
+         "unknown dtype 'int5'"),
+        ("instances:\n  - {cloud: aws, name: x, family: p5, device: h100-sxm, devices: 8, region: r, source: s,\n"
+         "     price_date: 2024-02-30, price_usd_per_hour: {on_demand: 1}}\n", "x.yaml:3: malformed YAML: !!timestamp value '2024-02-30'"),
+        ("1: a\nb: c\n", "unknown section 1"),
+        ("devices: {a: 1}\n", "'devices' must be a list"),
+    ],
+)  # fmt: skip
+def test_bad_overlay_entries_exit_2(aicap, tmp_path: Path, text: str, needle: str) -> None:
+    (tmp_path / "x.yaml").write_text(text)
+    assert needle in one_error_line(aicap("--catalog", str(tmp_path), "instances", "list", "-f", "json"))
+
+
+def test_bad_utf8_overlay_exit_2(aicap, tmp_path: Path) -> None:
+    (tmp_path / "x.yaml").write_bytes(b"devices: []\n# caf\xe9\n")
+    assert "x.yaml:2: not UTF-8 text (byte 0xe9 at offset 17)" in one_error_line(aicap("--catalog", str(tmp_path), "hardware", "list"))
+
+
+def test_unreadable_overlay_directory_exit_2(aicap, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    locked = tmp_path / "overlays" / "locked"
+    locked.mkdir(parents=True)
+    real_scandir = os.scandir
+
+    def scandir(path: Any = ".") -> Any:  # as an unprivileged user sees a chmod 000 directory (root would not)
+        if Path(path) == locked:
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_scandir(path)
+
+    monkeypatch.setattr(os, "scandir", scandir)
+    line = one_error_line(aicap("--catalog", str(tmp_path / "overlays"), "hardware", "list"))
+    assert f"catalogue overlay {locked}: cannot read directory: Permission denied" in line
+
+
+def test_overlay_that_does_not_exist_exit_2(aicap, tmp_path: Path) -> None:
+    assert "catalogue overlay" in one_error_line(aicap("--catalog", str(tmp_path / "nope"), "hardware", "list"))
+
+
+# --- documents: size, depth, tags, aliases, JSON ----------------------------------------------
+
+
+def test_17_mib_document_is_refused_before_parsing(aicap, tmp_path: Path) -> None:
+    big = tmp_path / "big.yaml"
+    big.write_bytes(b"# " + b"x" * (17 * 2**20) + b"\n")
+    line = one_error_line(aicap("size", str(big)))
+    assert "big.yaml: file is 17 MiB, over the 16 MiB limit for an input document" in line
+    with pytest.raises(InputError, match="16 MiB limit"):
+        read_text(big)
+
+
+@pytest.mark.parametrize("suffix", [".yaml", ".json"])
+def test_10000_deep_nesting_is_an_input_error(tmp_path: Path, suffix: str) -> None:
+    p = tmp_path / f"deep{suffix}"
+    p.write_text("[" * 10_000 + "]" * 10_000 if suffix == ".yaml" else '{"a": ' * 10_000 + "1" + "}" * 10_000)
+    with pytest.raises(InputError, match=f"nested too deeply \\(more than {MAX_DEPTH} levels"):
+        load_document(p)
+
+
+def test_deep_block_nesting_names_the_line(tmp_path: Path) -> None:
+    p = tmp_path / "deep.yaml"
+    p.write_text("".join(" " * i + f"k{i}:\n" for i in range(300)))
+    with pytest.raises(InputError, match=r"deep\.yaml:\d+: nested too deeply"):
+        load_yaml(p)
+
+
+def test_deep_fleet_exit_2(aicap, tmp_path: Path) -> None:
+    p = tmp_path / "fleet.yaml"
+    p.write_text("workloads: " + "[" * 10_000 + "]" * 10_000 + "\n")
+    assert "nested too deeply" in one_error_line(aicap("size", str(p)))
+
+
+def test_alias_bomb_is_refused(tmp_path: Path) -> None:
+    lines = ["a0: &a0 [x, x, x, x, x, x, x, x, x, x]"]
+    lines += [f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 10)}]" for i in range(1, 9)]
+    p = tmp_path / "bomb.yaml"
+    p.write_text("\n".join(lines) + "\n")
+    with pytest.raises(InputError, match="aliases expand the document to more than"):
+        load_yaml(p)
+
+
+@pytest.mark.parametrize(
+    ("value", "needle"),
+    [
+        ("!!float abc", "!!float value 'abc' is not valid"),
+        ("!!int 12abc", "!!int value '12abc' is not valid"),
+        ("!!timestamp x", "!!timestamp value 'x' is not valid"),
+        ("!!bool maybe", "!!bool value 'maybe' is not valid"),
+        ("!!binary '@@@'", "!!binary values are not used"),
+        ("!!python/object:os.system x", "could not determine a constructor"),
+        (".nan", "'.nan' is not a finite number"),
+        ("-.inf", "'-.inf' is not a finite number"),
+    ],
+)
+def test_bad_yaml_tags_and_values_give_file_and_line(tmp_path: Path, value: str, needle: str) -> None:
+    p = tmp_path / "t.yaml"
+    p.write_text(f"a: 1\nb: {value}\n")
+    with pytest.raises(InputError, match=r"t\.yaml:2: malformed YAML: ") as info:
+        load_yaml(p)
+    assert needle in str(info.value)
+
+
+def test_bad_tag_in_a_fleet_exit_2(aicap, tmp_path: Path) -> None:
+    p = tmp_path / "fleet.yaml"
+    p.write_text((ROOT / "examples" / "chat-service.yaml").read_text().replace("requests_per_s: 25", "requests_per_s: !!float abc"))
+    assert "fleet.yaml:6: malformed YAML: !!float value 'abc' is not valid" in one_error_line(aicap("size", str(p)))
+
+
+def test_json_plan_number_2e3_is_a_number(tmp_path: Path) -> None:
+    for name, text in (("plan.json", '{"totals": {"usd_per_month": 2e3}}'), ("plan.txt", '  {"totals": {"usd_per_month": 2e3}}')):
+        p = tmp_path / name
+        p.write_text(text)
+        assert load_document(p) == {"totals": {"usd_per_month": 2000.0}}
+    p = tmp_path / "plan.yaml"
+    p.write_text("totals: {usd_per_month: 2e3}\n")
+    assert load_document(p) == {"totals": {"usd_per_month": "2e3"}}  # YAML 1.1, as before
+
+
+def test_yaml_flow_mapping_not_named_json_still_reads_as_yaml(tmp_path: Path) -> None:
+    p = tmp_path / "fleet.yaml"
+    p.write_text("{workloads: [{name: a}]}\n")
+    assert load_document(p) == {"workloads": [{"name": "a"}]}
+
+
+@pytest.mark.parametrize(
+    ("text", "needle"),
+    [
+        ('{"a": 1,\n "b": NaN}', r"p\.json:2: 'NaN' is not a finite number"),
+        ('{"a": -Infinity}', r"p\.json:1: '-Infinity' is not a finite number"),
+        ('{"a": 1e999}', r"p\.json:1: '1e999' is not a finite number"),
+        ('{"a": [1,\n 2,,]}', r"p\.json:2: malformed JSON"),
+        ('{"a": ' + "9" * 5000 + "}", r"p\.json: malformed JSON: an integer literal is too long"),
+    ],
+)
+def test_strict_json(tmp_path: Path, text: str, needle: str) -> None:
+    p = tmp_path / "p.json"
+    p.write_text(text)
+    with pytest.raises(InputError, match=needle):
+        load_json(p)
+
+
+# --- no file leaks -----------------------------------------------------------------------------
+
+SECRET = "root:x:0:0:root:/root:/bin/bash\n" + "".join(f"user{i}:x:{1000 + i}:{1000 + i}:SECRET-{i}:/home/u{i}:/bin/sh\n" for i in range(50))
+
+
+@pytest.mark.parametrize("command", ["estimate", "size", "models"])
+def test_a_non_model_file_as_model_is_not_echoed(aicap, tmp_path: Path, command: str) -> None:
+    secret = tmp_path / "passwd"
+    secret.write_text(SECRET)
+    args = {
+        "estimate": ["estimate", "--model", str(secret), "--hardware", "h100-sxm"],
+        "size": ["size", "--model", str(secret), "--rate", "1"],
+        "models": ["models", "show", str(secret)],
+    }[command]
+    line = one_error_line(aicap(*args))
+    assert "SECRET-" not in line and "user1:" not in line
+    assert "not a model document" in line
+
+
+def test_etc_passwd_as_model_is_not_echoed(aicap) -> None:
+    passwd = Path("/etc/passwd")
+    if not passwd.is_file():
+        pytest.skip("no /etc/passwd here")
+    line = one_error_line(aicap("estimate", "--model", str(passwd), "--hardware", "h100-sxm"))
+    assert len(line) < 300
+    for row in passwd.read_text().splitlines()[1:]:
+        assert row not in line
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "needle"),
+    [
+        ("fleet.yaml", (ROOT / "examples" / "chat-service.yaml").read_text(), "not a model document (this looks like a fleet file)"),
+        ("weights.yaml", b"\x89PNG\r\n\x1a\n\x00\x00\xff\xfe", "not UTF-8 text"),
+        ("m.json", "[1, 2, 3]", "expected a JSON object"),
+    ],
+)
+def test_other_files_as_model(aicap, tmp_path: Path, name: str, content: str | bytes, needle: str) -> None:
+    p = tmp_path / name
+    p.write_bytes(content if isinstance(content, bytes) else content.encode())
+    assert needle in one_error_line(aicap("models", "show", str(p)))
+
+
+def test_long_values_are_quoted_as_short_excerpts(aicap, tmp_path: Path) -> None:
+    line = one_error_line(aicap("hardware", "show", "h" * 10_000))
+    assert "'hhhh" in line and "…" in line and len(line) < 2000
+    assert len(str(UnknownIdError("model", "m\n" * 5000, ["a"]))) < 200
+    p = tmp_path / "m.yaml"
+    p.write_text("kind: decoder\nid: t\nname: " + "N" * 50 + "\nfamily: f\nsource: s\nhidden_size: '" + "9x" * 5000 + "'\n")
+    with pytest.raises(InputError) as info:
+        load_model_file(p)
+    assert "hidden_size" in str(info.value) and "…" in str(info.value) and len(str(info.value)) < 300
+
+
+# --- config.json and safetensors --------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("change", "needle"),
+    [
+        ({"hidden_size": 16}, "hidden_size (16) is smaller than num_attention_heads (32)"),
+        ({"hidden_size": 4100}, "hidden_size (4100) is not divisible by num_attention_heads (32)"),
+        ({"hidden_size": -4096}, "hidden_size: expected a positive integer, got -4096"),
+        ({"hidden_size": 0}, "hidden_size: expected a positive integer, got 0"),
+        ({"num_key_value_heads": 0}, "num_key_value_heads: expected a positive integer, got 0"),
+        ({"num_key_value_heads": 64}, "num_key_value_heads (64) exceeds num_attention_heads (32)"),
+        ({"num_key_value_heads": 5}, "num_attention_heads (32) is not a multiple of num_key_value_heads (5)"),
+        ({"intermediate_size": 0}, "intermediate_size: expected a positive integer, got 0"),
+        ({"vocab_size": 0}, "vocab_size: expected a positive integer, got 0"),
+        ({"num_hidden_layers": True}, "num_hidden_layers: expected an integer, got True"),
+        ({"num_hidden_layers": "32"}, "num_hidden_layers: expected an integer, got '32'"),
+        ({"head_dim": 0}, "head_dim: expected a positive integer, got 0"),
+        ({"tie_word_embeddings": "no"}, "tie_word_embeddings: expected true or false, got 'no'"),
+        ({"model_type": ["llama"]}, "unsupported model_type ['llama']"),
+    ],
+)
+def test_inconsistent_config_json_is_an_error_with_the_reason(change: dict[str, Any], needle: str) -> None:
+    with pytest.raises(InputError) as info:
+        from_hf_config({**LLAMA, **change}, source="cfg/config.json")
+    assert str(info.value).startswith("cfg/config.json: ") and needle in str(info.value)
+
+
+def test_config_json_nan_exit_2(aicap, tmp_path: Path) -> None:
+    p = tmp_path / "config.json"
+    p.write_text(json.dumps({**LLAMA, "rope_theta": float("nan")}))
+    assert "'NaN' is not a finite number" in one_error_line(aicap("models", "show", str(p)))
+
+
+@pytest.mark.parametrize(
+    ("spec", "needle"),
+    [
+        ({"kind": "decoder", "hidden_size": 4, "num_heads": 8}, "hidden_size (4) is smaller than num_heads (8)"),
+        ({"kind": "decoder", "hidden_size": 100, "num_heads": 3}, "hidden_size (100) is not divisible by num_heads (3)"),
+        ({"kind": "decoder", "num_kv_heads": 16}, "num_kv_heads (16) must not exceed num_heads (8)"),
+        ({"kind": "decoder", "num_layers": True}, "num_layers: expected a number, not true/false"),
+        ({"kind": "decoder", "moe": {"num_experts": 8, "experts_per_token": 2, "expert_intermediate_size": 64, "dense_layers": 9}},
+         "moe.dense_layers (9) must not exceed num_layers (4)"),
+        ({"kind": "encoder", "intermediate_size": 0}, "intermediate_size: Input should be greater than 0"),
+    ],
+)  # fmt: skip
+def test_model_spec_shapes_must_agree(tmp_path: Path, spec: dict[str, Any], needle: str) -> None:
+    base = {"id": "t", "name": "T", "family": "f", "source": "s", "hidden_size": 256, "num_layers": 4, "num_heads": 8,
+            "intermediate_size": 1024, "vocab_size": 1000, "max_context": 2048}  # fmt: skip
+    p = tmp_path / "m.json.yaml"
+    p.write_text(json.dumps({**base, **spec}))
+    with pytest.raises(InputError, match=r"m\.json\.yaml:1: ") as info:
+        load_model_file(p)
+    assert needle in str(info.value)
+
+
+def _safetensors(folder: Path, header: Any, length: int | None = None) -> None:
+    raw = json.dumps(header).encode()
+    (folder / "model.safetensors").write_bytes(struct.pack("<Q", len(raw) if length is None else length) + raw)
+
+
+@pytest.mark.parametrize(
+    ("header", "length", "needle"),
+    [
+        ({"w": {"dtype": "BF16", "shape": [4, "8"]}}, None, "tensor 'w': shape: expected a list of non-negative integers"),
+        ({"w": {"dtype": "BF16", "shape": [4, -8]}}, None, "tensor 'w': shape: expected a list of non-negative integers"),
+        ({"w": {"dtype": "BF16", "shape": [True]}}, None, "tensor 'w': shape: expected a list of non-negative integers"),
+        ({"w": {"dtype": 7, "shape": [4]}}, None, "tensor 'w': dtype: unknown 7"),
+        ({"w": [1, 2]}, None, "tensor 'w': expected an object with 'dtype' and 'shape'"),
+        ([1, 2], None, "expected a JSON object of tensors"),
+        ({"w": {"dtype": "BF16", "shape": [4]}}, 2**64 - 1, "safetensors header length 18446744073709551615 is over the 16 MiB limit"),
+        ({"w": {"dtype": "BF16", "shape": [4]}}, 10_000, "truncated safetensors header"),
+        ({"w": {"dtype": "BF16", "shape": [2**40, 2**40]}}, None, "more than 2**50 elements"),
+    ],
+)
+def test_bad_safetensors_headers(tmp_path: Path, header: Any, length: int | None, needle: str) -> None:
+    _safetensors(tmp_path, header, length)
+    with pytest.raises(InputError) as info:
+        checkpoint_bytes(tmp_path)
+    assert needle in str(info.value)
+
+
+@pytest.mark.parametrize("total", ['"lots"', "-5", "true", "1e300"])
+def test_bad_index_total_size(tmp_path: Path, total: str) -> None:
+    (tmp_path / "model.safetensors.index.json").write_text(f'{{"metadata": {{"total_size": {total}}}}}')
+    with pytest.raises(InputError, match="metadata.total_size: expected a positive number of bytes"):
+        checkpoint_bytes(tmp_path)
+
+
+# --- case files (validate / calibrate) ---------------------------------------------------------
+
+CASE = """- id: c1
+  model: llama-3-8b
+  hardware: h100-sxm
+  kind: single_stream
+  devices: 1
+  weights_dtype: bf16
+  metrics: {single_stream_tok_s: 100}
+"""
+
+
+@pytest.mark.parametrize(
+    ("edit", "needle"),
+    [
+        (("devices: 1", "devices: true"), "cases.yaml:5: cases[0].devices: expected a number, not true/false"),
+        (("devices: 1", "devices: -2"), "cases.yaml:5: cases[0].devices: Input should be greater than 0"),
+        (("devices: 1", "devices: [1]"), "cases.yaml:5: cases[0].devices: Input should be a valid integer"),
+        (("model: llama-3-8b", "model: 42"), "cases.yaml:2: cases[0].model: Input should be a valid string, got 42"),
+        (("kind: single_stream", "kind: [x]"), "cases.yaml:4: cases[0].kind: Input should be 'offline_throughput'"),
+        (("single_stream_tok_s: 100", "single_stream_tok_s: .nan"), "cases.yaml:7: malformed YAML: '.nan' is not a finite number"),
+        (("single_stream_tok_s: 100", "single_stream_tok_s: abc"), "cases[0].metrics.single_stream_tok_s: Input should be a valid number"),
+        (("single_stream_tok_s: 100", "tok_per_s: 100"), "cases[0].metrics.tok_per_s: not a valid key: Input should be 'output_tok_s_total'"),
+        (("metrics: {single_stream_tok_s: 100}", "metrics: [1, 2]"), "cases.yaml:7: cases[0].metrics: Input should be a valid dictionary"),
+        (("weights_dtype: bf16", "weights_dtype: bf17"), "cases[0].weights_dtype: Input should be 'fp32'"),
+        (("id: c1", "id: !!binary aGk="), "!!binary values are not used"),
+    ],
+)
+def test_bad_case_files_exit_2_with_file_line_and_field(aicap, tmp_path: Path, edit: tuple[str, str], needle: str) -> None:
+    p = tmp_path / "cases.yaml"
+    p.write_text(CASE.replace(*edit))
+    assert needle in one_error_line(aicap("validate", str(p), "-f", "json"))
+
+
+def test_good_case_file_scores(aicap, tmp_path: Path) -> None:
+    p = tmp_path / "cases.yaml"
+    p.write_text(CASE)
+    r = aicap("validate", str(p), "-f", "json")
+    assert r.code == 0, r.stderr
+    assert r.json()["rows"][0]["metric"] == "single_stream_tok_s"
+
+
+@pytest.mark.parametrize(
+    ("csv", "needle"),
+    [
+        ("id,model,hardware,kind,devices,metric,value\nc1,llama-3-8b,h100-sxm,single_stream,two,single_stream_tok_s,100\n",
+         "cases.csv:2: devices: Input should be a valid integer"),
+        ("id,model,hardware,kind,metric,value\nc1,llama-3-8b,h100-sxm,single_stream,single_stream_tok_s,nan\n",
+         "cases.csv:2: metrics.single_stream_tok_s: Input should be a finite number"),
+        ("id,model,hardware,kind,metric,value\nc1,llama-3-8b,h100-sxm,single_stream,single_stream_tok_s\n", "fewer fields than the header"),
+        ("model,hardware,kind,metric,value\nllama-3-8b,h100-sxm,single_stream,single_stream_tok_s,1\n", "each row needs a case 'id'"),
+        ("id,model,hardware,kind,metric,value\nc1,llama-3-8b,h100-sxm,single_stream,single_stream_tok_s,1,extra\n", "more fields than"),
+    ],
+)  # fmt: skip
+def test_bad_csv_cases_exit_2(aicap, tmp_path: Path, csv: str, needle: str) -> None:
+    p = tmp_path / "cases.csv"
+    p.write_text(csv)
+    assert needle in one_error_line(aicap("validate", str(p)))
+
+
+# --- write_atomic -----------------------------------------------------------------------------
+
+
+def _leftovers(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.iterdir() if p.name.startswith("."))
+
+
+def test_write_atomic_keeps_permission_bits(tmp_path: Path) -> None:
+    p = tmp_path / "plan.json"
+    p.write_text("old")
+    p.chmod(0o640)
+    write_atomic(p, "new")
+    assert p.read_text() == "new" and stat.S_IMODE(p.stat().st_mode) == 0o640
+
+
+def test_write_atomic_new_file_is_0644_not_0600(tmp_path: Path) -> None:
+    old = os.umask(0o022)
+    try:
+        write_atomic(tmp_path / "new.json", "x")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE((tmp_path / "new.json").stat().st_mode) == 0o644
+
+
+def test_write_atomic_writes_through_a_symlink(tmp_path: Path) -> None:
+    (tmp_path / "real").mkdir()
+    target = tmp_path / "real" / "plan.json"
+    target.write_text("old")
+    link = tmp_path / "plan.json"
+    link.symlink_to(target)
+    write_atomic(link, "new")
+    assert link.is_symlink() and os.readlink(link) == str(target)
+    assert target.read_text() == "new"
+    assert _leftovers(tmp_path) == [] and _leftovers(tmp_path / "real") == []
+
+
+@pytest.mark.parametrize("error", [KeyboardInterrupt, OSError(28, "No space left on device")])
+def test_write_atomic_removes_its_temp_file_on_failure(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, error: BaseException) -> None:
+    p = tmp_path / "plan.json"
+    p.write_text("old")
+
+    def failing_replace(src: Any, dst: Any) -> None:
+        raise error
+
+    monkeypatch.setattr(os, "replace", failing_replace)
+    with pytest.raises(KeyboardInterrupt if error is KeyboardInterrupt else InputError):
+        write_atomic(p, "new")
+    assert p.read_text() == "old" and _leftovers(tmp_path) == []
+
+
+def test_write_atomic_into_a_directory_or_missing_folder(tmp_path: Path) -> None:
+    with pytest.raises(InputError, match="is a directory"):
+        write_atomic(tmp_path, "x")
+    with pytest.raises(InputError, match="cannot write"):
+        write_atomic(tmp_path / "missing" / "plan.json", "x")
+
+
+def test_write_atomic_to_a_device_writes_it_without_replacing_it() -> None:
+    devnull = Path(os.devnull)
+    if not devnull.exists():
+        pytest.skip("no null device")
+    before = devnull.stat()
+    write_atomic(devnull, "discarded")
+    after = devnull.stat()
+    assert stat.S_ISCHR(after.st_mode) and (after.st_ino, after.st_dev) == (before.st_ino, before.st_dev)

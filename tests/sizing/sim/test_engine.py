@@ -1,0 +1,193 @@
+"""Engine invariants: limits, KV preemption, determinism, burstiness, pipeline stages, edge cases."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from aicap.sizing.sim.arrivals import arrival_times, sample_lengths
+from aicap.sizing.sim.engine import EngineConfig, Requests, simulate
+from aicap.sizing.sim.scheduler import FcfsScheduler
+from aicap.sizing.sim.virtual_engine import VirtualEngine
+
+
+def _linear(d: int, p: int) -> float:
+    return 0.010 + 2e-5 * d + 6e-5 * p
+
+
+class Recorder(FcfsScheduler):
+    """FCFS that records every step and checks the limits right after scheduling it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.steps: list[tuple[int, int]] = []
+
+    def schedule(self, engine: VirtualEngine) -> tuple[int, int]:
+        d, p = super().schedule(engine)
+        assert d + p <= engine.max_tokens
+        assert len(engine.running) <= engine.max_seqs
+        assert 0 <= engine.used <= engine.blocks
+        self.steps.append((d, p))
+        return d, p
+
+
+def _workload(n: int, rate: float, seed: int = 0, cv: float = 1.0) -> Requests:
+    inp = sample_lengths(np.array([50, 400, 1500]), np.array([0.5, 0.3, 0.2]), n, seed=seed + 1)
+    out = sample_lengths(np.array([0, 1, 20, 150]), np.array([0.1, 0.1, 0.4, 0.4]), n, seed=seed + 2)
+    return Requests(arrival_times(rate, n, cv=cv, seed=seed), inp, out)
+
+
+def test_budget_and_max_num_seqs_never_exceeded() -> None:
+    calls: list[tuple[int, int]] = []
+
+    def step(d: int, p: int) -> float:
+        calls.append((d, p))
+        return _linear(d, p)
+
+    cfg = EngineConfig(max_num_seqs=24, max_batched_tokens=512, kv_capacity_tokens=200_000)
+    req = _workload(3000, rate=12.0)
+    rec = Recorder()
+    r = simulate(step, req, cfg, scheduler=rec)
+    assert r.finished.all() and r.preemptions == 0
+    assert calls and all(d + p <= 512 and d <= 24 and d + p > 0 for d, p in calls)
+    assert len(calls) == len(set(calls)) == len(set(rec.steps))  # memoised: one call per distinct pair
+    assert max(d for d, _ in rec.steps) == 24 and max(d + p for d, p in rec.steps) == 512  # limits reached
+    # Token conservation without preemption: every prompt token prefilled once, one decode step per
+    # output token after the first.
+    assert sum(p for _, p in rec.steps) == int(req.input_tokens.sum())
+    assert sum(d for d, _ in rec.steps) == int(np.maximum(req.output_tokens - 1, 0).sum())
+    assert r.steps == len(rec.steps)
+    assert 0 < r.mean_running <= 24
+
+
+def test_tiny_kv_preempts_and_still_finishes() -> None:
+    n = 64
+    req = Requests(np.zeros(n), np.full(n, 100), np.full(n, 200))  # peak need 299 tokens = 19 blocks
+    tight = EngineConfig(max_num_seqs=16, max_batched_tokens=512, kv_capacity_tokens=40 * 16)
+    rec = Recorder()
+    r = simulate(_linear, req, tight, scheduler=rec)
+    assert r.preemptions > 0
+    assert r.finished.all() and r.rejected == 0
+    assert sum(p for _, p in rec.steps) > int(req.input_tokens.sum())  # recompute re-prefills
+    assert sum(d for d, _ in rec.steps) < n * 199  # a re-prefill emits a token in place of a decode step
+    assert (r.ttft_s <= r.e2e_s).all()
+    ample = EngineConfig(max_num_seqs=16, max_batched_tokens=512, kv_capacity_tokens=64 * 300)
+    r2 = simulate(_linear, req, ample)
+    assert r2.preemptions == 0 and r2.finished.all()
+    assert r2.duration_s < r.duration_s
+
+
+def test_preemption_keeps_first_token_time() -> None:
+    # Request 0 decodes long; request 1 (admitted later) is preempted repeatedly, never request 0.
+    req = Requests(np.array([0.0, 0.0]), np.array([16, 16]), np.array([40, 40]))
+    cfg = EngineConfig(max_num_seqs=2, max_batched_tokens=64, kv_capacity_tokens=4 * 16, block_tokens=16)
+    r = simulate(_linear, req, cfg)
+    assert r.preemptions > 0 and r.finished.all()
+    assert r.ttft_s[0] == r.ttft_s[1] == pytest.approx(_linear(0, 32))  # both prompts in the first step
+    assert r.e2e_s[0] < r.e2e_s[1]
+
+
+def test_request_too_large_for_kv_is_rejected() -> None:
+    req = Requests(np.array([0.0, 0.1, 0.2]), np.array([100, 5000, 100]), np.array([10, 10, 10]))
+    r = simulate(_linear, req, EngineConfig(4, 512, 1024))
+    assert r.rejected == 1
+    np.testing.assert_array_equal(r.finished, [True, False, True])
+    assert np.isnan([r.ttft_s[1], r.e2e_s[1], r.tpot_s[1]]).all()
+
+
+def test_same_seed_same_result() -> None:
+    cfg = EngineConfig(max_num_seqs=32, max_batched_tokens=1024, kv_capacity_tokens=30_000)
+    a = simulate(_linear, _workload(2000, 10.0, seed=4), cfg)
+    b = simulate(_linear, _workload(2000, 10.0, seed=4), cfg)
+    for name in ("ttft_s", "tpot_s", "e2e_s", "finished"):
+        np.testing.assert_array_equal(getattr(a, name), getattr(b, name))
+    assert (a.preemptions, a.steps, a.duration_s) == (b.preemptions, b.steps, b.duration_s)
+
+
+def test_burstier_arrivals_raise_p99_ttft() -> None:
+    cfg = EngineConfig(max_num_seqs=32, max_batched_tokens=2048, kv_capacity_tokens=10**6)
+    poisson = simulate(_linear, _workload(6000, 10.0, seed=5, cv=1.0), cfg)
+    bursty = simulate(_linear, _workload(6000, 10.0, seed=5, cv=2.0), cfg)
+    assert bursty.percentile("ttft", 0.99) > 1.5 * poisson.percentile("ttft", 0.99)
+
+
+def test_input_order_does_not_matter() -> None:
+    cfg = EngineConfig(max_num_seqs=8, max_batched_tokens=256, kv_capacity_tokens=20_000)
+    req = _workload(300, 15.0, seed=6)
+    perm = np.random.default_rng(0).permutation(len(req))
+    shuffled = Requests(req.arrival_s[perm], req.input_tokens[perm], req.output_tokens[perm])
+    a, b = simulate(_linear, req, cfg), simulate(_linear, shuffled, cfg)
+    np.testing.assert_array_equal(a.e2e_s[perm], b.e2e_s)
+    np.testing.assert_array_equal(a.ttft_s[perm], b.ttft_s)
+
+
+def test_pipeline_stages_each_behave_as_a_smaller_engine() -> None:
+    """p = 2, step ∝ decode_seqs, saturated: each micro-batch carries N/2 sequences and takes the step
+    of N/2, so each virtual engine delivers the tokens/s of a p = 1 engine with N/2 sequences and the
+    replica twice that. Requests all arrive at 0; the tail as the queue drains costs < 1%.
+    """
+
+    def step(d: int, p: int) -> float:
+        return 1e-3 * d + 1e-6 * p
+
+    n, out, seqs = 256, 200, 16
+    req = Requests(np.zeros(n), np.full(n, 8), np.full(n, out))
+    kv = 10**6
+    pp2 = simulate(step, req, EngineConfig(seqs, 512, kv, pipeline_stages=2))
+    half = simulate(step, Requests(np.zeros(n // 2), np.full(n // 2, 8), np.full(n // 2, out)), EngineConfig(seqs // 2, 512, kv // 2))
+    full = simulate(step, req, EngineConfig(seqs, 512, kv))
+    assert pp2.finished.all() and half.finished.all()
+    tokens_per_s = n * out / pp2.duration_s
+    assert tokens_per_s / 2 == pytest.approx(n // 2 * out / half.duration_s, rel=0.01)
+    assert tokens_per_s == pytest.approx(2 * n * out / full.duration_s, rel=0.01)
+    assert pp2.mean_running == pytest.approx(seqs, rel=0.02)
+    assert pp2.mean_step_s == pytest.approx(step(seqs // 2, 0), rel=0.02)
+
+
+def test_pipeline_routes_to_the_least_loaded_engine() -> None:
+    # Two equal requests arriving together go to different virtual engines: both see the idle latency.
+    req = Requests(np.zeros(2), np.full(2, 100), np.full(2, 5))
+    r = simulate(_linear, req, EngineConfig(2, 512, 10_000, pipeline_stages=2))
+    np.testing.assert_allclose(r.ttft_s, _linear(0, 100))
+    assert r.steps == 5
+
+
+def test_max_steps_stops_the_run() -> None:
+    req = Requests(np.zeros(3), np.full(3, 10), np.full(3, 100))
+    r = simulate(_linear, req, EngineConfig(4, 512, 10_000), max_steps=5)
+    assert r.steps == 5 and not r.finished.any()
+    assert np.isfinite(r.ttft_s).all() and np.isnan(r.e2e_s).all() and np.isnan(r.tpot_s).all()
+
+
+def test_empty_trace() -> None:
+    r = simulate(_linear, Requests(np.zeros(0), np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)), EngineConfig(4, 512, 10_000))
+    assert r.steps == 0 and r.duration_s == 0.0 and r.stable
+
+
+@pytest.mark.parametrize(
+    "kw",
+    [
+        {"max_num_seqs": 0, "max_batched_tokens": 1, "kv_capacity_tokens": 16},
+        {"max_num_seqs": 1, "max_batched_tokens": 0, "kv_capacity_tokens": 16},
+        {"max_num_seqs": 1, "max_batched_tokens": 1, "kv_capacity_tokens": 15},
+        {"max_num_seqs": 1, "max_batched_tokens": 1, "kv_capacity_tokens": 16, "pipeline_stages": 0},
+    ],
+)
+def test_invalid_config(kw: dict[str, int]) -> None:
+    with pytest.raises(ValueError):
+        EngineConfig(**kw)
+
+
+def test_invalid_requests_and_step() -> None:
+    with pytest.raises(ValueError):
+        Requests(np.zeros(2), np.array([1, 0]), np.array([1, 1]))
+    with pytest.raises(ValueError):
+        Requests(np.zeros(2), np.array([1, 1]), np.array([1]))
+    with pytest.raises(ValueError):
+        Requests(np.array([-1.0]), np.array([1]), np.array([1]))
+    with pytest.raises(ValueError, match="finite"):
+        simulate(
+            lambda d, p: float("nan"), Requests(np.zeros(1), np.ones(1, dtype=np.int64), np.ones(1, dtype=np.int64)), EngineConfig(1, 8, 16)
+        )
+    with pytest.raises(ValueError):
+        FcfsScheduler(0)

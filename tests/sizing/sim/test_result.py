@@ -1,0 +1,63 @@
+"""SimResult: percentiles after warm-up, and the stability heuristic."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from aicap.sizing.sim.arrivals import arrival_times
+from aicap.sizing.sim.engine import EngineConfig, Requests, simulate
+from aicap.sizing.sim.result import SimResult
+
+
+def _result(ttft: list[float], arrival: list[float] | None = None, finished: list[bool] | None = None) -> SimResult:
+    t = np.array(ttft, dtype=float)
+    n = t.size
+    return SimResult(
+        ttft_s=t,
+        tpot_s=np.full(n, np.nan),
+        e2e_s=t.copy(),
+        finished=np.array(finished if finished is not None else [True] * n),
+        preemptions=0,
+        steps=n,
+        mean_running=1.0,
+        mean_step_s=0.01,
+        duration_s=float(n),
+        arrival_s=np.array(arrival if arrival is not None else np.arange(n), dtype=float),
+    )
+
+
+def test_percentile_drops_warmup_by_arrival_and_ignores_nan() -> None:
+    # Arrivals given out of order: the two earliest (ttft 100, 200) are the 20% warm-up.
+    r = _result([1.0, 100.0, 2.0, 200.0, 3.0, 4.0, np.nan, 5.0, 6.0, 7.0], arrival=[2, 0, 3, 1, 4, 5, 6, 7, 8, 9])
+    assert r.percentile("ttft", 0.5, warmup=0.2) == pytest.approx(np.percentile([1, 2, 3, 4, 5, 6, 7], 50))
+    assert r.percentile("e2e", 0.99, warmup=0.0) == pytest.approx(np.percentile([1, 100, 2, 200, 3, 4, 5, 6, 7], 99))
+    assert np.isnan(r.percentile("tpot", 0.5))
+    with pytest.raises(ValueError):
+        r.percentile("ttft", 1.0)
+    with pytest.raises(ValueError):
+        r.percentile("latency", 0.5)  # type: ignore[arg-type]
+    with pytest.raises(ValueError):
+        r.percentile("ttft", 0.5, warmup=1.0)
+
+
+def test_stable_heuristic_on_synthetic_results() -> None:
+    flat = [0.5] * 100
+    assert _result(flat).stable
+    growing = list(np.linspace(0.1, 20.0, 100))  # queue grows linearly: last quarter ≈ 2.3× second quarter
+    assert not _result(growing).stable
+    late = [1.0] * 50 + list(np.linspace(1.0, 10.0, 50))  # saturates half way through
+    assert not _result(late).stable
+    small_growth = list(np.linspace(0.01, 0.5, 100))  # > 1.5× but < 1 s more: noise, not a growing queue
+    assert _result(small_growth).stable
+    unfinished = _result(flat, finished=[True] * 97 + [False] * 3)  # 3 of 90 post-warm-up requests
+    assert not unfinished.stable
+
+
+@pytest.mark.parametrize(("rate", "stable"), [(8.0, True), (20.0, False)])
+def test_stable_on_simulated_runs(rate: float, stable: bool) -> None:
+    """Capacity with these lengths and 256 sequences is ≈ 13.9 requests/s: 8/s is stable, 20/s is not."""
+    n = 4000
+    req = Requests(arrival_times(rate, n, seed=0), np.full(n, 1000), np.full(n, 200))
+    r = simulate(lambda d, p: 0.010 + 2e-5 * d + 6e-5 * p, req, EngineConfig(256, 2048, 10**7))
+    assert r.stable is stable
