@@ -25,6 +25,8 @@ from aicap.sizing.core.specs import DeviceSpec, EfficiencySpec, InstanceSpec, Mo
 from aicap.sizing.core.specs.efficiency import RuntimeSpec
 
 SECTIONS = ("models", "devices", "instances", "efficiency", "runtime")
+#: Most files and folders an overlay directory may hold (an overlay of ``/`` by mistake must not walk the disk).
+MAX_OVERLAY_ENTRIES = 10_000
 _MODEL = TypeAdapter(ModelSpec)
 
 
@@ -161,7 +163,14 @@ def _overlay_files(base: Path) -> list[Path]:
         raise InputError(f"catalogue overlay {where}: cannot read directory: {exc.strerror or exc}")
 
     found: list[Path] = []
-    for folder, _dirs, files in os.walk(base, onerror=fail):
+    seen = 0
+    for folder, dirs, files in os.walk(base, onerror=fail):
+        seen += len(dirs) + len(files)
+        if seen > MAX_OVERLAY_ENTRIES:
+            raise InputError(
+                f"catalogue overlay {base}: more than {MAX_OVERLAY_ENTRIES:,} files and folders below it; "
+                "expected a folder of catalogue YAML files"
+            )
         found += [Path(folder) / f for f in files if f.endswith((".yaml", ".yml"))]
     return sorted(p for p in found if p.is_file())
 

@@ -50,11 +50,12 @@ from aicap.sizing.serve.step import StepModel
 
 F = NDArray[np.float64]
 BUDGET_UTILISATION = 0.9  # largest planned share of a round's token budget spent on prefill
-SLOT_UTILISATION = 0.9  # largest planned share of the memory's request slots in use (and feedback β)
+SLOT_UTILISATION = 1.0  # the slots must hold the mean running count plus SLOT_SIGMAS of its spread (and feedback β < 1)
+SLOT_SIGMAS = 3.0
 # Plans keep the predicted percentile at or under this share of each target. Against the iteration-level
-# simulator (tests/sizing/test_load.py), the approximation under-predicts TPOT p99 by up to 8% at capacity
+# simulator (tests/sizing/test_load.py), the approximation under-predicts TPOT p99 by up to 12% at capacity
 # on the reference cases; the headroom absorbs that so a plan's promise holds when the traffic arrives.
-LATENCY_HEADROOM = 0.9
+LATENCY_HEADROOM = 0.85
 _BISECTIONS = 22
 _TTFT_BISECTIONS = 13
 
@@ -180,20 +181,22 @@ def _quantile_count(pmf: F, q: F) -> F:
     return np.asarray((cdf < q[None, ...]).sum(axis=0), dtype=float)
 
 
-def _ttft_quantile(step: StepModel, pp: F, d: F, room: F, lump: F, pmf: F, rounds: F, tau: F, lump_rate: F, traffic: Traffic) -> F:
+def _ttft_quantile(step: StepModel, pp: F, d: F, room: F, lump: F, pmf: F, rounds: F, tau: F, lump_rate: F, traffic: Traffic,
+                   idle: F) -> F:  # fmt: skip
     """``q`` quantile of residual + own prefill over the joint mixture (round in progress × co-arrivals × prompt).
 
     The round in progress holds ``j`` lumps with probability ``∝ P(j)·T_j`` (an arrival lands in a long
     round more often); the residual is uniform on ``[0, T_j]``; ``M ~ Poisson(λ_L·T_j)`` lumps arrive in
     the same round and are prefilled with the request, which takes ``⌈(I_b + M·L)/room⌉`` rounds of
     ``T(d, min(I_b + M·L, room))``. The prompt ``I_b`` is the tail bin (share ``tail_share``) or the mean.
-    ``P(TTFT ≤ t)`` is a sum of clipped linear pieces in ``t``; its quantile is found by bisection.
+    ``P(TTFT ≤ t)`` is a sum of clipped linear pieces in ``t``; its quantile is found by bisection. An arrival
+    that finds the engine idle (share ``idle`` of the prefill-free rounds' time) waits for no residual.
     """
     q = traffic.quantile
     weight = pmf * rounds
     weight = weight / np.maximum(weight.sum(axis=0), 1e-300)  # (J, n) length-biased round type
     live = weight.max(axis=1) > 1e-9  # round types no candidate meets are dropped
-    weight, rounds = weight[live], rounds[live]
+    weight, rounds, busy = weight[live], rounds[live], rounds[live] * (1.0 - np.broadcast_to(idle, pmf.shape)[live])
     mean_m = lump_rate * rounds  # (J, n) co-arrivals expected during a round of type j
     kmax = int(min(max(4, np.ceil(np.max(mean_m, initial=0.0) + 6.0 * np.sqrt(np.max(mean_m, initial=0.0)) + 3.0)), 48))
     mm = np.arange(kmax + 1, dtype=float)
@@ -210,7 +213,7 @@ def _ttft_quantile(step: StepModel, pp: F, d: F, room: F, lump: F, pmf: F, round
     tokens = prompts[:, None, :] + mine[None, :, :] * lump  # (B, K, n)
     own = np.ceil(tokens / room) * step.seconds(d, np.minimum(tokens, room))  # (B, K, n)
     coef = (shares[:, None, None, :] * weight[None, None, :, :] * pm[None, :, :, :]).reshape(-1, q.shape[-1] if q.ndim else 1)
-    inv = np.broadcast_to(1.0 / np.maximum(rounds, 1e-12)[None, None], (prompts.shape[0], kmax + 1, *rounds.shape)).reshape(coef.shape)
+    inv = np.broadcast_to(1.0 / np.maximum(busy, 1e-12)[None, None], (prompts.shape[0], kmax + 1, *rounds.shape)).reshape(coef.shape)
     start = np.broadcast_to(own[:, :, None, :], (prompts.shape[0], kmax + 1, *rounds.shape)).reshape(coef.shape)
     keep = coef.max(axis=1) > 1e-12
     coef, inv, start = coef[keep], inv[keep], start[keep]
@@ -251,14 +254,29 @@ def at_arrivals(step: StepModel, pp: ArrayLike, budget: float, traffic: Traffic,
     slope = step.seconds(d, room) - step.seconds(d, np.maximum(room - lump, 0.0))
     prefill_load = np.minimum(lumps / np.maximum(tau, 1e-12) * slope, 0.999)
     pmf = lump_counts(lumps, np.sqrt(cv**2 + 1.0 / (1.0 - prefill_load**2) - 1.0), top)
+    # A round prefills at most the budget; what the lumps bring beyond it spills into full rounds.
+    # Tokens are conserved: a share f of rounds are full, so that the mean prefilled per round is x·I.
+    full = pp_a * room
+    done = (pmf * k * np.minimum(m * lump / k, room)).sum(axis=0)
+    f = np.clip((xa * i - done) / np.maximum(full - done, 1e-9), 0.0, 1.0)
+    pmf = np.concatenate([pmf * (1.0 - f), f[None]])
+    m = np.concatenate([np.broadcast_to(m, rounds.shape), np.ceil(full / lump)[None]])
+    rounds = np.concatenate([rounds, step.seconds(d, room)[None]])
+    k = np.clip(m, 1.0, pp_a)
     tau = (pmf * rounds).sum(axis=0)
     tau2 = (pmf * rounds**2).sum(axis=0)
     rate = xa / tau
     prefill_load = lumps / np.maximum(tau, 1e-12) * slope
+    n_dec = d * pp_a
+    dtau_dd = (pmf * (step.seconds(d + 1.0, np.minimum(m * lump / k, np.maximum(room - 1.0, 1.0))) - rounds)).sum(axis=0)
+    dtau_dn = dtau_dd / pp_a / np.maximum(1.0 - np.minimum(prefill_load, 0.999), 1e-3)
+    feedback = dtau_dn * n_dec / np.maximum(tau, 1e-12)
     # TTFT: residual of the (length-biased) round in progress, then the request's own prefill together
     # with the prompts that arrived during that round; then waits for budget and slots on top.
     lump_rate = xa * i / lump / np.maximum(tau, 1e-12)
-    ttft_mix = _ttft_quantile(step, pp_a, d, room, lump, pmf, rounds, tau, lump_rate, traffic) if ttft else np.zeros_like(tau)
+    # Rounds without prefill run only while something decodes: an idle engine has no round in progress.
+    idle = np.where(m == 0, np.exp(-xa * np.maximum(o - 1.0, 0.0)), 0.0)
+    ttft_mix = _ttft_quantile(step, pp_a, d, room, lump, pmf, rounds, tau, lump_rate, traffic, idle) if ttft else np.zeros_like(tau)
     use = xa * i / (room * np.minimum(np.maximum(xa, 1.0), pp_a))
     burst = (1.0 + cv**2) / 2.0
     service = np.ceil(i / room) * step.seconds(d, np.minimum(i, room))
@@ -269,7 +287,10 @@ def at_arrivals(step: StepModel, pp: ArrayLike, budget: float, traffic: Traffic,
     running = xa * (np.maximum(o - 1.0, 0.0) + np.maximum(i / room, 1.0))
     life = np.maximum(running / np.maximum(rate, 1e-12), tau)
     slots = np.maximum(traffic.slots, 1.0)
-    slot_q = wait_quantile(slots, rate, life, q) * burst
+    # Slots fill in waves: n's fluctuations are peaked by z = cv²/(1 − β) over Poisson, so the slot wait is
+    # Erlang C's for the equivalent system of c/z slots at λ/z (Hayward's approximation).
+    peak = np.maximum(cv, 1.0) ** 2 / np.maximum(1.0 - np.minimum(feedback, 0.999), 1e-3)
+    slot_q = wait_quantile(slots / peak, rate / peak, life, q)
     excess = np.maximum(budget_q - budget_mean, 0.0) ** 2 + np.where(np.isfinite(slot_q), slot_q, 0.0) ** 2
     ttft_s = np.where(ok & np.isfinite(slot_q), ttft_mix + budget_mean + np.sqrt(excess), np.inf)
     # TPOT: the mean of a request's O − 1 round times.
@@ -281,10 +302,6 @@ def at_arrivals(step: StepModel, pp: ArrayLike, budget: float, traffic: Traffic,
     # spreads in quadrature.
     sigma = np.sqrt(np.maximum(tau2 - tau**2, 0.0))
     z = _z(q)
-    n_dec = d * pp_a
-    dtau_dd = (pmf * (step.seconds(d + 1.0, np.minimum(m * lump / k, np.maximum(room - 1.0, 1.0))) - rounds)).sum(axis=0)
-    dtau_dn = dtau_dd / pp_a / np.maximum(1.0 - np.minimum(prefill_load, 0.999), 1e-3)
-    feedback = dtau_dn * n_dec / np.maximum(tau, 1e-12)
     n_sd = np.sqrt(n_dec / np.maximum(1.0 - feedback, 1e-3)) * np.maximum(cv, 1.0)
     # A request that meets more prompts lives longer and so meets more: the prefill term grows by 1/(1 − ρ_p).
     mix = z * sigma / np.sqrt(np.maximum(o - 1.0, 1.0)) / np.maximum(1.0 - np.minimum(prefill_load, 0.999), 1e-3)
@@ -298,7 +315,8 @@ def at_arrivals(step: StepModel, pp: ArrayLike, budget: float, traffic: Traffic,
         ttft_s=np.asarray(ttft_s, dtype=float),
         tpot_s=np.asarray(tpot, dtype=float),
         budget_use=np.asarray(np.maximum(use, prefill_load), dtype=float),
-        slot_use=np.asarray(np.maximum(running / slots, feedback), dtype=float),
+        # Slots must hold the running count's fluctuations too: n + 3·sqrt(n·z) of them (z the peakedness).
+        slot_use=np.asarray(np.maximum((running + SLOT_SIGMAS * np.sqrt(running * peak)) / slots, feedback), dtype=float),
     )
 
 

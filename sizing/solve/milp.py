@@ -69,7 +69,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, replace
 from enum import Enum
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 import numpy as np
 from numpy.typing import NDArray
@@ -79,20 +79,38 @@ I = NDArray[np.int64]  # noqa: E741
 Objective = Literal["cost", "latency", "throughput"]
 
 _TIE_REL = 1e-6  # range of the cost tie-break under "latency"/"throughput", in units of the primary objective
+_INT_FIELDS = ("cand_workload", "cand_type", "cand_devices", "type_devices", "type_group")
+_FLOAT_FIELDS = ("demand", "cand_capacity", "cand_latency", "type_price", "type_cap")
 
 
 class SolveStatus(str, Enum):
     """Outcome of :func:`solve`; the values are plain strings."""
 
-    OPTIMAL = "optimal"
-    TIME_LIMIT = "time_limit"
-    INFEASIBLE = "infeasible"
-    NO_SOLUTION = "no_solution"
+    OPTIMAL = "optimal"  # proven optimal within mip_rel_gap
+    TIME_LIMIT = "time_limit"  # time limit hit, incumbent returned with its gap
+    INFEASIBLE = "infeasible"  # proven infeasible
+    NO_SOLUTION = "no_solution"  # nothing feasible found in time (not proven infeasible), or a solver failure
 
 
 @dataclass(frozen=True, eq=False)
 class Problem:
-    """A solver-ready problem: flattened candidates, instance types and limits (see module docstring)."""
+    """A solver-ready problem (symbols as in the module docstring).
+
+    Attributes
+    ----------
+    demand : F
+        ``λ_w`` [requests/s], shape ``(nw,)``; ``nan`` = no rate (objective ``throughput`` only).
+    cand_workload, cand_type, cand_devices : I
+        Workload index, instance-type index and ``d_c`` of each candidate, shape ``(nc,)``.
+    cand_capacity, cand_latency : F
+        ``q_c`` [requests/s] and ``lat_c`` [-] of each candidate, both finite and > 0.
+    type_devices, type_price, type_group, type_cap : I, F, I, F
+        ``D_t``, ``p_t`` [USD/hour], device group and ``cap_t`` (``np.inf`` = uncapped), shape ``(nt,)``.
+    budget_per_hour : float or None
+        ``B`` [USD/hour]; required for objectives ``latency`` and ``throughput``.
+    objective, single_type, time_limit_s, mip_rel_gap
+        What to optimise, whether one device group only, and HiGHS's limits.
+    """
 
     demand: F
     cand_workload: I
@@ -120,13 +138,31 @@ class Problem:
         """
         if np.isnan(np.asarray(self.demand, dtype=np.float64)).any():
             raise ValueError("without_limits: every workload needs a rate (no nan demand) for the cost objective")
-        caps = np.full(np.shape(self.type_cap), np.inf)
-        return replace(self, type_cap=caps, budget_per_hour=None, objective="cost")
+        return replace(self, type_cap=np.full(np.shape(self.type_cap), np.inf), budget_per_hour=None, objective="cost")
 
 
 @dataclass(frozen=True, eq=False)
 class Solution:
-    """Solver outcome; arrays are zeros (``gap`` nan) when there is no solution."""
+    """Solver outcome; arrays are zeros, cost 0 and ``gap`` nan when there is no solution.
+
+    Attributes
+    ----------
+    status : SolveStatus
+    replicas, instances : I
+        ``r_c`` per candidate ``(nc,)`` and ``n_t`` per type ``(nt,)``.
+    served : F
+        Requests/s served per workload ``(nw,)``: the demand for ``cost``/``latency``.
+    share : F
+        Fraction of its workload's traffic routed to each candidate; sums to 1 per served workload.
+    cost_per_hour : float
+        ``Σ p_t n_t`` [USD/hour].
+    gap : float
+        Relative MIP gap reported for the solve (an upper bound once the plan is polished).
+    seconds : float
+        Wall time of :func:`solve`, assembly included.
+    message : str
+        HiGHS's message(s).
+    """
 
     status: SolveStatus
     replicas: I
@@ -144,6 +180,28 @@ class Solution:
         return self.status in (SolveStatus.OPTIMAL, SolveStatus.TIME_LIMIT)
 
 
+class _Arrays(NamedTuple):
+    """The problem's arrays with their dtypes fixed."""
+
+    cw: I
+    ct: I
+    cd: I
+    td: I
+    grp: I
+    dem: F
+    q: F
+    lat: F
+    price: F
+    cap: F
+
+
+def _arrays(p: Problem) -> _Arrays:
+    """Typed views of ``p``'s arrays (fields in ``_INT_FIELDS`` then ``_FLOAT_FIELDS`` order)."""
+    i = [np.asarray(getattr(p, k), dtype=np.int64) for k in _INT_FIELDS]
+    f = [np.asarray(getattr(p, k), dtype=np.float64) for k in _FLOAT_FIELDS]
+    return _Arrays(i[0], i[1], i[2], i[3], i[4], f[0], f[1], f[2], f[3], f[4])
+
+
 def validate(p: Problem) -> None:
     """Check shapes, index ranges and values of a problem.
 
@@ -152,51 +210,45 @@ def validate(p: Problem) -> None:
     ValueError
         On any inconsistency (a programming error of the caller), with the offending field named.
     """
-    ints = ("cand_workload", "cand_type", "cand_devices", "type_devices", "type_group")
-    for name in (*ints, "demand", "cand_capacity", "cand_latency", "type_price", "type_cap"):
-        a = np.asarray(getattr(p, name))
-        if a.ndim != 1 or a.dtype.kind not in ("iu" if name in ints else "fiu"):
-            raise ValueError(f"{name} must be a 1-D {'integer' if name in ints else 'numeric'} array, got {a.dtype} {a.shape}")
+    for name in _INT_FIELDS + _FLOAT_FIELDS:
+        v, kinds = np.asarray(getattr(p, name)), "iu" if name in _INT_FIELDS else "fiu"
+        if v.ndim != 1 or v.dtype.kind not in kinds:
+            raise ValueError(f"{name} must be a 1-D {'integer' if kinds == 'iu' else 'numeric'} array, got {v.dtype} {v.shape}")
     nw, nc, nt = len(p.demand), len(p.cand_workload), len(p.type_devices)
-    for names, n in ((("cand_type", "cand_devices", "cand_capacity", "cand_latency"), nc), (("type_price", "type_group", "type_cap"), nt)):
-        for name in names:
-            if len(getattr(p, name)) != n:
-                raise ValueError(f"{name} has {len(getattr(p, name))} entries, expected {n}")
+    for name in ("cand_type", "cand_devices", "cand_capacity", "cand_latency", "type_price", "type_group", "type_cap"):
+        if len(getattr(p, name)) != (nc if name.startswith("cand") else nt):
+            raise ValueError(f"{name} has {len(getattr(p, name))} entries, expected {nc if name.startswith('cand') else nt}")
     if nw == 0 or nt == 0:
         raise ValueError("a problem needs at least one workload and one instance type")
     if p.objective not in ("cost", "latency", "throughput"):
         raise ValueError(f"unknown objective {p.objective!r}")
-    cw, ct, cd, td = (np.asarray(getattr(p, k), dtype=np.int64) for k in ("cand_workload", "cand_type", "cand_devices", "type_devices"))
-    dem, price, cap = (np.asarray(getattr(p, k), dtype=np.float64) for k in ("demand", "type_price", "type_cap"))
-    q, lat = np.asarray(p.cand_capacity, dtype=np.float64), np.asarray(p.cand_latency, dtype=np.float64)
-    checks: list[tuple[Callable[[], bool], str]] = [
-        (lambda: bool(((cw < 0) | (cw >= nw)).any()), "cand_workload out of range"),
-        (lambda: bool(((ct < 0) | (ct >= nt)).any()), "cand_type out of range"),
-        (lambda: bool((np.asarray(p.type_group) < 0).any()), "type_group must be ≥ 0"),
-        (lambda: bool((td < 1).any()), "type_devices must be ≥ 1"),
-        (lambda: bool(((cd < 1) | ((cd & (cd - 1)) != 0)).any()), "cand_devices must be powers of two"),
-        (lambda: bool((td[ct] % cd != 0).any()), "cand_devices must divide its type's device count"),
-        (lambda: not bool(np.isfinite(q).all() and (q > 0).all()), "cand_capacity must be finite and > 0"),
-        (lambda: not bool(np.isfinite(lat).all() and (lat > 0).all()), "cand_latency must be finite and > 0"),
-        (lambda: not bool(np.isfinite(price).all() and (price >= 0).all()), "type_price must be finite and ≥ 0"),
-        (lambda: bool((np.isnan(cap) | (cap < 0)).any()), "type_cap must be ≥ 0 (np.inf = uncapped)"),
-        (lambda: bool((~np.isnan(dem) & ~(np.isfinite(dem) & (dem > 0))).any()), "demand must be finite and > 0, or nan"),
-        (lambda: bool(np.isnan(dem).any()) and p.objective != "throughput", "nan demand (no rate) needs objective 'throughput'"),
+    a = _arrays(p)
+    checks: list[tuple[Callable[[], bool], str]] = [  # in order: later checks index with what earlier ones vetted
+        (lambda: bool(((a.cw < 0) | (a.cw >= nw)).any()), "cand_workload out of range"),
+        (lambda: bool(((a.ct < 0) | (a.ct >= nt)).any()), "cand_type out of range"),
+        (lambda: bool((a.grp < 0).any()), "type_group must be ≥ 0"),
+        (lambda: bool((a.td < 1).any()), "type_devices must be ≥ 1"),
+        (lambda: bool(((a.cd < 1) | ((a.cd & (a.cd - 1)) != 0)).any()), "cand_devices must be powers of two"),
+        (lambda: bool((a.td[a.ct] % a.cd != 0).any()), "cand_devices must divide its type's device count"),
+        (lambda: not bool(np.isfinite(a.q).all() and (a.q > 0).all()), "cand_capacity must be finite and > 0"),
+        (lambda: not bool(np.isfinite(a.lat).all() and (a.lat > 0).all()), "cand_latency must be finite and > 0"),
+        (lambda: not bool(np.isfinite(a.price).all() and (a.price >= 0).all()), "type_price must be finite and ≥ 0"),
+        (lambda: bool((np.isnan(a.cap) | (a.cap < 0)).any()), "type_cap must be ≥ 0 (np.inf = uncapped)"),
+        (lambda: bool((~np.isnan(a.dem) & ~(np.isfinite(a.dem) & (a.dem > 0))).any()), "demand must be finite and > 0, or nan"),
+        (lambda: bool(np.isnan(a.dem).any()) and p.objective != "throughput", "nan demand (no rate) needs objective 'throughput'"),
         (lambda: p.objective != "cost" and p.budget_per_hour is None, f"objective {p.objective!r} needs budget_per_hour"),
         (lambda: p.budget_per_hour is not None and not (0 <= p.budget_per_hour < np.inf), "budget_per_hour must be finite and ≥ 0"),
         (lambda: not (p.time_limit_s > 0 and p.mip_rel_gap >= 0), "time_limit_s must be > 0 and mip_rel_gap ≥ 0"),
-    ]
+        (lambda: bool((np.isnan(a.dem[a.cw]) & (a.price[a.ct] == 0) & np.isinf(a.cap[a.ct])).any()),
+         "a workload without a rate has a candidate on a free, uncapped instance type: throughput is unbounded"),
+    ]  # fmt: skip
     for bad, msg in checks:
         if bad():
             raise ValueError(msg)
-    free = (price == 0) & np.isinf(cap)
-    if nc and (np.isnan(dem[cw]) & free[ct]).any():
-        raise ValueError("a workload without a rate has a candidate on a free, uncapped instance type: throughput is unbounded")
 
 
-@dataclass(frozen=True, eq=False)
-class _Model:
-    """The assembled MILP: ``min c·v`` s.t. ``lo ≤ A v ≤ hi``, ``lb ≤ v ≤ ub``; offsets of the blocks of ``v``."""
+class _Model(NamedTuple):
+    """The assembled MILP: ``min c·v`` s.t. ``lo ≤ A v ≤ hi``, ``0 ≤ v ≤ ub``."""
 
     c: F
     a: Any  # scipy.sparse.csr_matrix
@@ -204,21 +256,17 @@ class _Model:
     hi: F
     ub: F
     integrality: NDArray[np.uint8]
-    nt_off: int
-    s_off: int
 
 
-def _bounds(p: Problem) -> tuple[F, F]:
+def _bounds(p: Problem, a: _Arrays) -> tuple[F, F]:
     """Finite upper bounds of ``r_c`` and ``n_t`` (module docstring), vectorised."""
-    cw, ct, cd, td = (np.asarray(getattr(p, k), dtype=np.int64) for k in ("cand_workload", "cand_type", "cand_devices", "type_devices"))
-    dem, price, q = (np.asarray(getattr(p, k), dtype=np.float64) for k in ("demand", "type_price", "cand_capacity"))
-    n_cap = np.floor(np.asarray(p.type_cap, dtype=np.float64))
+    n_cap = np.floor(a.cap)
     if p.budget_per_hour is not None:
-        afford = np.divide(p.budget_per_hour, price, out=np.full(len(price), np.inf), where=price > 0)
+        afford = np.divide(p.budget_per_hour, a.price, out=np.full(len(a.price), np.inf), where=a.price > 0)
         n_cap = np.minimum(n_cap, np.floor(afford + 1e-9))
-    by_cap = np.floor(td[ct] * n_cap[ct] / cd)  # td, cd ≥ 1: no 0 × inf
-    r_ub = np.fmin(np.ceil(dem[cw] / q), by_cap)  # fmin: a nan demand (no rate) takes by_cap
-    need = np.ceil(np.bincount(ct, weights=cd * r_ub, minlength=len(td)) / td)
+    by_cap = np.floor(a.td[a.ct] * n_cap[a.ct] / a.cd)  # td, cd ≥ 1: no 0 × inf
+    r_ub = np.fmin(np.ceil(a.dem[a.cw] / a.q), by_cap)  # fmin: a nan demand (no rate) takes by_cap
+    need = np.ceil(np.bincount(a.ct, weights=a.cd * r_ub, minlength=len(a.td)) / a.td)
     return r_ub, np.minimum(need, n_cap)
 
 
@@ -226,79 +274,72 @@ def _assemble(p: Problem) -> _Model:
     """Build the sparse constraint matrix, bounds and objective from index arrays (no per-candidate loop)."""
     from scipy.sparse import coo_matrix
 
-    cw, ct, cd, td = (np.asarray(getattr(p, k), dtype=np.int64) for k in ("cand_workload", "cand_type", "cand_devices", "type_devices"))
-    dem, q, lat, price = (np.asarray(getattr(p, k), dtype=np.float64) for k in ("demand", "cand_capacity", "cand_latency", "type_price"))
-    nw, nc, nt = len(dem), len(cw), len(td)
-    r_ub, n_ub = _bounds(p)
-    _, ginv = np.unique(np.asarray(p.type_group, dtype=np.int64), return_inverse=True)
+    a = _arrays(p)
+    nw, nc, nt = len(a.dem), len(a.cw), len(a.td)
+    r_ub, n_ub = _bounds(p, a)
+    ginv = np.unique(a.grp, return_inverse=True)[1].ravel()
     ng = int(ginv.max()) + 1 if p.single_type else 0
-    nx = nc if p.objective == "latency" else 0
-    ns = nw if p.objective == "throughput" else 0
-    N, Z = nc, nc + nt  # offsets of the n, z, x and s blocks
+    nx, ns = (nc if p.objective == "latency" else 0), (nw if p.objective == "throughput" else 0)
+    N, Z = nc, nc + nt  # offsets of the blocks n, z, x and s of the variable vector
     X, S = Z + ng, Z + ng + nx
-    ac, aw, at = np.arange(nc), np.arange(nw), np.arange(nt)
+    ac, aw, at, cat = np.arange(nc), np.arange(nw), np.arange(nt), np.concatenate
     rows: list[I] = []
     cols: list[I] = []
     vals: list[F] = []
     lo: list[F] = []
     hi: list[F] = []
 
-    def block(r: I, k: I, v: F, low: F, high: F) -> None:
+    def block(r: I, k: I, v: F, low: F | float, high: F | float, n: int) -> None:
+        """Append ``n`` rows: entries ``(r, k, v)`` with ``r`` local to the block, bounds ``low ≤ · ≤ high``."""
         rows.append(r + sum(len(x) for x in lo))
         cols.append(k)
-        vals.append(v)
-        lo.append(low)
-        hi.append(high)
+        vals.append(np.asarray(v, dtype=np.float64))
+        lo.append(np.broadcast_to(np.asarray(low, dtype=np.float64), (n,)))
+        hi.append(np.broadcast_to(np.asarray(high, dtype=np.float64), (n,)))
 
-    inf_w, zero_t = np.full(nw, np.inf), np.zeros(nt)
-    if p.objective == "cost":
-        block(cw, ac, q, np.nan_to_num(dem), inf_w)
-    if ns:
-        block(np.concatenate([cw, aw]), np.concatenate([ac, S + aw]), np.concatenate([-q, np.ones(nw)]), -inf_w, np.zeros(nw))
-    block(np.concatenate([ct, at]), np.concatenate([ac, N + at]), np.concatenate([cd, -td]).astype(np.float64), -np.inf - zero_t, zero_t)
+    if p.objective == "cost":  # demand
+        block(a.cw, ac, a.q, a.dem, np.inf, nw)
+    if ns:  # served ≤ capacity
+        block(cat([a.cw, aw]), cat([ac, S + aw]), cat([-a.q, np.ones(nw)]), -np.inf, 0.0, nw)
+    block(cat([a.ct, at]), cat([ac, N + at]), cat([a.cd, -a.td]).astype(np.float64), -np.inf, 0.0, nt)  # packing
     if p.budget_per_hour is not None:
-        block(np.zeros(nt, np.int64), N + at, price, np.array([-np.inf]), np.array([p.budget_per_hour]))
-    if ng:
-        block(np.concatenate([at, at]), np.concatenate([N + at, Z + ginv]), np.concatenate([np.ones(nt), -n_ub]), -np.inf - zero_t, zero_t)
-        block(np.zeros(ng, np.int64), Z + np.arange(ng), np.ones(ng), np.ones(1), np.ones(1))
-    if nx:
-        block(cw, X + ac, np.ones(nc), np.ones(nw), np.ones(nw))
-        block(np.concatenate([ac, ac]), np.concatenate([X + ac, ac]), np.concatenate([dem[cw], -q]), -np.inf - np.zeros(nc), np.zeros(nc))
+        block(np.zeros(nt, np.int64), N + at, a.price, -np.inf, p.budget_per_hour, 1)
+    if ng:  # single type
+        block(cat([at, at]), cat([N + at, Z + ginv]), cat([np.ones(nt), -n_ub]), -np.inf, 0.0, nt)
+        block(np.zeros(ng, np.int64), Z + np.arange(ng), np.ones(ng), 1.0, 1.0, 1)
+    if nx:  # routing
+        block(a.cw, X + ac, np.ones(nc), 1.0, 1.0, nw)
+        block(cat([ac, ac]), cat([X + ac, ac]), cat([a.dem[a.cw], -a.q]), -np.inf, 0.0, nc)
     nv = S + ns
-    a = coo_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=(sum(len(x) for x in lo), nv)).tocsr()
-    cap_w = np.bincount(cw, weights=q * r_ub, minlength=nw)
-    qmax = np.zeros(nw)
-    np.maximum.at(qmax, cw, q)
+    mat = coo_matrix((cat(vals), (cat(rows), cat(cols))), shape=(sum(len(x) for x in lo), nv)).tocsr()
     c = np.zeros(nv)
-    spend = max(float(price @ n_ub), 1e-12)
     if p.objective == "cost":
-        c[N:Z] = price
-    elif p.objective == "latency":
-        c[X:S] = lat / nw
-        c[N:Z] = _TIE_REL * price / spend
+        c[N:Z] = a.price
     else:
-        rated = ~np.isnan(dem)
-        c[S:] = -np.where(rated, 1.0 / np.where(rated, dem, 1.0), np.divide(1.0, qmax, out=np.zeros(nw), where=qmax > 0))
-        c[N:Z] = _TIE_REL * price / spend
-    s_ub = np.fmin(dem, cap_w)
-    ub = np.concatenate([r_ub, n_ub, np.ones(ng + nx), s_ub[:ns]])
-    integrality = np.concatenate([np.ones(Z + ng, np.uint8), np.zeros(nx + ns, np.uint8)])
-    return _Model(c, a, np.concatenate(lo), np.concatenate(hi), ub, integrality, N, S)
+        c[N:Z] = _TIE_REL * a.price / max(float(a.price @ n_ub), 1e-12)
+    if nx:
+        c[X:S] = a.lat / nw
+    if ns:
+        qmax = np.zeros(nw)
+        np.maximum.at(qmax, a.cw, a.q)
+        rated = ~np.isnan(a.dem)
+        c[S:] = -np.where(rated, 1.0 / np.where(rated, a.dem, 1.0), np.divide(1.0, qmax, out=np.zeros(nw), where=qmax > 0))
+    s_ub = np.fmin(a.dem, np.bincount(a.cw, weights=a.q * r_ub, minlength=nw))[:ns]
+    integrality = cat([np.ones(Z + ng, np.uint8), np.zeros(nx + ns, np.uint8)])
+    return _Model(c, mat, cat(lo), cat(hi), cat([r_ub, n_ub, np.ones(ng + nx), s_ub]), integrality)
 
 
 def _polish(p: Problem, r: I, n: I) -> tuple[I, I]:
     """Drop wholly idle instances, then fill idle devices with extra replicas (largest size, lowest latency first)."""
-    ct, cd, td = (np.asarray(getattr(p, k), dtype=np.int64) for k in ("cand_type", "cand_devices", "type_devices"))
-    idle = td * n - np.bincount(ct, weights=cd * r, minlength=len(td)).astype(np.int64)
-    n = n - idle // td
-    idle %= td
-    lat = np.asarray(p.cand_latency, dtype=np.float64)
-    r = r.copy()
-    for size in np.unique(cd)[::-1]:  # a handful of powers of two
-        idx = np.flatnonzero(cd == size)
-        idx = idx[np.lexsort((lat[idx], ct[idx]))]
-        types, first = np.unique(ct[idx], return_index=True)
-        add = idle[types] // size
+    a = _arrays(p)
+    idle = a.td * n - np.bincount(a.ct, weights=a.cd * r, minlength=len(a.td)).astype(np.int64)
+    drop = np.maximum(idle, 0) // a.td  # a violated packing row (idle < 0) stays visible to _violated
+    n, idle, r = n - drop, idle - drop * a.td, r.copy()
+    for size in np.unique(a.cd)[::-1]:  # a handful of powers of two
+        idx = np.flatnonzero(a.cd == size)
+        idx = idx[np.lexsort((a.lat[idx], a.ct[idx]))]
+        types, first = np.unique(a.ct[idx], return_index=True)
+        add = np.maximum(idle[types], 0) // size
         r[idx[first]] += add
         idle[types] -= add * size
     return r, n
@@ -306,25 +347,37 @@ def _polish(p: Problem, r: I, n: I) -> tuple[I, I]:
 
 def _route(p: Problem, r: I) -> tuple[F, F]:
     """Served requests/s per workload and traffic shares per candidate for integer replicas ``r``."""
-    cw = np.asarray(p.cand_workload, dtype=np.int64)
-    dem, q = np.asarray(p.demand, dtype=np.float64), np.asarray(p.cand_capacity, dtype=np.float64)
-    nw = len(dem)
-    cap = q * r
-    cap_w = np.bincount(cw, weights=cap, minlength=nw)
-    served = np.fmin(dem, cap_w) if p.objective == "throughput" else dem.copy()
+    a = _arrays(p)
+    nw, cap = len(a.dem), a.q * r
+    served = np.fmin(a.dem, np.bincount(a.cw, weights=cap, minlength=nw)) if p.objective == "throughput" else a.dem.copy()
+    x = cap.copy()
     if p.objective == "latency":  # fill lowest-latency capacity first: optimal routing for fixed replicas
-        order = np.lexsort((np.asarray(p.cand_latency), cw))
-        frac = cap[order] / dem[cw[order]]
-        before = np.cumsum(frac) - frac
-        start = np.searchsorted(cw[order], np.arange(nw))
-        before -= np.concatenate([before, [0.0]])[start][cw[order]]
-        x = np.empty(len(cw))
+        order = np.lexsort((a.lat, a.cw))
+        frac = cap[order] / a.dem[a.cw[order]]
+        before = np.cumsum(frac) - frac  # capacity of the workload's faster candidates (after subtracting its start)
+        before -= _pad(before)[np.searchsorted(a.cw[order], np.arange(nw))][a.cw[order]]
         x[order] = np.minimum(frac, np.maximum(0.0, 1.0 - before))
-    else:
-        x = cap.copy()
-    tot = np.bincount(cw, weights=x, minlength=nw)
-    share = np.divide(x, tot[cw], out=np.zeros(len(cw)), where=(tot[cw] > 0) & (served[cw] > 0))
-    return served, share
+    tot = np.bincount(a.cw, weights=x, minlength=nw)[a.cw]
+    return served, np.divide(x, tot, out=np.zeros(len(a.cw)), where=(tot > 0) & (served[a.cw] > 0))
+
+
+def _pad(v: F) -> F:
+    """``v`` with a trailing 0 (so that a start index equal to ``len(v)`` is valid)."""
+    return np.concatenate([v, np.zeros(1)])
+
+
+def _violated(p: Problem, r: I, n: I) -> str:
+    """Constraints the integer plan ``(r, n)`` violates, comma-separated ('' when it is feasible)."""
+    a = _arrays(p)
+    cap_w = np.bincount(a.cw, weights=a.q * r, minlength=len(a.dem))
+    bad = {
+        "packing": bool((np.bincount(a.ct, weights=a.cd * r, minlength=len(a.td)) > a.td * n).any()),
+        "caps": bool((n > a.cap).any()),
+        "budget": p.budget_per_hour is not None and float(a.price @ n) > p.budget_per_hour * (1 + 1e-6) + 1e-6,
+        "single type": p.single_type and len(np.unique(a.grp[n > 0])) > 1,
+        "demand": p.objective != "throughput" and bool((cap_w < a.dem * (1 - 1e-6)).any()),
+    }
+    return ", ".join(k for k, v in bad.items() if v)
 
 
 def _gap(res: Any, status: SolveStatus) -> float:
@@ -388,27 +441,30 @@ def solve(p: Problem) -> Solution:
     t0 = time.perf_counter()
     validate(p)
     m = _assemble(p)
-    options = {"disp": False, "time_limit": float(p.time_limit_s), "mip_rel_gap": float(p.mip_rel_gap)}
-    with _stdout_to_devnull():
-        res = milp(m.c, integrality=m.integrality, bounds=Bounds(np.zeros(len(m.c)), m.ub),
-                   constraints=LinearConstraint(m.a, m.lo, m.hi), options=options)  # fmt: skip
     nc, nt, nw = len(p.cand_workload), len(p.type_devices), len(p.demand)
-    x = getattr(res, "x", None)
-    if res.status == 0 and x is not None:
-        status = SolveStatus.OPTIMAL
-    elif res.status == 1 and x is not None:
-        status = SolveStatus.TIME_LIMIT
-    elif res.status == 2:
-        status = SolveStatus.INFEASIBLE
-    else:
+    msgs: list[str] = []
+    for presolve in (True, False):  # HiGHS presolve has bugs (ERGO-Code/HiGHS#2782): on a solve error, retry once without
+        left = p.time_limit_s - (time.perf_counter() - t0) if msgs else p.time_limit_s
+        opts = {"disp": False, "time_limit": max(left, 0.1 * p.time_limit_s), "mip_rel_gap": float(p.mip_rel_gap), "presolve": presolve}
+        with _stdout_to_devnull():
+            res = milp(m.c, integrality=m.integrality, bounds=Bounds(np.zeros(len(m.c)), m.ub),
+                       constraints=LinearConstraint(m.a, m.lo, m.hi), options=opts)  # fmt: skip
+        x = getattr(res, "x", None)
+        status = {0: SolveStatus.OPTIMAL, 1: SolveStatus.TIME_LIMIT, 2: SolveStatus.INFEASIBLE}.get(res.status, SolveStatus.NO_SOLUTION)
+        msgs.append(str(res.message))
+        if x is None or status in (SolveStatus.INFEASIBLE, SolveStatus.NO_SOLUTION):
+            status = SolveStatus.INFEASIBLE if status is SolveStatus.INFEASIBLE else SolveStatus.NO_SOLUTION
+            if res.status in (0, 1, 2, 3):
+                break
+            continue
+        v = np.rint(np.asarray(x, dtype=np.float64))
+        r, n = _polish(p, np.maximum(v[:nc], 0).astype(np.int64), np.maximum(v[nc : nc + nt], 0).astype(np.int64))
+        bad = _violated(p, r, n)
+        if not bad:
+            served, share = _route(p, r)
+            cost = float(np.asarray(p.type_price, dtype=np.float64) @ n)
+            return Solution(status, r, n, served, share, cost, _gap(res, status), time.perf_counter() - t0, "; ".join(msgs))
+        msgs[-1] += f" [the returned plan violates: {bad}]"
         status = SolveStatus.NO_SOLUTION
-    msg = str(res.message)
-    if x is None or status in (SolveStatus.INFEASIBLE, SolveStatus.NO_SOLUTION):
-        z = np.zeros
-        return Solution(status, z(nc, np.int64), z(nt, np.int64), z(nw), z(nc), 0.0, np.nan, time.perf_counter() - t0, msg)
-    v = np.rint(np.asarray(x, dtype=np.float64))
-    r, n = _polish(p, np.maximum(v[:nc], 0).astype(np.int64), np.maximum(v[nc : nc + nt], 0).astype(np.int64))
-    served, share = _route(p, r)
-    gap = _gap(res, status)
-    cost = float(np.asarray(p.type_price, dtype=np.float64) @ n)
-    return Solution(status, r, n, served, share, cost, gap, time.perf_counter() - t0, msg)
+    z = np.zeros
+    return Solution(status, z(nc, np.int64), z(nt, np.int64), z(nw), z(nc), 0.0, np.nan, time.perf_counter() - t0, "; ".join(msgs))

@@ -323,9 +323,10 @@ def test_scipy_statuses_map_to_solve_status(monkeypatch: pytest.MonkeyPatch, sta
     import scipy.optimize
     from scipy.optimize import OptimizeResult
 
-    real = scipy.optimize.milp
+    real, calls = scipy.optimize.milp, []
 
     def fake(*args: Any, **kw: Any) -> OptimizeResult:
+        calls.append(dict(kw["options"]))  # scipy pops "disp" from it
         res = real(*args, **kw)
         res.update(status=status, x=res.x if keep_x else None, **extra)
         return res
@@ -339,8 +340,21 @@ def test_scipy_statuses_map_to_solve_status(monkeypatch: pytest.MonkeyPatch, sta
         assert sol.gap == pytest.approx(0.25)
     else:
         assert not sol.has_solution and np.isnan(sol.gap) and sol.cost_per_hour == 0.0
-    if "message" in extra:
-        assert sol.message == "solver failed"
+    assert calls[0] == {"disp": False, "time_limit": 20.0, "mip_rel_gap": 1e-4, "presolve": True}
+    if status == 4:  # a solver error is retried once without presolve
+        assert [c["presolve"] for c in calls] == [True, False] and sol.message == "solver failed; solver failed"
+    else:
+        assert len(calls) == 1
+
+
+def test_presolve_bug_is_retried_without_presolve() -> None:
+    # HiGHS 1.12's presolve reduces this to empty with a wrong solution and reports "Solve error".
+    p = make(floats(1.0, 0.6764102525964019), ints(0, 1, 1), ints(1, 1, 0), ints(1, 1, 1), floats(1.0, 1.9502329424019342, 1.0),
+             ints(1, 1), floats(1.0, 3.0), type_group=ints(0, 0), objective="throughput", budget_per_hour=4.0,
+             single_type=True)  # fmt: skip
+    sol = solve(p)
+    assert sol.status is SolveStatus.OPTIMAL and sol.replicas.tolist() == [1, 0, 1] and np.allclose(sol.served, p.demand)
+    check_plan(p, sol)
 
 
 def test_nothing_reaches_stdout(capfd: pytest.CaptureFixture[str]) -> None:

@@ -1,0 +1,104 @@
+"""The load model against closed forms and against the iteration-level simulator on reference replicas."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from aicap.hardware_db import load_catalogue
+from aicap.sizing.core.deployment import Deployment
+from aicap.sizing.perf import memory
+from aicap.sizing.serve.load import LATENCY_HEADROOM, Traffic, at_rate, capacity
+from aicap.sizing.serve.step import Hardware, StepModel
+from aicap.sizing.sim.arrivals import arrival_times
+from aicap.sizing.sim.engine import EngineConfig, Requests, simulate
+
+CAT = load_catalogue()
+BUDGET = float(CAT.runtime_spec.max_prefill_tokens)
+
+
+def affine(a: float, b: float, c: float) -> StepModel:
+    """A step of ``a + b·d + c·p`` seconds (one memory-bound operator on a 1 B/s device)."""
+    one = np.ones(1)
+    coef = np.array([a, b, c]).reshape(3, 1, 1)
+    return StepModel(np.zeros((3, 1, 1)), coef, one.reshape(1, 1), one, 0 * one, 0 * one, 0 * one, 1, 0, np.zeros((2, 1)), 0 * one)
+
+
+def traffic(i: float, o: float, slots: float = 2048.0, q: float = 0.99, cv: float = 1.0) -> Traffic:
+    return Traffic(*(np.array([v], dtype=float) for v in (i, o, i, slots, q, cv, 1.0)))
+
+
+@pytest.mark.parametrize("rate", [2.0, 5.0, 10.0])
+def test_mean_round_time_is_the_closed_form_for_an_affine_step(rate: float) -> None:
+    # τ = a + b·λ(O − 1)τ + c·λIτ  ⇒  τ = a / (1 − λ(b(O − 1) + cI)) (Little's law; tokens conserved).
+    a, b, c, i, o = 0.010, 2e-5, 4e-6, 1500.0, 300.0
+    m = at_rate(affine(a, b, c), np.ones(1), BUDGET, traffic(i, o), np.array([rate]))
+    assert float(m.round_s[0]) == pytest.approx(a / (1 - rate * (b * (o - 1) + c * i)), rel=1e-3)
+    assert float(m.running[0]) == pytest.approx(rate * float(m.round_s[0]) * (o - 1 + 1), rel=1e-3)
+
+
+def test_idle_ttft_is_the_prefill_step_and_queueing_adds_to_it() -> None:
+    a, b, c = 0.010, 2e-5, 4e-6
+    step = affine(a, b, c)
+    idle = at_rate(step, np.ones(1), BUDGET, traffic(1500.0, 300.0), np.array([1e-4]))
+    assert float(idle.ttft_s[0]) == pytest.approx(a + c * 1500.0, rel=0.02)
+    busy = at_rate(step, np.ones(1), BUDGET, traffic(1500.0, 300.0), np.array([8.0]))
+    assert float(busy.ttft_s[0]) > float(idle.ttft_s[0]) * 1.5  # TTFT includes queueing and co-scheduled prefills
+
+
+def test_burstier_arrivals_cost_capacity() -> None:
+    step = affine(0.010, 2e-5, 4e-6)
+    poisson = capacity(step, np.ones(1), BUDGET, traffic(1500.0, 300.0), 1.0, 0.05)
+    bursty = capacity(step, np.ones(1), BUDGET, traffic(1500.0, 300.0, cv=2.0), 1.0, 0.05)
+    assert 0 < float(bursty.rate[0]) < float(poisson.rate[0])
+
+
+# (model, device, tp, pp, input, output, TTFT target s, TPOT target s, weights) — chat-like shapes on the
+# catalogue's calibrated devices, dense and MoE, with and without pipeline parallelism, and an encoder.
+CASES = [
+    ("llama-3.1-8b", "h100-sxm", 1, 1, 1500, 300, 2.0, 0.060, "fp8"),
+    ("llama-3.1-70b", "h100-sxm", 2, 1, 1500, 300, 2.0, 0.060, "fp8"),
+    ("llama-3.1-70b", "h100-sxm", 2, 2, 1500, 300, 2.0, 0.060, "fp8"),
+    ("llama-3.1-8b", "a10g", 1, 1, 500, 100, 1.0, 0.050, "bf16"),
+    ("mixtral-8x7b", "h100-sxm", 2, 1, 1000, 200, 2.0, 0.060, "fp8"),
+    pytest.param(("bge-large-en", "t4", 1, 1, 256, 0, 0.2, float("inf"), "fp16"), marks=pytest.mark.xfail(strict=True, reason=(
+        "compute-bound encoder near capacity: the negative-binomial round-count model overstates the TTFT tail ~2.5x "
+        "(promise holds, but too conservative); an exact round-to-round Markov chain would fix it"))),
+]
+PROMISE_TOLERANCE = 0.30  # simulated percentile at most 30% above the promised one
+CONSERVATISM = 1.6  # and the promise not more than 1.6× the simulated one
+
+
+def replica(case: tuple[str, str, int, int, int, int, float, float, str]) -> tuple[StepModel, Traffic, EngineConfig]:
+    mid, dev_id, tp, pp, i, o, _, _, wdt = case
+    model, dev = CAT.model(mid), CAT.device(dev_id)
+    eff = CAT.efficiency_for(dev)
+    dep = Deployment(model, dev, eff, CAT.runtime_spec, tp, pp, 1, wdt, wdt)
+    decoder = model.kind == "decoder"
+    slots = float(min(memory.max_batch(dep, tp, pp, i, i + o), 2048)) if decoder else float(BUDGET // i)
+    kv = int(memory.kv_cache_tokens(dep, tp, pp)) if decoder else 1 << 40
+    step = StepModel.build(dep, Hardware.of([(dev, eff)], wdt), np.array([tp]), np.array([pp]), 1, np.array([i + o / 2]), np.array([float(i)]))
+    cfg = EngineConfig(max_num_seqs=int(slots), max_batched_tokens=int(BUDGET), kv_capacity_tokens=kv, pipeline_stages=pp)
+    return step, traffic(i, o, slots), cfg
+
+
+@pytest.mark.parametrize("case", CASES, ids=["8b-h100", "70b-h100-tp2", "70b-h100-tp2pp2", "8b-a10g", "mixtral-h100-tp2", "bge-t4"])
+def test_promises_hold_in_simulation_at_capacity_and_half_load(case: tuple[str, str, int, int, int, int, float, float, str]) -> None:
+    step, tr, cfg = replica(case)
+    cap = capacity(step, np.array([case[3]]), BUDGET, tr, case[6], case[7])
+    assert float(cap.rate[0]) > 0
+    n = 6000
+    for frac in (0.5, 1.0):
+        rate = float(cap.rate[0]) * frac
+        promised = at_rate(step, np.array([case[3]]), BUDGET, tr, np.array([rate]))
+        res = simulate(step.one(0), Requests(arrival_times(rate, n, seed=3), np.full(n, case[4]), np.full(n, case[5])), cfg)
+        assert res.stable
+        ttft = res.percentile("ttft", 0.99)
+        assert ttft <= float(promised.ttft_s[0]) * (1 + PROMISE_TOLERANCE)
+        assert float(promised.ttft_s[0]) <= ttft * CONSERVATISM
+        assert ttft <= case[6]
+        if case[5] > 1:
+            tpot = res.percentile("tpot", 0.99)
+            assert tpot == pytest.approx(float(promised.tpot_s[0]), rel=0.15)
+            assert tpot <= case[7]
+    assert float(cap.tpot_s[0]) <= LATENCY_HEADROOM * case[7] + 1e-12

@@ -1,0 +1,55 @@
+"""The engine-step API: the affine StepModel is engine_step to rounding; prefill/decode phases are its special cases."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from aicap.hardware_db import load_catalogue
+from aicap.sizing.core.deployment import Deployment
+from aicap.sizing.serve.step import Hardware, StepModel, decode_step, engine_step, prefill_step
+
+CAT = load_catalogue()
+REL = 1e-9  # the StepModel is exact algebra on the same costs
+
+
+@pytest.mark.parametrize("model_id", ["llama-3.1-8b", "mixtral-8x7b", "deepseek-v3", "bge-large-en", "resnet-50"])
+@pytest.mark.parametrize("device_id", ["h100-sxm", "tpu-v6e", "xeon-8480"])
+def test_step_model_equals_engine_step(model_id: str, device_id: str) -> None:
+    rng = np.random.default_rng(7)
+    model, dev = CAT.model(model_id), CAT.device(device_id)
+    eff = CAT.efficiency_for(dev)
+    dep = Deployment(model, dev, eff, CAT.runtime_spec, 1, 1, 1, "bf16", "bf16")
+    n = 40
+    tp = rng.choice([1, 2, 4, 8], n) if model.kind != "generic" and model.num_heads % 8 == 0 else np.ones(n)
+    pp = rng.choice([1, 2], n)
+    ctx, prompt = rng.uniform(10, 8000, n), rng.uniform(10, 8000, n)
+    sm = StepModel.build(dep, Hardware.of([(dev, eff)] * n, "bf16"), tp, pp, 1, ctx, prompt)
+    d, p = rng.integers(0, 300, n), rng.integers(0, 8192, n)
+    exact = engine_step(dep, d, ctx, p, prompt, tp=tp, pp=pp, ep=1).total
+    np.testing.assert_allclose(sm.seconds(d, p), exact, rtol=REL)
+    # leading axes evaluate many steps per candidate at once
+    both = sm.seconds(np.stack([d, d]), np.stack([p, p // 2]))
+    np.testing.assert_allclose(both[1], engine_step(dep, d, ctx, p // 2, prompt, tp=tp, pp=pp, ep=1).total, rtol=REL)
+
+
+def test_phases_are_special_cases_and_grow_with_work() -> None:
+    model, dev = CAT.model("llama-3.1-8b"), CAT.device("h100-sxm")
+    dep = Deployment(model, dev, CAT.efficiency_for(dev), CAT.runtime_spec, 1, 1, 1, "bf16", "bf16")
+    pre = prefill_step(dep, [1, 2, 4], 1000).total
+    assert np.all(np.diff(pre) > 0)
+    assert float(prefill_step(dep, 2, 1000).total) == pytest.approx(float(engine_step(dep, 0, 0, 2000, 1000).total))
+    dec = decode_step(dep, [1, 64, 256], 2000).total
+    assert np.all(np.diff(dec) > 0)
+    # a mixed step costs less than its two phases run apart (the weights stream once)
+    mixed = float(engine_step(dep, 64, 2000, 1000, 1000).total)
+    assert mixed < float(decode_step(dep, 64, 2000).total) + float(prefill_step(dep, 1, 1000).total)
+
+
+def test_one_gives_the_simulator_a_scalar_callable() -> None:
+    model, dev = CAT.model("llama-3.1-8b"), CAT.device("l40s")
+    eff = CAT.efficiency_for(dev)
+    dep = Deployment(model, dev, eff, CAT.runtime_spec, 1, 1, 1, "fp8", "fp8")
+    sm = StepModel.build(dep, Hardware.of([(dev, eff)] * 2, "fp8"), np.array([1, 2]), 1, 1, np.array([500.0, 900.0]), np.array([400.0, 800.0]))
+    f = sm.one(1)
+    assert f(10, 800) == pytest.approx(float(engine_step(dep, 10, 900.0, 800, 800.0, tp=2).total), rel=REL)
