@@ -65,15 +65,16 @@ def estimate_view(doc: dict[str, Any]) -> View:
         ["formats", f"weights {doc['weights_dtype']}, KV cache {doc['kv_dtype']}"],
         ["batch per replica", doc["batch"]],
         ["fits", "yes" if doc["fits"] else f"NO: {doc['advice']}"],
+        ["meets --tpot-ms", "no: " + doc["advice"] if doc["fits"] and doc["advice"] else "yes"],
         ["memory per device (GiB)", f"weights {mem['weights']:.1f} + KV {mem['kv_cache']:.1f} + activations {mem['activations']:.1f} "
                                      f"+ overhead {mem['overhead']:.1f} = {mem['total']:.1f} of {mem['capacity']:.1f}"],
         ["KV-cache tokens per replica", doc["kv_cache_tokens"]],
         ["largest batch at this context", doc["max_batch_at_context"]],
         ["largest context at this batch", doc["max_context_at_batch"]],
-        ["TTFT", f"{doc['ttft_s'] * 1e3:,.1f} ms {_band(doc, 'ttft')}"],
+        ["TTFT (one request, idle)", f"{doc['ttft_s'] * 1e3:,.1f} ms {_band(doc, 'ttft')}"],
     ]  # fmt: skip
     if doc["tpot_s"] is not None:
-        rows.append(["TPOT", f"{doc['tpot_s'] * 1e3:,.2f} ms {_band(doc, 'tpot')}"])
+        rows.append(["TPOT (mean at this batch)", f"{doc['tpot_s'] * 1e3:,.2f} ms {_band(doc, 'tpot')}"])
     rows += [
         ["end-to-end", f"{doc['e2e_s']:,.3f} s"],
         ["output tokens/s (all replicas)", f"{doc['throughput']['output_tokens_per_s']:,.0f} {_band(doc, 'throughput')}"],
@@ -100,10 +101,14 @@ def register(app: typer.Typer) -> None:
                      weights_dtype: WdtOpt = None, kv_dtype: KvOpt = None, tpot_ms: TpotOpt = None,
                      fmt: FormatOpt = Format.table) -> None:  # fmt: skip
         """Predict memory, TTFT, TPOT and throughput of one deployment."""
+        from aicap.sizing.core.errors import InfeasibleError
         from aicap.sizing.serve.estimate import estimate
 
         req = build_request(model, hardware, devices, tp, pp, ep, batch, input_tokens, output_tokens, weights_dtype, kv_dtype, tpot_ms)
-        emit(estimate_view(estimate(req).to_dict()), fmt)
+        result = estimate(req)
+        emit(estimate_view(result.to_dict()), fmt)
+        if result.shortfall is not None:
+            raise InfeasibleError(f"{result.deployment.model.id} on {result.deployment.device.id}: {result.shortfall}")
 
     @app.command("explain")
     @guarded

@@ -138,7 +138,7 @@ class Solver(_Doc):
 class Plan(_Doc):
     """A sized fleet (schema version 2)."""
 
-    schema_version: Literal[2] = SCHEMA_VERSION
+    schema_version: Literal[2] = 2
     generated_by: str
     catalogue: CatalogueRef
     objective: Literal["cost", "latency", "throughput"]

@@ -56,11 +56,11 @@ def expert_bytes_terms(dep: Deployment, tp: ArrayLike) -> tuple[F, F, F]:
     ``fixed = (P_shared + P_router)·w·L_m/tp``, ``per_expert = P_e·w·L_m/tp`` for each expert the step
     routes to, ``per_token = k·(h + P_e/h)·2·L_m/tp`` of activations (zeros for a dense model).
     """
-    inv = inventory(dep.model)  # type: ignore[arg-type]
+    inv = inventory(dep.model)
     tp_a = np.asarray(tp, dtype=float)
     w = bytes_per_weight(dep.weights_dtype, dep)
     scale = inv.moe_layers / tp_a
-    h = dep.model.hidden_size  # type: ignore[union-attr]
+    h = dep.model.hidden_size
     fixed = (inv.shared_per_layer + inv.router_per_layer) * w * scale
     per_expert = inv.expert * w * scale
     per_token = inv.experts_per_token * (h + inv.expert / h) * ACT_BYTES * scale

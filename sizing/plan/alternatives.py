@@ -50,7 +50,7 @@ def alternatives(fleet: Fleet, insts: list[InstanceSpec], all_cands: dict[str, l
         hours = c.hours_per_month
         delta = (alt.cost_per_hour * hours) - plan.totals.usd_per_month
         if delta > 0:
-            spend = {}
+            spend: dict[str, float] = {}
             for x, r in zip(feas, alt.replicas, strict=True):
                 if r > 0:
                     spend[x.workload] = spend.get(x.workload, 0.0) + r * _cost_per_rps(x, by_name, c.pricing) * x.capacity_rps
@@ -60,6 +60,8 @@ def alternatives(fleet: Fleet, insts: list[InstanceSpec], all_cands: dict[str, l
                    f"{best.weights_dtype}) carries {best.capacity_rps:,.3g} req/s per replica, limited by the {best.binding}")  # fmt: skip
         else:
             why = "not chosen by the objective"
-        out.append(Alternative(hardware=hw, usd_per_month=round(alt.cost_per_hour * hours, 2), delta_usd_per_month=round(delta, 2), why=why))
+        out.append(
+            Alternative(hardware=hw, usd_per_month=round(alt.cost_per_hour * hours, 2), delta_usd_per_month=round(delta, 2), why=why)
+        )
     out.sort(key=lambda a: (a.usd_per_month is None, a.usd_per_month or 0.0, a.hardware))
     return out

@@ -119,7 +119,8 @@ def build_plan(fleet: Fleet, cat: CatalogueLike, insts: list[InstanceSpec], chos
             deployments=deps, rejected_hardware=rejected.get(w.name, []),
         ))  # fmt: skip
     total_h = sum(i.usd_per_hour for i in instances)
-    totals = Totals(usd_per_hour=money(total_h), usd_per_month=money(total_h * c.hours_per_month), devices=sum(i.devices for i in instances),
+    totals = Totals(usd_per_hour=money(total_h), usd_per_month=money(total_h * c.hours_per_month),
+                    devices=sum(i.devices for i in instances),
                     devices_used=sum(i.devices_used for i in instances), instances=sum(i.count for i in instances))  # fmt: skip
     return Plan(
         generated_by=f"aicap {_version()}",

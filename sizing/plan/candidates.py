@@ -115,6 +115,24 @@ def formats(precision: str, device: DeviceSpec) -> tuple[str, str] | None:
     return storage_formats(precision, dict(device.peak_tflops))
 
 
+@dataclass(frozen=True)
+class Row:
+    """One evaluated (shape, device, layout, load fraction): the :class:`Candidate` fields less workload and instance."""
+
+    shape: int
+    device: int
+    tp: int
+    pp: int
+    slots: int
+    capacity_rps: float
+    ttft_ms: float
+    tpot_ms: float | None
+    binding: str
+    load_fraction: float
+    reason: str | None
+    replica: Replica
+
+
 @dataclass
 class _Rows:
     """Flattened evaluation rows: one per (shape, device, layout)."""
@@ -168,11 +186,10 @@ def _reasons(idle: Loaded, slots: F, sh: Sequence[Shape], rate: F) -> list[str |
 
 
 def evaluate(model: ModelSpec, runtime: RuntimeSpec, fmt: tuple[str, str], shapes: list[Shape],
-             devices: list[tuple[DeviceSpec, EfficiencySpec, list[tuple[int, int]]]], latency_variants: bool) -> list[dict[str, object]]:  # fmt: skip
+             devices: list[tuple[DeviceSpec, EfficiencySpec, list[tuple[int, int]]]], latency_variants: bool) -> list[Row]:  # fmt: skip
     """Evaluate every (shape, device, layout) row of one model and storage format in one vectorised pass.
 
-    Returns one dict per row and load fraction with the fields of :class:`Candidate` (less workload and
-    instance) plus ``shape`` and ``device`` indices.
+    Returns one :class:`Row` per (shape, device, layout) and load fraction.
     """
     rows = _Rows()
     for si in range(len(shapes)):
@@ -184,7 +201,7 @@ def evaluate(model: ModelSpec, runtime: RuntimeSpec, fmt: tuple[str, str], shape
                 rows.pp.append(pp)
     if not rows.tp:
         return []
-    tp, pp = np.array(rows.tp, dtype=float), np.array(rows.pp, dtype=float)
+    tp_a, pp_a = np.array(rows.tp, dtype=float), np.array(rows.pp, dtype=float)
     sh = [shapes[i] for i in rows.shape]
     dev_ix = np.array(rows.device)
     budget = float(runtime.max_prefill_tokens)
@@ -194,35 +211,35 @@ def evaluate(model: ModelSpec, runtime: RuntimeSpec, fmt: tuple[str, str], shape
         mine = np.flatnonzero(dev_ix == di)
         if mine.size:
             dep = Deployment(model, dev, eff, runtime, 1, 1, 1, fmt[0], fmt[1])
-            slots[mine] = _slots(model, dep, tp[mine], pp[mine], [sh[k] for k in mine], budget, runtime)
+            slots[mine] = _slots(model, dep, tp_a[mine], pp_a[mine], [sh[k] for k in mine], budget, runtime)
     hw = Hardware.of([(devices[d][0], devices[d][1]) for d in rows.device], fmt[0])
     i = np.array([s.input_mean for s in sh])
     o = np.array([s.output_mean for s in sh])
-    step = StepModel.build(template, hw, tp, pp, 1.0, i + o / 2.0, i)
+    step = StepModel.build(template, hw, tp_a, pp_a, 1.0, i + o / 2.0, i)
     traffic = Traffic(i, o, np.array([s.input_tail for s in sh]), slots, np.array([s.quantile for s in sh]),
                       np.array([s.arrival_cv for s in sh]), np.array([s.tail_share for s in sh]))  # fmt: skip
     ttft_t, tpot_t = np.array([s.ttft_s for s in sh]), np.array([s.tpot_s for s in sh])
-    cap = capacity(step, pp, budget, traffic, ttft_t, tpot_t)
-    idle = at_arrivals(step, pp, budget, traffic, np.full(len(sh), 1e-6))
+    cap = capacity(step, pp_a, budget, traffic, ttft_t, tpot_t)
+    idle = at_arrivals(step, pp_a, budget, traffic, np.full(len(sh), 1e-6))
     reasons = _reasons(idle, slots, sh, cap.rate)
     binding = _binding(cap, sh)
-    out: list[dict[str, object]] = []
+    out: list[Row] = []
     variants: list[tuple[float, Loaded, NDArray[np.int64]]] = [(1.0, cap, np.arange(len(sh)))]
     if latency_variants:
         ok = np.flatnonzero(cap.rate > 0)
         for frac in LATENCY_LOAD_FRACTIONS:
-            lighter = at_rate(step.take(ok), pp[ok], budget, traffic.take(ok), cap.rate[ok] * frac)
+            lighter = at_rate(step.take(ok), pp_a[ok], budget, traffic.take(ok), cap.rate[ok] * frac)
             variants.append((frac, lighter, ok))
     for frac, m, ix in variants:
-        for j, k in enumerate(ix):
+        for j, k in enumerate(ix.tolist()):
             s = sh[k]
-            out.append({
-                "shape": rows.shape[k], "device": rows.device[k], "tp": rows.tp[k], "pp": rows.pp[k], "slots": int(slots[k]),
-                "capacity_rps": float(m.rate[j]), "ttft_ms": float(m.ttft_s[j]) * 1e3,
-                "tpot_ms": float(m.tpot_s[j]) * 1e3 if s.decoder else None, "binding": binding[k] if frac == 1.0 else "lighter load",
-                "load_fraction": frac, "reason": reasons[k],
-                "replica": Replica(step.take(np.array([k])), rows.pp[k], budget, traffic.take(np.array([k]))),
-            })  # fmt: skip
+            out.append(Row(
+                shape=rows.shape[k], device=rows.device[k], tp=rows.tp[k], pp=rows.pp[k], slots=int(slots[k]),
+                capacity_rps=float(m.rate[j]), ttft_ms=float(m.ttft_s[j]) * 1e3,
+                tpot_ms=float(m.tpot_s[j]) * 1e3 if s.decoder else None, binding=binding[k] if frac == 1.0 else "lighter load",
+                load_fraction=frac, reason=reasons[k],
+                replica=Replica(step.take(np.array([k])), rows.pp[k], budget, traffic.take(np.array([k]))),
+            ))  # fmt: skip
     return out
 
 
@@ -245,7 +262,7 @@ def prune(cands: list[Candidate]) -> list[Candidate]:
         no_worse = (d[:, None] <= d[None, :]) & (q[:, None] >= q[None, :]) & (a[:, None] <= a[None, :]) & (b[:, None] <= b[None, :])
         better = (d[:, None] < d[None, :]) | (q[:, None] > q[None, :]) | (a[:, None] < a[None, :]) | (b[:, None] < b[None, :])
         order = np.arange(len(members))
-        dominated = (no_worse & (better | (order[:, None] < order[None, :]))).any(axis=0)
+        dominated = np.asarray((no_worse & (better | (order[:, None] < order[None, :]))).any(axis=0)).tolist()
         keep.extend(m for m, dom in zip(members, dominated, strict=True) if not dom)
     keep.sort()
     return [cands[k] for k in keep]

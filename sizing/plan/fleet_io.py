@@ -11,9 +11,9 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from aicap.sizing.core.catalogue import CatalogueLike
 from aicap.sizing.core.documents import load_yaml, read_text, validate_model
 from aicap.sizing.core.errors import InputError
-from aicap.sizing.core.catalogue import CatalogueLike
 from aicap.sizing.core.fleet import PERCENTILES, Fleet
 from aicap.sizing.core.plan import SCHEMA_VERSION, Plan
 

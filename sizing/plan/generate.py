@@ -73,14 +73,15 @@ def all_candidates(fleet: Fleet, cat: CatalogueLike, insts: list[InstanceSpec]) 
                 groups.setdefault(fmt, []).append((dev, cat.efficiency_for(dev), union))
             for fmt, devs in groups.items():
                 for row in evaluate(model, runtime, fmt, shapes, devs, latency):
-                    dev = devs[int(row["device"])][0]  # type: ignore[call-overload]
-                    tp, pp = int(row["tp"]), int(row["pp"])  # type: ignore[call-overload]
-                    for w in members[shapes[int(row["shape"])]]:  # type: ignore[call-overload]
+                    dev = devs[row.device][0]
+                    for w in members[shapes[row.shape]]:
                         for inst in by_device[dev.id]:
-                            if (tp, pp) in lay[dev.id][inst.name]:
+                            if (row.tp, row.pp) in lay[dev.id][inst.name]:
                                 out[w.name].append(Candidate(
-                                    workload=w.name, instance=inst.name, hardware=dev.id, weights_dtype=fmt[0], kv_dtype=fmt[1],
-                                    devices=tp * pp, **row_fields(row),
+                                    workload=w.name, instance=inst.name, hardware=dev.id, tp=row.tp, pp=row.pp, weights_dtype=fmt[0],
+                                    kv_dtype=fmt[1], slots=row.slots, devices=row.tp * row.pp, capacity_rps=row.capacity_rps,
+                                    ttft_ms=row.ttft_ms, tpot_ms=row.tpot_ms, binding=row.binding, load_fraction=row.load_fraction,
+                                    reason=row.reason, replica=row.replica,
                                 ))  # fmt: skip
         for w in ws:
             seen = {x.hardware for x in out[w.name]}
@@ -94,8 +95,3 @@ def all_candidates(fleet: Fleet, cat: CatalogueLike, insts: list[InstanceSpec]) 
                     why = f"{dev_id} supports none of the allowed precisions {', '.join(w.precisions)}"
                 out[w.name] += [_infeasible(w, inst, why) for inst in dinsts]
     return out
-
-
-def row_fields(row: dict[str, object]) -> dict[str, object]:
-    """The :class:`Candidate` fields of an evaluated row (less workload, instance, formats and devices)."""
-    return {k: v for k, v in row.items() if k not in {"shape", "device"}}

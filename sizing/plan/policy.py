@@ -25,8 +25,8 @@ an ``action`` of ``warn`` or ``fail``::
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from collections.abc import Collection
+from dataclasses import dataclass
 from typing import Generic, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -143,7 +143,8 @@ def _latency_rows(lim: Limits, plan: Plan, baseline: Plan | None) -> list[Row]:
             over = [n for n, (p, _, _) in changes.items() if p > limit.value]
             worst = max(changes, key=lambda n: changes[n][0], default=None)
             detail = "; ".join(f"{n} {changes[n][1]:,.0f} → {changes[n][2]:,.0f} ms" for n in over) or (
-                f"largest: {worst} {changes[worst][0]:+.1f}%" if worst else "no common workloads")
+                f"largest: {worst} {changes[worst][0]:+.1f}%" if worst else "no common workloads"
+            )
             rows.append(_row(key, limit, bool(over), None if worst is None else round(changes[worst][0], 2), detail))
     return rows
 

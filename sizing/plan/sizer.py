@@ -127,7 +127,11 @@ def size(fleet: Fleet, cat: CatalogueLike, *, alternatives: bool = True, time_li
     sol = solve(prob)
     if not sol.has_solution:
         raise InfeasibleError(describe_failure(fleet, feasible, insts, prob, sol))
-    if c.objective == "cost" and c.budget_usd_per_month is not None and sol.cost_per_hour * c.hours_per_month > c.budget_usd_per_month * (1 + 1e-9):
+    if (
+        c.objective == "cost"
+        and c.budget_usd_per_month is not None
+        and sol.cost_per_hour * c.hours_per_month > c.budget_usd_per_month * (1 + 1e-9)
+    ):
         raise InfeasibleError(f"budget ${c.budget_usd_per_month:,.0f}/month is below the cheapest plan, "
                               f"${sol.cost_per_hour * c.hours_per_month:,.0f}/month")  # fmt: skip
     if c.objective == "throughput" and float(np.sum(sol.served)) <= 0:

@@ -59,6 +59,29 @@ class EstimateResult:
     bands: dict[str, float] = field(default_factory=dict)
     limits: dict[str, int | None] = field(default_factory=dict)
 
+    @property
+    def tpot_missed(self) -> bool:
+        """Whether a decoder's TPOT misses the requested ``tpot_ms`` even at the batch used."""
+        if self.request.tpot_ms is None or self.deployment.model.kind != "decoder":
+            return False
+        return float(self.metrics.tpot_s) * 1e3 > self.request.tpot_ms * (1 + 1e-9)
+
+    @property
+    def shortfall(self) -> str | None:
+        """Why the deployment cannot serve as asked (does not fit, or misses the TPOT target), in numbers; ``None`` if it can."""
+        if not self.fits:
+            return f"does not fit: {self.advice}"
+        if self.tpot_missed:
+            d = self.deployment
+            tpot = float(self.metrics.tpot_s) * 1e3
+            hints = [f"tp {d.tp * 2}"] if d.tp * 2 <= d.device.interconnect.domain_size else []
+            if d.weights_dtype in {"bf16", "fp16", "fp32"}:
+                hints.append("weights_dtype fp8" if "fp8" in d.device.peak_tflops else "weights_dtype int8")
+            hints.append("a device with more memory bandwidth")
+            return (f"TPOT {tpot:,.1f} ms at batch {self.batch} > target {self.request.tpot_ms:g} ms "
+                    f"(decode is {self.metrics.decode.bound()}-bound); try {' or '.join(hints)}")  # fmt: skip
+        return None
+
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready document (keys fixed by the CLI contract; floats rounded for stability)."""
         d, m, r = self.deployment, self.metrics, self.replicas
@@ -78,7 +101,7 @@ class EstimateResult:
             "input_tokens": self.request.input_tokens,
             "output_tokens": self.request.output_tokens if dec else 0,
             "fits": self.fits,
-            "advice": self.advice,
+            "advice": self.shortfall,
             "memory_gib": {k: _r(v) for k, v in self.mem.items()},
             "kv_cache_tokens": self.kv_cache_tokens,
             "max_batch_at_context": self.limits.get("max_batch_at_context"),

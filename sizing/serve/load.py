@@ -92,9 +92,8 @@ class Traffic:
     def take(self, index: ArrayLike) -> Traffic:
         """The candidates at ``index``."""
         ix = np.asarray(index)
-        return Traffic(*(np.broadcast_to(v, np.shape(self.input_tokens))[ix] for v in (self.input_tokens, self.output_tokens,
-                                                                                      self.input_tail, self.slots, self.quantile, self.arrival_cv,
-                                                                                      self.tail_share)))  # fmt: skip
+        fields = (self.input_tokens, self.output_tokens, self.input_tail, self.slots, self.quantile, self.arrival_cv, self.tail_share)
+        return Traffic(*(np.broadcast_to(v, np.shape(self.input_tokens))[ix] for v in fields))
 
 
 @dataclass(frozen=True)

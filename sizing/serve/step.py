@@ -181,7 +181,9 @@ class StepModel:
     def build(cls, dep: Deployment, hw: Hardware, tp: ArrayLike, pp: ArrayLike, ep: ArrayLike, context: ArrayLike,
               prompt: ArrayLike) -> StepModel:  # fmt: skip
         """Coefficients for candidates of one model and format on devices ``hw`` (arrays broadcast)."""
-        tp_a, pp_a, ep_a, ctx, pr, bw = np.broadcast_arrays(*(np.asarray(v, dtype=float) for v in (tp, pp, ep, context, prompt, hw.bandwidth)))
+        tp_a, pp_a, ep_a, ctx, pr, bw = np.broadcast_arrays(
+            *(np.asarray(v, dtype=float) for v in (tp, pp, ep, context, prompt, hw.bandwidth))
+        )
         evals = [engine_costs(dep, d, ctx, p, pr, tp_a) for d, p in _POINTS]
         names = list(evals[0])
         f = np.stack([np.stack([np.broadcast_to(e[k].flops, tp_a.shape) for k in names]) for e in evals])
@@ -200,7 +202,9 @@ class StepModel:
         n0 = network_time(dep, 0.0, tp_a, pp_a, ep_a, link_bps=hw.link, latency_s=hw.link_latency_s)
         n1 = network_time(dep, 1.0, tp_a, pp_a, ep_a, link_bps=hw.link, latency_s=hw.link_latency_s)
         net = np.stack([np.broadcast_to(n0, tp_a.shape), np.broadcast_to(n1 - n0, tp_a.shape)])
-        return cls(coef_f, coef_q, peak, bw, e_fixed, e_touch, e_tok, num_e, k, net, np.broadcast_to(hw.overhead_s, tp_a.shape).astype(float))
+        return cls(
+            coef_f, coef_q, peak, bw, e_fixed, e_touch, e_tok, num_e, k, net, np.broadcast_to(hw.overhead_s, tp_a.shape).astype(float)
+        )
 
     def seconds(self, decode_seqs: ArrayLike, prefill_tokens: ArrayLike) -> F:
         """Step time (s) with ``decode_seqs`` decoding and ``prefill_tokens`` prefilling, per candidate.

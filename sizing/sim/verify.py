@@ -65,7 +65,7 @@ def _lengths(spec: int | list[LengthBin], n: int, seed: int) -> np.ndarray:
 
 def verify(plan: Plan, cat: CatalogueLike, *, requests: int = DEFAULT_REQUESTS, seed: int = 0) -> list[Check]:
     """Simulate one replica of every deployment of ``plan`` at its planned load (deterministic for ``seed``)."""
-    out = []
+    out: list[Check] = []
     runtime = cat.runtime_spec
     budget = runtime.max_prefill_tokens
     inputs = {w.name: w for w in plan.inputs.workloads}

@@ -150,16 +150,12 @@ class Solution:
     status : SolveStatus
     replicas, instances : I
         ``r_c`` per candidate ``(nc,)`` and ``n_t`` per type ``(nt,)``.
-    served : F
-        Requests/s served per workload ``(nw,)``: the demand for ``cost``/``latency``.
-    share : F
-        Fraction of its workload's traffic routed to each candidate; sums to 1 per served workload.
-    cost_per_hour : float
-        ``Σ p_t n_t`` [USD/hour].
-    gap : float
-        Relative MIP gap reported for the solve (an upper bound once the plan is polished).
-    seconds : float
-        Wall time of :func:`solve`, assembly included.
+    served, share : F
+        Requests/s served per workload ``(nw,)`` (the demand under ``cost``/``latency``), and the fraction
+        of its workload's traffic routed to each candidate ``(nc,)`` (sums to 1 per served workload).
+    cost_per_hour, gap, seconds : float
+        ``Σ p_t n_t`` [USD/hour]; relative MIP gap reported by HiGHS (an upper bound once the plan is
+        polished); wall time of :func:`solve`, assembly included.
     message : str
         HiGHS's message(s).
     """
@@ -283,19 +279,12 @@ def _assemble(p: Problem) -> _Model:
     N, Z = nc, nc + nt  # offsets of the blocks n, z, x and s of the variable vector
     X, S = Z + ng, Z + ng + nx
     ac, aw, at, cat = np.arange(nc), np.arange(nw), np.arange(nt), np.concatenate
-    rows: list[I] = []
-    cols: list[I] = []
-    vals: list[F] = []
-    lo: list[F] = []
-    hi: list[F] = []
+    parts: list[tuple[I, I, F, F, F]] = []  # per block: local rows, columns, values, lower and upper row bounds
 
     def block(r: I, k: I, v: F, low: F | float, high: F | float, n: int) -> None:
         """Append ``n`` rows: entries ``(r, k, v)`` with ``r`` local to the block, bounds ``low ≤ · ≤ high``."""
-        rows.append(r + sum(len(x) for x in lo))
-        cols.append(k)
-        vals.append(np.asarray(v, dtype=np.float64))
-        lo.append(np.broadcast_to(np.asarray(low, dtype=np.float64), (n,)))
-        hi.append(np.broadcast_to(np.asarray(high, dtype=np.float64), (n,)))
+        lo, hi = (np.broadcast_to(np.asarray(b, dtype=np.float64), (n,)) for b in (low, high))
+        parts.append((r + sum(len(x[3]) for x in parts), k, np.asarray(v, dtype=np.float64), lo, hi))
 
     if p.objective == "cost":  # demand
         block(a.cw, ac, a.q, a.dem, np.inf, nw)
@@ -311,7 +300,8 @@ def _assemble(p: Problem) -> _Model:
         block(a.cw, X + ac, np.ones(nc), 1.0, 1.0, nw)
         block(cat([ac, ac]), cat([X + ac, ac]), cat([a.dem[a.cw], -a.q]), -np.inf, 0.0, nc)
     nv = S + ns
-    mat = coo_matrix((cat(vals), (cat(rows), cat(cols))), shape=(sum(len(x) for x in lo), nv)).tocsr()
+    rows, cols, vals, lo, hi = (cat([x[i] for x in parts]) for i in range(5))
+    mat = coo_matrix((vals, (rows, cols)), shape=(len(lo), nv)).tocsr()
     c = np.zeros(nv)
     if p.objective == "cost":
         c[N:Z] = a.price
@@ -326,7 +316,7 @@ def _assemble(p: Problem) -> _Model:
         c[S:] = -np.where(rated, 1.0 / np.where(rated, a.dem, 1.0), np.divide(1.0, qmax, out=np.zeros(nw), where=qmax > 0))
     s_ub = np.fmin(a.dem, np.bincount(a.cw, weights=a.q * r_ub, minlength=nw))[:ns]
     integrality = cat([np.ones(Z + ng, np.uint8), np.zeros(nx + ns, np.uint8)])
-    return _Model(c, mat, cat(lo), cat(hi), cat([r_ub, n_ub, np.ones(ng + nx), s_ub]), integrality)
+    return _Model(c, mat, lo, hi, cat([r_ub, n_ub, np.ones(ng + nx), s_ub]), integrality)
 
 
 def _polish(p: Problem, r: I, n: I) -> tuple[I, I]:
@@ -355,15 +345,10 @@ def _route(p: Problem, r: I) -> tuple[F, F]:
         order = np.lexsort((a.lat, a.cw))
         frac = cap[order] / a.dem[a.cw[order]]
         before = np.cumsum(frac) - frac  # capacity of the workload's faster candidates (after subtracting its start)
-        before -= _pad(before)[np.searchsorted(a.cw[order], np.arange(nw))][a.cw[order]]
+        before -= np.append(before, 0.0)[np.searchsorted(a.cw[order], np.arange(nw))][a.cw[order]]
         x[order] = np.minimum(frac, np.maximum(0.0, 1.0 - before))
     tot = np.bincount(a.cw, weights=x, minlength=nw)[a.cw]
     return served, np.divide(x, tot, out=np.zeros(len(a.cw)), where=(tot > 0) & (served[a.cw] > 0))
-
-
-def _pad(v: F) -> F:
-    """``v`` with a trailing 0 (so that a start index equal to ``len(v)`` is valid)."""
-    return np.concatenate([v, np.zeros(1)])
 
 
 def _violated(p: Problem, r: I, n: I) -> str:

@@ -95,3 +95,15 @@ def test_shell_ci_job(tmp_path: Path) -> None:
     r = subprocess.run(["bash", str(script), str(tmp_path)], capture_output=True, text=True, env=env, timeout=600)
     assert r.returncode == 0, r.stdout + r.stderr
     assert "ci job ok" in r.stdout
+
+
+def test_ci_examples_install_aicap_from_its_repository() -> None:
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    for path in (root / "examples" / "ci").glob("*.yml"):
+        text = path.read_text(encoding="utf-8")
+        for line in text.splitlines():
+            if "pip install" in line:
+                assert "git+" in line, f"{path.name}: {line.strip()}"
+                assert not line.split("#")[0].strip().endswith("pip install aicap"), f"{path.name} installs the unrelated index package"

@@ -32,9 +32,19 @@ def test_layout_search_picks_a_fitting_layout(aicap) -> None:
     assert doc["fits"] and doc["tp"] * doc["pp"] * doc["replicas"] <= 8
 
 
-def test_not_fitting_says_why(aicap) -> None:
-    doc = aicap("estimate", "-m", "llama-3.1-70b", "--hardware", "h100-sxm", "--tp", "1", "--batch", "1", "-f", "json").json()
+def test_not_fitting_says_why_and_exits_3(aicap) -> None:
+    r = aicap("estimate", "-m", "llama-3.1-70b", "--hardware", "h100-sxm", "--tp", "1", "--batch", "1", "-f", "json")
+    assert r.code == 3
+    doc = r.json()
     assert not doc["fits"] and "GiB usable" in doc["advice"]
+    assert r.stderr.startswith("aicap: error: llama-3.1-70b on h100-sxm: does not fit") and "GiB" in r.stderr
+
+
+def test_missed_tpot_target_exits_3_with_numbers(aicap) -> None:
+    r = aicap("estimate", "-m", "llama-3.1-70b", "--hardware", "l40s", "--tp", "4", "--tpot-ms", "5", "-f", "json")
+    assert r.code == 3
+    assert r.json()["fits"] and "TPOT" in r.json()["advice"]
+    assert "> target 5 ms" in r.stderr and "try" in r.stderr
 
 
 def test_batch_auto_respects_tpot(aicap) -> None:

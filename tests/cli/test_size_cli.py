@@ -16,7 +16,8 @@ DEPLOYMENT_KEYS = {"instance_type", "hardware", "instances", "devices", "tp", "p
 def test_size_without_arguments_sizes_the_builtin_example(aicap) -> None:
     r = aicap("size", "-f", "json")
     assert r.code == 0, r.stderr
-    assert "built-in example" in r.stderr and len(r.stderr.strip().splitlines()) == 1
+    lines = r.stderr.strip().splitlines()
+    assert "built-in example" in lines[0] and all(line.startswith("aicap: ") for line in lines)
     doc = r.json()
     assert set(doc) >= PLAN_KEYS
     assert {w["name"] for w in doc["workloads"]} == {"chat", "summariser", "embeddings"}

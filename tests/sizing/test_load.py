@@ -61,9 +61,16 @@ CASES = [
     ("llama-3.1-70b", "h100-sxm", 2, 2, 1500, 300, 2.0, 0.060, "fp8"),
     ("llama-3.1-8b", "a10g", 1, 1, 500, 100, 1.0, 0.050, "bf16"),
     ("mixtral-8x7b", "h100-sxm", 2, 1, 1000, 200, 2.0, 0.060, "fp8"),
-    pytest.param(("bge-large-en", "t4", 1, 1, 256, 0, 0.2, float("inf"), "fp16"), marks=pytest.mark.xfail(strict=True, reason=(
-        "compute-bound encoder near capacity: the negative-binomial round-count model overstates the TTFT tail ~2.5x "
-        "(promise holds, but too conservative); an exact round-to-round Markov chain would fix it"))),
+    pytest.param(
+        ("bge-large-en", "t4", 1, 1, 256, 0, 0.2, float("inf"), "fp16"),
+        marks=pytest.mark.xfail(
+            strict=True,
+            reason=(
+                "compute-bound encoder near capacity: the negative-binomial round-count model overstates the TTFT tail ~2.5x "
+                "(promise holds, but too conservative); an exact round-to-round Markov chain would fix it"
+            ),
+        ),
+    ),
 ]
 PROMISE_TOLERANCE = 0.30  # simulated percentile at most 30% above the promised one
 CONSERVATISM = 1.6  # and the promise not more than 1.6× the simulated one
@@ -77,7 +84,9 @@ def replica(case: tuple[str, str, int, int, int, int, float, float, str]) -> tup
     decoder = model.kind == "decoder"
     slots = float(min(memory.max_batch(dep, tp, pp, i, i + o), 2048)) if decoder else float(BUDGET // i)
     kv = int(memory.kv_cache_tokens(dep, tp, pp)) if decoder else 1 << 40
-    step = StepModel.build(dep, Hardware.of([(dev, eff)], wdt), np.array([tp]), np.array([pp]), 1, np.array([i + o / 2]), np.array([float(i)]))
+    step = StepModel.build(
+        dep, Hardware.of([(dev, eff)], wdt), np.array([tp]), np.array([pp]), 1, np.array([i + o / 2]), np.array([float(i)])
+    )
     cfg = EngineConfig(max_num_seqs=int(slots), max_batched_tokens=int(BUDGET), kv_capacity_tokens=kv, pipeline_stages=pp)
     return step, traffic(i, o, slots), cfg
 

@@ -50,6 +50,8 @@ def test_one_gives_the_simulator_a_scalar_callable() -> None:
     model, dev = CAT.model("llama-3.1-8b"), CAT.device("l40s")
     eff = CAT.efficiency_for(dev)
     dep = Deployment(model, dev, eff, CAT.runtime_spec, 1, 1, 1, "fp8", "fp8")
-    sm = StepModel.build(dep, Hardware.of([(dev, eff)] * 2, "fp8"), np.array([1, 2]), 1, 1, np.array([500.0, 900.0]), np.array([400.0, 800.0]))
+    sm = StepModel.build(
+        dep, Hardware.of([(dev, eff)] * 2, "fp8"), np.array([1, 2]), 1, 1, np.array([500.0, 900.0]), np.array([400.0, 800.0])
+    )
     f = sm.one(1)
     assert f(10, 800) == pytest.approx(float(engine_step(dep, 10, 900.0, 800, 800.0, tp=2).total), rel=REL)

@@ -33,7 +33,9 @@ KNOWN: dict[str, dict[str, str]] = {
         "summarise/l4/tp2pp1/target": PROMPTS_BEYOND_BUDGET,
     },
     "chat-service": {"assistant/b200/tp1pp4/ttft": DEEP_PIPELINE},
-    "mixed-embedding-llm": {"answer/tpu-v6e/tp8pp1/ttft": "over-predicted (conservative) on tp8 TPU: co-arrivals spread over few long rounds"},
+    "mixed-embedding-llm": {
+        "answer/tpu-v6e/tp8pp1/ttft": "over-predicted (conservative) on tp8 TPU: co-arrivals spread over few long rounds"
+    },
 }
 
 
