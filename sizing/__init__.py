@@ -44,7 +44,31 @@ _EXPORTS = {
 }
 _RENAMED = {"check": "evaluate"}  # facade name -> name in its module
 
-__all__ = sorted(_EXPORTS)
+__all__ = [
+    "AicapError",
+    "Constraints",
+    "Deployment",
+    "EstimateRequest",
+    "EstimateResult",
+    "ExitCode",
+    "Fleet",
+    "InfeasibleError",
+    "InputError",
+    "Plan",
+    "Policy",
+    "Workload",
+    "builtin_fleet",
+    "check",
+    "decode_step",
+    "diff",
+    "engine_step",
+    "estimate",
+    "load_fleet",
+    "load_plan",
+    "prefill_step",
+    "size",
+    "verify",
+]
 
 if TYPE_CHECKING:  # precise types for mypy and editors; at run time names load lazily
     from aicap.sizing.core.deployment import Deployment

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
-from typing import Any, Literal, get_args
+from typing import Annotated, Any, Literal, get_args
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -37,14 +37,21 @@ Metric = Literal[
     "e2e_ms_mean", "e2e_ms_p50", "e2e_ms_p99",
 ]  # fmt: skip
 METRICS: tuple[str, ...] = get_args(Metric)
+#: Largest device count (and tp, pp, dp) a case may give: the largest published serving runs use far fewer.
+MAX_CASE_DEVICES = 100_000
+#: Largest batch (concurrent requests) a case may give.
+MAX_CASE_BATCH = 1_000_000
+#: Largest input or output length (tokens per request) a case may give.
+MAX_CASE_TOKENS = 100_000_000
 
 
 class Case(BaseModel):
     """One measured case, as read from a cases file (schema: ``hardware_db/validation/README.md``).
 
     Only the fields the scorer uses are typed; the rest (sources, notes, ...) are kept as given.
-    Numbers must be finite and positive (booleans are not numbers); metric names come from a fixed
-    set.
+    Numbers must be finite and positive (booleans are not numbers) and within what a published
+    measurement can hold (at most :data:`MAX_CASE_DEVICES` devices, :data:`MAX_CASE_BATCH` requests
+    per batch, :data:`MAX_CASE_TOKENS` tokens per request); metric names come from a fixed set.
     """
 
     model_config = ConfigDict(extra="allow", allow_inf_nan=False)
@@ -54,13 +61,13 @@ class Case(BaseModel):
     hardware: str = Field(min_length=1)
     kind: Kind
     metrics: dict[Metric, PosFloat] = Field(min_length=1)
-    devices: PosInt | None = None
-    tp: PosInt | None = None
-    pp: PosInt | None = None
-    dp: PosInt | None = None
-    batch: PosInt | None = None
-    input_tokens: PosInt | None = None
-    output_tokens: PosInt | None = None
+    devices: Annotated[PosInt, Field(le=MAX_CASE_DEVICES)] | None = None
+    tp: Annotated[PosInt, Field(le=MAX_CASE_DEVICES)] | None = None
+    pp: Annotated[PosInt, Field(le=MAX_CASE_DEVICES)] | None = None
+    dp: Annotated[PosInt, Field(le=MAX_CASE_DEVICES)] | None = None
+    batch: Annotated[PosInt, Field(le=MAX_CASE_BATCH)] | None = None
+    input_tokens: Annotated[PosInt, Field(le=MAX_CASE_TOKENS)] | None = None
+    output_tokens: Annotated[PosInt, Field(le=MAX_CASE_TOKENS)] | None = None
     request_rate: PosFloat | None = None
     weights_dtype: Dtype | None = None
     kv_dtype: Dtype | None = None

@@ -185,15 +185,20 @@ def _reasons(idle: Loaded, slots: F, sh: Sequence[Shape], rate: F) -> list[str |
     return out
 
 
-def evaluate(model: ModelSpec, runtime: RuntimeSpec, fmt: tuple[str, str], shapes: list[Shape],
-             devices: list[tuple[DeviceSpec, EfficiencySpec, list[tuple[int, int]]]], latency_variants: bool) -> list[Row]:  # fmt: skip
+DeviceOption = tuple[DeviceSpec, EfficiencySpec, list[tuple[int, int]], float]
+"""A device to evaluate: spec, efficiency factors, (tp, pp) layouts, cheapest USD per device-hour."""
+
+
+def evaluate(model: ModelSpec, runtime: RuntimeSpec, fmt: tuple[str, str], shapes: list[Shape], devices: list[DeviceOption],
+             latency_variants: bool) -> list[Row]:  # fmt: skip
     """Evaluate every (shape, device, layout) row of one model and storage format in one vectorised pass.
 
-    Returns one :class:`Row` per (shape, device, layout) and load fraction.
+    ``devices`` are ``(device, efficiency, layouts, cheapest USD per device-hour)``. Returns one
+    :class:`Row` per (shape, device, layout) and load fraction.
     """
     rows = _Rows()
     for si in range(len(shapes)):
-        for di, (_, _, lays) in enumerate(devices):
+        for di, (_, _, lays, _) in enumerate(devices):
             for tp, pp in lays:
                 rows.shape.append(si)
                 rows.device.append(di)
@@ -207,7 +212,7 @@ def evaluate(model: ModelSpec, runtime: RuntimeSpec, fmt: tuple[str, str], shape
     budget = float(runtime.max_prefill_tokens)
     template = Deployment(model, devices[0][0], devices[0][1], runtime, 1, 1, 1, fmt[0], fmt[1])
     slots = np.zeros(len(sh))
-    for di, (dev, eff, _) in enumerate(devices):
+    for di, (dev, eff, _, _) in enumerate(devices):
         mine = np.flatnonzero(dev_ix == di)
         if mine.size:
             dep = Deployment(model, dev, eff, runtime, 1, 1, 1, fmt[0], fmt[1])
@@ -219,9 +224,20 @@ def evaluate(model: ModelSpec, runtime: RuntimeSpec, fmt: tuple[str, str], shape
     traffic = Traffic(i, o, np.array([s.input_tail for s in sh]), slots, np.array([s.quantile for s in sh]),
                       np.array([s.arrival_cv for s in sh]), np.array([s.tail_share for s in sh]))  # fmt: skip
     ttft_t, tpot_t = np.array([s.ttft_s for s in sh]), np.array([s.tpot_s for s in sh])
-    cap = capacity(step, pp_a, budget, traffic, ttft_t, tpot_t)
-    idle = at_arrivals(step, pp_a, budget, traffic, np.full(len(sh), 1e-6))
+    # Screen first: capacity without the TTFT percentile (cheap) bounds each row's cost per request/s from
+    # below; only the most promising rows pay for the TTFT mixture, the rest are dropped with a reason.
+    bound = capacity(step, pp_a, budget, traffic, np.full(len(sh), np.inf), tpot_t)
+    price = np.array([devices[d][3] for d in rows.device]) * tp_a * pp_a
+    chosen = _screen(rows, np.where(bound.rate > 0, price / np.maximum(bound.rate, 1e-12), np.inf))
+    sub = capacity(step.take(chosen), pp_a[chosen], budget, traffic.take(chosen), np.where(slots[chosen] >= 1, ttft_t[chosen], 0.0),
+                   tpot_t[chosen])  # fmt: skip
+    cap = _spread(bound, sub, chosen)
+    idle = at_arrivals(step, pp_a, budget, traffic, np.full(len(sh), 1e-6), ttft=False)
     reasons = _reasons(idle, slots, sh, cap.rate)
+    screened = np.ones(len(sh), dtype=bool)
+    screened[chosen] = False
+    for k in np.flatnonzero(screened & (bound.rate > 0)).tolist():
+        reasons[k] = "screened out: its best-case cost per request/s is above the layouts kept for this workload"
     binding = _binding(cap, sh)
     out: list[Row] = []
     variants: list[tuple[float, Loaded, NDArray[np.int64]]] = [(1.0, cap, np.arange(len(sh)))]
@@ -241,6 +257,41 @@ def evaluate(model: ModelSpec, runtime: RuntimeSpec, fmt: tuple[str, str], shape
                 replica=Replica(step.take(np.array([k])), rows.pp[k], budget, traffic.take(np.array([k]))),
             ))  # fmt: skip
     return out
+
+
+SCREEN_PER_SHAPE = 12  # rows per workload shape kept by best-case cost per request/s
+SCREEN_PER_DEVICE = 1  # and per (shape, device), so every device type keeps its best layout
+
+
+def _screen(rows: _Rows, unit: F) -> NDArray[np.int64]:
+    """Indices of the rows to evaluate in full: the cheapest per shape and per (shape, device) by ``unit``."""
+    order = np.lexsort((np.arange(unit.size), unit))
+    keep = np.zeros(unit.size, dtype=bool)
+    per_shape: dict[int, int] = {}
+    per_device: dict[tuple[int, int], int] = {}
+    for k in order.tolist():
+        s, d = rows.shape[k], rows.device[k]
+        if per_shape.get(s, 0) < SCREEN_PER_SHAPE or per_device.get((s, d), 0) < SCREEN_PER_DEVICE:
+            keep[k] = True
+            per_shape[s] = per_shape.get(s, 0) + 1
+            per_device[s, d] = per_device.get((s, d), 0) + 1
+    return np.flatnonzero(keep)
+
+
+def _spread(bound: Loaded, sub: Loaded, chosen: NDArray[np.int64]) -> Loaded:
+    """Full metrics for the ``chosen`` rows; the others keep their bound with a rate of 0."""
+
+    def put(full: F, part: F) -> F:
+        out = np.array(full, dtype=float, copy=True)
+        out[chosen] = part
+        return out
+
+    rate = np.zeros_like(bound.rate)
+    rate[chosen] = sub.rate
+    return Loaded(put(bound.arrivals_per_round, sub.arrivals_per_round), rate, put(bound.round_s, sub.round_s),
+                  put(bound.running, sub.running),
+                  put(bound.ttft_s, sub.ttft_s), put(bound.tpot_s, sub.tpot_s), put(bound.budget_use, sub.budget_use),
+                  put(bound.slot_use, sub.slot_use))  # fmt: skip
 
 
 def prune(cands: list[Candidate]) -> list[Candidate]:

@@ -15,8 +15,8 @@ from __future__ import annotations
 
 from aicap.sizing.core.catalogue import CatalogueLike
 from aicap.sizing.core.fleet import Fleet, Workload
-from aicap.sizing.core.specs import DeviceSpec, EfficiencySpec, InstanceSpec
-from aicap.sizing.plan.candidates import Candidate, Shape, evaluate, formats, layouts
+from aicap.sizing.core.specs import InstanceSpec
+from aicap.sizing.plan.candidates import Candidate, DeviceOption, Shape, evaluate, formats, layouts
 
 
 def cheapest_types(fleet: Fleet, insts: list[InstanceSpec]) -> list[InstanceSpec]:
@@ -63,14 +63,15 @@ def all_candidates(fleet: Fleet, cat: CatalogueLike, insts: list[InstanceSpec]) 
             members: dict[Shape, list[Workload]] = {}
             for w in mine:
                 members.setdefault(shape_of[w.name], []).append(w)
-            groups: dict[tuple[str, str], list[tuple[DeviceSpec, EfficiencySpec, list[tuple[int, int]]]]] = {}
+            groups: dict[tuple[str, str], list[DeviceOption]] = {}
             for dev_id in by_device:
                 dev = cat.device(dev_id)
                 fmt = formats(precision, dev)
                 union = sorted({x for ls in lay[dev_id].values() for x in ls})
                 if fmt is None or not union:
                     continue
-                groups.setdefault(fmt, []).append((dev, cat.efficiency_for(dev), union))
+                per_device = min(float(i.price(fleet.constraints.pricing) or 0.0) / i.devices for i in by_device[dev_id])
+                groups.setdefault(fmt, []).append((dev, cat.efficiency_for(dev), union, per_device))
             for fmt, devs in groups.items():
                 for row in evaluate(model, runtime, fmt, shapes, devs, latency):
                     dev = devs[row.device][0]

@@ -20,7 +20,7 @@ from aicap.sizing.plan.alternatives import alternatives as best_alternatives
 from aicap.sizing.plan.assemble import build_plan, with_alternatives
 from aicap.sizing.plan.candidates import Candidate, prune
 from aicap.sizing.plan.generate import all_candidates
-from aicap.sizing.plan.problem import describe_failure, problem_for
+from aicap.sizing.plan.problem import describe_failure, latency_score, problem_for
 from aicap.sizing.solve.milp import SolveStatus, solve
 
 GIB = 2**30
@@ -98,6 +98,43 @@ def _diagnose(w: Workload, cat: CatalogueLike, cands: list[Candidate], insts: li
     return f"workload '{w.name}' ({model.id}) has no deployment meeting its targets on the allowed instances: {detail}"
 
 
+SHORTLIST_UNIT_COST = 6  # candidates per workload kept for their cost per request/s
+SHORTLIST_ONE_REPLICA = 3  # and for the cost of the one replica that carries the whole demand
+SHORTLIST_LATENCY = 4  # and, for the latency objective, for their latency
+
+
+def shortlist(fleet: Fleet, cands: list[Candidate], insts: list[InstanceSpec]) -> list[Candidate]:
+    """Keep, per workload, the candidates a cheapest (or fastest) plan plausibly uses.
+
+    A heuristic bound on the integer program's size, so that a thousand workloads solve in seconds: the
+    ``SHORTLIST_UNIT_COST`` cheapest per request/s (large demand fills many replicas of the best ratio),
+    the ``SHORTLIST_ONE_REPLICA`` cheapest single replicas that carry the whole demand (small demand
+    pays for one replica), and for the latency objective the ``SHORTLIST_LATENCY`` fastest. Packing
+    several workloads on one instance type can, rarely, prefer a dropped candidate; the plan is then
+    optimal among the kept ones. Dominated candidates are already gone (:func:`prune`).
+    """
+    price = {i.name: float(i.price(fleet.constraints.pricing) or 0.0) / i.devices for i in insts}
+    by_w: dict[str, list[Candidate]] = {}
+    for x in cands:
+        by_w.setdefault(x.workload, []).append(x)
+    keep: set[int] = set()
+    for w in fleet.workloads:
+        mine = by_w.get(w.name, [])
+        replica = {id(x): price[x.instance] * x.devices for x in mine}
+        unit = sorted(mine, key=lambda x: (replica[id(x)] / max(x.capacity_rps, 1e-12), x.instance, x.tp, x.pp))
+        keep.update(id(x) for x in unit[:SHORTLIST_UNIT_COST])
+        rate = w.rate
+        if rate is not None:
+            whole = sorted((x for x in mine if x.capacity_rps >= rate), key=lambda x: (replica[id(x)], x.instance, x.tp, x.pp))
+            keep.update(id(x) for x in whole[:SHORTLIST_ONE_REPLICA])
+        if fleet.constraints.objective == "latency":
+            fast = sorted(mine, key=lambda x: (latency_score(x, fleet), x.instance, x.tp, x.pp))
+            keep.update(id(x) for x in fast[:SHORTLIST_LATENCY])
+        if fleet.constraints.single_type:
+            keep.update(id(x) for x in mine)  # one device type for all: every type must stay available
+    return [x for x in cands if id(x) in keep]
+
+
 def size(fleet: Fleet, cat: CatalogueLike, *, alternatives: bool = True, time_limit_s: float = 20.0) -> Plan:
     """Size a fleet: the cheapest (or fastest, or most-serving) set of whole instances.
 
@@ -122,7 +159,7 @@ def size(fleet: Fleet, cat: CatalogueLike, *, alternatives: bool = True, time_li
             if x.hardware not in ok and x.reason:
                 why.setdefault(x.hardware, x.reason)
         rejected[w.name] = [Rejected(hardware=h, reason=r) for h, r in sorted(why.items())]
-    feasible = prune([x for w in fleet.workloads for x in all_cands[w.name] if x.feasible])
+    feasible = shortlist(fleet, prune([x for w in fleet.workloads for x in all_cands[w.name] if x.feasible]), insts)
     prob = problem_for(fleet, feasible, insts, time_limit_s)
     sol = solve(prob)
     if not sol.has_solution:

@@ -7,10 +7,11 @@ or mapping values; inserts unknown keys; nests deeply; adds bad YAML tags; trunc
 runs the command in-process. Whatever the input, the command must:
 
 * exit 0, 1, 2 or 3, never 4 (internal error) or with an uncaught exception, and print no traceback;
-* print, when it exits 0 (or 1 for ``check``), a result that parses as the requested JSON, with no
-  NaN or infinity anywhere and no negative or non-finite money (keys containing ``usd``, except
-  deltas);
-* print, when it exits 2 or 3, nothing on stdout and exactly one ``aicap: error:`` line on stderr;
+* print on stdout nothing or a result that parses as the requested JSON (always a result when it
+  exits 0), with no NaN or infinity anywhere and no negative or non-finite money (keys containing
+  ``usd``, except deltas);
+* print, when it exits 2, nothing on stdout and exactly one ``aicap: error:`` line on stderr; when it
+  exits 1 or 3, end stderr with an ``aicap: error:`` line;
 * finish within :data:`HANG_S` seconds.
 
 The default run is small and deterministic (``derandomize``, no example database): a fixed set of
@@ -31,6 +32,7 @@ import math
 import os
 import shlex
 import signal
+import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -38,8 +40,9 @@ from typing import Any
 
 import pytest
 import yaml
-from hypothesis import HealthCheck, event, given, settings
+from hypothesis import HealthCheck, assume, event, given, settings
 from hypothesis import strategies as st
+from hypothesis.control import currently_in_test_context
 from typer.testing import CliRunner
 
 from aicap.cli.app import app
@@ -104,25 +107,26 @@ def run(args: list[str], document: str = "") -> int:
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, old)
-    event(f"exit {r.exit_code}")
+    if currently_in_test_context():
+        event(f"exit {r.exit_code}")
     what = f"\n$ aicap {shlex.join(args)}\nexit {r.exit_code}\nstderr: {r.stderr[-1500:]!r}\nstdout: {r.stdout[:500]!r}"
     what += f"\ndocument:\n{document[:3000]}" if document else ""
     assert r.exception is None or isinstance(r.exception, SystemExit), f"uncaught {r.exception!r}{what}"
     assert "Traceback" not in r.stdout + r.stderr, what
     assert r.exit_code in {0, 1, 2, 3}, what
-    if r.exit_code in {2, 3}:
+    errors = r.stderr.strip().splitlines()
+    if r.exit_code == 2:
         assert r.stdout == "", what
-        lines = r.stderr.strip().splitlines()
-        assert len(lines) == 1 and lines[0].startswith("aicap: error: "), what
-    elif "json" in args:
+        assert len(errors) == 1 and errors[0].startswith("aicap: error: "), what
+    elif r.exit_code in {1, 3}:  # a breach or an infeasible plan may still print its result first
+        assert errors and errors[-1].startswith("aicap: error: "), what
+    if "json" in args and (r.exit_code == 0 or r.stdout.strip()):
         assert r.stdout.strip(), what
         doc = json.loads(r.stdout, parse_constant=_reject_constant)
         for where, value in _money(doc):
             if value is not None:
                 assert isinstance(value, int | float) and not isinstance(value, bool), f"{where} = {value!r}{what}"
                 assert math.isfinite(value) and value >= 0, f"{where} = {value!r}{what}"
-        if r.exit_code == 1:
-            assert r.stderr.strip().splitlines()[-1].startswith("aicap: error: "), what
     return r.exit_code
 
 
@@ -171,10 +175,25 @@ def _get(doc: Any, path: tuple[Any, ...]) -> Any:
     return doc
 
 
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
 @st.composite
 def mutated(draw: st.DrawFn, base: Any, max_mutations: int = 3) -> Any:
-    """``base`` with 1..``max_mutations`` structural mutations at random places."""
+    """``base`` with 1..``max_mutations`` mutations at random places.
+
+    One draw in three is gentle: numbers swapped for valid-looking but extreme ones (the input an
+    absurd result would come from); the rest are structural (wrong types, NaN, missing or unknown
+    keys, deep nesting).
+    """
     doc = copy.deepcopy(base)
+    if draw(st.integers(0, 2)) == 0:
+        numbers = [p for p in _paths(doc) if p and _is_number(_get(doc, p))]
+        for _ in range(draw(st.integers(1, max_mutations)) if numbers else 0):
+            path = draw(st.sampled_from(numbers))
+            _get(doc, path[:-1])[path[-1]] = draw(PLAUSIBLE)
+        return doc
     for _ in range(draw(st.sampled_from([1, 1, max_mutations]))):
         path = draw(st.sampled_from(list(_paths(doc))))
         op = draw(st.sampled_from(["replace", "replace", "replace", "drop", "insert", "nest", "wrap", "duplicate"]))
@@ -213,7 +232,7 @@ def to_yaml(doc: Any) -> str:
 def yaml_text(draw: st.DrawFn, base: Any, max_mutations: int = 3) -> str:
     """A mutated document as YAML text, sometimes with a text-level mutation (bad tag, truncation, odd bytes)."""
     text = to_yaml(draw(mutated(base, max_mutations)))
-    how = draw(st.sampled_from(["none", "none", "none", "tag", "truncate", "insert"]))
+    how = draw(st.sampled_from(["none", "none", "none", "none", "tag", "truncate", "insert"]))
     lines = text.splitlines()
     if how == "tag" and lines:
         i = draw(st.integers(0, len(lines) - 1))
@@ -315,10 +334,23 @@ def _write(folder: str, name: str, text: str) -> str:
 # --- the properties ---------------------------------------------------------------------------
 
 
+def known_bug(text: str) -> bool:
+    """Whether a fleet hits a bug already pinned by an xfail ``test_found_*`` test (skipped, so the property keeps exploring).
+
+    Delete a clause, and its xfail mark, when the bug is fixed.
+    """
+    try:
+        doc = yaml.safe_load(text)
+    except Exception:
+        return False
+    return isinstance(doc, dict) and doc.get("constraints") is not None and not isinstance(doc["constraints"], dict)
+
+
 @budget(30)
 @given(base=st.sampled_from(FLEETS), data=st.data())
 def test_fuzz_fleet_files(base: dict[str, Any], data: st.DataObject) -> None:
     text = data.draw(yaml_text(base, max_mutations=2))
+    assume(not known_bug(text))
     with tempfile.TemporaryDirectory() as d:
         run(["size", _write(d, "fleet.yaml", text), "--format", "json"], text)
 
@@ -409,3 +441,31 @@ def _is_float(value: Any) -> bool:
     except (TypeError, ValueError):
         return False
     return True
+
+
+# --- what the campaigns found ------------------------------------------------------------------
+# Concrete inputs from `benchmarks/fuzz.py` runs, kept as regression tests. The ones marked xfail fail
+# in code outside the input layer; remove the mark when the bug is fixed.
+
+FLEET_HEAD = "schema_version: 1\nworkloads:\n  - {name: chat, model: llama-3-8b, requests_per_s: 1, input_tokens: 100, output_tokens: 10}\n"
+
+
+@pytest.mark.parametrize(
+    ("name", "text"),
+    [
+        pytest.param("constraints-list", FLEET_HEAD + "constraints: [aws]\n",
+                     marks=pytest.mark.xfail(strict=False, reason="sizing/plan/fleet_io.py _apply: dict(list) raises ValueError (exit 4)")),
+        pytest.param("constraints-number", FLEET_HEAD + "constraints: 0.5\n",
+                     marks=pytest.mark.xfail(strict=False, reason="sizing/plan/fleet_io.py _apply: dict(float) raises TypeError (exit 4)")),
+        ("constraints-null", FLEET_HEAD + "constraints: null\n"),
+        ("workloads-mapping", "schema_version: 1\nworkloads: {name: chat}\n"),
+    ],
+)  # fmt: skip
+def test_found_fleet_files(tmp_path: Path, name: str, text: str) -> None:
+    run(["size", _write(str(tmp_path), f"{name}.yaml", text), "--format", "json"], text)
+
+
+@pytest.mark.xfail(strict=False, reason="sizing/serve (estimate): --devices 1e9 runs ~45 s (work grows with the device count)")
+def test_found_estimate_huge_device_count(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(sys.modules[__name__], "HANG_S", 3.0)
+    run(["estimate", "--model", "llama-3-8b", "--hardware", "h100-sxm", "--devices", "1000000000", "--format", "json"])
