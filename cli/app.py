@@ -25,7 +25,7 @@ app = typer.Typer(
     help="Capacity advisor for serving and training large AI models: how many of which accelerators, "
     "in what layout, at what cost, meeting which latency.\n\n"
     "Exit codes: 0 ok, 1 policy/budget breach, 2 usage or input error, 3 infeasible, "
-    "4 internal error (a bug: please report it).",
+    "4 internal error (a bug: please report it). AICAP_DEBUG=1 shows an internal error's traceback.",
     no_args_is_help=False,
     pretty_exceptions_enable=False,
     rich_markup_mode=None,

@@ -26,7 +26,10 @@ def _split(value: str | None) -> list[str] | None:
 
 def _apply(doc: dict[str, Any], cloud: str | None = None, hardware: str | None = None, pricing: str | None = None,
            budget: float | None = None, objective: str | None = None, single_type: bool | None = None) -> dict[str, Any]:  # fmt: skip
-    cons = dict(doc.get("constraints") or {})
+    raw = doc.get("constraints") or {}
+    if not isinstance(raw, dict):
+        raise InputError(f"constraints: expected a mapping (clouds, pricing, ...), got {type(raw).__name__}")
+    cons = dict(raw)
     clouds = _split(cloud)
     if clouds is not None:
         bad = [c for c in clouds if c not in CLOUDS]

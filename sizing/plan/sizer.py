@@ -98,40 +98,60 @@ def _diagnose(w: Workload, cat: CatalogueLike, cands: list[Candidate], insts: li
     return f"workload '{w.name}' ({model.id}) has no deployment meeting its targets on the allowed instances: {detail}"
 
 
-SHORTLIST_UNIT_COST = 6  # candidates per workload kept for their cost per request/s
-SHORTLIST_ONE_REPLICA = 3  # and for the cost of the one replica that carries the whole demand
+SHORTLIST_STANDALONE = 6  # candidates per workload kept for what serving the workload alone on them costs
+SHORTLIST_UNIT_COST = 4  # and for their cost per request/s (what sharing instances can reach)
+SHORTLIST_DEVICE_TYPES = 5  # and the cheapest per request/s on each of the device types cheapest that way
 SHORTLIST_LATENCY = 4  # and, for the latency objective, for their latency
+
+
+def standalone_cost(x: Candidate, rate: float, inst: InstanceSpec, pricing: str) -> float:
+    """USD/hour of serving ``rate`` requests/s with candidate ``x`` alone: whole instances, ``⌈⌈λ/q⌉·d/D⌉·p``."""
+    replicas = max(int(np.ceil(rate / max(x.capacity_rps, 1e-12) - 1e-9)), 1)
+    return float(np.ceil(replicas * x.devices / inst.devices)) * float(inst.price(pricing) or 0.0)
 
 
 def shortlist(fleet: Fleet, cands: list[Candidate], insts: list[InstanceSpec]) -> list[Candidate]:
     """Keep, per workload, the candidates a cheapest (or fastest) plan plausibly uses.
 
-    A heuristic bound on the integer program's size, so that a thousand workloads solve in seconds: the
-    ``SHORTLIST_UNIT_COST`` cheapest per request/s (large demand fills many replicas of the best ratio),
-    the ``SHORTLIST_ONE_REPLICA`` cheapest single replicas that carry the whole demand (small demand
-    pays for one replica), and for the latency objective the ``SHORTLIST_LATENCY`` fastest. Packing
-    several workloads on one instance type can, rarely, prefer a dropped candidate; the plan is then
-    optimal among the kept ones. Dominated candidates are already gone (:func:`prune`).
+    A heuristic bound on the integer program's size, so that many workloads solve in seconds: the
+    ``SHORTLIST_STANDALONE`` cheapest ways to serve the workload alone in whole instances (so the plan
+    is never dearer than the best single-workload plans side by side), the ``SHORTLIST_UNIT_COST``
+    cheapest per request/s (what sharing instances with other workloads can reach), the cheapest per
+    request/s on each of the ``SHORTLIST_DEVICE_TYPES`` best device types (so workloads can share one
+    device type's instances), and for the latency
+    objective the ``SHORTLIST_LATENCY`` fastest. Packing several workloads on one instance type can,
+    rarely, prefer a dropped candidate; the plan is then optimal among the kept ones. Dominated
+    candidates are already gone (:func:`prune`); with ``single_type`` every candidate stays.
     """
-    price = {i.name: float(i.price(fleet.constraints.pricing) or 0.0) / i.devices for i in insts}
+    c = fleet.constraints
+    by_name = {i.name: i for i in insts}
     by_w: dict[str, list[Candidate]] = {}
     for x in cands:
         by_w.setdefault(x.workload, []).append(x)
     keep: set[int] = set()
     for w in fleet.workloads:
         mine = by_w.get(w.name, [])
-        replica = {id(x): price[x.instance] * x.devices for x in mine}
-        unit = sorted(mine, key=lambda x: (replica[id(x)] / max(x.capacity_rps, 1e-12), x.instance, x.tp, x.pp))
-        keep.update(id(x) for x in unit[:SHORTLIST_UNIT_COST])
+        if c.single_type:
+            keep.update(id(x) for x in mine)  # one device type for all: every type must stay available
+            continue
+
+        def unit(x: Candidate) -> float:
+            inst = by_name[x.instance]
+            return float(inst.price(c.pricing) or 0.0) * x.devices / inst.devices / max(x.capacity_rps, 1e-12)
+
+        ranked = sorted(mine, key=lambda x: (unit(x), x.instance, x.tp, x.pp))
+        keep.update(id(x) for x in ranked[:SHORTLIST_UNIT_COST])
+        best_per_device: dict[str, Candidate] = {}
+        for x in ranked:
+            best_per_device.setdefault(x.hardware, x)
+        keep.update(id(x) for x in list(best_per_device.values())[:SHORTLIST_DEVICE_TYPES])
         rate = w.rate
         if rate is not None:
-            whole = sorted((x for x in mine if x.capacity_rps >= rate), key=lambda x: (replica[id(x)], x.instance, x.tp, x.pp))
-            keep.update(id(x) for x in whole[:SHORTLIST_ONE_REPLICA])
-        if fleet.constraints.objective == "latency":
+            alone = sorted(mine, key=lambda x: (standalone_cost(x, rate, by_name[x.instance], c.pricing), unit(x), x.instance, x.tp, x.pp))
+            keep.update(id(x) for x in alone[:SHORTLIST_STANDALONE])
+        if c.objective == "latency":
             fast = sorted(mine, key=lambda x: (latency_score(x, fleet), x.instance, x.tp, x.pp))
             keep.update(id(x) for x in fast[:SHORTLIST_LATENCY])
-        if fleet.constraints.single_type:
-            keep.update(id(x) for x in mine)  # one device type for all: every type must stay available
     return [x for x in cands if id(x) in keep]
 
 
@@ -189,5 +209,25 @@ def size(fleet: Fleet, cat: CatalogueLike, *, alternatives: bool = True, time_li
                     gap_pct=round(100 * float(sol.gap), 4) if np.isfinite(sol.gap) else 0.0)  # fmt: skip
     plan = build_plan(fleet, cat, insts, chosen, counts, served, rejected, solver, warnings)
     if alternatives:
-        plan = with_alternatives(plan, best_alternatives(fleet, insts, all_cands, plan, time_limit_s))
+        alts = best_alternatives(fleet, insts, all_cands, plan, time_limit_s)
+        if c.objective == "cost" and any(a.delta_usd_per_month is not None and a.delta_usd_per_month < -0.01 for a in alts):
+            # The shortlist cost money: one device type alone is cheaper. Solve over every candidate instead.
+            return _resolve_full(fleet, cat, insts, all_cands, rejected, warnings, time_limit_s)
+        plan = with_alternatives(plan, alts)
     return plan
+
+
+def _resolve_full(fleet: Fleet, cat: CatalogueLike, insts: list[InstanceSpec], all_cands: dict[str, list[Candidate]],
+                  rejected: dict[str, list[Rejected]], warnings: list[str], time_limit_s: float) -> Plan:  # fmt: skip
+    feasible = prune([x for w in fleet.workloads for x in all_cands[w.name] if x.feasible])
+    prob = problem_for(fleet, feasible, insts, time_limit_s)
+    sol = solve(prob)
+    if not sol.has_solution:
+        raise InfeasibleError(describe_failure(fleet, feasible, insts, prob, sol))
+    chosen = [(x, int(r), float("nan")) for x, r in zip(feasible, sol.replicas, strict=True) if r > 0]
+    counts = {insts[t].name: int(n) for t, n in enumerate(sol.instances) if n > 0}
+    served = {w.name: float(sol.served[k]) for k, w in enumerate(fleet.workloads)}
+    solver = Solver(status="optimal" if sol.status == SolveStatus.OPTIMAL else "time_limit",
+                    gap_pct=round(100 * float(sol.gap), 4) if np.isfinite(sol.gap) else 0.0)  # fmt: skip
+    plan = build_plan(fleet, cat, insts, chosen, counts, served, rejected, solver, warnings)
+    return with_alternatives(plan, best_alternatives(fleet, insts, all_cands, plan, time_limit_s))

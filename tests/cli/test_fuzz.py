@@ -53,7 +53,7 @@ LONG_RUN = int(os.environ.get("AICAP_FUZZ_EXAMPLES", "0") or 0)
 #: A single command running longer than this is reported as a hang.
 HANG_S = float(os.environ.get("AICAP_FUZZ_HANG_S", "30"))
 ENV = {"AICAP_CATALOG": None, "AICAP_DEBUG": None, "COLUMNS": "200"}
-RUNNER = CliRunner()
+RUNNER = CliRunner()  # Typer's runner keeps stdout and stderr apart (there is no mix_stderr to turn off)
 
 
 def budget(examples: int) -> settings:

@@ -1,0 +1,195 @@
+"""`build_plan` on hand-made candidates: traffic routing, latency at the routed load, and idle devices charged to the bill."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+from typing import Any
+
+import numpy as np
+import pytest
+
+from aicap.hardware_db import load_catalogue
+from aicap.sizing.calibrate.accuracy import error_bands
+from aicap.sizing.core.fleet import Fleet
+from aicap.sizing.core.plan import Alternative, Rejected, Solver
+from aicap.sizing.plan.assemble import _margin, build_plan, money, sig, with_alternatives
+from aicap.sizing.plan.candidates import Candidate
+
+CAT = load_catalogue()
+# Round prices: the 8×H100 instance at $80/h ($10 per device-hour), the 4×L40S one at $12/h ($3 per device-hour).
+BIG = CAT.instance("p5.48xlarge").model_copy(update={"price_usd_per_hour": CAT.instance("p5.48xlarge").price_usd_per_hour.model_copy(
+    update={"on_demand": 80.0})})  # fmt: skip
+SMALL = CAT.instance("g6e.12xlarge").model_copy(update={"price_usd_per_hour": CAT.instance("g6e.12xlarge").price_usd_per_hour.model_copy(
+    update={"on_demand": 12.0})})  # fmt: skip
+UNUSED = CAT.instance("g6e.xlarge")
+INSTS = [SMALL, BIG, UNUSED]
+
+
+class FakeReplica:
+    """A replica whose TTFT grows 10 ms and TPOT 1 ms per request/s it carries (from 100 ms and 20 ms)."""
+
+    def at_rate(self, rate: float) -> SimpleNamespace:
+        return SimpleNamespace(ttft_s=np.array([0.1 + 0.01 * rate]), tpot_s=np.array([0.02 + 0.001 * rate]))
+
+
+def cand(workload: str, inst: Any, devices: int, capacity: float, decoder: bool = True) -> Candidate:
+    return Candidate(workload=workload, instance=inst.name, hardware=inst.device, tp=devices, pp=1, weights_dtype="bf16", kv_dtype="bf16",
+                     slots=16, devices=devices, capacity_rps=capacity, ttft_ms=1.0, tpot_ms=1.0 if decoder else None,
+                     replica=FakeReplica())  # type: ignore[arg-type]  # fmt: skip
+
+
+def fleet(objective: str = "cost") -> Fleet:
+    return Fleet.model_validate({"workloads": [
+        {"name": "chat", "model": "llama-3.1-8b", "requests_per_s": 10.0, "input_tokens": 1000, "output_tokens": 200,
+         "slo": {"ttft_ms": 2000, "tpot_ms": 60}},
+        {"name": "embed", "model": "bge-large-en", "requests_per_s": 50.0, "input_tokens": 256, "output_tokens": 1,
+         "slo": {"ttft_ms": 200}, "precisions": ["fp16"]},
+    ], "constraints": {"clouds": ["aws"], "hours_per_month": 700.0, "objective": objective,
+                       **({"budget_usd_per_month": 1e6} if objective != "cost" else {})}})  # fmt: skip
+
+
+C1 = cand("chat", BIG, 2, 4.0)  # 2 replicas: 4 of the 8 H100s, 8 requests/s
+C2 = cand("chat", SMALL, 1, 1.0)  # 2 replicas: 2 of the 4 L40S, 2 requests/s
+E1 = cand("embed", SMALL, 1, 25.0, decoder=False)  # 1 replica: 1 L40S
+COUNTS = {BIG.name: 1, SMALL.name: 1, UNUSED.name: 0}
+SERVED = {"chat": 9.0, "embed": 20.0}
+NAN = float("nan")
+
+
+def build(shares: tuple[float, float, float] = (NAN, NAN, NAN), objective: str = "cost", **kw: Any) -> Any:
+    chosen = [(C1, 2, shares[0]), (E1, 1, shares[2]), (C2, 2, shares[1])]
+    args: dict[str, Any] = {"rejected": {}, "solver": Solver(status="optimal", gap_pct=0.0), "warnings": ["w1"], **kw}
+    return build_plan(fleet(objective), CAT, INSTS, chosen, dict(COUNTS), SERVED, args["rejected"], args["solver"], args["warnings"])
+
+
+def test_idle_devices_are_charged_to_the_workloads_on_that_instance_type() -> None:
+    plan = build()
+    chat, embed = plan.workload("chat"), plan.workload("embed")
+    # H100s: chat uses 4 of 8, so it pays the whole $80 (2 replicas x 2 devices x $10 x 8/4); L40S: 3 of 4 used,
+    # so each used device pays $3 x 4/3 = $4: chat's two $8, embed's one $4.
+    assert [d.usd_per_hour for d in chat.deployments] == [80.0, 8.0]
+    assert [d.usd_per_hour for d in embed.deployments] == [4.0]
+    assert (chat.usd_per_hour, embed.usd_per_hour) == (88.0, 4.0)
+    assert chat.usd_per_hour + embed.usd_per_hour == plan.totals.usd_per_hour == 92.0
+    assert (chat.usd_per_month, embed.usd_per_month, plan.totals.usd_per_month) == (61600.0, 2800.0, 64400.0)
+    # $88/h over 9 req/s x 200 tokens x 3600 s; $4/h over 20 x 1 x 3600
+    assert (chat.usd_per_million_output_tokens, embed.usd_per_million_output_tokens) == (13.58, 55.56)
+
+
+def test_instances_and_totals() -> None:
+    plan = build()
+    got = [(i.instance_type, i.cloud, i.region, i.hardware, i.count, i.devices, i.devices_used, i.usd_per_hour, i.price_date)
+           for i in plan.instances]  # fmt: skip
+    assert got == [
+        ("g6e.12xlarge", "aws", "us-east-1", "l40s", 1, 4, 3, 12.0, SMALL.price_date.isoformat()),
+        ("p5.48xlarge", "aws", "us-east-1", "h100-sxm", 1, 8, 4, 80.0, BIG.price_date.isoformat()),
+    ]
+    t = plan.totals
+    assert (t.usd_per_hour, t.usd_per_month, t.devices, t.devices_used, t.instances) == (92.0, 64400.0, 12, 7, 2)
+
+
+def test_traffic_splits_by_capacity_and_latency_is_taken_at_each_replicas_load() -> None:
+    chat = build().workload("chat")
+    d1, d2 = chat.deployments
+    # capacity 8 + 2 req/s: 9 req/s served splits 7.2 / 1.8, i.e. 3.6 and 0.9 per replica
+    assert (d1.requests_per_s, d2.requests_per_s) == (7.2, 1.8)
+    assert (d1.capacity_requests_per_s, d2.capacity_requests_per_s, chat.capacity_requests_per_s) == (8.0, 2.0, 10.0)
+    assert (d1.utilisation, d2.utilisation) == (0.9, 0.9)
+    assert (d1.ttft_ms, d1.tpot_ms, d2.ttft_ms, d2.tpot_ms) == (136.0, 23.6, 109.0, 20.9)
+    assert (chat.ttft_ms, chat.tpot_ms) == (136.0, 23.6)  # the worst deployment
+    assert (chat.ttft_margin_pct, chat.tpot_margin_pct) == (93.2, 60.7)
+    assert (d1.instances, d2.instances) == (0.5, 0.5)
+    assert (d1.replicas, d1.devices, d1.tp, d1.pp, d1.max_running, d1.weights_dtype, d1.kv_dtype) == (2, 4, 2, 1, 16, "bf16", "bf16")
+    assert (d1.instance_type, d1.hardware, d2.instance_type, d2.hardware) == (BIG.name, "h100-sxm", SMALL.name, "l40s")
+    assert d1.efficiency_calibrated is CAT.efficiency_for(CAT.device("h100-sxm")).calibrated
+
+
+def test_a_single_pass_model_has_no_tpot_and_a_missed_target_a_negative_margin() -> None:
+    embed = build().workload("embed")
+    (d,) = embed.deployments
+    assert (d.requests_per_s, d.utilisation, d.ttft_ms, d.tpot_ms, d.instances) == (20.0, 0.8, 300.0, None, 0.25)
+    assert (embed.ttft_ms, embed.tpot_ms, embed.ttft_margin_pct, embed.tpot_margin_pct) == (300.0, None, -50.0, None)
+    assert embed.requests_per_s == 50.0 and embed.served_requests_per_s == 20.0
+
+
+def test_workload_fields_copy_the_fleet() -> None:
+    rejected = {"chat": [Rejected(hardware="l4", reason="does not fit memory")]}
+    plan = build(rejected=rejected)
+    chat, embed = plan.workloads
+    assert (chat.name, chat.model, chat.percentile, chat.arrival_cv, chat.requests_per_s) == ("chat", "llama-3.1-8b", "p99", 1.0, 10.0)
+    assert (chat.ttft_target_ms, chat.tpot_target_ms, embed.ttft_target_ms, embed.tpot_target_ms) == (2000.0, 60.0, 200.0, None)
+    assert chat.rejected_hardware == rejected["chat"] and embed.rejected_hardware == []
+    bands = error_bands()
+    assert chat.error_band_pct == {k: bands[k] for k in ("ttft", "tpot") if k in bands} and "e2e" not in chat.error_band_pct
+
+
+def test_plan_header() -> None:
+    solver = Solver(status="time_limit", gap_pct=1.5)
+    plan = build(solver=solver, warnings=["careful"])
+    assert plan.generated_by.startswith("aicap ") and plan.solver == solver and plan.warnings == ["careful"]
+    assert (plan.catalogue.version, plan.catalogue.price_dates, plan.catalogue.pricing) == (CAT.version, CAT.price_dates, "on_demand")
+    assert (plan.objective, plan.hours_per_month, plan.alternatives) == ("cost", 700.0, [])
+    assert plan.inputs == fleet()
+    alt = [Alternative(hardware="l4", usd_per_month=1.0, delta_usd_per_month=0.5, why="x")]
+    assert with_alternatives(plan, alt).alternatives == alt and plan.alternatives == []
+
+
+def test_latency_objective_routes_by_the_chosen_shares() -> None:
+    plan = build(shares=(0.25, 0.75, 1.0), objective="latency")
+    d1, d2 = plan.workload("chat").deployments
+    # 9 req/s: 2.25 on the H100s (1.125 per replica), 6.75 on the L40S (3.375 per replica)
+    assert (d1.requests_per_s, d2.requests_per_s) == (2.25, 6.75)
+    assert (d1.ttft_ms, d2.ttft_ms) == (111.2, 133.8)
+    assert (d1.utilisation, d2.utilisation) == (0.281, 3.38)
+    assert plan.objective == "latency"
+
+
+def test_a_nan_share_routes_by_capacity() -> None:
+    d1, d2 = build(shares=(0.25, NAN, 1.0)).workload("chat").deployments
+    assert (d1.requests_per_s, d2.requests_per_s) == (7.2, 1.8)
+
+
+def test_rounding_helpers() -> None:
+    assert sig(123456.7) == 123500.0 and sig(0.000123456, 3) == 0.000123 and sig(2.0) == 2.0
+    assert money(1.234) == 1.23 and money(2.675001) == 2.68
+    assert str(money(-0.0)) == "0.0"  # never a negative zero in the JSON
+    assert _margin(150.0, 200.0) == 25.0 and _margin(1.0, 3.0) == 66.7 and _margin(250.0, 200.0) == -25.0
+    assert _margin(None, 200.0) is None and _margin(150.0, None) is None
+
+
+@pytest.mark.parametrize("served", [0.0])
+def test_no_traffic_has_no_cost_per_token(served: float) -> None:
+    chosen = [(C1, 1, NAN)]
+    plan = build_plan(fleet(), CAT, INSTS, chosen, {BIG.name: 1}, {"chat": served, "embed": served}, {},
+                      Solver(status="optimal", gap_pct=0.0), [])  # fmt: skip
+    chat = plan.workload("chat")
+    assert chat.usd_per_million_output_tokens is None and chat.usd_per_hour == 80.0
+    assert plan.workload("embed").deployments == [] and plan.workload("embed").ttft_ms is None
+    assert plan.workload("embed").usd_per_hour == 0.0 and plan.workload("embed").capacity_requests_per_s == 0.0
+
+
+def test_small_capacities_and_single_device_instances() -> None:
+    # A replica carrying 0.5 req/s on a 1-device instance bought once: the whole $2 (catalogue price) is charged to it,
+    # a 0.2 req/s load is 40% utilisation, and a trickle of output tokens is very dear per million.
+    small = cand("embed", UNUSED, 1, 0.5, decoder=False)
+    f = fleet()
+    plan = build_plan(f, CAT, INSTS, [(small, 1, NAN)], {UNUSED.name: 1}, {"chat": 0.0, "embed": 0.0002}, {},
+                      Solver(status="optimal", gap_pct=0.0), [])  # fmt: skip
+    (d,) = plan.workload("embed").deployments
+    price = float(UNUSED.price("on_demand") or 0.0)
+    assert d.usd_per_hour == round(price, 2) and d.requests_per_s == 0.0002 and d.utilisation == 0.0004
+    per_m = plan.workload("embed").usd_per_million_output_tokens  # $/h over 0.0002 x 1 x 3600 = 0.72 tokens/h
+    assert per_m == round(round(price, 2) / 0.72 * 1e6, 2)
+
+
+def test_generated_by_names_the_installed_version() -> None:
+    from importlib.metadata import version
+
+    assert build().generated_by == f"aicap {version('aicap')}"
+
+
+def test_throughput_workload_without_a_rate() -> None:
+    f = Fleet.model_validate({"workloads": [{"name": "chat", "model": "llama-3.1-8b", "input_tokens": 1000, "output_tokens": 200}],
+                              "constraints": {"objective": "throughput", "budget_usd_per_month": 1e5}})  # fmt: skip
+    plan = build_plan(f, CAT, INSTS, [(C1, 1, NAN)], {BIG.name: 1}, {"chat": 4.0}, {}, Solver(status="optimal", gap_pct=0.0), [])
+    assert plan.workload("chat").requests_per_s is None and plan.workload("chat").served_requests_per_s == 4.0

@@ -1,0 +1,131 @@
+"""`diff` on small typed plans: statuses, deltas, percentages and the headline that names the largest latency change."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aicap.sizing.core.plan import Plan
+from aicap.sizing.plan.diff import LATENCY_HEADLINE_PCT, diff
+
+
+def dep(hardware: str, devices: int, instances: float) -> dict[str, Any]:
+    return {"instance_type": "x", "hardware": hardware, "tp": 1, "pp": 1, "replicas": devices, "devices": devices, "instances": instances,
+            "max_running": 8, "weights_dtype": "bf16", "kv_dtype": "bf16", "requests_per_s": 1.0, "capacity_requests_per_s": 2.0,
+            "utilisation": 0.5, "ttft_ms": 1.0, "tpot_ms": 1.0, "usd_per_hour": 1.0, "efficiency_calibrated": True}  # fmt: skip
+
+
+def wl(name: str, *, ttft: float | None = 100.0, tpot: float | None = 20.0, usd_h: float = 1.0, deps: list[dict[str, Any]] | None = None,
+       percentile: str = "p99", per_m: float | None = 2.0) -> dict[str, Any]:  # fmt: skip
+    return {"name": name, "model": "m", "percentile": percentile, "arrival_cv": 1.0, "served_requests_per_s": 1.0,
+            "capacity_requests_per_s": 2.0, "ttft_ms": ttft, "tpot_ms": tpot, "ttft_margin_pct": 10.0, "tpot_margin_pct": 20.0,
+            "error_band_pct": {}, "usd_per_hour": usd_h, "usd_per_month": round(usd_h * 730, 2), "usd_per_million_output_tokens": per_m,
+            "deployments": deps if deps is not None else [dep("l4", 1, 1.0)]}  # fmt: skip
+
+
+def plan(usd_h: float, workloads: list[dict[str, Any]], version: str = "abc", devices: int = 4, instances: int = 2) -> Plan:
+    return Plan.model_validate({
+        "generated_by": "aicap test", "catalogue": {"version": version, "price_dates": ["2026-01-01"] * 2, "pricing": "on_demand"},
+        "objective": "cost", "hours_per_month": 730.0, "solver": {"status": "optimal", "gap_pct": 0.0},
+        "totals": {"usd_per_hour": usd_h, "usd_per_month": round(usd_h * 730, 2), "devices": devices, "devices_used": devices,
+                   "instances": instances},
+        "instances": [], "workloads": workloads, "inputs": {"workloads": [{"name": "chat", "model": "m", "requests_per_s": 1.0}]},
+    })  # fmt: skip
+
+
+def test_headline_names_the_largest_latency_change_beside_the_money() -> None:
+    base = plan(10.0, [wl("chat", ttft=1000.0, tpot=50.0), wl("embed", ttft=40.0, tpot=None)])
+    head = plan(12.5, [wl("chat", ttft=1150.0, tpot=40.0), wl("embed", ttft=30.0, tpot=None, percentile="p90")])
+    d = diff(base, head)
+    # chat TTFT +15%, chat TPOT -20%, embed TTFT -25%: the largest move is embed's, in the head's percentile
+    assert d["headline"] == "+$1,825/month (+25%); TTFT p90 of 'embed' 40 → 30 ms (-25%)"
+    assert d["schema_version"] == 2 and d["notes"] == []
+
+
+def test_headline_without_latency_moves_and_for_a_saving() -> None:
+    base = plan(10.0, [wl("chat", ttft=1000.0, tpot=50.0)])
+    head = plan(7.5, [wl("chat", ttft=1099.0, tpot=45.1)])  # +9.9% and -9.8%: below the 10% headline threshold
+    assert diff(base, head)["headline"] == "-$1,825/month (-25%)"
+
+
+def test_a_latency_move_of_exactly_the_threshold_is_named() -> None:
+    assert LATENCY_HEADLINE_PCT == 10.0
+    base = plan(10.0, [wl("chat", ttft=1000.0, tpot=50.0)])
+    head = plan(10.0, [wl("chat", ttft=1000.0, tpot=55.0)])
+    assert diff(base, head)["headline"] == "+$0/month (+0%); TPOT p99 of 'chat' 50 → 55 ms (+10%)"
+    head = plan(10.0, [wl("chat", ttft=1000.0, tpot=45.0)])
+    assert diff(base, head)["headline"] == "+$0/month (+0%); TPOT p99 of 'chat' 50 → 45 ms (-10%)"
+
+
+def test_headline_from_a_free_baseline_has_no_percentage() -> None:
+    d = diff(plan(0.0, []), plan(2.0, [wl("chat", ttft=1234.0)]))
+    assert d["headline"] == "+$1,460/month"
+    assert d["totals"]["delta_pct"] is None
+
+
+def test_headline_thousands_separators_in_latency() -> None:
+    base = plan(1.0, [wl("chat", ttft=1200.0, tpot=10.0)])
+    head = plan(1.0, [wl("chat", ttft=25000.4, tpot=10.0)])
+    assert diff(base, head)["headline"] == "+$0/month (+0%); TTFT p99 of 'chat' 1,200 → 25,000 ms (+1,983%)"
+
+
+def test_workload_rows_added_removed_changed_unchanged_in_name_order() -> None:
+    base = plan(1.0, [wl("same"), wl("gone"), wl("moved", ttft=100.0)])
+    head = plan(1.0, [wl("new"), wl("moved", ttft=120.0), wl("same")])
+    rows = diff(base, head)["workloads"]
+    assert [(r["workload"], r["status"]) for r in rows] == [
+        ("gone", "removed"),
+        ("moved", "changed"),
+        ("new", "added"),
+        ("same", "unchanged"),
+    ]
+    gone, moved, new, same = rows
+    assert gone["head"] is None and gone["base"]["ttft_ms"] == 100.0 and all(v is None for v in gone["delta"].values())
+    assert new["base"] is None and new["head"]["ttft_ms"] == 100.0 and set(new["delta"]) == set(new["head"])
+    assert gone["delta_pct"] == {"ttft_ms": None, "tpot_ms": None} == new["delta_pct"]
+    assert moved["delta"]["ttft_ms"] == 20.0 and moved["delta_pct"] == {"ttft_ms": 20.0, "tpot_ms": 0.0}
+    assert same["delta"]["usd_per_hour"] == 0.0 and same["base"] == same["head"]
+
+
+def test_workload_numbers_and_deltas() -> None:
+    base = plan(1.0, [wl("chat", usd_h=3.0, deps=[dep("h100-sxm", 2, 0.25), dep("l4", 3, 0.3333)], ttft=300.0, tpot=None, per_m=None)])
+    head = plan(1.0, [wl("chat", usd_h=3.25, deps=[dep("h100-sxm", 8, 1.0)], ttft=200.0, tpot=30.0, per_m=1.5, percentile="p95")])
+    row = diff(base, head)["workloads"][0]
+    assert row["base"] == {
+        "instances": 0.583, "devices": 5, "hardware": "2×h100-sxm, 3×l4", "usd_per_hour": 3.0, "usd_per_month": 2190.0,
+        "usd_per_million_output_tokens": None, "percentile": "p99", "ttft_ms": 300.0, "tpot_ms": None, "ttft_margin_pct": 10.0,
+        "tpot_margin_pct": 20.0,
+    }  # fmt: skip
+    assert row["delta"] == {
+        "instances": 0.417, "devices": 3, "hardware": None, "usd_per_hour": 0.25, "usd_per_month": 182.5,
+        "usd_per_million_output_tokens": None, "percentile": None, "ttft_ms": -100.0, "tpot_ms": None, "ttft_margin_pct": 0.0,
+        "tpot_margin_pct": 0.0,
+    }  # fmt: skip
+    assert row["delta_pct"] == {"ttft_ms": -33.3, "tpot_ms": None}
+
+
+def test_deltas_round_to_four_places_and_percentages_to_one() -> None:
+    base = plan(1.0, [wl("chat", ttft=3.0, tpot=7.0, usd_h=0.1)])
+    head = plan(1.0, [wl("chat", ttft=4.0, tpot=7.00001, usd_h=0.2)])
+    row = diff(base, head)["workloads"][0]
+    assert row["delta"]["usd_per_hour"] == 0.1 and row["delta"]["tpot_ms"] == 0.0
+    assert row["delta_pct"] == {"ttft_ms": 33.3, "tpot_ms": 0.0}
+
+
+def test_a_zero_base_latency_has_no_percentage() -> None:
+    row = diff(plan(1.0, [wl("chat", ttft=0.0)]), plan(1.0, [wl("chat", ttft=5.0)]))["workloads"][0]
+    assert row["delta_pct"]["ttft_ms"] is None and row["delta"]["ttft_ms"] == 5.0
+
+
+def test_totals_delta_and_percentage() -> None:
+    d = diff(plan(8.0, [], devices=4, instances=2), plan(9.0, [], devices=12, instances=3))
+    assert d["totals"]["base"]["usd_per_hour"] == 8.0 and d["totals"]["head"]["devices"] == 12
+    assert d["totals"]["delta"] == {"usd_per_hour": 1.0, "usd_per_month": 730.0, "devices": 8, "instances": 1}
+    assert d["totals"]["delta_pct"] == 12.5
+    assert d["headline"] == "+$730/month (+12%)"
+    d = diff(plan(3.0, []), plan(2.0, []))
+    assert d["totals"]["delta_pct"] == -33.33 and d["headline"] == "-$730/month (-33%)"
+
+
+def test_a_catalogue_change_is_noted() -> None:
+    d = diff(plan(1.0, [], version="aaa"), plan(1.0, [], version="bbb"))
+    assert d["notes"] == ["plans were made with different catalogues (aaa → bbb); part of the change may be prices or efficiency factors"]

@@ -1,0 +1,424 @@
+"""Planner helpers on small typed inputs: latency score, the integer program's arrays and failure text, instance
+filtering, the shortlist, dominance pruning, screening, layouts, formats, failure reasons and binding constraints."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+from typing import Any
+
+import numpy as np
+import pytest
+
+from aicap.hardware_db import load_catalogue
+from aicap.sizing.core.errors import InfeasibleError, InputError
+from aicap.sizing.core.fleet import Fleet
+from aicap.sizing.plan import candidates as cands_mod
+from aicap.sizing.plan.candidates import Candidate, Shape, _binding, _reasons, _Rows, _screen, formats, layouts, prune
+from aicap.sizing.plan.problem import describe_failure, latency_score, problem_for
+from aicap.sizing.plan.sizer import _check_context, allowed_instances, shortlist, standalone_cost
+from aicap.sizing.solve.milp import SolveStatus, solve
+
+CAT = load_catalogue()
+
+
+def priced(name: str, usd: float) -> Any:
+    i = CAT.instance(name)
+    return i.model_copy(update={"price_usd_per_hour": i.price_usd_per_hour.model_copy(update={"on_demand": usd})})
+
+
+BIG = priced("p5.48xlarge", 80.0)  # 8 x h100-sxm, $10 per device-hour
+SMALL = priced("g6e.12xlarge", 12.0)  # 4 x l40s, $3 per device-hour
+ONE = priced("g6e.xlarge", 2.0)  # 1 x l40s
+
+
+def fleet(rate: float | None = 10.0, ttft: float | None = 2000.0, tpot: float | None = 50.0, **cons: Any) -> Fleet:
+    slo = {k: v for k, v in (("ttft_ms", ttft), ("tpot_ms", tpot)) if v is not None}
+    w: dict[str, Any] = {"name": "chat", "model": "llama-3.1-8b", "input_tokens": 1000, "output_tokens": 200, "slo": slo}
+    if rate is not None:
+        w["requests_per_s"] = rate
+    return Fleet.model_validate({"workloads": [w], "constraints": {"clouds": ["aws"], **cons}})
+
+
+def cand(inst: Any = BIG, devices: int = 1, capacity: float = 1.0, ttft: float = 100.0, tpot: float | None = 10.0, workload: str = "chat",
+         tp: int = 1) -> Candidate:  # fmt: skip
+    return Candidate(workload=workload, instance=inst.name, hardware=inst.device, tp=tp, pp=1, weights_dtype="bf16", kv_dtype="bf16",
+                     slots=8, devices=devices, capacity_rps=capacity, ttft_ms=ttft, tpot_ms=tpot)  # fmt: skip
+
+
+# --- problem.py ------------------------------------------------------------------------------------------------------
+
+
+def test_latency_score_against_targets_and_defaults() -> None:
+    assert latency_score(cand(ttft=500.0, tpot=25.0), fleet(ttft=2000.0, tpot=50.0)) == 0.25 + 0.5
+    assert latency_score(cand(ttft=500.0, tpot=25.0), fleet(ttft=None, tpot=None)) == 0.5 + 0.25  # 1 s and 100 ms scales
+    assert latency_score(cand(ttft=500.0, tpot=None), fleet()) == 0.25
+
+
+def test_problem_arrays() -> None:
+    f = fleet(rate=7.0, budget_usd_per_month=7300.0, objective="latency", hours_per_month=730.0, availability={SMALL.name: 3},
+              max_instances_per_type=5, single_type=True)  # fmt: skip
+    cs = [cand(BIG, 2, 4.0, ttft=1000.0, tpot=25.0), cand(SMALL, 1, 1.5, ttft=0.0, tpot=0.0)]
+    p = problem_for(f, cs, [SMALL, ONE, BIG], 3.5)
+    assert p.demand.tolist() == [7.0]
+    assert p.cand_workload.tolist() == [0, 0] and p.cand_type.tolist() == [2, 0] and p.cand_devices.tolist() == [2, 1]
+    assert p.cand_capacity.tolist() == [4.0, 1.5] and p.cand_latency.tolist() == [1.0, 1e-9]
+    assert p.type_devices.tolist() == [4, 1, 8] and p.type_price.tolist() == [12.0, 2.0, 80.0]
+    assert p.type_group.tolist() == [1, 1, 0]  # h100-sxm, l40s in name order
+    assert p.type_cap.tolist() == [3.0, 5.0, 5.0]
+    assert p.budget_per_hour == 10.0 and p.objective == "latency" and p.single_type is True and p.time_limit_s == 3.5
+
+
+def test_problem_budget_is_ignored_by_the_cost_objective_and_a_missing_rate_is_nan() -> None:
+    assert problem_for(fleet(budget_usd_per_month=100.0), [cand()], [BIG], 1.0).budget_per_hour is None
+    assert problem_for(fleet(), [cand()], [BIG], 1.0).budget_per_hour is None
+    p = problem_for(fleet(rate=None, objective="throughput", budget_usd_per_month=100.0, hours_per_month=500.0), [cand()], [BIG], 1.0)
+    assert np.isnan(p.demand[0]) and p.budget_per_hour == 0.2 and p.single_type is False
+
+
+def failure(f: Fleet, cs: list[Candidate], insts: list[Any], status: SolveStatus | None = None) -> str:
+    prob = problem_for(f, cs, insts, 2.0)
+    sol = solve(prob)
+    assert not sol.has_solution
+    if status is not None:
+        sol = SimpleNamespace(status=status)  # type: ignore[assignment]
+    return describe_failure(f, cs, insts, prob, sol)
+
+
+def test_failure_names_a_user_availability_cap() -> None:
+    msg = failure(fleet(rate=10.0, availability={ONE.name: 2}), [cand(ONE, 1, 1.0)], [ONE])
+    assert msg == "availability caps bind: the cheapest plan without caps needs 10 × g6e.xlarge (cap 2)"
+
+
+def test_failure_names_the_default_cap_and_asks_about_units() -> None:
+    msg = failure(fleet(rate=2500.5, max_instances_per_type=1000), [cand(ONE, 1, 1.0)], [ONE])
+    assert msg == ("availability caps bind: the cheapest plan without caps needs 2,501 × g6e.xlarge (cap 1,000, the default "
+                   "max_instances_per_type); workload 'chat' asks for 2,500.5 requests/s — is that a rate per second (not per "
+                   "minute, hour or day)? Raise max_instances_per_type or set availability if it is real")  # fmt: skip
+
+
+def test_failure_names_the_largest_overflow() -> None:
+    f = fleet(rate=12.0, availability={ONE.name: 1, SMALL.name: 1})
+    msg = failure(f, [cand(ONE, 1, 1.0), cand(SMALL, 4, 2.0, workload="chat")], [ONE, SMALL])
+    assert msg.startswith("availability caps bind: the cheapest plan without caps needs ")
+    assert "12 × g6e.xlarge (cap 1)" in msg
+
+
+def test_failure_names_the_budget() -> None:
+    f = fleet(rate=3.0, objective="latency", budget_usd_per_month=1000.0, hours_per_month=700.0)
+    msg = failure(f, [cand(ONE, 1, 1.0)], [ONE])
+    assert msg == "budget $1,000/month is below the cheapest plan, $4,200/month"  # 3 x $2 x 700
+
+
+def test_failure_time_limit_and_fallbacks() -> None:
+    msg = failure(fleet(availability={ONE.name: 2}), [cand(ONE, 1, 1.0)], [ONE], status=SolveStatus.NO_SOLUTION)
+    assert msg == ("no plan found within the solver's 2 s time limit; this is not proven infeasible: narrow the fleet (clouds, "
+                   "hardware) or split it")  # fmt: skip
+    two = Fleet.model_validate({"workloads": [fleet().workloads[0].model_dump(exclude_none=True),
+                                              {**fleet().workloads[0].model_dump(exclude_none=True), "name": "other"}],
+                                "constraints": {"clouds": ["aws"], "single_type": True}})  # fmt: skip
+    cs = [cand(ONE, 1, 20.0), cand(BIG, 1, 20.0, workload="other")]
+    assert failure(two, cs, [ONE, BIG]) == "no single device type serves every workload within the availability caps"
+    two = two.model_copy(update={"constraints": fleet().constraints})
+    assert (
+        failure(two, cs[:1], [ONE]) == "no combination of the allowed instances meets every workload's demand within the availability caps"
+    )
+
+
+# --- sizer.py --------------------------------------------------------------------------------------------------------
+
+
+def test_allowed_instances_filters_by_every_constraint() -> None:
+    insts, warnings = allowed_instances(fleet(hardware=["l40s"], regions=["us-east-1"], instance_families=["g6e"]), CAT)
+    assert insts and all((i.cloud, i.region, i.family, i.device) == ("aws", "us-east-1", "g6e", "l40s") for i in insts)
+    assert [i.name for i in insts] == sorted(i.name for i in insts) and warnings == []
+    every = [i for i in CAT.instances.values() if (i.cloud, i.family, i.device) == ("aws", "g6e", "l40s") and i.region == "us-east-1"]
+    assert len(insts) == len(every)
+    capped, _ = allowed_instances(fleet(hardware=["l40s"], instance_families=["g6e"], availability={"g6e.xlarge": 0}), CAT)
+    assert "g6e.xlarge" not in {i.name for i in capped} and len(capped) == len(every) - 1
+
+
+def test_allowed_instances_sorts_by_cloud_then_name() -> None:
+    insts, _ = allowed_instances(Fleet.model_validate({"workloads": [fleet().workloads[0].model_dump(exclude_none=True)],
+                                                       "constraints": {"hardware": ["h100-sxm"]}}), CAT)  # fmt: skip
+    assert [(i.cloud, i.name) for i in insts] == sorted((i.cloud, i.name) for i in insts) and len({i.cloud for i in insts}) > 1
+
+
+def test_allowed_instances_says_which_types_have_no_price() -> None:
+    unpriced = [i for i in CAT.instances.values() if i.cloud == "aws" and i.price("spot") is None]
+    if not unpriced:
+        pytest.skip("every aws type has a spot price")
+    f = fleet(pricing="spot")
+    try:
+        _, warnings = allowed_instances(f, CAT)
+    except InfeasibleError as e:
+        assert f"{len(unpriced)} instance types have no published spot price and were excluded ({len(unpriced)} on aws)" in str(e)
+    else:
+        assert warnings == [f"{len(unpriced)} instance types have no published spot price and were excluded ({len(unpriced)} on aws)"]
+
+
+def test_allowed_instances_none_left_names_the_constraints() -> None:
+    with pytest.raises(InfeasibleError) as e:
+        allowed_instances(fleet(hardware=["h100-sxm"], instance_families=["g6e"]), CAT)
+    assert str(e.value) == (
+        "no instance type matches the constraints (clouds=['aws'], regions=any, families=['g6e'], hardware=['h100-sxm'], pricing=on_demand)"
+    )
+
+
+def test_allowed_instances_rejects_unknown_ids() -> None:
+    with pytest.raises(InputError, match="h999"):
+        allowed_instances(fleet(hardware=["h999"]), CAT)
+    with pytest.raises(InputError, match=r"nope\.xlarge"):
+        allowed_instances(fleet(availability={"nope.xlarge": 1}), CAT)
+
+
+def test_check_context_against_the_model() -> None:
+    limit = CAT.model("llama-3.1-8b").max_context
+    ok = Fleet.model_validate({"workloads": [{"name": "chat", "model": "llama-3.1-8b", "requests_per_s": 1.0, "input_tokens": limit - 10,
+                                              "output_tokens": 10}]})  # fmt: skip
+    _check_context(ok, CAT)
+    over = Fleet.model_validate({"workloads": [{"name": "chat", "model": "llama-3.1-8b", "requests_per_s": 1.0, "input_tokens": limit - 10,
+                                                "output_tokens": 11}]})  # fmt: skip
+    with pytest.raises(InputError) as e:
+        _check_context(over, CAT)
+    assert str(e.value) == f"workload 'chat': {limit + 1} tokens exceeds llama-3.1-8b's max context of {limit}"
+
+
+def test_standalone_cost_buys_whole_instances() -> None:
+    # 10 req/s at 3 req/s a replica: 4 replicas x 2 devices = 8 devices: 2 instances of 4 at $12
+    assert standalone_cost(cand(SMALL, 2, 3.0), 10.0, SMALL, "on_demand") == 24.0
+    assert standalone_cost(cand(SMALL, 2, 2.5), 10.0, SMALL, "on_demand") == 24.0  # exactly 4 replicas
+    assert standalone_cost(cand(SMALL, 2, 2.5), 10.01, SMALL, "on_demand") == 36.0
+    assert standalone_cost(cand(SMALL, 1, 100.0), 0.0, SMALL, "on_demand") == 12.0  # at least one replica
+
+
+def test_shortlist_keeps_unit_cost_standalone_and_fast_candidates() -> None:
+    # 12 candidates on the 1-device type, capacity k+1 at $2 a replica: unit cost falls with k, standalone cost for 10 req/s
+    # is ceil(10/(k+1)) x $2 — flat from k=9 on, so ties break by unit cost.
+    cs = [cand(ONE, 1, float(k + 1), ttft=float(100 - k)) for k in range(12)]
+    kept = shortlist(fleet(rate=10.0), cs, [ONE])
+    caps = sorted(c.capacity_rps for c in kept)
+    assert caps == [7.0, 8.0, 9.0, 10.0, 11.0, 12.0]  # the 4 cheapest per req/s are among the 6 cheapest alone
+    assert [c.capacity_rps for c in kept] == caps  # input order kept
+
+
+def test_shortlist_standalone_keeps_a_small_replica_for_a_small_demand() -> None:
+    # demand 0.5 req/s: one $2 replica (capacity 1) beats the big $80 instance, whose unit cost is better
+    cs = [cand(BIG, 8, 1000.0 + k) for k in range(6)] + [cand(ONE, 1, 1.0)]
+    kept = shortlist(fleet(rate=0.5), cs, [ONE, BIG])
+    assert cs[-1] in kept and len(kept) == 6 and cs[0] not in kept  # 1000 req/s: 5th by unit cost, 6th alone
+    kept = shortlist(fleet(rate=None, objective="throughput", budget_usd_per_month=1000.0), cs, [ONE, BIG])
+    assert len(kept) == 4 and cs[-1] not in kept  # no rate: unit cost only
+
+
+def test_shortlist_latency_and_single_type() -> None:
+    cs = [cand(ONE, 1, float(20 - k), ttft=float(30 - k)) for k in range(12)]  # cheaper is slower here
+    cost = shortlist(fleet(rate=1.0), cs, [ONE])
+    assert len(cost) == 6 and cs[0] in cost
+    fast = shortlist(fleet(rate=1.0, objective="latency", budget_usd_per_month=1e6), cs, [ONE])
+    assert set(map(id, fast)) >= set(map(id, cost)) and cs[11] in fast and cs[8] in fast and cs[7] not in fast and len(fast) == 10
+    assert len(shortlist(fleet(rate=1.0, single_type=True), cs, [ONE])) == 12
+
+
+def test_shortlist_ties_break_by_instance_then_layout() -> None:
+    cs = [cand(ONE, 1, 1.0, tp=1) for _ in range(3)] + [cand(ONE, 1, 1.0, tp=2), cand(ONE, 1, 1.0, tp=4)]
+    kept = shortlist(fleet(rate=None, objective="throughput", budget_usd_per_month=1e3), cs, [ONE])
+    assert [c.tp for c in kept] == [1, 1, 1, 2]
+
+
+# --- candidates.py ---------------------------------------------------------------------------------------------------
+
+
+def test_prune_drops_dominated_candidates_per_workload_and_instance() -> None:
+    a = cand(BIG, 2, 4.0, ttft=100.0, tpot=10.0)
+    more_devices = cand(BIG, 4, 4.0, ttft=100.0, tpot=10.0)
+    less_capacity = cand(BIG, 2, 3.9, ttft=100.0, tpot=10.0)
+    slower = cand(BIG, 2, 4.0, ttft=100.1, tpot=10.0)
+    slower_tpot = cand(BIG, 2, 4.0, ttft=100.0, tpot=10.1)
+    trade = cand(BIG, 2, 3.0, ttft=50.0, tpot=10.0)  # less capacity but faster: kept
+    other_inst = cand(SMALL, 4, 1.0, ttft=500.0, tpot=50.0)  # worse, but another group
+    other_wl = cand(BIG, 8, 1.0, ttft=500.0, tpot=50.0, workload="rag")
+    twin = cand(BIG, 2, 4.0, ttft=100.0, tpot=10.0)  # identical to a: the first is kept
+    got = prune([more_devices, a, less_capacity, slower, slower_tpot, trade, other_inst, other_wl, twin])
+    assert [id(x) for x in got] == [id(a), id(trade), id(other_inst), id(other_wl)]
+    assert prune([a]) == [a] and prune([]) == []
+
+
+def test_prune_treats_a_missing_tpot_as_zero() -> None:
+    enc = cand(BIG, 1, 2.0, ttft=10.0, tpot=None)
+    dec = cand(BIG, 1, 2.0, ttft=10.0, tpot=0.5)
+    assert [id(x) for x in prune([dec, enc])] == [id(enc)]
+
+
+def rows(shape: list[int], device: list[int]) -> _Rows:
+    return _Rows(shape=shape, device=device, tp=[1] * len(shape), pp=[1] * len(shape))
+
+
+def test_screen_keeps_the_cheapest_per_shape_and_the_best_of_each_device() -> None:
+    assert cands_mod.SCREEN_PER_SHAPE == 12 and cands_mod.SCREEN_PER_DEVICE == 1
+    # shape 0: 14 rows on device 0 (unit 1..14) and one dear row on device 1; shape 1: 2 rows
+    r = rows([0] * 15 + [1, 1], [0] * 14 + [1] + [0, 0])
+    unit = np.array([float(k + 1) for k in range(14)] + [99.0, 5.0, 4.0])
+    assert _screen(r, unit).tolist() == [*range(12), 14, 15, 16]
+
+
+def test_screen_orders_ties_by_index() -> None:
+    r = rows([0] * 14, [0] * 14)
+    assert _screen(r, np.ones(14)).tolist() == list(range(12))
+    assert _screen(r, np.array([2.0] * 7 + [1.0] * 7)).tolist() == [0, 1, 2, 3, 4, *range(7, 14)]
+
+
+def test_layouts_powers_of_two_within_the_link_domain() -> None:
+    model = CAT.model("llama-3.1-8b")  # 32 heads, 32 layers
+    h100 = CAT.device("h100-sxm")
+    got = layouts(model, CAT.instance("p5.48xlarge"), h100)
+    assert got == [(1, 1), (1, 2), (2, 1), (1, 4), (2, 2), (4, 1), (1, 8), (2, 4), (4, 2), (8, 1)]
+    assert layouts(model, CAT.instance("g6e.12xlarge"), CAT.device("l40s")) == [(1, 1), (1, 2), (2, 1), (1, 4), (2, 2), (4, 1)]
+    narrow = h100.model_copy(update={"interconnect": h100.interconnect.model_copy(update={"domain_size": 2})})
+    assert layouts(model, CAT.instance("p5.48xlarge"), narrow) == [(1, 1), (1, 2), (2, 1), (1, 4), (2, 2), (1, 8), (2, 4)]
+    few = model.model_copy(update={"num_heads": 6, "num_layers": 2})
+    assert layouts(few, CAT.instance("p5.48xlarge"), h100) == [(1, 1), (1, 2), (2, 1), (2, 2)]
+
+
+def test_layouts_of_a_generic_model_ignore_heads_and_layers() -> None:
+    generic = next(m for m in CAT.models.values() if m.kind == "generic")
+    assert layouts(generic, CAT.instance("g6e.12xlarge"), CAT.device("l40s")) == [(1, 1)]
+
+
+def test_formats_need_an_fp8_path_for_fp8() -> None:
+    h100, a100 = CAT.device("h100-sxm"), CAT.device("a100-80gb-sxm")
+    assert "fp8" in h100.peak_tflops and "fp8" not in a100.peak_tflops
+    assert formats("fp8", a100) is None
+    assert formats("fp8", h100) == cands_mod.storage_formats("fp8", dict(h100.peak_tflops))
+    assert formats("bf16", a100) == cands_mod.storage_formats("bf16", dict(a100.peak_tflops)) is not None
+
+
+def shape(decoder: bool = True, context: float = 4096.0, ttft_s: float = 2.0, tpot_s: float = 0.05) -> Shape:
+    return Shape(decoder=decoder, input_mean=1000.0, input_tail=2000.0, output_mean=200.0, context=context, ttft_s=ttft_s, tpot_s=tpot_s,
+                 quantile=0.99, arrival_cv=1.0, tail_share=0.1)  # fmt: skip
+
+
+def test_reasons_name_memory_tpot_ttft_or_the_slots() -> None:
+    sh = [shape(context=131072.0), shape(decoder=False, context=512.0), shape(), shape(), shape(), shape(), shape(tpot_s=0.05)]
+    idle = SimpleNamespace(
+        ttft_s=np.array([0.0, 0.0, 0.1, 0.1, 2.5, 1.0, 2.0]), tpot_s=np.array([0.0, 0.0, 0.01, 0.0625, 0.01, 0.05, 0.05])
+    )
+    slots = np.array([0.5, 0.0, 8.0, 8.0, 8.0, 8.0, 1.0])
+    rate = np.array([5.0, 5.0, 3.0, 0.0, 0.0, 0.0, 0.0])
+    assert _reasons(idle, slots, sh, rate) == [  # type: ignore[arg-type]
+        "does not fit memory at the longest request (131,072 tokens)",
+        "does not fit memory at one batch",
+        None,
+        "TPOT 62 ms > target 50 ms even with one request",
+        "TTFT 2,500 ms > target 2000 ms even when idle",
+        "cannot meet the targets within its memory slots and token budget",
+        "cannot meet the targets within its memory slots and token budget",
+    ]
+
+
+def test_binding_names_the_largest_ratio() -> None:
+    sh = [shape(ttft_s=2.0, tpot_s=0.05)] * 4 + [shape(ttft_s=float("inf"), tpot_s=float("inf"))]
+    m = SimpleNamespace(ttft_s=np.array([1.9, 0.1, 0.1, 0.1, 5.0]), tpot_s=np.array([0.01, 0.049, 0.01, 0.01, 1.0]),
+                        budget_use=np.array([0.1, 0.1, 0.88, 0.1, 0.5]), slot_use=np.array([0.1, 0.1, 0.1, 0.99, 0.4]))  # fmt: skip
+    assert cands_mod.BUDGET_UTILISATION == 0.9 and cands_mod.SLOT_UTILISATION == 1.0
+    assert _binding(m, sh) == ["TTFT target", "TPOT target", "token budget per step", "KV-cache slots", "token budget per step"]  # type: ignore[arg-type]
+    nan = SimpleNamespace(ttft_s=np.array([np.nan]), tpot_s=np.array([np.nan]), budget_use=np.array([np.nan]), slot_use=np.array([0.2]))
+    assert _binding(nan, sh[:1]) == ["KV-cache slots"]  # type: ignore[arg-type]
+
+
+# --- survivors of the mutation run (docs/mutation.md) ----------------------------------------------------------------
+
+
+def brute(**cons: Any) -> list[str]:
+    f = Fleet.model_validate({"workloads": [fleet().workloads[0].model_dump(exclude_none=True)], "constraints": cons})
+    c = f.constraints
+    return [i.name for i in sorted(CAT.instances.values(), key=lambda i: (i.cloud, i.name))
+            if (not c.clouds or i.cloud in c.clouds) and (not c.regions or i.region in c.regions)
+            and (not c.instance_families or i.family in c.instance_families) and (not c.hardware or i.device in c.hardware)
+            and c.cap(i.name) != 0 and i.price(c.pricing) is not None]  # fmt: skip
+
+
+@pytest.mark.parametrize("cons", [{"clouds": ["gcp"]}, {"regions": ["europe-west4"]}, {"regions": ["us-west-2"]},
+                                  {"instance_families": ["g6"]}, {"hardware": ["l4"]}, {"availability": {"a2-highgpu-1g": 0}}])  # fmt: skip
+def test_allowed_instances_matches_a_plain_filter(cons: dict[str, Any]) -> None:
+    want = brute(**cons)
+    f = Fleet.model_validate({"workloads": [fleet().workloads[0].model_dump(exclude_none=True)], "constraints": cons})
+    try:
+        got = [i.name for i in allowed_instances(f, CAT)[0]]
+    except InfeasibleError:
+        got = []
+    assert got == want
+
+
+def test_allowed_instances_unpriced_per_cloud_and_in_the_error() -> None:
+    unpriced: dict[str, int] = {}
+    for i in CAT.instances.values():
+        if i.device == "h200-sxm" and i.price("spot") is None:
+            unpriced[i.cloud] = unpriced.get(i.cloud, 0) + 1
+    if len(unpriced) < 2 or brute(pricing="spot", hardware=["h200-sxm"]):
+        pytest.skip("the catalogue now has spot prices for h200-sxm")
+    per_cloud = ", ".join(f"{n} on {c}" for c, n in sorted(unpriced.items()))
+    f = Fleet.model_validate({"workloads": [fleet().workloads[0].model_dump(exclude_none=True)],
+                              "constraints": {"pricing": "spot", "hardware": ["h200-sxm"]}})  # fmt: skip
+    with pytest.raises(InfeasibleError) as e:
+        allowed_instances(f, CAT)
+    assert str(e.value) == ("no instance type matches the constraints (clouds=any, regions=any, families=any, hardware=['h200-sxm'], "
+                            f"pricing=spot); {sum(unpriced.values())} instance types have no published spot price and were excluded "
+                            f"({per_cloud})")  # fmt: skip
+
+
+def test_check_context_skips_generic_models_and_uses_the_input_for_encoders() -> None:
+    enc = CAT.model("bge-large-en")
+    generic = next(m for m in CAT.models.values() if m.kind == "generic")
+    limit = CAT.model("llama-3.1-8b").max_context
+    wls = [{"name": "g", "model": generic.id, "requests_per_s": 1.0, "input_tokens": 10**7, "output_tokens": 1},
+           {"name": "e", "model": enc.id, "requests_per_s": 1.0, "input_tokens": enc.max_context, "output_tokens": 100},
+           {"name": "d", "model": "llama-3.1-8b", "requests_per_s": 1.0, "input_tokens": limit, "output_tokens": 1}]  # fmt: skip
+    with pytest.raises(InputError, match="workload 'd'"):
+        _check_context(Fleet.model_validate({"workloads": wls}), CAT)
+    _check_context(Fleet.model_validate({"workloads": wls[:2]}), CAT)
+
+
+def test_standalone_cost_small_capacity_and_whole_instance_minimum() -> None:
+    assert standalone_cost(cand(SMALL, 1, 0.5), 1.0, SMALL, "on_demand") == 12.0  # 2 replicas of 1 device: one instance
+    assert standalone_cost(cand(SMALL, 4, 0.5), 1.0, SMALL, "on_demand") == 24.0  # 2 replicas of 4 devices
+    assert standalone_cost(cand(SMALL, 4, 9.0), 0.0, SMALL, "on_demand") == 12.0  # at least one replica, not two
+
+
+def test_shortlist_unit_cost_counts_devices_and_every_workload() -> None:
+    a = cand(SMALL, 1, 1.0)  # $3 per req/s
+    bs = [cand(SMALL, 4, 3.0) for _ in range(4)]  # $4 per req/s
+    thr = fleet(rate=None, objective="throughput", budget_usd_per_month=1e4)
+    assert a in shortlist(thr, [*bs, a], [SMALL])
+    two = Fleet.model_validate({"workloads": [fleet().workloads[0].model_dump(exclude_none=True),
+                                              {**fleet().workloads[0].model_dump(exclude_none=True), "name": "other"}],
+                                "constraints": {"clouds": ["aws"], "single_type": True}})  # fmt: skip
+    other = cand(ONE, 1, 1.0, workload="other")
+    assert shortlist(two, [a, other], [SMALL, ONE]) == [a, other]
+    assert shortlist(two.model_copy(update={"constraints": fleet().constraints}), [other], [ONE]) == [other]
+
+
+def test_layouts_on_large_instances_and_integer_pp() -> None:
+    model = CAT.model("llama-3.1-8b")
+    h100 = CAT.device("h100-sxm")
+    wide = h100.model_copy(update={"interconnect": h100.interconnect.model_copy(update={"domain_size": 64})})
+    for n, layout in ((16, (1, 16)), (32, (2, 16)), (64, (4, 16))):
+        got = layouts(model, CAT.instance("p5.48xlarge").model_copy(update={"devices": n}), wide)
+        assert layout in got and all(type(tp) is int and type(pp) is int for tp, pp in got)
+
+
+def test_binding_divides_by_the_budget_utilisation_and_reasons_accept_any_positive_rate() -> None:
+    m = SimpleNamespace(ttft_s=np.array([0.1]), tpot_s=np.array([0.045]), budget_use=np.array([0.86]), slot_use=np.array([0.1]))
+    assert _binding(m, [shape()]) == ["token budget per step"]  # type: ignore[arg-type]  # 0.86/0.9 > 0.045/0.05
+    idle = SimpleNamespace(ttft_s=np.array([0.1]), tpot_s=np.array([0.01]))
+    assert _reasons(idle, np.array([8.0]), [shape()], np.array([0.5])) == [None]  # type: ignore[arg-type]
+
+
+def test_screen_keeps_one_row_per_device_beyond_the_shape_quota() -> None:
+    r = rows([0] * 15, [0] * 12 + [1, 1, 1])
+    assert _screen(r, np.arange(15, dtype=float)).tolist() == [*range(12), 12]
+
+
+def test_prune_a_later_candidate_with_more_capacity_dominates() -> None:
+    low = cand(BIG, 2, 3.0, ttft=100.0, tpot=10.0)
+    high = cand(BIG, 2, 4.0, ttft=100.0, tpot=10.0)
+    assert [id(x) for x in prune([low, high])] == [id(high)]
