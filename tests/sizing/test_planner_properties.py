@@ -63,7 +63,8 @@ def test_promised_ttft_includes_queueing_beyond_the_idle_prefill() -> None:
     chat = plan.workload("chat")
     for d in chat.deployments:
         dev = CAT.device(d.hardware)
-        dep = Deployment(CAT.model("llama-3.1-8b"), dev, CAT.efficiency_for(dev), CAT.runtime_spec, d.tp, d.pp, 1, d.weights_dtype, d.kv_dtype)
+        eff = CAT.efficiency_for(dev)
+        dep = Deployment(CAT.model("llama-3.1-8b"), dev, eff, CAT.runtime_spec, d.tp, d.pp, 1, d.weights_dtype, d.kv_dtype)
         idle_ms = float(prefill_step(dep, 1, 1000).total) * 1e3
         assert d.ttft_ms > idle_ms
         assert d.tpot_ms is not None and d.tpot_ms <= 60.0
