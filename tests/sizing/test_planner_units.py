@@ -207,7 +207,7 @@ def test_shortlist_standalone_keeps_a_small_replica_for_a_small_demand() -> None
     kept = shortlist(fleet(rate=0.5), cs, [ONE, BIG])
     assert cs[-1] in kept and len(kept) == 6 and cs[0] not in kept  # 1000 req/s: 5th by unit cost, 6th alone
     kept = shortlist(fleet(rate=None, objective="throughput", budget_usd_per_month=1000.0), cs, [ONE, BIG])
-    assert len(kept) == 4 and cs[-1] not in kept  # no rate: unit cost only
+    assert len(kept) == 5 and cs[-1] in kept  # no rate: 4 by unit cost, plus the best on each cheap device type
 
 
 def test_shortlist_latency_and_single_type() -> None:
