@@ -179,7 +179,23 @@ def size(fleet: Fleet, cat: CatalogueLike, *, alternatives: bool = True, time_li
             if x.hardware not in ok and x.reason:
                 why.setdefault(x.hardware, x.reason)
         rejected[w.name] = [Rejected(hardware=h, reason=r) for h, r in sorted(why.items())]
-    feasible = shortlist(fleet, prune([x for w in fleet.workloads for x in all_cands[w.name] if x.feasible]), insts)
+    every = prune([x for w in fleet.workloads for x in all_cands[w.name] if x.feasible])
+    plan = _solve(fleet, cat, insts, shortlist(fleet, every, insts), rejected, warnings, time_limit_s)
+    if alternatives:
+        alts = best_alternatives(fleet, insts, all_cands, plan, time_limit_s)
+        if c.objective == "cost" and any(a.delta_usd_per_month is not None and a.delta_usd_per_month < -0.01 for a in alts):
+            # The shortlist cost money: one device type alone is cheaper. Solve over every candidate instead.
+            plan = _solve(fleet, cat, insts, every, rejected, warnings, time_limit_s)
+            alts = best_alternatives(fleet, insts, all_cands, plan, time_limit_s)
+        plan = with_alternatives(plan, alts)
+    return plan
+
+
+def _solve(fleet: Fleet, cat: CatalogueLike, insts: list[InstanceSpec], feasible: list[Candidate], rejected: dict[str, list[Rejected]],
+           base_warnings: list[str], time_limit_s: float) -> Plan:  # fmt: skip
+    """Solve the integer program over ``feasible`` and assemble the plan (with its own warnings)."""
+    c = fleet.constraints
+    warnings = list(base_warnings)
     prob = problem_for(fleet, feasible, insts, time_limit_s)
     sol = solve(prob)
     if not sol.has_solution:
@@ -207,27 +223,4 @@ def size(fleet: Fleet, cat: CatalogueLike, *, alternatives: bool = True, time_li
     served = {w.name: float(sol.served[k]) for k, w in enumerate(fleet.workloads)}
     solver = Solver(status="optimal" if sol.status == SolveStatus.OPTIMAL else "time_limit",
                     gap_pct=round(100 * float(sol.gap), 4) if np.isfinite(sol.gap) else 0.0)  # fmt: skip
-    plan = build_plan(fleet, cat, insts, chosen, counts, served, rejected, solver, warnings)
-    if alternatives:
-        alts = best_alternatives(fleet, insts, all_cands, plan, time_limit_s)
-        if c.objective == "cost" and any(a.delta_usd_per_month is not None and a.delta_usd_per_month < -0.01 for a in alts):
-            # The shortlist cost money: one device type alone is cheaper. Solve over every candidate instead.
-            return _resolve_full(fleet, cat, insts, all_cands, rejected, warnings, time_limit_s)
-        plan = with_alternatives(plan, alts)
-    return plan
-
-
-def _resolve_full(fleet: Fleet, cat: CatalogueLike, insts: list[InstanceSpec], all_cands: dict[str, list[Candidate]],
-                  rejected: dict[str, list[Rejected]], warnings: list[str], time_limit_s: float) -> Plan:  # fmt: skip
-    feasible = prune([x for w in fleet.workloads for x in all_cands[w.name] if x.feasible])
-    prob = problem_for(fleet, feasible, insts, time_limit_s)
-    sol = solve(prob)
-    if not sol.has_solution:
-        raise InfeasibleError(describe_failure(fleet, feasible, insts, prob, sol))
-    chosen = [(x, int(r), float("nan")) for x, r in zip(feasible, sol.replicas, strict=True) if r > 0]
-    counts = {insts[t].name: int(n) for t, n in enumerate(sol.instances) if n > 0}
-    served = {w.name: float(sol.served[k]) for k, w in enumerate(fleet.workloads)}
-    solver = Solver(status="optimal" if sol.status == SolveStatus.OPTIMAL else "time_limit",
-                    gap_pct=round(100 * float(sol.gap), 4) if np.isfinite(sol.gap) else 0.0)  # fmt: skip
-    plan = build_plan(fleet, cat, insts, chosen, counts, served, rejected, solver, warnings)
-    return with_alternatives(plan, best_alternatives(fleet, insts, all_cands, plan, time_limit_s))
+    return build_plan(fleet, cat, insts, chosen, counts, served, rejected, solver, warnings)
