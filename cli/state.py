@@ -73,31 +73,54 @@ def guarded(fn: Callable[P, R]) -> Callable[P, R]:
       exits 141 quietly, as a shell reports a process ended by SIGPIPE.
 
     Typer's own exits (``--help``, usage errors) pass through untouched.
+
+    Context lines (:func:`info`, :func:`debug`: notes, warnings, "wrote ...") are held back while
+    the command runs and written when it ends: all of them after a success, before the error line
+    after a policy breach (exit 1) or an infeasible plan (exit 3), and none after an input error
+    (exit 2), an internal error (exit 4) or an interrupt, so those print exactly one line.
     """
 
     @functools.wraps(fn)
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
         from aicap.sizing.core.errors import AicapError, ExitCode
 
+        outer, STATE.held = STATE.held, []
+
+        def release(keep: bool) -> None:
+            """Stop holding lines back; write the held ones (to the enclosing command's hold, if any) when ``keep``."""
+            held, STATE.held = STATE.held or [], outer
+            for line in held if keep else ():
+                _say(line)
+
         try:
             _check_finite(fn, kwargs)
-            return fn(*args, **kwargs)
-        except (typer.Exit, typer.Abort, TyperException):
+            result = fn(*args, **kwargs)
+        except (typer.Exit, typer.Abort, TyperException) as exc:
+            release(isinstance(exc, typer.Exit) and exc.exit_code in {0, 1, 3})
             raise
         except AicapError as exc:
+            release(exc.exit_code != ExitCode.INPUT_ERROR)
             sys.stderr.write(f"aicap: error: {_one_line(str(exc), 2000)}\n")
             raise typer.Exit(int(exc.exit_code)) from None
         except KeyboardInterrupt:
+            release(False)
             sys.stderr.write("aicap: interrupted\n")
             raise typer.Exit(130) from None
         except BrokenPipeError:
+            release(False)
             _silence_stdout()
             raise typer.Exit(141) from None
         except Exception as exc:
+            release(False)
             if os.environ.get(DEBUG_ENV) == "1":
                 raise
             sys.stderr.write(internal_error_line(exc) + "\n")
             raise typer.Exit(int(ExitCode.INTERNAL_ERROR)) from None
+        except BaseException:
+            release(False)
+            raise
+        release(True)
+        return result
 
     wrapper.__aicap_guarded__ = True  # type: ignore[attr-defined]
     return wrapper
@@ -119,21 +142,34 @@ class State:
     verbose: bool = False
     quiet: bool = False
     catalogs: list[Path] = field(default_factory=list)
+    #: Context lines held back while a guarded command runs (``None`` outside one: written at once).
+    held: list[str] | None = None
 
 
 STATE = State()
 
 
-def info(message: str) -> None:
-    """Write a progress or context line to stderr unless ``--quiet``."""
-    if not STATE.quiet:
+def _say(message: str) -> None:
+    if STATE.held is not None:
+        STATE.held.append(message)
+    else:
         sys.stderr.write(message + "\n")
+
+
+def info(message: str) -> None:
+    """Write a context line (note, warning, "wrote ...") to stderr unless ``--quiet``.
+
+    Inside a command it is held back until the command ends, and dropped when the command ends
+    with an input error, whose single error line stays alone on stderr (:func:`guarded`).
+    """
+    if not STATE.quiet:
+        _say(message)
 
 
 def debug(message: str) -> None:
-    """Write a line to stderr only with ``--verbose``."""
+    """Write a line to stderr only with ``--verbose`` (held back like :func:`info`)."""
     if STATE.verbose and not STATE.quiet:
-        sys.stderr.write(message + "\n")
+        _say(message)
 
 
 def catalogue() -> Catalogue:

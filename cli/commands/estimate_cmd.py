@@ -13,7 +13,7 @@ from aicap.cli.state import catalogue, guarded
 FormatOpt = Annotated[Format, typer.Option("--format", "-f", help="Output format.")]
 ModelOpt = Annotated[str, typer.Option("--model", "-m", help="Model id, or a path to a Hugging Face config.json or model YAML.")]
 HardwareOpt = Annotated[str, typer.Option("--hardware", help="Device id (see `aicap hardware list`).")]
-DevicesOpt = Annotated[int | None, typer.Option("--devices", help="Total devices; default tp × pp. More than tp × pp runs replicas.")]
+DevicesOpt = Annotated[int | None, typer.Option("--devices", help="Total devices (at most 65,536); default tp × pp; more runs replicas.")]
 TpOpt = Annotated[int | None, typer.Option("--tp", help="Tensor-parallel degree (default: the throughput-best layout).")]
 PpOpt = Annotated[int | None, typer.Option("--pp", help="Pipeline-parallel degree (default: the throughput-best layout).")]
 EpOpt = Annotated[int, typer.Option("--ep", help="Expert-parallel degree for MoE models (divides --tp).")]

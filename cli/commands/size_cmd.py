@@ -58,7 +58,7 @@ def register(app: typer.Typer) -> None:
     def size_cmd(
         fleet_file: Annotated[Path | None, typer.Argument(metavar="[FLEET.yaml]", help="Fleet file; omit it (and --model) for the built-in example.")] = None,
         model: Annotated[str | None, typer.Option("--model", "-m", help="Size one workload of this model instead of a fleet file.")] = None,
-        rate: Annotated[float | None, typer.Option("--rate", help="Requests per second (one-workload mode; optional with --objective throughput).")] = None,
+        rate: Annotated[float | None, typer.Option("--rate", help="Requests per second, at least 1e-5 (one-workload mode; optional with --objective throughput).")] = None,
         input_tokens: Annotated[int, typer.Option("--input-tokens", help="Mean prompt tokens.")] = 1024,
         output_tokens: Annotated[int, typer.Option("--output-tokens", help="Mean generated tokens.")] = 256,
         ttft_ms: Annotated[float | None, typer.Option("--ttft-ms", help="TTFT target at the percentile (ms).")] = None,
@@ -80,6 +80,10 @@ def register(app: typer.Typer) -> None:
         from aicap.sizing.plan.fleet_io import build_fleet, builtin_fleet, load_fleet
         from aicap.sizing.plan.sizer import size
 
+        if output is not None and output.is_dir():  # fail before sizing, not after (write_atomic checks again)
+            from aicap.sizing.core.errors import InputError
+
+            raise InputError(f"{output}: is a directory, expected a file")
         cat = catalogue()
         overrides = {"cloud": cloud, "hardware": hardware, "pricing": pricing, "budget": budget, "objective": objective,
                      "single_type": single_type or None}  # fmt: skip

@@ -16,6 +16,12 @@ from aicap.sizing.core.errors import InputError
 from aicap.sizing.core.specs import DeviceSpec, EfficiencySpec
 from aicap.sizing.core.specs.efficiency import RuntimeSpec
 
+#: Most devices one estimate may span (``--devices``, and each of ``--tp`` and ``--pp``), over all its
+#: replicas: 65,536, past the largest serving deployment (and most training clusters) there is. A larger
+#: count is a unit slip, and it would only multiply the replica count; refusing it keeps the layout
+#: search bounded.
+MAX_DEVICES = 65_536
+
 
 @dataclass(frozen=True)
 class Deployment:

@@ -19,12 +19,25 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt, field_validator, model_validator
 
 from aicap.sizing.core.specs.instance import PricingModel
 
 Percentile = Literal["p50", "p90", "p95", "p99"]
 PERCENTILES = {"p50": 0.50, "p90": 0.90, "p95": 0.95, "p99": 0.99}
+
+#: Smallest traffic a workload may demand, in requests per second: 1e-5, about 26 requests a month
+#: (fewer than one a day). A smaller rate is almost always a unit slip (per month or per day given as
+#: per second); and at 1e-6 requests/s and below, the demand is within the integer program's
+#: feasibility tolerance, so the solver would call an empty plan feasible and find no real one.
+MIN_REQUESTS_PER_S = 1e-5
+
+
+def too_small_rate() -> str:
+    """Why a demanded rate below :data:`MIN_REQUESTS_PER_S` is refused (the caller names the value and where it came from)."""
+    per_month = MIN_REQUESTS_PER_S * 730 * 3600
+    return (f"below the minimum of {MIN_REQUESTS_PER_S:g} requests/s (about {per_month:.0f} requests a month); a rate this "
+            "small is likely a unit slip (the rate is per second), and it would size an empty plan")  # fmt: skip
 
 
 def _default_precisions() -> list[Literal["fp32", "bf16", "fp16", "fp8", "int8", "int4"]]:
@@ -72,12 +85,23 @@ class Workload(_Doc):
     arrival_cv: float = Field(1.0, ge=0.0, le=10.0)
     precisions: list[Literal["fp32", "bf16", "fp16", "fp8", "int8", "int4"]] = Field(default_factory=_default_precisions)
 
+    @field_validator("requests_per_s")
+    @classmethod
+    def _rate_not_tiny(cls, v: float | None) -> float | None:
+        if v is not None and v < MIN_REQUESTS_PER_S:
+            raise ValueError(too_small_rate())
+        return v
+
     @model_validator(mode="after")
     def _one_traffic(self) -> Workload:
         if self.requests_per_s is not None and self.tokens_per_s is not None:
             raise ValueError("give one of requests_per_s or tokens_per_s, not both")
         if not self.precisions:
             raise ValueError("precisions must list at least one format")
+        rate = self.rate
+        if self.tokens_per_s is not None and rate is not None and rate < MIN_REQUESTS_PER_S:
+            raise ValueError(f"tokens_per_s {self.tokens_per_s:g} at {self.mean_output:g} output tokens per request is "
+                             f"{rate:.3g} requests/s, {too_small_rate()}")  # fmt: skip
         return self
 
     @staticmethod
@@ -153,7 +177,9 @@ class Constraints(_Doc):
     hardware: list[str] | None = None
     availability: dict[str, int] = Field(default_factory=dict, description="instance name -> most instances available")
     max_instances_per_type: int = Field(
-        256, ge=1, le=1_000_000,
+        256,
+        ge=1,
+        le=1_000_000,
         description="most instances of any one type a plan may buy unless `availability` says otherwise: a quota a real "
         "account gets; a demand beyond it is more likely a unit slip than a real fleet",
     )

@@ -26,7 +26,18 @@ from aicap.sizing.core.fleet import PERCENTILES, Workload
 from aicap.sizing.core.specs import DeviceSpec, EfficiencySpec, InstanceSpec, ModelSpec
 from aicap.sizing.core.specs.efficiency import RuntimeSpec
 from aicap.sizing.perf import memory
-from aicap.sizing.serve.load import BUDGET_UTILISATION, SLOT_UTILISATION, Loaded, Replica, Traffic, at_arrivals, at_rate, capacity
+from aicap.sizing.serve.load import (
+    BUDGET_UTILISATION,
+    SLOT_UTILISATION,
+    Loaded,
+    Replica,
+    ReplicaGroup,
+    Traffic,
+    at_arrivals,
+    at_rate,
+    capacity,
+    rate_bound,
+)
 from aicap.sizing.serve.step import Hardware, StepModel
 
 F = NDArray[np.float64]
@@ -226,17 +237,17 @@ def evaluate(model: ModelSpec, runtime: RuntimeSpec, fmt: tuple[str, str], shape
     ttft_t, tpot_t = np.array([s.ttft_s for s in sh]), np.array([s.tpot_s for s in sh])
     # Screen first: capacity without the TTFT percentile (cheap) bounds each row's cost per request/s from
     # below; only the most promising rows pay for the TTFT mixture, the rest are dropped with a reason.
-    bound = capacity(step, pp_a, budget, traffic, np.full(len(sh), np.inf), tpot_t)
     price = np.array([devices[d][3] for d in rows.device]) * tp_a * pp_a
+    idle = at_arrivals(step, pp_a, budget, traffic, np.full(len(sh), 1e-6), ttft=False)
+    bound, pruned = _screen_bound(rows, step, pp_a, budget, traffic, tpot_t, price, idle)
     chosen = _screen(rows, np.where(bound.rate > 0, price / np.maximum(bound.rate, 1e-12), np.inf))
     sub = capacity(step.take(chosen), pp_a[chosen], budget, traffic.take(chosen), np.where(slots[chosen] >= 1, ttft_t[chosen], 0.0),
-                   tpot_t[chosen])  # fmt: skip
+                   tpot_t[chosen], without_ttft=bound.arrivals_per_round[chosen])  # fmt: skip
     cap = _spread(bound, sub, chosen)
-    idle = at_arrivals(step, pp_a, budget, traffic, np.full(len(sh), 1e-6), ttft=False)
     reasons = _reasons(idle, slots, sh, cap.rate)
     screened = np.ones(len(sh), dtype=bool)
     screened[chosen] = False
-    for k in np.flatnonzero(screened & (bound.rate > 0)).tolist():
+    for k in np.flatnonzero(screened & ((bound.rate > 0) | pruned)).tolist():
         reasons[k] = "screened out: its best-case cost per request/s is above the layouts kept for this workload"
     binding = _binding(cap, sh)
     out: list[Row] = []
@@ -246,6 +257,7 @@ def evaluate(model: ModelSpec, runtime: RuntimeSpec, fmt: tuple[str, str], shape
         for frac in LATENCY_LOAD_FRACTIONS:
             lighter = at_rate(step.take(ok), pp_a[ok], budget, traffic.take(ok), cap.rate[ok] * frac)
             variants.append((frac, lighter, ok))
+    group = ReplicaGroup(step, pp_a, budget, traffic)
     for frac, m, ix in variants:
         for j, k in enumerate(ix.tolist()):
             s = sh[k]
@@ -254,7 +266,7 @@ def evaluate(model: ModelSpec, runtime: RuntimeSpec, fmt: tuple[str, str], shape
                 capacity_rps=float(m.rate[j]), ttft_ms=float(m.ttft_s[j]) * 1e3,
                 tpot_ms=float(m.tpot_s[j]) * 1e3 if s.decoder else None, binding=binding[k] if frac == 1.0 else "lighter load",
                 load_fraction=frac, reason=reasons[k],
-                replica=Replica(step.take(np.array([k])), rows.pp[k], budget, traffic.take(np.array([k]))),
+                replica=Replica(group, k),
             ))  # fmt: skip
     return out
 
@@ -264,18 +276,74 @@ SCREEN_PER_DEVICE = 1  # and per (shape, device), so every device type keeps its
 
 
 def _screen(rows: _Rows, unit: F) -> NDArray[np.int64]:
-    """Indices of the rows to evaluate in full: the cheapest per shape and per (shape, device) by ``unit``."""
+    """Indices of the rows to evaluate in full: the cheapest per shape and per (shape, device) by ``unit``.
+
+    Rows of infinite ``unit`` (no capacity even without the TTFT target) are never kept.
+    """
     order = np.lexsort((np.arange(unit.size), unit))
     keep = np.zeros(unit.size, dtype=bool)
     per_shape: dict[int, int] = {}
     per_device: dict[tuple[int, int], int] = {}
     for k in order.tolist():
+        if not np.isfinite(unit[k]):
+            break
         s, d = rows.shape[k], rows.device[k]
         if per_shape.get(s, 0) < SCREEN_PER_SHAPE or per_device.get((s, d), 0) < SCREEN_PER_DEVICE:
             keep[k] = True
             per_shape[s] = per_shape.get(s, 0) + 1
             per_device[s, d] = per_device.get((s, d), 0) + 1
     return np.flatnonzero(keep)
+
+
+def _thresholds(rows: _Rows, unit: F, done: NDArray[np.bool_]) -> tuple[F, F]:
+    """Per row, the ``unit`` a row must beat to enter :func:`_screen`'s selection of its shape and of its (shape, device)."""
+    shape_a, dev_a = np.array(rows.shape), np.array(rows.device)
+    by_shape, by_device = np.full(unit.size, np.inf), np.full(unit.size, np.inf)
+    known = done & np.isfinite(unit)
+    for s in np.unique(shape_a).tolist():
+        mine = shape_a == s
+        vals = np.sort(unit[mine & known])
+        if vals.size >= SCREEN_PER_SHAPE:
+            by_shape[mine] = vals[SCREEN_PER_SHAPE - 1]
+        for d in np.unique(dev_a[mine]).tolist():
+            both = mine & (dev_a == d)
+            vals_d = np.sort(unit[both & known])
+            if vals_d.size >= SCREEN_PER_DEVICE:
+                by_device[both] = vals_d[SCREEN_PER_DEVICE - 1]
+    return by_shape, by_device
+
+
+def _screen_bound(rows: _Rows, step: StepModel, pp: F, budget: float, traffic: Traffic, tpot_t: F, price: F,
+                  idle: Loaded) -> tuple[Loaded, NDArray[np.bool_]]:  # fmt: skip
+    """Capacity without the TTFT target for every row :func:`_screen` could select (branch and bound).
+
+    :func:`~aicap.sizing.serve.load.rate_bound` bounds each row's cost per request/s from below at the
+    price of one step-time evaluation; rows are evaluated exactly, cheapest bound first, until no
+    unevaluated row's bound beats the selection's thresholds, so the selection equals the one the exact
+    capacity of every row would give. Rows never evaluated carry their idle metrics and a rate of 0;
+    the returned mask marks those whose bound left them a chance (they lost to the thresholds, not to
+    the targets).
+    """
+    ub_rate, ub_x = rate_bound(step, pp, budget, traffic, tpot_t)
+    lower = np.where(ub_rate > 0, price / np.maximum(ub_rate, 1e-300), np.inf)
+    out = Loaded(np.zeros(price.size), np.zeros(price.size), idle.round_s.copy(), idle.running.copy(), idle.ttft_s.copy(),
+                 idle.tpot_s.copy(), idle.budget_use.copy(), idle.slot_use.copy())  # fmt: skip
+    unit = np.full(price.size, np.inf)
+    done = ~np.isfinite(lower)  # provably no capacity: nothing to evaluate
+    todo = _screen(rows, lower)
+    while todo.size:
+        m = capacity(step.take(todo), pp[todo], budget, traffic.take(todo), np.full(todo.size, np.inf), tpot_t[todo], ub_x[todo])
+        for full, part in zip(
+            (out.arrivals_per_round, out.rate, out.round_s, out.running, out.ttft_s, out.tpot_s, out.budget_use, out.slot_use),
+            (m.arrivals_per_round, m.rate, m.round_s, m.running, m.ttft_s, m.tpot_s, m.budget_use, m.slot_use),
+            strict=True,
+        ):
+            full[todo] = part
+        unit[todo] = np.where(m.rate > 0, price[todo] / np.maximum(m.rate, 1e-300), np.inf)
+        done[todo] = True
+        by_shape, by_device = _thresholds(rows, unit, done)
+        todo = np.flatnonzero(~done & ((lower <= by_shape) | (lower <= by_device)))
+    return out, ~done
 
 
 def _spread(bound: Loaded, sub: Loaded, chosen: NDArray[np.int64]) -> Loaded:

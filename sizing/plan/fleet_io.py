@@ -14,7 +14,7 @@ from typing import Any
 from aicap.sizing.core.catalogue import CatalogueLike
 from aicap.sizing.core.documents import load_yaml, read_text, validate_model
 from aicap.sizing.core.errors import InputError
-from aicap.sizing.core.fleet import PERCENTILES, Fleet
+from aicap.sizing.core.fleet import MIN_REQUESTS_PER_S, PERCENTILES, Fleet, too_small_rate
 from aicap.sizing.core.plan import SCHEMA_VERSION, Plan
 
 CLOUDS = ("aws", "gcp", "azure")
@@ -75,6 +75,8 @@ def build_fleet(*, model: str, rate: float | None, input_tokens: int, output_tok
         raise InputError("--rate is required with --model (requests per second), except with --objective throughput")
     if rate is not None and not (math.isfinite(rate) and rate > 0):
         raise InputError(f"--rate {rate}: must be a positive, finite number of requests per second")
+    if rate is not None and rate < MIN_REQUESTS_PER_S:
+        raise InputError(f"--rate {rate:g}: {too_small_rate()}")
     if not (math.isfinite(arrival_cv) and 0 <= arrival_cv <= 10):
         raise InputError(f"--arrival-cv {arrival_cv}: must be between 0 (constant arrivals) and 10; 1 is Poisson")
     if percentile not in PERCENTILES:

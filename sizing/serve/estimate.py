@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from aicap.sizing.calibrate.accuracy import error_bands
-from aicap.sizing.core.deployment import Deployment, valid_tp
+from aicap.sizing.core.deployment import MAX_DEVICES, Deployment, valid_tp
 from aicap.sizing.core.dtypes import storage_formats
 from aicap.sizing.core.errors import InputError
 from aicap.sizing.perf import memory
@@ -141,7 +141,7 @@ def candidate_layouts(req: EstimateRequest, devices: int) -> list[tuple[int, int
     tps = [req.tp] if req.tp else [t for t in valid_tp(heads, min(devices, domain))]
     out: list[tuple[int, int]] = []
     for tp in tps:
-        pps = [req.pp] if req.pp else [p for p in range(1, devices // tp + 1) if p <= layers]
+        pps = [req.pp] if req.pp else list(range(1, min(devices // tp, layers) + 1))  # O(layers), whatever the device count
         out.extend((tp, pp) for pp in pps if tp * pp <= devices)
     return out
 
@@ -160,10 +160,18 @@ def estimate(req: EstimateRequest) -> EstimateResult:
         raise InputError(f"--input-tokens {req.input_tokens} / --output-tokens {req.output_tokens}: lengths must be positive")
     if req.batch is not None and req.batch < 1:
         raise InputError(f"--batch {req.batch}: must be a positive integer or 'auto'")
+    for flag, value in (("--devices", req.devices), ("--tp", req.tp), ("--pp", req.pp), ("--ep", req.ep)):
+        if value is not None and value > MAX_DEVICES:
+            raise InputError(f"{flag} {value}: at most {MAX_DEVICES:,} devices (the largest deployment aicap estimates); "
+                             f"give a count between 1 and {MAX_DEVICES:,}")  # fmt: skip
     wdt, kvdt = _defaults(req)
     devices = req.devices or (req.tp or 1) * (req.pp or 1)
     if devices < 1:
         raise InputError(f"--devices {devices}: must be a positive integer")
+    if devices > MAX_DEVICES:
+        raise InputError(
+            f"--tp {req.tp} × --pp {req.pp} = {devices:,} devices: at most {MAX_DEVICES:,} (the largest deployment aicap estimates)"
+        )
     if req.tp and req.pp and req.tp * req.pp > devices:
         raise InputError(f"--tp {req.tp} × --pp {req.pp} needs {req.tp * req.pp} devices but --devices is {devices}")
     ctx = req.input_tokens + (req.output_tokens if req.model.kind == "decoder" else 0)
@@ -215,18 +223,71 @@ def _evaluate(dep: Deployment, req: EstimateRequest, replicas: int) -> EstimateR
     mem["total"] = sum(mem.values())
     mem["capacity"] = memory.capacity_bytes(dep) / GIB
     fits = mem["total"] <= mem["capacity"]
-    res = EstimateResult(req, dep, max(replicas, 1), int(batch), metrics, mem, kv_tokens, fits, None if fits else advise(dep, mem))
+    context = None if dep.model.kind == "generic" else i + (o if dep.model.kind == "decoder" else 0)
+    advice = None if fits else advise(dep, mem, batch=int(batch), context=context, max_batch=limits["max_batch_at_context"],
+                                      max_context=limits["max_context_at_batch"])  # fmt: skip
+    res = EstimateResult(req, dep, max(replicas, 1), int(batch), metrics, mem, kv_tokens, fits, advice)
     res.limits = limits
     return res
 
 
-def advise(dep: Deployment, mem: dict[str, float]) -> str:
-    """Say in numbers why a deployment does not fit and what would help."""
-    cap = mem["capacity"]
-    if mem["weights"] + mem["overhead"] + mem["activations"] > cap:
-        hints = [f"TP={dep.tp * 2}"] if dep.tp * 2 <= dep.device.interconnect.domain_size else [f"PP={dep.pp * 2}"]
-        if dep.weights_dtype in {"bf16", "fp16", "fp32"}:
-            hints.append("fp8" if "fp8" in dep.device.peak_tflops else "int8")
-        return f"weights {mem['weights']:.1f} GiB per device > {cap:.1f} GiB usable; try {' or '.join(hints)}"
-    return (f"KV cache {mem['kv_cache']:.1f} GiB + weights {mem['weights']:.1f} GiB > {cap:.1f} GiB usable; "
-            f"lower the batch, use --batch auto, or fp8 KV cache")  # fmt: skip
+def _gib(more: float, less: float, *others: float) -> list[str]:
+    """GiB amounts of ``more``, ``less`` and ``others`` to one decimal, or more where needed to show ``more > less``."""
+    digits = next((d for d in (1, 2, 3) if round(more, d) > round(less, d)), 1)
+    return [f"{v:,.{digits}f} GiB" for v in (more, less, *others)]
+
+
+def _layout_hints(dep: Deployment, *, spelled: bool = False) -> list[str]:
+    """What shrinks every per-device term: a larger TP (or PP) degree, smaller weights (``fp8 weights`` when ``spelled``)."""
+    heads = getattr(dep.model, "num_heads", None)
+    layers = getattr(dep.model, "num_layers", None)
+    tps = [t for t in valid_tp(heads, dep.device.interconnect.domain_size) if t > dep.tp] if heads else []
+    hints = [f"TP={tps[0]}"] if tps else [f"PP={dep.pp * 2}"] if layers and dep.pp * 2 <= layers else []
+    smaller = ("fp8" if "fp8" in dep.device.peak_tflops else "int8") if dep.weights_dtype in {"bf16", "fp16", "fp32"} else None
+    smaller = "int4" if dep.weights_dtype in {"fp8", "int8"} else smaller
+    if smaller:
+        hints.append(f"{smaller} weights" if spelled else smaller)
+    return hints or ["a device with more memory"]
+
+
+def advise(dep: Deployment, mem: dict[str, float], *, batch: int = 1, context: int | None = None,
+           max_batch: int | None = None, max_context: int | None = None) -> str:  # fmt: skip
+    """Say in numbers why a deployment does not fit, naming the term that binds, and what would help.
+
+    ``mem`` holds GiB per device (``weights``, ``kv_cache``, ``activations``, ``overhead``,
+    ``capacity``). Exactly one of two cases:
+
+    * **The weights bind** when weights plus the runtime overhead alone exceed the usable memory:
+      no batch or context fits, and only a larger TP (or PP) degree or smaller weights help.
+    * **The KV cache or the activations bind** otherwise (whichever is larger; activations are the
+      prefill workspace and the logits): the terms that grow with batch and context exceed what
+      weights and overhead leave. A smaller batch helps (down to ``max_batch``, the most that fit at
+      this context); at batch 1, a shorter context (``max_context``), a larger TP degree or smaller
+      weights; an 8-bit KV cache when the KV cache binds.
+
+    The message quotes the sum that exceeds the capacity, so its numbers never contradict the verdict.
+    """
+    cap, w, ovh = mem["capacity"], mem["weights"], mem["overhead"]
+    if w + ovh > cap:
+        total, caps, ws, os_ = _gib(w + ovh, cap, w, ovh)
+        return (f"weights {ws} per device + overhead {os_} = {total} > {caps} usable, before any KV cache or activations; "
+                f"try {' or '.join(_layout_hints(dep))}")  # fmt: skip
+    kv, act = mem["kv_cache"], mem["activations"]
+    (big, big_v), (small, small_v) = sorted([("KV cache", kv), ("activations", act)], key=lambda t: -t[1])
+    need, free, big_s, small_s, caps, ws, os_ = _gib(big_v + small_v, cap - w - ovh, big_v, small_v, cap, w, ovh)
+    terms = f"{big} {big_s} + {small} {small_s} = {need}" if small_v > 0 else f"{big} {need}"
+    at = f"batch {batch:,}" + (f" × {context:,} tokens" if context else "")
+    hints: list[str] = []
+    if batch > 1 and max_batch:
+        hints.append(f"lower the batch to at most {max_batch:,} (the most that fit at this context)")
+    else:
+        if batch > 1 and max_batch is None:  # no limit computed (generic models): the batch is all there is to lower
+            hints.append("lower the batch")
+        if max_context and context and max_context < context:
+            hints.append(f"shorten requests to at most {max_context:,} tokens")
+        hints += _layout_hints(dep, spelled=True)
+    if big == "KV cache" and dep.kv_dtype in {"bf16", "fp16", "fp32"}:
+        hints.append(f"an 8-bit KV cache (--kv-dtype {'fp8' if 'fp8' in dep.device.peak_tflops else 'int8'})")
+    what = "the KV cache binds" if big == "KV cache" else "the activations (prefill workspace and logits) bind"
+    return (f"{what}: at {at}, {terms} > {free} left of {caps} usable after weights {ws} and overhead {os_}; "
+            f"what helps: {', or '.join(hints)}")  # fmt: skip

@@ -39,6 +39,7 @@ against closed forms (M/D/1 for a one-slot replica) in ``tests/sizing/test_load.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from statistics import NormalDist
 
@@ -56,7 +57,7 @@ SLOT_SIGMAS = 3.0
 # simulator (tests/sizing/test_load.py), the approximation under-predicts TPOT p99 by up to 12% at capacity
 # on the reference cases; the headroom absorbs that so a plan's promise holds when the traffic arrives.
 LATENCY_HEADROOM = 0.85
-_BISECTIONS = 16  # on arrivals per round: 2^-16 of the range
+_BISECTIONS = 12  # on arrivals per round: 2^-12 of the range (rate_bound's bracket where known)
 _TTFT_LOAD_BISECTIONS = 11  # on arrivals per round where TTFT binds: 2^-11 of the load that meets the rest
 _RATE_BISECTIONS = 30  # inverting λ(x): 2^-30 of the range
 _TTFT_BISECTIONS = 11  # on the TTFT quantile: 2^-11 of its bracket
@@ -98,18 +99,65 @@ class Traffic:
         return Traffic(*(np.broadcast_to(v, np.shape(self.input_tokens))[ix] for v in fields))
 
 
-@dataclass(frozen=True)
-class Replica:
-    """Everything the load model needs about one candidate replica: re-evaluate it at any load."""
+@dataclass(frozen=True, eq=False)
+class ReplicaGroup:
+    """Candidate replicas evaluated together (arrays over candidates): re-evaluate any of them at any load."""
 
     step: StepModel
-    pipeline_stages: int
+    pipeline_stages: F
     budget: float
     traffic: Traffic
 
+    def at_rate(self, index: ArrayLike, rate: ArrayLike) -> Loaded:
+        """The candidates at ``index`` receiving ``rate`` requests/s each (one bisection for all of them)."""
+        ix = np.asarray(index, dtype=np.int64)
+        return at_rate(self.step.take(ix), self.pipeline_stages[ix], self.budget, self.traffic.take(ix), np.asarray(rate, dtype=float))
+
+
+@dataclass(frozen=True)
+class Replica:
+    """One candidate replica: row ``index`` of the group it was evaluated in."""
+
+    group: ReplicaGroup
+    index: int
+
+    @property
+    def step(self) -> StepModel:
+        """Its step-time model."""
+        return self.group.step.take(np.array([self.index]))
+
+    @property
+    def traffic(self) -> Traffic:
+        """The workload shape it serves."""
+        return self.group.traffic.take(np.array([self.index]))
+
+    @property
+    def pipeline_stages(self) -> int:
+        """Pipeline-parallel degree."""
+        return int(self.group.pipeline_stages[self.index])
+
+    @property
+    def budget(self) -> float:
+        """Token budget per engine step."""
+        return self.group.budget
+
     def at_rate(self, rate: float) -> Loaded:
         """The replica receiving ``rate`` requests/s."""
-        return at_rate(self.step, float(self.pipeline_stages), self.budget, self.traffic, np.array([rate]))
+        return self.group.at_rate(np.array([self.index]), np.array([rate]))
+
+
+def at_rates(replicas: Sequence[Replica], rates: Sequence[float]) -> list[Loaded]:
+    """Each replica at its rate, one vectorised pass per group they were evaluated in (a length-1 :class:`Loaded` each)."""
+    groups: dict[int, list[int]] = {}
+    for k, r in enumerate(replicas):
+        groups.setdefault(id(r.group), []).append(k)
+    out: list[Loaded | None] = [None] * len(replicas)
+    for members in groups.values():
+        group = replicas[members[0]].group
+        m = group.at_rate([replicas[k].index for k in members], [rates[k] for k in members])
+        for j, k in enumerate(members):
+            out[k] = m.take(np.array([j]))
+    return [m for m in out if m is not None]
 
 
 @dataclass(frozen=True)
@@ -124,6 +172,13 @@ class Loaded:
     tpot_s: F
     budget_use: F
     slot_use: F
+
+    def take(self, index: ArrayLike) -> Loaded:
+        """The candidates at ``index``."""
+        ix = np.asarray(index)
+        return Loaded(*(np.asarray(np.broadcast_to(v, np.shape(self.rate))[ix], dtype=float) for v in (
+            self.arrivals_per_round, self.rate, self.round_s, self.running, self.ttft_s, self.tpot_s, self.budget_use,
+            self.slot_use)))  # fmt: skip
 
     @property
     def stable(self) -> NDArray[np.bool_]:
@@ -171,11 +226,10 @@ def lump_counts(mean: ArrayLike, cv: ArrayLike, top: int) -> F:
     nb = c2 > 1.0
     ratio = np.where(nb, mu / (r + mu), 0.0)
     first = np.where(nb, np.exp(-np.where(nb, r, 0.0) * np.log1p(mu / np.where(nb, r, 1.0))), np.exp(-mu))
-    out = np.empty((top + 1, *mu.shape))
-    out[0] = first
-    for m in range(1, top + 1):
-        step = np.where(nb, ratio * (m - 1 + np.where(nb, r, 0.0)) / m, mu / m)
-        out[m] = out[m - 1] * step
+    m = np.arange(1, top + 1, dtype=float).reshape(-1, *([1] * mu.ndim))
+    # P(m)/P(m − 1): μ/m (Poisson) or p·(m − 1 + r)/m (negative binomial); the pmf is their running product.
+    ratios = np.where(nb, ratio * (m - 1.0 + np.where(nb, r, 0.0)) / m, mu / m)
+    out = np.concatenate([first[None], first[None] * np.cumprod(ratios, axis=0)])
     out[top] = np.maximum(1.0 - out[:top].sum(axis=0), 0.0)
     return out
 
@@ -233,30 +287,67 @@ def _ttft_quantile(step: StepModel, pp: F, d: F, room: F, lump: F, pmf: F, round
     return np.asarray(hi, dtype=float)
 
 
+_COUNT_BLOCKS = (16, 32, 64)  # rows are evaluated in blocks by how many lump counts their distribution needs
+
+
+def _count_top(lumps: F) -> F:
+    """Lump counts a row's distribution needs: mean + 6 standard deviations + 4."""
+    return np.asarray(np.ceil(lumps + 6.0 * np.sqrt(lumps) + 4.0), dtype=float)
+
+
 def at_arrivals(step: StepModel, pp: ArrayLike, budget: float, traffic: Traffic, x: ArrayLike, *, ttft: bool = True) -> Loaded:
     """Metrics of replicas receiving ``x`` arrivals per round on average (see module docstring).
 
     ``step`` gives the step time of each candidate (built at the decode context ``I + O/2`` and prompt
-    ``I``), ``pp`` its pipeline stages and ``budget`` the engine's token budget per step.
+    ``I``), ``pp`` its pipeline stages and ``budget`` the engine's token budget per step. Rows are
+    evaluated in blocks of similar lump counts, so a few busy rows do not widen every row's arrays.
     """
     pp_a = np.asarray(pp, dtype=float)
     xa = np.maximum(np.asarray(x, dtype=float), 0.0)
+    shape = np.broadcast_shapes(pp_a.shape, xa.shape, traffic.input_tokens.shape, step.bandwidth.shape)
+    if len(shape) != 1 or shape[0] < 64:
+        return _at_arrivals(step, pp_a, budget, traffic, xa, ttft=ttft)
+    pp_b, x_b = np.broadcast_to(pp_a, shape), np.broadcast_to(xa, shape)
+    i = np.broadcast_to(traffic.input_tokens, shape)
+    d = x_b * np.maximum(np.broadcast_to(traffic.output_tokens, shape) - 1.0, 0.0) / pp_b
+    top = _count_top(x_b * i / np.minimum(i, np.maximum(budget - d, 1.0)))
+    block = np.searchsorted(np.array(_COUNT_BLOCKS, dtype=float), top)
+    if np.unique(block).size == 1:
+        return _at_arrivals(step, pp_a, budget, traffic, xa, ttft=ttft)
+    parts: list[tuple[NDArray[np.int64], Loaded]] = []
+    for b in np.unique(block).tolist():
+        ix = np.flatnonzero(block == b)
+        parts.append((ix, _at_arrivals(step.take(ix), pp_b[ix], budget, traffic.take(ix), x_b[ix], ttft=ttft)))
+    fields = ("arrivals_per_round", "rate", "round_s", "running", "ttft_s", "tpot_s", "budget_use", "slot_use")
+    merged = {f: np.empty(shape) for f in fields}
+    for ix, m in parts:
+        for f in fields:
+            merged[f][ix] = getattr(m, f)
+    return Loaded(**merged)
+
+
+def _at_arrivals(step: StepModel, pp_a: F, budget: float, traffic: Traffic, xa: F, *, ttft: bool) -> Loaded:
+    """:func:`at_arrivals` on one block of rows."""
     i, o, cv, q = traffic.input_tokens, traffic.output_tokens, traffic.arrival_cv, traffic.quantile
     d = xa * np.maximum(o - 1.0, 0.0) / pp_a
     room = np.maximum(budget - d, 1.0)
     # Prompts arrive in lumps of L tokens (a long prompt is chunked into budget-sized lumps).
     lump = np.minimum(i, room)
     lumps = xa * i / lump
-    top = int(min(max(8, np.ceil(np.max(lumps, initial=0.0) + 6.0 * np.sqrt(np.max(lumps, initial=0.0)) + 4.0)), 96))
+    top = int(min(max(8, np.max(_count_top(lumps), initial=0.0)), 96))
     m = np.arange(top + 1, dtype=float).reshape(-1, *([1] * xa.ndim))
     k = np.clip(m, 1.0, pp_a)
-    rounds = step.seconds(d, np.minimum(m * lump / k, room))  # (top+1, n): round time with m lumps
+    wanted = m * lump / k
+    rounds, rounds_dd, rounds_dp = step.seconds_and_slope(d, np.minimum(wanted, room))  # (top+1, n): round time with m lumps
+    # One more decoding sequence takes one token of the budget from a round that fills it.
+    rounds_dd = rounds_dd - np.where(wanted >= room, rounds_dp, 0.0)
     # Lumps in a round are the arrivals during the previous one, so a long round begets a long round:
     # with c the marginal seconds of a lump and ρ_p = λ_L·c the prefill load, the count's variance grows
     # by 1/(1 − ρ_p²) over Poisson (a branching process). One pass with Poisson gives λ, then ρ_p.
     pmf = lump_counts(lumps, cv, top)
     tau = (pmf * rounds).sum(axis=0)
-    slope = step.seconds(d, room) - step.seconds(d, np.maximum(room - lump, 0.0))
+    full_s, full_dd, full_dp = step.seconds_and_slope(d, room)
+    slope = full_s - step.seconds(d, np.maximum(room - lump, 0.0))
     prefill_load = np.minimum(lumps / np.maximum(tau, 1e-12) * slope, 0.999)
     pmf = lump_counts(lumps, np.sqrt(cv**2 + 1.0 / (1.0 - prefill_load**2) - 1.0), top)
     # A round prefills at most the budget; what the lumps bring beyond it spills into full rounds.
@@ -266,14 +357,15 @@ def at_arrivals(step: StepModel, pp: ArrayLike, budget: float, traffic: Traffic,
     f = np.clip((xa * i - done) / np.maximum(full - done, 1e-9), 0.0, 1.0)
     pmf = np.concatenate([pmf * (1.0 - f), f[None]])
     m = np.concatenate([np.broadcast_to(m, rounds.shape), np.ceil(full / lump)[None]])
-    rounds = np.concatenate([rounds, step.seconds(d, room)[None]])
+    rounds = np.concatenate([rounds, full_s[None]])
+    rounds_dd = np.concatenate([rounds_dd, (full_dd - full_dp)[None]])
     k = np.clip(m, 1.0, pp_a)
     tau = (pmf * rounds).sum(axis=0)
     tau2 = (pmf * rounds**2).sum(axis=0)
     rate = xa / tau
     prefill_load = lumps / np.maximum(tau, 1e-12) * slope
     n_dec = d * pp_a
-    dtau_dd = (pmf * (step.seconds(d + 1.0, np.minimum(m * lump / k, np.maximum(room - 1.0, 1.0))) - rounds)).sum(axis=0)
+    dtau_dd = (pmf * rounds_dd).sum(axis=0)
     dtau_dn = dtau_dd / pp_a / np.maximum(1.0 - np.minimum(prefill_load, 0.999), 1e-3)
     feedback = dtau_dn * n_dec / np.maximum(tau, 1e-12)
     # TTFT: residual of the (length-biased) round in progress, then the request's own prefill together
@@ -334,12 +426,72 @@ def _ok(m: Loaded, ttft_target_s: F, tpot_target_s: F) -> NDArray[np.bool_]:
     )
 
 
+_BOUND_GRID = 48  # points of the load grid on which rate_bound brackets λ(x)
+
+
+def rate_bound(step: StepModel, pp: ArrayLike, budget: float, traffic: Traffic, tpot_target_s: ArrayLike) -> tuple[F, F]:
+    """Upper bounds on the rate each replica can carry and on its arrivals per round, without the queueing terms.
+
+    The step time is convex and non-decreasing in the prefill tokens ``p`` (a sum of maxima of affine
+    terms), and tokens are conserved, so the mean round time is at least the step at the mean load,
+    ``τ(x) ≥ T_lb(x) = P0·T(d, 0) + (1 − P0)·T(d(x), min(x·I/(pp·(1 − P0)), C − d))`` (Jensen on the rounds
+    without and with a prompt lump, ``P0 = e^(−x·I/L)`` a lower bound on the share without, and a larger
+    ``P0`` only raises the right side; MoE expert bytes are concave in the tokens, so MoE takes ``p = 0``).
+    TPOT is at least ``τ`` plus the floors of :func:`at_arrivals`' spreads, ``|z_q|`` times
+    ``sqrt((T'_min·sqrt(x·(O − 1))/pp)² + σ_lb²/(O − 1))`` (``T'_min`` the smallest slope of the step in
+    ``d``; ``σ_lb² = P0·(1 − P0)·(T_busy − T_idle)²``, the variance between rounds with and without a lump,
+    which the law of total variance keeps below ``Var τ``). So a feasible load has ``TPOT_lb(x) ≤ H·TPOT_target``
+    (``H`` the headroom), and on a grid ``x_0 = 0 < x_1 < … < x_G = x_max``
+    ``λ(x) = x/τ(x) ≤ x_j/T_lb(x_{j−1})`` for ``x ∈ (x_{j−1}, x_j]``. The bound is the largest such ratio
+    over the intervals that can be feasible (the token-budget and slot caps at ``x_{j−1}`` too). Used to
+    skip exact evaluations that cannot matter.
+
+    Returns
+    -------
+    rate, arrivals
+        Upper bounds on the capacity (requests/s) and on the arrivals per round at capacity.
+    """
+    pp_a = np.asarray(pp, dtype=float)
+    shape = np.broadcast_shapes(pp_a.shape, traffic.input_tokens.shape)
+    o1 = np.maximum(traffic.output_tokens - 1.0, 0.0)
+    i = traffic.input_tokens
+    x_max = np.broadcast_to(np.maximum(np.minimum(budget * pp_a / (i + o1), traffic.slots / (o1 + 1.0)), 1e-9), shape)
+    grid = x_max * (np.arange(_BOUND_GRID + 1, dtype=float) / _BOUND_GRID)[:, None]  # (G+1, n)
+    d = grid * o1 / pp_a
+    room = np.maximum(budget - d, 1.0)
+    # Split on whether any prompt lump arrives (probability 1 − P0, P0 = e^(−lumps) under Poisson and at
+    # least that under bursty arrivals): Jensen on each part bounds E[T] from below more tightly.
+    lump = np.minimum(i, room)
+    p0 = np.exp(-grid * i / lump)
+    busy = np.minimum(grid * i / pp_a / np.maximum(1.0 - p0, 1e-12), room)
+    t_idle, t_busy = step.seconds(d, 0.0), step.seconds(d, 0.0 if step.experts_per_token else busy)
+    t_lb = p0 * t_idle + (1.0 - p0) * t_busy
+    # TPOT_q ≥ τ + |z|·sqrt((T'_min·sqrt(n)/pp)² + σ²/(O − 1)): the spreads of at_arrivals at their floors
+    # (T'_min ≤ ∂τ/∂d; σ² ≥ P0·(1 − P0)·(T_busy − T_idle)², the variance between rounds with and without a lump).
+    z = np.abs(_z(traffic.quantile))
+    n_dec = grid * o1
+    sigma2 = p0 * (1.0 - p0) * (t_busy - t_idle) ** 2
+    tpot_lb = t_lb + z * np.sqrt((step.slope_floor() * np.sqrt(n_dec) / pp_a) ** 2 + sigma2 / np.maximum(o1, 1.0))
+    limit = LATENCY_HEADROOM * np.broadcast_to(np.asarray(tpot_target_s, dtype=float), shape)
+    # The token-budget and slot shares at a load are deterministic and non-decreasing in x (see at_arrivals).
+    use = grid * i / (room * np.minimum(np.maximum(grid, 1.0), pp_a))
+    running = grid * (o1 + np.maximum(i / room, 1.0))
+    slot_use = (running + SLOT_SIGMAS * np.sqrt(running)) / np.maximum(traffic.slots, 1.0)
+    fits = (use <= BUDGET_UTILISATION) & (slot_use <= SLOT_UTILISATION) & ((tpot_lb <= limit) | (o1 <= 0.0))
+    feasible = fits[:-1]  # interval (x_{j-1}, x_j] can hold a feasible load
+    ratio = np.where(feasible, grid[1:] / np.maximum(t_lb[:-1], 1e-12), 0.0)
+    last = np.where(feasible, grid[1:], 0.0).max(axis=0)
+    return np.asarray(ratio.max(axis=0), dtype=float), np.asarray(last, dtype=float)
+
+
 def capacity(step: StepModel, pp: ArrayLike, budget: float, traffic: Traffic, ttft_target_s: ArrayLike,
-             tpot_target_s: ArrayLike) -> Loaded:  # fmt: skip
+             tpot_target_s: ArrayLike, upper: ArrayLike | None = None, without_ttft: ArrayLike | None = None) -> Loaded:  # fmt: skip
     """The replica at the largest load that meets both targets (``inf`` target: none); rate 0 where none does.
 
     Bisection on arrivals per round ``x`` over ``[0, x_max]``, ``x_max`` the load that fills the token
-    budget or the slots; every constraint tightens as ``x`` grows.
+    budget or the slots (or ``upper``, a known bound such as :func:`rate_bound`'s, where smaller); every
+    constraint tightens as ``x`` grows. ``without_ttft``, the arrivals per round at the capacity without
+    the TTFT target (an earlier call's ``arrivals_per_round``), skips that first stage.
     """
     pp_a = np.asarray(pp, dtype=float)
     shape = np.broadcast_shapes(pp_a.shape, traffic.input_tokens.shape)
@@ -350,13 +502,17 @@ def capacity(step: StepModel, pp: ArrayLike, budget: float, traffic: Traffic, tt
     x_budget = budget * pp_a / (traffic.input_tokens + o1)
     x_slots = traffic.slots / (o1 + 1.0)
     hi = np.broadcast_to(np.maximum(np.minimum(x_budget, x_slots), 1e-9), shape).astype(float)
+    if upper is not None:
+        hi = np.maximum(np.minimum(hi, np.asarray(upper, dtype=float)), 1e-9)
     # First every constraint but TTFT (cheap), then TTFT only where it binds, on those rows only.
     lo = np.zeros(shape)
-    for _ in range(_BISECTIONS):
+    for _ in range(_BISECTIONS if without_ttft is None else 0):
         mid = (lo + hi) / 2.0
         good = _ok(at_arrivals(step, pp_a, budget, traffic, mid, ttft=False), np.full(shape, np.inf), tpot_t)
         lo = np.where(good, mid, lo)
         hi = np.where(good, hi, mid)
+    if without_ttft is not None:
+        lo = np.broadcast_to(np.asarray(without_ttft, dtype=float), shape).copy()
     timed = np.flatnonzero(np.isfinite(ttft_t) & (lo > 0))
     late = np.zeros(0, dtype=np.int64)
     if timed.size:
@@ -372,7 +528,7 @@ def capacity(step: StepModel, pp: ArrayLike, budget: float, traffic: Traffic, tt
             s_hi = np.where(good, s_hi, mid)
         lo = lo.copy()
         lo[late] = s_lo
-    best = at_arrivals(step, pp_a, budget, traffic, lo)
+    best = at_arrivals(step, pp_a, budget, traffic, lo, ttft=bool(np.isfinite(ttft_t).any()))
     ok = _ok(best, ttft_t, tpot_t) & (lo > 0)
     return Loaded(
         arrivals_per_round=np.where(ok, lo, 0.0),

@@ -211,18 +211,52 @@ class StepModel:
 
         Arguments broadcast against the candidates (last axis); leading axes evaluate many steps at once.
         """
+        return self.seconds_and_slope(decode_seqs, prefill_tokens, slope=False)[0]
+
+    def seconds_and_slope(self, decode_seqs: ArrayLike, prefill_tokens: ArrayLike, slope: bool = True) -> tuple[F, F, F]:
+        """Step time (s) and its partial derivatives ``∂T/∂d`` (s per decoding sequence) and ``∂T/∂p`` (s per prefill token).
+
+        ``T`` is piecewise affine: each operator group contributes the slope of its binding side
+        (``F_i'/P_i`` where compute binds, ``Q_i'/BW`` where memory does), the network its per-token
+        term, and MoE experts ``(ΔE_touched(N)·q_touched + q_token)/BW`` where their bytes bind
+        (``ΔE_touched`` the experts one more token touches: the touched count is concave in ``N``).
+        Without ``slope`` the derivatives are zeros.
+        """
         d, p = np.broadcast_arrays(np.asarray(decode_seqs, dtype=float), np.asarray(prefill_tokens, dtype=float), self.bandwidth)[:2]
         dx, px = d[..., None, :], p[..., None, :]
         f = self.flops[0] + self.flops[1] * dx + self.flops[2] * px
+        f /= self.peak
         q = self.bytes[0] + self.bytes[1] * dx + self.bytes[2] * px
+        q /= self.bandwidth
         n = d + p
-        parts = np.maximum(f / self.peak, q / self.bandwidth)
+        compute = f >= q
+        parts = np.where(compute, f, q)
+        grads = [np.where(compute, self.flops[j] / self.peak, self.bytes[j] / self.bandwidth) for j in (1, 2)] if slope else []
         if self.experts_per_token:
-            touched = expected_distinct_experts(n, self.num_experts, self.experts_per_token)
-            e_bytes = self.expert_fixed + self.expert_per_touched * touched + self.expert_per_token * n
             row = self._experts_row
-            parts[..., row, :] = np.maximum(f[..., row, :] / self.peak[row], e_bytes / self.bandwidth)
-        return np.asarray(parts.sum(axis=-2) + self.net[0] + self.net[1] * n + self.overhead_s, dtype=float)
+            touched = expected_distinct_experts(n, self.num_experts, self.experts_per_token)
+            e_time = (self.expert_fixed + self.expert_per_touched * touched + self.expert_per_token * n) / self.bandwidth
+            e_compute = f[..., row, :] >= e_time
+            parts[..., row, :] = np.where(e_compute, f[..., row, :], e_time)
+            if grads:
+                # Tokens are whole: the experts' slope is their forward difference over one more token (concave).
+                d_touched = expected_distinct_experts(n + 1.0, self.num_experts, self.experts_per_token) - touched
+                e_grad = (self.expert_per_touched * d_touched + self.expert_per_token) / self.bandwidth
+                for j, g in zip((1, 2), grads, strict=True):
+                    g[..., row, :] = np.where(e_compute, self.flops[j][row] / self.peak[row], e_grad)
+        total = np.asarray(parts.sum(axis=-2) + self.net[0] + self.net[1] * n + self.overhead_s, dtype=float)
+        if not grads:
+            return total, np.zeros_like(total), np.zeros_like(total)
+        dd, dp = (np.asarray(np.broadcast_to(g, parts.shape).sum(axis=-2) + self.net[1], dtype=float) for g in grads)
+        return total, dd, dp
+
+    def slope_floor(self) -> F:
+        """A lower bound on ``∂T/∂d`` anywhere (s per decoding sequence): each group at its smaller side's slope."""
+        mem = self.bytes[1] / self.bandwidth
+        if self.experts_per_token:
+            mem = mem.copy()
+            mem[self._experts_row] = self.expert_per_token / self.bandwidth
+        return np.asarray(np.minimum(self.flops[1] / self.peak, mem).sum(axis=0) + self.net[1], dtype=float)
 
     @property
     def _experts_row(self) -> int:

@@ -601,3 +601,222 @@ def test_write_atomic_to_a_device_writes_it_without_replacing_it() -> None:
     write_atomic(devnull, "discarded")
     after = devnull.stat()
     assert stat.S_ISCHR(after.st_mode) and (after.st_ino, after.st_dev) == (before.st_ino, before.st_dev)
+
+
+# --- bounded counts, too-small rates, advice that names what binds, one line on exit 2 -----------
+
+
+@pytest.mark.parametrize("flag", ["--devices", "--tp", "--pp"])
+def test_huge_device_counts_are_refused_before_the_layout_search(aicap, flag: str) -> None:
+    import time
+
+    from aicap.sizing.core.deployment import MAX_DEVICES
+
+    t0 = time.perf_counter()
+    line = one_error_line(aicap("estimate", "--model", "llama-3.1-8b", "--hardware", "h100-sxm", flag, "1000000000", "-f", "json"))
+    assert time.perf_counter() - t0 < 10
+    assert line == (f"aicap: error: {flag} 1000000000: at most {MAX_DEVICES:,} devices (the largest deployment aicap "
+                    f"estimates); give a count between 1 and {MAX_DEVICES:,}")  # fmt: skip
+
+
+def test_the_largest_device_count_is_estimated_quickly(aicap) -> None:
+    import time
+
+    from aicap.sizing.core.deployment import MAX_DEVICES
+
+    t0 = time.perf_counter()
+    r = aicap("estimate", "--model", "llama-3.1-8b", "--hardware", "h100-sxm", "--devices", str(MAX_DEVICES), "-f", "json")
+    assert r.code == 0, r.stderr
+    assert time.perf_counter() - t0 < 20
+    doc = r.json()
+    assert doc["devices"] == doc["tp"] * doc["pp"] * doc["replicas"] <= MAX_DEVICES and doc["fits"]
+
+
+def test_layout_candidates_grow_with_layers_not_devices(cat) -> None:
+    from aicap.sizing.serve.estimate import EstimateRequest, candidate_layouts
+
+    dev = cat.device("h100-sxm")
+    req = EstimateRequest(model=cat.model("llama-3.1-8b"), device=dev, efficiency=cat.efficiency_for(dev), runtime=cat.runtime_spec)
+    few, many = candidate_layouts(req, 256), candidate_layouts(req, 10**9)
+    assert few == many and all(pp <= 32 for _, pp in many)
+
+
+def test_rate_below_the_minimum_is_an_input_error_not_a_time_out(aicap) -> None:
+    from aicap.sizing.core.fleet import MIN_REQUESTS_PER_S
+
+    line = one_error_line(aicap("size", "--model", "llama-3.1-8b", "--rate", "1e-300", "-f", "json"))
+    head, _, reason = line.partition(": below the minimum of ")
+    assert head == "aicap: error: --rate 1e-300"
+    assert reason.startswith(f"{MIN_REQUESTS_PER_S:g} requests/s (about 26 requests a month)") and "time limit" not in line
+
+
+@pytest.mark.parametrize(
+    ("traffic", "needle"),
+    [
+        ("requests_per_s: 1.0e-7", "fleet.yaml:5: workloads[0].requests_per_s: below the minimum of 1e-05 requests/s"),
+        ("tokens_per_s: 0.001", "fleet.yaml:3: workloads[0]: tokens_per_s 0.001 at 256 output tokens per request is 3.91e-06 "
+                                "requests/s, below the minimum of 1e-05 requests/s"),
+    ],
+)  # fmt: skip
+def test_fleet_rate_below_the_minimum_names_file_line_and_field(aicap, tmp_path: Path, traffic: str, needle: str) -> None:
+    fleet = tmp_path / "fleet.yaml"
+    fleet.write_text(f"schema_version: 1\nworkloads:\n  - name: chat\n    model: llama-3-8b\n    {traffic}\n    output_tokens: 256\n")
+    line = one_error_line(aicap("size", str(fleet), "-f", "json"))
+    assert needle in line and line.endswith("it would size an empty plan" + (", got 1e-07" if "requests_per_s" in traffic else ""))
+
+
+def test_the_minimum_rate_itself_sizes_a_real_plan(aicap) -> None:
+    from aicap.sizing.core.fleet import MIN_REQUESTS_PER_S
+
+    r = aicap("size", "--model", "llama-3-8b", "--rate", repr(MIN_REQUESTS_PER_S), "-f", "json")
+    assert r.code == 0, r.stderr
+    assert r.json()["totals"]["instances"] >= 1
+
+
+def _advice(aicap, *args: str) -> tuple[dict[str, Any], str]:
+    r = aicap("estimate", "--model", "llama-3.1-8b", "--hardware", "h100-sxm", *args, "-f", "json")
+    assert r.code == 3, r.stderr
+    doc = r.json()
+    assert not doc["fits"]
+    assert r.stderr.strip().splitlines()[-1] == f"aicap: error: llama-3.1-8b on h100-sxm: {doc['advice']}"
+    return doc, doc["advice"].removeprefix("does not fit: ")
+
+
+def _gib_pairs(advice: str) -> list[tuple[float, float]]:
+    """Every ``A GiB > B GiB`` comparison the advice states, as numbers."""
+    import re
+
+    num = r"([\d,]+\.\d+) GiB"
+    return [(float(a.replace(",", "")), float(b.replace(",", ""))) for a, b in re.findall(num + r" > " + num, advice)]
+
+
+def test_huge_batch_advice_names_the_activations_not_the_weights(aicap) -> None:
+    doc, advice = _advice(aicap, "--batch", "100000000", "--input-tokens", "1", "--output-tokens", "1")
+    mem = doc["memory_gib"]
+    assert mem["weights"] + mem["overhead"] < mem["capacity"] < mem["activations"]
+    assert advice.startswith("the activations (prefill workspace and logits) bind: at batch 100,000,000 × 2 tokens, activations 47,780.")
+    assert "weights 15.0 GiB per device" not in advice
+    assert f"lower the batch to at most {doc['max_batch_at_context']:,} (the most that fit at this context)" in advice
+    ((need, free),) = _gib_pairs(advice)
+    assert need > free == pytest.approx(mem["capacity"] - mem["weights"] - mem["overhead"], abs=0.1)
+
+
+def test_long_context_advice_names_the_kv_cache(aicap) -> None:
+    doc, advice = _advice(aicap, "--batch", "3000", "--input-tokens", "1000", "--output-tokens", "1000")
+    assert doc["memory_gib"]["kv_cache"] > doc["memory_gib"]["activations"]
+    assert advice.startswith("the KV cache binds: at batch 3,000 × 2,000 tokens, KV cache 732.")
+    assert f"lower the batch to at most {doc['max_batch_at_context']:,}" in advice and "--kv-dtype fp8" in advice
+    assert all(a > b for a, b in _gib_pairs(advice))
+
+
+def test_batch_one_advice_never_says_lower_the_batch(aicap) -> None:
+    r = aicap("estimate", "--model", "llama-3.1-8b", "--hardware", "l4", "--batch", "1", "--input-tokens", "100000", "--output-tokens",
+              "1", "-f", "json")  # fmt: skip
+    assert r.code == 3
+    advice = r.json()["advice"]
+    assert advice.startswith("does not fit: the KV cache binds:") and "lower the batch" not in advice
+    assert f"shorten requests to at most {r.json()['max_context_at_batch']:,} tokens" in advice and "TP=2" in advice
+
+
+def test_weights_advice_only_when_the_weights_alone_do_not_fit(aicap) -> None:
+    r = aicap("estimate", "--model", "llama-3.1-70b", "--hardware", "h100-sxm", "--tp", "1", "--batch", "1", "-f", "json")
+    assert r.code == 3
+    doc = r.json()
+    assert doc["memory_gib"]["weights"] > doc["memory_gib"]["capacity"]
+    assert doc["advice"].startswith("does not fit: weights 131.4 GiB per device + overhead 1.0 GiB = 132.4 GiB > 72.0 GiB usable")
+    assert "try TP=2 or fp8" in doc["advice"] and "KV cache binds" not in doc["advice"]
+
+
+def test_advice_numbers_never_contradict_the_verdict(cat) -> None:
+    from aicap.sizing.core.deployment import Deployment
+    from aicap.sizing.serve.estimate import advise
+
+    dev = cat.device("h100-sxm")
+    dep = Deployment(cat.model("llama-3.1-8b"), dev, cat.efficiency_for(dev), cat.runtime_spec)
+    cases = [  # (weights, kv, activations): each just over the 72.0 GiB capacity
+        (71.04, 0.0, 0.0), (50.0, 21.04, 0.0), (50.0, 0.02, 21.03), (10.0, 30.0, 31.04),
+    ]  # fmt: skip
+    for w, kv, act in cases:
+        mem = {"weights": w, "kv_cache": kv, "activations": act, "overhead": 1.0, "capacity": 72.0}
+        msg = advise(dep, mem, batch=8, context=2048, max_batch=4, max_context=1024)
+        pairs = _gib_pairs(msg)
+        assert pairs and all(a > b for a, b in pairs), msg
+        assert msg.startswith("weights") == (w + 1.0 > 72.0), msg
+
+
+def test_guarded_holds_notes_back_until_the_command_ends() -> None:
+    from aicap.cli.state import guarded, info
+    from aicap.sizing.core.errors import InfeasibleError
+
+    demo = typer.Typer()
+
+    @demo.command()
+    @guarded
+    def go(fail: str = "") -> None:
+        info("aicap: a note")
+        if fail == "input":
+            raise InputError("--x 1: bad")
+        if fail == "infeasible":
+            raise InfeasibleError("nothing fits")
+        typer.echo("result")
+
+    runner = CliRunner()
+    ok, bad, none = (runner.invoke(demo, ["--fail", f]) for f in ("", "input", "infeasible"))
+    assert (ok.exit_code, ok.stdout, ok.stderr) == (0, "result\n", "aicap: a note\n")
+    assert (bad.exit_code, bad.stdout, bad.stderr) == (2, "", "aicap: error: --x 1: bad\n")
+    assert (none.exit_code, none.stderr) == (3, "aicap: a note\naicap: error: nothing fits\n")
+
+
+def test_size_output_to_a_directory_is_one_line_and_no_note(aicap) -> None:
+    assert one_error_line(aicap("size", "-o", "/", "-f", "json")) == "aicap: error: /: is a directory, expected a file"
+
+
+def test_size_output_that_cannot_be_written_is_one_line(aicap, tmp_path: Path) -> None:
+    r = aicap("size", "--model", "llama-3-8b", "--rate", "1", "-o", str(tmp_path / "missing" / "plan.json"), "-f", "json")
+    assert one_error_line(r).endswith("plan.json: cannot write: No such file or directory")
+
+
+def test_size_notes_still_follow_a_success(aicap, tmp_path: Path) -> None:
+    r = aicap("size", "-o", str(tmp_path / "plan.json"), "-f", "json")
+    assert r.code == 0 and r.json()["totals"]["instances"] >= 1
+    notes = r.stderr.strip().splitlines()
+    assert notes[0].startswith("aicap: no fleet given; sizing the built-in example")
+    assert notes[-1] == f"aicap: wrote plan to {tmp_path / 'plan.json'}"
+
+
+INSTANCE = """instances:
+  - cloud: aws
+    name: big.metal
+    family: big
+    device: h100-sxm
+    devices: {devices}
+    region: us-east-1
+    price_usd_per_hour: {{on_demand: 100.0}}
+    price_date: 2025-01-01
+    source: test
+"""
+
+
+def test_overlay_instance_with_a_billion_devices_is_refused(aicap, tmp_path: Path) -> None:
+    from aicap.sizing.core.specs.instance import MAX_DEVICES_PER_INSTANCE
+
+    (tmp_path / "x.yaml").write_text(INSTANCE.format(devices=1_000_000_000))
+    line = one_error_line(aicap("--catalog", str(tmp_path), "instances", "list", "-f", "json"))
+    assert line == (f"aicap: error: {tmp_path / 'x.yaml'}:6: instances[0].devices: at most {MAX_DEVICES_PER_INSTANCE} devices per "
+                    "instance (accelerators, TPU chips or CPU sockets); a larger count is a pod or a fleet, not one instance, "
+                    "got 1000000000")  # fmt: skip
+
+
+def test_overlay_instance_at_the_device_cap_is_accepted(aicap, tmp_path: Path) -> None:
+    from aicap.sizing.core.specs.instance import MAX_DEVICES_PER_INSTANCE
+
+    (tmp_path / "x.yaml").write_text(INSTANCE.format(devices=MAX_DEVICES_PER_INSTANCE))
+    r = aicap("--catalog", str(tmp_path), "instances", "list", "-f", "json")
+    assert r.code == 0, r.stderr
+    assert [i["devices"] for i in r.json() if i["name"] == "big.metal"] == [MAX_DEVICES_PER_INSTANCE]
+
+
+def test_catalogue_instances_stay_under_the_device_cap(cat) -> None:
+    from aicap.sizing.core.specs.instance import MAX_DEVICES_PER_INSTANCE
+
+    assert max(i.devices for i in cat.instances.values()) <= MAX_DEVICES_PER_INSTANCE

@@ -40,7 +40,7 @@ from typing import Any
 
 import pytest
 import yaml
-from hypothesis import HealthCheck, assume, event, given, settings
+from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from hypothesis.control import currently_in_test_context
 from typer.testing import CliRunner
@@ -334,23 +334,10 @@ def _write(folder: str, name: str, text: str) -> str:
 # --- the properties ---------------------------------------------------------------------------
 
 
-def known_bug(text: str) -> bool:
-    """Whether a fleet hits a bug already pinned by an xfail ``test_found_*`` test (skipped, so the property keeps exploring).
-
-    Delete a clause, and its xfail mark, when the bug is fixed.
-    """
-    try:
-        doc = yaml.safe_load(text)
-    except Exception:
-        return False
-    return isinstance(doc, dict) and doc.get("constraints") is not None and not isinstance(doc["constraints"], dict)
-
-
 @budget(30)
 @given(base=st.sampled_from(FLEETS), data=st.data())
 def test_fuzz_fleet_files(base: dict[str, Any], data: st.DataObject) -> None:
     text = data.draw(yaml_text(base, max_mutations=2))
-    assume(not known_bug(text))
     with tempfile.TemporaryDirectory() as d:
         run(["size", _write(d, "fleet.yaml", text), "--format", "json"], text)
 
@@ -444,8 +431,8 @@ def _is_float(value: Any) -> bool:
 
 
 # --- what the campaigns found ------------------------------------------------------------------
-# Concrete inputs from `benchmarks/fuzz.py` runs, kept as regression tests. The ones marked xfail fail
-# in code outside the input layer; remove the mark when the bug is fixed.
+# Concrete inputs from `benchmarks/fuzz.py` runs, kept as regression tests. Mark one xfail (with the
+# file and cause as the reason) while its bug is open, and remove the mark when it is fixed.
 
 FLEET_HEAD = "schema_version: 1\nworkloads:\n  - {name: chat, model: llama-3-8b, requests_per_s: 1, input_tokens: 100, output_tokens: 10}\n"
 
@@ -453,10 +440,10 @@ FLEET_HEAD = "schema_version: 1\nworkloads:\n  - {name: chat, model: llama-3-8b,
 @pytest.mark.parametrize(
     ("name", "text"),
     [
-        pytest.param("constraints-list", FLEET_HEAD + "constraints: [aws]\n",
-                     marks=pytest.mark.xfail(strict=False, reason="sizing/plan/fleet_io.py _apply: dict(list) raises ValueError (exit 4)")),
-        pytest.param("constraints-number", FLEET_HEAD + "constraints: 0.5\n",
-                     marks=pytest.mark.xfail(strict=False, reason="sizing/plan/fleet_io.py _apply: dict(float) raises TypeError (exit 4)")),
+        ("constraints-list", FLEET_HEAD + "constraints: [aws]\n"),
+        ("constraints-number", FLEET_HEAD + "constraints: 0.5\n"),
+        ("rate-1e-300", FLEET_HEAD.replace("requests_per_s: 1", "requests_per_s: 1.0e-300")),
+        ("tokens-rate-tiny", FLEET_HEAD.replace("requests_per_s: 1", "tokens_per_s: 1.0e-9")),
         ("constraints-null", FLEET_HEAD + "constraints: null\n"),
         ("workloads-mapping", "schema_version: 1\nworkloads: {name: chat}\n"),
     ],
@@ -465,7 +452,29 @@ def test_found_fleet_files(tmp_path: Path, name: str, text: str) -> None:
     run(["size", _write(str(tmp_path), f"{name}.yaml", text), "--format", "json"], text)
 
 
-@pytest.mark.xfail(strict=False, reason="sizing/serve (estimate): --devices 1e9 runs ~45 s (work grows with the device count)")
-def test_found_estimate_huge_device_count(monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("flag", ["--devices", "--tp", "--pp"])
+def test_found_estimate_huge_device_count(monkeypatch: pytest.MonkeyPatch, flag: str) -> None:
     monkeypatch.setattr(sys.modules[__name__], "HANG_S", 3.0)
-    run(["estimate", "--model", "llama-3-8b", "--hardware", "h100-sxm", "--devices", "1000000000", "--format", "json"])
+    assert run(["estimate", "--model", "llama-3-8b", "--hardware", "h100-sxm", flag, "1000000000", "--format", "json"]) == 2
+
+
+def test_found_size_rate_1e_300_is_an_input_error() -> None:
+    assert run(["size", "--model", "llama-3.1-8b", "--rate", "1e-300", "--format", "json"]) == 2
+
+
+def test_found_estimate_huge_batch_is_infeasible_not_a_crash() -> None:
+    args = ["estimate", "--model", "llama-3.1-8b", "--hardware", "h100-sxm", "--batch", "100000000", "--input-tokens", "1",
+            "--output-tokens", "1", "--format", "json"]  # fmt: skip
+    assert run(args) == 3
+
+
+def test_found_size_output_to_a_directory_is_one_line() -> None:
+    assert run(["size", "--output", "/", "--format", "json"]) == 2  # the built-in fleet's note is not printed before the error
+
+
+def test_found_overlay_instance_with_a_billion_devices(tmp_path: Path) -> None:
+    doc = copy.deepcopy(OVERLAY)
+    doc["instances"][0]["devices"] = 1_000_000_000
+    text = to_yaml(doc)
+    _write(str(tmp_path), "overlay.yaml", text)
+    assert run(["--catalog", str(tmp_path), "instances", "list", "--format", "json"], text) == 2

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
@@ -14,6 +13,7 @@ from aicap.sizing.core.fleet import Fleet
 from aicap.sizing.core.plan import Alternative, Rejected, Solver
 from aicap.sizing.plan.assemble import _margin, build_plan, money, sig, with_alternatives
 from aicap.sizing.plan.candidates import Candidate
+from aicap.sizing.serve.load import Loaded, Replica
 
 CAT = load_catalogue()
 # Round prices: the 8×H100 instance at $80/h ($10 per device-hour), the 4×L40S one at $12/h ($3 per device-hour).
@@ -25,17 +25,26 @@ UNUSED = CAT.instance("g6e.xlarge")
 INSTS = [SMALL, BIG, UNUSED]
 
 
-class FakeReplica:
-    """A replica whose TTFT grows 10 ms and TPOT 1 ms per request/s it carries (from 100 ms and 20 ms)."""
+class FakeGroup:
+    """Replicas whose TTFT grows 10 ms and TPOT 1 ms per request/s they carry (from 100 ms and 20 ms)."""
 
-    def at_rate(self, rate: float) -> SimpleNamespace:
-        return SimpleNamespace(ttft_s=np.array([0.1 + 0.01 * rate]), tpot_s=np.array([0.02 + 0.001 * rate]))
+    def at_rate(self, index: Any, rate: Any) -> Any:
+        r = np.asarray(rate, dtype=float)
+        z = np.zeros_like(r)
+        return Loaded(z, r, z, z, 0.1 + 0.01 * r, 0.02 + 0.001 * r, z, z)
+
+
+GROUP = FakeGroup()
+
+
+def FakeReplica() -> Replica:
+    return Replica(GROUP, 0)  # type: ignore[arg-type]
 
 
 def cand(workload: str, inst: Any, devices: int, capacity: float, decoder: bool = True) -> Candidate:
     return Candidate(workload=workload, instance=inst.name, hardware=inst.device, tp=devices, pp=1, weights_dtype="bf16", kv_dtype="bf16",
                      slots=16, devices=devices, capacity_rps=capacity, ttft_ms=1.0, tpot_ms=1.0 if decoder else None,
-                     replica=FakeReplica())  # type: ignore[arg-type]  # fmt: skip
+                     replica=FakeReplica())  # fmt: skip
 
 
 def fleet(objective: str = "cost") -> Fleet:

@@ -5,11 +5,17 @@ from __future__ import annotations
 import datetime as dt
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from aicap.sizing.core.documents import NonNegFloat, PosFloat, PosInt
 
 PricingModel = Literal["on_demand", "spot", "reserved_1y", "reserved_3y"]
+
+#: Most devices (accelerators, TPU chips, or CPU sockets for CPU rows) one instance row may carry: 256.
+#: The largest rows in the shipped catalogue carry 16; 256 leaves room for a TPU slice or a rack-scale
+#: system sold as one machine. A larger count describes a pod or a fleet, not an instance (and a
+#: billion-device instance would make every plan and search absurd).
+MAX_DEVICES_PER_INSTANCE = 256
 
 
 class Prices(BaseModel):
@@ -40,6 +46,14 @@ class InstanceSpec(BaseModel):
     price_date: dt.date
     source: str = Field(min_length=1)
     notes: str | None = None
+
+    @field_validator("devices")
+    @classmethod
+    def _devices_fit_one_instance(cls, v: int) -> int:
+        if v > MAX_DEVICES_PER_INSTANCE:
+            raise ValueError(f"at most {MAX_DEVICES_PER_INSTANCE} devices per instance (accelerators, TPU chips or CPU sockets); "
+                             "a larger count is a pod or a fleet, not one instance")  # fmt: skip
+        return v
 
     @property
     def id(self) -> str:
