@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from pydantic import TypeAdapter
 
@@ -23,18 +23,20 @@ from aicap.sizing.core.documents import load_yaml, read_text, validate, validate
 from aicap.sizing.core.errors import InputError, UnknownIdError, excerpt
 from aicap.sizing.core.specs import DeviceSpec, EfficiencySpec, InstanceSpec, ModelSpec
 from aicap.sizing.core.specs.efficiency import RuntimeSpec
+from aicap.sizing.core.specs.model import AnyModel
 
 SECTIONS = ("models", "devices", "instances", "efficiency", "runtime")
 #: Most files and folders an overlay directory may hold (an overlay of ``/`` by mistake must not walk the disk).
 MAX_OVERLAY_ENTRIES = 10_000
-_MODEL = TypeAdapter(ModelSpec)
+_MODEL: TypeAdapter[AnyModel] = TypeAdapter(ModelSpec)
+V = TypeVar("V")
 
 
 @dataclass
 class Catalogue:
     """All catalogue entries by id, after overlays."""
 
-    models: dict[str, Any] = field(default_factory=dict)
+    models: dict[str, AnyModel] = field(default_factory=dict)
     devices: dict[str, DeviceSpec] = field(default_factory=dict)
     instances: dict[str, InstanceSpec] = field(default_factory=dict)
     efficiency: dict[str, EfficiencySpec] = field(default_factory=dict)
@@ -43,7 +45,7 @@ class Catalogue:
     origin: dict[str, str] = field(default_factory=dict)
     version: str = ""
 
-    def model(self, ref: str) -> Any:
+    def model(self, ref: str) -> AnyModel:
         """Return a model spec by catalogue id, or read one from a ``config.json`` / YAML path."""
         if ref in self.models:
             return self.models[ref]
@@ -194,7 +196,7 @@ def _merge(cat: Catalogue, where: str, text: str, *, overlay: bool) -> None:
         for i, item in enumerate(items):
             prefix = (section, i)
             if section == "models":
-                spec: Any = validate(_MODEL, item, where, text, prefix)
+                spec = validate(_MODEL, item, where, text, prefix)
                 _put(cat, cat.models, spec.id, spec, "model", where, overlay)
             elif section == "devices":
                 dev = validate_model(DeviceSpec, item, where, text, prefix)
@@ -207,7 +209,7 @@ def _merge(cat: Catalogue, where: str, text: str, *, overlay: bool) -> None:
                 _put(cat, cat.efficiency, eff.key, eff, "efficiency", where, overlay)
 
 
-def _put(cat: Catalogue, table: dict[str, Any], key: str, value: Any, what: str, where: str, overlay: bool) -> None:
+def _put(cat: Catalogue, table: dict[str, V], key: str, value: V, what: str, where: str, overlay: bool) -> None:
     tag = f"{what}:{key}"
     if key in table:
         if not overlay:

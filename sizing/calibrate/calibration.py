@@ -27,7 +27,9 @@ from typing import Any
 import numpy as np
 
 from aicap.sizing.calibrate.validation import score
+from aicap.sizing.core.catalogue import CatalogueLike
 from aicap.sizing.core.specs import EfficiencySpec
+from aicap.sizing.core.specs.model import AnyModel, DecoderModel
 
 _BOUNDS = {
     "compute": (0.01, 0.98),
@@ -86,7 +88,11 @@ def load_priors() -> dict[str, EfficiencySpec]:
     return {s.key: s for s in specs}
 
 
-def fit_family(family: str, cases: list[dict[str, Any]], cat: Any, label: str, framework: str | None = None,
+def _is_moe(model: AnyModel) -> bool:
+    return isinstance(model, DecoderModel) and model.moe is not None
+
+
+def fit_family(family: str, cases: list[dict[str, Any]], cat: CatalogueLike, label: str, framework: str | None = None,
                priors: dict[str, EfficiencySpec] | None = None) -> FamilyFit | None:  # fmt: skip
     """Fit one family's factors (or one stack's, with ``framework``); ``None`` without cases.
 
@@ -108,7 +114,7 @@ def fit_family(family: str, cases: list[dict[str, Any]], cat: Any, label: str, f
         names.insert(1, "compute")
     if any(c.get("weights_dtype") == "fp8" for c in mine):
         names.append("compute_fp8")
-    if any(c.get("model") in cat.models and getattr(cat.models[c["model"]], "moe", None) is not None for c in mine):
+    if any(c.get("model") in cat.models and _is_moe(cat.models[c["model"]]) for c in mine):
         names.append("moe_compute")
     if any((c.get("tp") or 1) > 1 for c in mine):
         names.append("link_latency_us")
@@ -147,7 +153,7 @@ def fit_family(family: str, cases: list[dict[str, Any]], cat: Any, label: str, f
     return FamilyFit(key, base, after, len(after_r.scored), _median(before_r), _median(after_r))
 
 
-def calibrate(cases: list[dict[str, Any]], cat: Any, label: str) -> list[FamilyFit]:
+def calibrate(cases: list[dict[str, Any]], cat: CatalogueLike, label: str) -> list[FamilyFit]:
     """Fit every family that has measurements in ``cases``, then any stack the family fit leaves 2× off."""
     priors = load_priors()
     families = sorted({cat.devices[c["hardware"]].family for c in cases if c.get("hardware") in cat.devices})

@@ -24,6 +24,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from aicap.sizing.calibrate.accuracy import metric_class
+from aicap.sizing.core.catalogue import CatalogueLike
 from aicap.sizing.core.documents import PosFloat, PosInt, describe_validation_error, load_yaml, read_text
 from aicap.sizing.core.dtypes import Dtype
 from aicap.sizing.core.errors import AicapError, InputError
@@ -199,7 +200,7 @@ def _cases_from_csv(path: Path) -> list[dict[str, Any]]:
     return [_check_case(case, f"{path}:{n}", None, None) for n, case in rows.values()]
 
 
-def predict(case: dict[str, Any], cat: Any, efficiency: dict[str, Any] | None = None) -> dict[str, float]:
+def predict(case: dict[str, Any], cat: CatalogueLike, efficiency: dict[str, Any] | None = None) -> dict[str, float]:
     """Predict every metric of a case (keys as in the case's ``metrics``).
 
     ``efficiency`` optionally replaces the catalogue's factors per family (used by calibration).
@@ -236,7 +237,7 @@ def predict(case: dict[str, Any], cat: Any, efficiency: dict[str, Any] | None = 
     return out
 
 
-def score(cases: list[dict[str, Any]], cat: Any, efficiency: dict[str, Any] | None = None) -> ValidationReport:
+def score(cases: list[dict[str, Any]], cat: CatalogueLike, efficiency: dict[str, Any] | None = None) -> ValidationReport:
     """Predict and score every comparable case (optionally with replacement efficiency factors)."""
     report = ValidationReport()
     for c in cases:

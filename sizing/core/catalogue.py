@@ -20,6 +20,18 @@ class CatalogueLike(Protocol):
         """Instance types by name."""
 
     @property
+    def devices(self) -> Mapping[str, DeviceSpec]:
+        """Devices by id."""
+
+    @property
+    def models(self) -> Mapping[str, ModelSpec]:
+        """Catalogue models by id."""
+
+    @property
+    def efficiency(self) -> Mapping[str, EfficiencySpec]:
+        """Efficiency factors by device family."""
+
+    @property
     def version(self) -> str:
         """Content hash of the catalogue files (plans record it)."""
 

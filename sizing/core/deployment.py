@@ -9,12 +9,12 @@ the bytes each device holds.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 from aicap.sizing.core.dtypes import BYTES_PER_ELEMENT, KV_DTYPES, WEIGHT_DTYPES
 from aicap.sizing.core.errors import InputError
 from aicap.sizing.core.specs import DeviceSpec, EfficiencySpec
 from aicap.sizing.core.specs.efficiency import RuntimeSpec
+from aicap.sizing.core.specs.model import AnyModel, DecoderModel, EncoderModel, GenericModel
 
 #: Most devices one estimate may span (``--devices``, and each of ``--tp`` and ``--pp``), over all its
 #: replicas: 65,536, past the largest serving deployment (and most training clusters) there is. A larger
@@ -37,7 +37,7 @@ class Deployment:
         Storage formats of the weights and of the KV cache.
     """
 
-    model: Any
+    model: AnyModel
     device: DeviceSpec
     efficiency: EfficiencySpec
     runtime: RuntimeSpec
@@ -46,6 +46,18 @@ class Deployment:
     ep: int = 1
     weights_dtype: str = "bf16"
     kv_dtype: str = "bf16"
+
+    @property
+    def transformer(self) -> DecoderModel | EncoderModel:
+        """The model narrowed to a transformer (decoder or encoder); generic models have no layer shapes."""
+        if isinstance(self.model, GenericModel):
+            raise InputError(f"model '{self.model.id}' is a generic model: it has no transformer layers to cost")
+        return self.model
+
+    @property
+    def decoder(self) -> DecoderModel | None:
+        """The model narrowed to a decoder, or ``None`` (encoders and generic models keep no KV cache)."""
+        return self.model if isinstance(self.model, DecoderModel) else None
 
     @property
     def devices(self) -> int:

@@ -17,9 +17,10 @@ Schema version 1. ``aicap schema plan`` prints its JSON Schema. A minimal file::
 
 from __future__ import annotations
 
+from collections import Counter
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt, PrivateAttr, field_validator, model_validator
 
 from aicap.sizing.core.specs.instance import PricingModel
 
@@ -210,10 +211,19 @@ class Fleet(_Doc):
     workloads: list[Workload] = Field(min_length=1)
     constraints: Constraints = Constraints()
 
+    _by_name: dict[str, Workload] | None = PrivateAttr(default=None)
+
+    def workload(self, name: str) -> Workload:
+        """The workload called ``name`` (``KeyError`` if none)."""
+        if self._by_name is None:
+            self._by_name = {w.name: w for w in self.workloads}
+        return self._by_name[name]
+
     @model_validator(mode="after")
     def _unique_names(self) -> Fleet:
         names = [w.name for w in self.workloads]
-        dup = {n for n in names if names.count(n) > 1}
+        counts = Counter(names)
+        dup = {n for n, k in counts.items() if k > 1}
         if dup:
             raise ValueError(f"workload names must be unique; repeated: {', '.join(sorted(dup))}")
         no_rate = [w.name for w in self.workloads if not w.has_rate]

@@ -22,9 +22,9 @@ from pydantic import TypeAdapter
 
 from aicap.sizing.core.documents import MAX_DOCUMENT_BYTES, load_json, load_yaml, read_text, validate
 from aicap.sizing.core.errors import InputError, excerpt
-from aicap.sizing.core.specs.model import ModelSpec
+from aicap.sizing.core.specs.model import AnyModel, ModelSpec
 
-_MODEL: TypeAdapter[Any] = TypeAdapter(ModelSpec)
+_MODEL: TypeAdapter[AnyModel] = TypeAdapter(ModelSpec)
 SUPPORTED = (
     "llama", "mistral", "mixtral", "qwen2", "qwen2_moe", "deepseek_v2", "deepseek_v3",
     "gemma2", "phi3", "gptj", "gpt_neox", "falcon", "bert",
@@ -38,7 +38,7 @@ _MAX_CHECKPOINT_BYTES = 2**50
 _TORCH_DTYPE = {"float32": "fp32", "float16": "fp16", "bfloat16": "bf16"}
 
 
-def load_model_file(path: Path) -> Any:
+def load_model_file(path: Path) -> AnyModel:
     """Load a model spec from a ``config.json`` or an aicap YAML model file.
 
     Parameters
@@ -49,7 +49,7 @@ def load_model_file(path: Path) -> Any:
 
     Returns
     -------
-    Any
+    AnyModel
         A validated :data:`~aicap.sizing.core.specs.model.ModelSpec`.
 
     Raises
@@ -138,7 +138,7 @@ def _heads(hidden: int, heads: int, kv: int | None, head_dim: int | None, source
         raise InputError(f"{source}: {h_key} ({hidden}) is not divisible by {n_key} ({heads}) and no head_dim is given")
 
 
-def from_hf_config(cfg: dict[str, Any], source: str = "config.json") -> Any:
+def from_hf_config(cfg: dict[str, Any], source: str = "config.json") -> AnyModel:
     """Translate a Hugging Face config dictionary into a model spec.
 
     Parameters
@@ -150,7 +150,7 @@ def from_hf_config(cfg: dict[str, Any], source: str = "config.json") -> Any:
 
     Returns
     -------
-    Any
+    AnyModel
         A validated model spec.
 
     Raises

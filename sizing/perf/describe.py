@@ -10,14 +10,15 @@ from typing import Any
 
 from aicap.sizing.core.dtypes import BYTES_PER_ELEMENT
 from aicap.sizing.core.specs import DeviceSpec, InstanceSpec
+from aicap.sizing.core.specs.model import AnyModel, DecoderModel, GenericModel
 from aicap.sizing.perf.params import inventory, kv_cache_bytes_per_token
 
 
-def attention_kind(model: Any) -> str:
+def attention_kind(model: AnyModel) -> str:
     """Name the attention variant: MHA, GQA, MQA or MLA (with sliding window when present)."""
     if model.kind == "generic":
         return "-"
-    if getattr(model, "mla", None) is not None:
+    if isinstance(model, DecoderModel) and model.mla is not None:
         kind = "MLA"
     elif model.kv_heads == model.num_heads:
         kind = "MHA"
@@ -25,12 +26,12 @@ def attention_kind(model: Any) -> str:
         kind = "MQA"
     else:
         kind = "GQA"
-    if getattr(model, "sliding_window", None):
+    if isinstance(model, DecoderModel) and model.sliding_window:
         kind += f"+SWA{model.sliding_window}" + ("/global" if model.global_every else "")
     return kind
 
 
-def params(model: Any) -> tuple[float, float]:
+def params(model: AnyModel) -> tuple[float, float]:
     """Derived (total, active) parameter counts; generic models report their published count."""
     if model.kind == "generic":
         return float(model.published_params), float(model.published_params)
@@ -38,7 +39,7 @@ def params(model: Any) -> tuple[float, float]:
     return inv.total, inv.active
 
 
-def describe_model(model: Any) -> dict[str, Any]:
+def describe_model(model: AnyModel) -> dict[str, Any]:
     """Architecture, derived parameter counts and KV-cache bytes per token of a model."""
     total, active = params(model)
     out: dict[str, Any] = {"id": model.id, "name": model.name, "kind": model.kind, "family": model.family}
@@ -46,7 +47,7 @@ def describe_model(model: Any) -> dict[str, Any]:
         "derived": round(total),
         "derived_active": round(active),
         "published": model.published_params,
-        "published_active": getattr(model, "published_active_params", None),
+        "published_active": model.published_active_params if isinstance(model, DecoderModel) else None,
         "derived_vs_published_pct": None if not model.published_params else round(100 * (total / model.published_params - 1), 3) + 0.0,
     }
     if model.kind == "generic":
@@ -62,7 +63,7 @@ def describe_model(model: Any) -> dict[str, Any]:
         if model.kind == "decoder":
             out["kv_cache_bytes_per_token"] = int(kv_cache_bytes_per_token(model, BYTES_PER_ELEMENT[model.native_dtype]))
     out["weights_gib_native"] = round(total * BYTES_PER_ELEMENT[model.native_dtype] / 2**30, 3)
-    if getattr(model, "checkpoint_bytes", None):
+    if not isinstance(model, GenericModel) and model.checkpoint_bytes:
         out["checkpoint_bytes"] = int(model.checkpoint_bytes)
     out["source"] = model.source
     out["published_params_source"] = model.published_params_source

@@ -23,6 +23,8 @@ from numpy.typing import ArrayLike, NDArray
 
 from aicap.sizing.core.deployment import Deployment
 from aicap.sizing.core.dtypes import BYTES_PER_ELEMENT
+from aicap.sizing.core.errors import InputError
+from aicap.sizing.core.specs.model import DecoderModel, GenericModel
 from aicap.sizing.perf.params import Inventory, inventory, kv_elements_per_token_per_layer
 
 GIB = float(2**30)
@@ -45,24 +47,27 @@ def embedding_bytes_per_weight(dep: Deployment) -> float:
 
 def total_weight_bytes(dep: Deployment, inv: Inventory | None = None) -> float:
     """Weight bytes of the whole model at the deployment's formats (all devices together)."""
-    inv = inv or inventory(dep.model)
+    m = dep.transformer
+    inv = inv or inventory(m)
     body = inv.total - inv.embedding - inv.lm_head
     size = body * bytes_per_weight(dep.weights_dtype, dep) + (inv.embedding + inv.lm_head) * embedding_bytes_per_weight(dep)
-    ckpt = getattr(dep.model, "checkpoint_bytes", None)
-    if ckpt and dep.weights_dtype == dep.model.native_dtype:
+    ckpt = m.checkpoint_bytes
+    if ckpt and dep.weights_dtype == m.native_dtype:
         return float(ckpt)
     return float(size)
 
 
 def weight_bytes_generic(dep: Deployment) -> float:
     """Weight bytes of a generic (parameters-and-FLOPs) model at the weight format."""
+    if not isinstance(dep.model, GenericModel):
+        raise InputError(f"model '{dep.model.id}' is a transformer: its weights follow its layer shapes")
     return float(dep.model.published_params * bytes_per_weight(dep.weights_dtype, dep))
 
 
 def weight_bytes_per_device(dep: Deployment, tp: ArrayLike, pp: ArrayLike, inv: Inventory | None = None) -> F:
     """Weight bytes on the most loaded device (heaviest pipeline stage)."""
     tp_a, pp_a = np.asarray(tp, dtype=float), np.asarray(pp, dtype=float)
-    inv = inv or inventory(dep.model)
+    inv = inv or inventory(dep.transformer)
     scale = total_weight_bytes(dep, inv) / max(_raw_weight_bytes(dep, inv), 1.0)
     body = (inv.total - inv.embedding - inv.lm_head) * bytes_per_weight(dep.weights_dtype, dep)
     emb = inv.embedding * embedding_bytes_per_weight(dep)
@@ -79,11 +84,13 @@ def _raw_weight_bytes(dep: Deployment, inv: Inventory) -> float:
 
 def kv_elements_per_device(dep: Deployment, tp: ArrayLike) -> F:
     """KV-cache elements per token per layer on one device."""
-    m = dep.model
+    m = dep.decoder
     tp_a = np.asarray(tp, dtype=float)
-    if getattr(m, "mla", None) is not None:
-        return np.asarray(np.broadcast_to(float(kv_elements_per_token_per_layer(m)), tp_a.shape), dtype=float)
-    return np.asarray(2.0 * np.ceil(m.kv_heads / tp_a) * m.head_size, dtype=float)
+    if m is None:  # encoders and generic models keep no cache
+        return np.zeros_like(tp_a)
+    if m.mla is not None:
+        return np.asarray(np.broadcast_to(float(kv_elements_per_token_per_layer(m)), tp_a.shape), dtype=np.float64)
+    return np.asarray(2.0 * np.ceil(m.kv_heads / tp_a) * m.head_size, dtype=np.float64)
 
 
 def kv_bytes_per_sequence(dep: Deployment, tp: ArrayLike, pp: ArrayLike, context: ArrayLike) -> F:
@@ -92,26 +99,27 @@ def kv_bytes_per_sequence(dep: Deployment, tp: ArrayLike, pp: ArrayLike, context
     ``⌈L/pp⌉ · e_kv · b_kv · (f_full · c + f_win · min(c, W))``, where ``f_win`` is the fraction
     of layers with a sliding window ``W``.
     """
-    m = dep.model
+    m = dep.decoder
     c = np.asarray(context, dtype=float)
-    if m.kind != "decoder":  # encoders keep no cache between requests
+    if m is None:  # encoders keep no cache between requests
         return np.asarray(0.0 * c * np.asarray(tp, dtype=float) * np.asarray(pp, dtype=float), dtype=float)
     layers = np.ceil(m.num_layers / np.asarray(pp, dtype=float))
     f_win = m.windowed_layers / m.num_layers
-    tokens = (1 - f_win) * c + (f_win * np.minimum(c, m.sliding_window) if f_win else 0.0)
+    tokens = (1 - f_win) * c + (f_win * np.minimum(c, m.sliding_window) if f_win and m.sliding_window is not None else 0.0)
     return np.asarray(layers * kv_elements_per_device(dep, tp) * dep.kv_bytes * tokens, dtype=float)
 
 
 def activation_bytes(dep: Deployment, tp: ArrayLike, batch: ArrayLike, prefill_tokens: ArrayLike) -> F:
     """Activation workspace per device: ``T·(8h + 3f/tp)·2 + B·V/tp·4`` bytes."""
-    m = dep.model
+    m = dep.transformer
     tp_a = np.asarray(tp, dtype=float)
     t = np.minimum(np.asarray(prefill_tokens, dtype=float), dep.runtime.max_prefill_tokens)
     width = m.intermediate_size
-    if getattr(m, "moe", None) is not None:
-        width = max(width, m.moe.expert_intermediate_size * m.moe.experts_per_token)
+    moe = m.moe if isinstance(m, DecoderModel) else None
+    if moe is not None:
+        width = max(width, moe.expert_intermediate_size * moe.experts_per_token)
     logits = np.asarray(batch, dtype=float) * m.vocab_size / tp_a * 4.0
-    return np.asarray(t * (8.0 * m.hidden_size + 3.0 * width / tp_a) * 2.0 + logits, dtype=float)
+    return np.asarray(t * (8.0 * m.hidden_size + 3.0 * width / tp_a) * 2.0 + logits, dtype=np.float64)
 
 
 def overhead_bytes(dep: Deployment, tp: ArrayLike, pp: ArrayLike) -> F:
@@ -178,7 +186,7 @@ def max_batch(dep: Deployment, tp: ArrayLike, pp: ArrayLike, input_tokens: Array
         - overhead_bytes(dep, tp, pp)
         - activation_bytes(dep, tp, 0.0, dep.runtime.max_prefill_tokens)
     )
-    per_seq = kv_bytes_per_sequence(dep, tp, pp, context) + dep.model.vocab_size / tp_a * 4.0
+    per_seq = kv_bytes_per_sequence(dep, tp, pp, context) + dep.transformer.vocab_size / tp_a * 4.0
     return np.asarray(np.maximum(np.floor(free / per_seq), 0.0), dtype=float)
 
 
@@ -198,7 +206,7 @@ def max_context(dep: Deployment, tp: int, pp: int, batch: int) -> int:
     def fits(c: int) -> bool:
         return batch * float(kv_bytes_per_sequence(dep, tp, pp, c)) <= free
 
-    top = int(getattr(dep.model, "max_context", 1 << 20))
+    top = dep.transformer.max_context
     if free <= 0 or not fits(1):
         return 0
     if fits(top):

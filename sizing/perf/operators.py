@@ -26,6 +26,8 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from aicap.sizing.core.deployment import Deployment
+from aicap.sizing.core.errors import InputError
+from aicap.sizing.core.specs.model import GenericModel
 from aicap.sizing.perf.memory import bytes_per_weight, embedding_bytes_per_weight, kv_elements_per_device
 from aicap.sizing.perf.params import inventory
 
@@ -56,11 +58,11 @@ def expert_bytes_terms(dep: Deployment, tp: ArrayLike) -> tuple[F, F, F]:
     ``fixed = (P_shared + P_router)·w·L_m/tp``, ``per_expert = P_e·w·L_m/tp`` for each expert the step
     routes to, ``per_token = k·(h + P_e/h)·2·L_m/tp`` of activations (zeros for a dense model).
     """
-    inv = inventory(dep.model)
+    inv = inventory(dep.transformer)
     tp_a = np.asarray(tp, dtype=float)
     w = bytes_per_weight(dep.weights_dtype, dep)
     scale = inv.moe_layers / tp_a
-    h = dep.model.hidden_size
+    h = dep.transformer.hidden_size
     fixed = (inv.shared_per_layer + inv.router_per_layer) * w * scale
     per_expert = inv.expert * w * scale
     per_token = inv.experts_per_token * (h + inv.expert / h) * ACT_BYTES * scale
@@ -71,7 +73,8 @@ def transformer_step(
     dep: Deployment, batch: ArrayLike, new_tokens: ArrayLike, context: ArrayLike, tp: ArrayLike, *, causal: bool = True
 ) -> dict[str, OpCost]:
     """FLOPs and bytes per operator group for one step on one tensor-parallel device."""
-    m = dep.model
+    m = dep.transformer
+    dec = dep.decoder
     inv = inventory(m)
     b = np.asarray(batch, dtype=float)
     t = np.asarray(new_tokens, dtype=float)
@@ -89,13 +92,13 @@ def transformer_step(
     )
 
     span = c0 + (t + 1.0) / 2.0 if causal else c0 + t
-    f_win = getattr(m, "windowed_layers", 0) / layers
-    if f_win:
-        span = (1 - f_win) * span + f_win * np.minimum(span, m.sliding_window)
-    mla = getattr(m, "mla", None)
+    f_win = dec.windowed_layers / layers if dec is not None else 0.0
+    if dec is not None and dec.sliding_window is not None and f_win:
+        span = (1 - f_win) * span + f_win * np.minimum(span, dec.sliding_window)
+    mla = dec.mla if dec is not None else None
     qk_dim = (mla.kv_lora_rank + mla.qk_rope_head_dim) if mla else m.head_size
     v_dim = mla.kv_lora_rank if mla else m.head_size
-    kv_elem = kv_elements_per_device(dep, tp_a) if m.kind == "decoder" else 0.0 * tp_a
+    kv_elem = kv_elements_per_device(dep, tp_a)
     attention = OpCost(
         flops=2.0 * n * span * m.num_heads * (qk_dim + v_dim) * layers / tp_a,
         bytes=(b * span + n) * kv_elem * dep.kv_bytes * layers + 2.0 * n * m.num_heads * m.head_size * ACT_BYTES * layers / tp_a,
@@ -116,7 +119,7 @@ def transformer_step(
     else:
         experts = OpCost(flops=zero, bytes=zero)
 
-    if m.kind == "decoder":
+    if dec is not None:
         emb_w = embedding_bytes_per_weight(dep)
         lm_head = OpCost(
             flops=2.0 * b * inv.lm_head_matmul / tp_a,
@@ -136,6 +139,8 @@ def generic_step(dep: Deployment, batch: ArrayLike, tp: ArrayLike) -> dict[str, 
     (when the spec gives it).
     """
     m = dep.model
+    if not isinstance(m, GenericModel):
+        raise InputError(f"model '{m.id}' is a transformer: cost it with transformer_step")
     b = np.asarray(batch, dtype=float)
     tp_a = np.asarray(tp, dtype=float)
     act = m.activation_bytes_per_item or 0.0

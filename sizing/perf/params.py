@@ -79,7 +79,7 @@ def _norm_params(model: DecoderModel | EncoderModel) -> int:
 
 def _attention_params(model: DecoderModel | EncoderModel) -> float:
     h, nq, nkv, d = model.hidden_size, model.num_heads, model.kv_heads, model.head_size
-    mla = getattr(model, "mla", None)
+    mla = model.mla if isinstance(model, DecoderModel) else None
     if mla is not None:
         qk = mla.qk_nope_head_dim + mla.qk_rope_head_dim
         r_q = mla.q_lora_rank
@@ -116,7 +116,7 @@ def inventory(model: DecoderModel | EncoderModel) -> Inventory:
     else:
         lm_matmul = float(v * h)
         lm_head = 0.0 if model.tied_embeddings else lm_matmul + (v if model.lm_head_bias else 0)
-    moe = getattr(model, "moe", None)
+    moe = model.moe if isinstance(model, DecoderModel) else None
     if moe is None:
         dense_layers, moe_layers = model.num_layers, 0
         expert = shared = router = 0.0

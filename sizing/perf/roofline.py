@@ -29,6 +29,7 @@ from numpy.typing import ArrayLike, NDArray
 
 from aicap.sizing.core.deployment import Deployment
 from aicap.sizing.core.dtypes import compute_dtype
+from aicap.sizing.core.specs.model import DecoderModel
 from aicap.sizing.perf.operators import ACT_BYTES, OpCost, generic_step, transformer_step
 
 F = NDArray[np.float64]
@@ -114,7 +115,7 @@ def network_time(dep: Deployment, tokens: ArrayLike, tp: ArrayLike, pp: ArrayLik
         return np.asarray(0.0 * tokens, dtype=float)
     msg = tokens * m.hidden_size * ACT_BYTES
     allreduce = np.where(tp > 1, 2.0 * (tp - 1) / tp * msg / link + lat, 0.0)
-    moe = getattr(m, "moe", None)
+    moe = m.moe if isinstance(m, DecoderModel) else None
     moe_layers = 0 if moe is None else m.num_layers - moe.dense_layers
     k = 0 if moe is None else moe.experts_per_token
     a2a = np.where(ep > 1, 2.0 * (tokens * k * m.hidden_size * ACT_BYTES * (ep - 1) / ep / link + lat), allreduce)

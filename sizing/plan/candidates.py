@@ -26,6 +26,7 @@ from aicap.sizing.core.fleet import PERCENTILES, Workload
 from aicap.sizing.core.specs import DeviceSpec, EfficiencySpec, InstanceSpec, ModelSpec
 from aicap.sizing.core.specs.efficiency import RuntimeSpec
 from aicap.sizing.perf import memory
+from aicap.sizing.serve.load import _BISECTIONS as _FULL_BISECTIONS
 from aicap.sizing.serve.load import (
     BUDGET_UTILISATION,
     SLOT_UTILISATION,
@@ -36,7 +37,9 @@ from aicap.sizing.serve.load import (
     at_arrivals,
     at_rate,
     capacity,
+    load_ceiling,
     rate_bound,
+    within_targets,
 )
 from aicap.sizing.serve.step import Hardware, StepModel
 
@@ -313,36 +316,57 @@ def _thresholds(rows: _Rows, unit: F, done: NDArray[np.bool_]) -> tuple[F, F]:
     return by_shape, by_device
 
 
+SCREEN_BISECTIONS = 7  # the screen ranks rows by capacity resolved to 2^-7 of its bracket; kept rows are then refined
+
+
+_REFINE_BISECTIONS = _FULL_BISECTIONS - SCREEN_BISECTIONS
+
+
 def _screen_bound(rows: _Rows, step: StepModel, pp: F, budget: float, traffic: Traffic, tpot_t: F, price: F,
                   idle: Loaded) -> tuple[Loaded, NDArray[np.bool_]]:  # fmt: skip
     """Capacity without the TTFT target for every row :func:`_screen` could select (branch and bound).
 
     :func:`~aicap.sizing.serve.load.rate_bound` bounds each row's cost per request/s from below at the
-    price of one step-time evaluation; rows are evaluated exactly, cheapest bound first, until no
-    unevaluated row's bound beats the selection's thresholds, so the selection equals the one the exact
-    capacity of every row would give. Rows never evaluated carry their idle metrics and a rate of 0;
-    the returned mask marks those whose bound left them a chance (they lost to the thresholds, not to
-    the targets).
+    price of one step-time evaluation; rows are evaluated, cheapest bound first, until no unevaluated
+    row's bound beats the selection's thresholds. Evaluation is coarse (``SCREEN_BISECTIONS``, a
+    capacity known to ``2^-7`` of its bracket and rounded down, so thresholds only err high and keep
+    more rows); the rows the screen keeps, and those whose coarse capacity rounded to 0 though they meet
+    the targets at idle, are then refined to ``2^-12``. Rows never evaluated carry their idle metrics and
+    a rate of 0; the returned mask marks those whose bound left them a chance (they lost to the
+    thresholds, not to the targets).
     """
     ub_rate, ub_x = rate_bound(step, pp, budget, traffic, tpot_t)
     lower = np.where(ub_rate > 0, price / np.maximum(ub_rate, 1e-300), np.inf)
     out = Loaded(np.zeros(price.size), np.zeros(price.size), idle.round_s.copy(), idle.running.copy(), idle.ttft_s.copy(),
                  idle.tpot_s.copy(), idle.budget_use.copy(), idle.slot_use.copy())  # fmt: skip
     unit = np.full(price.size, np.inf)
-    done = ~np.isfinite(lower)  # provably no capacity: nothing to evaluate
-    todo = _screen(rows, lower)
-    while todo.size:
-        m = capacity(step.take(todo), pp[todo], budget, traffic.take(todo), np.full(todo.size, np.inf), tpot_t[todo], ub_x[todo])
+    alive = within_targets(idle, np.full(price.size, np.inf), tpot_t)
+    done = ~np.isfinite(lower) | ~alive  # provably no capacity: nothing to evaluate
+    ceiling = load_ceiling(pp, budget, traffic, ub_x)
+
+    def put(ix: NDArray[np.int64], m: Loaded) -> None:
         for full, part in zip(
             (out.arrivals_per_round, out.rate, out.round_s, out.running, out.ttft_s, out.tpot_s, out.budget_use, out.slot_use),
             (m.arrivals_per_round, m.rate, m.round_s, m.running, m.ttft_s, m.tpot_s, m.budget_use, m.slot_use),
             strict=True,
         ):
-            full[todo] = part
-        unit[todo] = np.where(m.rate > 0, price[todo] / np.maximum(m.rate, 1e-300), np.inf)
-        done[todo] = True
+            full[ix] = part
+        unit[ix] = np.where(m.rate > 0, price[ix] / np.maximum(m.rate, 1e-300), np.inf)
+
+    todo = _screen(rows, np.where(done, np.inf, lower))
+    evaluated = np.zeros(price.size, dtype=bool)
+    while todo.size:
+        put(todo, capacity(step.take(todo), pp[todo], budget, traffic.take(todo), np.full(todo.size, np.inf), tpot_t[todo],
+                           ceiling[todo], bisections=SCREEN_BISECTIONS))  # fmt: skip
+        done[todo] = evaluated[todo] = True
         by_shape, by_device = _thresholds(rows, unit, done)
         todo = np.flatnonzero(~done & ((lower <= by_shape) | (lower <= by_device)))
+    refine = np.union1d(_screen(rows, unit), np.flatnonzero(evaluated & (out.rate <= 0)))
+    if refine.size:
+        lo = out.arrivals_per_round[refine]
+        width = ceiling[refine] / 2.0**SCREEN_BISECTIONS
+        put(refine, capacity(step.take(refine), pp[refine], budget, traffic.take(refine), np.full(refine.size, np.inf),
+                             tpot_t[refine], lo + width, lower=lo, bisections=_REFINE_BISECTIONS))  # fmt: skip
     return out, ~done
 
 

@@ -38,7 +38,11 @@ def _infeasible(w: Workload, inst: InstanceSpec, reason: str) -> Candidate:
 
 
 def all_candidates(fleet: Fleet, cat: CatalogueLike, insts: list[InstanceSpec]) -> dict[str, list[Candidate]]:
-    """Candidates per workload name (feasible or with their reason) on instance types ``insts``."""
+    """Candidates per workload name on instance types ``insts``.
+
+    Every feasible candidate, and of the infeasible ones one per instance type and reason (all that the
+    diagnostics and "why it lost" read).
+    """
     types = cheapest_types(fleet, insts)
     by_device: dict[str, list[InstanceSpec]] = {}
     for inst in types:
@@ -49,6 +53,7 @@ def all_candidates(fleet: Fleet, cat: CatalogueLike, insts: list[InstanceSpec]) 
     for w in fleet.workloads:
         by_model.setdefault(w.model, []).append(w)
     runtime = cat.runtime_spec
+    said: set[tuple[str, str, str]] = set()
     for ref, ws in by_model.items():
         model = cat.model(ref)
         decoder = model.kind == "decoder"
@@ -77,8 +82,14 @@ def all_candidates(fleet: Fleet, cat: CatalogueLike, insts: list[InstanceSpec]) 
                     dev = devs[row.device][0]
                     for w in members[shapes[row.shape]]:
                         for inst in by_device[dev.id]:
-                            if (row.tp, row.pp) in lay[dev.id][inst.name]:
-                                out[w.name].append(Candidate(
+                            if (row.tp, row.pp) not in lay[dev.id][inst.name]:
+                                continue
+                            if row.reason is not None:  # one infeasible candidate per reason is all its readers need
+                                key = (w.name, inst.name, row.reason)
+                                if key in said:
+                                    continue
+                                said.add(key)
+                            out[w.name].append(Candidate(
                                     workload=w.name, instance=inst.name, hardware=dev.id, tp=row.tp, pp=row.pp, weights_dtype=fmt[0],
                                     kv_dtype=fmt[1], slots=row.slots, devices=row.tp * row.pp, capacity_rps=row.capacity_rps,
                                     ttft_ms=row.ttft_ms, tpot_ms=row.tpot_ms, binding=row.binding, load_fraction=row.load_fraction,

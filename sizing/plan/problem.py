@@ -20,7 +20,7 @@ DEFAULT_TPOT_SCALE_MS = 100.0  # and without a TPOT target
 
 def latency_score(c: Candidate, fleet: Fleet) -> float:
     """``TTFT/TTFT* + TPOT/TPOT*`` of a candidate at its load (targets, or 1 s and 100 ms where none)."""
-    slo = next(w.slo for w in fleet.workloads if w.name == c.workload)
+    slo = fleet.workload(c.workload).slo
     return c.ttft_ms / (slo.ttft_ms or DEFAULT_TTFT_SCALE_MS) + (c.tpot_ms or 0.0) / (slo.tpot_ms or DEFAULT_TPOT_SCALE_MS)
 
 

@@ -16,6 +16,9 @@ from aicap.sizing.calibrate.accuracy import error_bands
 from aicap.sizing.core.deployment import MAX_DEVICES, Deployment, valid_tp
 from aicap.sizing.core.dtypes import storage_formats
 from aicap.sizing.core.errors import InputError
+from aicap.sizing.core.specs import DeviceSpec, EfficiencySpec
+from aicap.sizing.core.specs.efficiency import RuntimeSpec
+from aicap.sizing.core.specs.model import AnyModel, GenericModel
 from aicap.sizing.perf import memory
 from aicap.sizing.serve.serving import ServingMetrics, auto_batch, serve
 
@@ -27,10 +30,10 @@ GIB = 2**30
 class EstimateRequest:
     """Inputs of one estimate. ``batch=None`` means auto; ``tp``/``pp`` ``None`` means search."""
 
-    model: Any
-    device: Any
-    efficiency: Any
-    runtime: Any
+    model: AnyModel
+    device: DeviceSpec
+    efficiency: EfficiencySpec
+    runtime: RuntimeSpec
     devices: int | None = None
     tp: int | None = None
     pp: int | None = None
@@ -136,8 +139,8 @@ def candidate_layouts(req: EstimateRequest, devices: int) -> list[tuple[int, int
     """(tp, pp) pairs that use at most ``devices`` devices; tp stays inside the fast-link domain."""
     model = req.model
     domain = req.device.interconnect.domain_size
-    heads = getattr(model, "num_heads", 1)
-    layers = getattr(model, "num_layers", 1)
+    heads = 1 if isinstance(model, GenericModel) else model.num_heads
+    layers = 1 if isinstance(model, GenericModel) else model.num_layers
     tps = [req.tp] if req.tp else [t for t in valid_tp(heads, min(devices, domain))]
     out: list[tuple[int, int]] = []
     for tp in tps:
@@ -239,8 +242,8 @@ def _gib(more: float, less: float, *others: float) -> list[str]:
 
 def _layout_hints(dep: Deployment, *, spelled: bool = False) -> list[str]:
     """What shrinks every per-device term: a larger TP (or PP) degree, smaller weights (``fp8 weights`` when ``spelled``)."""
-    heads = getattr(dep.model, "num_heads", None)
-    layers = getattr(dep.model, "num_layers", None)
+    heads = None if isinstance(dep.model, GenericModel) else dep.model.num_heads
+    layers = None if isinstance(dep.model, GenericModel) else dep.model.num_layers
     tps = [t for t in valid_tp(heads, dep.device.interconnect.domain_size) if t > dep.tp] if heads else []
     hints = [f"TP={tps[0]}"] if tps else [f"PP={dep.pp * 2}"] if layers and dep.pp * 2 <= layers else []
     smaller = ("fp8" if "fp8" in dep.device.peak_tflops else "int8") if dep.weights_dtype in {"bf16", "fp16", "fp32"} else None

@@ -417,7 +417,8 @@ def _at_arrivals(step: StepModel, pp_a: F, budget: float, traffic: Traffic, xa: 
     )
 
 
-def _ok(m: Loaded, ttft_target_s: F, tpot_target_s: F) -> NDArray[np.bool_]:
+def within_targets(m: Loaded, ttft_target_s: F, tpot_target_s: F) -> NDArray[np.bool_]:
+    """Whether each replica meets its targets with the headroom, and the budget and slot caps, at its load."""
     return np.asarray(
         (m.budget_use <= BUDGET_UTILISATION)
         & (m.slot_use <= SLOT_UTILISATION)
@@ -443,8 +444,9 @@ def rate_bound(step: StepModel, pp: ArrayLike, budget: float, traffic: Traffic, 
     which the law of total variance keeps below ``Var τ``). So a feasible load has ``TPOT_lb(x) ≤ H·TPOT_target``
     (``H`` the headroom), and on a grid ``x_0 = 0 < x_1 < … < x_G = x_max``
     ``λ(x) = x/τ(x) ≤ x_j/T_lb(x_{j−1})`` for ``x ∈ (x_{j−1}, x_j]``. The bound is the largest such ratio
-    over the intervals that can be feasible (the token-budget and slot caps at ``x_{j−1}`` too). Used to
-    skip exact evaluations that cannot matter.
+    over the intervals that can be feasible (the token-budget and slot caps at ``x_{j−1}`` too); a second
+    pass regrids ``[0, x_last]``, ``x_last`` the end of the last such interval. Used to skip exact
+    evaluations that cannot matter.
 
     Returns
     -------
@@ -453,9 +455,21 @@ def rate_bound(step: StepModel, pp: ArrayLike, budget: float, traffic: Traffic, 
     """
     pp_a = np.asarray(pp, dtype=float)
     shape = np.broadcast_shapes(pp_a.shape, traffic.input_tokens.shape)
+    limit = LATENCY_HEADROOM * np.broadcast_to(np.asarray(tpot_target_s, dtype=float), shape)
+    top = load_ceiling(pp_a, budget, traffic)
+    rate, last = _bound_pass(step, pp_a, budget, traffic, limit, top)
+    # Once more on the narrowed range: a finer grid where the feasible loads are.
+    narrower = (last > 0) & (last < top)
+    if narrower.any():
+        rate2, last2 = _bound_pass(step, pp_a, budget, traffic, limit, np.where(narrower, last, top))
+        rate, last = np.where(narrower, np.minimum(rate, rate2), rate), np.where(narrower, np.minimum(last, last2), last)
+    return np.asarray(rate, dtype=float), np.asarray(last, dtype=float)
+
+
+def _bound_pass(step: StepModel, pp_a: F, budget: float, traffic: Traffic, limit: F, x_max: F) -> tuple[F, F]:
+    """:func:`rate_bound` on the grid ``x_j = j·x_max/G`` (every feasible load must lie in ``[0, x_max]``)."""
     o1 = np.maximum(traffic.output_tokens - 1.0, 0.0)
     i = traffic.input_tokens
-    x_max = np.broadcast_to(np.maximum(np.minimum(budget * pp_a / (i + o1), traffic.slots / (o1 + 1.0)), 1e-9), shape)
     grid = x_max * (np.arange(_BOUND_GRID + 1, dtype=float) / _BOUND_GRID)[:, None]  # (G+1, n)
     d = grid * o1 / pp_a
     room = np.maximum(budget - d, 1.0)
@@ -472,7 +486,6 @@ def rate_bound(step: StepModel, pp: ArrayLike, budget: float, traffic: Traffic, 
     n_dec = grid * o1
     sigma2 = p0 * (1.0 - p0) * (t_busy - t_idle) ** 2
     tpot_lb = t_lb + z * np.sqrt((step.slope_floor() * np.sqrt(n_dec) / pp_a) ** 2 + sigma2 / np.maximum(o1, 1.0))
-    limit = LATENCY_HEADROOM * np.broadcast_to(np.asarray(tpot_target_s, dtype=float), shape)
     # The token-budget and slot shares at a load are deterministic and non-decreasing in x (see at_arrivals).
     use = grid * i / (room * np.minimum(np.maximum(grid, 1.0), pp_a))
     running = grid * (o1 + np.maximum(i / room, 1.0))
@@ -484,31 +497,44 @@ def rate_bound(step: StepModel, pp: ArrayLike, budget: float, traffic: Traffic, 
     return np.asarray(ratio.max(axis=0), dtype=float), np.asarray(last, dtype=float)
 
 
-def capacity(step: StepModel, pp: ArrayLike, budget: float, traffic: Traffic, ttft_target_s: ArrayLike,
-             tpot_target_s: ArrayLike, upper: ArrayLike | None = None, without_ttft: ArrayLike | None = None) -> Loaded:  # fmt: skip
-    """The replica at the largest load that meets both targets (``inf`` target: none); rate 0 where none does.
+def load_ceiling(pp: ArrayLike, budget: float, traffic: Traffic, upper: ArrayLike | None = None) -> F:
+    """Arrivals per round beyond which a replica breaks a utilisation cap whatever its step time.
 
-    Bisection on arrivals per round ``x`` over ``[0, x_max]``, ``x_max`` the load that fills the token
-    budget or the slots (or ``upper``, a known bound such as :func:`rate_bound`'s, where smaller); every
-    constraint tightens as ``x`` grows. ``without_ttft``, the arrivals per round at the capacity without
-    the TTFT target (an earlier call's ``arrivals_per_round``), skips that first stage.
+    ``min(C·pp/(I + O − 1), slots/O)`` (the token budget or the slots filled), or ``upper`` where smaller;
+    the bracket :func:`capacity` bisects.
     """
     pp_a = np.asarray(pp, dtype=float)
     shape = np.broadcast_shapes(pp_a.shape, traffic.input_tokens.shape)
-    ttft_t = np.broadcast_to(np.asarray(ttft_target_s, dtype=float), shape)
-    tpot_t = np.broadcast_to(np.asarray(tpot_target_s, dtype=float), shape)
     o1 = np.maximum(traffic.output_tokens - 1.0, 0.0)
-    # Loads beyond these break a utilisation cap whatever the step time.
     x_budget = budget * pp_a / (traffic.input_tokens + o1)
     x_slots = traffic.slots / (o1 + 1.0)
     hi = np.broadcast_to(np.maximum(np.minimum(x_budget, x_slots), 1e-9), shape).astype(float)
     if upper is not None:
         hi = np.maximum(np.minimum(hi, np.asarray(upper, dtype=float)), 1e-9)
+    return hi
+
+
+def capacity(step: StepModel, pp: ArrayLike, budget: float, traffic: Traffic, ttft_target_s: ArrayLike,
+             tpot_target_s: ArrayLike, upper: ArrayLike | None = None, without_ttft: ArrayLike | None = None,
+             lower: ArrayLike | None = None, bisections: int = _BISECTIONS) -> Loaded:  # fmt: skip
+    """The replica at the largest load that meets both targets (``inf`` target: none); rate 0 where none does.
+
+    Bisection on arrivals per round ``x`` over ``[lower, x_max]`` (``lower`` a load known to meet the
+    targets, default 0), ``x_max`` from :func:`load_ceiling` (``upper`` a known bound such as
+    :func:`rate_bound`'s); every constraint tightens as ``x`` grows. After ``bisections`` halvings the
+    bracket is ``2^-bisections`` of its start. ``without_ttft``, the arrivals per round at the capacity
+    without the TTFT target (an earlier call's ``arrivals_per_round``), skips that first stage.
+    """
+    pp_a = np.asarray(pp, dtype=float)
+    shape = np.broadcast_shapes(pp_a.shape, traffic.input_tokens.shape)
+    ttft_t = np.broadcast_to(np.asarray(ttft_target_s, dtype=float), shape)
+    tpot_t = np.broadcast_to(np.asarray(tpot_target_s, dtype=float), shape)
+    hi = load_ceiling(pp_a, budget, traffic, upper)
     # First every constraint but TTFT (cheap), then TTFT only where it binds, on those rows only.
-    lo = np.zeros(shape)
-    for _ in range(_BISECTIONS if without_ttft is None else 0):
+    lo = np.zeros(shape) if lower is None else np.broadcast_to(np.asarray(lower, dtype=float), shape).copy()
+    for _ in range(bisections if without_ttft is None else 0):
         mid = (lo + hi) / 2.0
-        good = _ok(at_arrivals(step, pp_a, budget, traffic, mid, ttft=False), np.full(shape, np.inf), tpot_t)
+        good = within_targets(at_arrivals(step, pp_a, budget, traffic, mid, ttft=False), np.full(shape, np.inf), tpot_t)
         lo = np.where(good, mid, lo)
         hi = np.where(good, hi, mid)
     if without_ttft is not None:
@@ -529,7 +555,7 @@ def capacity(step: StepModel, pp: ArrayLike, budget: float, traffic: Traffic, tt
         lo = lo.copy()
         lo[late] = s_lo
     best = at_arrivals(step, pp_a, budget, traffic, lo, ttft=bool(np.isfinite(ttft_t).any()))
-    ok = _ok(best, ttft_t, tpot_t) & (lo > 0)
+    ok = within_targets(best, ttft_t, tpot_t) & (lo > 0)
     return Loaded(
         arrivals_per_round=np.where(ok, lo, 0.0),
         rate=np.where(ok, best.rate, 0.0),

@@ -22,6 +22,7 @@ nothing decoding) and :func:`decode_step` (a batch ``b`` decoding at context ``c
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -224,31 +225,40 @@ class StepModel:
         """
         d, p = np.broadcast_arrays(np.asarray(decode_seqs, dtype=float), np.asarray(prefill_tokens, dtype=float), self.bandwidth)[:2]
         dx, px = d[..., None, :], p[..., None, :]
-        f = self.flops[0] + self.flops[1] * dx + self.flops[2] * px
-        f /= self.peak
-        q = self.bytes[0] + self.bytes[1] * dx + self.bytes[2] * px
-        q /= self.bandwidth
+        fn, qn = self._seconds_coefficients
+        f = fn[0] + fn[1] * dx
+        f += fn[2] * px
+        q = qn[0] + qn[1] * dx
+        q += qn[2] * px
         n = d + p
         compute = f >= q
-        parts = np.where(compute, f, q)
-        grads = [np.where(compute, self.flops[j] / self.peak, self.bytes[j] / self.bandwidth) for j in (1, 2)] if slope else []
-        if self.experts_per_token:
+        parts = np.maximum(f, q)
+        experts = bool(self.experts_per_token)
+        if experts:
             row = self._experts_row
             touched = expected_distinct_experts(n, self.num_experts, self.experts_per_token)
             e_time = (self.expert_fixed + self.expert_per_touched * touched + self.expert_per_token * n) / self.bandwidth
             e_compute = f[..., row, :] >= e_time
-            parts[..., row, :] = np.where(e_compute, f[..., row, :], e_time)
-            if grads:
+            parts[..., row, :] = np.maximum(f[..., row, :], e_time)
+        total = np.asarray(parts.sum(axis=-2) + self.net[0] + self.net[1] * n + self.overhead_s, dtype=float)
+        if not slope:
+            return total, np.zeros_like(total), np.zeros_like(total)
+        # Σ_i (memory slope_i + [compute binds]·(compute slope_i − memory slope_i)), per argument.
+        grads = []
+        for j in (1, 2):
+            g = np.where(compute, fn[j], qn[j])
+            if experts:
                 # Tokens are whole: the experts' slope is their forward difference over one more token (concave).
                 d_touched = expected_distinct_experts(n + 1.0, self.num_experts, self.experts_per_token) - touched
                 e_grad = (self.expert_per_touched * d_touched + self.expert_per_token) / self.bandwidth
-                for j, g in zip((1, 2), grads, strict=True):
-                    g[..., row, :] = np.where(e_compute, self.flops[j][row] / self.peak[row], e_grad)
-        total = np.asarray(parts.sum(axis=-2) + self.net[0] + self.net[1] * n + self.overhead_s, dtype=float)
-        if not grads:
-            return total, np.zeros_like(total), np.zeros_like(total)
-        dd, dp = (np.asarray(np.broadcast_to(g, parts.shape).sum(axis=-2) + self.net[1], dtype=float) for g in grads)
-        return total, dd, dp
+                g[..., row, :] = np.where(e_compute, fn[j][row], e_grad)
+            grads.append(np.asarray(g.sum(axis=-2) + self.net[1], dtype=float))
+        return total, grads[0], grads[1]
+
+    @functools.cached_property
+    def _seconds_coefficients(self) -> tuple[F, F]:
+        """FLOPs over peak and bytes over bandwidth: ``(3, ops, n)`` seconds per unit of each argument."""
+        return self.flops / self.peak, self.bytes / self.bandwidth
 
     def slope_floor(self) -> F:
         """A lower bound on ``∂T/∂d`` anywhere (s per decoding sequence): each group at its smaller side's slope."""

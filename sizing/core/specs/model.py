@@ -162,5 +162,8 @@ class GenericModel(_Strict):
     notes: str | None = None
 
 
-ModelSpec = Annotated[DecoderModel | EncoderModel | GenericModel, Field(discriminator="kind")]
-"""Any model spec, told apart by its ``kind`` field."""
+AnyModel = DecoderModel | EncoderModel | GenericModel
+"""A model spec of any kind: narrow it once (``isinstance``, or :attr:`Deployment.transformer`/``decoder``)."""
+
+ModelSpec = Annotated[AnyModel, Field(discriminator="kind")]
+"""Any model spec, told apart by its ``kind`` field (the validating form of :data:`AnyModel`)."""

@@ -1,0 +1,81 @@
+"""The candidate screen: the rate bound really bounds, and branch and bound drops only rows the screen would drop."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pytest
+
+from aicap.hardware_db import load_catalogue
+from aicap.sizing.core.fleet import Fleet
+from aicap.sizing.plan import candidates
+from aicap.sizing.plan.sizer import size
+from aicap.sizing.serve.load import capacity, load_ceiling, rate_bound
+from aicap.sizing.serve.step import StepModel
+
+CAT = load_catalogue()
+
+
+def fleet() -> Fleet:
+    """Decoders dense and MoE, long and short prompts, tight and loose SLOs, bursty traffic, and an encoder."""
+    return Fleet.model_validate({"workloads": [
+        {"name": "chat", "model": "llama-3.1-8b", "requests_per_s": 6.0, "input_tokens": 1000, "output_tokens": 200,
+         "slo": {"ttft_ms": 1500, "tpot_ms": 50}},
+        {"name": "tight", "model": "llama-3.1-70b", "requests_per_s": 2.0, "input_tokens": 300, "output_tokens": 400,
+         "slo": {"ttft_ms": 800, "tpot_ms": 30}},
+        {"name": "long", "model": "mixtral-8x7b", "requests_per_s": 1.0, "input_tokens": 12000, "output_tokens": 300,
+         "slo": {"ttft_ms": 8000, "tpot_ms": 120, "percentile": "p90"}, "arrival_cv": 2.0},
+        {"name": "embed", "model": "bge-large-en", "requests_per_s": 40.0, "input_tokens": 300, "output_tokens": 1,
+         "slo": {"ttft_ms": 150}, "precisions": ["fp16"]},
+    ], "constraints": {"clouds": ["aws", "gcp"]}})  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def screens() -> list[dict[str, Any]]:
+    """The arguments of every screen the sizer runs on :func:`fleet`, with what the screen returned."""
+    seen: list[dict[str, Any]] = []
+    real = candidates._screen_bound
+
+    def spy(rows: Any, step: StepModel, pp: Any, budget: float, traffic: Any, tpot_t: Any, price: Any, idle: Any) -> Any:
+        out = real(rows, step, pp, budget, traffic, tpot_t, price, idle)
+        seen.append(dict(rows=rows, step=step, pp=pp, budget=budget, traffic=traffic, tpot_t=tpot_t, price=price, out=out))
+        return out
+
+    candidates._screen_bound = spy  # type: ignore[assignment]
+    try:
+        size(fleet(), CAT, alternatives=False)
+    finally:
+        candidates._screen_bound = real  # type: ignore[assignment]
+    assert seen
+    return seen
+
+
+def test_rate_bound_is_above_the_capacity_on_every_row(screens: list[dict[str, Any]]) -> None:
+    rows = feasible = 0
+    for s in screens:
+        ub_rate, ub_x = rate_bound(s["step"], s["pp"], s["budget"], s["traffic"], s["tpot_t"])
+        # The exact capacity, bisected finely over the whole unconstrained bracket (no bound used).
+        exact = capacity(s["step"], s["pp"], s["budget"], s["traffic"], np.full(s["pp"].size, np.inf), s["tpot_t"], bisections=18)
+        assert np.all(exact.rate <= ub_rate * (1 + 1e-9)), "rate_bound is below a row's capacity"
+        assert np.all(exact.arrivals_per_round <= ub_x * (1 + 1e-9)), "rate_bound's load is below a row's capacity"
+        rows += s["pp"].size
+        feasible += int((exact.rate > 0).sum())
+    assert rows > 500 and feasible > 100
+
+
+def test_branch_and_bound_skips_only_rows_the_screen_would_drop(screens: list[dict[str, Any]]) -> None:
+    skipped_total = 0
+    for s in screens:
+        _, pruned = s["out"]
+        # Every row at screening resolution, no bound: what the screen would select from all of them.
+        ub_rate, ub_x = rate_bound(s["step"], s["pp"], s["budget"], s["traffic"], s["tpot_t"])
+        ceiling = load_ceiling(s["pp"], s["budget"], s["traffic"], ub_x)
+        every = capacity(s["step"], s["pp"], s["budget"], s["traffic"], np.full(s["pp"].size, np.inf), s["tpot_t"], ceiling,
+                         bisections=candidates.SCREEN_BISECTIONS)  # fmt: skip
+        unit = np.where(every.rate > 0, s["price"] / np.maximum(every.rate, 1e-300), np.inf)
+        selected = set(candidates._screen(s["rows"], unit).tolist())
+        skipped = set(np.flatnonzero(pruned).tolist())
+        assert not (selected & skipped), "branch and bound skipped a row the exhaustive screen keeps"
+        skipped_total += len(skipped)
+    assert skipped_total > 0  # the bound does prune
