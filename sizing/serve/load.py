@@ -376,11 +376,17 @@ def _at_arrivals(step: StepModel, pp_a: F, budget: float, traffic: Traffic, xa: 
     ttft_mix = _ttft_quantile(step, pp_a, d, room, lump, pmf, rounds, tau, lump_rate, traffic, idle) if ttft else np.zeros_like(tau)
     use = xa * i / (room * np.minimum(np.maximum(xa, 1.0), pp_a))
     burst = (1.0 + cv**2) / 2.0
-    service = np.ceil(i / room) * step.seconds(d, np.minimum(i, room))
-    ok = use < 1.0
-    safe = np.where(ok, use, 0.5)
+    # Prompts queue for the token budget. Short prompts (I ≤ C) share rounds: a share `use` of each
+    # round's budget, each prompt one round of service. A prompt longer than the budget is a job of
+    # ⌈I/C⌉ chunks that holds the budget for S = I·T(d, C)/(pp·C) seconds, at a load ρ_b = λ·S that counts
+    # time, not rounds (its rounds are the long ones). Either way an M/D/1 wait (Pollaczek–Khinchine).
+    long = i > room
+    service = np.where(long, i * full_s / (pp_a * room), np.ceil(i / room) * step.seconds(d, np.minimum(i, room)))
+    load_b = np.where(long, rate * service, use)
+    ok = (use < 1.0) & (load_b < 1.0)
+    safe = np.where(ok, load_b, 0.5)
     budget_mean = np.where(ok, safe / (1.0 - safe) * burst * service / 2.0, 0.0)
-    budget_q = np.where(ok & (use > 0), budget_mean / np.maximum(safe, 1e-12) * np.log(np.maximum(safe / (1.0 - q), 1.0)), 0.0)
+    budget_q = np.where(ok & (load_b > 0), budget_mean / np.maximum(safe, 1e-12) * np.log(np.maximum(safe / (1.0 - q), 1.0)), 0.0)
     running = xa * (np.maximum(o - 1.0, 0.0) + np.maximum(i / room, 1.0))
     life = np.maximum(running / np.maximum(rate, 1e-12), tau)
     slots = np.maximum(traffic.slots, 1.0)

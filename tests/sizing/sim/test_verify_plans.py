@@ -22,15 +22,9 @@ CAT = load_catalogue()
 ROOT = Path(__file__).resolve().parents[3]
 FLEETS = ["builtin", *sorted(p.stem for p in (ROOT / "examples").glob("*.yaml"))]
 TOLERANCE = 0.30
-PROMPTS_BEYOND_BUDGET = "prompts longer than the token budget: chunked prefill queues are under-predicted"
 OVER_TP8 = "over-predicted (conservative): co-arrivals of a tp8 TPU replica spread over short rounds"
 KNOWN: dict[str, dict[str, str]] = {
     # fleet -> "workload/hardware/tpXppY/metric" -> cause
-    "batch-summarisation": {
-        "summarise/h100-sxm/tp1pp1/ttft": PROMPTS_BEYOND_BUDGET,
-        "summarise/h100-sxm/tp2pp1/ttft": PROMPTS_BEYOND_BUDGET,
-        "summarise/l4/tp1pp1/ttft": PROMPTS_BEYOND_BUDGET,
-    },
     "mixed-embedding-llm": {"answer/tpu-v6e/tp8pp1/ttft": OVER_TP8},
 }
 
