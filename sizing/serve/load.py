@@ -29,8 +29,12 @@ instant:
   (:mod:`aicap.sizing.serve.queueing`), scaled by ``(1 + cv²)/2`` (Kingman). The components are
   combined as ``Σ mean_i + sqrt(Σ (q_i − mean_i)²)``: independent parts do not all hit their tail
   at once.
-* **TPOT** = ``τ + z_q·σ_τ/sqrt(O − 1)``, ``σ_τ = T(d, p + cv·I·sqrt(x)) − τ``: the mean over a
-  request's ``O − 1`` rounds of a round time that varies with the prompts that share it.
+* **TPOT** = ``τ + τ'·Var(n)/n + z_q·sqrt((τ'·sd(n))² + (σ_τ/((1 − ρ_p)·sqrt(O − 1)))²)``: the mean of a
+  request's ``O − 1`` round times. ``n`` decoding requests drift slowly (``Var(n) = n·max(cv, 1)²/(1 − β)``,
+  ``β = τ'·n/τ`` the feedback of a longer round keeping requests longer, ``τ' = ∂τ/∂n``), and requests see
+  ``n`` size-biased (more of them decode while it is high), which shifts their mean by ``τ'·Var(n)/n``;
+  the rounds that carry prompts add ``σ_τ``, the spread of the round time, averaged over ``O − 1`` rounds
+  and amplified by ``1/(1 − ρ_p)`` (``ρ_p`` the prefill time share).
 
 Encoders and generic models are the same engine with ``O = 0`` (dynamic batching: a batch is a round).
 The approximation is tested against the iteration-level simulator of :mod:`aicap.sizing.sim` and
@@ -409,7 +413,10 @@ def _at_arrivals(step: StepModel, pp_a: F, budget: float, traffic: Traffic, xa: 
     # A request that meets more prompts lives longer and so meets more: the prefill term grows by 1/(1 − ρ_p).
     mix = z * sigma / np.sqrt(np.maximum(o - 1.0, 1.0)) / np.maximum(1.0 - np.minimum(prefill_load, 0.999), 1e-3)
     spread = np.sqrt((dtau_dn * z * n_sd) ** 2 + mix**2)
-    tpot = np.where(o > 1.0, tau + spread, 0.0)
+    # Requests see n size-biased: more of them decode while n (and so τ) is high, so their mean round
+    # is τ + Cov(n, τ)/n = τ + (∂τ/∂n)·Var(n)/n.
+    bias = dtau_dn * n_sd**2 / np.maximum(n_dec, 1e-9)
+    tpot = np.where(o > 1.0, tau + bias + spread, 0.0)
     return Loaded(
         arrivals_per_round=xa,
         rate=np.asarray(rate, dtype=float),
