@@ -69,7 +69,7 @@ def test_branch_and_bound_skips_only_rows_the_screen_would_drop(screens: list[di
     for s in screens:
         _, pruned = s["out"]
         # Every row at screening resolution, no bound: what the screen would select from all of them.
-        ub_rate, ub_x = rate_bound(s["step"], s["pp"], s["budget"], s["traffic"], s["tpot_t"])
+        _, ub_x = rate_bound(s["step"], s["pp"], s["budget"], s["traffic"], s["tpot_t"])
         ceiling = load_ceiling(s["pp"], s["budget"], s["traffic"], ub_x)
         every = capacity(s["step"], s["pp"], s["budget"], s["traffic"], np.full(s["pp"].size, np.inf), s["tpot_t"], ceiling,
                          bisections=candidates.SCREEN_BISECTIONS)  # fmt: skip
