@@ -422,3 +422,11 @@ def test_prune_a_later_candidate_with_more_capacity_dominates() -> None:
     low = cand(BIG, 2, 3.0, ttft=100.0, tpot=10.0)
     high = cand(BIG, 2, 4.0, ttft=100.0, tpot=10.0)
     assert [id(x) for x in prune([low, high])] == [id(high)]
+
+
+def test_screen_never_keeps_a_row_without_capacity() -> None:
+    # Two shapes: infinite units (no capacity even without the TTFT target) are dropped, not used to fill the quota.
+    r = rows([0, 0, 0, 1, 1], [0, 1, 2, 0, 1])
+    got = _screen(r, np.array([3.0, np.inf, 1.0, np.inf, 2.0]))
+    assert got.tolist() == [0, 2, 4]
+    assert _screen(r, np.full(5, np.inf)).tolist() == []
