@@ -2,7 +2,7 @@
 
 Traffic of a workload is routed to its deployments in proportion to their capacity (or by the shares
 the latency objective chose), split evenly over replicas, and each deployment's TTFT and TPOT are the
-load model's percentiles at that load (:meth:`aicap.sizing.serve.load.Replica.at_rate`).
+load model's percentiles at that load (:func:`aicap.sizing.serve.replica.at_rates`).
 
 Costs: a deployment pays ``r·d·p_t/D_t`` scaled by ``n_t·D_t/used_t`` (devices bought over devices
 used), so idle devices of a bought instance are charged to the workloads on that instance type and the
@@ -23,7 +23,8 @@ from aicap.sizing.core.plan import Alternative, CatalogueRef, Deployment, Instan
 from aicap.sizing.core.plan import Workload as PlanWorkload
 from aicap.sizing.core.specs import InstanceSpec
 from aicap.sizing.plan.candidates import Candidate
-from aicap.sizing.serve.load import Loaded, Replica, at_rates
+from aicap.sizing.serve.load import Loaded
+from aicap.sizing.serve.replica import Replica, at_rates
 
 
 def sig(x: float, digits: int = 4) -> float:

@@ -26,21 +26,10 @@ from aicap.sizing.core.fleet import PERCENTILES, Workload
 from aicap.sizing.core.specs import DeviceSpec, EfficiencySpec, InstanceSpec, ModelSpec
 from aicap.sizing.core.specs.efficiency import RuntimeSpec
 from aicap.sizing.perf import memory
-from aicap.sizing.serve.load import _BISECTIONS as _FULL_BISECTIONS
-from aicap.sizing.serve.load import (
-    BUDGET_UTILISATION,
-    SLOT_UTILISATION,
-    Loaded,
-    Replica,
-    ReplicaGroup,
-    Traffic,
-    at_arrivals,
-    at_rate,
-    capacity,
-    load_ceiling,
-    rate_bound,
-    within_targets,
-)
+from aicap.sizing.serve.capacity import BISECTIONS as _FULL_BISECTIONS
+from aicap.sizing.serve.capacity import capacity, load_ceiling, rate_bound, within_targets
+from aicap.sizing.serve.load import BUDGET_UTILISATION, SLOT_UTILISATION, Loaded, Traffic, at_arrivals, at_rate
+from aicap.sizing.serve.replica import Replica, ReplicaGroup
 from aicap.sizing.serve.step import Hardware, StepModel
 
 F = NDArray[np.float64]
@@ -326,7 +315,7 @@ def _screen_bound(rows: _Rows, step: StepModel, pp: F, budget: float, traffic: T
                   idle: Loaded) -> tuple[Loaded, NDArray[np.bool_]]:  # fmt: skip
     """Capacity without the TTFT target for every row :func:`_screen` could select (branch and bound).
 
-    :func:`~aicap.sizing.serve.load.rate_bound` bounds each row's cost per request/s from below at the
+    :func:`~aicap.sizing.serve.capacity.rate_bound` bounds each row's cost per request/s from below at the
     price of one step-time evaluation; rows are evaluated, cheapest bound first, until no unevaluated
     row's bound beats the selection's thresholds. Evaluation is coarse (``SCREEN_BISECTIONS``, a
     capacity known to ``2^-7`` of its bracket and rounded down, so thresholds only err high and keep

@@ -13,7 +13,8 @@ from aicap.sizing.core.fleet import Fleet
 from aicap.sizing.core.plan import Alternative, Rejected, Solver
 from aicap.sizing.plan.assemble import _margin, build_plan, money, sig, with_alternatives
 from aicap.sizing.plan.candidates import Candidate
-from aicap.sizing.serve.load import Loaded, Replica
+from aicap.sizing.serve.load import Loaded
+from aicap.sizing.serve.replica import Replica
 
 CAT = load_catalogue()
 # Round prices: the 8×H100 instance at $80/h ($10 per device-hour), the 4×L40S one at $12/h ($3 per device-hour).

@@ -8,7 +8,8 @@ import pytest
 from aicap.hardware_db import load_catalogue
 from aicap.sizing.core.deployment import Deployment
 from aicap.sizing.perf import memory
-from aicap.sizing.serve.load import LATENCY_HEADROOM, Traffic, at_rate, capacity
+from aicap.sizing.serve.capacity import capacity
+from aicap.sizing.serve.load import LATENCY_HEADROOM, Traffic, at_rate
 from aicap.sizing.serve.step import Hardware, StepModel
 from aicap.sizing.sim.arrivals import arrival_times
 from aicap.sizing.sim.engine import EngineConfig, Requests, simulate

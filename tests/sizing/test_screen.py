@@ -11,7 +11,7 @@ from aicap.hardware_db import load_catalogue
 from aicap.sizing.core.fleet import Fleet
 from aicap.sizing.plan import candidates
 from aicap.sizing.plan.sizer import size
-from aicap.sizing.serve.load import capacity, load_ceiling, rate_bound
+from aicap.sizing.serve.capacity import capacity, load_ceiling, rate_bound
 from aicap.sizing.serve.step import StepModel
 
 CAT = load_catalogue()

@@ -1,0 +1,179 @@
+"""Capacity of a replica: the largest load that meets its latency targets, and a cheap bound on it.
+
+:func:`capacity` bisects the load model of :mod:`aicap.sizing.serve.load` on the arrivals per round
+``x`` (every constraint tightens as ``x`` grows): first every constraint but TTFT, then TTFT only on the
+rows where it binds. :func:`rate_bound` bounds the capacity from above at the price of one step-time
+evaluation, so a planner can skip layouts that cannot matter.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
+from aicap.sizing.serve.load import (
+    BUDGET_UTILISATION,
+    LATENCY_HEADROOM,
+    SLOT_SIGMAS,
+    SLOT_UTILISATION,
+    Loaded,
+    Traffic,
+    _z,
+    at_arrivals,
+)
+from aicap.sizing.serve.step import StepModel
+
+F = NDArray[np.float64]
+BISECTIONS = 12  # on arrivals per round: 2^-12 of the range (rate_bound's bracket where known)
+_TTFT_LOAD_BISECTIONS = 11  # on arrivals per round where TTFT binds: 2^-11 of the load that meets the rest
+
+
+def within_targets(m: Loaded, ttft_target_s: F, tpot_target_s: F) -> NDArray[np.bool_]:
+    """Whether each replica meets its targets with the headroom, and the budget and slot caps, at its load."""
+    return np.asarray(
+        (m.budget_use <= BUDGET_UTILISATION)
+        & (m.slot_use <= SLOT_UTILISATION)
+        & (m.ttft_s <= LATENCY_HEADROOM * ttft_target_s)
+        & (m.tpot_s <= LATENCY_HEADROOM * tpot_target_s)
+    )
+
+
+_BOUND_GRID = 48  # points of the load grid on which rate_bound brackets λ(x)
+
+
+def rate_bound(step: StepModel, pp: ArrayLike, budget: float, traffic: Traffic, tpot_target_s: ArrayLike) -> tuple[F, F]:
+    """Upper bounds on the rate each replica can carry and on its arrivals per round, without the queueing terms.
+
+    The step time is convex and non-decreasing in the prefill tokens ``p`` (a sum of maxima of affine
+    terms), and tokens are conserved, so the mean round time is at least the step at the mean load,
+    ``τ(x) ≥ T_lb(x) = P0·T(d, 0) + (1 − P0)·T(d(x), min(x·I/(pp·(1 − P0)), C − d))`` (Jensen on the rounds
+    without and with a prompt lump, ``P0 = e^(−x·I/L)`` a lower bound on the share without, and a larger
+    ``P0`` only raises the right side; MoE expert bytes are concave in the tokens, so MoE takes ``p = 0``).
+    TPOT is at least ``τ`` plus the floors of :func:`at_arrivals`' spreads, ``|z_q|`` times
+    ``sqrt((T'_min·sqrt(x·(O − 1))/pp)² + σ_lb²/(O − 1))`` (``T'_min`` the smallest slope of the step in
+    ``d``; ``σ_lb² = P0·(1 − P0)·(T_busy − T_idle)²``, the variance between rounds with and without a lump,
+    which the law of total variance keeps below ``Var τ``). So a feasible load has ``TPOT_lb(x) ≤ H·TPOT_target``
+    (``H`` the headroom), and on a grid ``x_0 = 0 < x_1 < … < x_G = x_max``
+    ``λ(x) = x/τ(x) ≤ x_j/T_lb(x_{j−1})`` for ``x ∈ (x_{j−1}, x_j]``. The bound is the largest such ratio
+    over the intervals that can be feasible (the token-budget and slot caps at ``x_{j−1}`` too); a second
+    pass regrids ``[0, x_last]``, ``x_last`` the end of the last such interval. Used to skip exact
+    evaluations that cannot matter.
+
+    Returns
+    -------
+    rate, arrivals
+        Upper bounds on the capacity (requests/s) and on the arrivals per round at capacity.
+    """
+    pp_a = np.asarray(pp, dtype=float)
+    shape = np.broadcast_shapes(pp_a.shape, traffic.input_tokens.shape)
+    limit = LATENCY_HEADROOM * np.broadcast_to(np.asarray(tpot_target_s, dtype=float), shape)
+    top = load_ceiling(pp_a, budget, traffic)
+    rate, last = _bound_pass(step, pp_a, budget, traffic, limit, top)
+    # Once more on the narrowed range: a finer grid where the feasible loads are.
+    narrower = (last > 0) & (last < top)
+    if narrower.any():
+        rate2, last2 = _bound_pass(step, pp_a, budget, traffic, limit, np.where(narrower, last, top))
+        rate, last = np.where(narrower, np.minimum(rate, rate2), rate), np.where(narrower, np.minimum(last, last2), last)
+    return np.asarray(rate, dtype=float), np.asarray(last, dtype=float)
+
+
+def _bound_pass(step: StepModel, pp_a: F, budget: float, traffic: Traffic, limit: F, x_max: F) -> tuple[F, F]:
+    """:func:`rate_bound` on the grid ``x_j = j·x_max/G`` (every feasible load must lie in ``[0, x_max]``)."""
+    o1 = np.maximum(traffic.output_tokens - 1.0, 0.0)
+    i = traffic.input_tokens
+    grid = x_max * (np.arange(_BOUND_GRID + 1, dtype=float) / _BOUND_GRID)[:, None]  # (G+1, n)
+    d = grid * o1 / pp_a
+    room = np.maximum(budget - d, 1.0)
+    # Split on whether any prompt lump arrives (probability 1 − P0, P0 = e^(−lumps) under Poisson and at
+    # least that under bursty arrivals): Jensen on each part bounds E[T] from below more tightly.
+    lump = np.minimum(i, room)
+    p0 = np.exp(-grid * i / lump)
+    busy = np.minimum(grid * i / pp_a / np.maximum(1.0 - p0, 1e-12), room)
+    t_idle, t_busy = step.seconds(d, 0.0), step.seconds(d, 0.0 if step.experts_per_token else busy)
+    t_lb = p0 * t_idle + (1.0 - p0) * t_busy
+    # TPOT_q ≥ τ + |z|·sqrt((T'_min·sqrt(n)/pp)² + σ²/(O − 1)): the spreads of at_arrivals at their floors
+    # (T'_min ≤ ∂τ/∂d; σ² ≥ P0·(1 − P0)·(T_busy − T_idle)², the variance between rounds with and without a lump).
+    z = np.abs(_z(traffic.quantile))
+    n_dec = grid * o1
+    sigma2 = p0 * (1.0 - p0) * (t_busy - t_idle) ** 2
+    tpot_lb = t_lb + z * np.sqrt((step.slope_floor() * np.sqrt(n_dec) / pp_a) ** 2 + sigma2 / np.maximum(o1, 1.0))
+    # The token-budget and slot shares at a load are deterministic and non-decreasing in x (see at_arrivals).
+    use = grid * i / (room * np.minimum(np.maximum(grid, 1.0), pp_a))
+    running = grid * (o1 + np.maximum(i / room, 1.0))
+    slot_use = (running + SLOT_SIGMAS * np.sqrt(running)) / np.maximum(traffic.slots, 1.0)
+    fits = (use <= BUDGET_UTILISATION) & (slot_use <= SLOT_UTILISATION) & ((tpot_lb <= limit) | (o1 <= 0.0))
+    feasible = fits[:-1]  # interval (x_{j-1}, x_j] can hold a feasible load
+    ratio = np.where(feasible, grid[1:] / np.maximum(t_lb[:-1], 1e-12), 0.0)
+    last = np.where(feasible, grid[1:], 0.0).max(axis=0)
+    return np.asarray(ratio.max(axis=0), dtype=float), np.asarray(last, dtype=float)
+
+
+def load_ceiling(pp: ArrayLike, budget: float, traffic: Traffic, upper: ArrayLike | None = None) -> F:
+    """Arrivals per round beyond which a replica breaks a utilisation cap whatever its step time.
+
+    ``min(C·pp/(I + O − 1), slots/O)`` (the token budget or the slots filled), or ``upper`` where smaller;
+    the bracket :func:`capacity` bisects.
+    """
+    pp_a = np.asarray(pp, dtype=float)
+    shape = np.broadcast_shapes(pp_a.shape, traffic.input_tokens.shape)
+    o1 = np.maximum(traffic.output_tokens - 1.0, 0.0)
+    x_budget = budget * pp_a / (traffic.input_tokens + o1)
+    x_slots = traffic.slots / (o1 + 1.0)
+    hi = np.broadcast_to(np.maximum(np.minimum(x_budget, x_slots), 1e-9), shape).astype(float)
+    if upper is not None:
+        hi = np.maximum(np.minimum(hi, np.asarray(upper, dtype=float)), 1e-9)
+    return hi
+
+
+def capacity(step: StepModel, pp: ArrayLike, budget: float, traffic: Traffic, ttft_target_s: ArrayLike,
+             tpot_target_s: ArrayLike, upper: ArrayLike | None = None, without_ttft: ArrayLike | None = None,
+             lower: ArrayLike | None = None, bisections: int = BISECTIONS) -> Loaded:  # fmt: skip
+    """The replica at the largest load that meets both targets (``inf`` target: none); rate 0 where none does.
+
+    Bisection on arrivals per round ``x`` over ``[lower, x_max]`` (``lower`` a load known to meet the
+    targets, default 0), ``x_max`` from :func:`load_ceiling` (``upper`` a known bound such as
+    :func:`rate_bound`'s); every constraint tightens as ``x`` grows. After ``bisections`` halvings the
+    bracket is ``2^-bisections`` of its start. ``without_ttft``, the arrivals per round at the capacity
+    without the TTFT target (an earlier call's ``arrivals_per_round``), skips that first stage.
+    """
+    pp_a = np.asarray(pp, dtype=float)
+    shape = np.broadcast_shapes(pp_a.shape, traffic.input_tokens.shape)
+    ttft_t = np.broadcast_to(np.asarray(ttft_target_s, dtype=float), shape)
+    tpot_t = np.broadcast_to(np.asarray(tpot_target_s, dtype=float), shape)
+    hi = load_ceiling(pp_a, budget, traffic, upper)
+    # First every constraint but TTFT (cheap), then TTFT only where it binds, on those rows only.
+    lo = np.zeros(shape) if lower is None else np.broadcast_to(np.asarray(lower, dtype=float), shape).copy()
+    for _ in range(bisections if without_ttft is None else 0):
+        mid = (lo + hi) / 2.0
+        good = within_targets(at_arrivals(step, pp_a, budget, traffic, mid, ttft=False), np.full(shape, np.inf), tpot_t)
+        lo = np.where(good, mid, lo)
+        hi = np.where(good, hi, mid)
+    if without_ttft is not None:
+        lo = np.broadcast_to(np.asarray(without_ttft, dtype=float), shape).copy()
+    timed = np.flatnonzero(np.isfinite(ttft_t) & (lo > 0))
+    late = np.zeros(0, dtype=np.int64)
+    if timed.size:
+        first = at_arrivals(step.take(timed), pp_a[timed], budget, traffic.take(timed), lo[timed])
+        late = timed[first.ttft_s > LATENCY_HEADROOM * ttft_t[timed]]
+    if late.size:
+        sub_step, sub_pp, sub_tr, sub_t = step.take(late), pp_a[late], traffic.take(late), ttft_t[late]
+        s_lo, s_hi = np.zeros(late.size), lo[late].copy()
+        for _ in range(_TTFT_LOAD_BISECTIONS):
+            mid = (s_lo + s_hi) / 2.0
+            good = at_arrivals(sub_step, sub_pp, budget, sub_tr, mid).ttft_s <= LATENCY_HEADROOM * sub_t
+            s_lo = np.where(good, mid, s_lo)
+            s_hi = np.where(good, s_hi, mid)
+        lo = lo.copy()
+        lo[late] = s_lo
+    best = at_arrivals(step, pp_a, budget, traffic, lo, ttft=bool(np.isfinite(ttft_t).any()))
+    ok = within_targets(best, ttft_t, tpot_t) & (lo > 0)
+    return Loaded(
+        arrivals_per_round=np.where(ok, lo, 0.0),
+        rate=np.where(ok, best.rate, 0.0),
+        round_s=best.round_s,
+        running=best.running,
+        ttft_s=best.ttft_s,
+        tpot_s=best.tpot_s,
+        budget_use=best.budget_use,
+        slot_use=best.slot_use,
+    )

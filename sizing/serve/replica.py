@@ -1,0 +1,80 @@
+"""Candidate replicas kept for later: re-evaluate any of them at any load, many at once.
+
+The planner evaluates thousands of candidate replicas in one vectorised pass (a :class:`ReplicaGroup`);
+a :class:`Replica` is one row of it. :func:`at_rates` puts many replicas at their loads with one
+:func:`~aicap.sizing.serve.load.at_rate` pass per group.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
+from aicap.sizing.serve.load import Loaded, Traffic, at_rate
+from aicap.sizing.serve.step import StepModel
+
+F = NDArray[np.float64]
+
+
+@dataclass(frozen=True, eq=False)
+class ReplicaGroup:
+    """Candidate replicas evaluated together (arrays over candidates): re-evaluate any of them at any load."""
+
+    step: StepModel
+    pipeline_stages: F
+    budget: float
+    traffic: Traffic
+
+    def at_rate(self, index: ArrayLike, rate: ArrayLike) -> Loaded:
+        """The candidates at ``index`` receiving ``rate`` requests/s each (one bisection for all of them)."""
+        ix = np.asarray(index, dtype=np.int64)
+        return at_rate(self.step.take(ix), self.pipeline_stages[ix], self.budget, self.traffic.take(ix), np.asarray(rate, dtype=float))
+
+
+@dataclass(frozen=True)
+class Replica:
+    """One candidate replica: row ``index`` of the group it was evaluated in."""
+
+    group: ReplicaGroup
+    index: int
+
+    @property
+    def step(self) -> StepModel:
+        """Its step-time model."""
+        return self.group.step.take(np.array([self.index]))
+
+    @property
+    def traffic(self) -> Traffic:
+        """The workload shape it serves."""
+        return self.group.traffic.take(np.array([self.index]))
+
+    @property
+    def pipeline_stages(self) -> int:
+        """Pipeline-parallel degree."""
+        return int(self.group.pipeline_stages[self.index])
+
+    @property
+    def budget(self) -> float:
+        """Token budget per engine step."""
+        return self.group.budget
+
+    def at_rate(self, rate: float) -> Loaded:
+        """The replica receiving ``rate`` requests/s."""
+        return self.group.at_rate(np.array([self.index]), np.array([rate]))
+
+
+def at_rates(replicas: Sequence[Replica], rates: Sequence[float]) -> list[Loaded]:
+    """Each replica at its rate, one vectorised pass per group they were evaluated in (a length-1 :class:`Loaded` each)."""
+    groups: dict[int, list[int]] = {}
+    for k, r in enumerate(replicas):
+        groups.setdefault(id(r.group), []).append(k)
+    out: list[Loaded | None] = [None] * len(replicas)
+    for members in groups.values():
+        group = replicas[members[0]].group
+        m = group.at_rate([replicas[k].index for k in members], [rates[k] for k in members])
+        for j, k in enumerate(members):
+            out[k] = m.take(np.array([j]))
+    return [m for m in out if m is not None]
