@@ -37,6 +37,7 @@ _EXPORTS = {
     "Policy": "aicap.sizing.plan.policy",
     "check": "aicap.sizing.plan.policy",
     "verify": "aicap.sizing.sim.verify",
+    "size_verified": "aicap.sizing.sim.verify",
     "AicapError": "aicap.sizing.core.errors",
     "InputError": "aicap.sizing.core.errors",
     "InfeasibleError": "aicap.sizing.core.errors",
@@ -67,6 +68,7 @@ __all__ = [
     "load_plan",
     "prefill_step",
     "size",
+    "size_verified",
     "verify",
 ]
 
@@ -82,7 +84,7 @@ if TYPE_CHECKING:  # precise types for mypy and editors; at run time names load 
     from aicap.sizing.plan.sizer import size
     from aicap.sizing.serve.estimate import EstimateRequest, EstimateResult, estimate
     from aicap.sizing.serve.step import decode_step, engine_step, prefill_step
-    from aicap.sizing.sim.verify import verify
+    from aicap.sizing.sim.verify import size_verified, verify
 
 
 def __getattr__(name: str) -> Any:

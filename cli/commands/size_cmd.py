@@ -47,6 +47,21 @@ def plan_view(plan: Plan) -> View:
     if plan.alternatives:
         tables.append(Table("Best alternative per device type", ["hardware", "$/month", "delta $/month", "why it lost"],
                             [[a.hardware, a.usd_per_month, a.delta_usd_per_month, a.why] for a in plan.alternatives]))  # fmt: skip
+    v = plan.verification
+    if v is not None:
+
+        def ms(x: float | None) -> str:
+            return "-" if x is None else f"{x:,.1f}"
+
+        resolved = f"; capacity added and re-solved {v.resolves}×" if v.resolves else ""
+        tables.append(Table(
+            "Verified by simulation (promised / simulated / target, ms at the workload's percentile)",
+            ["workload", "percentile", "TTFT promised", "TTFT simulated", "TTFT target", "TPOT promised", "TPOT simulated", "TPOT target",
+             "holds"],
+            [[x.workload, x.percentile, ms(x.promised_ttft_ms), ms(x.simulated_ttft_ms), ms(x.ttft_target_ms), ms(x.promised_tpot_ms),
+              ms(x.simulated_tpot_ms), ms(x.tpot_target_ms), "yes" if x.holds else "NO"] for x in v.workloads],
+            caption=f"{v.requests_per_deployment:,} simulated requests per deployment, seed {v.seed}{resolved}.",
+        ))  # fmt: skip
     return View(plan.to_dict(), tables, [f"warning: {w}" for w in plan.warnings])
 
 
@@ -73,6 +88,8 @@ def register(app: typer.Typer) -> None:
         objective: Annotated[str | None, typer.Option("--objective", help="cost (default), latency or throughput (the last two need --budget).")] = None,
         single_type: Annotated[bool, typer.Option("--single-type", help="Use one device type for the whole fleet.")] = False,
         output: Annotated[Path | None, typer.Option("--output", "-o", help="Also write the plan (JSON, or YAML for .yaml) to this file, atomically.")] = None,
+        verify: Annotated[bool, typer.Option("--verify", help="Play the plan through the simulator; add capacity and re-solve until it holds (exit 3 if it never does).")] = False,
+        seed: Annotated[int, typer.Option("--seed", help="Random seed of --verify's simulated traffic.")] = 0,
         fmt: FormatOpt = Format.table,
     ) -> None:  # fmt: skip
         """Pick the cheapest set of whole cloud instances that serves every workload within its latency targets."""
@@ -95,7 +112,12 @@ def register(app: typer.Typer) -> None:
         else:
             info("aicap: no fleet given; sizing the built-in example (chat, long-context summariser, embeddings). See `aicap size --help`.")
             fleet = builtin_fleet(**overrides)
-        plan = size(fleet, cat)
+        if verify:
+            from aicap.sizing.sim.verify import size_verified
+
+            plan = size_verified(fleet, cat, seed=seed)
+        else:
+            plan = size(fleet, cat)
         view = plan_view(plan)
         for note in view.notes:
             info(f"aicap: {note}")
@@ -103,6 +125,11 @@ def register(app: typer.Typer) -> None:
             write_atomic(output, to_yaml(view.document) if output.suffix in {".yaml", ".yml"} else to_json(view.document))
             info(f"aicap: wrote plan to {output}")
         emit(View(view.document, view.tables), fmt)
+        if plan.verification is not None and not plan.verification.holds:
+            from aicap.sizing.core.errors import InfeasibleError
+
+            missed = ", ".join(x.workload for x in plan.verification.workloads if not x.holds)
+            raise InfeasibleError(f"the plan still misses its targets in simulation after {plan.verification.resolves} re-solves: {missed}")
 
     schema_app = typer.Typer(help="JSON Schemas of aicap's documents.", no_args_is_help=True)
     app.add_typer(schema_app, name="schema")

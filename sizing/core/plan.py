@@ -135,6 +135,33 @@ class Solver(_Doc):
     gap_pct: float = Field(ge=0)
 
 
+class VerifiedWorkload(_Doc):
+    """One workload's promised and simulated tails (ms at its percentile; the worst of its deployments)."""
+
+    workload: str
+    percentile: Percentile
+    promised_ttft_ms: float
+    simulated_ttft_ms: float
+    ttft_target_ms: float | None = None
+    promised_tpot_ms: float | None = None
+    simulated_tpot_ms: float | None = None
+    tpot_target_ms: float | None = None
+    holds: bool = Field(description="every deployment's queue is stable and its simulated percentiles meet the targets")
+
+
+class Verification(_Doc):
+    """The plan played through the iteration-level simulator (``aicap size --verify``)."""
+
+    requests_per_deployment: int = Field(gt=0)
+    seed: int
+    resolves: int = Field(ge=0, description="times capacity was added and the plan re-solved until it held")
+    derated: dict[str, float] = Field(
+        default_factory=dict, description="capacity factor applied per 'workload/hardware/tpXppY' after simulation"
+    )
+    holds: bool
+    workloads: list[VerifiedWorkload]
+
+
 class Plan(_Doc):
     """A sized fleet (schema version 2)."""
 
@@ -150,6 +177,7 @@ class Plan(_Doc):
     alternatives: list[Alternative] = Field(default_factory=list)
     warnings: list[str] = Field(default_factory=list)
     inputs: Fleet
+    verification: Verification | None = None
 
     def workload(self, name: str) -> Workload:
         """The workload called ``name`` (KeyError if absent)."""
@@ -162,4 +190,6 @@ class Plan(_Doc):
         """The JSON-ready document (``None`` fields of the inputs left out, as the user wrote them)."""
         doc = self.model_dump(mode="json")
         doc["inputs"] = self.inputs.model_dump(mode="json", exclude_none=True)
+        if doc.get("verification") is None:
+            doc.pop("verification", None)  # only plans sized with --verify carry one
         return doc

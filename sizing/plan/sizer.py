@@ -9,6 +9,9 @@ explains infeasibility in numbers before solving, solves the integer program
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import replace
+
 import numpy as np
 
 from aicap.sizing.core.catalogue import CatalogueLike
@@ -155,8 +158,29 @@ def shortlist(fleet: Fleet, cands: list[Candidate], insts: list[InstanceSpec]) -
     return [x for x in cands if id(x) in keep]
 
 
-def size(fleet: Fleet, cat: CatalogueLike, *, alternatives: bool = True, time_limit_s: float = 20.0) -> Plan:
+def deployment_key(workload: str, hardware: str, tp: int, pp: int) -> str:
+    """The name of a (workload, device, layout) in :func:`size`'s ``derate``: ``'workload/hardware/tpXppY'``."""
+    return f"{workload}/{hardware}/tp{tp}pp{pp}"
+
+
+def _derated(cands: dict[str, list[Candidate]], derate: Mapping[str, float]) -> dict[str, list[Candidate]]:
+    """Candidates with the capacity of each derated (workload, device, layout) multiplied by its factor."""
+    if not derate:
+        return cands
+    out: dict[str, list[Candidate]] = {}
+    for name, mine in cands.items():
+        factors = [derate.get(deployment_key(x.workload, x.hardware, x.tp, x.pp), 1.0) for x in mine]
+        out[name] = [x if f == 1.0 else replace(x, capacity_rps=x.capacity_rps * f) for x, f in zip(mine, factors, strict=True)]
+    return out
+
+
+def size(fleet: Fleet, cat: CatalogueLike, *, alternatives: bool = True, time_limit_s: float = 20.0,
+         derate: Mapping[str, float] | None = None) -> Plan:  # fmt: skip
     """Size a fleet: the cheapest (or fastest, or most-serving) set of whole instances.
+
+    ``derate`` multiplies the per-replica capacity of some (workload, device, layout) candidates, keyed
+    by :func:`deployment_key` (factors in ``(0, 1]``): what :func:`aicap.sizing.sim.verify.size_verified`
+    learns from simulating a plan.
 
     Raises
     ------
@@ -167,7 +191,7 @@ def size(fleet: Fleet, cat: CatalogueLike, *, alternatives: bool = True, time_li
     insts, warnings = allowed_instances(fleet, cat)
     _check_context(fleet, cat)
     c = fleet.constraints
-    all_cands = all_candidates(fleet, cat, insts)
+    all_cands = _derated(all_candidates(fleet, cat, insts), derate or {})
     rejected: dict[str, list[Rejected]] = {}
     for w in fleet.workloads:
         mine = all_cands[w.name]

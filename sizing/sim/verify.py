@@ -15,9 +15,10 @@ import numpy as np
 
 from aicap.sizing.core.catalogue import CatalogueLike
 from aicap.sizing.core.deployment import Deployment as Layout
-from aicap.sizing.core.fleet import PERCENTILES, LengthBin
-from aicap.sizing.core.plan import Plan
+from aicap.sizing.core.fleet import PERCENTILES, Fleet, LengthBin
+from aicap.sizing.core.plan import Plan, Verification, VerifiedWorkload
 from aicap.sizing.perf import memory
+from aicap.sizing.plan.sizer import deployment_key, size
 from aicap.sizing.serve.step import Hardware, StepModel
 from aicap.sizing.sim.arrivals import arrival_times, sample_lengths
 from aicap.sizing.sim.engine import EngineConfig, Requests, simulate
@@ -98,3 +99,66 @@ def verify(plan: Plan, cat: CatalogueLike, *, requests: int = DEFAULT_REQUESTS, 
                 preemptions=res.preemptions,
             ))  # fmt: skip
     return out
+
+
+MAX_RESOLVES = 4  # times size_verified adds capacity and re-solves before it reports a plan that does not hold
+DERATE_FLOOR = 0.5  # the most one round cuts a layout's capacity by (an unstable queue gets this)
+DERATE_CEILING = 0.9  # and the least: every round that re-solves buys real capacity
+
+
+def _factor(c: Check) -> float:
+    """Capacity factor for a deployment that missed: the inverse of its worst simulated-over-target ratio."""
+    if not c.stable:
+        return DERATE_FLOOR
+    ratios = [1.0]
+    if c.ttft_target_ms:
+        ratios.append(c.ttft_simulated_ms / c.ttft_target_ms)
+    if c.tpot_target_ms and c.tpot_simulated_ms is not None:
+        ratios.append(c.tpot_simulated_ms / c.tpot_target_ms)
+    return float(np.clip(1.0 / max(ratios), DERATE_FLOOR, DERATE_CEILING))
+
+
+def _summary(plan: Plan, checks: list[Check]) -> list[VerifiedWorkload]:
+    out = []
+    for w in plan.workloads:
+        mine = [c for c in checks if c.workload == w.name]
+        if not mine:
+            continue
+        tpots = [c.tpot_simulated_ms for c in mine if c.tpot_simulated_ms is not None]
+        out.append(VerifiedWorkload(
+            workload=w.name, percentile=w.percentile, promised_ttft_ms=max(c.ttft_promised_ms for c in mine),
+            simulated_ttft_ms=round(max(c.ttft_simulated_ms for c in mine), 4), ttft_target_ms=w.ttft_target_ms,
+            promised_tpot_ms=max(promised) if (promised := [c.tpot_promised_ms for c in mine if c.tpot_promised_ms is not None]) else None,
+            simulated_tpot_ms=round(max(tpots), 4) if tpots else None, tpot_target_ms=w.tpot_target_ms,
+            holds=all(c.meets_targets for c in mine),
+        ))  # fmt: skip
+    return out
+
+
+def size_verified(fleet: Fleet, cat: CatalogueLike, *, requests: int = DEFAULT_REQUESTS, seed: int = 0, alternatives: bool = True,
+                  time_limit_s: float = 20.0, max_resolves: int = MAX_RESOLVES) -> Plan:  # fmt: skip
+    """Size ``fleet``, play the plan through the simulator, and add capacity until it holds there.
+
+    Each deployment that misses a target at its percentile, or whose queue grows without bound, has its
+    layout's per-replica capacity cut by the inverse of its worst simulated/target ratio (clipped to
+    ``[DERATE_FLOOR, DERATE_CEILING]``, compounding over rounds) and the fleet is re-solved, at most
+    ``max_resolves`` times. The returned plan carries a :class:`~aicap.sizing.core.plan.Verification`:
+    per workload the promised and simulated tails and whether they hold; ``holds`` is False when the
+    last plan still misses (the caller decides what that means: ``aicap size --verify`` exits 3).
+    """
+    derate: dict[str, float] = {}
+    resolves = 0
+    while True:
+        plan = size(fleet, cat, alternatives=alternatives, time_limit_s=time_limit_s, derate=derate)
+        checks = verify(plan, cat, requests=requests, seed=seed)
+        misses = [c for c in checks if not c.meets_targets]
+        if not misses or resolves >= max_resolves:
+            break
+        for c in misses:
+            key = deployment_key(c.workload, c.hardware, c.tp, c.pp)
+            derate[key] = round(derate.get(key, 1.0) * _factor(c), 6)
+        resolves += 1
+    summary = _summary(plan, checks)
+    verification = Verification(requests_per_deployment=requests, seed=seed, resolves=resolves, derated=dict(sorted(derate.items())),
+                                holds=all(v.holds for v in summary), workloads=summary)  # fmt: skip
+    return plan.model_copy(update={"verification": verification})

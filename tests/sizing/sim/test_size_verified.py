@@ -1,0 +1,106 @@
+"""`size_verified` and `aicap size --verify`: plans played through the simulator, capacity added until they hold."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any
+
+import pytest
+
+from aicap.hardware_db import load_catalogue
+from aicap.sizing.core.plan import Plan
+from aicap.sizing.plan.fleet_io import builtin_fleet
+from aicap.sizing.plan.sizer import deployment_key, size
+from aicap.sizing.sim import verify as verify_mod
+from aicap.sizing.sim.verify import DERATE_CEILING, DERATE_FLOOR, Check, _factor, size_verified
+
+CAT = load_catalogue()
+
+
+def check(**kw: Any) -> Check:
+    base = dict(workload="chat", instance_type="p5.48xlarge", hardware="h100-sxm", tp=2, pp=1, requests_per_s_per_replica=3.0,
+                ttft_promised_ms=600.0, ttft_simulated_ms=550.0, tpot_promised_ms=48.0, tpot_simulated_ms=50.0, ttft_target_ms=2000.0,
+                tpot_target_ms=60.0, stable=True, preemptions=0)  # fmt: skip
+    return Check(**{**base, **kw})  # type: ignore[arg-type]
+
+
+def test_factor_is_the_inverse_of_the_worst_miss_within_its_bounds() -> None:
+    assert _factor(check(stable=False)) == DERATE_FLOOR
+    assert _factor(check(ttft_simulated_ms=2400.0)) == pytest.approx(2000.0 / 2400.0)
+    assert _factor(check(tpot_simulated_ms=75.0, ttft_simulated_ms=2200.0)) == pytest.approx(60.0 / 75.0)
+    assert _factor(check(tpot_simulated_ms=61.0)) == DERATE_CEILING  # a small miss still buys real capacity
+    assert _factor(check(ttft_simulated_ms=9000.0)) == DERATE_FLOOR
+
+
+def test_the_builtin_plan_holds_in_simulation_without_resolving() -> None:
+    plan = size_verified(builtin_fleet(), CAT, requests=3000, alternatives=False)
+    v = plan.verification
+    assert v is not None and v.holds and v.resolves == 0 and v.derated == {}
+    assert [x.workload for x in v.workloads] == ["chat", "summariser", "embeddings"]
+    for x in v.workloads:
+        assert x.holds
+        assert x.ttft_target_ms is not None and x.simulated_ttft_ms <= x.ttft_target_ms
+        assert abs(x.promised_ttft_ms / x.simulated_ttft_ms - 1) <= 0.30
+    doc = plan.to_dict()
+    assert doc["verification"]["workloads"][0]["workload"] == "chat"
+    assert "verification" not in size(builtin_fleet(), CAT, alternatives=False).to_dict()  # only --verify adds it
+    assert Plan.model_validate(doc).verification == v  # and it round-trips through the typed plan
+
+
+def test_a_miss_cuts_that_layouts_capacity_and_re_solves(monkeypatch: pytest.MonkeyPatch) -> None:
+    real = verify_mod.verify
+    calls: list[Plan] = []
+
+    def first_misses(plan: Plan, cat: Any, **kw: Any) -> list[Check]:
+        calls.append(plan)
+        got = real(plan, cat, **kw)
+        if len(calls) > 1:
+            return got
+        # The first plan's chat deployments "miss" TTFT by 25% in simulation.
+        return [replace(c, ttft_simulated_ms=1.25 * c.ttft_target_ms) if c.workload == "chat" and c.ttft_target_ms else c for c in got]
+
+    monkeypatch.setattr(verify_mod, "verify", first_misses)
+    plan = size_verified(builtin_fleet(), CAT, requests=2000, alternatives=False)
+    v = plan.verification
+    assert v is not None and v.holds and v.resolves == 1 and len(calls) == 2
+    first_chat = calls[0].workload("chat")
+    keys = {deployment_key("chat", d.hardware, d.tp, d.pp) for d in first_chat.deployments}
+    assert set(v.derated) == keys and all(f == pytest.approx(0.8) for f in v.derated.values())
+    # Less capacity per replica on the derated layouts: the re-solved plan carries chat on at least as much.
+    assert plan.totals.usd_per_month >= calls[0].totals.usd_per_month
+    assert plan.workload("chat").capacity_requests_per_s >= plan.workload("chat").served_requests_per_s
+
+
+def test_a_plan_that_never_holds_says_so_and_the_cli_exits_3(monkeypatch: pytest.MonkeyPatch, aicap: Any) -> None:
+    real = verify_mod.verify
+
+    def always_misses(plan: Plan, cat: Any, **kw: Any) -> list[Check]:
+        return [replace(c, stable=False) if c.workload == "embeddings" else c for c in real(plan, cat, **kw)]
+
+    monkeypatch.setattr(verify_mod, "verify", always_misses)
+    plan = size_verified(builtin_fleet(), CAT, requests=1000, alternatives=False, max_resolves=2)
+    v = plan.verification
+    assert v is not None and not v.holds and v.resolves == 2
+    assert [x.workload for x in v.workloads if not x.holds] == ["embeddings"]
+    assert all(f == pytest.approx(DERATE_FLOOR**2) for k, f in v.derated.items() if k.startswith("embeddings/"))
+    r = aicap("size", "--verify", "-f", "json")
+    assert r.code == 3
+    assert r.json()["verification"]["holds"] is False  # the plan is still printed, for inspection
+    assert r.stderr.strip().splitlines()[-1].startswith("aicap: error: the plan still misses its targets in simulation")
+
+
+def test_size_derates_the_named_layouts_only() -> None:
+    plain = size(builtin_fleet(), CAT, alternatives=False)
+    d0 = plain.workload("chat").deployments[0]
+    key = deployment_key("chat", d0.hardware, d0.tp, d0.pp)
+    derated = size(builtin_fleet(), CAT, alternatives=False, derate={key: 0.5})
+    same = [d for d in derated.workload("chat").deployments if (d.hardware, d.tp, d.pp) == (d0.hardware, d0.tp, d0.pp)]
+    per_replica = d0.capacity_requests_per_s / d0.replicas
+    assert same or derated.totals.usd_per_month > plain.totals.usd_per_month
+    for d in same:
+        assert d.capacity_requests_per_s / d.replicas == pytest.approx(0.5 * per_replica, rel=2e-3)
+    # Other workloads keep their layouts' capacities.
+    for name in ("summariser", "embeddings"):
+        a, b = plain.workload(name).deployments[0], derated.workload(name).deployments[0]
+        if (a.hardware, a.tp, a.pp) == (b.hardware, b.tp, b.pp):
+            assert a.capacity_requests_per_s / a.replicas == pytest.approx(b.capacity_requests_per_s / b.replicas, rel=2e-3)
