@@ -74,7 +74,10 @@ def register(app: typer.Typer) -> None:
         cat = catalogue()
         fits = calibrate(load_cases(measurements), cat, measurements.name)
         if not fits:
-            raise InputError(f"{measurements}: no case names a device in the catalogue; nothing to fit")
+            raise InputError(
+                f"{measurements}: no case can be predicted (unknown device or model ids, or layouts that do not fit; "
+                f"`aicap validate {measurements}` says why for each); nothing to fit"
+            )
         from aicap.cli.files import write_atomic
 
         write_atomic(output, overlay_yaml(fits))

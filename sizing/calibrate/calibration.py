@@ -108,6 +108,8 @@ def fit_family(family: str, cases: list[dict[str, Any]], cat: CatalogueLike, lab
     if not mine or start is None:
         return None
     base = start.model_copy(update={"framework": framework})
+    if not score(mine, cat, {base.key: base}).scored:
+        return None  # no case of this family can be predicted (each is skipped with its reason): nothing to fit
     # Fit only factors the cases can identify: 16-bit compute needs a non-fp8 case, fp8 compute an fp8 one.
     names = ["memory", "step_overhead_ms"]
     if any(c.get("weights_dtype") != "fp8" for c in mine):

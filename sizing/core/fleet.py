@@ -185,7 +185,7 @@ class Constraints(_Doc):
         "account gets; a demand beyond it is more likely a unit slip than a real fleet",
     )
     pricing: PricingModel = "on_demand"
-    hours_per_month: float = Field(730.0, gt=0, le=744, description="hours a month is billed for (730 = 8,760/12; at most 744)")
+    hours_per_month: float = Field(730.0, ge=1, le=744, description="hours a month is billed for (730 = 8,760/12; 1 to 744)")
     budget_usd_per_month: PositiveFloat | None = None
     objective: Literal["cost", "latency", "throughput"] = "cost"
     single_type: bool = False

@@ -27,10 +27,11 @@ SolverStatus = Literal["optimal", "time_limit"]
 
 
 class _Doc(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False, strict=True)  # strict: true is not a number
 
 
 Usd = float
+MAX_USD = 1e15  # no plan costs a quadrillion dollars: larger figures are a corrupt or hand-made plan
 
 
 class Deployment(_Doc):
@@ -52,7 +53,7 @@ class Deployment(_Doc):
     utilisation: float = Field(ge=0, description="planned load over capacity")
     ttft_ms: float = Field(ge=0, description="TTFT at the workload's percentile at the planned load")
     tpot_ms: float | None = Field(None, ge=0, description="TPOT at the workload's percentile at the planned load (decoders)")
-    usd_per_hour: Usd = Field(ge=0)
+    usd_per_hour: Usd = Field(ge=0, le=MAX_USD)
     efficiency_calibrated: bool
 
 
@@ -80,9 +81,9 @@ class Workload(_Doc):
     ttft_margin_pct: float | None = Field(None, description="100·(target − promised)/target; negative means a missed target")
     tpot_margin_pct: float | None = None
     error_band_pct: dict[str, float]
-    usd_per_hour: Usd = Field(ge=0)
-    usd_per_month: Usd = Field(ge=0)
-    usd_per_million_output_tokens: Usd | None = Field(None, ge=0)
+    usd_per_hour: Usd = Field(ge=0, le=MAX_USD)
+    usd_per_month: Usd = Field(ge=0, le=MAX_USD)
+    usd_per_million_output_tokens: Usd | None = Field(None, ge=0, le=MAX_USD)
     deployments: list[Deployment]
     rejected_hardware: list[Rejected] = Field(default_factory=list)
 
@@ -97,7 +98,7 @@ class Instance(_Doc):
     count: int = Field(ge=1)
     devices: int = Field(ge=1)
     devices_used: int = Field(ge=0)
-    usd_per_hour: Usd = Field(ge=0)
+    usd_per_hour: Usd = Field(ge=0, le=MAX_USD)
     price_date: str
 
 
@@ -105,16 +106,16 @@ class Alternative(_Doc):
     """The best plan restricted to one other device type, and why it lost."""
 
     hardware: str
-    usd_per_month: Usd | None = Field(None, ge=0)
-    delta_usd_per_month: float | None = None
+    usd_per_month: Usd | None = Field(None, ge=0, le=MAX_USD)
+    delta_usd_per_month: float | None = Field(None, ge=-MAX_USD, le=MAX_USD)
     why: str
 
 
 class Totals(_Doc):
     """The fleet's cost and size."""
 
-    usd_per_hour: Usd = Field(ge=0)
-    usd_per_month: Usd = Field(ge=0)
+    usd_per_hour: Usd = Field(ge=0, le=MAX_USD)
+    usd_per_month: Usd = Field(ge=0, le=MAX_USD)
     devices: int = Field(ge=0)
     devices_used: int = Field(ge=0)
     instances: int = Field(ge=0)
@@ -124,7 +125,7 @@ class CatalogueRef(_Doc):
     """Which catalogue and prices the plan was made with."""
 
     version: str
-    price_dates: tuple[str, str]
+    price_dates: tuple[str, str] = Field(strict=False)  # a JSON array; its items stay strict strings
     pricing: str
 
 
@@ -169,7 +170,7 @@ class Plan(_Doc):
     generated_by: str
     catalogue: CatalogueRef
     objective: Literal["cost", "latency", "throughput"]
-    hours_per_month: float = Field(gt=0)
+    hours_per_month: float = Field(ge=1, le=744)
     solver: Solver
     totals: Totals
     instances: list[Instance]

@@ -29,7 +29,7 @@ from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Generic, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from aicap.sizing.core.errors import InputError, UnknownIdError
 from aicap.sizing.core.fleet import Percentile
@@ -60,13 +60,25 @@ class Limits(BaseModel):
     max_increase_pct: Limit[float] | None = None
     max_devices: Limit[dict[str, int]] | None = None
     required_percentile: Limit[Percentile] | None = None
-    allowed_clouds: Limit[list[str]] | None = None
+    allowed_clouds: Limit[list[Literal["aws", "gcp", "azure"]]] | None = None
     allowed_hardware: Limit[list[str]] | None = None
     max_ttft_ms: Limit[float] | None = None
     max_tpot_ms: Limit[float] | None = None
     min_slo_margin_pct: Limit[float] | None = None
     max_ttft_increase_pct: Limit[float] | None = None
     max_tpot_increase_pct: Limit[float] | None = None
+
+    @model_validator(mode="after")
+    def _not_negative(self) -> Limits:
+        for name in ("max_usd_per_month", "max_usd_per_month_per_workload", "max_ttft_ms", "max_tpot_ms"):
+            limit: Limit[float] | None = getattr(self, name)
+            if limit is not None and limit.value < 0:
+                raise ValueError(f"{name}: a limit of {limit.value:g} can never pass; use a value ≥ 0")
+        if self.max_devices is not None:
+            bad = {h: n for h, n in self.max_devices.value.items() if n < 0}
+            if bad:
+                raise ValueError(f"max_devices: device counts must be ≥ 0, got {bad}")
+        return self
 
 
 class Policy(BaseModel):

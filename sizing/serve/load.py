@@ -245,6 +245,9 @@ def at_arrivals(step: StepModel, pp: ArrayLike, budget: float, traffic: Traffic,
     pp_a = np.asarray(pp, dtype=float)
     xa = np.maximum(np.asarray(x, dtype=float), 0.0)
     shape = np.broadcast_shapes(pp_a.shape, xa.shape, traffic.input_tokens.shape, step.bandwidth.shape)
+    if int(np.prod(shape)) == 0:  # no candidates (e.g. none with capacity to re-evaluate)
+        empty = np.zeros(shape)
+        return Loaded(empty, empty, empty, empty, empty, empty, empty, empty)
     if len(shape) != 1 or shape[0] < 64:
         return _at_arrivals(step, pp_a, budget, traffic, xa, ttft=ttft)
     pp_b, x_b = np.broadcast_to(pp_a, shape), np.broadcast_to(xa, shape)

@@ -243,6 +243,7 @@ def simulate(
         for ve in engines:
             if not (ve.running or ve.waiting):
                 continue
+            ve.now = t
             d, pf = policy.schedule(ve)
             if d == 0 and pf == 0:
                 continue
@@ -268,6 +269,7 @@ def simulate(
     inv = np.empty(n, dtype=np.intp)
     inv[order] = np.arange(n)
     first = np.asarray(table.first_s, dtype=np.float64)[inv]
+    admitted = np.asarray(table.admit_s, dtype=np.float64)[inv]
     finish = np.asarray(table.finish_s, dtype=np.float64)[inv]
     finished = (np.asarray(table.state, dtype=np.int64) == DONE)[inv]
     out = requests.output_tokens
@@ -285,4 +287,5 @@ def simulate(
         duration_s=t,
         arrival_s=requests.arrival_s,
         rejected=rejected,
+        queue_s=admitted - requests.arrival_s,
     )

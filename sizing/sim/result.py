@@ -9,7 +9,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 F = NDArray[np.float64]
-Metric = Literal["ttft", "tpot", "e2e"]
+Metric = Literal["ttft", "tpot", "e2e", "queue"]
 
 STABLE_FINISHED = 0.99  # share of post-warm-up requests that must finish
 STABLE_GROWTH = 1.5  # last-quarter mean TTFT may be at most this multiple of the second quarter's ...
@@ -49,6 +49,9 @@ class SimResult:
         Requests never admitted because their peak KV need, ``ceil((input + max(output − 1, 0))/B)``
         blocks, exceeds one virtual engine's KV blocks (vLLM rejects them against ``max_model_len``).
         They count as unfinished.
+    queue_s : numpy.ndarray of float64, optional
+        Queue wait, seconds: start of the step that first admitted the request minus its arrival
+        (``nan`` if never admitted); ``None`` when the run did not record it.
     """
 
     ttft_s: F
@@ -62,6 +65,7 @@ class SimResult:
     duration_s: float
     arrival_s: F
     rejected: int = 0
+    queue_s: F | None = None
 
     def _post_warmup(self, warmup: float) -> NDArray[np.intp]:
         """Indices of the requests after the first ``warmup`` fraction by arrival (stable order)."""
@@ -75,7 +79,7 @@ class SimResult:
 
         Parameters
         ----------
-        metric : {"ttft", "tpot", "e2e"}
+        metric : {"ttft", "tpot", "e2e", "queue"}
             Latency, in seconds.
         q : float
             Quantile in ``(0, 1)`` (0.99 for p99).
@@ -90,9 +94,9 @@ class SimResult:
         """
         if not 0.0 < q < 1.0:
             raise ValueError(f"q must be in (0, 1), got {q}")
-        values = {"ttft": self.ttft_s, "tpot": self.tpot_s, "e2e": self.e2e_s}.get(metric)
+        values = {"ttft": self.ttft_s, "tpot": self.tpot_s, "e2e": self.e2e_s, "queue": self.queue_s}.get(metric)
         if values is None:
-            raise ValueError(f"unknown metric {metric!r}; expected 'ttft', 'tpot' or 'e2e'")
+            raise ValueError(f"unknown metric {metric!r}; expected 'ttft', 'tpot', 'e2e' or 'queue' (when recorded)")
         x = values[self._post_warmup(warmup)]
         x = x[~np.isnan(x)]
         return float(np.percentile(x, 100.0 * q, method="linear")) if x.size else float("nan")

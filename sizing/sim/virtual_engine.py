@@ -44,6 +44,7 @@ class RequestTable:
     """
 
     __slots__ = (
+        "admit_s",
         "arrival_s",
         "base",
         "emitted",
@@ -73,6 +74,7 @@ class RequestTable:
         self.state = [WAITING] * n
         self.engine = [-1] * n
         self.first_s = [math.nan] * n  # time of the first emitted token
+        self.admit_s = [math.nan] * n  # start of the step that first admitted it (its queue wait ends)
         self.finish_s = [math.nan] * n
 
 
@@ -105,6 +107,7 @@ class VirtualEngine:
         "index",
         "max_seqs",
         "max_tokens",
+        "now",
         "preemptions",
         "prefilling",
         "running",
@@ -122,6 +125,7 @@ class VirtualEngine:
         self.blocks = blocks
         self.block_tokens = block_tokens
         self.table = table
+        self.now = 0.0  # start of the step being scheduled, seconds (set by the simulator)
         self.waiting: deque[int] = deque()  # FCFS; preempted requests re-enter at the front
         self.running: dict[int, None] = {}  # insertion (admission) order; popitem() is the newest
         self.prefilling: deque[int] = deque()  # admitted, prompt not finished; admission order
@@ -152,6 +156,8 @@ class VirtualEngine:
         """Move the head of the waiting queue into the running set; reserve its prompt's blocks."""
         t = self.table
         r = self.waiting.popleft()
+        if t.admit_s[r] != t.admit_s[r]:  # nan: first admission (a preempted request keeps its first)
+            t.admit_s[r] = self.now
         t.state[r] = PREFILL
         t.prefilled[r] = 0
         self.used -= -t.prompt[r] // self.block_tokens

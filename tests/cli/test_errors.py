@@ -820,3 +820,79 @@ def test_catalogue_instances_stay_under_the_device_cap(cat) -> None:
     from aicap.sizing.core.specs.instance import MAX_DEVICES_PER_INSTANCE
 
     assert max(i.devices for i in cat.instances.values()) <= MAX_DEVICES_PER_INSTANCE
+
+
+# --- Found by the issue-9 audit of 2026-12-01 -------------------------------------------------------------
+
+
+def test_latency_objective_with_no_candidate_to_re_evaluate_sizes(aicap) -> None:
+    # A (model, format) group with no feasible row used to crash re-evaluating an empty set (exit 4).
+    r = aicap("size", str(ROOT / "examples" / "chat-service.yaml"), "--budget", "200000", "--objective", "latency", "-f", "json")
+    assert r.code == 0, r.stderr
+    assert r.json()["objective"] == "latency"
+
+
+@pytest.fixture(scope="module")
+def plan_doc() -> dict[str, Any]:
+    r = CliRunner().invoke(app, ["-q", "size", "-f", "json"])
+    assert r.exit_code == 0
+    return dict(json.loads(r.stdout))
+
+
+@pytest.mark.parametrize(("path", "value", "field"), [
+    (("totals", "usd_per_month"), True, "totals.usd_per_month"),
+    (("instances", 0, "count"), True, "instances[0].count"),
+    (("hours_per_month",), 1e300, "hours_per_month"),
+    (("totals", "usd_per_month"), 1.7e308, "totals.usd_per_month"),
+])  # fmt: skip
+def test_plans_refuse_booleans_and_absurd_figures(aicap, tmp_path: Path, plan_doc: dict[str, Any], path: tuple[Any, ...], value: Any,
+                                                  field: str) -> None:  # fmt: skip
+    doc = json.loads(json.dumps(plan_doc))
+    node = doc
+    for key in path[:-1]:
+        node = node[key]
+    node[path[-1]] = value
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps(doc))
+    good = tmp_path / "good.json"
+    good.write_text(json.dumps(plan_doc))
+    for args in (("check", str(bad), "--budget-monthly", "100"), ("diff", str(good), str(bad), "-f", "json")):
+        r = aicap(*args)
+        assert r.code == 2, (args, r.stdout, r.stderr)
+        assert r.stderr.count("\n") == 1 and field in r.stderr and r.stdout == ""
+
+
+def test_a_month_is_one_to_744_hours(aicap, tmp_path: Path) -> None:
+    fleet = tmp_path / "f.yaml"
+    fleet.write_text("workloads:\n  - {name: a, model: llama-3.1-8b, requests_per_s: 1, input_tokens: 100, output_tokens: 10,\n"
+                     "     slo: {ttft_ms: 2000, tpot_ms: 100}}\nconstraints: {hours_per_month: 1.0e-9}\n")  # fmt: skip
+    r = aicap("size", str(fleet))
+    assert r.code == 2 and "hours_per_month" in r.stderr
+
+
+@pytest.mark.parametrize(("limits", "field"), [
+    ("allowed_clouds: {value: [awz]}", "allowed_clouds"),
+    ("max_usd_per_month: {value: -1}", "max_usd_per_month"),
+    ("max_ttft_ms: {value: -5}", "max_ttft_ms"),
+    ("max_devices: {value: {h100-sxm: -2}}", "max_devices"),
+])  # fmt: skip
+def test_policy_limits_that_can_never_pass_are_input_errors(aicap, tmp_path: Path, plan_doc: dict[str, Any], limits: str,
+                                                            field: str) -> None:  # fmt: skip
+    plan = tmp_path / "plan.json"
+    plan.write_text(json.dumps(plan_doc))
+    policy = tmp_path / "policy.yaml"
+    policy.write_text(f"limits:\n  {limits}\n")
+    r = aicap("check", str(plan), "--policy", str(policy))
+    assert r.code == 2 and field in r.stderr and r.stderr.count("\n") == 1
+
+
+def test_calibrate_skips_a_family_whose_cases_cannot_be_predicted(aicap, tmp_path: Path) -> None:
+    cases = tmp_path / "cases.yaml"
+    cases.write_text(
+        "- id: typo\n  kind: offline_throughput\n  model: llama-2-7bb\n  hardware: a100-80gb-sxm\n  devices: 1\n  tp: 1\n  pp: 1\n"
+        "  weights_dtype: fp16\n  kv_dtype: fp16\n  input_tokens: 128\n  output_tokens: 128\n  framework: TensorRT-LLM\n"
+        "  source_url: https://example.org\n  metrics: {output_tok_s_total: 5272.39}\n"
+    )
+    r = aicap("calibrate", str(cases), "-f", "json", "-o", str(tmp_path / "out.yaml"))
+    assert r.code == 2 and r.stdout == "" and not (tmp_path / "out.yaml").exists()
+    assert "no case can be predicted" in r.stderr and r.stderr.count("\n") == 1
