@@ -204,12 +204,26 @@ class Constraints(_Doc):
         return float(self.availability.get(instance, self.max_instances_per_type))
 
 
+MAX_WORKLOADS = 2000
+"""Most workloads one fleet may hold: sizing time grows faster than linearly past about a thousand
+(1,000 realistic workloads take 20–30 s on two cores, 3,000 several minutes), so a larger fleet is refused
+at once, before its workloads are validated, with a request to split it."""
+
+
 class Fleet(_Doc):
     """A fleet file: schema version, workloads and constraints."""
 
     schema_version: Literal[1] = 1
     workloads: list[Workload] = Field(min_length=1)
     constraints: Constraints = Constraints()
+
+    @model_validator(mode="before")
+    @classmethod
+    def _not_too_many(cls, data: object) -> object:
+        if isinstance(data, dict) and isinstance(data.get("workloads"), list) and len(data["workloads"]) > MAX_WORKLOADS:
+            raise ValueError(f"{len(data['workloads']):,} workloads is more than one fleet may hold ({MAX_WORKLOADS:,}); "
+                             "split it into fleets of related workloads and size each")  # fmt: skip
+        return data
 
     _by_name: dict[str, Workload] | None = PrivateAttr(default=None)
 

@@ -896,3 +896,13 @@ def test_calibrate_skips_a_family_whose_cases_cannot_be_predicted(aicap, tmp_pat
     r = aicap("calibrate", str(cases), "-f", "json", "-o", str(tmp_path / "out.yaml"))
     assert r.code == 2 and r.stdout == "" and not (tmp_path / "out.yaml").exists()
     assert "no case can be predicted" in r.stderr and r.stderr.count("\n") == 1
+
+
+def test_a_fleet_of_more_than_2000_workloads_is_refused_before_sizing(aicap, tmp_path: Path) -> None:
+    from aicap.sizing.core.fleet import MAX_WORKLOADS
+
+    one = "  - {name: w%d, model: llama-3.1-8b, requests_per_s: 1, input_tokens: 100, output_tokens: 10, slo: {ttft_ms: 2000}}\n"
+    fleet = tmp_path / "big.yaml"
+    fleet.write_text("workloads:\n" + "".join(one % k for k in range(MAX_WORKLOADS + 1)))
+    r = aicap("size", str(fleet))
+    assert r.code == 2 and f"{MAX_WORKLOADS + 1:,} workloads" in r.stderr and "split it" in r.stderr
