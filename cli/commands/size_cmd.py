@@ -112,12 +112,19 @@ def register(app: typer.Typer) -> None:
         else:
             info("aicap: no fleet given; sizing the built-in example (chat, long-context summariser, embeddings). See `aicap size --help`.")
             fleet = builtin_fleet(**overrides)
-        if verify:
-            from aicap.sizing.sim.verify import size_verified
+        from aicap.sizing.core.errors import InputError
 
-            plan = size_verified(fleet, cat, seed=seed)
-        else:
-            plan = size(fleet, cat)
+        try:
+            if verify:
+                from aicap.sizing.sim.verify import size_verified
+
+                plan = size_verified(fleet, cat, seed=seed)
+            else:
+                plan = size(fleet, cat)
+        except InputError as exc:  # name the fleet file when the sizer finds a bad id or length in it
+            if fleet_file is None or str(exc).startswith(str(fleet_file)):
+                raise
+            raise InputError(f"{fleet_file}: {exc}") from None
         view = plan_view(plan)
         for note in view.notes:
             info(f"aicap: {note}")

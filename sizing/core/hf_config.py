@@ -22,7 +22,7 @@ from pydantic import TypeAdapter
 
 from aicap.sizing.core.documents import MAX_DOCUMENT_BYTES, load_json, load_yaml, read_text, validate
 from aicap.sizing.core.errors import InputError, excerpt
-from aicap.sizing.core.specs.model import AnyModel, ModelSpec
+from aicap.sizing.core.specs.model import AnyModel, GenericModel, ModelSpec
 
 _MODEL: TypeAdapter[AnyModel] = TypeAdapter(ModelSpec)
 SUPPORTED = (
@@ -65,6 +65,8 @@ def load_model_file(path: Path) -> AnyModel:
             raise InputError(f"{path}:1: expected a JSON object (a Hugging Face config.json), got {_kind(cfg)}")
         spec = from_hf_config(cfg, source=str(path))
         size = checkpoint_bytes(path.parent)
+        if size:
+            _check_checkpoint(spec, size, path.parent)
         return spec.model_copy(update={"checkpoint_bytes": size}) if size else spec
     doc = load_yaml(path, text)
     if isinstance(doc, dict) and isinstance(doc.get("models"), list) and len(doc["models"]) == 1:
@@ -75,6 +77,23 @@ def load_model_file(path: Path) -> AnyModel:
         hint = " (this looks like a fleet file)" if "workloads" in doc else ""
         raise InputError(f"{path}:1: not a model document{hint}: no 'kind' field (decoder, encoder or generic)")
     return validate(_MODEL, doc, str(path), text)
+
+
+CHECKPOINT_BYTES_PER_PARAM = (0.3, 6.0)
+"""Plausible checkpoint bytes per derived parameter: 2-bit quantisation with scales to fp32 with extras."""
+
+
+def _check_checkpoint(spec: AnyModel, size: float, folder: Path) -> None:
+    """Refuse a checkpoint whose size disagrees with the config's shapes (a truncated index, a wrong folder)."""
+    if isinstance(spec, GenericModel):
+        return
+    from aicap.sizing.perf.params import inventory
+
+    params = inventory(spec).total
+    lo, hi = CHECKPOINT_BYTES_PER_PARAM
+    if not lo * params <= size <= hi * params:
+        raise InputError(f"{folder}: the safetensors weigh {size:,.0f} bytes, {size / params:.3g} bytes per parameter of the "
+                         f"{params:,.0f} the config implies (plausible: {lo:g} to {hi:g}); the index or the config is wrong")  # fmt: skip
 
 
 def _kind(value: Any) -> str:
@@ -125,6 +144,9 @@ def _bool(cfg: dict[str, Any], key: str, default: bool, source: str) -> bool:
     return value
 
 
+ATTENTION_WIDTH_RATIO = 8.0  # heads × head_dim within 8× of the hidden size either way (Gemma 2: 1.14×, Qwen3-0.6B: 2×)
+
+
 def _heads(hidden: int, heads: int, kv: int | None, head_dim: int | None, source: str, names: tuple[str, str, str]) -> None:
     """Check that the attention shapes of a config agree, naming the config's own keys."""
     h_key, n_key, kv_key = names
@@ -136,6 +158,9 @@ def _heads(hidden: int, heads: int, kv: int | None, head_dim: int | None, source
         raise InputError(f"{source}: {h_key} ({hidden}) is smaller than {n_key} ({heads}): a head would have no dimensions")
     if head_dim is None and hidden % heads:
         raise InputError(f"{source}: {h_key} ({hidden}) is not divisible by {n_key} ({heads}) and no head_dim is given")
+    if head_dim is not None and not hidden / ATTENTION_WIDTH_RATIO <= heads * head_dim <= hidden * ATTENTION_WIDTH_RATIO:
+        raise InputError(f"{source}: {n_key} × head_dim ({heads} × {head_dim} = {heads * head_dim}) is more than "
+                         f"{ATTENTION_WIDTH_RATIO:g}× away from {h_key} ({hidden}): the shapes disagree")  # fmt: skip
 
 
 def from_hf_config(cfg: dict[str, Any], source: str = "config.json") -> AnyModel:

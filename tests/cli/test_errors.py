@@ -906,3 +906,16 @@ def test_a_fleet_of_more_than_2000_workloads_is_refused_before_sizing(aicap, tmp
     fleet.write_text("workloads:\n" + "".join(one % k for k in range(MAX_WORKLOADS + 1)))
     r = aicap("size", str(fleet))
     assert r.code == 2 and f"{MAX_WORKLOADS + 1:,} workloads" in r.stderr and "split it" in r.stderr
+
+
+@pytest.mark.parametrize(("body", "expect"), [
+    ("  - {name: a, model: llama-3.1-8b, requests_per_s: 1, input_tokens: 200000, output_tokens: 10, slo: {ttft_ms: 2000}}\n",
+     "max context"),
+    ("  - {name: a, model: llama-3.1-8b, requests_per_s: 1, input_tokens: 200, output_tokens: 10, slo: {ttft_ms: 2000}}\n"
+     "constraints: {hardware: [h100-sxmm]}\n", "unknown hardware 'h100-sxmm'"),
+])  # fmt: skip
+def test_errors_the_sizer_finds_in_a_fleet_name_the_file(aicap, tmp_path: Path, body: str, expect: str) -> None:
+    fleet = tmp_path / "fleet.yaml"
+    fleet.write_text("workloads:\n" + body)
+    r = aicap("size", str(fleet))
+    assert r.code == 2 and r.stderr.startswith(f"aicap: error: {fleet}: ") and expect in r.stderr and r.stderr.count("\n") == 1

@@ -50,8 +50,21 @@ def test_safetensors_headers_give_exact_bytes(tmp_path: Path) -> None:
     raw = json.dumps(header).encode()
     (tmp_path / "model.safetensors").write_bytes(struct.pack("<Q", len(raw)) + raw + b"\0" * 76)
     assert checkpoint_bytes(tmp_path) == 4 * 8 * 2 + 3 * 4
+    # 76 bytes of weights cannot be an 8B model: the checkpoint and the config disagree.
     (tmp_path / "config.json").write_text(json.dumps(LLAMA_3_8B))
-    assert load_model_file(tmp_path / "config.json").checkpoint_bytes == 76
+    with pytest.raises(InputError, match=r"safetensors weigh 76 bytes, .* bytes per parameter"):
+        load_model_file(tmp_path / "config.json")
+
+
+def test_a_checkpoint_that_matches_the_config_sets_its_bytes(tmp_path: Path) -> None:
+    (tmp_path / "model.safetensors.index.json").write_text(json.dumps({"metadata": {"total_size": 16060522496}, "weight_map": {}}))
+    (tmp_path / "config.json").write_text(json.dumps(LLAMA_3_8B))
+    assert load_model_file(tmp_path / "config.json").checkpoint_bytes == 16060522496
+
+
+def test_attention_width_far_from_the_hidden_size_is_refused() -> None:
+    with pytest.raises(InputError, match=r"more than 8× away"):
+        from_hf_config({**LLAMA_3_8B, "hidden_size": 16, "head_dim": 128})
 
 
 def test_index_json_total_size_wins(tmp_path: Path) -> None:

@@ -93,6 +93,10 @@ class _Transformer(_Strict):
             raise ValueError(f"num_kv_heads ({self.kv_heads}) must not exceed num_heads ({self.num_heads})")
         if self.num_heads % self.kv_heads:
             raise ValueError(f"num_heads ({self.num_heads}) must be a multiple of num_kv_heads ({self.kv_heads})")
+        if self.head_dim is not None and not self.hidden_size / 8 <= self.num_heads * self.head_dim <= self.hidden_size * 8:
+            raise ValueError(
+                f"num_heads × head_dim ({self.num_heads} × {self.head_dim}) is more than 8× away from hidden_size ({self.hidden_size})"
+            )
         if self.head_dim is None and getattr(self, "mla", None) is None:
             if self.hidden_size < self.num_heads:
                 raise ValueError(
