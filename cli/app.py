@@ -71,25 +71,38 @@ def root(
 def main() -> None:
     """Console entry point (``aicap``).
 
-    Commands report their own errors (:func:`aicap.cli.state.guarded`); this catches an unexpected
-    exception raised outside any command, while options are parsed, and reports it the same way:
-    one line and exit 4, or the traceback with ``AICAP_DEBUG=1``.
+    Commands report their own errors (:func:`aicap.cli.state.guarded`); this reports what happens
+    outside any command the same way: a usage error (unknown option, a value of the wrong type) is
+    one ``aicap: error:`` line and exit 2; an unexpected exception is one line and exit 4, or the
+    traceback with ``AICAP_DEBUG=1``.
     """
     import os
     import sys
 
+    from typer.exceptions import TyperException
+
     from aicap.sizing.core.errors import ExitCode
 
     try:
-        app()
+        code = app(standalone_mode=False)
     except KeyboardInterrupt:
         sys.stderr.write("aicap: interrupted\n")
         sys.exit(130)
+    except TyperException as exc:  # Click's usage errors: one line, like every other input error
+        ctx = getattr(exc, "ctx", None)
+        if type(exc).__name__ == "NoArgsIsHelpError" and ctx is not None:  # a command group run bare: its help
+            sys.stderr.write(ctx.get_help() + "\n")
+        else:
+            where = f" (see '{ctx.command_path} --help')" if ctx is not None else ""
+            message = " ".join(str(exc.format_message()).split())
+            sys.stderr.write(f"aicap: error: {message}{where}\n")
+        sys.exit(int(getattr(exc, "exit_code", ExitCode.INPUT_ERROR)))
     except Exception as exc:
         if os.environ.get(DEBUG_ENV) == "1":
             raise
         sys.stderr.write(internal_error_line(exc) + "\n")
         sys.exit(int(ExitCode.INTERNAL_ERROR))
+    sys.exit(code if isinstance(code, int) else 0)
 
 
 if __name__ == "__main__":

@@ -7,7 +7,7 @@ error band implied by validation against published measurements.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -240,17 +240,42 @@ def _gib(more: float, less: float, *others: float) -> list[str]:
     return [f"{v:,.{digits}f} GiB" for v in (more, less, *others)]
 
 
+def _weights_fit(dep: Deployment) -> bool:
+    """Whether the weights and the runtime overhead alone fit one device of ``dep``'s layout."""
+    if isinstance(dep.model, GenericModel):
+        need = memory.weight_bytes_generic(dep) / dep.tp + float(memory.overhead_bytes(dep, dep.tp, dep.pp))
+    else:
+        need = float(memory.weight_bytes_per_device(dep, dep.tp, dep.pp)) + float(memory.overhead_bytes(dep, dep.tp, dep.pp))
+    return need <= float(memory.capacity_bytes(dep))
+
+
 def _layout_hints(dep: Deployment, *, spelled: bool = False) -> list[str]:
-    """What shrinks every per-device term: a larger TP (or PP) degree, smaller weights (``fp8 weights`` when ``spelled``)."""
+    """Steps that shrink every per-device term and at which the weights fit: a larger TP (or PP) degree, smaller weights.
+
+    Each step is checked with the memory model before it is named (the smallest TP or PP that fits,
+    smaller weights at this layout, or both together); ``fp8 weights`` rather than ``fp8`` when ``spelled``.
+    """
     heads = None if isinstance(dep.model, GenericModel) else dep.model.num_heads
     layers = None if isinstance(dep.model, GenericModel) else dep.model.num_layers
     tps = [t for t in valid_tp(heads, dep.device.interconnect.domain_size) if t > dep.tp] if heads else []
-    hints = [f"TP={tps[0]}"] if tps else [f"PP={dep.pp * 2}"] if layers and dep.pp * 2 <= layers else []
+    pps = [p for p in (dep.pp * 2**k for k in range(1, 7)) if layers and p <= layers]
     smaller = ("fp8" if "fp8" in dep.device.peak_tflops else "int8") if dep.weights_dtype in {"bf16", "fp16", "fp32"} else None
     smaller = "int4" if dep.weights_dtype in {"fp8", "int8"} else smaller
+    label = (f"{smaller} weights" if spelled else smaller) if smaller else ""
+    hints: list[str] = []
+    tp_fit = next((t for t in tps if _weights_fit(replace(dep, tp=t))), None)
+    pp_fit = next((q for q in pps if _weights_fit(replace(dep, pp=q))), None)
+    if tp_fit is not None:
+        hints.append(f"TP={tp_fit}")
+    elif pp_fit is not None:
+        hints.append(f"PP={pp_fit}")
     if smaller:
-        hints.append(f"{smaller} weights" if spelled else smaller)
-    return hints or ["a device with more memory"]
+        quant = replace(dep, weights_dtype=smaller, kv_dtype=smaller if smaller != "int4" else dep.kv_dtype)
+        if _weights_fit(quant):
+            hints.append(label)
+        elif (both := next((t for t in tps if _weights_fit(replace(quant, tp=t))), None)) is not None:
+            hints.append(f"TP={both} with {label}")
+    return hints or ["a device with more memory (no layout within one link domain fits the weights)"]
 
 
 def advise(dep: Deployment, mem: dict[str, float], *, batch: int = 1, context: int | None = None,

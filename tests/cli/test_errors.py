@@ -90,7 +90,7 @@ def test_keyboard_interrupt_is_exit_130_with_one_line(aicap, monkeypatch: pytest
 
 
 def test_main_reports_an_exception_outside_any_command(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
-    def broken_app() -> None:
+    def broken_app(**_: object) -> None:
         raise RuntimeError("while parsing options")
 
     monkeypatch.setattr(app_module, "app", broken_app)
@@ -919,3 +919,35 @@ def test_errors_the_sizer_finds_in_a_fleet_name_the_file(aicap, tmp_path: Path, 
     fleet.write_text("workloads:\n" + body)
     r = aicap("size", str(fleet))
     assert r.code == 2 and r.stderr.startswith(f"aicap: error: {fleet}: ") and expect in r.stderr and r.stderr.count("\n") == 1
+
+
+@pytest.mark.parametrize(("args", "expect"), [
+    (["size", "--budget-x", "3"], "No such option: --budget-x"),
+    (["size", "--rate", "abc"], "Invalid value for '--rate'"),
+    (["estimate"], "Missing option '--model'"),
+])  # fmt: skip
+def test_usage_errors_are_one_line_and_exit_2(args: list[str], expect: str) -> None:
+    import subprocess
+    import sys
+
+    r = subprocess.run([sys.executable, "-m", "aicap.cli.app", *args], capture_output=True, text=True, check=False)
+    assert r.returncode == 2 and r.stdout == ""
+    assert r.stderr.count("\n") == 1 and r.stderr.startswith("aicap: error: ") and expect in r.stderr and "--help" in r.stderr
+
+
+def test_a_bare_command_group_still_shows_its_help() -> None:
+    import subprocess
+    import sys
+
+    r = subprocess.run([sys.executable, "-m", "aicap.cli.app", "schema"], capture_output=True, text=True, check=False)
+    assert r.returncode == 2 and "Commands:" in r.stderr and "plan" in r.stderr
+
+
+def test_oom_advice_names_only_steps_that_fit(aicap) -> None:
+    r = aicap("estimate", "-m", "llama-3.1-70b", "--hardware", "a10g", "--tp", "1", "-f", "json")
+    assert r.code == 3
+    line = r.stderr.strip().splitlines()[-1]
+    assert "try TP=8 or TP=4 with int8" in line  # not TP=2 or int8 alone: neither fits 70B on 24 GB devices
+    assert aicap("estimate", "-m", "llama-3.1-70b", "--hardware", "a10g", "--tp", "8", "-f", "json").code == 0
+    assert aicap("estimate", "-m", "llama-3.1-70b", "--hardware", "a10g", "--tp", "4", "--weights-dtype", "int8", "-f", "json").code == 0
+    assert aicap("estimate", "-m", "llama-3.1-70b", "--hardware", "a10g", "--tp", "2", "-f", "json").code == 3
