@@ -108,8 +108,8 @@ def load_plan(path: Path) -> Plan | None:
     doc = load_document(path, text)
     if not isinstance(doc, dict):
         raise InputError(f"{path}:1: expected a plan (JSON/YAML from `aicap size --output`) or a fleet file")
-    if "totals" not in doc:
-        return None
+    if not ({"totals", "generated_by", "solver", "instances"} & set(doc)) and doc.get("schema_version") != SCHEMA_VERSION:
+        return None  # a fleet file: no key only a plan has
     if doc.get("schema_version") != SCHEMA_VERSION:
         got = str(doc.get("schema_version"))[:20]
         raise InputError(f"{path}: plan schema_version {got} is not supported; this aicap reads {SCHEMA_VERSION}: "

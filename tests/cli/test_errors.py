@@ -951,3 +951,11 @@ def test_oom_advice_names_only_steps_that_fit(aicap) -> None:
     assert aicap("estimate", "-m", "llama-3.1-70b", "--hardware", "a10g", "--tp", "8", "-f", "json").code == 0
     assert aicap("estimate", "-m", "llama-3.1-70b", "--hardware", "a10g", "--tp", "4", "--weights-dtype", "int8", "-f", "json").code == 0
     assert aicap("estimate", "-m", "llama-3.1-70b", "--hardware", "a10g", "--tp", "2", "-f", "json").code == 3
+
+
+def test_a_plan_missing_a_required_field_says_which(aicap, tmp_path: Path, plan_doc: dict[str, Any]) -> None:
+    doc = {k: v for k, v in plan_doc.items() if k != "totals"}
+    bad = tmp_path / "plan.json"
+    bad.write_text(json.dumps(doc))
+    r = aicap("check", str(bad), "--budget-monthly", "100")
+    assert r.code == 2 and "totals: required field is missing" in r.stderr
