@@ -326,20 +326,16 @@ def _screen_bound(rows: _Rows, step: StepModel, pp: F, budget: float, traffic: T
     """
     ub_rate, ub_x = rate_bound(step, pp, budget, traffic, tpot_t)
     lower = np.where(ub_rate > 0, price / np.maximum(ub_rate, 1e-300), np.inf)
-    out = Loaded(np.zeros(price.size), np.zeros(price.size), idle.round_s.copy(), idle.running.copy(), idle.ttft_s.copy(),
-                 idle.tpot_s.copy(), idle.budget_use.copy(), idle.slot_use.copy())  # fmt: skip
+    out = idle.copy()  # rows never evaluated keep their idle metrics, with no load and no capacity
+    out.arrivals_per_round[:] = 0.0
+    out.rate[:] = 0.0
     unit = np.full(price.size, np.inf)
     alive = within_targets(idle, np.full(price.size, np.inf), tpot_t)
     done = ~np.isfinite(lower) | ~alive  # provably no capacity: nothing to evaluate
     ceiling = load_ceiling(pp, budget, traffic, ub_x)
 
     def put(ix: NDArray[np.int64], m: Loaded) -> None:
-        for full, part in zip(
-            (out.arrivals_per_round, out.rate, out.round_s, out.running, out.ttft_s, out.tpot_s, out.budget_use, out.slot_use),
-            (m.arrivals_per_round, m.rate, m.round_s, m.running, m.ttft_s, m.tpot_s, m.budget_use, m.slot_use),
-            strict=True,
-        ):
-            full[ix] = part
+        out.put(ix, m)
         unit[ix] = np.where(m.rate > 0, price[ix] / np.maximum(m.rate, 1e-300), np.inf)
 
     todo = _screen(rows, np.where(done, np.inf, lower))
@@ -361,18 +357,10 @@ def _screen_bound(rows: _Rows, step: StepModel, pp: F, budget: float, traffic: T
 
 def _spread(bound: Loaded, sub: Loaded, chosen: NDArray[np.int64]) -> Loaded:
     """Full metrics for the ``chosen`` rows; the others keep their bound with a rate of 0."""
-
-    def put(full: F, part: F) -> F:
-        out = np.array(full, dtype=float, copy=True)
-        out[chosen] = part
-        return out
-
-    rate = np.zeros_like(bound.rate)
-    rate[chosen] = sub.rate
-    return Loaded(put(bound.arrivals_per_round, sub.arrivals_per_round), rate, put(bound.round_s, sub.round_s),
-                  put(bound.running, sub.running),
-                  put(bound.ttft_s, sub.ttft_s), put(bound.tpot_s, sub.tpot_s), put(bound.budget_use, sub.budget_use),
-                  put(bound.slot_use, sub.slot_use))  # fmt: skip
+    out = bound.copy()
+    out.rate[:] = 0.0
+    out.put(chosen, sub)
+    return out
 
 
 def prune(cands: list[Candidate]) -> list[Candidate]:

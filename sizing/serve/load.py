@@ -43,6 +43,7 @@ against closed forms (M/D/1 for a one-slot replica) in ``tests/sizing/test_load.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from statistics import NormalDist
 
@@ -113,12 +114,27 @@ class Loaded:
     budget_use: F
     slot_use: F
 
+    @classmethod
+    def zeros(cls, shape: tuple[int, ...]) -> Loaded:
+        """Every metric 0 for ``shape`` candidates (to be filled with :meth:`put`)."""
+        return cls(*(np.zeros(shape) for _ in dataclasses.fields(cls)))
+
+    def _arrays(self) -> list[F]:
+        return [np.broadcast_to(getattr(self, f.name), np.shape(self.rate)) for f in dataclasses.fields(self)]
+
     def take(self, index: ArrayLike) -> Loaded:
         """The candidates at ``index``."""
         ix = np.asarray(index)
-        return Loaded(*(np.asarray(np.broadcast_to(v, np.shape(self.rate))[ix], dtype=float) for v in (
-            self.arrivals_per_round, self.rate, self.round_s, self.running, self.ttft_s, self.tpot_s, self.budget_use,
-            self.slot_use)))  # fmt: skip
+        return Loaded(*(np.asarray(v[ix], dtype=float) for v in self._arrays()))
+
+    def copy(self) -> Loaded:
+        """An independent, writable copy."""
+        return Loaded(*(np.array(v, dtype=float) for v in self._arrays()))
+
+    def put(self, index: ArrayLike, part: Loaded) -> None:
+        """Overwrite, in place, the candidates at ``index`` with ``part``'s (arrays must be writable: :meth:`copy`)."""
+        for f in dataclasses.fields(self):
+            getattr(self, f.name)[index] = getattr(part, f.name)
 
     @property
     def stable(self) -> NDArray[np.bool_]:
@@ -261,12 +277,10 @@ def at_arrivals(step: StepModel, pp: ArrayLike, budget: float, traffic: Traffic,
     for b in np.unique(block).tolist():
         ix = np.flatnonzero(block == b)
         parts.append((ix, _at_arrivals(step.take(ix), pp_b[ix], budget, traffic.take(ix), x_b[ix], ttft=ttft)))
-    fields = ("arrivals_per_round", "rate", "round_s", "running", "ttft_s", "tpot_s", "budget_use", "slot_use")
-    merged = {f: np.empty(shape) for f in fields}
+    merged = Loaded.zeros(shape)
     for ix, m in parts:
-        for f in fields:
-            merged[f][ix] = getattr(m, f)
-    return Loaded(**merged)
+        merged.put(ix, m)
+    return merged
 
 
 def _at_arrivals(step: StepModel, pp_a: F, budget: float, traffic: Traffic, xa: F, *, ttft: bool) -> Loaded:
