@@ -11,16 +11,11 @@ from __future__ import annotations
 from aicap.sizing.core.fleet import Fleet
 from aicap.sizing.core.plan import Alternative, Plan
 from aicap.sizing.core.specs import InstanceSpec
-from aicap.sizing.plan.candidates import Candidate, prune
+from aicap.sizing.plan.candidates import Candidate, cost_per_rps, prune
 from aicap.sizing.plan.problem import problem_for
 from aicap.sizing.solve.milp import solve
 
 ALTERNATIVE_TIME_LIMIT_S = 5.0
-
-
-def _cost_per_rps(c: Candidate, insts: dict[str, InstanceSpec], pricing: str) -> float:
-    inst = insts[c.instance]
-    return float(inst.price(pricing) or 0.0) * c.devices / inst.devices / max(c.capacity_rps, 1e-12)
 
 
 def alternatives(fleet: Fleet, insts: list[InstanceSpec], all_cands: dict[str, list[Candidate]], plan: Plan,
@@ -53,9 +48,9 @@ def alternatives(fleet: Fleet, insts: list[InstanceSpec], all_cands: dict[str, l
             spend: dict[str, float] = {}
             for x, r in zip(feas, alt.replicas, strict=True):
                 if r > 0:
-                    spend[x.workload] = spend.get(x.workload, 0.0) + r * _cost_per_rps(x, by_name, c.pricing) * x.capacity_rps
+                    spend[x.workload] = spend.get(x.workload, 0.0) + r * cost_per_rps(x, by_name[x.instance], c.pricing) * x.capacity_rps
             worst = max(spend, key=lambda k: spend[k])
-            best = min((x for x in feas if x.workload == worst), key=lambda x: _cost_per_rps(x, by_name, c.pricing))
+            best = min((x for x in feas if x.workload == worst), key=lambda x: cost_per_rps(x, by_name[x.instance], c.pricing))
             why = (f"costs more for the same traffic; for '{worst}' its most cost-effective layout (TP{best.tp}·PP{best.pp}, "
                    f"{best.weights_dtype}) carries {best.capacity_rps:,.3g} req/s per replica, limited by the {best.binding}")  # fmt: skip
         else:

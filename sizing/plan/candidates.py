@@ -97,6 +97,11 @@ class Shape:
         )
 
 
+def cost_per_rps(c: Candidate, inst: InstanceSpec, pricing: str) -> float:
+    """USD/hour per request/s of one replica of ``c`` on ``inst``: ``p_t·d/D_t / q`` (its share of the instance)."""
+    return float(inst.price(pricing) or 0.0) * c.devices / inst.devices / max(c.capacity_rps, 1e-12)
+
+
 def layouts(model: ModelSpec, inst: InstanceSpec, device: DeviceSpec) -> list[tuple[int, int]]:
     """(tp, pp) pairs of one replica inside one instance: powers of two, tp within the fast-link domain."""
     sizes = [s for s in (1, 2, 4, 8, 16, 32, 64) if inst.devices % s == 0]

@@ -21,7 +21,7 @@ from aicap.sizing.core.plan import Plan, Rejected, Solver
 from aicap.sizing.core.specs import InstanceSpec
 from aicap.sizing.plan.alternatives import alternatives as best_alternatives
 from aicap.sizing.plan.assemble import build_plan, with_alternatives
-from aicap.sizing.plan.candidates import Candidate, prune
+from aicap.sizing.plan.candidates import Candidate, cost_per_rps, prune
 from aicap.sizing.plan.generate import all_candidates
 from aicap.sizing.plan.problem import describe_failure, latency_score, problem_for
 from aicap.sizing.solve.milp import SolveStatus, solve
@@ -139,8 +139,7 @@ def shortlist(fleet: Fleet, cands: list[Candidate], insts: list[InstanceSpec]) -
             continue
 
         def unit(x: Candidate) -> float:
-            inst = by_name[x.instance]
-            return float(inst.price(c.pricing) or 0.0) * x.devices / inst.devices / max(x.capacity_rps, 1e-12)
+            return cost_per_rps(x, by_name[x.instance], c.pricing)
 
         ranked = sorted(mine, key=lambda x: (unit(x), x.instance, x.tp, x.pp))
         keep.update(id(x) for x in ranked[:SHORTLIST_UNIT_COST])
