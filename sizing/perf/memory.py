@@ -65,8 +65,10 @@ def weight_bytes_generic(dep: Deployment) -> float:
 
 
 def weight_bytes_per_device(dep: Deployment, tp: ArrayLike, pp: ArrayLike, inv: Inventory | None = None) -> F:
-    """Weight bytes on the most loaded device (heaviest pipeline stage)."""
+    """Weight bytes on the most loaded device (heaviest pipeline stage); a generic model's split over ``tp``."""
     tp_a, pp_a = np.asarray(tp, dtype=float), np.asarray(pp, dtype=float)
+    if isinstance(dep.model, GenericModel):
+        return np.asarray(weight_bytes_generic(dep) / tp_a + 0.0 * pp_a, dtype=np.float64)
     inv = inv or inventory(dep.transformer)
     scale = total_weight_bytes(dep, inv) / max(_raw_weight_bytes(dep, inv), 1.0)
     body = (inv.total - inv.embedding - inv.lm_head) * bytes_per_weight(dep.weights_dtype, dep)
@@ -110,9 +112,14 @@ def kv_bytes_per_sequence(dep: Deployment, tp: ArrayLike, pp: ArrayLike, context
 
 
 def activation_bytes(dep: Deployment, tp: ArrayLike, batch: ArrayLike, prefill_tokens: ArrayLike) -> F:
-    """Activation workspace per device: ``T·(8h + 3f/tp)·2 + B·V/tp·4`` bytes."""
-    m = dep.transformer
+    """Activation workspace per device: ``T·(8h + 3f/tp)·2 + B·V/tp·4`` bytes; ``B·a`` for a generic model.
+
+    ``a`` is a generic model's ``activation_bytes_per_item`` (0 when its spec does not give it).
+    """
     tp_a = np.asarray(tp, dtype=float)
+    if isinstance(dep.model, GenericModel):
+        return np.asarray((dep.model.activation_bytes_per_item or 0.0) * np.asarray(batch, dtype=float) + 0.0 * tp_a, dtype=np.float64)
+    m = dep.transformer
     t = np.minimum(np.asarray(prefill_tokens, dtype=float), dep.runtime.max_prefill_tokens)
     width = m.intermediate_size
     moe = m.moe if isinstance(m, DecoderModel) else None

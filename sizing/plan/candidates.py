@@ -159,12 +159,7 @@ def _slots(model: ModelSpec, dep: Deployment, tp: F, pp: F, sh: list[Shape], bud
         return np.asarray(np.minimum(memory.max_batch(dep, tp, pp, i, ctx), runtime.max_batch), dtype=float)
     items = np.array([max(s.input_mean, 1.0) for s in sh])
     batch = np.maximum(np.floor(budget / items), 1.0) if model.kind == "encoder" else np.full(len(sh), float(runtime.max_batch))
-    if model.kind == "generic":
-        act = (model.activation_bytes_per_item or 0.0) * batch
-        need = memory.weight_bytes_generic(dep) / tp + act + memory.overhead_bytes(dep, tp, pp)
-        fits = need <= memory.capacity_bytes(dep)
-    else:
-        fits = memory.breakdown(dep, tp, pp, batch, items, 0.0).fits
+    fits = memory.breakdown(dep, tp, pp, batch, items, 0.0).fits
     return np.asarray(np.where(fits, np.minimum(batch, runtime.max_batch), 0.0), dtype=float)
 
 

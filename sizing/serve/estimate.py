@@ -210,19 +210,14 @@ def _evaluate(dep: Deployment, req: EstimateRequest, replicas: int) -> EstimateR
     batch = req.batch or auto_batch(dep, i, o, tpot) or 1
     metrics = serve(dep, batch, i, o)
     limits: dict[str, int | None] = {"max_batch_at_context": None, "max_context_at_batch": None}
-    if dep.model.kind == "generic":
-        w = memory.weight_bytes_generic(dep) / dep.tp
-        act = (dep.model.activation_bytes_per_item or 0.0) * batch
-        ovh = float(memory.overhead_bytes(dep, dep.tp, dep.pp))
-        mem = {"weights": w / GIB, "kv_cache": 0.0, "activations": act / GIB, "overhead": ovh / GIB}
-        kv_tokens = 0
-    else:
-        mb = memory.breakdown(dep, dep.tp, dep.pp, batch, i, i + o)
-        mem = {"weights": float(mb.weights) / GIB, "kv_cache": float(mb.kv_cache) / GIB,
-               "activations": float(mb.activations) / GIB, "overhead": float(mb.overhead) / GIB}  # fmt: skip
-        kv_tokens = int(memory.kv_cache_tokens(dep, dep.tp, dep.pp)) if dep.model.kind == "decoder" else 0
-        limits["max_batch_at_context"] = int(memory.max_batch(dep, dep.tp, dep.pp, i, i + o)) if dep.model.kind == "decoder" else None
-        limits["max_context_at_batch"] = memory.max_context(dep, dep.tp, dep.pp, batch) if dep.model.kind == "decoder" else None
+    mb = memory.breakdown(dep, dep.tp, dep.pp, batch, i, i + o)
+    mem = {"weights": float(mb.weights) / GIB, "kv_cache": float(mb.kv_cache) / GIB,
+           "activations": float(mb.activations) / GIB, "overhead": float(mb.overhead) / GIB}  # fmt: skip
+    kv_tokens = 0
+    if dep.model.kind == "decoder":
+        kv_tokens = int(memory.kv_cache_tokens(dep, dep.tp, dep.pp))
+        limits["max_batch_at_context"] = int(memory.max_batch(dep, dep.tp, dep.pp, i, i + o))
+        limits["max_context_at_batch"] = memory.max_context(dep, dep.tp, dep.pp, batch)
     mem["total"] = sum(mem.values())
     mem["capacity"] = memory.capacity_bytes(dep) / GIB
     fits = mem["total"] <= mem["capacity"]
@@ -242,10 +237,7 @@ def _gib(more: float, less: float, *others: float) -> list[str]:
 
 def _weights_fit(dep: Deployment) -> bool:
     """Whether the weights and the runtime overhead alone fit one device of ``dep``'s layout."""
-    if isinstance(dep.model, GenericModel):
-        need = memory.weight_bytes_generic(dep) / dep.tp + float(memory.overhead_bytes(dep, dep.tp, dep.pp))
-    else:
-        need = float(memory.weight_bytes_per_device(dep, dep.tp, dep.pp)) + float(memory.overhead_bytes(dep, dep.tp, dep.pp))
+    need = float(memory.weight_bytes_per_device(dep, dep.tp, dep.pp)) + float(memory.overhead_bytes(dep, dep.tp, dep.pp))
     return need <= float(memory.capacity_bytes(dep))
 
 

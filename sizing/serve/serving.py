@@ -92,10 +92,6 @@ def serve(dep: Deployment, batch: ArrayLike, input_tokens: ArrayLike, output_tok
 
 
 def _fits_encoder(dep: Deployment, tp: F, pp: F, batch: F, tokens: F) -> NDArray[np.bool_]:
-    if dep.model.kind == "generic":
-        act = (dep.model.activation_bytes_per_item or 0.0) * batch
-        need = memory.weight_bytes_generic(dep) / tp + act + memory.overhead_bytes(dep, tp, pp)
-        return np.asarray(need <= memory.capacity_bytes(dep))
     mb = memory.breakdown(dep, tp, pp, batch, tokens, 0.0)
     return mb.fits
 
