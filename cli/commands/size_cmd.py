@@ -94,12 +94,11 @@ def register(app: typer.Typer) -> None:
     ) -> None:  # fmt: skip
         """Pick the cheapest set of whole cloud instances that serves every workload within its latency targets."""
         from aicap.cli.files import write_atomic
+        from aicap.sizing.core.errors import InfeasibleError, InputError
         from aicap.sizing.plan.fleet_io import build_fleet, builtin_fleet, load_fleet
         from aicap.sizing.plan.sizer import size
 
         if output is not None and output.is_dir():  # fail before sizing, not after (write_atomic checks again)
-            from aicap.sizing.core.errors import InputError
-
             raise InputError(f"{output}: is a directory, expected a file")
         cat = catalogue()
         overrides = {"cloud": cloud, "hardware": hardware, "pricing": pricing, "budget": budget, "objective": objective,
@@ -112,8 +111,6 @@ def register(app: typer.Typer) -> None:
         else:
             info("aicap: no fleet given; sizing the built-in example (chat, long-context summariser, embeddings). See `aicap size --help`.")
             fleet = builtin_fleet(**overrides)
-        from aicap.sizing.core.errors import InputError
-
         try:
             if verify:
                 from aicap.sizing.sim.verify import size_verified
@@ -133,8 +130,6 @@ def register(app: typer.Typer) -> None:
             info(f"aicap: wrote plan to {output}")
         emit(View(view.document, view.tables), fmt)
         if plan.verification is not None and not plan.verification.holds:
-            from aicap.sizing.core.errors import InfeasibleError
-
             missed = ", ".join(x.workload for x in plan.verification.workloads if not x.holds)
             raise InfeasibleError(f"the plan still misses its targets in simulation after {plan.verification.resolves} re-solves: {missed}")
 

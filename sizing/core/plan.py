@@ -16,7 +16,7 @@ charged to the workloads placed on that instance type, so workload costs add up 
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -30,8 +30,9 @@ class _Doc(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False, strict=True)  # strict: true is not a number
 
 
-Usd = float
 MAX_USD = 1e15  # no plan costs a quadrillion dollars: larger figures are a corrupt or hand-made plan
+Usd = Annotated[float, Field(ge=0, le=MAX_USD)]
+"""US dollars: non-negative and below :data:`MAX_USD`."""
 
 
 class Deployment(_Doc):
@@ -53,7 +54,7 @@ class Deployment(_Doc):
     utilisation: float = Field(ge=0, description="planned load over capacity")
     ttft_ms: float = Field(ge=0, description="TTFT at the workload's percentile at the planned load")
     tpot_ms: float | None = Field(None, ge=0, description="TPOT at the workload's percentile at the planned load (decoders)")
-    usd_per_hour: Usd = Field(ge=0, le=MAX_USD)
+    usd_per_hour: Usd
     efficiency_calibrated: bool
 
 
@@ -81,9 +82,9 @@ class Workload(_Doc):
     ttft_margin_pct: float | None = Field(None, description="100·(target − promised)/target; negative means a missed target")
     tpot_margin_pct: float | None = None
     error_band_pct: dict[str, float]
-    usd_per_hour: Usd = Field(ge=0, le=MAX_USD)
-    usd_per_month: Usd = Field(ge=0, le=MAX_USD)
-    usd_per_million_output_tokens: Usd | None = Field(None, ge=0, le=MAX_USD)
+    usd_per_hour: Usd
+    usd_per_month: Usd
+    usd_per_million_output_tokens: Usd | None = None
     deployments: list[Deployment]
     rejected_hardware: list[Rejected] = Field(default_factory=list)
 
@@ -98,7 +99,7 @@ class Instance(_Doc):
     count: int = Field(ge=1)
     devices: int = Field(ge=1)
     devices_used: int = Field(ge=0)
-    usd_per_hour: Usd = Field(ge=0, le=MAX_USD)
+    usd_per_hour: Usd
     price_date: str
 
 
@@ -106,7 +107,7 @@ class Alternative(_Doc):
     """The best plan restricted to one other device type, and why it lost."""
 
     hardware: str
-    usd_per_month: Usd | None = Field(None, ge=0, le=MAX_USD)
+    usd_per_month: Usd | None = None
     delta_usd_per_month: float | None = Field(None, ge=-MAX_USD, le=MAX_USD)
     why: str
 
@@ -114,8 +115,8 @@ class Alternative(_Doc):
 class Totals(_Doc):
     """The fleet's cost and size."""
 
-    usd_per_hour: Usd = Field(ge=0, le=MAX_USD)
-    usd_per_month: Usd = Field(ge=0, le=MAX_USD)
+    usd_per_hour: Usd
+    usd_per_month: Usd
     devices: int = Field(ge=0)
     devices_used: int = Field(ge=0)
     instances: int = Field(ge=0)
