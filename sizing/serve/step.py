@@ -212,17 +212,21 @@ class StepModel:
 
         Arguments broadcast against the candidates (last axis); leading axes evaluate many steps at once.
         """
-        return self.seconds_and_slope(decode_seqs, prefill_tokens, slope=False)[0]
+        return self._time(decode_seqs, prefill_tokens, slope=False)[0]
 
-    def seconds_and_slope(self, decode_seqs: ArrayLike, prefill_tokens: ArrayLike, slope: bool = True) -> tuple[F, F, F]:
+    def seconds_and_slope(self, decode_seqs: ArrayLike, prefill_tokens: ArrayLike) -> tuple[F, F, F]:
         """Step time (s) and its partial derivatives ``∂T/∂d`` (s per decoding sequence) and ``∂T/∂p`` (s per prefill token).
 
         ``T`` is piecewise affine: each operator group contributes the slope of its binding side
         (``F_i'/P_i`` where compute binds, ``Q_i'/BW`` where memory does), the network its per-token
         term, and MoE experts ``(ΔE_touched(N)·q_touched + q_token)/BW`` where their bytes bind
         (``ΔE_touched`` the experts one more token touches: the touched count is concave in ``N``).
-        Without ``slope`` the derivatives are zeros.
         """
+        total, grads = self._time(decode_seqs, prefill_tokens, slope=True)
+        assert grads is not None
+        return total, grads[0], grads[1]
+
+    def _time(self, decode_seqs: ArrayLike, prefill_tokens: ArrayLike, *, slope: bool) -> tuple[F, tuple[F, F] | None]:
         d, p = np.broadcast_arrays(np.asarray(decode_seqs, dtype=float), np.asarray(prefill_tokens, dtype=float), self.bandwidth)[:2]
         dx, px = d[..., None, :], p[..., None, :]
         fn, qn = self._seconds_coefficients
@@ -242,18 +246,19 @@ class StepModel:
             parts[..., row, :] = np.maximum(f[..., row, :], e_time)
         total = np.asarray(parts.sum(axis=-2) + self.net[0] + self.net[1] * n + self.overhead_s, dtype=float)
         if not slope:
-            return total, np.zeros_like(total), np.zeros_like(total)
-        # Σ_i (memory slope_i + [compute binds]·(compute slope_i − memory slope_i)), per argument.
+            return total, None
+        if experts:
+            # Tokens are whole: the experts' slope is their forward difference over one more token (concave).
+            d_touched = expected_distinct_experts(n + 1.0, self.num_experts, self.experts_per_token) - touched
+            e_grad = (self.expert_per_touched * d_touched + self.expert_per_token) / self.bandwidth
+        # Per argument: each group's binding side's slope, summed, plus the network's per-token term.
         grads = []
         for j in (1, 2):
             g = np.where(compute, fn[j], qn[j])
             if experts:
-                # Tokens are whole: the experts' slope is their forward difference over one more token (concave).
-                d_touched = expected_distinct_experts(n + 1.0, self.num_experts, self.experts_per_token) - touched
-                e_grad = (self.expert_per_touched * d_touched + self.expert_per_token) / self.bandwidth
                 g[..., row, :] = np.where(e_compute, fn[j][row], e_grad)
             grads.append(np.asarray(g.sum(axis=-2) + self.net[1], dtype=float))
-        return total, grads[0], grads[1]
+        return total, (grads[0], grads[1])
 
     @functools.cached_property
     def _seconds_coefficients(self) -> tuple[F, F]:
