@@ -287,22 +287,22 @@ def _screen(rows: _Rows, unit: F) -> NDArray[np.int64]:
     return np.flatnonzero(keep)
 
 
+def _kth_smallest(group: NDArray[np.int64], values: F, k: int) -> F:
+    """Per row, the ``k``-th smallest of ``values`` in its ``group`` (``inf`` when the group has fewer); one sort."""
+    order = np.lexsort((values, group))
+    g = group[order]
+    rank = np.arange(g.size) - np.searchsorted(g, g, side="left")
+    at_k = np.full(int(group.max(initial=0)) + 1, np.inf)
+    at_k[g[rank == k - 1]] = values[order][rank == k - 1]
+    return np.asarray(at_k[group], dtype=float)
+
+
 def _thresholds(rows: _Rows, unit: F, done: NDArray[np.bool_]) -> tuple[F, F]:
     """Per row, the ``unit`` a row must beat to enter :func:`_screen`'s selection of its shape and of its (shape, device)."""
-    shape_a, dev_a = np.array(rows.shape), np.array(rows.device)
-    by_shape, by_device = np.full(unit.size, np.inf), np.full(unit.size, np.inf)
-    known = done & np.isfinite(unit)
-    for s in np.unique(shape_a).tolist():
-        mine = shape_a == s
-        vals = np.sort(unit[mine & known])
-        if vals.size >= SCREEN_PER_SHAPE:
-            by_shape[mine] = vals[SCREEN_PER_SHAPE - 1]
-        for d in np.unique(dev_a[mine]).tolist():
-            both = mine & (dev_a == d)
-            vals_d = np.sort(unit[both & known])
-            if vals_d.size >= SCREEN_PER_DEVICE:
-                by_device[both] = vals_d[SCREEN_PER_DEVICE - 1]
-    return by_shape, by_device
+    shape_a, dev_a = np.array(rows.shape, dtype=np.int64), np.array(rows.device, dtype=np.int64)
+    known = np.where(done & np.isfinite(unit), unit, np.inf)  # unevaluated rows sort last and never count
+    pair = shape_a * (int(dev_a.max(initial=0)) + 1) + dev_a
+    return _kth_smallest(shape_a, known, SCREEN_PER_SHAPE), _kth_smallest(pair, known, SCREEN_PER_DEVICE)
 
 
 SCREEN_BISECTIONS = 7  # the screen ranks rows by capacity resolved to 2^-7 of its bracket; kept rows are then refined

@@ -430,3 +430,15 @@ def test_screen_never_keeps_a_row_without_capacity() -> None:
     got = _screen(r, np.array([3.0, np.inf, 1.0, np.inf, 2.0]))
     assert got.tolist() == [0, 2, 4]
     assert _screen(r, np.full(5, np.inf)).tolist() == []
+
+
+def test_thresholds_are_the_screens_last_kept_unit_per_shape_and_device() -> None:
+    from aicap.sizing.plan.candidates import _thresholds
+
+    # shape 0: 13 evaluated rows on device 0 (units 1..13) and one on device 1 (unit 0.5, not yet evaluated)
+    r = rows([0] * 14 + [1, 1], [0] * 13 + [1] + [0, 1])
+    unit = np.array([float(k + 1) for k in range(13)] + [0.5, 7.0, np.inf])
+    done = np.array([True] * 13 + [False] + [True, True])
+    by_shape, by_device = _thresholds(r, unit, done)
+    assert by_shape.tolist() == [12.0] * 14 + [np.inf, np.inf]  # the 12th smallest evaluated unit; shape 1 has too few
+    assert by_device.tolist() == [1.0] * 13 + [np.inf, 7.0, np.inf]  # the best evaluated row of each (shape, device)
