@@ -41,26 +41,6 @@ class Replica:
     group: ReplicaGroup
     index: int
 
-    @property
-    def step(self) -> StepModel:
-        """Its step-time model."""
-        return self.group.step.take(np.array([self.index]))
-
-    @property
-    def traffic(self) -> Traffic:
-        """The workload shape it serves."""
-        return self.group.traffic.take(np.array([self.index]))
-
-    @property
-    def pipeline_stages(self) -> int:
-        """Pipeline-parallel degree."""
-        return int(self.group.pipeline_stages[self.index])
-
-    @property
-    def budget(self) -> float:
-        """Token budget per engine step."""
-        return self.group.budget
-
     def at_rate(self, rate: float) -> Loaded:
         """The replica receiving ``rate`` requests/s."""
         return self.group.at_rate(np.array([self.index]), np.array([rate]))
