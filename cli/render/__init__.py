@@ -10,7 +10,8 @@ import csv
 import io
 import json
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
@@ -142,3 +143,22 @@ def emit(view: View, fmt: Format) -> None:
     text = RENDERERS[fmt](view)
     if text is not None:
         sys.stdout.write(text)
+
+
+@contextmanager
+def progress(total: int, label: str, *, enabled: bool) -> Iterator[Callable[[], None]]:
+    """A Rich progress bar on stderr for ``total`` units of work; yields ``advance()`` (one unit).
+
+    Drawn only when ``enabled`` and stderr is a terminal (so ``--quiet``, pipes and CI stay silent);
+    the bar is removed when the work ends.
+    """
+    if not enabled or total <= 1 or not sys.stderr.isatty():
+        yield lambda: None
+        return
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  console=Console(stderr=True), transient=True) as bar:  # fmt: skip
+        task = bar.add_task(label, total=total)
+        yield lambda: bar.advance(task)

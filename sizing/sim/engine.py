@@ -136,11 +136,15 @@ class Requests:
         Prompt lengths, tokens (≥ 1).
     output_tokens : numpy.ndarray of int64
         Tokens to generate (≥ 0); 0 is an encoder/embedding request, done when its prefill completes.
+    priority : numpy.ndarray of int64 or None, optional
+        Priority class per request (≥ 0; 0 the most urgent), for the priority and EDF policies and
+        per-class results; ``None``: all class 0.
     """
 
     arrival_s: F
     input_tokens: I
     output_tokens: I
+    priority: I | None = None
 
     def __post_init__(self) -> None:
         a = np.asarray(self.arrival_s, dtype=np.float64)
@@ -154,6 +158,11 @@ class Requests:
             raise ValueError("input_tokens must be >= 1")
         if (o < 0).any():
             raise ValueError("output_tokens must be >= 0")
+        if self.priority is not None:
+            c = np.asarray(self.priority, dtype=np.int64)
+            if c.shape != a.shape or (c < 0).any():
+                raise ValueError("priority must be 1-D like arrival_s, with classes >= 0")
+            object.__setattr__(self, "priority", c)
         object.__setattr__(self, "arrival_s", a)
         object.__setattr__(self, "input_tokens", i)
         object.__setattr__(self, "output_tokens", o)
@@ -206,12 +215,14 @@ def simulate(
     n = len(requests)
     order = np.argsort(requests.arrival_s, kind="stable")
     arrival = requests.arrival_s[order]
-    table = RequestTable(arrival.tolist(), requests.input_tokens[order].tolist(), requests.output_tokens[order].tolist())
+    prio = None if requests.priority is None else requests.priority[order].tolist()
+    table = RequestTable(arrival.tolist(), requests.input_tokens[order].tolist(), requests.output_tokens[order].tolist(), prio)
     p = config.pipeline_stages
     per_seqs = -(-config.max_num_seqs // p)
     per_blocks = -(-config.blocks // p)
-    engines = [VirtualEngine(k, per_seqs, config.max_batched_tokens, per_blocks, config.block_tokens, table) for k in range(p)]
     policy: Scheduler = FcfsScheduler() if scheduler is None else scheduler
+    engines = [VirtualEngine(k, per_seqs, config.max_batched_tokens, per_blocks, config.block_tokens, table, policy.queue(table))
+               for k in range(p)]  # fmt: skip
     cache, timed = _memoised(step)
     peak_tokens = (requests.input_tokens + np.maximum(requests.output_tokens - 1, 0))[order]
     too_big = (-(-peak_tokens // config.block_tokens) > per_blocks).tolist()
@@ -288,4 +299,5 @@ def simulate(
         arrival_s=requests.arrival_s,
         rejected=rejected,
         queue_s=admitted - requests.arrival_s,
+        priority=requests.priority,
     )

@@ -52,6 +52,8 @@ class SimResult:
     queue_s : numpy.ndarray of float64, optional
         Queue wait, seconds: start of the step that first admitted the request minus its arrival
         (``nan`` if never admitted); ``None`` when the run did not record it.
+    priority : numpy.ndarray of int64, optional
+        Priority class per request (``None``: one class).
     """
 
     ttft_s: F
@@ -66,6 +68,7 @@ class SimResult:
     arrival_s: F
     rejected: int = 0
     queue_s: F | None = None
+    priority: NDArray[np.int64] | None = None
 
     def _post_warmup(self, warmup: float) -> NDArray[np.intp]:
         """Indices of the requests after the first ``warmup`` fraction by arrival (stable order)."""

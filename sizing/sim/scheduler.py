@@ -2,19 +2,27 @@
 
 A scheduler decides, for one virtual engine and one step, which requests run and how many tokens each
 processes, using only the mechanics of :class:`~aicap.sizing.sim.virtual_engine.VirtualEngine`
-(``reserve_decode``, ``chunk``, ``can_admit``, ``admit``, ``preempt_last``). The simulator then times the
-step and closes it. Other policies (priorities, prefill-first, decode-only steps, …) plug in here.
+(``reserve_decode``, ``chunk``, ``can_admit``, ``admit``, ``preempt``). The simulator then times the
+step and closes it. A policy is two small pieces: the order of the waiting queue (:meth:`queue`) and,
+for preemptive policies, which running requests give way before the step is filled
+(:meth:`FcfsScheduler.make_room`). The policies other than FCFS live in
+:mod:`aicap.sizing.sim.policies`.
 """
 
 from __future__ import annotations
 
+from collections import deque
 from typing import Protocol
 
-from aicap.sizing.sim.virtual_engine import VirtualEngine
+from aicap.sizing.sim.virtual_engine import RequestTable, VirtualEngine, WaitQueue
 
 
 class Scheduler(Protocol):
     """Chooses the micro-batch of one engine step."""
+
+    def queue(self, table: RequestTable) -> WaitQueue:
+        """A new, empty waiting queue for one virtual engine serving the requests of ``table``."""
+        ...
 
     def schedule(self, engine: VirtualEngine) -> tuple[int, int]:
         """Fill one step of ``engine``; return ``(decode_seqs, prefill_tokens)`` of the step.
@@ -54,8 +62,16 @@ class FcfsScheduler:
             raise ValueError(f"decode_cap must be >= 1, got {decode_cap}")
         self.decode_cap = decode_cap
 
+    def queue(self, table: RequestTable) -> WaitQueue:
+        """A FCFS queue: arrivals at the back, preempted requests at the front."""
+        return deque()
+
+    def make_room(self, engine: VirtualEngine) -> None:
+        """Preempt running requests in favour of waiting ones before the step is filled (FCFS: none)."""
+
     def schedule(self, engine: VirtualEngine) -> tuple[int, int]:
         """Fill one step of ``engine`` as described in the class docstring."""
+        self.make_room(engine)
         budget = engine.max_tokens
         decode = engine.reserve_decode(budget if self.decode_cap is None else min(budget, self.decode_cap))
         budget -= decode

@@ -9,6 +9,7 @@ percentile beside the promised ones, whether the queue stayed stable, and whethe
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -20,10 +21,19 @@ from aicap.sizing.core.plan import Plan, Verification, VerifiedWorkload
 from aicap.sizing.perf import memory
 from aicap.sizing.plan.sizer import deployment_key, size
 from aicap.sizing.serve.step import Hardware, StepModel
-from aicap.sizing.sim.arrivals import arrival_times, sample_lengths
+from aicap.sizing.sim.arrivals import ArrivalKind, arrival_times, sample_lengths
+from aicap.sizing.sim.cluster import Router
 from aicap.sizing.sim.engine import EngineConfig, Requests, simulate
+from aicap.sizing.sim.replay import PolicyOptions, Setup, holds, run
+from aicap.sizing.sim.report import SimulationReport, Targets
+from aicap.sizing.sim.traffic import Lengths, TrafficSpec
 
 DEFAULT_REQUESTS = 6000
+
+
+def lengths(spec: int | list[LengthBin]) -> Lengths:
+    """A workload's token lengths (fixed or a histogram) as the simulator's :class:`Lengths`."""
+    return Lengths.fixed(spec) if isinstance(spec, int) else Lengths(tuple(b.tokens for b in spec), tuple(b.weight for b in spec))
 
 
 @dataclass(frozen=True)
@@ -162,3 +172,53 @@ def size_verified(fleet: Fleet, cat: CatalogueLike, *, requests: int = DEFAULT_R
     verification = Verification(requests_per_deployment=requests, seed=seed, resolves=resolves, derated=dict(sorted(derate.items())),
                                 holds=all(v.holds for v in summary), workloads=summary)  # fmt: skip
     return plan.model_copy(update={"verification": verification})
+
+
+MAX_PLAN_REQUESTS = 200_000  # per deployment, whatever its replica count
+
+
+@dataclass(frozen=True)
+class DeploymentRun:
+    """One deployment of a plan simulated with all its replicas at its planned load."""
+
+    workload: str
+    instance_type: str
+    report: SimulationReport
+    holds: bool
+
+
+def simulate_plan(plan: Plan, cat: CatalogueLike, *, requests_per_replica: int = DEFAULT_REQUESTS, seed: int = 0, policy: str = "fcfs",
+                  router: Router = "round_robin", options: PolicyOptions | None = None,
+                  on_done: Callable[[], None] | None = None) -> list[DeploymentRun]:  # fmt: skip
+    """Simulate every loaded deployment of ``plan``: all its replicas behind ``router`` at its planned rate.
+
+    Each deployment gets ``requests_per_replica × replicas`` requests (at most
+    :data:`MAX_PLAN_REQUESTS`) with its workload's length mix and burstiness, an engine whose
+    ``max_num_seqs`` is the plan's ``max_running``, and the workload's targets; ``holds`` is
+    :func:`~aicap.sizing.sim.replay.holds` at the workload's percentile. ``on_done`` is called after
+    each deployment.
+    """
+    inputs = {w.name: w for w in plan.inputs.workloads}
+    out: list[DeploymentRun] = []
+    for pw in plan.workloads:
+        w = inputs[pw.name]
+        model = cat.model(w.model)
+        decoder = model.kind == "decoder"
+        for k, d in enumerate(pw.deployments):
+            if d.requests_per_s <= 0:
+                continue
+            dev = cat.device(d.hardware)
+            layout = Layout(model, dev, cat.efficiency_for(dev), cat.runtime_spec, d.tp, d.pp, d.ep, d.weights_dtype, d.kv_dtype)
+            s = seed + 7919 * k + 104729 * len(out)
+
+            kind: ArrivalKind = "constant" if w.arrival_cv == 0 else "poisson" if w.arrival_cv == 1 else "gamma"
+            spec = TrafficSpec(min(requests_per_replica * d.replicas, MAX_PLAN_REQUESTS), lengths(w.input_tokens),
+                               lengths(w.output_tokens) if decoder else Lengths.fixed(0), rate_per_s=d.requests_per_s, arrival=kind,
+                               cv=w.arrival_cv, seed=s)  # fmt: skip
+            targets = Targets(ttft_ms=w.slo.ttft_ms, tpot_ms=w.slo.tpot_ms if decoder else None)
+            setup = Setup(layout, replicas=d.replicas, router=router, max_num_seqs=max(d.max_running, 1))
+            rep = run(setup, spec.build(), policy=policy, options=options, targets=targets, seed=s, traffic=f"plan workload {pw.name}")
+            out.append(DeploymentRun(pw.name, d.instance_type, rep, holds(rep, pw.percentile)))
+            if on_done is not None:
+                on_done()
+    return out

@@ -33,8 +33,37 @@ from __future__ import annotations
 import math
 from collections import deque
 from itertools import islice
+from typing import Protocol
 
 WAITING, PREFILL, DECODE, DONE, REJECTED = 0, 1, 2, 3, 4
+
+
+class WaitQueue(Protocol):
+    """The waiting queue of a virtual engine; its order is the scheduling policy's (``deque`` is FCFS).
+
+    ``append`` takes an arrival, ``appendleft`` a preempted request (FCFS puts it back at the front;
+    a keyed queue files it by its key), ``popleft`` and ``[0]`` the next to admit.
+    """
+
+    def append(self, r: int, /) -> None:
+        """Add an arriving request."""
+        ...
+
+    def appendleft(self, r: int, /) -> None:
+        """Put back a preempted request."""
+        ...
+
+    def popleft(self) -> int:
+        """Remove and return the next request to admit."""
+        ...
+
+    def __getitem__(self, i: int, /) -> int:
+        """``[0]``: the next request to admit."""
+        ...
+
+    def __len__(self) -> int:
+        """Requests waiting."""
+        ...
 
 
 class RequestTable:
@@ -56,15 +85,18 @@ class RequestTable:
         "key",
         "output",
         "prefilled",
+        "priority",
         "prompt",
         "state",
     )
 
-    def __init__(self, arrival_s: list[float], input_tokens: list[int], output_tokens: list[int]) -> None:
+    def __init__(self, arrival_s: list[float], input_tokens: list[int], output_tokens: list[int],
+                 priority: list[int] | None = None) -> None:  # fmt: skip
         n = len(arrival_s)
         self.arrival_s = arrival_s
         self.input = input_tokens
         self.output = output_tokens
+        self.priority = [0] * n if priority is None else priority  # class, 0 the most urgent
         self.emitted = [0] * n  # tokens emitted (exact while waiting or prefilling; base + tick while decoding)
         self.prompt = list(input_tokens)  # tokens to prefill in the current incarnation
         self.prefilled = [0] * n  # of `prompt`, processed so far
@@ -95,6 +127,8 @@ class VirtualEngine:
         Tokens per KV block (page size).
     table : RequestTable
         Shared per-request state.
+    waiting : WaitQueue or None, optional
+        The waiting queue (its order is the policy's); ``None``: a FCFS ``deque``.
     """
 
     __slots__ = (
@@ -104,6 +138,7 @@ class VirtualEngine:
         "completing",
         "decoders",
         "finish_at",
+        "finished",
         "index",
         "max_seqs",
         "max_tokens",
@@ -118,7 +153,8 @@ class VirtualEngine:
         "waiting",
     )
 
-    def __init__(self, index: int, max_seqs: int, max_tokens: int, blocks: int, block_tokens: int, table: RequestTable) -> None:
+    def __init__(self, index: int, max_seqs: int, max_tokens: int, blocks: int, block_tokens: int, table: RequestTable,
+                 waiting: WaitQueue | None = None) -> None:  # fmt: skip
         self.index = index
         self.max_seqs = max_seqs
         self.max_tokens = max_tokens
@@ -126,7 +162,7 @@ class VirtualEngine:
         self.block_tokens = block_tokens
         self.table = table
         self.now = 0.0  # start of the step being scheduled, seconds (set by the simulator)
-        self.waiting: deque[int] = deque()  # FCFS; preempted requests re-enter at the front
+        self.waiting: WaitQueue = deque() if waiting is None else waiting  # preempted requests re-enter by appendleft
         self.running: dict[int, None] = {}  # insertion (admission) order; popitem() is the newest
         self.prefilling: deque[int] = deque()  # admitted, prompt not finished; admission order
         self.decoders: dict[int, None] = {}  # prompt finished; admission order
@@ -135,6 +171,7 @@ class VirtualEngine:
         self.bucket = [0] * block_tokens  # decoders per key (see module docstring)
         self.finish_at: dict[int, list[int]] = {}
         self.completing: list[int] = []  # prompts finishing in the current step
+        self.finished: list[int] = []  # requests finished, in order (a closed-loop client reads and clears it)
         self.scheduled = 0  # decoders scheduled in the current step (a prefix in admission order)
         self.preemptions = 0
 
@@ -196,13 +233,20 @@ class VirtualEngine:
         return k
 
     def preempt_last(self) -> int:
-        """Preempt (recompute) the most recently admitted running request; return its id.
+        """Preempt (recompute) the most recently admitted running request; return its id (see :meth:`preempt`)."""
+        r = next(reversed(self.running))
+        self.preempt(r)
+        return r
+
+    def preempt(self, r: int, *, front: bool = True) -> None:
+        """Preempt running request ``r`` by recompute.
 
         Its blocks are freed, its prompt becomes input + emitted tokens, and it re-enters the waiting
-        queue at the front. Emitted tokens (and so its first-token time) are kept.
+        queue (``appendleft`` when ``front``, else ``append``: the back of a FCFS queue). Emitted tokens
+        (and so its first-token time) are kept.
         """
         t = self.table
-        r, _ = self.running.popitem()
+        del self.running[r]
         if t.state[r] == DECODE:
             g = t.base[r] + self.tick
             t.emitted[r] = g
@@ -210,14 +254,36 @@ class VirtualEngine:
             self.bucket[t.key[r]] -= 1
             self.used += -(t.input[r] + g - 1) // self.block_tokens
         else:
-            self.prefilling.pop()
+            if self.prefilling and self.prefilling[-1] == r:
+                self.prefilling.pop()
+            else:
+                self.prefilling.remove(r)
             self.used += -t.prompt[r] // self.block_tokens
         t.state[r] = WAITING
         t.prompt[r] = t.input[r] + t.emitted[r]
         t.prefilled[r] = 0
-        self.waiting.appendleft(r)
+        if front:
+            self.waiting.appendleft(r)
+        else:
+            self.waiting.append(r)
         self.preemptions += 1
-        return r
+
+    def held_blocks(self, r: int) -> int:
+        """KV blocks running request ``r`` holds (freed if it is preempted)."""
+        t = self.table
+        if t.state[r] == DECODE:
+            return -(-(t.input[r] + t.base[r] + self.tick - 1) // self.block_tokens)
+        return -(-t.prompt[r] // self.block_tokens)
+
+    def admits_after_freeing(self, head: int, r: int) -> bool:
+        """Whether waiting ``head`` could be admitted once running request ``r`` is preempted."""
+        need = -(-self.table.prompt[head] // self.block_tokens)
+        return len(self.running) - 1 < self.max_seqs and self.used - self.held_blocks(r) + need <= self.blocks
+
+    def decoded_since_start(self, r: int) -> int:
+        """Decode steps decoding request ``r`` has run since its prompt (re)completed."""
+        t = self.table
+        return t.base[r] + self.tick - t.emitted[r]
 
     def end_step(self, now_s: float) -> None:
         """Close the current step at ``now_s`` seconds: emit tokens, finish requests, free blocks."""
@@ -250,6 +316,7 @@ class VirtualEngine:
                 state[r] = DONE
                 t.emitted[r] = t.output[r]
                 t.finish_s[r] = now_s
+                self.finished.append(r)
                 self.used += -(t.input[r] + base[r] + tick - 1) // block
                 bucket[key[r]] -= 1
                 del dec[r]
@@ -265,6 +332,7 @@ class VirtualEngine:
                 if g >= out:
                     state[r] = DONE
                     t.finish_s[r] = now_s
+                    self.finished.append(r)
                     self.used += -t.prompt[r] // block
                     del self.running[r]
                     continue

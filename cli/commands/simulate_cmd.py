@@ -1,0 +1,291 @@
+"""``aicap simulate``: replay traffic through one deployment (or every deployment of a plan) under a scheduling policy."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from aicap.cli.commands.estimate_cmd import DevicesOpt, EpOpt, FormatOpt, KvOpt, PpOpt, TpOpt, WdtOpt, build_request
+from aicap.cli.render import Format, Table, View, emit, progress
+from aicap.cli.state import STATE, catalogue, guarded, info
+
+if TYPE_CHECKING:
+    from aicap.sizing.sim.replay import PolicyRow
+    from aicap.sizing.sim.report import SimulationReport, Stats
+    from aicap.sizing.sim.verify import DeploymentRun
+
+PERCENTILES = ("p50", "p90", "p99")
+
+
+def _floats(text: str | None, flag: str) -> tuple[float, ...] | None:
+    from aicap.sizing.core.errors import InputError
+
+    if text is None:
+        return None
+    try:
+        values = tuple(float(x) for x in text.split(","))
+    except ValueError:
+        raise InputError(f"{flag} {text!r}: expected comma-separated numbers, e.g. 0.2,0.8") from None
+    if not values or any(not (v >= 0 and v < float("inf")) for v in values) or sum(values) <= 0:
+        raise InputError(f"{flag} {text!r}: expected numbers >= 0, not all 0")
+    return values
+
+
+def _ms(s: Stats, key: str = "p99") -> str | None:
+    v = getattr(s, key)
+    return None if v is None else f"{v:,.1f}"
+
+
+def _pct(x: float | None) -> str | None:
+    return None if x is None else f"{100 * x:.1f}%"
+
+
+def report_view(rep: SimulationReport, percentile: str) -> View:
+    """Tables of one simulated run."""
+    s = rep.setup
+    load = f"{s.rate_per_s:,.4g} req/s" if s.concurrency is None else f"{s.concurrency} concurrent clients"
+    title = (f"Simulated {rep.requests:,} requests of {s.model} on {s.replicas}× TP{s.tp}·PP{s.pp} {s.hardware} ({s.weights_dtype}), "
+             f"{load}, policy {s.policy}, router {s.router}")  # fmt: skip
+    rows: list[list[Any]] = []
+    for name, st in (("TTFT", rep.ttft_ms), ("TPOT", rep.tpot_ms), ("end-to-end", rep.e2e_ms), ("queue wait", rep.queue_ms)):
+        rows.append([name, _ms(st, "mean"), _ms(st, "p50"), _ms(st, "p90"), _ms(st, "p99")])
+    lat = Table(title, ["latency (ms)", "mean", "p50", "p90", "p99"], rows,
+                caption=f"After a 10% warm-up. Traffic: {s.traffic}; mean {s.mean_input_tokens:,.0f} in / {s.mean_output_tokens:,.0f} out "
+                        f"tokens; seed {s.seed}.")  # fmt: skip
+    slo = []
+    if rep.slo.ttft_ms is not None or rep.slo.tpot_ms is not None:
+        tg = ", ".join(f"{k} ≤ {v:g} ms" for k, v in (("TTFT", rep.slo.ttft_ms), ("TPOT", rep.slo.tpot_ms)) if v is not None)
+        slo = [["SLO attainment", f"{_pct(rep.slo_attainment)} of requests meet {tg}"],
+               ["goodput", f"{rep.goodput_requests_per_s:,.3g} req/s"]]  # fmt: skip
+    th = rep.throughput
+    run_rows: list[list[Any]] = [
+        ["stable queue", "yes" if rep.stable else "NO: the queue grows without bound at this load"],
+        ["finished / rejected", f"{rep.finished:,} / {rep.rejected:,}"],
+        ["throughput", f"{th.requests_per_s:,.3g} req/s, {th.output_tokens_per_s:,.0f} output tok/s"],
+        *slo,
+        ["busy (share of time stepping)", _pct(rep.utilisation)],
+        ["running batch per replica (mean)", f"{rep.mean_running_per_replica:,.1f} of {s.max_num_seqs}"],
+        ["KV cache use (mean / peak)", None if rep.kv_cache_use is None else
+                                       f"{_pct(rep.kv_cache_use['mean'])} / {_pct(rep.kv_cache_use['peak'])} of {s.kv_cache_tokens:,} tokens"],
+        ["preemptions", f"{rep.preemptions:,}"],
+        ["simulated time", f"{rep.duration_s:,.1f} s"],
+    ]  # fmt: skip
+    tables = [lat, Table("Run", ["", "value"], run_rows)]
+    if rep.classes:
+        tables.append(Table(f"Per priority class (ms, {percentile})", ["class", "requests", "TTFT", "TPOT", "queue", "SLO attainment"],
+                            [[c.priority, c.requests, _ms(c.ttft_ms, percentile), _ms(c.tpot_ms, percentile), _ms(c.queue_ms, percentile),
+                              _pct(c.slo_attainment)] for c in rep.classes]))  # fmt: skip
+    return View(rep.model_dump(mode="json"), tables)
+
+
+def compare_view(rows: list[PolicyRow], percentile: str) -> View:
+    """One row per policy."""
+    doc = {"schema_version": 1, "percentile": percentile,
+           "policies": [{"policy": r.policy, "ttft_ms": r.report.ttft_ms.model_dump(), "tpot_ms": r.report.tpot_ms.model_dump(),
+                         "queue_ms": r.report.queue_ms.model_dump(), "e2e_ms": r.report.e2e_ms.model_dump(),
+                         "slo_attainment": r.report.slo_attainment, "preemptions": r.report.preemptions, "stable": r.report.stable,
+                         "replicas_for_slo": r.replicas_for_slo} for r in rows]}  # fmt: skip
+    s = rows[0].report.setup
+    table = Table(f"Policies compared: {s.model} on {s.replicas}× TP{s.tp}·PP{s.pp} {s.hardware}, same {rows[0].report.requests:,} requests "
+                  f"(ms at {percentile} unless noted)",
+                  ["policy", "TTFT", "TTFT mean", "TPOT", "queue", "e2e mean", "SLO attainment", "preemptions", "stable", "replicas for SLO"],
+                  [[r.policy, _ms(r.report.ttft_ms, percentile), _ms(r.report.ttft_ms, "mean"), _ms(r.report.tpot_ms, percentile),
+                    _ms(r.report.queue_ms, percentile), _ms(r.report.e2e_ms, "mean"), _pct(r.report.slo_attainment), r.report.preemptions,
+                    "yes" if r.report.stable else "NO", r.replicas_for_slo] for r in rows],
+                  caption="replicas for SLO: the fewest replicas whose simulated run is stable and meets every target at the percentile "
+                          "(- without targets).")  # fmt: skip
+    return View(doc, [table])
+
+
+def plan_runs_view(runs: list[DeploymentRun]) -> View:
+    """One row per simulated plan deployment."""
+    doc = {"schema_version": 1, "holds": all(r.holds for r in runs),
+           "deployments": [{"workload": r.workload, "instance_type": r.instance_type, "holds": r.holds, **r.report.model_dump(mode="json")}
+                           for r in runs]}  # fmt: skip
+    rows = [[r.workload, r.instance_type, f"{r.report.setup.replicas}× TP{r.report.setup.tp}·PP{r.report.setup.pp}",
+             f"{r.report.setup.rate_per_s:,.4g}", _ms(r.report.ttft_ms), r.report.slo.ttft_ms, _ms(r.report.tpot_ms), r.report.slo.tpot_ms,
+             _pct(r.report.slo_attainment), "yes" if r.report.stable else "NO", "yes" if r.holds else "NO"] for r in runs]  # fmt: skip
+    return View(doc, [Table("Plan simulated: every deployment with all its replicas at its planned load (ms at p99)",
+                            ["workload", "instance", "replicas", "req/s", "TTFT p99", "TTFT target", "TPOT p99", "TPOT target",
+                             "SLO attainment", "stable", "holds"], rows,
+                            caption="holds: stable and within both targets at the workload's own percentile.")])  # fmt: skip
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``simulate`` to the root app."""
+
+    @app.command("simulate")
+    @guarded
+    def simulate_cmd(
+        plan: Annotated[
+            Path | None, typer.Argument(help="A plan JSON from `aicap size -f json`: simulate each of its deployments.")
+        ] = None,
+        model: Annotated[
+            str | None, typer.Option("--model", "-m", help="Model id, or a path to a Hugging Face config.json or model YAML.")
+        ] = None,
+        hardware: Annotated[str | None, typer.Option("--hardware", help="Device id (see `aicap hardware list`).")] = None,
+        devices: DevicesOpt = None,
+        tp: TpOpt = None,
+        pp: PpOpt = None,
+        ep: EpOpt = 1,
+        weights_dtype: WdtOpt = None,
+        kv_dtype: KvOpt = None,
+        replicas: Annotated[
+            int | None, typer.Option("--replicas", help="Replicas behind the router (default: --devices / (tp·pp), else 1).")
+        ] = None,
+        rate: Annotated[float | None, typer.Option("--rate", help="Mean arrival rate, requests/s (open loop).")] = None,
+        concurrency: Annotated[
+            int | None, typer.Option("--concurrency", help="Closed loop: clients that each send the next request when the last finishes.")
+        ] = None,
+        arrival: Annotated[str, typer.Option("--arrival", help="poisson, gamma (with --cv) or constant.")] = "poisson",
+        cv: Annotated[float, typer.Option("--cv", help="Coefficient of variation of inter-arrival gaps (gamma).")] = 2.0,
+        input_tokens: Annotated[int, typer.Option("--input-tokens", help="Prompt tokens per request (fixed).")] = 1024,
+        output_tokens: Annotated[int, typer.Option("--output-tokens", help="Output tokens per request (fixed).")] = 256,
+        dataset: Annotated[
+            str | None, typer.Option("--dataset", help="Length histogram of a public trace (see `aicap simulate --list-datasets`).")
+        ] = None,
+        trace: Annotated[
+            Path | None, typer.Option("--trace", help="Replay a CSV (arrival_s,input_tokens,output_tokens[,priority]) or JSONL trace.")
+        ] = None,
+        requests: Annotated[int, typer.Option("--requests", help="Requests to simulate (synthetic traffic).")] = 10_000,
+        seed: Annotated[int, typer.Option("--seed", help="Seed of every random draw.")] = 0,
+        policy: Annotated[str, typer.Option("--policy", help="fcfs, sjf, srtf, rr, priority or edf.")] = "fcfs",
+        router: Annotated[str, typer.Option("--router", help="round_robin, least_outstanding or shortest_queue.")] = "round_robin",
+        ttft_ms: Annotated[float | None, typer.Option("--ttft-ms", help="TTFT target for SLO attainment (and EDF deadlines).")] = None,
+        tpot_ms: Annotated[float | None, typer.Option("--tpot-ms", help="TPOT target for SLO attainment.")] = None,
+        percentile: Annotated[str, typer.Option("--percentile", help="p50, p90 or p99: where targets are checked.")] = "p99",
+        classes: Annotated[
+            str | None, typer.Option("--classes", help="Shares of priority classes 0,1,… of synthetic requests, e.g. 0.2,0.8.")
+        ] = None,
+        class_weights: Annotated[
+            str | None, typer.Option("--class-weights", help="Weighted priority: admissions per class, e.g. 4,1 (default strict).")
+        ] = None,
+        predictor_error: Annotated[
+            float, typer.Option("--predictor-error", help="Log-normal σ of the output-length predictor (sjf, srtf).")
+        ] = 0.0,
+        quantum: Annotated[int, typer.Option("--quantum", help="Round-robin time slice, decode steps.")] = 256,
+        max_num_seqs: Annotated[
+            int | None, typer.Option("--max-num-seqs", help="Running-batch cap per replica (default: the runtime's).")
+        ] = None,
+        max_batched_tokens: Annotated[
+            int | None, typer.Option("--max-batched-tokens", help="Token budget per step (default: the runtime's).")
+        ] = None,
+        compare_policies: Annotated[
+            bool, typer.Option("--compare-policies", help="Run the same requests under every policy; one row each.")
+        ] = False,
+        jobs: Annotated[int, typer.Option("--jobs", help="Processes for --compare-policies (results identical to 1).")] = 1,
+        list_datasets: Annotated[
+            bool, typer.Option("--list-datasets", help="List the shipped datasets with their sources and exit.")
+        ] = False,
+        fmt: FormatOpt = Format.table,
+    ) -> None:
+        """Simulate serving traffic at iteration level: latency percentiles, SLO attainment, throughput, preemptions."""
+        from aicap.sizing.core.errors import InfeasibleError, InputError
+        from aicap.sizing.sim import replay
+        from aicap.sizing.sim.cluster import ROUTERS
+        from aicap.sizing.sim.report import Targets
+        from aicap.sizing.sim.traffic import Lengths, TrafficSpec, dataset_names, load_trace
+        from aicap.sizing.sim.traffic import dataset as get_dataset
+
+        if list_datasets:
+            ds_all = [get_dataset(n) for n in dataset_names()]
+            ds_rows: list[list[str]] = [[d.name, d.description, f"{d.input_tokens.mean:,.0f}", f"{d.output_tokens.mean:,.0f}", d.source]
+                                        for d in ds_all]  # fmt: skip
+            emit(View({"datasets": [{"name": d.name, "description": d.description, "source": d.source,
+                                     "mean_input_tokens": round(d.input_tokens.mean, 1), "mean_output_tokens": round(d.output_tokens.mean, 1)}
+                                    for d in ds_all]},
+                      [Table("Datasets (length histograms)", ["name", "description", "mean in", "mean out", "source"], ds_rows)]), fmt)  # fmt: skip
+            return
+        if policy not in replay.POLICIES:
+            raise InputError(f"--policy {policy!r}: valid policies: {', '.join(replay.POLICIES)}")
+        if router not in ROUTERS:
+            raise InputError(f"--router {router!r}: valid routers: {', '.join(ROUTERS)}")
+        if percentile not in PERCENTILES:
+            raise InputError(f"--percentile {percentile!r}: valid: {', '.join(PERCENTILES)}")
+        if arrival not in ("poisson", "gamma", "constant"):
+            raise InputError(f"--arrival {arrival!r}: valid: poisson, gamma, constant")
+        for flag, v in (("--requests", requests), ("--quantum", quantum), ("--jobs", jobs)):
+            if v < 1:
+                raise InputError(f"{flag} {v}: must be >= 1")
+        for flag, x in (("--ttft-ms", ttft_ms), ("--tpot-ms", tpot_ms)):
+            if x is not None and not x > 0:
+                raise InputError(f"{flag} {x}: must be a positive number of milliseconds")
+        if not predictor_error >= 0:
+            raise InputError(f"--predictor-error {predictor_error}: must be >= 0")
+        options = replay.PolicyOptions(predictor_error=predictor_error, quantum_steps=quantum,
+                                       class_weights=_floats(class_weights, "--class-weights"))  # fmt: skip
+        on = not STATE.quiet
+        if plan is not None:
+            if model is not None or hardware is not None:
+                raise InputError("give either a plan file or --model/--hardware, not both")
+            from aicap.sizing.plan.fleet_io import load_plan
+            from aicap.sizing.sim.verify import simulate_plan
+
+            cat = catalogue()
+            doc = load_plan(plan)
+            if doc is None:
+                raise InputError(
+                    f"{plan}: a fleet file, not a plan; size it first (aicap size {plan} -f json > plan.json) and simulate the plan"
+                )
+            n = sum(d.requests_per_s > 0 for w in doc.workloads for d in w.deployments)
+            with progress(n, "simulating deployments", enabled=on) as tick:
+                runs = simulate_plan(doc, cat, seed=seed, policy=policy, router=router, options=options, on_done=tick)
+            emit(plan_runs_view(runs), fmt)
+            if not all(r.holds for r in runs):
+                bad = ", ".join(f"{r.workload} on {r.instance_type}" for r in runs if not r.holds)
+                raise InfeasibleError(f"{plan}: in simulation, {bad} misses its targets or builds an unbounded queue")
+            return
+        if model is None or hardware is None:
+            raise InputError("give --model and --hardware (a deployment to simulate), or a plan file")
+        if (rate is None) == (concurrency is None) and trace is None:
+            raise InputError("give --rate R (open loop) or --concurrency C (closed loop), or --trace FILE")
+        if trace is not None and (dataset is not None or rate is not None):
+            raise InputError("--trace replays its own arrivals and lengths: drop --rate and --dataset")
+        if trace is not None:
+            reqs = load_trace(trace)
+            label = f"trace {trace.name}"
+        else:
+            if dataset is not None:
+                ds = get_dataset(dataset)
+                lin, lout, label = ds.input_tokens, ds.output_tokens, f"dataset {dataset}"
+            else:
+                if input_tokens < 1 or output_tokens < 0:
+                    raise InputError(f"--input-tokens {input_tokens} / --output-tokens {output_tokens}: lengths must be >= 1 / >= 0")
+                lin, lout, label = (
+                    Lengths.fixed(input_tokens),
+                    Lengths.fixed(output_tokens),
+                    f"fixed {input_tokens} in / {output_tokens} out",
+                )
+            kind = arrival if rate is not None else "poisson"
+            label += "" if concurrency is not None else f", {kind} arrivals" + (f" (cv {cv:g})" if kind == "gamma" else "")
+            reqs = TrafficSpec(requests, lin, lout, rate_per_s=rate, concurrency=concurrency, arrival=kind, cv=cv,  # type: ignore[arg-type]
+                               class_shares=_floats(classes, "--classes"), seed=seed).build()  # fmt: skip
+        est = build_request(model, hardware, devices, tp, pp, ep, "auto", max(int(reqs.input_tokens.mean()), 1),
+                            int(reqs.output_tokens.mean()), weights_dtype, kv_dtype, None)  # fmt: skip
+        from aicap.sizing.serve.estimate import estimate
+
+        chosen = estimate(est)
+        if not chosen.fits:
+            raise InfeasibleError(f"{chosen.deployment.model.id} on {chosen.deployment.device.id}: {chosen.shortfall}")
+        n_rep = replicas if replicas is not None else chosen.replicas
+        if n_rep < 1:
+            raise InputError(f"--replicas {n_rep}: must be >= 1")
+        setup = replay.Setup(chosen.deployment, replicas=n_rep, router=router, max_num_seqs=max_num_seqs,
+                             max_batched_tokens=max_batched_tokens)  # fmt: skip
+        targets = Targets(ttft_ms=ttft_ms, tpot_ms=tpot_ms)
+        if compare_policies:
+            todo = tuple(p for p in replay.POLICIES if not (p == "edf" and ttft_ms is None))
+            if ttft_ms is None:
+                info("aicap: note: edf skipped (it needs --ttft-ms); without targets there is no replica count to search")
+            with progress(len(todo), "comparing policies", enabled=on) as tick:
+                compared = replay.compare_policies(setup, reqs, policies=todo, targets=targets, percentile=percentile, options=options,
+                                               concurrency=concurrency, seed=seed, traffic=label, jobs=jobs, on_done=tick)  # fmt: skip
+            emit(compare_view(compared, percentile), fmt)
+            return
+        rep = replay.run(setup, reqs, policy=policy, options=options, targets=targets, concurrency=concurrency, seed=seed, traffic=label)
+        emit(report_view(rep, percentile), fmt)
+        if (ttft_ms is not None or tpot_ms is not None) and not replay.holds(rep, percentile):
+            raise InfeasibleError(f"the simulated {percentile} misses a target (TTFT {_ms(rep.ttft_ms, percentile)} ms, "
+                                  f"TPOT {_ms(rep.tpot_ms, percentile)} ms{'' if rep.stable else ', unbounded queue'})")  # fmt: skip

@@ -1,0 +1,243 @@
+"""Several replicas behind a router, open or closed loop: the event loop above the replica engine.
+
+Each replica runs the iteration-level engine of :mod:`aicap.sizing.sim.engine` (same scheduling, KV
+and pipeline semantics; one clock per replica, so replicas step asynchronously). Events, in time order
+(arrivals before a step that ends at the same instant, so they join the next step as in the
+single-replica loop): an **arrival** is routed to a replica, and reaches the virtual engine of that
+replica with the fewest requests running plus waiting at the replica's next step boundary (as in the
+one-replica loop); an idle replica starts a step at once, after every arrival of the same instant is
+routed. A **step end** closes the replica's step and starts the next
+one if it has work.
+
+Routers (``n_k`` = requests running plus waiting on replica ``k``, ``w_k`` waiting, ``u_k`` running;
+ties go to the lowest index):
+
+* ``round_robin`` — the ``j``-th routed request goes to replica ``j mod R``;
+* ``least_outstanding`` — ``argmin_k n_k`` (what a proxy counting in-flight requests sees);
+* ``shortest_queue`` — ``argmin_k (w_k, u_k)`` (join the shortest waiting queue).
+
+Closed loop (``concurrency = C``): ``C`` clients each send a request at time 0 and the next one as soon
+as the previous finishes (or is rejected), until ``n`` requests are sent; request lengths are fixed in
+advance and arrival instants are set when sent.
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+from numpy.typing import NDArray
+
+from aicap.sizing.sim.engine import EngineConfig, Requests, StepTime, _memoised
+from aicap.sizing.sim.result import SimResult
+from aicap.sizing.sim.scheduler import FcfsScheduler, Scheduler
+from aicap.sizing.sim.virtual_engine import DONE, REJECTED, WAITING, RequestTable, VirtualEngine
+
+Router = Literal["round_robin", "least_outstanding", "shortest_queue"]
+ROUTERS: tuple[Router, ...] = ("round_robin", "least_outstanding", "shortest_queue")
+
+
+@dataclass(frozen=True)
+class ClusterStats:
+    """What the replicas did, beyond per-request latencies.
+
+    Attributes
+    ----------
+    busy_s : tuple of float
+        Seconds each replica spent stepping.
+    kv_block_s, running_s : float
+        Time integrals over all replicas of KV blocks held and requests running (block·s, request·s).
+    kv_blocks : int
+        KV blocks of one replica.
+    peak_kv_share : float
+        Largest share of one replica's KV blocks held at a step start.
+    """
+
+    busy_s: tuple[float, ...]
+    kv_block_s: float
+    running_s: float
+    kv_blocks: int
+    peak_kv_share: float
+
+
+class _Replica:
+    __slots__ = ("busy", "engines", "pending", "stepped")
+
+    def __init__(self, engines: list[VirtualEngine]) -> None:
+        self.engines = engines
+        self.stepped: list[VirtualEngine] = []
+        self.pending: list[int] = []  # routed here, given to a virtual engine at the next step start
+        self.busy = 0.0
+
+    def waiting(self) -> int:
+        return len(self.pending) + sum(len(e.waiting) for e in self.engines)
+
+    def running(self) -> int:
+        return sum(len(e.running) for e in self.engines)
+
+
+def simulate_cluster(step: StepTime, requests: Requests, config: EngineConfig, *, replicas: int = 1, router: Router = "round_robin",
+                     concurrency: int | None = None, scheduler: Scheduler | None = None,
+                     max_steps: int = 20_000_000) -> tuple[SimResult, ClusterStats]:  # fmt: skip
+    """Simulate ``replicas`` identical replicas behind ``router`` (module docstring).
+
+    Parameters
+    ----------
+    step, requests, config, scheduler, max_steps
+        As :func:`aicap.sizing.sim.engine.simulate`; ``max_steps`` counts steps over all replicas.
+    replicas : int
+        Number of replicas ``R`` (≥ 1).
+    router : {"round_robin", "least_outstanding", "shortest_queue"}
+        How arrivals are spread.
+    concurrency : int or None
+        Closed loop with this many clients (``requests.arrival_s`` is then ignored); ``None``: open
+        loop at the given arrival instants.
+
+    Returns
+    -------
+    tuple of (SimResult, ClusterStats)
+        Per-request latencies (in the order of ``requests``) and replica statistics.
+    """
+    if replicas < 1:
+        raise ValueError(f"replicas must be >= 1, got {replicas}")
+    if router not in ROUTERS:
+        raise ValueError(f"unknown router {router!r}; expected one of {', '.join(ROUTERS)}")
+    if concurrency is not None and concurrency < 1:
+        raise ValueError(f"concurrency must be >= 1, got {concurrency}")
+    n = len(requests)
+    closed = concurrency is not None
+    order = np.arange(n) if closed else np.argsort(requests.arrival_s, kind="stable")
+    arrivals: list[float] = [0.0] * n if closed else requests.arrival_s[order].tolist()
+    prio = None if requests.priority is None else requests.priority[order].tolist()
+    table = RequestTable(arrivals, requests.input_tokens[order].tolist(), requests.output_tokens[order].tolist(), prio)
+    policy: Scheduler = FcfsScheduler() if scheduler is None else scheduler
+    p = config.pipeline_stages
+    per_seqs, per_blocks = -(-config.max_num_seqs // p), -(-config.blocks // p)
+    reps = [_Replica([VirtualEngine(k, per_seqs, config.max_batched_tokens, per_blocks, config.block_tokens, table, policy.queue(table))
+                      for k in range(p)]) for _ in range(replicas)]  # fmt: skip
+    cache, timed = _memoised(step)
+    peak = (requests.input_tokens + np.maximum(requests.output_tokens - 1, 0))[order]
+    too_big = (-(-peak // config.block_tokens) > per_blocks).tolist()
+    # Closed loop: pending send instants (a heap); open loop: the sorted arrival list.
+    sends: list[float] = [0.0] * min(concurrency, n) if concurrency is not None else []
+    nxt = 0  # next request to arrive
+    rejected = steps = 0
+    kv_block_s = running_s = peak_kv = 0.0
+    events: list[tuple[float, int]] = []  # (step end, replica)
+    idle = set(range(replicas))
+    routed = 0
+
+    def route() -> int:
+        if router == "round_robin" or replicas == 1:
+            return routed % replicas
+        if router == "least_outstanding":
+            return min(range(replicas), key=lambda k: (reps[k].waiting() + reps[k].running(), k))
+        return min(range(replicas), key=lambda k: (reps[k].waiting(), reps[k].running(), k))
+
+    def start(k: int, t: float) -> None:
+        nonlocal steps, kv_block_s, running_s, peak_kv
+        rep = reps[k]
+        for i in rep.pending:  # as the one-replica loop: requests reach a virtual engine at a step boundary
+            ve = rep.engines[0] if p == 1 else min(rep.engines, key=lambda e: e.load)
+            table.engine[i] = ve.index
+            ve.waiting.append(i)
+        rep.pending.clear()
+        rep.stepped.clear()
+        dur = 0.0
+        running = used = 0
+        for ve in rep.engines:
+            if not (ve.running or ve.waiting):
+                continue
+            ve.now = t
+            d, pf = policy.schedule(ve)
+            if d == 0 and pf == 0:
+                continue
+            s = cache.get((d, pf))
+            if s is None:
+                s = timed(d, pf)
+            dur = max(dur, s)
+            running += len(ve.running)
+            used += ve.used
+            rep.stepped.append(ve)
+        if not rep.stepped:
+            idle.add(k)
+            return
+        idle.discard(k)
+        steps += 1
+        rep.busy += dur
+        kv_block_s += used * dur
+        running_s += running * dur
+        peak_kv = max(peak_kv, used / max(config.blocks, 1))
+        heapq.heappush(events, (t + dur, k))
+
+    def send_next(t: float) -> None:
+        if closed:
+            heapq.heappush(sends, t)
+
+    t = 0.0
+    while steps < max_steps:
+        t_arr = (sends[0] if sends else math.inf) if closed else (arrivals[nxt] if nxt < n else math.inf)
+        if nxt >= n:
+            t_arr = math.inf
+        t_evt = events[0][0] if events else math.inf
+        if t_arr == math.inf and t_evt == math.inf:
+            break
+        if t_arr <= t_evt:
+            t = t_arr
+            woken: list[int] = []
+            while nxt < n and ((sends and sends[0] <= t) if closed else arrivals[nxt] <= t):
+                if closed:
+                    heapq.heappop(sends)
+                    arrivals[nxt] = t
+                i = nxt
+                nxt += 1
+                if too_big[i]:
+                    table.state[i] = REJECTED
+                    rejected += 1
+                    send_next(t)
+                    continue
+                k = route()
+                routed += 1
+                table.state[i] = WAITING
+                reps[k].pending.append(i)
+                if k in idle:
+                    woken.append(k)
+            for k in dict.fromkeys(woken):
+                if k in idle:
+                    start(k, t)
+            continue
+        t, k = heapq.heappop(events)
+        rep = reps[k]
+        for ve in rep.stepped:
+            ve.end_step(t)
+            if ve.finished:
+                for _ in ve.finished:
+                    send_next(t)
+                ve.finished.clear()
+        start(k, t)
+
+    inv = np.empty(n, dtype=np.intp)
+    inv[order] = np.arange(n)
+    arr = np.asarray(table.arrival_s, dtype=np.float64)[inv]
+    never = np.arange(n)[inv] >= nxt  # closed loop: requests never sent (max_steps)
+    arr = np.where(never, np.nan, arr) if closed else arr
+    first = np.asarray(table.first_s, dtype=np.float64)[inv]
+    admitted = np.asarray(table.admit_s, dtype=np.float64)[inv]
+    finish = np.asarray(table.finish_s, dtype=np.float64)[inv]
+    finished = (np.asarray(table.state, dtype=np.int64) == DONE)[inv]
+    out = requests.output_tokens
+    with np.errstate(invalid="ignore", divide="ignore"):
+        tpot: NDArray[np.float64] = np.where((out >= 2) & finished, (finish - first) / np.maximum(out - 1, 1), np.nan)
+    arr_for_result = np.where(np.isnan(arr), t, arr)
+    result = SimResult(
+        ttft_s=first - arr, tpot_s=tpot, e2e_s=np.where(finished, finish - arr, np.nan), finished=finished,
+        preemptions=sum(e.preemptions for r in reps for e in r.engines), steps=steps,
+        mean_running=running_s / t if t > 0 else 0.0, mean_step_s=sum(r.busy for r in reps) / steps if steps else 0.0,
+        duration_s=t, arrival_s=arr_for_result, rejected=rejected, queue_s=admitted - arr, priority=requests.priority,
+    )  # fmt: skip
+    stats = ClusterStats(busy_s=tuple(r.busy for r in reps), kv_block_s=kv_block_s, running_s=running_s, kv_blocks=config.blocks,
+                         peak_kv_share=peak_kv)  # fmt: skip
+    return result, stats

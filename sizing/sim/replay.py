@@ -1,0 +1,253 @@
+"""Simulate a deployment (or every deployment of a plan): engine limits and step times from aicap's model.
+
+A replica's engine takes its limits from the runtime conventions (``max_num_seqs`` = the runtime's
+``max_batch``, token budget = ``max_prefill_tokens``, both overridable) and its KV capacity from the
+memory model (:func:`aicap.sizing.perf.memory.kv_cache_tokens`, paged in 16-token blocks; encoders
+hold no KV cache). Step times are :class:`~aicap.sizing.serve.step.StepModel`'s, the roofline of the
+step's decode sequences and prefill tokens at a context of ``mean input + mean output / 2`` tokens (the
+mean context over a request's life; the approximation that remains: a step of long requests costs
+what a step of mean ones does).
+
+``replicas_for_slo`` is the smallest replica count whose simulated run is stable and meets the TTFT
+and TPOT targets at the percentile: counts double from 1 until one meets them, then bisection between
+the last miss and the first hit (the latency tail shrinks with replicas; the search assumes it).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+from aicap.sizing.core.deployment import Deployment as Layout
+from aicap.sizing.core.errors import InputError
+from aicap.sizing.perf import memory
+from aicap.sizing.serve.step import Hardware, StepModel
+from aicap.sizing.sim.cluster import ClusterStats, Router, simulate_cluster
+from aicap.sizing.sim.engine import EngineConfig, Requests, StepTime
+from aicap.sizing.sim.policies import EdfScheduler, PriorityScheduler, RoundRobinScheduler, SjfScheduler, SrtfScheduler
+from aicap.sizing.sim.report import Setup as SetupDoc
+from aicap.sizing.sim.report import SimulationReport, Targets, report
+from aicap.sizing.sim.result import SimResult
+from aicap.sizing.sim.scheduler import FcfsScheduler, Scheduler
+
+POLICIES = ("fcfs", "sjf", "srtf", "rr", "priority", "edf")
+MAX_REPLICAS_SEARCHED = 4096
+NO_KV_TOKENS = 1 << 40  # encoders: no KV cache to run out of
+
+
+@dataclass(frozen=True)
+class PolicyOptions:
+    """Settings of the scheduling policies (see :mod:`aicap.sizing.sim.policies`).
+
+    Attributes
+    ----------
+    predictor_error : float
+        ``σ`` of the log-normal output-length predictor (SJF by work, SRTF).
+    aging_tokens_per_s : float
+        SJF aging ``a`` [tokens/s].
+    quantum_steps : int
+        Round-robin quantum [decode steps].
+    class_weights : tuple of float or None
+        Weighted priority classes; ``None``: strict priority.
+    sjf_by : str
+        ``"work"`` or ``"prompt"``.
+    """
+
+    predictor_error: float = 0.0
+    aging_tokens_per_s: float = 100.0
+    quantum_steps: int = 256
+    class_weights: tuple[float, ...] | None = None
+    sjf_by: str = "work"
+
+
+def make_scheduler(policy: str, options: PolicyOptions, targets: Targets, seed: int) -> Scheduler:
+    """The scheduler named ``policy`` (one of :data:`POLICIES`).
+
+    Raises
+    ------
+    InputError
+        For an unknown policy, or ``edf`` without a TTFT target.
+    """
+    if policy == "fcfs":
+        return FcfsScheduler()
+    if policy == "sjf":
+        return SjfScheduler(by=options.sjf_by, aging_tokens_per_s=options.aging_tokens_per_s, error=options.predictor_error, seed=seed + 5)
+    if policy == "srtf":
+        return SrtfScheduler(error=options.predictor_error, seed=seed + 5)
+    if policy == "rr":
+        return RoundRobinScheduler(options.quantum_steps)
+    if policy == "priority":
+        return PriorityScheduler(options.class_weights)
+    if policy == "edf":
+        if targets.ttft_ms is None:
+            raise InputError("policy 'edf' orders requests by their TTFT deadline: give a TTFT target (--ttft-ms)")
+        return EdfScheduler(targets.ttft_ms / 1e3)
+    raise InputError(f"unknown policy {policy!r}; valid policies: {', '.join(POLICIES)}")
+
+
+@dataclass(frozen=True)
+class Setup:
+    """One deployment to simulate: the layout, how many replicas, how traffic is spread, engine limits."""
+
+    layout: Layout
+    replicas: int = 1
+    router: Router = "round_robin"
+    max_num_seqs: int | None = None
+    max_batched_tokens: int | None = None
+
+    def engine(self) -> EngineConfig:
+        """Engine limits of one replica (module docstring)."""
+        rt = self.layout.runtime
+        kv = int(memory.kv_cache_tokens(self.layout, self.layout.tp, self.layout.pp)) if self.layout.decoder is not None else NO_KV_TOKENS
+        if kv < 16:
+            raise InputError(f"{self.layout.model.id} on TP{self.layout.tp}·PP{self.layout.pp} {self.layout.device.id} leaves no memory "
+                             "for a KV cache; use more devices per replica or a smaller weights dtype")  # fmt: skip
+        return EngineConfig(max_num_seqs=self.max_num_seqs or rt.max_batch,
+                            max_batched_tokens=self.max_batched_tokens or rt.max_prefill_tokens, kv_capacity_tokens=kv,
+                            pipeline_stages=self.layout.pp)  # fmt: skip
+
+    def step(self, mean_input: float, mean_output: float) -> StepTime:
+        """Step time of one replica at the mean context (module docstring)."""
+        lay = self.layout
+        out = mean_output if lay.decoder is not None else 0.0
+        sm = StepModel.build(lay, Hardware.of([(lay.device, lay.efficiency)], lay.weights_dtype), np.array([lay.tp]), np.array([lay.pp]),
+                             float(lay.ep), np.array([mean_input + out / 2.0]), np.array([mean_input]))  # fmt: skip
+        return sm.one(0)
+
+
+def run(setup: Setup, requests: Requests, *, policy: str = "fcfs", options: PolicyOptions | None = None, targets: Targets | None = None,
+        concurrency: int | None = None, seed: int = 0, traffic: str = "") -> SimulationReport:  # fmt: skip
+    """Simulate ``requests`` on ``setup`` under ``policy`` and summarise the run.
+
+    Parameters
+    ----------
+    setup : Setup
+    requests : Requests
+        Arrivals (ignored with ``concurrency``) and lengths; an encoder's outputs are taken as 0.
+    policy : str
+        One of :data:`POLICIES`.
+    options : PolicyOptions or None
+    targets : Targets or None
+        SLO for attainment (and EDF deadlines).
+    concurrency : int or None
+        Closed loop with this many clients.
+    seed : int
+        Seed of the policy's predictor (the requests carry their own).
+    traffic : str
+        A label of where the requests came from, echoed in the report.
+    """
+    tg = targets or Targets()
+    if setup.layout.decoder is None and int(requests.output_tokens.max(initial=0)) > 0:
+        requests = replace(requests, output_tokens=np.zeros(len(requests), dtype=np.int64))  # an encoder emits no tokens
+    res, cfg = _simulate(setup, requests, policy, options or PolicyOptions(), tg, concurrency, seed)
+    lay = setup.layout
+    doc = SetupDoc(model=lay.model.id, hardware=lay.device.id, tp=lay.tp, pp=lay.pp, ep=lay.ep, weights_dtype=lay.weights_dtype,
+                   kv_dtype=lay.kv_dtype, replicas=setup.replicas, router=setup.router, policy=policy, max_num_seqs=cfg.max_num_seqs,
+                   max_batched_tokens=cfg.max_batched_tokens, kv_cache_tokens=cfg.kv_capacity_tokens if lay.decoder is not None else None,
+                   traffic=traffic, rate_per_s=None if concurrency else _rate(requests), concurrency=concurrency,
+                   mean_input_tokens=round(float(requests.input_tokens.mean()), 2),
+                   mean_output_tokens=round(float(requests.output_tokens.mean()), 2), seed=seed)  # fmt: skip
+    return report(res[0], res[1], requests.input_tokens, requests.output_tokens, tg, doc, kv=lay.decoder is not None)
+
+
+def _rate(requests: Requests) -> float:
+    a = requests.arrival_s
+    span = float(a.max() - a.min()) if a.size > 1 else 0.0
+    return round((a.size - 1) / span, 6) if span > 0 else 0.0
+
+
+def _simulate(setup: Setup, requests: Requests, policy: str, options: PolicyOptions, targets: Targets, concurrency: int | None,
+              seed: int) -> tuple[tuple[SimResult, ClusterStats], EngineConfig]:  # fmt: skip
+    cfg = setup.engine()
+    step = setup.step(float(requests.input_tokens.mean()), float(requests.output_tokens.mean()))
+    sched = make_scheduler(policy, options, targets, seed)
+    res = simulate_cluster(step, requests, cfg, replicas=setup.replicas, router=setup.router, concurrency=concurrency, scheduler=sched)
+    return res, cfg
+
+
+def holds(rep: SimulationReport, percentile: str) -> bool:
+    """Whether a run is stable and meets its targets at ``percentile`` (``"p50"``, ``"p90"`` or ``"p99"``)."""
+    if not rep.stable or rep.rejected:
+        return False
+    for target, st in ((rep.slo.ttft_ms, rep.ttft_ms), (rep.slo.tpot_ms, rep.tpot_ms)):
+        value = getattr(st, percentile)
+        if target is not None and value is not None and value > target:
+            return False
+    return True
+
+
+def replicas_for_slo(setup: Setup, requests: Requests, *, policy: str, targets: Targets, percentile: str = "p99",
+                     options: PolicyOptions | None = None, concurrency: int | None = None, seed: int = 0) -> int | None:  # fmt: skip
+    """Smallest replica count meeting ``targets`` at ``percentile`` (module docstring); ``None`` if none up to the search limit."""
+    if targets.ttft_ms is None and targets.tpot_ms is None:
+        return None
+    cache: dict[int, bool] = {}
+
+    def ok(r: int) -> bool:
+        if r not in cache:
+            cache[r] = holds(run(replace(setup, replicas=r), requests, policy=policy, options=options, targets=targets,
+                                 concurrency=concurrency, seed=seed), percentile)  # fmt: skip
+        return cache[r]
+
+    hi = 1
+    while not ok(hi):
+        if hi >= MAX_REPLICAS_SEARCHED:
+            return None
+        hi *= 2
+    lo = hi // 2  # a miss (or 0)
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        if ok(mid):
+            hi = mid
+        else:
+            lo = mid
+    return hi
+
+
+@dataclass(frozen=True)
+class PolicyRow:
+    """One policy's run and the replicas it needs to meet the SLO (``None``: no targets, or none up to the limit)."""
+
+    policy: str
+    report: SimulationReport
+    replicas_for_slo: int | None
+
+
+def _policy_row(args: tuple[Setup, Requests, str, PolicyOptions, Targets, str, int | None, int, str]) -> PolicyRow:
+    setup, requests, policy, options, targets, percentile, concurrency, seed, traffic = args
+    rep = run(setup, requests, policy=policy, options=options, targets=targets, concurrency=concurrency, seed=seed, traffic=traffic)
+    need = replicas_for_slo(setup, requests, policy=policy, targets=targets, percentile=percentile, options=options,
+                            concurrency=concurrency, seed=seed)  # fmt: skip
+    return PolicyRow(policy, rep, need)
+
+
+def compare_policies(setup: Setup, requests: Requests, *, policies: tuple[str, ...] = POLICIES, targets: Targets | None = None,
+                     percentile: str = "p99", options: PolicyOptions | None = None, concurrency: int | None = None, seed: int = 0,
+                     traffic: str = "", jobs: int = 1, on_done: Callable[[], None] | None = None) -> list[PolicyRow]:  # fmt: skip
+    """Run the same requests under each policy; with targets, also the replicas each needs to meet them.
+
+    ``edf`` is skipped without a TTFT target. ``jobs > 1`` runs policies in a process pool; the
+    results are identical to a serial run (every run is deterministic for its seed). ``on_done`` is
+    called once per finished policy.
+    """
+    tg = targets or Targets()
+    todo = [p for p in policies if not (p == "edf" and tg.ttft_ms is None)]
+    args = [(setup, requests, p, options or PolicyOptions(), tg, percentile, concurrency, seed, traffic) for p in todo]
+    if jobs > 1 and len(args) > 1:
+        from concurrent.futures import ProcessPoolExecutor
+
+        with ProcessPoolExecutor(max_workers=min(jobs, len(args))) as pool:
+            rows = []
+            for row in pool.map(_policy_row, args):
+                rows.append(row)
+                if on_done is not None:
+                    on_done()
+            return rows
+    out = []
+    for a in args:
+        out.append(_policy_row(a))
+        if on_done is not None:
+            on_done()
+    return out

@@ -1,0 +1,173 @@
+"""The document ``aicap simulate`` prints: latency statistics, throughput, SLO attainment, utilisation.
+
+Statistics are over the requests after the warm-up (the first :data:`~aicap.sizing.sim.result.WARMUP`
+share by arrival), the same cut the percentiles of :class:`~aicap.sizing.sim.result.SimResult` use;
+throughput is over the whole run. A request *meets the SLO* when it finished, its TTFT is at or under
+the TTFT target and its TPOT (requests of two or more output tokens) at or under the TPOT target;
+``slo_attainment`` is the share of requests after warm-up that meet it and ``goodput`` the rate of
+requests that meet it, over the whole run.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numpy.typing import NDArray
+from pydantic import BaseModel, ConfigDict
+
+from aicap.sizing.sim.cluster import ClusterStats
+from aicap.sizing.sim.result import WARMUP, SimResult
+
+SCHEMA_VERSION = 1
+F = NDArray[np.float64]
+
+
+class _Doc(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Stats(_Doc):
+    """Mean and percentiles of one latency [ms]; ``None`` where no request has it."""
+
+    mean: float | None
+    p50: float | None
+    p90: float | None
+    p99: float | None
+
+
+class Throughput(_Doc):
+    """Finished work per second of simulated time."""
+
+    requests_per_s: float
+    output_tokens_per_s: float
+    input_tokens_per_s: float
+
+
+class ClassResult(_Doc):
+    """Latencies of one priority class."""
+
+    priority: int
+    requests: int
+    ttft_ms: Stats
+    tpot_ms: Stats
+    e2e_ms: Stats
+    queue_ms: Stats
+    slo_attainment: float | None
+
+
+class Targets(_Doc):
+    """The SLO requests are checked against [ms]; ``None``: not checked."""
+
+    ttft_ms: float | None = None
+    tpot_ms: float | None = None
+
+
+class Setup(_Doc):
+    """What was simulated: the deployment, its engine limits, the traffic and the policy."""
+
+    model: str
+    hardware: str
+    tp: int
+    pp: int
+    ep: int
+    weights_dtype: str
+    kv_dtype: str
+    replicas: int
+    router: str
+    policy: str
+    max_num_seqs: int
+    max_batched_tokens: int
+    kv_cache_tokens: int | None
+    traffic: str
+    rate_per_s: float | None
+    concurrency: int | None
+    mean_input_tokens: float
+    mean_output_tokens: float
+    seed: int
+
+
+class SimulationReport(_Doc):
+    """Outcome of one simulated run (module docstring)."""
+
+    schema_version: int = SCHEMA_VERSION
+    setup: Setup
+    requests: int
+    finished: int
+    rejected: int
+    duration_s: float
+    stable: bool
+    ttft_ms: Stats
+    tpot_ms: Stats
+    e2e_ms: Stats
+    queue_ms: Stats
+    throughput: Throughput
+    slo: Targets
+    slo_attainment: float | None
+    goodput_requests_per_s: float | None
+    preemptions: int
+    utilisation: float
+    mean_running_per_replica: float
+    kv_cache_use: dict[str, float] | None
+    classes: list[ClassResult]
+
+
+def _r(x: float) -> float:
+    return float(f"{x:.5g}")
+
+
+def stats_ms(x: F) -> Stats:
+    """Mean, p50, p90 and p99 of the non-``nan`` values of ``x`` [s], in ms (5 significant digits)."""
+    v = x[~np.isnan(x)] * 1e3
+    if not v.size:
+        return Stats(mean=None, p50=None, p90=None, p99=None)
+    p = np.percentile(v, [50, 90, 99])
+    return Stats(mean=_r(float(v.mean())), p50=_r(float(p[0])), p90=_r(float(p[1])), p99=_r(float(p[2])))
+
+
+def meets_slo(res: SimResult, targets: Targets, output_tokens: NDArray[np.int64]) -> NDArray[np.bool_]:
+    """Per request: finished, TTFT ≤ target and TPOT ≤ target (module docstring)."""
+    ok = res.finished.copy()
+    if targets.ttft_ms is not None:
+        ok &= np.nan_to_num(res.ttft_s, nan=np.inf) * 1e3 <= targets.ttft_ms
+    if targets.tpot_ms is not None:
+        ok &= (output_tokens < 2) | (np.nan_to_num(res.tpot_s, nan=np.inf) * 1e3 <= targets.tpot_ms)
+    return np.asarray(ok, dtype=bool)
+
+
+def report(res: SimResult, stats: ClusterStats, input_tokens: NDArray[np.int64], output_tokens: NDArray[np.int64], targets: Targets,
+           setup: Setup, *, kv: bool = True) -> SimulationReport:  # fmt: skip
+    """Summarise one run (module docstring); ``kv=False`` (encoders) reports no KV-cache use."""
+    n = res.arrival_s.size
+    order = np.argsort(res.arrival_s, kind="stable")
+    post = np.zeros(n, dtype=bool)
+    post[order[int(WARMUP * n) :]] = True
+    checked = targets.ttft_ms is not None or targets.tpot_ms is not None
+    good = meets_slo(res, targets, output_tokens)
+    dur = max(res.duration_s, 1e-12)
+    fin = res.finished
+    queue = res.queue_s if res.queue_s is not None else np.full(n, np.nan)
+
+    def block(mask: NDArray[np.bool_]) -> tuple[Stats, Stats, Stats, Stats]:
+        return stats_ms(res.ttft_s[mask]), stats_ms(res.tpot_s[mask]), stats_ms(res.e2e_s[mask]), stats_ms(queue[mask])
+
+    classes: list[ClassResult] = []
+    if res.priority is not None and int(res.priority.max(initial=0)) > 0:
+        for c in np.unique(res.priority).tolist():
+            m = post & (res.priority == c)
+            t, p, e, q = block(m)
+            classes.append(ClassResult(priority=int(c), requests=int((res.priority == c).sum()), ttft_ms=t, tpot_ms=p, e2e_ms=e, queue_ms=q,
+                                       slo_attainment=_r(float(good[m].mean())) if checked and m.any() else None))  # fmt: skip
+    t, p, e, q = block(post)
+    busy = np.array(stats.busy_s)
+    replicas = max(len(stats.busy_s), 1)
+    return SimulationReport(
+        setup=setup, requests=n, finished=int(fin.sum()), rejected=res.rejected, duration_s=_r(res.duration_s), stable=res.stable,
+        ttft_ms=t, tpot_ms=p, e2e_ms=e, queue_ms=q,
+        throughput=Throughput(requests_per_s=_r(float(fin.sum()) / dur), output_tokens_per_s=_r(float(output_tokens[fin].sum()) / dur),
+                              input_tokens_per_s=_r(float(input_tokens[fin].sum()) / dur)),
+        slo=targets, slo_attainment=_r(float(good[post].mean())) if checked and post.any() else None,
+        goodput_requests_per_s=_r(float(good.sum()) / dur) if checked else None, preemptions=res.preemptions,
+        utilisation=_r(float(busy.mean()) / dur), mean_running_per_replica=_r(stats.running_s / dur / replicas),
+        kv_cache_use=({"mean": _r(stats.kv_block_s / dur / replicas / max(stats.kv_blocks, 1)), "peak": _r(stats.peak_kv_share)}
+                      if kv else None),
+        classes=classes,
+    )  # fmt: skip

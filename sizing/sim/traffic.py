@@ -1,0 +1,228 @@
+"""What the simulator replays: request lengths (fixed, histogram, named dataset), arrivals, trace files.
+
+A :class:`TrafficSpec` turns into :class:`~aicap.sizing.sim.engine.Requests` deterministically for its
+seed: arrivals from :func:`~aicap.sizing.sim.arrivals.arrival_times` (seed ``s``), input lengths
+(seed ``s + 1``), output lengths (``s + 2``) and priority classes (``s + 3``) drawn independently.
+Named datasets are length histograms shipped in ``aicap/hardware_db/traffic/datasets.yaml``, each with
+its source. Trace files are CSV with the header ``arrival_s,input_tokens,output_tokens[,priority]`` or
+JSON Lines with those keys, one request per line; arrivals in seconds (any origin, any order).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from dataclasses import dataclass
+from functools import cache
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+from numpy.typing import NDArray
+
+from aicap.sizing.core.documents import load_yaml, read_text
+from aicap.sizing.core.errors import InputError, UnknownIdError, excerpt
+from aicap.sizing.sim.arrivals import ArrivalKind, arrival_times, sample_lengths
+from aicap.sizing.sim.engine import Requests
+
+MAX_TRACE_BYTES = 512 * 1024 * 1024  # a trace of ~20 million requests
+TRACE_FIELDS = ("arrival_s", "input_tokens", "output_tokens")
+
+
+@dataclass(frozen=True)
+class Lengths:
+    """A token-length distribution: ``values[j]`` with probability ``weights[j]/Σ weights``."""
+
+    values: tuple[int, ...]
+    weights: tuple[float, ...]
+
+    @classmethod
+    def fixed(cls, tokens: int) -> Lengths:
+        """Every request ``tokens`` long."""
+        return cls((int(tokens),), (1.0,))
+
+    @property
+    def mean(self) -> float:
+        """``Σ v_j w_j / Σ w_j`` [tokens]."""
+        return float(np.dot(self.values, self.weights) / np.sum(self.weights))
+
+    @property
+    def largest(self) -> int:
+        """The longest request [tokens]."""
+        return max(self.values)
+
+    def draw(self, n: int, seed: int) -> NDArray[np.int64]:
+        """``n`` independent lengths [tokens]."""
+        if len(self.values) == 1:
+            return np.full(n, self.values[0], dtype=np.int64)
+        return sample_lengths(np.array(self.values, dtype=np.int64), np.array(self.weights), n, seed=seed)
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """A named length distribution with its provenance."""
+
+    name: str
+    description: str
+    source: str
+    input_tokens: Lengths
+    output_tokens: Lengths
+
+
+@cache
+def _datasets() -> dict[str, Dataset]:
+    node = resources.files("aicap.hardware_db").joinpath("traffic/datasets.yaml")
+    raw = load_yaml(Path("hardware_db/traffic/datasets.yaml"), node.read_text(encoding="utf-8"))
+    out = {}
+    for name, d in raw.items():
+        lengths = [Lengths(tuple(int(b["tokens"]) for b in d[k]), tuple(float(b["weight"]) for b in d[k]))
+                   for k in ("input_tokens", "output_tokens")]  # fmt: skip
+        out[name] = Dataset(name, " ".join(str(d["description"]).split()), " ".join(str(d["source"]).split()), lengths[0], lengths[1])
+    return out
+
+
+def dataset_names() -> list[str]:
+    """Names of the shipped datasets."""
+    return sorted(_datasets())
+
+
+def dataset(name: str) -> Dataset:
+    """The shipped dataset ``name``.
+
+    Raises
+    ------
+    UnknownIdError
+        If there is none of that name (the message lists the valid names).
+    """
+    ds = _datasets()
+    if name not in ds:
+        raise UnknownIdError("dataset", name, sorted(ds))
+    return ds[name]
+
+
+@dataclass(frozen=True)
+class TrafficSpec:
+    """Synthetic traffic: ``requests`` arrivals of a renewal process (or a closed loop) with random lengths.
+
+    Attributes
+    ----------
+    requests : int
+        Requests to simulate.
+    input_tokens, output_tokens : Lengths
+        Length distributions [tokens]; an output of 0 is an encoder request.
+    rate_per_s : float or None
+        Mean arrival rate [requests/s] (open loop); ``None`` with ``concurrency``.
+    concurrency : int or None
+        Closed loop: clients, each sending its next request when the previous one finishes.
+    arrival : {"poisson", "gamma", "constant"}
+        Inter-arrival distribution (open loop; see :mod:`aicap.sizing.sim.arrivals`).
+    cv : float
+        Coefficient of variation of the gaps (``gamma`` only).
+    class_shares : tuple of float or None
+        Share of requests in priority class 0, 1, …; ``None``: one class.
+    seed : int
+        Seed of every draw.
+    """
+
+    requests: int
+    input_tokens: Lengths
+    output_tokens: Lengths
+    rate_per_s: float | None = None
+    concurrency: int | None = None
+    arrival: ArrivalKind = "poisson"
+    cv: float = 1.0
+    class_shares: tuple[float, ...] | None = None
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.requests < 1:
+            raise InputError(f"requests must be >= 1, got {self.requests}")
+        if (self.rate_per_s is None) == (self.concurrency is None):
+            raise InputError("give exactly one of a request rate (open loop) and a concurrency (closed loop)")
+        if self.rate_per_s is not None and not (self.rate_per_s > 0 and np.isfinite(self.rate_per_s)):
+            raise InputError(f"rate must be a positive number of requests/s, got {excerpt(self.rate_per_s)}")
+        if self.concurrency is not None and self.concurrency < 1:
+            raise InputError(f"concurrency must be >= 1, got {self.concurrency}")
+        if self.arrival == "gamma" and not self.cv > 0:
+            raise InputError(f"gamma arrivals need a coefficient of variation > 0, got {self.cv}")
+        shares = self.class_shares
+        if shares is not None and (not shares or any(not s >= 0 for s in shares) or sum(shares) <= 0):
+            raise InputError(f"class shares must be numbers >= 0, not all 0, got {excerpt(list(shares))}")
+
+    def build(self) -> Requests:
+        """The requests, deterministic for ``seed`` (closed loop: arrivals are set by the simulator)."""
+        n, s = self.requests, self.seed
+        if self.rate_per_s is not None:
+            cv = 0.0 if self.arrival == "constant" else 1.0 if self.arrival == "poisson" else self.cv
+            arrivals = arrival_times(self.rate_per_s, n, cv=cv, seed=s, kind=self.arrival)
+        else:
+            arrivals = np.zeros(n)
+        prio = None
+        if self.class_shares is not None and len(self.class_shares) > 1:
+            w = np.array(self.class_shares, dtype=float)
+            prio = sample_lengths(np.arange(w.size, dtype=np.int64), w, n, seed=s + 3)
+        return Requests(arrivals, np.maximum(self.input_tokens.draw(n, s + 1), 1), self.output_tokens.draw(n, s + 2), prio)
+
+
+def _int(value: object, what: str, where: str, low: int) -> int:
+    try:
+        x = float(str(value).strip())
+    except ValueError:
+        raise InputError(f"{where}: {what} {excerpt(value)} is not a number") from None
+    if not (np.isfinite(x) and x == int(x) and x >= low):
+        raise InputError(f"{where}: {what} {excerpt(value)} must be a whole number >= {low}")
+    return int(x)
+
+
+def _row(rec: dict[str, object], where: str) -> tuple[float, int, int, int]:
+    missing = [k for k in TRACE_FIELDS if rec.get(k) in (None, "")]
+    if missing:
+        raise InputError(f"{where}: missing {', '.join(missing)} (a trace row needs {', '.join(TRACE_FIELDS)}[, priority])")
+    try:
+        t = float(str(rec["arrival_s"]).strip())
+    except ValueError:
+        raise InputError(f"{where}: arrival_s {excerpt(rec['arrival_s'])} is not a number of seconds") from None
+    if not np.isfinite(t):
+        raise InputError(f"{where}: arrival_s {excerpt(rec['arrival_s'])} must be a finite number of seconds")
+    prio = rec.get("priority")
+    return (t, _int(rec["input_tokens"], "input_tokens", where, 1), _int(rec["output_tokens"], "output_tokens", where, 0),
+            0 if prio in (None, "") else _int(prio, "priority", where, 0))  # fmt: skip
+
+
+def load_trace(path: Path) -> Requests:
+    """Requests of a trace file (module docstring); arrivals shifted so the first is at 0 s.
+
+    Raises
+    ------
+    InputError
+        For an unreadable file, a bad header or a bad value, naming ``file:line`` and what was expected.
+    """
+    text = read_text(path, MAX_TRACE_BYTES)
+    rows: list[tuple[float, int, int, int]] = []
+    if path.suffix.lower() in (".jsonl", ".ndjson") or text.lstrip().startswith("{"):
+        for k, line in enumerate(text.splitlines(), start=1):
+            if not line.strip():
+                continue
+            try:
+                rec = json.loads(line)
+            except json.JSONDecodeError as e:
+                raise InputError(f"{path}:{k}: not a JSON object ({e.msg})") from None
+            if not isinstance(rec, dict):
+                raise InputError(f"{path}:{k}: expected a JSON object with {', '.join(TRACE_FIELDS)}, got {excerpt(rec)}")
+            rows.append(_row(rec, f"{path}:{k}"))
+    else:
+        reader = csv.DictReader(io.StringIO(text))
+        header = [h.strip() for h in reader.fieldnames or []]
+        if not set(TRACE_FIELDS) <= set(header):
+            lacks = ", ".join(f for f in TRACE_FIELDS if f not in header)
+            raise InputError(f"{path}:1: CSV header {excerpt(','.join(header))} lacks {lacks}; "
+                             f"expected {','.join(TRACE_FIELDS)}[,priority]")  # fmt: skip
+        reader.fieldnames = header
+        for rec in reader:
+            rows.append(_row(dict(rec), f"{path}:{reader.line_num}"))
+    if not rows:
+        raise InputError(f"{path}: the trace has no requests")
+    a = np.array(rows, dtype=np.float64)
+    prio = a[:, 3].astype(np.int64)
+    return Requests(a[:, 0] - a[:, 0].min(), a[:, 1].astype(np.int64), a[:, 2].astype(np.int64), prio if prio.any() else None)

@@ -1,0 +1,111 @@
+"""`aicap simulate`: JSON contract, policy comparison, traces, plans, determinism and errors."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner
+
+from aicap.cli.app import app
+
+ROOT = Path(__file__).resolve().parents[2]
+BASE = ["simulate", "-m", "llama-3.1-8b", "--hardware", "h100-sxm"]
+
+
+def run(*args: str) -> tuple[int, str, str]:
+    r = CliRunner().invoke(app, ["-q", *args])
+    return r.exit_code, r.stdout, r.stderr
+
+
+def doc(*args: str) -> Any:
+    code, out, err = run(*args, "-f", "json")
+    assert code == 0, err
+    return json.loads(out)
+
+
+def test_json_has_the_documented_keys() -> None:
+    d = doc(*BASE, "--rate", "6", "--dataset", "azure-conv-2023", "--requests", "2000", "--ttft-ms", "2000", "--tpot-ms", "80")
+    assert d["schema_version"] == 1 and d["requests"] == 2000
+    for k in ("ttft_ms", "tpot_ms", "e2e_ms", "queue_ms"):
+        assert set(d[k]) == {"mean", "p50", "p90", "p99"} and d[k]["p50"] <= d[k]["p99"]
+    assert set(d["throughput"]) >= {"output_tokens_per_s", "requests_per_s"}
+    assert d["slo_attainment"] == 1.0 and d["preemptions"] == 0 and 0 < d["utilisation"] <= 1
+    assert d["setup"]["traffic"].startswith("dataset azure-conv-2023") and d["setup"]["rate_per_s"] == pytest.approx(6, rel=0.1)
+
+
+def test_same_seed_same_bytes_other_seed_other_bytes() -> None:
+    args = [*BASE, "--rate", "12", "--arrival", "gamma", "--cv", "3", "--requests", "1500", "--policy", "sjf", "-f", "json"]
+    a, b, c = run(*args), run(*args), run(*args, "--seed", "9")
+    assert a[0] == 0 and a[1] == b[1] and a[1] != c[1]
+
+
+def test_target_missed_exits_3_with_the_numbers() -> None:
+    code, out, err = run(*BASE, "--rate", "4", "--requests", "500", "--ttft-ms", "1")
+    assert code == 3 and "misses a target" in err and "TTFT" in err
+    assert "Simulated 500 requests" in out  # the result is still shown
+
+
+def test_compare_policies_lists_every_policy_with_replicas_for_slo() -> None:
+    d = doc(*BASE, "--rate", "30", "--requests", "600", "--max-num-seqs", "32", "--ttft-ms", "1000", "--tpot-ms", "80", "--compare-policies")
+    assert [p["policy"] for p in d["policies"]] == ["fcfs", "sjf", "srtf", "rr", "priority", "edf"]
+    for p in d["policies"]:
+        assert set(p) >= {"policy", "ttft_ms", "tpot_ms", "queue_ms", "slo_attainment", "replicas_for_slo"}
+        assert isinstance(p["replicas_for_slo"], int) and p["replicas_for_slo"] >= 1
+
+
+def test_compare_without_targets_skips_edf_and_has_no_replica_count() -> None:
+    d = doc(*BASE, "--rate", "5", "--requests", "300", "--compare-policies")
+    assert "edf" not in [p["policy"] for p in d["policies"]]
+    assert all(p["replicas_for_slo"] is None for p in d["policies"])
+
+
+def test_trace_replay_and_closed_loop() -> None:
+    d = doc(*BASE, "--trace", str(ROOT / "examples" / "traces" / "azure-conv-2023-10min.csv"))
+    assert d["requests"] > 2000 and d["setup"]["traffic"] == "trace azure-conv-2023-10min.csv"
+    d = doc(*BASE, "--concurrency", "16", "--requests", "400", "--input-tokens", "500", "--output-tokens", "50", "--replicas", "2",
+            "--router", "least_outstanding")  # fmt: skip
+    assert d["setup"]["concurrency"] == 16 and d["setup"]["rate_per_s"] is None and d["setup"]["replicas"] == 2
+    assert d["finished"] == 400
+
+
+def test_priority_classes_in_the_table(tmp_path: Path) -> None:
+    code, out, _ = run(*BASE, "--rate", "20", "--requests", "1500", "--max-num-seqs", "16", "--classes", "0.3,0.7", "--policy", "priority")
+    assert code == 0 and "Per priority class" in out
+
+
+def test_a_plan_is_simulated_deployment_by_deployment(tmp_path: Path) -> None:
+    plan = tmp_path / "plan.json"
+    code, out, err = run("size", "-f", "json", "--output", str(plan))
+    assert code == 0, err
+    d = doc("simulate", str(plan))
+    assert d["holds"] is True
+    assert [x["workload"] for x in d["deployments"]] == ["chat", "summariser", "embeddings"]
+    assert all(x["slo_attainment"] is not None for x in d["deployments"])
+
+
+def test_list_datasets() -> None:
+    d = doc("simulate", "--list-datasets")
+    names = [x["name"] for x in d["datasets"]]
+    assert names == sorted(names) and "azure-code-2023" in names and all(x["source"] for x in d["datasets"])
+
+
+@pytest.mark.parametrize(("args", "msg"), [
+    ([*BASE], "--rate R"),
+    ([*BASE, "--rate", "1", "--policy", "lifo"], "valid policies: fcfs"),
+    ([*BASE, "--rate", "1", "--router", "random"], "valid routers"),
+    ([*BASE, "--rate", "1", "--policy", "edf"], "--ttft-ms"),
+    ([*BASE, "--rate", "1", "--dataset", "sharegpt"], "did you mean"),
+    ([*BASE, "--rate", "-2"], "rate must be a positive"),
+    ([*BASE, "--rate", "1", "--classes", "a,b"], "--classes"),
+    ([*BASE, "--rate", "1", "--percentile", "p95"], "--percentile"),
+    ([*BASE, "--trace", "nope.csv"], "nope.csv"),
+    (["simulate", "nope.json"], "nope.json"),
+    (["simulate", str(ROOT / "examples" / "chat-service.yaml")], "a fleet file, not a plan"),
+])  # fmt: skip
+def test_bad_input_is_one_line_and_exit_2(args: list[str], msg: str) -> None:
+    code, out, err = run(*args)
+    assert code == 2 and out == ""
+    assert err.count("\n") == 1 and msg in err, err

@@ -1,0 +1,107 @@
+"""Replicas behind a router, open and closed loop: equivalences with the one-replica engine and queueing laws."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from aicap.sizing.sim.arrivals import arrival_times, sample_lengths
+from aicap.sizing.sim.cluster import simulate_cluster
+from aicap.sizing.sim.engine import EngineConfig, Requests, simulate
+
+CFG = EngineConfig(max_num_seqs=32, max_batched_tokens=2048, kv_capacity_tokens=80_000)
+
+
+def _linear(d: int, p: int) -> float:
+    return 0.010 + 2e-5 * d + 6e-5 * p
+
+
+def _mixed(n: int, rate: float, seed: int = 0, cv: float = 1.0) -> Requests:
+    inp = sample_lengths(np.array([64, 512, 2048, 6000]), np.array([0.4, 0.3, 0.2, 0.1]), n, seed=seed + 1)
+    out = sample_lengths(np.array([0, 8, 64, 400]), np.array([0.05, 0.35, 0.4, 0.2]), n, seed=seed + 2)
+    return Requests(arrival_times(rate, n, cv=cv, seed=seed), inp, out)
+
+
+@pytest.mark.parametrize("pp", [1, 2])
+def test_one_replica_is_the_engine_exactly(pp: int) -> None:
+    req = _mixed(6000, rate=5.0, cv=2.0)
+    cfg = EngineConfig(32, 2048, 30_000, pipeline_stages=pp)
+    a = simulate(_linear, req, cfg)
+    b, stats = simulate_cluster(_linear, req, cfg)
+    for f in ("ttft_s", "tpot_s", "e2e_s", "queue_s"):
+        np.testing.assert_array_equal(getattr(a, f), getattr(b, f))
+    assert (a.preemptions, a.steps, a.rejected) == (b.preemptions, b.steps, b.rejected)
+    assert a.preemptions > 0  # the case exercises KV pressure
+    assert stats.busy_s[0] == pytest.approx(a.mean_step_s * a.steps)
+
+
+def test_round_robin_is_independent_replicas_on_every_rth_request() -> None:
+    req = _mixed(9000, rate=14.0)
+    r = 3
+    got, stats = simulate_cluster(_linear, req, CFG, replicas=r, router="round_robin")
+    order = np.argsort(req.arrival_s, kind="stable")
+    for k in range(r):
+        mine = order[k::r]
+        sub = Requests(req.arrival_s[mine], req.input_tokens[mine], req.output_tokens[mine])
+        alone = simulate(_linear, sub, CFG)
+        np.testing.assert_array_equal(got.ttft_s[mine], alone.ttft_s)
+        np.testing.assert_array_equal(got.e2e_s[mine], alone.e2e_s)
+    assert len(stats.busy_s) == r
+
+
+def test_state_aware_routers_beat_round_robin_on_the_tail() -> None:
+    req = _mixed(12_000, rate=20.0, seed=3)
+    rr, _ = simulate_cluster(_linear, req, CFG, replicas=4, router="round_robin")
+    for router in ("least_outstanding", "shortest_queue"):
+        res, stats = simulate_cluster(_linear, req, CFG, replicas=4, router=router)  # type: ignore[arg-type]
+        assert res.finished.sum() == rr.finished.sum()
+        assert res.percentile("ttft", 0.99) < 0.9 * rr.percentile("ttft", 0.99)
+        assert max(stats.busy_s) < 1.1 * min(stats.busy_s)  # load spread evenly
+
+
+def test_littles_law_holds_for_the_running_set() -> None:
+    """Time-average of requests running = throughput × mean time from admission to finish."""
+    req = _mixed(20_000, rate=6.0, seed=4)
+    res, stats = simulate_cluster(_linear, req, CFG, replicas=2, router="least_outstanding")
+    assert res.finished.all()
+    in_service = float(np.nansum(res.e2e_s - res.queue_s))  # type: ignore[operator]
+    assert stats.running_s / res.duration_s == pytest.approx(in_service / res.duration_s, rel=0.02)
+
+
+def test_closed_loop_keeps_concurrency_and_obeys_the_interactive_law() -> None:
+    """With C clients and no think time, throughput X = C / E[response] (Little's law on the closed system)."""
+    n, c = 4000, 24
+    inp = sample_lengths(np.array([100, 800]), np.array([0.5, 0.5]), n, seed=1)
+    out = sample_lengths(np.array([20, 200]), np.array([0.5, 0.5]), n, seed=2)
+    req = Requests(np.zeros(n), inp, out)
+    res, _ = simulate_cluster(_linear, req, CFG, concurrency=c)
+    assert res.finished.all()
+    arrive = res.arrival_s
+    finish = arrive + res.e2e_s
+    # at every arrival instant, at most C requests are in the system
+    events = np.concatenate([np.stack([arrive, np.ones(n)], 1), np.stack([finish, -np.ones(n)], 1)])
+    events = events[np.lexsort((events[:, 1], events[:, 0]))]  # finishes before arrivals at the same instant
+    assert np.cumsum(events[:, 1]).max() == c
+    x = n / res.duration_s
+    assert x == pytest.approx(c / float(np.mean(res.e2e_s)), rel=0.03)
+
+
+def test_closed_loop_of_one_is_sequential() -> None:
+    req = Requests(np.zeros(5), np.array([100, 200, 300, 400, 500]), np.array([10, 0, 5, 1, 3]))
+    res, _ = simulate_cluster(_linear, req, CFG, concurrency=1)
+    starts = res.arrival_s
+    ends = starts + res.e2e_s
+    np.testing.assert_allclose(starts[1:], ends[:-1])
+    assert float(res.queue_s.max()) == 0.0  # type: ignore[union-attr]
+
+
+def test_rejected_requests_still_release_their_client() -> None:
+    req = Requests(np.zeros(4), np.array([100, 10**6, 100, 100]), np.array([5, 5, 5, 5]))
+    res, _ = simulate_cluster(_linear, req, CFG, concurrency=1)
+    assert res.rejected == 1 and res.finished.sum() == 3
+
+
+@pytest.mark.parametrize("kw", [{"replicas": 0}, {"router": "random"}, {"concurrency": 0}])
+def test_bad_arguments(kw: dict[str, object]) -> None:
+    with pytest.raises(ValueError):
+        simulate_cluster(_linear, _mixed(10, 1.0), CFG, **kw)  # type: ignore[arg-type]
