@@ -24,21 +24,29 @@ def register(app: typer.Typer) -> None:
     @guarded
     def validate_cmd(
         cases: Annotated[Path | None, typer.Argument(help="Cases file (YAML or CSV); default: the public cases shipped with aicap.")] = None,
+        case_set: Annotated[str, typer.Option("--set", help="Shipped cases to score without a file: published (no load), server (under load: simulated) or all.")] = "published",
         write_bands: Annotated[Path | None, typer.Option("--write-bands", help="Write the error bands (p90 per metric class) to this YAML file.")] = None,
         fmt: FormatOpt = Format.table,
     ) -> None:  # fmt: skip
         """Score the performance model against measured cases: per-case error, then median/p90/max per kind and hardware."""
         from aicap.sizing.calibrate.accuracy import bands_document
-        from aicap.sizing.calibrate.validation import load_cases, score
+        from aicap.sizing.calibrate.validation import CASE_SETS, load_cases, score
+        from aicap.sizing.core.errors import InputError
 
+        if case_set not in (*CASE_SETS, "all"):
+            raise InputError(f"--set {case_set!r}: valid: {', '.join(CASE_SETS)}, all")
+        if cases is not None and case_set != "published":
+            raise InputError("give a cases file or --set, not both")
         cat = catalogue()
-        report = score(load_cases(cases), cat)
+        which = list(CASE_SETS) if case_set == "all" else [case_set]
+        loaded = load_cases(cases) if cases is not None else [c for w in which for c in load_cases(which=w)]
+        report = score(loaded, cat)
         rows = [[r.case_id, r.kind, r.metric, r.measured, None if r.predicted is None else round(r.predicted, 4),
                  None if r.error_pct is None else round(r.error_pct, 1), r.note] for r in report.rows]  # fmt: skip
         by_kind, by_hw, by_class = report.summary("kind"), report.summary("hardware"), report.summary("class")
         doc = {
             "schema_version": 1,
-            "cases_file": str(cases) if cases else "published_cases.yaml (built in)",
+            "cases_file": str(cases) if cases else ", ".join(f"{CASE_SETS[w]} (built in)" for w in which),
             "catalogue_version": cat.version,
             "rows": [dict(zip(["case", "kind", "metric", "measured", "predicted", "abs_error_pct", "note"], r, strict=True)) for r in rows],
             "summary": {"by_kind": by_kind, "by_hardware": by_hw, "by_metric_class": by_class},

@@ -6,7 +6,9 @@ Each case (schema: ``hardware_db/validation/README.md``) is predicted the way it
   the case's ``batch`` when given), output tokens/s of all replicas;
 * ``static_batch``: exactly ``batch`` requests, prefill included;
 * ``single_stream``: batch 1, decode tokens/s = 1/TPOT; TTFT and end-to-end at batch 1;
-* ``prefill_latency``: TTFT at batch 1.
+* ``prefill_latency``: TTFT at batch 1;
+* ``server`` and ``closed_loop``: the benchmark replayed through the simulator
+  (:mod:`aicap.sizing.calibrate.under_load`).
 
 Every metric but ``output_tok_s_per_device`` is scored by ``|pred − meas| / meas``. Cases marked
 ``comparable: false``, or naming a model or device the catalogue lacks, are listed as skipped.
@@ -70,6 +72,7 @@ class Case(BaseModel):
     input_tokens: Annotated[PosInt, Field(le=MAX_CASE_TOKENS)] | None = None
     output_tokens: Annotated[PosInt, Field(le=MAX_CASE_TOKENS)] | None = None
     request_rate: PosFloat | None = None
+    num_requests: Annotated[PosInt, Field(le=MAX_CASE_BATCH)] | None = None
     weights_dtype: Dtype | None = None
     kv_dtype: Dtype | None = None
     framework: str | None = None
@@ -123,9 +126,12 @@ def _stats(v: list[float]) -> dict[str, float]:
     return {"n": float(a.size), "median": float(np.median(a)), "p90": float(np.percentile(a, 90)), "max": float(a.max())}
 
 
-def default_cases_path() -> Any:
-    """The public cases shipped with aicap."""
-    return resources.files("aicap.hardware_db").joinpath("validation/published_cases.yaml")
+CASE_SETS = {"published": "published_cases.yaml", "server": "server_cases.yaml"}
+
+
+def default_cases_path(which: str = "published") -> Any:
+    """The public cases shipped with aicap: ``published`` (no load) or ``server`` (under load)."""
+    return resources.files("aicap.hardware_db").joinpath(f"validation/{CASE_SETS[which]}")
 
 
 @lru_cache(maxsize=1)
@@ -134,13 +140,15 @@ def _datasets() -> dict[str, Any]:
     return dict(load_yaml(Path("hardware_db/validation/datasets.yaml"), node.read_text(encoding="utf-8")))
 
 
-def load_cases(path: Path | None = None) -> list[dict[str, Any]]:
+def load_cases(path: Path | None = None, which: str = "published") -> list[dict[str, Any]]:
     """Read and check a cases file (YAML list, or CSV with the same columns and ``metric``/``value`` pairs).
 
     Parameters
     ----------
     path
         The cases file; ``None`` for the public cases shipped with aicap.
+    which
+        Which shipped set when ``path`` is ``None``: ``published`` or ``server`` (:data:`CASE_SETS`).
 
     Returns
     -------
@@ -153,8 +161,10 @@ def load_cases(path: Path | None = None) -> list[dict[str, Any]]:
         One line naming the file, the line (or CSV row), the field and what was expected.
     """
     if path is None:
-        where = "published_cases.yaml"
-        text: str | None = default_cases_path().read_text(encoding="utf-8")
+        if which not in CASE_SETS:
+            raise InputError(f"unknown case set {which!r}; valid: {', '.join(CASE_SETS)}")
+        where = CASE_SETS[which]
+        text: str | None = default_cases_path(which).read_text(encoding="utf-8")
         data = load_yaml(Path(where), text)
     elif path.suffix.lower() == ".csv":
         return _cases_from_csv(path)
@@ -220,6 +230,10 @@ def predict(case: dict[str, Any], cat: CatalogueLike, efficiency: dict[str, Any]
                           devices=case.get("devices") or 1, tp=case.get("tp"), pp=case.get("pp"), batch=batch,
                           input_tokens=int(i), output_tokens=int(max(o, 1)), weights_dtype=case.get("weights_dtype"),
                           kv_dtype=case.get("kv_dtype"))  # fmt: skip
+    if kind in {"server", "closed_loop"}:
+        from aicap.sizing.calibrate.under_load import predict_under_load
+
+        return predict_under_load(case, cat, eff, (float(ds["sharegpt"]["input_tokens"]), float(ds["sharegpt"]["output_tokens"])))
     res = estimate(req)
     if kind == "offline_throughput" and case.get("batch") and res.batch > case["batch"]:
         res = estimate(EstimateRequest(**{**req.__dict__, "batch": case["batch"]}))

@@ -152,6 +152,15 @@ def run(setup: Setup, requests: Requests, *, policy: str = "fcfs", options: Poli
     return report(res[0], res[1], requests.input_tokens, requests.output_tokens, tg, doc, kv=lay.decoder is not None)
 
 
+def run_raw(setup: Setup, requests: Requests, *, policy: str = "fcfs", options: PolicyOptions | None = None,
+            targets: Targets | None = None, concurrency: int | None = None, seed: int = 0) -> SimResult:  # fmt: skip
+    """Like :func:`run`, but the per-request :class:`~aicap.sizing.sim.result.SimResult` instead of a report."""
+    if setup.layout.decoder is None and int(requests.output_tokens.max(initial=0)) > 0:
+        requests = replace(requests, output_tokens=np.zeros(len(requests), dtype=np.int64))
+    (res, _), _ = _simulate(setup, requests, policy, options or PolicyOptions(), targets or Targets(), concurrency, seed)
+    return res
+
+
 def _rate(requests: Requests) -> float:
     a = requests.arrival_s
     span = float(a.max() - a.min()) if a.size > 1 else 0.0

@@ -1,0 +1,102 @@
+"""Predicting measurements taken under load (kinds ``server`` and ``closed_loop``) with the simulator.
+
+A case is replayed the way its benchmark ran: ``num_requests`` requests (``max(1000, 10·C)`` when the
+source does not say), sent at ``request_rate`` with the case's arrival process (Poisson when not
+given) or by ``batch`` closed-loop clients, through one replica per data-parallel group
+(``devices / (tp·pp)`` replicas, round-robin) of the case's layout, formats and framework efficiency,
+under FCFS. Lengths: the case's fixed ``input_tokens``/``output_tokens``; else the dataset's means —
+uniform on ``[1, 2m − 1]`` for ``random`` datasets (sglang's ``random_range_ratio 0``), otherwise the
+shape of the shipped ShareGPT histogram (``sharegpt-8k``) scaled to the case's means (an assumption:
+first-turn ShareGPT samplers publish means only); ShareGPT means from ``datasets.yaml`` when the case
+gives none. Statistics are over every request, as benchmark clients report them (no warm-up cut);
+throughput is finished requests (tokens) over the simulated duration.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from aicap.sizing.core.catalogue import CatalogueLike
+from aicap.sizing.core.deployment import Deployment as Layout
+from aicap.sizing.core.errors import InputError
+from aicap.sizing.sim.arrivals import ArrivalKind
+from aicap.sizing.sim.replay import Setup
+from aicap.sizing.sim.traffic import Lengths, TrafficSpec, dataset
+
+DEFAULT_REQUESTS = 1000
+SEED = 0
+
+
+def _scaled(shape: Lengths, mean: float) -> Lengths:
+    k = mean / shape.mean
+    return Lengths(tuple(max(round(v * k), 1) for v in shape.values), shape.weights)
+
+
+def _uniform(mean: float) -> Lengths:
+    top = max(round(2 * mean - 1), 1)
+    values = np.unique(np.linspace(1, top, min(top, 64)).round().astype(int))
+    return Lengths(tuple(int(v) for v in values), tuple(1.0 for _ in values))
+
+
+def case_lengths(case: dict[str, Any], sharegpt_means: tuple[float, float]) -> tuple[Lengths, Lengths]:
+    """Input and output length distributions of a case (module docstring)."""
+    ds = case.get("dataset") or {}
+    mi = case.get("input_tokens") or ds.get("mean_input_tokens") or sharegpt_means[0]
+    mo = case.get("output_tokens") or ds.get("mean_output_tokens") or sharegpt_means[1]
+    if case.get("input_tokens") and case.get("output_tokens"):
+        return Lengths.fixed(int(mi)), Lengths.fixed(int(mo))
+    if "random" in str(ds.get("name", "")).lower():
+        return _uniform(float(mi)), _uniform(float(mo))
+    shape = dataset("sharegpt-8k")
+    lin = Lengths.fixed(int(mi)) if case.get("input_tokens") else _scaled(shape.input_tokens, float(mi))
+    lout = Lengths.fixed(int(mo)) if case.get("output_tokens") else _scaled(shape.output_tokens, float(mo))
+    return lin, lout
+
+
+def predict_under_load(case: dict[str, Any], cat: CatalogueLike, eff: Any, sharegpt_means: tuple[float, float]) -> dict[str, float]:
+    """Simulated metrics of a ``server`` or ``closed_loop`` case (keys as in ``metrics``).
+
+    Raises
+    ------
+    InputError
+        When the case lacks its rate or concurrency, or the layout does not fit.
+    """
+    from aicap.sizing.sim.replay import run_raw
+
+    kind = case["kind"]
+    model, device = cat.model(case["model"]), cat.device(case["hardware"])
+    tp, pp = int(case.get("tp") or 1), int(case.get("pp") or 1)
+    devices = int(case.get("devices") or tp * pp)
+    wdt = case.get("weights_dtype") or ("bf16" if "bf16" in device.peak_tflops else "fp16")
+    layout = Layout(model, device, eff, cat.runtime_spec, tp, pp, 1, wdt, case.get("kv_dtype") or wdt)
+    layout.check()
+    lin, lout = case_lengths(case, sharegpt_means)
+    conc = int(case["batch"]) if kind == "closed_loop" and case.get("batch") else None
+    rate = case.get("request_rate") if kind == "server" else None
+    if conc is None and rate is None:
+        raise InputError(f"case {case['id']}: a {kind} case needs {'batch (clients)' if kind == 'closed_loop' else 'request_rate'}")
+    n = int(case.get("num_requests") or max(DEFAULT_REQUESTS, 10 * (conc or 0)))
+    arrival = case.get("arrival") or {}
+    proc = arrival.get("process") or "poisson"
+    kindname: ArrivalKind = "constant" if proc == "constant" else "gamma" if proc == "gamma" else "poisson"
+    spec = TrafficSpec(n, lin, lout, rate_per_s=None if conc or rate is None else float(rate), concurrency=conc, arrival=kindname,
+                       cv=float(arrival.get("cv") or 1.0), seed=SEED)  # fmt: skip
+    reqs = spec.build()
+    setup = Setup(layout, replicas=max(devices // (tp * pp), 1))
+    res = run_raw(setup, reqs, concurrency=conc)
+    dur = max(res.duration_s, 1e-12)
+    fin = res.finished
+    out: dict[str, float] = {
+        "requests_s": float(fin.sum()) / dur,
+        "output_tok_s_total": float(reqs.output_tokens[fin].sum()) / dur,
+        "total_tok_s_total": float((reqs.input_tokens + reqs.output_tokens)[fin].sum()) / dur,
+    }
+    for name, values in (("ttft", res.ttft_s), ("tpot", res.tpot_s), ("e2e", res.e2e_s)):
+        v = values[~np.isnan(values)] * 1e3
+        if v.size:
+            out[f"{name}_ms_mean"] = float(v.mean())
+            out[f"{name}_ms_p50"] = float(np.percentile(v, 50))
+            out[f"{name}_ms_p99"] = float(np.percentile(v, 99))
+    return out

@@ -1,0 +1,63 @@
+"""Cases measured under load are replayed through the simulator (``aicap validate --set server``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from aicap.hardware_db import load_catalogue
+from aicap.sizing.calibrate.under_load import case_lengths, predict_under_load
+from aicap.sizing.calibrate.validation import load_cases, predict, score
+from aicap.sizing.serve.estimate import EstimateRequest, estimate
+
+CAT = load_catalogue()
+SHAREGPT = (161.0, 338.0)
+A100 = CAT.device("a100-80gb-sxm")
+
+
+def case(**kw: Any) -> dict[str, Any]:
+    base: dict[str, Any] = {"id": "t", "model": "llama-3.1-8b", "hardware": "a100-80gb-sxm", "kind": "server", "devices": 1, "tp": 1,
+                            "pp": 1, "weights_dtype": "bf16", "request_rate": 1.0, "num_requests": 300, "input_tokens": 1000,
+                            "output_tokens": 100, "metrics": {"ttft_ms_p50": 1.0}}  # fmt: skip
+    return {**base, **kw}
+
+
+def test_shipped_server_cases_load_and_route_to_the_simulator() -> None:
+    cases = load_cases(which="server")
+    assert len(cases) == 77 and {c["kind"] for c in cases} == {"server", "closed_loop"}
+    assert sum(1 for c in cases if c.get("num_requests")) >= 60
+    rep = score([c for c in cases if c["model"] == "llama-3.1-8b"], CAT)
+    assert {r.kind for r in rep.scored} == {"server", "closed_loop"} and len(rep.scored) >= 30
+
+
+def test_lengths_keep_the_case_means() -> None:
+    share = {"name": "ShareGPT", "mean_input_tokens": 225.0, "mean_output_tokens": 190.0}
+    lin, lout = case_lengths(case(input_tokens=None, output_tokens=None, dataset=share), SHAREGPT)
+    assert lin.mean == pytest.approx(225, rel=0.01) and lout.mean == pytest.approx(190, rel=0.01) and len(lin.values) > 5
+    rand = {"name": "sglang random", "mean_input_tokens": 512.0, "mean_output_tokens": 256.0}
+    lin, lout = case_lengths(case(input_tokens=None, output_tokens=None, dataset=rand), SHAREGPT)
+    assert lin.mean == pytest.approx(512, rel=0.01) and min(lin.values) == 1 and max(lin.values) == 1023
+    lin, lout = case_lengths(case(input_tokens=None, output_tokens=None), SHAREGPT)
+    assert (lin.mean, lout.mean) == pytest.approx(SHAREGPT, rel=0.01)
+    lin, lout = case_lengths(case(), SHAREGPT)
+    assert (lin.values, lout.values) == ((1000,), (100,))
+
+
+def test_an_idle_server_sees_the_idle_latencies() -> None:
+    """At a trickle of load each request runs alone: TTFT and TPOT are the estimate's batch-1 figures."""
+    got = predict_under_load(case(request_rate=0.05, num_requests=40), CAT, CAT.efficiency_for(A100), SHAREGPT)
+    one = estimate(EstimateRequest(model=CAT.model("llama-3.1-8b"), device=A100, efficiency=CAT.efficiency_for(A100),
+                                   runtime=CAT.runtime_spec, tp=1, pp=1, batch=1, input_tokens=1000, output_tokens=100))  # fmt: skip
+    assert got["ttft_ms_p50"] == pytest.approx(float(one.metrics.ttft_s) * 1e3, rel=0.05)
+    assert got["tpot_ms_p50"] == pytest.approx(float(one.metrics.tpot_s) * 1e3, rel=0.1)
+    assert got["requests_s"] == pytest.approx(0.05, rel=0.3)
+
+
+def test_more_load_means_more_latency_and_saturated_throughput() -> None:
+    lo = predict(case(request_rate=2.0, num_requests=600), CAT)
+    hi = predict(case(request_rate=40.0, num_requests=600), CAT)
+    assert hi["ttft_ms_p50"] > lo["ttft_ms_p50"] and hi["tpot_ms_p50"] > lo["tpot_ms_p50"]
+    assert hi["requests_s"] < 40.0  # it cannot keep up: throughput is the replica's, not the offered rate
+    closed = predict(case(kind="closed_loop", batch=8, request_rate=None, num_requests=200), CAT)
+    assert closed["requests_s"] > 0 and closed["ttft_ms_p50"] > 0
