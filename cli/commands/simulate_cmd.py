@@ -176,6 +176,9 @@ def register(app: typer.Typer) -> None:
             bool, typer.Option("--compare-policies", help="Run the same requests under every policy; one row each.")
         ] = False,
         jobs: Annotated[int, typer.Option("--jobs", help="Processes for --compare-policies (results identical to 1).")] = 1,
+        plot: Annotated[
+            Path | None, typer.Option("--plot", help="Draw latency and queue length over time (.png or .svg; needs the plot extra).")
+        ] = None,
         list_datasets: Annotated[
             bool, typer.Option("--list-datasets", help="List the shipped datasets with their sources and exit.")
         ] = False,
@@ -212,6 +215,8 @@ def register(app: typer.Typer) -> None:
         for flag, x in (("--ttft-ms", ttft_ms), ("--tpot-ms", tpot_ms)):
             if x is not None and not x > 0:
                 raise InputError(f"{flag} {x}: must be a positive number of milliseconds")
+        if plot is not None and plot.suffix.lower() not in {".png", ".svg"}:
+            raise InputError(f"--plot {plot}: the file must end in .png or .svg")
         if not predictor_error >= 0:
             raise InputError(f"--predictor-error {predictor_error}: must be >= 0")
         options = replay.PolicyOptions(predictor_error=predictor_error, quantum_steps=quantum,
@@ -284,7 +289,14 @@ def register(app: typer.Typer) -> None:
                                                concurrency=concurrency, seed=seed, traffic=label, jobs=jobs, on_done=tick)  # fmt: skip
             emit(compare_view(compared, percentile), fmt)
             return
-        rep = replay.run(setup, reqs, policy=policy, options=options, targets=targets, concurrency=concurrency, seed=seed, traffic=label)
+        rep, raw = replay.run_detailed(setup, reqs, policy=policy, options=options, targets=targets, concurrency=concurrency, seed=seed,
+                                       traffic=label)  # fmt: skip
+        if plot is not None:
+            from aicap.sizing.sim.plot import plot_run
+
+            s = rep.setup
+            plot_run(raw, str(plot), f"{s.model} on {s.replicas}× TP{s.tp}·PP{s.pp} {s.hardware}, {s.traffic}, policy {s.policy}")
+            info(f"aicap: wrote {plot}")
         emit(report_view(rep, percentile), fmt)
         if (ttft_ms is not None or tpot_ms is not None) and not replay.holds(rep, percentile):
             raise InfeasibleError(f"the simulated {percentile} misses a target (TTFT {_ms(rep.ttft_ms, percentile)} ms, "

@@ -119,7 +119,15 @@ class Setup:
 
 def run(setup: Setup, requests: Requests, *, policy: str = "fcfs", options: PolicyOptions | None = None, targets: Targets | None = None,
         concurrency: int | None = None, seed: int = 0, traffic: str = "") -> SimulationReport:  # fmt: skip
-    """Simulate ``requests`` on ``setup`` under ``policy`` and summarise the run.
+    """Simulate ``requests`` on ``setup`` under ``policy`` and summarise the run (:func:`run_detailed` without the result)."""
+    return run_detailed(setup, requests, policy=policy, options=options, targets=targets, concurrency=concurrency, seed=seed,
+                        traffic=traffic)[0]  # fmt: skip
+
+
+def run_detailed(setup: Setup, requests: Requests, *, policy: str = "fcfs", options: PolicyOptions | None = None,
+                 targets: Targets | None = None, concurrency: int | None = None, seed: int = 0,
+                 traffic: str = "") -> tuple[SimulationReport, SimResult]:  # fmt: skip
+    """Simulate ``requests`` on ``setup`` under ``policy``; the summary and the per-request result.
 
     Parameters
     ----------
@@ -149,7 +157,7 @@ def run(setup: Setup, requests: Requests, *, policy: str = "fcfs", options: Poli
                    traffic=traffic, rate_per_s=None if concurrency else _rate(requests), concurrency=concurrency,
                    mean_input_tokens=round(float(requests.input_tokens.mean()), 2),
                    mean_output_tokens=round(float(requests.output_tokens.mean()), 2), seed=seed)  # fmt: skip
-    return report(res[0], res[1], requests.input_tokens, requests.output_tokens, tg, doc, kv=lay.decoder is not None)
+    return report(res[0], res[1], requests.input_tokens, requests.output_tokens, tg, doc, kv=lay.decoder is not None), res[0]
 
 
 def run_raw(setup: Setup, requests: Requests, *, policy: str = "fcfs", options: PolicyOptions | None = None,

@@ -109,3 +109,30 @@ def test_bad_input_is_one_line_and_exit_2(args: list[str], msg: str) -> None:
     code, out, err = run(*args)
     assert code == 2 and out == ""
     assert err.count("\n") == 1 and msg in err, err
+
+
+def test_queue_length_counts_arrived_minus_admitted() -> None:
+    import numpy as np
+
+    from aicap.sizing.sim.plot import queue_length
+    from aicap.sizing.sim.result import SimResult
+
+    nan = float("nan")
+    res = SimResult(ttft_s=np.zeros(3), tpot_s=np.zeros(3), e2e_s=np.zeros(3), finished=np.ones(3, bool), preemptions=0, steps=1,
+                    mean_running=0.0, mean_step_s=0.0, duration_s=5.0, arrival_s=np.array([0.0, 1.0, 2.0]),
+                    queue_s=np.array([0.0, 2.0, nan]))  # fmt: skip
+    t, q = queue_length(res)
+    assert t.tolist() == [0.0, 0.0, 1.0, 2.0, 3.0] and q.tolist() == [1, 0, 1, 2, 1]
+
+
+def test_plot_writes_a_picture(tmp_path: Path) -> None:
+    pytest.importorskip("matplotlib")
+    out = tmp_path / "run.svg"
+    code, _, err = run(*BASE, "--rate", "5", "--requests", "300", "--plot", str(out))
+    assert code == 0, err
+    assert out.read_text().lstrip().startswith("<?xml")
+
+
+def test_plot_suffix_is_checked() -> None:
+    code, _, err = run(*BASE, "--rate", "5", "--plot", "run.pdf")
+    assert code == 2 and ".png or .svg" in err

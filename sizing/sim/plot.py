@@ -1,0 +1,53 @@
+"""Pictures of one simulated run: latency and queue length over time (needs the ``plot`` extra: matplotlib).
+
+The queue length at time ``t`` is the number of requests that have arrived but not yet been admitted,
+``Q(t) = #{arrival ≤ t} − #{admission ≤ t}``, drawn as a step function over the run.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from aicap.sizing.core.errors import InputError
+from aicap.sizing.sim.result import SimResult
+
+
+def queue_length(res: SimResult) -> tuple[np.ndarray, np.ndarray]:
+    """Times [s] and queue lengths right after each arrival or admission (module docstring)."""
+    admit = res.arrival_s + (res.queue_s if res.queue_s is not None else np.zeros_like(res.arrival_s))
+    t = np.concatenate([res.arrival_s, admit[~np.isnan(admit)]])
+    step = np.concatenate([np.ones(res.arrival_s.size), -np.ones(int((~np.isnan(admit)).sum()))])
+    order = np.lexsort((-step, t))  # at one instant, an arrival counts before its own admission
+    return t[order], np.cumsum(step[order])
+
+
+def plot_run(res: SimResult, path: str, title: str) -> None:
+    """Write TTFT and TPOT per request by arrival time, and the queue length over time, to ``path`` (.png or .svg).
+
+    Raises
+    ------
+    InputError
+        Without matplotlib (install the ``plot`` extra).
+    """
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        raise InputError("--plot needs matplotlib: pip install '.[plot]' from the aicap repository") from None
+    fig, (ax1, ax2) = plt.subplots(2, 1, figsize=(8, 6), sharex=True)
+    ax1.scatter(res.arrival_s, res.ttft_s * 1e3, s=2, alpha=0.4, label="TTFT")
+    if not np.isnan(res.tpot_s).all():
+        ax1.scatter(res.arrival_s, res.tpot_s * 1e3, s=2, alpha=0.4, label="TPOT")
+    ax1.set_yscale("log")
+    ax1.set_ylabel("ms (per request, by arrival)")
+    ax1.legend(markerscale=4, fontsize=8)
+    t, q = queue_length(res)
+    ax2.step(t, q, where="post", linewidth=0.8)
+    ax2.set_ylabel("requests waiting")
+    ax2.set_xlabel("simulated time (s)")
+    ax1.set_title(title, fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
