@@ -46,8 +46,7 @@ def report_view(rep: SimulationReport, percentile: str) -> View:
     """Tables of one simulated run."""
     s = rep.setup
     load = f"{s.rate_per_s:,.4g} req/s" if s.concurrency is None else f"{s.concurrency} concurrent clients"
-    title = (f"Simulated {rep.requests:,} requests of {s.model} on {s.replicas}× TP{s.tp}·PP{s.pp} {s.hardware} ({s.weights_dtype}), "
-             f"{load}, policy {s.policy}, router {s.router}")  # fmt: skip
+    title = f"Simulated latency: {rep.requests:,} requests, policy {s.policy}"
     rows: list[list[Any]] = []
     for name, st in (("TTFT", rep.ttft_ms), ("TPOT", rep.tpot_ms), ("end-to-end", rep.e2e_ms), ("queue wait", rep.queue_ms)):
         rows.append([name, _ms(st, "mean"), _ms(st, "p50"), _ms(st, "p90"), _ms(st, "p99")])
@@ -61,6 +60,8 @@ def report_view(rep: SimulationReport, percentile: str) -> View:
                ["goodput", f"{rep.goodput_requests_per_s:,.3g} req/s"]]  # fmt: skip
     th = rep.throughput
     run_rows: list[list[Any]] = [
+        ["deployment", f"{s.model} on {s.replicas}× TP{s.tp}·PP{s.pp} {s.hardware} ({s.weights_dtype}), router {s.router}"],
+        ["load", load],
         ["stable queue", "yes" if rep.stable else "NO: the queue grows without bound at this load"],
         ["finished / rejected", f"{rep.finished:,} / {rep.rejected:,}"],
         ["throughput", f"{th.requests_per_s:,.3g} req/s, {th.output_tokens_per_s:,.0f} output tok/s"],

@@ -14,8 +14,8 @@ in preemption. Keys are static per queue entry, so a queue is a binary heap (``O
     ``a = 0`` by default: pure SRTF, which starves long outputs under saturation). Before a step, if the queue's head cannot
     be admitted (batch cap or KV blocks), the decoding request with the largest predicted remaining
     output among those whose preemption would let the head in is preempted, when that remaining
-    exceeds ``margin`` times the head's (one per step: a recompute costs a re-prefill, so churn is
-    kept in check).
+    exceeds ``margin`` times the head's (one per step, and each request at most ``max_preemptions``
+    times: a recompute costs a re-prefill, so churn is kept in check).
 ``rr`` (round-robin time slicing)
     FCFS queue; before a step, if requests wait and the head cannot be admitted, the oldest decoding
     request that has run ``quantum`` decode steps since it (re)started, and whose preemption lets the
@@ -179,20 +179,26 @@ class SrtfScheduler(FcfsScheduler):
         the waiting head's (≥ 1).
     aging_tokens_per_s : float
         ``a`` of the queue key (≥ 0).
+    max_preemptions : int
+        Times one request may give way (≥ 0): every preemption re-prefills the victim's prompt and
+        output so far, and a long request preempted again and again costs more than it saves.
     """
 
-    def __init__(self, error: float = 0.0, seed: int = 0, margin: float = 2.0, aging_tokens_per_s: float = 0.0) -> None:
+    def __init__(self, error: float = 0.0, seed: int = 0, margin: float = 2.0, aging_tokens_per_s: float = 0.0,
+                 max_preemptions: int = 1) -> None:  # fmt: skip
         super().__init__()
-        if not error >= 0 or not margin >= 1 or not aging_tokens_per_s >= 0:
-            raise ValueError(f"error and aging must be >= 0 and margin >= 1, got {error}, {aging_tokens_per_s} and {margin}")
-        self.error, self.seed, self.margin, self.aging = error, seed, margin, aging_tokens_per_s
+        if not error >= 0 or not margin >= 1 or not aging_tokens_per_s >= 0 or max_preemptions < 0:
+            raise ValueError(f"error, aging and max_preemptions must be >= 0 and margin >= 1, got {error}, {aging_tokens_per_s}, "
+                             f"{max_preemptions} and {margin}")  # fmt: skip
+        self.error, self.seed, self.margin, self.aging, self.max_preemptions = error, seed, margin, aging_tokens_per_s, max_preemptions
         self._pred: list[float] = []
+        self._given_way: dict[int, int] = {}
         self._table: RequestTable | None = None
 
     def queue(self, table: RequestTable) -> WaitQueue:
         """Keyed by predicted remaining output ``Ô − g + a·arrival``."""
         if self._table is not table:
-            self._table, self._pred = table, predicted_outputs(table, self.error, self.seed)
+            self._table, self._pred, self._given_way = table, predicted_outputs(table, self.error, self.seed), {}
         pred, emitted, arr, a = self._pred, table.emitted, table.arrival_s, self.aging
         return KeyedQueue(lambda r: (pred[r] - emitted[r] + a * arr[r], arr[r]))
 
@@ -206,11 +212,13 @@ class SrtfScheduler(FcfsScheduler):
         if len(engine.running) < engine.max_seqs and engine.can_admit(head):
             return
         worst, victim = self.margin * (self._pred[head] - t.emitted[head]), -1
+        given = self._given_way
         for r in engine.decoders:
             left = self._pred[r] - (t.base[r] + engine.tick)
-            if left > worst and engine.admits_after_freeing(head, r):
+            if left > worst and given.get(r, 0) < self.max_preemptions and engine.admits_after_freeing(head, r):
                 worst, victim = left, r
         if victim >= 0:
+            given[victim] = given.get(victim, 0) + 1
             engine.preempt(victim)
 
 

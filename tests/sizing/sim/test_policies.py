@@ -178,3 +178,13 @@ def test_weighted_priority_needs_a_weight_per_class() -> None:
     req = _mixed(50, rate=1.0, classes=True)
     with pytest.raises(ValueError, match="no weight"):
         simulate(_linear, req, ONE_AT_A_TIME, scheduler=PriorityScheduler([1.0]))
+
+
+def test_srtf_caps_how_often_one_request_gives_way() -> None:
+    req = _mixed(5000, rate=7.0)
+    cfg = EngineConfig(max_num_seqs=12, max_batched_tokens=2048, kv_capacity_tokens=10**7)
+    never = simulate(_linear, req, cfg, scheduler=SrtfScheduler(max_preemptions=0))
+    assert never.preemptions == 0
+    once = SrtfScheduler(max_preemptions=1)
+    r = simulate(_linear, req, cfg, scheduler=once)
+    assert r.preemptions > 0 and max(once._given_way.values()) == 1 and sum(once._given_way.values()) == r.preemptions
