@@ -45,7 +45,7 @@ def test_same_seed_same_bytes_other_seed_other_bytes() -> None:
 def test_target_missed_exits_3_with_the_numbers() -> None:
     code, out, err = run(*BASE, "--rate", "4", "--requests", "500", "--ttft-ms", "1")
     assert code == 3 and "misses a target" in err and "TTFT" in err
-    assert "Simulated 500 requests" in out  # the result is still shown
+    assert "Simulated latency: 500 requests" in out  # the result is still shown
 
 
 def test_compare_policies_lists_every_policy_with_replicas_for_slo() -> None:
