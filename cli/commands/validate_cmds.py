@@ -58,6 +58,17 @@ def register(app: typer.Typer) -> None:
             Table("Error by hardware", cols, _summary_rows(by_hw)),
             Table("Error by metric class", cols, _summary_rows(by_class)),
         ]
+        from aicap.sizing.calibrate.under_load import KNEE_FACTOR, knees
+
+        predicted = {(r.case_id, r.metric): r.predicted for r in report.rows if r.predicted is not None}
+        found = knees(loaded, predicted)
+        if found:
+            doc["knees"] = [{"sweep": k.sweep, "rates": list(k.rates), "measured_knee": k.measured, "predicted_knee": k.predicted,
+                             "within_one_step": k.within_one_step} for k in found]  # fmt: skip
+            tables.append(Table(f"Knee of each rate sweep (first rate whose TTFT exceeds {KNEE_FACTOR:g}x its lowest-rate TTFT)",
+                                ["sweep", "rates (req/s)", "measured", "predicted", "within one step"],
+                                [[k.sweep, ", ".join(f"{r:g}" for r in k.rates), k.measured, k.predicted,
+                                  "yes" if k.within_one_step else "NO"] for k in found]))  # fmt: skip
         emit(View(doc, tables), fmt)
         if write_bands is not None:
             from aicap.cli.files import write_atomic

@@ -14,6 +14,7 @@ throughput is finished requests (tokens) over the simulated duration.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -99,4 +100,56 @@ def predict_under_load(case: dict[str, Any], cat: CatalogueLike, eff: Any, share
             out[f"{name}_ms_mean"] = float(v.mean())
             out[f"{name}_ms_p50"] = float(np.percentile(v, 50))
             out[f"{name}_ms_p99"] = float(np.percentile(v, 99))
+    return out
+
+
+KNEE_FACTOR = 3.0  # a sweep's knee: the first rate whose TTFT exceeds this multiple of the TTFT at its lowest rate
+TTFT_KEYS = ("ttft_ms_p50", "ttft_ms_mean")
+
+
+@dataclass(frozen=True)
+class Knee:
+    """Where a request-rate sweep's TTFT explodes, measured and predicted (``None``: not within the sweep)."""
+
+    sweep: str
+    rates: tuple[float, ...]
+    measured: float | None
+    predicted: float | None
+
+    @property
+    def within_one_step(self) -> bool:
+        """The predicted knee is the measured one or a neighbouring rate of the sweep (both absent counts)."""
+        pos = {r: k for k, r in enumerate(self.rates)}
+        m = len(self.rates) if self.measured is None else pos[self.measured]
+        p = len(self.rates) if self.predicted is None else pos[self.predicted]
+        return abs(m - p) <= 1
+
+
+def _knee(rates: list[float], ttft: list[float]) -> float | None:
+    return next((r for r, t in zip(rates, ttft, strict=True) if t > KNEE_FACTOR * ttft[0]), None)
+
+
+def knees(cases: list[dict[str, Any]], predicted: dict[tuple[str, str], float]) -> list[Knee]:
+    """Knees of every ``server`` sweep with three or more rates and a TTFT at each.
+
+    A sweep is the cases sharing source, model, hardware, framework, layout and dataset; ``predicted``
+    maps ``(case id, metric)`` to the prediction. The knee is the first rate whose TTFT exceeds
+    :data:`KNEE_FACTOR` times the TTFT at the sweep's lowest rate.
+    """
+    groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+    for c in cases:
+        if c["kind"] == "server" and c.get("request_rate"):
+            fields = [str(c.get(k)) for k in ("source_key", "model", "hardware", "framework", "tp", "pp")]
+            key = (*fields, str((c.get("dataset") or {}).get("name")))
+            groups.setdefault(key, []).append(c)
+    out = []
+    for key, group in sorted(groups.items()):
+        group.sort(key=lambda c: float(c["request_rate"]))
+        metric = next((m for m in TTFT_KEYS if all(m in c["metrics"] and (c["id"], m) in predicted for c in group)), None)
+        if len(group) < 3 or metric is None:
+            continue
+        rates = [float(c["request_rate"]) for c in group]
+        meas = _knee(rates, [float(c["metrics"][metric]) for c in group])
+        pred = _knee(rates, [predicted[c["id"], metric] for c in group])
+        out.append(Knee(" ".join(key[:4]) + f" tp{key[4]} {key[6][:40]}", tuple(rates), meas, pred))
     return out

@@ -49,7 +49,9 @@ def test_target_missed_exits_3_with_the_numbers() -> None:
 
 
 def test_compare_policies_lists_every_policy_with_replicas_for_slo() -> None:
-    d = doc(*BASE, "--rate", "30", "--requests", "600", "--max-num-seqs", "32", "--ttft-ms", "1000", "--tpot-ms", "80", "--compare-policies")
+    d = doc(
+        *BASE, "--rate", "30", "--requests", "600", "--max-num-seqs", "32", "--ttft-ms", "1000", "--tpot-ms", "80", "--compare-policies"
+    )
     assert [p["policy"] for p in d["policies"]] == ["fcfs", "sjf", "srtf", "rr", "priority", "edf"]
     for p in d["policies"]:
         assert set(p) >= {"policy", "ttft_ms", "tpot_ms", "queue_ms", "slo_attainment", "replicas_for_slo"}
@@ -78,7 +80,7 @@ def test_priority_classes_in_the_table(tmp_path: Path) -> None:
 
 def test_a_plan_is_simulated_deployment_by_deployment(tmp_path: Path) -> None:
     plan = tmp_path / "plan.json"
-    code, out, err = run("size", "-f", "json", "--output", str(plan))
+    code, _, err = run("size", "-f", "json", "--output", str(plan))
     assert code == 0, err
     d = doc("simulate", str(plan))
     assert d["holds"] is True

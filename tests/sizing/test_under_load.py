@@ -61,3 +61,22 @@ def test_more_load_means_more_latency_and_saturated_throughput() -> None:
     assert hi["requests_s"] < 40.0  # it cannot keep up: throughput is the replica's, not the offered rate
     closed = predict(case(kind="closed_loop", batch=8, request_rate=None, num_requests=200), CAT)
     assert closed["requests_s"] > 0 and closed["ttft_ms_p50"] > 0
+
+
+def test_knees_of_sweeps() -> None:
+    from aicap.sizing.calibrate.under_load import knees
+
+    def c(i: int, rate: float, ttft: float, src: str = "S") -> dict[str, Any]:
+        return {"id": f"{src}{i}", "kind": "server", "source_key": src, "model": "m", "hardware": "h", "framework": "f", "tp": 1,
+                "pp": 1, "request_rate": rate, "metrics": {"ttft_ms_p50": ttft}}  # fmt: skip
+
+    sweep = [c(0, 1, 100), c(1, 2, 120), c(2, 4, 350), c(3, 8, 900)]  # measured knee at 4 req/s
+    short = [c(0, 1, 100, "T"), c(1, 2, 500, "T")]  # two rates: not a sweep
+    pred = {("S0", "ttft_ms_p50"): 50.0, ("S1", "ttft_ms_p50"): 60.0, ("S2", "ttft_ms_p50"): 200.0, ("S3", "ttft_ms_p50"): 300.0,
+            ("T0", "ttft_ms_p50"): 1.0, ("T1", "ttft_ms_p50"): 9.0}  # fmt: skip
+    (k,) = knees(sweep + short, pred)
+    assert (k.rates, k.measured, k.predicted) == ((1.0, 2.0, 4.0, 8.0), 4.0, 4.0) and k.within_one_step
+    pred["S2", "ttft_ms_p50"] = 60.0
+    pred["S3", "ttft_ms_p50"] = 60.0  # never explodes within the sweep: two steps past the measured knee
+    (k,) = knees(sweep, pred)
+    assert k.predicted is None and not k.within_one_step
