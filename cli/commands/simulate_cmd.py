@@ -290,13 +290,13 @@ def register(app: typer.Typer) -> None:
                                                concurrency=concurrency, seed=seed, traffic=label, jobs=jobs, on_done=tick)  # fmt: skip
             emit(compare_view(compared, percentile), fmt)
             return
-        rep, raw = replay.run_detailed(setup, reqs, policy=policy, options=options, targets=targets, concurrency=concurrency, seed=seed,
+        rep, raw, stats = replay.run_detailed(setup, reqs, policy=policy, options=options, targets=targets, concurrency=concurrency, seed=seed,
                                        traffic=label)  # fmt: skip
         if plot is not None:
             from aicap.sizing.sim.plot import plot_run
 
             s = rep.setup
-            plot_run(raw, str(plot), f"{s.model} on {s.replicas}× TP{s.tp}·PP{s.pp} {s.hardware}, {s.traffic}, policy {s.policy}")
+            plot_run(raw, stats, str(plot), f"{s.model} on {s.replicas}× TP{s.tp}·PP{s.pp} {s.hardware}, {s.traffic}, policy {s.policy}")
             info(f"aicap: wrote {plot}")
         emit(report_view(rep, percentile), fmt)
         if (ttft_ms is not None or tpot_ms is not None) and not replay.holds(rep, percentile):

@@ -36,6 +36,7 @@ from aicap.sizing.sim.result import SimResult
 from aicap.sizing.sim.scheduler import FcfsScheduler, Scheduler
 from aicap.sizing.sim.virtual_engine import DONE, REJECTED, WAITING, RequestTable, VirtualEngine
 
+TIMELINE_POINTS = 4096
 Router = Literal["round_robin", "least_outstanding", "shortest_queue"]
 ROUTERS: tuple[Router, ...] = ("round_robin", "least_outstanding", "shortest_queue")
 
@@ -54,6 +55,10 @@ class ClusterStats:
         KV blocks of one replica.
     peak_kv_share : float
         Largest share of one replica's KV blocks held at a step start.
+    timeline : tuple of (float, int, int, int)
+        Samples ``(t [s], running, waiting, KV blocks held)`` over all replicas at step starts: every
+        step until :data:`TIMELINE_POINTS` are held, then every 2nd, 4th, … (the list is thinned as
+        the run grows, so it spans the whole run with at most that many points).
     """
 
     busy_s: tuple[float, ...]
@@ -61,6 +66,7 @@ class ClusterStats:
     running_s: float
     kv_blocks: int
     peak_kv_share: float
+    timeline: tuple[tuple[float, int, int, int], ...] = ()
 
 
 class _Replica:
@@ -129,6 +135,8 @@ def simulate_cluster(step: StepTime, requests: Requests, config: EngineConfig, *
     events: list[tuple[float, int]] = []  # (step end, replica)
     idle = set(range(replicas))
     routed = 0
+    timeline: list[tuple[float, int, int, int]] = []
+    stride = 1
 
     def route() -> int:
         if router == "round_robin" or replicas == 1:
@@ -138,7 +146,7 @@ def simulate_cluster(step: StepTime, requests: Requests, config: EngineConfig, *
         return min(range(replicas), key=lambda k: (reps[k].waiting(), reps[k].running(), k))
 
     def start(k: int, t: float) -> None:
-        nonlocal steps, kv_block_s, running_s, peak_kv
+        nonlocal steps, kv_block_s, running_s, peak_kv, stride, timeline
         rep = reps[k]
         for i in rep.pending:  # as the one-replica loop: requests reach a virtual engine at a step boundary
             ve = rep.engines[0] if p == 1 else min(rep.engines, key=lambda e: e.load)
@@ -172,6 +180,12 @@ def simulate_cluster(step: StepTime, requests: Requests, config: EngineConfig, *
         running_s += running * dur
         peak_kv = max(peak_kv, used / max(config.blocks, 1))
         heapq.heappush(events, (t + dur, k))
+        if steps % stride == 0:
+            held = sum(e.used for r in reps for e in r.engines)
+            timeline.append((t, sum(r.running() for r in reps), sum(r.waiting() for r in reps), held))
+            if len(timeline) >= TIMELINE_POINTS:
+                timeline = timeline[::2]
+                stride *= 2
 
     def send_next(t: float) -> None:
         if closed:
@@ -239,5 +253,5 @@ def simulate_cluster(step: StepTime, requests: Requests, config: EngineConfig, *
         duration_s=t, arrival_s=arr_for_result, rejected=rejected, queue_s=admitted - arr, priority=requests.priority,
     )  # fmt: skip
     stats = ClusterStats(busy_s=tuple(r.busy for r in reps), kv_block_s=kv_block_s, running_s=running_s, kv_blocks=config.blocks,
-                         peak_kv_share=peak_kv)  # fmt: skip
+                         peak_kv_share=peak_kv, timeline=tuple(timeline))  # fmt: skip
     return result, stats

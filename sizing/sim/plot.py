@@ -1,4 +1,6 @@
-"""Pictures of one simulated run: latency and queue length over time (needs the ``plot`` extra: matplotlib).
+"""Pictures of one simulated run: latency, queue length, running batch and KV-cache use over time.
+
+Needs the ``plot`` extra (matplotlib).
 
 The queue length at time ``t`` is the number of requests that have arrived but not yet been admitted,
 ``Q(t) = #{arrival ≤ t} − #{admission ≤ t}``, drawn as a step function over the run.
@@ -9,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from aicap.sizing.core.errors import InputError
+from aicap.sizing.sim.cluster import ClusterStats
 from aicap.sizing.sim.result import SimResult
 
 
@@ -21,8 +24,10 @@ def queue_length(res: SimResult) -> tuple[np.ndarray, np.ndarray]:
     return t[order], np.cumsum(step[order])
 
 
-def plot_run(res: SimResult, path: str, title: str) -> None:
-    """Write TTFT and TPOT per request by arrival time, and the queue length over time, to ``path`` (.png or .svg).
+def plot_run(res: SimResult, stats: ClusterStats, path: str, title: str) -> None:
+    """Write TTFT and TPOT per request by arrival time, the queue length, and the running batch and KV use over time to ``path``.
+
+    ``path`` ends in .png or .svg.
 
     Raises
     ------
@@ -36,7 +41,7 @@ def plot_run(res: SimResult, path: str, title: str) -> None:
         import matplotlib.pyplot as plt
     except ImportError:
         raise InputError("--plot needs matplotlib: pip install '.[plot]' from the aicap repository") from None
-    fig, (ax1, ax2) = plt.subplots(2, 1, figsize=(8, 6), sharex=True)
+    fig, (ax1, ax2, ax3) = plt.subplots(3, 1, figsize=(8, 8), sharex=True)
     ax1.scatter(res.arrival_s, res.ttft_s * 1e3, s=2, alpha=0.4, label="TTFT")
     if not np.isnan(res.tpot_s).all():
         ax1.scatter(res.arrival_s, res.tpot_s * 1e3, s=2, alpha=0.4, label="TPOT")
@@ -46,7 +51,14 @@ def plot_run(res: SimResult, path: str, title: str) -> None:
     t, q = queue_length(res)
     ax2.step(t, q, where="post", linewidth=0.8)
     ax2.set_ylabel("requests waiting")
-    ax2.set_xlabel("simulated time (s)")
+    if stats.timeline:
+        tl = np.array(stats.timeline, dtype=np.float64)
+        ax3.plot(tl[:, 0], tl[:, 1], linewidth=0.8, label="running (all replicas)")
+        ax3.set_ylabel("requests running")
+        kv = ax3.twinx()
+        kv.plot(tl[:, 0], 100.0 * tl[:, 3] / max(stats.kv_blocks * len(stats.busy_s), 1), color="tab:red", linewidth=0.8)
+        kv.set_ylabel("KV cache held (%)", color="tab:red")
+    ax3.set_xlabel("simulated time (s)")
     ax1.set_title(title, fontsize=9)
     fig.tight_layout()
     fig.savefig(path)

@@ -126,8 +126,8 @@ def run(setup: Setup, requests: Requests, *, policy: str = "fcfs", options: Poli
 
 def run_detailed(setup: Setup, requests: Requests, *, policy: str = "fcfs", options: PolicyOptions | None = None,
                  targets: Targets | None = None, concurrency: int | None = None, seed: int = 0,
-                 traffic: str = "") -> tuple[SimulationReport, SimResult]:  # fmt: skip
-    """Simulate ``requests`` on ``setup`` under ``policy``; the summary and the per-request result.
+                 traffic: str = "") -> tuple[SimulationReport, SimResult, ClusterStats]:  # fmt: skip
+    """Simulate ``requests`` on ``setup`` under ``policy``; the summary, the per-request result and the replicas' statistics.
 
     Parameters
     ----------
@@ -157,7 +157,7 @@ def run_detailed(setup: Setup, requests: Requests, *, policy: str = "fcfs", opti
                    traffic=traffic, rate_per_s=None if concurrency else _rate(requests), concurrency=concurrency,
                    mean_input_tokens=round(float(requests.input_tokens.mean()), 2),
                    mean_output_tokens=round(float(requests.output_tokens.mean()), 2), seed=seed)  # fmt: skip
-    return report(res[0], res[1], requests.input_tokens, requests.output_tokens, tg, doc, kv=lay.decoder is not None), res[0]
+    return report(res[0], res[1], requests.input_tokens, requests.output_tokens, tg, doc, kv=lay.decoder is not None), res[0], res[1]
 
 
 def run_raw(setup: Setup, requests: Requests, *, policy: str = "fcfs", options: PolicyOptions | None = None,

@@ -54,6 +54,15 @@ class ClassResult(_Doc):
     slo_attainment: float | None
 
 
+class TimePoint(_Doc):
+    """Means over one slice of the run, all replicas together."""
+
+    t_s: float
+    running: float
+    waiting: float
+    kv_share: float | None
+
+
 class Targets(_Doc):
     """The SLO requests are checked against [ms]; ``None``: not checked."""
 
@@ -108,6 +117,7 @@ class SimulationReport(_Doc):
     mean_running_per_replica: float
     kv_cache_use: dict[str, float] | None
     classes: list[ClassResult]
+    timeline: list[TimePoint]
 
 
 def _r(x: float) -> float:
@@ -131,6 +141,29 @@ def meets_slo(res: SimResult, targets: Targets, output_tokens: NDArray[np.int64]
     if targets.tpot_ms is not None:
         ok &= (output_tokens < 2) | (np.nan_to_num(res.tpot_s, nan=np.inf) * 1e3 <= targets.tpot_ms)
     return np.asarray(ok, dtype=bool)
+
+
+TIMELINE_SLICES = 50
+
+
+def timeline(stats: ClusterStats, duration_s: float, kv: bool) -> list[TimePoint]:
+    """The step-start samples of ``stats`` averaged over :data:`TIMELINE_SLICES` equal slices of the run.
+
+    ``t_s`` is a slice's start; a slice without a sample (the replicas idle) is left out. ``kv_share``
+    is the KV blocks held over those of all replicas (``None`` for encoders).
+    """
+    if not stats.timeline or duration_s <= 0:
+        return []
+    a = np.array(stats.timeline, dtype=np.float64)
+    width = duration_s / TIMELINE_SLICES
+    k = np.minimum((a[:, 0] / width).astype(np.int64), TIMELINE_SLICES - 1)
+    total_blocks = max(stats.kv_blocks, 1) * max(len(stats.busy_s), 1)
+    out = []
+    for j in np.unique(k).tolist():
+        m = a[k == j]
+        out.append(TimePoint(t_s=_r(j * width), running=_r(float(m[:, 1].mean())), waiting=_r(float(m[:, 2].mean())),
+                             kv_share=_r(float(m[:, 3].mean()) / total_blocks) if kv else None))  # fmt: skip
+    return out
 
 
 def report(res: SimResult, stats: ClusterStats, input_tokens: NDArray[np.int64], output_tokens: NDArray[np.int64], targets: Targets,
@@ -169,5 +202,5 @@ def report(res: SimResult, stats: ClusterStats, input_tokens: NDArray[np.int64],
         utilisation=_r(float(busy.mean()) / dur), mean_running_per_replica=_r(stats.running_s / dur / replicas),
         kv_cache_use=({"mean": _r(stats.kv_block_s / dur / replicas / max(stats.kv_blocks, 1)), "peak": _r(stats.peak_kv_share)}
                       if kv else None),
-        classes=classes,
+        classes=classes, timeline=timeline(stats, res.duration_s, kv),
     )  # fmt: skip

@@ -59,6 +59,17 @@ def test_state_aware_routers_beat_round_robin_on_the_tail() -> None:
         assert max(stats.busy_s) < 1.1 * min(stats.busy_s)  # load spread evenly
 
 
+def test_timeline_spans_the_run_within_its_point_budget() -> None:
+    from aicap.sizing.sim.cluster import TIMELINE_POINTS
+
+    req = _mixed(20_000, rate=6.0, seed=4)
+    res, stats = simulate_cluster(_linear, req, CFG, replicas=2)
+    t = np.array([p[0] for p in stats.timeline])
+    assert TIMELINE_POINTS // 2 <= t.size < TIMELINE_POINTS and res.steps > TIMELINE_POINTS
+    assert (np.diff(t) >= 0).all() and t[-1] > 0.9 * res.duration_s
+    assert max(p[1] for p in stats.timeline) <= 2 * CFG.max_num_seqs and max(p[3] for p in stats.timeline) <= 2 * CFG.blocks
+
+
 def test_littles_law_holds_for_the_running_set() -> None:
     """Time-average of requests running = throughput × mean time from admission to finish."""
     req = _mixed(20_000, rate=6.0, seed=4)

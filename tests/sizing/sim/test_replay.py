@@ -57,6 +57,9 @@ def test_report_of_a_light_load_run() -> None:
     assert rep.kv_cache_use is not None and 0 < rep.kv_cache_use["mean"] <= rep.kv_cache_use["peak"] <= 1
     assert rep.setup.kv_cache_tokens and rep.setup.policy == "fcfs" and rep.classes == []
     assert replay.holds(rep, "p99")
+    tl = rep.timeline
+    assert 10 <= len(tl) <= 50 and all(a.t_s < b.t_s for a, b in zip(tl, tl[1:], strict=False))
+    assert all(p.kv_share is not None and 0 <= p.kv_share <= 1 and p.running >= 0 for p in tl)
     tight = replay.run(replay.Setup(layout()), req, targets=Targets(ttft_ms=1.0))
     assert tight.slo_attainment == 0.0 and not replay.holds(tight, "p50")
 
@@ -66,6 +69,7 @@ def test_encoder_requests_never_decode() -> None:
     rep = replay.run(replay.Setup(layout("bge-large-en", "l4")), req)
     assert rep.finished == 500 and rep.tpot_ms.mean is None and rep.throughput.output_tokens_per_s == 0
     assert rep.kv_cache_use is None and rep.setup.kv_cache_tokens is None and rep.setup.mean_output_tokens == 0
+    assert rep.timeline and all(p.kv_share is None for p in rep.timeline)
 
 
 def test_classes_are_reported_apart() -> None:
