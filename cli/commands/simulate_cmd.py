@@ -167,6 +167,8 @@ def register(app: typer.Typer) -> None:
             float, typer.Option("--predictor-error", help="Log-normal σ of the output-length predictor (sjf, srtf).")
         ] = 0.0,
         quantum: Annotated[int, typer.Option("--quantum", help="Round-robin time slice, decode steps.")] = 256,
+        sjf_by: Annotated[str, typer.Option("--sjf-by", help="SJF job size: work (prompt + predicted output) or prompt.")] = "work",
+        aging: Annotated[float, typer.Option("--aging", help="SJF aging: tokens of job size forgiven per second waited.")] = 100.0,
         max_num_seqs: Annotated[
             int | None, typer.Option("--max-num-seqs", help="Running-batch cap per replica (default: the runtime's).")
         ] = None,
@@ -220,7 +222,11 @@ def register(app: typer.Typer) -> None:
             raise InputError(f"--plot {plot}: the file must end in .png or .svg")
         if not predictor_error >= 0:
             raise InputError(f"--predictor-error {predictor_error}: must be >= 0")
-        options = replay.PolicyOptions(predictor_error=predictor_error, quantum_steps=quantum,
+        if not aging >= 0:
+            raise InputError(f"--aging {aging}: must be >= 0 tokens/s")
+        if sjf_by not in ("work", "prompt"):
+            raise InputError(f"--sjf-by {sjf_by!r}: valid: work, prompt")
+        options = replay.PolicyOptions(predictor_error=predictor_error, quantum_steps=quantum, aging_tokens_per_s=aging, sjf_by=sjf_by,
                                        class_weights=_floats(class_weights, "--class-weights"))  # fmt: skip
         on = not STATE.quiet
         if plan is not None:

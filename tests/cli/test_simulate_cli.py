@@ -138,3 +138,11 @@ def test_plot_writes_a_picture(tmp_path: Path) -> None:
 def test_plot_suffix_is_checked() -> None:
     code, _, err = run(*BASE, "--rate", "5", "--plot", "run.pdf")
     assert code == 2 and ".png or .svg" in err
+
+
+def test_sjf_options_change_the_run() -> None:
+    base = [*BASE, "--rate", "25", "--requests", "1500", "--max-num-seqs", "16", "--policy", "sjf", "--dataset", "azure-code-2023"]
+    work, prompt = doc(*base), doc(*base, "--sjf-by", "prompt", "--aging", "0")
+    assert work["ttft_ms"] != prompt["ttft_ms"]
+    code, _, err = run(*base, "--sjf-by", "size")
+    assert code == 2 and "--sjf-by" in err

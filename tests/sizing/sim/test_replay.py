@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import replace
 
 import numpy as np
@@ -58,7 +59,7 @@ def test_report_of_a_light_load_run() -> None:
     assert rep.setup.kv_cache_tokens and rep.setup.policy == "fcfs" and rep.classes == []
     assert replay.holds(rep, "p99")
     tl = rep.timeline
-    assert 10 <= len(tl) <= 50 and all(a.t_s < b.t_s for a, b in zip(tl, tl[1:], strict=False))
+    assert 10 <= len(tl) <= 50 and all(a.t_s < b.t_s for a, b in itertools.pairwise(tl))
     assert all(p.kv_share is not None and 0 <= p.kv_share <= 1 and p.running >= 0 for p in tl)
     tight = replay.run(replay.Setup(layout()), req, targets=Targets(ttft_ms=1.0))
     assert tight.slo_attainment == 0.0 and not replay.holds(tight, "p50")
