@@ -152,6 +152,14 @@ def register(app: typer.Typer) -> None:
 
         typer.echo(to_json(Fleet.model_json_schema()), nl=False)
 
+    @schema_app.command("simulation")
+    @guarded
+    def schema_simulation() -> None:
+        """Print the JSON Schema of the report `aicap simulate --format json` prints for one run."""
+        from aicap.sizing.sim.report import SimulationReport
+
+        typer.echo(to_json(SimulationReport.model_json_schema()), nl=False)
+
     from aicap.cli.commands import ci_cmds
 
     ci_cmds.register(app, schema_app)

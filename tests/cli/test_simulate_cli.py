@@ -146,3 +146,13 @@ def test_sjf_options_change_the_run() -> None:
     assert work["ttft_ms"] != prompt["ttft_ms"]
     code, _, err = run(*base, "--sjf-by", "size")
     assert code == 2 and "--sjf-by" in err
+
+
+def test_schema_of_the_report_validates_a_run() -> None:
+    from aicap.sizing.sim.report import SimulationReport
+
+    code, out, _ = run("schema", "simulation")
+    schema = json.loads(out)
+    assert code == 0 and {"ttft_ms", "throughput", "slo_attainment", "timeline"} <= set(schema["properties"])
+    d = doc(*BASE, "--rate", "3", "--requests", "300")
+    assert SimulationReport.model_validate(d).requests == 300
