@@ -11,6 +11,7 @@ from aicap.cli.render import Format, Table, View, emit, to_json, to_yaml
 from aicap.cli.state import catalogue, guarded, info
 
 if TYPE_CHECKING:
+    from aicap.sizing.core.period_plan import PeriodPlan
     from aicap.sizing.core.plan import Plan
 
 FormatOpt = Annotated[Format, typer.Option("--format", "-f", help="Output format.")]
@@ -65,6 +66,37 @@ def plan_view(plan: Plan) -> View:
     return View(plan.to_dict(), tables, [f"warning: {w}" for w in plan.warnings])
 
 
+def period_plan_view(plan: PeriodPlan) -> View:
+    """Tables of a plan over demand periods: the hours, the deployments, and the totals."""
+    names = [w.name for w in plan.periods[0].workloads] if plan.periods else []
+    rows = []
+    for p in plan.periods:
+        inst = ", ".join(f"{i.count}× {i.instance_type} ({i.pricing})" for i in p.instances)
+        cells = [f"{w.demand_requests_per_s:,.3g}/{w.capacity_requests_per_s:,.3g} ({sum(w.replicas)})" for w in p.workloads]
+        rows.append([p.start_hour, p.usd_per_hour, *cells, inst])
+    deps = [[d.workload, d.instance_type, f"{d.devices}×{d.hardware}", f"TP{d.tp}·PP{d.pp}", d.weights_dtype, d.capacity_requests_per_s,
+             d.ttft_ms, d.tpot_ms] for ds in plan.deployments.values() for d in ds]  # fmt: skip
+    t = plan.totals
+    od = "-" if t.on_demand_only_usd_per_month is None else f"${t.on_demand_only_usd_per_month:,.0f}/month"
+    reserved = ", ".join(f"{r.count}× {r.instance_type} ({r.pricing}, ${r.usd_per_month:,.0f}/month)" for r in t.reserved) or "none"
+    total_rows: list[list[object]] = [
+        ["this plan", f"${t.usd_per_month:,.0f}/month"],
+        ["static plan sized for each workload's peak", f"${t.static_peak_usd_per_month:,.0f}/month (this plan saves {t.savings_vs_static_pct:.1f}%)"],
+        ["the same profile on on-demand only", od],
+        ["reserved commitment (whole horizon)", reserved],
+        ["devices at the busiest hour", t.peak_devices],
+        ["lead time", f"{plan.lead_time_min:,.1f} min: each hour's capacity covers the next {plan.lead_periods} hour(s)' demand too"],
+        ["solver", f"{plan.solver.status}, within {plan.solver.gap_pct:.3g}% of the lower bound"],
+    ]  # fmt: skip
+    tables = [
+        Table(f"Plan by hour ({'/'.join(plan.pricing_models)} prices; requests/s demand/capacity and replicas per workload)",
+              ["hour", "$/hour", *names, "instances"], rows),
+        Table("Deployments used", ["workload", "instance", "devices", "layout", "dtype", "req/s per replica", "TTFT ms", "TPOT ms"], deps),
+        Table("Totals", ["", "value"], total_rows),
+    ]  # fmt: skip
+    return View(plan.to_dict(), tables, notes=list(plan.warnings))
+
+
 def register(app: typer.Typer) -> None:
     """Add ``size`` and ``schema`` to the root app."""
 
@@ -83,7 +115,7 @@ def register(app: typer.Typer) -> None:
         cloud: Annotated[str | None, typer.Option("--cloud", help="Comma-separated clouds: aws,gcp,azure.")] = None,
         hardware: Annotated[str | None, typer.Option("--hardware", help="Comma-separated device ids to allow.")] = None,
         precision: Annotated[str | None, typer.Option("--precision", help="Comma-separated weight formats to allow (default bf16,fp8).")] = None,
-        pricing: Annotated[str | None, typer.Option("--pricing", help="on_demand, spot, reserved_1y or reserved_3y.")] = None,
+        pricing: Annotated[str | None, typer.Option("--pricing", help="on_demand, spot, reserved_1y or reserved_3y; a comma-separated list lets the plan mix them hour by hour.")] = None,
         budget: Annotated[float | None, typer.Option("--budget", help="Monthly budget in USD.")] = None,
         objective: Annotated[str | None, typer.Option("--objective", help="cost (default), latency or throughput (the last two need --budget).")] = None,
         single_type: Annotated[bool, typer.Option("--single-type", help="Use one device type for the whole fleet.")] = False,
@@ -111,6 +143,25 @@ def register(app: typer.Typer) -> None:
         else:
             info("aicap: no fleet given; sizing the built-in example (chat, long-context summariser, embeddings). See `aicap size --help`.")
             fleet = builtin_fleet(**overrides)
+        if any(w.profile is not None for w in fleet.workloads) or len(fleet.constraints.pricing_models) > 1:
+            if verify:
+                raise InputError("--verify of a plan over demand periods is not supported yet; verify the static plan at the peak instead")
+            from aicap.sizing.plan.periods import size_periods
+
+            try:
+                pplan = size_periods(fleet, cat)
+            except InputError as exc:
+                if fleet_file is None or str(exc).startswith(str(fleet_file)):
+                    raise
+                raise InputError(f"{fleet_file}: {exc}") from None
+            pview = period_plan_view(pplan)
+            for note in pview.notes:
+                info(f"aicap: {note}")
+            if output is not None:
+                write_atomic(output, to_yaml(pview.document) if output.suffix in {".yaml", ".yml"} else to_json(pview.document))
+                info(f"aicap: wrote plan to {output}")
+            emit(View(pview.document, pview.tables), fmt)
+            return
         try:
             if verify:
                 from aicap.sizing.sim.verify import size_verified

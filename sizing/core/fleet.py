@@ -22,6 +22,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt, PrivateAttr, field_validator, model_validator
 
+from aicap.sizing.core.profile import Diurnal, check_hours
 from aicap.sizing.core.specs.instance import PricingModel
 
 Percentile = Literal["p50", "p90", "p95", "p99"]
@@ -70,16 +71,20 @@ class Workload(_Doc):
 
     Give traffic as ``requests_per_s`` or ``tokens_per_s`` (output tokens/s; items/s for encoders
     and generic models), or neither with the ``throughput`` objective (then the plan buys the most
-    capacity the budget allows). Lengths are means, or histograms: the weighted mean sets throughput,
-    the bin at the latency percentile sets the TTFT tail, and the largest bin bounds memory.
+    capacity the budget allows). ``requests_per_s`` may be an hourly profile (24 or 168 rates, or a
+    ``diurnal`` shape; :mod:`aicap.sizing.core.profile`): the fleet is then planned period by period
+    (:mod:`aicap.sizing.plan.periods`), with at least ``min_replicas`` replicas in every hour.
+    Lengths are means, or histograms: the weighted mean sets throughput, the bin at the latency
+    percentile sets the TTFT tail, and the largest bin bounds memory.
     ``arrival_cv`` is the coefficient of variation of inter-arrival times: 1 for Poisson arrivals,
     above 1 for bursty traffic (queueing waits grow by ``(1 + cv²)/2``).
     """
 
     name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
     model: str
-    requests_per_s: PositiveFloat | None = None
+    requests_per_s: PositiveFloat | list[float] | Diurnal | None = None
     tokens_per_s: PositiveFloat | None = None
+    min_replicas: int = Field(1, ge=0, le=100_000, description="replicas kept in every period of a profile plan")
     input_tokens: PositiveInt | list[LengthBin] = 1024
     output_tokens: PositiveInt | list[LengthBin] = 256
     slo: Slo = Slo()
@@ -88,8 +93,16 @@ class Workload(_Doc):
 
     @field_validator("requests_per_s")
     @classmethod
-    def _rate_not_tiny(cls, v: float | None) -> float | None:
-        if v is not None and v < MIN_REQUESTS_PER_S:
+    def _rate_not_tiny(cls, v: float | list[float] | Diurnal | None) -> float | list[float] | Diurnal | None:
+        if isinstance(v, list):
+            check_hours(v, "requests_per_s")
+            if max(v) < MIN_REQUESTS_PER_S:
+                raise ValueError(f"the profile's peak: {too_small_rate()}")
+        elif isinstance(v, Diurnal):
+            v.rates()  # checks trough <= peak
+            if v.peak < MIN_REQUESTS_PER_S:
+                raise ValueError(f"the profile's peak: {too_small_rate()}")
+        elif v is not None and v < MIN_REQUESTS_PER_S:
             raise ValueError(too_small_rate())
         return v
 
@@ -128,10 +141,23 @@ class Workload(_Doc):
         return self.requests_per_s is not None or self.tokens_per_s is not None
 
     @property
+    def profile(self) -> tuple[float, ...] | None:
+        """Hourly demanded rates [requests/s] when ``requests_per_s`` is a profile, else ``None``."""
+        v = self.requests_per_s
+        if isinstance(v, Diurnal):
+            return v.rates()
+        if isinstance(v, list):
+            return tuple(float(x) for x in v)
+        return None
+
+    @property
     def rate(self) -> float | None:
-        """Demanded requests per second (``tokens_per_s`` over the mean output), ``None`` when not given."""
-        if self.requests_per_s is not None:
-            return self.requests_per_s
+        """Demanded requests per second (``tokens_per_s`` over the mean output; a profile's peak), ``None`` when not given."""
+        p = self.profile
+        if p is not None:
+            return max(p)
+        if isinstance(self.requests_per_s, float | int):
+            return float(self.requests_per_s)
         if self.tokens_per_s is not None:
             return self.tokens_per_s / max(self.mean_output, 1.0)
         return None
@@ -184,7 +210,17 @@ class Constraints(_Doc):
         description="most instances of any one type a plan may buy unless `availability` says otherwise: a quota a real "
         "account gets; a demand beyond it is more likely a unit slip than a real fleet",
     )
-    pricing: PricingModel = "on_demand"
+    pricing: PricingModel | list[PricingModel] = Field(
+        "on_demand", description="pricing model, or a list of them for a profile plan to mix (reserved_1y/3y bought for the horizon)"
+    )
+    spot_max_share: float = Field(0.5, ge=0, le=1, description="most of a period's devices a profile plan may rent as spot")
+    spot_headroom: float = Field(0.2, ge=0, lt=1, description="share of each spot instance's devices kept free against interruptions")
+    lead_time_min: float | None = Field(
+        None,
+        ge=0,
+        le=24 * 60,
+        description="minutes from ordering capacity to serving on it (default: weights over a load bandwidth plus a start-up time)",
+    )
     hours_per_month: float = Field(730.0, ge=1, le=744, description="hours a month is billed for (730 = 8,760/12; 1 to 744)")
     budget_usd_per_month: PositiveFloat | None = None
     objective: Literal["cost", "latency", "throughput"] = "cost"
@@ -195,9 +231,22 @@ class Constraints(_Doc):
         for name, cap in self.availability.items():
             if cap < 0:
                 raise ValueError(f"availability cap of {name} must be >= 0")
+        if isinstance(self.pricing, list) and not self.pricing:
+            raise ValueError("pricing: list at least one pricing model")
         if self.objective != "cost" and self.budget_usd_per_month is None:
             raise ValueError(f"objective '{self.objective}' needs budget_usd_per_month")
         return self
+
+    @property
+    def pricing_models(self) -> tuple[PricingModel, ...]:
+        """The allowed pricing models, in the order given (duplicates dropped)."""
+        models = [self.pricing] if isinstance(self.pricing, str) else self.pricing
+        return tuple(dict.fromkeys(models))
+
+    @property
+    def price_model(self) -> PricingModel:
+        """The pricing model a static plan prices with (the first allowed)."""
+        return self.pricing_models[0]
 
     def cap(self, instance: str) -> float:
         """Most instances of type ``instance`` a plan may buy."""

@@ -48,9 +48,11 @@ def alternatives(fleet: Fleet, insts: list[InstanceSpec], all_cands: dict[str, l
             spend: dict[str, float] = {}
             for x, r in zip(feas, alt.replicas, strict=True):
                 if r > 0:
-                    spend[x.workload] = spend.get(x.workload, 0.0) + r * cost_per_rps(x, by_name[x.instance], c.pricing) * x.capacity_rps
+                    spend[x.workload] = (
+                        spend.get(x.workload, 0.0) + r * cost_per_rps(x, by_name[x.instance], c.price_model) * x.capacity_rps
+                    )
             worst = max(spend, key=lambda k: spend[k])
-            best = min((x for x in feas if x.workload == worst), key=lambda x: cost_per_rps(x, by_name[x.instance], c.pricing))
+            best = min((x for x in feas if x.workload == worst), key=lambda x: cost_per_rps(x, by_name[x.instance], c.price_model))
             why = (f"costs more for the same traffic; for '{worst}' its most cost-effective layout (TP{best.tp}·PP{best.pp}, "
                    f"{best.weights_dtype}) carries {best.capacity_rps:,.3g} req/s per replica, limited by the {best.binding}")  # fmt: skip
         else:

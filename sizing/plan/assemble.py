@@ -104,7 +104,8 @@ def build_plan(fleet: Fleet, cat: CatalogueLike, insts: list[InstanceSpec], chos
         inst = by_name[name]
         instances.append(Instance(
             instance_type=name, cloud=inst.cloud, region=inst.region, hardware=inst.device, count=n, devices=n * inst.devices,
-            devices_used=used[name], usd_per_hour=money(n * float(inst.price(c.pricing) or 0.0)), price_date=inst.price_date.isoformat(),
+            devices_used=used[name], usd_per_hour=money(n * float(inst.price(c.price_model) or 0.0)),
+            price_date=inst.price_date.isoformat(),
         ))  # fmt: skip
     routed: dict[str, tuple[list[tuple[Candidate, int]], list[float]]] = {}
     for w in fleet.workloads:
@@ -117,7 +118,7 @@ def build_plan(fleet: Fleet, cat: CatalogueLike, insts: list[InstanceSpec], chos
     workloads = []
     for w in fleet.workloads:
         mine, loads = routed[w.name]
-        deps = _deployments(mine, loads, [next(flat) for _ in mine], by_name, instance_counts, used, c.pricing, cat)
+        deps = _deployments(mine, loads, [next(flat) for _ in mine], by_name, instance_counts, used, c.price_model, cat)
         usd_h = sum(d.usd_per_hour for d in deps)
         out_tok_h = served[w.name] * w.mean_output * 3600.0
         ttft = max((d.ttft_ms for d in deps), default=None)
@@ -138,7 +139,7 @@ def build_plan(fleet: Fleet, cat: CatalogueLike, insts: list[InstanceSpec], chos
                     devices_used=sum(i.devices_used for i in instances), instances=sum(i.count for i in instances))  # fmt: skip
     return Plan(
         generated_by=f"aicap {_version()}",
-        catalogue=CatalogueRef(version=cat.version, price_dates=cat.price_dates, pricing=c.pricing),
+        catalogue=CatalogueRef(version=cat.version, price_dates=cat.price_dates, pricing=c.price_model),
         objective=c.objective,
         hours_per_month=c.hours_per_month,
         solver=solver,

@@ -39,7 +39,8 @@ def _apply(doc: dict[str, Any], cloud: str | None = None, hardware: str | None =
     if hardware is not None:
         cons["hardware"] = _split(hardware)
     if pricing is not None:
-        cons["pricing"] = pricing
+        models = _split(pricing) or [pricing]
+        cons["pricing"] = models[0] if len(models) == 1 else models
     if budget is not None:
         if not (math.isfinite(budget) and budget > 0):
             raise InputError(f"--budget {budget}: must be a positive monthly amount in USD")
@@ -51,13 +52,33 @@ def _apply(doc: dict[str, Any], cloud: str | None = None, hardware: str | None =
     return {**doc, "constraints": cons}
 
 
+def _read_profiles(doc: dict[str, Any], base: Path) -> dict[str, Any]:
+    """Replace ``requests_per_s: {csv: FILE}`` and ``{trace: FILE}`` by the hourly rates they hold (paths relative to ``base``)."""
+    from aicap.sizing.plan.profile_files import profile_from_trace, read_csv_profile
+
+    workloads = doc.get("workloads")
+    if not isinstance(workloads, list):
+        return doc
+    out = []
+    for w in workloads:
+        rate = w.get("requests_per_s") if isinstance(w, dict) else None
+        if isinstance(rate, dict) and len(rate) == 1 and ("csv" in rate or "trace" in rate):
+            ((kind, name),) = rate.items()
+            if not isinstance(name, str) or not name:
+                raise InputError(f"requests_per_s: {{{kind}: FILE}} needs a file name, got {name!r}")
+            file = base / name
+            w = {**w, "requests_per_s": read_csv_profile(file) if kind == "csv" else profile_from_trace(file)}
+        out.append(w)
+    return {**doc, "workloads": out}
+
+
 def load_fleet(path: Path, **overrides: Any) -> Fleet:
-    """Read and validate a fleet file; errors name file:line and the field."""
+    """Read and validate a fleet file; errors name file:line and the field; profile files are read relative to it."""
     text = read_text(path)
     doc = load_yaml(path, text)
     if not isinstance(doc, dict):
         raise InputError(f"{path}:1: a fleet file is a mapping with 'workloads' (and optional 'constraints')")
-    return validate_model(Fleet, _apply(doc, **overrides), str(path), text)
+    return validate_model(Fleet, _apply(_read_profiles(doc, path.parent), **overrides), str(path), text)
 
 
 def builtin_fleet(**overrides: Any) -> Fleet:
@@ -108,6 +129,9 @@ def load_plan(path: Path) -> Plan | None:
     doc = load_document(path, text)
     if not isinstance(doc, dict):
         raise InputError(f"{path}:1: expected a plan (JSON/YAML from `aicap size --output`) or a fleet file")
+    if doc.get("kind") == "periods":
+        raise InputError(f"{path}: a plan over demand periods; check, diff and simulate read static plans only for now "
+                         "(size the fleet with one rate per workload for those)")  # fmt: skip
     if not ({"totals", "generated_by", "solver", "instances"} & set(doc)) and doc.get("schema_version") != SCHEMA_VERSION:
         return None  # a fleet file: no key only a plan has
     if doc.get("schema_version") != SCHEMA_VERSION:

@@ -25,9 +25,9 @@ def cheapest_types(fleet: Fleet, insts: list[InstanceSpec]) -> list[InstanceSpec
     best: dict[tuple[str, int, float], InstanceSpec] = {}
     for inst in insts:
         key = (inst.device, inst.devices, c.cap(inst.name))
-        price = float(inst.price(c.pricing) or 0.0)
+        price = float(inst.price(c.price_model) or 0.0)
         old = best.get(key)
-        if old is None or (price, inst.name) < (float(old.price(c.pricing) or 0.0), old.name):
+        if old is None or (price, inst.name) < (float(old.price(c.price_model) or 0.0), old.name):
             best[key] = inst
     keep = set(id(i) for i in best.values())
     return [i for i in insts if id(i) in keep]
@@ -75,7 +75,7 @@ def all_candidates(fleet: Fleet, cat: CatalogueLike, insts: list[InstanceSpec]) 
                 union = sorted({x for ls in lay[dev_id].values() for x in ls})
                 if fmt is None or not union:
                     continue
-                per_device = min(float(i.price(fleet.constraints.pricing) or 0.0) / i.devices for i in by_device[dev_id])
+                per_device = min(float(i.price(fleet.constraints.price_model) or 0.0) / i.devices for i in by_device[dev_id])
                 groups.setdefault(fmt, []).append((dev, cat.efficiency_for(dev), union, per_device))
             for fmt, devs in groups.items():
                 for row in evaluate(model, runtime, fmt, shapes, devs, latency):

@@ -29,13 +29,14 @@ from aicap.sizing.solve.milp import SolveStatus, solve
 GIB = 2**30
 
 
-def allowed_instances(fleet: Fleet, cat: CatalogueLike) -> tuple[list[InstanceSpec], list[str]]:
-    """Instance types that meet the constraints and have a price under the pricing model, and warnings.
+def allowed_instances(fleet: Fleet, cat: CatalogueLike, models: tuple[str, ...] | None = None) -> tuple[list[InstanceSpec], list[str]]:
+    """Instance types that meet the constraints and have a price under every one of ``models``, and warnings.
 
-    A type without a published price under the chosen pricing model is excluded, and a warning says how
-    many types and which clouds dropped out.
+    ``models`` defaults to the static plan's pricing model. A type without a published price under them
+    is excluded, and a warning says how many types and which clouds dropped out.
     """
     c = fleet.constraints
+    need = models or (c.price_model,)
     for h in c.hardware or []:
         cat.device(h)
     for name in c.availability:
@@ -53,18 +54,20 @@ def allowed_instances(fleet: Fleet, cat: CatalogueLike) -> tuple[list[InstanceSp
             continue
         if c.cap(inst.name) == 0:
             continue
-        if inst.price(c.pricing) is None:
+        if any(inst.price(m) is None for m in need):
             unpriced[inst.cloud] = unpriced.get(inst.cloud, 0) + 1
             continue
         out.append(inst)
     warnings = []
     if unpriced:
         per_cloud = ", ".join(f"{n} on {cloud}" for cloud, n in sorted(unpriced.items()))
-        warnings.append(f"{sum(unpriced.values())} instance types have no published {c.pricing} price and were excluded ({per_cloud})")
+        warnings.append(
+            f"{sum(unpriced.values())} instance types have no published {' or '.join(need)} price and were excluded ({per_cloud})"
+        )
     if not out:
         raise InfeasibleError(
             f"no instance type matches the constraints (clouds={c.clouds or 'any'}, regions={c.regions or 'any'}, "
-            f"families={c.instance_families or 'any'}, hardware={c.hardware or 'any'}, pricing={c.pricing})"
+            f"families={c.instance_families or 'any'}, hardware={c.hardware or 'any'}, pricing={'/'.join(need)})"
             + (f"; {warnings[0]}" if warnings else "")
         )
     return out, warnings
@@ -139,7 +142,7 @@ def shortlist(fleet: Fleet, cands: list[Candidate], insts: list[InstanceSpec]) -
             continue
 
         def unit(x: Candidate) -> float:
-            return cost_per_rps(x, by_name[x.instance], c.pricing)
+            return cost_per_rps(x, by_name[x.instance], c.price_model)
 
         ranked = sorted(mine, key=lambda x: (unit(x), x.instance, x.tp, x.pp))
         keep.update(id(x) for x in ranked[:SHORTLIST_UNIT_COST])
@@ -149,7 +152,9 @@ def shortlist(fleet: Fleet, cands: list[Candidate], insts: list[InstanceSpec]) -
         keep.update(id(x) for x in list(best_per_device.values())[:SHORTLIST_DEVICE_TYPES])
         rate = w.rate
         if rate is not None:
-            alone = sorted(mine, key=lambda x: (standalone_cost(x, rate, by_name[x.instance], c.pricing), unit(x), x.instance, x.tp, x.pp))
+            alone = sorted(
+                mine, key=lambda x: (standalone_cost(x, rate, by_name[x.instance], c.price_model), unit(x), x.instance, x.tp, x.pp)
+            )
             keep.update(id(x) for x in alone[:SHORTLIST_STANDALONE])
         if c.objective == "latency":
             fast = sorted(mine, key=lambda x: (latency_score(x, fleet), x.instance, x.tp, x.pp))

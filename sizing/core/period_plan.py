@@ -1,0 +1,119 @@
+"""The plan over demand periods that ``aicap size`` writes for a fleet with hourly profiles (schema version 1).
+
+One entry per period (an hour) with the instances by type and pricing model, the replicas per workload
+and its demand and capacity; the reserved commitment for the whole horizon; totals beside a static plan
+sized for the peak and an on-demand-only plan of the same profile.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from aicap.sizing.core.plan import CatalogueRef, Usd
+
+PERIOD_PLAN_VERSION = 1
+
+
+class _Doc(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, allow_inf_nan=False)
+
+
+class UsedDeployment(_Doc):
+    """A (workload, instance type, layout, format) the plan runs replicas of in some period."""
+
+    workload: str
+    instance_type: str
+    hardware: str
+    tp: int = Field(ge=1)
+    pp: int = Field(ge=1)
+    weights_dtype: str
+    kv_dtype: str
+    devices: int = Field(ge=1, description="devices per replica")
+    capacity_requests_per_s: float = Field(gt=0, description="one replica's capacity within the targets")
+    ttft_ms: float = Field(ge=0)
+    tpot_ms: float | None = None
+
+
+class InstanceCount(_Doc):
+    """Instances of one type under one pricing model."""
+
+    instance_type: str
+    pricing: str
+    count: int = Field(ge=1)
+
+
+class PeriodWorkload(_Doc):
+    """One workload in one period."""
+
+    name: str
+    demand_requests_per_s: float = Field(ge=0, description="the hour's demand")
+    planned_for_requests_per_s: float = Field(ge=0, description="demand the capacity must cover, raised for the lead time")
+    capacity_requests_per_s: float = Field(ge=0)
+    replicas: list[int] = Field(description="replicas per entry of the plan's deployments of this workload")
+
+
+class Period(_Doc):
+    """One hour of the horizon."""
+
+    start_hour: int = Field(ge=0)
+    usd_per_hour: Usd
+    instances: list[InstanceCount]
+    workloads: list[PeriodWorkload]
+
+
+class Reserved(_Doc):
+    """A commitment bought for the whole horizon."""
+
+    instance_type: str
+    pricing: str
+    count: int = Field(ge=1)
+    usd_per_month: Usd
+
+
+class PeriodTotals(_Doc):
+    """Money over a month (the horizon repeated) and the comparisons."""
+
+    usd_per_month: Usd
+    static_peak_usd_per_month: Usd
+    on_demand_only_usd_per_month: Usd | None = None
+    savings_vs_static_pct: float
+    reserved: list[Reserved]
+    peak_devices: int = Field(ge=0)
+
+
+class PeriodSolver(_Doc):
+    """How the program ended.
+
+    ``optimal``: within the tolerance of the lower bound; ``decomposed``: the best plan the
+    decomposition found, ``gap_pct`` above the bound.
+    """
+
+    status: Literal["optimal", "decomposed"]
+    gap_pct: float = Field(ge=0)
+
+
+class PeriodPlan(_Doc):
+    """A plan over demand periods (module docstring)."""
+
+    schema_version: Literal[1] = 1
+    kind: Literal["periods"] = "periods"
+    generated_by: str
+    catalogue: CatalogueRef
+    hours: int = Field(ge=1, description="periods in the horizon (24: a day, 168: a week), one hour each")
+    pricing_models: list[str]
+    lead_time_min: float = Field(ge=0)
+    lead_periods: int = Field(ge=0, description="periods ahead each period's capacity covers")
+    spot_max_share: float
+    spot_headroom: float
+    hours_per_month: float
+    deployments: dict[str, list[UsedDeployment]]
+    periods: list[Period]
+    totals: PeriodTotals
+    solver: PeriodSolver
+    warnings: list[str] = Field(default_factory=list)
+
+    def to_dict(self) -> dict[str, object]:
+        """JSON-ready dictionary."""
+        return self.model_dump(mode="json")

@@ -1,0 +1,63 @@
+"""Demand that changes over time: hourly request-rate profiles (a day of 24 hours or a week of 168).
+
+A workload's ``requests_per_s`` may be a profile instead of one rate:
+
+* a list of 24 or 168 hourly rates [requests/s], hour 0 first (hours of zero demand are allowed);
+* a built-in shape, ``{shape: diurnal, peak: P, trough: T, peak_hour: H}``: a day whose rate follows
+  one cosine swing, ``λ(h) = T + (P − T)·(1 + cos(2π(h − H)/24))/2`` for ``h = 0, …, 23``, so
+  ``λ(H) = P`` and ``λ(H ± 12) = T``;
+* ``{csv: FILE}``: a CSV with the header ``hour,requests_per_s`` and one row per hour (0…23 or 0…167);
+* ``{trace: FILE}``: arrivals of a trace file (the simulator's format) counted per hour from the first
+  arrival, ``λ(h) = arrivals in [h, h + 1) hours / 3,600 s``; the trace must span 24 or 168 hours.
+
+File references are read by :func:`aicap.sizing.plan.fleet_io.load_fleet`, relative to the fleet file
+(:mod:`aicap.sizing.plan.profile_files`).
+Profiles of different lengths are aligned by repeating a day seven times (:func:`align`), so workloads
+that peak at different hours share the same clock.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Literal
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, PositiveFloat
+
+PROFILE_HOURS = (24, 168)
+SECONDS_PER_HOUR = 3600.0
+
+
+class Diurnal(BaseModel):
+    """The built-in daily shape (module docstring)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, allow_inf_nan=False)
+
+    shape: Literal["diurnal"]
+    peak: PositiveFloat
+    trough: float = Field(ge=0)
+    peak_hour: float = Field(ge=0, lt=24)
+
+    def rates(self) -> tuple[float, ...]:
+        """The 24 hourly rates [requests/s]."""
+        if self.trough > self.peak:
+            raise ValueError(f"trough {self.trough:g} is above peak {self.peak:g}")
+        h = np.arange(24.0)
+        lam = self.trough + (self.peak - self.trough) * (1.0 + np.cos(2.0 * math.pi * (h - self.peak_hour) / 24.0)) / 2.0
+        return tuple(round(float(x), 9) for x in lam)
+
+
+def check_hours(rates: list[float] | tuple[float, ...], where: str) -> tuple[float, ...]:
+    """``rates`` as a profile: 24 or 168 finite rates ≥ 0, not all 0 (errors name ``where``)."""
+    if len(rates) not in PROFILE_HOURS:
+        raise ValueError(f"{where}: a profile has 24 (a day) or 168 (a week) hourly rates, got {len(rates)}")
+    out = tuple(float(r) for r in rates)
+    if any(not (math.isfinite(r) and r >= 0) for r in out) or max(out) <= 0:
+        raise ValueError(f"{where}: hourly rates must be finite numbers >= 0 requests/s, not all 0")
+    return out
+
+
+def align(profiles: list[tuple[float, ...]]) -> list[tuple[float, ...]]:
+    """Profiles on one clock: days repeated seven times when any profile is a week."""
+    hours = max((len(p) for p in profiles), default=24)
+    return [p * (hours // len(p)) for p in profiles]

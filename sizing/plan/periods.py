@@ -1,0 +1,201 @@
+"""Plan a fleet whose demand changes by the hour: reserved, on-demand and spot capacity per period.
+
+Steps: (1) the instance types allowed by the constraints that have an on-demand price (the reference
+that ranks candidates) and a price under at least one allowed pricing model; (2) candidates exactly as
+the static sizer builds them, each workload at its peak rate (a replica's capacity does not depend on
+the demand), pruned and shortlisted; (3) the demand each period must cover, raised for the scale-up
+lead time; (4) the integer program of :mod:`aicap.sizing.solve.periods`; (5) the same program for a
+static plan at each workload's peak (one period, same pricing models) and, when on-demand is allowed
+with others, for the profile on on-demand alone — the comparisons the plan reports. The static plan's
+reservations seed the profile plan's search, so the profile plan never costs more than the static one.
+
+Lead time. Capacity for hour ``h`` must be serving when the hour starts, so it is ordered ``L`` minutes
+earlier: with ``ℓ = ⌈L/60⌉`` periods, period ``h`` must cover ``max(λ_h, …, λ_{h+ℓ})`` (the horizon
+wraps: a day follows itself). By default ``L`` is the time to load the largest model's weights at
+:data:`LOAD_GB_PER_S` plus :data:`STARTUP_S` — both assumptions, not measurements; set
+``constraints.lead_time_min`` from your own scale-up logs.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from aicap.sizing.core.catalogue import CatalogueLike
+from aicap.sizing.core.errors import InfeasibleError
+from aicap.sizing.core.fleet import Fleet
+from aicap.sizing.core.period_plan import (
+    InstanceCount,
+    Period,
+    PeriodPlan,
+    PeriodSolver,
+    PeriodTotals,
+    PeriodWorkload,
+    Reserved,
+    UsedDeployment,
+)
+from aicap.sizing.core.plan import CatalogueRef
+from aicap.sizing.core.profile import align
+from aicap.sizing.core.specs.instance import InstanceSpec
+from aicap.sizing.plan.assemble import _version
+from aicap.sizing.plan.candidates import Candidate, prune
+from aicap.sizing.plan.generate import all_candidates
+from aicap.sizing.plan.sizer import _diagnose, allowed_instances, shortlist
+from aicap.sizing.solve.periods import RESERVED, PeriodProblem, PeriodSolution, solve_periods
+
+LOAD_GB_PER_S = 1.0  # assumed: weights read from network storage into device memory, GB/s
+STARTUP_S = 120.0  # assumed: instance boot, container start and engine warm-up (CUDA graphs), s
+
+
+@dataclass(frozen=True)
+class _Setup:
+    insts: list[InstanceSpec]
+    cands: list[Candidate]
+    demand: np.ndarray
+    planned: np.ndarray
+    lead_min: float
+    lead: int
+    warnings: list[str]
+
+
+def _lead_minutes(fleet: Fleet, cat: CatalogueLike) -> float:
+    if fleet.constraints.lead_time_min is not None:
+        return fleet.constraints.lead_time_min
+    from aicap.sizing.core.specs.model import GenericModel
+    from aicap.sizing.perf.params import inventory
+
+    def params(model_id: str) -> float:
+        m = cat.model(model_id)
+        return float(m.published_params) if isinstance(m, GenericModel) else float(inventory(m).total)
+
+    biggest = max(params(w.model) for w in fleet.workloads)  # at 2 bytes a parameter (bf16)
+    return (2.0 * biggest / 1e9 / LOAD_GB_PER_S + STARTUP_S) / 60.0
+
+
+def _setup(fleet: Fleet, cat: CatalogueLike) -> _Setup:
+    c = fleet.constraints
+    insts, warnings = allowed_instances(fleet, cat, ("on_demand",))
+    insts = [i for i in insts if any(i.price(m) is not None for m in c.pricing_models)]
+    if not insts:
+        raise InfeasibleError(f"no allowed instance type has an on-demand reference price and a {' or '.join(c.pricing_models)} price")
+    ref = fleet.model_copy(update={"constraints": c.model_copy(update={"pricing": "on_demand"})})
+    every = all_candidates(ref, cat, insts)
+    for w in fleet.workloads:
+        if not any(x.feasible for x in every[w.name]):
+            raise InfeasibleError(_diagnose(w, cat, every[w.name], insts))
+    cands = shortlist(ref, prune([x for w in fleet.workloads for x in every[w.name] if x.feasible]), insts)
+    rates = [w.profile or (float(w.rate or 0.0),) for w in fleet.workloads]
+    demand = np.array(align([tuple(p) for p in rates]), dtype=float) if any(len(p) > 1 for p in rates) else np.array(rates, dtype=float)
+    lead_min = _lead_minutes(fleet, cat)
+    lead = min(math.ceil(lead_min / 60.0 - 1e-9), demand.shape[1] - 1)
+    planned = np.max(np.stack([np.roll(demand, -k, axis=1) for k in range(lead + 1)]), axis=0)
+    return _Setup(insts, cands, demand, planned, lead_min, lead, warnings)
+
+
+def _problem(fleet: Fleet, s: _Setup, demand: np.ndarray, models: tuple[str, ...], time_limit_s: float) -> PeriodProblem:
+    c = fleet.constraints
+    types = {i.name: k for k, i in enumerate(s.insts)}
+    names = {w.name: k for k, w in enumerate(fleet.workloads)}
+    price = np.array([[i.price(m) if i.price(m) is not None else np.nan for m in models] for i in s.insts], dtype=float)
+    budget = None if c.budget_usd_per_month is None else c.budget_usd_per_month / c.hours_per_month
+    return PeriodProblem(
+        demand=demand, min_replicas=np.array([w.min_replicas for w in fleet.workloads], dtype=np.int64),
+        cand_workload=np.array([names[x.workload] for x in s.cands], dtype=np.int64),
+        cand_type=np.array([types[x.instance] for x in s.cands], dtype=np.int64),
+        cand_devices=np.array([x.devices for x in s.cands], dtype=np.int64),
+        cand_capacity=np.array([x.capacity_rps for x in s.cands], dtype=float),
+        type_devices=np.array([i.devices for i in s.insts], dtype=np.int64),
+        type_cap=np.array([c.cap(i.name) for i in s.insts], dtype=float), models=models, price=price,
+        spot_max_share=c.spot_max_share, spot_headroom=c.spot_headroom, budget_per_hour=budget, time_limit_s=time_limit_s,
+    )  # fmt: skip
+
+
+def _solved(p: PeriodProblem, what: str, seeds: tuple[np.ndarray, ...] = ()) -> PeriodSolution:
+    sol = solve_periods(p, seeds=seeds)
+    if sol.status in ("infeasible", "no_solution"):
+        budget = "" if p.budget_per_hour is None else " or the budget"
+        why = "" if sol.status == "infeasible" else " (none found within the time limit; not proven infeasible)"
+        raise InfeasibleError(f"no {what} meets every period's demand within the availability caps{budget}{why}")
+    return sol
+
+
+def size_periods(fleet: Fleet, cat: CatalogueLike, *, time_limit_s: float = 10.0) -> PeriodPlan:
+    """Plan ``fleet`` period by period (module docstring).
+
+    Raises
+    ------
+    InfeasibleError
+        When a workload has no deployment meeting its targets, or no plan covers every period.
+    """
+    c = fleet.constraints
+    s = _setup(fleet, cat)
+    models = c.pricing_models
+    hours = s.planned.shape[1]
+    peak = _solved(_problem(fleet, s, s.planned.max(axis=1, keepdims=True), models, time_limit_s), "static peak plan")
+    sol = _solved(_problem(fleet, s, s.planned, models, time_limit_s), "plan", seeds=(peak.reserved,))
+    od = None
+    if "on_demand" in models and len(models) > 1:
+        od = _solved(_problem(fleet, s, s.planned, ("on_demand",), time_limit_s), "on-demand plan").usd
+    month = c.hours_per_month / hours
+    warnings = list(s.warnings)
+    if sol.status == "decomposed":
+        warnings.append(f"planned by decomposition (reservations, then each hour): within {100 * sol.gap:.2g}% of the lower bound")
+    return _document(fleet, cat, s, sol, models, month, peak.usd * c.hours_per_month, None if od is None else od * month, warnings)
+
+
+def _document(fleet: Fleet, cat: CatalogueLike, s: _Setup, sol: PeriodSolution, models: tuple[str, ...], month: float,
+              static_month: float, od_month: float | None, warnings: list[str]) -> PeriodPlan:  # fmt: skip
+    c = fleet.constraints
+    hours = s.planned.shape[1]
+    used = np.flatnonzero(sol.replicas.sum(axis=1) > 0)
+    deps: dict[str, list[UsedDeployment]] = {w.name: [] for w in fleet.workloads}
+    slot: dict[int, tuple[str, int]] = {}
+    for k in used.tolist():
+        x = s.cands[k]
+        slot[k] = (x.workload, len(deps[x.workload]))
+        deps[x.workload].append(UsedDeployment(workload=x.workload, instance_type=x.instance, hardware=x.hardware, tp=x.tp, pp=x.pp,
+                                               weights_dtype=x.weights_dtype, kv_dtype=x.kv_dtype, devices=x.devices,
+                                               capacity_requests_per_s=round(x.capacity_rps, 6), ttft_ms=round(x.ttft_ms, 3),
+                                               tpot_ms=None if x.tpot_ms is None else round(x.tpot_ms, 3)))  # fmt: skip
+    res = [m in RESERVED for m in models]
+    price = np.array([[i.price(m) or 0.0 for m in models] for i in s.insts], dtype=float)
+    reserved_hour = float(np.sum(price * sol.reserved))
+    periods = []
+    for h in range(hours):
+        held = [[int(sol.reserved[t, m] if res[m] else sol.hourly[t, m, h]) for m in range(len(models))] for t in range(len(s.insts))]
+        inst = [InstanceCount(instance_type=s.insts[t].name, pricing=models[m], count=held[t][m])
+                for t in range(len(s.insts)) for m in range(len(models)) if held[t][m] > 0]  # fmt: skip
+        wl = []
+        for wi, w in enumerate(fleet.workloads):
+            reps = [0] * len(deps[w.name])
+            cap = 0.0
+            for k in used.tolist():
+                if s.cands[k].workload == w.name:
+                    reps[slot[k][1]] = int(sol.replicas[k, h])
+                    cap += s.cands[k].capacity_rps * int(sol.replicas[k, h])
+            wl.append(PeriodWorkload(name=w.name, demand_requests_per_s=round(float(s.demand[wi, h]), 6),
+                                     planned_for_requests_per_s=round(float(s.planned[wi, h]), 6), capacity_requests_per_s=round(cap, 6),
+                                     replicas=reps))  # fmt: skip
+        hourly = float(np.sum(price * sol.hourly[:, :, h]))
+        periods.append(Period(start_hour=h, usd_per_hour=round(reserved_hour + hourly, 4), instances=inst, workloads=wl))
+    total = sol.usd * month
+    reserved = [Reserved(instance_type=s.insts[t].name, pricing=models[m], count=int(sol.reserved[t, m]),
+                         usd_per_month=round(float(price[t, m] * sol.reserved[t, m]) * c.hours_per_month, 2))
+                for t in range(len(s.insts)) for m in range(len(models)) if res[m] and sol.reserved[t, m] > 0]  # fmt: skip
+    devices = [sum(s.insts[t].devices * (int(sol.reserved[t].sum()) + int(sol.hourly[t, :, h].sum())) for t in range(len(s.insts)))
+               for h in range(hours)]  # fmt: skip
+    totals = PeriodTotals(usd_per_month=round(total, 2), static_peak_usd_per_month=round(static_month, 2),
+                          on_demand_only_usd_per_month=None if od_month is None else round(od_month, 2),
+                          savings_vs_static_pct=round(100.0 * (1.0 - total / static_month), 2) if static_month > 0 else 0.0,
+                          reserved=reserved, peak_devices=max(devices, default=0))  # fmt: skip
+    return PeriodPlan(
+        generated_by=f"aicap {_version()}",
+        catalogue=CatalogueRef(version=cat.version, price_dates=cat.price_dates, pricing="/".join(models)),
+        hours=hours, pricing_models=list(models), lead_time_min=round(s.lead_min, 2), lead_periods=s.lead, spot_max_share=c.spot_max_share,
+        spot_headroom=c.spot_headroom, hours_per_month=c.hours_per_month, deployments=deps, periods=periods, totals=totals,
+        solver=PeriodSolver(status="optimal" if sol.status == "optimal" else "decomposed",
+                            gap_pct=round(100 * sol.gap, 4) if np.isfinite(sol.gap) else 0.0),
+        warnings=warnings,
+    )  # fmt: skip

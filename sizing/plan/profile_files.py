@@ -1,0 +1,55 @@
+"""Reading demand profiles from files: a CSV of hourly rates, or a trace bucketed by hour.
+
+The formats are stated in :mod:`aicap.sizing.core.profile`; errors name ``file:line``.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+from pathlib import Path
+
+import numpy as np
+
+from aicap.sizing.core.documents import read_text
+from aicap.sizing.core.errors import InputError, excerpt
+from aicap.sizing.core.profile import PROFILE_HOURS, SECONDS_PER_HOUR
+
+
+def read_csv_profile(path: Path) -> list[float]:
+    """Hourly rates of a CSV ``hour,requests_per_s`` (every hour once, 0…23 or 0…167)."""
+    text = read_text(path)
+    reader = csv.DictReader(io.StringIO(text))
+    header = [h.strip() for h in reader.fieldnames or []]
+    if header[:2] != ["hour", "requests_per_s"]:
+        raise InputError(f"{path}:1: expected the header hour,requests_per_s, got {excerpt(','.join(header))}")
+    reader.fieldnames = header
+    rates: dict[int, float] = {}
+    for rec in reader:
+        where = f"{path}:{reader.line_num}"
+        try:
+            hour, rate = int(str(rec["hour"]).strip()), float(str(rec["requests_per_s"]).strip())
+        except (TypeError, ValueError):
+            raise InputError(f"{where}: expected a whole hour and a number of requests/s, got {excerpt(rec)}") from None
+        if hour in rates or not 0 <= hour < max(PROFILE_HOURS):
+            raise InputError(f"{where}: hour {hour} is repeated or outside 0…167")
+        if not (math.isfinite(rate) and rate >= 0):
+            raise InputError(f"{where}: requests_per_s {excerpt(rec['requests_per_s'])} must be a finite number >= 0")
+        rates[hour] = rate
+    n = len(rates)
+    if n not in PROFILE_HOURS or sorted(rates) != list(range(n)):
+        raise InputError(f"{path}: a profile has every hour 0…23 or 0…167 once; got {n} hours")
+    return [rates[h] for h in range(n)]
+
+
+def profile_from_trace(path: Path) -> list[float]:
+    """Hourly rates of a trace file's arrivals (module docstring)."""
+    from aicap.sizing.sim.traffic import load_trace
+
+    arrivals = load_trace(path).arrival_s
+    hours = max(math.ceil(float(arrivals.max()) / SECONDS_PER_HOUR - 1e-9), 1)
+    if hours not in PROFILE_HOURS:
+        raise InputError(f"{path}: the trace spans {hours} hour(s); a profile needs one that spans 24 or 168 hours")
+    counts = np.bincount(np.minimum((arrivals // SECONDS_PER_HOUR).astype(np.int64), hours - 1), minlength=hours)
+    return [float(c) / SECONDS_PER_HOUR for c in counts]

@@ -1,0 +1,341 @@
+"""The integer program of a plan over demand periods, with reserved, on-demand and spot capacity.
+
+Indices: periods ``h`` (``H``, one hour each), workloads ``w``, candidates ``c`` (a workload on an
+instance type with a layout and format; ``c ∈ w``, ``c on t``), instance types ``t``, pricing models
+``m``: *reserved* ones (``reserved_1y``, ``reserved_3y``: bought once for the whole horizon) and
+*hourly* ones (``on_demand``, ``spot``: rented per period).
+
+Data: ``λ_wh`` demand [requests/s] (already raised to cover the scale-up lead time, see
+:mod:`aicap.sizing.plan.periods`); ``k_w`` minimum replicas; ``q_c`` one replica's capacity within
+the targets [requests/s]; ``d_c`` devices per replica; ``D_t`` devices per instance; ``p_tm`` price
+[USD/instance-hour] (absent: the type cannot be bought that way); ``N_t`` instances available;
+``s`` the largest share of a period's devices on spot; ``η`` the share of each spot instance's devices
+kept free against interruptions; ``B`` a budget [USD/hour, averaged over the horizon].
+
+Variables (all integer ≥ 0)
+---------------------------
+r_ch
+    Replicas of candidate ``c`` in period ``h`` (``≤ max(⌈max_h λ_wh/q_c⌉, k_w)``).
+R_tm
+    Instances of type ``t`` reserved under model ``m`` for the whole horizon.
+n_tmh
+    Instances of type ``t`` rented hourly under model ``m`` in period ``h``.
+
+Constraints, every period ``h``
+-------------------------------
+demand
+    ``Σ_{c∈w} q_c·r_ch ≥ λ_wh`` and ``Σ_{c∈w} r_ch ≥ k_w``.
+packing
+    ``Σ_{c on t} d_c·r_ch ≤ D_t·(Σ_m R_tm + Σ_{m≠spot} n_tmh + (1 − η)·n_t,spot,h)`` [devices]
+    (exact packing of power-of-two replicas, less the spot headroom).
+availability
+    ``Σ_m R_tm + Σ_m n_tmh ≤ N_t``.
+spot share
+    ``Σ_t D_t·n_t,spot,h ≤ s·Σ_t D_t·(Σ_m R_tm + Σ_m n_tmh)``.
+budget
+    ``(H·Σ p_tm R_tm + Σ_h Σ p_tm n_tmh) / H ≤ B``.
+
+Objective: ``min H·Σ_{t,m reserved} p_tm·R_tm + Σ_h Σ_{t,m hourly} p_tm·n_tmh`` [USD over the horizon].
+Solved whole, a week of ten workloads does not close its gap in ten seconds, so :func:`solve_periods`
+decomposes it: reservations in an outer loop, every period on its own inside (HiGHS through
+``scipy.optimize.milp``), with the gap measured against the whole program's LP relaxation.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, replace
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+F = NDArray[np.float64]
+I = NDArray[np.int64]  # noqa: E741
+
+RESERVED = ("reserved_1y", "reserved_3y")
+SPOT = "spot"
+
+
+@dataclass(frozen=True, eq=False)
+class PeriodProblem:
+    """A solver-ready multi-period problem (symbols as in the module docstring).
+
+    Attributes
+    ----------
+    demand : F
+        ``λ_wh`` [requests/s], shape ``(nw, H)``.
+    min_replicas : I
+        ``k_w``, shape ``(nw,)``.
+    cand_workload, cand_type, cand_devices : I
+        Per candidate, shape ``(nc,)``.
+    cand_capacity : F
+        ``q_c`` [requests/s], shape ``(nc,)``.
+    type_devices : I
+        ``D_t``, shape ``(nt,)``.
+    type_cap : F
+        ``N_t`` (``inf``: uncapped), shape ``(nt,)``.
+    models : tuple of str
+        Pricing models in the columns of ``price``.
+    price : F
+        ``p_tm`` [USD/instance-hour], shape ``(nt, nm)``; ``nan`` where not offered.
+    spot_max_share, spot_headroom : float
+        ``s`` and ``η``.
+    budget_per_hour : float or None
+        ``B``.
+    time_limit_s, mip_rel_gap : float
+        HiGHS's limits.
+    """
+
+    demand: F
+    min_replicas: I
+    cand_workload: I
+    cand_type: I
+    cand_devices: I
+    cand_capacity: F
+    type_devices: I
+    type_cap: F
+    models: tuple[str, ...]
+    price: F
+    spot_max_share: float = 0.5
+    spot_headroom: float = 0.2
+    budget_per_hour: float | None = None
+    time_limit_s: float = 10.0
+    mip_rel_gap: float = 1e-3
+
+
+@dataclass(frozen=True, eq=False)
+class PeriodSolution:
+    """Outcome; arrays are empty when there is no plan.
+
+    Attributes
+    ----------
+    status : str
+        ``optimal`` (within ``mip_rel_gap`` of the LP bound), ``decomposed`` (the best plan the
+        decomposition found, ``gap`` above the bound), ``infeasible`` or ``no_solution``.
+    replicas : I
+        ``r_ch``, shape ``(nc, H)``.
+    reserved : I
+        ``R_tm``, shape ``(nt, nm)`` (zero for hourly models).
+    hourly : I
+        ``n_tmh``, shape ``(nt, nm, H)`` (zero for reserved models).
+    usd : float
+        Objective [USD over the horizon].
+    gap : float
+        Relative MIP gap reported by HiGHS.
+    seconds : float
+        Wall time.
+    """
+
+    status: str
+    replicas: I
+    reserved: I
+    hourly: I
+    usd: float
+    gap: float
+    seconds: float
+
+
+def _index(p: PeriodProblem) -> tuple[int, int, int, int, int, I, I]:
+    nw, hours = p.demand.shape
+    nc, (nt, nm) = p.cand_workload.size, p.price.shape
+    res = np.array([m in RESERVED for m in p.models])
+    offered = ~np.isnan(p.price)
+    return nw, hours, nc, nt, nm, np.asarray(res, dtype=np.int64), np.asarray(offered, dtype=np.int64)
+
+
+def _build(p: PeriodProblem, fixed: I | None) -> tuple[F, Any, F, F, F, F, int, int]:
+    """Objective, sparse matrix, row bounds and column bounds of the program (``fixed``: ``R_tm`` pinned)."""
+    from scipy.sparse import coo_matrix
+
+    nw, hours, nc, nt, nm, res, offered = _index(p)
+    res_b, off_b = res.astype(bool), offered.astype(bool)
+    spot = np.array([m == SPOT for m in p.models])
+    # Columns: r (nc·H, index c·H + h), R (nt·nm, t·nm + m), n (nt·nm·H, (t·nm + m)·H + h).
+    o_big, o_n = nc * hours, nc * hours + nt * nm
+    nv = o_n + nt * nm * hours
+    hh = np.arange(hours)
+    rows: list[I] = []
+    cols: list[I] = []
+    vals: list[F] = []
+    lo: list[F] = []
+    hi: list[F] = []
+    nrow = 0
+
+    def add(r: I, k: I, v: F, low: F, high: F) -> None:
+        nonlocal nrow
+        rows.append(r + nrow)
+        cols.append(k)
+        vals.append(v)
+        lo.append(low)
+        hi.append(high)
+        nrow += low.size
+
+    cw, ct, cd, q = p.cand_workload, p.cand_type, p.cand_devices.astype(float), p.cand_capacity
+    rc = (np.arange(nc)[:, None] * hours + hh[None, :]).ravel()  # r columns, (c, h) order
+    r_row = (cw[:, None] * hours + hh[None, :]).ravel()  # (w, h) row of each r column
+    add(r_row, rc, np.repeat(q, hours), p.demand.ravel(), np.full(nw * hours, np.inf))  # demand
+    add(r_row, rc, np.ones(nc * hours), np.repeat(p.min_replicas.astype(float), hours), np.full(nw * hours, np.inf))  # min replicas
+    tm = np.array([(t, m) for t in range(nt) for m in range(nm) if off_b[t, m]], dtype=np.int64).reshape(-1, 2)
+    usable = np.where(spot[tm[:, 1]], 1.0 - p.spot_headroom, 1.0) * p.type_devices[tm[:, 0]]
+    big_r = tm[:, 0][:, None] * hours + hh[None, :]  # (t, h) rows; a reserved R_tm appears in every period
+    big_c = np.broadcast_to((o_big + tm[:, 0] * nm + tm[:, 1])[:, None], big_r.shape)
+    n_c = o_n + (tm[:, 0] * nm + tm[:, 1])[:, None] * hours + hh[None, :]
+    is_res = res_b[tm[:, 1]]
+    inst_rows = np.concatenate([big_r[is_res].ravel(), big_r[~is_res].ravel()])
+    inst_cols = np.concatenate([big_c[is_res].ravel(), n_c[~is_res].ravel()])
+    # packing, one row per (t, h): replica devices minus usable instance devices <= 0
+    add(np.concatenate([(ct[:, None] * hours + hh[None, :]).ravel(), inst_rows]), np.concatenate([rc, inst_cols]),
+        np.concatenate([np.repeat(cd, hours), -np.repeat(usable[is_res], hours), -np.repeat(usable[~is_res], hours)]),
+        np.full(nt * hours, -np.inf), np.zeros(nt * hours))  # fmt: skip
+    capped = np.where(np.isfinite(p.type_cap), p.type_cap, 1e9)
+    add(inst_rows, inst_cols, np.ones(inst_rows.size), np.full(nt * hours, -np.inf), capped.repeat(hours))  # availability
+    if spot.any() and p.spot_max_share < 1.0:  # (1 − s)·D·n_spot − s·D·(everything else) <= 0, one row per h
+        coef = np.where(spot[tm[:, 1]], 1.0 - p.spot_max_share, -p.spot_max_share) * p.type_devices[tm[:, 0]]
+        per_h = np.broadcast_to(hh, big_r.shape)
+        add(np.concatenate([per_h[is_res].ravel(), per_h[~is_res].ravel()]), inst_cols,
+            np.concatenate([np.repeat(coef[is_res], hours), np.repeat(coef[~is_res], hours)]), np.full(hours, -np.inf),
+            np.zeros(hours))  # fmt: skip
+    cost = np.zeros(nv)
+    price_tm = p.price[tm[:, 0], tm[:, 1]]
+    cost[o_big + tm[is_res, 0] * nm + tm[is_res, 1]] = price_tm[is_res] * hours
+    cost[n_c[~is_res].ravel()] = np.repeat(price_tm[~is_res], hours)
+    if p.budget_per_hour is not None and fixed is None:
+        nz = np.flatnonzero(cost)
+        add(np.zeros(nz.size, dtype=np.int64), nz, cost[nz] / hours, np.array([-np.inf]), np.array([p.budget_per_hour]))
+    lb, ub = np.zeros(nv), np.zeros(nv)
+    peak = p.demand.max(axis=1)
+    ub[rc] = np.repeat(np.maximum(np.ceil(peak[cw] / np.maximum(q, 1e-12) - 1e-9), p.min_replicas[cw]), hours)
+    ub[big_c[is_res][:, 0]] = capped[tm[is_res, 0]]
+    ub[n_c[~is_res].ravel()] = np.repeat(capped[tm[~is_res, 0]], hours)
+    if fixed is not None:
+        lb[o_big:o_n] = ub[o_big:o_n] = fixed.ravel()
+    a = coo_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=(nrow, nv)).tocsr()
+    return cost, a, np.concatenate(lo), np.concatenate(hi), lb, ub, o_big, o_n
+
+
+def _run(p: PeriodProblem, fixed: I | None, *, relax: bool = False,
+         time_limit_s: float | None = None) -> tuple[str, F | None, float, float]:  # fmt: skip
+    """Solve (or, with ``relax``, its LP relaxation); returns status, solution, objective and gap."""
+    from scipy.optimize import Bounds, LinearConstraint, milp
+
+    from aicap.sizing.solve.milp import _stdout_to_devnull
+
+    cost, a, lo, hi, lb, ub, _, _ = _build(p, fixed)
+    with _stdout_to_devnull():
+        out: Any = milp(cost, integrality=np.zeros(cost.size) if relax else np.ones(cost.size, dtype=np.uint8), bounds=Bounds(lb, ub),
+                        constraints=LinearConstraint(a, lo, hi),
+                        options={"disp": False, "time_limit": time_limit_s or p.time_limit_s, "mip_rel_gap": p.mip_rel_gap})  # fmt: skip
+    status = {0: "optimal", 1: "time_limit", 2: "infeasible"}.get(out.status, "no_solution")
+    x = getattr(out, "x", None)
+    if x is None or status in ("infeasible", "no_solution"):
+        return ("infeasible" if status == "infeasible" else "no_solution"), None, float("inf"), float("nan")
+    v = np.asarray(x, dtype=float) if relax else np.rint(np.asarray(x, dtype=float))
+    return status, v, float(cost @ v), float(getattr(out, "mip_gap", 0.0) or 0.0)
+
+
+def _one_period(p: PeriodProblem, h: int) -> PeriodProblem:
+    return replace(p, demand=p.demand[:, h : h + 1])
+
+
+def _reservations(p: PeriodProblem, used: I) -> I:
+    """Break-even reservations from instance use ``used`` (``(nt, H)``, instances of each type in each period).
+
+    The ``k``-th instance of type ``t`` is worth reserving under model ``m`` when the periods that use at
+    least ``k`` instances of ``t`` number at least ``H·p_tm/p_t,hourly`` (``p_t,hourly`` the cheapest hourly
+    price of ``t``); the cheapest reserved model of ``t`` is the one bought.
+    """
+    _, hours, _, nt, nm, res, offered = _index(p)
+    out = np.zeros((nt, nm), dtype=np.int64)
+    hourly = np.where(res.astype(bool)[None, :] | ~offered.astype(bool), np.inf, p.price)
+    for t in range(nt):
+        r_models = [m for m in range(nm) if res[m] and offered[t, m]]
+        if not r_models or used[t].max(initial=0) == 0:
+            continue
+        m = min(r_models, key=lambda k: (p.price[t, k], k))
+        ref = float(hourly[t].min())
+        need = hours * p.price[t, m] / ref if np.isfinite(ref) else 0.0
+        k = 0
+        while k < used[t].max() and int((used[t] >= k + 1).sum()) >= need:
+            k += 1
+        out[t, m] = k
+    return out
+
+
+def _per_period(p: PeriodProblem, fixed: I | None) -> tuple[I, I, float] | None:
+    """Every period solved on its own with reservations ``fixed`` (periods of equal demand once).
+
+    Returns replicas ``(nc, H)``, hourly instances ``(nt, nm, H)`` and their hourly cost summed over
+    the horizon (reservations not included), or ``None`` if a period has no plan.
+    """
+    _, hours, nc, nt, nm, res, _ = _index(p)
+    hourly_price = np.where(res.astype(bool)[None, :], 0.0, np.nan_to_num(p.price))
+    cache: dict[bytes, F] = {}
+    r, n = np.zeros((nc, hours), dtype=np.int64), np.zeros((nt, nm, hours), dtype=np.int64)
+    total = 0.0
+    for h in range(hours):
+        col = np.ascontiguousarray(p.demand[:, h]).tobytes()
+        if col not in cache:
+            _, v, _, _ = _run(_one_period(p, h), fixed)
+            if v is None:
+                return None
+            cache[col] = v
+        v = cache[col]
+        r[:, h] = v[:nc].astype(np.int64)
+        n[:, :, h] = v[nc + nt * nm :].reshape(nt, nm).astype(np.int64)
+        total += float(np.sum(hourly_price * n[:, :, h]))
+    return r, n, total
+
+
+def solve_periods(p: PeriodProblem, *, rounds: int = 4, seeds: tuple[I, ...] = ()) -> PeriodSolution:
+    """Solve the program of the module docstring by decomposition.
+
+    *Bound.* Let reserved instances be rented hour by hour at their hourly rate: every period is then a
+    program of its own, and the sum of their optima is a lower bound on the whole program (any plan's
+    period ``h`` is feasible there, at the same cost). Its instance use seeds the reservations.
+
+    *Plans.* With reservations ``R`` fixed, every period is again independent (periods of equal demand
+    are solved once). ``R`` starts from each of ``seeds`` (e.g. a static plan's reservations, which
+    makes the plan never dearer than that static plan), from the break-even reservations of the bound's
+    instance use (:func:`_reservations`) and from none; after each plan, ``R`` is recomputed from the plan's own use,
+    up to ``rounds`` plans or until ``R`` repeats; the cheapest plan is kept. With a budget, the budget
+    is checked on that plan. ``status`` is ``optimal`` when the plan is within ``mip_rel_gap`` of the
+    bound, else ``decomposed`` with the gap.
+    """
+    t0 = time.perf_counter()
+    _, hours, _nc, nt, nm, _res, _ = _index(p)
+    relaxed = replace(p, models=tuple(m if m not in RESERVED else f"{m} (hourly)" for m in p.models))
+    bound_run = _per_period(relaxed, None)
+    if bound_run is None:
+        return _empty(p, "infeasible", t0)
+    bound = bound_run[2]
+    starts = [*seeds, _reservations(p, bound_run[1].sum(axis=1)), np.zeros((nt, nm), dtype=np.int64)]
+    best: tuple[float, I, I, I] | None = None
+    seen: set[bytes] = set()
+    for seed in starts:
+        fixed = seed
+        for _ in range(rounds):
+            if fixed.tobytes() in seen:
+                break
+            seen.add(fixed.tobytes())
+            run = _per_period(p, fixed)
+            if run is None:
+                break
+            total = run[2] + float(hours * np.sum(np.nan_to_num(p.price) * fixed))
+            if best is None or total < best[0] - 1e-9:
+                best = (total, run[0], fixed.copy(), run[1])
+            fixed = _reservations(p, run[1].sum(axis=1) + fixed.sum(axis=1)[:, None])
+    if best is None:
+        return _empty(p, "infeasible", t0)
+    total, r, fixed, n = best
+    if p.budget_per_hour is not None and total / hours > p.budget_per_hour * (1 + 1e-9):
+        return _empty(p, "infeasible", t0)
+    gap = max(0.0, (total - bound) / total) if total > 0 else 0.0
+    return PeriodSolution("optimal" if gap <= p.mip_rel_gap else "decomposed", r, fixed, n, total, gap, time.perf_counter() - t0)
+
+
+def _empty(p: PeriodProblem, status: str, t0: float) -> PeriodSolution:
+    _, hours, nc, nt, nm, _, _ = _index(p)
+    z = np.zeros
+    return PeriodSolution(status, z((nc, hours), np.int64), z((nt, nm), np.int64), z((nt, nm, hours), np.int64), 0.0, float("nan"),
+                          time.perf_counter() - t0)  # fmt: skip

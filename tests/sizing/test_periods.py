@@ -1,0 +1,151 @@
+"""Plans over demand periods: profiles, the period program, and the properties the issue names."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from aicap.hardware_db import load_catalogue
+from aicap.sizing.core.errors import InputError
+from aicap.sizing.core.fleet import Fleet
+from aicap.sizing.core.profile import Diurnal, align
+from aicap.sizing.plan.fleet_io import load_fleet
+from aicap.sizing.plan.periods import size_periods
+from aicap.sizing.plan.profile_files import profile_from_trace, read_csv_profile
+from aicap.sizing.plan.sizer import size
+
+CAT = load_catalogue()
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def fleet(rates: Any, *, pricing: Any = "on_demand", lead: float | None = 0.0, **cons: Any) -> Fleet:
+    wl = {"name": "chat", "model": "llama-3.1-8b", "requests_per_s": rates, "input_tokens": 1000, "output_tokens": 200,
+          "slo": {"ttft_ms": 2000.0, "tpot_ms": 60.0}, "precisions": ["fp8"]}  # fmt: skip
+    c: dict[str, Any] = {"clouds": ["gcp"], "pricing": pricing, **cons}
+    if lead is not None:
+        c["lead_time_min"] = lead
+    return Fleet.model_validate({"workloads": [wl], "constraints": c})
+
+
+def test_diurnal_shape_peaks_and_troughs_where_it_says() -> None:
+    d = Diurnal(shape="diurnal", peak=40.0, trough=4.0, peak_hour=15.0).rates()
+    assert len(d) == 24 and d[15] == pytest.approx(40) and d[3] == pytest.approx(4) and min(d) >= 4
+    with pytest.raises(ValueError, match="trough"):
+        Diurnal(shape="diurnal", peak=4.0, trough=40.0, peak_hour=1.0).rates()
+    assert align([(1.0,) * 24, (2.0,) * 168])[0] == (1.0,) * 168
+
+
+def test_profiles_are_checked() -> None:
+    for bad, msg in (([1.0] * 23, "24"), ([0.0] * 24, "not all 0"), ([1.0] * 23 + [-1.0], ">= 0")):
+        with pytest.raises(ValueError, match=msg):
+            fleet(bad)
+    assert fleet([1.0] * 24).workloads[0].rate == 1.0 and fleet([1.0] * 23 + [5.0]).workloads[0].rate == 5.0
+
+
+def test_csv_and_trace_profiles_are_read_relative_to_the_fleet(tmp_path: Path) -> None:
+    (tmp_path / "p.csv").write_text("hour,requests_per_s\n" + "".join(f"{h},{1 + h % 3}\n" for h in range(24)))
+    hours = np.arange(0, 24 * 3600, 600.0)  # one request every 10 min for a day: 6 per hour
+    (tmp_path / "t.csv").write_text("arrival_s,input_tokens,output_tokens\n" + "".join(f"{t},100,10\n" for t in hours))
+    (tmp_path / "f.yaml").write_text("workloads:\n  - {name: a, model: llama-3.1-8b, requests_per_s: {csv: p.csv}}\n"
+                                     "  - {name: b, model: llama-3.1-8b, requests_per_s: {trace: t.csv}}\n")  # fmt: skip
+    f = load_fleet(tmp_path / "f.yaml")
+    assert f.workloads[0].profile == tuple(float(1 + h % 3) for h in range(24))
+    assert f.workloads[1].profile == pytest.approx([6 / 3600] * 24)
+    assert read_csv_profile(tmp_path / "p.csv")[2] == 3.0
+    assert len(profile_from_trace(tmp_path / "t.csv")) == 24
+
+
+@pytest.mark.parametrize(("text", "msg"), [
+    ("hour,rate\n0,1\n", "header"), ("hour,requests_per_s\n0,1\n0,2\n", "repeated"), ("hour,requests_per_s\n0,x\n", "number"),
+    ("hour,requests_per_s\n" + "".join(f"{h},1\n" for h in range(20)), "every hour"),
+])  # fmt: skip
+def test_csv_profile_errors_name_the_line(tmp_path: Path, text: str, msg: str) -> None:
+    f = tmp_path / "p.csv"
+    f.write_text(text)
+    with pytest.raises(InputError, match=msg) as e:
+        read_csv_profile(f)
+    assert str(e.value).startswith(str(f))
+
+
+def test_a_flat_profile_costs_what_the_static_plan_costs() -> None:
+    flat = size_periods(fleet([6.0] * 24), CAT)
+    static = size(fleet(6.0), CAT, alternatives=False)
+    assert flat.totals.usd_per_month == pytest.approx(static.totals.usd_per_month, rel=2e-3)
+    assert flat.totals.static_peak_usd_per_month == pytest.approx(static.totals.usd_per_month, rel=2e-3)
+
+
+def test_profile_plan_properties() -> None:
+    day = list(Diurnal(shape="diurnal", peak=30.0, trough=2.0, peak_hour=14.0).rates())
+    plan = size_periods(fleet(day, pricing=["on_demand", "reserved_1y", "spot"]), CAT)
+    t = plan.totals
+    assert t.usd_per_month <= t.static_peak_usd_per_month * (1 + 1e-9) and t.savings_vs_static_pct > 10
+    assert t.on_demand_only_usd_per_month is not None and t.usd_per_month <= t.on_demand_only_usd_per_month * (1 + 2e-3)
+    for p in plan.periods:
+        (w,) = p.workloads
+        assert w.capacity_requests_per_s >= w.planned_for_requests_per_s >= w.demand_requests_per_s and sum(w.replicas) >= 1
+        devices = {i.instance_type: CAT.instance(i.instance_type).devices for i in p.instances}
+        spot = sum(i.count * devices[i.instance_type] for i in p.instances if i.pricing == "spot")
+        every = sum(i.count * devices[i.instance_type] for i in p.instances)
+        assert spot <= plan.spot_max_share * every + 1e-9
+    assert size_periods(fleet(day, pricing=["on_demand", "reserved_1y", "spot"]), CAT).to_dict() == plan.to_dict()
+
+
+def test_spot_permission_never_raises_cost() -> None:
+    day = list(Diurnal(shape="diurnal", peak=25.0, trough=3.0, peak_hour=10.0).rates())
+    without = size_periods(fleet(day, pricing=["on_demand", "reserved_1y"]), CAT).totals.usd_per_month
+    with_spot = size_periods(fleet(day, pricing=["on_demand", "reserved_1y", "spot"], spot_max_share=1.0), CAT).totals.usd_per_month
+    assert with_spot <= without * (1 + 2e-3)
+
+
+def test_a_lead_time_longer_than_a_ramp_forces_capacity_earlier() -> None:
+    step = [1.0] * 10 + [30.0] * 14
+    now = size_periods(fleet(step, lead=0.0), CAT)
+    early = size_periods(fleet(step, lead=90.0), CAT)
+    cap = lambda plan, h: plan.periods[h].workloads[0].capacity_requests_per_s  # noqa: E731
+    assert cap(now, 9) < 30 <= cap(now, 10)
+    assert early.lead_periods == 2 and cap(early, 8) >= 30 and cap(early, 9) >= 30
+    assert early.totals.usd_per_month > now.totals.usd_per_month
+
+
+def test_minimum_replicas_are_kept_and_an_impossible_budget_is_refused() -> None:
+    f = fleet([0.0] * 12 + [2.0] * 12)
+    assert all(sum(p.workloads[0].replicas) >= 1 for p in size_periods(f, CAT).periods)
+    from aicap.sizing.core.errors import InfeasibleError
+
+    with pytest.raises(InfeasibleError, match="budget"):
+        size_periods(fleet([5.0] * 24, budget_usd_per_month=10.0), CAT)
+
+
+def test_the_example_fleet_plans_from_the_cli() -> None:
+    import json
+
+    from typer.testing import CliRunner
+
+    from aicap.cli.app import app
+
+    r = CliRunner().invoke(app, ["-q", "size", str(ROOT / "examples" / "diurnal-chat.yaml"), "-f", "json"])
+    assert r.exit_code == 0, r.stderr
+    d = json.loads(r.stdout)
+    assert d["kind"] == "periods" and d["hours"] == 24 and len(d["periods"]) == 24
+    p = d["periods"][0]
+    assert set(p) >= {"start_hour", "usd_per_hour", "instances", "workloads"}
+    assert set(p["workloads"][0]) >= {"name", "demand_requests_per_s", "capacity_requests_per_s"}
+    assert set(d["totals"]) >= {"usd_per_month", "static_peak_usd_per_month", "on_demand_only_usd_per_month", "savings_vs_static_pct"}
+    r = CliRunner().invoke(app, ["-q", "size", str(ROOT / "examples" / "diurnal-chat.yaml"), "--verify"])
+    assert r.exit_code == 2 and "not supported yet" in r.stderr
+
+
+def test_static_commands_refuse_a_period_plan_in_one_line(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from aicap.cli.app import app
+
+    out = tmp_path / "p.json"
+    r = CliRunner().invoke(app, ["-q", "size", str(ROOT / "examples" / "diurnal-chat.yaml"), "-f", "json", "--output", str(out)])
+    assert r.exit_code == 0
+    for cmd in (["simulate", str(out)], ["diff", str(out), str(out)]):
+        r = CliRunner().invoke(app, ["-q", *cmd])
+        assert r.exit_code == 2 and "demand periods" in r.stderr and r.stderr.count("\n") == 1, (cmd, r.stderr)
