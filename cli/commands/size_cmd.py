@@ -92,6 +92,10 @@ def period_plan_view(plan: PeriodPlan) -> View:
         Table(f"Plan by hour ({'/'.join(plan.pricing_models)} prices; requests/s demand/capacity and replicas per workload)",
               ["hour", "$/hour", *names, "instances"], rows),
         Table("Deployments used", ["workload", "instance", "devices", "layout", "dtype", "req/s per replica", "TTFT ms", "TPOT ms"], deps),
+        Table("Autoscaling (scale on request rate; --autoscaler FILE writes KEDA ScaledObjects)",
+              ["workload", "deployment", "instance", "req/s per replica", "in flight per replica", "min replicas", "max replicas"],
+              [[a.workload, a.deployment, a.instance_type, a.requests_per_s_per_replica, a.in_flight_per_replica, a.min_replicas,
+                a.max_replicas] for a in plan.autoscaling]),
         Table("Totals", ["", "value"], total_rows),
     ]  # fmt: skip
     return View(plan.to_dict(), tables, notes=list(plan.warnings))
@@ -122,6 +126,8 @@ def register(app: typer.Typer) -> None:
         output: Annotated[Path | None, typer.Option("--output", "-o", help="Also write the plan (JSON, or YAML for .yaml) to this file, atomically.")] = None,
         verify: Annotated[bool, typer.Option("--verify", help="Play the plan through the simulator; add capacity and re-solve until it holds (exit 3 if it never does).")] = False,
         seed: Annotated[int, typer.Option("--seed", help="Random seed of --verify's simulated traffic.")] = 0,
+        autoscaler: Annotated[Path | None, typer.Option("--autoscaler", help="Write KEDA ScaledObjects for a plan over demand periods (YAML).")] = None,
+        plot: Annotated[Path | None, typer.Option("--plot", help="Draw a plan over demand periods: capacity by pricing model against demand (.png or .svg).")] = None,
         fmt: FormatOpt = Format.table,
     ) -> None:  # fmt: skip
         """Pick the cheapest set of whole cloud instances that serves every workload within its latency targets."""
@@ -132,6 +138,8 @@ def register(app: typer.Typer) -> None:
 
         if output is not None and output.is_dir():  # fail before sizing, not after (write_atomic checks again)
             raise InputError(f"{output}: is a directory, expected a file")
+        if plot is not None and plot.suffix.lower() not in {".png", ".svg"}:
+            raise InputError(f"--plot {plot}: the file must end in .png or .svg")
         cat = catalogue()
         overrides = {"cloud": cloud, "hardware": hardware, "pricing": pricing, "budget": budget, "objective": objective,
                      "single_type": single_type or None}  # fmt: skip
@@ -154,6 +162,18 @@ def register(app: typer.Typer) -> None:
                 if fleet_file is None or str(exc).startswith(str(fleet_file)):
                     raise
                 raise InputError(f"{fleet_file}: {exc}") from None
+            if plot is not None:
+                from aicap.sizing.plan.periods_plot import plot_periods
+
+                plot_periods(pplan, cat, str(plot))
+                info(f"aicap: wrote {plot}")
+            if autoscaler is not None:
+                import yaml
+
+                from aicap.sizing.plan.periods import keda_scaled_objects
+
+                write_atomic(autoscaler, yaml.safe_dump_all(keda_scaled_objects(pplan), sort_keys=False))
+                info(f"aicap: wrote {len(pplan.autoscaling)} KEDA ScaledObject(s) to {autoscaler}")
             pview = period_plan_view(pplan)
             for note in pview.notes:
                 info(f"aicap: {note}")
@@ -162,6 +182,12 @@ def register(app: typer.Typer) -> None:
                 info(f"aicap: wrote plan to {output}")
             emit(View(pview.document, pview.tables), fmt)
             return
+        if autoscaler is not None:
+            raise InputError(
+                "--autoscaler writes settings for plans over demand periods (a workload with an hourly profile, or several pricing models)"
+            )
+        if plot is not None:
+            raise InputError("--plot draws plans over demand periods (a workload with an hourly profile, or several pricing models)")
         try:
             if verify:
                 from aicap.sizing.sim.verify import size_verified

@@ -36,6 +36,25 @@ class UsedDeployment(_Doc):
     tpot_ms: float | None = None
 
 
+class Autoscaling(_Doc):
+    """Autoscaler settings of one deployment, derived from the plan.
+
+    ``requests_per_s_per_replica`` is the capacity one replica carries within the targets (the rate
+    to scale on); ``in_flight_per_replica`` the requests one replica holds at that rate by Little's law,
+    ``λ·(TTFT + (O − 1)·TPOT)`` with the plan's TTFT and TPOT percentiles and the mean output ``O`` (an
+    upper estimate: percentiles, not means; the concurrency to scale on); ``min_replicas`` and
+    ``max_replicas`` the fewest and most the plan runs in any hour.
+    """
+
+    workload: str
+    deployment: int = Field(ge=0, description="index in the plan's deployments of the workload")
+    instance_type: str
+    requests_per_s_per_replica: float = Field(gt=0)
+    in_flight_per_replica: float = Field(gt=0)
+    min_replicas: int = Field(ge=0)
+    max_replicas: int = Field(ge=1)
+
+
 class InstanceCount(_Doc):
     """Instances of one type under one pricing model."""
 
@@ -109,6 +128,7 @@ class PeriodPlan(_Doc):
     spot_headroom: float
     hours_per_month: float
     deployments: dict[str, list[UsedDeployment]]
+    autoscaling: list[Autoscaling]
     periods: list[Period]
     totals: PeriodTotals
     solver: PeriodSolver

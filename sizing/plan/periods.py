@@ -27,6 +27,7 @@ from aicap.sizing.core.catalogue import CatalogueLike
 from aicap.sizing.core.errors import InfeasibleError
 from aicap.sizing.core.fleet import Fleet
 from aicap.sizing.core.period_plan import (
+    Autoscaling,
     InstanceCount,
     Period,
     PeriodPlan,
@@ -145,6 +146,46 @@ def size_periods(fleet: Fleet, cat: CatalogueLike, *, time_limit_s: float = 10.0
     return _document(fleet, cat, s, sol, models, month, peak.usd * c.hours_per_month, None if od is None else od * month, warnings)
 
 
+def _autoscaling(fleet: Fleet, deps: dict[str, list[UsedDeployment]], periods: list[Period]) -> list[Autoscaling]:
+    """Per deployment used, the rate and concurrency to scale on and the replica range (:class:`Autoscaling`)."""
+    out = []
+    for wi, w in enumerate(fleet.workloads):
+        for k, d in enumerate(deps[w.name]):
+            counts = [p.workloads[wi].replicas[k] for p in periods]
+            latency_s = (d.ttft_ms + max(w.mean_output - 1.0, 0.0) * (d.tpot_ms or 0.0)) / 1e3
+            in_flight = round(max(d.capacity_requests_per_s * latency_s, 1e-6), 3)
+            out.append(Autoscaling(workload=w.name, deployment=k, instance_type=d.instance_type,
+                                   requests_per_s_per_replica=d.capacity_requests_per_s, in_flight_per_replica=in_flight,
+                                   min_replicas=min(counts), max_replicas=max(max(counts), 1)))  # fmt: skip
+    return out
+
+
+def keda_scaled_objects(plan: PeriodPlan) -> list[dict[str, object]]:
+    """KEDA ``ScaledObject`` documents, one per deployment, scaling on request rate (a Prometheus query).
+
+    Assumed, to edit for your cluster: the Kubernetes Deployment of each is named
+    ``<workload>-<deployment index>``, its pods serve the model under the workload's name
+    (``--served-model-name``) and export vLLM's ``vllm:request_success_total`` counter. Each deployment
+    scales on the request rate its own pods serve (pod-name prefix); ``threshold`` is the plan's
+    per-replica capacity, so KEDA keeps ``⌈rate / capacity⌉`` replicas within the plan's hourly minimum
+    and maximum.
+    """
+    docs: list[dict[str, object]] = []
+    for a in plan.autoscaling:
+        name = f"{a.workload}-{a.deployment}"
+        docs.append({
+            "apiVersion": "keda.sh/v1alpha1", "kind": "ScaledObject",
+            "metadata": {"name": name, "annotations": {"aicap/instance-type": a.instance_type,
+                                                        "aicap/in-flight-per-replica": f"{a.in_flight_per_replica:g}"}},
+            "spec": {"scaleTargetRef": {"name": name}, "minReplicaCount": a.min_replicas, "maxReplicaCount": a.max_replicas,
+                     "triggers": [{"type": "prometheus", "metadata": {
+                         "serverAddress": "http://prometheus:9090",
+                         "query": f'sum(rate(vllm:request_success_total{{model_name="{a.workload}", pod=~"{name}-.*"}}[1m]))',
+                         "threshold": f"{a.requests_per_s_per_replica:g}"}}]},
+        })  # fmt: skip
+    return docs
+
+
 def _document(fleet: Fleet, cat: CatalogueLike, s: _Setup, sol: PeriodSolution, models: tuple[str, ...], month: float,
               static_month: float, od_month: float | None, warnings: list[str]) -> PeriodPlan:  # fmt: skip
     c = fleet.constraints
@@ -191,6 +232,7 @@ def _document(fleet: Fleet, cat: CatalogueLike, s: _Setup, sol: PeriodSolution, 
                           savings_vs_static_pct=round(100.0 * (1.0 - total / static_month), 2) if static_month > 0 else 0.0,
                           reserved=reserved, peak_devices=max(devices, default=0))  # fmt: skip
     return PeriodPlan(
+        autoscaling=_autoscaling(fleet, deps, periods),
         generated_by=f"aicap {_version()}",
         catalogue=CatalogueRef(version=cat.version, price_dates=cat.price_dates, pricing="/".join(models)),
         hours=hours, pricing_models=list(models), lead_time_min=round(s.lead_min, 2), lead_periods=s.lead, spot_max_share=c.spot_max_share,

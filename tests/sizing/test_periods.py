@@ -149,3 +149,39 @@ def test_static_commands_refuse_a_period_plan_in_one_line(tmp_path: Path) -> Non
     for cmd in (["simulate", str(out)], ["diff", str(out), str(out)]):
         r = CliRunner().invoke(app, ["-q", *cmd])
         assert r.exit_code == 2 and "demand periods" in r.stderr and r.stderr.count("\n") == 1, (cmd, r.stderr)
+
+
+def test_autoscaling_follows_the_plan(tmp_path: Path) -> None:
+    import yaml
+    from typer.testing import CliRunner
+
+    from aicap.cli.app import app
+    from aicap.sizing.plan.periods import keda_scaled_objects
+
+    day = list(Diurnal(shape="diurnal", peak=30.0, trough=2.0, peak_hour=14.0).rates())
+    plan = size_periods(fleet(day), CAT)
+    (a,) = [x for x in plan.autoscaling if x.max_replicas > 0 and x.min_replicas >= 0][:1]
+    counts = [p.workloads[0].replicas[a.deployment] for p in plan.periods]
+    assert (a.min_replicas, a.max_replicas) == (min(counts), max(counts))
+    assert a.requests_per_s_per_replica == plan.deployments["chat"][a.deployment].capacity_requests_per_s
+    docs = keda_scaled_objects(plan)
+    assert len(docs) == len(plan.autoscaling) and docs[0]["kind"] == "ScaledObject"
+    out = tmp_path / "keda.yaml"
+    r = CliRunner().invoke(app, ["-q", "size", str(ROOT / "examples" / "diurnal-chat.yaml"), "--autoscaler", str(out)])
+    assert r.exit_code == 0, r.stderr
+    loaded = list(yaml.safe_load_all(out.read_text()))
+    assert loaded and all(d["spec"]["maxReplicaCount"] >= d["spec"]["minReplicaCount"] for d in loaded)
+    r = CliRunner().invoke(app, ["-q", "size", "--autoscaler", str(out)])
+    assert r.exit_code == 2 and "demand periods" in r.stderr
+
+
+def test_plot_of_a_period_plan(tmp_path: Path) -> None:
+    pytest.importorskip("matplotlib")
+    from typer.testing import CliRunner
+
+    from aicap.cli.app import app
+
+    out = tmp_path / "p.svg"
+    r = CliRunner().invoke(app, ["-q", "size", str(ROOT / "examples" / "diurnal-chat.yaml"), "--plot", str(out)])
+    assert r.exit_code == 0, r.stderr
+    assert out.read_text().lstrip().startswith("<?xml")
