@@ -16,7 +16,7 @@ if TYPE_CHECKING:
     from aicap.sizing.sim.report import SimulationReport, Stats
     from aicap.sizing.sim.verify import DeploymentRun
 
-PERCENTILES = ("p50", "p90", "p99")
+PERCENTILES = ("p50", "p90", "p95", "p99")
 
 
 def _floats(text: str | None, flag: str) -> tuple[float, ...] | None:
@@ -34,7 +34,7 @@ def _floats(text: str | None, flag: str) -> tuple[float, ...] | None:
 
 
 def _ms(s: Stats, key: str = "p99") -> str | None:
-    v = getattr(s, key)
+    v = s.at(key)
     return None if v is None else f"{v:,.1f}"
 
 
@@ -156,7 +156,7 @@ def register(app: typer.Typer) -> None:
         router: Annotated[str, typer.Option("--router", help="round_robin, least_outstanding or shortest_queue.")] = "round_robin",
         ttft_ms: Annotated[float | None, typer.Option("--ttft-ms", help="TTFT target for SLO attainment (and EDF deadlines).")] = None,
         tpot_ms: Annotated[float | None, typer.Option("--tpot-ms", help="TPOT target for SLO attainment.")] = None,
-        percentile: Annotated[str, typer.Option("--percentile", help="p50, p90 or p99: where targets are checked.")] = "p99",
+        percentile: Annotated[str, typer.Option("--percentile", help="p50, p90, p95 or p99: where targets are checked.")] = "p99",
         classes: Annotated[
             str | None, typer.Option("--classes", help="Shares of priority classes 0,1,… of synthetic requests, e.g. 0.2,0.8.")
         ] = None,

@@ -102,6 +102,21 @@ class PeriodTotals(_Doc):
     peak_devices: int = Field(ge=0)
 
 
+class PeriodCheck(_Doc):
+    """A deployment simulated at its busiest hour (ms at the workload's percentile; ``aicap size --verify``)."""
+
+    workload: str
+    deployment: int = Field(ge=0)
+    instance_type: str
+    hour: int = Field(ge=0)
+    requests_per_s_per_replica: float = Field(ge=0)
+    simulated_ttft_ms: float | None = None
+    ttft_target_ms: float | None = None
+    simulated_tpot_ms: float | None = None
+    tpot_target_ms: float | None = None
+    holds: bool
+
+
 class PeriodSolver(_Doc):
     """How the program ended.
 
@@ -133,7 +148,8 @@ class PeriodPlan(_Doc):
     totals: PeriodTotals
     solver: PeriodSolver
     warnings: list[str] = Field(default_factory=list)
+    verification: list[PeriodCheck] | None = None
 
     def to_dict(self) -> dict[str, object]:
-        """JSON-ready dictionary."""
-        return self.model_dump(mode="json")
+        """JSON-ready dictionary (without ``verification`` when there is none)."""
+        return self.model_dump(mode="json", exclude_none=False, exclude={"verification"} if self.verification is None else set())

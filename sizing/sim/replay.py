@@ -185,11 +185,11 @@ def _simulate(setup: Setup, requests: Requests, policy: str, options: PolicyOpti
 
 
 def holds(rep: SimulationReport, percentile: str) -> bool:
-    """Whether a run is stable and meets its targets at ``percentile`` (``"p50"``, ``"p90"`` or ``"p99"``)."""
+    """Whether a run is stable and meets its targets at ``percentile`` (``"p50"``, ``"p90"``, ``"p95"`` or ``"p99"``)."""
     if not rep.stable or rep.rejected:
         return False
     for target, st in ((rep.slo.ttft_ms, rep.ttft_ms), (rep.slo.tpot_ms, rep.tpot_ms)):
-        value = getattr(st, percentile)
+        value = st.at(percentile)
         if target is not None and value is not None and value > target:
             return False
     return True

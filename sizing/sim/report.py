@@ -31,7 +31,12 @@ class Stats(_Doc):
     mean: float | None
     p50: float | None
     p90: float | None
+    p95: float | None
     p99: float | None
+
+    def at(self, percentile: str) -> float | None:
+        """The statistic named ``percentile`` (``"p50"``, ``"p90"``, ``"p95"``, ``"p99"`` or ``"mean"``)."""
+        return {"mean": self.mean, "p50": self.p50, "p90": self.p90, "p95": self.p95, "p99": self.p99}[percentile]
 
 
 class Throughput(_Doc):
@@ -125,12 +130,12 @@ def _r(x: float) -> float:
 
 
 def stats_ms(x: F) -> Stats:
-    """Mean, p50, p90 and p99 of the non-``nan`` values of ``x`` [s], in ms (5 significant digits)."""
+    """Mean, p50, p90, p95 and p99 of the non-``nan`` values of ``x`` [s], in ms (5 significant digits)."""
     v = x[~np.isnan(x)] * 1e3
     if not v.size:
-        return Stats(mean=None, p50=None, p90=None, p99=None)
-    p = np.percentile(v, [50, 90, 99])
-    return Stats(mean=_r(float(v.mean())), p50=_r(float(p[0])), p90=_r(float(p[1])), p99=_r(float(p[2])))
+        return Stats(mean=None, p50=None, p90=None, p95=None, p99=None)
+    p = np.percentile(v, [50, 90, 95, 99])
+    return Stats(mean=_r(float(v.mean())), p50=_r(float(p[0])), p90=_r(float(p[1])), p95=_r(float(p[2])), p99=_r(float(p[3])))
 
 
 def meets_slo(res: SimResult, targets: Targets, output_tokens: NDArray[np.int64]) -> NDArray[np.bool_]:

@@ -134,8 +134,14 @@ def test_the_example_fleet_plans_from_the_cli() -> None:
     assert set(p) >= {"start_hour", "usd_per_hour", "instances", "workloads"}
     assert set(p["workloads"][0]) >= {"name", "demand_requests_per_s", "capacity_requests_per_s"}
     assert set(d["totals"]) >= {"usd_per_month", "static_peak_usd_per_month", "on_demand_only_usd_per_month", "savings_vs_static_pct"}
-    r = CliRunner().invoke(app, ["-q", "size", str(ROOT / "examples" / "diurnal-chat.yaml"), "--verify"])
-    assert r.exit_code == 2 and "not supported yet" in r.stderr
+    r = CliRunner().invoke(app, ["-q", "size", str(ROOT / "examples" / "diurnal-chat.yaml"), "--verify", "-f", "json"])
+    assert r.exit_code == 0, r.stderr
+    v = json.loads(r.stdout)["verification"]
+    assert {(c["workload"], c["deployment"]) for c in v} == {
+        (a["workload"], a["deployment"]) for a in d["autoscaling"] if a["max_replicas"]
+    }
+    assert all(c["holds"] and c["simulated_ttft_ms"] <= c["ttft_target_ms"] for c in v)
+    assert "verification" not in d
 
 
 def test_static_commands_refuse_a_period_plan_in_one_line(tmp_path: Path) -> None:
