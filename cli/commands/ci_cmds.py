@@ -72,6 +72,28 @@ def register(app: typer.Typer, schema_app: typer.Typer) -> None:
             if not (math.isfinite(budget_monthly) and budget_monthly > 0):
                 raise InputError(f"--budget-monthly {budget_monthly}: must be a positive, finite amount of USD")
             pol = pol.model_copy(update={"limits": pol.limits.model_copy(update={"max_usd_per_month": Limit[float](value=budget_monthly)})})
+        from aicap.sizing.plan.fleet_io import period_plan_or_size
+
+        periods = period_plan_or_size(target, cat)
+        if periods is not None:
+            if baseline is not None:
+                raise InputError("--baseline: comparing plans over demand periods is not supported yet")
+            from aicap.sizing.plan.policy import evaluate_periods
+
+            prow, unchecked = evaluate_periods(pol, periods, cat)
+            pres = verdict(prow)
+            pnotes = [f"not checked on a plan over demand periods yet: {', '.join(unchecked)}"] if unchecked else []
+            pdoc = {"schema_version": 2, "verdict": pres, "usd_per_month": periods.totals.usd_per_month, "baseline_usd_per_month": None,
+                    "limits": [r.__dict__ for r in prow], "notes": pnotes}  # fmt: skip
+            emit(View(pdoc, [Table(f"Policy check: {pres.upper()} (plan over {periods.hours} hours, ${periods.totals.usd_per_month:,.0f}/month)",
+                                   ["limit", "action", "status", "actual", "threshold", "detail"],
+                                   [[r.limit, r.action, r.status.upper(), str(r.actual), str(r.threshold), r.detail] for r in prow])],
+                      pnotes), fmt)  # fmt: skip
+            for n in pnotes:
+                info(f"aicap: {n}")
+            if pres == "fail":
+                raise PolicyBreachError(f"policy check failed: {', '.join(r.limit for r in prow if r.status == 'fail')}")
+            return
         plan = plan_or_size(target, cat)
         base = plan_or_size(baseline, cat) if baseline is not None else None
         rows = evaluate(pol, plan, base)

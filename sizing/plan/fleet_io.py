@@ -15,6 +15,7 @@ from aicap.sizing.core.catalogue import CatalogueLike
 from aicap.sizing.core.documents import load_yaml, read_text, validate_model
 from aicap.sizing.core.errors import InputError
 from aicap.sizing.core.fleet import MIN_REQUESTS_PER_S, PERCENTILES, Fleet, too_small_rate
+from aicap.sizing.core.period_plan import PeriodPlan
 from aicap.sizing.core.plan import SCHEMA_VERSION, Plan
 
 CLOUDS = ("aws", "gcp", "azure")
@@ -139,6 +140,35 @@ def load_plan(path: Path) -> Plan | None:
         raise InputError(f"{path}: plan schema_version {got} is not supported; this aicap reads {SCHEMA_VERSION}: "
                          "re-create the plan with `aicap size --output`")  # fmt: skip
     return validate_model(Plan, doc, str(path), text)
+
+
+def load_period_plan(path: Path) -> PeriodPlan | None:
+    """Read a plan over demand periods (``kind: periods``), or ``None`` if ``path`` holds something else."""
+    from aicap.sizing.core.documents import load_document
+
+    text = read_text(path)
+    doc = load_document(path, text)
+    if not (isinstance(doc, dict) and doc.get("kind") == "periods"):
+        return None
+    return validate_model(PeriodPlan, doc, str(path), text)
+
+
+def period_plan_or_size(path: Path, cat: CatalogueLike) -> PeriodPlan | None:
+    """A plan over demand periods from a plan file, or by planning a fleet file that needs one; else ``None``."""
+    plan = load_period_plan(path)
+    if plan is not None:
+        return plan
+    from aicap.sizing.core.documents import load_document
+
+    doc = load_document(path, read_text(path))
+    if isinstance(doc, dict) and ({"totals", "generated_by", "solver"} & set(doc)):
+        return None  # a static plan
+    fleet = load_fleet(path)
+    if any(w.profile is not None for w in fleet.workloads) or len(fleet.constraints.pricing_models) > 1:
+        from aicap.sizing.plan.periods import size_periods
+
+        return size_periods(fleet, cat)
+    return None
 
 
 def plan_or_size(path: Path, cat: CatalogueLike) -> Plan:

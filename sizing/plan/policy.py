@@ -31,8 +31,10 @@ from typing import Generic, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from aicap.sizing.core.catalogue import CatalogueLike
 from aicap.sizing.core.errors import InputError, UnknownIdError
 from aicap.sizing.core.fleet import Percentile
+from aicap.sizing.core.period_plan import PeriodPlan
 from aicap.sizing.core.plan import Plan
 
 V = TypeVar("V")
@@ -214,3 +216,45 @@ def verdict(rows: list[Row]) -> str:
     """``fail`` if any fail-limit is breached, ``warn`` if any limit is breached, else ``pass``."""
     statuses = {r.status for r in rows}
     return "fail" if "fail" in statuses else ("warn" if "warn" in statuses else "pass")
+
+
+PERIOD_LIMITS = ("max_usd_per_month", "max_devices", "allowed_clouds", "allowed_hardware")
+
+
+def evaluate_periods(policy: Policy, plan: PeriodPlan, cat: CatalogueLike) -> tuple[list[Row], list[str]]:
+    """Check a plan over demand periods against the limits that apply to one, and name the others.
+
+    ``max_usd_per_month`` applies to the monthly total; ``max_devices`` to the busiest hour of each
+    device; ``allowed_clouds`` and ``allowed_hardware`` to every instance of any hour. Returns the rows
+    and the limits set that do not apply to such a plan yet (per-workload money, baselines, latency).
+    """
+    lim = policy.limits
+    rows: list[Row] = []
+    total = plan.totals.usd_per_month
+    if lim.max_usd_per_month is not None:
+        rows.append(_row("max_usd_per_month", lim.max_usd_per_month, total > lim.max_usd_per_month.value, round(total, 2),
+                         f"fleet ${total:,.0f}/month (all hours) vs limit ${lim.max_usd_per_month.value:,.0f}"))  # fmt: skip
+    insts = {i.instance_type: cat.instance(i.instance_type) for p in plan.periods for i in p.instances}
+    if lim.max_devices is not None:
+        peak: dict[str, int] = {}
+        for p in plan.periods:
+            hour: dict[str, int] = {}
+            for i in p.instances:
+                spec = insts[i.instance_type]
+                hour[spec.device] = hour.get(spec.device, 0) + i.count * spec.devices
+            for h, n in hour.items():
+                peak[h] = max(peak.get(h, 0), n)
+        over = {h: n for h, n in peak.items() if h in lim.max_devices.value and n > lim.max_devices.value[h]}
+        detail = ", ".join(f"{h}: {n} > {lim.max_devices.value[h]} at the busiest hour" for h, n in over.items()) or "within limits"
+        rows.append(_row("max_devices", lim.max_devices, bool(over), peak, detail))
+    if lim.allowed_clouds is not None:
+        clouds = sorted({s.cloud for s in insts.values()})
+        bad = [c for c in clouds if c not in lim.allowed_clouds.value]
+        rows.append(_row("allowed_clouds", lim.allowed_clouds, bool(bad), clouds, f"not allowed: {', '.join(bad)}" if bad else "ok"))
+    if lim.allowed_hardware is not None:
+        hw = sorted({s.device for s in insts.values()})
+        bad_hw = [h for h in hw if h not in lim.allowed_hardware.value]
+        detail = f"not allowed: {', '.join(bad_hw)}" if bad_hw else "ok"
+        rows.append(_row("allowed_hardware", lim.allowed_hardware, bool(bad_hw), hw, detail))
+    unchecked = [name for name, value in lim if value is not None and name not in PERIOD_LIMITS]
+    return rows, unchecked

@@ -191,3 +191,28 @@ def test_plot_of_a_period_plan(tmp_path: Path) -> None:
     r = CliRunner().invoke(app, ["-q", "size", str(ROOT / "examples" / "diurnal-chat.yaml"), "--plot", str(out)])
     assert r.exit_code == 0, r.stderr
     assert out.read_text().lstrip().startswith("<?xml")
+
+
+def test_check_applies_money_devices_and_clouds_to_a_period_plan(tmp_path: Path) -> None:
+    import json
+
+    from typer.testing import CliRunner
+
+    from aicap.cli.app import app
+
+    example = ROOT / "examples" / "diurnal-chat.yaml"
+    out = tmp_path / "p.json"
+    assert CliRunner().invoke(app, ["-q", "size", str(example), "-f", "json", "--output", str(out)]).exit_code == 0
+    total = json.loads(out.read_text())["totals"]["usd_per_month"]
+    pol = tmp_path / "pol.yaml"
+    pol.write_text(f"limits:\n  max_usd_per_month: {{value: {total - 1:.2f}}}\n  max_devices: {{value: {{l40s: 100}}, action: warn}}\n"
+                   "  allowed_clouds: {value: [gcp], action: warn}\n  max_ttft_ms: {value: 2000}\n")  # fmt: skip
+    for target in (out, example):  # the plan file, or the fleet planned on the spot
+        r = CliRunner().invoke(app, ["-q", "check", str(target), "--policy", str(pol), "-f", "json"])
+        assert r.exit_code == 1, r.stderr
+        d = json.loads(r.stdout)
+        status = {x["limit"]: x["status"] for x in d["limits"]}
+        assert status == {"max_usd_per_month": "fail", "max_devices": "pass", "allowed_clouds": "warn"}
+        assert "max_ttft_ms" in d["notes"][0]
+    r = CliRunner().invoke(app, ["-q", "check", str(out), "--budget-monthly", f"{total + 1:.2f}"])
+    assert r.exit_code == 0
