@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from aicap.sizing.core.catalogue import CatalogueLike
-from aicap.sizing.core.errors import InfeasibleError
+from aicap.sizing.core.errors import InfeasibleError, InputError
 from aicap.sizing.core.fleet import Fleet
 from aicap.sizing.core.period_plan import (
     Autoscaling,
@@ -129,10 +129,15 @@ def size_periods(fleet: Fleet, cat: CatalogueLike, *, time_limit_s: float = 10.0
 
     Raises
     ------
+    InputError
+        For an objective other than cost, or ``single_type``.
     InfeasibleError
         When a workload has no deployment meeting its targets, or no plan covers every period.
     """
     c = fleet.constraints
+    if c.objective != "cost" or c.single_type:
+        raise InputError(f"a plan over demand periods minimises cost over the whole catalogue; objective '{c.objective}'"
+                         f"{' and single_type' if c.single_type else ''} are for static plans (one rate per workload)")  # fmt: skip
     s = _setup(fleet, cat)
     models = c.pricing_models
     hours = s.planned.shape[1]

@@ -182,6 +182,10 @@ def size(fleet: Fleet, cat: CatalogueLike, *, alternatives: bool = True, time_li
          derate: Mapping[str, float] | None = None) -> Plan:  # fmt: skip
     """Size a fleet: the cheapest (or fastest, or most-serving) set of whole instances.
 
+    A workload whose demand is an hourly profile is sized at its peak, and a list of pricing models
+    prices with its first: the static peak plan (:func:`aicap.sizing.plan.periods.size_periods` plans
+    such a fleet hour by hour).
+
     ``derate`` multiplies the per-replica capacity of some (workload, device, layout) candidates, keyed
     by :func:`deployment_key` (factors in ``(0, 1]``): what :func:`aicap.sizing.sim.verify.size_verified`
     learns from simulating a plan.

@@ -216,3 +216,10 @@ def test_check_applies_money_devices_and_clouds_to_a_period_plan(tmp_path: Path)
         assert "max_ttft_ms" in d["notes"][0]
     r = CliRunner().invoke(app, ["-q", "check", str(out), "--budget-monthly", f"{total + 1:.2f}"])
     assert r.exit_code == 0
+
+
+def test_other_objectives_are_refused_for_period_plans() -> None:
+    with pytest.raises(InputError, match="objective 'latency'"):
+        size_periods(fleet([2.0] * 24, objective="latency", budget_usd_per_month=1e5), CAT)
+    with pytest.raises(InputError, match="single_type"):
+        size_periods(fleet([2.0] * 24, single_type=True), CAT)
