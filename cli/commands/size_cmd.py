@@ -99,12 +99,14 @@ def period_plan_view(plan: PeriodPlan) -> View:
         Table("Totals", ["", "value"], total_rows),
     ]  # fmt: skip
     if plan.verification is not None:
-        tables.append(Table("Verified by simulation at each deployment's busiest hour (one replica; ms at the workload's percentile)",
+        v = plan.verification
+        resolved = f"; capacity derated and re-planned {v.resolves}×" if v.resolves else ""
+        tables.append(Table(f"Verified by simulation at each deployment's busiest hour (one replica; ms at the workload's percentile{resolved})",
                             ["workload", "deployment", "instance", "hour", "req/s per replica", "TTFT simulated", "TTFT target",
                              "TPOT simulated", "TPOT target", "holds"],
                             [[c.workload, c.deployment, c.instance_type, c.hour, c.requests_per_s_per_replica, c.simulated_ttft_ms,
                               c.ttft_target_ms, c.simulated_tpot_ms, c.tpot_target_ms, "yes" if c.holds else "NO"]
-                             for c in plan.verification]))  # fmt: skip
+                             for c in v.checks]))  # fmt: skip
     return View(plan.to_dict(), tables, notes=list(plan.warnings))
 
 
@@ -162,21 +164,16 @@ def register(app: typer.Typer) -> None:
             from aicap.sizing.plan.periods import size_periods
 
             try:
-                pplan = size_periods(fleet, cat)
+                if verify:
+                    from aicap.sizing.sim.verify_periods import size_periods_verified
+
+                    pplan = size_periods_verified(fleet, cat, seed=seed)
+                else:
+                    pplan = size_periods(fleet, cat)
             except InputError as exc:
                 if fleet_file is None or str(exc).startswith(str(fleet_file)):
                     raise
                 raise InputError(f"{fleet_file}: {exc}") from None
-            if verify:
-                from aicap.sizing.core.period_plan import PeriodCheck
-                from aicap.sizing.sim.verify_periods import verify_periods
-
-                checks = [PeriodCheck(workload=c.workload, deployment=c.deployment, instance_type=c.instance_type, hour=c.hour,
-                                      requests_per_s_per_replica=c.requests_per_s_per_replica, simulated_ttft_ms=c.ttft_simulated_ms,
-                                      ttft_target_ms=c.ttft_target_ms, simulated_tpot_ms=c.tpot_simulated_ms,
-                                      tpot_target_ms=c.tpot_target_ms, holds=c.holds)
-                          for c in verify_periods(pplan, fleet, cat, seed=seed)]  # fmt: skip
-                pplan = pplan.model_copy(update={"verification": checks})
             if plot is not None:
                 from aicap.sizing.plan.periods_plot import plot_periods
 
@@ -196,9 +193,10 @@ def register(app: typer.Typer) -> None:
                 write_atomic(output, to_yaml(pview.document) if output.suffix in {".yaml", ".yml"} else to_json(pview.document))
                 info(f"aicap: wrote plan to {output}")
             emit(View(pview.document, pview.tables), fmt)
-            if pplan.verification is not None and not all(c.holds for c in pplan.verification):
-                missed = ", ".join(f"{c.workload} on {c.instance_type} at hour {c.hour}" for c in pplan.verification if not c.holds)
-                raise InfeasibleError(f"in simulation, the busiest hour misses its targets: {missed}")
+            if pplan.verification is not None and not pplan.verification.holds:
+                missed = ", ".join(f"{c.workload} on {c.instance_type} at hour {c.hour}" for c in pplan.verification.checks if not c.holds)
+                raise InfeasibleError(f"in simulation, the busiest hour still misses its targets after {pplan.verification.resolves} "
+                                      f"re-plans: {missed}")  # fmt: skip
             return
         if autoscaler is not None:
             raise InputError(

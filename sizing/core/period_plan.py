@@ -117,6 +117,17 @@ class PeriodCheck(_Doc):
     holds: bool
 
 
+class PeriodVerification(_Doc):
+    """The plan's deployments simulated at their busiest hours (``aicap size --verify``)."""
+
+    requests_per_deployment: int = Field(gt=0)
+    seed: int
+    resolves: int = Field(ge=0, description="times capacity was derated and the plan re-solved until it held")
+    derated: dict[str, float] = Field(default_factory=dict, description="capacity factor per 'workload/hardware/tpXppY'")
+    holds: bool
+    checks: list[PeriodCheck]
+
+
 class PeriodSolver(_Doc):
     """How the program ended.
 
@@ -148,7 +159,7 @@ class PeriodPlan(_Doc):
     totals: PeriodTotals
     solver: PeriodSolver
     warnings: list[str] = Field(default_factory=list)
-    verification: list[PeriodCheck] | None = None
+    verification: PeriodVerification | None = None
 
     def to_dict(self) -> dict[str, object]:
         """JSON-ready dictionary (without ``verification`` when there is none)."""

@@ -19,7 +19,8 @@ your own scale-up logs.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -43,7 +44,7 @@ from aicap.sizing.core.specs.instance import InstanceSpec
 from aicap.sizing.plan.assemble import _version
 from aicap.sizing.plan.candidates import Candidate, prune
 from aicap.sizing.plan.generate import all_candidates
-from aicap.sizing.plan.sizer import _diagnose, allowed_instances, shortlist
+from aicap.sizing.plan.sizer import _diagnose, allowed_instances, deployment_key, shortlist
 from aicap.sizing.solve.periods import RESERVED, PeriodProblem, PeriodSolution, solve_periods
 
 #: GB/s of vLLM's default safetensors loader: "Loading Model Weights with InstantTensor", benchmark table,
@@ -77,7 +78,7 @@ def _lead_minutes(fleet: Fleet, cat: CatalogueLike) -> float:
     return (2.0 * biggest / 1e9 / LOAD_GB_PER_S + STARTUP_S) / 60.0
 
 
-def _setup(fleet: Fleet, cat: CatalogueLike) -> _Setup:
+def _setup(fleet: Fleet, cat: CatalogueLike, derate: Mapping[str, float]) -> _Setup:
     c = fleet.constraints
     insts, warnings = allowed_instances(fleet, cat, ("on_demand",))
     insts = [i for i in insts if any(i.price(m) is not None for m in c.pricing_models)]
@@ -89,6 +90,7 @@ def _setup(fleet: Fleet, cat: CatalogueLike) -> _Setup:
         if not any(x.feasible for x in every[w.name]):
             raise InfeasibleError(_diagnose(w, cat, every[w.name], insts))
     cands = shortlist(ref, prune([x for w in fleet.workloads for x in every[w.name] if x.feasible]), insts)
+    cands = [replace(x, capacity_rps=x.capacity_rps * derate.get(deployment_key(x.workload, x.hardware, x.tp, x.pp), 1.0)) for x in cands]
     rates = [w.profile or (float(w.rate or 0.0),) for w in fleet.workloads]
     demand = np.array(align([tuple(p) for p in rates]), dtype=float) if any(len(p) > 1 for p in rates) else np.array(rates, dtype=float)
     lead_min = _lead_minutes(fleet, cat)
@@ -124,8 +126,11 @@ def _solved(p: PeriodProblem, what: str, seeds: tuple[np.ndarray, ...] = ()) -> 
     return sol
 
 
-def size_periods(fleet: Fleet, cat: CatalogueLike, *, time_limit_s: float = 10.0) -> PeriodPlan:
+def size_periods(fleet: Fleet, cat: CatalogueLike, *, time_limit_s: float = 10.0, derate: Mapping[str, float] | None = None) -> PeriodPlan:
     """Plan ``fleet`` period by period (module docstring).
+
+    ``derate`` multiplies the per-replica capacity of (workload, device, layout) candidates keyed by
+    :func:`~aicap.sizing.plan.sizer.deployment_key`, as :func:`aicap.sizing.plan.sizer.size` does.
 
     Raises
     ------
@@ -138,7 +143,7 @@ def size_periods(fleet: Fleet, cat: CatalogueLike, *, time_limit_s: float = 10.0
     if c.objective != "cost" or c.single_type:
         raise InputError(f"a plan over demand periods minimises cost over the whole catalogue; objective '{c.objective}'"
                          f"{' and single_type' if c.single_type else ''} are for static plans (one rate per workload)")  # fmt: skip
-    s = _setup(fleet, cat)
+    s = _setup(fleet, cat, derate or {})
     models = c.pricing_models
     hours = s.planned.shape[1]
     peak = _solved(_problem(fleet, s, s.planned.max(axis=1, keepdims=True), models, time_limit_s), "static peak plan")

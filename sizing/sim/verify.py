@@ -164,9 +164,12 @@ def size_verified(fleet: Fleet, cat: CatalogueLike, *, requests: int = DEFAULT_R
         misses = [c for c in checks if not c.meets_targets]
         if not misses or resolves >= max_resolves:
             break
+        worst: dict[str, float] = {}  # one factor per layout a round, however many instance types it ran on
         for c in misses:
             key = deployment_key(c.workload, c.hardware, c.tp, c.pp)
-            derate[key] = round(derate.get(key, 1.0) * _factor(c), 6)
+            worst[key] = min(worst.get(key, 1.0), _factor(c))
+        for key, f in worst.items():
+            derate[key] = round(derate.get(key, 1.0) * f, 6)
         resolves += 1
     summary = _summary(plan, checks)
     verification = Verification(requests_per_deployment=requests, seed=seed, resolves=resolves, derated=dict(sorted(derate.items())),

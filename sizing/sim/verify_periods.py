@@ -15,12 +15,13 @@ from dataclasses import dataclass
 from aicap.sizing.core.catalogue import CatalogueLike
 from aicap.sizing.core.deployment import Deployment as Layout
 from aicap.sizing.core.fleet import Fleet
-from aicap.sizing.core.period_plan import PeriodPlan
+from aicap.sizing.core.period_plan import PeriodCheck, PeriodPlan, PeriodVerification
+from aicap.sizing.plan.sizer import deployment_key
 from aicap.sizing.sim.arrivals import ArrivalKind
 from aicap.sizing.sim.replay import Setup, holds, run
 from aicap.sizing.sim.report import Targets
 from aicap.sizing.sim.traffic import Lengths, TrafficSpec
-from aicap.sizing.sim.verify import DEFAULT_REQUESTS, lengths
+from aicap.sizing.sim.verify import DEFAULT_REQUESTS, DERATE_CEILING, DERATE_FLOOR, MAX_RESOLVES, lengths
 
 
 @dataclass(frozen=True)
@@ -71,3 +72,52 @@ def verify_periods(plan: PeriodPlan, fleet: Fleet, cat: CatalogueLike, *, reques
             out.append(BusiestHour(w.name, k, d.instance_type, hour, round(best, 6), rep.ttft_ms.at(pct), tpot, targets.ttft_ms,
                                    targets.tpot_ms, holds(rep, pct)))  # fmt: skip
     return out
+
+
+def _factor(c: BusiestHour) -> float:
+    """Capacity factor for a miss: the inverse of the worst simulated/target ratio, within the static sizer's bounds."""
+    ratios = [1.0]
+    if not c.holds and c.ttft_simulated_ms is None:
+        return DERATE_FLOOR
+    if c.ttft_target_ms and c.ttft_simulated_ms is not None:
+        ratios.append(c.ttft_simulated_ms / c.ttft_target_ms)
+    if c.tpot_target_ms and c.tpot_simulated_ms is not None:
+        ratios.append(c.tpot_simulated_ms / c.tpot_target_ms)
+    return float(min(max(1.0 / max(ratios), DERATE_FLOOR), DERATE_CEILING))
+
+
+def size_periods_verified(fleet: Fleet, cat: CatalogueLike, *, requests: int = DEFAULT_REQUESTS, seed: int = 0,
+                          max_resolves: int = MAX_RESOLVES) -> PeriodPlan:  # fmt: skip
+    """Plan ``fleet`` over its periods, simulate every deployment at its busiest hour, derate misses and re-plan.
+
+    Like :func:`aicap.sizing.sim.verify.size_verified`: a deployment that misses a target (or whose
+    queue is unstable) has its layout's capacity multiplied by the inverse of its worst
+    simulated/target ratio, clipped to ``[DERATE_FLOOR, DERATE_CEILING]`` and compounding, and the
+    fleet is re-planned, at most ``max_resolves`` times. The plan carries a
+    :class:`~aicap.sizing.core.period_plan.PeriodVerification`.
+    """
+    from aicap.sizing.plan.periods import size_periods
+
+    derate: dict[str, float] = {}
+    resolves = 0
+    while True:
+        plan = size_periods(fleet, cat, derate=derate)
+        checks = verify_periods(plan, fleet, cat, requests=requests, seed=seed)
+        misses = [c for c in checks if not c.holds]
+        if not misses or resolves >= max_resolves:
+            break
+        worst: dict[str, float] = {}  # one factor per layout a round, however many instance types it ran on
+        for c in misses:
+            d = plan.deployments[c.workload][c.deployment]
+            key = deployment_key(c.workload, d.hardware, d.tp, d.pp)
+            worst[key] = min(worst.get(key, 1.0), _factor(c))
+        for key, f in worst.items():
+            derate[key] = round(derate.get(key, 1.0) * f, 6)
+        resolves += 1
+    docs = [PeriodCheck(workload=c.workload, deployment=c.deployment, instance_type=c.instance_type, hour=c.hour,
+                        requests_per_s_per_replica=c.requests_per_s_per_replica, simulated_ttft_ms=c.ttft_simulated_ms,
+                        ttft_target_ms=c.ttft_target_ms, simulated_tpot_ms=c.tpot_simulated_ms, tpot_target_ms=c.tpot_target_ms,
+                        holds=c.holds) for c in checks]  # fmt: skip
+    verification = PeriodVerification(requests_per_deployment=requests, seed=seed, resolves=resolves, derated=dict(sorted(derate.items())),
+                                      holds=all(c.holds for c in checks), checks=docs)  # fmt: skip
+    return plan.model_copy(update={"verification": verification})

@@ -137,10 +137,10 @@ def test_the_example_fleet_plans_from_the_cli() -> None:
     r = CliRunner().invoke(app, ["-q", "size", str(ROOT / "examples" / "diurnal-chat.yaml"), "--verify", "-f", "json"])
     assert r.exit_code == 0, r.stderr
     v = json.loads(r.stdout)["verification"]
-    assert {(c["workload"], c["deployment"]) for c in v} == {
-        (a["workload"], a["deployment"]) for a in d["autoscaling"] if a["max_replicas"]
-    }
-    assert all(c["holds"] and c["simulated_ttft_ms"] <= c["ttft_target_ms"] for c in v)
+    used = {(a["workload"], a["deployment"]) for a in d["autoscaling"] if a["max_replicas"]}
+    assert {(c["workload"], c["deployment"]) for c in v["checks"]} == used
+    assert v["holds"] and v["resolves"] == 0
+    assert all(c["holds"] and c["simulated_ttft_ms"] <= c["ttft_target_ms"] for c in v["checks"])
     assert "verification" not in d
 
 
@@ -223,3 +223,26 @@ def test_other_objectives_are_refused_for_period_plans() -> None:
         size_periods(fleet([2.0] * 24, objective="latency", budget_usd_per_month=1e5), CAT)
     with pytest.raises(InputError, match="single_type"):
         size_periods(fleet([2.0] * 24, single_type=True), CAT)
+
+
+def test_a_miss_at_the_busiest_hour_derates_and_replans(monkeypatch: pytest.MonkeyPatch) -> None:
+    from aicap.sizing.sim import verify_periods as vp
+
+    real = vp.verify_periods
+    calls: list[int] = []
+
+    def first_misses(plan: Any, fl: Any, cat: Any, **kw: Any) -> Any:
+        out = real(plan, fl, cat, **kw)
+        calls.append(1)
+        if len(calls) == 1:  # pretend the first plan's busiest hour takes 1.5x its TTFT target
+            return [vp.BusiestHour(**{**c.__dict__, "holds": False, "ttft_simulated_ms": 1.5 * (c.ttft_target_ms or 1.0)}) for c in out]
+        return out
+
+    monkeypatch.setattr(vp, "verify_periods", first_misses)
+    day = list(Diurnal(shape="diurnal", peak=30.0, trough=2.0, peak_hour=14.0).rates())
+    plain = size_periods(fleet(day), CAT)
+    checked = vp.size_periods_verified(fleet(day), CAT, requests=1500)
+    v = checked.verification
+    assert v is not None and v.resolves == 1 and v.holds and len(calls) == 2
+    assert v.derated and all(f == pytest.approx(1 / 1.5, rel=1e-4) for f in v.derated.values())
+    assert checked.totals.usd_per_month >= plain.totals.usd_per_month

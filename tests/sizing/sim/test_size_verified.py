@@ -104,3 +104,23 @@ def test_size_derates_the_named_layouts_only() -> None:
         a, b = plain.workload(name).deployments[0], derated.workload(name).deployments[0]
         if (a.hardware, a.tp, a.pp) == (b.hardware, b.tp, b.pp):
             assert a.capacity_requests_per_s / a.replicas == pytest.approx(b.capacity_requests_per_s / b.replicas, rel=2e-3)
+
+
+def test_one_layout_on_two_instance_types_is_derated_once_a_round(monkeypatch: pytest.MonkeyPatch) -> None:
+    real = verify_mod.verify
+    calls: list[int] = []
+
+    def twin_misses(plan: Plan, cat: Any, **kw: Any) -> list[Check]:
+        got = real(plan, cat, **kw)
+        calls.append(1)
+        if len(calls) > 1:
+            return got
+        chat = next(c for c in got if c.workload == "chat")
+        miss = replace(chat, ttft_simulated_ms=1.25 * (chat.ttft_target_ms or 1.0))
+        # the same layout reported from two instance types, missing by different amounts
+        return [*got, miss, replace(miss, instance_type="another-type", ttft_simulated_ms=1.6 * (chat.ttft_target_ms or 1.0))]
+
+    monkeypatch.setattr(verify_mod, "verify", twin_misses)
+    v = size_verified(builtin_fleet(), CAT, requests=1000, alternatives=False).verification
+    assert v is not None and v.resolves == 1
+    assert list(v.derated.values()) == [pytest.approx(1 / 1.6, rel=1e-5)]  # the worst miss, once (not 0.8 x 0.625)
