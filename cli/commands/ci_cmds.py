@@ -38,6 +38,24 @@ def diff_view(doc: dict[str, Any]) -> View:
     return View(doc, tables, [f"note: {n}" for n in doc["notes"]])
 
 
+def diff_periods_view(doc: dict[str, Any]) -> View:
+    """Tables for a diff of two plans over demand periods."""
+    t = doc["totals"]
+    keys = ("usd_per_month", "static_peak_usd_per_month", "on_demand_only_usd_per_month", "peak_devices")
+    rows = []
+    for w in doc["workloads"]:
+        a, b, d = w["base"] or {}, w["head"] or {}, w["delta"]
+        rows.append([w["workload"], w["status"], ", ".join(a.get("hardware") or []) or None, ", ".join(b.get("hardware") or []) or None,
+                     a.get("max_replicas"), b.get("max_replicas"), d.get("max_replicas"), a.get("peak_capacity_requests_per_s"),
+                     b.get("peak_capacity_requests_per_s")])  # fmt: skip
+    tables = [
+        Table(f"Change: {doc['headline']}", ["", "base", "head", "delta"], [[k, t["base"].get(k), t["head"].get(k), t["delta"].get(k)] for k in keys]),
+        Table("Per workload (busiest hour)", ["workload", "status", "base hardware", "head hardware", "base replicas", "head replicas",
+                                              "Δ replicas", "base req/s capacity", "head req/s capacity"], rows),
+    ]  # fmt: skip
+    return View(doc, tables, [f"note: {n}" for n in doc["notes"]])
+
+
 def register(app: typer.Typer, schema_app: typer.Typer) -> None:
     """Add ``check``, ``diff`` and ``schema policy``."""
 
@@ -129,12 +147,21 @@ def register(app: typer.Typer, schema_app: typer.Typer) -> None:
         fmt: FormatOpt = Format.table,
     ) -> None:
         """Show what changed between two plans: instances, devices, $/hour, $/month, $/1M tokens, TTFT/TPOT."""
-        from aicap.sizing.plan.diff import diff
-        from aicap.sizing.plan.fleet_io import plan_or_size
+        from aicap.sizing.core.errors import InputError
+        from aicap.sizing.plan.diff import diff, diff_periods
+        from aicap.sizing.plan.fleet_io import period_plan_or_size, plan_or_size
 
         cat = catalogue()
-        doc = diff(plan_or_size(base, cat), plan_or_size(head, cat))
-        view = diff_view(doc)
+        pb, ph = period_plan_or_size(base, cat), period_plan_or_size(head, cat)
+        if (pb is None) != (ph is None):
+            raise InputError(f"{base if pb is not None else head} is a plan over demand periods and the other a static plan; "
+                             "diff two of a kind")  # fmt: skip
+        if pb is not None and ph is not None:
+            doc = diff_periods(pb, ph)
+            view = diff_periods_view(doc)
+        else:
+            doc = diff(plan_or_size(base, cat), plan_or_size(head, cat))
+            view = diff_view(doc)
         if fmt == Format.markdown:
             from aicap.cli.render import to_markdown
 

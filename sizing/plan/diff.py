@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from aicap.sizing.core.period_plan import PeriodPlan
 from aicap.sizing.core.plan import Plan
 from aicap.sizing.core.plan import Workload as PlanWorkload
 
@@ -85,3 +86,54 @@ def diff(base: Plan, head: Plan) -> dict[str, Any]:
         "workloads": rows,
         "notes": notes,
     }
+
+
+def _period_numbers(plan: PeriodPlan) -> dict[str, dict[str, Any]]:
+    """Per workload: replicas and capacity at the busiest hour, and the fewest replicas of any hour."""
+    out: dict[str, dict[str, Any]] = {}
+    for k, name in enumerate(w.name for w in plan.periods[0].workloads) if plan.periods else []:
+        reps = [sum(p.workloads[k].replicas) for p in plan.periods]
+        caps = [p.workloads[k].capacity_requests_per_s for p in plan.periods]
+        out[name] = {"max_replicas": max(reps), "min_replicas": min(reps), "peak_capacity_requests_per_s": round(max(caps), 4),
+                     "peak_demand_requests_per_s": round(max(p.workloads[k].demand_requests_per_s for p in plan.periods), 4),
+                     "hardware": sorted({d.hardware for d in plan.deployments.get(name, [])})}  # fmt: skip
+    return out
+
+
+def diff_periods(base: PeriodPlan, head: PeriodPlan) -> dict[str, Any]:
+    """A JSON-ready diff of two plans over demand periods: headline, totals, then one entry per workload.
+
+    Same keys as :func:`diff` where they mean the same (``headline``, ``totals`` with ``base``/``head``/
+    ``delta``/``delta_pct``, ``workloads`` with ``status``/``base``/``head``/``delta``, ``notes``); the
+    totals are the monthly money, the static-peak comparison and the devices at the busiest hour, and a
+    workload's numbers are its busiest hour's replicas and capacity and its quietest hour's replicas.
+    """
+    bw, hw = _period_numbers(base), _period_numbers(head)
+    rows = []
+    for name in sorted(set(bw) | set(hw)):
+        a, b = bw.get(name), hw.get(name)
+        status = "added" if a is None else "removed" if b is None else "changed" if a != b else "unchanged"
+        keys = [k for k in (a or b or {}) if k != "hardware"]
+        rows.append({"workload": name, "status": status, "base": a, "head": b,
+                     "delta": {k: _delta((a or {}).get(k), (b or {}).get(k)) for k in keys}})  # fmt: skip
+    tb, th = base.totals.model_dump(), head.totals.model_dump()
+    delta_m = th["usd_per_month"] - tb["usd_per_month"]
+    pct = 100.0 * delta_m / tb["usd_per_month"] if tb["usd_per_month"] else None
+    sign = "+" if delta_m >= 0 else "-"
+    headline = f"{sign}${abs(delta_m):,.0f}/month" + (f" ({pct:+.0f}%)" if pct is not None else "") + " over the demand profile"
+    notes = []
+    if base.catalogue.version != head.catalogue.version:
+        notes.append(f"plans were made with different catalogues ({base.catalogue.version} → {head.catalogue.version}); "
+                     "part of the change may be prices or efficiency factors")  # fmt: skip
+    if base.hours != head.hours:
+        notes.append(f"the plans cover different horizons ({base.hours} and {head.hours} hours); monthly totals still compare")
+    total_keys = ("usd_per_month", "static_peak_usd_per_month", "on_demand_only_usd_per_month", "peak_devices")
+    return {
+        "schema_version": 2,
+        "kind": "periods",
+        "headline": headline,
+        "totals": {"base": {k: tb[k] for k in total_keys}, "head": {k: th[k] for k in total_keys},
+                   "delta": {k: _delta(tb[k], th[k]) for k in total_keys}, "delta_pct": None if pct is None else round(pct, 2)},
+        "workloads": rows,
+        "notes": notes,
+    }  # fmt: skip

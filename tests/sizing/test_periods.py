@@ -152,7 +152,7 @@ def test_static_commands_refuse_a_period_plan_in_one_line(tmp_path: Path) -> Non
     out = tmp_path / "p.json"
     r = CliRunner().invoke(app, ["-q", "size", str(ROOT / "examples" / "diurnal-chat.yaml"), "-f", "json", "--output", str(out)])
     assert r.exit_code == 0
-    for cmd in (["simulate", str(out)], ["diff", str(out), str(out)]):
+    for cmd in (["simulate", str(out)],):
         r = CliRunner().invoke(app, ["-q", *cmd])
         assert r.exit_code == 2 and "demand periods" in r.stderr and r.stderr.count("\n") == 1, (cmd, r.stderr)
 
@@ -246,3 +246,25 @@ def test_a_miss_at_the_busiest_hour_derates_and_replans(monkeypatch: pytest.Monk
     assert v is not None and v.resolves == 1 and v.holds and len(calls) == 2
     assert v.derated and all(f == pytest.approx(1 / 1.5, rel=1e-4) for f in v.derated.values())
     assert checked.totals.usd_per_month >= plain.totals.usd_per_month
+
+
+def test_diff_of_two_period_plans(tmp_path: Path) -> None:
+    import json
+
+    from typer.testing import CliRunner
+
+    from aicap.cli.app import app
+    from aicap.sizing.plan.diff import diff_periods
+
+    base = size_periods(fleet([4.0] * 12 + [12.0] * 12), CAT)
+    head = size_periods(fleet([4.0] * 12 + [24.0] * 12), CAT)
+    d = diff_periods(base, head)
+    assert d["headline"].startswith("+$") and d["totals"]["delta"]["usd_per_month"] > 0
+    (w,) = d["workloads"]
+    assert w["status"] == "changed" and w["delta"]["peak_capacity_requests_per_s"] > 0 and w["head"]["peak_demand_requests_per_s"] == 24.0
+    assert diff_periods(base, base)["workloads"][0]["status"] == "unchanged"
+    example = ROOT / "examples" / "diurnal-chat.yaml"
+    r = CliRunner().invoke(app, ["-q", "diff", str(example), str(example), "-f", "json"])
+    assert r.exit_code == 0 and json.loads(r.stdout)["totals"]["delta"]["usd_per_month"] == 0
+    r = CliRunner().invoke(app, ["-q", "diff", str(example), str(ROOT / "examples" / "chat-service.yaml")])
+    assert r.exit_code == 2 and "two of a kind" in r.stderr
