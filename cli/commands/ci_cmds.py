@@ -94,11 +94,12 @@ def register(app: typer.Typer, schema_app: typer.Typer) -> None:
 
         periods = period_plan_or_size(target, cat)
         if periods is not None:
-            if baseline is not None:
-                raise InputError("--baseline: comparing plans over demand periods is not supported yet")
+            base_periods = period_plan_or_size(baseline, cat) if baseline is not None else None
+            if baseline is not None and base_periods is None:
+                raise InputError(f"--baseline {baseline}: a static plan; a plan over demand periods compares with another one")
             from aicap.sizing.plan.policy import evaluate_periods
 
-            prow, unchecked = evaluate_periods(pol, periods, cat)
+            prow, unchecked = evaluate_periods(pol, periods, cat, base_periods)
             pres = verdict(prow)
             pnotes = [f"not checked on a plan over demand periods yet: {', '.join(unchecked)}"] if unchecked else []
             pdoc = {"schema_version": 2, "verdict": pres, "usd_per_month": periods.totals.usd_per_month, "baseline_usd_per_month": None,

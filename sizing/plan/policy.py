@@ -218,15 +218,18 @@ def verdict(rows: list[Row]) -> str:
     return "fail" if "fail" in statuses else ("warn" if "warn" in statuses else "pass")
 
 
-PERIOD_LIMITS = ("max_usd_per_month", "max_devices", "allowed_clouds", "allowed_hardware")
+PERIOD_LIMITS = ("max_usd_per_month", "max_increase_usd_per_month", "max_increase_pct", "max_devices", "allowed_clouds",
+                 "allowed_hardware")  # fmt: skip
 
 
-def evaluate_periods(policy: Policy, plan: PeriodPlan, cat: CatalogueLike) -> tuple[list[Row], list[str]]:
+def evaluate_periods(policy: Policy, plan: PeriodPlan, cat: CatalogueLike,
+                     baseline: PeriodPlan | None = None) -> tuple[list[Row], list[str]]:  # fmt: skip
     """Check a plan over demand periods against the limits that apply to one, and name the others.
 
-    ``max_usd_per_month`` applies to the monthly total; ``max_devices`` to the busiest hour of each
-    device; ``allowed_clouds`` and ``allowed_hardware`` to every instance of any hour. Returns the rows
-    and the limits set that do not apply to such a plan yet (per-workload money, baselines, latency).
+    ``max_usd_per_month`` applies to the monthly total, and the increase limits to its change against
+    a ``baseline`` plan over periods; ``max_devices`` to the busiest hour of each device;
+    ``allowed_clouds`` and ``allowed_hardware`` to every instance of any hour. Returns the rows and
+    the limits set that do not apply to such a plan yet (per-workload money, percentiles, latency).
     """
     lim = policy.limits
     rows: list[Row] = []
@@ -234,6 +237,15 @@ def evaluate_periods(policy: Policy, plan: PeriodPlan, cat: CatalogueLike) -> tu
     if lim.max_usd_per_month is not None:
         rows.append(_row("max_usd_per_month", lim.max_usd_per_month, total > lim.max_usd_per_month.value, round(total, 2),
                          f"fleet ${total:,.0f}/month (all hours) vs limit ${lim.max_usd_per_month.value:,.0f}"))  # fmt: skip
+    if baseline is not None:
+        base = baseline.totals.usd_per_month
+        delta, pct = total - base, _pct(base, total)
+        if lim.max_increase_usd_per_month is not None:
+            rows.append(_row("max_increase_usd_per_month", lim.max_increase_usd_per_month, delta > lim.max_increase_usd_per_month.value,
+                             round(delta, 2), f"${base:,.0f} → ${total:,.0f}/month"))  # fmt: skip
+        if lim.max_increase_pct is not None:
+            rows.append(_row("max_increase_pct", lim.max_increase_pct, pct > lim.max_increase_pct.value, round(pct, 2),
+                             f"{pct:+.1f}% against the baseline"))  # fmt: skip
     insts = {i.instance_type: cat.instance(i.instance_type) for p in plan.periods for i in p.instances}
     if lim.max_devices is not None:
         peak: dict[str, int] = {}

@@ -268,3 +268,26 @@ def test_diff_of_two_period_plans(tmp_path: Path) -> None:
     assert r.exit_code == 0 and json.loads(r.stdout)["totals"]["delta"]["usd_per_month"] == 0
     r = CliRunner().invoke(app, ["-q", "diff", str(example), str(ROOT / "examples" / "chat-service.yaml")])
     assert r.exit_code == 2 and "two of a kind" in r.stderr
+
+
+def test_check_with_a_baseline_period_plan(tmp_path: Path) -> None:
+    import json
+
+    from typer.testing import CliRunner
+
+    from aicap.cli.app import app
+
+    base, head = tmp_path / "base.yaml", tmp_path / "head.yaml"
+    text = (ROOT / "examples" / "diurnal-chat.yaml").read_text()
+    base.write_text(text)
+    head.write_text(text.replace("peak: 40", "peak: 60"))
+    pol = tmp_path / "pol.yaml"
+    pol.write_text("limits:\n  max_increase_pct: {value: 5}\n  max_increase_usd_per_month: {value: 1000000, action: warn}\n")
+    r = CliRunner().invoke(app, ["-q", "check", str(head), "--baseline", str(base), "--policy", str(pol), "-f", "json"])
+    assert r.exit_code == 1, r.stderr
+    status = {x["limit"]: x["status"] for x in json.loads(r.stdout)["limits"]}
+    assert status == {"max_increase_usd_per_month": "pass", "max_increase_pct": "fail"}
+    r = CliRunner().invoke(
+        app, ["-q", "check", str(head), "--baseline", str(ROOT / "examples" / "chat-service.yaml"), "--policy", str(pol)]
+    )
+    assert r.exit_code == 2 and "a static plan" in r.stderr
