@@ -8,7 +8,8 @@ A workload's ``requests_per_s`` may be a profile instead of one rate:
   ``λ(H) = P`` and ``λ(H ± 12) = T``;
 * ``{csv: FILE}``: a CSV with the header ``hour,requests_per_s`` and one row per hour (0…23 or 0…167);
 * ``{trace: FILE}``: arrivals of a trace file (the simulator's format) counted per hour from the first
-  arrival, ``λ(h) = arrivals in [h, h + 1) hours / 3,600 s``; the trace must span 24 or 168 hours.
+  arrival, ``λ(h) = arrivals in [h, h + 1) hours / 3,600 s``; the trace must span 24 or 168 hours
+  (the last hour may be quiet; a last hour the trace covers only in part is under-counted).
 
 File references are read by :func:`aicap.sizing.plan.fleet_io.load_fleet`, relative to the fleet file
 (:mod:`aicap.sizing.plan.profile_files`).

@@ -99,12 +99,13 @@ def _setup(fleet: Fleet, cat: CatalogueLike, derate: Mapping[str, float]) -> _Se
     return _Setup(insts, cands, demand, planned, lead_min, lead, warnings)
 
 
-def _problem(fleet: Fleet, s: _Setup, demand: np.ndarray, models: tuple[str, ...], time_limit_s: float) -> PeriodProblem:
+def _problem(fleet: Fleet, s: _Setup, demand: np.ndarray, models: tuple[str, ...], time_limit_s: float, *,
+             budgeted: bool = True) -> PeriodProblem:  # fmt: skip
     c = fleet.constraints
     types = {i.name: k for k, i in enumerate(s.insts)}
     names = {w.name: k for k, w in enumerate(fleet.workloads)}
     price = np.array([[i.price(m) if i.price(m) is not None else np.nan for m in models] for i in s.insts], dtype=float)
-    budget = None if c.budget_usd_per_month is None else c.budget_usd_per_month / c.hours_per_month
+    budget = None if c.budget_usd_per_month is None or not budgeted else c.budget_usd_per_month / c.hours_per_month
     return PeriodProblem(
         demand=demand, min_replicas=np.array([w.min_replicas for w in fleet.workloads], dtype=np.int64),
         cand_workload=np.array([names[x.workload] for x in s.cands], dtype=np.int64),
@@ -140,17 +141,20 @@ def size_periods(fleet: Fleet, cat: CatalogueLike, *, time_limit_s: float = 10.0
         When a workload has no deployment meeting its targets, or no plan covers every period.
     """
     c = fleet.constraints
+    if set(c.pricing_models) == {"spot"} and c.spot_max_share < 1.0:
+        raise InputError(f"pricing [spot] alone cannot carry more than spot_max_share ({c.spot_max_share:g}) of the devices in use; "
+                         "add on_demand or a reserved model, or set spot_max_share: 1")  # fmt: skip
     if c.objective != "cost" or c.single_type:
         raise InputError(f"a plan over demand periods minimises cost over the whole catalogue; objective '{c.objective}'"
                          f"{' and single_type' if c.single_type else ''} are for static plans (one rate per workload)")  # fmt: skip
     s = _setup(fleet, cat, derate or {})
     models = c.pricing_models
     hours = s.planned.shape[1]
-    peak = _solved(_problem(fleet, s, s.planned.max(axis=1, keepdims=True), models, time_limit_s), "static peak plan")
+    peak = _solved(_problem(fleet, s, s.planned.max(axis=1, keepdims=True), models, time_limit_s, budgeted=False), "static peak plan")
     sol = _solved(_problem(fleet, s, s.planned, models, time_limit_s), "plan", seeds=(peak.reserved,))
     od = None
     if "on_demand" in models and len(models) > 1:
-        od = _solved(_problem(fleet, s, s.planned, ("on_demand",), time_limit_s), "on-demand plan").usd
+        od = _solved(_problem(fleet, s, s.planned, ("on_demand",), time_limit_s, budgeted=False), "on-demand plan").usd
     month = c.hours_per_month / hours
     warnings = list(s.warnings)
     if sol.status == "decomposed":
@@ -176,11 +180,12 @@ def keda_scaled_objects(plan: PeriodPlan) -> list[dict[str, object]]:
     """KEDA ``ScaledObject`` documents, one per deployment, scaling on request rate (a Prometheus query).
 
     Assumed, to edit for your cluster: the Kubernetes Deployment of each is named
-    ``<workload>-<deployment index>``, its pods serve the model under the workload's name
-    (``--served-model-name``) and export vLLM's ``vllm:request_success_total`` counter. Each deployment
-    scales on the request rate its own pods serve (pod-name prefix); ``threshold`` is the plan's
-    per-replica capacity, so KEDA keeps ``⌈rate / capacity⌉`` replicas within the plan's hourly minimum
-    and maximum.
+    ``<workload>-<deployment index>`` and its pods export vLLM's ``vllm:num_requests_running`` and
+    ``vllm:num_requests_waiting`` gauges. Each deployment scales on the requests its own pods hold,
+    running plus waiting (pod-name prefix): a queue that grows under overload raises it, which a rate
+    of completions cannot do. ``threshold`` is the plan's in-flight requests per replica at capacity, so
+    KEDA keeps about ``⌈in flight / threshold⌉`` replicas, between the plan's hourly minimum (at least
+    one: with no pods there is no metric to wake on) and its maximum.
     """
     docs: list[dict[str, object]] = []
     for a in plan.autoscaling:
@@ -188,12 +193,13 @@ def keda_scaled_objects(plan: PeriodPlan) -> list[dict[str, object]]:
         docs.append({
             "apiVersion": "keda.sh/v1alpha1", "kind": "ScaledObject",
             "metadata": {"name": name, "annotations": {"aicap/instance-type": a.instance_type,
-                                                        "aicap/in-flight-per-replica": f"{a.in_flight_per_replica:g}"}},
-            "spec": {"scaleTargetRef": {"name": name}, "minReplicaCount": a.min_replicas, "maxReplicaCount": a.max_replicas,
+                                                        "aicap/requests-per-s-per-replica": f"{a.requests_per_s_per_replica:g}"}},
+            "spec": {"scaleTargetRef": {"name": name}, "minReplicaCount": max(a.min_replicas, 1), "maxReplicaCount": a.max_replicas,
                      "triggers": [{"type": "prometheus", "metadata": {
                          "serverAddress": "http://prometheus:9090",
-                         "query": f'sum(rate(vllm:request_success_total{{model_name="{a.workload}", pod=~"{name}-.*"}}[1m]))',
-                         "threshold": f"{a.requests_per_s_per_replica:g}"}}]},
+                         "query": f'sum(vllm:num_requests_running{{pod=~"{name}-.*"}}) + '
+                                  f'sum(vllm:num_requests_waiting{{pod=~"{name}-.*"}})',
+                         "threshold": f"{a.in_flight_per_replica:g}"}}]},
         })  # fmt: skip
     return docs
 

@@ -48,8 +48,9 @@ def profile_from_trace(path: Path) -> list[float]:
     from aicap.sizing.sim.traffic import load_trace
 
     arrivals = load_trace(path).arrival_s
-    hours = max(math.ceil(float(arrivals.max()) / SECONDS_PER_HOUR - 1e-9), 1)
-    if hours not in PROFILE_HOURS:
-        raise InputError(f"{path}: the trace spans {hours} hour(s); a profile needs one that spans 24 or 168 hours")
+    spans = max(math.ceil(float(arrivals.max()) / SECONDS_PER_HOUR - 1e-9), 1)
+    hours = next((h for h in PROFILE_HOURS if spans <= h), 0)  # a day or a week; quiet last hours count as zero demand
+    if not hours or spans < hours - 1:
+        raise InputError(f"{path}: the trace spans {spans} hour(s); a profile needs one that spans 24 or 168 hours")
     counts = np.bincount(np.minimum((arrivals // SECONDS_PER_HOUR).astype(np.int64), hours - 1), minlength=hours)
     return [float(c) / SECONDS_PER_HOUR for c in counts]

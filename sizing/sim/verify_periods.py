@@ -38,6 +38,7 @@ class BusiestHour:
     ttft_target_ms: float | None
     tpot_target_ms: float | None
     holds: bool
+    stable: bool = True
 
 
 def verify_periods(plan: PeriodPlan, fleet: Fleet, cat: CatalogueLike, *, requests: int = DEFAULT_REQUESTS,
@@ -70,14 +71,14 @@ def verify_periods(plan: PeriodPlan, fleet: Fleet, cat: CatalogueLike, *, reques
             pct = w.slo.percentile
             tpot = rep.tpot_ms.at(pct) if decoder else None
             out.append(BusiestHour(w.name, k, d.instance_type, hour, round(best, 6), rep.ttft_ms.at(pct), tpot, targets.ttft_ms,
-                                   targets.tpot_ms, holds(rep, pct)))  # fmt: skip
+                                   targets.tpot_ms, holds(rep, pct), rep.stable))  # fmt: skip
     return out
 
 
 def _factor(c: BusiestHour) -> float:
     """Capacity factor for a miss: the inverse of the worst simulated/target ratio, within the static sizer's bounds."""
     ratios = [1.0]
-    if not c.holds and c.ttft_simulated_ms is None:
+    if not c.stable or (not c.holds and c.ttft_simulated_ms is None):
         return DERATE_FLOOR
     if c.ttft_target_ms and c.ttft_simulated_ms is not None:
         ratios.append(c.ttft_simulated_ms / c.ttft_target_ms)

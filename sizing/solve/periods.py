@@ -27,18 +27,22 @@ demand
     ``Σ_{c∈w} q_c·r_ch ≥ λ_wh`` and ``Σ_{c∈w} r_ch ≥ k_w``.
 packing
     ``Σ_{c on t} d_c·r_ch ≤ D_t·(Σ_m R_tm + Σ_{m≠spot} n_tmh + (1 − η)·n_t,spot,h)`` [devices]
-    (exact packing of power-of-two replicas, less the spot headroom).
+    (exact packing of power-of-two replicas; the spot headroom is kept over a type's spot devices in
+    total, not instance by instance).
 availability
     ``Σ_m R_tm + Σ_m n_tmh ≤ N_t``.
 spot share
-    ``Σ_t D_t·n_t,spot,h ≤ s·Σ_t D_t·(Σ_m R_tm + Σ_m n_tmh)``.
+    ``Σ_t D_t·n_t,spot,h ≤ s·Σ_c d_c·r_ch``: spot devices within ``s`` of the devices serving replicas
+    (counting idle instances would let a plan buy idle capacity to rent more spot).
 budget
     ``(H·Σ p_tm R_tm + Σ_h Σ p_tm n_tmh) / H ≤ B``.
 
 Objective: ``min H·Σ_{t,m reserved} p_tm·R_tm + Σ_h Σ_{t,m hourly} p_tm·n_tmh`` [USD over the horizon].
 Solved whole, a week of ten workloads does not close its gap in ten seconds, so :func:`solve_periods`
 decomposes it: reservations in an outer loop, every period on its own inside (HiGHS through
-``scipy.optimize.milp``), with the gap measured against the whole program's LP relaxation.
+``scipy.optimize.milp``), with the gap measured against a proven lower bound (the per-hour programs
+with reservations rented by the hour, summed over HiGHS's dual bounds). The budget is checked on the
+plan found, not imposed on each hour.
 """
 
 from __future__ import annotations
@@ -190,19 +194,16 @@ def _build(p: PeriodProblem, fixed: I | None) -> tuple[F, Any, F, F, F, F, int, 
         np.full(nt * hours, -np.inf), np.zeros(nt * hours))  # fmt: skip
     capped = np.where(np.isfinite(p.type_cap), p.type_cap, 1e9)
     add(inst_rows, inst_cols, np.ones(inst_rows.size), np.full(nt * hours, -np.inf), capped.repeat(hours))  # availability
-    if spot.any() and p.spot_max_share < 1.0:  # (1 − s)·D·n_spot − s·D·(everything else) <= 0, one row per h
-        coef = np.where(spot[tm[:, 1]], 1.0 - p.spot_max_share, -p.spot_max_share) * p.type_devices[tm[:, 0]]
+    sp = spot[tm[:, 1]]
+    if sp.any() and p.spot_max_share < 1.0:  # D·n_spot − s·Σ d_c r_c <= 0, one row per h: spot within s of the devices in use
         per_h = np.broadcast_to(hh, big_r.shape)
-        add(np.concatenate([per_h[is_res].ravel(), per_h[~is_res].ravel()]), inst_cols,
-            np.concatenate([np.repeat(coef[is_res], hours), np.repeat(coef[~is_res], hours)]), np.full(hours, -np.inf),
-            np.zeros(hours))  # fmt: skip
+        add(np.concatenate([per_h[sp].ravel(), np.tile(hh, nc)]), np.concatenate([n_c[sp].ravel(), rc]),
+            np.concatenate([np.repeat(p.type_devices[tm[sp, 0]].astype(float), hours), -p.spot_max_share * np.repeat(cd, hours)]),
+            np.full(hours, -np.inf), np.zeros(hours))  # fmt: skip
     cost = np.zeros(nv)
     price_tm = p.price[tm[:, 0], tm[:, 1]]
     cost[o_big + tm[is_res, 0] * nm + tm[is_res, 1]] = price_tm[is_res] * hours
     cost[n_c[~is_res].ravel()] = np.repeat(price_tm[~is_res], hours)
-    if p.budget_per_hour is not None and fixed is None:
-        nz = np.flatnonzero(cost)
-        add(np.zeros(nz.size, dtype=np.int64), nz, cost[nz] / hours, np.array([-np.inf]), np.array([p.budget_per_hour]))
     lb, ub = np.zeros(nv), np.zeros(nv)
     peak = p.demand.max(axis=1)
     ub[rc] = np.repeat(np.maximum(np.ceil(peak[cw] / np.maximum(q, 1e-12) - 1e-9), p.min_replicas[cw]), hours)
@@ -216,7 +217,7 @@ def _build(p: PeriodProblem, fixed: I | None) -> tuple[F, Any, F, F, F, F, int, 
 
 def _run(p: PeriodProblem, fixed: I | None, *, relax: bool = False,
          time_limit_s: float | None = None) -> tuple[str, F | None, float, float]:  # fmt: skip
-    """Solve (or, with ``relax``, its LP relaxation); returns status, solution, objective and gap."""
+    """Solve (or, with ``relax``, its LP relaxation); returns status, solution, objective and HiGHS's dual bound."""
     from scipy.optimize import Bounds, LinearConstraint, milp
 
     from aicap.sizing.solve.milp import _stdout_to_devnull
@@ -231,7 +232,9 @@ def _run(p: PeriodProblem, fixed: I | None, *, relax: bool = False,
     if x is None or status in ("infeasible", "no_solution"):
         return ("infeasible" if status == "infeasible" else "no_solution"), None, float("inf"), float("nan")
     v = np.asarray(x, dtype=float) if relax else np.rint(np.asarray(x, dtype=float))
-    return status, v, float(cost @ v), float(getattr(out, "mip_gap", 0.0) or 0.0)
+    value = float(cost @ v)
+    dual = getattr(out, "mip_dual_bound", None)
+    return status, v, value, value if relax or dual is None or not np.isfinite(dual) else min(float(dual), value)
 
 
 def _one_period(p: PeriodProblem, h: int) -> PeriodProblem:
@@ -242,12 +245,14 @@ def _reservations(p: PeriodProblem, used: I) -> I:
     """Break-even reservations from instance use ``used`` (``(nt, H)``, instances of each type in each period).
 
     The ``k``-th instance of type ``t`` is worth reserving under model ``m`` when the periods that use at
-    least ``k`` instances of ``t`` number at least ``H·p_tm/p_t,hourly`` (``p_t,hourly`` the cheapest hourly
-    price of ``t``); the cheapest reserved model of ``t`` is the one bought.
+    least ``k`` instances of ``t`` number at least ``H·p_tm/p_t,hourly`` (``p_t,hourly`` the cheapest
+    hourly price of ``t`` other than spot, whose share is capped; without one, every instance used in
+    some period is reserved); the cheapest reserved model of ``t`` is the one bought.
     """
     _, hours, _, nt, nm, res, offered = _index(p)
     out = np.zeros((nt, nm), dtype=np.int64)
-    hourly = np.where(res.astype(bool)[None, :] | ~offered.astype(bool), np.inf, p.price)
+    spot = np.array([m == SPOT for m in p.models])
+    hourly = np.where(res.astype(bool)[None, :] | ~offered.astype(bool) | spot[None, :], np.inf, p.price)
     for t in range(nt):
         r_models = [m for m in range(nm) if res[m] and offered[t, m]]
         if not r_models or used[t].max(initial=0) == 0:
@@ -262,29 +267,32 @@ def _reservations(p: PeriodProblem, used: I) -> I:
     return out
 
 
-def _per_period(p: PeriodProblem, fixed: I | None) -> tuple[I, I, float] | None:
+def _per_period(p: PeriodProblem, fixed: I | None) -> tuple[I, I, float, float] | None:
     """Every period solved on its own with reservations ``fixed`` (periods of equal demand once).
 
-    Returns replicas ``(nc, H)``, hourly instances ``(nt, nm, H)`` and their hourly cost summed over
-    the horizon (reservations not included), or ``None`` if a period has no plan.
+    Returns replicas ``(nc, H)``, hourly instances ``(nt, nm, H)``, their hourly cost summed over the
+    horizon (reservations not included) and the sum of HiGHS's per-period dual bounds on it, or
+    ``None`` if a period has no plan.
     """
     _, hours, nc, nt, nm, res, _ = _index(p)
     hourly_price = np.where(res.astype(bool)[None, :], 0.0, np.nan_to_num(p.price))
-    cache: dict[bytes, F] = {}
+    fixed_cost = 0.0 if fixed is None else float(np.sum(np.nan_to_num(p.price) * fixed))  # pinned R costs p·R in a one-hour solve
+    cache: dict[bytes, tuple[F, float]] = {}
     r, n = np.zeros((nc, hours), dtype=np.int64), np.zeros((nt, nm, hours), dtype=np.int64)
-    total = 0.0
+    total = bound = 0.0
     for h in range(hours):
         col = np.ascontiguousarray(p.demand[:, h]).tobytes()
         if col not in cache:
-            _, v, _, _ = _run(_one_period(p, h), fixed)
+            _, v, _, dual = _run(_one_period(p, h), fixed)
             if v is None:
                 return None
-            cache[col] = v
-        v = cache[col]
+            cache[col] = (v, dual - fixed_cost)
+        v, hour_bound = cache[col]
         r[:, h] = v[:nc].astype(np.int64)
         n[:, :, h] = v[nc + nt * nm :].reshape(nt, nm).astype(np.int64)
         total += float(np.sum(hourly_price * n[:, :, h]))
-    return r, n, total
+        bound += hour_bound
+    return r, n, total, bound
 
 
 def solve_periods(p: PeriodProblem, *, rounds: int = 4, seeds: tuple[I, ...] = ()) -> PeriodSolution:
@@ -304,11 +312,11 @@ def solve_periods(p: PeriodProblem, *, rounds: int = 4, seeds: tuple[I, ...] = (
     """
     t0 = time.perf_counter()
     _, hours, _nc, nt, nm, _res, _ = _index(p)
-    relaxed = replace(p, models=tuple(m if m not in RESERVED else f"{m} (hourly)" for m in p.models))
+    relaxed = replace(p, models=tuple(m if m not in RESERVED else f"{m} (hourly)" for m in p.models), budget_per_hour=None)
     bound_run = _per_period(relaxed, None)
     if bound_run is None:
         return _empty(p, "infeasible", t0)
-    bound = bound_run[2]
+    bound = bound_run[3]  # proven: HiGHS's dual bounds, not the incumbents
     starts = [*seeds, _reservations(p, bound_run[1].sum(axis=1)), np.zeros((nt, nm), dtype=np.int64)]
     best: tuple[float, I, I, I] | None = None
     seen: set[bytes] = set()

@@ -291,3 +291,22 @@ def test_check_with_a_baseline_period_plan(tmp_path: Path) -> None:
         app, ["-q", "check", str(head), "--baseline", str(ROOT / "examples" / "chat-service.yaml"), "--policy", str(pol)]
     )
     assert r.exit_code == 2 and "a static plan" in r.stderr
+
+
+def test_review_regressions(tmp_path: Path) -> None:
+    from aicap.sizing.plan.periods import keda_scaled_objects
+
+    day = list(Diurnal(shape="diurnal", peak=30.0, trough=2.0, peak_hour=14.0).rates())
+    free = size_periods(fleet(day, pricing=["on_demand", "reserved_1y", "spot"]), CAT)
+    budget = free.totals.usd_per_month * 1.01  # the plan fits; its static-peak comparison does not, and must not count
+    assert budget < free.totals.static_peak_usd_per_month
+    tight = size_periods(fleet(day, pricing=["on_demand", "reserved_1y", "spot"], budget_usd_per_month=budget), CAT)
+    assert tight.totals.usd_per_month <= budget
+    with pytest.raises(InputError, match="spot_max_share"):
+        size_periods(fleet(day, pricing=["spot"]), CAT)
+    assert all(d["spec"]["minReplicaCount"] >= 1 for d in keda_scaled_objects(free))  # type: ignore[index]
+    quiet_last_hour = np.arange(0, 23 * 3600, 900.0)  # a day whose last hour has no arrival
+    trace = tmp_path / "t.csv"
+    trace.write_text("arrival_s,input_tokens,output_tokens\n" + "".join(f"{t},10,1\n" for t in quiet_last_hour))
+    rates = profile_from_trace(trace)
+    assert len(rates) == 24 and rates[-1] == 0.0 and rates[0] == pytest.approx(4 / 3600)

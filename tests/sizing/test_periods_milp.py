@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import math
+from dataclasses import replace
 
 import numpy as np
 from hypothesis import HealthCheck, given, settings
@@ -102,3 +103,39 @@ def test_min_replicas_and_infeasible() -> None:
     assert (sol.replicas.sum(axis=0) >= 1).all() and sol.usd == brute(p)
     capped = PeriodProblem(**{**p.__dict__, "type_cap": np.array([0.0, 0.0])})
     assert solve_periods(capped).status == "infeasible"
+
+
+def _p(demand: list[list[float]], models: tuple[str, ...], price: list[list[float]], devices: list[int],
+       cands: list[tuple[int, int, float]], share: float = 0.5, budget: float | None = None) -> PeriodProblem:  # fmt: skip
+    return PeriodProblem(
+        demand=np.array(demand, dtype=float), min_replicas=np.array([0], dtype=np.int64),
+        cand_workload=np.zeros(len(cands), dtype=np.int64), cand_type=np.array([c[0] for c in cands], dtype=np.int64),
+        cand_devices=np.array([c[1] for c in cands], dtype=np.int64), cand_capacity=np.array([c[2] for c in cands], dtype=float),
+        type_devices=np.array(devices, dtype=np.int64), type_cap=np.full(len(devices), np.inf), models=models,
+        price=np.array(price, dtype=float), spot_max_share=share, budget_per_hour=budget,
+    )  # fmt: skip
+
+
+def test_a_budget_bounds_the_average_hour_not_each_hour() -> None:
+    p = _p([[1.0, 1.0, 1.0, 8.0]], ("on_demand",), [[1.0]], [1], [(0, 1, 1.0)], budget=3.0)  # 11 over 4 hours: 2.75 an hour
+    sol = solve_periods(p)
+    assert sol.status == "optimal" and sol.usd == 11.0
+    assert solve_periods(replace(p, budget_per_hour=2.7)).status == "infeasible"
+
+
+def test_reservations_break_even_against_on_demand_when_spot_is_capped() -> None:
+    flat = _p([[4.0] * 24], ("on_demand", "reserved_1y", "spot"), [[3.0, 2.0, 1.0]], [8], [(0, 1, 1.0)])
+    sol = solve_periods(flat)
+    assert sol.usd == 48.0 and sol.reserved.tolist() == [[0, 1, 0]]  # one reserved 8-device instance, all day
+    no_hourly = _p([[4.0, 4.0]], ("reserved_1y", "spot"), [[2.0, 1.0]], [8], [(0, 1, 1.0)])
+    sol = solve_periods(no_hourly)
+    assert sol.status == "optimal" and sol.usd == 4.0 and sol.reserved.tolist() == [[1, 0]]
+
+
+def test_idle_instances_do_not_buy_spot_share() -> None:
+    # type 0: 8 devices, on-demand 8 or spot 2; type 1: one cheap device no candidate can use
+    p = _p([[1.0]], ("on_demand", "spot"), [[8.0, 2.0], [0.5, np.nan]], [8, 1], [(0, 8, 1.0)])
+    sol = solve_periods(p)
+    assert sol.usd == 8.0 and sol.hourly[1].sum() == 0 and sol.hourly[0, 1, 0] == 0
+    assert solve_periods(replace(p, spot_max_share=1.0, spot_headroom=0.0)).usd == 2.0
+    assert solve_periods(replace(p, spot_max_share=1.0)).usd == 4.0  # 20% headroom: an 8-device replica needs two spot instances
