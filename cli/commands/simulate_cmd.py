@@ -19,7 +19,7 @@ if TYPE_CHECKING:
 PERCENTILES = ("p50", "p90", "p95", "p99")
 
 
-def _floats(text: str | None, flag: str) -> tuple[float, ...] | None:
+def _floats(text: str | None, flag: str, *, positive: bool = False) -> tuple[float, ...] | None:
     from aicap.sizing.core.errors import InputError
 
     if text is None:
@@ -30,6 +30,8 @@ def _floats(text: str | None, flag: str) -> tuple[float, ...] | None:
         raise InputError(f"{flag} {text!r}: expected comma-separated numbers, e.g. 0.2,0.8") from None
     if not values or any(not (v >= 0 and v < float("inf")) for v in values) or sum(values) <= 0:
         raise InputError(f"{flag} {text!r}: expected numbers >= 0, not all 0")
+    if positive and min(values) <= 0:
+        raise InputError(f"{flag} {text!r}: every weight must be > 0")
     return values
 
 
@@ -62,7 +64,8 @@ def report_view(rep: SimulationReport, percentile: str) -> View:
     run_rows: list[list[Any]] = [
         ["deployment", f"{s.model} on {s.replicas}× TP{s.tp}·PP{s.pp} {s.hardware} ({s.weights_dtype}), router {s.router}"],
         ["load", load],
-        ["stable queue", "yes" if rep.stable else "NO: the queue grows without bound at this load"],
+        ["stable queue", "yes" if rep.stable else ("NO: requests were rejected or left unfinished" if rep.rejected
+                                                   else "NO: the queue grows without bound at this load")],
         ["finished / rejected", f"{rep.finished:,} / {rep.rejected:,}"],
         ["throughput", f"{th.requests_per_s:,.3g} req/s, {th.output_tokens_per_s:,.0f} output tok/s"],
         *slo,
@@ -220,6 +223,22 @@ def register(app: typer.Typer) -> None:
                 raise InputError(f"{flag} {x}: must be a positive number of milliseconds")
         if plot is not None and plot.suffix.lower() not in {".png", ".svg"}:
             raise InputError(f"--plot {plot}: the file must end in .png or .svg")
+        if plot is not None and not plot.resolve().parent.is_dir():
+            raise InputError(f"--plot {plot}: the folder {plot.resolve().parent} does not exist")
+        for flag, limit in (("--max-num-seqs", max_num_seqs), ("--max-batched-tokens", max_batched_tokens), ("--concurrency", concurrency),
+                            ("--replicas", replicas)):  # fmt: skip
+            if limit is not None and limit < 1:
+                raise InputError(f"{flag} {limit}: must be >= 1")
+        weights = _floats(class_weights, "--class-weights", positive=True)
+        shares = _floats(classes, "--classes")
+        if weights is not None and shares is not None and len(weights) < len(shares):
+            raise InputError(f"--class-weights {class_weights!r}: give one weight for each of the {len(shares)} classes of --classes")
+        ignored = [f for f, on_ in (("--plot", plot is not None and compare_policies), ("--classes", classes is not None and trace is not None),
+                                    ("--class-weights", class_weights is not None and policy != "priority" and not compare_policies))
+                   if on_]  # fmt: skip
+        if ignored:
+            info(f"aicap: note: {', '.join(ignored)} ignored here (plots are of single runs, a trace brings its own classes, "
+                 "weights are for --policy priority)")  # fmt: skip
         if not predictor_error >= 0:
             raise InputError(f"--predictor-error {predictor_error}: must be >= 0")
         if not aging >= 0:
@@ -227,7 +246,7 @@ def register(app: typer.Typer) -> None:
         if sjf_by not in ("work", "prompt"):
             raise InputError(f"--sjf-by {sjf_by!r}: valid: work, prompt")
         options = replay.PolicyOptions(predictor_error=predictor_error, quantum_steps=quantum, aging_tokens_per_s=aging, sjf_by=sjf_by,
-                                       class_weights=_floats(class_weights, "--class-weights"))  # fmt: skip
+                                       class_weights=weights)  # fmt: skip
         on = not STATE.quiet
         if plan is not None:
             if model is not None or hardware is not None:
@@ -273,7 +292,7 @@ def register(app: typer.Typer) -> None:
             kind = arrival if rate is not None else "poisson"
             label += "" if concurrency is not None else f", {kind} arrivals" + (f" (cv {cv:g})" if kind == "gamma" else "")
             reqs = TrafficSpec(requests, lin, lout, rate_per_s=rate, concurrency=concurrency, arrival=kind, cv=cv,  # type: ignore[arg-type]
-                               class_shares=_floats(classes, "--classes"), seed=seed).build()  # fmt: skip
+                               class_shares=shares, seed=seed).build()  # fmt: skip
         est = build_request(model, hardware, devices, tp, pp, ep, "auto", max(int(reqs.input_tokens.mean()), 1),
                             int(reqs.output_tokens.mean()), weights_dtype, kv_dtype, None)  # fmt: skip
         from aicap.sizing.serve.estimate import estimate
@@ -305,6 +324,9 @@ def register(app: typer.Typer) -> None:
             plot_run(raw, stats, str(plot), f"{s.model} on {s.replicas}× TP{s.tp}·PP{s.pp} {s.hardware}, {s.traffic}, policy {s.policy}")
             info(f"aicap: wrote {plot}")
         emit(report_view(rep, percentile), fmt)
+        if rep.rejected:
+            raise InfeasibleError(f"{rep.rejected:,} request(s) rejected: longer than one replica's KV cache holds "
+                                  f"({rep.setup.kv_cache_tokens or 0:,} tokens); use more devices per replica or shorter requests")  # fmt: skip
         if (ttft_ms is not None or tpot_ms is not None) and not replay.holds(rep, percentile):
             raise InfeasibleError(f"the simulated {percentile} misses a target (TTFT {_ms(rep.ttft_ms, percentile)} ms, "
                                   f"TPOT {_ms(rep.tpot_ms, percentile)} ms{'' if rep.stable else ', unbounded queue'})")  # fmt: skip

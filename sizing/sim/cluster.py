@@ -122,7 +122,9 @@ def simulate_cluster(step: StepTime, requests: Requests, config: EngineConfig, *
     policy: Scheduler = FcfsScheduler() if scheduler is None else scheduler
     p = config.pipeline_stages
     per_seqs, per_blocks = -(-config.max_num_seqs // p), -(-config.blocks // p)
-    reps = [_Replica([VirtualEngine(k, per_seqs, config.max_batched_tokens, per_blocks, config.block_tokens, table, policy.queue(table))
+    evict = policy.evictor(table)
+    bt = config.block_tokens
+    reps = [_Replica([VirtualEngine(k, per_seqs, config.max_batched_tokens, per_blocks, bt, table, policy.queue(table), evict)
                       for k in range(p)]) for _ in range(replicas)]  # fmt: skip
     cache, timed = _memoised(step)
     peak = (requests.input_tokens + np.maximum(requests.output_tokens - 1, 0))[order]
@@ -178,7 +180,7 @@ def simulate_cluster(step: StepTime, requests: Requests, config: EngineConfig, *
         rep.busy += dur
         kv_block_s += used * dur
         running_s += running * dur
-        peak_kv = max(peak_kv, used / max(config.blocks, 1))
+        peak_kv = max(peak_kv, used / max(per_blocks * p, 1))
         heapq.heappush(events, (t + dur, k))
         if steps % stride == 0:
             held = sum(e.used for r in reps for e in r.engines)
@@ -191,6 +193,29 @@ def simulate_cluster(step: StepTime, requests: Requests, config: EngineConfig, *
         if closed:
             heapq.heappush(sends, t)
 
+    def arrive(t: float) -> list[int]:
+        """Route every request that has arrived by ``t``; return the idle replicas that got work."""
+        nonlocal nxt, rejected, routed
+        woken: list[int] = []
+        while nxt < n and ((sends and sends[0] <= t) if closed else arrivals[nxt] <= t):
+            if closed:
+                heapq.heappop(sends)
+                arrivals[nxt] = t
+            i = nxt
+            nxt += 1
+            if too_big[i]:
+                table.state[i] = REJECTED
+                rejected += 1
+                send_next(t)
+                continue
+            k = route()
+            routed += 1
+            table.state[i] = WAITING
+            reps[k].pending.append(i)
+            if k in idle:
+                woken.append(k)
+        return woken
+
     t = 0.0
     while steps < max_steps:
         t_arr = (sends[0] if sends else math.inf) if closed else (arrivals[nxt] if nxt < n else math.inf)
@@ -201,25 +226,7 @@ def simulate_cluster(step: StepTime, requests: Requests, config: EngineConfig, *
             break
         if t_arr <= t_evt:
             t = t_arr
-            woken: list[int] = []
-            while nxt < n and ((sends and sends[0] <= t) if closed else arrivals[nxt] <= t):
-                if closed:
-                    heapq.heappop(sends)
-                    arrivals[nxt] = t
-                i = nxt
-                nxt += 1
-                if too_big[i]:
-                    table.state[i] = REJECTED
-                    rejected += 1
-                    send_next(t)
-                    continue
-                k = route()
-                routed += 1
-                table.state[i] = WAITING
-                reps[k].pending.append(i)
-                if k in idle:
-                    woken.append(k)
-            for k in dict.fromkeys(woken):
+            for k in dict.fromkeys(arrive(t)):
                 if k in idle:
                     start(k, t)
             continue
@@ -231,7 +238,11 @@ def simulate_cluster(step: StepTime, requests: Requests, config: EngineConfig, *
                 for _ in ve.finished:
                     send_next(t)
                 ve.finished.clear()
+        woken = arrive(t)  # a closed-loop client's next request, sent at this step end, joins the next step
         start(k, t)
+        for j in dict.fromkeys(woken):
+            if j in idle:
+                start(j, t)
 
     inv = np.empty(n, dtype=np.intp)
     inv[order] = np.arange(n)
@@ -252,6 +263,6 @@ def simulate_cluster(step: StepTime, requests: Requests, config: EngineConfig, *
         mean_running=running_s / t if t > 0 else 0.0, mean_step_s=sum(r.busy for r in reps) / steps if steps else 0.0,
         duration_s=t, arrival_s=arr_for_result, rejected=rejected, queue_s=admitted - arr, priority=requests.priority,
     )  # fmt: skip
-    stats = ClusterStats(busy_s=tuple(r.busy for r in reps), kv_block_s=kv_block_s, running_s=running_s, kv_blocks=config.blocks,
+    stats = ClusterStats(busy_s=tuple(r.busy for r in reps), kv_block_s=kv_block_s, running_s=running_s, kv_blocks=per_blocks * p,
                          peak_kv_share=peak_kv, timeline=tuple(timeline))  # fmt: skip
     return result, stats

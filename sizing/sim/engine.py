@@ -221,7 +221,8 @@ def simulate(
     per_seqs = -(-config.max_num_seqs // p)
     per_blocks = -(-config.blocks // p)
     policy: Scheduler = FcfsScheduler() if scheduler is None else scheduler
-    engines = [VirtualEngine(k, per_seqs, config.max_batched_tokens, per_blocks, config.block_tokens, table, policy.queue(table))
+    evict = policy.evictor(table)
+    engines = [VirtualEngine(k, per_seqs, config.max_batched_tokens, per_blocks, config.block_tokens, table, policy.queue(table), evict)
                for k in range(p)]  # fmt: skip
     cache, timed = _memoised(step)
     peak_tokens = (requests.input_tokens + np.maximum(requests.output_tokens - 1, 0))[order]

@@ -16,10 +16,14 @@ from aicap.sizing.sim.result import SimResult
 
 
 def queue_length(res: SimResult) -> tuple[np.ndarray, np.ndarray]:
-    """Times [s] and queue lengths right after each arrival or admission (module docstring)."""
+    """Times [s] and queue lengths right after each arrival or admission (module docstring).
+
+    Requests never admitted (rejected, or still waiting when the run stopped) are left out.
+    """
     admit = res.arrival_s + (res.queue_s if res.queue_s is not None else np.zeros_like(res.arrival_s))
-    t = np.concatenate([res.arrival_s, admit[~np.isnan(admit)]])
-    step = np.concatenate([np.ones(res.arrival_s.size), -np.ones(int((~np.isnan(admit)).sum()))])
+    seen = ~np.isnan(admit)
+    t = np.concatenate([res.arrival_s[seen], admit[seen]])
+    step = np.concatenate([np.ones(int(seen.sum())), -np.ones(int(seen.sum()))])
     order = np.lexsort((-step, t))  # at one instant, an arrival counts before its own admission
     return t[order], np.cumsum(step[order])
 

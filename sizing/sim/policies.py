@@ -37,15 +37,31 @@ emitted, which SRTF and round-robin pay for in step time. The predicted output `
 from __future__ import annotations
 
 import heapq
+import numbers
 from collections import deque
 from collections.abc import Callable, Sequence
 
 import numpy as np
 
+from aicap.sizing.core.errors import InputError
 from aicap.sizing.sim.scheduler import FcfsScheduler
 from aicap.sizing.sim.virtual_engine import RequestTable, VirtualEngine, WaitQueue
 
 Key = Callable[[int], tuple[float, float]]
+
+
+def least_urgent(key: Key) -> Callable[[VirtualEngine], int]:
+    """An evictor: the running request with the largest ``key`` (the least urgent; ties: the newest)."""
+
+    def pick(engine: VirtualEngine) -> int:
+        best, worst = -1, (-np.inf, -np.inf)
+        for r in engine.running:  # admission order: a later tie wins
+            k = key(r)
+            if k >= worst:
+                best, worst = r, k
+        return best
+
+    return pick
 
 
 class KeyedQueue:
@@ -211,11 +227,16 @@ class SrtfScheduler(FcfsScheduler):
         head = w[0]
         if len(engine.running) < engine.max_seqs and engine.can_admit(head):
             return
-        worst, victim = self.margin * (self._pred[head] - t.emitted[head]), -1
+        a, arr = self.aging, t.arrival_s
+        head_left = max(self._pred[head] - t.emitted[head], 1.0)
+        head_key = head_left + a * arr[head]
+        worst, victim = self.margin * head_left, -1
         given = self._given_way
         for r in engine.decoders:
             left = self._pred[r] - (t.base[r] + engine.tick)
-            if left > worst and given.get(r, 0) < self.max_preemptions and engine.admits_after_freeing(head, r):
+            # it must also file behind the head once preempted, or it is re-admitted at once (a wasted recompute)
+            if (left > worst and left + a * arr[r] > head_key and given.get(r, 0) < self.max_preemptions
+                    and engine.admits_after_freeing(head, r)):  # fmt: skip
                 worst, victim = left, r
         if victim >= 0:
             given[victim] = given.get(victim, 0) + 1
@@ -262,10 +283,15 @@ class PriorityScheduler(FcfsScheduler):
         if self.weights is not None:
             top = max(table.priority, default=0)
             if top >= len(self.weights):
-                raise ValueError(f"priority class {top} has no weight ({len(self.weights)} given)")
+                raise InputError(f"priority class {top} has no weight ({len(self.weights)} given); give one weight per class")
             return WeightedQueue(table.priority, self.weights)
         prio, arr = table.priority, table.arrival_s
         return KeyedQueue(lambda r: (float(prio[r]), arr[r]))
+
+    def evictor(self, table: RequestTable) -> Callable[[VirtualEngine], int] | None:
+        """Under KV pressure the lowest class gives way (the latest arrival of it), not the newest admitted."""
+        prio, arr = table.priority, table.arrival_s
+        return least_urgent(lambda r: (float(prio[r]), arr[r]))
 
 
 class EdfScheduler(FcfsScheduler):
@@ -279,7 +305,8 @@ class EdfScheduler(FcfsScheduler):
 
     def __init__(self, ttft_target_s: float | Sequence[float]) -> None:
         super().__init__()
-        targets = [float(ttft_target_s)] if isinstance(ttft_target_s, (int, float)) else [float(x) for x in ttft_target_s]
+        many = not isinstance(ttft_target_s, numbers.Real)  # a NumPy scalar is one target too
+        targets = [float(x) for x in ttft_target_s] if many else [float(ttft_target_s)]  # type: ignore[union-attr, arg-type]
         if not targets or any(not x > 0 for x in targets):
             raise ValueError("TTFT targets must be > 0 seconds")
         self.targets = targets
@@ -290,5 +317,10 @@ class EdfScheduler(FcfsScheduler):
         if len(d) == 1:
             return KeyedQueue(lambda r: (arr[r] + d[0], arr[r]))
         if max(prio, default=0) >= len(d):
-            raise ValueError(f"priority class {max(prio)} has no TTFT target ({len(d)} given)")
+            raise InputError(f"priority class {max(prio)} has no TTFT target ({len(d)} given)")
         return KeyedQueue(lambda r: (arr[r] + d[prio[r]], arr[r]))
+
+    def evictor(self, table: RequestTable) -> Callable[[VirtualEngine], int] | None:
+        """Under KV pressure the request with the latest deadline gives way."""
+        d, prio, arr = self.targets, table.priority, table.arrival_s
+        return least_urgent(lambda r: (arr[r] + d[prio[r] if len(d) > 1 else 0], arr[r]))

@@ -104,9 +104,9 @@ class Setup:
         if kv < 16:
             raise InputError(f"{self.layout.model.id} on TP{self.layout.tp}·PP{self.layout.pp} {self.layout.device.id} leaves no memory "
                              "for a KV cache; use more devices per replica or a smaller weights dtype")  # fmt: skip
-        return EngineConfig(max_num_seqs=self.max_num_seqs or rt.max_batch,
-                            max_batched_tokens=self.max_batched_tokens or rt.max_prefill_tokens, kv_capacity_tokens=kv,
-                            pipeline_stages=self.layout.pp)  # fmt: skip
+        return EngineConfig(max_num_seqs=rt.max_batch if self.max_num_seqs is None else self.max_num_seqs,
+                            max_batched_tokens=rt.max_prefill_tokens if self.max_batched_tokens is None else self.max_batched_tokens,
+                            kv_capacity_tokens=kv, pipeline_stages=self.layout.pp)  # fmt: skip
 
     def step(self, mean_input: float, mean_output: float) -> StepTime:
         """Step time of one replica at the mean context (module docstring)."""
@@ -197,10 +197,17 @@ def holds(rep: SimulationReport, percentile: str) -> bool:
 
 def replicas_for_slo(setup: Setup, requests: Requests, *, policy: str, targets: Targets, percentile: str = "p99",
                      options: PolicyOptions | None = None, concurrency: int | None = None, seed: int = 0) -> int | None:  # fmt: skip
-    """Smallest replica count meeting ``targets`` at ``percentile`` (module docstring); ``None`` if none up to the search limit."""
+    """Smallest replica count meeting ``targets`` at ``percentile`` (module docstring).
+
+    ``None`` without targets, when requests are rejected (longer than a replica's KV cache: more
+    replicas do not help), or when no count up to :data:`MAX_REPLICAS_SEARCHED` holds.
+    """
     if targets.ttft_ms is None and targets.tpot_ms is None:
         return None
     cache: dict[int, bool] = {}
+    first = run(setup, requests, policy=policy, options=options, targets=targets, concurrency=concurrency, seed=seed)
+    if first.rejected:
+        return None  # a request longer than a replica's KV cache is rejected however many replicas there are
 
     def ok(r: int) -> bool:
         if r not in cache:

@@ -12,6 +12,7 @@ for preemptive policies, which running requests give way before the step is fill
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Callable
 from typing import Protocol
 
 from aicap.sizing.sim.virtual_engine import RequestTable, VirtualEngine, WaitQueue
@@ -22,6 +23,10 @@ class Scheduler(Protocol):
 
     def queue(self, table: RequestTable) -> WaitQueue:
         """A new, empty waiting queue for one virtual engine serving the requests of ``table``."""
+        ...
+
+    def evictor(self, table: RequestTable) -> Callable[[VirtualEngine], int] | None:
+        """Which running request gives way when the KV cache runs out (``None``: the newest)."""
         ...
 
     def schedule(self, engine: VirtualEngine) -> tuple[int, int]:
@@ -65,6 +70,10 @@ class FcfsScheduler:
     def queue(self, table: RequestTable) -> WaitQueue:
         """A FCFS queue: arrivals at the back, preempted requests at the front."""
         return deque()
+
+    def evictor(self, table: RequestTable) -> Callable[[VirtualEngine], int] | None:
+        """FCFS evicts the most recently admitted request when the KV cache runs out (vLLM's default)."""
+        return None
 
     def make_room(self, engine: VirtualEngine) -> None:
         """Preempt running requests in favour of waiting ones before the step is filled (FCFS: none)."""

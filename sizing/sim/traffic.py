@@ -27,6 +27,7 @@ from aicap.sizing.sim.arrivals import ArrivalKind, arrival_times, sample_lengths
 from aicap.sizing.sim.engine import Requests
 
 MAX_TRACE_BYTES = 512 * 1024 * 1024  # a trace of ~20 million requests
+MAX_TOKENS = 10**9  # longest request length a trace may give (no model comes near)
 TRACE_FIELDS = ("arrival_s", "input_tokens", "output_tokens")
 
 
@@ -170,8 +171,8 @@ def _int(value: object, what: str, where: str, low: int) -> int:
         x = float(str(value).strip())
     except ValueError:
         raise InputError(f"{where}: {what} {excerpt(value)} is not a number") from None
-    if not (np.isfinite(x) and x == int(x) and x >= low):
-        raise InputError(f"{where}: {what} {excerpt(value)} must be a whole number >= {low}")
+    if not (np.isfinite(x) and x == int(x) and low <= x <= MAX_TOKENS):
+        raise InputError(f"{where}: {what} {excerpt(value)} must be a whole number from {low} to {MAX_TOKENS:,}")
     return int(x)
 
 

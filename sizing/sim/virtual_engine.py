@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import math
 from collections import deque
+from collections.abc import Callable
 from itertools import islice
 from typing import Protocol
 
@@ -129,6 +130,9 @@ class VirtualEngine:
         Shared per-request state.
     waiting : WaitQueue or None, optional
         The waiting queue (its order is the policy's); ``None``: a FCFS ``deque``.
+    evict : callable or None, optional
+        ``evict(engine) -> request`` picks the running request to preempt when the KV cache runs out
+        (a policy's least urgent); ``None``: the most recently admitted (vLLM's default).
     """
 
     __slots__ = (
@@ -137,6 +141,7 @@ class VirtualEngine:
         "bucket",
         "completing",
         "decoders",
+        "evict",
         "finish_at",
         "finished",
         "index",
@@ -154,8 +159,9 @@ class VirtualEngine:
     )
 
     def __init__(self, index: int, max_seqs: int, max_tokens: int, blocks: int, block_tokens: int, table: RequestTable,
-                 waiting: WaitQueue | None = None) -> None:  # fmt: skip
+                 waiting: WaitQueue | None = None, evict: Callable[[VirtualEngine], int] | None = None) -> None:  # fmt: skip
         self.index = index
+        self.evict = evict
         self.max_seqs = max_seqs
         self.max_tokens = max_tokens
         self.blocks = blocks
@@ -216,8 +222,9 @@ class VirtualEngine:
     def reserve_decode(self, budget: int) -> int:
         """Schedule the oldest ``min(decoders, budget)`` decoding requests and reserve their new blocks.
 
-        While the scheduled requests need more blocks than are free, the most recently admitted running
-        request is preempted (:meth:`preempt_last`). Returns the number of decoding requests scheduled.
+        While the scheduled requests need more blocks than are free, a running request is preempted:
+        the policy's choice (``evict``), else the most recently admitted (:meth:`preempt_last`). Returns
+        the number of decoding requests scheduled.
         """
         dec = self.decoders
         key = self.table.key
@@ -227,7 +234,10 @@ class VirtualEngine:
             need = self.bucket[want] if k == len(dec) else sum(1 for r in islice(dec, k) if key[r] == want)
             if self.used + need <= self.blocks:
                 break
-            self.preempt_last()
+            if self.evict is None:
+                self.preempt_last()
+            else:
+                self.preempt(self.evict(self))
         self.used += need
         self.scheduled = k
         return k

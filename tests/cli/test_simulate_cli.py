@@ -124,7 +124,7 @@ def test_queue_length_counts_arrived_minus_admitted() -> None:
                     mean_running=0.0, mean_step_s=0.0, duration_s=5.0, arrival_s=np.array([0.0, 1.0, 2.0]),
                     queue_s=np.array([0.0, 2.0, nan]))  # fmt: skip
     t, q = queue_length(res)
-    assert t.tolist() == [0.0, 0.0, 1.0, 2.0, 3.0] and q.tolist() == [1, 0, 1, 2, 1]
+    assert t.tolist() == [0.0, 0.0, 1.0, 3.0] and q.tolist() == [1, 0, 1, 0]  # the never-admitted request is left out
 
 
 def test_plot_writes_a_picture(tmp_path: Path) -> None:
@@ -156,3 +156,34 @@ def test_schema_of_the_report_validates_a_run() -> None:
     assert code == 0 and {"ttft_ms", "throughput", "slo_attainment", "timeline"} <= set(schema["properties"])
     d = doc(*BASE, "--rate", "3", "--requests", "300")
     assert SimulationReport.model_validate(d).requests == 300
+
+
+@pytest.mark.parametrize(("args", "msg"), [
+    ([*BASE, "--rate", "20", "--classes", "0.5,0.5", "--policy", "priority", "--class-weights", "4"], "one weight for each"),
+    ([*BASE, "--rate", "1", "--class-weights", "0,1", "--policy", "priority"], "must be > 0"),
+    ([*BASE, "--rate", "1", "--max-num-seqs", "-1"], "--max-num-seqs -1"),
+    ([*BASE, "--rate", "1", "--max-batched-tokens", "0"], "--max-batched-tokens 0"),
+    ([*BASE, "--rate", "1", "--plot", "/nonexistent-dir/x.png"], "does not exist"),
+])  # fmt: skip
+def test_review_input_errors_are_one_line(args: list[str], msg: str) -> None:
+    code, out, err = run(*args)
+    assert code == 2 and out == "" and err.count("\n") == 1 and msg in err, err
+
+
+def test_trace_input_errors_and_rejections(tmp_path: Path) -> None:
+    trace = tmp_path / "t.csv"
+    trace.write_text("arrival_s,input_tokens,output_tokens,priority\n0,100,10,3\n1,100,10,0\n")
+    code, _, err = run(*BASE, "--trace", str(trace), "--policy", "priority", "--class-weights", "1,1")
+    assert code == 2 and "priority class 3 has no weight" in err
+    code, _, err = run(*BASE, "--trace", str(trace), "--concurrency", "0")
+    assert code == 2 and "--concurrency 0" in err
+    huge = tmp_path / "h.jsonl"
+    huge.write_text('{"arrival_s": 0, "input_tokens": 1e20, "output_tokens": 1}\n')
+    code, _, err = run(*BASE, "--trace", str(huge))
+    assert code == 2 and "from 1 to" in err
+    long = tmp_path / "l.csv"
+    long.write_text("arrival_s,input_tokens,output_tokens\n" + "".join(f"{k},{100 if k else 900_000},10\n" for k in range(50)))
+    code, out, err = run(*BASE, "--trace", str(long), "--ttft-ms", "1000")
+    assert code == 3 and "1 request(s) rejected" in err and "rejected" in out
+    d = doc(*BASE, "--trace", str(long), "--ttft-ms", "1000", "--compare-policies")
+    assert all(p["replicas_for_slo"] is None for p in d["policies"])  # rejections: more replicas cannot help

@@ -116,3 +116,10 @@ def test_rejected_requests_still_release_their_client() -> None:
 def test_bad_arguments(kw: dict[str, object]) -> None:
     with pytest.raises(ValueError):
         simulate_cluster(_linear, _mixed(10, 1.0), CFG, **kw)  # type: ignore[arg-type]
+
+
+def test_a_closed_loop_follow_up_joins_the_next_step() -> None:
+    """A client's next request, sent at a step end, is admitted at that instant: no queue wait when slots are free."""
+    req = Requests(np.zeros(40), np.full(40, 100), np.array([5, 30] * 20))
+    res, _ = simulate_cluster(_linear, req, CFG, concurrency=2)
+    assert res.finished.all() and float(np.nanmax(res.queue_s)) == 0.0  # type: ignore[arg-type]

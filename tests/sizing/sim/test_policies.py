@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from aicap.sizing.core.errors import InputError
 from aicap.sizing.sim.arrivals import arrival_times, sample_lengths
 from aicap.sizing.sim.engine import EngineConfig, Requests, simulate
 from aicap.sizing.sim.policies import (
@@ -35,6 +36,9 @@ class Checked(FcfsScheduler):
 
     def queue(self, table):  # type: ignore[no-untyped-def]
         return self.inner.queue(table)
+
+    def evictor(self, table):  # type: ignore[no-untyped-def]
+        return self.inner.evictor(table)
 
     def schedule(self, engine: VirtualEngine) -> tuple[int, int]:
         d, p = self.inner.schedule(engine)
@@ -176,7 +180,7 @@ def test_bad_settings_are_refused(bad) -> None:  # type: ignore[no-untyped-def]
 
 def test_weighted_priority_needs_a_weight_per_class() -> None:
     req = _mixed(50, rate=1.0, classes=True)
-    with pytest.raises(ValueError, match="no weight"):
+    with pytest.raises(InputError, match="no weight"):
         simulate(_linear, req, ONE_AT_A_TIME, scheduler=PriorityScheduler([1.0]))
 
 
@@ -188,3 +192,22 @@ def test_srtf_caps_how_often_one_request_gives_way() -> None:
     once = SrtfScheduler(max_preemptions=1)
     r = simulate(_linear, req, cfg, scheduler=once)
     assert r.preemptions > 0 and max(once._given_way.values()) == 1 and sum(once._given_way.values()) == r.preemptions
+
+
+def test_priority_evicts_the_least_urgent_under_kv_pressure() -> None:
+    # 64 blocks of 16 tokens; two class-1 requests (300 in / 400 out), then a class-0 one (300 / 300)
+    req = Requests(np.array([0.0, 0.0, 0.5]), np.array([300, 300, 300]), np.array([400, 400, 300]), np.array([1, 1, 0]))
+    cfg = EngineConfig(max_num_seqs=8, max_batched_tokens=2048, kv_capacity_tokens=64 * 16)
+    prio = simulate(_linear, req, cfg, scheduler=Checked(PriorityScheduler()))
+    fcfs = simulate(_linear, req, cfg)
+    assert prio.finished.all() and prio.preemptions > 0
+    alone = _linear(0, 300) + 299 * _linear(1, 0)
+    assert float(prio.e2e_s[2]) < float(fcfs.e2e_s[2]) and float(prio.e2e_s[2]) < 1.5 * alone
+
+
+def test_srtf_with_aging_does_not_preempt_a_request_that_would_return_first() -> None:
+    req = _mixed(3000, rate=7.0)
+    cfg = EngineConfig(max_num_seqs=12, max_batched_tokens=2048, kv_capacity_tokens=10**7)
+    aged = simulate(_linear, req, cfg, scheduler=Checked(SrtfScheduler(aging_tokens_per_s=200.0, max_preemptions=3)))
+    pure = simulate(_linear, req, cfg, scheduler=SrtfScheduler(max_preemptions=3))
+    assert aged.finished.all() and aged.preemptions <= pure.preemptions
