@@ -29,12 +29,11 @@ from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
-from numpy.typing import NDArray
 
-from aicap.sizing.sim.engine import EngineConfig, Requests, StepTime, _memoised
+from aicap.sizing.sim.engine import EngineConfig, Requests, StepTime, _fill_round, _memoised, _outcome, _replica, _table, _too_big
 from aicap.sizing.sim.result import SimResult
 from aicap.sizing.sim.scheduler import FcfsScheduler, Scheduler
-from aicap.sizing.sim.virtual_engine import DONE, REJECTED, WAITING, RequestTable, VirtualEngine
+from aicap.sizing.sim.virtual_engine import REJECTED, WAITING, VirtualEngine
 
 TIMELINE_POINTS = 4096
 Router = Literal["round_robin", "least_outstanding", "shortest_queue"]
@@ -117,18 +116,13 @@ def simulate_cluster(step: StepTime, requests: Requests, config: EngineConfig, *
     closed = concurrency is not None
     order = np.arange(n) if closed else np.argsort(requests.arrival_s, kind="stable")
     arrivals: list[float] = [0.0] * n if closed else requests.arrival_s[order].tolist()
-    prio = None if requests.priority is None else requests.priority[order].tolist()
-    table = RequestTable(arrivals, requests.input_tokens[order].tolist(), requests.output_tokens[order].tolist(), prio)
+    table = _table(requests, order, arrivals)
     policy: Scheduler = FcfsScheduler() if scheduler is None else scheduler
     p = config.pipeline_stages
-    per_seqs, per_blocks = -(-config.max_num_seqs // p), -(-config.blocks // p)
-    evict = policy.evictor(table)
-    bt = config.block_tokens
-    reps = [_Replica([VirtualEngine(k, per_seqs, config.max_batched_tokens, per_blocks, bt, table, policy.queue(table), evict)
-                      for k in range(p)]) for _ in range(replicas)]  # fmt: skip
+    per_blocks = -(-config.blocks // p)
+    reps = [_Replica(_replica(config, table, policy)) for _ in range(replicas)]
     cache, timed = _memoised(step)
-    peak = (requests.input_tokens + np.maximum(requests.output_tokens - 1, 0))[order]
-    too_big = (-(-peak // config.block_tokens) > per_blocks).tolist()
+    too_big = _too_big(requests, order, config)
     # Closed loop: pending send instants (a heap); open loop: the sorted arrival list.
     sends: list[float] = [0.0] * min(concurrency, n) if concurrency is not None else []
     nxt = 0  # next request to arrive
@@ -156,22 +150,7 @@ def simulate_cluster(step: StepTime, requests: Requests, config: EngineConfig, *
             ve.waiting.append(i)
         rep.pending.clear()
         rep.stepped.clear()
-        dur = 0.0
-        running = used = 0
-        for ve in rep.engines:
-            if not (ve.running or ve.waiting):
-                continue
-            ve.now = t
-            d, pf = policy.schedule(ve)
-            if d == 0 and pf == 0:
-                continue
-            s = cache.get((d, pf))
-            if s is None:
-                s = timed(d, pf)
-            dur = max(dur, s)
-            running += len(ve.running)
-            used += ve.used
-            rep.stepped.append(ve)
+        dur, running, used = _fill_round(rep.engines, policy, t, cache, timed, rep.stepped)
         if not rep.stepped:
             idle.add(k)
             return
@@ -249,19 +228,13 @@ def simulate_cluster(step: StepTime, requests: Requests, config: EngineConfig, *
     arr = np.asarray(table.arrival_s, dtype=np.float64)[inv]
     never = np.arange(n)[inv] >= nxt  # closed loop: requests never sent (max_steps)
     arr = np.where(never, np.nan, arr) if closed else arr
-    first = np.asarray(table.first_s, dtype=np.float64)[inv]
-    admitted = np.asarray(table.admit_s, dtype=np.float64)[inv]
-    finish = np.asarray(table.finish_s, dtype=np.float64)[inv]
-    finished = (np.asarray(table.state, dtype=np.int64) == DONE)[inv]
-    out = requests.output_tokens
-    with np.errstate(invalid="ignore", divide="ignore"):
-        tpot: NDArray[np.float64] = np.where((out >= 2) & finished, (finish - first) / np.maximum(out - 1, 1), np.nan)
+    first, queue, finish, finished, tpot = _outcome(table, order, requests, arr)
     arr_for_result = np.where(np.isnan(arr), t, arr)
     result = SimResult(
         ttft_s=first - arr, tpot_s=tpot, e2e_s=np.where(finished, finish - arr, np.nan), finished=finished,
         preemptions=sum(e.preemptions for r in reps for e in r.engines), steps=steps,
         mean_running=running_s / t if t > 0 else 0.0, mean_step_s=sum(r.busy for r in reps) / steps if steps else 0.0,
-        duration_s=t, arrival_s=arr_for_result, rejected=rejected, queue_s=admitted - arr, priority=requests.priority,
+        duration_s=t, arrival_s=arr_for_result, rejected=rejected, queue_s=queue, priority=requests.priority,
     )  # fmt: skip
     stats = ClusterStats(busy_s=tuple(r.busy for r in reps), kv_block_s=kv_block_s, running_s=running_s, kv_blocks=per_blocks * p,
                          peak_kv_share=peak_kv, timeline=tuple(timeline))  # fmt: skip

@@ -184,6 +184,67 @@ def _memoised(step: StepTime) -> tuple[dict[tuple[int, int], float], StepTime]:
     return cache, timed
 
 
+def _table(requests: Requests, order: NDArray[np.intp], arrival_s: list[float]) -> RequestTable:
+    """The shared per-request state, requests in ``order`` (arrival instants as given)."""
+    prio = None if requests.priority is None else requests.priority[order].tolist()
+    return RequestTable(arrival_s, requests.input_tokens[order].tolist(), requests.output_tokens[order].tolist(), prio)
+
+
+def _replica(config: EngineConfig, table: RequestTable, policy: Scheduler) -> list[VirtualEngine]:
+    """The ``pipeline_stages`` virtual engines of one replica, each with its share of the batch cap and KV blocks."""
+    p = config.pipeline_stages
+    seqs, blocks = -(-config.max_num_seqs // p), -(-config.blocks // p)
+    evict = policy.evictor(table)
+    return [VirtualEngine(k, seqs, config.max_batched_tokens, blocks, config.block_tokens, table, policy.queue(table), evict)
+            for k in range(p)]  # fmt: skip
+
+
+def _too_big(requests: Requests, order: NDArray[np.intp], config: EngineConfig) -> list[bool]:
+    """Per request in ``order``: its peak KV need exceeds one virtual engine's blocks (rejected at arrival)."""
+    peak = (requests.input_tokens + np.maximum(requests.output_tokens - 1, 0))[order]
+    return [bool(x) for x in -(-peak // config.block_tokens) > -(-config.blocks // config.pipeline_stages)]
+
+
+def _fill_round(engines: list[VirtualEngine], policy: Scheduler, t: float, cache: dict[tuple[int, int], float], timed: StepTime,
+                stepped: list[VirtualEngine]) -> tuple[float, int, int]:  # fmt: skip
+    """Schedule one round of a replica starting at ``t``: fills ``stepped``; returns its duration, requests running and blocks held."""
+    dur = 0.0
+    running = used = 0
+    for ve in engines:
+        if not (ve.running or ve.waiting):
+            continue
+        ve.now = t
+        d, pf = policy.schedule(ve)
+        if d == 0 and pf == 0:
+            continue
+        s = cache.get((d, pf))
+        if s is None:
+            s = timed(d, pf)
+        if s > dur:
+            dur = s
+        running += len(ve.running)
+        used += ve.used
+        stepped.append(ve)
+    return dur, running, used
+
+
+def _outcome(table: RequestTable, order: NDArray[np.intp], requests: Requests, arrival_s: F) -> tuple[F, F, F, NDArray[np.bool_], F]:
+    """First-token, admission and finish instants, whether finished, and TPOT, in the order of ``requests``.
+
+    ``arrival_s`` (in the order of ``requests``) gives the queue wait; TPOT is ``(finish − first)/(O − 1)``.
+    """
+    inv = np.empty(order.size, dtype=np.intp)
+    inv[order] = np.arange(order.size)
+    first = np.asarray(table.first_s, dtype=np.float64)[inv]
+    admitted = np.asarray(table.admit_s, dtype=np.float64)[inv]
+    finish = np.asarray(table.finish_s, dtype=np.float64)[inv]
+    finished = (np.asarray(table.state, dtype=np.int64) == DONE)[inv]
+    out = requests.output_tokens
+    with np.errstate(invalid="ignore", divide="ignore"):
+        tpot = np.where((out >= 2) & finished, (finish - first) / np.maximum(out - 1, 1), np.nan)
+    return first, admitted - arrival_s, finish, finished, tpot
+
+
 def simulate(
     step: StepTime,
     requests: Requests,
@@ -214,19 +275,12 @@ def simulate(
     """
     n = len(requests)
     order = np.argsort(requests.arrival_s, kind="stable")
-    arrival = requests.arrival_s[order]
-    prio = None if requests.priority is None else requests.priority[order].tolist()
-    table = RequestTable(arrival.tolist(), requests.input_tokens[order].tolist(), requests.output_tokens[order].tolist(), prio)
+    table = _table(requests, order, requests.arrival_s[order].tolist())
     p = config.pipeline_stages
-    per_seqs = -(-config.max_num_seqs // p)
-    per_blocks = -(-config.blocks // p)
     policy: Scheduler = FcfsScheduler() if scheduler is None else scheduler
-    evict = policy.evictor(table)
-    engines = [VirtualEngine(k, per_seqs, config.max_batched_tokens, per_blocks, config.block_tokens, table, policy.queue(table), evict)
-               for k in range(p)]  # fmt: skip
+    engines = _replica(config, table, policy)
     cache, timed = _memoised(step)
-    peak_tokens = (requests.input_tokens + np.maximum(requests.output_tokens - 1, 0))[order]
-    too_big = (-(-peak_tokens // config.block_tokens) > per_blocks).tolist()
+    too_big = _too_big(requests, order, config)
 
     arr = table.arrival_s
     t = 0.0
@@ -250,22 +304,7 @@ def simulate(
         if steps >= max_steps:
             break
         stepped.clear()
-        dur = 0.0
-        running = 0
-        for ve in engines:
-            if not (ve.running or ve.waiting):
-                continue
-            ve.now = t
-            d, pf = policy.schedule(ve)
-            if d == 0 and pf == 0:
-                continue
-            s = cache.get((d, pf))
-            if s is None:
-                s = timed(d, pf)
-            if s > dur:
-                dur = s
-            running += len(ve.running)
-            stepped.append(ve)
+        dur, running, _ = _fill_round(engines, policy, t, cache, timed, stepped)
         if not stepped:  # idle (or nothing schedulable): jump to the next arrival
             if i >= n:
                 break
@@ -278,15 +317,7 @@ def simulate(
         for ve in stepped:
             ve.end_step(t)
 
-    inv = np.empty(n, dtype=np.intp)
-    inv[order] = np.arange(n)
-    first = np.asarray(table.first_s, dtype=np.float64)[inv]
-    admitted = np.asarray(table.admit_s, dtype=np.float64)[inv]
-    finish = np.asarray(table.finish_s, dtype=np.float64)[inv]
-    finished = (np.asarray(table.state, dtype=np.int64) == DONE)[inv]
-    out = requests.output_tokens
-    with np.errstate(invalid="ignore", divide="ignore"):
-        tpot = np.where((out >= 2) & finished, (finish - first) / np.maximum(out - 1, 1), np.nan)
+    first, queue, finish, finished, tpot = _outcome(table, order, requests, requests.arrival_s)
     return SimResult(
         ttft_s=first - requests.arrival_s,
         tpot_s=tpot,
@@ -299,6 +330,6 @@ def simulate(
         duration_s=t,
         arrival_s=requests.arrival_s,
         rejected=rejected,
-        queue_s=admitted - requests.arrival_s,
+        queue_s=queue,
         priority=requests.priority,
     )
