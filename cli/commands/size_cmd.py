@@ -160,20 +160,27 @@ def register(app: typer.Typer) -> None:
         else:
             info("aicap: no fleet given; sizing the built-in example (chat, long-context summariser, embeddings). See `aicap size --help`.")
             fleet = builtin_fleet(**overrides)
-        if any(w.profile is not None for w in fleet.workloads) or len(fleet.constraints.pricing_models) > 1:
-            from aicap.sizing.plan.periods import size_periods
+        periodic = any(w.profile is not None for w in fleet.workloads) or len(fleet.constraints.pricing_models) > 1
+        why = "(a workload with an hourly profile, or several pricing models)"
+        if not periodic and autoscaler is not None:
+            raise InputError(f"--autoscaler writes settings for plans over demand periods {why}")
+        if not periodic and plot is not None:
+            raise InputError(f"--plot draws plans over demand periods {why}")
+        try:  # name the fleet file when the sizer finds a bad id or length in it
+            if periodic:
+                from aicap.sizing.plan.periods import size_periods
+                from aicap.sizing.sim.verify_periods import size_periods_verified
 
-            try:
-                if verify:
-                    from aicap.sizing.sim.verify_periods import size_periods_verified
+                pplan = size_periods_verified(fleet, cat, seed=seed) if verify else size_periods(fleet, cat)
+            else:
+                from aicap.sizing.sim.verify import size_verified
 
-                    pplan = size_periods_verified(fleet, cat, seed=seed)
-                else:
-                    pplan = size_periods(fleet, cat)
-            except InputError as exc:
-                if fleet_file is None or str(exc).startswith(str(fleet_file)):
-                    raise
-                raise InputError(f"{fleet_file}: {exc}") from None
+                plan = size_verified(fleet, cat, seed=seed) if verify else size(fleet, cat)
+        except InputError as exc:
+            if fleet_file is None or str(exc).startswith(str(fleet_file)):
+                raise
+            raise InputError(f"{fleet_file}: {exc}") from None
+        if periodic:
             if plot is not None:
                 from aicap.sizing.plan.periods_plot import plot_periods
 
@@ -186,43 +193,18 @@ def register(app: typer.Typer) -> None:
 
                 write_atomic(autoscaler, yaml.safe_dump_all(keda_scaled_objects(pplan), sort_keys=False))
                 info(f"aicap: wrote {len(pplan.autoscaling)} KEDA ScaledObject(s) to {autoscaler}")
-            pview = period_plan_view(pplan)
-            for note in pview.notes:
-                info(f"aicap: {note}")
-            if output is not None:
-                write_atomic(output, to_yaml(pview.document) if output.suffix in {".yaml", ".yml"} else to_json(pview.document))
-                info(f"aicap: wrote plan to {output}")
-            emit(View(pview.document, pview.tables), fmt)
-            if pplan.verification is not None and not pplan.verification.holds:
-                missed = ", ".join(f"{c.workload} on {c.instance_type} at hour {c.hour}" for c in pplan.verification.checks if not c.holds)
-                raise InfeasibleError(f"in simulation, the busiest hour still misses its targets after {pplan.verification.resolves} "
-                                      f"re-plans: {missed}")  # fmt: skip
-            return
-        if autoscaler is not None:
-            raise InputError(
-                "--autoscaler writes settings for plans over demand periods (a workload with an hourly profile, or several pricing models)"
-            )
-        if plot is not None:
-            raise InputError("--plot draws plans over demand periods (a workload with an hourly profile, or several pricing models)")
-        try:
-            if verify:
-                from aicap.sizing.sim.verify import size_verified
-
-                plan = size_verified(fleet, cat, seed=seed)
-            else:
-                plan = size(fleet, cat)
-        except InputError as exc:  # name the fleet file when the sizer finds a bad id or length in it
-            if fleet_file is None or str(exc).startswith(str(fleet_file)):
-                raise
-            raise InputError(f"{fleet_file}: {exc}") from None
-        view = plan_view(plan)
+        view = period_plan_view(pplan) if periodic else plan_view(plan)
         for note in view.notes:
             info(f"aicap: {note}")
         if output is not None:
             write_atomic(output, to_yaml(view.document) if output.suffix in {".yaml", ".yml"} else to_json(view.document))
             info(f"aicap: wrote plan to {output}")
         emit(View(view.document, view.tables), fmt)
-        if plan.verification is not None and not plan.verification.holds:
+        if periodic and pplan.verification is not None and not pplan.verification.holds:
+            missed = ", ".join(f"{c.workload} on {c.instance_type} at hour {c.hour}" for c in pplan.verification.checks if not c.holds)
+            raise InfeasibleError(f"in simulation, the busiest hour still misses its targets after {pplan.verification.resolves} "
+                                  f"re-plans: {missed}")  # fmt: skip
+        if not periodic and plan.verification is not None and not plan.verification.holds:
             missed = ", ".join(x.workload for x in plan.verification.workloads if not x.holds)
             raise InfeasibleError(f"the plan still misses its targets in simulation after {plan.verification.resolves} re-solves: {missed}")
 
