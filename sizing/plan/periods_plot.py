@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from aicap.sizing.core.catalogue import CatalogueLike
-from aicap.sizing.core.errors import InputError
+from aicap.sizing.core.figures import pyplot
 from aicap.sizing.core.period_plan import PeriodPlan
 
 
@@ -21,13 +21,7 @@ def plot_periods(plan: PeriodPlan, cat: CatalogueLike, path: str) -> None:
     InputError
         Without matplotlib (install the ``plot`` extra).
     """
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        raise InputError("--plot needs matplotlib: pip install '.[plot]' from the aicap repository") from None
+    plt = pyplot()
     hours = np.arange(plan.hours)
     fig, (ax1, ax2) = plt.subplots(2, 1, figsize=(9, 6.5), sharex=True)
     bottom = np.zeros(plan.hours)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from aicap.sizing.core.dtypes import compute_dtype
+from aicap.sizing.core.figures import pyplot
 from aicap.sizing.serve.estimate import EstimateResult
 
 PHASES = ("prefill", "decode")
@@ -59,15 +60,7 @@ def breakdown(result: EstimateResult, phase: str) -> dict[str, Any]:
 
 def plot(doc: dict[str, Any], path: str) -> None:
     """Draw the roofline with the operators on it (needs the ``plot`` extra: matplotlib)."""
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        from aicap.sizing.core.errors import InputError
-
-        raise InputError("--plot needs matplotlib: pip install 'aicap[plot]'") from None
+    plt = pyplot()
     import numpy as np
 
     peak, bw = doc["roofline"]["peak_flops"], doc["roofline"]["bandwidth_bytes_per_s"]

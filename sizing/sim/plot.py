@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from aicap.sizing.core.errors import InputError
+from aicap.sizing.core.figures import pyplot
 from aicap.sizing.sim.cluster import ClusterStats
 from aicap.sizing.sim.result import SimResult
 
@@ -38,13 +38,7 @@ def plot_run(res: SimResult, stats: ClusterStats, path: str, title: str) -> None
     InputError
         Without matplotlib (install the ``plot`` extra).
     """
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        raise InputError("--plot needs matplotlib: pip install '.[plot]' from the aicap repository") from None
+    plt = pyplot()
     fig, (ax1, ax2, ax3) = plt.subplots(3, 1, figsize=(8, 8), sharex=True)
     ax1.scatter(res.arrival_s, res.ttft_s * 1e3, s=2, alpha=0.4, label="TTFT")
     if not np.isnan(res.tpot_s).all():

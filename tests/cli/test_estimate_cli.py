@@ -101,7 +101,7 @@ def test_explain_plot_without_matplotlib_or_with_it(aicap, tmp_path) -> None:
     try:
         import matplotlib  # noqa: F401
     except ImportError:
-        assert r.code == 2 and "pip install 'aicap[plot]'" in r.stderr
+        assert r.code == 2 and "pip install '.[plot]' from the aicap repository" in r.stderr
     else:
         assert r.code == 0 and out.stat().st_size > 1000
 
