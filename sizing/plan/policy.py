@@ -163,51 +163,79 @@ def _latency_rows(lim: Limits, plan: Plan, baseline: Plan | None) -> list[Row]:
     return rows
 
 
+def _total_row(lim: Limits, total: float, scope: str = "") -> list[Row]:
+    """``max_usd_per_month`` on the fleet's monthly total (``scope`` qualifies the total in the detail)."""
+    if lim.max_usd_per_month is None:
+        return []
+    return [_row("max_usd_per_month", lim.max_usd_per_month, total > lim.max_usd_per_month.value, round(total, 2),
+                 f"fleet ${total:,.0f}/month{scope} vs limit ${lim.max_usd_per_month.value:,.0f}")]  # fmt: skip
+
+
+def _increase_rows(lim: Limits, total: float, base: float | None) -> list[Row]:
+    """The increase limits against a baseline's monthly total (none without a baseline)."""
+    if base is None:
+        return []
+    rows = []
+    delta, pct = total - base, _pct(base, total)
+    if lim.max_increase_usd_per_month is not None:
+        rows.append(_row("max_increase_usd_per_month", lim.max_increase_usd_per_month, delta > lim.max_increase_usd_per_month.value,
+                         round(delta, 2), f"${base:,.0f} → ${total:,.0f}/month"))  # fmt: skip
+    if lim.max_increase_pct is not None:
+        rows.append(_row("max_increase_pct", lim.max_increase_pct, pct > lim.max_increase_pct.value, round(pct, 2),
+                         f"{pct:+.1f}% against the baseline"))  # fmt: skip
+    return rows
+
+
+def _devices_row(lim: Limits, used: dict[str, int], scope: str = "") -> list[Row]:
+    """``max_devices`` on the devices of each kind ``used``."""
+    if lim.max_devices is None:
+        return []
+    cap = lim.max_devices.value
+    over = {h: n for h, n in used.items() if h in cap and n > cap[h]}
+    detail = ", ".join(f"{h}: {n} > {cap[h]}{scope}" for h, n in over.items()) or "within limits"
+    return [_row("max_devices", lim.max_devices, bool(over), used, detail)]
+
+
+S = TypeVar("S", bound=str)
+
+
+def _allowed_row(name: str, limit: Limit[list[S]] | None, seen: list[str]) -> list[Row]:
+    """An allow-list limit on the (sorted) values a plan uses."""
+    if limit is None:
+        return []
+    bad = [x for x in seen if x not in limit.value]
+    return [_row(name, limit, bool(bad), seen, f"not allowed: {', '.join(bad)}" if bad else "ok")]
+
+
+def _allowed_rows(lim: Limits, clouds: list[str], hardware: list[str]) -> list[Row]:
+    """The cloud and hardware allow-lists on the clouds and devices a plan uses (sorted)."""
+    return _allowed_row("allowed_clouds", lim.allowed_clouds, clouds) + _allowed_row("allowed_hardware", lim.allowed_hardware, hardware)
+
+
 def evaluate(policy: Policy, plan: Plan, baseline: Plan | None = None) -> list[Row]:
     """Check a plan against every limit of the policy (and a baseline plan, if given)."""
     lim = policy.limits
     rows: list[Row] = []
     total = plan.totals.usd_per_month
-    if lim.max_usd_per_month is not None:
-        rows.append(_row("max_usd_per_month", lim.max_usd_per_month, total > lim.max_usd_per_month.value, round(total, 2),
-                         f"fleet ${total:,.0f}/month vs limit ${lim.max_usd_per_month.value:,.0f}"))  # fmt: skip
+    rows.extend(_total_row(lim, total))
     if lim.max_usd_per_month_per_workload is not None and plan.workloads:
         cap = lim.max_usd_per_month_per_workload.value
         worst = max(plan.workloads, key=lambda w: w.usd_per_month)
         over = [w.name for w in plan.workloads if w.usd_per_month > cap]
         detail = f"over the limit: {', '.join(over)}" if over else f"largest: {worst.name} ${worst.usd_per_month:,.0f}"
         rows.append(_row("max_usd_per_month_per_workload", lim.max_usd_per_month_per_workload, bool(over), worst.usd_per_month, detail))
-    if baseline is not None:
-        base = baseline.totals.usd_per_month
-        delta = total - base
-        pct = _pct(base, total)
-        if lim.max_increase_usd_per_month is not None:
-            rows.append(_row("max_increase_usd_per_month", lim.max_increase_usd_per_month, delta > lim.max_increase_usd_per_month.value,
-                             round(delta, 2), f"${base:,.0f} → ${total:,.0f}/month"))  # fmt: skip
-        if lim.max_increase_pct is not None:
-            rows.append(_row("max_increase_pct", lim.max_increase_pct, pct > lim.max_increase_pct.value, round(pct, 2),
-                             f"{pct:+.1f}% against the baseline"))  # fmt: skip
-    if lim.max_devices is not None:
-        used: dict[str, int] = {}
-        for inst in plan.instances:
-            used[inst.hardware] = used.get(inst.hardware, 0) + inst.devices
-        over_devices = {h: n for h, n in used.items() if h in lim.max_devices.value and n > lim.max_devices.value[h]}
-        detail = ", ".join(f"{h}: {n} > {lim.max_devices.value[h]}" for h, n in over_devices.items()) or "within limits"
-        rows.append(_row("max_devices", lim.max_devices, bool(over_devices), used, detail))
+    rows.extend(_increase_rows(lim, total, None if baseline is None else baseline.totals.usd_per_month))
+    used: dict[str, int] = {}
+    for inst in plan.instances:
+        used[inst.hardware] = used.get(inst.hardware, 0) + inst.devices
+    rows.extend(_devices_row(lim, used))
     if lim.required_percentile is not None:
         need = _ORDER[lim.required_percentile.value]
         weak = [w.name for w in plan.workloads if _ORDER[w.percentile] < need]
         seen = sorted({w.percentile for w in plan.workloads})
         detail = f"targets below {lim.required_percentile.value}: {', '.join(weak)}" if weak else "all targets at or above"
         rows.append(_row("required_percentile", lim.required_percentile, bool(weak), seen, detail))
-    if lim.allowed_clouds is not None:
-        clouds = sorted({i.cloud for i in plan.instances})
-        bad = [c for c in clouds if c not in lim.allowed_clouds.value]
-        rows.append(_row("allowed_clouds", lim.allowed_clouds, bool(bad), clouds, f"not allowed: {', '.join(bad)}" if bad else "ok"))
-    if lim.allowed_hardware is not None:
-        hw = sorted({i.hardware for i in plan.instances})
-        bad = [h for h in hw if h not in lim.allowed_hardware.value]
-        rows.append(_row("allowed_hardware", lim.allowed_hardware, bool(bad), hw, f"not allowed: {', '.join(bad)}" if bad else "ok"))
+    rows.extend(_allowed_rows(lim, sorted({i.cloud for i in plan.instances}), sorted({i.hardware for i in plan.instances})))
     rows.extend(_latency_rows(lim, plan, baseline))
     return rows
 
@@ -232,41 +260,19 @@ def evaluate_periods(policy: Policy, plan: PeriodPlan, cat: CatalogueLike,
     the limits set that do not apply to such a plan yet (per-workload money, percentiles, latency).
     """
     lim = policy.limits
-    rows: list[Row] = []
     total = plan.totals.usd_per_month
-    if lim.max_usd_per_month is not None:
-        rows.append(_row("max_usd_per_month", lim.max_usd_per_month, total > lim.max_usd_per_month.value, round(total, 2),
-                         f"fleet ${total:,.0f}/month (all hours) vs limit ${lim.max_usd_per_month.value:,.0f}"))  # fmt: skip
-    if baseline is not None:
-        base = baseline.totals.usd_per_month
-        delta, pct = total - base, _pct(base, total)
-        if lim.max_increase_usd_per_month is not None:
-            rows.append(_row("max_increase_usd_per_month", lim.max_increase_usd_per_month, delta > lim.max_increase_usd_per_month.value,
-                             round(delta, 2), f"${base:,.0f} → ${total:,.0f}/month"))  # fmt: skip
-        if lim.max_increase_pct is not None:
-            rows.append(_row("max_increase_pct", lim.max_increase_pct, pct > lim.max_increase_pct.value, round(pct, 2),
-                             f"{pct:+.1f}% against the baseline"))  # fmt: skip
+    rows = _total_row(lim, total, " (all hours)")
+    rows += _increase_rows(lim, total, None if baseline is None else baseline.totals.usd_per_month)
     insts = {i.instance_type: cat.instance(i.instance_type) for p in plan.periods for i in p.instances}
-    if lim.max_devices is not None:
-        peak: dict[str, int] = {}
-        for p in plan.periods:
-            hour: dict[str, int] = {}
-            for i in p.instances:
-                spec = insts[i.instance_type]
-                hour[spec.device] = hour.get(spec.device, 0) + i.count * spec.devices
-            for h, n in hour.items():
-                peak[h] = max(peak.get(h, 0), n)
-        over = {h: n for h, n in peak.items() if h in lim.max_devices.value and n > lim.max_devices.value[h]}
-        detail = ", ".join(f"{h}: {n} > {lim.max_devices.value[h]} at the busiest hour" for h, n in over.items()) or "within limits"
-        rows.append(_row("max_devices", lim.max_devices, bool(over), peak, detail))
-    if lim.allowed_clouds is not None:
-        clouds = sorted({s.cloud for s in insts.values()})
-        bad = [c for c in clouds if c not in lim.allowed_clouds.value]
-        rows.append(_row("allowed_clouds", lim.allowed_clouds, bool(bad), clouds, f"not allowed: {', '.join(bad)}" if bad else "ok"))
-    if lim.allowed_hardware is not None:
-        hw = sorted({s.device for s in insts.values()})
-        bad_hw = [h for h in hw if h not in lim.allowed_hardware.value]
-        detail = f"not allowed: {', '.join(bad_hw)}" if bad_hw else "ok"
-        rows.append(_row("allowed_hardware", lim.allowed_hardware, bool(bad_hw), hw, detail))
+    peak: dict[str, int] = {}
+    for p in plan.periods:
+        hour: dict[str, int] = {}
+        for i in p.instances:
+            spec = insts[i.instance_type]
+            hour[spec.device] = hour.get(spec.device, 0) + i.count * spec.devices
+        for h, n in hour.items():
+            peak[h] = max(peak.get(h, 0), n)
+    rows += _devices_row(lim, peak, " at the busiest hour")
+    rows += _allowed_rows(lim, sorted({s.cloud for s in insts.values()}), sorted({s.device for s in insts.values()}))
     unchecked = [name for name, value in lim if value is not None and name not in PERIOD_LIMITS]
     return rows, unchecked
