@@ -77,8 +77,10 @@ def register(app: typer.Typer, schema_app: typer.Typer) -> None:
 
         from aicap.sizing.core.documents import load_yaml, read_text, validate_model
         from aicap.sizing.core.errors import InputError, PolicyBreachError
-        from aicap.sizing.plan.fleet_io import plan_or_size
-        from aicap.sizing.plan.policy import Limit, Policy, check_ids, evaluate, verdict
+        from aicap.sizing.core.period_plan import PeriodPlan
+        from aicap.sizing.core.plan import Plan
+        from aicap.sizing.plan.fleet_io import any_plan_or_size
+        from aicap.sizing.plan.policy import Limit, Policy, check_ids, evaluate, evaluate_periods, verdict
 
         cat = catalogue()
         pol = Policy()
@@ -90,33 +92,22 @@ def register(app: typer.Typer, schema_app: typer.Typer) -> None:
             if not (math.isfinite(budget_monthly) and budget_monthly > 0):
                 raise InputError(f"--budget-monthly {budget_monthly}: must be a positive, finite amount of USD")
             pol = pol.model_copy(update={"limits": pol.limits.model_copy(update={"max_usd_per_month": Limit[float](value=budget_monthly)})})
-        from aicap.sizing.plan.fleet_io import period_plan_or_size
-
-        periods = period_plan_or_size(target, cat)
-        if periods is not None:
-            base_periods = period_plan_or_size(baseline, cat) if baseline is not None else None
-            if baseline is not None and base_periods is None:
-                raise InputError(f"--baseline {baseline}: a static plan; a plan over demand periods compares with another one")
-            from aicap.sizing.plan.policy import evaluate_periods
-
-            prow, unchecked = evaluate_periods(pol, periods, cat, base_periods)
-            pres = verdict(prow)
-            pnotes = [f"not checked on a plan over demand periods yet: {', '.join(unchecked)}"] if unchecked else []
-            pdoc = {"schema_version": 2, "verdict": pres, "usd_per_month": periods.totals.usd_per_month, "baseline_usd_per_month": None,
-                    "limits": [r.__dict__ for r in prow], "notes": pnotes}  # fmt: skip
-            emit(View(pdoc, [Table(f"Policy check: {pres.upper()} (plan over {periods.hours} hours, ${periods.totals.usd_per_month:,.0f}/month)",
-                                   ["limit", "action", "status", "actual", "threshold", "detail"],
-                                   [[r.limit, r.action, r.status.upper(), str(r.actual), str(r.threshold), r.detail] for r in prow])],
-                      pnotes), fmt)  # fmt: skip
-            for n in pnotes:
-                info(f"aicap: {n}")
-            if pres == "fail":
-                raise PolicyBreachError(f"policy check failed: {', '.join(r.limit for r in prow if r.status == 'fail')}")
-            return
-        plan = plan_or_size(target, cat)
-        base = plan_or_size(baseline, cat) if baseline is not None else None
-        rows = evaluate(pol, plan, base)
+        plan = any_plan_or_size(target, cat)
+        base = any_plan_or_size(baseline, cat) if baseline is not None else None
+        periodic = isinstance(plan, PeriodPlan)
+        if base is not None and isinstance(base, PeriodPlan) != periodic:
+            kinds = ("a plan over demand periods", "a static plan")
+            raise InputError(f"--baseline {baseline}: {kinds[not isinstance(base, PeriodPlan)]}, and the target {kinds[not periodic]}; "
+                             "compare two of a kind")  # fmt: skip
         notes = []
+        if isinstance(plan, PeriodPlan):
+            rows, unchecked = evaluate_periods(pol, plan, cat, base if isinstance(base, PeriodPlan) else None)
+            if unchecked:
+                notes.append(f"not checked on a plan over demand periods yet: {', '.join(unchecked)}")
+            what = f"plan over {plan.hours} hours"
+        else:
+            rows = evaluate(pol, plan, base if isinstance(base, Plan) else None)
+            what = "fleet"
         if base is not None and base.catalogue.version != plan.catalogue.version:
             notes.append(f"warning: baseline was made with catalogue {base.catalogue.version}, "
                          f"this plan with {plan.catalogue.version}: prices or factors may differ")  # fmt: skip
@@ -132,7 +123,7 @@ def register(app: typer.Typer, schema_app: typer.Typer) -> None:
         table_rows = [[r.limit, r.action, r.status.upper(), str(r.actual), str(r.threshold), r.detail] for r in rows]
         if not rows:
             info("aicap: no limits set (give --policy or --budget-monthly); nothing to check")
-        emit(View(doc, [Table(f"Policy check: {result.upper()} (fleet ${plan.totals.usd_per_month:,.0f}/month)",
+        emit(View(doc, [Table(f"Policy check: {result.upper()} ({what} ${plan.totals.usd_per_month:,.0f}/month)",
                               ["limit", "action", "status", "actual", "threshold", "detail"], table_rows)], notes), fmt)  # fmt: skip
         for n in notes:
             info(f"aicap: {n}")
@@ -149,20 +140,21 @@ def register(app: typer.Typer, schema_app: typer.Typer) -> None:
     ) -> None:
         """Show what changed between two plans: instances, devices, $/hour, $/month, $/1M tokens, TTFT/TPOT."""
         from aicap.sizing.core.errors import InputError
+        from aicap.sizing.core.period_plan import PeriodPlan
         from aicap.sizing.plan.diff import diff, diff_periods
-        from aicap.sizing.plan.fleet_io import period_plan_or_size, plan_or_size
+        from aicap.sizing.plan.fleet_io import any_plan_or_size
 
         cat = catalogue()
-        pb, ph = period_plan_or_size(base, cat), period_plan_or_size(head, cat)
-        if (pb is None) != (ph is None):
-            raise InputError(f"{base if pb is not None else head} is a plan over demand periods and the other a static plan; "
-                             "diff two of a kind")  # fmt: skip
-        if pb is not None and ph is not None:
+        pb, ph = any_plan_or_size(base, cat), any_plan_or_size(head, cat)
+        if isinstance(pb, PeriodPlan) and isinstance(ph, PeriodPlan):
             doc = diff_periods(pb, ph)
             view = diff_periods_view(doc)
-        else:
-            doc = diff(plan_or_size(base, cat), plan_or_size(head, cat))
+        elif not isinstance(pb, PeriodPlan) and not isinstance(ph, PeriodPlan):
+            doc = diff(pb, ph)
             view = diff_view(doc)
+        else:
+            raise InputError(f"{base if isinstance(pb, PeriodPlan) else head} is a plan over demand periods and the other a static plan; "
+                             "diff two of a kind")  # fmt: skip
         if fmt == Format.markdown:
             from aicap.cli.render import to_markdown
 

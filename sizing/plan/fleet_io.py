@@ -118,12 +118,8 @@ def build_fleet(*, model: str, rate: float | None, input_tokens: int, output_tok
     return validate_model(Fleet, _apply({"schema_version": 1, "workloads": [wl]}, **overrides), "command-line options")
 
 
-def load_plan(path: Path) -> Plan | None:
-    """Read a plan (what ``aicap size --output`` writes), or ``None`` if ``path`` is a fleet file.
-
-    JSON plans are parsed as JSON (``2e3`` is a number), YAML plans with the safe loader; either is
-    validated by the typed :class:`~aicap.sizing.core.plan.Plan`, so errors name file:field.
-    """
+def _read_plan(path: Path) -> Plan | PeriodPlan | None:
+    """Read a plan or a plan over demand periods, or ``None`` if ``path`` is a fleet file (the file is read once)."""
     from aicap.sizing.core.documents import load_document
 
     text = read_text(path)
@@ -131,8 +127,7 @@ def load_plan(path: Path) -> Plan | None:
     if not isinstance(doc, dict):
         raise InputError(f"{path}:1: expected a plan (JSON/YAML from `aicap size --output`) or a fleet file")
     if doc.get("kind") == "periods":
-        raise InputError(f"{path}: a plan over demand periods; check, diff and simulate read static plans only for now "
-                         "(size the fleet with one rate per workload for those)")  # fmt: skip
+        return validate_model(PeriodPlan, doc, str(path), text)
     if not ({"totals", "generated_by", "solver", "instances"} & set(doc)) and doc.get("schema_version") != SCHEMA_VERSION:
         return None  # a fleet file: no key only a plan has
     if doc.get("schema_version") != SCHEMA_VERSION:
@@ -142,40 +137,30 @@ def load_plan(path: Path) -> Plan | None:
     return validate_model(Plan, doc, str(path), text)
 
 
-def load_period_plan(path: Path) -> PeriodPlan | None:
-    """Read a plan over demand periods (``kind: periods``), or ``None`` if ``path`` holds something else."""
-    from aicap.sizing.core.documents import load_document
+def load_plan(path: Path) -> Plan | None:
+    """Read a plan (what ``aicap size --output`` writes), or ``None`` if ``path`` is a fleet file.
 
-    text = read_text(path)
-    doc = load_document(path, text)
-    if not (isinstance(doc, dict) and doc.get("kind") == "periods"):
-        return None
-    return validate_model(PeriodPlan, doc, str(path), text)
+    JSON plans are parsed as JSON (``2e3`` is a number), YAML plans with the safe loader; either is
+    validated by the typed :class:`~aicap.sizing.core.plan.Plan`, so errors name file:field. A plan
+    over demand periods is refused in one line (the callers read static plans).
+    """
+    plan = _read_plan(path)
+    if isinstance(plan, PeriodPlan):
+        raise InputError(f"{path}: a plan over demand periods; simulate reads static plans only for now "
+                         "(size the fleet with one rate per workload for that)")  # fmt: skip
+    return plan
 
 
-def period_plan_or_size(path: Path, cat: CatalogueLike) -> PeriodPlan | None:
-    """A plan over demand periods from a plan file, or by planning a fleet file that needs one; else ``None``."""
-    plan = load_period_plan(path)
+def any_plan_or_size(path: Path, cat: CatalogueLike) -> Plan | PeriodPlan:
+    """A plan (static or over demand periods) from a plan file, or by planning a fleet file as ``aicap size`` would."""
+    plan = _read_plan(path)
     if plan is not None:
         return plan
-    from aicap.sizing.core.documents import load_document
-
-    doc = load_document(path, read_text(path))
-    if isinstance(doc, dict) and ({"totals", "generated_by", "solver"} & set(doc)):
-        return None  # a static plan
     fleet = load_fleet(path)
     if any(w.profile is not None for w in fleet.workloads) or len(fleet.constraints.pricing_models) > 1:
         from aicap.sizing.plan.periods import size_periods
 
         return size_periods(fleet, cat)
-    return None
-
-
-def plan_or_size(path: Path, cat: CatalogueLike) -> Plan:
-    """A plan from a plan file, or by sizing a fleet file."""
-    plan = load_plan(path)
-    if plan is not None:
-        return plan
     from aicap.sizing.plan.sizer import size
 
-    return size(load_fleet(path), cat)
+    return size(fleet, cat)

@@ -196,18 +196,20 @@ def holds(rep: SimulationReport, percentile: str) -> bool:
 
 
 def replicas_for_slo(setup: Setup, requests: Requests, *, policy: str, targets: Targets, percentile: str = "p99",
-                     options: PolicyOptions | None = None, concurrency: int | None = None, seed: int = 0) -> int | None:  # fmt: skip
+                     options: PolicyOptions | None = None, concurrency: int | None = None, seed: int = 0,
+                     known: SimulationReport | None = None) -> int | None:  # fmt: skip
     """Smallest replica count meeting ``targets`` at ``percentile`` (module docstring).
 
     ``None`` without targets, when requests are rejected (longer than a replica's KV cache: more
-    replicas do not help), or when no count up to :data:`MAX_REPLICAS_SEARCHED` holds.
+    replicas do not help), or when no count up to :data:`MAX_REPLICAS_SEARCHED` holds. ``known`` is
+    the run of ``setup`` itself when the caller has it (not simulated again).
     """
     if targets.ttft_ms is None and targets.tpot_ms is None:
         return None
-    cache: dict[int, bool] = {}
-    first = run(setup, requests, policy=policy, options=options, targets=targets, concurrency=concurrency, seed=seed)
+    first = known or run(setup, requests, policy=policy, options=options, targets=targets, concurrency=concurrency, seed=seed)
     if first.rejected:
         return None  # a request longer than a replica's KV cache is rejected however many replicas there are
+    cache: dict[int, bool] = {setup.replicas: holds(first, percentile)}
 
     def ok(r: int) -> bool:
         if r not in cache:
@@ -243,7 +245,7 @@ def _policy_row(args: tuple[Setup, Requests, str, PolicyOptions, Targets, str, i
     setup, requests, policy, options, targets, percentile, concurrency, seed, traffic = args
     rep = run(setup, requests, policy=policy, options=options, targets=targets, concurrency=concurrency, seed=seed, traffic=traffic)
     need = replicas_for_slo(setup, requests, policy=policy, targets=targets, percentile=percentile, options=options,
-                            concurrency=concurrency, seed=seed)  # fmt: skip
+                            concurrency=concurrency, seed=seed, known=rep)  # fmt: skip
     return PolicyRow(policy, rep, need)
 
 
