@@ -116,16 +116,30 @@ DERATE_FLOOR = 0.5  # the most one round cuts a layout's capacity by (an unstabl
 DERATE_CEILING = 0.9  # and the least: every round that re-solves buys real capacity
 
 
-def _factor(c: Check) -> float:
-    """Capacity factor for a deployment that missed: the inverse of its worst simulated-over-target ratio."""
-    if not c.stable:
+def derate_factor(stable: bool, *pairs: tuple[float | None, float | None]) -> float:
+    """Capacity factor for a deployment that missed: the inverse of its worst simulated/target ratio.
+
+    ``pairs`` are (simulated, target) latencies; an unstable queue, or a miss with nothing simulated,
+    gets :data:`DERATE_FLOOR`; the factor is clipped to ``[DERATE_FLOOR, DERATE_CEILING]``.
+    """
+    ratios = [1.0] + [sim / target for sim, target in pairs if target and sim is not None]
+    if not stable or all(sim is None for sim, _ in pairs):
         return DERATE_FLOOR
-    ratios = [1.0]
-    if c.ttft_target_ms:
-        ratios.append(c.ttft_simulated_ms / c.ttft_target_ms)
-    if c.tpot_target_ms and c.tpot_simulated_ms is not None:
-        ratios.append(c.tpot_simulated_ms / c.tpot_target_ms)
     return float(np.clip(1.0 / max(ratios), DERATE_FLOOR, DERATE_CEILING))
+
+
+def derate_round(derate: dict[str, float], misses: list[tuple[str, float]]) -> None:
+    """Compound each missed layout's factor into ``derate``, once a round (the worst over its instance types)."""
+    worst: dict[str, float] = {}
+    for key, f in misses:
+        worst[key] = min(worst.get(key, 1.0), f)
+    for key, f in worst.items():
+        derate[key] = round(derate.get(key, 1.0) * f, 6)
+
+
+def _factor(c: Check) -> float:
+    """:func:`derate_factor` of one check."""
+    return derate_factor(c.stable, (c.ttft_simulated_ms, c.ttft_target_ms), (c.tpot_simulated_ms, c.tpot_target_ms))
 
 
 def _summary(plan: Plan, checks: list[Check]) -> list[VerifiedWorkload]:
@@ -164,12 +178,7 @@ def size_verified(fleet: Fleet, cat: CatalogueLike, *, requests: int = DEFAULT_R
         misses = [c for c in checks if not c.meets_targets]
         if not misses or resolves >= max_resolves:
             break
-        worst: dict[str, float] = {}  # one factor per layout a round, however many instance types it ran on
-        for c in misses:
-            key = deployment_key(c.workload, c.hardware, c.tp, c.pp)
-            worst[key] = min(worst.get(key, 1.0), _factor(c))
-        for key, f in worst.items():
-            derate[key] = round(derate.get(key, 1.0) * f, 6)
+        derate_round(derate, [(deployment_key(c.workload, c.hardware, c.tp, c.pp), _factor(c)) for c in misses])
         resolves += 1
     summary = _summary(plan, checks)
     verification = Verification(requests_per_deployment=requests, seed=seed, resolves=resolves, derated=dict(sorted(derate.items())),

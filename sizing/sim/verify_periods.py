@@ -21,7 +21,7 @@ from aicap.sizing.sim.arrivals import ArrivalKind
 from aicap.sizing.sim.replay import Setup, holds, run
 from aicap.sizing.sim.report import Targets
 from aicap.sizing.sim.traffic import Lengths, TrafficSpec
-from aicap.sizing.sim.verify import DEFAULT_REQUESTS, DERATE_CEILING, DERATE_FLOOR, MAX_RESOLVES, lengths
+from aicap.sizing.sim.verify import DEFAULT_REQUESTS, MAX_RESOLVES, derate_factor, derate_round, lengths
 
 
 @dataclass(frozen=True)
@@ -75,18 +75,6 @@ def verify_periods(plan: PeriodPlan, fleet: Fleet, cat: CatalogueLike, *, reques
     return out
 
 
-def _factor(c: BusiestHour) -> float:
-    """Capacity factor for a miss: the inverse of the worst simulated/target ratio, within the static sizer's bounds."""
-    ratios = [1.0]
-    if not c.stable or (not c.holds and c.ttft_simulated_ms is None):
-        return DERATE_FLOOR
-    if c.ttft_target_ms and c.ttft_simulated_ms is not None:
-        ratios.append(c.ttft_simulated_ms / c.ttft_target_ms)
-    if c.tpot_target_ms and c.tpot_simulated_ms is not None:
-        ratios.append(c.tpot_simulated_ms / c.tpot_target_ms)
-    return float(min(max(1.0 / max(ratios), DERATE_FLOOR), DERATE_CEILING))
-
-
 def size_periods_verified(fleet: Fleet, cat: CatalogueLike, *, requests: int = DEFAULT_REQUESTS, seed: int = 0,
                           max_resolves: int = MAX_RESOLVES) -> PeriodPlan:  # fmt: skip
     """Plan ``fleet`` over its periods, simulate every deployment at its busiest hour, derate misses and re-plan.
@@ -107,13 +95,12 @@ def size_periods_verified(fleet: Fleet, cat: CatalogueLike, *, requests: int = D
         misses = [c for c in checks if not c.holds]
         if not misses or resolves >= max_resolves:
             break
-        worst: dict[str, float] = {}  # one factor per layout a round, however many instance types it ran on
+        keyed = []
         for c in misses:
             d = plan.deployments[c.workload][c.deployment]
-            key = deployment_key(c.workload, d.hardware, d.tp, d.pp)
-            worst[key] = min(worst.get(key, 1.0), _factor(c))
-        for key, f in worst.items():
-            derate[key] = round(derate.get(key, 1.0) * f, 6)
+            f = derate_factor(c.stable, (c.ttft_simulated_ms, c.ttft_target_ms), (c.tpot_simulated_ms, c.tpot_target_ms))
+            keyed.append((deployment_key(c.workload, d.hardware, d.tp, d.pp), f))
+        derate_round(derate, keyed)
         resolves += 1
     docs = [PeriodCheck(workload=c.workload, deployment=c.deployment, instance_type=c.instance_type, hour=c.hour,
                         requests_per_s_per_replica=c.requests_per_s_per_replica, simulated_ttft_ms=c.ttft_simulated_ms,
