@@ -22,7 +22,6 @@ from __future__ import annotations
 import math
 from typing import Literal
 
-import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, PositiveFloat
 
 PROFILE_HOURS = (24, 168)
@@ -43,9 +42,8 @@ class Diurnal(BaseModel):
         """The 24 hourly rates [requests/s]."""
         if self.trough > self.peak:
             raise ValueError(f"trough {self.trough:g} is above peak {self.peak:g}")
-        h = np.arange(24.0)
-        lam = self.trough + (self.peak - self.trough) * (1.0 + np.cos(2.0 * math.pi * (h - self.peak_hour) / 24.0)) / 2.0
-        return tuple(round(float(x), 9) for x in lam)
+        swing = self.peak - self.trough
+        return tuple(round(self.trough + swing * (1.0 + math.cos(2.0 * math.pi * (h - self.peak_hour) / 24.0)) / 2.0, 9) for h in range(24))
 
 
 def check_hours(rates: list[float] | tuple[float, ...], where: str) -> tuple[float, ...]:
