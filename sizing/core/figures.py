@@ -19,7 +19,8 @@ def pyplot() -> ModuleType:
         import matplotlib
 
         matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
+        import matplotlib.pyplot
     except ImportError:
         raise InputError("--plot needs matplotlib: pip install '.[plot]' from the aicap repository") from None
+    plt: ModuleType = matplotlib.pyplot  # typed here: without the plot extra installed, mypy sees Any
     return plt
