@@ -29,6 +29,24 @@ class Prices(BaseModel):
     reserved_3y: PosFloat | None = None
 
 
+NetworkKind = Literal["efa", "infiniband", "roce", "gpudirect-tcpx", "gpudirect-tcpxo", "ethernet", "tpu-dcn"]
+
+
+class Network(BaseModel):
+    """Scale-out network of one instance: what joins it to other instances of a training job.
+
+    ``gbps`` is the instance's total scale-out bandwidth in decimal Gbit/s as the provider quotes it
+    (e.g. 3200 for p5.48xlarge's 32 EFA interfaces), one direction; the per-device share is
+    ``gbps / devices``.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+    kind: NetworkKind
+    gbps: PosFloat
+    source: str = Field(min_length=1)
+
+
 class InstanceSpec(BaseModel):
     """One cloud instance type in one region, with its price date and source."""
 
@@ -46,6 +64,7 @@ class InstanceSpec(BaseModel):
     price_date: dt.date
     source: str = Field(min_length=1)
     notes: str | None = None
+    network: Network | None = None
 
     @field_validator("devices")
     @classmethod

@@ -1,0 +1,43 @@
+"""Which links a training job's devices use: the device's fast link and the instance's network."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from aicap.sizing.core.specs import DeviceSpec, InstanceSpec
+from aicap.sizing.train.step import Fabric
+
+
+def fabric_of(device: DeviceSpec, instance: InstanceSpec | None) -> Fabric:
+    """The fabric of ``device`` inside ``instance`` (``None``: no instance, so no sourced network).
+
+    The network share per device is ``network.gbps / 8 / devices`` GB/s; the fast-link domain is
+    the device's ``domain_size`` capped at the devices of one instance.
+    """
+    link = device.interconnect
+    if instance is None:
+        return Fabric(link_gbs=link.bw_gbps, domain=link.domain_size, node=link.domain_size, network_gbs=None)
+    net = instance.network
+    return Fabric(
+        link_gbs=link.bw_gbps,
+        domain=min(link.domain_size, instance.devices),
+        node=instance.devices,
+        network_gbs=None if net is None else net.gbps / 8.0 / instance.devices,
+        instance=instance.name,
+    )
+
+
+def best_instance(device: DeviceSpec, instances: Iterable[InstanceSpec]) -> InstanceSpec | None:
+    """The instance that carries most of ``device`` with the fastest network per device.
+
+    Ties break on the instance name so the choice is deterministic.
+    """
+    rows = [i for i in instances if i.device == device.id]
+    if not rows:
+        return None
+
+    def key(i: InstanceSpec) -> tuple[int, float, str]:
+        per_device = 0.0 if i.network is None else i.network.gbps / i.devices
+        return (-i.devices, -per_device, i.name)
+
+    return min(rows, key=key)

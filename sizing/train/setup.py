@@ -1,0 +1,149 @@
+"""A training job's layout and recipe: parallelism, sharding, recomputation, precision and method.
+
+One :class:`TrainSetup` describes how a job runs on ``devices = tp · pp · cp · dp`` accelerators:
+
+* **tp** tensor parallel (Megatron column/row splits), with **sequence parallel** on by default
+  when ``tp > 1`` (norms and dropouts split along the sequence, Korthikanti et al. 2022);
+* **pp** pipeline stages running 1F1B, ``virtual_pipeline`` model chunks per stage (interleaved);
+* **cp** context parallel (ring attention over the sequence);
+* **dp** data-parallel replicas; **ep** expert parallel, carved out of the ``dp · cp`` ranks;
+* **zero** 0-3 (ZeRO stages: optimizer states, then gradients, then weights sharded over the
+  ``dp · cp`` ranks) or **fsdp** ``full`` (= ZeRO-3) / ``hybrid`` (ZeRO-3 inside groups of
+  ``hybrid_shard_size`` ranks, replicated across groups);
+* **recompute** ``none`` / ``selective`` (recompute the attention core and element-wise ops, keep
+  matmul outputs) / ``full`` (keep only each layer's input);
+* **master_weights**: an fp32 master copy of the trained weights (mixed precision); ``False`` for
+  pure 16-bit training (torchtune's single-device recipes);
+* **flash_attention**: fused attention that never stores the score matrix (every current stack);
+  ``False`` for pre-2022 runs that materialise ``s × s`` scores per head;
+* **offload** of optimizer states (and master weights), or of everything, to host memory;
+* **method** ``full`` fine-tuning/pre-training, ``lora`` (frozen 16-bit base, rank-``lora_rank``
+  adapters on ``lora_targets``) or ``qlora`` (4-bit NF4 base).
+
+The setup is a value: validation refuses layouts that cannot run (a degree that does not divide
+its dimension is checked where the model is known, in :func:`check_against_model`).
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, model_validator
+
+from aicap.sizing.core.documents import PosInt
+from aicap.sizing.core.errors import InputError
+from aicap.sizing.core.specs.model import DecoderModel
+
+Method = Literal["full", "lora", "qlora"]
+Precision = Literal["bf16", "fp16", "fp8"]
+Optimizer = Literal["adamw", "adam8bit", "sgd"]
+Recompute = Literal["none", "selective", "full"]
+Fsdp = Literal["none", "full", "hybrid"]
+Offload = Literal["none", "optimizer", "all"]
+LoraTargets = Literal["qv", "attention", "all"]
+
+METHODS: tuple[Method, ...] = ("full", "lora", "qlora")
+PRECISIONS: tuple[Precision, ...] = ("bf16", "fp16", "fp8")
+OPTIMIZERS: tuple[Optimizer, ...] = ("adamw", "adam8bit", "sgd")
+RECOMPUTES: tuple[Recompute, ...] = ("none", "selective", "full")
+
+
+class TrainSetup(BaseModel):
+    """Parallel layout and recipe of one training job (all degrees are device counts)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    tp: PosInt = 1
+    pp: PosInt = 1
+    dp: PosInt = 1
+    cp: PosInt = 1
+    ep: PosInt = 1
+    virtual_pipeline: PosInt = 1
+    sequence_parallel: bool | None = None
+    zero: Literal[0, 1, 2, 3] = 1
+    fsdp: Fsdp = "none"
+    hybrid_shard_size: PosInt = 8
+    recompute: Recompute = "selective"
+    flash_attention: bool = True
+    micro_batch: PosInt = 1
+    seq_len: PosInt = 4096
+    global_batch_tokens: PosInt | None = None
+    precision: Precision = "bf16"
+    optimizer: Optimizer = "adamw"
+    master_weights: bool = True
+    offload: Offload = "none"
+    optimizer_in_backward: bool = False
+    method: Method = "full"
+    lora_rank: PosInt = 16
+    lora_targets: LoraTargets = "attention"
+
+    @model_validator(mode="after")
+    def _consistent(self) -> TrainSetup:
+        if self.ep > 1 and (self.dp * self.cp) % self.ep:
+            raise ValueError(f"ep ({self.ep}) must divide dp × cp ({self.dp * self.cp}): experts are spread over data-parallel ranks")
+        if self.virtual_pipeline > 1 and self.pp == 1:
+            raise ValueError("virtual_pipeline > 1 needs pp > 1 (interleaved stages)")
+        if self.global_batch_tokens is not None and self.global_batch_tokens < self.dp * self.micro_batch * self.seq_len:
+            raise ValueError(
+                f"global_batch_tokens ({self.global_batch_tokens}) is smaller than one micro-batch on every "
+                f"data-parallel replica (dp {self.dp} × micro_batch {self.micro_batch} × seq_len {self.seq_len})"
+            )
+        return self
+
+    @property
+    def devices(self) -> int:
+        """Devices the layout occupies: ``tp · pp · cp · dp``."""
+        return self.tp * self.pp * self.cp * self.dp
+
+    @property
+    def sp(self) -> bool:
+        """Whether sequence parallelism is on (default: whenever ``tp > 1``)."""
+        return self.tp > 1 if self.sequence_parallel is None else self.sequence_parallel and self.tp > 1
+
+    @property
+    def zero_stage(self) -> int:
+        """Effective ZeRO stage: FSDP (full or hybrid) shards like stage 3."""
+        return 3 if self.fsdp != "none" else self.zero
+
+    @property
+    def shard_degree(self) -> int:
+        """Ranks the sharded states are split over: ``dp · cp``, or the hybrid group size."""
+        group = self.dp * self.cp
+        return min(group, self.hybrid_shard_size) if self.fsdp == "hybrid" else group
+
+    @property
+    def batch_tokens(self) -> int:
+        """Tokens per optimizer step: ``global_batch_tokens`` or one micro-batch per replica."""
+        return self.global_batch_tokens or self.dp * self.micro_batch * self.seq_len
+
+    @property
+    def micro_batches(self) -> float:
+        """Micro-batches each pipeline runs per step: ``m = B / (dp · b · s)`` (at least 1)."""
+        return max(1.0, self.batch_tokens / (self.dp * self.micro_batch * self.seq_len))
+
+
+def check_against_model(setup: TrainSetup, model: DecoderModel) -> None:
+    """Refuse a layout the model cannot be split into.
+
+    Raises
+    ------
+    InputError
+        When ``tp`` does not divide the attention heads, ``pp`` exceeds the layers, ``ep`` does
+        not divide the experts, or ``cp`` does not divide the sequence.
+    """
+    if model.num_heads % setup.tp:
+        raise InputError(f"tp {setup.tp} does not divide {model.id}'s {model.num_heads} attention heads; "
+                         f"valid tp: {', '.join(str(t) for t in _divisors(model.num_heads) if t <= 64)}")  # fmt: skip
+    if setup.pp > model.num_layers:
+        raise InputError(f"pp {setup.pp} exceeds {model.id}'s {model.num_layers} layers")
+    if setup.pp * setup.virtual_pipeline > model.num_layers:
+        raise InputError(f"pp × virtual_pipeline ({setup.pp * setup.virtual_pipeline}) exceeds {model.id}'s {model.num_layers} layers")
+    if setup.ep > 1 and (model.moe is None or model.moe.num_experts % setup.ep):
+        experts = 1 if model.moe is None else model.moe.num_experts
+        raise InputError(f"ep {setup.ep} does not divide {model.id}'s {experts} expert(s)")
+    if setup.seq_len % setup.cp:
+        raise InputError(f"cp {setup.cp} does not divide seq_len {setup.seq_len}")
+
+
+def _divisors(n: int) -> list[int]:
+    return [d for d in range(1, n + 1) if n % d == 0]

@@ -1,0 +1,138 @@
+"""The numbers of a decoder that training memory and time depend on, computed once per model.
+
+Parameter groups come from :func:`aicap.sizing.perf.params.inventory`, the same inventory the
+serving model uses, so a model's size cannot differ between ``estimate`` and ``train``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from aicap.sizing.core.errors import InputError
+from aicap.sizing.core.specs.model import AnyModel, DecoderModel
+from aicap.sizing.perf.params import inventory
+from aicap.sizing.train.setup import LoraTargets
+
+
+@dataclass(frozen=True)
+class ModelShape:
+    """Architecture figures of a decoder for training (parameter counts, not bytes).
+
+    ``body`` holds every non-expert parameter of the transformer layers; ``experts`` the routed
+    experts of all MoE layers; ``embedding`` the input table (a lookup: no FLOPs); ``head`` the
+    output projection and final norm. ``linear_active`` is what one token multiplies through:
+    active parameters less the embedding lookup, plus the LM-head matmul even when tied.
+    """
+
+    id: str
+    layers: int
+    heads: int
+    hidden: int
+    ffn: int
+    q_dim: int
+    kv_dim: int
+    attn_flop_dim: int
+    vocab: int
+    norms_per_layer: int
+    gated: bool
+    moe_layers: int
+    experts: float
+    experts_per_token: int
+    expert_ffn: int
+    shared_ffn: int
+    num_experts: int
+    body: float
+    embedding: float
+    head: float
+    total: float
+    active: float
+    linear_active: float
+    max_layer: float
+    lora_dims: tuple[tuple[int, int], ...]
+    lora_mlp_dims: tuple[tuple[int, int], ...]
+
+    def lora_params(self, rank: int, targets: LoraTargets) -> float:
+        """Trainable adapter parameters: ``Σ r · (d_in + d_out)`` over the targeted linears of every layer.
+
+        ``qv`` adapts the query and value projections (PEFT's default for Llama), ``attention``
+        all four attention projections, ``all`` those plus every MLP matrix (routed experts too).
+        """
+        dims = self.lora_dims[::2] if targets == "qv" else self.lora_dims
+        per_layer = sum(rank * (a + b) for a, b in dims)
+        if targets == "all":
+            mlp = sum(rank * (a + b) for a, b in self.lora_mlp_dims)
+            dense = self.layers - self.moe_layers
+            experts = self.num_experts if self.moe_layers else 0
+            per_layer_mlp = dense * mlp + self.moe_layers * experts * sum(rank * (a + b) for a, b in self._expert_dims())
+            return float(self.layers * per_layer + per_layer_mlp)
+        return float(self.layers * per_layer)
+
+    def _expert_dims(self) -> tuple[tuple[int, int], ...]:
+        n = 3 if self.gated else 2
+        return ((self.hidden, self.expert_ffn),) * (n - 1) + ((self.expert_ffn, self.hidden),)
+
+
+def shape_of(model: AnyModel) -> ModelShape:
+    """Extract a :class:`ModelShape` from a decoder spec.
+
+    Raises
+    ------
+    InputError
+        For encoder-only and generic models (training sizing covers decoders).
+    """
+    if not isinstance(model, DecoderModel):
+        raise InputError(f"training sizing covers decoder models; {model.id} is a {model.kind} model")
+    inv = inventory(model)
+    d = model.head_size
+    q_dim, kv_dim = model.num_heads * d, model.kv_heads * d
+    attn_flop_dim = q_dim * 2
+    if model.mla is not None:
+        qk = model.mla.qk_nope_head_dim + model.mla.qk_rope_head_dim
+        q_dim = model.num_heads * qk
+        kv_dim = model.mla.kv_lora_rank + model.mla.qk_rope_head_dim
+        attn_flop_dim = model.num_heads * (qk + model.mla.v_head_dim)
+    moe = model.moe
+    body = inv.layers * (inv.attn_per_layer + inv.norms_per_layer) + inv.dense_layers * inv.mlp_per_layer
+    body += inv.moe_layers * (inv.shared_per_layer + inv.router_per_layer)
+    experts = inv.expert_total
+    head = inv.lm_head + inv.final_norm
+    max_layer = (
+        inv.attn_per_layer
+        + inv.norms_per_layer
+        + max(
+            inv.mlp_per_layer if inv.dense_layers else 0.0,
+            inv.num_experts * inv.expert + inv.shared_per_layer + inv.router_per_layer if inv.moe_layers else 0.0,
+        )
+    )
+    f = model.intermediate_size
+    lora_dims = ((model.hidden_size, q_dim), (model.hidden_size, kv_dim), (model.hidden_size, kv_dim), (q_dim, model.hidden_size))
+    n_up = 2 if model.mlp == "gated" else 1
+    mlp_dims = ((model.hidden_size, f),) * n_up + ((f, model.hidden_size),)
+    return ModelShape(
+        id=model.id,
+        layers=model.num_layers,
+        heads=model.num_heads,
+        hidden=model.hidden_size,
+        ffn=f,
+        q_dim=q_dim,
+        kv_dim=kv_dim,
+        attn_flop_dim=attn_flop_dim,
+        vocab=model.vocab_size,
+        norms_per_layer=model.norms_per_layer,
+        gated=model.mlp == "gated",
+        moe_layers=inv.moe_layers,
+        experts=experts,
+        experts_per_token=inv.experts_per_token,
+        expert_ffn=moe.expert_intermediate_size if moe else 0,
+        shared_ffn=(moe.shared_expert_intermediate_size or moe.expert_intermediate_size) * moe.num_shared_experts if moe else 0,
+        num_experts=inv.num_experts,
+        body=body,
+        embedding=inv.embedding,
+        head=head,
+        total=inv.total,
+        active=inv.active,
+        linear_active=inv.active - inv.embedding + (inv.lm_head_matmul - inv.lm_head),
+        max_layer=max_layer,
+        lora_dims=lora_dims,
+        lora_mlp_dims=mlp_dims,
+    )
