@@ -17,6 +17,50 @@ def _summary_rows(summary: dict[str, dict[str, float]]) -> list[list[Any]]:
     return [[g, int(s["n"]), round(s["median"], 1), round(s["p90"], 1), round(s["max"], 1)] for g, s in summary.items()]
 
 
+def _validate_training(write_factors: Path | None, fmt: Format) -> None:
+    """Score the training model in-sample and leave-one-source-out; optionally refit and write its factors."""
+    import datetime as dt
+
+    from aicap.sizing.calibrate.training import factors_document, fit_factors, leave_one_source_out, score_all, summarise
+    from aicap.sizing.calibrate.training_cases import load_cases
+    from aicap.sizing.train.factors import load_factors
+
+    cat = catalogue()
+    cases = load_cases(cat)
+    shipped = load_factors()
+    scores, unscored = score_all(cases, cat, shipped)
+    loso = leave_one_source_out(cases, cat, shipped)
+    ins, out = summarise(scores), summarise(loso)
+    rows = [[s.case, s.source, s.metric, round(s.measured, 4), round(s.predicted, 4), round(100 * s.error, 1)] for s in scores]
+    summary_rows = [[k, "in-sample", v.n, round(v.median_pct, 1), round(v.p90_pct, 1), round(v.max_pct, 1)] for k, v in ins.items()]
+    summary_rows += [
+        [k, "leave-one-source-out", v.n, round(v.median_pct, 1), round(v.p90_pct, 1), round(v.max_pct, 1)] for k, v in out.items()
+    ]
+    doc = {
+        "schema_version": 1,
+        "cases_file": "hardware_db/validation/training_cases.yaml (built in)",
+        "factors": shipped.model_dump(mode="json", exclude={"source", "accuracy"}),
+        "rows": [dict(zip(["case", "source", "metric", "measured", "predicted", "abs_error_pct"], r, strict=True)) for r in rows],
+        "summary": {"in_sample": {k: vars(v) for k, v in ins.items()}, "leave_one_source_out": {k: vars(v) for k, v in out.items()}},
+        "unscored": [{"case": u.case, "reason": u.reason} for u in unscored],
+    }
+    tables = [
+        Table("Training model: predicted vs measured (absolute % error; fits: 0 right, 100 wrong)",
+              ["case", "source", "metric", "measured", "predicted", "error_%"], rows),
+        Table("Training model error", ["metric class", "fit", "n", "median_%", "p90_%", "max_%"], summary_rows,
+              "leave-one-source-out: the factors are refitted without each source and that source is predicted"),
+        Table("Cases not scored", ["case", "reason"], [[u.case, u.reason] for u in unscored]),
+    ]  # fmt: skip
+    emit(View(doc, tables), fmt)
+    if write_factors is not None:
+        from aicap.cli.files import write_atomic
+
+        fitted = fit_factors(cases, cat, shipped)
+        text = factors_document(fitted, score_all(cases, cat, fitted)[0], loso, dt.date.today().isoformat())
+        write_atomic(write_factors, text)
+        info(f"aicap: wrote training factors to {write_factors}")
+
+
 def register(app: typer.Typer) -> None:
     """Add ``validate`` and ``calibrate`` to the root app."""
 
@@ -24,8 +68,9 @@ def register(app: typer.Typer) -> None:
     @guarded
     def validate_cmd(
         cases: Annotated[Path | None, typer.Argument(help="Cases file (YAML or CSV); default: the public cases shipped with aicap.")] = None,
-        case_set: Annotated[str, typer.Option("--set", help="Shipped cases to score without a file: published (no load), server (under load: simulated) or all.")] = "published",
+        case_set: Annotated[str, typer.Option("--set", help="Shipped cases to score without a file: published (no load), server (under load: simulated), all, or training (training and fine-tuning runs).")] = "published",
         write_bands: Annotated[Path | None, typer.Option("--write-bands", help="Write the error bands (p90 per metric class) to this YAML file.")] = None,
+        write_factors: Annotated[Path | None, typer.Option("--write-factors", help="With --set training: refit the training factors and write the factors file here.")] = None,
         fmt: FormatOpt = Format.table,
     ) -> None:  # fmt: skip
         """Score the performance model against measured cases: per-case error, then median/p90/max per kind and hardware."""
@@ -33,8 +78,15 @@ def register(app: typer.Typer) -> None:
         from aicap.sizing.calibrate.validation import CASE_SETS, load_cases, score
         from aicap.sizing.core.errors import InputError
 
+        if case_set == "training":
+            if cases is not None or write_bands is not None:
+                raise InputError("--set training scores the shipped training cases; it takes no cases file or --write-bands")
+            _validate_training(write_factors, fmt)
+            return
+        if write_factors is not None:
+            raise InputError("--write-factors needs --set training")
         if case_set not in (*CASE_SETS, "all"):
-            raise InputError(f"--set {case_set!r}: valid: {', '.join(CASE_SETS)}, all")
+            raise InputError(f"--set {case_set!r}: valid: {', '.join(CASE_SETS)}, all, training")
         if cases is not None and case_set != "published":
             raise InputError("give a cases file or --set, not both")
         cat = catalogue()

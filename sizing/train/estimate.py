@@ -64,5 +64,5 @@ def evaluate(shape: ModelShape, g: Grid, hw: Hardware, factors: TrainingFactors)
         tokens_per_s_per_device=tps,
         tflops_per_device=tps * step.flops.model / 1e12,
         mfu_pct=100.0 * tps * step.flops.model / peak,
-        hfu_pct=100.0 * tps * step.flops.hardware / peak,
+        hfu_pct=100.0 * tps * step.flops.utilised / peak,
     )

@@ -84,9 +84,14 @@ class Fabric:
 
 @dataclass(frozen=True)
 class FlopsPerToken:
-    """FLOPs per token: the model FLOPs of the MFU convention and the hardware FLOPs executed."""
+    """FLOPs per token.
+
+    ``model`` follows the MFU convention, ``utilised`` adds recomputation in the same convention
+    (HFU's numerator), ``hardware`` is what the kernels execute (causal attention) and sets time.
+    """
 
     model: Col
+    utilised: Col
     hardware: Col
     hardware_linear: Col
     hardware_attention: Col
@@ -134,7 +139,9 @@ class StepColumns:
 def flops_per_token(shape: ModelShape, g: Grid) -> FlopsPerToken:
     """Model and hardware FLOPs per trained token (see the module docstring).
 
-    The model FLOPs follow PaLM's MFU convention (Chowdhery et al. 2022, App. B): ``6 N + 12 L H Q T``
+    HFU counts recomputation on top (Korthikanti et al. 2022): ``+2 N`` for full recomputation and
+    the attention forward (``4 L H Q T`` per token) when the attention core is recomputed. The model
+    FLOPs follow PaLM's MFU convention (Chowdhery et al. 2022, App. B): ``6 N + 12 L H Q T``
     with ``N`` the active non-embedding parameters and attention counted without causal halving;
     LoRA counts the ``4 N`` its forward and input-gradient passes need plus ``6 N_lora``.
     """
@@ -148,7 +155,8 @@ def flops_per_token(shape: ModelShape, g: Grid) -> FlopsPerToken:
     hw_lin = (lin_passes + full) * lin + lora
     hw_attn = (1.0 + ATTN_BACKWARD + attn_re) * attn
     model = lin_passes * lin + lora + 6.0 * attn
-    return FlopsPerToken(model=model, hardware=hw_lin + hw_attn, hardware_linear=hw_lin, hardware_attention=hw_attn)
+    utilised = model + full * lin + 2.0 * attn_re * attn
+    return FlopsPerToken(model=model, utilised=utilised, hardware=hw_lin + hw_attn, hardware_linear=hw_lin, hardware_attention=hw_attn)
 
 
 def _ring(n: Col, payload: Col, bw: Col | float) -> Col:

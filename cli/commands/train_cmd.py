@@ -1,0 +1,203 @@
+"""``aicap train``: evaluate one training layout (``--devices``) or search for the best job."""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any
+
+import typer
+
+from aicap.cli.render import Format, Table, View, emit
+from aicap.cli.state import catalogue, guarded, info
+
+FormatOpt = Annotated[Format, typer.Option("--format", "-f", help="Output format.")]
+_SUFFIX = {"": 1.0, "k": 1e3, "m": 1e6, "b": 1e9, "g": 1e9, "t": 1e12, "p": 1e15}
+#: Default tokens per optimizer step in a search: 4 Mi for pre-training (Llama 2/3 used ~4M), 128 Ki for fine-tuning.
+DEFAULT_BATCH = {"full": 2**22, "lora": 2**17, "qlora": 2**17}
+
+
+def parse_tokens(text: str, flag: str = "--tokens") -> float:
+    """``2T``, ``500B``, ``1.5e12`` or ``10M`` → a positive number of tokens."""
+    from aicap.sizing.core.errors import InputError
+
+    m = re.fullmatch(r"\s*([0-9]*\.?[0-9]+(?:[eE][+-]?[0-9]+)?)\s*([kKmMbBgGtTpP]?)\s*", text)
+    if m is None:
+        raise InputError(f"{flag} {text!r}: expected a number of tokens such as 2T, 500B, 10M or 1.5e12")
+    value = float(m.group(1)) * _SUFFIX[m.group(2).lower()]
+    if not 0 < value < 1e18:
+        raise InputError(f"{flag} {text!r}: must be between 0 and 1e18 tokens")
+    return value
+
+
+def _usd(v: float | None) -> str:
+    return "–" if v is None else f"${v:,.0f}"
+
+
+def job_rows(doc: dict[str, Any]) -> list[list[Any]]:
+    """Key/value rows describing one job document."""
+    lay = doc["layout"]
+    mem = doc["memory_gib_per_device"]
+    st = doc["step_breakdown_s"]
+    layout = (f"TP{lay['tp']}·PP{lay['pp']}·CP{lay['cp']}·DP{lay['dp']}" + (f"·EP{lay['ep']}" if lay["ep"] > 1 else "")
+              + (f", FSDP {lay['fsdp']}" if lay["fsdp"] != "none" else f", ZeRO-{lay['zero']}")
+              + f", recompute {lay['recompute']}, micro-batch {lay['micro_batch']} × {lay['seq_len']} tokens")  # fmt: skip
+    where = f"{doc['instances']}× {doc['instance']}" if doc["instance"] else "no catalogue instance"
+    recipe = f"{lay['method']}" + (f" (rank {lay['lora_rank']} on {lay['lora_targets']})" if lay["method"] != "full" else "")
+    rows: list[list[Any]] = [
+        ["job", f"{doc['model']} on {doc['devices']}× {doc['hardware']} ({where})"],
+        ["recipe", f"{recipe}, {lay['precision']}, {lay['optimizer']}" + (", offload " + lay["offload"] if lay["offload"] != "none" else "")],
+        ["layout", layout],
+        ["fits", "yes" if doc["fits"] else "NO: " + "; ".join(doc["advice"])],
+        ["memory per device (GiB)", f"weights {mem['weights']:.1f} + gradients {mem['gradients']:.1f} + optimizer {mem['optimizer']:.1f} "
+                                     f"+ activations {mem['activations']:.1f} + overhead {mem['overhead']:.1f} = {mem['total']:.1f} of {mem['capacity']:g}"],
+        ["step time", f"{doc['step_time_s']:,.3f} s for {doc['tokens_per_step']:,} tokens (compute {st['compute']:.3f}, TP {st['tensor_parallel']:.3f}, "
+                      f"CP {st['context_parallel']:.3f}, EP {st['expert_parallel']:.3f}, PP bubble {st['pipeline_bubble']:.3f} + p2p {st['pipeline_p2p']:.3f}, "
+                      f"DP exposed {st['data_parallel_exposed']:.3f}, optimizer {st['optimizer']:.3f})"],
+        ["tokens/s per device", f"{doc['tokens_per_s_per_device']:,.0f} (band {doc['error_band']['tokens_per_s_per_device'][0]:,.0f}–"
+                                f"{doc['error_band']['tokens_per_s_per_device'][1]:,.0f})"],
+        ["model TFLOP/s per device", f"{doc['tflops_per_device']:,.1f} (MFU {doc['mfu_pct']:.1f}%, HFU {doc['hfu_pct']:.1f}%)"],
+    ]  # fmt: skip
+    if doc["tokens"] is not None:
+        band = doc["error_band"]["wall_clock_days"]
+        rows += [
+            ["tokens", f"{doc['tokens']:,.4g} in {doc['steps']:,} steps"],
+            ["wall clock", f"{doc['wall_clock_days']:,.2f} days (band {band[0]:,.2f}–{band[1]:,.2f})"],
+            ["device-hours", f"{doc['device_hours']:,.0f}"],
+            ["cost", ", ".join(f"{k} {_usd(v)}" for k, v in doc["usd"].items() if v is not None) or "no price for this hardware"],
+            ["energy", "–" if doc["energy_kwh"] is None else f"{doc['energy_kwh']:,.0f} kWh at board power (before PUE)"],
+        ]
+    return rows
+
+
+def _caption(doc: dict[str, Any]) -> str:
+    band = doc["error_band"]
+    text = f"band = ±{band['error_pct']:g}%: {band['basis']} (aicap validate --set training)."
+    if not doc["efficiency_calibrated"]:
+        text += f" {doc['hardware']}'s matmul efficiency is a prior, not fitted on measurements: expect larger errors."
+    return text
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``train`` to the root app."""
+
+    @app.command("train")
+    @guarded
+    def train_cmd(
+        model: Annotated[str, typer.Option("--model", "-m", help="Model id, or a path to a Hugging Face config.json or model YAML.")],
+        tokens: Annotated[str | None, typer.Option("--tokens", help="Training tokens: 2T, 500B, 1.5e12 (needed for days, cost and the search).")] = None,
+        hardware: Annotated[list[str] | None, typer.Option("--hardware", help="Device id or instance name; with --devices the one to evaluate, else a filter (repeatable).")] = None,
+        devices: Annotated[int | None, typer.Option("--devices", help="Evaluate this many devices in the given layout (no search).")] = None,
+        tp: Annotated[int, typer.Option("--tp", help="Tensor parallel.")] = 1,
+        pp: Annotated[int, typer.Option("--pp", help="Pipeline stages (1F1B).")] = 1,
+        dp: Annotated[int | None, typer.Option("--dp", help="Data parallel (default: devices / (tp·pp·cp)).")] = None,
+        cp: Annotated[int, typer.Option("--cp", help="Context parallel.")] = 1,
+        ep: Annotated[int, typer.Option("--ep", help="Expert parallel (MoE; divides dp·cp).")] = 1,
+        vp: Annotated[int, typer.Option("--virtual-pipeline", help="Interleaved model chunks per stage.")] = 1,
+        zero: Annotated[int, typer.Option("--zero", help="ZeRO stage 0-3.")] = 1,
+        fsdp: Annotated[str, typer.Option("--fsdp", help="none, full (= ZeRO-3) or hybrid (sharded within 8-device groups).")] = "none",
+        recompute: Annotated[str, typer.Option("--recompute", help="none, selective or full activation recomputation.")] = "selective",
+        micro_batch: Annotated[int, typer.Option("--micro-batch", help="Sequences per micro-batch.")] = 1,
+        seq_len: Annotated[int, typer.Option("--seq-len", help="Tokens per sequence.")] = 4096,
+        global_batch_tokens: Annotated[str | None, typer.Option("--global-batch-tokens", help="Tokens per optimizer step (search default: 4Mi full, 128Ki LoRA).")] = None,
+        precision: Annotated[str, typer.Option("--precision", help="bf16, fp16 or fp8 (fp8 linear layers).")] = "bf16",
+        optimizer: Annotated[str, typer.Option("--optimizer", help="adamw, adam8bit or sgd.")] = "adamw",
+        offload: Annotated[str, typer.Option("--offload", help="none, optimizer or all (states in host memory).")] = "none",
+        method: Annotated[str, typer.Option("--method", help="full, lora or qlora.")] = "full",
+        lora_rank: Annotated[int, typer.Option("--lora-rank", help="LoRA rank.")] = 16,
+        lora_targets: Annotated[str, typer.Option("--lora-targets", help="qv, attention or all (attention + MLP).")] = "attention",
+        deadline_days: Annotated[float | None, typer.Option("--deadline-days", help="Search: finish within this many days (cheapest that does).")] = None,
+        budget: Annotated[float | None, typer.Option("--budget", help="Search: spend at most this many USD (fastest that does).")] = None,
+        cloud: Annotated[list[str] | None, typer.Option("--cloud", help="Search: only these clouds (aws, gcp, azure; repeatable).")] = None,
+        max_devices: Annotated[int, typer.Option("--max-devices", help="Search: at most this many devices.")] = 4096,
+        pricing: Annotated[str, typer.Option("--pricing", help="on_demand, spot, reserved_1y or reserved_3y.")] = "on_demand",
+        fmt: FormatOpt = Format.table,
+    ) -> None:  # fmt: skip
+        """Size a pre-training or fine-tuning job: memory, step time, MFU, days, device-hours, cost and energy."""
+        from pydantic import ValidationError
+
+        from aicap.sizing.core.errors import InfeasibleError, InputError
+        from aicap.sizing.train.setup import TrainSetup
+
+        cat = catalogue()
+        spec_model = cat.model(model)
+        n_tokens = None if tokens is None else parse_tokens(tokens)
+        gbt = None if global_batch_tokens is None else int(parse_tokens(global_batch_tokens, "--global-batch-tokens"))
+        if pricing not in ("on_demand", "spot", "reserved_1y", "reserved_3y"):
+            raise InputError(f"--pricing {pricing!r}: valid: on_demand, spot, reserved_1y, reserved_3y")
+        for name, value in (("--deadline-days", deadline_days), ("--budget", budget)):
+            if value is not None and value <= 0:
+                raise InputError(f"{name} {value:g}: must be positive")
+        recipe_fields: dict[str, Any] = {"precision": precision, "optimizer": optimizer, "method": method, "lora_rank": lora_rank,
+                                         "lora_targets": lora_targets}  # fmt: skip
+        if devices is not None:
+            hw = hardware or []
+            if len(hw) != 1:
+                raise InputError("--devices evaluates one layout: give exactly one --hardware (a device id or an instance name)")
+            if devices < 1 or devices % (tp * pp * cp):
+                raise InputError(f"--devices {devices}: must be a positive multiple of tp × pp × cp = {tp * pp * cp}")
+            fields = {"tp": tp, "pp": pp, "cp": cp, "dp": dp or devices // (tp * pp * cp), "ep": ep, "virtual_pipeline": vp, "zero": zero,
+                      "fsdp": fsdp, "recompute": recompute, "micro_batch": micro_batch, "seq_len": seq_len,
+                      "global_batch_tokens": gbt, "offload": offload, **recipe_fields}  # fmt: skip
+            if fields["dp"] * tp * pp * cp != devices:
+                raise InputError(f"--dp {dp}: tp × pp × cp × dp = {fields['dp'] * tp * pp * cp}, not --devices {devices}")
+            try:
+                setup = TrainSetup.model_validate(fields)
+            except ValidationError as exc:
+                raise InputError(_one_line(exc)) from None
+            from aicap.sizing.train.api import estimate_job
+
+            res = estimate_job(cat, spec_model, hw[0], setup, n_tokens)
+            doc = res.model_dump(mode="json")
+            emit(View(doc, [Table(f"Training job: {res.model}", ["", "value"], job_rows(doc), _caption(doc))]), fmt)
+            if not res.fits:
+                raise InfeasibleError(f"{res.model} does not fit on {res.hardware}: {res.advice[0]}")
+            return
+        if n_tokens is None:
+            raise InputError("the search needs --tokens (or give --devices and one --hardware to evaluate a layout)")
+        layout_given = (tp, pp, cp, ep, vp, dp, zero, fsdp, recompute, micro_batch) != (1, 1, 1, 1, 1, None, 1, "none", "selective", 1)
+        if layout_given:
+            raise InputError("layout options (--tp, --pp, --dp, --cp, --ep, --zero, --fsdp, --recompute, --micro-batch) need --devices; "
+                             "without it aicap searches layouts itself")  # fmt: skip
+        try:
+            probe = TrainSetup.model_validate({"seq_len": seq_len, **recipe_fields})
+        except ValidationError as exc:
+            raise InputError(_one_line(exc)) from None
+        from aicap.sizing.train.api import plan_job
+        from aicap.sizing.train.grid import Recipe
+        from aicap.sizing.train.search import SearchSpec
+
+        spec = SearchSpec(model=spec_model, tokens=n_tokens, recipe=Recipe.of(probe), seq_len=seq_len,
+                          global_batch_tokens=gbt or DEFAULT_BATCH[method], deadline_days=deadline_days, budget_usd=budget,
+                          pricing=pricing, clouds=tuple(cloud or ()), hardware=tuple(hardware or ()), max_devices=max_devices)  # type: ignore[arg-type]  # fmt: skip
+        plan = plan_job(cat, spec)
+        best = plan.best.model_dump(mode="json")
+        alts = [a.model_dump(mode="json") for a in plan.alternatives]
+        objective = ("cheapest meeting the deadline and the budget" if deadline_days and budget else
+                     "cheapest meeting the deadline" if deadline_days else "fastest within the budget" if budget else "cheapest")  # fmt: skip
+        doc = {"schema_version": 1, "objective": objective, "pricing": pricing, "plan": best, "alternatives": alts,
+               "layouts_evaluated": plan.evaluated, "layouts_feasible": plan.feasible}  # fmt: skip
+        alt_rows = [[a["hardware"], f"{a['instances']}× {a['instance']}", a["devices"],
+                     f"TP{a['layout']['tp']}·PP{a['layout']['pp']}·DP{a['layout']['dp']}", round(a["wall_clock_days"], 2),
+                     a["usd"][pricing] and round(a["usd"][pricing]), round(a["mfu_pct"], 1),
+                     "fitted" if a["efficiency_calibrated"] else "prior"] for a in alts]  # fmt: skip
+        tables = [
+            Table(f"Training plan ({objective}, {pricing})", ["", "value"], job_rows(best), _caption(best)),
+            Table(
+                "Best job per device type",
+                ["device", "instances", "devices", "layout", "days", f"usd_{pricing}", "mfu_%", "efficiency"],
+                alt_rows,
+                "efficiency: whether the device family's matmul efficiency is fitted on measurements or a datasheet-derived prior",
+            ),
+        ]
+        info(f"aicap: searched {plan.evaluated:,} layouts ({plan.feasible:,} fit)")
+        emit(View(doc, tables), fmt)
+
+
+def _one_line(exc: Exception) -> str:
+    from pydantic import ValidationError
+
+    if isinstance(exc, ValidationError):
+        err = exc.errors()[0]
+        loc = ".".join(str(x) for x in err["loc"]) or "layout"
+        return f"{loc.replace('_', '-')}: {err['msg']}"
+    return str(exc)

@@ -1,0 +1,103 @@
+"""The training library's entry points: evaluate one job, or search for the best one.
+
+Both return :class:`~aicap.sizing.train.job.TrainResult` documents; the CLI only renders them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from aicap.sizing.core.catalogue import CatalogueLike
+from aicap.sizing.core.errors import InfeasibleError, InputError
+from aicap.sizing.core.specs import DeviceSpec, InstanceSpec
+from aicap.sizing.core.specs.model import AnyModel, DecoderModel
+from aicap.sizing.train.estimate import Hardware, evaluate
+from aicap.sizing.train.fabric import best_instance, fabric_of
+from aicap.sizing.train.factors import TrainingFactors, load_factors
+from aicap.sizing.train.grid import Grid
+from aicap.sizing.train.job import Pricing, TrainResult, result
+from aicap.sizing.train.search import SearchOutcome, SearchSpec, search
+from aicap.sizing.train.setup import TrainSetup, check_against_model
+from aicap.sizing.train.shape import shape_of
+
+
+@dataclass(frozen=True)
+class Plan:
+    """A searched plan: the chosen job and the best job per device type."""
+
+    best: TrainResult
+    alternatives: list[TrainResult]
+    evaluated: int
+    feasible: int
+
+
+def resolve_hardware(cat: CatalogueLike, ref: str, devices: int) -> tuple[DeviceSpec, InstanceSpec | None]:
+    """A device id or an instance name → the device and the instance the job runs (and is billed) on.
+
+    For a bare device: when ``devices`` fit in one instance, the instance with the lowest on-demand
+    price for them (whole instances billed; ties to the faster network, then the name); otherwise the
+    instance carrying most of the device with the fastest network.
+    """
+    if ref in cat.instances:
+        inst = cat.instances[ref]
+        return cat.device(inst.device), inst
+    dev = cat.device(ref)
+    rows = [i for i in cat.instances.values() if i.device == dev.id and i.devices >= devices]
+    if rows:
+
+        def key(i: InstanceSpec) -> tuple[float, float, str]:
+            net = 0.0 if i.network is None else i.network.gbps / i.devices
+            return (i.price_usd_per_hour.on_demand, -net, i.name)
+
+        return dev, min(rows, key=key)
+    return dev, best_instance(dev, cat.instances.values())
+
+
+def _band(factors: TrainingFactors) -> tuple[float, str]:
+    acc = factors.accuracy
+    if acc is None:
+        return 50.0, "no validation accuracy recorded; a 50% band is assumed"
+    return acc.throughput_p90_pct, (f"p90 leave-one-source-out error of throughput on {acc.scored_throughput} published runs "
+                                    f"(median {acc.throughput_median_pct:g}%)")  # fmt: skip
+
+
+def estimate_job(cat: CatalogueLike, model: AnyModel, hardware: str, setup: TrainSetup, tokens: float | None,
+                 factors: TrainingFactors | None = None) -> TrainResult:  # fmt: skip
+    """Evaluate one layout of one job.
+
+    Raises
+    ------
+    InputError
+        When the layout does not divide the model, or spans instances without a sourced network.
+    """
+    factors = factors or load_factors()
+    if not isinstance(model, DecoderModel):
+        raise InputError(f"training sizing covers decoder models; {model.id} is a {model.kind} model")
+    check_against_model(setup, model)
+    dev, inst = resolve_hardware(cat, hardware, setup.devices)
+    fabric = fabric_of(dev, inst)
+    if setup.devices > fabric.node and fabric.network_gbs is None:
+        where = inst.name if inst is not None else f"no catalogue instance of {dev.id}"
+        raise InputError(f"{setup.devices} devices span more than one instance of {fabric.node} and {where} has no sourced network "
+                         f"bandwidth; use at most {fabric.node} devices or an instance with a network")  # fmt: skip
+    hw = Hardware(dev, cat.efficiency_for(dev), cat.runtime_spec, fabric)
+    ev = evaluate(shape_of(model), Grid.of([setup]), hw, factors)
+    error, basis = _band(factors)
+    return result(model.id, dev.id, setup, ev, 0, Pricing(inst, dev.tdp_w, hw.efficiency.calibrated), tokens, error, basis)
+
+
+def plan_job(cat: CatalogueLike, spec: SearchSpec, factors: TrainingFactors | None = None) -> Plan:
+    """Search for the best job (see :mod:`aicap.sizing.train.search`) and report it in full."""
+    factors = factors or load_factors()
+    if not isinstance(spec.model, DecoderModel):
+        raise InputError(f"training sizing covers decoder models; {spec.model.id} is a {spec.model.kind} model")
+    outcome: SearchOutcome = search(cat, spec, factors)
+
+    def full(o_inst: InstanceSpec, setup: TrainSetup) -> TrainResult:
+        return estimate_job(cat, spec.model, o_inst.name, setup, spec.tokens, factors)
+
+    best = full(outcome.best.instance, outcome.best.setup)
+    if not best.fits:
+        raise InfeasibleError(f"internal: the chosen layout of {spec.model.id} does not fit")
+    alts = [full(o.instance, o.setup) for o in outcome.per_device]
+    return Plan(best, alts, outcome.evaluated, outcome.feasible)

@@ -1,0 +1,204 @@
+"""One training job priced end to end: memory, step time, days, device-hours, dollars and energy.
+
+From a token budget ``T`` and the predicted throughput ``R = tokens/s/device · D``:
+
+* steps ``= ⌈T / B⌉`` for ``B`` tokens per step; wall clock ``= steps · t_step`` (days = s / 86,400);
+* device-hours ``= D · wall clock (h)``; instances ``= ⌈D / devices per instance⌉``;
+* cost per pricing model ``= instances · price per instance-hour · wall clock (h)`` (whole
+  instances are paid for, idle devices included);
+* energy ``= D · TDP · wall clock (h) / 1000`` kWh: an upper bound at board power, before PUE.
+
+The error band scales throughput by ``1 ± e`` with ``e`` the p90 leave-one-source-out error of
+the training model on published runs (``accuracy`` in the factors file); times and costs move
+inversely.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from pydantic import BaseModel, ConfigDict
+
+from aicap.sizing.core.specs import InstanceSpec
+from aicap.sizing.core.specs.instance import PricingModel
+from aicap.sizing.train.estimate import Evaluation
+from aicap.sizing.train.memory import TERMS, MemoryColumns
+from aicap.sizing.train.setup import TrainSetup
+
+SCHEMA_VERSION = 1
+PRICINGS: tuple[PricingModel, ...] = ("on_demand", "spot", "reserved_1y", "reserved_3y")
+
+
+class MemoryReport(BaseModel):
+    """Per-device memory in GiB."""
+
+    model_config = ConfigDict(frozen=True)
+
+    weights: float
+    gradients: float
+    optimizer: float
+    activations: float
+    overhead: float
+    total: float
+    capacity: float
+
+
+class StepReport(BaseModel):
+    """Seconds of one step by term (they sum to ``step_time_s``)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    compute: float
+    tensor_parallel: float
+    context_parallel: float
+    expert_parallel: float
+    pipeline_p2p: float
+    pipeline_bubble: float
+    data_parallel_exposed: float
+    optimizer: float
+
+
+class ErrorBand(BaseModel):
+    """Low and high ends of throughput and wall clock at the model's p90 out-of-source error."""
+
+    model_config = ConfigDict(frozen=True)
+
+    error_pct: float
+    tokens_per_s_per_device: tuple[float, float]
+    wall_clock_days: tuple[float, float] | None
+    basis: str
+
+
+class TrainResult(BaseModel):
+    """Everything ``aicap train`` reports for one job (the JSON document, ``schema_version`` 1)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    schema_version: int = SCHEMA_VERSION
+    model: str
+    hardware: str
+    instance: str | None
+    instances: int | None
+    devices: int
+    layout: dict[str, object]
+    fits: bool
+    memory_gib_per_device: MemoryReport
+    advice: list[str]
+    step_time_s: float
+    step_breakdown_s: StepReport
+    tokens_per_step: int
+    tokens_per_s_per_device: float
+    tokens_per_s: float
+    tflops_per_device: float
+    mfu_pct: float
+    hfu_pct: float
+    tokens: float | None
+    steps: int | None
+    wall_clock_days: float | None
+    device_hours: float | None
+    usd: dict[str, float | None]
+    usd_per_device_hour: dict[str, float | None]
+    energy_kwh: float | None
+    error_band: ErrorBand
+    efficiency_calibrated: bool
+
+
+def advice(mem: MemoryColumns, i: int, setup: TrainSetup) -> list[str]:
+    """What to cut when a layout does not fit: the two largest terms, each with remedies not yet applied."""
+    if mem.total[i] <= mem.capacity:
+        return []
+    sharded = setup.zero_stage >= 3
+    remedies: dict[str, list[str]] = {
+        "optimizer": (["shard optimizer states over more data-parallel devices"] if setup.zero_stage >= 1 else ["--zero 1"])
+        + (["--optimizer adam8bit"] if setup.optimizer == "adamw" else []) + (["--offload optimizer"] if setup.offload == "none" else []),
+        "gradients": ([] if setup.zero_stage >= 2 else ["--zero 2"]) + ["raise --tp/--pp"],
+        "weights": ([] if sharded else ["--fsdp full"]) + ["raise --tp/--pp"]
+        + (["--method lora or qlora"] if setup.method == "full" else ["--method qlora (4-bit base)"] if setup.method == "lora" else [])
+        + ([] if setup.offload == "all" else ["--offload all"]),
+        "activations": ([] if setup.recompute == "full" else ["--recompute full"])
+        + (["lower --micro-batch"] if setup.micro_batch > 1 else []) + ["split the sequence (--tp with sequence parallel, --cp)"],
+        "overhead": ["a device with more memory"],
+    }  # fmt: skip
+    terms = sorted(TERMS, key=lambda t: -float(getattr(mem, t)[i]))
+    over = float(mem.total[i] - mem.capacity)
+    lines = [f"needs {float(mem.total[i]):.1f} GiB per device of {mem.capacity:g} GiB ({over:.1f} GiB over)"]
+    for term in terms[:2]:
+        lines.append(f"{term} {float(getattr(mem, term)[i]):.1f} GiB: " + ", ".join(remedies[term] or ["a device with more memory"]))
+    return lines
+
+
+@dataclass(frozen=True)
+class Pricing:
+    """The instance a job is billed on (``None``: no instance carries the device; no dollars)."""
+
+    instance: InstanceSpec | None
+    tdp_w: float | None
+    calibrated: bool
+
+
+def result(model_id: str, hardware: str, setup: TrainSetup, ev: Evaluation, i: int, pricing: Pricing,
+           tokens: float | None, error_pct: float, basis: str) -> TrainResult:  # fmt: skip
+    """Assemble the report of row ``i`` of an evaluation (equations in the module docstring)."""
+    mem, st = ev.memory, ev.step
+    d = setup.devices
+    t_step = float(ev.step_time_s[i])
+    tps = float(ev.tokens_per_s_per_device[i])
+    batch = setup.batch_tokens
+    steps = None if tokens is None else math.ceil(tokens / batch)
+    seconds = None if steps is None else steps * t_step
+    hours = None if seconds is None else seconds / 3600.0
+    inst = pricing.instance
+    n_inst = None if inst is None else math.ceil(d / inst.devices)
+    usd: dict[str, float | None] = {}
+    per_device_hour: dict[str, float | None] = {}
+    for p in PRICINGS:
+        price = None if inst is None else inst.price(p)
+        per_device_hour[p] = None if price is None or inst is None else price / inst.devices
+        usd[p] = None if price is None or hours is None or n_inst is None else n_inst * price * hours
+    e = error_pct / 100.0
+    band = ErrorBand(
+        error_pct=error_pct,
+        tokens_per_s_per_device=(tps * (1.0 - e), tps * (1.0 + e)),
+        wall_clock_days=None if seconds is None else (seconds / 86400.0 / (1.0 + e), seconds / 86400.0 / max(1.0 - e, 1e-9)),
+        basis=basis,
+    )
+    return TrainResult(
+        model=model_id,
+        hardware=hardware,
+        instance=None if inst is None else inst.name,
+        instances=n_inst,
+        devices=d,
+        layout=setup.model_dump(),
+        fits=bool(mem.total[i] <= mem.capacity),
+        memory_gib_per_device=MemoryReport(
+            **{t: float(getattr(mem, t)[i]) for t in TERMS}, total=float(mem.total[i]), capacity=mem.capacity
+        ),
+        advice=advice(mem, i, setup),
+        step_time_s=t_step,
+        step_breakdown_s=StepReport(
+            compute=float(st.compute[i]),
+            tensor_parallel=float(st.tensor_parallel[i]),
+            context_parallel=float(st.context_parallel[i]),
+            expert_parallel=float(st.expert_parallel[i]),
+            pipeline_p2p=float(st.pipeline_p2p[i]),
+            pipeline_bubble=float(st.bubble[i]),
+            data_parallel_exposed=float(st.data_parallel_exposed[i]),
+            optimizer=float(st.optimizer[i]),
+        ),
+        tokens_per_step=batch,
+        tokens_per_s_per_device=tps,
+        tokens_per_s=tps * d,
+        tflops_per_device=float(ev.tflops_per_device[i]),
+        mfu_pct=float(ev.mfu_pct[i]),
+        hfu_pct=float(ev.hfu_pct[i]),
+        tokens=tokens,
+        steps=steps,
+        wall_clock_days=None if seconds is None else seconds / 86400.0,
+        device_hours=None if hours is None else hours * d,
+        usd=usd,
+        usd_per_device_hour=per_device_hour,
+        energy_kwh=None if hours is None or pricing.tdp_w is None else d * pricing.tdp_w * hours / 1000.0,
+        error_band=band,
+        efficiency_calibrated=pricing.calibrated,
+    )

@@ -1,0 +1,240 @@
+"""Search layouts × instance types × instance counts for the cheapest (or fastest) training job.
+
+For every priced accelerator instance type the search builds one :class:`~aicap.sizing.train.grid.Grid`
+of all layouts over whole-instance counts ``1, 2, 4, …`` up to ``max_devices``: tensor parallel
+within the fast-link domain (dividing the heads), pipeline stages ``1 … 32`` (at most the layers),
+ZeRO-1 or FSDP, no / selective / full recomputation, micro-batches ``1 … 8``, expert parallel for
+MoE models, and context parallel for sequences of 16k tokens or more. Data parallel takes the rest
+of the devices; a layout whose micro-batches on every replica exceed the global batch is dropped.
+Memory and step time are computed for the whole grid at once; layouts that do not fit, or span
+instances without a sourced network, are dropped.
+
+Objective: with a deadline, the cheapest job that meets it; with a budget, the fastest job within
+it; with both, the cheapest meeting both; with neither, the cheapest. Ties go to the faster job,
+then to fewer devices, then to the instance name (deterministic).
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import numpy as np
+
+from aicap.sizing.core.catalogue import CatalogueLike
+from aicap.sizing.core.errors import InfeasibleError
+from aicap.sizing.core.specs import InstanceSpec
+from aicap.sizing.core.specs.instance import PricingModel
+from aicap.sizing.core.specs.model import AnyModel
+from aicap.sizing.train.estimate import Hardware, evaluate
+from aicap.sizing.train.fabric import fabric_of
+from aicap.sizing.train.factors import TrainingFactors
+from aicap.sizing.train.grid import Col, Grid, Recipe
+from aicap.sizing.train.setup import RECOMPUTES, TrainSetup
+from aicap.sizing.train.shape import ModelShape, shape_of
+
+TP_CHOICES = (1, 2, 4, 8, 16)
+PP_CHOICES = (1, 2, 4, 8, 16, 32)
+MICRO_BATCHES = (1, 2, 4, 8)
+EP_CHOICES = (1, 8, 16, 32, 64)
+LONG_SEQUENCE = 16384
+
+
+@dataclass(frozen=True)
+class SearchSpec:
+    """What to search for: the job and the constraints on its plan."""
+
+    model: AnyModel
+    tokens: float
+    recipe: Recipe
+    seq_len: int
+    global_batch_tokens: int
+    deadline_days: float | None = None
+    budget_usd: float | None = None
+    pricing: PricingModel = "on_demand"
+    clouds: tuple[str, ...] = ()
+    hardware: tuple[str, ...] = ()
+    max_devices: int = 4096
+
+
+@dataclass(frozen=True)
+class Option:
+    """The best job found on one instance type."""
+
+    instance: InstanceSpec
+    setup: TrainSetup
+    instances: int
+    days: float
+    usd: float
+    tokens_per_s_per_device: float
+
+
+@dataclass(frozen=True)
+class SearchOutcome:
+    """The chosen job, the best job per device type, and how many layouts were evaluated."""
+
+    best: Option
+    per_device: list[Option]
+    evaluated: int
+    feasible: int
+
+
+def _instances(cat: CatalogueLike, spec: SearchSpec) -> list[InstanceSpec]:
+    rows = []
+    for inst in cat.instances.values():
+        dev = cat.devices.get(inst.device)
+        if dev is None or dev.kind == "cpu" or inst.price(spec.pricing) is None:
+            continue
+        if spec.clouds and inst.cloud not in spec.clouds:
+            continue
+        if spec.hardware and inst.device not in spec.hardware and inst.name not in spec.hardware:
+            continue
+        rows.append(inst)
+    return sorted(rows, key=lambda i: i.name)
+
+
+def _grid(shape: ModelShape, spec: SearchSpec, inst: InstanceSpec, domain: int) -> Grid | None:
+    counts = [n for n in (2**k for k in range(13)) if n * inst.devices <= spec.max_devices]
+    if inst.network is None:
+        counts = counts[:1]
+    tps = [t for t in TP_CHOICES if t <= domain and shape.heads % t == 0]
+    pps = [p for p in PP_CHOICES if p <= shape.layers]
+    cps = [1, 2, 4] if spec.seq_len >= LONG_SEQUENCE else [1]
+    eps = [e for e in EP_CHOICES if shape.num_experts and shape.num_experts % e == 0] if shape.moe_layers else [1]
+    combos = np.array(list(itertools.product(counts, tps, pps, cps, eps, (1, 3), (0, 1, 2), MICRO_BATCHES)), dtype=np.float64)
+    if combos.size == 0:
+        return None
+    n, tp, pp, cp, ep, zero, rc, mb = combos.T
+    devices = n * inst.devices
+    dp = devices / (tp * pp * cp)
+    seq = float(spec.seq_len)
+    batch = float(spec.global_batch_tokens)
+    keep = (dp == np.floor(dp)) & (dp >= 1) & (dp * mb * seq <= batch) & (((dp * cp) % ep) == 0) & (spec.seq_len % cp == 0)
+    if not keep.any():
+        return None
+
+    def col(x: Col) -> Col:
+        out: Col = x[keep]
+        return out
+
+    ones = np.ones(int(keep.sum()))
+    return Grid(
+        tp=col(tp), pp=col(pp), dp=col(dp), cp=col(cp), ep=col(ep), vp=ones, sp=(col(tp) > 1).astype(np.float64),
+        zero=col(zero), shard=col(dp * cp), recompute=col(rc), micro_batch=col(mb), seq_len=ones * seq,
+        batch_tokens=ones * batch, offload=0.0 * ones, opt_in_bwd=0.0 * ones, flash=ones, recipe=spec.recipe,
+    )  # fmt: skip
+
+
+def setup_of_row(g: Grid, i: int, spec: SearchSpec) -> TrainSetup:
+    """The :class:`TrainSetup` of row ``i`` of a search grid."""
+    r = spec.recipe
+    return TrainSetup(
+        tp=int(g.tp[i]), pp=int(g.pp[i]), dp=int(g.dp[i]), cp=int(g.cp[i]), ep=int(g.ep[i]),
+        zero=1, fsdp="full" if g.zero[i] >= 3 else "none", recompute=RECOMPUTES[int(g.recompute[i])],
+        micro_batch=int(g.micro_batch[i]), seq_len=spec.seq_len, global_batch_tokens=spec.global_batch_tokens,
+        precision=r.precision, optimizer=r.optimizer, master_weights=r.master_weights, method=r.method,
+        lora_rank=r.lora_rank, lora_targets=r.lora_targets,
+    )  # fmt: skip
+
+
+def _choose(days: Col, usd: Col, devices: Col, spec: SearchSpec) -> int | None:
+    ok = np.ones(days.shape, dtype=bool)
+    if spec.deadline_days is not None:
+        ok &= days <= spec.deadline_days
+    if spec.budget_usd is not None:
+        ok &= usd <= spec.budget_usd
+    if not ok.any():
+        return None
+    idx = np.flatnonzero(ok)
+    fastest_first = spec.budget_usd is not None and spec.deadline_days is None
+    keys = (devices[idx], usd[idx], days[idx]) if fastest_first else (devices[idx], days[idx], usd[idx])
+    return int(idx[np.lexsort(keys)[0]])
+
+
+def search(cat: CatalogueLike, spec: SearchSpec, factors: TrainingFactors) -> SearchOutcome:
+    """Search every priced accelerator instance type (see the module docstring).
+
+    Raises
+    ------
+    InfeasibleError
+        With the binding reason when nothing fits, or no job meets the deadline or budget.
+    """
+    shape = shape_of(spec.model)
+    options: list[Option] = []
+    evaluated = feasible = 0
+    fastest: tuple[float, str] | None = None
+    cheapest: tuple[float, str] | None = None
+    smallest_need: tuple[float, str] | None = None
+    for inst in _instances(cat, spec):
+        dev = cat.devices[inst.device]
+        fabric = fabric_of(dev, inst)
+        g = _grid(shape, spec, inst, fabric.domain)
+        if g is None:
+            continue
+        if spec.recipe.precision == "fp8" and "fp8" not in dev.peak_tflops:
+            continue
+        ev = evaluate(shape, g, Hardware(dev, cat.efficiency_for(dev), cat.runtime_spec, fabric), factors)
+        evaluated += len(g)
+        total = ev.memory.total
+        need = float(total.min())
+        if smallest_need is None or need - ev.memory.capacity < smallest_need[0]:
+            smallest_need = (
+                need - ev.memory.capacity,
+                f"{inst.name} ({dev.id}): needs {need:.1f} GiB of {ev.memory.capacity:g} GiB per device",
+            )
+        ok = (total <= ev.memory.capacity) & np.isfinite(ev.step_time_s)
+        if not ok.any():
+            continue
+        feasible += int(ok.sum())
+        idx = np.flatnonzero(ok)
+        devices = g.devices[idx]
+        days = spec.tokens / (ev.tokens_per_s_per_device[idx] * devices) / 86400.0
+        n_inst = devices / inst.devices
+        price = inst.price(spec.pricing)
+        assert price is not None
+        usd = n_inst * price * days * 24.0
+        if fastest is None or float(days.min()) < fastest[0]:
+            fastest = (float(days.min()), inst.name)
+        if cheapest is None or float(usd.min()) < cheapest[0]:
+            cheapest = (float(usd.min()), inst.name)
+        j = _choose(days, usd, devices, spec)
+        if j is None:
+            continue
+        row = int(idx[j])
+        options.append(Option(inst, setup_of_row(g, row, spec), int(n_inst[j]), float(days[j]), float(usd[j]),
+                              float(ev.tokens_per_s_per_device[row])))  # fmt: skip
+    if not options:
+        raise InfeasibleError(_reason(spec, fastest, cheapest, smallest_need))
+    best = _best(options, spec)
+    per_device: dict[str, Option] = {}
+    for o in sorted(options, key=lambda o: _key(o, spec)):
+        per_device.setdefault(o.instance.device, o)
+    return SearchOutcome(best, list(per_device.values()), evaluated, feasible)
+
+
+def _key(o: Option, spec: SearchSpec) -> tuple[float, float, int, str]:
+    if spec.budget_usd is not None and spec.deadline_days is None:
+        return (o.days, o.usd, o.setup.devices, o.instance.name)
+    return (o.usd, o.days, o.setup.devices, o.instance.name)
+
+
+def _best(options: Iterable[Option], spec: SearchSpec) -> Option:
+    return min(options, key=lambda o: _key(o, spec))
+
+
+def _reason(spec: SearchSpec, fastest: tuple[float, str] | None, cheapest: tuple[float, str] | None,
+            smallest: tuple[float, str] | None) -> str:  # fmt: skip
+    name = spec.model.id
+    if fastest is None:
+        where = f"; closest: {smallest[1]}" if smallest else ""
+        return f"no layout of {name} fits in memory on any instance within {spec.max_devices} devices{where}"
+    parts = []
+    if spec.deadline_days is not None and fastest[0] > spec.deadline_days:
+        parts.append(f"the fastest job takes {fastest[0]:.1f} days (on {fastest[1]}), over the {spec.deadline_days:g}-day deadline; "
+                     f"raise --max-devices or the deadline")  # fmt: skip
+    if spec.budget_usd is not None and cheapest is not None and cheapest[0] > spec.budget_usd:
+        parts.append(f"the cheapest job costs ${cheapest[0]:,.0f} (on {cheapest[1]}), over the ${spec.budget_usd:,.0f} budget")
+    if not parts:
+        parts.append("no job meets the deadline and the budget together")
+    return "; ".join(parts)
