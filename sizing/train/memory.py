@@ -10,8 +10,8 @@ include the fp32 master copy: AdamW ``K = 4 + 4 + 4 = 12``, 8-bit Adam ``K = 4 +
 
 with ``N_vocab,stage`` the embedding plus head when ``p = 1``, else the larger of the two (first and
 last stages). ZeRO stage ``z`` over ``S`` ranks divides optimizer states (``z ≥ 1``), gradients
-(``z ≥ 2``) and weights (``z = 3``, FSDP) by ``S``; stage 3 adds gather buffers of two unsharded
-layers of weights and one of gradients. ``optimizer_in_backward`` keeps one layer of gradients;
+(``z ≥ 2``) and weights (``z = 3``, FSDP) by ``S``; stage 3 over more than one rank (and offload of
+everything) adds buffers of two unsharded layers of weights and one of gradients. ``optimizer_in_backward`` keeps one layer of gradients;
 offload moves optimizer states (``optimizer``) or all states (``all``) to host memory.
 LoRA keeps the base frozen at 16 bit (QLoRA: linear weights in NF4 at ``nf4_bits_per_param``) and
 trains ``r · (d_in + d_out)`` per adapted matrix with full model states.
@@ -151,6 +151,9 @@ def memory(shape: ModelShape, g: Grid, capacity_gib: float, runtime: RuntimeSpec
     grad_buffer = 2.0 * layer if r.method == "full" else 0.0 * layer
     s = g.shard
     z = g.zero
+    streams = ((z >= 3) & (s > 1)) | (g.offload >= 2)  # layers are gathered (or fetched from host) one at a time
+    gathered = np.where(streams, gathered, 0.0)
+    grad_buffer = np.where(streams, grad_buffer, 0.0)
     weights = np.where(z >= 3, (2.0 * trainable + frozen_bytes) / s + gathered, 2.0 * trainable + frozen_bytes)
     grads_full = 2.0 * trainable
     gradients = np.where(z >= 2, grads_full / s + np.where(z >= 3, grad_buffer, 0.0), grads_full)
@@ -158,7 +161,7 @@ def memory(shape: ModelShape, g: Grid, capacity_gib: float, runtime: RuntimeSpec
         gradients = np.where(g.opt_in_bwd > 0, 2.0 * layer, gradients)
     optimizer = (OPTIMIZER_BYTES[r.optimizer] - (0.0 if r.master_weights else 4.0)) * trainable / np.where(z >= 1, s, 1.0)
     optimizer = np.where(g.offload >= 1, 0.0, optimizer)
-    weights = np.where(g.offload >= 2, gathered + frozen_bytes / np.where(z >= 3, s, 1.0), weights)
+    weights = np.where(g.offload >= 2, gathered, weights)
     gradients = np.where(g.offload >= 2, grad_buffer, gradients)
 
     kept, none = activation_bytes_per_token(shape, g)

@@ -1,0 +1,119 @@
+"""``aicap train``: evaluate a layout, search for a job, and refuse bad input with one line."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+
+def test_lora_70b_on_one_80gb_gpu_does_not_fit_but_qlora_does(aicap: Any) -> None:
+    lora = aicap("train", "-m", "llama-3.1-70b", "--method", "lora", "--hardware", "a100-80gb-sxm", "--devices", "1",
+                 "--seq-len", "2048", "--recompute", "full", "-f", "json")  # fmt: skip
+    assert lora.code == 3
+    doc = lora.json()
+    assert doc["fits"] is False and doc["memory_gib_per_device"]["total"] > doc["memory_gib_per_device"]["capacity"] == 80
+    assert "weights" in doc["advice"][1] and "qlora" in doc["advice"][1]
+    assert "does not fit" in lora.stderr and lora.stderr.count("\n") == 1
+    qlora = aicap("train", "-m", "llama-3.1-70b", "--method", "qlora", "--hardware", "a100-80gb-sxm", "--devices", "1",
+                  "--seq-len", "2048", "--recompute", "full", "--tokens", "100M", "-f", "json")  # fmt: skip
+    assert qlora.code == 0, qlora.stderr
+    q = qlora.json()
+    assert q["fits"] is True and q["instance"] == "a2-ultragpu-1g"  # the cheapest instance holding one A100 80GB
+    assert q["steps"] == -(-100_000_000 // q["tokens_per_step"])
+    assert q["wall_clock_days"] == pytest.approx(q["steps"] * q["step_time_s"] / 86400)
+    assert q["device_hours"] == pytest.approx(q["wall_clock_days"] * 24)
+    low, high = q["error_band"]["tokens_per_s_per_device"]
+    assert low < q["tokens_per_s_per_device"] < high
+
+
+def test_json_carries_the_documented_fields_and_is_deterministic(aicap: Any) -> None:
+    args = ("train", "-m", "llama-3.1-8b", "--hardware", "p5.48xlarge", "--devices", "16", "--fsdp", "full", "--tokens", "1T",
+            "--seq-len", "8192", "--global-batch-tokens", "4M", "-f", "json")  # fmt: skip
+    a, b = aicap(*args), aicap(*args)
+    assert a.code == 0 and a.stdout == b.stdout
+    doc = a.json()
+    for key in ("schema_version", "fits", "step_time_s", "tokens_per_s_per_device", "tflops_per_device", "mfu_pct",
+                "wall_clock_days", "device_hours", "usd", "error_band", "energy_kwh"):  # fmt: skip
+        assert key in doc
+    assert set(doc["memory_gib_per_device"]) == {"weights", "gradients", "optimizer", "activations", "overhead", "total", "capacity"}
+    assert doc["instances"] == 2 and doc["usd"]["on_demand"] == pytest.approx(2 * 55.04 * doc["wall_clock_days"] * 24)
+    assert doc["energy_kwh"] == pytest.approx(16 * 700 * doc["wall_clock_days"] * 24 / 1000)
+    assert doc["tokens_per_step"] == 4_000_000
+
+
+def test_search_meets_the_deadline_and_lists_each_device_type(aicap: Any) -> None:
+    r = aicap("train", "-m", "llama-3.1-8b", "--tokens", "1T", "--deadline-days", "20", "--cloud", "aws", "-f", "json")
+    assert r.code == 0, r.stderr
+    doc = r.json()
+    plan = doc["plan"]
+    assert plan["fits"] and plan["wall_clock_days"] <= 20
+    devices = [a["hardware"] for a in doc["alternatives"]]
+    assert len(devices) == len(set(devices)) >= 3
+    assert all(a["usd"]["on_demand"] >= plan["usd"]["on_demand"] - 1e-6 for a in doc["alternatives"])
+    assert plan["instance"].startswith(("p", "g"))  # aws only
+    assert "searched" in r.stderr
+
+
+def test_search_within_a_budget_is_the_fastest_that_fits_it(aicap: Any) -> None:
+    r = aicap("train", "-m", "llama-3.1-8b", "--tokens", "200B", "--budget", "50000", "--cloud", "aws", "-f", "json")
+    assert r.code == 0, r.stderr
+    doc = r.json()
+    assert doc["plan"]["usd"]["on_demand"] <= 50000
+    assert doc["objective"] == "fastest within the budget"
+    assert all(a["wall_clock_days"] >= doc["plan"]["wall_clock_days"] - 1e-9 for a in doc["alternatives"])
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (("--tokens", "15T", "--deadline-days", "1", "-m", "llama-3.1-405b"), "deadline"),
+        (("--tokens", "1T", "--budget", "10", "-m", "llama-3.1-8b"), "budget"),
+    ],
+)
+def test_infeasible_searches_exit_3_with_the_binding_reason(aicap: Any, args: tuple[str, ...], needle: str) -> None:
+    r = aicap("train", *args)
+    assert r.code == 3 and needle in r.stderr and r.stdout == ""
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (("-m", "llama-3.1-8b", "--tokens", "lots"), "--tokens 'lots'"),
+        (("-m", "llama-3.1-8b", "--hardware", "h100-sxm", "--devices", "6", "--tp", "4"), "multiple of tp"),
+        (("-m", "llama-3.1-8b", "--tokens", "1T", "--tp", "2"), "need --devices"),
+        (("-m", "llama-3.1-8b", "--hardware", "a100-80gb-sxm", "--devices", "8", "--precision", "fp8"), "fp8"),
+        (("-m", "llama-3.1-8b", "--hardware", "h100-sxm", "--devices", "8", "--tp", "3", "--dp", "1"), "multiple of tp"),
+        (("-m", "llama-3.1-8b", "--hardware", "h100-sxm", "--devices", "8", "--recompute", "some"), "recompute"),
+        (("-m", "llama-3.1-8b", "--hardware", "nope", "--devices", "8"), "nope"),
+        (("-m", "bert-base", "--hardware", "h100-sxm", "--devices", "1"), "decoder"),
+        (("-m", "llama-3.1-8b"), "--tokens"),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_2(aicap: Any, args: tuple[str, ...], needle: str) -> None:
+    r = aicap("train", *args)
+    assert r.code == 2, (r.code, r.stdout, r.stderr)
+    assert needle in r.stderr and r.stderr.count("\n") == 1 and "Traceback" not in r.stderr
+
+
+def test_table_output_names_the_band_and_the_terms(aicap: Any) -> None:
+    r = aicap("train", "-m", "llama-3.1-8b", "--hardware", "h100-sxm", "--devices", "8", "--tokens", "10B")
+    assert r.code == 0
+    for text in ("memory per device", "step time", "MFU", "wall clock", "leave-one-source-out"):
+        assert text in r.stdout
+
+
+def test_validate_training_reports_in_sample_and_out_of_source_and_rewrites_the_factors(aicap: Any, tmp_path: Any) -> None:
+    from importlib import resources
+
+    out = tmp_path / "factors.yaml"
+    r = aicap("validate", "--set", "training", "--write-factors", str(out), "-f", "json")
+    assert r.code == 0, r.stderr
+    doc = r.json()
+    assert doc["summary"]["in_sample"]["throughput"]["median_pct"] <= 15
+    assert doc["summary"]["leave_one_source_out"]["throughput"]["n"] == doc["summary"]["in_sample"]["throughput"]["n"] >= 60
+    assert {u["case"] for u in doc["unscored"]} >= {"mlperf-v40-gpt3-175b-h100-11616"}
+    shipped = resources.files("aicap.hardware_db").joinpath("training/factors.yaml").read_text(encoding="utf-8")
+    strip = [line for line in shipped.splitlines() if "source:" not in line and "published runs)" not in line]
+    fresh = [line for line in out.read_text(encoding="utf-8").splitlines() if "source:" not in line and "published runs)" not in line]
+    assert fresh == strip  # the shipped file is exactly what the fit writes (bar the date)

@@ -1,0 +1,72 @@
+"""Step time: FLOP counts, the pipeline bubble, communication terms and the utilisation metrics."""
+
+from __future__ import annotations
+
+import pytest
+
+from aicap.hardware_db import Catalogue
+from aicap.sizing.core.specs import DecoderModel
+from aicap.sizing.train.grid import Grid
+from aicap.sizing.train.setup import TrainSetup
+from aicap.sizing.train.shape import shape_of
+from aicap.sizing.train.step import flops_per_token
+from tests.sizing.train.conftest import run
+
+
+def test_model_flops_follow_palm(gpt: DecoderModel) -> None:
+    """PaLM App. B: 6N + 12 L H Q T with N the non-embedding parameters (the LM head multiplies)."""
+    shape = shape_of(gpt)
+    s = 2048
+    f = flops_per_token(shape, Grid.of([TrainSetup(seq_len=s, recompute="none")]))
+    n = shape.linear_active
+    assert float(f.model[0]) == pytest.approx(6 * n + 12 * gpt.num_layers * gpt.hidden_size * s)
+    assert float(f.utilised[0]) == pytest.approx(float(f.model[0]))
+    full = flops_per_token(shape, Grid.of([TrainSetup(seq_len=s, recompute="full")]))
+    assert float(full.utilised[0]) == pytest.approx(8 * n + 16 * gpt.num_layers * gpt.hidden_size * s)  # HFU with recompute
+    assert n == pytest.approx(shape.total - shape.embedding)  # the untied LM head is counted in total
+    tied = shape_of(gpt.model_copy(update={"tied_embeddings": True}))
+    assert tied.linear_active == pytest.approx(tied.total - tied.embedding + gpt.vocab_size * gpt.hidden_size)  # tied: still multiplies
+
+
+def test_pipeline_bubble_is_p_minus_1_over_m_plus_p_minus_1(cat: Catalogue, gpt: DecoderModel) -> None:
+    """1F1B (Narayanan et al. 2021): the bubble is (p − 1)/(m + p − 1) of the pipelined time; interleaving divides it by v."""
+    p, m = 4, 8
+    ev = run(cat, gpt, "h100-sxm", TrainSetup(pp=p, dp=1, seq_len=2048, global_batch_tokens=m * 2048))
+    st = ev.step
+    pipelined = st.compute + st.tensor_parallel + st.context_parallel + st.expert_parallel
+    assert float(st.bubble[0] / (pipelined[0] + st.bubble[0])) == pytest.approx((p - 1) / (m + p - 1))
+    inter = run(cat, gpt, "h100-sxm", TrainSetup(pp=p, virtual_pipeline=2, dp=1, seq_len=2048, global_batch_tokens=m * 2048))
+    assert float(inter.step.bubble[0]) == pytest.approx(float(st.bubble[0]) / 2, rel=1e-6)
+
+
+def test_tensor_parallel_traffic_and_mfu_below_hfu(cat: Catalogue) -> None:
+    model = cat.model("llama-3.1-70b")
+    ev = run(cat, model, "h100-sxm", TrainSetup(tp=8, dp=8, fsdp="full", seq_len=8192, recompute="full"))
+    assert float(ev.step.tensor_parallel[0]) > 0
+    assert 0 < float(ev.mfu_pct[0]) < float(ev.hfu_pct[0]) < 100
+    one = run(cat, model, "h100-sxm", TrainSetup(tp=1, dp=64, fsdp="full", seq_len=8192, recompute="full"))
+    assert float(one.step.tensor_parallel[0]) == 0.0
+
+
+def test_fp8_is_faster_than_bf16_on_hopper_and_refused_on_ampere(cat: Catalogue) -> None:
+    from aicap.sizing.core.errors import InputError
+
+    model = cat.model("llama-3.1-8b")
+    bf16 = run(cat, model, "h100-sxm", TrainSetup(dp=8, seq_len=4096))
+    fp8 = run(cat, model, "h100-sxm", TrainSetup(dp=8, seq_len=4096, precision="fp8"))
+    assert float(fp8.tokens_per_s_per_device[0]) > float(bf16.tokens_per_s_per_device[0])
+    with pytest.raises(InputError, match="fp8"):
+        run(cat, model, "a100-80gb-sxm", TrainSetup(dp=8, precision="fp8"))
+
+
+def test_groups_across_instances_move_at_their_rails_pace() -> None:
+    """Inside the domain a collective runs at the link; across instances each of a group's ranks on an
+    instance brings one network rail, capped at the link."""
+    import numpy as np
+
+    from aicap.sizing.train.step import Fabric, _group_bw
+
+    fabric = Fabric(link_gbs=450.0, domain=8, node=8, network_gbs=50.0)
+    link, net = 450e9, 50e9
+    bw = _group_bw(np.array([8.0, 16.0, 16.0, 4.0]), np.array([1.0, 1.0, 8.0, 4.0]), fabric, link, net)
+    assert list(bw) == [link, 8 * net, net, 2 * net]
