@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 
 from hypothesis import assume, given, settings
@@ -34,7 +35,7 @@ def _setup(d: dict[str, object], **over: object) -> TrainSetup:
 @given(layouts)
 def test_more_zero_sharding_never_raises_memory(d: dict[str, object]) -> None:
     totals = [float(run(CAT, CAT.model(str(d["model"])), str(d["device"]), _setup(d, zero=z)).memory.total[0]) for z in (0, 1, 2, 3)]
-    assert all(b <= a + 1e-9 for a, b in zip(totals, totals[1:], strict=False)), totals
+    assert all(b <= a + 1e-9 for a, b in itertools.pairwise(totals)), totals
 
 
 @settings(max_examples=60, deadline=None)
