@@ -36,7 +36,7 @@ class TrainingFactors(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     step_efficiency: Fraction
-    dp_overlap: Fraction
+    dp_overlap: float = Field(ge=0.0, le=1.0)
     logits_bytes: PosFloat
     nf4_bits_per_param: PosFloat
     host_link_gbps: PosFloat

@@ -7,8 +7,10 @@ over ``s/2`` keys on average, ``F_attn = L · n_q (d_qk + d_v) · s``. Training 
 
 .. math:: F_{hw} = (3 + r_{full}) F_{lin} + (1 + 2.5 + r_{sel}) F_{attn}
 
-Without FlashAttention the ``s × s`` scores of every head also move through memory
-(``33`` bytes per score per step, ``44`` when recomputed) at the family's memory efficiency.
+Memory-bound traffic adds at the family's memory efficiency: without FlashAttention the ``s × s``
+scores of every head (``33`` bytes per score per step, ``44`` when recomputed); with QLoRA the NF4
+weights dequantised to 16 bit (read ``nf4_bits/8`` + write 2 bytes per weight) in the forward and
+backward pass (and the recomputed forward) of every micro-batch.
 The backward pass costs twice the forward for matmuls and 2.5 times for FlashAttention
 (it recomputes the scores), ``r_full = 1`` with full recomputation and ``r_sel = 1`` when the
 attention core is recomputed (selective or full). LoRA and QLoRA skip the frozen weights'
@@ -103,7 +105,7 @@ class RawStep:
 
     matmul: Col
     attention: Col
-    scores: Col
+    memory_bound: Col
     tensor: Col
     cp_traffic: Col
     expert: Col
@@ -200,6 +202,9 @@ def step_time(shape: ModelShape, g: Grid, device: DeviceSpec, eff: EfficiencySpe
     t_attn = tokens_per_device * flops.hardware_attention / rate_attn
     score_passes = SCORE_TRAFFIC * (1.0 + (g.recompute >= 1) / 3.0)
     scores = np.where(g.flash > 0, 0.0, tokens_per_device * shape.layers * shape.heads * g.seq_len * score_passes)
+    if r.method == "qlora":  # NF4 weights are dequantised to 16 bit in every pass of every micro-batch
+        passes = 2.0 + (g.recompute == 2)
+        scores = scores + g.micro_batches * passes * params_per_device(shape, g) * (factors.nf4_bits_per_param / 8.0 + 2.0)
     t_scores = scores / (device.memory_bw_gbps * 1e9 * eff.memory)
 
     link = fabric.link_gbs * 1e9 * eff.link
@@ -247,7 +252,7 @@ def step_time(shape: ModelShape, g: Grid, device: DeviceSpec, eff: EfficiencySpe
     host = opt_shard * (4.0 + 2.0) / (factors.host_link_gbps * 1e9 * eff.link)
     optimizer = np.where(g.offload >= 1, host, update)
     unreachable: Col = np.where(spans, np.inf, 0.0) if fabric.network_gbs is None else np.zeros_like(p_dev)
-    raw = RawStep(matmul=t_lin + t_attn, attention=t_attn, scores=t_scores, tensor=tensor, cp_traffic=cp_send,
+    raw = RawStep(matmul=t_lin + t_attn, attention=t_attn, memory_bound=t_scores, tensor=tensor, cp_traffic=cp_send,
                   expert=expert, p2p=p2p, bubble_ratio=(g.pp - 1.0) / (g.vp * m), dp_traffic=dp_time + unreachable,
                   optimizer=optimizer, flops=flops)  # fmt: skip
     return assemble(raw, factors.step_efficiency, factors.dp_overlap)
@@ -256,11 +261,11 @@ def step_time(shape: ModelShape, g: Grid, device: DeviceSpec, eff: EfficiencySpe
 def assemble(raw: RawStep, step_efficiency: float, dp_overlap: float) -> StepColumns:
     """Combine raw step terms under the two fitted factors (the module docstring's equations).
 
-    ``compute = matmul / η + scores``; context-parallel traffic hides behind attention;
+    ``compute = matmul / η + memory_bound``; context-parallel traffic hides behind attention;
     ``bubble = (compute + tp + cp + ep) · (p − 1)/(v m)``; data-parallel traffic is exposed beyond
     ``dp_overlap · compute``.
     """
-    compute = raw.matmul / step_efficiency + raw.scores
+    compute = raw.matmul / step_efficiency + raw.memory_bound
     context = np.maximum(0.0, raw.cp_traffic - raw.attention / step_efficiency)
     pipelined = compute + raw.tensor + context + raw.expert
     return StepColumns(
