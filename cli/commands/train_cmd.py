@@ -11,21 +11,34 @@ from aicap.cli.render import Format, Table, View, emit
 from aicap.cli.state import catalogue, guarded, info
 
 FormatOpt = Annotated[Format, typer.Option("--format", "-f", help="Output format.")]
-_SUFFIX = {"": 1.0, "k": 1e3, "m": 1e6, "b": 1e9, "g": 1e9, "t": 1e12, "p": 1e15}
+_SUFFIX = {
+    "": 1.0,
+    "k": 1e3,
+    "m": 1e6,
+    "b": 1e9,
+    "g": 1e9,
+    "t": 1e12,
+    "p": 1e15,
+    "ki": 2.0**10,
+    "mi": 2.0**20,
+    "gi": 2.0**30,
+    "ti": 2.0**40,
+}
+MAX_DEVICES = 65_536
 #: Default tokens per optimizer step in a search: 4 Mi for pre-training (Llama 2/3 used ~4M), 128 Ki for fine-tuning.
 DEFAULT_BATCH = {"full": 2**22, "lora": 2**17, "qlora": 2**17}
 
 
 def parse_tokens(text: str, flag: str = "--tokens") -> float:
-    """``2T``, ``500B``, ``1.5e12`` or ``10M`` → a positive number of tokens."""
+    """``2T``, ``500B``, ``1.5e12``, ``10M`` or binary ``4Mi`` → a number of tokens, at least 1."""
     from aicap.sizing.core.errors import InputError
 
-    m = re.fullmatch(r"\s*([0-9]*\.?[0-9]+(?:[eE][+-]?[0-9]+)?)\s*([kKmMbBgGtTpP]?)\s*", text)
-    if m is None:
-        raise InputError(f"{flag} {text!r}: expected a number of tokens such as 2T, 500B, 10M or 1.5e12")
-    value = float(m.group(1)) * _SUFFIX[m.group(2).lower()]
-    if not 0 < value < 1e18:
-        raise InputError(f"{flag} {text!r}: must be between 0 and 1e18 tokens")
+    m = re.fullmatch(r"\s*([0-9]*\.?[0-9]+(?:[eE][+-]?[0-9]+)?)\s*([kKmMbBgGtTpP][iI]?)?\s*", text)
+    if m is None or (m.group(2) or "").lower() not in _SUFFIX:
+        raise InputError(f"{flag} {text!r}: expected a number of tokens such as 2T, 500B, 10M, 4Mi or 1.5e12")
+    value = float(m.group(1)) * _SUFFIX[(m.group(2) or "").lower()]
+    if not 1 <= value <= 1e18:
+        raise InputError(f"{flag} {text!r}: must be at least 1 token and at most 1e18")
     return value
 
 
@@ -33,14 +46,32 @@ def _usd(v: float | None) -> str:
     return "–" if v is None else f"${v:,.0f}"
 
 
+def layout_text(lay: dict[str, Any], short: bool = False) -> str:
+    """``TP2·PP4·CP1·DP16·EP8, FSDP full, recompute full, micro-batch 1 × 8192 tokens`` (short: the degrees and sharding)."""
+    degrees = f"TP{lay['tp']}·PP{lay['pp']}" + (f"·CP{lay['cp']}" if lay["cp"] > 1 or not short else "") + f"·DP{lay['dp']}"
+    degrees += f"·EP{lay['ep']}" if lay["ep"] > 1 else ""
+    degrees += f"·VP{lay['virtual_pipeline']}" if lay["virtual_pipeline"] > 1 else ""
+    sharding = f"FSDP {lay['fsdp']}" if lay["fsdp"] != "none" else f"ZeRO-{lay['zero']}"
+    if short:
+        return f"{degrees}, {sharding}, {lay['recompute']}"
+    return f"{degrees}, {sharding}, recompute {lay['recompute']}, micro-batch {lay['micro_batch']} × {lay['seq_len']} tokens"
+
+
+def duration(days: float) -> str:
+    """Days, hours or minutes, whichever reads best."""
+    if days >= 1:
+        return f"{days:,.2f} days"
+    if days * 24 >= 1:
+        return f"{days * 24:,.2f} hours"
+    return f"{days * 1440:,.1f} minutes"
+
+
 def job_rows(doc: dict[str, Any]) -> list[list[Any]]:
     """Key/value rows describing one job document."""
     lay = doc["layout"]
     mem = doc["memory_gib_per_device"]
     st = doc["step_breakdown_s"]
-    layout = (f"TP{lay['tp']}·PP{lay['pp']}·CP{lay['cp']}·DP{lay['dp']}" + (f"·EP{lay['ep']}" if lay["ep"] > 1 else "")
-              + (f", FSDP {lay['fsdp']}" if lay["fsdp"] != "none" else f", ZeRO-{lay['zero']}")
-              + f", recompute {lay['recompute']}, micro-batch {lay['micro_batch']} × {lay['seq_len']} tokens")  # fmt: skip
+    layout = layout_text(lay)
     where = f"{doc['instances']}× {doc['instance']}" if doc["instance"] else "no catalogue instance"
     recipe = f"{lay['method']}" + (f" (rank {lay['lora_rank']} on {lay['lora_targets']})" if lay["method"] != "full" else "")
     rows: list[list[Any]] = [
@@ -49,7 +80,8 @@ def job_rows(doc: dict[str, Any]) -> list[list[Any]]:
         ["layout", layout],
         ["fits", "yes" if doc["fits"] else "NO: " + "; ".join(doc["advice"])],
         ["memory per device (GiB)", f"weights {mem['weights']:.1f} + gradients {mem['gradients']:.1f} + optimizer {mem['optimizer']:.1f} "
-                                     f"+ activations {mem['activations']:.1f} + overhead {mem['overhead']:.1f} = {mem['total']:.1f} of {mem['capacity']:g}"],
+                                     f"+ activations {mem['activations']:.1f} + overhead {mem['overhead']:.1f} = {mem['total']:.1f} of {mem['capacity']:g}"
+                                     + (f"; {mem['host_offload']:.1f} offloaded to host memory" if mem["host_offload"] > 0 else "")],
         ["step time", f"{doc['step_time_s']:,.3f} s for {doc['tokens_per_step']:,} tokens (compute {st['compute']:.3f}, TP {st['tensor_parallel']:.3f}, "
                       f"CP {st['context_parallel']:.3f}, EP {st['expert_parallel']:.3f}, PP bubble {st['pipeline_bubble']:.3f} + p2p {st['pipeline_p2p']:.3f}, "
                       f"DP exposed {st['data_parallel_exposed']:.3f}, optimizer {st['optimizer']:.3f})"],
@@ -61,7 +93,7 @@ def job_rows(doc: dict[str, Any]) -> list[list[Any]]:
         band = doc["error_band"]["wall_clock_days"]
         rows += [
             ["tokens", f"{doc['tokens']:,.4g} in {doc['steps']:,} steps"],
-            ["wall clock", f"{doc['wall_clock_days']:,.2f} days (band {band[0]:,.2f}–{band[1]:,.2f})"],
+            ["wall clock", f"{duration(doc['wall_clock_days'])} (band {duration(band[0])} – {duration(band[1])})"],
             ["device-hours", f"{doc['device_hours']:,.0f}"],
             ["cost", ", ".join(f"{k} {_usd(v)}" for k, v in doc["usd"].items() if v is not None) or "no price for this hardware"],
             ["energy", "–" if doc["energy_kwh"] is None else f"{doc['energy_kwh']:,.0f} kWh at board power (before PUE)"],
@@ -98,18 +130,18 @@ def register(app: typer.Typer) -> None:
         recompute: Annotated[str, typer.Option("--recompute", help="none, selective or full activation recomputation.")] = "selective",
         micro_batch: Annotated[int, typer.Option("--micro-batch", help="Sequences per micro-batch.")] = 1,
         seq_len: Annotated[int, typer.Option("--seq-len", help="Tokens per sequence.")] = 4096,
-        global_batch_tokens: Annotated[str | None, typer.Option("--global-batch-tokens", help="Tokens per optimizer step (search default: 4Mi full, 128Ki LoRA).")] = None,
+        global_batch_tokens: Annotated[str | None, typer.Option("--global-batch-tokens", help="Tokens per optimizer step: 4M, 4Mi (default: 4Mi full, 128Ki LoRA/QLoRA, at least one micro-batch per replica).")] = None,
         precision: Annotated[str, typer.Option("--precision", help="bf16, fp16 or fp8 (fp8 linear layers).")] = "bf16",
         optimizer: Annotated[str, typer.Option("--optimizer", help="adamw, adam8bit or sgd.")] = "adamw",
         offload: Annotated[str, typer.Option("--offload", help="none, optimizer or all (states in host memory).")] = "none",
         method: Annotated[str, typer.Option("--method", help="full, lora or qlora.")] = "full",
         lora_rank: Annotated[int, typer.Option("--lora-rank", help="LoRA rank.")] = 16,
         lora_targets: Annotated[str, typer.Option("--lora-targets", help="qv, attention or all (attention + MLP).")] = "attention",
-        deadline_days: Annotated[float | None, typer.Option("--deadline-days", help="Search: finish within this many days (cheapest that does).")] = None,
-        budget: Annotated[float | None, typer.Option("--budget", help="Search: spend at most this many USD (fastest that does).")] = None,
+        deadline_days: Annotated[float | None, typer.Option("--deadline-days", help="Finish within this many days (search: the cheapest that does; --devices: exit 3 if not).")] = None,
+        budget: Annotated[float | None, typer.Option("--budget", help="Spend at most this many USD (search: the fastest that does; --devices: exit 3 if not).")] = None,
         cloud: Annotated[list[str] | None, typer.Option("--cloud", help="Search: only these clouds (aws, gcp, azure; repeatable).")] = None,
         max_devices: Annotated[int, typer.Option("--max-devices", help="Search: at most this many devices.")] = 4096,
-        pricing: Annotated[str, typer.Option("--pricing", help="on_demand, spot, reserved_1y or reserved_3y.")] = "on_demand",
+        pricing: Annotated[str, typer.Option("--pricing", help="on_demand, spot, reserved_1y or reserved_3y (with --devices: the instance priced so).")] = "on_demand",
         fmt: FormatOpt = Format.table,
     ) -> None:  # fmt: skip
         """Size a pre-training or fine-tuning job: memory, step time, MFU, days, device-hours, cost and energy."""
@@ -129,35 +161,66 @@ def register(app: typer.Typer) -> None:
                 raise InputError(f"{name} {value:g}: must be positive")
         recipe_fields: dict[str, Any] = {"precision": precision, "optimizer": optimizer, "method": method, "lora_rank": lora_rank,
                                          "lora_targets": lora_targets}  # fmt: skip
+        if method not in DEFAULT_BATCH:
+            raise InputError(f"--method {method!r}: valid: {', '.join(DEFAULT_BATCH)}")
         if devices is not None:
             hw = hardware or []
             if len(hw) != 1:
                 raise InputError("--devices evaluates one layout: give exactly one --hardware (a device id or an instance name)")
-            if devices < 1 or devices % (tp * pp * cp):
-                raise InputError(f"--devices {devices}: must be a positive multiple of tp × pp × cp = {tp * pp * cp}")
-            fields = {"tp": tp, "pp": pp, "cp": cp, "dp": dp or devices // (tp * pp * cp), "ep": ep, "virtual_pipeline": vp, "zero": zero,
+            if cloud or max_devices != 4096:
+                raise InputError("--cloud and --max-devices filter the search; with --devices name the instance in --hardware instead")
+            for name, value in (("--tp", tp), ("--pp", pp), ("--cp", cp), ("--ep", ep), ("--virtual-pipeline", vp), ("--micro-batch", micro_batch),
+                                ("--seq-len", seq_len), ("--lora-rank", lora_rank)):  # fmt: skip
+                if value < 1:
+                    raise InputError(f"{name} {value}: must be a positive integer")
+            if not 1 <= devices <= MAX_DEVICES or devices % (tp * pp * cp):
+                raise InputError(f"--devices {devices}: must be a multiple of tp × pp × cp = {tp * pp * cp} between 1 and {MAX_DEVICES:,}")
+            n_dp = dp or devices // (tp * pp * cp)
+            if n_dp * tp * pp * cp != devices:
+                raise InputError(f"--dp {dp}: tp × pp × cp × dp = {n_dp * tp * pp * cp}, not --devices {devices}")
+            batch = gbt or max(DEFAULT_BATCH[method], n_dp * micro_batch * seq_len)
+            fields = {"tp": tp, "pp": pp, "cp": cp, "dp": n_dp, "ep": ep, "virtual_pipeline": vp, "zero": zero,
                       "fsdp": fsdp, "recompute": recompute, "micro_batch": micro_batch, "seq_len": seq_len,
-                      "global_batch_tokens": gbt, "offload": offload, **recipe_fields}  # fmt: skip
-            if fields["dp"] * tp * pp * cp != devices:
-                raise InputError(f"--dp {dp}: tp × pp × cp × dp = {fields['dp'] * tp * pp * cp}, not --devices {devices}")
+                      "global_batch_tokens": batch, "offload": offload, **recipe_fields}  # fmt: skip
             try:
                 setup = TrainSetup.model_validate(fields)
             except ValidationError as exc:
                 raise InputError(_one_line(exc)) from None
             from aicap.sizing.train.api import estimate_job
 
-            res = estimate_job(cat, spec_model, hw[0], setup, n_tokens)
+            res = estimate_job(cat, spec_model, hw[0], setup, n_tokens, pricing=pricing)  # type: ignore[arg-type]
             doc = res.model_dump(mode="json")
             emit(View(doc, [Table(f"Training job: {res.model}", ["", "value"], job_rows(doc), _caption(doc))]), fmt)
             if not res.fits:
                 raise InfeasibleError(f"{res.model} does not fit on {res.hardware}: {res.advice[0]}")
+            if (deadline_days is not None or budget is not None) and n_tokens is None:
+                raise InputError("--deadline-days and --budget need --tokens")
+            if deadline_days is not None and res.wall_clock_days is not None and res.wall_clock_days > deadline_days:
+                raise InfeasibleError(f"the job takes {duration(res.wall_clock_days)}, over the {deadline_days:g}-day deadline")
+            cost = res.usd.get(pricing)
+            if budget is not None and cost is None:
+                raise InfeasibleError(f"{res.instance or res.hardware} has no {pricing} price to check the ${budget:,.0f} budget against")
+            if budget is not None and cost is not None and cost > budget:
+                raise InfeasibleError(f"the job costs ${cost:,.0f} ({pricing}), over the ${budget:,.0f} budget")
             return
         if n_tokens is None:
             raise InputError("the search needs --tokens (or give --devices and one --hardware to evaluate a layout)")
-        layout_given = (tp, pp, cp, ep, vp, dp, zero, fsdp, recompute, micro_batch) != (1, 1, 1, 1, 1, None, 1, "none", "selective", 1)
+        layout_given = (tp, pp, cp, ep, vp, dp, zero, fsdp, recompute, micro_batch, offload) != (
+            1,
+            1,
+            1,
+            1,
+            1,
+            None,
+            1,
+            "none",
+            "selective",
+            1,
+            "none",
+        )
         if layout_given:
-            raise InputError("layout options (--tp, --pp, --dp, --cp, --ep, --zero, --fsdp, --recompute, --micro-batch) need --devices; "
-                             "without it aicap searches layouts itself")  # fmt: skip
+            raise InputError("layout options (--tp, --pp, --dp, --cp, --ep, --virtual-pipeline, --zero, --fsdp, --recompute, --micro-batch, "
+                             "--offload) need --devices; without it aicap searches layouts itself")  # fmt: skip
         try:
             probe = TrainSetup.model_validate({"seq_len": seq_len, **recipe_fields})
         except ValidationError as exc:
@@ -176,10 +239,9 @@ def register(app: typer.Typer) -> None:
                      "cheapest meeting the deadline" if deadline_days else "fastest within the budget" if budget else "cheapest")  # fmt: skip
         doc = {"schema_version": 1, "objective": objective, "pricing": pricing, "plan": best, "alternatives": alts,
                "layouts_evaluated": plan.evaluated, "layouts_feasible": plan.feasible}  # fmt: skip
-        alt_rows = [[a["hardware"], f"{a['instances']}× {a['instance']}", a["devices"],
-                     f"TP{a['layout']['tp']}·PP{a['layout']['pp']}·DP{a['layout']['dp']}", round(a["wall_clock_days"], 2),
-                     a["usd"][pricing] and round(a["usd"][pricing]), round(a["mfu_pct"], 1),
-                     "fitted" if a["efficiency_calibrated"] else "prior"] for a in alts]  # fmt: skip
+        alt_rows = [[a["hardware"], f"{a['instances']}× {a['instance']}", a["devices"], layout_text(a["layout"], short=True),
+                     duration(a["wall_clock_days"]), a["usd"][pricing] and round(a["usd"][pricing]), f"{a['mfu_pct']:.1f}",
+                     "fitted (serving)" if a["efficiency_calibrated"] else "prior"] for a in alts]  # fmt: skip
         tables = [
             Table(f"Training plan ({objective}, {pricing})", ["", "value"], job_rows(best), _caption(best)),
             Table(
@@ -198,6 +260,7 @@ def _one_line(exc: Exception) -> str:
 
     if isinstance(exc, ValidationError):
         err = exc.errors()[0]
-        loc = ".".join(str(x) for x in err["loc"]) or "layout"
-        return f"{loc.replace('_', '-')}: {err['msg']}"
+        loc = ".".join(str(x) for x in err["loc"])
+        msg = str(err["msg"]).removeprefix("Value error, ")
+        return f"--{loc.replace('_', '-')}: {msg}" if loc else f"layout: {msg}"
     return str(exc)

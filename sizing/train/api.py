@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from aicap.sizing.core.catalogue import CatalogueLike
 from aicap.sizing.core.errors import InfeasibleError, InputError
 from aicap.sizing.core.specs import DeviceSpec, InstanceSpec
+from aicap.sizing.core.specs.instance import PricingModel
 from aicap.sizing.core.specs.model import AnyModel, DecoderModel
 from aicap.sizing.train.estimate import Hardware, evaluate
 from aicap.sizing.train.fabric import best_instance, fabric_of
@@ -31,26 +32,38 @@ class Plan:
     feasible: int
 
 
-def resolve_hardware(cat: CatalogueLike, ref: str, devices: int) -> tuple[DeviceSpec, InstanceSpec | None]:
+def resolve_hardware(
+    cat: CatalogueLike, ref: str, devices: int, pricing: PricingModel = "on_demand"
+) -> tuple[DeviceSpec, InstanceSpec | None]:
     """A device id or an instance name → the device and the instance the job runs (and is billed) on.
 
-    For a bare device: when ``devices`` fit in one instance, the instance with the lowest on-demand
-    price for them (whole instances billed; ties to the faster network, then the name); otherwise the
-    instance carrying most of the device with the fastest network.
+    For a bare device: when ``devices`` fit in one instance, the instance with the lowest price under
+    ``pricing`` for them (whole instances billed; ties to the faster network, then the name); otherwise
+    the instance carrying most of the device with the fastest network. Instances without a price
+    under ``pricing`` are passed over while another one has it.
+
+    Raises
+    ------
+    InputError
+        For CPUs (training sizing covers accelerators).
     """
-    if ref in cat.instances:
-        inst = cat.instances[ref]
-        return cat.device(inst.device), inst
-    dev = cat.device(ref)
-    rows = [i for i in cat.instances.values() if i.device == dev.id and i.devices >= devices]
-    if rows:
+    inst = cat.instances.get(ref)
+    dev = cat.device(inst.device if inst is not None else ref)
+    if dev.kind == "cpu":
+        raise InputError(f"{dev.id} is a CPU; training sizing covers accelerators (GPUs, TPUs, Gaudi): see `aicap hardware list`")
+    if inst is not None:
+        return dev, inst
+    rows = [i for i in cat.instances.values() if i.device == dev.id]
+    priced = [i for i in rows if i.price(pricing) is not None] or rows
+    holding = [i for i in priced if i.devices >= devices]
+    if holding:
 
         def key(i: InstanceSpec) -> tuple[float, float, str]:
             net = 0.0 if i.network is None else i.network.gbps / i.devices
-            return (i.price_usd_per_hour.on_demand, -net, i.name)
+            return (i.price(pricing) or i.price_usd_per_hour.on_demand, -net, i.name)
 
-        return dev, min(rows, key=key)
-    return dev, best_instance(dev, cat.instances.values())
+        return dev, min(holding, key=key)
+    return dev, best_instance(dev, priced)
 
 
 def _band(factors: TrainingFactors) -> tuple[float, str]:
@@ -62,7 +75,7 @@ def _band(factors: TrainingFactors) -> tuple[float, str]:
 
 
 def estimate_job(cat: CatalogueLike, model: AnyModel, hardware: str, setup: TrainSetup, tokens: float | None,
-                 factors: TrainingFactors | None = None) -> TrainResult:  # fmt: skip
+                 factors: TrainingFactors | None = None, pricing: PricingModel = "on_demand") -> TrainResult:  # fmt: skip
     """Evaluate one layout of one job.
 
     Raises
@@ -72,15 +85,18 @@ def estimate_job(cat: CatalogueLike, model: AnyModel, hardware: str, setup: Trai
     """
     factors = factors or load_factors()
     if not isinstance(model, DecoderModel):
-        raise InputError(f"training sizing covers decoder models; {model.id} is a {model.kind} model")
+        raise InputError(f"training sizing covers decoder models; {model.id} is an encoder or generic model (kind {model.kind})")
     check_against_model(setup, model)
-    dev, inst = resolve_hardware(cat, hardware, setup.devices)
+    dev, inst = resolve_hardware(cat, hardware, setup.devices, pricing)
     fabric = fabric_of(dev, inst)
     if setup.devices > fabric.node and fabric.network_gbs is None:
-        where = inst.name if inst is not None else f"no catalogue instance of {dev.id}"
-        raise InputError(f"{setup.devices} devices span more than one instance of {fabric.node} and {where} has no sourced network "
-                         f"bandwidth; use at most {fabric.node} devices or an instance with a network")  # fmt: skip
-    hw = Hardware(dev, cat.efficiency_for(dev), cat.runtime_spec, fabric)
+        where = f"{inst.name} has no sourced network bandwidth" if inst is not None else f"no catalogue instance carries {dev.id}"
+        raise InputError(f"{setup.devices} devices span more than one instance of {fabric.node}, and {where}; "
+                         f"use at most {fabric.node} devices or an instance with a network")  # fmt: skip
+    host = None
+    if inst is not None and inst.host_memory_gib is not None:
+        host = inst.host_memory_gib * cat.runtime_spec.cpu_usable_memory_fraction / inst.devices
+    hw = Hardware(dev, cat.efficiency_for(dev), cat.runtime_spec, fabric, host)
     ev = evaluate(shape_of(model), Grid.of([setup]), hw, factors)
     error, basis = _band(factors)
     return result(model.id, dev.id, setup, ev, 0, Pricing(inst, dev.tdp_w, hw.efficiency.calibrated), tokens, error, basis)
@@ -90,11 +106,11 @@ def plan_job(cat: CatalogueLike, spec: SearchSpec, factors: TrainingFactors | No
     """Search for the best job (see :mod:`aicap.sizing.train.search`) and report it in full."""
     factors = factors or load_factors()
     if not isinstance(spec.model, DecoderModel):
-        raise InputError(f"training sizing covers decoder models; {spec.model.id} is a {spec.model.kind} model")
+        raise InputError(f"training sizing covers decoder models; {spec.model.id} is an encoder or generic model (kind {spec.model.kind})")
     outcome: SearchOutcome = search(cat, spec, factors)
 
     def full(o_inst: InstanceSpec, setup: TrainSetup) -> TrainResult:
-        return estimate_job(cat, spec.model, o_inst.name, setup, spec.tokens, factors)
+        return estimate_job(cat, spec.model, o_inst.name, setup, spec.tokens, factors, spec.pricing)
 
     best = full(outcome.best.instance, outcome.best.setup)
     if not best.fits:

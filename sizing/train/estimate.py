@@ -17,9 +17,9 @@ from aicap.sizing.train.step import Fabric, StepColumns, step_time
 class Evaluation:
     """Memory, step time and the rates derived from them, one value per layout.
 
-    ``mfu_pct`` and ``hfu_pct`` divide model and hardware FLOPs per second per device by the
-    device's dense 16-bit peak (the literature's convention, also for fp8 runs, as torchtitan and
-    PaLM report it): ``MFU = tokens/s/device · F_model / P_16``.
+    ``mfu_pct`` and ``hfu_pct`` divide model and utilised FLOPs per second per device by the
+    device's dense 16-bit peak (also for fp8 runs, as torchtitan and PaLM report it):
+    ``MFU = tokens/s/device · F_model / P_16``, with attention counted causally.
     """
 
     memory: MemoryColumns
@@ -39,6 +39,7 @@ class Hardware:
     efficiency: EfficiencySpec
     runtime: RuntimeSpec
     fabric: Fabric
+    host_gib_per_device: float | None = None
 
     @property
     def peak16_tflops(self) -> float:
@@ -52,7 +53,7 @@ def evaluate(shape: ModelShape, g: Grid, hw: Hardware, factors: TrainingFactors)
 
     ``tokens/s/device = B / (t_step · D)`` for ``B`` tokens per step on ``D`` devices.
     """
-    mem = memory(shape, g, hw.device.memory_gib, hw.runtime, factors)
+    mem = memory(shape, g, hw.device.memory_gib, hw.runtime, factors, hw.host_gib_per_device)
     step = step_time(shape, g, hw.device, hw.efficiency, hw.fabric, factors)
     t = step.total
     tps = g.batch_tokens / (t * g.devices)

@@ -42,6 +42,8 @@ class MemoryReport(BaseModel):
     overhead: float
     total: float
     capacity: float
+    host_offload: float
+    host_capacity: float | None
 
 
 class StepReport(BaseModel):
@@ -106,8 +108,11 @@ class TrainResult(BaseModel):
 
 def advice(mem: MemoryColumns, i: int, setup: TrainSetup) -> list[str]:
     """What to cut when a layout does not fit: the two largest terms, each with remedies not yet applied."""
-    if mem.total[i] <= mem.capacity:
+    if bool(mem.fits[i]):
         return []
+    if mem.total[i] <= mem.capacity and mem.host_capacity is not None:
+        return [f"offloaded states need {float(mem.host[i]):.1f} GiB of host memory per device, the instance has "
+                f"{mem.host_capacity:.1f} GiB per device: offload less, shard more, or a larger instance"]  # fmt: skip
     sharded = setup.zero_stage >= 3
     remedies: dict[str, list[str]] = {
         "optimizer": (["shard optimizer states over more data-parallel devices"] if setup.zero_stage >= 1 else ["--zero 1"])
@@ -170,9 +175,13 @@ def result(model_id: str, hardware: str, setup: TrainSetup, ev: Evaluation, i: i
         instances=n_inst,
         devices=d,
         layout=setup.model_dump(),
-        fits=bool(mem.total[i] <= mem.capacity),
+        fits=bool(mem.fits[i]),
         memory_gib_per_device=MemoryReport(
-            **{t: float(getattr(mem, t)[i]) for t in TERMS}, total=float(mem.total[i]), capacity=mem.capacity
+            **{t: float(getattr(mem, t)[i]) for t in TERMS},
+            total=float(mem.total[i]),
+            capacity=mem.capacity,
+            host_offload=float(mem.host[i]),
+            host_capacity=mem.host_capacity,
         ),
         advice=advice(mem, i, setup),
         step_time_s=t_step,

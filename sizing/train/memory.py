@@ -35,6 +35,9 @@ micro-batches of its ``L/p`` layers, times ``1 + (p − 1)/(p v)`` when interlea
 chunks (Korthikanti et al., Sec. 4.2.3). The last stage also holds the logits,
 ``b s V / (t c) · logits_bytes``.
 
+**Host memory**: offloaded states (``host``) must fit the instance's host memory share per device,
+``host_memory_gib · cpu_usable_memory_fraction / devices``.
+
 **Overhead**: the runtime reserve of the serving model (CUDA context, workspaces) plus the
 communication buffers when more than one device works on the job.
 """
@@ -70,6 +73,8 @@ class MemoryColumns:
     activations: Col
     overhead: Col
     capacity: float
+    host: Col
+    host_capacity: float | None = None
 
     @property
     def total(self) -> Col:
@@ -78,8 +83,11 @@ class MemoryColumns:
 
     @property
     def fits(self) -> npt.NDArray[np.bool_]:
-        """Whether the total is within the device's memory."""
-        return self.total <= self.capacity
+        """Whether the total is within the device's memory (and offloaded states within host memory)."""
+        ok: npt.NDArray[np.bool_] = self.total <= self.capacity
+        if self.host_capacity is not None:
+            ok = ok & (self.host <= self.host_capacity)
+        return ok
 
 
 def params_per_device(shape: ModelShape, g: Grid) -> Col:
@@ -115,7 +123,8 @@ def activation_bytes_per_token(shape: ModelShape, g: Grid) -> tuple[Col, Col]:
     return kept, none
 
 
-def memory(shape: ModelShape, g: Grid, capacity_gib: float, runtime: RuntimeSpec, factors: TrainingFactors) -> MemoryColumns:
+def memory(shape: ModelShape, g: Grid, capacity_gib: float, runtime: RuntimeSpec, factors: TrainingFactors,
+           host_gib_per_device: float | None = None) -> MemoryColumns:  # fmt: skip
     """Peak memory per device of every layout in ``g`` (see the module docstring for the equations).
 
     Parameters
@@ -130,10 +139,12 @@ def memory(shape: ModelShape, g: Grid, capacity_gib: float, runtime: RuntimeSpec
         Runtime reserves shared with the serving model (``runtime_overhead_gib``, ``comm_buffer_gib``).
     factors
         Training factors (logits bytes, NF4 bits).
+    host_gib_per_device
+        Host memory available to each device's offloaded states (GiB; ``None``: unknown, not checked).
     """
     r = g.recipe
     p_dev = params_per_device(shape, g)
-    layer = shape.max_layer / g.tp
+    layer = np.maximum(shape.layer_dense, shape.layer_moe_common + shape.layer_experts / g.ep) / g.tp  # one layer's shard
     if r.method == "full":
         trainable = p_dev
         frozen_bytes = np.zeros_like(p_dev)
@@ -160,6 +171,7 @@ def memory(shape: ModelShape, g: Grid, capacity_gib: float, runtime: RuntimeSpec
     if r.method == "full":
         gradients = np.where(g.opt_in_bwd > 0, 2.0 * layer, gradients)
     optimizer = (OPTIMIZER_BYTES[r.optimizer] - (0.0 if r.master_weights else 4.0)) * trainable / np.where(z >= 1, s, 1.0)
+    host = np.where(g.offload >= 1, optimizer, 0.0) + np.where(g.offload >= 2, weights - gathered + gradients - grad_buffer, 0.0)
     optimizer = np.where(g.offload >= 1, 0.0, optimizer)
     weights = np.where(g.offload >= 2, gathered, weights)
     gradients = np.where(g.offload >= 2, grad_buffer, gradients)
@@ -183,4 +195,6 @@ def memory(shape: ModelShape, g: Grid, capacity_gib: float, runtime: RuntimeSpec
         activations=activations / GIB,
         overhead=overhead + 0.0 * weights,
         capacity=capacity_gib,
+        host=host / GIB,
+        host_capacity=host_gib_per_device,
     )

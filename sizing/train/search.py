@@ -17,13 +17,14 @@ then to fewer devices, then to the instance name (deterministic).
 from __future__ import annotations
 
 import itertools
+import math
 from collections.abc import Iterable
 from dataclasses import dataclass
 
 import numpy as np
 
 from aicap.sizing.core.catalogue import CatalogueLike
-from aicap.sizing.core.errors import InfeasibleError
+from aicap.sizing.core.errors import InfeasibleError, InputError
 from aicap.sizing.core.specs import InstanceSpec
 from aicap.sizing.core.specs.instance import PricingModel
 from aicap.sizing.core.specs.model import AnyModel
@@ -39,6 +40,7 @@ PP_CHOICES = (1, 2, 4, 8, 16, 32)
 MICRO_BATCHES = (1, 2, 4, 8)
 EP_CHOICES = (1, 8, 16, 32, 64)
 LONG_SEQUENCE = 16384
+CLOUDS = ("aws", "gcp", "azure")
 
 
 @dataclass(frozen=True)
@@ -94,8 +96,32 @@ def _instances(cat: CatalogueLike, spec: SearchSpec) -> list[InstanceSpec]:
     return sorted(rows, key=lambda i: i.name)
 
 
+def _check(cat: CatalogueLike, spec: SearchSpec) -> None:
+    """Refuse filters that name nothing, or leave nothing to search, with one line naming the value."""
+    for ref in spec.hardware:
+        if ref in cat.instances:
+            continue
+        dev = cat.device(ref)  # raises UnknownIdError with the valid ids
+        if dev.kind == "cpu":
+            raise InputError(f"--hardware {ref}: a CPU; training sizing covers accelerators (GPUs, TPUs, Gaudi)")
+    for cloud in spec.clouds:
+        if cloud not in CLOUDS:
+            raise InputError(f"--cloud {cloud!r}: valid: {', '.join(CLOUDS)}")
+    if spec.max_devices < 1:
+        raise InputError(f"--max-devices {spec.max_devices}: must be at least 1")
+    rows = _instances(cat, spec)
+    if not rows:
+        raise InputError(f"no accelerator instance with a {spec.pricing} price matches --hardware {', '.join(spec.hardware) or 'any'} "
+                         f"and --cloud {', '.join(spec.clouds) or 'any'}")  # fmt: skip
+    if not any(spec.recipe.precision in cat.devices[i.device].peak_tflops for i in rows):
+        raise InputError(f"--precision {spec.recipe.precision}: none of the matching devices has that tensor rate")
+    if not any(i.devices <= spec.max_devices for i in rows):
+        smallest = min(i.devices for i in rows)
+        raise InputError(f"--max-devices {spec.max_devices}: the smallest matching instance holds {smallest} devices")
+
+
 def _grid(shape: ModelShape, spec: SearchSpec, inst: InstanceSpec, domain: int) -> Grid | None:
-    counts = [n for n in (2**k for k in range(13)) if n * inst.devices <= spec.max_devices]
+    counts = [n for n in (2**k for k in range(17)) if n * inst.devices <= spec.max_devices]
     if inst.network is None:
         counts = counts[:1]
     tps = [t for t in TP_CHOICES if t <= domain and shape.heads % t == 0]
@@ -161,6 +187,7 @@ def search(cat: CatalogueLike, spec: SearchSpec, factors: TrainingFactors) -> Se
         With the binding reason when nothing fits, or no job meets the deadline or budget.
     """
     shape = shape_of(spec.model)
+    _check(cat, spec)
     options: list[Option] = []
     evaluated = feasible = 0
     fastest: tuple[float, str] | None = None
@@ -172,7 +199,7 @@ def search(cat: CatalogueLike, spec: SearchSpec, factors: TrainingFactors) -> Se
         g = _grid(shape, spec, inst, fabric.domain)
         if g is None:
             continue
-        if spec.recipe.precision == "fp8" and "fp8" not in dev.peak_tflops:
+        if spec.recipe.precision not in dev.peak_tflops:
             continue
         ev = evaluate(shape, g, Hardware(dev, cat.efficiency_for(dev), cat.runtime_spec, fabric), factors)
         evaluated += len(g)
@@ -189,7 +216,8 @@ def search(cat: CatalogueLike, spec: SearchSpec, factors: TrainingFactors) -> Se
         feasible += int(ok.sum())
         idx = np.flatnonzero(ok)
         devices = g.devices[idx]
-        days = spec.tokens / (ev.tokens_per_s_per_device[idx] * devices) / 86400.0
+        steps = math.ceil(spec.tokens / spec.global_batch_tokens)
+        days = steps * ev.step_time_s[idx] / 86400.0
         n_inst = devices / inst.devices
         price = inst.price(spec.pricing)
         assert price is not None

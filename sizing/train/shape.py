@@ -48,6 +48,9 @@ class ModelShape:
     active: float
     linear_active: float
     max_layer: float
+    layer_dense: float
+    layer_moe_common: float
+    layer_experts: float
     lora_dims: tuple[tuple[int, int], ...]
     lora_mlp_dims: tuple[tuple[int, int], ...]
 
@@ -81,7 +84,7 @@ def shape_of(model: AnyModel) -> ModelShape:
         For encoder-only and generic models (training sizing covers decoders).
     """
     if not isinstance(model, DecoderModel):
-        raise InputError(f"training sizing covers decoder models; {model.id} is a {model.kind} model")
+        raise InputError(f"training sizing covers decoder models; {model.id} is an encoder or generic model (kind {model.kind})")
     inv = inventory(model)
     d = model.head_size
     q_dim, kv_dim = model.num_heads * d, model.kv_heads * d
@@ -96,14 +99,11 @@ def shape_of(model: AnyModel) -> ModelShape:
     body += inv.moe_layers * (inv.shared_per_layer + inv.router_per_layer)
     experts = inv.expert_total
     head = inv.lm_head + inv.final_norm
-    max_layer = (
-        inv.attn_per_layer
-        + inv.norms_per_layer
-        + max(
-            inv.mlp_per_layer if inv.dense_layers else 0.0,
-            inv.num_experts * inv.expert + inv.shared_per_layer + inv.router_per_layer if inv.moe_layers else 0.0,
-        )
-    )
+    layer_common = inv.attn_per_layer + inv.norms_per_layer
+    dense_layer = layer_common + (inv.mlp_per_layer if inv.dense_layers else 0.0)
+    moe_common = layer_common + inv.shared_per_layer + inv.router_per_layer
+    layer_experts = inv.num_experts * inv.expert if inv.moe_layers else 0.0
+    max_layer = max(dense_layer, moe_common + layer_experts)
     f = model.intermediate_size
     lora_dims = ((model.hidden_size, q_dim), (model.hidden_size, kv_dim), (model.hidden_size, kv_dim), (q_dim, model.hidden_size))
     n_up = 2 if model.mlp == "gated" else 1
@@ -133,6 +133,9 @@ def shape_of(model: AnyModel) -> ModelShape:
         active=inv.active,
         linear_active=inv.active - inv.embedding + (inv.lm_head_matmul - inv.lm_head),
         max_layer=max_layer,
+        layer_dense=dense_layer,
+        layer_moe_common=moe_common if inv.moe_layers else 0.0,
+        layer_experts=layer_experts,
         lora_dims=lora_dims,
         lora_mlp_dims=mlp_dims,
     )

@@ -42,7 +42,8 @@ bubble-free time, i.e. the bubble is ``(p − 1)/(v m + p − 1)`` of the total.
 
 **Optimizer update**: memory-bound, ``2 (K + 4)`` bytes touched per trainable parameter shard at
 the family's memory efficiency; offloaded states add the gradient (fp32) and weight (16-bit)
-transfer over the host link.
+transfer over the host link, and offloading everything streams the 16-bit weights in for every
+pass of every micro-batch.
 """
 
 from __future__ import annotations
@@ -142,8 +143,10 @@ def flops_per_token(shape: ModelShape, g: Grid) -> FlopsPerToken:
     """Model and hardware FLOPs per trained token (see the module docstring).
 
     HFU counts recomputation on top (Korthikanti et al. 2022): ``+2 N`` for full recomputation and
-    the attention forward (``4 L H Q T`` per token) when the attention core is recomputed. The model
-    FLOPs follow PaLM's MFU convention (Chowdhery et al. 2022, App. B): ``6 N + 12 L H Q T``
+    the attention forward (``2 L H Q T`` per token, causal) when the attention core is recomputed.
+    The model FLOPs follow PaLM's MFU convention (Chowdhery et al. 2022, App. B), ``6 N + 12 L H Q T``,
+    with the attention term halved for the causal mask (``6 N + 6 L H Q T``): the full count charges
+    the masked half too, which puts MFU over 100% at long sequences
     with ``N`` the active non-embedding parameters and attention counted without causal halving;
     LoRA counts the ``4 N`` its forward and input-gradient passes need plus ``6 N_lora``.
     """
@@ -156,8 +159,8 @@ def flops_per_token(shape: ModelShape, g: Grid) -> FlopsPerToken:
     lin_passes = 3.0 if r.method == "full" else 2.0
     hw_lin = (lin_passes + full) * lin + lora
     hw_attn = (1.0 + ATTN_BACKWARD + attn_re) * attn
-    model = lin_passes * lin + lora + 6.0 * attn
-    utilised = model + full * lin + 2.0 * attn_re * attn
+    model = lin_passes * lin + lora + 3.0 * attn
+    utilised = model + full * lin + attn_re * attn
     return FlopsPerToken(model=model, utilised=utilised, hardware=hw_lin + hw_attn, hardware_linear=hw_lin, hardware_attention=hw_attn)
 
 
@@ -191,10 +194,9 @@ def step_time(shape: ModelShape, g: Grid, device: DeviceSpec, eff: EfficiencySpe
     flops = flops_per_token(shape, g)
     lin_dtype: str = r.precision
     if lin_dtype not in device.peak_tflops:
-        if lin_dtype == "fp8":
-            raise InputError(f"{device.id} has no fp8 peak; precision fp8 needs Hopper, Ada, Blackwell, MI300 or Gaudi; use bf16")
-        lin_dtype = "bf16" if "bf16" in device.peak_tflops else "fp32"
-    p16 = "bf16" if "bf16" in device.peak_tflops else ("fp16" if "fp16" in device.peak_tflops else "fp32")
+        have = ", ".join(d for d in ("bf16", "fp16", "fp8") if d in device.peak_tflops) or "none of bf16, fp16, fp8"
+        raise InputError(f"{device.id} has no {lin_dtype} tensor rate; train it with --precision {have.split(', ')[0]} (its rates: {have})")
+    p16 = r.precision if r.precision in ("bf16", "fp16") else ("bf16" if "bf16" in device.peak_tflops else "fp16")
     rate_lin = device.peak_tflops[lin_dtype] * 1e12 * eff.compute_for(lin_dtype)
     rate_attn = device.peak_tflops[p16] * 1e12 * eff.compute_for(p16)
     tokens_per_device = g.batch_tokens / g.devices
@@ -249,8 +251,13 @@ def step_time(shape: ModelShape, g: Grid, device: DeviceSpec, eff: EfficiencySpe
     opt_shard = trainable / np.where(g.zero >= 1, g.shard, 1.0)
     touched = 2.0 * (OPTIMIZER_BYTES[r.optimizer] + 4.0)
     update = opt_shard * touched / (device.memory_bw_gbps * 1e9 * eff.memory)
-    host = opt_shard * (4.0 + 2.0) / (factors.host_link_gbps * 1e9 * eff.link)
-    optimizer = np.where(g.offload >= 1, host, update)
+    host_bw = factors.host_link_gbps * 1e9 * eff.link
+    host = opt_shard * (4.0 + 2.0) / host_bw
+    # offloaded weights stream in for every pass of every micro-batch (forward, backward, recompute)
+    streamed = np.where(
+        g.offload >= 2, m * (2.0 + (g.recompute == 2)) * (trainable + frozen) * 2.0 / np.where(g.zero >= 3, g.shard, 1.0) / host_bw, 0.0
+    )
+    optimizer = np.where(g.offload >= 1, host + streamed, update)
     unreachable: Col = np.where(spans, np.inf, 0.0) if fabric.network_gbs is None else np.zeros_like(p_dev)
     raw = RawStep(matmul=t_lin + t_attn, attention=t_attn, memory_bound=t_scores, tensor=tensor, cp_traffic=cp_send,
                   expert=expert, p2p=p2p, bubble_ratio=(g.pp - 1.0) / (g.vp * m), dp_traffic=dp_time + unreachable,

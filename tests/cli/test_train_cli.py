@@ -36,7 +36,8 @@ def test_json_carries_the_documented_fields_and_is_deterministic(aicap: Any) -> 
     for key in ("schema_version", "fits", "step_time_s", "tokens_per_s_per_device", "tflops_per_device", "mfu_pct",
                 "wall_clock_days", "device_hours", "usd", "error_band", "energy_kwh"):  # fmt: skip
         assert key in doc
-    assert set(doc["memory_gib_per_device"]) == {"weights", "gradients", "optimizer", "activations", "overhead", "total", "capacity"}
+    assert set(doc["memory_gib_per_device"]) == {"weights", "gradients", "optimizer", "activations", "overhead", "total", "capacity",
+                                                 "host_offload", "host_capacity"}  # fmt: skip
     assert doc["instances"] == 2 and doc["usd"]["on_demand"] == pytest.approx(2 * 55.04 * doc["wall_clock_days"] * 24)
     assert doc["energy_kwh"] == pytest.approx(16 * 700 * doc["wall_clock_days"] * 24 / 1000)
     assert doc["tokens_per_step"] == 4_000_000
@@ -117,3 +118,69 @@ def test_validate_training_reports_in_sample_and_out_of_source_and_rewrites_the_
     strip = [line for line in shipped.splitlines() if "source:" not in line and "published runs)" not in line]
     fresh = [line for line in out.read_text(encoding="utf-8").splitlines() if "source:" not in line and "published runs)" not in line]
     assert fresh == strip  # the shipped file is exactly what the fit writes (bar the date)
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (("-m", "llama-3.1-8b", "--tokens", "1T", "--hardware", "nope"), "nope"),
+        (("-m", "llama-3.1-8b", "--tokens", "1T", "--cloud", "oracle"), "oracle"),
+        (("-m", "llama-3.1-8b", "--tokens", "1T", "--max-devices", "0"), "--max-devices"),
+        (("-m", "llama-3.1-8b", "--tokens", "1T", "--hardware", "epyc-9654"), "CPU"),
+        (("-m", "llama-3.1-8b", "--tokens", "1T", "--hardware", "a100-80gb-sxm", "--precision", "fp8"), "fp8"),
+        (("-m", "llama-3.1-8b", "--tokens", "1T", "--offload", "all"), "--offload"),
+        (("-m", "llama-3.1-8b", "--tokens", "0"), "at least 1 token"),
+        (("-m", "llama-3.1-8b", "--tokens", "1e-3"), "at least 1 token"),
+        (("-m", "llama-3.1-8b", "--hardware", "v100-sxm", "--devices", "8"), "--precision fp16"),
+        (("-m", "llama-3.1-8b", "--hardware", "h100-sxm", "--devices", "8", "--cloud", "gcp"), "--cloud"),
+        (("-m", "llama-3.1-8b", "--hardware", "epyc-9654", "--devices", "1"), "CPU"),
+        (("-m", "llama-3.1-8b", "--hardware", "h100-sxm", "--devices", "100000000"), "65,536"),
+        (("-m", "llama-3.1-8b", "--hardware", "h100-sxm", "--devices", "8", "--virtual-pipeline", "2"), "virtual_pipeline"),
+    ],
+)
+def test_more_bad_input_is_one_line_and_exit_2(aicap: Any, args: tuple[str, ...], needle: str) -> None:
+    r = aicap("train", *args)
+    assert r.code == 2, (r.code, r.stdout, r.stderr)
+    assert needle in r.stderr and r.stderr.count("\n") == 1 and "Traceback" not in r.stderr
+
+
+def test_a_layout_is_checked_against_a_deadline_a_budget_and_host_memory(aicap: Any) -> None:
+    late = aicap("train", "-m", "llama-3.1-8b", "--hardware", "h100-sxm", "--devices", "8", "--tokens", "1T", "--deadline-days", "3")
+    assert late.code == 3 and "deadline" in late.stderr and late.stdout
+    dear = aicap("train", "-m", "llama-3.1-8b", "--hardware", "h100-sxm", "--devices", "8", "--tokens", "1T", "--budget", "10")
+    assert dear.code == 3 and "budget" in dear.stderr
+    host = aicap("train", "-m", "llama-3.1-8b", "--hardware", "a10g", "--devices", "1", "--offload", "all", "--recompute", "full")
+    assert host.code == 3 and "host memory" in host.stderr
+    spot = aicap("train", "-m", "llama-3.1-8b", "--hardware", "a100-80gb-sxm", "--devices", "1", "--tokens", "1B", "--method", "qlora",
+                 "--pricing", "spot", "-f", "json")  # fmt: skip
+    assert spot.code == 0 and spot.json()["usd"]["spot"] is not None
+
+
+def test_mfu_stays_under_100_percent_at_long_sequences(aicap: Any) -> None:
+    r = aicap("train", "-m", "llama-3.1-8b", "--tokens", "1T", "--deadline-days", "30", "--seq-len", "131072", "--cloud", "aws",
+              "-f", "json")  # fmt: skip
+    assert r.code == 0, r.stderr
+    for job in [r.json()["plan"], *r.json()["alternatives"]]:
+        assert 0 < job["mfu_pct"] <= job["hfu_pct"] < 100
+
+
+def test_search_counts_whole_steps_against_the_deadline(aicap: Any) -> None:
+    r = aicap("train", "-m", "llama-3.1-8b", "--tokens", "4.3M", "--deadline-days", "0.002", "--hardware", "h100-sxm", "-f", "json")
+    assert r.code in (0, 3), r.stderr
+    if r.code == 0:
+        assert r.json()["plan"]["wall_clock_days"] <= 0.002
+
+
+def test_fsdp_gathers_one_expert_shard_not_every_expert(aicap: Any) -> None:
+    base = ("-m", "deepseek-v3", "--hardware", "h100-sxm", "--devices", "2048", "--pp", "16", "--ep", "64", "--precision", "fp8",
+            "--seq-len", "4096", "--global-batch-tokens", "15728640", "-f", "json")  # fmt: skip
+    zero1 = aicap("train", *base).json()["memory_gib_per_device"]
+    fsdp = aicap("train", *base, "--fsdp", "full").json()["memory_gib_per_device"]
+    assert fsdp["weights"] < zero1["weights"] and fsdp["gradients"] < zero1["gradients"]
+
+
+def test_binary_suffixes_and_the_default_batch(aicap: Any) -> None:
+    a = aicap("train", "-m", "llama-3.1-8b", "--hardware", "h100-sxm", "--devices", "8", "--global-batch-tokens", "4Mi", "-f", "json")
+    b = aicap("train", "-m", "llama-3.1-8b", "--hardware", "h100-sxm", "--devices", "8", "-f", "json")
+    assert a.code == b.code == 0
+    assert a.json()["tokens_per_step"] == 2**22 == b.json()["tokens_per_step"]
