@@ -19,7 +19,8 @@ class Evaluation:
 
     ``mfu_pct`` and ``hfu_pct`` divide model and utilised FLOPs per second per device by the
     device's dense 16-bit peak (also for fp8 runs, as torchtitan and PaLM report it):
-    ``MFU = tokens/s/device · F_model / P_16``, with attention counted causally.
+    ``MFU = tokens/s/device · F_model / P_16``, with attention counted causally; ``mfu_palm_pct``
+    counts it unmasked, as PaLM's ``6N + 12 L H Q T`` does (it can pass 100% at long sequences).
     """
 
     memory: MemoryColumns
@@ -29,6 +30,7 @@ class Evaluation:
     tflops_per_device: Col
     mfu_pct: Col
     hfu_pct: Col
+    mfu_palm_pct: Col
 
 
 @dataclass(frozen=True)
@@ -66,4 +68,5 @@ def evaluate(shape: ModelShape, g: Grid, hw: Hardware, factors: TrainingFactors)
         tflops_per_device=tps * step.flops.model / 1e12,
         mfu_pct=100.0 * tps * step.flops.model / peak,
         hfu_pct=100.0 * tps * step.flops.utilised / peak,
+        mfu_palm_pct=100.0 * tps * step.flops.palm / peak,
     )

@@ -95,6 +95,7 @@ class TrainResult(BaseModel):
     tflops_per_device: float
     mfu_pct: float
     hfu_pct: float
+    mfu_palm_pct: float
     tokens: float | None
     steps: int | None
     wall_clock_days: float | None
@@ -201,6 +202,7 @@ def result(model_id: str, hardware: str, setup: TrainSetup, ev: Evaluation, i: i
         tflops_per_device=float(ev.tflops_per_device[i]),
         mfu_pct=float(ev.mfu_pct[i]),
         hfu_pct=float(ev.hfu_pct[i]),
+        mfu_palm_pct=float(ev.mfu_palm_pct[i]),
         tokens=tokens,
         steps=steps,
         wall_clock_days=None if seconds is None else seconds / 86400.0,

@@ -89,12 +89,14 @@ class Fabric:
 class FlopsPerToken:
     """FLOPs per token.
 
-    ``model`` follows the MFU convention, ``utilised`` adds recomputation in the same convention
-    (HFU's numerator), ``hardware`` is what the kernels execute (causal attention) and sets time.
+    ``model`` follows the MFU convention (causal attention), ``utilised`` adds recomputation in the
+    same convention (HFU's numerator), ``palm`` is PaLM's count with unmasked attention (what papers
+    that quote "MFU" mostly use), ``hardware`` is what the kernels execute and sets time.
     """
 
     model: Col
     utilised: Col
+    palm: Col
     hardware: Col
     hardware_linear: Col
     hardware_attention: Col
@@ -161,7 +163,8 @@ def flops_per_token(shape: ModelShape, g: Grid) -> FlopsPerToken:
     hw_attn = (1.0 + ATTN_BACKWARD + attn_re) * attn
     model = lin_passes * lin + lora + 3.0 * attn
     utilised = model + full * lin + attn_re * attn
-    return FlopsPerToken(model=model, utilised=utilised, hardware=hw_lin + hw_attn, hardware_linear=hw_lin, hardware_attention=hw_attn)
+    return FlopsPerToken(model=model, utilised=utilised, palm=model + 3.0 * attn, hardware=hw_lin + hw_attn, hardware_linear=hw_lin,
+                         hardware_attention=hw_attn)  # fmt: skip
 
 
 def _ring(n: Col, payload: Col, bw: Col | float) -> Col:
