@@ -20,9 +20,19 @@ from __future__ import annotations
 from collections import Counter
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt, PrivateAttr, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PositiveFloat,
+    PositiveInt,
+    PrivateAttr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
-from aicap.sizing.core.profile import Diurnal, check_hours
+from aicap.sizing.core.profile import WEEKLY_SHAPES, Diurnal, Weekly, check_hours
 from aicap.sizing.core.specs.instance import PricingModel
 
 Percentile = Literal["p50", "p90", "p95", "p99"]
@@ -82,7 +92,7 @@ class Workload(_Doc):
 
     name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
     model: str
-    requests_per_s: PositiveFloat | list[float] | Diurnal | None = None
+    requests_per_s: PositiveFloat | list[float] | Diurnal | Weekly | None = None
     tokens_per_s: PositiveFloat | None = None
     min_replicas: int = Field(1, ge=0, le=100_000, description="replicas kept in every period of a profile plan")
     input_tokens: PositiveInt | list[LengthBin] = 1024
@@ -91,9 +101,26 @@ class Workload(_Doc):
     arrival_cv: float = Field(1.0, ge=0.0, le=10.0)
     precisions: list[Literal["fp32", "bf16", "fp16", "fp8", "int8", "int4"]] = Field(default_factory=_default_precisions)
 
+    @field_validator("requests_per_s", mode="before")
+    @classmethod
+    def _shape(cls, v: object) -> object:
+        """A mapping with ``shape`` is one of the built-in shapes; say which are valid, and what is wrong, in one line."""
+        if not isinstance(v, dict) or "shape" not in v:
+            return v
+        shape = v["shape"]
+        kinds: dict[str, type[Diurnal] | type[Weekly]] = {"diurnal": Diurnal, **{w: Weekly for w in WEEKLY_SHAPES}}
+        if shape not in kinds:
+            raise ValueError(f"shape {shape!r}: valid: {', '.join(kinds)}")
+        try:
+            return kinds[shape].model_validate(v)
+        except ValidationError as exc:
+            err = exc.errors()[0]
+            where = ".".join(str(x) for x in err["loc"])
+            raise ValueError(f"shape {shape}: {where + ': ' if where else ''}{str(err['msg']).removeprefix('Value error, ')}") from None
+
     @field_validator("requests_per_s")
     @classmethod
-    def _rate_not_tiny(cls, v: float | list[float] | Diurnal | None) -> float | list[float] | Diurnal | None:
+    def _rate_not_tiny(cls, v: float | list[float] | Diurnal | Weekly | None) -> float | list[float] | Diurnal | Weekly | None:
         if isinstance(v, list):
             check_hours(v, "requests_per_s")
             if max(v) < MIN_REQUESTS_PER_S:
@@ -101,6 +128,9 @@ class Workload(_Doc):
         elif isinstance(v, Diurnal):
             v.rates()  # checks trough <= peak
             if v.peak < MIN_REQUESTS_PER_S:
+                raise ValueError(f"the profile's peak: {too_small_rate()}")
+        elif isinstance(v, Weekly):
+            if max(v.rates()) < MIN_REQUESTS_PER_S:
                 raise ValueError(f"the profile's peak: {too_small_rate()}")
         elif v is not None and v < MIN_REQUESTS_PER_S:
             raise ValueError(too_small_rate())
@@ -144,7 +174,7 @@ class Workload(_Doc):
     def profile(self) -> tuple[float, ...] | None:
         """Hourly demanded rates [requests/s] when ``requests_per_s`` is a profile, else ``None``."""
         v = self.requests_per_s
-        if isinstance(v, Diurnal):
+        if isinstance(v, Diurnal | Weekly):
             return v.rates()
         if isinstance(v, list):
             return tuple(float(x) for x in v)

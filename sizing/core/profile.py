@@ -6,6 +6,11 @@ A workload's ``requests_per_s`` may be a profile instead of one rate:
 * a built-in shape, ``{shape: diurnal, peak: P, trough: T, peak_hour: H}``: a day whose rate follows
   one cosine swing, ``λ(h) = T + (P − T)·(1 + cos(2π(h − H)/24))/2`` for ``h = 0, …, 23``, so
   ``λ(H) = P`` and ``λ(H ± 12) = T``;
+* a built-in week, ``{shape: azure-code-2024, mean: M}`` or ``{shape: azure-conv-2024, peak: P}``: the
+  168 hourly rates of the public Azure LLM inference 2024 week (coding or conversation service,
+  digitised from the dataset's published plot; hour 0 is Monday 00:00 UTC, data and source in
+  ``hardware_db/traffic/profiles.yaml``), scaled so that the week's mean (or peak) is the given rate:
+  ``λ(h) = M · r(h) / mean(r)``;
 * ``{csv: FILE}``: a CSV with the header ``hour,requests_per_s`` and one row per hour (0…23 or 0…167);
 * ``{trace: FILE}``: arrivals of a trace file (the simulator's format) counted per hour from the first
   arrival, ``λ(h) = arrivals in [h, h + 1) hours / 3,600 s``; the trace must span 24 or 168 hours
@@ -20,9 +25,10 @@ that peak at different hours share the same clock.
 from __future__ import annotations
 
 import math
+from functools import lru_cache
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PositiveFloat
+from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, model_validator
 
 PROFILE_HOURS = (24, 168)
 SECONDS_PER_HOUR = 3600.0
@@ -44,6 +50,45 @@ class Diurnal(BaseModel):
             raise ValueError(f"trough {self.trough:g} is above peak {self.peak:g}")
         swing = self.peak - self.trough
         return tuple(round(self.trough + swing * (1.0 + math.cos(2.0 * math.pi * (h - self.peak_hour) / 24.0)) / 2.0, 9) for h in range(24))
+
+
+WEEKLY_SHAPES = ("azure-code-2024", "azure-conv-2024")
+
+
+@lru_cache(maxsize=1)
+def _weekly_data() -> dict[str, tuple[float, ...]]:
+    from importlib import resources
+    from pathlib import Path
+
+    from aicap.sizing.core.documents import load_yaml
+
+    node = resources.files("aicap.hardware_db").joinpath("traffic/profiles.yaml")
+    raw = load_yaml(Path("hardware_db/traffic/profiles.yaml"), node.read_text(encoding="utf-8"))
+    return {name: tuple(float(r) for r in entry["rates"]) for name, entry in raw["profiles"].items()}
+
+
+class Weekly(BaseModel):
+    """A built-in week of hourly rates, scaled to a mean or a peak (module docstring)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, allow_inf_nan=False)
+
+    shape: Literal["azure-code-2024", "azure-conv-2024"]
+    mean: PositiveFloat | None = None
+    peak: PositiveFloat | None = None
+
+    @model_validator(mode="after")
+    def _one_scale(self) -> Weekly:
+        if (self.mean is None) == (self.peak is None):
+            raise ValueError("give exactly one of mean or peak (requests/s) to scale the week to")
+        return self
+
+    def rates(self) -> tuple[float, ...]:
+        """The 168 hourly rates [requests/s], hour 0 = Monday 00:00 UTC."""
+        base = _weekly_data()[self.shape]
+        ref = sum(base) / len(base) if self.mean is not None else max(base)
+        target = self.mean if self.mean is not None else self.peak
+        assert target is not None
+        return tuple(round(r * target / ref, 9) for r in base)
 
 
 def check_hours(rates: list[float] | tuple[float, ...], where: str) -> tuple[float, ...]:
