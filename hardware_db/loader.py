@@ -46,13 +46,19 @@ class Catalogue:
     version: str = ""
 
     def model(self, ref: str) -> AnyModel:
-        """Return a model spec by catalogue id, or read one from a ``config.json`` / YAML path."""
+        """Return a model spec by catalogue id, or read one from a file, a model folder or the Hugging Face cache.
+
+        Files are ``config.json`` or YAML model documents; Hub ids resolve offline in the local cache
+        (:func:`aicap.sizing.core.hf_config.model_path`).
+        """
         if ref in self.models:
             return self.models[ref]
-        if ref.endswith((".json", ".yaml", ".yml")) or os.sep in ref:
-            from aicap.sizing.core.hf_config import load_model_file
+        if ref.endswith((".json", ".yaml", ".yml")) or os.sep in ref or "/" in ref or Path(ref).expanduser().is_dir():
+            from aicap.sizing.core.hf_config import load_model_file, model_path
 
-            return load_model_file(Path(ref))
+            path = model_path(ref)
+            if path is not None:
+                return load_model_file(path)
         raise UnknownIdError("model", ref, sorted(self.models))
 
     def device(self, ref: str) -> DeviceSpec:

@@ -1,7 +1,12 @@
 """Model specs from a Hugging Face ``config.json`` (or an aicap model YAML file).
 
-Supported ``model_type`` values: llama, mistral, mixtral, qwen2, qwen2_moe, deepseek_v2,
-deepseek_v3, gemma2, phi3, gptj, gpt_neox, falcon, bert. When ``model.safetensors.index.json`` or
+Supported ``model_type`` values: llama, llama4 (its ``text_config``), mistral, mixtral, qwen2,
+qwen2_moe, qwen3, qwen3_moe, deepseek_v2, deepseek_v3, gemma2, gemma3 (its ``text_config``), gpt_oss,
+phi3, gptj, gpt_neox, falcon, bert. Multimodal configs (Gemma 3, Llama 4) are read for their text
+decoder; the vision tower is not modelled. Where a family mixes layer kinds the spec counts them:
+``layer_types`` (or Gemma 3's ``sliding_window_pattern``, Llama 4's chunked attention on three of four
+layers) sets how many layers keep a windowed KV cache, and Llama 4's ``interleave_moe_layer_step``
+how many layers are mixture-of-experts. When ``model.safetensors.index.json`` or
 ``*.safetensors`` files sit beside the config, the exact checkpoint size is read from their headers
 (the 8-byte length and the JSON header only; tensor data is never read).
 
@@ -26,9 +31,11 @@ from aicap.sizing.core.specs.model import AnyModel, GenericModel, ModelSpec
 
 _MODEL: TypeAdapter[AnyModel] = TypeAdapter(ModelSpec)
 SUPPORTED = (
-    "llama", "mistral", "mixtral", "qwen2", "qwen2_moe", "deepseek_v2", "deepseek_v3",
-    "gemma2", "phi3", "gptj", "gpt_neox", "falcon", "bert",
+    "llama", "llama4", "llama4_text", "mistral", "mixtral", "qwen2", "qwen2_moe", "qwen3", "qwen3_moe", "deepseek_v2",
+    "deepseek_v3", "gemma2", "gemma3", "gemma3_text", "gpt_oss", "phi3", "gptj", "gpt_neox", "falcon", "bert",
 )  # fmt: skip
+#: Multimodal configs whose text decoder sits under ``text_config``.
+_WRAPPED = {"gemma3": "gemma3_text", "llama4": "llama4_text"}
 _SAFETENSORS_BYTES: dict[str, float] = {
     "F64": 8, "F32": 4, "F16": 2, "BF16": 2, "F8_E4M3": 1, "F8_E5M2": 1, "F8_E8M0": 1, "F6_E2M3": 0.75, "F6_E3M2": 0.75,
     "F4": 0.5, "C64": 8, "I64": 8, "U64": 8, "I32": 4, "U32": 4, "I16": 2, "U16": 2, "I8": 1, "U8": 1, "BOOL": 1,
@@ -36,6 +43,60 @@ _SAFETENSORS_BYTES: dict[str, float] = {
 #: Largest total a checkpoint's headers may describe (1 PiB); beyond it the headers are not a real checkpoint's.
 _MAX_CHECKPOINT_BYTES = 2**50
 _TORCH_DTYPE = {"float32": "fp32", "float16": "fp16", "bfloat16": "bf16"}
+
+
+def hf_cache_dir() -> Path:
+    """The Hugging Face hub cache: ``$HF_HUB_CACHE``, else ``$HF_HOME/hub``, else ``~/.cache/huggingface/hub``."""
+    import os
+
+    if os.environ.get("HF_HUB_CACHE"):
+        return Path(os.environ["HF_HUB_CACHE"])
+    if os.environ.get("HUGGINGFACE_HUB_CACHE"):
+        return Path(os.environ["HUGGINGFACE_HUB_CACHE"])
+    home = Path(os.environ["HF_HOME"]) if os.environ.get("HF_HOME") else Path.home() / ".cache" / "huggingface"
+    return home / "hub"
+
+
+def model_path(ref: str) -> Path | None:
+    """Where a model reference that is not a catalogue id points: a file, a model folder, or a cached Hub id.
+
+    * an existing ``.json``/``.yaml`` file, or a folder holding ``config.json``;
+    * ``ORG/NAME``: ``config.json`` of the snapshot ``refs/main`` names in the local Hugging Face cache
+      (:func:`hf_cache_dir`; nothing is downloaded), else of its newest snapshot.
+
+    Returns ``None`` when ``ref`` looks like neither (a mistyped catalogue id).
+
+    Raises
+    ------
+    InputError
+        For a folder without ``config.json``, or a Hub id that is not in the cache (naming the cache
+        path and how to fetch the config).
+    """
+    import re
+
+    path = Path(ref).expanduser()
+    if path.is_dir():
+        cfg = path / "config.json"
+        if not cfg.is_file():
+            raise InputError(f"{ref}: a folder without config.json; give a model folder, a config.json or a model YAML file")
+        return cfg
+    if path.is_file() or ref.endswith((".json", ".yaml", ".yml")):
+        return path
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*", ref):
+        return None
+    repo = hf_cache_dir() / ("models--" + ref.replace("/", "--"))
+    snapshots = repo / "snapshots"
+    main = repo / "refs" / "main"
+    candidates: list[Path] = []
+    if main.is_file():
+        candidates.append(snapshots / main.read_text(encoding="utf-8").strip() / "config.json")
+    if snapshots.is_dir():
+        candidates += sorted((d / "config.json" for d in snapshots.iterdir()), key=lambda p: -p.stat().st_mtime if p.exists() else 0)
+    for cfg in candidates:
+        if cfg.is_file():
+            return cfg
+    raise InputError(f"{ref}: not a catalogue id, a file or a folder, and not in the Hugging Face cache at {repo} "
+                     f"(aicap works offline; fetch the config first, e.g. `huggingface-cli download {ref} config.json`)")  # fmt: skip
 
 
 def load_model_file(path: Path) -> AnyModel:
@@ -73,10 +134,28 @@ def load_model_file(path: Path) -> AnyModel:
         return validate(_MODEL, doc["models"][0], str(path), text, ("models", 0))
     if not isinstance(doc, dict):
         raise InputError(f"{path}:1: not a model document: expected a mapping with 'kind', 'id', 'name', ..., got {_kind(doc)}")
+    if "architecture" in doc or ("params" in doc and doc.get("kind") == "generic"):
+        return validate(_MODEL, from_show_document(doc), str(path), text)
     if "kind" not in doc:
         hint = " (this looks like a fleet file)" if "workloads" in doc else ""
         raise InputError(f"{path}:1: not a model document{hint}: no 'kind' field (decoder, encoder or generic)")
     return validate(_MODEL, doc, str(path), text)
+
+
+def from_show_document(doc: dict[str, Any]) -> dict[str, Any]:
+    """The model spec fields of an ``aicap models show -f yaml|json`` document (its ``architecture`` flattened)."""
+    raw_params = doc.get("params")
+    params: dict[str, Any] = raw_params if isinstance(raw_params, dict) else {}
+    spec: dict[str, Any] = {k: doc[k] for k in ("id", "name", "kind", "family", "source", "published_params_source", "notes",
+                                                "checkpoint_bytes", "native_dtype", "flops_per_item", "item") if k in doc}  # fmt: skip
+    if params.get("published") is not None:
+        spec["published_params"] = params["published"]
+    if params.get("published_active") is not None:
+        spec["published_active_params"] = params["published_active"]
+    arch = doc.get("architecture")
+    if isinstance(arch, dict):
+        spec.update(arch)
+    return spec
 
 
 CHECKPOINT_BYTES_PER_PARAM = (0.3, 6.0)
@@ -187,6 +266,13 @@ def from_hf_config(cfg: dict[str, Any], source: str = "config.json") -> AnyModel
     mt = cfg.get("model_type")
     if not isinstance(mt, str) or mt not in SUPPORTED:
         raise InputError(f"{source}: unsupported model_type {excerpt(mt)}; supported: {', '.join(SUPPORTED)}")
+    if mt in _WRAPPED:
+        text = cfg.get("text_config")
+        if not isinstance(text, dict):
+            raise InputError(f"{source}: {mt} config has no 'text_config' mapping (the language model's shapes)")
+        outer: dict[str, Any] = {k: cfg[k] for k in ("_name_or_path", "torch_dtype") if k in cfg}
+        cfg = {**outer, **text, "model_type": _WRAPPED[mt]}
+        mt = _WRAPPED[mt]
     name = cfg.get("_name_or_path") or Path(source).parent.name or mt
     name = name if isinstance(name, str) else mt
     ident = "".join(c if c.isalnum() or c in "._-" else "-" for c in name.lower()).strip("-.") or mt
@@ -261,14 +347,47 @@ def from_hf_config(cfg: dict[str, Any], source: str = "config.json") -> AnyModel
         "num_heads": heads, "num_kv_heads": heads if kv is None else kv,
         "intermediate_size": v["intermediate_size"], "vocab_size": v["vocab_size"],
         "max_context": v["max_position_embeddings"], "tied_embeddings": _bool(cfg, "tie_word_embeddings", False, source),
-        "attention_bias": _bool(cfg, "attention_bias", mt in {"qwen2", "qwen2_moe"}, source)}  # fmt: skip
+        "attention_bias": _bool(cfg, "attention_bias", mt in {"qwen2", "qwen2_moe", "gpt_oss"}, source)}  # fmt: skip
     if head_dim is not None and (hidden % heads or head_dim != hidden // heads):
         spec["head_dim"] = head_dim
-    window = _int(cfg, "sliding_window", source) if mt in {"mistral", "gemma2"} else None
+    window = _int(cfg, "sliding_window", source) if mt in {"mistral", "gemma2", "gemma3_text", "gpt_oss"} else None
     if mt == "mistral" and window:
         spec["sliding_window"] = window
     if mt == "gemma2":
         spec.update(norms_per_layer=4, tied_embeddings=True, sliding_window=window, global_every=2)
+    if mt == "gemma3_text":
+        every = _global_every(cfg, v["num_hidden_layers"], source) or _int(cfg, "sliding_window_pattern", source) or 6
+        spec.update(norms_per_layer=4, tied_embeddings=_bool(cfg, "tie_word_embeddings", True, source), sliding_window=window,
+                    global_every=every)  # fmt: skip
+    if mt == "gpt_oss":
+        need = ["num_local_experts", "intermediate_size"]
+        _need(cfg, need, mt, source)
+        k = _int(cfg, "num_experts_per_tok", source) or _int(cfg, "experts_per_token", source)
+        if k is None:
+            raise InputError(f"{source}: gpt_oss config is missing required keys: num_experts_per_tok")
+        spec.update(attention_out_bias=True, mlp_bias=True, sliding_window=window,
+                    global_every=_global_every(cfg, v["num_hidden_layers"], source) or 2)  # fmt: skip
+        spec["moe"] = {"num_experts": _int(cfg, "num_local_experts", source), "experts_per_token": k,
+                       "expert_intermediate_size": v["intermediate_size"]}  # fmt: skip
+    if mt == "qwen3_moe":
+        _need(cfg, ["num_experts", "num_experts_per_tok", "moe_intermediate_size"], mt, source)
+        e = _ints(cfg, ["num_experts", "num_experts_per_tok", "moe_intermediate_size"], source)
+        dense_only = cfg.get("mlp_only_layers") or []
+        spec["moe"] = {"num_experts": e["num_experts"], "experts_per_token": e["num_experts_per_tok"],
+                       "expert_intermediate_size": e["moe_intermediate_size"],
+                       "dense_layers": len(dense_only) if isinstance(dense_only, list) else 0}  # fmt: skip
+    if mt == "llama4_text":
+        _need(cfg, ["num_local_experts", "num_experts_per_tok"], mt, source)
+        e = _ints(cfg, ["num_local_experts", "num_experts_per_tok"], source)
+        step = _int(cfg, "interleave_moe_layer_step", source) or 1
+        layers = v["num_hidden_layers"]
+        spec["intermediate_size"] = _int(cfg, "intermediate_size_mlp", source) or v["intermediate_size"]
+        spec["moe"] = {"num_experts": e["num_local_experts"], "experts_per_token": e["num_experts_per_tok"],
+                       "expert_intermediate_size": v["intermediate_size"], "num_shared_experts": 1,
+                       "shared_expert_intermediate_size": v["intermediate_size"], "dense_layers": layers - layers // step}  # fmt: skip
+        chunk = _int(cfg, "attention_chunk_size", source)
+        if chunk:
+            spec.update(sliding_window=chunk, global_every=4)
     if mt == "mixtral":
         _need(cfg, ["num_local_experts", "num_experts_per_tok"], mt, source)
         e = _ints(cfg, ["num_local_experts", "num_experts_per_tok"], source)
@@ -295,6 +414,17 @@ def from_hf_config(cfg: dict[str, Any], source: str = "config.json") -> AnyModel
                        "v_head_dim": e["v_head_dim"]}  # fmt: skip
         spec.pop("head_dim", None)
     return validate(_MODEL, spec, source)
+
+
+def _global_every(cfg: dict[str, Any], layers: int, source: str) -> int | None:
+    """From ``layer_types`` (``sliding_attention`` / ``full_attention`` per layer): one global layer in every how many."""
+    types = cfg.get("layer_types")
+    if not isinstance(types, list) or not types:
+        return None
+    if len(types) != layers or not all(t in ("sliding_attention", "full_attention") for t in types):
+        raise InputError(f"{source}: layer_types must list 'sliding_attention' or 'full_attention' for each of the {layers} layers")
+    full = types.count("full_attention")
+    return max(1, round(layers / full)) if full else None
 
 
 def checkpoint_bytes(folder: Path) -> float | None:

@@ -1,0 +1,115 @@
+"""Configs of the models people serve now (Qwen3, Qwen3-MoE, Gemma 3, Llama 4, gpt-oss), model folders, the local
+Hugging Face cache, and the `models show` document read back."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from aicap.hardware_db import Catalogue
+from aicap.sizing.core.errors import InputError
+from aicap.sizing.core.hf_config import from_hf_config, model_path
+from aicap.sizing.perf.params import inventory
+
+GPT_OSS_120B = {
+    "model_type": "gpt_oss", "hidden_size": 2880, "num_hidden_layers": 36, "num_attention_heads": 64, "num_key_value_heads": 8,
+    "head_dim": 64, "intermediate_size": 2880, "vocab_size": 201088, "max_position_embeddings": 131072, "num_local_experts": 128,
+    "num_experts_per_tok": 4, "sliding_window": 128, "layer_types": ["sliding_attention", "full_attention"] * 18,
+    "attention_bias": True, "tie_word_embeddings": False, "torch_dtype": "bfloat16",
+}  # fmt: skip
+QWEN3_8B = {
+    "model_type": "qwen3", "hidden_size": 4096, "num_hidden_layers": 36, "num_attention_heads": 32, "num_key_value_heads": 8,
+    "head_dim": 128, "intermediate_size": 12288, "vocab_size": 151936, "max_position_embeddings": 40960,
+    "tie_word_embeddings": False, "torch_dtype": "bfloat16",
+}  # fmt: skip
+LLAMA4_SCOUT = {
+    "model_type": "llama4", "torch_dtype": "bfloat16",
+    "text_config": {"model_type": "llama4_text", "hidden_size": 5120, "num_hidden_layers": 48, "num_attention_heads": 40,
+                    "num_key_value_heads": 8, "head_dim": 128, "intermediate_size": 8192, "intermediate_size_mlp": 16384,
+                    "vocab_size": 202048, "max_position_embeddings": 10485760, "num_local_experts": 16, "num_experts_per_tok": 1,
+                    "interleave_moe_layer_step": 1, "attention_chunk_size": 8192},
+}  # fmt: skip
+GEMMA3_27B = {
+    "model_type": "gemma3", "torch_dtype": "bfloat16",
+    "text_config": {"model_type": "gemma3_text", "hidden_size": 5376, "num_hidden_layers": 62, "num_attention_heads": 32,
+                    "num_key_value_heads": 16, "head_dim": 128, "intermediate_size": 21504, "vocab_size": 262208,
+                    "max_position_embeddings": 131072, "sliding_window": 1024, "sliding_window_pattern": 6},
+}  # fmt: skip
+QWEN3_30B_A3B = {**QWEN3_8B, "model_type": "qwen3_moe", "hidden_size": 2048, "num_hidden_layers": 48, "num_attention_heads": 32,
+                 "num_key_value_heads": 4, "intermediate_size": 6144, "num_experts": 128, "num_experts_per_tok": 8,
+                 "moe_intermediate_size": 768, "mlp_only_layers": []}  # fmt: skip
+
+
+def test_configs_match_the_catalogue_entries_read_from_them(cat: Catalogue) -> None:
+    assert inventory(from_hf_config(GPT_OSS_120B)).total == inventory(cat.model("gpt-oss-120b")).total
+    assert inventory(from_hf_config(QWEN3_8B)).total == inventory(cat.model("qwen3-8b")).total
+
+
+@pytest.mark.parametrize(
+    ("cfg", "total", "active"),
+    [
+        (LLAMA4_SCOUT, 109e9, 17e9),  # Meta: Llama 4 Scout, 17B active of 109B total
+        (QWEN3_30B_A3B, 30.5e9, 3.3e9),  # Qwen: Qwen3-30B-A3B, 30.5B total, 3.3B activated
+        (GEMMA3_27B, 27e9, 27e9),  # the text decoder of Gemma 3 27B (the 0.4B vision tower is not modelled)
+    ],
+)
+def test_new_families_give_their_published_sizes(cfg: dict[str, Any], total: float, active: float) -> None:
+    inv = inventory(from_hf_config(cfg))
+    assert inv.total == pytest.approx(total, rel=0.04)
+    assert inv.active == pytest.approx(active, rel=0.06)
+
+
+def test_windowed_and_moe_layers_are_counted() -> None:
+    oss = from_hf_config(GPT_OSS_120B)
+    assert (oss.sliding_window, oss.global_every, oss.windowed_layers) == (128, 2, 18)
+    gemma = from_hf_config(GEMMA3_27B)
+    assert (gemma.sliding_window, gemma.global_every, gemma.windowed_layers) == (1024, 6, 62 - 62 // 6)
+    scout = from_hf_config(LLAMA4_SCOUT)
+    assert scout.moe is not None and scout.moe_layers == 48 and scout.moe.num_shared_experts == 1
+    maverick = from_hf_config({**LLAMA4_SCOUT, "text_config": {**LLAMA4_SCOUT["text_config"], "num_local_experts": 128,  # type: ignore[dict-item]
+                                                                "interleave_moe_layer_step": 2}})  # fmt: skip
+    assert maverick.moe_layers == 24 and inventory(maverick).total == pytest.approx(400e9, rel=0.02)
+
+
+def test_bad_layer_types_and_missing_text_config_are_one_line() -> None:
+    with pytest.raises(InputError, match="layer_types"):
+        from_hf_config({**GPT_OSS_120B, "layer_types": ["sliding_attention"] * 3})
+    with pytest.raises(InputError, match="text_config"):
+        from_hf_config({"model_type": "gemma3"})
+
+
+def test_folders_and_the_hf_cache_resolve_offline(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, cat: Catalogue) -> None:
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    monkeypatch.delenv("HF_HUB_CACHE", raising=False)
+    monkeypatch.delenv("HUGGINGFACE_HUB_CACHE", raising=False)
+    repo = tmp_path / "hf" / "hub" / "models--Qwen--Qwen3-8B"
+    (repo / "snapshots" / "abc123").mkdir(parents=True)
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text("abc123\n")
+    (repo / "snapshots" / "abc123" / "config.json").write_text(json.dumps({**QWEN3_8B, "_name_or_path": "Qwen/Qwen3-8B"}))
+    assert model_path("Qwen/Qwen3-8B") == repo / "snapshots" / "abc123" / "config.json"
+    assert inventory(cat.model("Qwen/Qwen3-8B")).total == inventory(cat.model("qwen3-8b")).total
+    folder = tmp_path / "local-model"
+    folder.mkdir()
+    (folder / "config.json").write_text(json.dumps(QWEN3_8B))
+    assert inventory(cat.model(str(folder))).total == inventory(cat.model("qwen3-8b")).total
+    with pytest.raises(InputError, match=r"not in the Hugging Face cache at .*models--Qwen--Nope"):
+        cat.model("Qwen/Nope")
+    with pytest.raises(InputError, match=r"without config\.json"):
+        cat.model(str(tmp_path))
+
+
+@pytest.mark.parametrize("model", ["llama-3.1-8b", "deepseek-v3", "gpt-oss-120b", "bert-base", "resnet-50"])
+def test_models_show_yaml_reads_back(aicap: Any, tmp_path: Path, cat: Catalogue, model: str) -> None:
+    out = tmp_path / "m.yaml"
+    r = aicap("models", "show", model, "-f", "yaml")
+    assert r.code == 0
+    out.write_text(r.stdout)
+    again = aicap("models", "show", str(out), "-f", "json")
+    assert again.code == 0, again.stderr
+    first = aicap("models", "show", model, "-f", "json").json()
+    second = again.json()
+    assert second["params"] == first["params"] and second.get("architecture") == first.get("architecture")
