@@ -76,16 +76,29 @@ class Catalogue:
             raise UnknownIdError("instance", ref, sorted(self.instances)) from None
 
     def efficiency_for(self, device: DeviceSpec, framework: str | None = None) -> EfficiencySpec:
-        """Return the efficiency factors of a device's family (for ``framework`` when it has its own)."""
+        """Return the efficiency factors of a device's family (for ``framework`` when it has its own).
+
+        A family whose entry ``inherits`` a fitted family gets that family's factors (renamed, and
+        still reported as not calibrated: its ``source`` names both the inheritance and the prior).
+        """
         if framework is not None and f"{device.family}@{framework}" in self.efficiency:
             return self.efficiency[f"{device.family}@{framework}"]
         try:
-            return self.efficiency[device.family]
+            spec = self.efficiency[device.family]
         except KeyError:
             raise InputError(
                 f"device '{device.id}': no efficiency factors for family '{device.family}'; "
                 f"known families: {', '.join(sorted(self.efficiency))}"
             ) from None
+        if spec.inherits is None:
+            return spec
+        base = self.efficiency.get(spec.inherits)
+        if base is None or not base.calibrated:
+            raise InputError(f"efficiency of family '{spec.family}' inherits '{spec.inherits}', which is not a fitted family; "
+                             f"fitted: {', '.join(sorted(k for k, e in self.efficiency.items() if e.calibrated))}")  # fmt: skip
+        return base.model_copy(update={"family": spec.family, "framework": spec.framework, "inherits": spec.inherits,
+                                       "source": f"inherited from {spec.inherits} (fitted; no published case for {spec.family}); "
+                                                 f"own prior, not used: {spec.source}"})  # fmt: skip
 
     @property
     def runtime_spec(self) -> RuntimeSpec:

@@ -105,7 +105,10 @@ def _caption(doc: dict[str, Any]) -> str:
     band = doc["error_band"]
     text = f"band = ±{band['error_pct']:g}%: {band['basis']} (aicap validate --set training)."
     if not doc["efficiency_calibrated"]:
-        text += f" {doc['hardware']}'s matmul efficiency is a prior, not fitted on measurements: expect larger errors."
+        text += (
+            f" {doc['hardware']}'s family has no published measurement: its efficiency is inherited from the nearest "
+            "fitted family (or a prior): expect larger errors."
+        )
     return text
 
 
@@ -241,7 +244,7 @@ def register(app: typer.Typer) -> None:
                "layouts_evaluated": plan.evaluated, "layouts_feasible": plan.feasible}  # fmt: skip
         alt_rows = [[a["hardware"], f"{a['instances']}× {a['instance']}", a["devices"], layout_text(a["layout"], short=True),
                      duration(a["wall_clock_days"]), a["usd"][pricing] and round(a["usd"][pricing]), f"{a['mfu_pct']:.1f}",
-                     "fitted (serving)" if a["efficiency_calibrated"] else "prior"] for a in alts]  # fmt: skip
+                     "fitted (serving)" if a["efficiency_calibrated"] else "inherited/prior"] for a in alts]  # fmt: skip
         tables = [
             Table(f"Training plan ({objective}, {pricing})", ["", "value"], job_rows(best), _caption(best)),
             Table(

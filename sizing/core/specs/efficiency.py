@@ -48,6 +48,12 @@ class EfficiencySpec(BaseModel):
         Fixed time per forward step: kernel launches, scheduling, sampling (milliseconds).
     source
         How the numbers were obtained.
+    inherits
+        For a family without any published case: the fitted family whose factors it uses instead of
+        its own prior (the nearest one: same vendor's previous generation, or the same class of
+        part), so that no unmeasured device wins a plan on a more optimistic guess than a measured
+        family shows. The prior stays in the file for reference; :meth:`CatalogueLike.efficiency_for`
+        applies the inheritance and the result is still reported as not calibrated.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
@@ -63,6 +69,7 @@ class EfficiencySpec(BaseModel):
     link_latency_us: NonNegFloat = 10.0
     step_overhead_ms: NonNegFloat = 0.0
     source: str = Field(min_length=1)
+    inherits: str | None = None
 
     @field_validator("memory_by_dtype")
     @classmethod
