@@ -49,12 +49,13 @@ class Catalogue:
         """Return a model spec by catalogue id, or read one from a file, a model folder or the Hugging Face cache.
 
         Files are ``config.json`` or YAML model documents; Hub ids resolve offline in the local cache
-        (:func:`aicap.sizing.core.hf_config.model_path`).
+        (:func:`aicap.sizing.core.hf_cache.model_path`).
         """
         if ref in self.models:
             return self.models[ref]
         if ref.endswith((".json", ".yaml", ".yml")) or os.sep in ref or "/" in ref or Path(ref).expanduser().is_dir():
-            from aicap.sizing.core.hf_config import load_model_file, model_path
+            from aicap.sizing.core.hf_cache import model_path
+            from aicap.sizing.core.hf_config import load_model_file
 
             path = model_path(ref)
             if path is not None:

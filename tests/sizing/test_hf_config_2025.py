@@ -11,7 +11,8 @@ import pytest
 
 from aicap.hardware_db import Catalogue
 from aicap.sizing.core.errors import InputError
-from aicap.sizing.core.hf_config import from_hf_config, model_path
+from aicap.sizing.core.hf_cache import model_path
+from aicap.sizing.core.hf_config import from_hf_config
 from aicap.sizing.perf.params import inventory
 
 GPT_OSS_120B = {
