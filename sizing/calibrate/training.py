@@ -30,7 +30,7 @@ import numpy.typing as npt
 from aicap.sizing.calibrate.training_cases import TrainingCase
 from aicap.sizing.core.catalogue import CatalogueLike
 from aicap.sizing.core.specs.model import DecoderModel
-from aicap.sizing.train.estimate import Hardware, evaluate
+from aicap.sizing.train.estimate import Evaluation, Hardware, evaluate
 from aicap.sizing.train.factors import TrainingFactors
 from aicap.sizing.train.grid import Grid
 from aicap.sizing.train.shape import shape_of
@@ -73,12 +73,16 @@ def _megatron_flops_per_token(model: DecoderModel, seq: int) -> float:
 
 def score_case(case: TrainingCase, cat: CatalogueLike, factors: TrainingFactors) -> list[Score] | Unscored:
     """Predict a case's scored metrics."""
+    return _score(case, cat, factors)[0]
+
+
+def _score(case: TrainingCase, cat: CatalogueLike, factors: TrainingFactors) -> tuple[list[Score] | Unscored, Evaluation]:
+    """A case's scores and the evaluation they came from (the fit reuses its raw step terms)."""
     m = case.metrics
     model = case.model
     assert isinstance(model, DecoderModel)
-    shape = shape_of(model)
     hw = Hardware(case.device, cat.efficiency_for(case.device), cat.runtime_spec, case.fabric)
-    ev = evaluate(shape, Grid.of([case.setup]), hw, factors)
+    ev = evaluate(shape_of(model), Grid.of([case.setup]), hw, factors)
     tps = float(ev.tokens_per_s_per_device[0])
     devices = case.setup.devices
     out: list[Score] = []
@@ -105,10 +109,10 @@ def score_case(case: TrainingCase, cat: CatalogueLike, factors: TrainingFactors)
     if "peak_memory_gib_per_device_max" in m:
         add("fits", 1.0, 1.0 if total <= float(m["peak_memory_gib_per_device_max"]) else 2.0)
     if not out:
-        return Unscored(case.id, _reason(case))
+        return Unscored(case.id, _reason(case)), ev
     if not math.isfinite(float(ev.step_time_s[0])):
-        return Unscored(case.id, "the layout spans instances whose network bandwidth is not published")
-    return out
+        return Unscored(case.id, "the layout spans instances whose network bandwidth is not published"), ev
+    return out, ev
 
 
 def _reason(case: TrainingCase) -> str:
@@ -171,15 +175,13 @@ def _rates(cases: Sequence[TrainingCase], cat: CatalogueLike, factors: TrainingF
     scale: list[float] = []
     per_step: list[bool] = []
     for case in cases:
-        res = score_case(case, cat, factors)
+        res, ev = _score(case, cat, factors)
         if isinstance(res, Unscored):
             continue
         for sc in res:
             if sc.metric not in THROUGHPUT:
                 continue
-            hw = Hardware(case.device, cat.efficiency_for(case.device), cat.runtime_spec, case.fabric)
-            assert isinstance(case.model, DecoderModel)
-            raws.append(evaluate(shape_of(case.model), Grid.of([case.setup]), hw, factors).step.raw)
+            raws.append(ev.step.raw)
             tokens = float(case.setup.batch_tokens)
             scale.append(tokens if sc.metric == "tokens_per_s" else tokens / case.setup.devices)
             per_step.append(sc.metric == "step_time_s")

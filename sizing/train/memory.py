@@ -96,6 +96,35 @@ def params_per_device(shape: ModelShape, g: Grid) -> Col:
     return (shape.body / g.pp + shape.experts / (g.pp * g.ep) + vocab_stage) / g.tp
 
 
+@dataclass(frozen=True)
+class ParameterStates:
+    """What a device holds of the parameters: trained ones (count) and the frozen base (bytes)."""
+
+    trainable: Col
+    frozen_bytes: Col
+    frozen_bytes_per_param: float
+
+
+def parameter_states(shape: ModelShape, g: Grid, factors: TrainingFactors) -> ParameterStates:
+    """Trainable parameters and frozen-base bytes per device before ZeRO sharding.
+
+    Full training trains ``P_dev``. LoRA trains ``r (d_in + d_out)`` per adapted matrix, split by
+    ``t · p``, over a frozen 16-bit base; QLoRA stores the base's linear weights in NF4
+    (``nf4_bits_per_param / 8`` bytes) and the rest (embeddings, norms) in 16 bit.
+    """
+    r = g.recipe
+    p_dev = params_per_device(shape, g)
+    if r.method == "full":
+        return ParameterStates(p_dev, np.zeros_like(p_dev), 2.0)
+    trainable = shape.lora_params(r.lora_rank, r.lora_targets) / (g.tp * g.pp) + 0.0 * p_dev
+    per_param = 2.0
+    if r.method == "qlora":
+        linear = shape.linear_active if shape.moe_layers == 0 else shape.total - shape.embedding
+        linear_share = min(1.0, (linear - shape.head) / max(shape.total, 1.0))
+        per_param = linear_share * factors.nf4_bits_per_param / 8.0 + (1.0 - linear_share) * 2.0
+    return ParameterStates(trainable, p_dev * per_param, per_param)
+
+
 def activation_bytes_per_token(shape: ModelShape, g: Grid) -> tuple[Col, Col]:
     """Bytes kept per token per layer on one device: (under the grid's recompute, with none).
 
@@ -143,21 +172,9 @@ def memory(shape: ModelShape, g: Grid, capacity_gib: float, runtime: RuntimeSpec
         Host memory available to each device's offloaded states (GiB; ``None``: unknown, not checked).
     """
     r = g.recipe
-    p_dev = params_per_device(shape, g)
     layer = np.maximum(shape.layer_dense, shape.layer_moe_common + shape.layer_experts / g.ep) / g.tp  # one layer's shard
-    if r.method == "full":
-        trainable = p_dev
-        frozen_bytes = np.zeros_like(p_dev)
-        per_param = 2.0
-    else:
-        trainable = shape.lora_params(r.lora_rank, r.lora_targets) / (g.tp * g.pp) + 0.0 * p_dev
-        if r.method == "qlora":
-            linear = shape.linear_active if shape.moe_layers == 0 else shape.total - shape.embedding
-            linear_share = min(1.0, (linear - shape.head) / max(shape.total, 1.0))
-            per_param = linear_share * factors.nf4_bits_per_param / 8.0 + (1.0 - linear_share) * 2.0
-        else:
-            per_param = 2.0
-        frozen_bytes = p_dev * per_param
+    st = parameter_states(shape, g, factors)
+    trainable, frozen_bytes, per_param = st.trainable, st.frozen_bytes, st.frozen_bytes_per_param
     gathered = 2.0 * 2.0 * layer if r.method == "full" else 2.0 * per_param * layer
     grad_buffer = 2.0 * layer if r.method == "full" else 0.0 * layer
     s = g.shard

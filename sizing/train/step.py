@@ -56,7 +56,7 @@ from aicap.sizing.core.errors import InputError
 from aicap.sizing.core.specs import DeviceSpec, EfficiencySpec
 from aicap.sizing.train.factors import TrainingFactors
 from aicap.sizing.train.grid import Col, Grid
-from aicap.sizing.train.memory import OPTIMIZER_BYTES, params_per_device
+from aicap.sizing.train.memory import OPTIMIZER_BYTES, parameter_states, params_per_device
 from aicap.sizing.train.shape import ModelShape
 
 #: FlashAttention's backward pass executes 2.5x the forward matmul FLOPs (it recomputes QK^T):
@@ -195,6 +195,8 @@ def step_time(shape: ModelShape, g: Grid, device: DeviceSpec, eff: EfficiencySpe
     """
     r = g.recipe
     flops = flops_per_token(shape, g)
+    p_dev = params_per_device(shape, g)
+    states = parameter_states(shape, g, factors)
     lin_dtype: str = r.precision
     if lin_dtype not in device.peak_tflops:
         have = ", ".join(d for d in ("bf16", "fp16", "fp8") if d in device.peak_tflops) or "none of bf16, fp16, fp8"
@@ -209,7 +211,7 @@ def step_time(shape: ModelShape, g: Grid, device: DeviceSpec, eff: EfficiencySpe
     scores = np.where(g.flash > 0, 0.0, tokens_per_device * shape.layers * shape.heads * g.seq_len * score_passes)
     if r.method == "qlora":  # NF4 weights are dequantised to 16 bit in every pass of every micro-batch
         passes = 2.0 + (g.recompute == 2)
-        scores = scores + g.micro_batches * passes * params_per_device(shape, g) * (factors.nf4_bits_per_param / 8.0 + 2.0)
+        scores = scores + g.micro_batches * passes * (states.frozen_bytes + 2.0 * p_dev)
     t_scores = scores / (device.memory_bw_gbps * 1e9 * eff.memory)
 
     link = fabric.link_gbs * 1e9 * eff.link
@@ -236,9 +238,8 @@ def step_time(shape: ModelShape, g: Grid, device: DeviceSpec, eff: EfficiencySpe
     act = mt * h * 2.0 / np.where(g.sp > 0, g.tp, 1.0)
     p2p = np.where(g.pp > 1, 2.0 * m * g.vp * (act / pp_bw + latency), 0.0)
 
-    p_dev = params_per_device(shape, g)
-    trainable = p_dev if r.method == "full" else shape.lora_params(r.lora_rank, r.lora_targets) / (g.tp * g.pp) + 0.0 * p_dev
-    frozen = 0.0 * p_dev if r.method == "full" else p_dev * (factors.nf4_bits_per_param / 16.0 if r.method == "qlora" else 1.0)
+    trainable = states.trainable
+    frozen = states.frozen_bytes / 2.0  # in 16-bit parameter equivalents: what an all-gather moves
     reduce_bytes = 2.0 if r.precision == "fp16" else 4.0
     group = g.dp * g.cp
     spans = g.devices > fabric.node
