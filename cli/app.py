@@ -34,6 +34,7 @@ app = typer.Typer(
 app.add_typer(catalog_cmds.models_app, name="models")
 app.add_typer(catalog_cmds.hardware_app, name="hardware")
 app.add_typer(catalog_cmds.instances_app, name="instances")
+app.add_typer(catalog_cmds.engines_app, name="engines")
 estimate_cmd.register(app)
 validate_cmds.register(app)
 size_cmd.register(app)

@@ -2,7 +2,7 @@
 
 Every ``*.yaml`` file under ``hardware_db/data`` (package data, read with ``importlib.resources``)
 and under each overlay directory (``--catalog DIR`` or ``AICAP_CATALOG``) may hold any of the
-sections ``models``, ``devices``, ``instances``, ``efficiency`` (lists) and ``runtime`` (a
+sections ``models``, ``devices``, ``instances``, ``efficiency``, ``engines`` (lists) and ``runtime`` (a
 mapping). Overlay entries replace built-in entries with the same id; each replacement is recorded
 in :attr:`Catalogue.overrides` so verbose output can report it. Loading is lazy and cached.
 """
@@ -23,9 +23,10 @@ from aicap.sizing.core.documents import load_yaml, read_text, validate, validate
 from aicap.sizing.core.errors import InputError, UnknownIdError, excerpt
 from aicap.sizing.core.specs import DeviceSpec, EfficiencySpec, InstanceSpec, ModelSpec
 from aicap.sizing.core.specs.efficiency import RuntimeSpec
+from aicap.sizing.core.specs.engine import EngineSpec
 from aicap.sizing.core.specs.model import AnyModel
 
-SECTIONS = ("models", "devices", "instances", "efficiency", "runtime")
+SECTIONS = ("models", "devices", "instances", "efficiency", "engines", "runtime")
 #: Most files and folders an overlay directory may hold (an overlay of ``/`` by mistake must not walk the disk).
 MAX_OVERLAY_ENTRIES = 10_000
 _MODEL: TypeAdapter[AnyModel] = TypeAdapter(ModelSpec)
@@ -40,6 +41,7 @@ class Catalogue:
     devices: dict[str, DeviceSpec] = field(default_factory=dict)
     instances: dict[str, InstanceSpec] = field(default_factory=dict)
     efficiency: dict[str, EfficiencySpec] = field(default_factory=dict)
+    engines: dict[str, EngineSpec] = field(default_factory=dict)
     runtime: RuntimeSpec | None = None
     overrides: list[str] = field(default_factory=list)
     origin: dict[str, str] = field(default_factory=dict)
@@ -103,9 +105,23 @@ class Catalogue:
 
     @property
     def runtime_spec(self) -> RuntimeSpec:
-        """The runtime conventions (always present after loading)."""
+        """The runtime conventions of the default engine (the ``runtime`` section's ``default_engine``)."""
+        return self.runtime_for(None)
+
+    def engine(self, ref: str) -> EngineSpec:
+        """Return an engine profile by id."""
+        try:
+            return self.engines[ref]
+        except KeyError:
+            raise UnknownIdError("engine", ref, sorted([*self.engines, "generic"])) from None
+
+    def runtime_for(self, engine: str | None, device: DeviceSpec | None = None) -> RuntimeSpec:
+        """The runtime conventions of ``engine`` on ``device`` (``None``: the default engine; ``generic``: the ``runtime`` section)."""
         assert self.runtime is not None
-        return self.runtime
+        ref = self.runtime.default_engine if engine is None else engine
+        if ref is None or ref == "generic":
+            return self.runtime
+        return self.engine(ref).runtime(self.runtime, device)
 
     @property
     def price_dates(self) -> tuple[str, str]:
@@ -139,6 +155,9 @@ def _load(overlays: tuple[Path, ...]) -> Catalogue:
             _merge(cat, str(path), text, overlay=True)
     if cat.runtime is None:
         raise InputError("catalogue has no 'runtime' section")
+    default = cat.runtime.default_engine
+    if default is not None and default != "generic" and default not in cat.engines:
+        raise InputError(f"runtime.default_engine: unknown engine '{default}'; known engines: {', '.join(sorted(cat.engines))}")
     for inst in cat.instances.values():
         if inst.device not in cat.devices:
             raise InputError(
@@ -209,7 +228,7 @@ def _merge(cat: Catalogue, where: str, text: str, *, overlay: bool) -> None:
         raise InputError(f"{where}: unknown section {excerpt(first)}; valid sections: {', '.join(SECTIONS)}")
     if "runtime" in doc:
         cat.runtime = validate_model(RuntimeSpec, doc["runtime"], where, text, ("runtime",))
-    for section in ("models", "devices", "instances", "efficiency"):
+    for section in ("models", "devices", "instances", "efficiency", "engines"):
         items = doc.get(section) or []
         if not isinstance(items, list):
             raise InputError(f"{where}: '{section}' must be a list, got {excerpt(items)}")
@@ -224,6 +243,9 @@ def _merge(cat: Catalogue, where: str, text: str, *, overlay: bool) -> None:
             elif section == "instances":
                 inst = validate_model(InstanceSpec, item, where, text, prefix)
                 _put(cat, cat.instances, inst.name, inst, "instance", where, overlay)
+            elif section == "engines":
+                eng = validate_model(EngineSpec, item, where, text, prefix)
+                _put(cat, cat.engines, eng.id, eng, "engine", where, overlay)
             else:
                 eff = validate_model(EfficiencySpec, item, where, text, prefix)
                 _put(cat, cat.efficiency, eff.key, eff, "efficiency", where, overlay)

@@ -12,6 +12,9 @@ from aicap.cli.state import catalogue, guarded
 
 models_app = typer.Typer(help="Model catalogue: list and show architectures with derived parameter counts.", no_args_is_help=True)
 hardware_app = typer.Typer(help="Device catalogue: accelerators and CPUs with datasheet figures and sources.", no_args_is_help=True)
+engines_app = typer.Typer(
+    help="Serving-engine profiles: memory policy, scheduler defaults, devices and formats, with sources.", no_args_is_help=True
+)
 instances_app = typer.Typer(help="Cloud instance catalogue with prices, price dates and sources.", no_args_is_help=True)
 
 FormatOpt = Annotated[Format, typer.Option("--format", "-f", help="Output format.")]
@@ -123,6 +126,41 @@ def instances_list(
     rows = [[d["cloud"], d["name"], d["device"], d["devices"], d["region"], d["price_usd_per_hour"]["on_demand"], d["usd_per_device_hour"],
              d["price_usd_per_hour"]["spot"], d["price_usd_per_hour"]["reserved_1y"], d["price_date"]] for d in docs]  # fmt: skip
     emit(View(docs, [Table("Instances (USD/hour, list prices)", cols, rows)]), fmt)
+
+
+@engines_app.command("list")
+@guarded
+def engines_list(fmt: FormatOpt = Format.table) -> None:
+    """List serving-engine profiles and the limits each sets (the default engine first)."""
+    cat = catalogue()
+    default = cat.runtime_spec.engine
+    cols = ["id", "engine", "version", "memory", "max_running", "step_tokens", "runs_on", "default"]
+    docs, rows = [], []
+    g = cat.runtime_for("generic")
+    generic = {"id": "generic", "name": "catalogue runtime conventions", "version": None, "memory_policy": g.kv_memory_policy,
+               "memory_fraction": g.usable_memory_fraction, "max_running_requests": g.max_batch, "max_prefill_tokens": g.max_prefill_tokens,
+               "source": g.source, "default": default == "generic"}  # fmt: skip
+    docs.append(generic)
+    rows.append(["generic", generic["name"], "-", f"{g.usable_memory_fraction:.0%} of memory", f"{g.max_batch:,}", f"{g.max_prefill_tokens:,}",
+                 "any", "yes" if default == "generic" else ""])  # fmt: skip
+    for e in sorted(cat.engines.values(), key=lambda e: (e.id != default, e.id)):
+        mem = f"{e.memory.fraction:.0%} of " + ("memory" if e.memory.policy == "total" else "free memory for KV")
+        ruled = " (by device)" if e.device_rules else ""
+        running = f"{e.scheduler.max_running_requests:,}" + (ruled if any(r.max_running_requests for r in e.device_rules) else "")
+        step = f"{e.scheduler.max_prefill_tokens:,}" + (ruled if any(r.max_prefill_tokens for r in e.device_rules) else "")
+        docs.append({**e.model_dump(mode="json"), "default": e.id == default})
+        rows.append([e.id, e.name, e.version, mem, running, step, ", ".join(e.runs_on), "yes" if e.id == default else ""])
+    emit(View(docs, [Table("Serving engines (aicap engines show ID for sources)", cols, rows)]), fmt)
+
+
+@engines_app.command("show")
+@guarded
+def engines_show(
+    engine: Annotated[str, typer.Argument(help="Engine id (see `aicap engines list`).")], fmt: FormatOpt = Format.table
+) -> None:
+    """Show one engine profile with every default and its source."""
+    doc = catalogue().engine(engine).model_dump(mode="json")
+    emit(View(doc, [_kv_table(f"Engine {doc['id']}", doc)]), fmt)
 
 
 def _choice(flag: str, value: str | None, choices: list[str]) -> None:

@@ -23,12 +23,20 @@ OutOpt = Annotated[int, typer.Option("--output-tokens", help="Generated tokens p
 WdtOpt = Annotated[str | None, typer.Option("--weights-dtype", help="fp32, bf16, fp16, fp8, int8 or int4 (default: model's native).")]
 KvOpt = Annotated[str | None, typer.Option("--kv-dtype", help="KV-cache dtype (default: follows the weights).")]
 TpotOpt = Annotated[float | None, typer.Option("--tpot-ms", help="Keep time per output token at or under this (with --batch auto).")]
+EngineOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--engine",
+        help="Serving engine profile: vllm, sglang, trtllm, tgi, llamacpp, jetstream or generic (default: generic; see `aicap engines list`).",
+    ),
+]
 
 
 def build_request(model: str, hardware: str, devices: int | None, tp: int | None, pp: int | None, ep: int, batch: str,
                   input_tokens: int, output_tokens: int, weights_dtype: str | None, kv_dtype: str | None,
-                  tpot_ms: float | None) -> Any:  # fmt: skip
+                  tpot_ms: float | None, engine: str | None = None) -> Any:  # fmt: skip
     """Turn options into an :class:`~aicap.sizing.serve.estimate.EstimateRequest` (validating them)."""
+    from aicap.sizing.core.engines import engine_for
     from aicap.sizing.core.errors import InputError
     from aicap.sizing.serve.estimate import EstimateRequest
 
@@ -46,9 +54,18 @@ def build_request(model: str, hardware: str, devices: int | None, tp: int | None
         if value is not None and value < 1:
             raise InputError(f"{name} {value}: must be a positive integer")
     dev = cat.device(hardware)
-    return EstimateRequest(model=cat.model(model), device=dev, efficiency=cat.efficiency_for(dev), runtime=cat.runtime_spec,
+    eng = engine_for(cat, engine)
+    return EstimateRequest(model=cat.model(model), device=dev, efficiency=eng.efficiency(cat, dev), runtime=eng.on(dev),
                            devices=devices, tp=tp, pp=pp, ep=ep, batch=b, input_tokens=input_tokens,
-                           output_tokens=output_tokens, weights_dtype=weights_dtype, kv_dtype=kv_dtype, tpot_ms=tpot_ms)  # fmt: skip
+                           output_tokens=output_tokens, weights_dtype=weights_dtype, kv_dtype=kv_dtype, tpot_ms=tpot_ms,
+                           engine=eng.spec)  # fmt: skip
+
+
+def _engine_line(e: dict[str, Any]) -> str:
+    """``vLLM 0.11.0: 90% of memory, ≤256 running, 8,192-token steps``."""
+    who = e["id"] if e["name"] is None else f"{e['name']} {e['version']}"
+    mem = f"{e['memory_fraction']:.0%} of " + ("memory" if e["memory_policy"] == "total" else "what the weights leave, for KV")
+    return f"{who}: {mem}, ≤{e['max_running_requests']:,} running, {e['max_prefill_tokens']:,}-token steps"
 
 
 def _band(doc: dict[str, Any], key: str) -> str:
@@ -63,6 +80,7 @@ def estimate_view(doc: dict[str, Any]) -> View:
     rows: list[list[Any]] = [
         ["deployment", layout],
         ["formats", f"weights {doc['weights_dtype']}, KV cache {doc['kv_dtype']}"],
+        ["engine", _engine_line(doc["engine"])],
         ["batch per replica", doc["batch"]],
         ["fits", "yes" if doc["fits"] else f"NO: {doc['advice']}"],
         ["meets --tpot-ms", "no: " + doc["advice"] if doc["fits"] and doc["advice"] else "yes"],
@@ -98,13 +116,15 @@ def register(app: typer.Typer) -> None:
     @guarded
     def estimate_cmd(model: ModelOpt, hardware: HardwareOpt, devices: DevicesOpt = None, tp: TpOpt = None, pp: PpOpt = None,
                      ep: EpOpt = 1, batch: BatchOpt = "auto", input_tokens: InOpt = 1024, output_tokens: OutOpt = 256,
-                     weights_dtype: WdtOpt = None, kv_dtype: KvOpt = None, tpot_ms: TpotOpt = None,
+                     weights_dtype: WdtOpt = None, kv_dtype: KvOpt = None, tpot_ms: TpotOpt = None, engine: EngineOpt = None,
                      fmt: FormatOpt = Format.table) -> None:  # fmt: skip
         """Predict memory, TTFT, TPOT and throughput of one deployment."""
         from aicap.sizing.core.errors import InfeasibleError
         from aicap.sizing.serve.estimate import estimate
 
-        req = build_request(model, hardware, devices, tp, pp, ep, batch, input_tokens, output_tokens, weights_dtype, kv_dtype, tpot_ms)
+        req = build_request(
+            model, hardware, devices, tp, pp, ep, batch, input_tokens, output_tokens, weights_dtype, kv_dtype, tpot_ms, engine
+        )
         result = estimate(req)
         emit(estimate_view(result.to_dict()), fmt)
         if result.shortfall is not None:
@@ -114,7 +134,7 @@ def register(app: typer.Typer) -> None:
     @guarded
     def explain_cmd(model: ModelOpt, hardware: HardwareOpt, devices: DevicesOpt = None, tp: TpOpt = None, pp: PpOpt = None,
                     ep: EpOpt = 1, batch: BatchOpt = "auto", input_tokens: InOpt = 1024, output_tokens: OutOpt = 256,
-                    weights_dtype: WdtOpt = None, kv_dtype: KvOpt = None, tpot_ms: TpotOpt = None,
+                    weights_dtype: WdtOpt = None, kv_dtype: KvOpt = None, tpot_ms: TpotOpt = None, engine: EngineOpt = None,
                     phase: Annotated[str, typer.Option(help="prefill or decode.")] = "decode",
                     plot: Annotated[Path | None, typer.Option("--plot", help="Write the roofline picture (.png or .svg).")] = None,
                     fmt: FormatOpt = Format.table) -> None:  # fmt: skip
@@ -127,7 +147,9 @@ def register(app: typer.Typer) -> None:
             raise InputError(f"--phase '{phase}': valid choices: {', '.join(explain.PHASES)}")
         if plot is not None and plot.suffix.lower() not in {".png", ".svg"}:
             raise InputError(f"--plot {plot}: the file must end in .png or .svg")
-        req = build_request(model, hardware, devices, tp, pp, ep, batch, input_tokens, output_tokens, weights_dtype, kv_dtype, tpot_ms)
+        req = build_request(
+            model, hardware, devices, tp, pp, ep, batch, input_tokens, output_tokens, weights_dtype, kv_dtype, tpot_ms, engine
+        )
         doc = explain.breakdown(estimate(req), phase)
         if plot is not None:
             explain.plot(doc, str(plot))

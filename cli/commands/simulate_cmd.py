@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from aicap.cli.commands.estimate_cmd import DevicesOpt, EpOpt, FormatOpt, KvOpt, PpOpt, TpOpt, WdtOpt, build_request
+from aicap.cli.commands.estimate_cmd import DevicesOpt, EngineOpt, EpOpt, FormatOpt, KvOpt, PpOpt, TpOpt, WdtOpt, build_request
 from aicap.cli.render import Format, Table, View, emit, progress
 from aicap.cli.state import STATE, catalogue, guarded, info
 
@@ -136,6 +136,7 @@ def register(app: typer.Typer) -> None:
         ep: EpOpt = 1,
         weights_dtype: WdtOpt = None,
         kv_dtype: KvOpt = None,
+        engine: EngineOpt = None,
         replicas: Annotated[
             int | None, typer.Option("--replicas", help="Replicas behind the router (default: --devices / (tp·pp), else 1).")
         ] = None,
@@ -294,7 +295,7 @@ def register(app: typer.Typer) -> None:
             reqs = TrafficSpec(requests, lin, lout, rate_per_s=rate, concurrency=concurrency, arrival=kind, cv=cv,  # type: ignore[arg-type]
                                class_shares=shares, seed=seed).build()  # fmt: skip
         est = build_request(model, hardware, devices, tp, pp, ep, "auto", max(int(reqs.input_tokens.mean()), 1),
-                            int(reqs.output_tokens.mean()), weights_dtype, kv_dtype, None)  # fmt: skip
+                            int(reqs.output_tokens.mean()), weights_dtype, kv_dtype, None, engine)  # fmt: skip
         from aicap.sizing.serve.estimate import estimate
 
         chosen = estimate(est)

@@ -34,13 +34,14 @@ def plan_view(plan: Plan) -> View:
     pct = pcts[0] if len(pcts) == 1 else "at each workload's percentile"
     cat = plan.catalogue
     solver = "" if plan.solver.status == "optimal" else f", best found within {plan.solver.gap_pct:.2g}% of optimal"
+    engines = ", ".join(sorted({w.engine for w in plan.workloads}))
     tables = [
         Table(f"Plan ({plan.objective} objective, {cat.pricing} prices of {cat.price_dates[0]}…{cat.price_dates[1]}{solver})",
               ["workload", "model", "instance", "devices", "layout", "replicas", "dtype", "req/s load/capacity", f"TTFT ms ({pct})",
                f"TPOT ms ({pct})", "$/hour", "$/month", "$/1M out tok"], rows,
               caption=f"Fleet: {t.instances} instances, {t.devices} devices ({t.devices_used} used), ${t.usd_per_hour:,.2f}/hour, "
-                      f"${t.usd_per_month:,.0f}/month. TTFT/TPOT are percentiles at the planned load; ± = 90th-percentile "
-                      "error of the performance model against published measurements."),
+                      f"${t.usd_per_month:,.0f}/month. Engine: {engines}. TTFT/TPOT are percentiles at the planned load; ± = "
+                      "90th-percentile error of the performance model against published measurements."),
         Table("Instances", ["instance", "cloud", "hardware", "count", "devices used", "$/hour", "price date"],
               [[i.instance_type, i.cloud, i.hardware, i.count, f"{i.devices_used}/{i.devices}", i.usd_per_hour, i.price_date]
                for i in plan.instances]),
@@ -132,6 +133,8 @@ def register(app: typer.Typer) -> None:
         budget: Annotated[float | None, typer.Option("--budget", help="Monthly budget in USD.")] = None,
         objective: Annotated[str | None, typer.Option("--objective", help="cost (default), latency or throughput (the last two need --budget).")] = None,
         single_type: Annotated[bool, typer.Option("--single-type", help="Use one device type for the whole fleet.")] = False,
+        engine: Annotated[str | None, typer.Option("--engine", help="Serving engine profile (vllm, sglang, trtllm, tgi, llamacpp, jetstream, generic) "
+                                                   "for workloads without their own; default generic (`aicap engines list`).")] = None,
         output: Annotated[Path | None, typer.Option("--output", "-o", help="Also write the plan (JSON, or YAML for .yaml) to this file, atomically.")] = None,
         verify: Annotated[bool, typer.Option("--verify", help="Play the plan through the simulator; add capacity and re-solve until it holds (exit 3 if it never does).")] = False,
         seed: Annotated[int, typer.Option("--seed", help="Random seed of --verify's simulated traffic.")] = 0,
@@ -151,7 +154,7 @@ def register(app: typer.Typer) -> None:
             raise InputError(f"--plot {plot}: the file must end in .png or .svg")
         cat = catalogue()
         overrides = {"cloud": cloud, "hardware": hardware, "pricing": pricing, "budget": budget, "objective": objective,
-                     "single_type": single_type or None}  # fmt: skip
+                     "single_type": single_type or None, "engine": engine}  # fmt: skip
         if model is not None:
             fleet = build_fleet(model=model, rate=rate, input_tokens=input_tokens, output_tokens=output_tokens, ttft_ms=ttft_ms,
                                 tpot_ms=tpot_ms, percentile=percentile, precision=precision, arrival_cv=arrival_cv, **overrides)  # fmt: skip

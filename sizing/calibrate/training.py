@@ -29,6 +29,7 @@ import numpy.typing as npt
 
 from aicap.sizing.calibrate.training_cases import TrainingCase
 from aicap.sizing.core.catalogue import CatalogueLike
+from aicap.sizing.core.engines import generic_runtime
 from aicap.sizing.core.specs.model import DecoderModel
 from aicap.sizing.train.estimate import Evaluation, Hardware, evaluate
 from aicap.sizing.train.factors import TrainingFactors
@@ -81,7 +82,7 @@ def _score(case: TrainingCase, cat: CatalogueLike, factors: TrainingFactors) -> 
     m = case.metrics
     model = case.model
     assert isinstance(model, DecoderModel)
-    hw = Hardware(case.device, cat.efficiency_for(case.device), cat.runtime_spec, case.fabric)
+    hw = Hardware(case.device, cat.efficiency_for(case.device), generic_runtime(cat), case.fabric)
     ev = evaluate(shape_of(model), Grid.of([case.setup]), hw, factors)
     tps = float(ev.tokens_per_s_per_device[0])
     devices = case.setup.devices
@@ -102,7 +103,7 @@ def _score(case: TrainingCase, cat: CatalogueLike, factors: TrainingFactors) -> 
     total = float(ev.memory.total[0])
     fits = bool(total <= case.device.memory_gib)
     if "peak_memory_gib_per_device" in m:
-        allocator = total - cat.runtime_spec.runtime_overhead_gib
+        allocator = total - generic_runtime(cat).runtime_overhead_gib
         add("peak_memory_gib_per_device", float(m["peak_memory_gib_per_device"]), allocator)
     if "fits" in m:
         add("fits", 1.0, 1.0 if fits == bool(m["fits"]) else 2.0)

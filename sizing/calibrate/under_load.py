@@ -21,6 +21,7 @@ import numpy as np
 
 from aicap.sizing.core.catalogue import CatalogueLike
 from aicap.sizing.core.deployment import Deployment as Layout
+from aicap.sizing.core.engines import engine_for_framework
 from aicap.sizing.core.errors import InputError
 from aicap.sizing.sim.arrivals import ArrivalKind
 from aicap.sizing.sim.replay import Setup
@@ -71,7 +72,8 @@ def predict_under_load(case: dict[str, Any], cat: CatalogueLike, eff: Any, share
     tp, pp = int(case.get("tp") or 1), int(case.get("pp") or 1)
     devices = int(case.get("devices") or tp * pp)
     wdt = case.get("weights_dtype") or ("bf16" if "bf16" in device.peak_tflops else "fp16")
-    layout = Layout(model, device, eff, cat.runtime_spec, tp, pp, 1, wdt, case.get("kv_dtype") or wdt)
+    layout = Layout(model, device, eff, engine_for_framework(cat, case.get("framework")).on(device), tp, pp, 1, wdt,
+                    case.get("kv_dtype") or wdt)  # fmt: skip
     layout.check()
     lin, lout = case_lengths(case, sharegpt_means)
     conc = int(case["batch"]) if kind == "closed_loop" and case.get("batch") else None

@@ -29,6 +29,7 @@ from aicap.sizing.calibrate.accuracy import metric_class
 from aicap.sizing.core.catalogue import CatalogueLike
 from aicap.sizing.core.documents import PosFloat, PosInt, describe_validation_error, load_yaml, read_text
 from aicap.sizing.core.dtypes import Dtype
+from aicap.sizing.core.engines import engine_for_framework
 from aicap.sizing.core.errors import AicapError, InputError
 from aicap.sizing.serve.estimate import EstimateRequest, estimate
 
@@ -226,7 +227,8 @@ def predict(case: dict[str, Any], cat: CatalogueLike, efficiency: dict[str, Any]
     fw = case.get("framework")
     over = efficiency or {}
     eff = over.get(f"{device.family}@{fw}") or over.get(device.family) or cat.efficiency_for(device, fw)
-    req = EstimateRequest(model=model, device=device, efficiency=eff, runtime=cat.runtime_spec,
+    engine = engine_for_framework(cat, fw)
+    req = EstimateRequest(model=model, device=device, efficiency=eff, runtime=engine.on(device),
                           devices=case.get("devices") or 1, tp=case.get("tp"), pp=case.get("pp"), batch=batch,
                           input_tokens=int(i), output_tokens=int(max(o, 1)), weights_dtype=case.get("weights_dtype"),
                           kv_dtype=case.get("kv_dtype"))  # fmt: skip

@@ -10,6 +10,7 @@ from typing import Protocol
 
 from aicap.sizing.core.specs import DeviceSpec, EfficiencySpec, InstanceSpec, ModelSpec
 from aicap.sizing.core.specs.efficiency import RuntimeSpec
+from aicap.sizing.core.specs.engine import EngineSpec
 
 
 class CatalogueLike(Protocol):
@@ -41,7 +42,17 @@ class CatalogueLike(Protocol):
 
     @property
     def runtime_spec(self) -> RuntimeSpec:
-        """Serving-runtime conventions."""
+        """Serving-runtime conventions of the default engine."""
+
+    @property
+    def engines(self) -> Mapping[str, EngineSpec]:
+        """Serving-engine profiles by id."""
+
+    def engine(self, ref: str) -> EngineSpec:
+        """An engine profile by id; raises ``UnknownIdError``."""
+
+    def runtime_for(self, engine: str | None, device: DeviceSpec | None = None) -> RuntimeSpec:
+        """Runtime conventions of ``engine`` on ``device`` (``None``: the default engine; ``generic``: the catalogue's own)."""
 
     def model(self, ref: str) -> ModelSpec:
         """A model by catalogue id or file path; raises ``UnknownIdError``."""

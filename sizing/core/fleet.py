@@ -100,6 +100,7 @@ class Workload(_Doc):
     slo: Slo = Slo()
     arrival_cv: float = Field(1.0, ge=0.0, le=10.0)
     precisions: list[Literal["fp32", "bf16", "fp16", "fp8", "int8", "int4"]] = Field(default_factory=_default_precisions)
+    engine: str | None = Field(None, description="serving engine profile (vllm, sglang, trtllm, ...); default: the constraints' engine")
 
     @field_validator("requests_per_s", mode="before")
     @classmethod
@@ -255,6 +256,9 @@ class Constraints(_Doc):
     budget_usd_per_month: PositiveFloat | None = None
     objective: Literal["cost", "latency", "throughput"] = "cost"
     single_type: bool = False
+    engine: str | None = Field(
+        None, description="serving engine profile of every workload without its own (default: the catalogue's default engine)"
+    )
 
     @model_validator(mode="after")
     def _caps_non_negative(self) -> Constraints:
@@ -277,6 +281,10 @@ class Constraints(_Doc):
     def price_model(self) -> PricingModel:
         """The pricing model a static plan prices with (the first allowed)."""
         return self.pricing_models[0]
+
+    def engine_of(self, w: Workload) -> str | None:
+        """The engine workload ``w`` is served with: its own, else the fleet's (``None``: the catalogue default)."""
+        return w.engine or self.engine
 
     def cap(self, instance: str) -> float:
         """Most instances of type ``instance`` a plan may buy."""

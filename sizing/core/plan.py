@@ -70,6 +70,7 @@ class Workload(_Doc):
 
     name: str
     model: str
+    engine: str = Field("generic", description="serving-engine profile whose memory policy and scheduler limits the plan assumes")
     percentile: Percentile
     arrival_cv: float = Field(ge=0)
     requests_per_s: float | None = Field(None, ge=0, description="demanded rate (None: the throughput objective buys the most it can)")

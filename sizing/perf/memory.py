@@ -11,7 +11,9 @@ evaluates many (tp, pp, batch, context) candidates at once.
   layers hold at most ``window`` tokens;
 * activations: a prefill chunk of ``T`` tokens needs ``T·(8h + 3f/tp)·2`` bytes of workspace, plus
   fp32 logits ``B·V/tp·4``;
-* overhead: runtime (CUDA context, graphs) plus communication buffers when ``tp·pp > 1``.
+* overhead: runtime (CUDA context, graphs) plus communication buffers when ``tp·pp > 1``;
+* capacity: what the engine may fill, by its memory policy (:func:`capacity_bytes`): a share of device
+  memory (vLLM, SGLang) or the reserved bytes plus a share of what they leave (TensorRT-LLM, TGI).
 """
 
 from __future__ import annotations
@@ -138,10 +140,47 @@ def overhead_bytes(dep: Deployment, tp: ArrayLike, pp: ArrayLike) -> F:
     return np.asarray(gib * GIB, dtype=float)
 
 
-def capacity_bytes(dep: Deployment) -> float:
-    """Usable memory per device: ``memory_gib · usable_fraction``."""
-    frac = dep.runtime.cpu_usable_memory_fraction if dep.device.kind == "cpu" else dep.runtime.usable_memory_fraction
-    return dep.device.memory_gib * GIB * frac
+def reserved_bytes(dep: Deployment, tp: ArrayLike, pp: ArrayLike) -> F:
+    """What an engine holds besides the KV cache, per device: ``R = weights + overhead + workspace(C)``.
+
+    The workspace is sized for a full ``max_prefill_tokens`` chunk ``C`` (what an engine's start-up
+    profiling reserves), without the per-sequence logits.
+    """
+    return np.asarray(weight_bytes_per_device(dep, tp, pp) + overhead_bytes(dep, tp, pp)
+                      + activation_bytes(dep, tp, 0.0, dep.runtime.max_prefill_tokens), dtype=float)  # fmt: skip
+
+
+def capacity_bytes(dep: Deployment, reserved: ArrayLike = 0.0) -> F:
+    """Memory per device the engine may fill, by its policy (``M`` device memory, ``f`` the fraction).
+
+    ``total``: ``f·M``; ``free``: ``R + f·(M − R)`` with ``R`` = :func:`reserved_bytes` (the KV cache
+    gets ``f`` of what the rest leaves); CPUs: ``M·f_cpu``, leaving the rest to the operating system.
+    """
+    m = dep.device.memory_gib * GIB
+    r = np.asarray(reserved, dtype=float)
+    if dep.device.kind == "cpu":
+        return np.asarray(m * dep.runtime.cpu_usable_memory_fraction + 0.0 * r, dtype=float)
+    f = dep.runtime.usable_memory_fraction
+    if dep.runtime.kv_memory_policy == "free":
+        return np.asarray(r + f * (m - r), dtype=float)
+    return np.asarray(m * f + 0.0 * r, dtype=float)
+
+
+def kv_budget_bytes(dep: Deployment, tp: ArrayLike, pp: ArrayLike) -> F:
+    """Bytes per device left for the KV cache and per-sequence logits: ``capacity − R`` (may be negative).
+
+    An engine with a KV cache of fixed size (``kv_cache_tokens`` ``N``, llama.cpp's ``--ctx-size``)
+    allocates no more than ``N·kv_token + B_max·V/tp·4`` however much memory is free.
+    """
+    r = reserved_bytes(dep, tp, pp)
+    free = capacity_bytes(dep, r) - r
+    n = dep.runtime.kv_cache_tokens
+    if n is not None and dep.decoder is not None:
+        fixed = (
+            n * kv_bytes_per_sequence(dep, tp, pp, 1.0) + dep.runtime.max_batch * dep.decoder.vocab_size / np.asarray(tp, dtype=float) * 4.0
+        )
+        free = np.minimum(free, fixed)
+    return np.asarray(free, dtype=float)
 
 
 @dataclass(frozen=True)
@@ -152,7 +191,7 @@ class MemoryBreakdown:
     kv_cache: F
     activations: F
     overhead: F
-    capacity: float
+    capacity: F
 
     @property
     def total(self) -> F:
@@ -176,7 +215,7 @@ def breakdown(
         kv_cache=b * kv_bytes_per_sequence(dep, tp, pp, context),
         activations=activation_bytes(dep, tp, b, prefill),
         overhead=overhead_bytes(dep, tp, pp) + 0.0 * b,
-        capacity=capacity_bytes(dep),
+        capacity=reserved_bytes(dep, tp, pp) + kv_budget_bytes(dep, tp, pp) + 0.0 * b,
     )
 
 
@@ -187,12 +226,7 @@ def max_batch(dep: Deployment, tp: ArrayLike, pp: ArrayLike, input_tokens: Array
     whatever the batch.
     """
     tp_a = np.asarray(tp, dtype=float)
-    free = (
-        capacity_bytes(dep)
-        - weight_bytes_per_device(dep, tp, pp)
-        - overhead_bytes(dep, tp, pp)
-        - activation_bytes(dep, tp, 0.0, dep.runtime.max_prefill_tokens)
-    )
+    free = kv_budget_bytes(dep, tp, pp)
     per_seq = kv_bytes_per_sequence(dep, tp, pp, context) + dep.transformer.vocab_size / tp_a * 4.0
     return np.asarray(np.maximum(np.floor(free / per_seq), 0.0), dtype=float)
 
@@ -203,12 +237,7 @@ def max_context(dep: Deployment, tp: int, pp: int, batch: int) -> int:
     Bisection on ``c`` over ``B · kv_seq(c) + B·V/tp·4 ≤ free`` (``kv_seq`` is non-decreasing in ``c``,
     flat beyond a sliding window), capped at the model's ``max_context``; 0 when nothing fits.
     """
-    free = float(
-        capacity_bytes(dep)
-        - weight_bytes_per_device(dep, tp, pp)
-        - overhead_bytes(dep, tp, pp)
-        - activation_bytes(dep, tp, batch, dep.runtime.max_prefill_tokens)
-    )
+    free = float(kv_budget_bytes(dep, tp, pp) - (activation_bytes(dep, tp, batch, 0.0) - activation_bytes(dep, tp, 0.0, 0.0)))
 
     def fits(c: int) -> bool:
         return batch * float(kv_bytes_per_sequence(dep, tp, pp, c)) <= free
@@ -227,11 +256,9 @@ def max_context(dep: Deployment, tp: int, pp: int, batch: int) -> int:
 
 def kv_cache_tokens(dep: Deployment, tp: ArrayLike, pp: ArrayLike) -> F:
     """KV-cache tokens that fit per replica once weights, workspace and overhead are placed."""
-    free = (
-        capacity_bytes(dep)
-        - weight_bytes_per_device(dep, tp, pp)
-        - overhead_bytes(dep, tp, pp)
-        - activation_bytes(dep, tp, 1.0, dep.runtime.max_prefill_tokens)
-    )
+    free = kv_budget_bytes(dep, tp, pp) - (activation_bytes(dep, tp, 1.0, 0.0) - activation_bytes(dep, tp, 0.0, 0.0))
     per_token = kv_bytes_per_sequence(dep, tp, pp, 1.0)
-    return np.asarray(np.maximum(np.floor(free / per_token), 0.0), dtype=float)
+    tokens = np.maximum(np.floor(free / per_token), 0.0)
+    if dep.runtime.kv_cache_tokens is not None:
+        tokens = np.minimum(tokens, dep.runtime.kv_cache_tokens)
+    return np.asarray(tokens, dtype=float)

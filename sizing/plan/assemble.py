@@ -63,7 +63,8 @@ def _loads(mine: list[tuple[Candidate, int]], served: float, shares: Sequence[fl
 
 
 def _deployments(mine: list[tuple[Candidate, int]], loads: list[float], metrics: list[Loaded], insts: dict[str, InstanceSpec],
-                 counts: dict[str, int], used: dict[str, int], pricing: str, cat: CatalogueLike) -> list[Deployment]:  # fmt: skip
+                 counts: dict[str, int], used: dict[str, int], pricing: str, cat: CatalogueLike,
+                 efficiency_key: str | None) -> list[Deployment]:  # fmt: skip
     out = []
     for (cand, r), load, m in zip(mine, loads, metrics, strict=True):
         inst = insts[cand.instance]
@@ -78,7 +79,7 @@ def _deployments(mine: list[tuple[Candidate, int]], loads: list[float], metrics:
             utilisation=sig(load / max(cand.capacity_rps * r, 1e-12), 3), ttft_ms=sig(ttft),
             tpot_ms=sig(tpot) if cand.tpot_ms is not None else None,
             usd_per_hour=money(r * cand.devices * price / inst.devices * scale),
-            efficiency_calibrated=cat.efficiency_for(cat.device(cand.hardware)).calibrated,
+            efficiency_calibrated=cat.efficiency_for(cat.device(cand.hardware), efficiency_key).calibrated,
         ))  # fmt: skip
     return out
 
@@ -118,13 +119,15 @@ def build_plan(fleet: Fleet, cat: CatalogueLike, insts: list[InstanceSpec], chos
     workloads = []
     for w in fleet.workloads:
         mine, loads = routed[w.name]
-        deps = _deployments(mine, loads, [next(flat) for _ in mine], by_name, instance_counts, used, c.price_model, cat)
+        engine = cat.runtime_for(c.engine_of(w)).engine
+        key = None if engine == "generic" else cat.engine(engine).efficiency_key
+        deps = _deployments(mine, loads, [next(flat) for _ in mine], by_name, instance_counts, used, c.price_model, cat, key)
         usd_h = sum(d.usd_per_hour for d in deps)
         out_tok_h = served[w.name] * w.mean_output * 3600.0
         ttft = max((d.ttft_ms for d in deps), default=None)
         tpot = max((d.tpot_ms for d in deps if d.tpot_ms is not None), default=None)
         workloads.append(PlanWorkload(
-            name=w.name, model=w.model, percentile=w.slo.percentile, arrival_cv=w.arrival_cv,
+            name=w.name, model=w.model, engine=engine, percentile=w.slo.percentile, arrival_cv=w.arrival_cv,
             requests_per_s=None if w.rate is None else sig(w.rate), served_requests_per_s=sig(served[w.name]),
             capacity_requests_per_s=sig(sum(d.capacity_requests_per_s for d in deps)), ttft_ms=ttft, tpot_ms=tpot,
             ttft_target_ms=w.slo.ttft_ms, tpot_target_ms=w.slo.tpot_ms, ttft_margin_pct=_margin(ttft, w.slo.ttft_ms),

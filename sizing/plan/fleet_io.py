@@ -26,7 +26,8 @@ def _split(value: str | None) -> list[str] | None:
 
 
 def _apply(doc: dict[str, Any], cloud: str | None = None, hardware: str | None = None, pricing: str | None = None,
-           budget: float | None = None, objective: str | None = None, single_type: bool | None = None) -> dict[str, Any]:  # fmt: skip
+           budget: float | None = None, objective: str | None = None, single_type: bool | None = None,
+           engine: str | None = None) -> dict[str, Any]:  # fmt: skip
     raw = doc.get("constraints") or {}
     if not isinstance(raw, dict):
         raise InputError(f"constraints: expected a mapping (clouds, pricing, ...), got {type(raw).__name__}")
@@ -50,6 +51,8 @@ def _apply(doc: dict[str, Any], cloud: str | None = None, hardware: str | None =
         cons["objective"] = objective
     if single_type:
         cons["single_type"] = True
+    if engine is not None:
+        cons["engine"] = engine
     return {**doc, "constraints": cons}
 
 

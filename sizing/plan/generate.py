@@ -15,7 +15,9 @@ from __future__ import annotations
 
 from aicap.sizing.core.catalogue import CatalogueLike
 from aicap.sizing.core.fleet import Fleet, Workload
-from aicap.sizing.core.specs import InstanceSpec
+from aicap.sizing.core.specs import DeviceSpec, InstanceSpec
+from aicap.sizing.core.specs.efficiency import RuntimeSpec
+from aicap.sizing.core.specs.engine import EngineSpec
 from aicap.sizing.plan.candidates import Candidate, DeviceOption, Shape, evaluate, formats, layouts
 
 
@@ -31,6 +33,11 @@ def cheapest_types(fleet: Fleet, insts: list[InstanceSpec]) -> list[InstanceSpec
             best[key] = inst
     keep = set(id(i) for i in best.values())
     return [i for i in insts if id(i) in keep]
+
+
+def engine_serves(engine: EngineSpec, device: DeviceSpec, fmt: tuple[str, str]) -> bool:
+    """Whether ``engine`` runs on ``device`` with storage formats ``fmt`` (weights, KV cache)."""
+    return engine.serves(device) and fmt[0] in engine.weights_dtypes and fmt[1] in engine.kv_dtypes
 
 
 def _infeasible(w: Workload, inst: InstanceSpec, reason: str) -> Candidate:
@@ -49,13 +56,14 @@ def all_candidates(fleet: Fleet, cat: CatalogueLike, insts: list[InstanceSpec]) 
         by_device.setdefault(inst.device, []).append(inst)
     out: dict[str, list[Candidate]] = {w.name: [] for w in fleet.workloads}
     latency = fleet.constraints.objective == "latency"
-    by_model: dict[str, list[Workload]] = {}
+    by_model: dict[tuple[str, str | None], list[Workload]] = {}
     for w in fleet.workloads:
-        by_model.setdefault(w.model, []).append(w)
-    runtime = cat.runtime_spec
+        by_model.setdefault((w.model, fleet.constraints.engine_of(w)), []).append(w)
     said: set[tuple[str, str, str]] = set()
-    for ref, ws in by_model.items():
+    for (ref, engine_ref), ws in by_model.items():
         model = cat.model(ref)
+        engine_id = cat.runtime_for(engine_ref).engine
+        engine = None if engine_id == "generic" else cat.engine(engine_id)
         decoder = model.kind == "decoder"
         shape_of = {w.name: Shape.of(w, decoder) for w in ws}
         lay: dict[str, dict[str, list[tuple[int, int]]]] = {}
@@ -68,17 +76,23 @@ def all_candidates(fleet: Fleet, cat: CatalogueLike, insts: list[InstanceSpec]) 
             members: dict[Shape, list[Workload]] = {}
             for w in mine:
                 members.setdefault(shape_of[w.name], []).append(w)
-            groups: dict[tuple[str, str], list[DeviceOption]] = {}
+            groups: dict[tuple[tuple[str, str], int, int], list[DeviceOption]] = {}
+            runtimes: dict[tuple[tuple[str, str], int, int], RuntimeSpec] = {}
             for dev_id in by_device:
                 dev = cat.device(dev_id)
                 fmt = formats(precision, dev)
                 union = sorted({x for ls in lay[dev_id].values() for x in ls})
-                if fmt is None or not union:
+                if fmt is None or not union or (engine is not None and not engine_serves(engine, dev, fmt)):
                     continue
                 per_device = min(float(i.price(fleet.constraints.price_model) or 0.0) / i.devices for i in by_device[dev_id])
-                groups.setdefault(fmt, []).append((dev, cat.efficiency_for(dev), union, per_device))
-            for fmt, devs in groups.items():
-                for row in evaluate(model, runtime, fmt, shapes, devs, latency):
+                eff = cat.efficiency_for(dev, engine.efficiency_key if engine is not None else None)
+                rt = cat.runtime_for(engine_ref, dev)  # engines may pick scheduler limits by device
+                group = (fmt, rt.max_prefill_tokens, rt.max_batch)
+                runtimes[group] = rt
+                groups.setdefault(group, []).append((dev, eff, union, per_device))
+            for group, devs in groups.items():
+                fmt = group[0]
+                for row in evaluate(model, runtimes[group], fmt, shapes, devs, latency):
                     dev = devs[row.device][0]
                     for w in members[shapes[row.shape]]:
                         for inst in by_device[dev.id]:
@@ -100,9 +114,14 @@ def all_candidates(fleet: Fleet, cat: CatalogueLike, insts: list[InstanceSpec]) 
             for dev_id, dinsts in by_device.items():
                 if dev_id in seen:
                     continue
-                if not any(lay[dev_id].values()):
+                dev = cat.device(dev_id)
+                if engine is not None and not engine.serves(dev):
+                    why = f"{engine.name} does not run on {dev_id} ({dev.vendor} {dev.kind})"
+                elif not any(lay[dev_id].values()):
                     heads = 1 if model.kind == "generic" else model.num_heads
                     why = f"no tensor-parallel degree divides {heads} heads within one instance's fast-link domain"
+                elif engine is not None and not any(engine_serves(engine, dev, f) for p in w.precisions if (f := formats(p, dev))):
+                    why = f"{engine.name} serves none of the allowed precisions {', '.join(w.precisions)} on {dev_id}"
                 else:
                     why = f"{dev_id} supports none of the allowed precisions {', '.join(w.precisions)}"
                 out[w.name] += [_infeasible(w, inst, why) for inst in dinsts]

@@ -75,6 +75,10 @@ def allowed_instances(fleet: Fleet, cat: CatalogueLike, models: tuple[str, ...] 
 
 def _check_context(fleet: Fleet, cat: CatalogueLike) -> None:
     for w in fleet.workloads:
+        engine = fleet.constraints.engine_of(w)
+        if engine is not None and engine != "generic" and engine not in cat.engines:
+            where = f"workload '{w.name}'" if w.engine else "constraints"
+            raise InputError(f"{where}: unknown engine '{engine}'; valid engines: {', '.join(sorted([*cat.engines, 'generic']))}")
         model = cat.model(w.model)
         if model.kind == "generic":
             continue

@@ -15,9 +15,11 @@ import numpy as np
 from aicap.sizing.calibrate.accuracy import error_bands
 from aicap.sizing.core.deployment import MAX_DEVICES, Deployment, valid_tp
 from aicap.sizing.core.dtypes import storage_formats
+from aicap.sizing.core.engines import Engine
 from aicap.sizing.core.errors import InputError
 from aicap.sizing.core.specs import DeviceSpec, EfficiencySpec
 from aicap.sizing.core.specs.efficiency import RuntimeSpec
+from aicap.sizing.core.specs.engine import EngineSpec
 from aicap.sizing.core.specs.model import AnyModel, GenericModel
 from aicap.sizing.perf import memory
 from aicap.sizing.serve.serving import ServingMetrics, auto_batch, serve
@@ -44,6 +46,7 @@ class EstimateRequest:
     weights_dtype: str | None = None
     kv_dtype: str | None = None
     tpot_ms: float | None = None
+    engine: EngineSpec | None = None  # the profile ``runtime`` came from (``None``: generic conventions)
 
 
 @dataclass
@@ -120,7 +123,23 @@ class EstimateResult:
             "bound": {"prefill": str(m.prefill.bound()), "decode": str(m.decode.bound()) if dec else None},
             "error_band_pct": self.bands,
             "efficiency_calibrated": d.efficiency.calibrated,
+            "engine": engine_document(self.request.engine, d.runtime, d.efficiency),
         }
+
+
+def engine_document(spec: EngineSpec | None, runtime: RuntimeSpec, efficiency: EfficiencySpec) -> dict[str, Any]:
+    """What an output says about the engine: profile, the limits it sets, and whose efficiency factors apply."""
+    return {
+        "id": runtime.engine,
+        "name": None if spec is None else spec.name,
+        "version": None if spec is None else spec.version,
+        "memory_policy": runtime.kv_memory_policy,
+        "memory_fraction": runtime.usable_memory_fraction,
+        "max_running_requests": runtime.max_batch,
+        "max_prefill_tokens": runtime.max_prefill_tokens,
+        "efficiency_factors": efficiency.key,
+        "efficiency_fitted_for_engine": efficiency.framework is not None and efficiency.calibrated,
+    }
 
 
 def _r(x: float) -> float:
@@ -168,6 +187,7 @@ def estimate(req: EstimateRequest) -> EstimateResult:
             raise InputError(f"{flag} {value}: at most {MAX_DEVICES:,} devices (the largest deployment aicap estimates); "
                              f"give a count between 1 and {MAX_DEVICES:,}")  # fmt: skip
     wdt, kvdt = _defaults(req)
+    Engine(req.runtime, req.engine).check(req.device, wdt, kvdt)
     devices = req.devices or (req.tp or 1) * (req.pp or 1)
     if devices < 1:
         raise InputError(f"--devices {devices}: must be a positive integer")
@@ -219,7 +239,7 @@ def _evaluate(dep: Deployment, req: EstimateRequest, replicas: int) -> EstimateR
         limits["max_batch_at_context"] = int(memory.max_batch(dep, dep.tp, dep.pp, i, i + o))
         limits["max_context_at_batch"] = memory.max_context(dep, dep.tp, dep.pp, batch)
     mem["total"] = sum(mem.values())
-    mem["capacity"] = memory.capacity_bytes(dep) / GIB
+    mem["capacity"] = float(mb.capacity) / GIB
     fits = mem["total"] <= mem["capacity"]
     context = None if dep.model.kind == "generic" else i + (o if dep.model.kind == "decoder" else 0)
     advice = None if fits else advise(dep, mem, batch=int(batch), context=context, max_batch=limits["max_batch_at_context"],
@@ -238,7 +258,7 @@ def _gib(more: float, less: float, *others: float) -> list[str]:
 def _weights_fit(dep: Deployment) -> bool:
     """Whether the weights and the runtime overhead alone fit one device of ``dep``'s layout."""
     need = float(memory.weight_bytes_per_device(dep, dep.tp, dep.pp)) + float(memory.overhead_bytes(dep, dep.tp, dep.pp))
-    return need <= float(memory.capacity_bytes(dep))
+    return need <= float(memory.capacity_bytes(dep, need))
 
 
 def _layout_hints(dep: Deployment, *, spelled: bool = False) -> list[str]:

@@ -16,6 +16,7 @@ import numpy as np
 
 from aicap.sizing.core.catalogue import CatalogueLike
 from aicap.sizing.core.deployment import Deployment as Layout
+from aicap.sizing.core.engines import engine_for
 from aicap.sizing.core.fleet import PERCENTILES, Fleet, LengthBin
 from aicap.sizing.core.plan import Plan, Verification, VerifiedWorkload
 from aicap.sizing.perf import memory
@@ -77,16 +78,17 @@ def _lengths(spec: int | list[LengthBin], n: int, seed: int) -> np.ndarray:
 def verify(plan: Plan, cat: CatalogueLike, *, requests: int = DEFAULT_REQUESTS, seed: int = 0) -> list[Check]:
     """Simulate one replica of every deployment of ``plan`` at its planned load (deterministic for ``seed``)."""
     out: list[Check] = []
-    runtime = cat.runtime_spec
-    budget = runtime.max_prefill_tokens
     inputs = {w.name: w for w in plan.inputs.workloads}
     for pw in plan.workloads:
         w = inputs[pw.name]
         model = cat.model(w.model)
         decoder = model.kind == "decoder"
+        engine = engine_for(cat, pw.engine)
         for k, d in enumerate(pw.deployments):
             dev = cat.device(d.hardware)
-            eff = cat.efficiency_for(dev)
+            eff = engine.efficiency(cat, dev)
+            runtime = engine.on(dev)
+            budget = runtime.max_prefill_tokens
             layout = Layout(model, dev, eff, runtime, d.tp, d.pp, 1, d.weights_dtype, d.kv_dtype)
             i_mean, o_mean = w.mean_input, (w.mean_output if decoder else 0.0)
             step = StepModel.build(layout, Hardware.of([(dev, eff)], d.weights_dtype), np.array([d.tp]), np.array([d.pp]), 1.0,
@@ -216,11 +218,12 @@ def simulate_plan(plan: Plan, cat: CatalogueLike, *, requests_per_replica: int =
         w = inputs[pw.name]
         model = cat.model(w.model)
         decoder = model.kind == "decoder"
+        engine = engine_for(cat, pw.engine)
         for k, d in enumerate(pw.deployments):
             if d.requests_per_s <= 0:
                 continue
             dev = cat.device(d.hardware)
-            layout = Layout(model, dev, cat.efficiency_for(dev), cat.runtime_spec, d.tp, d.pp, d.ep, d.weights_dtype, d.kv_dtype)
+            layout = Layout(model, dev, engine.efficiency(cat, dev), engine.on(dev), d.tp, d.pp, d.ep, d.weights_dtype, d.kv_dtype)
             s = seed + 7919 * k + 104729 * len(out)
 
             kind: ArrivalKind = "constant" if w.arrival_cv == 0 else "poisson" if w.arrival_cv == 1 else "gamma"

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 from aicap.sizing.core.catalogue import CatalogueLike
 from aicap.sizing.core.deployment import Deployment as Layout
+from aicap.sizing.core.engines import engine_for
 from aicap.sizing.core.fleet import Fleet
 from aicap.sizing.core.period_plan import PeriodCheck, PeriodPlan, PeriodVerification
 from aicap.sizing.plan.sizer import deployment_key
@@ -49,6 +50,7 @@ def verify_periods(plan: PeriodPlan, fleet: Fleet, cat: CatalogueLike, *, reques
         deps = plan.deployments[w.name]
         model = cat.model(w.model)
         decoder = model.kind == "decoder"
+        engine = engine_for(cat, fleet.constraints.engine_of(w))
         for k, d in enumerate(deps):
             best, hour = 0.0, -1
             for p in plan.periods:
@@ -61,7 +63,7 @@ def verify_periods(plan: PeriodPlan, fleet: Fleet, cat: CatalogueLike, *, reques
             if hour < 0:
                 continue
             dev = cat.device(d.hardware)
-            layout = Layout(model, dev, cat.efficiency_for(dev), cat.runtime_spec, d.tp, d.pp, 1, d.weights_dtype, d.kv_dtype)
+            layout = Layout(model, dev, engine.efficiency(cat, dev), engine.on(dev), d.tp, d.pp, 1, d.weights_dtype, d.kv_dtype)
             kind: ArrivalKind = "constant" if w.arrival_cv == 0 else "poisson" if w.arrival_cv == 1 else "gamma"
             s = seed + 7919 * k + 104729 * len(out)
             spec = TrafficSpec(requests, lengths(w.input_tokens), lengths(w.output_tokens) if decoder else Lengths.fixed(0),

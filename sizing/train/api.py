@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from aicap.sizing.core.catalogue import CatalogueLike
+from aicap.sizing.core.engines import generic_runtime
 from aicap.sizing.core.errors import InfeasibleError, InputError
 from aicap.sizing.core.specs import DeviceSpec, InstanceSpec
 from aicap.sizing.core.specs.instance import PricingModel
@@ -95,8 +96,8 @@ def estimate_job(cat: CatalogueLike, model: AnyModel, hardware: str, setup: Trai
                          f"use at most {fabric.node} devices or an instance with a network")  # fmt: skip
     host = None
     if inst is not None and inst.host_memory_gib is not None:
-        host = inst.host_memory_gib * cat.runtime_spec.cpu_usable_memory_fraction / inst.devices
-    hw = Hardware(dev, cat.efficiency_for(dev), cat.runtime_spec, fabric, host)
+        host = inst.host_memory_gib * generic_runtime(cat).cpu_usable_memory_fraction / inst.devices
+    hw = Hardware(dev, cat.efficiency_for(dev), generic_runtime(cat), fabric, host)
     ev = evaluate(shape_of(model), Grid.of([setup]), hw, factors)
     error, basis = _band(factors)
     return result(model.id, dev.id, setup, ev, 0, Pricing(inst, dev.tdp_w, hw.efficiency.calibrated), tokens, error, basis)

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from aicap.sizing.core.catalogue import CatalogueLike
+from aicap.sizing.core.engines import generic_runtime
 from aicap.sizing.core.errors import InfeasibleError, InputError
 from aicap.sizing.core.specs import InstanceSpec
 from aicap.sizing.core.specs.instance import PricingModel
@@ -201,7 +202,7 @@ def search(cat: CatalogueLike, spec: SearchSpec, factors: TrainingFactors) -> Se
             continue
         if spec.recipe.precision not in dev.peak_tflops:
             continue
-        ev = evaluate(shape, g, Hardware(dev, cat.efficiency_for(dev), cat.runtime_spec, fabric), factors)
+        ev = evaluate(shape, g, Hardware(dev, cat.efficiency_for(dev), generic_runtime(cat), fabric), factors)
         evaluated += len(g)
         total = ev.memory.total
         need = float(total.min())

@@ -8,7 +8,7 @@ their own benchmarks with ``aicap calibrate``.
 
 from __future__ import annotations
 
-from typing import TypeVar
+from typing import Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -100,11 +100,17 @@ class EfficiencySpec(BaseModel):
 class RuntimeSpec(BaseModel):
     """Conventions of the serving runtime that the memory and time model assume.
 
-    Units: GiB for memory, tokens for token counts.
+    Units: GiB for memory, tokens for token counts. ``engine`` names the serving engine whose defaults
+    these are (``generic`` for the catalogue's own ``runtime`` section); ``kv_memory_policy`` says how
+    ``usable_memory_fraction`` applies: ``total`` (the engine uses that share of device memory in
+    all) or ``free`` (the KV cache gets that share of what weights, workspace and reserves leave), as
+    :mod:`aicap.sizing.core.specs.engine` explains.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
+    engine: str = "generic"
+    kv_memory_policy: Literal["total", "free"] = "total"
     usable_memory_fraction: Fraction
     runtime_overhead_gib: NonNegFloat
     comm_buffer_gib: NonNegFloat
@@ -114,6 +120,8 @@ class RuntimeSpec(BaseModel):
     quant_scale_bytes: dict[str, PosFloat]
     unquantised_embeddings: bool = True
     cpu_usable_memory_fraction: Fraction = 0.8
+    kv_cache_tokens: PosInt | None = None
+    default_engine: str | None = None
     source: str = Field(min_length=1)
 
     @field_validator("quant_group_size", "quant_scale_bytes")

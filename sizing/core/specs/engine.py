@@ -1,0 +1,202 @@
+"""Serving-engine profiles: how vLLM, SGLang, TensorRT-LLM, TGI, llama.cpp or JetStream reserve memory and schedule.
+
+Engines differ in what the capacity model depends on most: how much device memory the KV cache gets,
+how many requests run at once, how many tokens one step may prefill, and which devices and formats
+they serve. An :class:`EngineSpec` holds those defaults for one engine version, each with its source
+(``hardware_db/data/engines/*.yaml``); :meth:`EngineSpec.runtime` turns it into the
+:class:`~aicap.sizing.core.specs.efficiency.RuntimeSpec` the memory and time models read.
+
+Memory policies (``M`` device memory, ``f`` the engine's fraction, ``R`` what the engine holds
+besides the KV cache: weights, activation workspace, CUDA context and graphs, communication buffers):
+
+* ``total`` (vLLM ``gpu_memory_utilization``, SGLang ``mem_fraction_static``): the engine may use
+  ``f·M`` in all, so the KV cache gets ``f·M − R``;
+* ``free`` (TensorRT-LLM ``free_gpu_memory_fraction``, TGI, LMDeploy ``cache_max_entry_count``): the
+  KV cache gets ``f·(M − R)``, a share of what the rest leaves.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from aicap.sizing.core.documents import Fraction, NonNegFloat, PosFloat, PosInt
+from aicap.sizing.core.dtypes import KV_DTYPES, WEIGHT_DTYPES
+from aicap.sizing.core.errors import excerpt
+from aicap.sizing.core.specs.device import DeviceSpec
+from aicap.sizing.core.specs.efficiency import RuntimeSpec
+
+MemoryPolicy = Literal["total", "free"]
+
+
+class EngineMemory(BaseModel):
+    """How an engine sizes its KV cache (see the module docstring for the two policies).
+
+    Attributes
+    ----------
+    policy
+        ``total`` (a fraction of device memory for everything) or ``free`` (a fraction of what the
+        weights, workspace and reserves leave, for the KV cache).
+    fraction
+        The engine's default fraction ``f`` [-].
+    runtime_overhead_gib
+        CUDA context, library workspaces and CUDA-graph pools per device [GiB].
+    comm_buffer_gib
+        Collective-communication buffers per device when a replica spans devices [GiB].
+    kv_cache_tokens
+        A KV cache of fixed size [tokens per replica] where the engine allocates one up front (llama.cpp
+        ``--ctx-size``) rather than filling memory; ``None`` for the others.
+    source
+        Where the defaults come from (documentation or code, with version).
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+    policy: MemoryPolicy
+    fraction: Fraction
+    runtime_overhead_gib: NonNegFloat
+    comm_buffer_gib: NonNegFloat
+    kv_cache_tokens: PosInt | None = None
+    source: str = Field(min_length=1)
+
+
+class DeviceRule(BaseModel):
+    """Defaults an engine picks by device (vLLM: more sequences and a larger step on ≥ 70 GiB GPUs but the A100).
+
+    A rule applies to a device whose vendor, kind, family or id prefix is in ``match`` (any device when
+    empty), with ``min_memory_gib ≤ memory < max_memory_gib``, and whose id does not start with one of
+    ``except_devices``. The first rule of :attr:`EngineSpec.device_rules` that applies wins; its fields
+    that are set replace the engine's defaults.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+    match: list[str] = Field(default_factory=list)
+    min_memory_gib: NonNegFloat = 0.0
+    max_memory_gib: PosFloat | None = None
+    except_devices: list[str] = Field(default_factory=list)
+    max_running_requests: PosInt | None = None
+    max_prefill_tokens: PosInt | None = None
+    memory_fraction: Fraction | None = None
+    source: str = Field(min_length=1)
+
+    def applies(self, device: DeviceSpec) -> bool:
+        """Whether ``device`` gets these defaults."""
+        named = (
+            not self.match or bool({device.vendor, device.kind, device.family} & set(self.match)) or device.id.startswith(tuple(self.match))
+        )
+        big = device.memory_gib >= self.min_memory_gib and (self.max_memory_gib is None or device.memory_gib < self.max_memory_gib)
+        return named and big and not device.id.startswith(tuple(self.except_devices))
+
+
+class EngineScheduler(BaseModel):
+    """An engine's default scheduler limits.
+
+    Attributes
+    ----------
+    max_running_requests
+        Most requests decoding at once (vLLM ``max_num_seqs``, TensorRT-LLM ``max_batch_size``).
+    max_prefill_tokens
+        Tokens one step may process (vLLM ``max_num_batched_tokens``, SGLang ``chunked_prefill_size``,
+        TensorRT-LLM ``max_num_tokens``): the chunked-prefill budget and the activation workspace.
+    source
+        Where the defaults come from.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+    max_running_requests: PosInt
+    max_prefill_tokens: PosInt
+    source: str = Field(min_length=1)
+
+
+class EngineSpec(BaseModel):
+    """One serving engine's defaults, at one version.
+
+    Attributes
+    ----------
+    id
+        Short name used by ``--engine`` and fleet files (``vllm``, ``trtllm``, ...).
+    name, version
+        The engine's own name and the release the defaults were read from.
+    frameworks
+        Names published measurements use for this engine (``framework`` of a validation case).
+    efficiency_key
+        The framework key of per-engine efficiency factors (``family@key`` entries of
+        ``efficiency.yaml``), when the engine has its own; else the family's factors apply.
+    runs_on
+        Device vendors, kinds or families the engine serves (``nvidia``, ``tpu``, ``cpu``, ...).
+    weights_dtypes, kv_dtypes
+        Storage formats the engine serves (further limited by what each device supports).
+    memory, scheduler
+        See :class:`EngineMemory` and :class:`EngineScheduler`.
+    device_rules
+        Defaults the engine picks by device (:class:`DeviceRule`; the first that applies wins).
+    notes
+        What the profile does not capture.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+    id: str = Field(pattern=r"^[a-z][a-z0-9_-]*$")
+    name: str = Field(min_length=1)
+    version: str = Field(min_length=1)
+    frameworks: list[str] = Field(default_factory=list)
+    efficiency_key: str | None = None
+    runs_on: list[str] = Field(min_length=1)
+    weights_dtypes: list[str] = Field(min_length=1)
+    kv_dtypes: list[str] = Field(min_length=1)
+    memory: EngineMemory
+    scheduler: EngineScheduler
+    device_rules: list[DeviceRule] = Field(default_factory=list)
+    notes: str | None = None
+
+    @field_validator("weights_dtypes")
+    @classmethod
+    def _weights(cls, v: list[str]) -> list[str]:
+        return _known(v, WEIGHT_DTYPES)
+
+    @field_validator("kv_dtypes")
+    @classmethod
+    def _kv(cls, v: list[str]) -> list[str]:
+        return _known(v, KV_DTYPES)
+
+    def serves(self, device: DeviceSpec) -> bool:
+        """Whether the engine runs on ``device`` (its vendor, kind or family is in ``runs_on``)."""
+        return bool({device.vendor, device.kind, device.family} & set(self.runs_on))
+
+    def rule_for(self, device: DeviceSpec | None) -> DeviceRule | None:
+        """The first of :attr:`device_rules` that applies to ``device`` (``None``: none, or no device)."""
+        if device is None:
+            return None
+        return next((r for r in self.device_rules if r.applies(device)), None)
+
+    def runtime(self, base: RuntimeSpec, device: DeviceSpec | None = None) -> RuntimeSpec:
+        """The runtime conventions of this engine on ``device``: ``base`` (quantisation layout, host reserve) with its memory and scheduler.
+
+        Without a device, the engine's defaults before any :class:`DeviceRule`.
+        """
+        rule = self.rule_for(device)
+
+        def pick(name: str, default: float) -> float:
+            value = None if rule is None else getattr(rule, name)
+            return default if value is None else value
+
+        return base.model_copy(update={
+            "engine": self.id,
+            "kv_memory_policy": self.memory.policy,
+            "usable_memory_fraction": pick("memory_fraction", self.memory.fraction),
+            "runtime_overhead_gib": self.memory.runtime_overhead_gib,
+            "comm_buffer_gib": self.memory.comm_buffer_gib,
+            "kv_cache_tokens": self.memory.kv_cache_tokens,
+            "max_prefill_tokens": int(pick("max_prefill_tokens", self.scheduler.max_prefill_tokens)),
+            "max_batch": int(pick("max_running_requests", self.scheduler.max_running_requests)),
+        })  # fmt: skip
+
+
+def _known(v: list[str], valid: tuple[str, ...]) -> list[str]:
+    unknown = [d for d in v if d not in valid]
+    if unknown:
+        raise ValueError(f"unknown format {excerpt(unknown[0])}; valid: {', '.join(valid)}")
+    return v

@@ -1,0 +1,58 @@
+"""``aicap engines`` and ``--engine`` on estimate, size and simulate, through the CLI."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+def test_engines_list_names_every_profile_and_the_default(aicap) -> None:
+    r = aicap("engines", "list", "-f", "json")
+    assert r.code == 0
+    docs = r.json()
+    ids = [d["id"] for d in docs]
+    assert {"generic", "vllm", "sglang", "trtllm", "tgi", "llamacpp", "jetstream"} <= set(ids)
+    assert [d["id"] for d in docs if d["default"]] == ["generic"]
+
+
+def test_engines_show_gives_sources(aicap) -> None:
+    doc = aicap("engines", "show", "trtllm", "-f", "json").json()
+    assert doc["memory"]["policy"] == "free" and "serve.py" in doc["memory"]["source"]
+
+
+def test_engines_show_unknown_is_exit_2_with_choices(aicap) -> None:
+    r = aicap("engines", "show", "vlm")
+    assert r.code == 2 and "did you mean vllm" in r.stderr
+
+
+def test_estimate_engine_changes_the_kv_cache_and_is_reported(aicap) -> None:
+    common = ("estimate", "--model", "llama-3.1-70b", "--hardware", "h100-sxm", "--devices", "1", "--weights-dtype", "fp8", "-f", "json")
+    v, t = aicap(*common, "--engine", "vllm").json(), aicap(*common, "--engine", "trtllm").json()
+    assert (v["engine"]["id"], t["engine"]["id"]) == ("vllm", "trtllm")
+    assert t["kv_cache_tokens"] > 4 * v["kv_cache_tokens"]
+    assert t["throughput"]["output_tokens_per_s"] > 2 * v["throughput"]["output_tokens_per_s"]
+
+
+def test_estimate_table_names_the_engine(aicap) -> None:
+    r = aicap("estimate", "--model", "llama-3.1-8b", "--hardware", "l4", "--engine", "vllm")
+    assert r.code == 0 and "vLLM 0.11: 90% of memory, ≤256 running, 2,048-token steps" in r.stdout
+
+
+def test_estimate_engine_on_a_device_it_does_not_run_on_is_exit_2(aicap) -> None:
+    r = aicap("estimate", "--model", "llama-3.1-8b", "--hardware", "tpu-v5e", "--engine", "sglang")
+    assert r.code == 2
+    assert r.stderr.strip() == "aicap: error: --engine sglang: SGLang does not run on tpu-v5e (google tpu); it runs on: nvidia, amd"
+
+
+def test_size_engine_flag_reaches_the_plan(aicap) -> None:
+    r = aicap("size", "--model", "llama-3.1-8b", "--rate", "2", "--engine", "trtllm", "--cloud", "gcp", "-f", "json")
+    assert r.code == 0, r.stderr
+    plan = r.json()
+    assert plan["workloads"][0]["engine"] == "trtllm"
+    assert plan["inputs"]["constraints"]["engine"] == "trtllm"
+
+
+def test_fleet_file_unknown_engine_is_exit_2_naming_the_workload(aicap, tmp_path: Path) -> None:
+    f = tmp_path / "fleet.yaml"
+    f.write_text("workloads:\n  - name: chat\n    model: llama-3.1-8b\n    requests_per_s: 1\n    engine: tensorrt\n", encoding="utf-8")
+    r = aicap("size", str(f))
+    assert r.code == 2 and "workload 'chat': unknown engine 'tensorrt'" in r.stderr and "trtllm" in r.stderr

@@ -1,0 +1,132 @@
+"""Serving-engine profiles: shipped data, memory policies, device rules, and their use by estimate and size."""
+
+from __future__ import annotations
+
+import pytest
+
+from aicap.hardware_db import Catalogue
+from aicap.sizing.core.deployment import Deployment
+from aicap.sizing.core.engines import engine_for, engine_for_framework
+from aicap.sizing.core.errors import InputError, UnknownIdError
+from aicap.sizing.core.fleet import Fleet
+from aicap.sizing.perf import memory
+from aicap.sizing.plan.sizer import size
+from aicap.sizing.serve.estimate import EstimateRequest, estimate
+
+GIB = 2**30
+ENGINES = ("vllm", "sglang", "trtllm", "tgi", "llamacpp", "jetstream")
+
+
+def _dep(cat: Catalogue, engine: str, model: str, device: str, tp: int = 1, wdt: str = "bf16") -> Deployment:
+    dev = cat.device(device)
+    e = engine_for(cat, engine)
+    return Deployment(cat.model(model), dev, e.efficiency(cat, dev), e.on(dev), tp, 1, 1, wdt, wdt)
+
+
+def test_every_issue_engine_ships_with_sources_and_the_default_is_the_catalogue_runtime(cat: Catalogue) -> None:
+    assert set(ENGINES) <= set(cat.engines)
+    for e in cat.engines.values():
+        assert e.version and e.memory.source and e.scheduler.source
+        assert all(r.source for r in e.device_rules)
+    assert cat.runtime_spec.engine == "generic" == cat.runtime_for(None).engine
+    assert cat.runtime_for("vllm").engine == "vllm"
+
+
+def test_total_policy_gives_the_kv_cache_a_share_of_all_memory_less_the_rest(cat: Catalogue) -> None:
+    d = _dep(cat, "vllm", "llama-3.1-8b", "h100-sxm")
+    r = float(memory.reserved_bytes(d, 1, 1))
+    assert float(memory.kv_budget_bytes(d, 1, 1)) == pytest.approx(0.9 * d.device.memory_gib * GIB - r)
+
+
+def test_free_policy_gives_the_kv_cache_a_share_of_what_the_rest_leaves(cat: Catalogue) -> None:
+    d = _dep(cat, "trtllm", "llama-3.1-70b", "h100-sxm", wdt="fp8")
+    r = float(memory.reserved_bytes(d, 1, 1))
+    assert float(memory.kv_budget_bytes(d, 1, 1)) == pytest.approx(0.9 * (d.device.memory_gib * GIB - r))
+
+
+def test_trtllm_keeps_a_kv_cache_where_a_total_fraction_leaves_almost_none(cat: Catalogue) -> None:
+    """70B fp8 on one 80 GB H100: 90% of memory barely holds the weights; 90% of what they leave is several GiB."""
+    v = _dep(cat, "vllm", "llama-3.1-70b", "h100-sxm", wdt="fp8")
+    t = _dep(cat, "trtllm", "llama-3.1-70b", "h100-sxm", wdt="fp8")
+    kv_v, kv_t = float(memory.kv_cache_tokens(v, 1, 1)), float(memory.kv_cache_tokens(t, 1, 1))
+    assert kv_t > 4 * kv_v
+    assert kv_t * float(memory.kv_bytes_per_sequence(t, 1, 1, 1.0)) / GIB > 5.0
+
+
+@pytest.mark.parametrize(
+    ("device", "running", "step"),
+    [("h100-sxm", 1024, 8192), ("mi300x", 1024, 8192), ("a100-80gb-sxm", 256, 2048), ("l4", 256, 2048),
+     ("tpu-v6e", 256, 1024), ("tpu-v5e", 256, 512), ("epyc-9654", 128, 2048)],
+)  # fmt: skip
+def test_vllm_picks_its_scheduler_defaults_by_device(cat: Catalogue, device: str, running: int, step: int) -> None:
+    rt = engine_for(cat, "vllm").on(cat.device(device))
+    assert (rt.max_batch, rt.max_prefill_tokens) == (running, step)
+
+
+def test_sglang_memory_fraction_follows_its_reserve_rule(cat: Catalogue) -> None:
+    e = engine_for(cat, "sglang")
+    assert e.on(cat.device("h100-sxm")).usable_memory_fraction == pytest.approx(1 - 13440 / 81920, abs=1e-3)
+    assert e.on(cat.device("l4")).max_prefill_tokens == 2048
+    assert e.on(cat.device("b200")).max_prefill_tokens == 16384
+
+
+def test_llamacpp_allocates_its_context_not_the_free_memory(cat: Catalogue) -> None:
+    d = _dep(cat, "llamacpp", "llama-3.1-8b", "h100-sxm")
+    assert float(memory.kv_cache_tokens(d, 1, 1)) <= 4096
+    assert int(memory.max_batch(d, 1, 1, 1000, 2000)) == 2  # 4096 tokens hold two 2,000-token requests
+
+
+def test_estimate_refuses_an_engine_that_does_not_run_on_the_device(cat: Catalogue) -> None:
+    dev = cat.device("tpu-v5e")
+    e = engine_for(cat, "trtllm")
+    req = EstimateRequest(cat.model("llama-3.1-8b"), dev, e.efficiency(cat, dev), e.on(dev), engine=e.spec)
+    with pytest.raises(InputError, match="does not run on tpu-v5e"):
+        estimate(req)
+
+
+def test_estimate_names_the_engine_and_its_limits(cat: Catalogue) -> None:
+    dev = cat.device("h100-sxm")
+    e = engine_for(cat, "trtllm")
+    doc = estimate(EstimateRequest(cat.model("llama-3.1-8b"), dev, e.efficiency(cat, dev), e.on(dev), engine=e.spec)).to_dict()
+    assert doc["engine"]["id"] == "trtllm" and doc["engine"]["memory_policy"] == "free"
+    assert doc["engine"]["max_running_requests"] == 2048 and doc["batch"] <= 2048
+
+
+def test_unknown_engine_lists_the_valid_ones(cat: Catalogue) -> None:
+    with pytest.raises(UnknownIdError, match="trtllm"):
+        engine_for(cat, "trt-llm")
+
+
+def test_published_frameworks_map_to_their_engines(cat: Catalogue) -> None:
+    assert engine_for_framework(cat, "TensorRT-LLM").id == "trtllm"
+    assert engine_for_framework(cat, "SGLang").id == "sglang"
+    assert engine_for_framework(cat, "LMDeploy (TurboMind)").id == "generic"
+
+
+def _fleet(engine: str | None = None, workload_engine: str | None = None) -> Fleet:
+    w = {"name": "chat", "model": "llama-3.1-8b", "requests_per_s": 2.0, "input_tokens": 500, "output_tokens": 200,
+         "slo": {"ttft_ms": 2000, "tpot_ms": 80}, "precisions": ["bf16"]}  # fmt: skip
+    if workload_engine:
+        w["engine"] = workload_engine
+    cons: dict[str, object] = {"clouds": ["gcp"]}
+    if engine:
+        cons["engine"] = engine
+    return Fleet.model_validate({"workloads": [w], "constraints": cons})
+
+
+def test_size_with_an_nvidia_only_engine_never_picks_a_tpu(cat: Catalogue) -> None:
+    plan = size(_fleet("trtllm"), cat, alternatives=False)
+    assert plan.workloads[0].engine == "trtllm"
+    assert all(cat.device(d.hardware).vendor == "nvidia" for d in plan.workloads[0].deployments)
+    why = {r.hardware: r.reason for r in plan.workloads[0].rejected_hardware}
+    assert any("does not run on" in r for h, r in why.items() if h.startswith("tpu"))
+
+
+def test_a_workload_engine_overrides_the_fleet_engine(cat: Catalogue) -> None:
+    plan = size(_fleet("trtllm", workload_engine="vllm"), cat, alternatives=False)
+    assert plan.workloads[0].engine == "vllm"
+
+
+def test_size_names_the_unknown_engine_and_where(cat: Catalogue) -> None:
+    with pytest.raises(InputError, match=r"workload 'chat': unknown engine 'vlm'; valid engines: .*vllm"):
+        size(_fleet(workload_engine="vlm"), cat, alternatives=False)
