@@ -20,7 +20,9 @@ EpOpt = Annotated[int, typer.Option("--ep", help="Expert-parallel degree for MoE
 BatchOpt = Annotated[str, typer.Option("--batch", help="Concurrent requests per replica, or 'auto' (throughput-best that fits).")]
 InOpt = Annotated[int, typer.Option("--input-tokens", help="Prompt tokens per request (items' tokens for encoders).")]
 OutOpt = Annotated[int, typer.Option("--output-tokens", help="Generated tokens per request.")]
-WdtOpt = Annotated[str | None, typer.Option("--weights-dtype", help="fp32, bf16, fp16, fp8, int8 or int4 (default: model's native).")]
+WdtOpt = Annotated[
+    str | None, typer.Option("--weights-dtype", help="fp32, bf16, fp16, fp8, int8, int4, nvfp4 or mxfp4 (default: model's native).")
+]
 KvOpt = Annotated[str | None, typer.Option("--kv-dtype", help="KV-cache dtype (default: follows the weights).")]
 TpotOpt = Annotated[float | None, typer.Option("--tpot-ms", help="Keep time per output token at or under this (with --batch auto).")]
 EngineOpt = Annotated[

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from aicap.sizing.core.dtypes import BYTES_PER_ELEMENT, KV_DTYPES, WEIGHT_DTYPES
+from aicap.sizing.core.dtypes import BYTES_PER_ELEMENT, FP4_FORMATS, KV_DTYPES, WEIGHT_DTYPES
 from aicap.sizing.core.errors import InputError
 from aicap.sizing.core.specs import DeviceSpec, EfficiencySpec
 from aicap.sizing.core.specs.efficiency import RuntimeSpec
@@ -21,6 +21,27 @@ from aicap.sizing.core.specs.model import AnyModel, DecoderModel, EncoderModel, 
 #: count is a unit slip, and it would only multiply the replica count; refusing it keeps the layout
 #: search bounded.
 MAX_DEVICES = 65_536
+
+
+#: Device families that run FP4 weights without FP4 tensor cores, weight-only (de-quantised to 16 bit
+#: by the Marlin kernels; vLLM: "Weight-only FP4 compression will be used leveraging the Marlin kernel",
+#: Marlin needing Ampere or later, docs.vllm.ai/en/v0.11.2/features/quantization/).
+FP4_WEIGHT_ONLY_FAMILIES = frozenset({"nvidia-ampere", "nvidia-ada", "nvidia-hopper"})
+
+
+def runs_format(device: DeviceSpec, weights_dtype: str) -> bool:
+    """Whether ``device`` has a kernel path for weights stored in ``weights_dtype``.
+
+    fp8 needs fp8 tensor cores. MXFP4 (the OCP microscaling format) needs FP4 tensor cores (Blackwell,
+    MI355X); NVFP4 (FP8 scales per 16 values) is NVIDIA's and needs Blackwell's. Either runs weight-only on
+    a family of :data:`FP4_WEIGHT_ONLY_FAMILIES`. Other formats run everywhere (16-bit fallbacks).
+    """
+    if weights_dtype == "fp8":
+        return "fp8" in device.peak_tflops
+    if weights_dtype in FP4_FORMATS:
+        native = "fp4" in device.peak_tflops and (weights_dtype == "mxfp4" or device.vendor == "nvidia")
+        return native or device.family in FP4_WEIGHT_ONLY_FAMILIES
+    return True
 
 
 @dataclass(frozen=True)
@@ -75,6 +96,9 @@ class Deployment:
             raise InputError(f"--weights-dtype '{self.weights_dtype}': valid choices: {', '.join(WEIGHT_DTYPES)}")
         if self.kv_dtype not in KV_DTYPES:
             raise InputError(f"--kv-dtype '{self.kv_dtype}': valid choices: {', '.join(KV_DTYPES)}")
+        if self.weights_dtype in FP4_FORMATS and not runs_format(self.device, self.weights_dtype):
+            raise InputError(f"--weights-dtype {self.weights_dtype}: {self.device.id} has no kernels for it; MXFP4 runs on Blackwell "
+                             "and MI355X, NVFP4 on Blackwell, and both weight-only on NVIDIA Ampere, Ada and Hopper")  # fmt: skip
         for name, value in (("tp", self.tp), ("pp", self.pp), ("ep", self.ep)):
             if value < 1:
                 raise InputError(f"--{name} {value}: must be a positive integer")

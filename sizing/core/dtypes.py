@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-Dtype = Literal["fp32", "tf32", "bf16", "fp16", "fp8", "int8", "int4"]
+Dtype = Literal["fp32", "tf32", "bf16", "fp16", "fp8", "int8", "int4", "fp4", "nvfp4", "mxfp4"]
 """A numeric format name as it appears in catalogues, cases and options."""
 
 #: Storage bytes per element, before any quantisation scale overhead.
@@ -21,9 +21,17 @@ BYTES_PER_ELEMENT: dict[str, float] = {
     "fp8": 1.0,
     "int8": 1.0,
     "int4": 0.5,
+    # 4-bit floats (E2M1). ``fp4`` names the tensor-core rate in device peaks; the storage formats add
+    # their block scales (runtime.yaml): NVFP4 one FP8 scale per 16 values, MXFP4 one E8M0 per 32.
+    "fp4": 0.5,
+    "nvfp4": 0.5,
+    "mxfp4": 0.5,
 }
 
-WEIGHT_DTYPES: tuple[str, ...] = ("fp32", "bf16", "fp16", "fp8", "int8", "int4")
+#: Weight formats stored as 4-bit floats with block scales; they multiply on the ``fp4`` tensor path.
+FP4_FORMATS: frozenset[str] = frozenset({"nvfp4", "mxfp4"})
+
+WEIGHT_DTYPES: tuple[str, ...] = ("fp32", "bf16", "fp16", "fp8", "int8", "int4", "nvfp4", "mxfp4")
 KV_DTYPES: tuple[str, ...] = ("fp32", "bf16", "fp16", "fp8", "int8")
 
 
@@ -37,7 +45,8 @@ def storage_formats(weights_dtype: str, peaks: dict[str, float], kv_dtype: str |
     w = weights_dtype
     if w in {"bf16", "fp16"} and w not in peaks:
         w = next((d for d in ("bf16", "fp16", "fp32") if d in peaks), w)
-    kv = kv_dtype or (w if w in {"fp8", "bf16", "fp16", "fp32"} else "bf16")
+    fp4_kv = "fp8" if "fp8" in peaks else "bf16"  # FP4 checkpoints (NVFP4, MXFP4) ship with an FP8 cache where it runs
+    kv = kv_dtype or (w if w in {"fp8", "bf16", "fp16", "fp32"} else fp4_kv if w in FP4_FORMATS else "bf16")
     if kv == "bf16" and "bf16" not in peaks and "fp16" in peaks:
         kv = "fp16"
     return w, kv
@@ -63,7 +72,8 @@ def compute_dtype(weights_dtype: str, peaks: dict[str, float]) -> str:
     str
         A key of ``peaks``.
     """
-    preferred = {"fp8": ["fp8", "bf16", "fp16", "fp32"], "fp32": ["fp32"], "fp16": ["fp16", "bf16", "fp32"]}
+    low = ["fp4", "bf16", "fp16", "fp32"]  # W4A4 on FP4 tensor cores, else weight-only de-quantisation to 16 bit
+    preferred = {"fp8": ["fp8", "bf16", "fp16", "fp32"], "fp32": ["fp32"], "fp16": ["fp16", "bf16", "fp32"], "nvfp4": low, "mxfp4": low}
     for name in preferred.get(weights_dtype, ["bf16", "fp16", "fp32"]):
         if name in peaks:
             return name

@@ -52,7 +52,11 @@ def too_small_rate() -> str:
             "small is likely a unit slip (the rate is per second), and it would size an empty plan")  # fmt: skip
 
 
-def _default_precisions() -> list[Literal["fp32", "bf16", "fp16", "fp8", "int8", "int4"]]:
+Precision = Literal["fp32", "bf16", "fp16", "fp8", "int8", "int4", "nvfp4", "mxfp4"]
+"""A weight format a workload may be served in (FP4 formats on Blackwell and MI355X, weight-only elsewhere)."""
+
+
+def _default_precisions() -> list[Precision]:
     return ["bf16", "fp8"]
 
 
@@ -99,7 +103,7 @@ class Workload(_Doc):
     output_tokens: PositiveInt | list[LengthBin] = 256
     slo: Slo = Slo()
     arrival_cv: float = Field(1.0, ge=0.0, le=10.0)
-    precisions: list[Literal["fp32", "bf16", "fp16", "fp8", "int8", "int4"]] = Field(default_factory=_default_precisions)
+    precisions: list[Precision] = Field(default_factory=_default_precisions)
     engine: str | None = Field(None, description="serving engine profile (vllm, sglang, trtllm, ...); default: the constraints' engine")
 
     @field_validator("requests_per_s", mode="before")

@@ -42,7 +42,7 @@ def bytes_per_weight(weights_dtype: str, dep: Deployment) -> float:
 
 def embedding_bytes_per_weight(dep: Deployment) -> float:
     """Bytes per embedding / LM-head weight (16 bit when linear layers are quantised)."""
-    if dep.runtime.unquantised_embeddings and dep.weights_dtype in {"fp8", "int8", "int4"}:
+    if dep.runtime.unquantised_embeddings and dep.weights_dtype in {"fp8", "int8", "int4", "nvfp4", "mxfp4"}:
         return 2.0
     return bytes_per_weight(dep.weights_dtype, dep)
 

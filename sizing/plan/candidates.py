@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from numpy.typing import NDArray
 
-from aicap.sizing.core.deployment import Deployment
+from aicap.sizing.core.deployment import Deployment, runs_format
 from aicap.sizing.core.dtypes import storage_formats
 from aicap.sizing.core.fleet import PERCENTILES, Workload
 from aicap.sizing.core.specs import DeviceSpec, EfficiencySpec, InstanceSpec, ModelSpec
@@ -117,8 +117,12 @@ def layouts(model: ModelSpec, inst: InstanceSpec, device: DeviceSpec) -> list[tu
 
 
 def formats(precision: str, device: DeviceSpec) -> tuple[str, str] | None:
-    """Storage formats for an allowed precision, or ``None`` where the device has no fp8 path."""
-    if precision == "fp8" and "fp8" not in device.peak_tflops:
+    """Storage formats for an allowed precision, or ``None`` where the device has no path for it.
+
+    fp8 needs fp8 tensor cores; the FP4 formats need FP4 tensor cores or, weight-only, an NVIDIA GPU of
+    the Ampere generation or later (the Marlin FP4 kernels vLLM falls back to).
+    """
+    if not runs_format(device, precision):
         return None
     return storage_formats(precision, dict(device.peak_tflops))
 

@@ -32,7 +32,8 @@ class EfficiencySpec(BaseModel):
     compute
         Fraction of the dense 16-bit peak reached by large matrix multiplies.
     compute_fp8
-        Same for fp8 GEMMs (defaults to ``compute``).
+        Same for fp8 GEMMs (defaults to ``compute``), and for fp4 GEMMs: the same low-precision
+        tensor path, with no published fp4 serving case to fit a factor of its own.
     memory
         Fraction of peak memory bandwidth reached when streaming weights and KV cache.
     memory_by_dtype
@@ -88,7 +89,7 @@ class EfficiencySpec(BaseModel):
 
     def compute_for(self, dtype: str) -> float:
         """Return the compute efficiency for GEMMs in ``dtype``."""
-        if dtype == "fp8" and self.compute_fp8 is not None:
+        if dtype in {"fp8", "fp4"} and self.compute_fp8 is not None:
             return self.compute_fp8
         return self.compute
 
