@@ -25,6 +25,9 @@ WdtOpt = Annotated[
 ]
 KvOpt = Annotated[str | None, typer.Option("--kv-dtype", help="KV-cache dtype (default: follows the weights).")]
 TpotOpt = Annotated[float | None, typer.Option("--tpot-ms", help="Keep time per output token at or under this (with --batch auto).")]
+PrefixOpt = Annotated[
+    float, typer.Option("--prefix-cached", help="Share of each prompt found in the prefix cache (0 to 0.99): attended to, not recomputed.")
+]
 EngineOpt = Annotated[
     str | None,
     typer.Option(
@@ -36,7 +39,7 @@ EngineOpt = Annotated[
 
 def build_request(model: str, hardware: str, devices: int | None, tp: int | None, pp: int | None, ep: int, batch: str,
                   input_tokens: int, output_tokens: int, weights_dtype: str | None, kv_dtype: str | None,
-                  tpot_ms: float | None, engine: str | None = None) -> Any:  # fmt: skip
+                  tpot_ms: float | None, engine: str | None = None, prefix_cached: float = 0.0) -> Any:  # fmt: skip
     """Turn options into an :class:`~aicap.sizing.serve.estimate.EstimateRequest` (validating them)."""
     from aicap.sizing.core.engines import engine_for
     from aicap.sizing.core.errors import InputError
@@ -60,7 +63,7 @@ def build_request(model: str, hardware: str, devices: int | None, tp: int | None
     return EstimateRequest(model=cat.model(model), device=dev, efficiency=eng.efficiency(cat, dev), runtime=eng.on(dev),
                            devices=devices, tp=tp, pp=pp, ep=ep, batch=b, input_tokens=input_tokens,
                            output_tokens=output_tokens, weights_dtype=weights_dtype, kv_dtype=kv_dtype, tpot_ms=tpot_ms,
-                           engine=eng.spec)  # fmt: skip
+                           engine=eng.spec, prefix_cached_share=prefix_cached)  # fmt: skip
 
 
 def _engine_line(e: dict[str, Any]) -> str:
@@ -84,6 +87,7 @@ def estimate_view(doc: dict[str, Any]) -> View:
         ["formats", f"weights {doc['weights_dtype']}, KV cache {doc['kv_dtype']}"],
         ["engine", _engine_line(doc["engine"])],
         ["batch per replica", doc["batch"]],
+        *([["prefix cache", f"{doc['prefix_cached_share']:.0%} of each prompt cached, not recomputed"]] if doc["prefix_cached_share"] else []),
         ["fits", "yes" if doc["fits"] else f"NO: {doc['advice']}"],
         ["meets --tpot-ms", "no: " + doc["advice"] if doc["fits"] and doc["advice"] else "yes"],
         ["memory per device (GiB)", f"weights {mem['weights']:.1f} + KV {mem['kv_cache']:.1f} + activations {mem['activations']:.1f} "
@@ -119,14 +123,13 @@ def register(app: typer.Typer) -> None:
     def estimate_cmd(model: ModelOpt, hardware: HardwareOpt, devices: DevicesOpt = None, tp: TpOpt = None, pp: PpOpt = None,
                      ep: EpOpt = 1, batch: BatchOpt = "auto", input_tokens: InOpt = 1024, output_tokens: OutOpt = 256,
                      weights_dtype: WdtOpt = None, kv_dtype: KvOpt = None, tpot_ms: TpotOpt = None, engine: EngineOpt = None,
-                     fmt: FormatOpt = Format.table) -> None:  # fmt: skip
+                     prefix_cached: PrefixOpt = 0.0, fmt: FormatOpt = Format.table) -> None:  # fmt: skip
         """Predict memory, TTFT, TPOT and throughput of one deployment."""
         from aicap.sizing.core.errors import InfeasibleError
         from aicap.sizing.serve.estimate import estimate
 
-        req = build_request(
-            model, hardware, devices, tp, pp, ep, batch, input_tokens, output_tokens, weights_dtype, kv_dtype, tpot_ms, engine
-        )
+        req = build_request(model, hardware, devices, tp, pp, ep, batch, input_tokens, output_tokens, weights_dtype, kv_dtype, tpot_ms,
+                            engine, prefix_cached)  # fmt: skip
         result = estimate(req)
         emit(estimate_view(result.to_dict()), fmt)
         if result.shortfall is not None:

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from aicap.cli.commands.estimate_cmd import DevicesOpt, EngineOpt, EpOpt, FormatOpt, KvOpt, PpOpt, TpOpt, WdtOpt, build_request
+from aicap.cli.commands.estimate_cmd import DevicesOpt, EngineOpt, EpOpt, FormatOpt, KvOpt, PpOpt, PrefixOpt, TpOpt, WdtOpt, build_request
 from aicap.cli.render import Format, Table, View, emit, progress
 from aicap.cli.state import STATE, catalogue, guarded, info
 
@@ -137,6 +138,7 @@ def register(app: typer.Typer) -> None:
         weights_dtype: WdtOpt = None,
         kv_dtype: KvOpt = None,
         engine: EngineOpt = None,
+        prefix_cached: PrefixOpt = 0.0,
         replicas: Annotated[
             int | None, typer.Option("--replicas", help="Replicas behind the router (default: --devices / (tp·pp), else 1).")
         ] = None,
@@ -276,7 +278,13 @@ def register(app: typer.Typer) -> None:
         if trace is not None and (dataset is not None or rate is not None):
             raise InputError("--trace replays its own arrivals and lengths: drop --rate and --dataset")
         if trace is not None:
+            from aicap.sizing.sim.traffic import cached_prefix
+
             reqs = load_trace(trace)
+            if prefix_cached:
+                if not 0.0 <= prefix_cached < 1.0:
+                    raise InputError(f"--prefix-cached {prefix_cached:g}: the cached share of each prompt must be in [0, 1)")
+                reqs = replace(reqs, cached_tokens=cached_prefix(reqs.input_tokens, prefix_cached))
             label = f"trace {trace.name}"
         else:
             if dataset is not None:
@@ -293,9 +301,9 @@ def register(app: typer.Typer) -> None:
             kind = arrival if rate is not None else "poisson"
             label += "" if concurrency is not None else f", {kind} arrivals" + (f" (cv {cv:g})" if kind == "gamma" else "")
             reqs = TrafficSpec(requests, lin, lout, rate_per_s=rate, concurrency=concurrency, arrival=kind, cv=cv,  # type: ignore[arg-type]
-                               class_shares=shares, seed=seed).build()  # fmt: skip
+                               class_shares=shares, seed=seed, cached_share=prefix_cached).build()  # fmt: skip
         est = build_request(model, hardware, devices, tp, pp, ep, "auto", max(int(reqs.input_tokens.mean()), 1),
-                            int(reqs.output_tokens.mean()), weights_dtype, kv_dtype, None, engine)  # fmt: skip
+                            int(reqs.output_tokens.mean()), weights_dtype, kv_dtype, None, engine, prefix_cached)  # fmt: skip
         from aicap.sizing.serve.estimate import estimate
 
         chosen = estimate(est)

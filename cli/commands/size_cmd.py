@@ -133,6 +133,8 @@ def register(app: typer.Typer) -> None:
         budget: Annotated[float | None, typer.Option("--budget", help="Monthly budget in USD.")] = None,
         objective: Annotated[str | None, typer.Option("--objective", help="cost (default), latency or throughput (the last two need --budget).")] = None,
         single_type: Annotated[bool, typer.Option("--single-type", help="Use one device type for the whole fleet.")] = False,
+        prefix_cached: Annotated[float, typer.Option("--prefix-cached", help="Share of each prompt found in the prefix cache, 0 to 0.99 "
+                                                     "(one-workload mode; fleet files: prefix_cached_share).")] = 0.0,
         engine: Annotated[str | None, typer.Option("--engine", help="Serving engine profile (vllm, sglang, trtllm, tgi, llamacpp, jetstream, generic) "
                                                    "for workloads without their own; default generic (`aicap engines list`).")] = None,
         output: Annotated[Path | None, typer.Option("--output", "-o", help="Also write the plan (JSON, or YAML for .yaml) to this file, atomically.")] = None,
@@ -157,7 +159,8 @@ def register(app: typer.Typer) -> None:
                      "single_type": single_type or None, "engine": engine}  # fmt: skip
         if model is not None:
             fleet = build_fleet(model=model, rate=rate, input_tokens=input_tokens, output_tokens=output_tokens, ttft_ms=ttft_ms,
-                                tpot_ms=tpot_ms, percentile=percentile, precision=precision, arrival_cv=arrival_cv, **overrides)  # fmt: skip
+                                tpot_ms=tpot_ms, percentile=percentile, precision=precision, arrival_cv=arrival_cv,
+                                prefix_cached=prefix_cached, **overrides)  # fmt: skip
         elif fleet_file is not None:
             fleet = load_fleet(fleet_file, **overrides)
         else:

@@ -105,6 +105,13 @@ class Workload(_Doc):
     arrival_cv: float = Field(1.0, ge=0.0, le=10.0)
     precisions: list[Precision] = Field(default_factory=_default_precisions)
     engine: str | None = Field(None, description="serving engine profile (vllm, sglang, trtllm, ...); default: the constraints' engine")
+    prefix_cached_share: float = Field(
+        0.0,
+        ge=0.0,
+        lt=1.0,
+        description="share of each prompt found in the prefix cache (a shared system prompt, earlier turns): "
+        "attended to but not recomputed; memory still holds the whole prompt",
+    )
 
     @field_validator("requests_per_s", mode="before")
     @classmethod

@@ -77,6 +77,17 @@ class Shape:
     quantile: float
     arrival_cv: float
     tail_share: float
+    cached_share: float = 0.0
+
+    @property
+    def prefill_mean(self) -> float:
+        """Prompt tokens computed per request: the mean prompt less its cached prefix (at least one)."""
+        return max(self.input_mean * (1.0 - self.cached_share), 1.0)
+
+    @property
+    def prefill_tail(self) -> float:
+        """Prompt tokens computed for a tail-bin prompt."""
+        return max(self.input_tail * (1.0 - self.cached_share), 1.0)
 
     @classmethod
     def of(cls, w: Workload, decoder: bool) -> Shape:
@@ -94,6 +105,7 @@ class Shape:
             quantile=q,
             arrival_cv=w.arrival_cv,
             tail_share=w.input_share_from(tail),
+            cached_share=w.prefix_cached_share if decoder else 0.0,
         )
 
 
@@ -227,8 +239,9 @@ def evaluate(model: ModelSpec, runtime: RuntimeSpec, fmt: tuple[str, str], shape
     hw = Hardware.of([(devices[d][0], devices[d][1]) for d in rows.device], fmt[0])
     i = np.array([s.input_mean for s in sh])
     o = np.array([s.output_mean for s in sh])
-    step = StepModel.build(template, hw, tp_a, pp_a, 1.0, i + o / 2.0, i)
-    traffic = Traffic(i, o, np.array([s.input_tail for s in sh]), slots, np.array([s.quantile for s in sh]),
+    new = np.array([s.prefill_mean for s in sh])  # computed prompt tokens; a cached prefix is attended to, not recomputed
+    step = StepModel.build(template, hw, tp_a, pp_a, 1.0, i + o / 2.0, new, i - new)
+    traffic = Traffic(new, o, np.array([s.prefill_tail for s in sh]), slots, np.array([s.quantile for s in sh]),
                       np.array([s.arrival_cv for s in sh]), np.array([s.tail_share for s in sh]))  # fmt: skip
     ttft_t, tpot_t = np.array([s.ttft_s for s in sh]), np.array([s.tpot_s for s in sh])
     # Screen first: capacity without the TTFT percentile (cheap) bounds each row's cost per request/s from

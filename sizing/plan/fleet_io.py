@@ -94,7 +94,7 @@ def builtin_fleet(**overrides: Any) -> Fleet:
 
 def build_fleet(*, model: str, rate: float | None, input_tokens: int, output_tokens: int, ttft_ms: float | None,
                 tpot_ms: float | None, percentile: str, precision: str | None, arrival_cv: float = 1.0,
-                **overrides: Any) -> Fleet:  # fmt: skip
+                prefix_cached: float = 0.0, **overrides: Any) -> Fleet:  # fmt: skip
     """A one-workload fleet from ``aicap size --model ...`` flags (errors name the flags)."""
     if rate is None and overrides.get("objective") != "throughput":
         raise InputError("--rate is required with --model (requests per second), except with --objective throughput")
@@ -104,6 +104,8 @@ def build_fleet(*, model: str, rate: float | None, input_tokens: int, output_tok
         raise InputError(f"--rate {rate:g}: {too_small_rate()}")
     if not (math.isfinite(arrival_cv) and 0 <= arrival_cv <= 10):
         raise InputError(f"--arrival-cv {arrival_cv}: must be between 0 (constant arrivals) and 10; 1 is Poisson")
+    if not (math.isfinite(prefix_cached) and 0 <= prefix_cached < 1):
+        raise InputError(f"--prefix-cached {prefix_cached}: the cached share of each prompt must be in [0, 1)")
     if percentile not in PERCENTILES:
         raise InputError(f"--percentile '{percentile}': valid choices: {', '.join(PERCENTILES)}")
     for name, v in (("--input-tokens", input_tokens), ("--output-tokens", output_tokens)):
@@ -115,6 +117,8 @@ def build_fleet(*, model: str, rate: float | None, input_tokens: int, output_tok
     wl: dict[str, Any] = {"name": model.replace("/", "-").replace(".json", "") or "workload", "model": model, "requests_per_s": rate,
                           "input_tokens": input_tokens, "output_tokens": output_tokens, "arrival_cv": float(arrival_cv),
                           "slo": {"ttft_ms": ttft_ms, "tpot_ms": tpot_ms, "percentile": percentile}}  # fmt: skip
+    if prefix_cached:
+        wl["prefix_cached_share"] = float(prefix_cached)
     if precision is not None:
         wl["precisions"] = _split(precision)
     wl["name"] = "".join(ch if ch.isalnum() or ch in "._-" else "-" for ch in wl["name"]).strip("-.") or "workload"

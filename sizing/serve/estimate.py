@@ -47,6 +47,7 @@ class EstimateRequest:
     kv_dtype: str | None = None
     tpot_ms: float | None = None
     engine: EngineSpec | None = None  # the profile ``runtime`` came from (``None``: generic conventions)
+    prefix_cached_share: float = 0.0  # share of each prompt found in the prefix cache (not recomputed)
 
 
 @dataclass
@@ -105,6 +106,7 @@ class EstimateResult:
             "weights_dtype": d.weights_dtype,
             "kv_dtype": d.kv_dtype,
             "input_tokens": self.request.input_tokens,
+            "prefix_cached_share": self.request.prefix_cached_share,
             "output_tokens": self.request.output_tokens if dec else 0,
             "fits": self.fits,
             "advice": self.shortfall,
@@ -180,6 +182,8 @@ def estimate(req: EstimateRequest) -> EstimateResult:
     """
     if req.input_tokens < 1 or req.output_tokens < 0:
         raise InputError(f"--input-tokens {req.input_tokens} / --output-tokens {req.output_tokens}: lengths must be positive")
+    if not 0.0 <= req.prefix_cached_share < 1.0:
+        raise InputError(f"--prefix-cached {req.prefix_cached_share:g}: the cached share of each prompt must be in [0, 1)")
     if req.batch is not None and req.batch < 1:
         raise InputError(f"--batch {req.batch}: must be a positive integer or 'auto'")
     for flag, value in (("--devices", req.devices), ("--tp", req.tp), ("--pp", req.pp), ("--ep", req.ep)):
@@ -227,8 +231,9 @@ def _better(a: EstimateResult, b: EstimateResult) -> bool:
 def _evaluate(dep: Deployment, req: EstimateRequest, replicas: int) -> EstimateResult:
     i, o = req.input_tokens, req.output_tokens
     tpot = None if req.tpot_ms is None else req.tpot_ms / 1000.0
-    batch = req.batch or auto_batch(dep, i, o, tpot) or 1
-    metrics = serve(dep, batch, i, o)
+    h = req.prefix_cached_share
+    batch = req.batch or auto_batch(dep, i, o, tpot, h) or 1
+    metrics = serve(dep, batch, i, o, cached=h)
     limits: dict[str, int | None] = {"max_batch_at_context": None, "max_context_at_batch": None}
     mb = memory.breakdown(dep, dep.tp, dep.pp, batch, i, i + o)
     mem = {"weights": float(mb.weights) / GIB, "kv_cache": float(mb.kv_cache) / GIB,

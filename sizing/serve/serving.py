@@ -11,6 +11,10 @@ For ``B`` concurrent requests of ``I`` input and ``O`` output tokens (decode at 
 * output tokens/s ``= B·O / T_cycle``, requests/s ``= B / T_cycle`` per replica.
 
 Encoders and generic models have a single phase: latency ``T_forward(B)`` and items/s ``B / T``.
+
+With prefix caching, a share ``h`` of each prompt is already in the KV cache: prefill computes the other
+``(1 − h)·I`` tokens, which attend to the cached ``h·I`` (so ``T_prefill(B, I)`` becomes that step);
+decode context and memory keep the whole prompt.
 """
 
 from __future__ import annotations
@@ -45,21 +49,26 @@ class ServingMetrics:
 
 
 def prefill_time(
-    dep: Deployment, batch: ArrayLike, input_tokens: ArrayLike, tp: ArrayLike, pp: ArrayLike, ep: ArrayLike
+    dep: Deployment, batch: ArrayLike, input_tokens: ArrayLike, tp: ArrayLike, pp: ArrayLike, ep: ArrayLike, cached: float = 0.0
 ) -> tuple[F, StepTime]:
-    """Time to prefill ``batch`` requests of ``input_tokens`` (chunked), and the step it came from."""
+    """Time to prefill ``batch`` requests of ``input_tokens`` (chunked), and the step it came from.
+
+    ``cached`` is the share of each prompt found in the prefix cache: only ``(1 − cached)·I`` tokens are
+    computed, attending to the cached ``cached·I``.
+    """
     b = np.asarray(batch, dtype=float)
-    i = np.asarray(input_tokens, dtype=float)
+    full = np.asarray(input_tokens, dtype=float)
+    i = np.maximum(np.ceil(full * (1.0 - cached)), 1.0) if cached else full
     causal = dep.model.kind == "decoder"
-    st = step_time(dep, b, i, 0.0, tp, pp, ep, causal=causal)
+    st = step_time(dep, b, i, full - i, tp, pp, ep, causal=causal)
     # Chunks counted continuously (tokens / budget) so the per-chunk overhead amortises smoothly.
     chunks = np.maximum(b * i / dep.runtime.max_prefill_tokens, 1.0)
     return np.asarray(st.total + (chunks - 1.0) * st.overhead_s, dtype=float), st
 
 
 def serve(dep: Deployment, batch: ArrayLike, input_tokens: ArrayLike, output_tokens: ArrayLike, tp: ArrayLike | None = None,
-          pp: ArrayLike | None = None, ep: ArrayLike | None = None) -> ServingMetrics:  # fmt: skip
-    """Serving metrics of one replica for ``batch`` concurrent requests (see module docstring)."""
+          pp: ArrayLike | None = None, ep: ArrayLike | None = None, cached: float = 0.0) -> ServingMetrics:  # fmt: skip
+    """Serving metrics of one replica for ``batch`` concurrent requests (see module docstring; ``cached`` the prefix-cache share)."""
     tp_a = np.asarray(dep.tp if tp is None else tp, dtype=float)
     pp_a = np.asarray(dep.pp if pp is None else pp, dtype=float)
     ep_a = np.asarray(dep.ep if ep is None else ep, dtype=float)
@@ -71,8 +80,8 @@ def serve(dep: Deployment, batch: ArrayLike, input_tokens: ArrayLike, output_tok
         fits = _fits_encoder(dep, tp_a, pp_a, b, i)
         rate = b / t
         return ServingMetrics(b + 0 * t, t, 0 * t, t, 0 * t, rate * i, rate, fits, st, st)
-    ttft, _ = prefill_time(dep, 1.0, i, tp_a, pp_a, ep_a)
-    t_pre, pre_step = prefill_time(dep, b, i, tp_a, pp_a, ep_a)
+    ttft, _ = prefill_time(dep, 1.0, i, tp_a, pp_a, ep_a, cached)
+    t_pre, pre_step = prefill_time(dep, b, i, tp_a, pp_a, ep_a, cached)
     dec = step_time(dep, b, 1.0, i + o / 2.0, tp_a, pp_a, ep_a)
     cycle = t_pre + (o - 1.0) * dec.total
     tpot = np.where(o > 1, (cycle - ttft) / np.maximum(o - 1.0, 1.0), dec.total)
@@ -105,14 +114,14 @@ def max_fitting_batch(dep: Deployment, input_tokens: ArrayLike, output_tokens: A
     return np.asarray(np.minimum(b, dep.runtime.max_batch), dtype=float)
 
 
-def _limiting_latency(dep: Deployment, batch: F, i: F, o: F, tp: F, pp: F) -> F:
+def _limiting_latency(dep: Deployment, batch: F, i: F, o: F, tp: F, pp: F, cached: float = 0.0) -> F:
     """The latency a batch is limited by: TPOT for decoders, the batch's forward time otherwise."""
-    m = serve(dep, np.maximum(batch, 1.0), i, o, tp, pp)
+    m = serve(dep, np.maximum(batch, 1.0), i, o, tp, pp, cached=cached)
     return np.asarray(m.tpot_s if dep.model.kind == "decoder" else m.ttft_s, dtype=float)
 
 
 def largest_batch(dep: Deployment, input_tokens: ArrayLike, output_tokens: ArrayLike, context: ArrayLike, tp: ArrayLike, pp: ArrayLike,
-                  limit_s: ArrayLike) -> F:  # fmt: skip
+                  limit_s: ArrayLike, cached: float = 0.0) -> F:  # fmt: skip
     """Largest batch that fits memory at ``context`` tokens and keeps the limiting latency within ``limit_s``.
 
     The limit applies to TPOT for decoders and to the batch's forward time otherwise; 0 where no batch
@@ -125,19 +134,19 @@ def largest_batch(dep: Deployment, input_tokens: ArrayLike, output_tokens: Array
     tp_a, pp_a = np.asarray(tp, dtype=float), np.asarray(pp, dtype=float)
     limit = np.asarray(limit_s, dtype=float)
     hi = max_fitting_batch(dep, i, np.maximum(np.asarray(context, dtype=float) - i, 1.0), tp_a, pp_a)
-    ok_hi = (hi >= 1) & (_limiting_latency(dep, hi, i, o, tp_a, pp_a) <= limit)
+    ok_hi = (hi >= 1) & (_limiting_latency(dep, hi, i, o, tp_a, pp_a, cached) <= limit)
     lo = np.zeros_like(hi)
     top = hi.copy()
     for _ in range(_BATCH_BISECTIONS):
         mid = np.floor((lo + top) / 2.0)
-        good = (mid >= 1) & (_limiting_latency(dep, mid, i, o, tp_a, pp_a) <= limit)
+        good = (mid >= 1) & (_limiting_latency(dep, mid, i, o, tp_a, pp_a, cached) <= limit)
         lo = np.where(good, mid, lo)
         top = np.maximum(np.where(good, top, mid), lo)
     return np.asarray(np.where(ok_hi, hi, lo), dtype=float)
 
 
-def auto_batch(dep: Deployment, input_tokens: float, output_tokens: float, tpot_limit_s: float | None = None) -> int:
+def auto_batch(dep: Deployment, input_tokens: float, output_tokens: float, tpot_limit_s: float | None = None, cached: float = 0.0) -> int:
     """Throughput-best batch of ``dep``'s layout that fits memory at ``I + O`` and meets the TPOT limit (0 if none)."""
     limit = np.inf if tpot_limit_s is None or dep.model.kind != "decoder" else tpot_limit_s
     ctx = input_tokens + output_tokens
-    return int(largest_batch(dep, input_tokens, output_tokens, ctx, dep.tp, dep.pp, limit))
+    return int(largest_batch(dep, input_tokens, output_tokens, ctx, dep.tp, dep.pp, limit, cached))

@@ -40,8 +40,12 @@ _OP_ORDER = ("attn_proj", "attention", "mlp", "experts", "lm_head", "norms")
 
 
 def engine_costs(dep: Deployment, decode_seqs: ArrayLike, decode_context: ArrayLike, prefill_tokens: ArrayLike,
-                 prompt_tokens: ArrayLike, tp: ArrayLike) -> dict[str, OpCost]:  # fmt: skip
-    """FLOPs and bytes per operator group of one mixed step, per device (device-independent)."""
+                 prompt_tokens: ArrayLike, tp: ArrayLike, cached_tokens: ArrayLike = 0.0) -> dict[str, OpCost]:  # fmt: skip
+    """FLOPs and bytes per operator group of one mixed step, per device (device-independent).
+
+    ``prompt_tokens`` is the part of each prompt that is computed; a prefix of ``cached_tokens`` already
+    in the KV cache (prefix caching) is not recomputed, but the new tokens attend to it.
+    """
     tp_a = np.asarray(tp, dtype=float)
     d = np.asarray(decode_seqs, dtype=float)
     p = np.asarray(prefill_tokens, dtype=float)
@@ -54,7 +58,7 @@ def engine_costs(dep: Deployment, decode_seqs: ArrayLike, decode_context: ArrayL
     causal = model.kind == "decoder"
     lin = transformer_step(dep, 1.0, n, 0.0, tp_a, causal=causal)
     dec = transformer_step(dep, d, 1.0, c, tp_a, causal=causal)
-    pre = transformer_step(dep, p / i, i, 0.0, tp_a, causal=causal)
+    pre = transformer_step(dep, p / i, i, np.asarray(cached_tokens, dtype=float), tp_a, causal=causal)
     # Logits for every decoding sequence and for a prompt that completes in the step.
     head = transformer_step(dep, d + 1.0, 1.0, 0.0, tp_a, causal=causal)
     costs = dict(lin)
@@ -73,6 +77,7 @@ def engine_step(
     tp: ArrayLike | None = None,
     pp: ArrayLike | None = None,
     ep: ArrayLike | None = None,
+    cached_tokens: ArrayLike = 0.0,
 ) -> StepTime:
     """Roofline time of one mixed engine step (see module docstring); arrays broadcast.
 
@@ -87,9 +92,11 @@ def engine_step(
     prefill_tokens
         Prompt tokens prefilled in this step, ``p`` (0 for a pure decode step).
     prompt_tokens
-        Length ``I`` of the prompts those tokens belong to (sets the attention span).
+        Length ``I`` of the prompts those tokens belong to (sets the attention span), less any cached prefix.
     tp, pp, ep
         Parallel degrees, broadcast against the other arrays.
+    cached_tokens
+        Tokens of each prompt found in the prefix cache: attended to, not recomputed.
 
     Returns
     -------
@@ -99,7 +106,7 @@ def engine_step(
     tp_a = np.asarray(dep.tp if tp is None else tp, dtype=float)
     pp_a = np.asarray(dep.pp if pp is None else pp, dtype=float)
     ep_a = np.asarray(dep.ep if ep is None else ep, dtype=float)
-    costs = engine_costs(dep, decode_seqs, decode_context, prefill_tokens, prompt_tokens, tp_a)
+    costs = engine_costs(dep, decode_seqs, decode_context, prefill_tokens, prompt_tokens, tp_a, cached_tokens)
     n = np.asarray(decode_seqs, dtype=float) + np.asarray(prefill_tokens, dtype=float)
     ops = op_times(dep, costs)
     net = network_time(dep, n, tp_a, pp_a, ep_a)
@@ -180,12 +187,15 @@ class StepModel:
 
     @classmethod
     def build(cls, dep: Deployment, hw: Hardware, tp: ArrayLike, pp: ArrayLike, ep: ArrayLike, context: ArrayLike,
-              prompt: ArrayLike) -> StepModel:  # fmt: skip
-        """Coefficients for candidates of one model and format on devices ``hw`` (arrays broadcast)."""
-        tp_a, pp_a, ep_a, ctx, pr, bw = np.broadcast_arrays(
-            *(np.asarray(v, dtype=float) for v in (tp, pp, ep, context, prompt, hw.bandwidth))
+              prompt: ArrayLike, cached: ArrayLike = 0.0) -> StepModel:  # fmt: skip
+        """Coefficients for candidates of one model and format on devices ``hw`` (arrays broadcast).
+
+        ``prompt`` is the computed part of each prompt and ``cached`` its prefix already in the cache.
+        """
+        tp_a, pp_a, ep_a, ctx, pr, cache, bw = np.broadcast_arrays(
+            *(np.asarray(v, dtype=float) for v in (tp, pp, ep, context, prompt, cached, hw.bandwidth))
         )
-        evals = [engine_costs(dep, d, ctx, p, pr, tp_a) for d, p in _POINTS]
+        evals = [engine_costs(dep, d, ctx, p, pr, tp_a, cache) for d, p in _POINTS]
         names = list(evals[0])
         f = np.stack([np.stack([np.broadcast_to(e[k].flops, tp_a.shape) for k in names]) for e in evals])
         q = np.stack([np.stack([np.broadcast_to(e[k].bytes, tp_a.shape) for k in names]) for e in evals])

@@ -139,12 +139,16 @@ class Requests:
     priority : numpy.ndarray of int64 or None, optional
         Priority class per request (≥ 0; 0 the most urgent), for the priority and EDF policies and
         per-class results; ``None``: all class 0.
+    cached_tokens : numpy.ndarray of int64 or None, optional
+        Tokens of each prompt found in the prefix cache (``0 ≤ cached < input``): they hold KV blocks
+        but are not prefilled; ``None``: none.
     """
 
     arrival_s: F
     input_tokens: I
     output_tokens: I
     priority: I | None = None
+    cached_tokens: I | None = None
 
     def __post_init__(self) -> None:
         a = np.asarray(self.arrival_s, dtype=np.float64)
@@ -163,6 +167,11 @@ class Requests:
             if c.shape != a.shape or (c < 0).any():
                 raise ValueError("priority must be 1-D like arrival_s, with classes >= 0")
             object.__setattr__(self, "priority", c)
+        if self.cached_tokens is not None:
+            k = np.asarray(self.cached_tokens, dtype=np.int64)
+            if k.shape != a.shape or (k < 0).any() or (k >= i).any():
+                raise ValueError("cached_tokens must be 1-D like arrival_s, with 0 <= cached < input_tokens")
+            object.__setattr__(self, "cached_tokens", k)
         object.__setattr__(self, "arrival_s", a)
         object.__setattr__(self, "input_tokens", i)
         object.__setattr__(self, "output_tokens", o)
@@ -187,7 +196,8 @@ def _memoised(step: StepTime) -> tuple[dict[tuple[int, int], float], StepTime]:
 def _table(requests: Requests, order: NDArray[np.intp], arrival_s: list[float]) -> RequestTable:
     """The shared per-request state, requests in ``order`` (arrival instants as given)."""
     prio = None if requests.priority is None else requests.priority[order].tolist()
-    return RequestTable(arrival_s, requests.input_tokens[order].tolist(), requests.output_tokens[order].tolist(), prio)
+    cached = None if requests.cached_tokens is None else requests.cached_tokens[order].tolist()
+    return RequestTable(arrival_s, requests.input_tokens[order].tolist(), requests.output_tokens[order].tolist(), prio, cached)
 
 
 def _replica(config: EngineConfig, table: RequestTable, policy: Scheduler) -> list[VirtualEngine]:

@@ -108,12 +108,13 @@ class Setup:
                             max_batched_tokens=rt.max_prefill_tokens if self.max_batched_tokens is None else self.max_batched_tokens,
                             kv_capacity_tokens=kv, pipeline_stages=self.layout.pp)  # fmt: skip
 
-    def step(self, mean_input: float, mean_output: float) -> StepTime:
-        """Step time of one replica at the mean context (module docstring)."""
+    def step(self, mean_input: float, mean_output: float, mean_cached: float = 0.0) -> StepTime:
+        """Step time of one replica at the mean context (module docstring); ``mean_cached`` prompt tokens are a cached prefix."""
         lay = self.layout
         out = mean_output if lay.decoder is not None else 0.0
         sm = StepModel.build(lay, Hardware.of([(lay.device, lay.efficiency)], lay.weights_dtype), np.array([lay.tp]), np.array([lay.pp]),
-                             float(lay.ep), np.array([mean_input + out / 2.0]), np.array([mean_input]))  # fmt: skip
+                             float(lay.ep), np.array([mean_input + out / 2.0]), np.array([max(mean_input - mean_cached, 1.0)]),
+                             np.array([mean_cached]))  # fmt: skip
         return sm.one(0)
 
 
@@ -178,7 +179,8 @@ def _rate(requests: Requests) -> float:
 def _simulate(setup: Setup, requests: Requests, policy: str, options: PolicyOptions, targets: Targets, concurrency: int | None,
               seed: int) -> tuple[tuple[SimResult, ClusterStats], EngineConfig]:  # fmt: skip
     cfg = setup.engine()
-    step = setup.step(float(requests.input_tokens.mean()), float(requests.output_tokens.mean()))
+    cached = 0.0 if requests.cached_tokens is None else float(requests.cached_tokens.mean())
+    step = setup.step(float(requests.input_tokens.mean()), float(requests.output_tokens.mean()), cached)
     sched = make_scheduler(policy, options, targets, seed)
     res = simulate_cluster(step, requests, cfg, replicas=setup.replicas, router=setup.router, concurrency=concurrency, scheduler=sched)
     return res, cfg

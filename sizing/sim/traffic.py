@@ -135,6 +135,7 @@ class TrafficSpec:
     cv: float = 1.0
     class_shares: tuple[float, ...] | None = None
     seed: int = 0
+    cached_share: float = 0.0
 
     def __post_init__(self) -> None:
         if self.requests < 1:
@@ -143,6 +144,8 @@ class TrafficSpec:
             raise InputError("give exactly one of a request rate (open loop) and a concurrency (closed loop)")
         if self.rate_per_s is not None and not (self.rate_per_s > 0 and np.isfinite(self.rate_per_s)):
             raise InputError(f"rate must be a positive number of requests/s, got {excerpt(self.rate_per_s)}")
+        if not 0.0 <= self.cached_share < 1.0:
+            raise InputError(f"--prefix-cached {self.cached_share:g}: the cached share of each prompt must be in [0, 1)")
         if self.concurrency is not None and self.concurrency < 1:
             raise InputError(f"concurrency must be >= 1, got {self.concurrency}")
         if self.arrival == "gamma" and not self.cv > 0:
@@ -163,7 +166,15 @@ class TrafficSpec:
         if self.class_shares is not None and len(self.class_shares) > 1:
             w = np.array(self.class_shares, dtype=float)
             prio = sample_lengths(np.arange(w.size, dtype=np.int64), w, n, seed=s + 3)
-        return Requests(arrivals, np.maximum(self.input_tokens.draw(n, s + 1), 1), self.output_tokens.draw(n, s + 2), prio)
+        prompts = np.maximum(self.input_tokens.draw(n, s + 1), 1)
+        return Requests(arrivals, prompts, self.output_tokens.draw(n, s + 2), prio, cached_prefix(prompts, self.cached_share))
+
+
+def cached_prefix(prompts: NDArray[np.int64], share: float) -> NDArray[np.int64] | None:
+    """Tokens of each prompt found in the prefix cache: ``⌊share·I⌋``, at most ``I − 1`` (``None`` without caching)."""
+    if share <= 0.0:
+        return None
+    return np.asarray(np.minimum(np.floor(prompts * share), prompts - 1), dtype=np.int64)
 
 
 def _int(value: object, what: str, where: str, low: int) -> int:

@@ -27,7 +27,7 @@ from aicap.sizing.sim.cluster import Router
 from aicap.sizing.sim.engine import EngineConfig, Requests, simulate
 from aicap.sizing.sim.replay import PolicyOptions, Setup, holds, run
 from aicap.sizing.sim.report import SimulationReport, Targets
-from aicap.sizing.sim.traffic import Lengths, TrafficSpec
+from aicap.sizing.sim.traffic import Lengths, TrafficSpec, cached_prefix
 
 DEFAULT_REQUESTS = 6000
 
@@ -91,8 +91,10 @@ def verify(plan: Plan, cat: CatalogueLike, *, requests: int = DEFAULT_REQUESTS, 
             budget = runtime.max_prefill_tokens
             layout = Layout(model, dev, eff, runtime, d.tp, d.pp, 1, d.weights_dtype, d.kv_dtype)
             i_mean, o_mean = w.mean_input, (w.mean_output if decoder else 0.0)
+            h = w.prefix_cached_share if decoder else 0.0
+            new = max(i_mean * (1.0 - h), 1.0)
             step = StepModel.build(layout, Hardware.of([(dev, eff)], d.weights_dtype), np.array([d.tp]), np.array([d.pp]), 1.0,
-                                   np.array([i_mean + o_mean / 2.0]), np.array([i_mean]))  # fmt: skip
+                                   np.array([i_mean + o_mean / 2.0]), np.array([new]), np.array([i_mean - new]))  # fmt: skip
             rate = d.requests_per_s / d.replicas
             s = seed + 7919 * k + 104729 * len(out)
             arrivals = arrival_times(rate, requests, cv=w.arrival_cv, seed=s)
@@ -101,7 +103,7 @@ def verify(plan: Plan, cat: CatalogueLike, *, requests: int = DEFAULT_REQUESTS, 
             kv = int(memory.kv_cache_tokens(layout, d.tp, d.pp)) if decoder else 1 << 40
             cfg = EngineConfig(max_num_seqs=max(d.max_running, 1), max_batched_tokens=budget, kv_capacity_tokens=max(kv, 1),
                                pipeline_stages=d.pp)  # fmt: skip
-            res = simulate(step.one(0), Requests(arrivals, prompt, output), cfg)
+            res = simulate(step.one(0), Requests(arrivals, prompt, output, cached_tokens=cached_prefix(prompt, h)), cfg)
             q = PERCENTILES[pw.percentile]
             out.append(Check(
                 workload=pw.name, instance_type=d.instance_type, hardware=d.hardware, tp=d.tp, pp=d.pp,
@@ -229,7 +231,7 @@ def simulate_plan(plan: Plan, cat: CatalogueLike, *, requests_per_replica: int =
             kind: ArrivalKind = "constant" if w.arrival_cv == 0 else "poisson" if w.arrival_cv == 1 else "gamma"
             spec = TrafficSpec(min(requests_per_replica * d.replicas, MAX_PLAN_REQUESTS), lengths(w.input_tokens),
                                lengths(w.output_tokens) if decoder else Lengths.fixed(0), rate_per_s=d.requests_per_s, arrival=kind,
-                               cv=w.arrival_cv, seed=s)  # fmt: skip
+                               cv=w.arrival_cv, seed=s, cached_share=w.prefix_cached_share if decoder else 0.0)  # fmt: skip
             targets = Targets(ttft_ms=w.slo.ttft_ms, tpot_ms=w.slo.tpot_ms if decoder else None)
             setup = Setup(layout, replicas=d.replicas, router=router, max_num_seqs=max(d.max_running, 1))
             rep = run(setup, spec.build(), policy=policy, options=options, targets=targets, seed=s, traffic=f"plan workload {pw.name}")

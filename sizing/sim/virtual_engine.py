@@ -77,6 +77,7 @@ class RequestTable:
         "admit_s",
         "arrival_s",
         "base",
+        "cached",
         "emitted",
         "engine",
         "fin_tick",
@@ -92,8 +93,9 @@ class RequestTable:
     )
 
     def __init__(self, arrival_s: list[float], input_tokens: list[int], output_tokens: list[int],
-                 priority: list[int] | None = None) -> None:  # fmt: skip
+                 priority: list[int] | None = None, cached: list[int] | None = None) -> None:  # fmt: skip
         n = len(arrival_s)
+        self.cached = [0] * n if cached is None else cached  # prompt tokens found in the prefix cache: not prefilled
         self.arrival_s = arrival_s
         self.input = input_tokens
         self.output = output_tokens
@@ -202,7 +204,7 @@ class VirtualEngine:
         if t.admit_s[r] != t.admit_s[r]:  # nan: first admission (a preempted request keeps its first)
             t.admit_s[r] = self.now
         t.state[r] = PREFILL
-        t.prefilled[r] = 0
+        t.prefilled[r] = t.cached[r]  # a cached prefix holds blocks but is not recomputed
         self.used -= -t.prompt[r] // self.block_tokens
         self.running[r] = None
         self.prefilling.append(r)
