@@ -60,10 +60,13 @@ def build_request(model: str, hardware: str, devices: int | None, tp: int | None
             raise InputError(f"{name} {value}: must be a positive integer")
     dev = cat.device(hardware)
     eng = engine_for(cat, engine)
+    from aicap.sizing.plan.layouts import scale_out_bps
+
+    net = scale_out_bps([i for i in cat.instances.values() if i.device == dev.id], dev, eng.efficiency(cat, dev).link)
     return EstimateRequest(model=cat.model(model), device=dev, efficiency=eng.efficiency(cat, dev), runtime=eng.on(dev),
                            devices=devices, tp=tp, pp=pp, ep=ep, batch=b, input_tokens=input_tokens,
                            output_tokens=output_tokens, weights_dtype=weights_dtype, kv_dtype=kv_dtype, tpot_ms=tpot_ms,
-                           engine=eng.spec, prefix_cached_share=prefix_cached)  # fmt: skip
+                           engine=eng.spec, prefix_cached_share=prefix_cached, scale_out_bps=net)  # fmt: skip
 
 
 def _engine_line(e: dict[str, Any]) -> str:

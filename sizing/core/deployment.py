@@ -56,6 +56,10 @@ class Deployment:
         Tensor-, pipeline- and expert-parallel degrees (devices per replica = tp · pp).
     weights_dtype, kv_dtype
         Storage formats of the weights and of the KV cache.
+    scale_out_bps
+        Achieved bytes/s per device over the instances' scale-out network: pipeline hand-offs between
+        fast-link domains (a replica of more devices than one domain holds) cross it. ``None``: unknown,
+        and such hand-offs are costed on the fast link.
     """
 
     model: AnyModel
@@ -67,6 +71,7 @@ class Deployment:
     ep: int = 1
     weights_dtype: str = "bf16"
     kv_dtype: str = "bf16"
+    scale_out_bps: float | None = None  # achieved bytes/s per device between instances, for replicas spanning fast-link domains
 
     @property
     def transformer(self) -> DecoderModel | EncoderModel:

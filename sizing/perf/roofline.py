@@ -101,11 +101,16 @@ def op_times(dep: Deployment, costs: dict[str, OpCost]) -> dict[str, OpTime]:
 
 
 def network_time(dep: Deployment, tokens: ArrayLike, tp: ArrayLike, pp: ArrayLike, ep: ArrayLike, *, link_bps: ArrayLike | None = None,
-                 latency_s: ArrayLike | None = None) -> F:  # fmt: skip
+                 latency_s: ArrayLike | None = None, crossings: ArrayLike | None = None,
+                 cross_bps: ArrayLike | None = None) -> F:  # fmt: skip
     """Collective time of one step over ``tokens`` tokens (module docstring: all-reduce, all-to-all, hand-offs).
 
     ``link_bps`` (achieved bytes/s per direction) and ``latency_s`` default to the deployment's device and
-    efficiency; arrays let one call cover many devices.
+    efficiency; arrays let one call cover many devices. A replica spanning instances hands activations
+    across the instance network at ``crossings`` of its ``pp − 1`` stage boundaries, at ``cross_bps``
+    (achieved bytes/s per device over the scale-out network): ``(pp − 1 − x)·(M/link + ℓ) + x·(M/net + ℓ)``.
+    By default ``x = max(tp·pp/D − 1, 0)`` for a fast-link domain of ``D`` devices and the deployment's
+    ``scale_out_bps``, when it has one.
     """
     m = dep.model
     link = np.asarray(dep.device.interconnect.bw_gbps * 1e9 * dep.efficiency.link if link_bps is None else link_bps, dtype=float)
@@ -120,7 +125,13 @@ def network_time(dep: Deployment, tokens: ArrayLike, tp: ArrayLike, pp: ArrayLik
     k = 0 if moe is None else moe.experts_per_token
     a2a = np.where(ep > 1, 2.0 * (tokens * k * m.hidden_size * ACT_BYTES * (ep - 1) / ep / link + lat), allreduce)
     per_step = 2 * m.num_layers * allreduce - moe_layers * allreduce + moe_layers * a2a
-    handoff = (pp - 1) * (msg / link + lat)
+    if crossings is None:
+        span = tp * pp / dep.device.interconnect.domain_size - 1.0
+        crossings = np.maximum(span, 0.0) if dep.scale_out_bps is not None else 0.0 * span
+    x = np.asarray(crossings, dtype=float)
+    cross = dep.scale_out_bps if cross_bps is None else cross_bps
+    net = link if cross is None else np.asarray(cross, dtype=float)
+    handoff = (pp - 1 - x) * (msg / link + lat) + x * (msg / net + lat)
     return np.asarray(per_step + handoff, dtype=float)
 
 

@@ -14,7 +14,7 @@ covers every workload shape, device and layout at once, and identical workload s
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -26,6 +26,7 @@ from aicap.sizing.core.fleet import PERCENTILES, Workload
 from aicap.sizing.core.specs import DeviceSpec, EfficiencySpec, InstanceSpec, ModelSpec
 from aicap.sizing.core.specs.efficiency import RuntimeSpec
 from aicap.sizing.perf import memory
+from aicap.sizing.plan.layouts import crossings
 from aicap.sizing.serve.capacity import BISECTIONS as _FULL_BISECTIONS
 from aicap.sizing.serve.capacity import capacity, load_ceiling, rate_bound, within_targets
 from aicap.sizing.serve.load import BUDGET_UTILISATION, SLOT_UTILISATION, Loaded, Traffic, at_arrivals, at_rate
@@ -114,20 +115,6 @@ def cost_per_rps(c: Candidate, inst: InstanceSpec, pricing: str) -> float:
     return float(inst.price(pricing) or 0.0) * c.devices / inst.devices / max(c.capacity_rps, 1e-12)
 
 
-def layouts(model: ModelSpec, inst: InstanceSpec, device: DeviceSpec) -> list[tuple[int, int]]:
-    """(tp, pp) pairs of one replica inside one instance: powers of two, tp within the fast-link domain."""
-    sizes = [s for s in (1, 2, 4, 8, 16, 32, 64) if inst.devices % s == 0]
-    heads = 1 if model.kind == "generic" else model.num_heads
-    layers = 1 if model.kind == "generic" else model.num_layers
-    out = []
-    for size in sizes:
-        for tp in (t for t in sizes if t <= size and size % t == 0):
-            pp = size // tp
-            if tp <= device.interconnect.domain_size and heads % tp == 0 and pp <= layers:
-                out.append((tp, pp))
-    return out
-
-
 def formats(precision: str, device: DeviceSpec) -> tuple[str, str] | None:
     """Storage formats for an allowed precision, or ``None`` where the device has no path for it.
 
@@ -209,10 +196,11 @@ DeviceOption = tuple[DeviceSpec, EfficiencySpec, list[tuple[int, int]], float]
 
 
 def evaluate(model: ModelSpec, runtime: RuntimeSpec, fmt: tuple[str, str], shapes: list[Shape], devices: list[DeviceOption],
-             latency_variants: bool) -> list[Row]:  # fmt: skip
+             latency_variants: bool, networks: Mapping[str, float] | None = None) -> list[Row]:  # fmt: skip
     """Evaluate every (shape, device, layout) row of one model and storage format in one vectorised pass.
 
-    ``devices`` are ``(device, efficiency, layouts, cheapest USD per device-hour)``. Returns one
+    ``devices`` are ``(device, efficiency, layouts, cheapest USD per device-hour)``; ``networks`` the
+    achieved scale-out bytes/s per device of devices whose layouts span instances. Returns one
     :class:`Row` per (shape, device, layout) and load fraction.
     """
     rows = _Rows()
@@ -240,7 +228,9 @@ def evaluate(model: ModelSpec, runtime: RuntimeSpec, fmt: tuple[str, str], shape
     i = np.array([s.input_mean for s in sh])
     o = np.array([s.output_mean for s in sh])
     new = np.array([s.prefill_mean for s in sh])  # computed prompt tokens; a cached prefix is attended to, not recomputed
-    step = StepModel.build(template, hw, tp_a, pp_a, 1.0, i + o / 2.0, new, i - new)
+    domain = np.array([float(devices[d][0].interconnect.domain_size) for d in rows.device])
+    cross_bps = np.array([(networks or {}).get(devices[d][0].id, np.inf) for d in rows.device])
+    step = StepModel.build(template, hw, tp_a, pp_a, 1.0, i + o / 2.0, new, i - new, crossings(tp_a, pp_a, domain), cross_bps)
     traffic = Traffic(new, o, np.array([s.prefill_tail for s in sh]), slots, np.array([s.quantile for s in sh]),
                       np.array([s.arrival_cv for s in sh]), np.array([s.tail_share for s in sh]))  # fmt: skip
     ttft_t, tpot_t = np.array([s.ttft_s for s in sh]), np.array([s.tpot_s for s in sh])
@@ -256,7 +246,7 @@ def evaluate(model: ModelSpec, runtime: RuntimeSpec, fmt: tuple[str, str], shape
     reasons = _reasons(idle, slots, sh, cap.rate)
     screened = np.ones(len(sh), dtype=bool)
     screened[chosen] = False
-    for k in np.flatnonzero(screened & ((bound.rate > 0) | pruned)).tolist():
+    for k in np.flatnonzero(screened & ((bound.rate > 0) | pruned) & (slots >= 1)).tolist():  # no slots: memory is the reason
         reasons[k] = "screened out: its best-case cost per request/s is above the layouts kept for this workload"
     binding = _binding(cap, sh)
     out: list[Row] = []

@@ -14,11 +14,14 @@ without changing its optimum:
 from __future__ import annotations
 
 from aicap.sizing.core.catalogue import CatalogueLike
+from aicap.sizing.core.deployment import Deployment
 from aicap.sizing.core.fleet import Fleet, Workload
-from aicap.sizing.core.specs import DeviceSpec, InstanceSpec
+from aicap.sizing.core.specs import DeviceSpec, InstanceSpec, ModelSpec
 from aicap.sizing.core.specs.efficiency import RuntimeSpec
 from aicap.sizing.core.specs.engine import EngineSpec
-from aicap.sizing.plan.candidates import Candidate, DeviceOption, Shape, evaluate, formats, layouts
+from aicap.sizing.perf import memory
+from aicap.sizing.plan.candidates import Candidate, DeviceOption, Shape, evaluate, formats
+from aicap.sizing.plan.layouts import MAX_SPAN, layouts, scale_out_bps
 
 
 def cheapest_types(fleet: Fleet, insts: list[InstanceSpec]) -> list[InstanceSpec]:
@@ -38,6 +41,23 @@ def cheapest_types(fleet: Fleet, insts: list[InstanceSpec]) -> list[InstanceSpec
 def engine_serves(engine: EngineSpec, device: DeviceSpec, fmt: tuple[str, str]) -> bool:
     """Whether ``engine`` runs on ``device`` with storage formats ``fmt`` (weights, KV cache)."""
     return engine.serves(device) and fmt[0] in engine.weights_dtypes and fmt[1] in engine.kv_dtypes
+
+
+#: A model whose weights at its smallest allowed format take more than this share of one instance's memory
+#: may span instances: one instance would leave too little for the KV cache.
+SPAN_WEIGHT_SHARE = 0.8
+
+
+def _outgrows_an_instance(model: ModelSpec, dev: DeviceSpec, insts: list[InstanceSpec], ws: list[Workload], cat: CatalogueLike) -> bool:
+    """Whether ``model``'s weights, at the smallest format its workloads allow on ``dev``, outgrow the largest instance of ``dev``."""
+    if model.kind != "decoder" or dev.kind != "gpu":
+        return False
+    fmts = [f for p in {p for w in ws for p in w.precisions} if (f := formats(p, dev)) is not None]
+    if not fmts:
+        return False
+    rt = cat.runtime_for("generic")
+    smallest = min(memory.total_weight_bytes(Deployment(model, dev, cat.efficiency_for(dev), rt, 1, 1, 1, w, k)) for w, k in fmts)
+    return smallest > SPAN_WEIGHT_SHARE * max(i.devices for i in insts) * dev.memory_gib * 2**30 * rt.usable_memory_fraction
 
 
 def _infeasible(w: Workload, inst: InstanceSpec, reason: str) -> Candidate:
@@ -67,9 +87,14 @@ def all_candidates(fleet: Fleet, cat: CatalogueLike, insts: list[InstanceSpec]) 
         decoder = model.kind == "decoder"
         shape_of = {w.name: Shape.of(w, decoder) for w in ws}
         lay: dict[str, dict[str, list[tuple[int, int]]]] = {}
+        networks: dict[str, float] = {}
         for dev_id, dinsts in by_device.items():
             dev = cat.device(dev_id)
-            lay[dev_id] = {i.name: layouts(model, i, dev) for i in dinsts}
+            span = MAX_SPAN if _outgrows_an_instance(model, dev, dinsts, ws, cat) else 1
+            lay[dev_id] = {i.name: layouts(model, i, dev, span) for i in dinsts}
+            net = scale_out_bps(dinsts, dev, cat.efficiency_for(dev).link) if span > 1 else None
+            if net is not None:
+                networks[dev_id] = net
         for precision in sorted({p for w in ws for p in w.precisions}):
             mine = [w for w in ws if precision in w.precisions]
             shapes = list(dict.fromkeys(shape_of[w.name] for w in mine))
@@ -92,7 +117,7 @@ def all_candidates(fleet: Fleet, cat: CatalogueLike, insts: list[InstanceSpec]) 
                 groups.setdefault(group, []).append((dev, eff, union, per_device))
             for group, devs in groups.items():
                 fmt = group[0]
-                for row in evaluate(model, runtimes[group], fmt, shapes, devs, latency):
+                for row in evaluate(model, runtimes[group], fmt, shapes, devs, latency, networks):
                     dev = devs[row.device][0]
                     for w in members[shapes[row.shape]]:
                         for inst in by_device[dev.id]:

@@ -15,6 +15,7 @@ from dataclasses import replace
 import numpy as np
 
 from aicap.sizing.core.catalogue import CatalogueLike
+from aicap.sizing.core.dtypes import BYTES_PER_ELEMENT
 from aicap.sizing.core.errors import InfeasibleError, InputError
 from aicap.sizing.core.fleet import Fleet, Workload
 from aicap.sizing.core.plan import Plan, Rejected, Solver
@@ -23,6 +24,7 @@ from aicap.sizing.plan.alternatives import alternatives as best_alternatives
 from aicap.sizing.plan.assemble import build_plan, with_alternatives
 from aicap.sizing.plan.candidates import Candidate, cost_per_rps, prune
 from aicap.sizing.plan.generate import all_candidates
+from aicap.sizing.plan.layouts import MAX_SPAN
 from aicap.sizing.plan.problem import describe_failure, latency_score, problem_for
 from aicap.sizing.solve.milp import SolveStatus, solve
 
@@ -95,11 +97,12 @@ def _diagnose(w: Workload, cat: CatalogueLike, cands: list[Candidate], insts: li
         from aicap.sizing.perf.describe import params
 
         total, _ = params(model)
-        smallest = min({"fp8": 1.0, "int8": 1.0, "int4": 0.5, "fp32": 4.0}.get(p, 2.0) for p in w.precisions)
+        smallest = min(BYTES_PER_ELEMENT.get(p, 2.0) for p in w.precisions)
         best = max(insts, key=lambda i: i.devices * cat.device(i.device).memory_gib)
         dev = cat.device(best.device)
+        span = f"across up to {MAX_SPAN} instances of a GPU type with a sourced network, else inside one"
         return (f"workload '{w.name}': {model.id} needs ≥ {total * smallest / GIB:,.0f} GiB for weights alone at its smallest allowed "
-                f"precision, plus KV cache for {w.max_context:,} tokens, inside one instance; the largest allowed instance "
+                f"precision, plus KV cache for {w.max_context:,} tokens, {span}; the largest allowed instance "
                 f"({best.name}) has {best.devices}×{dev.memory_gib:g} GiB")  # fmt: skip
     seen: dict[str, int] = {}
     for r in reasons:

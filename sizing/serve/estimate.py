@@ -48,6 +48,7 @@ class EstimateRequest:
     tpot_ms: float | None = None
     engine: EngineSpec | None = None  # the profile ``runtime`` came from (``None``: generic conventions)
     prefix_cached_share: float = 0.0  # share of each prompt found in the prefix cache (not recomputed)
+    scale_out_bps: float | None = None  # bytes/s per device between instances (the device's slowest spanning instance network)
 
 
 @dataclass
@@ -207,7 +208,7 @@ def estimate(req: EstimateRequest) -> EstimateResult:
         raise InputError(f"{what} = {ctx} tokens exceeds {req.model.id}'s max context of {req.model.max_context}")
     best: EstimateResult | None = None
     for tp, pp in candidate_layouts(req, devices):
-        dep = Deployment(req.model, req.device, req.efficiency, req.runtime, tp, pp, req.ep, wdt, kvdt)
+        dep = Deployment(req.model, req.device, req.efficiency, req.runtime, tp, pp, req.ep, wdt, kvdt, req.scale_out_bps)
         dep.check()
         res = _evaluate(dep, req, devices // (tp * pp))
         if best is None or _better(res, best):

@@ -187,10 +187,13 @@ class StepModel:
 
     @classmethod
     def build(cls, dep: Deployment, hw: Hardware, tp: ArrayLike, pp: ArrayLike, ep: ArrayLike, context: ArrayLike,
-              prompt: ArrayLike, cached: ArrayLike = 0.0) -> StepModel:  # fmt: skip
+              prompt: ArrayLike, cached: ArrayLike = 0.0, crossings: ArrayLike | None = None,
+              cross_bps: ArrayLike | None = None) -> StepModel:  # fmt: skip
         """Coefficients for candidates of one model and format on devices ``hw`` (arrays broadcast).
 
-        ``prompt`` is the computed part of each prompt and ``cached`` its prefix already in the cache.
+        ``prompt`` is the computed part of each prompt and ``cached`` its prefix already in the cache;
+        ``crossings`` pipeline boundaries of a replica spanning instances cross the instance network at
+        ``cross_bps`` bytes/s per device (:func:`~aicap.sizing.perf.roofline.network_time`).
         """
         tp_a, pp_a, ep_a, ctx, pr, cache, bw = np.broadcast_arrays(
             *(np.asarray(v, dtype=float) for v in (tp, pp, ep, context, prompt, cached, hw.bandwidth))
@@ -210,8 +213,8 @@ class StepModel:
             e_fixed, e_touch, e_tok = (np.broadcast_to(v, tp_a.shape) for v in expert_bytes_terms(dep, tp_a))
             num_e, k = dep.model.moe.num_experts, dep.model.moe.experts_per_token
         peak = np.stack([np.broadcast_to(hw.expert_flops if name == "experts" else hw.flops, tp_a.shape) for name in names])
-        n0 = network_time(dep, 0.0, tp_a, pp_a, ep_a, link_bps=hw.link, latency_s=hw.link_latency_s)
-        n1 = network_time(dep, 1.0, tp_a, pp_a, ep_a, link_bps=hw.link, latency_s=hw.link_latency_s)
+        n0, n1 = (network_time(dep, t, tp_a, pp_a, ep_a, link_bps=hw.link, latency_s=hw.link_latency_s, crossings=crossings,
+                               cross_bps=cross_bps) for t in (0.0, 1.0))  # fmt: skip
         net = np.stack([np.broadcast_to(n0, tp_a.shape), np.broadcast_to(n1 - n0, tp_a.shape)])
         return cls(
             coef_f, coef_q, peak, bw, e_fixed, e_touch, e_tok, num_e, k, net, np.broadcast_to(hw.overhead_s, tp_a.shape).astype(float)

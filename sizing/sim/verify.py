@@ -20,6 +20,7 @@ from aicap.sizing.core.engines import engine_for
 from aicap.sizing.core.fleet import PERCENTILES, Fleet, LengthBin
 from aicap.sizing.core.plan import Plan, Verification, VerifiedWorkload
 from aicap.sizing.perf import memory
+from aicap.sizing.plan.layouts import crossings, scale_out_bps
 from aicap.sizing.plan.sizer import deployment_key, size
 from aicap.sizing.serve.step import Hardware, StepModel
 from aicap.sizing.sim.arrivals import ArrivalKind, arrival_times, sample_lengths
@@ -93,8 +94,10 @@ def verify(plan: Plan, cat: CatalogueLike, *, requests: int = DEFAULT_REQUESTS, 
             i_mean, o_mean = w.mean_input, (w.mean_output if decoder else 0.0)
             h = w.prefix_cached_share if decoder else 0.0
             new = max(i_mean * (1.0 - h), 1.0)
+            net = scale_out_bps([cat.instance(d.instance_type)], dev, eff.link)
             step = StepModel.build(layout, Hardware.of([(dev, eff)], d.weights_dtype), np.array([d.tp]), np.array([d.pp]), 1.0,
-                                   np.array([i_mean + o_mean / 2.0]), np.array([new]), np.array([i_mean - new]))  # fmt: skip
+                                   np.array([i_mean + o_mean / 2.0]), np.array([new]), np.array([i_mean - new]),
+                                   crossings(d.tp, d.pp, dev.interconnect.domain_size), np.inf if net is None else net)  # fmt: skip
             rate = d.requests_per_s / d.replicas
             s = seed + 7919 * k + 104729 * len(out)
             arrivals = arrival_times(rate, requests, cv=w.arrival_cv, seed=s)

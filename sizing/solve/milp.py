@@ -5,9 +5,10 @@ layout and precision), instance types ``t`` (``nt``), device groups ``g`` (devic
 ``single_type``). ``c ∈ w``: candidate ``c`` serves workload ``w``; ``c on t``: it runs on type ``t``.
 
 Data: ``λ_w`` demand [requests/s] (``nan``: no rate, objective ``throughput`` only); ``q_c`` capacity of
-one replica within its targets [requests/s]; ``d_c`` devices per replica (a power of two dividing
-``D_t``); ``lat_c`` normalised latency score [-]; ``D_t`` devices per instance; ``p_t`` price
-[USD/instance-hour]; ``cap_t`` instances available; ``B`` budget [USD/hour].
+one replica within its targets [requests/s]; ``d_c`` devices per replica (a power of two
+dividing ``D_t``, or a multiple of ``D_t`` for a replica spanning instances); ``lat_c`` normalised
+latency score [-]; ``D_t`` devices per instance; ``p_t`` price [USD/instance-hour]; ``cap_t``
+instances available; ``B`` budget [USD/hour].
 
 Variables
 ---------
@@ -29,7 +30,7 @@ demand (cost)
     ``Σ_{c∈w} q_c·r_c ≥ λ_w`` [requests/s].
 packing
     ``Σ_{c on t} d_c·r_c ≤ D_t·n_t`` [devices]; exact bin packing because replica sizes are powers of
-    two dividing ``D_t``.
+    two dividing ``D_t`` or whole multiples of it (a replica spanning instances takes them whole).
 caps, budget
     ``n_t ≤ cap_t`` (a bound); ``Σ_t p_t·n_t ≤ B`` [USD/hour] when a budget is given.
 single type
@@ -225,7 +226,8 @@ def validate(p: Problem) -> None:
         (lambda: bool((a.grp < 0).any()), "type_group must be ≥ 0"),
         (lambda: bool((a.td < 1).any()), "type_devices must be ≥ 1"),
         (lambda: bool(((a.cd < 1) | ((a.cd & (a.cd - 1)) != 0)).any()), "cand_devices must be powers of two"),
-        (lambda: bool((a.td[a.ct] % a.cd != 0).any()), "cand_devices must divide its type's device count"),
+        (lambda: bool(((a.td[a.ct] % a.cd != 0) & (a.cd % a.td[a.ct] != 0)).any()),
+         "cand_devices must divide its type's device count or be a multiple of it (a replica spanning instances)"),
         (lambda: not bool(np.isfinite(a.q).all() and (a.q > 0).all()), "cand_capacity must be finite and > 0"),
         (lambda: not bool(np.isfinite(a.lat).all() and (a.lat > 0).all()), "cand_latency must be finite and > 0"),
         (lambda: not bool(np.isfinite(a.price).all() and (a.price >= 0).all()), "type_price must be finite and ≥ 0"),

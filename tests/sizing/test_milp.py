@@ -388,6 +388,13 @@ def test_without_limits_drops_caps_budget_and_objective() -> None:
 _GOOD = make(floats(1.0), ints(0), ints(0), ints(2), floats(1.0), ints(4), floats(2.0))
 
 
+def test_a_replica_spanning_instances_buys_them_whole() -> None:
+    # one 8-device replica on 4-device instances: two instances, both full
+    sol = solve(make(floats(1.0), ints(0), ints(0), ints(8), floats(1.5), ints(4), floats(2.0)))
+    assert sol.status == SolveStatus.OPTIMAL
+    assert sol.replicas.tolist() == [1] and sol.instances.tolist() == [2] and sol.cost_per_hour == pytest.approx(4.0)
+
+
 @pytest.mark.parametrize(
     ("change", "match"),
     [
@@ -395,7 +402,7 @@ _GOOD = make(floats(1.0), ints(0), ints(0), ints(2), floats(1.0), ints(4), float
         ({"cand_workload": ints(1)}, "cand_workload out of range"),
         ({"cand_type": ints(3)}, "cand_type out of range"),
         ({"cand_devices": ints(3)}, "powers of two"),
-        ({"cand_devices": ints(8)}, "divide"),
+        ({"cand_devices": ints(4), "type_devices": ints(6)}, "divide"),
         ({"cand_capacity": floats(0.0)}, "cand_capacity"),
         ({"cand_latency": floats(np.inf)}, "cand_latency"),
         ({"type_price": floats(-1.0)}, "type_price"),

@@ -13,7 +13,8 @@ from aicap.hardware_db import load_catalogue
 from aicap.sizing.core.errors import InfeasibleError, InputError
 from aicap.sizing.core.fleet import Fleet
 from aicap.sizing.plan import candidates as cands_mod
-from aicap.sizing.plan.candidates import Candidate, Shape, _binding, _reasons, _Rows, _screen, formats, layouts, prune
+from aicap.sizing.plan.candidates import Candidate, Shape, _binding, _reasons, _Rows, _screen, formats, prune
+from aicap.sizing.plan.layouts import layouts
 from aicap.sizing.plan.problem import describe_failure, latency_score, problem_for
 from aicap.sizing.plan.sizer import _check_context, allowed_instances, shortlist, standalone_cost
 from aicap.sizing.solve.milp import SolveStatus, solve

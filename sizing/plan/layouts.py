@@ -1,0 +1,69 @@
+"""Replica layouts: tensor and pipeline degrees inside one instance, or across instances over their network.
+
+A replica is ``tp·pp`` devices: tensor parallel inside the fast-link domain, pipeline stages in
+sequence. Inside one instance the sizes are powers of two dividing its device count. A model too large
+for one instance may span 2, 4 … whole instances: tensor parallel inside each, pipeline stages across
+them, the hand-offs at instance boundaries over the instance's scale-out network
+(:func:`aicap.sizing.perf.roofline.network_time`).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
+from aicap.sizing.core.specs import DeviceSpec, InstanceSpec, ModelSpec
+
+F = NDArray[np.float64]
+
+
+#: Most instances one replica may span (pipeline stages over the instance network).
+MAX_SPAN = 4
+
+
+def layouts(model: ModelSpec, inst: InstanceSpec, device: DeviceSpec, span: int = 1) -> list[tuple[int, int]]:
+    """(tp, pp) pairs of one replica: powers of two, tp within the fast-link domain.
+
+    Inside one instance, and with ``span > 1`` also across 2 … ``span`` whole instances (powers of two):
+    tensor parallel inside each instance, pipeline stages across them over the instance network. Only
+    GPU instances that fill one fast-link domain and have a sourced scale-out ``network`` span.
+    """
+    sizes = [s for s in (1, 2, 4, 8, 16, 32, 64) if inst.devices % s == 0]
+    heads = 1 if model.kind == "generic" else model.num_heads
+    layers = 1 if model.kind == "generic" else model.num_layers
+    out = []
+    for size in sizes:
+        for tp in (t for t in sizes if t <= size and size % t == 0):
+            pp = size // tp
+            if tp <= device.interconnect.domain_size and heads % tp == 0 and pp <= layers:
+                out.append((tp, pp))
+    if span > 1 and spans_instances(inst, device):
+        tps = [t for t in sizes if heads % t == 0 and t <= device.interconnect.domain_size]
+        for n in (k for k in (2, 4, 8) if k <= span):
+            for tp in tps[-2:]:  # the widest tensor-parallel degrees: pipeline stages only where they must
+                pp = n * inst.devices // tp
+                if pp <= layers:
+                    out.append((tp, pp))
+    return out
+
+
+def spans_instances(inst: InstanceSpec, device: DeviceSpec) -> bool:
+    """Whether replicas may span instances of this type: a GPU instance filling its fast-link domain, with a sourced network."""
+    return inst.network is not None and device.kind == "gpu" and inst.devices == device.interconnect.domain_size
+
+
+def crossings(tp: ArrayLike, pp: ArrayLike, device_counts: ArrayLike) -> F:
+    """Pipeline boundaries that cross the instance network: ``max(tp·pp/D − 1, 0)`` for instances of ``D`` devices."""
+    size = np.asarray(tp, dtype=float) * np.asarray(pp, dtype=float)
+    return np.asarray(np.maximum(size / np.asarray(device_counts, dtype=float) - 1.0, 0.0), dtype=float)
+
+
+def scale_out_bps(insts: list[InstanceSpec], device: DeviceSpec, link_efficiency: float) -> float | None:
+    """Achieved scale-out bytes/s per device for replicas of ``device`` spanning instances; ``None`` if none may span.
+
+    The slowest network of its instance types that may span (one figure per device, conservative):
+    ``gbps/devices·1e9/8·η_link``.
+    """
+    rates = [i.network.gbps / i.devices * 1e9 / 8.0 * link_efficiency for i in insts
+             if i.network is not None and spans_instances(i, device)]  # fmt: skip
+    return min(rates) if rates else None
