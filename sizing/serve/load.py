@@ -220,16 +220,31 @@ def _ttft_quantile(step: StepModel, pp: F, d: F, room: F, lump: F, pmf: F, round
     for k in range(1, kmax + 1):
         pm[k] = pm[k - 1] * mean_m / k
     pm[kmax] = np.maximum(1.0 - pm[:kmax].sum(axis=0), 0.0)
+    # Chunked prefill serves a round's arrivals in order: of M co-arrivals, the request follows a uniform
+    # share, k ~ Uniform{0..M}, so P(k ahead) = Σ_{m ≥ k} P(M = m)/(m + 1). Those ahead set how many
+    # rounds its prompt takes; the round's duration also counts those behind it (M/2 of them on average).
+    # A pipeline's router spreads a round's arrivals over its micro-batches out of arrival order: there every
+    # co-arrival counts as ahead (the conservative bound the simulator checks for pp > 1).
+    piped = np.broadcast_to(pp, mean_m.shape[-1:]) > 1
+    ahead = np.where(piped, pm, np.cumsum((pm / (mm + 1.0)[:, None, None])[::-1], axis=0)[::-1])  # (K, J, n)
+    behind = np.where(piped, 0.0, (weight * mean_m).sum(axis=0) / 2.0)  # (n,) mean co-arrivals after the request in its round
     # With pp micro-batches the co-arrivals spread over them; the request's own micro-batch keeps its share.
-    mine = np.ceil((mm[:, None] + 1.0) / np.minimum(mm[:, None] + 1.0, pp)) - 1.0  # (K, n) co-arrivals beside it
+    mine = np.ceil((mm[:, None] + 1.0) / np.minimum(mm[:, None] + 1.0, pp)) - 1.0  # (K, n) co-arrivals ahead in its micro-batch
     fixed = bool(np.all(traffic.tail_share >= 1.0))
     prompts = traffic.input_tail[None] if fixed else np.stack([traffic.input_tail, traffic.input_tokens])  # (B, n)
     shares = np.ones((1, *q.shape)) if fixed else np.stack([traffic.tail_share, 1.0 - traffic.tail_share])
-    tokens = prompts[:, None, :] + mine[None, :, :] * lump  # (B, K, n)
-    own = np.ceil(tokens / room) * step.seconds(d, np.minimum(tokens, room))  # (B, K, n)
-    coef = (shares[:, None, None, :] * weight[None, None, :, :] * pm[None, :, :, :]).reshape(-1, q.shape[-1] if q.ndim else 1)
-    inv = np.broadcast_to(1.0 / np.maximum(busy, 1e-12)[None, None], (prompts.shape[0], kmax + 1, *rounds.shape)).reshape(coef.shape)
-    start = np.broadcast_to(own[:, :, None, :], (prompts.shape[0], kmax + 1, *rounds.shape)).reshape(coef.shape)
+    # Co-arrivals' prompts vary too: at least one of the k ahead is a tail-bin prompt with probability
+    # 1 − (1 − s)^k (s the tail share), adding I_tail − Ī tokens ahead (C = 2 cases: none, one).
+    extra = np.maximum(traffic.input_tail - traffic.input_tokens, 0.0)  # (n,)
+    p_tail = 1.0 - (1.0 - np.clip(traffic.tail_share, 0.0, 1.0)) ** mine  # (K, n)
+    case = np.stack([1.0 - p_tail, p_tail])  # (C, K, n)
+    tokens = prompts[:, None, None, :] + mine[None, None, :, :] * lump + np.array([0.0, 1.0])[None, :, None, None] * extra  # (B, C, K, n)
+    shared = tokens + behind / np.minimum(np.maximum(behind, 1.0), pp) * lump  # with those behind it in its last round
+    own = (np.ceil(tokens / room) * step.seconds(d, np.minimum(shared, room))).reshape(-1, kmax + 1, q.shape[-1] if q.ndim else 1)
+    weights_bc = (shares[:, None, None, :] * case[None]).reshape(-1, kmax + 1, q.shape[-1] if q.ndim else 1)  # (B·C, K, n)
+    coef = (weights_bc[:, :, None, :] * weight[None, None, :, :] * ahead[None, :, :, :]).reshape(-1, q.shape[-1] if q.ndim else 1)
+    inv = np.broadcast_to(1.0 / np.maximum(busy, 1e-12)[None, None], (own.shape[0], kmax + 1, *rounds.shape)).reshape(coef.shape)
+    start = np.broadcast_to(own[:, :, None, :], (own.shape[0], kmax + 1, *rounds.shape)).reshape(coef.shape)
     keep = coef.max(axis=1) > 1e-12
     coef, inv, start = coef[keep], inv[keep], start[keep]
     lo = np.zeros_like(tau)

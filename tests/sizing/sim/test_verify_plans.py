@@ -26,11 +26,6 @@ OVER_TP8 = "over-predicted (conservative): co-arrivals of a tp8 TPU replica spre
 KNOWN: dict[str, dict[str, str]] = {
     # fleet -> "workload/hardware/tpXppY/metric" -> cause
     "mixed-embedding-llm": {"answer/tpu-v6e/tp8pp1/ttft": OVER_TP8},
-    # the static plan at the profile's peak; promised p99 TTFT 304 ms against 210 ms simulated
-    "diurnal-chat": {
-        "code/h100-sxm/tp1pp1/ttft": "over-predicted (conservative): prefill-heavy traffic (2,000-token prompts, "
-        "60-token answers) at 22 req/s per replica; the co-arrival tail of mostly-prefill rounds is pessimistic"
-    },
 }
 
 
