@@ -130,3 +130,18 @@ def test_a_workload_engine_overrides_the_fleet_engine(cat: Catalogue) -> None:
 def test_size_names_the_unknown_engine_and_where(cat: Catalogue) -> None:
     with pytest.raises(InputError, match=r"workload 'chat': unknown engine 'vlm'; valid engines: .*vllm"):
         size(_fleet(workload_engine="vlm"), cat, alternatives=False)
+
+
+def test_an_overlay_replaces_a_profile_with_a_deployment_s_own_settings(cat: Catalogue, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import yaml
+
+    from aicap.hardware_db import load_catalogue
+
+    mine = cat.engine("vllm").model_dump(mode="json")
+    mine["scheduler"]["max_running_requests"] = 512
+    mine["device_rules"] = []
+    (tmp_path / "engines.yaml").write_text(yaml.safe_dump({"engines": [mine]}), encoding="utf-8")
+    over = load_catalogue((tmp_path,))
+    assert over.engine("vllm").scheduler.max_running_requests == 512
+    assert engine_for(over, "vllm").on(over.device("h100-sxm")).max_batch == 512
+    assert any("vllm" in o for o in over.overrides)
