@@ -71,6 +71,7 @@ def register(app: typer.Typer) -> None:
         case_set: Annotated[str, typer.Option("--set", help="Shipped cases to score without a file: published (no load), server (under load: simulated), all, or training (training and fine-tuning runs).")] = "published",
         write_bands: Annotated[Path | None, typer.Option("--write-bands", help="Write the error bands (p90 per metric class) to this YAML file.")] = None,
         write_factors: Annotated[Path | None, typer.Option("--write-factors", help="With --set training: refit the training factors and write the factors file here.")] = None,
+        fit_overheads: Annotated[bool, typer.Option("--fit-overheads", help="With --set server or all: fit each engine's per-request overhead on its cases under load (median TTFT residual) and check it leave-one-source-out.")] = False,
         fmt: FormatOpt = Format.table,
     ) -> None:  # fmt: skip
         """Score the performance model against measured cases: per-case error, then median/p90/max per kind and hardware."""
@@ -85,6 +86,8 @@ def register(app: typer.Typer) -> None:
             return
         if write_factors is not None:
             raise InputError("--write-factors needs --set training")
+        if fit_overheads and (cases is not None or case_set not in ("server", "all")):
+            raise InputError("--fit-overheads fits on the shipped cases under load: use it with --set server or --set all")
         if case_set not in (*CASE_SETS, "all"):
             raise InputError(f"--set {case_set!r}: valid: {', '.join(CASE_SETS)}, all, training")
         if cases is not None and case_set != "published":
@@ -121,6 +124,21 @@ def register(app: typer.Typer) -> None:
                                 ["sweep", "rates (req/s)", "measured", "predicted", "within one step"],
                                 [[k.sweep, ", ".join(f"{r:g}" for r in k.rates), k.measured, k.predicted,
                                   "yes" if k.within_one_step else "NO"] for k in found]))  # fmt: skip
+        if fit_overheads:
+            from datetime import date
+
+            from aicap.sizing.calibrate.overheads import fit_overheads as fit
+
+            fits = fit(loaded, report, cat)
+            doc["request_overheads"] = [{"engine": f.engine, "overhead_ms": round(f.overhead_ms, 1), "cases": f.cases, "metrics": len(f.residuals),
+                                         "sources": list(f.sources), "source_note": f.source_note(date.today().isoformat()),
+                                         "leave_one_source_out": {s: {"overhead_ms": round(o, 1), "in_sample_error_pct": round(a, 1),
+                                                                      "out_of_sample_error_pct": round(b, 1)} for s, (o, a, b) in f.loso.items()}}
+                                        for f in fits]  # fmt: skip
+            tables.append(Table("Per-request overhead by engine (median TTFT residual; leave-one-source-out)",
+                                ["engine", "overhead_ms", "cases", "metrics", "source", "without it (ms)", "TTFT error in / out of sample (%)"],
+                                [[f.engine, round(f.overhead_ms, 1), f.cases, len(f.residuals), s, round(o, 1), f"{a:.1f} / {b:.1f}"]
+                                 for f in fits for s, (o, a, b) in f.loso.items()]))  # fmt: skip
         emit(View(doc, tables), fmt)
         if write_bands is not None:
             from aicap.cli.files import write_atomic

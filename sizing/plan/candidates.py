@@ -232,7 +232,8 @@ def evaluate(model: ModelSpec, runtime: RuntimeSpec, fmt: tuple[str, str], shape
     cross_bps = np.array([(networks or {}).get(devices[d][0].id, np.inf) for d in rows.device])
     step = StepModel.build(template, hw, tp_a, pp_a, 1.0, i + o / 2.0, new, i - new, crossings(tp_a, pp_a, domain), cross_bps)
     traffic = Traffic(new, o, np.array([s.prefill_tail for s in sh]), slots, np.array([s.quantile for s in sh]),
-                      np.array([s.arrival_cv for s in sh]), np.array([s.tail_share for s in sh]))  # fmt: skip
+                      np.array([s.arrival_cv for s in sh]), np.array([s.tail_share for s in sh]),
+                      np.full(len(sh), runtime.request_overhead_ms * 1e-3))  # fmt: skip
     ttft_t, tpot_t = np.array([s.ttft_s for s in sh]), np.array([s.tpot_s for s in sh])
     # Screen first: capacity without the TTFT percentile (cheap) bounds each row's cost per request/s from
     # below; only the most promising rows pay for the TTFT mixture, the rest are dropped with a reason.

@@ -84,6 +84,9 @@ class Traffic:
         at the mean.
     arrival_cv
         Coefficient of variation of inter-arrival times (1 = Poisson).
+    overhead_s
+        Latency each request pays outside the engine's steps (the engine's ``request_overhead_ms``),
+        seconds: added to TTFT.
     """
 
     input_tokens: F
@@ -93,11 +96,13 @@ class Traffic:
     quantile: F
     arrival_cv: F
     tail_share: F
+    overhead_s: F | float = 0.0
 
     def take(self, index: ArrayLike) -> Traffic:
         """The candidates at ``index``."""
         ix = np.asarray(index)
-        fields = (self.input_tokens, self.output_tokens, self.input_tail, self.slots, self.quantile, self.arrival_cv, self.tail_share)
+        fields = (self.input_tokens, self.output_tokens, self.input_tail, self.slots, self.quantile, self.arrival_cv, self.tail_share,
+                  self.overhead_s)  # fmt: skip
         return Traffic(*(np.broadcast_to(v, np.shape(self.input_tokens))[ix] for v in fields))
 
 
@@ -367,7 +372,7 @@ def _at_arrivals(step: StepModel, pp_a: F, budget: float, traffic: Traffic, xa: 
     peak = np.maximum(cv, 1.0) ** 2 / np.maximum(1.0 - np.minimum(feedback, 0.999), 1e-3)
     slot_q = wait_quantile(slots / peak, rate / peak, life, q)
     excess = np.maximum(budget_q - budget_mean, 0.0) ** 2 + np.where(np.isfinite(slot_q), slot_q, 0.0) ** 2
-    ttft_s = np.where(ok & np.isfinite(slot_q), ttft_mix + budget_mean + np.sqrt(excess), np.inf)
+    ttft_s = np.where(ok & np.isfinite(slot_q), ttft_mix + budget_mean + np.sqrt(excess) + traffic.overhead_s, np.inf)
     # TPOT: the mean of a request's O − 1 round times.
     # The running count n drifts slowly: a longer round keeps requests longer, which lengthens rounds.
     # Linearised, n relaxes at rate (1 − β)/S with β = (∂τ/∂n)·n/τ (prefill feeds back by 1/(1 − ρ_p)),

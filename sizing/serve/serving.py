@@ -14,7 +14,8 @@ Encoders and generic models have a single phase: latency ``T_forward(B)`` and it
 
 With prefix caching, a share ``h`` of each prompt is already in the KV cache: prefill computes the other
 ``(1 − h)·I`` tokens, which attend to the cached ``h·I`` (so ``T_prefill(B, I)`` becomes that step);
-decode context and memory keep the whole prompt.
+decode context and memory keep the whole prompt. The engine's per-request overhead
+(``runtime.request_overhead_ms``: HTTP, tokenisation) adds to TTFT and end-to-end, not to the cycle.
 """
 
 from __future__ import annotations
@@ -85,6 +86,7 @@ def serve(dep: Deployment, batch: ArrayLike, input_tokens: ArrayLike, output_tok
     dec = step_time(dep, b, 1.0, i + o / 2.0, tp_a, pp_a, ep_a)
     cycle = t_pre + (o - 1.0) * dec.total
     tpot = np.where(o > 1, (cycle - ttft) / np.maximum(o - 1.0, 1.0), dec.total)
+    ttft = ttft + dep.runtime.request_overhead_ms * 1e-3  # off the accelerator: latency, not occupancy
     fits = memory.breakdown(dep, tp_a, pp_a, b, i, i + o).fits
     return ServingMetrics(
         batch=b + 0 * cycle,

@@ -231,7 +231,8 @@ def simulate_cluster(step: StepTime, requests: Requests, config: EngineConfig, *
     first, queue, finish, finished, tpot = _outcome(table, order, requests, arr)
     arr_for_result = np.where(np.isnan(arr), t, arr)
     result = SimResult(
-        ttft_s=first - arr, tpot_s=tpot, e2e_s=np.where(finished, finish - arr, np.nan), finished=finished,
+        ttft_s=first - arr + config.request_overhead_s, tpot_s=tpot,
+        e2e_s=np.where(finished, finish - arr + config.request_overhead_s, np.nan), finished=finished,
         preemptions=sum(e.preemptions for r in reps for e in r.engines), steps=steps,
         mean_running=running_s / t if t > 0 else 0.0, mean_step_s=sum(r.busy for r in reps) / steps if steps else 0.0,
         duration_s=t, arrival_s=arr_for_result, rejected=rejected, queue_s=queue, priority=requests.priority,

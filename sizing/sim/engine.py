@@ -103,6 +103,9 @@ class EngineConfig:
         Tokens per KV block (page size) [``block_size``].
     pipeline_stages : int
         Pipeline-parallel degree ``p``: micro-batches (virtual engines) in flight.
+    request_overhead_s : float
+        Latency each request pays off the accelerator (HTTP, tokenisation, detokenisation), seconds;
+        added to TTFT and end-to-end, not to the engine's steps.
     """
 
     max_num_seqs: int
@@ -110,11 +113,14 @@ class EngineConfig:
     kv_capacity_tokens: int
     block_tokens: int = 16
     pipeline_stages: int = 1
+    request_overhead_s: float = 0.0
 
     def __post_init__(self) -> None:
         for name in ("max_num_seqs", "max_batched_tokens", "block_tokens", "pipeline_stages"):
             if int(getattr(self, name)) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if not (0.0 <= self.request_overhead_s < 60.0):
+            raise ValueError(f"request_overhead_s must be in [0, 60), got {self.request_overhead_s}")
         if self.kv_capacity_tokens < self.block_tokens:
             raise ValueError(f"kv_capacity_tokens ({self.kv_capacity_tokens}) must hold at least one block ({self.block_tokens} tokens)")
 
@@ -328,10 +334,11 @@ def simulate(
             ve.end_step(t)
 
     first, queue, finish, finished, tpot = _outcome(table, order, requests, requests.arrival_s)
+    extra = config.request_overhead_s
     return SimResult(
-        ttft_s=first - requests.arrival_s,
+        ttft_s=first - requests.arrival_s + extra,
         tpot_s=tpot,
-        e2e_s=np.where(finished, finish - requests.arrival_s, np.nan),
+        e2e_s=np.where(finished, finish - requests.arrival_s + extra, np.nan),
         finished=finished,
         preemptions=sum(e.preemptions for e in engines),
         steps=steps,

@@ -106,7 +106,8 @@ class Setup:
                              "for a KV cache; use more devices per replica or a smaller weights dtype")  # fmt: skip
         return EngineConfig(max_num_seqs=rt.max_batch if self.max_num_seqs is None else self.max_num_seqs,
                             max_batched_tokens=rt.max_prefill_tokens if self.max_batched_tokens is None else self.max_batched_tokens,
-                            kv_capacity_tokens=kv, pipeline_stages=self.layout.pp)  # fmt: skip
+                            kv_capacity_tokens=kv, pipeline_stages=self.layout.pp,
+                            request_overhead_s=rt.request_overhead_ms * 1e-3)  # fmt: skip
 
     def step(self, mean_input: float, mean_output: float, mean_cached: float = 0.0) -> StepTime:
         """Step time of one replica at the mean context (module docstring); ``mean_cached`` prompt tokens are a cached prefix."""

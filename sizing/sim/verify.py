@@ -105,7 +105,7 @@ def verify(plan: Plan, cat: CatalogueLike, *, requests: int = DEFAULT_REQUESTS, 
             output = _lengths(w.output_tokens, requests, s + 2) if decoder else np.zeros(requests, dtype=np.int64)
             kv = int(memory.kv_cache_tokens(layout, d.tp, d.pp)) if decoder else 1 << 40
             cfg = EngineConfig(max_num_seqs=max(d.max_running, 1), max_batched_tokens=budget, kv_capacity_tokens=max(kv, 1),
-                               pipeline_stages=d.pp)  # fmt: skip
+                               pipeline_stages=d.pp, request_overhead_s=runtime.request_overhead_ms * 1e-3)  # fmt: skip
             res = simulate(step.one(0), Requests(arrivals, prompt, output, cached_tokens=cached_prefix(prompt, h)), cfg)
             q = PERCENTILES[pw.percentile]
             out.append(Check(

@@ -122,6 +122,7 @@ class RuntimeSpec(BaseModel):
     unquantised_embeddings: bool = True
     cpu_usable_memory_fraction: Fraction = 0.8
     kv_cache_tokens: PosInt | None = None
+    request_overhead_ms: NonNegFloat = 0.0
     default_engine: str | None = None
     source: str = Field(min_length=1)
 

@@ -131,6 +131,10 @@ class EngineSpec(BaseModel):
         Storage formats the engine serves (further limited by what each device supports).
     memory, scheduler
         See :class:`EngineMemory` and :class:`EngineScheduler`.
+    request_overhead_ms, request_overhead_source
+        Latency each request pays outside the accelerator's steps (HTTP server, tokenisation, scheduling
+        hand-offs) [ms], added to TTFT and end-to-end latency; fitted on published measurements of the
+        engine under load (``aicap validate --set server --fit-overheads``), with how.
     device_rules
         Defaults the engine picks by device (:class:`DeviceRule`; the first that applies wins).
     notes
@@ -149,6 +153,8 @@ class EngineSpec(BaseModel):
     kv_dtypes: list[str] = Field(min_length=1)
     memory: EngineMemory
     scheduler: EngineScheduler
+    request_overhead_ms: NonNegFloat = 0.0
+    request_overhead_source: str | None = None
     device_rules: list[DeviceRule] = Field(default_factory=list)
     notes: str | None = None
 
@@ -190,6 +196,7 @@ class EngineSpec(BaseModel):
             "runtime_overhead_gib": self.memory.runtime_overhead_gib,
             "comm_buffer_gib": self.memory.comm_buffer_gib,
             "kv_cache_tokens": self.memory.kv_cache_tokens,
+            "request_overhead_ms": self.request_overhead_ms,
             "max_prefill_tokens": int(pick("max_prefill_tokens", self.scheduler.max_prefill_tokens)),
             "max_batch": int(pick("max_running_requests", self.scheduler.max_running_requests)),
         })  # fmt: skip
