@@ -125,13 +125,11 @@ def register(app: typer.Typer) -> None:
                                 [[k.sweep, ", ".join(f"{r:g}" for r in k.rates), k.measured, k.predicted,
                                   "yes" if k.within_one_step else "NO"] for k in found]))  # fmt: skip
         if fit_overheads:
-            from datetime import date
-
             from aicap.sizing.calibrate.overheads import fit_overheads as fit
 
             fits = fit(loaded, report, cat)
             doc["request_overheads"] = [{"engine": f.engine, "overhead_ms": round(f.overhead_ms, 1), "cases": f.cases, "metrics": len(f.residuals),
-                                         "sources": list(f.sources), "source_note": f.source_note(date.today().isoformat()),
+                                         "sources": list(f.sources), "source_note": f.source_note(),
                                          "leave_one_source_out": {s: {"overhead_ms": round(o, 1), "in_sample_error_pct": round(a, 1),
                                                                       "out_of_sample_error_pct": round(b, 1)} for s, (o, a, b) in f.loso.items()}}
                                         for f in fits]  # fmt: skip

@@ -62,9 +62,9 @@ class OverheadFit:
         """Sources behind the fit, sorted."""
         return tuple(sorted({r.source for r in self.residuals}))
 
-    def source_note(self, date: str) -> str:
-        """The provenance line for the engine profile's ``request_overhead_source``."""
-        return (f"fitted by `aicap validate --set server --fit-overheads` on {date}: median TTFT residual of {len(self.residuals)} "
+    def source_note(self) -> str:
+        """The provenance line for the engine profile's ``request_overhead_source`` (add the date of the fit)."""
+        return (f"fitted by `aicap validate --set server --fit-overheads`: median TTFT residual of {len(self.residuals)} "
                 f"mean/median TTFT metrics of {self.cases} published cases under load ({', '.join(self.sources)})")  # fmt: skip
 
 

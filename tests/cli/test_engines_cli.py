@@ -56,3 +56,19 @@ def test_fleet_file_unknown_engine_is_exit_2_naming_the_workload(aicap, tmp_path
     f.write_text("workloads:\n  - name: chat\n    model: llama-3.1-8b\n    requests_per_s: 1\n    engine: tensorrt\n", encoding="utf-8")
     r = aicap("size", str(f))
     assert r.code == 2 and "workload 'chat': unknown engine 'tensorrt'" in r.stderr and "trtllm" in r.stderr
+
+
+def test_fit_overheads_reports_each_engine_with_its_sources_and_matches_the_shipped_profiles(aicap) -> None:
+    r = aicap("validate", "--set", "server", "--fit-overheads", "-f", "json")
+    assert r.code == 0, r.stderr
+    fits = {f["engine"]: f for f in r.json()["request_overheads"]}
+    assert set(fits) == {"vllm", "sglang"}  # the engines with published cases under load
+    shown = {e["id"]: e for e in aicap("engines", "list", "-f", "json").json()}
+    for engine, f in fits.items():
+        assert len(f["leave_one_source_out"]) == len(f["sources"]) >= 3
+        assert abs(f["overhead_ms"] - shown[engine]["request_overhead_ms"]) < 0.5  # the profile holds the current fit
+
+
+def test_fit_overheads_needs_the_cases_under_load(aicap) -> None:
+    r = aicap("validate", "--fit-overheads")
+    assert r.code == 2 and "--set server" in r.stderr
