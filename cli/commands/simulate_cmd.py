@@ -278,12 +278,12 @@ def register(app: typer.Typer) -> None:
         if trace is not None and (dataset is not None or rate is not None):
             raise InputError("--trace replays its own arrivals and lengths: drop --rate and --dataset")
         if trace is not None:
+            from aicap.sizing.core.fleet import check_prefix_cached
             from aicap.sizing.sim.traffic import cached_prefix
 
             reqs = load_trace(trace)
             if prefix_cached:
-                if not 0.0 <= prefix_cached < 1.0:
-                    raise InputError(f"--prefix-cached {prefix_cached:g}: the cached share of each prompt must be in [0, 1)")
+                check_prefix_cached(prefix_cached)
                 reqs = replace(reqs, cached_tokens=cached_prefix(reqs.input_tokens, prefix_cached))
             label = f"trace {trace.name}"
         else:

@@ -17,6 +17,7 @@ Schema version 1. ``aicap schema plan`` prints its JSON Schema. A minimal file::
 
 from __future__ import annotations
 
+import math
 from collections import Counter
 from typing import Literal
 
@@ -32,6 +33,7 @@ from pydantic import (
     model_validator,
 )
 
+from aicap.sizing.core.errors import InputError
 from aicap.sizing.core.profile import WEEKLY_SHAPES, Diurnal, Weekly, check_hours
 from aicap.sizing.core.specs.instance import PricingModel
 
@@ -50,6 +52,12 @@ def too_small_rate() -> str:
     per_month = MIN_REQUESTS_PER_S * 730 * 3600
     return (f"below the minimum of {MIN_REQUESTS_PER_S:g} requests/s (about {per_month:.0f} requests a month); a rate this "
             "small is likely a unit slip (the rate is per second), and it would size an empty plan")  # fmt: skip
+
+
+def check_prefix_cached(share: float) -> None:
+    """Raise :class:`InputError` unless ``share`` (of each prompt found in the prefix cache) is in ``[0, 1)``."""
+    if not (math.isfinite(share) and 0.0 <= share < 1.0):
+        raise InputError(f"--prefix-cached {share:g}: the cached share of each prompt must be in [0, 1)")
 
 
 Precision = Literal["fp32", "bf16", "fp16", "fp8", "int8", "int4", "nvfp4", "mxfp4"]

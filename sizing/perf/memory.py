@@ -127,8 +127,12 @@ def activation_bytes(dep: Deployment, tp: ArrayLike, batch: ArrayLike, prefill_t
     moe = m.moe if isinstance(m, DecoderModel) else None
     if moe is not None:
         width = max(width, moe.expert_intermediate_size * moe.experts_per_token)
-    logits = np.asarray(batch, dtype=float) * m.vocab_size / tp_a * 4.0
-    return np.asarray(t * (8.0 * m.hidden_size + 3.0 * width / tp_a) * 2.0 + logits, dtype=np.float64)
+    return np.asarray(t * (8.0 * m.hidden_size + 3.0 * width / tp_a) * 2.0 + logits_bytes(dep, tp, batch), dtype=np.float64)
+
+
+def logits_bytes(dep: Deployment, tp: ArrayLike, batch: ArrayLike) -> F:
+    """fp32 logits of ``batch`` sequences per device: ``B·V/tp·4`` bytes."""
+    return np.asarray(np.asarray(batch, dtype=float) * dep.transformer.vocab_size / np.asarray(tp, dtype=float) * 4.0, dtype=float)
 
 
 def overhead_bytes(dep: Deployment, tp: ArrayLike, pp: ArrayLike) -> F:
@@ -176,10 +180,7 @@ def kv_budget_bytes(dep: Deployment, tp: ArrayLike, pp: ArrayLike) -> F:
     free = capacity_bytes(dep, r) - r
     n = dep.runtime.kv_cache_tokens
     if n is not None and dep.decoder is not None:
-        fixed = (
-            n * kv_bytes_per_sequence(dep, tp, pp, 1.0) + dep.runtime.max_batch * dep.decoder.vocab_size / np.asarray(tp, dtype=float) * 4.0
-        )
-        free = np.minimum(free, fixed)
+        free = np.minimum(free, n * kv_bytes_per_sequence(dep, tp, pp, 1.0) + logits_bytes(dep, tp, dep.runtime.max_batch))
     return np.asarray(free, dtype=float)
 
 
@@ -227,7 +228,7 @@ def max_batch(dep: Deployment, tp: ArrayLike, pp: ArrayLike, input_tokens: Array
     """
     tp_a = np.asarray(tp, dtype=float)
     free = kv_budget_bytes(dep, tp, pp)
-    per_seq = kv_bytes_per_sequence(dep, tp, pp, context) + dep.transformer.vocab_size / tp_a * 4.0
+    per_seq = kv_bytes_per_sequence(dep, tp, pp, context) + logits_bytes(dep, tp_a, 1.0)
     return np.asarray(np.maximum(np.floor(free / per_seq), 0.0), dtype=float)
 
 
@@ -237,7 +238,7 @@ def max_context(dep: Deployment, tp: int, pp: int, batch: int) -> int:
     Bisection on ``c`` over ``B · kv_seq(c) + B·V/tp·4 ≤ free`` (``kv_seq`` is non-decreasing in ``c``,
     flat beyond a sliding window), capped at the model's ``max_context``; 0 when nothing fits.
     """
-    free = float(kv_budget_bytes(dep, tp, pp) - (activation_bytes(dep, tp, batch, 0.0) - activation_bytes(dep, tp, 0.0, 0.0)))
+    free = float(kv_budget_bytes(dep, tp, pp) - logits_bytes(dep, tp, batch))
 
     def fits(c: int) -> bool:
         return batch * float(kv_bytes_per_sequence(dep, tp, pp, c)) <= free
@@ -256,7 +257,7 @@ def max_context(dep: Deployment, tp: int, pp: int, batch: int) -> int:
 
 def kv_cache_tokens(dep: Deployment, tp: ArrayLike, pp: ArrayLike) -> F:
     """KV-cache tokens that fit per replica once weights, workspace and overhead are placed."""
-    free = kv_budget_bytes(dep, tp, pp) - (activation_bytes(dep, tp, 1.0, 0.0) - activation_bytes(dep, tp, 0.0, 0.0))
+    free = kv_budget_bytes(dep, tp, pp) - logits_bytes(dep, tp, 1.0)
     per_token = kv_bytes_per_sequence(dep, tp, pp, 1.0)
     tokens = np.maximum(np.floor(free / per_token), 0.0)
     if dep.runtime.kv_cache_tokens is not None:

@@ -18,6 +18,7 @@ import numpy as np
 
 from aicap.sizing.calibrate.accuracy import error_bands
 from aicap.sizing.core.catalogue import CatalogueLike
+from aicap.sizing.core.engines import engine_for
 from aicap.sizing.core.fleet import Fleet
 from aicap.sizing.core.plan import Alternative, CatalogueRef, Deployment, Instance, Plan, Rejected, Solver, Totals
 from aicap.sizing.core.plan import Workload as PlanWorkload
@@ -119,8 +120,8 @@ def build_plan(fleet: Fleet, cat: CatalogueLike, insts: list[InstanceSpec], chos
     workloads = []
     for w in fleet.workloads:
         mine, loads = routed[w.name]
-        engine = cat.runtime_for(c.engine_of(w)).engine
-        key = None if engine == "generic" else cat.engine(engine).efficiency_key
+        resolved = engine_for(cat, c.engine_of(w))
+        engine, key = resolved.id, resolved.efficiency_key
         deps = _deployments(mine, loads, [next(flat) for _ in mine], by_name, instance_counts, used, c.price_model, cat, key)
         usd_h = sum(d.usd_per_hour for d in deps)
         out_tok_h = served[w.name] * w.mean_output * 3600.0

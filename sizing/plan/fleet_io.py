@@ -14,7 +14,7 @@ from typing import Any
 from aicap.sizing.core.catalogue import CatalogueLike
 from aicap.sizing.core.documents import load_yaml, read_text, validate_model
 from aicap.sizing.core.errors import InputError
-from aicap.sizing.core.fleet import MIN_REQUESTS_PER_S, PERCENTILES, Fleet, too_small_rate
+from aicap.sizing.core.fleet import MIN_REQUESTS_PER_S, PERCENTILES, Fleet, check_prefix_cached, too_small_rate
 from aicap.sizing.core.period_plan import PeriodPlan
 from aicap.sizing.core.plan import SCHEMA_VERSION, Plan
 
@@ -104,8 +104,7 @@ def build_fleet(*, model: str, rate: float | None, input_tokens: int, output_tok
         raise InputError(f"--rate {rate:g}: {too_small_rate()}")
     if not (math.isfinite(arrival_cv) and 0 <= arrival_cv <= 10):
         raise InputError(f"--arrival-cv {arrival_cv}: must be between 0 (constant arrivals) and 10; 1 is Poisson")
-    if not (math.isfinite(prefix_cached) and 0 <= prefix_cached < 1):
-        raise InputError(f"--prefix-cached {prefix_cached}: the cached share of each prompt must be in [0, 1)")
+    check_prefix_cached(prefix_cached)
     if percentile not in PERCENTILES:
         raise InputError(f"--percentile '{percentile}': valid choices: {', '.join(PERCENTILES)}")
     for name, v in (("--input-tokens", input_tokens), ("--output-tokens", output_tokens)):

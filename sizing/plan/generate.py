@@ -15,10 +15,10 @@ from __future__ import annotations
 
 from aicap.sizing.core.catalogue import CatalogueLike
 from aicap.sizing.core.deployment import Deployment
+from aicap.sizing.core.engines import engine_for
 from aicap.sizing.core.fleet import Fleet, Workload
 from aicap.sizing.core.specs import DeviceSpec, InstanceSpec, ModelSpec
 from aicap.sizing.core.specs.efficiency import RuntimeSpec
-from aicap.sizing.core.specs.engine import EngineSpec
 from aicap.sizing.perf import memory
 from aicap.sizing.plan.candidates import Candidate, DeviceOption, Shape, evaluate, formats
 from aicap.sizing.plan.layouts import MAX_SPAN, layouts, scale_out_bps
@@ -36,11 +36,6 @@ def cheapest_types(fleet: Fleet, insts: list[InstanceSpec]) -> list[InstanceSpec
             best[key] = inst
     keep = set(id(i) for i in best.values())
     return [i for i in insts if id(i) in keep]
-
-
-def engine_serves(engine: EngineSpec, device: DeviceSpec, fmt: tuple[str, str]) -> bool:
-    """Whether ``engine`` runs on ``device`` with storage formats ``fmt`` (weights, KV cache)."""
-    return engine.serves(device) and fmt[0] in engine.weights_dtypes and fmt[1] in engine.kv_dtypes
 
 
 #: A model whose weights at its smallest allowed format take more than this share of one instance's memory
@@ -82,8 +77,8 @@ def all_candidates(fleet: Fleet, cat: CatalogueLike, insts: list[InstanceSpec]) 
     said: set[tuple[str, str, str]] = set()
     for (ref, engine_ref), ws in by_model.items():
         model = cat.model(ref)
-        engine_id = cat.runtime_for(engine_ref).engine
-        engine = None if engine_id == "generic" else cat.engine(engine_id)
+        resolved = engine_for(cat, engine_ref)
+        engine = resolved.spec
         decoder = model.kind == "decoder"
         shape_of = {w.name: Shape.of(w, decoder) for w in ws}
         lay: dict[str, dict[str, list[tuple[int, int]]]] = {}
@@ -107,11 +102,11 @@ def all_candidates(fleet: Fleet, cat: CatalogueLike, insts: list[InstanceSpec]) 
                 dev = cat.device(dev_id)
                 fmt = formats(precision, dev)
                 union = sorted({x for ls in lay[dev_id].values() for x in ls})
-                if fmt is None or not union or (engine is not None and not engine_serves(engine, dev, fmt)):
+                if fmt is None or not union or (engine is not None and not engine.runs(dev, *fmt)):
                     continue
                 per_device = min(float(i.price(fleet.constraints.price_model) or 0.0) / i.devices for i in by_device[dev_id])
-                eff = cat.efficiency_for(dev, engine.efficiency_key if engine is not None else None)
-                rt = cat.runtime_for(engine_ref, dev)  # engines may pick scheduler limits by device
+                eff = resolved.efficiency(cat, dev)
+                rt = resolved.on(dev)  # engines may pick scheduler limits by device
                 group = (fmt, rt.max_prefill_tokens, rt.max_batch)
                 runtimes[group] = rt
                 groups.setdefault(group, []).append((dev, eff, union, per_device))
@@ -145,7 +140,7 @@ def all_candidates(fleet: Fleet, cat: CatalogueLike, insts: list[InstanceSpec]) 
                 elif not any(lay[dev_id].values()):
                     heads = 1 if model.kind == "generic" else model.num_heads
                     why = f"no tensor-parallel degree divides {heads} heads within one instance's fast-link domain"
-                elif engine is not None and not any(engine_serves(engine, dev, f) for p in w.precisions if (f := formats(p, dev))):
+                elif engine is not None and not any(engine.runs(dev, *f) for p in w.precisions if (f := formats(p, dev))):
                     why = f"{engine.name} serves none of the allowed precisions {', '.join(w.precisions)} on {dev_id}"
                 else:
                     why = f"{dev_id} supports none of the allowed precisions {', '.join(w.precisions)}"

@@ -62,8 +62,8 @@ def scale_out_bps(insts: list[InstanceSpec], device: DeviceSpec, link_efficiency
     """Achieved scale-out bytes/s per device for replicas of ``device`` spanning instances; ``None`` if none may span.
 
     The slowest network of its instance types that may span (one figure per device, conservative):
-    ``gbps/devices·1e9/8·η_link``.
+    the instance's per-device share times the link efficiency.
     """
-    rates = [i.network.gbps / i.devices * 1e9 / 8.0 * link_efficiency for i in insts
-             if i.network is not None and spans_instances(i, device)]  # fmt: skip
+    rates = [i.network_gbs_per_device * 1e9 * link_efficiency for i in insts
+             if i.network_gbs_per_device is not None and spans_instances(i, device)]  # fmt: skip
     return min(rates) if rates else None

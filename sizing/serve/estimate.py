@@ -17,6 +17,7 @@ from aicap.sizing.core.deployment import MAX_DEVICES, Deployment, valid_tp
 from aicap.sizing.core.dtypes import storage_formats
 from aicap.sizing.core.engines import Engine
 from aicap.sizing.core.errors import InputError
+from aicap.sizing.core.fleet import check_prefix_cached
 from aicap.sizing.core.specs import DeviceSpec, EfficiencySpec
 from aicap.sizing.core.specs.efficiency import RuntimeSpec
 from aicap.sizing.core.specs.engine import EngineSpec
@@ -183,8 +184,7 @@ def estimate(req: EstimateRequest) -> EstimateResult:
     """
     if req.input_tokens < 1 or req.output_tokens < 0:
         raise InputError(f"--input-tokens {req.input_tokens} / --output-tokens {req.output_tokens}: lengths must be positive")
-    if not 0.0 <= req.prefix_cached_share < 1.0:
-        raise InputError(f"--prefix-cached {req.prefix_cached_share:g}: the cached share of each prompt must be in [0, 1)")
+    check_prefix_cached(req.prefix_cached_share)
     if req.batch is not None and req.batch < 1:
         raise InputError(f"--batch {req.batch}: must be a positive integer or 'auto'")
     for flag, value in (("--devices", req.devices), ("--tp", req.tp), ("--pp", req.pp), ("--ep", req.ep)):

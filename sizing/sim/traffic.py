@@ -23,6 +23,7 @@ from numpy.typing import NDArray
 
 from aicap.sizing.core.documents import load_yaml, read_text
 from aicap.sizing.core.errors import InputError, UnknownIdError, excerpt
+from aicap.sizing.core.fleet import check_prefix_cached
 from aicap.sizing.sim.arrivals import ArrivalKind, arrival_times, sample_lengths
 from aicap.sizing.sim.engine import Requests
 
@@ -144,8 +145,7 @@ class TrafficSpec:
             raise InputError("give exactly one of a request rate (open loop) and a concurrency (closed loop)")
         if self.rate_per_s is not None and not (self.rate_per_s > 0 and np.isfinite(self.rate_per_s)):
             raise InputError(f"rate must be a positive number of requests/s, got {excerpt(self.rate_per_s)}")
-        if not 0.0 <= self.cached_share < 1.0:
-            raise InputError(f"--prefix-cached {self.cached_share:g}: the cached share of each prompt must be in [0, 1)")
+        check_prefix_cached(self.cached_share)
         if self.concurrency is not None and self.concurrency < 1:
             raise InputError(f"concurrency must be >= 1, got {self.concurrency}")
         if self.arrival == "gamma" and not self.cv > 0:

@@ -17,12 +17,11 @@ def fabric_of(device: DeviceSpec, instance: InstanceSpec | None) -> Fabric:
     link = device.interconnect
     if instance is None:
         return Fabric(link_gbs=link.bw_gbps, domain=link.domain_size, node=link.domain_size, network_gbs=None)
-    net = instance.network
     return Fabric(
         link_gbs=link.bw_gbps,
         domain=min(link.domain_size, instance.devices),
         node=instance.devices,
-        network_gbs=None if net is None else net.gbps / 8.0 / instance.devices,
+        network_gbs=instance.network_gbs_per_device,
         instance=instance.name,
     )
 
@@ -37,7 +36,6 @@ def best_instance(device: DeviceSpec, instances: Iterable[InstanceSpec]) -> Inst
         return None
 
     def key(i: InstanceSpec) -> tuple[int, float, str]:
-        per_device = 0.0 if i.network is None else i.network.gbps / i.devices
-        return (-i.devices, -per_device, i.name)
+        return (-i.devices, -(i.network_gbs_per_device or 0.0), i.name)
 
     return min(rows, key=key)

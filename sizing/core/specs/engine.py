@@ -172,6 +172,10 @@ class EngineSpec(BaseModel):
         """Whether the engine runs on ``device`` (its vendor, kind or family is in ``runs_on``)."""
         return bool({device.vendor, device.kind, device.family} & set(self.runs_on))
 
+    def runs(self, device: DeviceSpec, weights_dtype: str, kv_dtype: str) -> bool:
+        """Whether the engine serves ``device`` with weights and KV cache in these formats."""
+        return self.serves(device) and weights_dtype in self.weights_dtypes and kv_dtype in self.kv_dtypes
+
     def rule_for(self, device: DeviceSpec | None) -> DeviceRule | None:
         """The first of :attr:`device_rules` that applies to ``device`` (``None``: none, or no device)."""
         if device is None:

@@ -79,6 +79,11 @@ class InstanceSpec(BaseModel):
         """Catalogue id: the cloud's own instance name (unique across clouds)."""
         return self.name
 
+    @property
+    def network_gbs_per_device(self) -> float | None:
+        """Each device's share of the scale-out network, GB/s one way: ``gbps / 8 / devices`` (``None``: no sourced network)."""
+        return None if self.network is None else self.network.gbps / 8.0 / self.devices
+
     def price(self, pricing: str) -> float | None:
         """Return the hourly price (USD) under a pricing model, or ``None`` if unpublished."""
         value: float | None = getattr(self.price_usd_per_hour, pricing)
