@@ -2,7 +2,7 @@
 
 Every ``*.yaml`` file under ``hardware_db/data`` (package data, read with ``importlib.resources``)
 and under each overlay directory (``--catalog DIR`` or ``AICAP_CATALOG``) may hold any of the
-sections ``models``, ``devices``, ``instances``, ``efficiency``, ``engines`` (lists) and ``runtime`` (a
+sections ``models``, ``devices``, ``instances``, ``efficiency``, ``engines``, ``speculative`` (lists) and ``runtime`` (a
 mapping). Overlay entries replace built-in entries with the same id; each replacement is recorded
 in :attr:`Catalogue.overrides` so verbose output can report it. Loading is lazy and cached.
 """
@@ -25,8 +25,9 @@ from aicap.sizing.core.specs import DeviceSpec, EfficiencySpec, InstanceSpec, Mo
 from aicap.sizing.core.specs.efficiency import RuntimeSpec
 from aicap.sizing.core.specs.engine import EngineSpec
 from aicap.sizing.core.specs.model import AnyModel
+from aicap.sizing.core.specs.speculative import SpeculativeDefault
 
-SECTIONS = ("models", "devices", "instances", "efficiency", "engines", "runtime")
+SECTIONS = ("models", "devices", "instances", "efficiency", "engines", "speculative", "runtime")
 #: Most files and folders an overlay directory may hold (an overlay of ``/`` by mistake must not walk the disk).
 MAX_OVERLAY_ENTRIES = 10_000
 _MODEL: TypeAdapter[AnyModel] = TypeAdapter(ModelSpec)
@@ -42,6 +43,7 @@ class Catalogue:
     instances: dict[str, InstanceSpec] = field(default_factory=dict)
     efficiency: dict[str, EfficiencySpec] = field(default_factory=dict)
     engines: dict[str, EngineSpec] = field(default_factory=dict)
+    speculative: dict[str, SpeculativeDefault] = field(default_factory=dict)
     runtime: RuntimeSpec | None = None
     overrides: list[str] = field(default_factory=list)
     origin: dict[str, str] = field(default_factory=dict)
@@ -228,7 +230,7 @@ def _merge(cat: Catalogue, where: str, text: str, *, overlay: bool) -> None:
         raise InputError(f"{where}: unknown section {excerpt(first)}; valid sections: {', '.join(SECTIONS)}")
     if "runtime" in doc:
         cat.runtime = validate_model(RuntimeSpec, doc["runtime"], where, text, ("runtime",))
-    for section in ("models", "devices", "instances", "efficiency", "engines"):
+    for section in ("models", "devices", "instances", "efficiency", "engines", "speculative"):
         items = doc.get(section) or []
         if not isinstance(items, list):
             raise InputError(f"{where}: '{section}' must be a list, got {excerpt(items)}")
@@ -246,6 +248,9 @@ def _merge(cat: Catalogue, where: str, text: str, *, overlay: bool) -> None:
             elif section == "engines":
                 eng = validate_model(EngineSpec, item, where, text, prefix)
                 _put(cat, cat.engines, eng.id, eng, "engine", where, overlay)
+            elif section == "speculative":
+                sd = validate_model(SpeculativeDefault, item, where, text, prefix)
+                _put(cat, cat.speculative, sd.method, sd, "speculative default", where, overlay)
             else:
                 eff = validate_model(EfficiencySpec, item, where, text, prefix)
                 _put(cat, cat.efficiency, eff.key, eff, "efficiency", where, overlay)

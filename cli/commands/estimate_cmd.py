@@ -36,13 +36,46 @@ EngineOpt = Annotated[
     ),
 ]
 
+SpecOpt = Annotated[
+    str | None,
+    typer.Option("--speculative", help="Speculative decoding: draft (with --draft-model), mtp, eagle or ngram (see docs/speculative.md)."),
+]
+DraftModelOpt = Annotated[str | None, typer.Option("--draft-model", help="Drafting model for --speculative draft (same tokenizer).")]
+DraftTokensOpt = Annotated[int | None, typer.Option("--draft-tokens", help="Tokens proposed per step, 1-16 (default: the method's published figure).")]
+AcceptOpt = Annotated[
+    float | None, typer.Option("--acceptance", help="Per-token acceptance probability, 0-1 (default: the method's published figure).")
+]
+
+
+def speculative_config(method: str | None, draft_model: str | None, draft_tokens: int | None, acceptance: float | None) -> Any:
+    """The :class:`~aicap.sizing.core.specs.speculative.SpeculativeConfig` the options ask for (``None``: none)."""
+    from aicap.sizing.core.errors import InputError
+    from aicap.sizing.core.specs.speculative import SpeculativeConfig
+    from aicap.sizing.core.speculative import MAX_DRAFT_TOKENS, METHODS
+
+    if method is None:
+        if draft_model is not None or draft_tokens is not None or acceptance is not None:
+            raise InputError("--draft-model, --draft-tokens and --acceptance need --speculative METHOD; valid methods: " + ", ".join(METHODS))
+        return None
+    if method not in METHODS:
+        raise InputError(f"--speculative '{method}': valid methods: {', '.join(METHODS)}")
+    if draft_tokens is not None and not 1 <= draft_tokens <= MAX_DRAFT_TOKENS:
+        raise InputError(f"--draft-tokens {draft_tokens}: must be between 1 and {MAX_DRAFT_TOKENS}")
+    if acceptance is not None and not 0.0 <= acceptance <= 1.0:
+        raise InputError(f"--acceptance {acceptance}: must be between 0 and 1")
+    if draft_model is not None and method != "draft":
+        raise InputError(f"--draft-model is for --speculative draft, not '{method}'")
+    return SpeculativeConfig(method=method, draft_model=draft_model, draft_tokens=draft_tokens, acceptance=acceptance)
+
 
 def build_request(model: str, hardware: str, devices: int | None, tp: int | None, pp: int | None, ep: int, batch: str,
                   input_tokens: int, output_tokens: int, weights_dtype: str | None, kv_dtype: str | None,
-                  tpot_ms: float | None, engine: str | None = None, prefix_cached: float = 0.0) -> Any:  # fmt: skip
+                  tpot_ms: float | None, engine: str | None = None, prefix_cached: float = 0.0,
+                  speculative: Any = None) -> Any:  # fmt: skip
     """Turn options into an :class:`~aicap.sizing.serve.estimate.EstimateRequest` (validating them)."""
     from aicap.sizing.core.engines import engine_for
     from aicap.sizing.core.errors import InputError
+    from aicap.sizing.core.speculative import speculative_for
     from aicap.sizing.serve.estimate import EstimateRequest
 
     cat = catalogue()
@@ -63,10 +96,12 @@ def build_request(model: str, hardware: str, devices: int | None, tp: int | None
     from aicap.sizing.plan.layouts import scale_out_bps
 
     net = scale_out_bps([i for i in cat.instances.values() if i.device == dev.id], dev, eng.efficiency(cat, dev).link)
+    target = cat.model(model)
+    spec = speculative_for(cat, target, speculative, "--speculative")
     return EstimateRequest(model=cat.model(model), device=dev, efficiency=eng.efficiency(cat, dev), runtime=eng.on(dev),
                            devices=devices, tp=tp, pp=pp, ep=ep, batch=b, input_tokens=input_tokens,
                            output_tokens=output_tokens, weights_dtype=weights_dtype, kv_dtype=kv_dtype, tpot_ms=tpot_ms,
-                           engine=eng.spec, prefix_cached_share=prefix_cached, scale_out_bps=net)  # fmt: skip
+                           engine=eng.spec, prefix_cached_share=prefix_cached, scale_out_bps=net, speculative=spec)  # fmt: skip
 
 
 def _engine_line(e: dict[str, Any]) -> str:
@@ -74,6 +109,13 @@ def _engine_line(e: dict[str, Any]) -> str:
     who = e["id"] if e["name"] is None else f"{e['name']} {e['version']}"
     mem = f"{e['memory_fraction']:.0%} of " + ("memory" if e["memory_policy"] == "total" else "what the weights leave, for KV")
     return f"{who}: {mem}, ≤{e['max_running_requests']:,} running, {e['max_prefill_tokens']:,}-token steps"
+
+
+def _spec_line(s: dict[str, Any]) -> str:
+    """``mtp: 1 draft token, acceptance 0.85 -> 1.85 tokens per step``."""
+    who = f"draft model {s['draft_model']}" if s["method"] == "draft" else s["method"]
+    n = s["draft_tokens"]
+    return f"{who}: {n} draft token{'s' if n > 1 else ''}, acceptance {s['acceptance']:g} -> {s['tokens_per_step']:g} tokens per step"
 
 
 def _band(doc: dict[str, Any], key: str) -> str:
@@ -91,6 +133,7 @@ def estimate_view(doc: dict[str, Any]) -> View:
         ["engine", _engine_line(doc["engine"])],
         ["batch per replica", doc["batch"]],
         *([["prefix cache", f"{doc['prefix_cached_share']:.0%} of each prompt cached, not recomputed"]] if doc["prefix_cached_share"] else []),
+        *([["speculative decoding", _spec_line(doc["speculative"])]] if doc.get("speculative") else []),
         ["fits", "yes" if doc["fits"] else f"NO: {doc['advice']}"],
         ["meets --tpot-ms", "no: " + doc["advice"] if doc["fits"] and doc["advice"] else "yes"],
         ["memory per device (GiB)", f"weights {mem['weights']:.1f} + KV {mem['kv_cache']:.1f} + activations {mem['activations']:.1f} "
@@ -126,13 +169,14 @@ def register(app: typer.Typer) -> None:
     def estimate_cmd(model: ModelOpt, hardware: HardwareOpt, devices: DevicesOpt = None, tp: TpOpt = None, pp: PpOpt = None,
                      ep: EpOpt = 1, batch: BatchOpt = "auto", input_tokens: InOpt = 1024, output_tokens: OutOpt = 256,
                      weights_dtype: WdtOpt = None, kv_dtype: KvOpt = None, tpot_ms: TpotOpt = None, engine: EngineOpt = None,
-                     prefix_cached: PrefixOpt = 0.0, fmt: FormatOpt = Format.table) -> None:  # fmt: skip
+                     prefix_cached: PrefixOpt = 0.0, speculative: SpecOpt = None, draft_model: DraftModelOpt = None,
+                     draft_tokens: DraftTokensOpt = None, acceptance: AcceptOpt = None, fmt: FormatOpt = Format.table) -> None:  # fmt: skip
         """Predict memory, TTFT, TPOT and throughput of one deployment."""
         from aicap.sizing.core.errors import InfeasibleError
         from aicap.sizing.serve.estimate import estimate
 
         req = build_request(model, hardware, devices, tp, pp, ep, batch, input_tokens, output_tokens, weights_dtype, kv_dtype, tpot_ms,
-                            engine, prefix_cached)  # fmt: skip
+                            engine, prefix_cached, speculative_config(speculative, draft_model, draft_tokens, acceptance))  # fmt: skip
         result = estimate(req)
         emit(estimate_view(result.to_dict()), fmt)
         if result.shortfall is not None:

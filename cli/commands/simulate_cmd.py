@@ -8,7 +8,23 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from aicap.cli.commands.estimate_cmd import DevicesOpt, EngineOpt, EpOpt, FormatOpt, KvOpt, PpOpt, PrefixOpt, TpOpt, WdtOpt, build_request
+from aicap.cli.commands.estimate_cmd import (
+    AcceptOpt,
+    DevicesOpt,
+    DraftModelOpt,
+    DraftTokensOpt,
+    EngineOpt,
+    EpOpt,
+    FormatOpt,
+    KvOpt,
+    PpOpt,
+    PrefixOpt,
+    SpecOpt,
+    TpOpt,
+    WdtOpt,
+    build_request,
+    speculative_config,
+)
 from aicap.cli.render import Format, Table, View, emit, progress
 from aicap.cli.state import STATE, catalogue, guarded, info
 
@@ -139,6 +155,10 @@ def register(app: typer.Typer) -> None:
         kv_dtype: KvOpt = None,
         engine: EngineOpt = None,
         prefix_cached: PrefixOpt = 0.0,
+        speculative: SpecOpt = None,
+        draft_model: DraftModelOpt = None,
+        draft_tokens: DraftTokensOpt = None,
+        acceptance: AcceptOpt = None,
         replicas: Annotated[
             int | None, typer.Option("--replicas", help="Replicas behind the router (default: --devices / (tp·pp), else 1).")
         ] = None,
@@ -303,7 +323,8 @@ def register(app: typer.Typer) -> None:
             reqs = TrafficSpec(requests, lin, lout, rate_per_s=rate, concurrency=concurrency, arrival=kind, cv=cv,  # type: ignore[arg-type]
                                class_shares=shares, seed=seed, cached_share=prefix_cached).build()  # fmt: skip
         est = build_request(model, hardware, devices, tp, pp, ep, "auto", max(int(reqs.input_tokens.mean()), 1),
-                            int(reqs.output_tokens.mean()), weights_dtype, kv_dtype, None, engine, prefix_cached)  # fmt: skip
+                            int(reqs.output_tokens.mean()), weights_dtype, kv_dtype, None, engine, prefix_cached,
+                            speculative_config(speculative, draft_model, draft_tokens, acceptance))  # fmt: skip
         from aicap.sizing.serve.estimate import estimate
 
         chosen = estimate(est)

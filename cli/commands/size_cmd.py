@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from aicap.cli.commands.estimate_cmd import AcceptOpt, DraftModelOpt, DraftTokensOpt, SpecOpt, speculative_config
 from aicap.cli.render import Format, Table, View, emit, to_json, to_yaml
 from aicap.cli.state import catalogue, guarded, info
 
@@ -35,6 +36,8 @@ def plan_view(plan: Plan) -> View:
     cat = plan.catalogue
     solver = "" if plan.solver.status == "optimal" else f", best found within {plan.solver.gap_pct:.2g}% of optimal"
     engines = ", ".join(sorted({w.engine for w in plan.workloads}))
+    spec = "; ".join(f"{w.name}: {w.speculative}" for w in plan.workloads if w.speculative)
+    engines += f". Speculative decoding: {spec}" if spec else ""
     tables = [
         Table(f"Plan ({plan.objective} objective, {cat.pricing} prices of {cat.price_dates[0]}…{cat.price_dates[1]}{solver})",
               ["workload", "model", "instance", "devices", "layout", "replicas", "dtype", "req/s load/capacity", f"TTFT ms ({pct})",
@@ -135,6 +138,10 @@ def register(app: typer.Typer) -> None:
         single_type: Annotated[bool, typer.Option("--single-type", help="Use one device type for the whole fleet.")] = False,
         prefix_cached: Annotated[float, typer.Option("--prefix-cached", help="Share of each prompt found in the prefix cache, 0 to 0.99 "
                                                      "(one-workload mode; fleet files: prefix_cached_share).")] = 0.0,
+        speculative: SpecOpt = None,
+        draft_model: DraftModelOpt = None,
+        draft_tokens: DraftTokensOpt = None,
+        acceptance: AcceptOpt = None,
         engine: Annotated[str | None, typer.Option("--engine", help="Serving engine profile (vllm, sglang, trtllm, tgi, llamacpp, jetstream, generic) "
                                                    "for workloads without their own; default generic (`aicap engines list`).")] = None,
         output: Annotated[Path | None, typer.Option("--output", "-o", help="Also write the plan (JSON, or YAML for .yaml) to this file, atomically.")] = None,
@@ -160,7 +167,11 @@ def register(app: typer.Typer) -> None:
         if model is not None:
             fleet = build_fleet(model=model, rate=rate, input_tokens=input_tokens, output_tokens=output_tokens, ttft_ms=ttft_ms,
                                 tpot_ms=tpot_ms, percentile=percentile, precision=precision, arrival_cv=arrival_cv,
-                                prefix_cached=prefix_cached, **overrides)  # fmt: skip
+                                prefix_cached=prefix_cached,
+                                speculative=speculative_config(speculative, draft_model, draft_tokens, acceptance), **overrides)  # fmt: skip
+        elif speculative is not None or draft_model is not None or draft_tokens is not None or acceptance is not None:
+            raise InputError("--speculative and its options size one workload (with --model); in a fleet file give a workload "
+                             "speculative: {method: ..., acceptance: ...}")  # fmt: skip
         elif fleet_file is not None:
             fleet = load_fleet(fleet_file, **overrides)
         else:

@@ -11,6 +11,7 @@ from typing import Protocol
 from aicap.sizing.core.specs import DeviceSpec, EfficiencySpec, InstanceSpec, ModelSpec
 from aicap.sizing.core.specs.efficiency import RuntimeSpec
 from aicap.sizing.core.specs.engine import EngineSpec
+from aicap.sizing.core.specs.speculative import SpeculativeDefault
 
 
 class CatalogueLike(Protocol):
@@ -47,6 +48,10 @@ class CatalogueLike(Protocol):
     @property
     def engines(self) -> Mapping[str, EngineSpec]:
         """Serving-engine profiles by id."""
+
+    @property
+    def speculative(self) -> Mapping[str, SpeculativeDefault]:
+        """Published speculative-decoding defaults by drafting method."""
 
     def engine(self, ref: str) -> EngineSpec:
         """An engine profile by id; raises ``UnknownIdError``."""

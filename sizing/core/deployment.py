@@ -8,6 +8,7 @@ the bytes each device holds.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 from aicap.sizing.core.dtypes import BYTES_PER_ELEMENT, FP4_FORMATS, KV_DTYPES, WEIGHT_DTYPES
@@ -15,6 +16,7 @@ from aicap.sizing.core.errors import InputError
 from aicap.sizing.core.specs import DeviceSpec, EfficiencySpec
 from aicap.sizing.core.specs.efficiency import RuntimeSpec
 from aicap.sizing.core.specs.model import AnyModel, DecoderModel, EncoderModel, GenericModel
+from aicap.sizing.core.speculative import Speculative
 
 #: Most devices one estimate may span (``--devices``, and each of ``--tp`` and ``--pp``), over all its
 #: replicas: 65,536, past the largest serving deployment (and most training clusters) there is. A larger
@@ -60,6 +62,8 @@ class Deployment:
         Achieved bytes/s per device over the instances' scale-out network: pipeline hand-offs between
         fast-link domains (a replica of more devices than one domain holds) cross it. ``None``: unknown,
         and such hand-offs are costed on the fast link.
+    speculative
+        Speculative decoding (drafter, draft tokens, acceptance), or ``None``.
     """
 
     model: AnyModel
@@ -72,6 +76,25 @@ class Deployment:
     weights_dtype: str = "bf16"
     kv_dtype: str = "bf16"
     scale_out_bps: float | None = None  # achieved bytes/s per device between instances, for replicas spanning fast-link domains
+    speculative: Speculative | None = None
+
+    @property
+    def draft(self) -> Deployment | None:
+        """The drafter of speculative decoding as a deployment on the same devices and formats (``None``: no network drafts)."""
+        spec = self.speculative
+        if spec is None or spec.drafter is None:
+            return None
+        return dataclasses.replace(self, model=spec.drafter, speculative=None)
+
+    @property
+    def verify_tokens(self) -> int:
+        """Query tokens a decoding sequence puts through the model per step (``k + 1`` with speculative decoding, else 1)."""
+        return 1 if self.speculative is None else self.speculative.verify_tokens
+
+    @property
+    def tokens_per_step(self) -> float:
+        """Expected output tokens a decoding sequence emits per step (``E``; 1 without speculative decoding)."""
+        return 1.0 if self.speculative is None else self.speculative.tokens_per_step
 
     @property
     def transformer(self) -> DecoderModel | EncoderModel:

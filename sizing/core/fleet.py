@@ -36,6 +36,7 @@ from pydantic import (
 from aicap.sizing.core.errors import InputError
 from aicap.sizing.core.profile import WEEKLY_SHAPES, Diurnal, Weekly, check_hours
 from aicap.sizing.core.specs.instance import PricingModel
+from aicap.sizing.core.specs.speculative import SpeculativeConfig
 
 Percentile = Literal["p50", "p90", "p95", "p99"]
 PERCENTILES = {"p50": 0.50, "p90": 0.90, "p95": 0.95, "p99": 0.99}
@@ -119,6 +120,9 @@ class Workload(_Doc):
         lt=1.0,
         description="share of each prompt found in the prefix cache (a shared system prompt, earlier turns): "
         "attended to but not recomputed; memory still holds the whole prompt",
+    )
+    speculative: SpeculativeConfig | None = Field(
+        None, description="speculative decoding: drafting method (draft, mtp, eagle, ngram), draft model, draft tokens, acceptance"
     )
 
     @field_validator("requests_per_s", mode="before")

@@ -71,6 +71,9 @@ class Workload(_Doc):
     name: str
     model: str
     engine: str = Field("generic", description="serving-engine profile whose memory policy and scheduler limits the plan assumes")
+    speculative: str | None = Field(
+        None, description="speculative decoding the plan assumes: method, draft tokens, acceptance and tokens per step (None: none)"
+    )
     percentile: Percentile
     arrival_cv: float = Field(ge=0)
     requests_per_s: float | None = Field(None, ge=0, description="demanded rate (None: the throughput objective buys the most it can)")

@@ -78,7 +78,24 @@ def weight_bytes_per_device(dep: Deployment, tp: ArrayLike, pp: ArrayLike, inv: 
     head = inv.lm_head * embedding_bytes_per_weight(dep)
     layers_per_stage = np.ceil(inv.layers / pp_a)
     ends = np.where(pp_a == 1, emb + head, np.maximum(emb, head))
-    return np.asarray(scale * (body * layers_per_stage / inv.layers + ends) / tp_a, dtype=float)
+    return np.asarray(scale * (body * layers_per_stage / inv.layers + ends) / tp_a + draft_weight_bytes(dep) / tp_a, dtype=float)
+
+
+def draft_weight_bytes(dep: Deployment) -> float:
+    """Weight bytes of the speculative drafter (0 without one), all devices together.
+
+    A drafter that shares the target's embedding and LM head (``mtp``, ``eagle``) holds only its layer's
+    weights; a draft model holds all of its own. Counted on every stage (conservative: engines keep it
+    beside the first or last stage).
+    """
+    draft, spec = dep.draft, dep.speculative
+    if draft is None or spec is None:
+        return 0.0
+    full = total_weight_bytes(draft)
+    if not spec.shares_embeddings:
+        return full
+    inv = inventory(draft.transformer)
+    return float(full - (inv.embedding + inv.lm_head) * embedding_bytes_per_weight(draft))
 
 
 def _raw_weight_bytes(dep: Deployment, inv: Inventory) -> float:
@@ -110,7 +127,11 @@ def kv_bytes_per_sequence(dep: Deployment, tp: ArrayLike, pp: ArrayLike, context
     layers = np.ceil(m.num_layers / np.asarray(pp, dtype=float))
     f_win = m.windowed_layers / m.num_layers
     tokens = (1 - f_win) * c + (f_win * np.minimum(c, m.sliding_window) if f_win and m.sliding_window is not None else 0.0)
-    return np.asarray(layers * kv_elements_per_device(dep, tp) * dep.kv_bytes * tokens, dtype=float)
+    own = layers * kv_elements_per_device(dep, tp) * dep.kv_bytes * tokens
+    draft = dep.draft  # a speculative drafter keeps its own KV cache of the sequence
+    if draft is not None:
+        own = own + kv_bytes_per_sequence(draft, tp, 1.0, c)
+    return np.asarray(own, dtype=float)
 
 
 def activation_bytes(dep: Deployment, tp: ArrayLike, batch: ArrayLike, prefill_tokens: ArrayLike) -> F:

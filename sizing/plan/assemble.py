@@ -20,9 +20,11 @@ from aicap.sizing.calibrate.accuracy import error_bands
 from aicap.sizing.core.catalogue import CatalogueLike
 from aicap.sizing.core.engines import engine_for
 from aicap.sizing.core.fleet import Fleet
+from aicap.sizing.core.fleet import Workload as FleetWorkload
 from aicap.sizing.core.plan import Alternative, CatalogueRef, Deployment, Instance, Plan, Rejected, Solver, Totals
 from aicap.sizing.core.plan import Workload as PlanWorkload
 from aicap.sizing.core.specs import InstanceSpec
+from aicap.sizing.core.speculative import speculative_for
 from aicap.sizing.plan.candidates import Candidate
 from aicap.sizing.serve.load import Loaded
 from aicap.sizing.serve.replica import Replica, at_rates
@@ -49,6 +51,11 @@ def _version() -> str:
         return version("aicap")
     except PackageNotFoundError:  # pragma: no cover - running from a source tree
         return "unknown"
+
+
+def _speculative_label(cat: CatalogueLike, w: FleetWorkload) -> str | None:
+    spec = speculative_for(cat, cat.model(w.model), w.speculative, f"workload '{w.name}': speculative")
+    return None if spec is None else spec.label()
 
 
 def _replica(c: Candidate) -> Replica:
@@ -128,7 +135,8 @@ def build_plan(fleet: Fleet, cat: CatalogueLike, insts: list[InstanceSpec], chos
         ttft = max((d.ttft_ms for d in deps), default=None)
         tpot = max((d.tpot_ms for d in deps if d.tpot_ms is not None), default=None)
         workloads.append(PlanWorkload(
-            name=w.name, model=w.model, engine=engine, percentile=w.slo.percentile, arrival_cv=w.arrival_cv,
+            name=w.name, model=w.model, engine=engine, speculative=_speculative_label(cat, w), percentile=w.slo.percentile,
+            arrival_cv=w.arrival_cv,
             requests_per_s=None if w.rate is None else sig(w.rate), served_requests_per_s=sig(served[w.name]),
             capacity_requests_per_s=sig(sum(d.capacity_requests_per_s for d in deps)), ttft_ms=ttft, tpot_ms=tpot,
             ttft_target_ms=w.slo.ttft_ms, tpot_target_ms=w.slo.tpot_ms, ttft_margin_pct=_margin(ttft, w.slo.ttft_ms),

@@ -25,6 +25,7 @@ from aicap.sizing.core.dtypes import storage_formats
 from aicap.sizing.core.fleet import PERCENTILES, Workload
 from aicap.sizing.core.specs import DeviceSpec, EfficiencySpec, InstanceSpec, ModelSpec
 from aicap.sizing.core.specs.efficiency import RuntimeSpec
+from aicap.sizing.core.speculative import Speculative
 from aicap.sizing.perf import memory
 from aicap.sizing.plan.layouts import crossings
 from aicap.sizing.serve.capacity import BISECTIONS as _FULL_BISECTIONS
@@ -196,11 +197,13 @@ DeviceOption = tuple[DeviceSpec, EfficiencySpec, list[tuple[int, int]], float]
 
 
 def evaluate(model: ModelSpec, runtime: RuntimeSpec, fmt: tuple[str, str], shapes: list[Shape], devices: list[DeviceOption],
-             latency_variants: bool, networks: Mapping[str, float] | None = None) -> list[Row]:  # fmt: skip
+             latency_variants: bool, networks: Mapping[str, float] | None = None,
+             speculative: Speculative | None = None) -> list[Row]:  # fmt: skip
     """Evaluate every (shape, device, layout) row of one model and storage format in one vectorised pass.
 
     ``devices`` are ``(device, efficiency, layouts, cheapest USD per device-hour)``; ``networks`` the
-    achieved scale-out bytes/s per device of devices whose layouts span instances. Returns one
+    achieved scale-out bytes/s per device of devices whose layouts span instances; ``speculative`` the
+    workloads' speculative decoding (one configuration per call). Returns one
     :class:`Row` per (shape, device, layout) and load fraction.
     """
     rows = _Rows()
@@ -217,12 +220,12 @@ def evaluate(model: ModelSpec, runtime: RuntimeSpec, fmt: tuple[str, str], shape
     sh = [shapes[i] for i in rows.shape]
     dev_ix = np.array(rows.device)
     budget = float(runtime.max_prefill_tokens)
-    template = Deployment(model, devices[0][0], devices[0][1], runtime, 1, 1, 1, fmt[0], fmt[1])
+    template = Deployment(model, devices[0][0], devices[0][1], runtime, 1, 1, 1, fmt[0], fmt[1], speculative=speculative)
     slots = np.zeros(len(sh))
     for di, (dev, eff, _, _) in enumerate(devices):
         mine = np.flatnonzero(dev_ix == di)
         if mine.size:
-            dep = Deployment(model, dev, eff, runtime, 1, 1, 1, fmt[0], fmt[1])
+            dep = Deployment(model, dev, eff, runtime, 1, 1, 1, fmt[0], fmt[1], speculative=speculative)
             slots[mine] = _slots(model, dep, tp_a[mine], pp_a[mine], [sh[k] for k in mine], budget, runtime)
     hw = Hardware.of([(devices[d][0], devices[d][1]) for d in rows.device], fmt[0])
     i = np.array([s.input_mean for s in sh])
@@ -233,7 +236,8 @@ def evaluate(model: ModelSpec, runtime: RuntimeSpec, fmt: tuple[str, str], shape
     step = StepModel.build(template, hw, tp_a, pp_a, 1.0, i + o / 2.0, new, i - new, crossings(tp_a, pp_a, domain), cross_bps)
     traffic = Traffic(new, o, np.array([s.prefill_tail for s in sh]), slots, np.array([s.quantile for s in sh]),
                       np.array([s.arrival_cv for s in sh]), np.array([s.tail_share for s in sh]),
-                      np.full(len(sh), runtime.request_overhead_ms * 1e-3))  # fmt: skip
+                      np.full(len(sh), runtime.request_overhead_ms * 1e-3), template.tokens_per_step,
+                      float(template.verify_tokens))  # fmt: skip
     ttft_t, tpot_t = np.array([s.ttft_s for s in sh]), np.array([s.tpot_s for s in sh])
     # Screen first: capacity without the TTFT percentile (cheap) bounds each row's cost per request/s from
     # below; only the most promising rows pay for the TTFT mixture, the rest are dropped with a reason.

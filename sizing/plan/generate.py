@@ -19,6 +19,8 @@ from aicap.sizing.core.engines import engine_for
 from aicap.sizing.core.fleet import Fleet, Workload
 from aicap.sizing.core.specs import DeviceSpec, InstanceSpec, ModelSpec
 from aicap.sizing.core.specs.efficiency import RuntimeSpec
+from aicap.sizing.core.specs.speculative import SpeculativeConfig
+from aicap.sizing.core.speculative import speculative_for
 from aicap.sizing.perf import memory
 from aicap.sizing.plan.candidates import Candidate, DeviceOption, Shape, evaluate, formats
 from aicap.sizing.plan.layouts import MAX_SPAN, layouts, scale_out_bps
@@ -71,12 +73,13 @@ def all_candidates(fleet: Fleet, cat: CatalogueLike, insts: list[InstanceSpec]) 
         by_device.setdefault(inst.device, []).append(inst)
     out: dict[str, list[Candidate]] = {w.name: [] for w in fleet.workloads}
     latency = fleet.constraints.objective == "latency"
-    by_model: dict[tuple[str, str | None], list[Workload]] = {}
+    by_model: dict[tuple[str, str | None, SpeculativeConfig | None], list[Workload]] = {}
     for w in fleet.workloads:
-        by_model.setdefault((w.model, fleet.constraints.engine_of(w)), []).append(w)
+        by_model.setdefault((w.model, fleet.constraints.engine_of(w), w.speculative), []).append(w)
     said: set[tuple[str, str, str]] = set()
-    for (ref, engine_ref), ws in by_model.items():
+    for (ref, engine_ref, spec_config), ws in by_model.items():
         model = cat.model(ref)
+        spec = speculative_for(cat, model, spec_config, f"workload '{ws[0].name}': speculative")
         resolved = engine_for(cat, engine_ref)
         engine = resolved.spec
         decoder = model.kind == "decoder"
@@ -112,7 +115,7 @@ def all_candidates(fleet: Fleet, cat: CatalogueLike, insts: list[InstanceSpec]) 
                 groups.setdefault(group, []).append((dev, eff, union, per_device))
             for group, devs in groups.items():
                 fmt = group[0]
-                for row in evaluate(model, runtimes[group], fmt, shapes, devs, latency, networks):
+                for row in evaluate(model, runtimes[group], fmt, shapes, devs, latency, networks, spec):
                     dev = devs[row.device][0]
                     for w in members[shapes[row.shape]]:
                         for inst in by_device[dev.id]:

@@ -79,11 +79,11 @@ def rate_bound(step: StepModel, pp: ArrayLike, budget: float, traffic: Traffic, 
 
 def _bound_pass(step: StepModel, pp_a: F, budget: float, traffic: Traffic, limit: F, x_max: F) -> tuple[F, F]:
     """:func:`rate_bound` on the grid ``x_j = j·x_max/G`` (every feasible load must lie in ``[0, x_max]``)."""
-    o1 = np.maximum(traffic.output_tokens - 1.0, 0.0)
+    o1 = traffic.decode_steps
     i = traffic.input_tokens
     grid = x_max * (np.arange(_BOUND_GRID + 1, dtype=float) / _BOUND_GRID)[:, None]  # (G+1, n)
     d = grid * o1 / pp_a
-    room = np.maximum(budget - d, 1.0)
+    room = np.maximum(budget - d * traffic.verify_tokens, 1.0)
     # Split on whether any prompt lump arrives (probability 1 − P0, P0 = e^(−lumps) under Poisson and at
     # least that under bursty arrivals): Jensen on each part bounds E[T] from below more tightly.
     lump = np.minimum(i, room)
@@ -97,6 +97,7 @@ def _bound_pass(step: StepModel, pp_a: F, budget: float, traffic: Traffic, limit
     n_dec = grid * o1
     sigma2 = p0 * (1.0 - p0) * (t_busy - t_idle) ** 2
     tpot_lb = t_lb + z * np.sqrt((step.slope_floor() * np.sqrt(n_dec) / pp_a) ** 2 + sigma2 / np.maximum(o1, 1.0))
+    tpot_lb = tpot_lb / traffic.tokens_per_step
     # The token-budget and slot shares at a load are deterministic and non-decreasing in x (see at_arrivals).
     use = grid * i / (room * np.minimum(np.maximum(grid, 1.0), pp_a))
     running = grid * (o1 + np.maximum(i / room, 1.0))
@@ -116,8 +117,8 @@ def load_ceiling(pp: ArrayLike, budget: float, traffic: Traffic, upper: ArrayLik
     """
     pp_a = np.asarray(pp, dtype=float)
     shape = np.broadcast_shapes(pp_a.shape, traffic.input_tokens.shape)
-    o1 = np.maximum(traffic.output_tokens - 1.0, 0.0)
-    x_budget = budget * pp_a / (traffic.input_tokens + o1)
+    o1 = traffic.decode_steps
+    x_budget = budget * pp_a / (traffic.input_tokens + o1 * traffic.verify_tokens)
     x_slots = traffic.slots / (o1 + 1.0)
     hi = np.broadcast_to(np.maximum(np.minimum(x_budget, x_slots), 1e-9), shape).astype(float)
     if upper is not None:

@@ -22,11 +22,20 @@ from aicap.sizing.core.specs import DeviceSpec, EfficiencySpec
 from aicap.sizing.core.specs.efficiency import RuntimeSpec
 from aicap.sizing.core.specs.engine import EngineSpec
 from aicap.sizing.core.specs.model import AnyModel, GenericModel
+from aicap.sizing.core.speculative import Speculative
 from aicap.sizing.perf import memory
 from aicap.sizing.serve.serving import ServingMetrics, auto_batch, serve
 
 SCHEMA_VERSION = 1
 GIB = 2**30
+
+
+def speculative_document(spec: Speculative | None) -> dict[str, Any] | None:
+    """JSON form of a speculative-decoding configuration (``None`` without one)."""
+    if spec is None:
+        return None
+    return {"method": spec.method, "draft_model": spec.draft_model, "draft_tokens": spec.draft_tokens, "acceptance": spec.acceptance,
+            "tokens_per_step": _r(spec.tokens_per_step), "acceptance_source": spec.source}  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -50,6 +59,7 @@ class EstimateRequest:
     engine: EngineSpec | None = None  # the profile ``runtime`` came from (``None``: generic conventions)
     prefix_cached_share: float = 0.0  # share of each prompt found in the prefix cache (not recomputed)
     scale_out_bps: float | None = None  # bytes/s per device between instances (the device's slowest spanning instance network)
+    speculative: Speculative | None = None  # speculative decoding (drafter, draft tokens, acceptance)
 
 
 @dataclass
@@ -109,6 +119,7 @@ class EstimateResult:
             "kv_dtype": d.kv_dtype,
             "input_tokens": self.request.input_tokens,
             "prefix_cached_share": self.request.prefix_cached_share,
+            "speculative": speculative_document(d.speculative),
             "output_tokens": self.request.output_tokens if dec else 0,
             "fits": self.fits,
             "advice": self.shortfall,
@@ -208,7 +219,7 @@ def estimate(req: EstimateRequest) -> EstimateResult:
         raise InputError(f"{what} = {ctx} tokens exceeds {req.model.id}'s max context of {req.model.max_context}")
     best: EstimateResult | None = None
     for tp, pp in candidate_layouts(req, devices):
-        dep = Deployment(req.model, req.device, req.efficiency, req.runtime, tp, pp, req.ep, wdt, kvdt, req.scale_out_bps)
+        dep = Deployment(req.model, req.device, req.efficiency, req.runtime, tp, pp, req.ep, wdt, kvdt, req.scale_out_bps, req.speculative)
         dep.check()
         res = _evaluate(dep, req, devices // (tp * pp))
         if best is None or _better(res, best):

@@ -87,6 +87,10 @@ class Traffic:
     overhead_s
         Latency each request pays outside the engine's steps (the engine's ``request_overhead_ms``),
         seconds: added to TTFT.
+    tokens_per_step
+        Output tokens a decoding sequence emits per step, ``E`` (1; more with speculative decoding).
+    verify_tokens
+        Tokens of the step budget each decoding sequence takes, ``q`` (1; ``k + 1`` with speculative decoding).
     """
 
     input_tokens: F
@@ -97,12 +101,19 @@ class Traffic:
     arrival_cv: F
     tail_share: F
     overhead_s: F | float = 0.0
+    tokens_per_step: F | float = 1.0
+    verify_tokens: F | float = 1.0
+
+    @property
+    def decode_steps(self) -> F:
+        """Decode steps a request spends after its first token: ``max(O − 1, 0)/E``."""
+        return np.asarray(np.maximum(self.output_tokens - 1.0, 0.0) / self.tokens_per_step, dtype=float)
 
     def take(self, index: ArrayLike) -> Traffic:
         """The candidates at ``index``."""
         ix = np.asarray(index)
         fields = (self.input_tokens, self.output_tokens, self.input_tail, self.slots, self.quantile, self.arrival_cv, self.tail_share,
-                  self.overhead_s)  # fmt: skip
+                  self.overhead_s, self.tokens_per_step, self.verify_tokens)  # fmt: skip
         return Traffic(*(np.broadcast_to(v, np.shape(self.input_tokens))[ix] for v in fields))
 
 
@@ -288,8 +299,8 @@ def at_arrivals(step: StepModel, pp: ArrayLike, budget: float, traffic: Traffic,
         return _at_arrivals(step, pp_a, budget, traffic, xa, ttft=ttft)
     pp_b, x_b = np.broadcast_to(pp_a, shape), np.broadcast_to(xa, shape)
     i = np.broadcast_to(traffic.input_tokens, shape)
-    d = x_b * np.maximum(np.broadcast_to(traffic.output_tokens, shape) - 1.0, 0.0) / pp_b
-    top = _count_top(x_b * i / np.minimum(i, np.maximum(budget - d, 1.0)))
+    d = x_b * np.broadcast_to(traffic.decode_steps, shape) / pp_b
+    top = _count_top(x_b * i / np.minimum(i, np.maximum(budget - d * traffic.verify_tokens, 1.0)))
     block = np.searchsorted(np.array(_COUNT_BLOCKS, dtype=float), top)
     if np.unique(block).size == 1:
         return _at_arrivals(step, pp_a, budget, traffic, xa, ttft=ttft)
@@ -306,8 +317,9 @@ def at_arrivals(step: StepModel, pp: ArrayLike, budget: float, traffic: Traffic,
 def _at_arrivals(step: StepModel, pp_a: F, budget: float, traffic: Traffic, xa: F, *, ttft: bool) -> Loaded:
     """:func:`at_arrivals` on one block of rows."""
     i, o, cv, q = traffic.input_tokens, traffic.output_tokens, traffic.arrival_cv, traffic.quantile
-    d = xa * np.maximum(o - 1.0, 0.0) / pp_a
-    room = np.maximum(budget - d, 1.0)
+    steps = traffic.decode_steps  # per request, after its first token (O − 1 without speculative decoding)
+    d = xa * steps / pp_a
+    room = np.maximum(budget - d * traffic.verify_tokens, 1.0)
     # Prompts arrive in lumps of L tokens (a long prompt is chunked into budget-sized lumps).
     lump = np.minimum(i, room)
     lumps = xa * i / lump
@@ -349,7 +361,7 @@ def _at_arrivals(step: StepModel, pp_a: F, budget: float, traffic: Traffic, xa: 
     # with the prompts that arrived during that round; then waits for budget and slots on top.
     lump_rate = xa * i / lump / np.maximum(tau, 1e-12)
     # Rounds without prefill run only while something decodes: an idle engine has no round in progress.
-    idle = np.where(m == 0, np.exp(-xa * np.maximum(o - 1.0, 0.0)), 0.0)
+    idle = np.where(m == 0, np.exp(-xa * steps), 0.0)
     ttft_mix = _ttft_quantile(step, pp_a, d, room, lump, pmf, rounds, tau, lump_rate, traffic, idle) if ttft else np.zeros_like(tau)
     use = xa * i / (room * np.minimum(np.maximum(xa, 1.0), pp_a))
     burst = (1.0 + cv**2) / 2.0
@@ -364,7 +376,7 @@ def _at_arrivals(step: StepModel, pp_a: F, budget: float, traffic: Traffic, xa: 
     safe = np.where(ok, load_b, 0.5)
     budget_mean = np.where(ok, safe / (1.0 - safe) * burst * service / 2.0, 0.0)
     budget_q = np.where(ok & (load_b > 0), budget_mean / np.maximum(safe, 1e-12) * np.log(np.maximum(safe / (1.0 - q), 1.0)), 0.0)
-    running = xa * (np.maximum(o - 1.0, 0.0) + np.maximum(i / room, 1.0))
+    running = xa * (steps + np.maximum(i / room, 1.0))
     life = np.maximum(running / np.maximum(rate, 1e-12), tau)
     slots = np.maximum(traffic.slots, 1.0)
     # Slots fill in waves: n's fluctuations are peaked by z = cv²/(1 − β) over Poisson, so the slot wait is
@@ -384,12 +396,13 @@ def _at_arrivals(step: StepModel, pp_a: F, budget: float, traffic: Traffic, xa: 
     z = _z(q)
     n_sd = np.sqrt(n_dec / np.maximum(1.0 - feedback, 1e-3)) * np.maximum(cv, 1.0)
     # A request that meets more prompts lives longer and so meets more: the prefill term grows by 1/(1 − ρ_p).
-    mix = z * sigma / np.sqrt(np.maximum(o - 1.0, 1.0)) / np.maximum(1.0 - np.minimum(prefill_load, 0.999), 1e-3)
+    mix = z * sigma / np.sqrt(np.maximum(steps, 1.0)) / np.maximum(1.0 - np.minimum(prefill_load, 0.999), 1e-3)
     spread = np.sqrt((dtau_dn * z * n_sd) ** 2 + mix**2)
     # Requests see n size-biased: more of them decode while n (and so τ) is high, so their mean round
     # is τ + Cov(n, τ)/n = τ + (∂τ/∂n)·Var(n)/n.
     bias = dtau_dn * n_sd**2 / np.maximum(n_dec, 1e-9)
-    tpot = np.where(o > 1.0, tau + bias + spread, 0.0)
+    # A step emits E tokens per sequence (speculative decoding), so TPOT is the round time over E.
+    tpot = np.where(o > 1.0, (tau + bias + spread) / traffic.tokens_per_step, 0.0)
     return Loaded(
         arrivals_per_round=xa,
         rate=np.asarray(rate, dtype=float),
@@ -411,7 +424,7 @@ def at_rate(step: StepModel, pp: ArrayLike, budget: float, traffic: Traffic, rat
     pp_a = np.asarray(pp, dtype=float)
     lam = np.asarray(rate, dtype=float)
     shape = np.broadcast_shapes(pp_a.shape, traffic.input_tokens.shape, lam.shape)
-    o1 = np.maximum(traffic.output_tokens - 1.0, 0.0)
+    o1 = traffic.decode_steps
     hi = np.broadcast_to(budget * pp_a / np.maximum(traffic.input_tokens, 1.0) + traffic.slots / (o1 + 1.0), shape).astype(float)
     lo = np.zeros(shape)
     for _ in range(_RATE_BISECTIONS):

@@ -14,7 +14,9 @@ Encoders and generic models have a single phase: latency ``T_forward(B)`` and it
 
 With prefix caching, a share ``h`` of each prompt is already in the KV cache: prefill computes the other
 ``(1 − h)·I`` tokens, which attend to the cached ``h·I`` (so ``T_prefill(B, I)`` becomes that step);
-decode context and memory keep the whole prompt. The engine's per-request overhead
+decode context and memory keep the whole prompt. With speculative decoding (:mod:`aicap.sizing.core.speculative`)
+a decode step verifies ``k + 1`` tokens per sequence, runs the drafter ``k`` times and emits ``E`` tokens, so
+``T_cycle = T_prefill(B, I) + (O − 1)/E·T_decode(B, c̄)``. The engine's per-request overhead
 (``runtime.request_overhead_ms``: HTTP, tokenisation) adds to TTFT and end-to-end, not to the cycle.
 """
 
@@ -27,7 +29,8 @@ from numpy.typing import ArrayLike, NDArray
 
 from aicap.sizing.core.deployment import Deployment
 from aicap.sizing.perf import memory
-from aicap.sizing.perf.roofline import StepTime, step_time
+from aicap.sizing.perf.roofline import StepTime, op_times, step_time
+from aicap.sizing.serve.step import draft_cost
 
 F = NDArray[np.float64]
 _BATCH_BISECTIONS = 12  # enough for batches up to 4,096
@@ -67,6 +70,23 @@ def prefill_time(
     return np.asarray(st.total + (chunks - 1.0) * st.overhead_s, dtype=float), st
 
 
+def decode_time(dep: Deployment, batch: ArrayLike, context: ArrayLike, tp: ArrayLike, pp: ArrayLike, ep: ArrayLike) -> StepTime:
+    """One decode step of ``batch`` sequences at ``context`` tokens.
+
+    With speculative decoding each sequence verifies ``k + 1`` tokens and the drafter's ``k`` passes are an
+    operator group of their own (:func:`~aicap.sizing.serve.step.draft_cost`); the step then emits ``E``
+    tokens per sequence on average (``dep.tokens_per_step``).
+    """
+    dec = step_time(dep, batch, float(dep.verify_tokens), context, tp, pp, ep)
+    b = np.asarray(batch, dtype=float)
+    micro = np.maximum(b / np.asarray(pp, dtype=float), np.minimum(b, 1.0))
+    draft = draft_cost(dep, micro, context, tp)
+    if draft is None:
+        return dec
+    ops = {**dec.ops, **op_times(dep, {"draft": draft})}
+    return StepTime(ops=ops, network_s=dec.network_s, overhead_s=dec.overhead_s)
+
+
 def serve(dep: Deployment, batch: ArrayLike, input_tokens: ArrayLike, output_tokens: ArrayLike, tp: ArrayLike | None = None,
           pp: ArrayLike | None = None, ep: ArrayLike | None = None, cached: float = 0.0) -> ServingMetrics:  # fmt: skip
     """Serving metrics of one replica for ``batch`` concurrent requests (see module docstring; ``cached`` the prefix-cache share)."""
@@ -83,9 +103,9 @@ def serve(dep: Deployment, batch: ArrayLike, input_tokens: ArrayLike, output_tok
         return ServingMetrics(b + 0 * t, t, 0 * t, t, 0 * t, rate * i, rate, fits, st, st)
     ttft, _ = prefill_time(dep, 1.0, i, tp_a, pp_a, ep_a, cached)
     t_pre, pre_step = prefill_time(dep, b, i, tp_a, pp_a, ep_a, cached)
-    dec = step_time(dep, b, 1.0, i + o / 2.0, tp_a, pp_a, ep_a)
-    cycle = t_pre + (o - 1.0) * dec.total
-    tpot = np.where(o > 1, (cycle - ttft) / np.maximum(o - 1.0, 1.0), dec.total)
+    dec = decode_time(dep, b, i + o / 2.0, tp_a, pp_a, ep_a)
+    cycle = t_pre + (o - 1.0) / dep.tokens_per_step * dec.total
+    tpot = np.where(o > 1, (cycle - ttft) / np.maximum(o - 1.0, 1.0), dec.total / dep.tokens_per_step)
     ttft = ttft + dep.runtime.request_overhead_ms * 1e-3  # off the accelerator: latency, not occupancy
     fits = memory.breakdown(dep, tp_a, pp_a, b, i, i + o).fits
     return ServingMetrics(

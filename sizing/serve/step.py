@@ -56,15 +56,36 @@ def engine_costs(dep: Deployment, decode_seqs: ArrayLike, decode_context: ArrayL
     if model.kind == "generic":
         return generic_step(dep, n, tp_a)
     causal = model.kind == "decoder"
+    q = float(dep.verify_tokens)  # speculative decoding: each decoding sequence verifies k + 1 tokens
+    n = d * q + p
     lin = transformer_step(dep, 1.0, n, 0.0, tp_a, causal=causal)
-    dec = transformer_step(dep, d, 1.0, c, tp_a, causal=causal)
+    dec = transformer_step(dep, d, q, c, tp_a, causal=causal)
     pre = transformer_step(dep, p / i, i, np.asarray(cached_tokens, dtype=float), tp_a, causal=causal)
-    # Logits for every decoding sequence and for a prompt that completes in the step.
-    head = transformer_step(dep, d + 1.0, 1.0, 0.0, tp_a, causal=causal)
+    # Logits for every verified token and for a prompt that completes in the step.
+    head = transformer_step(dep, d * q + 1.0, 1.0, 0.0, tp_a, causal=causal)
     costs = dict(lin)
     costs["attention"] = OpCost(dec["attention"].flops + pre["attention"].flops, dec["attention"].bytes + pre["attention"].bytes)
     costs["lm_head"] = head["lm_head"]
+    draft = draft_cost(dep, d, c, tp_a)
+    if draft is not None:
+        costs["draft"] = draft
     return costs
+
+
+def draft_cost(dep: Deployment, decode_seqs: ArrayLike, decode_context: ArrayLike, tp: ArrayLike) -> OpCost | None:
+    """FLOPs and bytes of the speculative drafter in one step, per device (``None`` without a drafter).
+
+    ``k`` passes of one token for each of the ``d`` decoding sequences at context ``c``: the drafter's
+    weights are read ``k`` times. Costed as one operator group, ``max(ΣF/P, ΣQ/BW)``.
+    """
+    draft, spec = dep.draft, dep.speculative
+    if draft is None or spec is None:
+        return None
+    k = float(spec.draft_tokens)
+    parts = list(transformer_step(draft, decode_seqs, 1.0, decode_context, tp).values())
+    flops = sum((x.flops for x in parts[1:]), parts[0].flops)
+    nbytes = sum((x.bytes for x in parts[1:]), parts[0].bytes)
+    return OpCost(np.asarray(k * flops, dtype=float), np.asarray(k * nbytes, dtype=float))
 
 
 def engine_step(
@@ -107,7 +128,7 @@ def engine_step(
     pp_a = np.asarray(dep.pp if pp is None else pp, dtype=float)
     ep_a = np.asarray(dep.ep if ep is None else ep, dtype=float)
     costs = engine_costs(dep, decode_seqs, decode_context, prefill_tokens, prompt_tokens, tp_a, cached_tokens)
-    n = np.asarray(decode_seqs, dtype=float) + np.asarray(prefill_tokens, dtype=float)
+    n = np.asarray(decode_seqs, dtype=float) * dep.verify_tokens + np.asarray(prefill_tokens, dtype=float)
     ops = op_times(dep, costs)
     net = network_time(dep, n, tp_a, pp_a, ep_a)
     overhead = np.asarray(dep.efficiency.step_overhead_ms * 1e-3 + 0.0 * net, dtype=float)
@@ -170,7 +191,9 @@ class StepModel:
 
         T(d, p) = Σ_i max(F_i(d, p)/P_i, Q_i(d, p)/BW) + Q_e(N)/BW + t_net(N) + t_0,   N = d + p
 
-    which is :func:`engine_step` to rounding. The simulator and the load model call it many times.
+    which is :func:`engine_step` to rounding. (A mixture-of-experts *drafter* of speculative decoding is
+    the exception: its touched experts are interpolated from ``d = 0`` and ``1``, a few per cent high.)
+    The simulator and the load model call it many times.
     """
 
     flops: F  # (3, ops, n): constant, per decode sequence, per prefill token
@@ -184,6 +207,7 @@ class StepModel:
     experts_per_token: int
     net: F  # (2, n): seconds constant and per token
     overhead_s: F  # (n,)
+    decode_tokens: float = 1.0  # tokens each decoding sequence puts through the model (k + 1 with speculative decoding)
 
     @classmethod
     def build(cls, dep: Deployment, hw: Hardware, tp: ArrayLike, pp: ArrayLike, ep: ArrayLike, context: ArrayLike,
@@ -217,7 +241,18 @@ class StepModel:
                                cross_bps=cross_bps) for t in (0.0, 1.0))  # fmt: skip
         net = np.stack([np.broadcast_to(n0, tp_a.shape), np.broadcast_to(n1 - n0, tp_a.shape)])
         return cls(
-            coef_f, coef_q, peak, bw, e_fixed, e_touch, e_tok, num_e, k, net, np.broadcast_to(hw.overhead_s, tp_a.shape).astype(float)
+            coef_f,
+            coef_q,
+            peak,
+            bw,
+            e_fixed,
+            e_touch,
+            e_tok,
+            num_e,
+            k,
+            net,
+            np.broadcast_to(hw.overhead_s, tp_a.shape).astype(float),
+            float(dep.verify_tokens),
         )
 
     def seconds(self, decode_seqs: ArrayLike, prefill_tokens: ArrayLike) -> F:
@@ -247,7 +282,7 @@ class StepModel:
         f += fn[2] * px
         q = qn[0] + qn[1] * dx
         q += qn[2] * px
-        n = d + p
+        n = d * self.decode_tokens + p
         compute = f >= q
         parts = np.maximum(f, q)
         experts = bool(self.experts_per_token)
@@ -266,11 +301,11 @@ class StepModel:
             e_grad = (self.expert_per_touched * d_touched + self.expert_per_token) / self.bandwidth
         # Per argument: each group's binding side's slope, summed, plus the network's per-token term.
         grads = []
-        for j in (1, 2):
+        for j, per in ((1, self.decode_tokens), (2, 1.0)):  # tokens per unit of d and of p
             g = np.where(compute, fn[j], qn[j])
             if experts:
-                g[..., row, :] = np.where(e_compute, fn[j][row], e_grad)
-            grads.append(np.asarray(g.sum(axis=-2) + self.net[1], dtype=float))
+                g[..., row, :] = np.where(e_compute, fn[j][row], per * e_grad)
+            grads.append(np.asarray(g.sum(axis=-2) + per * self.net[1], dtype=float))
         return total, (grads[0], grads[1])
 
     @functools.cached_property
@@ -283,8 +318,8 @@ class StepModel:
         mem = self.bytes[1] / self.bandwidth
         if self.experts_per_token:
             mem = mem.copy()
-            mem[self._experts_row] = self.expert_per_token / self.bandwidth
-        return np.asarray(np.minimum(self.flops[1] / self.peak, mem).sum(axis=0) + self.net[1], dtype=float)
+            mem[self._experts_row] = self.decode_tokens * self.expert_per_token / self.bandwidth
+        return np.asarray(np.minimum(self.flops[1] / self.peak, mem).sum(axis=0) + self.decode_tokens * self.net[1], dtype=float)
 
     @property
     def _experts_row(self) -> int:
@@ -295,7 +330,7 @@ class StepModel:
         ix = np.asarray(index)
         return StepModel(self.flops[:, :, ix], self.bytes[:, :, ix], self.peak[:, ix], self.bandwidth[ix], self.expert_fixed[ix],
                          self.expert_per_touched[ix], self.expert_per_token[ix], self.num_experts, self.experts_per_token,
-                         self.net[:, ix], self.overhead_s[ix])  # fmt: skip
+                         self.net[:, ix], self.overhead_s[ix], self.decode_tokens)  # fmt: skip
 
     def one(self, k: int) -> Callable[[int, int], float]:
         """Scalar step time of candidate ``k``: ``f(decode_seqs, prefill_tokens) -> seconds`` (for the simulator)."""

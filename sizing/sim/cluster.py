@@ -30,7 +30,18 @@ from typing import Literal
 
 import numpy as np
 
-from aicap.sizing.sim.engine import EngineConfig, Requests, StepTime, _fill_round, _memoised, _outcome, _replica, _table, _too_big
+from aicap.sizing.sim.engine import (
+    EngineConfig,
+    Requests,
+    StepTime,
+    _fill_round,
+    _memoised,
+    _outcome,
+    _replica,
+    _table,
+    _too_big,
+    in_steps,
+)
 from aicap.sizing.sim.result import SimResult
 from aicap.sizing.sim.scheduler import FcfsScheduler, Scheduler
 from aicap.sizing.sim.virtual_engine import REJECTED, WAITING, VirtualEngine
@@ -113,6 +124,8 @@ def simulate_cluster(step: StepTime, requests: Requests, config: EngineConfig, *
     if concurrency is not None and concurrency < 1:
         raise ValueError(f"concurrency must be >= 1, got {concurrency}")
     n = len(requests)
+    given = requests
+    requests = in_steps(requests, config.tokens_per_step)  # speculative decoding: decode counted in steps
     closed = concurrency is not None
     order = np.arange(n) if closed else np.argsort(requests.arrival_s, kind="stable")
     arrivals: list[float] = [0.0] * n if closed else requests.arrival_s[order].tolist()
@@ -228,7 +241,7 @@ def simulate_cluster(step: StepTime, requests: Requests, config: EngineConfig, *
     arr = np.asarray(table.arrival_s, dtype=np.float64)[inv]
     never = np.arange(n)[inv] >= nxt  # closed loop: requests never sent (max_steps)
     arr = np.where(never, np.nan, arr) if closed else arr
-    first, queue, finish, finished, tpot = _outcome(table, order, requests, arr)
+    first, queue, finish, finished, tpot = _outcome(table, order, given, arr)
     arr_for_result = np.where(np.isnan(arr), t, arr)
     result = SimResult(
         ttft_s=first - arr + config.request_overhead_s, tpot_s=tpot,

@@ -47,6 +47,16 @@ micro-batch passes through all ``p`` stages, so the slowest one paces all), and 
 the round's end. Each virtual engine therefore behaves as a ``p = 1`` engine with ``1/p`` of the
 capacity, and the replica emits up to ``p`` micro-batches per round.
 
+Speculative decoding
+--------------------
+With a drafter, each decoding request takes ``k + 1`` tokens of the step budget (``verify_tokens``) and
+emits ``E`` tokens per step on average (``tokens_per_step``; the step time includes the drafter). The
+simulator counts a request's decode in steps (:func:`in_steps`): ``⌈(O − 1)/E⌉`` of them after its
+first token, with the KV of the tokens it will gain held from admission (so memory is never
+under-counted); TPOT is still ``(finish − first token)/(O − 1)`` in real tokens. Acceptance is taken at
+its mean: the step-to-step spread of accepted tokens averages out over a request's many steps. A
+request preempted by recompute recomputes its prompt and emitted steps, not the ``E``-fold tokens.
+
 Performance
 -----------
 The loop is pure Python over steps; per step it costs O(1) plus the requests admitted, completing or
@@ -106,6 +116,11 @@ class EngineConfig:
     request_overhead_s : float
         Latency each request pays off the accelerator (HTTP, tokenisation, detokenisation), seconds;
         added to TTFT and end-to-end, not to the engine's steps.
+    verify_tokens : int
+        Budget tokens each decoding request takes per step: ``k + 1`` with speculative decoding, else 1.
+    tokens_per_step : float
+        Output tokens a decoding request emits per step on average, ``E`` (1 without speculative
+        decoding); see "Speculative decoding" in the module docstring.
     """
 
     max_num_seqs: int
@@ -114,9 +129,13 @@ class EngineConfig:
     block_tokens: int = 16
     pipeline_stages: int = 1
     request_overhead_s: float = 0.0
+    verify_tokens: int = 1
+    tokens_per_step: float = 1.0
 
     def __post_init__(self) -> None:
-        for name in ("max_num_seqs", "max_batched_tokens", "block_tokens", "pipeline_stages"):
+        if not (1.0 <= self.tokens_per_step <= self.verify_tokens):
+            raise ValueError(f"tokens_per_step must be in [1, verify_tokens = {self.verify_tokens}], got {self.tokens_per_step}")
+        for name in ("max_num_seqs", "max_batched_tokens", "block_tokens", "pipeline_stages", "verify_tokens"):
             if int(getattr(self, name)) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if not (0.0 <= self.request_overhead_s < 60.0):
@@ -186,6 +205,22 @@ class Requests:
         return int(self.arrival_s.size)
 
 
+def in_steps(requests: Requests, tokens_per_step: float) -> Requests:
+    """The trace with each request's decode counted in steps of ``E`` tokens (speculative decoding; see module docstring).
+
+    A request of ``O ≥ 2`` output tokens emits ``O' = 1 + ⌈(O − 1)/E⌉`` times; the ``O − O'`` tokens it
+    gains are added to its prompt as a cached prefix, so they hold KV blocks from admission (its peak need
+    ``I + O − 1`` is kept) but are never prefilled. ``E = 1`` returns ``requests`` unchanged.
+    """
+    if tokens_per_step <= 1.0:
+        return requests
+    o = requests.output_tokens
+    steps = np.where(o >= 2, 1 + np.ceil((o - 1) / tokens_per_step).astype(np.int64), o)
+    extra = o - steps
+    cached = extra if requests.cached_tokens is None else requests.cached_tokens + extra
+    return Requests(requests.arrival_s, requests.input_tokens + extra, steps, requests.priority, cached)
+
+
 def _memoised(step: StepTime) -> tuple[dict[tuple[int, int], float], StepTime]:
     cache: dict[tuple[int, int], float] = {}
 
@@ -211,8 +246,8 @@ def _replica(config: EngineConfig, table: RequestTable, policy: Scheduler) -> li
     p = config.pipeline_stages
     seqs, blocks = -(-config.max_num_seqs // p), -(-config.blocks // p)
     evict = policy.evictor(table)
-    return [VirtualEngine(k, seqs, config.max_batched_tokens, blocks, config.block_tokens, table, policy.queue(table), evict)
-            for k in range(p)]  # fmt: skip
+    return [VirtualEngine(k, seqs, config.max_batched_tokens, blocks, config.block_tokens, table, policy.queue(table), evict,
+                          config.verify_tokens) for k in range(p)]  # fmt: skip
 
 
 def _too_big(requests: Requests, order: NDArray[np.intp], config: EngineConfig) -> list[bool]:
@@ -290,6 +325,8 @@ def simulate(
         Per-request latencies (seconds) in the order of ``requests``, and run statistics.
     """
     n = len(requests)
+    given = requests
+    requests = in_steps(requests, config.tokens_per_step)
     order = np.argsort(requests.arrival_s, kind="stable")
     table = _table(requests, order, requests.arrival_s[order].tolist())
     p = config.pipeline_stages
@@ -333,7 +370,7 @@ def simulate(
         for ve in stepped:
             ve.end_step(t)
 
-    first, queue, finish, finished, tpot = _outcome(table, order, requests, requests.arrival_s)
+    first, queue, finish, finished, tpot = _outcome(table, order, given, requests.arrival_s)
     extra = config.request_overhead_s
     return SimResult(
         ttft_s=first - requests.arrival_s + extra,

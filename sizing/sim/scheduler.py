@@ -82,8 +82,9 @@ class FcfsScheduler:
         """Fill one step of ``engine`` as described in the class docstring."""
         self.make_room(engine)
         budget = engine.max_tokens
-        decode = engine.reserve_decode(budget if self.decode_cap is None else min(budget, self.decode_cap))
-        budget -= decode
+        q = engine.verify_tokens  # a decoding request takes k + 1 budget tokens with speculative decoding
+        decode = engine.reserve_decode(budget // q if self.decode_cap is None else min(budget // q, self.decode_cap))
+        budget -= decode * q
         prefill = 0
         if budget > 0:
             for r in engine.prefilling:

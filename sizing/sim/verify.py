@@ -19,6 +19,7 @@ from aicap.sizing.core.deployment import Deployment as Layout
 from aicap.sizing.core.engines import engine_for
 from aicap.sizing.core.fleet import PERCENTILES, Fleet, LengthBin
 from aicap.sizing.core.plan import Plan, Verification, VerifiedWorkload
+from aicap.sizing.core.speculative import speculative_for
 from aicap.sizing.perf import memory
 from aicap.sizing.plan.layouts import crossings, scale_out_bps
 from aicap.sizing.plan.sizer import deployment_key, size
@@ -85,12 +86,13 @@ def verify(plan: Plan, cat: CatalogueLike, *, requests: int = DEFAULT_REQUESTS, 
         model = cat.model(w.model)
         decoder = model.kind == "decoder"
         engine = engine_for(cat, pw.engine)
+        spec = speculative_for(cat, model, w.speculative, f"workload '{w.name}': speculative")
         for k, d in enumerate(pw.deployments):
             dev = cat.device(d.hardware)
             eff = engine.efficiency(cat, dev)
             runtime = engine.on(dev)
             budget = runtime.max_prefill_tokens
-            layout = Layout(model, dev, eff, runtime, d.tp, d.pp, 1, d.weights_dtype, d.kv_dtype)
+            layout = Layout(model, dev, eff, runtime, d.tp, d.pp, 1, d.weights_dtype, d.kv_dtype, speculative=spec)
             i_mean, o_mean = w.mean_input, (w.mean_output if decoder else 0.0)
             h = w.prefix_cached_share if decoder else 0.0
             new = max(i_mean * (1.0 - h), 1.0)
@@ -105,7 +107,8 @@ def verify(plan: Plan, cat: CatalogueLike, *, requests: int = DEFAULT_REQUESTS, 
             output = _lengths(w.output_tokens, requests, s + 2) if decoder else np.zeros(requests, dtype=np.int64)
             kv = int(memory.kv_cache_tokens(layout, d.tp, d.pp)) if decoder else 1 << 40
             cfg = EngineConfig(max_num_seqs=max(d.max_running, 1), max_batched_tokens=budget, kv_capacity_tokens=max(kv, 1),
-                               pipeline_stages=d.pp, request_overhead_s=runtime.request_overhead_ms * 1e-3)  # fmt: skip
+                               pipeline_stages=d.pp, request_overhead_s=runtime.request_overhead_ms * 1e-3,
+                               verify_tokens=layout.verify_tokens, tokens_per_step=layout.tokens_per_step)  # fmt: skip
             res = simulate(step.one(0), Requests(arrivals, prompt, output, cached_tokens=cached_prefix(prompt, h)), cfg)
             q = PERCENTILES[pw.percentile]
             out.append(Check(
@@ -224,11 +227,13 @@ def simulate_plan(plan: Plan, cat: CatalogueLike, *, requests_per_replica: int =
         model = cat.model(w.model)
         decoder = model.kind == "decoder"
         engine = engine_for(cat, pw.engine)
+        drafting = speculative_for(cat, model, w.speculative, f"workload '{w.name}': speculative")
         for k, d in enumerate(pw.deployments):
             if d.requests_per_s <= 0:
                 continue
             dev = cat.device(d.hardware)
-            layout = Layout(model, dev, engine.efficiency(cat, dev), engine.on(dev), d.tp, d.pp, d.ep, d.weights_dtype, d.kv_dtype)
+            layout = Layout(model, dev, engine.efficiency(cat, dev), engine.on(dev), d.tp, d.pp, d.ep, d.weights_dtype, d.kv_dtype,
+                            speculative=drafting)
             s = seed + 7919 * k + 104729 * len(out)
 
             kind: ArrivalKind = "constant" if w.arrival_cv == 0 else "poisson" if w.arrival_cv == 1 else "gamma"

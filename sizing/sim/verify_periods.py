@@ -17,6 +17,7 @@ from aicap.sizing.core.deployment import Deployment as Layout
 from aicap.sizing.core.engines import engine_for
 from aicap.sizing.core.fleet import Fleet
 from aicap.sizing.core.period_plan import PeriodCheck, PeriodPlan, PeriodVerification
+from aicap.sizing.core.speculative import speculative_for
 from aicap.sizing.plan.sizer import deployment_key
 from aicap.sizing.sim.arrivals import ArrivalKind
 from aicap.sizing.sim.replay import Setup, holds, run
@@ -51,6 +52,7 @@ def verify_periods(plan: PeriodPlan, fleet: Fleet, cat: CatalogueLike, *, reques
         model = cat.model(w.model)
         decoder = model.kind == "decoder"
         engine = engine_for(cat, fleet.constraints.engine_of(w))
+        speculative = speculative_for(cat, model, w.speculative, f"workload '{w.name}': speculative")
         for k, d in enumerate(deps):
             best, hour = 0.0, -1
             for p in plan.periods:
@@ -63,11 +65,13 @@ def verify_periods(plan: PeriodPlan, fleet: Fleet, cat: CatalogueLike, *, reques
             if hour < 0:
                 continue
             dev = cat.device(d.hardware)
-            layout = Layout(model, dev, engine.efficiency(cat, dev), engine.on(dev), d.tp, d.pp, 1, d.weights_dtype, d.kv_dtype)
+            layout = Layout(model, dev, engine.efficiency(cat, dev), engine.on(dev), d.tp, d.pp, 1, d.weights_dtype, d.kv_dtype,
+                            speculative=speculative)
             kind: ArrivalKind = "constant" if w.arrival_cv == 0 else "poisson" if w.arrival_cv == 1 else "gamma"
             s = seed + 7919 * k + 104729 * len(out)
             spec = TrafficSpec(requests, lengths(w.input_tokens), lengths(w.output_tokens) if decoder else Lengths.fixed(0),
-                               rate_per_s=best, arrival=kind, cv=w.arrival_cv, seed=s)  # fmt: skip
+                               rate_per_s=best, arrival=kind, cv=w.arrival_cv, seed=s,
+                               cached_share=w.prefix_cached_share if decoder else 0.0)  # fmt: skip
             targets = Targets(ttft_ms=w.slo.ttft_ms, tpot_ms=w.slo.tpot_ms if decoder else None)
             rep = run(Setup(layout), spec.build(), targets=targets, seed=s, traffic=f"{w.name} at hour {hour}")
             pct = w.slo.percentile

@@ -157,12 +157,15 @@ class VirtualEngine:
         "table",
         "tick",
         "used",
+        "verify_tokens",
         "waiting",
     )
 
     def __init__(self, index: int, max_seqs: int, max_tokens: int, blocks: int, block_tokens: int, table: RequestTable,
-                 waiting: WaitQueue | None = None, evict: Callable[[VirtualEngine], int] | None = None) -> None:  # fmt: skip
+                 waiting: WaitQueue | None = None, evict: Callable[[VirtualEngine], int] | None = None,
+                 verify_tokens: int = 1) -> None:  # fmt: skip
         self.index = index
+        self.verify_tokens = verify_tokens  # budget tokens per decoding request (k + 1 with speculative decoding)
         self.evict = evict
         self.max_seqs = max_seqs
         self.max_tokens = max_tokens

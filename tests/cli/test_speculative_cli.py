@@ -1,0 +1,50 @@
+"""``--speculative`` on estimate, size and simulate, through the CLI."""
+
+from __future__ import annotations
+
+import pytest
+
+ARGS = ("--model", "llama-3.1-70b", "--hardware", "h100-sxm", "--tp", "4", "--weights-dtype", "fp8")
+
+
+def test_estimate_names_the_drafter_and_its_published_acceptance(aicap) -> None:
+    plain = aicap("estimate", *ARGS, "--batch", "4", "-f", "json").json()
+    spec = aicap("estimate", *ARGS, "--batch", "4", "--speculative", "eagle", "-f", "json").json()
+    assert plain["speculative"] is None
+    s = spec["speculative"]
+    assert s["method"] == "eagle" and s["draft_tokens"] == 5 and s["tokens_per_step"] == pytest.approx(3.61, rel=0.01)
+    assert "Spec-Bench" in s["acceptance_source"]
+    assert spec["tpot_s"] < 0.5 * plain["tpot_s"]
+    table = aicap("estimate", *ARGS, "--batch", "4", "--speculative", "draft", "--draft-model", "llama-3.2-1b", "--acceptance", "0.7")
+    assert table.code == 0 and "draft model llama-3.2-1b" in table.stdout
+
+
+def test_simulate_decodes_faster_with_a_drafter(aicap) -> None:
+    common = ("simulate", *ARGS, "--rate", "2", "--requests", "800", "-f", "json")
+    plain, spec = aicap(*common).json(), aicap(*common, "--speculative", "mtp", "--acceptance", "0.8", "--draft-tokens", "2").json()
+    assert spec["tpot_ms"]["p50"] < 0.7 * plain["tpot_ms"]["p50"]
+
+
+def test_size_records_speculative_decoding_in_the_plan(aicap) -> None:
+    plan = aicap("size", "--model", "llama-3.1-70b", "--rate", "10", "--tpot-ms", "20", "--ttft-ms", "2000", "--cloud", "aws",
+                 "--hardware", "h100-sxm", "--speculative", "eagle", "--acceptance", "0.8", "--draft-tokens", "3",
+                 "-f", "json").json()  # fmt: skip
+    assert plan["inputs"]["workloads"][0]["speculative"] == {"method": "eagle", "draft_tokens": 3, "acceptance": 0.8}
+    assert plan["workloads"][0]["speculative"].startswith("eagle k=3")
+
+
+@pytest.mark.parametrize(
+    ("extra", "needle"),
+    [
+        (("--speculative", "medusa"), "valid methods: draft, mtp, eagle, ngram"),
+        (("--speculative", "draft", "--acceptance", "0.6"), "needs draft_model"),
+        (("--speculative", "draft", "--draft-model", "qwen3-8b", "--acceptance", "0.6"), "same tokenizer"),
+        (("--acceptance", "0.6"), "need --speculative"),
+        (("--speculative", "mtp", "--acceptance", "1.5"), "--acceptance 1.5"),
+        (("--speculative", "mtp", "--draft-tokens", "0"), "--draft-tokens 0"),
+        (("--speculative", "mtp", "--draft-model", "llama-3.2-1b"), "--draft-model is for --speculative draft"),
+    ],
+)
+def test_bad_speculative_options_are_exit_2_with_one_line(aicap, extra: tuple[str, ...], needle: str) -> None:
+    r = aicap("estimate", *ARGS, *extra)
+    assert r.code == 2 and needle in r.stderr and "Traceback" not in r.stderr
