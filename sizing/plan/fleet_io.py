@@ -17,6 +17,7 @@ from aicap.sizing.core.errors import InputError
 from aicap.sizing.core.fleet import MIN_REQUESTS_PER_S, PERCENTILES, Fleet, check_prefix_cached, too_small_rate
 from aicap.sizing.core.period_plan import PeriodPlan
 from aicap.sizing.core.plan import SCHEMA_VERSION, Plan
+from aicap.sizing.core.specs.speculative import SpeculativeConfig
 
 CLOUDS = ("aws", "gcp", "azure")
 
@@ -94,7 +95,7 @@ def builtin_fleet(**overrides: Any) -> Fleet:
 
 def build_fleet(*, model: str, rate: float | None, input_tokens: int, output_tokens: int, ttft_ms: float | None,
                 tpot_ms: float | None, percentile: str, precision: str | None, arrival_cv: float = 1.0,
-                prefix_cached: float = 0.0, **overrides: Any) -> Fleet:  # fmt: skip
+                prefix_cached: float = 0.0, speculative: SpeculativeConfig | None = None, **overrides: Any) -> Fleet:  # fmt: skip
     """A one-workload fleet from ``aicap size --model ...`` flags (errors name the flags)."""
     if rate is None and overrides.get("objective") != "throughput":
         raise InputError("--rate is required with --model (requests per second), except with --objective throughput")
@@ -118,6 +119,8 @@ def build_fleet(*, model: str, rate: float | None, input_tokens: int, output_tok
                           "slo": {"ttft_ms": ttft_ms, "tpot_ms": tpot_ms, "percentile": percentile}}  # fmt: skip
     if prefix_cached:
         wl["prefix_cached_share"] = float(prefix_cached)
+    if speculative is not None:
+        wl["speculative"] = speculative.model_dump(exclude_none=True)
     if precision is not None:
         wl["precisions"] = _split(precision)
     wl["name"] = "".join(ch if ch.isalnum() or ch in "._-" else "-" for ch in wl["name"]).strip("-.") or "workload"
@@ -152,7 +155,7 @@ def load_plan(path: Path) -> Plan | None:
     """
     plan = _read_plan(path)
     if isinstance(plan, PeriodPlan):
-        raise InputError(f"{path}: a plan over demand periods; simulate reads static plans only for now "
+        raise InputError(f"{path}: a plan over demand periods; this command reads static plans only for now "
                          "(size the fleet with one rate per workload for that)")  # fmt: skip
     return plan
 

@@ -1,0 +1,112 @@
+"""``aicap export``: engine launch commands and Kubernetes manifests for a plan."""
+
+from __future__ import annotations
+
+import shlex
+from enum import Enum
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from aicap.cli.state import catalogue, guarded, info
+
+if TYPE_CHECKING:
+    from aicap.sizing.export.launch import Launch
+
+
+class Target(str, Enum):
+    """What ``aicap export`` writes."""
+
+    vllm = "vllm"
+    sglang = "sglang"
+    trtllm = "trtllm"
+    k8s = "k8s"
+    kserve = "kserve"
+
+
+ENGINE_TARGETS = ("vllm", "sglang", "trtllm")
+
+
+def _script(launch: Launch) -> str:
+    """One deployment as shell: a comment, the options file (heredoc) where the engine takes one, the command."""
+    import yaml
+
+    s = launch.settings
+    lines = [f"# {s.name}: workload {s.workload}, {s.replicas} replica(s) of {s.devices_per_replica}× {s.hardware} on {s.instance_type};",
+             f"# run this once per replica (image {launch.image})."]  # fmt: skip
+    lines += [f"# note: {n}" for n in launch.notes]
+    argv = list(launch.argv)
+    if launch.options_file is not None and launch.options_flag is not None:
+        path = f"{s.name}.options.yaml"
+        lines += [f"cat > {path} <<'EOF'", yaml.safe_dump(launch.options_file, sort_keys=True).rstrip(), "EOF"]
+        argv += [launch.options_flag, path]
+    words = [shlex.quote(a) for a in argv]
+    cmd, rest = " ".join(words[: launch.command_words]), words[launch.command_words :]
+    parts = [cmd]
+    i = 0
+    while i < len(rest):  # one flag (and its value) per line
+        if rest[i].startswith("-") and i + 1 < len(rest) and not rest[i + 1].startswith("-"):
+            parts.append(f"{rest[i]} {rest[i + 1]}")
+            i += 2
+        else:
+            parts.append(rest[i])
+            i += 1
+    lines.append(" \\\n  ".join(parts))
+    return "\n".join(lines) + "\n"
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``export`` to the root app."""
+
+    @app.command("export")
+    @guarded
+    def export_cmd(
+        plan: Annotated[Path, typer.Argument(metavar="PLAN", help="A plan written by `aicap size -o plan.json` (JSON or YAML).")],
+        to: Annotated[Target, typer.Option("--to", help="vllm, sglang or trtllm (launch commands, a shell script), k8s or kserve (manifests).")],
+        output_dir: Annotated[Path | None, typer.Option("--output-dir", help="Write one file per deployment here instead of stdout.")] = None,
+    ) -> None:  # fmt: skip
+        """Write the launch command or Kubernetes manifests of every deployment of a plan."""
+        import yaml
+
+        from aicap.cli.files import write_atomic
+        from aicap.hardware_db.launch import flag_map
+        from aicap.sizing.core.errors import InputError
+        from aicap.sizing.export.kubernetes import manifests
+        from aicap.sizing.export.launch import deployment_settings, launch
+        from aicap.sizing.plan.fleet_io import load_plan
+
+        cat = catalogue()
+        doc = load_plan(plan)
+        if doc is None:
+            raise InputError(f"{plan}: a fleet file, not a plan; size it first (aicap size {plan} -o plan.json) and export the plan")
+        if output_dir is not None and output_dir.exists() and not output_dir.is_dir():
+            raise InputError(f"--output-dir {output_dir}: exists and is not a directory")
+        settings = deployment_settings(doc, cat)
+        if not settings:
+            raise InputError(f"{plan}: the plan has no deployments to export")
+        launches = []
+        for s in settings:
+            engine = to.value if to.value in ENGINE_TARGETS else s.engine
+            if to.value in ENGINE_TARGETS and s.engine != to.value:
+                info(f"aicap: note: {s.name} was planned with {s.engine}'s limits; the {to.value} launch carries the same settings")
+            launches.append(launch(s, flag_map(engine)))
+        files: list[tuple[str, str]] = []
+        if to.value in ENGINE_TARGETS:
+            files = [(f"{x.settings.name}.sh", _script(x)) for x in launches]
+            header = f"#!/bin/sh\n# aicap export --to {to.value}: {len(launches)} deployment(s) of {plan.name}\nset -eu\n\n"
+            text = header + "\n".join(body for _, body in files)
+        else:
+            docs = manifests(launches, doc, cat, kserve=to.value == "kserve")
+            files = [(f"{x.settings.name}.yaml", yaml.safe_dump_all(d, sort_keys=False)) for x, d in zip(launches, docs, strict=True)]
+            text = yaml.safe_dump_all([m for d in docs for m in d], sort_keys=False)
+        for x in launches:
+            for n in x.notes:
+                info(f"aicap: note: {x.settings.name}: {n}")
+        if output_dir is None:
+            typer.echo(text, nl=False)
+            return
+        output_dir.mkdir(parents=True, exist_ok=True)
+        for name, body in files:
+            write_atomic(output_dir / name, body if not name.endswith(".sh") else "#!/bin/sh\nset -eu\n" + body)
+        info(f"aicap: wrote {len(files)} file(s) to {output_dir}")

@@ -1,0 +1,94 @@
+"""Flag maps: how each serving engine spells the settings a plan fixes (``hardware_db/export/<engine>.yaml``)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+#: The plan settings an engine launch carries (the ``field`` of a flag).
+FIELDS = (
+    "model", "served_model_name", "host", "port", "tensor_parallel", "pipeline_parallel", "expert_parallel", "data_parallel",
+    "max_running_requests", "max_prefill_tokens", "memory_fraction", "context_length", "dtype", "quantization", "kv_cache_dtype",
+    "prefix_caching", "prefix_caching_off", "chunked_prefill", "chunked_prefill_off", "speculative_method", "speculative_draft_model",
+    "speculative_draft_tokens", "speculative_num_steps", "speculative_eagle_topk", "mtp_layers", "trust_remote_code",
+    "disaggregation_role", "metrics", "attention_data_parallel",
+)  # fmt: skip
+ValueKind = Literal["int", "float", "str", "bool-switch", "bool", "choice"]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Flag(_Strict):
+    """One command-line flag: the plan ``field`` it carries, its spelling and how its value is written."""
+
+    field: str
+    flag: str = Field(min_length=1)
+    value: ValueKind
+    source: str = Field(min_length=1)
+
+    @property
+    def positional(self) -> bool:
+        """A positional argument (its ``flag`` names it and does not start with ``-``)."""
+        return not self.flag.startswith("-")
+
+
+class ExtraKey(_Strict):
+    """One key of an engine's options file (dotted path into the YAML document)."""
+
+    field: str
+    key: str = Field(min_length=1)
+    value: ValueKind
+    source: str = Field(min_length=1)
+
+
+class ExtraOptions(_Strict):
+    """An options file the launch command points at with ``flag``."""
+
+    flag: str
+    flag_source: str
+    keys: list[ExtraKey]
+
+
+class Image(_Strict):
+    """The engine's official container image at the profiled version."""
+
+    name: str = Field(min_length=1)
+    source: str = Field(min_length=1)
+
+
+class FlagMap(BaseModel):
+    """A serving engine's launch command and flag spellings, each with the source it was read from."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    schema_version: Literal[1]
+    engine: str
+    version: str
+    command: list[str] = Field(min_length=1)
+    model_argument: str
+    image: Image
+    default_port: int = Field(ge=1, le=65535)
+    port_source: str
+    health_path: str
+    health_source: str
+    metrics_path: str
+    flags: list[Flag]
+    choices: dict[str, dict[str, str] | str] = Field(default_factory=dict)
+    extra_options_file: ExtraOptions | None = None
+    not_found: list[dict[str, str] | str] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _known_fields(self) -> FlagMap:
+        names = [f.field for f in self.flags] + [k.field for k in (self.extra_options_file.keys if self.extra_options_file else [])]
+        for name in names:
+            if name not in FIELDS:
+                raise ValueError(f"unknown field {name!r}; valid: {', '.join(FIELDS)}")
+        return self
+
+    def choice(self, field: str, value: str) -> str | None:
+        """The engine's spelling of ``value`` for a ``choice`` field (``None``: the engine has none)."""
+        table = self.choices.get(field)
+        return table.get(value) if isinstance(table, dict) else None

@@ -1,0 +1,1 @@
+"""Deployable output of a plan: engine launch commands and Kubernetes manifests."""

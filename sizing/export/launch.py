@@ -1,0 +1,175 @@
+"""Engine launch commands for the deployments of a plan (``aicap export --to vllm|sglang|trtllm``).
+
+Each deployment of a plan fixes the settings an engine launch needs: the model checkpoint, tensor
+and pipeline parallelism, the formats, the most requests one replica runs (``max_running``, the KV
+slots the plan counted), the step token budget and memory fraction of the engine profile on that
+device, the longest context of the workload, and speculative decoding. :func:`deployment_settings`
+collects them as plan *fields*; :func:`launch` spells them with an engine's flag map
+(:class:`~aicap.sizing.core.specs.launch.FlagMap`, data with the source of every flag). A setting the
+engine cannot express is left out and said in ``notes``, never guessed.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from aicap.sizing.core.catalogue import CatalogueLike
+from aicap.sizing.core.engines import engine_for
+from aicap.sizing.core.plan import Plan
+from aicap.sizing.core.specs.launch import FlagMap
+from aicap.sizing.core.speculative import speculative_for
+
+_HF_REPO = re.compile(r"^https://huggingface\.co/([^/]+/[^/]+)/")
+#: The aicap field each weights format is carried by, for 16-bit (``dtype``) and quantised (``quantization``) weights.
+_SIXTEEN_BIT = {"bf16", "fp16", "fp32"}
+#: Engines that launch the way the ``generic`` runtime conventions assume (vLLM 0.11's defaults).
+GENERIC_LAUNCHES_AS = "vllm"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What one deployment of a plan fixes, as plan fields (see :data:`~aicap.sizing.core.specs.launch.FIELDS`).
+
+    ``values`` maps a field to its value (``True`` for a switch that is on); ``name`` is
+    ``<workload>-<deployment index>`` (the name the manifests and autoscalers use).
+    """
+
+    name: str
+    workload: str
+    engine: str
+    instance_type: str
+    hardware: str
+    replicas: int
+    devices_per_replica: int
+    values: dict[str, object]
+    notes: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Launch:
+    """One deployment's launch: ``argv`` (the command), an options file where the engine takes one, and notes."""
+
+    settings: Settings
+    image: str
+    port: int
+    health_path: str
+    metrics_path: str
+    argv: list[str]
+    options_file: dict[str, object] | None
+    options_flag: str | None
+    notes: list[str]
+    command_words: int = 1  # leading words of ``argv`` that are the command itself (``vllm serve``)
+
+
+def checkpoint(cat: CatalogueLike, model_id: str) -> tuple[str, str | None]:
+    """The Hugging Face repository a catalogue model's config was read from, or the id itself with a note."""
+    m = cat.model(model_id)
+    source = getattr(m, "source", "") or ""
+    found = _HF_REPO.match(source)
+    if found:
+        return found.group(1), None
+    return model_id, f"{model_id}: no Hugging Face repository in the catalogue's source ({source or 'none'}); replace the model argument"
+
+
+def deployment_settings(plan: Plan, cat: CatalogueLike) -> list[Settings]:
+    """The launch settings of every deployment of ``plan`` (in plan order)."""
+    inputs = {w.name: w for w in plan.inputs.workloads}
+    out: list[Settings] = []
+    for pw in plan.workloads:
+        w = inputs[pw.name]
+        model = cat.model(w.model)
+        resolved = engine_for(cat, pw.engine)
+        engine = GENERIC_LAUNCHES_AS if resolved.id == "generic" else resolved.id
+        repo, note = checkpoint(cat, w.model)
+        spec = speculative_for(cat, model, w.speculative, f"workload '{w.name}': speculative")
+        for k, d in enumerate(pw.deployments):
+            dev = cat.device(d.hardware)
+            rt = resolved.on(dev)
+            notes = [note] if note else []
+            v: dict[str, object] = {"model": repo, "served_model_name": w.model, "host": "0.0.0.0", "tensor_parallel": d.tp,
+                                    "max_running_requests": d.max_running, "max_prefill_tokens": rt.max_prefill_tokens,
+                                    "memory_fraction": rt.usable_memory_fraction, "context_length": w.max_context}  # fmt: skip
+            if d.pp > 1:
+                v["pipeline_parallel"] = d.pp
+            if d.ep > 1:
+                v["expert_parallel"] = d.ep
+            if d.weights_dtype in _SIXTEEN_BIT:
+                v["dtype"] = d.weights_dtype
+            else:
+                v["quantization"] = d.weights_dtype
+            if d.kv_dtype not in _SIXTEEN_BIT:
+                v["kv_cache_dtype"] = d.kv_dtype
+            if w.prefix_cached_share > 0:
+                v["prefix_caching"] = True
+            if spec is not None:
+                v["speculative_method"] = spec.method
+                v["speculative_draft_tokens"] = spec.draft_tokens
+                if spec.draft_model is not None:
+                    v["speculative_draft_model"] = checkpoint(cat, spec.draft_model)[0]
+            out.append(Settings(f"{pw.name}-{k}", pw.name, engine, d.instance_type, d.hardware, d.replicas, d.tp * d.pp, v, notes))
+    return out
+
+
+def _spelled(fmap: FlagMap, fld: str, kind: str, value: object) -> str | None:
+    """The text of ``value`` for a flag of ``kind`` (``None``: the engine has no spelling for it)."""
+    if kind == "choice":
+        return fmap.choice(fld, str(value))
+    if kind == "bool":
+        return "true" if value else "false"
+    if kind == "float":
+        return f"{float(str(value)):g}"
+    return str(value)
+
+
+def _nest(doc: dict[str, object], dotted: str, value: object) -> None:
+    """Set ``doc[a][b][c] = value`` for ``dotted = "a.b.c"``."""
+    *head, last = dotted.split(".")
+    node = doc
+    for part in head:
+        child = node.setdefault(part, {})
+        assert isinstance(child, dict)
+        node = child
+    node[last] = value
+
+
+def launch(s: Settings, fmap: FlagMap, port: int | None = None) -> Launch:
+    """Spell ``s`` with ``fmap``: the command line, an options file for what only it takes, and what was left out."""
+    values = dict(s.values)
+    values["port"] = port or fmap.default_port
+    if values.get("expert_parallel") is not None and any(f.field == "expert_parallel" and f.value == "bool-switch" for f in fmap.flags):
+        values["expert_parallel"] = True  # vLLM: a switch; the EP group is the TP group
+    argv = list(fmap.command)
+    notes = list(s.notes)
+    done: set[str] = set()
+    for f in fmap.flags:
+        if f.field not in values or f.field in done:
+            continue
+        value = values[f.field]
+        if f.value == "bool-switch":
+            if value is True:
+                argv.append(f.flag)
+                done.add(f.field)
+            continue
+        text = _spelled(fmap, f.field, f.value, value)
+        if text is None:
+            continue
+        argv += [text] if f.positional else [f.flag, text]
+        done.add(f.field)
+    options: dict[str, object] = {}
+    extra = fmap.extra_options_file
+    if extra is not None:
+        for key in extra.keys:
+            if key.field not in values or key.field in done:
+                continue
+            text = _spelled(fmap, key.field, key.value, values[key.field])
+            if text is None:
+                continue
+            typed: object = values[key.field] if key.value in ("int", "float", "bool") else text
+            _nest(options, key.key, typed)
+            done.add(key.field)
+    for fld, value in values.items():
+        if fld not in done and fld not in ("host",):
+            notes.append(f"{fld} {value}: {fmap.engine} {fmap.version} has no documented way to set it; not passed")
+    return Launch(s, fmap.image.name, int(str(values["port"])), fmap.health_path, fmap.metrics_path, argv, options or None,
+                  extra.flag if extra is not None and options else None, notes, len(fmap.command))  # fmt: skip
