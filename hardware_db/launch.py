@@ -1,16 +1,21 @@
-"""Loader of the engines' flag maps (``hardware_db/export/<engine>.yaml``), for ``aicap export``."""
+"""Loaders of the export data (``hardware_db/export/``): engines' flag maps and Kubernetes facts, for ``aicap export``."""
 
 from __future__ import annotations
 
 from functools import cache
 from importlib import resources
+from pathlib import Path
+from typing import TypeVar
+
+from pydantic import BaseModel
 
 from aicap.sizing.core.documents import load_yaml, validate_model
 from aicap.sizing.core.errors import InputError
-from aicap.sizing.core.specs.launch import FlagMap
+from aicap.sizing.core.specs.launch import FlagMap, KubernetesFacts
 
 #: Engines whose launch flags are mapped (``generic`` launches as vLLM, whose conventions it follows).
 LAUNCH_ENGINES = ("vllm", "sglang", "trtllm")
+M = TypeVar("M", bound=BaseModel)
 
 
 @cache
@@ -18,8 +23,16 @@ def flag_map(engine: str) -> FlagMap:
     """The flag map of ``engine``; raises :class:`InputError` for an engine without one."""
     if engine not in LAUNCH_ENGINES:
         raise InputError(f"engine '{engine}' has no launch-flag map; aicap exports {', '.join(LAUNCH_ENGINES)}")
-    where = f"hardware_db/export/{engine}.yaml"
-    text = resources.files("aicap.hardware_db").joinpath("export").joinpath(f"{engine}.yaml").read_text(encoding="utf-8")
-    from pathlib import Path
+    return _load(FlagMap, f"{engine}.yaml")
 
-    return validate_model(FlagMap, load_yaml(Path(where), text), where, text, ())
+
+@cache
+def kubernetes_facts() -> KubernetesFacts:
+    """Device resource names and node labels for manifests (``hardware_db/export/kubernetes.yaml``)."""
+    return _load(KubernetesFacts, "kubernetes.yaml")
+
+
+def _load(kind: type[M], name: str) -> M:
+    where = f"hardware_db/export/{name}"
+    text = resources.files("aicap.hardware_db").joinpath("export").joinpath(name).read_text(encoding="utf-8")
+    return validate_model(kind, load_yaml(Path(where), text), where, text, ())

@@ -98,7 +98,7 @@ def build_request(model: str, hardware: str, devices: int | None, tp: int | None
     net = scale_out_bps([i for i in cat.instances.values() if i.device == dev.id], dev, eng.efficiency(cat, dev).link)
     target = cat.model(model)
     spec = speculative_for(cat, target, speculative, "--speculative")
-    return EstimateRequest(model=cat.model(model), device=dev, efficiency=eng.efficiency(cat, dev), runtime=eng.on(dev),
+    return EstimateRequest(model=target, device=dev, efficiency=eng.efficiency(cat, dev), runtime=eng.on(dev),
                            devices=devices, tp=tp, pp=pp, ep=ep, batch=b, input_tokens=input_tokens,
                            output_tokens=output_tokens, weights_dtype=weights_dtype, kv_dtype=kv_dtype, tpot_ms=tpot_ms,
                            engine=eng.spec, prefix_cached_share=prefix_cached, scale_out_bps=net, speculative=spec)  # fmt: skip

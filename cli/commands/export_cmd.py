@@ -70,7 +70,7 @@ def register(app: typer.Typer) -> None:
         import yaml
 
         from aicap.cli.files import write_atomic
-        from aicap.hardware_db.launch import flag_map
+        from aicap.hardware_db.launch import flag_map, kubernetes_facts
         from aicap.sizing.core.errors import InputError
         from aicap.sizing.export.kubernetes import manifests
         from aicap.sizing.export.launch import deployment_settings, launch
@@ -97,7 +97,7 @@ def register(app: typer.Typer) -> None:
             header = f"#!/bin/sh\n# aicap export --to {to.value}: {len(launches)} deployment(s) of {plan.name}\nset -eu\n\n"
             text = header + "\n".join(body for _, body in files)
         else:
-            docs = manifests(launches, doc, cat, kserve=to.value == "kserve")
+            docs = manifests(launches, doc, cat, kubernetes_facts(), kserve=to.value == "kserve")
             files = [(f"{x.settings.name}.yaml", yaml.safe_dump_all(d, sort_keys=False)) for x, d in zip(launches, docs, strict=True)]
             text = yaml.safe_dump_all([m for d in docs for m in d], sort_keys=False)
         for x in launches:

@@ -8,7 +8,7 @@ Per deployment (``<workload>-<index>``):
   ``amd.com/gpu``, ``google.com/tpu``, ``habana.ai/gaudi``) for the devices it holds, is pinned to the
   instance type with the well-known ``node.kubernetes.io/instance-type`` label (GKE TPU slices with
   ``cloud.google.com/gke-tpu-accelerator``), mounts a memory-backed ``/dev/shm`` and is probed on the
-  engine's health path;
+  engine's health path (resource names and label values are sourced data, ``KubernetesFacts``);
 * a ``Service`` on the engine's port;
 * a KEDA ``ScaledObject`` (``keda.sh/v1alpha1``) for engines whose queue gauges are known (vLLM):
   scaling on requests running plus waiting, with the threshold the plan's in-flight requests per
@@ -27,37 +27,26 @@ import math
 
 from aicap.sizing.core.catalogue import CatalogueLike
 from aicap.sizing.core.plan import Plan
+from aicap.sizing.core.specs.launch import KubernetesFacts
 from aicap.sizing.export.launch import Launch
 
-#: Extended resource per (vendor, kind) of device, as the vendors' device plugins name them.
-RESOURCES = {("nvidia", "gpu"): "nvidia.com/gpu", ("amd", "gpu"): "amd.com/gpu", ("google", "tpu"): "google.com/tpu",
-             ("intel", "gaudi"): "habana.ai/gaudi"}  # fmt: skip
-#: GKE node label value of each TPU generation (cloud.google.com/gke-tpu-accelerator).
-GKE_TPU = {"tpu-v4": "tpu-v4-podslice", "tpu-v5e": "tpu-v5-lite-podslice", "tpu-v5p": "tpu-v5p-slice", "tpu-v6e": "tpu-v6e-slice"}
+INSTANCE_LABEL = "node.kubernetes.io/instance-type"
+TPU_LABEL = "cloud.google.com/gke-tpu-accelerator"
 #: Prometheus gauges of requests running and waiting, per engine (only where known).
 QUEUE_GAUGES = {"vllm": ("vllm:num_requests_running", "vllm:num_requests_waiting")}
 SHM = "2Gi"  # vLLM's Kubernetes guide mounts a 2 GiB memory-backed /dev/shm for tensor-parallel workers
 OPTIONS_DIR = "/etc/aicap"
 
 
-def _resource(vendor: str, kind: str) -> str | None:
-    if kind == "gpu" and vendor in ("nvidia", "amd"):
-        return RESOURCES[vendor, kind]
-    if kind == "tpu":
-        return RESOURCES["google", "tpu"]
-    if vendor == "intel" and kind != "cpu":
-        return RESOURCES["intel", "gaudi"]
-    return None
-
-
-def _pod(launch: Launch, cat: CatalogueLike, devices: int) -> dict[str, object]:
+def _pod(launch: Launch, cat: CatalogueLike, facts: KubernetesFacts, devices: int) -> dict[str, object]:
     """The pod template of one pod holding ``devices`` devices."""
     s = launch.settings
     dev = cat.device(s.hardware)
-    resource = _resource(dev.vendor, dev.kind)
+    resource = facts.resource(dev.vendor, dev.kind)
     limits: dict[str, object] = {resource: devices} if resource else {}
-    selector = {"cloud.google.com/gke-tpu-accelerator": GKE_TPU[dev.id]} if dev.id in GKE_TPU else {
-        "node.kubernetes.io/instance-type": s.instance_type}  # fmt: skip
+    tpu = facts.label(TPU_LABEL)
+    value = tpu.values.get(dev.id) if tpu is not None and tpu.values else None
+    selector = {TPU_LABEL: value} if isinstance(value, str) else {INSTANCE_LABEL: s.instance_type}
     argv = list(launch.argv)
     mounts: list[dict[str, object]] = [{"name": "shm", "mountPath": "/dev/shm"}]
     volumes: list[dict[str, object]] = [{"name": "shm", "emptyDir": {"medium": "Memory", "sizeLimit": SHM}}]
@@ -84,8 +73,12 @@ def _in_flight(plan: Plan, workload: str, index: int, mean_output: float) -> flo
     return max(rate * seconds, 1.0)
 
 
-def manifests(launches: list[Launch], plan: Plan, cat: CatalogueLike, *, kserve: bool = False) -> list[list[dict[str, object]]]:
-    """Kubernetes documents for each launch (one list per deployment, in plan order); see the module docstring."""
+def manifests(launches: list[Launch], plan: Plan, cat: CatalogueLike, facts: KubernetesFacts, *,
+              kserve: bool = False) -> list[list[dict[str, object]]]:  # fmt: skip
+    """Kubernetes documents for each launch (one list per deployment, in plan order); see the module docstring.
+
+    ``facts`` are the device resource names and node labels (``hardware_db/export/kubernetes.yaml``).
+    """
     inputs = {w.name: w for w in plan.inputs.workloads}
     out: list[list[dict[str, object]]] = []
     for launch in launches:
@@ -103,7 +96,7 @@ def manifests(launches: list[Launch], plan: Plan, cat: CatalogueLike, *, kserve:
             text = yaml.safe_dump(launch.options_file, sort_keys=True)
             docs.append({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": f"{s.name}-options"},
                          "data": {f"{s.name}.yaml": text}})  # fmt: skip
-        template = _pod(launch, cat, per_pod)
+        template = _pod(launch, cat, facts, per_pod)
         if kserve:
             spec = template["spec"]
             assert isinstance(spec, dict)
@@ -126,9 +119,7 @@ def manifests(launches: list[Launch], plan: Plan, cat: CatalogueLike, *, kserve:
                      "spec": {"selector": {"app": s.name}, "ports": [port]}})  # fmt: skip
         gauges = QUEUE_GAUGES.get(s.engine)
         if gauges is not None:
-            index = int(s.name.rsplit("-", 1)[1])
-            w = inputs[s.workload]
-            threshold = _in_flight(plan, s.workload, index, w.mean_output)
+            threshold = _in_flight(plan, s.workload, s.index, inputs[s.workload].mean_output)
             query = " + ".join(f'sum({g}{{pod=~"{s.name}-.*"}})' for g in gauges)
             trigger = {"serverAddress": "http://prometheus:9090", "query": query, "threshold": f"{threshold:.3g}"}
             docs.append({"apiVersion": "keda.sh/v1alpha1", "kind": "ScaledObject",

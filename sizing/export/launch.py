@@ -21,7 +21,7 @@ from aicap.sizing.core.specs.launch import FlagMap
 from aicap.sizing.core.speculative import speculative_for
 
 _HF_REPO = re.compile(r"^https://huggingface\.co/([^/]+/[^/]+)/")
-#: The aicap field each weights format is carried by, for 16-bit (``dtype``) and quantised (``quantization``) weights.
+#: Weight formats an engine loads as a ``dtype``; the others are a ``quantization`` method.
 _SIXTEEN_BIT = {"bf16", "fp16", "fp32"}
 #: Engines that launch the way the ``generic`` runtime conventions assume (vLLM 0.11's defaults).
 GENERIC_LAUNCHES_AS = "vllm"
@@ -37,6 +37,7 @@ class Settings:
 
     name: str
     workload: str
+    index: int  # of the deployment within its workload
     engine: str
     instance_type: str
     hardware: str
@@ -107,7 +108,7 @@ def deployment_settings(plan: Plan, cat: CatalogueLike) -> list[Settings]:
                 v["speculative_draft_tokens"] = spec.draft_tokens
                 if spec.draft_model is not None:
                     v["speculative_draft_model"] = checkpoint(cat, spec.draft_model)[0]
-            out.append(Settings(f"{pw.name}-{k}", pw.name, engine, d.instance_type, d.hardware, d.replicas, d.tp * d.pp, v, notes))
+            out.append(Settings(f"{pw.name}-{k}", pw.name, k, engine, d.instance_type, d.hardware, d.replicas, d.tp * d.pp, v, notes))
     return out
 
 

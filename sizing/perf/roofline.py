@@ -135,6 +135,12 @@ def network_time(dep: Deployment, tokens: ArrayLike, tp: ArrayLike, pp: ArrayLik
     return np.asarray(per_step + handoff, dtype=float)
 
 
+def micro_batch(batch: ArrayLike, pp: ArrayLike) -> F:
+    """Sequences in one pipeline micro-batch: ``max(B/pp, min(B, 1))`` (a batch is split over the ``pp`` stages in flight)."""
+    b = np.asarray(batch, dtype=float)
+    return np.asarray(np.maximum(b / np.asarray(pp, dtype=float), np.minimum(b, 1.0)), dtype=float)
+
+
 def step_time(dep: Deployment, batch: ArrayLike, new_tokens: ArrayLike, context: ArrayLike, tp: ArrayLike | None = None,
               pp: ArrayLike | None = None, ep: ArrayLike | None = None, *, causal: bool = True) -> StepTime:  # fmt: skip
     """Roofline time of one step over ``batch`` sequences (see module docstring).
@@ -153,8 +159,7 @@ def step_time(dep: Deployment, batch: ArrayLike, new_tokens: ArrayLike, context:
     tp_a = np.asarray(dep.tp if tp is None else tp, dtype=float)
     pp_a = np.asarray(dep.pp if pp is None else pp, dtype=float)
     ep_a = np.asarray(dep.ep if ep is None else ep, dtype=float)
-    b = np.asarray(batch, dtype=float)
-    micro = np.maximum(b / pp_a, np.minimum(b, 1.0))
+    micro = micro_batch(batch, pp_a)
     if dep.model.kind == "generic":
         costs = generic_step(dep, micro, tp_a)
         tokens = micro

@@ -236,8 +236,7 @@ def evaluate(model: ModelSpec, runtime: RuntimeSpec, fmt: tuple[str, str], shape
     step = StepModel.build(template, hw, tp_a, pp_a, 1.0, i + o / 2.0, new, i - new, crossings(tp_a, pp_a, domain), cross_bps)
     traffic = Traffic(new, o, np.array([s.prefill_tail for s in sh]), slots, np.array([s.quantile for s in sh]),
                       np.array([s.arrival_cv for s in sh]), np.array([s.tail_share for s in sh]),
-                      np.full(len(sh), runtime.request_overhead_ms * 1e-3), template.tokens_per_step,
-                      float(template.verify_tokens))  # fmt: skip
+                      np.full(len(sh), runtime.request_overhead_ms * 1e-3), template.tokens_per_step)  # fmt: skip
     ttft_t, tpot_t = np.array([s.ttft_s for s in sh]), np.array([s.tpot_s for s in sh])
     # Screen first: capacity without the TTFT percentile (cheap) bounds each row's cost per request/s from
     # below; only the most promising rows pay for the TTFT mixture, the rest are dropped with a reason.
@@ -344,7 +343,7 @@ def _screen_bound(rows: _Rows, step: StepModel, pp: F, budget: float, traffic: T
     unit = np.full(price.size, np.inf)
     alive = within_targets(idle, np.full(price.size, np.inf), tpot_t)
     done = ~np.isfinite(lower) | ~alive  # provably no capacity: nothing to evaluate
-    ceiling = load_ceiling(pp, budget, traffic, ub_x)
+    ceiling = load_ceiling(step, pp, budget, traffic, ub_x)
 
     def put(ix: NDArray[np.int64], m: Loaded) -> None:
         out.put(ix, m)

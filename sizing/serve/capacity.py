@@ -67,7 +67,7 @@ def rate_bound(step: StepModel, pp: ArrayLike, budget: float, traffic: Traffic, 
     pp_a = np.asarray(pp, dtype=float)
     shape = np.broadcast_shapes(pp_a.shape, traffic.input_tokens.shape)
     limit = LATENCY_HEADROOM * np.broadcast_to(np.asarray(tpot_target_s, dtype=float), shape)
-    top = load_ceiling(pp_a, budget, traffic)
+    top = load_ceiling(step, pp_a, budget, traffic)
     rate, last = _bound_pass(step, pp_a, budget, traffic, limit, top)
     # Once more on the narrowed range: a finer grid where the feasible loads are.
     narrower = (last > 0) & (last < top)
@@ -83,7 +83,7 @@ def _bound_pass(step: StepModel, pp_a: F, budget: float, traffic: Traffic, limit
     i = traffic.input_tokens
     grid = x_max * (np.arange(_BOUND_GRID + 1, dtype=float) / _BOUND_GRID)[:, None]  # (G+1, n)
     d = grid * o1 / pp_a
-    room = np.maximum(budget - d * traffic.verify_tokens, 1.0)
+    room = np.maximum(budget - d * step.decode_tokens, 1.0)
     # Split on whether any prompt lump arrives (probability 1 − P0, P0 = e^(−lumps) under Poisson and at
     # least that under bursty arrivals): Jensen on each part bounds E[T] from below more tightly.
     lump = np.minimum(i, room)
@@ -109,16 +109,17 @@ def _bound_pass(step: StepModel, pp_a: F, budget: float, traffic: Traffic, limit
     return np.asarray(ratio.max(axis=0), dtype=float), np.asarray(last, dtype=float)
 
 
-def load_ceiling(pp: ArrayLike, budget: float, traffic: Traffic, upper: ArrayLike | None = None) -> F:
+def load_ceiling(step: StepModel, pp: ArrayLike, budget: float, traffic: Traffic, upper: ArrayLike | None = None) -> F:
     """Arrivals per round beyond which a replica breaks a utilisation cap whatever its step time.
 
-    ``min(C·pp/(I + O − 1), slots/O)`` (the token budget or the slots filled), or ``upper`` where smaller;
+    ``min(C·pp/(I + q·(O − 1)/E), slots/O)`` (the token budget or the slots filled; ``q`` budget tokens per
+    decoding sequence and ``E`` output tokens per step, both 1 without speculative decoding), or ``upper`` where smaller;
     the bracket :func:`capacity` bisects.
     """
     pp_a = np.asarray(pp, dtype=float)
     shape = np.broadcast_shapes(pp_a.shape, traffic.input_tokens.shape)
     o1 = traffic.decode_steps
-    x_budget = budget * pp_a / (traffic.input_tokens + o1 * traffic.verify_tokens)
+    x_budget = budget * pp_a / (traffic.input_tokens + o1 * step.decode_tokens)
     x_slots = traffic.slots / (o1 + 1.0)
     hi = np.broadcast_to(np.maximum(np.minimum(x_budget, x_slots), 1e-9), shape).astype(float)
     if upper is not None:
@@ -141,7 +142,7 @@ def capacity(step: StepModel, pp: ArrayLike, budget: float, traffic: Traffic, tt
     shape = np.broadcast_shapes(pp_a.shape, traffic.input_tokens.shape)
     ttft_t = np.broadcast_to(np.asarray(ttft_target_s, dtype=float), shape)
     tpot_t = np.broadcast_to(np.asarray(tpot_target_s, dtype=float), shape)
-    hi = load_ceiling(pp_a, budget, traffic, upper)
+    hi = load_ceiling(step, pp_a, budget, traffic, upper)
     # First every constraint but TTFT (cheap), then TTFT only where it binds, on those rows only.
     lo = np.zeros(shape) if lower is None else np.broadcast_to(np.asarray(lower, dtype=float), shape).copy()
     for _ in range(bisections if without_ttft is None else 0):

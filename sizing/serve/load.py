@@ -88,9 +88,8 @@ class Traffic:
         Latency each request pays outside the engine's steps (the engine's ``request_overhead_ms``),
         seconds: added to TTFT.
     tokens_per_step
-        Output tokens a decoding sequence emits per step, ``E`` (1; more with speculative decoding).
-    verify_tokens
-        Tokens of the step budget each decoding sequence takes, ``q`` (1; ``k + 1`` with speculative decoding).
+        Output tokens a decoding sequence emits per step, ``E`` (1; more with speculative decoding). The
+        step budget each decoding sequence takes, ``q``, is the step model's ``decode_tokens``.
     """
 
     input_tokens: F
@@ -102,7 +101,6 @@ class Traffic:
     tail_share: F
     overhead_s: F | float = 0.0
     tokens_per_step: F | float = 1.0
-    verify_tokens: F | float = 1.0
 
     @property
     def decode_steps(self) -> F:
@@ -113,7 +111,7 @@ class Traffic:
         """The candidates at ``index``."""
         ix = np.asarray(index)
         fields = (self.input_tokens, self.output_tokens, self.input_tail, self.slots, self.quantile, self.arrival_cv, self.tail_share,
-                  self.overhead_s, self.tokens_per_step, self.verify_tokens)  # fmt: skip
+                  self.overhead_s, self.tokens_per_step)  # fmt: skip
         return Traffic(*(np.broadcast_to(v, np.shape(self.input_tokens))[ix] for v in fields))
 
 
@@ -300,7 +298,7 @@ def at_arrivals(step: StepModel, pp: ArrayLike, budget: float, traffic: Traffic,
     pp_b, x_b = np.broadcast_to(pp_a, shape), np.broadcast_to(xa, shape)
     i = np.broadcast_to(traffic.input_tokens, shape)
     d = x_b * np.broadcast_to(traffic.decode_steps, shape) / pp_b
-    top = _count_top(x_b * i / np.minimum(i, np.maximum(budget - d * traffic.verify_tokens, 1.0)))
+    top = _count_top(x_b * i / np.minimum(i, np.maximum(budget - d * step.decode_tokens, 1.0)))
     block = np.searchsorted(np.array(_COUNT_BLOCKS, dtype=float), top)
     if np.unique(block).size == 1:
         return _at_arrivals(step, pp_a, budget, traffic, xa, ttft=ttft)
@@ -319,7 +317,7 @@ def _at_arrivals(step: StepModel, pp_a: F, budget: float, traffic: Traffic, xa: 
     i, o, cv, q = traffic.input_tokens, traffic.output_tokens, traffic.arrival_cv, traffic.quantile
     steps = traffic.decode_steps  # per request, after its first token (O − 1 without speculative decoding)
     d = xa * steps / pp_a
-    room = np.maximum(budget - d * traffic.verify_tokens, 1.0)
+    room = np.maximum(budget - d * step.decode_tokens, 1.0)
     # Prompts arrive in lumps of L tokens (a long prompt is chunked into budget-sized lumps).
     lump = np.minimum(i, room)
     lumps = xa * i / lump

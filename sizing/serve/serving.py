@@ -29,7 +29,7 @@ from numpy.typing import ArrayLike, NDArray
 
 from aicap.sizing.core.deployment import Deployment
 from aicap.sizing.perf import memory
-from aicap.sizing.perf.roofline import StepTime, op_times, step_time
+from aicap.sizing.perf.roofline import StepTime, micro_batch, op_times, step_time
 from aicap.sizing.serve.step import draft_cost
 
 F = NDArray[np.float64]
@@ -78,9 +78,7 @@ def decode_time(dep: Deployment, batch: ArrayLike, context: ArrayLike, tp: Array
     tokens per sequence on average (``dep.tokens_per_step``).
     """
     dec = step_time(dep, batch, float(dep.verify_tokens), context, tp, pp, ep)
-    b = np.asarray(batch, dtype=float)
-    micro = np.maximum(b / np.asarray(pp, dtype=float), np.minimum(b, 1.0))
-    draft = draft_cost(dep, micro, context, tp)
+    draft = draft_cost(dep, micro_batch(batch, pp), context, tp)
     if draft is None:
         return dec
     ops = {**dec.ops, **op_times(dep, {"draft": draft})}

@@ -128,3 +128,13 @@ def test_export_errors_are_one_line_exit_2(aicap, tmp_path: Path) -> None:
     assert r.code == 2 and "tgi" in r.stderr
     r = aicap("export", str(tmp_path / "missing.json"), "--to", "k8s")
     assert r.code == 2 and "Traceback" not in r.stderr
+
+
+def test_tpu_pods_request_tpus_and_select_the_gke_slice_label(aicap) -> None:
+    docs = list(yaml.safe_load_all(aicap("export", str(HERE / "plans" / "tpu-only.json"), "--to", "k8s").stdout))
+    pods = [d["spec"]["template"]["spec"] for d in docs if d["kind"] == "Deployment"]
+    assert pods
+    for pod in pods:
+        assert set(pod["nodeSelector"]) == {"cloud.google.com/gke-tpu-accelerator"}
+        assert pod["nodeSelector"]["cloud.google.com/gke-tpu-accelerator"].startswith("tpu-v")
+        assert set(pod["containers"][0]["resources"]["limits"]) == {"google.com/tpu"}

@@ -70,7 +70,7 @@ def test_branch_and_bound_skips_only_rows_the_screen_would_drop(screens: list[di
         _, pruned = s["out"]
         # Every row at screening resolution, no bound: what the screen would select from all of them.
         _, ub_x = rate_bound(s["step"], s["pp"], s["budget"], s["traffic"], s["tpot_t"])
-        ceiling = load_ceiling(s["pp"], s["budget"], s["traffic"], ub_x)
+        ceiling = load_ceiling(s["step"], s["pp"], s["budget"], s["traffic"], ub_x)
         every = capacity(s["step"], s["pp"], s["budget"], s["traffic"], np.full(s["pp"].size, np.inf), s["tpot_t"], ceiling,
                          bisections=candidates.SCREEN_BISECTIONS)  # fmt: skip
         unit = np.where(every.rate > 0, s["price"] / np.maximum(every.rate, 1e-300), np.inf)

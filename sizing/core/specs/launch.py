@@ -92,3 +92,42 @@ class FlagMap(BaseModel):
         """The engine's spelling of ``value`` for a ``choice`` field (``None``: the engine has none)."""
         table = self.choices.get(field)
         return table.get(value) if isinstance(table, dict) else None
+
+
+class ResourceName(_Strict):
+    """The extended resource a pod requests for one kind of device (its device plugin's name)."""
+
+    vendor: str
+    kind: str
+    resource: str
+    source: str = Field(min_length=1)
+
+
+class NodeLabel(_Strict):
+    """A node label key a pod can select on, with the values it takes where they depend on the device."""
+
+    cloud: str
+    key: str
+    values: dict[str, str | list[str]] | None = None
+    source: str = Field(min_length=1)
+
+
+class KubernetesFacts(BaseModel):
+    """Sourced Kubernetes facts the manifests need (``hardware_db/export/kubernetes.yaml``); other keys are reference notes."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    schema_version: Literal[1]
+    resource_names: list[ResourceName]
+    node_labels: list[NodeLabel]
+
+    def resource(self, vendor: str, kind: str) -> str | None:
+        """The extended resource for a device: by vendor and kind, else by kind alone (TPUs), else ``None`` (CPUs)."""
+        for r in self.resource_names:
+            if r.vendor == vendor and r.kind == kind:
+                return r.resource
+        return next((r.resource for r in self.resource_names if r.kind == kind), None)
+
+    def label(self, key: str) -> NodeLabel | None:
+        """The node label with ``key``, if recorded."""
+        return next((x for x in self.node_labels if x.key == key), None)
