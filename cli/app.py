@@ -17,7 +17,7 @@ from typing import Annotated
 
 import typer
 
-from aicap.cli.commands import catalog_cmds, estimate_cmd, export_cmd, simulate_cmd, size_cmd, train_cmd, validate_cmds
+from aicap.cli.commands import catalog_cmds, estimate_cmd, export_cmd, simulate_cmd, size_cmd, train_cmd, validate_cmds, whatif_cmd
 from aicap.cli.state import DEBUG_ENV, STATE, internal_error_line
 
 app = typer.Typer(
@@ -41,6 +41,7 @@ size_cmd.register(app)
 simulate_cmd.register(app)
 train_cmd.register(app)
 export_cmd.register(app)
+whatif_cmd.register(app)
 
 
 def _version(value: bool) -> None:

@@ -1,4 +1,4 @@
-"""Loaders of the export data (``hardware_db/export/``): engines' flag maps and Kubernetes facts, for ``aicap export``."""
+"""Loaders of the data beside the catalogue: flag maps and Kubernetes facts (``export/``), published quality figures (``whatif/``)."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from pydantic import BaseModel
 from aicap.sizing.core.documents import load_yaml, validate_model
 from aicap.sizing.core.errors import InputError
 from aicap.sizing.core.specs.launch import FlagMap, KubernetesFacts
+from aicap.sizing.core.specs.quality import QualityData
 
 #: Engines whose launch flags are mapped (``generic`` launches as vLLM, whose conventions it follows).
 LAUNCH_ENGINES = ("vllm", "sglang", "trtllm")
@@ -32,7 +33,13 @@ def kubernetes_facts() -> KubernetesFacts:
     return _load(KubernetesFacts, "kubernetes.yaml")
 
 
-def _load(kind: type[M], name: str) -> M:
-    where = f"hardware_db/export/{name}"
-    text = resources.files("aicap.hardware_db").joinpath("export").joinpath(name).read_text(encoding="utf-8")
+@cache
+def quality_figures() -> QualityData:
+    """Published quality of compression techniques (``hardware_db/whatif/quality.yaml``)."""
+    return _load(QualityData, "quality.yaml", "whatif")
+
+
+def _load(kind: type[M], name: str, folder: str = "export") -> M:
+    where = f"hardware_db/{folder}/{name}"
+    text = resources.files("aicap.hardware_db").joinpath(folder).joinpath(name).read_text(encoding="utf-8")
     return validate_model(kind, load_yaml(Path(where), text), where, text, ())

@@ -121,6 +121,9 @@ class Workload(_Doc):
         description="share of each prompt found in the prefix cache (a shared system prompt, earlier turns): "
         "attended to but not recomputed; memory still holds the whole prompt",
     )
+    kv_dtype: Literal["bf16", "fp16", "fp8", "int8"] | None = Field(
+        None, description="KV-cache format (default: follows the weights: fp8 with fp8 weights, else 16 bit)"
+    )
     speculative: SpeculativeConfig | None = Field(
         None, description="speculative decoding: drafting method (draft, mtp, eagle, ngram), draft model, draft tokens, acceptance"
     )

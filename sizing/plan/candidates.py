@@ -116,15 +116,18 @@ def cost_per_rps(c: Candidate, inst: InstanceSpec, pricing: str) -> float:
     return float(inst.price(pricing) or 0.0) * c.devices / inst.devices / max(c.capacity_rps, 1e-12)
 
 
-def formats(precision: str, device: DeviceSpec) -> tuple[str, str] | None:
-    """Storage formats for an allowed precision, or ``None`` where the device has no path for it.
+def formats(precision: str, device: DeviceSpec, kv_dtype: str | None = None) -> tuple[str, str] | None:
+    """Storage formats for an allowed precision and KV-cache format, or ``None`` where the device has no path for it.
+
+    The KV cache follows the weights unless ``kv_dtype`` is given.
 
     fp8 needs fp8 tensor cores; the FP4 formats need FP4 tensor cores or, weight-only, an NVIDIA GPU of
-    the Ampere generation or later (the Marlin FP4 kernels vLLM falls back to).
+    the Ampere generation or later (the Marlin FP4 kernels vLLM falls back to). A quantised KV cache
+    (fp8, int8) is a storage format, de-quantised in attention, so any device holds one.
     """
     if not runs_format(device, precision):
         return None
-    return storage_formats(precision, dict(device.peak_tflops))
+    return storage_formats(precision, dict(device.peak_tflops), kv_dtype)
 
 
 @dataclass(frozen=True)

@@ -73,11 +73,11 @@ def all_candidates(fleet: Fleet, cat: CatalogueLike, insts: list[InstanceSpec]) 
         by_device.setdefault(inst.device, []).append(inst)
     out: dict[str, list[Candidate]] = {w.name: [] for w in fleet.workloads}
     latency = fleet.constraints.objective == "latency"
-    by_model: dict[tuple[str, str | None, SpeculativeConfig | None], list[Workload]] = {}
+    by_model: dict[tuple[str, str | None, SpeculativeConfig | None, str | None], list[Workload]] = {}
     for w in fleet.workloads:
-        by_model.setdefault((w.model, fleet.constraints.engine_of(w), w.speculative), []).append(w)
+        by_model.setdefault((w.model, fleet.constraints.engine_of(w), w.speculative, w.kv_dtype), []).append(w)
     said: set[tuple[str, str, str]] = set()
-    for (ref, engine_ref, spec_config), ws in by_model.items():
+    for (ref, engine_ref, spec_config, kv_dtype), ws in by_model.items():
         model = cat.model(ref)
         spec = speculative_for(cat, model, spec_config, f"workload '{ws[0].name}': speculative")
         resolved = engine_for(cat, engine_ref)
@@ -103,7 +103,7 @@ def all_candidates(fleet: Fleet, cat: CatalogueLike, insts: list[InstanceSpec]) 
             runtimes: dict[tuple[tuple[str, str], int, int], RuntimeSpec] = {}
             for dev_id in by_device:
                 dev = cat.device(dev_id)
-                fmt = formats(precision, dev)
+                fmt = formats(precision, dev, kv_dtype)
                 union = sorted({x for ls in lay[dev_id].values() for x in ls})
                 if fmt is None or not union or (engine is not None and not engine.runs(dev, *fmt)):
                     continue

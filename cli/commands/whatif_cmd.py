@@ -1,0 +1,72 @@
+"""``aicap whatif``: the same demand sized under alternatives (formats, KV cache, students, speculative decoding)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from aicap.cli.render import Format, Table, View, emit, progress
+from aicap.cli.state import STATE, catalogue, guarded, info
+
+FormatOpt = Annotated[Format, typer.Option("--format", "-f", help="Output format.")]
+
+
+def whatif_view(doc: Any) -> View:
+    """One row per alternative, the baseline first."""
+    rows = []
+    for a in doc.alternatives:
+        delta = None if a.delta_usd_per_month is None else f"{a.delta_usd_per_month:+,.0f}"
+        rows.append([a.name, a.hardware or f"none: {a.infeasible}", a.usd_per_month, delta, a.ttft_ms, a.tpot_ms, a.memory_headroom_pct,
+                     a.quality_note])  # fmt: skip
+    sources = [f"{a.name}: {a.quality_source}" for a in doc.alternatives if a.quality_source]
+    caption = ("Each row is a full plan for the same demand. TTFT/TPOT: the worst workload's promised percentile. Headroom: the least "
+               "share of usable device memory left for KV cache and activations. Quality notes are published figures for the model "
+               "named, not predictions for yours. Sources: " + "; ".join(sources))  # fmt: skip
+    return View(doc.model_dump(mode="json"), [Table("What if", ["alternative", "hardware", "$/month", "Δ $/month", "TTFT ms", "TPOT ms", "headroom %",
+                                        "quality note"], rows, caption)])  # fmt: skip
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``whatif`` to the root app."""
+
+    @app.command("whatif")
+    @guarded
+    def whatif_cmd(
+        fleet_file: Annotated[Path | None, typer.Argument(metavar="[FLEET.yaml]", help="Fleet file; omit it (and --model) for the built-in example.")] = None,
+        model: Annotated[str | None, typer.Option("--model", "-m", help="One workload of this model instead of a fleet file.")] = None,
+        rate: Annotated[float | None, typer.Option("--rate", help="Requests per second (one-workload mode).")] = None,
+        input_tokens: Annotated[int, typer.Option("--input-tokens", help="Mean prompt tokens.")] = 1024,
+        output_tokens: Annotated[int, typer.Option("--output-tokens", help="Mean generated tokens.")] = 256,
+        ttft_ms: Annotated[float | None, typer.Option("--ttft-ms", help="TTFT target at the percentile (ms).")] = None,
+        tpot_ms: Annotated[float | None, typer.Option("--tpot-ms", help="TPOT target (ms).")] = None,
+        percentile: Annotated[str, typer.Option("--percentile", help="p50, p90, p95 or p99.")] = "p99",
+        precision: Annotated[str | None, typer.Option("--precision", help="Baseline weight formats (default bf16,fp8).")] = None,
+        cloud: Annotated[str | None, typer.Option("--cloud", help="Comma-separated clouds: aws,gcp,azure.")] = None,
+        hardware: Annotated[str | None, typer.Option("--hardware", help="Comma-separated device ids to allow.")] = None,
+        engine: Annotated[str | None, typer.Option("--engine", help="Serving engine profile for workloads without their own.")] = None,
+        alternatives: Annotated[str, typer.Option("--alternatives", help="Comma-separated: fp8, int8, int4, nvfp4, mxfp4, kv-fp8, kv-int8, spec-eagle, spec-mtp, spec-ngram.")] = "fp8,int4,kv-fp8,spec-eagle",
+        student: Annotated[list[str] | None, typer.Option("--student", help="Also try serving this smaller model (same tokenizer) in place of larger decoders; repeatable.")] = None,
+        fmt: FormatOpt = Format.table,
+    ) -> None:  # fmt: skip
+        """Size the same demand under alternatives and compare cost, latency, memory and published quality."""
+        from aicap.hardware_db.launch import quality_figures
+        from aicap.sizing.plan.fleet_io import build_fleet, builtin_fleet, load_fleet
+        from aicap.sizing.plan.whatif import Change, named_change, whatif
+
+        cat = catalogue()
+        if model is not None:
+            fleet = build_fleet(model=model, rate=rate, input_tokens=input_tokens, output_tokens=output_tokens, ttft_ms=ttft_ms,
+                                tpot_ms=tpot_ms, percentile=percentile, precision=precision, cloud=cloud, hardware=hardware,
+                                engine=engine)  # fmt: skip
+        elif fleet_file is not None:
+            fleet = load_fleet(fleet_file, cloud=cloud, hardware=hardware, engine=engine)
+        else:
+            info("aicap: no fleet given; comparing alternatives for the built-in example. See `aicap whatif --help`.")
+            fleet = builtin_fleet(cloud=cloud, hardware=hardware, engine=engine)
+        changes = [named_change(n.strip()) for n in alternatives.split(",") if n.strip()]
+        changes += [Change(f"student {s}", "student", cat.model(s).id) for s in student or []]
+        with progress(len(changes) + 1, "sizing alternatives", enabled=not STATE.quiet) as tick:
+            result = whatif(fleet, cat, changes, quality_figures(), on_done=tick)
+        emit(whatif_view(result), fmt)

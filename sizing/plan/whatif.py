@@ -1,0 +1,221 @@
+"""What-ifs: size the same demand under alternatives and compare them with the baseline (``aicap whatif``).
+
+An alternative is one change applied to every workload it concerns, then a full :func:`~aicap.sizing.plan.sizer.size`
+of the changed fleet, so each row is a real plan (whole instances, latency percentiles at the planned
+load):
+
+* ``weights`` — serve in one weight format (fp8, int8 weight-only, int4 weight-only as AWQ/GPTQ
+  kernels run, nvfp4, mxfp4) where the baseline allows its list of formats;
+* ``kv`` — hold the KV cache of decoders in fp8 or int8;
+* ``student`` — serve a smaller model of the same tokenizer in place of each larger decoder
+  (distillation: the student is just another catalogue model);
+* ``speculative`` — add speculative decoding to the decoders (draft model, MTP or EAGLE heads, n-gram),
+  with the method's published acceptance unless one is given.
+
+Each alternative carries a quality note: the published figure for that technique whose model is
+closest by name to the workload's (:class:`~aicap.sizing.core.specs.quality.QualityData`), labelled as
+that publication's figure for that model. Speculative decoding keeps the target's output distribution
+(rejection sampling), so its note says so instead.
+
+Memory headroom is the share of usable device memory a deployment leaves for the KV cache and
+activations after weights and reserves, ``(C − W − R)/C``, the least over the plan's deployments.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from aicap.sizing.core.catalogue import CatalogueLike
+from aicap.sizing.core.deployment import Deployment
+from aicap.sizing.core.engines import engine_for
+from aicap.sizing.core.errors import InfeasibleError, InputError
+from aicap.sizing.core.fleet import Fleet
+from aicap.sizing.core.plan import Plan
+from aicap.sizing.core.specs.model import DecoderModel
+from aicap.sizing.core.specs.quality import QualityData
+from aicap.sizing.core.specs.speculative import SpeculativeConfig
+from aicap.sizing.core.speculative import speculative_for
+from aicap.sizing.perf import memory
+
+Kind = Literal["weights", "kv", "student", "speculative"]
+#: Techniques of the quality data that describe each weight format (int8 in aicap is weight-only: the
+#: published W8A8 figures quantise activations too, so they bound its loss from above).
+WEIGHT_TECHNIQUES = {"fp8": ("fp8",), "int8": ("int8-w8a8",), "int4": ("int4-gptq", "int4-awq"), "nvfp4": ("nvfp4",), "mxfp4": ("mxfp4",)}
+KV_TECHNIQUES = {"fp8": ("kv-fp8",), "int8": ("kv-int8",)}
+#: Alternatives named on the command line (``--alternatives``).
+NAMED = ("fp8", "int8", "int4", "nvfp4", "mxfp4", "kv-fp8", "kv-int8", "spec-eagle", "spec-mtp", "spec-ngram")
+DEFAULT_ALTERNATIVES = ("fp8", "int4", "kv-fp8", "spec-eagle")
+
+
+@dataclass(frozen=True)
+class Change:
+    """One alternative: what it changes, and its value (a format, a student model id, or a speculative configuration)."""
+
+    name: str
+    kind: Kind
+    value: str | SpeculativeConfig
+
+
+def named_change(name: str) -> Change:
+    """The change of a name in :data:`NAMED`; raises :class:`InputError` naming the valid ones."""
+    if name in WEIGHT_TECHNIQUES:
+        return Change(f"weights {name}", "weights", name)
+    if name.startswith("kv-") and name[3:] in KV_TECHNIQUES:
+        return Change(f"KV cache {name[3:]}", "kv", name[3:])
+    if name.startswith("spec-") and name[5:] in ("eagle", "mtp", "ngram"):
+        method: Literal["eagle", "mtp", "ngram"] = name[5:]  # type: ignore[assignment]
+        return Change(f"speculative {method}", "speculative", SpeculativeConfig(method=method))
+    raise InputError(f"--alternatives '{name}': valid: {', '.join(NAMED)}")
+
+
+class Alternative(BaseModel):
+    """One sized alternative (or the baseline) and how it compares with the baseline."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str
+    usd_per_month: float | None = Field(description="None: no plan meets the targets under this alternative")
+    devices: int | None = None
+    hardware: str | None = Field(None, description="devices bought, by type, e.g. '16× a100-40gb-sxm'")
+    ttft_ms: float | None = Field(None, description="worst workload's promised TTFT at its percentile")
+    tpot_ms: float | None = Field(None, description="worst workload's promised TPOT at its percentile")
+    memory_headroom_pct: float | None = Field(None, description="least share of usable memory left for KV cache and activations")
+    delta_usd_per_month: float | None = None
+    quality_note: str = Field(description="published quality of the technique, for the model the publication names")
+    quality_source: str | None = Field(None, description="where the quality figure (or the acceptance rate) was published")
+    infeasible: str | None = None
+
+
+class WhatIf(BaseModel):
+    """The baseline and every alternative, sized for the same demand."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    schema_version: Literal[1] = 1
+    alternatives: list[Alternative]
+
+
+def _decoders(fleet: Fleet, cat: CatalogueLike) -> set[str]:
+    return {w.name for w in fleet.workloads if isinstance(cat.model(w.model), DecoderModel)}
+
+
+def apply(fleet: Fleet, change: Change, cat: CatalogueLike) -> Fleet:
+    """``fleet`` with ``change`` made to every workload it concerns (decoders only for KV, students and drafters)."""
+    doc: dict[str, Any] = fleet.model_dump(mode="json", exclude_none=True)
+    dec = _decoders(fleet, cat)
+    touched = 0
+    for w in doc["workloads"]:
+        if change.kind == "weights":
+            w["precisions"] = [change.value]
+        elif w["name"] not in dec:
+            continue
+        elif change.kind == "kv":
+            w["kv_dtype"] = change.value
+        elif change.kind == "speculative":
+            assert isinstance(change.value, SpeculativeConfig)
+            w["speculative"] = change.value.model_dump(exclude_none=True)
+        else:
+            student, teacher = cat.model(str(change.value)), cat.model(w["model"])
+            if not (isinstance(student, DecoderModel) and isinstance(teacher, DecoderModel)) or student.vocab_size != teacher.vocab_size:
+                continue
+            if memory_params(student) >= memory_params(teacher):
+                continue
+            w["model"] = str(change.value)
+        touched += 1
+    if not touched:
+        raise InputError(f"alternative '{change.name}' changes no workload (students replace larger decoders of the same tokenizer)")
+    return Fleet.model_validate(doc)
+
+
+def memory_params(model: DecoderModel) -> float:
+    """Parameters of a decoder (published, else counted from its shapes)."""
+    from aicap.sizing.perf.params import inventory
+
+    return float(model.published_params or inventory(model).total)
+
+
+def _quality(change: Change, fleet: Fleet, cat: CatalogueLike, quality: QualityData) -> tuple[str, str | None]:
+    """A short quality note and its source."""
+    if change.kind == "speculative":
+        assert isinstance(change.value, SpeculativeConfig)
+        w = next(w for w in fleet.workloads if w.name in _decoders(fleet, cat))
+        spec = speculative_for(cat, cat.model(w.model), change.value)
+        assert spec is not None
+        return (f"lossless (verification keeps the output distribution); acceptance {spec.acceptance:g} at k={spec.draft_tokens}, "
+                f"{spec.tokens_per_step:.2f} tokens/step", spec.source)  # fmt: skip
+    if change.kind == "student":
+        techniques: tuple[str, ...] = ("distill",)
+        model = str(change.value)
+    else:
+        techniques = (WEIGHT_TECHNIQUES if change.kind == "weights" else KV_TECHNIQUES)[str(change.value)]
+        model = fleet.workloads[0].model
+    fig = quality.best(techniques, model)
+    if fig is None:
+        return f"no published quality figure for {'/'.join(techniques)} in the catalogue", None
+    return fig.short(), fig.source
+
+
+def _headroom(plan: Plan, fleet: Fleet, cat: CatalogueLike) -> float | None:
+    inputs = {w.name: w for w in fleet.workloads}
+    worst: float | None = None
+    for pw in plan.workloads:
+        w = inputs[pw.name]
+        model = cat.model(w.model)
+        engine = engine_for(cat, pw.engine)
+        spec = speculative_for(cat, model, w.speculative)
+        for d in pw.deployments:
+            dev = cat.device(d.hardware)
+            dep = Deployment(model, dev, engine.efficiency(cat, dev), engine.on(dev), d.tp, d.pp, d.ep, d.weights_dtype, d.kv_dtype,
+                             speculative=spec)  # fmt: skip
+            mb = memory.breakdown(dep, d.tp, d.pp, 1.0, w.mean_input, w.mean_input)
+            share = 100.0 * float((mb.capacity - mb.weights - mb.overhead) / mb.capacity)
+            worst = share if worst is None else min(worst, share)
+    return None if worst is None else round(worst, 1)
+
+
+def _row(name: str, plan: Plan | None, fleet: Fleet, cat: CatalogueLike, note: tuple[str, str | None], base: float | None,
+         why: str | None) -> Alternative:  # fmt: skip
+    if plan is None:
+        return Alternative(name=name, usd_per_month=None, quality_note=note[0], quality_source=note[1], infeasible=why)
+    usd = plan.totals.usd_per_month
+    ttft = max((w.ttft_ms for w in plan.workloads if w.ttft_ms is not None), default=None)
+    tpot = max((w.tpot_ms for w in plan.workloads if w.tpot_ms is not None), default=None)
+    bought: dict[str, int] = {}
+    for i in plan.instances:
+        bought[i.hardware] = bought.get(i.hardware, 0) + i.devices
+    hardware = ", ".join(f"{n}× {h}" for h, n in sorted(bought.items()))
+    return Alternative(name=name, usd_per_month=usd, devices=plan.totals.devices, hardware=hardware, ttft_ms=ttft, tpot_ms=tpot,
+                       memory_headroom_pct=_headroom(plan, fleet, cat), delta_usd_per_month=None if base is None else round(usd - base, 2),
+                       quality_note=note[0], quality_source=note[1])  # fmt: skip
+
+
+def whatif(fleet: Fleet, cat: CatalogueLike, changes: list[Change], quality: QualityData,
+           on_done: Callable[[], None] | None = None) -> WhatIf:  # fmt: skip
+    """Size ``fleet`` and each alternative of ``changes``; the first row is the baseline.
+
+    Raises :class:`InfeasibleError` when the baseline itself has no plan (nothing to compare with); an
+    alternative without a plan is a row with ``usd_per_month`` None and the reason.
+    """
+    from aicap.sizing.plan.sizer import size
+
+    base_plan = size(fleet, cat, alternatives=False)
+    base = base_plan.totals.usd_per_month
+    rows = [_row("baseline", base_plan, fleet, cat, ("as the fleet says", None), None, None)]
+    if on_done is not None:
+        on_done()
+    for change in changes:
+        changed = apply(fleet, change, cat)
+        note = _quality(change, fleet, cat, quality)
+        try:
+            plan: Plan | None = size(changed, cat, alternatives=False)
+            why = None
+        except InfeasibleError as exc:
+            plan, why = None, str(exc)
+        rows.append(_row(change.name, plan, changed, cat, note, base, why))
+        if on_done is not None:
+            on_done()
+    return WhatIf(alternatives=rows)

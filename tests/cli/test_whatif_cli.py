@@ -1,0 +1,30 @@
+"""``aicap whatif`` through the CLI: JSON shape, table, errors."""
+
+from __future__ import annotations
+
+ARGS = ("whatif", "--model", "llama-3.1-8b", "--rate", "20", "--input-tokens", "2000", "--output-tokens", "300", "--ttft-ms", "3000",
+        "--tpot-ms", "60", "--precision", "bf16", "--hardware", "l4", "--cloud", "aws,gcp")  # fmt: skip
+KEYS = {"name", "usd_per_month", "devices", "hardware", "ttft_ms", "tpot_ms", "memory_headroom_pct", "delta_usd_per_month", "quality_note",
+        "quality_source", "infeasible"}  # fmt: skip
+
+
+def test_json_lists_the_baseline_and_each_alternative(aicap) -> None:
+    doc = aicap(*ARGS, "--alternatives", "int4,spec-eagle", "--student", "llama-3.2-3b", "-f", "json").json()
+    names = [a["name"] for a in doc["alternatives"]]
+    assert names == ["baseline", "weights int4", "speculative eagle", "student llama-3.2-3b"]
+    assert all(set(a) == KEYS for a in doc["alternatives"])
+    assert all(a["delta_usd_per_month"] < 0 for a in doc["alternatives"][1:])
+
+
+def test_the_table_names_sources_and_says_what_the_notes_are(aicap) -> None:
+    r = aicap(*ARGS, "--alternatives", "fp8")
+    assert r.code == 0 and "What if" in r.stdout and "not predictions for yours" in r.stdout and "Sources:" in r.stdout
+
+
+def test_errors_are_one_line_exit_2(aicap) -> None:
+    r = aicap(*ARGS, "--alternatives", "int3")
+    assert r.code == 2 and "--alternatives 'int3'" in r.stderr and "kv-fp8" in r.stderr
+    r = aicap(*ARGS, "--student", "qwen3-8b")
+    assert r.code == 2 and "changes no workload" in r.stderr
+    r = aicap(*ARGS, "--student", "no-such-model")
+    assert r.code == 2 and "no-such-model" in r.stderr

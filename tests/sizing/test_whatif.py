@@ -1,0 +1,67 @@
+"""What-ifs: every alternative is a real plan, and each moves cost the way its technique must."""
+
+from __future__ import annotations
+
+import pytest
+
+from aicap.hardware_db import Catalogue
+from aicap.hardware_db.launch import quality_figures
+from aicap.sizing.core.errors import InputError
+from aicap.sizing.plan.fleet_io import build_fleet
+from aicap.sizing.plan.whatif import NAMED, Change, apply, named_change, whatif
+
+# Llama-3.1-8B on L4 in bf16, bandwidth- and memory-bound at 20 req/s: every technique has room to save.
+FLEET = {"model": "llama-3.1-8b", "rate": 20.0, "input_tokens": 2000, "output_tokens": 300, "ttft_ms": 3000.0, "tpot_ms": 60.0,
+         "percentile": "p99", "precision": "bf16", "hardware": "l4", "cloud": "aws,gcp"}  # fmt: skip
+CHEAPER = ("fp8", "int8", "int4", "kv-fp8", "kv-int8", "spec-eagle", "spec-ngram")
+
+
+@pytest.fixture(scope="module")
+def result(cat: Catalogue):  # type: ignore[no-untyped-def]
+    changes = [named_change(n) for n in CHEAPER] + [Change("student llama-3.2-3b", "student", "llama-3.2-3b")]
+    return whatif(build_fleet(**FLEET), cat, changes, quality_figures())  # type: ignore[arg-type]
+
+
+def test_the_baseline_comes_first_and_every_alternative_is_a_plan(result) -> None:  # type: ignore[no-untyped-def]
+    rows = result.alternatives
+    assert rows[0].name == "baseline" and rows[0].delta_usd_per_month is None
+    assert len(rows) == len(CHEAPER) + 2
+    for r in rows:
+        assert r.usd_per_month is not None and r.devices and r.hardware and r.tpot_ms is not None and r.tpot_ms <= 60.0
+
+
+@pytest.mark.parametrize("name", [*(named_change(n).name for n in CHEAPER), "student llama-3.2-3b"])
+def test_each_alternative_serves_the_same_demand_for_less(result, name: str) -> None:  # type: ignore[no-untyped-def]
+    base = result.alternatives[0]
+    alt = next(r for r in result.alternatives if r.name == name)
+    assert alt.usd_per_month < base.usd_per_month
+    assert alt.delta_usd_per_month == pytest.approx(alt.usd_per_month - base.usd_per_month, abs=0.01)
+
+
+@pytest.mark.parametrize("name", ["weights fp8", "weights int8"])
+def test_smaller_weights_leave_more_memory_for_the_kv_cache(result, name: str) -> None:  # type: ignore[no-untyped-def]
+    base = result.alternatives[0]
+    alt = next(r for r in result.alternatives if r.name == name)
+    assert alt.memory_headroom_pct > base.memory_headroom_pct
+
+
+def test_quality_notes_are_published_figures_for_the_closest_model(cat: Catalogue) -> None:
+    fleet = build_fleet(**{**FLEET, "model": "llama-3.1-70b", "hardware": "h100-sxm"})  # type: ignore[arg-type]
+    res = whatif(fleet, cat, [named_change("fp8"), named_change("spec-eagle")], quality_figures())
+    fp8, spec = res.alternatives[1], res.alternatives[2]
+    assert fp8.quality_note.startswith("published for Meta-Llama-3.1-70B") and fp8.quality_source and "huggingface.co" in fp8.quality_source
+    assert spec.quality_note.startswith("lossless") and spec.quality_source and "Spec-Bench" in spec.quality_source
+
+
+def test_an_alternative_no_device_can_run_is_a_row_without_a_plan(cat: Catalogue) -> None:
+    fleet = build_fleet(**{**FLEET, "rate": 2.0, "hardware": "t4", "tpot_ms": None})  # type: ignore[arg-type]
+    res = whatif(fleet, cat, [named_change("fp8")], quality_figures())
+    assert res.alternatives[0].usd_per_month is not None
+    assert res.alternatives[1].usd_per_month is None and res.alternatives[1].infeasible
+
+
+def test_bad_alternatives_are_input_errors(cat: Catalogue) -> None:
+    with pytest.raises(InputError, match="valid: " + ", ".join(NAMED[:3])):
+        named_change("int3")
+    with pytest.raises(InputError, match="changes no workload"):
+        apply(build_fleet(**FLEET), Change("student qwen3-8b", "student", "qwen3-8b"), cat)  # type: ignore[arg-type]
