@@ -8,10 +8,12 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from aicap.cli.commands.estimate_cmd import AcceptOpt, DraftModelOpt, DraftTokensOpt, SpecOpt, speculative_config
-from aicap.cli.render import Format, Table, View, emit, to_json, to_yaml
-from aicap.cli.state import catalogue, guarded, info
+from aicap.cli.render import Format, Table, View, emit, progress, to_json, to_yaml
+from aicap.cli.state import STATE, catalogue, guarded, info
 
 if TYPE_CHECKING:
+    from aicap.sizing.core.catalogue import CatalogueLike
+    from aicap.sizing.core.fleet import Fleet
     from aicap.sizing.core.period_plan import PeriodPlan
     from aicap.sizing.core.plan import Plan
 
@@ -148,7 +150,8 @@ def register(app: typer.Typer) -> None:
         verify: Annotated[bool, typer.Option("--verify", help="Play the plan through the simulator; add capacity and re-solve until it holds (exit 3 if it never does).")] = False,
         seed: Annotated[int, typer.Option("--seed", help="Random seed of --verify's simulated traffic.")] = 0,
         autoscaler: Annotated[Path | None, typer.Option("--autoscaler", help="Write KEDA ScaledObjects for a plan over demand periods (YAML).")] = None,
-        plot: Annotated[Path | None, typer.Option("--plot", help="Draw a plan over demand periods: capacity by pricing model against demand (.png or .svg).")] = None,
+        plot: Annotated[Path | None, typer.Option("--plot", help="Draw a plan over demand periods (capacity by pricing model against demand), or with --pareto the front (.png or .svg).")] = None,
+        pareto: Annotated[bool, typer.Option("--pareto", help="Print the cost-versus-latency front: the fleet sized with its TTFT/TPOT targets scaled 0.3x to 3x.")] = False,
         fmt: FormatOpt = Format.table,
     ) -> None:  # fmt: skip
         """Pick the cheapest set of whole cloud instances that serves every workload within its latency targets."""
@@ -179,6 +182,12 @@ def register(app: typer.Typer) -> None:
             fleet = builtin_fleet(**overrides)
         periodic = any(w.profile is not None for w in fleet.workloads) or len(fleet.constraints.pricing_models) > 1
         why = "(a workload with an hourly profile, or several pricing models)"
+        if pareto:
+            if periodic or verify or autoscaler is not None or output is not None:
+                raise InputError("--pareto sizes one static fleet: drop --verify, --autoscaler and --output, and give one rate per workload "
+                                 "and one pricing model")  # fmt: skip
+            _pareto(fleet, cat, plot, fmt)
+            return
         if not periodic and autoscaler is not None:
             raise InputError(f"--autoscaler writes settings for plans over demand periods {why}")
         if not periodic and plot is not None:
@@ -224,6 +233,21 @@ def register(app: typer.Typer) -> None:
         if not periodic and plan.verification is not None and not plan.verification.holds:
             missed = ", ".join(x.workload for x in plan.verification.workloads if not x.holds)
             raise InfeasibleError(f"the plan still misses its targets in simulation after {plan.verification.resolves} re-solves: {missed}")
+
+    def _pareto(fleet: Fleet, cat: CatalogueLike, plot: Path | None, fmt: Format) -> None:
+        from aicap.sizing.plan.pareto import FACTORS, pareto, plot_pareto
+
+        with progress(len(FACTORS), "sizing the front", enabled=not STATE.quiet) as tick:
+            front = pareto(fleet, cat, on_done=tick)
+        if plot is not None:
+            plot_pareto(front, str(plot), f"Cost against latency: {', '.join(w.name for w in fleet.workloads)}")
+            info(f"aicap: wrote {plot}")
+        rows = [[p.target_scale, p.usd_per_month, p.devices, p.ttft_ms, p.tpot_ms, p.tokens_per_s_per_device, p.tokens_per_s_per_user,
+                 "◀ chosen" if p.chosen else ""] for p in front.pareto]  # fmt: skip
+        caption = ("Each row is a full plan with every workload's TTFT and TPOT targets scaled by the factor; rows no other plan beats on "
+                   "cost, TTFT and TPOT together. TTFT/TPOT: the worst workload's promised percentile.")  # fmt: skip
+        emit(View(front.model_dump(mode="json"), [Table("Cost against latency (Pareto front)", ["target scale", "$/month", "devices",
+             "TTFT ms", "TPOT ms", "tok/s per device", "tok/s per user", ""], rows, caption)]), fmt)  # fmt: skip
 
     schema_app = typer.Typer(help="JSON Schemas of aicap's documents.", no_args_is_help=True)
     app.add_typer(schema_app, name="schema")

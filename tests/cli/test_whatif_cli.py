@@ -28,3 +28,29 @@ def test_errors_are_one_line_exit_2(aicap) -> None:
     assert r.code == 2 and "changes no workload" in r.stderr
     r = aicap(*ARGS, "--student", "no-such-model")
     assert r.code == 2 and "no-such-model" in r.stderr
+
+
+PARETO = ("size", "--model", "llama-3.1-70b", "--rate", "5", "--ttft-ms", "2000", "--tpot-ms", "40", "--cloud", "aws", "--pareto")
+
+
+def test_size_pareto_json_and_table(aicap) -> None:
+    doc = aicap(*PARETO, "-f", "json").json()
+    keys = {"target_scale", "usd_per_month", "devices", "ttft_ms", "tpot_ms", "tokens_per_s_per_device", "tokens_per_s_per_user", "chosen"}
+    assert doc["pareto"] and all(set(p) == keys for p in doc["pareto"])
+    assert sum(p["chosen"] for p in doc["pareto"]) == 1
+    table = aicap(*PARETO)
+    assert table.code == 0 and "Pareto front" in table.stdout and "chosen" in table.stdout
+
+
+def test_size_pareto_plot_writes_a_picture(aicap, tmp_path) -> None:
+    import pytest
+
+    pytest.importorskip("matplotlib")
+    out = tmp_path / "front.svg"
+    r = aicap(*PARETO, "--plot", str(out))
+    assert r.code == 0 and out.read_text().lstrip().startswith("<?xml")
+
+
+def test_size_pareto_refuses_verify(aicap) -> None:
+    r = aicap(*PARETO, "--verify")
+    assert r.code == 2 and "--pareto" in r.stderr

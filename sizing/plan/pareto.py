@@ -1,0 +1,135 @@
+"""The cost-versus-latency front of a fleet (``aicap size --pareto``).
+
+The sizer answers one question: the cheapest plan within the targets. The front answers the one
+before it: what each step of latency costs. :func:`pareto` sizes the fleet again with every workload's
+TTFT and TPOT targets scaled by a factor ``f`` (tighter below 1, looser above), each time a full plan,
+and keeps the plans no other plan beats on cost, worst TTFT and worst TPOT together (Pareto
+non-dominated). A workload without a target takes the baseline plan's promise as its reference, so
+every workload moves.
+
+Per point: the monthly cost, the worst workload's promised TTFT and TPOT percentiles, output tokens/s
+per device bought (``Σ λ_w·O_w / devices``) and per user (``1000/TPOT``), and whether it is the plan of
+the targets as given (``f = 1``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from aicap.sizing.core.catalogue import CatalogueLike
+from aicap.sizing.core.errors import InfeasibleError
+from aicap.sizing.core.fleet import Fleet
+from aicap.sizing.core.plan import Plan
+
+#: Target scales the front is sampled at (tighter ... looser); 1 is the targets as given.
+FACTORS = (0.3, 0.4, 0.5, 0.6, 0.7, 0.85, 1.0, 1.25, 1.5, 2.0, 3.0)
+
+
+class ParetoPoint(BaseModel):
+    """One plan of the front."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    target_scale: float = Field(description="factor on every workload's TTFT and TPOT targets")
+    usd_per_month: float
+    devices: int
+    ttft_ms: float | None = Field(description="worst workload's promised TTFT percentile")
+    tpot_ms: float | None = Field(description="worst workload's promised TPOT percentile")
+    tokens_per_s_per_device: float
+    tokens_per_s_per_user: float | None = Field(description="1000 / tpot_ms: the token speed the slowest workload's users see")
+    chosen: bool = Field(description="the plan of the targets as given")
+
+
+class Pareto(BaseModel):
+    """The non-dominated plans, cheapest first."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    schema_version: Literal[1] = 1
+    pareto: list[ParetoPoint]
+
+
+def _scaled(fleet: Fleet, base: Plan, f: float) -> Fleet:
+    """``fleet`` with every workload's TTFT and TPOT targets (or the baseline's promises) times ``f``."""
+    promised = {w.name: w for w in base.workloads}
+    doc: dict[str, Any] = fleet.model_dump(mode="json", exclude_none=True)
+    for w in doc["workloads"]:
+        p = promised[w["name"]]
+        slo = dict(w.get("slo") or {})
+        for key, fallback in (("ttft_ms", p.ttft_ms), ("tpot_ms", p.tpot_ms)):
+            ref = slo.get(key, fallback)
+            if ref is not None:
+                slo[key] = round(float(ref) * f, 4)
+        w["slo"] = slo
+    return Fleet.model_validate(doc)
+
+
+def _point(plan: Plan, fleet: Fleet, f: float) -> ParetoPoint:
+    inputs = {w.name: w for w in fleet.workloads}
+    ttft = max((w.ttft_ms for w in plan.workloads if w.ttft_ms is not None), default=None)
+    tpot = max((w.tpot_ms for w in plan.workloads if w.tpot_ms is not None), default=None)
+    tokens = sum(w.served_requests_per_s * inputs[w.name].mean_output for w in plan.workloads if w.tpot_ms is not None)
+    devices = plan.totals.devices
+    return ParetoPoint(target_scale=f, usd_per_month=plan.totals.usd_per_month, devices=devices, ttft_ms=ttft, tpot_ms=tpot,
+                       tokens_per_s_per_device=round(tokens / max(devices, 1), 3),
+                       tokens_per_s_per_user=None if not tpot else round(1000.0 / tpot, 3), chosen=f == 1.0)  # fmt: skip
+
+
+def _dominated(p: ParetoPoint, q: ParetoPoint) -> bool:
+    """Whether ``q`` is at least as good as ``p`` on cost, TTFT and TPOT, and better on one."""
+    a = (p.usd_per_month, p.ttft_ms or 0.0, p.tpot_ms or 0.0)
+    b = (q.usd_per_month, q.ttft_ms or 0.0, q.tpot_ms or 0.0)
+    return all(y <= x for x, y in zip(a, b, strict=True)) and any(y < x for x, y in zip(a, b, strict=True))
+
+
+def pareto(fleet: Fleet, cat: CatalogueLike, factors: tuple[float, ...] = FACTORS,
+           on_done: Callable[[], None] | None = None) -> Pareto:  # fmt: skip
+    """The cost-versus-latency front of ``fleet`` (module docstring); the chosen plan is kept even if dominated.
+
+    Raises :class:`InfeasibleError` when the targets as given have no plan.
+    """
+    from aicap.sizing.plan.sizer import size
+
+    base = size(fleet, cat, alternatives=False)
+    points = [_point(base, fleet, 1.0)]
+    for f in factors:
+        if f == 1.0:
+            continue
+        scaled = _scaled(fleet, base, f)
+        with contextlib.suppress(InfeasibleError):  # targets this tight have no plan: the front ends there
+            points.append(_point(size(scaled, cat, alternatives=False), scaled, f))
+        if on_done is not None:
+            on_done()
+    front = [p for p in points if p.chosen or not any(_dominated(p, q) for q in points)]
+    unique: dict[tuple[float, float | None, float | None], ParetoPoint] = {}
+    for p in sorted(front, key=lambda p: (p.usd_per_month, not p.chosen, p.target_scale)):
+        unique.setdefault((p.usd_per_month, p.ttft_ms, p.tpot_ms), p)
+    return Pareto(pareto=list(unique.values()))
+
+
+def plot_pareto(front: Pareto, path: str, title: str) -> None:
+    """Draw the front to ``path`` (.png or .svg): $/month against worst TPOT and TTFT, the chosen plan marked."""
+    from aicap.sizing.core.figures import pyplot
+
+    plt = pyplot()
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+    for ax, key, label in ((axes[0], "tpot_ms", "worst TPOT (ms, at each workload's percentile)"),
+                           (axes[1], "ttft_ms", "worst TTFT (ms, at each workload's percentile)")):  # fmt: skip
+        pts = [(getattr(p, key), p.usd_per_month, p.chosen) for p in front.pareto if getattr(p, key) is not None]
+        pts.sort()
+        ax.plot([x for x, _, _ in pts], [y for _, y, _ in pts], "o-", color="tab:blue", label="plans on the front")
+        chosen = [(x, y) for x, y, c in pts if c]
+        if chosen:
+            ax.plot(*chosen[0], "*", color="tab:red", markersize=14, label="chosen (targets as given)")
+        ax.set_xlabel(label)
+        ax.set_ylabel("USD per month")
+        ax.grid(alpha=0.3)
+    axes[0].legend(fontsize=8)
+    fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
