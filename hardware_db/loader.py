@@ -166,8 +166,27 @@ def _load(overlays: tuple[Path, ...]) -> Catalogue:
                 f"{cat.origin['instance:' + inst.name]}: instances.{inst.name}.device: unknown device "
                 f"'{inst.device}'; known devices: {', '.join(sorted(cat.devices))}"
             )
+    _own(cat, digest)
     cat.version = digest.hexdigest()[:12]
     return cat
+
+
+OWNERSHIP = "ownership/ownership.yaml"
+
+
+def _own(cat: Catalogue, digest: hashlib._Hash) -> None:
+    """Fill each instance's ``owned`` price from the ownership data (:func:`aicap.sizing.core.ownership.owned_usd_per_hour`)."""
+    from aicap.sizing.core.ownership import owned_usd_per_hour
+    from aicap.sizing.core.specs.ownership import OwnershipData
+
+    text = resources.files("aicap.hardware_db").joinpath("ownership").joinpath("ownership.yaml").read_text(encoding="utf-8")
+    digest.update(text.encode())
+    own = validate_model(OwnershipData, load_yaml(Path(OWNERSHIP), text), f"hardware_db/{OWNERSHIP}", text, ())
+    for name, inst in cat.instances.items():
+        usd = owned_usd_per_hour(inst, cat.devices[inst.device], own)
+        if usd is not None:
+            prices = inst.price_usd_per_hour.model_copy(update={"owned": round(usd, 4)})
+            cat.instances[name] = inst.model_copy(update={"price_usd_per_hour": prices})
 
 
 def _builtin_files() -> list[tuple[str, str]]:

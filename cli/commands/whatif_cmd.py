@@ -47,6 +47,8 @@ def register(app: typer.Typer) -> None:
         hardware: Annotated[str | None, typer.Option("--hardware", help="Comma-separated device ids to allow.")] = None,
         engine: Annotated[str | None, typer.Option("--engine", help="Serving engine profile for workloads without their own.")] = None,
         alternatives: Annotated[str, typer.Option("--alternatives", help="Comma-separated: fp8, int8, int4, nvfp4, mxfp4, kv-fp8, kv-int8, spec-eagle, spec-mtp, spec-ngram.")] = "fp8,int4,kv-fp8,spec-eagle",
+        buy_vs_rent: Annotated[bool, typer.Option("--buy-vs-rent", help="Compare renting the fleet (its pricing model) with owning the hardware, and the break-even utilisation.")] = False,
+        pricing: Annotated[str | None, typer.Option("--pricing", help="Rental pricing model of the baseline: on_demand (default), spot, reserved_1y, reserved_3y or owned.")] = None,
         student: Annotated[list[str] | None, typer.Option("--student", help="Also try serving this smaller model (same tokenizer) in place of larger decoders; repeatable.")] = None,
         fmt: FormatOpt = Format.table,
     ) -> None:  # fmt: skip
@@ -59,12 +61,21 @@ def register(app: typer.Typer) -> None:
         if model is not None:
             fleet = build_fleet(model=model, rate=rate, input_tokens=input_tokens, output_tokens=output_tokens, ttft_ms=ttft_ms,
                                 tpot_ms=tpot_ms, percentile=percentile, precision=precision, cloud=cloud, hardware=hardware,
-                                engine=engine)  # fmt: skip
+                                engine=engine, pricing=pricing)  # fmt: skip
         elif fleet_file is not None:
-            fleet = load_fleet(fleet_file, cloud=cloud, hardware=hardware, engine=engine)
+            fleet = load_fleet(fleet_file, cloud=cloud, hardware=hardware, engine=engine, pricing=pricing)
         else:
             info("aicap: no fleet given; comparing alternatives for the built-in example. See `aicap whatif --help`.")
-            fleet = builtin_fleet(cloud=cloud, hardware=hardware, engine=engine)
+            fleet = builtin_fleet(cloud=cloud, hardware=hardware, engine=engine, pricing=pricing)
+        if buy_vs_rent:
+            from aicap.sizing.plan.whatif import buy_vs_rent as compare
+
+            b = compare(fleet, cat)
+            rows = [[f"rent ({b.rent_pricing})", b.rent_hardware, b.rent_usd_per_month], ["own", b.own_hardware, b.own_usd_per_month]]
+            caption = (f"Break-even utilisation {b.break_even_utilisation_pct:g}%: a rented fleet held less than this share of the month "
+                       f"costs less than owning one. {b.note}.")  # fmt: skip
+            emit(View(b.model_dump(mode="json"), [Table("Buy versus rent", ["", "hardware", "$/month"], rows, caption)]), fmt)
+            return
         changes = [named_change(n.strip()) for n in alternatives.split(",") if n.strip()]
         changes += [Change(f"student {s}", "student", cat.model(s).id) for s in student or []]
         with progress(len(changes) + 1, "sizing alternatives", enabled=not STATE.quiet) as tick:

@@ -61,6 +61,10 @@ def allowed_instances(fleet: Fleet, cat: CatalogueLike, models: tuple[str, ...] 
             continue
         out.append(inst)
     warnings = []
+    if "owned" in need:
+        warnings.append("owned: each instance type is priced as the same hardware bought and run in a colocation facility "
+                        "(straight-line depreciation, power at the facility's PUE, space per kW: hardware_db/ownership); it leaves out "
+                        "the cost of capital, networking between servers, staff and support")  # fmt: skip
     if unpriced:
         per_cloud = ", ".join(f"{n} on {cloud}" for cloud, n in sorted(unpriced.items()))
         warnings.append(
@@ -70,7 +74,7 @@ def allowed_instances(fleet: Fleet, cat: CatalogueLike, models: tuple[str, ...] 
         raise InfeasibleError(
             f"no instance type matches the constraints (clouds={c.clouds or 'any'}, regions={c.regions or 'any'}, "
             f"families={c.instance_families or 'any'}, hardware={c.hardware or 'any'}, pricing={'/'.join(need)})"
-            + (f"; {warnings[0]}" if warnings else "")
+            + (f"; {warnings[-1]}" if unpriced else "")
         )
     return out, warnings
 

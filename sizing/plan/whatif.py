@@ -184,11 +184,7 @@ def _row(name: str, plan: Plan | None, fleet: Fleet, cat: CatalogueLike, note: t
     usd = plan.totals.usd_per_month
     ttft = max((w.ttft_ms for w in plan.workloads if w.ttft_ms is not None), default=None)
     tpot = max((w.tpot_ms for w in plan.workloads if w.tpot_ms is not None), default=None)
-    bought: dict[str, int] = {}
-    for i in plan.instances:
-        bought[i.hardware] = bought.get(i.hardware, 0) + i.devices
-    hardware = ", ".join(f"{n}× {h}" for h, n in sorted(bought.items()))
-    return Alternative(name=name, usd_per_month=usd, devices=plan.totals.devices, hardware=hardware, ttft_ms=ttft, tpot_ms=tpot,
+    return Alternative(name=name, usd_per_month=usd, devices=plan.totals.devices, hardware=_hardware(plan), ttft_ms=ttft, tpot_ms=tpot,
                        memory_headroom_pct=_headroom(plan, fleet, cat), delta_usd_per_month=None if base is None else round(usd - base, 2),
                        quality_note=note[0], quality_source=note[1])  # fmt: skip
 
@@ -219,3 +215,51 @@ def whatif(fleet: Fleet, cat: CatalogueLike, changes: list[Change], quality: Qua
         if on_done is not None:
             on_done()
     return WhatIf(alternatives=rows)
+
+
+class BuyVsRent(BaseModel):
+    """The same fleet rented and owned, and the utilisation at which renting costs as much as owning."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    schema_version: Literal[1] = 1
+    rent_pricing: str
+    rent_usd_per_month: float
+    rent_hardware: str
+    own_usd_per_month: float
+    own_hardware: str
+    break_even_utilisation_pct: float = Field(
+        description="100·own/rent: a rented fleet kept only this share of the month costs as much as owning one"
+    )
+    note: str
+
+
+def buy_vs_rent(fleet: Fleet, cat: CatalogueLike) -> BuyVsRent:
+    """Size ``fleet`` under its pricing model (renting) and as owned hardware (``pricing: owned``).
+
+    Owning costs the same whether the hardware is busy or not; renting costs only the hours it is held.
+    So renting is cheaper when the fleet is needed less than ``own/rent`` of the time (autoscaled down
+    the rest), and owning is cheaper above it.
+    """
+    from aicap.sizing.plan.sizer import size
+
+    rent_model = fleet.constraints.price_model
+    if rent_model == "owned":
+        raise InputError("--buy-vs-rent compares a rented fleet with an owned one: give a rental pricing model (on_demand, spot, ...)")
+    rent = size(fleet, cat, alternatives=False)
+    doc: dict[str, Any] = fleet.model_dump(mode="json", exclude_none=True)
+    doc.setdefault("constraints", {})["pricing"] = "owned"
+    own = size(Fleet.model_validate(doc), cat, alternatives=False)
+    r, o = rent.totals.usd_per_month, own.totals.usd_per_month
+    return BuyVsRent(rent_pricing=rent_model, rent_usd_per_month=r, rent_hardware=_hardware(rent), own_usd_per_month=o,
+                     own_hardware=_hardware(own), break_even_utilisation_pct=round(100.0 * o / r, 1),
+                     note="owned: depreciation, power at the facility's PUE and colocation space (hardware_db/ownership); "
+                          "not the cost of capital, networking between servers, staff or support")  # fmt: skip
+
+
+def _hardware(plan: Plan) -> str:
+    """Devices bought, by type: ``16× a100-40gb-sxm``."""
+    bought: dict[str, int] = {}
+    for i in plan.instances:
+        bought[i.hardware] = bought.get(i.hardware, 0) + i.devices
+    return ", ".join(f"{n}× {h}" for h, n in sorted(bought.items()))

@@ -57,7 +57,7 @@ from numpy.typing import NDArray
 F = NDArray[np.float64]
 I = NDArray[np.int64]  # noqa: E741
 
-RESERVED = ("reserved_1y", "reserved_3y")
+RESERVED = ("reserved_1y", "reserved_3y", "owned")  # paid for the horizon whether used or not
 SPOT = "spot"
 
 

@@ -54,3 +54,12 @@ def test_size_pareto_plot_writes_a_picture(aicap, tmp_path) -> None:
 def test_size_pareto_refuses_verify(aicap) -> None:
     r = aicap(*PARETO, "--verify")
     assert r.code == 2 and "--pareto" in r.stderr
+
+
+def test_buy_vs_rent_json_and_errors(aicap) -> None:
+    args = ("whatif", "--model", "llama-3.1-70b", "--rate", "5", "--ttft-ms", "2000", "--tpot-ms", "40", "--cloud", "aws", "--buy-vs-rent")
+    doc = aicap(*args, "-f", "json").json()
+    assert doc["rent_pricing"] == "on_demand" and doc["own_usd_per_month"] < doc["rent_usd_per_month"]
+    assert doc["break_even_utilisation_pct"] == round(100 * doc["own_usd_per_month"] / doc["rent_usd_per_month"], 1)
+    r = aicap(*args, "--pricing", "owned")
+    assert r.code == 2 and "rental pricing model" in r.stderr

@@ -9,7 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from aicap.sizing.core.documents import NonNegFloat, PosFloat, PosInt
 
-PricingModel = Literal["on_demand", "spot", "reserved_1y", "reserved_3y"]
+PricingModel = Literal["on_demand", "spot", "reserved_1y", "reserved_3y", "owned"]
 
 #: Most devices (accelerators, TPU chips, or CPU sockets for CPU rows) one instance row may carry: 256.
 #: The largest rows in the shipped catalogue carry 16; 256 leaves room for a TPU slice or a rack-scale
@@ -27,6 +27,7 @@ class Prices(BaseModel):
     spot: PosFloat | None = None
     reserved_1y: PosFloat | None = None
     reserved_3y: PosFloat | None = None
+    owned: PosFloat | None = Field(None, description="cost of owning the hardware (filled from the ownership data, not the instance row)")
 
 
 NetworkKind = Literal["efa", "infiniband", "roce", "gpudirect-tcpx", "gpudirect-tcpxo", "ethernet", "tpu-dcn"]
