@@ -134,7 +134,7 @@ def register(app: typer.Typer) -> None:
         cloud: Annotated[str | None, typer.Option("--cloud", help="Comma-separated clouds: aws,gcp,azure.")] = None,
         hardware: Annotated[str | None, typer.Option("--hardware", help="Comma-separated device ids to allow.")] = None,
         precision: Annotated[str | None, typer.Option("--precision", help="Comma-separated weight formats to allow (default bf16,fp8).")] = None,
-        pricing: Annotated[str | None, typer.Option("--pricing", help="on_demand, spot, reserved_1y or reserved_3y; a comma-separated list lets the plan mix them hour by hour.")] = None,
+        pricing: Annotated[str | None, typer.Option("--pricing", help="on_demand, spot, reserved_1y, reserved_3y or owned (bought hardware, hardware_db/ownership); a comma-separated list lets the plan mix them hour by hour.")] = None,
         budget: Annotated[float | None, typer.Option("--budget", help="Monthly budget in USD.")] = None,
         objective: Annotated[str | None, typer.Option("--objective", help="cost (default), latency or throughput (the last two need --budget).")] = None,
         single_type: Annotated[bool, typer.Option("--single-type", help="Use one device type for the whole fleet.")] = False,

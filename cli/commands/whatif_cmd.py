@@ -48,7 +48,7 @@ def register(app: typer.Typer) -> None:
         engine: Annotated[str | None, typer.Option("--engine", help="Serving engine profile for workloads without their own.")] = None,
         alternatives: Annotated[str, typer.Option("--alternatives", help="Comma-separated: fp8, int8, int4, nvfp4, mxfp4, kv-fp8, kv-int8, spec-eagle, spec-mtp, spec-ngram.")] = "fp8,int4,kv-fp8,spec-eagle",
         buy_vs_rent: Annotated[bool, typer.Option("--buy-vs-rent", help="Compare renting the fleet (its pricing model) with owning the hardware, and the break-even utilisation.")] = False,
-        pricing: Annotated[str | None, typer.Option("--pricing", help="Rental pricing model of the baseline: on_demand (default), spot, reserved_1y, reserved_3y or owned.")] = None,
+        pricing: Annotated[str | None, typer.Option("--pricing", help="Pricing model of the baseline: on_demand (default), spot, reserved_1y, reserved_3y or owned.")] = None,
         student: Annotated[list[str] | None, typer.Option("--student", help="Also try serving this smaller model (same tokenizer) in place of larger decoders; repeatable.")] = None,
         fmt: FormatOpt = Format.table,
     ) -> None:  # fmt: skip
