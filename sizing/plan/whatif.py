@@ -122,7 +122,7 @@ def apply(fleet: Fleet, change: Change, cat: CatalogueLike) -> Fleet:
             student, teacher = cat.model(str(change.value)), cat.model(w["model"])
             if not (isinstance(student, DecoderModel) and isinstance(teacher, DecoderModel)) or student.vocab_size != teacher.vocab_size:
                 continue
-            if memory_params(student) >= memory_params(teacher):
+            if _params(student) >= _params(teacher):
                 continue
             w["model"] = str(change.value)
         touched += 1
@@ -131,7 +131,7 @@ def apply(fleet: Fleet, change: Change, cat: CatalogueLike) -> Fleet:
     return Fleet.model_validate(doc)
 
 
-def memory_params(model: DecoderModel) -> float:
+def _params(model: DecoderModel) -> float:
     """Parameters of a decoder (published, else counted from its shapes)."""
     from aicap.sizing.perf.params import inventory
 
