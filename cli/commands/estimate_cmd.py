@@ -41,7 +41,9 @@ SpecOpt = Annotated[
     typer.Option("--speculative", help="Speculative decoding: draft (with --draft-model), mtp, eagle or ngram (see docs/speculative.md)."),
 ]
 DraftModelOpt = Annotated[str | None, typer.Option("--draft-model", help="Drafting model for --speculative draft (same tokenizer).")]
-DraftTokensOpt = Annotated[int | None, typer.Option("--draft-tokens", help="Tokens proposed per step, 1-16 (default: the method's published figure).")]
+DraftTokensOpt = Annotated[
+    int | None, typer.Option("--draft-tokens", help="Tokens proposed per step, 1-16 (default: the method's published figure).")
+]
 AcceptOpt = Annotated[
     float | None, typer.Option("--acceptance", help="Per-token acceptance probability, 0-1 (default: the method's published figure).")
 ]
@@ -55,7 +57,9 @@ def speculative_config(method: str | None, draft_model: str | None, draft_tokens
 
     if method is None:
         if draft_model is not None or draft_tokens is not None or acceptance is not None:
-            raise InputError("--draft-model, --draft-tokens and --acceptance need --speculative METHOD; valid methods: " + ", ".join(METHODS))
+            raise InputError(
+                "--draft-model, --draft-tokens and --acceptance need --speculative METHOD; valid methods: " + ", ".join(METHODS)
+            )
         return None
     if method not in METHODS:
         raise InputError(f"--speculative '{method}': valid methods: {', '.join(METHODS)}")

@@ -1,4 +1,4 @@
-"""``aicap whatif``: the same demand sized under alternatives (formats, KV cache, students, speculative decoding)."""
+"""``aicap whatif``: the same demand sized under alternatives (formats, KV cache, sparsity, pruning, students, speculative decoding)."""
 
 from __future__ import annotations
 
@@ -21,9 +21,10 @@ def whatif_view(doc: Any) -> View:
         rows.append([a.name, a.hardware or f"none: {a.infeasible}", a.usd_per_month, delta, a.ttft_ms, a.tpot_ms, a.memory_headroom_pct,
                      a.quality_note])  # fmt: skip
     sources = [f"{a.name}: {a.quality_source}" for a in doc.alternatives if a.quality_source]
+    assumed = [f"{a.name}: {a.assumption}" for a in doc.alternatives if a.assumption]
     caption = ("Each row is a full plan for the same demand. TTFT/TPOT: the worst workload's promised percentile. Headroom: the least "
                "share of usable device memory left for KV cache and activations. Quality notes are published figures for the model "
-               "named, not predictions for yours. Sources: " + "; ".join(sources))  # fmt: skip
+               "named, not predictions for yours. " + "".join(f"Assumed: {x}. " for x in assumed) + "Sources: " + "; ".join(sources))  # fmt: skip
     return View(doc.model_dump(mode="json"), [Table("What if", ["alternative", "hardware", "$/month", "Δ $/month", "TTFT ms", "TPOT ms", "headroom %",
                                         "quality note"], rows, caption)])  # fmt: skip
 
@@ -46,7 +47,7 @@ def register(app: typer.Typer) -> None:
         cloud: Annotated[str | None, typer.Option("--cloud", help="Comma-separated clouds: aws,gcp,azure.")] = None,
         hardware: Annotated[str | None, typer.Option("--hardware", help="Comma-separated device ids to allow.")] = None,
         engine: Annotated[str | None, typer.Option("--engine", help="Serving engine profile for workloads without their own.")] = None,
-        alternatives: Annotated[str, typer.Option("--alternatives", help="Comma-separated: fp8, int8, int4, nvfp4, mxfp4, kv-fp8, kv-int8, spec-eagle, spec-mtp, spec-ngram.")] = "fp8,int4,kv-fp8,spec-eagle",
+        alternatives: Annotated[str, typer.Option("--alternatives", help="Comma-separated: fp8, int8, int4, nvfp4, mxfp4, kv-fp8, kv-int8, spec-eagle, spec-mtp, spec-ngram, sparse-2:4, prune-N (MLP width pruned by N% of the parameters).")] = "fp8,int4,kv-fp8,spec-eagle",
         buy_vs_rent: Annotated[bool, typer.Option("--buy-vs-rent", help="Compare renting the fleet (its pricing model) with owning the hardware, and the break-even utilisation.")] = False,
         pricing: Annotated[str | None, typer.Option("--pricing", help="Pricing model of the baseline: on_demand (default), spot, reserved_1y, reserved_3y or owned.")] = None,
         student: Annotated[list[str] | None, typer.Option("--student", help="Also try serving this smaller model (same tokenizer) in place of larger decoders; repeatable.")] = None,

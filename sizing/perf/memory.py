@@ -4,7 +4,8 @@ All results are bytes per device (GiB where the name says so). Arrays broadcast,
 evaluates many (tp, pp, batch, context) candidates at once.
 
 * weights: linear-layer parameters at the weight format plus group-quantisation scales
-  (int4 with groups of ``g``: ``0.5 + s/g`` bytes per weight), embeddings and LM head at 16 bit when
+  (int4 with groups of ``g``: ``0.5 + s/g`` bytes per weight; a 2:4-sparse model on sparse kernels
+  stores them compressed, :mod:`aicap.sizing.perf.sparsity`), embeddings and LM head at 16 bit when
   quantised, split ``tp`` ways and over ``pp`` stages (the heaviest stage counts);
 * KV cache per token: ``⌈L/pp⌉ · e_kv · b_kv`` with ``e_kv = 2·⌈n_kv/tp⌉·d`` (KV heads are
   replicated when ``tp > n_kv``) or, for MLA, ``r_kv + d_rope`` replicated on every rank; windowed
@@ -27,6 +28,7 @@ from aicap.sizing.core.deployment import Deployment
 from aicap.sizing.core.dtypes import BYTES_PER_ELEMENT
 from aicap.sizing.core.errors import InputError
 from aicap.sizing.core.specs.model import DecoderModel, GenericModel
+from aicap.sizing.perf import sparsity
 from aicap.sizing.perf.params import Inventory, inventory, kv_elements_per_token_per_layer
 
 GIB = float(2**30)
@@ -38,6 +40,14 @@ def bytes_per_weight(weights_dtype: str, dep: Deployment) -> float:
     group = dep.runtime.quant_group_size.get(weights_dtype)
     scale = dep.runtime.quant_scale_bytes.get(weights_dtype, 0.0)
     return BYTES_PER_ELEMENT[weights_dtype] + (scale / group if group else 0.0)
+
+
+def linear_bytes_per_weight(dep: Deployment) -> float:
+    """Storage bytes per weight of the layers' body (linear layers and norms): :func:`bytes_per_weight` times the 2:4 storage share.
+
+    See :func:`aicap.sizing.perf.sparsity.storage_factor` (1 for dense models and where no sparse kernel runs them).
+    """
+    return bytes_per_weight(dep.weights_dtype, dep) * sparsity.storage_factor(dep)
 
 
 def embedding_bytes_per_weight(dep: Deployment) -> float:
@@ -52,7 +62,7 @@ def total_weight_bytes(dep: Deployment, inv: Inventory | None = None) -> float:
     m = dep.transformer
     inv = inv or inventory(m)
     body = inv.total - inv.embedding - inv.lm_head
-    size = body * bytes_per_weight(dep.weights_dtype, dep) + (inv.embedding + inv.lm_head) * embedding_bytes_per_weight(dep)
+    size = body * linear_bytes_per_weight(dep) + (inv.embedding + inv.lm_head) * embedding_bytes_per_weight(dep)
     ckpt = m.checkpoint_bytes
     if ckpt and dep.weights_dtype == m.native_dtype:
         return float(ckpt)
@@ -73,7 +83,7 @@ def weight_bytes_per_device(dep: Deployment, tp: ArrayLike, pp: ArrayLike, inv: 
         return np.asarray(weight_bytes_generic(dep) / tp_a + 0.0 * pp_a, dtype=np.float64)
     inv = inv or inventory(dep.transformer)
     scale = total_weight_bytes(dep, inv) / max(_raw_weight_bytes(dep, inv), 1.0)
-    body = (inv.total - inv.embedding - inv.lm_head) * bytes_per_weight(dep.weights_dtype, dep)
+    body = (inv.total - inv.embedding - inv.lm_head) * linear_bytes_per_weight(dep)
     emb = inv.embedding * embedding_bytes_per_weight(dep)
     head = inv.lm_head * embedding_bytes_per_weight(dep)
     layers_per_stage = np.ceil(inv.layers / pp_a)
@@ -100,7 +110,7 @@ def draft_weight_bytes(dep: Deployment) -> float:
 
 def _raw_weight_bytes(dep: Deployment, inv: Inventory) -> float:
     body = inv.total - inv.embedding - inv.lm_head
-    return body * bytes_per_weight(dep.weights_dtype, dep) + (inv.embedding + inv.lm_head) * embedding_bytes_per_weight(dep)
+    return body * linear_bytes_per_weight(dep) + (inv.embedding + inv.lm_head) * embedding_bytes_per_weight(dep)
 
 
 def kv_elements_per_device(dep: Deployment, tp: ArrayLike) -> F:

@@ -14,6 +14,10 @@ in sequence, see :mod:`aicap.sizing.perf.roofline`). With ``N = B·T`` tokens an
 * ``lm_head``: logits for the last token of each sequence, ``2·B·V·h/tp`` FLOPs;
 * ``norms``: element-wise traffic ``N·h·2·(2·norms + 2)·L`` bytes.
 
+A 2:4-sparse model on an engine's sparse kernels divides the FLOPs and weight bytes of ``attn_proj``,
+``mlp`` and ``experts`` by the engine's published speed-up ``g``
+(:func:`aicap.sizing.perf.sparsity.linear_speedup`).
+
 Reference: Kaplan et al. (2020), Eq. 2.2 for ``2·P`` FLOPs per token; Pope et al. (2022),
 "Efficiently Scaling Transformer Inference", Sec. 3 for the KV-cache traffic of decode.
 """
@@ -28,6 +32,7 @@ from numpy.typing import ArrayLike, NDArray
 from aicap.sizing.core.deployment import Deployment
 from aicap.sizing.core.errors import InputError
 from aicap.sizing.core.specs.model import GenericModel
+from aicap.sizing.perf import sparsity
 from aicap.sizing.perf.memory import bytes_per_weight, embedding_bytes_per_weight, kv_elements_per_device
 from aicap.sizing.perf.params import inventory
 
@@ -60,7 +65,7 @@ def expert_bytes_terms(dep: Deployment, tp: ArrayLike) -> tuple[F, F, F]:
     """
     inv = inventory(dep.transformer)
     tp_a = np.asarray(tp, dtype=float)
-    w = bytes_per_weight(dep.weights_dtype, dep)
+    w = bytes_per_weight(dep.weights_dtype, dep) / sparsity.linear_speedup(dep)
     scale = inv.moe_layers / tp_a
     h = dep.transformer.hidden_size
     fixed = (inv.shared_per_layer + inv.router_per_layer) * w * scale
@@ -81,13 +86,14 @@ def transformer_step(
     c0 = np.asarray(context, dtype=float)
     tp_a = np.asarray(tp, dtype=float)
     n = b * t
-    w = bytes_per_weight(dep.weights_dtype, dep)
+    g = sparsity.linear_speedup(dep)
+    w = bytes_per_weight(dep.weights_dtype, dep) / g
     h, layers = m.hidden_size, m.num_layers
     zero = 0.0 * (n + tp_a + c0)
 
     proj_out = inv.attn_per_layer / h  # width of the projection outputs (q, k, v, o)
     attn_proj = OpCost(
-        flops=2.0 * n * inv.attn_per_layer * layers / tp_a,
+        flops=2.0 * n * inv.attn_per_layer * layers / tp_a / g,
         bytes=inv.attn_per_layer * layers * w / tp_a + n * (2 * h + proj_out) * ACT_BYTES * layers / tp_a,
     )
 
@@ -106,7 +112,7 @@ def transformer_step(
 
     width_mlp = inv.mlp_per_layer / h
     mlp = OpCost(
-        flops=2.0 * n * inv.mlp_per_layer * inv.dense_layers / tp_a,
+        flops=2.0 * n * inv.mlp_per_layer * inv.dense_layers / tp_a / g,
         bytes=(inv.mlp_per_layer * w + n * (h + width_mlp) * ACT_BYTES) * inv.dense_layers / tp_a,
     )
 
@@ -115,7 +121,7 @@ def transformer_step(
         touched = expected_distinct_experts(n, e, k)
         active = k * inv.expert + inv.shared_per_layer + inv.router_per_layer
         fixed, per_expert, per_token = expert_bytes_terms(dep, tp_a)
-        experts = OpCost(flops=2.0 * n * active * inv.moe_layers / tp_a, bytes=fixed + per_expert * touched + per_token * n)
+        experts = OpCost(flops=2.0 * n * active * inv.moe_layers / tp_a / g, bytes=fixed + per_expert * touched + per_token * n)
     else:
         experts = OpCost(flops=zero, bytes=zero)
 

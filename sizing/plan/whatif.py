@@ -10,7 +10,12 @@ load):
 * ``student`` — serve a smaller model of the same tokenizer in place of each larger decoder
   (distillation: the student is just another catalogue model);
 * ``speculative`` — add speculative decoding to the decoders (draft model, MTP or EAGLE heads, n-gram),
-  with the method's published acceptance unless one is given.
+  with the method's published acceptance unless one is given;
+* ``sparse`` — serve each decoder 2:4-sparse (``sparse-2:4``): compressed and faster only where the
+  workload's engine has sparse kernels for the device, with the engine's published speed-up
+  (:mod:`aicap.sizing.perf.sparsity`); elsewhere the row costs what the dense model costs;
+* ``prune`` — serve each decoder with its MLP width pruned until its parameters fall by a fraction
+  (``prune-30``: 30%), the assumption :mod:`aicap.sizing.plan.variants` states.
 
 Each alternative carries a quality note: the published figure for that technique whose model is
 closest by name to the workload's (:class:`~aicap.sizing.core.specs.quality.QualityData`), labelled as
@@ -23,6 +28,7 @@ activations after weights and reserves, ``(C − W − R)/C``, the least over th
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -35,29 +41,31 @@ from aicap.sizing.core.engines import engine_for
 from aicap.sizing.core.errors import InfeasibleError, InputError
 from aicap.sizing.core.fleet import Fleet
 from aicap.sizing.core.plan import Plan
+from aicap.sizing.core.specs import ModelSpec
 from aicap.sizing.core.specs.model import DecoderModel
 from aicap.sizing.core.specs.quality import QualityData
 from aicap.sizing.core.specs.speculative import SpeculativeConfig
 from aicap.sizing.core.speculative import speculative_for
 from aicap.sizing.perf import memory
+from aicap.sizing.plan import variants
 
-Kind = Literal["weights", "kv", "student", "speculative"]
+Kind = Literal["weights", "kv", "student", "speculative", "sparse", "prune"]
 #: Techniques of the quality data that describe each weight format (int8 in aicap is weight-only: the
 #: published W8A8 figures quantise activations too, so they bound its loss from above).
 WEIGHT_TECHNIQUES = {"fp8": ("fp8",), "int8": ("int8-w8a8",), "int4": ("int4-gptq", "int4-awq"), "nvfp4": ("nvfp4",), "mxfp4": ("mxfp4",)}
 KV_TECHNIQUES = {"fp8": ("kv-fp8",), "int8": ("kv-int8",)}
 #: Alternatives named on the command line (``--alternatives``).
-NAMED = ("fp8", "int8", "int4", "nvfp4", "mxfp4", "kv-fp8", "kv-int8", "spec-eagle", "spec-mtp", "spec-ngram")
+NAMED = ("fp8", "int8", "int4", "nvfp4", "mxfp4", "kv-fp8", "kv-int8", "spec-eagle", "spec-mtp", "spec-ngram", "sparse-2:4", "prune-N")
 DEFAULT_ALTERNATIVES = ("fp8", "int4", "kv-fp8", "spec-eagle")
 
 
 @dataclass(frozen=True)
 class Change:
-    """One alternative: what it changes, and its value (a format, a student model id, or a speculative configuration)."""
+    """One alternative: what it changes, and its value (a format, a student model id, a speculative configuration, a pruned fraction)."""
 
     name: str
     kind: Kind
-    value: str | SpeculativeConfig
+    value: str | float | SpeculativeConfig
 
 
 def named_change(name: str) -> Change:
@@ -69,6 +77,11 @@ def named_change(name: str) -> Change:
     if name.startswith("spec-") and name[5:] in ("eagle", "mtp", "ngram"):
         method: Literal["eagle", "mtp", "ngram"] = name[5:]  # type: ignore[assignment]
         return Change(f"speculative {method}", "speculative", SpeculativeConfig(method=method))
+    if name in ("sparse-2:4", "sparse-2of4"):
+        return Change("2:4 sparse", "sparse", "2:4")
+    pct = re.fullmatch(r"prune-(\d{1,2})", name)
+    if pct and int(pct.group(1)) > 0:
+        return Change(f"pruned {int(pct.group(1))}%", "prune", int(pct.group(1)) / 100.0)
     raise InputError(f"--alternatives '{name}': valid: {', '.join(NAMED)}")
 
 
@@ -87,6 +100,7 @@ class Alternative(BaseModel):
     delta_usd_per_month: float | None = None
     quality_note: str = Field(description="published quality of the technique, for the model the publication names")
     quality_source: str | None = Field(None, description="where the quality figure (or the acceptance rate) was published")
+    assumption: str | None = Field(None, description="what the alternative assumes (sparse kernels used or not, parameters after pruning)")
     infeasible: str | None = None
 
 
@@ -103,11 +117,16 @@ def _decoders(fleet: Fleet, cat: CatalogueLike) -> set[str]:
     return {w.name for w in fleet.workloads if isinstance(cat.model(w.model), DecoderModel)}
 
 
-def apply(fleet: Fleet, change: Change, cat: CatalogueLike) -> Fleet:
-    """``fleet`` with ``change`` made to every workload it concerns (decoders only for KV, students and drafters)."""
+def apply(fleet: Fleet, change: Change, cat: CatalogueLike) -> tuple[Fleet, CatalogueLike]:
+    """``fleet`` with ``change`` made to every workload it concerns, and the catalogue to size it against.
+
+    KV formats, students, drafters, sparsity and pruning change decoders only; the catalogue is ``cat``
+    with the compressed variants the changed fleet names.
+    """
     doc: dict[str, Any] = fleet.model_dump(mode="json", exclude_none=True)
     dec = _decoders(fleet, cat)
     touched = 0
+    extra: dict[str, ModelSpec] = {}
     for w in doc["workloads"]:
         if change.kind == "weights":
             w["precisions"] = [change.value]
@@ -118,6 +137,16 @@ def apply(fleet: Fleet, change: Change, cat: CatalogueLike) -> Fleet:
         elif change.kind == "speculative":
             assert isinstance(change.value, SpeculativeConfig)
             w["speculative"] = change.value.model_dump(exclude_none=True)
+        elif change.kind in ("sparse", "prune"):
+            model = cat.model(w["model"])
+            assert isinstance(model, DecoderModel)
+            if change.kind == "sparse":
+                variant = variants.sparse(model)
+            else:
+                assert isinstance(change.value, float)
+                variant = variants.pruned(model, change.value)
+            extra[variant.id] = variant
+            w["model"] = variant.id
         else:
             student, teacher = cat.model(str(change.value)), cat.model(w["model"])
             if not (isinstance(student, DecoderModel) and isinstance(teacher, DecoderModel)) or student.vocab_size != teacher.vocab_size:
@@ -128,7 +157,7 @@ def apply(fleet: Fleet, change: Change, cat: CatalogueLike) -> Fleet:
         touched += 1
     if not touched:
         raise InputError(f"alternative '{change.name}' changes no workload (students replace larger decoders of the same tokenizer)")
-    return Fleet.model_validate(doc)
+    return Fleet.model_validate(doc), (variants.WithModels(cat, extra) if extra else cat)
 
 
 def _params(model: DecoderModel) -> float:
@@ -150,6 +179,8 @@ def _quality(change: Change, fleet: Fleet, cat: CatalogueLike, quality: QualityD
     if change.kind == "student":
         techniques: tuple[str, ...] = ("distill",)
         model = str(change.value)
+    elif change.kind in ("sparse", "prune"):
+        techniques, model = ("sparse-2-4",) if change.kind == "sparse" else ("prune-width",), fleet.workloads[0].model
     else:
         techniques = (WEIGHT_TECHNIQUES if change.kind == "weights" else KV_TECHNIQUES)[str(change.value)]
         model = fleet.workloads[0].model
@@ -177,16 +208,44 @@ def _headroom(plan: Plan, fleet: Fleet, cat: CatalogueLike) -> float | None:
     return None if worst is None else round(worst, 1)
 
 
+def _assumption(change: Change, plan: Plan | None, fleet: Fleet, cat: CatalogueLike) -> str | None:
+    """What a sparse or pruned alternative assumes: whether sparse kernels run it, or the parameters pruning leaves."""
+    if change.kind == "prune":
+        from aicap.sizing.perf.params import inventory
+
+        said = []
+        for w in fleet.workloads:
+            m = cat.model(w.model)
+            if isinstance(m, DecoderModel) and re.search(r"-pruned\d+$", m.id):
+                said.append(f"{m.name}: {inventory(m).total / 1e9:.2f} B parameters (MLP channels removed; attention, KV cache and "
+                            "embeddings kept)")  # fmt: skip
+        return "; ".join(dict.fromkeys(said)) or None
+    if change.kind != "sparse" or plan is None:
+        return None
+    where = "; ".join(f"--engine {e.id} on {', '.join(e.sparse_kernels.families)} ({', '.join(e.sparse_kernels.weights_dtypes)})"
+                      for e in cat.engines.values() if e.sparse_kernels)  # fmt: skip
+    said = []
+    for pw in plan.workloads:
+        engine = engine_for(cat, pw.engine)
+        for d in pw.deployments:
+            speedup = engine.on(cat.device(d.hardware)).sparse_speedup.get(d.weights_dtype)
+            said.append(f"{d.hardware} {d.weights_dtype}: {engine.runtime.engine} sparse kernels, linear layers {speedup:g}x faster, "
+                        "stored compressed" if speedup else f"{d.hardware} {d.weights_dtype}: served dense ({engine.runtime.engine} has no "
+                        f"2:4 kernels for it; engines that have: {where or 'none in the catalogue'})")  # fmt: skip
+    return "; ".join(dict.fromkeys(said)) or None
+
+
 def _row(name: str, plan: Plan | None, fleet: Fleet, cat: CatalogueLike, note: tuple[str, str | None], base: float | None,
-         why: str | None) -> Alternative:  # fmt: skip
+         why: str | None, assumption: str | None = None) -> Alternative:  # fmt: skip
     if plan is None:
-        return Alternative(name=name, usd_per_month=None, quality_note=note[0], quality_source=note[1], infeasible=why)
+        return Alternative(name=name, usd_per_month=None, quality_note=note[0], quality_source=note[1], assumption=assumption,
+                           infeasible=why)  # fmt: skip
     usd = plan.totals.usd_per_month
     ttft = max((w.ttft_ms for w in plan.workloads if w.ttft_ms is not None), default=None)
     tpot = max((w.tpot_ms for w in plan.workloads if w.tpot_ms is not None), default=None)
     return Alternative(name=name, usd_per_month=usd, devices=plan.totals.devices, hardware=_hardware(plan), ttft_ms=ttft, tpot_ms=tpot,
                        memory_headroom_pct=_headroom(plan, fleet, cat), delta_usd_per_month=None if base is None else round(usd - base, 2),
-                       quality_note=note[0], quality_source=note[1])  # fmt: skip
+                       quality_note=note[0], quality_source=note[1], assumption=assumption)  # fmt: skip
 
 
 def whatif(fleet: Fleet, cat: CatalogueLike, changes: list[Change], quality: QualityData,
@@ -204,14 +263,14 @@ def whatif(fleet: Fleet, cat: CatalogueLike, changes: list[Change], quality: Qua
     if on_done is not None:
         on_done()
     for change in changes:
-        changed = apply(fleet, change, cat)
+        changed, ccat = apply(fleet, change, cat)
         note = _quality(change, fleet, cat, quality)
         try:
-            plan: Plan | None = size(changed, cat, alternatives=False)
+            plan: Plan | None = size(changed, ccat, alternatives=False)
             why = None
         except InfeasibleError as exc:
             plan, why = None, str(exc)
-        rows.append(_row(change.name, plan, changed, cat, note, base, why))
+        rows.append(_row(change.name, plan, changed, ccat, note, base, why, _assumption(change, plan, changed, ccat)))
         if on_done is not None:
             on_done()
     return WhatIf(alternatives=rows)

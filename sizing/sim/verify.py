@@ -232,8 +232,9 @@ def simulate_plan(plan: Plan, cat: CatalogueLike, *, requests_per_replica: int =
             if d.requests_per_s <= 0:
                 continue
             dev = cat.device(d.hardware)
-            layout = Layout(model, dev, engine.efficiency(cat, dev), engine.on(dev), d.tp, d.pp, d.ep, d.weights_dtype, d.kv_dtype,
-                            speculative=drafting)
+            layout = Layout(
+                model, dev, engine.efficiency(cat, dev), engine.on(dev), d.tp, d.pp, d.ep, d.weights_dtype, d.kv_dtype, speculative=drafting
+            )
             s = seed + 7919 * k + 104729 * len(out)
 
             kind: ArrivalKind = "constant" if w.arrival_cv == 0 else "poisson" if w.arrival_cv == 1 else "gamma"

@@ -65,8 +65,9 @@ def verify_periods(plan: PeriodPlan, fleet: Fleet, cat: CatalogueLike, *, reques
             if hour < 0:
                 continue
             dev = cat.device(d.hardware)
-            layout = Layout(model, dev, engine.efficiency(cat, dev), engine.on(dev), d.tp, d.pp, 1, d.weights_dtype, d.kv_dtype,
-                            speculative=speculative)
+            layout = Layout(
+                model, dev, engine.efficiency(cat, dev), engine.on(dev), d.tp, d.pp, 1, d.weights_dtype, d.kv_dtype, speculative=speculative
+            )
             kind: ArrivalKind = "constant" if w.arrival_cv == 0 else "poisson" if w.arrival_cv == 1 else "gamma"
             s = seed + 7919 * k + 104729 * len(out)
             spec = TrafficSpec(requests, lengths(w.input_tokens), lengths(w.output_tokens) if decoder else Lengths.fixed(0),

@@ -5,7 +5,7 @@ from __future__ import annotations
 ARGS = ("whatif", "--model", "llama-3.1-8b", "--rate", "20", "--input-tokens", "2000", "--output-tokens", "300", "--ttft-ms", "3000",
         "--tpot-ms", "60", "--precision", "bf16", "--hardware", "l4", "--cloud", "aws,gcp")  # fmt: skip
 KEYS = {"name", "usd_per_month", "devices", "hardware", "ttft_ms", "tpot_ms", "memory_headroom_pct", "delta_usd_per_month", "quality_note",
-        "quality_source", "infeasible"}  # fmt: skip
+        "quality_source", "assumption", "infeasible"}  # fmt: skip
 
 
 def test_json_lists_the_baseline_and_each_alternative(aicap) -> None:
@@ -28,6 +28,16 @@ def test_errors_are_one_line_exit_2(aicap) -> None:
     assert r.code == 2 and "changes no workload" in r.stderr
     r = aicap(*ARGS, "--student", "no-such-model")
     assert r.code == 2 and "no-such-model" in r.stderr
+    r = aicap(*ARGS, "--alternatives", "prune-80")
+    assert r.code == 2 and "pruning 80% of llama-3.1-8b" in r.stderr and r.stderr.count("\n") == 1
+
+
+def test_sparse_and_pruned_rows_say_what_they_assume(aicap) -> None:
+    r = aicap(*ARGS, "--alternatives", "sparse-2:4,prune-30")
+    assert r.code == 0 and "Assumed: 2:4 sparse: l4 bf16: served dense" in " ".join(r.stdout.split())
+    doc = aicap(*ARGS, "--alternatives", "sparse-2:4,prune-30", "-f", "json").json()
+    sparse, pruned = doc["alternatives"][1:]
+    assert sparse["usd_per_month"] == doc["alternatives"][0]["usd_per_month"] and pruned["delta_usd_per_month"] < 0
 
 
 PARETO = ("size", "--model", "llama-3.1-70b", "--rate", "5", "--ttft-ms", "2000", "--tpot-ms", "40", "--cloud", "aws", "--pareto")

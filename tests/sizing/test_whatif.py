@@ -13,7 +13,7 @@ from aicap.sizing.plan.whatif import NAMED, Change, apply, named_change, whatif
 # Llama-3.1-8B on L4 in bf16, bandwidth- and memory-bound at 20 req/s: every technique has room to save.
 FLEET = {"model": "llama-3.1-8b", "rate": 20.0, "input_tokens": 2000, "output_tokens": 300, "ttft_ms": 3000.0, "tpot_ms": 60.0,
          "percentile": "p99", "precision": "bf16", "hardware": "l4", "cloud": "aws,gcp"}  # fmt: skip
-CHEAPER = ("fp8", "int8", "int4", "kv-fp8", "kv-int8", "spec-eagle", "spec-ngram")
+CHEAPER = ("fp8", "int8", "int4", "kv-fp8", "kv-int8", "spec-eagle", "spec-ngram", "prune-30")
 
 
 @pytest.fixture(scope="module")
@@ -65,3 +65,29 @@ def test_bad_alternatives_are_input_errors(cat: Catalogue) -> None:
         named_change("int3")
     with pytest.raises(InputError, match="changes no workload"):
         apply(build_fleet(**FLEET), Change("student qwen3-8b", "student", "qwen3-8b"), cat)  # type: ignore[arg-type]
+
+
+def test_pruning_names_the_parameters_it_leaves(result) -> None:  # type: ignore[no-untyped-def]
+    alt = next(r for r in result.alternatives if r.name == "pruned 30%")
+    assert alt.assumption and "5.62 B parameters" in alt.assumption and alt.quality_note.startswith("published for Llama-3.1-8B ->")
+
+
+def test_sparsity_saves_only_where_the_engine_has_sparse_kernels_for_the_device(cat: Catalogue) -> None:
+    fleet = {**FLEET, "hardware": "h100-sxm", "engine": "vllm"}
+    hopper = whatif(build_fleet(**fleet), cat, [named_change("sparse-2:4")], quality_figures())  # type: ignore[arg-type]
+    base, alt = hopper.alternatives
+    assert alt.usd_per_month is not None and base.usd_per_month is not None and alt.usd_per_month < base.usd_per_month
+    assert alt.memory_headroom_pct is not None and base.memory_headroom_pct is not None
+    assert alt.memory_headroom_pct > base.memory_headroom_pct and alt.assumption and "sparse kernels" in alt.assumption
+    ampere = whatif(build_fleet(**{**fleet, "hardware": "a100-80gb-sxm"}), cat, [named_change("sparse-2:4")], quality_figures())  # type: ignore[arg-type]
+    base, alt = ampere.alternatives
+    assert alt.usd_per_month == base.usd_per_month and alt.ttft_ms == base.ttft_ms
+    assert alt.assumption and "served dense" in alt.assumption and "--engine vllm on nvidia-hopper" in alt.assumption
+
+
+def test_named_compression_alternatives_parse() -> None:
+    assert named_change("sparse-2:4").kind == "sparse"
+    prune = named_change("prune-25")
+    assert prune.kind == "prune" and prune.value == 0.25 and prune.name == "pruned 25%"
+    with pytest.raises(InputError, match="prune-N"):
+        named_change("prune-0")

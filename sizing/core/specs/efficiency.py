@@ -124,9 +124,14 @@ class RuntimeSpec(BaseModel):
     kv_cache_tokens: PosInt | None = None
     request_overhead_ms: NonNegFloat = 0.0
     default_engine: str | None = None
+    sparse_speedup: dict[str, PosFloat] = Field(
+        default_factory=dict,
+        description="published speed-up of 2:4-sparse linear layers by weight format, where the engine has sparse kernels for the "
+        "device (empty: sparse models run dense)",
+    )
     source: str = Field(min_length=1)
 
-    @field_validator("quant_group_size", "quant_scale_bytes")
+    @field_validator("quant_group_size", "quant_scale_bytes", "sparse_speedup")
     @classmethod
     def _known_formats(cls, v: dict[str, T]) -> dict[str, T]:
         return _known_dtypes(v)

@@ -111,6 +111,39 @@ class EngineScheduler(BaseModel):
     source: str = Field(min_length=1)
 
 
+class SparseKernels(BaseModel):
+    """Where an engine runs 2:4 semi-structured sparse linear layers on sparse tensor cores, and how much faster.
+
+    Attributes
+    ----------
+    families
+        Device families the engine ships sparse kernels for.
+    weights_dtypes
+        Weight formats those kernels take.
+    speedup
+        Published end-to-end speed-up of a 2:4-sparse model over its dense original on those devices
+        [-], applied to the linear layers only (attention is not sparse), so the modelled end-to-end
+        gain is below the published one.
+    speedup_source
+        Where the speed-up was published, and for what.
+    source
+        Where the kernels and the devices they are built for are documented, with versions.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+    families: list[str] = Field(min_length=1)
+    weights_dtypes: list[str] = Field(min_length=1)
+    speedup: float = Field(ge=1.0)
+    speedup_source: str = Field(min_length=1)
+    source: str = Field(min_length=1)
+
+    @field_validator("weights_dtypes")
+    @classmethod
+    def _weights(cls, v: list[str]) -> list[str]:
+        return _known(v, WEIGHT_DTYPES)
+
+
 class EngineSpec(BaseModel):
     """One serving engine's defaults, at one version.
 
@@ -137,6 +170,9 @@ class EngineSpec(BaseModel):
         engine under load (``aicap validate --set server --fit-overheads``), with how.
     device_rules
         Defaults the engine picks by device (:class:`DeviceRule`; the first that applies wins).
+    sparse_kernels
+        Where the engine runs 2:4-sparse models on sparse kernels (:class:`SparseKernels`); ``None``:
+        nowhere (they run as dense models).
     notes
         What the profile does not capture.
     """
@@ -156,6 +192,7 @@ class EngineSpec(BaseModel):
     request_overhead_ms: NonNegFloat = 0.0
     request_overhead_source: str | None = None
     device_rules: list[DeviceRule] = Field(default_factory=list)
+    sparse_kernels: SparseKernels | None = None
     notes: str | None = None
 
     @field_validator("weights_dtypes")
@@ -203,7 +240,15 @@ class EngineSpec(BaseModel):
             "request_overhead_ms": self.request_overhead_ms,
             "max_prefill_tokens": int(pick("max_prefill_tokens", self.scheduler.max_prefill_tokens)),
             "max_batch": int(pick("max_running_requests", self.scheduler.max_running_requests)),
+            "sparse_speedup": self._sparse_speedup(device),
         })  # fmt: skip
+
+    def _sparse_speedup(self, device: DeviceSpec | None) -> dict[str, float]:
+        """Speed-up of 2:4-sparse linear layers by weight format on ``device`` (empty where the engine has no sparse kernels for it)."""
+        sk = self.sparse_kernels
+        if sk is None or device is None or device.family not in sk.families:
+            return {}
+        return dict.fromkeys(sk.weights_dtypes, sk.speedup)
 
 
 def _known(v: list[str], valid: tuple[str, ...]) -> list[str]:

@@ -75,6 +75,11 @@ class _Transformer(_Strict):
     mlp_bias: bool = False
     tied_embeddings: bool = False
     checkpoint_bytes: PosFloat | None = None
+    sparsity: Literal["2:4"] | None = Field(
+        None,
+        description="'2:4': the linear layers keep 2 of every 4 weights (semi-structured sparsity); an engine with sparse kernels "
+        "for the device stores them compressed and runs them faster (EngineSpec.sparse_kernels), others run them dense",
+    )
     notes: str | None = None
 
     @property

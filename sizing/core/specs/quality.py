@@ -32,7 +32,8 @@ class QualityFigure(BaseModel):
 
     def short(self) -> str:
         """``published for Meta-Llama-3.1-70B-Instruct, MMLU: 82.6 vs 83.1 accuracy %`` (the benchmark's first clause)."""
-        against = f" vs {self.baseline:g} unquantised" if self.baseline is not None else ""
+        original = "original" if self.technique in ("sparse-2-4", "prune-width", "distill", "speculative") else "unquantised"
+        against = f" vs {self.baseline:g} {original}" if self.baseline is not None else ""
         bench = self.benchmark.split(" (")[0]
         return f"published for {self.model}, {bench}: {self.value:g}{against} {self.unit}"
 
