@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from aicap.cli.render import Format, Table, View, emit, progress
 from aicap.cli.state import STATE, catalogue, guarded, info
+from aicap.sizing.core.errors import InputError
+
+if TYPE_CHECKING:
+    from aicap.sizing.core.catalogue import CatalogueLike
+    from aicap.sizing.core.fleet import Fleet
+    from aicap.sizing.plan.whatif import Change
 
 FormatOpt = Annotated[Format, typer.Option("--format", "-f", help="Output format.")]
 
@@ -27,6 +33,24 @@ def whatif_view(doc: Any) -> View:
                "named, not predictions for yours. " + "".join(f"Assumed: {x}. " for x in assumed) + "Sources: " + "; ".join(sources))  # fmt: skip
     return View(doc.model_dump(mode="json"), [Table("What if", ["alternative", "hardware", "$/month", "Δ $/month", "TTFT ms", "TPOT ms", "headroom %",
                                         "quality note"], rows, caption)])  # fmt: skip
+
+
+def _pareto(fleet: Fleet, cat: CatalogueLike, changes: list[Change], plot: Path | None, fmt: Format) -> None:
+    """``whatif --pareto``: every alternative's front in one table, the joint front marked."""
+    from aicap.sizing.plan.pareto import FACTORS, plot_pareto, whatif_pareto
+
+    with progress(len(FACTORS) * (len(changes) + 1), "sizing the fronts", enabled=not STATE.quiet) as tick:
+        fronts = whatif_pareto(fleet, cat, changes, on_done=tick)
+    if plot is not None:
+        plot_pareto(fronts, str(plot), f"Cost against latency by alternative: {', '.join(w.name for w in fleet.workloads)}")
+        info(f"aicap: wrote {plot}")
+    rows = [[p.alternative, p.target_scale, p.usd_per_month, p.devices, p.ttft_ms, p.tpot_ms, p.tokens_per_s_per_device,
+             "★" if p.on_front else "", "◀ chosen" if p.chosen else ""] for p in fronts.pareto]  # fmt: skip
+    caption = ("Each row is a full plan with every workload's TTFT and TPOT targets scaled by the factor, on its alternative's front. "
+               "★: no plan of any alternative beats it on cost, TTFT and TPOT together. TTFT/TPOT: the worst workload's promised "
+               "percentile." + "".join(f" No plan for {n}: {why}." for n, why in fronts.no_plan.items()))  # fmt: skip
+    emit(View(fronts.model_dump(mode="json"), [Table("Cost against latency by alternative (Pareto fronts)", ["alternative", "target scale",
+         "$/month", "devices", "TTFT ms", "TPOT ms", "tok/s per device", "best", ""], rows, caption)]), fmt)  # fmt: skip
 
 
 def register(app: typer.Typer) -> None:
@@ -51,6 +75,8 @@ def register(app: typer.Typer) -> None:
         buy_vs_rent: Annotated[bool, typer.Option("--buy-vs-rent", help="Compare renting the fleet (its pricing model) with owning the hardware, and the break-even utilisation.")] = False,
         pricing: Annotated[str | None, typer.Option("--pricing", help="Pricing model of the baseline: on_demand (default), spot, reserved_1y, reserved_3y or owned.")] = None,
         student: Annotated[list[str] | None, typer.Option("--student", help="Also try serving this smaller model (same tokenizer) in place of larger decoders; repeatable.")] = None,
+        pareto: Annotated[bool, typer.Option("--pareto", help="Print each alternative's cost-versus-latency front (targets scaled 0.3x to 3x), marking the plans no alternative beats.")] = False,
+        plot: Annotated[Path | None, typer.Option("--plot", help="With --pareto: draw the fronts (.png or .svg; the plot extra).")] = None,
         fmt: FormatOpt = Format.table,
     ) -> None:  # fmt: skip
         """Size the same demand under alternatives and compare cost, latency, memory and published quality."""
@@ -79,6 +105,11 @@ def register(app: typer.Typer) -> None:
             return
         changes = [named_change(n.strip()) for n in alternatives.split(",") if n.strip()]
         changes += [Change(f"student {s}", "student", cat.model(s).id) for s in student or []]
+        if plot is not None and not pareto:
+            raise InputError("--plot draws the fronts of --pareto: add --pareto")
+        if pareto:
+            _pareto(fleet, cat, changes, plot, fmt)
+            return
         with progress(len(changes) + 1, "sizing alternatives", enabled=not STATE.quiet) as tick:
             result = whatif(fleet, cat, changes, quality_figures(), on_done=tick)
         emit(whatif_view(result), fmt)

@@ -10,13 +10,17 @@ every workload moves.
 Per point: the monthly cost, the worst workload's promised TTFT and TPOT percentiles, output tokens/s
 per device bought (``Σ λ_w·O_w / devices``) and per user (``1000/TPOT``), and whether it is the plan of
 the targets as given (``f = 1``).
+
+:func:`whatif_pareto` draws one front per what-if alternative (``aicap whatif --pareto``) and marks
+the points no other alternative's plan beats (``on_front``): which technique is cheapest at each
+latency.
 """
 
 from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -24,6 +28,9 @@ from aicap.sizing.core.catalogue import CatalogueLike
 from aicap.sizing.core.errors import InfeasibleError
 from aicap.sizing.core.fleet import Fleet
 from aicap.sizing.core.plan import Plan
+
+if TYPE_CHECKING:
+    from aicap.sizing.plan.whatif import Change
 
 #: Target scales the front is sampled at (tighter ... looser); 1 is the targets as given.
 FACTORS = (0.3, 0.4, 0.5, 0.6, 0.7, 0.85, 1.0, 1.25, 1.5, 2.0, 3.0)
@@ -111,7 +118,49 @@ def pareto(fleet: Fleet, cat: CatalogueLike, factors: tuple[float, ...] = FACTOR
     return Pareto(pareto=list(unique.values()))
 
 
-def plot_pareto(front: Pareto, path: str, title: str) -> None:
+class WhatIfPoint(ParetoPoint):
+    """One plan of one alternative's front."""
+
+    alternative: str
+    on_front: bool = Field(description="no plan of any alternative beats it on cost, TTFT and TPOT together")
+
+
+class WhatIfPareto(BaseModel):
+    """Each alternative's front, and the alternatives without a plan at the targets as given."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    schema_version: Literal[1] = 1
+    pareto: list[WhatIfPoint]
+    no_plan: dict[str, str] = Field(default_factory=dict, description="alternative -> why the targets as given have no plan")
+
+
+def whatif_pareto(fleet: Fleet, cat: CatalogueLike, changes: list[Change], factors: tuple[float, ...] = FACTORS,
+                  on_done: Callable[[], None] | None = None) -> WhatIfPareto:  # fmt: skip
+    """The front of the baseline and of each alternative of ``changes``, every point marked whether it is on the joint front.
+
+    Raises :class:`InfeasibleError` when the baseline has no plan.
+    """
+    from aicap.sizing.plan.whatif import apply
+
+    fronts: list[tuple[str, Pareto]] = [("baseline", pareto(fleet, cat, factors, on_done))]
+    no_plan: dict[str, str] = {}
+    for change in changes:
+        changed, ccat = apply(fleet, change, cat)
+        try:
+            fronts.append((change.name, pareto(changed, ccat, factors, on_done)))
+        except InfeasibleError as exc:
+            no_plan[change.name] = str(exc)
+            for _ in range(len(factors) - 1):
+                if on_done is not None:
+                    on_done()
+    every = [p for _, f in fronts for p in f.pareto]
+    points = [WhatIfPoint(**p.model_dump(), alternative=name, on_front=not any(_dominated(p, q) for q in every))
+              for name, f in fronts for p in f.pareto]  # fmt: skip
+    return WhatIfPareto(pareto=points, no_plan=no_plan)
+
+
+def plot_pareto(front: Pareto | WhatIfPareto, path: str, title: str) -> None:
     """Draw the front to ``path`` (.png or .svg): $/month against worst TPOT and TTFT, the chosen plan marked."""
     from aicap.sizing.core.figures import pyplot
 
@@ -119,14 +168,21 @@ def plot_pareto(front: Pareto, path: str, title: str) -> None:
     fig, axes = plt.subplots(1, 2, figsize=(10, 4))
     for ax, key, label in ((axes[0], "tpot_ms", "worst TPOT (ms, at each workload's percentile)"),
                            (axes[1], "ttft_ms", "worst TTFT (ms, at each workload's percentile)")):  # fmt: skip
-        pts = [(getattr(p, key), p.usd_per_month, p.chosen) for p in front.pareto if getattr(p, key) is not None]
-        pts.sort()
-        ax.plot([x for x, _, _ in pts], [y for _, y, _ in pts], "o-", color="tab:blue", label="plans on the front")
-        chosen = [(x, y) for x, y, c in pts if c]
-        if chosen:
-            ax.plot(*chosen[0], "*", color="tab:red", markersize=14, label="chosen (targets as given)")
+        series: dict[str, list[ParetoPoint]] = {}
+        for p in front.pareto:
+            series.setdefault(p.alternative if isinstance(p, WhatIfPoint) else "plans on the front", []).append(p)
+        for n, (name, members) in enumerate(series.items()):
+            pts = sorted((getattr(p, key), p.usd_per_month, p.chosen) for p in members if getattr(p, key) is not None)
+            ax.plot([x for x, _, _ in pts], [y for _, y, _ in pts], "o-", color=f"C{n}", label=name)
+            chosen = [(x, y) for x, y, c in pts if c]
+            if chosen:
+                ax.plot(*chosen[0], "*", color=f"C{n}", markersize=14, markeredgecolor="black",
+                        label="chosen (targets as given)" if n == 0 else None)  # fmt: skip
         ax.set_xlabel(label)
         ax.set_ylabel("USD per month")
+        costs = [p.usd_per_month for p in front.pareto if p.usd_per_month > 0]
+        if costs and max(costs) > 20 * min(costs):
+            ax.set_yscale("log")
         ax.grid(alpha=0.3)
     axes[0].legend(fontsize=8)
     fig.suptitle(title)

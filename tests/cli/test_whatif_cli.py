@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 ARGS = ("whatif", "--model", "llama-3.1-8b", "--rate", "20", "--input-tokens", "2000", "--output-tokens", "300", "--ttft-ms", "3000",
         "--tpot-ms", "60", "--precision", "bf16", "--hardware", "l4", "--cloud", "aws,gcp")  # fmt: skip
 KEYS = {"name", "usd_per_month", "devices", "hardware", "ttft_ms", "tpot_ms", "memory_headroom_pct", "delta_usd_per_month", "quality_note",
@@ -53,8 +55,6 @@ def test_size_pareto_json_and_table(aicap) -> None:
 
 
 def test_size_pareto_plot_writes_a_picture(aicap, tmp_path) -> None:
-    import pytest
-
     pytest.importorskip("matplotlib")
     out = tmp_path / "front.svg"
     r = aicap(*PARETO, "--plot", str(out))
@@ -73,3 +73,17 @@ def test_buy_vs_rent_json_and_errors(aicap) -> None:
     assert doc["break_even_utilisation_pct"] == round(100 * doc["own_usd_per_month"] / doc["rent_usd_per_month"], 1)
     r = aicap(*args, "--pricing", "owned")
     assert r.code == 2 and "rental pricing model" in r.stderr
+
+
+def test_whatif_pareto_json_table_and_plot(aicap, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    doc = aicap(*ARGS, "--alternatives", "int4", "--pareto", "-f", "json").json()
+    keys = {"target_scale", "usd_per_month", "devices", "ttft_ms", "tpot_ms", "tokens_per_s_per_device", "tokens_per_s_per_user", "chosen",
+            "alternative", "on_front"}  # fmt: skip
+    assert doc["pareto"] and all(set(p) == keys for p in doc["pareto"]) and doc["no_plan"] == {}
+    assert {p["alternative"] for p in doc["pareto"]} == {"baseline", "weights int4"}
+    r = aicap(*ARGS, "--alternatives", "int4", "--plot", str(tmp_path / "f.png"))
+    assert r.code == 2 and "add --pareto" in r.stderr
+    pytest.importorskip("matplotlib")
+    out = tmp_path / "fronts.svg"
+    r = aicap(*ARGS, "--alternatives", "int4", "--pareto", "--plot", str(out))
+    assert r.code == 0 and out.read_text().lstrip().startswith("<?xml") and "weights int4" in out.read_text()

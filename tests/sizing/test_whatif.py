@@ -91,3 +91,22 @@ def test_named_compression_alternatives_parse() -> None:
     assert prune.kind == "prune" and prune.value == 0.25 and prune.name == "pruned 25%"
     with pytest.raises(InputError, match="prune-N"):
         named_change("prune-0")
+
+
+def test_whatif_fronts_mark_the_plans_no_alternative_beats(cat: Catalogue) -> None:
+    from aicap.sizing.plan.pareto import _dominated, whatif_pareto
+
+    changes = [named_change("int4"), named_change("spec-eagle")]
+    fronts = whatif_pareto(build_fleet(**FLEET), cat, changes, factors=(0.5, 1.0, 2.0))  # type: ignore[arg-type]
+    rows = whatif(build_fleet(**FLEET), cat, changes, quality_figures()).alternatives  # type: ignore[arg-type]
+    assert {p.alternative for p in fronts.pareto} == {"baseline", "weights int4", "speculative eagle"} and not fronts.no_plan
+    for row in rows:
+        chosen = [p for p in fronts.pareto if p.alternative == row.name and p.chosen]
+        assert len(chosen) == 1 and chosen[0].usd_per_month == row.usd_per_month
+    for p in fronts.pareto:
+        assert p.on_front == (not any(_dominated(p, q) for q in fronts.pareto))
+    assert any(p.on_front for p in fronts.pareto if p.alternative != "baseline")
+    # An alternative that no plan can meet is named, not dropped silently.
+    none = whatif_pareto(build_fleet(**{**FLEET, "rate": 2.0, "hardware": "t4", "tpot_ms": None}), cat, [named_change("fp8")],  # type: ignore[arg-type]
+                         factors=(1.0,))  # fmt: skip
+    assert "weights fp8" in none.no_plan and all(p.alternative == "baseline" for p in none.pareto)
