@@ -11,7 +11,7 @@ from pydantic import BaseModel
 
 from aicap.sizing.core.documents import load_yaml, validate_model
 from aicap.sizing.core.errors import InputError
-from aicap.sizing.core.specs.launch import FlagMap, KubernetesFacts
+from aicap.sizing.core.specs.launch import FlagMap, KubernetesFacts, LlmdChart
 from aicap.sizing.core.specs.quality import QualityData
 
 #: Engines whose launch flags are mapped (``generic`` launches as vLLM, whose conventions it follows).
@@ -43,3 +43,9 @@ def _load(kind: type[M], name: str, folder: str = "export") -> M:
     where = f"hardware_db/{folder}/{name}"
     text = resources.files("aicap.hardware_db").joinpath(folder).joinpath(name).read_text(encoding="utf-8")
     return validate_model(kind, load_yaml(Path(where), text), where, text, ())
+
+
+@cache
+def llmd_chart() -> LlmdChart:
+    """The llm-d modelservice chart's pinned version, image and the values keys aicap writes (``hardware_db/export/llmd.yaml``)."""
+    return _load(LlmdChart, "llmd.yaml")

@@ -12,7 +12,8 @@ import typer
 from aicap.cli.state import catalogue, guarded, info
 
 if TYPE_CHECKING:
-    from aicap.sizing.export.launch import Launch
+    from aicap.sizing.core.catalogue import CatalogueLike
+    from aicap.sizing.export.launch import Launch, Settings
 
 
 class Target(str, Enum):
@@ -23,6 +24,7 @@ class Target(str, Enum):
     trtllm = "trtllm"
     k8s = "k8s"
     kserve = "kserve"
+    llmd = "llm-d"
 
 
 ENGINE_TARGETS = ("vllm", "sglang", "trtllm")
@@ -63,13 +65,12 @@ def register(app: typer.Typer) -> None:
     @guarded
     def export_cmd(
         plan: Annotated[Path, typer.Argument(metavar="PLAN", help="A plan written by `aicap size -o plan.json` (JSON or YAML).")],
-        to: Annotated[Target, typer.Option("--to", help="vllm, sglang or trtllm (launch commands, a shell script), k8s or kserve (manifests).")],
+        to: Annotated[Target, typer.Option("--to", help="vllm, sglang or trtllm (launch commands, a shell script), k8s or kserve (manifests), llm-d (llm-d-modelservice helm values).")],
         output_dir: Annotated[Path | None, typer.Option("--output-dir", help="Write one file per deployment here instead of stdout.")] = None,
     ) -> None:  # fmt: skip
         """Write the launch command or Kubernetes manifests of every deployment of a plan."""
         import yaml
 
-        from aicap.cli.files import write_atomic
         from aicap.hardware_db.launch import flag_map, kubernetes_facts
         from aicap.sizing.core.errors import InputError
         from aicap.sizing.export.kubernetes import manifests
@@ -85,6 +86,9 @@ def register(app: typer.Typer) -> None:
         settings = deployment_settings(doc, cat)
         if not settings:
             raise InputError(f"{plan}: the plan has no deployments to export")
+        if to is Target.llmd:
+            _write(_llmd(settings, cat, plan.name), output_dir)
+            return
         launches = []
         for s in settings:
             engine = to.value if to.value in ENGINE_TARGETS else s.engine
@@ -106,7 +110,48 @@ def register(app: typer.Typer) -> None:
         if output_dir is None:
             typer.echo(text, nl=False)
             return
-        output_dir.mkdir(parents=True, exist_ok=True)
-        for name, body in files:
-            write_atomic(output_dir / name, body if not name.endswith(".sh") else "#!/bin/sh\nset -eu\n" + body)
-        info(f"aicap: wrote {len(files)} file(s) to {output_dir}")
+        _write([(name, body if not name.endswith(".sh") else "#!/bin/sh\nset -eu\n" + body) for name, body in files], output_dir)
+
+
+def _write(files: list[tuple[str, str]], output_dir: Path | None) -> None:
+    """One file per deployment into ``output_dir``, or all of them to stdout."""
+    from aicap.cli.files import write_atomic
+
+    if output_dir is None:
+        typer.echo("".join(body for _, body in files), nl=False)
+        return
+    output_dir.mkdir(parents=True, exist_ok=True)
+    for name, body in files:
+        write_atomic(output_dir / name, body)
+    info(f"aicap: wrote {len(files)} file(s) to {output_dir}")
+
+
+def _llmd(settings: list[Settings], cat: CatalogueLike, plan_name: str) -> list[tuple[str, str]]:
+    """``--to llm-d``: one values document per deployment the chart can run, each with its helm command; the rest named."""
+    import yaml
+
+    from aicap.hardware_db.launch import flag_map, kubernetes_facts, llmd_chart
+    from aicap.sizing.core.errors import InputError
+    from aicap.sizing.export.llmd import values
+
+    chart = llmd_chart()
+    files: list[tuple[str, str]] = []
+    left: list[str] = []
+    for s in settings:
+        if s.engine != "vllm":
+            info(f"aicap: note: {s.name} was planned with {s.engine}'s limits; llm-d runs vLLM with the same settings")
+        try:
+            doc, notes = values(s, flag_map("vllm"), chart, cat, kubernetes_facts())
+        except InputError as exc:
+            left.append(str(exc))
+            info(f"aicap: note: left out {exc}")
+            continue
+        for n in notes:
+            info(f"aicap: note: {s.name}: {n}")
+        head = (f"# {s.name}: workload {s.workload}, {s.replicas} replica(s) of {s.devices_per_replica}x {s.hardware} on {s.instance_type}\n"
+                f"# helm repo add llm-d-modelservice {chart.chart.repository}\n"
+                f"# helm install {s.name} {chart.chart.name} --version {chart.chart.version} -f {s.name}.values.yaml\n")  # fmt: skip
+        files.append((f"{s.name}.values.yaml", "---\n" + head + yaml.safe_dump(doc, sort_keys=False)))
+    if not files:
+        raise InputError(f"{plan_name}: no deployment of the plan fits the llm-d chart: {'; '.join(left)}")
+    return files

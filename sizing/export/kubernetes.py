@@ -28,7 +28,7 @@ import math
 from aicap.sizing.core.catalogue import CatalogueLike
 from aicap.sizing.core.plan import Plan
 from aicap.sizing.core.specs.launch import KubernetesFacts
-from aicap.sizing.export.launch import Launch
+from aicap.sizing.export.launch import Launch, Settings
 
 INSTANCE_LABEL = "node.kubernetes.io/instance-type"
 TPU_LABEL = "cloud.google.com/gke-tpu-accelerator"
@@ -38,15 +38,20 @@ SHM = "2Gi"  # vLLM's Kubernetes guide mounts a 2 GiB memory-backed /dev/shm for
 OPTIONS_DIR = "/etc/aicap"
 
 
+def node_selector(s: Settings, cat: CatalogueLike, facts: KubernetesFacts) -> dict[str, str]:
+    """The node label a deployment's pods select: the GKE TPU accelerator for TPU slices, else the instance type."""
+    tpu = facts.label(TPU_LABEL)
+    value = tpu.values.get(cat.device(s.hardware).id) if tpu is not None and tpu.values else None
+    return {TPU_LABEL: value} if isinstance(value, str) else {INSTANCE_LABEL: s.instance_type}
+
+
 def _pod(launch: Launch, cat: CatalogueLike, facts: KubernetesFacts, devices: int) -> dict[str, object]:
     """The pod template of one pod holding ``devices`` devices."""
     s = launch.settings
     dev = cat.device(s.hardware)
     resource = facts.resource(dev.vendor, dev.kind)
     limits: dict[str, object] = {resource: devices} if resource else {}
-    tpu = facts.label(TPU_LABEL)
-    value = tpu.values.get(dev.id) if tpu is not None and tpu.values else None
-    selector = {TPU_LABEL: value} if isinstance(value, str) else {INSTANCE_LABEL: s.instance_type}
+    selector = node_selector(s, cat, facts)
     argv = list(launch.argv)
     mounts: list[dict[str, object]] = [{"name": "shm", "mountPath": "/dev/shm"}]
     volumes: list[dict[str, object]] = [{"name": "shm", "emptyDir": {"medium": "Memory", "sizeLimit": SHM}}]

@@ -134,15 +134,18 @@ def _nest(doc: dict[str, object], dotted: str, value: object) -> None:
     node[last] = value
 
 
-def launch(s: Settings, fmap: FlagMap, port: int | None = None) -> Launch:
-    """Spell ``s`` with ``fmap``: the command line, an options file for what only it takes, and what was left out."""
+def launch(s: Settings, fmap: FlagMap, port: int | None = None, omit: frozenset[str] = frozenset()) -> Launch:
+    """Spell ``s`` with ``fmap``: the command line, an options file for what only it takes, and what was left out.
+
+    Fields in ``omit`` are neither spelled nor noted (a launcher that sets them itself, as llm-d's chart does).
+    """
     values = dict(s.values)
     values["port"] = port or fmap.default_port
     if values.get("expert_parallel") is not None and any(f.field == "expert_parallel" and f.value == "bool-switch" for f in fmap.flags):
         values["expert_parallel"] = True  # vLLM: a switch; the EP group is the TP group
     argv = list(fmap.command)
     notes = list(s.notes)
-    done: set[str] = set()
+    done: set[str] = set(omit)
     for f in fmap.flags:
         if f.field not in values or f.field in done:
             continue

@@ -19,7 +19,7 @@ from aicap.hardware_db.launch import LAUNCH_ENGINES, flag_map
 
 HERE = Path(__file__).with_name("golden")
 PLAN = HERE / "plans" / "chat-service.json"
-TARGETS = ("vllm", "sglang", "trtllm", "k8s", "kserve")
+TARGETS = ("vllm", "sglang", "trtllm", "k8s", "kserve", "llm-d")
 K8S_VERSION = "1.33"
 
 
@@ -138,3 +138,69 @@ def test_tpu_pods_request_tpus_and_select_the_gke_slice_label(aicap) -> None:
         assert set(pod["nodeSelector"]) == {"cloud.google.com/gke-tpu-accelerator"}
         assert pod["nodeSelector"]["cloud.google.com/gke-tpu-accelerator"].startswith("tpu-v")
         assert set(pod["containers"][0]["resources"]["limits"]) == {"google.com/tpu"}
+
+
+def _paths(doc: object, listed: set[str], prefix: str = "") -> set[str]:
+    """Dotted key paths of ``doc`` (``[]`` for list items), descending only below the prefixes of ``listed`` paths."""
+    out: set[str] = set()
+    if isinstance(doc, dict):
+        for k, v in doc.items():
+            path = f"{prefix}.{k}" if prefix else str(k)
+            out.add(path)
+            if any(x.startswith((path + ".", path + "[]")) for x in listed):
+                out |= _paths(v, listed, path)
+    elif isinstance(doc, list):
+        for item in doc:
+            out |= _paths(item, listed, prefix + "[]")
+    return out
+
+
+def test_llm_d_values_use_only_the_charts_documented_keys_and_leave_its_own_flags_to_it(aicap) -> None:
+    from aicap.hardware_db.launch import llmd_chart
+
+    chart = llmd_chart()
+    listed = {k.path for k in chart.keys}
+    fmap = flag_map("vllm")
+    known = {f.flag for f in fmap.flags if not f.positional}
+    managed = {f.flag for f in fmap.flags if f.field in chart.chart_managed_fields and not f.positional}
+    r = aicap("export", str(PLAN), "--to", "llm-d")
+    assert r.code == 0, r.stderr
+    docs = list(yaml.safe_load_all(r.stdout))
+    plan = yaml.safe_load(PLAN.read_text())
+    assert len(docs) == sum(len(w["deployments"]) for w in plan["workloads"])
+    for doc, d in zip(docs, [d for w in plan["workloads"] for d in w["deployments"]], strict=True):
+        unlisted = {p for p in _paths(doc, listed) if p not in listed and not any(x.startswith((p + ".", p + "[]")) for x in listed)}
+        assert not unlisted, unlisted
+        decode = doc["decode"]
+        assert decode["replicas"] == d["replicas"] and decode["parallelism"]["tensor"] == d["tp"]
+        args = decode["containers"][0]["args"]
+        flags = {a for a in args if a.startswith("--")}
+        assert flags <= known and not flags & managed, flags & managed
+        assert args[args.index("--max-num-seqs") + 1] == str(d["max_running"])
+        assert doc["prefill"] == {"create": False} and doc["modelArtifacts"]["uri"].startswith("hf://")
+
+
+def test_llm_d_leaves_out_replicas_spanning_instances_and_says_so(aicap, tmp_path: Path) -> None:
+    plan = tmp_path / "plan.json"
+    r = aicap("size", "--model", "deepseek-v3", "--rate", "0.5", "--hardware", "h100-sxm", "--precision", "fp8", "--cloud", "aws",
+              "--ttft-ms", "5000", "-o", str(plan), "-f", "json")  # fmt: skip
+    assert r.code == 0, r.stderr
+    r = aicap("export", str(plan), "--to", "llm-d")
+    assert r.code == 2 and "no deployment of the plan fits the llm-d chart" in r.stderr and "--to k8s" in r.stderr
+    assert r.stderr.count("\n") == 1
+    tpu = aicap("export", str(HERE / "plans" / "tpu-only.json"), "--to", "llm-d")
+    assert tpu.code == 0, tpu.stderr
+    for doc in yaml.safe_load_all(tpu.stdout):
+        assert doc["accelerator"]["type"] == "google" and set(doc["decode"]["nodeSelector"]) == {"cloud.google.com/gke-tpu-accelerator"}
+
+
+def test_every_accelerator_in_the_catalogue_has_a_resource_name_and_an_llm_d_type(cat) -> None:  # type: ignore[no-untyped-def]
+    from aicap.hardware_db.launch import kubernetes_facts, llmd_chart
+
+    facts, chart = kubernetes_facts(), llmd_chart()
+    for dev in cat.devices.values():
+        if dev.kind == "cpu":
+            continue
+        assert facts.resource(dev.vendor, dev.kind), dev.id
+        assert chart.accelerator(dev.vendor, dev.kind), dev.id
+    assert facts.resource("intel", cat.device("gaudi3").kind) == "habana.ai/gaudi"

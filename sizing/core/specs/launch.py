@@ -131,3 +131,51 @@ class KubernetesFacts(BaseModel):
     def label(self, key: str) -> NodeLabel | None:
         """The node label with ``key``, if recorded."""
         return next((x for x in self.node_labels if x.key == key), None)
+
+
+class AcceleratorType(_Strict):
+    """llm-d's ``accelerator.type`` for one kind of device."""
+
+    vendor: str
+    kind: str
+    type: str
+
+
+class ChartRef(_Strict):
+    """A helm chart, its repository and pinned version."""
+
+    name: str
+    repository: str
+    version: str
+    source: str = Field(min_length=1)
+
+
+class ValuesKey(_Strict):
+    """One values key aicap writes (a dotted path, ``[]`` for list items) and where the chart reads it."""
+
+    path: str
+    source: str = Field(min_length=1)
+
+
+class LlmdChart(_Strict):
+    """The llm-d ``llm-d-modelservice`` chart as ``aicap export --to llm-d`` fills it (``hardware_db/export/llmd.yaml``)."""
+
+    schema_version: Literal[1]
+    chart: ChartRef
+    image: Image
+    chart_managed_fields: list[str] = Field(min_length=1)
+    chart_managed_source: str = Field(min_length=1)
+    accelerator_types: list[AcceleratorType]
+    accelerator_source: str = Field(min_length=1)
+    keys: list[ValuesKey] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _known_fields(self) -> LlmdChart:
+        for name in self.chart_managed_fields:
+            if name not in FIELDS:
+                raise ValueError(f"unknown field {name!r}; valid: {', '.join(FIELDS)}")
+        return self
+
+    def accelerator(self, vendor: str, kind: str) -> str | None:
+        """The chart's accelerator type for a device, or ``None`` (none the chart knows)."""
+        return next((a.type for a in self.accelerator_types if a.vendor == vendor and a.kind == kind), None)

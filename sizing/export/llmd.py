@@ -1,0 +1,94 @@
+"""Helm values for llm-d's ``llm-d-modelservice`` chart, one release per deployment of a plan (``aicap export --to llm-d``).
+
+llm-d serves vLLM pods behind its inference scheduler (Gateway API Inference Extension). Each
+deployment of the plan becomes one values document: the model (``modelArtifacts``, from Hugging Face),
+``decode`` pods with the plan's replicas and tensor parallelism (``parallelism.tensor``; the chart
+requests that many devices per pod and adds ``--tensor-parallel-size``, the model, ``--port`` and
+``--served-model-name`` itself), the instance type (or GKE TPU slice) as ``nodeSelector``, and the rest of the plan's
+vLLM settings as ``args`` (running-request cap, step budget, memory fraction, context length,
+formats, prefix caching, speculative decoding), spelled by the vLLM flag map. The routing sidecar is
+off and ``prefill.create`` false: aicap plans aggregated serving, not a prefill/decode split.
+
+What the chart cannot express is left out and named: a replica that spans pipeline stages or
+instances (the chart's single-node pods request ``tensor × data`` devices only), a device with no
+chart accelerator type. Replicas are fixed at the plan's; llm-d's workload-variant autoscaler is not
+configured.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+
+from aicap.sizing.core.catalogue import CatalogueLike
+from aicap.sizing.core.deployment import Deployment
+from aicap.sizing.core.dtypes import BYTES_PER_ELEMENT
+from aicap.sizing.core.errors import InputError
+from aicap.sizing.core.specs.launch import FlagMap, KubernetesFacts, LlmdChart
+from aicap.sizing.core.specs.model import GenericModel
+from aicap.sizing.export.kubernetes import SHM, node_selector
+from aicap.sizing.export.launch import Settings, launch
+from aicap.sizing.perf import memory
+
+#: Extra room on the model volume over the weights (tokenizer, configs, partial downloads) [-].
+VOLUME_HEADROOM = 1.2
+
+
+def _label(text: str) -> str:
+    """A Kubernetes label value: at most 63 of ``[A-Za-z0-9._-]``, alphanumeric at both ends."""
+    return re.sub(r"[^A-Za-z0-9._-]", "-", text)[:63].strip("-._") or "model"
+
+
+def checkpoint_gib(cat: CatalogueLike, model_id: str) -> float:
+    """GiB of the model's checkpoint as downloaded: its weights in its native format (or its published checkpoint size)."""
+    model = cat.model(model_id)
+    if isinstance(model, GenericModel):
+        return model.published_params * BYTES_PER_ELEMENT[model.native_dtype] / memory.GIB
+    dev = next(iter(cat.devices.values()))
+    dep = Deployment(model, dev, cat.efficiency_for(dev), cat.runtime_for("generic", dev), weights_dtype=model.native_dtype)
+    return memory.total_weight_bytes(dep) / memory.GIB
+
+
+def values(s: Settings, fmap: FlagMap, chart: LlmdChart, cat: CatalogueLike, facts: KubernetesFacts) -> tuple[dict[str, object], list[str]]:
+    """The chart values of one deployment and the notes on what they leave out.
+
+    The model volume holds ``⌈1.2·W⌉`` GiB, ``W`` the checkpoint (:func:`checkpoint_gib`). Raises
+    :class:`InputError` when the chart cannot run the deployment at all (a replica over several
+    pipeline stages or instances, a device without an accelerator type).
+    """
+    weights_gib = checkpoint_gib(cat, str(s.values["served_model_name"]))
+    dev = cat.device(s.hardware)
+    inst = cat.instance(s.instance_type)
+    pp = int(str(s.values.get("pipeline_parallel", 1)))
+    if pp > 1 or s.devices_per_replica > inst.devices:
+        raise InputError(f"{s.name}: a replica of {s.devices_per_replica} devices over {pp} pipeline stage(s) on {s.instance_type} "
+                         f"({inst.devices} devices per instance); the llm-d chart's pods hold tensor-parallel devices only: "
+                         "export it with --to k8s (LeaderWorkerSet)")  # fmt: skip
+    accelerator = chart.accelerator(dev.vendor, dev.kind)
+    if accelerator is None:
+        raise InputError(f"{s.name}: the llm-d chart has no accelerator type for {dev.id} ({dev.vendor} {dev.kind})")
+    run = launch(s, fmap, omit=frozenset(chart.chart_managed_fields))
+    args = run.argv[run.command_words :]
+    notes = list(run.notes)
+    repo, name = str(s.values["model"]), str(s.values["served_model_name"])
+    port = run.port
+    container: dict[str, object] = {
+        "name": "vllm", "image": chart.image.name, "modelCommand": "vllmServe", "args": args,
+        "ports": [{"containerPort": port, "name": "vllm", "protocol": "TCP"}], "mountModelVolume": True,
+        "volumeMounts": [{"name": "shm", "mountPath": "/dev/shm"}],
+        "readinessProbe": {"httpGet": {"path": run.health_path, "port": port}, "periodSeconds": 5, "failureThreshold": 3},
+    }  # fmt: skip
+    doc: dict[str, object] = {
+        "multinode": False,
+        "modelArtifacts": {"uri": f"hf://{repo}", "name": name, "size": f"{max(1, math.ceil(VOLUME_HEADROOM * weights_gib))}Gi",
+                           "authSecretName": "llm-d-hf-token",
+                           "labels": {"llm-d.ai/inferenceServing": "true", "llm-d.ai/model": _label(name)}},
+        "routing": {"servicePort": port, "proxy": {"enabled": False}},
+        "accelerator": {"type": accelerator},
+        "decode": {"create": True, "replicas": s.replicas, "parallelism": {"tensor": int(str(s.values["tensor_parallel"])), "data": 1},
+                   "nodeSelector": node_selector(s, cat, facts), "containers": [container],
+                   "volumes": [{"name": "shm", "emptyDir": {"medium": "Memory", "sizeLimit": SHM}}]},
+        "prefill": {"create": False},
+    }  # fmt: skip
+    notes.append(f"replicas fixed at the plan's {s.replicas}; llm-d's workload-variant autoscaler is not configured")
+    return doc, notes
