@@ -21,10 +21,12 @@ from pydantic import TypeAdapter
 
 from aicap.sizing.core.documents import load_yaml, read_text, validate, validate_model
 from aicap.sizing.core.errors import InputError, UnknownIdError, excerpt
+from aicap.sizing.core.ownership import machine_instance, owned_usd_per_hour
 from aicap.sizing.core.specs import DeviceSpec, EfficiencySpec, InstanceSpec, ModelSpec
 from aicap.sizing.core.specs.efficiency import RuntimeSpec
 from aicap.sizing.core.specs.engine import EngineSpec
 from aicap.sizing.core.specs.model import AnyModel
+from aicap.sizing.core.specs.ownership import OwnershipData
 from aicap.sizing.core.specs.speculative import SpeculativeDefault
 
 SECTIONS = ("models", "devices", "instances", "efficiency", "engines", "speculative", "runtime")
@@ -160,13 +162,19 @@ def _load(overlays: tuple[Path, ...]) -> Catalogue:
     default = cat.runtime.default_engine
     if default is not None and default != "generic" and default not in cat.engines:
         raise InputError(f"runtime.default_engine: unknown engine '{default}'; known engines: {', '.join(sorted(cat.engines))}")
+    own = _ownership(digest)
+    for m in own.machines:
+        if m.name in cat.instances:
+            raise InputError(f"hardware_db/{OWNERSHIP}: machines.{m.name}: the name of an instance type already in the catalogue")
+        cat.instances[m.name] = machine_instance(m, own)
+        cat.origin["instance:" + m.name] = f"hardware_db/{OWNERSHIP}"
     for inst in cat.instances.values():
         if inst.device not in cat.devices:
             raise InputError(
                 f"{cat.origin['instance:' + inst.name]}: instances.{inst.name}.device: unknown device "
                 f"'{inst.device}'; known devices: {', '.join(sorted(cat.devices))}"
             )
-    _own(cat, digest)
+    _own(cat, own)
     cat.version = digest.hexdigest()[:12]
     return cat
 
@@ -174,14 +182,15 @@ def _load(overlays: tuple[Path, ...]) -> Catalogue:
 OWNERSHIP = "ownership/ownership.yaml"
 
 
-def _own(cat: Catalogue, digest: hashlib._Hash) -> None:
-    """Fill each instance's ``owned`` price from the ownership data (:func:`aicap.sizing.core.ownership.owned_usd_per_hour`)."""
-    from aicap.sizing.core.ownership import owned_usd_per_hour
-    from aicap.sizing.core.specs.ownership import OwnershipData
-
+def _ownership(digest: hashlib._Hash) -> OwnershipData:
+    """The ownership data (purchase prices, owned machines, data-centre costs), hashed into the catalogue version."""
     text = resources.files("aicap.hardware_db").joinpath("ownership").joinpath("ownership.yaml").read_text(encoding="utf-8")
     digest.update(text.encode())
-    own = validate_model(OwnershipData, load_yaml(Path(OWNERSHIP), text), f"hardware_db/{OWNERSHIP}", text, ())
+    return validate_model(OwnershipData, load_yaml(Path(OWNERSHIP), text), f"hardware_db/{OWNERSHIP}", text, ())
+
+
+def _own(cat: Catalogue, own: OwnershipData) -> None:
+    """Fill each instance's ``owned`` price from the ownership data (:func:`aicap.sizing.core.ownership.owned_usd_per_hour`)."""
     for name, inst in cat.instances.items():
         usd = owned_usd_per_hour(inst, cat.devices[inst.device], own)
         if usd is not None:

@@ -99,7 +99,7 @@ def hardware_show(
 @guarded
 def instances_list(
     fmt: FormatOpt = Format.table,
-    cloud: Annotated[str | None, typer.Option(help="Only this cloud: aws, gcp or azure.")] = None,
+    cloud: Annotated[str | None, typer.Option(help="Only this cloud: aws, gcp, azure or on-prem (owned machines).")] = None,
     device: Annotated[str | None, typer.Option("--hardware", help="Only instances with this device id.")] = None,
     region: Annotated[str | None, typer.Option(help="Only this region.")] = None,
     max_price: Annotated[float | None, typer.Option(help="Only instances at or under this on-demand USD/hour.")] = None,
@@ -109,7 +109,7 @@ def instances_list(
     from aicap.sizing.perf.describe import describe_instance
 
     cat = catalogue()
-    _choice("--cloud", cloud, ["aws", "gcp", "azure"])
+    _choice("--cloud", cloud, ["aws", "gcp", "azure", "on-prem"])
     if device:
         cat.device(device)
     _choice("--region", region, sorted({i.region for i in cat.instances.values() if not cloud or i.cloud == cloud}))
@@ -119,13 +119,17 @@ def instances_list(
         describe_instance(i)
         for i in cat.instances.values()
         if (not cloud or i.cloud == cloud) and (not device or i.device == device) and (not region or i.region == region)
-        and (max_price is None or i.price_usd_per_hour.on_demand <= max_price)
+        and (max_price is None or (i.price_usd_per_hour.on_demand or i.price_usd_per_hour.owned or math.inf) <= max_price)
     ]  # fmt: skip
-    docs.sort(key=lambda d: (d["cloud"], d["usd_per_device_hour"], d["name"]))
-    cols = ["cloud", "name", "device", "devices", "region", "usd_per_hour", "usd_per_device_hour", "spot", "reserved_1y", "price_date"]
+    docs.sort(key=lambda d: (d["cloud"], d["usd_per_device_hour"] if d["usd_per_device_hour"] is not None else math.inf, d["name"]))
+    cols = ["cloud", "name", "device", "devices", "region", "usd_per_hour", "usd_per_device_hour", "spot", "reserved_1y", "owned",
+            "price_date"]  # fmt: skip
     rows = [[d["cloud"], d["name"], d["device"], d["devices"], d["region"], d["price_usd_per_hour"]["on_demand"], d["usd_per_device_hour"],
-             d["price_usd_per_hour"]["spot"], d["price_usd_per_hour"]["reserved_1y"], d["price_date"]] for d in docs]  # fmt: skip
-    emit(View(docs, [Table("Instances (USD/hour, list prices)", cols, rows)]), fmt)
+             d["price_usd_per_hour"]["spot"], d["price_usd_per_hour"]["reserved_1y"], d["price_usd_per_hour"]["owned"], d["price_date"]]
+            for d in docs]  # fmt: skip
+    caption = ("USD per device-hour: on demand; for on-prem machines (owned hardware no cloud rents), the cost of owning it. owned: "
+               "the same hardware bought (hardware_db/ownership).")  # fmt: skip
+    emit(View(docs, [Table("Instances (USD/hour, list prices)", cols, rows, caption)]), fmt)
 
 
 @engines_app.command("list")

@@ -142,9 +142,9 @@ def register(app: typer.Typer) -> None:
         lora_targets: Annotated[str, typer.Option("--lora-targets", help="qv, attention or all (attention + MLP).")] = "attention",
         deadline_days: Annotated[float | None, typer.Option("--deadline-days", help="Finish within this many days (search: the cheapest that does; --devices: exit 3 if not).")] = None,
         budget: Annotated[float | None, typer.Option("--budget", help="Spend at most this many USD (search: the fastest that does; --devices: exit 3 if not).")] = None,
-        cloud: Annotated[list[str] | None, typer.Option("--cloud", help="Search: only these clouds (aws, gcp, azure; repeatable).")] = None,
+        cloud: Annotated[list[str] | None, typer.Option("--cloud", help="Search: only these clouds (aws, gcp, azure, on-prem; repeatable).")] = None,
         max_devices: Annotated[int, typer.Option("--max-devices", help="Search: at most this many devices.")] = 4096,
-        pricing: Annotated[str, typer.Option("--pricing", help="on_demand, spot, reserved_1y or reserved_3y (with --devices: the instance priced so).")] = "on_demand",
+        pricing: Annotated[str, typer.Option("--pricing", help="on_demand, spot, reserved_1y, reserved_3y or owned (the job's hours of owning the same hardware; with --devices: the instance priced so).")] = "on_demand",
         fmt: FormatOpt = Format.table,
     ) -> None:  # fmt: skip
         """Size a pre-training or fine-tuning job: memory, step time, MFU, days, device-hours, cost and energy."""
@@ -157,8 +157,8 @@ def register(app: typer.Typer) -> None:
         spec_model = cat.model(model)
         n_tokens = None if tokens is None else parse_tokens(tokens)
         gbt = None if global_batch_tokens is None else int(parse_tokens(global_batch_tokens, "--global-batch-tokens"))
-        if pricing not in ("on_demand", "spot", "reserved_1y", "reserved_3y"):
-            raise InputError(f"--pricing {pricing!r}: valid: on_demand, spot, reserved_1y, reserved_3y")
+        if pricing not in ("on_demand", "spot", "reserved_1y", "reserved_3y", "owned"):
+            raise InputError(f"--pricing {pricing!r}: valid: on_demand, spot, reserved_1y, reserved_3y, owned")
         for name, value in (("--deadline-days", deadline_days), ("--budget", budget)):
             if value is not None and value <= 0:
                 raise InputError(f"{name} {value:g}: must be positive")

@@ -255,7 +255,7 @@ class Workload(_Doc):
 class Constraints(_Doc):
     """Where and how to buy: clouds, regions, families, devices, caps, pricing and budget."""
 
-    clouds: list[Literal["aws", "gcp", "azure"]] | None = None
+    clouds: list[Literal["aws", "gcp", "azure", "on-prem"]] | None = None
     regions: list[str] | None = None
     instance_families: list[str] | None = None
     hardware: list[str] | None = None

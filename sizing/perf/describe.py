@@ -82,7 +82,11 @@ def describe_device(device: DeviceSpec) -> dict[str, Any]:
 
 
 def describe_instance(inst: InstanceSpec) -> dict[str, Any]:
-    """An instance with its per-device on-demand price."""
+    """An instance with its per-device price: on demand, or owned for machines no cloud rents (``priced_as`` says which)."""
     out = inst.model_dump(mode="json")
-    out["usd_per_device_hour"] = round(inst.price_usd_per_hour.on_demand / inst.devices, 4)
+    prices = inst.price_usd_per_hour
+    priced_as = "on_demand" if prices.on_demand is not None else "owned"
+    hourly = prices.on_demand if prices.on_demand is not None else prices.owned
+    out["priced_as"] = priced_as
+    out["usd_per_device_hour"] = None if hourly is None else round(hourly / inst.devices, 4)
     return out

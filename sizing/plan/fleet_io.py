@@ -19,7 +19,7 @@ from aicap.sizing.core.period_plan import PeriodPlan
 from aicap.sizing.core.plan import SCHEMA_VERSION, Plan
 from aicap.sizing.core.specs.speculative import SpeculativeConfig
 
-CLOUDS = ("aws", "gcp", "azure")
+CLOUDS = ("aws", "gcp", "azure", "on-prem")
 
 
 def _split(value: str | None) -> list[str] | None:

@@ -62,7 +62,7 @@ class Limits(BaseModel):
     max_increase_pct: Limit[float] | None = None
     max_devices: Limit[dict[str, int]] | None = None
     required_percentile: Limit[Percentile] | None = None
-    allowed_clouds: Limit[list[Literal["aws", "gcp", "azure"]]] | None = None
+    allowed_clouds: Limit[list[Literal["aws", "gcp", "azure", "on-prem"]]] | None = None
     allowed_hardware: Limit[list[str]] | None = None
     max_ttft_ms: Limit[float] | None = None
     max_tpot_ms: Limit[float] | None = None

@@ -18,6 +18,7 @@ from aicap.sizing.core.catalogue import CatalogueLike
 from aicap.sizing.core.dtypes import BYTES_PER_ELEMENT
 from aicap.sizing.core.errors import InfeasibleError, InputError
 from aicap.sizing.core.fleet import Fleet, Workload
+from aicap.sizing.core.ownership import ON_PREM
 from aicap.sizing.core.plan import Plan, Rejected, Solver
 from aicap.sizing.core.specs import InstanceSpec
 from aicap.sizing.plan.alternatives import alternatives as best_alternatives
@@ -57,7 +58,8 @@ def allowed_instances(fleet: Fleet, cat: CatalogueLike, models: tuple[str, ...] 
         if c.cap(inst.name) == 0:
             continue
         if any(inst.price(m) is None for m in need):
-            unpriced[inst.cloud] = unpriced.get(inst.cloud, 0) + 1
+            if inst.cloud != ON_PREM:  # owned machines no cloud rents: only --pricing owned considers them
+                unpriced[inst.cloud] = unpriced.get(inst.cloud, 0) + 1
             continue
         out.append(inst)
     warnings = []

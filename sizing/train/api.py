@@ -5,6 +5,7 @@ Both return :class:`~aicap.sizing.train.job.TrainResult` documents; the CLI only
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from aicap.sizing.core.catalogue import CatalogueLike
@@ -61,7 +62,7 @@ def resolve_hardware(
 
         def key(i: InstanceSpec) -> tuple[float, float, str]:
             net = 0.0 if i.network is None else i.network.gbps / i.devices
-            return (i.price(pricing) or i.price_usd_per_hour.on_demand, -net, i.name)
+            return (i.price(pricing) or i.price_usd_per_hour.on_demand or math.inf, -net, i.name)
 
         return dev, min(holding, key=key)
     return dev, best_instance(dev, priced)

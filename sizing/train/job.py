@@ -5,7 +5,8 @@ From a token budget ``T`` and the predicted throughput ``R = tokens/s/device · 
 * steps ``= ⌈T / B⌉`` for ``B`` tokens per step; wall clock ``= steps · t_step`` (days = s / 86,400);
 * device-hours ``= D · wall clock (h)``; instances ``= ⌈D / devices per instance⌉``;
 * cost per pricing model ``= instances · price per instance-hour · wall clock (h)`` (whole
-  instances are paid for, idle devices included);
+  instances are paid for, idle devices included); ``owned`` is the job's hours of what owning the
+  same hardware costs per hour (:mod:`aicap.sizing.core.ownership`), its share of a bought fleet;
 * energy ``= D · TDP · wall clock (h) / 1000`` kWh: an upper bound at board power, before PUE.
 
 The error band scales throughput by ``1 ± e`` with ``e`` the p90 leave-one-source-out error of
@@ -27,7 +28,7 @@ from aicap.sizing.train.memory import TERMS, MemoryColumns
 from aicap.sizing.train.setup import TrainSetup
 
 SCHEMA_VERSION = 1
-PRICINGS: tuple[PricingModel, ...] = ("on_demand", "spot", "reserved_1y", "reserved_3y")
+PRICINGS: tuple[PricingModel, ...] = ("on_demand", "spot", "reserved_1y", "reserved_3y", "owned")
 
 
 class MemoryReport(BaseModel):

@@ -41,7 +41,7 @@ PP_CHOICES = (1, 2, 4, 8, 16, 32)
 MICRO_BATCHES = (1, 2, 4, 8)
 EP_CHOICES = (1, 8, 16, 32, 64)
 LONG_SEQUENCE = 16384
-CLOUDS = ("aws", "gcp", "azure")
+CLOUDS = ("aws", "gcp", "azure", "on-prem")
 
 
 @dataclass(frozen=True)

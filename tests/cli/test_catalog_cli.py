@@ -66,7 +66,7 @@ def test_models_list_filter_by_kind(aicap) -> None:
     [
         (["models", "show", "llama-9"], "unknown model 'llama-9'"),
         (["hardware", "show", "h1000"], "unknown hardware 'h1000'"),
-        (["instances", "list", "--cloud", "ibm"], "--cloud 'ibm': valid choices: aws, gcp, azure"),
+        (["instances", "list", "--cloud", "ibm"], "--cloud 'ibm': valid choices: aws, gcp, azure, on-prem"),
         (["instances", "list", "--max-price", "-3"], "--max-price -3.0: must be positive"),
     ],
 )
@@ -106,3 +106,18 @@ def test_help_does_not_import_scipy_numpy_or_pydantic() -> None:
            "print('HEAVY:' + ','.join(m for m in ('scipy', 'numpy', 'pydantic') if m in sys.modules))"  # fmt: skip
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert "HEAVY:\n" in out
+
+
+def test_on_prem_machines_list_their_owned_price(aicap) -> None:
+    docs = aicap("instances", "list", "--cloud", "on-prem", "-f", "json").json()
+    assert {d["name"] for d in docs} >= {"jetson-agx-orin-64gb-devkit", "workstation-1x-rtx-4090"}
+    for d in docs:
+        assert d["priced_as"] == "owned" and d["price_usd_per_hour"]["on_demand"] is None
+        assert d["usd_per_device_hour"] == pytest.approx(d["price_usd_per_hour"]["owned"] / d["devices"], abs=1e-3)
+
+
+def test_train_prices_the_jobs_hours_of_owned_hardware(aicap) -> None:
+    doc = aicap("train", "--model", "llama-3.1-8b", "--tokens", "10B", "--hardware", "h100-sxm", "--devices", "8", "--pricing", "owned",
+                "-f", "json").json()  # fmt: skip
+    assert 0 < doc["usd"]["owned"] < doc["usd"]["on_demand"]
+    assert doc["usd"]["owned"] == pytest.approx(doc["usd_per_device_hour"]["owned"] * doc["device_hours"], rel=0.01)

@@ -68,3 +68,51 @@ def test_an_owned_plan_says_so_and_buy_vs_rent_breaks_even_at_own_over_rent(cat:
     assert b.own_usd_per_month == plan.totals.usd_per_month
     assert 0 < b.break_even_utilisation_pct < 100
     assert b.break_even_utilisation_pct == pytest.approx(100 * b.own_usd_per_month / b.rent_usd_per_month, abs=0.06)
+
+
+def test_owned_machines_are_on_prem_rows_priced_only_as_owned(cat: Catalogue, own: OwnershipData) -> None:
+    assert own.machines
+    for m in own.machines:
+        inst = cat.instance(m.name)
+        assert m.source and m.quote and m.basis and own.price(m.device) is not None
+        assert inst.cloud == "on-prem" and inst.devices == m.devices and inst.device == m.device
+        p = inst.price_usd_per_hour
+        assert p.on_demand is None and p.spot is None and p.reserved_1y is None and p.reserved_3y is None and p.owned is not None
+
+
+@pytest.mark.parametrize("name", ["jetson-agx-orin-64gb-devkit", "workstation-4x-rtx-4090"])
+def test_a_machine_pays_for_its_cards_and_its_own_host_once(cat: Catalogue, own: OwnershipData, name: str) -> None:
+    inst = cat.instance(name)
+    m, dev = own.machine(name), cat.device(inst.device)
+    buy, dc = own.price(inst.device), own.datacentre
+    assert m is not None and buy is not None and dev.tdp_w is not None
+    capex = (m.devices * buy.usd + m.host_usd) / (dc.depreciation_years.value * HOURS_PER_YEAR)
+    kw = (m.devices * dev.tdp_w + m.host_w) / 1000
+    want = capex + kw * dc.pue.value * dc.power_usd_per_kwh.value + kw * dc.colocation_usd_per_kw_month.value * 12 / HOURS_PER_YEAR
+    assert owned_usd_per_hour(inst, dev, own) == pytest.approx(want, rel=1e-12)
+    assert inst.price("owned") == pytest.approx(want, abs=1e-4)
+
+
+def test_rented_sizing_never_sees_on_prem_machines_and_owned_sizing_answers_for_the_edge_box(cat: Catalogue) -> None:
+    args = {"model": "llama-3.1-8b", "rate": 2.0, "tpot_ms": 50.0, "hardware": "rtx-4090,l4", "input_tokens": 1024, "output_tokens": 256,
+            "ttft_ms": None, "percentile": "p99", "precision": None}  # fmt: skip
+    rented = size(build_fleet(**args), cat)  # type: ignore[arg-type]
+    assert {i.cloud for i in rented.instances} != {"on-prem"} and not any("on-prem" in w for w in rented.warnings)
+    owned = size(build_fleet(**{**args, "hardware": "rtx-4090", "pricing": "owned"}), cat)  # type: ignore[arg-type]
+    assert {i.cloud for i in owned.instances} == {"on-prem"} and owned.instances[0].instance_type.startswith("workstation-")
+    edge = build_fleet(**{**args, "hardware": "jetson-agx-orin-64gb", "pricing": "owned", "tpot_ms": 200.0, "rate": 0.2})  # type: ignore[arg-type]
+    assert size(edge, cat).instances[0].instance_type == "jetson-agx-orin-64gb-devkit"
+
+
+def test_a_cloud_row_must_be_rented_and_an_on_prem_row_must_not() -> None:
+    from pydantic import ValidationError
+
+    from aicap.sizing.core.specs import InstanceSpec
+
+    row = {"cloud": "aws", "name": "x", "family": "x", "device": "l4", "devices": 1, "region": "r", "price_usd_per_hour": {},
+           "price_date": "2026-01-01", "source": "s"}  # fmt: skip
+    with pytest.raises(ValidationError, match="needs an on_demand price"):
+        InstanceSpec.model_validate(row)
+    with pytest.raises(ValidationError, match="owned, not rented"):
+        InstanceSpec.model_validate({**row, "cloud": "on-prem", "price_usd_per_hour": {"on_demand": 1.0}})
+    assert InstanceSpec.model_validate({**row, "cloud": "on-prem"}).price("on_demand") is None

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from aicap.sizing.core.documents import NonNegFloat, PosFloat, PosInt
 
@@ -23,7 +23,7 @@ class Prices(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
-    on_demand: PosFloat
+    on_demand: PosFloat | None = Field(None, description="every cloud row has one; owned machines (cloud on-prem) have none")
     spot: PosFloat | None = None
     reserved_1y: PosFloat | None = None
     reserved_3y: PosFloat | None = None
@@ -53,7 +53,7 @@ class InstanceSpec(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
-    cloud: Literal["aws", "gcp", "azure"]
+    cloud: Literal["aws", "gcp", "azure", "on-prem"]
     name: str = Field(min_length=1)
     family: str
     device: str
@@ -66,6 +66,15 @@ class InstanceSpec(BaseModel):
     source: str = Field(min_length=1)
     notes: str | None = None
     network: Network | None = None
+
+    @model_validator(mode="after")
+    def _clouds_rent(self) -> InstanceSpec:
+        rented = self.price_usd_per_hour.model_dump(exclude={"owned"})
+        if self.cloud != "on-prem" and self.price_usd_per_hour.on_demand is None:
+            raise ValueError(f"{self.name}: a {self.cloud} instance type needs an on_demand price")
+        if self.cloud == "on-prem" and any(v is not None for v in rented.values()):
+            raise ValueError(f"{self.name}: an on-prem machine is owned, not rented: give it no rental prices")
+        return self
 
     @field_validator("devices")
     @classmethod

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -34,6 +35,23 @@ class Server(_Sourced):
     date: str
 
 
+class Machine(_Sourced):
+    """An owned machine no cloud rents (an edge kit, a workstation): ``devices`` of ``device`` in one host.
+
+    ``host_usd`` and ``host_w`` are the host's purchase cost and power beyond the devices' own (per
+    machine); ``price_date`` is the date of its newest figure. The catalogue lists it as an instance
+    type of cloud ``on-prem`` priced only as ``owned``.
+    """
+
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9.-]*$")
+    device: str
+    devices: int = Field(ge=1, le=256)
+    host_usd: float = Field(ge=0)
+    host_w: float = Field(ge=0)
+    price_date: dt.date
+    basis: str
+
+
 class Figure(_Sourced):
     """One sourced data-centre figure."""
 
@@ -61,11 +79,16 @@ class OwnershipData(BaseModel):
     schema_version: Literal[1]
     purchase: list[Purchase]
     servers: list[Server]
+    machines: list[Machine] = Field(default_factory=list)
     datacentre: Datacentre
 
     def price(self, device: str) -> Purchase | None:
         """The purchase record of ``device``, if any."""
         return next((p for p in self.purchase if p.device == device), None)
+
+    def machine(self, name: str) -> Machine | None:
+        """The owned machine called ``name``, if any."""
+        return next((m for m in self.machines if m.name == name), None)
 
     def host(self, kind: str) -> Server | None:
         """The host record of a server ``kind``, if any."""
