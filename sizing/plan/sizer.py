@@ -99,6 +99,10 @@ def _diagnose(w: Workload, cat: CatalogueLike, cands: list[Candidate], insts: li
     """One line naming the binding constraint for a workload with no feasible candidate."""
     model = cat.model(w.model)
     reasons = [c.reason for c in cands if c.reason]
+    if reasons and all("supports none" in r or "serves none" in r for r in reasons):
+        detail = "; ".join(sorted(set(reasons)))
+        return (f"workload '{w.name}' ({model.id}): no allowed device has kernels for its allowed precisions ({detail}); "
+                "allow another precision (e.g. bf16) or another device")  # fmt: skip
     if reasons and all("memory" in r or "supports none" in r or "no tensor-parallel" in r for r in reasons):
         from aicap.sizing.perf.describe import params
 

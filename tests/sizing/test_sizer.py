@@ -97,6 +97,14 @@ def test_405b_on_small_instances_names_memory() -> None:
         size(f, CAT)
 
 
+def test_a_format_no_allowed_device_runs_names_the_kernels_not_memory() -> None:
+    f = Fleet.model_validate({"workloads": [{"name": "chat", "model": "llama-3.1-8b", "requests_per_s": 1, "precisions": ["fp8"]}],
+                              "constraints": {"clouds": ["aws"], "hardware": ["t4"]}})  # fmt: skip
+    with pytest.raises(InfeasibleError, match=r"no allowed device has kernels for its allowed precisions \(t4 supports none .*fp8\)") as e:
+        size(f, CAT)
+    assert "GiB" not in str(e.value)
+
+
 def test_impossible_tpot_names_best_achievable() -> None:
     with pytest.raises(InfeasibleError, match=r"TPOT"):
         size(fleet(tpot=0.5), CAT)
