@@ -4,13 +4,16 @@ Per deployment (``<workload>-<index>``):
 
 * a ``Deployment`` (``apps/v1``) of the plan's replicas, or a ``LeaderWorkerSet``
   (``leaderworkerset.x-k8s.io/v1``) where one replica spans instances (a leader and ``n − 1`` workers,
-  one pod per instance). Each pod requests the device's extended resource (``nvidia.com/gpu``,
+  one pod per instance; the leader starts the engine's cluster and serves, the workers join it, as
+  ``FlagMap.multi_node`` says; the Service selects the leader). Each pod requests the device's extended resource (``nvidia.com/gpu``,
   ``amd.com/gpu``, ``google.com/tpu``, ``habana.ai/gaudi``) for the devices it holds, is pinned to the
   instance type with the well-known ``node.kubernetes.io/instance-type`` label (GKE TPU slices with
-  ``cloud.google.com/gke-tpu-accelerator``), mounts a memory-backed ``/dev/shm`` and is probed on the
+  ``cloud.google.com/gke-tpu-accelerator`` and, where recorded for the slice's chip count,
+  ``cloud.google.com/gke-tpu-topology``), mounts a memory-backed ``/dev/shm`` and is probed on the
   engine's health path (resource names and label values are sourced data, ``KubernetesFacts``);
 * a ``Service`` on the engine's port;
-* a KEDA ``ScaledObject`` (``keda.sh/v1alpha1``) for engines whose queue gauges are known (vLLM):
+* a KEDA ``ScaledObject`` (``keda.sh/v1alpha1``) for engines whose queue gauges are known (vLLM, SGLang:
+  ``FlagMap.queue_gauges``):
   scaling on requests running plus waiting, with the threshold the plan's in-flight requests per
   replica at capacity, Little's law ``L = λ·W`` with ``λ`` the capacity per replica and
   ``W = TTFT + (O − 1)·TPOT`` at the planned percentile, between 1 and the plan's replicas;
@@ -23,7 +26,9 @@ labels and device plugins; the manifests say in annotations what they assume.
 
 from __future__ import annotations
 
+import copy
 import math
+import shlex
 
 from aicap.sizing.core.catalogue import CatalogueLike
 from aicap.sizing.core.plan import Plan
@@ -32,17 +37,31 @@ from aicap.sizing.export.launch import Launch, Settings
 
 INSTANCE_LABEL = "node.kubernetes.io/instance-type"
 TPU_LABEL = "cloud.google.com/gke-tpu-accelerator"
-#: Prometheus gauges of requests running and waiting, per engine (only where known).
-QUEUE_GAUGES = {"vllm": ("vllm:num_requests_running", "vllm:num_requests_waiting")}
+TOPOLOGY_LABEL = "cloud.google.com/gke-tpu-topology"
 SHM = "2Gi"  # vLLM's Kubernetes guide mounts a 2 GiB memory-backed /dev/shm for tensor-parallel workers
 OPTIONS_DIR = "/etc/aicap"
 
 
 def node_selector(s: Settings, cat: CatalogueLike, facts: KubernetesFacts) -> dict[str, str]:
-    """The node label a deployment's pods select: the GKE TPU accelerator for TPU slices, else the instance type."""
+    """The node labels a deployment's pods select: the instance type, or for a GKE TPU slice its accelerator and topology.
+
+    The topology is the node pool's: the recorded one whose chip count (the product of its dimensions)
+    is the instance's, or the replica's where a replica spans instances (a multi-host slice): ``2x4``
+    for 8 v6e chips. None is set where no recorded topology has that count.
+    """
+    dev = cat.device(s.hardware)
     tpu = facts.label(TPU_LABEL)
-    value = tpu.values.get(cat.device(s.hardware).id) if tpu is not None and tpu.values else None
-    return {TPU_LABEL: value} if isinstance(value, str) else {INSTANCE_LABEL: s.instance_type}
+    value = tpu.values.get(dev.id) if tpu is not None and tpu.values else None
+    if not isinstance(value, str):
+        return {INSTANCE_LABEL: s.instance_type}
+    out = {TPU_LABEL: value}
+    topo = facts.label(TOPOLOGY_LABEL)
+    shapes = topo.values.get(dev.id) if topo is not None and topo.values else None
+    for shape in shapes if isinstance(shapes, list) else []:
+        if math.prod(int(x) for x in shape.split("x") if x.isdigit()) == max(s.devices_per_replica, cat.instance(s.instance_type).devices):
+            out[TOPOLOGY_LABEL] = shape
+            break
+    return out
 
 
 def _pod(launch: Launch, cat: CatalogueLike, facts: KubernetesFacts, devices: int) -> dict[str, object]:
@@ -69,6 +88,34 @@ def _pod(launch: Launch, cat: CatalogueLike, facts: KubernetesFacts, devices: in
     return {"metadata": {"labels": {"app": s.name}}, "spec": {"nodeSelector": selector, "containers": [container], "volumes": volumes}}
 
 
+def _multi_node(launch: Launch, template: dict[str, object], pods: int,
+                notes: dict[str, str]) -> tuple[dict[str, object], dict[str, object]]:  # fmt: skip
+    """Leader and worker pod templates of a replica over ``pods`` pods.
+
+    With the engine's multi-node start (``FlagMap.multi_node``, vLLM's Ray cluster) the leader runs its
+    prefix then the serving command and the workers join it (no HTTP, so no readiness probe); without
+    one, both run the serving command and an annotation says what is missing.
+    """
+    mn = launch.multi_node
+    leader = copy.deepcopy(template)
+    worker = copy.deepcopy(template)
+    lmeta, lspec = leader["metadata"], leader["spec"]
+    wspec = worker["spec"]
+    assert isinstance(lmeta, dict) and isinstance(lspec, dict) and isinstance(wspec, dict)
+    lmeta["labels"] = {**lmeta["labels"], "role": "leader"}
+    if mn is None:
+        notes["aicap/multi-node"] = (f"one replica spans {pods} instances; {launch.settings.engine} has no recorded multi-node start: "
+                                     "start its distributed runtime from the leader and workers before serving")  # fmt: skip
+        return leader, worker
+    lead, work = lspec["containers"][0], wspec["containers"][0]
+    lead["command"] = ["sh", "-c", f"{mn.leader}; {shlex.join(launch.argv)}"]
+    work["command"] = ["sh", "-c", mn.worker]
+    work.pop("readinessProbe", None)
+    work.pop("ports", None)
+    notes["aicap/multi-node"] = f"one replica spans {pods} instances: the leader starts the engine's cluster, workers join it"
+    return leader, worker
+
+
 def _in_flight(plan: Plan, workload: str, index: int, mean_output: float) -> float:
     """Requests one replica holds at capacity: ``λ·(TTFT + (O − 1)·TPOT)`` (Little's law), at least 1."""
     pw = next(w for w in plan.workloads if w.name == workload)
@@ -91,8 +138,8 @@ def manifests(launches: list[Launch], plan: Plan, cat: CatalogueLike, facts: Kub
         inst = cat.instance(s.instance_type)
         per_pod = min(s.devices_per_replica, inst.devices)
         pods = math.ceil(s.devices_per_replica / inst.devices)
-        notes = {"aicap/instance-type": s.instance_type, "aicap/devices-per-replica": str(s.devices_per_replica),
-                 "aicap/engine": s.engine}  # fmt: skip
+        notes = {"aicap/instance-type": s.instance_type, "aicap/instance-devices": str(inst.devices),
+                 "aicap/devices-per-replica": str(s.devices_per_replica), "aicap/engine": s.engine}  # fmt: skip
         meta = {"name": s.name, "labels": {"app": s.name, "aicap/workload": s.workload}, "annotations": notes}
         docs: list[dict[str, object]] = []
         if launch.options_file is not None:
@@ -110,19 +157,21 @@ def manifests(launches: list[Launch], plan: Plan, cat: CatalogueLike, facts: Kub
                          "spec": {"predictor": predictor}})  # fmt: skip
             out.append(docs)
             continue
+        selector: dict[str, str] = {"app": s.name}
         if pods > 1:
-            notes["aicap/multi-node"] = (f"one replica spans {pods} instances: start the engine's multi-node runtime (e.g. a Ray "
-                                         "cluster for vLLM) from the leader and workers before serving")  # fmt: skip
+            leader, worker = _multi_node(launch, template, pods, notes)
+            selector["role"] = "leader"
             docs.append({"apiVersion": "leaderworkerset.x-k8s.io/v1", "kind": "LeaderWorkerSet", "metadata": meta,
-                         "spec": {"replicas": s.replicas, "leaderWorkerTemplate": {"size": pods, "leaderTemplate": template,
-                                                                                   "workerTemplate": template}}})  # fmt: skip
+                         "spec": {"replicas": s.replicas, "leaderWorkerTemplate": {"size": pods,
+                                  "restartPolicy": "RecreateGroupOnPodRestart", "leaderTemplate": leader,
+                                  "workerTemplate": worker}}})  # fmt: skip
         else:
             docs.append({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": meta,
                          "spec": {"replicas": s.replicas, "selector": {"matchLabels": {"app": s.name}}, "template": template}})  # fmt: skip
         port = {"name": "http", "port": launch.port, "targetPort": launch.port}
         docs.append({"apiVersion": "v1", "kind": "Service", "metadata": {"name": s.name, "labels": {"app": s.name}},
-                     "spec": {"selector": {"app": s.name}, "ports": [port]}})  # fmt: skip
-        gauges = QUEUE_GAUGES.get(s.engine)
+                     "spec": {"selector": selector, "ports": [port]}})  # fmt: skip
+        gauges = None if launch.queue_gauges is None else (launch.queue_gauges.running, launch.queue_gauges.waiting)
         if gauges is not None:
             threshold = _in_flight(plan, s.workload, s.index, inputs[s.workload].mean_output)
             query = " + ".join(f'sum({g}{{pod=~"{s.name}-.*"}})' for g in gauges)

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from aicap.sizing.core.catalogue import CatalogueLike
 from aicap.sizing.core.engines import engine_for
 from aicap.sizing.core.plan import Plan
-from aicap.sizing.core.specs.launch import FlagMap
+from aicap.sizing.core.specs.launch import FlagMap, MultiNode, QueueGauges
 from aicap.sizing.core.speculative import speculative_for
 
 _HF_REPO = re.compile(r"^https://huggingface\.co/([^/]+/[^/]+)/")
@@ -61,6 +61,8 @@ class Launch:
     options_flag: str | None
     notes: list[str]
     command_words: int = 1  # leading words of ``argv`` that are the command itself (``vllm serve``)
+    queue_gauges: QueueGauges | None = None  # the engine's Prometheus gauges of running and waiting requests
+    multi_node: MultiNode | None = None  # how a replica starts across a LeaderWorkerSet's pods
 
 
 def checkpoint(cat: CatalogueLike, model_id: str) -> tuple[str, str | None]:
@@ -141,6 +143,8 @@ def launch(s: Settings, fmap: FlagMap, port: int | None = None, omit: frozenset[
     """
     values = dict(s.values)
     values["port"] = port or fmap.default_port
+    if any(f.field == "metrics" for f in fmap.flags):
+        values.setdefault("metrics", True)  # an engine whose /metrics is opt-in (SGLang): the autoscaler reads it
     if values.get("expert_parallel") is not None and any(f.field == "expert_parallel" and f.value == "bool-switch" for f in fmap.flags):
         values["expert_parallel"] = True  # vLLM: a switch; the EP group is the TP group
     argv = list(fmap.command)
@@ -176,4 +180,5 @@ def launch(s: Settings, fmap: FlagMap, port: int | None = None, omit: frozenset[
         if fld not in done and fld not in ("host",):
             notes.append(f"{fld} {value}: {fmap.engine} {fmap.version} has no documented way to set it; not passed")
     return Launch(s, fmap.image.name, int(str(values["port"])), fmap.health_path, fmap.metrics_path, argv, options or None,
-                  extra.flag if extra is not None and options else None, notes, len(fmap.command))  # fmt: skip
+                  extra.flag if extra is not None and options else None, notes, len(fmap.command), fmap.queue_gauges,
+                  fmap.multi_node)  # fmt: skip

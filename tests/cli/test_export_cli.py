@@ -7,6 +7,7 @@ Regenerate the golden exports after an intended change with::
 
 from __future__ import annotations
 
+import math
 import os
 import shlex
 from pathlib import Path
@@ -96,6 +97,16 @@ def test_a_replica_spanning_two_instances_is_a_leader_worker_set_of_two_pods(aic
     assert pod["nodeSelector"] == {"node.kubernetes.io/instance-type": "p5.48xlarge"}
     scaled = next(d for d in docs if d["kind"] == "ScaledObject")
     assert scaled["spec"]["scaleTargetRef"]["kind"] == "LeaderWorkerSet"
+    # vLLM's multi-node start: the leader forms the Ray cluster then serves, the worker joins it.
+    lead = lws["spec"]["leaderWorkerTemplate"]["leaderTemplate"]
+    leader_cmd, worker_cmd = lead["spec"]["containers"][0]["command"], pod["containers"][0]["command"]
+    assert leader_cmd[:2] == ["sh", "-c"]
+    assert "multi-node-serving.sh leader --ray_cluster_size=$(LWS_GROUP_SIZE); vllm serve" in leader_cmd[2]
+    assert "--tensor-parallel-size 8" in leader_cmd[2] and "--pipeline-parallel-size 2" in leader_cmd[2]
+    assert "worker --ray_address=$(LWS_LEADER_ADDRESS)" in worker_cmd[2] and "readinessProbe" not in pod["containers"][0]
+    service = next(d for d in docs if d["kind"] == "Service")
+    assert service["spec"]["selector"] == {"app": lws["metadata"]["name"], "role": "leader"}
+    assert lead["metadata"]["labels"]["role"] == "leader"
 
 
 def test_the_autoscaler_threshold_is_the_in_flight_requests_at_capacity(aicap) -> None:
@@ -135,9 +146,13 @@ def test_tpu_pods_request_tpus_and_select_the_gke_slice_label(aicap) -> None:
     pods = [d["spec"]["template"]["spec"] for d in docs if d["kind"] == "Deployment"]
     assert pods
     for pod in pods:
-        assert set(pod["nodeSelector"]) == {"cloud.google.com/gke-tpu-accelerator"}
+        assert set(pod["nodeSelector"]) == {"cloud.google.com/gke-tpu-accelerator", "cloud.google.com/gke-tpu-topology"}
         assert pod["nodeSelector"]["cloud.google.com/gke-tpu-accelerator"].startswith("tpu-v")
         assert set(pod["containers"][0]["resources"]["limits"]) == {"google.com/tpu"}
+    # The topology is the node pool's: its chips (the product of its dimensions) are the instance's.
+    for d in (d for d in docs if d["kind"] == "Deployment"):
+        chips = math.prod(int(x) for x in d["spec"]["template"]["spec"]["nodeSelector"]["cloud.google.com/gke-tpu-topology"].split("x"))
+        assert chips == int(d["metadata"]["annotations"]["aicap/instance-devices"])
 
 
 def _paths(doc: object, listed: set[str], prefix: str = "") -> set[str]:
@@ -191,7 +206,7 @@ def test_llm_d_leaves_out_replicas_spanning_instances_and_says_so(aicap, tmp_pat
     tpu = aicap("export", str(HERE / "plans" / "tpu-only.json"), "--to", "llm-d")
     assert tpu.code == 0, tpu.stderr
     for doc in yaml.safe_load_all(tpu.stdout):
-        assert doc["accelerator"]["type"] == "google" and set(doc["decode"]["nodeSelector"]) == {"cloud.google.com/gke-tpu-accelerator"}
+        assert doc["accelerator"]["type"] == "google" and "cloud.google.com/gke-tpu-accelerator" in doc["decode"]["nodeSelector"]
 
 
 def test_every_accelerator_in_the_catalogue_has_a_resource_name_and_an_llm_d_type(cat) -> None:  # type: ignore[no-untyped-def]
@@ -204,3 +219,15 @@ def test_every_accelerator_in_the_catalogue_has_a_resource_name_and_an_llm_d_typ
         assert facts.resource(dev.vendor, dev.kind), dev.id
         assert chart.accelerator(dev.vendor, dev.kind), dev.id
     assert facts.resource("intel", cat.device("gaudi3").kind) == "habana.ai/gaudi"
+
+
+def test_an_sglang_plan_autoscales_on_sglangs_own_gauges_and_turns_metrics_on(aicap, tmp_path: Path) -> None:
+    plan = tmp_path / "plan.json"
+    r = aicap("size", "--model", "llama-3.1-8b", "--rate", "4", "--hardware", "h100-sxm", "--cloud", "aws", "--engine", "sglang",
+              "-o", str(plan), "-f", "json")  # fmt: skip
+    assert r.code == 0, r.stderr
+    docs = list(yaml.safe_load_all(aicap("export", str(plan), "--to", "k8s").stdout))
+    command = next(d for d in docs if d["kind"] == "Deployment")["spec"]["template"]["spec"]["containers"][0]["command"]
+    assert "--enable-metrics" in command
+    query = next(d for d in docs if d["kind"] == "ScaledObject")["spec"]["triggers"][0]["metadata"]["query"]
+    assert "sglang:num_running_reqs" in query and "sglang:num_queue_reqs" in query

@@ -59,6 +59,26 @@ class Image(_Strict):
     source: str = Field(min_length=1)
 
 
+class QueueGauges(_Strict):
+    """The engine's Prometheus gauges of requests running and waiting (what an autoscaler on in-flight requests sums)."""
+
+    running: str
+    waiting: str
+    source: str = Field(min_length=1)
+
+
+class MultiNode(_Strict):
+    """How an engine's replica starts across the pods of a LeaderWorkerSet.
+
+    ``leader`` is a shell prefix run before the serving command, ``worker`` the whole command of each
+    worker; ``$(LWS_...)`` are LWS's own environment variables.
+    """
+
+    leader: str = Field(min_length=1)
+    worker: str = Field(min_length=1)
+    source: str = Field(min_length=1)
+
+
 class FlagMap(BaseModel):
     """A serving engine's launch command and flag spellings, each with the source it was read from."""
 
@@ -75,6 +95,8 @@ class FlagMap(BaseModel):
     health_path: str
     health_source: str
     metrics_path: str
+    queue_gauges: QueueGauges | None = None
+    multi_node: MultiNode | None = None
     flags: list[Flag]
     choices: dict[str, dict[str, str] | str] = Field(default_factory=dict)
     extra_options_file: ExtraOptions | None = None
