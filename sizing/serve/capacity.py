@@ -154,9 +154,11 @@ def capacity(step: StepModel, pp: ArrayLike, budget: float, traffic: Traffic, tt
         lo = np.broadcast_to(np.asarray(without_ttft, dtype=float), shape).copy()
     timed = np.flatnonzero(np.isfinite(ttft_t) & (lo > 0))
     late = np.zeros(0, dtype=np.int64)
+    first: Loaded | None = None
     if timed.size:
         first = at_arrivals(step.take(timed), pp_a[timed], budget, traffic.take(timed), lo[timed])
         late = timed[first.ttft_s > LATENCY_HEADROOM * ttft_t[timed]]
+    settled: Loaded | None = None
     if late.size:
         sub_step, sub_pp, sub_tr, sub_t = step.take(late), pp_a[late], traffic.take(late), ttft_t[late]
         s_lo, s_hi = np.zeros(late.size), lo[late].copy()
@@ -167,7 +169,15 @@ def capacity(step: StepModel, pp: ArrayLike, budget: float, traffic: Traffic, tt
             s_hi = np.where(good, s_hi, mid)
         lo = lo.copy()
         lo[late] = s_lo
+        settled = at_arrivals(sub_step, sub_pp, budget, sub_tr, s_lo)
     best = at_arrivals(step, pp_a, budget, traffic, lo, ttft=bool(np.isfinite(ttft_t).any()))
+    # The TTFT mixture's discretisation follows the rows evaluated together (its count ranges are the
+    # block's largest): judge each timed row by the evaluation that placed it, so a row accepted at its
+    # load is not rejected by a re-evaluation among other rows that differs in the last digits.
+    if first is not None:
+        best.put(timed, first)
+    if settled is not None:
+        best.put(late, settled)
     ok = within_targets(best, ttft_t, tpot_t) & (lo > 0)
     return Loaded(
         arrivals_per_round=np.where(ok, lo, 0.0),

@@ -79,3 +79,24 @@ def test_branch_and_bound_skips_only_rows_the_screen_would_drop(screens: list[di
         assert not (selected & skipped), "branch and bound skipped a row the exhaustive screen keeps"
         skipped_total += len(skipped)
     assert skipped_total > 0  # the bound does prune
+
+
+def test_a_rows_capacity_does_not_depend_on_the_rows_evaluated_with_it() -> None:
+    # A prefill-only shape (one output token) beside a decode shape whose prompts are all cached: the TTFT
+    # mixture's count ranges follow the block's busiest row, and the capacity must not flip to zero because
+    # the final re-evaluation among other rows differs from the one that placed the row in the last digits.
+    import dataclasses
+
+    from aicap.sizing.core.engines import engine_for
+
+    model, dev = CAT.model("llama-3.1-70b"), CAT.device("h100-sxm")
+    eng = engine_for(CAT, None)
+    devs = [(dev, eng.efficiency(CAT, dev), [(1, 1), (2, 1), (4, 1), (8, 1)], 4.0)]
+    prefill = candidates.Shape(decoder=True, input_mean=2000.0, input_tail=2000.0, output_mean=1.0, context=2001.0, ttft_s=1.245,
+                               tpot_s=np.inf, quantile=0.99, arrival_cv=1.0, tail_share=1.0)  # fmt: skip
+    decode = dataclasses.replace(prefill, output_mean=300.0, context=2300.0, ttft_s=0.15, tpot_s=0.04, cached_share=0.9995)
+    fmt = candidates.formats("fp8", dev)
+    assert fmt is not None
+    alone = [r.capacity_rps for r in candidates.evaluate(model, eng.on(dev), fmt, [prefill], devs, False)]
+    mixed = [r.capacity_rps for r in candidates.evaluate(model, eng.on(dev), fmt, [prefill, decode], devs, False) if r.shape == 0]
+    assert all(c > 0 for c in alone) and mixed == pytest.approx(alone, rel=1e-9)
