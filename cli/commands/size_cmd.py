@@ -144,6 +144,10 @@ def register(app: typer.Typer) -> None:
         draft_model: DraftModelOpt = None,
         draft_tokens: DraftTokensOpt = None,
         acceptance: AcceptOpt = None,
+        disaggregate: Annotated[bool, typer.Option("--disaggregate", help="Serve prefill and decode on separate pools, each sized to the demand (one-workload mode; fleet files: disaggregation).")] = False,
+        prefill_hardware: Annotated[str | None, typer.Option("--prefill-hardware", help="With --disaggregate: comma-separated devices for the prefill pool.")] = None,
+        decode_hardware: Annotated[str | None, typer.Option("--decode-hardware", help="With --disaggregate: comma-separated devices for the decode pool.")] = None,
+        transfer_gbps: Annotated[float | None, typer.Option("--transfer-gbps", help="With --disaggregate: KV-transfer link per prefill replica, Gbit/s (default: the slowest sourced per-device network allowed).")] = None,
         engine: Annotated[str | None, typer.Option("--engine", help="Serving engine profile (vllm, sglang, trtllm, tgi, llamacpp, jetstream, generic) "
                                                    "for workloads without their own; default generic (`aicap engines list`).")] = None,
         output: Annotated[Path | None, typer.Option("--output", "-o", help="Also write the plan (JSON, or YAML for .yaml) to this file, atomically.")] = None,
@@ -167,11 +171,21 @@ def register(app: typer.Typer) -> None:
         cat = catalogue()
         overrides = {"cloud": cloud, "hardware": hardware, "pricing": pricing, "budget": budget, "objective": objective,
                      "single_type": single_type or None, "engine": engine}  # fmt: skip
+        pools = {
+            "prefill_hardware": _devices(prefill_hardware),
+            "decode_hardware": _devices(decode_hardware),
+            "transfer_gbps": transfer_gbps,
+        }
+        if not disaggregate and any(v is not None for v in pools.values()):
+            raise InputError("--prefill-hardware, --decode-hardware and --transfer-gbps shape --disaggregate: add it")
         if model is not None:
             fleet = build_fleet(model=model, rate=rate, input_tokens=input_tokens, output_tokens=output_tokens, ttft_ms=ttft_ms,
                                 tpot_ms=tpot_ms, percentile=percentile, precision=precision, arrival_cv=arrival_cv,
                                 prefix_cached=prefix_cached,
-                                speculative=speculative_config(speculative, draft_model, draft_tokens, acceptance), **overrides)  # fmt: skip
+                                speculative=speculative_config(speculative, draft_model, draft_tokens, acceptance),
+                                disaggregation=pools if disaggregate else None, **overrides)  # fmt: skip
+        elif disaggregate:
+            raise InputError("--disaggregate sizes one workload (with --model); in a fleet file give a workload disaggregation: {}")
         elif speculative is not None or draft_model is not None or draft_tokens is not None or acceptance is not None:
             raise InputError("--speculative and its options size one workload (with --model); in a fleet file give a workload "
                              "speculative: {method: ..., acceptance: ...}")  # fmt: skip
@@ -233,6 +247,9 @@ def register(app: typer.Typer) -> None:
         if not periodic and plan.verification is not None and not plan.verification.holds:
             missed = ", ".join(x.workload for x in plan.verification.workloads if not x.holds)
             raise InfeasibleError(f"the plan still misses its targets in simulation after {plan.verification.resolves} re-solves: {missed}")
+
+    def _devices(text: str | None) -> list[str] | None:
+        return None if text is None else [h.strip() for h in text.split(",") if h.strip()]
 
     def _pareto(fleet: Fleet, cat: CatalogueLike, plot: Path | None, fmt: Format) -> None:
         from aicap.sizing.plan.pareto import FACTORS, pareto, plot_pareto

@@ -89,6 +89,24 @@ class Slo(_Doc):
     percentile: Percentile = "p99"
 
 
+class Disaggregation(_Doc):
+    """Serve a decoder workload with separate prefill and decode pools (see :mod:`aicap.sizing.plan.disaggregate`).
+
+    The prefill pool computes each prompt and its first token; the KV cache crosses the instance network
+    to the decode pool, which generates the rest. The TTFT target is split: ``decode_ttft_share`` of it
+    for the decode pool's admission, the KV transfer at ``transfer_gbps`` (both pools use only instance
+    types at least that fast), the rest for the prefill pool.
+    """
+
+    decode_ttft_share: float = Field(0.1, gt=0.0, lt=1.0, description="share of the TTFT target left to the decode pool")
+    transfer_gbps: PositiveFloat | None = Field(
+        None, description="KV-transfer link, Gbit/s per device: the pools use only instance types with at least this much sourced "
+        "scale-out network per device (default: the slowest RDMA-class network among the allowed types)",
+    )  # fmt: skip
+    prefill_hardware: list[str] | None = Field(None, description="devices the prefill pool may use (default: any allowed)")
+    decode_hardware: list[str] | None = Field(None, description="devices the decode pool may use (default: any allowed)")
+
+
 class Workload(_Doc):
     """One served model with its traffic and targets.
 
@@ -127,6 +145,11 @@ class Workload(_Doc):
     speculative: SpeculativeConfig | None = Field(
         None, description="speculative decoding: drafting method (draft, mtp, eagle, ngram), draft model, draft tokens, acceptance"
     )
+    hardware: list[str] | None = Field(None, description="devices this workload may use (default: every device the constraints allow)")
+    min_network_gbps: PositiveFloat | None = Field(
+        None, description="only instance types with a sourced scale-out network of at least this much per device, Gbit/s"
+    )
+    disaggregation: Disaggregation | None = Field(None, description="serve prefill and decode on separate pools (decoders)")
 
     @field_validator("requests_per_s", mode="before")
     @classmethod

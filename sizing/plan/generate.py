@@ -148,4 +148,11 @@ def all_candidates(fleet: Fleet, cat: CatalogueLike, insts: list[InstanceSpec]) 
                 else:
                     why = f"{dev_id} supports none of the allowed precisions {', '.join(w.precisions)}"
                 out[w.name] += [_infeasible(w, inst, why) for inst in dinsts]
+    network_of = {i.name: i.network_gbs_per_device for i in insts}
+    for w in fleet.workloads:  # a workload limited to some devices or networks (a disaggregated pool) keeps only their candidates
+        if w.hardware:
+            out[w.name] = [c for c in out[w.name] if c.hardware in w.hardware]
+        if w.min_network_gbps:
+            need = w.min_network_gbps / 8.0
+            out[w.name] = [c for c in out[w.name] if (network_of.get(c.instance) or 0.0) >= need * (1 - 1e-9)]
     return out

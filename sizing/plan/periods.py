@@ -80,6 +80,10 @@ def _lead_minutes(fleet: Fleet, cat: CatalogueLike) -> float:
 
 def _setup(fleet: Fleet, cat: CatalogueLike, derate: Mapping[str, float]) -> _Setup:
     c = fleet.constraints
+    for w in fleet.workloads:
+        if w.disaggregation is not None:
+            raise InputError(f"workload '{w.name}': disaggregated prefill and decode are sized for one demand rate, not hour by hour: "
+                             "give requests_per_s one number (size the busiest hour), or drop disaggregation")  # fmt: skip
     insts, warnings = allowed_instances(fleet, cat, ("on_demand",))
     insts = [i for i in insts if any(i.price(m) is not None for m in c.pricing_models)]
     if not insts:

@@ -24,6 +24,7 @@ from aicap.sizing.core.specs import InstanceSpec
 from aicap.sizing.plan.alternatives import alternatives as best_alternatives
 from aicap.sizing.plan.assemble import build_plan, with_alternatives
 from aicap.sizing.plan.candidates import Candidate, cost_per_rps, prune
+from aicap.sizing.plan.disaggregate import split
 from aicap.sizing.plan.generate import all_candidates
 from aicap.sizing.plan.layouts import MAX_SPAN
 from aicap.sizing.plan.problem import describe_failure, latency_score, problem_for
@@ -40,7 +41,7 @@ def allowed_instances(fleet: Fleet, cat: CatalogueLike, models: tuple[str, ...] 
     """
     c = fleet.constraints
     need = models or (c.price_model,)
-    for h in c.hardware or []:
+    for h in [*(c.hardware or []), *(h for w in fleet.workloads for h in w.hardware or [])]:
         cat.device(h)
     for name in c.availability:
         cat.instance(name)
@@ -214,12 +215,17 @@ def size(fleet: Fleet, cat: CatalogueLike, *, alternatives: bool = True, time_li
         solver found no plan within its time limit (then the message says it is not proven infeasible).
     """
     insts, warnings = allowed_instances(fleet, cat)
+    fleet, pools = split(fleet, cat, insts)
+    warnings += pools
     _check_context(fleet, cat)
     c = fleet.constraints
     all_cands = _derated(all_candidates(fleet, cat, insts), derate or {})
     rejected: dict[str, list[Rejected]] = {}
     for w in fleet.workloads:
         mine = all_cands[w.name]
+        if w.hardware and not mine:
+            raise InfeasibleError(f"workload '{w.name}' may use only {', '.join(w.hardware)}: no allowed instance type has them "
+                                  f"(constraints: clouds={c.clouds or 'any'}, hardware={c.hardware or 'any'})")  # fmt: skip
         if not any(x.feasible for x in mine):
             raise InfeasibleError(_diagnose(w, cat, mine, insts))
         ok = {x.hardware for x in mine if x.feasible}

@@ -9,6 +9,7 @@ percentile beside the promised ones, whether the queue stayed stable, and whethe
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -111,10 +112,11 @@ def verify(plan: Plan, cat: CatalogueLike, *, requests: int = DEFAULT_REQUESTS, 
                                verify_tokens=layout.verify_tokens, tokens_per_step=layout.tokens_per_step)  # fmt: skip
             res = simulate(step.one(0), Requests(arrivals, prompt, output, cached_tokens=cached_prefix(prompt, h)), cfg)
             q = PERCENTILES[pw.percentile]
+            tpot = res.percentile("tpot", q) * 1e3 if decoder else math.nan  # one-token requests (a prefill pool) have no TPOT
             out.append(Check(
                 workload=pw.name, instance_type=d.instance_type, hardware=d.hardware, tp=d.tp, pp=d.pp,
                 requests_per_s_per_replica=rate, ttft_promised_ms=d.ttft_ms, ttft_simulated_ms=res.percentile("ttft", q) * 1e3,
-                tpot_promised_ms=d.tpot_ms, tpot_simulated_ms=res.percentile("tpot", q) * 1e3 if decoder else None,
+                tpot_promised_ms=d.tpot_ms, tpot_simulated_ms=tpot if math.isfinite(tpot) else None,
                 ttft_target_ms=w.slo.ttft_ms, tpot_target_ms=w.slo.tpot_ms if decoder else None, stable=res.stable,
                 preemptions=res.preemptions,
             ))  # fmt: skip

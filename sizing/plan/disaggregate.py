@@ -1,0 +1,156 @@
+"""Disaggregated prefill and decode: one decoder workload served by two pools sized to the same demand.
+
+A workload with ``disaggregation`` is split, before sizing, into two workloads the sizer packs like any
+other (so each pool takes the cheapest instances that meet its share of the targets, on any allowed
+device type or on the ones ``prefill_hardware``/``decode_hardware`` name):
+
+* ``<name>.prefill`` — the same requests with one output token: the pool computes each prompt and its
+  first token. Its TTFT target is ``T_p = T − d·T − t_x``;
+* the KV cache of the prompt crosses the instance network: ``t_x = b_kv·I_max·8 / (g·10⁹)`` seconds, with
+  ``b_kv`` the model's KV-cache bytes per token at the workload's KV format (16 bit unless it names
+  one), ``I_max`` the longest prompt and ``g`` the link in Gbit/s per device. Both pools use only
+  instance types with at least ``g`` of sourced RDMA-class network per device (EFA, InfiniBand, RoCE,
+  GPUDirect-TCPX, TPU DCN), so the transfer holds wherever they land (one device's share: a lower bound
+  on what a tensor-parallel replica has). ``g`` is ``transfer_gbps``, else the cheapest of the allowed
+  types' network tiers, each sized with the workload alone (a faster tier leaves prefill more time but
+  admits fewer instance types);
+* ``<name>.decode`` — the same requests with their prompts already in the KV cache (a cached share of
+  ``1 − 1/I_min``: one token of each prompt is computed, memory holds all of it) and the TPOT target.
+  Its TTFT target ``d·T`` is the decode pool's admission wait and first step.
+
+The workload's TTFT promise is the sum of the two pools' TTFT percentiles and the transfer, at most
+``T`` (adding percentiles bounds the percentile of the sum from above); its TPOT is the decode pool's.
+Each pool is verified by simulation like any workload. The packing may put both pools on one
+instance, where the cache moves over the fast link instead (faster than costed). What this leaves out:
+the transfer's queueing on a shared link, and the first token's hand-off from the prefill pool.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aicap.sizing.core.catalogue import CatalogueLike
+from aicap.sizing.core.dtypes import BYTES_PER_ELEMENT
+from aicap.sizing.core.errors import InputError
+from aicap.sizing.core.fleet import Fleet, Workload
+from aicap.sizing.core.specs import InstanceSpec
+from aicap.sizing.core.specs.model import DecoderModel
+from aicap.sizing.perf.params import kv_cache_bytes_per_token
+
+PREFILL, DECODE = ".prefill", ".decode"
+
+
+def transfer_ms(w: Workload, model: DecoderModel, gbps: float) -> float:
+    """Milliseconds to move the longest prompt's KV cache over ``gbps``: ``b_kv·I_max·8/(g·10⁹)·10³``."""
+    kv = BYTES_PER_ELEMENT[w.kv_dtype or "bf16"]
+    return kv_cache_bytes_per_token(model, kv) * w.max_input * 8.0 / (gbps * 1e9) * 1e3
+
+
+#: Scale-out networks that move a KV cache between instances without the host's TCP stack (what NIXL and
+#: Mooncake transfer over), and TPU slices' data-centre network.
+RDMA = frozenset({"efa", "infiniband", "roce", "gpudirect-tcpx", "gpudirect-tcpxo", "tpu-dcn"})
+
+
+def link_tiers(w: Workload, insts: list[InstanceSpec]) -> list[float]:
+    """The per-device RDMA-class network speeds (Gbit/s) among ``insts`` the pools may use, slowest first."""
+    d = w.disaggregation
+    assert d is not None
+    pools = set(d.prefill_hardware or []) | set(d.decode_hardware or []) | set(w.hardware or [])
+    shares = {i.network.gbps / i.devices for i in insts
+              if i.network is not None and i.network.kind in RDMA and (not pools or i.device in pools)}  # fmt: skip
+    if not shares:
+        raise InputError(f"workload '{w.name}': disaggregation moves the KV cache over the instance network and no allowed instance "
+                         "type has a sourced RDMA-class one (EFA, InfiniBand, RoCE, GPUDirect-TCPX): give disaggregation.transfer_gbps "
+                         "(--transfer-gbps) to allow slower links")  # fmt: skip
+    return sorted(shares)
+
+
+_CHOSEN: dict[str, float] = {}  # link tier per (catalogue, workload, constraints): re-solves of one fleet search once
+
+
+def link_gbps(w: Workload, fleet: Fleet, cat: CatalogueLike, insts: list[InstanceSpec]) -> tuple[float, int]:
+    """The KV link per device (Gbit/s) and how many tiers were weighed: ``transfer_gbps``, else the cheapest tier.
+
+    A faster link leaves the prefill pool more of the TTFT target but admits fewer instance types, so
+    each tier of :func:`link_tiers` is sized with the workload alone and the cheapest plan's tier wins
+    (the faster on a tie).
+    """
+    d = w.disaggregation
+    assert d is not None
+    if d.transfer_gbps is not None:
+        return d.transfer_gbps, 1
+    tiers = link_tiers(w, insts)
+    key = f"{cat.version}|{w.model_dump_json()}|{fleet.constraints.model_dump_json()}"
+    if key not in _CHOSEN:
+        from aicap.sizing.core.errors import InfeasibleError
+        from aicap.sizing.plan.sizer import size
+
+        best: tuple[float, float] | None = None
+        last: Exception | None = None
+        for g in tiers:
+            one = w.model_copy(update={"disaggregation": d.model_copy(update={"transfer_gbps": g})})
+            try:
+                usd = size(fleet.model_copy(update={"workloads": [one]}), cat, alternatives=False).totals.usd_per_month
+            except (InfeasibleError, InputError) as exc:
+                last = exc
+                continue
+            if best is None or (usd, -g) < (best[0], -best[1]):
+                best = (usd, g)
+        if best is None:
+            assert last is not None
+            raise last
+        _CHOSEN[key] = best[1]
+    return _CHOSEN[key], len(tiers)
+
+
+def split(fleet: Fleet, cat: CatalogueLike, insts: list[InstanceSpec]) -> tuple[Fleet, list[str]]:
+    """``fleet`` with each disaggregated workload replaced by its prefill and decode pools, and a note on each (module docstring).
+
+    Raises :class:`InputError` for a workload that is not a decoder, has no TTFT target to split, or whose
+    target the transfer alone uses up.
+    """
+    if not any(w.disaggregation for w in fleet.workloads):
+        return fleet, []
+    doc: dict[str, Any] = fleet.model_dump(mode="json", exclude_none=True)
+    out: list[dict[str, Any]] = []
+    notes: list[str] = []
+    for w, raw in zip(fleet.workloads, doc["workloads"], strict=True):
+        d = w.disaggregation
+        if d is None:
+            out.append(raw)
+            continue
+        model = cat.model(w.model)
+        if not isinstance(model, DecoderModel):
+            raise InputError(f"workload '{w.name}': disaggregation splits prefill from decode; {model.id} is not a decoder")
+        ttft = w.slo.ttft_ms
+        if ttft is None:
+            raise InputError(f"workload '{w.name}': disaggregation splits the TTFT target between the pools: give slo.ttft_ms (--ttft-ms)")
+        gbps, weighed = link_gbps(w, fleet, cat, insts)
+        move = transfer_ms(w, model, gbps)
+        prefill_ttft = ttft * (1.0 - d.decode_ttft_share) - move
+        if prefill_ttft <= 0:
+            raise InputError(f"workload '{w.name}': moving the KV cache of {w.max_input:,} tokens at {gbps:g} Gbit/s takes {move:.0f} ms, "
+                             f"more than the prefill pool's share of the {ttft:g} ms TTFT target")  # fmt: skip
+        base = {k: v for k, v in raw.items() if k not in ("disaggregation", "tokens_per_s", "requests_per_s", "speculative", "hardware")}
+        base["requests_per_s"] = raw.get("requests_per_s", w.rate)
+        i_min = w.input_tokens if isinstance(w.input_tokens, int) else min(b.tokens for b in w.input_tokens)
+        q = w.slo.percentile
+        pre = {**base, "name": w.name + PREFILL, "output_tokens": 1, "slo": {"ttft_ms": round(prefill_ttft, 3), "percentile": q}}
+        dec = {**base, "name": w.name + DECODE, "prefix_cached_share": max(w.prefix_cached_share, 1.0 - 1.0 / max(i_min, 2)),
+               "slo": {"ttft_ms": round(ttft * d.decode_ttft_share, 3), "tpot_ms": w.slo.tpot_ms, "percentile": q}}  # fmt: skip
+        if w.speculative is not None:
+            dec["speculative"] = raw["speculative"]
+        for pool, hw in ((pre, d.prefill_hardware or w.hardware), (dec, d.decode_hardware or w.hardware)):
+            pool["min_network_gbps"] = max(gbps, w.min_network_gbps or 0.0)
+            if hw:
+                pool["hardware"] = list(hw)
+            if pool["slo"].get("tpot_ms") is None:
+                pool["slo"].pop("tpot_ms", None)
+        out += [pre, dec]
+        notes.append(f"'{w.name}' is served disaggregated: prefill pool '{w.name}{PREFILL}' (TTFT ≤ {prefill_ttft:.0f} ms), KV transfer "
+                     f"{move:.1f} ms at {gbps:g} Gbit/s, decode pool '{w.name}{DECODE}' (TTFT ≤ {ttft * d.decode_ttft_share:.0f} ms"
+                     f"{f', TPOT ≤ {w.slo.tpot_ms:g} ms' if w.slo.tpot_ms else ''}); its TTFT is the sum, ≤ {ttft:g} ms"
+                     + (f"; the {gbps:g} Gbit/s link tier was the cheapest of {weighed} (--transfer-gbps fixes one)"
+                        if weighed > 1 else ""))  # fmt: skip
+    doc["workloads"] = out
+    return Fleet.model_validate(doc), notes
