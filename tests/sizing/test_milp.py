@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from aicap.sizing.solve.milp import F, I, Problem, Solution, SolveStatus, _stdout_to_devnull, solve, validate
@@ -206,6 +206,38 @@ def test_cost_single_type_equals_brute_force(p: Problem) -> None:
 
 @settings(max_examples=30, deadline=None)
 @given(problems("throughput", caps=True))
+@example(
+    p=Problem(
+        demand=np.array([2.91245162967027, 1.0]),
+        cand_workload=np.array([0, 0, 1]),
+        cand_type=np.array([1, 0, 0]),
+        cand_devices=np.array([1, 1, 4]),
+        cand_capacity=np.array([2.0, 1.0, 4.0]),
+        cand_latency=np.array([1.0, 1.0, 1.0]),
+        type_devices=np.array([4, 1]),
+        type_price=np.array([1.0, 1.0]),
+        type_group=np.array([0, 1]),
+        type_cap=np.array([1.0, np.inf]),
+        budget_per_hour=3.0,
+        objective="throughput",
+    )
+)  # HiGHS presolve: "infeasible"
+@example(
+    p=Problem(
+        demand=np.array([2.91245162967027, 1.0]),
+        cand_workload=np.array([0, 0, 1]),
+        cand_type=np.array([1, 0, 0]),
+        cand_devices=np.array([1, 1, 4]),
+        cand_capacity=np.array([1.0, 1.0, 4.0]),
+        cand_latency=np.array([1.0, 1.0, 1.0]),
+        type_devices=np.array([4, 1]),
+        type_price=np.array([1.0, 1.0]),
+        type_group=np.array([0, 1]),
+        type_cap=np.array([1.0, np.inf]),
+        budget_per_hour=2.0,
+        objective="throughput",
+    )
+)  # HiGHS presolve: 1.0 of 1.343
 def test_throughput_with_rate_equals_brute_force(p: Problem) -> None:
     assert_matches_brute_force(p)
 

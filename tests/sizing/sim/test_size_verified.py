@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import replace
 from typing import Any
 
 import pytest
 
 from aicap.hardware_db import load_catalogue
+from aicap.sizing.core.fleet import Fleet
 from aicap.sizing.core.plan import Plan
 from aicap.sizing.plan.fleet_io import builtin_fleet
 from aicap.sizing.plan.sizer import deployment_key, size
@@ -40,7 +42,10 @@ def test_the_builtin_plan_holds_in_simulation_without_resolving() -> None:
     for x in v.workloads:
         assert x.holds
         assert x.ttft_target_ms is not None and x.simulated_ttft_ms <= x.ttft_target_ms
-        assert abs(x.promised_ttft_ms / x.simulated_ttft_ms - 1) <= 0.30
+        util = max(d.utilisation for d in plan.workload(x.workload).deployments)
+        # Near saturation the analytic tail is conservative (see the xfail below); never optimistic.
+        assert x.promised_ttft_ms >= 0.9 * x.simulated_ttft_ms
+        assert abs(x.promised_ttft_ms / x.simulated_ttft_ms - 1) <= (0.30 if util <= 0.9 else 1.0)
     doc = plan.to_dict()
     assert doc["verification"]["workloads"][0]["workload"] == "chat"
     assert "verification" not in size(builtin_fleet(), CAT, alternatives=False).to_dict()  # only --verify adds it
@@ -82,7 +87,9 @@ def test_a_plan_that_never_holds_says_so_and_the_cli_exits_3(monkeypatch: pytest
     v = plan.verification
     assert v is not None and not v.holds and v.resolves == 2
     assert [x.workload for x in v.workloads if not x.holds] == ["embeddings"]
-    assert all(f == pytest.approx(DERATE_FLOOR**2) for k, f in v.derated.items() if k.startswith("embeddings/"))
+    # Each of the two rounds cuts the layout the plan used by the floor (the same layout twice, or two layouts once).
+    cuts = [math.log(f) / math.log(DERATE_FLOOR) for k, f in v.derated.items() if k.startswith("embeddings/")]
+    assert all(c == pytest.approx(round(c)) for c in cuts) and round(sum(cuts)) == 2
     r = aicap("size", "--verify", "-f", "json")
     assert r.code == 3
     assert r.json()["verification"]["holds"] is False  # the plan is still printed, for inspection
@@ -124,3 +131,15 @@ def test_one_layout_on_two_instance_types_is_derated_once_a_round(monkeypatch: p
     v = size_verified(builtin_fleet(), CAT, requests=1000, alternatives=False).verification
     assert v is not None and v.resolves == 1
     assert list(v.derated.values()) == [pytest.approx(1 / 1.6, rel=1e-5)]  # the worst miss, once (not 0.8 x 0.625)
+
+
+@pytest.mark.xfail(strict=True, reason="the analytic TTFT tail of a batched encoder is conservative near saturation (issue 10)")
+def test_an_encoder_near_saturation_promises_its_simulated_p99_within_30_percent() -> None:
+    fleet = Fleet.model_validate({"workloads": [{"name": "e", "model": "bge-large-en", "requests_per_s": 200.0, "input_tokens": 256,
+                                                 "output_tokens": 1, "slo": {"ttft_ms": 200.0}, "precisions": ["fp16"]}],
+                                  "constraints": {"clouds": ["aws"], "hardware": ["t4"]}})  # fmt: skip
+    plan = size(fleet, CAT, alternatives=False)
+    d = plan.workloads[0].deployments[0]
+    assert d.utilisation > 0.9
+    (c,) = verify_mod.verify(plan, CAT, requests=4000)
+    assert abs(d.ttft_ms / c.ttft_simulated_ms - 1) <= 0.30
