@@ -132,26 +132,50 @@ def _llmd(settings: list[Settings], cat: CatalogueLike, plan_name: str) -> list[
 
     from aicap.hardware_db.launch import flag_map, kubernetes_facts, llmd_chart
     from aicap.sizing.core.errors import InputError
-    from aicap.sizing.export.llmd import values
+    from aicap.sizing.export.launch import dns_label
+    from aicap.sizing.export.llmd import pd_values, values
 
     chart = llmd_chart()
     files: list[tuple[str, str]] = []
     left: list[str] = []
+    releases: list[tuple[Settings, Settings | None]] = []  # (decode or aggregated, its prefill pool)
+    pools: dict[str, dict[str, list[Settings]]] = {}
     for s in settings:
+        role = s.values.get("disaggregation_role")
+        if isinstance(role, str):
+            pools.setdefault(s.workload.rsplit(".", 1)[0], {}).setdefault(role, []).append(s)
+        else:
+            releases.append((s, None))
+    for base, roles in pools.items():
+        pre, dec = roles.get("prefill", []), roles.get("decode", [])
+        if len(pre) == 1 and len(dec) == 1:
+            releases.append((dec[0], pre[0]))
+        else:
+            left.append(f"{base}: {len(pre)} prefill and {len(dec)} decode layouts; the llm-d chart takes one of each per release "
+                        "(size with --single-type, or export --to k8s)")  # fmt: skip
+            info(f"aicap: note: left out {left[-1]}")
+    for s, prefill in releases:
         if s.engine != "vllm":
             info(f"aicap: note: {s.name} was planned with {s.engine}'s limits; llm-d runs vLLM with the same settings")
         try:
-            doc, notes = values(s, flag_map("vllm"), chart, cat, kubernetes_facts())
+            if prefill is None:
+                doc, notes = values(s, flag_map("vllm"), chart, cat, kubernetes_facts())
+            else:
+                doc, notes = pd_values(prefill, s, flag_map("vllm"), chart, cat, kubernetes_facts())
         except InputError as exc:
             left.append(str(exc))
             info(f"aicap: note: left out {exc}")
             continue
         for n in notes:
             info(f"aicap: note: {s.name}: {n}")
-        head = (f"# {s.name}: workload {s.workload}, {s.replicas} replica(s) of {s.devices_per_replica}x {s.hardware} on {s.instance_type}\n"
+        pool = "" if prefill is None else (f"# prefill pool {prefill.workload}: {prefill.replicas} replica(s) of {prefill.devices_per_replica}x "
+                                           f"{prefill.hardware} on {prefill.instance_type}\n")  # fmt: skip
+        name = s.name if prefill is None else dns_label(s.workload.rsplit(".", 1)[0])
+        head = (f"# {name}: workload {s.workload}, {s.replicas} replica(s) of {s.devices_per_replica}x {s.hardware} on {s.instance_type}\n"
+                f"{pool}"
                 f"# helm repo add llm-d-modelservice {chart.chart.repository}\n"
-                f"# helm install {s.name} {chart.chart.name} --version {chart.chart.version} -f {s.name}.values.yaml\n")  # fmt: skip
-        files.append((f"{s.name}.values.yaml", "---\n" + head + yaml.safe_dump(doc, sort_keys=False)))
+                f"# helm install {name} {chart.chart.name} --version {chart.chart.version} -f {name}.values.yaml\n")  # fmt: skip
+        files.append((f"{name}.values.yaml", "---\n" + head + yaml.safe_dump(doc, sort_keys=False)))
     if not files:
         raise InputError(f"{plan_name}: no deployment of the plan fits the llm-d chart: {'; '.join(left)}")
     return files

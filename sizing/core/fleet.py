@@ -150,6 +150,9 @@ class Workload(_Doc):
         None, description="only instance types with a sourced scale-out network of at least this much per device, Gbit/s"
     )
     disaggregation: Disaggregation | None = Field(None, description="serve prefill and decode on separate pools (decoders)")
+    disaggregated_role: Literal["prefill", "decode"] | None = Field(
+        None, description="the pool of a disaggregated workload this one is (aicap sets it when it splits a workload)"
+    )
 
     @field_validator("requests_per_s", mode="before")
     @classmethod

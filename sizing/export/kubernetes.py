@@ -140,6 +140,10 @@ def manifests(launches: list[Launch], plan: Plan, cat: CatalogueLike, facts: Kub
         pods = math.ceil(s.devices_per_replica / inst.devices)
         notes = {"aicap/instance-type": s.instance_type, "aicap/instance-devices": str(inst.devices),
                  "aicap/devices-per-replica": str(s.devices_per_replica), "aicap/engine": s.engine}  # fmt: skip
+        role = s.values.get("disaggregation_role")
+        if isinstance(role, str):
+            notes["aicap/disaggregation"] = (f"the {role} pool of a disaggregated workload: a prefill/decode router sends each request "
+                                             "to a prefill then a decode replica (llm-d's routing sidecar: export --to llm-d)")  # fmt: skip
         meta = {"name": s.name, "labels": {"app": s.name, "aicap/workload": s.workload}, "annotations": notes}
         docs: list[dict[str, object]] = []
         if launch.options_file is not None:

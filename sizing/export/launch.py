@@ -65,6 +65,18 @@ class Launch:
     multi_node: MultiNode | None = None  # how a replica starts across a LeaderWorkerSet's pods
 
 
+def dns_label(text: str) -> str:
+    """A Kubernetes object and helm release name (RFC 1123 label): lower-case letters, digits and '-', at most 53 characters.
+
+    Workload names may hold dots and capitals (``llama-3.1-8b``, ``chat.prefill``); a Service name may not.
+    """
+    return re.sub(r"-+", "-", re.sub(r"[^a-z0-9-]", "-", text.lower())).strip("-")[:53].strip("-") or "deployment"
+
+
+#: The KV connector a disaggregated pool's vLLM moves the cache with (NIXL, as llm-d's P/D guide runs it).
+KV_CONNECTOR = "NixlConnector"
+
+
 def checkpoint(cat: CatalogueLike, model_id: str) -> tuple[str, str | None]:
     """The Hugging Face repository a catalogue model's config was read from, or the id itself with a note."""
     m = cat.model(model_id)
@@ -103,14 +115,18 @@ def deployment_settings(plan: Plan, cat: CatalogueLike) -> list[Settings]:
                 v["quantization"] = d.weights_dtype
             if d.kv_dtype not in _SIXTEEN_BIT:
                 v["kv_cache_dtype"] = d.kv_dtype
-            if w.prefix_cached_share > 0:
+            if w.prefix_cached_share > 0 and w.disaggregated_role != "decode":  # a decode pool's "cached" prompts arrive by transfer
                 v["prefix_caching"] = True
+            if w.disaggregated_role is not None:
+                v["disaggregation_role"] = w.disaggregated_role
+                v["kv_connector"] = KV_CONNECTOR
             if spec is not None:
                 v["speculative_method"] = spec.method
                 v["speculative_draft_tokens"] = spec.draft_tokens
                 if spec.draft_model is not None:
                     v["speculative_draft_model"] = checkpoint(cat, spec.draft_model)[0]
-            out.append(Settings(f"{pw.name}-{k}", pw.name, k, engine, d.instance_type, d.hardware, d.replicas, d.tp * d.pp, v, notes))
+            out.append(Settings(dns_label(f"{pw.name}-{k}"), pw.name, k, engine, d.instance_type, d.hardware, d.replicas, d.tp * d.pp,
+                                v, notes))  # fmt: skip
     return out
 
 

@@ -92,3 +92,31 @@ def values(s: Settings, fmap: FlagMap, chart: LlmdChart, cat: CatalogueLike, fac
     }  # fmt: skip
     notes.append(f"replicas fixed at the plan's {s.replicas}; llm-d's workload-variant autoscaler is not configured")
     return doc, notes
+
+
+def pd_values(prefill: Settings, decode: Settings, fmap: FlagMap, chart: LlmdChart, cat: CatalogueLike,
+              facts: KubernetesFacts) -> tuple[dict[str, object], list[str]]:  # fmt: skip
+    """One release for a disaggregated workload's pools: ``decode`` and ``prefill`` pods behind llm-d's routing sidecar.
+
+    The decode pods' vLLM listens behind the sidecar (``routing.proxy.targetPort``), which fetches each
+    prompt's KV cache from a prefill pod over the connector; the prefill pods listen on the service port.
+    """
+    doc, notes = values(decode, fmap, chart, cat, facts)
+    pre, pre_notes = values(prefill, fmap, chart, cat, facts)
+    if pre["accelerator"] != doc["accelerator"]:
+        raise InputError(f"{decode.workload}: prefill on {prefill.hardware} and decode on {decode.hardware} need two accelerator types; "
+                         "the llm-d chart takes one per release")  # fmt: skip
+    target = chart.proxy.target_port
+    routing = doc["routing"]
+    assert isinstance(routing, dict)
+    doc["routing"] = {"servicePort": routing["servicePort"], "proxy": {"enabled": True, "connector": chart.proxy.connector,
+                                                                       "targetPort": target}}  # fmt: skip
+    dec = doc["decode"]
+    assert isinstance(dec, dict)
+    (container,) = dec["containers"]
+    container["ports"] = [{"containerPort": target, "name": "vllm", "protocol": "TCP"}]
+    container["readinessProbe"]["httpGet"]["port"] = target
+    pre_pods = pre["decode"]
+    assert isinstance(pre_pods, dict)
+    doc["prefill"] = pre_pods
+    return doc, notes + [n for n in pre_notes if n not in notes]

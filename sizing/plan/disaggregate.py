@@ -135,8 +135,15 @@ def split(fleet: Fleet, cat: CatalogueLike, insts: list[InstanceSpec]) -> tuple[
         base["requests_per_s"] = raw.get("requests_per_s", w.rate)
         i_min = w.input_tokens if isinstance(w.input_tokens, int) else min(b.tokens for b in w.input_tokens)
         q = w.slo.percentile
-        pre = {**base, "name": w.name + PREFILL, "output_tokens": 1, "slo": {"ttft_ms": round(prefill_ttft, 3), "percentile": q}}
-        dec = {**base, "name": w.name + DECODE, "prefix_cached_share": max(w.prefix_cached_share, 1.0 - 1.0 / max(i_min, 2)),
+        pre = {
+            **base,
+            "name": w.name + PREFILL,
+            "disaggregated_role": "prefill",
+            "output_tokens": 1,
+            "slo": {"ttft_ms": round(prefill_ttft, 3), "percentile": q},
+        }
+        dec = {**base, "name": w.name + DECODE, "disaggregated_role": "decode",
+               "prefix_cached_share": max(w.prefix_cached_share, 1.0 - 1.0 / max(i_min, 2)),
                "slo": {"ttft_ms": round(ttft * d.decode_ttft_share, 3), "tpot_ms": w.slo.tpot_ms, "percentile": q}}  # fmt: skip
         if w.speculative is not None:
             dec["speculative"] = raw["speculative"]

@@ -231,3 +231,31 @@ def test_an_sglang_plan_autoscales_on_sglangs_own_gauges_and_turns_metrics_on(ai
     assert "--enable-metrics" in command
     query = next(d for d in docs if d["kind"] == "ScaledObject")["spec"]["triggers"][0]["metadata"]["query"]
     assert "sglang:num_running_reqs" in query and "sglang:num_queue_reqs" in query
+
+
+def test_a_disaggregated_plan_exports_one_llm_d_release_with_both_pools(aicap, tmp_path: Path) -> None:
+    import re
+
+    from aicap.hardware_db.launch import llmd_chart
+
+    plan = tmp_path / "pd.json"
+    r = aicap("size", "--model", "llama-3.1-70b", "--rate", "5", "--input-tokens", "2000", "--output-tokens", "300", "--ttft-ms", "1500",
+              "--tpot-ms", "40", "--cloud", "aws", "--disaggregate", "--transfer-gbps", "50", "-o", str(plan), "-f", "json")  # fmt: skip
+    assert r.code == 0, r.stderr
+    pools = {w["name"]: w["deployments"][0] for w in yaml.safe_load(plan.read_text())["workloads"]}
+    (values,) = list(yaml.safe_load_all(aicap("export", str(plan), "--to", "llm-d").stdout))
+    chart = llmd_chart()
+    listed = {k.path for k in chart.keys}
+    unlisted = {p for p in _paths(values, listed) if p not in listed and not any(x.startswith((p + ".", p + "[]")) for x in listed)}
+    assert not unlisted, unlisted
+    assert values["routing"]["proxy"] == {"enabled": True, "connector": "nixlv2", "targetPort": chart.proxy.target_port}
+    dec, pre = values["decode"], values["prefill"]
+    assert dec["replicas"] == pools["llama-3.1-70b.decode"]["replicas"] and pre["replicas"] == pools["llama-3.1-70b.prefill"]["replicas"]
+    assert dec["containers"][0]["ports"][0]["containerPort"] == chart.proxy.target_port and pre["create"] is True
+    d_args, p_args = dec["containers"][0]["args"], pre["containers"][0]["args"]
+    assert d_args[d_args.index("--kv-transfer-config.kv_role") + 1] == "kv_consumer"
+    assert p_args[p_args.index("--kv-transfer-config.kv_role") + 1] == "kv_producer"
+    assert p_args[p_args.index("--kv-transfer-config.kv_connector") + 1] == "NixlConnector"
+    # Manifests of dotted workload names use valid object names (RFC 1123 labels).
+    for m in yaml.safe_load_all(aicap("export", str(plan), "--to", "k8s").stdout):
+        assert re.fullmatch(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?", m["metadata"]["name"]), m["metadata"]["name"]

@@ -12,7 +12,7 @@ FIELDS = (
     "max_running_requests", "max_prefill_tokens", "memory_fraction", "context_length", "dtype", "quantization", "kv_cache_dtype",
     "prefix_caching", "prefix_caching_off", "chunked_prefill", "chunked_prefill_off", "speculative_method", "speculative_draft_model",
     "speculative_draft_tokens", "speculative_num_steps", "speculative_eagle_topk", "mtp_layers", "trust_remote_code",
-    "disaggregation_role", "metrics", "attention_data_parallel",
+    "disaggregation_role", "kv_connector", "metrics", "attention_data_parallel",
 )  # fmt: skip
 ValueKind = Literal["int", "float", "str", "bool-switch", "bool", "choice"]
 
@@ -179,12 +179,21 @@ class ValuesKey(_Strict):
     source: str = Field(min_length=1)
 
 
+class RoutingProxy(_Strict):
+    """llm-d's routing sidecar of a prefill/decode pair: its KV connector and the port vLLM listens on behind it."""
+
+    connector: str
+    target_port: int = Field(ge=1, le=65535)
+    source: str = Field(min_length=1)
+
+
 class LlmdChart(_Strict):
     """The llm-d ``llm-d-modelservice`` chart as ``aicap export --to llm-d`` fills it (``hardware_db/export/llmd.yaml``)."""
 
     schema_version: Literal[1]
     chart: ChartRef
     image: Image
+    proxy: RoutingProxy
     chart_managed_fields: list[str] = Field(min_length=1)
     chart_managed_source: str = Field(min_length=1)
     accelerator_types: list[AcceleratorType]
