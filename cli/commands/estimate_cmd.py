@@ -165,6 +165,48 @@ def estimate_view(doc: dict[str, Any]) -> View:
     return View(doc, [Table(title, ["", "value"], rows, caption)])
 
 
+def _disaggregated(model: str, hardware: str, decode_hardware: str, devices: int | None, tp: int | None, pp: int | None, ep: int,
+                   batch: str, input_tokens: int, output_tokens: int, weights_dtype: str | None, kv_dtype: str | None,
+                   tpot_ms: float | None, engine: str | None, transfer_gbps: float | None, fmt: Format) -> None:  # fmt: skip
+    """``estimate --disaggregate``: a prefill and a decode replica of one model, the KV link between them and their ratio."""
+    from aicap.sizing.core.errors import InfeasibleError, InputError
+    from aicap.sizing.core.specs.model import DecoderModel
+    from aicap.sizing.serve.disaggregated import DisaggregatedEstimate, rdma_tiers
+    from aicap.sizing.serve.estimate import estimate
+
+    cat = catalogue()
+    if not isinstance(cat.model(model), DecoderModel):
+        raise InputError(f"--disaggregate splits prefill from decode; {model} is not a decoder")
+    if input_tokens < 2:
+        raise InputError(f"--input-tokens {input_tokens}: --disaggregate moves a prompt's KV cache; give at least 2 tokens")
+    if transfer_gbps is not None and not transfer_gbps > 0:
+        raise InputError(f"--transfer-gbps {transfer_gbps}: must be positive")
+    tiers = rdma_tiers(cat.instances.values(), {hardware, decode_hardware})
+    gbps = transfer_gbps if transfer_gbps is not None else (tiers[0] if tiers else None)
+    if gbps is None:
+        raise InputError(f"no instance type of {hardware} or {decode_hardware} has a sourced RDMA-class network: give --transfer-gbps")
+    pre = estimate(build_request(model, hardware, devices, tp, pp, ep, batch, input_tokens, 1, weights_dtype, kv_dtype, None, engine))
+    dec = estimate(build_request(model, decode_hardware, devices, tp, pp, ep, batch, input_tokens, output_tokens, weights_dtype, kv_dtype,
+                                 tpot_ms, engine, prefix_cached=1.0 - 1.0 / input_tokens))  # fmt: skip
+    doc = DisaggregatedEstimate(pre, dec, gbps).to_dict()
+    rows = []
+    for role in ("prefill", "decode"):
+        d = doc[role]
+        rows.append([f"{role} replica", f"{d['devices'] // d['replicas']}× {d['hardware']} TP{d['tp']}·PP{d['pp']}, batch {d['batch']}, "
+                     f"{d['throughput']['requests_per_s'] / d['replicas']:,.2f} req/s" + ("" if d["fits"] else f" — NO: {d['advice']}")])  # fmt: skip
+    rows += [
+        ["KV transfer (one prompt)", f"{doc['kv_transfer']['ms']:,.1f} ms at {gbps:g} Gbit/s" + ("" if transfer_gbps else " (slowest RDMA tier)")],
+        ["TTFT (one request, idle)", f"{doc['ttft_s'] * 1e3:,.1f} ms = prefill + transfer + first decode step"],
+        ["TPOT (mean at the decode batch)", "-" if doc["tpot_s"] is None else f"{doc['tpot_s'] * 1e3:,.2f} ms"],
+        ["prefill replicas per decode replica", f"{doc['prefill_replicas_per_decode_replica']:.2f}"],
+        ["requests/s per device (both pools)", f"{doc['requests_per_s_per_device']:,.3f}"],
+    ]  # fmt: skip
+    title = f"Disaggregated estimate: {model} ({input_tokens} in / {output_tokens} out tokens), prefill on {hardware}, decode on {decode_hardware}"
+    emit(View(doc, [Table(title, ["", "value"], rows, "aicap size --disaggregate sizes both pools under load and verifies them.")]), fmt)
+    if not doc["fits"]:
+        raise InfeasibleError(f"{model}: " + "; ".join(f"{r} {doc[r]['advice']}" for r in ("prefill", "decode") if not doc[r]["fits"]))
+
+
 def register(app: typer.Typer) -> None:
     """Add ``estimate`` and ``explain`` to the root app."""
 
@@ -174,11 +216,37 @@ def register(app: typer.Typer) -> None:
                      ep: EpOpt = 1, batch: BatchOpt = "auto", input_tokens: InOpt = 1024, output_tokens: OutOpt = 256,
                      weights_dtype: WdtOpt = None, kv_dtype: KvOpt = None, tpot_ms: TpotOpt = None, engine: EngineOpt = None,
                      prefix_cached: PrefixOpt = 0.0, speculative: SpecOpt = None, draft_model: DraftModelOpt = None,
-                     draft_tokens: DraftTokensOpt = None, acceptance: AcceptOpt = None, fmt: FormatOpt = Format.table) -> None:  # fmt: skip
+                     draft_tokens: DraftTokensOpt = None, acceptance: AcceptOpt = None,
+                     disaggregate: Annotated[bool, typer.Option("--disaggregate", help="Estimate a prefill replica (on --hardware) and a decode replica (on --decode-hardware), the KV transfer between them and how many prefill replicas one decode replica needs.")] = False,
+                     decode_hardware: Annotated[str | None, typer.Option("--decode-hardware", help="With --disaggregate: the decode replica's device (default --hardware).")] = None,
+                     transfer_gbps: Annotated[float | None, typer.Option("--transfer-gbps", help="With --disaggregate: the KV link per device, Gbit/s (default: the slowest RDMA-class network of the two devices' instance types).")] = None,
+                     fmt: FormatOpt = Format.table) -> None:  # fmt: skip
         """Predict memory, TTFT, TPOT and throughput of one deployment."""
-        from aicap.sizing.core.errors import InfeasibleError
+        from aicap.sizing.core.errors import InfeasibleError, InputError
         from aicap.sizing.serve.estimate import estimate
 
+        if not disaggregate and (decode_hardware is not None or transfer_gbps is not None):
+            raise InputError("--decode-hardware and --transfer-gbps shape --disaggregate: add it")
+        if disaggregate:
+            _disaggregated(
+                model,
+                hardware,
+                decode_hardware or hardware,
+                devices,
+                tp,
+                pp,
+                ep,
+                batch,
+                input_tokens,
+                output_tokens,
+                weights_dtype,
+                kv_dtype,
+                tpot_ms,
+                engine,
+                transfer_gbps,
+                fmt,
+            )
+            return
         req = build_request(model, hardware, devices, tp, pp, ep, batch, input_tokens, output_tokens, weights_dtype, kv_dtype, tpot_ms,
                             engine, prefix_cached, speculative_config(speculative, draft_model, draft_tokens, acceptance))  # fmt: skip
         result = estimate(req)

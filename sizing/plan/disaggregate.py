@@ -30,39 +30,31 @@ from __future__ import annotations
 from typing import Any
 
 from aicap.sizing.core.catalogue import CatalogueLike
-from aicap.sizing.core.dtypes import BYTES_PER_ELEMENT
 from aicap.sizing.core.errors import InputError
 from aicap.sizing.core.fleet import Fleet, Workload
 from aicap.sizing.core.specs import InstanceSpec
 from aicap.sizing.core.specs.model import DecoderModel
-from aicap.sizing.perf.params import kv_cache_bytes_per_token
+from aicap.sizing.serve.disaggregated import rdma_tiers
+from aicap.sizing.serve.disaggregated import transfer_ms as serve_transfer_ms
 
 PREFILL, DECODE = ".prefill", ".decode"
 
 
 def transfer_ms(w: Workload, model: DecoderModel, gbps: float) -> float:
-    """Milliseconds to move the longest prompt's KV cache over ``gbps``: ``b_kv·I_max·8/(g·10⁹)·10³``."""
-    kv = BYTES_PER_ELEMENT[w.kv_dtype or "bf16"]
-    return kv_cache_bytes_per_token(model, kv) * w.max_input * 8.0 / (gbps * 1e9) * 1e3
-
-
-#: Scale-out networks that move a KV cache between instances without the host's TCP stack (what NIXL and
-#: Mooncake transfer over), and TPU slices' data-centre network.
-RDMA = frozenset({"efa", "infiniband", "roce", "gpudirect-tcpx", "gpudirect-tcpxo", "tpu-dcn"})
+    """Milliseconds to move the longest prompt's KV cache over ``gbps`` (at the workload's KV format, 16 bit by default)."""
+    return serve_transfer_ms(model, w.kv_dtype or "bf16", w.max_input, gbps)
 
 
 def link_tiers(w: Workload, insts: list[InstanceSpec]) -> list[float]:
     """The per-device RDMA-class network speeds (Gbit/s) among ``insts`` the pools may use, slowest first."""
     d = w.disaggregation
     assert d is not None
-    pools = set(d.prefill_hardware or []) | set(d.decode_hardware or []) | set(w.hardware or [])
-    shares = {i.network.gbps / i.devices for i in insts
-              if i.network is not None and i.network.kind in RDMA and (not pools or i.device in pools)}  # fmt: skip
+    shares = rdma_tiers(insts, set(d.prefill_hardware or []) | set(d.decode_hardware or []) | set(w.hardware or []))
     if not shares:
         raise InputError(f"workload '{w.name}': disaggregation moves the KV cache over the instance network and no allowed instance "
                          "type has a sourced RDMA-class one (EFA, InfiniBand, RoCE, GPUDirect-TCPX): give disaggregation.transfer_gbps "
                          "(--transfer-gbps) to allow slower links")  # fmt: skip
-    return sorted(shares)
+    return shares
 
 
 _CHOSEN: dict[str, float] = {}  # link tier per (catalogue, workload, constraints): re-solves of one fleet search once

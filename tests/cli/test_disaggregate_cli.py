@@ -25,3 +25,23 @@ def test_pool_options_need_disaggregate_and_one_workload(aicap, tmp_path) -> Non
     assert r.code == 2 and "disaggregation" in r.stderr
     r = aicap("size", "--model", "llama-3.1-8b", "--rate", "1", "--disaggregate", "--tpot-ms", "50")
     assert r.code == 2 and "give slo.ttft_ms (--ttft-ms)" in r.stderr and r.stderr.count("\n") == 1
+
+
+def test_estimate_disaggregate_composes_ttft_and_sizes_the_pool_ratio(aicap) -> None:
+    import pytest
+
+    doc = aicap("estimate", "--model", "llama-3.1-70b", "--hardware", "h100-sxm", "--decode-hardware", "a100-80gb-sxm", "--tp", "4",
+                "--input-tokens", "2000", "--output-tokens", "300", "--tpot-ms", "40", "--disaggregate", "--transfer-gbps", "50",
+                "-f", "json").json()  # fmt: skip
+    pre, dec = doc["prefill"], doc["decode"]
+    assert (pre["hardware"], dec["hardware"]) == ("h100-sxm", "a100-80gb-sxm") and pre["output_tokens"] == 1
+    assert dec["prefix_cached_share"] == pytest.approx(1 - 1 / 2000)
+    kv = {"bf16": 2, "fp8": 1}[pre["kv_dtype"]]
+    assert doc["kv_transfer"]["ms"] == pytest.approx(80 * 2 * 8 * 128 * kv * 2000 * 8 / 50e9 * 1e3, rel=1e-4)
+    assert doc["ttft_s"] == pytest.approx(pre["ttft_s"] + doc["kv_transfer"]["ms"] / 1e3 + dec["ttft_s"], rel=1e-3)  # parts at 4 digits
+    ratio = dec["throughput"]["requests_per_s"] / pre["throughput"]["requests_per_s"]
+    assert doc["prefill_replicas_per_decode_replica"] == pytest.approx(ratio, rel=1e-3) and doc["tpot_s"] <= 0.040 + 1e-9
+    r = aicap("estimate", "--model", "llama-3.1-70b", "--hardware", "h100-sxm", "--transfer-gbps", "50")
+    assert r.code == 2 and "shape --disaggregate" in r.stderr
+    r = aicap("estimate", "--model", "bge-large-en", "--hardware", "l4", "--disaggregate")
+    assert r.code == 2 and "not a decoder" in r.stderr

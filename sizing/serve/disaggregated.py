@@ -1,0 +1,79 @@
+"""One disaggregated deployment: a prefill replica and a decode replica, the KV transfer between them, and their ratio.
+
+The prefill replica computes each prompt and its first token (one output token); the prompt's KV cache
+crosses the instance network, ``t_x = b_kv·I·8/(g·10⁹)`` seconds for ``b_kv`` KV bytes per token and
+``g`` Gbit/s; the decode replica admits the request with its prompt already cached and generates the
+rest. An idle request sees ``TTFT = TTFT_prefill + t_x + TTFT_decode`` (the last one step of the decode
+replica); TPOT is the decode replica's. To carry a rate ``λ`` the pools need ``λ/μ_p`` prefill and ``λ/μ_d``
+decode replicas, ``μ`` each replica's requests/s at its batch: ``μ_d/μ_p`` prefill replicas per decode
+replica. ``aicap size --disaggregate`` sizes the pools under load (:mod:`aicap.sizing.plan.disaggregate`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from aicap.sizing.core.dtypes import BYTES_PER_ELEMENT
+from aicap.sizing.core.specs import InstanceSpec
+from aicap.sizing.core.specs.model import DecoderModel
+from aicap.sizing.perf.params import kv_cache_bytes_per_token
+from aicap.sizing.serve.estimate import EstimateResult
+
+#: Scale-out networks that move a KV cache between instances without the host's TCP stack (what NIXL and
+#: Mooncake transfer over), and TPU slices' data-centre network.
+RDMA = frozenset({"efa", "infiniband", "roce", "gpudirect-tcpx", "gpudirect-tcpxo", "tpu-dcn"})
+
+
+def transfer_ms(model: DecoderModel, kv_dtype: str, tokens: int, gbps: float) -> float:
+    """Milliseconds to move ``tokens`` tokens of KV cache over ``gbps``: ``b_kv·tokens·8/(g·10⁹)·10³``."""
+    return kv_cache_bytes_per_token(model, BYTES_PER_ELEMENT[kv_dtype]) * tokens * 8.0 / (gbps * 1e9) * 1e3
+
+
+def rdma_tiers(insts: Iterable[InstanceSpec], devices: set[str] | None = None) -> list[float]:
+    """Per-device RDMA-class network speeds (Gbit/s) of ``insts`` (of ``devices`` only, when given), slowest first."""
+    return sorted({i.network.gbps / i.devices for i in insts
+                   if i.network is not None and i.network.kind in RDMA and (not devices or i.device in devices)})  # fmt: skip
+
+
+@dataclass
+class DisaggregatedEstimate:
+    """A prefill and a decode estimate of one model and the KV transfer between them (module docstring)."""
+
+    prefill: EstimateResult
+    decode: EstimateResult
+    link_gbps: float
+
+    @property
+    def transfer_ms(self) -> float:
+        """KV transfer of one prompt [ms]."""
+        model = self.prefill.deployment.model
+        assert isinstance(model, DecoderModel)
+        return transfer_ms(model, self.prefill.deployment.kv_dtype, self.prefill.request.input_tokens, self.link_gbps)
+
+    @property
+    def prefill_per_decode(self) -> float:
+        """Prefill replicas per decode replica at full batches: ``μ_d/μ_p``."""
+        return float(self.decode.metrics.requests_per_s) / max(float(self.prefill.metrics.requests_per_s), 1e-12)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready document: both estimates, the transfer, the idle TTFT, the TPOT and the pool ratio."""
+        p, d = self.prefill, self.decode
+        ttft = float(p.metrics.ttft_s) + self.transfer_ms / 1e3 + float(d.metrics.ttft_s)
+        dev_p, dev_d = p.deployment.devices, d.deployment.devices
+        ratio = self.prefill_per_decode
+        return {
+            "schema_version": 1,
+            "model": p.deployment.model.id,
+            "input_tokens": p.request.input_tokens,
+            "output_tokens": d.request.output_tokens,
+            "prefill": p.to_dict(),
+            "decode": d.to_dict(),
+            "kv_transfer": {"link_gbps": self.link_gbps, "ms": round(self.transfer_ms, 3)},
+            "ttft_s": round(ttft, 6),
+            "tpot_s": d.to_dict()["tpot_s"],
+            "prefill_replicas_per_decode_replica": round(ratio, 4),
+            "requests_per_s_per_device": round(float(d.metrics.requests_per_s) / (dev_d + ratio * dev_p), 4),
+            "fits": p.fits and d.fits,
+        }
