@@ -259,3 +259,54 @@ def test_a_disaggregated_plan_exports_one_llm_d_release_with_both_pools(aicap, t
     # Manifests of dotted workload names use valid object names (RFC 1123 labels).
     for m in yaml.safe_load_all(aicap("export", str(plan), "--to", "k8s").stdout):
         assert re.fullmatch(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?", m["metadata"]["name"]), m["metadata"]["name"]
+
+
+CRDS = yaml.safe_load((HERE.parent / "data" / "crd_shapes.yaml").read_text())
+
+
+def _pod(meta: dict, spec: dict) -> dict:  # type: ignore[type-arg]
+    return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p", **({"labels": meta["labels"]} if "labels" in meta else {})},
+            "spec": spec}  # fmt: skip
+
+
+def _check_custom(doc: dict) -> None:  # type: ignore[type-arg]
+    """A custom resource against its API's schema (tests/cli/data/crd_shapes.yaml); its pod templates against Kubernetes 1.33."""
+    import jsonschema
+
+    jsonschema.validate(doc, CRDS[doc["kind"]]["schema"])
+    if doc["kind"] == "LeaderWorkerSet":
+        t = doc["spec"]["leaderWorkerTemplate"]
+        for template in (t["workerTemplate"], t.get("leaderTemplate", t["workerTemplate"])):
+            kubernetes_validate.validate(_pod(template.get("metadata", {}), template["spec"]), K8S_VERSION, strict=True)
+    elif doc["kind"] == "InferenceService":
+        predictor = dict(doc["spec"]["predictor"])
+        for key in CRDS["InferenceService"]["component_fields"]:
+            predictor.pop(key, None)
+        kubernetes_validate.validate(_pod({}, predictor), K8S_VERSION, strict=True)
+
+
+@pytest.mark.parametrize("golden_plan", STATIC, ids=lambda p: p.stem)
+def test_custom_resources_validate_against_their_apis(aicap, golden_plan: Path) -> None:
+    for target in ("k8s", "kserve"):
+        r = aicap("export", str(golden_plan), "--to", target)
+        assert r.code == 0, r.stderr
+        for doc in yaml.safe_load_all(r.stdout):
+            if doc["kind"] in CRDS:
+                _check_custom(doc)
+
+
+def test_a_leader_worker_set_validates_against_its_api(aicap, tmp_path: Path) -> None:
+    import jsonschema
+
+    plan = tmp_path / "plan.json"
+    r = aicap("size", "--model", "deepseek-v3", "--rate", "0.5", "--hardware", "h100-sxm", "--precision", "fp8", "--cloud", "aws",
+              "--ttft-ms", "5000", "-o", str(plan), "-f", "json")  # fmt: skip
+    assert r.code == 0, r.stderr
+    docs = [d for d in yaml.safe_load_all(aicap("export", str(plan), "--to", "k8s").stdout) if d["kind"] in CRDS]
+    assert {d["kind"] for d in docs} == {"LeaderWorkerSet", "ScaledObject"}
+    for doc in docs:
+        _check_custom(doc)
+    bad = next(d for d in docs if d["kind"] == "LeaderWorkerSet")
+    bad["spec"]["leaderWorkerTemplate"]["restartPolicy"] = "Always"  # the schemas bite
+    with pytest.raises(jsonschema.ValidationError):
+        _check_custom(bad)
