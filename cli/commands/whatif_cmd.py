@@ -75,6 +75,8 @@ def register(app: typer.Typer) -> None:
         buy_vs_rent: Annotated[bool, typer.Option("--buy-vs-rent", help="Compare renting the fleet (its pricing model) with owning the hardware, and the break-even utilisation.")] = False,
         pricing: Annotated[str | None, typer.Option("--pricing", help="Pricing model of the baseline: on_demand (default), spot, reserved_1y, reserved_3y or owned.")] = None,
         student: Annotated[list[str] | None, typer.Option("--student", help="Also try serving this smaller model (same tokenizer) in place of larger decoders; repeatable.")] = None,
+        draft_model: Annotated[str | None, typer.Option("--draft-model", help="Also try speculative decoding with this draft model (same tokenizer); needs --acceptance.")] = None,
+        acceptance: Annotated[float | None, typer.Option("--acceptance", help="Per-token acceptance, 0-1, for --draft-model and the spec-* alternatives (default: each method's published figure).")] = None,
         pareto: Annotated[bool, typer.Option("--pareto", help="Print each alternative's cost-versus-latency front (targets scaled 0.3x to 3x), marking the plans no alternative beats.")] = False,
         plot: Annotated[Path | None, typer.Option("--plot", help="With --pareto: draw the fronts (.png or .svg; the plot extra).")] = None,
         fmt: FormatOpt = Format.table,
@@ -82,7 +84,7 @@ def register(app: typer.Typer) -> None:
         """Size the same demand under alternatives and compare cost, latency, memory and published quality."""
         from aicap.hardware_db.launch import quality_figures
         from aicap.sizing.plan.fleet_io import build_fleet, builtin_fleet, load_fleet
-        from aicap.sizing.plan.whatif import Change, named_change, whatif
+        from aicap.sizing.plan.whatif import Change, named_change, whatif, with_acceptance
 
         cat = catalogue()
         if model is not None:
@@ -105,6 +107,7 @@ def register(app: typer.Typer) -> None:
             return
         changes = [named_change(n.strip()) for n in alternatives.split(",") if n.strip()]
         changes += [Change(f"student {s}", "student", cat.model(s).id) for s in student or []]
+        changes = with_acceptance(changes, draft_model and cat.model(draft_model).id, acceptance)
         if plot is not None and not pareto:
             raise InputError("--plot draws the fronts of --pareto: add --pareto")
         if pareto:

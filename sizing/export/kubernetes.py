@@ -176,6 +176,9 @@ def manifests(launches: list[Launch], plan: Plan, cat: CatalogueLike, facts: Kub
         docs.append({"apiVersion": "v1", "kind": "Service", "metadata": {"name": s.name, "labels": {"app": s.name}},
                      "spec": {"selector": selector, "ports": [port]}})  # fmt: skip
         gauges = None if launch.queue_gauges is None else (launch.queue_gauges.running, launch.queue_gauges.waiting)
+        if gauges is None:
+            notes["aicap/autoscaler"] = (f"none: {s.engine} publishes no gauge of running and waiting requests that aicap has a "
+                                         "source for; replicas stay at the plan's")  # fmt: skip
         if gauges is not None:
             threshold = _in_flight(plan, s.workload, s.index, inputs[s.workload].mean_output)
             query = " + ".join(f'sum({g}{{pod=~"{s.name}-.*"}})' for g in gauges)

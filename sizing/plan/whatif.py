@@ -85,6 +85,28 @@ def named_change(name: str) -> Change:
     raise InputError(f"--alternatives '{name}': valid: {', '.join(NAMED)}")
 
 
+def with_acceptance(changes: list[Change], draft_model: str | None, acceptance: float | None) -> list[Change]:
+    """``changes`` with ``acceptance`` set on every speculative one, and a draft-model alternative when ``draft_model`` is given.
+
+    Raises :class:`InputError` for an acceptance outside [0, 1], or a draft model without an acceptance
+    (no published figure pairs a draft model with a target).
+    """
+    if acceptance is not None and not 0.0 <= acceptance <= 1.0:
+        raise InputError(f"--acceptance {acceptance}: must be between 0 and 1")
+    out = []
+    for c in changes:
+        if c.kind == "speculative" and acceptance is not None:
+            assert isinstance(c.value, SpeculativeConfig)
+            c = Change(c.name, c.kind, c.value.model_copy(update={"acceptance": acceptance}))
+        out.append(c)
+    if draft_model:
+        if acceptance is None:
+            raise InputError(f"--draft-model {draft_model}: give --acceptance (no published figure pairs a draft model with its target)")
+        out.append(Change(f"speculative draft {draft_model}", "speculative",
+                          SpeculativeConfig(method="draft", draft_model=draft_model, acceptance=acceptance)))  # fmt: skip
+    return out
+
+
 class Alternative(BaseModel):
     """One sized alternative (or the baseline) and how it compares with the baseline."""
 

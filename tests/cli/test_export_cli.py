@@ -310,3 +310,14 @@ def test_a_leader_worker_set_validates_against_its_api(aicap, tmp_path: Path) ->
     bad["spec"]["leaderWorkerTemplate"]["restartPolicy"] = "Always"  # the schemas bite
     with pytest.raises(jsonschema.ValidationError):
         _check_custom(bad)
+
+
+def test_an_engine_without_sourced_queue_gauges_gets_no_autoscaler_and_says_so(aicap, tmp_path: Path) -> None:
+    plan = tmp_path / "plan.json"
+    r = aicap("size", "--model", "llama-3.1-8b", "--rate", "4", "--hardware", "h100-sxm", "--cloud", "aws", "--engine", "trtllm",
+              "-o", str(plan), "-f", "json")  # fmt: skip
+    assert r.code == 0, r.stderr
+    docs = list(yaml.safe_load_all(aicap("export", str(plan), "--to", "k8s").stdout))
+    assert not any(d["kind"] == "ScaledObject" for d in docs)
+    deployment = next(d for d in docs if d["kind"] == "Deployment")
+    assert deployment["metadata"]["annotations"]["aicap/autoscaler"].startswith("none: trtllm publishes no gauge")

@@ -87,3 +87,14 @@ def test_whatif_pareto_json_table_and_plot(aicap, tmp_path) -> None:  # type: ig
     out = tmp_path / "fronts.svg"
     r = aicap(*ARGS, "--alternatives", "int4", "--pareto", "--plot", str(out))
     assert r.code == 0 and out.read_text().lstrip().startswith("<?xml") and "weights int4" in out.read_text()
+
+
+def test_a_draft_model_alternative_takes_the_given_acceptance(aicap) -> None:
+    doc = aicap(*ARGS, "--alternatives", "spec-eagle", "--draft-model", "llama-3.2-1b", "--acceptance", "0.6", "-f", "json").json()
+    _, eagle, draft = doc["alternatives"]
+    assert draft["name"] == "speculative draft llama-3.2-1b" and draft["delta_usd_per_month"] < 0
+    assert "acceptance 0.6" in eagle["quality_note"] and "acceptance 0.6" in draft["quality_note"]
+    r = aicap(*ARGS, "--draft-model", "llama-3.2-1b")
+    assert r.code == 2 and "give --acceptance" in r.stderr
+    r = aicap(*ARGS, "--acceptance", "1.5")
+    assert r.code == 2 and "between 0 and 1" in r.stderr
