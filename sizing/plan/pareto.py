@@ -161,11 +161,14 @@ def whatif_pareto(fleet: Fleet, cat: CatalogueLike, changes: list[Change], facto
 
 
 def plot_pareto(front: Pareto | WhatIfPareto, path: str, title: str) -> None:
-    """Draw the front to ``path`` (.png or .svg): $/month against worst TPOT and TTFT, the chosen plan marked."""
+    """Draw the front to ``path`` (.png or .svg): $/month against worst TPOT and TTFT, and tokens/s per device against per user.
+
+    The chosen plan (targets as given) is starred; a what-if front draws one series per alternative.
+    """
     from aicap.sizing.core.figures import pyplot
 
     plt = pyplot()
-    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4))
     for ax, key, label in ((axes[0], "tpot_ms", "worst TPOT (ms, at each workload's percentile)"),
                            (axes[1], "ttft_ms", "worst TTFT (ms, at each workload's percentile)")):  # fmt: skip
         series: dict[str, list[ParetoPoint]] = {}
@@ -184,6 +187,20 @@ def plot_pareto(front: Pareto | WhatIfPareto, path: str, title: str) -> None:
         if costs and max(costs) > 20 * min(costs):
             ax.set_yscale("log")
         ax.grid(alpha=0.3)
+    # Throughput per device bought against the token speed each user sees (1000/TPOT): the serving trade-off.
+    ax = axes[2]
+    groups: dict[str, list[ParetoPoint]] = {}
+    for p in front.pareto:
+        groups.setdefault(p.alternative if isinstance(p, WhatIfPoint) else "plans on the front", []).append(p)
+    for n, (name, members) in enumerate(groups.items()):
+        pts = sorted((p.tokens_per_s_per_user, p.tokens_per_s_per_device, p.chosen) for p in members if p.tokens_per_s_per_user)
+        ax.plot([x for x, _, _ in pts], [y for _, y, _ in pts], "o", color=f"C{n}", label=name)  # points: the demand is fixed
+        chosen = [(x, y) for x, y, c in pts if c]
+        if chosen:
+            ax.plot(*chosen[0], "*", color=f"C{n}", markersize=14, markeredgecolor="black")
+    ax.set_xlabel("output tokens/s per user (1000 / worst TPOT)")
+    ax.set_ylabel("output tokens/s per device bought (at the demand)")
+    ax.grid(alpha=0.3)
     axes[0].legend(fontsize=8)
     fig.suptitle(title)
     fig.tight_layout()
