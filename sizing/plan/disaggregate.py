@@ -27,6 +27,7 @@ the transfer's queueing on a shared link, and the first token's hand-off from th
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from aicap.sizing.core.catalogue import CatalogueLike
@@ -38,6 +39,11 @@ from aicap.sizing.serve.disaggregated import rdma_tiers
 from aicap.sizing.serve.disaggregated import transfer_ms as serve_transfer_ms
 
 PREFILL, DECODE = ".prefill", ".decode"
+
+
+def _down(ms: float) -> float:
+    """``ms`` rounded down to a microsecond, so the pools' shares never add up to more than the target."""
+    return math.floor(ms * 1e3) / 1e3
 
 
 def transfer_ms(w: Workload, model: DecoderModel, gbps: float) -> float:
@@ -132,11 +138,11 @@ def split(fleet: Fleet, cat: CatalogueLike, insts: list[InstanceSpec]) -> tuple[
             "name": w.name + PREFILL,
             "disaggregated_role": "prefill",
             "output_tokens": 1,
-            "slo": {"ttft_ms": round(prefill_ttft, 3), "percentile": q},
+            "slo": {"ttft_ms": _down(prefill_ttft), "percentile": q},
         }
         dec = {**base, "name": w.name + DECODE, "disaggregated_role": "decode",
                "prefix_cached_share": max(w.prefix_cached_share, 1.0 - 1.0 / max(i_min, 2)),
-               "slo": {"ttft_ms": round(ttft * d.decode_ttft_share, 3), "tpot_ms": w.slo.tpot_ms, "percentile": q}}  # fmt: skip
+               "slo": {"ttft_ms": _down(ttft * d.decode_ttft_share), "tpot_ms": w.slo.tpot_ms, "percentile": q}}  # fmt: skip
         if w.speculative is not None:
             dec["speculative"] = raw["speculative"]
         for pool, hw in ((pre, d.prefill_hardware or w.hardware), (dec, d.decode_hardware or w.hardware)):
