@@ -29,6 +29,7 @@ from aicap.cli.render import Format, Table, View, emit, progress
 from aicap.cli.state import STATE, catalogue, guarded, info
 
 if TYPE_CHECKING:
+    from aicap.sizing.sim.composed import ComposedTtft
     from aicap.sizing.sim.replay import PolicyRow
     from aicap.sizing.sim.report import SimulationReport, Stats
     from aicap.sizing.sim.verify import DeploymentRun
@@ -120,18 +121,32 @@ def compare_view(rows: list[PolicyRow], percentile: str) -> View:
     return View(doc, [table])
 
 
-def plan_runs_view(runs: list[DeploymentRun]) -> View:
-    """One row per simulated plan deployment."""
-    doc = {"schema_version": 1, "holds": all(r.holds for r in runs),
+def plan_runs_view(runs: list[DeploymentRun], composed: list[ComposedTtft] | None = None) -> View:
+    """One row per simulated plan deployment; a second table for disaggregated workloads' composed TTFT."""
+    composed = composed or []
+    doc = {"schema_version": 1, "holds": all(r.holds for r in runs) and all(c.holds for c in composed),
            "deployments": [{"workload": r.workload, "instance_type": r.instance_type, "holds": r.holds, **r.report.model_dump(mode="json")}
-                           for r in runs]}  # fmt: skip
+                           for r in runs],
+           "disaggregated": [{"workload": c.workload, "percentile": c.percentile, "prefill_ttft_ms": round(c.prefill_ms, 3),
+                              "transfer_ms": round(c.transfer_ms, 3), "decode_ttft_ms": round(c.decode_ms, 3),
+                              "composed_ttft_ms": round(c.composed_ms, 3),
+                              "ttft_target_ms": None if c.target_ms is None else round(c.target_ms, 3), "holds": c.holds}
+                             for c in composed]}  # fmt: skip
     rows = [[r.workload, r.instance_type, f"{r.report.setup.replicas}× TP{r.report.setup.tp}·PP{r.report.setup.pp}",
              f"{r.report.setup.rate_per_s:,.4g}", _ms(r.report.ttft_ms), r.report.slo.ttft_ms, _ms(r.report.tpot_ms), r.report.slo.tpot_ms,
              _pct(r.report.slo_attainment), "yes" if r.report.stable else "NO", "yes" if r.holds else "NO"] for r in runs]  # fmt: skip
-    return View(doc, [Table("Plan simulated: every deployment with all its replicas at its planned load (ms at p99)",
-                            ["workload", "instance", "replicas", "req/s", "TTFT p99", "TTFT target", "TPOT p99", "TPOT target",
-                             "SLO attainment", "stable", "holds"], rows,
-                            caption="holds: stable and within both targets at the workload's own percentile.")])  # fmt: skip
+    tables = [Table("Plan simulated: every deployment with all its replicas at its planned load (ms at p99)",
+                    ["workload", "instance", "replicas", "req/s", "TTFT p99", "TTFT target", "TPOT p99", "TPOT target",
+                     "SLO attainment", "stable", "holds"], rows,
+                    caption="holds: stable and within both targets at the workload's own percentile.")]  # fmt: skip
+    if composed:
+        tables.append(Table("Disaggregated workloads: the TTFT users see (ms at the workload's percentile)",
+                            ["workload", "prefill TTFT", "KV transfer", "decode TTFT", "composed TTFT", "target", "holds"],
+                            [[c.workload, c.prefill_ms, c.transfer_ms, c.decode_ms, c.composed_ms, c.target_ms, "yes" if c.holds else "NO"]
+                             for c in composed],
+                            caption="composed: the percentile of prefill TTFT + transfer + decode TTFT over paired simulated "
+                                    "requests, checked against the workload's own target."))  # fmt: skip
+    return View(doc, tables)
 
 
 def register(app: typer.Typer) -> None:
@@ -286,9 +301,17 @@ def register(app: typer.Typer) -> None:
             n = sum(d.requests_per_s > 0 for w in doc.workloads for d in w.deployments)
             with progress(n, "simulating deployments", enabled=on) as tick:
                 runs = simulate_plan(doc, cat, seed=seed, policy=policy, router=router, options=options, on_done=tick)
-            emit(plan_runs_view(runs), fmt)
-            if not all(r.holds for r in runs):
-                bad = ", ".join(f"{r.workload} on {r.instance_type}" for r in runs if not r.holds)
+            from aicap.sizing.sim.composed import compose
+
+            samples: dict[str, list[tuple[Any, Any]]] = {}
+            for r in runs:
+                if r.ttft_s is not None and r.arrival_s is not None:
+                    samples.setdefault(r.workload, []).append((r.ttft_s, r.arrival_s))
+            composed = compose(doc, cat, samples, seed=seed)
+            emit(plan_runs_view(runs, composed), fmt)
+            if not all(r.holds for r in runs) or not all(c.holds for c in composed):
+                bad = ", ".join([f"{r.workload} on {r.instance_type}" for r in runs if not r.holds]
+                                + [f"{c.workload} (composed TTFT)" for c in composed if not c.holds])  # fmt: skip
                 raise InfeasibleError(f"{plan}: in simulation, {bad} misses its targets or builds an unbounded queue")
             return
         if model is None or hardware is None:

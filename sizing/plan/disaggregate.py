@@ -19,8 +19,10 @@ device type or on the ones ``prefill_hardware``/``decode_hardware`` name):
   Its TTFT target ``d·T`` is the decode pool's admission wait and first step.
 
 The workload's TTFT promise is the sum of the two pools' TTFT percentiles and the transfer, at most
-``T`` (adding percentiles bounds the percentile of the sum from above); its TPOT is the decode pool's.
-Each pool is verified by simulation like any workload. The packing may put both pools on one
+``T``; its TPOT is the decode pool's. Percentiles do not add in general (a quantile of a sum can exceed
+the sum of quantiles when rare long waits coincide), so the sum is the plan's promise, not a proof:
+``aicap simulate PLAN`` pairs the pools' simulated requests and checks the composed percentile against
+``T`` (:mod:`aicap.sizing.sim.composed`); ``size --verify`` checks each pool against its share. The packing may put both pools on one
 instance, where the cache moves over the fast link instead (faster than costed). What this leaves out:
 the transfer's queueing on a shared link, and the first token's hand-off from the prefill pool.
 """

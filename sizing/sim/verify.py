@@ -28,7 +28,7 @@ from aicap.sizing.serve.step import Hardware, StepModel
 from aicap.sizing.sim.arrivals import ArrivalKind, arrival_times, sample_lengths
 from aicap.sizing.sim.cluster import Router
 from aicap.sizing.sim.engine import EngineConfig, Requests, simulate
-from aicap.sizing.sim.replay import PolicyOptions, Setup, holds, run
+from aicap.sizing.sim.replay import PolicyOptions, Setup, holds, run, run_detailed
 from aicap.sizing.sim.report import SimulationReport, Targets
 from aicap.sizing.sim.traffic import Lengths, TrafficSpec, cached_prefix
 
@@ -209,6 +209,8 @@ class DeploymentRun:
     instance_type: str
     report: SimulationReport
     holds: bool
+    ttft_s: np.ndarray | None = None  # per-request TTFT and arrivals, kept for a disaggregated pool (sizing.sim.composed)
+    arrival_s: np.ndarray | None = None
 
 
 def simulate_plan(plan: Plan, cat: CatalogueLike, *, requests_per_replica: int = DEFAULT_REQUESTS, seed: int = 0, policy: str = "fcfs",
@@ -245,8 +247,14 @@ def simulate_plan(plan: Plan, cat: CatalogueLike, *, requests_per_replica: int =
                                cv=w.arrival_cv, seed=s, cached_share=w.prefix_cached_share if decoder else 0.0)  # fmt: skip
             targets = Targets(ttft_ms=w.slo.ttft_ms, tpot_ms=w.slo.tpot_ms if decoder else None)
             setup = Setup(layout, replicas=d.replicas, router=router, max_num_seqs=max(d.max_running, 1))
-            rep = run(setup, spec.build(), policy=policy, options=options, targets=targets, seed=s, traffic=f"plan workload {pw.name}")
-            out.append(DeploymentRun(pw.name, d.instance_type, rep, holds(rep, pw.percentile)))
+            trace = spec.build()
+            if w.disaggregated_role is None:
+                rep = run(setup, trace, policy=policy, options=options, targets=targets, seed=s, traffic=f"plan workload {pw.name}")
+                out.append(DeploymentRun(pw.name, d.instance_type, rep, holds(rep, pw.percentile)))
+            else:
+                rep, res, _ = run_detailed(setup, trace, policy=policy, options=options, targets=targets, seed=s,
+                                           traffic=f"plan workload {pw.name}")  # fmt: skip
+                out.append(DeploymentRun(pw.name, d.instance_type, rep, holds(rep, pw.percentile), res.ttft_s, res.arrival_s))
             if on_done is not None:
                 on_done()
     return out

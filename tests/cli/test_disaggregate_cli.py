@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 ARGS = ("size", "--model", "llama-3.1-70b", "--rate", "5", "--input-tokens", "2000", "--output-tokens", "300", "--ttft-ms", "1500",
         "--tpot-ms", "40", "--cloud", "aws", "--disaggregate", "--transfer-gbps", "50", "-f", "json")  # fmt: skip
 
@@ -28,8 +30,6 @@ def test_pool_options_need_disaggregate_and_one_workload(aicap, tmp_path) -> Non
 
 
 def test_estimate_disaggregate_composes_ttft_and_sizes_the_pool_ratio(aicap) -> None:
-    import pytest
-
     doc = aicap("estimate", "--model", "llama-3.1-70b", "--hardware", "h100-sxm", "--decode-hardware", "a100-80gb-sxm", "--tp", "4",
                 "--input-tokens", "2000", "--output-tokens", "300", "--tpot-ms", "40", "--disaggregate", "--transfer-gbps", "50",
                 "-f", "json").json()  # fmt: skip
@@ -45,3 +45,15 @@ def test_estimate_disaggregate_composes_ttft_and_sizes_the_pool_ratio(aicap) -> 
     assert r.code == 2 and "shape --disaggregate" in r.stderr
     r = aicap("estimate", "--model", "bge-large-en", "--hardware", "l4", "--disaggregate")
     assert r.code == 2 and "not a decoder" in r.stderr
+
+
+def test_simulating_a_disaggregated_plan_checks_the_composed_ttft(aicap, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    plan = tmp_path / "pd.json"
+    assert aicap(*ARGS, "-o", str(plan)).code == 0
+    doc = aicap("simulate", str(plan), "-f", "json").json()
+    (c,) = doc["disaggregated"]
+    assert c["workload"] == "llama-3.1-70b" and c["ttft_target_ms"] == 1500.0 and c["holds"] and doc["holds"]
+    assert c["transfer_ms"] == pytest.approx(327_680 * 2000 * 8 / 50e9 * 1e3, abs=1e-3)
+    # The composed percentile lies between the larger part and the sum of the parts for these light-tailed waits.
+    parts = (c["prefill_ttft_ms"], c["decode_ttft_ms"])
+    assert max(parts) + c["transfer_ms"] <= c["composed_ttft_ms"] <= sum(parts) + c["transfer_ms"] + 1e-6
