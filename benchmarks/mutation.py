@@ -43,6 +43,7 @@ TARGETS: dict[str, list[str]] = {
     "problem": ["*"],
     "sizer": ["x_allowed_instances", "x_shortlist", "x_standalone_cost", "x__check_context"],
     "candidates": ["x_prune", "x__screen", "x_layouts", "x_formats", "x__reasons", "x__binding"],
+    "disaggregate": ["x_split", "x_transfer_ms", "x_link_tiers", "x__down"],
 }
 KILLED = {"killed", "caught by type check"}
 COUNTED = KILLED | {"survived", "timeout", "no tests", "suspicious"}

@@ -84,3 +84,51 @@ def test_what_cannot_be_split_is_an_input_error(cat: Catalogue, change: dict[str
     fleet = Fleet.model_validate({"workloads": [w], "constraints": {"clouds": ["aws"]}})
     with pytest.raises(InputError, match=message):
         (size_periods if isinstance(w["requests_per_s"], list) else size)(fleet, cat)
+
+
+def test_split_keeps_each_pools_share_of_the_workload(cat: Catalogue) -> None:
+    wl = {**WL, "input_tokens": [{"tokens": 500, "weight": 3.0}, {"tokens": 4000, "weight": 1.0}], "kv_dtype": "fp8",
+          "speculative": {"method": "eagle"}, "hardware": ["h100-sxm", "h200-sxm"], "min_network_gbps": 100.0, "prefix_cached_share": 0.2,
+          "disaggregation": {"transfer_gbps": 50.0, "decode_hardware": ["h200-sxm"]}}  # fmt: skip
+    fleet = Fleet.model_validate({"workloads": [wl, {"name": "other", "model": "llama-3.1-8b", "requests_per_s": 1.0}],
+                                  "constraints": {"clouds": ["aws"]}})  # fmt: skip
+    insts, _ = allowed_instances(fleet, cat)
+    out, notes = split(fleet, cat, insts)
+    pre, dec, other = out.workloads
+    assert other == fleet.workloads[1] and len(notes) == 1
+    move = 327_680 / 2 * 4000 * 8 / 50e9 * 1e3  # fp8 KV of the longest prompt
+    assert pre.slo.ttft_ms == pytest.approx(1500 * 0.9 - move, abs=2e-3) and pre.slo.ttft_ms <= 1500 * 0.9 - move
+    assert dec.prefix_cached_share == pytest.approx(1 - 1 / 500) and pre.prefix_cached_share == 0.2
+    assert pre.speculative is None and dec.speculative is not None and dec.speculative.method == "eagle"
+    assert pre.hardware == ["h100-sxm", "h200-sxm"] and dec.hardware == ["h200-sxm"]
+    assert pre.min_network_gbps == dec.min_network_gbps == 100.0  # the workload's own floor is the larger
+    assert pre.disaggregated_role == "prefill" and dec.disaggregated_role == "decode" and pre.disaggregation is None
+    assert pre.input_tokens == dec.input_tokens == fleet.workloads[0].input_tokens and dec.output_tokens == 300
+
+
+def test_a_fleet_without_disaggregation_is_returned_as_it_is(cat: Catalogue) -> None:
+    fleet = Fleet.model_validate({"workloads": [WL], "constraints": {"clouds": ["aws"]}})
+    assert split(fleet, cat, [])[0] is fleet
+
+
+def test_tokens_per_s_becomes_the_same_request_rate_in_both_pools(cat: Catalogue) -> None:
+    wl = {k: v for k, v in WL.items() if k != "requests_per_s"} | {"tokens_per_s": 1500.0, "disaggregation": {"transfer_gbps": 50.0}}
+    fleet = Fleet.model_validate({"workloads": [wl], "constraints": {"clouds": ["aws"]}})
+    pre, dec = split(fleet, cat, [])[0].workloads
+    assert pre.rate == dec.rate == pytest.approx(5.0) and pre.tokens_per_s is None
+
+
+def test_link_tiers_are_the_rdma_networks_of_the_pools_devices(cat: Catalogue) -> None:
+    fleet = _fleet(prefill_hardware=["h100-sxm"], decode_hardware=["a100-40gb-sxm"])
+    insts, _ = allowed_instances(fleet, cat)
+    tiers = link_tiers(fleet.workloads[0], insts)
+    want = sorted({i.network.gbps / i.devices for i in insts if i.network is not None and i.network.kind != "ethernet"
+                   and i.device in ("h100-sxm", "a100-40gb-sxm")})  # fmt: skip
+    assert tiers == want and tiers[0] < tiers[-1]
+    only_ethernet = [i for i in insts if i.network is not None and i.network.kind == "ethernet"]
+    with pytest.raises(InputError, match="no allowed instance type has a sourced RDMA-class one"):
+        link_tiers(fleet.workloads[0], only_ethernet)
+    # A given link is used as it is, and the note names no tier search.
+    fixed = _fleet(transfer_gbps=50.0)
+    _, notes = split(fixed, cat, insts)
+    assert "at 50 Gbit/s" in notes[0] and "link tier" not in notes[0]
