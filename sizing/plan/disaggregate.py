@@ -119,6 +119,8 @@ def split(fleet: Fleet, cat: CatalogueLike, insts: list[InstanceSpec]) -> tuple[
         if d is None:
             out.append(raw)
             continue
+        for h in [*(d.prefill_hardware or []), *(d.decode_hardware or [])]:
+            cat.device(h)  # an unknown id is an input error naming the valid ones
         model = cat.model(w.model)
         if not isinstance(model, DecoderModel):
             raise InputError(f"workload '{w.name}': disaggregation splits prefill from decode; {model.id} is not a decoder")

@@ -223,8 +223,11 @@ def size(fleet: Fleet, cat: CatalogueLike, *, alternatives: bool = True, time_li
     rejected: dict[str, list[Rejected]] = {}
     for w in fleet.workloads:
         mine = all_cands[w.name]
-        if w.hardware and not mine:
-            raise InfeasibleError(f"workload '{w.name}' may use only {', '.join(w.hardware)}: no allowed instance type has them "
+        if not mine and (w.hardware or w.min_network_gbps):
+            need = ([f"devices {', '.join(w.hardware)}"] if w.hardware else []) + (
+                [f"at least {w.min_network_gbps:g} Gbit/s of sourced scale-out network per device"] if w.min_network_gbps else []
+            )
+            raise InfeasibleError(f"workload '{w.name}' needs {' and '.join(need)}: no allowed instance type has them "
                                   f"(constraints: clouds={c.clouds or 'any'}, hardware={c.hardware or 'any'})")  # fmt: skip
         if not any(x.feasible for x in mine):
             raise InfeasibleError(_diagnose(w, cat, mine, insts))

@@ -57,3 +57,13 @@ def test_simulating_a_disaggregated_plan_checks_the_composed_ttft(aicap, tmp_pat
     # The composed percentile lies between the larger part and the sum of the parts for these light-tailed waits.
     parts = (c["prefill_ttft_ms"], c["decode_ttft_ms"])
     assert max(parts) + c["transfer_ms"] <= c["composed_ttft_ms"] <= sum(parts) + c["transfer_ms"] + 1e-6
+
+
+def test_pools_that_nothing_can_host_say_why(aicap) -> None:
+    base = ("size", "--model", "llama-3.1-8b", "--rate", "2", "--ttft-ms", "1000", "--tpot-ms", "50", "--disaggregate")
+    r = aicap(*base, "--cloud", "gcp", "--prefill-hardware", "nosuch")
+    assert r.code == 2 and "unknown hardware 'nosuch'" in r.stderr
+    r = aicap(*base, "--pricing", "owned", "--cloud", "on-prem", "--transfer-gbps", "10")
+    assert r.code == 3 and "needs at least 10 Gbit/s of sourced scale-out network per device" in r.stderr
+    r = aicap(*base, "--pricing", "owned", "--cloud", "on-prem")
+    assert r.code == 2 and "--transfer-gbps" in r.stderr
