@@ -108,7 +108,7 @@ def _multi_node(launch: Launch, template: dict[str, object], pods: int,
                                      "start its distributed runtime from the leader and workers before serving")  # fmt: skip
         return leader, worker
     lead, work = lspec["containers"][0], wspec["containers"][0]
-    lead["command"] = ["sh", "-c", f"{mn.leader}; {shlex.join(launch.argv)}"]
+    lead["command"] = ["sh", "-c", f"{mn.leader}; {shlex.join(lead['command'])}"]  # the serving command, options file included
     work["command"] = ["sh", "-c", mn.worker]
     work.pop("readinessProbe", None)
     work.pop("ports", None)
