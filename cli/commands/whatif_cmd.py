@@ -71,7 +71,7 @@ def register(app: typer.Typer) -> None:
         cloud: Annotated[str | None, typer.Option("--cloud", help="Comma-separated clouds: aws,gcp,azure,on-prem (owned machines, with --pricing owned).")] = None,
         hardware: Annotated[str | None, typer.Option("--hardware", help="Comma-separated device ids to allow.")] = None,
         engine: Annotated[str | None, typer.Option("--engine", help="Serving engine profile for workloads without their own.")] = None,
-        alternatives: Annotated[str, typer.Option("--alternatives", help="Comma-separated: fp8, int8, int4, nvfp4, mxfp4, kv-fp8, kv-int8, spec-eagle, spec-mtp, spec-ngram, sparse-2:4, prune-N (MLP width pruned by N% of the parameters).")] = "fp8,int4,kv-fp8,spec-eagle",
+        alternatives: Annotated[str, typer.Option("--alternatives", help="Comma-separated: fp8, int8, int4, nvfp4, mxfp4, kv-fp8, kv-int8, spec-eagle, spec-mtp, spec-ngram, sparse-2:4, prune-N (MLP width pruned by N% of the parameters), disaggregate (separate prefill and decode pools).")] = "fp8,int4,kv-fp8,spec-eagle",
         buy_vs_rent: Annotated[bool, typer.Option("--buy-vs-rent", help="Compare renting the fleet (its pricing model) with owning the hardware, and the break-even utilisation.")] = False,
         pricing: Annotated[str | None, typer.Option("--pricing", help="Pricing model of the baseline: on_demand (default), spot, reserved_1y, reserved_3y or owned.")] = None,
         student: Annotated[list[str] | None, typer.Option("--student", help="Also try serving this smaller model (same tokenizer) in place of larger decoders; repeatable.")] = None,

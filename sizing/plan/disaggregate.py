@@ -35,6 +35,7 @@ from typing import Any
 from aicap.sizing.core.catalogue import CatalogueLike
 from aicap.sizing.core.errors import InputError
 from aicap.sizing.core.fleet import Fleet, Workload
+from aicap.sizing.core.plan import Plan
 from aicap.sizing.core.specs import InstanceSpec
 from aicap.sizing.core.specs.model import DecoderModel
 from aicap.sizing.serve.disaggregated import rdma_tiers
@@ -163,3 +164,27 @@ def split(fleet: Fleet, cat: CatalogueLike, insts: list[InstanceSpec]) -> tuple[
                         if weighed > 1 else ""))  # fmt: skip
     doc["workloads"] = out
     return Fleet.model_validate(doc), notes
+
+
+def user_ttfts(plan: Plan, cat: CatalogueLike) -> dict[str, float]:
+    """The promised TTFT users see per workload of the fleet as given [ms]: a pool pair's is prefill + transfer + decode.
+
+    Workloads that were not split keep their own promise; the pools of a disaggregated workload are
+    reported once, under its name.
+    """
+    by_name = {w.name: w for w in plan.workloads}
+    out: dict[str, float] = {}
+    for w in plan.inputs.workloads:
+        pw = by_name.get(w.name)
+        if pw is None or pw.ttft_ms is None:
+            continue
+        if w.disaggregated_role is None:
+            out[w.name] = pw.ttft_ms
+        elif w.disaggregated_role == "prefill":
+            base = w.name.removesuffix(PREFILL)
+            dec = by_name.get(base + DECODE)
+            model = cat.model(w.model)
+            if dec is None or dec.ttft_ms is None or not isinstance(model, DecoderModel):
+                continue
+            out[base] = round(pw.ttft_ms + transfer_ms(w, model, w.min_network_gbps or math.inf) + dec.ttft_ms, 2)
+    return out

@@ -60,14 +60,20 @@ class Pareto(BaseModel):
     pareto: list[ParetoPoint]
 
 
-def _scaled(fleet: Fleet, base: Plan, f: float) -> Fleet:
-    """``fleet`` with every workload's TTFT and TPOT targets (or the baseline's promises) times ``f``."""
+def _scaled(fleet: Fleet, base: Plan, f: float, cat: CatalogueLike) -> Fleet:
+    """``fleet`` with every workload's TTFT and TPOT targets (or the baseline's promises) times ``f``.
+
+    A disaggregated workload's promises are its users': the composed TTFT and the decode pool's TPOT.
+    """
+    from aicap.sizing.plan.disaggregate import DECODE, user_ttfts
+
     promised = {w.name: w for w in base.workloads}
+    ttfts = user_ttfts(base, cat)
     doc: dict[str, Any] = fleet.model_dump(mode="json", exclude_none=True)
     for w in doc["workloads"]:
-        p = promised[w["name"]]
+        p = promised.get(w["name"]) or promised.get(w["name"] + DECODE)
         slo = dict(w.get("slo") or {})
-        for key, fallback in (("ttft_ms", p.ttft_ms), ("tpot_ms", p.tpot_ms)):
+        for key, fallback in (("ttft_ms", ttfts.get(w["name"])), ("tpot_ms", None if p is None else p.tpot_ms)):
             ref = slo.get(key, fallback)
             if ref is not None:
                 slo[key] = round(float(ref) * f, 4)
@@ -75,11 +81,14 @@ def _scaled(fleet: Fleet, base: Plan, f: float) -> Fleet:
     return Fleet.model_validate(doc)
 
 
-def _point(plan: Plan, fleet: Fleet, f: float) -> ParetoPoint:
-    inputs = {w.name: w for w in fleet.workloads}
-    ttft = max((w.ttft_ms for w in plan.workloads if w.ttft_ms is not None), default=None)
+def _point(plan: Plan, f: float, cat: CatalogueLike) -> ParetoPoint:
+    from aicap.sizing.plan.disaggregate import user_ttfts
+
+    inputs = {w.name: w for w in plan.inputs.workloads}
+    ttft = max(user_ttfts(plan, cat).values(), default=None)  # a disaggregated workload: prefill + transfer + decode
     tpot = max((w.tpot_ms for w in plan.workloads if w.tpot_ms is not None), default=None)
-    tokens = sum(w.served_requests_per_s * inputs[w.name].mean_output for w in plan.workloads if w.tpot_ms is not None)
+    tokens = sum(w.served_requests_per_s * inputs[w.name].mean_output for w in plan.workloads
+                 if w.tpot_ms is not None and inputs[w.name].disaggregated_role != "prefill")  # fmt: skip
     devices = plan.totals.devices
     return ParetoPoint(target_scale=f, usd_per_month=plan.totals.usd_per_month, devices=devices, ttft_ms=ttft, tpot_ms=tpot,
                        tokens_per_s_per_device=round(tokens / max(devices, 1), 3),
@@ -102,13 +111,13 @@ def pareto(fleet: Fleet, cat: CatalogueLike, factors: tuple[float, ...] = FACTOR
     from aicap.sizing.plan.sizer import size
 
     base = size(fleet, cat, alternatives=False)
-    points = [_point(base, fleet, 1.0)]
+    points = [_point(base, 1.0, cat)]
     for f in factors:
         if f == 1.0:
             continue
-        scaled = _scaled(fleet, base, f)
+        scaled = _scaled(fleet, base, f, cat)
         with contextlib.suppress(InfeasibleError):  # targets this tight have no plan: the front ends there
-            points.append(_point(size(scaled, cat, alternatives=False), scaled, f))
+            points.append(_point(size(scaled, cat, alternatives=False), f, cat))
         if on_done is not None:
             on_done()
     front = [p for p in points if p.chosen or not any(_dominated(p, q) for q in points)]

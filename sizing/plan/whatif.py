@@ -15,7 +15,9 @@ load):
   workload's engine has sparse kernels for the device, with the engine's published speed-up
   (:mod:`aicap.sizing.perf.sparsity`); elsewhere the row costs what the dense model costs;
 * ``prune`` — serve each decoder with its MLP width pruned until its parameters fall by a fraction
-  (``prune-30``: 30%), the assumption :mod:`aicap.sizing.plan.variants` states.
+  (``prune-30``: 30%), the assumption :mod:`aicap.sizing.plan.variants` states;
+* ``disaggregate`` — serve each decoder with a TTFT target and one demand rate on separate prefill and
+  decode pools (:mod:`aicap.sizing.plan.disaggregate`); its row's TTFT is the composed one users see.
 
 Each alternative carries a quality note: the published figure for that technique whose model is
 closest by name to the workload's (:class:`~aicap.sizing.core.specs.quality.QualityData`), labelled as
@@ -48,14 +50,16 @@ from aicap.sizing.core.specs.speculative import SpeculativeConfig
 from aicap.sizing.core.speculative import speculative_for
 from aicap.sizing.perf import memory
 from aicap.sizing.plan import variants
+from aicap.sizing.plan.disaggregate import user_ttfts
 
-Kind = Literal["weights", "kv", "student", "speculative", "sparse", "prune"]
+Kind = Literal["weights", "kv", "student", "speculative", "sparse", "prune", "disaggregate"]
 #: Techniques of the quality data that describe each weight format (int8 in aicap is weight-only: the
 #: published W8A8 figures quantise activations too, so they bound its loss from above).
 WEIGHT_TECHNIQUES = {"fp8": ("fp8",), "int8": ("int8-w8a8",), "int4": ("int4-gptq", "int4-awq"), "nvfp4": ("nvfp4",), "mxfp4": ("mxfp4",)}
 KV_TECHNIQUES = {"fp8": ("kv-fp8",), "int8": ("kv-int8",)}
 #: Alternatives named on the command line (``--alternatives``).
-NAMED = ("fp8", "int8", "int4", "nvfp4", "mxfp4", "kv-fp8", "kv-int8", "spec-eagle", "spec-mtp", "spec-ngram", "sparse-2:4", "prune-N")
+NAMED = ("fp8", "int8", "int4", "nvfp4", "mxfp4", "kv-fp8", "kv-int8", "spec-eagle", "spec-mtp", "spec-ngram", "sparse-2:4", "prune-N",
+         "disaggregate")  # fmt: skip
 DEFAULT_ALTERNATIVES = ("fp8", "int4", "kv-fp8", "spec-eagle")
 
 
@@ -77,6 +81,8 @@ def named_change(name: str) -> Change:
     if name.startswith("spec-") and name[5:] in ("eagle", "mtp", "ngram"):
         method: Literal["eagle", "mtp", "ngram"] = name[5:]  # type: ignore[assignment]
         return Change(f"speculative {method}", "speculative", SpeculativeConfig(method=method))
+    if name == "disaggregate":
+        return Change("disaggregated prefill/decode", "disaggregate", "")
     if name in ("sparse-2:4", "sparse-2of4"):
         return Change("2:4 sparse", "sparse", "2:4")
     pct = re.fullmatch(r"prune-(\d{1,2})", name)
@@ -159,6 +165,11 @@ def apply(fleet: Fleet, change: Change, cat: CatalogueLike) -> tuple[Fleet, Cata
         elif change.kind == "speculative":
             assert isinstance(change.value, SpeculativeConfig)
             w["speculative"] = change.value.model_dump(exclude_none=True)
+        elif change.kind == "disaggregate":
+            if (w.get("slo") or {}).get("ttft_ms") is None or "disaggregation" in w or w.get("requests_per_s") is None \
+                    or isinstance(w["requests_per_s"], list | dict):  # fmt: skip
+                continue  # nothing to split: no TTFT target, already split, or an hourly profile
+            w["disaggregation"] = {}
         elif change.kind in ("sparse", "prune"):
             model = cat.model(w["model"])
             assert isinstance(model, DecoderModel)
@@ -178,7 +189,8 @@ def apply(fleet: Fleet, change: Change, cat: CatalogueLike) -> tuple[Fleet, Cata
             w["model"] = str(change.value)
         touched += 1
     if not touched:
-        raise InputError(f"alternative '{change.name}' changes no workload (students replace larger decoders of the same tokenizer)")
+        raise InputError(f"alternative '{change.name}' changes no workload (students replace larger decoders of the same tokenizer; "
+                         "disaggregation splits decoders with a TTFT target and one demand rate)")  # fmt: skip
     return Fleet.model_validate(doc), (variants.WithModels(cat, extra) if extra else cat)
 
 
@@ -198,6 +210,8 @@ def _quality(change: Change, fleet: Fleet, cat: CatalogueLike, quality: QualityD
         assert spec is not None
         return (f"lossless (verification keeps the output distribution); acceptance {spec.acceptance:g} at k={spec.draft_tokens}, "
                 f"{spec.tokens_per_step:.2f} tokens/step", spec.source)  # fmt: skip
+    if change.kind == "disaggregate":
+        return "the same model and outputs: a serving layout, no quality change", None
     if change.kind == "student":
         techniques: tuple[str, ...] = ("distill",)
         model = str(change.value)
@@ -213,7 +227,7 @@ def _quality(change: Change, fleet: Fleet, cat: CatalogueLike, quality: QualityD
 
 
 def _headroom(plan: Plan, fleet: Fleet, cat: CatalogueLike) -> float | None:
-    inputs = {w.name: w for w in fleet.workloads}
+    inputs = {w.name: w for w in plan.inputs.workloads}  # as sized: a disaggregated workload's pools
     worst: float | None = None
     for pw in plan.workloads:
         w = inputs[pw.name]
@@ -242,6 +256,8 @@ def _assumption(change: Change, plan: Plan | None, fleet: Fleet, cat: CatalogueL
                 said.append(f"{m.name}: {inventory(m).total / 1e9:.2f} B parameters (MLP channels removed; attention, KV cache and "
                             "embeddings kept)")  # fmt: skip
         return "; ".join(dict.fromkeys(said)) or None
+    if change.kind == "disaggregate" and plan is not None:
+        return "; ".join(w for w in plan.warnings if "served disaggregated" in w) or None
     if change.kind != "sparse" or plan is None:
         return None
     where = "; ".join(f"--engine {e.id} on {', '.join(e.sparse_kernels.families)} ({', '.join(e.sparse_kernels.weights_dtypes)})"
@@ -263,7 +279,7 @@ def _row(name: str, plan: Plan | None, fleet: Fleet, cat: CatalogueLike, note: t
         return Alternative(name=name, usd_per_month=None, quality_note=note[0], quality_source=note[1], assumption=assumption,
                            infeasible=why)  # fmt: skip
     usd = plan.totals.usd_per_month
-    ttft = max((w.ttft_ms for w in plan.workloads if w.ttft_ms is not None), default=None)
+    ttft = max(user_ttfts(plan, cat).values(), default=None)
     tpot = max((w.tpot_ms for w in plan.workloads if w.tpot_ms is not None), default=None)
     return Alternative(name=name, usd_per_month=usd, devices=plan.totals.devices, hardware=_hardware(plan), ttft_ms=ttft, tpot_ms=tpot,
                        memory_headroom_pct=_headroom(plan, fleet, cat), delta_usd_per_month=None if base is None else round(usd - base, 2),

@@ -132,3 +132,22 @@ def test_link_tiers_are_the_rdma_networks_of_the_pools_devices(cat: Catalogue) -
     fixed = _fleet(transfer_gbps=50.0)
     _, notes = split(fixed, cat, insts)
     assert "at 50 Gbit/s" in notes[0] and "link tier" not in notes[0]
+
+
+def test_whatif_and_the_pareto_front_report_the_ttft_users_see(cat: Catalogue) -> None:
+    from aicap.hardware_db.launch import quality_figures
+    from aicap.sizing.plan.disaggregate import user_ttfts
+    from aicap.sizing.plan.pareto import pareto
+    from aicap.sizing.plan.whatif import named_change, whatif
+
+    plain = Fleet.model_validate({"workloads": [WL], "constraints": {"clouds": ["aws"]}})
+    base, alt = whatif(plain, cat, [named_change("disaggregate")], quality_figures()).alternatives
+    assert alt.usd_per_month is not None and base.usd_per_month is not None and alt.usd_per_month < base.usd_per_month
+    assert alt.ttft_ms is not None and alt.ttft_ms <= 1500.0 and alt.assumption and "served disaggregated" in alt.assumption
+    plan = size(_fleet(transfer_gbps=50.0), cat, alternatives=False)
+    pre, dec = (next(w for w in plan.workloads if w.name == n) for n in ("chat.prefill", "chat.decode"))
+    composed = pre.ttft_ms + 327_680 * 2000 * 8 / 50e9 * 1e3 + dec.ttft_ms
+    assert user_ttfts(plan, cat) == {"chat": pytest.approx(composed, abs=0.01)}
+    front = pareto(_fleet(transfer_gbps=50.0), cat, factors=(1.0, 2.0))
+    chosen = next(p for p in front.pareto if p.chosen)
+    assert chosen.ttft_ms == pytest.approx(composed, abs=0.01) and chosen.usd_per_month == plan.totals.usd_per_month
