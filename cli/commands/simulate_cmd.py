@@ -177,6 +177,24 @@ def register(app: typer.Typer) -> None:
         replicas: Annotated[
             int | None, typer.Option("--replicas", help="Replicas behind the router (default: --devices / (tp·pp), else 1).")
         ] = None,
+        disaggregate: Annotated[
+            bool,
+            typer.Option(
+                "--disaggregate",
+                help="Simulate a prefill pool (--hardware, --prefill-replicas) and a decode pool (--decode-hardware, --replicas) end to end, the KV cache crossing the link.",
+            ),
+        ] = False,
+        decode_hardware: Annotated[
+            str | None, typer.Option("--decode-hardware", help="With --disaggregate: the decode pool's device (default --hardware).")
+        ] = None,
+        prefill_replicas: Annotated[int, typer.Option("--prefill-replicas", help="With --disaggregate: prefill replicas.")] = 1,
+        transfer_gbps: Annotated[
+            float | None,
+            typer.Option(
+                "--transfer-gbps",
+                help="With --disaggregate: KV link per device, Gbit/s (default: the slowest RDMA-class network of the two devices' instance types).",
+            ),
+        ] = None,
         rate: Annotated[float | None, typer.Option("--rate", help="Mean arrival rate, requests/s (open loop).")] = None,
         concurrency: Annotated[
             int | None, typer.Option("--concurrency", help="Closed loop: clients that each send the next request when the last finishes.")
@@ -345,6 +363,19 @@ def register(app: typer.Typer) -> None:
             label += "" if concurrency is not None else f", {kind} arrivals" + (f" (cv {cv:g})" if kind == "gamma" else "")
             reqs = TrafficSpec(requests, lin, lout, rate_per_s=rate, concurrency=concurrency, arrival=kind, cv=cv,  # type: ignore[arg-type]
                                class_shares=shares, seed=seed, cached_share=prefix_cached).build()  # fmt: skip
+        if disaggregate:
+            from aicap.cli.commands.simulate_pd import simulate_disaggregated
+
+            if concurrency is not None:
+                raise InputError("--disaggregate simulates open-loop traffic: give --rate or --trace, not --concurrency")
+            simulate_disaggregated(model, hardware, decode_hardware or hardware, reqs, devices=devices, tp=tp, pp=pp,
+                                   prefill_replicas=prefill_replicas,
+                                   replicas=replicas or 1, transfer_gbps=transfer_gbps, engine=engine, weights_dtype=weights_dtype,
+                                   kv_dtype=kv_dtype, policy=policy, router=router, percentile=percentile, ttft_ms=ttft_ms,
+                                   tpot_ms=tpot_ms, seed=seed, fmt=fmt)  # fmt: skip
+            return
+        if decode_hardware is not None or transfer_gbps is not None or prefill_replicas != 1:
+            raise InputError("--decode-hardware, --prefill-replicas and --transfer-gbps shape --disaggregate: add it")
         est = build_request(model, hardware, devices, tp, pp, ep, "auto", max(int(reqs.input_tokens.mean()), 1),
                             int(reqs.output_tokens.mean()), weights_dtype, kv_dtype, None, engine, prefix_cached,
                             speculative_config(speculative, draft_model, draft_tokens, acceptance))  # fmt: skip

@@ -1,6 +1,10 @@
 """The TTFT a disaggregated workload's users see, composed from its simulated prefill and decode pools.
 
-A request of a disaggregated workload waits in the prefill pool, has its prompt computed, its KV cache
+:func:`chain` simulates one disaggregated deployment end to end (``aicap simulate --disaggregate``):
+each request through the prefill pool, then the link, then the decode pool, whose arrivals are the
+prefill completions plus the transfer. :func:`compose` does the plan's check instead:
+
+a request of a disaggregated workload waits in the prefill pool, has its prompt computed, its KV cache
 moved over the link (``t_x``, :func:`aicap.sizing.plan.disaggregate.transfer_ms`), then waits for a
 decode slot and its first decode step. The plan simulation runs each pool at the demanded rate; this
 pairs the two pools' simulated TTFTs (after warm-up, a seeded random pairing: the pools' waits are
@@ -12,7 +16,8 @@ the check.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import math
+from dataclasses import dataclass, replace
 
 import numpy as np
 from numpy.typing import NDArray
@@ -22,7 +27,9 @@ from aicap.sizing.core.fleet import Workload
 from aicap.sizing.core.plan import Plan
 from aicap.sizing.core.specs.model import DecoderModel
 from aicap.sizing.serve.disaggregated import transfer_ms
-from aicap.sizing.sim.result import WARMUP
+from aicap.sizing.sim.engine import Requests
+from aicap.sizing.sim.replay import Setup, run_raw
+from aicap.sizing.sim.result import WARMUP, SimResult
 
 PERCENTILES = {"p50": 0.50, "p90": 0.90, "p95": 0.95, "p99": 0.99}
 
@@ -83,3 +90,34 @@ def compose(plan: Plan, cat: CatalogueLike, samples: dict[str, list[tuple[NDArra
                                 transfer_ms=move, decode_ms=float(np.quantile(b, q)) * 1e3,
                                 composed_ms=float(np.quantile(a + b, q)) * 1e3 + move, target_ms=target))  # fmt: skip
     return out
+
+
+@dataclass(frozen=True)
+class Chained:
+    """A disaggregated deployment simulated end to end: each request through the prefill pool, the link, the decode pool."""
+
+    prefill: SimResult
+    decode: SimResult
+    transfer_ms: float
+    ttft_s: NDArray[np.float64]  # per request: prefill TTFT + transfer + decode TTFT (nan where a stage never served it)
+
+    def percentile(self, q: float) -> float:
+        """The ``q`` quantile of the composed TTFT after warm-up [s] (``nan`` when no request got through)."""
+        kept = _post_warmup(self.ttft_s, self.prefill.arrival_s)
+        return float(np.quantile(kept, q)) if kept.size else math.nan
+
+
+def chain(prefill: Setup, decode: Setup, requests: Requests, transfer_ms: float, *, policy: str = "fcfs", seed: int = 0) -> Chained:
+    """Simulate ``requests`` through a prefill pool, then the KV link, then a decode pool (module docstring).
+
+    The prefill pool runs each request with one output token; a request enters the decode pool when its
+    prefill ends plus ``transfer_ms``, with all but one prompt token cached (its KV cache arrived).
+    """
+    first = run_raw(prefill, replace(requests, output_tokens=np.ones(len(requests), dtype=np.int64), cached_tokens=None), policy=policy,
+                    seed=seed)  # fmt: skip
+    done = np.isfinite(first.ttft_s)
+    handed = requests.arrival_s + np.where(done, first.ttft_s, 0.0) + transfer_ms / 1e3
+    cached = np.maximum(requests.input_tokens - 1, 0).astype(np.int64)
+    second = run_raw(decode, replace(requests, arrival_s=handed, cached_tokens=cached), policy=policy, seed=seed + 1)
+    ttft = np.where(done, first.ttft_s + transfer_ms / 1e3 + second.ttft_s, np.nan)
+    return Chained(first, second, transfer_ms, ttft)

@@ -67,3 +67,18 @@ def test_pools_that_nothing_can_host_say_why(aicap) -> None:
     assert r.code == 3 and "needs at least 10 Gbit/s of sourced scale-out network per device" in r.stderr
     r = aicap(*base, "--pricing", "owned", "--cloud", "on-prem")
     assert r.code == 2 and "--transfer-gbps" in r.stderr
+
+
+def test_simulate_disaggregate_runs_each_request_through_both_pools(aicap) -> None:
+    args = ("simulate", "--model", "llama-3.1-70b", "--hardware", "h100-sxm", "--decode-hardware", "a100-40gb-sxm", "--devices", "8",
+            "--disaggregate", "--prefill-replicas", "4", "--replicas", "1", "--rate", "5", "--input-tokens", "2000", "--output-tokens",
+            "300", "--ttft-ms", "1500", "--tpot-ms", "40", "--requests", "1500", "--transfer-gbps", "50")  # fmt: skip
+    doc = aicap(*args, "-f", "json").json()
+    assert (doc["prefill"]["hardware"], doc["decode"]["hardware"]) == ("h100-sxm", "a100-40gb-sxm")
+    assert (doc["prefill"]["replicas"], doc["decode"]["replicas"]) == (4, 1) and doc["stable"] and doc["holds"]
+    assert doc["kv_transfer"]["ms"] == pytest.approx(327_680 * 2000 * 8 / 50e9 * 1e3, abs=1e-3)
+    # Each request's TTFT is its own prefill + transfer + decode: the composed tail is at least the transfer above each part's.
+    assert doc["ttft_ms"] >= max(doc["prefill_ttft_ms"], doc["decode_ttft_ms"]) + doc["kv_transfer"]["ms"] - 1e-6
+    assert doc["ttft_ms"] <= doc["prefill_ttft_ms"] + doc["decode_ttft_ms"] + doc["kv_transfer"]["ms"] + 1e-6
+    r = aicap(*args[:5], "--rate", "5", "--prefill-replicas", "2")
+    assert r.code == 2 and "shape --disaggregate" in r.stderr

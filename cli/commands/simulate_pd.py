@@ -1,0 +1,84 @@
+"""``aicap simulate --disaggregate``: one disaggregated deployment simulated end to end (prefill pool, KV link, decode pool)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from aicap.cli.commands.estimate_cmd import build_request
+from aicap.cli.render import Format, Table, View, emit
+from aicap.cli.state import catalogue
+
+if TYPE_CHECKING:
+    from aicap.sizing.sim.engine import Requests
+
+PERCENTILES = {"p50": 0.50, "p90": 0.90, "p95": 0.95, "p99": 0.99}
+
+
+def simulate_disaggregated(model: str, hardware: str, decode_hardware: str, reqs: Requests, *, devices: int | None, tp: int | None,
+                           pp: int | None, prefill_replicas: int, replicas: int,
+                           transfer_gbps: float | None, engine: str | None, weights_dtype: str | None, kv_dtype: str | None,
+                           policy: str, router: Any, percentile: str, ttft_ms: float | None, tpot_ms: float | None, seed: int,
+                           fmt: Format) -> None:  # fmt: skip
+    """Simulate ``reqs`` through ``prefill_replicas`` prefill replicas on ``hardware``, the link, and ``replicas`` decode replicas.
+
+    Each pool's replica layout is the best ``estimate`` finds within ``devices`` (or the given ``tp``/``pp``).
+    """
+    import math
+
+    import numpy as np
+
+    from aicap.sizing.core.errors import InfeasibleError, InputError
+    from aicap.sizing.core.specs.model import DecoderModel
+    from aicap.sizing.serve.disaggregated import rdma_tiers, transfer_ms
+    from aicap.sizing.serve.estimate import estimate
+    from aicap.sizing.sim.composed import chain
+    from aicap.sizing.sim.replay import Setup
+
+    cat = catalogue()
+    target = cat.model(model)
+    if not isinstance(target, DecoderModel):
+        raise InputError(f"--disaggregate splits prefill from decode; {model} is not a decoder")
+    for flag, n in (("--prefill-replicas", prefill_replicas), ("--replicas", replicas)):
+        if n < 1:
+            raise InputError(f"{flag} {n}: must be >= 1")
+    tiers = rdma_tiers(cat.instances.values(), {hardware, decode_hardware})
+    gbps = transfer_gbps if transfer_gbps is not None else (tiers[0] if tiers else None)
+    if gbps is None or not gbps > 0:
+        raise InputError(f"--transfer-gbps {gbps}: give a positive KV link speed (no sourced RDMA-class network for {hardware} or "
+                         f"{decode_hardware})")  # fmt: skip
+    i_mean, o_mean = max(int(reqs.input_tokens.mean()), 2), max(int(reqs.output_tokens.mean()), 1)
+    pre = estimate(build_request(model, hardware, devices, tp, pp, 1, "auto", i_mean, 1, weights_dtype, kv_dtype, None, engine))
+    dec = estimate(build_request(model, decode_hardware, devices, tp, pp, 1, "auto", i_mean, o_mean, weights_dtype, kv_dtype, tpot_ms,
+                                 engine, 1.0 - 1.0 / i_mean))  # fmt: skip
+    for role, e in (("prefill", pre), ("decode", dec)):
+        if not e.fits:
+            raise InfeasibleError(f"{role} replica of {model} on {e.deployment.device.id}: {e.shortfall}")
+    move = transfer_ms(target, pre.deployment.kv_dtype, int(reqs.input_tokens.max()), gbps)
+    run = chain(Setup(pre.deployment, replicas=prefill_replicas, router=router), Setup(dec.deployment, replicas=replicas, router=router),
+                reqs, move, policy=policy, seed=seed)  # fmt: skip
+    q = PERCENTILES[percentile]
+
+    def ms(x: float) -> float | None:
+        return None if not math.isfinite(x) else round(x * 1e3, 3)
+
+    composed, p_ttft, d_ttft = ms(run.percentile(q)), ms(run.prefill.percentile("ttft", q)), ms(run.decode.percentile("ttft", q))
+    tpot = ms(run.decode.percentile("tpot", q))
+    stable = run.prefill.stable and run.decode.stable
+    holds = stable and all(v is not None and (t is None or v <= t) for v, t in ((composed, ttft_ms), (tpot, tpot_ms)) if t is not None)
+    layout = {r: {"hardware": e.deployment.device.id, "tp": e.deployment.tp, "pp": e.deployment.pp, "replicas": n}
+              for r, e, n in (("prefill", pre, prefill_replicas), ("decode", dec, replicas))}  # fmt: skip
+    doc = {"schema_version": 1, "model": model, "percentile": percentile, "requests": len(reqs.arrival_s), **layout,
+           "kv_transfer": {"link_gbps": gbps, "ms": round(move, 3)}, "prefill_ttft_ms": p_ttft, "decode_ttft_ms": d_ttft,
+           "ttft_ms": composed, "tpot_ms": tpot, "ttft_target_ms": ttft_ms, "tpot_target_ms": tpot_ms,
+           "finished_share": round(float(np.mean(run.decode.finished)), 4), "stable": stable, "holds": holds}  # fmt: skip
+    rows: list[list[Any]] = [[f"{r} pool", f"{x['replicas']}× TP{x['tp']}·PP{x['pp']} {x['hardware']}"] for r, x in layout.items()]
+    rows += [["KV transfer", f"{move:,.1f} ms at {gbps:g} Gbit/s (longest prompt)"],
+             [f"prefill TTFT {percentile}", p_ttft], [f"decode TTFT {percentile} (after the hand-off)", d_ttft],
+             [f"TTFT {percentile} users see", composed], [f"TPOT {percentile}", tpot],
+             ["stable", "yes" if stable else "NO"], ["holds", "yes" if holds else "NO"]]  # fmt: skip
+    emit(View(doc, [Table(f"Disaggregated simulation: {model}, prefill on {hardware}, decode on {decode_hardware} (ms)", ["", "value"],
+                          rows, "Each request runs through the prefill pool, then the link, then the decode pool; its TTFT is the "
+                          "sum of the three.")]), fmt)  # fmt: skip
+    if (ttft_ms is not None or tpot_ms is not None) and not holds:
+        raise InfeasibleError(f"the simulated {percentile} misses a target (TTFT {composed} ms, TPOT {tpot} ms"
+                              f"{'' if stable else ', unbounded queue'})")  # fmt: skip
