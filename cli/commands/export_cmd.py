@@ -133,28 +133,15 @@ def _llmd(settings: list[Settings], cat: CatalogueLike, plan_name: str) -> list[
     from aicap.hardware_db.launch import flag_map, kubernetes_facts, llmd_chart
     from aicap.sizing.core.errors import InputError
     from aicap.sizing.export.launch import dns_label
-    from aicap.sizing.export.llmd import pd_values, values
+    from aicap.sizing.export.llmd import pd_values, releases, values
 
     chart = llmd_chart()
     files: list[tuple[str, str]] = []
     left: list[str] = []
-    releases: list[tuple[Settings, Settings | None]] = []  # (decode or aggregated, its prefill pool)
-    pools: dict[str, dict[str, list[Settings]]] = {}
-    for s in settings:
-        role = s.values.get("disaggregation_role")
-        if isinstance(role, str):
-            pools.setdefault(s.workload.rsplit(".", 1)[0], {}).setdefault(role, []).append(s)
-        else:
-            releases.append((s, None))
-    for base, roles in pools.items():
-        pre, dec = roles.get("prefill", []), roles.get("decode", [])
-        if len(pre) == 1 and len(dec) == 1:
-            releases.append((dec[0], pre[0]))
-        else:
-            left.append(f"{base}: {len(pre)} prefill and {len(dec)} decode layouts; the llm-d chart takes one of each per release "
-                        "(size with --single-type, or export --to k8s)")  # fmt: skip
-            info(f"aicap: note: left out {left[-1]}")
-    for s, prefill in releases:
+    pairs, left = releases(settings)
+    for why in left:
+        info(f"aicap: note: left out {why}")
+    for s, prefill in pairs:
         if s.engine != "vllm":
             info(f"aicap: note: {s.name} was planned with {s.engine}'s limits; llm-d runs vLLM with the same settings")
         try:

@@ -120,3 +120,28 @@ def pd_values(prefill: Settings, decode: Settings, fmap: FlagMap, chart: LlmdCha
     assert isinstance(pre_pods, dict)
     doc["prefill"] = pre_pods
     return doc, notes + [n for n in pre_notes if n not in notes]
+
+
+def releases(settings: list[Settings]) -> tuple[list[tuple[Settings, Settings | None]], list[str]]:
+    """The chart releases of a plan's deployments, and why some disaggregated workloads were left out.
+
+    A release is ``(deployment, None)`` for an aggregated deployment and ``(decode, prefill)`` for a
+    disaggregated workload's pools; a workload with more than one layout per role is left out.
+    """
+    out: list[tuple[Settings, Settings | None]] = []
+    pools: dict[str, dict[str, list[Settings]]] = {}
+    for s in settings:
+        role = s.values.get("disaggregation_role")
+        if isinstance(role, str):
+            pools.setdefault(s.workload.rsplit(".", 1)[0], {}).setdefault(role, []).append(s)
+        else:
+            out.append((s, None))
+    left: list[str] = []
+    for base, roles in pools.items():
+        pre, dec = roles.get("prefill", []), roles.get("decode", [])
+        if len(pre) == 1 and len(dec) == 1:
+            out.append((dec[0], pre[0]))
+        else:
+            left.append(f"{base}: {len(pre)} prefill and {len(dec)} decode layouts; the llm-d chart takes one of each per release "
+                        "(size with --single-type, or export --to k8s)")  # fmt: skip
+    return out, left
