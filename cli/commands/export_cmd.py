@@ -153,11 +153,11 @@ def _llmd(settings: list[Settings], cat: CatalogueLike, plan_name: str) -> list[
             left.append(str(exc))
             info(f"aicap: note: left out {exc}")
             continue
+        name = s.name if prefill is None else dns_label(s.workload.rsplit(".", 1)[0])
         for n in notes:
-            info(f"aicap: note: {s.name}: {n}")
+            info(f"aicap: note: {name}: {n}")
         pool = "" if prefill is None else (f"# prefill pool {prefill.workload}: {prefill.replicas} replica(s) of {prefill.devices_per_replica}x "
                                            f"{prefill.hardware} on {prefill.instance_type}\n")  # fmt: skip
-        name = s.name if prefill is None else dns_label(s.workload.rsplit(".", 1)[0])
         head = (f"# {name}: workload {s.workload}, {s.replicas} replica(s) of {s.devices_per_replica}x {s.hardware} on {s.instance_type}\n"
                 f"{pool}"
                 f"# helm repo add llm-d-modelservice {chart.chart.repository}\n"

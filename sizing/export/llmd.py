@@ -119,7 +119,7 @@ def pd_values(prefill: Settings, decode: Settings, fmap: FlagMap, chart: LlmdCha
     pre_pods = pre["decode"]
     assert isinstance(pre_pods, dict)
     doc["prefill"] = pre_pods
-    return doc, notes + [n for n in pre_notes if n not in notes]
+    return doc, [f"decode pool: {n}" for n in notes] + [f"prefill pool: {n}" for n in pre_notes]
 
 
 def releases(settings: list[Settings]) -> tuple[list[tuple[Settings, Settings | None]], list[str]]:
