@@ -171,7 +171,7 @@ def _disaggregated(model: str, hardware: str, decode_hardware: str, devices: int
     """``estimate --disaggregate``: a prefill and a decode replica of one model, the KV link between them and their ratio."""
     from aicap.sizing.core.errors import InfeasibleError, InputError
     from aicap.sizing.core.specs.model import DecoderModel
-    from aicap.sizing.serve.disaggregated import DisaggregatedEstimate, rdma_tiers
+    from aicap.sizing.serve.disaggregated import DisaggregatedEstimate, link_for
     from aicap.sizing.serve.estimate import estimate
 
     cat = catalogue()
@@ -179,12 +179,7 @@ def _disaggregated(model: str, hardware: str, decode_hardware: str, devices: int
         raise InputError(f"--disaggregate splits prefill from decode; {model} is not a decoder")
     if input_tokens < 2:
         raise InputError(f"--input-tokens {input_tokens}: --disaggregate moves a prompt's KV cache; give at least 2 tokens")
-    if transfer_gbps is not None and not transfer_gbps > 0:
-        raise InputError(f"--transfer-gbps {transfer_gbps}: must be positive")
-    tiers = rdma_tiers(cat.instances.values(), {hardware, decode_hardware})
-    gbps = transfer_gbps if transfer_gbps is not None else (tiers[0] if tiers else None)
-    if gbps is None:
-        raise InputError(f"no instance type of {hardware} or {decode_hardware} has a sourced RDMA-class network: give --transfer-gbps")
+    gbps = link_for(cat.instances.values(), {hardware, decode_hardware}, transfer_gbps)
     pre = estimate(build_request(model, hardware, devices, tp, pp, ep, batch, input_tokens, 1, weights_dtype, kv_dtype, None, engine))
     dec = estimate(build_request(model, decode_hardware, devices, tp, pp, ep, batch, input_tokens, output_tokens, weights_dtype, kv_dtype,
                                  tpot_ms, engine, prefix_cached=1.0 - 1.0 / input_tokens))  # fmt: skip

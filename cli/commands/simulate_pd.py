@@ -11,8 +11,6 @@ from aicap.cli.state import catalogue
 if TYPE_CHECKING:
     from aicap.sizing.sim.engine import Requests
 
-PERCENTILES = {"p50": 0.50, "p90": 0.90, "p95": 0.95, "p99": 0.99}
-
 
 def simulate_disaggregated(model: str, hardware: str, decode_hardware: str, reqs: Requests, *, devices: int | None, tp: int | None,
                            pp: int | None, prefill_replicas: int, replicas: int,
@@ -28,8 +26,9 @@ def simulate_disaggregated(model: str, hardware: str, decode_hardware: str, reqs
     import numpy as np
 
     from aicap.sizing.core.errors import InfeasibleError, InputError
+    from aicap.sizing.core.fleet import PERCENTILES
     from aicap.sizing.core.specs.model import DecoderModel
-    from aicap.sizing.serve.disaggregated import rdma_tiers, transfer_ms
+    from aicap.sizing.serve.disaggregated import link_for, transfer_ms
     from aicap.sizing.serve.estimate import estimate
     from aicap.sizing.sim.composed import chain
     from aicap.sizing.sim.replay import Setup
@@ -41,11 +40,7 @@ def simulate_disaggregated(model: str, hardware: str, decode_hardware: str, reqs
     for flag, n in (("--prefill-replicas", prefill_replicas), ("--replicas", replicas)):
         if n < 1:
             raise InputError(f"{flag} {n}: must be >= 1")
-    tiers = rdma_tiers(cat.instances.values(), {hardware, decode_hardware})
-    gbps = transfer_gbps if transfer_gbps is not None else (tiers[0] if tiers else None)
-    if gbps is None or not gbps > 0:
-        raise InputError(f"--transfer-gbps {gbps}: give a positive KV link speed (no sourced RDMA-class network for {hardware} or "
-                         f"{decode_hardware})")  # fmt: skip
+    gbps = link_for(cat.instances.values(), {hardware, decode_hardware}, transfer_gbps)
     i_mean, o_mean = max(int(reqs.input_tokens.mean()), 2), max(int(reqs.output_tokens.mean()), 1)
     pre = estimate(build_request(model, hardware, devices, tp, pp, 1, "auto", i_mean, 1, weights_dtype, kv_dtype, None, engine))
     dec = estimate(build_request(model, decode_hardware, devices, tp, pp, 1, "auto", i_mean, o_mean, weights_dtype, kv_dtype, tpot_ms,

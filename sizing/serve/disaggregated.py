@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from aicap.sizing.core.dtypes import BYTES_PER_ELEMENT
+from aicap.sizing.core.errors import InputError
 from aicap.sizing.core.specs import InstanceSpec
 from aicap.sizing.core.specs.model import DecoderModel
 from aicap.sizing.perf.params import kv_cache_bytes_per_token
@@ -35,6 +36,22 @@ def rdma_tiers(insts: Iterable[InstanceSpec], devices: set[str] | None = None) -
     """Per-device RDMA-class network speeds (Gbit/s) of ``insts`` (of ``devices`` only, when given), slowest first."""
     return sorted({i.network.gbps / i.devices for i in insts
                    if i.network is not None and i.network.kind in RDMA and (not devices or i.device in devices)})  # fmt: skip
+
+
+def link_for(insts: Iterable[InstanceSpec], devices: set[str], given: float | None) -> float:
+    """The KV link per device (Gbit/s): ``given``, else the slowest RDMA-class network of ``devices``' instance types.
+
+    Raises :class:`InputError` for a non-positive ``given``, or when none is given and no instance type of
+    ``devices`` has a sourced RDMA-class network.
+    """
+    if given is not None:
+        if not given > 0:
+            raise InputError(f"--transfer-gbps {given}: must be positive")
+        return given
+    tiers = rdma_tiers(insts, devices)
+    if not tiers:
+        raise InputError(f"no instance type of {', '.join(sorted(devices))} has a sourced RDMA-class network: give --transfer-gbps")
+    return tiers[0]
 
 
 @dataclass

@@ -23,15 +23,13 @@ import numpy as np
 from numpy.typing import NDArray
 
 from aicap.sizing.core.catalogue import CatalogueLike
-from aicap.sizing.core.fleet import Workload
+from aicap.sizing.core.fleet import PERCENTILES, Workload
 from aicap.sizing.core.plan import Plan
 from aicap.sizing.core.specs.model import DecoderModel
 from aicap.sizing.serve.disaggregated import transfer_ms
 from aicap.sizing.sim.engine import Requests
 from aicap.sizing.sim.replay import Setup, run_raw
 from aicap.sizing.sim.result import WARMUP, SimResult
-
-PERCENTILES = {"p50": 0.50, "p90": 0.90, "p95": 0.95, "p99": 0.99}
 
 
 @dataclass(frozen=True)
