@@ -67,6 +67,19 @@ def test_every_emitted_flag_is_a_documented_flag_of_the_engine(aicap, engine: st
     assert first[first.index(tp_flag) + 1] == str(d["tp"]) and first[first.index(seqs_flag) + 1] == str(d["max_running"])
 
 
+# DeepSeek-V3 in fp8 on H100: a replica spans two p5 instances (a LeaderWorkerSet).
+DEEPSEEK_2X8 = ("--model", "deepseek-v3", "--rate", "0.5", "--hardware", "h100-sxm", "--precision", "fp8", "--cloud", "aws",
+                "--ttft-ms", "5000")  # fmt: skip
+
+
+def _k8s(aicap, tmp_path: Path, *size_args: str) -> list[dict]:  # type: ignore[no-untyped-def, type-arg]
+    """Size a one-workload plan with ``size_args`` and export it to Kubernetes manifests."""
+    plan = tmp_path / "plan.json"
+    r = aicap("size", *size_args, "-o", str(plan), "-f", "json")
+    assert r.code == 0, r.stderr
+    return list(yaml.safe_load_all(aicap("export", str(plan), "--to", "k8s").stdout))
+
+
 STATIC = [p for p in sorted((HERE / "plans").glob("*.json")) if "periods" not in yaml.safe_load(p.read_text())]
 
 
@@ -85,11 +98,7 @@ def test_manifests_validate_against_the_kubernetes_schemas(aicap, golden_plan: P
 
 
 def test_a_replica_spanning_two_instances_is_a_leader_worker_set_of_two_pods(aicap, tmp_path: Path) -> None:
-    plan = tmp_path / "plan.json"
-    r = aicap("size", "--model", "deepseek-v3", "--rate", "0.5", "--hardware", "h100-sxm", "--precision", "fp8", "--cloud", "aws",
-              "--ttft-ms", "5000", "-o", str(plan), "-f", "json")  # fmt: skip
-    assert r.code == 0, r.stderr
-    docs = list(yaml.safe_load_all(aicap("export", str(plan), "--to", "k8s").stdout))
+    docs = _k8s(aicap, tmp_path, *DEEPSEEK_2X8)
     lws = next(d for d in docs if d["kind"] == "LeaderWorkerSet")
     assert lws["spec"]["leaderWorkerTemplate"]["size"] == 2
     pod = lws["spec"]["leaderWorkerTemplate"]["workerTemplate"]["spec"]
@@ -197,8 +206,7 @@ def test_llm_d_values_use_only_the_charts_documented_keys_and_leave_its_own_flag
 
 def test_llm_d_leaves_out_replicas_spanning_instances_and_says_so(aicap, tmp_path: Path) -> None:
     plan = tmp_path / "plan.json"
-    r = aicap("size", "--model", "deepseek-v3", "--rate", "0.5", "--hardware", "h100-sxm", "--precision", "fp8", "--cloud", "aws",
-              "--ttft-ms", "5000", "-o", str(plan), "-f", "json")  # fmt: skip
+    r = aicap("size", *DEEPSEEK_2X8, "-o", str(plan), "-f", "json")
     assert r.code == 0, r.stderr
     r = aicap("export", str(plan), "--to", "llm-d")
     assert r.code == 2 and "no deployment of the plan fits the llm-d chart" in r.stderr and "--to k8s" in r.stderr
@@ -222,11 +230,7 @@ def test_every_accelerator_in_the_catalogue_has_a_resource_name_and_an_llm_d_typ
 
 
 def test_an_sglang_plan_autoscales_on_sglangs_own_gauges_and_turns_metrics_on(aicap, tmp_path: Path) -> None:
-    plan = tmp_path / "plan.json"
-    r = aicap("size", "--model", "llama-3.1-8b", "--rate", "4", "--hardware", "h100-sxm", "--cloud", "aws", "--engine", "sglang",
-              "-o", str(plan), "-f", "json")  # fmt: skip
-    assert r.code == 0, r.stderr
-    docs = list(yaml.safe_load_all(aicap("export", str(plan), "--to", "k8s").stdout))
+    docs = _k8s(aicap, tmp_path, "--model", "llama-3.1-8b", "--rate", "4", "--hardware", "h100-sxm", "--cloud", "aws", "--engine", "sglang")
     command = next(d for d in docs if d["kind"] == "Deployment")["spec"]["template"]["spec"]["containers"][0]["command"]
     assert "--enable-metrics" in command
     query = next(d for d in docs if d["kind"] == "ScaledObject")["spec"]["triggers"][0]["metadata"]["query"]
@@ -298,11 +302,7 @@ def test_custom_resources_validate_against_their_apis(aicap, golden_plan: Path) 
 def test_a_leader_worker_set_validates_against_its_api(aicap, tmp_path: Path) -> None:
     import jsonschema
 
-    plan = tmp_path / "plan.json"
-    r = aicap("size", "--model", "deepseek-v3", "--rate", "0.5", "--hardware", "h100-sxm", "--precision", "fp8", "--cloud", "aws",
-              "--ttft-ms", "5000", "-o", str(plan), "-f", "json")  # fmt: skip
-    assert r.code == 0, r.stderr
-    docs = [d for d in yaml.safe_load_all(aicap("export", str(plan), "--to", "k8s").stdout) if d["kind"] in CRDS]
+    docs = [d for d in _k8s(aicap, tmp_path, *DEEPSEEK_2X8) if d["kind"] in CRDS]
     assert {d["kind"] for d in docs} == {"LeaderWorkerSet", "ScaledObject"}
     for doc in docs:
         _check_custom(doc)
@@ -313,11 +313,7 @@ def test_a_leader_worker_set_validates_against_its_api(aicap, tmp_path: Path) ->
 
 
 def test_an_engine_without_sourced_queue_gauges_gets_no_autoscaler_and_says_so(aicap, tmp_path: Path) -> None:
-    plan = tmp_path / "plan.json"
-    r = aicap("size", "--model", "llama-3.1-8b", "--rate", "4", "--hardware", "h100-sxm", "--cloud", "aws", "--engine", "trtllm",
-              "-o", str(plan), "-f", "json")  # fmt: skip
-    assert r.code == 0, r.stderr
-    docs = list(yaml.safe_load_all(aicap("export", str(plan), "--to", "k8s").stdout))
+    docs = _k8s(aicap, tmp_path, "--model", "llama-3.1-8b", "--rate", "4", "--hardware", "h100-sxm", "--cloud", "aws", "--engine", "trtllm")
     assert not any(d["kind"] == "ScaledObject" for d in docs)
     deployment = next(d for d in docs if d["kind"] == "Deployment")
     assert deployment["metadata"]["annotations"]["aicap/autoscaler"].startswith("none: trtllm publishes no gauge")

@@ -204,40 +204,18 @@ def test_cost_single_type_equals_brute_force(p: Problem) -> None:
     assert_matches_brute_force(p)
 
 
+def _presolve_case(capacity: float, budget: float) -> Problem:
+    """Two workloads on a 4-device and a 1-device type that HiGHS presolve got wrong (found by the test below)."""
+    return Problem(demand=np.array([2.91245162967027, 1.0]), cand_workload=np.array([0, 0, 1]), cand_type=np.array([1, 0, 0]),
+                   cand_devices=np.array([1, 1, 4]), cand_capacity=np.array([capacity, 1.0, 4.0]), cand_latency=np.array([1.0, 1.0, 1.0]),
+                   type_devices=np.array([4, 1]), type_price=np.array([1.0, 1.0]), type_group=np.array([0, 1]),
+                   type_cap=np.array([1.0, np.inf]), budget_per_hour=budget, objective="throughput")  # fmt: skip
+
+
 @settings(max_examples=30, deadline=None)
 @given(problems("throughput", caps=True))
-@example(
-    p=Problem(
-        demand=np.array([2.91245162967027, 1.0]),
-        cand_workload=np.array([0, 0, 1]),
-        cand_type=np.array([1, 0, 0]),
-        cand_devices=np.array([1, 1, 4]),
-        cand_capacity=np.array([2.0, 1.0, 4.0]),
-        cand_latency=np.array([1.0, 1.0, 1.0]),
-        type_devices=np.array([4, 1]),
-        type_price=np.array([1.0, 1.0]),
-        type_group=np.array([0, 1]),
-        type_cap=np.array([1.0, np.inf]),
-        budget_per_hour=3.0,
-        objective="throughput",
-    )
-)  # HiGHS presolve: "infeasible"
-@example(
-    p=Problem(
-        demand=np.array([2.91245162967027, 1.0]),
-        cand_workload=np.array([0, 0, 1]),
-        cand_type=np.array([1, 0, 0]),
-        cand_devices=np.array([1, 1, 4]),
-        cand_capacity=np.array([1.0, 1.0, 4.0]),
-        cand_latency=np.array([1.0, 1.0, 1.0]),
-        type_devices=np.array([4, 1]),
-        type_price=np.array([1.0, 1.0]),
-        type_group=np.array([0, 1]),
-        type_cap=np.array([1.0, np.inf]),
-        budget_per_hour=2.0,
-        objective="throughput",
-    )
-)  # HiGHS presolve: 1.0 of 1.343
+@example(p=_presolve_case(capacity=2.0, budget=3.0))  # HiGHS presolve said "infeasible"
+@example(p=_presolve_case(capacity=1.0, budget=2.0))  # HiGHS presolve found 1.0 of 1.343
 def test_throughput_with_rate_equals_brute_force(p: Problem) -> None:
     assert_matches_brute_force(p)
 
