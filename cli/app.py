@@ -12,6 +12,12 @@ Heavy modules (numpy, scipy, pydantic) are imported inside commands, never here,
 
 from __future__ import annotations
 
+import os
+
+# aicap uses no pydantic plugins; finding them scans every installed distribution's entry points (~20 ms
+# of each start). A user who wants them set PYDANTIC_DISABLE_PLUGINS themselves.
+os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
+
 from pathlib import Path
 from typing import Annotated
 

@@ -212,10 +212,12 @@ def register(app: typer.Typer) -> None:
                 from aicap.sizing.sim.verify_periods import size_periods_verified
 
                 pplan = size_periods_verified(fleet, cat, seed=seed) if verify else size_periods(fleet, cat)
-            else:
+            elif verify:
                 from aicap.sizing.sim.verify import size_verified
 
-                plan = size_verified(fleet, cat, seed=seed) if verify else size(fleet, cat)
+                plan = size_verified(fleet, cat, seed=seed)
+            else:
+                plan = size(fleet, cat)
         except InputError as exc:
             if fleet_file is None or str(exc).startswith(str(fleet_file)):
                 raise

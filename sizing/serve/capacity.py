@@ -21,6 +21,7 @@ from aicap.sizing.serve.load import (
     _z,
     at_arrivals,
 )
+from aicap.sizing.serve.search import bisect_rows
 from aicap.sizing.serve.step import StepModel
 
 F = NDArray[np.float64]
@@ -145,11 +146,15 @@ def capacity(step: StepModel, pp: ArrayLike, budget: float, traffic: Traffic, tt
     hi = load_ceiling(step, pp_a, budget, traffic, upper)
     # First every constraint but TTFT (cheap), then TTFT only where it binds, on those rows only.
     lo = np.zeros(shape) if lower is None else np.broadcast_to(np.asarray(lower, dtype=float), shape).copy()
-    for _ in range(bisections if without_ttft is None else 0):
-        mid = (lo + hi) / 2.0
-        good = within_targets(at_arrivals(step, pp_a, budget, traffic, mid, ttft=False), np.full(shape, np.inf), tpot_t)
-        lo = np.where(good, mid, lo)
-        hi = np.where(good, hi, mid)
+
+    def meets_all_but_ttft(rows: NDArray[np.int64] | None, x: F) -> NDArray[np.bool_]:
+        if rows is None:
+            return within_targets(at_arrivals(step, pp_a, budget, traffic, x, ttft=False), np.full(x.shape, np.inf), tpot_t)
+        m = at_arrivals(step.take(rows), pp_a[rows], budget, traffic.take(rows), x, ttft=False)
+        return within_targets(m, np.full(x.shape, np.inf), tpot_t[rows])
+
+    if without_ttft is None and bisections > 0:
+        lo, hi = bisect_rows(meets_all_but_ttft, lo, np.asarray(hi, dtype=float), bisections)
     if without_ttft is not None:
         lo = np.broadcast_to(np.asarray(without_ttft, dtype=float), shape).copy()
     timed = np.flatnonzero(np.isfinite(ttft_t) & (lo > 0))
@@ -161,12 +166,14 @@ def capacity(step: StepModel, pp: ArrayLike, budget: float, traffic: Traffic, tt
     settled: Loaded | None = None
     if late.size:
         sub_step, sub_pp, sub_tr, sub_t = step.take(late), pp_a[late], traffic.take(late), ttft_t[late]
-        s_lo, s_hi = np.zeros(late.size), lo[late].copy()
-        for _ in range(_TTFT_LOAD_BISECTIONS):
-            mid = (s_lo + s_hi) / 2.0
-            good = at_arrivals(sub_step, sub_pp, budget, sub_tr, mid).ttft_s <= LATENCY_HEADROOM * sub_t
-            s_lo = np.where(good, mid, s_lo)
-            s_hi = np.where(good, s_hi, mid)
+
+        def meets_ttft(rows: NDArray[np.int64] | None, x: F) -> NDArray[np.bool_]:
+            if rows is None:
+                return np.asarray(at_arrivals(sub_step, sub_pp, budget, sub_tr, x).ttft_s <= LATENCY_HEADROOM * sub_t)
+            m = at_arrivals(sub_step.take(rows), sub_pp[rows], budget, sub_tr.take(rows), x)
+            return np.asarray(m.ttft_s <= LATENCY_HEADROOM * sub_t[rows])
+
+        s_lo, _ = bisect_rows(meets_ttft, np.zeros(late.size), lo[late].copy(), _TTFT_LOAD_BISECTIONS)
         lo = lo.copy()
         lo[late] = s_lo
         settled = at_arrivals(sub_step, sub_pp, budget, sub_tr, s_lo)

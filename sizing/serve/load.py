@@ -51,6 +51,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from aicap.sizing.serve.queueing import wait_quantile
+from aicap.sizing.serve.search import bisect_rows
 from aicap.sizing.serve.step import StepModel
 
 F = NDArray[np.float64]
@@ -184,11 +185,13 @@ def poisson_quantile(mean: ArrayLike, q: ArrayLike) -> F:
     return np.asarray(np.where(mu > 50.0, normal, m), dtype=float)
 
 
-def lump_counts(mean: ArrayLike, cv: ArrayLike, top: int) -> F:
+def lump_counts(mean: ArrayLike, cv: ArrayLike, top: int, row_top: ArrayLike | None = None) -> F:
     """Probabilities of ``0..top`` arrivals in a window with ``mean`` arrivals (rows: count; columns: candidates).
 
     Poisson for ``cv ≤ 1``; for bursty traffic (``cv > 1``) a negative binomial with the same mean and
-    variance ``mean·cv²`` (a gamma-mixed Poisson). The last row holds the tail ``P(N ≥ top)``.
+    variance ``mean·cv²`` (a gamma-mixed Poisson). The last row holds the tail ``P(N ≥ top)``; with
+    ``row_top`` (per column, at most ``top``) column ``j``'s tail ``P(N ≥ row_top_j)`` sits in row
+    ``row_top_j`` and the rows below it are 0, exactly as if it had been computed alone with its own ``top``.
     """
     mu = np.maximum(np.asarray(mean, dtype=float), 1e-12)
     c2 = np.broadcast_to(np.asarray(cv, dtype=float) ** 2, mu.shape)
@@ -200,8 +203,21 @@ def lump_counts(mean: ArrayLike, cv: ArrayLike, top: int) -> F:
     # P(m)/P(m − 1): μ/m (Poisson) or p·(m − 1 + r)/m (negative binomial); the pmf is their running product.
     ratios = np.where(nb, ratio * (m - 1.0 + np.where(nb, r, 0.0)) / m, mu / m)
     out = np.concatenate([first[None], first[None] * np.cumprod(ratios, axis=0)])
-    out[top] = np.maximum(1.0 - out[:top].sum(axis=0), 0.0)
-    return out
+    if row_top is None:
+        out[top] = np.maximum(1.0 - out[:top].sum(axis=0), 0.0)
+        return out
+    return _fold_tail(out, np.asarray(row_top))
+
+
+def _fold_tail(pmf: F, row_top: NDArray[np.int64] | F) -> F:
+    """Truncate each column ``j`` of ``pmf`` (axis 0 the count) at ``row_top_j``: the rest of the mass sits there.
+
+    The head is summed in the same order as it would be alone (the rows past ``row_top_j`` add exact
+    zeros), so a column's result does not depend on the other columns evaluated with it.
+    """
+    m = np.arange(pmf.shape[0]).reshape(-1, *([1] * (pmf.ndim - 1)))
+    head = np.where(m < row_top, pmf, 0.0)
+    return np.asarray(np.where(m == row_top, np.maximum(1.0 - head.sum(axis=0), 0.0), head), dtype=float)
 
 
 def _quantile_count(pmf: F, q: F) -> F:
@@ -224,16 +240,21 @@ def _ttft_quantile(step: StepModel, pp: F, d: F, room: F, lump: F, pmf: F, round
     q = traffic.quantile
     weight = pmf * rounds
     weight = weight / np.maximum(weight.sum(axis=0), 1e-300)  # (J, n) length-biased round type
-    live = weight.max(axis=1) > 1e-9  # round types no candidate meets are dropped
+    # Each row drops its own negligible round types and truncates its own co-arrival counts, so its
+    # quantile does not depend on the rows evaluated with it; types no row meets leave the arrays.
+    weight = np.where(weight > 1e-9, weight, 0.0)
+    live = weight.max(axis=1) > 0.0
     weight, rounds, busy = weight[live], rounds[live], rounds[live] * (1.0 - np.broadcast_to(idle, pmf.shape)[live])
     mean_m = lump_rate * rounds  # (J, n) co-arrivals expected during a round of type j
-    kmax = int(min(max(4, np.ceil(np.max(mean_m, initial=0.0) + 6.0 * np.sqrt(np.max(mean_m, initial=0.0)) + 3.0)), 48))
+    most = np.max(np.where(weight > 0.0, mean_m, 0.0), axis=0, initial=0.0)  # (n,)
+    row_k = np.clip(np.ceil(most + 6.0 * np.sqrt(most) + 3.0), 4, 48).astype(np.int64)
+    kmax = int(np.max(row_k, initial=4))
     mm = np.arange(kmax + 1, dtype=float)
     pm = np.empty((kmax + 1, *mean_m.shape))  # (K, J, n) Poisson(mean_m)
     pm[0] = np.exp(-mean_m)
     for k in range(1, kmax + 1):
         pm[k] = pm[k - 1] * mean_m / k
-    pm[kmax] = np.maximum(1.0 - pm[:kmax].sum(axis=0), 0.0)
+    pm = _fold_tail(pm, row_k)
     # Chunked prefill serves a round's arrivals in order: of M co-arrivals, the request follows a uniform
     # share, k ~ Uniform{0..M}, so P(k ahead) = Σ_{m ≥ k} P(M = m)/(m + 1). Those ahead set how many
     # rounds its prompt takes; the round's duration also counts those behind it (M/2 of them on average).
@@ -259,10 +280,12 @@ def _ttft_quantile(step: StepModel, pp: F, d: F, room: F, lump: F, pmf: F, round
     coef = (weights_bc[:, :, None, :] * weight[None, None, :, :] * ahead[None, :, :, :]).reshape(-1, q.shape[-1] if q.ndim else 1)
     inv = np.broadcast_to(1.0 / np.maximum(busy, 1e-12)[None, None], (own.shape[0], kmax + 1, *rounds.shape)).reshape(coef.shape)
     start = np.broadcast_to(own[:, :, None, :], (own.shape[0], kmax + 1, *rounds.shape)).reshape(coef.shape)
-    keep = coef.max(axis=1) > 1e-12
+    coef = np.where(coef > 1e-12, coef, 0.0)
+    keep = coef.max(axis=1) > 0.0
     coef, inv, start = coef[keep], inv[keep], start[keep]
     lo = np.zeros_like(tau)
-    hi = np.max(own, axis=(0, 1)) + np.max(rounds, axis=0)
+    own_k = np.where(np.arange(kmax + 1)[:, None] <= row_k, own, 0.0)  # each row's bracket from its own counts and round types
+    hi = np.max(own_k, axis=(0, 1)) + np.max(np.where(weight > 0.0, rounds, 0.0), axis=0)
     for _ in range(_TTFT_BISECTIONS):
         mid = (lo + hi) / 2.0
         cdf = (coef * np.minimum(np.maximum((mid - start) * inv, 0.0), 1.0)).sum(axis=0)
@@ -284,7 +307,10 @@ def at_arrivals(step: StepModel, pp: ArrayLike, budget: float, traffic: Traffic,
     """Metrics of replicas receiving ``x`` arrivals per round on average (see module docstring).
 
     ``step`` gives the step time of each candidate (built at the decode context ``I + O/2`` and prompt
-    ``I``), ``pp`` its pipeline stages and ``budget`` the engine's token budget per step. Rows are
+    ``I``), ``pp`` its pipeline stages and ``budget`` the engine's token budget per step. With
+    ``ttft=False`` the TTFT percentile is not computed (the residual, own-prefill mixture and the slot
+    wait are left out; ``ttft_s`` is only infinite where the replica saturates): the other metrics are
+    the same, at a fraction of the cost. Rows are
     evaluated in blocks of similar lump counts, so a few busy rows do not widen every row's arrays.
     """
     pp_a = np.asarray(pp, dtype=float)
@@ -321,7 +347,10 @@ def _at_arrivals(step: StepModel, pp_a: F, budget: float, traffic: Traffic, xa: 
     # Prompts arrive in lumps of L tokens (a long prompt is chunked into budget-sized lumps).
     lump = np.minimum(i, room)
     lumps = xa * i / lump
-    top = int(min(max(8, np.max(_count_top(lumps), initial=0.0)), 96))
+    # Each row's count distribution is truncated at its own top (so a row's metrics do not depend on the
+    # rows evaluated with it); the arrays run to the largest.
+    row_top = np.clip(_count_top(lumps), 8, 96).astype(np.int64)
+    top = int(np.max(row_top, initial=8))
     m = np.arange(top + 1, dtype=float).reshape(-1, *([1] * xa.ndim))
     k = np.clip(m, 1.0, pp_a)
     wanted = m * lump / k
@@ -331,12 +360,12 @@ def _at_arrivals(step: StepModel, pp_a: F, budget: float, traffic: Traffic, xa: 
     # Lumps in a round are the arrivals during the previous one, so a long round begets a long round:
     # with c the marginal seconds of a lump and ρ_p = λ_L·c the prefill load, the count's variance grows
     # by 1/(1 − ρ_p²) over Poisson (a branching process). One pass with Poisson gives λ, then ρ_p.
-    pmf = lump_counts(lumps, cv, top)
+    pmf = lump_counts(lumps, cv, top, row_top)
     tau = (pmf * rounds).sum(axis=0)
     full_s, full_dd, full_dp = step.seconds_and_slope(d, room)
     slope = full_s - step.seconds(d, np.maximum(room - lump, 0.0))
     prefill_load = np.minimum(lumps / np.maximum(tau, 1e-12) * slope, 0.999)
-    pmf = lump_counts(lumps, np.sqrt(cv**2 + 1.0 / (1.0 - prefill_load**2) - 1.0), top)
+    pmf = lump_counts(lumps, np.sqrt(cv**2 + 1.0 / (1.0 - prefill_load**2) - 1.0), top, row_top)
     # A round prefills at most the budget; what the lumps bring beyond it spills into full rounds.
     # Tokens are conserved: a share f of rounds are full, so that the mean prefilled per round is x·I.
     full = pp_a * room
@@ -380,7 +409,8 @@ def _at_arrivals(step: StepModel, pp_a: F, budget: float, traffic: Traffic, xa: 
     # Slots fill in waves: n's fluctuations are peaked by z = cv²/(1 − β) over Poisson, so the slot wait is
     # Erlang C's for the equivalent system of c/z slots at λ/z (Hayward's approximation).
     peak = np.maximum(cv, 1.0) ** 2 / np.maximum(1.0 - np.minimum(feedback, 0.999), 1e-3)
-    slot_q = wait_quantile(slots / peak, rate / peak, life, q)
+    # Without the TTFT percentile only whether the slots keep up matters (an infinite wait past saturation).
+    slot_q = wait_quantile(slots / peak, rate / peak, life, q) if ttft else np.where(slots / life - rate > 0, 0.0, np.inf)
     excess = np.maximum(budget_q - budget_mean, 0.0) ** 2 + np.where(np.isfinite(slot_q), slot_q, 0.0) ** 2
     ttft_s = np.where(ok & np.isfinite(slot_q), ttft_mix + budget_mean + np.sqrt(excess) + traffic.overhead_s, np.inf)
     # TPOT: the mean of a request's O − 1 round times.
@@ -424,12 +454,15 @@ def at_rate(step: StepModel, pp: ArrayLike, budget: float, traffic: Traffic, rat
     shape = np.broadcast_shapes(pp_a.shape, traffic.input_tokens.shape, lam.shape)
     o1 = traffic.decode_steps
     hi = np.broadcast_to(budget * pp_a / np.maximum(traffic.input_tokens, 1.0) + traffic.slots / (o1 + 1.0), shape).astype(float)
-    lo = np.zeros(shape)
-    for _ in range(_RATE_BISECTIONS):
-        mid = (lo + hi) / 2.0
-        under = at_arrivals(step, pp_a, budget, traffic, mid, ttft=False).rate < lam
-        lo = np.where(under, mid, lo)
-        hi = np.where(under, hi, mid)
+    lam_b = np.broadcast_to(lam, shape)
+    pp_b = np.broadcast_to(pp_a, shape)
+
+    def under(rows: NDArray[np.int64] | None, x: F) -> NDArray[np.bool_]:
+        if rows is None:
+            return np.asarray(at_arrivals(step, pp_a, budget, traffic, x, ttft=False).rate < lam_b)
+        return np.asarray(at_arrivals(step.take(rows), pp_b[rows], budget, traffic.take(rows), x, ttft=False).rate < lam_b[rows])
+
+    _, hi = bisect_rows(under, np.zeros(shape), hi, _RATE_BISECTIONS)
     out = at_arrivals(step, pp_a, budget, traffic, hi)
     reached = out.rate >= lam * (1 - 1e-6)
     inf = np.full(shape, np.inf)

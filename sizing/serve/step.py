@@ -275,27 +275,29 @@ class StepModel:
         return total, grads[0], grads[1]
 
     def _time(self, decode_seqs: ArrayLike, prefill_tokens: ArrayLike, *, slope: bool) -> tuple[F, tuple[F, F] | None]:
-        d, p = np.broadcast_arrays(np.asarray(decode_seqs, dtype=float), np.asarray(prefill_tokens, dtype=float), self.bandwidth)[:2]
+        n_cand = self.bandwidth.shape
+        d_in, p_in = np.asarray(decode_seqs, dtype=float), np.asarray(prefill_tokens, dtype=float)
+        # Each argument keeps its own shape (at least the candidates'): the terms in d are formed once,
+        # not once per leading index of p (the load model passes d per candidate, p per lump count).
+        d = np.broadcast_to(d_in, np.broadcast_shapes(d_in.shape, n_cand))
+        p = np.broadcast_to(p_in, np.broadcast_shapes(p_in.shape, n_cand))
         dx, px = d[..., None, :], p[..., None, :]
-        fn, qn = self._seconds_coefficients
-        f = fn[0] + fn[1] * dx
-        f += fn[2] * px
-        q = qn[0] + qn[1] * dx
-        q += qn[2] * px
+        fn, qn, live = self._live_coefficients
+        f = fn[0] + fn[1] * dx + fn[2] * px
+        q = qn[0] + qn[1] * dx + qn[2] * px
         n = d * self.decode_tokens + p
-        compute = f >= q
         parts = np.maximum(f, q)
-        experts = bool(self.experts_per_token)
-        if experts:
-            row = self._experts_row
+        row = live.index(self._experts_row) if self.experts_per_token and self._experts_row in live else -1
+        if row >= 0:
             touched = expected_distinct_experts(n, self.num_experts, self.experts_per_token)
             e_time = (self.expert_fixed + self.expert_per_touched * touched + self.expert_per_token * n) / self.bandwidth
-            e_compute = f[..., row, :] >= e_time
             parts[..., row, :] = np.maximum(f[..., row, :], e_time)
         total = np.asarray(parts.sum(axis=-2) + self.net[0] + self.net[1] * n + self.overhead_s, dtype=float)
         if not slope:
             return total, None
-        if experts:
+        compute = f >= q
+        if row >= 0:
+            e_compute = f[..., row, :] >= e_time
             # Tokens are whole: the experts' slope is their forward difference over one more token (concave).
             d_touched = expected_distinct_experts(n + 1.0, self.num_experts, self.experts_per_token) - touched
             e_grad = (self.expert_per_touched * d_touched + self.expert_per_token) / self.bandwidth
@@ -303,10 +305,22 @@ class StepModel:
         grads = []
         for j, per in ((1, self.decode_tokens), (2, 1.0)):  # tokens per unit of d and of p
             g = np.where(compute, fn[j], qn[j])
-            if experts:
+            if row >= 0:
                 g[..., row, :] = np.where(e_compute, fn[j][row], per * e_grad)
             grads.append(np.asarray(g.sum(axis=-2) + per * self.net[1], dtype=float))
         return total, (grads[0], grads[1])
+
+    @functools.cached_property
+    def _live_coefficients(self) -> tuple[F, F, list[int]]:
+        """:attr:`_seconds_coefficients` without the operator groups that are zero for every candidate, and the kept rows.
+
+        A dense model has no experts and a model without a drafter no draft: their ``max(0, 0)`` adds nothing.
+        The experts' row stays while the model has experts (their bytes are kept apart, not in ``bytes``).
+        """
+        fn, qn = self._seconds_coefficients
+        experts = self._experts_row if self.experts_per_token else -1
+        live = [i for i in range(fn.shape[1]) if np.any(fn[:, i]) or np.any(qn[:, i]) or i == experts]
+        return fn[:, live], qn[:, live], live
 
     @functools.cached_property
     def _seconds_coefficients(self) -> tuple[F, F]:

@@ -9,7 +9,7 @@ from aicap.hardware_db import load_catalogue
 from aicap.sizing.core.deployment import Deployment
 from aicap.sizing.perf import memory
 from aicap.sizing.serve.capacity import capacity
-from aicap.sizing.serve.load import LATENCY_HEADROOM, Traffic, at_rate
+from aicap.sizing.serve.load import LATENCY_HEADROOM, Traffic, at_arrivals, at_rate
 from aicap.sizing.serve.step import Hardware, StepModel
 from aicap.sizing.sim.arrivals import arrival_times
 from aicap.sizing.sim.engine import EngineConfig, Requests, simulate
@@ -112,3 +112,28 @@ def test_promises_hold_in_simulation_at_capacity_and_half_load(case: tuple[str, 
             assert tpot == pytest.approx(float(promised.tpot_s[0]), rel=0.15)
             assert tpot <= case[7]
     assert float(cap.tpot_s[0]) <= LATENCY_HEADROOM * case[7] + 1e-12
+
+
+def _stacked(cases: list[tuple[str, str, int, int, int, int, float, float, str]]) -> tuple[StepModel, Traffic, np.ndarray]:
+    """The reference replicas as one group of rows (several models: each step model is built alone, then joined)."""
+    parts = [replica(c) for c in cases]
+    steps = [p[0] for p in parts]
+    fields = ("flops", "bytes", "peak", "bandwidth", "expert_fixed", "expert_per_touched", "expert_per_token")
+    joined = (np.concatenate([getattr(s, f) for s in steps], axis=-1) for f in fields)
+    join = StepModel(*joined, 1, 0, np.concatenate([s.net for s in steps], axis=-1), np.concatenate([s.overhead_s for s in steps]))
+    tr = Traffic(*(np.concatenate([np.broadcast_to(getattr(p[1], f), (1,)) for p in parts]) for f in ("input_tokens", "output_tokens",
+                   "input_tail", "slots", "quantile", "arrival_cv", "tail_share")))  # fmt: skip
+    return join, tr, np.array([float(c[3]) for c in cases])
+
+
+def test_a_rows_metrics_do_not_depend_on_the_rows_evaluated_with_it() -> None:
+    # The planner evaluates many candidates at once (and the search groups them differently): each row's
+    # count distributions are truncated at its own range, so alone or in any company it gets the same numbers.
+    dense = [c for c in CASES[:4] if isinstance(c, tuple)]
+    step, tr, pp = _stacked(dense)
+    x = np.array([0.4, 3.0, 9.0, 1.5])
+    together = at_arrivals(step, pp, BUDGET, tr, x)
+    for k in range(len(dense)):
+        alone = at_arrivals(step.take([k]), pp[[k]], BUDGET, tr.take([k]), x[[k]])
+        for name in ("ttft_s", "tpot_s", "rate", "round_s", "slot_use", "budget_use"):
+            assert float(getattr(alone, name)[0]) == pytest.approx(float(getattr(together, name)[k]), rel=1e-9), (k, name)
