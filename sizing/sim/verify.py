@@ -10,6 +10,7 @@ percentile beside the promised ones, whether the queue stayed stable, and whethe
 from __future__ import annotations
 
 import math
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -19,6 +20,7 @@ from aicap.sizing.core.catalogue import CatalogueLike
 from aicap.sizing.core.deployment import Deployment as Layout
 from aicap.sizing.core.engines import engine_for
 from aicap.sizing.core.fleet import PERCENTILES, Fleet, LengthBin
+from aicap.sizing.core.plan import Deployment as PlannedDeployment
 from aicap.sizing.core.plan import Plan, Verification, VerifiedWorkload
 from aicap.sizing.core.speculative import speculative_for
 from aicap.sizing.perf import memory
@@ -78,6 +80,16 @@ def _lengths(spec: int | list[LengthBin], n: int, seed: int) -> np.ndarray:
     return sample_lengths(values, weights / weights.sum(), n, seed=seed)
 
 
+def deployment_seed(seed: int, workload: str, d: PlannedDeployment) -> int:
+    """The random stream of one deployment's simulation: ``seed`` plus a hash of what the deployment is.
+
+    A stable hash (CRC-32) of the workload, instance type, layout and formats, so a deployment's
+    simulation does not change when other deployments are added to or removed from the plan.
+    """
+    key = f"{workload}/{d.instance_type}/{d.hardware}/tp{d.tp}pp{d.pp}ep{d.ep}/{d.weights_dtype}/{d.kv_dtype}"
+    return seed + 3 * zlib.crc32(key.encode())  # seed, seed + 1 and seed + 2 are used: streams 3 apart
+
+
 def verify(plan: Plan, cat: CatalogueLike, *, requests: int = DEFAULT_REQUESTS, seed: int = 0) -> list[Check]:
     """Simulate one replica of every deployment of ``plan`` at its planned load (deterministic for ``seed``)."""
     out: list[Check] = []
@@ -88,7 +100,7 @@ def verify(plan: Plan, cat: CatalogueLike, *, requests: int = DEFAULT_REQUESTS, 
         decoder = model.kind == "decoder"
         engine = engine_for(cat, pw.engine)
         spec = speculative_for(cat, model, w.speculative, f"workload '{w.name}': speculative")
-        for k, d in enumerate(pw.deployments):
+        for d in pw.deployments:
             dev = cat.device(d.hardware)
             eff = engine.efficiency(cat, dev)
             runtime = engine.on(dev)
@@ -102,7 +114,7 @@ def verify(plan: Plan, cat: CatalogueLike, *, requests: int = DEFAULT_REQUESTS, 
                                    np.array([i_mean + o_mean / 2.0]), np.array([new]), np.array([i_mean - new]),
                                    crossings(d.tp, d.pp, dev.interconnect.domain_size), np.inf if net is None else net)  # fmt: skip
             rate = d.requests_per_s / d.replicas
-            s = seed + 7919 * k + 104729 * len(out)
+            s = deployment_seed(seed, w.name, d)
             arrivals = arrival_times(rate, requests, cv=w.arrival_cv, seed=s)
             prompt = _lengths(w.input_tokens, requests, s + 1)
             output = _lengths(w.output_tokens, requests, s + 2) if decoder else np.zeros(requests, dtype=np.int64)
@@ -232,14 +244,14 @@ def simulate_plan(plan: Plan, cat: CatalogueLike, *, requests_per_replica: int =
         decoder = model.kind == "decoder"
         engine = engine_for(cat, pw.engine)
         drafting = speculative_for(cat, model, w.speculative, f"workload '{w.name}': speculative")
-        for k, d in enumerate(pw.deployments):
+        for d in pw.deployments:
             if d.requests_per_s <= 0:
                 continue
             dev = cat.device(d.hardware)
             layout = Layout(
                 model, dev, engine.efficiency(cat, dev), engine.on(dev), d.tp, d.pp, d.ep, d.weights_dtype, d.kv_dtype, speculative=drafting
             )
-            s = seed + 7919 * k + 104729 * len(out)
+            s = deployment_seed(seed, w.name, d)
 
             kind: ArrivalKind = "constant" if w.arrival_cv == 0 else "poisson" if w.arrival_cv == 1 else "gamma"
             spec = TrafficSpec(min(requests_per_replica * d.replicas, MAX_PLAN_REQUESTS), lengths(w.input_tokens),
