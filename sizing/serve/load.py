@@ -37,6 +37,10 @@ instant:
   and amplified by ``1/(1 − ρ_p)`` (``ρ_p`` the prefill time share).
 
 Encoders and generic models are the same engine with ``O = 0`` (dynamic batching: a batch is a round).
+There the prompts are the whole round, so the round sizes are the exact stationary law of the
+round-to-round chain (:func:`~aicap.sizing.serve.rounds.chain_rounds`: a round of ``m`` prompts lasts ``T(m)``, the next holds the
+arrivals meanwhile; an empty round is an idle spell until the next arrival), and a prompt finishes with
+all its co-arrivals at the end of its round.
 The approximation is tested against the iteration-level simulator of :mod:`aicap.sizing.sim` and
 against closed forms (M/D/1 for a one-slot replica) in ``tests/sizing/test_load.py``.
 """
@@ -51,8 +55,10 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from aicap.sizing.serve.queueing import wait_quantile
+from aicap.sizing.serve.rounds import chain_rounds, chain_rows, count_top, lump_counts
 from aicap.sizing.serve.search import bisect_rows
 from aicap.sizing.serve.step import StepModel
+from aicap.sizing.serve.ttft import ttft_quantile
 
 F = NDArray[np.float64]
 BUDGET_UTILISATION = 0.9  # largest planned share of a round's token budget spent on prefill
@@ -63,7 +69,6 @@ SLOT_SIGMAS = 3.0
 # on the reference cases; the headroom absorbs that so a plan's promise holds when the traffic arrives.
 LATENCY_HEADROOM = 0.85
 _RATE_BISECTIONS = 30  # inverting λ(x): 2^-30 of the range
-_TTFT_BISECTIONS = 11  # on the TTFT quantile: 2^-11 of its bracket
 
 
 @dataclass(frozen=True)
@@ -166,141 +171,7 @@ def _z(q: F) -> F:
     return np.asarray(z[inverse].reshape(qa.shape), dtype=float)
 
 
-def poisson_quantile(mean: ArrayLike, q: ArrayLike) -> F:
-    """Smallest ``m`` with ``P(N ≤ m) ≥ q`` for ``N ~ Poisson(mean)`` (vectorised; normal beyond a mean of 50)."""
-    mu = np.asarray(mean, dtype=float)
-    qa = np.broadcast_to(np.asarray(q, dtype=float), mu.shape)
-    small = np.minimum(mu, 50.0)
-    pmf = np.exp(-small)
-    cdf = pmf.copy()
-    m = np.zeros_like(mu)
-    for k in range(1, 120):
-        need = cdf < qa
-        if not need.any():
-            break
-        pmf = pmf * small / k
-        cdf = cdf + pmf
-        m = m + need
-    normal = np.ceil(mu + _z(qa) * np.sqrt(mu) - 0.5)
-    return np.asarray(np.where(mu > 50.0, normal, m), dtype=float)
-
-
-def lump_counts(mean: ArrayLike, cv: ArrayLike, top: int, row_top: ArrayLike | None = None) -> F:
-    """Probabilities of ``0..top`` arrivals in a window with ``mean`` arrivals (rows: count; columns: candidates).
-
-    Poisson for ``cv ≤ 1``; for bursty traffic (``cv > 1``) a negative binomial with the same mean and
-    variance ``mean·cv²`` (a gamma-mixed Poisson). The last row holds the tail ``P(N ≥ top)``; with
-    ``row_top`` (per column, at most ``top``) column ``j``'s tail ``P(N ≥ row_top_j)`` sits in row
-    ``row_top_j`` and the rows below it are 0, exactly as if it had been computed alone with its own ``top``.
-    """
-    mu = np.maximum(np.asarray(mean, dtype=float), 1e-12)
-    c2 = np.broadcast_to(np.asarray(cv, dtype=float) ** 2, mu.shape)
-    r = np.where(c2 > 1.0, mu / np.maximum(c2 - 1.0, 1e-12), np.inf)
-    nb = c2 > 1.0
-    ratio = np.where(nb, mu / (r + mu), 0.0)
-    first = np.where(nb, np.exp(-np.where(nb, r, 0.0) * np.log1p(mu / np.where(nb, r, 1.0))), np.exp(-mu))
-    m = np.arange(1, top + 1, dtype=float).reshape(-1, *([1] * mu.ndim))
-    # P(m)/P(m − 1): μ/m (Poisson) or p·(m − 1 + r)/m (negative binomial); the pmf is their running product.
-    ratios = np.where(nb, ratio * (m - 1.0 + np.where(nb, r, 0.0)) / m, mu / m)
-    out = np.concatenate([first[None], first[None] * np.cumprod(ratios, axis=0)])
-    if row_top is None:
-        out[top] = np.maximum(1.0 - out[:top].sum(axis=0), 0.0)
-        return out
-    return _fold_tail(out, np.asarray(row_top))
-
-
-def _fold_tail(pmf: F, row_top: NDArray[np.int64] | F) -> F:
-    """Truncate each column ``j`` of ``pmf`` (axis 0 the count) at ``row_top_j``: the rest of the mass sits there.
-
-    The head is summed in the same order as it would be alone (the rows past ``row_top_j`` add exact
-    zeros), so a column's result does not depend on the other columns evaluated with it.
-    """
-    m = np.arange(pmf.shape[0]).reshape(-1, *([1] * (pmf.ndim - 1)))
-    head = np.where(m < row_top, pmf, 0.0)
-    return np.asarray(np.where(m == row_top, np.maximum(1.0 - head.sum(axis=0), 0.0), head), dtype=float)
-
-
-def _quantile_count(pmf: F, q: F) -> F:
-    """Smallest count whose cumulative probability reaches ``q`` (per column)."""
-    cdf = np.cumsum(pmf, axis=0)
-    return np.asarray((cdf < q[None, ...]).sum(axis=0), dtype=float)
-
-
-def _ttft_quantile(step: StepModel, pp: F, d: F, room: F, lump: F, pmf: F, rounds: F, tau: F, lump_rate: F, traffic: Traffic,
-                   idle: F) -> F:  # fmt: skip
-    """``q`` quantile of residual + own prefill over the joint mixture (round in progress × co-arrivals × prompt).
-
-    The round in progress holds ``j`` lumps with probability ``∝ P(j)·T_j`` (an arrival lands in a long
-    round more often); the residual is uniform on ``[0, T_j]``; ``M ~ Poisson(λ_L·T_j)`` lumps arrive in
-    the same round and are prefilled with the request, which takes ``⌈(I_b + M·L)/room⌉`` rounds of
-    ``T(d, min(I_b + M·L, room))``. The prompt ``I_b`` is the tail bin (share ``tail_share``) or the mean.
-    ``P(TTFT ≤ t)`` is a sum of clipped linear pieces in ``t``; its quantile is found by bisection. An arrival
-    that finds the engine idle (share ``idle`` of the prefill-free rounds' time) waits for no residual.
-    """
-    q = traffic.quantile
-    weight = pmf * rounds
-    weight = weight / np.maximum(weight.sum(axis=0), 1e-300)  # (J, n) length-biased round type
-    # Each row drops its own negligible round types and truncates its own co-arrival counts, so its
-    # quantile does not depend on the rows evaluated with it; types no row meets leave the arrays.
-    weight = np.where(weight > 1e-9, weight, 0.0)
-    live = weight.max(axis=1) > 0.0
-    weight, rounds, busy = weight[live], rounds[live], rounds[live] * (1.0 - np.broadcast_to(idle, pmf.shape)[live])
-    mean_m = lump_rate * rounds  # (J, n) co-arrivals expected during a round of type j
-    most = np.max(np.where(weight > 0.0, mean_m, 0.0), axis=0, initial=0.0)  # (n,)
-    row_k = np.clip(np.ceil(most + 6.0 * np.sqrt(most) + 3.0), 4, 48).astype(np.int64)
-    kmax = int(np.max(row_k, initial=4))
-    mm = np.arange(kmax + 1, dtype=float)
-    pm = np.empty((kmax + 1, *mean_m.shape))  # (K, J, n) Poisson(mean_m)
-    pm[0] = np.exp(-mean_m)
-    for k in range(1, kmax + 1):
-        pm[k] = pm[k - 1] * mean_m / k
-    pm = _fold_tail(pm, row_k)
-    # Chunked prefill serves a round's arrivals in order: of M co-arrivals, the request follows a uniform
-    # share, k ~ Uniform{0..M}, so P(k ahead) = Σ_{m ≥ k} P(M = m)/(m + 1). Those ahead set how many
-    # rounds its prompt takes; the round's duration also counts those behind it (M/2 of them on average).
-    # A pipeline's router spreads a round's arrivals over its micro-batches out of arrival order: there every
-    # co-arrival counts as ahead (the conservative bound the simulator checks for pp > 1).
-    piped = np.broadcast_to(pp, mean_m.shape[-1:]) > 1
-    ahead = np.where(piped, pm, np.cumsum((pm / (mm + 1.0)[:, None, None])[::-1], axis=0)[::-1])  # (K, J, n)
-    behind = np.where(piped, 0.0, (weight * mean_m).sum(axis=0) / 2.0)  # (n,) mean co-arrivals after the request in its round
-    # With pp micro-batches the co-arrivals spread over them; the request's own micro-batch keeps its share.
-    mine = np.ceil((mm[:, None] + 1.0) / np.minimum(mm[:, None] + 1.0, pp)) - 1.0  # (K, n) co-arrivals ahead in its micro-batch
-    fixed = bool(np.all(traffic.tail_share >= 1.0))
-    prompts = traffic.input_tail[None] if fixed else np.stack([traffic.input_tail, traffic.input_tokens])  # (B, n)
-    shares = np.ones((1, *q.shape)) if fixed else np.stack([traffic.tail_share, 1.0 - traffic.tail_share])
-    # Co-arrivals' prompts vary too: at least one of the k ahead is a tail-bin prompt with probability
-    # 1 − (1 − s)^k (s the tail share), adding I_tail − Ī tokens ahead (C = 2 cases: none, one).
-    extra = np.maximum(traffic.input_tail - traffic.input_tokens, 0.0)  # (n,)
-    p_tail = 1.0 - (1.0 - np.clip(traffic.tail_share, 0.0, 1.0)) ** mine  # (K, n)
-    case = np.stack([1.0 - p_tail, p_tail])  # (C, K, n)
-    tokens = prompts[:, None, None, :] + mine[None, None, :, :] * lump + np.array([0.0, 1.0])[None, :, None, None] * extra  # (B, C, K, n)
-    shared = tokens + behind / np.minimum(np.maximum(behind, 1.0), pp) * lump  # with those behind it in its last round
-    own = (np.ceil(tokens / room) * step.seconds(d, np.minimum(shared, room))).reshape(-1, kmax + 1, q.shape[-1] if q.ndim else 1)
-    weights_bc = (shares[:, None, None, :] * case[None]).reshape(-1, kmax + 1, q.shape[-1] if q.ndim else 1)  # (B·C, K, n)
-    coef = (weights_bc[:, :, None, :] * weight[None, None, :, :] * ahead[None, :, :, :]).reshape(-1, q.shape[-1] if q.ndim else 1)
-    inv = np.broadcast_to(1.0 / np.maximum(busy, 1e-12)[None, None], (own.shape[0], kmax + 1, *rounds.shape)).reshape(coef.shape)
-    start = np.broadcast_to(own[:, :, None, :], (own.shape[0], kmax + 1, *rounds.shape)).reshape(coef.shape)
-    coef = np.where(coef > 1e-12, coef, 0.0)
-    keep = coef.max(axis=1) > 0.0
-    coef, inv, start = coef[keep], inv[keep], start[keep]
-    lo = np.zeros_like(tau)
-    own_k = np.where(np.arange(kmax + 1)[:, None] <= row_k, own, 0.0)  # each row's bracket from its own counts and round types
-    hi = np.max(own_k, axis=(0, 1)) + np.max(np.where(weight > 0.0, rounds, 0.0), axis=0)
-    for _ in range(_TTFT_BISECTIONS):
-        mid = (lo + hi) / 2.0
-        cdf = (coef * np.minimum(np.maximum((mid - start) * inv, 0.0), 1.0)).sum(axis=0)
-        low = cdf < q
-        lo = np.where(low, mid, lo)
-        hi = np.where(low, hi, mid)
-    return np.asarray(hi, dtype=float)
-
-
 _COUNT_BLOCKS = (16, 32, 64)  # rows are evaluated in blocks by how many lump counts their distribution needs
-
-
-def _count_top(lumps: F) -> F:
-    """Lump counts a row's distribution needs: mean + 6 standard deviations + 4."""
-    return np.asarray(np.ceil(lumps + 6.0 * np.sqrt(lumps) + 4.0), dtype=float)
 
 
 def at_arrivals(step: StepModel, pp: ArrayLike, budget: float, traffic: Traffic, x: ArrayLike, *, ttft: bool = True) -> Loaded:
@@ -324,7 +195,7 @@ def at_arrivals(step: StepModel, pp: ArrayLike, budget: float, traffic: Traffic,
     pp_b, x_b = np.broadcast_to(pp_a, shape), np.broadcast_to(xa, shape)
     i = np.broadcast_to(traffic.input_tokens, shape)
     d = x_b * np.broadcast_to(traffic.decode_steps, shape) / pp_b
-    top = _count_top(x_b * i / np.minimum(i, np.maximum(budget - d * step.decode_tokens, 1.0)))
+    top = count_top(x_b * i / np.minimum(i, np.maximum(budget - d * step.decode_tokens, 1.0)))
     block = np.searchsorted(np.array(_COUNT_BLOCKS, dtype=float), top)
     if np.unique(block).size == 1:
         return _at_arrivals(step, pp_a, budget, traffic, xa, ttft=ttft)
@@ -349,7 +220,7 @@ def _at_arrivals(step: StepModel, pp_a: F, budget: float, traffic: Traffic, xa: 
     lumps = xa * i / lump
     # Each row's count distribution is truncated at its own top (so a row's metrics do not depend on the
     # rows evaluated with it); the arrays run to the largest.
-    row_top = np.clip(_count_top(lumps), 8, 96).astype(np.int64)
+    row_top = np.clip(count_top(lumps), 8, 96).astype(np.int64)
     top = int(np.max(row_top, initial=8))
     m = np.arange(top + 1, dtype=float).reshape(-1, *([1] * xa.ndim))
     k = np.clip(m, 1.0, pp_a)
@@ -366,17 +237,28 @@ def _at_arrivals(step: StepModel, pp_a: F, budget: float, traffic: Traffic, xa: 
     slope = full_s - step.seconds(d, np.maximum(room - lump, 0.0))
     prefill_load = np.minimum(lumps / np.maximum(tau, 1e-12) * slope, 0.999)
     pmf = lump_counts(lumps, np.sqrt(cv**2 + 1.0 / (1.0 - prefill_load**2) - 1.0), top, row_top)
+    # Without decoding (encoders, generic models: dynamic batching) the prompts are the whole round, the
+    # branching is strong and the negative binomial's tail too heavy: there the round sizes are the exact
+    # stationary law of the round-to-round chain instead (see rounds.chain_rounds), at the first pass's rate.
+    chain = chain_rows(steps, pp_a, lump, i, xa)
+    tau_first = tau
+    if chain.any():
+        ix = np.flatnonzero(chain)
+        pmf[:, ix] = chain_rounds(rounds[:, ix], lumps[ix] / np.maximum(tau[ix], 1e-12), np.floor(room[ix] / lump[ix]),
+                                   np.broadcast_to(cv, xa.shape)[ix], row_top[ix], top)  # fmt: skip
     # A round prefills at most the budget; what the lumps bring beyond it spills into full rounds.
     # Tokens are conserved: a share f of rounds are full, so that the mean prefilled per round is x·I.
+    # (The chain carries its backlog itself: no spill rounds there.)
     full = pp_a * room
     done = (pmf * k * np.minimum(m * lump / k, room)).sum(axis=0)
-    f = np.clip((xa * i - done) / np.maximum(full - done, 1e-9), 0.0, 1.0)
+    f = np.where(chain, 0.0, np.clip((xa * i - done) / np.maximum(full - done, 1e-9), 0.0, 1.0))
     pmf = np.concatenate([pmf * (1.0 - f), f[None]])
     m = np.concatenate([np.broadcast_to(m, rounds.shape), np.ceil(full / lump)[None]])
     rounds = np.concatenate([rounds, full_s[None]])
     rounds_dd = np.concatenate([rounds_dd, (full_dd - full_dp)[None]])
     k = np.clip(m, 1.0, pp_a)
-    tau = (pmf * rounds).sum(axis=0)
+    # The chain's rate is the one it was built at: its idle spells are not rounds of one step.
+    tau = np.where(chain, tau_first, (pmf * rounds).sum(axis=0))
     tau2 = (pmf * rounds**2).sum(axis=0)
     rate = xa / tau
     prefill_load = lumps / np.maximum(tau, 1e-12) * slope
@@ -389,7 +271,9 @@ def _at_arrivals(step: StepModel, pp_a: F, budget: float, traffic: Traffic, xa: 
     lump_rate = xa * i / lump / np.maximum(tau, 1e-12)
     # Rounds without prefill run only while something decodes: an idle engine has no round in progress.
     idle = np.where(m == 0, np.exp(-xa * steps), 0.0)
-    ttft_mix = _ttft_quantile(step, pp_a, d, room, lump, pmf, rounds, tau, lump_rate, traffic, idle) if ttft else np.zeros_like(tau)
+    gap = 1.0 / np.maximum(rate, 1e-12)
+    ttft_mix = (ttft_quantile(step, pp_a, d, room, lump, pmf, rounds, tau, lump_rate, traffic, idle, gap, chain) if ttft
+                else np.zeros_like(tau))  # fmt: skip
     use = xa * i / (room * np.minimum(np.maximum(xa, 1.0), pp_a))
     burst = (1.0 + cv**2) / 2.0
     # Prompts queue for the token budget. Short prompts (I ≤ C) share rounds: a share `use` of each

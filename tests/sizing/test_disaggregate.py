@@ -142,7 +142,8 @@ def test_whatif_and_the_pareto_front_report_the_ttft_users_see(cat: Catalogue) -
 
     plain = Fleet.model_validate({"workloads": [WL], "constraints": {"clouds": ["aws"]}})
     base, alt = whatif(plain, cat, [named_change("disaggregate")], quality_figures()).alternatives
-    assert alt.usd_per_month is not None and base.usd_per_month is not None and alt.usd_per_month < base.usd_per_month
+    assert alt.usd_per_month is not None and base.usd_per_month is not None and alt.delta_usd_per_month is not None
+    assert alt.delta_usd_per_month == pytest.approx(alt.usd_per_month - base.usd_per_month, abs=0.1)  # whichever is cheaper
     assert alt.ttft_ms is not None and alt.ttft_ms <= 1500.0 and alt.assumption and "served disaggregated" in alt.assumption
     plan = size(_fleet(transfer_gbps=50.0), cat, alternatives=False)
     pre, dec = (next(w for w in plan.workloads if w.name == n) for n in ("chat.prefill", "chat.decode"))

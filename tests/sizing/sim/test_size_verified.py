@@ -35,7 +35,8 @@ def test_factor_is_the_inverse_of_the_worst_miss_within_its_bounds() -> None:
 
 
 def test_the_builtin_plan_holds_in_simulation_without_resolving() -> None:
-    plan = size_verified(builtin_fleet(), CAT, requests=3000, alternatives=False)
+    # Enough requests that the simulated p99 of the busiest deployment (embeddings at 86%) is steady to a few per cent.
+    plan = size_verified(builtin_fleet(), CAT, requests=12000, alternatives=False)
     v = plan.verification
     assert v is not None and v.holds and v.resolves == 0 and v.derated == {}
     assert [x.workload for x in v.workloads] == ["chat", "summariser", "embeddings"]
@@ -43,7 +44,7 @@ def test_the_builtin_plan_holds_in_simulation_without_resolving() -> None:
         assert x.holds
         assert x.ttft_target_ms is not None and x.simulated_ttft_ms <= x.ttft_target_ms
         util = max(d.utilisation for d in plan.workload(x.workload).deployments)
-        # Near saturation the analytic tail is conservative (see the xfail below); never optimistic.
+        # Never optimistic by more than the simulation's sampling noise; near saturation a looser band.
         assert x.promised_ttft_ms >= 0.9 * x.simulated_ttft_ms
         assert abs(x.promised_ttft_ms / x.simulated_ttft_ms - 1) <= (0.30 if util <= 0.9 else 1.0)
     doc = plan.to_dict()
@@ -133,13 +134,13 @@ def test_one_layout_on_two_instance_types_is_derated_once_a_round(monkeypatch: p
     assert list(v.derated.values()) == [pytest.approx(1 / 1.6, rel=1e-5)]  # the worst miss, once (not 0.8 x 0.625)
 
 
-@pytest.mark.xfail(strict=True, reason="the analytic TTFT tail of a batched encoder is conservative near saturation (issue 10)")
 def test_an_encoder_near_saturation_promises_its_simulated_p99_within_30_percent() -> None:
-    fleet = Fleet.model_validate({"workloads": [{"name": "e", "model": "bge-large-en", "requests_per_s": 200.0, "input_tokens": 256,
+    # Dynamic batching's round sizes are the exact round-to-round chain's (rounds.chain_rounds), so the tail holds near capacity.
+    fleet = Fleet.model_validate({"workloads": [{"name": "e", "model": "bge-large-en", "requests_per_s": 215.0, "input_tokens": 256,
                                                  "output_tokens": 1, "slo": {"ttft_ms": 200.0}, "precisions": ["fp16"]}],
                                   "constraints": {"clouds": ["aws"], "hardware": ["t4"]}})  # fmt: skip
     plan = size(fleet, CAT, alternatives=False)
     d = plan.workloads[0].deployments[0]
     assert d.utilisation > 0.9
-    (c,) = verify_mod.verify(plan, CAT, requests=4000)
+    (c,) = verify_mod.verify(plan, CAT, requests=20000)
     assert abs(d.ttft_ms / c.ttft_simulated_ms - 1) <= 0.30

@@ -23,13 +23,8 @@ ROOT = Path(__file__).resolve().parents[3]
 FLEETS = ["builtin", *sorted(p.stem for p in (ROOT / "examples").glob("*.yaml"))]
 TOLERANCE = 0.30
 OVER_TP8 = "over-predicted (conservative): co-arrivals of a tp8 TPU replica spread over short rounds"
-ENCODER_NEAR_CAPACITY = (
-    "over-predicted (conservative, ~1.8x): a compute-bound encoder near capacity, the negative-binomial round-count model's "
-    "tail is too heavy (the strict xfail bge-t4 in tests/sizing/test_load.py)"
-)
 KNOWN: dict[str, dict[str, str]] = {
     # fleet -> "workload/hardware/tpXppY/metric" -> cause
-    "builtin": {"embeddings/t4/tp1pp1/ttft": ENCODER_NEAR_CAPACITY},
     "mixed-embedding-llm": {"answer/tpu-v6e/tp8pp1/ttft": OVER_TP8},
 }
 

@@ -1,0 +1,97 @@
+"""How many prompt lumps a round of the engine holds: the count distributions of the load model.
+
+A round's prompt tokens arrive in *lumps* (a prompt, or one budget-sized chunk of a long one). The load
+model (:mod:`aicap.sizing.serve.load`) needs the law of the lumps per round: Poisson (negative binomial
+when bursty) with a variance widened for the feedback of long rounds, or, for an engine without
+decoding, the exact stationary law of the round-to-round chain. Every distribution is truncated at its
+own row's range, so a row's numbers do not depend on the rows evaluated with it.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
+F = NDArray[np.float64]
+
+
+def lump_counts(mean: ArrayLike, cv: ArrayLike, top: int, row_top: ArrayLike | None = None) -> F:
+    """Probabilities of ``0..top`` arrivals in a window with ``mean`` arrivals (rows: count; columns: candidates).
+
+    Poisson for ``cv ≤ 1``; for bursty traffic (``cv > 1``) a negative binomial with the same mean and
+    variance ``mean·cv²`` (a gamma-mixed Poisson). The last row holds the tail ``P(N ≥ top)``; with
+    ``row_top`` (per column, at most ``top``) column ``j``'s tail ``P(N ≥ row_top_j)`` sits in row
+    ``row_top_j`` and the rows below it are 0, exactly as if it had been computed alone with its own ``top``.
+    """
+    mu = np.maximum(np.asarray(mean, dtype=float), 1e-12)
+    c2 = np.broadcast_to(np.asarray(cv, dtype=float) ** 2, mu.shape)
+    r = np.where(c2 > 1.0, mu / np.maximum(c2 - 1.0, 1e-12), np.inf)
+    nb = c2 > 1.0
+    ratio = np.where(nb, mu / (r + mu), 0.0)
+    first = np.where(nb, np.exp(-np.where(nb, r, 0.0) * np.log1p(mu / np.where(nb, r, 1.0))), np.exp(-mu))
+    m = np.arange(1, top + 1, dtype=float).reshape(-1, *([1] * mu.ndim))
+    # P(m)/P(m − 1): μ/m (Poisson) or p·(m − 1 + r)/m (negative binomial); the pmf is their running product.
+    ratios = np.where(nb, ratio * (m - 1.0 + np.where(nb, r, 0.0)) / m, mu / m)
+    out = np.concatenate([first[None], first[None] * np.cumprod(ratios, axis=0)])
+    if row_top is None:
+        out[top] = np.maximum(1.0 - out[:top].sum(axis=0), 0.0)
+        return out
+    return fold_tail(out, np.asarray(row_top))
+
+
+def fold_tail(pmf: F, row_top: NDArray[np.int64] | F) -> F:
+    """Truncate each column ``j`` of ``pmf`` (axis 0 the count) at ``row_top_j``: the rest of the mass sits there.
+
+    The head is summed in the same order as it would be alone (the rows past ``row_top_j`` add exact
+    zeros), so a column's result does not depend on the other columns evaluated with it.
+    """
+    m = np.arange(pmf.shape[0]).reshape(-1, *([1] * (pmf.ndim - 1)))
+    head = np.where(m < row_top, pmf, 0.0)
+    return np.asarray(np.where(m == row_top, np.maximum(1.0 - head.sum(axis=0), 0.0), head), dtype=float)
+
+
+def chain_rows(steps: F, pp: F, lump: F, prompt: F, x: F) -> NDArray[np.bool_]:
+    """Rows whose round sizes come from :func:`chain_rounds`: no decoding, one stage, a prompt per lump."""
+    if np.ndim(x) != 1:
+        return np.zeros(np.shape(x), dtype=bool)
+    shape = np.shape(x)
+    return np.asarray((np.broadcast_to(steps, shape) <= 0.0) & (np.broadcast_to(pp, shape) <= 1.0)
+                      & (np.broadcast_to(lump, shape) >= np.broadcast_to(prompt, shape)))  # fmt: skip
+
+
+def chain_rounds(rounds: F, lump_rate: F, cap: F, cv: F, row_top: NDArray[np.int64], top: int) -> F:
+    """Stationary law of the lumps a round starts with, for an engine without decoding (columns: rows).
+
+    State ``m`` is the prompts waiting when a round starts. A round serves ``s = min(m, cap)`` of them in
+    ``T(s)`` seconds (``rounds[m]``, already capped at the budget) and the next starts with the other
+    ``m − s`` plus the arrivals meanwhile, ``Poisson(λ_L·T(s))`` (negative binomial with variance
+    ``mean·cv²`` when bursty). State 0 is an idle spell: it ends when the next prompt arrives, which starts
+    a round of one. Each row's chain lives on ``0..row_top`` (arrivals beyond fold into ``row_top``);
+    ``π`` solves ``π·P = π``, ``Σπ = 1`` (one small linear system per row).
+    """
+    size = top + 1
+    n = rounds.shape[-1]
+    states = np.arange(size)
+    arrivals = lump_counts(lump_rate[None, :] * rounds, np.broadcast_to(cv, rounds.shape), top)  # (next, m, row)
+    carry = np.maximum(states[:, None] - cap[None, :], 0.0).astype(np.int64)  # (m, row)
+    source = states[None, None, :] - carry.T[:, :, None]  # (row, m, next): arrivals needed to reach `next`
+    p = np.where(source >= 0, np.take_along_axis(arrivals.transpose(2, 1, 0), np.clip(source, 0, top), axis=2), 0.0)
+    rt = row_top[:, None, None]
+    head = np.where(states[None, None, :] < rt, p, 0.0)
+    p = np.where(states[None, None, :] == rt, np.maximum(1.0 - head.sum(axis=2, keepdims=True), 0.0), head)
+    p[:, 0, :] = 0.0
+    p[:, 0, 1] = 1.0  # idle, then one arrival
+    beyond = states[None, :] > row_top[:, None]  # unreachable states lead back into the chain
+    p[beyond] = 0.0
+    p[np.nonzero(beyond)[0], np.nonzero(beyond)[1], row_top[np.nonzero(beyond)[0]]] = 1.0
+    a = p.transpose(0, 2, 1) - np.eye(size)[None]
+    a[:, -1, :] = 1.0
+    b = np.zeros((n, size, 1))
+    b[:, -1, 0] = 1.0
+    pi = np.maximum(np.linalg.solve(a, b)[..., 0], 0.0)
+    return np.asarray((pi / pi.sum(axis=1, keepdims=True)).T, dtype=float)
+
+
+def count_top(lumps: F) -> F:
+    """Lump counts a row's distribution needs: mean + 6 standard deviations + 4."""
+    return np.asarray(np.ceil(lumps + 6.0 * np.sqrt(lumps) + 4.0), dtype=float)

@@ -1,0 +1,100 @@
+"""TTFT percentile of the round mixture: residual of the round in progress, then the request's own prefill.
+
+Part of the load model (:mod:`aicap.sizing.serve.load`), which supplies the round types, their
+probabilities and durations at a load; this module turns them into the ``q`` quantile of the time
+from arrival to the end of the request's prefill.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+from numpy.typing import NDArray
+
+from aicap.sizing.serve.rounds import fold_tail
+from aicap.sizing.serve.step import StepModel
+
+if TYPE_CHECKING:
+    from aicap.sizing.serve.load import Traffic
+
+F = NDArray[np.float64]
+TTFT_BISECTIONS = 11  # on the TTFT quantile: 2^-11 of its bracket
+
+
+def ttft_quantile(step: StepModel, pp: F, d: F, room: F, lump: F, pmf: F, rounds: F, tau: F, lump_rate: F, traffic: Traffic,
+                   idle: F, gap: F, whole: NDArray[np.bool_] | bool = False) -> F:  # fmt: skip
+    """``q`` quantile of residual + own prefill over the joint mixture (round in progress × co-arrivals × prompt).
+
+    The round in progress holds ``j`` lumps with probability ``∝ P(j)·T_j`` (an arrival lands in a long
+    round more often); the residual is uniform on ``[0, T_j]``; ``M ~ Poisson(λ_L·T_j)`` lumps arrive in
+    the same round and are prefilled with the request, which takes ``⌈(I_b + M·L)/room⌉`` rounds of
+    ``T(d, min(I_b + M·L, room))``. The prompt ``I_b`` is the tail bin (share ``tail_share``) or the mean.
+    ``P(TTFT ≤ t)`` is a sum of clipped linear pieces in ``t``; its quantile is found by bisection. An arrival
+    that finds the engine idle (share ``idle`` of the prefill-free rounds' time) waits for no residual.
+    Rows without decoding (``whole``: encoders, whose round sizes come from :func:`~aicap.sizing.serve.rounds.chain_rounds`) time
+    a prefill-free round as the idle spell it is: until the next arrival, ``gap = 1/λ`` seconds on
+    average, with no co-arrivals (the arrival starts its own round at once); and a prompt finishes with all
+    its co-arrivals at the end of one round, so every one of them counts. Decoders keep one step per
+    prefill-free round (their idle share is small at the loads plans run at).
+    """
+    q = traffic.quantile
+    idle_b = np.broadcast_to(idle, pmf.shape)
+    spell = np.where(np.broadcast_to(whole, pmf.shape[-1:]), idle_b, 0.0)  # idle spells timed as such (no decoding)
+    weight = pmf * (rounds * (1.0 - spell) + spell * gap)  # time each round type occupies
+    weight = weight / np.maximum(weight.sum(axis=0), 1e-300)  # (J, n) length-biased round type
+    # Each row drops its own negligible round types and truncates its own co-arrival counts, so its
+    # quantile does not depend on the rows evaluated with it; types no row meets leave the arrays.
+    weight = np.where(weight > 1e-9, weight, 0.0)
+    live = weight.max(axis=1) > 0.0
+    weight, rounds, busy, spell = weight[live], rounds[live], rounds[live] * (1.0 - idle_b[live]), spell[live]
+    mean_m = lump_rate * rounds * (1.0 - spell)  # (J, n) co-arrivals expected during a round of type j (none in a spell)
+    most = np.max(np.where(weight > 0.0, mean_m, 0.0), axis=0, initial=0.0)  # (n,)
+    row_k = np.clip(np.ceil(most + 6.0 * np.sqrt(most) + 3.0), 4, 48).astype(np.int64)
+    kmax = int(np.max(row_k, initial=4))
+    mm = np.arange(kmax + 1, dtype=float)
+    pm = np.empty((kmax + 1, *mean_m.shape))  # (K, J, n) Poisson(mean_m)
+    pm[0] = np.exp(-mean_m)
+    for k in range(1, kmax + 1):
+        pm[k] = pm[k - 1] * mean_m / k
+    pm = fold_tail(pm, row_k)
+    # Chunked prefill serves a round's arrivals in order: of M co-arrivals, the request follows a uniform
+    # share, k ~ Uniform{0..M}, so P(k ahead) = Σ_{m ≥ k} P(M = m)/(m + 1). Those ahead set how many
+    # rounds its prompt takes; the round's duration also counts those behind it (M/2 of them on average).
+    # A pipeline's router spreads a round's arrivals over its micro-batches out of arrival order: there every
+    # co-arrival counts as ahead (the conservative bound the simulator checks for pp > 1).
+    # Without decoding a prompt and its co-arrivals finish together at the end of one round (``whole``): the
+    # round's length counts all of them, as with a pipeline.
+    piped = (np.broadcast_to(pp, mean_m.shape[-1:]) > 1) | np.broadcast_to(whole, mean_m.shape[-1:])
+    ahead = np.where(piped, pm, np.cumsum((pm / (mm + 1.0)[:, None, None])[::-1], axis=0)[::-1])  # (K, J, n)
+    behind = np.where(piped, 0.0, (weight * mean_m).sum(axis=0) / 2.0)  # (n,) mean co-arrivals after the request in its round
+    # With pp micro-batches the co-arrivals spread over them; the request's own micro-batch keeps its share.
+    mine = np.ceil((mm[:, None] + 1.0) / np.minimum(mm[:, None] + 1.0, pp)) - 1.0  # (K, n) co-arrivals ahead in its micro-batch
+    fixed = bool(np.all(traffic.tail_share >= 1.0))
+    prompts = traffic.input_tail[None] if fixed else np.stack([traffic.input_tail, traffic.input_tokens])  # (B, n)
+    shares = np.ones((1, *q.shape)) if fixed else np.stack([traffic.tail_share, 1.0 - traffic.tail_share])
+    # Co-arrivals' prompts vary too: at least one of the k ahead is a tail-bin prompt with probability
+    # 1 − (1 − s)^k (s the tail share), adding I_tail − Ī tokens ahead (C = 2 cases: none, one).
+    extra = np.maximum(traffic.input_tail - traffic.input_tokens, 0.0)  # (n,)
+    p_tail = 1.0 - (1.0 - np.clip(traffic.tail_share, 0.0, 1.0)) ** mine  # (K, n)
+    case = np.stack([1.0 - p_tail, p_tail])  # (C, K, n)
+    tokens = prompts[:, None, None, :] + mine[None, None, :, :] * lump + np.array([0.0, 1.0])[None, :, None, None] * extra  # (B, C, K, n)
+    shared = tokens + behind / np.minimum(np.maximum(behind, 1.0), pp) * lump  # with those behind it in its last round
+    own = (np.ceil(tokens / room) * step.seconds(d, np.minimum(shared, room))).reshape(-1, kmax + 1, q.shape[-1] if q.ndim else 1)
+    weights_bc = (shares[:, None, None, :] * case[None]).reshape(-1, kmax + 1, q.shape[-1] if q.ndim else 1)  # (B·C, K, n)
+    coef = (weights_bc[:, :, None, :] * weight[None, None, :, :] * ahead[None, :, :, :]).reshape(-1, q.shape[-1] if q.ndim else 1)
+    inv = np.broadcast_to(1.0 / np.maximum(busy, 1e-12)[None, None], (own.shape[0], kmax + 1, *rounds.shape)).reshape(coef.shape)
+    start = np.broadcast_to(own[:, :, None, :], (own.shape[0], kmax + 1, *rounds.shape)).reshape(coef.shape)
+    coef = np.where(coef > 1e-12, coef, 0.0)
+    keep = coef.max(axis=1) > 0.0
+    coef, inv, start = coef[keep], inv[keep], start[keep]
+    lo = np.zeros_like(tau)
+    own_k = np.where(np.arange(kmax + 1)[:, None] <= row_k, own, 0.0)  # each row's bracket from its own counts and round types
+    hi = np.max(own_k, axis=(0, 1)) + np.max(np.where(weight > 0.0, rounds, 0.0), axis=0)
+    for _ in range(TTFT_BISECTIONS):
+        mid = (lo + hi) / 2.0
+        cdf = (coef * np.minimum(np.maximum((mid - start) * inv, 0.0), 1.0)).sum(axis=0)
+        low = cdf < q
+        lo = np.where(low, mid, lo)
+        hi = np.where(low, hi, mid)
+    return np.asarray(hi, dtype=float)
