@@ -225,7 +225,14 @@ def _at_arrivals(step: StepModel, pp_a: F, budget: float, traffic: Traffic, xa: 
     m = np.arange(top + 1, dtype=float).reshape(-1, *([1] * xa.ndim))
     k = np.clip(m, 1.0, pp_a)
     wanted = m * lump / k
-    rounds, rounds_dd, rounds_dp = step.seconds_and_slope(d, np.minimum(wanted, room))  # (top+1, n): round time with m lumps
+    # One step-time evaluation for every prefill size needed: m lumps (rows 0..top), a full budget, a budget
+    # less one lump, and one prompt.
+    shape = np.broadcast_shapes(np.shape(wanted)[1:], np.shape(room), np.shape(lump), np.shape(i))
+    extra = (room, np.maximum(room - lump, 0.0), np.minimum(i, room))
+    head = np.broadcast_to(np.minimum(wanted, room), (top + 1, *shape))
+    sizes = np.concatenate([head, np.stack([np.broadcast_to(v, shape) for v in extra])])
+    all_s, all_dd, all_dp = step.seconds_and_slope(d, sizes)
+    rounds, rounds_dd, rounds_dp = all_s[: top + 1], all_dd[: top + 1], all_dp[: top + 1]  # (top+1, n): round time with m lumps
     # One more decoding sequence takes one token of the budget from a round that fills it.
     rounds_dd = rounds_dd - np.where(wanted >= room, rounds_dp, 0.0)
     # Lumps in a round are the arrivals during the previous one, so a long round begets a long round:
@@ -233,8 +240,8 @@ def _at_arrivals(step: StepModel, pp_a: F, budget: float, traffic: Traffic, xa: 
     # by 1/(1 − ρ_p²) over Poisson (a branching process). One pass with Poisson gives λ, then ρ_p.
     pmf = lump_counts(lumps, cv, top, row_top)
     tau = (pmf * rounds).sum(axis=0)
-    full_s, full_dd, full_dp = step.seconds_and_slope(d, room)
-    slope = full_s - step.seconds(d, np.maximum(room - lump, 0.0))
+    full_s, full_dd, full_dp = all_s[top + 1], all_dd[top + 1], all_dp[top + 1]
+    slope = full_s - all_s[top + 2]
     prefill_load = np.minimum(lumps / np.maximum(tau, 1e-12) * slope, 0.999)
     pmf = lump_counts(lumps, np.sqrt(cv**2 + 1.0 / (1.0 - prefill_load**2) - 1.0), top, row_top)
     # Without decoding (encoders, generic models: dynamic batching) the prompts are the whole round, the
@@ -281,7 +288,7 @@ def _at_arrivals(step: StepModel, pp_a: F, budget: float, traffic: Traffic, xa: 
     # ⌈I/C⌉ chunks that holds the budget for S = I·T(d, C)/(pp·C) seconds, at a load ρ_b = λ·S that counts
     # time, not rounds (its rounds are the long ones). Either way an M/D/1 wait (Pollaczek–Khinchine).
     long = i > room
-    service = np.where(long, i * full_s / (pp_a * room), np.ceil(i / room) * step.seconds(d, np.minimum(i, room)))
+    service = np.where(long, i * full_s / (pp_a * room), np.ceil(i / room) * all_s[top + 3])
     load_b = np.where(long, rate * service, use)
     ok = (use < 1.0) & (load_b < 1.0)
     safe = np.where(ok, load_b, 0.5)
