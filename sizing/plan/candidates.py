@@ -382,21 +382,25 @@ def prune(cands: list[Candidate]) -> list[Candidate]:
 
     ``a`` dominates ``b`` when it uses no more devices and carries at least as much traffic, with no
     worse TTFT and TPOT; of identical candidates the first is kept. The cheapest (or fastest) plan never
-    needs a dominated candidate, so the integer program stays small. Vectorised per group.
+    needs a dominated candidate, so the integer program stays small. Vectorised over every pair of a group at once.
     """
-    groups: dict[tuple[str, str], list[int]] = {}
-    for k, c in enumerate(cands):
-        groups.setdefault((c.workload, c.instance), []).append(k)
-    keep: list[int] = []
-    for members in groups.values():
-        d = np.array([cands[k].devices for k in members], dtype=float)
-        q = np.array([cands[k].capacity_rps for k in members])
-        a = np.array([cands[k].ttft_ms for k in members])
-        b = np.array([cands[k].tpot_ms or 0.0 for k in members])
-        no_worse = (d[:, None] <= d[None, :]) & (q[:, None] >= q[None, :]) & (a[:, None] <= a[None, :]) & (b[:, None] <= b[None, :])
-        better = (d[:, None] < d[None, :]) | (q[:, None] > q[None, :]) | (a[:, None] < a[None, :]) | (b[:, None] < b[None, :])
-        order = np.arange(len(members))
-        dominated = np.asarray((no_worse & (better | (order[:, None] < order[None, :]))).any(axis=0)).tolist()
-        keep.extend(m for m, dom in zip(members, dominated, strict=True) if not dom)
-    keep.sort()
-    return [cands[k] for k in keep]
+    if not cands:
+        return []
+    codes: dict[tuple[str, str], int] = {}
+    group = np.array([codes.setdefault((c.workload, c.instance), len(codes)) for c in cands], dtype=np.int64)
+    d = np.array([c.devices for c in cands], dtype=float)
+    q = np.array([c.capacity_rps for c in cands], dtype=float)
+    a = np.array([c.ttft_ms for c in cands], dtype=float)
+    b = np.array([c.tpot_ms or 0.0 for c in cands], dtype=float)
+    # Every ordered pair (i, j) of one group, at once: i is each member, repeated once per member of its group.
+    order = np.argsort(group, kind="stable")
+    size = np.bincount(group)
+    start = np.concatenate([[0], np.cumsum(size)[:-1]])
+    g = size[group[order]]
+    i = np.repeat(order, g)
+    offset = np.arange(i.size) - np.repeat(np.cumsum(g) - g, g)
+    j = order[np.repeat(start[group[order]], g) + offset]
+    no_worse = (d[i] <= d[j]) & (q[i] >= q[j]) & (a[i] <= a[j]) & (b[i] <= b[j])
+    better = (d[i] < d[j]) | (q[i] > q[j]) | (a[i] < a[j]) | (b[i] < b[j])
+    dominated = np.bincount(j, weights=(no_worse & (better | (i < j))).astype(float), minlength=len(cands)) > 0
+    return [c for c, dom in zip(cands, dominated.tolist(), strict=True) if not dom]

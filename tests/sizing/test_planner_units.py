@@ -244,6 +244,24 @@ def test_prune_drops_dominated_candidates_per_workload_and_instance() -> None:
     assert prune([a]) == [a] and prune([]) == []
 
 
+def test_prune_keeps_exactly_the_candidates_no_other_of_their_group_dominates() -> None:
+    # Brute force over random candidates in a few (workload, instance) groups, with ties on every field.
+    rng = np.random.default_rng(5)
+    cs = [cand(BIG if rng.random() < 0.5 else SMALL, int(rng.choice([1, 2, 4])), float(rng.choice([1.0, 2.0, 3.0])),
+               ttft=float(rng.choice([50.0, 100.0])), tpot=float(rng.choice([5.0, 10.0])), workload=str(rng.choice(["chat", "rag"])))
+          for _ in range(60)]  # fmt: skip
+
+    def dominates(x: Candidate, y: Candidate, x_first: bool) -> bool:
+        ka = (x.devices, -x.capacity_rps, x.ttft_ms, x.tpot_ms or 0.0)
+        kb = (y.devices, -y.capacity_rps, y.ttft_ms, y.tpot_ms or 0.0)
+        return all(u <= v for u, v in zip(ka, kb, strict=True)) and (ka != kb or x_first)
+
+    expect = [y for jy, y in enumerate(cs)
+              if not any(x.workload == y.workload and x.instance == y.instance and jx != jy and dominates(x, y, jx < jy)
+                         for jx, x in enumerate(cs))]  # fmt: skip
+    assert [id(x) for x in prune(cs)] == [id(x) for x in expect]
+
+
 def test_prune_treats_a_missing_tpot_as_zero() -> None:
     enc = cand(BIG, 1, 2.0, ttft=10.0, tpot=None)
     dec = cand(BIG, 1, 2.0, ttft=10.0, tpot=0.5)
