@@ -315,7 +315,10 @@ def _at_arrivals(step: StepModel, pp_a: F, budget: float, traffic: Traffic, xa: 
     z = _z(q)
     n_sd = np.sqrt(n_dec / np.maximum(1.0 - feedback, 1e-3)) * np.maximum(cv, 1.0)
     # A request that meets more prompts lives longer and so meets more: the prefill term grows by 1/(1 − ρ_p).
-    mix = z * sigma / np.sqrt(np.maximum(steps, 1.0)) / np.maximum(1.0 - np.minimum(prefill_load, 0.999), 1e-3)
+    # A prompt longer than the budget arrives as c = I/L chunks in consecutive rounds, not c independent
+    # lumps: the long rounds come in clusters of c, which multiplies the variance of their sum by c.
+    cluster = np.maximum(i / lump, 1.0)
+    mix = z * sigma * np.sqrt(cluster / np.maximum(steps, 1.0)) / np.maximum(1.0 - np.minimum(prefill_load, 0.999), 1e-3)
     spread = np.sqrt((dtau_dn * z * n_sd) ** 2 + mix**2)
     # Requests see n size-biased: more of them decode while n (and so τ) is high, so their mean round
     # is τ + Cov(n, τ)/n = τ + (∂τ/∂n)·Var(n)/n.
