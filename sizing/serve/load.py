@@ -249,7 +249,7 @@ def _at_arrivals(step: StepModel, pp_a: F, budget: float, traffic: Traffic, xa: 
     # stationary law of the round-to-round chain instead (see rounds.chain_rounds), at the first pass's rate.
     chain = chain_rows(steps, pp_a, lump, i, xa)
     tau_first = tau
-    if chain.any():
+    if chain.any() and ttft:  # only the TTFT mixture reads the chain's law (its rate, budget and slots do not)
         ix = np.flatnonzero(chain)
         pmf[:, ix] = chain_rounds(rounds[:, ix], lumps[ix] / np.maximum(tau[ix], 1e-12), np.floor(room[ix] / lump[ix]),
                                    np.broadcast_to(cv, xa.shape)[ix], row_top[ix], top)  # fmt: skip

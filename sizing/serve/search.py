@@ -27,7 +27,7 @@ _LEVELS = ((2, 4), (6, 3), (16, 2))
 
 
 def levels_for(n: int) -> int:
-    """Bisection levels to evaluate together for ``n`` rows (1 from 33 rows on)."""
+    """Bisection levels to evaluate together for ``n`` rows (1 from 17 rows on)."""
     for most, levels in _LEVELS:
         if n <= most:
             return levels
