@@ -38,8 +38,8 @@ single type
 routing (latency)
     ``Σ_{c∈w} x_c = 1``, ``λ_w·x_c ≤ q_c·r_c`` [requests/s].
 valid inequalities (cost, latency)
-    They keep the same integer solutions and tighten the LP relaxation, which halves the solve time of
-    1,000-workload fleets: the demand row's coefficients are capped, ``Σ_{c∈w} min(q_c, λ_w)·r_c ≥ λ_w``
+    They keep the same integer solutions and tighten the LP relaxation, which cuts the solve time of
+    1,000-workload fleets by about a third: the demand row's coefficients are capped, ``Σ_{c∈w} min(q_c, λ_w)·r_c ≥ λ_w``
     (a replica that carries the whole demand alone counts once), and every workload has at least
     ``Σ_{c∈w} r_c ≥ ⌈λ_w / max_{c∈w} q_c⌉`` replicas.
 served (throughput)
