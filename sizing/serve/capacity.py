@@ -20,6 +20,8 @@ from aicap.sizing.serve.load import (
     Traffic,
     _z,
     at_arrivals,
+    at_arrivals_of,
+    of_rows,
 )
 from aicap.sizing.serve.search import bisect_rows
 from aicap.sizing.serve.step import StepModel
@@ -148,10 +150,8 @@ def capacity(step: StepModel, pp: ArrayLike, budget: float, traffic: Traffic, tt
     lo = np.zeros(shape) if lower is None else np.broadcast_to(np.asarray(lower, dtype=float), shape).copy()
 
     def meets_all_but_ttft(rows: NDArray[np.int64] | None, x: F) -> NDArray[np.bool_]:
-        if rows is None:
-            return within_targets(at_arrivals(step, pp_a, budget, traffic, x, ttft=False), np.full(x.shape, np.inf), tpot_t)
-        m = at_arrivals(step.take(rows), pp_a[rows], budget, traffic.take(rows), x, ttft=False)
-        return within_targets(m, np.full(x.shape, np.inf), tpot_t[rows])
+        m = at_arrivals_of(step, pp_a, budget, traffic, rows, x, ttft=False)
+        return within_targets(m, np.full(x.shape, np.inf), of_rows(tpot_t, rows))
 
     if without_ttft is None and bisections > 0:
         lo, hi = bisect_rows(meets_all_but_ttft, lo, np.asarray(hi, dtype=float), bisections)
@@ -168,10 +168,7 @@ def capacity(step: StepModel, pp: ArrayLike, budget: float, traffic: Traffic, tt
         sub_step, sub_pp, sub_tr, sub_t = step.take(late), pp_a[late], traffic.take(late), ttft_t[late]
 
         def meets_ttft(rows: NDArray[np.int64] | None, x: F) -> NDArray[np.bool_]:
-            if rows is None:
-                return np.asarray(at_arrivals(sub_step, sub_pp, budget, sub_tr, x).ttft_s <= LATENCY_HEADROOM * sub_t)
-            m = at_arrivals(sub_step.take(rows), sub_pp[rows], budget, sub_tr.take(rows), x)
-            return np.asarray(m.ttft_s <= LATENCY_HEADROOM * sub_t[rows])
+            return np.asarray(at_arrivals_of(sub_step, sub_pp, budget, sub_tr, rows, x).ttft_s <= LATENCY_HEADROOM * of_rows(sub_t, rows))
 
         s_lo, _ = bisect_rows(meets_ttft, np.zeros(late.size), lo[late].copy(), _TTFT_LOAD_BISECTIONS)
         lo = lo.copy()

@@ -210,6 +210,23 @@ def at_arrivals(step: StepModel, pp: ArrayLike, budget: float, traffic: Traffic,
     return merged
 
 
+def at_arrivals_of(step: StepModel, pp: ArrayLike, budget: float, traffic: Traffic, rows: NDArray[np.int64] | None, x: F, *,
+                   ttft: bool = True) -> Loaded:  # fmt: skip
+    """:func:`at_arrivals` of the candidates at ``rows`` (every one, in order, when ``None``).
+
+    What a :func:`~aicap.sizing.serve.search.bisect_rows` predicate evaluates.
+    """
+    if rows is None:
+        return at_arrivals(step, pp, budget, traffic, x, ttft=ttft)
+    pp_rows = np.broadcast_to(np.asarray(pp, dtype=float), step.bandwidth.shape)[rows]
+    return at_arrivals(step.take(rows), pp_rows, budget, traffic.take(rows), x, ttft=ttft)
+
+
+def of_rows(values: F, rows: NDArray[np.int64] | None) -> F:
+    """``values`` at ``rows`` (all of them when ``None``), to go with :func:`at_arrivals_of`."""
+    return values if rows is None else values[rows]
+
+
 def _at_arrivals(step: StepModel, pp_a: F, budget: float, traffic: Traffic, xa: F, *, ttft: bool) -> Loaded:
     """:func:`at_arrivals` on one block of rows."""
     i, o, cv, q = traffic.input_tokens, traffic.output_tokens, traffic.arrival_cv, traffic.quantile
@@ -350,12 +367,9 @@ def at_rate(step: StepModel, pp: ArrayLike, budget: float, traffic: Traffic, rat
     o1 = traffic.decode_steps
     hi = np.broadcast_to(budget * pp_a / np.maximum(traffic.input_tokens, 1.0) + traffic.slots / (o1 + 1.0), shape).astype(float)
     lam_b = np.broadcast_to(lam, shape)
-    pp_b = np.broadcast_to(pp_a, shape)
 
     def under(rows: NDArray[np.int64] | None, x: F) -> NDArray[np.bool_]:
-        if rows is None:
-            return np.asarray(at_arrivals(step, pp_a, budget, traffic, x, ttft=False).rate < lam_b)
-        return np.asarray(at_arrivals(step.take(rows), pp_b[rows], budget, traffic.take(rows), x, ttft=False).rate < lam_b[rows])
+        return np.asarray(at_arrivals_of(step, pp_a, budget, traffic, rows, x, ttft=False).rate < of_rows(lam_b, rows))
 
     _, hi = bisect_rows(under, np.zeros(shape), hi, _RATE_BISECTIONS)
     out = at_arrivals(step, pp_a, budget, traffic, hi)
