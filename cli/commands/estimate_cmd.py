@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from aicap.cli.render import Format, Table, View, emit
 from aicap.cli.state import catalogue, guarded
+
+if TYPE_CHECKING:
+    from aicap.sizing.serve.estimate import EstimateResult
 
 FormatOpt = Annotated[Format, typer.Option("--format", "-f", help="Output format.")]
 ModelOpt = Annotated[str, typer.Option("--model", "-m", help="Model id, or a path to a Hugging Face config.json or model YAML.")]
@@ -165,24 +168,37 @@ def estimate_view(doc: dict[str, Any]) -> View:
     return View(doc, [Table(title, ["", "value"], rows, caption)])
 
 
+def disaggregated_pair(model: str, hardware: str, decode_hardware: str, devices: int | None, tp: int | None, pp: int | None, ep: int,
+                       batch: str, input_tokens: int, output_tokens: int, weights_dtype: str | None, kv_dtype: str | None,
+                       tpot_ms: float | None, engine: str | None) -> tuple[EstimateResult, EstimateResult]:  # fmt: skip
+    """The prefill replica (one output token) and the decode replica (the prompt cached but its last token) of a decoder.
+
+    Shared by ``estimate --disaggregate`` and ``simulate --disaggregate``; an encoder or a one-token prompt is an input error.
+    """
+    from aicap.sizing.core.errors import InputError
+    from aicap.sizing.core.specs.model import DecoderModel
+    from aicap.sizing.serve.estimate import estimate
+
+    if not isinstance(catalogue().model(model), DecoderModel):
+        raise InputError(f"--disaggregate splits prefill from decode; {model} is not a decoder")
+    if input_tokens < 2:
+        raise InputError(f"--input-tokens {input_tokens}: --disaggregate moves a prompt's KV cache; give at least 2 tokens")
+    pre = estimate(build_request(model, hardware, devices, tp, pp, ep, batch, input_tokens, 1, weights_dtype, kv_dtype, None, engine))
+    dec = estimate(build_request(model, decode_hardware, devices, tp, pp, ep, batch, input_tokens, output_tokens, weights_dtype, kv_dtype,
+                                 tpot_ms, engine, prefix_cached=1.0 - 1.0 / input_tokens))  # fmt: skip
+    return pre, dec
+
+
 def _disaggregated(model: str, hardware: str, decode_hardware: str, devices: int | None, tp: int | None, pp: int | None, ep: int,
                    batch: str, input_tokens: int, output_tokens: int, weights_dtype: str | None, kv_dtype: str | None,
                    tpot_ms: float | None, engine: str | None, transfer_gbps: float | None, fmt: Format) -> None:  # fmt: skip
     """``estimate --disaggregate``: a prefill and a decode replica of one model, the KV link between them and their ratio."""
-    from aicap.sizing.core.errors import InfeasibleError, InputError
-    from aicap.sizing.core.specs.model import DecoderModel
+    from aicap.sizing.core.errors import InfeasibleError
     from aicap.sizing.serve.disaggregated import DisaggregatedEstimate, link_for
-    from aicap.sizing.serve.estimate import estimate
 
-    cat = catalogue()
-    if not isinstance(cat.model(model), DecoderModel):
-        raise InputError(f"--disaggregate splits prefill from decode; {model} is not a decoder")
-    if input_tokens < 2:
-        raise InputError(f"--input-tokens {input_tokens}: --disaggregate moves a prompt's KV cache; give at least 2 tokens")
-    gbps = link_for(cat.instances.values(), {hardware, decode_hardware}, transfer_gbps)
-    pre = estimate(build_request(model, hardware, devices, tp, pp, ep, batch, input_tokens, 1, weights_dtype, kv_dtype, None, engine))
-    dec = estimate(build_request(model, decode_hardware, devices, tp, pp, ep, batch, input_tokens, output_tokens, weights_dtype, kv_dtype,
-                                 tpot_ms, engine, prefix_cached=1.0 - 1.0 / input_tokens))  # fmt: skip
+    pre, dec = disaggregated_pair(model, hardware, decode_hardware, devices, tp, pp, ep, batch, input_tokens, output_tokens, weights_dtype,
+                                  kv_dtype, tpot_ms, engine)  # fmt: skip
+    gbps = link_for(catalogue().instances.values(), {hardware, decode_hardware}, transfer_gbps)
     doc = DisaggregatedEstimate(pre, dec, gbps).to_dict()
     rows = []
     for role in ("prefill", "decode"):

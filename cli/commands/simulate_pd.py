@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from aicap.cli.commands.estimate_cmd import build_request
+from aicap.cli.commands.estimate_cmd import disaggregated_pair
 from aicap.cli.render import Format, Table, View, emit
 from aicap.cli.state import catalogue
 
@@ -29,22 +29,18 @@ def simulate_disaggregated(model: str, hardware: str, decode_hardware: str, reqs
     from aicap.sizing.core.fleet import PERCENTILES
     from aicap.sizing.core.specs.model import DecoderModel
     from aicap.sizing.serve.disaggregated import link_for, transfer_ms
-    from aicap.sizing.serve.estimate import estimate
     from aicap.sizing.sim.composed import chain
     from aicap.sizing.sim.replay import Setup
 
-    cat = catalogue()
-    target = cat.model(model)
-    if not isinstance(target, DecoderModel):
-        raise InputError(f"--disaggregate splits prefill from decode; {model} is not a decoder")
     for flag, n in (("--prefill-replicas", prefill_replicas), ("--replicas", replicas)):
         if n < 1:
             raise InputError(f"{flag} {n}: must be >= 1")
-    gbps = link_for(cat.instances.values(), {hardware, decode_hardware}, transfer_gbps)
     i_mean, o_mean = max(int(reqs.input_tokens.mean()), 2), max(int(reqs.output_tokens.mean()), 1)
-    pre = estimate(build_request(model, hardware, devices, tp, pp, 1, "auto", i_mean, 1, weights_dtype, kv_dtype, None, engine))
-    dec = estimate(build_request(model, decode_hardware, devices, tp, pp, 1, "auto", i_mean, o_mean, weights_dtype, kv_dtype, tpot_ms,
-                                 engine, 1.0 - 1.0 / i_mean))  # fmt: skip
+    pre, dec = disaggregated_pair(model, hardware, decode_hardware, devices, tp, pp, 1, "auto", i_mean, o_mean, weights_dtype, kv_dtype,
+                                  tpot_ms, engine)  # fmt: skip
+    target = pre.deployment.model
+    assert isinstance(target, DecoderModel)
+    gbps = link_for(catalogue().instances.values(), {hardware, decode_hardware}, transfer_gbps)
     for role, e in (("prefill", pre), ("decode", dec)):
         if not e.fits:
             raise InfeasibleError(f"{role} replica of {model} on {e.deployment.device.id}: {e.shortfall}")

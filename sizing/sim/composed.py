@@ -5,7 +5,7 @@ each request through the prefill pool, then the link, then the decode pool, whos
 prefill completions plus the transfer. :func:`compose` does the plan's check instead:
 
 a request of a disaggregated workload waits in the prefill pool, has its prompt computed, its KV cache
-moved over the link (``t_x``, :func:`aicap.sizing.plan.disaggregate.transfer_ms`), then waits for a
+moved over the link (``t_x``, :func:`aicap.sizing.plan.disaggregate.transfer_ms`, as the plan's split counts it), then waits for a
 decode slot and its first decode step. The plan simulation runs each pool at the demanded rate; this
 pairs the two pools' simulated TTFTs (after warm-up, a seeded random pairing: the pools' waits are
 taken as independent) and reports the ``q`` quantile of ``TTFT_prefill + t_x + TTFT_decode`` against the
@@ -26,7 +26,7 @@ from aicap.sizing.core.catalogue import CatalogueLike
 from aicap.sizing.core.fleet import PERCENTILES, Workload
 from aicap.sizing.core.plan import Plan
 from aicap.sizing.core.specs.model import DecoderModel
-from aicap.sizing.serve.disaggregated import transfer_ms
+from aicap.sizing.plan.disaggregate import transfer_ms as pool_transfer_ms
 from aicap.sizing.sim.engine import Requests
 from aicap.sizing.sim.replay import Setup, run_raw
 from aicap.sizing.sim.result import WARMUP, SimResult
@@ -75,7 +75,7 @@ def compose(plan: Plan, cat: CatalogueLike, samples: dict[str, list[tuple[NDArra
             continue
         model = cat.model(pre.model)
         assert isinstance(model, DecoderModel)
-        move = transfer_ms(model, pre.kv_dtype or "bf16", pre.max_input, pre.min_network_gbps or np.inf)
+        move = pool_transfer_ms(pre, model, pre.min_network_gbps or math.inf)
         a = np.concatenate([_post_warmup(t, arr) for t, arr in samples[pre.name]])
         b = np.concatenate([_post_warmup(t, arr) for t, arr in samples[dec.name]])
         n = min(a.size, b.size)
