@@ -8,8 +8,9 @@ runtime), and carries the largest rate at which the load model (:mod:`aicap.sizi
 TTFT and TPOT at the workload's percentile within target. Candidates that cannot carry traffic keep the
 reason of their failure; feasible ones say which constraint binds their capacity.
 
-Evaluation is vectorised: one :class:`~aicap.sizing.serve.step.StepModel` per model and storage format
-covers every workload shape, device and layout at once, and identical workload shapes are evaluated once.
+Evaluation is vectorised: one :class:`~aicap.sizing.serve.step.StepModel` covers every workload shape,
+device and layout of every model and storage format whose step has the same form (:class:`Job`), and
+identical workload shapes are evaluated once.
 """
 
 from __future__ import annotations
@@ -28,8 +29,8 @@ from aicap.sizing.core.specs.efficiency import RuntimeSpec
 from aicap.sizing.core.speculative import Speculative
 from aicap.sizing.perf import memory
 from aicap.sizing.plan.layouts import crossings
-from aicap.sizing.serve.capacity import BISECTIONS as _FULL_BISECTIONS
-from aicap.sizing.serve.capacity import capacity, load_ceiling, rate_bound, within_targets
+from aicap.sizing.plan.screen import Rows, screen, screen_bound, spread
+from aicap.sizing.serve.capacity import capacity
 from aicap.sizing.serve.load import BUDGET_UTILISATION, SLOT_UTILISATION, Loaded, Traffic, at_arrivals, at_rate
 from aicap.sizing.serve.replica import Replica, ReplicaGroup
 from aicap.sizing.serve.step import Hardware, StepModel
@@ -148,16 +149,6 @@ class Row:
     replica: Replica
 
 
-@dataclass
-class _Rows:
-    """Flattened evaluation rows: one per (shape, device, layout)."""
-
-    shape: list[int] = field(default_factory=list)
-    device: list[int] = field(default_factory=list)
-    tp: list[int] = field(default_factory=list)
-    pp: list[int] = field(default_factory=list)
-
-
 def _slots(model: ModelSpec, dep: Deployment, tp: F, pp: F, sh: list[Shape], budget: float, runtime: RuntimeSpec) -> F:
     """Most requests a replica holds: KV cache at the longest request (decoders) or the budget's batch that fits."""
     if model.kind == "decoder":
@@ -199,64 +190,131 @@ DeviceOption = tuple[DeviceSpec, EfficiencySpec, list[tuple[int, int]], float]
 """A device to evaluate: spec, efficiency factors, (tp, pp) layouts, cheapest USD per device-hour."""
 
 
-def evaluate(model: ModelSpec, runtime: RuntimeSpec, fmt: tuple[str, str], shapes: list[Shape], devices: list[DeviceOption],
-             latency_variants: bool, networks: Mapping[str, float] | None = None,
-             speculative: Speculative | None = None) -> list[Row]:  # fmt: skip
-    """Evaluate every (shape, device, layout) row of one model and storage format in one vectorised pass.
+@dataclass(frozen=True)
+class Job:
+    """One model and storage format's workload shapes on its devices: what :func:`evaluate_jobs` batches.
 
     ``devices`` are ``(device, efficiency, layouts, cheapest USD per device-hour)``; ``networks`` the
     achieved scale-out bytes/s per device of devices whose layouts span instances; ``speculative`` the
-    workloads' speculative decoding (one configuration per call). Returns one
-    :class:`Row` per (shape, device, layout) and load fraction.
+    workloads' speculative decoding (one configuration per job).
     """
-    rows = _Rows()
-    for si in range(len(shapes)):
-        for di, (_, _, lays, _) in enumerate(devices):
-            for tp, pp in lays:
-                rows.shape.append(si)
-                rows.device.append(di)
-                rows.tp.append(tp)
-                rows.pp.append(pp)
+
+    model: ModelSpec
+    runtime: RuntimeSpec
+    fmt: tuple[str, str]
+    shapes: list[Shape]
+    devices: list[DeviceOption]
+    networks: Mapping[str, float] | None = None
+    speculative: Speculative | None = None
+
+    def template(self, k: int = 0) -> Deployment:
+        """A one-device deployment of the job on its ``k``-th device."""
+        dev, eff = self.devices[k][0], self.devices[k][1]
+        return Deployment(self.model, dev, eff, self.runtime, 1, 1, 1, self.fmt[0], self.fmt[1], speculative=self.speculative)
+
+    @property
+    def batch_key(self) -> tuple[object, ...]:
+        """Jobs of equal key share a step model's form (operator groups, experts, tokens per step) and token budget."""
+        moe = self.model.moe if self.model.kind == "decoder" else None
+        experts = (0, 0) if moe is None else (moe.num_experts, moe.experts_per_token)
+        spec = None if self.speculative is None else id(self.speculative)
+        return (self.model.kind, experts, spec, self.runtime.max_prefill_tokens)
+
+
+def evaluate(model: ModelSpec, runtime: RuntimeSpec, fmt: tuple[str, str], shapes: list[Shape], devices: list[DeviceOption],
+             latency_variants: bool, networks: Mapping[str, float] | None = None,
+             speculative: Speculative | None = None) -> list[Row]:  # fmt: skip
+    """Every (shape, device, layout) row of one model and storage format (one :class:`Job`; see :func:`evaluate_jobs`)."""
+    return evaluate_jobs([Job(model, runtime, fmt, shapes, devices, networks, speculative)], latency_variants)[0]
+
+
+def evaluate_jobs(jobs: Sequence[Job], latency_variants: bool) -> list[list[Row]]:
+    """Evaluate every (shape, device, layout) row of every job, batching jobs of equal :attr:`Job.batch_key`.
+
+    Returns, per job, one :class:`Row` per (shape, device, layout) and load fraction, with ``shape`` and
+    ``device`` indexing the job's lists. A row's metrics do not depend on the rows evaluated with it
+    (every selection is per workload shape, every bisection per row), so batching only saves the
+    per-call cost of many small array operations.
+    """
+    out: list[list[Row]] = [[] for _ in jobs]
+    batches: dict[tuple[object, ...], list[int]] = {}
+    for j, job in enumerate(jobs):
+        batches.setdefault(job.batch_key, []).append(j)
+    for members in batches.values():
+        for j, rows in zip(members, _evaluate_batch([jobs[j] for j in members], latency_variants), strict=True):
+            out[j] = rows
+    return out
+
+
+def _evaluate_batch(jobs: Sequence[Job], latency_variants: bool) -> list[list[Row]]:
+    """:func:`evaluate_jobs` for jobs of one batch key, in one vectorised pass."""
+    rows = Rows()
+    job_of: list[int] = []
+    shape_base: list[int] = []
+    device_base: list[int] = []
+    sh_all: list[Shape] = []
+    options: list[DeviceOption] = []
+    for jn, job in enumerate(jobs):
+        shape_base.append(len(sh_all))
+        device_base.append(len(options))
+        for si in range(len(job.shapes)):
+            for di, (_, _, lays, _) in enumerate(job.devices):
+                for tp, pp in lays:
+                    rows.shape.append(shape_base[jn] + si)
+                    rows.device.append(device_base[jn] + di)
+                    rows.tp.append(tp)
+                    rows.pp.append(pp)
+                    job_of.append(jn)
+        sh_all += job.shapes
+        options += job.devices
     if not rows.tp:
-        return []
+        return [[] for _ in jobs]
     tp_a, pp_a = np.array(rows.tp, dtype=float), np.array(rows.pp, dtype=float)
-    sh = [shapes[i] for i in rows.shape]
-    dev_ix = np.array(rows.device)
-    budget = float(runtime.max_prefill_tokens)
-    template = Deployment(model, devices[0][0], devices[0][1], runtime, 1, 1, 1, fmt[0], fmt[1], speculative=speculative)
+    sh = [sh_all[i] for i in rows.shape]
+    dev_ix, job_a = np.array(rows.device), np.array(job_of)
+    budget = float(jobs[0].runtime.max_prefill_tokens)  # one budget per batch key
     slots = np.zeros(len(sh))
-    for di, (dev, eff, _, _) in enumerate(devices):
+    for di, (dev, eff, _, _) in enumerate(options):
         mine = np.flatnonzero(dev_ix == di)
         if mine.size:
-            dep = Deployment(model, dev, eff, runtime, 1, 1, 1, fmt[0], fmt[1], speculative=speculative)
-            slots[mine] = _slots(model, dep, tp_a[mine], pp_a[mine], [sh[k] for k in mine], budget, runtime)
-    hw = Hardware.of([(devices[d][0], devices[d][1]) for d in rows.device], fmt[0])
+            job = jobs[int(job_a[mine[0]])]
+            dep = Deployment(job.model, dev, eff, job.runtime, 1, 1, 1, job.fmt[0], job.fmt[1], speculative=job.speculative)
+            slots[mine] = _slots(job.model, dep, tp_a[mine], pp_a[mine], [sh[k] for k in mine], budget, job.runtime)
     i = np.array([s.input_mean for s in sh])
     o = np.array([s.output_mean for s in sh])
     new = np.array([s.prefill_mean for s in sh])  # computed prompt tokens; a cached prefix is attended to, not recomputed
-    domain = np.array([float(devices[d][0].interconnect.domain_size) for d in rows.device])
-    cross_bps = np.array([(networks or {}).get(devices[d][0].id, np.inf) for d in rows.device])
-    step = StepModel.build(template, hw, tp_a, pp_a, 1.0, i + o / 2.0, new, i - new, crossings(tp_a, pp_a, domain), cross_bps)
+    domain = np.array([float(options[d][0].interconnect.domain_size) for d in rows.device])
+    parts = []
+    for jn, job in enumerate(jobs):  # rows of a job are contiguous
+        r = np.flatnonzero(job_a == jn)
+        if not r.size:
+            continue
+        hw = Hardware.of([(options[d][0], options[d][1]) for d in dev_ix[r].tolist()], job.fmt[0])
+        cross_bps = np.array([(job.networks or {}).get(options[d][0].id, np.inf) for d in dev_ix[r].tolist()])
+        parts.append(StepModel.build(job.template(), hw, tp_a[r], pp_a[r], 1.0, i[r] + o[r] / 2.0, new[r], i[r] - new[r],
+                                     crossings(tp_a[r], pp_a[r], domain[r]), cross_bps))  # fmt: skip
+    step = StepModel.concat(parts)
+    overhead = np.array([jobs[j].runtime.request_overhead_ms * 1e-3 for j in job_of])
     traffic = Traffic(new, o, np.array([s.prefill_tail for s in sh]), slots, np.array([s.quantile for s in sh]),
-                      np.array([s.arrival_cv for s in sh]), np.array([s.tail_share for s in sh]),
-                      np.full(len(sh), runtime.request_overhead_ms * 1e-3), template.tokens_per_step)  # fmt: skip
+                      np.array([s.arrival_cv for s in sh]), np.array([s.tail_share for s in sh]), overhead,
+                      jobs[0].template().tokens_per_step)  # fmt: skip
     ttft_t, tpot_t = np.array([s.ttft_s for s in sh]), np.array([s.tpot_s for s in sh])
     # Screen first: capacity without the TTFT percentile (cheap) bounds each row's cost per request/s from
     # below; only the most promising rows pay for the TTFT mixture, the rest are dropped with a reason.
-    price = np.array([devices[d][3] for d in rows.device]) * tp_a * pp_a
+    price = np.array([options[d][3] for d in rows.device]) * tp_a * pp_a
     idle = at_arrivals(step, pp_a, budget, traffic, np.full(len(sh), 1e-6), ttft=False)
-    bound, pruned = _screen_bound(rows, step, pp_a, budget, traffic, tpot_t, price, idle)
-    chosen = _screen(rows, np.where(bound.rate > 0, price / np.maximum(bound.rate, 1e-12), np.inf))
+    bound, pruned = screen_bound(rows, step, pp_a, budget, traffic, tpot_t, price, idle)
+    chosen = screen(rows, np.where(bound.rate > 0, price / np.maximum(bound.rate, 1e-12), np.inf))
     sub = capacity(step.take(chosen), pp_a[chosen], budget, traffic.take(chosen), np.where(slots[chosen] >= 1, ttft_t[chosen], 0.0),
                    tpot_t[chosen], without_ttft=bound.arrivals_per_round[chosen])  # fmt: skip
-    cap = _spread(bound, sub, chosen)
+    cap = spread(bound, sub, chosen)
     reasons = _reasons(idle, slots, sh, cap.rate)
     screened = np.ones(len(sh), dtype=bool)
     screened[chosen] = False
     for k in np.flatnonzero(screened & ((bound.rate > 0) | pruned) & (slots >= 1)).tolist():  # no slots: memory is the reason
         reasons[k] = "screened out: its best-case cost per request/s is above the layouts kept for this workload"
     binding = _binding(cap, sh)
-    out: list[Row] = []
+    out: list[list[Row]] = [[] for _ in jobs]
     variants: list[tuple[float, Loaded, NDArray[np.int64]]] = [(1.0, cap, np.arange(len(sh)))]
     if latency_variants:
         ok = np.flatnonzero(cap.rate > 0)
@@ -266,114 +324,14 @@ def evaluate(model: ModelSpec, runtime: RuntimeSpec, fmt: tuple[str, str], shape
     group = ReplicaGroup(step, pp_a, budget, traffic)
     for frac, m, ix in variants:
         for j, k in enumerate(ix.tolist()):
-            s = sh[k]
-            out.append(Row(
-                shape=rows.shape[k], device=rows.device[k], tp=rows.tp[k], pp=rows.pp[k], slots=int(slots[k]),
-                capacity_rps=float(m.rate[j]), ttft_ms=float(m.ttft_s[j]) * 1e3,
+            s, jn = sh[k], job_of[k]
+            out[jn].append(Row(
+                shape=rows.shape[k] - shape_base[jn], device=rows.device[k] - device_base[jn], tp=rows.tp[k], pp=rows.pp[k],
+                slots=int(slots[k]), capacity_rps=float(m.rate[j]), ttft_ms=float(m.ttft_s[j]) * 1e3,
                 tpot_ms=float(m.tpot_s[j]) * 1e3 if s.decoder else None, binding=binding[k] if frac == 1.0 else "lighter load",
                 load_fraction=frac, reason=reasons[k],
                 replica=Replica(group, k),
             ))  # fmt: skip
-    return out
-
-
-SCREEN_PER_SHAPE = 12  # rows per workload shape kept by best-case cost per request/s
-SCREEN_PER_DEVICE = 1  # and per (shape, device), so every device type keeps its best layout
-
-
-def _screen(rows: _Rows, unit: F) -> NDArray[np.int64]:
-    """Indices of the rows to evaluate in full: the cheapest per shape and per (shape, device) by ``unit``.
-
-    Rows of infinite ``unit`` (no capacity even without the TTFT target) are never kept.
-    """
-    order = np.lexsort((np.arange(unit.size), unit))
-    keep = np.zeros(unit.size, dtype=bool)
-    per_shape: dict[int, int] = {}
-    per_device: dict[tuple[int, int], int] = {}
-    for k in order.tolist():
-        if not np.isfinite(unit[k]):
-            break
-        s, d = rows.shape[k], rows.device[k]
-        if per_shape.get(s, 0) < SCREEN_PER_SHAPE or per_device.get((s, d), 0) < SCREEN_PER_DEVICE:
-            keep[k] = True
-            per_shape[s] = per_shape.get(s, 0) + 1
-            per_device[s, d] = per_device.get((s, d), 0) + 1
-    return np.flatnonzero(keep)
-
-
-def _kth_smallest(group: NDArray[np.int64], values: F, k: int) -> F:
-    """Per row, the ``k``-th smallest of ``values`` in its ``group`` (``inf`` when the group has fewer); one sort."""
-    order = np.lexsort((values, group))
-    g = group[order]
-    rank = np.arange(g.size) - np.searchsorted(g, g, side="left")
-    at_k = np.full(int(group.max(initial=0)) + 1, np.inf)
-    at_k[g[rank == k - 1]] = values[order][rank == k - 1]
-    return np.asarray(at_k[group], dtype=float)
-
-
-def _thresholds(rows: _Rows, unit: F, done: NDArray[np.bool_]) -> tuple[F, F]:
-    """Per row, the ``unit`` a row must beat to enter :func:`_screen`'s selection of its shape and of its (shape, device)."""
-    shape_a, dev_a = np.array(rows.shape, dtype=np.int64), np.array(rows.device, dtype=np.int64)
-    known = np.where(done & np.isfinite(unit), unit, np.inf)  # unevaluated rows sort last and never count
-    pair = shape_a * (int(dev_a.max(initial=0)) + 1) + dev_a
-    return _kth_smallest(shape_a, known, SCREEN_PER_SHAPE), _kth_smallest(pair, known, SCREEN_PER_DEVICE)
-
-
-SCREEN_BISECTIONS = 7  # the screen ranks rows by capacity resolved to 2^-7 of its bracket; kept rows are then refined
-
-
-_REFINE_BISECTIONS = _FULL_BISECTIONS - SCREEN_BISECTIONS
-
-
-def _screen_bound(rows: _Rows, step: StepModel, pp: F, budget: float, traffic: Traffic, tpot_t: F, price: F,
-                  idle: Loaded) -> tuple[Loaded, NDArray[np.bool_]]:  # fmt: skip
-    """Capacity without the TTFT target for every row :func:`_screen` could select (branch and bound).
-
-    :func:`~aicap.sizing.serve.capacity.rate_bound` bounds each row's cost per request/s from below at the
-    price of one step-time evaluation; rows are evaluated, cheapest bound first, until no unevaluated
-    row's bound beats the selection's thresholds. Evaluation is coarse (``SCREEN_BISECTIONS``, a
-    capacity known to ``2^-7`` of its bracket and rounded down, so thresholds only err high and keep
-    more rows); the rows the screen keeps, and those whose coarse capacity rounded to 0 though they meet
-    the targets at idle, are then refined to ``2^-12``. Rows never evaluated carry their idle metrics and
-    a rate of 0; the returned mask marks those whose bound left them a chance (they lost to the
-    thresholds, not to the targets).
-    """
-    ub_rate, ub_x = rate_bound(step, pp, budget, traffic, tpot_t)
-    lower = np.where(ub_rate > 0, price / np.maximum(ub_rate, 1e-300), np.inf)
-    out = idle.copy()  # rows never evaluated keep their idle metrics, with no load and no capacity
-    out.arrivals_per_round[:] = 0.0
-    out.rate[:] = 0.0
-    unit = np.full(price.size, np.inf)
-    alive = within_targets(idle, np.full(price.size, np.inf), tpot_t)
-    done = ~np.isfinite(lower) | ~alive  # provably no capacity: nothing to evaluate
-    ceiling = load_ceiling(step, pp, budget, traffic, ub_x)
-
-    def put(ix: NDArray[np.int64], m: Loaded) -> None:
-        out.put(ix, m)
-        unit[ix] = np.where(m.rate > 0, price[ix] / np.maximum(m.rate, 1e-300), np.inf)
-
-    todo = _screen(rows, np.where(done, np.inf, lower))
-    evaluated = np.zeros(price.size, dtype=bool)
-    while todo.size:
-        put(todo, capacity(step.take(todo), pp[todo], budget, traffic.take(todo), np.full(todo.size, np.inf), tpot_t[todo],
-                           ceiling[todo], bisections=SCREEN_BISECTIONS))  # fmt: skip
-        done[todo] = evaluated[todo] = True
-        by_shape, by_device = _thresholds(rows, unit, done)
-        todo = np.flatnonzero(~done & ((lower <= by_shape) | (lower <= by_device)))
-    refine = np.union1d(_screen(rows, unit), np.flatnonzero(evaluated & (out.rate <= 0)))
-    if refine.size:
-        lo = out.arrivals_per_round[refine]
-        width = ceiling[refine] / 2.0**SCREEN_BISECTIONS
-        put(refine, capacity(step.take(refine), pp[refine], budget, traffic.take(refine), np.full(refine.size, np.inf),
-                             tpot_t[refine], lo + width, lower=lo, bisections=_REFINE_BISECTIONS))  # fmt: skip
-    return out, ~done
-
-
-def _spread(bound: Loaded, sub: Loaded, chosen: NDArray[np.int64]) -> Loaded:
-    """Full metrics for the ``chosen`` rows; the others keep their bound with a rate of 0."""
-    out = bound.copy()
-    out.rate[:] = 0.0
-    out.put(chosen, sub)
     return out
 
 

@@ -13,16 +13,19 @@ without changing its optimum:
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 from aicap.sizing.core.catalogue import CatalogueLike
 from aicap.sizing.core.deployment import Deployment
 from aicap.sizing.core.engines import engine_for
 from aicap.sizing.core.fleet import Fleet, Workload
 from aicap.sizing.core.specs import DeviceSpec, InstanceSpec, ModelSpec
 from aicap.sizing.core.specs.efficiency import RuntimeSpec
+from aicap.sizing.core.specs.engine import EngineSpec
 from aicap.sizing.core.specs.speculative import SpeculativeConfig
 from aicap.sizing.core.speculative import speculative_for
 from aicap.sizing.perf import memory
-from aicap.sizing.plan.candidates import Candidate, DeviceOption, Shape, evaluate, formats
+from aicap.sizing.plan.candidates import Candidate, DeviceOption, Job, Shape, evaluate_jobs, formats
 from aicap.sizing.plan.layouts import MAX_SPAN, layouts, scale_out_bps
 
 
@@ -61,6 +64,62 @@ def _infeasible(w: Workload, inst: InstanceSpec, reason: str) -> Candidate:
     return Candidate(w.name, inst.name, inst.device, 0, 0, "-", "-", 0, 0, 0.0, 0.0, None, reason=reason)
 
 
+@dataclass
+class _ModelJobs:
+    """One model group's evaluation jobs, each with the workloads of each of its shapes, and what expanding rows needs."""
+
+    model: ModelSpec
+    engine: EngineSpec | None
+    workloads: list[Workload]
+    layouts: dict[str, dict[str, list[tuple[int, int]]]]
+    jobs: list[tuple[Job, dict[Shape, list[Workload]]]] = field(default_factory=list)
+
+
+def _model_jobs(fleet: Fleet, cat: CatalogueLike, key: tuple[str, str | None, SpeculativeConfig | None, str | None],
+                ws: list[Workload], by_device: dict[str, list[InstanceSpec]]) -> _ModelJobs:  # fmt: skip
+    """The evaluation jobs of the workloads ``ws`` of one model, engine, speculative decoding and KV format."""
+    ref, engine_ref, spec_config, kv_dtype = key
+    model = cat.model(ref)
+    spec = speculative_for(cat, model, spec_config, f"workload '{ws[0].name}': speculative")
+    resolved = engine_for(cat, engine_ref)
+    engine = resolved.spec
+    decoder = model.kind == "decoder"
+    shape_of = {w.name: Shape.of(w, decoder) for w in ws}
+    lay: dict[str, dict[str, list[tuple[int, int]]]] = {}
+    networks: dict[str, float] = {}
+    for dev_id, dinsts in by_device.items():
+        dev = cat.device(dev_id)
+        span = MAX_SPAN if _outgrows_an_instance(model, dev, dinsts, ws, cat) else 1
+        lay[dev_id] = {i.name: layouts(model, i, dev, span) for i in dinsts}
+        net = scale_out_bps(dinsts, dev, cat.efficiency_for(dev).link) if span > 1 else None
+        if net is not None:
+            networks[dev_id] = net
+    out = _ModelJobs(model, engine, ws, lay)
+    for precision in sorted({p for w in ws for p in w.precisions}):
+        mine = [w for w in ws if precision in w.precisions]
+        shapes = list(dict.fromkeys(shape_of[w.name] for w in mine))
+        members: dict[Shape, list[Workload]] = {}
+        for w in mine:
+            members.setdefault(shape_of[w.name], []).append(w)
+        groups: dict[tuple[tuple[str, str], int, int], list[DeviceOption]] = {}
+        runtimes: dict[tuple[tuple[str, str], int, int], RuntimeSpec] = {}
+        for dev_id in by_device:
+            dev = cat.device(dev_id)
+            fmt = formats(precision, dev, kv_dtype)
+            union = sorted({x for ls in lay[dev_id].values() for x in ls})
+            if fmt is None or not union or (engine is not None and not engine.runs(dev, *fmt)):
+                continue
+            per_device = min(float(i.price(fleet.constraints.price_model) or 0.0) / i.devices for i in by_device[dev_id])
+            eff = resolved.efficiency(cat, dev)
+            rt = resolved.on(dev)  # engines may pick scheduler limits by device
+            group = (fmt, rt.max_prefill_tokens, rt.max_batch)
+            runtimes[group] = rt
+            groups.setdefault(group, []).append((dev, eff, union, per_device))
+        for group, devs in groups.items():
+            out.jobs.append((Job(model, runtimes[group], group[0], shapes, devs, networks, spec), members))
+    return out
+
+
 def all_candidates(fleet: Fleet, cat: CatalogueLike, insts: list[InstanceSpec]) -> dict[str, list[Candidate]]:
     """Candidates per workload name on instance types ``insts``.
 
@@ -77,61 +136,29 @@ def all_candidates(fleet: Fleet, cat: CatalogueLike, insts: list[InstanceSpec]) 
     for w in fleet.workloads:
         by_model.setdefault((w.model, fleet.constraints.engine_of(w), w.speculative, w.kv_dtype), []).append(w)
     said: set[tuple[str, str, str]] = set()
-    for (ref, engine_ref, spec_config, kv_dtype), ws in by_model.items():
-        model = cat.model(ref)
-        spec = speculative_for(cat, model, spec_config, f"workload '{ws[0].name}': speculative")
-        resolved = engine_for(cat, engine_ref)
-        engine = resolved.spec
-        decoder = model.kind == "decoder"
-        shape_of = {w.name: Shape.of(w, decoder) for w in ws}
-        lay: dict[str, dict[str, list[tuple[int, int]]]] = {}
-        networks: dict[str, float] = {}
-        for dev_id, dinsts in by_device.items():
-            dev = cat.device(dev_id)
-            span = MAX_SPAN if _outgrows_an_instance(model, dev, dinsts, ws, cat) else 1
-            lay[dev_id] = {i.name: layouts(model, i, dev, span) for i in dinsts}
-            net = scale_out_bps(dinsts, dev, cat.efficiency_for(dev).link) if span > 1 else None
-            if net is not None:
-                networks[dev_id] = net
-        for precision in sorted({p for w in ws for p in w.precisions}):
-            mine = [w for w in ws if precision in w.precisions]
-            shapes = list(dict.fromkeys(shape_of[w.name] for w in mine))
-            members: dict[Shape, list[Workload]] = {}
-            for w in mine:
-                members.setdefault(shape_of[w.name], []).append(w)
-            groups: dict[tuple[tuple[str, str], int, int], list[DeviceOption]] = {}
-            runtimes: dict[tuple[tuple[str, str], int, int], RuntimeSpec] = {}
-            for dev_id in by_device:
-                dev = cat.device(dev_id)
-                fmt = formats(precision, dev, kv_dtype)
-                union = sorted({x for ls in lay[dev_id].values() for x in ls})
-                if fmt is None or not union or (engine is not None and not engine.runs(dev, *fmt)):
-                    continue
-                per_device = min(float(i.price(fleet.constraints.price_model) or 0.0) / i.devices for i in by_device[dev_id])
-                eff = resolved.efficiency(cat, dev)
-                rt = resolved.on(dev)  # engines may pick scheduler limits by device
-                group = (fmt, rt.max_prefill_tokens, rt.max_batch)
-                runtimes[group] = rt
-                groups.setdefault(group, []).append((dev, eff, union, per_device))
-            for group, devs in groups.items():
-                fmt = group[0]
-                for row in evaluate(model, runtimes[group], fmt, shapes, devs, latency, networks, spec):
-                    dev = devs[row.device][0]
-                    for w in members[shapes[row.shape]]:
-                        for inst in by_device[dev.id]:
-                            if (row.tp, row.pp) not in lay[dev.id][inst.name]:
+    # Every model's evaluation jobs first, then one batched evaluation, then the rows expanded in job order.
+    plans: list[_ModelJobs] = [_model_jobs(fleet, cat, key, ws, by_device) for key, ws in by_model.items()]
+    results = iter(evaluate_jobs([job for mj in plans for job, _ in mj.jobs], latency))
+    for mj in plans:
+        model, lay, engine, ws = mj.model, mj.layouts, mj.engine, mj.workloads
+        for job, members in mj.jobs:
+            for row in next(results):
+                dev = job.devices[row.device][0]
+                for w in members[job.shapes[row.shape]]:
+                    for inst in by_device[dev.id]:
+                        if (row.tp, row.pp) not in lay[dev.id][inst.name]:
+                            continue
+                        if row.reason is not None:  # one infeasible candidate per reason is all its readers need
+                            key = (w.name, inst.name, row.reason)
+                            if key in said:
                                 continue
-                            if row.reason is not None:  # one infeasible candidate per reason is all its readers need
-                                key = (w.name, inst.name, row.reason)
-                                if key in said:
-                                    continue
-                                said.add(key)
-                            out[w.name].append(Candidate(
-                                    workload=w.name, instance=inst.name, hardware=dev.id, tp=row.tp, pp=row.pp, weights_dtype=fmt[0],
-                                    kv_dtype=fmt[1], slots=row.slots, devices=row.tp * row.pp, capacity_rps=row.capacity_rps,
-                                    ttft_ms=row.ttft_ms, tpot_ms=row.tpot_ms, binding=row.binding, load_fraction=row.load_fraction,
-                                    reason=row.reason, replica=row.replica,
-                                ))  # fmt: skip
+                            said.add(key)
+                        out[w.name].append(Candidate(
+                                workload=w.name, instance=inst.name, hardware=dev.id, tp=row.tp, pp=row.pp, weights_dtype=job.fmt[0],
+                                kv_dtype=job.fmt[1], slots=row.slots, devices=row.tp * row.pp, capacity_rps=row.capacity_rps,
+                                ttft_ms=row.ttft_ms, tpot_ms=row.tpot_ms, binding=row.binding, load_fraction=row.load_fraction,
+                                reason=row.reason, replica=row.replica,
+                            ))  # fmt: skip
         for w in ws:
             seen = {x.hardware for x in out[w.name]}
             for dev_id, dinsts in by_device.items():

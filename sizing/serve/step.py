@@ -346,6 +346,27 @@ class StepModel:
                          self.expert_per_touched[ix], self.expert_per_token[ix], self.num_experts, self.experts_per_token,
                          self.net[:, ix], self.overhead_s[ix], self.decode_tokens)  # fmt: skip
 
+    @classmethod
+    def concat(cls, parts: Sequence[StepModel]) -> StepModel:
+        """One model over the candidates of ``parts``, in order.
+
+        The parts must have the same form: operator groups, expert count and routing, and tokens per
+        decoding sequence (models of one kind and expert layout, with the same speculative decoding).
+        """
+        if len(parts) == 1:
+            return parts[0]
+        first = parts[0]
+        form = (first.flops.shape[:2], first.num_experts, first.experts_per_token, first.decode_tokens)
+        if any((p.flops.shape[:2], p.num_experts, p.experts_per_token, p.decode_tokens) != form for p in parts):
+            raise ValueError("StepModel.concat: the parts differ in operator groups, experts or tokens per decoding sequence")
+
+        def cat(name: str) -> F:
+            return np.concatenate([getattr(p, name) for p in parts], axis=-1)
+
+        return cls(cat("flops"), cat("bytes"), cat("peak"), cat("bandwidth"), cat("expert_fixed"), cat("expert_per_touched"),
+                   cat("expert_per_token"), first.num_experts, first.experts_per_token, cat("net"), cat("overhead_s"),
+                   first.decode_tokens)  # fmt: skip
+
     def one(self, k: int) -> Callable[[int, int], float]:
         """Scalar step time of candidate ``k``: ``f(decode_seqs, prefill_tokens) -> seconds`` (for the simulator)."""
         single = self.take(np.array([k]))

@@ -13,9 +13,12 @@ from aicap.hardware_db import load_catalogue
 from aicap.sizing.core.errors import InfeasibleError, InputError
 from aicap.sizing.core.fleet import Fleet
 from aicap.sizing.plan import candidates as cands_mod
-from aicap.sizing.plan.candidates import Candidate, Shape, _binding, _reasons, _Rows, _screen, formats, prune
+from aicap.sizing.plan import screen as screen_mod
+from aicap.sizing.plan.candidates import Candidate, Shape, _binding, _reasons, formats, prune
 from aicap.sizing.plan.layouts import layouts
 from aicap.sizing.plan.problem import describe_failure, latency_score, problem_for
+from aicap.sizing.plan.screen import Rows as _Rows
+from aicap.sizing.plan.screen import screen as _screen
 from aicap.sizing.plan.sizer import _check_context, allowed_instances, shortlist, standalone_cost
 from aicap.sizing.solve.milp import SolveStatus, solve
 
@@ -273,7 +276,7 @@ def rows(shape: list[int], device: list[int]) -> _Rows:
 
 
 def test_screen_keeps_the_cheapest_per_shape_and_the_best_of_each_device() -> None:
-    assert cands_mod.SCREEN_PER_SHAPE == 12 and cands_mod.SCREEN_PER_DEVICE == 1
+    assert screen_mod.SCREEN_PER_SHAPE == 12 and screen_mod.SCREEN_PER_DEVICE == 1
     # shape 0: 14 rows on device 0 (unit 1..14) and one dear row on device 1; shape 1: 2 rows
     r = rows([0] * 15 + [1, 1], [0] * 14 + [1] + [0, 0])
     unit = np.array([float(k + 1) for k in range(14)] + [99.0, 5.0, 4.0])
@@ -452,7 +455,7 @@ def test_screen_never_keeps_a_row_without_capacity() -> None:
 
 
 def test_thresholds_are_the_screens_last_kept_unit_per_shape_and_device() -> None:
-    from aicap.sizing.plan.candidates import _thresholds
+    from aicap.sizing.plan.screen import thresholds as _thresholds
 
     # shape 0: 13 evaluated rows on device 0 (units 1..13) and one on device 1 (unit 0.5, not yet evaluated)
     r = rows([0] * 14 + [1, 1], [0] * 13 + [1] + [0, 1])

@@ -10,6 +10,7 @@ import pytest
 from aicap.hardware_db import load_catalogue
 from aicap.sizing.core.fleet import Fleet
 from aicap.sizing.plan import candidates
+from aicap.sizing.plan import screen as screen_mod
 from aicap.sizing.plan.sizer import size
 from aicap.sizing.serve.capacity import capacity, load_ceiling, rate_bound
 from aicap.sizing.serve.step import StepModel
@@ -35,18 +36,18 @@ def fleet() -> Fleet:
 def screens() -> list[dict[str, Any]]:
     """The arguments of every screen the sizer runs on :func:`fleet`, with what the screen returned."""
     seen: list[dict[str, Any]] = []
-    real = candidates._screen_bound
+    real = candidates.screen_bound
 
     def spy(rows: Any, step: StepModel, pp: Any, budget: float, traffic: Any, tpot_t: Any, price: Any, idle: Any) -> Any:
         out = real(rows, step, pp, budget, traffic, tpot_t, price, idle)
         seen.append(dict(rows=rows, step=step, pp=pp, budget=budget, traffic=traffic, tpot_t=tpot_t, price=price, out=out))
         return out
 
-    candidates._screen_bound = spy  # type: ignore[assignment]
+    candidates.screen_bound = spy  # type: ignore[assignment]
     try:
         size(fleet(), CAT, alternatives=False)
     finally:
-        candidates._screen_bound = real  # type: ignore[assignment]
+        candidates.screen_bound = real  # type: ignore[assignment]
     assert seen
     return seen
 
@@ -72,9 +73,9 @@ def test_branch_and_bound_skips_only_rows_the_screen_would_drop(screens: list[di
         _, ub_x = rate_bound(s["step"], s["pp"], s["budget"], s["traffic"], s["tpot_t"])
         ceiling = load_ceiling(s["step"], s["pp"], s["budget"], s["traffic"], ub_x)
         every = capacity(s["step"], s["pp"], s["budget"], s["traffic"], np.full(s["pp"].size, np.inf), s["tpot_t"], ceiling,
-                         bisections=candidates.SCREEN_BISECTIONS)  # fmt: skip
+                         bisections=screen_mod.SCREEN_BISECTIONS)  # fmt: skip
         unit = np.where(every.rate > 0, s["price"] / np.maximum(every.rate, 1e-300), np.inf)
-        selected = set(candidates._screen(s["rows"], unit).tolist())
+        selected = set(screen_mod.screen(s["rows"], unit).tolist())
         skipped = set(np.flatnonzero(pruned).tolist())
         assert not (selected & skipped), "branch and bound skipped a row the exhaustive screen keeps"
         skipped_total += len(skipped)

@@ -1,0 +1,132 @@
+"""The screen of candidate evaluation: which rows are worth the TTFT percentile's full price.
+
+Capacity without the TTFT target is cheap and bounds a row's cost per request/s from below;
+:func:`screen_bound` evaluates rows cheapest bound first (branch and bound) and :func:`screen` keeps
+the best rows of each workload shape and of each (shape, device) for the full evaluation. Selection is
+per shape, so rows of different models and formats can be screened in one pass without changing any
+row's fate.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+from numpy.typing import NDArray
+
+from aicap.sizing.serve.capacity import BISECTIONS as _FULL_BISECTIONS
+from aicap.sizing.serve.capacity import capacity, load_ceiling, rate_bound, within_targets
+from aicap.sizing.serve.load import Loaded, Traffic
+from aicap.sizing.serve.step import StepModel
+
+F = NDArray[np.float64]
+
+
+@dataclass
+class Rows:
+    """Flattened evaluation rows: one per (shape, device, layout)."""
+
+    shape: list[int] = field(default_factory=list)
+    device: list[int] = field(default_factory=list)
+    tp: list[int] = field(default_factory=list)
+    pp: list[int] = field(default_factory=list)
+
+
+SCREEN_PER_SHAPE = 12  # rows per workload shape kept by best-case cost per request/s
+SCREEN_PER_DEVICE = 1  # and per (shape, device), so every device type keeps its best layout
+
+
+def screen(rows: Rows, unit: F) -> NDArray[np.int64]:
+    """Indices of the rows to evaluate in full: the cheapest per shape and per (shape, device) by ``unit``.
+
+    Rows of infinite ``unit`` (no capacity even without the TTFT target) are never kept.
+    """
+    order = np.lexsort((np.arange(unit.size), unit))
+    keep = np.zeros(unit.size, dtype=bool)
+    per_shape: dict[int, int] = {}
+    per_device: dict[tuple[int, int], int] = {}
+    for k in order.tolist():
+        if not np.isfinite(unit[k]):
+            break
+        s, d = rows.shape[k], rows.device[k]
+        if per_shape.get(s, 0) < SCREEN_PER_SHAPE or per_device.get((s, d), 0) < SCREEN_PER_DEVICE:
+            keep[k] = True
+            per_shape[s] = per_shape.get(s, 0) + 1
+            per_device[s, d] = per_device.get((s, d), 0) + 1
+    return np.flatnonzero(keep)
+
+
+def _kth_smallest(group: NDArray[np.int64], values: F, k: int) -> F:
+    """Per row, the ``k``-th smallest of ``values`` in its ``group`` (``inf`` when the group has fewer); one sort."""
+    order = np.lexsort((values, group))
+    g = group[order]
+    rank = np.arange(g.size) - np.searchsorted(g, g, side="left")
+    at_k = np.full(int(group.max(initial=0)) + 1, np.inf)
+    at_k[g[rank == k - 1]] = values[order][rank == k - 1]
+    return np.asarray(at_k[group], dtype=float)
+
+
+def thresholds(rows: Rows, unit: F, done: NDArray[np.bool_]) -> tuple[F, F]:
+    """Per row, the ``unit`` a row must beat to enter :func:`screen`'s selection of its shape and of its (shape, device)."""
+    shape_a, dev_a = np.array(rows.shape, dtype=np.int64), np.array(rows.device, dtype=np.int64)
+    known = np.where(done & np.isfinite(unit), unit, np.inf)  # unevaluated rows sort last and never count
+    pair = shape_a * (int(dev_a.max(initial=0)) + 1) + dev_a
+    return _kth_smallest(shape_a, known, SCREEN_PER_SHAPE), _kth_smallest(pair, known, SCREEN_PER_DEVICE)
+
+
+SCREEN_BISECTIONS = 7  # the screen ranks rows by capacity resolved to 2^-7 of its bracket; kept rows are then refined
+
+
+_REFINE_BISECTIONS = _FULL_BISECTIONS - SCREEN_BISECTIONS
+
+
+def screen_bound(rows: Rows, step: StepModel, pp: F, budget: float, traffic: Traffic, tpot_t: F, price: F,
+                  idle: Loaded) -> tuple[Loaded, NDArray[np.bool_]]:  # fmt: skip
+    """Capacity without the TTFT target for every row :func:`screen` could select (branch and bound).
+
+    :func:`~aicap.sizing.serve.capacity.rate_bound` bounds each row's cost per request/s from below at the
+    price of one step-time evaluation; rows are evaluated, cheapest bound first, until no unevaluated
+    row's bound beats the selection's thresholds. Evaluation is coarse (``SCREEN_BISECTIONS``, a
+    capacity known to ``2^-7`` of its bracket and rounded down, so thresholds only err high and keep
+    more rows); the rows the screen keeps, and those whose coarse capacity rounded to 0 though they meet
+    the targets at idle, are then refined to ``2^-12``. Rows never evaluated carry their idle metrics and
+    a rate of 0; the returned mask marks those whose bound left them a chance (they lost to the
+    thresholds, not to the targets).
+    """
+    ub_rate, ub_x = rate_bound(step, pp, budget, traffic, tpot_t)
+    lower = np.where(ub_rate > 0, price / np.maximum(ub_rate, 1e-300), np.inf)
+    out = idle.copy()  # rows never evaluated keep their idle metrics, with no load and no capacity
+    out.arrivals_per_round[:] = 0.0
+    out.rate[:] = 0.0
+    unit = np.full(price.size, np.inf)
+    alive = within_targets(idle, np.full(price.size, np.inf), tpot_t)
+    done = ~np.isfinite(lower) | ~alive  # provably no capacity: nothing to evaluate
+    ceiling = load_ceiling(step, pp, budget, traffic, ub_x)
+
+    def put(ix: NDArray[np.int64], m: Loaded) -> None:
+        out.put(ix, m)
+        unit[ix] = np.where(m.rate > 0, price[ix] / np.maximum(m.rate, 1e-300), np.inf)
+
+    todo = screen(rows, np.where(done, np.inf, lower))
+    evaluated = np.zeros(price.size, dtype=bool)
+    while todo.size:
+        put(todo, capacity(step.take(todo), pp[todo], budget, traffic.take(todo), np.full(todo.size, np.inf), tpot_t[todo],
+                           ceiling[todo], bisections=SCREEN_BISECTIONS))  # fmt: skip
+        done[todo] = evaluated[todo] = True
+        by_shape, by_device = thresholds(rows, unit, done)
+        todo = np.flatnonzero(~done & ((lower <= by_shape) | (lower <= by_device)))
+    refine = np.union1d(screen(rows, unit), np.flatnonzero(evaluated & (out.rate <= 0)))
+    if refine.size:
+        lo = out.arrivals_per_round[refine]
+        width = ceiling[refine] / 2.0**SCREEN_BISECTIONS
+        put(refine, capacity(step.take(refine), pp[refine], budget, traffic.take(refine), np.full(refine.size, np.inf),
+                             tpot_t[refine], lo + width, lower=lo, bisections=_REFINE_BISECTIONS))  # fmt: skip
+    return out, ~done
+
+
+def spread(bound: Loaded, sub: Loaded, chosen: NDArray[np.int64]) -> Loaded:
+    """Full metrics for the ``chosen`` rows; the others keep their bound with a rate of 0."""
+    out = bound.copy()
+    out.rate[:] = 0.0
+    out.put(chosen, sub)
+    return out
