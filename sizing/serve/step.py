@@ -180,6 +180,16 @@ class Hardware:
 _POINTS = ((0.0, 0.0), (1.0, 0.0), (0.0, 1.0))
 
 
+def _affine(c: F, dx: F, px: F) -> F:
+    """``c[0] + c[1]·dx + c[2]·px`` on one fresh array of the full broadcast shape (the terms in ``d`` formed once)."""
+    const = c[0] + c[1] * dx
+    out = c[2] * px
+    if out.shape == np.broadcast_shapes(out.shape, const.shape):
+        out += const
+        return np.asarray(out, dtype=float)
+    return np.asarray(out + const, dtype=float)
+
+
 @dataclass(frozen=True)
 class StepModel:
     """Step times of many candidate replicas as exact affine functions of ``(d, p)`` per operator group.
@@ -283,32 +293,47 @@ class StepModel:
         p = np.broadcast_to(p_in, np.broadcast_shapes(p_in.shape, n_cand))
         dx, px = d[..., None, :], p[..., None, :]
         fn, qn, live = self._live_coefficients
-        f = fn[0] + fn[1] * dx + fn[2] * px
-        q = qn[0] + qn[1] * dx + qn[2] * px
+        # F_i(d, p) and Q_i(d, p) as (..., ops, n), each on one fresh array (the arrays are the bulk of the cost).
+        f, q = _affine(fn, dx, px), _affine(qn, dx, px)
         n = d * self.decode_tokens + p
-        parts = np.maximum(f, q)
         row = live.index(self._experts_row) if self.experts_per_token and self._experts_row in live else -1
+        compute = f >= q if slope else None
         if row >= 0:
             touched = expected_distinct_experts(n, self.num_experts, self.experts_per_token)
             e_time = (self.expert_fixed + self.expert_per_touched * touched + self.expert_per_token * n) / self.bandwidth
-            parts[..., row, :] = np.maximum(f[..., row, :], e_time)
-        total = np.asarray(parts.sum(axis=-2) + self.net[0] + self.net[1] * n + self.overhead_s, dtype=float)
-        if not slope:
-            return total, None
-        compute = f >= q
+            f_row = f[..., row, :].copy()
+        parts = np.maximum(f, q, out=f)
         if row >= 0:
-            e_compute = f[..., row, :] >= e_time
+            parts[..., row, :] = np.maximum(f_row, e_time)
+        total = np.asarray(np.einsum("...in->...n", parts) + self.net[0] + self.net[1] * n + self.overhead_s, dtype=float)
+        if compute is None:
+            return total, None
+        # Per argument: each group's binding side's slope, summed, plus the network's per-token term:
+        # Σ_i (compute_i ? F_i' : Q_i') = Σ_i Q_i' + Σ_i compute_i·(F_i' − Q_i'), the experts' row apart.
+        memory_slope, gap = self._slope_coefficients
+        if row >= 0:
+            e_compute = f_row >= e_time
             # Tokens are whole: the experts' slope is their forward difference over one more token (concave).
             d_touched = expected_distinct_experts(n + 1.0, self.num_experts, self.experts_per_token) - touched
             e_grad = (self.expert_per_touched * d_touched + self.expert_per_token) / self.bandwidth
-        # Per argument: each group's binding side's slope, summed, plus the network's per-token term.
         grads = []
         for j, per in ((1, self.decode_tokens), (2, 1.0)):  # tokens per unit of d and of p
-            g = np.where(compute, fn[j], qn[j])
+            g = memory_slope[j] + np.einsum("...in,in->...n", compute, gap[j])
             if row >= 0:
-                g[..., row, :] = np.where(e_compute, fn[j][row], per * e_grad)
-            grads.append(np.asarray(g.sum(axis=-2) + per * self.net[1], dtype=float))
+                g = g + np.where(e_compute, fn[j][row], per * e_grad)
+            grads.append(np.asarray(g + per * self.net[1], dtype=float))
         return total, (grads[0], grads[1])
+
+    @functools.cached_property
+    def _slope_coefficients(self) -> tuple[F, F]:
+        """``Σ_i Q_i'`` per argument and ``F_i' − Q_i'`` per live group (the experts' row zeroed in both: it is timed apart)."""
+        fn, qn, live = self._live_coefficients
+        row = live.index(self._experts_row) if self.experts_per_token and self._experts_row in live else -1
+        mem, gap = qn.copy(), fn - qn
+        if row >= 0:
+            mem[:, row] = 0.0
+            gap[:, row] = 0.0
+        return np.asarray(mem.sum(axis=1), dtype=float), np.asarray(gap, dtype=float)
 
     @functools.cached_property
     def _live_coefficients(self) -> tuple[F, F, list[int]]:

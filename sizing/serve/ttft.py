@@ -38,6 +38,28 @@ def ttft_quantile(step: StepModel, pp: F, d: F, room: F, lump: F, pmf: F, rounds
     its co-arrivals at the end of one round, so every one of them counts. Decoders keep one step per
     prefill-free round (their idle share is small at the loads plans run at).
     """
+    coef, start, inv, hi = _pieces(step, pp, d, room, lump, pmf, rounds, lump_rate, traffic, idle, gap, whole)
+    lo = np.zeros_like(tau)
+    for _ in range(TTFT_BISECTIONS):
+        mid = (lo + hi) / 2.0
+        low = _cdf(coef, start, inv, mid) < traffic.quantile
+        lo = np.where(low, mid, lo)
+        hi = np.where(low, hi, mid)
+    return np.asarray(hi, dtype=float)
+
+
+def _cdf(coef: F, start: F, inv: F, t: F) -> F:
+    """``Σ coef·clip((t − start)·inv, 0, 1)`` per row, in place on one temporary."""
+    x = t - start
+    x *= inv
+    np.clip(x, 0.0, 1.0, out=x)
+    x *= coef
+    return np.asarray(x.sum(axis=0), dtype=float)
+
+
+def _pieces(step: StepModel, pp: F, d: F, room: F, lump: F, pmf: F, rounds: F, lump_rate: F, traffic: Traffic, idle: F, gap: F,
+            whole: NDArray[np.bool_] | bool) -> tuple[F, F, F, F]:  # fmt: skip
+    """The mixture's clipped linear pieces ``P(TTFT ≤ t) = Σ coef·clip((t − start)·inv, 0, 1)`` and each row's bracket top."""
     q = traffic.quantile
     idle_b = np.broadcast_to(idle, pmf.shape)
     spell = np.where(np.broadcast_to(whole, pmf.shape[-1:]), idle_b, 0.0)  # idle spells timed as such (no decoding)
@@ -82,19 +104,16 @@ def ttft_quantile(step: StepModel, pp: F, d: F, room: F, lump: F, pmf: F, rounds
     shared = tokens + behind / np.minimum(np.maximum(behind, 1.0), pp) * lump  # with those behind it in its last round
     own = (np.ceil(tokens / room) * step.seconds(d, np.minimum(shared, room))).reshape(-1, kmax + 1, q.shape[-1] if q.ndim else 1)
     weights_bc = (shares[:, None, None, :] * case[None]).reshape(-1, kmax + 1, q.shape[-1] if q.ndim else 1)  # (B·C, K, n)
-    coef = (weights_bc[:, :, None, :] * weight[None, None, :, :] * ahead[None, :, :, :]).reshape(-1, q.shape[-1] if q.ndim else 1)
-    inv = np.broadcast_to(1.0 / np.maximum(busy, 1e-12)[None, None], (own.shape[0], kmax + 1, *rounds.shape)).reshape(coef.shape)
-    start = np.broadcast_to(own[:, :, None, :], (own.shape[0], kmax + 1, *rounds.shape)).reshape(coef.shape)
+    n = q.shape[-1] if q.ndim else 1
+    coef = (weights_bc[:, :, None, :] * weight[None, None, :, :] * ahead[None, :, :, :]).reshape(-1, n)  # (B·C·K·J, n)
+    # Pieces no row weighs above 1e-12 leave; the kept ones gather their start (own prefill, by B·C·K) and
+    # slope (round type, by J) without materialising the full grid.
+    kept = np.flatnonzero((coef > 1e-12).any(axis=1))
+    bck, j = np.divmod(kept, rounds.shape[0])
+    coef = coef[kept]
     coef = np.where(coef > 1e-12, coef, 0.0)
-    keep = coef.max(axis=1) > 0.0
-    coef, inv, start = coef[keep], inv[keep], start[keep]
-    lo = np.zeros_like(tau)
+    inv = (1.0 / np.maximum(busy, 1e-12))[j]
+    start = own.reshape(-1, n)[bck]
     own_k = np.where(np.arange(kmax + 1)[:, None] <= row_k, own, 0.0)  # each row's bracket from its own counts and round types
     hi = np.max(own_k, axis=(0, 1)) + np.max(np.where(weight > 0.0, rounds, 0.0), axis=0)
-    for _ in range(TTFT_BISECTIONS):
-        mid = (lo + hi) / 2.0
-        cdf = (coef * np.minimum(np.maximum((mid - start) * inv, 0.0), 1.0)).sum(axis=0)
-        low = cdf < q
-        lo = np.where(low, mid, lo)
-        hi = np.where(low, hi, mid)
-    return np.asarray(hi, dtype=float)
+    return coef, start, inv, np.asarray(hi, dtype=float)
