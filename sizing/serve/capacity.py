@@ -178,10 +178,14 @@ def capacity(step: StepModel, pp: ArrayLike, budget: float, traffic: Traffic, tt
     # block's largest): judge each timed row by the evaluation that placed it, so a row accepted at its
     # load is not rejected by a re-evaluation among other rows that differs in the last digits. Only the
     # other rows pay for a TTFT evaluation here.
-    best = at_arrivals(step, pp_a, budget, traffic, lo, ttft=False)
     others = np.setdiff1d(np.arange(lo.size), timed)
-    if others.size and np.isfinite(ttft_t).any():
-        best.put(others, at_arrivals(step.take(others), pp_a[others], budget, traffic.take(others), lo[others]))
+    if others.size == lo.size:  # no row timed: one evaluation of them all
+        best = at_arrivals(step, pp_a, budget, traffic, lo, ttft=bool(np.isfinite(ttft_t).any()))
+    else:
+        best = Loaded.zeros(lo.shape)
+        if others.size:
+            best.put(others, at_arrivals(step.take(others), pp_a[others], budget, traffic.take(others), lo[others],
+                                         ttft=bool(np.isfinite(ttft_t).any())))  # fmt: skip
     if first is not None:
         best.put(timed, first)
     if settled is not None:
