@@ -1,6 +1,7 @@
 """The best plan on each device type the chosen plan does not use, and why it lost.
 
-For each such device type the fleet is re-solved on that type alone (cost objective, same demand); the
+For each such device type the fleet is re-solved on that type alone (cost objective, same demand; all the
+types' programs in one solve, :func:`~aicap.sizing.solve.blocks.solve_blocks`); the
 row says what it would cost and names the constraint that binds: a workload it cannot carry at all (the
 reason of its best layout), or the constraint that limits the capacity of its most cost-effective
 layout for the workload that costs it most.
@@ -13,7 +14,7 @@ from aicap.sizing.core.plan import Alternative, Plan
 from aicap.sizing.core.specs import InstanceSpec
 from aicap.sizing.plan.candidates import Candidate, cost_per_rps, prune
 from aicap.sizing.plan.problem import problem_for
-from aicap.sizing.solve.milp import solve
+from aicap.sizing.solve.blocks import solve_blocks
 
 ALTERNATIVE_TIME_LIMIT_S = 5.0
 
@@ -25,7 +26,9 @@ def alternatives(fleet: Fleet, insts: list[InstanceSpec], all_cands: dict[str, l
     by_name = {i.name: i for i in insts}
     c = fleet.constraints
     cost_only = fleet.model_copy(update={"constraints": c.model_copy(update={"objective": "cost", "single_type": False})})
-    out = []
+    out: list[Alternative] = []
+    pending: list[tuple[str, list[Candidate]]] = []
+    problems = []
     for hw in sorted({i.device for i in insts} - used):
         sub = [i for i in insts if i.device == hw]
         mine = {w.name: [x for x in all_cands[w.name] if x.hardware == hw] for w in fleet.workloads}
@@ -38,7 +41,9 @@ def alternatives(fleet: Fleet, insts: list[InstanceSpec], all_cands: dict[str, l
             out.append(Alternative(hardware=hw, why="not chosen by the objective"))
             continue
         feas = prune([x for w in fleet.workloads for x in mine[w.name] if x.feasible and x.load_fraction == 1.0])
-        alt = solve(problem_for(cost_only, feas, sub, min(time_limit_s, ALTERNATIVE_TIME_LIMIT_S)))
+        pending.append((hw, feas))
+        problems.append(problem_for(cost_only, feas, sub, min(time_limit_s, ALTERNATIVE_TIME_LIMIT_S)))
+    for (hw, feas), alt in zip(pending, solve_blocks(problems), strict=True):  # one solver setup for them all
         if not alt.has_solution:
             out.append(Alternative(hardware=hw, why="no feasible packing within the availability caps"))
             continue
