@@ -19,6 +19,7 @@ from typing import Any, TypeVar
 
 from pydantic import TypeAdapter
 
+from aicap.hardware_db import cache
 from aicap.sizing.core.documents import load_yaml, read_text, validate, validate_model
 from aicap.sizing.core.errors import InputError, UnknownIdError, excerpt
 from aicap.sizing.core.ownership import machine_instance, owned_usd_per_hour
@@ -147,22 +148,37 @@ def load_catalogue(overlays: tuple[Path, ...] = ()) -> Catalogue:
 
 @lru_cache(maxsize=8)
 def _load(overlays: tuple[Path, ...]) -> Catalogue:
-    cat = Catalogue()
-    digest = hashlib.sha256()
-    for where, text in _builtin_files():
-        digest.update(text.encode())
-        _merge(cat, where, text, overlay=False)
+    texts = _builtin_files()
+    builtin = len(texts)
     for base in overlays:
-        for path in _overlay_files(base):
-            text = read_text(path)
-            digest.update(text.encode())
-            _merge(cat, str(path), text, overlay=True)
+        texts += [(str(path), read_text(path)) for path in _overlay_files(base)]
+    own_text = _ownership_text()
+    digest = hashlib.sha256()
+    for _, text in texts:
+        digest.update(text.encode())
+    digest.update(own_text.encode())
+    version = digest.hexdigest()[:12]
+    key = cache.entry_key(digest.hexdigest())
+    cached = cache.load(key)
+    if cached is not None and cached.version == version:
+        return cached
+    cat = _parse(texts, builtin, own_text)
+    cat.version = version
+    cache.store(key, cat)
+    return cat
+
+
+def _parse(texts: list[tuple[str, str]], builtin: int, own_text: str) -> Catalogue:
+    """The catalogue of ``texts`` (the first ``builtin`` built-in, the rest overlays) and the ownership data."""
+    cat = Catalogue()
+    for k, (where, text) in enumerate(texts):
+        _merge(cat, where, text, overlay=k >= builtin)
     if cat.runtime is None:
         raise InputError("catalogue has no 'runtime' section")
     default = cat.runtime.default_engine
     if default is not None and default != "generic" and default not in cat.engines:
         raise InputError(f"runtime.default_engine: unknown engine '{default}'; known engines: {', '.join(sorted(cat.engines))}")
-    own = _ownership(digest)
+    own = validate_model(OwnershipData, load_yaml(Path(OWNERSHIP), own_text), f"hardware_db/{OWNERSHIP}", own_text, ())
     for m in own.machines:
         if m.name in cat.instances:
             raise InputError(f"hardware_db/{OWNERSHIP}: machines.{m.name}: the name of an instance type already in the catalogue")
@@ -175,18 +191,15 @@ def _load(overlays: tuple[Path, ...]) -> Catalogue:
                 f"'{inst.device}'; known devices: {', '.join(sorted(cat.devices))}"
             )
     _own(cat, own)
-    cat.version = digest.hexdigest()[:12]
     return cat
 
 
 OWNERSHIP = "ownership/ownership.yaml"
 
 
-def _ownership(digest: hashlib._Hash) -> OwnershipData:
-    """The ownership data (purchase prices, owned machines, data-centre costs), hashed into the catalogue version."""
-    text = resources.files("aicap.hardware_db").joinpath("ownership").joinpath("ownership.yaml").read_text(encoding="utf-8")
-    digest.update(text.encode())
-    return validate_model(OwnershipData, load_yaml(Path(OWNERSHIP), text), f"hardware_db/{OWNERSHIP}", text, ())
+def _ownership_text() -> str:
+    """The ownership data's text (purchase prices, owned machines, data-centre costs), hashed into the catalogue version."""
+    return resources.files("aicap.hardware_db").joinpath("ownership").joinpath("ownership.yaml").read_text(encoding="utf-8")
 
 
 def _own(cat: Catalogue, own: OwnershipData) -> None:

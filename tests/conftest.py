@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass
 from typing import Any
 
@@ -13,6 +14,12 @@ from aicap.cli.app import app
 from aicap.hardware_db import Catalogue, load_catalogue
 
 REL_1PCT = 0.01
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _catalogue_cache(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Tests read and write a catalogue cache of their own, never the user's (aicap.hardware_db.cache)."""
+    os.environ["AICAP_CACHE_DIR"] = str(tmp_path_factory.mktemp("aicap-cache"))
 
 
 @pytest.fixture(scope="session")
