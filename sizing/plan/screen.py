@@ -39,21 +39,27 @@ SCREEN_PER_DEVICE = 1  # and per (shape, device), so every device type keeps its
 def screen(rows: Rows, unit: F) -> NDArray[np.int64]:
     """Indices of the rows to evaluate in full: the cheapest per shape and per (shape, device) by ``unit``.
 
-    Rows of infinite ``unit`` (no capacity even without the TTFT target) are never kept.
+    Taking rows cheapest first (ties by index) and keeping one while its shape has fewer than
+    ``SCREEN_PER_SHAPE`` kept or its (shape, device) fewer than ``SCREEN_PER_DEVICE`` is the same as
+    keeping the rows ranked below ``SCREEN_PER_SHAPE`` in their shape or below ``SCREEN_PER_DEVICE`` in
+    their (shape, device): a group's first rows are always kept. Rows of infinite ``unit`` (no capacity
+    even without the TTFT target) are never kept.
     """
     order = np.lexsort((np.arange(unit.size), unit))
-    keep = np.zeros(unit.size, dtype=bool)
-    per_shape: dict[int, int] = {}
-    per_device: dict[tuple[int, int], int] = {}
-    for k in order.tolist():
-        if not np.isfinite(unit[k]):
-            break
-        s, d = rows.shape[k], rows.device[k]
-        if per_shape.get(s, 0) < SCREEN_PER_SHAPE or per_device.get((s, d), 0) < SCREEN_PER_DEVICE:
-            keep[k] = True
-            per_shape[s] = per_shape.get(s, 0) + 1
-            per_device[s, d] = per_device.get((s, d), 0) + 1
-    return np.flatnonzero(keep)
+    order = order[np.isfinite(unit[order])]
+    shape_a = np.asarray(rows.shape, dtype=np.int64)[order]
+    pair = shape_a * (int(max(rows.device, default=0)) + 1) + np.asarray(rows.device, dtype=np.int64)[order]
+    keep = (_rank_in_group(shape_a) < SCREEN_PER_SHAPE) | (_rank_in_group(pair) < SCREEN_PER_DEVICE)
+    return np.sort(order[keep])
+
+
+def _rank_in_group(keys: NDArray[np.int64]) -> NDArray[np.int64]:
+    """Each element's rank among the elements of equal key before it (0 for the first)."""
+    idx = np.lexsort((np.arange(keys.size), keys))
+    sorted_keys = keys[idx]
+    rank = np.empty(keys.size, dtype=np.int64)
+    rank[idx] = np.arange(keys.size) - np.searchsorted(sorted_keys, sorted_keys, side="left")
+    return rank
 
 
 def _kth_smallest(group: NDArray[np.int64], values: F, k: int) -> F:

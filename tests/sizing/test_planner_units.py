@@ -8,6 +8,8 @@ from typing import Any
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from aicap.hardware_db import load_catalogue
 from aicap.sizing.core.errors import InfeasibleError, InputError
@@ -433,6 +435,29 @@ def test_binding_divides_by_the_budget_utilisation_and_reasons_accept_any_positi
     assert _binding(m, [shape()]) == ["token budget per step"]  # type: ignore[arg-type]  # 0.86/0.9 > 0.045/0.05
     idle = SimpleNamespace(ttft_s=np.array([0.1]), tpot_s=np.array([0.01]))
     assert _reasons(idle, np.array([8.0]), [shape()], np.array([0.5])) == [None]  # type: ignore[arg-type]
+
+
+def _screen_by_loop(r: _Rows, unit: np.ndarray) -> list[int]:
+    """The screen's definition, one row at a time: cheapest first, kept while its shape or (shape, device) has room."""
+    keep, per_shape, per_device = [], dict[int, int](), dict[tuple[int, int], int]()
+    for k in np.lexsort((np.arange(unit.size), unit)).tolist():
+        if not np.isfinite(unit[k]):
+            break
+        s, d = r.shape[k], r.device[k]
+        if per_shape.get(s, 0) < screen_mod.SCREEN_PER_SHAPE or per_device.get((s, d), 0) < screen_mod.SCREEN_PER_DEVICE:
+            keep.append(k)
+            per_shape[s] = per_shape.get(s, 0) + 1
+            per_device[s, d] = per_device.get((s, d), 0) + 1
+    return sorted(keep)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 2), st.integers(0, 15), st.sampled_from([1.0, 2.0, 3.0, 5.0, 8.0, np.inf])), max_size=80))
+def test_screen_equals_its_one_row_at_a_time_definition(spec: list[tuple[int, int, float]]) -> None:
+    # Up to ~27 rows a shape over 16 devices: the quota of 12 binds, and devices first met beyond it keep one row.
+    r = rows([s for s, _, _ in spec], [d for _, d, _ in spec])
+    unit = np.array([u for _, _, u in spec], dtype=float)
+    assert _screen(r, unit).tolist() == _screen_by_loop(r, unit)
 
 
 def test_screen_keeps_one_row_per_device_beyond_the_shape_quota() -> None:
