@@ -180,9 +180,11 @@ class Hardware:
 _POINTS = ((0.0, 0.0), (1.0, 0.0), (0.0, 1.0))
 
 
-def _affine(c: F, dx: F, px: F) -> F:
+def _affine(c: F, dx: F, px: F | None) -> F:
     """``c[0] + c[1]·dx + c[2]·px`` on one fresh array of the full broadcast shape (the terms in ``d`` formed once)."""
     const = c[0] + c[1] * dx
+    if px is None:  # no prefill: the terms in d are all there is
+        return np.array(np.broadcast_to(const, np.broadcast_shapes(const.shape, c[2].shape)), dtype=float)
     out = c[2] * px
     if out.shape == np.broadcast_shapes(out.shape, const.shape):
         out += const
@@ -291,7 +293,8 @@ class StepModel:
         # not once per leading index of p (the load model passes d per candidate, p per lump count).
         d = np.broadcast_to(d_in, np.broadcast_shapes(d_in.shape, n_cand))
         p = np.broadcast_to(p_in, np.broadcast_shapes(p_in.shape, n_cand))
-        dx, px = d[..., None, :], p[..., None, :]
+        # No prefill at all (``p`` the scalar 0): its terms are skipped, not multiplied by zero.
+        dx, px = d[..., None, :], (None if p_in.ndim == 0 and float(p_in) == 0.0 else p[..., None, :])
         fn, qn, live = self._live_coefficients
         # F_i(d, p) and Q_i(d, p) as (..., ops, n), each on one fresh array (the arrays are the bulk of the cost).
         f, q = _affine(fn, dx, px), _affine(qn, dx, px)
@@ -365,11 +368,19 @@ class StepModel:
         return _OP_ORDER.index("experts")
 
     def take(self, index: ArrayLike) -> StepModel:
-        """The candidates at ``index`` (an integer array or a boolean mask)."""
+        """The candidates at ``index`` (an integer array or a boolean mask).
+
+        The seconds per unit already derived for this model are taken along rather than divided again
+        (the bisections take subsets many times); which operator groups are live is decided afresh.
+        """
         ix = np.asarray(index)
-        return StepModel(self.flops[:, :, ix], self.bytes[:, :, ix], self.peak[:, ix], self.bandwidth[ix], self.expert_fixed[ix],
-                         self.expert_per_touched[ix], self.expert_per_token[ix], self.num_experts, self.experts_per_token,
-                         self.net[:, ix], self.overhead_s[ix], self.decode_tokens)  # fmt: skip
+        out = StepModel(self.flops[:, :, ix], self.bytes[:, :, ix], self.peak[:, ix], self.bandwidth[ix], self.expert_fixed[ix],
+                        self.expert_per_touched[ix], self.expert_per_token[ix], self.num_experts, self.experts_per_token,
+                        self.net[:, ix], self.overhead_s[ix], self.decode_tokens)  # fmt: skip
+        if "_seconds_coefficients" in self.__dict__:
+            fs, qs = self._seconds_coefficients
+            out.__dict__["_seconds_coefficients"] = (fs[..., ix], qs[..., ix])
+        return out
 
     @classmethod
     def concat(cls, parts: Sequence[StepModel]) -> StepModel:
