@@ -81,6 +81,7 @@ class Shape:
     arrival_cv: float
     tail_share: float
     cached_share: float = 0.0
+    input_max: float = 0.0
 
     @property
     def prefill_mean(self) -> float:
@@ -109,6 +110,7 @@ class Shape:
             arrival_cv=w.arrival_cv,
             tail_share=w.input_share_from(tail),
             cached_share=w.prefix_cached_share if decoder else 0.0,
+            input_max=float(w.max_input),
         )
 
 
@@ -280,6 +282,9 @@ def _evaluate_batch(jobs: Sequence[Job], latency_variants: bool) -> list[list[Ro
             job = jobs[int(job_a[mine[0]])]
             dep = Deployment(job.model, dev, eff, job.runtime, 1, 1, 1, job.fmt[0], job.fmt[1], speculative=job.speculative)
             slots[mine] = _slots(job.model, dep, tp_a[mine], pp_a[mine], [sh[k] for k in mine], budget, job.runtime)
+    # An engine that does not chunk prefill refuses a workload whose longest prompt exceeds its budget.
+    refused = [jobs[j].runtime.refuses_prompt(s.input_max) for j, s in zip(job_of, sh, strict=True)]
+    slots[[k for k, why in enumerate(refused) if why is not None]] = 0.0
     i = np.array([s.input_mean for s in sh])
     o = np.array([s.output_mean for s in sh])
     new = np.array([s.prefill_mean for s in sh])  # computed prompt tokens; a cached prefix is attended to, not recomputed
@@ -308,10 +313,10 @@ def _evaluate_batch(jobs: Sequence[Job], latency_variants: bool) -> list[list[Ro
     sub = capacity(step.take(chosen), pp_a[chosen], budget, traffic.take(chosen), np.where(slots[chosen] >= 1, ttft_t[chosen], 0.0),
                    tpot_t[chosen], without_ttft=bound.arrivals_per_round[chosen])  # fmt: skip
     cap = spread(bound, sub, chosen)
-    reasons = _reasons(idle, slots, sh, cap.rate)
+    reasons = [why or r for why, r in zip(refused, _reasons(idle, slots, sh, cap.rate), strict=True)]
     screened = np.ones(len(sh), dtype=bool)
     screened[chosen] = False
-    for k in np.flatnonzero(screened & ((bound.rate > 0) | pruned) & (slots >= 1)).tolist():  # no slots: memory is the reason
+    for k in np.flatnonzero(screened & ((bound.rate > 0) | pruned) & (slots >= 1)).tolist():  # no slots: memory or a refusal says why
         reasons[k] = "screened out: its best-case cost per request/s is above the layouts kept for this workload"
     binding = _binding(cap, sh)
     out: list[list[Row]] = [[] for _ in jobs]

@@ -16,7 +16,7 @@ from aicap.sizing.calibrate.accuracy import error_bands
 from aicap.sizing.core.deployment import MAX_DEVICES, Deployment, valid_tp
 from aicap.sizing.core.dtypes import storage_formats
 from aicap.sizing.core.engines import Engine
-from aicap.sizing.core.errors import InputError
+from aicap.sizing.core.errors import InfeasibleError, InputError
 from aicap.sizing.core.fleet import check_prefix_cached
 from aicap.sizing.core.specs import DeviceSpec, EfficiencySpec
 from aicap.sizing.core.specs.efficiency import RuntimeSpec
@@ -196,6 +196,9 @@ def estimate(req: EstimateRequest) -> EstimateResult:
     if req.input_tokens < 1 or req.output_tokens < 0:
         raise InputError(f"--input-tokens {req.input_tokens} / --output-tokens {req.output_tokens}: lengths must be positive")
     check_prefix_cached(req.prefix_cached_share)
+    refused = req.runtime.refuses_prompt(req.input_tokens)
+    if refused is not None:
+        raise InfeasibleError(refused)
     if req.batch is not None and req.batch < 1:
         raise InputError(f"--batch {req.batch}: must be a positive integer or 'auto'")
     for flag, value in (("--devices", req.devices), ("--tp", req.tp), ("--pp", req.pp), ("--ep", req.ep)):

@@ -47,6 +47,15 @@ micro-batch passes through all ``p`` stages, so the slowest one paces all), and 
 the round's end. Each virtual engine therefore behaves as a ``p = 1`` engine with ``1/p`` of the
 capacity, and the replica emits up to ``p`` micro-batches per round.
 
+Without chunked prefill
+-----------------------
+With ``chunked_prefill`` off (TensorRT-LLM's default, JetStream) a prompt is prefilled whole in one step:
+a request whose prompt (less a cached prefix) exceeds ``T`` is rejected at arrival; a prefilling request
+takes no tokens in a step whose remaining budget is smaller than its prompt; and admission stops at a
+waiting request whose prompt does not fit the remaining budget (it heads the queue for the next step).
+A request preempted by recompute whose prompt plus emitted tokens now exceeds ``T`` is the exception:
+it is chunked (TensorRT-LLM's default scheduler never preempts; recompute is the simulator's).
+
 Speculative decoding
 --------------------
 With a drafter, each decoding request takes ``k + 1`` tokens of the step budget (``verify_tokens``) and
@@ -121,6 +130,9 @@ class EngineConfig:
     tokens_per_step : float
         Output tokens a decoding request emits per step on average, ``E`` (1 without speculative
         decoding); see "Speculative decoding" in the module docstring.
+    chunked_prefill : bool
+        Whether prompts are split over steps to fit the budget [``enable_chunked_prefill``]; see
+        "Without chunked prefill" in the module docstring.
     """
 
     max_num_seqs: int
@@ -131,6 +143,7 @@ class EngineConfig:
     request_overhead_s: float = 0.0
     verify_tokens: int = 1
     tokens_per_step: float = 1.0
+    chunked_prefill: bool = True
 
     def __post_init__(self) -> None:
         if not (1.0 <= self.tokens_per_step <= self.verify_tokens):
@@ -247,13 +260,21 @@ def _replica(config: EngineConfig, table: RequestTable, policy: Scheduler) -> li
     seqs, blocks = -(-config.max_num_seqs // p), -(-config.blocks // p)
     evict = policy.evictor(table)
     return [VirtualEngine(k, seqs, config.max_batched_tokens, blocks, config.block_tokens, table, policy.queue(table), evict,
-                          config.verify_tokens) for k in range(p)]  # fmt: skip
+                          config.verify_tokens, whole_prompts=not config.chunked_prefill) for k in range(p)]  # fmt: skip
 
 
 def _too_big(requests: Requests, order: NDArray[np.intp], config: EngineConfig) -> list[bool]:
-    """Per request in ``order``: its peak KV need exceeds one virtual engine's blocks (rejected at arrival)."""
+    """Per request in ``order``: whether it is rejected at arrival.
+
+    Its peak KV need exceeds one virtual engine's blocks or, without chunked prefill, its prompt (less a
+    cached prefix) exceeds the step budget.
+    """
     peak = (requests.input_tokens + np.maximum(requests.output_tokens - 1, 0))[order]
-    return [bool(x) for x in -(-peak // config.block_tokens) > -(-config.blocks // config.pipeline_stages)]
+    out = -(-peak // config.block_tokens) > -(-config.blocks // config.pipeline_stages)
+    if not config.chunked_prefill:
+        cached = 0 if requests.cached_tokens is None else requests.cached_tokens
+        out |= ((requests.input_tokens - cached) > config.max_batched_tokens)[order]
+    return [bool(x) for x in out]
 
 
 def _fill_round(engines: list[VirtualEngine], policy: Scheduler, t: float, cache: dict[tuple[int, int], float], timed: StepTime,

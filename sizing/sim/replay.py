@@ -108,7 +108,7 @@ class Setup:
                             max_batched_tokens=rt.max_prefill_tokens if self.max_batched_tokens is None else self.max_batched_tokens,
                             kv_capacity_tokens=kv, pipeline_stages=self.layout.pp,
                             request_overhead_s=rt.request_overhead_ms * 1e-3, verify_tokens=self.layout.verify_tokens,
-                            tokens_per_step=self.layout.tokens_per_step)  # fmt: skip
+                            tokens_per_step=self.layout.tokens_per_step, chunked_prefill=rt.chunked_prefill)  # fmt: skip
 
     def step(self, mean_input: float, mean_output: float, mean_cached: float = 0.0) -> StepTime:
         """Step time of one replica at the mean context (module docstring); ``mean_cached`` prompt tokens are a cached prefix."""

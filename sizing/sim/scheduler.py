@@ -51,6 +51,8 @@ class FcfsScheduler:
     3. waiting requests are admitted in queue order while the budget is positive, fewer than
        ``max_seqs`` run, and the free KV blocks cover the whole prompt (``ceil(prompt/B)``); each takes
        a chunk as in 2. The queue is strictly FCFS: a head that does not fit blocks those behind it.
+       Without chunked prefill the head's whole prompt must also fit the remaining budget
+       (:meth:`~aicap.sizing.sim.virtual_engine.VirtualEngine.fits`).
 
     Since admission stops when the budget is spent, the decoding requests never outnumber the budget
     and none ever skips a step — unless ``decode_cap`` limits them further.
@@ -94,7 +96,8 @@ class FcfsScheduler:
                 if budget == 0:
                     break
             waiting = engine.waiting
-            while budget > 0 and waiting and len(engine.running) < engine.max_seqs and engine.can_admit(waiting[0]):
+            while (budget > 0 and waiting and len(engine.running) < engine.max_seqs and engine.can_admit(waiting[0])
+                   and engine.fits(waiting[0], budget)):  # fmt: skip
                 c = engine.chunk(engine.admit(), budget)
                 prefill += c
                 budget -= c

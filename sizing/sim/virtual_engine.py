@@ -159,12 +159,14 @@ class VirtualEngine:
         "used",
         "verify_tokens",
         "waiting",
+        "whole_prompts",
     )
 
     def __init__(self, index: int, max_seqs: int, max_tokens: int, blocks: int, block_tokens: int, table: RequestTable,
                  waiting: WaitQueue | None = None, evict: Callable[[VirtualEngine], int] | None = None,
-                 verify_tokens: int = 1) -> None:  # fmt: skip
+                 verify_tokens: int = 1, *, whole_prompts: bool = False) -> None:  # fmt: skip
         self.index = index
+        self.whole_prompts = whole_prompts  # no chunked prefill: a prompt within max_tokens is prefilled in one step
         self.verify_tokens = verify_tokens  # budget tokens per decoding request (k + 1 with speculative decoding)
         self.evict = evict
         self.max_seqs = max_seqs
@@ -213,10 +215,27 @@ class VirtualEngine:
         self.prefilling.append(r)
         return r
 
+    def fits(self, r: int, budget: int) -> bool:
+        """Whether request ``r``'s prefill can start within ``budget`` tokens (always, with chunked prefill).
+
+        Without chunked prefill its whole remaining prompt must fit, unless it exceeds the step budget
+        altogether (a recompute after preemption), which is chunked.
+        """
+        if not self.whole_prompts:
+            return True
+        t = self.table
+        left = t.prompt[r] - max(t.prefilled[r], t.cached[r])
+        return left <= budget or left > self.max_tokens
+
     def chunk(self, r: int, budget: int) -> int:
-        """Prefill ``min(remaining prompt, budget)`` tokens of prefilling request ``r``; return them."""
+        """Prefill ``min(remaining prompt, budget)`` tokens of prefilling request ``r``; return them.
+
+        Without chunked prefill a prompt that fits the step is prefilled whole or not at all (0 tokens).
+        """
         t = self.table
         done = t.prefilled[r]
+        if self.whole_prompts and budget < t.prompt[r] - done <= self.max_tokens:
+            return 0
         c = min(t.prompt[r] - done, budget)
         done += c
         t.prefilled[r] = done

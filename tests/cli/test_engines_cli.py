@@ -72,3 +72,15 @@ def test_fit_overheads_reports_each_engine_with_its_sources_and_matches_the_ship
 def test_fit_overheads_needs_the_cases_under_load(aicap) -> None:
     r = aicap("validate", "--fit-overheads")
     assert r.code == 2 and "--set server" in r.stderr
+
+
+def test_an_engine_without_chunked_prefill_refuses_prompts_over_its_budget(aicap) -> None:
+    est = ("estimate", "--model", "llama-3.1-8b", "--hardware", "h100-sxm", "--engine", "trtllm", "-f", "json")
+    r = aicap(*est, "--input-tokens", "12000")
+    assert r.code == 3 and r.stdout == ""
+    assert "trtllm does not chunk prefill: a prompt of 12,000 tokens exceeds its step budget of 8,192 tokens" in r.stderr
+    assert aicap(*est, "--input-tokens", "8192").code == 0
+    size = ("size", "--model", "llama-3.1-8b", "--rate", "2", "--input-tokens", "12000", "--output-tokens", "100", "--cloud", "aws")
+    r = aicap(*size, "--engine", "trtllm")
+    assert r.code == 3 and "does not chunk prefill" in r.stderr
+    assert aicap(*size, "--engine", "vllm", "-f", "json").code == 0  # vLLM chunks the prompt

@@ -145,3 +145,15 @@ def test_an_overlay_replaces_a_profile_with_a_deployment_s_own_settings(cat: Cat
     assert over.engine("vllm").scheduler.max_running_requests == 512
     assert engine_for(over, "vllm").on(over.device("h100-sxm")).max_batch == 512
     assert any("vllm" in o for o in over.overrides)
+
+
+def test_chunked_prefill_is_part_of_each_engine_profile() -> None:
+    from aicap.hardware_db import load_catalogue
+
+    cat = load_catalogue()
+    assert {e: cat.runtime_for(e).chunked_prefill for e in ("generic", "vllm", "sglang", "trtllm", "jetstream")} == {
+        "generic": True, "vllm": True, "sglang": True, "trtllm": False, "jetstream": False}  # fmt: skip
+    trt = cat.runtime_for("trtllm")
+    assert trt.refuses_prompt(trt.max_prefill_tokens) is None
+    assert "does not chunk prefill" in (trt.refuses_prompt(trt.max_prefill_tokens + 1) or "")
+    assert cat.runtime_for("vllm").refuses_prompt(10**6) is None

@@ -123,6 +123,7 @@ class RuntimeSpec(BaseModel):
     cpu_usable_memory_fraction: Fraction = 0.8
     kv_cache_tokens: PosInt | None = None
     request_overhead_ms: NonNegFloat = 0.0
+    chunked_prefill: bool = True
     default_engine: str | None = None
     sparse_speedup: dict[str, PosFloat] = Field(
         default_factory=dict,
@@ -135,6 +136,16 @@ class RuntimeSpec(BaseModel):
     @classmethod
     def _known_formats(cls, v: dict[str, T]) -> dict[str, T]:
         return _known_dtypes(v)
+
+    def refuses_prompt(self, tokens: float) -> str | None:
+        """Why this runtime cannot serve a prompt of ``tokens`` (no chunked prefill, a prompt over the budget), or ``None``."""
+        if self.chunked_prefill or tokens <= self.max_prefill_tokens:
+            return None
+        return (
+            f"{self.engine} does not chunk prefill: a prompt of {tokens:,.0f} tokens exceeds its step budget of "
+            f"{self.max_prefill_tokens:,} tokens (max_prefill_tokens; raise it in an engine overlay, "
+            "or use an engine that chunks)"
+        )
 
 
 def _known_dtypes(table: dict[str, T]) -> dict[str, T]:

@@ -100,6 +100,11 @@ class EngineScheduler(BaseModel):
     max_prefill_tokens
         Tokens one step may process (vLLM ``max_num_batched_tokens``, SGLang ``chunked_prefill_size``,
         TensorRT-LLM ``max_num_tokens``): the chunked-prefill budget and the activation workspace.
+    chunked_prefill
+        Whether a prompt is split over steps to fit the budget (vLLM v1 and SGLang by default). Without
+        it (TensorRT-LLM's ``enable_chunked_prefill`` off, JetStream) a prompt is prefilled whole in one
+        step: one longer than ``max_prefill_tokens`` is refused, and a shorter one waits for a step with
+        room for all of it.
     source
         Where the defaults come from.
     """
@@ -108,6 +113,7 @@ class EngineScheduler(BaseModel):
 
     max_running_requests: PosInt
     max_prefill_tokens: PosInt
+    chunked_prefill: bool = True
     source: str = Field(min_length=1)
 
 
@@ -240,6 +246,7 @@ class EngineSpec(BaseModel):
             "request_overhead_ms": self.request_overhead_ms,
             "max_prefill_tokens": int(pick("max_prefill_tokens", self.scheduler.max_prefill_tokens)),
             "max_batch": int(pick("max_running_requests", self.scheduler.max_running_requests)),
+            "chunked_prefill": self.scheduler.chunked_prefill,
             "sparse_speedup": self._sparse_speedup(device),
         })  # fmt: skip
 

@@ -191,3 +191,52 @@ def test_invalid_requests_and_step() -> None:
         )
     with pytest.raises(ValueError):
         FcfsScheduler(0)
+
+
+# ---------------------------------------------------------------------------------------------
+# without chunked prefill (TensorRT-LLM's default, JetStream)
+
+
+def test_without_chunked_prefill_a_prompt_waits_for_a_step_with_room_for_all_of_it() -> None:
+    req = Requests(np.array([0.0, 0.0]), np.array([600, 700]), np.array([2, 2]))
+    chunked = simulate(_linear, req, EngineConfig(4, 1000, 100_000), scheduler=(rec_c := Recorder()))
+    whole = simulate(_linear, req, EngineConfig(4, 1000, 100_000, chunked_prefill=False), scheduler=(rec_w := Recorder()))
+    assert rec_c.steps[:2] == [(0, 1000), (1, 300)]  # the second prompt split over two steps
+    assert rec_w.steps[:2] == [(0, 600), (1, 700)]  # the second prompt whole, one step later
+    assert chunked.ttft_s[0] == pytest.approx(_linear(0, 1000)) and whole.ttft_s[0] == pytest.approx(_linear(0, 600))
+    assert whole.ttft_s[1] == pytest.approx(_linear(0, 600) + _linear(1, 700))
+    assert whole.finished.all() and whole.rejected == 0
+
+
+def test_without_chunked_prefill_a_prompt_longer_than_the_budget_is_rejected() -> None:
+    req = Requests(np.array([0.0, 0.1, 0.2]), np.array([100, 1500, 100]), np.array([10, 10, 10]))
+    assert simulate(_linear, req, EngineConfig(4, 1024, 100_000)).rejected == 0  # chunked: served in two steps
+    r = simulate(_linear, req, EngineConfig(4, 1024, 100_000, chunked_prefill=False))
+    assert r.rejected == 1
+    np.testing.assert_array_equal(r.finished, [True, False, True])
+    cached = Requests(req.arrival_s, req.input_tokens, req.output_tokens, cached_tokens=np.array([0, 600, 0]))
+    assert simulate(_linear, cached, EngineConfig(4, 1024, 100_000, chunked_prefill=False)).rejected == 0  # 900 computed tokens fit
+
+
+def test_without_chunked_prefill_the_budget_holds_and_everything_finishes() -> None:
+    cfg = EngineConfig(max_num_seqs=24, max_batched_tokens=2048, kv_capacity_tokens=60_000, chunked_prefill=False)
+    req = _workload(2000, rate=12.0, seed=3)
+    rec = Recorder()
+    r = simulate(_linear, req, cfg, scheduler=rec)
+    assert r.finished.all() and r.rejected == 0
+    assert all(d + p <= 2048 for d, p in rec.steps)
+    assert sum(p for _, p in rec.steps) == int(req.input_tokens.sum())  # every prompt prefilled once, whole
+    chunked = simulate(_linear, req, EngineConfig(max_num_seqs=24, max_batched_tokens=2048, kv_capacity_tokens=60_000))
+    assert np.nanmean(r.ttft_s) != pytest.approx(np.nanmean(chunked.ttft_s), rel=1e-6)  # the rule changes the schedule
+
+
+def test_without_chunked_prefill_a_recompute_longer_than_the_budget_is_chunked() -> None:
+    # Two requests fill a tiny KV cache; the newer is preempted after emitting tokens, and its recompute
+    # (prompt plus emitted tokens) exceeds the 64-token budget: it is chunked rather than stuck.
+    # Both decode until 2·ceil((40 + g)/16) blocks exceed 10, at g > 40: the recompute is 80+ tokens.
+    req = Requests(np.array([0.0, 0.0]), np.array([40, 40]), np.array([100, 100]))
+    cfg = EngineConfig(max_num_seqs=2, max_batched_tokens=64, kv_capacity_tokens=10 * 16, block_tokens=16, chunked_prefill=False)
+    rec = Recorder()
+    r = simulate(_linear, req, cfg, scheduler=rec, max_steps=10_000)
+    assert r.preemptions > 0 and r.finished.all()
+    assert any(p > 0 and d + p == 64 for d, p in rec.steps)  # a chunk filled the budget: the recompute was split
