@@ -117,9 +117,12 @@ def build_plan(fleet: Fleet, cat: CatalogueLike, insts: list[InstanceSpec], chos
             price_date=inst.price_date.isoformat(),
         ))  # fmt: skip
     routed: dict[str, tuple[list[tuple[Candidate, int]], list[float]]] = {}
+    by_workload: dict[str, list[tuple[Candidate, int, float]]] = {}
+    for item in chosen:
+        by_workload.setdefault(item[0].workload, []).append(item)
     for w in fleet.workloads:
-        mine = [(cand, r) for cand, r, _ in chosen if cand.workload == w.name]
-        shares = [s for cand, _, s in chosen if cand.workload == w.name]
+        mine = [(cand, r) for cand, r, _ in by_workload.get(w.name, [])]
+        shares = [s for _, _, s in by_workload.get(w.name, [])]
         routed[w.name] = (mine, _loads(mine, served[w.name], shares if shares and not any(np.isnan(shares)) else None))
     # Every deployment's percentiles at its load, in one vectorised pass per evaluation group.
     pairs = [(cand, load / r) for mine, loads in routed.values() for (cand, r), load in zip(mine, loads, strict=True)]

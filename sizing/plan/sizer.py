@@ -148,10 +148,12 @@ def shortlist(fleet: Fleet, cands: list[Candidate], insts: list[InstanceSpec]) -
     candidates are already gone (:func:`prune`); with ``single_type`` every candidate stays.
     """
     c = fleet.constraints
+    pricing = c.price_model
     by_name = {i.name: i for i in insts}
     by_w: dict[str, list[Candidate]] = {}
     for x in cands:
         by_w.setdefault(x.workload, []).append(x)
+    units = {id(x): cost_per_rps(x, by_name[x.instance], pricing) for x in cands}
     keep: set[int] = set()
     for w in fleet.workloads:
         mine = by_w.get(w.name, [])
@@ -160,7 +162,7 @@ def shortlist(fleet: Fleet, cands: list[Candidate], insts: list[InstanceSpec]) -
             continue
 
         def unit(x: Candidate) -> float:
-            return cost_per_rps(x, by_name[x.instance], c.price_model)
+            return units[id(x)]
 
         ranked = sorted(mine, key=lambda x: (unit(x), x.instance, x.tp, x.pp))
         keep.update(id(x) for x in ranked[:SHORTLIST_UNIT_COST])
@@ -170,9 +172,7 @@ def shortlist(fleet: Fleet, cands: list[Candidate], insts: list[InstanceSpec]) -
         keep.update(id(x) for x in list(best_per_device.values())[:SHORTLIST_DEVICE_TYPES])
         rate = w.rate
         if rate is not None:
-            alone = sorted(
-                mine, key=lambda x: (standalone_cost(x, rate, by_name[x.instance], c.price_model), unit(x), x.instance, x.tp, x.pp)
-            )
+            alone = sorted(mine, key=lambda x: (standalone_cost(x, rate, by_name[x.instance], pricing), unit(x), x.instance, x.tp, x.pp))
             keep.update(id(x) for x in alone[:SHORTLIST_STANDALONE])
         if c.objective == "latency":
             fast = sorted(mine, key=lambda x: (latency_score(x, fleet), x.instance, x.tp, x.pp))
