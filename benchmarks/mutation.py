@@ -42,7 +42,9 @@ TARGETS: dict[str, list[str]] = {
     "assemble": ["*"],
     "problem": ["*"],
     "sizer": ["x_allowed_instances", "x_shortlist", "x_standalone_cost", "x__check_context"],
-    "candidates": ["x_prune", "x__screen", "x_layouts", "x_formats", "x__reasons", "x__binding"],
+    "candidates": ["x_prune", "x_formats", "x__reasons", "x__binding"],
+    "screen": ["x_screen", "x__rank_in_group"],
+    "layouts": ["x_layouts"],
     "disaggregate": ["x_split", "x_transfer_ms", "x_link_tiers", "x__down"],
 }
 KILLED = {"killed", "caught by type check"}

@@ -489,3 +489,47 @@ def test_thresholds_are_the_screens_last_kept_unit_per_shape_and_device() -> Non
     by_shape, by_device = _thresholds(r, unit, done)
     assert by_shape.tolist() == [12.0] * 14 + [np.inf, np.inf]  # the 12th smallest evaluated unit; shape 1 has too few
     assert by_device.tolist() == [1.0] * 13 + [np.inf, 7.0, np.inf]  # the best evaluated row of each (shape, device)
+
+
+def test_layouts_spanning_instances_put_pipeline_stages_across_whole_instances() -> None:
+    model, h100 = CAT.model("llama-3.1-405b"), CAT.device("h100-sxm")  # 128 heads, 126 layers
+    p5 = CAT.instance("p5.48xlarge")
+    inside = layouts(model, p5, h100)
+    assert layouts(model, p5, h100, 1) == inside
+    # Across 2 and 4 instances: the two widest TP degrees (4, 8), the rest pipeline stages over the network.
+    assert layouts(model, p5, h100, 2) == [*inside, (4, 4), (8, 2)]
+    assert layouts(model, p5, h100, 4) == [*inside, (4, 4), (8, 2), (4, 8), (8, 4)]
+    assert layouts(model, p5, h100, 3) == layouts(model, p5, h100, 2)  # only whole powers of two of instances
+    # No pipeline deeper than the layers; TP must divide the heads and stay in the fast-link domain.
+    shallow = model.model_copy(update={"num_layers": 3})
+    assert [x for x in layouts(shallow, p5, h100, 4) if x not in layouts(shallow, p5, h100)] == [(8, 2)]
+    odd = model.model_copy(update={"num_heads": 12})  # TP 8 does not divide 12 heads: widest are 2 and 4
+    assert [x for x in layouts(odd, p5, h100, 2) if x not in layouts(odd, p5, h100)] == [(2, 8), (4, 4)]
+    narrow = h100.model_copy(update={"interconnect": h100.interconnect.model_copy(update={"domain_size": 4})})
+    assert layouts(model, p5, narrow, 4) == layouts(model, p5, narrow)  # an instance wider than its link domain never spans
+    assert layouts(model, p5.model_copy(update={"network": None}), h100, 4) == inside  # nor one without a sourced network
+    l40s = CAT.instance("g6e.12xlarge")
+    assert layouts(model, l40s, CAT.device("l40s"), 4) == layouts(model, l40s, CAT.device("l40s"))
+
+
+def test_screen_keeps_each_shapes_first_row_on_a_device_whatever_other_shapes_hold() -> None:
+    # Shapes 0, 1 and 3 fill their quota of 12 on device 0; shape 0 also has one dear row on device 1 and
+    # shape 1 one on device 2. Each is its (shape, device)'s first row, so both stay: (shape, device)
+    # pairs must not be confused across shapes however the ids combine.
+    shapes = [0] * 12 + [1] * 12 + [3] * 12 + [0, 1]
+    devices = [0] * 36 + [1, 2]
+    unit = np.array([float(k % 12 + 1) for k in range(36)] + [50.0, 60.0])
+    assert _screen(rows(shapes, devices), unit).tolist() == list(range(38))
+
+
+def test_layouts_allow_a_pipeline_as_deep_as_the_layers() -> None:
+    model, h100, p5 = CAT.model("llama-3.1-405b"), CAT.device("h100-sxm"), CAT.instance("p5.48xlarge")
+    two = model.model_copy(update={"num_layers": 2})
+    assert [x for x in layouts(two, p5, h100, 2) if x not in layouts(two, p5, h100)] == [(8, 2)]  # pp = layers is allowed
+    assert all(isinstance(tp, int) and isinstance(pp, int) for tp, pp in layouts(model, p5, h100, 4))
+
+
+def test_formats_take_the_kv_cache_format_given() -> None:
+    h100 = CAT.device("h100-sxm")
+    assert formats("bf16", h100) == ("bf16", "bf16")
+    assert formats("bf16", h100, "fp8") == ("bf16", "fp8")  # a quantised KV cache under bf16 weights
