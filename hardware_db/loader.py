@@ -4,7 +4,8 @@ Every ``*.yaml`` file under ``hardware_db/data`` (package data, read with ``impo
 and under each overlay directory (``--catalog DIR`` or ``AICAP_CATALOG``) may hold any of the
 sections ``models``, ``devices``, ``instances``, ``efficiency``, ``engines``, ``speculative`` (lists) and ``runtime`` (a
 mapping). Overlay entries replace built-in entries with the same id; each replacement is recorded
-in :attr:`Catalogue.overrides` so verbose output can report it. Loading is lazy and cached.
+in :attr:`Catalogue.overrides` so verbose output can report it. Loading is lazy and cached, per process
+and per user (:mod:`aicap.hardware_db.cache`, keyed by the bytes of every file read).
 """
 
 from __future__ import annotations
