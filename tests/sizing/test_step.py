@@ -55,3 +55,30 @@ def test_one_gives_the_simulator_a_scalar_callable() -> None:
     )
     f = sm.one(1)
     assert f(10, 800) == pytest.approx(float(engine_step(dep, 10, 900.0, 800, 800.0, tp=2).total), rel=REL)
+
+
+def _built(model_id: str, device_id: str, dtype: str = "bf16") -> tuple[Deployment, StepModel]:
+    model, dev = CAT.model(model_id), CAT.device(device_id)
+    eff = CAT.efficiency_for(dev)
+    dep = Deployment(model, dev, eff, CAT.runtime_spec, 1, 1, 1, dtype, dtype)
+    tp = np.array([1, 2, 4, 8])
+    return dep, StepModel.build(dep, Hardware.of([(dev, eff)] * 4, dtype), tp, 1, 1, np.array([600.0, 1200.0, 3000.0, 9000.0]),
+                                np.array([500.0, 1000.0, 2000.0, 8000.0]))  # fmt: skip
+
+
+def test_concatenated_models_time_each_row_as_its_own_model_does() -> None:
+    _, llama = _built("llama-3.1-8b", "h100-sxm")
+    _, mistral = _built("mistral-7b", "a100-80gb-sxm")
+    _, fp8 = _built("qwen2.5-7b", "h100-sxm", "fp8")
+    both = StepModel.concat([llama, mistral, fp8])
+    d, p = np.array([0, 3, 64, 200] * 3), np.array([512, 0, 2048, 100] * 3)
+    alone = np.concatenate([m.seconds(d[:4], p[:4]) for m in (llama, mistral, fp8)])
+    np.testing.assert_allclose(both.seconds(d, p), alone, rtol=1e-12)
+    dd, dp = both.seconds_and_slope(d, p)[1:]
+    np.testing.assert_allclose(dd, np.concatenate([m.seconds_and_slope(d[:4], p[:4])[1] for m in (llama, mistral, fp8)]), rtol=1e-12)
+    np.testing.assert_allclose(dp, np.concatenate([m.seconds_and_slope(d[:4], p[:4])[2] for m in (llama, mistral, fp8)]), rtol=1e-12)
+    # A subset keeps its parent's times; models of another form (experts) cannot be joined.
+    np.testing.assert_array_equal(both.take(np.array([5, 9])).seconds(d[[5, 9]], p[[5, 9]]), both.seconds(d, p)[[5, 9]])
+    assert StepModel.concat([llama]) is llama
+    with pytest.raises(ValueError, match="differ in operator groups, experts"):
+        StepModel.concat([llama, _built("mixtral-8x7b", "h100-sxm")[1]])
