@@ -9,15 +9,17 @@ from __future__ import annotations
 import math
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aicap.sizing.core.catalogue import CatalogueLike
 from aicap.sizing.core.documents import load_yaml, read_text, validate_model
 from aicap.sizing.core.errors import InputError
 from aicap.sizing.core.fleet import MIN_REQUESTS_PER_S, PERCENTILES, Fleet, check_prefix_cached, too_small_rate
-from aicap.sizing.core.period_plan import PeriodPlan
 from aicap.sizing.core.plan import SCHEMA_VERSION, Plan
 from aicap.sizing.core.specs.speculative import SpeculativeConfig
+
+if TYPE_CHECKING:  # imported where a plan file is read: sizing a fleet does not need the periodic plan's models
+    from aicap.sizing.core.period_plan import PeriodPlan
 
 CLOUDS = ("aws", "gcp", "azure", "on-prem")
 
@@ -133,6 +135,7 @@ def build_fleet(*, model: str, rate: float | None, input_tokens: int, output_tok
 def _read_plan(path: Path) -> Plan | PeriodPlan | None:
     """Read a plan or a plan over demand periods, or ``None`` if ``path`` is a fleet file (the file is read once)."""
     from aicap.sizing.core.documents import load_document
+    from aicap.sizing.core.period_plan import PeriodPlan
 
     text = read_text(path)
     doc = load_document(path, text)
@@ -156,6 +159,8 @@ def load_plan(path: Path) -> Plan | None:
     validated by the typed :class:`~aicap.sizing.core.plan.Plan`, so errors name file:field. A plan
     over demand periods is refused in one line (the callers read static plans).
     """
+    from aicap.sizing.core.period_plan import PeriodPlan
+
     plan = _read_plan(path)
     if isinstance(plan, PeriodPlan):
         raise InputError(f"{path}: a plan over demand periods; this command reads static plans only for now "
