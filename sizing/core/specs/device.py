@@ -18,7 +18,7 @@ class Interconnect(BaseModel):
     ``bw_gbps`` is per device and per direction, in decimal GB/s (NVLink 4's "900 GB/s" is 450).
     """
 
-    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+    model_config = ConfigDict(defer_build=True, extra="forbid", frozen=True, allow_inf_nan=False)
 
     kind: str
     bw_gbps: PosFloat
@@ -32,7 +32,7 @@ class DeviceSpec(BaseModel):
     int8/int4), ``tdp_w`` watts.
     """
 
-    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+    model_config = ConfigDict(defer_build=True, extra="forbid", frozen=True, allow_inf_nan=False)
 
     id: str = Field(pattern=r"^[a-z0-9][a-z0-9._-]*$")
     name: str

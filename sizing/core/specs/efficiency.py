@@ -57,7 +57,7 @@ class EfficiencySpec(BaseModel):
         applies the inheritance and the result is still reported as not calibrated.
     """
 
-    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+    model_config = ConfigDict(defer_build=True, extra="forbid", frozen=True, allow_inf_nan=False)
 
     family: str
     framework: str | None = None
@@ -108,7 +108,7 @@ class RuntimeSpec(BaseModel):
     :mod:`aicap.sizing.core.specs.engine` explains.
     """
 
-    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+    model_config = ConfigDict(defer_build=True, extra="forbid", frozen=True, allow_inf_nan=False)
 
     engine: str = "generic"
     kv_memory_policy: Literal["total", "free"] = "total"

@@ -51,7 +51,7 @@ class EngineMemory(BaseModel):
         Where the defaults come from (documentation or code, with version).
     """
 
-    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+    model_config = ConfigDict(defer_build=True, extra="forbid", frozen=True, allow_inf_nan=False)
 
     policy: MemoryPolicy
     fraction: Fraction
@@ -70,7 +70,7 @@ class DeviceRule(BaseModel):
     that are set replace the engine's defaults.
     """
 
-    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+    model_config = ConfigDict(defer_build=True, extra="forbid", frozen=True, allow_inf_nan=False)
 
     match: list[str] = Field(default_factory=list)
     min_memory_gib: NonNegFloat = 0.0
@@ -109,7 +109,7 @@ class EngineScheduler(BaseModel):
         Where the defaults come from.
     """
 
-    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+    model_config = ConfigDict(defer_build=True, extra="forbid", frozen=True, allow_inf_nan=False)
 
     max_running_requests: PosInt
     max_prefill_tokens: PosInt
@@ -136,7 +136,7 @@ class SparseKernels(BaseModel):
         Where the kernels and the devices they are built for are documented, with versions.
     """
 
-    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+    model_config = ConfigDict(defer_build=True, extra="forbid", frozen=True, allow_inf_nan=False)
 
     families: list[str] = Field(min_length=1)
     weights_dtypes: list[str] = Field(min_length=1)
@@ -183,7 +183,7 @@ class EngineSpec(BaseModel):
         What the profile does not capture.
     """
 
-    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+    model_config = ConfigDict(defer_build=True, extra="forbid", frozen=True, allow_inf_nan=False)
 
     id: str = Field(pattern=r"^[a-z][a-z0-9_-]*$")
     name: str = Field(min_length=1)

@@ -21,7 +21,7 @@ MAX_DEVICES_PER_INSTANCE = 256
 class Prices(BaseModel):
     """Whole-instance prices in USD per hour; ``None`` where no dated source publishes one."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+    model_config = ConfigDict(defer_build=True, extra="forbid", frozen=True, allow_inf_nan=False)
 
     on_demand: PosFloat | None = Field(None, description="every cloud row has one; owned machines (cloud on-prem) have none")
     spot: PosFloat | None = None
@@ -41,7 +41,7 @@ class Network(BaseModel):
     ``gbps / devices``.
     """
 
-    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+    model_config = ConfigDict(defer_build=True, extra="forbid", frozen=True, allow_inf_nan=False)
 
     kind: NetworkKind
     gbps: PosFloat
@@ -51,7 +51,7 @@ class Network(BaseModel):
 class InstanceSpec(BaseModel):
     """One cloud instance type in one region, with its price date and source."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+    model_config = ConfigDict(defer_build=True, extra="forbid", frozen=True, allow_inf_nan=False)
 
     cloud: Literal["aws", "gcp", "azure", "on-prem"]
     name: str = Field(min_length=1)

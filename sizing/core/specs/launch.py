@@ -18,7 +18,7 @@ ValueKind = Literal["int", "float", "str", "bool-switch", "bool", "choice"]
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(defer_build=True, extra="forbid", frozen=True)
 
 
 class Flag(_Strict):
@@ -82,7 +82,7 @@ class MultiNode(_Strict):
 class FlagMap(BaseModel):
     """A serving engine's launch command and flag spellings, each with the source it was read from."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(defer_build=True, extra="forbid", frozen=True)
 
     schema_version: Literal[1]
     engine: str
@@ -137,7 +137,7 @@ class NodeLabel(_Strict):
 class KubernetesFacts(BaseModel):
     """Sourced Kubernetes facts the manifests need (``hardware_db/export/kubernetes.yaml``); other keys are reference notes."""
 
-    model_config = ConfigDict(extra="ignore", frozen=True)
+    model_config = ConfigDict(defer_build=True, extra="ignore", frozen=True)
 
     schema_version: Literal[1]
     resource_names: list[ResourceName]

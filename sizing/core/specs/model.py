@@ -16,7 +16,7 @@ from aicap.sizing.core.dtypes import Dtype
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+    model_config = ConfigDict(defer_build=True, extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class MoeSpec(_Strict):

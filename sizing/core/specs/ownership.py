@@ -9,7 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 
 class _Sourced(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+    model_config = ConfigDict(defer_build=True, extra="forbid", frozen=True, allow_inf_nan=False)
 
     source: str = Field(min_length=1)
     quote: str = Field(min_length=1)
@@ -62,7 +62,7 @@ class Figure(_Sourced):
 class Datacentre(BaseModel):
     """Running costs of owned hardware."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(defer_build=True, extra="forbid", frozen=True)
 
     power_usd_per_kwh: Figure
     pue: Figure
@@ -74,7 +74,7 @@ class Datacentre(BaseModel):
 class OwnershipData(BaseModel):
     """Purchase prices, server host costs and data-centre figures; ``not_found`` is kept in the file only."""
 
-    model_config = ConfigDict(extra="ignore", frozen=True)
+    model_config = ConfigDict(defer_build=True, extra="ignore", frozen=True)
 
     schema_version: Literal[1]
     purchase: list[Purchase]

@@ -18,7 +18,7 @@ Technique = Literal["fp8", "int8-w8a8", "int4-awq", "int4-gptq", "nvfp4", "mxfp4
 class QualityFigure(BaseModel):
     """One published accuracy of a compressed model against its own baseline."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(defer_build=True, extra="forbid", frozen=True)
 
     technique: Technique
     model: str
@@ -41,7 +41,7 @@ class QualityFigure(BaseModel):
 class QualityData(BaseModel):
     """The published figures; the file's speed-up, acceptance and not-found sections are kept as reference."""
 
-    model_config = ConfigDict(extra="ignore", frozen=True)
+    model_config = ConfigDict(defer_build=True, extra="ignore", frozen=True)
 
     schema_version: Literal[1]
     quality: list[QualityFigure]

@@ -17,7 +17,7 @@ class SpeculativeDefault(BaseModel):
     sourced figure has no entry, and the user must give ``acceptance``.
     """
 
-    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+    model_config = ConfigDict(defer_build=True, extra="forbid", frozen=True, allow_inf_nan=False)
 
     method: Literal["draft", "mtp", "eagle", "ngram"]
     draft_tokens: int = Field(ge=1, le=16)
@@ -48,7 +48,7 @@ class SpeculativeConfig(BaseModel):
     ``draft_model`` (a catalogue id or model file) is required for ``method: draft``.
     """
 
-    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+    model_config = ConfigDict(defer_build=True, extra="forbid", frozen=True, allow_inf_nan=False)
 
     method: Literal["draft", "mtp", "eagle", "ngram"]
     draft_model: str | None = Field(None, description="drafting model (method: draft): catalogue id, config.json or model folder")
