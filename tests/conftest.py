@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
+import shutil
+import tempfile
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,11 +18,11 @@ from aicap.hardware_db import Catalogue, load_catalogue
 
 REL_1PCT = 0.01
 
-
-@pytest.fixture(scope="session", autouse=True)
-def _catalogue_cache(tmp_path_factory: pytest.TempPathFactory) -> None:
-    """Tests read and write a catalogue cache of their own, never the user's (aicap.hardware_db.cache)."""
-    os.environ["AICAP_CACHE_DIR"] = str(tmp_path_factory.mktemp("aicap-cache"))
+# Tests read and write a catalogue cache of their own, never the user's (aicap.hardware_db.cache). Set here,
+# at import, because test modules load the catalogue while they are collected, before any fixture runs.
+_CACHE = tempfile.mkdtemp(prefix="aicap-test-cache-")
+os.environ["AICAP_CACHE_DIR"] = _CACHE
+atexit.register(shutil.rmtree, _CACHE, True)
 
 
 @pytest.fixture(scope="session")
