@@ -276,11 +276,12 @@ def _evaluate_batch(jobs: Sequence[Job], latency_variants: bool) -> list[list[Ro
     dev_ix, job_a = np.array(rows.device), np.array(job_of)
     budget = float(jobs[0].runtime.max_prefill_tokens)  # one budget per batch key
     slots = np.zeros(len(sh))
-    for di, (dev, eff, _, _) in enumerate(options):
+    for di in range(len(options)):
         mine = np.flatnonzero(dev_ix == di)
         if mine.size:
-            job = jobs[int(job_a[mine[0]])]
-            dep = Deployment(job.model, dev, eff, job.runtime, 1, 1, 1, job.fmt[0], job.fmt[1], speculative=job.speculative)
+            jn = int(job_a[mine[0]])
+            job = jobs[jn]
+            dep = job.template(di - device_base[jn])
             slots[mine] = _slots(job.model, dep, tp_a[mine], pp_a[mine], [sh[k] for k in mine], budget, job.runtime)
     # An engine that does not chunk prefill refuses a workload whose longest prompt exceeds its budget.
     refused = [jobs[j].runtime.refuses_prompt(s.input_max) for j, s in zip(job_of, sh, strict=True)]

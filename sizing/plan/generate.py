@@ -1,8 +1,8 @@
 """Every candidate of every workload of a fleet on the allowed instance types.
 
 Workloads are grouped by model; each distinct workload *shape* (lengths, targets, percentile,
-burstiness) is evaluated once per storage format over all devices and layouts
-(:func:`aicap.sizing.plan.candidates.evaluate`), then the rows are expanded to each workload of that
+burstiness) is evaluated once per storage format over all devices and layouts, every model's jobs in
+one call (:func:`aicap.sizing.plan.candidates.evaluate_jobs`), then the rows are expanded to each workload of that
 shape and each instance type whose size admits the layout. Two prunings keep the integer program small
 without changing its optimum:
 

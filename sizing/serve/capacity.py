@@ -174,18 +174,13 @@ def capacity(step: StepModel, pp: ArrayLike, budget: float, traffic: Traffic, tt
         lo = lo.copy()
         lo[late] = s_lo
         settled = at_arrivals(sub_step, sub_pp, budget, sub_tr, s_lo)
-    # The TTFT mixture's discretisation follows the rows evaluated together (its count ranges are the
-    # block's largest): judge each timed row by the evaluation that placed it, so a row accepted at its
-    # load is not rejected by a re-evaluation among other rows that differs in the last digits. Only the
-    # other rows pay for a TTFT evaluation here.
+    # Judge each timed row by the evaluation that placed it (a re-evaluation could differ in the last
+    # digits and reject a row accepted at its load); only the other rows are evaluated here.
     others = np.setdiff1d(np.arange(lo.size), timed)
-    if others.size == lo.size:  # no row timed: one evaluation of them all
-        best = at_arrivals(step, pp_a, budget, traffic, lo, ttft=bool(np.isfinite(ttft_t).any()))
-    else:
-        best = Loaded.zeros(lo.shape)
-        if others.size:
-            best.put(others, at_arrivals(step.take(others), pp_a[others], budget, traffic.take(others), lo[others],
-                                         ttft=bool(np.isfinite(ttft_t).any())))  # fmt: skip
+    best = Loaded.zeros(lo.shape)
+    if others.size:
+        best.put(others, at_arrivals(step.take(others), pp_a[others], budget, traffic.take(others), lo[others],
+                                     ttft=bool(np.isfinite(ttft_t).any())))  # fmt: skip
     if first is not None:
         best.put(timed, first)
     if settled is not None:

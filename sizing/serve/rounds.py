@@ -76,9 +76,7 @@ def chain_rounds(rounds: F, lump_rate: F, cap: F, cv: F, row_top: NDArray[np.int
     carry = np.maximum(states[:, None] - cap[None, :], 0.0).astype(np.int64)  # (m, row)
     source = states[None, None, :] - carry.T[:, :, None]  # (row, m, next): arrivals needed to reach `next`
     p = np.where(source >= 0, np.take_along_axis(arrivals.transpose(2, 1, 0), np.clip(source, 0, top), axis=2), 0.0)
-    rt = row_top[:, None, None]
-    head = np.where(states[None, None, :] < rt, p, 0.0)
-    p = np.where(states[None, None, :] == rt, np.maximum(1.0 - head.sum(axis=2, keepdims=True), 0.0), head)
+    p = fold_tail(p.transpose(2, 1, 0), row_top).transpose(2, 1, 0)  # (row, m, next), next truncated at the row's top
     p[:, 0, :] = 0.0
     p[:, 0, 1] = 1.0  # idle, then one arrival
     beyond = states[None, :] > row_top[:, None]  # unreachable states lead back into the chain

@@ -295,11 +295,11 @@ class StepModel:
         p = np.broadcast_to(p_in, np.broadcast_shapes(p_in.shape, n_cand))
         # No prefill at all (``p`` the scalar 0): its terms are skipped, not multiplied by zero.
         dx, px = d[..., None, :], (None if p_in.ndim == 0 and float(p_in) == 0.0 else p[..., None, :])
-        fn, qn, live = self._live_coefficients
+        fn, qn, _ = self._live_coefficients
         # F_i(d, p) and Q_i(d, p) as (..., ops, n), each on one fresh array (the arrays are the bulk of the cost).
         f, q = _affine(fn, dx, px), _affine(qn, dx, px)
         n = d * self.decode_tokens + p
-        row = live.index(self._experts_row) if self.experts_per_token and self._experts_row in live else -1
+        row = self._live_experts_row
         compute = f >= q if slope else None
         if row >= 0:
             touched = expected_distinct_experts(n, self.num_experts, self.experts_per_token)
@@ -327,11 +327,17 @@ class StepModel:
             grads.append(np.asarray(g + per * self.net[1], dtype=float))
         return total, (grads[0], grads[1])
 
+    @property
+    def _live_experts_row(self) -> int:
+        """Index of the experts' group among the live groups of :attr:`_live_coefficients` (``-1``: no experts)."""
+        live = self._live_coefficients[2]
+        return live.index(self._experts_row) if self.experts_per_token and self._experts_row in live else -1
+
     @functools.cached_property
     def _slope_coefficients(self) -> tuple[F, F]:
         """``Σ_i Q_i'`` per argument and ``F_i' − Q_i'`` per live group (the experts' row zeroed in both: it is timed apart)."""
-        fn, qn, live = self._live_coefficients
-        row = live.index(self._experts_row) if self.experts_per_token and self._experts_row in live else -1
+        fn, qn, _ = self._live_coefficients
+        row = self._live_experts_row
         mem, gap = qn.copy(), fn - qn
         if row >= 0:
             mem[:, row] = 0.0
