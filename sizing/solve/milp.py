@@ -83,6 +83,7 @@ from numpy.typing import NDArray
 F = NDArray[np.float64]
 I = NDArray[np.int64]  # noqa: E741
 Objective = Literal["cost", "latency", "throughput"]
+Method = Literal["auto", "highs", "exact"]  # see solve()
 
 _TIE_REL = 1e-6  # range of the cost tie-break under "latency"/"throughput", in units of the primary objective
 _INT_FIELDS = ("cand_workload", "cand_type", "cand_devices", "type_devices", "type_group")
@@ -413,13 +414,17 @@ def _stdout_to_devnull() -> Iterator[None]:
         os.close(null)
 
 
-def solve(p: Problem) -> Solution:
-    """Solve the integer program of the module docstring with HiGHS.
+def solve(p: Problem, *, method: Method = "auto") -> Solution:
+    """Solve the integer program of the module docstring.
 
     Parameters
     ----------
     p : Problem
         The problem; validated by :func:`validate` first.
+    method : {"auto", "highs", "exact"}
+        ``auto``: the exact search of :mod:`aicap.sizing.solve.exact` where it applies (cost objective,
+        small problems; it never imports scipy), else HiGHS. ``highs``: HiGHS only. ``exact``: the exact
+        search only (``NO_SOLUTION`` when it gives up); both for tests and benchmarks.
 
     Returns
     -------
@@ -432,12 +437,29 @@ def solve(p: Problem) -> Solution:
     ValueError
         If the problem is malformed (see :func:`validate`).
     """
-    from scipy.optimize import Bounds, LinearConstraint, milp
-
     t0 = time.perf_counter()
     validate(p)
-    m = _assemble(p)
     nc, nt, nw = len(p.cand_workload), len(p.type_devices), len(p.demand)
+    z = np.zeros
+    if method != "highs":
+        from aicap.sizing.solve.exact import search
+
+        found = search(p)
+        if found is not None and found.replicas is not None and found.instances is not None:
+            r, n = _polish(p, found.replicas, found.instances)
+            if not _violated(p, r, n):
+                served, share = _route(p, r)
+                cost = float(np.asarray(p.type_price, dtype=np.float64) @ n)
+                return Solution(SolveStatus.OPTIMAL, r, n, served, share, cost, 0.0, time.perf_counter() - t0, "optimal (exact search)")
+        elif found is not None:
+            return Solution(SolveStatus.INFEASIBLE, z(nc, np.int64), z(nt, np.int64), z(nw), z(nc), 0.0, np.nan, time.perf_counter() - t0,
+                            "infeasible (exact search)")  # fmt: skip
+        if method == "exact":
+            return Solution(SolveStatus.NO_SOLUTION, z(nc, np.int64), z(nt, np.int64), z(nw), z(nc), 0.0, np.nan, time.perf_counter() - t0,
+                            "the exact search does not apply or gave up")  # fmt: skip
+    from scipy.optimize import Bounds, LinearConstraint, milp
+
+    m = _assemble(p)
     msgs: list[str] = []
     # HiGHS presolve has bugs (ERGO-Code/HiGHS#2782): on a solve error, retry once without. Under the throughput
     # objective it also returned wrong optima and "infeasible" for problems that serving nothing satisfies
@@ -466,5 +488,4 @@ def solve(p: Problem) -> Solution:
             return Solution(status, r, n, served, share, cost, _gap(res, status), time.perf_counter() - t0, "; ".join(msgs))
         msgs[-1] += f" [the returned plan violates: {bad}]"
         status = SolveStatus.NO_SOLUTION
-    z = np.zeros
     return Solution(status, z(nc, np.int64), z(nt, np.int64), z(nw), z(nc), 0.0, np.nan, time.perf_counter() - t0, "; ".join(msgs))

@@ -13,7 +13,7 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from aicap.sizing.solve.milp import F, I, Problem, Solution, SolveStatus, _stdout_to_devnull, solve, validate
+from aicap.sizing.solve.milp import F, I, Method, Problem, Solution, SolveStatus, _stdout_to_devnull, solve, validate
 
 
 def ints(*v: int) -> I:
@@ -130,8 +130,8 @@ def check_plan(p: Problem, sol: Solution) -> None:
     assert (sol.share * sol.served[p.cand_workload] <= p.cand_capacity * r * (1 + 1e-6) + 1e-9).all()
 
 
-def assert_matches_brute_force(p: Problem) -> None:
-    sol = solve(p)
+def assert_matches_brute_force(p: Problem, method: Method = "auto") -> None:
+    sol = solve(p, method=method)
     best = brute_force(p)
     if best is None:
         assert sol.status is SolveStatus.INFEASIBLE, sol.message
@@ -186,22 +186,25 @@ def problems(draw: st.DrawFn, objective: str = "cost", *, rateless: bool = False
     )  # fmt: skip
 
 
+@pytest.mark.parametrize("method", ["highs", "exact"])
 @settings(max_examples=40, deadline=None)
-@given(problems(caps=True))
-def test_cost_with_caps_equals_brute_force(p: Problem) -> None:
-    assert_matches_brute_force(p)
+@given(p=problems(caps=True))
+def test_cost_with_caps_equals_brute_force(p: Problem, method: Method) -> None:
+    assert_matches_brute_force(p, method)
 
 
+@pytest.mark.parametrize("method", ["highs", "exact"])
 @settings(max_examples=30, deadline=None)
-@given(problems(budget=True, caps=True))
-def test_cost_with_budget_equals_brute_force(p: Problem) -> None:
-    assert_matches_brute_force(p)
+@given(p=problems(budget=True, caps=True))
+def test_cost_with_budget_equals_brute_force(p: Problem, method: Method) -> None:
+    assert_matches_brute_force(p, method)
 
 
+@pytest.mark.parametrize("method", ["highs", "exact"])
 @settings(max_examples=30, deadline=None)
-@given(problems(single=True, caps=True))
-def test_cost_single_type_equals_brute_force(p: Problem) -> None:
-    assert_matches_brute_force(p)
+@given(p=problems(single=True, caps=True))
+def test_cost_single_type_equals_brute_force(p: Problem, method: Method) -> None:
+    assert_matches_brute_force(p, method)
 
 
 def _presolve_case(capacity: float, budget: float) -> Problem:
@@ -242,23 +245,26 @@ def test_latency_equals_brute_force(p: Problem) -> None:
 # hand-made cases
 
 
-def test_replicas_of_two_workloads_share_an_instance() -> None:
+@pytest.mark.parametrize("method", ["highs", "exact"])
+def test_replicas_of_two_workloads_share_an_instance(method: Method) -> None:
     p = make(floats(1.0, 1.0), ints(0, 1), ints(0, 0), ints(4, 4), floats(1.0, 1.0), ints(8), floats(10.0))
-    sol = solve(p)
+    sol = solve(p, method=method)
     assert sol.instances.tolist() == [1] and sol.replicas.tolist() == [1, 1] and sol.cost_per_hour == 10.0
 
 
-def test_single_type_forbids_mixing() -> None:
+@pytest.mark.parametrize("method", ["highs", "exact"])
+def test_single_type_forbids_mixing(method: Method) -> None:
     p = make(floats(1.0, 1.0), ints(0, 1, 0, 1), ints(0, 1, 1, 0), ints(1, 1, 1, 1), floats(1.0, 1.0, 0.5, 0.5), ints(1, 1),
              floats(1.0, 1.0), single_type=True)  # fmt: skip
-    sol = solve(p)
+    sol = solve(p, method=method)
     assert sol.status is SolveStatus.OPTIMAL and min(sol.instances) == 0 and sol.cost_per_hour == 3.0
 
 
-def test_paid_devices_are_filled_at_the_same_cost() -> None:
+@pytest.mark.parametrize("method", ["highs", "exact"])
+def test_paid_devices_are_filled_at_the_same_cost(method: Method) -> None:
     # 4 devices' worth of demand on an 8-device instance: the other 4 devices are free headroom.
     p = make(floats(4.0), ints(0, 0), ints(0, 0), ints(1, 2), floats(1.0, 1.9), ints(8), floats(10.0), cand_latency=floats(1.0, 2.0))
-    sol = solve(p)
+    sol = solve(p, method=method)
     assert sol.status is SolveStatus.OPTIMAL and sol.cost_per_hour == 10.0 and sol.instances.tolist() == [1]
     assert int(sol.replicas @ p.cand_devices) == 8
     assert np.allclose(sol.share, sol.replicas * p.cand_capacity / (sol.replicas @ p.cand_capacity))
@@ -281,12 +287,13 @@ def test_throughput_without_rate_buys_what_the_budget_allows() -> None:
     assert sol.instances.tolist() == [0, 2] and sol.served[0] == pytest.approx(6.0)
 
 
-def test_infeasible_when_caps_are_too_small() -> None:
+@pytest.mark.parametrize("method", ["highs", "exact"])
+def test_infeasible_when_caps_are_too_small(method: Method) -> None:
     p = make(floats(10.0), ints(0), ints(0), ints(1), floats(1.0), ints(8), floats(10.0), type_cap=floats(1.0))
-    sol = solve(p)
+    sol = solve(p, method=method)
     assert sol.status is SolveStatus.INFEASIBLE and not sol.has_solution and np.isnan(sol.gap)
     assert sol.replicas.tolist() == [0] and sol.instances.tolist() == [0]
-    assert solve(p.without_limits()).status is SolveStatus.OPTIMAL
+    assert solve(p.without_limits(), method=method).status is SolveStatus.OPTIMAL
 
 
 def test_latency_infeasible_within_budget() -> None:
@@ -343,7 +350,7 @@ def test_scipy_statuses_map_to_solve_status(monkeypatch: pytest.MonkeyPatch, sta
 
     monkeypatch.setattr(scipy.optimize, "milp", fake)
     p = make(floats(3.0), ints(0), ints(0), ints(1), floats(1.0), ints(4), floats(20.0))
-    sol = solve(p)
+    sol = solve(p, method="highs")
     assert sol.status is expected and sol.status.value == expected.value
     if expected is SolveStatus.TIME_LIMIT:  # the incumbent is the plan, with its gap
         assert sol.has_solution and sol.replicas.tolist() == [4] and sol.instances.tolist() == [1]
@@ -373,7 +380,7 @@ def test_presolve_bug_is_retried_without_presolve() -> None:
 
 def test_nothing_reaches_stdout(capfd: pytest.CaptureFixture[str]) -> None:
     solve(_presolve_bug())  # scipy.optimize.milp(..., options={"disp": False}) prints a line of HiGHS's for this one
-    solve(replace(_random_problem(50, seed=2), time_limit_s=0.05))
+    solve(replace(_random_problem(50, seed=2), time_limit_s=0.05), method="highs")
     with _stdout_to_devnull():
         os.write(1, b"from C\n")
     print("after")
@@ -398,9 +405,10 @@ def test_without_limits_drops_caps_budget_and_objective() -> None:
 _GOOD = make(floats(1.0), ints(0), ints(0), ints(2), floats(1.0), ints(4), floats(2.0))
 
 
-def test_a_replica_spanning_instances_buys_them_whole() -> None:
+@pytest.mark.parametrize("method", ["highs", "exact"])
+def test_a_replica_spanning_instances_buys_them_whole(method: Method) -> None:
     # one 8-device replica on 4-device instances: two instances, both full
-    sol = solve(make(floats(1.0), ints(0), ints(0), ints(8), floats(1.5), ints(4), floats(2.0)))
+    sol = solve(make(floats(1.0), ints(0), ints(0), ints(8), floats(1.5), ints(4), floats(2.0)), method=method)
     assert sol.status == SolveStatus.OPTIMAL
     assert sol.replicas.tolist() == [1] and sol.instances.tolist() == [2] and sol.cost_per_hour == pytest.approx(4.0)
 
