@@ -77,8 +77,9 @@ memoised, so it must be a pure function of its arguments.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 import numpy as np
 from numpy.typing import NDArray
@@ -234,17 +235,51 @@ def in_steps(requests: Requests, tokens_per_step: float) -> Requests:
     return Requests(requests.arrival_s, requests.input_tokens + extra, steps, requests.priority, cached)
 
 
-def _memoised(step: StepTime) -> tuple[dict[tuple[int, int], float], StepTime]:
-    cache: dict[tuple[int, int], float] = {}
+@runtime_checkable
+class ContextStepTime(StepTime, Protocol):
+    """A :class:`StepTime` that also prices a step at its actual contexts (:class:`~aicap.sizing.serve.context_step.ContextStep`)."""
 
-    def timed(decode_seqs: int, prefill_tokens: int) -> float:
-        s = float(step(decode_seqs, prefill_tokens))
-        if not (s >= 0.0 and math.isfinite(s)):
-            raise ValueError(f"step({decode_seqs}, {prefill_tokens}) returned {s}; step times must be finite and >= 0 seconds")
-        cache[decode_seqs, prefill_tokens] = s
-        return s
+    def parts(self, decode_seqs: int, prefill_tokens: int, /) -> tuple[float, ...]:
+        """``(rest, a_F, a_S, a_MO, a_MM, a_Q, b_S, b_O, b_N, d_F, d_S, d_Q, e_S)`` of :meth:`ContextStep.parts`."""
+        ...
+
+
+Cost = tuple[float, ...]
+"""A memoised step: ``(seconds,)``, or the 13 coefficients of :meth:`ContextStepTime.parts`."""
+Timed = Callable[[int, int], Cost]
+
+
+def _memoised(step: StepTime) -> tuple[dict[tuple[int, int], Cost], Timed]:
+    cache: dict[tuple[int, int], Cost] = {}
+    parts = step.parts if isinstance(step, ContextStepTime) else None
+
+    def timed(decode_seqs: int, prefill_tokens: int) -> Cost:
+        c: Cost = (float(step(decode_seqs, prefill_tokens)),) if parts is None else parts(decode_seqs, prefill_tokens)
+        if not all(math.isfinite(x) for x in c) or (parts is None and c[0] < 0.0):
+            raise ValueError(f"step({decode_seqs}, {prefill_tokens}) returned {c[0] if parts is None else c}; step times must be finite "
+                             "and >= 0 seconds")  # fmt: skip
+        cache[decode_seqs, prefill_tokens] = c
+        return c
 
     return cache, timed
+
+
+def step_seconds(c: Cost, ve: VirtualEngine, decode_seqs: int) -> float:
+    """Seconds of the step ``ve`` has just scheduled with ``decode_seqs`` decoding, from its memoised cost ``c``.
+
+    At the decoders' actual KV tokens ``S`` and the chunks' sums when ``c`` has them
+    (:mod:`aicap.sizing.serve.context_step`); never below 0.
+    """
+    if len(c) == 1:
+        return c[0]
+    s = ve.decode_context(decode_seqs) if decode_seqs else 0
+    a = c[1] + c[2] * s + c[3] * ve.span_mo + c[4] * ve.span_mm
+    b = c[5] + c[6] * s + c[7] * ve.span_o + c[8] * ve.chunks
+    t = c[0] + (a if a > b else b)
+    if c[9] or c[11]:
+        a, b = c[9] + c[10] * s, c[11] + c[12] * s
+        t += a if a > b else b
+    return t if t > 0.0 else 0.0
 
 
 def _table(requests: Requests, order: NDArray[np.intp], arrival_s: list[float]) -> RequestTable:
@@ -277,7 +312,7 @@ def _too_big(requests: Requests, order: NDArray[np.intp], config: EngineConfig) 
     return [bool(x) for x in out]
 
 
-def _fill_round(engines: list[VirtualEngine], policy: Scheduler, t: float, cache: dict[tuple[int, int], float], timed: StepTime,
+def _fill_round(engines: list[VirtualEngine], policy: Scheduler, t: float, cache: dict[tuple[int, int], Cost], timed: Timed,
                 stepped: list[VirtualEngine]) -> tuple[float, int, int]:  # fmt: skip
     """Schedule one round of a replica starting at ``t``: fills ``stepped``; returns its duration, requests running and blocks held."""
     dur = 0.0
@@ -289,9 +324,18 @@ def _fill_round(engines: list[VirtualEngine], policy: Scheduler, t: float, cache
         d, pf = policy.schedule(ve)
         if d == 0 and pf == 0:
             continue
-        s = cache.get((d, pf))
-        if s is None:
-            s = timed(d, pf)
+        c = cache.get((d, pf))
+        if c is None:
+            c = timed(d, pf)
+        if len(c) == 1:
+            s = c[0]
+        else:  # step_seconds, inlined: this runs once per step
+            x = ve.context + d * ve.tick if d == len(ve.decoders) else ve.decode_context(d)
+            a, b = c[1] + c[2] * x + c[3] * ve.span_mo + c[4] * ve.span_mm, c[5] + c[6] * x + c[7] * ve.span_o + c[8] * ve.chunks
+            s = c[0] + (a if a > b else b)
+            if c[9] or c[11]:
+                a, b = c[9] + c[10] * x, c[11] + c[12] * x
+                s += a if a > b else b
         if s > dur:
             dur = s
         running += len(ve.running)

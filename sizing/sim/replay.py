@@ -3,10 +3,9 @@
 A replica's engine takes its limits from the runtime conventions (``max_num_seqs`` = the runtime's
 ``max_batch``, token budget = ``max_prefill_tokens``, both overridable) and its KV capacity from the
 memory model (:func:`aicap.sizing.perf.memory.kv_cache_tokens`, paged in 16-token blocks; encoders
-hold no KV cache). Step times are :class:`~aicap.sizing.serve.step.StepModel`'s, the roofline of the
-step's decode sequences and prefill tokens at a context of ``mean input + mean output / 2`` tokens (the
-mean context over a request's life; the approximation that remains: a step of long requests costs
-what a step of mean ones does).
+hold no KV cache). Step times are :class:`~aicap.sizing.serve.context_step.ContextStep`'s: the roofline
+of the step's decode sequences at their actual contexts and of its prefill chunks at their actual
+attention spans (built at the mean lengths; only sliding-window layers are linearised there).
 
 ``replicas_for_slo`` is the smallest replica count whose simulated run is stable and meets the TTFT
 and TPOT targets at the percentile: counts double from 1 until one meets them, then bisection between
@@ -23,7 +22,8 @@ import numpy as np
 from aicap.sizing.core.deployment import Deployment as Layout
 from aicap.sizing.core.errors import InputError
 from aicap.sizing.perf import memory
-from aicap.sizing.serve.step import Hardware, StepModel
+from aicap.sizing.serve.context_step import ContextStep
+from aicap.sizing.serve.step import Hardware
 from aicap.sizing.sim.cluster import ClusterStats, Router, simulate_cluster
 from aicap.sizing.sim.engine import EngineConfig, Requests, StepTime
 from aicap.sizing.sim.policies import EdfScheduler, PriorityScheduler, RoundRobinScheduler, SjfScheduler, SrtfScheduler
@@ -111,13 +111,15 @@ class Setup:
                             tokens_per_step=self.layout.tokens_per_step, chunked_prefill=rt.chunked_prefill)  # fmt: skip
 
     def step(self, mean_input: float, mean_output: float, mean_cached: float = 0.0) -> StepTime:
-        """Step time of one replica at the mean context (module docstring); ``mean_cached`` prompt tokens are a cached prefix."""
+        """Step time of one replica (module docstring); ``mean_cached`` prompt tokens are a cached prefix.
+
+        Built at the mean lengths, it prices each simulated step at its own decode contexts and prefill
+        spans (:mod:`aicap.sizing.serve.context_step`).
+        """
         lay = self.layout
         out = mean_output if lay.decoder is not None else 0.0
-        sm = StepModel.build(lay, Hardware.of([(lay.device, lay.efficiency)], lay.weights_dtype), np.array([lay.tp]), np.array([lay.pp]),
-                             float(lay.ep), np.array([mean_input + out / 2.0]), np.array([max(mean_input - mean_cached, 1.0)]),
-                             np.array([mean_cached]))  # fmt: skip
-        return sm.one(0)
+        return ContextStep.build(lay, Hardware.of([(lay.device, lay.efficiency)], lay.weights_dtype), lay.tp, lay.pp, float(lay.ep),
+                                 mean_input + out / 2.0, max(mean_input - mean_cached, 1.0), mean_cached)  # fmt: skip
 
 
 def run(setup: Setup, requests: Requests, *, policy: str = "fcfs", options: PolicyOptions | None = None, targets: Targets | None = None,

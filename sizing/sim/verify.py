@@ -1,9 +1,10 @@
 """Play a plan through the iteration-level simulator and compare what it promised with what happened.
 
 For every deployment of every workload, one replica is simulated at its planned share of the traffic
-(``requests_per_s / replicas``, with the workload's burstiness and length mix), with the same step times
-(:class:`~aicap.sizing.serve.step.StepModel`), request slots, token budget and KV-cache capacity that
-the plan assumed. The check reports, per deployment, the simulated TTFT and TPOT at the workload's
+(``requests_per_s / replicas``, with the workload's burstiness and length mix), with the step model,
+request slots, token budget and KV-cache capacity that the plan assumed; each step is priced at its
+own decode contexts and prefill spans (:class:`~aicap.sizing.serve.context_step.ContextStep`), where
+the plan priced every step at the mean context. The check reports, per deployment, the simulated TTFT and TPOT at the workload's
 percentile beside the promised ones, whether the queue stayed stable, and whether the targets hold.
 """
 
@@ -26,7 +27,8 @@ from aicap.sizing.core.speculative import speculative_for
 from aicap.sizing.perf import memory
 from aicap.sizing.plan.layouts import crossings, scale_out_bps
 from aicap.sizing.plan.sizer import deployment_key, size
-from aicap.sizing.serve.step import Hardware, StepModel
+from aicap.sizing.serve.context_step import ContextStep
+from aicap.sizing.serve.step import Hardware
 from aicap.sizing.sim.arrivals import ArrivalKind, arrival_times, sample_lengths
 from aicap.sizing.sim.cluster import Router
 from aicap.sizing.sim.engine import EngineConfig, Requests, simulate
@@ -110,9 +112,9 @@ def verify(plan: Plan, cat: CatalogueLike, *, requests: int = DEFAULT_REQUESTS, 
             h = w.prefix_cached_share if decoder else 0.0
             new = max(i_mean * (1.0 - h), 1.0)
             net = scale_out_bps([cat.instance(d.instance_type)], dev, eff.link)
-            step = StepModel.build(layout, Hardware.of([(dev, eff)], d.weights_dtype), np.array([d.tp]), np.array([d.pp]), 1.0,
-                                   np.array([i_mean + o_mean / 2.0]), np.array([new]), np.array([i_mean - new]),
-                                   crossings(d.tp, d.pp, dev.interconnect.domain_size), np.inf if net is None else net)  # fmt: skip
+            hw = Hardware.of([(dev, eff)], d.weights_dtype)
+            step = ContextStep.build(layout, hw, d.tp, d.pp, 1.0, i_mean + o_mean / 2.0, new, i_mean - new,
+                                     crossings(d.tp, d.pp, dev.interconnect.domain_size), np.inf if net is None else net)  # fmt: skip
             rate = d.requests_per_s / d.replicas
             s = deployment_seed(seed, w.name, d)
             arrivals = arrival_times(rate, requests, cv=w.arrival_cv, seed=s)
@@ -123,7 +125,7 @@ def verify(plan: Plan, cat: CatalogueLike, *, requests: int = DEFAULT_REQUESTS, 
                                pipeline_stages=d.pp, request_overhead_s=runtime.request_overhead_ms * 1e-3,
                                verify_tokens=layout.verify_tokens, tokens_per_step=layout.tokens_per_step,
                                chunked_prefill=runtime.chunked_prefill)  # fmt: skip
-            res = simulate(step.one(0), Requests(arrivals, prompt, output, cached_tokens=cached_prefix(prompt, h)), cfg)
+            res = simulate(step, Requests(arrivals, prompt, output, cached_tokens=cached_prefix(prompt, h)), cfg)
             q = PERCENTILES[pw.percentile]
             tpot = res.percentile("tpot", q) * 1e3 if decoder else math.nan  # one-token requests (a prefill pool) have no TPOT
             out.append(Check(

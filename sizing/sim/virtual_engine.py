@@ -24,6 +24,12 @@ smaller than the number of decoding requests) has its ``base`` lowered by one an
 tick later — work proportional to the skipped requests only. Stale ``finish_at`` entries (requests
 since preempted or skipped) are recognised and ignored.
 
+Contexts. The step time depends on the tokens in the decoders' KV caches, ``Σ (I + g − 1)``; with
+``g = base + tick`` that is ``context + decoders·tick`` for ``context = Σ (I + base − 1)``, kept up to date
+where a request starts or stops decoding or skips a step. A step's prefill chunks add up ``Σ m·o``,
+``Σ m²``, ``Σ o`` and their number (``m`` tokens after ``o`` of the same prompt; see
+:mod:`aicap.sizing.serve.context_step`).
+
 Block counts use ``-x // B == -ceil(x/B)`` (floor division of the negation), so ``used -= -x // B``
 takes ``ceil(x/B)`` blocks and ``used += -x // B`` frees them, in integer arithmetic.
 """
@@ -141,7 +147,9 @@ class VirtualEngine:
         "block_tokens",
         "blocks",
         "bucket",
+        "chunks",
         "completing",
+        "context",
         "decoders",
         "evict",
         "finish_at",
@@ -154,6 +162,9 @@ class VirtualEngine:
         "prefilling",
         "running",
         "scheduled",
+        "span_mm",
+        "span_mo",
+        "span_o",
         "table",
         "tick",
         "used",
@@ -187,6 +198,11 @@ class VirtualEngine:
         self.finished: list[int] = []  # requests finished, in order (a closed-loop client reads and clears it)
         self.scheduled = 0  # decoders scheduled in the current step (a prefix in admission order)
         self.preemptions = 0
+        self.context = 0  # Σ (input + base − 1) over the decoders: their KV tokens are this + tick each (module docstring)
+        self.span_mo = 0  # Σ m·o over the current step's prefill chunks (m tokens after o of the same prompt)
+        self.span_mm = 0  # Σ m² over them
+        self.span_o = 0  # Σ o over them
+        self.chunks = 0  # their number
 
     @property
     def busy(self) -> bool:
@@ -237,6 +253,11 @@ class VirtualEngine:
         if self.whole_prompts and budget < t.prompt[r] - done <= self.max_tokens:
             return 0
         c = min(t.prompt[r] - done, budget)
+        if c > 0:
+            self.span_mo += c * done
+            self.span_mm += c * c
+            self.span_o += done
+            self.chunks += 1
         done += c
         t.prefilled[r] = done
         if done == t.prompt[r]:
@@ -266,6 +287,13 @@ class VirtualEngine:
         self.scheduled = k
         return k
 
+    def decode_context(self, k: int) -> int:
+        """Tokens in the KV caches of the ``k`` oldest decoders before this step, ``Σ (input + emitted − 1)``."""
+        if k == len(self.decoders):
+            return self.context + k * self.tick
+        t, tick = self.table, self.tick - 1
+        return sum(t.input[r] + t.base[r] + tick for r in islice(self.decoders, k))
+
     def preempt_last(self) -> int:
         """Preempt (recompute) the most recently admitted running request; return its id (see :meth:`preempt`)."""
         r = next(reversed(self.running))
@@ -286,6 +314,7 @@ class VirtualEngine:
             t.emitted[r] = g
             del self.decoders[r]
             self.bucket[t.key[r]] -= 1
+            self.context -= t.input[r] + t.base[r] - 1
             self.used += -(t.input[r] + g - 1) // self.block_tokens
         else:
             if self.prefilling and self.prefilling[-1] == r:
@@ -329,7 +358,9 @@ class VirtualEngine:
         base, key, fin_tick, state = t.base, t.key, t.fin_tick, t.state
         tick = self.tick + 1
         self.tick = tick
+        self.span_mo = self.span_mm = self.span_o = self.chunks = 0
         if self.scheduled < len(dec):  # skipped decoders emitted nothing: shift their clock by one
+            self.context -= len(dec) - self.scheduled
             for r in islice(dec, self.scheduled, None):
                 base[r] -= 1
                 k = key[r]
@@ -352,6 +383,7 @@ class VirtualEngine:
                 t.finish_s[r] = now_s
                 self.finished.append(r)
                 self.used += -(t.input[r] + base[r] + tick - 1) // block
+                self.context -= t.input[r] + base[r] - 1
                 bucket[key[r]] -= 1
                 del dec[r]
                 del self.running[r]
@@ -373,6 +405,7 @@ class VirtualEngine:
                 state[r] = DECODE
                 b = g - tick
                 base[r] = b
+                self.context += t.input[r] + b - 1
                 k = (t.input[r] + b - 1) % block
                 key[r] = k
                 bucket[k] += 1

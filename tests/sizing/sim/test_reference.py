@@ -25,7 +25,9 @@ def _ceil(a: int, b: int) -> int:
     return -(-a // b)
 
 
-def naive(step: Callable[[int, int], float], req: Requests, cfg: EngineConfig, decode_cap: int | None = None) -> dict[str, object]:
+def naive(step: Callable[[int, int], float], req: Requests, cfg: EngineConfig, decode_cap: int | None = None,
+          parts: Callable[[int, int], tuple[float, ...]] | None = None) -> dict[str, object]:  # fmt: skip
+    """The documented semantics, literally; with ``parts``, each step is priced at its contexts (``_at_contexts``)."""
     n = len(req)
     order = np.argsort(req.arrival_s, kind="stable")
     arr = req.arrival_s[order].tolist()
@@ -75,8 +77,12 @@ def naive(step: Callable[[int, int], float], req: Requests, cfg: EngineConfig, d
                 preemptions += 1
             budget = budget0 - len(sched)
             pf, completing = 0, []
+            ctx = sum(inp[r] + g[r] - 1 for r in sched)  # KV tokens of the scheduled decoders
+            mo = mm = so = nc = 0  # Σ chunk·(tokens before it), Σ chunk², Σ tokens before, chunks
             for r in [r for r in run if phase[r] == "pre"]:
                 c = min(prompt[r] - done_pf[r], budget)
+                if c:
+                    mo, mm, so, nc = mo + c * done_pf[r], mm + c * c, so + done_pf[r], nc + 1
                 done_pf[r] += c
                 pf, budget = pf + c, budget - c
                 if done_pf[r] == prompt[r]:
@@ -87,18 +93,22 @@ def naive(step: Callable[[int, int], float], req: Requests, cfg: EngineConfig, d
                 phase[r], done_pf[r] = "pre", 0
                 run.append(r)
                 c = min(prompt[r], budget)
+                mm, nc = mm + c * c, nc + 1
                 done_pf[r] = c
                 pf, budget = pf + c, budget - c
                 if c == prompt[r]:
                     completing.append(r)
             if sched or pf:
-                work.append((e, sched, completing, len(sched), pf))
+                work.append((e, sched, completing, len(sched), pf, ctx, (mo, mm, so, nc)))
         if not work:
             if i >= n:
                 break
             t = arr[i]
             continue
-        t += max(step(d, pf) for *_, d, pf in work)
+        if parts is None:
+            t += max(step(d, pf) for *_, d, pf, _c, _s in work)
+        else:
+            t += max(_at_contexts(parts(d, pf), ctx, *sums) for *_, d, pf, ctx, sums in work)
         steps += 1
         for e, sched, completing, *_ in work:
             for r in sched:
@@ -129,6 +139,26 @@ def naive(step: Callable[[int, int], float], req: Requests, cfg: EngineConfig, d
 
 def _step(d: int, p: int) -> float:
     return 0.004 + 1e-4 * d + 3e-5 * p
+
+
+def _at_contexts(c: tuple[float, ...], ctx: int, mo: int, mm: int, so: int, nc: int) -> float:
+    """The step time of ContextStep.parts' coefficients at KV tokens ``ctx`` and the chunks' sums."""
+    a, b = c[1] + c[2] * ctx + c[3] * mo + c[4] * mm, c[5] + c[6] * ctx + c[7] * so + c[8] * nc
+    t = c[0] + (a if a > b else b)
+    if c[9] or c[11]:
+        a, b = c[9] + c[10] * ctx, c[11] + c[12] * ctx
+        t += a if a > b else b
+    return t if t > 0.0 else 0.0
+
+
+class _ContextStep:
+    """A step priced at its contexts: attention compute- or memory-bound by context, a drafter that grows with it."""
+
+    def __call__(self, d: int, p: int) -> float:
+        return _step(d, p)
+
+    def parts(self, d: int, p: int) -> tuple[float, ...]:
+        return (0.003 + 1e-4 * d + 2e-5 * p, 1e-5 * p, 2e-8, 3e-9, 1e-9, 2e-4 * d, 5e-8, 2e-7, 1e-5, 1e-5 * d, 1e-9, 5e-5, 4e-9)
 
 
 CASES = [
@@ -176,6 +206,23 @@ class _SkipCounter(FcfsScheduler):
         d, p = super().schedule(engine)
         self.skips += d < len(engine.decoders)
         return d, p
+
+
+@pytest.mark.parametrize(("case", "longest", "cap"), CASES)
+@pytest.mark.parametrize("seed", [0, 1])
+def test_contexts_match_naive_simulator(case: tuple[int, int, int, int, int], longest: int, cap: int | None, seed: int) -> None:
+    """The decoders' KV tokens and the chunks' sums that the fast simulator keeps incrementally, step by step."""
+    req = _trace(seed, longest)
+    cfg = EngineConfig(*case)
+    step = _ContextStep()
+    got = simulate(step, req, cfg, scheduler=FcfsScheduler(cap))
+    want = naive(_step, req, cfg, cap, parts=step.parts)
+    np.testing.assert_array_equal(got.ttft_s, want["ttft"])
+    np.testing.assert_array_equal(got.e2e_s, want["e2e"])
+    assert (got.preemptions, got.steps) == (want["preemptions"], want["steps"])
+    plain = simulate(_step, req, cfg, scheduler=FcfsScheduler(cap))
+    if got.steps > 20:  # the contexts matter: the run differs from one priced at (d, p) alone
+        assert not np.array_equal(np.nan_to_num(got.e2e_s), np.nan_to_num(plain.e2e_s))
 
 
 def test_cases_exercise_preemption_skipping_and_rejection() -> None:
