@@ -219,6 +219,23 @@ class Workload(_Doc):
         return self._mean(self.output_tokens)
 
     @property
+    def decode_context(self) -> float:
+        """Mean context of a decode step [tokens]: ``E[I] + E[O²]/(2·E[O])``.
+
+        A request decodes ``O`` tokens at contexts ``I`` to ``I + O``, so a step of the engine meets
+        requests in proportion to their output length: the context averaged over decode steps is
+        ``E[O·(I + O/2)]/E[O]``, which for prompt and output lengths drawn independently is the formula
+        above; ``I + O/2`` for fixed lengths, more when outputs vary (``E[I] + E[O]`` for exponential ones).
+        """
+        o = self.output_tokens
+        if isinstance(o, int):
+            return self.mean_input + o / 2.0
+        total = sum(b.weight for b in o)
+        first = sum(b.tokens * b.weight for b in o) / total
+        second = sum(b.tokens * b.tokens * b.weight for b in o) / total
+        return self.mean_input + second / (2.0 * max(first, 1e-12))
+
+    @property
     def has_rate(self) -> bool:
         """Whether the workload states its traffic (otherwise only the throughput objective can size it)."""
         return self.requests_per_s is not None or self.tokens_per_s is not None

@@ -82,6 +82,12 @@ class Shape:
     tail_share: float
     cached_share: float = 0.0
     input_max: float = 0.0
+    step_context: float | None = None  # mean context of a decode step; None: input_mean + output_mean/2 (fixed lengths)
+
+    @property
+    def decode_context(self) -> float:
+        """Mean context of a decode step [tokens] (:attr:`Workload.decode_context`), what the step model is built at."""
+        return self.input_mean + self.output_mean / 2.0 if self.step_context is None else self.step_context
 
     @property
     def prefill_mean(self) -> float:
@@ -104,6 +110,7 @@ class Shape:
             input_tail=tail,
             output_mean=w.mean_output if decoder else 0.0,
             context=float(w.max_context) if decoder else float(w.max_input),
+            step_context=w.decode_context if decoder else w.mean_input,
             ttft_s=np.inf if w.slo.ttft_ms is None else w.slo.ttft_ms / 1e3,
             tpot_s=np.inf if w.slo.tpot_ms is None or not decoder else w.slo.tpot_ms / 1e3,
             quantile=q,
@@ -288,6 +295,7 @@ def _evaluate_batch(jobs: Sequence[Job], latency_variants: bool) -> list[list[Ro
     slots[[k for k, why in enumerate(refused) if why is not None]] = 0.0
     i = np.array([s.input_mean for s in sh])
     o = np.array([s.output_mean for s in sh])
+    ctx = np.array([s.decode_context for s in sh])  # mean context of a decode step (Workload.decode_context)
     new = np.array([s.prefill_mean for s in sh])  # computed prompt tokens; a cached prefix is attended to, not recomputed
     domain = np.array([float(options[d][0].interconnect.domain_size) for d in rows.device])
     parts = []
@@ -297,7 +305,7 @@ def _evaluate_batch(jobs: Sequence[Job], latency_variants: bool) -> list[list[Ro
             continue
         hw = Hardware.of([(options[d][0], options[d][1]) for d in dev_ix[r].tolist()], job.fmt[0])
         cross_bps = np.array([(job.networks or {}).get(options[d][0].id, np.inf) for d in dev_ix[r].tolist()])
-        parts.append(StepModel.build(job.template(), hw, tp_a[r], pp_a[r], 1.0, i[r] + o[r] / 2.0, new[r], i[r] - new[r],
+        parts.append(StepModel.build(job.template(), hw, tp_a[r], pp_a[r], 1.0, ctx[r], new[r], i[r] - new[r],
                                      crossings(tp_a[r], pp_a[r], domain[r]), cross_bps))  # fmt: skip
     step = StepModel.concat(parts)
     overhead = np.array([jobs[j].runtime.request_overhead_ms * 1e-3 for j in job_of])

@@ -108,12 +108,12 @@ def verify(plan: Plan, cat: CatalogueLike, *, requests: int = DEFAULT_REQUESTS, 
             runtime = engine.on(dev)
             budget = runtime.max_prefill_tokens
             layout = Layout(model, dev, eff, runtime, d.tp, d.pp, 1, d.weights_dtype, d.kv_dtype, speculative=spec)
-            i_mean, o_mean = w.mean_input, (w.mean_output if decoder else 0.0)
+            i_mean = w.mean_input
             h = w.prefix_cached_share if decoder else 0.0
             new = max(i_mean * (1.0 - h), 1.0)
             net = scale_out_bps([cat.instance(d.instance_type)], dev, eff.link)
             hw = Hardware.of([(dev, eff)], d.weights_dtype)
-            step = ContextStep.build(layout, hw, d.tp, d.pp, 1.0, i_mean + o_mean / 2.0, new, i_mean - new,
+            step = ContextStep.build(layout, hw, d.tp, d.pp, 1.0, w.decode_context if decoder else i_mean, new, i_mean - new,
                                      crossings(d.tp, d.pp, dev.interconnect.domain_size), np.inf if net is None else net)  # fmt: skip
             rate = d.requests_per_s / d.replicas
             s = deployment_seed(seed, w.name, d)
