@@ -49,6 +49,7 @@ against closed forms (M/D/1 for a one-slot replica) in ``tests/sizing/test_load.
 from __future__ import annotations
 
 import dataclasses
+import functools
 from dataclasses import dataclass
 from statistics import NormalDist
 
@@ -163,12 +164,19 @@ class Loaded:
         return np.asarray((self.budget_use < 1.0) & (self.slot_use < 1.0) & np.isfinite(self.ttft_s))
 
 
+@functools.lru_cache(maxsize=64)
+def _deviate(q: float) -> float:
+    """Standard normal deviate of one quantile (clipped to [1e-6, 1 − 1e-6])."""
+    return NormalDist().inv_cdf(min(max(q, 1e-6), 1 - 1e-6))
+
+
 def _z(q: F) -> F:
-    """Standard normal deviate of each quantile (few distinct values: computed once each)."""
+    """Standard normal deviate of each quantile (few distinct values: each computed once per process)."""
     qa = np.asarray(q, dtype=float)
+    if qa.ndim and qa.size and bool((qa == qa.flat[0]).all()):  # one quantile for every row: no sort
+        return np.full(qa.shape, _deviate(float(qa.flat[0])))
     values, inverse = np.unique(qa, return_inverse=True)
-    nd = NormalDist()
-    z = np.array([nd.inv_cdf(float(min(max(v, 1e-6), 1 - 1e-6))) for v in values])
+    z = np.array([_deviate(float(v)) for v in values])
     return np.asarray(z[inverse].reshape(qa.shape), dtype=float)
 
 

@@ -105,7 +105,7 @@ def _pieces(step: StepModel, pp: F, d: F, room: F, lump: F, pmf: F, rounds: F, l
     own = (np.ceil(tokens / room) * step.seconds(d, np.minimum(shared, room))).reshape(-1, kmax + 1, q.shape[-1] if q.ndim else 1)
     weights_bc = (shares[:, None, None, :] * case[None]).reshape(-1, kmax + 1, q.shape[-1] if q.ndim else 1)  # (B·C, K, n)
     n = q.shape[-1] if q.ndim else 1
-    coef = (weights_bc[:, :, None, :] * weight[None, None, :, :] * ahead[None, :, :, :]).reshape(-1, n)  # (B·C·K·J, n)
+    coef = (weights_bc[:, :, None, :] * (weight[None, :, :] * ahead)[None]).reshape(-1, n)  # (B·C·K·J, n); (K, J, n) product first
     # Pieces no row weighs above 1e-12 leave; the kept ones gather their start (own prefill, by B·C·K) and
     # slope (round type, by J) without materialising the full grid.
     kept = np.flatnonzero((coef > 1e-12).any(axis=1))
