@@ -25,13 +25,20 @@ def lump_counts(mean: ArrayLike, cv: ArrayLike, top: int, row_top: ArrayLike | N
     """
     mu = np.maximum(np.asarray(mean, dtype=float), 1e-12)
     c2 = np.broadcast_to(np.asarray(cv, dtype=float) ** 2, mu.shape)
-    r = np.where(c2 > 1.0, mu / np.maximum(c2 - 1.0, 1e-12), np.inf)
     nb = c2 > 1.0
-    ratio = np.where(nb, mu / (r + mu), 0.0)
-    first = np.where(nb, np.exp(-np.where(nb, r, 0.0) * np.log1p(mu / np.where(nb, r, 1.0))), np.exp(-mu))
     m = np.arange(1, top + 1, dtype=float).reshape(-1, *([1] * mu.ndim))
     # P(m)/P(m − 1): μ/m (Poisson) or p·(m − 1 + r)/m (negative binomial); the pmf is their running product.
-    ratios = np.where(nb, ratio * (m - 1.0 + np.where(nb, r, 0.0)) / m, mu / m)
+    # Where every column is one kind, only that kind's arrays are formed (the same values as the mixed form).
+    if not nb.any():
+        first, ratios = np.exp(-mu), mu / m
+    else:
+        r = np.where(nb, mu / np.maximum(c2 - 1.0, 1e-12), np.inf)
+        ratio = np.where(nb, mu / (r + mu), 0.0)
+        if nb.all():
+            first, ratios = np.exp(-r * np.log1p(mu / r)), ratio * (m - 1.0 + r) / m
+        else:
+            first = np.where(nb, np.exp(-np.where(nb, r, 0.0) * np.log1p(mu / np.where(nb, r, 1.0))), np.exp(-mu))
+            ratios = np.where(nb, ratio * (m - 1.0 + np.where(nb, r, 0.0)) / m, mu / m)
     out = np.concatenate([first[None], first[None] * np.cumprod(ratios, axis=0)])
     if row_top is None:
         out[top] = np.maximum(1.0 - out[:top].sum(axis=0), 0.0)
