@@ -32,12 +32,14 @@ and gives up on 12 after about 30 ms.
 from __future__ import annotations
 
 import math
+import time
 from dataclasses import dataclass
 
 import numpy as np
 from numpy.typing import NDArray
 
-from aicap.sizing.solve.milp import I, Problem, _Arrays, _arrays, _bounds
+from aicap.sizing.solve.milp import I, Problem, Solution, SolveStatus, _Arrays, _arrays, _bounds, _polish, _route, _violated
+from aicap.sizing.solve.reduce import cost_dominated
 
 F = NDArray[np.float64]
 COVER_LIMIT = 256  # minimal covers of one workload (before duplicates and dominated ones are dropped)
@@ -73,6 +75,27 @@ class Exact:
     instances: I | None
 
 
+def solve_exact(p: Problem, t0: float) -> Solution | None:
+    """:func:`~aicap.sizing.solve.milp.solve`'s answer from :func:`search` (polished and routed), ``None`` when it does not apply.
+
+    ``t0`` is when the solve started (:func:`time.perf_counter`), for ``Solution.seconds``.
+    """
+    found = search(p)
+    if found is None:
+        return None
+    nc, nt, nw = len(p.cand_workload), len(p.type_devices), len(p.demand)
+    if found.replicas is None or found.instances is None:
+        z = np.zeros
+        return Solution(SolveStatus.INFEASIBLE, z(nc, np.int64), z(nt, np.int64), z(nw), z(nc), 0.0, np.nan, time.perf_counter() - t0,
+                        "infeasible (exact search)")  # fmt: skip
+    r, n = _polish(p, found.replicas, found.instances)
+    if _violated(p, r, n):  # never expected; HiGHS then answers
+        return None
+    served, share = _route(p, r)
+    cost = float(np.asarray(p.type_price, dtype=np.float64) @ n)
+    return Solution(SolveStatus.OPTIMAL, r, n, served, share, cost, 0.0, time.perf_counter() - t0, "optimal (exact search)")
+
+
 def search(p: Problem, node_limit: int = NODE_LIMIT) -> Exact | None:
     """Solve ``p`` exactly if its objective is ``cost`` and it is small (module docstring); ``None`` otherwise.
 
@@ -86,8 +109,9 @@ def search(p: Problem, node_limit: int = NODE_LIMIT) -> Exact | None:
     parts = _components(a) if p.budget_per_hour is None and not p.single_type else [np.arange(len(a.dem))]
     if max(len(ws) for ws in parts) > PART_LIMIT:
         return None
+    useful = ~cost_dominated(p)
     try:
-        covers = [_covers(p, a, r_ub, unit, w) for w in range(len(a.dem))]
+        covers = [_covers(p, a, r_ub, unit, w, useful) for w in range(len(a.dem))]
         if any(c.cost.size == 0 for c in covers):
             return Exact(None, None)
         nodes = [node_limit]
@@ -107,19 +131,11 @@ def search(p: Problem, node_limit: int = NODE_LIMIT) -> Exact | None:
     return Exact(r, -(-u // a.td))
 
 
-def _covers(p: Problem, a: _Arrays, r_ub: F, unit: F, w: int) -> _Covers:
-    """The useful minimal covers of workload ``w``, cheapest in device-priced cost first (module docstring)."""
-    idx = np.flatnonzero(a.cw == w)
+def _covers(p: Problem, a: _Arrays, r_ub: F, unit: F, w: int, useful: NDArray[np.bool_]) -> _Covers:
+    """The useful minimal covers of workload ``w`` over its ``useful`` candidates (:mod:`~aicap.sizing.solve.reduce`), cheapest first."""
+    idx = np.flatnonzero((a.cw == w) & useful)
     lam = float(a.dem[w])
     need = lam * (1.0 - _NEED)
-    # A candidate is never needed when one on the same type has no more devices and no less capacity
-    # (capped at the demand); of equal ones the one with more uncapped capacity stays, then the fastest, then the first.
-    qc, d, t = np.minimum(a.q[idx], lam), a.cd[idx], a.ct[idx]
-    better = (t[:, None] == t[None, :]) & (d[:, None] <= d[None, :]) & (qc[:, None] >= qc[None, :])  # [i, j]: i no worse than j
-    same = (d[:, None] == d[None, :]) & (qc[:, None] == qc[None, :])
-    rank = np.empty(idx.size, dtype=np.int64)
-    rank[np.lexsort((np.arange(idx.size), a.lat[idx], -a.q[idx]))] = np.arange(idx.size)
-    idx = idx[~(better & (~same | (rank[:, None] < rank[None, :]))).any(axis=0)]
     qc = np.minimum(a.q[idx], lam)
     order = np.lexsort((a.lat[idx], -qc))  # largest capacity first: the last one used is the smallest
     q_s = qc[order].tolist()

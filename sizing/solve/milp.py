@@ -442,24 +442,21 @@ def solve(p: Problem, *, method: Method = "auto") -> Solution:
     nc, nt, nw = len(p.cand_workload), len(p.type_devices), len(p.demand)
     z = np.zeros
     if method != "highs":
-        from aicap.sizing.solve.exact import search
+        from aicap.sizing.solve.exact import solve_exact
 
-        found = search(p)
-        if found is not None and found.replicas is not None and found.instances is not None:
-            r, n = _polish(p, found.replicas, found.instances)
-            if not _violated(p, r, n):
-                served, share = _route(p, r)
-                cost = float(np.asarray(p.type_price, dtype=np.float64) @ n)
-                return Solution(SolveStatus.OPTIMAL, r, n, served, share, cost, 0.0, time.perf_counter() - t0, "optimal (exact search)")
-        elif found is not None:
-            return Solution(SolveStatus.INFEASIBLE, z(nc, np.int64), z(nt, np.int64), z(nw), z(nc), 0.0, np.nan, time.perf_counter() - t0,
-                            "infeasible (exact search)")  # fmt: skip
+        found = solve_exact(p, t0)
+        if found is not None:
+            return found
         if method == "exact":
             return Solution(SolveStatus.NO_SOLUTION, z(nc, np.int64), z(nt, np.int64), z(nw), z(nc), 0.0, np.nan, time.perf_counter() - t0,
                             "the exact search does not apply or gave up")  # fmt: skip
     from scipy.optimize import Bounds, LinearConstraint, milp
 
-    m = _assemble(p)
+    from aicap.sizing.solve.reduce import cost_dominated, restricted
+
+    keep = np.flatnonzero(~cost_dominated(p))  # candidates a cheapest plan may need (all of them but under "cost")
+    m = _assemble(restricted(p, keep))
+    nk = keep.size
     msgs: list[str] = []
     # HiGHS presolve has bugs (ERGO-Code/HiGHS#2782): on a solve error, retry once without. Under the throughput
     # objective it also returned wrong optima and "infeasible" for problems that serving nothing satisfies
@@ -480,7 +477,9 @@ def solve(p: Problem, *, method: Method = "auto") -> Solution:
                 break
             continue
         v = np.rint(np.asarray(x, dtype=np.float64))
-        r, n = _polish(p, np.maximum(v[:nc], 0).astype(np.int64), np.maximum(v[nc : nc + nt], 0).astype(np.int64))
+        r = np.zeros(nc, dtype=np.int64)
+        r[keep] = np.maximum(v[:nk], 0).astype(np.int64)
+        r, n = _polish(p, r, np.maximum(v[nk : nk + nt], 0).astype(np.int64))
         bad = _violated(p, r, n)
         if not bad:
             served, share = _route(p, r)
