@@ -12,8 +12,9 @@ counts a test as covering a function when the imported module has that name; the
 comes first on ``sys.path`` and wins over the editable install, while ``aicap.cli`` and
 ``aicap.hardware_db`` (with the catalogue's data) still come from the install. Every run starts fresh.
 
-Only the functions in ``TARGETS`` run (all of policy, diff, assemble and problem; named helpers of
-sizer and candidates). The score is killed / (killed + survived + timeout + no tests) per module.
+Only the functions in ``TARGETS`` run (all of policy, diff, assemble and problem in ``sizing/plan`` and
+of exact and reduce in ``sizing/solve``; named helpers of sizer and candidates). The score is
+killed / (killed + survived + timeout + no tests) per module.
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ else:  # pragma: no cover
 
 ROOT = Path(__file__).resolve().parents[1]
 STAGE = ROOT / "build" / "mutation"
-PKG = "aicap.sizing.plan"
+PKG = "aicap.sizing"
 TARGETS: dict[str, list[str]] = {
     "policy": ["*"],
     "diff": ["*"],
@@ -46,14 +47,17 @@ TARGETS: dict[str, list[str]] = {
     "screen": ["x_screen", "x__rank_in_group"],
     "layouts": ["x_layouts"],
     "disaggregate": ["x_split", "x_transfer_ms", "x_link_tiers", "x__down"],
+    "exact": ["*"],
+    "reduce": ["*"],
 }
+PACKAGE = {m: "solve" if m in ("exact", "reduce") else "plan" for m in TARGETS}  # sizing/<package>/<module>.py
 KILLED = {"killed", "caught by type check"}
 COUNTED = KILLED | {"survived", "timeout", "no tests", "suspicious"}
 
 
 def globs(modules: list[str]) -> list[str]:
     """mutmut's mutant-name patterns for the target functions of ``modules``."""
-    return [f"{PKG}.{m}.{f}__mutmut_*" if f != "*" else f"{PKG}.{m}.*" for m in modules for f in TARGETS[m]]
+    return [f"{PKG}.{PACKAGE[m]}.{m}.{f}__mutmut_*" if f != "*" else f"{PKG}.{PACKAGE[m]}.{m}.*" for m in modules for f in TARGETS[m]]
 
 
 def stage(drop: list[str], tests: str | None) -> None:
@@ -87,7 +91,7 @@ def scores(modules: list[str]) -> dict[str, Counter[str]]:
     for line in out.stdout.splitlines():
         name, _, status = line.strip().rpartition(": ")
         if any(p.match(name) for p in pats):
-            counts[name[len(PKG) + 1 :].split(".")[0]][status] += 1
+            counts[name[len(PKG) + 1 :].split(".")[1]][status] += 1
     return counts
 
 

@@ -64,3 +64,9 @@ def test_dropping_them_keeps_the_optimal_cost(p: Problem) -> None:
     assert (best is None) == (kept is None)
     if best is not None and kept is not None:
         assert kept == best
+
+
+def test_candidates_of_different_workloads_are_never_compared() -> None:
+    # Workload 2 on type 0 and workload 0 on type 1 look alike (one device, the whole demand): both stay.
+    p = make(floats(1.0, 1.0, 1.0), ints(0, 1, 2), ints(1, 0, 0), ints(1, 1, 1), floats(5.0, 1.0, 1.0), ints(1, 1), floats(1.0, 1.0))
+    assert not cost_dominated(p).any()
