@@ -30,12 +30,12 @@ from typing import Literal
 
 import numpy as np
 
+from aicap.sizing.sim.costs import memoised
 from aicap.sizing.sim.engine import (
     EngineConfig,
     Requests,
     StepTime,
     _fill_round,
-    _memoised,
     _outcome,
     _replica,
     _table,
@@ -134,7 +134,7 @@ def simulate_cluster(step: StepTime, requests: Requests, config: EngineConfig, *
     p = config.pipeline_stages
     per_blocks = -(-config.blocks // p)
     reps = [_Replica(_replica(config, table, policy)) for _ in range(replicas)]
-    cache, timed = _memoised(step)
+    cache, timed = memoised(step)
     too_big = _too_big(requests, order, config)
     # Closed loop: pending send instants (a heap); open loop: the sorted arrival list.
     sends: list[float] = [0.0] * min(concurrency, n) if concurrency is not None else []

@@ -25,7 +25,9 @@ Semantics, ``pipeline_stages == 1``
    taking a chunk as in (c). ``prefill_tokens`` is the sum of the chunks. (Since admission stops when
    the budget is spent, FCFS never has more decoding requests than ``T``: skipping in (a) happens only
    under a scheduler that caps decode, e.g. ``FcfsScheduler(decode_cap=...)``.)
-4. *Step.* It lasts ``step(d, prefill_tokens)`` seconds; at its end ``t_end``: every scheduled decoding
+4. *Step.* It lasts ``step(d, prefill_tokens)`` seconds (a step that also has ``parts``, such as
+   :class:`~aicap.sizing.serve.context_step.ContextStep`, is priced at the scheduled decoders' KV tokens
+   and the chunks' attention spans, see "Performance"); at its end ``t_end``: every scheduled decoding
    request emits one token; a request whose prompt completes emits a token (its first, if it had none:
    ``TTFT = t_end − arrival``) — a request with ``output_tokens == 0`` (encoder, embedding) emits
    nothing and finishes there; a request that has emitted all ``O`` tokens finishes (``E2E = t_end −
@@ -71,39 +73,29 @@ Performance
 The loop is pure Python over steps; per step it costs O(1) plus the requests admitted, completing or
 finishing (decoding requests are advanced by a per-engine clock, see
 :mod:`aicap.sizing.sim.virtual_engine`). ``step`` is called once per distinct ``(d, prefill)`` pair and
-memoised, so it must be a pure function of its arguments.
+memoised, so it must be a pure function of its arguments. A step with ``parts(d, p)`` (a
+:class:`ContextStepTime`) is memoised as its coefficients in the decoders' KV tokens ``S`` and the
+chunks' sums, and each step then costs a few float operations: ``S`` is kept per virtual engine in O(1)
+(:mod:`aicap.sizing.sim.virtual_engine`).
 """
 
 from __future__ import annotations
 
-import math
-from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol, runtime_checkable
 
 import numpy as np
 from numpy.typing import NDArray
 
+from aicap.sizing.sim.costs import ContextStepTime as ContextStepTime
+from aicap.sizing.sim.costs import Cost, Timed, memoised
+from aicap.sizing.sim.costs import StepTime as StepTime
+from aicap.sizing.sim.costs import step_seconds as step_seconds
 from aicap.sizing.sim.result import SimResult
 from aicap.sizing.sim.scheduler import FcfsScheduler, Scheduler
 from aicap.sizing.sim.virtual_engine import DONE, REJECTED, WAITING, RequestTable, VirtualEngine
 
 F = NDArray[np.float64]
 I = NDArray[np.int64]  # noqa: E741 -- the brief's name for integer arrays
-
-
-class StepTime(Protocol):
-    """Duration of one engine step."""
-
-    def __call__(self, decode_seqs: int, prefill_tokens: int, /) -> float:
-        """Seconds for one micro-batch through the whole model.
-
-        The micro-batch holds ``decode_seqs`` sequences decoding one token each and ``prefill_tokens``
-        prompt tokens prefilled in the same step (chunked prefill mixed with decode). Must be a pure,
-        finite, non-negative function (it is memoised). Arguments are positional, so any callable
-        ``f(d, p) -> float`` qualifies.
-        """
-        ...
 
 
 @dataclass(frozen=True)
@@ -235,53 +227,6 @@ def in_steps(requests: Requests, tokens_per_step: float) -> Requests:
     return Requests(requests.arrival_s, requests.input_tokens + extra, steps, requests.priority, cached)
 
 
-@runtime_checkable
-class ContextStepTime(StepTime, Protocol):
-    """A :class:`StepTime` that also prices a step at its actual contexts (:class:`~aicap.sizing.serve.context_step.ContextStep`)."""
-
-    def parts(self, decode_seqs: int, prefill_tokens: int, /) -> tuple[float, ...]:
-        """``(rest, a_F, a_S, a_MO, a_MM, a_Q, b_S, b_O, b_N, d_F, d_S, d_Q, e_S)`` of :meth:`ContextStep.parts`."""
-        ...
-
-
-Cost = tuple[float, ...]
-"""A memoised step: ``(seconds,)``, or the 13 coefficients of :meth:`ContextStepTime.parts`."""
-Timed = Callable[[int, int], Cost]
-
-
-def _memoised(step: StepTime) -> tuple[dict[tuple[int, int], Cost], Timed]:
-    cache: dict[tuple[int, int], Cost] = {}
-    parts = step.parts if isinstance(step, ContextStepTime) else None
-
-    def timed(decode_seqs: int, prefill_tokens: int) -> Cost:
-        c: Cost = (float(step(decode_seqs, prefill_tokens)),) if parts is None else parts(decode_seqs, prefill_tokens)
-        if not all(math.isfinite(x) for x in c) or (parts is None and c[0] < 0.0):
-            raise ValueError(f"step({decode_seqs}, {prefill_tokens}) returned {c[0] if parts is None else c}; step times must be finite "
-                             "and >= 0 seconds")  # fmt: skip
-        cache[decode_seqs, prefill_tokens] = c
-        return c
-
-    return cache, timed
-
-
-def step_seconds(c: Cost, ve: VirtualEngine, decode_seqs: int) -> float:
-    """Seconds of the step ``ve`` has just scheduled with ``decode_seqs`` decoding, from its memoised cost ``c``.
-
-    At the decoders' actual KV tokens ``S`` and the chunks' sums when ``c`` has them
-    (:mod:`aicap.sizing.serve.context_step`); never below 0.
-    """
-    if len(c) == 1:
-        return c[0]
-    s = ve.decode_context(decode_seqs) if decode_seqs else 0
-    a = c[1] + c[2] * s + c[3] * ve.span_mo + c[4] * ve.span_mm
-    b = c[5] + c[6] * s + c[7] * ve.span_o + c[8] * ve.chunks
-    t = c[0] + (a if a > b else b)
-    if c[9] or c[11]:
-        a, b = c[9] + c[10] * s, c[11] + c[12] * s
-        t += a if a > b else b
-    return t if t > 0.0 else 0.0
-
-
 def _table(requests: Requests, order: NDArray[np.intp], arrival_s: list[float]) -> RequestTable:
     """The shared per-request state, requests in ``order`` (arrival instants as given)."""
     prio = None if requests.priority is None else requests.priority[order].tolist()
@@ -397,7 +342,7 @@ def simulate(
     p = config.pipeline_stages
     policy: Scheduler = FcfsScheduler() if scheduler is None else scheduler
     engines = _replica(config, table, policy)
-    cache, timed = _memoised(step)
+    cache, timed = memoised(step)
     too_big = _too_big(requests, order, config)
 
     arr = table.arrival_s

@@ -1,0 +1,79 @@
+"""What a simulated engine step costs: the step-time protocols and their memo.
+
+A :class:`StepTime` prices a step by its decode sequences ``d`` and prefill tokens ``p``; a
+:class:`ContextStepTime` (:class:`~aicap.sizing.serve.context_step.ContextStep`) also by the decoders'
+KV tokens and the chunks' attention spans. Either is called once per distinct ``(d, p)`` and memoised
+(:func:`memoised`); :func:`step_seconds` prices a scheduled step from the memo (the simulator's hot loop
+inlines it).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
+
+if TYPE_CHECKING:
+    from aicap.sizing.sim.virtual_engine import VirtualEngine
+
+
+class StepTime(Protocol):
+    """Duration of one engine step."""
+
+    def __call__(self, decode_seqs: int, prefill_tokens: int, /) -> float:
+        """Seconds for one micro-batch through the whole model.
+
+        The micro-batch holds ``decode_seqs`` sequences decoding one token each and ``prefill_tokens``
+        prompt tokens prefilled in the same step (chunked prefill mixed with decode). Must be a pure,
+        finite, non-negative function (it is memoised). Arguments are positional, so any callable
+        ``f(d, p) -> float`` qualifies.
+        """
+        ...
+
+
+@runtime_checkable
+class ContextStepTime(StepTime, Protocol):
+    """A :class:`StepTime` that also prices a step at its actual contexts (:class:`~aicap.sizing.serve.context_step.ContextStep`)."""
+
+    def parts(self, decode_seqs: int, prefill_tokens: int, /) -> tuple[float, ...]:
+        """``(rest, a_F, a_S, a_MO, a_MM, a_Q, b_S, b_O, b_N, d_F, d_S, d_Q, e_S)`` of :meth:`ContextStep.parts`."""
+        ...
+
+
+Cost = tuple[float, ...]
+"""A memoised step: ``(seconds,)``, or the 13 coefficients of :meth:`ContextStepTime.parts`."""
+Timed = Callable[[int, int], Cost]
+
+
+def memoised(step: StepTime) -> tuple[dict[tuple[int, int], Cost], Timed]:
+    """A memo of ``step``'s costs per ``(d, p)`` and the function that fills it (checking every value is finite)."""
+    cache: dict[tuple[int, int], Cost] = {}
+    parts = step.parts if isinstance(step, ContextStepTime) else None
+
+    def timed(decode_seqs: int, prefill_tokens: int) -> Cost:
+        c: Cost = (float(step(decode_seqs, prefill_tokens)),) if parts is None else parts(decode_seqs, prefill_tokens)
+        if not all(math.isfinite(x) for x in c) or (parts is None and c[0] < 0.0):
+            raise ValueError(f"step({decode_seqs}, {prefill_tokens}) returned {c[0] if parts is None else c}; step times must be finite "
+                             "and >= 0 seconds")  # fmt: skip
+        cache[decode_seqs, prefill_tokens] = c
+        return c
+
+    return cache, timed
+
+
+def step_seconds(c: Cost, ve: VirtualEngine, decode_seqs: int) -> float:
+    """Seconds of the step ``ve`` has just scheduled with ``decode_seqs`` decoding, from its memoised cost ``c``.
+
+    At the decoders' actual KV tokens ``S`` and the chunks' sums when ``c`` has them
+    (:mod:`aicap.sizing.serve.context_step`); never below 0.
+    """
+    if len(c) == 1:
+        return c[0]
+    s = ve.decode_context(decode_seqs) if decode_seqs else 0
+    a = c[1] + c[2] * s + c[3] * ve.span_mo + c[4] * ve.span_mm
+    b = c[5] + c[6] * s + c[7] * ve.span_o + c[8] * ve.chunks
+    t = c[0] + (a if a > b else b)
+    if c[9] or c[11]:
+        a, b = c[9] + c[10] * s, c[11] + c[12] * s
+        t += a if a > b else b
+    return t if t > 0.0 else 0.0
