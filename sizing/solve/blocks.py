@@ -7,6 +7,8 @@ one setup. The cost objective is a sum over blocks and no row spans two blocks, 
 restricted to a block is that block's optimum. The combined solve stops at a relative gap of
 ``BLOCK_GAP`` of the *total*; a block that is ``k`` times cheaper than the total may be up to ``k``
 times that gap above its own optimum (HiGHS proves these small programs optimal, gap 0, in practice).
+Blocks share no instance type, so when the combined program is small enough for the exact search of
+:mod:`aicap.sizing.solve.exact` each block is searched as a part of its own, exactly.
 """
 
 from __future__ import annotations

@@ -64,6 +64,10 @@ then idle devices of bought instances are filled with extra replicas (free headr
 that fits first, lowest latency first), which occupies every device that any candidate can fill.
 ``share`` is the latency-greedy routing (optimal for fixed replicas) under ``latency`` and
 capacity-proportional otherwise; ``served`` and ``share`` are recomputed from the integer plan.
+
+Under ``cost``, small problems are solved by the exact search of :mod:`aicap.sizing.solve.exact` (no
+scipy import; HiGHS takes over when it gives up), and HiGHS sees only the candidates a cheapest plan may
+need (:mod:`aicap.sizing.solve.reduce`).
 """
 
 from __future__ import annotations
