@@ -38,7 +38,8 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
-from aicap.sizing.solve.milp import I, Problem, Solution, SolveStatus, _Arrays, _arrays, _bounds, _polish, _route, _violated
+from aicap.sizing.solve.milp import Solution, SolveStatus, _polish, _route, _violated
+from aicap.sizing.solve.problem import I, Problem, _Arrays, _arrays, _bounds
 from aicap.sizing.solve.reduce import cost_dominated
 
 F = NDArray[np.float64]

@@ -18,7 +18,7 @@ from dataclasses import replace
 import numpy as np
 from numpy.typing import NDArray
 
-from aicap.sizing.solve.milp import Problem, _arrays
+from aicap.sizing.solve.problem import Problem, _arrays
 
 
 def cost_dominated(p: Problem) -> NDArray[np.bool_]:

@@ -13,7 +13,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from aicap.sizing.solve import exact
-from aicap.sizing.solve.milp import Problem, SolveStatus, _arrays, _bounds, _violated, solve
+from aicap.sizing.solve.milp import Problem, SolveStatus, _violated, solve
+from aicap.sizing.solve.problem import _arrays, _bounds
 from aicap.sizing.solve.reduce import cost_dominated
 from tests.sizing.test_milp import _random_problem, brute_force, check_plan, floats, ints, make, problems
 
