@@ -9,7 +9,8 @@ gives up, for HiGHS to take over, when the problem is not small.
 Given the replicas ``r``, the cheapest instances are ``n_t = ⌈u_t / D_t⌉`` with ``u_t = Σ_{c on t} d_c·r_c``
 devices (packing is exact: replica sizes are powers of two dividing ``D_t`` or multiples of it), so a
 plan is its replicas alone and costs ``Σ_t p_t·⌈u_t/D_t⌉``, which never falls when a replica is added.
-A cheapest plan therefore needs only *minimal covers* of each workload: replica counts with
+A cheapest plan therefore needs only *minimal covers* of each workload, over the candidates
+:mod:`aicap.sizing.solve.reduce` keeps: replica counts with
 ``Σ_{c∈w} min(q_c, λ_w)·r_c ≥ λ_w`` that fall short without any one replica. Of a workload's covers with
 the same devices per type one is kept (the first in the order below), and none whose devices
 per type are all at least another's (it can never be cheaper, and caps, budget and ``single_type``
