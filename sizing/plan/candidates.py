@@ -75,6 +75,7 @@ class Shape:
     input_tail: float
     output_mean: float
     context: float
+    decode_context: float  # mean context of a decode step (Workload.decode_context): what the step model is built at
     ttft_s: float
     tpot_s: float
     quantile: float
@@ -82,12 +83,6 @@ class Shape:
     tail_share: float
     cached_share: float = 0.0
     input_max: float = 0.0
-    step_context: float | None = None  # mean context of a decode step; None: input_mean + output_mean/2 (fixed lengths)
-
-    @property
-    def decode_context(self) -> float:
-        """Mean context of a decode step [tokens] (:attr:`Workload.decode_context`), what the step model is built at."""
-        return self.input_mean + self.output_mean / 2.0 if self.step_context is None else self.step_context
 
     @property
     def prefill_mean(self) -> float:
@@ -110,7 +105,7 @@ class Shape:
             input_tail=tail,
             output_mean=w.mean_output if decoder else 0.0,
             context=float(w.max_context) if decoder else float(w.max_input),
-            step_context=w.decode_context if decoder else w.mean_input,
+            decode_context=w.decode_context if decoder else w.mean_input,
             ttft_s=np.inf if w.slo.ttft_ms is None else w.slo.ttft_ms / 1e3,
             tpot_s=np.inf if w.slo.tpot_ms is None or not decoder else w.slo.tpot_ms / 1e3,
             quantile=q,

@@ -272,15 +272,7 @@ def _fill_round(engines: list[VirtualEngine], policy: Scheduler, t: float, cache
         c = cache.get((d, pf))
         if c is None:
             c = timed(d, pf)
-        if len(c) == 1:
-            s = c[0]
-        else:  # step_seconds, inlined: this runs once per step
-            x = ve.context + d * ve.tick if d == len(ve.decoders) else ve.decode_context(d)
-            a, b = c[1] + c[2] * x + c[3] * ve.span_mo + c[4] * ve.span_mm, c[5] + c[6] * x + c[7] * ve.span_o + c[8] * ve.chunks
-            s = c[0] + (a if a > b else b)
-            if c[9] or c[11]:
-                a, b = c[9] + c[10] * x, c[11] + c[12] * x
-                s += a if a > b else b
+        s = c[0] if len(c) == 1 else step_seconds(c, ve, d)
         if s > dur:
             dur = s
         running += len(ve.running)

@@ -317,8 +317,8 @@ def test_formats_need_an_fp8_path_for_fp8() -> None:
 
 
 def shape(decoder: bool = True, context: float = 4096.0, ttft_s: float = 2.0, tpot_s: float = 0.05) -> Shape:
-    return Shape(decoder=decoder, input_mean=1000.0, input_tail=2000.0, output_mean=200.0, context=context, ttft_s=ttft_s, tpot_s=tpot_s,
-                 quantile=0.99, arrival_cv=1.0, tail_share=0.1)  # fmt: skip
+    return Shape(decoder=decoder, input_mean=1000.0, input_tail=2000.0, output_mean=200.0, context=context, decode_context=1100.0,
+                 ttft_s=ttft_s, tpot_s=tpot_s, quantile=0.99, arrival_cv=1.0, tail_share=0.1)  # fmt: skip
 
 
 def test_reasons_name_memory_tpot_ttft_or_the_slots() -> None:

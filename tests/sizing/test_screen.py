@@ -93,9 +93,10 @@ def test_a_rows_capacity_does_not_depend_on_the_rows_evaluated_with_it() -> None
     model, dev = CAT.model("llama-3.1-70b"), CAT.device("h100-sxm")
     eng = engine_for(CAT, None)
     devs = [(dev, eng.efficiency(CAT, dev), [(1, 1), (2, 1), (4, 1), (8, 1)], 4.0)]
-    prefill = candidates.Shape(decoder=True, input_mean=2000.0, input_tail=2000.0, output_mean=1.0, context=2001.0, ttft_s=1.245,
-                               tpot_s=np.inf, quantile=0.99, arrival_cv=1.0, tail_share=1.0)  # fmt: skip
-    decode = dataclasses.replace(prefill, output_mean=300.0, context=2300.0, ttft_s=0.15, tpot_s=0.04, cached_share=0.9995)
+    prefill = candidates.Shape(decoder=True, input_mean=2000.0, input_tail=2000.0, output_mean=1.0, context=2001.0, decode_context=2000.5,
+                               ttft_s=1.245, tpot_s=np.inf, quantile=0.99, arrival_cv=1.0, tail_share=1.0)  # fmt: skip
+    decode = dataclasses.replace(prefill, output_mean=300.0, context=2300.0, decode_context=2150.0, ttft_s=0.15, tpot_s=0.04,
+                                 cached_share=0.9995)  # fmt: skip
     fmt = candidates.formats("fp8", dev)
     assert fmt is not None
     alone = [r.capacity_rps for r in candidates.evaluate(model, eng.on(dev), fmt, [prefill], devs, False)]
