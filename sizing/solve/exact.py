@@ -6,17 +6,9 @@ everything else a cold ``aicap size`` does. This module solves the *cost* object
 :mod:`aicap.sizing.solve.milp` (with caps, a budget and ``single_type``) exactly by enumeration and
 gives up, for HiGHS to take over, when the problem is not small.
 
-Given the replicas ``r``, the cheapest instances are ``n_t = ⌈u_t / D_t⌉`` with ``u_t = Σ_{c on t} d_c·r_c``
-devices (packing is exact: replica sizes are powers of two dividing ``D_t`` or multiples of it), so a
-plan is its replicas alone and costs ``Σ_t p_t·⌈u_t/D_t⌉``, which never falls when a replica is added.
-A cheapest plan therefore needs only *minimal covers* of each workload, over the candidates
-:mod:`aicap.sizing.solve.reduce` keeps: replica counts with
-``Σ_{c∈w} min(q_c, λ_w)·r_c ≥ λ_w`` that fall short without any one replica. Of a workload's covers with
-the same devices per type one is kept (the first in the order below), and none whose devices
-per type are all at least another's (it can never be cheaper, and caps, budget and ``single_type``
-never prefer it). Of equal device-priced cost, covers with fewer kinds of replica come first (a simpler
-deployment), then those with more capacity (uncapped: headroom, so lower latency at the demanded rate),
-then those with the lower capacity-weighted latency score.
+A plan is its replicas alone, and a cheapest plan needs only *minimal covers* of each workload, those
+:mod:`aicap.sizing.solve.covers` enumerates (cheapest first in device-priced cost ``Σ_t p_t·u_t/D_t``,
+duplicates and covers using more devices than another dropped).
 
 A depth-first search picks one cover per workload, the workloads with the dearest covers first and
 each workload's covers cheapest first in device-priced cost ``Σ_t p_t·u_t/D_t``. A branch is cut when
@@ -39,6 +31,7 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
+from aicap.sizing.solve.covers import Covers, covers
 from aicap.sizing.solve.milp import Solution, SolveStatus, _polish, _route, _violated
 from aicap.sizing.solve.problem import I, Problem, _Arrays, _arrays, _bounds
 from aicap.sizing.solve.reduce import cost_dominated
@@ -47,26 +40,10 @@ F = NDArray[np.float64]
 COVER_LIMIT = 256  # minimal covers of one workload (before duplicates and dominated ones are dropped)
 NODE_LIMIT = 5_000  # covers tried by the search, all components together
 PART_LIMIT = 12  # workloads searched together (more: HiGHS, whose bounds are stronger)
-_NEED = 1e-9  # a cover reaches λ·(1 − _NEED): HiGHS's row tolerance is looser, so every cover is feasible to it
 
 
 class _GiveUp(Exception):
     """The problem is not small enough for the exact search."""
-
-
-@dataclass(frozen=True, eq=False)
-class _Covers:
-    """One workload's useful covers, cheapest first.
-
-    Replicas ``(k, m)`` of the candidates at ``index`` ``(m,)``, devices per type ``(k, nt)``, device
-    group (``single_type``) and device-priced cost ``(k,)``.
-    """
-
-    index: I
-    replicas: I
-    devices: I
-    group: I
-    cost: F
 
 
 @dataclass(frozen=True, eq=False)
@@ -112,14 +89,19 @@ def search(p: Problem, node_limit: int = NODE_LIMIT) -> Exact | None:
     if max(len(ws) for ws in parts) > PART_LIMIT:
         return None
     useful = ~cost_dominated(p)
+    each: list[Covers] = []
+    for w in range(len(a.dem)):
+        c = covers(p, a, r_ub, unit, w, useful, COVER_LIMIT)
+        if c is None:
+            return None
+        each.append(c)
+    if any(c.cost.size == 0 for c in each):
+        return Exact(None, None)
+    nodes = [node_limit]
+    picks: dict[int, int] = {}
     try:
-        covers = [_covers(p, a, r_ub, unit, w, useful) for w in range(len(a.dem))]
-        if any(c.cost.size == 0 for c in covers):
-            return Exact(None, None)
-        nodes = [node_limit]
-        picks: dict[int, int] = {}
         for ws in parts:
-            found = _search_part(p, a, [covers[w] for w in ws.tolist()], nodes)
+            found = _search_part(p, a, [each[w] for w in ws.tolist()], nodes)
             if found is None:
                 return Exact(None, None)
             picks.update(zip(ws.tolist(), found, strict=True))
@@ -128,67 +110,12 @@ def search(p: Problem, node_limit: int = NODE_LIMIT) -> Exact | None:
     r = np.zeros(len(a.cw), dtype=np.int64)
     u = np.zeros(len(a.td), dtype=np.int64)
     for w, k in picks.items():
-        r[covers[w].index] += covers[w].replicas[k]
-        u += covers[w].devices[k]
+        r[each[w].index] += each[w].replicas[k]
+        u += each[w].devices[k]
     return Exact(r, -(-u // a.td))
 
 
-def _covers(p: Problem, a: _Arrays, r_ub: F, unit: F, w: int, useful: NDArray[np.bool_]) -> _Covers:
-    """The useful minimal covers of workload ``w`` over its ``useful`` candidates (:mod:`~aicap.sizing.solve.reduce`), cheapest first."""
-    idx = np.flatnonzero((a.cw == w) & useful)
-    lam = float(a.dem[w])
-    need = lam * (1.0 - _NEED)
-    qc = np.minimum(a.q[idx], lam)
-    order = np.lexsort((a.lat[idx], -qc))  # largest capacity first: the last one used is the smallest
-    q_s = qc[order].tolist()
-    ub_s = [int(x) for x in r_ub[idx][order].tolist()]
-    reach = [*np.cumsum((qc[order] * r_ub[idx][order])[::-1])[::-1].tolist(), 0.0]  # capacity the candidates from j on can add
-    found: list[list[int]] = []
-    counts = [0] * len(q_s)
-
-    def walk(j: int, total: float, smallest: float) -> None:
-        if total >= need:
-            if total - smallest < need:  # minimal: without one replica of the smallest it falls short
-                found.append(counts.copy())
-                if len(found) > COVER_LIMIT:
-                    raise _GiveUp
-            return
-        if j == len(q_s) or total + reach[j] < need:
-            return
-        for k in range(min(ub_s[j], math.ceil((need - total) / q_s[j])), -1, -1):
-            counts[j] = k
-            walk(j + 1, total + k * q_s[j], q_s[j] if k else smallest)
-        counts[j] = 0
-
-    walk(0, 0.0, math.inf)
-    reps = np.zeros((len(found), idx.size), dtype=np.int64)
-    if found:
-        reps[:, order] = np.array(found, dtype=np.int64)
-    onehot = np.zeros((idx.size, len(a.td)), dtype=np.int64)
-    onehot[np.arange(idx.size), a.ct[idx]] = 1
-    dev = (reps * a.cd[idx]) @ onehot
-    used = dev > 0
-    groups = np.where(used, a.grp[None, :], -1)
-    group = groups.max(axis=1, initial=-1)
-    ok = ~(-(-dev // a.td) > a.cap).any(axis=1)
-    if p.single_type:  # one device group per cover
-        ok &= ~(used & (groups != group[:, None])).any(axis=1)
-    reps, dev, group = reps[ok], dev[ok], group[ok]
-    cost = dev @ unit
-    weight = reps * qc
-    lat = (weight * a.lat[idx]).sum(axis=1) / np.maximum(weight.sum(axis=1), 1e-300)
-    # Of equal cost: fewer kinds of replica (simpler), then more capacity (headroom), then the latency score.
-    rank = np.lexsort((lat, -(reps * a.q[idx]).sum(axis=1), (reps > 0).sum(axis=1), cost))
-    reps, dev, group, cost = reps[rank], dev[rank], group[rank], cost[rank]
-    # Drop covers another one's devices bound from below per type (equal devices: the later, slower one).
-    no_more = (dev[:, None, :] >= dev[None, :, :]).all(axis=2)  # [i, j]: i uses at least j's devices everywhere
-    same = (dev[:, None, :] == dev[None, :, :]).all(axis=2)
-    earlier = np.arange(len(dev))[:, None] > np.arange(len(dev))[None, :]
-    keep = ~(no_more & (~same | earlier)).any(axis=1)
-    return _Covers(idx, reps[keep], dev[keep], group[keep], cost[keep])
-
-
-def _search_part(p: Problem, a: _Arrays, covers: list[_Covers], nodes: list[int]) -> list[int] | None:
+def _search_part(p: Problem, a: _Arrays, covers: list[Covers], nodes: list[int]) -> list[int] | None:
     """Depth-first search for the cheapest choice of one cover per workload; ``None`` when none is feasible.
 
     ``nodes[0]`` is what is left of the node limit (shared by the parts); :class:`_GiveUp` when spent.

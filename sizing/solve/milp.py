@@ -67,23 +67,24 @@ capacity-proportional otherwise; ``served`` and ``share`` are recomputed from th
 
 Under ``cost``, small problems are solved by the exact search of :mod:`aicap.sizing.solve.exact` (no
 scipy import; HiGHS takes over when it gives up), and HiGHS sees only the candidates a cheapest plan may
-need (:mod:`aicap.sizing.solve.reduce`).
+need (:mod:`aicap.sizing.solve.reduce`). A workload with few minimal covers enters the program as one
+binary column per cover instead of its replica counts (:mod:`aicap.sizing.solve.covers`: the same plans,
+a far tighter relaxation), and large programs are priced by their relaxation before HiGHS searches them
+(:mod:`aicap.sizing.solve.highs`).
 """
 
 from __future__ import annotations
 
-import os
-import sys
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager, suppress
-from dataclasses import dataclass
-from enum import Enum
-from typing import Any, Literal, NamedTuple
+from dataclasses import dataclass, replace
+from typing import Literal
 
 import numpy as np
-from numpy.typing import NDArray
 
+from aicap.sizing.solve.covers import Columns, cover_columns
+from aicap.sizing.solve.highs import Model, run
+from aicap.sizing.solve.highs import SolveStatus as SolveStatus
+from aicap.sizing.solve.highs import _stdout_to_devnull as _stdout_to_devnull
 from aicap.sizing.solve.problem import F as F
 from aicap.sizing.solve.problem import I as I
 from aicap.sizing.solve.problem import Objective as Objective
@@ -94,15 +95,6 @@ from aicap.sizing.solve.problem import validate as validate
 Method = Literal["auto", "highs", "exact"]  # see solve()
 
 _TIE_REL = 1e-6  # range of the cost tie-break under "latency"/"throughput", in units of the primary objective
-
-
-class SolveStatus(str, Enum):
-    """Outcome of :func:`solve`; the values are plain strings."""
-
-    OPTIMAL = "optimal"  # proven optimal within mip_rel_gap
-    TIME_LIMIT = "time_limit"  # time limit hit, incumbent returned with its gap
-    INFEASIBLE = "infeasible"  # proven infeasible
-    NO_SOLUTION = "no_solution"  # nothing feasible found in time (not proven infeasible), or a solver failure
 
 
 @dataclass(frozen=True, eq=False)
@@ -140,24 +132,24 @@ class Solution:
         return self.status in (SolveStatus.OPTIMAL, SolveStatus.TIME_LIMIT)
 
 
-class _Model(NamedTuple):
-    """The assembled MILP: ``min c·v`` s.t. ``lo ≤ A v ≤ hi``, ``0 ≤ v ≤ ub``."""
+def _assemble(p: Problem, cols: Columns | None = None) -> Model:
+    """Build the sparse constraint matrix, bounds and objective from index arrays (no per-candidate loop).
 
-    c: F
-    a: Any  # scipy.sparse.csr_matrix
-    lo: F
-    hi: F
-    ub: F
-    integrality: NDArray[np.uint8]
-
-
-def _assemble(p: Problem) -> _Model:
-    """Build the sparse constraint matrix, bounds and objective from index arrays (no per-candidate loop)."""
+    ``cols``: cover columns (:mod:`aicap.sizing.solve.covers`; ``cost`` only), binary variables after all
+    others, one per cover, ``Σ_{k∈w} y_k = 1`` for each covered workload and their devices in the packing
+    rows. A covered workload's demand in ``p`` is 0 and it has no candidates, so its own rows hold trivially.
+    """
     from scipy.sparse import coo_matrix
 
     a = _arrays(p)
     nw, nc, nt = len(a.dem), len(a.cw), len(a.td)
-    r_ub, n_ub = _bounds(p, a)
+    ny = 0 if cols is None else len(cols.workload)
+    extra = None
+    if cols is not None:  # the most devices of any one cover of each workload, per type
+        most = np.zeros((nw, nt), dtype=np.int64)
+        np.maximum.at(most, cols.workload, cols.devices)
+        extra = most.sum(axis=0).astype(np.float64)
+    r_ub, n_ub = _bounds(p, a, extra)
     ginv = np.unique(a.grp, return_inverse=True)[1].ravel()
     ng = int(ginv.max()) + 1 if p.single_type else 0
     nx, ns = (nc if p.objective == "latency" else 0), (nw if p.objective == "throughput" else 0)
@@ -179,7 +171,15 @@ def _assemble(p: Problem) -> _Model:
         block(a.cw, ac, np.ones(nc), np.ceil(a.dem / np.maximum(qmax, 1e-300) - 1e-9), np.inf, nw)
     if ns:  # served ≤ capacity
         block(cat([a.cw, aw]), cat([ac, S + aw]), cat([-a.q, np.ones(nw)]), -np.inf, 0.0, nw)
-    block(cat([a.ct, at]), cat([ac, N + at]), cat([a.cd, -a.td]).astype(np.float64), -np.inf, 0.0, nt)  # packing
+    nv = S + ns
+    ky, ty = (np.zeros(0, np.int64), np.zeros(0, np.int64)) if cols is None else np.nonzero(cols.devices)
+    yv = np.zeros(0) if cols is None else cols.devices[ky, ty]
+    block(cat([a.ct, at, ty]), cat([ac, N + at, nv + ky]), cat([a.cd, -a.td, yv]).astype(np.float64), -np.inf, 0.0, nt)  # packing
+    if cols is not None:  # one cover per covered workload
+        covered = np.flatnonzero(cols.covered)
+        row = np.zeros(nw, dtype=np.int64)
+        row[covered] = np.arange(covered.size)
+        block(row[cols.workload], nv + np.arange(ny), np.ones(ny), 1.0, 1.0, covered.size)
     if p.budget_per_hour is not None:
         block(np.zeros(nt, np.int64), N + at, a.price, -np.inf, p.budget_per_hour, 1)
     if ng:  # single type
@@ -188,10 +188,9 @@ def _assemble(p: Problem) -> _Model:
     if nx:  # routing
         block(a.cw, X + ac, np.ones(nc), 1.0, 1.0, nw)
         block(cat([ac, ac]), cat([X + ac, ac]), cat([a.dem[a.cw], -a.q]), -np.inf, 0.0, nc)
-    nv = S + ns
-    rows, cols, vals, lo, hi = (cat([x[i] for x in parts]) for i in range(5))
-    mat = coo_matrix((vals, (rows, cols)), shape=(len(lo), nv)).tocsr()
-    c = np.zeros(nv)
+    rows, ks, vals, lo, hi = (cat([x[i] for x in parts]) for i in range(5))
+    mat = coo_matrix((vals, (rows, ks)), shape=(len(lo), nv + ny)).tocsr()
+    c = np.zeros(nv + ny)
     if p.objective == "cost":
         c[N:Z] = a.price
     else:
@@ -202,10 +201,30 @@ def _assemble(p: Problem) -> _Model:
         qmax = np.zeros(nw)
         np.maximum.at(qmax, a.cw, a.q)
         rated = ~np.isnan(a.dem)
-        c[S:] = -np.where(rated, 1.0 / np.where(rated, a.dem, 1.0), np.divide(1.0, qmax, out=np.zeros(nw), where=qmax > 0))
+        c[S:nv] = -np.where(rated, 1.0 / np.where(rated, a.dem, 1.0), np.divide(1.0, qmax, out=np.zeros(nw), where=qmax > 0))
     s_ub = np.fmin(a.dem, np.bincount(a.cw, weights=a.q * r_ub, minlength=nw))[:ns]
-    integrality = cat([np.ones(Z + ng, np.uint8), np.zeros(nx + ns, np.uint8)])
-    return _Model(c, mat, lo, hi, cat([r_ub, n_ub, np.ones(ng + nx), s_ub]), integrality)
+    integrality = cat([np.ones(Z + ng, np.uint8), np.zeros(nx + ns, np.uint8), np.ones(ny, np.uint8)])
+    return Model(c, mat, lo, hi, cat([r_ub, n_ub, np.ones(ng + nx), s_ub, np.ones(ny)]), integrality)
+
+
+def _formulate(p: Problem) -> tuple[Model, I, Columns | None]:
+    """The program HiGHS solves: the model, the candidates it keeps as replica columns and the cover columns.
+
+    Under ``cost`` only the candidates a cheapest plan may need stay (:mod:`aicap.sizing.solve.reduce`),
+    and workloads with few minimal covers are solved by cover columns (:mod:`aicap.sizing.solve.covers`):
+    their candidates leave the replica columns and their demand becomes 0 there.
+    """
+    from aicap.sizing.solve.reduce import cost_dominated, restricted
+
+    useful = ~cost_dominated(p)  # all of them but under "cost"
+    cols = cover_columns(p, useful) if p.objective == "cost" else None
+    if cols is not None:
+        useful &= ~cols.covered[np.asarray(p.cand_workload, dtype=np.int64)]
+    keep = np.flatnonzero(useful)
+    q = restricted(p, keep)
+    if cols is not None:
+        q = replace(q, demand=np.where(cols.covered, 0.0, np.asarray(p.demand, dtype=np.float64)))
+    return _assemble(q, cols), keep, cols
 
 
 def _polish(p: Problem, r: I, n: I) -> tuple[I, I]:
@@ -254,43 +273,6 @@ def _violated(p: Problem, r: I, n: I) -> str:
     return ", ".join(k for k, v in bad.items() if v)
 
 
-def _gap(res: Any, status: SolveStatus) -> float:
-    """Relative MIP gap of scipy's result: ``mip_gap``, else from ``fun`` and ``mip_dual_bound``."""
-    gap = getattr(res, "mip_gap", None)
-    if gap is not None and np.isfinite(gap):
-        return max(float(gap), 0.0)
-    fun, bound = getattr(res, "fun", None), getattr(res, "mip_dual_bound", None)
-    if fun is not None and bound is not None and np.isfinite(fun) and np.isfinite(bound):
-        return abs(float(fun) - float(bound)) / max(abs(float(fun)), 1e-12)
-    return 0.0 if status is SolveStatus.OPTIMAL else float("nan")
-
-
-@contextmanager
-def _stdout_to_devnull() -> Iterator[None]:
-    """Point file descriptor 1 at ``os.devnull`` (HiGHS may print from C); a no-op if fd 1 cannot be duplicated."""
-    with suppress(AttributeError, OSError, ValueError):
-        sys.stdout.flush()
-    try:
-        saved = os.dup(1)
-    except OSError:
-        saved = -1
-    if saved < 0:
-        yield
-        return
-    null = os.open(os.devnull, os.O_WRONLY)
-    try:
-        os.dup2(null, 1)
-        yield
-    finally:
-        with suppress(OSError, AttributeError, TypeError):
-            import ctypes
-
-            ctypes.CDLL(None).fflush(None)  # flush C stdio buffers into devnull before restoring
-        os.dup2(saved, 1)
-        os.close(saved)
-        os.close(null)
-
-
 def solve(p: Problem, *, method: Method = "auto") -> Solution:
     """Solve the integer program of the module docstring.
 
@@ -327,41 +309,31 @@ def solve(p: Problem, *, method: Method = "auto") -> Solution:
         if method == "exact":
             return Solution(SolveStatus.NO_SOLUTION, z(nc, np.int64), z(nt, np.int64), z(nw), z(nc), 0.0, np.nan, time.perf_counter() - t0,
                             "the exact search does not apply or gave up")  # fmt: skip
-    from scipy.optimize import Bounds, LinearConstraint, milp
-
-    from aicap.sizing.solve.reduce import cost_dominated, restricted
-
-    keep = np.flatnonzero(~cost_dominated(p))  # candidates a cheapest plan may need (all of them but under "cost")
-    m = _assemble(restricted(p, keep))
+    m, keep, cols = _formulate(p)
     nk = keep.size
-    msgs: list[str] = []
-    # HiGHS presolve has bugs (ERGO-Code/HiGHS#2782): on a solve error, retry once without. Under the throughput
-    # objective it also returned wrong optima and "infeasible" for problems that serving nothing satisfies
-    # (tests/sizing/test_milp.py, two budgets of one 2-workload, 2-type case), so the maximising objectives
-    # solve without it; they size small, budgeted fleets.
-    for presolve in (True, False) if p.objective == "cost" else (False,):
-        left = p.time_limit_s - (time.perf_counter() - t0) if msgs else p.time_limit_s
-        opts = {"disp": False, "time_limit": max(left, 0.1 * p.time_limit_s), "mip_rel_gap": float(p.mip_rel_gap), "presolve": presolve}
-        with _stdout_to_devnull():
-            res = milp(m.c, integrality=m.integrality, bounds=Bounds(np.zeros(len(m.c)), m.ub),
-                       constraints=LinearConstraint(m.a, m.lo, m.hi), options=opts)  # fmt: skip
-        x = getattr(res, "x", None)
-        status = {0: SolveStatus.OPTIMAL, 1: SolveStatus.TIME_LIMIT, 2: SolveStatus.INFEASIBLE}.get(res.status, SolveStatus.NO_SOLUTION)
-        msgs.append(str(res.message))
-        if x is None or status in (SolveStatus.INFEASIBLE, SolveStatus.NO_SOLUTION):
-            status = SolveStatus.INFEASIBLE if status is SolveStatus.INFEASIBLE else SolveStatus.NO_SOLUTION
-            if res.status in (0, 1, 2, 3):
-                break
-            continue
-        v = np.rint(np.asarray(x, dtype=np.float64))
+    ny = 0 if cols is None else len(cols.workload)
+
+    def plan(v: F) -> tuple[I, I]:
         r = np.zeros(nc, dtype=np.int64)
         r[keep] = np.maximum(v[:nk], 0).astype(np.int64)
-        r, n = _polish(p, r, np.maximum(v[nk : nk + nt], 0).astype(np.int64))
-        bad = _violated(p, r, n)
-        if not bad:
-            served, share = _route(p, r)
-            cost = float(np.asarray(p.type_price, dtype=np.float64) @ n)
-            return Solution(status, r, n, served, share, cost, _gap(res, status), time.perf_counter() - t0, "; ".join(msgs))
-        msgs[-1] += f" [the returned plan violates: {bad}]"
-        status = SolveStatus.NO_SOLUTION
-    return Solution(status, z(nc, np.int64), z(nt, np.int64), z(nw), z(nc), 0.0, np.nan, time.perf_counter() - t0, "; ".join(msgs))
+        if cols is not None:
+            r += cols.replicas(v[len(v) - ny :], nc)
+        return _polish(p, r, np.maximum(v[nk : nk + nt], 0).astype(np.int64))
+
+    # Under the throughput objective HiGHS presolve returned wrong optima and "infeasible" for problems that
+    # serving nothing satisfies (tests/sizing/test_milp.py, two budgets of one 2-workload, 2-type case), so
+    # the maximising objectives solve without it; they size small, budgeted fleets.
+    choice = None
+    if p.objective == "cost":  # replica and cover columns; not the instances
+        choice = np.ones(len(m.c), dtype=bool)
+        choice[nk : nk + nt] = False
+    presolve = (True, False) if p.objective == "cost" else (False,)
+    left = max(p.time_limit_s - (time.perf_counter() - t0), 0.1 * p.time_limit_s)
+    out = run(m, time_limit_s=left, mip_rel_gap=p.mip_rel_gap, presolve=presolve,
+              accept=lambda v: _violated(p, *plan(v)), choice=choice)  # fmt: skip
+    if out.x is None:
+        return Solution(out.status, z(nc, np.int64), z(nt, np.int64), z(nw), z(nc), 0.0, np.nan, time.perf_counter() - t0, out.message)
+    r, n = plan(out.x)
+    served, share = _route(p, r)
+    cost = float(np.asarray(p.type_price, dtype=np.float64) @ n)
+    return Solution(out.status, r, n, served, share, cost, out.gap, time.perf_counter() - t0, out.message)

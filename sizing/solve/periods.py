@@ -220,7 +220,7 @@ def _run(p: PeriodProblem, fixed: I | None, *, relax: bool = False,
     """Solve (or, with ``relax``, its LP relaxation); returns status, solution, objective and HiGHS's dual bound."""
     from scipy.optimize import Bounds, LinearConstraint, milp
 
-    from aicap.sizing.solve.milp import _stdout_to_devnull
+    from aicap.sizing.solve.highs import _stdout_to_devnull
 
     cost, a, lo, hi, lb, ub, _, _ = _build(p, fixed)
     with _stdout_to_devnull():

@@ -139,13 +139,19 @@ def validate(p: Problem) -> None:
             raise ValueError(msg)
 
 
-def _bounds(p: Problem, a: _Arrays) -> tuple[F, F]:
-    """Finite upper bounds of ``r_c`` and ``n_t`` (:mod:`aicap.sizing.solve.milp`), vectorised."""
+def _bounds(p: Problem, a: _Arrays, extra_devices: F | None = None) -> tuple[F, F]:
+    """Finite upper bounds of ``r_c`` and ``n_t`` (:mod:`aicap.sizing.solve.milp`), vectorised.
+
+    ``extra_devices`` ``(nt,)``: devices per type that columns other than the candidates' may use at most
+    (the cover columns of :mod:`aicap.sizing.solve.covers`), added to ``n_t``'s bound.
+    """
     n_cap = np.floor(a.cap)
     if p.budget_per_hour is not None:
         afford = np.divide(p.budget_per_hour, a.price, out=np.full(len(a.price), np.inf), where=a.price > 0)
         n_cap = np.minimum(n_cap, np.floor(afford + 1e-9))
     by_cap = np.floor(a.td[a.ct] * n_cap[a.ct] / a.cd)  # td, cd ≥ 1: no 0 × inf
     r_ub = np.fmin(np.ceil(a.dem[a.cw] / a.q), by_cap)  # fmin: a nan demand (no rate) takes by_cap
-    need = np.ceil(np.bincount(a.ct, weights=a.cd * r_ub, minlength=len(a.td)) / a.td)
-    return r_ub, np.minimum(need, n_cap)
+    devices: F = np.bincount(a.ct, weights=a.cd * r_ub, minlength=len(a.td)).astype(np.float64)
+    if extra_devices is not None:
+        devices = devices + extra_devices
+    return r_ub, np.minimum(np.ceil(devices / a.td), n_cap)

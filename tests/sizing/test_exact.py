@@ -13,6 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from aicap.sizing.solve import exact
+from aicap.sizing.solve.covers import covers
 from aicap.sizing.solve.milp import Problem, SolveStatus, _violated, solve
 from aicap.sizing.solve.problem import _arrays, _bounds
 from aicap.sizing.solve.reduce import cost_dominated
@@ -136,7 +137,8 @@ def test_every_minimal_cover_is_matched_by_a_kept_one_using_no_more_devices(q: l
     p = make(floats(demand), np.zeros(n, dtype=np.int64), np.array(types[:n]), np.array(dev[:n]), np.array(q), ints(4, 4), floats(1.0, 3.0))
     a = _arrays(p)
     r_ub, _ = _bounds(p, a)
-    kept = exact._covers(p, a, r_ub, a.price / a.td, 0, ~cost_dominated(p))
+    kept = covers(p, a, r_ub, a.price / a.td, 0, ~cost_dominated(p), exact.COVER_LIMIT)
+    assert kept is not None
     qc = np.minimum(a.q, demand)
     for reps in itertools.product(*(range(int(u) + 1) for u in r_ub)):
         r = np.array(reps)

@@ -1,0 +1,81 @@
+"""The cover columns of the cost program (sizing/solve/covers.py): same optima as brute force, a tighter relaxation."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from scipy.optimize import Bounds, LinearConstraint, milp
+
+from aicap.sizing.solve import covers as covers_mod
+from aicap.sizing.solve.covers import cover_columns
+from aicap.sizing.solve.milp import Problem, _formulate
+from aicap.sizing.solve.reduce import cost_dominated
+from tests.sizing.test_milp import assert_matches_brute_force, floats, ints, make, problems
+
+
+@pytest.mark.parametrize("limit", [0, 1, 2, covers_mod.COLUMN_LIMIT])
+@settings(max_examples=40, deadline=None)
+@given(p=problems(caps=True, budget=True))
+def test_cost_by_any_mix_of_cover_and_replica_columns_equals_brute_force(p: Problem, limit: int) -> None:
+    """Limit 0 is the replica form alone; 1 and 2 mix both forms; the default covers every small workload."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(covers_mod, "COLUMN_LIMIT", limit)
+        assert_matches_brute_force(p, "highs")
+
+
+@settings(max_examples=30, deadline=None)
+@given(p=problems(single=True, caps=True))
+def test_cost_single_type_by_covers_equals_brute_force(p: Problem) -> None:
+    assert_matches_brute_force(p, "highs")
+
+
+def _relaxation(p: Problem) -> float:
+    m, _, _ = _formulate(p)
+    res = milp(m.c, bounds=Bounds(np.zeros(len(m.c)), m.ub), constraints=LinearConstraint(m.a, m.lo, m.hi))
+    assert res.status == 0
+    return float(res.fun)
+
+
+@settings(max_examples=40, deadline=None)
+@given(p=problems(caps=True))
+def test_the_cover_relaxation_is_never_weaker_than_the_replica_relaxation(p: Problem) -> None:
+    """The reason for the cover form: its LP bound is the convex hull of each workload's choices."""
+    if cost_dominated(p).all():
+        return
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(covers_mod, "COLUMN_LIMIT", 0)
+        try:
+            replica = _relaxation(p)
+        except AssertionError:  # LP infeasible: so is the cover form
+            return
+    assert _relaxation(p) >= replica * (1 - 1e-7) - 1e-7
+
+
+def test_the_cover_relaxation_is_strictly_tighter_where_a_workload_buys_fractions() -> None:
+    """1.5 requests/s on 1-device replicas of 1 request/s or 2-device replicas of 2: the replica LP buys 1.5 small
+    replicas (1.5 devices), every cover takes 2 devices; one 4-device instance at 4 USD/hour."""
+    p = make(floats(1.5), ints(0, 0), ints(0, 0), ints(1, 2), floats(1.0, 2.0), ints(4), floats(4.0))
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(covers_mod, "COLUMN_LIMIT", 0)
+        assert _relaxation(p) == pytest.approx(1.5)
+    assert _relaxation(p) == pytest.approx(2.0)
+
+
+@settings(max_examples=60, deadline=None)
+@given(p=problems(caps=True))
+def test_every_column_is_a_minimal_cover_of_its_workload(p: Problem) -> None:
+    cols = cover_columns(p, ~cost_dominated(p))
+    q = np.minimum(np.asarray(p.cand_capacity), np.asarray(p.demand)[p.cand_workload])
+    for k in range(len(cols.workload)):
+        y = np.zeros(len(cols.workload))
+        y[k] = 1.0
+        r = cols.replicas(y, len(p.cand_workload))
+        w = int(cols.workload[k])
+        assert (r[np.asarray(p.cand_workload) != w] == 0).all()
+        served = float(q @ r)
+        assert served >= p.demand[w] * (1 - 1e-8)
+        smallest = float(q[r > 0].min())
+        assert served - smallest < p.demand[w]
+        used = np.bincount(p.cand_type, weights=p.cand_devices * r, minlength=len(p.type_devices))
+        assert (used == cols.devices[k]).all()
