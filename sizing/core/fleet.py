@@ -282,6 +282,17 @@ class Workload(_Doc):
         total = sum(b.weight for b in self.input_tokens)
         return sum(b.weight for b in self.input_tokens if b.tokens >= tokens) / total
 
+    def input_above(self, tokens: float) -> tuple[float, float]:
+        """Mean length (tokens) and share of the prompts longer than ``tokens`` (``(0, 0)`` when none is)."""
+        if isinstance(self.input_tokens, int):
+            return (float(self.input_tokens), 1.0) if self.input_tokens > tokens else (0.0, 0.0)
+        total = sum(b.weight for b in self.input_tokens)
+        above = [b for b in self.input_tokens if b.tokens > tokens]
+        weight = sum(b.weight for b in above)
+        if weight <= 0.0:
+            return 0.0, 0.0
+        return sum(b.tokens * b.weight for b in above) / weight, weight / total
+
     @property
     def max_input(self) -> int:
         """Longest prompt in tokens."""

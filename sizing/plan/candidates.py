@@ -83,6 +83,8 @@ class Shape:
     tail_share: float
     cached_share: float = 0.0
     input_max: float = 0.0
+    input_above: float = 0.0  # mean prompt longer than the tail bin (tokens), and the share of such prompts
+    above_share: float = 0.0
 
     @property
     def prefill_mean(self) -> float:
@@ -94,11 +96,17 @@ class Shape:
         """Prompt tokens computed for a tail-bin prompt."""
         return max(self.input_tail * (1.0 - self.cached_share), 1.0)
 
+    @property
+    def prefill_above(self) -> float:
+        """Prompt tokens computed for a prompt longer than the tail bin (their mean)."""
+        return max(self.input_above * (1.0 - self.cached_share), 1.0)
+
     @classmethod
     def of(cls, w: Workload, decoder: bool) -> Shape:
         """The shape of workload ``w`` for a decoder (``decoder``) or single-pass model."""
         q = PERCENTILES[w.slo.percentile]
         tail = w.input_at(q)
+        above, above_share = w.input_above(tail)
         return cls(
             decoder=decoder,
             input_mean=w.mean_input,
@@ -113,6 +121,8 @@ class Shape:
             tail_share=w.input_share_from(tail),
             cached_share=w.prefix_cached_share if decoder else 0.0,
             input_max=float(w.max_input),
+            input_above=above,
+            above_share=above_share,
         )
 
 
@@ -306,7 +316,8 @@ def _evaluate_batch(jobs: Sequence[Job], latency_variants: bool) -> list[list[Ro
     overhead = np.array([jobs[j].runtime.request_overhead_ms * 1e-3 for j in job_of])
     traffic = Traffic(new, o, np.array([s.prefill_tail for s in sh]), slots, np.array([s.quantile for s in sh]),
                       np.array([s.arrival_cv for s in sh]), np.array([s.tail_share for s in sh]), overhead,
-                      jobs[0].template().tokens_per_step)  # fmt: skip
+                      jobs[0].template().tokens_per_step, np.array([s.prefill_above for s in sh]),
+                      np.array([s.above_share for s in sh]))  # fmt: skip
     ttft_t, tpot_t = np.array([s.ttft_s for s in sh]), np.array([s.tpot_s for s in sh])
     # Screen first: capacity without the TTFT percentile (cheap) bounds each row's cost per request/s from
     # below; only the most promising rows pay for the TTFT mixture, the rest are dropped with a reason.

@@ -88,8 +88,8 @@ class Traffic:
     quantile
         Latency percentile as a fraction (0.99 for p99).
     tail_share
-        Share of requests whose prompt is ``input_tail`` long (1 for a fixed length); the rest are taken
-        at the mean.
+        Share of requests whose prompt is at least ``input_tail`` long (1 for a fixed length); the rest
+        are taken at the mean.
     arrival_cv
         Coefficient of variation of inter-arrival times (1 = Poisson).
     overhead_s
@@ -98,6 +98,9 @@ class Traffic:
     tokens_per_step
         Output tokens a decoding sequence emits per step, ``E`` (1; more with speculative decoding). The
         step budget each decoding sequence takes, ``q``, is the step model's ``decode_tokens``.
+    input_above, above_share
+        Mean length (tokens) and share of the prompts longer than ``input_tail`` (part of ``tail_share``):
+        the TTFT percentile weighs them apart (a p90 where 10% of prompts are long is set by them).
     """
 
     input_tokens: F
@@ -109,6 +112,8 @@ class Traffic:
     tail_share: F
     overhead_s: F | float = 0.0
     tokens_per_step: F | float = 1.0
+    input_above: F | float = 0.0
+    above_share: F | float = 0.0
 
     @property
     def decode_steps(self) -> F:
@@ -119,7 +124,7 @@ class Traffic:
         """The candidates at ``index``."""
         ix = np.asarray(index)
         fields = (self.input_tokens, self.output_tokens, self.input_tail, self.slots, self.quantile, self.arrival_cv, self.tail_share,
-                  self.overhead_s, self.tokens_per_step)  # fmt: skip
+                  self.overhead_s, self.tokens_per_step, self.input_above, self.above_share)  # fmt: skip
         return Traffic(*(np.broadcast_to(v, np.shape(self.input_tokens))[ix] for v in fields))
 
 

@@ -29,7 +29,8 @@ def ttft_quantile(step: StepModel, pp: F, d: F, room: F, lump: F, pmf: F, rounds
     The round in progress holds ``j`` lumps with probability ``∝ P(j)·T_j`` (an arrival lands in a long
     round more often); the residual is uniform on ``[0, T_j]``; ``M ~ Poisson(λ_L·T_j)`` lumps arrive in
     the same round and are prefilled with the request, which takes ``⌈(I_b + M·L)/room⌉`` rounds of
-    ``T(d, min(I_b + M·L, room))``. The prompt ``I_b`` is the tail bin (share ``tail_share``) or the mean.
+    ``T(d, min(I_b + M·L, room))``. The prompt ``I_b`` is the tail bin, the mean, or the mean of the prompts
+    longer than the tail bin (shares ``tail_share − above_share``, ``1 − tail_share`` and ``above_share``).
     ``P(TTFT ≤ t)`` is a sum of clipped linear pieces in ``t``; its quantile is found by bisection. An arrival
     that finds the engine idle (share ``idle`` of the prefill-free rounds' time) waits for no residual.
     Rows without decoding (``whole``: encoders, whose round sizes come from :func:`~aicap.sizing.serve.rounds.chain_rounds`) time
@@ -92,9 +93,18 @@ def _pieces(step: StepModel, pp: F, d: F, room: F, lump: F, pmf: F, rounds: F, l
     behind = np.where(piped, 0.0, (weight * mean_m).sum(axis=0) / 2.0)  # (n,) mean co-arrivals after the request in its round
     # With pp micro-batches the co-arrivals spread over them; the request's own micro-batch keeps its share.
     mine = np.ceil((mm[:, None] + 1.0) / np.minimum(mm[:, None] + 1.0, pp)) - 1.0  # (K, n) co-arrivals ahead in its micro-batch
-    fixed = bool(np.all(traffic.tail_share >= 1.0))
-    prompts = traffic.input_tail[None] if fixed else np.stack([traffic.input_tail, traffic.input_tokens])  # (B, n)
-    shares = np.ones((1, *q.shape)) if fixed else np.stack([traffic.tail_share, 1.0 - traffic.tail_share])
+    # The request's own prompt (B classes): the tail bin, the rest at the mean and, apart, prompts longer than the tail bin.
+    above_share = np.broadcast_to(np.asarray(traffic.above_share, dtype=float), q.shape)
+    above = bool(np.any(above_share > 0.0))
+    fixed = bool(np.all(traffic.tail_share >= 1.0)) and not above
+    if fixed:
+        prompts, shares = traffic.input_tail[None], np.ones((1, *q.shape))  # (B, n)
+    elif not above:
+        prompts, shares = np.stack([traffic.input_tail, traffic.input_tokens]), np.stack([traffic.tail_share, 1.0 - traffic.tail_share])
+    else:
+        longer = np.broadcast_to(np.asarray(traffic.input_above, dtype=float), q.shape)
+        prompts = np.stack([traffic.input_tail, traffic.input_tokens, longer])
+        shares = np.stack([traffic.tail_share - above_share, 1.0 - traffic.tail_share, above_share])
     # Co-arrivals' prompts vary too: at least one of the k ahead is a tail-bin prompt with probability
     # 1 − (1 − s)^k (s the tail share), adding I_tail − Ī tokens ahead (C = 2 cases: none, one).
     extra = np.maximum(traffic.input_tail - traffic.input_tokens, 0.0)  # (n,)

@@ -1,0 +1,44 @@
+"""Prompts longer than the tail bin are weighed apart in the TTFT percentile (sizing/serve/ttft.py)."""
+
+from __future__ import annotations
+
+import pytest
+
+from aicap.hardware_db import load_catalogue
+from aicap.sizing.core.fleet import Fleet, Workload
+from aicap.sizing.plan.candidates import Shape
+from aicap.sizing.plan.sizer import size
+from aicap.sizing.sim.verify import verify
+
+CAT = load_catalogue()
+BOUNDARY = [{"tokens": 1500, "weight": 9}, {"tokens": 6000, "weight": 1}]  # the p90 prompt is the last 1,500-token one
+
+
+def _workload(inputs: int | list[dict[str, float]], percentile: str = "p90") -> Workload:
+    return Workload.model_validate({"name": "w", "model": "llama-3.1-8b", "requests_per_s": 1.0, "input_tokens": inputs,
+                                    "output_tokens": 200, "slo": {"ttft_ms": 1500, "tpot_ms": 60, "percentile": percentile}})  # fmt: skip
+
+
+def test_the_prompts_above_the_tail_bin_have_their_mean_and_share() -> None:
+    bins = [(200, 5), (1500, 3), (4000, 1), (8000, 1)]
+    w = _workload([{"tokens": t, "weight": x} for t, x in bins])
+    assert w.input_above(1500) == pytest.approx((6000.0, 0.2))
+    assert w.input_above(8000) == (0.0, 0.0)
+    assert _workload(700).input_above(700) == (0.0, 0.0)
+
+
+def test_a_shape_at_a_histogram_boundary_keeps_the_longer_prompts_apart() -> None:
+    s = Shape.of(_workload(BOUNDARY), decoder=True)
+    assert (s.input_tail, s.tail_share, s.input_above, s.above_share) == (1500.0, 1.0, 6000.0, pytest.approx(0.1))
+    top = Shape.of(_workload(BOUNDARY, "p99"), decoder=True)  # the tail bin is the top one: nothing above it
+    assert (top.input_tail, top.above_share) == (6000.0, 0.0)
+
+
+def test_a_percentile_at_a_histogram_boundary_is_promised_as_simulated() -> None:
+    """p90 where exactly 10% of prompts are long: its TTFT is set by them (promised 156 ms against 301 simulated before)."""
+    fleet = Fleet.model_validate({"workloads": [{**_workload(BOUNDARY).model_dump(exclude_none=True), "requests_per_s": 6.0}],
+                                  "constraints": {"clouds": ["aws"]}})  # fmt: skip
+    checks = verify(size(fleet, CAT, alternatives=False), CAT)
+    assert checks and all(c.stable and c.meets_targets for c in checks)
+    for c in checks:
+        assert c.ttft_promised_ms / c.ttft_simulated_ms == pytest.approx(1.0, abs=0.15), c
