@@ -236,6 +236,20 @@ class Workload(_Doc):
         return self.mean_input + second / (2.0 * max(first, 1e-12))
 
     @property
+    def input_span(self) -> float:
+        """Token-weighted mean prompt length [tokens]: ``E[I²]/E[I]`` (``I`` for a fixed length).
+
+        A prompt of ``I`` tokens puts ``I`` tokens through prefill, each attending to the tokens before
+        it, so prefill attention per token averages over prompts weighted by their length: a step model
+        built at the mean prompt undercounts it when lengths vary.
+        """
+        i = self.input_tokens
+        if isinstance(i, int):
+            return float(i)
+        first = sum(b.tokens * b.weight for b in i)
+        return sum(b.tokens * b.tokens * b.weight for b in i) / max(first, 1e-12)
+
+    @property
     def has_rate(self) -> bool:
         """Whether the workload states its traffic (otherwise only the throughput objective can size it)."""
         return self.requests_per_s is not None or self.tokens_per_s is not None

@@ -85,6 +85,7 @@ class Shape:
     input_max: float = 0.0
     input_above: float = 0.0  # mean prompt longer than the tail bin (tokens), and the share of such prompts
     above_share: float = 0.0
+    input_span: float = 0.0  # token-weighted mean prompt (Workload.input_span): what prefill attention is priced at
 
     @property
     def prefill_mean(self) -> float:
@@ -123,6 +124,7 @@ class Shape:
             input_max=float(w.max_input),
             input_above=above,
             above_share=above_share,
+            input_span=w.input_span,
         )
 
 
@@ -302,6 +304,9 @@ def _evaluate_batch(jobs: Sequence[Job], latency_variants: bool) -> list[list[Ro
     o = np.array([s.output_mean for s in sh])
     ctx = np.array([s.decode_context for s in sh])  # mean context of a decode step (Workload.decode_context)
     new = np.array([s.prefill_mean for s in sh])  # computed prompt tokens; a cached prefix is attended to, not recomputed
+    # Prefill attention at the token-weighted prompt (Workload.input_span), split as the mean prompt is.
+    span = np.array([max(s.input_span, s.input_mean) for s in sh])
+    span_new = span * new / np.maximum(i, 1.0)
     domain = np.array([float(options[d][0].interconnect.domain_size) for d in rows.device])
     parts = []
     for jn, job in enumerate(jobs):  # rows of a job are contiguous
@@ -310,7 +315,7 @@ def _evaluate_batch(jobs: Sequence[Job], latency_variants: bool) -> list[list[Ro
             continue
         hw = Hardware.of([(options[d][0], options[d][1]) for d in dev_ix[r].tolist()], job.fmt[0])
         cross_bps = np.array([(job.networks or {}).get(options[d][0].id, np.inf) for d in dev_ix[r].tolist()])
-        parts.append(StepModel.build(job.template(), hw, tp_a[r], pp_a[r], 1.0, ctx[r], new[r], i[r] - new[r],
+        parts.append(StepModel.build(job.template(), hw, tp_a[r], pp_a[r], 1.0, ctx[r], span_new[r], span[r] - span_new[r],
                                      crossings(tp_a[r], pp_a[r], domain[r]), cross_bps))  # fmt: skip
     step = StepModel.concat(parts)
     overhead = np.array([jobs[j].runtime.request_overhead_ms * 1e-3 for j in job_of])

@@ -42,3 +42,33 @@ def test_a_percentile_at_a_histogram_boundary_is_promised_as_simulated() -> None
     assert checks and all(c.stable and c.meets_targets for c in checks)
     for c in checks:
         assert c.ttft_promised_ms / c.ttft_simulated_ms == pytest.approx(1.0, abs=0.15), c
+
+
+def test_the_token_weighted_prompt_is_the_second_moment_over_the_first() -> None:
+    w = _workload([{"tokens": 500, "weight": 1}, {"tokens": 8000, "weight": 1}])
+    assert w.input_span == pytest.approx((500**2 + 8000**2) / (500 + 8000))
+    assert _workload(700).input_span == 700.0
+
+
+def test_prefill_attention_is_priced_at_the_token_weighted_prompt() -> None:
+    """Varied prompts cost more attention than their mean: a layout carries less than if priced at the mean (or as much
+    where the slots or the token budget bind)."""
+    from aicap.sizing.plan.generate import all_candidates
+    from aicap.sizing.plan.sizer import allowed_instances
+
+    wide = [{"tokens": 500, "weight": 1}, {"tokens": 8000, "weight": 1}]
+    fleet = Fleet.model_validate({"workloads": [{**_workload(wide).model_dump(exclude_none=True), "slo": {"ttft_ms": 5000, "tpot_ms": 80}}],
+                                  "constraints": {"clouds": ["aws"], "hardware": ["h100-sxm"]}})  # fmt: skip
+    insts, _ = allowed_instances(fleet, CAT)
+
+    def capacities() -> dict[tuple[str, int, int, str], float]:
+        cands = all_candidates(fleet, CAT, insts)["w"]
+        return {(c.instance, c.tp, c.pp, c.weights_dtype): c.capacity_rps for c in cands if c.reason is None}
+
+    real = capacities()
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(Workload, "input_span", property(lambda self: self.mean_input))
+        at_mean = capacities()
+    shared = real.keys() & at_mean.keys()
+    assert shared and all(real[k] <= at_mean[k] * (1 + 1e-6) for k in shared)  # layouts bound by the token budget: equal
+    assert sum(real[k] < at_mean[k] * 0.98 for k in shared) >= len(shared) / 2
