@@ -49,8 +49,10 @@ TARGETS: dict[str, list[str]] = {
     "disaggregate": ["x_split", "x_transfer_ms", "x_link_tiers", "x__down"],
     "exact": ["*"],
     "reduce": ["*"],
+    "covers": ["*"],
+    "highs": ["x_run", "x__priced", "x__relaxation", "x__mip", "x__gap"],
 }
-PACKAGE = {m: "solve" if m in ("exact", "reduce") else "plan" for m in TARGETS}  # sizing/<package>/<module>.py
+PACKAGE = {m: "solve" if m in ("exact", "reduce", "covers", "highs") else "plan" for m in TARGETS}  # sizing/<package>/<module>.py
 KILLED = {"killed", "caught by type check"}
 COUNTED = KILLED | {"survived", "timeout", "no tests", "suspicious"}
 

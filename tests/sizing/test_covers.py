@@ -10,6 +10,7 @@ from scipy.optimize import Bounds, LinearConstraint, milp
 from aicap.sizing.solve import covers as covers_mod
 from aicap.sizing.solve.covers import cover_columns
 from aicap.sizing.solve.milp import Problem, _formulate
+from aicap.sizing.solve.problem import _arrays, _bounds
 from aicap.sizing.solve.reduce import cost_dominated
 from tests.sizing.test_milp import assert_matches_brute_force, floats, ints, make, problems
 
@@ -79,3 +80,25 @@ def test_every_column_is_a_minimal_cover_of_its_workload(p: Problem) -> None:
         assert served - smallest < p.demand[w]
         used = np.bincount(p.cand_type, weights=p.cand_devices * r, minlength=len(p.type_devices))
         assert (used == cols.devices[k]).all()
+
+
+@settings(max_examples=40, deadline=None)
+@given(p=problems(caps=True))
+def test_every_small_workload_with_a_cover_is_covered(p: Problem) -> None:
+    """The enumeration's limits (covers and walk steps) never give up on a small workload."""
+    cols = cover_columns(p, ~cost_dominated(p))
+    has = {int(w) for w in cols.workload}
+    assert {w for w in range(len(p.demand)) if cols.covered[w]} == has
+    kept = covers_mod.covers(p, _arrays(p), _bounds(p, _arrays(p))[0], p.type_price / p.type_devices, 0, ~cost_dominated(p), 10**6)
+    assert kept is not None and bool(cols.covered[0]) == (kept.cost.size > 0)
+
+
+def test_a_workload_with_more_minimal_covers_than_the_limit_keeps_its_replica_columns() -> None:
+    """1.5 requests/s over replicas of 1.0 and 0.8: covers {2·a}, {a, b}, {2·b} (three); at a limit of 2 it is not covered."""
+    p = make(floats(1.5), ints(0, 0), ints(0, 0), ints(1, 1), floats(1.0, 0.8), ints(4), floats(4.0))
+    a = _arrays(p)
+    found = covers_mod.covers(p, a, _bounds(p, a)[0], a.price / a.td, 0, np.ones(2, dtype=bool), 3)
+    assert found is not None and found.replicas.tolist() == [[2, 0]]  # the other two use as many devices, or more, and carry less
+    assert covers_mod.covers(p, a, _bounds(p, a)[0], a.price / a.td, 0, np.ones(2, dtype=bool), 2) is None
+    assert cover_columns(p, np.ones(2, dtype=bool), 3).covered.tolist() == [True]
+    assert cover_columns(p, np.ones(2, dtype=bool), 2).covered.tolist() == [False]

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -63,3 +66,85 @@ def test_a_loose_relaxation_fixes_by_reduced_cost_and_solves_again() -> None:
         sol = solve(_fleet(3), method="highs")
     assert sol.status is SolveStatus.OPTIMAL and sol.cost_per_hour == pytest.approx(8.0)
     assert "reduced-cost fixing" in sol.message
+
+
+@settings(max_examples=40, deadline=None)
+@given(p=problems(caps=True, budget=True))
+def test_the_relaxation_is_the_lp_optimum(p: Problem) -> None:
+    """The rows split for linprog (equalities, upper and lower sides) state the same LP as milp without integrality."""
+    m, _, _ = _formulate(p)
+    lp = _relaxation(m)
+    ref = milp(m.c, bounds=Bounds(np.zeros(len(m.c)), m.ub), constraints=LinearConstraint(m.a, m.lo, m.hi))
+    assert (lp is None) == (ref.status != 0)
+    if lp is not None:
+        assert lp[0] == pytest.approx(ref.fun, rel=1e-7, abs=1e-7)
+        assert (lp[1] >= 0).all() and lp[1].shape == m.c.shape
+
+
+def _spy(mp: pytest.MonkeyPatch, edits: list[Callable[[highs.Outcome], highs.Outcome]] | None = None) -> list[np.ndarray]:
+    """Price every program; record the upper bounds of every MIP solve and edit their outcomes, in turn, when given."""
+    seen: list[np.ndarray] = []
+    real = highs._mip
+
+    def mip(m: highs.Model, ub: np.ndarray, *args: Any) -> highs.Outcome:
+        seen.append(ub.copy())
+        out = real(m, ub, *args)
+        return edits.pop(0)(out) if edits else out
+
+    mp.setattr(highs, "_mip", mip)
+    mp.setattr(highs, "PRICING_MIN_COLUMNS", 0)
+    return seen
+
+
+def test_the_restricted_programs_fix_exactly_the_priced_out_columns() -> None:
+    """Step 1 fixes the choice columns with ρ > 2·gap·|L|; step 3 those with ρ > U − L (plus a tolerance)."""
+    p = _fleet(3)
+    m, keep, _ = _formulate(p)
+    bound, rho = _relaxation(m) or (0.0, np.zeros(0))
+    choice = np.ones(len(m.c), dtype=bool)
+    choice[keep.size : keep.size + len(p.type_devices)] = False
+    with pytest.MonkeyPatch.context() as mp:
+        seen = _spy(mp)
+        sol = solve(p, method="highs")
+    assert len(seen) == 2
+    delta = 2.0 * p.mip_rel_gap * abs(bound)
+    assert ((seen[0] == 0) == ((choice & (rho > delta)) | (m.ub == 0))).all()
+    upper = sol.cost_per_hour
+    tol = 1e-7 * max(1.0, abs(bound))
+    assert ((seen[1] == 0) == ((choice & (rho > upper - bound + tol)) | (m.ub == 0))).all()
+    assert not (seen[1] == 0)[~choice].any()  # the instances are never fixed
+    assert f"{delta:.3g}" in sol.message and f"{upper - bound:.3g}" in sol.message
+
+
+def test_pricing_starts_at_its_column_threshold() -> None:
+    p = _fleet(2)
+    m, _, _ = _formulate(p)
+    columns = len(m.c) - len(p.type_devices)
+    for threshold, priced in ((columns, True), (columns + 1, False)):
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setattr(highs, "PRICING_MIN_COLUMNS", threshold)
+            assert ("pricing" in solve(p, method="highs").message) is priced
+
+
+def test_a_restricted_solve_out_of_time_reports_the_lp_gap() -> None:
+    """Step 1 at its time limit: its plan, with the gap to the relaxation (the only bound known for the whole program)."""
+    with pytest.MonkeyPatch.context() as mp:
+        _spy(mp, [lambda o: o._replace(status=SolveStatus.TIME_LIMIT, gap=0.01)])
+        sol = solve(_fleet(3), method="highs")
+    assert sol.status is SolveStatus.TIME_LIMIT and sol.cost_per_hour == pytest.approx(8.0)
+    assert sol.gap == pytest.approx((8.0 - 6.0) / 8.0)  # relaxation 6 (six devices), plan 8
+
+
+def test_a_second_solve_without_a_plan_keeps_the_first_plan_with_the_lp_gap() -> None:
+    with pytest.MonkeyPatch.context() as mp:
+        _spy(mp, [lambda o: o, lambda o: o._replace(status=SolveStatus.TIME_LIMIT, x=None, message="time limit reached")])
+        sol = solve(_fleet(3), method="highs")
+    assert sol.status is SolveStatus.TIME_LIMIT and sol.cost_per_hour == pytest.approx(8.0)
+    assert sol.gap == pytest.approx(0.25) and "time limit reached" in sol.message
+
+
+def test_a_second_solve_proving_nothing_cheaper_keeps_the_first_plan_as_optimal() -> None:
+    with pytest.MonkeyPatch.context() as mp:
+        _spy(mp, [lambda o: o, lambda o: o._replace(x=None, gap=0.0, message="nothing cheaper")])
+        sol = solve(_fleet(3), method="highs")
+    assert sol.status is SolveStatus.OPTIMAL and sol.cost_per_hour == pytest.approx(8.0) and sol.gap == 0.0
