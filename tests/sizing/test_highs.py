@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from scipy.optimize import Bounds, LinearConstraint, milp
 
-from aicap.sizing.solve import highs
+from aicap.sizing.solve import covers, highs
 from aicap.sizing.solve.highs import _relaxation
 from aicap.sizing.solve.milp import Problem, SolveStatus, _formulate, solve
 from tests.sizing.test_milp import assert_matches_brute_force, floats, ints, make, problems
@@ -68,11 +68,15 @@ def test_a_loose_relaxation_fixes_by_reduced_cost_and_solves_again() -> None:
     assert "reduced-cost fixing" in sol.message
 
 
+@pytest.mark.parametrize("limit", [0, covers.COLUMN_LIMIT])
 @settings(max_examples=40, deadline=None)
 @given(p=problems(caps=True, budget=True))
-def test_the_relaxation_is_the_lp_optimum(p: Problem) -> None:
-    """The rows split for linprog (equalities, upper and lower sides) state the same LP as milp without integrality."""
-    m, _, _ = _formulate(p)
+def test_the_relaxation_is_the_lp_optimum(p: Problem, limit: int) -> None:
+    """The rows split for linprog (equalities, upper and lower sides) state the same LP as milp without integrality,
+    in the replica form (demand rows: lower sides) and the cover form (partition rows: equalities)."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(covers, "COLUMN_LIMIT", limit)
+        m, _, _ = _formulate(p)
     lp = _relaxation(m)
     ref = milp(m.c, bounds=Bounds(np.zeros(len(m.c)), m.ub), constraints=LinearConstraint(m.a, m.lo, m.hi))
     assert (lp is None) == (ref.status != 0)
@@ -96,9 +100,19 @@ def _spy(mp: pytest.MonkeyPatch, edits: list[Callable[[highs.Outcome], highs.Out
     return seen
 
 
+def _priced_fleet() -> Problem:
+    """Five workloads of 1.5 requests/s on one 4-device type (1 USD/device), a 1-device type at 1.5 capped at two, one at
+    2.2 and one at 6: relaxation 9, a first plan of 9.5 on the columns of zero reduced cost, an optimum of 9.2 that needs
+    the 2.2 type (reduced cost 0.2, between the two thresholds)."""
+    n = 5
+    return make(floats(*[1.5] * n), ints(*np.repeat(np.arange(n), 5)), ints(*[0, 0, 1, 2, 3] * n), ints(*[1, 2, 1, 1, 1] * n),
+                floats(*[1.0, 2.0, 2.0, 2.0, 2.0] * n), ints(4, 1, 1, 1), floats(4.0, 1.5, 6.0, 2.2),
+                type_cap=floats(np.inf, 2.0, np.inf, np.inf))  # fmt: skip
+
+
 def test_the_restricted_programs_fix_exactly_the_priced_out_columns() -> None:
     """Step 1 fixes the choice columns with ρ > 2·gap·|L|; step 3 those with ρ > U − L (plus a tolerance)."""
-    p = _fleet(3)
+    p = _priced_fleet()
     m, keep, _ = _formulate(p)
     bound, rho = _relaxation(m) or (0.0, np.zeros(0))
     choice = np.ones(len(m.c), dtype=bool)
@@ -106,12 +120,13 @@ def test_the_restricted_programs_fix_exactly_the_priced_out_columns() -> None:
     with pytest.MonkeyPatch.context() as mp:
         seen = _spy(mp)
         sol = solve(p, method="highs")
+    assert bound == pytest.approx(9.0) and sol.cost_per_hour == pytest.approx(9.2) and sol.status is SolveStatus.OPTIMAL
     assert len(seen) == 2
     delta = 2.0 * p.mip_rel_gap * abs(bound)
     assert ((seen[0] == 0) == ((choice & (rho > delta)) | (m.ub == 0))).all()
-    upper = sol.cost_per_hour
-    tol = 1e-7 * max(1.0, abs(bound))
+    upper, tol = 9.5, 1e-7 * max(1.0, abs(bound))  # the first plan's cost
     assert ((seen[1] == 0) == ((choice & (rho > upper - bound + tol)) | (m.ub == 0))).all()
+    assert ((seen[0] == 0) & (seen[1] > 0)).any() and (seen[1] == 0).any()  # the thresholds differ, and both fix columns
     assert not (seen[1] == 0)[~choice].any()  # the instances are never fixed
     assert f"{delta:.3g}" in sol.message and f"{upper - bound:.3g}" in sol.message
 
