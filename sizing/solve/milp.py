@@ -23,14 +23,20 @@ x_c : continuous in [0, 1]
     Fraction of ``w``'s traffic routed to ``c`` (objective ``latency`` only).
 s_w : continuous ≥ 0
     Requests/s served (objective ``throughput`` only); ``s_w ≤ λ_w`` when a rate is given.
+y_k : binary
+    Cover ``k`` of workload ``w`` is its plan (``cost`` only, for the workloads :mod:`aicap.sizing.solve.covers`
+    enumerates; their ``r_c`` are then ``Σ_k y_k·r_{kc}`` and leave the program).
 
 Constraints
 -----------
 demand (cost)
     ``Σ_{c∈w} q_c·r_c ≥ λ_w`` [requests/s].
+covers (cost)
+    ``Σ_{k∈w} y_k = 1`` for a covered workload (its demand row is then met by construction).
 packing
-    ``Σ_{c on t} d_c·r_c ≤ D_t·n_t`` [devices]; exact bin packing because replica sizes are powers of
-    two dividing ``D_t`` or whole multiples of it (a replica spanning instances takes them whole).
+    ``Σ_{c on t} d_c·r_c + Σ_k u_{kt}·y_k ≤ D_t·n_t`` [devices] (``u_{kt}``: cover ``k``'s devices of type
+    ``t``); exact bin packing because replica sizes are powers of two dividing ``D_t`` or whole multiples
+    of it (a replica spanning instances takes them whole).
 caps, budget
     ``n_t ≤ cap_t`` (a bound); ``Σ_t p_t·n_t ≤ B`` [USD/hour] when a budget is given.
 single type
@@ -110,8 +116,9 @@ class Solution:
         Requests/s served per workload ``(nw,)`` (the demand under ``cost``/``latency``), and the fraction
         of its workload's traffic routed to each candidate ``(nc,)`` (sums to 1 per served workload).
     cost_per_hour, gap, seconds : float
-        ``Σ p_t n_t`` [USD/hour]; relative MIP gap reported by HiGHS (an upper bound once the plan is
-        polished); wall time of :func:`solve`, assembly included.
+        ``Σ p_t n_t`` [USD/hour]; relative gap to the best bound known, HiGHS's or, after a priced solve
+        that ran out of time, the relaxation's (an upper bound once the plan is polished); wall time of
+        :func:`solve`, assembly included.
     message : str
         HiGHS's message(s).
     """
