@@ -16,7 +16,7 @@ identical workload shapes are evaluated once.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 from numpy.typing import NDArray
@@ -328,7 +328,12 @@ def _evaluate_batch(jobs: Sequence[Job], latency_variants: bool) -> list[list[Ro
     # below; only the most promising rows pay for the TTFT mixture, the rest are dropped with a reason.
     price = np.array([options[d][3] for d in rows.device]) * tp_a * pp_a
     idle = at_arrivals(step, pp_a, budget, traffic, np.full(len(sh), 1e-6), ttft=False)
-    bound, pruned = screen_bound(rows, step, pp_a, budget, traffic, tpot_t, price, idle)
+    # Rows that differ only in their targets (workloads alike but for their SLO) share the rate bound's first pass.
+    free: dict[Shape, int] = {}
+    free_of = np.array([free.setdefault(replace(s, ttft_s=0.0, tpot_s=0.0), len(free)) for s in sh_all], dtype=np.int64)
+    key = np.column_stack([free_of[np.asarray(rows.shape)], dev_ix, tp_a, pp_a])
+    _, first, alike = np.unique(key, axis=0, return_index=True, return_inverse=True)
+    bound, pruned = screen_bound(rows, step, pp_a, budget, traffic, tpot_t, price, idle, first[alike.ravel()])
     chosen = screen(rows, np.where(bound.rate > 0, price / np.maximum(bound.rate, 1e-12), np.inf))
     sub = capacity(step.take(chosen), pp_a[chosen], budget, traffic.take(chosen), np.where(slots[chosen] >= 1, ttft_t[chosen], 0.0),
                    tpot_t[chosen], without_ttft=bound.arrivals_per_round[chosen])  # fmt: skip

@@ -87,7 +87,7 @@ _REFINE_BISECTIONS = _FULL_BISECTIONS - SCREEN_BISECTIONS
 
 
 def screen_bound(rows: Rows, step: StepModel, pp: F, budget: float, traffic: Traffic, tpot_t: F, price: F,
-                  idle: Loaded) -> tuple[Loaded, NDArray[np.bool_]]:  # fmt: skip
+                  idle: Loaded, same: NDArray[np.int64] | None = None) -> tuple[Loaded, NDArray[np.bool_]]:  # fmt: skip
     """Capacity without the TTFT target for every row :func:`screen` could select (branch and bound).
 
     :func:`~aicap.sizing.serve.capacity.rate_bound` bounds each row's cost per request/s from below at the
@@ -97,9 +97,10 @@ def screen_bound(rows: Rows, step: StepModel, pp: F, budget: float, traffic: Tra
     more rows); the rows the screen keeps, and those whose coarse capacity rounded to 0 though they meet
     the targets at idle, are then refined to ``2^-12``. Rows never evaluated carry their idle metrics and
     a rate of 0; the returned mask marks those whose bound left them a chance (they lost to the
-    thresholds, not to the targets).
+    thresholds, not to the targets). ``same``: per row, a row identical to it but for its targets
+    (:func:`~aicap.sizing.serve.capacity.rate_bound` evaluates the target-free part once per group).
     """
-    ub_rate, ub_x = rate_bound(step, pp, budget, traffic, tpot_t)
+    ub_rate, ub_x = rate_bound(step, pp, budget, traffic, tpot_t, same)
     lower = np.where(ub_rate > 0, price / np.maximum(ub_rate, 1e-300), np.inf)
     out = idle.copy()  # rows never evaluated keep their idle metrics, with no load and no capacity
     out.arrivals_per_round[:] = 0.0

@@ -19,10 +19,13 @@ CAT = load_catalogue()
 
 
 def fleet() -> Fleet:
-    """Decoders dense and MoE, long and short prompts, tight and loose SLOs, bursty traffic, and an encoder."""
+    """Decoders dense and MoE, long and short prompts, tight and loose SLOs (two alike but for theirs), bursty traffic,
+    and an encoder."""
     return Fleet.model_validate({"workloads": [
         {"name": "chat", "model": "llama-3.1-8b", "requests_per_s": 6.0, "input_tokens": 1000, "output_tokens": 200,
          "slo": {"ttft_ms": 1500, "tpot_ms": 50}},
+        {"name": "chat-gold", "model": "llama-3.1-8b", "requests_per_s": 2.0, "input_tokens": 1000, "output_tokens": 200,
+         "slo": {"ttft_ms": 600, "tpot_ms": 25}},
         {"name": "tight", "model": "llama-3.1-70b", "requests_per_s": 2.0, "input_tokens": 300, "output_tokens": 400,
          "slo": {"ttft_ms": 800, "tpot_ms": 30}},
         {"name": "long", "model": "mixtral-8x7b", "requests_per_s": 1.0, "input_tokens": 12000, "output_tokens": 300,
@@ -38,9 +41,9 @@ def screens() -> list[dict[str, Any]]:
     seen: list[dict[str, Any]] = []
     real = candidates.screen_bound
 
-    def spy(rows: Any, step: StepModel, pp: Any, budget: float, traffic: Any, tpot_t: Any, price: Any, idle: Any) -> Any:
-        out = real(rows, step, pp, budget, traffic, tpot_t, price, idle)
-        seen.append(dict(rows=rows, step=step, pp=pp, budget=budget, traffic=traffic, tpot_t=tpot_t, price=price, out=out))
+    def spy(rows: Any, step: StepModel, pp: Any, budget: float, traffic: Any, tpot_t: Any, price: Any, idle: Any, same: Any = None) -> Any:
+        out = real(rows, step, pp, budget, traffic, tpot_t, price, idle, same)
+        seen.append(dict(rows=rows, step=step, pp=pp, budget=budget, traffic=traffic, tpot_t=tpot_t, price=price, same=same, out=out))
         return out
 
     candidates.screen_bound = spy  # type: ignore[assignment]
@@ -63,6 +66,19 @@ def test_rate_bound_is_above_the_capacity_on_every_row(screens: list[dict[str, A
         rows += s["pp"].size
         feasible += int((exact.rate > 0).sum())
     assert rows > 500 and feasible > 100
+
+
+def test_rows_alike_but_for_their_targets_share_the_rate_bounds_first_pass_exactly(screens: list[dict[str, Any]]) -> None:
+    """The sizer groups rows that differ only in their SLO; the bound is the same, to the bit, as row by row."""
+    shared = 0
+    for s in screens:
+        same = s["same"]
+        assert same is not None and (same[same] == same).all()  # each group points at one of its own rows
+        shared += int((same != np.arange(same.size)).sum())
+        grouped = rate_bound(s["step"], s["pp"], s["budget"], s["traffic"], s["tpot_t"], same)
+        alone = rate_bound(s["step"], s["pp"], s["budget"], s["traffic"], s["tpot_t"])
+        assert all(np.array_equal(g, a) for g, a in zip(grouped, alone, strict=True))
+    assert shared > 20  # the "chat" workloads' rows
 
 
 def test_branch_and_bound_skips_only_rows_the_screen_would_drop(screens: list[dict[str, Any]]) -> None:
@@ -102,3 +118,27 @@ def test_a_rows_capacity_does_not_depend_on_the_rows_evaluated_with_it() -> None
     alone = [r.capacity_rps for r in candidates.evaluate(model, eng.on(dev), fmt, [prefill], devs, False)]
     mixed = [r.capacity_rps for r in candidates.evaluate(model, eng.on(dev), fmt, [prefill, decode], devs, False) if r.shape == 0]
     assert all(c > 0 for c in alone) and mixed == pytest.approx(alone, rel=1e-9)
+
+
+def test_evaluating_rows_in_chunks_changes_nothing(screens: list[dict[str, Any]]) -> None:
+    """capacity() and rate_bound() cut large row sets into chunks (cache-sized temporaries): the rate bound is the same
+    to the bit; capacities to rounding (the TTFT mixture's arrays are as wide as the chunk's most co-arrivals, which
+    changes the order of a few sums: 8 of 588 rows here differ by 1e-15, as they do between fleets already)."""
+    from aicap.sizing.serve import capacity as capacity_mod
+
+    s = max(screens, key=lambda x: x["pp"].size)
+    args = (s["step"], s["pp"], s["budget"], s["traffic"])
+    ttft = np.full(s["pp"].size, 2.0)
+    whole_bound = rate_bound(*args, s["tpot_t"])
+    whole_cap = capacity(*args, ttft, s["tpot_t"], bisections=6)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(capacity_mod, "CHUNK_ROWS", 7)
+        mp.setattr(capacity_mod, "CAPACITY_CHUNK_ROWS", 5)
+        assert s["pp"].size > 7
+        chunked_bound = rate_bound(*args, s["tpot_t"])
+        grouped_bound = rate_bound(*args, s["tpot_t"], s["same"])
+        chunked_cap = capacity(*args, ttft, s["tpot_t"], bisections=6)
+    for a, b, c in zip(whole_bound, chunked_bound, grouped_bound, strict=True):
+        assert np.array_equal(a, b) and np.array_equal(a, c)
+    for name in ("rate", "arrivals_per_round", "ttft_s", "tpot_s"):
+        np.testing.assert_allclose(getattr(chunked_cap, name), getattr(whole_cap, name), rtol=1e-12, atol=0.0, err_msg=name)
