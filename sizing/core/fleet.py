@@ -387,7 +387,7 @@ class Constraints(_Doc):
 
 MAX_WORKLOADS = 2000
 """Most workloads one fleet may hold: sizing time grows faster than linearly past about a thousand
-(1,000 realistic workloads take about 12 s on two cores), so a larger fleet is refused
+(1,000 realistic workloads take about 10 s on two cores), so a larger fleet is refused
 at once, before its workloads are validated, with a request to split it."""
 
 
