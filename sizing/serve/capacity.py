@@ -182,7 +182,7 @@ def capacity(step: StepModel, pp: ArrayLike, budget: float, traffic: Traffic, tt
              lower: ArrayLike | None = None, bisections: int = BISECTIONS) -> Loaded:  # fmt: skip
     """The replica at the largest load that meets both targets (``inf`` target: none); rate 0 where none does.
 
-    Rows are evaluated ``CHUNK_ROWS`` at a time (:func:`_chunks`); see :func:`_capacity` for the method.
+    Rows are evaluated ``CAPACITY_CHUNK_ROWS`` at a time (:func:`_chunks`); see :func:`_capacity` for the method.
     """
     pp_a = np.asarray(pp, dtype=float)
     shape = np.broadcast_shapes(pp_a.shape, traffic.input_tokens.shape)
