@@ -34,6 +34,7 @@ from aicap.sizing.serve.capacity import capacity
 from aicap.sizing.serve.load import BUDGET_UTILISATION, SLOT_UTILISATION, Loaded, Traffic, at_arrivals, at_rate
 from aicap.sizing.serve.replica import Replica, ReplicaGroup
 from aicap.sizing.serve.step import Hardware, StepModel
+from aicap.sizing.solve.reduce import group_pairs
 
 F = NDArray[np.float64]
 LATENCY_LOAD_FRACTIONS = (0.5, 0.25)  # extra, lighter-loaded candidates the latency objective may trade for speed
@@ -380,14 +381,7 @@ def prune(cands: list[Candidate]) -> list[Candidate]:
     q = np.array([c.capacity_rps for c in cands], dtype=float)
     a = np.array([c.ttft_ms for c in cands], dtype=float)
     b = np.array([c.tpot_ms or 0.0 for c in cands], dtype=float)
-    # Every ordered pair (i, j) of one group, at once: i is each member, repeated once per member of its group.
-    order = np.argsort(group, kind="stable")
-    size = np.bincount(group)
-    start = np.concatenate([[0], np.cumsum(size)[:-1]])
-    g = size[group[order]]
-    i = np.repeat(order, g)
-    offset = np.arange(i.size) - np.repeat(np.cumsum(g) - g, g)
-    j = order[np.repeat(start[group[order]], g) + offset]
+    i, j = group_pairs(group)
     no_worse = (d[i] <= d[j]) & (q[i] >= q[j]) & (a[i] <= a[j]) & (b[i] <= b[j])
     better = (d[i] < d[j]) | (q[i] > q[j]) | (a[i] < a[j]) | (b[i] < b[j])
     dominated = np.bincount(j, weights=(no_worse & (better | (i < j))).astype(float), minlength=len(cands)) > 0

@@ -77,15 +77,10 @@ def rate_bound(step: StepModel, pp: ArrayLike, budget: float, traffic: Traffic, 
     """
     pp_a = np.asarray(pp, dtype=float)
     shape = np.broadcast_shapes(pp_a.shape, traffic.input_tokens.shape)
-    if len(shape) == 1 and shape[0] > CHUNK_ROWS and same is None:
-        rate, last = np.zeros(shape), np.zeros(shape)
-        for ix, (sub_pp, tpot) in _chunks(shape[0], CHUNK_ROWS, pp_a, tpot_target_s):
-            rate[ix], last[ix] = rate_bound(step.take(ix), sub_pp, budget, traffic.take(ix), tpot)  # type: ignore[arg-type]
-        return rate, last
     limit = LATENCY_HEADROOM * np.broadcast_to(np.asarray(tpot_target_s, dtype=float), shape)
     top = load_ceiling(step, pp_a, budget, traffic)
     if same is None:
-        first = _bound_grid(step, pp_a, budget, traffic, top)
+        first = _grid_chunked(step, pp_a, budget, traffic, top)
     else:
         reps, inv = np.unique(same, return_inverse=True)
         first = _grid_chunked(step.take(reps), pp_a[reps], budget, traffic.take(reps), top[reps]).take(inv.ravel())

@@ -30,17 +30,25 @@ def cost_dominated(p: Problem) -> NDArray[np.bool_]:
     qc = np.minimum(a.q, a.dem[a.cw])
     rank = np.empty(nc, dtype=np.int64)  # among equals, lower rank stays
     rank[np.lexsort((np.arange(nc), a.lat, -a.q))] = np.arange(nc)
-    # Every ordered pair (i, j) of one (workload, type) group at once: i is each member, repeated per member.
-    group = np.unique(a.cw * (int(a.ct.max()) + 1) + a.ct, return_inverse=True)[1].ravel()
+    i, j = group_pairs(np.unique(a.cw * (int(a.ct.max()) + 1) + a.ct, return_inverse=True)[1].ravel())  # per (workload, type)
+    no_worse = (a.cd[i] <= a.cd[j]) & (qc[i] >= qc[j])
+    better = (a.cd[i] < a.cd[j]) | (qc[i] > qc[j]) | (rank[i] < rank[j])
+    return np.bincount(j, weights=(no_worse & better & (i != j)).astype(float), minlength=nc) > 0
+
+
+def group_pairs(group: NDArray[np.int64]) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
+    """Every ordered pair ``(i, j)`` of members of one group (``i == j`` included), at once, as two index arrays.
+
+    ``group`` holds each element's group id in ``0..G−1``; ``i`` is each member repeated once per member of
+    its group and ``j`` runs over that group's members beside it.
+    """
     order = np.argsort(group, kind="stable")
     size = np.bincount(group)
     start = np.concatenate([[0], np.cumsum(size)[:-1]])
     g = size[group[order]]
     i = np.repeat(order, g)
     j = order[np.repeat(start[group[order]], g) + np.arange(i.size) - np.repeat(np.cumsum(g) - g, g)]
-    no_worse = (a.cd[i] <= a.cd[j]) & (qc[i] >= qc[j])
-    better = (a.cd[i] < a.cd[j]) | (qc[i] > qc[j]) | (rank[i] < rank[j])
-    return np.bincount(j, weights=(no_worse & better & (i != j)).astype(float), minlength=nc) > 0
+    return i, j
 
 
 def restricted(p: Problem, keep: NDArray[np.int64]) -> Problem:

@@ -50,22 +50,19 @@ def _fleet(n: int) -> Problem:
                 ints(4), floats(4.0))  # fmt: skip
 
 
-def test_a_tight_relaxation_proves_the_restricted_plan() -> None:
-    """Two workloads fill one instance exactly: LP bound = optimum, step 2 proves the restricted plan."""
+@pytest.mark.parametrize(
+    ("n", "cost", "proof"),
+    [
+        (2, 4.0, "holds every cheaper plan"),  # two workloads fill one instance exactly: LP bound = optimum, step 2 proves
+        (3, 8.0, "reduced-cost fixing"),  # three need 6 devices: LP 6, optimum 8 (two instances), so step 3 runs
+    ],
+)
+def test_a_priced_solve_proves_its_plan_by_the_step_the_relaxation_allows(n: int, cost: float, proof: str) -> None:
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(highs, "PRICING_MIN_COLUMNS", 0)
-        sol = solve(_fleet(2), method="highs")
-    assert sol.status is SolveStatus.OPTIMAL and sol.cost_per_hour == pytest.approx(4.0)
-    assert "holds every cheaper plan" in sol.message
-
-
-def test_a_loose_relaxation_fixes_by_reduced_cost_and_solves_again() -> None:
-    """Three workloads need 6 devices: LP 6, optimum 8 (two instances), so step 3 runs and keeps the optimum."""
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(highs, "PRICING_MIN_COLUMNS", 0)
-        sol = solve(_fleet(3), method="highs")
-    assert sol.status is SolveStatus.OPTIMAL and sol.cost_per_hour == pytest.approx(8.0)
-    assert "reduced-cost fixing" in sol.message
+        sol = solve(_fleet(n), method="highs")
+    assert sol.status is SolveStatus.OPTIMAL and sol.cost_per_hour == pytest.approx(cost)
+    assert proof in sol.message
 
 
 @pytest.mark.parametrize("limit", [0, covers.COLUMN_LIMIT])
