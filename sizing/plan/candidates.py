@@ -299,40 +299,48 @@ def _evaluate_batch(jobs: Sequence[Job], latency_variants: bool) -> list[list[Ro
             dep = job.template(di - device_base[jn])
             slots[mine] = _slots(job.model, dep, tp_a[mine], pp_a[mine], [sh[k] for k in mine], budget, job.runtime)
     # An engine that does not chunk prefill refuses a workload whose longest prompt exceeds its budget.
-    refused = [jobs[j].runtime.refuses_prompt(s.input_max) for j, s in zip(job_of, sh, strict=True)]
+    shape_ix = np.asarray(rows.shape, dtype=np.int64)
+    job_of_shape = [jn for jn, job in enumerate(jobs) for _ in job.shapes]
+
+    def per_row(values: list[float]) -> F:  # a per-shape quantity, once per shape, repeated per row
+        return np.asarray(np.array(values, dtype=float)[shape_ix], dtype=float)
+
+    refused_of = [jobs[jn].runtime.refuses_prompt(s.input_max) for jn, s in zip(job_of_shape, sh_all, strict=True)]
+    refused = [refused_of[k] for k in rows.shape]
     slots[[k for k, why in enumerate(refused) if why is not None]] = 0.0
-    i = np.array([s.input_mean for s in sh])
-    o = np.array([s.output_mean for s in sh])
-    ctx = np.array([s.decode_context for s in sh])  # mean context of a decode step (Workload.decode_context)
-    new = np.array([s.prefill_mean for s in sh])  # computed prompt tokens; a cached prefix is attended to, not recomputed
+    i = per_row([s.input_mean for s in sh_all])
+    o = per_row([s.output_mean for s in sh_all])
+    ctx = per_row([s.decode_context for s in sh_all])  # mean context of a decode step (Workload.decode_context)
+    new = per_row([s.prefill_mean for s in sh_all])  # computed prompt tokens; a cached prefix is attended to, not recomputed
     # Prefill attention at the token-weighted prompt (Workload.input_span), split as the mean prompt is.
-    span = np.array([max(s.input_span, s.input_mean) for s in sh])
+    span = per_row([max(s.input_span, s.input_mean) for s in sh_all])
     span_new = span * new / np.maximum(i, 1.0)
-    domain = np.array([float(options[d][0].interconnect.domain_size) for d in rows.device])
+    domain = np.array([float(d.interconnect.domain_size) for d, _, _, _ in options])[dev_ix]
     parts = []
     for jn, job in enumerate(jobs):  # rows of a job are contiguous
         r = np.flatnonzero(job_a == jn)
         if not r.size:
             continue
-        hw = Hardware.of([(options[d][0], options[d][1]) for d in dev_ix[r].tolist()], job.fmt[0])
-        cross_bps = np.array([(job.networks or {}).get(options[d][0].id, np.inf) for d in dev_ix[r].tolist()])
+        devs, back = np.unique(dev_ix[r], return_inverse=True)  # per device once, then per row
+        hw = Hardware.of([(options[d][0], options[d][1]) for d in devs.tolist()], job.fmt[0]).take(back.ravel())
+        cross_bps = np.array([(job.networks or {}).get(options[d][0].id, np.inf) for d in devs.tolist()])[back.ravel()]
         parts.append(StepModel.build(job.template(), hw, tp_a[r], pp_a[r], 1.0, ctx[r], span_new[r], span[r] - span_new[r],
                                      crossings(tp_a[r], pp_a[r], domain[r]), cross_bps))  # fmt: skip
     step = StepModel.concat(parts)
-    overhead = np.array([jobs[j].runtime.request_overhead_ms * 1e-3 for j in job_of])
-    traffic = Traffic(new, o, np.array([s.prefill_tail for s in sh]), slots, np.array([s.quantile for s in sh]),
-                      np.array([s.arrival_cv for s in sh]), np.array([s.tail_share for s in sh]), overhead,
-                      jobs[0].template().tokens_per_step, np.array([s.prefill_above for s in sh]),
-                      np.array([s.above_share for s in sh]))  # fmt: skip
-    ttft_t, tpot_t = np.array([s.ttft_s for s in sh]), np.array([s.tpot_s for s in sh])
+    overhead = np.array([job.runtime.request_overhead_ms * 1e-3 for job in jobs])[job_a]
+    traffic = Traffic(new, o, per_row([s.prefill_tail for s in sh_all]), slots, per_row([s.quantile for s in sh_all]),
+                      per_row([s.arrival_cv for s in sh_all]), per_row([s.tail_share for s in sh_all]), overhead,
+                      jobs[0].template().tokens_per_step, per_row([s.prefill_above for s in sh_all]),
+                      per_row([s.above_share for s in sh_all]))  # fmt: skip
+    ttft_t, tpot_t = per_row([s.ttft_s for s in sh_all]), per_row([s.tpot_s for s in sh_all])
     # Screen first: capacity without the TTFT percentile (cheap) bounds each row's cost per request/s from
     # below; only the most promising rows pay for the TTFT mixture, the rest are dropped with a reason.
-    price = np.array([options[d][3] for d in rows.device]) * tp_a * pp_a
+    price = np.array([opt[3] for opt in options])[dev_ix] * tp_a * pp_a
     idle = at_arrivals(step, pp_a, budget, traffic, np.full(len(sh), 1e-6), ttft=False)
     # Rows that differ only in their targets (workloads alike but for their SLO) share the rate bound's first pass.
     free: dict[Shape, int] = {}
     free_of = np.array([free.setdefault(replace(s, ttft_s=0.0, tpot_s=0.0), len(free)) for s in sh_all], dtype=np.int64)
-    key = np.column_stack([free_of[np.asarray(rows.shape)], dev_ix, tp_a, pp_a])
+    key = np.column_stack([free_of[shape_ix], dev_ix, tp_a, pp_a])
     _, first, alike = np.unique(key, axis=0, return_index=True, return_inverse=True)
     bound, pruned = screen_bound(rows, step, pp_a, budget, traffic, tpot_t, price, idle, first[alike.ravel()])
     chosen = screen(rows, np.where(bound.rate > 0, price / np.maximum(bound.rate, 1e-12), np.inf))

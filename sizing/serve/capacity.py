@@ -79,16 +79,11 @@ def rate_bound(step: StepModel, pp: ArrayLike, budget: float, traffic: Traffic, 
     shape = np.broadcast_shapes(pp_a.shape, traffic.input_tokens.shape)
     limit = LATENCY_HEADROOM * np.broadcast_to(np.asarray(tpot_target_s, dtype=float), shape)
     top = load_ceiling(step, pp_a, budget, traffic)
-    if same is None:
-        first = _grid_chunked(step, pp_a, budget, traffic, top)
-    else:
-        reps, inv = np.unique(same, return_inverse=True)
-        first = _grid_chunked(step.take(reps), pp_a[reps], budget, traffic.take(reps), top[reps]).take(inv.ravel())
-    rate, last = first.fit(limit)
+    rate, last = _fitted(step, pp_a, budget, traffic, top, limit, same)
     # Once more on the narrowed range: a finer grid where the feasible loads are.
     narrower = (last > 0) & (last < top)
     if narrower.any():
-        rate2, last2 = _grid_chunked(step, pp_a, budget, traffic, np.where(narrower, last, top)).fit(limit)
+        rate2, last2 = _fitted(step, pp_a, budget, traffic, np.where(narrower, last, top), limit)
         rate, last = np.where(narrower, np.minimum(rate, rate2), rate), np.where(narrower, np.minimum(last, last2), last)
     return np.asarray(rate, dtype=float), np.asarray(last, dtype=float)
 
@@ -116,14 +111,35 @@ class _Grid(NamedTuple):
         return np.asarray(ratio.max(axis=0), dtype=float), np.asarray(last, dtype=float)
 
 
-def _grid_chunked(step: StepModel, pp_a: F, budget: float, traffic: Traffic, x_max: F) -> _Grid:
-    """:func:`_bound_grid` ``CHUNK_ROWS`` rows at a time (the same values)."""
-    n = pp_a.size
-    if pp_a.ndim != 1 or n <= CHUNK_ROWS:
-        return _bound_grid(step, pp_a, budget, traffic, x_max)
-    parts = [_bound_grid(step.take(ix), sub_pp, budget, traffic.take(ix), sub_x)  # type: ignore[arg-type]
-             for ix, (sub_pp, sub_x) in _chunks(n, CHUNK_ROWS, pp_a, x_max)]  # fmt: skip
-    return _Grid(*(np.concatenate([part[k] for part in parts], axis=-1) for k in range(len(_Grid._fields))))
+def _fitted(step: StepModel, pp_a: F, budget: float, traffic: Traffic, x_max: F, limit: F,
+            same: NDArray[np.int64] | None = None) -> tuple[F, F]:  # fmt: skip
+    """:func:`_bound_grid` fitted at TPOT ``limit`` (:meth:`_Grid.fit`), ``CHUNK_ROWS`` rows at a time.
+
+    With ``same`` the grid is evaluated once per group of rows alike but for their targets (its
+    representatives, ``CHUNK_ROWS`` at a time) and fitted at each member's ``limit``. Every row is
+    evaluated on its own, so the values do not depend on the chunking; each chunk's ``(G + 1, rows)``
+    temporaries stay in cache and are fitted where they are made, never gathered into one array.
+    """
+    n = limit.size
+    if limit.ndim != 1:
+        return _bound_grid(step, pp_a, budget, traffic, x_max).fit(limit)
+    pp_n = np.broadcast_to(pp_a, (n,))
+    if same is None:
+        reps, inv = np.arange(n), np.arange(n)
+    else:
+        reps, found = np.unique(same, return_inverse=True)
+        inv = found.ravel()
+    order = np.argsort(inv, kind="stable")
+    bounds = np.searchsorted(inv[order], np.arange(0, reps.size + CHUNK_ROWS, CHUNK_ROWS))
+    rate, last = np.empty(n), np.empty(n)
+    for c, start in enumerate(range(0, reps.size, CHUNK_ROWS)):
+        ix = reps[start : start + CHUNK_ROWS]
+        grid = _bound_grid(step.take(ix), pp_n[ix], budget, traffic.take(ix), x_max[ix])
+        rows = order[bounds[c] : bounds[c + 1]]
+        if same is not None:
+            grid = grid.take(inv[rows] - start)
+        rate[rows], last[rows] = grid.fit(limit[rows])
+    return rate, last
 
 
 def _bound_grid(step: StepModel, pp_a: F, budget: float, traffic: Traffic, x_max: F) -> _Grid:

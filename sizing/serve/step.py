@@ -176,6 +176,13 @@ class Hardware:
         a = np.array(rows, dtype=float).reshape(-1, 6).T
         return cls(a[0], a[1], a[2], a[3], a[4], a[5])
 
+    def take(self, index: ArrayLike) -> Hardware:
+        """The candidates at ``index`` (an integer array): rates computed once per device, repeated per candidate."""
+        ix = np.asarray(index)
+        return Hardware(
+            self.flops[ix], self.expert_flops[ix], self.bandwidth[ix], self.link[ix], self.link_latency_s[ix], self.overhead_s[ix]
+        )
+
 
 _POINTS = ((0.0, 0.0), (1.0, 0.0), (0.0, 1.0))
 

@@ -39,14 +39,62 @@ def ttft_quantile(step: StepModel, pp: F, d: F, room: F, lump: F, pmf: F, rounds
     its co-arrivals at the end of one round, so every one of them counts. Decoders keep one step per
     prefill-free round (their idle share is small at the loads plans run at).
     """
+    n = np.shape(tau)[-1] if np.ndim(tau) else 0
+    if np.ndim(tau) != 1 or n < _BUCKET_ROWS:
+        return _quantile(step, pp, d, room, lump, pmf, rounds, lump_rate, traffic, idle, gap, whole)
+    # Rows differ widely in how many co-arrivals they must count (4 to 48): evaluating them in buckets of
+    # like counts keeps the (counts × round types × rows) arrays near each row's own size. A row's pieces
+    # are its own in any company (the pieces others add are exact zeros for it), so its quantile is the same.
+    bucket = np.searchsorted(_BUCKET_TOPS, _counts_needed(pmf, rounds, lump_rate, idle, gap, whole))
+    out = np.empty(n)
+    for b in np.unique(bucket).tolist():
+        ix = np.flatnonzero(bucket == b)
+        c_pp, c_d, c_room, c_lump, c_pmf, c_rounds, c_rate, c_idle, c_gap = (_cut(v, ix, n) for v in (pp, d, room, lump, pmf, rounds,
+                                                                                                  lump_rate, idle, gap))  # fmt: skip
+        mask = whole[ix] if isinstance(whole, np.ndarray) and whole.ndim else whole
+        out[ix] = _quantile(step.take(ix), c_pp, c_d, c_room, c_lump, c_pmf, c_rounds, c_rate, traffic.take(ix), c_idle, c_gap, mask)
+    return out
+
+
+def _cut(v: F, ix: NDArray[np.int64], n: int) -> F:
+    """The rows ``ix`` of a per-row array (last axis ``n``); anything else as it is."""
+    return v[..., ix] if np.ndim(v) and np.shape(v)[-1] == n else v
+
+
+_BUCKET_ROWS = 1024  # rows from which ttft_quantile evaluates rows in buckets of like co-arrival counts
+_BUCKET_TOPS = np.array([8, 12, 16, 24, 32, 48])  # the buckets' largest counts (a row's count is at most 48)
+
+
+def _quantile(step: StepModel, pp: F, d: F, room: F, lump: F, pmf: F, rounds: F, lump_rate: F, traffic: Traffic,
+              idle: F, gap: F, whole: NDArray[np.bool_] | bool) -> F:  # fmt: skip
+    """:func:`ttft_quantile` on one set of rows: the mixture's pieces, then bisection on their CDF."""
     coef, start, inv, hi = _pieces(step, pp, d, room, lump, pmf, rounds, lump_rate, traffic, idle, gap, whole)
-    lo = np.zeros_like(tau)
+    lo = np.zeros_like(hi)
     for _ in range(TTFT_BISECTIONS):
         mid = (lo + hi) / 2.0
         low = _cdf(coef, start, inv, mid) < traffic.quantile
         lo = np.where(low, mid, lo)
         hi = np.where(low, hi, mid)
     return np.asarray(hi, dtype=float)
+
+
+def _round_weights(pmf: F, rounds: F, idle: F, gap: F, whole: NDArray[np.bool_] | bool) -> tuple[F, F, F]:
+    """The length-biased round types (negligible ones zeroed), the idle-spell share of each, and ``idle`` broadcast (all ``(J, n)``)."""
+    idle_b = np.broadcast_to(idle, pmf.shape)
+    spell = np.where(np.broadcast_to(whole, pmf.shape[-1:]), idle_b, 0.0)  # idle spells timed as such (no decoding)
+    weight = pmf * (rounds * (1.0 - spell) + spell * gap)  # time each round type occupies
+    weight = weight / np.maximum(weight.sum(axis=0), 1e-300)  # (J, n) length-biased round type
+    # Each row drops its own negligible round types and truncates its own co-arrival counts, so its
+    # quantile does not depend on the rows evaluated with it; types no row meets leave the arrays.
+    return np.where(weight > 1e-9, weight, 0.0), spell, idle_b
+
+
+def _counts_needed(pmf: F, rounds: F, lump_rate: F, idle: F, gap: F, whole: NDArray[np.bool_] | bool) -> NDArray[np.int64]:
+    """Per row, the most co-arrivals its mixture counts: ``⌈m + 6·√m + 3⌉`` in ``[4, 48]``, ``m`` its largest mean per round."""
+    weight, spell, _ = _round_weights(pmf, rounds, idle, gap, whole)
+    mean_m = lump_rate * rounds * (1.0 - spell)
+    most = np.max(np.where(weight > 0.0, mean_m, 0.0), axis=0, initial=0.0)
+    return np.asarray(np.clip(np.ceil(most + 6.0 * np.sqrt(most) + 3.0), 4, 48), dtype=np.int64)
 
 
 def _cdf(coef: F, start: F, inv: F, t: F) -> F:
@@ -62,13 +110,7 @@ def _pieces(step: StepModel, pp: F, d: F, room: F, lump: F, pmf: F, rounds: F, l
             whole: NDArray[np.bool_] | bool) -> tuple[F, F, F, F]:  # fmt: skip
     """The mixture's clipped linear pieces ``P(TTFT ≤ t) = Σ coef·clip((t − start)·inv, 0, 1)`` and each row's bracket top."""
     q = traffic.quantile
-    idle_b = np.broadcast_to(idle, pmf.shape)
-    spell = np.where(np.broadcast_to(whole, pmf.shape[-1:]), idle_b, 0.0)  # idle spells timed as such (no decoding)
-    weight = pmf * (rounds * (1.0 - spell) + spell * gap)  # time each round type occupies
-    weight = weight / np.maximum(weight.sum(axis=0), 1e-300)  # (J, n) length-biased round type
-    # Each row drops its own negligible round types and truncates its own co-arrival counts, so its
-    # quantile does not depend on the rows evaluated with it; types no row meets leave the arrays.
-    weight = np.where(weight > 1e-9, weight, 0.0)
+    weight, spell, idle_b = _round_weights(pmf, rounds, idle, gap, whole)
     live = weight.max(axis=1) > 0.0
     weight, rounds, busy, spell = weight[live], rounds[live], rounds[live] * (1.0 - idle_b[live]), spell[live]
     mean_m = lump_rate * rounds * (1.0 - spell)  # (J, n) co-arrivals expected during a round of type j (none in a spell)

@@ -142,3 +142,30 @@ def test_evaluating_rows_in_chunks_changes_nothing(screens: list[dict[str, Any]]
         assert np.array_equal(a, b) and np.array_equal(a, c)
     for name in ("rate", "arrivals_per_round", "ttft_s", "tpot_s"):
         np.testing.assert_allclose(getattr(chunked_cap, name), getattr(whole_cap, name), rtol=1e-12, atol=0.0, err_msg=name)
+
+
+def test_evaluating_the_ttft_mixture_in_buckets_of_like_counts_changes_nothing(screens: list[dict[str, Any]]) -> None:
+    """ttft_quantile evaluates large row sets in buckets of like co-arrival counts (smaller arrays): each row's
+    pieces are its own in any company, so capacities with a TTFT target agree with one pass over all rows."""
+    from aicap.sizing.serve import ttft as ttft_mod
+
+    s = max(screens, key=lambda x: x["pp"].size)
+    args = (s["step"], s["pp"], s["budget"], s["traffic"])
+    ttft = np.full(s["pp"].size, 0.6)
+    calls: list[int] = []
+    real = ttft_mod._quantile
+
+    def spy(step: StepModel, *rest: Any) -> Any:
+        calls.append(step.bandwidth.size)
+        return real(step, *rest)
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(ttft_mod, "_BUCKET_ROWS", 10**9)
+        whole = capacity(*args, ttft, s["tpot_t"], bisections=6)
+        mp.setattr(ttft_mod, "_BUCKET_ROWS", 1)
+        mp.setattr(ttft_mod, "_quantile", spy)
+        bucketed = capacity(*args, ttft, s["tpot_t"], bisections=6)
+    assert len(calls) > len({c for c in calls}) or max(calls) < s["pp"].size  # rows were split into buckets
+    assert (whole.rate > 0).sum() > 50 and (whole.ttft_s > 0.3).sum() > 20  # TTFT matters on many rows
+    for name in ("rate", "arrivals_per_round", "ttft_s", "tpot_s"):
+        np.testing.assert_allclose(getattr(bucketed, name), getattr(whole, name), rtol=1e-12, atol=0.0, err_msg=name)
