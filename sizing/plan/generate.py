@@ -25,7 +25,7 @@ from aicap.sizing.core.specs.engine import EngineSpec
 from aicap.sizing.core.specs.speculative import SpeculativeConfig
 from aicap.sizing.core.speculative import speculative_for
 from aicap.sizing.perf import memory
-from aicap.sizing.plan.candidates import Candidate, DeviceOption, Job, Shape, evaluate_jobs, formats
+from aicap.sizing.plan.candidates import Candidate, CandidateFields, DeviceOption, Job, Shape, evaluate_jobs, formats
 from aicap.sizing.plan.layouts import MAX_SPAN, layouts, scale_out_bps
 
 
@@ -141,24 +141,33 @@ def all_candidates(fleet: Fleet, cat: CatalogueLike, insts: list[InstanceSpec]) 
     results = iter(evaluate_jobs([job for mj in plans for job, _ in mj.jobs], latency))
     for mj in plans:
         model, lay, engine, ws = mj.model, mj.layouts, mj.engine, mj.workloads
+        fits: dict[tuple[str, int, int], list[InstanceSpec]] = {}  # instance types of a device that take a layout
         for job, members in mj.jobs:
+            told: set[tuple[int, int, str, str]] = set()  # (shape, device, instance, reason) already given to every member
             for row in next(results):
                 dev = job.devices[row.device][0]
+                at = (dev.id, row.tp, row.pp)
+                if at not in fits:
+                    fits[at] = [inst for inst in by_device[dev.id] if (row.tp, row.pp) in lay[dev.id][inst.name]]
+                takers = fits[at]
+                if row.reason is not None:  # one infeasible candidate per reason is all its readers need
+                    fresh = [inst for inst in takers if (row.shape, row.device, inst.name, row.reason) not in told]
+                    told.update((row.shape, row.device, inst.name, row.reason) for inst in fresh)
+                    takers = fresh
+                if not takers:
+                    continue
+                fields = CandidateFields(workload="", instance="", hardware=dev.id, tp=row.tp, pp=row.pp, weights_dtype=job.fmt[0],
+                                         kv_dtype=job.fmt[1], slots=row.slots, devices=row.tp * row.pp, capacity_rps=row.capacity_rps,
+                                         ttft_ms=row.ttft_ms, tpot_ms=row.tpot_ms, binding=row.binding, load_fraction=row.load_fraction,
+                                         reason=row.reason, replica=row.replica)  # fmt: skip
                 for w in members[job.shapes[row.shape]]:
-                    for inst in by_device[dev.id]:
-                        if (row.tp, row.pp) not in lay[dev.id][inst.name]:
-                            continue
-                        if row.reason is not None:  # one infeasible candidate per reason is all its readers need
+                    for inst in takers:
+                        if row.reason is not None:
                             key = (w.name, inst.name, row.reason)
                             if key in said:
                                 continue
                             said.add(key)
-                        out[w.name].append(Candidate(
-                                workload=w.name, instance=inst.name, hardware=dev.id, tp=row.tp, pp=row.pp, weights_dtype=job.fmt[0],
-                                kv_dtype=job.fmt[1], slots=row.slots, devices=row.tp * row.pp, capacity_rps=row.capacity_rps,
-                                ttft_ms=row.ttft_ms, tpot_ms=row.tpot_ms, binding=row.binding, load_fraction=row.load_fraction,
-                                reason=row.reason, replica=row.replica,
-                            ))  # fmt: skip
+                        out[w.name].append(Candidate.of_fields({**fields, "workload": w.name, "instance": inst.name}))
         for w in ws:
             seen = {x.hardware for x in out[w.name]}
             for dev_id, dinsts in by_device.items():

@@ -186,6 +186,7 @@ def _z(q: F) -> F:
 
 
 _COUNT_BLOCKS = (16, 32, 64)  # rows are evaluated in blocks by how many lump counts their distribution needs
+_BLOCK_ROWS = 8192  # and at most this many rows at once, so a block's (counts, rows) temporaries stay in cache
 
 
 def at_arrivals(step: StepModel, pp: ArrayLike, budget: float, traffic: Traffic, x: ArrayLike, *, ttft: bool = True) -> Loaded:
@@ -196,7 +197,8 @@ def at_arrivals(step: StepModel, pp: ArrayLike, budget: float, traffic: Traffic,
     ``ttft=False`` the TTFT percentile is not computed (the residual, own-prefill mixture and the slot
     wait are left out; ``ttft_s`` is only infinite where the replica saturates): the other metrics are
     the same, at a fraction of the cost. Rows are
-    evaluated in blocks of similar lump counts, so a few busy rows do not widen every row's arrays.
+    evaluated in blocks of similar lump counts, so a few busy rows do not widen every row's arrays, of at
+    most ``_BLOCK_ROWS`` rows.
     """
     pp_a = np.asarray(pp, dtype=float)
     xa = np.maximum(np.asarray(x, dtype=float), 0.0)
@@ -211,12 +213,14 @@ def at_arrivals(step: StepModel, pp: ArrayLike, budget: float, traffic: Traffic,
     d = x_b * np.broadcast_to(traffic.decode_steps, shape) / pp_b
     top = count_top(x_b * i / np.minimum(i, np.maximum(budget - d * step.decode_tokens, 1.0)))
     block = np.searchsorted(np.array(_COUNT_BLOCKS, dtype=float), top)
-    if np.unique(block).size == 1:
+    if np.unique(block).size == 1 and shape[0] <= _BLOCK_ROWS:
         return _at_arrivals(step, pp_a, budget, traffic, xa, ttft=ttft)
     parts: list[tuple[NDArray[np.int64], Loaded]] = []
     for b in np.unique(block).tolist():
-        ix = np.flatnonzero(block == b)
-        parts.append((ix, _at_arrivals(step.take(ix), pp_b[ix], budget, traffic.take(ix), x_b[ix], ttft=ttft)))
+        members = np.flatnonzero(block == b)
+        for start in range(0, members.size, _BLOCK_ROWS):
+            ix = members[start : start + _BLOCK_ROWS]
+            parts.append((ix, _at_arrivals(step.take(ix), pp_b[ix], budget, traffic.take(ix), x_b[ix], ttft=ttft)))
     merged = Loaded.zeros(shape)
     for ix, m in parts:
         merged.put(ix, m)

@@ -32,7 +32,7 @@ from numpy.typing import ArrayLike, NDArray
 from aicap.sizing.core.deployment import Deployment
 from aicap.sizing.core.dtypes import compute_dtype
 from aicap.sizing.core.specs import DeviceSpec, EfficiencySpec
-from aicap.sizing.perf.operators import OpCost, expected_distinct_experts, expert_bytes_terms, generic_step, transformer_step
+from aicap.sizing.perf.operators import OpCost, expert_bytes_terms, generic_step, transformer_step
 from aicap.sizing.perf.roofline import StepTime, network_time, op_times
 
 F = NDArray[np.float64]
@@ -309,7 +309,9 @@ class StepModel:
         row = self._live_experts_row
         compute = f >= q if slope else None
         if row >= 0:
-            touched = expected_distinct_experts(n, self.num_experts, self.experts_per_token)
+            # E·(1 − (1 − k/E)^N) (expected_distinct_experts), with the power kept for the slope below.
+            missed = (1.0 - self.experts_per_token / self.num_experts) ** n
+            touched = self.num_experts * (1.0 - missed)
             e_time = (self.expert_fixed + self.expert_per_touched * touched + self.expert_per_token * n) / self.bandwidth
             f_row = f[..., row, :].copy()
         parts = np.maximum(f, q, out=f)
@@ -324,7 +326,8 @@ class StepModel:
         if row >= 0:
             e_compute = f_row >= e_time
             # Tokens are whole: the experts' slope is their forward difference over one more token (concave).
-            d_touched = expected_distinct_experts(n + 1.0, self.num_experts, self.experts_per_token) - touched
+            # E·(1 − b^(N+1)) − E·(1 − b^N) = E·b^N·(1 − b) = k·b^N with b = 1 − k/E (no cancellation, no second power).
+            d_touched = self.experts_per_token * missed
             e_grad = (self.expert_per_touched * d_touched + self.expert_per_token) / self.bandwidth
         grads = []
         for j, per in ((1, self.decode_tokens), (2, 1.0)):  # tokens per unit of d and of p

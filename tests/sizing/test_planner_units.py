@@ -533,3 +533,19 @@ def test_formats_take_the_kv_cache_format_given() -> None:
     h100 = CAT.device("h100-sxm")
     assert formats("bf16", h100) == ("bf16", "bf16")
     assert formats("bf16", h100, "fp8") == ("bf16", "fp8")  # a quantised KV cache under bf16 weights
+
+
+def test_a_candidate_made_from_its_fields_is_the_dataclass_it_stands_for() -> None:
+    import dataclasses
+
+    from aicap.sizing.plan.candidates import CandidateFields
+
+    assert list(CandidateFields.__annotations__) == [f.name for f in dataclasses.fields(Candidate)]  # every field, in order
+    fields = CandidateFields(workload="w", instance="p5.48xlarge", hardware="h100-sxm", tp=2, pp=1, weights_dtype="fp8",
+                             kv_dtype="fp8", slots=40, devices=2, capacity_rps=3.5, ttft_ms=120.0, tpot_ms=None, binding="TTFT target",
+                             load_fraction=1.0, reason=None, replica=None)  # fmt: skip
+    fast, plain = Candidate.of_fields(fields), Candidate(**fields)
+    assert fast == plain and hash(fast) == hash(plain) and repr(fast) == repr(plain) and fast.feasible
+    assert dataclasses.replace(fast, tp=4) == dataclasses.replace(plain, tp=4)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        fast.tp = 8  # type: ignore[misc]
