@@ -28,6 +28,7 @@ import numpy as np
 
 from aicap.sizing.calibrate.validation import score
 from aicap.sizing.core.catalogue import CatalogueLike
+from aicap.sizing.core.errors import InputError
 from aicap.sizing.core.specs import EfficiencySpec
 from aicap.sizing.core.specs.model import AnyModel, DecoderModel
 
@@ -86,6 +87,58 @@ def load_priors() -> dict[str, EfficiencySpec]:
     doc = load_yaml(Path("efficiency_priors.yaml"), node.read_text(encoding="utf-8"))
     specs = [validate_model(EfficiencySpec, e, "efficiency_priors.yaml") for e in doc["efficiency"]]
     return {s.key: s for s in specs}
+
+
+def load_neighbours() -> dict[str, str | None]:
+    """Per measured family, the fitted family whose factors it takes when its own cases are all held out.
+
+    From ``neighbours`` in ``hardware_db/validation/efficiency_priors.yaml`` (``None``: keep the prior). Every
+    family and neighbour named there must have a prior.
+
+    Raises
+    ------
+    InputError
+        When an entry names a family without a prior.
+    """
+    from importlib import resources
+    from pathlib import Path
+
+    from aicap.sizing.core.documents import load_yaml
+
+    node = resources.files("aicap.hardware_db").joinpath("validation/efficiency_priors.yaml")
+    doc = load_yaml(Path("efficiency_priors.yaml"), node.read_text(encoding="utf-8"))
+    known = {s.family for s in load_priors().values()}
+    out: dict[str, str | None] = {}
+    for entry in doc.get("neighbours") or []:
+        family, nearest = str(entry["family"]), entry.get("nearest")
+        for name in (family, nearest):
+            if name is not None and name not in known:
+                raise InputError(f"efficiency_priors.yaml: neighbours names '{name}', which has no prior; "
+                                 f"known: {', '.join(sorted(known))}")  # fmt: skip
+        out[family] = None if nearest is None else str(nearest)
+    return out
+
+
+def held_out_factors(fitted: dict[str, EfficiencySpec], priors: dict[str, EfficiencySpec],
+                     neighbours: dict[str, str | None]) -> dict[str, EfficiencySpec]:  # fmt: skip
+    """Factors per family for a fold: fitted where the fold has cases, else the nearest fitted neighbour's, else the prior.
+
+    A family without cases takes the factors of its neighbour (:func:`load_neighbours`), followed along the
+    chain until a fitted family, as the catalogue's ``inherits`` does for unmeasured families; without one it
+    keeps its prior.
+    """
+    out = {**priors, **fitted}
+    for key, prior in priors.items():
+        if key in fitted:
+            continue
+        near, seen = neighbours.get(prior.family), {prior.family}
+        while near is not None and near not in fitted and near not in seen:
+            seen.add(near)
+            near = neighbours.get(near)
+        if near is not None and near in fitted:
+            out[key] = fitted[near].model_copy(update={"family": prior.family, "framework": prior.framework,
+                                                       "source": f"held out: inherited from {near} as fitted in this fold"})  # fmt: skip
+    return out
 
 
 def _is_moe(model: AnyModel) -> bool:

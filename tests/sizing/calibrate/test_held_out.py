@@ -1,0 +1,39 @@
+"""Out-of-sample folds: a family whose cases are all held out takes its declared nearest family's fitted factors."""
+
+from __future__ import annotations
+
+from aicap.hardware_db import Catalogue
+from aicap.sizing.calibrate.calibration import held_out_factors, load_neighbours, load_priors
+from aicap.sizing.calibrate.validation import load_cases
+
+
+def test_every_measured_family_declares_its_neighbour_with_a_reason(cat: Catalogue) -> None:
+    from importlib import resources
+
+    import yaml
+
+    measured = {cat.device(c["hardware"]).family for c in load_cases()}
+    neighbours = load_neighbours()
+    assert measured <= set(neighbours), "a measured family has no declared neighbour for folds that hold its cases out"
+    doc = yaml.safe_load(resources.files("aicap.hardware_db").joinpath("validation/efficiency_priors.yaml").read_text(encoding="utf-8"))
+    assert all(len(str(e.get("why") or "")) > 20 for e in doc["neighbours"])
+    # The catalogue's own rule for unmeasured families points at measured ones, as the neighbours do.
+    assert all(n is None or n in measured for n in neighbours.values())
+
+
+def test_a_held_out_family_takes_its_neighbours_fold_factors_along_the_chain(cat: Catalogue) -> None:
+    priors, neighbours = load_priors(), load_neighbours()
+    hopper = cat.efficiency["nvidia-hopper"].model_copy(update={"step_overhead_ms": 7.5})  # as fitted in some fold
+    ampere = cat.efficiency["nvidia-ampere"]
+    out = held_out_factors({"nvidia-hopper": hopper}, priors, neighbours)
+    tpu = out["google-tpu"]
+    assert tpu.family == "google-tpu" and tpu.step_overhead_ms == 7.5 and tpu.compute == hopper.compute
+    assert "inherited from nvidia-hopper" in tpu.source
+    # amd-cdna2 -> nvidia-ampere (not fitted in this fold) -> nvidia-hopper
+    assert out["amd-cdna2"].step_overhead_ms == 7.5 and out["amd-cdna2"].family == "amd-cdna2"
+    # a CPU keeps its prior; a fitted family keeps its own fit
+    assert out["intel-xeon"] == priors["intel-xeon"] and out["nvidia-hopper"] is hopper
+    both = held_out_factors({"nvidia-hopper": hopper, "nvidia-ampere": ampere}, priors, neighbours)
+    assert both["amd-cdna2"].compute == ampere.compute and both["amd-cdna2"].family == "amd-cdna2"
+    # with nothing fitted every family keeps its prior
+    assert held_out_factors({}, priors, neighbours) == priors
