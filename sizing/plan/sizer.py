@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from dataclasses import replace
 
 import numpy as np
+from numpy.typing import NDArray
 
 from aicap.sizing.core.catalogue import CatalogueLike
 from aicap.sizing.core.dtypes import BYTES_PER_ELEMENT
@@ -23,7 +24,7 @@ from aicap.sizing.core.plan import Plan, Rejected, Solver
 from aicap.sizing.core.specs import InstanceSpec
 from aicap.sizing.plan.alternatives import alternatives as best_alternatives
 from aicap.sizing.plan.assemble import build_plan, with_alternatives
-from aicap.sizing.plan.candidates import Candidate, cost_per_rps, prune
+from aicap.sizing.plan.candidates import Candidate, prune
 from aicap.sizing.plan.disaggregate import split
 from aicap.sizing.plan.generate import all_candidates
 from aicap.sizing.plan.layouts import MAX_SPAN
@@ -148,36 +149,48 @@ def shortlist(fleet: Fleet, cands: list[Candidate], insts: list[InstanceSpec]) -
     candidates are already gone (:func:`prune`); with ``single_type`` every candidate stays.
     """
     c = fleet.constraints
+    names = {w.name: k for k, w in enumerate(fleet.workloads)}
+    mine = [x for x in cands if x.workload in names]
+    if c.single_type or not mine:
+        return mine  # one device type for all: every type must stay available
     pricing = c.price_model
     by_name = {i.name: i for i in insts}
-    by_w: dict[str, list[Candidate]] = {}
-    for x in cands:
-        by_w.setdefault(x.workload, []).append(x)
-    units = {id(x): cost_per_rps(x, by_name[x.instance], pricing) for x in cands}
-    keep: set[int] = set()
-    for w in fleet.workloads:
-        mine = by_w.get(w.name, [])
-        if c.single_type:
-            keep.update(id(x) for x in mine)  # one device type for all: every type must stay available
-            continue
+    inst_rank = {n: k for k, n in enumerate(sorted({x.instance for x in mine}))}  # ties broken by name, as sorted() would
+    hw_code = {h: k for k, h in enumerate(sorted({x.hardware for x in mine}))}
+    w = np.array([names[x.workload] for x in mine], dtype=np.int64)
+    price = np.array([float(by_name[x.instance].price(pricing) or 0.0) for x in mine])
+    per = np.array([by_name[x.instance].devices for x in mine], dtype=float)
+    dev = np.array([x.devices for x in mine], dtype=float)
+    cap = np.array([x.capacity_rps for x in mine])
+    tp, pp = np.array([x.tp for x in mine]), np.array([x.pp for x in mine])
+    inst, pos = np.array([inst_rank[x.instance] for x in mine]), np.arange(len(mine))
+    unit = price * dev / per / np.maximum(cap, 1e-12)  # cost_per_rps, operation for operation
+    keep = np.zeros(len(mine), dtype=bool)
 
-        def unit(x: Candidate) -> float:
-            return units[id(x)]
+    def ranked(*keys: NDArray[np.float64] | NDArray[np.int64]) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
+        """Candidates ordered by workload, then ``keys``, then (instance, tp, pp, position); each one's rank in its workload."""
+        order = np.lexsort((pos, pp, tp, inst, *reversed(keys), w))
+        ws = w[order]
+        return order, np.arange(ws.size) - np.searchsorted(ws, ws, side="left")
 
-        ranked = sorted(mine, key=lambda x: (unit(x), x.instance, x.tp, x.pp))
-        keep.update(id(x) for x in ranked[:SHORTLIST_UNIT_COST])
-        best_per_device: dict[str, Candidate] = {}
-        for x in ranked:
-            best_per_device.setdefault(x.hardware, x)
-        keep.update(id(x) for x in list(best_per_device.values())[:SHORTLIST_DEVICE_TYPES])
-        rate = w.rate
-        if rate is not None:
-            alone = sorted(mine, key=lambda x: (standalone_cost(x, rate, by_name[x.instance], pricing), unit(x), x.instance, x.tp, x.pp))
-            keep.update(id(x) for x in alone[:SHORTLIST_STANDALONE])
-        if c.objective == "latency":
-            fast = sorted(mine, key=lambda x: (latency_score(x, fleet), x.instance, x.tp, x.pp))
-            keep.update(id(x) for x in fast[:SHORTLIST_LATENCY])
-    return [x for x in cands if id(x) in keep]
+    order, rank = ranked(unit)
+    keep[order[rank < SHORTLIST_UNIT_COST]] = True
+    # The cheapest per request/s on each device type, for the SHORTLIST_DEVICE_TYPES types cheapest that way.
+    pair = w[order] * len(hw_code) + np.array([hw_code[mine[k].hardware] for k in order.tolist()], dtype=np.int64)
+    _, first = np.unique(pair, return_index=True)
+    first.sort()
+    fw = w[order[first]]
+    keep[order[first[np.arange(fw.size) - np.searchsorted(fw, fw, side="left") < SHORTLIST_DEVICE_TYPES]]] = True
+    rate = np.array([np.nan if wl.rate is None else wl.rate for wl in fleet.workloads])[w]
+    if np.isfinite(rate).any():  # standalone_cost, operation for operation
+        replicas = np.maximum(np.ceil(rate / np.maximum(cap, 1e-12) - 1e-9), 1.0)
+        alone = np.ceil(replicas * dev / per) * price
+        order, rank = ranked(np.where(np.isfinite(rate), alone, 0.0), unit)
+        keep[order[(rank < SHORTLIST_STANDALONE) & np.isfinite(rate[order])]] = True
+    if c.objective == "latency":
+        order, rank = ranked(np.array([latency_score(x, fleet) for x in mine]))
+        keep[order[rank < SHORTLIST_LATENCY]] = True
+    return [x for x, k in zip(mine, keep.tolist(), strict=True) if k]
 
 
 def deployment_key(workload: str, hardware: str, tp: int, pp: int) -> str:

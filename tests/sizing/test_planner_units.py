@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from aicap.hardware_db import load_catalogue
@@ -230,6 +230,55 @@ def test_shortlist_ties_break_by_instance_then_layout() -> None:
     kept = shortlist(fleet(rate=None, objective="throughput", budget_usd_per_month=1e3), cs, [ONE])
     assert [c.tp for c in kept] == [1, 1, 1, 2]
 
+
+
+def _reference_shortlist(fl: Fleet, cands: list[Candidate], insts: list[Any]) -> list[Candidate]:
+    """The shortlist as first written, one workload at a time with sorted(): what the vectorised one must equal."""
+    from aicap.sizing.plan.candidates import cost_per_rps
+    from aicap.sizing.plan.sizer import SHORTLIST_DEVICE_TYPES, SHORTLIST_LATENCY, SHORTLIST_STANDALONE, SHORTLIST_UNIT_COST
+
+    c, by_name = fl.constraints, {i.name: i for i in insts}
+    keep: set[int] = set()
+    for w in fl.workloads:
+        mine = [x for x in cands if x.workload == w.name]
+        if c.single_type:
+            keep.update(id(x) for x in mine)
+            continue
+        ranked = sorted(mine, key=lambda x: (cost_per_rps(x, by_name[x.instance], c.price_model), x.instance, x.tp, x.pp))
+        keep.update(id(x) for x in ranked[:SHORTLIST_UNIT_COST])
+        best: dict[str, Candidate] = {}
+        for x in ranked:
+            best.setdefault(x.hardware, x)
+        keep.update(id(x) for x in list(best.values())[:SHORTLIST_DEVICE_TYPES])
+        if w.rate is not None:
+            rate = w.rate
+            alone = sorted(mine, key=lambda x: (standalone_cost(x, rate, by_name[x.instance], c.price_model),
+                                                cost_per_rps(x, by_name[x.instance], c.price_model), x.instance, x.tp, x.pp))  # fmt: skip
+            keep.update(id(x) for x in alone[:SHORTLIST_STANDALONE])
+        if c.objective == "latency":
+            keep.update(id(x) for x in sorted(mine, key=lambda x: (latency_score(x, fl), x.instance, x.tp, x.pp))[:SHORTLIST_LATENCY])
+    return [x for x in cands if id(x) in keep]
+
+
+@settings(max_examples=80, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 2), st.integers(0, 6), st.integers(1, 4), st.sampled_from([0.5, 1.0, 2.0, 3.0, 7.5]),
+                          st.sampled_from([80.0, 120.0, 300.0]), st.sampled_from([1, 2, 4])), min_size=1, max_size=60),
+       st.sampled_from(["cost", "latency", "throughput"]), st.booleans())  # fmt: skip
+@example([(0, i, 1, 1.0 + i, 100.0, 1) for i in range(7)] * 2, "throughput", False)  # one workload on all six device types
+def test_the_vectorised_shortlist_equals_the_per_workload_one(rows: list[tuple[int, int, int, float, float, int]], objective: str,
+                                                              rated: bool) -> None:  # fmt: skip
+    # six device types (more than SHORTLIST_DEVICE_TYPES); two 1-device types of one price: ties broken by name
+    insts = [BIG, SMALL, ONE, priced("g6.xlarge", 2.0), priced("g5.xlarge", 1.5), priced("g4dn.xlarge", 0.8), priced("p4d.24xlarge", 30.0)]
+    names = ["a", "b", "c"]
+    cons: dict[str, Any] = {"clouds": ["aws"], "objective": objective}
+    if objective != "cost":
+        cons["budget_usd_per_month"] = 1e6
+    wl = [{"name": n, "model": "llama-3.1-8b", "input_tokens": 500, "output_tokens": 100, "slo": {"ttft_ms": 1000, "tpot_ms": 50},
+           **({"requests_per_s": 1.0 + 2 * k} if rated or objective != "throughput" else {})} for k, n in enumerate(names)]  # fmt: skip
+    fl = Fleet.model_validate({"workloads": wl, "constraints": cons})
+    cs = [cand(insts[i], min(d, insts[i].devices), cap, ttft=ttft, workload=names[w], tp=tp)
+          for w, i, d, cap, ttft, tp in rows]  # fmt: skip
+    assert [id(x) for x in shortlist(fl, cs, insts)] == [id(x) for x in _reference_shortlist(fl, cs, insts)]
 
 # --- candidates.py ---------------------------------------------------------------------------------------------------
 
