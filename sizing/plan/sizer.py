@@ -131,8 +131,16 @@ SHORTLIST_LATENCY = 4  # and, for the latency objective, for their latency
 
 def standalone_cost(x: Candidate, rate: float, inst: InstanceSpec, pricing: str) -> float:
     """USD/hour of serving ``rate`` requests/s with candidate ``x`` alone: whole instances, ``⌈⌈λ/q⌉·d/D⌉·p``."""
-    replicas = max(int(np.ceil(rate / max(x.capacity_rps, 1e-12) - 1e-9)), 1)
-    return float(np.ceil(replicas * x.devices / inst.devices)) * float(inst.price(pricing) or 0.0)
+    one = np.ones(1)
+    return float(standalone_costs(rate * one, x.capacity_rps * one, x.devices * one, inst.devices * one,
+                                  float(inst.price(pricing) or 0.0) * one)[0])  # fmt: skip
+
+
+def standalone_costs(rate: NDArray[np.float64], capacity: NDArray[np.float64], devices: NDArray[np.float64],
+                     per_instance: NDArray[np.float64], price: NDArray[np.float64]) -> NDArray[np.float64]:  # fmt: skip
+    """:func:`standalone_cost` of many candidates: ``⌈⌈λ/q⌉·d/D⌉·p`` USD/hour, at least one replica each."""
+    replicas = np.maximum(np.ceil(rate / np.maximum(capacity, 1e-12) - 1e-9), 1.0)
+    return np.asarray(np.ceil(replicas * devices / per_instance) * price, dtype=float)
 
 
 def shortlist(fleet: Fleet, cands: list[Candidate], insts: list[InstanceSpec]) -> list[Candidate]:
@@ -182,9 +190,8 @@ def shortlist(fleet: Fleet, cands: list[Candidate], insts: list[InstanceSpec]) -
     fw = w[order[first]]
     keep[order[first[np.arange(fw.size) - np.searchsorted(fw, fw, side="left") < SHORTLIST_DEVICE_TYPES]]] = True
     rate = np.array([np.nan if wl.rate is None else wl.rate for wl in fleet.workloads])[w]
-    if np.isfinite(rate).any():  # standalone_cost, operation for operation
-        replicas = np.maximum(np.ceil(rate / np.maximum(cap, 1e-12) - 1e-9), 1.0)
-        alone = np.ceil(replicas * dev / per) * price
+    if np.isfinite(rate).any():
+        alone = standalone_costs(rate, cap, dev, per, price)
         order, rank = ranked(np.where(np.isfinite(rate), alone, 0.0), unit)
         keep[order[(rank < SHORTLIST_STANDALONE) & np.isfinite(rate[order])]] = True
     if c.objective == "latency":

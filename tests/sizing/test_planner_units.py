@@ -27,7 +27,7 @@ from aicap.sizing.solve.milp import SolveStatus, solve
 CAT = load_catalogue()
 
 
-def priced(name: str, usd: float) -> Any:
+def priced(name: str, usd: float | None) -> Any:
     i = CAT.instance(name)
     return i.model_copy(update={"price_usd_per_hour": i.price_usd_per_hour.model_copy(update={"on_demand": usd})})
 
@@ -260,15 +260,21 @@ def _reference_shortlist(fl: Fleet, cands: list[Candidate], insts: list[Any]) ->
     return [x for x in cands if id(x) in keep]
 
 
+_SHORTLIST_INSTS = [BIG, SMALL, ONE, priced("g6.xlarge", 2.0), priced("g5.xlarge", 1.5), priced("g4dn.xlarge", 0.8),
+                    priced("p4d.24xlarge", 30.0), priced("g5.12xlarge", None)]  # fmt: skip
+"""Six device types (more than SHORTLIST_DEVICE_TYPES), two 1-device types of one price (ties broken by name), one unpriced."""
+
+
 @settings(max_examples=80, deadline=None)
-@given(st.lists(st.tuples(st.integers(0, 2), st.integers(0, 6), st.integers(1, 4), st.sampled_from([0.5, 1.0, 2.0, 3.0, 7.5]),
-                          st.sampled_from([80.0, 120.0, 300.0]), st.sampled_from([1, 2, 4])), min_size=1, max_size=60),
+@given(st.lists(st.tuples(st.integers(0, 2), st.integers(0, 7), st.integers(1, 4),
+                          st.sampled_from([0.1, 0.25, 0.5, 1.0, 2.0, 3.0, 7.5, 15.0]), st.sampled_from([80.0, 120.0, 300.0]),
+                          st.sampled_from([1, 2, 4])), min_size=1, max_size=150),
        st.sampled_from(["cost", "latency", "throughput"]), st.booleans())  # fmt: skip
 @example([(0, i, 1, 1.0 + i, 100.0, 1) for i in range(7)] * 2, "throughput", False)  # one workload on all six device types
+@example([(w, i, d, c, 100.0, 1) for w in range(3) for i in range(8) for d in (1, 2) for c in (0.25, 0.5, 1.0, 3.0)], "cost", True)
 def test_the_vectorised_shortlist_equals_the_per_workload_one(rows: list[tuple[int, int, int, float, float, int]], objective: str,
                                                               rated: bool) -> None:  # fmt: skip
-    # six device types (more than SHORTLIST_DEVICE_TYPES); two 1-device types of one price: ties broken by name
-    insts = [BIG, SMALL, ONE, priced("g6.xlarge", 2.0), priced("g5.xlarge", 1.5), priced("g4dn.xlarge", 0.8), priced("p4d.24xlarge", 30.0)]
+    insts = _SHORTLIST_INSTS
     names = ["a", "b", "c"]
     cons: dict[str, Any] = {"clouds": ["aws"], "objective": objective}
     if objective != "cost":
