@@ -272,6 +272,8 @@ _SHORTLIST_INSTS = [BIG, SMALL, ONE, priced("g6.xlarge", 2.0), priced("g5.xlarge
        st.sampled_from(["cost", "latency", "throughput"]), st.booleans())  # fmt: skip
 @example([(0, i, 1, 1.0 + i, 100.0, 1) for i in range(7)] * 2, "throughput", False)  # one workload on all six device types
 @example([(w, i, d, c, 100.0, 1) for w in range(3) for i in range(8) for d in (1, 2) for c in (0.25, 0.5, 1.0, 3.0)], "cost", True)
+@example([(w, 2, 1, c, 100.0, 1) for w in range(3) for c in (0.1, 0.25, 0.5, 1.0, 2.0, 3.0, 7.5, 15.0)]
+         + [(w, 0, 8, 1.0, 100.0, 1) for w in range(3)], "cost", True)  # two device types: each workload's dear one kept by type alone
 def test_the_vectorised_shortlist_equals_the_per_workload_one(rows: list[tuple[int, int, int, float, float, int]], objective: str,
                                                               rated: bool) -> None:  # fmt: skip
     insts = _SHORTLIST_INSTS
@@ -604,3 +606,47 @@ def test_a_candidate_made_from_its_fields_is_the_dataclass_it_stands_for() -> No
     assert dataclasses.replace(fast, tp=4) == dataclasses.replace(plain, tp=4)
     with pytest.raises(dataclasses.FrozenInstanceError):
         fast.tp = 8  # type: ignore[misc]
+
+
+def test_allowed_instances_keeps_every_type_of_the_regions_and_says_what_owning_leaves_out() -> None:
+    region = CAT.instance("p5.48xlarge").region
+    got, _ = allowed_instances(fleet(regions=[region]), CAT)
+    want = sorted((i for i in CAT.instances.values() if i.cloud == "aws" and i.region == region and i.price("on_demand") is not None),
+                  key=lambda i: i.name)  # fmt: skip
+    assert [i.name for i in got] == [i.name for i in want] and len(want) > 3
+    _, owned = allowed_instances(fleet(pricing="owned", clouds=["on-prem"]), CAT)
+    assert owned[0].startswith("owned: each instance type is priced as the same hardware bought and run in a colocation facility ")
+    assert "staff and support" in owned[0]
+
+
+def test_allowed_instances_names_every_pricing_model_missing_and_every_constraint() -> None:
+    clouds = sorted({i.cloud for i in CAT.instances.values() if i.cloud != "on-prem"})
+    unpriced: dict[str, int] = {}
+    for i in CAT.instances.values():
+        if i.cloud in clouds and (i.price("spot") is None or i.price("reserved_1y") is None):
+            unpriced[i.cloud] = unpriced.get(i.cloud, 0) + 1
+    _, warnings = allowed_instances(fleet(clouds=clouds), CAT, ("spot", "reserved_1y"))
+    per_cloud = ", ".join(f"{n} on {cloud}" for cloud, n in sorted(unpriced.items()))
+    assert warnings == [f"{sum(unpriced.values())} instance types have no published spot or reserved_1y price and were excluded "
+                        f"({per_cloud})"]  # fmt: skip
+    with pytest.raises(InfeasibleError) as e:
+        allowed_instances(fleet(hardware=["h100-sxm"], instance_families=["g6e"]), CAT, ("spot", "on_demand"))
+    assert "hardware=['h100-sxm'], pricing=spot/on_demand)" in str(e.value)
+    with pytest.raises(InfeasibleError) as e:
+        allowed_instances(fleet(instance_families=["nope"]), CAT)
+    assert "families=['nope'], hardware=any, pricing=on_demand)" in str(e.value)
+
+
+@pytest.mark.parametrize(("where", "message"), [
+    ({"engine": "nope"}, "workload 'chat': unknown engine 'nope'; valid engines: "),
+    ({"constraints": {"engine": "nope"}}, "constraints: unknown engine 'nope'; valid engines: "),
+])  # fmt: skip
+def test_check_context_refuses_an_unknown_engine_naming_the_place_and_the_choices(where: dict[str, Any], message: str) -> None:
+    w = {"name": "chat", "model": "llama-3.1-8b", "requests_per_s": 1.0, "input_tokens": 100, "output_tokens": 10,
+         **{k: v for k, v in where.items() if k != "constraints"}}  # fmt: skip
+    f = Fleet.model_validate({"workloads": [w], "constraints": where.get("constraints", {})})
+    with pytest.raises(InputError) as e:
+        _check_context(f, CAT)
+    assert str(e.value) == message + ", ".join(sorted([*CAT.engines, "generic"]))
+    for known in ("generic", sorted(CAT.engines)[0]):  # known engines pass
+        _check_context(Fleet.model_validate({"workloads": [{**w, "engine": known}]}), CAT)
