@@ -271,6 +271,7 @@ _SHORTLIST_INSTS = [BIG, SMALL, ONE, priced("g6.xlarge", 2.0), priced("g5.xlarge
                           st.sampled_from([1, 2, 4])), min_size=1, max_size=150),
        st.sampled_from(["cost", "latency", "throughput"]), st.booleans())  # fmt: skip
 @example([(0, i, 1, 1.0 + i, 100.0, 1) for i in range(7)] * 2, "throughput", False)  # one workload on all six device types
+@example([(0, 2, 1, 0.5, 100.0, 1)] + [(0, 1, 1, 1.0, 100.0, 1)] * 4, "throughput", False)  # a replica under 1 req/s ranks by its cost
 @example([(w, i, d, c, 100.0, 1) for w in range(3) for i in range(8) for d in (1, 2) for c in (0.25, 0.5, 1.0, 3.0)], "cost", True)
 @example([(w, 2, 1, c, 100.0, 1) for w in range(3) for c in (0.1, 0.25, 0.5, 1.0, 2.0, 3.0, 7.5, 15.0)]
          + [(w, 0, 8, 1.0, 100.0, 1) for w in range(3)], "cost", True)  # two device types: each workload's dear one kept by type alone
