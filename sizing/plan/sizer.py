@@ -163,15 +163,18 @@ def shortlist(fleet: Fleet, cands: list[Candidate], insts: list[InstanceSpec]) -
         return mine  # one device type for all: every type must stay available
     pricing = c.price_model
     by_name = {i.name: i for i in insts}
-    inst_rank = {n: k for k, n in enumerate(sorted({x.instance for x in mine}))}  # ties broken by name, as sorted() would
+    # Per instance type once: its rank by name (ties are broken by name, as sorted() would), price and devices.
+    kinds = sorted({x.instance for x in mine})
+    inst_rank = {n: k for k, n in enumerate(kinds)}
     hw_code = {h: k for k, h in enumerate(sorted({x.hardware for x in mine}))}
-    w = np.array([names[x.workload] for x in mine], dtype=np.int64)
-    price = np.array([float(by_name[x.instance].price(pricing) or 0.0) for x in mine])
-    per = np.array([by_name[x.instance].devices for x in mine], dtype=float)
-    dev = np.array([x.devices for x in mine], dtype=float)
+    fields = np.array([(names[x.workload], inst_rank[x.instance], hw_code[x.hardware], x.devices, x.tp, x.pp) for x in mine],
+                      dtype=np.int64)  # fmt: skip
+    w, inst, hw, tp, pp = fields[:, 0], fields[:, 1], fields[:, 2], fields[:, 4], fields[:, 5]
+    dev = fields[:, 3].astype(float)
+    price = np.array([float(by_name[n].price(pricing) or 0.0) for n in kinds])[inst]
+    per = np.array([float(by_name[n].devices) for n in kinds])[inst]
     cap = np.array([x.capacity_rps for x in mine])
-    tp, pp = np.array([x.tp for x in mine]), np.array([x.pp for x in mine])
-    inst, pos = np.array([inst_rank[x.instance] for x in mine]), np.arange(len(mine))
+    pos = np.arange(len(mine))
     unit = price * dev / per / np.maximum(cap, 1e-12)  # cost_per_rps, operation for operation
     keep = np.zeros(len(mine), dtype=bool)
 
@@ -184,7 +187,7 @@ def shortlist(fleet: Fleet, cands: list[Candidate], insts: list[InstanceSpec]) -
     order, rank = ranked(unit)
     keep[order[rank < SHORTLIST_UNIT_COST]] = True
     # The cheapest per request/s on each device type, for the SHORTLIST_DEVICE_TYPES types cheapest that way.
-    pair = w[order] * len(hw_code) + np.array([hw_code[mine[k].hardware] for k in order.tolist()], dtype=np.int64)
+    pair = w[order] * len(hw_code) + hw[order]
     _, first = np.unique(pair, return_index=True)
     first.sort()
     fw = w[order[first]]
