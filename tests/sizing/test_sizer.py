@@ -113,3 +113,31 @@ def test_impossible_tpot_names_best_achievable() -> None:
 def test_budget_below_cheapest_plan() -> None:
     with pytest.raises(InfeasibleError, match=r"budget \$1/month is below the cheapest plan"):
         size(fleet(budget_usd_per_month=1), CAT)
+
+
+def test_sizing_pauses_the_cyclic_collector_and_restores_it_whatever_happens() -> None:
+    import gc
+
+    from aicap.sizing.plan import sizer as sizer_mod
+
+    seen: list[bool] = []
+    real = sizer_mod.all_candidates
+
+    def spy(*args: object, **kwargs: object) -> object:
+        seen.append(gc.isenabled())
+        return real(*args, **kwargs)  # type: ignore[arg-type]
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(sizer_mod, "all_candidates", spy)
+        assert gc.isenabled()
+        size(fleet(1.0), CAT, alternatives=False)
+        assert seen == [False] and gc.isenabled()
+        with pytest.raises(InfeasibleError):
+            size(fleet(1.0, tpot=0.001), CAT, alternatives=False)  # no deployment meets a 1 µs TPOT
+        assert gc.isenabled()
+        gc.disable()
+        try:
+            size(fleet(1.0), CAT, alternatives=False)
+            assert not gc.isenabled()  # a caller's choice is left as it was
+        finally:
+            gc.enable()
