@@ -269,23 +269,26 @@ def _size(fleet: Fleet, cat: CatalogueLike, alternatives: bool, time_limit_s: fl
     c = fleet.constraints
     all_cands = _derated(all_candidates(fleet, cat, insts), derate or {})
     rejected: dict[str, list[Rejected]] = {}
+    feasible: list[Candidate] = []
     for w in fleet.workloads:
         mine = all_cands[w.name]
+        good = [x for x in mine if x.feasible]
+        feasible += good
         if not mine and (w.hardware or w.min_network_gbps):
             need = ([f"devices {', '.join(w.hardware)}"] if w.hardware else []) + (
                 [f"at least {w.min_network_gbps:g} Gbit/s of sourced scale-out network per device"] if w.min_network_gbps else []
             )
             raise InfeasibleError(f"workload '{w.name}' needs {' and '.join(need)}: no allowed instance type has them "
                                   f"(constraints: clouds={c.clouds or 'any'}, hardware={c.hardware or 'any'})")  # fmt: skip
-        if not any(x.feasible for x in mine):
+        if not good:
             raise InfeasibleError(_diagnose(w, cat, mine, insts))
-        ok = {x.hardware for x in mine if x.feasible}
+        ok = {x.hardware for x in good}
         why: dict[str, str] = {}
         for x in mine:
             if x.hardware not in ok and x.reason:
                 why.setdefault(x.hardware, x.reason)
         rejected[w.name] = [Rejected(hardware=h, reason=r) for h, r in sorted(why.items())]
-    every = prune([x for w in fleet.workloads for x in all_cands[w.name] if x.feasible])
+    every = prune(feasible)
     plan = _solve(fleet, cat, insts, shortlist(fleet, every, insts), rejected, warnings, time_limit_s)
     if alternatives:
         alts = best_alternatives(fleet, insts, all_cands, plan, time_limit_s)
