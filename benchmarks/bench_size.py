@@ -64,7 +64,7 @@ def main() -> None:
     floor, f_lo, f_hi = cold([sys.executable, "-c", "import scipy.optimize"])
     builtin, b_lo, b_hi = cold([sys.executable, "-m", "aicap.cli.app", "-q", "size", "-f", "json"])
     label = 'python -c "import scipy.optimize"'
-    print(f"median of {REPEAT} runs (range in brackets); this machine's timings vary by about 15% from run to run")
+    print(f"median of {REPEAT} runs ({LARGE_REPEAT} for 1,000 workloads; range in brackets); this machine's timings vary by 15-20%")
     print(f"{label:45s} {floor:6.2f} s  [{f_lo:.2f}-{f_hi:.2f}] (floor)")
     print(f"{'aicap size (built-in example), cold':45s} {builtin:6.2f} s  [{b_lo:.2f}-{b_hi:.2f}] ({builtin / floor:.1f}x the floor; "
           "target <= 1.5x)")  # fmt: skip
