@@ -91,8 +91,8 @@ def screen_bound(rows: Rows, step: StepModel, pp: F, budget: float, traffic: Tra
     """Capacity without the TTFT target for every row :func:`screen` could select (branch and bound).
 
     :func:`~aicap.sizing.serve.capacity.rate_bound` bounds each row's cost per request/s from below at the
-    price of one step-time evaluation; rows are evaluated, cheapest bound first, until no unevaluated
-    row's bound beats the selection's thresholds. Evaluation is coarse (``SCREEN_BISECTIONS``, a
+    price of one step-time evaluation; rows are evaluated in rounds, each the :func:`screen` of the rows
+    whose bound still beats the selection's thresholds (cheapest bound first), until none does. Evaluation is coarse (``SCREEN_BISECTIONS``, a
     capacity known to ``2^-7`` of its bracket and rounded down, so thresholds only err high and keep
     more rows); the rows the screen keeps, and those whose coarse capacity rounded to 0 though they meet
     the targets at idle, are then refined to ``2^-12``. Rows never evaluated carry their idle metrics and
@@ -121,7 +121,9 @@ def screen_bound(rows: Rows, step: StepModel, pp: F, budget: float, traffic: Tra
                            ceiling[todo], bisections=SCREEN_BISECTIONS))  # fmt: skip
         done[todo] = evaluated[todo] = True
         by_shape, by_device = thresholds(rows, unit, done)
-        todo = np.flatnonzero(~done & ((lower <= by_shape) | (lower <= by_device)))
+        # Of the rows whose bound still beats a threshold, the most promising of each group next (as the first
+        # round): each round lowers the thresholds, so fewer rows qualify than if all were taken at once.
+        todo = screen(rows, np.where(~done & ((lower <= by_shape) | (lower <= by_device)), lower, np.inf))
     refine = np.union1d(screen(rows, unit), np.flatnonzero(evaluated & (out.rate <= 0)))
     if refine.size:
         lo = out.arrivals_per_round[refine]
