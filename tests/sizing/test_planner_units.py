@@ -229,6 +229,8 @@ def test_shortlist_ties_break_by_instance_then_layout() -> None:
     cs = [cand(ONE, 1, 1.0, tp=1) for _ in range(3)] + [cand(ONE, 1, 1.0, tp=2), cand(ONE, 1, 1.0, tp=4)]
     kept = shortlist(fleet(rate=None, objective="throughput", budget_usd_per_month=1e3), cs, [ONE])
     assert [c.tp for c in kept] == [1, 1, 1, 2]
+    kept = shortlist(fleet(rate=None, objective="throughput", budget_usd_per_month=1e3), cs[::-1], [ONE])
+    assert [c.tp for c in kept] == [2, 1, 1, 1]  # the smaller degree wins a tie wherever it stands; input order kept
 
 
 
