@@ -92,12 +92,12 @@ def screen_bound(rows: Rows, step: StepModel, pp: F, budget: float, traffic: Tra
 
     :func:`~aicap.sizing.serve.capacity.rate_bound` bounds each row's cost per request/s from below at the
     price of one step-time evaluation; rows are evaluated in rounds, each the :func:`screen` of the rows
-    whose bound still beats the selection's thresholds (cheapest bound first), until none does. Evaluation is coarse (``SCREEN_BISECTIONS``, a
-    capacity known to ``2^-7`` of its bracket and rounded down, so thresholds only err high and keep
-    more rows); the rows the screen keeps, and those whose coarse capacity rounded to 0 though they meet
-    the targets at idle, are then refined to ``2^-12``. Rows never evaluated carry their idle metrics and
-    a rate of 0; the returned mask marks those whose bound left them a chance (they lost to the
-    thresholds, not to the targets). ``same``: per row, a row identical to it but for its targets
+    whose bound still beats the selection's thresholds (cheapest bound first), until none does.
+    Evaluation is coarse (``SCREEN_BISECTIONS``, a capacity known to ``2^-7`` of its bracket and rounded
+    down, so thresholds only err high and keep more rows); the rows the screen keeps, and those whose
+    coarse capacity rounded to 0 though they meet the targets at idle, are then refined to ``2^-12``.
+    Rows never evaluated carry their idle metrics and a rate of 0; the returned mask marks those whose
+    bound left them a chance (they lost to the thresholds, not to the targets). ``same``: per row, a row identical to it but for its targets
     (:func:`~aicap.sizing.serve.capacity.rate_bound` evaluates the target-free part once per group).
     """
     ub_rate, ub_x = rate_bound(step, pp, budget, traffic, tpot_t, same)

@@ -93,7 +93,11 @@ def _counts_needed(pmf: F, rounds: F, lump_rate: F, idle: F, gap: F, whole: NDAr
     """Per row, the most co-arrivals its mixture counts: ``⌈m + 6·√m + 3⌉`` in ``[4, 48]``, ``m`` its largest mean per round."""
     weight, spell, _ = _round_weights(pmf, rounds, idle, gap, whole)
     mean_m = lump_rate * rounds * (1.0 - spell)
-    most = np.max(np.where(weight > 0.0, mean_m, 0.0), axis=0, initial=0.0)
+    return _count_top(np.max(np.where(weight > 0.0, mean_m, 0.0), axis=0, initial=0.0))
+
+
+def _count_top(most: F) -> NDArray[np.int64]:
+    """Co-arrival counts a row's mixture keeps: ``⌈m + 6·√m + 3⌉`` in ``[4, 48]`` for a largest mean ``m`` per round."""
     return np.asarray(np.clip(np.ceil(most + 6.0 * np.sqrt(most) + 3.0), 4, 48), dtype=np.int64)
 
 
@@ -115,7 +119,7 @@ def _pieces(step: StepModel, pp: F, d: F, room: F, lump: F, pmf: F, rounds: F, l
     weight, rounds, busy, spell = weight[live], rounds[live], rounds[live] * (1.0 - idle_b[live]), spell[live]
     mean_m = lump_rate * rounds * (1.0 - spell)  # (J, n) co-arrivals expected during a round of type j (none in a spell)
     most = np.max(np.where(weight > 0.0, mean_m, 0.0), axis=0, initial=0.0)  # (n,)
-    row_k = np.clip(np.ceil(most + 6.0 * np.sqrt(most) + 3.0), 4, 48).astype(np.int64)
+    row_k = _count_top(most)
     kmax = int(np.max(row_k, initial=4))
     mm = np.arange(kmax + 1, dtype=float)
     pm = np.empty((kmax + 1, *mean_m.shape))  # (K, J, n) Poisson(mean_m)
