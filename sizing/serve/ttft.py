@@ -61,7 +61,7 @@ def _cut(v: F, ix: NDArray[np.int64], n: int) -> F:
     return v[..., ix] if np.ndim(v) and np.shape(v)[-1] == n else v
 
 
-_BUCKET_ROWS = 1024  # rows from which ttft_quantile evaluates rows in buckets of like co-arrival counts
+_BUCKET_ROWS = 256  # rows from which ttft_quantile evaluates rows in buckets of like co-arrival counts (1,000 rows: 33 -> 17 ms)
 _BUCKET_TOPS = np.array([8, 12, 16, 24, 32, 48])  # the buckets' largest counts (a row's count is at most 48)
 
 
