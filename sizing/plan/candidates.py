@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import NamedTuple, TypedDict
+from typing import NamedTuple
 
 import numpy as np
 from numpy.typing import NDArray
@@ -67,37 +67,16 @@ class Candidate:
         """Whether a replica can carry traffic within the targets."""
         return self.reason is None and self.capacity_rps > 0
 
-    @classmethod
-    def of_fields(cls, fields: CandidateFields) -> Candidate:
-        """The candidate with every field given, made without the frozen dataclass's per-field ``__setattr__``.
+    def placed(self, workload: str, instance: str) -> Candidate:
+        """A copy for ``workload`` on ``instance``, made without the frozen dataclass's per-field ``__setattr__``.
 
-        The sizer makes about 10^5 candidates for a 1,000-workload fleet; this is 8x faster than ``Candidate(**fields)``
-        and the result is equal to it (a test checks).
+        The sizer copies one candidate per evaluated row to every workload of its shape and every instance
+        type that takes its layout (about 10^5 for a 1,000-workload fleet); this is several times faster than
+        ``dataclasses.replace`` and the result is equal to it (a test checks).
         """
-        out = object.__new__(cls)
-        out.__dict__.update(fields)
+        out = object.__new__(Candidate)
+        out.__dict__.update(self.__dict__, workload=workload, instance=instance)
         return out
-
-
-class CandidateFields(TypedDict):
-    """Every field of a :class:`Candidate`, for :meth:`Candidate.of_fields`."""
-
-    workload: str
-    instance: str
-    hardware: str
-    tp: int
-    pp: int
-    weights_dtype: str
-    kv_dtype: str
-    slots: int
-    devices: int
-    capacity_rps: float
-    ttft_ms: float
-    tpot_ms: float | None
-    binding: str
-    load_fraction: float
-    reason: str | None
-    replica: Replica | None
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,7 @@ from aicap.sizing.core.specs.engine import EngineSpec
 from aicap.sizing.core.specs.speculative import SpeculativeConfig
 from aicap.sizing.core.speculative import speculative_for
 from aicap.sizing.perf import memory
-from aicap.sizing.plan.candidates import Candidate, CandidateFields, DeviceOption, Job, Shape, evaluate_jobs, formats
+from aicap.sizing.plan.candidates import Candidate, DeviceOption, Job, Shape, evaluate_jobs, formats
 from aicap.sizing.plan.layouts import MAX_SPAN, layouts, scale_out_bps
 
 
@@ -156,10 +156,10 @@ def all_candidates(fleet: Fleet, cat: CatalogueLike, insts: list[InstanceSpec]) 
                     takers = fresh
                 if not takers:
                     continue
-                fields = CandidateFields(workload="", instance="", hardware=dev.id, tp=row.tp, pp=row.pp, weights_dtype=job.fmt[0],
-                                         kv_dtype=job.fmt[1], slots=row.slots, devices=row.tp * row.pp, capacity_rps=row.capacity_rps,
-                                         ttft_ms=row.ttft_ms, tpot_ms=row.tpot_ms, binding=row.binding, load_fraction=row.load_fraction,
-                                         reason=row.reason, replica=row.replica)  # fmt: skip
+                base = Candidate(workload="", instance="", hardware=dev.id, tp=row.tp, pp=row.pp, weights_dtype=job.fmt[0],
+                                 kv_dtype=job.fmt[1], slots=row.slots, devices=row.tp * row.pp, capacity_rps=row.capacity_rps,
+                                 ttft_ms=row.ttft_ms, tpot_ms=row.tpot_ms, binding=row.binding, load_fraction=row.load_fraction,
+                                 reason=row.reason, replica=row.replica)  # fmt: skip
                 for w in members[job.shapes[row.shape]]:
                     for inst in takers:
                         if row.reason is not None:
@@ -167,7 +167,7 @@ def all_candidates(fleet: Fleet, cat: CatalogueLike, insts: list[InstanceSpec]) 
                             if key in said:
                                 continue
                             said.add(key)
-                        out[w.name].append(Candidate.of_fields({**fields, "workload": w.name, "instance": inst.name}))
+                        out[w.name].append(base.placed(w.name, inst.name))
         for w in ws:
             seen = {x.hardware for x in out[w.name]}
             for dev_id, dinsts in by_device.items():

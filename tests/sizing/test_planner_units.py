@@ -595,17 +595,13 @@ def test_formats_take_the_kv_cache_format_given() -> None:
     assert formats("bf16", h100, "fp8") == ("bf16", "fp8")  # a quantised KV cache under bf16 weights
 
 
-def test_a_candidate_made_from_its_fields_is_the_dataclass_it_stands_for() -> None:
+def test_a_candidate_placed_for_another_workload_is_the_dataclass_replace_would_make() -> None:
     import dataclasses
 
-    from aicap.sizing.plan.candidates import CandidateFields
-
-    assert list(CandidateFields.__annotations__) == [f.name for f in dataclasses.fields(Candidate)]  # every field, in order
-    fields = CandidateFields(workload="w", instance="p5.48xlarge", hardware="h100-sxm", tp=2, pp=1, weights_dtype="fp8",
-                             kv_dtype="fp8", slots=40, devices=2, capacity_rps=3.5, ttft_ms=120.0, tpot_ms=None, binding="TTFT target",
-                             load_fraction=1.0, reason=None, replica=None)  # fmt: skip
-    fast, plain = Candidate.of_fields(fields), Candidate(**fields)
+    base = cand(BIG, 2, 3.5, ttft=120.0, tpot=None)
+    fast, plain = base.placed("other", SMALL.name), dataclasses.replace(base, workload="other", instance=SMALL.name)
     assert fast == plain and hash(fast) == hash(plain) and repr(fast) == repr(plain) and fast.feasible
+    assert (base.workload, base.instance) == ("chat", BIG.name)  # the original is untouched
     assert dataclasses.replace(fast, tp=4) == dataclasses.replace(plain, tp=4)
     with pytest.raises(dataclasses.FrozenInstanceError):
         fast.tp = 8  # type: ignore[misc]
