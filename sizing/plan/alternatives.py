@@ -29,9 +29,14 @@ def alternatives(fleet: Fleet, insts: list[InstanceSpec], all_cands: dict[str, l
     out: list[Alternative] = []
     pending: list[tuple[str, list[Candidate]]] = []
     problems = []
+    by_hw: dict[str, dict[str, list[Candidate]]] = {}  # device type -> workload -> its candidates there, in one pass
+    for w in fleet.workloads:
+        for x in all_cands[w.name]:
+            by_hw.setdefault(x.hardware, {}).setdefault(w.name, []).append(x)
     for hw in sorted({i.device for i in insts} - used):
         sub = [i for i in insts if i.device == hw]
-        mine = {w.name: [x for x in all_cands[w.name] if x.hardware == hw] for w in fleet.workloads}
+        there = by_hw.get(hw, {})
+        mine = {w.name: there.get(w.name, []) for w in fleet.workloads}
         missing = [w.name for w in fleet.workloads if not any(x.feasible for x in mine[w.name])]
         if missing:
             reasons = sorted({x.reason for x in mine[missing[0]] if x.reason})

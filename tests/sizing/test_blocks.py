@@ -53,3 +53,19 @@ def test_programs_that_couple_blocks_are_solved_alone(monkeypatch: pytest.Monkey
     out = blocks.solve_blocks([_one(2.0, 1.0), budgeted, _one(1.0, 1.0)])
     assert seen == [2, 1]  # the two cost programs together, the budgeted one alone
     assert [s.cost_per_hour for s in out] == [4.0, 4.0, 2.0]
+
+
+def test_large_blocks_are_solved_alone(monkeypatch: pytest.MonkeyPatch) -> None:
+    seen: list[int] = []
+    real = blocks.solve
+
+    def spy(p: Problem) -> Solution:
+        seen.append(len(p.demand))
+        return real(p)
+
+    monkeypatch.setattr(blocks, "solve", spy)
+    monkeypatch.setattr(blocks, "COMBINE_MAX_CANDIDATES", 1)
+    two = make(floats(2.0, 1.0), ints(0, 1), ints(0, 0), ints(1, 1), floats(1.0, 1.0), ints(1), floats(2.0))  # two candidates
+    out = blocks.solve_blocks([_one(2.0, 1.0), two, _one(1.0, 1.0)])
+    assert seen == [2, 2]  # the two one-candidate programs together, the two-candidate one alone
+    assert [s.cost_per_hour for s in out] == [4.0, 6.0, 2.0]
