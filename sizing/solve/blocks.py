@@ -39,8 +39,9 @@ def solve_blocks(problems: Sequence[Problem]) -> list[Solution]:
     """Solve each of ``problems`` (see :func:`~aicap.sizing.solve.milp.solve`), several at once where they allow it.
 
     Problems with the cost objective, no budget, no ``single_type`` and at most
-    ``COMBINE_MAX_CANDIDATES`` candidates are solved as one program (time limit the sum of theirs); the others, and every problem when the combined program has no solution
-    (one infeasible block makes it infeasible), are solved one by one. Each returned
+    ``COMBINE_MAX_CANDIDATES`` candidates are solved as one program (time limit the sum of theirs); the
+    others, and every problem when the combined program has no solution (one infeasible block makes it
+    infeasible), are solved one by one. Each returned
     :class:`~aicap.sizing.solve.milp.Solution` covers its own problem's candidates, types and
     workloads; ``gap``, ``seconds`` and ``message`` are the combined solve's.
     """

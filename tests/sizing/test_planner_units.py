@@ -233,7 +233,6 @@ def test_shortlist_ties_break_by_instance_then_layout() -> None:
     assert [c.tp for c in kept] == [2, 1, 1, 1]  # the smaller degree wins a tie wherever it stands; input order kept
 
 
-
 def _reference_shortlist(fl: Fleet, cands: list[Candidate], insts: list[Any]) -> list[Candidate]:
     """The shortlist as first written, one workload at a time with sorted(): what the vectorised one must equal."""
     from aicap.sizing.plan.candidates import cost_per_rps
@@ -275,8 +274,12 @@ _SHORTLIST_INSTS = [BIG, SMALL, ONE, priced("g6.xlarge", 2.0), priced("g5.xlarge
 @example([(0, i, 1, 1.0 + i, 100.0, 1) for i in range(7)] * 2, "throughput", False)  # one workload on all six device types
 @example([(0, 2, 1, 0.5, 100.0, 1)] + [(0, 1, 1, 1.0, 100.0, 1)] * 4, "throughput", False)  # a replica under 1 req/s ranks by its cost
 @example([(w, i, d, c, 100.0, 1) for w in range(3) for i in range(8) for d in (1, 2) for c in (0.25, 0.5, 1.0, 3.0)], "cost", True)
-@example([(w, 2, 1, c, 100.0, 1) for w in range(3) for c in (0.1, 0.25, 0.5, 1.0, 2.0, 3.0, 7.5, 15.0)]
-         + [(w, 0, 8, 1.0, 100.0, 1) for w in range(3)], "cost", True)  # two device types: each workload's dear one kept by type alone
+@example(
+    [(w, 2, 1, c, 100.0, 1) for w in range(3) for c in (0.1, 0.25, 0.5, 1.0, 2.0, 3.0, 7.5, 15.0)]
+    + [(w, 0, 8, 1.0, 100.0, 1) for w in range(3)],
+    "cost",
+    True,
+)  # two device types: each workload's dear one kept by type alone
 def test_the_vectorised_shortlist_equals_the_per_workload_one(rows: list[tuple[int, int, int, float, float, int]], objective: str,
                                                               rated: bool) -> None:  # fmt: skip
     insts = _SHORTLIST_INSTS
@@ -290,6 +293,7 @@ def test_the_vectorised_shortlist_equals_the_per_workload_one(rows: list[tuple[i
     cs = [cand(insts[i], min(d, insts[i].devices), cap, ttft=ttft, workload=names[w], tp=tp)
           for w, i, d, cap, ttft, tp in rows]  # fmt: skip
     assert [id(x) for x in shortlist(fl, cs, insts)] == [id(x) for x in _reference_shortlist(fl, cs, insts)]
+
 
 # --- candidates.py ---------------------------------------------------------------------------------------------------
 
