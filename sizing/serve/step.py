@@ -386,14 +386,27 @@ class StepModel:
     def take(self, index: ArrayLike) -> StepModel:
         """The candidates at ``index`` (an integer array or a boolean mask).
 
-        The seconds per unit already derived for this model are taken along rather than divided again
-        (the bisections take subsets many times); which operator groups are live is decided afresh.
+        The coefficients already derived for this model (seconds per unit, the live operator groups and
+        the slopes) are taken along rather than derived again: the bisections take subsets many times.
+        Where a live group is zero for every candidate taken, the subset's live groups are derived afresh
+        (fewer terms sum in another order), so step times are the same bit for bit as a fresh model's.
         """
         ix = np.asarray(index)
         out = StepModel(self.flops[:, :, ix], self.bytes[:, :, ix], self.peak[:, ix], self.bandwidth[ix], self.expert_fixed[ix],
                         self.expert_per_touched[ix], self.expert_per_token[ix], self.num_experts, self.experts_per_token,
                         self.net[:, ix], self.overhead_s[ix], self.decode_tokens)  # fmt: skip
-        if "_seconds_coefficients" in self.__dict__:
+        # The parent derives its coefficients once (the first take) and every subset takes them along.
+        fl, ql, live = self._live_coefficients
+        fl, ql = np.ascontiguousarray(fl[..., ix]), np.ascontiguousarray(ql[..., ix])  # laid out as a fresh model's (einsum's order)
+        still = np.any(fl, axis=(0, 2)) | np.any(ql, axis=(0, 2))
+        row = self._live_experts_row
+        if row >= 0:
+            still[row] = True
+        if still.all():
+            mem, gap = self._slope_coefficients
+            out.__dict__["_live_coefficients"] = (fl, ql, live)
+            out.__dict__["_slope_coefficients"] = (np.ascontiguousarray(mem[..., ix]), np.ascontiguousarray(gap[..., ix]))
+        else:  # a group dead for every candidate taken: derived afresh from the seconds per unit
             fs, qs = self._seconds_coefficients
             out.__dict__["_seconds_coefficients"] = (fs[..., ix], qs[..., ix])
         return out

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
 from aicap.hardware_db import load_catalogue
 from aicap.sizing.core.deployment import Deployment
-from aicap.sizing.serve.step import Hardware, StepModel, decode_step, engine_step, prefill_step
+from aicap.sizing.serve.step import _OP_ORDER, Hardware, StepModel, decode_step, engine_step, prefill_step
 
 CAT = load_catalogue()
 REL = 1e-9  # the StepModel is exact algebra on the same costs
@@ -82,3 +84,26 @@ def test_concatenated_models_time_each_row_as_its_own_model_does() -> None:
     assert StepModel.concat([llama]) is llama
     with pytest.raises(ValueError, match="differ in operator groups, experts"):
         StepModel.concat([llama, _built("mixtral-8x7b", "h100-sxm")[1]])
+
+
+def _fresh(sm: StepModel, ix: np.ndarray) -> StepModel:
+    """The candidates at ``ix`` as a model built from its arrays alone (nothing derived carried along)."""
+    return StepModel(sm.flops[:, :, ix].copy(), sm.bytes[:, :, ix].copy(), sm.peak[:, ix].copy(), sm.bandwidth[ix].copy(),
+                     sm.expert_fixed[ix].copy(), sm.expert_per_touched[ix].copy(), sm.expert_per_token[ix].copy(), sm.num_experts,
+                     sm.experts_per_token, sm.net[:, ix].copy(), sm.overhead_s[ix].copy(), sm.decode_tokens)  # fmt: skip
+
+
+@pytest.mark.parametrize("model_id", ["llama-3.1-8b", "mixtral-8x7b"])
+def test_a_subset_of_a_subset_times_as_a_fresh_model_bit_for_bit(model_id: str) -> None:
+    _, sm = _built(model_id, "h100-sxm")
+    head = _OP_ORDER.index("lm_head")
+    dead = replace(sm, flops=sm.flops.copy(), bytes=sm.bytes.copy())
+    dead.flops[:, head, :2] = 0.0  # the LM head is zero for the first two candidates: a subset of them has one group fewer
+    dead.bytes[:, head, :2] = 0.0
+    d, p = np.array([[0.0, 5.0, 64.0, 7.0]]), np.array([[512.0], [0.0], [3000.0]])
+    for parent, ix, inner in ((sm, np.array([3, 1, 2]), np.array([2, 0])), (dead, np.array([0, 1, 3]), np.array([0, 1]))):
+        parent.seconds_and_slope(d, p)  # derive the parent's coefficients first, as the bisections do
+        taken = parent.take(ix).take(inner)
+        fresh = _fresh(parent, ix[inner])
+        for a, b in zip(taken.seconds_and_slope(d[:, ix[inner]], p), fresh.seconds_and_slope(d[:, ix[inner]], p), strict=True):
+            np.testing.assert_array_equal(a, b)
