@@ -153,6 +153,8 @@ def register(app: typer.Typer) -> None:
         output: Annotated[Path | None, typer.Option("--output", "-o", help="Also write the plan (JSON, or YAML for .yaml) to this file, atomically.")] = None,
         verify: Annotated[bool, typer.Option("--verify", help="Play the plan through the simulator; add capacity and re-solve until it holds (exit 3 if it never does).")] = False,
         seed: Annotated[int, typer.Option("--seed", help="Random seed of --verify's simulated traffic.")] = 0,
+        jobs: Annotated[int | None, typer.Option("--jobs", min=1, help="Processes for evaluating a large fleet's candidates "
+                                                 "(default: every core this process may use; the plan is identical with 1).")] = None,
         autoscaler: Annotated[Path | None, typer.Option("--autoscaler", help="Write KEDA ScaledObjects for a plan over demand periods (YAML).")] = None,
         plot: Annotated[Path | None, typer.Option("--plot", help="Draw a plan over demand periods (capacity by pricing model against demand), or with --pareto the front (.png or .svg).")] = None,
         pareto: Annotated[bool, typer.Option("--pareto", help="Print the cost-versus-latency front: the fleet sized with its TTFT/TPOT targets scaled 0.3x to 3x.")] = False,
@@ -211,13 +213,13 @@ def register(app: typer.Typer) -> None:
                 from aicap.sizing.plan.periods import size_periods
                 from aicap.sizing.sim.verify_periods import size_periods_verified
 
-                pplan = size_periods_verified(fleet, cat, seed=seed) if verify else size_periods(fleet, cat)
+                pplan = size_periods_verified(fleet, cat, seed=seed, jobs=jobs) if verify else size_periods(fleet, cat, jobs=jobs)
             elif verify:
                 from aicap.sizing.sim.verify import size_verified
 
-                plan = size_verified(fleet, cat, seed=seed)
+                plan = size_verified(fleet, cat, seed=seed, jobs=jobs)
             else:
-                plan = size(fleet, cat)
+                plan = size(fleet, cat, jobs=jobs)
         except InputError as exc:
             if fleet_file is None or str(exc).startswith(str(fleet_file)):
                 raise

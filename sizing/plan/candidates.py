@@ -224,7 +224,7 @@ DeviceOption = tuple[DeviceSpec, EfficiencySpec, list[tuple[int, int]], float]
 
 @dataclass(frozen=True)
 class Job:
-    """One model and storage format's workload shapes on its devices: what :func:`evaluate_jobs` batches.
+    """One model and storage format's workload shapes on its devices: what :func:`evaluate_batch` batches.
 
     ``devices`` are ``(device, efficiency, layouts, cheapest USD per device-hour)``; ``networks`` the
     achieved scale-out bytes/s per device of devices whose layouts span instances; ``speculative`` the
@@ -256,30 +256,19 @@ class Job:
 def evaluate(model: ModelSpec, runtime: RuntimeSpec, fmt: tuple[str, str], shapes: list[Shape], devices: list[DeviceOption],
              latency_variants: bool, networks: Mapping[str, float] | None = None,
              speculative: Speculative | None = None) -> list[Row]:  # fmt: skip
-    """Every (shape, device, layout) row of one model and storage format (one :class:`Job`; see :func:`evaluate_jobs`)."""
-    return evaluate_jobs([Job(model, runtime, fmt, shapes, devices, networks, speculative)], latency_variants)[0]
+    """Every (shape, device, layout) row of one model and storage format, in one batch (:func:`evaluate_batch`)."""
+    return evaluate_batch([Job(model, runtime, fmt, shapes, devices, networks, speculative)], latency_variants)[0]
 
 
-def evaluate_jobs(jobs: Sequence[Job], latency_variants: bool) -> list[list[Row]]:
-    """Evaluate every (shape, device, layout) row of every job, batching jobs of equal :attr:`Job.batch_key`.
+def evaluate_batch(jobs: Sequence[Job], latency_variants: bool) -> list[list[Row]]:
+    """Every (shape, device, layout) row of jobs of one :attr:`Job.batch_key`, in one vectorised pass.
 
     Returns, per job, one :class:`Row` per (shape, device, layout) and load fraction, with ``shape`` and
-    ``device`` indexing the job's lists. A row's metrics do not depend on the rows evaluated with it
-    (every selection is per workload shape, every bisection per row), so batching only saves the
-    per-call cost of many small array operations.
+    ``device`` indexing the job's lists. A row's metrics do not depend on the rows of other shapes
+    evaluated with it (every selection is per workload shape, every bisection per row), so batching only
+    saves the per-call cost of many small array operations; :mod:`aicap.sizing.plan.evaluation` batches
+    and cuts a fleet's jobs.
     """
-    out: list[list[Row]] = [[] for _ in jobs]
-    batches: dict[tuple[object, ...], list[int]] = {}
-    for j, job in enumerate(jobs):
-        batches.setdefault(job.batch_key, []).append(j)
-    for members in batches.values():
-        for j, rows in zip(members, _evaluate_batch([jobs[j] for j in members], latency_variants), strict=True):
-            out[j] = rows
-    return out
-
-
-def _evaluate_batch(jobs: Sequence[Job], latency_variants: bool) -> list[list[Row]]:
-    """:func:`evaluate_jobs` for jobs of one batch key, in one vectorised pass."""
     rows = Rows()
     job_of: list[int] = []
     shape_base: list[int] = []

@@ -2,7 +2,7 @@
 
 Workloads are grouped by model; each distinct workload *shape* (lengths, targets, percentile,
 burstiness) is evaluated once per storage format over all devices and layouts, every model's jobs in
-one call (:func:`aicap.sizing.plan.candidates.evaluate_jobs`), then the rows are expanded to each workload of that
+one call (:func:`aicap.sizing.plan.evaluation.evaluate_jobs`), then the rows are expanded to each workload of that
 shape and each instance type whose size admits the layout. Two prunings keep the integer program small
 without changing its optimum:
 
@@ -25,7 +25,8 @@ from aicap.sizing.core.specs.engine import EngineSpec
 from aicap.sizing.core.specs.speculative import SpeculativeConfig
 from aicap.sizing.core.speculative import speculative_for
 from aicap.sizing.perf import memory
-from aicap.sizing.plan.candidates import Candidate, DeviceOption, Job, Shape, evaluate_jobs, formats
+from aicap.sizing.plan.candidates import Candidate, DeviceOption, Job, Shape, formats
+from aicap.sizing.plan.evaluation import available_cores, evaluate_jobs
 from aicap.sizing.plan.layouts import MAX_SPAN, layouts, scale_out_bps
 
 
@@ -120,11 +121,14 @@ def _model_jobs(fleet: Fleet, cat: CatalogueLike, key: tuple[str, str | None, Sp
     return out
 
 
-def all_candidates(fleet: Fleet, cat: CatalogueLike, insts: list[InstanceSpec]) -> dict[str, list[Candidate]]:
+def all_candidates(fleet: Fleet, cat: CatalogueLike, insts: list[InstanceSpec], *,
+                   workers: int | None = None) -> dict[str, list[Candidate]]:  # fmt: skip
     """Candidates per workload name on instance types ``insts``.
 
     Every feasible candidate, and of the infeasible ones one per instance type and reason (all that the
-    diagnostics and "why it lost" read).
+    diagnostics and "why it lost" read). ``workers``: processes a large evaluation may use
+    (:func:`~aicap.sizing.plan.evaluation.evaluate_jobs`; ``None``: every available core); the
+    candidates are the same whatever it is.
     """
     types = cheapest_types(fleet, insts)
     by_device: dict[str, list[InstanceSpec]] = {}
@@ -138,7 +142,8 @@ def all_candidates(fleet: Fleet, cat: CatalogueLike, insts: list[InstanceSpec]) 
     said: set[tuple[str, str, str]] = set()
     # Every model's evaluation jobs first, then one batched evaluation, then the rows expanded in job order.
     plans: list[_ModelJobs] = [_model_jobs(fleet, cat, key, ws, by_device) for key, ws in by_model.items()]
-    results = iter(evaluate_jobs([job for mj in plans for job, _ in mj.jobs], latency))
+    n = available_cores() if workers is None else workers
+    results = iter(evaluate_jobs([job for mj in plans for job, _ in mj.jobs], latency, workers=n))
     for mj in plans:
         model, lay, engine, ws = mj.model, mj.layouts, mj.engine, mj.workloads
         fits: dict[tuple[str, int, int], list[InstanceSpec]] = {}  # instance types of a device that take a layout

@@ -78,7 +78,7 @@ def _lead_minutes(fleet: Fleet, cat: CatalogueLike) -> float:
     return (2.0 * biggest / 1e9 / LOAD_GB_PER_S + STARTUP_S) / 60.0
 
 
-def _setup(fleet: Fleet, cat: CatalogueLike, derate: Mapping[str, float]) -> _Setup:
+def _setup(fleet: Fleet, cat: CatalogueLike, derate: Mapping[str, float], jobs: int | None = None) -> _Setup:
     c = fleet.constraints
     for w in fleet.workloads:
         if w.disaggregation is not None:
@@ -89,7 +89,7 @@ def _setup(fleet: Fleet, cat: CatalogueLike, derate: Mapping[str, float]) -> _Se
     if not insts:
         raise InfeasibleError(f"no allowed instance type has an on-demand reference price and a {' or '.join(c.pricing_models)} price")
     ref = fleet.model_copy(update={"constraints": c.model_copy(update={"pricing": "on_demand"})})
-    every = all_candidates(ref, cat, insts)
+    every = all_candidates(ref, cat, insts, workers=jobs)
     for w in fleet.workloads:
         if not any(x.feasible for x in every[w.name]):
             raise InfeasibleError(_diagnose(w, cat, every[w.name], insts))
@@ -131,11 +131,13 @@ def _solved(p: PeriodProblem, what: str, seeds: tuple[np.ndarray, ...] = ()) -> 
     return sol
 
 
-def size_periods(fleet: Fleet, cat: CatalogueLike, *, time_limit_s: float = 10.0, derate: Mapping[str, float] | None = None) -> PeriodPlan:
+def size_periods(fleet: Fleet, cat: CatalogueLike, *, time_limit_s: float = 10.0, derate: Mapping[str, float] | None = None,
+                 jobs: int | None = None) -> PeriodPlan:  # fmt: skip
     """Plan ``fleet`` period by period (module docstring).
 
     ``derate`` multiplies the per-replica capacity of (workload, device, layout) candidates keyed by
-    :func:`~aicap.sizing.plan.sizer.deployment_key`, as :func:`aicap.sizing.plan.sizer.size` does.
+    :func:`~aicap.sizing.plan.sizer.deployment_key`, and ``jobs`` is the processes the evaluation may
+    use, as in :func:`aicap.sizing.plan.sizer.size`.
 
     Raises
     ------
@@ -151,7 +153,7 @@ def size_periods(fleet: Fleet, cat: CatalogueLike, *, time_limit_s: float = 10.0
     if c.objective != "cost" or c.single_type:
         raise InputError(f"a plan over demand periods minimises cost over the whole catalogue; objective '{c.objective}'"
                          f"{' and single_type' if c.single_type else ''} are for static plans (one rate per workload)")  # fmt: skip
-    s = _setup(fleet, cat, derate or {})
+    s = _setup(fleet, cat, derate or {}, jobs)
     models = c.pricing_models
     hours = s.planned.shape[1]
     peak = _solved(_problem(fleet, s, s.planned.max(axis=1, keepdims=True), models, time_limit_s, budgeted=False), "static peak plan")

@@ -222,7 +222,7 @@ def _derated(cands: dict[str, list[Candidate]], derate: Mapping[str, float]) -> 
 
 
 def size(fleet: Fleet, cat: CatalogueLike, *, alternatives: bool = True, time_limit_s: float = 20.0,
-         derate: Mapping[str, float] | None = None) -> Plan:  # fmt: skip
+         derate: Mapping[str, float] | None = None, jobs: int | None = None) -> Plan:  # fmt: skip
     """Size a fleet: the cheapest (or fastest, or most-serving) set of whole instances.
 
     A workload whose demand is an hourly profile is sized at its peak, and a list of pricing models
@@ -233,6 +233,10 @@ def size(fleet: Fleet, cat: CatalogueLike, *, alternatives: bool = True, time_li
     by :func:`deployment_key` (factors in ``(0, 1]``): what :func:`aicap.sizing.sim.verify.size_verified`
     learns from simulating a plan.
 
+    ``jobs``: processes the evaluation of candidates may use (``None``: every available core; only an
+    evaluation of tens of thousands of rows, on Linux, from a single-threaded caller, is shared out:
+    :mod:`aicap.sizing.plan.evaluation`). The plan is the same whatever it is.
+
     Raises
     ------
     InfeasibleError
@@ -240,7 +244,7 @@ def size(fleet: Fleet, cat: CatalogueLike, *, alternatives: bool = True, time_li
         solver found no plan within its time limit (then the message says it is not proven infeasible).
     """
     with _cyclic_gc_paused():
-        return _size(fleet, cat, alternatives, time_limit_s, derate)
+        return _size(fleet, cat, alternatives, time_limit_s, derate, jobs)
 
 
 @contextmanager
@@ -260,14 +264,15 @@ def _cyclic_gc_paused() -> Iterator[None]:
             gc.enable()
 
 
-def _size(fleet: Fleet, cat: CatalogueLike, alternatives: bool, time_limit_s: float, derate: Mapping[str, float] | None) -> Plan:
+def _size(fleet: Fleet, cat: CatalogueLike, alternatives: bool, time_limit_s: float, derate: Mapping[str, float] | None,
+          jobs: int | None) -> Plan:  # fmt: skip
     """:func:`size` with the collector paused."""
     insts, warnings = allowed_instances(fleet, cat)
     fleet, pools = split(fleet, cat, insts)
     warnings += pools
     _check_context(fleet, cat)
     c = fleet.constraints
-    all_cands = _derated(all_candidates(fleet, cat, insts), derate or {})
+    all_cands = _derated(all_candidates(fleet, cat, insts, workers=jobs), derate or {})
     rejected: dict[str, list[Rejected]] = {}
     feasible: list[Candidate] = []
     for w in fleet.workloads:

@@ -185,6 +185,7 @@ class Hardware:
 
 
 _POINTS = ((0.0, 0.0), (1.0, 0.0), (0.0, 1.0))
+_DERIVED = frozenset({"_seconds_coefficients", "_live_coefficients", "_slope_coefficients"})  # StepModel's cached properties
 
 
 def _affine(c: F, dx: F, px: F | None) -> F:
@@ -378,6 +379,10 @@ class StepModel:
             mem = mem.copy()
             mem[self._experts_row] = self.decode_tokens * self.expert_per_token / self.bandwidth
         return np.asarray(np.minimum(self.flops[1] / self.peak, mem).sum(axis=0) + self.decode_tokens * self.net[1], dtype=float)
+
+    def __getstate__(self) -> dict[str, object]:
+        """What pickling sends: the fields, not the coefficients derived from them (three times their size; derived again on use)."""
+        return {k: v for k, v in self.__dict__.items() if k not in _DERIVED}
 
     @property
     def _experts_row(self) -> int:

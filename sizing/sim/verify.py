@@ -187,7 +187,7 @@ def _summary(plan: Plan, checks: list[Check]) -> list[VerifiedWorkload]:
 
 
 def size_verified(fleet: Fleet, cat: CatalogueLike, *, requests: int = DEFAULT_REQUESTS, seed: int = 0, alternatives: bool = True,
-                  time_limit_s: float = 20.0, max_resolves: int = MAX_RESOLVES) -> Plan:  # fmt: skip
+                  time_limit_s: float = 20.0, max_resolves: int = MAX_RESOLVES, jobs: int | None = None) -> Plan:  # fmt: skip
     """Size ``fleet``, play the plan through the simulator, and add capacity until it holds there.
 
     Each deployment that misses a target at its percentile, or whose queue grows without bound, has its
@@ -196,11 +196,12 @@ def size_verified(fleet: Fleet, cat: CatalogueLike, *, requests: int = DEFAULT_R
     ``max_resolves`` times. The returned plan carries a :class:`~aicap.sizing.core.plan.Verification`:
     per workload the promised and simulated tails and whether they hold; ``holds`` is False when the
     last plan still misses (the caller decides what that means: ``aicap size --verify`` exits 3).
+    ``jobs``: processes the sizer may use (:func:`~aicap.sizing.plan.sizer.size`).
     """
     derate: dict[str, float] = {}
     resolves = 0
     while True:
-        plan = size(fleet, cat, alternatives=alternatives, time_limit_s=time_limit_s, derate=derate)
+        plan = size(fleet, cat, alternatives=alternatives, time_limit_s=time_limit_s, derate=derate, jobs=jobs)
         checks = verify(plan, cat, requests=requests, seed=seed)
         misses = [c for c in checks if not c.meets_targets]
         if not misses or resolves >= max_resolves:

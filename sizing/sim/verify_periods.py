@@ -83,7 +83,7 @@ def verify_periods(plan: PeriodPlan, fleet: Fleet, cat: CatalogueLike, *, reques
 
 
 def size_periods_verified(fleet: Fleet, cat: CatalogueLike, *, requests: int = DEFAULT_REQUESTS, seed: int = 0,
-                          max_resolves: int = MAX_RESOLVES) -> PeriodPlan:  # fmt: skip
+                          max_resolves: int = MAX_RESOLVES, jobs: int | None = None) -> PeriodPlan:  # fmt: skip
     """Plan ``fleet`` over its periods, simulate every deployment at its busiest hour, derate misses and re-plan.
 
     Like :func:`aicap.sizing.sim.verify.size_verified`: a deployment that misses a target (or whose
@@ -97,7 +97,7 @@ def size_periods_verified(fleet: Fleet, cat: CatalogueLike, *, requests: int = D
     derate: dict[str, float] = {}
     resolves = 0
     while True:
-        plan = size_periods(fleet, cat, derate=derate)
+        plan = size_periods(fleet, cat, derate=derate, jobs=jobs)
         checks = verify_periods(plan, fleet, cat, requests=requests, seed=seed)
         misses = [c for c in checks if not c.holds]
         if not misses or resolves >= max_resolves:

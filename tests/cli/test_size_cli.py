@@ -46,6 +46,17 @@ def test_size_output_file_and_determinism(aicap, tmp_path: Path) -> None:
     assert json.loads(out.read_text())["totals"] == a.json()["totals"]
 
 
+def test_size_jobs_gives_the_same_plan_and_refuses_zero(aicap, monkeypatch: pytest.MonkeyPatch) -> None:
+    from aicap.sizing.plan import evaluation
+
+    monkeypatch.setattr(evaluation, "PARALLEL_MIN_ROWS", 0)  # share out even the built-in example's evaluation
+    monkeypatch.setattr(evaluation, "PART_ROWS", 128)
+    one, two = aicap("size", "--jobs", "1", "-f", "json"), aicap("size", "--jobs", "2", "-f", "json")
+    assert one.code == two.code == 0 and one.stdout == two.stdout
+    bad = aicap("size", "--jobs", "0")
+    assert bad.code == 2 and "--jobs" in bad.stderr
+
+
 @pytest.mark.parametrize("fmt", ["table", "yaml", "csv", "markdown"])
 def test_size_every_format(aicap, fmt: str) -> None:
     r = aicap("size", "--model", "mistral-7b", "--rate", "3", "--cloud", "aws", "-f", fmt)

@@ -1,0 +1,115 @@
+"""Evaluation cut into parts and shared out over processes (aicap.sizing.plan.evaluation) gives the rows of one pass."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+
+import pytest
+
+from aicap.hardware_db import load_catalogue
+from aicap.sizing.core.fleet import Fleet
+from aicap.sizing.plan import evaluation, generate
+from aicap.sizing.plan.candidates import Job, Row, evaluate_batch
+from aicap.sizing.plan.sizer import allowed_instances, size
+
+CAT = load_catalogue()
+
+
+def _fleet() -> Fleet:
+    """Three models (dense and MoE, two batch keys) and twelve distinct shapes."""
+    wl = [{"name": f"w{k}", "model": ("llama-3.1-8b", "mistral-7b", "mixtral-8x7b")[k % 3], "requests_per_s": 1.0 + k,
+           "input_tokens": 300 + 97 * k, "output_tokens": 100 + 13 * k, "slo": {"ttft_ms": 2000.0, "tpot_ms": 80.0}}
+          for k in range(12)]  # fmt: skip
+    return Fleet.model_validate({"workloads": wl, "constraints": {"clouds": ["aws"], "hardware": ["h100-sxm", "l40s", "a100-80gb-sxm"]}})
+
+
+def _jobs() -> list[Job]:
+    fl = _fleet()
+    insts, _ = allowed_instances(fl, CAT)
+    seen: list[list[Job]] = []
+    real = generate.evaluate_jobs
+
+    def spy(jobs: Sequence[Job], latency: bool, *, workers: int = 1) -> list[list[Row]]:
+        seen.append(list(jobs))
+        return real(jobs, latency, workers=workers)
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(generate, "evaluate_jobs", spy)
+        generate.all_candidates(fl, CAT, insts, workers=1)
+    return seen[0]
+
+
+def _plain(rows: list[list[Row]]) -> list[list[tuple[object, ...]]]:
+    return [[r[:11] for r in job_rows] for job_rows in rows]  # every field but the replica (an object per evaluation)
+
+
+def test_parts_cut_batches_at_shape_boundaries_into_even_parts(monkeypatch: pytest.MonkeyPatch) -> None:
+    jobs = _jobs()
+    total = sum(evaluation.rows_per_shape(j) * len(j.shapes) for j in jobs)
+    monkeypatch.setattr(evaluation, "PART_ROWS", total // 5)
+    cut = evaluation.parts(jobs)
+    assert len(cut) > 2
+    for part in cut:  # one batch key per part
+        assert len({job.batch_key for _, _, job in part}) == 1
+    covered = sorted((j, first + s) for part in cut for j, first, job in part for s in range(len(job.shapes)))
+    assert covered == sorted((j, s) for j, job in enumerate(jobs) for s in range(len(job.shapes)))  # every shape once
+    for part in cut:
+        for j, first, job in part:
+            assert job.shapes == jobs[j].shapes[first : first + len(job.shapes)]
+    sizes = [sum(evaluation.rows_per_shape(job) * len(job.shapes) for _, _, job in p) for p in cut]
+    widest = max(evaluation.rows_per_shape(j) for j in jobs)
+    assert max(sizes) <= evaluation.PART_ROWS + widest  # at most one shape's rows over
+
+
+@pytest.mark.skipif(not evaluation.can_fork(), reason="forked workers need Linux and a single-threaded caller")
+def test_parts_and_workers_give_the_rows_of_one_pass(monkeypatch: pytest.MonkeyPatch) -> None:
+    jobs = _jobs()
+    batches: dict[tuple[object, ...], list[int]] = {}
+    for j, job in enumerate(jobs):
+        batches.setdefault(job.batch_key, []).append(j)
+    whole: list[list[Row]] = [[] for _ in jobs]
+    for members in batches.values():  # one pass per batch key, uncut
+        for j, rows in zip(members, evaluate_batch([jobs[j] for j in members], False), strict=True):
+            whole[j] = rows
+    total = sum(evaluation.rows_per_shape(j) * len(j.shapes) for j in jobs)
+    monkeypatch.setattr(evaluation, "PART_ROWS", total // 6)
+    monkeypatch.setattr(evaluation, "PARALLEL_MIN_ROWS", 0)
+    forks: list[int] = []
+    real = evaluation._fan_out
+
+    def counted(*args: object) -> None:
+        forks.append(os.getpid())
+        real(*args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(evaluation, "_fan_out", counted)
+    serial = evaluation.evaluate_jobs(jobs, False, workers=1)
+    assert not forks
+    shared = evaluation.evaluate_jobs(jobs, False, workers=3)
+    assert forks  # the workers ran
+    assert _plain(serial) == _plain(whole)
+    assert _plain(shared) == _plain(whole)
+
+
+@pytest.mark.skipif(not evaluation.can_fork(), reason="forked workers need Linux and a single-threaded caller")
+def test_a_part_a_worker_does_not_send_is_evaluated_here(monkeypatch: pytest.MonkeyPatch) -> None:
+    jobs = _jobs()
+    monkeypatch.setattr(evaluation, "PARALLEL_MIN_ROWS", 0)
+    monkeypatch.setattr(evaluation, "PART_ROWS", 64)
+    expected = _plain(evaluation.evaluate_jobs(jobs, False, workers=1))
+    parent = os.getpid()
+    real = evaluation._run
+
+    def dies_in_a_worker(part: list[evaluation.Member], latency: bool) -> list[list[Row]]:
+        if os.getpid() != parent:
+            os._exit(1)  # a worker killed mid-way (out of memory, a signal)
+        return real(part, latency)
+
+    monkeypatch.setattr(evaluation, "_run", dies_in_a_worker)
+    assert _plain(evaluation.evaluate_jobs(jobs, False, workers=2)) == expected
+
+
+def test_the_plan_is_the_same_with_one_process_or_several(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(evaluation, "PARALLEL_MIN_ROWS", 0)
+    monkeypatch.setattr(evaluation, "PART_ROWS", 256)
+    assert size(_fleet(), CAT, jobs=1).to_dict() == size(_fleet(), CAT, jobs=2).to_dict()
