@@ -5,7 +5,8 @@ Prints each figure beside its floor and the ratio:
 * cold ``aicap size`` on the built-in example vs. ``python -c "import scipy.optimize"`` (floor: 1.5x);
 * 100 workloads (floor 2 s), 1,000 workloads with realistic variety — several models, length mixes and
   SLOs (floor 5 s) — and a 120-workload fleet of distinct shapes (floor 5 s), in process, with the
-  catalogue loaded and scipy imported (a one-workload size first).
+  catalogue loaded and scipy imported (a one-workload size first), without the per-device alternatives
+  (``alternatives=False``), on every core the process may use (the 1,000-workload case also with one).
 
 Run: python benchmarks/bench_size.py [--skip-large]
 """
@@ -20,6 +21,7 @@ import time
 
 from aicap.hardware_db import load_catalogue
 from aicap.sizing.core.fleet import Fleet
+from aicap.sizing.plan.evaluation import PARALLEL_MIN_ROWS, available_cores
 from aicap.sizing.plan.sizer import size
 
 MODELS = ["llama-3.1-8b", "llama-3.1-70b", "mistral-7b", "mixtral-8x7b", "gemma-2-9b", "qwen2.5-7b", "bge-large-en"]
@@ -74,14 +76,22 @@ def main() -> None:
     import scipy.optimize  # noqa: F401
 
     size(fleet(1), cat, alternatives=False)
-    cases = [("100 workloads", fleet(100), 2.0, REPEAT), ("120 workloads, distinct shapes", fleet(120, distinct=True), 5.0, REPEAT)]
+    cores = available_cores()
+    print(f"in process, without the per-device alternatives; {cores} cores (an evaluation of {PARALLEL_MIN_ROWS:,}+ rows is "
+          "shared out over them; the plans are the same with one)")  # fmt: skip
+    cases: list[tuple[str, Fleet, float, int, int | None]] = [
+        ("100 workloads", fleet(100), 2.0, REPEAT, None),
+        ("120 workloads, distinct shapes", fleet(120, distinct=True), 5.0, REPEAT, None),
+    ]
     if not args.skip_large:
-        cases.append(("1,000 workloads, realistic variety", fleet(1000), 5.0, LARGE_REPEAT))
-    for label, f, target, runs in cases:
+        cases.append(("1,000 workloads, realistic variety", fleet(1000), 5.0, LARGE_REPEAT, None))
+        if cores > 1:
+            cases.append(("1,000 workloads, one process (--jobs 1)", fleet(1000), 5.0, LARGE_REPEAT, 1))
+    for label, f, target, runs, jobs in cases:
         times = []
         for _ in range(runs):
             t0 = time.perf_counter()
-            plan = size(f, cat, alternatives=False)
+            plan = size(f, cat, alternatives=False, jobs=jobs)
             times.append(time.perf_counter() - t0)
         dt = statistics.median(times)
         spread = f"[{min(times):.2f}-{max(times):.2f}]" if runs > 1 else " " * 11

@@ -161,10 +161,7 @@ def all_candidates(fleet: Fleet, cat: CatalogueLike, insts: list[InstanceSpec], 
                     takers = fresh
                 if not takers:
                     continue
-                base = Candidate(workload="", instance="", hardware=dev.id, tp=row.tp, pp=row.pp, weights_dtype=job.fmt[0],
-                                 kv_dtype=job.fmt[1], slots=row.slots, devices=row.tp * row.pp, capacity_rps=row.capacity_rps,
-                                 ttft_ms=row.ttft_ms, tpot_ms=row.tpot_ms, binding=row.binding, load_fraction=row.load_fraction,
-                                 reason=row.reason, replica=row.replica)  # fmt: skip
+                base = Candidate.of_row(dev.id, row, job.fmt[0], job.fmt[1])
                 for w in members[job.shapes[row.shape]]:
                     for inst in takers:
                         if row.reason is not None:

@@ -391,16 +391,19 @@ class StepModel:
     def take(self, index: ArrayLike) -> StepModel:
         """The candidates at ``index`` (an integer array or a boolean mask).
 
-        The coefficients already derived for this model (seconds per unit, the live operator groups and
-        the slopes) are taken along rather than derived again: the bisections take subsets many times.
-        Where a live group is zero for every candidate taken, the subset's live groups are derived afresh
-        (fewer terms sum in another order), so step times are the same bit for bit as a fresh model's.
+        The coefficients derived for this model (seconds per unit, the live operator groups and the
+        slopes) are taken along rather than derived again: the bisections take subsets many times. A model
+        that has not derived them yet does so on a take of at least a quarter of its candidates; a smaller
+        subset derives its own. Where a live group is zero for every candidate taken, the subset's live
+        groups are derived afresh (fewer terms sum in another order): step times are the same bit for bit
+        as a fresh model's.
         """
         ix = np.asarray(index)
         out = StepModel(self.flops[:, :, ix], self.bytes[:, :, ix], self.peak[:, ix], self.bandwidth[ix], self.expert_fixed[ix],
                         self.expert_per_touched[ix], self.expert_per_token[ix], self.num_experts, self.experts_per_token,
                         self.net[:, ix], self.overhead_s[ix], self.decode_tokens)  # fmt: skip
-        # The parent derives its coefficients once (the first take) and every subset takes them along.
+        if "_live_coefficients" not in self.__dict__ and 4 * out.bandwidth.size < self.bandwidth.size:
+            return out  # a few candidates of a model that has not derived its coefficients (a plan's chosen replicas)
         fl, ql, live = self._live_coefficients
         fl, ql = np.ascontiguousarray(fl[..., ix]), np.ascontiguousarray(ql[..., ix])  # laid out as a fresh model's (einsum's order)
         still = np.any(fl, axis=(0, 2)) | np.any(ql, axis=(0, 2))

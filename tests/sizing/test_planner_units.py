@@ -611,6 +611,22 @@ def test_a_candidate_placed_for_another_workload_is_the_dataclass_replace_would_
         fast.tp = 8  # type: ignore[misc]
 
 
+def test_a_candidate_of_a_row_is_the_one_the_dataclass_would_make() -> None:
+    import dataclasses
+
+    from aicap.sizing.plan.candidates import Row
+
+    row = Row(shape=3, device=1, tp=2, pp=4, slots=17, capacity_rps=2.5, ttft_ms=310.0, tpot_ms=None, binding="TPOT target",
+              load_fraction=0.5, reason="why not", replica=None)  # type: ignore[arg-type]  # fmt: skip
+    fast = Candidate.of_row("h100-sxm", row, "fp8", "bf16")
+    plain = Candidate(workload="", instance="", hardware="h100-sxm", tp=2, pp=4, weights_dtype="fp8", kv_dtype="bf16", slots=17,
+                      devices=8, capacity_rps=2.5, ttft_ms=310.0, tpot_ms=None, binding="TPOT target", load_fraction=0.5,
+                      reason="why not")  # fmt: skip
+    assert fast == plain and repr(fast) == repr(plain) and list(vars(fast)) == list(vars(plain))
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        fast.tp = 8  # type: ignore[misc]
+
+
 def test_allowed_instances_keeps_every_type_of_the_regions_and_says_what_owning_leaves_out() -> None:
     region = CAT.instance("p5.48xlarge").region
     got, _ = allowed_instances(fleet(regions=[region]), CAT)

@@ -101,9 +101,12 @@ def test_a_subset_of_a_subset_times_as_a_fresh_model_bit_for_bit(model_id: str) 
     dead.flops[:, head, :2] = 0.0  # the LM head is zero for the first two candidates: a subset of them has one group fewer
     dead.bytes[:, head, :2] = 0.0
     d, p = np.array([[0.0, 5.0, 64.0, 7.0]]), np.array([[512.0], [0.0], [3000.0]])
-    for parent, ix, inner in ((sm, np.array([3, 1, 2]), np.array([2, 0])), (dead, np.array([0, 1, 3]), np.array([0, 1]))):
+    cases = ((sm, np.array([3, 1, 2]), np.array([2, 0])), (dead, np.array([0, 1, 3]), np.array([0, 1])))
+    for parent, ix, inner in cases:
         parent.seconds_and_slope(d, p)  # derive the parent's coefficients first, as the bisections do
         taken = parent.take(ix).take(inner)
         fresh = _fresh(parent, ix[inner])
         for a, b in zip(taken.seconds_and_slope(d[:, ix[inner]], p), fresh.seconds_and_slope(d[:, ix[inner]], p), strict=True):
             np.testing.assert_array_equal(a, b)
+    few = _built(model_id, "h100-sxm")[1].take(np.array([2]))  # a quarter of a model that derived nothing: derives its own
+    np.testing.assert_array_equal(few.seconds(d[:, [2]], p), _fresh(sm, np.array([2])).seconds(d[:, [2]], p))
