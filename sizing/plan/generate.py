@@ -125,8 +125,9 @@ def all_candidates(fleet: Fleet, cat: CatalogueLike, insts: list[InstanceSpec], 
                    workers: int | None = None) -> dict[str, list[Candidate]]:  # fmt: skip
     """Candidates per workload name on instance types ``insts``.
 
-    Every feasible candidate, and of the infeasible ones one per instance type and reason (all that the
-    diagnostics and "why it lost" read). ``workers``: processes a large evaluation may use
+    Every feasible candidate, and of the infeasible ones, where the workload has no feasible layout on
+    their device (for one storage format), one per instance type and reason: all that the diagnostics,
+    the plan's rejected devices and "why it lost" read. ``workers``: processes a large evaluation may use
     (:func:`~aicap.sizing.plan.evaluation.evaluate_jobs`; ``None``: every available core); the
     candidates are the same whatever it is.
     """
@@ -149,7 +150,15 @@ def all_candidates(fleet: Fleet, cat: CatalogueLike, insts: list[InstanceSpec], 
         fits: dict[tuple[str, int, int], list[InstanceSpec]] = {}  # instance types of a device that take a layout
         for job, members in mj.jobs:
             told: set[tuple[int, int, str, str]] = set()  # (shape, device, instance, reason) already given to every member
-            for row in next(results):
+            rows = next(results)
+            # An infeasible row's reason is read only where its shape has no feasible layout on its device (the
+            # diagnostics, the plan's rejected devices, "why it lost"): elsewhere it makes no candidate. Not for a
+            # shape whose workloads need a network, whose instance filter may yet drop the feasible ones.
+            served = {(r.shape, r.device) for r in rows if r.reason is None and r.capacity_rps > 0
+                      and not any(w.min_network_gbps for w in members[job.shapes[r.shape]])}  # fmt: skip
+            for row in rows:
+                if row.reason is not None and (row.shape, row.device) in served:
+                    continue
                 dev = job.devices[row.device][0]
                 at = (dev.id, row.tp, row.pp)
                 if at not in fits:
