@@ -1,4 +1,4 @@
-"""Evaluation cut into parts and shared out over processes (aicap.sizing.plan.evaluation) gives the rows of one pass."""
+"""Evaluation cut into parts and shared out over processes (aicap.sizing.plan.evaluation): the same rows with any number of them."""
 
 from __future__ import annotations
 
@@ -44,12 +44,14 @@ def _plain(rows: list[list[Row]]) -> list[list[tuple[object, ...]]]:
     return [[r[:11] for r in job_rows] for job_rows in rows]  # every field but the replica (an object per evaluation)
 
 
-def test_parts_cut_batches_at_shape_boundaries_into_even_parts(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_parts_cut_batches_at_shape_boundaries_into_the_sizes_asked(monkeypatch: pytest.MonkeyPatch) -> None:
     jobs = _jobs()
     total = sum(evaluation.rows_per_shape(j) * len(j.shapes) for j in jobs)
-    monkeypatch.setattr(evaluation, "PART_ROWS", total // 5)
+    widest = max(evaluation.rows_per_shape(j) for j in jobs)
+    monkeypatch.setattr(evaluation, "PART_ROWS", max(total // 5, 4 * widest))
+    monkeypatch.setattr(evaluation, "MIN_PART_ROWS", 2 * widest)  # every part but the last spans a shape's start
     cut = evaluation.parts(jobs)
-    assert len(cut) > 2
+    assert len(cut) > 4
     for part in cut:  # one batch key per part
         assert len({job.batch_key for _, _, job in part}) == 1
     covered = sorted((j, first + s) for part in cut for j, first, job in part for s in range(len(job.shapes)))
@@ -57,9 +59,19 @@ def test_parts_cut_batches_at_shape_boundaries_into_even_parts(monkeypatch: pyte
     for part in cut:
         for j, first, job in part:
             assert job.shapes == jobs[j].shapes[first : first + len(job.shapes)]
-    sizes = [sum(evaluation.rows_per_shape(job) * len(job.shapes) for _, _, job in p) for p in cut]
-    widest = max(evaluation.rows_per_shape(j) for j in jobs)
-    assert max(sizes) <= evaluation.PART_ROWS + widest  # at most one shape's rows over
+    for key in {job.batch_key for job in jobs}:  # each batch's parts hold the sizes asked, give or take one shape's rows
+        mine = [p for p in cut if p[0][2].batch_key == key]
+        rows = [sum(evaluation.rows_per_shape(job) * len(job.shapes) for _, _, job in p) for p in mine]
+        asked = evaluation.part_sizes(sum(rows))
+        assert len(asked) - 1 <= len(rows) <= len(asked)  # the last, smallest part may start no shape
+        assert all(abs(r - a) <= widest for r, a in zip(rows[:-1], asked, strict=False))
+
+
+def test_part_sizes_halve_towards_the_end() -> None:
+    assert evaluation.part_sizes(10) == [10]
+    sizes = evaluation.part_sizes(57_780)
+    assert sum(sizes) == 57_780 and sizes[:2] == [evaluation.PART_ROWS] * 2 and sizes == sorted(sizes, reverse=True)
+    assert all(s >= evaluation.MIN_PART_ROWS for s in sizes[:-1])
 
 
 @pytest.mark.skipif(not evaluation.can_fork(), reason="forked workers need Linux and a single-threaded caller")
@@ -87,8 +99,13 @@ def test_parts_and_workers_give_the_rows_of_one_pass(monkeypatch: pytest.MonkeyP
     assert not forks
     shared = evaluation.evaluate_jobs(jobs, False, workers=3)
     assert forks  # the workers ran
-    assert _plain(serial) == _plain(whole)
-    assert _plain(shared) == _plain(whole)
+    assert _plain(shared) == _plain(serial)  # bit for bit, whatever the number of processes
+    for cut_rows, one_rows in zip(serial, whole, strict=True):  # and one uncut pass to rounding (the TTFT mixture's buckets)
+        assert len(cut_rows) == len(one_rows)
+        for a, b in zip(cut_rows, one_rows, strict=True):
+            assert a[:5] == b[:5] and a[8:11] == b[8:11]
+            for x, y in zip(a[5:8], b[5:8], strict=True):
+                assert (x is None and y is None) or x == pytest.approx(y, rel=1e-12)
 
 
 @pytest.mark.skipif(not evaluation.can_fork(), reason="forked workers need Linux and a single-threaded caller")
