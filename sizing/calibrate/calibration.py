@@ -119,38 +119,6 @@ def load_neighbours() -> dict[str, str | None]:
     return out
 
 
-def load_overhead_bounds() -> dict[str, float]:
-    """Per family, the most per-step overhead a fit may give it [ms] (``step_overhead`` in ``efficiency_priors.yaml``).
-
-    Families not listed there keep the general bound of :data:`_BOUNDS`.
-
-    Raises
-    ------
-    InputError
-        When an entry names a family without a prior, or a bound outside the general one.
-    """
-    from importlib import resources
-    from pathlib import Path
-
-    from aicap.sizing.core.documents import load_yaml
-
-    node = resources.files("aicap.hardware_db").joinpath("validation/efficiency_priors.yaml")
-    doc = load_yaml(Path("efficiency_priors.yaml"), node.read_text(encoding="utf-8"))
-    known = {s.family for s in load_priors().values()}
-    lo, hi = _BOUNDS["step_overhead_ms"]
-    out: dict[str, float] = {}
-    for entry in doc.get("step_overhead") or []:
-        most = float(entry["max_ms"])
-        if not lo <= most <= hi:
-            raise InputError(f"efficiency_priors.yaml: step_overhead max_ms {most:g} is outside {lo:g}-{hi:g} ms")
-        for family in entry["families"]:
-            if family not in known:
-                raise InputError(f"efficiency_priors.yaml: step_overhead names '{family}', which has no prior; "
-                                 f"known: {', '.join(sorted(known))}")  # fmt: skip
-            out[str(family)] = most
-    return out
-
-
 def held_out_factors(fitted: dict[str, EfficiencySpec], priors: dict[str, EfficiencySpec],
                      neighbours: dict[str, str | None]) -> dict[str, EfficiencySpec]:  # fmt: skip
     """Factors per family for a fold: fitted where the fold has cases, else the nearest fitted neighbour's, else the prior.
@@ -211,13 +179,10 @@ def fit_family(family: str, cases: list[dict[str, Any]], cat: CatalogueLike, lab
     n_metrics = sum(1 for c in mine for k in c["metrics"] if k != "output_tok_s_per_device")
     names = names[: max(1, n_metrics // 2)]
     quant = [q for q in quant if f"memory_{q}" in names]
-    low, high = _BOUNDS["step_overhead_ms"]
-    limits = {**_BOUNDS, "step_overhead_ms": (low, load_overhead_bounds().get(family, high))}  # a sourced bound where one is given
-    starts = [np.clip(np.array([_START[k][n] for n in names], dtype=float), *np.array([limits.get(n, (0.2, 1.0)) for n in names]).T)
-              for k in range(len(_START))]  # fmt: skip
+    starts = [np.array([_START[k][n] for n in names], dtype=float) for k in range(len(_START))]
 
     def spec(x: np.ndarray) -> EfficiencySpec:
-        vals: dict[str, Any] = {n: float(np.clip(v, *limits.get(n, (0.2, 1.0)))) for n, v in zip(names, x, strict=True)}
+        vals: dict[str, Any] = {n: float(np.clip(v, *_BOUNDS.get(n, (0.2, 1.0)))) for n, v in zip(names, x, strict=True)}
         by_dtype = dict(base.memory_by_dtype)
         for q in quant:
             by_dtype[q] = vals.pop(f"memory_{q}")
@@ -229,7 +194,7 @@ def fit_family(family: str, cases: list[dict[str, Any]], cat: CatalogueLike, lab
     def loss(x: np.ndarray) -> float:
         return _loss(score(mine, cat, {key: spec(x)}))
 
-    bounds = [limits.get(n, (0.2, 1.0)) for n in names]
+    bounds = [_BOUNDS.get(n, (0.2, 1.0)) for n in names]
     results = [minimize(loss, x0, method="Powell", bounds=bounds, options={"xtol": 1e-3, "ftol": 1e-6, "maxiter": 50 * len(names)})
                for x0 in starts]  # fmt: skip
     fitted = spec(min(results, key=lambda r: float(r.fun)).x)
