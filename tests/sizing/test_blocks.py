@@ -40,7 +40,9 @@ def test_an_infeasible_block_does_not_sink_the_others() -> None:
     assert out[0].cost_per_hour == out[2].cost_per_hour == 6.0
 
 
-def test_programs_that_couple_blocks_are_solved_alone(monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.fixture
+def solved_alone(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Workloads of each program ``solve_blocks`` hands to ``solve`` (a combined one counts all its blocks')."""
     seen: list[int] = []
     real = blocks.solve
 
@@ -49,21 +51,19 @@ def test_programs_that_couple_blocks_are_solved_alone(monkeypatch: pytest.Monkey
         return real(p)
 
     monkeypatch.setattr(blocks, "solve", spy)
+    return seen
+
+
+def test_programs_that_couple_blocks_are_solved_alone(solved_alone: list[int]) -> None:
+    seen = solved_alone
     budgeted = replace(_one(2.0, 1.0), budget_per_hour=100.0)
     out = blocks.solve_blocks([_one(2.0, 1.0), budgeted, _one(1.0, 1.0)])
     assert seen == [2, 1]  # the two cost programs together, the budgeted one alone
     assert [s.cost_per_hour for s in out] == [4.0, 4.0, 2.0]
 
 
-def test_large_blocks_are_solved_alone(monkeypatch: pytest.MonkeyPatch) -> None:
-    seen: list[int] = []
-    real = blocks.solve
-
-    def spy(p: Problem) -> Solution:
-        seen.append(len(p.demand))
-        return real(p)
-
-    monkeypatch.setattr(blocks, "solve", spy)
+def test_large_blocks_are_solved_alone(solved_alone: list[int], monkeypatch: pytest.MonkeyPatch) -> None:
+    seen = solved_alone
     monkeypatch.setattr(blocks, "COMBINE_MAX_CANDIDATES", 1)
     two = make(floats(2.0, 1.0), ints(0, 1), ints(0, 0), ints(1, 1), floats(1.0, 1.0), ints(1), floats(2.0))  # two candidates
     out = blocks.solve_blocks([_one(2.0, 1.0), two, _one(1.0, 1.0)])
