@@ -43,9 +43,14 @@ def rows_per_shape(job: Job) -> int:
     return sum(len(option[2]) for option in job.devices)
 
 
+def job_rows(job: Job) -> int:
+    """Rows ``job`` has: one per shape, device and layout."""
+    return rows_per_shape(job) * len(job.shapes)
+
+
 def _cost(part: list[Member]) -> float:
     """A part's expected evaluation time in dense rows: what the processes take the parts in order of (dearest first)."""
-    return sum(rows_per_shape(job) * len(job.shapes) * (MOE_ROW_COST if job.batch_key[1] != (0, 0) else 1.0) for _, _, job in part)
+    return sum(job_rows(job) * (MOE_ROW_COST if job.batch_key[1] != (0, 0) else 1.0) for _, _, job in part)
 
 
 def part_sizes(total: int) -> list[int]:
@@ -76,7 +81,7 @@ def parts(jobs: Sequence[Job]) -> list[list[Member]]:
         batches.setdefault(job.batch_key, []).append(j)
     out: list[list[Member]] = []
     for members in batches.values():
-        ends = list(itertools.accumulate(part_sizes(sum(rows_per_shape(jobs[j]) * len(jobs[j].shapes) for j in members))))
+        ends = list(itertools.accumulate(part_sizes(sum(job_rows(jobs[j]) for j in members))))
         cut: list[list[Member]] = [[] for _ in ends]
         before = 0
         for j in members:
@@ -121,10 +126,9 @@ def evaluate_jobs(jobs: Sequence[Job], latency_variants: bool, *, workers: int =
     are the same whatever it is.
     """
     cut = parts(jobs)
-    sizes = [sum(rows_per_shape(job) * len(job.shapes) for _, _, job in p) for p in cut]
     results: list[list[list[Row]] | None] = [None] * len(cut)
     w = min(workers, len(cut))
-    if w > 1 and sum(sizes) >= PARALLEL_MIN_ROWS and can_fork():
+    if w > 1 and sum(job_rows(job) for job in jobs) >= PARALLEL_MIN_ROWS and can_fork():
         _fan_out(cut, latency_variants, w, results)
     out: list[list[Row]] = [[] for _ in jobs]
     for k, p in enumerate(cut):

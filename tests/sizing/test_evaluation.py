@@ -46,7 +46,7 @@ def _plain(rows: list[list[Row]]) -> list[list[tuple[object, ...]]]:
 
 def test_parts_cut_batches_at_shape_boundaries_into_the_sizes_asked(monkeypatch: pytest.MonkeyPatch) -> None:
     jobs = _jobs()
-    total = sum(evaluation.rows_per_shape(j) * len(j.shapes) for j in jobs)
+    total = sum(evaluation.job_rows(j) for j in jobs)
     widest = max(evaluation.rows_per_shape(j) for j in jobs)
     monkeypatch.setattr(evaluation, "PART_ROWS", max(total // 5, 4 * widest))
     monkeypatch.setattr(evaluation, "MIN_PART_ROWS", 2 * widest)  # every part but the last spans a shape's start
@@ -61,7 +61,7 @@ def test_parts_cut_batches_at_shape_boundaries_into_the_sizes_asked(monkeypatch:
             assert job.shapes == jobs[j].shapes[first : first + len(job.shapes)]
     for key in {job.batch_key for job in jobs}:  # each batch's parts hold the sizes asked, give or take one shape's rows
         mine = [p for p in cut if p[0][2].batch_key == key]
-        rows = [sum(evaluation.rows_per_shape(job) * len(job.shapes) for _, _, job in p) for p in mine]
+        rows = [sum(evaluation.job_rows(job) for _, _, job in p) for p in mine]
         asked = evaluation.part_sizes(sum(rows))
         assert len(asked) - 1 <= len(rows) <= len(asked)  # the last, smallest part may start no shape
         assert all(abs(r - a) <= widest for r, a in zip(rows[:-1], asked, strict=False))
@@ -84,7 +84,7 @@ def test_parts_and_workers_give_the_rows_of_one_pass(monkeypatch: pytest.MonkeyP
     for members in batches.values():  # one pass per batch key, uncut
         for j, rows in zip(members, evaluate_batch([jobs[j] for j in members], False), strict=True):
             whole[j] = rows
-    total = sum(evaluation.rows_per_shape(j) * len(j.shapes) for j in jobs)
+    total = sum(evaluation.job_rows(j) for j in jobs)
     monkeypatch.setattr(evaluation, "PART_ROWS", total // 6)
     monkeypatch.setattr(evaluation, "PARALLEL_MIN_ROWS", 0)
     forks: list[int] = []
