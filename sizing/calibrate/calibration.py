@@ -10,12 +10,18 @@ efficiency ``η_m`` and the fixed per-step overhead ``t_0``, and, where int8/int
 The family's default factors are fitted on all its cases. Where a serving stack's cases stay more
 than 2× off under those defaults (one set of factors cannot describe both stacks, e.g. ggml without
 AMX next to Intel's AMX runtime on the same Xeon), that stack gets its own entry,
-``family@framework``, fitted on its cases alone; validation uses it for cases of that framework. Bounds keep the factors physical:
+``family@framework``, fitted on its cases alone; validation uses it for cases of that framework. When
+the stack's cases span several release series (``major.minor`` of ``framework_version``), the entry is
+per series, ``family@framework series``, for each series with a case 2× off: TensorRT-LLM 0.12's MoE
+kernels run Mixtral 2.3× faster on H100 than 0.9's, which no single factor describes (:func:`stack_of`).
+Bounds keep the factors physical:
 ``0.01 ≤ η_c ≤ 0.98`` (CPU runtimes reach a few percent of the AMX peak), ``0.1 ≤ η_m ≤ 0.98``,
-``0 ≤ t_0 ≤ 30 ms``, ``1 ≤ λ ≤ 200 µs``, ``0.2 ≤`` int8/int4 memory multipliers ``≤ 1``. Where the family's cases include MoE models the MoE
-multiplier ``η_moe`` is fitted too, and where they include tensor parallelism the collective latency
-``λ``. Optimiser: bounded Powell from two fixed starting points (the better result wins), so the
-fit does not depend on the factors already in the catalogue.
+``0 ≤ t_0 ≤ 30 ms`` (at most a modern engine's sourced host cost per step on NVIDIA GPUs:
+``step_overhead`` in ``efficiency_priors.yaml``), ``1 ≤ λ ≤ 200 µs``, ``0.2 ≤`` int8/int4 memory
+multipliers ``≤ 1``. Where the family's cases include MoE models the MoE multiplier ``η_moe`` is
+fitted too, and where they include tensor parallelism the collective latency ``λ``. Optimiser:
+bounded Powell from two fixed starting points (the better result wins), so the fit does not depend on
+the factors already in the catalogue.
 """
 
 from __future__ import annotations
@@ -119,6 +125,38 @@ def load_neighbours() -> dict[str, str | None]:
     return out
 
 
+def load_overhead_bounds() -> dict[str, float]:
+    """Per family, the most per-step overhead a fit may give it [ms] (``step_overhead`` in ``efficiency_priors.yaml``).
+
+    Families not listed there keep the general bound of :data:`_BOUNDS`.
+
+    Raises
+    ------
+    InputError
+        When an entry names a family without a prior, or a bound outside the general one.
+    """
+    from importlib import resources
+    from pathlib import Path
+
+    from aicap.sizing.core.documents import load_yaml
+
+    node = resources.files("aicap.hardware_db").joinpath("validation/efficiency_priors.yaml")
+    doc = load_yaml(Path("efficiency_priors.yaml"), node.read_text(encoding="utf-8"))
+    known = {s.family for s in load_priors().values()}
+    lo, hi = _BOUNDS["step_overhead_ms"]
+    out: dict[str, float] = {}
+    for entry in doc.get("step_overhead") or []:
+        most = float(entry["max_ms"])
+        if not lo <= most <= hi:
+            raise InputError(f"efficiency_priors.yaml: step_overhead max_ms {most:g} is outside {lo:g}-{hi:g} ms")
+        for family in entry["families"]:
+            if family not in known:
+                raise InputError(f"efficiency_priors.yaml: step_overhead names '{family}', which has no prior; "
+                                 f"known: {', '.join(sorted(known))}")  # fmt: skip
+            out[str(family)] = most
+    return out
+
+
 def held_out_factors(fitted: dict[str, EfficiencySpec], priors: dict[str, EfficiencySpec],
                      neighbours: dict[str, str | None]) -> dict[str, EfficiencySpec]:  # fmt: skip
     """Factors per family for a fold: fitted where the fold has cases, else the nearest fitted neighbour's, else the prior.
@@ -145,9 +183,25 @@ def _is_moe(model: AnyModel) -> bool:
     return isinstance(model, DecoderModel) and model.moe is not None
 
 
+def series(case: dict[str, Any]) -> str | None:
+    """``major.minor`` of a case's ``framework_version`` (``"0.12"`` for 0.12.0), ``None`` when it has none."""
+    version = str(case.get("framework_version") or "").strip()
+    parts = version.split(".")
+    return ".".join(parts[:2]) if len(parts) >= 2 and all(p.isdigit() for p in parts[:2]) else None
+
+
+def stack_of(case: dict[str, Any]) -> tuple[str | None, str | None]:
+    """The stack keys a case's factors are looked up under, most specific first: ``framework series``, ``framework``."""
+    fw = case.get("framework")
+    if fw is None:
+        return None, None
+    ver = series(case)
+    return (f"{fw} {ver}" if ver else None), str(fw)
+
+
 def fit_family(family: str, cases: list[dict[str, Any]], cat: CatalogueLike, label: str, framework: str | None = None,
                priors: dict[str, EfficiencySpec] | None = None) -> FamilyFit | None:  # fmt: skip
-    """Fit one family's factors (or one stack's, with ``framework``); ``None`` without cases.
+    """Fit one family's factors (or one stack's, with ``framework``: a framework or ``framework series``); ``None`` without cases.
 
     The fit starts from the family's prior (``priors``, default :func:`load_priors`), falling back to
     the catalogue entry for a family without one; factors that are not fitted keep the prior's value.
@@ -155,7 +209,7 @@ def fit_family(family: str, cases: list[dict[str, Any]], cat: CatalogueLike, lab
     from scipy.optimize import minimize
 
     mine = [c for c in cases if c.get("hardware") in cat.devices and cat.devices[c["hardware"]].family == family]
-    mine = [c for c in mine if c.get("comparable", True) is not False and (framework is None or c.get("framework") == framework)]
+    mine = [c for c in mine if c.get("comparable", True) is not False and (framework is None or framework in stack_of(c))]
     priors = load_priors() if priors is None else priors
     start = priors.get(family) or cat.efficiency.get(family)
     if not mine or start is None:
@@ -179,10 +233,13 @@ def fit_family(family: str, cases: list[dict[str, Any]], cat: CatalogueLike, lab
     n_metrics = sum(1 for c in mine for k in c["metrics"] if k != "output_tok_s_per_device")
     names = names[: max(1, n_metrics // 2)]
     quant = [q for q in quant if f"memory_{q}" in names]
-    starts = [np.array([_START[k][n] for n in names], dtype=float) for k in range(len(_START))]
+    low, high = _BOUNDS["step_overhead_ms"]
+    limits = {**_BOUNDS, "step_overhead_ms": (low, load_overhead_bounds().get(family, high))}  # a sourced bound where one is given
+    starts = [np.clip(np.array([_START[k][n] for n in names], dtype=float), *np.array([limits.get(n, (0.2, 1.0)) for n in names]).T)
+              for k in range(len(_START))]  # fmt: skip
 
     def spec(x: np.ndarray) -> EfficiencySpec:
-        vals: dict[str, Any] = {n: float(np.clip(v, *_BOUNDS.get(n, (0.2, 1.0)))) for n, v in zip(names, x, strict=True)}
+        vals: dict[str, Any] = {n: float(np.clip(v, *limits.get(n, (0.2, 1.0)))) for n, v in zip(names, x, strict=True)}
         by_dtype = dict(base.memory_by_dtype)
         for q in quant:
             by_dtype[q] = vals.pop(f"memory_{q}")
@@ -194,7 +251,7 @@ def fit_family(family: str, cases: list[dict[str, Any]], cat: CatalogueLike, lab
     def loss(x: np.ndarray) -> float:
         return _loss(score(mine, cat, {key: spec(x)}))
 
-    bounds = [_BOUNDS.get(n, (0.2, 1.0)) for n in names]
+    bounds = [limits.get(n, (0.2, 1.0)) for n in names]
     results = [minimize(loss, x0, method="Powell", bounds=bounds, options={"xtol": 1e-3, "ftol": 1e-6, "maxiter": 50 * len(names)})
                for x0 in starts]  # fmt: skip
     fitted = spec(min(results, key=lambda r: float(r.fun)).x)
@@ -216,13 +273,16 @@ def calibrate(cases: list[dict[str, Any]], cat: CatalogueLike, label: str) -> li
     for fit in list(fits):
         mine = [c for c in cases if c.get("hardware") in cat.devices and cat.devices[c["hardware"]].family == fit.family]
         report = score(mine, cat, {fit.family: fit.after})
-        by_case: dict[str, str | None] = {c["id"]: c.get("framework") for c in mine}
-        far = {by_case[r.case_id] for r in report.scored if r.predicted is not None and not 0.5 <= r.predicted / r.measured <= 2.0}
-        off = sorted(fw for fw in far if fw is not None)
-        for fw in off:
-            stack = fit_family(fit.family, cases, cat, label, framework=fw, priors=priors)
-            if stack is not None:
-                fits.append(stack)
+        by_id = {c["id"]: c for c in mine}
+        far = [by_id[r.case_id] for r in report.scored if r.predicted is not None and not 0.5 <= r.predicted / r.measured <= 2.0]
+        for fw in sorted({str(c["framework"]) for c in far if c.get("framework") is not None}):
+            # One entry per release series with a case off where the framework's cases span several series.
+            spans = {series(c) for c in mine if c.get("framework") == fw} - {None}
+            keys = sorted({f"{fw} {series(c)}" for c in far if c.get("framework") == fw and series(c)}) if len(spans) > 1 else [fw]
+            for key in keys:
+                stack = fit_family(fit.family, cases, cat, label, framework=key, priors=priors)
+                if stack is not None:
+                    fits.append(stack)
     return fits
 
 

@@ -16,6 +16,7 @@ Every metric but ``output_tok_s_per_device`` is scored by ``|pred − meas| / me
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
 from importlib import resources
@@ -31,6 +32,8 @@ from aicap.sizing.core.documents import PosFloat, PosInt, describe_validation_er
 from aicap.sizing.core.dtypes import Dtype
 from aicap.sizing.core.engines import engine_for_framework
 from aicap.sizing.core.errors import AicapError, InputError
+from aicap.sizing.core.specs.device import DeviceSpec
+from aicap.sizing.core.specs.efficiency import EfficiencySpec
 from aicap.sizing.serve.estimate import EstimateRequest, estimate
 
 Kind = Literal["offline_throughput", "static_batch", "single_stream", "prefill_latency", "server", "closed_loop"]
@@ -211,7 +214,7 @@ def _cases_from_csv(path: Path) -> list[dict[str, Any]]:
     return [_check_case(case, f"{path}:{n}", None, None) for n, case in rows.values()]
 
 
-def predict(case: dict[str, Any], cat: CatalogueLike, efficiency: dict[str, Any] | None = None) -> dict[str, float]:
+def predict(case: dict[str, Any], cat: CatalogueLike, efficiency: Mapping[str, EfficiencySpec] | None = None) -> dict[str, float]:
     """Predict every metric of a case (keys as in the case's ``metrics``).
 
     ``efficiency`` optionally replaces the catalogue's factors per family (used by calibration).
@@ -225,8 +228,8 @@ def predict(case: dict[str, Any], cat: CatalogueLike, efficiency: dict[str, Any]
     model, device = cat.model(case["model"]), cat.device(case["hardware"])
     batch = case.get("batch") if kind in {"static_batch", "closed_loop"} else (1 if kind in {"single_stream", "prefill_latency"} else None)
     fw = case.get("framework")
-    over = efficiency or {}
-    eff = over.get(f"{device.family}@{fw}") or over.get(device.family) or cat.efficiency_for(device, fw)
+    over: Mapping[str, EfficiencySpec] = efficiency or {}
+    eff = _factors(case, device, over, cat)
     engine = engine_for_framework(cat, fw)
     req = EstimateRequest(model=model, device=device, efficiency=eff, runtime=engine.on(device),
                           devices=case.get("devices") or 1, tp=case.get("tp"), pp=case.get("pp"), batch=batch,
@@ -253,7 +256,26 @@ def predict(case: dict[str, Any], cat: CatalogueLike, efficiency: dict[str, Any]
     return out
 
 
-def score(cases: list[dict[str, Any]], cat: CatalogueLike, efficiency: dict[str, Any] | None = None) -> ValidationReport:
+def _factors(case: dict[str, Any], device: DeviceSpec, over: Mapping[str, EfficiencySpec], cat: CatalogueLike) -> EfficiencySpec:
+    """The factors a case is predicted with: its stack's (``family@framework series``, then ``family@framework``), else its family's.
+
+    ``over`` replaces the catalogue's entries (calibration); the catalogue is looked up the same way.
+    """
+    from aicap.sizing.calibrate.calibration import stack_of
+
+    keys = [k for k in stack_of(case) if k is not None]
+    for key in keys:
+        if f"{device.family}@{key}" in over:
+            return over[f"{device.family}@{key}"]
+    if device.family in over:
+        return over[device.family]
+    for key in keys:
+        if f"{device.family}@{key}" in cat.efficiency:
+            return cat.efficiency_for(device, key)
+    return cat.efficiency_for(device, None)
+
+
+def score(cases: list[dict[str, Any]], cat: CatalogueLike, efficiency: Mapping[str, EfficiencySpec] | None = None) -> ValidationReport:
     """Predict and score every comparable case (optionally with replacement efficiency factors)."""
     report = ValidationReport()
     for c in cases:

@@ -6,7 +6,7 @@ ARGS = ("--model", "llama-3.1-8b", "--input-tokens", "4000", "--output-tokens", 
 
 
 def test_size_with_a_cached_prefix_is_cheaper_and_records_it(aicap) -> None:
-    common = ("size", *ARGS, "--rate", "6", "--ttft-ms", "1500", "--cloud", "aws", "-f", "json")
+    common = ("size", *ARGS, "--rate", "12", "--ttft-ms", "1500", "--cloud", "aws", "-f", "json")
     cold, warm = aicap(*common).json(), aicap(*common, "--prefix-cached", "0.75").json()
     assert warm["inputs"]["workloads"][0]["prefix_cached_share"] == 0.75
     assert warm["totals"]["usd_per_month"] < cold["totals"]["usd_per_month"]

@@ -104,7 +104,9 @@ def test_size_derates_the_named_layouts_only() -> None:
     derated = size(builtin_fleet(), CAT, alternatives=False, derate={key: 0.5})
     same = [d for d in derated.workload("chat").deployments if (d.hardware, d.tp, d.pp) == (d0.hardware, d0.tp, d0.pp)]
     per_replica = d0.capacity_requests_per_s / d0.replicas
-    assert same or derated.totals.usd_per_month > plain.totals.usd_per_month
+    # Derated, the layout either keeps half its capacity or gives way to another, never cheaper (the instance's
+    # spare devices may carry the other at the same price).
+    assert same or derated.totals.usd_per_month >= plain.totals.usd_per_month
     for d in same:
         assert d.capacity_requests_per_s / d.replicas == pytest.approx(0.5 * per_replica, rel=2e-3)
     # Other workloads keep their layouts' capacities.

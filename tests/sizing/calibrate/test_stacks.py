@@ -1,0 +1,77 @@
+"""Release-series stacks and the sourced bound on the per-step overhead (aicap.sizing.calibrate)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from aicap.hardware_db import Catalogue
+from aicap.sizing.calibrate import calibration
+from aicap.sizing.calibrate.calibration import load_overhead_bounds, load_priors, series, stack_of
+from aicap.sizing.calibrate.validation import _factors, load_cases
+from aicap.sizing.core.errors import InputError
+
+
+def test_a_case_names_its_release_series_and_its_stacks_most_specific_first() -> None:
+    assert series({"framework_version": "0.12.0"}) == "0.12"
+    assert series({"framework_version": "v0.9"}) is None and series({}) is None
+    assert stack_of({"framework": "TensorRT-LLM", "framework_version": "0.12.0"}) == ("TensorRT-LLM 0.12", "TensorRT-LLM")
+    assert stack_of({"framework": "ggml"}) == (None, "ggml")
+    assert stack_of({"framework_version": "1.0"}) == (None, None)
+
+
+def test_a_case_is_predicted_with_its_series_entry_then_its_framework_entry_then_its_family(cat: Catalogue) -> None:
+    h100 = cat.device("h100-sxm")
+    family = cat.efficiency_for(h100)
+    series_entry = cat.efficiency["nvidia-hopper@TensorRT-LLM 0.12"]
+    assert _factors({"framework": "TensorRT-LLM", "framework_version": "0.12.0"}, h100, {}, cat) is series_entry
+    assert _factors({"framework": "TensorRT-LLM", "framework_version": "0.9.0"}, h100, {}, cat) == family
+    assert _factors({"framework": "vLLM"}, h100, {}, cat) == family
+    fitting = family.model_copy(update={"memory": 0.5})  # calibration replaces the family's entry: every case takes it
+    assert _factors({"framework": "TensorRT-LLM", "framework_version": "0.12.0"}, h100, {"nvidia-hopper": fitting}, cat) is fitting
+
+
+def test_nvidia_families_may_fit_at_most_a_modern_engines_host_cost_per_step() -> None:
+    bounds = load_overhead_bounds()
+    assert bounds["nvidia-hopper"] == bounds["nvidia-ampere"] == 1.0
+    assert "google-tpu" not in bounds and "intel-xeon" not in bounds  # no comparable measurement: the general bound
+    assert set(bounds) <= {p.family for p in load_priors().values()}
+
+
+def test_a_bound_outside_the_general_range_or_on_an_unknown_family_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    from aicap.sizing.core import documents
+
+    real = documents.load_yaml
+
+    def with_entry(entry: dict[str, Any]) -> Any:
+        def load(path: Any, text: str) -> Any:
+            doc = real(path, text)
+            return {**doc, "step_overhead": [entry]} if "step_overhead" in doc else doc
+
+        return load
+
+    monkeypatch.setattr(documents, "load_yaml", with_entry({"families": ["nvidia-hopper"], "max_ms": 99.0}))
+    with pytest.raises(InputError, match="outside"):
+        load_overhead_bounds()
+    monkeypatch.setattr(documents, "load_yaml", with_entry({"families": ["nvidia-hoper"], "max_ms": 1.0}))
+    with pytest.raises(InputError, match="nvidia-hoper"):
+        load_overhead_bounds()
+
+
+def test_the_catalogue_keeps_every_fitted_nvidia_overhead_within_its_bound(cat: Catalogue) -> None:
+    bounds = load_overhead_bounds()
+    fitted = [e for e in cat.efficiency.values() if e.family in bounds and e.calibrated]
+    assert fitted and all(e.step_overhead_ms <= bounds[e.family] for e in fitted)
+
+
+def test_the_fit_holds_the_overhead_to_its_bound(cat: Catalogue, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Four static-batch Hopper cases: unbounded, the fit puts 15 ms a step there.
+    cases = [c for c in load_cases() if c.get("hardware") in {"h100-sxm", "h200-sxm"} and c.get("kind") == "static_batch"][:4]
+    assert len(cases) == 4
+    monkeypatch.setattr(calibration, "load_overhead_bounds", dict)
+    free = calibration.fit_family("nvidia-hopper", cases, cat, "test")
+    assert free is not None and free.after.step_overhead_ms > 5.0
+    monkeypatch.setattr(calibration, "load_overhead_bounds", lambda: {"nvidia-hopper": 1.0})
+    held = calibration.fit_family("nvidia-hopper", cases, cat, "test")
+    assert held is not None and 0.0 <= held.after.step_overhead_ms <= 1.0
