@@ -17,7 +17,8 @@ kernels run Mixtral 2.3× faster on H100 than 0.9's, which no single factor desc
 Bounds keep the factors physical:
 ``0.01 ≤ η_c ≤ 0.98`` (CPU runtimes reach a few percent of the AMX peak), ``0.1 ≤ η_m ≤ 0.98``,
 ``0 ≤ t_0 ≤ 30 ms`` (at most a modern engine's sourced host cost per step on NVIDIA GPUs:
-``step_overhead`` in ``efficiency_priors.yaml``), ``1 ≤ λ ≤ 200 µs``, ``0.2 ≤`` int8/int4 memory
+``step_overhead`` in ``efficiency_priors.yaml``), ``1 ≤ λ ≤ 200 µs`` (at most the published latency of one
+small all-reduce over the family's links: ``link_latency`` there), ``0.2 ≤`` int8/int4 memory
 multipliers ``≤ 1``. Where the family's cases include MoE models the MoE multiplier ``η_moe`` is
 fitted too, and where they include tensor parallelism the collective latency ``λ``. Optimiser:
 bounded Powell from two fixed starting points (the better result wins), so the fit does not depend on
@@ -125,10 +126,17 @@ def load_neighbours() -> dict[str, str | None]:
     return out
 
 
-def load_overhead_bounds() -> dict[str, float]:
-    """Per family, the most per-step overhead a fit may give it [ms] (``step_overhead`` in ``efficiency_priors.yaml``).
+# Sections of ``efficiency_priors.yaml`` that bound a fitted factor per family with a sourced figure:
+# section -> (factor, key of the bound in an entry).
+_SOURCED_BOUNDS = {"step_overhead": ("step_overhead_ms", "max_ms"), "link_latency": ("link_latency_us", "max_us")}
 
-    Families not listed there keep the general bound of :data:`_BOUNDS`.
+
+def load_fit_bounds() -> dict[str, dict[str, float]]:
+    """Per factor and family, the most a fit may give it (``step_overhead`` and ``link_latency`` in ``efficiency_priors.yaml``).
+
+    ``{"step_overhead_ms": {family: ms}, "link_latency_us": {family: µs}}``: the engine's host cost per step
+    and the latency of one small tensor-parallel all-reduce, each bounded by published measurements where
+    they exist. Families not listed keep the general bound of :data:`_BOUNDS`.
 
     Raises
     ------
@@ -143,17 +151,19 @@ def load_overhead_bounds() -> dict[str, float]:
     node = resources.files("aicap.hardware_db").joinpath("validation/efficiency_priors.yaml")
     doc = load_yaml(Path("efficiency_priors.yaml"), node.read_text(encoding="utf-8"))
     known = {s.family for s in load_priors().values()}
-    lo, hi = _BOUNDS["step_overhead_ms"]
-    out: dict[str, float] = {}
-    for entry in doc.get("step_overhead") or []:
-        most = float(entry["max_ms"])
-        if not lo <= most <= hi:
-            raise InputError(f"efficiency_priors.yaml: step_overhead max_ms {most:g} is outside {lo:g}-{hi:g} ms")
-        for family in entry["families"]:
-            if family not in known:
-                raise InputError(f"efficiency_priors.yaml: step_overhead names '{family}', which has no prior; "
-                                 f"known: {', '.join(sorted(known))}")  # fmt: skip
-            out[str(family)] = most
+    out: dict[str, dict[str, float]] = {}
+    for section, (factor, key) in _SOURCED_BOUNDS.items():
+        lo, hi = _BOUNDS[factor]
+        per_family = out.setdefault(factor, {})
+        for entry in doc.get(section) or []:
+            most = float(entry[key])
+            if not lo <= most <= hi:
+                raise InputError(f"efficiency_priors.yaml: {section} {key} {most:g} is outside {lo:g}-{hi:g}")
+            for family in entry["families"]:
+                if family not in known:
+                    raise InputError(f"efficiency_priors.yaml: {section} names '{family}', which has no prior; "
+                                     f"known: {', '.join(sorted(known))}")  # fmt: skip
+                per_family[str(family)] = most
     return out
 
 
@@ -233,8 +243,10 @@ def fit_family(family: str, cases: list[dict[str, Any]], cat: CatalogueLike, lab
     n_metrics = sum(1 for c in mine for k in c["metrics"] if k != "output_tok_s_per_device")
     names = names[: max(1, n_metrics // 2)]
     quant = [q for q in quant if f"memory_{q}" in names]
-    low, high = _BOUNDS["step_overhead_ms"]
-    limits = {**_BOUNDS, "step_overhead_ms": (low, load_overhead_bounds().get(family, high))}  # a sourced bound where one is given
+    limits = dict(_BOUNDS)
+    for factor, most in load_fit_bounds().items():  # a sourced bound where one is given
+        if family in most:
+            limits[factor] = (_BOUNDS[factor][0], most[family])
     starts = [np.clip(np.array([_START[k][n] for n in names], dtype=float), *np.array([limits.get(n, (0.2, 1.0)) for n in names]).T)
               for k in range(len(_START))]  # fmt: skip
 

@@ -1,4 +1,4 @@
-"""Release-series stacks and the sourced bound on the per-step overhead (aicap.sizing.calibrate)."""
+"""Release-series stacks and the sourced bounds on the per-step overhead and the all-reduce latency (aicap.sizing.calibrate)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import pytest
 
 from aicap.hardware_db import Catalogue
 from aicap.sizing.calibrate import calibration
-from aicap.sizing.calibrate.calibration import load_overhead_bounds, load_priors, series, stack_of
+from aicap.sizing.calibrate.calibration import load_fit_bounds, load_priors, series, stack_of
 from aicap.sizing.calibrate.validation import _factors, load_cases
 from aicap.sizing.core.errors import InputError
 
@@ -32,11 +32,14 @@ def test_a_case_is_predicted_with_its_series_entry_then_its_framework_entry_then
     assert _factors({"framework": "TensorRT-LLM", "framework_version": "0.12.0"}, h100, {"nvidia-hopper": fitting}, cat) is fitting
 
 
-def test_nvidia_families_may_fit_at_most_a_modern_engines_host_cost_per_step() -> None:
-    bounds = load_overhead_bounds()
-    assert bounds["nvidia-hopper"] == bounds["nvidia-ampere"] == 1.0
-    assert "google-tpu" not in bounds and "intel-xeon" not in bounds  # no comparable measurement: the general bound
-    assert set(bounds) <= {p.family for p in load_priors().values()}
+def test_nvidia_families_may_fit_at_most_a_modern_engines_host_cost_per_step_and_a_measured_all_reduce() -> None:
+    bounds = load_fit_bounds()
+    overhead, link = bounds["step_overhead_ms"], bounds["link_latency_us"]
+    assert overhead["nvidia-hopper"] == overhead["nvidia-ampere"] == 1.0
+    assert link["nvidia-hopper"] == link["nvidia-ampere"] == 20.0 and link["nvidia-ada"] == 55.0  # NVLink, PCIe
+    for per_family in bounds.values():
+        assert "google-tpu" not in per_family and "intel-xeon" not in per_family  # no comparable measurement: the general bound
+        assert set(per_family) <= {p.family for p in load_priors().values()}
 
 
 def test_a_bound_outside_the_general_range_or_on_an_unknown_family_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -53,25 +56,35 @@ def test_a_bound_outside_the_general_range_or_on_an_unknown_family_is_refused(mo
 
     monkeypatch.setattr(documents, "load_yaml", with_entry({"families": ["nvidia-hopper"], "max_ms": 99.0}))
     with pytest.raises(InputError, match="outside"):
-        load_overhead_bounds()
+        load_fit_bounds()
     monkeypatch.setattr(documents, "load_yaml", with_entry({"families": ["nvidia-hoper"], "max_ms": 1.0}))
     with pytest.raises(InputError, match="nvidia-hoper"):
-        load_overhead_bounds()
+        load_fit_bounds()
 
 
-def test_the_catalogue_keeps_every_fitted_nvidia_overhead_within_its_bound(cat: Catalogue) -> None:
-    bounds = load_overhead_bounds()
-    fitted = [e for e in cat.efficiency.values() if e.family in bounds and e.calibrated]
-    assert fitted and all(e.step_overhead_ms <= bounds[e.family] for e in fitted)
+def test_the_catalogue_keeps_every_fitted_nvidia_overhead_and_link_latency_within_its_bound(cat: Catalogue) -> None:
+    bounds = load_fit_bounds()
+    overhead, link = bounds["step_overhead_ms"], bounds["link_latency_us"]
+    fitted = [e for e in cat.efficiency.values() if e.family in overhead and e.calibrated]
+    assert fitted and all(e.step_overhead_ms <= overhead[e.family] and e.link_latency_us <= link[e.family] for e in fitted)
 
 
 def test_the_fit_holds_the_overhead_to_its_bound(cat: Catalogue, monkeypatch: pytest.MonkeyPatch) -> None:
     # Four static-batch Hopper cases: unbounded, the fit puts 15 ms a step there.
     cases = [c for c in load_cases() if c.get("hardware") in {"h100-sxm", "h200-sxm"} and c.get("kind") == "static_batch"][:4]
     assert len(cases) == 4
-    monkeypatch.setattr(calibration, "load_overhead_bounds", dict)
+    monkeypatch.setattr(calibration, "load_fit_bounds", dict)
     free = calibration.fit_family("nvidia-hopper", cases, cat, "test")
     assert free is not None and free.after.step_overhead_ms > 5.0
-    monkeypatch.setattr(calibration, "load_overhead_bounds", lambda: {"nvidia-hopper": 1.0})
+    monkeypatch.setattr(calibration, "load_fit_bounds", lambda: {"step_overhead_ms": {"nvidia-hopper": 1.0}})
     held = calibration.fit_family("nvidia-hopper", cases, cat, "test")
     assert held is not None and 0.0 <= held.after.step_overhead_ms <= 1.0
+
+
+def test_the_fit_holds_the_all_reduce_latency_to_its_bound(cat: Catalogue) -> None:
+    # Twelve TensorRT-LLM 0.9 Hopper cases, five with tensor parallelism: unbounded, the fit puts 49 us on one
+    # all-reduce; published NVLink measurements bound it at 20 us, and the fit presses against that bound.
+    cases = [c for c in load_cases() if c.get("hardware") in {"h100-sxm", "h200-sxm"} and c.get("framework_version") == "0.9.0"][:12]
+    assert sum((c.get("tp") or 1) > 1 for c in cases) == 5
+    held = calibration.fit_family("nvidia-hopper", cases, cat, "test")
+    assert held is not None and 19.0 <= held.after.link_latency_us <= load_fit_bounds()["link_latency_us"]["nvidia-hopper"] == 20.0
