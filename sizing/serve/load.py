@@ -69,10 +69,10 @@ BUDGET_UTILISATION = 0.9  # largest planned share of a round's token budget spen
 SLOT_UTILISATION = 1.0  # the slots must hold the mean running count plus SLOT_SIGMAS of its spread (and feedback β < 1)
 SLOT_SIGMAS = 3.0
 # Plans keep the predicted percentile at or under this share of each target. Against the iteration-level
-# simulator (tests/sizing/test_load.py), the approximation under-predicts TPOT p99 by up to 8% at capacity
-# on the reference cases (and over-predicts by up to 7%); the headroom absorbs that so a plan's promise
+# simulator (tests/sizing/test_load.py), the approximation under-predicts TPOT p99 by up to 9% at capacity
+# on the reference cases (and over-predicts by up to 8%); the headroom absorbs that so a plan's promise
 # holds when the traffic arrives. Near capacity a replica's TPOT tail is steep in the rate: for Llama-3.1-8B
-# fp8 on one H100 (1,500/300 tokens), 2% more traffic than the capacity takes the simulated p99 from 49 to 68 ms.
+# fp8 on one H100 (1,500/300 tokens), 2% more traffic than the capacity takes the simulated p99 from 47 to 64 ms.
 LATENCY_HEADROOM = 0.85
 _RATE_BISECTIONS = 30  # inverting λ(x): 2^-30 of the range
 
