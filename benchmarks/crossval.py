@@ -6,7 +6,7 @@ on: for each source (TensorRT-LLM 0.12, TensorRT-LLM 0.9, gpt-fast, Intel ITREX,
 of every family are refitted from the priors without that source's cases, and the held-out cases are scored. A
 family left with no case takes the factors its declared nearest family got in the same fold (``neighbours`` in
 hardware_db/validation/efficiency_priors.yaml, the rule the catalogue applies to unmeasured families), or keeps
-its prior where none is declared (CPUs). Takes about half an hour on a 2-core machine.
+its prior where none is declared (CPUs). Takes about 35 minutes on a 2-core machine.
 
 Run: python benchmarks/crossval.py
 """
