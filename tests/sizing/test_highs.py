@@ -108,7 +108,7 @@ def _priced_fleet() -> Problem:
 
 
 def test_the_restricted_programs_fix_exactly_the_priced_out_columns() -> None:
-    """Step 1 fixes the choice columns with ρ > 2·gap·|L|; step 3 those with ρ > U − L (plus a tolerance)."""
+    """Step 1 fixes the choice columns with ρ > _DELTA·gap·|L|; step 3 those with ρ > U − L (plus a tolerance)."""
     p = _priced_fleet()
     m, keep, _ = _formulate(p)
     bound, rho = _relaxation(m) or (0.0, np.zeros(0))
@@ -119,7 +119,7 @@ def test_the_restricted_programs_fix_exactly_the_priced_out_columns() -> None:
         sol = solve(p, method="highs")
     assert bound == pytest.approx(9.0) and sol.cost_per_hour == pytest.approx(9.2) and sol.status is SolveStatus.OPTIMAL
     assert len(seen) == 2
-    delta = 2.0 * p.mip_rel_gap * abs(bound)
+    delta = highs._DELTA * p.mip_rel_gap * abs(bound)
     assert ((seen[0] == 0) == ((choice & (rho > delta)) | (m.ub == 0))).all()
     upper, tol = 9.5, 1e-7 * max(1.0, abs(bound))  # the first plan's cost
     assert ((seen[1] == 0) == ((choice & (rho > upper - bound + tol)) | (m.ub == 0))).all()
