@@ -83,15 +83,23 @@ def _median(report: Any) -> float:
     return float(np.median(e)) if e else float("nan")
 
 
-def load_priors() -> dict[str, EfficiencySpec]:
-    """The pre-calibration factors per family (``hardware_db/validation/efficiency_priors.yaml``)."""
+def _priors_document() -> dict[str, Any]:
+    """``hardware_db/validation/efficiency_priors.yaml``, parsed: priors, neighbours and the sourced bounds."""
     from importlib import resources
     from pathlib import Path
 
-    from aicap.sizing.core.documents import load_yaml, validate_model
+    from aicap.sizing.core.documents import load_yaml
 
     node = resources.files("aicap.hardware_db").joinpath("validation/efficiency_priors.yaml")
-    doc = load_yaml(Path("efficiency_priors.yaml"), node.read_text(encoding="utf-8"))
+    doc: dict[str, Any] = load_yaml(Path("efficiency_priors.yaml"), node.read_text(encoding="utf-8"))
+    return doc
+
+
+def load_priors() -> dict[str, EfficiencySpec]:
+    """The pre-calibration factors per family (``hardware_db/validation/efficiency_priors.yaml``)."""
+    from aicap.sizing.core.documents import validate_model
+
+    doc = _priors_document()
     specs = [validate_model(EfficiencySpec, e, "efficiency_priors.yaml") for e in doc["efficiency"]]
     return {s.key: s for s in specs}
 
@@ -107,13 +115,7 @@ def load_neighbours() -> dict[str, str | None]:
     InputError
         When an entry names a family without a prior.
     """
-    from importlib import resources
-    from pathlib import Path
-
-    from aicap.sizing.core.documents import load_yaml
-
-    node = resources.files("aicap.hardware_db").joinpath("validation/efficiency_priors.yaml")
-    doc = load_yaml(Path("efficiency_priors.yaml"), node.read_text(encoding="utf-8"))
+    doc = _priors_document()
     known = {s.family for s in load_priors().values()}
     out: dict[str, str | None] = {}
     for entry in doc.get("neighbours") or []:
@@ -143,13 +145,7 @@ def load_fit_bounds() -> dict[str, dict[str, float]]:
     InputError
         When an entry names a family without a prior, or a bound outside the general one.
     """
-    from importlib import resources
-    from pathlib import Path
-
-    from aicap.sizing.core.documents import load_yaml
-
-    node = resources.files("aicap.hardware_db").joinpath("validation/efficiency_priors.yaml")
-    doc = load_yaml(Path("efficiency_priors.yaml"), node.read_text(encoding="utf-8"))
+    doc = _priors_document()
     known = {s.family for s in load_priors().values()}
     out: dict[str, dict[str, float]] = {}
     for section, (factor, key) in _SOURCED_BOUNDS.items():
