@@ -13,7 +13,7 @@ AMX next to Intel's AMX runtime on the same Xeon), that stack gets its own entry
 ``family@framework``, fitted on its cases alone; validation uses it for cases of that framework. When
 the stack's cases span several release series (``major.minor`` of ``framework_version``), the entry is
 per series, ``family@framework series``, for each series with a case 2× off: TensorRT-LLM 0.12's MoE
-kernels run Mixtral 2.3× faster on H100 than 0.9's, which no single factor describes (:func:`stack_of`).
+kernels run Mixtral 2.3× faster on H100 than 0.9's, which no single factor describes (:func:`~aicap.sizing.calibrate.validation.stack_of`).
 Bounds keep the factors physical:
 ``0.01 ≤ η_c ≤ 0.98`` (CPU runtimes reach a few percent of the AMX peak), ``0.1 ≤ η_m ≤ 0.98``,
 ``0 ≤ t_0 ≤ 30 ms`` (at most a modern engine's sourced host cost per step on NVIDIA GPUs:
@@ -33,7 +33,7 @@ from typing import Any
 
 import numpy as np
 
-from aicap.sizing.calibrate.validation import score
+from aicap.sizing.calibrate.validation import score, series, stack_of
 from aicap.sizing.core.catalogue import CatalogueLike
 from aicap.sizing.core.errors import InputError
 from aicap.sizing.core.specs import EfficiencySpec
@@ -187,22 +187,6 @@ def held_out_factors(fitted: dict[str, EfficiencySpec], priors: dict[str, Effici
 
 def _is_moe(model: AnyModel) -> bool:
     return isinstance(model, DecoderModel) and model.moe is not None
-
-
-def series(case: dict[str, Any]) -> str | None:
-    """``major.minor`` of a case's ``framework_version`` (``"0.12"`` for 0.12.0), ``None`` when it has none."""
-    version = str(case.get("framework_version") or "").strip()
-    parts = version.split(".")
-    return ".".join(parts[:2]) if len(parts) >= 2 and all(p.isdigit() for p in parts[:2]) else None
-
-
-def stack_of(case: dict[str, Any]) -> tuple[str | None, str | None]:
-    """The stack keys a case's factors are looked up under, most specific first: ``framework series``, ``framework``."""
-    fw = case.get("framework")
-    if fw is None:
-        return None, None
-    ver = series(case)
-    return (f"{fw} {ver}" if ver else None), str(fw)
 
 
 def fit_family(family: str, cases: list[dict[str, Any]], cat: CatalogueLike, label: str, framework: str | None = None,

@@ -256,13 +256,27 @@ def predict(case: dict[str, Any], cat: CatalogueLike, efficiency: Mapping[str, E
     return out
 
 
+def series(case: dict[str, Any]) -> str | None:
+    """``major.minor`` of a case's ``framework_version`` (``"0.12"`` for 0.12.0), ``None`` when it has none."""
+    version = str(case.get("framework_version") or "").strip()
+    parts = version.split(".")
+    return ".".join(parts[:2]) if len(parts) >= 2 and all(p.isdigit() for p in parts[:2]) else None
+
+
+def stack_of(case: dict[str, Any]) -> tuple[str | None, str | None]:
+    """The stack keys a case's factors are looked up under, most specific first: ``framework series``, ``framework``."""
+    fw = case.get("framework")
+    if fw is None:
+        return None, None
+    ver = series(case)
+    return (f"{fw} {ver}" if ver else None), str(fw)
+
+
 def _factors(case: dict[str, Any], device: DeviceSpec, over: Mapping[str, EfficiencySpec], cat: CatalogueLike) -> EfficiencySpec:
     """The factors a case is predicted with: its stack's (``family@framework series``, then ``family@framework``), else its family's.
 
     ``over`` replaces the catalogue's entries (calibration); the catalogue is looked up the same way.
     """
-    from aicap.sizing.calibrate.calibration import stack_of
-
     keys = [k for k in stack_of(case) if k is not None]
     for key in keys:
         if f"{device.family}@{key}" in over:

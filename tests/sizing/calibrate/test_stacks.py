@@ -8,8 +8,8 @@ import pytest
 
 from aicap.hardware_db import Catalogue
 from aicap.sizing.calibrate import calibration
-from aicap.sizing.calibrate.calibration import load_fit_bounds, load_priors, series, stack_of
-from aicap.sizing.calibrate.validation import _factors, load_cases
+from aicap.sizing.calibrate.calibration import load_fit_bounds, load_priors
+from aicap.sizing.calibrate.validation import _factors, load_cases, series, stack_of
 from aicap.sizing.core.errors import InputError
 
 
