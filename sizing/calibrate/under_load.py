@@ -4,7 +4,9 @@ A case is replayed the way its benchmark ran: ``num_requests`` requests (``max(1
 source does not say), sent at ``request_rate`` with the case's arrival process (Poisson when not
 given) or by ``batch`` closed-loop clients, through one replica per data-parallel group
 (``devices / (tp·pp)`` replicas, round-robin) of the case's layout, formats and framework efficiency,
-under FCFS. Lengths: the case's fixed ``input_tokens``/``output_tokens``; else the dataset's means —
+under FCFS, with the engine settings the case's source gives (``engine_options``: running requests,
+step budget, chunked prefill, prefill-first steps, multi-step rounds, a fixed KV cache) over its engine
+profile. Lengths: the case's fixed ``input_tokens``/``output_tokens``; else the dataset's means —
 uniform on ``[1, 2m − 1]`` for ``random`` datasets (sglang's ``random_range_ratio 0``), otherwise the
 shape of the shipped ShareGPT histogram (``sharegpt-8k``) scaled to the case's means (an assumption:
 first-turn ShareGPT samplers publish means only); ShareGPT means from ``datasets.yaml`` when the case
@@ -19,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from aicap.sizing.calibrate.validation import EngineOptions
 from aicap.sizing.core.catalogue import CatalogueLike
 from aicap.sizing.core.deployment import Deployment as Layout
 from aicap.sizing.core.engines import engine_for_framework
@@ -72,8 +75,12 @@ def predict_under_load(case: dict[str, Any], cat: CatalogueLike, eff: Any, share
     tp, pp = int(case.get("tp") or 1), int(case.get("pp") or 1)
     devices = int(case.get("devices") or tp * pp)
     wdt = case.get("weights_dtype") or ("bf16" if "bf16" in device.peak_tflops else "fp16")
-    layout = Layout(model, device, eff, engine_for_framework(cat, case.get("framework")).on(device), tp, pp, 1, wdt,
-                    case.get("kv_dtype") or wdt)  # fmt: skip
+    opts = EngineOptions.model_validate(case["engine_options"]) if case.get("engine_options") else None
+    runtime = engine_for_framework(cat, case.get("framework")).on(device)
+    if opts is not None:
+        given = {"kv_cache_tokens": opts.kv_cache_tokens, "chunked_prefill": opts.chunked_prefill}
+        runtime = runtime.model_copy(update={k: v for k, v in given.items() if v is not None})
+    layout = Layout(model, device, eff, runtime, tp, pp, 1, wdt, case.get("kv_dtype") or wdt)
     layout.check()
     lin, lout = case_lengths(case, sharegpt_means)
     conc = int(case["batch"]) if kind == "closed_loop" and case.get("batch") else None
@@ -87,7 +94,9 @@ def predict_under_load(case: dict[str, Any], cat: CatalogueLike, eff: Any, share
     spec = TrafficSpec(n, lin, lout, rate_per_s=None if conc or rate is None else float(rate), concurrency=conc, arrival=kindname,
                        cv=float(arrival.get("cv") or 1.0), seed=SEED)  # fmt: skip
     reqs = spec.build()
-    setup = Setup(layout, replicas=max(devices // (tp * pp), 1))
+    setup = Setup(layout, replicas=max(devices // (tp * pp), 1), max_num_seqs=None if opts is None else opts.max_running_requests,
+                  max_batched_tokens=None if opts is None else opts.step_tokens, prefill_first=opts is not None and opts.prefill_first,
+                  decode_steps=1 if opts is None else opts.scheduler_steps)  # fmt: skip
     res = run_raw(setup, reqs, concurrency=conc)
     dur = max(res.duration_s, 1e-12)
     fin = res.finished

@@ -52,6 +52,38 @@ MAX_CASE_BATCH = 1_000_000
 MAX_CASE_TOKENS = 100_000_000
 
 
+class EngineOptions(BaseModel):
+    """How a measured run set up its engine where that departs from the engine profile (from the case's own source).
+
+    Attributes
+    ----------
+    max_running_requests
+        Requests running at once (vLLM ``max_num_seqs``, TurboMind ``max_batch_size``).
+    step_tokens
+        Tokens one engine step (scheduling iteration) may process (vLLM ``max_num_batched_tokens``).
+    chunked_prefill
+        Whether prompts are split over steps; ``None``: the profile's.
+    prefill_first
+        Whether a step that prefills decodes nothing (vLLM v0's default scheduler).
+    scheduler_steps
+        Decode-only steps per scheduling round (vLLM v0 ``--num-scheduler-steps``).
+    kv_cache_tokens
+        A KV cache of fixed size [tokens per replica] (TurboMind ``cache_max_entry_count`` blocks).
+    source
+        Where these settings are published (the benchmark's command line or script, with its commit).
+    """
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+    max_running_requests: Annotated[PosInt, Field(le=MAX_CASE_BATCH)] | None = None
+    step_tokens: Annotated[PosInt, Field(le=MAX_CASE_TOKENS)] | None = None
+    chunked_prefill: bool | None = None
+    prefill_first: bool = False
+    scheduler_steps: Annotated[PosInt, Field(le=1024)] = 1
+    kv_cache_tokens: Annotated[PosInt, Field(le=MAX_CASE_TOKENS)] | None = None
+    source: str = Field(min_length=1)
+
+
 class Case(BaseModel):
     """One measured case, as read from a cases file (schema: ``hardware_db/validation/README.md``).
 
@@ -80,6 +112,7 @@ class Case(BaseModel):
     weights_dtype: Dtype | None = None
     kv_dtype: Dtype | None = None
     framework: str | None = None
+    engine_options: EngineOptions | None = None
     comparable: bool = True
 
 

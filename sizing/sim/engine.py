@@ -126,6 +126,12 @@ class EngineConfig:
     chunked_prefill : bool
         Whether prompts are split over steps to fit the budget [``enable_chunked_prefill``]; see
         "Without chunked prefill" in the module docstring.
+    prefill_first : bool
+        Whether a step that prefills anything decodes nothing (vLLM v0 without chunked prefill); see
+        :class:`~aicap.sizing.sim.scheduler.FcfsScheduler`.
+    decode_steps : int
+        Decode-only steps per scheduling round, ``k`` (vLLM v0 ``--num-scheduler-steps``; 1: every step
+        is scheduled); see :class:`~aicap.sizing.sim.scheduler.FcfsScheduler`.
     """
 
     max_num_seqs: int
@@ -137,11 +143,13 @@ class EngineConfig:
     verify_tokens: int = 1
     tokens_per_step: float = 1.0
     chunked_prefill: bool = True
+    prefill_first: bool = False
+    decode_steps: int = 1
 
     def __post_init__(self) -> None:
         if not (1.0 <= self.tokens_per_step <= self.verify_tokens):
             raise ValueError(f"tokens_per_step must be in [1, verify_tokens = {self.verify_tokens}], got {self.tokens_per_step}")
-        for name in ("max_num_seqs", "max_batched_tokens", "block_tokens", "pipeline_stages", "verify_tokens"):
+        for name in ("max_num_seqs", "max_batched_tokens", "block_tokens", "pipeline_stages", "verify_tokens", "decode_steps"):
             if int(getattr(self, name)) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if not (0.0 <= self.request_overhead_s < 60.0):
@@ -240,7 +248,8 @@ def _replica(config: EngineConfig, table: RequestTable, policy: Scheduler) -> li
     seqs, blocks = -(-config.max_num_seqs // p), -(-config.blocks // p)
     evict = policy.evictor(table)
     return [VirtualEngine(k, seqs, config.max_batched_tokens, blocks, config.block_tokens, table, policy.queue(table), evict,
-                          config.verify_tokens, whole_prompts=not config.chunked_prefill) for k in range(p)]  # fmt: skip
+                          config.verify_tokens, whole_prompts=not config.chunked_prefill, prefill_first=config.prefill_first,
+                          decode_steps=config.decode_steps) for k in range(p)]  # fmt: skip
 
 
 def _too_big(requests: Requests, order: NDArray[np.intp], config: EngineConfig) -> list[bool]:

@@ -89,13 +89,20 @@ def make_scheduler(policy: str, options: PolicyOptions, targets: Targets, seed: 
 
 @dataclass(frozen=True)
 class Setup:
-    """One deployment to simulate: the layout, how many replicas, how traffic is spread, engine limits."""
+    """One deployment to simulate: the layout, how many replicas, how traffic is spread, engine limits.
+
+    ``max_num_seqs`` and ``max_batched_tokens`` replace the runtime's limits where given;
+    ``prefill_first`` makes every step that prefills a prefill-only step (vLLM v0's scheduler) and
+    ``decode_steps`` runs that many decode-only steps per scheduling round (vLLM v0 multi-step).
+    """
 
     layout: Layout
     replicas: int = 1
     router: Router = "round_robin"
     max_num_seqs: int | None = None
     max_batched_tokens: int | None = None
+    prefill_first: bool = False
+    decode_steps: int = 1
 
     def engine(self) -> EngineConfig:
         """Engine limits of one replica (module docstring)."""
@@ -108,7 +115,8 @@ class Setup:
                             max_batched_tokens=rt.max_prefill_tokens if self.max_batched_tokens is None else self.max_batched_tokens,
                             kv_capacity_tokens=kv, pipeline_stages=self.layout.pp,
                             request_overhead_s=rt.request_overhead_ms * 1e-3, verify_tokens=self.layout.verify_tokens,
-                            tokens_per_step=self.layout.tokens_per_step, chunked_prefill=rt.chunked_prefill)  # fmt: skip
+                            tokens_per_step=self.layout.tokens_per_step, chunked_prefill=rt.chunked_prefill,
+                            prefill_first=self.prefill_first, decode_steps=self.decode_steps)  # fmt: skip
 
     def step(self, mean_input: float, mean_output: float, mean_cached: float = 0.0) -> StepTime:
         """Step time of one replica (module docstring); ``mean_cached`` prompt tokens are a cached prefix.

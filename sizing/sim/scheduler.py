@@ -57,6 +57,15 @@ class FcfsScheduler:
     Since admission stops when the budget is spent, the decoding requests never outnumber the budget
     and none ever skips a step — unless ``decode_cap`` limits them further.
 
+    With ``prefill_first`` (the engine's, :attr:`VirtualEngine.prefill_first`) steps 2 and 3 come first
+    and take the whole budget; a step that prefills anything decodes nothing, and step 1 runs only when
+    no prompt can be prefilled. This is vLLM v0's default scheduler (``_schedule_default``, "Don't
+    schedule decodes if prefills are scheduled") used whenever chunked prefill is off.
+
+    With multi-step scheduling (:attr:`VirtualEngine.decode_steps` ``k > 1``, vLLM v0's
+    ``--num-scheduler-steps``) a decode-only step commits the engine to ``k − 1`` more decode-only
+    steps: requests arriving meanwhile wait for the round to end.
+
     Parameters
     ----------
     decode_cap : int or None, optional
@@ -85,20 +94,35 @@ class FcfsScheduler:
         self.make_room(engine)
         budget = engine.max_tokens
         q = engine.verify_tokens  # a decoding request takes k + 1 budget tokens with speculative decoding
-        decode = engine.reserve_decode(budget // q if self.decode_cap is None else min(budget // q, self.decode_cap))
+        cap = budget // q if self.decode_cap is None else min(budget // q, self.decode_cap)
+        if engine.held > 0:  # inside a multi-step round: decode only, nothing is scheduled
+            engine.held -= 1
+            return engine.reserve_decode(cap), 0
+        if engine.prefill_first:
+            prefill = self._prefill(engine, budget)
+            if prefill > 0:
+                return 0, prefill
+        decode = engine.reserve_decode(cap)
         budget -= decode * q
-        prefill = 0
-        if budget > 0:
-            for r in engine.prefilling:
-                c = engine.chunk(r, budget)
-                prefill += c
-                budget -= c
-                if budget == 0:
-                    break
-            waiting = engine.waiting
-            while (budget > 0 and waiting and len(engine.running) < engine.max_seqs and engine.can_admit(waiting[0])
-                   and engine.fits(waiting[0], budget)):  # fmt: skip
-                c = engine.chunk(engine.admit(), budget)
-                prefill += c
-                budget -= c
+        prefill = self._prefill(engine, budget) if budget > 0 and not engine.prefill_first else 0
+        if prefill == 0 and decode > 0:
+            engine.held = engine.decode_steps - 1
         return decode, prefill
+
+    @staticmethod
+    def _prefill(engine: VirtualEngine, budget: int) -> int:
+        """Fill ``budget`` tokens with prefill: chunks of admitted prompts, then admissions (steps 2 and 3)."""
+        prefill = 0
+        for r in engine.prefilling:
+            c = engine.chunk(r, budget)
+            prefill += c
+            budget -= c
+            if budget == 0:
+                return prefill
+        waiting = engine.waiting
+        while (budget > 0 and waiting and len(engine.running) < engine.max_seqs and engine.can_admit(waiting[0])
+               and engine.fits(waiting[0], budget)):  # fmt: skip
+            c = engine.chunk(engine.admit(), budget)
+            prefill += c
+            budget -= c
+        return prefill

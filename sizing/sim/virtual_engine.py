@@ -150,15 +150,18 @@ class VirtualEngine:
         "chunks",
         "completing",
         "context",
+        "decode_steps",
         "decoders",
         "evict",
         "finish_at",
         "finished",
+        "held",
         "index",
         "max_seqs",
         "max_tokens",
         "now",
         "preemptions",
+        "prefill_first",
         "prefilling",
         "running",
         "scheduled",
@@ -175,9 +178,13 @@ class VirtualEngine:
 
     def __init__(self, index: int, max_seqs: int, max_tokens: int, blocks: int, block_tokens: int, table: RequestTable,
                  waiting: WaitQueue | None = None, evict: Callable[[VirtualEngine], int] | None = None,
-                 verify_tokens: int = 1, *, whole_prompts: bool = False) -> None:  # fmt: skip
+                 verify_tokens: int = 1, *, whole_prompts: bool = False, prefill_first: bool = False,
+                 decode_steps: int = 1) -> None:  # fmt: skip
         self.index = index
         self.whole_prompts = whole_prompts  # no chunked prefill: a prompt within max_tokens is prefilled in one step
+        self.prefill_first = prefill_first  # a step that prefills anything decodes nothing (vLLM v0's default scheduler)
+        self.decode_steps = decode_steps  # decode-only steps per scheduling round (vLLM v0 multi-step scheduling)
+        self.held = 0  # decode-only steps left in the current multi-step round
         self.verify_tokens = verify_tokens  # budget tokens per decoding request (k + 1 with speculative decoding)
         self.evict = evict
         self.max_seqs = max_seqs

@@ -80,3 +80,26 @@ def test_knees_of_sweeps() -> None:
     pred["S3", "ttft_ms_p50"] = 60.0  # never explodes within the sweep: two steps past the measured knee
     (k,) = knees(sweep, pred)
     assert k.predicted is None and not k.within_one_step
+
+
+def test_engine_options_replay_the_engine_the_source_ran() -> None:
+    """LMDeploy 0.1's static benchmark (16 clients, 2048-token prompts on Llama-2-7B): TurboMind prefilled every
+    admitted prompt before the iteration's decode step, so the clients stay together (TTFT of seconds, pure
+    decode steps). Replayed with the vLLM-like defaults instead, prompts mix into decode steps: TTFT is 7x low
+    and TPOT 1.7x high."""
+    (c,) = [c for c in load_cases(which="server") if c["id"] == "lmdeploy-a100-turbomind-llama-2-7b-tp1-2048-128-conc16"]
+    assert c["engine_options"]["chunked_prefill"] is False and c["engine_options"]["kv_cache_tokens"] == 128_000
+    eff = CAT.efficiency_for(A100)
+    got = predict_under_load(c, CAT, eff, SHAREGPT)
+    plain = predict_under_load({k: v for k, v in c.items() if k != "engine_options"}, CAT, eff, SHAREGPT)
+    m = c["metrics"]
+    assert got["ttft_ms_mean"] == pytest.approx(m["ttft_ms_mean"], rel=0.35) and plain["ttft_ms_mean"] < m["ttft_ms_mean"] / 4
+    assert got["tpot_ms_p50"] == pytest.approx(m["tpot_ms_p50"], rel=0.2) and plain["tpot_ms_p50"] > 1.5 * m["tpot_ms_p50"]
+
+
+def test_engine_options_are_checked() -> None:
+    bad = case(engine_options={"max_running_requests": 8, "prefil_first": True, "source": "x"})
+    with pytest.raises(ValueError, match="prefil_first"):
+        predict_under_load(bad, CAT, CAT.efficiency_for(A100), SHAREGPT)
+    with pytest.raises(ValueError, match="source"):
+        predict_under_load(case(engine_options={"scheduler_steps": 4}), CAT, CAT.efficiency_for(A100), SHAREGPT)

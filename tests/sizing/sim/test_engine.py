@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from aicap.sizing.sim.arrivals import arrival_times, sample_lengths
+from aicap.sizing.sim.cluster import simulate_cluster
 from aicap.sizing.sim.engine import EngineConfig, Requests, simulate
 from aicap.sizing.sim.scheduler import FcfsScheduler
 from aicap.sizing.sim.virtual_engine import VirtualEngine
@@ -240,3 +241,49 @@ def test_without_chunked_prefill_a_recompute_longer_than_the_budget_is_chunked()
     r = simulate(_linear, req, cfg, scheduler=rec, max_steps=10_000)
     assert r.preemptions > 0 and r.finished.all()
     assert any(p > 0 and d + p == 64 for d, p in rec.steps)  # a chunk filled the budget: the recompute was split
+
+
+def test_prefill_first_steps_prefill_only_while_prompts_wait() -> None:
+    # Request 0 decodes from t = 0.0106; request 1 arrives at 0.05, mid-decode. Mixed (vLLM v1), its prompt
+    # joins a decode step; prefill-first (vLLM v0's default scheduler) runs it alone and request 0 skips
+    # that step.
+    req = Requests(np.array([0.0, 0.05]), np.array([100, 500]), np.array([20, 5]))
+    mixed = simulate(_linear, req, EngineConfig(4, 4096, 100_000, chunked_prefill=False), scheduler=(rec_m := Recorder()))
+    cfg = EngineConfig(4, 4096, 100_000, chunked_prefill=False, prefill_first=True)
+    first = simulate(_linear, req, cfg, scheduler=(rec_f := Recorder()))
+    assert (1, 500) in rec_m.steps and (0, 500) in rec_f.steps
+    assert all(d == 0 or p == 0 for d, p in rec_f.steps)  # no step both prefills and decodes
+    assert first.finished.all() and mixed.finished.all()
+    # The skipped step stretches request 0's decode by one prefill-only step, and request 1's TTFT is that step.
+    assert first.ttft_s[1] == pytest.approx(mixed.ttft_s[1] - (_linear(1, 500) - _linear(0, 500)), abs=_linear(1, 0))
+    assert first.e2e_s[0] > mixed.e2e_s[0] + 0.9 * _linear(1, 0)  # request 0 loses a step to request 1's prompt
+
+
+def test_whole_prompts_with_room_for_all_keep_synchronised_clients_together() -> None:
+    # 16 closed-loop clients with 2048-token prompts (LMDeploy's static benchmark): prefill-first (or whole
+    # prompts with a budget for all of them) prefills every prompt before decoding, so the decode steps
+    # are pure decode at batch 16 and TTFT grows with the queue of prompts; mixed chunked steps spread them.
+    req = Requests(np.zeros(64), np.full(64, 2048), np.full(64, 128))
+    big = EngineConfig(16, 16 * 2048, 10_000_000, chunked_prefill=False)
+    sync, _ = simulate_cluster(_linear, req, big, scheduler=(rec := Recorder()), concurrency=16)
+    spread, _ = simulate_cluster(_linear, req, EngineConfig(16, 2048, 10_000_000), concurrency=16)
+    assert sync.finished.all() and spread.finished.all()
+    assert sum(1 for d, p in rec.steps if d == 16 and p == 0) >= 4 * 126  # four rounds of pure batch-16 decode
+    assert np.ptp(sync.ttft_s) < 1e-9  # every round prefills all 16 prompts in one step: they stay together
+    assert np.nanmean(sync.ttft_s) > 3 * np.nanmean(spread.ttft_s)
+    assert np.median(sync.tpot_s) < np.median(spread.tpot_s)
+
+
+def test_multi_step_rounds_hold_arrivals_until_the_round_ends() -> None:
+    # vLLM v0 --num-scheduler-steps k: a decode-only step commits to k - 1 more; request 1, arriving during
+    # request 0's round, waits for it to end.
+    req = Requests(np.array([0.0, 0.02]), np.array([100, 100]), np.array([40, 5]))
+    one = simulate(_linear, req, EngineConfig(4, 4096, 100_000, prefill_first=True, chunked_prefill=False))
+    ten = simulate(_linear, req, EngineConfig(4, 4096, 100_000, prefill_first=True, chunked_prefill=False, decode_steps=10),
+                   scheduler=(rec := Recorder()))  # fmt: skip
+    assert ten.ttft_s[1] > one.ttft_s[1] + 5 * _linear(1, 0)
+    assert rec.steps[:11] == [(0, 100)] + [(1, 0)] * 10  # the first round: ten decode steps before request 1's prompt
+    assert rec.steps[11] == (0, 100)
+    assert ten.finished.all()
+    with pytest.raises(ValueError, match="decode_steps"):
+        EngineConfig(4, 4096, 100_000, decode_steps=0)
