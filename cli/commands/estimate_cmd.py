@@ -146,6 +146,8 @@ def estimate_view(doc: dict[str, Any]) -> View:
         ["memory per device (GiB)", f"weights {mem['weights']:.1f} + KV {mem['kv_cache']:.1f} + activations {mem['activations']:.1f} "
                                      f"+ overhead {mem['overhead']:.1f} = {mem['total']:.1f} of {mem['capacity']:.1f}"],
         ["KV-cache tokens per replica", doc["kv_cache_tokens"]],
+        *([["state per running sequence", f"{doc['state_tokens_per_sequence']:,} of those tokens (linear-attention state)"]]
+          if doc.get("state_tokens_per_sequence") else []),
         ["largest batch at this context", doc["max_batch_at_context"]],
         ["largest context at this batch", doc["max_context_at_batch"]],
         ["TTFT (one request, idle)", f"{doc['ttft_s'] * 1e3:,.1f} ms {_band(doc, 'ttft')}"],

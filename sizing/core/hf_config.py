@@ -1,14 +1,16 @@
 """Model specs from a Hugging Face ``config.json`` (or an aicap model YAML file).
 
 Supported ``model_type`` values: llama, llama4 (its ``text_config``), mistral, mixtral, qwen2,
-qwen2_moe, qwen3, qwen3_moe, deepseek_v2, deepseek_v3, gemma2, gemma3 (its ``text_config``), gpt_oss,
-phi3, gptj, gpt_neox, falcon, bert. Multimodal configs (Gemma 3, Llama 4) are read for their text
-decoder; the vision tower is not modelled. Where a family mixes layer kinds the spec counts them:
+qwen2_moe, qwen3, qwen3_moe, qwen3_next, qwen3_5 and qwen3_5_moe (their ``text_config``), deepseek_v2,
+deepseek_v3, gemma2, gemma3 (its ``text_config``), gpt_oss, phi3, gptj, gpt_neox, falcon, bert.
+Multimodal configs (Gemma 3, Llama 4, Qwen3.5) are read for their text decoder; the vision tower is
+not modelled. Hybrid decoders (Qwen3-Next, Qwen3.5) count their Gated DeltaNet layers from
+``layer_types`` (or ``full_attention_interval``) and read the ``linear_*`` shapes. Where a family mixes layer kinds the spec counts them:
 ``layer_types`` (or Gemma 3's ``sliding_window_pattern``, Llama 4's chunked attention on three of four
 layers) sets how many layers keep a windowed KV cache, and Llama 4's ``interleave_moe_layer_step``
 how many layers are mixture-of-experts. When ``model.safetensors.index.json`` or
 ``*.safetensors`` files sit beside the config, the exact checkpoint size is read from their headers
-(the 8-byte length and the JSON header only; tensor data is never read).
+(:mod:`aicap.sizing.core.checkpoint`).
 
 Every number a config or header gives is checked before it is used: sizes are positive integers
 (never booleans), the shapes must agree (heads divide the hidden size unless ``head_dim`` is given,
@@ -18,14 +20,13 @@ key and the value.
 
 from __future__ import annotations
 
-import math
-import struct
 from pathlib import Path
 from typing import Any
 
 from pydantic import TypeAdapter
 
-from aicap.sizing.core.documents import MAX_DOCUMENT_BYTES, load_json, load_yaml, read_text, validate
+from aicap.sizing.core.checkpoint import checkpoint_bytes
+from aicap.sizing.core.documents import load_json, load_yaml, read_text, validate
 from aicap.sizing.core.errors import InputError, excerpt
 from aicap.sizing.core.specs.model import AnyModel, GenericModel, ModelSpec
 
@@ -33,15 +34,12 @@ _MODEL: TypeAdapter[AnyModel] = TypeAdapter(ModelSpec)
 SUPPORTED = (
     "llama", "llama4", "llama4_text", "mistral", "mixtral", "qwen2", "qwen2_moe", "qwen3", "qwen3_moe", "deepseek_v2",
     "deepseek_v3", "gemma2", "gemma3", "gemma3_text", "gpt_oss", "phi3", "gptj", "gpt_neox", "falcon", "bert",
+    "qwen3_next", "qwen3_5", "qwen3_5_text", "qwen3_5_moe", "qwen3_5_moe_text",
 )  # fmt: skip
 #: Multimodal configs whose text decoder sits under ``text_config``.
-_WRAPPED = {"gemma3": "gemma3_text", "llama4": "llama4_text"}
-_SAFETENSORS_BYTES: dict[str, float] = {
-    "F64": 8, "F32": 4, "F16": 2, "BF16": 2, "F8_E4M3": 1, "F8_E5M2": 1, "F8_E8M0": 1, "F6_E2M3": 0.75, "F6_E3M2": 0.75,
-    "F4": 0.5, "C64": 8, "I64": 8, "U64": 8, "I32": 4, "U32": 4, "I16": 2, "U16": 2, "I8": 1, "U8": 1, "BOOL": 1,
-}  # fmt: skip
-#: Largest total a checkpoint's headers may describe (1 PiB); beyond it the headers are not a real checkpoint's.
-_MAX_CHECKPOINT_BYTES = 2**50
+_WRAPPED = {"gemma3": "gemma3_text", "llama4": "llama4_text", "qwen3_5": "qwen3_5_text", "qwen3_5_moe": "qwen3_5_moe_text"}
+#: Hybrid decoders: Gated DeltaNet linear attention on most layers, gated softmax attention on the rest.
+_HYBRID = {"qwen3_next", "qwen3_5_text", "qwen3_5_moe_text"}
 _TORCH_DTYPE = {"float32": "fp32", "float16": "fp16", "bfloat16": "bf16"}
 
 
@@ -216,7 +214,7 @@ def from_hf_config(cfg: dict[str, Any], source: str = "config.json") -> AnyModel
         text = cfg.get("text_config")
         if not isinstance(text, dict):
             raise InputError(f"{source}: {mt} config has no 'text_config' mapping (the language model's shapes)")
-        outer: dict[str, Any] = {k: cfg[k] for k in ("_name_or_path", "torch_dtype") if k in cfg}
+        outer: dict[str, Any] = {k: cfg[k] for k in ("_name_or_path", "torch_dtype", "dtype", "tie_word_embeddings") if k in cfg}
         cfg = {**outer, **text, "model_type": _WRAPPED[mt]}
         mt = _WRAPPED[mt]
     name = cfg.get("_name_or_path") or Path(source).parent.name or mt
@@ -227,7 +225,7 @@ def from_hf_config(cfg: dict[str, Any], source: str = "config.json") -> AnyModel
         "name": name[:200],
         "family": mt,
         "source": source,
-        "native_dtype": _TORCH_DTYPE.get(str(cfg.get("torch_dtype")), "bf16"),
+        "native_dtype": _TORCH_DTYPE.get(str(cfg.get("torch_dtype") or cfg.get("dtype")), "bf16"),
     }
     if mt == "gptj":
         _need(cfg, ["n_embd", "n_layer", "n_head", "vocab_size", "n_positions"], mt, source)
@@ -280,6 +278,8 @@ def from_hf_config(cfg: dict[str, Any], source: str = "config.json") -> AnyModel
             "attention_out_bias": True, "mlp_bias": True,
             "tied_embeddings": _bool(cfg, "tie_word_embeddings", False, source)}, source)  # fmt: skip
     # Llama-like families share the key names below.
+    if mt in _HYBRID and cfg.get("intermediate_size") is None and cfg.get("moe_intermediate_size") is not None:
+        cfg = {**cfg, "intermediate_size": cfg["moe_intermediate_size"]}  # every layer MoE: no dense-MLP width given
     keys = ["hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size", "vocab_size", "max_position_embeddings"]
     _need(cfg, keys, mt, source)
     v = _ints(cfg, keys, source)
@@ -315,13 +315,19 @@ def from_hf_config(cfg: dict[str, Any], source: str = "config.json") -> AnyModel
                     global_every=_global_every(cfg, v["num_hidden_layers"], source) or 2)  # fmt: skip
         spec["moe"] = {"num_experts": _int(cfg, "num_local_experts", source), "experts_per_token": k,
                        "expert_intermediate_size": v["intermediate_size"]}  # fmt: skip
-    if mt == "qwen3_moe":
+    if mt in _HYBRID:
+        spec.update(attention_output_gate=_bool(cfg, "attn_output_gate", True, source),
+                    linear_attention=_linear_attention(cfg, v["num_hidden_layers"], mt, source))  # fmt: skip
+    if mt in {"qwen3_moe", "qwen3_next", "qwen3_5_moe_text"}:
         _need(cfg, ["num_experts", "num_experts_per_tok", "moe_intermediate_size"], mt, source)
         e = _ints(cfg, ["num_experts", "num_experts_per_tok", "moe_intermediate_size"], source)
         dense_only = cfg.get("mlp_only_layers") or []
         spec["moe"] = {"num_experts": e["num_experts"], "experts_per_token": e["num_experts_per_tok"],
                        "expert_intermediate_size": e["moe_intermediate_size"],
                        "dense_layers": len(dense_only) if isinstance(dense_only, list) else 0}  # fmt: skip
+        shared = _int(cfg, "shared_expert_intermediate_size", source, minimum=0)
+        if shared:
+            spec["moe"].update(num_shared_experts=1, shared_expert_intermediate_size=shared)
     if mt == "llama4_text":
         _need(cfg, ["num_local_experts", "num_experts_per_tok"], mt, source)
         e = _ints(cfg, ["num_local_experts", "num_experts_per_tok"], source)
@@ -362,6 +368,26 @@ def from_hf_config(cfg: dict[str, Any], source: str = "config.json") -> AnyModel
     return validate(_MODEL, spec, source)
 
 
+def _linear_attention(cfg: dict[str, Any], layers: int, mt: str, source: str) -> dict[str, Any]:
+    """A hybrid's Gated DeltaNet layers: how many (``layer_types``, else one full layer in ``full_attention_interval``) and their shapes."""
+    keys = ["linear_num_key_heads", "linear_num_value_heads", "linear_key_head_dim", "linear_value_head_dim"]
+    _need(cfg, keys, mt, source)
+    v = _ints(cfg, keys, source)
+    types = cfg.get("layer_types")
+    if types is not None:
+        if not isinstance(types, list) or len(types) != layers or not all(t in ("linear_attention", "full_attention") for t in types):
+            raise InputError(f"{source}: layer_types must list 'linear_attention' or 'full_attention' for each of the {layers} layers")
+        linear = types.count("linear_attention")
+    else:
+        every = _int(cfg, "full_attention_interval", source) or 4
+        linear = layers - layers // every
+    if linear >= layers:
+        raise InputError(f"{source}: layer_types/full_attention_interval leave no full-attention layer of {layers}")
+    kernel = _int(cfg, "linear_conv_kernel_dim", source) or 4
+    return {"layers": linear, "num_key_heads": v["linear_num_key_heads"], "num_value_heads": v["linear_num_value_heads"],
+            "key_head_dim": v["linear_key_head_dim"], "value_head_dim": v["linear_value_head_dim"], "conv_kernel": kernel}  # fmt: skip
+
+
 def _global_every(cfg: dict[str, Any], layers: int, source: str) -> int | None:
     """From ``layer_types`` (``sliding_attention`` / ``full_attention`` per layer): one global layer in every how many."""
     types = cfg.get("layer_types")
@@ -371,82 +397,3 @@ def _global_every(cfg: dict[str, Any], layers: int, source: str) -> int | None:
         raise InputError(f"{source}: layer_types must list 'sliding_attention' or 'full_attention' for each of the {layers} layers")
     full = types.count("full_attention")
     return max(1, round(layers / full)) if full else None
-
-
-def checkpoint_bytes(folder: Path) -> float | None:
-    """Exact weight bytes from safetensors headers beside a config, or ``None``.
-
-    Uses ``model.safetensors.index.json``'s ``metadata.total_size`` when present; otherwise sums
-    ``prod(shape) · bytes(dtype)`` over the JSON header of each ``*.safetensors`` file (the first
-    ``8 + N`` bytes, where N is the little-endian u64 at offset 0; N above 16 MiB is refused).
-
-    Raises
-    ------
-    InputError
-        For an unreadable file, a truncated or malformed header, or a tensor entry whose ``dtype``
-        or ``shape`` is missing or of the wrong type (naming the file, the tensor and the field).
-    """
-    index = folder / "model.safetensors.index.json"
-    try:
-        has_index = index.is_file()
-    except OSError:
-        has_index = False
-    if has_index:
-        doc = load_json(index)
-        meta = doc.get("metadata") if isinstance(doc, dict) else None
-        total = meta.get("total_size") if isinstance(meta, dict) else None
-        if total is not None:
-            if isinstance(total, bool) or not isinstance(total, int | float) or not 0 < total <= _MAX_CHECKPOINT_BYTES:
-                raise InputError(f"{index}: metadata.total_size: expected a positive number of bytes, got {excerpt(total)}")
-            return float(total)
-    try:
-        files = sorted(p for p in folder.glob("*.safetensors") if p.is_file())
-    except OSError:
-        return None
-    if not files:
-        return None
-    total_bytes = sum(_safetensors_bytes(f) for f in files)
-    if total_bytes > _MAX_CHECKPOINT_BYTES:
-        raise InputError(f"{folder}: safetensors headers describe more than 1 PiB of weights; not a real checkpoint")
-    return float(total_bytes)
-
-
-def _safetensors_bytes(f: Path) -> float:
-    """Bytes of the tensors listed in one safetensors file's header."""
-    try:
-        with f.open("rb") as fh:
-            head = fh.read(8)
-            if len(head) < 8:
-                raise InputError(f"{f}: not a safetensors file (shorter than 8 bytes)")
-            (n,) = struct.unpack("<Q", head)
-            if n > MAX_DOCUMENT_BYTES:
-                raise InputError(f"{f}: safetensors header length {n} is over the 16 MiB limit (not a safetensors file?)")
-            raw = fh.read(n)
-    except OSError as exc:
-        raise InputError(f"{f}: cannot read: {exc.strerror or exc}") from None
-    if len(raw) < n:
-        raise InputError(f"{f}: truncated safetensors header ({len(raw)} of {n} bytes)")
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError:
-        raise InputError(f"{f}: malformed safetensors header (not UTF-8 JSON)") from None
-    header = load_json(f, text)
-    if not isinstance(header, dict):
-        raise InputError(f"{f}: malformed safetensors header: expected a JSON object of tensors")
-    total = 0.0
-    for name, t in header.items():
-        if name == "__metadata__":
-            continue
-        where = f"{f}: tensor {excerpt(name)}"
-        if not isinstance(t, dict):
-            raise InputError(f"{where}: expected an object with 'dtype' and 'shape', got {excerpt(t)}")
-        dtype, shape = t.get("dtype"), t.get("shape")
-        if not isinstance(dtype, str) or dtype not in _SAFETENSORS_BYTES:
-            raise InputError(f"{where}: dtype: unknown {excerpt(dtype)}; known: {', '.join(_SAFETENSORS_BYTES)}")
-        if not isinstance(shape, list) or any(isinstance(d, bool) or not isinstance(d, int) or d < 0 for d in shape):
-            raise InputError(f"{where}: shape: expected a list of non-negative integers, got {excerpt(shape)}")
-        count = math.prod(shape)
-        if count > _MAX_CHECKPOINT_BYTES:
-            raise InputError(f"{where}: shape: {excerpt(shape)} has more than 2**50 elements; not a real checkpoint")
-        total += count * _SAFETENSORS_BYTES[dtype]
-    return total

@@ -11,7 +11,7 @@ from typing import Any
 from aicap.sizing.core.dtypes import BYTES_PER_ELEMENT
 from aicap.sizing.core.specs import DeviceSpec, InstanceSpec
 from aicap.sizing.core.specs.model import AnyModel, DecoderModel, GenericModel
-from aicap.sizing.perf.params import inventory, kv_cache_bytes_per_token
+from aicap.sizing.perf.params import inventory, kv_cache_bytes_per_token, linear_state_bytes_per_layer
 
 
 def attention_kind(model: AnyModel) -> str:
@@ -28,6 +28,8 @@ def attention_kind(model: AnyModel) -> str:
         kind = "GQA"
     if isinstance(model, DecoderModel) and model.sliding_window:
         kind += f"+SWA{model.sliding_window}" + ("/global" if model.global_every else "")
+    if isinstance(model, DecoderModel) and model.linear_attention is not None:
+        kind += f"+GDN{model.linear_attention.layers}/{model.num_layers}"  # Gated DeltaNet on that many layers
     return kind
 
 
@@ -62,6 +64,8 @@ def describe_model(model: AnyModel) -> dict[str, Any]:
         out["native_dtype"] = model.native_dtype
         if model.kind == "decoder":
             out["kv_cache_bytes_per_token"] = int(kv_cache_bytes_per_token(model, BYTES_PER_ELEMENT[model.native_dtype]))
+            if isinstance(model, DecoderModel) and model.linear_attention is not None:
+                out["state_bytes_per_sequence"] = int(model.linear_attention.layers * linear_state_bytes_per_layer(model))
     out["weights_gib_native"] = round(total * BYTES_PER_ELEMENT[model.native_dtype] / 2**30, 3)
     if not isinstance(model, GenericModel) and model.checkpoint_bytes:
         out["checkpoint_bytes"] = int(model.checkpoint_bytes)

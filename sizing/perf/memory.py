@@ -9,7 +9,8 @@ evaluates many (tp, pp, batch, context) candidates at once.
   quantised, split ``tp`` ways and over ``pp`` stages (the heaviest stage counts);
 * KV cache per token: ``⌈L/pp⌉ · e_kv · b_kv`` with ``e_kv = 2·⌈n_kv/tp⌉·d`` (KV heads are
   replicated when ``tp > n_kv``) or, for MLA, ``r_kv + d_rope`` replicated on every rank; windowed
-  layers hold at most ``window`` tokens;
+  layers hold at most ``window`` tokens; a hybrid's linear-attention layers hold no KV cache but a fixed
+  recurrent state per sequence (:func:`state_bytes_per_sequence`);
 * activations: a prefill chunk of ``T`` tokens needs ``T·(8h + 3f/tp)·2`` bytes of workspace, plus
   fp32 logits ``B·V/tp·4``;
 * overhead: runtime (CUDA context, graphs) plus communication buffers when ``tp·pp > 1``;
@@ -29,7 +30,7 @@ from aicap.sizing.core.dtypes import BYTES_PER_ELEMENT
 from aicap.sizing.core.errors import InputError
 from aicap.sizing.core.specs.model import DecoderModel, GenericModel
 from aicap.sizing.perf import sparsity
-from aicap.sizing.perf.params import Inventory, inventory, kv_elements_per_token_per_layer
+from aicap.sizing.perf.params import Inventory, inventory, kv_elements_per_token_per_layer, linear_state_bytes_per_layer
 
 GIB = float(2**30)
 F = NDArray[np.float64]
@@ -124,24 +125,60 @@ def kv_elements_per_device(dep: Deployment, tp: ArrayLike) -> F:
     return np.asarray(2.0 * np.ceil(m.kv_heads / tp_a) * m.head_size, dtype=np.float64)
 
 
-def kv_bytes_per_sequence(dep: Deployment, tp: ArrayLike, pp: ArrayLike, context: ArrayLike) -> F:
-    """KV-cache bytes one sequence of ``context`` tokens holds on one device.
+def kv_bytes_per_token(dep: Deployment, tp: ArrayLike, pp: ArrayLike, context: ArrayLike) -> F:
+    """KV-cache bytes of ``context`` tokens of one sequence on one device (no per-sequence state).
 
-    ``⌈L/pp⌉ · e_kv · b_kv · (f_full · c + f_win · min(c, W))``, where ``f_win`` is the fraction
-    of layers with a sliding window ``W``.
+    ``⌈L/pp⌉·(L_a/L) · e_kv · b_kv · (f_full · c + f_win · min(c, W))``: the heaviest stage's share of the
+    ``L_a`` attention layers (all but a hybrid's linear-attention ones), ``f_win`` the fraction of them
+    with a sliding window ``W``.
     """
     m = dep.decoder
     c = np.asarray(context, dtype=float)
     if m is None:  # encoders keep no cache between requests
         return np.asarray(0.0 * c * np.asarray(tp, dtype=float) * np.asarray(pp, dtype=float), dtype=float)
-    layers = np.ceil(m.num_layers / np.asarray(pp, dtype=float))
+    layers = np.ceil(m.num_layers / np.asarray(pp, dtype=float)) * (m.attention_layers / m.num_layers)
     f_win = m.windowed_layers / m.num_layers
     tokens = (1 - f_win) * c + (f_win * np.minimum(c, m.sliding_window) if f_win and m.sliding_window is not None else 0.0)
     own = layers * kv_elements_per_device(dep, tp) * dep.kv_bytes * tokens
     draft = dep.draft  # a speculative drafter keeps its own KV cache of the sequence
     if draft is not None:
-        own = own + kv_bytes_per_sequence(draft, tp, 1.0, c)
+        own = own + kv_bytes_per_token(draft, tp, 1.0, c)
     return np.asarray(own, dtype=float)
+
+
+def state_bytes_per_sequence(dep: Deployment, tp: ArrayLike, pp: ArrayLike) -> F:
+    """Fixed bytes one sequence holds on one device whatever its length: a hybrid's linear-attention state.
+
+    ``⌈L/pp⌉·(L_lin/L) · s(tp)`` with ``s`` from :func:`~aicap.sizing.perf.params.linear_state_bytes_per_layer`
+    (0 for models without linear attention, and for a drafter's).
+    """
+    tp_a, pp_a = np.asarray(tp, dtype=float), np.asarray(pp, dtype=float)
+    m = dep.decoder
+    if m is None or m.linear_attention is None:
+        return np.asarray(0.0 * tp_a * pp_a, dtype=float)
+    per_layer = np.vectorize(lambda t: linear_state_bytes_per_layer(m, int(t)), otypes=[float])(tp_a)
+    layers = np.ceil(m.num_layers / pp_a) * (m.linear_attention.layers / m.num_layers)
+    return np.asarray(layers * per_layer, dtype=float)
+
+
+def kv_bytes_per_sequence(dep: Deployment, tp: ArrayLike, pp: ArrayLike, context: ArrayLike) -> F:
+    """Cache bytes one sequence of ``context`` tokens holds on one device.
+
+    :func:`kv_bytes_per_token` plus :func:`state_bytes_per_sequence` (a hybrid's recurrent state).
+    """
+    return np.asarray(kv_bytes_per_token(dep, tp, pp, context) + state_bytes_per_sequence(dep, tp, pp), dtype=float)
+
+
+def state_tokens(dep: Deployment, tp: ArrayLike, pp: ArrayLike) -> F:
+    """A sequence's fixed state in KV-cache tokens: ``⌈state / kv_token⌉`` (0 without linear attention).
+
+    Engines page the state out of the same memory pool as the KV cache (vLLM's hybrid allocator gives
+    each sequence's state of a group of layers one page, and sizes attention pages to match), so a
+    running sequence occupies its context plus this many tokens of the pool.
+    """
+    state = state_bytes_per_sequence(dep, tp, pp)
+    per_token = kv_bytes_per_token(dep, tp, pp, 1.0)
+    return np.asarray(np.where(state > 0, np.ceil(state / np.maximum(per_token, 1e-9)), 0.0), dtype=float)
 
 
 def activation_bytes(dep: Deployment, tp: ArrayLike, batch: ArrayLike, prefill_tokens: ArrayLike) -> F:
@@ -211,7 +248,7 @@ def kv_budget_bytes(dep: Deployment, tp: ArrayLike, pp: ArrayLike) -> F:
     free = capacity_bytes(dep, r) - r
     n = dep.runtime.kv_cache_tokens
     if n is not None and dep.decoder is not None:
-        free = np.minimum(free, n * kv_bytes_per_sequence(dep, tp, pp, 1.0) + logits_bytes(dep, tp, dep.runtime.max_batch))
+        free = np.minimum(free, n * kv_bytes_per_token(dep, tp, pp, 1.0) + logits_bytes(dep, tp, dep.runtime.max_batch))
     return np.asarray(free, dtype=float)
 
 
@@ -287,9 +324,12 @@ def max_context(dep: Deployment, tp: int, pp: int, batch: int) -> int:
 
 
 def kv_cache_tokens(dep: Deployment, tp: ArrayLike, pp: ArrayLike) -> F:
-    """KV-cache tokens that fit per replica once weights, workspace and overhead are placed."""
+    """KV-cache tokens that fit per replica once weights, workspace and overhead are placed.
+
+    A hybrid's per-sequence state comes out of the same tokens (:func:`state_tokens` per running sequence).
+    """
     free = kv_budget_bytes(dep, tp, pp) - logits_bytes(dep, tp, 1.0)
-    per_token = kv_bytes_per_sequence(dep, tp, pp, 1.0)
+    per_token = kv_bytes_per_token(dep, tp, pp, 1.0)
     tokens = np.maximum(np.floor(free / per_token), 0.0)
     if dep.runtime.kv_cache_tokens is not None:
         tokens = np.minimum(tokens, dep.runtime.kv_cache_tokens)

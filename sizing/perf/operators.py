@@ -6,8 +6,9 @@ a ``tp``-way tensor-parallel group, summed over the layers of the whole model (p
 in sequence, see :mod:`aicap.sizing.perf.roofline`). With ``N = B·T`` tokens and ``w`` bytes per weight:
 
 * ``attn_proj``: FLOPs ``2·N·P_attn·L/tp``; bytes ``P_attn·L·w/tp`` + activations;
-* ``attention``: FLOPs ``4·B·T·c̄·n_q·d·L/tp`` with ``c̄ = c + (T+1)/2`` (causal) capped at the
-  window; bytes: the KV cache read ``B·c̄·e_kv·b_kv·L`` and written ``N·e_kv·b_kv·L``;
+* ``attention``: FLOPs ``4·B·T·c̄·n_q·d·L_a/tp`` with ``c̄ = c + (T+1)/2`` (causal) capped at the
+  window; bytes: the KV cache read ``B·c̄·e_kv·b_kv·L_a`` and written ``N·e_kv·b_kv·L_a`` over the ``L_a``
+  attention layers; a hybrid's linear-attention layers add the gated delta rule (:func:`delta_rule`);
 * ``mlp`` (dense layers): FLOPs ``2·N·P_mlp·L_d/tp``; bytes ``P_mlp·L_d·w/tp`` + activations;
 * ``experts`` (MoE layers): FLOPs ``2·N·(k·P_e + P_shared)·L_m/tp``; bytes read only for the
   experts the batch routes to, ``E·(1 − (1 − k/E)^N)·P_e·L_m·w/tp`` (uniform routing);
@@ -31,10 +32,10 @@ from numpy.typing import ArrayLike, NDArray
 
 from aicap.sizing.core.deployment import Deployment
 from aicap.sizing.core.errors import InputError
-from aicap.sizing.core.specs.model import GenericModel
+from aicap.sizing.core.specs.model import DecoderModel, GenericModel
 from aicap.sizing.perf import sparsity
 from aicap.sizing.perf.memory import bytes_per_weight, embedding_bytes_per_weight, kv_elements_per_device
-from aicap.sizing.perf.params import inventory
+from aicap.sizing.perf.params import inventory, linear_state_bytes_per_layer
 
 F = NDArray[np.float64]
 ACT_BYTES = 2.0  # activations travel in 16 bit
@@ -105,10 +106,13 @@ def transformer_step(
     qk_dim = (mla.kv_lora_rank + mla.qk_rope_head_dim) if mla else m.head_size
     v_dim = mla.kv_lora_rank if mla else m.head_size
     kv_elem = kv_elements_per_device(dep, tp_a)
+    full = dec.attention_layers if dec is not None else layers
     attention = OpCost(
-        flops=2.0 * n * span * m.num_heads * (qk_dim + v_dim) * layers / tp_a,
-        bytes=(b * span + n) * kv_elem * dep.kv_bytes * layers + 2.0 * n * m.num_heads * m.head_size * ACT_BYTES * layers / tp_a,
+        flops=2.0 * n * span * m.num_heads * (qk_dim + v_dim) * full / tp_a,
+        bytes=(b * span + n) * kv_elem * dep.kv_bytes * full + 2.0 * n * m.num_heads * m.head_size * ACT_BYTES * full / tp_a,
     )
+    if dec is not None and dec.linear_attention is not None:
+        attention = _plus(attention, delta_rule(dec, b, t, tp_a))
 
     width_mlp = inv.mlp_per_layer / h
     mlp = OpCost(
@@ -136,6 +140,37 @@ def transformer_step(
 
     norms = OpCost(flops=n * h * (m.norms_per_layer + 1) * 5.0 * layers, bytes=n * h * ACT_BYTES * (2 * m.norms_per_layer + 2) * layers)
     return {"attn_proj": attn_proj, "attention": attention, "mlp": mlp, "experts": experts, "lm_head": lm_head, "norms": norms}
+
+
+def _plus(a: OpCost, b: OpCost) -> OpCost:
+    return OpCost(flops=a.flops + b.flops, bytes=a.bytes + b.bytes)
+
+
+def delta_rule(model: DecoderModel, batch: F, new_tokens: F, tp: F) -> OpCost:
+    """FLOPs and bytes of the gated delta rule in a hybrid's linear-attention layers, per device.
+
+    Per token and value head, the chunkwise algorithm (chunks of ``C = min(T, 64)`` tokens) spends
+    ``6·d_k·d_v`` FLOPs on the state (read by the query and the key, rank-``C`` update) and
+    ``2·C·(2·d_k + d_v)`` within its chunk; decode (``T = 1``) is the recurrent form. Bytes: each
+    sequence's state is read and written once per step, ``2·s`` (:func:`~aicap.sizing.perf.params.linear_state_bytes_per_layer`),
+    and the q, k, v, gate and output activations pass once, ``N·(C_conv + 2·n_v·d_v)·2``; summed over
+    the ``L_lin`` layers, heads split over ``tp``.
+
+    Reference: Yang, Wang, Zhang, Shen & Kim (2024), "Parallelizing Linear Transformers with the Delta Rule
+    over Sequence Length", NeurIPS, Sec. 3 (chunkwise form); Yang, Kautz & Hatamizadeh (2025), "Gated Delta
+    Networks", ICLR.
+    """
+    lin = model.linear_attention
+    if lin is None:
+        return OpCost(flops=0.0 * batch, bytes=0.0 * batch)
+    n = batch * new_tokens
+    heads = np.ceil(lin.num_value_heads / tp)
+    dk, dv = lin.key_head_dim, lin.value_head_dim
+    chunk = np.minimum(new_tokens, 64.0)
+    flops = n * heads * (6.0 * dk * dv + 2.0 * chunk * (2.0 * dk + dv)) * lin.layers
+    state = np.vectorize(lambda t: linear_state_bytes_per_layer(model, int(t)), otypes=[float])(tp)
+    traffic = 2.0 * batch * state + n * (lin.conv_channels + 2.0 * lin.num_value_heads * dv) * ACT_BYTES / tp
+    return OpCost(flops=np.asarray(flops, dtype=float), bytes=np.asarray(traffic * lin.layers, dtype=float))
 
 
 def generic_step(dep: Deployment, batch: ArrayLike, tp: ArrayLike) -> dict[str, OpCost]:

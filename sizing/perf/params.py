@@ -5,9 +5,15 @@ shown to users, the weight memory and the FLOPs/bytes of the roofline, so the th
 
 Per layer, with hidden size ``h``, ``n_q`` query heads, ``n_kv`` key/value heads and head size ``d``:
 
-* attention projections (GQA/MHA/MQA): ``h·n_q·d + 2·h·n_kv·d + n_q·d·h`` (+ biases);
+* attention projections (GQA/MHA/MQA): ``h·n_q·d + 2·h·n_kv·d + n_q·d·h`` (+ biases; ``+ h·n_q·d`` for an
+  output gate);
 * multi-head latent attention (DeepSeek-V2/V3): ``h·r_q + r_q·n_q·(d_nope + d_rope)
   + h·(r_kv + d_rope) + r_kv·n_q·(d_nope + d_v) + n_q·d_v·h + r_q + r_kv``;
+* Gated DeltaNet (linear attention of hybrid decoders): ``h·(2·n_k·d_k + 2·n_v·d_v) + 2·h·n_v + K·C
+  + 2·n_v + d_v + n_v·d_v·h`` (q, k, v and output-gate projections, the β and decay projections, the
+  causal convolution of ``C = 2·n_k·d_k + n_v·d_v`` channels and kernel ``K``, per-head decay
+  parameters, the gated norm, the output projection); a hybrid's ``attn_per_layer`` is the mean over
+  its layers, so totals and per-step sums stay exact;
 * MLP: ``3·h·f`` (gated) or ``2·h·f`` (plain), f the intermediate size (+ biases);
 * mixture of experts: ``E`` expert MLPs of width ``f_e``, a router ``h·E`` and shared experts.
 
@@ -19,6 +25,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from aicap.sizing.core.dtypes import BYTES_PER_ELEMENT
 from aicap.sizing.core.specs.model import DecoderModel, EncoderModel
 
 
@@ -87,11 +94,32 @@ def _attention_params(model: DecoderModel | EncoderModel) -> float:
         kv = h * (mla.kv_lora_rank + mla.qk_rope_head_dim) + mla.kv_lora_rank * nq * (mla.qk_nope_head_dim + mla.v_head_dim)
         return float(q + kv + mla.kv_lora_rank + nq * mla.v_head_dim * h)
     params = h * nq * d + 2 * h * nkv * d + nq * d * h
+    if isinstance(model, DecoderModel) and model.attention_output_gate:
+        params += h * nq * d
     if model.attention_bias:
         params += nq * d + 2 * nkv * d
     if model.attention_out_bias:
         params += h
     return float(params)
+
+
+def _linear_attention_params(model: DecoderModel) -> float:
+    """Weights of one Gated DeltaNet layer (module docstring); 0 for a model without linear attention."""
+    lin = model.linear_attention
+    if lin is None:
+        return 0.0
+    h, nv, dv = model.hidden_size, lin.num_value_heads, lin.value_head_dim
+    projections = h * (2 * lin.num_key_heads * lin.key_head_dim + 2 * nv * dv) + 2 * h * nv
+    return float(projections + lin.conv_kernel * lin.conv_channels + 2 * nv + dv + nv * dv * h)
+
+
+def _mixer_params(model: DecoderModel | EncoderModel) -> float:
+    """Token-mixer weights per layer: attention's, or for a hybrid the mean of its attention and linear-attention layers."""
+    full = _attention_params(model)
+    if not isinstance(model, DecoderModel) or model.linear_attention is None:
+        return full
+    n_lin = model.linear_attention.layers
+    return (model.attention_layers * full + n_lin * _linear_attention_params(model)) / model.num_layers
 
 
 def _mlp_params(h: int, f: int, gated: bool, bias: bool) -> float:
@@ -132,7 +160,7 @@ def inventory(model: DecoderModel | EncoderModel) -> Inventory:
         layers=model.num_layers,
         dense_layers=dense_layers,
         moe_layers=moe_layers,
-        attn_per_layer=_attention_params(model),
+        attn_per_layer=_mixer_params(model),
         norms_per_layer=float(model.norms_per_layer * _norm_params(model)),
         mlp_per_layer=_mlp_params(h, model.intermediate_size, gated, model.mlp_bias),
         expert=expert,
@@ -161,7 +189,22 @@ def kv_elements_per_token_per_layer(model: DecoderModel) -> int:
 def kv_cache_bytes_per_token(model: DecoderModel, kv_bytes: float) -> float:
     """KV-cache bytes per token for the whole model (no window cap, no parallelism).
 
-    ``layers · kv_elements_per_token_per_layer · kv_bytes``; Llama-3.1-70B at bf16:
-    ``80 · 2 · 8 · 128 · 2 = 327,680`` B.
+    ``L_a · kv_elements_per_token_per_layer · kv_bytes`` over the ``L_a`` attention layers (all layers
+    but a hybrid's linear-attention ones); Llama-3.1-70B at bf16: ``80 · 2 · 8 · 128 · 2 = 327,680`` B.
     """
-    return model.num_layers * kv_elements_per_token_per_layer(model) * kv_bytes
+    return model.attention_layers * kv_elements_per_token_per_layer(model) * kv_bytes
+
+
+def linear_state_bytes_per_layer(model: DecoderModel, tp: int = 1) -> float:
+    """Recurrent-state bytes one sequence holds in one linear-attention layer, per device of a ``tp`` group.
+
+    ``⌈n_v/tp⌉·d_k·d_v·b_state + (K − 1)·⌈C/tp⌉·2`` (the delta-rule state and the convolution window,
+    16 bit; heads and channels split over ``tp``); 0 without linear attention. Qwen3.5-35B-A3B at
+    ``tp = 1``: ``32·128·128·4 + 3·8,192·2 = 2,146,304`` B, what vLLM allocates per layer and sequence.
+    """
+    lin = model.linear_attention
+    if lin is None:
+        return 0.0
+    heads = -(-lin.num_value_heads // tp)
+    channels = -(-lin.conv_channels // tp)
+    return float(heads * lin.key_head_dim * lin.value_head_dim * BYTES_PER_ELEMENT[lin.state_dtype] + (lin.conv_kernel - 1) * channels * 2)

@@ -125,6 +125,7 @@ class EstimateResult:
             "advice": self.shortfall,
             "memory_gib": {k: _r(v) for k, v in self.mem.items()},
             "kv_cache_tokens": self.kv_cache_tokens,
+            "state_tokens_per_sequence": int(memory.state_tokens(d, d.tp, d.pp)) if dec else 0,
             "max_batch_at_context": self.limits.get("max_batch_at_context"),
             "max_context_at_batch": self.limits.get("max_context_at_batch"),
             "ttft_s": _r(float(m.ttft_s)),

@@ -13,6 +13,8 @@ Semantics, ``pipeline_stages == 1``
    ``ceil((I + g − 1)/B)`` blocks (prompt ``I`` plus every generated token fed back so far) and needs
    ``ceil((I + g)/B)`` for its next step. A request whose peak need ``ceil((I + max(O − 1, 0))/B)``
    exceeds the blocks of its engine is rejected at arrival (never admitted; counted in ``rejected``).
+   A hybrid model's requests also hold ``ceil(state_tokens/B)`` blocks each while they run (their fixed
+   recurrent state, paged from the same pool as in vLLM).
 3. *Scheduling* (:class:`~aicap.sizing.sim.scheduler.FcfsScheduler`), budget ``T = max_batched_tokens``:
    (a) the running requests in decode, oldest admitted first, take one token each while the budget
    lasts (``d = min(decoding, T)``; the rest skip the step); (b) if those ``d`` requests need more
@@ -132,6 +134,10 @@ class EngineConfig:
     decode_steps : int
         Decode-only steps per scheduling round, ``k`` (vLLM v0 ``--num-scheduler-steps``; 1: every step
         is scheduled); see :class:`~aicap.sizing.sim.scheduler.FcfsScheduler`.
+    state_tokens : int
+        KV-cache tokens each running request holds besides its own tokens' KV: a hybrid model's fixed
+        recurrent state (:func:`aicap.sizing.perf.memory.state_tokens`; 0 for other models), held as
+        ``ceil(state_tokens / block_tokens)`` blocks.
     """
 
     max_num_seqs: int
@@ -145,6 +151,7 @@ class EngineConfig:
     chunked_prefill: bool = True
     prefill_first: bool = False
     decode_steps: int = 1
+    state_tokens: int = 0
 
     def __post_init__(self) -> None:
         if not (1.0 <= self.tokens_per_step <= self.verify_tokens):
@@ -154,6 +161,8 @@ class EngineConfig:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if not (0.0 <= self.request_overhead_s < 60.0):
             raise ValueError(f"request_overhead_s must be in [0, 60), got {self.request_overhead_s}")
+        if self.state_tokens < 0:
+            raise ValueError(f"state_tokens must be >= 0, got {self.state_tokens}")
         if self.kv_capacity_tokens < self.block_tokens:
             raise ValueError(f"kv_capacity_tokens ({self.kv_capacity_tokens}) must hold at least one block ({self.block_tokens} tokens)")
 
@@ -161,6 +170,11 @@ class EngineConfig:
     def blocks(self) -> int:
         """KV blocks of the whole replica."""
         return self.kv_capacity_tokens // self.block_tokens
+
+    @property
+    def state_blocks(self) -> int:
+        """Blocks of each running request's fixed state, ``ceil(state_tokens / block_tokens)``."""
+        return -(-self.state_tokens // self.block_tokens)
 
 
 @dataclass(frozen=True)
@@ -249,7 +263,7 @@ def _replica(config: EngineConfig, table: RequestTable, policy: Scheduler) -> li
     evict = policy.evictor(table)
     return [VirtualEngine(k, seqs, config.max_batched_tokens, blocks, config.block_tokens, table, policy.queue(table), evict,
                           config.verify_tokens, whole_prompts=not config.chunked_prefill, prefill_first=config.prefill_first,
-                          decode_steps=config.decode_steps) for k in range(p)]  # fmt: skip
+                          decode_steps=config.decode_steps, state_blocks=config.state_blocks) for k in range(p)]  # fmt: skip
 
 
 def _too_big(requests: Requests, order: NDArray[np.intp], config: EngineConfig) -> list[bool]:
@@ -259,7 +273,7 @@ def _too_big(requests: Requests, order: NDArray[np.intp], config: EngineConfig) 
     cached prefix) exceeds the step budget.
     """
     peak = (requests.input_tokens + np.maximum(requests.output_tokens - 1, 0))[order]
-    out = -(-peak // config.block_tokens) > -(-config.blocks // config.pipeline_stages)
+    out = config.state_blocks - (-peak // config.block_tokens) > -(-config.blocks // config.pipeline_stages)
     if not config.chunked_prefill:
         cached = 0 if requests.cached_tokens is None else requests.cached_tokens
         out |= ((requests.input_tokens - cached) > config.max_batched_tokens)[order]

@@ -8,6 +8,8 @@ at the end of a step — while the *policy* (which request gets what) lives in
 
 Token and block accounting (``B`` = ``block_tokens``; ``g`` = tokens emitted so far; ``I`` = prompt):
 
+* a running request holds ``state_blocks`` blocks besides its tokens' (a hybrid model's fixed recurrent
+  state, 0 otherwise), from admission until it finishes or is preempted;
 * an admitted request reserves ``ceil(P/B)`` blocks for its whole current prompt ``P`` (``P = I`` the
   first time, ``P = I + g`` after a preemption: recompute re-prefills the prompt and the tokens already
   generated);
@@ -168,6 +170,7 @@ class VirtualEngine:
         "span_mm",
         "span_mo",
         "span_o",
+        "state_blocks",
         "table",
         "tick",
         "used",
@@ -179,7 +182,7 @@ class VirtualEngine:
     def __init__(self, index: int, max_seqs: int, max_tokens: int, blocks: int, block_tokens: int, table: RequestTable,
                  waiting: WaitQueue | None = None, evict: Callable[[VirtualEngine], int] | None = None,
                  verify_tokens: int = 1, *, whole_prompts: bool = False, prefill_first: bool = False,
-                 decode_steps: int = 1) -> None:  # fmt: skip
+                 decode_steps: int = 1, state_blocks: int = 0) -> None:  # fmt: skip
         self.index = index
         self.whole_prompts = whole_prompts  # no chunked prefill: a prompt within max_tokens is prefilled in one step
         self.prefill_first = prefill_first  # a step that prefills anything decodes nothing (vLLM v0's default scheduler)
@@ -198,6 +201,7 @@ class VirtualEngine:
         self.prefilling: deque[int] = deque()  # admitted, prompt not finished; admission order
         self.decoders: dict[int, None] = {}  # prompt finished; admission order
         self.used = 0  # KV blocks held
+        self.state_blocks = state_blocks  # blocks every running request holds besides its tokens' (a hybrid's recurrent state)
         self.tick = 0  # steps this engine has run
         self.bucket = [0] * block_tokens  # decoders per key (see module docstring)
         self.finish_at: dict[int, list[int]] = {}
@@ -223,7 +227,7 @@ class VirtualEngine:
 
     def can_admit(self, r: int) -> bool:
         """Whether request ``r``'s current prompt fits in the free KV blocks."""
-        return self.used - (-self.table.prompt[r] // self.block_tokens) <= self.blocks
+        return self.used + self.state_blocks - (-self.table.prompt[r] // self.block_tokens) <= self.blocks
 
     def admit(self) -> int:
         """Move the head of the waiting queue into the running set; reserve its prompt's blocks."""
@@ -233,7 +237,7 @@ class VirtualEngine:
             t.admit_s[r] = self.now
         t.state[r] = PREFILL
         t.prefilled[r] = t.cached[r]  # a cached prefix holds blocks but is not recomputed
-        self.used -= -t.prompt[r] // self.block_tokens
+        self.used += self.state_blocks - (-t.prompt[r] // self.block_tokens)
         self.running[r] = None
         self.prefilling.append(r)
         return r
@@ -316,6 +320,7 @@ class VirtualEngine:
         """
         t = self.table
         del self.running[r]
+        self.used -= self.state_blocks
         if t.state[r] == DECODE:
             g = t.base[r] + self.tick
             t.emitted[r] = g
@@ -342,12 +347,12 @@ class VirtualEngine:
         """KV blocks running request ``r`` holds (freed if it is preempted)."""
         t = self.table
         if t.state[r] == DECODE:
-            return -(-(t.input[r] + t.base[r] + self.tick - 1) // self.block_tokens)
-        return -(-t.prompt[r] // self.block_tokens)
+            return self.state_blocks - (-(t.input[r] + t.base[r] + self.tick - 1) // self.block_tokens)
+        return self.state_blocks - (-t.prompt[r] // self.block_tokens)
 
     def admits_after_freeing(self, head: int, r: int) -> bool:
         """Whether waiting ``head`` could be admitted once running request ``r`` is preempted."""
-        need = -(-self.table.prompt[head] // self.block_tokens)
+        need = self.state_blocks - (-self.table.prompt[head] // self.block_tokens)
         return len(self.running) - 1 < self.max_seqs and self.used - self.held_blocks(r) + need <= self.blocks
 
     def decoded_since_start(self, r: int) -> int:
@@ -389,7 +394,7 @@ class VirtualEngine:
                 t.emitted[r] = t.output[r]
                 t.finish_s[r] = now_s
                 self.finished.append(r)
-                self.used += -(t.input[r] + base[r] + tick - 1) // block
+                self.used += -(t.input[r] + base[r] + tick - 1) // block - self.state_blocks
                 self.context -= t.input[r] + base[r] - 1
                 bucket[key[r]] -= 1
                 del dec[r]
@@ -406,7 +411,7 @@ class VirtualEngine:
                     state[r] = DONE
                     t.finish_s[r] = now_s
                     self.finished.append(r)
-                    self.used += -t.prompt[r] // block
+                    self.used += -t.prompt[r] // block - self.state_blocks
                     del self.running[r]
                     continue
                 state[r] = DECODE

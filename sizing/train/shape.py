@@ -94,6 +94,8 @@ def shape_of(model: AnyModel) -> ModelShape:
         q_dim = model.num_heads * qk
         kv_dim = model.mla.kv_lora_rank + model.mla.qk_rope_head_dim
         attn_flop_dim = model.num_heads * (qk + model.mla.v_head_dim)
+    if model.linear_attention is not None:  # a hybrid's softmax attention runs on its attention layers only (mean per layer)
+        attn_flop_dim = round(attn_flop_dim * model.attention_layers / model.num_layers)
     moe = model.moe
     body = inv.layers * (inv.attn_per_layer + inv.norms_per_layer) + inv.dense_layers * inv.mlp_per_layer
     body += inv.moe_layers * (inv.shared_per_layer + inv.router_per_layer)

@@ -135,3 +135,14 @@ def test_estimates_say_whether_factors_were_fitted(aicap) -> None:
     assert fitted["efficiency_calibrated"] is True and prior["efficiency_calibrated"] is False
     table = aicap("estimate", "-m", "llama-3-8b", "--hardware", "b200").stdout
     assert "priors, not fitted" in table
+
+
+def test_a_hybrid_model_reports_its_state_per_sequence(aicap) -> None:
+    base = ["estimate", "--hardware", "h100-sxm", "--input-tokens", "1000", "--output-tokens", "300", "-f", "json"]
+    hybrid, plain = aicap(*base, "-m", "qwen3.5-9b").json(), aicap(*base, "-m", "qwen3-8b").json()
+    # 24 GDN layers x 2,146,304 B of state against 32,768 B per token of KV cache (8 attention layers): 1,572 tokens.
+    assert hybrid["state_tokens_per_sequence"] == 1572 and plain["state_tokens_per_sequence"] == 0
+    # The batch at this context pays the state: fewer sequences than the tokens alone would hold.
+    assert hybrid["max_batch_at_context"] < hybrid["kv_cache_tokens"] / 1300 / 2
+    table = aicap(*base[:-2], "-m", "qwen3.5-9b")
+    assert "1,572 of those tokens" in table.stdout

@@ -50,6 +50,32 @@ class MlaSpec(_Strict):
     v_head_dim: PosInt
 
 
+class LinearAttentionSpec(_Strict):
+    """Linear-attention layers of a hybrid decoder: Gated DeltaNet (Qwen3-Next, Qwen3.5).
+
+    ``layers`` of the model's layers replace softmax attention by the gated delta rule: instead of a
+    KV cache growing with the context, each keeps a fixed recurrent state per sequence, ``n_v`` value
+    heads of a ``d_k × d_v`` matrix at ``state_dtype``, plus the last ``conv_kernel − 1`` inputs of a
+    causal convolution over the q, k, v channels (``2·n_k·d_k + n_v·d_v`` of them, 16 bit). The other
+    layers are full (softmax) attention with a KV cache.
+
+    Reference: Yang, Kautz & Hatamizadeh (2025), "Gated Delta Networks: Improving Mamba2 with Delta Rule", ICLR.
+    """
+
+    layers: PosInt
+    num_key_heads: PosInt
+    num_value_heads: PosInt
+    key_head_dim: PosInt
+    value_head_dim: PosInt
+    conv_kernel: PosInt = 4
+    state_dtype: Dtype = "fp32"
+
+    @property
+    def conv_channels(self) -> int:
+        """Channels of the causal convolution: ``2·n_k·d_k + n_v·d_v`` (q, k and v)."""
+        return 2 * self.num_key_heads * self.key_head_dim + self.num_value_heads * self.value_head_dim
+
+
 class _Transformer(_Strict):
     id: str = Field(pattern=r"^[a-z0-9][a-z0-9._-]*$")
     name: str
@@ -124,12 +150,32 @@ class DecoderModel(_Transformer):
     global_every: PosInt | None = None
     moe: MoeSpec | None = None
     mla: MlaSpec | None = None
+    linear_attention: LinearAttentionSpec | None = Field(
+        None, description="hybrid decoders: the layers that use linear attention (Gated DeltaNet) instead of a KV cache"
+    )
+    attention_output_gate: bool = Field(
+        False,
+        description="the query projection also yields a sigmoid gate on the attention output (Qwen3-Next, Qwen3.5): h·n_q·d more weights",
+    )
 
     @model_validator(mode="after")
     def _layers_agree(self) -> DecoderModel:
         if self.moe is not None and self.moe.dense_layers > self.num_layers:
             raise ValueError(f"moe.dense_layers ({self.moe.dense_layers}) must not exceed num_layers ({self.num_layers})")
+        lin = self.linear_attention
+        if lin is not None:
+            if lin.layers >= self.num_layers:
+                raise ValueError(
+                    f"linear_attention.layers ({lin.layers}) must leave at least one of the {self.num_layers} layers to full attention"
+                )
+            if self.sliding_window is not None or self.mla is not None:
+                raise ValueError("linear_attention does not combine with sliding_window or mla")
         return self
+
+    @property
+    def attention_layers(self) -> int:
+        """Layers with softmax attention and a KV cache (all but the linear-attention layers)."""
+        return self.num_layers - (0 if self.linear_attention is None else self.linear_attention.layers)
 
     @property
     def windowed_layers(self) -> int:

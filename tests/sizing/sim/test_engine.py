@@ -287,3 +287,55 @@ def test_multi_step_rounds_hold_arrivals_until_the_round_ends() -> None:
     assert ten.finished.all()
     with pytest.raises(ValueError, match="decode_steps"):
         EngineConfig(4, 4096, 100_000, decode_steps=0)
+
+
+# ---------------------------------------------------------------------------------------------
+# a hybrid model's per-sequence state (state_tokens)
+
+
+class RunningRecorder(Recorder):
+    """Also records how many requests run and how many blocks are held after each scheduling."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.running: list[int] = []
+        self.used: list[int] = []
+
+    def schedule(self, engine: VirtualEngine) -> tuple[int, int]:
+        out = super().schedule(engine)
+        self.running.append(len(engine.running))
+        self.used.append(engine.used)
+        return out
+
+
+def test_state_blocks_bound_how_many_requests_run_and_are_freed_at_the_end() -> None:
+    # 62 blocks of 16 tokens; each request needs 1 block of tokens (peak 10 + 4 - 1 = 13 tokens) and 25 of state:
+    # 26 blocks per running request, so two run at once where the tokens alone would let all eight.
+    req = Requests(np.zeros(8), np.full(8, 10), np.full(8, 4))
+    hybrid = EngineConfig(max_num_seqs=16, max_batched_tokens=512, kv_capacity_tokens=1000, state_tokens=400)
+    assert hybrid.state_blocks == 25
+    rec = RunningRecorder()
+    r = simulate(_linear, req, hybrid, scheduler=rec)
+    assert r.finished.all() and r.rejected == 0 and r.preemptions == 0
+    assert max(rec.running) == 2 and max(rec.used) == 52
+    plain = RunningRecorder()
+    simulate(_linear, req, EngineConfig(max_num_seqs=16, max_batched_tokens=512, kv_capacity_tokens=1000), scheduler=plain)
+    assert max(plain.running) == 8
+    # A request whose tokens fit but whose state does not is rejected at arrival.
+    too_big = EngineConfig(max_num_seqs=16, max_batched_tokens=512, kv_capacity_tokens=1000, state_tokens=1000)
+    assert simulate(_linear, req, too_big).rejected == 8
+
+
+def test_state_blocks_are_returned_on_preemption() -> None:
+    # Four requests grow until the blocks run out; preempted ones free their state too, and all finish.
+    req = Requests(np.zeros(4), np.full(4, 16), np.full(4, 60))
+    cfg = EngineConfig(max_num_seqs=4, max_batched_tokens=256, kv_capacity_tokens=20 * 16, state_tokens=32)
+    rec = RunningRecorder()
+    r = simulate(_linear, req, cfg, scheduler=rec)
+    assert r.preemptions > 0 and r.finished.all()
+    assert rec.used[-1] <= 2 + 5  # at the last step one request runs: its state (2 blocks) and its tokens (at most 5)
+
+
+def test_negative_state_tokens_are_refused() -> None:
+    with pytest.raises(ValueError, match="state_tokens"):
+        EngineConfig(1, 8, 16, state_tokens=-1)
