@@ -22,7 +22,7 @@ def metric_class(metric: str) -> str:
     """Map a case metric name to its class: ``ttft``, ``tpot`` or ``throughput``."""
     if metric.startswith("ttft"):
         return "ttft"
-    if metric.startswith(("tpot", "single_stream")):
+    if metric.startswith(("tpot", "itl", "single_stream")):  # per-token latency: a request's mean (TPOT) or each gap (ITL)
         return "tpot"
     if metric.startswith("e2e"):
         return "e2e"

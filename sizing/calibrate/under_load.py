@@ -111,6 +111,9 @@ def predict_under_load(case: dict[str, Any], cat: CatalogueLike, eff: Any, share
             out[f"{name}_ms_mean"] = float(v.mean())
             out[f"{name}_ms_p50"] = float(np.percentile(v, 50))
             out[f"{name}_ms_p99"] = float(np.percentile(v, 99))
+    gaps = res.itl
+    if gaps is not None and gaps.tokens:  # inter-token latency: every gap between two tokens of a request, token-weighted
+        out["itl_ms_mean"], out["itl_ms_p50"], out["itl_ms_p99"] = gaps.mean() * 1e3, gaps.quantile(0.5) * 1e3, gaps.quantile(0.99) * 1e3
     return out
 
 

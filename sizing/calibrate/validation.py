@@ -41,7 +41,7 @@ KINDS: tuple[str, ...] = get_args(Kind)
 Metric = Literal[
     "output_tok_s_total", "output_tok_s_per_device", "total_tok_s_total", "requests_s", "single_stream_tok_s",
     "ttft_ms_mean", "ttft_ms_p50", "ttft_ms_p99", "tpot_ms_mean", "tpot_ms_p50", "tpot_ms_p99",
-    "e2e_ms_mean", "e2e_ms_p50", "e2e_ms_p99",
+    "e2e_ms_mean", "e2e_ms_p50", "e2e_ms_p99", "itl_ms_mean", "itl_ms_p50", "itl_ms_p99",
 ]  # fmt: skip
 METRICS: tuple[str, ...] = get_args(Metric)
 #: Largest device count (and tp, pp, dp) a case may give: the largest published serving runs use far fewer.

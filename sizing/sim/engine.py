@@ -94,6 +94,7 @@ from aicap.sizing.sim.costs import StepTime as StepTime
 from aicap.sizing.sim.costs import step_seconds as step_seconds
 from aicap.sizing.sim.result import SimResult
 from aicap.sizing.sim.scheduler import FcfsScheduler, Scheduler
+from aicap.sizing.sim.token_gaps import GapSample
 from aicap.sizing.sim.virtual_engine import DONE, REJECTED, WAITING, RequestTable, VirtualEngine
 
 F = NDArray[np.float64]
@@ -411,4 +412,5 @@ def simulate(
         rejected=rejected,
         queue_s=queue,
         priority=requests.priority,
+        itl=GapSample.of([e.gaps for e in engines]),
     )

@@ -5,7 +5,9 @@ share by arrival), the same cut the percentiles of :class:`~aicap.sizing.sim.res
 throughput is over the whole run. A request *meets the SLO* when it finished, its TTFT is at or under
 the TTFT target and its TPOT (requests of two or more output tokens) at or under the TPOT target;
 ``slo_attainment`` is the share of requests after warm-up that meet it and ``goodput`` the rate of
-requests that meet it, over the whole run.
+requests that meet it, over the whole run. ``itl_ms`` is the inter-token latency over the tokens emitted
+from the first post-warm-up arrival on, each gap between two tokens of a request counted once
+(:mod:`aicap.sizing.sim.token_gaps`); ``tpot_ms`` is over requests, each its mean gap.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from pydantic import BaseModel, ConfigDict
 
 from aicap.sizing.sim.cluster import ClusterStats
 from aicap.sizing.sim.result import WARMUP, SimResult
+from aicap.sizing.sim.token_gaps import GapSample
 
 SCHEMA_VERSION = 1
 F = NDArray[np.float64]
@@ -111,6 +114,7 @@ class SimulationReport(_Doc):
     stable: bool
     ttft_ms: Stats
     tpot_ms: Stats
+    itl_ms: Stats
     e2e_ms: Stats
     queue_ms: Stats
     throughput: Throughput
@@ -136,6 +140,14 @@ def stats_ms(x: F) -> Stats:
         return Stats(mean=None, p50=None, p90=None, p95=None, p99=None)
     p = np.percentile(v, [50, 90, 95, 99])
     return Stats(mean=_r(float(v.mean())), p50=_r(float(p[0])), p90=_r(float(p[1])), p95=_r(float(p[2])), p99=_r(float(p[3])))
+
+
+def gap_stats_ms(gaps: GapSample | None) -> Stats:
+    """Token-weighted mean and percentiles of inter-token gaps [s], in ms (``None`` values when there are none)."""
+    if gaps is None or not gaps.tokens:
+        return Stats(mean=None, p50=None, p90=None, p95=None, p99=None)
+    p50, p90, p95, p99 = (_r(gaps.quantile(q) * 1e3) for q in (0.5, 0.9, 0.95, 0.99))
+    return Stats(mean=_r(gaps.mean() * 1e3), p50=p50, p90=p90, p95=p95, p99=p99)
 
 
 def meets_slo(res: SimResult, targets: Targets, output_tokens: NDArray[np.int64]) -> NDArray[np.bool_]:
@@ -199,7 +211,7 @@ def report(res: SimResult, stats: ClusterStats, input_tokens: NDArray[np.int64],
     replicas = max(len(stats.busy_s), 1)
     return SimulationReport(
         setup=setup, requests=n, finished=int(fin.sum()), rejected=res.rejected, duration_s=_r(res.duration_s), stable=res.stable,
-        ttft_ms=t, tpot_ms=p, e2e_ms=e, queue_ms=q,
+        ttft_ms=t, tpot_ms=p, itl_ms=gap_stats_ms(res.itl_after_warmup()), e2e_ms=e, queue_ms=q,
         throughput=Throughput(requests_per_s=_r(float(fin.sum()) / dur), output_tokens_per_s=_r(float(output_tokens[fin].sum()) / dur),
                               input_tokens_per_s=_r(float(input_tokens[fin].sum()) / dur)),
         slo=targets, slo_attainment=_r(float(good[post].mean())) if checked and post.any() else None,

@@ -8,8 +8,10 @@ from typing import Literal
 import numpy as np
 from numpy.typing import NDArray
 
+from aicap.sizing.sim.token_gaps import GapSample
+
 F = NDArray[np.float64]
-Metric = Literal["ttft", "tpot", "e2e", "queue"]
+Metric = Literal["ttft", "tpot", "e2e", "queue", "itl"]
 
 STABLE_FINISHED = 0.99  # share of post-warm-up requests that must finish
 STABLE_GROWTH = 1.5  # last-quarter mean TTFT may be at most this multiple of the second quarter's ...
@@ -54,6 +56,8 @@ class SimResult:
         (``nan`` if never admitted); ``None`` when the run did not record it.
     priority : numpy.ndarray of int64, optional
         Priority class per request (``None``: one class).
+    itl : GapSample, optional
+        Inter-token gaps, token-weighted (:mod:`aicap.sizing.sim.token_gaps`); ``None`` when not recorded.
     """
 
     ttft_s: F
@@ -69,6 +73,7 @@ class SimResult:
     rejected: int = 0
     queue_s: F | None = None
     priority: NDArray[np.int64] | None = None
+    itl: GapSample | None = None
 
     def _post_warmup(self, warmup: float) -> NDArray[np.intp]:
         """Indices of the requests after the first ``warmup`` fraction by arrival (stable order)."""
@@ -82,8 +87,9 @@ class SimResult:
 
         Parameters
         ----------
-        metric : {"ttft", "tpot", "e2e", "queue"}
-            Latency, in seconds.
+        metric : {"ttft", "tpot", "e2e", "queue", "itl"}
+            Latency, in seconds; ``"itl"`` is over the tokens emitted from the first post-warm-up arrival on
+            (:meth:`itl_after_warmup`).
         q : float
             Quantile in ``(0, 1)`` (0.99 for p99).
         warmup : float, optional
@@ -97,12 +103,24 @@ class SimResult:
         """
         if not 0.0 < q < 1.0:
             raise ValueError(f"q must be in (0, 1), got {q}")
+        if metric == "itl":
+            gaps = self.itl_after_warmup(warmup)
+            if gaps is None:
+                raise ValueError("this run did not record inter-token gaps")
+            return gaps.quantile(q)
         values = {"ttft": self.ttft_s, "tpot": self.tpot_s, "e2e": self.e2e_s, "queue": self.queue_s}.get(metric)
         if values is None:
             raise ValueError(f"unknown metric {metric!r}; expected 'ttft', 'tpot', 'e2e' or 'queue' (when recorded)")
         x = values[self._post_warmup(warmup)]
         x = x[~np.isnan(x)]
         return float(np.percentile(x, 100.0 * q, method="linear")) if x.size else float("nan")
+
+    def itl_after_warmup(self, warmup: float = WARMUP) -> GapSample | None:
+        """The inter-token gaps of tokens emitted from the first post-warm-up arrival on (``None`` when not recorded)."""
+        if self.itl is None:
+            return None
+        post = self._post_warmup(warmup)
+        return self.itl.after(float(self.arrival_s[post[0]]) if post.size else np.inf)
 
     @property
     def stable(self) -> bool:

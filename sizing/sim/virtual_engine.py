@@ -44,6 +44,8 @@ from collections.abc import Callable
 from itertools import islice
 from typing import Protocol
 
+from aicap.sizing.sim.token_gaps import TokenGaps
+
 WAITING, PREFILL, DECODE, DONE, REJECTED = 0, 1, 2, 3, 4
 
 
@@ -157,6 +159,7 @@ class VirtualEngine:
         "evict",
         "finish_at",
         "finished",
+        "gaps",
         "held",
         "index",
         "max_seqs",
@@ -202,6 +205,7 @@ class VirtualEngine:
         self.decoders: dict[int, None] = {}  # prompt finished; admission order
         self.used = 0  # KV blocks held
         self.state_blocks = state_blocks  # blocks every running request holds besides its tokens' (a hybrid's recurrent state)
+        self.gaps = TokenGaps()  # inter-token gaps of its decoders
         self.tick = 0  # steps this engine has run
         self.bucket = [0] * block_tokens  # decoders per key (see module docstring)
         self.finish_at: dict[int, list[int]] = {}
@@ -325,6 +329,7 @@ class VirtualEngine:
             g = t.base[r] + self.tick
             t.emitted[r] = g
             del self.decoders[r]
+            self.gaps.preempted()
             self.bucket[t.key[r]] -= 1
             self.context -= t.input[r] + t.base[r] - 1
             self.used += -(t.input[r] + g - 1) // self.block_tokens
@@ -371,6 +376,14 @@ class VirtualEngine:
         tick = self.tick + 1
         self.tick = tick
         self.span_mo = self.span_mm = self.span_o = self.chunks = 0
+        gaps = self.gaps
+        d = self.scheduled
+        if d:
+            if d == gaps.regular and not gaps.groups:  # TokenGaps.decoded's common step, inlined (the hot loop)
+                gaps.samples.extend((now_s, now_s - gaps.last, d))
+                gaps.last = now_s
+            else:
+                gaps.decoded(now_s, d)
         if self.scheduled < len(dec):  # skipped decoders emitted nothing: shift their clock by one
             self.context -= len(dec) - self.scheduled
             for r in islice(dec, self.scheduled, None):
@@ -390,6 +403,7 @@ class VirtualEngine:
             for r in done:
                 if state[r] != DECODE or fin_tick[r] != tick or t.engine[r] != me:
                     continue  # stale entry
+                gaps.regular -= 1  # it emitted its last token in this step (TokenGaps.finished)
                 state[r] = DONE
                 t.emitted[r] = t.output[r]
                 t.finish_s[r] = now_s
@@ -425,4 +439,8 @@ class VirtualEngine:
                 fin_tick[r] = f
                 finish_at.setdefault(f, []).append(r)
                 dec[r] = None
+                if now_s == gaps.last:  # TokenGaps.started, inlined for the common case
+                    gaps.regular += 1
+                else:
+                    gaps.started(now_s, 1)
             self.completing.clear()

@@ -29,8 +29,11 @@ def doc(*args: str) -> Any:
 def test_json_has_the_documented_keys() -> None:
     d = doc(*BASE, "--rate", "6", "--dataset", "azure-conv-2023", "--requests", "2000", "--ttft-ms", "2000", "--tpot-ms", "80")
     assert d["schema_version"] == 1 and d["requests"] == 2000
-    for k in ("ttft_ms", "tpot_ms", "e2e_ms", "queue_ms"):
+    for k in ("ttft_ms", "tpot_ms", "itl_ms", "e2e_ms", "queue_ms"):
         assert set(d[k]) == {"mean", "p50", "p90", "p95", "p99"} and d[k]["p50"] <= d[k]["p95"] <= d[k]["p99"]
+    # Inter-token gaps: a chunk of a new prompt riding in a step lengthens the gap of every token it delays,
+    # so the tokens' tail is far above the per-request means' (each request averages its stalls away).
+    assert d["itl_ms"]["p99"] > 2 * d["tpot_ms"]["p99"] and d["itl_ms"]["p50"] < d["tpot_ms"]["p50"]
     assert set(d["throughput"]) >= {"output_tokens_per_s", "requests_per_s"}
     assert d["slo_attainment"] == 1.0 and d["preemptions"] == 0 and 0 < d["utilisation"] <= 1
     assert d["setup"]["traffic"].startswith("dataset azure-conv-2023") and d["setup"]["rate_per_s"] == pytest.approx(6, rel=0.1)
