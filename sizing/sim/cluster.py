@@ -42,10 +42,11 @@ from aicap.sizing.sim.engine import (
     _too_big,
     in_steps,
 )
+from aicap.sizing.sim.request_table import REJECTED, WAITING
 from aicap.sizing.sim.result import SimResult
 from aicap.sizing.sim.scheduler import FcfsScheduler, Scheduler
 from aicap.sizing.sim.token_gaps import GapSample
-from aicap.sizing.sim.virtual_engine import REJECTED, WAITING, VirtualEngine
+from aicap.sizing.sim.virtual_engine import VirtualEngine
 
 TIMELINE_POINTS = 4096
 Router = Literal["round_robin", "least_outstanding", "shortest_queue"]

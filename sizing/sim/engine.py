@@ -92,10 +92,11 @@ from aicap.sizing.sim.costs import ContextStepTime as ContextStepTime
 from aicap.sizing.sim.costs import Cost, Timed, memoised
 from aicap.sizing.sim.costs import StepTime as StepTime
 from aicap.sizing.sim.costs import step_seconds as step_seconds
+from aicap.sizing.sim.request_table import DONE, REJECTED, WAITING, RequestTable
 from aicap.sizing.sim.result import SimResult
 from aicap.sizing.sim.scheduler import FcfsScheduler, Scheduler
 from aicap.sizing.sim.token_gaps import GapSample
-from aicap.sizing.sim.virtual_engine import DONE, REJECTED, WAITING, RequestTable, VirtualEngine
+from aicap.sizing.sim.virtual_engine import VirtualEngine
 
 F = NDArray[np.float64]
 I = NDArray[np.int64]  # noqa: E741 -- the brief's name for integer arrays

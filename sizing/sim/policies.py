@@ -44,8 +44,9 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 from aicap.sizing.core.errors import InputError
+from aicap.sizing.sim.request_table import RequestTable, WaitQueue
 from aicap.sizing.sim.scheduler import FcfsScheduler
-from aicap.sizing.sim.virtual_engine import RequestTable, VirtualEngine, WaitQueue
+from aicap.sizing.sim.virtual_engine import VirtualEngine
 
 Key = Callable[[int], tuple[float, float]]
 

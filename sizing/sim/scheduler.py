@@ -15,7 +15,8 @@ from collections import deque
 from collections.abc import Callable
 from typing import Protocol
 
-from aicap.sizing.sim.virtual_engine import RequestTable, VirtualEngine, WaitQueue
+from aicap.sizing.sim.request_table import RequestTable, WaitQueue
+from aicap.sizing.sim.virtual_engine import VirtualEngine
 
 
 class Scheduler(Protocol):

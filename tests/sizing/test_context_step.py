@@ -13,7 +13,8 @@ from aicap.sizing.core.speculative import speculative_for
 from aicap.sizing.serve.context_step import ContextStep
 from aicap.sizing.serve.step import Hardware, engine_step
 from aicap.sizing.sim.engine import step_seconds
-from aicap.sizing.sim.virtual_engine import RequestTable, VirtualEngine
+from aicap.sizing.sim.request_table import RequestTable
+from aicap.sizing.sim.virtual_engine import VirtualEngine
 
 CAT = load_catalogue()
 
