@@ -256,7 +256,7 @@ def simulate_cluster(step: StepTime, requests: Requests, config: EngineConfig, *
         preemptions=sum(e.preemptions for r in reps for e in r.engines), steps=steps,
         mean_running=running_s / t if t > 0 else 0.0, mean_step_s=sum(r.busy for r in reps) / steps if steps else 0.0,
         duration_s=t, arrival_s=arr_for_result, rejected=rejected, queue_s=queue, priority=requests.priority,
-        itl=GapSample.of([e.gaps for r in reps for e in r.engines]),
+        itl=GapSample.of([e.gaps for r in reps for e in r.engines if e.gaps is not None]) if config.record_gaps else None,
     )  # fmt: skip
     stats = ClusterStats(busy_s=tuple(r.busy for r in reps), kv_block_s=kv_block_s, running_s=running_s, kv_blocks=per_blocks * p,
                          peak_kv_share=peak_used / max(per_blocks * p, 1), timeline=tuple(timeline))  # fmt: skip

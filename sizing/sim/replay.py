@@ -117,7 +117,8 @@ class Setup:
                             request_overhead_s=rt.request_overhead_ms * 1e-3, verify_tokens=self.layout.verify_tokens,
                             tokens_per_step=self.layout.tokens_per_step, chunked_prefill=rt.chunked_prefill,
                             prefill_first=self.prefill_first, decode_steps=self.decode_steps,
-                            state_tokens=int(memory.state_tokens(self.layout, self.layout.tp, self.layout.pp)))  # fmt: skip
+                            state_tokens=int(memory.state_tokens(self.layout, self.layout.tp, self.layout.pp)),
+                            record_gaps=True)  # fmt: skip
 
     def step(self, mean_input: float, mean_output: float, mean_cached: float = 0.0) -> StepTime:
         """Step time of one replica (module docstring); ``mean_cached`` prompt tokens are a cached prefix.

@@ -22,7 +22,6 @@ one gap.
 from __future__ import annotations
 
 import math
-from array import array
 from collections import deque
 from dataclasses import dataclass
 
@@ -35,18 +34,20 @@ F = NDArray[np.float64]
 class TokenGaps:
     """The inter-token gaps of one virtual engine (module docstring)."""
 
-    __slots__ = ("groups", "last", "regular", "samples")
+    __slots__ = ("at", "count", "gap", "groups", "last", "regular")
 
     def __init__(self) -> None:
         self.last = -math.inf  # end of the last step that decoded, seconds
         self.regular = 0  # decoders whose last token came at ``last``
         self.groups: deque[list[float]] = deque()  # [instant of last token, decoders], oldest first
-        self.samples = array("d")  # flat (step end [s], gap [s], tokens that had it) triples
+        self.at: list[float] = []  # sample: the step end [s]
+        self.gap: list[float] = []  # sample: the gap [s]
+        self.count: list[int] = []  # sample: the tokens that had it
 
     def decoded(self, now_s: float, d: int) -> None:
         """A step ending at ``now_s`` emitted one token for each of ``d`` scheduled decoders."""
         if d == self.regular and not self.groups:  # the common step: every decoder was decoded last step too
-            self.samples.extend((now_s, now_s - self.last, d))
+            self._add(now_s, now_s - self.last, d)
             self.last = now_s
             return
         take = min(d, self.regular)
@@ -92,7 +93,9 @@ class TokenGaps:
             self.regular -= 1
 
     def _add(self, at: float, gap: float, count: int) -> None:
-        self.samples.extend((at, gap, count))
+        self.at.append(at)
+        self.gap.append(gap)
+        self.count.append(count)
 
 
 @dataclass(frozen=True)
@@ -106,8 +109,11 @@ class GapSample:
     @classmethod
     def of(cls, trackers: list[TokenGaps]) -> GapSample:
         """All trackers' samples together."""
-        rows = np.concatenate([np.frombuffer(t.samples, dtype=np.float64) for t in trackers] or [np.zeros(0)]).reshape(-1, 3)
-        return cls(rows[:, 0].copy(), rows[:, 1].copy(), rows[:, 2].copy())
+
+        def join(name: str) -> F:
+            return np.concatenate([np.asarray(getattr(t, name), dtype=np.float64) for t in trackers] or [np.zeros(0)])
+
+        return cls(join("at"), join("gap"), join("count"))
 
     def after(self, t0_s: float) -> GapSample:
         """The samples of tokens emitted at or after ``t0_s``."""

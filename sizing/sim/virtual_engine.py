@@ -109,7 +109,7 @@ class VirtualEngine:
     def __init__(self, index: int, max_seqs: int, max_tokens: int, blocks: int, block_tokens: int, table: RequestTable,
                  waiting: WaitQueue | None = None, evict: Callable[[VirtualEngine], int] | None = None,
                  verify_tokens: int = 1, *, whole_prompts: bool = False, prefill_first: bool = False,
-                 decode_steps: int = 1, state_blocks: int = 0) -> None:  # fmt: skip
+                 decode_steps: int = 1, state_blocks: int = 0, record_gaps: bool = False) -> None:  # fmt: skip
         self.index = index
         self.whole_prompts = whole_prompts  # no chunked prefill: a prompt within max_tokens is prefilled in one step
         self.prefill_first = prefill_first  # a step that prefills anything decodes nothing (vLLM v0's default scheduler)
@@ -129,7 +129,7 @@ class VirtualEngine:
         self.decoders: dict[int, None] = {}  # prompt finished; admission order
         self.used = 0  # KV blocks held
         self.state_blocks = state_blocks  # blocks every running request holds besides its tokens' (a hybrid's recurrent state)
-        self.gaps = TokenGaps()  # inter-token gaps of its decoders
+        self.gaps = TokenGaps() if record_gaps else None  # inter-token gaps of its decoders, when recorded
         self.tick = 0  # steps this engine has run
         self.bucket = [0] * block_tokens  # decoders per key (see module docstring)
         self.finish_at: dict[int, list[int]] = {}
@@ -253,7 +253,8 @@ class VirtualEngine:
             g = t.base[r] + self.tick
             t.emitted[r] = g
             del self.decoders[r]
-            self.gaps.preempted()
+            if self.gaps is not None:
+                self.gaps.preempted()
             self.bucket[t.key[r]] -= 1
             self.context -= t.input[r] + t.base[r] - 1
             self.used += -(t.input[r] + g - 1) // self.block_tokens
@@ -302,9 +303,11 @@ class VirtualEngine:
         self.span_mo = self.span_mm = self.span_o = self.chunks = 0
         gaps = self.gaps
         d = self.scheduled
-        if d:
+        if d and gaps is not None:
             if d == gaps.regular and not gaps.groups:  # TokenGaps.decoded's common step, inlined (the hot loop)
-                gaps.samples.extend((now_s, now_s - gaps.last, d))
+                gaps.at.append(now_s)
+                gaps.gap.append(now_s - gaps.last)
+                gaps.count.append(d)
                 gaps.last = now_s
             else:
                 gaps.decoded(now_s, d)
@@ -327,7 +330,8 @@ class VirtualEngine:
             for r in done:
                 if state[r] != DECODE or fin_tick[r] != tick or t.engine[r] != me:
                     continue  # stale entry
-                gaps.regular -= 1  # it emitted its last token in this step (TokenGaps.finished)
+                if gaps is not None:
+                    gaps.regular -= 1  # it emitted its last token in this step (TokenGaps.finished)
                 state[r] = DONE
                 t.emitted[r] = t.output[r]
                 t.finish_s[r] = now_s
@@ -363,7 +367,9 @@ class VirtualEngine:
                 fin_tick[r] = f
                 finish_at.setdefault(f, []).append(r)
                 dec[r] = None
-                if now_s == gaps.last:  # TokenGaps.started, inlined for the common case
+                if gaps is None:
+                    pass
+                elif now_s == gaps.last:  # TokenGaps.started, inlined for the common case
                     gaps.regular += 1
                 else:
                     gaps.started(now_s, 1)

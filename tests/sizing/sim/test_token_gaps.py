@@ -18,7 +18,7 @@ def _step(d: int, p: int) -> float:
 
 def test_steady_decoding_has_one_gap_per_token_of_one_step() -> None:
     req = Requests(np.zeros(4), np.full(4, 100), np.full(4, 50))
-    r = simulate(lambda d, p: 0.010, req, EngineConfig(8, 4096, 100_000))
+    r = simulate(lambda d, p: 0.010, req, EngineConfig(8, 4096, 100_000, record_gaps=True))
     assert r.itl is not None and r.itl.tokens == 4 * 49
     assert r.itl.quantile(0.01) == pytest.approx(0.010) and r.itl.quantile(0.99) == pytest.approx(0.010)
 
@@ -33,7 +33,7 @@ def test_gaps_add_up_to_each_requests_decode_time(seed: int, stages: int, prefil
     out = sample_lengths(np.array([1, 2, 40, 120]), np.array([0.1, 0.2, 0.4, 0.3]), n, seed=seed + 1)
     req = Requests(arrival_times(6.0, n, seed=seed + 2), inp, out)
     cfg = EngineConfig(max_num_seqs=64, max_batched_tokens=4096, kv_capacity_tokens=1_000_000, pipeline_stages=stages,
-                       chunked_prefill=not prefill_first, prefill_first=prefill_first)  # fmt: skip
+                       chunked_prefill=not prefill_first, prefill_first=prefill_first, record_gaps=True)  # fmt: skip
     r = simulate(_step, req, cfg)
     assert r.finished.all() and r.preemptions == 0 and r.itl is not None
     decode_s = np.nansum(np.where(out >= 2, r.e2e_s - r.ttft_s, 0.0))
@@ -46,8 +46,8 @@ def test_prefill_only_steps_show_in_the_gaps_tail_not_in_their_median() -> None:
     # a chunked-prefill engine spreads the prompt over many slightly longer steps.
     n = 40
     req = Requests(np.arange(n) * 0.4, np.full(n, 3000), np.full(n, 50))  # each prompt's prefill (0.31 s) ends before the next
-    chunked = simulate(_step, req, EngineConfig(64, 512, 1_000_000))
-    stalled = simulate(_step, req, EngineConfig(64, 8192, 1_000_000, chunked_prefill=False, prefill_first=True))
+    chunked = simulate(_step, req, EngineConfig(64, 512, 1_000_000, record_gaps=True))
+    stalled = simulate(_step, req, EngineConfig(64, 8192, 1_000_000, chunked_prefill=False, prefill_first=True, record_gaps=True))
     assert chunked.itl is not None and stalled.itl is not None
     decode_only = _step(20, 0)
     assert stalled.itl.quantile(0.5) < 1.2 * decode_only < chunked.itl.quantile(0.5)
@@ -55,6 +55,16 @@ def test_prefill_only_steps_show_in_the_gaps_tail_not_in_their_median() -> None:
     assert stalled.itl.quantile(0.99) > _step(0, 3000) > 2 * chunked.itl.quantile(0.99)
     # The per-request mean (TPOT) hides the stall the tokens see.
     assert float(np.nanpercentile(stalled.tpot_s, 99)) < stalled.itl.quantile(0.99) / 3
+
+
+def test_gaps_are_recorded_only_when_asked() -> None:
+    req = Requests(np.zeros(2), np.full(2, 10), np.full(2, 5))
+    assert simulate(_step, req, EngineConfig(8, 4096, 10_000)).itl is None
+    with pytest.raises(ValueError, match="inter-token"):
+        simulate(_step, req, EngineConfig(8, 4096, 10_000)).percentile("itl", 0.5)
+    assert simulate(_step, req, EngineConfig(8, 4096, 10_000, record_gaps=True)).percentile("itl", 0.5, warmup=0.0) == pytest.approx(
+        _step(2, 0)
+    )
 
 
 def test_weighted_quantile_and_mean_match_the_expanded_sample() -> None:
@@ -70,9 +80,8 @@ def test_weighted_quantile_and_mean_match_the_expanded_sample() -> None:
         s.quantile(1.0)
 
 
-def _pairs(g: TokenGaps) -> list[tuple[float, float]]:
-    s = list(g.samples)
-    return [(s[i + 1], s[i + 2]) for i in range(0, len(s), 3)]
+def _pairs(g: TokenGaps) -> list[tuple[float, int]]:
+    return list(zip(g.gap, g.count, strict=True))
 
 
 def test_skipped_and_preempted_decoders_keep_the_counts_consistent() -> None:
