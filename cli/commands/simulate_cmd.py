@@ -235,6 +235,19 @@ def register(app: typer.Typer) -> None:
         max_batched_tokens: Annotated[
             int | None, typer.Option("--max-batched-tokens", help="Token budget per step (default: the runtime's).")
         ] = None,
+        chunked_prefill: Annotated[
+            bool | None,
+            typer.Option(
+                "--chunked-prefill/--no-chunked-prefill", help="Split prompts over steps to fit the token budget (default: the engine's)."
+            ),
+        ] = None,
+        prefill_first: Annotated[
+            bool,
+            typer.Option("--prefill-first", help="A step that prefills decodes nothing (vLLM v0's scheduler without chunked prefill)."),
+        ] = False,
+        scheduler_steps: Annotated[
+            int, typer.Option("--scheduler-steps", help="Decode steps per scheduling round (vLLM v0 --num-scheduler-steps).")
+        ] = 1,
         compare_policies: Annotated[
             bool, typer.Option("--compare-policies", help="Run the same requests under every policy; one row each.")
         ] = False,
@@ -272,7 +285,7 @@ def register(app: typer.Typer) -> None:
             raise InputError(f"--percentile {percentile!r}: valid: {', '.join(PERCENTILES)}")
         if arrival not in ("poisson", "gamma", "constant"):
             raise InputError(f"--arrival {arrival!r}: valid: poisson, gamma, constant")
-        for flag, v in (("--requests", requests), ("--quantum", quantum), ("--jobs", jobs)):
+        for flag, v in (("--requests", requests), ("--quantum", quantum), ("--jobs", jobs), ("--scheduler-steps", scheduler_steps)):
             if v < 1:
                 raise InputError(f"{flag} {v}: must be >= 1")
         for flag, x in (("--ttft-ms", ttft_ms), ("--tpot-ms", tpot_ms)):
@@ -388,8 +401,11 @@ def register(app: typer.Typer) -> None:
         n_rep = replicas if replicas is not None else chosen.replicas
         if n_rep < 1:
             raise InputError(f"--replicas {n_rep}: must be >= 1")
-        setup = replay.Setup(chosen.deployment, replicas=n_rep, router=router, max_num_seqs=max_num_seqs,
-                             max_batched_tokens=max_batched_tokens)  # fmt: skip
+        layout = chosen.deployment
+        if chunked_prefill is not None:
+            layout = replace(layout, runtime=layout.runtime.model_copy(update={"chunked_prefill": chunked_prefill}))
+        setup = replay.Setup(layout, replicas=n_rep, router=router, max_num_seqs=max_num_seqs, max_batched_tokens=max_batched_tokens,
+                             prefill_first=prefill_first, decode_steps=scheduler_steps)  # fmt: skip
         targets = Targets(ttft_ms=ttft_ms, tpot_ms=tpot_ms)
         if compare_policies:
             todo = tuple(p for p in replay.POLICIES if not (p == "edf" and ttft_ms is None))

@@ -168,7 +168,8 @@ def run_detailed(setup: Setup, requests: Requests, *, policy: str = "fcfs", opti
     lay = setup.layout
     doc = SetupDoc(model=lay.model.id, hardware=lay.device.id, tp=lay.tp, pp=lay.pp, ep=lay.ep, weights_dtype=lay.weights_dtype,
                    kv_dtype=lay.kv_dtype, replicas=setup.replicas, router=setup.router, policy=policy, max_num_seqs=cfg.max_num_seqs,
-                   max_batched_tokens=cfg.max_batched_tokens, kv_cache_tokens=cfg.kv_capacity_tokens if lay.decoder is not None else None,
+                   max_batched_tokens=cfg.max_batched_tokens, chunked_prefill=cfg.chunked_prefill, prefill_first=cfg.prefill_first,
+                   scheduler_steps=cfg.decode_steps, kv_cache_tokens=cfg.kv_capacity_tokens if lay.decoder is not None else None,
                    traffic=traffic, rate_per_s=None if concurrency else _rate(requests), concurrency=concurrency,
                    mean_input_tokens=round(float(requests.input_tokens.mean()), 2),
                    mean_output_tokens=round(float(requests.output_tokens.mean()), 2), seed=seed)  # fmt: skip

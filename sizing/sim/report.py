@@ -93,6 +93,9 @@ class Setup(_Doc):
     policy: str
     max_num_seqs: int
     max_batched_tokens: int
+    chunked_prefill: bool
+    prefill_first: bool
+    scheduler_steps: int
     kv_cache_tokens: int | None
     traffic: str
     rate_per_s: float | None

@@ -192,3 +192,15 @@ def test_trace_input_errors_and_rejections(tmp_path: Path) -> None:
     assert code == 3 and "1 request(s) rejected" in err and "rejected" in out
     d = doc(*BASE, "--trace", str(long), "--ttft-ms", "1000", "--compare-policies")
     assert all(p["replicas_for_slo"] is None for p in d["policies"])  # rejections: more replicas cannot help
+
+
+def test_scheduler_flags_replay_a_v0_style_engine() -> None:
+    args = [*BASE, "--rate", "4", "--dataset", "azure-conv-2023", "--requests", "1500"]
+    v1 = doc(*args)
+    v0 = doc(*args, "--no-chunked-prefill", "--prefill-first", "--scheduler-steps", "8")
+    assert (v1["setup"]["chunked_prefill"], v1["setup"]["prefill_first"], v1["setup"]["scheduler_steps"]) == (True, False, 1)
+    assert (v0["setup"]["chunked_prefill"], v0["setup"]["prefill_first"], v0["setup"]["scheduler_steps"]) == (False, True, 8)
+    # Whole prompts in prefill-only steps stall every decoder for a whole prompt; rounds of 8 make arrivals wait.
+    assert v0["itl_ms"]["p99"] > v1["itl_ms"]["p99"] and v0["ttft_ms"]["p50"] > v1["ttft_ms"]["p50"]
+    code, _, err = run(*args, "--scheduler-steps", "0")
+    assert code == 2 and "--scheduler-steps 0" in err
