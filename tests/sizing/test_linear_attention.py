@@ -105,8 +105,10 @@ def test_hf_configs_of_the_hybrids_match_the_catalogue(cat: Catalogue) -> None:
     assert moe.linear_attention.layers == 30 and moe.moe.num_shared_experts == 1
     assert inventory(moe).total == pytest.approx(inventory(cat.model("qwen3.5-35b-a3b")).total)
     nxt = from_hf_config({**QWEN35_35B_TEXT, "model_type": "qwen3_next", "intermediate_size": 5120, "layer_types": None,
-                          "full_attention_interval": 4, "hidden_size": 2048, "num_hidden_layers": 48})  # fmt: skip
+                          "full_attention_interval": 4, "num_hidden_layers": 48, "num_experts": 512, "num_experts_per_tok": 10,
+                          "vocab_size": 151936})  # fmt: skip
     assert isinstance(nxt, DecoderModel) and nxt.linear_attention is not None and nxt.linear_attention.layers == 36
+    assert inventory(nxt).total == pytest.approx(inventory(cat.model("qwen3-next-80b-a3b")).total)
 
 
 @pytest.mark.parametrize(
