@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
+import yaml
 
 from aicap.hardware_db import Catalogue
 from aicap.sizing.core.errors import InputError
-from aicap.sizing.core.hf_config import from_hf_config
+from aicap.sizing.core.hf_config import from_hf_config, load_model_file
 from aicap.sizing.core.specs.model import DecoderModel
 from aicap.sizing.perf import memory
 from aicap.sizing.perf.describe import describe_model
@@ -137,3 +139,12 @@ def test_disaggregation_moves_the_state_with_the_kv_cache(cat: Catalogue) -> Non
     m = cat.model("qwen3.5-9b")
     assert isinstance(m, DecoderModel)
     assert transfer_ms(m, "bf16", 1000, 100.0) == pytest.approx((32_768 * 1000 + 24 * 2_146_304) * 8 / 100e9 * 1e3)
+
+
+def test_models_show_document_reads_back(cat: Catalogue, tmp_path: Path) -> None:
+    for model_id in ("qwen3.5-9b", "qwen3.5-35b-a3b", "qwen3-next-80b-a3b"):
+        path = tmp_path / f"{model_id}.yaml"
+        path.write_text(yaml.safe_dump(describe_model(cat.model(model_id))))
+        back = load_model_file(path)
+        assert isinstance(back, DecoderModel) and back.linear_attention == cat.model(model_id).linear_attention
+        assert inventory(back).total == inventory(cat.model(model_id)).total
