@@ -35,7 +35,7 @@ EngineOpt = Annotated[
     str | None,
     typer.Option(
         "--engine",
-        help="Serving engine profile: vllm, sglang, trtllm, tgi, llamacpp, jetstream or generic (default: generic; see `aicap engines list`).",
+        help="Serving engine profile: vllm, sglang, trtllm, tgi, lmdeploy, llamacpp, jetstream or generic (default: generic; see `aicap engines list`).",
     ),
 ]
 

@@ -148,7 +148,7 @@ def register(app: typer.Typer) -> None:
         prefill_hardware: Annotated[str | None, typer.Option("--prefill-hardware", help="With --disaggregate: comma-separated devices for the prefill pool.")] = None,
         decode_hardware: Annotated[str | None, typer.Option("--decode-hardware", help="With --disaggregate: comma-separated devices for the decode pool.")] = None,
         transfer_gbps: Annotated[float | None, typer.Option("--transfer-gbps", help="With --disaggregate: KV-transfer link per prefill replica, Gbit/s (default: the slowest sourced per-device network allowed).")] = None,
-        engine: Annotated[str | None, typer.Option("--engine", help="Serving engine profile (vllm, sglang, trtllm, tgi, llamacpp, jetstream, generic) "
+        engine: Annotated[str | None, typer.Option("--engine", help="Serving engine profile (vllm, sglang, trtllm, tgi, lmdeploy, llamacpp, jetstream, generic) "
                                                    "for workloads without their own; default generic (`aicap engines list`).")] = None,
         output: Annotated[Path | None, typer.Option("--output", "-o", help="Also write the plan (JSON, or YAML for .yaml) to this file, atomically.")] = None,
         verify: Annotated[bool, typer.Option("--verify", help="Play the plan through the simulator; add capacity and re-solve until it holds (exit 3 if it never does).")] = False,

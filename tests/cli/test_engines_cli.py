@@ -10,7 +10,7 @@ def test_engines_list_names_every_profile_and_the_default(aicap) -> None:
     assert r.code == 0
     docs = r.json()
     ids = [d["id"] for d in docs]
-    assert {"generic", "vllm", "sglang", "trtllm", "tgi", "llamacpp", "jetstream"} <= set(ids)
+    assert {"generic", "vllm", "sglang", "trtllm", "tgi", "lmdeploy", "llamacpp", "jetstream"} <= set(ids)
     assert [d["id"] for d in docs if d["default"]] == ["generic"]
 
 
@@ -84,3 +84,15 @@ def test_an_engine_without_chunked_prefill_refuses_prompts_over_its_budget(aicap
     r = aicap(*size, "--engine", "trtllm")
     assert r.code == 3 and "does not chunk prefill" in r.stderr
     assert aicap(*size, "--engine", "vllm", "-f", "json").code == 0  # vLLM chunks the prompt
+
+
+def test_lmdeploy_caps_running_requests_by_device_and_gives_the_kv_cache_a_share_of_free_memory(aicap) -> None:
+    # TurboMind's get_max_batch_size: 384 on A100, 1,024 on H100, 128 on other GPUs; a 1B model at short
+    # contexts fills any of them, so the cap is the batch.
+    common = ("estimate", "--model", "llama-3.2-1b", "--input-tokens", "512", "--output-tokens", "128", "--engine", "lmdeploy",
+              "-f", "json")  # fmt: skip
+    batches = {hw: aicap(*common, "--hardware", hw).json()["batch"] for hw in ("a100-80gb-sxm", "h100-sxm", "l40s")}
+    assert batches == {"a100-80gb-sxm": 384, "h100-sxm": 1024, "l40s": 128}
+    doc = aicap("engines", "show", "lmdeploy", "-f", "json").json()
+    assert doc["memory"]["policy"] == "free" and doc["memory"]["fraction"] == 0.8 and "1263d5cd" in doc["memory"]["source"]
+    assert aicap("estimate", "--model", "llama-3.2-1b", "--hardware", "tpu-v5e", "--engine", "lmdeploy").code == 2
