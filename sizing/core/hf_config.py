@@ -4,11 +4,11 @@ Supported ``model_type`` values: llama, llama4 (its ``text_config``), mistral, m
 qwen2_moe, qwen3, qwen3_moe, qwen3_next, qwen3_5 and qwen3_5_moe (their ``text_config``), deepseek_v2,
 deepseek_v3, gemma2, gemma3 (its ``text_config``), gpt_oss, phi3, gptj, gpt_neox, falcon, bert.
 Multimodal configs (Gemma 3, Llama 4, Qwen3.5) are read for their text decoder; the vision tower is
-not modelled. Hybrid decoders (Qwen3-Next, Qwen3.5) count their Gated DeltaNet layers from
-``layer_types`` (or ``full_attention_interval``) and read the ``linear_*`` shapes. Where a family mixes layer kinds the spec counts them:
-``layer_types`` (or Gemma 3's ``sliding_window_pattern``, Llama 4's chunked attention on three of four
-layers) sets how many layers keep a windowed KV cache, and Llama 4's ``interleave_moe_layer_step``
-how many layers are mixture-of-experts. When ``model.safetensors.index.json`` or
+not modelled. Where a family mixes layer kinds the spec counts them: ``layer_types`` (or Gemma 3's
+``sliding_window_pattern``, Llama 4's chunked attention on three of four layers) sets how many layers
+keep a windowed KV cache, Llama 4's ``interleave_moe_layer_step`` how many layers are
+mixture-of-experts, and a hybrid's ``layer_types`` (or ``full_attention_interval``) how many are Gated
+DeltaNet linear attention (Qwen3-Next, Qwen3.5; their ``linear_*`` keys give the shapes). When ``model.safetensors.index.json`` or
 ``*.safetensors`` files sit beside the config, the exact checkpoint size is read from their headers
 (:mod:`aicap.sizing.core.checkpoint`).
 
