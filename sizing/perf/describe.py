@@ -11,7 +11,7 @@ from typing import Any
 from aicap.sizing.core.dtypes import BYTES_PER_ELEMENT
 from aicap.sizing.core.specs import DeviceSpec, InstanceSpec
 from aicap.sizing.core.specs.model import AnyModel, DecoderModel, GenericModel
-from aicap.sizing.perf.params import inventory, kv_cache_bytes_per_token, linear_state_bytes_per_layer
+from aicap.sizing.perf.params import inventory, kv_cache_bytes_per_token, sequence_state_bytes
 
 
 def attention_kind(model: AnyModel) -> str:
@@ -65,7 +65,7 @@ def describe_model(model: AnyModel) -> dict[str, Any]:
         if model.kind == "decoder":
             out["kv_cache_bytes_per_token"] = int(kv_cache_bytes_per_token(model, BYTES_PER_ELEMENT[model.native_dtype]))
             if isinstance(model, DecoderModel) and model.linear_attention is not None:
-                out["state_bytes_per_sequence"] = int(model.linear_attention.layers * linear_state_bytes_per_layer(model))
+                out["state_bytes_per_sequence"] = int(sequence_state_bytes(model))
     out["weights_gib_native"] = round(total * BYTES_PER_ELEMENT[model.native_dtype] / 2**30, 3)
     if not isinstance(model, GenericModel) and model.checkpoint_bytes:
         out["checkpoint_bytes"] = int(model.checkpoint_bytes)

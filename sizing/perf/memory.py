@@ -156,7 +156,7 @@ def state_bytes_per_sequence(dep: Deployment, tp: ArrayLike, pp: ArrayLike) -> F
     m = dep.decoder
     if m is None or m.linear_attention is None:
         return np.asarray(0.0 * tp_a * pp_a, dtype=float)
-    per_layer = np.vectorize(lambda t: linear_state_bytes_per_layer(m, int(t)), otypes=[float])(tp_a)
+    per_layer = linear_state_bytes_per_layer(m, tp_a)
     layers = np.ceil(m.num_layers / pp_a) * (m.linear_attention.layers / m.num_layers)
     return np.asarray(layers * per_layer, dtype=float)
 

@@ -168,7 +168,7 @@ def delta_rule(model: DecoderModel, batch: F, new_tokens: F, tp: F) -> OpCost:
     dk, dv = lin.key_head_dim, lin.value_head_dim
     chunk = np.minimum(new_tokens, 64.0)
     flops = n * heads * (6.0 * dk * dv + 2.0 * chunk * (2.0 * dk + dv)) * lin.layers
-    state = np.vectorize(lambda t: linear_state_bytes_per_layer(model, int(t)), otypes=[float])(tp)
+    state = linear_state_bytes_per_layer(model, tp)
     traffic = 2.0 * batch * state + n * (lin.conv_channels + 2.0 * lin.num_value_heads * dv) * ACT_BYTES / tp
     return OpCost(flops=np.asarray(flops, dtype=float), bytes=np.asarray(traffic * lin.layers, dtype=float))
 

@@ -25,6 +25,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
 from aicap.sizing.core.dtypes import BYTES_PER_ELEMENT
 from aicap.sizing.core.specs.model import DecoderModel, EncoderModel
 
@@ -195,16 +198,28 @@ def kv_cache_bytes_per_token(model: DecoderModel, kv_bytes: float) -> float:
     return model.attention_layers * kv_elements_per_token_per_layer(model) * kv_bytes
 
 
-def linear_state_bytes_per_layer(model: DecoderModel, tp: int = 1) -> float:
+def linear_state_bytes_per_layer(model: DecoderModel, tp: ArrayLike = 1) -> NDArray[np.float64]:
     """Recurrent-state bytes one sequence holds in one linear-attention layer, per device of a ``tp`` group.
 
     ``⌈n_v/tp⌉·d_k·d_v·b_state + (K − 1)·⌈C/tp⌉·2`` (the delta-rule state and the convolution window,
     16 bit; heads and channels split over ``tp``); 0 without linear attention. Qwen3.5-35B-A3B at
     ``tp = 1``: ``32·128·128·4 + 3·8,192·2 = 2,146,304`` B, what vLLM allocates per layer and sequence.
+    ``tp`` broadcasts (an array of group sizes gives an array).
     """
+    tp_a = np.asarray(tp, dtype=float)
     lin = model.linear_attention
     if lin is None:
-        return 0.0
-    heads = -(-lin.num_value_heads // tp)
-    channels = -(-lin.conv_channels // tp)
-    return float(heads * lin.key_head_dim * lin.value_head_dim * BYTES_PER_ELEMENT[lin.state_dtype] + (lin.conv_kernel - 1) * channels * 2)
+        return np.zeros_like(tp_a)
+    heads, channels = np.ceil(lin.num_value_heads / tp_a), np.ceil(lin.conv_channels / tp_a)
+    state = heads * lin.key_head_dim * lin.value_head_dim * BYTES_PER_ELEMENT[lin.state_dtype]
+    return np.asarray(state + (lin.conv_kernel - 1) * channels * 2.0, dtype=np.float64)
+
+
+def sequence_state_bytes(model: DecoderModel) -> float:
+    """Recurrent-state bytes of one sequence over all of a hybrid's linear-attention layers, unsplit (0 otherwise).
+
+    ``L_lin · s`` with ``s`` from :func:`linear_state_bytes_per_layer` at ``tp = 1``: what a disaggregated
+    prefill pool hands to decode besides the KV cache.
+    """
+    lin = model.linear_attention
+    return 0.0 if lin is None else float(lin.layers * linear_state_bytes_per_layer(model))

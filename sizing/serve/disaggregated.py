@@ -19,7 +19,7 @@ from aicap.sizing.core.dtypes import BYTES_PER_ELEMENT
 from aicap.sizing.core.errors import InputError
 from aicap.sizing.core.specs import InstanceSpec
 from aicap.sizing.core.specs.model import DecoderModel
-from aicap.sizing.perf.params import kv_cache_bytes_per_token, linear_state_bytes_per_layer
+from aicap.sizing.perf.params import kv_cache_bytes_per_token, sequence_state_bytes
 from aicap.sizing.serve.estimate import EstimateResult
 
 #: Scale-out networks that move a KV cache between instances without the host's TCP stack (what NIXL and
@@ -30,10 +30,9 @@ RDMA = frozenset({"efa", "infiniband", "roce", "gpudirect-tcpx", "gpudirect-tcpx
 def transfer_ms(model: DecoderModel, kv_dtype: str, tokens: int, gbps: float) -> float:
     """Milliseconds to move a request's cache to the decode pool over ``gbps``: ``(b_kv·tokens + S)·8/(g·10⁹)·10³``.
 
-    ``S`` is a hybrid model's recurrent state, ``L_lin·s`` (:func:`~aicap.sizing.perf.params.linear_state_bytes_per_layer`; 0 otherwise).
+    ``S`` is a hybrid model's recurrent state (:func:`~aicap.sizing.perf.params.sequence_state_bytes`; 0 otherwise).
     """
-    lin = model.linear_attention
-    state = 0.0 if lin is None else lin.layers * linear_state_bytes_per_layer(model)
+    state = sequence_state_bytes(model)
     return (kv_cache_bytes_per_token(model, BYTES_PER_ELEMENT[kv_dtype]) * tokens + state) * 8.0 / (gbps * 1e9) * 1e3
 
 

@@ -34,31 +34,32 @@ F = NDArray[np.float64]
 class TokenGaps:
     """The inter-token gaps of one virtual engine (module docstring)."""
 
-    __slots__ = ("at", "count", "gap", "groups", "last", "regular")
+    __slots__ = ("counts", "ends", "extra", "groups", "last", "regular")
 
     def __init__(self) -> None:
         self.last = -math.inf  # end of the last step that decoded, seconds
         self.regular = 0  # decoders whose last token came at ``last``
         self.groups: deque[list[float]] = deque()  # [instant of last token, decoders], oldest first
-        self.at: list[float] = []  # sample: the step end [s]
-        self.gap: list[float] = []  # sample: the gap [s]
-        self.count: list[int] = []  # sample: the tokens that had it
+        # One entry per decode step: its end [s] and the regular decoders it decoded, whose gap is the time
+        # since the previous decode step's end (so the hot loop stores two numbers and computes nothing).
+        self.ends: list[float] = []
+        self.counts: list[int] = []
+        self.extra: list[tuple[float, float, int]] = []  # the groups' samples: (step end [s], gap [s], tokens)
 
     def decoded(self, now_s: float, d: int) -> None:
         """A step ending at ``now_s`` emitted one token for each of ``d`` scheduled decoders."""
-        if d == self.regular and not self.groups:  # the common step: every decoder was decoded last step too
-            self._add(now_s, now_s - self.last, d)
+        take = min(d, self.regular)
+        self.ends.append(now_s)
+        self.counts.append(take)
+        if take == d and not self.groups:  # the common step: every decoder was decoded last step too
             self.last = now_s
             return
-        take = min(d, self.regular)
-        if take:
-            self._add(now_s, now_s - self.last, take)
         rest, left = d - take, self.regular - take
         groups = self.groups
         while rest and groups:
             g = groups[0]
             k = min(rest, int(g[1]))
-            self._add(now_s, now_s - g[0], k)
+            self.extra.append((now_s, now_s - g[0], k))
             rest -= k
             if k == g[1]:
                 groups.popleft()
@@ -92,11 +93,6 @@ class TokenGaps:
         elif self.regular:
             self.regular -= 1
 
-    def _add(self, at: float, gap: float, count: int) -> None:
-        self.at.append(at)
-        self.gap.append(gap)
-        self.count.append(count)
-
 
 @dataclass(frozen=True)
 class GapSample:
@@ -109,11 +105,16 @@ class GapSample:
     @classmethod
     def of(cls, trackers: list[TokenGaps]) -> GapSample:
         """All trackers' samples together."""
-
-        def join(name: str) -> F:
-            return np.concatenate([np.asarray(getattr(t, name), dtype=np.float64) for t in trackers] or [np.zeros(0)])
-
-        return cls(join("at"), join("gap"), join("count"))
+        parts = []
+        for t in trackers:
+            ends, counts = np.asarray(t.ends, dtype=np.float64), np.asarray(t.counts, dtype=np.float64)
+            gaps = np.diff(ends, prepend=-np.inf)  # a regular decoder's last token came at the previous decode step
+            extra = np.asarray(t.extra, dtype=np.float64).reshape(-1, 3)
+            keep = counts > 0
+            parts.append(np.column_stack([np.concatenate([ends[keep], extra[:, 0]]), np.concatenate([gaps[keep], extra[:, 1]]),
+                                          np.concatenate([counts[keep], extra[:, 2]])]))  # fmt: skip
+        rows = np.concatenate(parts) if parts else np.zeros((0, 3))
+        return cls(rows[:, 0].copy(), rows[:, 1].copy(), rows[:, 2].copy())
 
     def after(self, t0_s: float) -> GapSample:
         """The samples of tokens emitted at or after ``t0_s``."""

@@ -304,10 +304,9 @@ class VirtualEngine:
         gaps = self.gaps
         d = self.scheduled
         if d and gaps is not None:
-            if d == gaps.regular and not gaps.groups:  # TokenGaps.decoded's common step, inlined (the hot loop)
-                gaps.at.append(now_s)
-                gaps.gap.append(now_s - gaps.last)
-                gaps.count.append(d)
+            if d == gaps.regular and not gaps.groups:  # TokenGaps.decoded's common step, inlined (once a step: the hot loop)
+                gaps.ends.append(now_s)
+                gaps.counts.append(d)
                 gaps.last = now_s
             else:
                 gaps.decoded(now_s, d)

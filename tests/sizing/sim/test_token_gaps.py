@@ -80,8 +80,10 @@ def test_weighted_quantile_and_mean_match_the_expanded_sample() -> None:
         s.quantile(1.0)
 
 
-def _pairs(g: TokenGaps) -> list[tuple[float, int]]:
-    return list(zip(g.gap, g.count, strict=True))
+def _pairs(g: TokenGaps) -> list[tuple[float, float]]:
+    s = GapSample.of([g])
+    order = np.argsort(s.at_s, kind="stable")
+    return [(float(s.gap_s[i]), float(s.count[i])) for i in order]
 
 
 def test_skipped_and_preempted_decoders_keep_the_counts_consistent() -> None:
