@@ -142,7 +142,7 @@ class EngineConfig:
         ``ceil(state_tokens / block_tokens)`` blocks.
     record_gaps : bool
         Whether to record every inter-token gap (:mod:`aicap.sizing.sim.token_gaps`; ``SimResult.itl``).
-        Off by default: it costs a few hundred nanoseconds a step, which the sizer's checks do not need.
+        Off by default: it costs a few percent of a run, which the sizer's checks do not need.
     """
 
     max_num_seqs: int

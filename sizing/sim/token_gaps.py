@@ -11,7 +11,8 @@ counted together (``regular``); the others, which got their first token in a pre
 skipped by a step, are kept in groups by the instant of their last token, oldest first. A decode step that
 schedules ``d`` decoders emits ``d`` gaps: the regular decoders first (they are the oldest admitted, which
 the scheduler serves first), then the groups in order; each gap is the step's end minus the group's instant.
-So each step adds at most a few ``(end, gap, count)`` samples.
+A step stores its end and its regular decoders (their gap is the time since the previous decode step,
+taken by ``np.diff`` when the run is summarised), plus a sample per group it reaches.
 
 Approximations: the decoders a step skips are taken to be the newest (the scheduler decodes oldest first);
 a preempted decoder is taken from the newest group; a recomputed request's token after its re-prefill counts
