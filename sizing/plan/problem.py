@@ -7,7 +7,10 @@ exists, names the constraint that binds in numbers.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
+from numpy.typing import NDArray
 
 from aicap.sizing.core.fleet import Fleet
 from aicap.sizing.core.specs import InstanceSpec
@@ -18,10 +21,19 @@ DEFAULT_TTFT_SCALE_MS = 1000.0  # latency score scale for a workload without a T
 DEFAULT_TPOT_SCALE_MS = 100.0  # and without a TPOT target
 
 
+def latency_scores(cands: Sequence[Candidate], fleet: Fleet) -> NDArray[np.float64]:
+    """``TTFT/TTFT* + TPOT/TPOT*`` of each candidate at its load (its workload's targets, or 1 s and 100 ms where none)."""
+    ttft_scale = {w.name: w.slo.ttft_ms or DEFAULT_TTFT_SCALE_MS for w in fleet.workloads}
+    tpot_scale = {w.name: w.slo.tpot_ms or DEFAULT_TPOT_SCALE_MS for w in fleet.workloads}
+    ttft = np.array([x.ttft_ms for x in cands], dtype=float)
+    tpot = np.array([x.tpot_ms or 0.0 for x in cands], dtype=float)
+    return np.asarray(ttft / np.array([ttft_scale[x.workload] for x in cands], dtype=float)
+                      + tpot / np.array([tpot_scale[x.workload] for x in cands], dtype=float), dtype=np.float64)  # fmt: skip
+
+
 def latency_score(c: Candidate, fleet: Fleet) -> float:
-    """``TTFT/TTFT* + TPOT/TPOT*`` of a candidate at its load (targets, or 1 s and 100 ms where none)."""
-    slo = fleet.workload(c.workload).slo
-    return c.ttft_ms / (slo.ttft_ms or DEFAULT_TTFT_SCALE_MS) + (c.tpot_ms or 0.0) / (slo.tpot_ms or DEFAULT_TPOT_SCALE_MS)
+    """:func:`latency_scores` of one candidate."""
+    return float(latency_scores([c], fleet)[0])
 
 
 def problem_for(fleet: Fleet, cands: list[Candidate], insts: list[InstanceSpec], time_limit_s: float) -> Problem:
@@ -37,7 +49,7 @@ def problem_for(fleet: Fleet, cands: list[Candidate], insts: list[InstanceSpec],
         cand_type=np.array([types[x.instance] for x in cands], dtype=np.int64),
         cand_devices=np.array([x.devices for x in cands], dtype=np.int64),
         cand_capacity=np.array([x.capacity_rps for x in cands], dtype=float),
-        cand_latency=np.array([max(latency_score(x, fleet), 1e-9) for x in cands], dtype=float),
+        cand_latency=np.maximum(latency_scores(cands, fleet), 1e-9),
         type_devices=np.array([i.devices for i in insts], dtype=np.int64),
         type_price=np.array([float(i.price(c.price_model) or 0.0) for i in insts], dtype=float),
         type_group=np.array([groups[i.device] for i in insts], dtype=np.int64),

@@ -30,7 +30,7 @@ from aicap.sizing.plan.candidates import Candidate, prune
 from aicap.sizing.plan.disaggregate import split
 from aicap.sizing.plan.generate import all_candidates
 from aicap.sizing.plan.layouts import MAX_SPAN
-from aicap.sizing.plan.problem import describe_failure, latency_score, problem_for
+from aicap.sizing.plan.problem import describe_failure, latency_scores, problem_for
 from aicap.sizing.solve.milp import SolveStatus, solve
 
 GIB = 2**30
@@ -200,7 +200,7 @@ def shortlist(fleet: Fleet, cands: list[Candidate], insts: list[InstanceSpec]) -
         order, rank = ranked(np.where(np.isfinite(rate), alone, 0.0), unit)
         keep[order[(rank < SHORTLIST_STANDALONE) & np.isfinite(rate[order])]] = True
     if c.objective == "latency":
-        order, rank = ranked(np.array([latency_score(x, fleet) for x in mine]))
+        order, rank = ranked(latency_scores(mine, fleet))
         keep[order[rank < SHORTLIST_LATENCY]] = True
     return [x for x, k in zip(mine, keep.tolist(), strict=True) if k]
 

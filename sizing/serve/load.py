@@ -129,7 +129,8 @@ class Traffic:
         ix = np.asarray(index)
         fields = (self.input_tokens, self.output_tokens, self.input_tail, self.slots, self.quantile, self.arrival_cv, self.tail_share,
                   self.overhead_s, self.tokens_per_step, self.input_above, self.above_share)  # fmt: skip
-        return Traffic(*(np.broadcast_to(v, np.shape(self.input_tokens))[ix] for v in fields))
+        shape = np.shape(self.input_tokens)
+        return Traffic(*(np.asarray(v)[ix] if np.shape(v) == shape else np.broadcast_to(v, shape)[ix] for v in fields))
 
 
 @dataclass(frozen=True)
@@ -151,7 +152,8 @@ class Loaded:
         return cls(*(np.zeros(shape) for _ in dataclasses.fields(cls)))
 
     def _arrays(self) -> list[F]:
-        return [np.broadcast_to(getattr(self, f.name), np.shape(self.rate)) for f in dataclasses.fields(self)]
+        shape = np.shape(self.rate)
+        return [v if np.shape(v := getattr(self, f.name)) == shape else np.broadcast_to(v, shape) for f in _LOADED_FIELDS]
 
     def take(self, index: ArrayLike) -> Loaded:
         """The candidates at ``index``."""
@@ -164,13 +166,16 @@ class Loaded:
 
     def put(self, index: ArrayLike, part: Loaded) -> None:
         """Overwrite, in place, the candidates at ``index`` with ``part``'s (arrays must be writable: :meth:`copy`)."""
-        for f in dataclasses.fields(self):
+        for f in _LOADED_FIELDS:
             getattr(self, f.name)[index] = getattr(part, f.name)
 
     @property
     def stable(self) -> NDArray[np.bool_]:
         """Whether the replica keeps up: prefill within the token budget and running within the slots."""
         return np.asarray((self.budget_use < 1.0) & (self.slot_use < 1.0) & np.isfinite(self.ttft_s))
+
+
+_LOADED_FIELDS = dataclasses.fields(Loaded)
 
 
 @functools.lru_cache(maxsize=64)
