@@ -1,48 +1,67 @@
 """Out-of-sample accuracy: leave one published source out, fit on the rest, score the held-out source.
 
-The built-in efficiency factors are fitted on all public cases, so `aicap validate` reports in-sample
-error. This script answers the honest question, how wrong aicap is on a serving stack it was not fitted
-on: for each source (TensorRT-LLM 0.12, TensorRT-LLM 0.9, gpt-fast, Intel ITREX, JetStream), the factors
-of every family are refitted from the priors without that source's cases, and the held-out cases are scored. A
-family left with no case takes the factors its declared nearest family got in the same fold (``neighbours`` in
-hardware_db/validation/efficiency_priors.yaml, the rule the catalogue applies to unmeasured families), or keeps
-its prior where none is declared (CPUs). Takes about 35 minutes on a 2-core machine.
+The built-in factors are fitted on all public cases, so `aicap validate` reports in-sample error. This
+script answers the honest question, how wrong aicap is on a stack it was not fitted on, over every public
+set (aicap.sizing.calibrate.crossval says what each set refits per fold):
 
-Run: python benchmarks/crossval.py
+* published — serving without load: every family's efficiency factors refitted without the source (about
+  35 minutes on a 2-core machine: a full calibration per source);
+* server — serving under load, simulated: each engine's per-request overhead refitted without the source
+  (about a minute);
+* training — the training factors refitted without the source (seconds).
+
+It prints one row per held-out source, a line per set and one for all public cases together.
+
+Run: python benchmarks/crossval.py [--sets published,server,training]
 """
 
 from __future__ import annotations
 
+import argparse
+import sys
+
 import numpy as np
 
 from aicap.hardware_db import load_catalogue
-from aicap.sizing.calibrate.calibration import calibrate, held_out_factors, load_neighbours, load_priors
-from aicap.sizing.calibrate.validation import load_cases, score
+from aicap.sizing.calibrate import crossval
+from aicap.sizing.calibrate.validation import load_cases
+
+SETS = ("published", "server", "training")
 
 
 def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--sets", default=",".join(SETS), help=f"comma-separated subset of {', '.join(SETS)}")
+    args = ap.parse_args()
+    sets = [s.strip() for s in args.sets.split(",") if s.strip()]
+    bad = [s for s in sets if s not in SETS]
+    if bad:
+        ap.error(f"--sets: unknown {', '.join(bad)}; valid: {', '.join(SETS)}")
     cat = load_catalogue()
-    cases = load_cases()
-    sources = sorted({c["source_key"] for c in cases})
-    priors, neighbours = load_priors(), load_neighbours()
-    print(f"{'held-out source':18s} {'metrics':>7s} {'median %':>9s} {'p90 %':>7s} {'max %':>7s} {'within 2x':>9s}")
-    allerr: list[float] = []
-    for src in sources:
-        train = [c for c in cases if c["source_key"] != src]
-        test = [c for c in cases if c["source_key"] == src]
-        fits = calibrate(train, cat, f"all sources but {src}")
-        # Families left without training cases take their declared nearest family's factors as fitted in
-        # this fold (the catalogue's rule for unmeasured families), else their priors; never the catalogue's
-        # factors, which were fitted on every source including the held-out one.
-        eff = held_out_factors({f.family: f.after for f in fits}, priors, neighbours)
-        eff.update({k: v for k, v in cat.efficiency.items() if k not in eff and "@" not in k})
-        rep = score(test, cat, eff)
-        err = np.array([r.error_pct for r in rep.scored])
-        ratio_ok = sum(1 for r in rep.scored if 0.5 <= r.predicted / r.measured <= 2.0)
-        allerr += err.tolist()
-        print(f"{src:18s} {err.size:7d} {np.median(err):9.1f} {np.percentile(err, 90):7.1f} {err.max():7.1f} {ratio_ok:5d}/{err.size}")
-    a = np.array(allerr)
-    print(f"{'all (out of sample)':18s} {a.size:7d} {np.median(a):9.1f} {np.percentile(a, 90):7.1f} {a.max():7.1f}")
+
+    def note(msg: str) -> None:
+        print(f"  ... {msg}", file=sys.stderr, flush=True)
+
+    held: dict[str, list[crossval.HeldOut]] = {}
+    for name in sets:
+        if name == "published":
+            held[name] = crossval.published(load_cases(which="published"), cat, note)
+        elif name == "server":
+            held[name] = crossval.server(load_cases(which="server"), cat, progress=note)
+        else:
+            held[name] = crossval.training(cat)
+    print(f"{'set':10s} {'held-out source':22s} {'metrics':>7s} {'median %':>9s} {'p90 %':>7s} {'max %':>7s} {'within 2x':>10s}")
+    for name, rows in held.items():
+        for h in rows:
+            s = crossval.Summary.of(h.errors_pct)
+            print(f"{name:10s} {h.source:22s} {s.n:7d} {s.median:9.1f} {s.p90:7.1f} {s.max:7.1f} {h.within_2x:5d}/{s.n}")
+        s = crossval.summary(rows)
+        print(f"{name:10s} {'all of the set':22s} {s.n:7d} {s.median:9.1f} {s.p90:7.1f} {s.max:7.1f}")
+    every = [h for rows in held.values() for h in rows]
+    s = crossval.summary(every)
+    worst = max(every, key=lambda h: float(np.median(h.errors_pct)) if h.errors_pct.size else 0.0)
+    print(f"{'all':10s} {'(out of sample)':22s} {s.n:7d} {s.median:9.1f} {s.p90:7.1f} {s.max:7.1f}")
+    print(f"worst source at its median: {worst.case_set}/{worst.source} {float(np.median(worst.errors_pct)):.1f}%")
 
 
 if __name__ == "__main__":

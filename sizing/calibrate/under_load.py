@@ -16,6 +16,7 @@ throughput is finished requests (tokens) over the simulated duration.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -60,8 +61,11 @@ def case_lengths(case: dict[str, Any], sharegpt_means: tuple[float, float]) -> t
     return lin, lout
 
 
-def predict_under_load(case: dict[str, Any], cat: CatalogueLike, eff: Any, sharegpt_means: tuple[float, float]) -> dict[str, float]:
+def predict_under_load(case: dict[str, Any], cat: CatalogueLike, eff: Any, sharegpt_means: tuple[float, float],
+                       request_overheads: Mapping[str, float] | None = None) -> dict[str, float]:  # fmt: skip
     """Simulated metrics of a ``server`` or ``closed_loop`` case (keys as in ``metrics``).
+
+    ``request_overheads`` replaces the per-request overhead [ms] of the engines it names (by id).
 
     Raises
     ------
@@ -77,6 +81,8 @@ def predict_under_load(case: dict[str, Any], cat: CatalogueLike, eff: Any, share
     wdt = case.get("weights_dtype") or ("bf16" if "bf16" in device.peak_tflops else "fp16")
     opts = EngineOptions.model_validate(case["engine_options"]) if case.get("engine_options") else None
     runtime = engine_for_framework(cat, case.get("framework")).on(device)
+    if request_overheads and runtime.engine in request_overheads:
+        runtime = runtime.model_copy(update={"request_overhead_ms": float(request_overheads[runtime.engine])})
     if opts is not None:
         given = {"kv_cache_tokens": opts.kv_cache_tokens, "chunked_prefill": opts.chunked_prefill}
         runtime = runtime.model_copy(update={k: v for k, v in given.items() if v is not None})

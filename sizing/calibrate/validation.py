@@ -247,10 +247,13 @@ def _cases_from_csv(path: Path) -> list[dict[str, Any]]:
     return [_check_case(case, f"{path}:{n}", None, None) for n, case in rows.values()]
 
 
-def predict(case: dict[str, Any], cat: CatalogueLike, efficiency: Mapping[str, EfficiencySpec] | None = None) -> dict[str, float]:
+def predict(case: dict[str, Any], cat: CatalogueLike, efficiency: Mapping[str, EfficiencySpec] | None = None,
+            request_overheads: Mapping[str, float] | None = None) -> dict[str, float]:  # fmt: skip
     """Predict every metric of a case (keys as in the case's ``metrics``).
 
-    ``efficiency`` optionally replaces the catalogue's factors per family (used by calibration).
+    ``efficiency`` optionally replaces the catalogue's factors per family (used by calibration);
+    ``request_overheads`` the per-request overhead [ms] of engines by id, in the simulated cases under load
+    (used by the leave-one-source-out check of :mod:`aicap.sizing.calibrate.crossval`).
     """
     ds = _datasets()
     kind = case["kind"]
@@ -271,7 +274,8 @@ def predict(case: dict[str, Any], cat: CatalogueLike, efficiency: Mapping[str, E
     if kind in {"server", "closed_loop"}:
         from aicap.sizing.calibrate.under_load import predict_under_load
 
-        return predict_under_load(case, cat, eff, (float(ds["sharegpt"]["input_tokens"]), float(ds["sharegpt"]["output_tokens"])))
+        return predict_under_load(case, cat, eff, (float(ds["sharegpt"]["input_tokens"]), float(ds["sharegpt"]["output_tokens"])),
+                                  request_overheads)  # fmt: skip
     res = estimate(req)
     if kind == "offline_throughput" and case.get("batch") and res.batch > case["batch"]:
         res = estimate(EstimateRequest(**{**req.__dict__, "batch": case["batch"]}))
@@ -322,8 +326,9 @@ def _factors(case: dict[str, Any], device: DeviceSpec, over: Mapping[str, Effici
     return cat.efficiency_for(device, None)
 
 
-def score(cases: list[dict[str, Any]], cat: CatalogueLike, efficiency: Mapping[str, EfficiencySpec] | None = None) -> ValidationReport:
-    """Predict and score every comparable case (optionally with replacement efficiency factors)."""
+def score(cases: list[dict[str, Any]], cat: CatalogueLike, efficiency: Mapping[str, EfficiencySpec] | None = None,
+          request_overheads: Mapping[str, float] | None = None) -> ValidationReport:  # fmt: skip
+    """Predict and score every comparable case (optionally with replacement efficiency factors or request overheads: :func:`predict`)."""
     report = ValidationReport()
     for c in cases:
         metrics = {k: float(v) for k, v in c["metrics"].items() if k != "output_tok_s_per_device" and v}
@@ -332,7 +337,7 @@ def score(cases: list[dict[str, Any]], cat: CatalogueLike, efficiency: Mapping[s
             note = "not comparable (see case notes)"
         else:
             try:
-                pred = predict(c, cat, efficiency)
+                pred = predict(c, cat, efficiency, request_overheads)
             except AicapError as exc:
                 note = f"skipped: {exc}"
         for k, v in sorted(metrics.items()):
