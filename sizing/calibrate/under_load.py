@@ -10,21 +10,29 @@ profile. Lengths: the case's fixed ``input_tokens``/``output_tokens``; else the 
 uniform on ``[1, 2m − 1]`` for ``random`` datasets (sglang's ``random_range_ratio 0``), otherwise the
 shape of the shipped ShareGPT histogram (``sharegpt-8k``) scaled to the case's means (an assumption:
 first-turn ShareGPT samplers publish means only); ShareGPT means from ``datasets.yaml`` when the case
-gives none. Statistics are over every request, as benchmark clients report them (no warm-up cut);
+gives none. Where the source publishes every request's lengths (``request_lengths.yaml``, by case id),
+the case is replayed with exactly those requests in the order they were sent, each at its own
+arrival of the case's process. Statistics are over every request, as benchmark clients report them (no warm-up cut);
 throughput is finished requests (tokens) over the simulated duration.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import lru_cache
+from importlib import resources
+from pathlib import Path
 from typing import Any
 
 import numpy as np
+from numpy.typing import NDArray
 
 from aicap.sizing.calibrate.validation import EngineOptions
 from aicap.sizing.core.catalogue import CatalogueLike
 from aicap.sizing.core.deployment import Deployment as Layout
+from aicap.sizing.core.documents import load_yaml
 from aicap.sizing.core.engines import engine_for_framework
 from aicap.sizing.core.errors import InputError
 from aicap.sizing.sim.arrivals import ArrivalKind
@@ -44,6 +52,25 @@ def _uniform(mean: float) -> Lengths:
     top = max(round(2 * mean - 1), 1)
     values = np.unique(np.linspace(1, top, min(top, 64)).round().astype(int))
     return Lengths(tuple(int(v) for v in values), tuple(1.0 for _ in values))
+
+
+@lru_cache(maxsize=1)
+def _recorded() -> dict[str, tuple[NDArray[np.int64], NDArray[np.int64]]]:
+    where = "hardware_db/validation/request_lengths.yaml"
+    node = resources.files("aicap.hardware_db").joinpath("validation/request_lengths.yaml")
+    doc = load_yaml(Path(where), node.read_text(encoding="utf-8"))
+    out = {}
+    for case_id, entry in (doc.get("cases") or {}).items():
+        lin, lout = (np.asarray(entry[k], dtype=np.int64) for k in ("input_tokens", "output_tokens"))
+        if lin.size == 0 or lin.shape != lout.shape or (lin < 1).any() or (lout < 0).any() or not entry.get("source"):
+            raise InputError(f"{where}: cases.{case_id}: needs a source and equal-length input_tokens (>= 1) and output_tokens (>= 0)")
+        out[str(case_id)] = (lin, lout)
+    return out
+
+
+def request_lengths(case_id: str) -> tuple[NDArray[np.int64], NDArray[np.int64]] | None:
+    """Every request's prompt and output tokens of a case, in the order sent, where its source publishes them (else ``None``)."""
+    return _recorded().get(case_id)
 
 
 def case_lengths(case: dict[str, Any], sharegpt_means: tuple[float, float]) -> tuple[Lengths, Lengths]:
@@ -93,13 +120,16 @@ def predict_under_load(case: dict[str, Any], cat: CatalogueLike, eff: Any, share
     rate = case.get("request_rate") if kind == "server" else None
     if conc is None and rate is None:
         raise InputError(f"case {case['id']}: a {kind} case needs {'batch (clients)' if kind == 'closed_loop' else 'request_rate'}")
-    n = int(case.get("num_requests") or max(DEFAULT_REQUESTS, 10 * (conc or 0)))
+    recorded = request_lengths(str(case["id"]))
+    n = len(recorded[0]) if recorded is not None else int(case.get("num_requests") or max(DEFAULT_REQUESTS, 10 * (conc or 0)))
     arrival = case.get("arrival") or {}
     proc = arrival.get("process") or "poisson"
     kindname: ArrivalKind = "constant" if proc == "constant" else "gamma" if proc == "gamma" else "poisson"
     spec = TrafficSpec(n, lin, lout, rate_per_s=None if conc or rate is None else float(rate), concurrency=conc, arrival=kindname,
                        cv=float(arrival.get("cv") or 1.0), seed=SEED)  # fmt: skip
     reqs = spec.build()
+    if recorded is not None:  # the source's own requests, in the order it sent them
+        reqs = dataclasses.replace(reqs, input_tokens=recorded[0].copy(), output_tokens=recorded[1].copy())
     setup = Setup(layout, replicas=max(devices // (tp * pp), 1), max_num_seqs=None if opts is None else opts.max_running_requests,
                   max_batched_tokens=None if opts is None else opts.step_tokens, prefill_first=opts is not None and opts.prefill_first,
                   decode_steps=1 if opts is None else opts.scheduler_steps)  # fmt: skip

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from aicap.hardware_db import load_catalogue
-from aicap.sizing.calibrate.under_load import case_lengths, predict_under_load
+from aicap.sizing.calibrate.under_load import case_lengths, predict_under_load, request_lengths
 from aicap.sizing.calibrate.validation import load_cases, predict, score
 from aicap.sizing.serve.estimate import EstimateRequest, estimate
 
@@ -106,3 +106,24 @@ def test_engine_options_are_checked() -> None:
         predict_under_load(bad, CAT, CAT.efficiency_for(A100), SHAREGPT)
     with pytest.raises(ValueError, match="source"):
         predict_under_load(case(engine_options={"scheduler_steps": 4}), CAT, CAT.efficiency_for(A100), SHAREGPT)
+
+
+def test_recorded_requests_replay_in_the_order_sent() -> None:
+    """A case whose source publishes every request's lengths is replayed with exactly those requests."""
+    cases = {c["id"]: c for c in load_cases(which="server")}
+    recorded = {cid: request_lengths(cid) for cid in cases}
+    have = {cid: r for cid, r in recorded.items() if r is not None}
+    assert len(have) >= 9
+    for cid, (lin, lout) in have.items():  # the file matches its cases: their request count and published mean lengths
+        c = cases[cid]
+        assert lin.size == c["num_requests"]
+        assert float(lin.mean()) == pytest.approx(c["dataset"]["mean_input_tokens"], abs=0.6)
+        assert float(lout.mean()) == pytest.approx(c["dataset"]["mean_output_tokens"], abs=0.6)
+    cid = "llmk8s-a100-40gb-vllm-llama-3.3-70b-tp8-pp1-sharegpt-qps16"
+    lin, lout = have[cid]
+    got = predict(cases[cid], CAT)
+    # Every request finishes, so tokens per request over the run are the recorded mean, to the last digit
+    # (a length histogram scaled to the same mean would draw another total).
+    assert got["output_tok_s_total"] / got["requests_s"] == pytest.approx(float(lout.mean()), rel=1e-9)
+    assert (got["total_tok_s_total"] - got["output_tok_s_total"]) / got["requests_s"] == pytest.approx(float(lin.mean()), rel=1e-9)
+    assert request_lengths("not-a-case") is None
