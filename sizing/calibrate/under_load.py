@@ -8,8 +8,9 @@ under FCFS, with the engine settings the case's source gives (``engine_options``
 step budget, chunked prefill, prefill-first steps, multi-step rounds, a fixed KV cache) over its engine
 profile. Lengths: the case's fixed ``input_tokens``/``output_tokens``; else the dataset's means —
 uniform on ``[1, 2m − 1]`` for ``random`` datasets (sglang's ``random_range_ratio 0``), otherwise the
-shape of the shipped ShareGPT histogram (``sharegpt-8k``) scaled to the case's means (an assumption:
-first-turn ShareGPT samplers publish means only); ShareGPT means from ``datasets.yaml`` when the case
+shape of ShareGPT first turns as benchmark samplers draw them (``sharegpt-first-turn``: one published
+run's 200 requests; the samplers of vLLM, SGLang, LMDeploy and guidellm all take the first user message
+and reply) scaled to the case's means (most sources publish means only); ShareGPT means from ``datasets.yaml`` when the case
 gives none. Where the source publishes every request's lengths (``request_lengths.yaml``, by case id),
 the case is replayed with exactly those requests in the order they were sent, each at its own
 arrival of the case's process. Statistics are over every request, as benchmark clients report them (no warm-up cut);
@@ -54,6 +55,9 @@ def _uniform(mean: float) -> Lengths:
     return Lengths(tuple(int(v) for v in values), tuple(1.0 for _ in values))
 
 
+FIRST_TURN = "sharegpt-first-turn"  # the shape of ShareGPT first turns, as every shipped case's sampler draws them
+
+
 @lru_cache(maxsize=1)
 def _recorded() -> dict[str, tuple[NDArray[np.int64], NDArray[np.int64]]]:
     where = "hardware_db/validation/request_lengths.yaml"
@@ -82,7 +86,7 @@ def case_lengths(case: dict[str, Any], sharegpt_means: tuple[float, float]) -> t
         return Lengths.fixed(int(mi)), Lengths.fixed(int(mo))
     if "random" in str(ds.get("name", "")).lower():
         return _uniform(float(mi)), _uniform(float(mo))
-    shape = dataset("sharegpt-8k")
+    shape = dataset(FIRST_TURN)
     lin = Lengths.fixed(int(mi)) if case.get("input_tokens") else _scaled(shape.input_tokens, float(mi))
     lout = Lengths.fixed(int(mo)) if case.get("output_tokens") else _scaled(shape.output_tokens, float(mo))
     return lin, lout

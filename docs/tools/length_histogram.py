@@ -1,0 +1,56 @@
+"""Length histograms of hardware_db/traffic/datasets.yaml from per-request lengths, by that file's method.
+
+Bins are cut at the quantiles 0, 0.075, ..., 0.9, 0.95, 0.98, 0.99, 1 of the values (a value on an edge
+goes to the bin above it, the largest to the last bin); each bar sits at the rounded mean of its bin and
+weighs its share of the requests; bars that round to the same length are merged. ``stats`` are taken on
+the raw values (``p50``/``p90``/``p99`` by numpy's linear interpolation, rounded).
+
+Run: python docs/tools/length_histogram.py RESULT.json
+where RESULT.json is a vLLM benchmark_serving result file (``input_lens``, ``output_lens``). It prints the
+``stats``, ``input_tokens`` and ``output_tokens`` lines of a datasets.yaml entry.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import numpy as np
+
+QUANTILES = (*np.round(np.arange(0.0, 0.9 + 1e-9, 0.075), 3), 0.95, 0.98, 0.99, 1.0)
+
+
+def histogram(values: list[int]) -> list[tuple[int, float]]:
+    """``(tokens, weight)`` bars of ``values`` (module docstring)."""
+    v = np.sort(np.asarray(values, dtype=float))
+    edges = np.quantile(v, QUANTILES)
+    k = np.clip(np.searchsorted(edges, v, side="right") - 1, 0, len(edges) - 2)
+    bars: dict[int, float] = {}
+    for b in np.unique(k):
+        members = v[k == b]
+        tokens = max(round(float(members.mean())), 1)
+        bars[tokens] = bars.get(tokens, 0.0) + members.size / v.size
+    return sorted(bars.items())
+
+
+def stats(values: list[int]) -> str:
+    """The ``{mean, p50, p90, p99, max}`` mapping of ``values``."""
+    v = np.asarray(values, dtype=float)
+    p50, p90, p99 = (round(float(np.percentile(v, q))) for q in (50, 90, 99))
+    return f"{{mean: {v.mean():.1f}, p50: {p50}, p90: {p90}, p99: {p99}, max: {int(v.max())}}}"
+
+
+def main() -> None:
+    """Print the entry's lines for the result file named on the command line."""
+    with open(sys.argv[1], encoding="utf-8") as f:
+        run = json.load(f)
+    lin, lout = run["input_lens"], run["output_lens"]
+    print(f"  requests: {len(lin)}")
+    print(f"  stats: {{input: {stats(lin)}, output: {stats(lout)}}}")
+    for name, vals in (("input_tokens", lin), ("output_tokens", lout)):
+        bars = ", ".join(f"{{tokens: {t}, weight: {w:.5f}}}" for t, w in histogram(vals))
+        print(f"  {name}: [{bars}]")
+
+
+if __name__ == "__main__":
+    main()
