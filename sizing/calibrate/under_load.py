@@ -10,11 +10,12 @@ profile. Lengths: the case's fixed ``input_tokens``/``output_tokens``; else the 
 uniform on ``[1, 2m − 1]`` for ``random`` datasets (sglang's ``random_range_ratio 0``), otherwise the
 shape of ShareGPT first turns as benchmark samplers draw them (``sharegpt-first-turn``: one published
 run's 200 requests; the samplers of vLLM, SGLang, LMDeploy and guidellm all take the first user message
-and reply) scaled to the case's means (most sources publish means only); ShareGPT means from ``datasets.yaml`` when the case
-gives none. Where the source publishes every request's lengths (``request_lengths.yaml``, by case id),
-the case is replayed with exactly those requests in the order they were sent, each at its own
-arrival of the case's process. Statistics are over every request, as benchmark clients report them (no warm-up cut);
-throughput is finished requests (tokens) over the simulated duration.
+and reply) scaled to the case's means (most sources publish means only); ShareGPT means from
+``datasets.yaml`` when the case gives none. Where the source publishes every request's lengths
+(``request_lengths.yaml``, by case id), the case is replayed with exactly those requests in the order
+they were sent, each at its own arrival of the case's process. Statistics are over every request, as
+benchmark clients report them (no warm-up cut); throughput is finished requests (tokens) over the
+simulated duration.
 """
 
 from __future__ import annotations
