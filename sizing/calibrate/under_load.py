@@ -12,10 +12,10 @@ shape of ShareGPT first turns as benchmark samplers draw them (``sharegpt-first-
 run's 200 requests; the samplers of vLLM, SGLang, LMDeploy and guidellm all take the first user message
 and reply) scaled to the case's means (most sources publish means only); ShareGPT means from
 ``datasets.yaml`` when the case gives none. Where the source publishes every request's lengths
-(``request_lengths.yaml``, by case id), the case is replayed with exactly those requests in the order
-they were sent, each at its own arrival of the case's process. Statistics are over every request, as
-benchmark clients report them (no warm-up cut); throughput is finished requests (tokens) over the
-simulated duration.
+(``recorded_requests: true``; ``request_lengths.yaml`` holds them by case id), the case is replayed with
+exactly those requests in the order they were sent, each at its own arrival of the case's process.
+Statistics are over every request, as benchmark clients report them (no warm-up cut); throughput is
+finished requests (tokens) over the simulated duration.
 """
 
 from __future__ import annotations
@@ -125,7 +125,9 @@ def predict_under_load(case: dict[str, Any], cat: CatalogueLike, eff: Any, share
     rate = case.get("request_rate") if kind == "server" else None
     if conc is None and rate is None:
         raise InputError(f"case {case['id']}: a {kind} case needs {'batch (clients)' if kind == 'closed_loop' else 'request_rate'}")
-    recorded = request_lengths(str(case["id"]))
+    recorded = request_lengths(str(case["id"])) if case.get("recorded_requests") else None
+    if case.get("recorded_requests") and recorded is None:
+        raise InputError(f"case {case['id']}: recorded_requests is set but request_lengths.yaml has no entry for it")
     n = len(recorded[0]) if recorded is not None else int(case.get("num_requests") or max(DEFAULT_REQUESTS, 10 * (conc or 0)))
     arrival = case.get("arrival") or {}
     proc = arrival.get("process") or "poisson"

@@ -109,6 +109,7 @@ class Case(BaseModel):
     output_tokens: Annotated[PosInt, Field(le=MAX_CASE_TOKENS)] | None = None
     request_rate: PosFloat | None = None
     num_requests: Annotated[PosInt, Field(le=MAX_CASE_BATCH)] | None = None
+    recorded_requests: bool = False
     weights_dtype: Dtype | None = None
     kv_dtype: Dtype | None = None
     framework: str | None = None

@@ -9,6 +9,7 @@ import pytest
 from aicap.hardware_db import load_catalogue
 from aicap.sizing.calibrate.under_load import case_lengths, predict_under_load, request_lengths
 from aicap.sizing.calibrate.validation import load_cases, predict, score
+from aicap.sizing.core.errors import InputError
 from aicap.sizing.serve.estimate import EstimateRequest, estimate
 
 CAT = load_catalogue()
@@ -127,6 +128,7 @@ def test_recorded_requests_replay_in_the_order_sent() -> None:
     recorded = {cid: request_lengths(cid) for cid in cases}
     have = {cid: r for cid, r in recorded.items() if r is not None}
     assert len(have) >= 9
+    assert {cid for cid, c in cases.items() if c.get("recorded_requests")} == set(have)  # every entry is claimed by its case
     for cid, (lin, lout) in have.items():  # the file matches its cases: their request count and published mean lengths
         c = cases[cid]
         assert lin.size == c["num_requests"]
@@ -140,3 +142,8 @@ def test_recorded_requests_replay_in_the_order_sent() -> None:
     assert got["output_tok_s_total"] / got["requests_s"] == pytest.approx(float(lout.mean()), rel=1e-9)
     assert (got["total_tok_s_total"] - got["output_tok_s_total"]) / got["requests_s"] == pytest.approx(float(lin.mean()), rel=1e-9)
     assert request_lengths("not-a-case") is None
+    # Only a case that says its requests are recorded replays them (a case of the same id in another file does not).
+    unclaimed = predict({**cases[cid], "recorded_requests": False}, CAT)
+    assert unclaimed["output_tok_s_total"] / unclaimed["requests_s"] != pytest.approx(float(lout.mean()), rel=1e-6)
+    with pytest.raises(InputError, match="recorded_requests"):
+        predict({**cases[cid], "id": "elsewhere", "recorded_requests": True}, CAT)
