@@ -85,8 +85,13 @@ def _of_report(case_set: str, source: str, rows: Sequence[ScoredMetric]) -> Held
     return HeldOut(case_set, source, tuple(r.measured for r in scored), tuple(float(r.predicted or 0.0) for r in scored))
 
 
+def _source(case: dict[str, Any]) -> str:
+    """A case's source (a case without one is its own)."""
+    return str(case.get("source_key") or case["id"])
+
+
 def _sources(cases: Sequence[dict[str, Any]]) -> list[str]:
-    return sorted({str(c.get("source_key") or c["id"]) for c in cases})
+    return sorted({_source(c) for c in cases})
 
 
 def published(cases: list[dict[str, Any]], cat: CatalogueLike, progress: Progress | None = None) -> list[HeldOut]:
@@ -101,8 +106,8 @@ def published(cases: list[dict[str, Any]], cat: CatalogueLike, progress: Progres
     for src in _sources(cases):
         if progress is not None:
             progress(f"published: refitting without {src}")
-        train = [c for c in cases if c.get("source_key") != src]
-        test = [c for c in cases if c.get("source_key") == src]
+        train = [c for c in cases if _source(c) != src]
+        test = [c for c in cases if _source(c) == src]
         fits = calibrate(train, cat, f"all sources but {src}")
         # Families without training cases take their declared nearest family's factors as fitted in this fold,
         # else their priors; never the catalogue's, which were fitted on every source including the held-out one.
@@ -125,7 +130,7 @@ def server(cases: list[dict[str, Any]], cat: CatalogueLike, report: ValidationRe
     fits = fit_overheads(cases, report, cat)
     out = []
     for src in _sources(cases):
-        mine = [c for c in cases if str(c.get("source_key") or c["id"]) == src]
+        mine = [c for c in cases if _source(c) == src]
         without = {f.engine: f.loso[src][0] for f in fits if src in f.loso}
         if not without:
             ids = {c["id"] for c in mine}
