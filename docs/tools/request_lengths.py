@@ -22,8 +22,10 @@ def entry(case_id: str, path: str, url: str) -> str:
     with open(path, encoding="utf-8") as f:
         run = json.load(f)
     lin, lout = [int(x) for x in run["input_lens"]], [int(x) for x in run["output_lens"]]
-    assert len(lin) == len(lout) == int(run["completed"]), f"{path}: lengths do not match the completed requests"
-    assert sum(lin) == int(run["total_input_tokens"]) and sum(lout) == int(run["total_output_tokens"]), f"{path}: totals differ"
+    if not len(lin) == len(lout) == int(run["completed"]):
+        raise SystemExit(f"{path}: {len(lin)} input and {len(lout)} output lengths for {run['completed']} completed requests")
+    if sum(lin) != int(run["total_input_tokens"]) or sum(lout) != int(run["total_output_tokens"]):
+        raise SystemExit(f"{path}: the lengths do not add up to the file's total_input_tokens and total_output_tokens")
     return (f"  {case_id}:\n"
             f"    source: {json.dumps(f'{url} (input_lens and output_lens of {len(lin)} requests, in the order sent)')}\n"
             f"    input_tokens: {_flow(lin)}\n"
