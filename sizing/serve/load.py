@@ -149,7 +149,7 @@ class Loaded:
     @classmethod
     def zeros(cls, shape: tuple[int, ...]) -> Loaded:
         """Every metric 0 for ``shape`` candidates (to be filled with :meth:`put`)."""
-        return cls(*(np.zeros(shape) for _ in dataclasses.fields(cls)))
+        return cls(*(np.zeros(shape) for _ in _LOADED_FIELDS))
 
     def _arrays(self) -> list[F]:
         shape = np.shape(self.rate)

@@ -366,10 +366,9 @@ class VirtualEngine:
                 fin_tick[r] = f
                 finish_at.setdefault(f, []).append(r)
                 dec[r] = None
-                if gaps is None:
-                    pass
-                elif now_s == gaps.last:  # TokenGaps.started, inlined for the common case
-                    gaps.regular += 1
-                else:
-                    gaps.started(now_s, 1)
+                if gaps is not None:  # TokenGaps.started, inlined for the common case
+                    if now_s == gaps.last:
+                        gaps.regular += 1
+                    else:
+                        gaps.started(now_s, 1)
             self.completing.clear()
