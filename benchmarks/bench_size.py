@@ -14,6 +14,7 @@ Run: python benchmarks/bench_size.py [--skip-large]
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import subprocess
 import sys
@@ -49,12 +50,19 @@ REPEAT = 5  # runs per figure; the median is printed, with the range
 LARGE_REPEAT = 3  # runs of the 1,000-workload case (this machine's speed drifts by 20% over minutes: one run is not a figure)
 
 
+# Bytecode caching on, as for any installed package (pip compiles site-packages, an editable install writes
+# its caches on first use): a shell with PYTHONDONTWRITEBYTECODE set would otherwise time the compilation of
+# aicap's sources on every run against a floor whose scipy is already compiled.
+ENV = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+
+
 def cold(cmd: list[str]) -> tuple[float, float, float]:
-    """Median, least and most wall seconds of ``REPEAT`` runs of ``cmd`` in fresh processes."""
+    """Median, least and most wall seconds of ``REPEAT`` runs of ``cmd`` in fresh processes (after one untimed run)."""
+    subprocess.run(cmd, capture_output=True, check=True, env=ENV)
     times = []
     for _ in range(REPEAT):
         t0 = time.perf_counter()
-        subprocess.run(cmd, capture_output=True, check=True)
+        subprocess.run(cmd, capture_output=True, check=True, env=ENV)
         times.append(time.perf_counter() - t0)
     return statistics.median(times), min(times), max(times)
 
