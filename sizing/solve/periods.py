@@ -267,21 +267,30 @@ def _reservations(p: PeriodProblem, used: I) -> I:
     return out
 
 
-def _per_period(p: PeriodProblem, fixed: I | None) -> tuple[I, I, float, float] | None:
+_Solved = dict[tuple[tuple[str, ...], bytes, bytes], tuple[F, float]]
+
+
+def _per_period(p: PeriodProblem, fixed: I | None, solved: _Solved | None = None) -> tuple[I, I, float, float] | None:
     """Every period solved on its own with reservations ``fixed`` (periods of equal demand once).
 
     Returns replicas ``(nc, H)``, hourly instances ``(nt, nm, H)``, their hourly cost summed over the
     horizon (reservations not included) and the sum of HiGHS's per-period dual bounds on it, or
-    ``None`` if a period has no plan.
+    ``None`` if a period has no plan. ``solved`` keeps one-period solutions across calls on the same
+    candidates and prices, keyed by pricing models, reservations and demand: without reserved models
+    (``None`` and zero reservations then pin the same nothing) the bound's programs are the plan's.
     """
     _, hours, nc, nt, nm, res, _ = _index(p)
     hourly_price = np.where(res.astype(bool)[None, :], 0.0, np.nan_to_num(p.price))
     fixed_cost = 0.0 if fixed is None else float(np.sum(np.nan_to_num(p.price) * fixed))  # pinned R costs p·R in a one-hour solve
-    cache: dict[bytes, tuple[F, float]] = {}
+    cache: _Solved = {} if solved is None else solved
+    if fixed is None and res.any():
+        pinned = b"free"  # reserved instances chosen per hour
+    else:  # without reserved models no reservation can be pinned: None and zeros are the same program
+        pinned = (np.zeros((nt, nm), dtype=np.int64) if fixed is None or not res.any() else np.asarray(fixed, dtype=np.int64)).tobytes()
     r, n = np.zeros((nc, hours), dtype=np.int64), np.zeros((nt, nm, hours), dtype=np.int64)
     total = bound = 0.0
     for h in range(hours):
-        col = np.ascontiguousarray(p.demand[:, h]).tobytes()
+        col = (p.models, pinned, np.ascontiguousarray(p.demand[:, h]).tobytes())
         if col not in cache:
             _, v, _, dual = _run(_one_period(p, h), fixed)
             if v is None:
@@ -313,7 +322,8 @@ def solve_periods(p: PeriodProblem, *, rounds: int = 4, seeds: tuple[I, ...] = (
     t0 = time.perf_counter()
     _, hours, _nc, nt, nm, _res, _ = _index(p)
     relaxed = replace(p, models=tuple(m if m not in RESERVED else f"{m} (hourly)" for m in p.models), budget_per_hour=None)
-    bound_run = _per_period(relaxed, None)
+    solved: _Solved = {}
+    bound_run = _per_period(relaxed, None, solved)
     if bound_run is None:
         return _empty(p, "infeasible", t0)
     bound = bound_run[3]  # proven: HiGHS's dual bounds, not the incumbents
@@ -326,7 +336,7 @@ def solve_periods(p: PeriodProblem, *, rounds: int = 4, seeds: tuple[I, ...] = (
             if fixed.tobytes() in seen:
                 break
             seen.add(fixed.tobytes())
-            run = _per_period(p, fixed)
+            run = _per_period(p, fixed, solved)
             if run is None:
                 break
             total = run[2] + float(hours * np.sum(np.nan_to_num(p.price) * fixed))

@@ -7,6 +7,7 @@ import math
 from dataclasses import replace
 
 import numpy as np
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -139,3 +140,24 @@ def test_idle_instances_do_not_buy_spot_share() -> None:
     assert sol.usd == 8.0 and sol.hourly[1].sum() == 0 and sol.hourly[0, 1, 0] == 0
     assert solve_periods(replace(p, spot_max_share=1.0, spot_headroom=0.0)).usd == 2.0
     assert solve_periods(replace(p, spot_max_share=1.0)).usd == 4.0  # 20% headroom: an 8-device replica needs two spot instances
+
+
+def test_each_distinct_period_is_solved_once_without_reserved_models(monkeypatch: pytest.MonkeyPatch) -> None:
+    """On-demand only, the bound's one-period programs are the plan's: each distinct hour goes to HiGHS once, not twice."""
+    import aicap.sizing.solve.periods as periods
+
+    calls: list[bytes] = []
+    run = periods._run
+
+    def counted(p: PeriodProblem, fixed: np.ndarray | None, **kw: object) -> tuple[str, np.ndarray | None, float, float]:
+        calls.append(p.demand.tobytes())
+        return run(p, fixed, **kw)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(periods, "_run", counted)
+    base = problem([[1.0, 3.0, 1.0, 5.0]], [1.0, 2.0], [0, 1], [1.0, 1.5], [0.5, 0.8])
+    p = replace(base, models=("on_demand",), price=base.price[:, :1])
+    sol = solve_periods(p)
+    assert sol.status == "optimal"
+    assert len(calls) == 3 == len(set(calls))  # hours of demand 1, 3 and 5
+    with_reserved = solve_periods(base)
+    assert with_reserved.usd <= sol.usd + 1e-9  # reserving may only help
