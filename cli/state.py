@@ -45,6 +45,37 @@ def _flag(fn: Callable[..., Any], name: str) -> str:
     return "--" + name.replace("_", "-")
 
 
+def typed_flags(ctx: typer.Context, *names: str) -> list[str]:
+    """The options among ``names`` (parameter names) the user gave (command line or environment), as flags.
+
+    Lets a command refuse an option that does not apply, rather than ignore it: a default is not "given".
+    """
+    flags = {p.name: max(p.opts, key=len) for p in ctx.command.params if p.opts}
+    out = []
+    for name in names:
+        source = ctx.get_parameter_source(name)
+        if source is not None and source.name in {"COMMANDLINE", "ENVIRONMENT"}:
+            out.append(flags.get(name, "--" + name.replace("_", "-")))
+    return out
+
+
+#: Options that describe the one workload of ``--model`` (a fleet file gives each workload its own).
+ONE_WORKLOAD_OPTIONS = ("rate", "input_tokens", "output_tokens", "ttft_ms", "tpot_ms", "percentile", "arrival_cv", "precision",
+                        "prefix_cached")  # fmt: skip
+
+
+def check_workload_source(ctx: typer.Context, model: str | None, fleet_file: Path | None) -> None:
+    """Refuse a fleet file together with ``--model``, and one-workload options without ``--model`` (never ignore them)."""
+    from aicap.sizing.core.errors import InputError
+
+    if model is not None and fleet_file is not None:
+        raise InputError(f"give a fleet file ({fleet_file}) or --model {model}, not both")
+    one = typed_flags(ctx, *(n for n in ONE_WORKLOAD_OPTIONS if n in ctx.params))
+    if model is None and one:
+        where = "a fleet file gives each workload its own (see `aicap schema fleet`)" if fleet_file is not None else "add --model MODEL"
+        raise InputError(f"{one[0]} describes the one workload of --model; {where}")
+
+
 def internal_error_line(exc: BaseException) -> str:
     """The one stderr line for an unexpected exception (a bug): its type, a short message, a plea."""
     detail = _one_line(str(exc), 160)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -26,7 +27,7 @@ from aicap.cli.commands.estimate_cmd import (
     speculative_config,
 )
 from aicap.cli.render import Format, Table, View, emit, progress
-from aicap.cli.state import STATE, catalogue, guarded, info
+from aicap.cli.state import STATE, catalogue, guarded, info, typed_flags
 
 if TYPE_CHECKING:
     from aicap.sizing.sim.composed import ComposedTtft
@@ -35,6 +36,9 @@ if TYPE_CHECKING:
     from aicap.sizing.sim.verify import DeploymentRun
 
 PERCENTILES = ("p50", "p90", "p95", "p99")
+
+#: Options ``aicap simulate PLAN`` uses; a plan brings its own traffic, layouts and targets.
+PLAN_OPTIONS = frozenset({"plan", "seed", "policy", "router", "predictor_error", "quantum", "sjf_by", "aging", "class_weights", "fmt"})
 
 
 def _floats(text: str | None, flag: str, *, positive: bool = False) -> tuple[float, ...] | None:
@@ -156,6 +160,7 @@ def register(app: typer.Typer) -> None:
     @app.command("simulate")
     @guarded
     def simulate_cmd(
+        ctx: typer.Context,
         plan: Annotated[
             Path | None, typer.Argument(help="A plan JSON from `aicap size -f json`: simulate each of its deployments.")
         ] = None,
@@ -265,7 +270,7 @@ def register(app: typer.Typer) -> None:
         from aicap.sizing.sim import replay
         from aicap.sizing.sim.cluster import ROUTERS
         from aicap.sizing.sim.report import Targets
-        from aicap.sizing.sim.traffic import Lengths, TrafficSpec, dataset_names, load_trace
+        from aicap.sizing.sim.traffic import MAX_REQUESTS, Lengths, TrafficSpec, dataset_names, load_trace
         from aicap.sizing.sim.traffic import dataset as get_dataset
 
         if list_datasets:
@@ -288,6 +293,13 @@ def register(app: typer.Typer) -> None:
         for flag, v in (("--requests", requests), ("--quantum", quantum), ("--jobs", jobs), ("--scheduler-steps", scheduler_steps)):
             if v < 1:
                 raise InputError(f"{flag} {v}: must be >= 1")
+        if requests > MAX_REQUESTS:
+            raise InputError(f"--requests {requests:,}: at most {MAX_REQUESTS:,} (the simulator keeps about 1.3 KB per request); "
+                             "for a longer horizon replay a --trace or run several --seed values")  # fmt: skip
+        if rate is not None and not (math.isfinite(rate) and rate > 0):
+            raise InputError(f"--rate {rate}: must be a positive number of requests per second")
+        if arrival == "gamma" and not (math.isfinite(cv) and cv > 0):
+            raise InputError(f"--cv {cv}: gamma arrivals need a coefficient of variation > 0 (1 is Poisson-like, 2 bursty)")
         for flag, x in (("--ttft-ms", ttft_ms), ("--tpot-ms", tpot_ms)):
             if x is not None and not x > 0:
                 raise InputError(f"{flag} {x}: must be a positive number of milliseconds")
@@ -301,8 +313,9 @@ def register(app: typer.Typer) -> None:
                 raise InputError(f"{flag} {limit}: must be >= 1")
         weights = _floats(class_weights, "--class-weights", positive=True)
         shares = _floats(classes, "--classes")
-        if weights is not None and shares is not None and len(weights) < len(shares):
-            raise InputError(f"--class-weights {class_weights!r}: give one weight for each of the {len(shares)} classes of --classes")
+        if weights is not None and shares is not None and len(weights) != len(shares):
+            raise InputError(f"--class-weights {class_weights!r}: {len(weights)} weights for the {len(shares)} classes of --classes; "
+                             "give one weight per class")  # fmt: skip
         ignored = [f for f, on_ in (("--plot", plot is not None and compare_policies), ("--classes", classes is not None and trace is not None),
                                     ("--class-weights", class_weights is not None and policy != "priority" and not compare_policies))
                    if on_]  # fmt: skip
@@ -321,6 +334,10 @@ def register(app: typer.Typer) -> None:
         if plan is not None:
             if model is not None or hardware is not None:
                 raise InputError("give either a plan file or --model/--hardware, not both")
+            misplaced = typed_flags(ctx, *(n for n in ctx.params if n not in PLAN_OPTIONS))
+            if misplaced:
+                raise InputError(f"{misplaced[0]} does not apply to a plan, whose deployments are simulated at their planned rates, "
+                                 "lengths and targets (a plan takes --seed, --policy and its options, and --router)")  # fmt: skip
             from aicap.sizing.plan.fleet_io import load_plan
             from aicap.sizing.sim.verify import simulate_plan
 

@@ -9,7 +9,7 @@ import typer
 
 from aicap.cli.commands.estimate_cmd import AcceptOpt, DraftModelOpt, DraftTokensOpt, SpecOpt, speculative_config
 from aicap.cli.render import Format, Table, View, emit, progress, to_json, to_yaml
-from aicap.cli.state import STATE, catalogue, guarded, info
+from aicap.cli.state import STATE, catalogue, check_workload_source, guarded, info
 
 if TYPE_CHECKING:
     from aicap.sizing.core.catalogue import CatalogueLike
@@ -122,6 +122,7 @@ def register(app: typer.Typer) -> None:
     @app.command("size")
     @guarded
     def size_cmd(
+        ctx: typer.Context,
         fleet_file: Annotated[Path | None, typer.Argument(metavar="[FLEET.yaml]", help="Fleet file; omit it (and --model) for the built-in example.")] = None,
         model: Annotated[str | None, typer.Option("--model", "-m", help="Size one workload of this model instead of a fleet file.")] = None,
         rate: Annotated[float | None, typer.Option("--rate", help="Requests per second, at least 1e-5 (one-workload mode; optional with --objective throughput).")] = None,
@@ -180,6 +181,7 @@ def register(app: typer.Typer) -> None:
         }
         if not disaggregate and any(v is not None for v in pools.values()):
             raise InputError("--prefill-hardware, --decode-hardware and --transfer-gbps shape --disaggregate: add it")
+        check_workload_source(ctx, model, fleet_file)
         if model is not None:
             fleet = build_fleet(model=model, rate=rate, input_tokens=input_tokens, output_tokens=output_tokens, ttft_ms=ttft_ms,
                                 tpot_ms=tpot_ms, percentile=percentile, precision=precision, arrival_cv=arrival_cv,

@@ -155,6 +155,12 @@ def register(app: typer.Typer) -> None:
 
         cat = catalogue()
         spec_model = cat.model(model)
+        limit = getattr(spec_model, "max_context", None)
+        if seq_len < 1:
+            raise InputError(f"--seq-len {seq_len}: must be a positive number of tokens")
+        if isinstance(limit, int) and seq_len > limit:
+            info(f"aicap: note: --seq-len {seq_len:,} is beyond {spec_model.id}'s context of {limit:,} tokens "
+                 "(costed as context-extension training: positions past it need a rescaled RoPE)")  # fmt: skip
         n_tokens = None if tokens is None else parse_tokens(tokens)
         gbt = None if global_batch_tokens is None else int(parse_tokens(global_batch_tokens, "--global-batch-tokens"))
         if pricing not in ("on_demand", "spot", "reserved_1y", "reserved_3y", "owned"):

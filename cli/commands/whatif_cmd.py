@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from aicap.cli.render import Format, Table, View, emit, progress
-from aicap.cli.state import STATE, catalogue, guarded, info
+from aicap.cli.state import STATE, catalogue, check_workload_source, guarded, info
 from aicap.sizing.core.errors import InputError
 
 if TYPE_CHECKING:
@@ -59,6 +59,7 @@ def register(app: typer.Typer) -> None:
     @app.command("whatif")
     @guarded
     def whatif_cmd(
+        ctx: typer.Context,
         fleet_file: Annotated[Path | None, typer.Argument(metavar="[FLEET.yaml]", help="Fleet file; omit it (and --model) for the built-in example.")] = None,
         model: Annotated[str | None, typer.Option("--model", "-m", help="One workload of this model instead of a fleet file.")] = None,
         rate: Annotated[float | None, typer.Option("--rate", help="Requests per second (one-workload mode).")] = None,
@@ -86,6 +87,9 @@ def register(app: typer.Typer) -> None:
         from aicap.sizing.plan.fleet_io import build_fleet, builtin_fleet, load_fleet
         from aicap.sizing.plan.whatif import Change, named_change, whatif, with_acceptance
 
+        check_workload_source(ctx, model, fleet_file)
+        if buy_vs_rent and pareto:
+            raise InputError("--buy-vs-rent compares renting with owning one plan; --pareto draws fronts of alternatives: choose one")
         cat = catalogue()
         if model is not None:
             fleet = build_fleet(model=model, rate=rate, input_tokens=input_tokens, output_tokens=output_tokens, ttft_ms=ttft_ms,

@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -79,8 +80,20 @@ def to_yaml(document: Any) -> str:
     return str(yaml.safe_dump(document, sort_keys=False, allow_unicode=True, width=100))
 
 
+_GROUPED = re.compile(r"-?[0-9]{1,3}(?:,[0-9]{3})+(?:\.[0-9]+)?")
+
+
+def _csv_value(value: Any) -> Any:
+    """A cell as CSV writes it: blank for None, numbers a table pre-formatted with thousands separators bare (``2,450.2`` -> ``2450.2``)."""
+    if value is None:
+        return ""
+    if isinstance(value, str) and _GROUPED.fullmatch(value):
+        return value.replace(",", "")
+    return value
+
+
 def to_csv(view: View) -> str:
-    """The first (primary) table as CSV with raw values."""
+    """The first (primary) table as CSV with raw values (no thousands separators, so scripts can parse the numbers)."""
     out = io.StringIO()
     if not view.tables:
         return ""
@@ -88,7 +101,7 @@ def to_csv(view: View) -> str:
     w = csv.writer(out, lineterminator="\n")
     w.writerow(t.columns)
     for row in t.rows:
-        w.writerow(["" if v is None else v for v in row])
+        w.writerow([_csv_value(v) for v in row])
     return out.getvalue()
 
 

@@ -113,6 +113,14 @@ def _scalar(construct: Callable[[Any, Any], Any]) -> Callable[[Any, Any], Any]:
             raise yaml.constructor.ConstructorError(
                 None, None, f"{tag} value {excerpt(node.value)} is not valid", node.start_mark
             ) from None
+        if (
+            isinstance(value, float)
+            and math.isfinite(value)
+            and value.is_integer()
+            and abs(value) < 2**53
+            and _WHOLE.match(str(node.value))
+        ):
+            value = int(value)  # ``1e3`` written for a count: the integer it names (as ``1000`` would be)
         if isinstance(value, float) and not math.isfinite(value):
             raise yaml.constructor.ConstructorError(
                 None, None, f"{excerpt(node.value)} is not a finite number (NaN and infinity are not accepted)", node.start_mark
@@ -138,6 +146,38 @@ def _float_ok(value: int) -> bool:
 for _tag in ("null", "bool", "int", "float", "timestamp", "str"):
     _Loader.add_constructor(_YAML_TAG + _tag, _scalar(yaml.SafeLoader.yaml_constructors[_YAML_TAG + _tag]))
 _Loader.add_constructor(_YAML_TAG + "binary", _no_binary)
+
+_WHOLE = re.compile(r"^[-+]?[0-9][0-9_]*[eE]\+?[0-9]+$")  # exponent form without a dot or a negative exponent: a whole number
+# Numbers in exponent form without a dot or an exponent sign (``1e-5``, ``5e1``, ``2.5e3``) are floats, as in
+# YAML 1.2 and JSON; YAML 1.1's resolver, which PyYAML follows, reads them as strings. The resolver table is
+# copied list by list first: ``add_implicit_resolver`` appends to lists the safe loader shares.
+_Loader.yaml_implicit_resolvers = {ch: list(rs) for ch, rs in _SAFE_LOADER.yaml_implicit_resolvers.items()}
+_Loader.add_implicit_resolver(_YAML_TAG + "float", re.compile(r"^[-+]?[0-9][0-9_]*(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"), list("-+0123456789"))
+
+
+def _construct_mapping(loader: Any, node: Any, deep: bool = False) -> Any:
+    """A mapping whose keys are unique: a repeated key is an error on its line, not a silent override.
+
+    Keys merged in with ``<<`` may still be overridden, as YAML's merge rule says.
+    """
+    if isinstance(node, yaml.MappingNode):
+        first: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            if key_node.tag == _YAML_TAG + "merge" or not isinstance(key_node, yaml.ScalarNode):
+                continue
+            key = loader.construct_object(key_node, deep=True)
+            try:
+                line = first.setdefault(key, key_node.start_mark.line + 1)
+            except TypeError:  # an unhashable key: the base constructor reports it
+                continue
+            if line != key_node.start_mark.line + 1:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"duplicate key {excerpt(str(key))} (first given on line {line})", key_node.start_mark
+                )
+    return _SAFE_LOADER.construct_mapping(loader, node, deep=deep)
+
+
+_Loader.construct_mapping = _construct_mapping
 
 
 def _yaml_depth_bound(text: str) -> int:
@@ -402,14 +442,38 @@ Fraction = Annotated[float, NotBool, Field(gt=0, le=1)]
 # --- validation --------------------------------------------------------------------------------
 
 
+_UNION_LABEL = re.compile(r"^(?:constrained-)?(?:int|float|str|bool)$|^[a-z][a-z-]*\[.*\]$", re.DOTALL)
+
+
+def _union_label(part: int | str) -> bool:
+    """Whether a location part is pydantic's label of a union member (``constrained-int``, ``literal['a','b']``)."""
+    return isinstance(part, str) and bool(_UNION_LABEL.match(part))
+
+
+def _first_error(exc: ValidationError) -> Any:
+    """The error to report: the first, or, where it lies in one member of a union, the deepest error of that union.
+
+    A value that fails every member of ``int | Histogram`` gets one error per member; the member the
+    value was written for is the one whose error lies deepest (``weight`` in a histogram entry), not
+    the first (``Input should be a valid integer``).
+    """
+    errs = exc.errors(include_url=False)
+    first = errs[0]
+    cut = next((k for k, part in enumerate(first["loc"]) if _union_label(part)), None)
+    if cut is None:
+        return first
+    same = [e for e in errs if tuple(e["loc"][:cut]) == tuple(first["loc"][:cut])]
+    return max(same, key=lambda e: sum(not _union_label(p) for p in e["loc"]))
+
+
 def format_loc(loc: Sequence[int | str]) -> str:
-    """Render a pydantic error location as ``models[3].moe.num_experts``."""
+    """Render a pydantic error location as ``models[3].moe.num_experts`` (union members' labels left out)."""
     out = ""
     for part in loc:
         if isinstance(part, int):
             out += f"[{part}]"
-        elif part in {"decoder", "encoder", "generic", "[key]"}:
-            continue  # discriminated-union tag or pydantic's marker of a mapping key, not a field
+        elif part in {"decoder", "encoder", "generic", "[key]"} or _union_label(part):
+            continue  # discriminated-union tag, union member label or pydantic's marker of a mapping key, not a field
         else:
             name = str(part)
             name = name if len(name) <= 40 and name.isprintable() else excerpt(name, 40)
@@ -445,7 +509,7 @@ def describe_validation_error(exc: ValidationError, where: str, text: str | None
     The offending value is quoted as a short excerpt (never a whole document); mappings and lists
     are not quoted at all.
     """
-    err = exc.errors(include_url=False)[0]
+    err = _first_error(exc)
     loc = (*prefix, *err["loc"])
     line = line_of(text, loc) if text is not None else None
     place = f"{where}:{line}" if line else where

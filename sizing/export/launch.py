@@ -102,6 +102,11 @@ def deployment_settings(plan: Plan, cat: CatalogueLike) -> list[Settings]:
             dev = cat.device(d.hardware)
             rt = resolved.on(dev)
             notes = [note] if note else []
+            limit = getattr(model, "max_context", None)
+            if isinstance(limit, int) and w.max_context < limit:
+                notes.append(f"context length {w.max_context:,} is the longest request the plan was sized for (workload "
+                             f"'{w.name}': input + output); the engine refuses longer ones. Declare the long tail in the fleet's "
+                             f"length histogram (up to {limit:,} tokens) to size and launch for it")  # fmt: skip
             v: dict[str, object] = {"model": repo, "served_model_name": w.model, "host": "0.0.0.0", "tensor_parallel": d.tp,
                                     "max_running_requests": d.max_running, "max_prefill_tokens": rt.max_prefill_tokens,
                                     "memory_fraction": rt.usable_memory_fraction, "context_length": w.max_context}  # fmt: skip

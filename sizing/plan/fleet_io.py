@@ -9,13 +9,15 @@ from __future__ import annotations
 import math
 from importlib import resources
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, get_args
 
 from aicap.sizing.core.catalogue import CatalogueLike
 from aicap.sizing.core.documents import load_yaml, read_text, validate_model
-from aicap.sizing.core.errors import InputError
+from aicap.sizing.core.dtypes import WEIGHT_DTYPES
+from aicap.sizing.core.errors import InputError, excerpt
 from aicap.sizing.core.fleet import MIN_REQUESTS_PER_S, PERCENTILES, Fleet, check_prefix_cached, too_small_rate
 from aicap.sizing.core.plan import SCHEMA_VERSION, Plan
+from aicap.sizing.core.specs.instance import PricingModel
 from aicap.sizing.core.specs.speculative import SpeculativeConfig
 
 if TYPE_CHECKING:  # imported where a plan file is read: sizing a fleet does not need the periodic plan's models
@@ -26,6 +28,9 @@ CLOUDS = ("aws", "gcp", "azure", "on-prem")
 
 def _split(value: str | None) -> list[str] | None:
     return None if value is None else [v.strip() for v in value.split(",") if v.strip()]
+
+
+OBJECTIVES = ("cost", "latency", "throughput")
 
 
 def _apply(doc: dict[str, Any], cloud: str | None = None, hardware: str | None = None, pricing: str | None = None,
@@ -45,12 +50,21 @@ def _apply(doc: dict[str, Any], cloud: str | None = None, hardware: str | None =
         cons["hardware"] = _split(hardware)
     if pricing is not None:
         models = _split(pricing) or [pricing]
+        bad = [m for m in models if m not in get_args(PricingModel)]
+        if bad:
+            raise InputError(f"--pricing {excerpt(bad[0])}: valid choices: {', '.join(get_args(PricingModel))}")
         cons["pricing"] = models[0] if len(models) == 1 else models
     if budget is not None:
         if not (math.isfinite(budget) and budget > 0):
             raise InputError(f"--budget {budget}: must be a positive monthly amount in USD")
         cons["budget_usd_per_month"] = budget
     if objective is not None:
+        if objective not in OBJECTIVES:
+            raise InputError(f"--objective {excerpt(objective)}: valid choices: {', '.join(OBJECTIVES)}")
+        if objective != "cost" and budget is None and cons.get("budget_usd_per_month") is None:
+            raise InputError(
+                f"--objective {excerpt(objective)} needs a budget: give --budget USD_PER_MONTH (or constraints.budget_usd_per_month)"
+            )
         cons["objective"] = objective
     if single_type:
         cons["single_type"] = True
@@ -79,13 +93,31 @@ def _read_profiles(doc: dict[str, Any], base: Path) -> dict[str, Any]:
     return {**doc, "workloads": out}
 
 
+def _model_files(doc: dict[str, Any], base: Path) -> dict[str, Any]:
+    """Point a workload's ``model`` that names a file or folder next to the fleet file at it (``base / model``).
+
+    A model given as a relative path in a fleet file means the file beside the fleet, as profile files do,
+    wherever aicap is run from; catalogue ids and paths found nowhere next to it are left as written.
+    """
+    workloads = doc.get("workloads")
+    if not isinstance(workloads, list) or base == Path("."):
+        return doc
+    out = []
+    for w in workloads:
+        name = w.get("model") if isinstance(w, dict) else None
+        if isinstance(name, str) and name and not Path(name).is_absolute() and (base / name).exists():
+            w = {**w, "model": str(base / name)}
+        out.append(w)
+    return {**doc, "workloads": out}
+
+
 def load_fleet(path: Path, **overrides: Any) -> Fleet:
-    """Read and validate a fleet file; errors name file:line and the field; profile files are read relative to it."""
+    """Read and validate a fleet file; errors name file:line and the field; model and profile files are read relative to it."""
     text = read_text(path)
     doc = load_yaml(path, text)
     if not isinstance(doc, dict):
         raise InputError(f"{path}:1: a fleet file is a mapping with 'workloads' (and optional 'constraints')")
-    return validate_model(Fleet, _apply(_read_profiles(doc, path.parent), **overrides), str(path), text)
+    return validate_model(Fleet, _apply(_model_files(_read_profiles(doc, path.parent), path.parent), **overrides), str(path), text)
 
 
 def builtin_fleet(**overrides: Any) -> Fleet:
@@ -128,6 +160,9 @@ def build_fleet(*, model: str, rate: float | None, input_tokens: int, output_tok
         wl["disaggregation"] = {k: v for k, v in disaggregation.items() if v is not None}
     if precision is not None:
         wl["precisions"] = _split(precision)
+        bad = [p for p in wl["precisions"] or [] if p not in WEIGHT_DTYPES]
+        if bad:
+            raise InputError(f"--precision {excerpt(bad[0])}: valid choices: {', '.join(WEIGHT_DTYPES)}")
     wl["name"] = "".join(ch if ch.isalnum() or ch in "._-" else "-" for ch in wl["name"]).strip("-.") or "workload"
     return validate_model(Fleet, _apply({"schema_version": 1, "workloads": [wl]}, **overrides), "command-line options")
 

@@ -29,6 +29,9 @@ from aicap.sizing.sim.engine import Requests
 
 MAX_TRACE_BYTES = 512 * 1024 * 1024  # a trace of ~20 million requests
 MAX_TOKENS = 10**9  # longest request length a trace may give (no model comes near)
+#: Most synthetic requests one simulation draws: the simulator keeps about 1.3 KB per request (3 million
+#: took 3.9 GB), so this bounds a run to about 7 GB of memory; a longer horizon is a trace or several seeds.
+MAX_REQUESTS = 5_000_000
 TRACE_FIELDS = ("arrival_s", "input_tokens", "output_tokens")
 
 
@@ -139,8 +142,8 @@ class TrafficSpec:
     cached_share: float = 0.0
 
     def __post_init__(self) -> None:
-        if self.requests < 1:
-            raise InputError(f"requests must be >= 1, got {self.requests}")
+        if not 1 <= self.requests <= MAX_REQUESTS:
+            raise InputError(f"requests must be from 1 to {MAX_REQUESTS:,} (about 1.3 KB of memory each), got {self.requests:,}")
         if (self.rate_per_s is None) == (self.concurrency is None):
             raise InputError("give exactly one of a request rate (open loop) and a concurrency (closed loop)")
         if self.rate_per_s is not None and not (self.rate_per_s > 0 and np.isfinite(self.rate_per_s)):

@@ -105,7 +105,7 @@ def test_list_datasets() -> None:
     ([*BASE, "--rate", "1", "--router", "random"], "valid routers"),
     ([*BASE, "--rate", "1", "--policy", "edf"], "--ttft-ms"),
     ([*BASE, "--rate", "1", "--dataset", "sharegpt"], "did you mean"),
-    ([*BASE, "--rate", "-2"], "rate must be a positive"),
+    ([*BASE, "--rate", "-2"], "--rate -2.0: must be a positive"),
     ([*BASE, "--rate", "1", "--classes", "a,b"], "--classes"),
     ([*BASE, "--rate", "1", "--percentile", "p97"], "--percentile"),
     ([*BASE, "--trace", "nope.csv"], "nope.csv"),
@@ -164,7 +164,7 @@ def test_schema_of_the_report_validates_a_run() -> None:
 
 
 @pytest.mark.parametrize(("args", "msg"), [
-    ([*BASE, "--rate", "20", "--classes", "0.5,0.5", "--policy", "priority", "--class-weights", "4"], "one weight for each"),
+    ([*BASE, "--rate", "20", "--classes", "0.5,0.5", "--policy", "priority", "--class-weights", "4"], "give one weight per class"),
     ([*BASE, "--rate", "1", "--class-weights", "0,1", "--policy", "priority"], "must be > 0"),
     ([*BASE, "--rate", "1", "--max-num-seqs", "-1"], "--max-num-seqs -1"),
     ([*BASE, "--rate", "1", "--max-batched-tokens", "0"], "--max-batched-tokens 0"),

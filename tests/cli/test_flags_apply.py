@@ -1,0 +1,129 @@
+"""Options are applied or refused, never silently ignored; documents read as a user writes them.
+
+Found by a new-user trial of the CLI: one-workload options beside a fleet file, traffic options beside a
+plan, duplicate YAML keys, ``1e-5`` read as a string, model files beside a fleet, thousands separators in CSV.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from aicap.cli.app import app
+
+ROOT = Path(__file__).resolve().parents[2]
+CHAT = str(ROOT / "examples" / "chat-service.yaml")
+
+
+def run(*args: str) -> tuple[int, str, str]:
+    r = CliRunner().invoke(app, ["-q", *args])
+    return r.exit_code, r.stdout, r.stderr
+
+
+def refused(*args: str) -> str:
+    code, out, err = run(*args)
+    assert code == 2 and out == "" and err.count("\n") == 1, (code, err)
+    return err
+
+
+@pytest.mark.parametrize("flag", [["--tpot-ms", "5"], ["--rate", "1000"], ["--input-tokens", "50000"], ["--precision", "int4"],
+                                  ["--percentile", "p50"], ["--prefix-cached", "0.9"]])  # fmt: skip
+def test_size_refuses_one_workload_options_beside_a_fleet_file(flag: list[str]) -> None:
+    err = refused("size", CHAT, *flag)
+    assert f"{flag[0]} describes the one workload of --model" in err and "fleet file" in err
+
+
+def test_size_and_whatif_refuse_a_fleet_file_and_a_model_together() -> None:
+    for cmd in ("size", "whatif"):
+        assert "not both" in refused(cmd, CHAT, "--model", "llama-3.1-8b", "--rate", "5")
+
+
+def test_size_refuses_a_rate_without_a_model() -> None:
+    assert "--rate describes the one workload of --model; add --model" in refused("size", "--rate", "5")
+
+
+def test_options_that_apply_to_a_fleet_file_still_do() -> None:
+    code, out, err = run("size", CHAT, "--cloud", "aws", "-f", "json")
+    assert code == 0, err
+    assert {i["cloud"] for i in json.loads(out)["instances"]} == {"aws"}
+
+
+def test_flag_values_are_checked_with_the_flag_s_name() -> None:
+    assert "--pricing 'spott': valid choices: on_demand, spot" in refused("size", "-m", "llama-3.1-8b", "--rate", "5", "--pricing", "spott")
+    assert "--precision 'fp9': valid choices: fp32" in refused("size", "-m", "llama-3.1-8b", "--rate", "5", "--precision", "fp9")
+    assert "--objective 'bogus': valid choices: cost, latency, throughput" in refused(
+        "size", "-m", "llama-3.1-8b", "--rate", "5", "--objective", "bogus"
+    )
+    assert "needs a budget: give --budget" in refused("size", "-m", "llama-3.1-8b", "--rate", "5", "--objective", "latency")
+
+
+def test_whatif_refuses_buy_vs_rent_with_pareto() -> None:
+    assert "choose one" in refused("whatif", "-m", "llama-3.1-8b", "--rate", "5", "--buy-vs-rent", "--pareto")
+
+
+def test_simulate_a_plan_refuses_traffic_options(tmp_path: Path) -> None:
+    plan = tmp_path / "plan.json"
+    code, _, err = run("size", "-m", "llama-3.1-8b", "--rate", "2", "-o", str(plan))
+    assert code == 0, err
+    for flag in (["--rate", "50"], ["--dataset", "sharegpt-8k"], ["--ttft-ms", "1"], ["--compare-policies"], ["--requests", "10"]):
+        assert f"{flag[0]} does not apply to a plan" in refused("simulate", str(plan), *flag)
+    code, out, err = run("simulate", str(plan), "--seed", "3", "--policy", "sjf", "-f", "json")
+    assert code == 0, err
+    assert json.loads(out)["holds"] is True
+
+
+def test_simulate_bounds_requests_and_names_flags() -> None:
+    base = ["simulate", "-m", "llama-3.1-8b", "--hardware", "h100-sxm"]
+    assert "--requests 100,000,000: at most 5,000,000" in refused(*base, "--rate", "4", "--requests", "100000000")
+    assert "--cv -1.0: gamma arrivals need" in refused(*base, "--rate", "4", "--arrival", "gamma", "--cv", "-1")
+    assert "3 weights for the 2 classes" in refused(*base, "--rate", "4", "--classes", "0.2,0.8", "--class-weights", "4,1,1",
+                                                    "--policy", "priority")  # fmt: skip
+
+
+def test_csv_numbers_carry_no_thousands_separators() -> None:
+    code, out, err = run("simulate", "-m", "llama-3.1-8b", "--hardware", "h100-sxm", "--rate", "4", "--requests", "300", "-f", "csv")
+    assert code == 0, err
+    rows = list(csv.reader(io.StringIO(out)))
+    e2e = next(r for r in rows if r[0] == "end-to-end")
+    assert all("," not in v for v in e2e[1:]) and float(e2e[1]) > 1000  # a figure of thousands of ms, written bare
+
+
+def test_duplicate_yaml_keys_are_an_error_on_their_line(tmp_path: Path) -> None:
+    f = tmp_path / "dup.yaml"
+    f.write_text("schema_version: 1\nworkloads:\n  - name: a\n    model: llama-3.1-8b\n    requests_per_s: 5\n    requests_per_s: 500\n")
+    assert f"{f}:6: malformed YAML: duplicate key 'requests_per_s' (first given on line 5)" in refused("size", str(f))
+
+
+def test_exponent_numbers_are_numbers(tmp_path: Path) -> None:
+    f = tmp_path / "sci.yaml"
+    f.write_text("schema_version: 1\nworkloads:\n  - name: a\n    model: llama-3.1-8b\n    requests_per_s: 5e0\n    input_tokens: 1e3\n"
+                 "constraints:\n  budget_usd_per_month: 1e5\n")  # fmt: skip
+    code, out, err = run("size", str(f), "-f", "json")
+    assert code == 0, err
+    d = json.loads(out)
+    assert d["workloads"][0]["requests_per_s"] == 5 and d["inputs"]["workloads"][0]["input_tokens"] == 1000
+
+
+def test_a_model_file_beside_the_fleet_file_is_found_from_anywhere(tmp_path: Path) -> None:
+    sub = tmp_path / "sub"
+    sub.mkdir()
+    code, out, err = run("models", "show", "llama-3.1-8b", "-f", "yaml")
+    assert code == 0, err
+    (sub / "my8b.yaml").write_text(out)
+    (sub / "fleet.yaml").write_text("schema_version: 1\nworkloads:\n  - name: a\n    model: my8b.yaml\n    requests_per_s: 5\n")
+    code, out, err = run("size", str(sub / "fleet.yaml"), "-f", "json")
+    assert code == 0, err
+    assert json.loads(out)["workloads"][0]["model"] == str(sub / "my8b.yaml")
+
+
+def test_a_union_field_reports_the_member_the_value_was_written_for(tmp_path: Path) -> None:
+    f = tmp_path / "hist.yaml"
+    f.write_text("schema_version: 1\nworkloads:\n  - name: a\n    model: llama-3.1-8b\n    requests_per_s: 5\n    input_tokens:\n"
+                 "      - {tokens: 100, weight: -1}\n      - {tokens: 200, weight: 1}\n")  # fmt: skip
+    err = refused("size", str(f))
+    assert "workloads[0].input_tokens[0].weight: Input should be greater than 0, got -1" in err and "constrained" not in err
