@@ -9,7 +9,7 @@ import typer
 
 from aicap.cli.commands.estimate_cmd import AcceptOpt, DraftModelOpt, DraftTokensOpt, SpecOpt, speculative_config
 from aicap.cli.render import Format, Table, View, emit, progress, to_json, to_yaml
-from aicap.cli.state import STATE, catalogue, check_workload_source, guarded, info
+from aicap.cli.state import STATE, catalogue, check_workload_source, guarded, info, located
 
 if TYPE_CHECKING:
     from aicap.sizing.core.catalogue import CatalogueLike
@@ -225,7 +225,7 @@ def register(app: typer.Typer) -> None:
         except InputError as exc:
             if fleet_file is None or str(exc).startswith(str(fleet_file)):
                 raise
-            raise InputError(f"{fleet_file}: {exc}") from None
+            raise InputError(f"{located(fleet_file, str(exc))}: {exc}") from None
         if periodic:
             if plot is not None:
                 from aicap.sizing.plan.periods_plot import plot_periods

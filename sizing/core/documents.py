@@ -503,6 +503,33 @@ def line_of(text: str, loc: Sequence[int | str]) -> int | None:
     return line
 
 
+_QUOTED = re.compile(r"'([^'\n]{1,200})'")
+_UNKNOWN = re.compile(r"unknown [a-z -]{1,40}'([^'\n]{1,200})'")
+
+
+def line_of_value(text: str, message: str) -> int | None:
+    """The 1-based line of ``text`` holding, as a YAML value, the first quoted value of an error ``message``.
+
+    For errors found after validation (an unknown model, device or engine id in a fleet file): the
+    message quotes the value (``unknown model 'llama-9'``; the one after "unknown" where it quotes
+    several), and the line whose value it is (``model: llama-9``, ``- llama-9``), else whose key it is
+    (``{p5.48xlargex: 2}``), is where the user fixes it. ``None`` if no line holds it.
+    """
+    m = _UNKNOWN.search(message) or _QUOTED.search(message)
+    if m is None:
+        return None
+    value = re.escape(m.group(1))
+    word = rf"(?:{value}|'{value}'|\"{value}\")"
+    as_value = re.compile(rf"(?:^|[:\-\[,{{]\s*){word}\s*(?:[\],}}]|#|$)")
+    as_key = re.compile(rf"(?:^\s*(?:-\s*)?|[{{,]\s*){word}\s*:")
+    lines = text.splitlines()
+    for pattern in (as_value, as_key):
+        for k, line in enumerate(lines, start=1):
+            if pattern.search(line):
+                return k
+    return None
+
+
 def describe_validation_error(exc: ValidationError, where: str, text: str | None, prefix: Sequence[int | str] = ()) -> str:
     """Turn the first pydantic error into one human line: ``file:line: field: message``.
 

@@ -127,3 +127,17 @@ def test_a_union_field_reports_the_member_the_value_was_written_for(tmp_path: Pa
                  "      - {tokens: 100, weight: -1}\n      - {tokens: 200, weight: 1}\n")  # fmt: skip
     err = refused("size", str(f))
     assert "workloads[0].input_tokens[0].weight: Input should be greater than 0, got -1" in err and "constrained" not in err
+
+
+@pytest.mark.parametrize(("body", "line", "what"), [
+    ("    model: llama-3.1-8bx\n    requests_per_s: 5\n", 4, "unknown model 'llama-3.1-8bx'"),
+    ("    model: llama-3.1-8b\n    requests_per_s: 5\n    engine: vllmx\n", 6, "unknown engine 'vllmx'"),
+    ("    model: llama-3.1-8b\n    requests_per_s: 5\nconstraints:\n  hardware: [h100-sxx]\n", 7, "unknown hardware 'h100-sxx'"),
+    ("    model: llama-3.1-8b\n    requests_per_s: 5\nconstraints:\n  availability: {p5.48xlargex: 2}\n", 7,
+     "unknown instance 'p5.48xlargex'"),
+])  # fmt: skip
+def test_unknown_ids_in_a_fleet_file_name_their_line(tmp_path: Path, body: str, line: int, what: str) -> None:
+    f = tmp_path / "fleet.yaml"
+    f.write_text("schema_version: 1\nworkloads:\n  - name: a\n" + body)
+    err = refused("size", str(f))
+    assert err.startswith(f"aicap: error: {f}:{line}: ") and what in err, err

@@ -56,3 +56,14 @@ def test_unknown_field_is_flagged(tmp_path: Path) -> None:
     p.write_text(GOOD + "hiden_size: 3\n")
     with pytest.raises(InputError, match=r"m\.yaml:12: hiden_size: unknown field"):
         load_model_file(p)
+
+
+def test_line_of_value_finds_the_quoted_value_as_a_value_or_a_key() -> None:
+    from aicap.sizing.core.documents import line_of_value
+
+    text = "a: 1\nname: x\nmodel: llama-9  # typo\nlist: [h1, 'h2']\nmap: {k9: 2}\n"
+    assert line_of_value(text, "unknown model 'llama-9': did you mean") == 3
+    assert line_of_value(text, "workload 'x': unknown device 'h2'") == 4  # the value after "unknown", not the first quote
+    assert line_of_value(text, "unknown instance 'k9'") == 5
+    assert line_of_value(text, "unknown model 'llama'") is None  # a prefix of a value is not the value
+    assert line_of_value(text, "no quote here") is None
