@@ -79,6 +79,10 @@ def root(
         typer.echo(ctx.get_help())
 
 
+#: Options of ``aicap`` itself, given before the command.
+GLOBAL_FLAGS = frozenset({"-q", "--quiet", "-v", "--verbose", "--catalog", "--version"})
+
+
 def main() -> None:
     """Console entry point (``aicap``).
 
@@ -106,6 +110,10 @@ def main() -> None:
         else:
             where = f" (see '{ctx.command_path} --help')" if ctx is not None else ""
             message = " ".join(str(exc.format_message()).split())
+            flag = getattr(exc, "option_name", None)
+            if flag in GLOBAL_FLAGS and ctx is not None and ctx.parent is not None:  # `aicap size ... --quiet`
+                message = f"{flag} is a global option: put it before the command (aicap {flag} {ctx.info_name} ...)"
+                where = ""
             sys.stderr.write(f"aicap: error: {message}{where}\n")
         sys.exit(int(getattr(exc, "exit_code", ExitCode.INPUT_ERROR)))
     except Exception as exc:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import stat
 import struct
 from pathlib import Path
@@ -918,7 +919,8 @@ def test_errors_the_sizer_finds_in_a_fleet_name_the_file(aicap, tmp_path: Path, 
     fleet = tmp_path / "fleet.yaml"
     fleet.write_text("workloads:\n" + body)
     r = aicap("size", str(fleet))
-    assert r.code == 2 and r.stderr.startswith(f"aicap: error: {fleet}: ") and expect in r.stderr and r.stderr.count("\n") == 1
+    assert r.code == 2 and re.match(rf"aicap: error: {re.escape(str(fleet))}:\d+: ", r.stderr), r.stderr  # the line of the bad value
+    assert expect in r.stderr and r.stderr.count("\n") == 1
 
 
 @pytest.mark.parametrize(("args", "expect"), [
@@ -933,6 +935,17 @@ def test_usage_errors_are_one_line_and_exit_2(args: list[str], expect: str) -> N
     r = subprocess.run([sys.executable, "-m", "aicap.cli.app", *args], capture_output=True, text=True, check=False)
     assert r.returncode == 2 and r.stdout == ""
     assert r.stderr.count("\n") == 1 and r.stderr.startswith("aicap: error: ") and expect in r.stderr and "--help" in r.stderr
+
+
+@pytest.mark.parametrize("flag", ["--quiet", "-q", "--verbose"])
+def test_a_global_option_after_the_command_says_where_it_goes(flag: str) -> None:
+    import subprocess
+    import sys
+
+    r = subprocess.run([sys.executable, "-m", "aicap.cli.app", "size", "-m", "llama-3.1-8b", "--rate", "5", flag], capture_output=True,
+                       text=True, check=False)  # fmt: skip
+    assert r.returncode == 2 and r.stdout == ""
+    assert r.stderr == f"aicap: error: {flag} is a global option: put it before the command (aicap {flag} size ...)\n"
 
 
 def test_a_bare_command_group_still_shows_its_help() -> None:
