@@ -141,3 +141,8 @@ def test_unknown_ids_in_a_fleet_file_name_their_line(tmp_path: Path, body: str, 
     f.write_text("schema_version: 1\nworkloads:\n  - name: a\n" + body)
     err = refused("size", str(f))
     assert err.startswith(f"aicap: error: {f}:{line}: ") and what in err, err
+
+
+def test_estimate_names_a_tensor_parallel_degree_beyond_the_devices() -> None:
+    err = refused("estimate", "--model", "llama-3.1-70b", "--hardware", "h100-sxm", "--devices", "8", "--tp", "16")
+    assert "--tp 16 needs 16 devices but --devices is 8" in err
