@@ -23,10 +23,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from pydantic import TypeAdapter
+from pydantic import TypeAdapter, ValidationError
 
 from aicap.sizing.core.checkpoint import checkpoint_bytes
-from aicap.sizing.core.documents import load_json, load_yaml, read_text, validate
+from aicap.sizing.core.documents import describe_validation_error, load_json, load_yaml, read_text, validate
 from aicap.sizing.core.errors import InputError, excerpt
 from aicap.sizing.core.specs.model import AnyModel, GenericModel, ModelSpec
 
@@ -79,7 +79,13 @@ def load_model_file(path: Path) -> AnyModel:
     if not isinstance(doc, dict):
         raise InputError(f"{path}:1: not a model document: expected a mapping with 'kind', 'id', 'name', ..., got {_kind(doc)}")
     if "architecture" in doc or ("params" in doc and doc.get("kind") == "generic"):
-        return validate(_MODEL, from_show_document(doc), str(path), text)
+        try:
+            return _MODEL.validate_python(from_show_document(doc))
+        except ValidationError as exc:  # name the field where the document has it: under `architecture`, not flattened
+            arch = doc.get("architecture")
+            field = next((p for p in exc.errors()[0]["loc"] if p not in ("decoder", "encoder", "generic")), None)
+            prefix = ("architecture",) if isinstance(arch, dict) and field in arch else ()
+            raise InputError(describe_validation_error(exc, str(path), text, prefix)) from None
     if "kind" not in doc:
         hint = " (this looks like a fleet file)" if "workloads" in doc else ""
         raise InputError(f"{path}:1: not a model document{hint}: no 'kind' field (decoder, encoder or generic)")

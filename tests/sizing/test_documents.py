@@ -67,3 +67,18 @@ def test_line_of_value_finds_the_quoted_value_as_a_value_or_a_key() -> None:
     assert line_of_value(text, "unknown instance 'k9'") == 5
     assert line_of_value(text, "unknown model 'llama'") is None  # a prefix of a value is not the value
     assert line_of_value(text, "no quote here") is None
+
+
+def test_a_shown_model_document_names_the_line_under_architecture(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from aicap.cli.app import app
+
+    shown = CliRunner().invoke(app, ["-q", "models", "show", "llama-3.1-8b", "-f", "yaml"]).stdout
+    lines = shown.splitlines()
+    k = next(n for n, line in enumerate(lines) if line.strip().startswith("num_layers:"))
+    lines[k] = "  num_layers: -3"
+    f = tmp_path / "m.yaml"
+    f.write_text("\n".join(lines) + "\n")
+    with pytest.raises(InputError, match=rf"m.yaml:{k + 1}: architecture.num_layers: Input should be greater than 0, got -3"):
+        load_model_file(f)
