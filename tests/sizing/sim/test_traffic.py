@@ -55,7 +55,7 @@ def test_constant_and_closed_loop_specs() -> None:
 
 @pytest.mark.parametrize(("kw", "msg"), [
     ({"rate_per_s": None}, "exactly one"), ({"concurrency": 2}, "exactly one"), ({"rate_per_s": -1.0}, "positive"),
-    ({"requests": 0}, ">= 1"), ({"arrival": "gamma", "cv": 0.0}, "coefficient"), ({"class_shares": (0.0, 0.0)}, "not all 0"),
+    ({"requests": 0}, "from 1 to 5,000,000"), ({"arrival": "gamma", "cv": 0.0}, "coefficient"), ({"class_shares": (0.0, 0.0)}, "not all 0"),
 ])  # fmt: skip
 def test_spec_errors(kw: dict[str, object], msg: str) -> None:
     base: dict[str, object] = {"requests": 10, "input_tokens": Lengths.fixed(10), "output_tokens": Lengths.fixed(1), "rate_per_s": 1.0}
