@@ -184,7 +184,31 @@ def _read_plan(path: Path) -> Plan | PeriodPlan | None:
         got = str(doc.get("schema_version"))[:20]
         raise InputError(f"{path}: plan schema_version {got} is not supported; this aicap reads {SCHEMA_VERSION}: "
                          "re-create the plan with `aicap size --output`")  # fmt: skip
-    return validate_model(Plan, doc, str(path), text)
+    return validate_model(Plan, _plan_model_files(doc, path.parent), str(path), text)
+
+
+def _plan_model_files(doc: dict[str, Any], base: Path) -> dict[str, Any]:
+    """A plan whose model is a file path that is not found from here but is beside the plan: read it there.
+
+    A plan records a model file as it was given (relative to where ``aicap size`` ran); a plan written
+    next to that file is then read correctly from any directory.
+    """
+    if base == Path("."):
+        return doc
+
+    def moved(w: Any) -> Any:
+        name = w.get("model") if isinstance(w, dict) else None
+        if isinstance(name, str) and name and not Path(name).is_absolute() and not Path(name).exists() and (base / name).exists():
+            return {**w, "model": str(base / name)}
+        return w
+
+    out = dict(doc)
+    if isinstance(doc.get("workloads"), list):
+        out["workloads"] = [moved(w) for w in doc["workloads"]]
+    inputs = doc.get("inputs")
+    if isinstance(inputs, dict) and isinstance(inputs.get("workloads"), list):
+        out["inputs"] = {**inputs, "workloads": [moved(w) for w in inputs["workloads"]]}
+    return out
 
 
 def load_plan(path: Path) -> Plan | None:

@@ -146,3 +146,18 @@ def test_unknown_ids_in_a_fleet_file_name_their_line(tmp_path: Path, body: str, 
 def test_estimate_names_a_tensor_parallel_degree_beyond_the_devices() -> None:
     err = refused("estimate", "--model", "llama-3.1-70b", "--hardware", "h100-sxm", "--devices", "8", "--tp", "16")
     assert "--tp 16 needs 16 devices but --devices is 8" in err
+
+
+def test_a_plan_beside_its_model_file_is_read_from_any_directory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    code, out, err = run("models", "show", "llama-3.1-8b", "-f", "yaml")
+    assert code == 0, err
+    work = tmp_path / "work"
+    work.mkdir()
+    (work / "m8.yaml").write_text(out)
+    monkeypatch.chdir(work)
+    code, _, err = run("size", "--model", "m8.yaml", "--rate", "2", "-o", "plan.json")
+    assert code == 0, err
+    monkeypatch.chdir(tmp_path)  # the plan says "m8.yaml": found beside the plan, not in this directory
+    code, out, err = run("simulate", "work/plan.json", "-f", "json")
+    assert code == 0, err
+    assert json.loads(out)["holds"] is True
