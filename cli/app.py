@@ -112,7 +112,14 @@ def main() -> None:
             message = " ".join(str(exc.format_message()).split())
             flag = getattr(exc, "option_name", None)
             if flag in GLOBAL_FLAGS and ctx is not None and ctx.parent is not None:  # `aicap size ... --quiet`
-                message = f"{flag} is a global option: put it before the command (aicap {flag} {ctx.info_name} ...)"
+                names, c = [], ctx
+                while c.parent is not None:  # the command's path below the root, whatever the program is called
+                    names.append(str(c.info_name))
+                    c = c.parent
+                command = " ".join(reversed(names))
+                given = f"{flag} DIR" if flag == "--catalog" else flag
+                hint = "aicap --version" if flag == "--version" else f"aicap {given} {command} ..."
+                message = f"{flag} is a global option: put it before the command ({hint})"
                 where = ""
             sys.stderr.write(f"aicap: error: {message}{where}\n")
         sys.exit(int(getattr(exc, "exit_code", ExitCode.INPUT_ERROR)))

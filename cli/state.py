@@ -50,12 +50,16 @@ def typed_flags(ctx: typer.Context, *names: str) -> list[str]:
 
     Lets a command refuse an option that does not apply, rather than ignore it: a default is not "given".
     """
-    flags = {p.name: max(p.opts, key=len) for p in ctx.command.params if p.opts}
+    params = {p.name: p for p in ctx.command.params}
     out = []
     for name in names:
         source = ctx.get_parameter_source(name)
-        if source is not None and source.name in {"COMMANDLINE", "ENVIRONMENT"}:
-            out.append(flags.get(name, "--" + name.replace("_", "-")))
+        if source is None or source.name not in {"COMMANDLINE", "ENVIRONMENT"}:
+            continue
+        p = params.get(name)
+        off = getattr(p, "secondary_opts", None) if ctx.params.get(name) is False else None  # --no-x given
+        forms = off or (p.opts if p is not None else None)
+        out.append(max(forms, key=len) if forms else "--" + name.replace("_", "-"))
     return out
 
 

@@ -282,6 +282,11 @@ def register(app: typer.Typer) -> None:
                                     for d in ds_all]},
                       [Table("Datasets (length histograms)", ["name", "description", "mean in", "mean out", "source"], ds_rows)]), fmt)  # fmt: skip
             return
+        if plan is not None:  # before the values are checked: an option a plan does not take is refused as such
+            misplaced = typed_flags(ctx, *(n for n in ctx.params if n not in PLAN_OPTIONS and n not in ("model", "hardware")))
+            if misplaced:
+                raise InputError(f"{misplaced[0]} does not apply to a plan, whose deployments are simulated at their planned rates, "
+                                 "lengths and targets (a plan takes --seed, --policy and its options, and --router)")  # fmt: skip
         if policy not in replay.POLICIES:
             raise InputError(f"--policy {policy!r}: valid policies: {', '.join(replay.POLICIES)}")
         if router not in ROUTERS:
@@ -316,12 +321,12 @@ def register(app: typer.Typer) -> None:
         if weights is not None and shares is not None and len(weights) != len(shares):
             raise InputError(f"--class-weights {class_weights!r}: {len(weights)} weights for the {len(shares)} classes of --classes; "
                              "give one weight per class")  # fmt: skip
-        ignored = [f for f, on_ in (("--plot", plot is not None and compare_policies), ("--classes", classes is not None and trace is not None),
-                                    ("--class-weights", class_weights is not None and policy != "priority" and not compare_policies))
-                   if on_]  # fmt: skip
-        if ignored:
-            info(f"aicap: note: {', '.join(ignored)} ignored here (plots are of single runs, a trace brings its own classes, "
-                 "weights are for --policy priority)")  # fmt: skip
+        if plot is not None and compare_policies:
+            raise InputError("--plot draws one run; --compare-policies runs one per policy: drop one of them")
+        if classes is not None and trace is not None:
+            raise InputError("--classes draws priority classes for synthetic requests; a --trace brings its own (its priority column)")
+        if class_weights is not None and policy != "priority" and not compare_policies:
+            raise InputError(f"--class-weights weigh the classes of --policy priority, not of --policy {policy}")
         if not predictor_error >= 0:
             raise InputError(f"--predictor-error {predictor_error}: must be >= 0")
         if not aging >= 0:
@@ -334,10 +339,6 @@ def register(app: typer.Typer) -> None:
         if plan is not None:
             if model is not None or hardware is not None:
                 raise InputError("give either a plan file or --model/--hardware, not both")
-            misplaced = typed_flags(ctx, *(n for n in ctx.params if n not in PLAN_OPTIONS))
-            if misplaced:
-                raise InputError(f"{misplaced[0]} does not apply to a plan, whose deployments are simulated at their planned rates, "
-                                 "lengths and targets (a plan takes --seed, --policy and its options, and --router)")  # fmt: skip
             from aicap.sizing.plan.fleet_io import load_plan
             from aicap.sizing.sim.verify import simulate_plan
 

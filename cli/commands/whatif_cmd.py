@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from aicap.cli.render import Format, Table, View, emit, progress
-from aicap.cli.state import STATE, catalogue, check_workload_source, guarded, info
+from aicap.cli.state import STATE, catalogue, check_workload_source, guarded, info, typed_flags
 from aicap.sizing.core.errors import InputError
 
 if TYPE_CHECKING:
@@ -88,8 +88,11 @@ def register(app: typer.Typer) -> None:
         from aicap.sizing.plan.whatif import Change, named_change, whatif, with_acceptance
 
         check_workload_source(ctx, model, fleet_file)
-        if buy_vs_rent and pareto:
-            raise InputError("--buy-vs-rent compares renting with owning one plan; --pareto draws fronts of alternatives: choose one")
+        if buy_vs_rent:
+            other = typed_flags(ctx, "alternatives", "student", "draft_model", "acceptance", "pareto", "plot")
+            if other:
+                raise InputError(f"--buy-vs-rent compares renting with owning the baseline plan; {other[0]} shapes the alternatives "
+                                 "it does not size: choose one")  # fmt: skip
         cat = catalogue()
         if model is not None:
             fleet = build_fleet(model=model, rate=rate, input_tokens=input_tokens, output_tokens=output_tokens, ttft_ms=ttft_ms,

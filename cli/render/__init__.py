@@ -74,10 +74,10 @@ def to_json(document: Any) -> str:
 
 
 def to_yaml(document: Any) -> str:
-    """YAML with keys in the order they were built."""
-    import yaml
+    """YAML with keys in the order they were built, that aicap reads back unchanged (``'1e3'`` quoted)."""
+    from aicap.sizing.core.documents import dump_yaml
 
-    return str(yaml.safe_dump(document, sort_keys=False, allow_unicode=True, width=100))
+    return dump_yaml(document)
 
 
 _GROUPED = re.compile(r"-?[0-9]{1,3}(?:,[0-9]{3})+(?:\.[0-9]+)?")
@@ -93,7 +93,10 @@ def _csv_value(value: Any) -> Any:
 
 
 def to_csv(view: View) -> str:
-    """The first (primary) table as CSV with raw values (no thousands separators, so scripts can parse the numbers)."""
+    """The first (primary) table as CSV with raw values: a cell that is a number carries no thousands separators.
+
+    Cells of prose (``≤2,048 running``, ``$1,234``) keep their text; the JSON output has every figure bare.
+    """
     out = io.StringIO()
     if not view.tables:
         return ""

@@ -121,6 +121,8 @@ def _scalar(construct: Callable[[Any, Any], Any]) -> Callable[[Any, Any], Any]:
             and _WHOLE.match(str(node.value))
         ):
             value = int(value)  # ``1e3`` written for a count: the integer it names (as ``1000`` would be)
+        if isinstance(value, float) and not math.isfinite(value) and _EXPONENT.match(str(node.value)):
+            return str(node.value)  # ``5e86725`` (a commit hash, say) is text, as YAML 1.1 read it, not an infinite number
         if isinstance(value, float) and not math.isfinite(value):
             raise yaml.constructor.ConstructorError(
                 None, None, f"{excerpt(node.value)} is not a finite number (NaN and infinity are not accepted)", node.start_mark
@@ -148,36 +150,71 @@ for _tag in ("null", "bool", "int", "float", "timestamp", "str"):
 _Loader.add_constructor(_YAML_TAG + "binary", _no_binary)
 
 _WHOLE = re.compile(r"^[-+]?[0-9][0-9_]*[eE]\+?[0-9]+$")  # exponent form without a dot or a negative exponent: a whole number
-# Numbers in exponent form without a dot or an exponent sign (``1e-5``, ``5e1``, ``2.5e3``) are floats, as in
-# YAML 1.2 and JSON; YAML 1.1's resolver, which PyYAML follows, reads them as strings. The resolver table is
-# copied list by list first: ``add_implicit_resolver`` appends to lists the safe loader shares.
-_Loader.yaml_implicit_resolvers = {ch: list(rs) for ch, rs in _SAFE_LOADER.yaml_implicit_resolvers.items()}
-_Loader.add_implicit_resolver(_YAML_TAG + "float", re.compile(r"^[-+]?[0-9][0-9_]*(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"), list("-+0123456789"))
+#: Numbers in exponent form without a dot or an exponent sign (``1e-5``, ``5e1``, ``2.5e3``): floats, as in YAML
+#: 1.2 and JSON; YAML 1.1's resolver, which PyYAML follows, reads them as strings. Read by :func:`load_yaml`
+#: and quoted by :func:`dump_yaml` when they are strings, so what aicap writes it reads back unchanged.
+_EXPONENT = re.compile(r"^[-+]?[0-9][0-9_]*(?:\.[0-9_]*)?[eE][-+]?[0-9]+$")
 
 
-def _construct_mapping(loader: Any, node: Any, deep: bool = False) -> Any:
-    """A mapping whose keys are unique: a repeated key is an error on its line, not a silent override.
+def _with_exponent_floats(cls: type[Any]) -> None:
+    """Give a loader or dumper class the exponent-float resolver.
 
-    Keys merged in with ``<<`` may still be overridden, as YAML's merge rule says.
+    Its resolver table is copied list by list first: ``add_implicit_resolver`` appends to lists the base
+    classes share.
     """
+    cls.yaml_implicit_resolvers = {ch: list(rs) for ch, rs in cls.yaml_implicit_resolvers.items()}
+    cls.add_implicit_resolver(_YAML_TAG + "float", _EXPONENT, list("-+0123456789"))
+
+
+_with_exponent_floats(_Loader)
+
+
+def _check_unique_keys(loader: Any, node: Any) -> None:
+    """Refuse a mapping node that gives one key twice (merged ``<<`` keys aside: those may be overridden).
+
+    Checked once per node, before PyYAML flattens its merges: flattening rewrites a merged mapping in
+    place, so a later look at it would see its merged keys beside its own.
+    """
+    checked: set[int] = loader.__dict__.setdefault("_aicap_unique_checked", set())
+    if id(node) in checked:
+        return
+    checked.add(id(node))
+    first: dict[Any, int] = {}
+    for key_node, _ in node.value:
+        if key_node.tag == _YAML_TAG + "merge" or not isinstance(key_node, yaml.ScalarNode):
+            continue
+        key = loader.construct_object(key_node, deep=True)
+        try:
+            seen = key in first
+        except TypeError:  # an unhashable key: the base constructor reports it
+            continue
+        if seen:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"duplicate key {excerpt(str(key))} (first given on line {first[key]})", key_node.start_mark
+            )
+        first[key] = key_node.start_mark.line + 1
+
+
+def _flatten_mapping(loader: Any, node: Any) -> None:
+    """Keys unique (:func:`_check_unique_keys`), then PyYAML's merge of ``<<`` keys."""
     if isinstance(node, yaml.MappingNode):
-        first: dict[Any, int] = {}
-        for key_node, _ in node.value:
-            if key_node.tag == _YAML_TAG + "merge" or not isinstance(key_node, yaml.ScalarNode):
-                continue
-            key = loader.construct_object(key_node, deep=True)
-            try:
-                line = first.setdefault(key, key_node.start_mark.line + 1)
-            except TypeError:  # an unhashable key: the base constructor reports it
-                continue
-            if line != key_node.start_mark.line + 1:
-                raise yaml.constructor.ConstructorError(
-                    None, None, f"duplicate key {excerpt(str(key))} (first given on line {line})", key_node.start_mark
-                )
-    return _SAFE_LOADER.construct_mapping(loader, node, deep=deep)
+        _check_unique_keys(loader, node)
+    _SAFE_LOADER.flatten_mapping(loader, node)
 
 
-_Loader.construct_mapping = _construct_mapping
+_Loader.flatten_mapping = _flatten_mapping
+
+
+class _Dumper(yaml.SafeDumper):
+    """Safe dumper that quotes strings :func:`load_yaml` would read as numbers (``'1e3'``, ``'5e86725'``)."""
+
+
+_with_exponent_floats(_Dumper)
+
+
+def dump_yaml(document: Any) -> str:
+    """YAML text of ``document``, keys in the order built, that :func:`load_yaml` reads back unchanged."""
+    return str(yaml.dump(document, Dumper=_Dumper, sort_keys=False, allow_unicode=True, width=100))
 
 
 def _yaml_depth_bound(text: str) -> int:
@@ -322,6 +359,22 @@ def _json_int(token: str) -> int:
     return value
 
 
+class _DuplicateKey(ValueError):
+    def __init__(self, key: str) -> None:
+        super().__init__(key)
+        self.key = key
+
+
+def _json_object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """A JSON object whose keys are unique (a repeated key is an error, not a silent override)."""
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            raise _DuplicateKey(key)
+        out[key] = value
+    return out
+
+
 def _json_constant(token: str) -> Any:
     raise _NonFinite(token)
 
@@ -352,9 +405,11 @@ def load_json(path: Path, text: str | None = None) -> Any:
     if depth > MAX_DEPTH:
         raise InputError(f"{path}:{text.count(chr(10), 0, at) + 1}: nested too deeply (more than {MAX_DEPTH} levels of objects and arrays)")
     try:
-        return json.loads(text, parse_float=_json_float, parse_int=_json_int, parse_constant=_json_constant)
+        return json.loads(text, parse_float=_json_float, parse_int=_json_int, parse_constant=_json_constant, object_pairs_hook=_json_object)
     except json.JSONDecodeError as exc:
         raise InputError(f"{path}:{exc.lineno}: malformed JSON: {exc.msg}") from None
+    except _DuplicateKey as exc:
+        raise InputError(f"{path}: malformed JSON: duplicate key {excerpt(exc.key)} in one object") from None
     except _NonFinite as exc:
         found = re.search(re.escape(exc.token), _JSON_STRING.sub(lambda m: "_" * len(m.group()), text))
         line = text.count("\n", 0, found.start()) + 1 if found else 1
@@ -450,7 +505,7 @@ def _union_label(part: int | str) -> bool:
     return isinstance(part, str) and bool(_UNION_LABEL.match(part))
 
 
-def _first_error(exc: ValidationError) -> Any:
+def first_error(exc: ValidationError) -> Any:
     """The error to report: the first, or, where it lies in one member of a union, the deepest error of that union.
 
     A value that fails every member of ``int | Histogram`` gets one error per member; the member the
@@ -504,27 +559,36 @@ def line_of(text: str, loc: Sequence[int | str]) -> int | None:
 
 
 _QUOTED = re.compile(r"'([^'\n]{1,200})'")
-_UNKNOWN = re.compile(r"unknown [a-z -]{1,40}'([^'\n]{1,200})'")
+_UNKNOWN = re.compile(r"unknown ([a-z][a-z -]{0,39}?) '([^'\n]{1,200})'")
 
 
 def line_of_value(text: str, message: str) -> int | None:
-    """The 1-based line of ``text`` holding, as a YAML value, the first quoted value of an error ``message``.
+    """The 1-based line of ``text`` holding, as a YAML value, the value an error ``message`` quotes.
 
     For errors found after validation (an unknown model, device or engine id in a fleet file): the
     message quotes the value (``unknown model 'llama-9'``; the one after "unknown" where it quotes
-    several), and the line whose value it is (``model: llama-9``, ``- llama-9``), else whose key it is
-    (``{p5.48xlargex: 2}``), is where the user fixes it. ``None`` if no line holds it.
+    several). Comment lines aside, the line is the first that gives it under the key the message names
+    (``model: llama-9``), else the first that holds it as a value (``key: llama-9``, ``- llama-9``, ``[a,
+    llama-9]``), else as a key (``{p5.48xlargex: 2}``): where the user fixes it. ``None`` if no line holds it.
     """
-    m = _UNKNOWN.search(message) or _QUOTED.search(message)
-    if m is None:
-        return None
-    value = re.escape(m.group(1))
-    word = rf"(?:{value}|'{value}'|\"{value}\")"
-    as_value = re.compile(rf"(?:^|[:\-\[,{{]\s*){word}\s*(?:[\],}}]|#|$)")
-    as_key = re.compile(rf"(?:^\s*(?:-\s*)?|[{{,]\s*){word}\s*:")
-    lines = text.splitlines()
-    for pattern in (as_value, as_key):
-        for k, line in enumerate(lines, start=1):
+    m = _UNKNOWN.search(message)
+    kind, value = (m.group(1), m.group(2)) if m else (None, None)
+    if value is None:
+        q = _QUOTED.search(message)
+        if q is None:
+            return None
+        value = q.group(1)
+    v = re.escape(value)
+    word = rf"(?:{v}|'{v}'|\"{v}\")"
+    end = r"\s*(?:[\],}]|#|$)"
+    as_value = re.compile(rf"(?:^\s*-\s+|:\s+|[\[,{{]\s*){word}{end}")
+    as_key = re.compile(rf"(?:^\s*(?:-\s+)?|[{{,]\s*){word}\s*:")
+    under_kind = re.compile(rf"(?:^|[\s{{,])[\"']?{re.escape(kind)}[\"']?\s*:\s*(?:\[[^\]]*?)?{word}{end}") if kind else None
+    lines = [(k, line) for k, line in enumerate(text.splitlines(), start=1) if not line.lstrip().startswith("#")]
+    for pattern in (under_kind, as_value, as_key):
+        if pattern is None:
+            continue
+        for k, line in lines:
             if pattern.search(line):
                 return k
     return None
@@ -536,7 +600,7 @@ def describe_validation_error(exc: ValidationError, where: str, text: str | None
     The offending value is quoted as a short excerpt (never a whole document); mappings and lists
     are not quoted at all.
     """
-    err = _first_error(exc)
+    err = first_error(exc)
     loc = (*prefix, *err["loc"])
     line = line_of(text, loc) if text is not None else None
     place = f"{where}:{line}" if line else where

@@ -26,7 +26,7 @@ from typing import Any
 from pydantic import TypeAdapter, ValidationError
 
 from aicap.sizing.core.checkpoint import checkpoint_bytes
-from aicap.sizing.core.documents import describe_validation_error, load_json, load_yaml, read_text, validate
+from aicap.sizing.core.documents import describe_validation_error, first_error, load_json, load_yaml, read_text, validate
 from aicap.sizing.core.errors import InputError, excerpt
 from aicap.sizing.core.specs.model import AnyModel, GenericModel, ModelSpec
 
@@ -83,7 +83,7 @@ def load_model_file(path: Path) -> AnyModel:
             return _MODEL.validate_python(from_show_document(doc))
         except ValidationError as exc:  # name the field where the document has it: under `architecture`, not flattened
             arch = doc.get("architecture")
-            field = next((p for p in exc.errors()[0]["loc"] if p not in ("decoder", "encoder", "generic")), None)
+            field = next((p for p in first_error(exc)["loc"] if p not in ("decoder", "encoder", "generic")), None)
             prefix = ("architecture",) if isinstance(arch, dict) and field in arch else ()
             raise InputError(describe_validation_error(exc, str(path), text, prefix)) from None
     if "kind" not in doc:

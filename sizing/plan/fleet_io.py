@@ -7,6 +7,7 @@ Command-line overrides (``--cloud``, ``--hardware``, ``--pricing``, ``--budget``
 from __future__ import annotations
 
 import math
+import os
 from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, get_args
@@ -105,10 +106,27 @@ def _model_files(doc: dict[str, Any], base: Path) -> dict[str, Any]:
     out = []
     for w in workloads:
         name = w.get("model") if isinstance(w, dict) else None
-        if isinstance(name, str) and name and not Path(name).is_absolute() and (base / name).exists():
-            w = {**w, "model": str(base / name)}
+        if _path_like(name) and _exists(base / str(name)):
+            w = {**w, "model": str(base / str(name))}
         out.append(w)
     return {**doc, "workloads": out}
+
+
+def _path_like(name: object) -> bool:
+    """Whether a ``model`` value names a file or folder rather than a catalogue id.
+
+    A model file's suffix or a path separator; a bare name is a catalogue id first, as ``Catalogue.model``
+    reads it.
+    """
+    return (isinstance(name, str) and bool(name) and not Path(name).is_absolute()
+            and (name.endswith((".json", ".yaml", ".yml")) or "/" in name or os.sep in name))  # fmt: skip
+
+
+def _exists(path: Path) -> bool:
+    try:
+        return path.exists()
+    except (OSError, ValueError):  # a name too long for the file system, or a NUL byte: not a file
+        return False
 
 
 def load_fleet(path: Path, **overrides: Any) -> Fleet:
@@ -198,8 +216,8 @@ def _plan_model_files(doc: dict[str, Any], base: Path) -> dict[str, Any]:
 
     def moved(w: Any) -> Any:
         name = w.get("model") if isinstance(w, dict) else None
-        if isinstance(name, str) and name and not Path(name).is_absolute() and not Path(name).exists() and (base / name).exists():
-            return {**w, "model": str(base / name)}
+        if _path_like(name) and not _exists(Path(str(name))) and _exists(base / str(name)):
+            return {**w, "model": str(base / str(name))}
         return w
 
     out = dict(doc)

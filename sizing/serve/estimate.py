@@ -215,9 +215,9 @@ def estimate(req: EstimateRequest) -> EstimateResult:
         raise InputError(
             f"--tp {req.tp} × --pp {req.pp} = {devices:,} devices: at most {MAX_DEVICES:,} (the largest deployment aicap estimates)"
         )
-    if req.tp and req.tp * (req.pp or 1) > devices:
-        times_pp = f" × --pp {req.pp}" if req.pp else ""
-        raise InputError(f"--tp {req.tp}{times_pp} needs {req.tp * (req.pp or 1)} devices but --devices is {devices}")
+    if (req.tp or req.pp) and (req.tp or 1) * (req.pp or 1) > devices:
+        given = " × ".join(f"--{k} {v}" for k, v in (("tp", req.tp), ("pp", req.pp)) if v)
+        raise InputError(f"{given} needs {(req.tp or 1) * (req.pp or 1)} devices but --devices is {devices}")
     ctx = req.input_tokens + (req.output_tokens if req.model.kind == "decoder" else 0)
     if hasattr(req.model, "max_context") and ctx > req.model.max_context:
         what = "input + output" if req.model.kind == "decoder" else "input"

@@ -161,3 +161,50 @@ def test_a_plan_beside_its_model_file_is_read_from_any_directory(tmp_path: Path,
     code, out, err = run("simulate", "work/plan.json", "-f", "json")
     assert code == 0, err
     assert json.loads(out)["holds"] is True
+
+
+def test_a_folder_named_like_a_catalogue_id_beside_the_fleet_does_not_shadow_it(tmp_path: Path) -> None:
+    (tmp_path / "llama-3.1-8b").mkdir()  # downloaded weights, say
+    f = tmp_path / "fleet.yaml"
+    f.write_text("schema_version: 1\nworkloads:\n  - name: a\n    model: llama-3.1-8b\n    requests_per_s: 5\n")
+    code, out, err = run("size", str(f), "-f", "json")
+    assert code == 0, err
+    assert json.loads(out)["workloads"][0]["model"] == "llama-3.1-8b"
+
+
+@pytest.mark.parametrize(("args", "hint"), [
+    (["models", "show", "llama-3.1-8b", "--quiet"], "(aicap --quiet models show ...)"),
+    (["models", "list", "--version"], "(aicap --version)"),
+    (["size", "--catalog", "x"], "(aicap --catalog DIR size ...)"),
+])  # fmt: skip
+def test_the_global_option_hint_names_the_whole_command(args: list[str], hint: str) -> None:
+    import subprocess
+    import sys
+
+    r = subprocess.run([sys.executable, "-m", "aicap.cli.app", *args], capture_output=True, text=True, check=False)
+    assert r.returncode == 2 and r.stderr.endswith(f"is a global option: put it before the command {hint}\n"), r.stderr
+
+
+def test_simulate_a_plan_names_the_option_as_typed_before_checking_values(tmp_path: Path) -> None:
+    plan = tmp_path / "plan.json"
+    code, _, err = run("size", "-m", "llama-3.1-8b", "--rate", "2", "-o", str(plan))
+    assert code == 0, err
+    assert "--no-chunked-prefill does not apply to a plan" in refused("simulate", str(plan), "--no-chunked-prefill")
+    assert "--requests does not apply to a plan" in refused("simulate", str(plan), "--requests", "6000000")
+    assert "--rate does not apply to a plan" in refused("simulate", str(plan), "--rate", "-2")
+
+
+def test_options_a_run_cannot_use_are_refused_not_noted(tmp_path: Path) -> None:
+    base = ["simulate", "-m", "llama-3.1-8b", "--hardware", "h100-sxm", "--rate", "4", "--requests", "200"]
+    assert "--plot draws one run" in refused(*base, "--compare-policies", "--plot", str(tmp_path / "x.png"))
+    assert "--class-weights weigh the classes of --policy priority, not of --policy fcfs" in refused(*base, "--class-weights", "1,2")
+    trace = tmp_path / "t.csv"
+    trace.write_text("arrival_s,input_tokens,output_tokens\n0,100,10\n1,100,10\n")
+    assert "a --trace brings its own" in refused("simulate", "-m", "llama-3.1-8b", "--hardware", "h100-sxm", "--trace", str(trace),
+                                                 "--classes", "0.5,0.5")  # fmt: skip
+    assert "--alternatives shapes the alternatives" in refused("whatif", "--buy-vs-rent", "--alternatives", "int4")
+
+
+def test_estimate_names_a_pipeline_degree_beyond_the_devices() -> None:
+    err = refused("estimate", "--model", "llama-3.1-8b", "--hardware", "h100-sxm", "--devices", "2", "--pp", "4")
+    assert "--pp 4 needs 4 devices but --devices is 2" in err

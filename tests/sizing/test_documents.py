@@ -82,3 +82,53 @@ def test_a_shown_model_document_names_the_line_under_architecture(tmp_path: Path
     f.write_text("\n".join(lines) + "\n")
     with pytest.raises(InputError, match=rf"m.yaml:{k + 1}: architecture.num_layers: Input should be greater than 0, got -3"):
         load_model_file(f)
+
+
+def test_yaml_aicap_writes_it_reads_back_unchanged() -> None:
+    from aicap.sizing.core.documents import dump_yaml
+
+    doc = {"name": "1e3", "version": "123456e78901", "hash": "5e86725", "n": 1000.0, "small": 1e-5, "s": "abc"}
+    text = dump_yaml(doc)
+    assert "'1e3'" in text and "'123456e78901'" in text
+    assert load_yaml(Path("x.yaml"), text) == doc
+
+
+def test_yaml_numbers_and_hash_like_text() -> None:
+    got = load_yaml(Path("x.yaml"), "v: [1e-5, 5E1, 2.5e3, 1.0e+5, 1_000e2, -2e2, 5e86725, '1e3', 1.5]\n")
+    assert got == {"v": [1e-5, 50, 2500.0, 100000.0, 100000, -200, "5e86725", "1e3", 1.5]}
+    assert [type(x) for x in got["v"][:3]] == [float, int, float]  # a dotless whole number is an int
+
+
+@pytest.mark.parametrize(("text", "line"), [
+    ("a: 1\nb: 2\na: 3\n", 3),
+    ("- {name: a, r: 5, r: 500}\n", 1),  # on one line too
+    ("x:\n  y: 1\n  'y': 2\n", 3),
+])  # fmt: skip
+def test_yaml_duplicate_keys_are_refused(text: str, line: int) -> None:
+    with pytest.raises(InputError, match=rf"x.yaml:{line}: malformed YAML: duplicate key"):
+        load_yaml(Path("x.yaml"), text)
+
+
+def test_yaml_merge_keys_may_be_overridden_at_any_depth() -> None:
+    nested = "outer:\n  inner: &b\n    <<: {x: 1}\n    x: 2\nc:\n  <<: *b\n"
+    import yaml
+
+    assert load_yaml(Path("x.yaml"), nested) == yaml.safe_load(nested)  # as PyYAML merges, no false duplicate
+    assert load_yaml(Path("x.yaml"), "a: &x {b: 1, c: 2}\nd:\n  <<: *x\n  b: 3\n") == {"a": {"b": 1, "c": 2}, "d": {"b": 3, "c": 2}}
+
+
+def test_json_duplicate_keys_are_refused() -> None:
+    from aicap.sizing.core.documents import load_json
+
+    with pytest.raises(InputError, match=r"a\.json: malformed JSON: duplicate key 'c' in one object"):
+        load_json(Path("a.json"), '{"a": 1, "b": {"c": 1, "c": 2}}')
+
+
+def test_line_of_value_prefers_the_key_the_message_names_and_skips_comments() -> None:
+    from aicap.sizing.core.documents import line_of_value
+
+    text = "workloads:\n  - name: mistral-7b\n    model: llama-3.1-8b\n    engine: 8b\n# model: llama-9\n    x: llama-9\n"
+    assert line_of_value(text, "workload 'a': unknown engine '8b'") == 4  # not the end of llama-3.1-8b
+    assert line_of_value(text, "unknown model 'llama-9'") == 6  # the comment line is skipped
+    assert line_of_value("  - name: m7\n    model: m7\n", "unknown model 'm7'") == 2  # under `model:` first
+    assert line_of_value("hardware:\n  - h100-sxx\n", "unknown hardware 'h100-sxx'") == 2
