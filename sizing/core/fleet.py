@@ -33,7 +33,7 @@ from pydantic import (
     model_validator,
 )
 
-from aicap.sizing.core.errors import InputError
+from aicap.sizing.core.errors import InputError, excerpt
 from aicap.sizing.core.profile import WEEKLY_SHAPES, Diurnal, Weekly, check_hours
 from aicap.sizing.core.specs.instance import PricingModel
 from aicap.sizing.core.specs.speculative import SpeculativeConfig
@@ -162,8 +162,8 @@ class Workload(_Doc):
             return v
         shape = v["shape"]
         kinds: dict[str, type[Diurnal] | type[Weekly]] = {"diurnal": Diurnal, **{w: Weekly for w in WEEKLY_SHAPES}}
-        if shape not in kinds:
-            raise ValueError(f"shape {shape!r}: valid: {', '.join(kinds)}")
+        if not isinstance(shape, str) or shape not in kinds:
+            raise ValueError(f"shape {excerpt(shape)}: valid: {', '.join(kinds)}")
         try:
             return kinds[shape].model_validate(v)
         except ValidationError as exc:

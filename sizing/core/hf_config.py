@@ -139,6 +139,11 @@ def _need(cfg: dict[str, Any], keys: list[str], model_type: str, source: str) ->
         raise InputError(f"{source}: {model_type} config is missing required keys: {', '.join(missing)}")
 
 
+#: Largest integer a config field may hold: every model dimension is far below it, and above it a float
+#: (the parameter counts, the roofline) no longer holds the integer exactly or at all.
+MAX_CONFIG_INT = 2**53
+
+
 def _int(cfg: dict[str, Any], key: str, source: str, minimum: int = 1) -> int | None:
     """The integer at ``cfg[key]`` (``None`` when absent or null), at least ``minimum``."""
     value = cfg.get(key)
@@ -151,6 +156,8 @@ def _int(cfg: dict[str, Any], key: str, source: str, minimum: int = 1) -> int | 
     if value < minimum:
         what = "a positive integer" if minimum == 1 else f"an integer of at least {minimum}"
         raise InputError(f"{source}: {key}: expected {what}, got {value}")
+    if value > MAX_CONFIG_INT:
+        raise InputError(f"{source}: {key}: {value:.4g} is too large (at most {MAX_CONFIG_INT:,}, 2^53)")
     return value
 
 

@@ -77,3 +77,12 @@ def test_malformed_json_names_line(tmp_path: Path) -> None:
     p.write_text('{\n  "model_type": "llama",\n  oops\n}')
     with pytest.raises(InputError, match=r"config\.json:3: malformed JSON"):
         load_model_file(p)
+
+
+def test_a_config_dimension_beyond_2_to_the_53_is_refused(tmp_path: Path) -> None:
+    """A float too large for an exact integer (fuzz: 1e308 overflowed later, an internal error)."""
+    cfg = {"model_type": "llama", "hidden_size": 1e308, "num_hidden_layers": 32, "num_attention_heads": 32, "num_key_value_heads": 8,
+           "intermediate_size": 14336, "vocab_size": 128256, "max_position_embeddings": 8192, "torch_dtype": "bfloat16"}  # fmt: skip
+    (tmp_path / "config.json").write_text(json.dumps(cfg))
+    with pytest.raises(InputError, match=r"hidden_size: 1e\+308 is too large"):
+        load_model_file(tmp_path / "config.json")

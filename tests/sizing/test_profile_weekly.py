@@ -55,6 +55,7 @@ def test_a_fleet_scales_the_week_to_its_mean_or_peak(scale: str, value: float) -
     ("body", "needle"),
     [
         ("{shape: foo, mean: 3}", "valid: diurnal, azure-code-2024, azure-conv-2024"),
+        ("{shape: [[diurnal]], peak: 40, trough: 6}", "shape [['diurnal']]: valid: diurnal"),  # not a name at all (fuzz: was a TypeError)
         ("{shape: azure-code-2024}", "exactly one of mean or peak"),
         ("{shape: azure-conv-2024, mean: 3, peak: 4}", "exactly one of mean or peak"),
         ("{shape: azure-conv-2024, mean: -3}", "mean"),
