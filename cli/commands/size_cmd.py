@@ -148,7 +148,7 @@ def register(app: typer.Typer) -> None:
         disaggregate: Annotated[bool, typer.Option("--disaggregate", help="Serve prefill and decode on separate pools, each sized to the demand (one-workload mode; fleet files: disaggregation).")] = False,
         prefill_hardware: Annotated[str | None, typer.Option("--prefill-hardware", help="With --disaggregate: comma-separated devices for the prefill pool.")] = None,
         decode_hardware: Annotated[str | None, typer.Option("--decode-hardware", help="With --disaggregate: comma-separated devices for the decode pool.")] = None,
-        transfer_gbps: Annotated[float | None, typer.Option("--transfer-gbps", help="With --disaggregate: KV-transfer link per prefill replica, Gbit/s (default: the slowest sourced per-device network allowed).")] = None,
+        transfer_gbps: Annotated[float | None, typer.Option("--transfer-gbps", help="With --disaggregate: KV-transfer link per device, Gbit/s (default: each sourced network tier of the allowed types is tried; the cheapest plan's wins).")] = None,
         engine: Annotated[str | None, typer.Option("--engine", help="Serving engine profile (vllm, sglang, trtllm, tgi, lmdeploy, llamacpp, jetstream, generic) "
                                                    "for workloads without their own; default generic (`aicap engines list`).")] = None,
         output: Annotated[Path | None, typer.Option("--output", "-o", help="Also write the plan (JSON, or YAML for .yaml) to this file, atomically.")] = None,

@@ -101,7 +101,8 @@ class Disaggregation(_Doc):
     decode_ttft_share: float = Field(0.1, gt=0.0, lt=1.0, description="share of the TTFT target left to the decode pool")
     transfer_gbps: PositiveFloat | None = Field(
         None, description="KV-transfer link, Gbit/s per device: the pools use only instance types with at least this much sourced "
-        "scale-out network per device (default: the slowest RDMA-class network among the allowed types)",
+        "scale-out network per device (default: each RDMA-class network tier of the allowed types is tried and the cheapest "
+        "plan's wins)",
     )  # fmt: skip
     prefill_hardware: list[str] | None = Field(None, description="devices the prefill pool may use (default: any allowed)")
     decode_hardware: list[str] | None = Field(None, description="devices the decode pool may use (default: any allowed)")
