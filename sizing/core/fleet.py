@@ -172,6 +172,20 @@ class Workload(_Doc):
             where = ".".join(str(x) for x in err["loc"])
             raise ValueError(f"shape {shape}: {where + ': ' if where else ''}{str(err['msg']).removeprefix('Value error, ')}") from None
 
+    @field_validator("input_tokens", "output_tokens")
+    @classmethod
+    def _histogram_not_empty(cls, v: int | list[LengthBin]) -> int | list[LengthBin]:
+        if isinstance(v, list) and not v:
+            raise ValueError("a length histogram lists at least one {tokens, weight} bin (or give one number of tokens)")
+        return v
+
+    @field_validator("hardware")
+    @classmethod
+    def _devices_not_empty(cls, v: list[str] | None) -> list[str] | None:
+        if v is not None and not v:
+            raise ValueError("list at least one device id, or leave hardware out for any the constraints allow")
+        return v
+
     @field_validator("requests_per_s")
     @classmethod
     def _rate_not_tiny(cls, v: float | list[float] | Diurnal | Weekly | None) -> float | list[float] | Diurnal | Weekly | None:
@@ -362,6 +376,9 @@ class Constraints(_Doc):
                 raise ValueError(f"availability cap of {name} must be >= 0")
         if isinstance(self.pricing, list) and not self.pricing:
             raise ValueError("pricing: list at least one pricing model")
+        for name in ("clouds", "regions", "instance_families", "hardware"):
+            if getattr(self, name) == []:
+                raise ValueError(f"{name}: list at least one, or leave {name} out for any (an empty list would allow nothing)")
         if self.objective != "cost" and self.budget_usd_per_month is None:
             raise ValueError(f"objective '{self.objective}' needs budget_usd_per_month")
         return self

@@ -208,3 +208,18 @@ def test_options_a_run_cannot_use_are_refused_not_noted(tmp_path: Path) -> None:
 def test_estimate_names_a_pipeline_degree_beyond_the_devices() -> None:
     err = refused("estimate", "--model", "llama-3.1-8b", "--hardware", "h100-sxm", "--devices", "2", "--pp", "4")
     assert "--pp 4 needs 4 devices but --devices is 2" in err
+
+
+@pytest.mark.parametrize(("tail", "line", "what"), [
+    ("    requests_per_s: 5\n    input_tokens: []\n", 6, "workloads[0].input_tokens: a length histogram lists at least one"),
+    ("    requests_per_s: 5\n    output_tokens: []\n", 6, "workloads[0].output_tokens: a length histogram lists at least one"),
+    ("    requests_per_s: 5\n    hardware: []\n", 6, "workloads[0].hardware: list at least one device id"),
+    ("    requests_per_s: 5\nconstraints:\n  clouds: []\n", 7, "clouds: list at least one, or leave clouds out"),
+    ("    requests_per_s: 5\nconstraints:\n  hardware: []\n", 7, "hardware: list at least one, or leave hardware out"),
+])  # fmt: skip
+def test_empty_lists_are_input_errors_not_crashes_or_no_constraint(tmp_path: Path, tail: str, line: int, what: str) -> None:
+    """Fuzz found an empty length histogram crashing the sizer (max of nothing); an empty allow-list meant 'any'."""
+    f = tmp_path / "f.yaml"
+    f.write_text("schema_version: 1\nworkloads:\n  - name: a\n    model: llama-3.1-8b\n" + tail)
+    err = refused("size", str(f))
+    assert f"{f}:{line}: " in err and what in err, err
