@@ -81,11 +81,16 @@ class LengthBin(_Doc):
     weight: PositiveFloat
 
 
+#: Longest latency target a workload may set, ms (a day): a target beyond it is a unit slip, and the margins
+#: computed against it would overflow.
+MAX_TARGET_MS = 86_400_000.0
+
+
 class Slo(_Doc):
     """Latency targets at a percentile (milliseconds). Encoders use ``ttft_ms`` as their latency."""
 
-    ttft_ms: PositiveFloat | None = None
-    tpot_ms: PositiveFloat | None = None
+    ttft_ms: PositiveFloat | None = Field(None, le=MAX_TARGET_MS, description="TTFT target, ms (at most a day)")
+    tpot_ms: PositiveFloat | None = Field(None, le=MAX_TARGET_MS, description="TPOT target, ms (at most a day)")
     percentile: Percentile = "p99"
 
 

@@ -16,7 +16,7 @@ from aicap.sizing.core.catalogue import CatalogueLike
 from aicap.sizing.core.documents import load_yaml, read_text, validate_model
 from aicap.sizing.core.dtypes import WEIGHT_DTYPES
 from aicap.sizing.core.errors import InputError, excerpt
-from aicap.sizing.core.fleet import MIN_REQUESTS_PER_S, PERCENTILES, Fleet, check_prefix_cached, too_small_rate
+from aicap.sizing.core.fleet import MAX_TARGET_MS, MIN_REQUESTS_PER_S, PERCENTILES, Fleet, check_prefix_cached, too_small_rate
 from aicap.sizing.core.plan import SCHEMA_VERSION, Plan
 from aicap.sizing.core.specs.instance import PricingModel
 from aicap.sizing.core.specs.speculative import SpeculativeConfig
@@ -165,8 +165,8 @@ def build_fleet(*, model: str, rate: float | None, input_tokens: int, output_tok
         if v < 1:
             raise InputError(f"{name} {v}: must be a positive number of tokens")
     for name, t in (("--ttft-ms", ttft_ms), ("--tpot-ms", tpot_ms)):
-        if t is not None and not (math.isfinite(t) and t > 0):
-            raise InputError(f"{name} {t}: must be a positive, finite number of milliseconds")
+        if t is not None and not (math.isfinite(t) and 0 < t <= MAX_TARGET_MS):
+            raise InputError(f"{name} {t:g}: must be a positive number of milliseconds, at most {MAX_TARGET_MS:,.0f} (a day)")
     wl: dict[str, Any] = {"name": model.replace("/", "-").replace(".json", "") or "workload", "model": model, "requests_per_s": rate,
                           "input_tokens": input_tokens, "output_tokens": output_tokens, "arrival_cv": float(arrival_cv),
                           "slo": {"ttft_ms": ttft_ms, "tpot_ms": tpot_ms, "percentile": percentile}}  # fmt: skip

@@ -223,3 +223,10 @@ def test_empty_lists_are_input_errors_not_crashes_or_no_constraint(tmp_path: Pat
     f.write_text("schema_version: 1\nworkloads:\n  - name: a\n    model: llama-3.1-8b\n" + tail)
     err = refused("size", str(f))
     assert f"{f}:{line}: " in err and what in err, err
+
+
+def test_a_latency_target_beyond_a_day_is_refused() -> None:
+    """Fuzz: --ttft-ms 1e308 made the margins infinite and failed deep in validation (an internal error)."""
+    assert "--ttft-ms 1e+308: must be a positive number of milliseconds, at most 86,400,000 (a day)" in refused(
+        "size", "-m", "llama-3.1-8b", "--rate", "2", "--ttft-ms", "1e308"
+    )
