@@ -303,8 +303,12 @@ def register(app: typer.Typer) -> None:
                              "for a longer horizon replay a --trace or run several --seed values")  # fmt: skip
         if rate is not None and not (math.isfinite(rate) and rate > 0):
             raise InputError(f"--rate {rate}: must be a positive number of requests per second")
-        if arrival == "gamma" and not (math.isfinite(cv) and cv > 0):
-            raise InputError(f"--cv {cv}: gamma arrivals need a coefficient of variation > 0 (1 is Poisson-like, 2 bursty)")
+        if arrival == "gamma" and not (math.isfinite(cv) and 0 < cv <= 10):
+            raise InputError(f"--cv {cv:g}: gamma arrivals need a coefficient of variation above 0 and at most 10 "
+                             "(1 is Poisson-like, 2 bursty)")  # fmt: skip
+        if replicas is not None and replicas > replay.MAX_REPLICAS_SEARCHED:
+            raise InputError(f"--replicas {replicas:,}: at most {replay.MAX_REPLICAS_SEARCHED:,} behind one router "
+                             "(simulate a share of the traffic on fewer replicas)")  # fmt: skip
         for flag, x in (("--ttft-ms", ttft_ms), ("--tpot-ms", tpot_ms)):
             if x is not None and not x > 0:
                 raise InputError(f"{flag} {x}: must be a positive number of milliseconds")
@@ -327,8 +331,8 @@ def register(app: typer.Typer) -> None:
             raise InputError("--classes draws priority classes for synthetic requests; a --trace brings its own (its priority column)")
         if class_weights is not None and policy != "priority" and not compare_policies:
             raise InputError(f"--class-weights weigh the classes of --policy priority, not of --policy {policy}")
-        if not predictor_error >= 0:
-            raise InputError(f"--predictor-error {predictor_error}: must be >= 0")
+        if not 0 <= predictor_error <= 5:
+            raise InputError(f"--predictor-error {predictor_error:g}: the log-normal σ must be from 0 to 5 (5: off by e^5 ≈ 150x)")
         if not aging >= 0:
             raise InputError(f"--aging {aging}: must be >= 0 tokens/s")
         if sjf_by not in ("work", "prompt"):

@@ -230,3 +230,13 @@ def test_a_latency_target_beyond_a_day_is_refused() -> None:
     assert "--ttft-ms 1e+308: must be a positive number of milliseconds, at most 86,400,000 (a day)" in refused(
         "size", "-m", "llama-3.1-8b", "--rate", "2", "--ttft-ms", "1e308"
     )
+
+
+@pytest.mark.parametrize(("extra", "what"), [
+    (["--arrival", "gamma", "--cv", "1e308"], "--cv 1e+308: gamma arrivals need a coefficient of variation above 0 and at most 10"),
+    (["--replicas", "100000"], "--replicas 100,000: at most 4,096"),
+    (["--predictor-error", "1e308", "--policy", "srtf"], "--predictor-error 1e+308: the log-normal σ must be from 0 to 5"),
+])  # fmt: skip
+def test_simulate_bounds_the_values_that_crashed_or_hung_it(extra: list[str], what: str) -> None:
+    """Probing: --cv 1e308 divided by zero, --predictor-error 1e308 overflowed, --replicas 100000 ran for minutes on 50 requests."""
+    assert what in refused("simulate", "-m", "llama-3.1-8b", "--hardware", "h100-sxm", "--rate", "4", "--requests", "50", *extra)
