@@ -80,7 +80,7 @@ def test_simulate_a_plan_refuses_traffic_options(tmp_path: Path) -> None:
 def test_simulate_bounds_requests_and_names_flags() -> None:
     base = ["simulate", "-m", "llama-3.1-8b", "--hardware", "h100-sxm"]
     assert "--requests 100,000,000: at most 5,000,000" in refused(*base, "--rate", "4", "--requests", "100000000")
-    assert "--cv -1.0: gamma arrivals need" in refused(*base, "--rate", "4", "--arrival", "gamma", "--cv", "-1")
+    assert "--cv -1: gamma arrivals need" in refused(*base, "--rate", "4", "--arrival", "gamma", "--cv", "-1")
     assert "3 weights for the 2 classes" in refused(*base, "--rate", "4", "--classes", "0.2,0.8", "--class-weights", "4,1,1",
                                                     "--policy", "priority")  # fmt: skip
 
