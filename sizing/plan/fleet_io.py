@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, get_args
 
 from aicap.sizing.core.catalogue import CatalogueLike
-from aicap.sizing.core.documents import load_yaml, read_text, validate_model
+from aicap.sizing.core.documents import line_of, load_yaml, read_text, validate_model
 from aicap.sizing.core.dtypes import WEIGHT_DTYPES
 from aicap.sizing.core.errors import InputError, excerpt
 from aicap.sizing.core.fleet import MAX_TARGET_MS, MIN_REQUESTS_PER_S, PERCENTILES, Fleet, check_prefix_cached, too_small_rate
@@ -135,7 +135,26 @@ def load_fleet(path: Path, **overrides: Any) -> Fleet:
     doc = load_yaml(path, text)
     if not isinstance(doc, dict):
         raise InputError(f"{path}:1: a fleet file is a mapping with 'workloads' (and optional 'constraints')")
+    _unique_names(doc, path, text)
     return validate_model(Fleet, _apply(_model_files(_read_profiles(doc, path.parent), path.parent), **overrides), str(path), text)
+
+
+def _unique_names(doc: dict[str, Any], path: Path, text: str) -> None:
+    """Refuse a repeated workload name at the line of the repeat (the fleet's own check can only name the file)."""
+    workloads = doc.get("workloads")
+    if not isinstance(workloads, list):
+        return
+    first: dict[str, int] = {}
+    for k, w in enumerate(workloads):
+        name = w.get("name") if isinstance(w, dict) else None
+        if not isinstance(name, str):
+            continue
+        if name in first:
+            line = line_of(text, ("workloads", k, "name"))
+            where = f"{path}:{line}" if line else str(path)
+            raise InputError(f"{where}: workloads[{k}].name: {excerpt(name)} is already the name of workloads[{first[name]}]; "
+                             "workload names must be unique")  # fmt: skip
+        first[name] = k
 
 
 def builtin_fleet(**overrides: Any) -> Fleet:

@@ -240,3 +240,10 @@ def test_a_latency_target_beyond_a_day_is_refused() -> None:
 def test_simulate_bounds_the_values_that_crashed_or_hung_it(extra: list[str], what: str) -> None:
     """Probing: --cv 1e308 divided by zero, --predictor-error 1e308 overflowed, --replicas 100000 ran for minutes on 50 requests."""
     assert what in refused("simulate", "-m", "llama-3.1-8b", "--hardware", "h100-sxm", "--rate", "4", "--requests", "50", *extra)
+
+
+def test_a_repeated_workload_name_names_the_line_of_the_repeat(tmp_path: Path) -> None:
+    f = tmp_path / "dup.yaml"
+    one = "  - name: a\n    model: llama-3.1-8b\n    requests_per_s: 5\n"
+    f.write_text("schema_version: 1\nworkloads:\n" + one + one)
+    assert f"{f}:6: workloads[1].name: 'a' is already the name of workloads[0]; workload names must be unique" in refused("size", str(f))
