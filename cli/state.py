@@ -83,11 +83,10 @@ def check_workload_source(ctx: typer.Context, model: str | None, fleet_file: Pat
 def located(path: Path, message: str) -> str:
     """``path:line`` where the file holds the value an error ``message`` quotes, else ``path``."""
     from aicap.sizing.core.documents import line_of_value
-    from aicap.sizing.core.errors import InputError
 
     try:
         text = path.read_text(encoding="utf-8-sig")
-    except (OSError, UnicodeDecodeError, InputError):
+    except (OSError, UnicodeDecodeError):
         return str(path)
     line = line_of_value(text, message)
     return f"{path}:{line}" if line else str(path)

@@ -18,7 +18,7 @@ Schema version 1. ``aicap schema plan`` prints its JSON Schema. A minimal file::
 from __future__ import annotations
 
 import math
-from collections import Counter
+from collections.abc import Sequence
 from typing import Literal
 
 from pydantic import (
@@ -79,6 +79,22 @@ class LengthBin(_Doc):
 
     tokens: PositiveInt
     weight: PositiveFloat
+
+
+def repeated_name(names: Sequence[object]) -> tuple[int, int] | None:
+    """``(k, j)``: the first workload ``k`` whose name workload ``j < k`` already has (names that are not strings skipped)."""
+    first: dict[str, int] = {}
+    for k, name in enumerate(names):
+        if isinstance(name, str):
+            if name in first:
+                return k, first[name]
+            first[name] = k
+    return None
+
+
+def repeated_name_message(name: str, k: int, j: int) -> str:
+    """The error for :func:`repeated_name`'s find."""
+    return f"workloads[{k}].name: {excerpt(name)} is already the name of workloads[{j}]; workload names must be unique"
 
 
 #: Longest latency target a workload may set, ms (a day): a target beyond it is a unit slip, and the margins
@@ -439,11 +455,9 @@ class Fleet(_Doc):
 
     @model_validator(mode="after")
     def _unique_names(self) -> Fleet:
-        names = [w.name for w in self.workloads]
-        counts = Counter(names)
-        dup = {n for n, k in counts.items() if k > 1}
-        if dup:
-            raise ValueError(f"workload names must be unique; repeated: {', '.join(sorted(dup))}")
+        repeat = repeated_name([w.name for w in self.workloads])
+        if repeat is not None:
+            raise ValueError(repeated_name_message(self.workloads[repeat[0]].name, *repeat))
         no_rate = [w.name for w in self.workloads if not w.has_rate]
         if no_rate and self.constraints.objective != "throughput":
             raise ValueError(f"workload '{no_rate[0]}' gives no requests_per_s or tokens_per_s; only the throughput objective "

@@ -16,7 +16,16 @@ from aicap.sizing.core.catalogue import CatalogueLike
 from aicap.sizing.core.documents import line_of, load_yaml, read_text, validate_model
 from aicap.sizing.core.dtypes import WEIGHT_DTYPES
 from aicap.sizing.core.errors import InputError, excerpt
-from aicap.sizing.core.fleet import MAX_TARGET_MS, MIN_REQUESTS_PER_S, PERCENTILES, Fleet, check_prefix_cached, too_small_rate
+from aicap.sizing.core.fleet import (
+    MAX_TARGET_MS,
+    MIN_REQUESTS_PER_S,
+    PERCENTILES,
+    Fleet,
+    check_prefix_cached,
+    repeated_name,
+    repeated_name_message,
+    too_small_rate,
+)
 from aicap.sizing.core.plan import SCHEMA_VERSION, Plan
 from aicap.sizing.core.specs.instance import PricingModel
 from aicap.sizing.core.specs.speculative import SpeculativeConfig
@@ -100,16 +109,20 @@ def _model_files(doc: dict[str, Any], base: Path) -> dict[str, Any]:
     A model given as a relative path in a fleet file means the file beside the fleet, as profile files do,
     wherever aicap is run from; catalogue ids and paths found nowhere next to it are left as written.
     """
-    workloads = doc.get("workloads")
-    if not isinstance(workloads, list) or base == Path("."):
+    if base == Path(".") or not isinstance(doc.get("workloads"), list):
         return doc
-    out = []
-    for w in workloads:
-        name = w.get("model") if isinstance(w, dict) else None
-        if _path_like(name) and _exists(base / str(name)):
-            w = {**w, "model": str(base / str(name))}
-        out.append(w)
-    return {**doc, "workloads": out}
+    return {**doc, "workloads": [_beside(w, base) for w in doc["workloads"]]}
+
+
+def _beside(w: Any, base: Path, *, unless_found: bool = False) -> Any:
+    """Workload ``w`` with a path-like ``model`` rewritten to ``base / model`` where that exists.
+
+    With ``unless_found``, only when the path as written is not found from the working directory.
+    """
+    name = w.get("model") if isinstance(w, dict) else None
+    if not _path_like(name) or (unless_found and _exists(Path(str(name)))) or not _exists(base / str(name)):
+        return w
+    return {**w, "model": str(base / str(name))}
 
 
 def _path_like(name: object) -> bool:
@@ -140,21 +153,14 @@ def load_fleet(path: Path, **overrides: Any) -> Fleet:
 
 
 def _unique_names(doc: dict[str, Any], path: Path, text: str) -> None:
-    """Refuse a repeated workload name at the line of the repeat (the fleet's own check can only name the file)."""
+    """The fleet's repeated-name check, at the line of the repeat (after validation it could only name the document)."""
     workloads = doc.get("workloads")
     if not isinstance(workloads, list):
         return
-    first: dict[str, int] = {}
-    for k, w in enumerate(workloads):
-        name = w.get("name") if isinstance(w, dict) else None
-        if not isinstance(name, str):
-            continue
-        if name in first:
-            line = line_of(text, ("workloads", k, "name"))
-            where = f"{path}:{line}" if line else str(path)
-            raise InputError(f"{where}: workloads[{k}].name: {excerpt(name)} is already the name of workloads[{first[name]}]; "
-                             "workload names must be unique")  # fmt: skip
-        first[name] = k
+    repeat = repeated_name([w.get("name") if isinstance(w, dict) else None for w in workloads])
+    if repeat is not None:
+        line = line_of(text, ("workloads", repeat[0], "name"))
+        raise InputError(f"{path}:{line or 1}: {repeated_name_message(workloads[repeat[0]]['name'], *repeat)}")
 
 
 def builtin_fleet(**overrides: Any) -> Fleet:
@@ -232,19 +238,12 @@ def _plan_model_files(doc: dict[str, Any], base: Path) -> dict[str, Any]:
     """
     if base == Path("."):
         return doc
-
-    def moved(w: Any) -> Any:
-        name = w.get("model") if isinstance(w, dict) else None
-        if _path_like(name) and not _exists(Path(str(name))) and _exists(base / str(name)):
-            return {**w, "model": str(base / str(name))}
-        return w
-
     out = dict(doc)
     if isinstance(doc.get("workloads"), list):
-        out["workloads"] = [moved(w) for w in doc["workloads"]]
+        out["workloads"] = [_beside(w, base, unless_found=True) for w in doc["workloads"]]
     inputs = doc.get("inputs")
     if isinstance(inputs, dict) and isinstance(inputs.get("workloads"), list):
-        out["inputs"] = {**inputs, "workloads": [moved(w) for w in inputs["workloads"]]}
+        out["inputs"] = {**inputs, "workloads": [_beside(w, base, unless_found=True) for w in inputs["workloads"]]}
     return out
 
 

@@ -283,10 +283,8 @@ def _per_period(p: PeriodProblem, fixed: I | None, solved: _Solved | None = None
     hourly_price = np.where(res.astype(bool)[None, :], 0.0, np.nan_to_num(p.price))
     fixed_cost = 0.0 if fixed is None else float(np.sum(np.nan_to_num(p.price) * fixed))  # pinned R costs p·R in a one-hour solve
     cache: _Solved = {} if solved is None else solved
-    if fixed is None and res.any():
-        pinned = b"free"  # reserved instances chosen per hour
-    else:  # without reserved models no reservation can be pinned: None and zeros are the same program
-        pinned = (np.zeros((nt, nm), dtype=np.int64) if fixed is None or not res.any() else np.asarray(fixed, dtype=np.int64)).tobytes()
+    # Without a reserved model nothing can be pinned, so None and zero reservations are one program.
+    pinned = b"" if not res.any() else b"free" if fixed is None else np.asarray(fixed, dtype=np.int64).tobytes()
     r, n = np.zeros((nc, hours), dtype=np.int64), np.zeros((nt, nm, hours), dtype=np.int64)
     total = bound = 0.0
     for h in range(hours):
