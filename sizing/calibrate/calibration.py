@@ -28,6 +28,7 @@ the factors already in the catalogue.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -163,14 +164,43 @@ def load_fit_bounds() -> dict[str, dict[str, float]]:
     return out
 
 
+def load_own_step_overheads() -> dict[str, tuple[float, str]]:
+    """Per family, the platform's own per-step host cost [ms] and its source, kept over an inherited one.
+
+    From the ``step_overhead_ms`` and ``step_overhead_source`` of ``neighbours`` entries in
+    ``hardware_db/validation/efficiency_priors.yaml``: a family whose serving stacks' host path differs
+    from its neighbour's (XLA programs dispatched from a host loop against CUDA graphs) takes the
+    neighbour's kernel factors but not its host cost.
+
+    Raises
+    ------
+    InputError
+        When an entry gives the cost without a source, or outside the general bound of a fitted one.
+    """
+    lo, hi = _BOUNDS["step_overhead_ms"]
+    out: dict[str, tuple[float, str]] = {}
+    for entry in _priors_document().get("neighbours") or []:
+        if entry.get("step_overhead_ms") is None:
+            continue
+        ms, source = float(entry["step_overhead_ms"]), str(entry.get("step_overhead_source") or "")
+        if not source or not lo <= ms <= hi:
+            raise InputError(f"efficiency_priors.yaml: neighbours entry of '{entry['family']}': step_overhead_ms {ms:g} "
+                             f"needs a step_overhead_source and a value within {lo:g}-{hi:g}")  # fmt: skip
+        out[str(entry["family"])] = (ms, source)
+    return out
+
+
 def held_out_factors(fitted: dict[str, EfficiencySpec], priors: dict[str, EfficiencySpec],
-                     neighbours: dict[str, str | None]) -> dict[str, EfficiencySpec]:  # fmt: skip
+                     neighbours: dict[str, str | None],
+                     own_step_overheads: Mapping[str, tuple[float, str]] | None = None) -> dict[str, EfficiencySpec]:  # fmt: skip
     """Factors per family for a fold: fitted where the fold has cases, else the nearest fitted neighbour's, else the prior.
 
     A family without cases takes the factors of its neighbour (:func:`load_neighbours`), followed along the
     chain until a fitted family, as the catalogue's ``inherits`` does for unmeasured families; without one it
-    keeps its prior.
+    keeps its prior. A family in ``own_step_overheads`` (:func:`load_own_step_overheads`) keeps that per-step
+    host cost [ms] instead of the neighbour's.
     """
+    own = own_step_overheads or {}
     out = {**priors, **fitted}
     for key, prior in priors.items():
         if key in fitted:
@@ -180,8 +210,13 @@ def held_out_factors(fitted: dict[str, EfficiencySpec], priors: dict[str, Effici
             seen.add(near)
             near = neighbours.get(near)
         if near is not None and near in fitted:
-            out[key] = fitted[near].model_copy(update={"family": prior.family, "framework": prior.framework,
-                                                       "source": f"held out: inherited from {near} as fitted in this fold"})  # fmt: skip
+            update: dict[str, object] = {"family": prior.family, "framework": prior.framework,
+                                         "source": f"held out: inherited from {near} as fitted in this fold"}  # fmt: skip
+            if prior.family in own:
+                ms, why = own[prior.family]
+                update["step_overhead_ms"] = ms
+                update["source"] = f"{update['source']}, but the per-step host cost of its own platform ({why})"
+            out[key] = fitted[near].model_copy(update=update)
     return out
 
 

@@ -6,7 +6,8 @@ the same way: refit without one source, predict that source's cases, score them.
 * **published** (serving without load; :mod:`aicap.sizing.calibrate.calibration`): the efficiency factors
   of every device family are refitted from their priors without the source's cases. A family left
   without cases takes the factors its declared nearest family got in the same fold
-  (:func:`~aicap.sizing.calibrate.calibration.held_out_factors`), else keeps its prior.
+  (:func:`~aicap.sizing.calibrate.calibration.held_out_factors`), else keeps its prior; a family declared
+  with its platform's own per-step host cost (TPUs: XLA programs, not CUDA graphs) keeps that cost.
 * **server** (serving under load, simulated): what these cases fit is each engine's per-request overhead
   (:mod:`aicap.sizing.calibrate.overheads`), so it is refitted without the source and the source's cases
   are simulated with it. Their efficiency factors come from the published set, which holds none of these
@@ -99,9 +100,9 @@ def published(cases: list[dict[str, Any]], cat: CatalogueLike, progress: Progres
 
     Minutes per source: every fold refits every family (``aicap calibrate``).
     """
-    from aicap.sizing.calibrate.calibration import calibrate, held_out_factors, load_neighbours, load_priors
+    from aicap.sizing.calibrate.calibration import calibrate, held_out_factors, load_neighbours, load_own_step_overheads, load_priors
 
-    priors, neighbours = load_priors(), load_neighbours()
+    priors, neighbours, own = load_priors(), load_neighbours(), load_own_step_overheads()
     out = []
     for src in _sources(cases):
         if progress is not None:
@@ -111,7 +112,7 @@ def published(cases: list[dict[str, Any]], cat: CatalogueLike, progress: Progres
         fits = calibrate(train, cat, f"all sources but {src}")
         # Families without training cases take their declared nearest family's factors as fitted in this fold,
         # else their priors; never the catalogue's, which were fitted on every source including the held-out one.
-        eff = held_out_factors({f.family: f.after for f in fits}, priors, neighbours)
+        eff = held_out_factors({f.family: f.after for f in fits}, priors, neighbours, own)
         eff.update({k: v for k, v in cat.efficiency.items() if k not in eff and "@" not in k})
         out.append(_of_report("published", src, score(test, cat, eff).rows))
     return out

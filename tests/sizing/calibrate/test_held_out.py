@@ -37,3 +37,22 @@ def test_a_held_out_family_takes_its_neighbours_fold_factors_along_the_chain(cat
     assert both["amd-cdna2"].compute == ampere.compute and both["amd-cdna2"].family == "amd-cdna2"
     # with nothing fitted every family keeps its prior
     assert held_out_factors({}, priors, neighbours) == priors
+
+
+def test_a_tpu_held_out_keeps_its_own_platforms_host_cost_per_step(cat: Catalogue) -> None:
+    from aicap.sizing.calibrate.calibration import load_own_step_overheads
+
+    priors, neighbours, own = load_priors(), load_neighbours(), load_own_step_overheads()
+    assert set(own) == {"google-tpu"} and "sglang-jax" in own["google-tpu"][1]
+    hopper = cat.efficiency["nvidia-hopper"]
+    out = held_out_factors({"nvidia-hopper": hopper}, priors, neighbours, own)
+    tpu = out["google-tpu"]
+    # the kernels' factors from the neighbour, the host cost from XLA on TPU (not the 1 ms of CUDA graphs)
+    assert tpu.compute == hopper.compute and tpu.memory == hopper.memory
+    assert tpu.step_overhead_ms == own["google-tpu"][0] != hopper.step_overhead_ms
+    assert "own platform" in tpu.source
+    # a family without a declared host cost of its own keeps inheriting its neighbour's
+    assert out["amd-cdna2"].step_overhead_ms == hopper.step_overhead_ms
+    # a fitted TPU keeps its own fit
+    fitted_tpu = cat.efficiency["google-tpu"]
+    assert held_out_factors({"nvidia-hopper": hopper, "google-tpu": fitted_tpu}, priors, neighbours, own)["google-tpu"] is fitted_tpu
