@@ -4,9 +4,10 @@ For each operator group ``i`` with ``F_i`` FLOPs and ``Q_i`` bytes per device,
 
     t_i = max(F_i / (P_dtype · η_c), Q_i / (BW · η_m))
 
-and the step takes ``Σ t_i + t_net + t_0``, where ``η_c, η_m`` are the family's calibrated compute and
-memory efficiencies (the experts of MoE layers run at ``η_c · η_moe``) and ``t_0`` its fixed per-step
-overhead. Communication per step:
+and the step takes ``Σ t_i + t_net + t_0 + L_moe · τ``, where ``η_c, η_m`` are the family's calibrated
+compute and memory efficiencies (the experts of MoE layers run at ``η_c · η_moe``), ``t_0`` its fixed
+per-step overhead and ``τ`` the fixed latency of one MoE layer's grouped expert GEMMs (``L_moe`` MoE
+layers; :func:`moe_latency_s`). Communication per step:
 
 * tensor parallel: two ring all-reduces per layer of ``M = N·h·2`` bytes,
   ``2·(tp−1)/tp · M / (β·η_l) + λ`` each (β: per-direction link bandwidth, λ: link latency);
@@ -135,6 +136,24 @@ def network_time(dep: Deployment, tokens: ArrayLike, tp: ArrayLike, pp: ArrayLik
     return np.asarray(per_step + handoff, dtype=float)
 
 
+def moe_layer_count(dep: Deployment) -> int:
+    """MoE layers of the deployment's model, ``L_moe`` (0 for a model without experts)."""
+    m = dep.model
+    if not isinstance(m, DecoderModel) or m.moe is None:
+        return 0
+    return m.num_layers - m.moe.dense_layers
+
+
+def moe_latency_s(dep: Deployment) -> float:
+    """Fixed time of a step's grouped expert GEMMs [s]: ``L_moe · τ`` (0 for a model without experts).
+
+    ``τ`` (``moe_latency_us`` of the efficiency) is what one MoE layer's expert GEMMs take beyond
+    streaming their bytes: routing, token alignment, two grouped GEMM launches and their tails. Every
+    micro-batch passes every layer, so the step pays it once per MoE layer.
+    """
+    return moe_layer_count(dep) * dep.efficiency.moe_latency_us * 1e-6
+
+
 def micro_batch(batch: ArrayLike, pp: ArrayLike) -> F:
     """Sequences in one pipeline micro-batch: ``max(B/pp, min(B, 1))`` (a batch is split over the ``pp`` stages in flight)."""
     b = np.asarray(batch, dtype=float)
@@ -168,5 +187,5 @@ def step_time(dep: Deployment, batch: ArrayLike, new_tokens: ArrayLike, context:
         tokens = micro * np.asarray(new_tokens, dtype=float)
     ops = op_times(dep, costs)
     net = network_time(dep, tokens, tp_a, pp_a, ep_a)
-    overhead = np.asarray(dep.efficiency.step_overhead_ms * 1e-3 + 0.0 * net, dtype=float)
+    overhead = np.asarray(dep.efficiency.step_overhead_ms * 1e-3 + moe_latency_s(dep) + 0.0 * net, dtype=float)
     return StepTime(ops=ops, network_s=net, overhead_s=overhead)

@@ -6,6 +6,7 @@ from typing import Any
 
 from aicap.sizing.core.dtypes import compute_dtype
 from aicap.sizing.core.figures import pyplot
+from aicap.sizing.perf.roofline import moe_latency_s
 from aicap.sizing.serve.estimate import EstimateResult
 
 PHASES = ("prefill", "decode")
@@ -16,7 +17,8 @@ def breakdown(result: EstimateResult, phase: str) -> dict[str, Any]:
 
     Returns a document with the device's roofline (peak FLOP/s and bandwidth after efficiency, in
     FLOP/s and B/s, and the ridge intensity in FLOP/B) and one row per operator, plus network and
-    fixed-overhead rows. Prefill is the batch's prefill pass; decode is one step at the mean context.
+    fixed-overhead rows (a MoE model's expert-GEMM latency, ``L_moe · τ``, in a row of its own).
+    Prefill is the batch's prefill pass; decode is one step at the mean context.
     """
     dep = result.deployment
     step = result.metrics.prefill if phase == "prefill" else result.metrics.decode
@@ -39,9 +41,13 @@ def breakdown(result: EstimateResult, phase: str) -> dict[str, Any]:
             "share_pct": round(100 * t / total, 1),
             "bound": "compute" if float(op.compute_s) >= float(op.memory_s) else "memory",
         })  # fmt: skip
-    for name, t in (("network", float(step.network_s)), ("overhead", float(step.overhead_s))):
+    moe = moe_latency_s(dep)  # the experts' fixed latency, inside the step's overhead: its own row
+    fixed = [("network", float(step.network_s), "network"), ("overhead", float(step.overhead_s) - moe, "overhead")]
+    if moe > 0:
+        fixed.append(("moe_latency", moe, "overhead"))
+    for name, t, bound in fixed:
         rows.append({"operator": name, "gflops": 0.0, "mbytes": 0.0, "intensity_flop_per_byte": None,
-                     "time_ms": round(t * 1e3, 4), "share_pct": round(100 * t / total, 1), "bound": name})  # fmt: skip
+                     "time_ms": round(t * 1e3, 4), "share_pct": round(100 * t / total, 1), "bound": bound})  # fmt: skip
     return {
         "schema_version": 1,
         "model": dep.model.id,

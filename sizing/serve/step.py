@@ -33,7 +33,7 @@ from aicap.sizing.core.deployment import Deployment
 from aicap.sizing.core.dtypes import compute_dtype
 from aicap.sizing.core.specs import DeviceSpec, EfficiencySpec
 from aicap.sizing.perf.operators import OpCost, expert_bytes_terms, generic_step, transformer_step
-from aicap.sizing.perf.roofline import StepTime, network_time, op_times
+from aicap.sizing.perf.roofline import StepTime, moe_latency_s, moe_layer_count, network_time, op_times
 
 F = NDArray[np.float64]
 _OP_ORDER = ("attn_proj", "attention", "mlp", "experts", "lm_head", "norms")
@@ -131,7 +131,7 @@ def engine_step(
     n = np.asarray(decode_seqs, dtype=float) * dep.verify_tokens + np.asarray(prefill_tokens, dtype=float)
     ops = op_times(dep, costs)
     net = network_time(dep, n, tp_a, pp_a, ep_a)
-    overhead = np.asarray(dep.efficiency.step_overhead_ms * 1e-3 + 0.0 * net, dtype=float)
+    overhead = np.asarray(dep.efficiency.step_overhead_ms * 1e-3 + moe_latency_s(dep) + 0.0 * net, dtype=float)
     return StepTime(ops=ops, network_s=net, overhead_s=overhead)
 
 
@@ -153,7 +153,8 @@ class Hardware:
 
     ``flops`` and ``expert_flops`` are FLOP/s after the compute efficiency (the latter times the MoE
     factor), ``bandwidth`` bytes/s after the memory efficiency, ``link`` bytes/s per direction after
-    the link efficiency, ``link_latency_s`` and ``overhead_s`` seconds.
+    the link efficiency, ``link_latency_s`` and ``overhead_s`` seconds, ``moe_latency_us`` the fixed
+    latency of one MoE layer's expert GEMMs (µs; :func:`~aicap.sizing.perf.roofline.moe_latency_s`).
     """
 
     flops: F
@@ -162,6 +163,7 @@ class Hardware:
     link: F
     link_latency_s: F
     overhead_s: F
+    moe_latency_us: F
 
     @classmethod
     def of(cls, pairs: Sequence[tuple[DeviceSpec, EfficiencySpec]], weights_dtype: str) -> Hardware:
@@ -172,19 +174,27 @@ class Hardware:
             cdt = compute_dtype(weights_dtype, peaks)
             flops = peaks[cdt] * 1e12 * eff.compute_for(cdt)
             rows.append((flops, flops * eff.moe_compute, dev.memory_bw_gbps * 1e9 * eff.memory_for(weights_dtype),
-                         dev.interconnect.bw_gbps * 1e9 * eff.link, eff.link_latency_us * 1e-6, eff.step_overhead_ms * 1e-3))  # fmt: skip
-        a = np.array(rows, dtype=float).reshape(-1, 6).T
-        return cls(a[0], a[1], a[2], a[3], a[4], a[5])
+                         dev.interconnect.bw_gbps * 1e9 * eff.link, eff.link_latency_us * 1e-6, eff.step_overhead_ms * 1e-3,
+                         eff.moe_latency_us))  # fmt: skip
+        a = np.array(rows, dtype=float).reshape(-1, 7).T
+        return cls(a[0], a[1], a[2], a[3], a[4], a[5], a[6])
 
     def take(self, index: ArrayLike) -> Hardware:
         """The candidates at ``index`` (an integer array): rates computed once per device, repeated per candidate."""
         ix = np.asarray(index)
         return Hardware(
-            self.flops[ix], self.expert_flops[ix], self.bandwidth[ix], self.link[ix], self.link_latency_s[ix], self.overhead_s[ix]
+            self.flops[ix],
+            self.expert_flops[ix],
+            self.bandwidth[ix],
+            self.link[ix],
+            self.link_latency_s[ix],
+            self.overhead_s[ix],
+            self.moe_latency_us[ix],
         )
 
 
 _POINTS = ((0.0, 0.0), (1.0, 0.0), (0.0, 1.0))
+
 _DERIVED = frozenset({"_seconds_coefficients", "_live_coefficients", "_slope_coefficients"})  # StepModel's cached properties
 
 
@@ -271,7 +281,7 @@ class StepModel:
             num_e,
             k,
             net,
-            np.broadcast_to(hw.overhead_s, tp_a.shape).astype(float),
+            np.broadcast_to(hw.overhead_s + moe_layer_count(dep) * hw.moe_latency_us * 1e-6, tp_a.shape).astype(float),
             float(dep.verify_tokens),
         )
 

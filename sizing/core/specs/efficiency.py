@@ -47,6 +47,12 @@ class EfficiencySpec(BaseModel):
         Fixed latency of one collective (microseconds).
     step_overhead_ms
         Fixed time per forward step: kernel launches, scheduling, sampling (milliseconds).
+    moe_latency_us
+        Fixed time of one mixture-of-experts layer's grouped expert GEMMs that does not shrink with
+        the bytes they read (microseconds): token routing and alignment, two grouped GEMM launches and
+        their tails. A step pays ``L_moe · τ`` on top of the experts' roofline time, as a collective pays
+        its latency on top of its bytes; it dominates small-batch decode of fine-grained MoE models.
+        Not fitted: derived from published kernel timings (``hardware_db/validation/efficiency_priors.yaml``).
     source
         How the numbers were obtained.
     inherits
@@ -69,6 +75,7 @@ class EfficiencySpec(BaseModel):
     link: Fraction = 0.7
     link_latency_us: NonNegFloat = 10.0
     step_overhead_ms: NonNegFloat = 0.0
+    moe_latency_us: NonNegFloat = 0.0
     source: str = Field(min_length=1)
     inherits: str | None = None
 
