@@ -219,7 +219,7 @@ class StepModel:
     MoE experts, which follow the touched-expert count ``E·(1 − (1 − k/E)^N)``. So three evaluations
     give every coefficient, and a step time costs a few array operations::
 
-        T(d, p) = Σ_i max(F_i(d, p)/P_i, Q_i(d, p)/BW) + Q_e(N)/BW + t_net(N) + t_0,   N = d + p
+        T(d, p) = Σ_i max(F_i(d, p)/P_i, Q_i(d, p)/BW) + Q_e(N)/BW + t_net(N) + t_0 + L_moe·τ,   N = d + p
 
     which is :func:`engine_step` to rounding. (A mixture-of-experts *drafter* of speculative decoding is
     the exception: its touched experts are interpolated from ``d = 0`` and ``1``, a few per cent high.)
@@ -236,7 +236,7 @@ class StepModel:
     num_experts: int
     experts_per_token: int
     net: F  # (2, n): seconds constant and per token
-    overhead_s: F  # (n,)
+    overhead_s: F  # (n,): the step overhead t_0 plus the MoE layers' expert-GEMM latency L_moe·τ
     decode_tokens: float = 1.0  # tokens each decoding sequence puts through the model (k + 1 with speculative decoding)
 
     @classmethod
