@@ -90,7 +90,7 @@ def test_every_device_has_sources_and_an_efficiency_family(cat: Catalogue) -> No
 
 def test_every_efficiency_entry_says_how_it_was_obtained(cat: Catalogue) -> None:
     for e in cat.efficiency.values():
-        assert e.source.startswith(("prior", "fitted")), e.family
+        assert e.source.startswith(("prior", "fitted", "derived from the fitted")), e.family
 
 
 def test_instances_have_price_dates_sources_and_known_devices(cat: Catalogue) -> None:
