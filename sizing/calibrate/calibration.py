@@ -34,7 +34,7 @@ from typing import Any
 
 import numpy as np
 
-from aicap.sizing.calibrate.validation import score, series, stack_of
+from aicap.sizing.calibrate.validation import score, series, stack_of, with_layout
 from aicap.sizing.core.catalogue import CatalogueLike
 from aicap.sizing.core.errors import InputError
 from aicap.sizing.core.specs import EfficiencySpec
@@ -274,9 +274,11 @@ def fit_family(family: str, cases: list[dict[str, Any]], cat: CatalogueLike, lab
         return spec_
 
     key = base.key
+    # A case without its layout would search every layout at each evaluation: pin the one the prior picks.
+    pinned = [with_layout(c, cat, {key: base}) for c in mine]
 
     def loss(x: np.ndarray) -> float:
-        return _loss(score(mine, cat, {key: spec(x)}))
+        return _loss(score(pinned, cat, {key: spec(x)}))
 
     bounds = [limits.get(n, (0.2, 1.0)) for n in names]
     results = [minimize(loss, x0, method="Powell", bounds=bounds, options={"xtol": 1e-3, "ftol": 1e-6, "maxiter": 50 * len(names)})

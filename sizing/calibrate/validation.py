@@ -258,25 +258,13 @@ def predict(case: dict[str, Any], cat: CatalogueLike, efficiency: Mapping[str, E
     """
     ds = _datasets()
     kind = case["kind"]
-    i = case.get("input_tokens") or ds["sharegpt"]["input_tokens"]
-    o = case.get("output_tokens")
-    if o is None:
-        o = ds["gptfast_output"]["output_tokens"] if kind == "single_stream" else ds["sharegpt"]["output_tokens"]
-    model, device = cat.model(case["model"]), cat.device(case["hardware"])
-    batch = case.get("batch") if kind in {"static_batch", "closed_loop"} else (1 if kind in {"single_stream", "prefill_latency"} else None)
-    fw = case.get("framework")
-    over: Mapping[str, EfficiencySpec] = efficiency or {}
-    eff = _factors(case, device, over, cat)
-    engine = engine_for_framework(cat, fw)
-    req = EstimateRequest(model=model, device=device, efficiency=eff, runtime=engine.on(device),
-                          devices=case.get("devices") or 1, tp=case.get("tp"), pp=case.get("pp"), batch=batch,
-                          input_tokens=int(i), output_tokens=int(max(o, 1)), weights_dtype=case.get("weights_dtype"),
-                          kv_dtype=case.get("kv_dtype"))  # fmt: skip
     if kind in {"server", "closed_loop"}:
         from aicap.sizing.calibrate.under_load import predict_under_load
 
+        eff = _factors(case, cat.device(case["hardware"]), efficiency or {}, cat)
         return predict_under_load(case, cat, eff, (float(ds["sharegpt"]["input_tokens"]), float(ds["sharegpt"]["output_tokens"])),
                                   request_overheads)  # fmt: skip
+    req = _request(case, cat, efficiency)
     res = estimate(req)
     if kind == "offline_throughput" and case.get("batch") and res.batch > case["batch"]:
         res = estimate(EstimateRequest(**{**req.__dict__, "batch": case["batch"]}))
@@ -292,6 +280,41 @@ def predict(case: dict[str, Any], cat: CatalogueLike, efficiency: Mapping[str, E
         out[f"tpot_ms_{stat}"] = float(m.decode.total if kind == "single_stream" else m.tpot_s) * 1e3
         out[f"e2e_ms_{stat}"] = float(m.e2e_s) * 1e3
     return out
+
+
+def _request(case: dict[str, Any], cat: CatalogueLike, efficiency: Mapping[str, EfficiencySpec] | None) -> EstimateRequest:
+    """The estimate a case without load asks for: its model, device, layout, batch, lengths and formats."""
+    ds = _datasets()
+    kind = case["kind"]
+    i = case.get("input_tokens") or ds["sharegpt"]["input_tokens"]
+    o = case.get("output_tokens")
+    if o is None:
+        o = ds["gptfast_output"]["output_tokens"] if kind == "single_stream" else ds["sharegpt"]["output_tokens"]
+    model, device = cat.model(case["model"]), cat.device(case["hardware"])
+    batch = case.get("batch") if kind in {"static_batch", "closed_loop"} else (1 if kind in {"single_stream", "prefill_latency"} else None)
+    eff = _factors(case, device, efficiency or {}, cat)
+    engine = engine_for_framework(cat, case.get("framework"))
+    return EstimateRequest(model=model, device=device, efficiency=eff, runtime=engine.on(device),
+                           devices=case.get("devices") or 1, tp=case.get("tp"), pp=case.get("pp"), batch=batch,
+                           input_tokens=int(i), output_tokens=int(max(o, 1)), weights_dtype=case.get("weights_dtype"),
+                           kv_dtype=case.get("kv_dtype"))  # fmt: skip
+
+
+def with_layout(case: dict[str, Any], cat: CatalogueLike, efficiency: Mapping[str, EfficiencySpec] | None = None) -> dict[str, Any]:
+    """The case with the tensor and pipeline degrees aicap picks for it when the case gives none.
+
+    A case without ``tp`` makes every prediction search the layouts its device count allows (128 of them
+    for 1,019 devices); a fit predicts each case hundreds of times, so it pins the layout ``efficiency``
+    picks once. Cases under load, cases that give ``tp`` and cases that cannot be predicted come back as
+    they are.
+    """
+    if case.get("tp") or case.get("kind") in {"server", "closed_loop"} or case.get("comparable") is False:
+        return case
+    try:
+        dep = estimate(_request(case, cat, efficiency)).deployment
+    except AicapError:
+        return case
+    return {**case, "tp": dep.tp, "pp": dep.pp}
 
 
 def series(case: dict[str, Any]) -> str | None:

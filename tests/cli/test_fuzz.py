@@ -510,3 +510,12 @@ def test_found_overlay_instance_with_a_billion_devices(tmp_path: Path) -> None:
     text = to_yaml(doc)
     _write(str(tmp_path), "overlay.yaml", text)
     assert run(["--catalog", str(tmp_path), "instances", "list", "--format", "json"], text) == 2
+
+
+def test_found_calibrate_on_a_case_without_its_layout(tmp_path: Path) -> None:
+    """Seed 11: a case of 1,019 devices and no ``tp`` searched 128 layouts per evaluation (4 min 20 s)."""
+    doc = copy.deepcopy(CASES)
+    doc[1]["devices"] = 1019
+    text = to_yaml(doc)
+    assert run(["calibrate", _write(str(tmp_path), "cases.yaml", text), "--format", "json", "--output",
+                str(tmp_path / "fitted.yaml")], text) == 0  # fmt: skip

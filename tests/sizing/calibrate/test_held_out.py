@@ -56,3 +56,18 @@ def test_a_tpu_held_out_keeps_its_own_platforms_host_cost_per_step(cat: Catalogu
     # a fitted TPU keeps its own fit
     fitted_tpu = cat.efficiency["google-tpu"]
     assert held_out_factors({"nvidia-hopper": hopper, "google-tpu": fitted_tpu}, priors, neighbours, own)["google-tpu"] is fitted_tpu
+
+
+def test_a_case_without_its_layout_is_pinned_to_the_one_aicap_picks(cat: Catalogue) -> None:
+    """A fit pins each layout once (the prior's pick) instead of searching them at every evaluation."""
+    from aicap.sizing.calibrate.validation import predict, with_layout
+
+    case = {"id": "c", "model": "llama-3.1-70b", "hardware": "h100-sxm", "kind": "offline_throughput", "devices": 12,
+            "input_tokens": 128, "output_tokens": 128, "weights_dtype": "bf16", "metrics": {"output_tok_s_total": 1.0}}  # fmt: skip
+    pinned = with_layout(case, cat)
+    assert 1 < pinned["tp"] * pinned["pp"] <= 12 and pinned is not case  # 140 GB of weights need two H100s
+    assert predict(pinned, cat) == predict(case, cat)
+    given = {**case, "tp": 4, "pp": 1}
+    assert with_layout(given, cat) is given  # a case that gives its layout keeps it
+    under_load = {**case, "kind": "closed_loop"}
+    assert with_layout(under_load, cat) is under_load
