@@ -164,8 +164,8 @@ def estimate_view(doc: dict[str, Any]) -> View:
     caption = "± = 90th-percentile error of this metric against published measurements (aicap validate)."
     if not doc["efficiency_calibrated"]:
         caption += (
-            f" {doc['hardware']}'s efficiency factors are priors, not fitted on measurements: expect larger errors "
-            "(aicap calibrate fits them on your benchmarks)."
+            f" {doc['hardware']}'s efficiency factors are not fitted on measurements of it (inherited from a measured family, "
+            "or priors): expect larger errors (aicap calibrate fits them on your benchmarks)."
         )
     return View(doc, [Table(title, ["", "value"], rows, caption)])
 

@@ -330,7 +330,8 @@ def _solve(fleet: Fleet, cat: CatalogueLike, insts: list[InstanceSpec], feasible
     priors = sorted({x.hardware for x, r in zip(feasible, sol.replicas, strict=True) if r > 0
                      and not cat.efficiency_for(cat.device(x.hardware)).calibrated})  # fmt: skip
     if priors:
-        warnings.append(f"{', '.join(priors)} efficiency factors are priors, not fitted on measurements; expect errors beyond the ± bands")
+        warnings.append(f"{', '.join(priors)} efficiency factors are not fitted on measurements of that hardware (inherited from a "
+                        "measured family, or priors); expect errors beyond the ± bands")  # fmt: skip
     chosen = [(x, int(r), float(s) if c.objective == "latency" else float("nan"))
               for x, r, s in zip(feasible, sol.replicas, sol.share, strict=True) if r > 0]  # fmt: skip
     counts = {insts[t].name: int(n) for t, n in enumerate(sol.instances) if n > 0}

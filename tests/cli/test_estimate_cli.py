@@ -134,7 +134,7 @@ def test_estimates_say_whether_factors_were_fitted(aicap) -> None:
     prior = aicap("estimate", "-m", "llama-3-8b", "--hardware", "b200", "-f", "json").json()
     assert fitted["efficiency_calibrated"] is True and prior["efficiency_calibrated"] is False
     table = aicap("estimate", "-m", "llama-3-8b", "--hardware", "b200").stdout
-    assert "priors, not fitted" in table
+    assert "not fitted on measurements of it" in table
 
 
 def test_a_hybrid_model_reports_its_state_per_sequence(aicap) -> None:
