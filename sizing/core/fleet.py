@@ -97,6 +97,9 @@ def repeated_name_message(name: str, k: int, j: int) -> str:
     return f"workloads[{k}].name: {excerpt(name)} is already the name of workloads[{j}]; workload names must be unique"
 
 
+#: What a fleet's plan optimises: cheapest within the latency targets, fastest or most throughput within a budget.
+Objective = Literal["cost", "latency", "throughput"]
+
 #: Longest latency target a workload may set, ms (a day): a target beyond it is a unit slip, and the margins
 #: computed against it would overflow.
 MAX_TARGET_MS = 86_400_000.0
@@ -384,7 +387,7 @@ class Constraints(_Doc):
     )
     hours_per_month: float = Field(730.0, ge=1, le=744, description="hours a month is billed for (730 = 8,760/12; 1 to 744)")
     budget_usd_per_month: PositiveFloat | None = None
-    objective: Literal["cost", "latency", "throughput"] = "cost"
+    objective: Objective = "cost"
     single_type: bool = False
     engine: str | None = Field(
         None, description="serving engine profile of every workload without its own (default: the catalogue's default engine)"

@@ -20,7 +20,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from aicap.sizing.core.fleet import Fleet, Percentile
+from aicap.sizing.core.fleet import Fleet, Objective, Percentile
 
 SCHEMA_VERSION = 2
 SolverStatus = Literal["optimal", "time_limit"]
@@ -174,7 +174,7 @@ class Plan(_Doc):
     schema_version: Literal[2] = 2
     generated_by: str
     catalogue: CatalogueRef
-    objective: Literal["cost", "latency", "throughput"]
+    objective: Objective
     hours_per_month: float = Field(ge=1, le=744)
     solver: Solver
     totals: Totals

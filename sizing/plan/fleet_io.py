@@ -21,6 +21,7 @@ from aicap.sizing.core.fleet import (
     MIN_REQUESTS_PER_S,
     PERCENTILES,
     Fleet,
+    Objective,
     check_prefix_cached,
     repeated_name,
     repeated_name_message,
@@ -38,9 +39,6 @@ CLOUDS = ("aws", "gcp", "azure", "on-prem")
 
 def _split(value: str | None) -> list[str] | None:
     return None if value is None else [v.strip() for v in value.split(",") if v.strip()]
-
-
-OBJECTIVES = ("cost", "latency", "throughput")
 
 
 def _apply(doc: dict[str, Any], cloud: str | None = None, hardware: str | None = None, pricing: str | None = None,
@@ -69,8 +67,8 @@ def _apply(doc: dict[str, Any], cloud: str | None = None, hardware: str | None =
             raise InputError(f"--budget {budget}: must be a positive monthly amount in USD")
         cons["budget_usd_per_month"] = budget
     if objective is not None:
-        if objective not in OBJECTIVES:
-            raise InputError(f"--objective {excerpt(objective)}: valid choices: {', '.join(OBJECTIVES)}")
+        if objective not in get_args(Objective):
+            raise InputError(f"--objective {excerpt(objective)}: valid choices: {', '.join(get_args(Objective))}")
         if objective != "cost" and budget is None and cons.get("budget_usd_per_month") is None:
             raise InputError(
                 f"--objective {excerpt(objective)} needs a budget: give --budget USD_PER_MONTH (or constraints.budget_usd_per_month)"

@@ -153,8 +153,8 @@ class Hardware:
 
     ``flops`` and ``expert_flops`` are FLOP/s after the compute efficiency (the latter times the MoE
     factor), ``bandwidth`` bytes/s after the memory efficiency, ``link`` bytes/s per direction after
-    the link efficiency, ``link_latency_s`` and ``overhead_s`` seconds, ``moe_latency_us`` the fixed
-    latency of one MoE layer's expert GEMMs (µs; :func:`~aicap.sizing.perf.roofline.moe_latency_s`).
+    the link efficiency, ``link_latency_s``, ``overhead_s`` and ``moe_latency_s`` (the fixed latency of one
+    MoE layer's expert GEMMs: :func:`~aicap.sizing.perf.roofline.moe_latency_s`) seconds.
     """
 
     flops: F
@@ -163,7 +163,7 @@ class Hardware:
     link: F
     link_latency_s: F
     overhead_s: F
-    moe_latency_us: F
+    moe_latency_s: F
 
     @classmethod
     def of(cls, pairs: Sequence[tuple[DeviceSpec, EfficiencySpec]], weights_dtype: str) -> Hardware:
@@ -175,7 +175,7 @@ class Hardware:
             flops = peaks[cdt] * 1e12 * eff.compute_for(cdt)
             rows.append((flops, flops * eff.moe_compute, dev.memory_bw_gbps * 1e9 * eff.memory_for(weights_dtype),
                          dev.interconnect.bw_gbps * 1e9 * eff.link, eff.link_latency_us * 1e-6, eff.step_overhead_ms * 1e-3,
-                         eff.moe_latency_us))  # fmt: skip
+                         eff.moe_latency_us * 1e-6))  # fmt: skip
         a = np.array(rows, dtype=float).reshape(-1, 7).T
         return cls(a[0], a[1], a[2], a[3], a[4], a[5], a[6])
 
@@ -189,7 +189,7 @@ class Hardware:
             self.link[ix],
             self.link_latency_s[ix],
             self.overhead_s[ix],
-            self.moe_latency_us[ix],
+            self.moe_latency_s[ix],
         )
 
 
@@ -281,7 +281,7 @@ class StepModel:
             num_e,
             k,
             net,
-            np.broadcast_to(hw.overhead_s + moe_layer_count(dep) * hw.moe_latency_us * 1e-6, tp_a.shape).astype(float),
+            np.broadcast_to(hw.overhead_s + moe_layer_count(dep) * hw.moe_latency_s, tp_a.shape).astype(float),
             float(dep.verify_tokens),
         )
 
