@@ -12,13 +12,19 @@ set (aicap.sizing.calibrate.crossval says what each set refits per fold):
 
 It prints one row per held-out source, a line per set and one for all public cases together.
 
-Run: python benchmarks/crossval.py [--sets published,server,training]
+Run: python benchmarks/crossval.py [--sets published,server,training] [--save FILE] [--reuse FILE]
+
+``--save`` writes every fold's measured and predicted values (JSON); ``--reuse`` reads such a file for the
+sets that ``--sets`` leaves out, so a change that moves only the server cases reruns the minute-long server
+folds and keeps the published folds of the last full run (they do not depend on it).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
+from pathlib import Path
 
 import numpy as np
 
@@ -32,6 +38,8 @@ SETS = ("published", "server", "training")
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--sets", default=",".join(SETS), help=f"comma-separated subset of {', '.join(SETS)}")
+    ap.add_argument("--save", type=Path, help="write every fold's measured and predicted values here (JSON)")
+    ap.add_argument("--reuse", type=Path, help="take the sets not in --sets from a file --save wrote")
     args = ap.parse_args()
     sets = [s.strip() for s in args.sets.split(",") if s.strip()]
     bad = [s for s in sets if s not in SETS]
@@ -50,6 +58,17 @@ def main() -> None:
             held[name] = crossval.server(load_cases(which="server"), cat, progress=note)
         else:
             held[name] = crossval.training(cat)
+    if args.reuse is not None:
+        kept = json.loads(args.reuse.read_text())
+        for name in SETS:
+            if name not in held and name in kept:
+                held[name] = [crossval.HeldOut(h["case_set"], h["source"], tuple(h["measured"]), tuple(h["predicted"])) for h in kept[name]]
+                note(f"{name}: {len(held[name])} folds reused from {args.reuse}")
+        held = {name: held[name] for name in SETS if name in held}
+    if args.save is not None:
+        fields = ("case_set", "source", "measured", "predicted")
+        doc = {name: [{k: getattr(h, k) for k in fields} for h in rows] for name, rows in held.items()}
+        args.save.write_text(json.dumps(doc, indent=1) + "\n")
     print(f"{'set':10s} {'held-out source':22s} {'metrics':>7s} {'median %':>9s} {'p90 %':>7s} {'max %':>7s} {'within 2x':>10s}")
     for name, rows in held.items():
         for h in rows:

@@ -247,9 +247,13 @@ def register(app: typer.Typer) -> None:
             ),
         ] = None,
         prefill_first: Annotated[
-            bool,
-            typer.Option("--prefill-first", help="A step that prefills decodes nothing (vLLM v0's scheduler without chunked prefill)."),
-        ] = False,
+            bool | None,
+            typer.Option(
+                "--prefill-first/--mixed-steps",
+                help="A step that prefills decodes nothing (SGLang's and vLLM v0's scheduler), or prompt chunks ride along with "
+                "decode steps (vLLM v1, TensorRT-LLM); default: the engine's.",
+            ),
+        ] = None,
         scheduler_steps: Annotated[
             int, typer.Option("--scheduler-steps", help="Decode steps per scheduling round (vLLM v0 --num-scheduler-steps).")
         ] = 1,

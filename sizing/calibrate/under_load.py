@@ -138,7 +138,7 @@ def predict_under_load(case: dict[str, Any], cat: CatalogueLike, eff: Any, share
     if recorded is not None:  # the source's own requests, in the order it sent them
         reqs = dataclasses.replace(reqs, input_tokens=recorded[0].copy(), output_tokens=recorded[1].copy())
     setup = Setup(layout, replicas=max(devices // (tp * pp), 1), max_num_seqs=None if opts is None else opts.max_running_requests,
-                  max_batched_tokens=None if opts is None else opts.step_tokens, prefill_first=opts is not None and opts.prefill_first,
+                  max_batched_tokens=None if opts is None else opts.step_tokens, prefill_first=None if opts is None else opts.prefill_first,
                   decode_steps=1 if opts is None else opts.scheduler_steps)  # fmt: skip
     res = run_raw(setup, reqs, concurrency=conc)
     dur = max(res.duration_s, 1e-12)

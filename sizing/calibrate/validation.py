@@ -64,7 +64,7 @@ class EngineOptions(BaseModel):
     chunked_prefill
         Whether prompts are split over steps; ``None``: the profile's.
     prefill_first
-        Whether a step that prefills decodes nothing (vLLM v0's default scheduler).
+        Whether a step that prefills decodes nothing (vLLM v0's default scheduler); ``None``: the profile's.
     scheduler_steps
         Decode-only steps per scheduling round (vLLM v0 ``--num-scheduler-steps``).
     kv_cache_tokens
@@ -78,7 +78,7 @@ class EngineOptions(BaseModel):
     max_running_requests: Annotated[PosInt, Field(le=MAX_CASE_BATCH)] | None = None
     step_tokens: Annotated[PosInt, Field(le=MAX_CASE_TOKENS)] | None = None
     chunked_prefill: bool | None = None
-    prefill_first: bool = False
+    prefill_first: bool | None = None
     scheduler_steps: Annotated[PosInt, Field(le=1024)] = 1
     kv_cache_tokens: Annotated[PosInt, Field(le=MAX_CASE_TOKENS)] | None = None
     source: str = Field(min_length=1)

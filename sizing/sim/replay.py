@@ -92,7 +92,8 @@ class Setup:
     """One deployment to simulate: the layout, how many replicas, how traffic is spread, engine limits.
 
     ``max_num_seqs`` and ``max_batched_tokens`` replace the runtime's limits where given;
-    ``prefill_first`` makes every step that prefills a prefill-only step (vLLM v0's scheduler) and
+    ``prefill_first`` makes every step that prefills a prefill-only step (vLLM v0's and SGLang's scheduler;
+    ``None``: the engine profile's) and
     ``decode_steps`` runs that many decode-only steps per scheduling round (vLLM v0 multi-step).
     """
 
@@ -101,7 +102,7 @@ class Setup:
     router: Router = "round_robin"
     max_num_seqs: int | None = None
     max_batched_tokens: int | None = None
-    prefill_first: bool = False
+    prefill_first: bool | None = None
     decode_steps: int = 1
 
     def engine(self) -> EngineConfig:
@@ -116,7 +117,8 @@ class Setup:
                             kv_capacity_tokens=kv, pipeline_stages=self.layout.pp,
                             request_overhead_s=rt.request_overhead_ms * 1e-3, verify_tokens=self.layout.verify_tokens,
                             tokens_per_step=self.layout.tokens_per_step, chunked_prefill=rt.chunked_prefill,
-                            prefill_first=self.prefill_first, decode_steps=self.decode_steps,
+                            prefill_first=rt.prefill_first if self.prefill_first is None else self.prefill_first,
+                            decode_steps=self.decode_steps,
                             state_tokens=int(memory.state_tokens(self.layout, self.layout.tp, self.layout.pp)),
                             record_gaps=True)  # fmt: skip
 

@@ -124,7 +124,7 @@ def verify(plan: Plan, cat: CatalogueLike, *, requests: int = DEFAULT_REQUESTS, 
             cfg = EngineConfig(max_num_seqs=max(d.max_running, 1), max_batched_tokens=budget, kv_capacity_tokens=max(kv, 1),
                                pipeline_stages=d.pp, request_overhead_s=runtime.request_overhead_ms * 1e-3,
                                verify_tokens=layout.verify_tokens, tokens_per_step=layout.tokens_per_step,
-                               chunked_prefill=runtime.chunked_prefill,
+                               chunked_prefill=runtime.chunked_prefill, prefill_first=runtime.prefill_first,
                                state_tokens=int(memory.state_tokens(layout, d.tp, d.pp)) if decoder else 0)  # fmt: skip
             res = simulate(step, Requests(arrivals, prompt, output, cached_tokens=cached_prefix(prompt, h)), cfg)
             q = PERCENTILES[pw.percentile]

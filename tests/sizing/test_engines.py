@@ -157,3 +157,25 @@ def test_chunked_prefill_is_part_of_each_engine_profile() -> None:
     assert trt.refuses_prompt(trt.max_prefill_tokens) is None
     assert "does not chunk prefill" in (trt.refuses_prompt(trt.max_prefill_tokens + 1) or "")
     assert cat.runtime_for("vllm").refuses_prompt(10**6) is None
+
+
+def test_sglang_runs_prefill_first_and_the_simulator_takes_the_engines_scheduler(cat: Catalogue) -> None:
+    """SGLang decodes only when no prompt waits; the simulator uses the profile's scheduler unless told otherwise."""
+    import numpy as np
+
+    from aicap.sizing.sim import replay
+    from aicap.sizing.sim.traffic import Lengths, TrafficSpec
+
+    assert {e: cat.runtime_for(e).prefill_first for e in ("generic", "vllm", "sglang", "trtllm")} == {
+        "generic": False, "vllm": False, "sglang": True, "trtllm": False}  # fmt: skip
+    sgl = _dep(cat, "sglang", "llama-3.1-8b", "h100-sxm")
+    assert replay.Setup(sgl).engine().prefill_first is True
+    assert replay.Setup(sgl, prefill_first=False).engine().prefill_first is False
+    assert replay.Setup(_dep(cat, "vllm", "llama-3.1-8b", "h100-sxm")).engine().prefill_first is False
+    # Under load a prefill-first step stalls every running request's next token: TPOT is longer than with mixed steps
+    reqs = TrafficSpec(600, Lengths.fixed(1000), Lengths.fixed(200), rate_per_s=12.0, seed=3).build()
+    first = replay.run(replay.Setup(sgl), reqs)
+    mixed = replay.run(replay.Setup(sgl, prefill_first=False), reqs)
+    assert first.setup.prefill_first and not mixed.setup.prefill_first
+    assert first.tpot_ms.p50 > 1.05 * mixed.tpot_ms.p50
+    assert np.isfinite(first.ttft_ms.p50)

@@ -131,6 +131,7 @@ class RuntimeSpec(BaseModel):
     kv_cache_tokens: PosInt | None = None
     request_overhead_ms: NonNegFloat = 0.0
     chunked_prefill: bool = True
+    prefill_first: bool = False
     default_engine: str | None = None
     sparse_speedup: dict[str, PosFloat] = Field(
         default_factory=dict,

@@ -105,6 +105,10 @@ class EngineScheduler(BaseModel):
         it (TensorRT-LLM's ``enable_chunked_prefill`` off, JetStream) a prompt is prefilled whole in one
         step: one longer than ``max_prefill_tokens`` is refused, and a shorter one waits for a step with
         room for all of it.
+    prefill_first
+        Whether a step that prefills decodes nothing: the scheduler runs waiting prompts before the
+        running batch's next token (SGLang, whose mixed chunks are off by default; vLLM v0). Off: chunks
+        of prompts ride along with every decode step (vLLM v1, TensorRT-LLM).
     source
         Where the defaults come from.
     """
@@ -114,6 +118,7 @@ class EngineScheduler(BaseModel):
     max_running_requests: PosInt
     max_prefill_tokens: PosInt
     chunked_prefill: bool = True
+    prefill_first: bool = False
     source: str = Field(min_length=1)
 
 
@@ -247,6 +252,7 @@ class EngineSpec(BaseModel):
             "max_prefill_tokens": int(pick("max_prefill_tokens", self.scheduler.max_prefill_tokens)),
             "max_batch": int(pick("max_running_requests", self.scheduler.max_running_requests)),
             "chunked_prefill": self.scheduler.chunked_prefill,
+            "prefill_first": self.scheduler.prefill_first,
             "sparse_speedup": self._sparse_speedup(device),
         })  # fmt: skip
 
