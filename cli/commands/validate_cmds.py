@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from aicap.cli.render import Format, Table, View, emit
 from aicap.cli.state import catalogue, guarded, info
+
+if TYPE_CHECKING:
+    from aicap.sizing.core.catalogue import CatalogueLike
 
 FormatOpt = Annotated[Format, typer.Option("--format", "-f", help="Output format.")]
 
@@ -61,6 +64,24 @@ def _validate_training(write_factors: Path | None, fmt: Format) -> None:
         info(f"aicap: wrote training factors to {write_factors}")
 
 
+def _engine_factor_table(cases: list[dict[str, Any]], cat: CatalogueLike, doc: dict[str, Any]) -> Table:
+    """Fit the engines' memory multipliers on ``cases`` (progress on stderr), record them in ``doc`` and tabulate them."""
+    import datetime as dt
+
+    from aicap.sizing.calibrate.engine_factors import fit_engine_factors
+
+    fits = fit_engine_factors(cases, cat, progress=lambda m: info(f"aicap: fitting {m}"))
+    today = dt.date.today().isoformat()
+    doc["engine_factors"] = [{"engine": f.engine, "family": f.family, "runs": f.cases, "metrics": f.metrics, "optimum": f.fitted,
+                              "memory": f.multiplier, "median_error_before_pct": round(f.median_before_pct, 1),
+                              "median_error_after_pct": round(f.median_after_pct, 1), "sources": list(f.sources),
+                              "source_note": f"{f.source_note()}; {today}"} for f in fits]  # fmt: skip
+    return Table("Engine multipliers on memory efficiency (shrunk by n/(n + 4) toward 1; put them in the engine's `factors`)",
+                 ["engine", "family", "runs", "metrics", "optimum", "memory", "median % at x1", "median % fitted", "sources"],
+                 [[f.engine, f.family, f.cases, f.metrics, f.fitted, f.multiplier, round(f.median_before_pct, 1),
+                   round(f.median_after_pct, 1), ", ".join(f.sources)] for f in fits])  # fmt: skip
+
+
 def register(app: typer.Typer) -> None:
     """Add ``validate`` and ``calibrate`` to the root app."""
 
@@ -72,6 +93,7 @@ def register(app: typer.Typer) -> None:
         write_bands: Annotated[Path | None, typer.Option("--write-bands", help="Write the error bands (p90 per metric class) to this YAML file.")] = None,
         write_factors: Annotated[Path | None, typer.Option("--write-factors", help="With --set training: refit the training factors and write the factors file here.")] = None,
         fit_overheads: Annotated[bool, typer.Option("--fit-overheads", help="With --set server or all: fit each engine's per-request overhead on its cases under load (median TTFT residual) and check it leave-one-source-out.")] = False,
+        fit_engine_factors: Annotated[bool, typer.Option("--fit-engine-factors", help="With --set server or all: fit each engine's multiplier on its device families' memory efficiency on its runs under load (simulated; a minute or two).")] = False,
         fmt: FormatOpt = Format.table,
     ) -> None:  # fmt: skip
         """Score the performance model against measured cases: per-case error, then median/p90/max per kind and hardware."""
@@ -86,8 +108,9 @@ def register(app: typer.Typer) -> None:
             return
         if write_factors is not None:
             raise InputError("--write-factors needs --set training")
-        if fit_overheads and (cases is not None or case_set not in ("server", "all")):
-            raise InputError("--fit-overheads fits on the shipped cases under load: use it with --set server or --set all")
+        for flag, on in (("--fit-overheads", fit_overheads), ("--fit-engine-factors", fit_engine_factors)):
+            if on and (cases is not None or case_set not in ("server", "all")):
+                raise InputError(f"{flag} fits on the shipped cases under load: use it with --set server or --set all")
         if case_set not in (*CASE_SETS, "all"):
             raise InputError(f"--set {case_set!r}: valid: {', '.join(CASE_SETS)}, all, training")
         if cases is not None and case_set != "published":
@@ -137,6 +160,8 @@ def register(app: typer.Typer) -> None:
                                 ["engine", "overhead_ms", "cases", "metrics", "source", "without it (ms)", "TTFT error in / out of sample (%)"],
                                 [[f.engine, round(f.overhead_ms, 1), f.cases, len(f.residuals), s, round(o, 1), f"{a:.1f} / {b:.1f}"]
                                  for f in fits for s, (o, a, b) in f.loso.items()]))  # fmt: skip
+        if fit_engine_factors:
+            tables.append(_engine_factor_table(loaded, cat, doc))
         emit(View(doc, tables), fmt)
         if write_bands is not None:
             from aicap.cli.files import write_atomic

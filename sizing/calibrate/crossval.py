@@ -8,10 +8,12 @@ the same way: refit without one source, predict that source's cases, score them.
   without cases takes the factors its declared nearest family got in the same fold
   (:func:`~aicap.sizing.calibrate.calibration.held_out_factors`), else keeps its prior; a family declared
   with its platform's own per-step host cost (TPUs: XLA programs, not CUDA graphs) keeps that cost.
-* **server** (serving under load, simulated): what these cases fit is each engine's per-request overhead
-  (:mod:`aicap.sizing.calibrate.overheads`), so it is refitted without the source and the source's cases
-  are simulated with it. Their efficiency factors come from the published set, which holds none of these
-  sources: there the fold changes the overhead only.
+* **server** (serving under load, simulated): what these cases fit is each engine's multiplier on its
+  device families' memory efficiency (:mod:`aicap.sizing.calibrate.engine_factors`) and then its
+  per-request overhead (:mod:`aicap.sizing.calibrate.overheads`), so both are refitted without the source
+  (an engine or family left without runs gets no multiplier and no overhead) and the source's cases are
+  simulated with them. The families' own factors come from the published set, which holds none of these
+  sources.
 * **training** (:func:`aicap.sizing.calibrate.training.leave_one_source_out`): the training factors. Its
   fits-in-memory answers are right or wrong, not a percentage, and are left out here.
 
@@ -120,26 +122,31 @@ def published(cases: list[dict[str, Any]], cat: CatalogueLike, progress: Progres
 
 def server(cases: list[dict[str, Any]], cat: CatalogueLike, report: ValidationReport | None = None,
            progress: Progress | None = None) -> list[HeldOut]:  # fmt: skip
-    """Each source of the cases under load, simulated with request overheads fitted on the others (module docstring).
+    """Each source of the cases under load, simulated with engine factors and request overheads fitted on the others (module docstring).
 
     ``report``: the in-sample :func:`~aicap.sizing.calibrate.validation.score` of ``cases``, when already known.
-    A source that no engine's overhead was fitted on keeps its in-sample predictions (nothing was fitted on it).
+    A source with no run of an engine profile keeps its in-sample predictions (nothing was fitted on it).
+    A minute or two per source: each fold refits every (engine, family) multiplier by simulation.
     """
+    from aicap.sizing.calibrate.engine_factors import as_engine_memory, fit_engine_factors, groups
     from aicap.sizing.calibrate.overheads import fit_overheads
 
     report = score(cases, cat) if report is None else report
-    fits = fit_overheads(cases, report, cat)
+    engines = {e for e, _ in groups(cases, cat)}
     out = []
     for src in _sources(cases):
         mine = [c for c in cases if _source(c) == src]
-        without = {f.engine: f.loso[src][0] for f in fits if src in f.loso}
-        if not without:
+        train = [c for c in cases if _source(c) != src]
+        if not groups(mine, cat):
             ids = {c["id"] for c in mine}
             out.append(_of_report("server", src, [r for r in report.rows if r.case_id in ids]))
             continue
         if progress is not None:
-            progress(f"server: {src} with overheads fitted without it")
-        out.append(_of_report("server", src, score(mine, cat, request_overheads=without).rows))
+            progress(f"server: refitting engine factors and overheads without {src}")
+        memory = as_engine_memory(fit_engine_factors(train, cat))
+        fitted = {f.engine: f.overhead_ms for f in fit_overheads(train, score(train, cat, engine_memory=memory), cat)}
+        overheads = {e: fitted.get(e, 0.0) for e in engines}
+        out.append(_of_report("server", src, score(mine, cat, request_overheads=overheads, engine_memory=memory).rows))
     return out
 
 

@@ -37,6 +37,7 @@ from aicap.sizing.core.deployment import Deployment as Layout
 from aicap.sizing.core.documents import load_yaml
 from aicap.sizing.core.engines import engine_for_framework
 from aicap.sizing.core.errors import InputError
+from aicap.sizing.core.specs.efficiency import EfficiencySpec
 from aicap.sizing.sim.arrivals import ArrivalKind
 from aicap.sizing.sim.replay import Setup
 from aicap.sizing.sim.traffic import Lengths, TrafficSpec, dataset
@@ -93,11 +94,14 @@ def case_lengths(case: dict[str, Any], sharegpt_means: tuple[float, float]) -> t
     return lin, lout
 
 
-def predict_under_load(case: dict[str, Any], cat: CatalogueLike, eff: Any, sharegpt_means: tuple[float, float],
-                       request_overheads: Mapping[str, float] | None = None) -> dict[str, float]:  # fmt: skip
+def predict_under_load(case: dict[str, Any], cat: CatalogueLike, eff: EfficiencySpec, sharegpt_means: tuple[float, float],
+                       request_overheads: Mapping[str, float] | None = None,
+                       engine_memory: Mapping[str, Mapping[str, float]] | None = None) -> dict[str, float]:  # fmt: skip
     """Simulated metrics of a ``server`` or ``closed_loop`` case (keys as in ``metrics``).
 
-    ``request_overheads`` replaces the per-request overhead [ms] of the engines it names (by id).
+    ``request_overheads`` replaces the per-request overhead [ms] of the engines it names (by id), and
+    ``engine_memory`` the engines' multipliers on their families' memory efficiency (engine id → family →
+    multiplier; a pair it does not name gets 1.0); by default the engine profile's ``factors`` apply.
 
     Raises
     ------
@@ -112,7 +116,11 @@ def predict_under_load(case: dict[str, Any], cat: CatalogueLike, eff: Any, share
     devices = int(case.get("devices") or tp * pp)
     wdt = case.get("weights_dtype") or ("bf16" if "bf16" in device.peak_tflops else "fp16")
     opts = EngineOptions.model_validate(case["engine_options"]) if case.get("engine_options") else None
-    runtime = engine_for_framework(cat, case.get("framework")).on(device)
+    engine = engine_for_framework(cat, case.get("framework"))
+    runtime = engine.on(device)
+    if engine.spec is not None:
+        multiplier = None if engine_memory is None else engine_memory.get(engine.id, {}).get(device.family, 1.0)
+        eff = engine.spec.adjust(eff, multiplier)
     if request_overheads and runtime.engine in request_overheads:
         runtime = runtime.model_copy(update={"request_overhead_ms": float(request_overheads[runtime.engine])})
     if opts is not None:

@@ -36,6 +36,7 @@ from aicap.sizing.core.specs.device import DeviceSpec
 from aicap.sizing.core.specs.efficiency import EfficiencySpec
 from aicap.sizing.serve.estimate import EstimateRequest, estimate
 
+EngineMemory = Mapping[str, Mapping[str, float]]  # engine id -> device family -> multiplier on its memory efficiency
 Kind = Literal["offline_throughput", "static_batch", "single_stream", "prefill_latency", "server", "closed_loop"]
 KINDS: tuple[str, ...] = get_args(Kind)
 Metric = Literal[
@@ -249,12 +250,15 @@ def _cases_from_csv(path: Path) -> list[dict[str, Any]]:
 
 
 def predict(case: dict[str, Any], cat: CatalogueLike, efficiency: Mapping[str, EfficiencySpec] | None = None,
-            request_overheads: Mapping[str, float] | None = None) -> dict[str, float]:  # fmt: skip
+            request_overheads: Mapping[str, float] | None = None,
+            engine_memory: EngineMemory | None = None) -> dict[str, float]:  # fmt: skip
     """Predict every metric of a case (keys as in the case's ``metrics``).
 
     ``efficiency`` optionally replaces the catalogue's factors per family (used by calibration);
     ``request_overheads`` the per-request overhead [ms] of engines by id, in the simulated cases under load
-    (used by the leave-one-source-out check of :mod:`aicap.sizing.calibrate.crossval`).
+    (used by the leave-one-source-out check of :mod:`aicap.sizing.calibrate.crossval`), and ``engine_memory``
+    the engines' multipliers on their families' memory efficiency there (engine id → family → multiplier;
+    given, it replaces the profiles' ``factors`` and a pair it does not name gets 1.0).
     """
     ds = _datasets()
     kind = case["kind"]
@@ -263,7 +267,7 @@ def predict(case: dict[str, Any], cat: CatalogueLike, efficiency: Mapping[str, E
 
         eff = _factors(case, cat.device(case["hardware"]), efficiency or {}, cat)
         return predict_under_load(case, cat, eff, (float(ds["sharegpt"]["input_tokens"]), float(ds["sharegpt"]["output_tokens"])),
-                                  request_overheads)  # fmt: skip
+                                  request_overheads, engine_memory)  # fmt: skip
     req = _request(case, cat, efficiency)
     res = estimate(req)
     if kind == "offline_throughput" and case.get("batch") and res.batch > case["batch"]:
@@ -351,7 +355,7 @@ def _factors(case: dict[str, Any], device: DeviceSpec, over: Mapping[str, Effici
 
 
 def score(cases: list[dict[str, Any]], cat: CatalogueLike, efficiency: Mapping[str, EfficiencySpec] | None = None,
-          request_overheads: Mapping[str, float] | None = None) -> ValidationReport:  # fmt: skip
+          request_overheads: Mapping[str, float] | None = None, engine_memory: EngineMemory | None = None) -> ValidationReport:  # fmt: skip
     """Predict and score every comparable case (optionally with replacement efficiency factors or request overheads: :func:`predict`)."""
     report = ValidationReport()
     for c in cases:
@@ -361,7 +365,7 @@ def score(cases: list[dict[str, Any]], cat: CatalogueLike, efficiency: Mapping[s
             note = "not comparable (see case notes)"
         else:
             try:
-                pred = predict(c, cat, efficiency, request_overheads)
+                pred = predict(c, cat, efficiency, request_overheads, engine_memory)
             except AicapError as exc:
                 note = f"skipped: {exc}"
         for k, v in sorted(metrics.items()):

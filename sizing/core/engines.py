@@ -51,8 +51,9 @@ class Engine:
         return None if self.spec is None else self.spec.efficiency_key
 
     def efficiency(self, cat: CatalogueLike, device: DeviceSpec) -> EfficiencySpec:
-        """The efficiency factors of ``device`` under this engine (its own where the catalogue has them)."""
-        return cat.efficiency_for(device, self.efficiency_key)
+        """The efficiency factors of ``device`` under this engine (its own where the catalogue has them, times its multipliers)."""
+        eff = cat.efficiency_for(device, self.efficiency_key)
+        return eff if self.spec is None else self.spec.adjust(eff)
 
     def check(self, device: DeviceSpec, weights_dtype: str, kv_dtype: str) -> None:
         """Raise :class:`InputError` when the engine does not serve ``device`` in these formats."""

@@ -144,7 +144,13 @@ class EstimateResult:
 
 
 def engine_document(spec: EngineSpec | None, runtime: RuntimeSpec, efficiency: EfficiencySpec) -> dict[str, Any]:
-    """What an output says about the engine: profile, the limits it sets, and whose efficiency factors apply."""
+    """What an output says about the engine: profile, the limits it sets, and whose efficiency factors apply.
+
+    ``engine_memory_multiplier`` is the engine's multiplier on the family's memory efficiency, fitted on its
+    runs under load (1.0 where it has none); the factors count as fitted for the engine when either a
+    ``family@framework`` entry or such a multiplier applies.
+    """
+    multiplier = 1.0 if spec is None else spec.memory_multiplier(efficiency.family)
     return {
         "id": runtime.engine,
         "name": None if spec is None else spec.name,
@@ -154,7 +160,8 @@ def engine_document(spec: EngineSpec | None, runtime: RuntimeSpec, efficiency: E
         "max_running_requests": runtime.max_batch,
         "max_prefill_tokens": runtime.max_prefill_tokens,
         "efficiency_factors": efficiency.key,
-        "efficiency_fitted_for_engine": efficiency.framework is not None and efficiency.calibrated,
+        "efficiency_fitted_for_engine": (efficiency.framework is not None and efficiency.calibrated) or multiplier != 1.0,
+        "engine_memory_multiplier": multiplier,
     }
 
 

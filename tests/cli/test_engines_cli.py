@@ -72,6 +72,22 @@ def test_fit_overheads_reports_each_engine_with_its_sources_and_matches_the_ship
 def test_fit_overheads_needs_the_cases_under_load(aicap) -> None:
     r = aicap("validate", "--fit-overheads")
     assert r.code == 2 and "--set server" in r.stderr
+    r = aicap("validate", "--set", "published", "--fit-engine-factors")
+    assert r.code == 2 and "--fit-engine-factors" in r.stderr and "--set server" in r.stderr
+
+
+def test_fit_engine_factors_matches_the_shipped_profiles(aicap) -> None:
+    # The profiles hold the current fit (refit both with `validate --set server --fit-engine-factors --fit-overheads`).
+    r = aicap("validate", "--set", "server", "--fit-engine-factors", "-f", "json")
+    assert r.code == 0, r.stderr
+    fits = r.json()["engine_factors"]
+    assert {(f["engine"], f["family"]) for f in fits} == {("vllm", "nvidia-ampere"), ("vllm", "nvidia-hopper"),
+                                                          ("sglang", "nvidia-ampere"), ("sglang", "nvidia-hopper")}  # fmt: skip
+    shown = {e["id"]: e for e in aicap("engines", "list", "-f", "json").json()}
+    for f in fits:
+        held = {x["family"]: x["memory"] for x in shown[f["engine"]]["factors"]}
+        assert abs(f["memory"] - held[f["family"]]) <= 0.005, f
+        assert f["runs"] >= 2 and f["sources"] and f["source_note"].startswith("fitted by")
 
 
 def test_an_engine_without_chunked_prefill_refuses_prompts_over_its_budget(aicap) -> None:

@@ -25,7 +25,7 @@ from aicap.sizing.core.documents import Fraction, NonNegFloat, PosFloat, PosInt
 from aicap.sizing.core.dtypes import KV_DTYPES, WEIGHT_DTYPES
 from aicap.sizing.core.errors import excerpt
 from aicap.sizing.core.specs.device import DeviceSpec
-from aicap.sizing.core.specs.efficiency import RuntimeSpec
+from aicap.sizing.core.specs.efficiency import EfficiencySpec, RuntimeSpec
 
 MemoryPolicy = Literal["total", "free"]
 
@@ -155,6 +155,23 @@ class SparseKernels(BaseModel):
         return _known(v, WEIGHT_DTYPES)
 
 
+class EngineFactors(BaseModel):
+    """How the engine's own runs on one device family depart from the family's efficiency factors.
+
+    ``memory`` multiplies the family's memory efficiency ``η_m`` (weights and KV cache alike): fitted on
+    the engine's published runs under load on that family (``aicap validate --set server
+    --fit-engine-factors``, per-token latencies and throughput, the simulator replaying each run) and
+    shrunk toward 1 by ``n/(n + 4)`` for ``n`` runs, so that a family measured a few times keeps most of
+    its no-load fit. ``source`` says which runs and when.
+    """
+
+    model_config = ConfigDict(defer_build=True, extra="forbid", frozen=True, allow_inf_nan=False)
+
+    family: str = Field(min_length=1)
+    memory: float = Field(gt=0.0, le=2.0)
+    source: str = Field(min_length=1)
+
+
 class EngineSpec(BaseModel):
     """One serving engine's defaults, at one version.
 
@@ -169,6 +186,9 @@ class EngineSpec(BaseModel):
     efficiency_key
         The framework key of per-engine efficiency factors (``family@key`` entries of
         ``efficiency.yaml``), when the engine has its own; else the family's factors apply.
+    factors
+        Per device family, how the engine's measured runs depart from those factors
+        (:class:`EngineFactors`, applied by :meth:`adjust`).
     runs_on
         Device vendors, kinds or families the engine serves (``nvidia``, ``tpu``, ``cpu``, ...).
     weights_dtypes, kv_dtypes
@@ -202,6 +222,7 @@ class EngineSpec(BaseModel):
     scheduler: EngineScheduler
     request_overhead_ms: NonNegFloat = 0.0
     request_overhead_source: str | None = None
+    factors: list[EngineFactors] = Field(default_factory=list)
     device_rules: list[DeviceRule] = Field(default_factory=list)
     sparse_kernels: SparseKernels | None = None
     notes: str | None = None
@@ -255,6 +276,20 @@ class EngineSpec(BaseModel):
             "prefill_first": self.scheduler.prefill_first,
             "sparse_speedup": self._sparse_speedup(device),
         })  # fmt: skip
+
+    def memory_multiplier(self, family: str) -> float:
+        """The engine's multiplier on ``family``'s memory efficiency (1.0 where it has none)."""
+        return next((f.memory for f in self.factors if f.family == family), 1.0)
+
+    def adjust(self, eff: EfficiencySpec, multiplier: float | None = None) -> EfficiencySpec:
+        """``eff`` as this engine reaches it: ``η_m · m`` (at most 1), ``m`` its multiplier for the family or ``multiplier``.
+
+        The ``source`` gains the multiplier, so that explanations show where the factor came from.
+        """
+        m = self.memory_multiplier(eff.family) if multiplier is None else multiplier
+        if m == 1.0:
+            return eff
+        return eff.model_copy(update={"memory": min(eff.memory * m, 1.0), "source": f"{eff.source}; memory x{m:g} for {self.name} runs"})
 
     def _sparse_speedup(self, device: DeviceSpec | None) -> dict[str, float]:
         """Speed-up of 2:4-sparse linear layers by weight format on ``device`` (empty where the engine has no sparse kernels for it)."""

@@ -70,10 +70,12 @@ def test_the_load_model_adds_the_overhead_to_ttft(deploy) -> None:
 def test_estimate_under_an_engine_pays_its_overhead(cat: Catalogue) -> None:
     dev = cat.device("h100-sxm")
 
-    def ttft(engine: str) -> float:
+    def ttft(engine: str, without: bool = False) -> float:
         e = engine_for(cat, engine)
-        r = EstimateRequest(cat.model("llama-3.1-8b"), dev, e.efficiency(cat, dev), e.on(dev), batch=1, engine=e.spec)
+        rt = e.on(dev).model_copy(update={"request_overhead_ms": 0.0}) if without else e.on(dev)
+        r = EstimateRequest(cat.model("llama-3.1-8b"), dev, e.efficiency(cat, dev), rt, batch=1, engine=e.spec)
         return float(estimate(r).metrics.ttft_s)
 
-    gap = ttft("vllm") - ttft("trtllm")  # same step model (both 8,192-token steps on an H100), different overhead
+    gap = ttft("vllm") - ttft("vllm", without=True)  # the same engine's steps, with and without its overhead
     assert gap == pytest.approx(engine_for(cat, "vllm").runtime.request_overhead_ms * 1e-3, rel=1e-6)
+    assert engine_for(cat, "trtllm").runtime.request_overhead_ms == 0.0 and ttft("trtllm") < ttft("vllm")

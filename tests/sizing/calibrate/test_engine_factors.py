@@ -1,0 +1,46 @@
+"""Engine multipliers on a family's memory efficiency: applied by the engine, fitted on its runs under load, shrunk."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from aicap.hardware_db import Catalogue
+from aicap.sizing.calibrate.engine_factors import SHRINK_RUNS, fit_engine_factors, groups
+from aicap.sizing.calibrate.validation import load_cases, predict
+from aicap.sizing.core.engines import engine_for
+
+
+def test_an_engine_applies_its_multiplier_to_the_family_it_was_fitted_on(cat: Catalogue) -> None:
+    a100, h100, l4 = cat.device("a100-80gb-sxm"), cat.device("h100-sxm"), cat.device("l4")
+    vllm = engine_for(cat, "vllm")
+    assert vllm.spec is not None
+    m = vllm.spec.memory_multiplier("nvidia-ampere")
+    assert m != 1.0 and vllm.spec.memory_multiplier("nvidia-ada") == 1.0
+    assert vllm.efficiency(cat, a100).memory == pytest.approx(cat.efficiency_for(a100).memory * m)
+    assert "memory x" in vllm.efficiency(cat, a100).source and vllm.efficiency(cat, a100).calibrated
+    assert vllm.efficiency(cat, l4) == cat.efficiency_for(l4)  # no runs of vLLM on Ada: the family's own factors
+    assert engine_for(cat, "generic").efficiency(cat, h100) == cat.efficiency_for(h100)
+    assert vllm.spec.adjust(cat.efficiency_for(h100), 5.0).memory == 1.0  # never above the peak
+
+
+def test_groups_hold_the_runs_under_load_of_engines_with_a_profile(cat: Catalogue) -> None:
+    found = groups(load_cases(which="server") + load_cases(which="published"), cat)
+    assert set(found) == {("vllm", "nvidia-ampere"), ("vllm", "nvidia-hopper"), ("sglang", "nvidia-ampere"), ("sglang", "nvidia-hopper")}
+    assert all(c["kind"] in ("server", "closed_loop") for runs in found.values() for c in runs)
+
+
+def test_the_fit_recovers_a_planted_multiplier_and_shrinks_it_by_the_runs_behind_it(cat: Catalogue) -> None:
+    # Measurements made by the model itself at x0.8: the optimum is x0.8, kept as exp(n/(n + 4)·ln 0.8).
+    runs = [c for c in load_cases(which="server") if c["source_key"] == "S_GUIDELLM"][:3]
+    planted = []
+    for c in runs:
+        truth = predict(c, cat, engine_memory={"vllm": {"nvidia-ampere": 0.8}})
+        planted.append({**c, "metrics": {k: truth[k] for k in c["metrics"] if k in truth}})
+    (fit,) = fit_engine_factors(planted, cat)
+    assert (fit.engine, fit.family, fit.cases) == ("vllm", "nvidia-ampere", 3)
+    assert fit.fitted == pytest.approx(0.8, abs=0.01)
+    assert fit.multiplier == pytest.approx(math.exp(3 / (3 + SHRINK_RUNS) * math.log(fit.fitted)), abs=1e-3)
+    assert fit.median_after_pct < fit.median_before_pct
+    assert "3 published runs" in fit.source_note() and "S_GUIDELLM" in fit.source_note()
