@@ -74,12 +74,12 @@ def _engine_factor_table(cases: list[dict[str, Any]], cat: CatalogueLike, doc: d
     today = dt.date.today().isoformat()
     doc["engine_factors"] = [{"engine": f.engine, "family": f.family, "runs": f.cases, "metrics": f.metrics, "optimum": f.fitted,
                               "memory": f.multiplier, "median_error_before_pct": round(f.median_before_pct, 1),
-                              "median_error_after_pct": round(f.median_after_pct, 1), "sources": list(f.sources),
+                              "median_error_after_pct": round(f.median_after_pct, 1), "optimum_by_source": f.by_source,
                               "source_note": f"{f.source_note()}; {today}"} for f in fits]  # fmt: skip
-    return Table("Engine multipliers on memory efficiency (shrunk by n/(n + 4) toward 1; put them in the engine's `factors`)",
-                 ["engine", "family", "runs", "metrics", "optimum", "memory", "median % at x1", "median % fitted", "sources"],
+    return Table("Engine multipliers on memory efficiency (median over sources, shrunk by S/(S + 2) toward 1; put them in the engine's `factors`)",
+                 ["engine", "family", "runs", "metrics", "median optimum", "memory", "median % at x1", "median % fitted", "optimum by source"],
                  [[f.engine, f.family, f.cases, f.metrics, f.fitted, f.multiplier, round(f.median_before_pct, 1),
-                   round(f.median_after_pct, 1), ", ".join(f.sources)] for f in fits])  # fmt: skip
+                   round(f.median_after_pct, 1), ", ".join(f"{s} x{m:g}" for s, m in sorted(f.by_source.items()))] for f in fits])  # fmt: skip
 
 
 def register(app: typer.Typer) -> None:

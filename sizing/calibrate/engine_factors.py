@@ -4,20 +4,22 @@ The efficiency factors of a device family are fitted on published runs without l
 TensorRT-LLM's (:mod:`aicap.sizing.calibrate.calibration`). Other engines read weights and KV cache at
 their own rates: their attention kernels, sampling and per-sequence host work differ. For each engine
 profile and device family with published runs under load (``server`` and ``closed_loop`` cases whose
-``framework`` the profile names) one multiplier ``m`` on the family's memory efficiency is fitted,
+``framework`` the profile names) one multiplier ``m`` on the family's memory efficiency is fitted. Runs
+of one source share a setup (stack version, cluster, client), so the source, not the run, is the unit
+of evidence: each source ``s`` gets its own optimum
 
-    m̂ = argmin_m  Σ_k ρ(ln(ŷ_k(m) / y_k) / 0.1),   ρ(x) = 2(√(1 + x²) − 1)   (pseudo-Huber),
+    m̂_s = argmin_m  Σ_k ρ(ln(ŷ_k(m) / y_k) / 0.1),   ρ(x) = 2(√(1 + x²) − 1)   (pseudo-Huber),
 
-over the runs' per-token latencies, end-to-end latencies and throughputs ``y_k`` (TTFT is left to the
+over its runs' per-token latencies, end-to-end latencies and throughputs ``y_k`` (TTFT is left to the
 request overhead, :mod:`aicap.sizing.calibrate.overheads`), each run replayed by the simulator with
-``η_m · m``; ``m`` is bounded to [0.5, 1.5]. The profile keeps it shrunk toward 1 by the number of runs
-``n`` behind it,
+``η_m · m``, ``m`` bounded to [0.5, 1.5]; the engine's is the median over its ``S`` sources, shrunk toward 1,
 
-    m = exp(n / (n + 4) · ln m̂),
+    m = exp(S / (S + 2) · median_s ln m̂_s),
 
-so that a family an engine was measured on a few times keeps most of its no-load fit (four runs weigh as
-much as the family's own factors). The engine profile stores ``m`` per family (``factors``), and every
-prediction for that engine applies it (:meth:`~aicap.sizing.core.specs.engine.EngineSpec.adjust`).
+so that one source that ran an unusual setup cannot move the engine's factor alone, and an engine seen
+by few sources keeps most of its family's no-load fit (two sources weigh as much as the family's own
+factors). The engine profile stores ``m`` per family (``factors``), and every prediction for that engine
+applies it (:meth:`~aicap.sizing.core.specs.engine.EngineSpec.adjust`).
 """
 
 from __future__ import annotations
@@ -35,30 +37,36 @@ from aicap.sizing.calibrate.validation import EngineMemory, ScoredMetric, score
 from aicap.sizing.core.catalogue import CatalogueLike
 from aicap.sizing.core.engines import engine_for_framework
 
-SHRINK_RUNS = 4.0  # runs whose evidence weighs as much as the family's no-load fit
+SHRINK_SOURCES = 2.0  # sources whose evidence weighs as much as the family's no-load fit
 BOUNDS = (0.5, 1.5)
 SCALE = 0.1  # the log-ratio at which the loss turns from quadratic to linear (a 10% miss)
 
 
 @dataclass(frozen=True)
 class EngineFactorFit:
-    """One (engine, family) multiplier: the raw optimum, the shrunk value and the runs behind it."""
+    """One (engine, family) multiplier: each source's optimum, their median, the shrunk value and the runs behind it."""
 
     engine: str
     family: str
     cases: int
     metrics: int
+    by_source: dict[str, float]
     fitted: float
     multiplier: float
-    sources: tuple[str, ...]
     median_before_pct: float
     median_after_pct: float
 
+    @property
+    def sources(self) -> tuple[str, ...]:
+        """Sources behind the fit, sorted."""
+        return tuple(sorted(self.by_source))
+
     def source_note(self) -> str:
         """The provenance line for the profile's ``factors`` entry (add the date of the fit)."""
+        each = ", ".join(f"{s} x{m:.3f}" for s, m in sorted(self.by_source.items()))
         return (f"fitted by `aicap validate --set server --fit-engine-factors`: per-token, end-to-end and throughput metrics "
-                f"({self.metrics}) of {self.cases} published runs under load ({', '.join(self.sources)}), optimum x{self.fitted:.3f} "
-                f"shrunk by n/(n + 4) to x{self.multiplier:.3f}; their median error {self.median_before_pct:.1f}% at x1, "
+                f"({self.metrics}) of {self.cases} published runs under load; optimum per source {each}; median x{self.fitted:.3f} "
+                f"shrunk by S/(S + 2) to x{self.multiplier:.3f}; the runs' median error {self.median_before_pct:.1f}% at x1, "
                 f"{self.median_after_pct:.1f}% at x{self.multiplier:.3f}")  # fmt: skip
 
 
@@ -106,15 +114,24 @@ def fit_engine_factors(cases: list[dict[str, Any]], cat: CatalogueLike, request_
         before = rows_at(1.0)
         if not before:
             continue
-        res = minimize_scalar(lambda x: robust_loss(rows_at(math.exp(x))), bounds=tuple(math.log(b) for b in BOUNDS), method="bounded",
-                              options={"xatol": 0.005})  # fmt: skip
-        n = len(mine)
-        fitted = math.exp(float(res.x))
-        shrunk = round(math.exp(n / (n + SHRINK_RUNS) * float(res.x)), 3)
-        sources = tuple(sorted({str(c.get("source_key") or c["id"]) for c in mine}))
-        out.append(EngineFactorFit(engine, family, n, len(before), round(fitted, 3), shrunk, sources, _median(before),
+        logs: dict[str, float] = {}
+        for src in sorted({_source(c) for c in mine}):
+            runs = [c for c in mine if _source(c) == src]
+            if not rows_at(1.0, mine=runs):
+                continue  # no run of this source can be predicted (each is skipped with its reason)
+            res = minimize_scalar(lambda x, runs=runs: robust_loss(rows_at(math.exp(x), mine=runs)),
+                                  bounds=tuple(math.log(b) for b in BOUNDS), method="bounded", options={"xatol": 0.005})  # fmt: skip
+            logs[src] = float(res.x)
+        centre = statistics.median(logs.values())
+        shrunk = round(math.exp(len(logs) / (len(logs) + SHRINK_SOURCES) * centre), 3)
+        by_source = {s: round(math.exp(v), 3) for s, v in logs.items()}
+        out.append(EngineFactorFit(engine, family, len(mine), len(before), by_source, round(math.exp(centre), 3), shrunk, _median(before),
                                    _median(rows_at(shrunk))))  # fmt: skip
     return out
+
+
+def _source(case: dict[str, Any]) -> str:
+    return str(case.get("source_key") or case["id"])
 
 
 def as_engine_memory(fits: list[EngineFactorFit]) -> EngineMemory:

@@ -87,7 +87,7 @@ def test_fit_engine_factors_matches_the_shipped_profiles(aicap) -> None:
     for f in fits:
         held = {x["family"]: x["memory"] for x in shown[f["engine"]]["factors"]}
         assert abs(f["memory"] - held[f["family"]]) <= 0.005, f
-        assert f["runs"] >= 2 and f["sources"] and f["source_note"].startswith("fitted by")
+        assert f["runs"] >= 2 and f["optimum_by_source"] and f["source_note"].startswith("fitted by")
 
 
 def test_an_engine_without_chunked_prefill_refuses_prompts_over_its_budget(aicap) -> None:

@@ -160,9 +160,9 @@ class EngineFactors(BaseModel):
 
     ``memory`` multiplies the family's memory efficiency ``η_m`` (weights and KV cache alike): fitted on
     the engine's published runs under load on that family (``aicap validate --set server
-    --fit-engine-factors``, per-token latencies and throughput, the simulator replaying each run) and
-    shrunk toward 1 by ``n/(n + 4)`` for ``n`` runs, so that a family measured a few times keeps most of
-    its no-load fit. ``source`` says which runs and when.
+    --fit-engine-factors``, per-token latencies and throughput, the simulator replaying each run): the
+    median of each source's optimum, shrunk toward 1 by ``S/(S + 2)`` for ``S`` sources, so that a family
+    measured by few sources keeps most of its no-load fit. ``source`` says which runs and when.
     """
 
     model_config = ConfigDict(defer_build=True, extra="forbid", frozen=True, allow_inf_nan=False)

@@ -7,7 +7,7 @@ import math
 import pytest
 
 from aicap.hardware_db import Catalogue
-from aicap.sizing.calibrate.engine_factors import SHRINK_RUNS, fit_engine_factors, groups
+from aicap.sizing.calibrate.engine_factors import SHRINK_SOURCES, fit_engine_factors, groups
 from aicap.sizing.calibrate.validation import load_cases, predict
 from aicap.sizing.core.engines import engine_for
 
@@ -32,7 +32,7 @@ def test_groups_hold_the_runs_under_load_of_engines_with_a_profile(cat: Catalogu
 
 
 def test_the_fit_recovers_a_planted_multiplier_and_shrinks_it_by_the_runs_behind_it(cat: Catalogue) -> None:
-    # Measurements made by the model itself at x0.8: the optimum is x0.8, kept as exp(n/(n + 4)·ln 0.8).
+    # Measurements made by the model itself at x0.8: the optimum is x0.8; one source keeps exp(1/(1 + 2)·ln 0.8).
     runs = [c for c in load_cases(which="server") if c["source_key"] == "S_GUIDELLM"][:3]
     planted = []
     for c in runs:
@@ -41,6 +41,22 @@ def test_the_fit_recovers_a_planted_multiplier_and_shrinks_it_by_the_runs_behind
     (fit,) = fit_engine_factors(planted, cat)
     assert (fit.engine, fit.family, fit.cases) == ("vllm", "nvidia-ampere", 3)
     assert fit.fitted == pytest.approx(0.8, abs=0.01)
-    assert fit.multiplier == pytest.approx(math.exp(3 / (3 + SHRINK_RUNS) * math.log(fit.fitted)), abs=1e-3)
+    assert fit.by_source.keys() == {"S_GUIDELLM"}
+    assert fit.multiplier == pytest.approx(math.exp(1 / (1 + SHRINK_SOURCES) * math.log(fit.fitted)), abs=1e-3)
     assert fit.median_after_pct < fit.median_before_pct
-    assert "3 published runs" in fit.source_note() and "S_GUIDELLM" in fit.source_note()
+    assert "3 published runs" in fit.source_note() and "S_GUIDELLM x0.8" in fit.source_note()
+
+
+def test_the_engine_factor_is_the_median_of_its_sources_so_one_odd_source_cannot_carry_it(cat: Catalogue) -> None:
+    # Three sources' runs made by the model at x0.9, x0.95 and x0.5: the median source (x0.9) sets it, not the odd one.
+    planted = []
+    for src, m in (("S_GUIDELLM", 0.9), ("S_SGL_V060", 0.95), ("S_LLMK8S", 0.5)):
+        runs = [c for c in load_cases(which="server") if c["source_key"] == src and c["framework"] == "vLLM" and "a100" in c["hardware"]]
+        runs = runs[:2]
+        for c in runs:
+            truth = predict(c, cat, engine_memory={"vllm": {"nvidia-ampere": m}})
+            planted.append({**c, "metrics": {k: truth[k] for k in c["metrics"] if k in truth}})
+    (fit,) = fit_engine_factors(planted, cat)
+    assert fit.by_source["S_LLMK8S"] == pytest.approx(0.5, abs=0.02)
+    assert fit.fitted == pytest.approx(0.9, abs=0.02)
+    assert fit.multiplier == pytest.approx(math.exp(3 / (3 + SHRINK_SOURCES) * math.log(fit.fitted)), abs=1e-3)
