@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from aicap.sizing.calibrate.validation import EngineOptions
+from aicap.sizing.calibrate.validation import EngineMemory, EngineOptions
 from aicap.sizing.core.catalogue import CatalogueLike
 from aicap.sizing.core.deployment import Deployment as Layout
 from aicap.sizing.core.documents import load_yaml
@@ -96,7 +96,7 @@ def case_lengths(case: dict[str, Any], sharegpt_means: tuple[float, float]) -> t
 
 def predict_under_load(case: dict[str, Any], cat: CatalogueLike, eff: EfficiencySpec, sharegpt_means: tuple[float, float],
                        request_overheads: Mapping[str, float] | None = None,
-                       engine_memory: Mapping[str, Mapping[str, float]] | None = None) -> dict[str, float]:  # fmt: skip
+                       engine_memory: EngineMemory | None = None) -> dict[str, float]:  # fmt: skip
     """Simulated metrics of a ``server`` or ``closed_loop`` case (keys as in ``metrics``).
 
     ``request_overheads`` replaces the per-request overhead [ms] of the engines it names (by id), and
