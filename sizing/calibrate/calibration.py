@@ -34,7 +34,7 @@ from typing import Any
 
 import numpy as np
 
-from aicap.sizing.calibrate.validation import score, series, stack_of, with_layout
+from aicap.sizing.calibrate.validation import robust_loss, score, series, stack_of, with_layout
 from aicap.sizing.core.catalogue import CatalogueLike
 from aicap.sizing.core.errors import InputError
 from aicap.sizing.core.specs import EfficiencySpec
@@ -72,11 +72,7 @@ _START: list[dict[str, float]] = [
 
 
 def _loss(report: Any) -> float:
-    errs = [np.log(r.predicted / r.measured) for r in report.scored if r.predicted and r.predicted > 0]
-    if not errs:
-        return 1e9
-    x = np.asarray(errs) / 0.1
-    return float(np.mean(2.0 * (np.sqrt(1.0 + x * x) - 1.0)))
+    return robust_loss(report.scored)
 
 
 def _median(report: Any) -> float:

@@ -30,16 +30,13 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
-
 from aicap.sizing.calibrate.accuracy import metric_class
-from aicap.sizing.calibrate.validation import EngineMemory, ScoredMetric, score
+from aicap.sizing.calibrate.validation import EngineMemory, ScoredMetric, robust_loss, score
 from aicap.sizing.core.catalogue import CatalogueLike
 from aicap.sizing.core.engines import engine_for_framework
 
 SHRINK_SOURCES = 2.0  # sources whose evidence weighs as much as the family's no-load fit
 BOUNDS = (0.5, 1.5)
-SCALE = 0.1  # the log-ratio at which the loss turns from quadratic to linear (a 10% miss)
 
 
 @dataclass(frozen=True)
@@ -68,12 +65,6 @@ class EngineFactorFit:
                 f"({self.metrics}) of {self.cases} published runs under load; optimum per source {each}; median x{self.fitted:.3f} "
                 f"shrunk by S/(S + 2) to x{self.multiplier:.3f}; the runs' median error {self.median_before_pct:.1f}% at x1, "
                 f"{self.median_after_pct:.1f}% at x{self.multiplier:.3f}")  # fmt: skip
-
-
-def robust_loss(rows: list[ScoredMetric]) -> float:
-    """Mean pseudo-Huber loss of the rows' log ratios, ``ρ(ln(ŷ/y)/0.1)`` (module docstring); 1e9 without rows."""
-    x = np.array([math.log(r.predicted / r.measured) for r in rows if r.predicted and r.predicted > 0 and r.measured > 0]) / SCALE
-    return float(np.mean(2.0 * (np.sqrt(1.0 + x * x) - 1.0))) if x.size else 1e9
 
 
 def groups(cases: list[dict[str, Any]], cat: CatalogueLike) -> dict[tuple[str, str], list[dict[str, Any]]]:
@@ -114,10 +105,11 @@ def fit_engine_factors(cases: list[dict[str, Any]], cat: CatalogueLike, request_
         before = rows_at(1.0)
         if not before:
             continue
+        predicted = {r.case_id for r in before}
         logs: dict[str, float] = {}
         for src in sorted({_source(c) for c in mine}):
             runs = [c for c in mine if _source(c) == src]
-            if not rows_at(1.0, mine=runs):
+            if not any(c["id"] in predicted for c in runs):
                 continue  # no run of this source can be predicted (each is skipped with its reason)
             res = minimize_scalar(lambda x, runs=runs: robust_loss(rows_at(math.exp(x), mine=runs)),
                                   bounds=tuple(math.log(b) for b in BOUNDS), method="bounded", options={"xatol": 0.005})  # fmt: skip

@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from aicap.sizing.calibrate.validation import EngineMemory, EngineOptions
+from aicap.sizing.calibrate.validation import EngineOptions
 from aicap.sizing.core.catalogue import CatalogueLike
 from aicap.sizing.core.deployment import Deployment as Layout
 from aicap.sizing.core.documents import load_yaml
@@ -95,13 +95,11 @@ def case_lengths(case: dict[str, Any], sharegpt_means: tuple[float, float]) -> t
 
 
 def predict_under_load(case: dict[str, Any], cat: CatalogueLike, eff: EfficiencySpec, sharegpt_means: tuple[float, float],
-                       request_overheads: Mapping[str, float] | None = None,
-                       engine_memory: EngineMemory | None = None) -> dict[str, float]:  # fmt: skip
+                       request_overheads: Mapping[str, float] | None = None) -> dict[str, float]:  # fmt: skip
     """Simulated metrics of a ``server`` or ``closed_loop`` case (keys as in ``metrics``).
 
-    ``request_overheads`` replaces the per-request overhead [ms] of the engines it names (by id), and
-    ``engine_memory`` the engines' multipliers on their families' memory efficiency (engine id → family →
-    multiplier; a pair it does not name gets 1.0); by default the engine profile's ``factors`` apply.
+    ``eff`` is the case's factors as its engine reaches them; ``request_overheads`` replaces the per-request
+    overhead [ms] of the engines it names (by id).
 
     Raises
     ------
@@ -116,11 +114,7 @@ def predict_under_load(case: dict[str, Any], cat: CatalogueLike, eff: Efficiency
     devices = int(case.get("devices") or tp * pp)
     wdt = case.get("weights_dtype") or ("bf16" if "bf16" in device.peak_tflops else "fp16")
     opts = EngineOptions.model_validate(case["engine_options"]) if case.get("engine_options") else None
-    engine = engine_for_framework(cat, case.get("framework"))
-    runtime = engine.on(device)
-    if engine.spec is not None:
-        multiplier = None if engine_memory is None else engine_memory.get(engine.id, {}).get(device.family, 1.0)
-        eff = engine.spec.adjust(eff, multiplier)
+    runtime = engine_for_framework(cat, case.get("framework")).on(device)
     if request_overheads and runtime.engine in request_overheads:
         runtime = runtime.model_copy(update={"request_overhead_ms": float(request_overheads[runtime.engine])})
     if opts is not None:

@@ -16,6 +16,7 @@ Every metric but ``output_tok_s_per_device`` is scored by ``|pred − meas| / me
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -137,6 +138,16 @@ class ScoredMetric:
         if self.predicted is None:
             return None
         return 100.0 * abs(self.predicted - self.measured) / self.measured
+
+
+def robust_loss(rows: list[ScoredMetric]) -> float:
+    """Mean pseudo-Huber loss of the rows' log errors, ``ρ(ln(ŷ/y)/0.1)``, ``ρ(x) = 2(√(1 + x²) − 1)``; 1e9 without predictions.
+
+    Quadratic for misses under about 10%, linear beyond, so that one case far off (a stack the model does
+    not describe) cannot carry a fit. Used by every fit on these cases (family factors, engine multipliers).
+    """
+    x = np.array([math.log(r.predicted / r.measured) for r in rows if r.predicted and r.predicted > 0 and r.measured > 0]) / 0.1
+    return float(np.mean(2.0 * (np.sqrt(1.0 + x * x) - 1.0))) if x.size else 1e9
 
 
 @dataclass
@@ -265,10 +276,10 @@ def predict(case: dict[str, Any], cat: CatalogueLike, efficiency: Mapping[str, E
     if kind in {"server", "closed_loop"}:
         from aicap.sizing.calibrate.under_load import predict_under_load
 
-        eff = _factors(case, cat.device(case["hardware"]), efficiency or {}, cat)
+        eff = _factors(case, cat.device(case["hardware"]), efficiency or {}, cat, engine_memory)
         return predict_under_load(case, cat, eff, (float(ds["sharegpt"]["input_tokens"]), float(ds["sharegpt"]["output_tokens"])),
-                                  request_overheads, engine_memory)  # fmt: skip
-    req = _request(case, cat, efficiency)
+                                  request_overheads)  # fmt: skip
+    req = _request(case, cat, efficiency, engine_memory)
     res = estimate(req)
     if kind == "offline_throughput" and case.get("batch") and res.batch > case["batch"]:
         res = estimate(EstimateRequest(**{**req.__dict__, "batch": case["batch"]}))
@@ -286,7 +297,8 @@ def predict(case: dict[str, Any], cat: CatalogueLike, efficiency: Mapping[str, E
     return out
 
 
-def _request(case: dict[str, Any], cat: CatalogueLike, efficiency: Mapping[str, EfficiencySpec] | None) -> EstimateRequest:
+def _request(case: dict[str, Any], cat: CatalogueLike, efficiency: Mapping[str, EfficiencySpec] | None,
+             engine_memory: EngineMemory | None = None) -> EstimateRequest:  # fmt: skip
     """The estimate a case without load asks for: its model, device, layout, batch, lengths and formats."""
     ds = _datasets()
     kind = case["kind"]
@@ -296,7 +308,7 @@ def _request(case: dict[str, Any], cat: CatalogueLike, efficiency: Mapping[str, 
         o = ds["gptfast_output"]["output_tokens"] if kind == "single_stream" else ds["sharegpt"]["output_tokens"]
     model, device = cat.model(case["model"]), cat.device(case["hardware"])
     batch = case.get("batch") if kind in {"static_batch", "closed_loop"} else (1 if kind in {"single_stream", "prefill_latency"} else None)
-    eff = _factors(case, device, efficiency or {}, cat)
+    eff = _factors(case, device, efficiency or {}, cat, engine_memory)
     engine = engine_for_framework(cat, case.get("framework"))
     return EstimateRequest(model=model, device=device, efficiency=eff, runtime=engine.on(device),
                            devices=case.get("devices") or 1, tp=case.get("tp"), pp=case.get("pp"), batch=batch,
@@ -337,11 +349,22 @@ def stack_of(case: dict[str, Any]) -> tuple[str | None, str | None]:
     return (f"{fw} {ver}" if ver else None), str(fw)
 
 
-def _factors(case: dict[str, Any], device: DeviceSpec, over: Mapping[str, EfficiencySpec], cat: CatalogueLike) -> EfficiencySpec:
-    """The factors a case is predicted with: its stack's (``family@framework series``, then ``family@framework``), else its family's.
+def _factors(case: dict[str, Any], device: DeviceSpec, over: Mapping[str, EfficiencySpec], cat: CatalogueLike,
+             engine_memory: EngineMemory | None = None) -> EfficiencySpec:  # fmt: skip
+    """The factors a case is predicted with, as its engine reaches them (:meth:`~aicap.sizing.core.specs.engine.EngineSpec.adjust`).
 
-    ``over`` replaces the catalogue's entries (calibration); the catalogue is looked up the same way.
+    The stack's (``family@framework series``, then ``family@framework``), else the family's; ``over``
+    replaces the catalogue's entries (calibration), and ``engine_memory`` the engines' multipliers
+    (:func:`predict`). The engine is the profile that names the case's ``framework``.
     """
+    engine = engine_for_framework(cat, case.get("framework"))
+    eff = _stack_factors(case, device, over, cat)
+    if engine.spec is None:
+        return eff
+    return engine.spec.adjust(eff, None if engine_memory is None else engine_memory.get(engine.id, {}).get(device.family, 1.0))
+
+
+def _stack_factors(case: dict[str, Any], device: DeviceSpec, over: Mapping[str, EfficiencySpec], cat: CatalogueLike) -> EfficiencySpec:
     keys = [k for k in stack_of(case) if k is not None]
     for key in keys:
         if f"{device.family}@{key}" in over:

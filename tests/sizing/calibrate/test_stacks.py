@@ -9,7 +9,7 @@ import pytest
 from aicap.hardware_db import Catalogue
 from aicap.sizing.calibrate import calibration
 from aicap.sizing.calibrate.calibration import load_fit_bounds, load_priors
-from aicap.sizing.calibrate.validation import _factors, load_cases, series, stack_of
+from aicap.sizing.calibrate.validation import _factors, _stack_factors, load_cases, series, stack_of
 from aicap.sizing.core.errors import InputError
 
 
@@ -25,11 +25,15 @@ def test_a_case_is_predicted_with_its_series_entry_then_its_framework_entry_then
     h100 = cat.device("h100-sxm")
     family = cat.efficiency_for(h100)
     series_entry = cat.efficiency["nvidia-hopper@TensorRT-LLM 0.12"]
-    assert _factors({"framework": "TensorRT-LLM", "framework_version": "0.12.0"}, h100, {}, cat) is series_entry
-    assert _factors({"framework": "TensorRT-LLM", "framework_version": "0.9.0"}, h100, {}, cat) == family
-    assert _factors({"framework": "vLLM"}, h100, {}, cat) == family
+    assert _stack_factors({"framework": "TensorRT-LLM", "framework_version": "0.12.0"}, h100, {}, cat) is series_entry
+    assert _stack_factors({"framework": "TensorRT-LLM", "framework_version": "0.9.0"}, h100, {}, cat) == family
+    assert _stack_factors({"framework": "vLLM"}, h100, {}, cat) == family
     fitting = family.model_copy(update={"memory": 0.5})  # calibration replaces the family's entry: every case takes it
-    assert _factors({"framework": "TensorRT-LLM", "framework_version": "0.12.0"}, h100, {"nvidia-hopper": fitting}, cat) is fitting
+    assert _stack_factors({"framework": "TensorRT-LLM", "framework_version": "0.12.0"}, h100, {"nvidia-hopper": fitting}, cat) is fitting
+    # ...and as its engine reaches them: vLLM's multiplier on Hopper's memory efficiency, nothing for TensorRT-LLM
+    vllm = _factors({"framework": "vLLM"}, h100, {}, cat)
+    assert vllm.memory == pytest.approx(min(family.memory * cat.engine("vllm").memory_multiplier("nvidia-hopper"), 1.0))
+    assert _factors({"framework": "TensorRT-LLM", "framework_version": "0.9.0"}, h100, {}, cat) == family
 
 
 def test_nvidia_families_may_fit_at_most_a_modern_engines_host_cost_per_step_and_a_measured_all_reduce() -> None:
