@@ -48,6 +48,9 @@ plan found, not imposed on each hour.
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
+from concurrent.futures import Executor
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -270,7 +273,15 @@ def _reservations(p: PeriodProblem, used: I) -> I:
 _Solved = dict[tuple[tuple[str, ...], bytes, bytes], tuple[F, float]]
 
 
-def _per_period(p: PeriodProblem, fixed: I | None, solved: _Solved | None = None) -> tuple[I, I, float, float] | None:
+def _hour(args: tuple[PeriodProblem, int, I | None]) -> tuple[F | None, float]:
+    """Period ``h`` of ``p`` solved on its own with reservations ``fixed``: its solution (``None``: no plan) and dual bound."""
+    p, h, fixed = args
+    _, v, _, dual = _run(_one_period(p, h), fixed)
+    return v, dual
+
+
+def _per_period(p: PeriodProblem, fixed: I | None, solved: _Solved | None = None,
+                pool: Executor | None = None) -> tuple[I, I, float, float] | None:  # fmt: skip
     """Every period solved on its own with reservations ``fixed`` (periods of equal demand once).
 
     Returns replicas ``(nc, H)``, hourly instances ``(nt, nm, H)``, their hourly cost summed over the
@@ -278,6 +289,8 @@ def _per_period(p: PeriodProblem, fixed: I | None, solved: _Solved | None = None
     ``None`` if a period has no plan. ``solved`` keeps one-period solutions across calls on the same
     candidates and prices, keyed by pricing models, reservations and demand: without reserved models
     (``None`` and zero reservations then pin the same nothing) the bound's programs are the plan's.
+    ``pool`` solves the periods not yet solved in worker processes (the same programs, so the same
+    solutions as here).
     """
     _, hours, nc, nt, nm, res, _ = _index(p)
     hourly_price = np.where(res.astype(bool)[None, :], 0.0, np.nan_to_num(p.price))
@@ -285,16 +298,19 @@ def _per_period(p: PeriodProblem, fixed: I | None, solved: _Solved | None = None
     cache: _Solved = {} if solved is None else solved
     # Without a reserved model nothing can be pinned, so None and zero reservations are one program.
     pinned = b"" if not res.any() else b"free" if fixed is None else np.asarray(fixed, dtype=np.int64).tobytes()
+    keys = [(p.models, pinned, np.ascontiguousarray(p.demand[:, h]).tobytes()) for h in range(hours)]
+    todo = list({k: h for h, k in reversed(list(enumerate(keys))) if k not in cache}.items())  # first period of each new demand
+    todo.sort(key=lambda kh: kh[1])
+    solved_now = (pool.map(_hour, [(p, h, fixed) for _, h in todo]) if pool is not None and len(todo) > 1
+                  else (_hour((p, h, fixed)) for _, h in todo))  # fmt: skip
+    for (key, _), (v, dual) in zip(todo, solved_now, strict=True):
+        if v is None:
+            return None
+        cache[key] = (v, dual - fixed_cost)
     r, n = np.zeros((nc, hours), dtype=np.int64), np.zeros((nt, nm, hours), dtype=np.int64)
     total = bound = 0.0
     for h in range(hours):
-        col = (p.models, pinned, np.ascontiguousarray(p.demand[:, h]).tobytes())
-        if col not in cache:
-            _, v, _, dual = _run(_one_period(p, h), fixed)
-            if v is None:
-                return None
-            cache[col] = (v, dual - fixed_cost)
-        v, hour_bound = cache[col]
+        v, hour_bound = cache[keys[h]]
         r[:, h] = v[:nc].astype(np.int64)
         n[:, :, h] = v[nc + nt * nm :].reshape(nt, nm).astype(np.int64)
         total += float(np.sum(hourly_price * n[:, :, h]))
@@ -302,7 +318,20 @@ def _per_period(p: PeriodProblem, fixed: I | None, solved: _Solved | None = None
     return r, n, total, bound
 
 
-def solve_periods(p: PeriodProblem, *, rounds: int = 4, seeds: tuple[I, ...] = ()) -> PeriodSolution:
+@contextmanager
+def _workers(n: int) -> Iterator[Executor | None]:
+    """A pool of ``n`` forked worker processes (``None`` for ``n <= 1``), shut down on exit."""
+    if n <= 1:
+        yield None
+        return
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    with ProcessPoolExecutor(max_workers=n, mp_context=multiprocessing.get_context("fork")) as pool:
+        yield pool
+
+
+def solve_periods(p: PeriodProblem, *, rounds: int = 4, seeds: tuple[I, ...] = (), workers: int = 1) -> PeriodSolution:
     """Solve the program of the module docstring by decomposition.
 
     *Bound.* Let reserved instances be rented hour by hour at their hourly rate: every period is then a
@@ -316,12 +345,21 @@ def solve_periods(p: PeriodProblem, *, rounds: int = 4, seeds: tuple[I, ...] = (
     up to ``rounds`` plans or until ``R`` repeats; the cheapest plan is kept. With a budget, the budget
     is checked on that plan. ``status`` is ``optimal`` when the plan is within ``mip_rel_gap`` of the
     bound, else ``decomposed`` with the gap.
+
+    ``workers > 1`` solves each round's periods in that many forked processes (the caller checks that
+    forking is safe here); every period's program is the same, so the plan is the same as with one.
     """
+    with _workers(workers if p.demand.shape[1] > 1 else 1) as pool:
+        return _decompose(p, rounds, seeds, pool)
+
+
+def _decompose(p: PeriodProblem, rounds: int, seeds: tuple[I, ...], pool: Executor | None) -> PeriodSolution:
+    """:func:`solve_periods` with its worker pool."""
     t0 = time.perf_counter()
     _, hours, _nc, nt, nm, _res, _ = _index(p)
     relaxed = replace(p, models=tuple(m if m not in RESERVED else f"{m} (hourly)" for m in p.models), budget_per_hour=None)
     solved: _Solved = {}
-    bound_run = _per_period(relaxed, None, solved)
+    bound_run = _per_period(relaxed, None, solved, pool)
     if bound_run is None:
         return _empty(p, "infeasible", t0)
     bound = bound_run[3]  # proven: HiGHS's dual bounds, not the incumbents
@@ -334,7 +372,7 @@ def solve_periods(p: PeriodProblem, *, rounds: int = 4, seeds: tuple[I, ...] = (
             if fixed.tobytes() in seen:
                 break
             seen.add(fixed.tobytes())
-            run = _per_period(p, fixed, solved)
+            run = _per_period(p, fixed, solved, pool)
             if run is None:
                 break
             total = run[2] + float(hours * np.sum(np.nan_to_num(p.price) * fixed))

@@ -161,3 +161,14 @@ def test_each_distinct_period_is_solved_once_without_reserved_models(monkeypatch
     assert len(calls) == 3 == len(set(calls))  # hours of demand 1, 3 and 5
     with_reserved = solve_periods(base)
     assert with_reserved.usd <= sol.usd + 1e-9  # reserving may only help
+
+
+def test_worker_processes_find_the_same_plan_as_one() -> None:
+    # Hours of distinct demand (some repeated), so each round has several programs to hand out.
+    p = problem([[1.0, 2.5, 4.0, 6.0, 2.5, 0.0, 4.0, 1.0]], [1.0, 1.5, 3.0], [0, 1, 0], [2.0, 3.0], [1.2, 1.5], min_rep=1)
+    one, many = solve_periods(p), solve_periods(p, workers=2)
+    assert one.status in ("optimal", "decomposed")
+    assert (many.status, many.usd, many.gap) == (one.status, one.usd, one.gap)
+    for a, b in ((one.replicas, many.replicas), (one.reserved, many.reserved), (one.hourly, many.hourly)):
+        np.testing.assert_array_equal(a, b)
+    assert one.replicas[:, 5].sum() == 1  # an hour without demand still keeps its minimum replica
