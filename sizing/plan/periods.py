@@ -43,10 +43,10 @@ from aicap.sizing.core.profile import align
 from aicap.sizing.core.specs.instance import InstanceSpec
 from aicap.sizing.plan.assemble import _version
 from aicap.sizing.plan.candidates import Candidate, prune
-from aicap.sizing.plan.evaluation import available_cores, can_fork
+from aicap.sizing.plan.evaluation import available_cores
 from aicap.sizing.plan.generate import all_candidates
 from aicap.sizing.plan.sizer import _diagnose, allowed_instances, deployment_key, shortlist
-from aicap.sizing.solve.periods import RESERVED, PeriodProblem, PeriodSolution, solve_periods
+from aicap.sizing.solve.periods import RESERVED, HourPool, PeriodProblem, PeriodSolution, solve_periods
 
 #: GB/s of vLLM's default safetensors loader: "Loading Model Weights with InstantTensor", benchmark table,
 #: Qwen3-30B-A3B on one H200, 57.4 s at 1.1 GB/s (https://docs.vllm.ai/en/latest/models/extensions/instanttensor/).
@@ -123,8 +123,8 @@ def _problem(fleet: Fleet, s: _Setup, demand: np.ndarray, models: tuple[str, ...
     )  # fmt: skip
 
 
-def _solved(p: PeriodProblem, what: str, workers: int, seeds: tuple[np.ndarray, ...] = ()) -> PeriodSolution:
-    sol = solve_periods(p, seeds=seeds, workers=workers)
+def _solved(p: PeriodProblem, what: str, pool: HourPool, seeds: tuple[np.ndarray, ...] = ()) -> PeriodSolution:
+    sol = solve_periods(p, seeds=seeds, pool=pool)
     if sol.status in ("infeasible", "no_solution"):
         budget = "" if p.budget_per_hour is None else " or the budget"
         why = "" if sol.status == "infeasible" else " (none found within the time limit; not proven infeasible)"
@@ -138,8 +138,8 @@ def size_periods(fleet: Fleet, cat: CatalogueLike, *, time_limit_s: float = 10.0
 
     ``derate`` multiplies the per-replica capacity of (workload, device, layout) candidates keyed by
     :func:`~aicap.sizing.plan.sizer.deployment_key`, and ``jobs`` is the processes the evaluation may
-    use, as in :func:`aicap.sizing.plan.sizer.size`, and the hours' programs too (where forking is safe:
-    :func:`~aicap.sizing.plan.evaluation.can_fork`; the plan is the same whatever it is).
+    use, as in :func:`aicap.sizing.plan.sizer.size`, and the hours' programs too
+    (:class:`~aicap.sizing.solve.periods.HourPool`; the plan is the same whatever it is).
 
     Raises
     ------
@@ -156,16 +156,16 @@ def size_periods(fleet: Fleet, cat: CatalogueLike, *, time_limit_s: float = 10.0
         raise InputError(f"a plan over demand periods minimises cost over the whole catalogue; objective '{c.objective}'"
                          f"{' and single_type' if c.single_type else ''} are for static plans (one rate per workload)")  # fmt: skip
     s = _setup(fleet, cat, derate or {}, jobs)
-    workers = (available_cores() if jobs is None else jobs) if can_fork() else 1
     models = c.pricing_models
     hours = s.planned.shape[1]
-    peak = _solved(
-        _problem(fleet, s, s.planned.max(axis=1, keepdims=True), models, time_limit_s, budgeted=False), "static peak plan", workers
-    )
-    sol = _solved(_problem(fleet, s, s.planned, models, time_limit_s), "plan", workers, seeds=(peak.reserved,))
-    od = None
-    if "on_demand" in models and len(models) > 1:
-        od = _solved(_problem(fleet, s, s.planned, ("on_demand",), time_limit_s, budgeted=False), "on-demand plan", workers).usd
+    with HourPool(available_cores() if jobs is None else jobs) as pool:
+        peak = _solved(
+            _problem(fleet, s, s.planned.max(axis=1, keepdims=True), models, time_limit_s, budgeted=False), "static peak plan", pool
+        )
+        sol = _solved(_problem(fleet, s, s.planned, models, time_limit_s), "plan", pool, seeds=(peak.reserved,))
+        od = None
+        if "on_demand" in models and len(models) > 1:
+            od = _solved(_problem(fleet, s, s.planned, ("on_demand",), time_limit_s, budgeted=False), "on-demand plan", pool).usd
     month = c.hours_per_month / hours
     warnings = list(s.warnings)
     if sol.status == "decomposed":

@@ -50,7 +50,6 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from concurrent.futures import Executor
-from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -281,7 +280,7 @@ def _hour(args: tuple[PeriodProblem, int, I | None]) -> tuple[F | None, float]:
 
 
 def _per_period(p: PeriodProblem, fixed: I | None, solved: _Solved | None = None,
-                pool: Executor | None = None) -> tuple[I, I, float, float] | None:  # fmt: skip
+                pool: HourPool | None = None) -> tuple[I, I, float, float] | None:  # fmt: skip
     """Every period solved on its own with reservations ``fixed`` (periods of equal demand once).
 
     Returns replicas ``(nc, H)``, hourly instances ``(nt, nm, H)``, their hourly cost summed over the
@@ -301,8 +300,8 @@ def _per_period(p: PeriodProblem, fixed: I | None, solved: _Solved | None = None
     keys = [(p.models, pinned, np.ascontiguousarray(p.demand[:, h]).tobytes()) for h in range(hours)]
     todo = list({k: h for h, k in reversed(list(enumerate(keys))) if k not in cache}.items())  # first period of each new demand
     todo.sort(key=lambda kh: kh[1])
-    solved_now = (pool.map(_hour, [(p, h, fixed) for _, h in todo]) if pool is not None and len(todo) > 1
-                  else (_hour((p, h, fixed)) for _, h in todo))  # fmt: skip
+    args = [(p, h, fixed) for _, h in todo]
+    solved_now = pool.solve(args) if pool is not None else (_hour(a) for a in args)
     for (key, _), (v, dual) in zip(todo, solved_now, strict=True):
         if v is None:
             return None
@@ -318,20 +317,42 @@ def _per_period(p: PeriodProblem, fixed: I | None, solved: _Solved | None = None
     return r, n, total, bound
 
 
-@contextmanager
-def _workers(n: int) -> Iterator[Executor | None]:
-    """A pool of ``n`` forked worker processes (``None`` for ``n <= 1``), shut down on exit."""
-    if n <= 1:
-        yield None
-        return
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor
+class HourPool:
+    """Worker processes for the hours' one-period programs, spawned on first use and closed on exit.
 
-    with ProcessPoolExecutor(max_workers=n, mp_context=multiprocessing.get_context("fork")) as pool:
-        yield pool
+    Spawned, not forked: HiGHS keeps native worker threads once it has solved a program, and a child
+    forked from such a process can wait forever on a lock one of them held. Spawning costs each worker
+    an interpreter and the solver's import (about half a second, in parallel), so a round with fewer
+    than :attr:`MIN_HOURS` programs left to solve runs here.
+    """
+
+    MIN_HOURS = 8
+
+    def __init__(self, workers: int) -> None:
+        self.workers = workers
+        self._pool: Executor | None = None
+
+    def __enter__(self) -> HourPool:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._pool is not None:
+            self._pool.shutdown()
+            self._pool = None
+
+    def solve(self, args: list[tuple[PeriodProblem, int, I | None]]) -> Iterator[tuple[F | None, float]]:
+        """:func:`_hour` of each of ``args``, in order (in the workers when there are enough of them)."""
+        if self.workers <= 1 or len(args) < self.MIN_HOURS:
+            return (_hour(a) for a in args)
+        if self._pool is None:
+            import multiprocessing
+            from concurrent.futures import ProcessPoolExecutor
+
+            self._pool = ProcessPoolExecutor(max_workers=self.workers, mp_context=multiprocessing.get_context("spawn"))
+        return self._pool.map(_hour, args)
 
 
-def solve_periods(p: PeriodProblem, *, rounds: int = 4, seeds: tuple[I, ...] = (), workers: int = 1) -> PeriodSolution:
+def solve_periods(p: PeriodProblem, *, rounds: int = 4, seeds: tuple[I, ...] = (), pool: HourPool | None = None) -> PeriodSolution:
     """Solve the program of the module docstring by decomposition.
 
     *Bound.* Let reserved instances be rented hour by hour at their hourly rate: every period is then a
@@ -346,15 +367,9 @@ def solve_periods(p: PeriodProblem, *, rounds: int = 4, seeds: tuple[I, ...] = (
     is checked on that plan. ``status`` is ``optimal`` when the plan is within ``mip_rel_gap`` of the
     bound, else ``decomposed`` with the gap.
 
-    ``workers > 1`` solves each round's periods in that many forked processes (the caller checks that
-    forking is safe here); every period's program is the same, so the plan is the same as with one.
+    ``pool`` solves each round's periods in its worker processes; every period's program is the same
+    there, so the plan is the same as without it.
     """
-    with _workers(workers if p.demand.shape[1] > 1 else 1) as pool:
-        return _decompose(p, rounds, seeds, pool)
-
-
-def _decompose(p: PeriodProblem, rounds: int, seeds: tuple[I, ...], pool: Executor | None) -> PeriodSolution:
-    """:func:`solve_periods` with its worker pool."""
     t0 = time.perf_counter()
     _, hours, _nc, nt, nm, _res, _ = _index(p)
     relaxed = replace(p, models=tuple(m if m not in RESERVED else f"{m} (hourly)" for m in p.models), budget_per_hour=None)

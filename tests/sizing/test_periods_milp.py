@@ -11,7 +11,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from aicap.sizing.solve.periods import PeriodProblem, _reservations, solve_periods
+from aicap.sizing.solve.periods import HourPool, PeriodProblem, _reservations, solve_periods
 
 MODELS = ("on_demand", "reserved_1y")
 
@@ -164,9 +164,14 @@ def test_each_distinct_period_is_solved_once_without_reserved_models(monkeypatch
 
 
 def test_worker_processes_find_the_same_plan_as_one() -> None:
-    # Hours of distinct demand (some repeated), so each round has several programs to hand out.
-    p = problem([[1.0, 2.5, 4.0, 6.0, 2.5, 0.0, 4.0, 1.0]], [1.0, 1.5, 3.0], [0, 1, 0], [2.0, 3.0], [1.2, 1.5], min_rep=1)
-    one, many = solve_periods(p), solve_periods(p, workers=2)
+    # Enough hours of distinct demand (and repeats) that each round hands its programs to the workers.
+    demand = [1.0, 2.5, 4.0, 6.0, 2.5, 0.0, 4.0, 1.0, 3.0, 5.0, 5.5, 7.0, 0.5, 2.0]
+    p = problem([demand], [1.0, 1.5, 3.0], [0, 1, 0], [2.0, 3.0], [1.2, 1.5], min_rep=1)
+    assert len(set(demand)) >= HourPool.MIN_HOURS
+    one = solve_periods(p)
+    with HourPool(2) as pool:
+        many = solve_periods(p, pool=pool)
+        assert pool._pool is not None  # the workers did run
     assert one.status in ("optimal", "decomposed")
     assert (many.status, many.usd, many.gap) == (one.status, one.usd, one.gap)
     for a, b in ((one.replicas, many.replicas), (one.reserved, many.reserved), (one.hourly, many.hourly)):
