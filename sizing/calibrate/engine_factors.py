@@ -10,8 +10,8 @@ of evidence: each source ``s`` gets its own optimum
 
     m̂_s = argmin_m  Σ_k ρ(ln(ŷ_k(m) / y_k) / 0.1),   ρ(x) = 2(√(1 + x²) − 1)   (pseudo-Huber),
 
-over its runs' per-token latencies, end-to-end latencies and throughputs ``y_k`` (TTFT is left to the
-request overhead, :mod:`aicap.sizing.calibrate.overheads`), each run replayed by the simulator with
+over its runs' per-token latencies and throughputs ``y_k``, what the speed of memory sets directly, each
+run replayed by the simulator with
 ``η_m · m``, ``m`` bounded to [0.5, 1.5]; the engine's is the median over its ``S`` sources, shrunk toward 1,
 
     m = exp(S / (S + 2) · median_s ln m̂_s),
@@ -20,6 +20,13 @@ so that one source that ran an unusual setup cannot move the engine's factor alo
 by few sources keeps most of its family's no-load fit (two sources weigh as much as the family's own
 factors). The engine profile stores ``m`` per family (``factors``), and every prediction for that engine
 applies it (:meth:`~aicap.sizing.core.specs.engine.EngineSpec.adjust`).
+
+TTFT is left to the request overhead (:mod:`aicap.sizing.calibrate.overheads`), and so are end-to-end
+latencies, ``TTFT + (n − 1)·TPOT``: their TTFT part is the overhead's and, near saturation, the queue's,
+where a capacity error of a few per cent turns into a latency several times off. Fitted on them too,
+the multiplier traded per-token accuracy for queueing delays (SGLang on H200: the DataCrunch source's
+optimum went from x0.944 to x0.898 with its saturated runs' end-to-end latencies in the fit) and moved
+with the overhead fitted after it.
 """
 
 from __future__ import annotations
@@ -61,7 +68,7 @@ class EngineFactorFit:
     def source_note(self) -> str:
         """The provenance line for the profile's ``factors`` entry (add the date of the fit)."""
         each = ", ".join(f"{s} x{m:.3f}" for s, m in sorted(self.by_source.items()))
-        return (f"fitted by `aicap validate --set server --fit-engine-factors`: per-token, end-to-end and throughput metrics "
+        return (f"fitted by `aicap validate --set server --fit-engine-factors`: per-token and throughput metrics "
                 f"({self.metrics}) of {self.cases} published runs under load; optimum per source {each}; median x{self.fitted:.3f} "
                 f"shrunk by S/(S + 2) to x{self.multiplier:.3f}; the runs' median error {self.median_before_pct:.1f}% at x1, "
                 f"{self.median_after_pct:.1f}% at x{self.multiplier:.3f}")  # fmt: skip
@@ -79,8 +86,11 @@ def groups(cases: list[dict[str, Any]], cat: CatalogueLike) -> dict[tuple[str, s
     return dict(sorted(out.items()))
 
 
+FITTED_CLASSES = ("tpot", "throughput")  # metric classes the multiplier is fitted on (module docstring)
+
+
 def _fitted_rows(rows: list[ScoredMetric]) -> list[ScoredMetric]:
-    return [r for r in rows if r.predicted is not None and metric_class(r.metric) != "ttft"]
+    return [r for r in rows if r.predicted is not None and metric_class(r.metric) in FITTED_CLASSES]
 
 
 def _median(rows: list[ScoredMetric]) -> float:

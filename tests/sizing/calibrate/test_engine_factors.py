@@ -7,6 +7,7 @@ import math
 import pytest
 
 from aicap.hardware_db import Catalogue
+from aicap.sizing.calibrate.accuracy import metric_class
 from aicap.sizing.calibrate.engine_factors import SHRINK_SOURCES, fit_engine_factors, groups
 from aicap.sizing.calibrate.validation import load_cases, predict
 from aicap.sizing.core.engines import engine_for
@@ -60,3 +61,24 @@ def test_the_engine_factor_is_the_median_of_its_sources_so_one_odd_source_cannot
     assert fit.by_source["S_LLMK8S"] == pytest.approx(0.5, abs=0.02)
     assert fit.fitted == pytest.approx(0.9, abs=0.02)
     assert fit.multiplier == pytest.approx(math.exp(3 / (3 + SHRINK_SOURCES) * math.log(fit.fitted)), abs=1e-3)
+
+
+FITTED = ("tpot", "throughput")
+
+
+def test_the_fit_reads_per_token_and_throughput_metrics_only(cat: Catalogue) -> None:
+    # TTFT and end-to-end latencies are the request overhead's (and the queue's): made at another multiplier, they move nothing.
+    cases = load_cases(which="server")
+    runs = [c for c in cases if c["source_key"] == "S_GUIDELLM"][:2]
+    runs += [c for c in cases if c["source_key"] == "S_SGL_V060" and c["framework"] == "vLLM" and "a100" in c["hardware"]][:1]
+    assert any("e2e_ms_p50" in c["metrics"] for c in runs)
+    planted = []
+    for c in runs:
+        truth = predict(c, cat, engine_memory={"vllm": {"nvidia-ampere": 0.8}})
+        other = predict(c, cat, engine_memory={"vllm": {"nvidia-ampere": 0.6}})
+        kept = [k for k in c["metrics"] if k in truth]
+        assert any(metric_class(k) in FITTED for k in kept) and not all(metric_class(k) in FITTED for k in kept)
+        planted.append({**c, "metrics": {k: truth[k] if metric_class(k) in FITTED else other[k] for k in kept}})
+    (fit,) = fit_engine_factors(planted, cat)
+    assert fit.fitted == pytest.approx(0.8, abs=0.01)
+    assert fit.metrics == sum(1 for c in planted for k in c["metrics"] if metric_class(k) in FITTED)
