@@ -2,7 +2,8 @@
 
 A week of hourly periods for 10 workloads over the whole catalogue (every cloud; on-demand, reserved
 1-year and spot allowed) must plan in <= 10 s on this machine. Prints the time with every core (the
-default: candidates and the hours' programs are solved in forked processes) and with one process,
+default: candidates are evaluated and the hours' programs solved in worker processes) and with one
+process,
 the solver's status and gap, and the money (the same plan either way).
 
 Run: python benchmarks/bench_periods.py

@@ -46,7 +46,8 @@ from aicap.sizing.plan.candidates import Candidate, prune
 from aicap.sizing.plan.evaluation import available_cores
 from aicap.sizing.plan.generate import all_candidates
 from aicap.sizing.plan.sizer import _diagnose, allowed_instances, deployment_key, shortlist
-from aicap.sizing.solve.periods import RESERVED, HourPool, PeriodProblem, PeriodSolution, solve_periods
+from aicap.sizing.solve.hour_workers import HourPool
+from aicap.sizing.solve.periods import RESERVED, PeriodProblem, PeriodSolution, solve_periods
 
 #: GB/s of vLLM's default safetensors loader: "Loading Model Weights with InstantTensor", benchmark table,
 #: Qwen3-30B-A3B on one H200, 57.4 s at 1.1 GB/s (https://docs.vllm.ai/en/latest/models/extensions/instanttensor/).
@@ -139,7 +140,7 @@ def size_periods(fleet: Fleet, cat: CatalogueLike, *, time_limit_s: float = 10.0
     ``derate`` multiplies the per-replica capacity of (workload, device, layout) candidates keyed by
     :func:`~aicap.sizing.plan.sizer.deployment_key`, and ``jobs`` is the processes the evaluation may
     use, as in :func:`aicap.sizing.plan.sizer.size`, and the hours' programs too
-    (:class:`~aicap.sizing.solve.periods.HourPool`; the plan is the same whatever it is).
+    (:class:`~aicap.sizing.solve.hour_workers.HourPool`; the plan is the same whatever it is).
 
     Raises
     ------

@@ -48,13 +48,14 @@ plan found, not imposed on each hour.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
-from concurrent.futures import Executor
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from numpy.typing import NDArray
+
+if TYPE_CHECKING:
+    from aicap.sizing.solve.hour_workers import HourPool
 
 F = NDArray[np.float64]
 I = NDArray[np.int64]  # noqa: E741
@@ -301,7 +302,7 @@ def _per_period(p: PeriodProblem, fixed: I | None, solved: _Solved | None = None
     todo = list({k: h for h, k in reversed(list(enumerate(keys))) if k not in cache}.items())  # first period of each new demand
     todo.sort(key=lambda kh: kh[1])
     args = [(p, h, fixed) for _, h in todo]
-    solved_now = pool.solve(args) if pool is not None else (_hour(a) for a in args)
+    solved_now = pool.solve(args, _hour) if pool is not None else [_hour(a) for a in args]
     for (key, _), (v, dual) in zip(todo, solved_now, strict=True):
         if v is None:
             return None
@@ -315,41 +316,6 @@ def _per_period(p: PeriodProblem, fixed: I | None, solved: _Solved | None = None
         total += float(np.sum(hourly_price * n[:, :, h]))
         bound += hour_bound
     return r, n, total, bound
-
-
-class HourPool:
-    """Worker processes for the hours' one-period programs, spawned on first use and closed on exit.
-
-    Spawned, not forked: HiGHS keeps native worker threads once it has solved a program, and a child
-    forked from such a process can wait forever on a lock one of them held. Spawning costs each worker
-    an interpreter and the solver's import (about half a second, in parallel), so a round with fewer
-    than :attr:`MIN_HOURS` programs left to solve runs here.
-    """
-
-    MIN_HOURS = 8
-
-    def __init__(self, workers: int) -> None:
-        self.workers = workers
-        self._pool: Executor | None = None
-
-    def __enter__(self) -> HourPool:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if self._pool is not None:
-            self._pool.shutdown()
-            self._pool = None
-
-    def solve(self, args: list[tuple[PeriodProblem, int, I | None]]) -> Iterator[tuple[F | None, float]]:
-        """:func:`_hour` of each of ``args``, in order (in the workers when there are enough of them)."""
-        if self.workers <= 1 or len(args) < self.MIN_HOURS:
-            return (_hour(a) for a in args)
-        if self._pool is None:
-            import multiprocessing
-            from concurrent.futures import ProcessPoolExecutor
-
-            self._pool = ProcessPoolExecutor(max_workers=self.workers, mp_context=multiprocessing.get_context("spawn"))
-        return self._pool.map(_hour, args)
 
 
 def solve_periods(p: PeriodProblem, *, rounds: int = 4, seeds: tuple[I, ...] = (), pool: HourPool | None = None) -> PeriodSolution:
@@ -367,8 +333,8 @@ def solve_periods(p: PeriodProblem, *, rounds: int = 4, seeds: tuple[I, ...] = (
     is checked on that plan. ``status`` is ``optimal`` when the plan is within ``mip_rel_gap`` of the
     bound, else ``decomposed`` with the gap.
 
-    ``pool`` solves each round's periods in its worker processes; every period's program is the same
-    there, so the plan is the same as without it.
+    ``pool`` (:class:`~aicap.sizing.solve.hour_workers.HourPool`) solves each round's periods in its
+    worker processes; every period's program is the same there, so the plan is the same as without it.
     """
     t0 = time.perf_counter()
     _, hours, _nc, nt, nm, _res, _ = _index(p)

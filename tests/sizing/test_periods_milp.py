@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import itertools
 import math
+import subprocess
+import sys
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from aicap.sizing.solve.periods import HourPool, PeriodProblem, _reservations, solve_periods
+from aicap.sizing.solve.hour_workers import HourPool
+from aicap.sizing.solve.periods import PeriodProblem, _reservations, solve_periods
 
 MODELS = ("on_demand", "reserved_1y")
 
@@ -171,9 +175,47 @@ def test_worker_processes_find_the_same_plan_as_one() -> None:
     one = solve_periods(p)
     with HourPool(2) as pool:
         many = solve_periods(p, pool=pool)
-        assert pool._pool is not None  # the workers did run
+        assert pool.started  # the workers did run
     assert one.status in ("optimal", "decomposed")
     assert (many.status, many.usd, many.gap) == (one.status, one.usd, one.gap)
     for a, b in ((one.replicas, many.replicas), (one.reserved, many.reserved), (one.hourly, many.hourly)):
         np.testing.assert_array_equal(a, b)
     assert one.replicas[:, 5].sum() == 1  # an hour without demand still keeps its minimum replica
+
+
+def test_a_worker_that_dies_has_its_hours_solved_here() -> None:
+    demand = [1.0, 2.5, 4.0, 6.0, 2.5, 0.0, 4.0, 1.0, 3.0, 5.0, 5.5, 7.0, 0.5, 2.0]
+    p = problem([demand], [1.0, 1.5, 3.0], [0, 1, 0], [2.0, 3.0], [1.2, 1.5], min_rep=1)
+    one = solve_periods(p)
+    with HourPool(2) as pool:
+        solve_periods(p, pool=pool)
+        for proc in pool._procs:
+            proc.kill()
+            proc.wait()
+        again = solve_periods(replace(p, demand=p.demand + 0.25), pool=pool)  # new hours, no worker left
+    assert again.status in ("optimal", "decomposed")
+    assert again.usd >= one.usd  # more demand, never cheaper
+    np.testing.assert_array_equal(again.replicas, solve_periods(replace(p, demand=p.demand + 0.25)).replicas)
+
+
+def test_workers_do_not_rerun_the_calling_script(tmp_path: Path) -> None:
+    # A script without an `if __name__ == "__main__"` guard: multiprocessing's spawned children would import it again.
+    script = tmp_path / "plan.py"
+    script.write_text(
+        "import numpy as np\n"
+        "from aicap.sizing.solve.hour_workers import HourPool\n"
+        "from aicap.sizing.solve.periods import PeriodProblem, solve_periods\n"
+        "print('top level ran', flush=True)\n"
+        "d = np.array([[1.0, 2.5, 4.0, 6.0, 2.5, 0.0, 4.0, 1.0, 3.0, 5.0, 5.5, 7.0, 0.5, 2.0]])\n"
+        "p = PeriodProblem(demand=d, min_replicas=np.array([1]), cand_workload=np.zeros(2, dtype=np.int64),\n"
+        "                  cand_type=np.array([0, 1]), cand_devices=np.ones(2, dtype=np.int64), cand_capacity=np.array([1.0, 3.0]),\n"
+        "                  type_devices=np.array([2, 2]), type_cap=np.array([np.inf, np.inf]), models=('on_demand',),\n"
+        "                  price=np.array([[2.0], [3.0]]), spot_max_share=1.0, spot_headroom=0.0)\n"
+        "with HourPool(2) as pool:\n"
+        "    sol = solve_periods(p, pool=pool)\n"
+        "    assert pool.started\n"
+        "print('usd', round(sol.usd, 6))\n"
+    )
+    out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120, check=True)
+    assert out.stdout.count("top level ran") == 1
+    assert "usd" in out.stdout
