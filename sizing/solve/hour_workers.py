@@ -14,9 +14,10 @@ tasks over a pipe, not :mod:`multiprocessing` children:
 * a *spawned* :mod:`multiprocessing` child imports the parent's ``__main__``, which re-runs a user's
   script that calls aicap at top level without an ``if __name__ == "__main__"`` guard.
 
-A worker costs an interpreter and the solver's import (about half a second; they start in parallel),
-so a round with fewer than :attr:`HourPool.MIN_HOURS` hours left runs in this process. A worker that
-fails or dies has its hours solved here.
+A worker costs an interpreter and the solver's import (about 0.6 s; they start in parallel), so the
+workers start only once the plan's hours would take this process longer than
+:attr:`HourPool.START_AFTER_S` at the pace of those it has solved. A worker that fails or dies has its
+hours solved here.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ import struct
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Callable
 from contextlib import suppress
 from typing import IO, TYPE_CHECKING, Any
@@ -68,11 +70,12 @@ class HourPool:
     ``workers <= 1`` solves everything in this process. Use as a context manager.
     """
 
-    MIN_HOURS = 8
+    START_AFTER_S = 1.5  # serial work [s] that pays for starting the workers (about 0.6 s here)
 
     def __init__(self, workers: int) -> None:
         self.workers = workers
         self._procs: list[subprocess.Popen[bytes]] = []
+        self._spent_s = 0.0  # time spent solving hours here before the workers started
         self.started = False
 
     def __enter__(self) -> HourPool:
@@ -101,15 +104,30 @@ class HourPool:
         self.started = True
 
     def solve(self, tasks: list[Task], solve_here: Callable[[Task], Result]) -> list[Result]:
-        """``solve_here(t)`` of every task, in order; computed by the workers when there are enough tasks.
+        """``solve_here(t)`` of every task, in order; computed by the workers where that pays.
 
-        Each worker thread here feeds one worker the next task not yet taken, so slow hours do not hold
-        up the rest; a task whose worker fails is solved with ``solve_here`` in this process.
+        Until the workers have started, tasks are solved here, and the workers start once this pool's
+        hours would have taken this process more than :attr:`START_AFTER_S`, counting the earlier
+        rounds' time and this round's tasks at the pace so far (a small plan never pays for them).
+        Then each worker thread here feeds one worker the next task not yet taken, so slow hours do
+        not hold up the rest; a task whose worker fails is solved here.
         """
-        if self.workers <= 1 or len(tasks) < self.MIN_HOURS or not sys.executable:
-            return [solve_here(t) for t in tasks]
+        done: list[Result] = []
         if not self.started:
+            t0 = time.perf_counter()
+            for k, task in enumerate(tasks):
+                if k >= 2 and self.workers > 1 and sys.executable:
+                    pace = (time.perf_counter() - t0) / k
+                    if self._spent_s + pace * len(tasks) > self.START_AFTER_S:
+                        break
+                done.append(solve_here(task))
+            else:
+                self._spent_s += time.perf_counter() - t0
+                return done
             self._start()
+        return done + self._fan_out(tasks[len(done) :], solve_here)
+
+    def _fan_out(self, tasks: list[Task], solve_here: Callable[[Task], Result]) -> list[Result]:
         results: list[Result | None] = [None] * len(tasks)
         lock = threading.Lock()
         taken = iter(range(len(tasks)))
