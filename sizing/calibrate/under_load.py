@@ -16,6 +16,13 @@ and reply) scaled to the case's means (most sources publish means only); ShareGP
 exactly those requests in the order they were sent, each at its own arrival of the case's process.
 Statistics are over every request, as benchmark clients report them (no warm-up cut); throughput is
 finished requests (tokens) over the simulated duration.
+
+A case with ``measurement_window_s`` ``T`` was measured the way guidellm measures a rate: requests are
+sent for ``T`` seconds and the benchmark ends at ``T``, cancelling what is in flight. Its statistics are
+then over the requests finished by ``T``, and its throughputs are over ``[0, T]``: requests finished,
+and tokens streamed, partial outputs included (a request's tokens spread evenly between its first token
+and its finish), each divided by ``T``. With requests arriving from ``0`` at ``λ``, the output rate is
+about ``λ·n·(1 − E/(2T))`` for end-to-end latency ``E``: the ramp-up, not a drain, is what it misses.
 """
 
 from __future__ import annotations
@@ -143,15 +150,20 @@ def predict_under_load(case: dict[str, Any], cat: CatalogueLike, eff: Efficiency
                   max_batched_tokens=None if opts is None else opts.step_tokens, prefill_first=None if opts is None else opts.prefill_first,
                   decode_steps=1 if opts is None else opts.scheduler_steps)  # fmt: skip
     res = run_raw(setup, reqs, concurrency=conc)
-    dur = max(res.duration_s, 1e-12)
-    fin = res.finished
-    out: dict[str, float] = {
-        "requests_s": float(fin.sum()) / dur,
-        "output_tok_s_total": float(reqs.output_tokens[fin].sum()) / dur,
-        "total_tok_s_total": float((reqs.input_tokens + reqs.output_tokens)[fin].sum()) / dur,
-    }
+    window = case.get("measurement_window_s") if kind == "server" else None
+    if window is not None:
+        out, kept = _windowed(reqs.arrival_s, reqs.input_tokens, reqs.output_tokens, res.ttft_s, res.e2e_s, float(window))
+    else:
+        dur = max(res.duration_s, 1e-12)
+        fin = res.finished
+        out = {
+            "requests_s": float(fin.sum()) / dur,
+            "output_tok_s_total": float(reqs.output_tokens[fin].sum()) / dur,
+            "total_tok_s_total": float((reqs.input_tokens + reqs.output_tokens)[fin].sum()) / dur,
+        }
+        kept = np.ones(len(reqs), dtype=bool)  # every request's latencies, as benchmark clients report them
     for name, values in (("ttft", res.ttft_s), ("tpot", res.tpot_s), ("e2e", res.e2e_s)):
-        v = values[~np.isnan(values)] * 1e3
+        v = values[kept & ~np.isnan(values)] * 1e3
         if v.size:
             out[f"{name}_ms_mean"] = float(v.mean())
             out[f"{name}_ms_p50"] = float(np.percentile(v, 50))
@@ -160,6 +172,31 @@ def predict_under_load(case: dict[str, Any], cat: CatalogueLike, eff: Efficiency
     if gaps is not None and gaps.tokens:  # inter-token latency: every gap between two tokens of a request, token-weighted
         out["itl_ms_mean"], out["itl_ms_p50"], out["itl_ms_p99"] = gaps.mean() * 1e3, gaps.quantile(0.5) * 1e3, gaps.quantile(0.99) * 1e3
     return out
+
+
+def _windowed(arrival: NDArray[np.float64], prompt: NDArray[np.int64], output: NDArray[np.int64], ttft: NDArray[np.float64],
+              e2e: NDArray[np.float64], window: float) -> tuple[dict[str, float], NDArray[np.bool_]]:  # fmt: skip
+    """Throughputs over ``[0, T]`` and the requests finished by ``T`` (module docstring), ``T = window`` [s] after the first arrival.
+
+    A request streams its first token at ``a + ttft`` and its last at ``a + e2e``; by ``T`` it has sent
+    ``1 + (n − 1)·(T − a − ttft)/(e2e − ttft)`` of its ``n`` tokens (all of them once finished), and its
+    prompt counts once its first token is out (guidellm's token rate counts the prompt with the first token).
+    """
+    t = arrival - arrival.min()
+    first = t + np.nan_to_num(ttft, nan=np.inf)
+    finish = t + np.nan_to_num(e2e, nan=np.inf)
+    done = finish <= window
+    started = first <= window
+    n = output.astype(float)
+    span = np.maximum(finish - first, 1e-12)
+    partial = np.where(started, 1.0 + (n - 1.0) * np.clip((window - first) / span, 0.0, 1.0), 0.0)
+    tokens = np.where(done, n, np.minimum(partial, n))
+    out = {
+        "requests_s": float(done.sum()) / window,
+        "output_tok_s_total": float(tokens.sum()) / window,
+        "total_tok_s_total": float(tokens.sum() + prompt[started].sum()) / window,
+    }
+    return out, done
 
 
 KNEE_FACTOR = 3.0  # a sweep's knee: the first rate whose TTFT exceeds this multiple of the TTFT at its lowest rate

@@ -112,6 +112,7 @@ class Case(BaseModel):
     request_rate: PosFloat | None = None
     num_requests: Annotated[PosInt, Field(le=MAX_CASE_BATCH)] | None = None
     recorded_requests: bool = False
+    measurement_window_s: PosFloat | None = None
     weights_dtype: Dtype | None = None
     kv_dtype: Dtype | None = None
     framework: str | None = None

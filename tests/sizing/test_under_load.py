@@ -138,3 +138,28 @@ def test_recorded_requests_replay_in_the_order_sent() -> None:
     assert unclaimed["output_tok_s_total"] / unclaimed["requests_s"] != pytest.approx(float(lout.mean()), rel=1e-6)
     with pytest.raises(InputError, match="recorded_requests"):
         predict({**cases[cid], "id": "elsewhere", "recorded_requests": True}, CAT)
+
+
+def test_a_measurement_window_counts_what_streamed_inside_it() -> None:
+    from aicap.sizing.calibrate.under_load import _windowed
+
+    # Three requests of 11 tokens: done by 10 s; half streamed at 10 s; not started by 10 s.
+    arrival = np.array([0.0, 4.0, 9.5])
+    ttft, e2e = np.array([1.0, 1.0, 1.0]), np.array([6.0, 11.0, 8.0])
+    out, done = _windowed(arrival, np.array([100, 100, 100]), np.array([11, 11, 11]), ttft, e2e, 10.0)
+    assert done.tolist() == [True, False, False]
+    # Request 2: first token at 5 s, last at 15 s, so at 10 s 1 + 10·(5/10) = 6 tokens.
+    assert out["output_tok_s_total"] == pytest.approx((11 + 6) / 10.0)
+    assert out["total_tok_s_total"] == pytest.approx((11 + 6 + 200) / 10.0)
+    assert out["requests_s"] == pytest.approx(0.1)
+
+
+def test_a_windowed_run_streams_less_than_it_is_offered_by_the_ramp_up() -> None:
+    # A light constant-rate run scored over its 120 s window: about λ·n·(1 − E/(2T)), not λ·n.
+    c = case(request_rate=0.5, num_requests=60, measurement_window_s=120.0, arrival={"process": "constant", "cv": 0.0},
+             metrics={"output_tok_s_total": 1.0, "e2e_ms_mean": 1.0})  # fmt: skip
+    got = predict(c, CAT)
+    e = got["e2e_ms_mean"] / 1e3
+    assert got["output_tok_s_total"] == pytest.approx(0.5 * 100 * (1 - e / 240), rel=0.03)
+    plain = predict({k: v for k, v in c.items() if k != "measurement_window_s"}, CAT)
+    assert plain["output_tok_s_total"] < got["output_tok_s_total"]  # all 60 finished, over a longer run with its drain
