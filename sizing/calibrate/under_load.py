@@ -18,8 +18,9 @@ Statistics are over every request, as benchmark clients report them (no warm-up 
 finished requests (tokens) over the simulated duration.
 
 A case with ``measurement_window_s`` ``T`` was measured the way guidellm measures a rate: requests are
-sent for ``T`` seconds and the benchmark ends at ``T``, cancelling what is in flight. Its statistics are
-then over the requests finished by ``T``, and its throughputs are over ``[0, T]``: requests finished,
+sent for ``T`` seconds and the benchmark ends at ``T``, cancelling what is in flight. Its TTFT, TPOT and
+end-to-end statistics are then over the requests finished by ``T`` (its inter-token gaps, kept by the
+simulator as one sample, over every request), and its throughputs are over ``[0, T]``: requests finished,
 and tokens streamed, partial outputs included (a request's tokens spread evenly between its first token
 and its finish), each divided by ``T``. With requests arriving from ``0`` at ``λ``, the output rate is
 about ``λ·n·(1 − E/(2T))`` for end-to-end latency ``E``: the ramp-up, not a drain, is what it misses.
