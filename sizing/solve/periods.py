@@ -299,11 +299,13 @@ def _per_period(p: PeriodProblem, fixed: I | None, solved: _Solved | None = None
     # Without a reserved model nothing can be pinned, so None and zero reservations are one program.
     pinned = b"" if not res.any() else b"free" if fixed is None else np.asarray(fixed, dtype=np.int64).tobytes()
     keys = [(p.models, pinned, np.ascontiguousarray(p.demand[:, h]).tobytes()) for h in range(hours)]
-    todo = list({k: h for h, k in reversed(list(enumerate(keys))) if k not in cache}.items())  # first period of each new demand
-    todo.sort(key=lambda kh: kh[1])
-    args = [(p, h, fixed) for _, h in todo]
+    todo: dict[tuple[tuple[str, ...], bytes, bytes], int] = {}  # each demand not solved yet, at its first period
+    for h, key in enumerate(keys):
+        if key not in cache:
+            todo.setdefault(key, h)
+    args = [(p, h, fixed) for h in todo.values()]
     solved_now = pool.solve(args, _hour) if pool is not None else [_hour(a) for a in args]
-    for (key, _), (v, dual) in zip(todo, solved_now, strict=True):
+    for key, (v, dual) in zip(todo, solved_now, strict=True):
         if v is None:
             return None
         cache[key] = (v, dual - fixed_cost)
