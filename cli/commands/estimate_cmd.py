@@ -24,7 +24,12 @@ BatchOpt = Annotated[str, typer.Option("--batch", help="Concurrent requests per 
 InOpt = Annotated[int, typer.Option("--input-tokens", help="Prompt tokens per request (items' tokens for encoders).")]
 OutOpt = Annotated[int, typer.Option("--output-tokens", help="Generated tokens per request.")]
 WdtOpt = Annotated[
-    str | None, typer.Option("--weights-dtype", help="fp32, bf16, fp16, fp8, int8, int4, nvfp4 or mxfp4 (default: model's native).")
+    str | None,
+    typer.Option(
+        "--weights-dtype",
+        help="fp32, bf16, fp16, fp8, int8, int4, nvfp4 or mxfp4 (default: the "
+        "checkpoint's format where the device runs it, else the model's dtype).",
+    ),
 ]
 KvOpt = Annotated[str | None, typer.Option("--kv-dtype", help="KV-cache dtype (default: follows the weights).")]
 TpotOpt = Annotated[float | None, typer.Option("--tpot-ms", help="Keep time per output token at or under this (with --batch auto).")]

@@ -7,10 +7,13 @@ come from ``hardware_db/data/runtime.yaml``.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Literal, get_args
 
 Dtype = Literal["fp32", "tf32", "bf16", "fp16", "fp8", "int8", "int4", "fp4", "nvfp4", "mxfp4"]
 """A numeric format name as it appears in catalogues, cases and options."""
+
+WeightDtype = Literal["fp32", "bf16", "fp16", "fp8", "int8", "int4", "nvfp4", "mxfp4"]
+"""A format weights can be stored in (:data:`WEIGHT_DTYPES`)."""
 
 #: Storage bytes per element, before any quantisation scale overhead.
 BYTES_PER_ELEMENT: dict[str, float] = {
@@ -31,7 +34,7 @@ BYTES_PER_ELEMENT: dict[str, float] = {
 #: Weight formats stored as 4-bit floats with block scales; they multiply on the ``fp4`` tensor path.
 FP4_FORMATS: frozenset[str] = frozenset({"nvfp4", "mxfp4"})
 
-WEIGHT_DTYPES: tuple[str, ...] = ("fp32", "bf16", "fp16", "fp8", "int8", "int4", "nvfp4", "mxfp4")
+WEIGHT_DTYPES: tuple[str, ...] = get_args(WeightDtype)
 KV_DTYPES: tuple[str, ...] = ("fp32", "bf16", "fp16", "fp8", "int8")
 
 

@@ -28,6 +28,7 @@ from pydantic import TypeAdapter, ValidationError
 from aicap.sizing.core.checkpoint import checkpoint_bytes
 from aicap.sizing.core.documents import describe_validation_error, first_error, load_json, load_yaml, read_text, validate
 from aicap.sizing.core.errors import InputError, excerpt
+from aicap.sizing.core.hf_quant import checkpoint_format
 from aicap.sizing.core.specs.model import AnyModel, GenericModel, ModelSpec
 
 _MODEL: TypeAdapter[AnyModel] = TypeAdapter(ModelSpec)
@@ -96,8 +97,9 @@ def from_show_document(doc: dict[str, Any]) -> dict[str, Any]:
     """The model spec fields of an ``aicap models show -f yaml|json`` document (its ``architecture`` flattened)."""
     raw_params = doc.get("params")
     params: dict[str, Any] = raw_params if isinstance(raw_params, dict) else {}
-    spec: dict[str, Any] = {k: doc[k] for k in ("id", "name", "kind", "family", "source", "published_params_source", "notes",
-                                                "checkpoint_bytes", "native_dtype", "flops_per_item", "item") if k in doc}  # fmt: skip
+    keys = ("id", "name", "kind", "family", "source", "published_params_source", "notes", "checkpoint_bytes", "checkpoint_dtype",
+            "native_dtype", "flops_per_item", "item")  # fmt: skip
+    spec: dict[str, Any] = {k: doc[k] for k in keys if k in doc}
     if params.get("published") is not None:
         spec["published_params"] = params["published"]
     if params.get("published_active") is not None:
@@ -227,7 +229,8 @@ def from_hf_config(cfg: dict[str, Any], source: str = "config.json") -> AnyModel
         text = cfg.get("text_config")
         if not isinstance(text, dict):
             raise InputError(f"{source}: {mt} config has no 'text_config' mapping (the language model's shapes)")
-        outer: dict[str, Any] = {k: cfg[k] for k in ("_name_or_path", "torch_dtype", "dtype", "tie_word_embeddings") if k in cfg}
+        outer: dict[str, Any] = {k: cfg[k] for k in ("_name_or_path", "torch_dtype", "dtype", "tie_word_embeddings",
+                                                     "quantization_config") if k in cfg}  # fmt: skip
         cfg = {**outer, **text, "model_type": _WRAPPED[mt]}
         mt = _WRAPPED[mt]
     name = cfg.get("_name_or_path") or Path(source).parent.name or mt
@@ -240,6 +243,8 @@ def from_hf_config(cfg: dict[str, Any], source: str = "config.json") -> AnyModel
         "source": source,
         "native_dtype": _TORCH_DTYPE.get(str(cfg.get("torch_dtype") or cfg.get("dtype")), "bf16"),
     }
+    if (stored := checkpoint_format(cfg)) is not None and stored != base["native_dtype"]:
+        base["checkpoint_dtype"] = stored
     if mt == "gptj":
         _need(cfg, ["n_embd", "n_layer", "n_head", "vocab_size", "n_positions"], mt, source)
         v = _ints(cfg, ["n_embd", "n_layer", "n_head", "vocab_size", "n_positions"], source)

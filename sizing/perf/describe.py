@@ -56,12 +56,15 @@ def describe_model(model: AnyModel) -> dict[str, Any]:
         out.update(flops_per_item=model.flops_per_item, item=model.item, native_dtype=model.native_dtype)
     else:
         arch = model.model_dump(exclude={"id", "name", "kind", "family", "source", "published_params", "published_params_source",
-                                         "published_active_params", "notes", "checkpoint_bytes"}, exclude_none=True)  # fmt: skip
+                                         "published_active_params", "notes", "checkpoint_bytes", "checkpoint_dtype"},
+                                exclude_none=True)  # fmt: skip
         arch["head_dim"] = model.head_size
         arch["num_kv_heads"] = model.kv_heads
         out["attention"] = attention_kind(model)
         out["architecture"] = arch
         out["native_dtype"] = model.native_dtype
+        if model.checkpoint_dtype is not None:
+            out["checkpoint_dtype"] = model.checkpoint_dtype
         if model.kind == "decoder":
             out["kv_cache_bytes_per_token"] = int(kv_cache_bytes_per_token(model, BYTES_PER_ELEMENT[model.native_dtype]))
             if isinstance(model, DecoderModel) and model.linear_attention is not None:

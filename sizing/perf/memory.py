@@ -65,7 +65,7 @@ def total_weight_bytes(dep: Deployment, inv: Inventory | None = None) -> float:
     body = inv.total - inv.embedding - inv.lm_head
     size = body * linear_bytes_per_weight(dep) + (inv.embedding + inv.lm_head) * embedding_bytes_per_weight(dep)
     ckpt = m.checkpoint_bytes
-    if ckpt and dep.weights_dtype == m.native_dtype:
+    if ckpt and dep.weights_dtype == (m.checkpoint_dtype or m.native_dtype):
         return float(ckpt)
     return float(size)
 

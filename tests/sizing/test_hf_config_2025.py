@@ -20,6 +20,8 @@ GPT_OSS_120B = {
     "head_dim": 64, "intermediate_size": 2880, "vocab_size": 201088, "max_position_embeddings": 131072, "num_local_experts": 128,
     "num_experts_per_tok": 4, "sliding_window": 128, "layer_types": ["sliding_attention", "full_attention"] * 18,
     "attention_bias": True, "tie_word_embeddings": False, "torch_dtype": "bfloat16",
+    "quantization_config": {"modules_to_not_convert": ["model.layers.*.self_attn", "model.layers.*.mlp.router",
+                                                       "model.embed_tokens", "lm_head"], "quant_method": "mxfp4"},
 }  # fmt: skip
 QWEN3_8B = {
     "model_type": "qwen3", "hidden_size": 4096, "num_hidden_layers": 36, "num_attention_heads": 32, "num_key_value_heads": 8,
@@ -46,6 +48,7 @@ QWEN3_30B_A3B = {**QWEN3_8B, "model_type": "qwen3_moe", "hidden_size": 2048, "nu
 
 def test_configs_match_the_catalogue_entries_read_from_them(cat: Catalogue) -> None:
     assert inventory(from_hf_config(GPT_OSS_120B)).total == inventory(cat.model("gpt-oss-120b")).total
+    assert from_hf_config(GPT_OSS_120B).checkpoint_dtype == cat.model("gpt-oss-120b").checkpoint_dtype == "mxfp4"
     assert inventory(from_hf_config(QWEN3_8B)).total == inventory(cat.model("qwen3-8b")).total
 
 
@@ -114,3 +117,4 @@ def test_models_show_yaml_reads_back(aicap: Any, tmp_path: Path, cat: Catalogue,
     first = aicap("models", "show", model, "-f", "json").json()
     second = again.json()
     assert second["params"] == first["params"] and second.get("architecture") == first.get("architecture")
+    assert second.get("checkpoint_dtype") == first.get("checkpoint_dtype") == {"deepseek-v3": "fp8", "gpt-oss-120b": "mxfp4"}.get(model)

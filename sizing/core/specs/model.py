@@ -12,7 +12,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from aicap.sizing.core.documents import NonNegInt, PosFloat, PosInt
-from aicap.sizing.core.dtypes import Dtype
+from aicap.sizing.core.dtypes import Dtype, WeightDtype
 
 
 class _Strict(BaseModel):
@@ -101,6 +101,12 @@ class _Transformer(_Strict):
     mlp_bias: bool = False
     tied_embeddings: bool = False
     checkpoint_bytes: PosFloat | None = None
+    checkpoint_dtype: WeightDtype | None = Field(
+        None,
+        description="format of the released checkpoint's linear weights where it is quantised (a Hugging Face config's "
+        "quantization_config: fp8 for DeepSeek-V3, mxfp4 for gpt-oss); the default weight format, the KV cache staying "
+        "at native_dtype",
+    )
     sparsity: Literal["2:4"] | None = Field(
         None,
         description="'2:4': the linear layers keep 2 of every 4 weights (semi-structured sparsity); an engine with sparse kernels "

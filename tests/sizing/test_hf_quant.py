@@ -1,0 +1,114 @@
+"""A checkpoint's quantisation: read from its config, the default weight format, its bytes."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from aicap.sizing.core.hf_config import from_hf_config
+from aicap.sizing.core.hf_quant import checkpoint_format
+
+LLAMA_8B = {
+    "model_type": "llama", "hidden_size": 4096, "num_hidden_layers": 32, "num_attention_heads": 32, "num_key_value_heads": 8,
+    "intermediate_size": 14336, "vocab_size": 128256, "max_position_embeddings": 131072, "torch_dtype": "bfloat16",
+}  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("quant", "expected"),
+    [
+        ({"quant_method": "fp8", "fmt": "e4m3", "activation_scheme": "dynamic", "weight_block_size": [128, 128]}, "fp8"),  # DeepSeek-V3
+        ({"quant_method": "fbgemm_fp8", "activation_scale_ub": 1200.0}, "fp8"),  # Llama-3.1-405B-Instruct-FP8
+        ({"quant_method": "mxfp4"}, "mxfp4"),  # gpt-oss
+        ({"quant_method": "awq", "bits": 4, "group_size": 128, "zero_point": True, "version": "gemm"}, "int4"),
+        ({"quant_method": "awq", "w_bit": 4, "q_group_size": 128}, "int4"),  # older AutoAWQ key names
+        ({"quant_method": "gptq", "bits": 8, "group_size": 128, "desc_act": False}, "int8"),
+        ({"quant_method": "gptq", "bits": 3}, None),  # no 3-bit format: taken at torch_dtype
+        ({"quant_method": "bitsandbytes", "load_in_4bit": True, "bnb_4bit_quant_type": "nf4"}, "int4"),
+        ({"quant_method": "bitsandbytes", "load_in_8bit": True}, "int8"),
+        (
+            {
+                "quant_method": "compressed-tensors",
+                "format": "float-quantized",
+                "config_groups": {"group_0": {"weights": {"num_bits": 8, "type": "float", "strategy": "channel"}}},
+            },
+            "fp8",
+        ),
+        (
+            {
+                "quant_method": "compressed-tensors",
+                "format": "pack-quantized",
+                "config_groups": {"group_0": {"weights": {"num_bits": 4, "type": "int", "group_size": 128}}},
+            },
+            "int4",
+        ),
+        (
+            {
+                "quant_method": "compressed-tensors",
+                "format": "nvfp4-pack-quantized",
+                "config_groups": {"group_0": {"weights": {"num_bits": 4, "type": "float", "group_size": 16}}},
+            },
+            "nvfp4",
+        ),
+        ({"quant_method": "compressed-tensors", "config_groups": {}}, None),
+        ({"quant_method": "modelopt", "quant_algo": "NVFP4", "kv_cache_quant_algo": "FP8"}, "nvfp4"),
+        ({"quant_method": "modelopt", "quantization": {"quant_algo": "FP8"}}, "fp8"),
+        ({"quant_method": "quark"}, None),
+        ("mxfp4", None),  # not a mapping
+    ],
+)
+def test_checkpoint_format_names_what_the_config_declares(quant: Any, expected: str | None) -> None:
+    assert checkpoint_format({"quantization_config": quant}) == expected
+    assert checkpoint_format({}) is None
+
+
+def test_hf_config_keeps_the_checkpoint_format_unless_it_is_the_native_one() -> None:
+    awq = from_hf_config({**LLAMA_8B, "quantization_config": {"quant_method": "awq", "bits": 4}})
+    assert awq.checkpoint_dtype == "int4" and awq.native_dtype == "bf16"
+    assert from_hf_config(LLAMA_8B).checkpoint_dtype is None
+    # a multimodal wrapper keeps its quantization_config at the top level, beside text_config
+    wrapped = {"model_type": "llama4", "torch_dtype": "bfloat16", "quantization_config": {"quant_method": "fbgemm_fp8"},
+               "text_config": {**{k: v for k, v in LLAMA_8B.items() if k != "torch_dtype"}, "model_type": "llama4_text",
+                               "head_dim": 128, "intermediate_size_mlp": 14336, "num_local_experts": 16, "num_experts_per_tok": 1,
+                               "interleave_moe_layer_step": 1}}  # fmt: skip
+    assert from_hf_config(wrapped).checkpoint_dtype == "fp8"
+
+
+def test_the_released_checkpoint_is_the_default_where_the_device_runs_it(aicap: Any) -> None:
+    def est(*args: str) -> dict[str, Any]:
+        r = aicap("estimate", *args, "--batch", "1", "-f", "json")
+        assert r.code == 0, r.stderr
+        doc: dict[str, Any] = r.json()
+        return doc
+
+    one = est("-m", "gpt-oss-120b", "--hardware", "h100-sxm", "--tp", "1", "--pp", "1")
+    # 117B parameters in MXFP4 fit one 80 GB H100 (the model card's claim); in bf16 they need four
+    assert (one["weights_dtype"], one["kv_dtype"], one["fits"]) == ("mxfp4", "bf16", True)
+    assert one["memory_gib"]["weights"] < 64
+    bf16 = est("-m", "gpt-oss-120b", "--hardware", "h100-sxm", "--tp", "4", "--pp", "1", "--weights-dtype", "bf16")
+    assert bf16["weights_dtype"] == "bf16" and 4 * bf16["memory_gib"]["weights"] > 3.5 * one["memory_gib"]["weights"]
+    kv8 = est("-m", "gpt-oss-120b", "--hardware", "h100-sxm", "--tp", "1", "--pp", "1", "--kv-dtype", "fp8")
+    assert (kv8["weights_dtype"], kv8["kv_dtype"]) == ("mxfp4", "fp8")
+    assert est("-m", "deepseek-v3", "--hardware", "h200-sxm", "--tp", "8", "--pp", "1")["weights_dtype"] == "fp8"
+    # no fp8 tensor cores on an A100: the checkpoint is served in its 16-bit dtype, as before
+    v3 = est("-m", "deepseek-v3", "--hardware", "a100-80gb-sxm", "--tp", "8", "--pp", "4")
+    assert (v3["weights_dtype"], v3["kv_dtype"]) == ("bf16", "bf16")
+
+
+def test_checkpoint_bytes_are_the_weights_at_the_checkpoint_format() -> None:
+    from aicap.hardware_db import load_catalogue
+    from aicap.sizing.core.deployment import Deployment
+    from aicap.sizing.perf.memory import total_weight_bytes
+
+    cat = load_catalogue()
+    awq = from_hf_config({**LLAMA_8B, "quantization_config": {"quant_method": "awq", "bits": 4}}).model_copy(
+        update={"checkpoint_bytes": 5.73e9}
+    )
+    dev = cat.device("a100-80gb-sxm")
+
+    def weights(dtype: str) -> float:
+        return total_weight_bytes(Deployment(awq, dev, cat.efficiency_for(dev), cat.runtime_spec, weights_dtype=dtype, kv_dtype="bf16"))
+
+    assert weights("int4") == 5.73e9  # the file's bytes, scales and all, at the format it stores
+    assert weights("bf16") == pytest.approx(2 * 8.03e9, rel=0.01)  # de-quantised to bf16: computed from the shapes
