@@ -81,3 +81,15 @@ def compute_dtype(weights_dtype: str, peaks: dict[str, float]) -> str:
         if name in peaks:
             return name
     return next(iter(peaks))
+
+
+def checkpoint_kv(weights_dtype: str, checkpoint_dtype: str | None, native_dtype: str) -> str | None:
+    """The KV-cache format of a model served in its quantised checkpoint's format, unless asked otherwise.
+
+    The engines keep the cache at the model's own dtype (vLLM and SGLang ``kv_cache_dtype='auto'``) whatever
+    the weights are stored in, so a model served as released (``weights_dtype == checkpoint_dtype``) caches
+    in its 16-bit dtype (bf16 for an fp32 model). ``None`` otherwise: :func:`storage_formats` decides.
+    """
+    if checkpoint_dtype is None or weights_dtype != checkpoint_dtype:
+        return None
+    return native_dtype if native_dtype in {"bf16", "fp16"} else "bf16"

@@ -65,8 +65,8 @@ Precision = Literal["fp32", "bf16", "fp16", "fp8", "int8", "int4", "nvfp4", "mxf
 """A weight format a workload may be served in (FP4 formats on Blackwell and MI355X, weight-only elsewhere)."""
 
 
-def _default_precisions() -> list[Precision]:
-    return ["bf16", "fp8"]
+DEFAULT_PRECISIONS: tuple[Precision, ...] = ("bf16", "fp8")
+"""The weight formats a workload that names none may be served in, besides its model's checkpoint format."""
 
 
 class _Doc(BaseModel):
@@ -155,7 +155,11 @@ class Workload(_Doc):
     output_tokens: PositiveInt | list[LengthBin] = 256
     slo: Slo = Slo()
     arrival_cv: float = Field(1.0, ge=0.0, le=10.0)
-    precisions: list[Precision] = Field(default_factory=_default_precisions)
+    precisions: list[Precision] | None = Field(
+        None,
+        description="weight formats the workload may be served in; default bf16 and fp8, and the model's checkpoint format "
+        "where it is quantised (checkpoint_dtype: mxfp4 for gpt-oss): see allowed_precisions",
+    )
     engine: str | None = Field(None, description="serving engine profile (vllm, sglang, trtllm, ...); default: the constraints' engine")
     prefix_cached_share: float = Field(
         0.0,
@@ -228,11 +232,24 @@ class Workload(_Doc):
             raise ValueError(too_small_rate())
         return v
 
+    def allowed_precisions(self, checkpoint_dtype: str | None = None) -> list[str]:
+        """The weight formats to consider: ``precisions`` as given, else bf16, fp8 and the checkpoint's format.
+
+        Parameters
+        ----------
+        checkpoint_dtype
+            The workload model's ``checkpoint_dtype`` (``None`` for a model stored in its own dtype).
+        """
+        if self.precisions is not None:
+            return list(self.precisions)
+        extra = [checkpoint_dtype] if checkpoint_dtype is not None and checkpoint_dtype not in DEFAULT_PRECISIONS else []
+        return [*DEFAULT_PRECISIONS, *extra]
+
     @model_validator(mode="after")
     def _one_traffic(self) -> Workload:
         if self.requests_per_s is not None and self.tokens_per_s is not None:
             raise ValueError("give one of requests_per_s or tokens_per_s, not both")
-        if not self.precisions:
+        if self.precisions is not None and not self.precisions:
             raise ValueError("precisions must list at least one format")
         rate = self.rate
         if self.tokens_per_s is not None and rate is not None and rate < MIN_REQUESTS_PER_S:

@@ -17,11 +17,13 @@ from dataclasses import dataclass, field
 
 from aicap.sizing.core.catalogue import CatalogueLike
 from aicap.sizing.core.deployment import Deployment
+from aicap.sizing.core.dtypes import checkpoint_kv
 from aicap.sizing.core.engines import engine_for
 from aicap.sizing.core.fleet import Fleet, Workload
 from aicap.sizing.core.specs import DeviceSpec, InstanceSpec, ModelSpec
 from aicap.sizing.core.specs.efficiency import RuntimeSpec
 from aicap.sizing.core.specs.engine import EngineSpec
+from aicap.sizing.core.specs.model import GenericModel
 from aicap.sizing.core.specs.speculative import SpeculativeConfig
 from aicap.sizing.core.speculative import speculative_for
 from aicap.sizing.perf import memory
@@ -53,12 +55,22 @@ def _outgrows_an_instance(model: ModelSpec, dev: DeviceSpec, insts: list[Instanc
     """Whether ``model``'s weights, at the smallest format its workloads allow on ``dev``, outgrow the largest instance of ``dev``."""
     if model.kind != "decoder" or dev.kind != "gpu":
         return False
-    fmts = [f for p in {p for w in ws for p in w.precisions} if (f := formats(p, dev)) is not None]
+    fmts = [f for p in {p for w in ws for p in allowed(w, model)} if (f := formats(p, dev, kv_of(model, p))) is not None]
     if not fmts:
         return False
     rt = cat.runtime_for("generic")
     smallest = min(memory.total_weight_bytes(Deployment(model, dev, cat.efficiency_for(dev), rt, 1, 1, 1, w, k)) for w, k in fmts)
     return smallest > SPAN_WEIGHT_SHARE * max(i.devices for i in insts) * dev.memory_gib * 2**30 * rt.usable_memory_fraction
+
+
+def allowed(w: Workload, model: ModelSpec) -> list[str]:
+    """The weight formats ``w`` may be served in (its model's checkpoint format among the defaults)."""
+    return w.allowed_precisions(None if isinstance(model, GenericModel) else model.checkpoint_dtype)
+
+
+def kv_of(model: ModelSpec, weights_dtype: str) -> str | None:
+    """The KV format ``model`` keeps when served in ``weights_dtype`` unless a workload says (16 bit as released)."""
+    return None if isinstance(model, GenericModel) else checkpoint_kv(weights_dtype, model.checkpoint_dtype, model.native_dtype)
 
 
 def _infeasible(w: Workload, inst: InstanceSpec, reason: str) -> Candidate:
@@ -96,8 +108,8 @@ def _model_jobs(fleet: Fleet, cat: CatalogueLike, key: tuple[str, str | None, Sp
         if net is not None:
             networks[dev_id] = net
     out = _ModelJobs(model, engine, ws, lay)
-    for precision in sorted({p for w in ws for p in w.precisions}):
-        mine = [w for w in ws if precision in w.precisions]
+    for precision in sorted({p for w in ws for p in allowed(w, model)}):
+        mine = [w for w in ws if precision in allowed(w, model)]
         shapes = list(dict.fromkeys(shape_of[w.name] for w in mine))
         members: dict[Shape, list[Workload]] = {}
         for w in mine:
@@ -106,7 +118,7 @@ def _model_jobs(fleet: Fleet, cat: CatalogueLike, key: tuple[str, str | None, Sp
         runtimes: dict[tuple[tuple[str, str], int, int], RuntimeSpec] = {}
         for dev_id in by_device:
             dev = cat.device(dev_id)
-            fmt = formats(precision, dev, kv_dtype)
+            fmt = formats(precision, dev, kv_dtype or kv_of(model, precision))
             union = sorted({x for ls in lay[dev_id].values() for x in ls})
             if fmt is None or not union or (engine is not None and not engine.runs(dev, *fmt)):
                 continue
@@ -190,10 +202,11 @@ def all_candidates(fleet: Fleet, cat: CatalogueLike, insts: list[InstanceSpec], 
                 elif not any(lay[dev_id].values()):
                     heads = 1 if model.kind == "generic" else model.num_heads
                     why = f"no tensor-parallel degree divides {heads} heads within one instance's fast-link domain"
-                elif engine is not None and not any(engine.runs(dev, *f) for p in w.precisions if (f := formats(p, dev))):
-                    why = f"{engine.name} serves none of the allowed precisions {', '.join(w.precisions)} on {dev_id}"
+                elif engine is not None and not any(engine.runs(dev, *f) for p in allowed(w, model)
+                                                    if (f := formats(p, dev, kv_of(model, p)))):  # fmt: skip
+                    why = f"{engine.name} serves none of the allowed precisions {', '.join(allowed(w, model))} on {dev_id}"
                 else:
-                    why = f"{dev_id} supports none of the allowed precisions {', '.join(w.precisions)}"
+                    why = f"{dev_id} supports none of the allowed precisions {', '.join(allowed(w, model))}"
                 out[w.name] += [_infeasible(w, inst, why) for inst in dinsts]
     network_of = {i.name: i.network_gbs_per_device for i in insts}
     for w in fleet.workloads:  # a workload limited to some devices or networks (a disaggregated pool) keeps only their candidates

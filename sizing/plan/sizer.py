@@ -28,7 +28,7 @@ from aicap.sizing.plan.alternatives import alternatives as best_alternatives
 from aicap.sizing.plan.assemble import build_plan, with_alternatives
 from aicap.sizing.plan.candidates import Candidate, prune
 from aicap.sizing.plan.disaggregate import split
-from aicap.sizing.plan.generate import all_candidates
+from aicap.sizing.plan.generate import all_candidates, allowed
 from aicap.sizing.plan.layouts import MAX_SPAN
 from aicap.sizing.plan.problem import describe_failure, latency_scores, problem_for
 from aicap.sizing.solve.milp import SolveStatus, solve
@@ -111,7 +111,7 @@ def _diagnose(w: Workload, cat: CatalogueLike, cands: list[Candidate], insts: li
         from aicap.sizing.perf.describe import params
 
         total, _ = params(model)
-        smallest = min(BYTES_PER_ELEMENT.get(p, 2.0) for p in w.precisions)
+        smallest = min(BYTES_PER_ELEMENT.get(p, 2.0) for p in allowed(w, model))
         best = max(insts, key=lambda i: i.devices * cat.device(i.device).memory_gib)
         dev = cat.device(best.device)
         span = f"across up to {MAX_SPAN} instances of a GPU type with a sourced network, else inside one"

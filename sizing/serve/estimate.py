@@ -14,7 +14,7 @@ import numpy as np
 
 from aicap.sizing.calibrate.accuracy import error_bands
 from aicap.sizing.core.deployment import MAX_DEVICES, Deployment, runs_format, valid_tp
-from aicap.sizing.core.dtypes import storage_formats
+from aicap.sizing.core.dtypes import checkpoint_kv, storage_formats
 from aicap.sizing.core.engines import Engine
 from aicap.sizing.core.errors import InfeasibleError, InputError
 from aicap.sizing.core.fleet import check_prefix_cached
@@ -174,16 +174,17 @@ def _defaults(req: EstimateRequest) -> tuple[str, str]:
     """Weight and KV formats: as asked, else the released checkpoint's, else the model's own.
 
     A quantised checkpoint (``checkpoint_dtype``) is served as stored where the device has a kernel path
-    for it, its KV cache at the model's 16-bit dtype (the engines' ``auto``); fp32 checkpoints are served
-    in 16 bit on accelerators, as every serving stack does.
+    for it; served in that format, its KV cache stays at the model's 16-bit dtype unless asked
+    (:func:`~aicap.sizing.core.dtypes.checkpoint_kv`). fp32 checkpoints are served in 16 bit on
+    accelerators, as every serving stack does.
     """
     native = req.model.native_dtype
-    peaks = dict(req.device.peak_tflops)
     stored = None if isinstance(req.model, GenericModel) else req.model.checkpoint_dtype
-    if req.weights_dtype is None and stored is not None and runs_format(req.device, stored):
-        return storage_formats(stored, peaks, req.kv_dtype or (native if native in {"bf16", "fp16"} else "bf16"))
-    wdt = req.weights_dtype or ("bf16" if native == "fp32" and req.device.kind != "cpu" else native)
-    return storage_formats(wdt, peaks, req.kv_dtype)
+    wdt = req.weights_dtype
+    if wdt is None:
+        as_released = stored is not None and runs_format(req.device, stored)
+        wdt = stored if as_released and stored else "bf16" if native == "fp32" and req.device.kind != "cpu" else native
+    return storage_formats(wdt, dict(req.device.peak_tflops), req.kv_dtype or checkpoint_kv(wdt, stored, native))
 
 
 def candidate_layouts(req: EstimateRequest, devices: int) -> list[tuple[int, int]]:

@@ -90,6 +90,8 @@ def test_the_released_checkpoint_is_the_default_where_the_device_runs_it(aicap: 
     assert bf16["weights_dtype"] == "bf16" and 4 * bf16["memory_gib"]["weights"] > 3.5 * one["memory_gib"]["weights"]
     kv8 = est("-m", "gpt-oss-120b", "--hardware", "h100-sxm", "--tp", "1", "--pp", "1", "--kv-dtype", "fp8")
     assert (kv8["weights_dtype"], kv8["kv_dtype"]) == ("mxfp4", "fp8")
+    named = est("-m", "gpt-oss-120b", "--hardware", "h100-sxm", "--tp", "1", "--pp", "1", "--weights-dtype", "mxfp4")
+    assert (named["weights_dtype"], named["kv_dtype"]) == ("mxfp4", "bf16")  # as released, whether named or not
     assert est("-m", "deepseek-v3", "--hardware", "h200-sxm", "--tp", "8", "--pp", "1")["weights_dtype"] == "fp8"
     # no fp8 tensor cores on an A100: the checkpoint is served in its 16-bit dtype, as before
     v3 = est("-m", "deepseek-v3", "--hardware", "a100-80gb-sxm", "--tp", "8", "--pp", "4")
@@ -112,3 +114,27 @@ def test_checkpoint_bytes_are_the_weights_at_the_checkpoint_format() -> None:
 
     assert weights("int4") == 5.73e9  # the file's bytes, scales and all, at the format it stores
     assert weights("bf16") == pytest.approx(2 * 8.03e9, rel=0.01)  # de-quantised to bf16: computed from the shapes
+
+
+def test_a_workload_naming_no_formats_may_be_served_as_released(aicap: Any) -> None:
+    from aicap.sizing.core.fleet import Workload
+
+    w = Workload(name="w", model="m", requests_per_s=1.0)
+    assert w.allowed_precisions(None) == ["bf16", "fp8"] and w.allowed_precisions("fp8") == ["bf16", "fp8"]
+    assert w.allowed_precisions("mxfp4") == ["bf16", "fp8", "mxfp4"]
+    assert Workload(name="w", model="m", requests_per_s=1.0, precisions=["int4"]).allowed_precisions("mxfp4") == ["int4"]
+    with pytest.raises(ValueError, match="at least one format"):
+        Workload(name="w", model="m", requests_per_s=1.0, precisions=[])
+
+    def plan(*extra: str) -> dict[str, Any]:
+        r = aicap("size", "--model", "gpt-oss-120b", "--rate", "1", "--hardware", "h100-sxm", "--cloud", "aws", *extra, "-f", "json")
+        assert r.code == 0, r.stderr
+        doc: dict[str, Any] = r.json()
+        return doc
+
+    released, sixteen_or_eight = plan(), plan("--precision", "bf16,fp8")
+    deps = released["workloads"][0]["deployments"]
+    # MXFP4 on one H100 (KV in bf16, as released) against fp8 at TP 2 at the least: the checkpoint's format wins
+    assert {(d["weights_dtype"], d["kv_dtype"], d["tp"]) for d in deps} == {("mxfp4", "bf16", 1)}
+    assert {d["weights_dtype"] for d in sixteen_or_eight["workloads"][0]["deployments"]} <= {"bf16", "fp8"}
+    assert released["totals"]["usd_per_month"] < sixteen_or_eight["totals"]["usd_per_month"] / 2
