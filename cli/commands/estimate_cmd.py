@@ -31,7 +31,12 @@ WdtOpt = Annotated[
         "checkpoint's format where the device runs it, else the model's dtype).",
     ),
 ]
-KvOpt = Annotated[str | None, typer.Option("--kv-dtype", help="KV-cache dtype (default: follows the weights).")]
+KvOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--kv-dtype", help="KV-cache dtype (default: follows the weights; 16 bit for a model served in its checkpoint's quantised format)."
+    ),
+]
 TpotOpt = Annotated[float | None, typer.Option("--tpot-ms", help="Keep time per output token at or under this (with --batch auto).")]
 PrefixOpt = Annotated[
     float, typer.Option("--prefix-cached", help="Share of each prompt found in the prefix cache (0 to 0.99): attended to, not recomputed.")
@@ -135,13 +140,19 @@ def _band(doc: dict[str, Any], key: str) -> str:
     return f"±{b:.0f}%" if b is not None else ""
 
 
+def _released(doc: dict[str, Any]) -> str:
+    """A note where the weights are not in the format the checkpoint was released in."""
+    stored = doc.get("checkpoint_dtype")
+    return f" (the checkpoint is {stored}: this needs a {doc['weights_dtype']} copy)" if stored and stored != doc["weights_dtype"] else ""
+
+
 def estimate_view(doc: dict[str, Any]) -> View:
     """Tables for one estimate document."""
     mem = doc["memory_gib"]
     layout = f"{doc['devices']}× {doc['hardware']} = {doc['replicas']} replica(s) × TP{doc['tp']}·PP{doc['pp']}"
     rows: list[list[Any]] = [
         ["deployment", layout],
-        ["formats", f"weights {doc['weights_dtype']}, KV cache {doc['kv_dtype']}"],
+        ["formats", f"weights {doc['weights_dtype']}{_released(doc)}, KV cache {doc['kv_dtype']}"],
         ["engine", _engine_line(doc["engine"])],
         ["batch per replica", doc["batch"]],
         *([["prefix cache", f"{doc['prefix_cached_share']:.0%} of each prompt cached, not recomputed"]] if doc["prefix_cached_share"] else []),

@@ -134,7 +134,7 @@ def register(app: typer.Typer) -> None:
         arrival_cv: Annotated[float, typer.Option("--arrival-cv", help="Burstiness: coefficient of variation of inter-arrival times (1 = Poisson, 2 = bursty).")] = 1.0,
         cloud: Annotated[str | None, typer.Option("--cloud", help="Comma-separated clouds: aws,gcp,azure,on-prem (owned machines, with --pricing owned).")] = None,
         hardware: Annotated[str | None, typer.Option("--hardware", help="Comma-separated device ids to allow.")] = None,
-        precision: Annotated[str | None, typer.Option("--precision", help="Comma-separated weight formats to allow (default bf16,fp8 and the model's checkpoint format).")] = None,
+        precision: Annotated[str | None, typer.Option("--precision", help="Comma-separated weight formats to allow (default bf16,fp8; a quantised checkpoint's format and bf16).")] = None,
         pricing: Annotated[str | None, typer.Option("--pricing", help="on_demand, spot, reserved_1y, reserved_3y or owned (bought hardware, hardware_db/ownership); a comma-separated list lets the plan mix them hour by hour.")] = None,
         budget: Annotated[float | None, typer.Option("--budget", help="Monthly budget in USD.")] = None,
         objective: Annotated[str | None, typer.Option("--objective", help="cost (default), latency or throughput (the last two need --budget).")] = None,

@@ -68,7 +68,7 @@ def register(app: typer.Typer) -> None:
         ttft_ms: Annotated[float | None, typer.Option("--ttft-ms", help="TTFT target at the percentile (ms).")] = None,
         tpot_ms: Annotated[float | None, typer.Option("--tpot-ms", help="TPOT target (ms).")] = None,
         percentile: Annotated[str, typer.Option("--percentile", help="p50, p90, p95 or p99.")] = "p99",
-        precision: Annotated[str | None, typer.Option("--precision", help="Baseline weight formats (default bf16,fp8 and the model's checkpoint format).")] = None,
+        precision: Annotated[str | None, typer.Option("--precision", help="Baseline weight formats (default bf16,fp8; a quantised checkpoint's format and bf16).")] = None,
         cloud: Annotated[str | None, typer.Option("--cloud", help="Comma-separated clouds: aws,gcp,azure,on-prem (owned machines, with --pricing owned).")] = None,
         hardware: Annotated[str | None, typer.Option("--hardware", help="Comma-separated device ids to allow.")] = None,
         engine: Annotated[str | None, typer.Option("--engine", help="Serving engine profile for workloads without their own.")] = None,

@@ -48,7 +48,7 @@ def storage_formats(weights_dtype: str, peaks: dict[str, float], kv_dtype: str |
     w = weights_dtype
     if w in {"bf16", "fp16"} and w not in peaks:
         w = next((d for d in ("bf16", "fp16", "fp32") if d in peaks), w)
-    fp4_kv = "fp8" if "fp8" in peaks else "bf16"  # FP4 checkpoints (NVFP4, MXFP4) ship with an FP8 cache where it runs
+    fp4_kv = "fp8" if "fp8" in peaks else "bf16"  # weights quantised to FP4 (NVFP4 exports) come with an FP8 cache where it runs
     kv = kv_dtype or (w if w in {"fp8", "bf16", "fp16", "fp32"} else fp4_kv if w in FP4_FORMATS else "bf16")
     if kv == "bf16" and "bf16" not in peaks and "fp16" in peaks:
         kv = "fp16"
@@ -88,7 +88,22 @@ def checkpoint_kv(weights_dtype: str, checkpoint_dtype: str | None, native_dtype
 
     The engines keep the cache at the model's own dtype (vLLM and SGLang ``kv_cache_dtype='auto'``) whatever
     the weights are stored in, so a model served as released (``weights_dtype == checkpoint_dtype``) caches
-    in its 16-bit dtype (bf16 for an fp32 model). ``None`` otherwise: :func:`storage_formats` decides.
+    in its 16-bit dtype (bf16 for an fp32 model).
+
+    Parameters
+    ----------
+    weights_dtype
+        The format the weights are served in.
+    checkpoint_dtype
+        The format the checkpoint stores them in where it is quantised (``None``: the model's own dtype).
+    native_dtype
+        The model's own dtype (``torch_dtype``).
+
+    Returns
+    -------
+    str or None
+        ``bf16`` or ``fp16``; ``None`` where the weights are served in another format, for
+        :func:`storage_formats` to decide.
     """
     if checkpoint_dtype is None or weights_dtype != checkpoint_dtype:
         return None

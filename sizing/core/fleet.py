@@ -66,7 +66,7 @@ Precision = Literal["fp32", "bf16", "fp16", "fp8", "int8", "int4", "nvfp4", "mxf
 
 
 DEFAULT_PRECISIONS: tuple[Precision, ...] = ("bf16", "fp8")
-"""The weight formats a workload that names none may be served in, besides its model's checkpoint format."""
+"""The weight formats a workload that names none may be served in, for a model released in its own dtype."""
 
 
 class _Doc(BaseModel):
@@ -157,8 +157,8 @@ class Workload(_Doc):
     arrival_cv: float = Field(1.0, ge=0.0, le=10.0)
     precisions: list[Precision] | None = Field(
         None,
-        description="weight formats the workload may be served in; default bf16 and fp8, and the model's checkpoint format "
-        "where it is quantised (checkpoint_dtype: mxfp4 for gpt-oss): see allowed_precisions",
+        description="weight formats the workload may be served in; default bf16 and fp8, or, for a model released quantised "
+        "(checkpoint_dtype: mxfp4 for gpt-oss, fp8 for DeepSeek-V3), that format and bf16",
     )
     engine: str | None = Field(None, description="serving engine profile (vllm, sglang, trtllm, ...); default: the constraints' engine")
     prefix_cached_share: float = Field(
@@ -169,7 +169,9 @@ class Workload(_Doc):
         "attended to but not recomputed; memory still holds the whole prompt",
     )
     kv_dtype: Literal["bf16", "fp16", "fp8", "int8"] | None = Field(
-        None, description="KV-cache format (default: follows the weights: fp8 with fp8 weights, else 16 bit)"
+        None,
+        description="KV-cache format (default: follows the weights: fp8 with fp8 or FP4 weights, else 16 bit; 16 bit for a model "
+        "served in the format its checkpoint was released in)",
     )
     speculative: SpeculativeConfig | None = Field(
         None, description="speculative decoding: drafting method (draft, mtp, eagle, ngram), draft model, draft tokens, acceptance"
@@ -233,17 +235,25 @@ class Workload(_Doc):
         return v
 
     def allowed_precisions(self, checkpoint_dtype: str | None = None) -> list[str]:
-        """The weight formats to consider: ``precisions`` as given, else bf16, fp8 and the checkpoint's format.
+        """The weight formats to consider: ``precisions`` as given, else the defaults for the model's checkpoint.
+
+        A model released in its own dtype may be served in bf16 or fp8 (:data:`DEFAULT_PRECISIONS`); one
+        released quantised, in that format or a de-quantised bf16 copy (where a device has no kernel path
+        for the format), not re-quantised to another: an engine loads the checkpoint's own method.
 
         Parameters
         ----------
         checkpoint_dtype
             The workload model's ``checkpoint_dtype`` (``None`` for a model stored in its own dtype).
+
+        Returns
+        -------
+        list of str
+            Weight formats, as listed or in that order.
         """
         if self.precisions is not None:
             return list(self.precisions)
-        extra = [checkpoint_dtype] if checkpoint_dtype is not None and checkpoint_dtype not in DEFAULT_PRECISIONS else []
-        return [*DEFAULT_PRECISIONS, *extra]
+        return list(DEFAULT_PRECISIONS) if checkpoint_dtype is None else [checkpoint_dtype, "bf16"]
 
     @model_validator(mode="after")
     def _one_traffic(self) -> Workload:

@@ -2,24 +2,24 @@
 
 A quantised checkpoint keeps ``torch_dtype`` for what stays unquantised (embeddings, norms, often the
 attention of an MoE) and for the activations, and says how its linear weights are stored in
-``quantization_config``. aicap reads the methods the serving engines load (the engines' quantisation
-registries, e.g. vLLM ``model_executor/layers/quantization``) and maps each to one of its weight formats:
+``quantization_config`` (``compression_config`` in older compressed-tensors exports). aicap reads the
+methods the serving engines load (vLLM ``model_executor/layers/quantization``) and maps each to one of
+its weight formats:
 
-=====================  ===========================================================  ===========
-``quant_method``       what decides the format                                      format
-=====================  ===========================================================  ===========
-``fp8``, ``fbgemm_fp8``  FP8 weights (DeepSeek-V3, Qwen3-FP8, Llama-3.1-405B-FP8)  ``fp8``
-``mxfp4``              OCP microscaling FP4 (gpt-oss)                               ``mxfp4``
-``awq``, ``gptq``,     ``bits`` 4 or 8 (``w_bit`` in older AWQ configs)             ``int4``/``int8``
-``awq_marlin``, ``gptq_marlin``
-``bitsandbytes``       ``load_in_4bit`` / ``load_in_8bit``                          ``int4``/``int8``
-``compressed-tensors``  the first group's ``weights``: ``num_bits`` and ``type``    see below
-``modelopt``           ``quant_algo`` (``FP8``, ``NVFP4``, ``W4A16_AWQ``, ``W4A8_AWQ``)  ``fp8``/``nvfp4``/``int4``
-=====================  ===========================================================  ===========
+* ``fp8``, ``fbgemm_fp8`` (DeepSeek-V3, Qwen3-FP8, Llama-3.1-405B-FP8): ``fp8``;
+* ``mxfp4`` (gpt-oss): ``mxfp4``;
+* ``awq`` and ``awq_marlin`` (4-bit only), ``gptq``, ``gptq_marlin``, ``auto-round``: ``bits`` 4 or 8
+  (``w_bit`` in older AWQ configs) give ``int4`` or ``int8``;
+* ``bitsandbytes``: ``load_in_4bit`` or ``load_in_8bit`` give ``int4`` or ``int8``;
+* ``compressed-tensors``: the first config group's ``weights``: 8-bit floats ``fp8``, 8- and 4-bit
+  integers ``int8``/``int4``, 4-bit floats in groups of 16 ``nvfp4`` and of 32 ``mxfp4``;
+* ``modelopt``: ``quant_algo`` starting ``FP8`` gives ``fp8``, ``NVFP4`` or ``W4A8_NVFP4`` ``nvfp4``,
+  ``W4A16_AWQ`` or ``W4A8_AWQ`` ``int4``;
+* ``quark`` (AMD): ``global_quant_config.weight.dtype``: ``fp8_e4m3`` gives ``fp8``, ``fp4`` ``mxfp4``,
+  ``int4``/``uint4`` ``int4``, ``int8`` ``int8``.
 
-compressed-tensors: 8-bit float weights are ``fp8``, 8-bit integers ``int8``, 4-bit integers ``int4`` and
-4-bit floats (NVFP4, groups of 16) ``nvfp4``. Any other method or width gives ``None``: the weights are
-then taken at ``torch_dtype`` unless ``--weights-dtype`` says otherwise.
+Anything else gives ``None``, with the method named by :func:`unread_method`: the weights are then
+taken at ``torch_dtype`` unless ``--weights-dtype`` says otherwise.
 """
 
 from __future__ import annotations
@@ -29,10 +29,17 @@ from collections.abc import Mapping
 from aicap.sizing.core.dtypes import WeightDtype
 
 _FIXED: dict[str, WeightDtype] = {"fp8": "fp8", "fbgemm_fp8": "fp8", "mxfp4": "mxfp4"}
-_BY_BITS = frozenset({"awq", "gptq", "awq_marlin", "gptq_marlin"})
-_MODELOPT: dict[str, WeightDtype] = {"FP8": "fp8", "NVFP4": "nvfp4", "W4A16_AWQ": "int4", "W4A8_AWQ": "int4"}
+_BY_BITS = frozenset({"awq", "awq_marlin", "gptq", "gptq_marlin", "auto-round", "intel/auto-round"})
+_FOUR_BIT_ONLY = frozenset({"awq", "awq_marlin"})
+_MODELOPT: tuple[tuple[str, WeightDtype], ...] = (("FP8", "fp8"), ("NVFP4", "nvfp4"), ("W4A8_NVFP4", "nvfp4"),
+                                                  ("W4A16_AWQ", "int4"), ("W4A8_AWQ", "int4"))  # fmt: skip
+_QUARK: dict[str, WeightDtype] = {"fp8_e4m3": "fp8", "fp4": "mxfp4", "int4": "int4", "uint4": "int4", "int8": "int8"}
 _INT_BITS: dict[int, WeightDtype] = {4: "int4", 8: "int8"}
-_FLOAT_BITS: dict[int, WeightDtype] = {4: "nvfp4", 8: "fp8"}
+
+
+def _config(cfg: Mapping[str, object]) -> Mapping[str, object] | None:
+    q = cfg.get("quantization_config", cfg.get("compression_config"))
+    return q if isinstance(q, Mapping) else None
 
 
 def checkpoint_format(cfg: Mapping[str, object]) -> WeightDtype | None:
@@ -41,35 +48,66 @@ def checkpoint_format(cfg: Mapping[str, object]) -> WeightDtype | None:
     Parameters
     ----------
     cfg
-        The parsed ``config.json`` (its ``quantization_config``, if any, is read).
+        The parsed ``config.json`` (its ``quantization_config`` or ``compression_config``, if any, is read).
 
     Returns
     -------
     WeightDtype or None
-        One of aicap's weight formats (table in the module docstring).
+        One of aicap's weight formats (the list in the module docstring).
     """
-    q = cfg.get("quantization_config")
-    if not isinstance(q, Mapping):
+    q = _config(cfg)
+    if q is None:
         return None
     method = str(q.get("quant_method", "")).lower()
     if method in _FIXED:
         return _FIXED[method]
     if method in _BY_BITS:
-        bits = q.get("bits", q.get("w_bit"))
-        return _INT_BITS.get(bits) if isinstance(bits, int) else None
+        bits = _bits(q.get("bits", q.get("w_bit")))
+        return "int4" if bits is None and method in _FOUR_BIT_ONLY else _INT_BITS.get(bits or 0)
     if method == "bitsandbytes":
         return "int4" if q.get("load_in_4bit") is True else "int8" if q.get("load_in_8bit") is True else None
     if method == "compressed-tensors":
         return _compressed_tensors(q)
     if method == "modelopt":
-        inner = q.get("quantization")
-        algo = q.get("quant_algo", inner.get("quant_algo") if isinstance(inner, Mapping) else None)
-        return _MODELOPT.get(str(algo).upper()) if algo is not None else None
+        algo = str(q.get("quant_algo", "")).upper()
+        return next((fmt for prefix, fmt in _MODELOPT if algo.startswith(prefix)), None)
+    if method == "quark":
+        glob = q.get("global_quant_config")
+        weight = glob.get("weight") if isinstance(glob, Mapping) else None
+        return _QUARK.get(str(weight.get("dtype", "")).lower()) if isinstance(weight, Mapping) else None
     return None
 
 
+def unread_method(cfg: Mapping[str, object]) -> str | None:
+    """The ``quant_method`` of a quantisation config :func:`checkpoint_format` cannot name (``None`` otherwise).
+
+    Parameters
+    ----------
+    cfg
+        The parsed ``config.json``.
+
+    Returns
+    -------
+    str or None
+        The method as written (``"unnamed"`` where the config gives none), for a note to the user.
+    """
+    q = _config(cfg)
+    if q is None or checkpoint_format(cfg) is not None:
+        return None
+    return str(q.get("quant_method") or "unnamed")
+
+
+def _bits(value: object) -> int | None:
+    """An integer bit width, also when written as a string (``"4"``)."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    return int(value) if isinstance(value, str) and value.isdigit() else None
+
+
 def _compressed_tensors(q: Mapping[str, object]) -> WeightDtype | None:
-    """The format of the first config group's weights (``num_bits``, ``type``) of a compressed-tensors config."""
+    """The format of the first config group's weights (``num_bits``, ``type``, ``group_size``) of a compressed-tensors config."""
     groups = q.get("config_groups")
     if not isinstance(groups, Mapping) or not groups:
         return None
@@ -77,7 +115,11 @@ def _compressed_tensors(q: Mapping[str, object]) -> WeightDtype | None:
     weights = first.get("weights") if isinstance(first, Mapping) else None
     if not isinstance(weights, Mapping):
         return None
-    bits, kind = weights.get("num_bits"), str(weights.get("type", "int")).lower()
-    if kind == "float":
-        return _FLOAT_BITS.get(bits) if isinstance(bits, int) else None
-    return _INT_BITS.get(bits) if isinstance(bits, int) else None
+    bits, kind = _bits(weights.get("num_bits")), str(weights.get("type", "int")).lower()
+    if kind != "float":
+        return _INT_BITS.get(bits or 0)
+    if bits == 8:
+        return "fp8"
+    if bits == 4:
+        return "mxfp4" if weights.get("group_size") == 32 else "nvfp4"
+    return None

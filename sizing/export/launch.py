@@ -118,6 +118,10 @@ def deployment_settings(plan: Plan, cat: CatalogueLike) -> list[Settings]:
                 v["dtype"] = d.weights_dtype
             else:
                 v["quantization"] = d.weights_dtype
+            stored = getattr(model, "checkpoint_dtype", None)
+            if stored is not None and d.weights_dtype != stored:
+                notes.append(f"weights {d.weights_dtype}: {repo} is released in {stored}, and an engine loads a checkpoint in its "
+                             f"own format; point the model at a {d.weights_dtype} copy of it")  # fmt: skip
             if d.kv_dtype not in _SIXTEEN_BIT:
                 v["kv_cache_dtype"] = d.kv_dtype
             if w.prefix_cached_share > 0 and w.disaggregated_role != "decode":  # a decode pool's "cached" prompts arrive by transfer

@@ -21,7 +21,7 @@ import math
 import re
 
 from aicap.sizing.core.catalogue import CatalogueLike
-from aicap.sizing.core.deployment import Deployment
+from aicap.sizing.core.deployment import Deployment, runs_format
 from aicap.sizing.core.dtypes import BYTES_PER_ELEMENT
 from aicap.sizing.core.errors import InputError
 from aicap.sizing.core.specs.launch import FlagMap, KubernetesFacts, LlmdChart
@@ -40,12 +40,13 @@ def _label(text: str) -> str:
 
 
 def checkpoint_gib(cat: CatalogueLike, model_id: str) -> float:
-    """GiB of the model's checkpoint as downloaded: its weights in its native format (or its published checkpoint size)."""
+    """GiB of the model's checkpoint as downloaded: its weights in the format released (or its checkpoint's bytes)."""
     model = cat.model(model_id)
     if isinstance(model, GenericModel):
         return model.published_params * BYTES_PER_ELEMENT[model.native_dtype] / memory.GIB
-    dev = next(iter(cat.devices.values()))
-    dep = Deployment(model, dev, cat.efficiency_for(dev), cat.runtime_for("generic", dev), weights_dtype=model.native_dtype)
+    stored = model.checkpoint_dtype or model.native_dtype
+    dev = next((d for d in cat.devices.values() if runs_format(d, stored)), next(iter(cat.devices.values())))
+    dep = Deployment(model, dev, cat.efficiency_for(dev), cat.runtime_for("generic", dev), weights_dtype=stored)
     return memory.total_weight_bytes(dep) / memory.GIB
 
 

@@ -64,12 +64,16 @@ def _outgrows_an_instance(model: ModelSpec, dev: DeviceSpec, insts: list[Instanc
 
 
 def allowed(w: Workload, model: ModelSpec) -> list[str]:
-    """The weight formats ``w`` may be served in (its model's checkpoint format among the defaults)."""
+    """The weight formats ``w`` may be served in (:meth:`Workload.allowed_precisions` for its model's checkpoint)."""
     return w.allowed_precisions(None if isinstance(model, GenericModel) else model.checkpoint_dtype)
 
 
 def kv_of(model: ModelSpec, weights_dtype: str) -> str | None:
-    """The KV format ``model`` keeps when served in ``weights_dtype`` unless a workload says (16 bit as released)."""
+    """The KV format ``model`` keeps when served in ``weights_dtype``, unless a workload names one.
+
+    16 bit where ``weights_dtype`` is the format the checkpoint was released in (:func:`checkpoint_kv`); ``None``
+    (the format's own rule) otherwise.
+    """
     return None if isinstance(model, GenericModel) else checkpoint_kv(weights_dtype, model.checkpoint_dtype, model.native_dtype)
 
 

@@ -117,6 +117,7 @@ class EstimateResult:
             "batch": self.batch,
             "weights_dtype": d.weights_dtype,
             "kv_dtype": d.kv_dtype,
+            "checkpoint_dtype": None if isinstance(d.model, GenericModel) else d.model.checkpoint_dtype,
             "input_tokens": self.request.input_tokens,
             "prefix_cached_share": self.request.prefix_cached_share,
             "speculative": speculative_document(d.speculative),
@@ -174,17 +175,25 @@ def _defaults(req: EstimateRequest) -> tuple[str, str]:
     """Weight and KV formats: as asked, else the released checkpoint's, else the model's own.
 
     A quantised checkpoint (``checkpoint_dtype``) is served as stored where the device has a kernel path
-    for it; served in that format, its KV cache stays at the model's 16-bit dtype unless asked
-    (:func:`~aicap.sizing.core.dtypes.checkpoint_kv`). fp32 checkpoints are served in 16 bit on
-    accelerators, as every serving stack does.
+    for it and the engine serves the format; served in that format, its KV cache stays at the model's
+    16-bit dtype unless asked (:func:`~aicap.sizing.core.dtypes.checkpoint_kv`). fp32 checkpoints are
+    served in 16 bit on accelerators, as every serving stack does.
+
+    Returns
+    -------
+    tuple of str
+        The weight and KV-cache formats.
     """
     native = req.model.native_dtype
     stored = None if isinstance(req.model, GenericModel) else req.model.checkpoint_dtype
+    peaks = dict(req.device.peak_tflops)
     wdt = req.weights_dtype
-    if wdt is None:
-        as_released = stored is not None and runs_format(req.device, stored)
-        wdt = stored if as_released and stored else "bf16" if native == "fp32" and req.device.kind != "cpu" else native
-    return storage_formats(wdt, dict(req.device.peak_tflops), req.kv_dtype or checkpoint_kv(wdt, stored, native))
+    if wdt is None and stored is not None and runs_format(req.device, stored):
+        as_released = storage_formats(stored, peaks, req.kv_dtype or checkpoint_kv(stored, stored, native))
+        if req.engine is None or req.engine.runs(req.device, *as_released):
+            return as_released
+    wdt = wdt or ("bf16" if native == "fp32" and req.device.kind != "cpu" else native)
+    return storage_formats(wdt, peaks, req.kv_dtype or checkpoint_kv(wdt, stored, native))
 
 
 def candidate_layouts(req: EstimateRequest, devices: int) -> list[tuple[int, int]]:

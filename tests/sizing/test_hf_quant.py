@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from aicap.sizing.core.hf_config import from_hf_config
-from aicap.sizing.core.hf_quant import checkpoint_format
+from aicap.sizing.core.hf_quant import checkpoint_format, unread_method
 
 LLAMA_8B = {
     "model_type": "llama", "hidden_size": 4096, "num_hidden_layers": 32, "num_attention_heads": 32, "num_key_value_heads": 8,
@@ -52,15 +52,42 @@ LLAMA_8B = {
             "nvfp4",
         ),
         ({"quant_method": "compressed-tensors", "config_groups": {}}, None),
+        (
+            {
+                "quant_method": "compressed-tensors",
+                "format": "mxfp4-pack-quantized",
+                "config_groups": {"group_0": {"weights": {"num_bits": 4, "type": "float", "group_size": 32}}},
+            },
+            "mxfp4",
+        ),
         ({"quant_method": "modelopt", "quant_algo": "NVFP4", "kv_cache_quant_algo": "FP8"}, "nvfp4"),
-        ({"quant_method": "modelopt", "quantization": {"quant_algo": "FP8"}}, "fp8"),
+        ({"quant_method": "modelopt", "quant_algo": "FP8_PER_CHANNEL_PER_TOKEN"}, "fp8"),
+        ({"quant_method": "modelopt", "quant_algo": "W4A8_NVFP4_FP8"}, "nvfp4"),
+        ({"quant_method": "modelopt", "quant_algo": "W4A16_AWQ"}, "int4"),
+        ({"quant_method": "quark", "global_quant_config": {"weight": {"dtype": "fp4", "group_size": 32}}}, "mxfp4"),  # AMD MXFP4
+        ({"quant_method": "quark", "global_quant_config": {"weight": {"dtype": "fp8_e4m3"}}}, "fp8"),
         ({"quant_method": "quark"}, None),
+        ({"quant_method": "awq"}, "int4"),  # AWQ is 4-bit only
+        ({"quant_method": "gptq", "bits": "4"}, "int4"),
+        ({"quant_method": "gptq"}, None),
+        ({"quant_method": "auto-round", "bits": 4, "group_size": 128}, "int4"),
+        ({"quant_method": "hqq", "nbits": 4}, None),
         ("mxfp4", None),  # not a mapping
     ],
 )
 def test_checkpoint_format_names_what_the_config_declares(quant: Any, expected: str | None) -> None:
     assert checkpoint_format({"quantization_config": quant}) == expected
     assert checkpoint_format({}) is None
+    named = isinstance(quant, dict) and expected is None
+    assert unread_method({"quantization_config": quant}) == (str(quant.get("quant_method")) if named else None)
+
+
+def test_older_compressed_tensors_exports_are_read_and_unknown_methods_noted() -> None:
+    old = {"compression_config": {"quant_method": "compressed-tensors",
+                                  "config_groups": {"g": {"weights": {"num_bits": 8, "type": "float"}}}}}  # fmt: skip
+    assert checkpoint_format(old) == "fp8"
+    hqq = from_hf_config({**LLAMA_8B, "quantization_config": {"quant_method": "hqq", "nbits": 4}})
+    assert hqq.checkpoint_dtype is None and hqq.notes is not None and "'hqq' is not one aicap reads" in hqq.notes
 
 
 def test_hf_config_keeps_the_checkpoint_format_unless_it_is_the_native_one() -> None:
@@ -120,8 +147,8 @@ def test_a_workload_naming_no_formats_may_be_served_as_released(aicap: Any) -> N
     from aicap.sizing.core.fleet import Workload
 
     w = Workload(name="w", model="m", requests_per_s=1.0)
-    assert w.allowed_precisions(None) == ["bf16", "fp8"] and w.allowed_precisions("fp8") == ["bf16", "fp8"]
-    assert w.allowed_precisions("mxfp4") == ["bf16", "fp8", "mxfp4"]
+    assert w.allowed_precisions(None) == ["bf16", "fp8"] and w.allowed_precisions("fp8") == ["fp8", "bf16"]
+    assert w.allowed_precisions("mxfp4") == ["mxfp4", "bf16"]  # not re-quantised to fp8: engines load the checkpoint's method
     assert Workload(name="w", model="m", requests_per_s=1.0, precisions=["int4"]).allowed_precisions("mxfp4") == ["int4"]
     with pytest.raises(ValueError, match="at least one format"):
         Workload(name="w", model="m", requests_per_s=1.0, precisions=[])
@@ -138,3 +165,20 @@ def test_a_workload_naming_no_formats_may_be_served_as_released(aicap: Any) -> N
     assert {(d["weights_dtype"], d["kv_dtype"], d["tp"]) for d in deps} == {("mxfp4", "bf16", 1)}
     assert {d["weights_dtype"] for d in sixteen_or_eight["workloads"][0]["deployments"]} <= {"bf16", "fp8"}
     assert released["totals"]["usd_per_month"] < sixteen_or_eight["totals"]["usd_per_month"] / 2
+
+
+def test_an_engine_without_the_checkpoint_format_serves_a_16_bit_copy_and_exports_say_so(aicap: Any, tmp_path: Any) -> None:
+    from aicap.hardware_db import load_catalogue
+    from aicap.sizing.export.llmd import checkpoint_gib
+
+    r = aicap("estimate", "-m", "gpt-oss-120b", "--hardware", "h100-sxm", "--engine", "tgi", "--tp", "4", "--batch", "1")
+    assert r.code == 0, r.stderr  # TGI lists no MXFP4 kernels: the default falls back, it does not fail
+    assert "weights bf16 (the checkpoint is mxfp4: this needs a bf16 copy)" in r.stdout
+    plan = tmp_path / "plan.json"
+    made = aicap("size", "--model", "gpt-oss-120b", "--rate", "1", "--hardware", "h100-sxm", "--cloud", "aws", "--precision", "bf16",
+                 "-o", str(plan))  # fmt: skip
+    assert made.code == 0, made.stderr
+    out = aicap("export", str(plan), "--to", "vllm")
+    assert out.code == 0 and "openai/gpt-oss-120b is released in mxfp4" in out.stdout
+    # the llm-d model volume holds the checkpoint as released: MXFP4, not the 218 GiB of a bf16 copy
+    assert 55 < checkpoint_gib(load_catalogue(), "gpt-oss-120b") < 64
