@@ -33,6 +33,7 @@ from pydantic import (
     model_validator,
 )
 
+from aicap.sizing.core.dtypes import WeightDtype
 from aicap.sizing.core.errors import InputError, excerpt
 from aicap.sizing.core.profile import WEEKLY_SHAPES, Diurnal, Weekly, check_hours
 from aicap.sizing.core.specs.instance import PricingModel
@@ -61,7 +62,7 @@ def check_prefix_cached(share: float) -> None:
         raise InputError(f"--prefix-cached {share:g}: the cached share of each prompt must be in [0, 1)")
 
 
-Precision = Literal["fp32", "bf16", "fp16", "fp8", "int8", "int4", "nvfp4", "mxfp4"]
+Precision = WeightDtype
 """A weight format a workload may be served in (FP4 formats on Blackwell and MI355X, weight-only elsewhere)."""
 
 
