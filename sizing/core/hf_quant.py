@@ -78,6 +78,29 @@ def checkpoint_format(cfg: Mapping[str, object]) -> WeightDtype | None:
     return None
 
 
+def keeps_attention(cfg: Mapping[str, object]) -> bool:
+    """Whether the quantisation leaves the attention projections unquantised.
+
+    True where ``modules_to_not_convert`` (or compressed-tensors' ``ignore``) names the attention block of
+    every layer (``model.layers.*.self_attn``, as gpt-oss's config does).
+
+    Parameters
+    ----------
+    cfg
+        The parsed ``config.json``.
+
+    Returns
+    -------
+    bool
+        Whether the attention projections stay in ``torch_dtype``.
+    """
+    q = _config(cfg)
+    skipped = q.get("modules_to_not_convert", q.get("ignore")) if q is not None else None
+    if not isinstance(skipped, list):
+        return False
+    return any(isinstance(m, str) and m.rstrip(".*").endswith("self_attn") and "*" in m for m in skipped)
+
+
 def unread_method(cfg: Mapping[str, object]) -> str | None:
     """The ``quant_method`` of a quantisation config :func:`checkpoint_format` cannot name (``None`` otherwise).
 

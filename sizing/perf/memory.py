@@ -6,7 +6,8 @@ evaluates many (tp, pp, batch, context) candidates at once.
 * weights: linear-layer parameters at the weight format plus group-quantisation scales
   (int4 with groups of ``g``: ``0.5 + s/g`` bytes per weight; a 2:4-sparse model on sparse kernels
   stores them compressed, :mod:`aicap.sizing.perf.sparsity`), embeddings and LM head at 16 bit when
-  quantised, split ``tp`` ways and over ``pp`` stages (the heaviest stage counts);
+  quantised, and the attention projections too where a quantised checkpoint keeps them so
+  (:func:`unquantised_attention_bytes`), split ``tp`` ways and over ``pp`` stages (the heaviest stage counts);
 * KV cache per token: ``⌈L/pp⌉ · e_kv · b_kv`` with ``e_kv = 2·⌈n_kv/tp⌉·d`` (KV heads are
   replicated when ``tp > n_kv``) or, for MLA, ``r_kv + d_rope`` replicated on every rank; windowed
   layers hold at most ``window`` tokens; a hybrid's linear-attention layers hold no KV cache but a fixed
@@ -51,6 +52,31 @@ def linear_bytes_per_weight(dep: Deployment) -> float:
     return bytes_per_weight(dep.weights_dtype, dep) * sparsity.storage_factor(dep)
 
 
+def unquantised_attention_bytes(dep: Deployment) -> float | None:
+    """Bytes per attention-projection weight where the checkpoint leaves attention unquantised (``None`` elsewhere).
+
+    That is where the model is served in the format its checkpoint was released in and the checkpoint keeps
+    the projections in its 16-bit dtype (``unquantised_attention``: gpt-oss stores its experts in MXFP4, its
+    attention in bf16): 2 bytes.
+    """
+    m = dep.transformer
+    return 2.0 if m.unquantised_attention and dep.weights_dtype == m.checkpoint_dtype else None
+
+
+def body_weight_bytes(dep: Deployment, inv: Inventory) -> float:
+    """Bytes of the layers' weights (all but embedding and LM head), all devices together.
+
+    ``P_body·w``, ``w`` from :func:`linear_bytes_per_weight`; where the checkpoint leaves attention
+    unquantised, ``(P_body − L·P_attn)·w + L·P_attn·2`` (:func:`unquantised_attention_bytes`).
+    """
+    body = inv.total - inv.embedding - inv.lm_head
+    w, w_attn = linear_bytes_per_weight(dep), unquantised_attention_bytes(dep)
+    if w_attn is None:
+        return float(body * w)
+    attn = inv.layers * inv.attn_per_layer
+    return float((body - attn) * w + attn * w_attn)
+
+
 def embedding_bytes_per_weight(dep: Deployment) -> float:
     """Bytes per embedding / LM-head weight (16 bit when linear layers are quantised)."""
     if dep.runtime.unquantised_embeddings and dep.weights_dtype in {"fp8", "int8", "int4", "nvfp4", "mxfp4"}:
@@ -62,8 +88,7 @@ def total_weight_bytes(dep: Deployment, inv: Inventory | None = None) -> float:
     """Weight bytes of the whole model at the deployment's formats (all devices together)."""
     m = dep.transformer
     inv = inv or inventory(m)
-    body = inv.total - inv.embedding - inv.lm_head
-    size = body * linear_bytes_per_weight(dep) + (inv.embedding + inv.lm_head) * embedding_bytes_per_weight(dep)
+    size = body_weight_bytes(dep, inv) + (inv.embedding + inv.lm_head) * embedding_bytes_per_weight(dep)
     ckpt = m.checkpoint_bytes
     if ckpt and dep.weights_dtype == (m.checkpoint_dtype or m.native_dtype):
         return float(ckpt)
@@ -84,7 +109,7 @@ def weight_bytes_per_device(dep: Deployment, tp: ArrayLike, pp: ArrayLike, inv: 
         return np.asarray(weight_bytes_generic(dep) / tp_a + 0.0 * pp_a, dtype=np.float64)
     inv = inv or inventory(dep.transformer)
     scale = total_weight_bytes(dep, inv) / max(_raw_weight_bytes(dep, inv), 1.0)
-    body = (inv.total - inv.embedding - inv.lm_head) * linear_bytes_per_weight(dep)
+    body = body_weight_bytes(dep, inv)
     emb = inv.embedding * embedding_bytes_per_weight(dep)
     head = inv.lm_head * embedding_bytes_per_weight(dep)
     layers_per_stage = np.ceil(inv.layers / pp_a)
@@ -110,8 +135,7 @@ def draft_weight_bytes(dep: Deployment) -> float:
 
 
 def _raw_weight_bytes(dep: Deployment, inv: Inventory) -> float:
-    body = inv.total - inv.embedding - inv.lm_head
-    return body * linear_bytes_per_weight(dep) + (inv.embedding + inv.lm_head) * embedding_bytes_per_weight(dep)
+    return body_weight_bytes(dep, inv) + (inv.embedding + inv.lm_head) * embedding_bytes_per_weight(dep)
 
 
 def kv_elements_per_device(dep: Deployment, tp: ArrayLike) -> F:

@@ -34,7 +34,7 @@ from aicap.sizing.core.deployment import Deployment
 from aicap.sizing.core.errors import InputError
 from aicap.sizing.core.specs.model import DecoderModel, GenericModel
 from aicap.sizing.perf import sparsity
-from aicap.sizing.perf.memory import bytes_per_weight, embedding_bytes_per_weight, kv_elements_per_device
+from aicap.sizing.perf.memory import bytes_per_weight, embedding_bytes_per_weight, kv_elements_per_device, unquantised_attention_bytes
 from aicap.sizing.perf.params import inventory, linear_state_bytes_per_layer
 
 F = NDArray[np.float64]
@@ -93,9 +93,10 @@ def transformer_step(
     zero = 0.0 * (n + tp_a + c0)
 
     proj_out = inv.attn_per_layer / h  # width of the projection outputs (q, k, v, o)
+    w_attn = w if (kept := unquantised_attention_bytes(dep)) is None else kept / g
     attn_proj = OpCost(
         flops=2.0 * n * inv.attn_per_layer * layers / tp_a / g,
-        bytes=inv.attn_per_layer * layers * w / tp_a + n * (2 * h + proj_out) * ACT_BYTES * layers / tp_a,
+        bytes=inv.attn_per_layer * layers * w_attn / tp_a + n * (2 * h + proj_out) * ACT_BYTES * layers / tp_a,
     )
 
     span = c0 + (t + 1.0) / 2.0 if causal else c0 + t

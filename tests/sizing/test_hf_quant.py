@@ -182,3 +182,36 @@ def test_an_engine_without_the_checkpoint_format_serves_a_16_bit_copy_and_export
     assert out.code == 0 and "openai/gpt-oss-120b is released in mxfp4" in out.stdout
     # the llm-d model volume holds the checkpoint as released: MXFP4, not the 218 GiB of a bf16 copy
     assert 55 < checkpoint_gib(load_catalogue(), "gpt-oss-120b") < 64
+
+
+def test_attention_a_checkpoint_leaves_unquantised_is_read_at_16_bit() -> None:
+    from aicap.hardware_db import load_catalogue
+    from aicap.sizing.core.deployment import Deployment
+    from aicap.sizing.core.hf_quant import keeps_attention
+    from aicap.sizing.perf.memory import linear_bytes_per_weight, total_weight_bytes, unquantised_attention_bytes
+    from aicap.sizing.perf.operators import transformer_step
+    from aicap.sizing.perf.params import inventory
+
+    kept = {"quant_method": "mxfp4", "modules_to_not_convert": ["model.layers.*.self_attn", "model.layers.*.mlp.router", "lm_head"]}
+    assert keeps_attention({"quantization_config": kept})
+    assert keeps_attention({"quantization_config": {"quant_method": "compressed-tensors", "ignore": ["lm_head", "re:.*self_attn.*"]}})
+    assert not keeps_attention({"quantization_config": {"quant_method": "mxfp4", "modules_to_not_convert": ["lm_head"]}})
+    assert not keeps_attention({})
+    cat = load_catalogue()
+    oss = cat.model("gpt-oss-120b")
+    assert oss.unquantised_attention
+    dev = cat.device("h100-sxm")
+
+    def dep(dtype: str, model: Any = oss) -> Deployment:
+        return Deployment(model, dev, cat.efficiency_for(dev), cat.runtime_spec, weights_dtype=dtype, kv_dtype="bf16")
+
+    released, int4 = dep("mxfp4"), dep("int4")
+    assert unquantised_attention_bytes(released) == 2.0 and unquantised_attention_bytes(int4) is None
+    inv = inventory(oss)
+    attn = inv.layers * inv.attn_per_layer  # 0.96B parameters of 116.8B, 1.5 bytes more each
+    assert total_weight_bytes(released) - total_weight_bytes(int4) == pytest.approx(attn * (2.0 - linear_bytes_per_weight(int4)), rel=1e-6)
+    step = transformer_step(released, 1.0, 1.0, 0.0, 1.0)["attn_proj"].bytes
+    lower = float(transformer_step(int4, 1.0, 1.0, 0.0, 1.0)["attn_proj"].bytes)
+    assert float(step) == pytest.approx(lower + attn * (2.0 - linear_bytes_per_weight(int4)), rel=1e-6)  # read at 16 bit
+    plain = oss.model_copy(update={"unquantised_attention": False})
+    assert total_weight_bytes(dep("mxfp4", plain)) == pytest.approx(total_weight_bytes(int4))

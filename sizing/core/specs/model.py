@@ -107,6 +107,12 @@ class _Transformer(_Strict):
         "quantization_config: fp8 for DeepSeek-V3, mxfp4 for gpt-oss); the default weight format, the KV cache staying "
         "at native_dtype",
     )
+    unquantised_attention: bool = Field(
+        False,
+        description="the quantised checkpoint keeps the attention projections in native_dtype (a Hugging Face "
+        "quantization_config's modules_to_not_convert naming self_attn: gpt-oss); they are read at 16 bit when the model "
+        "is served in checkpoint_dtype",
+    )
     sparsity: Literal["2:4"] | None = Field(
         None,
         description="'2:4': the linear layers keep 2 of every 4 weights (semi-structured sparsity); an engine with sparse kernels "
