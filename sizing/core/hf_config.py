@@ -28,7 +28,7 @@ from pydantic import TypeAdapter, ValidationError
 from aicap.sizing.core.checkpoint import checkpoint_bytes
 from aicap.sizing.core.documents import describe_validation_error, first_error, load_json, load_yaml, read_text, validate
 from aicap.sizing.core.errors import InputError, excerpt
-from aicap.sizing.core.hf_quant import checkpoint_format, keeps_attention, unread_method
+from aicap.sizing.core.hf_quant import read_quantisation
 from aicap.sizing.core.specs.model import AnyModel, GenericModel, ModelSpec
 
 _MODEL: TypeAdapter[AnyModel] = TypeAdapter(ModelSpec)
@@ -243,11 +243,12 @@ def from_hf_config(cfg: dict[str, Any], source: str = "config.json") -> AnyModel
         "source": source,
         "native_dtype": _TORCH_DTYPE.get(str(cfg.get("torch_dtype") or cfg.get("dtype")), "bf16"),
     }
-    if (stored := checkpoint_format(cfg)) is not None and stored != base["native_dtype"]:
-        base["checkpoint_dtype"] = stored
-        base["unquantised_attention"] = keeps_attention(cfg)
-    if (method := unread_method(cfg)) is not None:
-        base["notes"] = (f"quantization_config quant_method {method!r} is not one aicap reads: the weights are taken at "
+    quant = read_quantisation(cfg)
+    if quant.format is not None and quant.format != base["native_dtype"]:
+        base["checkpoint_dtype"] = quant.format
+        base["unquantised_attention"] = quant.keeps_attention
+    if quant.unread is not None:
+        base["notes"] = (f"quantization_config quant_method {quant.unread!r} is not one aicap reads: the weights are taken at "
                          f"{base['native_dtype']} unless --weights-dtype (or a workload's precisions) names their format")  # fmt: skip
     if mt == "gptj":
         _need(cfg, ["n_embd", "n_layer", "n_head", "vocab_size", "n_positions"], mt, source)

@@ -18,13 +18,14 @@ its weight formats:
 * ``quark`` (AMD): ``global_quant_config.weight.dtype``: ``fp8_e4m3`` gives ``fp8``, ``fp4`` ``mxfp4``,
   ``int4``/``uint4`` ``int4``, ``int8`` ``int8``.
 
-Anything else gives ``None``, with the method named by :func:`unread_method`: the weights are then
-taken at ``torch_dtype`` unless ``--weights-dtype`` says otherwise.
+Anything else gives no format, and :func:`read_quantisation` names the method it could not read: the
+weights are then taken at ``torch_dtype`` unless ``--weights-dtype`` says otherwise.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import NamedTuple
 
 from aicap.sizing.core.dtypes import WeightDtype
 
@@ -37,27 +38,44 @@ _QUARK: dict[str, WeightDtype] = {"fp8_e4m3": "fp8", "fp4": "mxfp4", "int4": "in
 _INT_BITS: dict[int, WeightDtype] = {4: "int4", 8: "int8"}
 
 
-def _config(cfg: Mapping[str, object]) -> Mapping[str, object] | None:
-    q = cfg.get("quantization_config", cfg.get("compression_config"))
-    return q if isinstance(q, Mapping) else None
+class Quantisation(NamedTuple):
+    """What a config says of its checkpoint's quantisation."""
+
+    format: WeightDtype | None
+    """The linear weights' storage format (``None``: unquantised, or a method aicap cannot name)."""
+    keeps_attention: bool
+    """Whether the attention projections stay in ``torch_dtype`` (``modules_to_not_convert`` or compressed-tensors'
+    ``ignore`` names every layer's ``self_attn``, as gpt-oss's config does)."""
+    unread: str | None
+    """The ``quant_method`` of a quantisation config whose format aicap cannot name (``"unnamed"`` where it gives
+    none), for a note to the user; ``None`` otherwise."""
 
 
-def checkpoint_format(cfg: Mapping[str, object]) -> WeightDtype | None:
-    """The weight format a config's ``quantization_config`` declares, or ``None`` (none, or one aicap cannot name).
+def read_quantisation(cfg: Mapping[str, object]) -> Quantisation:
+    """Read a config's ``quantization_config`` (or ``compression_config``).
 
     Parameters
     ----------
     cfg
-        The parsed ``config.json`` (its ``quantization_config`` or ``compression_config``, if any, is read).
+        The parsed ``config.json``.
 
     Returns
     -------
-    WeightDtype or None
-        One of aicap's weight formats (the list in the module docstring).
+    Quantisation
+        The weights' format (the list in the module docstring), whether attention stays unquantised, and
+        the method where the format could not be named.
     """
-    q = _config(cfg)
-    if q is None:
-        return None
+    q = cfg.get("quantization_config", cfg.get("compression_config"))
+    if not isinstance(q, Mapping):
+        return Quantisation(None, False, None)
+    fmt = _format(q)
+    skipped = q.get("modules_to_not_convert", q.get("ignore"))
+    keeps = isinstance(skipped, list) and any(isinstance(m, str) and "*" in m and m.rstrip(".*").endswith("self_attn") for m in skipped)
+    return Quantisation(fmt, keeps, None if fmt is not None else str(q.get("quant_method") or "unnamed"))
+
+
+def _format(q: Mapping[str, object]) -> WeightDtype | None:
+    """The weight format a quantisation config declares (``None``: one aicap cannot name)."""
     method = str(q.get("quant_method", "")).lower()
     if method in _FIXED:
         return _FIXED[method]
@@ -76,48 +94,6 @@ def checkpoint_format(cfg: Mapping[str, object]) -> WeightDtype | None:
         weight = glob.get("weight") if isinstance(glob, Mapping) else None
         return _QUARK.get(str(weight.get("dtype", "")).lower()) if isinstance(weight, Mapping) else None
     return None
-
-
-def keeps_attention(cfg: Mapping[str, object]) -> bool:
-    """Whether the quantisation leaves the attention projections unquantised.
-
-    True where ``modules_to_not_convert`` (or compressed-tensors' ``ignore``) names the attention block of
-    every layer (``model.layers.*.self_attn``, as gpt-oss's config does).
-
-    Parameters
-    ----------
-    cfg
-        The parsed ``config.json``.
-
-    Returns
-    -------
-    bool
-        Whether the attention projections stay in ``torch_dtype``.
-    """
-    q = _config(cfg)
-    skipped = q.get("modules_to_not_convert", q.get("ignore")) if q is not None else None
-    if not isinstance(skipped, list):
-        return False
-    return any(isinstance(m, str) and m.rstrip(".*").endswith("self_attn") and "*" in m for m in skipped)
-
-
-def unread_method(cfg: Mapping[str, object]) -> str | None:
-    """The ``quant_method`` of a quantisation config :func:`checkpoint_format` cannot name (``None`` otherwise).
-
-    Parameters
-    ----------
-    cfg
-        The parsed ``config.json``.
-
-    Returns
-    -------
-    str or None
-        The method as written (``"unnamed"`` where the config gives none), for a note to the user.
-    """
-    q = _config(cfg)
-    if q is None or checkpoint_format(cfg) is not None:
-        return None
-    return str(q.get("quant_method") or "unnamed")
 
 
 def _bits(value: object) -> int | None:

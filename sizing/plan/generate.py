@@ -112,8 +112,9 @@ def _model_jobs(fleet: Fleet, cat: CatalogueLike, key: tuple[str, str | None, Sp
         if net is not None:
             networks[dev_id] = net
     out = _ModelJobs(model, engine, ws, lay)
-    for precision in sorted({p for w in ws for p in allowed(w, model)}):
-        mine = [w for w in ws if precision in allowed(w, model)]
+    formats_of = {w.name: allowed(w, model) for w in ws}
+    for precision in sorted({p for f in formats_of.values() for p in f}):
+        mine = [w for w in ws if precision in formats_of[w.name]]
         shapes = list(dict.fromkeys(shape_of[w.name] for w in mine))
         members: dict[Shape, list[Workload]] = {}
         for w in mine:

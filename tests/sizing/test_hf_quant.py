@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from aicap.sizing.core.hf_config import from_hf_config
-from aicap.sizing.core.hf_quant import checkpoint_format, unread_method
+from aicap.sizing.core.hf_quant import read_quantisation
 
 LLAMA_8B = {
     "model_type": "llama", "hidden_size": 4096, "num_hidden_layers": 32, "num_attention_heads": 32, "num_key_value_heads": 8,
@@ -76,16 +76,16 @@ LLAMA_8B = {
     ],
 )
 def test_checkpoint_format_names_what_the_config_declares(quant: Any, expected: str | None) -> None:
-    assert checkpoint_format({"quantization_config": quant}) == expected
-    assert checkpoint_format({}) is None
+    assert read_quantisation({"quantization_config": quant}).format == expected
+    assert read_quantisation({}).format is None
     named = isinstance(quant, dict) and expected is None
-    assert unread_method({"quantization_config": quant}) == (str(quant.get("quant_method")) if named else None)
+    assert read_quantisation({"quantization_config": quant}).unread == (str(quant.get("quant_method")) if named else None)
 
 
 def test_older_compressed_tensors_exports_are_read_and_unknown_methods_noted() -> None:
     old = {"compression_config": {"quant_method": "compressed-tensors",
                                   "config_groups": {"g": {"weights": {"num_bits": 8, "type": "float"}}}}}  # fmt: skip
-    assert checkpoint_format(old) == "fp8"
+    assert read_quantisation(old).format == "fp8"
     hqq = from_hf_config({**LLAMA_8B, "quantization_config": {"quant_method": "hqq", "nbits": 4}})
     assert hqq.checkpoint_dtype is None and hqq.notes is not None and "'hqq' is not one aicap reads" in hqq.notes
 
@@ -187,16 +187,17 @@ def test_an_engine_without_the_checkpoint_format_serves_a_16_bit_copy_and_export
 def test_attention_a_checkpoint_leaves_unquantised_is_read_at_16_bit() -> None:
     from aicap.hardware_db import load_catalogue
     from aicap.sizing.core.deployment import Deployment
-    from aicap.sizing.core.hf_quant import keeps_attention
     from aicap.sizing.perf.memory import linear_bytes_per_weight, total_weight_bytes, unquantised_attention_bytes
     from aicap.sizing.perf.operators import transformer_step
     from aicap.sizing.perf.params import inventory
 
     kept = {"quant_method": "mxfp4", "modules_to_not_convert": ["model.layers.*.self_attn", "model.layers.*.mlp.router", "lm_head"]}
-    assert keeps_attention({"quantization_config": kept})
-    assert keeps_attention({"quantization_config": {"quant_method": "compressed-tensors", "ignore": ["lm_head", "re:.*self_attn.*"]}})
-    assert not keeps_attention({"quantization_config": {"quant_method": "mxfp4", "modules_to_not_convert": ["lm_head"]}})
-    assert not keeps_attention({})
+    assert read_quantisation({"quantization_config": kept}).keeps_attention
+    assert read_quantisation(
+        {"quantization_config": {"quant_method": "compressed-tensors", "ignore": ["lm_head", "re:.*self_attn.*"]}}
+    ).keeps_attention
+    assert not read_quantisation({"quantization_config": {"quant_method": "mxfp4", "modules_to_not_convert": ["lm_head"]}}).keeps_attention
+    assert not read_quantisation({}).keeps_attention
     cat = load_catalogue()
     oss = cat.model("gpt-oss-120b")
     assert oss.unquantised_attention
