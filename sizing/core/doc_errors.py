@@ -1,0 +1,170 @@
+"""Validation errors for people: the first pydantic error of a document as one line with ``file:line``.
+
+:func:`validate` and :func:`validate_model` check parsed data against a document model and raise
+:class:`~aicap.sizing.core.errors.InputError` naming the file, the line, the field path and what was
+expected; :func:`line_of_value` finds the line of a value that a check after validation (an unknown
+model id, say) refuses.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from typing import Any, TypeVar
+
+import yaml
+from pydantic import BaseModel, TypeAdapter, ValidationError
+
+from aicap.sizing.core.errors import InputError, excerpt
+from aicap.sizing.core.text_input import one_line
+from aicap.sizing.core.yaml_doc import SAFE_LOADER, check_yaml_shape
+
+T = TypeVar("T")
+M = TypeVar("M", bound=BaseModel)
+
+
+_UNION_LABEL = re.compile(r"^(?:constrained-)?(?:int|float|str|bool)$|^[a-z][a-z-]*\[.*\]$", re.DOTALL)
+
+
+def _union_label(part: int | str) -> bool:
+    """Whether a location part is pydantic's label of a union member (``constrained-int``, ``literal['a','b']``)."""
+    return isinstance(part, str) and bool(_UNION_LABEL.match(part))
+
+
+def first_error(exc: ValidationError) -> Any:
+    """The error to report: the first, or, where it lies in one member of a union, the deepest error of that union.
+
+    A value that fails every member of ``int | Histogram`` gets one error per member; the member the
+    value was written for is the one whose error lies deepest (``weight`` in a histogram entry), not
+    the first (``Input should be a valid integer``).
+    """
+    errs = exc.errors(include_url=False)
+    first = errs[0]
+    cut = next((k for k, part in enumerate(first["loc"]) if _union_label(part)), None)
+    if cut is None:
+        return first
+    same = [e for e in errs if tuple(e["loc"][:cut]) == tuple(first["loc"][:cut])]
+    return max(same, key=lambda e: sum(not _union_label(p) for p in e["loc"]))
+
+
+def format_loc(loc: Sequence[int | str]) -> str:
+    """Render a pydantic error location as ``models[3].moe.num_experts`` (union members' labels left out)."""
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        elif part in {"decoder", "encoder", "generic", "[key]"} or _union_label(part):
+            continue  # discriminated-union tag, union member label or pydantic's marker of a mapping key, not a field
+        else:
+            name = str(part)
+            name = name if len(name) <= 40 and name.isprintable() else excerpt(name, 40)
+            out += f".{name}" if out else name
+    return out
+
+
+def line_of(text: str, loc: Sequence[int | str]) -> int | None:
+    """Return the 1-based line of the value at ``loc`` in YAML (or JSON) ``text``, or ``None``."""
+    try:
+        check_yaml_shape("", text)
+        node = yaml.compose(text, Loader=SAFE_LOADER)
+    except (yaml.YAMLError, InputError, RecursionError):
+        return None
+    line = None if node is None else node.start_mark.line + 1
+    for part in loc:
+        if isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value):
+            node = node.value[part]
+        elif isinstance(node, yaml.MappingNode):
+            match = [v for k, v in node.value if getattr(k, "value", None) == part]
+            if not match:
+                continue
+            node = match[0]
+        else:
+            continue
+        line = node.start_mark.line + 1
+    return line
+
+
+_QUOTED = re.compile(r"'([^'\n]{1,200})'")
+_UNKNOWN = re.compile(r"unknown ([a-z][a-z -]{0,39}?) '([^'\n]{1,200})'")
+
+
+def line_of_value(text: str, message: str) -> int | None:
+    """The 1-based line of ``text`` holding, as a YAML value, the value an error ``message`` quotes.
+
+    For errors found after validation (an unknown model, device or engine id in a fleet file): the
+    message quotes the value (``unknown model 'llama-9'``; the one after "unknown" where it quotes
+    several). Comment lines aside, the line is the first that gives it under the key the message names
+    (``model: llama-9``), else the first that holds it as a value (``key: llama-9``, ``- llama-9``, ``[a,
+    llama-9]``), else as a key (``{p5.48xlargex: 2}``): where the user fixes it. ``None`` if no line holds it.
+    """
+    m = _UNKNOWN.search(message)
+    kind, value = (m.group(1), m.group(2)) if m else (None, None)
+    if value is None:
+        q = _QUOTED.search(message)
+        if q is None:
+            return None
+        value = q.group(1)
+    v = re.escape(value)
+    word = rf"(?:{v}|'{v}'|\"{v}\")"
+    end = r"\s*(?:[\],}]|#|$)"
+    as_value = re.compile(rf"(?:^\s*-\s+|:\s+|[\[,{{]\s*){word}{end}")
+    as_key = re.compile(rf"(?:^\s*(?:-\s+)?|[{{,]\s*){word}\s*:")
+    under_kind = re.compile(rf"(?:^|[\s{{,])[\"']?{re.escape(kind)}[\"']?\s*:\s*(?:\[[^\]]*?)?{word}{end}") if kind else None
+    lines = [(k, line) for k, line in enumerate(text.splitlines(), start=1) if not line.lstrip().startswith("#")]
+    for pattern in (under_kind, as_value, as_key):
+        if pattern is None:
+            continue
+        for k, line in lines:
+            if pattern.search(line):
+                return k
+    return None
+
+
+def describe_validation_error(exc: ValidationError, where: str, text: str | None, prefix: Sequence[int | str] = ()) -> str:
+    """Turn the first pydantic error into one human line: ``file:line: field: message``.
+
+    The offending value is quoted as a short excerpt (never a whole document); mappings and lists
+    are not quoted at all.
+    """
+    err = first_error(exc)
+    loc = (*prefix, *err["loc"])
+    line = line_of(text, loc) if text is not None else None
+    place = f"{where}:{line}" if line else where
+    field = format_loc(loc) or "document"
+    msg = one_line(err["msg"].removeprefix("Value error, "), 600)
+    if err["loc"] and err["loc"][-1] == "[key]":
+        msg = f"not a valid key: {msg}"
+    got = err.get("input")
+    ctx = err.get("ctx") or {}
+    if err["type"] == "extra_forbidden":
+        msg = "unknown field (check the spelling against the schema)"
+    elif err["type"] == "missing":
+        msg = "required field is missing"
+    elif err["type"] == "union_tag_invalid":  # pydantic's message quotes the whole tag value
+        field = ".".join(p for p in (format_loc(loc), str(ctx.get("discriminator", "")).strip("'")) if p)
+        msg, got = f"must be one of {ctx.get('expected_tags', '')}", ctx.get("tag")
+    quiet = err["type"] in {"missing", "extra_forbidden"} or isinstance(got, dict | list | tuple | set | frozenset)
+    if err["type"] == "value_error" and isinstance(got, BaseModel | dict):  # a check across fields: its message has the values
+        quiet = True
+    shown = "" if quiet else f", got {excerpt(got)}"
+    more = len(exc.errors()) - 1
+    tail = f" (and {more} more error{'s' if more > 1 else ''})" if more else ""
+    if field == "document" and err["type"] == "value_error":
+        return f"{place}: {msg}{shown}{tail}"
+    return f"{place}: {field}: {msg}{shown}{tail}"
+
+
+def validate(adapter: TypeAdapter[T], data: Any, where: str, text: str | None = None, prefix: Sequence[int | str] = ()) -> T:
+    """Validate ``data`` with ``adapter``; raise a one-line :class:`InputError` on failure."""
+    try:
+        return adapter.validate_python(data)
+    except ValidationError as exc:
+        raise InputError(describe_validation_error(exc, where, text, prefix)) from None
+
+
+def validate_model(model: type[M], data: Any, where: str, text: str | None = None, prefix: Sequence[int | str] = ()) -> M:
+    """Validate ``data`` into pydantic ``model``; raise a one-line :class:`InputError` on failure."""
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise InputError(describe_validation_error(exc, where, text, prefix)) from None
