@@ -27,7 +27,7 @@ _EXPORTS = {
     "Deployment": "aicap.sizing.core.deployment",
     "Fleet": "aicap.sizing.core.fleet",
     "Workload": "aicap.sizing.core.fleet",
-    "Constraints": "aicap.sizing.core.fleet",
+    "Constraints": "aicap.sizing.core.constraints",
     "Plan": "aicap.sizing.core.plan",
     "load_fleet": "aicap.sizing.plan.fleet_io",
     "builtin_fleet": "aicap.sizing.plan.fleet_io",
@@ -73,9 +73,10 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:  # precise types for mypy and editors; at run time names load lazily
+    from aicap.sizing.core.constraints import Constraints
     from aicap.sizing.core.deployment import Deployment
     from aicap.sizing.core.errors import AicapError, ExitCode, InfeasibleError, InputError
-    from aicap.sizing.core.fleet import Constraints, Fleet, Workload
+    from aicap.sizing.core.fleet import Fleet, Workload
     from aicap.sizing.core.plan import Plan
     from aicap.sizing.plan.diff import diff
     from aicap.sizing.plan.fleet_io import builtin_fleet, load_fleet, load_plan

@@ -33,10 +33,12 @@ from pydantic import (
     model_validator,
 )
 
+from aicap.sizing.core import lengths
+from aicap.sizing.core.constraints import Constraints
 from aicap.sizing.core.dtypes import WeightDtype
 from aicap.sizing.core.errors import InputError, excerpt
+from aicap.sizing.core.lengths import LengthBin
 from aicap.sizing.core.profile import WEEKLY_SHAPES, Diurnal, Weekly, check_hours
-from aicap.sizing.core.specs.instance import PricingModel
 from aicap.sizing.core.specs.speculative import SpeculativeConfig
 
 Percentile = Literal["p50", "p90", "p95", "p99"]
@@ -75,13 +77,6 @@ class _Doc(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, strict=True, allow_inf_nan=False)
 
 
-class LengthBin(_Doc):
-    """One bar of a token-length histogram: ``tokens`` with relative ``weight``."""
-
-    tokens: PositiveInt
-    weight: PositiveFloat
-
-
 def repeated_name(names: Sequence[object]) -> tuple[int, int] | None:
     """``(k, j)``: the first workload ``k`` whose name workload ``j < k`` already has (names that are not strings skipped)."""
     first: dict[str, int] = {}
@@ -97,9 +92,6 @@ def repeated_name_message(name: str, k: int, j: int) -> str:
     """The error for :func:`repeated_name`'s find."""
     return f"workloads[{k}].name: {excerpt(name)} is already the name of workloads[{j}]; workload names must be unique"
 
-
-#: What a fleet's plan optimises: cheapest within the latency targets, fastest or most throughput within a budget.
-Objective = Literal["cost", "latency", "throughput"]
 
 #: Longest latency target a workload may set, ms (a day): a target beyond it is a unit slip, and the margins
 #: computed against it would overflow.
@@ -268,53 +260,25 @@ class Workload(_Doc):
                              f"{rate:.3g} requests/s, {too_small_rate()}")  # fmt: skip
         return self
 
-    @staticmethod
-    def _mean(v: int | list[LengthBin]) -> float:
-        if isinstance(v, int):
-            return float(v)
-        total = sum(b.weight for b in v)
-        return sum(b.tokens * b.weight for b in v) / total
-
     @property
     def mean_input(self) -> float:
         """Mean prompt length in tokens."""
-        return self._mean(self.input_tokens)
+        return lengths.mean_tokens(self.input_tokens)
 
     @property
     def mean_output(self) -> float:
         """Mean generated length in tokens."""
-        return self._mean(self.output_tokens)
+        return lengths.mean_tokens(self.output_tokens)
 
     @property
     def decode_context(self) -> float:
-        """Mean context of a decode step [tokens]: ``E[I] + E[O²]/(2·E[O])``.
-
-        A request decodes ``O`` tokens at contexts ``I`` to ``I + O``, so a step of the engine meets
-        requests in proportion to their output length: the context averaged over decode steps is
-        ``E[O·(I + O/2)]/E[O]``, which for prompt and output lengths drawn independently is the formula
-        above; ``I + O/2`` for fixed lengths, more when outputs vary (``E[I] + E[O]`` for exponential ones).
-        """
-        o = self.output_tokens
-        if isinstance(o, int):
-            return self.mean_input + o / 2.0
-        total = sum(b.weight for b in o)
-        first = sum(b.tokens * b.weight for b in o) / total
-        second = sum(b.tokens * b.tokens * b.weight for b in o) / total
-        return self.mean_input + second / (2.0 * max(first, 1e-12))
+        """Mean context of a decode step [tokens]: ``E[I] + E[O²]/(2·E[O])`` (:func:`.lengths.decode_context`)."""
+        return lengths.decode_context(self.input_tokens, self.output_tokens)
 
     @property
     def input_span(self) -> float:
-        """Token-weighted mean prompt length [tokens]: ``E[I²]/E[I]`` (``I`` for a fixed length).
-
-        A prompt of ``I`` tokens puts ``I`` tokens through prefill, each attending to the tokens before
-        it, so prefill attention per token averages over prompts weighted by their length: a step model
-        built at the mean prompt undercounts it when lengths vary.
-        """
-        i = self.input_tokens
-        if isinstance(i, int):
-            return float(i)
-        first = sum(b.tokens * b.weight for b in i)
-        return sum(b.tokens * b.tokens * b.weight for b in i) / max(first, 1e-12)
+        """Token-weighted mean prompt length [tokens]: ``E[I²]/E[I]`` (:func:`.lengths.token_weighted_mean`)."""
+        return lengths.token_weighted_mean(self.input_tokens)
 
     @property
     def has_rate(self) -> bool:
@@ -345,114 +309,25 @@ class Workload(_Doc):
 
     def input_at(self, quantile: float) -> float:
         """Prompt length (tokens) at ``quantile`` of the histogram: the bin where the cumulative weight reaches it."""
-        if isinstance(self.input_tokens, int):
-            return float(self.input_tokens)
-        bins = sorted(self.input_tokens, key=lambda b: b.tokens)
-        total = sum(b.weight for b in bins)
-        acc = 0.0
-        for b in bins:
-            acc += b.weight
-            if acc >= quantile * total - 1e-12:
-                return float(b.tokens)
-        return float(bins[-1].tokens)
+        return lengths.at_quantile(self.input_tokens, quantile)
 
     def input_share_from(self, tokens: float) -> float:
         """Share of requests whose prompt is at least ``tokens`` long (1 for a fixed length)."""
-        if isinstance(self.input_tokens, int):
-            return 1.0 if self.input_tokens >= tokens else 0.0
-        total = sum(b.weight for b in self.input_tokens)
-        return sum(b.weight for b in self.input_tokens if b.tokens >= tokens) / total
+        return lengths.share_from(self.input_tokens, tokens)
 
     def input_above(self, tokens: float) -> tuple[float, float]:
         """Mean length (tokens) and share of the prompts longer than ``tokens`` (``(0, 0)`` when none is)."""
-        if isinstance(self.input_tokens, int):
-            return (float(self.input_tokens), 1.0) if self.input_tokens > tokens else (0.0, 0.0)
-        total = sum(b.weight for b in self.input_tokens)
-        above = [b for b in self.input_tokens if b.tokens > tokens]
-        weight = sum(b.weight for b in above)
-        if weight <= 0.0:
-            return 0.0, 0.0
-        return sum(b.tokens * b.weight for b in above) / weight, weight / total
+        return lengths.above(self.input_tokens, tokens)
 
     @property
     def max_input(self) -> int:
         """Longest prompt in tokens."""
-        return self.input_tokens if isinstance(self.input_tokens, int) else max(b.tokens for b in self.input_tokens)
+        return lengths.max_tokens(self.input_tokens)
 
     @property
     def max_context(self) -> int:
         """Longest request (input + output) the memory plan must hold, in tokens."""
-        i = self.max_input
-        o = self.output_tokens if isinstance(self.output_tokens, int) else max(b.tokens for b in self.output_tokens)
-        return i + o
-
-
-class Constraints(_Doc):
-    """Where and how to buy: clouds, regions, families, devices, caps, pricing and budget."""
-
-    clouds: list[Literal["aws", "gcp", "azure", "on-prem"]] | None = None
-    regions: list[str] | None = None
-    instance_families: list[str] | None = None
-    hardware: list[str] | None = None
-    availability: dict[str, int] = Field(default_factory=dict, description="instance name -> most instances available")
-    max_instances_per_type: int = Field(
-        256,
-        ge=1,
-        le=1_000_000,
-        description="most instances of any one type a plan may buy unless `availability` says otherwise: a quota a real "
-        "account gets; a demand beyond it is more likely a unit slip than a real fleet",
-    )
-    pricing: PricingModel | list[PricingModel] = Field(
-        "on_demand", description="pricing model, or a list of them for a profile plan to mix (reserved_1y/3y bought for the horizon)"
-    )
-    spot_max_share: float = Field(0.5, ge=0, le=1, description="most of a period's devices a profile plan may rent as spot")
-    spot_headroom: float = Field(0.2, ge=0, lt=1, description="share of each spot instance's devices kept free against interruptions")
-    lead_time_min: float | None = Field(
-        None,
-        ge=0,
-        le=24 * 60,
-        description="minutes from ordering capacity to serving on it (default: weights over a load bandwidth plus a start-up time)",
-    )
-    hours_per_month: float = Field(730.0, ge=1, le=744, description="hours a month is billed for (730 = 8,760/12; 1 to 744)")
-    budget_usd_per_month: PositiveFloat | None = None
-    objective: Objective = "cost"
-    single_type: bool = False
-    engine: str | None = Field(
-        None, description="serving engine profile of every workload without its own (default: the catalogue's default engine)"
-    )
-
-    @model_validator(mode="after")
-    def _caps_non_negative(self) -> Constraints:
-        for name, cap in self.availability.items():
-            if cap < 0:
-                raise ValueError(f"availability cap of {name} must be >= 0")
-        if isinstance(self.pricing, list) and not self.pricing:
-            raise ValueError("pricing: list at least one pricing model")
-        for name in ("clouds", "regions", "instance_families", "hardware"):
-            if getattr(self, name) == []:
-                raise ValueError(f"{name}: list at least one, or leave {name} out for any (an empty list would allow nothing)")
-        if self.objective != "cost" and self.budget_usd_per_month is None:
-            raise ValueError(f"objective '{self.objective}' needs budget_usd_per_month")
-        return self
-
-    @property
-    def pricing_models(self) -> tuple[PricingModel, ...]:
-        """The allowed pricing models, in the order given (duplicates dropped)."""
-        models = [self.pricing] if isinstance(self.pricing, str) else self.pricing
-        return tuple(dict.fromkeys(models))
-
-    @property
-    def price_model(self) -> PricingModel:
-        """The pricing model a static plan prices with (the first allowed)."""
-        return self.pricing_models[0]
-
-    def engine_of(self, w: Workload) -> str | None:
-        """The engine workload ``w`` is served with: its own, else the fleet's (``None``: the catalogue default)."""
-        return w.engine or self.engine
-
-    def cap(self, instance: str) -> float:
-        """Most instances of type ``instance`` a plan may buy."""
-        return float(self.availability.get(instance, self.max_instances_per_type))
+        return self.max_input + lengths.max_tokens(self.output_tokens)
 
 
 MAX_WORKLOADS = 2000

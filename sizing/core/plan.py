@@ -20,7 +20,8 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from aicap.sizing.core.fleet import Fleet, Objective, Percentile
+from aicap.sizing.core.constraints import Objective
+from aicap.sizing.core.fleet import Fleet, Percentile
 
 SCHEMA_VERSION = 2
 SolverStatus = Literal["optimal", "time_limit"]

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, get_args
 
 from aicap.sizing.core.catalogue import CatalogueLike
+from aicap.sizing.core.constraints import Objective
 from aicap.sizing.core.documents import line_of, load_yaml, read_text, validate_model
 from aicap.sizing.core.dtypes import WEIGHT_DTYPES
 from aicap.sizing.core.errors import InputError, excerpt
@@ -21,7 +22,6 @@ from aicap.sizing.core.fleet import (
     MIN_REQUESTS_PER_S,
     PERCENTILES,
     Fleet,
-    Objective,
     check_prefix_cached,
     repeated_name,
     repeated_name_message,

@@ -20,7 +20,8 @@ import numpy as np
 from aicap.sizing.core.catalogue import CatalogueLike
 from aicap.sizing.core.deployment import Deployment as Layout
 from aicap.sizing.core.engines import engine_for
-from aicap.sizing.core.fleet import PERCENTILES, Fleet, LengthBin
+from aicap.sizing.core.fleet import PERCENTILES, Fleet
+from aicap.sizing.core.lengths import LengthBin
 from aicap.sizing.core.plan import Deployment as PlannedDeployment
 from aicap.sizing.core.plan import Plan, Verification, VerifiedWorkload
 from aicap.sizing.core.speculative import speculative_for

@@ -1,0 +1,89 @@
+"""A fleet's constraints: where and how to buy (clouds, regions, families, devices, caps, pricing, budget).
+
+The ``constraints`` section of a fleet file (:mod:`aicap.sizing.core.fleet`), and the objective a plan
+optimises within them.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, model_validator
+
+from aicap.sizing.core.specs.instance import PricingModel
+
+if TYPE_CHECKING:
+    from aicap.sizing.core.fleet import Workload
+
+#: What a fleet's plan optimises: cheapest within the latency targets, fastest or most throughput within a budget.
+Objective = Literal["cost", "latency", "throughput"]
+
+
+class Constraints(BaseModel):
+    """Where and how to buy: clouds, regions, families, devices, caps, pricing and budget."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, allow_inf_nan=False)
+
+    clouds: list[Literal["aws", "gcp", "azure", "on-prem"]] | None = None
+    regions: list[str] | None = None
+    instance_families: list[str] | None = None
+    hardware: list[str] | None = None
+    availability: dict[str, int] = Field(default_factory=dict, description="instance name -> most instances available")
+    max_instances_per_type: int = Field(
+        256,
+        ge=1,
+        le=1_000_000,
+        description="most instances of any one type a plan may buy unless `availability` says otherwise: a quota a real "
+        "account gets; a demand beyond it is more likely a unit slip than a real fleet",
+    )
+    pricing: PricingModel | list[PricingModel] = Field(
+        "on_demand", description="pricing model, or a list of them for a profile plan to mix (reserved_1y/3y bought for the horizon)"
+    )
+    spot_max_share: float = Field(0.5, ge=0, le=1, description="most of a period's devices a profile plan may rent as spot")
+    spot_headroom: float = Field(0.2, ge=0, lt=1, description="share of each spot instance's devices kept free against interruptions")
+    lead_time_min: float | None = Field(
+        None,
+        ge=0,
+        le=24 * 60,
+        description="minutes from ordering capacity to serving on it (default: weights over a load bandwidth plus a start-up time)",
+    )
+    hours_per_month: float = Field(730.0, ge=1, le=744, description="hours a month is billed for (730 = 8,760/12; 1 to 744)")
+    budget_usd_per_month: PositiveFloat | None = None
+    objective: Objective = "cost"
+    single_type: bool = False
+    engine: str | None = Field(
+        None, description="serving engine profile of every workload without its own (default: the catalogue's default engine)"
+    )
+
+    @model_validator(mode="after")
+    def _caps_non_negative(self) -> Constraints:
+        for name, cap in self.availability.items():
+            if cap < 0:
+                raise ValueError(f"availability cap of {name} must be >= 0")
+        if isinstance(self.pricing, list) and not self.pricing:
+            raise ValueError("pricing: list at least one pricing model")
+        for name in ("clouds", "regions", "instance_families", "hardware"):
+            if getattr(self, name) == []:
+                raise ValueError(f"{name}: list at least one, or leave {name} out for any (an empty list would allow nothing)")
+        if self.objective != "cost" and self.budget_usd_per_month is None:
+            raise ValueError(f"objective '{self.objective}' needs budget_usd_per_month")
+        return self
+
+    @property
+    def pricing_models(self) -> tuple[PricingModel, ...]:
+        """The allowed pricing models, in the order given (duplicates dropped)."""
+        models = [self.pricing] if isinstance(self.pricing, str) else self.pricing
+        return tuple(dict.fromkeys(models))
+
+    @property
+    def price_model(self) -> PricingModel:
+        """The pricing model a static plan prices with (the first allowed)."""
+        return self.pricing_models[0]
+
+    def engine_of(self, w: Workload) -> str | None:
+        """The engine workload ``w`` is served with: its own, else the fleet's (``None``: the catalogue default)."""
+        return w.engine or self.engine
+
+    def cap(self, instance: str) -> float:
+        """Most instances of type ``instance`` a plan may buy."""
+        return float(self.availability.get(instance, self.max_instances_per_type))
