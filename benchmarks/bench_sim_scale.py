@@ -2,7 +2,7 @@
 
 * 1,000,000 requests of an 8B chat workload on one replica ≤ 20 s on one core (Vidur does about 600
   requests/s, so this is 80x its speed): llama-3.1-8b bf16 on one H100 SXM with aicap's own step times
-  (:class:`~aicap.sizing.serve.step.StepModel`), Azure conversation 2023 lengths, Poisson arrivals at
+  (:class:`~aicap.sizing.serve.step_model.StepModel`), Azure conversation 2023 lengths, Poisson arrivals at
   16 req/s (a load the replica carries with a stable queue), FCFS; the one-replica engine and the cluster loop (which
   ``aicap simulate`` runs) side by side;
 * ``aicap size --verify`` of the built-in example ≤ 5 s (cold, a subprocess);

@@ -8,7 +8,7 @@ runtime), and carries the largest rate at which the load model (:mod:`aicap.sizi
 TTFT and TPOT at the workload's percentile within target. Candidates that cannot carry traffic keep the
 reason of their failure; feasible ones say which constraint binds their capacity.
 
-Evaluation is vectorised: one :class:`~aicap.sizing.serve.step.StepModel` covers every workload shape,
+Evaluation is vectorised: one :class:`~aicap.sizing.serve.step_model.StepModel` covers every workload shape,
 device and layout of every model and storage format whose step has the same form (:class:`Job`), and
 identical workload shapes are evaluated once.
 """
@@ -34,7 +34,7 @@ from aicap.sizing.plan.screen import Rows, screen, screen_bound, spread
 from aicap.sizing.serve.capacity import capacity
 from aicap.sizing.serve.load import BUDGET_UTILISATION, SLOT_UTILISATION, Loaded, Traffic, at_arrivals, at_rate
 from aicap.sizing.serve.replica import Replica, ReplicaGroup
-from aicap.sizing.serve.step import Hardware, StepModel
+from aicap.sizing.serve.step_model import Hardware, StepModel
 from aicap.sizing.solve.reduce import group_pairs
 
 F = NDArray[np.float64]

@@ -17,7 +17,7 @@ from numpy.typing import NDArray
 from aicap.sizing.serve.capacity import BISECTIONS as _FULL_BISECTIONS
 from aicap.sizing.serve.capacity import capacity, load_ceiling, rate_bound, within_targets
 from aicap.sizing.serve.load import Loaded, Traffic
-from aicap.sizing.serve.step import StepModel
+from aicap.sizing.serve.step_model import StepModel
 
 F = NDArray[np.float64]
 

@@ -27,7 +27,7 @@ from aicap.sizing.serve.load import (
     of_rows,
 )
 from aicap.sizing.serve.search import bisect_rows
-from aicap.sizing.serve.step import StepModel
+from aicap.sizing.serve.step_model import StepModel
 
 F = NDArray[np.float64]
 BISECTIONS = 12  # on arrivals per round: 2^-12 of the range (rate_bound's bracket where known)

@@ -1,6 +1,6 @@
 """Step time at a step's actual decode contexts and prefill spans: what the simulator times.
 
-:class:`~aicap.sizing.serve.step.StepModel` gives ``T(d, p)`` with every decoding sequence at one
+:class:`~aicap.sizing.serve.step_model.StepModel` gives ``T(d, p)`` with every decoding sequence at one
 context ``c0`` and every prefill token at one attention span ``s0`` (it is built at the workload's mean
 lengths). In a running engine each decoding sequence has its own context, and a chunk of a long
 prompt attends over everything of its prompt before it. Of the operator groups only attention
@@ -41,13 +41,14 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from aicap.sizing.core.deployment import Deployment
-from aicap.sizing.serve.step import Hardware, StepModel, engine_costs
+from aicap.sizing.serve.step import engine_costs
+from aicap.sizing.serve.step_model import Hardware, StepModel
 
 F = NDArray[np.float64]
 Parts = tuple[float, float, float, float, float, float, float, float, float, float, float, float, float]
 """``(rest, a_F, a_S, a_MO, a_MM, a_Q, b_S, b_O, b_N, d_F, d_S, d_Q, e_S)``: see :meth:`ContextStep.parts`."""
 
-_ATTENTION, _DRAFT = 1, 6  # rows of the attention and drafter groups in StepModel (operators._OP_ORDER, then the drafter)
+_ATTENTION, _DRAFT = 1, 6  # rows of the attention and drafter groups in StepModel (serve.step.OP_ORDER, then the drafter)
 
 
 @dataclass(frozen=True, eq=False)
@@ -115,7 +116,7 @@ class ContextStep:
         """Per group, seconds of compute and of memory (constant, per decoding sequence, per prefill token); the experts' row."""
         m = self.model
         fs, qs = (m.flops[:, :, 0] / m.peak[None, :, 0]).T.tolist(), (m.bytes[:, :, 0] / m.bandwidth[0]).T.tolist()
-        experts = 3 if m.experts_per_token and len(fs) > 3 else -1  # serve.step._OP_ORDER
+        experts = 3 if m.experts_per_token and len(fs) > 3 else -1  # serve.step.OP_ORDER
         return [(a, b, c) for a, b, c in fs], [(a, b, c) for a, b, c in qs], experts
 
     def _seconds(self, f: list[float], q: list[float], d: float, p: float) -> float:

@@ -61,7 +61,7 @@ from numpy.typing import ArrayLike, NDArray
 from aicap.sizing.serve.queueing import wait_quantile
 from aicap.sizing.serve.rounds import chain_rounds, chain_rows, count_top, lump_counts
 from aicap.sizing.serve.search import bisect_rows
-from aicap.sizing.serve.step import StepModel
+from aicap.sizing.serve.step_model import StepModel
 from aicap.sizing.serve.ttft import ttft_quantile
 
 F = NDArray[np.float64]

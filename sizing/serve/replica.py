@@ -14,7 +14,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from aicap.sizing.serve.load import Loaded, Traffic, at_rate
-from aicap.sizing.serve.step import StepModel
+from aicap.sizing.serve.step_model import StepModel
 
 F = NDArray[np.float64]
 

@@ -13,7 +13,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from aicap.sizing.serve.rounds import fold_tail
-from aicap.sizing.serve.step import StepModel
+from aicap.sizing.serve.step_model import StepModel
 
 if TYPE_CHECKING:
     from aicap.sizing.serve.load import Traffic

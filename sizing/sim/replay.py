@@ -23,7 +23,7 @@ from aicap.sizing.core.deployment import Deployment as Layout
 from aicap.sizing.core.errors import InputError
 from aicap.sizing.perf import memory
 from aicap.sizing.serve.context_step import ContextStep
-from aicap.sizing.serve.step import Hardware
+from aicap.sizing.serve.step_model import Hardware
 from aicap.sizing.sim.cluster import ClusterStats, Router, simulate_cluster
 from aicap.sizing.sim.engine import EngineConfig, Requests, StepTime
 from aicap.sizing.sim.policies import EdfScheduler, PriorityScheduler, RoundRobinScheduler, SjfScheduler, SrtfScheduler

@@ -29,7 +29,7 @@ from aicap.sizing.perf import memory
 from aicap.sizing.plan.layouts import crossings, scale_out_bps
 from aicap.sizing.plan.sizer import deployment_key, size
 from aicap.sizing.serve.context_step import ContextStep
-from aicap.sizing.serve.step import Hardware
+from aicap.sizing.serve.step_model import Hardware
 from aicap.sizing.sim.arrivals import ArrivalKind, arrival_times, sample_lengths
 from aicap.sizing.sim.cluster import Router
 from aicap.sizing.sim.engine import EngineConfig, Requests, simulate

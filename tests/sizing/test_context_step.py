@@ -11,7 +11,8 @@ from aicap.sizing.core.deployment import Deployment
 from aicap.sizing.core.specs.speculative import SpeculativeConfig
 from aicap.sizing.core.speculative import speculative_for
 from aicap.sizing.serve.context_step import ContextStep
-from aicap.sizing.serve.step import Hardware, engine_step
+from aicap.sizing.serve.step import engine_step
+from aicap.sizing.serve.step_model import Hardware
 from aicap.sizing.sim.engine import step_seconds
 from aicap.sizing.sim.request_table import RequestTable
 from aicap.sizing.sim.virtual_engine import VirtualEngine

@@ -10,7 +10,7 @@ from aicap.sizing.core.deployment import Deployment
 from aicap.sizing.perf import memory
 from aicap.sizing.serve.capacity import capacity
 from aicap.sizing.serve.load import LATENCY_HEADROOM, Traffic, at_arrivals, at_rate
-from aicap.sizing.serve.step import Hardware, StepModel
+from aicap.sizing.serve.step_model import Hardware, StepModel
 from aicap.sizing.sim.arrivals import arrival_times
 from aicap.sizing.sim.engine import EngineConfig, Requests, simulate
 

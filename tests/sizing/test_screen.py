@@ -13,7 +13,7 @@ from aicap.sizing.plan import candidates
 from aicap.sizing.plan import screen as screen_mod
 from aicap.sizing.plan.sizer import size
 from aicap.sizing.serve.capacity import capacity, load_ceiling, rate_bound
-from aicap.sizing.serve.step import StepModel
+from aicap.sizing.serve.step_model import StepModel
 
 CAT = load_catalogue()
 

@@ -14,7 +14,8 @@ from aicap.sizing.core.specs.model import DecoderModel
 from aicap.sizing.perf import memory, sparsity
 from aicap.sizing.perf.params import inventory
 from aicap.sizing.plan import variants
-from aicap.sizing.serve.step import Hardware, StepModel, engine_step
+from aicap.sizing.serve.step import engine_step
+from aicap.sizing.serve.step_model import Hardware, StepModel
 
 
 def _dep(cat: Catalogue, model: DecoderModel, device: str, engine: str | None, wdt: str = "bf16") -> Deployment:

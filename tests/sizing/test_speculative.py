@@ -17,7 +17,8 @@ from aicap.sizing.core.speculative import Speculative, resolve, speculative_for,
 from aicap.sizing.perf import memory
 from aicap.sizing.plan.sizer import size
 from aicap.sizing.serve.serving import serve
-from aicap.sizing.serve.step import Hardware, StepModel, engine_step
+from aicap.sizing.serve.step import engine_step
+from aicap.sizing.serve.step_model import Hardware, StepModel
 from aicap.sizing.sim.engine import EngineConfig, Requests, in_steps, simulate
 
 

@@ -9,7 +9,8 @@ import pytest
 
 from aicap.hardware_db import load_catalogue
 from aicap.sizing.core.deployment import Deployment
-from aicap.sizing.serve.step import _OP_ORDER, Hardware, StepModel, decode_step, engine_step, prefill_step
+from aicap.sizing.serve.step import OP_ORDER, decode_step, engine_step, prefill_step
+from aicap.sizing.serve.step_model import Hardware, StepModel
 
 CAT = load_catalogue()
 REL = 1e-9  # the StepModel is exact algebra on the same costs
@@ -96,7 +97,7 @@ def _fresh(sm: StepModel, ix: np.ndarray) -> StepModel:
 @pytest.mark.parametrize("model_id", ["llama-3.1-8b", "mixtral-8x7b"])
 def test_a_subset_of_a_subset_times_as_a_fresh_model_bit_for_bit(model_id: str) -> None:
     _, sm = _built(model_id, "h100-sxm")
-    head = _OP_ORDER.index("lm_head")
+    head = OP_ORDER.index("lm_head")
     dead = replace(sm, flops=sm.flops.copy(), bytes=sm.bytes.copy())
     dead.flops[:, head, :2] = 0.0  # the LM head is zero for the first two candidates: a subset of them has one group fewer
     dead.bytes[:, head, :2] = 0.0

@@ -54,7 +54,7 @@ def test_the_simulator_adds_the_overhead_to_ttft_and_e2e_only() -> None:
 
 
 def test_the_load_model_adds_the_overhead_to_ttft(deploy) -> None:
-    from aicap.sizing.serve.step import Hardware, StepModel
+    from aicap.sizing.serve.step_model import Hardware, StepModel
 
     d = deploy("llama-3.1-8b", "h100-sxm")
     step = StepModel.build(
