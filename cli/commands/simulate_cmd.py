@@ -26,14 +26,12 @@ from aicap.cli.commands.estimate_cmd import (
     build_request,
     speculative_config,
 )
+from aicap.cli.commands.simulate_views import compare_view, ms, plan_runs_view, report_view
 from aicap.cli.render import Format, Table, View, emit, progress
 from aicap.cli.state import STATE, catalogue, guarded, info, typed_flags
 
 if TYPE_CHECKING:
-    from aicap.sizing.sim.composed import ComposedTtft
-    from aicap.sizing.sim.replay import PolicyRow
-    from aicap.sizing.sim.report import SimulationReport, Stats
-    from aicap.sizing.sim.verify import DeploymentRun
+    pass
 
 PERCENTILES = ("p50", "p90", "p95", "p99")
 
@@ -55,103 +53,6 @@ def _floats(text: str | None, flag: str, *, positive: bool = False) -> tuple[flo
     if positive and min(values) <= 0:
         raise InputError(f"{flag} {text!r}: every weight must be > 0")
     return values
-
-
-def _ms(s: Stats, key: str = "p99") -> str | None:
-    v = s.at(key)
-    return None if v is None else f"{v:,.1f}"
-
-
-def _pct(x: float | None) -> str | None:
-    return None if x is None else f"{100 * x:.1f}%"
-
-
-def report_view(rep: SimulationReport, percentile: str) -> View:
-    """Tables of one simulated run."""
-    s = rep.setup
-    load = f"{s.rate_per_s:,.4g} req/s" if s.concurrency is None else f"{s.concurrency} concurrent clients"
-    title = f"Simulated latency: {rep.requests:,} requests, policy {s.policy}"
-    rows: list[list[Any]] = []
-    for name, st in (("TTFT", rep.ttft_ms), ("TPOT (per request)", rep.tpot_ms), ("ITL (per token)", rep.itl_ms), ("end-to-end", rep.e2e_ms),
-                     ("queue wait", rep.queue_ms)):  # fmt: skip
-        rows.append([name, _ms(st, "mean"), _ms(st, "p50"), _ms(st, "p90"), _ms(st, "p99")])
-    lat = Table(title, ["latency (ms)", "mean", "p50", "p90", "p99"], rows,
-                caption=f"After a 10% warm-up. Traffic: {s.traffic}; mean {s.mean_input_tokens:,.0f} in / {s.mean_output_tokens:,.0f} out "
-                        f"tokens; seed {s.seed}.")  # fmt: skip
-    slo = []
-    if rep.slo.ttft_ms is not None or rep.slo.tpot_ms is not None:
-        tg = ", ".join(f"{k} ≤ {v:g} ms" for k, v in (("TTFT", rep.slo.ttft_ms), ("TPOT", rep.slo.tpot_ms)) if v is not None)
-        slo = [["SLO attainment", f"{_pct(rep.slo_attainment)} of requests meet {tg}"],
-               ["goodput", f"{rep.goodput_requests_per_s:,.3g} req/s"]]  # fmt: skip
-    th = rep.throughput
-    run_rows: list[list[Any]] = [
-        ["deployment", f"{s.model} on {s.replicas}× TP{s.tp}·PP{s.pp} {s.hardware} ({s.weights_dtype}), router {s.router}"],
-        ["load", load],
-        ["stable queue", "yes" if rep.stable else ("NO: requests were rejected or left unfinished" if rep.rejected
-                                                   else "NO: the queue grows without bound at this load")],
-        ["finished / rejected", f"{rep.finished:,} / {rep.rejected:,}"],
-        ["throughput", f"{th.requests_per_s:,.3g} req/s, {th.output_tokens_per_s:,.0f} output tok/s"],
-        *slo,
-        ["busy (share of time stepping)", _pct(rep.utilisation)],
-        ["running batch per replica (mean)", f"{rep.mean_running_per_replica:,.1f} of {s.max_num_seqs}"],
-        ["KV cache use (mean / peak)", None if rep.kv_cache_use is None else
-                                       f"{_pct(rep.kv_cache_use['mean'])} / {_pct(rep.kv_cache_use['peak'])} of {s.kv_cache_tokens:,} tokens"],
-        ["preemptions", f"{rep.preemptions:,}"],
-        ["simulated time", f"{rep.duration_s:,.1f} s"],
-    ]  # fmt: skip
-    tables = [lat, Table("Run", ["", "value"], run_rows)]
-    if rep.classes:
-        tables.append(Table(f"Per priority class (ms, {percentile})", ["class", "requests", "TTFT", "TPOT", "queue", "SLO attainment"],
-                            [[c.priority, c.requests, _ms(c.ttft_ms, percentile), _ms(c.tpot_ms, percentile), _ms(c.queue_ms, percentile),
-                              _pct(c.slo_attainment)] for c in rep.classes]))  # fmt: skip
-    return View(rep.model_dump(mode="json"), tables)
-
-
-def compare_view(rows: list[PolicyRow], percentile: str) -> View:
-    """One row per policy."""
-    doc = {"schema_version": 1, "percentile": percentile,
-           "policies": [{"policy": r.policy, "ttft_ms": r.report.ttft_ms.model_dump(), "tpot_ms": r.report.tpot_ms.model_dump(),
-                         "queue_ms": r.report.queue_ms.model_dump(), "e2e_ms": r.report.e2e_ms.model_dump(),
-                         "slo_attainment": r.report.slo_attainment, "preemptions": r.report.preemptions, "stable": r.report.stable,
-                         "replicas_for_slo": r.replicas_for_slo} for r in rows]}  # fmt: skip
-    s = rows[0].report.setup
-    table = Table(f"Policies compared: {s.model} on {s.replicas}× TP{s.tp}·PP{s.pp} {s.hardware}, same {rows[0].report.requests:,} requests "
-                  f"(ms at {percentile} unless noted)",
-                  ["policy", "TTFT", "TTFT mean", "TPOT", "queue", "e2e mean", "SLO attainment", "preemptions", "stable", "replicas for SLO"],
-                  [[r.policy, _ms(r.report.ttft_ms, percentile), _ms(r.report.ttft_ms, "mean"), _ms(r.report.tpot_ms, percentile),
-                    _ms(r.report.queue_ms, percentile), _ms(r.report.e2e_ms, "mean"), _pct(r.report.slo_attainment), r.report.preemptions,
-                    "yes" if r.report.stable else "NO", r.replicas_for_slo] for r in rows],
-                  caption="replicas for SLO: the fewest replicas whose simulated run is stable and meets every target at the percentile "
-                          "(- without targets).")  # fmt: skip
-    return View(doc, [table])
-
-
-def plan_runs_view(runs: list[DeploymentRun], composed: list[ComposedTtft] | None = None) -> View:
-    """One row per simulated plan deployment; a second table for disaggregated workloads' composed TTFT."""
-    composed = composed or []
-    doc = {"schema_version": 1, "holds": all(r.holds for r in runs) and all(c.holds for c in composed),
-           "deployments": [{"workload": r.workload, "instance_type": r.instance_type, "holds": r.holds, **r.report.model_dump(mode="json")}
-                           for r in runs],
-           "disaggregated": [{"workload": c.workload, "percentile": c.percentile, "prefill_ttft_ms": round(c.prefill_ms, 3),
-                              "transfer_ms": round(c.transfer_ms, 3), "decode_ttft_ms": round(c.decode_ms, 3),
-                              "composed_ttft_ms": round(c.composed_ms, 3),
-                              "ttft_target_ms": None if c.target_ms is None else round(c.target_ms, 3), "holds": c.holds}
-                             for c in composed]}  # fmt: skip
-    rows = [[r.workload, r.instance_type, f"{r.report.setup.replicas}× TP{r.report.setup.tp}·PP{r.report.setup.pp}",
-             f"{r.report.setup.rate_per_s:,.4g}", _ms(r.report.ttft_ms), r.report.slo.ttft_ms, _ms(r.report.tpot_ms), r.report.slo.tpot_ms,
-             _pct(r.report.slo_attainment), "yes" if r.report.stable else "NO", "yes" if r.holds else "NO"] for r in runs]  # fmt: skip
-    tables = [Table("Plan simulated: every deployment with all its replicas at its planned load (ms at p99)",
-                    ["workload", "instance", "replicas", "req/s", "TTFT p99", "TTFT target", "TPOT p99", "TPOT target",
-                     "SLO attainment", "stable", "holds"], rows,
-                    caption="holds: stable and within both targets at the workload's own percentile.")]  # fmt: skip
-    if composed:
-        tables.append(Table("Disaggregated workloads: the TTFT users see (ms at the workload's percentile)",
-                            ["workload", "prefill TTFT", "KV transfer", "decode TTFT", "composed TTFT", "target", "holds"],
-                            [[c.workload, c.prefill_ms, c.transfer_ms, c.decode_ms, c.composed_ms, c.target_ms, "yes" if c.holds else "NO"]
-                             for c in composed],
-                            caption="composed: the percentile of prefill TTFT + transfer + decode TTFT over paired simulated "
-                                    "requests, checked against the workload's own target."))  # fmt: skip
-    return View(doc, tables)
 
 
 def register(app: typer.Typer) -> None:
@@ -455,5 +356,5 @@ def register(app: typer.Typer) -> None:
             raise InfeasibleError(f"{rep.rejected:,} request(s) rejected: longer than one replica's KV cache holds "
                                   f"({rep.setup.kv_cache_tokens or 0:,} tokens); use more devices per replica or shorter requests")  # fmt: skip
         if (ttft_ms is not None or tpot_ms is not None) and not replay.holds(rep, percentile):
-            raise InfeasibleError(f"the simulated {percentile} misses a target (TTFT {_ms(rep.ttft_ms, percentile)} ms, "
-                                  f"TPOT {_ms(rep.tpot_ms, percentile)} ms{'' if rep.stable else ', unbounded queue'})")  # fmt: skip
+            raise InfeasibleError(f"the simulated {percentile} misses a target (TTFT {ms(rep.ttft_ms, percentile)} ms, "
+                                  f"TPOT {ms(rep.tpot_ms, percentile)} ms{'' if rep.stable else ', unbounded queue'})")  # fmt: skip
