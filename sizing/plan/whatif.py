@@ -201,6 +201,15 @@ def _params(model: DecoderModel) -> float:
     return float(model.published_params or inventory(model).total)
 
 
+def _released_quantised(model_id: str, cat: CatalogueLike) -> str | None:
+    """The weight format a model's checkpoint is released in, when it is released quantised (``None`` otherwise or unknown)."""
+    try:
+        spec = cat.model(model_id)
+    except InputError:
+        return None
+    return spec.checkpoint_dtype if isinstance(spec, DecoderModel) else None
+
+
 def _quality(change: Change, fleet: Fleet, cat: CatalogueLike, quality: QualityData) -> tuple[str, str | None]:
     """A short quality note and its source."""
     if change.kind == "speculative":
@@ -220,6 +229,12 @@ def _quality(change: Change, fleet: Fleet, cat: CatalogueLike, quality: QualityD
     else:
         techniques = (WEIGHT_TECHNIQUES if change.kind == "weights" else KV_TECHNIQUES)[str(change.value)]
         model = fleet.workloads[0].model
+        released = _released_quantised(model, cat)
+        if change.kind == "weights" and released is not None:
+            if change.value == released:
+                return f"the format {model} is released in: its published scores are for these weights", None
+            return (f"{model} is released in {released}: {change.value} weights are a re-quantised copy, for which no quality "
+                    "figure is published (figures for other models compare with an unquantised original)", None)  # fmt: skip
     fig = quality.best(techniques, model)
     if fig is None:
         return f"no published quality figure for {'/'.join(techniques)} in the catalogue", None

@@ -58,6 +58,19 @@ def test_quality_notes_are_published_figures_for_the_closest_model(cat: Catalogu
     assert spec.quality_note.startswith("lossless") and spec.quality_source and "Spec-Bench" in spec.quality_source
 
 
+def test_a_model_released_quantised_is_the_reference_for_its_own_format(cat: Catalogue) -> None:
+    # gpt-oss is released in MXFP4: its published scores are for those weights, so the MXFP4 row is the release (the
+    # baseline's plan) and another format is a re-quantised copy; a figure for another model against its unquantised
+    # original would compare with weights gpt-oss was never released in.
+    fleet = build_fleet(**{**FLEET, "model": "gpt-oss-120b", "rate": 1.0, "precision": None, "hardware": "h100-sxm"})  # type: ignore[arg-type]
+    res = whatif(fleet, cat, [named_change("mxfp4"), named_change("int4"), named_change("kv-fp8")], quality_figures())
+    base, own, other, kv = res.alternatives
+    assert own.quality_note.startswith("the format gpt-oss-120b is released in") and own.quality_source is None
+    assert own.usd_per_month == base.usd_per_month
+    assert "released in mxfp4" in other.quality_note and "re-quantised copy" in other.quality_note and other.quality_source is None
+    assert kv.quality_note.startswith("published for")  # the KV cache is not part of the release
+
+
 def test_an_alternative_no_device_can_run_is_a_row_without_a_plan(cat: Catalogue) -> None:
     fleet = build_fleet(**{**FLEET, "rate": 2.0, "hardware": "t4", "tpot_ms": None})  # type: ignore[arg-type]
     res = whatif(fleet, cat, [named_change("fp8")], quality_figures())
