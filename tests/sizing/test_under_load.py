@@ -59,6 +59,16 @@ def test_an_idle_server_sees_the_idle_latencies() -> None:
     assert got["requests_s"] == pytest.approx(0.05, rel=0.3)
 
 
+def test_an_unsaturated_run_carries_its_offered_rate() -> None:
+    """300 Poisson arrivals at 1 req/s end near 300 s whatever the benchmark's draw was: the replay's n-th arrival
+    is at n/λ (seed 0's own first 300 gaps sum to 348 s, which put throughput 14% under the offered rate)."""
+    for rate, n, arrival in ((1.0, 300, "poisson"), (4.0, 200, "poisson"), (2.0, 300, "gamma")):
+        got = predict_under_load(case(request_rate=rate, num_requests=n, arrival={"process": arrival, "cv": 2.0}), CAT,
+                                 CAT.efficiency_for(A100), SHAREGPT)  # fmt: skip
+        drain = got["e2e_ms_mean"] / 1e3  # the last request's latency, after the last arrival
+        assert got["requests_s"] == pytest.approx(n / (n / rate + drain), rel=0.03)
+
+
 def test_more_load_means_more_latency_and_saturated_throughput() -> None:
     lo = predict(case(request_rate=2.0, num_requests=600), CAT)
     hi = predict(case(request_rate=40.0, num_requests=600), CAT)
