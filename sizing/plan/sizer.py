@@ -153,9 +153,9 @@ def shortlist(fleet: Fleet, cands: list[Candidate], insts: list[InstanceSpec]) -
     is never dearer than the best single-workload plans side by side), the ``SHORTLIST_UNIT_COST``
     cheapest per request/s (what sharing instances with other workloads can reach), the cheapest per
     request/s on each of the ``SHORTLIST_DEVICE_TYPES`` best device types (so workloads can share one
-    device type's instances), and for the latency
-    objective the ``SHORTLIST_LATENCY`` fastest. Packing several workloads on one instance type can,
-    rarely, prefer a dropped candidate; the plan is then optimal among the kept ones. Dominated
+    device type's instances), and for the latency objective the ``SHORTLIST_LATENCY`` fastest that the
+    budget buys alone, and the fastest so on each device type. Packing several workloads on one instance
+    type can, rarely, prefer a dropped candidate; the plan is then optimal among the kept ones. Dominated
     candidates are already gone (:func:`prune`); with ``single_type`` every candidate stays.
     """
     c = fleet.constraints
@@ -195,13 +195,20 @@ def shortlist(fleet: Fleet, cands: list[Candidate], insts: list[InstanceSpec]) -
     fw = w[order[first]]
     keep[order[first[np.arange(fw.size) - np.searchsorted(fw, fw, side="left") < SHORTLIST_DEVICE_TYPES]]] = True
     rate = np.array([np.nan if wl.rate is None else wl.rate for wl in fleet.workloads])[w]
+    alone = standalone_costs(np.where(np.isfinite(rate), rate, 0.0), cap, dev, per, price)
     if np.isfinite(rate).any():
-        alone = standalone_costs(rate, cap, dev, per, price)
         order, rank = ranked(np.where(np.isfinite(rate), alone, 0.0), unit)
         keep[order[(rank < SHORTLIST_STANDALONE) & np.isfinite(rate[order])]] = True
     if c.objective == "latency":
-        order, rank = ranked(latency_scores(mine, fleet))
-        keep[order[rank < SHORTLIST_LATENCY]] = True
+        # The fastest that the budget buys serving the workload alone (the fastest of all may each cost more than
+        # the whole budget), and the fastest so affordable on each device type.
+        budget = c.budget_usd_per_month / c.hours_per_month if c.budget_usd_per_month is not None else np.inf
+        score = np.where(alone <= budget * (1 + 1e-9), latency_scores(mine, fleet), np.inf)
+        order, rank = ranked(score)
+        keep[order[(rank < SHORTLIST_LATENCY) & np.isfinite(score[order])]] = True
+        pair = w[order] * len(hw_code) + hw[order]
+        _, first = np.unique(pair, return_index=True)
+        keep[order[first[np.isfinite(score[order[first]])]]] = True
     return [x for x, k in zip(mine, keep.tolist(), strict=True) if k]
 
 

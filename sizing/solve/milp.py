@@ -65,7 +65,9 @@ throughput (budget required)
 Tie-breaks of the cost objective (use what is paid for, then lower latency) are not objective terms:
 measured on random fleets, any per-replica term (even at 1e-8 USD/hour) stops presolve from removing
 columns, doubles the time to optimality and leaves 0.6-1.6 % dearer incumbents at a time limit. The
-integer plan is polished instead, at the same or lower cost: instances left wholly idle are dropped,
+integer plan is polished instead, at the same or lower cost: under ``latency``, replicas the routing
+below leaves without traffic are dropped (the tie-break lies within the solver's gap); instances left
+wholly idle are dropped,
 then idle devices of bought instances are filled with extra replicas (free headroom; largest size
 that fits first, lowest latency first), which occupies every device that any candidate can fill.
 ``share`` is the latency-greedy routing (optimal for fixed replicas) under ``latency`` and
@@ -235,8 +237,18 @@ def _formulate(p: Problem) -> tuple[Model, I, Columns | None]:
 
 
 def _polish(p: Problem, r: I, n: I) -> tuple[I, I]:
-    """Drop wholly idle instances, then fill idle devices with extra replicas (largest size, lowest latency first)."""
+    """Drop wholly idle instances, then fill idle devices with extra replicas (largest size, lowest latency first).
+
+    Under ``latency`` the replicas the latency-greedy routing leaves without traffic go first: the cost
+    tie-break is within the solver's gap, so HiGHS may return replicas no request reaches, bought within
+    the budget; keeping ``⌈λ_w·x_c/q_c⌉`` of each candidate leaves the routing, and so the objective, as it was.
+    """
     a = _arrays(p)
+    if p.objective == "latency" and r.any():
+        _, share = _route(p, r)
+        load = a.dem[a.cw] * share
+        need = np.ceil(np.divide(load, a.q, out=np.zeros_like(load), where=a.q > 0) - 1e-9).astype(np.int64)
+        r = np.minimum(r, np.maximum(need, 0))
     idle = a.td * n - np.bincount(a.ct, weights=a.cd * r, minlength=len(a.td)).astype(np.int64)
     drop = np.maximum(idle, 0) // a.td  # a violated packing row (idle < 0) stays visible to _violated
     n, idle, r = n - drop, idle - drop * a.td, r.copy()

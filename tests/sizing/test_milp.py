@@ -280,6 +280,21 @@ def test_latency_routes_to_the_fastest_capacity_first() -> None:
     assert sol.replicas.tolist() == [2, 0] and sol.instances.tolist() == [2, 0] and np.allclose(sol.share, [1.0, 0.0])
 
 
+def test_latency_drops_replicas_no_request_reaches() -> None:
+    # The cost tie-break lies within the solver's gap, so an optimum may carry replicas the routing sends nothing to,
+    # bought within the budget: a fast replica (10 req/s) carries all 2 req/s, the slow one on its own instance idles.
+    from aicap.sizing.solve.milp import _polish
+
+    p = make(floats(2.0), ints(0, 0), ints(0, 1), ints(1, 1), floats(10.0, 10.0), ints(1, 1), floats(5.0, 1.0),
+             cand_latency=floats(1.0, 3.0), objective="latency", budget_per_hour=10.0)  # fmt: skip
+    r, n = _polish(p, ints(1, 1), ints(1, 1))
+    assert r.tolist() == [1, 0] and n.tolist() == [1, 0]
+    r, n = _polish(p, ints(3, 0), ints(3, 0))  # 2 req/s need one fast replica: the other two instances go
+    assert r.tolist() == [1, 0] and n.tolist() == [1, 0]
+    sol = solve(p)
+    assert sol.replicas.tolist() == [1, 0] and sol.instances.tolist() == [1, 0] and sol.cost_per_hour == 5.0
+
+
 def test_throughput_without_rate_buys_what_the_budget_allows() -> None:
     p = make(floats(np.nan), ints(0, 0), ints(0, 1), ints(1, 1), floats(1.0, 3.0), ints(1, 1), floats(1.0, 2.5),
              objective="throughput", budget_per_hour=5.0)  # fmt: skip

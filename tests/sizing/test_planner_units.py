@@ -225,6 +225,15 @@ def test_shortlist_latency_and_single_type() -> None:
     assert len(shortlist(fleet(rate=1.0, single_type=True), cs, [ONE])) == 12
 
 
+def test_shortlist_latency_keeps_the_fastest_the_budget_buys() -> None:
+    # The four fastest candidates are on the $80/hour instance; a $3,000 budget (about $4/hour) buys only one-device
+    # instances, so the fastest of those is kept beside the cheap ones, and the unaffordable ones do not crowd it out.
+    fast = [cand(BIG, 8, 50.0, ttft=float(10 + k)) for k in range(4)]
+    small = [cand(ONE, 1, 2.0 - 0.2 * k, ttft=float(900 - 100 * k)) for k in range(8)]  # dearer per req/s is faster here
+    kept = shortlist(fleet(rate=1.0, objective="latency", budget_usd_per_month=3000.0, hours_per_month=730.0), fast + small, [ONE, BIG])
+    assert small[7] in kept and small[6] in kept
+
+
 def test_shortlist_ties_break_by_instance_then_layout() -> None:
     cs = [cand(ONE, 1, 1.0, tp=1) for _ in range(3)] + [cand(ONE, 1, 1.0, tp=2), cand(ONE, 1, 1.0, tp=4)]
     kept = shortlist(fleet(rate=None, objective="throughput", budget_usd_per_month=1e3), cs, [ONE])
