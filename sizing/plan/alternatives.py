@@ -9,6 +9,9 @@ layout for the workload that costs it most.
 
 from __future__ import annotations
 
+import re
+from collections.abc import Iterable
+
 from aicap.sizing.core.fleet import Fleet
 from aicap.sizing.core.plan import Alternative, Plan
 from aicap.sizing.core.specs import InstanceSpec
@@ -17,6 +20,40 @@ from aicap.sizing.plan.problem import problem_for
 from aicap.sizing.solve.blocks import solve_blocks
 
 ALTERNATIVE_TIME_LIMIT_S = 5.0
+
+_EXCLUDED = ("does not run on", "serves none of", "supports none of", "no tensor-parallel degree")
+_MISS = re.compile(r"(\d[\d,]*(?:\.\d+)?) ms > target (\d[\d,]*(?:\.\d+)?) ms")
+
+
+def closeness(reason: str) -> tuple[int, float, str]:
+    """Sort key of a reason: how far along the checks its layout got, then by how much it missed.
+
+    First a layout that passed the checks of one request and missed only at load (the TTFT percentile at the
+    lightest load, or no capacity within the targets), then one that misses a target with one request (by how
+    far: value over target), then one screened out on cost, a refusal (a prompt over an engine's step budget), one that does not fit
+    memory, and last a device the engine or the formats rule out before any layout is tried.
+    """
+    m = _MISS.search(reason)
+    ratio = float(m.group(1).replace(",", "")) / max(float(m.group(2).replace(",", "")), 1e-12) if m else 0.0
+    if reason.endswith("at the lightest load") or reason.startswith("cannot meet"):
+        return 0, ratio, reason
+    if m:
+        return 1, ratio, reason
+    if reason.startswith("screened out"):
+        return 2, 0.0, reason
+    if any(k in reason for k in _EXCLUDED):  # the device, engine or format rules it out before any layout is tried
+        return 5, 0.0, reason
+    return (4 if "does not fit" in reason else 3), 0.0, reason
+
+
+def closest_reason(cands: Iterable[Candidate]) -> str | None:
+    """Why the layout that came closest to serving could not (``None`` when no candidate gives a reason).
+
+    A device is ruled out by its best layout, not its first: TP8 on L40S misses a 1.5 s TTFT target where one
+    L40S misses the TPOT target by 4x and does not fit at all.
+    """
+    reasons = {x.reason for x in cands if x.reason}
+    return min(reasons, key=closeness) if reasons else None
 
 
 def alternatives(fleet: Fleet, insts: list[InstanceSpec], all_cands: dict[str, list[Candidate]], plan: Plan,
@@ -39,8 +76,7 @@ def alternatives(fleet: Fleet, insts: list[InstanceSpec], all_cands: dict[str, l
         mine = {w.name: there.get(w.name, []) for w in fleet.workloads}
         missing = [w.name for w in fleet.workloads if not any(x.feasible for x in mine[w.name])]
         if missing:
-            reasons = sorted({x.reason for x in mine[missing[0]] if x.reason})
-            out.append(Alternative(hardware=hw, why=f"cannot serve '{missing[0]}': {reasons[0] if reasons else 'no candidate'}"))
+            out.append(Alternative(hardware=hw, why=f"cannot serve '{missing[0]}': {closest_reason(mine[missing[0]]) or 'no candidate'}"))
             continue
         if any(w.rate is None for w in fleet.workloads):
             out.append(Alternative(hardware=hw, why="not chosen by the objective"))

@@ -25,6 +25,7 @@ from aicap.sizing.core.ownership import ON_PREM
 from aicap.sizing.core.plan import Plan, Rejected, Solver
 from aicap.sizing.core.specs import InstanceSpec
 from aicap.sizing.plan.alternatives import alternatives as best_alternatives
+from aicap.sizing.plan.alternatives import closeness, closest_reason
 from aicap.sizing.plan.assemble import build_plan, with_alternatives
 from aicap.sizing.plan.candidates import Candidate, prune
 from aicap.sizing.plan.disaggregate import split
@@ -118,10 +119,12 @@ def _diagnose(w: Workload, cat: CatalogueLike, cands: list[Candidate], insts: li
         return (f"workload '{w.name}': {model.id} needs ≥ {total * smallest / GIB:,.0f} GiB for weights alone at its smallest allowed "
                 f"precision, plus KV cache for {w.max_context:,} tokens, {span}; the largest allowed instance "
                 f"({best.name}) has {best.devices}×{dev.memory_gib:g} GiB")  # fmt: skip
-    seen: dict[str, int] = {}
-    for r in reasons:
-        seen[r] = seen.get(r, 0) + 1
-    detail = "; ".join(sorted(seen, key=lambda r: (-seen[r], r))[:3])
+    by_hw: dict[str, list[Candidate]] = {}
+    for c in cands:
+        by_hw.setdefault(c.hardware, []).append(c)
+    why = {h: r for h, xs in by_hw.items() if (r := closest_reason(xs)) is not None}
+    nearest = sorted(why, key=lambda h: (closeness(why[h]), h))[:3]  # the devices that came closest, each by its best layout
+    detail = "; ".join(f"{h}: {why[h]}" for h in nearest)
     return f"workload '{w.name}' ({model.id}) has no deployment meeting its targets on the allowed instances: {detail}"
 
 
@@ -295,10 +298,11 @@ def _size(fleet: Fleet, cat: CatalogueLike, alternatives: bool, time_limit_s: fl
         if not good:
             raise InfeasibleError(_diagnose(w, cat, mine, insts))
         ok = {x.hardware for x in good}
-        why: dict[str, str] = {}
+        by_hw: dict[str, list[Candidate]] = {}
         for x in mine:
             if x.hardware not in ok and x.reason:
-                why.setdefault(x.hardware, x.reason)
+                by_hw.setdefault(x.hardware, []).append(x)
+        why = {h: r for h, xs in by_hw.items() if (r := closest_reason(xs)) is not None}
         rejected[w.name] = [Rejected(hardware=h, reason=r) for h, r in sorted(why.items())]
     every = prune(feasible)
     plan = _solve(fleet, cat, insts, shortlist(fleet, every, insts), rejected, warnings, time_limit_s)

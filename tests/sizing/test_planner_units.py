@@ -3,6 +3,7 @@ filtering, the shortlist, dominance pruning, screening, layouts, formats, failur
 
 from __future__ import annotations
 
+from dataclasses import replace
 from types import SimpleNamespace
 from typing import Any
 
@@ -405,11 +406,37 @@ def test_reasons_name_memory_tpot_ttft_or_the_slots() -> None:
         "does not fit memory at the longest request (131,072 tokens)",
         "does not fit memory at one batch",
         None,
-        "TPOT 62 ms > target 50 ms even with one request",
-        "TTFT 2,500 ms > target 2000 ms even when idle",
+        "TPOT 62.5 ms > target 50 ms even with one request",
+        "TTFT 2,500 ms > target 2,000 ms even when idle",
         "cannot meet the targets within its memory slots and token budget",
         "cannot meet the targets within its memory slots and token budget",
     ]
+    # Where the capacity search computed the TTFT percentile at the lightest load, a row that passed the checks of
+    # one request names it: the TTFT target is what binds there.
+    ttft = np.array([0.0, 0.0, 0.1, 0.1, 2.5, 2.4, 1.9])
+    assert _reasons(idle, slots, sh, rate, ttft)[5:] == [  # type: ignore[arg-type]
+        "TTFT p99 2,400 ms > target 2,000 ms even at the lightest load",
+        "cannot meet the targets within its memory slots and token budget",
+    ]
+
+
+def test_a_device_is_ruled_out_by_its_closest_layout() -> None:
+    from aicap.sizing.plan.alternatives import closest_reason
+
+    def c(reason: str) -> Candidate:
+        return replace(cand(ONE), reason=reason)
+
+    one = c("does not fit memory at the longest request (8,350 tokens)")
+    tpot = [c("TPOT 224 ms > target 50 ms even with one request"), c("TPOT 65.2 ms > target 50 ms even with one request")]
+    ttft = c("TTFT p99 2,170 ms > target 1,500 ms even at the lightest load")  # TP8: TPOT met, TTFT missed at any load
+    screened = c("screened out: its best-case cost per request/s is above the layouts kept for this workload")
+    assert closest_reason([one, *tpot, ttft, screened]) == ttft.reason
+    assert closest_reason([one, *tpot, screened]) == tpot[1].reason  # 65 ms misses by less than 224 ms (not by text order)
+    assert closest_reason([one, screened]) == screened.reason
+    assert closest_reason([one]) == one.reason and closest_reason([cand(ONE)]) is None
+    refused = c("trtllm does not chunk prefill: a prompt of 12,000 tokens exceeds its step budget of 8,192 tokens")
+    excluded = c("TensorRT-LLM does not run on graviton4 (aws cpu)")  # no layout was tried at all
+    assert closest_reason([excluded, one, refused]) == refused.reason and closest_reason([excluded, one]) == one.reason
 
 
 def test_binding_names_the_largest_ratio() -> None:
