@@ -292,6 +292,14 @@ def _evaluate(dep: Deployment, req: EstimateRequest, replicas: int) -> EstimateR
     context = None if dep.model.kind == "generic" else i + (o if dep.model.kind == "decoder" else 0)
     advice = None if fits else advise(dep, mem, batch=int(batch), context=context, max_batch=limits["max_batch_at_context"],
                                       max_context=limits["max_context_at_batch"])  # fmt: skip
+    held = limits["max_batch_at_context"]
+    if fits and held is not None and held < batch:
+        # The bytes of this batch fit, but the engine sizes its KV pool after reserving the workspace of a whole step.
+        fits = False
+        hints = ([f"lower the batch to at most {held:,}"] if held else []) + _layout_hints(dep, spelled=True)
+        advice = (f"the KV cache the engine allocates holds {kv_tokens:,} tokens (what weights, overhead and the workspace of one "
+                  f"step of {dep.runtime.max_prefill_tokens:,} tokens leave), fewer than batch {int(batch):,} × {i + o:,} tokens; "
+                  f"what helps: {', or '.join(hints)}")  # fmt: skip
     res = EstimateResult(req, dep, max(replicas, 1), int(batch), metrics, mem, kv_tokens, fits, advice)
     res.limits = limits
     return res

@@ -146,3 +146,13 @@ def test_a_hybrid_model_reports_its_state_per_sequence(aicap) -> None:
     assert hybrid["max_batch_at_context"] < hybrid["kv_cache_tokens"] / 1300 / 2
     table = aicap(*base[:-2], "-m", "qwen3.5-9b")
     assert "1,572 of those tokens" in table.stdout
+
+
+def test_a_layout_whose_kv_pool_is_empty_does_not_fit(aicap) -> None:
+    # gpt-oss-120b in fp16 over 8 V100s: weights and overhead leave 0.1 GiB, enough for one request's bytes but not for
+    # the workspace of a whole 8,192-token step that the engine reserves before it sizes the KV pool (0 tokens).
+    r = aicap("estimate", "-m", "gpt-oss-120b", "--hardware", "v100-sxm", "--tp", "8", "-f", "json")
+    assert r.code == 3 and r.json()["fits"] is False and r.json()["kv_cache_tokens"] == 0
+    assert "the KV cache the engine allocates holds 0 tokens" in r.stderr and "PP=2" in r.stderr
+    ok = aicap("estimate", "-m", "gpt-oss-120b", "--hardware", "v100-sxm", "--tp", "8", "--pp", "2", "-f", "json")
+    assert ok.code == 0 and ok.json()["fits"] and ok.json()["kv_cache_tokens"] > 0
