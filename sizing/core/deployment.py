@@ -124,6 +124,10 @@ class Deployment:
             raise InputError(f"--weights-dtype '{self.weights_dtype}': valid choices: {', '.join(WEIGHT_DTYPES)}")
         if self.kv_dtype not in KV_DTYPES:
             raise InputError(f"--kv-dtype '{self.kv_dtype}': valid choices: {', '.join(KV_DTYPES)}")
+        if self.weights_dtype == "fp8" and not runs_format(self.device, "fp8"):
+            raise InputError(f"--weights-dtype fp8: {self.device.id} has no fp8 tensor cores (fp8 runs on Ada, Hopper, Blackwell, TPU v5p, "
+                             "MI300 and later, Gaudi 2/3); for 8-bit weights de-quantised to 16 bit, as vLLM's FP8 Marlin runs them "
+                             "on Ampere, use --weights-dtype int8")  # fmt: skip
         if self.weights_dtype in FP4_FORMATS and not runs_format(self.device, self.weights_dtype):
             raise InputError(f"--weights-dtype {self.weights_dtype}: {self.device.id} has no kernels for it; MXFP4 runs on Blackwell "
                              "and MI355X, NVFP4 on Blackwell, and both weight-only on NVIDIA Ampere, Ada and Hopper")  # fmt: skip

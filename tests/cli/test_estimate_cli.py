@@ -156,3 +156,14 @@ def test_a_layout_whose_kv_pool_is_empty_does_not_fit(aicap) -> None:
     assert "the KV cache the engine allocates holds 0 tokens" in r.stderr and "PP=2" in r.stderr
     ok = aicap("estimate", "-m", "gpt-oss-120b", "--hardware", "v100-sxm", "--tp", "8", "--pp", "2", "-f", "json")
     assert ok.code == 0 and ok.json()["fits"] and ok.json()["kv_cache_tokens"] > 0
+
+
+@pytest.mark.parametrize("device", ["a100-80gb-sxm", "t4", "xeon-8480"])
+def test_fp8_weights_need_fp8_tensor_cores_as_plans_do(aicap, device: str) -> None:
+    # size refuses fp8 there ("supports none of the allowed precisions fp8"); estimate and simulate must agree.
+    one = ("-m", "llama-3.1-8b", "--hardware", device, "--weights-dtype", "fp8")
+    for args in (("estimate", *one), ("simulate", *one, "--rate", "1", "--requests", "50")):
+        r = aicap(*args)
+        assert r.code == 2 and f"{device} has no fp8 tensor cores" in r.stderr and "--weights-dtype int8" in r.stderr
+    r = aicap("size", "-m", "llama-3.1-8b", "--rate", "1", "--hardware", device, "--precision", "fp8")
+    assert r.code == 3 and "supports none of the allowed precisions fp8" in r.stderr
