@@ -85,7 +85,7 @@ def register(app: typer.Typer) -> None:
         """Size the same demand under alternatives and compare cost, latency, memory and published quality."""
         from aicap.hardware_db.launch import quality_figures
         from aicap.sizing.plan.fleet_io import build_fleet, builtin_fleet, load_fleet
-        from aicap.sizing.plan.whatif import Change, named_change, whatif, with_acceptance
+        from aicap.sizing.plan.whatif import Change, applies, named_change, whatif, with_acceptance
 
         check_workload_source(ctx, model, fleet_file)
         if buy_vs_rent:
@@ -113,6 +113,11 @@ def register(app: typer.Typer) -> None:
             emit(View(b.model_dump(mode="json"), [Table("Buy versus rent", ["", "hardware", "$/month"], rows, caption)]), fmt)
             return
         changes = [named_change(n.strip()) for n in alternatives.split(",") if n.strip()]
+        if not typed_flags(ctx, "alternatives"):  # the defaults: leave out those this fleet has nothing for (an encoder's KV cache)
+            idle = [c.name for c in changes if not applies(fleet, c, cat)]
+            if idle:
+                info(f"aicap: left out {', '.join(idle)}: no workload of this fleet has it to change")
+                changes = [c for c in changes if c.name not in idle]
         changes += [Change(f"student {s}", "student", cat.model(s).id) for s in student or []]
         changes = with_acceptance(changes, draft_model and cat.model(draft_model).id, acceptance)
         if plot is not None and not pareto:

@@ -8,7 +8,9 @@ model id, say) refuses.
 
 from __future__ import annotations
 
+import difflib
 import re
+import typing
 from collections.abc import Sequence
 from typing import Any, TypeVar
 
@@ -120,11 +122,50 @@ def line_of_value(text: str, message: str) -> int | None:
     return None
 
 
-def describe_validation_error(exc: ValidationError, where: str, text: str | None, prefix: Sequence[int | str] = ()) -> str:
+_MARKERS = {"decoder", "encoder", "generic", "[key]"}  # discriminator tags and pydantic's key marker: no fields of their own
+
+
+def _models_in(annotation: object) -> list[type[BaseModel]]:
+    """The document models an annotation can hold (through lists, mappings, unions and ``Annotated``)."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return [annotation]
+    return [m for arg in typing.get_args(annotation) for m in _models_in(arg)]
+
+
+def _fields_at(models: list[type[BaseModel]], loc: Sequence[int | str]) -> list[str]:
+    """Field names of the mapping at ``loc`` of a document of one of ``models`` (``[]`` when the path leaves them)."""
+    for part in loc:
+        if isinstance(part, int) or _union_label(part) or part in _MARKERS:
+            continue
+        inner = [m for cls in models if (f := cls.model_fields.get(part)) is not None for m in _models_in(f.annotation)]
+        if inner:
+            models = inner
+        elif not any(part == m.__name__ for m in models):  # a union member's class name labels the member, not a field
+            return []
+    return sorted({name for cls in models for name in cls.model_fields})
+
+
+def _unknown_field(schema: object, loc: Sequence[int | str]) -> str:
+    """The message for an unknown key: the field it was likely meant to be, or the valid ones."""
+    models = _models_in(schema)
+    names = _fields_at(models, loc[:-1]) if models and loc else []
+    bad = str(loc[-1]) if loc else ""
+    near = [n for n in names if bad and (n.startswith(bad) or bad.startswith(n))] or difflib.get_close_matches(bad, names, 1, 0.6)
+    if near:
+        return f"unknown field; did you mean '{near[0]}'?"
+    if names and len(names) <= 16:
+        return f"unknown field; valid: {', '.join(names)}"
+    return "unknown field (check the spelling against the schema)"
+
+
+def describe_validation_error(exc: ValidationError, where: str, text: str | None, prefix: Sequence[int | str] = (),
+                              model: object = None) -> str:  # fmt: skip
     """Turn the first pydantic error into one human line: ``file:line: field: message``.
 
     The offending value is quoted as a short excerpt (never a whole document); mappings and lists
-    are not quoted at all.
+    are not quoted at all. Given the document's ``model`` (a model class, or a type holding models), an
+    unknown key is answered with the field it was likely meant to be (``budget`` -> ``budget_usd_per_month``),
+    or the valid ones.
     """
     err = first_error(exc)
     loc = (*prefix, *err["loc"])
@@ -137,7 +178,7 @@ def describe_validation_error(exc: ValidationError, where: str, text: str | None
     got = err.get("input")
     ctx = err.get("ctx") or {}
     if err["type"] == "extra_forbidden":
-        msg = "unknown field (check the spelling against the schema)"
+        msg = _unknown_field(model, err["loc"])
     elif err["type"] == "missing":
         msg = "required field is missing"
     elif err["type"] == "union_tag_invalid":  # pydantic's message quotes the whole tag value
@@ -159,7 +200,7 @@ def validate(adapter: TypeAdapter[T], data: Any, where: str, text: str | None = 
     try:
         return adapter.validate_python(data)
     except ValidationError as exc:
-        raise InputError(describe_validation_error(exc, where, text, prefix)) from None
+        raise InputError(describe_validation_error(exc, where, text, prefix, getattr(adapter, "_type", None))) from None
 
 
 def validate_model(model: type[M], data: Any, where: str, text: str | None = None, prefix: Sequence[int | str] = ()) -> M:
@@ -167,4 +208,4 @@ def validate_model(model: type[M], data: Any, where: str, text: str | None = Non
     try:
         return model.model_validate(data)
     except ValidationError as exc:
-        raise InputError(describe_validation_error(exc, where, text, prefix)) from None
+        raise InputError(describe_validation_error(exc, where, text, prefix, model)) from None

@@ -181,7 +181,15 @@ class Workload(_Doc):
     @field_validator("requests_per_s", mode="before")
     @classmethod
     def _shape(cls, v: object) -> object:
-        """A mapping with ``shape`` is one of the built-in shapes; say which are valid, and what is wrong, in one line."""
+        """A mapping with ``shape`` is one of the built-in shapes; say which are valid, and what is wrong, in one line.
+
+        A scalar that is not a positive number is refused here in one line, rather than once per member of the union
+        (number, hourly list, diurnal or weekly shape) with the message of whichever member failed deepest.
+        """
+        if isinstance(v, bool | str) or (isinstance(v, int | float) and not v > 0):
+            what = "a positive number" if isinstance(v, int | float) and not isinstance(v, bool) else "a number"
+            raise ValueError(f"not a rate: give {what} of requests per second, a list of 24 or 168 hourly "
+                             "rates, or a shape ({shape: diurnal, peak: ..., trough: ...})")  # fmt: skip
         if not isinstance(v, dict) or "shape" not in v:
             return v
         shape = v["shape"]

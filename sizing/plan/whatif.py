@@ -194,6 +194,15 @@ def apply(fleet: Fleet, change: Change, cat: CatalogueLike) -> tuple[Fleet, Cata
     return Fleet.model_validate(doc), (variants.WithModels(cat, extra) if extra else cat)
 
 
+def applies(fleet: Fleet, change: Change, cat: CatalogueLike) -> bool:
+    """Whether ``change`` changes any workload of ``fleet`` (a KV format, for one, changes decoders only)."""
+    try:
+        apply(fleet, change, cat)
+    except InputError:
+        return False
+    return True
+
+
 def _params(model: DecoderModel) -> float:
     """Parameters of a decoder (published, else counted from its shapes)."""
     from aicap.sizing.perf.params import inventory

@@ -971,3 +971,25 @@ def test_a_plan_missing_a_required_field_says_which(aicap, tmp_path: Path, plan_
     bad.write_text(json.dumps(doc))
     r = aicap("check", str(bad), "--budget-monthly", "100")
     assert r.code == 2 and "totals: required field is missing" in r.stderr
+
+
+@pytest.mark.parametrize(
+    ("body", "needle"),
+    [
+        ("workloads: [{name: a, model: llama-3.1-8b, requests_per_s: 1}]\nconstraints: {budget: 10}\n",
+         "f.yaml:2: constraints.budget: unknown field; did you mean 'budget_usd_per_month'?"),
+        ("workloads: [{name: a, model: llama-3.1-8b, request_per_s: 1}]\n",
+         "workloads[0].request_per_s: unknown field; did you mean 'requests_per_s'?"),
+        ("workloads: [{name: a, model: llama-3.1-8b, requests_per_s: 1, slo: {ttft: 100}}]\n",
+         "workloads[0].slo.ttft: unknown field; did you mean 'ttft_ms'?"),
+        ("workloads: [{name: a, model: llama-3.1-8b, requests_per_s: 0}]\n",
+         "workloads[0].requests_per_s: not a rate: give a positive number of requests per second"),
+        ("workloads: [{name: a, model: llama-3.1-8b, requests_per_s: '5'}]\n", "workloads[0].requests_per_s: not a rate: give a number"),
+    ],
+)  # fmt: skip
+def test_fleet_mistakes_say_what_was_meant(aicap, tmp_path: Path, body: str, needle: str) -> None:
+    # An unknown key names the field it was likely meant to be; a rate that is not a positive number is one line, not
+    # the message of whichever member of the rate's union (number, hourly list, diurnal or weekly shape) failed deepest.
+    (tmp_path / "f.yaml").write_text(body)
+    r = aicap("size", str(tmp_path / "f.yaml"))
+    assert r.code == 2 and needle in one_error_line(r) and "Diurnal" not in r.stderr

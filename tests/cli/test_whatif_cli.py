@@ -98,3 +98,11 @@ def test_a_draft_model_alternative_takes_the_given_acceptance(aicap) -> None:
     assert r.code == 2 and "give --acceptance" in r.stderr
     r = aicap(*ARGS, "--acceptance", "1.5")
     assert r.code == 2 and "between 0 and 1" in r.stderr
+
+
+def test_default_alternatives_an_encoder_has_nothing_for_are_left_out(aicap) -> None:
+    # The defaults include a KV-cache format and speculative decoding, which an embedding model has no use for: they are
+    # left out with a note. Named on the command line, the same alternative is still an error (test above).
+    r = aicap("whatif", "-m", "bge-large-en", "--rate", "5", "--input-tokens", "256", "--output-tokens", "1", "-f", "json")
+    assert r.code == 0 and "left out KV cache fp8, speculative eagle" in r.stderr
+    assert [a["name"] for a in r.json()["alternatives"]] == ["baseline", "weights fp8", "weights int4"]
