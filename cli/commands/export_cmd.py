@@ -120,7 +120,12 @@ def _write(files: list[tuple[str, str]], output_dir: Path | None) -> None:
     if output_dir is None:
         typer.echo("".join(body for _, body in files), nl=False)
         return
-    output_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        output_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:  # a file on the path, a read-only or missing mount
+        from aicap.sizing.core.errors import InputError
+
+        raise InputError(f"--output-dir {output_dir}: cannot create it: {exc.strerror or exc}") from None
     for name, body in files:
         write_atomic(output_dir / name, body)
     info(f"aicap: wrote {len(files)} file(s) to {output_dir}")

@@ -148,6 +148,9 @@ def test_export_errors_are_one_line_exit_2(aicap, tmp_path: Path) -> None:
     assert r.code == 2 and "tgi" in r.stderr
     r = aicap("export", str(tmp_path / "missing.json"), "--to", "k8s")
     assert r.code == 2 and "Traceback" not in r.stderr
+    (tmp_path / "afile").write_text("")
+    r = aicap("export", str(PLAN), "--to", "vllm", "--output-dir", str(tmp_path / "afile" / "sub"))  # a file on the path
+    assert r.code == 2 and "--output-dir" in r.stderr and "cannot create it" in r.stderr and r.stderr.count("\n") == 1
 
 
 def test_tpu_pods_request_tpus_and_select_the_gke_slice_label(aicap) -> None:
