@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from aicap.cli.render import Format, Table, View, emit
-from aicap.cli.state import catalogue, guarded
+from aicap.cli.state import catalogue, guarded, info
 
 if TYPE_CHECKING:
     from aicap.sizing.serve.estimate import EstimateResult
@@ -279,7 +279,11 @@ def register(app: typer.Typer) -> None:
         req = build_request(model, hardware, devices, tp, pp, ep, batch, input_tokens, output_tokens, weights_dtype, kv_dtype, tpot_ms,
                             engine, prefix_cached, speculative_config(speculative, draft_model, draft_tokens, acceptance))  # fmt: skip
         result = estimate(req)
-        emit(estimate_view(result.to_dict()), fmt)
+        doc = result.to_dict()
+        if devices and doc["devices"] < devices:
+            info(f"aicap: the layout uses {doc['devices']} of the {devices} devices: TP{doc['tp']}·PP{doc['pp']} replicas "
+                 f"of {doc['tp'] * doc['pp']} leave {devices - doc['devices']} over")  # fmt: skip
+        emit(estimate_view(doc), fmt)
         if result.shortfall is not None:
             raise InfeasibleError(f"{result.deployment.model.id} on {result.deployment.device.id}: {result.shortfall}")
 

@@ -227,6 +227,9 @@ def register(app: typer.Typer) -> None:
                 raise InputError(f"{flag} {limit}: must be >= 1")
         weights = _floats(class_weights, "--class-weights", positive=True)
         shares = _floats(classes, "--classes")
+        if shares is not None and abs(sum(shares) - 1.0) > 1e-3:
+            raise InputError(f"--classes {classes!r}: shares of the requests per class sum to {sum(shares):g}, not 1; "
+                             f"give shares that sum to 1 (e.g. {','.join(f'{v / sum(shares):.3g}' for v in shares)})")  # fmt: skip
         if weights is not None and shares is not None and len(weights) != len(shares):
             raise InputError(f"--class-weights {class_weights!r}: {len(weights)} weights for the {len(shares)} classes of --classes; "
                              "give one weight per class")  # fmt: skip

@@ -244,6 +244,9 @@ def estimate(req: EstimateRequest) -> EstimateResult:
     if (req.tp or req.pp) and (req.tp or 1) * (req.pp or 1) > devices:
         given = " × ".join(f"--{k} {v}" for k, v in (("tp", req.tp), ("pp", req.pp)) if v)
         raise InputError(f"{given} needs {(req.tp or 1) * (req.pp or 1)} devices but --devices is {devices}")
+    if req.devices and req.tp and req.pp and devices % (req.tp * req.pp):
+        raise InputError(f"--devices {devices}: not a whole number of TP{req.tp}·PP{req.pp} replicas ({req.tp * req.pp} devices each); "
+                         f"give a multiple of {req.tp * req.pp}, or leave out --tp/--pp to choose the layout")  # fmt: skip
     ctx = req.input_tokens + (req.output_tokens if req.model.kind == "decoder" else 0)
     if hasattr(req.model, "max_context") and ctx > req.model.max_context:
         what = "input + output" if req.model.kind == "decoder" else "input"

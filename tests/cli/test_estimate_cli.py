@@ -167,3 +167,11 @@ def test_fp8_weights_need_fp8_tensor_cores_as_plans_do(aicap, device: str) -> No
         assert r.code == 2 and f"{device} has no fp8 tensor cores" in r.stderr and "--weights-dtype int8" in r.stderr
     r = aicap("size", "-m", "llama-3.1-8b", "--rate", "1", "--hardware", device, "--precision", "fp8")
     assert r.code == 3 and "supports none of the allowed precisions fp8" in r.stderr
+
+
+def test_devices_that_do_not_make_whole_replicas_are_refused_or_noted(aicap) -> None:
+    base = ("estimate", "-m", "llama-3.1-8b", "--hardware", "h100-sxm", "--devices", "9", "--tp", "8")
+    r = aicap(*base, "--pp", "1", "-f", "json")
+    assert r.code == 2 and "not a whole number of TP8·PP1 replicas" in r.stderr
+    r = aicap(*base, "-f", "json")  # PP is chosen: the best layout leaves one device over, and says so
+    assert r.code == 0 and r.json()["devices"] == 8 and "uses 8 of the 9 devices" in r.stderr
