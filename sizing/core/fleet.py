@@ -133,8 +133,9 @@ class Workload(_Doc):
     capacity the budget allows). ``requests_per_s`` may be an hourly profile (24 or 168 rates, or a
     ``diurnal`` shape; :mod:`aicap.sizing.core.profile`): the fleet is then planned period by period
     (:mod:`aicap.sizing.plan.periods`), with at least ``min_replicas`` replicas in every hour.
-    Lengths are means, or histograms: the weighted mean sets throughput, the bin at the latency
-    percentile sets the TTFT tail, and the largest bin bounds memory.
+    Lengths are one number for every request, or histograms: the weighted mean sets throughput, the
+    bin at the latency percentile sets the TTFT tail, and the largest bin bounds memory (and the context
+    length an export launches with: give the long tail a bin to size and launch for it).
     ``arrival_cv`` is the coefficient of variation of inter-arrival times: 1 for Poisson arrivals,
     above 1 for bursty traffic (queueing waits grow by ``(1 + cv²)/2``).
     """
