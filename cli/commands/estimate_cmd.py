@@ -146,7 +146,7 @@ def _released(doc: dict[str, Any]) -> str:
     return f" (the checkpoint is {stored}: this needs a {doc['weights_dtype']} copy)" if stored and stored != doc["weights_dtype"] else ""
 
 
-def estimate_view(doc: dict[str, Any]) -> View:
+def estimate_view(doc: dict[str, Any], tpot_ms: float | None = None) -> View:
     """Tables for one estimate document."""
     mem = doc["memory_gib"]
     layout = f"{doc['devices']}× {doc['hardware']} = {doc['replicas']} replica(s) × TP{doc['tp']}·PP{doc['pp']}"
@@ -158,7 +158,7 @@ def estimate_view(doc: dict[str, Any]) -> View:
         *([["prefix cache", f"{doc['prefix_cached_share']:.0%} of each prompt cached, not recomputed"]] if doc["prefix_cached_share"] else []),
         *([["speculative decoding", _spec_line(doc["speculative"])]] if doc.get("speculative") else []),
         ["fits", "yes" if doc["fits"] else f"NO: {doc['advice']}"],
-        ["meets --tpot-ms", "no: " + doc["advice"] if doc["fits"] and doc["advice"] else "yes"],
+        *([["meets --tpot-ms", "no: " + doc["advice"] if doc["fits"] and doc["advice"] else "yes"]] if tpot_ms is not None else []),
         ["memory per device (GiB)", f"weights {mem['weights']:.1f} + KV {mem['kv_cache']:.1f} + activations {mem['activations']:.1f} "
                                      f"+ overhead {mem['overhead']:.1f} = {mem['total']:.1f} of {mem['capacity']:.1f}"],
         ["KV-cache tokens per replica", doc["kv_cache_tokens"]],
@@ -283,7 +283,7 @@ def register(app: typer.Typer) -> None:
         if devices and doc["devices"] < devices:
             info(f"aicap: the layout uses {doc['devices']} of the {devices} devices: TP{doc['tp']}·PP{doc['pp']} replicas "
                  f"of {doc['tp'] * doc['pp']} leave {devices - doc['devices']} over")  # fmt: skip
-        emit(estimate_view(doc), fmt)
+        emit(estimate_view(doc, tpot_ms), fmt)
         if result.shortfall is not None:
             raise InfeasibleError(f"{result.deployment.model.id} on {result.deployment.device.id}: {result.shortfall}")
 

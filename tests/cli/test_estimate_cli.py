@@ -175,3 +175,9 @@ def test_devices_that_do_not_make_whole_replicas_are_refused_or_noted(aicap) -> 
     assert r.code == 2 and "not a whole number of TP8·PP1 replicas" in r.stderr
     r = aicap(*base, "-f", "json")  # PP is chosen: the best layout leaves one device over, and says so
     assert r.code == 0 and r.json()["devices"] == 8 and "uses 8 of the 9 devices" in r.stderr
+
+
+def test_the_tpot_verdict_row_appears_only_for_a_target(aicap) -> None:
+    base = ("estimate", "-m", "llama-3.1-8b", "--hardware", "h100-sxm")
+    assert "meets --tpot-ms" not in aicap(*base).stdout  # no target given: nothing to meet
+    assert "meets --tpot-ms" in aicap(*base, "--tpot-ms", "30").stdout
