@@ -33,6 +33,7 @@ import math
 from typing import Any
 
 from aicap.sizing.core.catalogue import CatalogueLike
+from aicap.sizing.core.dtypes import BYTES_PER_ELEMENT
 from aicap.sizing.core.errors import InputError
 from aicap.sizing.core.fleet import Fleet, Workload
 from aicap.sizing.core.plan import Plan
@@ -49,9 +50,13 @@ def _down(ms: float) -> float:
     return math.floor(ms * 1e3) / 1e3
 
 
-def transfer_ms(w: Workload, model: DecoderModel, gbps: float) -> float:
-    """Milliseconds to move the longest prompt's KV cache over ``gbps`` (at the workload's KV format, 16 bit by default)."""
-    return serve_transfer_ms(model, w.kv_dtype or "bf16", w.max_input, gbps)
+def transfer_ms(w: Workload, model: DecoderModel, gbps: float, kv_dtype: str | None = None) -> float:
+    """Milliseconds to move the longest prompt's KV cache over ``gbps``.
+
+    At ``kv_dtype`` (the format the plan's prefill pool runs), else the workload's, else 16 bit: before the
+    formats are chosen, the TTFT target is split for the largest KV cache a pool may hold.
+    """
+    return serve_transfer_ms(model, kv_dtype or w.kv_dtype or "bf16", w.max_input, gbps)
 
 
 def link_tiers(w: Workload, insts: list[InstanceSpec]) -> list[float]:
@@ -157,8 +162,9 @@ def split(fleet: Fleet, cat: CatalogueLike, insts: list[InstanceSpec]) -> tuple[
             if pool["slo"].get("tpot_ms") is None:
                 pool["slo"].pop("tpot_ms", None)
         out += [pre, dec]
+        kv = f"{w.kv_dtype} KV cache" if w.kv_dtype else "16-bit KV cache, the largest a pool may choose"
         notes.append(f"'{w.name}' is served disaggregated: prefill pool '{w.name}{PREFILL}' (TTFT ≤ {prefill_ttft:.0f} ms), KV transfer "
-                     f"{move:.1f} ms at {gbps:g} Gbit/s, decode pool '{w.name}{DECODE}' (TTFT ≤ {ttft * d.decode_ttft_share:.0f} ms"
+                     f"{move:.1f} ms at {gbps:g} Gbit/s ({kv}), decode pool '{w.name}{DECODE}' (TTFT ≤ {ttft * d.decode_ttft_share:.0f} ms"
                      f"{f', TPOT ≤ {w.slo.tpot_ms:g} ms' if w.slo.tpot_ms else ''}); its TTFT is the sum, ≤ {ttft:g} ms"
                      + (f"; the {gbps:g} Gbit/s link tier was the cheapest of {weighed} (--transfer-gbps fixes one)"
                         if weighed > 1 else ""))  # fmt: skip
@@ -186,5 +192,6 @@ def user_ttfts(plan: Plan, cat: CatalogueLike) -> dict[str, float]:
             model = cat.model(w.model)
             if dec is None or dec.ttft_ms is None or not isinstance(model, DecoderModel):
                 continue
-            out[base] = round(pw.ttft_ms + transfer_ms(w, model, w.min_network_gbps or math.inf) + dec.ttft_ms, 2)
+            kv = max((d.kv_dtype for d in pw.deployments), key=lambda k: BYTES_PER_ELEMENT.get(k, 2.0), default=None)
+            out[base] = round(pw.ttft_ms + transfer_ms(w, model, w.min_network_gbps or math.inf, kv) + dec.ttft_ms, 2)
     return out

@@ -23,6 +23,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from aicap.sizing.core.catalogue import CatalogueLike
+from aicap.sizing.core.dtypes import BYTES_PER_ELEMENT
 from aicap.sizing.core.fleet import PERCENTILES, Workload
 from aicap.sizing.core.plan import Plan
 from aicap.sizing.core.specs.model import DecoderModel
@@ -75,7 +76,10 @@ def compose(plan: Plan, cat: CatalogueLike, samples: dict[str, list[tuple[NDArra
             continue
         model = cat.model(pre.model)
         assert isinstance(model, DecoderModel)
-        move = pool_transfer_ms(pre, model, pre.min_network_gbps or math.inf)
+        split = pool_transfer_ms(pre, model, pre.min_network_gbps or math.inf)  # what the TTFT target was split for
+        kv = max((d.kv_dtype for pw in plan.workloads if pw.name == pre.name for d in pw.deployments),
+                 key=lambda k: BYTES_PER_ELEMENT.get(k, 2.0), default=None)  # fmt: skip
+        move = pool_transfer_ms(pre, model, pre.min_network_gbps or math.inf, kv)  # what the planned pools move
         a = np.concatenate([_post_warmup(t, arr) for t, arr in samples[pre.name]])
         b = np.concatenate([_post_warmup(t, arr) for t, arr in samples[dec.name]])
         n = min(a.size, b.size)
@@ -83,7 +87,7 @@ def compose(plan: Plan, cat: CatalogueLike, samples: dict[str, list[tuple[NDArra
             continue
         a, b = rng.permutation(a)[:n], rng.permutation(b)[:n]
         q = PERCENTILES[pre.slo.percentile]
-        target = None if pre.slo.ttft_ms is None or dec.slo.ttft_ms is None else pre.slo.ttft_ms + move + dec.slo.ttft_ms
+        target = None if pre.slo.ttft_ms is None or dec.slo.ttft_ms is None else pre.slo.ttft_ms + split + dec.slo.ttft_ms
         out.append(ComposedTtft(workload=base, percentile=pre.slo.percentile, prefill_ms=float(np.quantile(a, q)) * 1e3,
                                 transfer_ms=move, decode_ms=float(np.quantile(b, q)) * 1e3,
                                 composed_ms=float(np.quantile(a + b, q)) * 1e3 + move, target_ms=target))  # fmt: skip

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 ARGS = ("size", "--model", "llama-3.1-70b", "--rate", "5", "--input-tokens", "2000", "--output-tokens", "300", "--ttft-ms", "1500",
@@ -53,7 +55,9 @@ def test_simulating_a_disaggregated_plan_checks_the_composed_ttft(aicap, tmp_pat
     doc = aicap("simulate", str(plan), "-f", "json").json()
     (c,) = doc["disaggregated"]
     assert c["workload"] == "llama-3.1-70b" and c["ttft_target_ms"] == 1500.0 and c["holds"] and doc["holds"]
-    assert c["transfer_ms"] == pytest.approx(327_680 * 2000 * 8 / 50e9 * 1e3, abs=1e-3)
+    kv = {d["kv_dtype"] for w in json.loads(plan.read_text())["workloads"] if w["name"].endswith(".prefill") for d in w["deployments"]}
+    per_token = 327_680 * (0.5 if kv == {"fp8"} else 1.0)  # the prefill pool's KV format: 16 bit is 327,680 bytes a token
+    assert c["transfer_ms"] == pytest.approx(per_token * 2000 * 8 / 50e9 * 1e3, abs=1e-3)
     # The composed percentile lies between the larger part and the sum of the parts for these light-tailed waits.
     parts = (c["prefill_ttft_ms"], c["decode_ttft_ms"])
     assert max(parts) + c["transfer_ms"] <= c["composed_ttft_ms"] <= sum(parts) + c["transfer_ms"] + 1e-6
