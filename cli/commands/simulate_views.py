@@ -87,7 +87,8 @@ def plan_runs_view(runs: list[DeploymentRun], composed: list[ComposedTtft] | Non
     """One row per simulated plan deployment; a second table for disaggregated workloads' composed TTFT."""
     composed = composed or []
     doc = {"schema_version": 1, "holds": all(r.holds for r in runs) and all(c.holds for c in composed),
-           "deployments": [{"workload": r.workload, "instance_type": r.instance_type, "holds": r.holds, **r.report.model_dump(mode="json")}
+           "deployments": [{"workload": r.workload, "instance_type": r.instance_type, "percentile": r.percentile, "router": r.router,
+                            "holds": r.holds, **r.report.model_dump(mode="json")}
                            for r in runs],
            "disaggregated": [{"workload": c.workload, "percentile": c.percentile, "prefill_ttft_ms": round(c.prefill_ms, 3),
                               "transfer_ms": round(c.transfer_ms, 3), "decode_ttft_ms": round(c.decode_ms, 3),
@@ -95,12 +96,17 @@ def plan_runs_view(runs: list[DeploymentRun], composed: list[ComposedTtft] | Non
                               "ttft_target_ms": None if c.target_ms is None else round(c.target_ms, 3), "holds": c.holds}
                              for c in composed]}  # fmt: skip
     rows = [[r.workload, r.instance_type, f"{r.report.setup.replicas}× TP{r.report.setup.tp}·PP{r.report.setup.pp}",
-             f"{r.report.setup.rate_per_s:,.4g}", ms(r.report.ttft_ms), r.report.slo.ttft_ms, ms(r.report.tpot_ms), r.report.slo.tpot_ms,
-             _pct(r.report.slo_attainment), "yes" if r.report.stable else "NO", "yes" if r.holds else "NO"] for r in runs]  # fmt: skip
-    tables = [Table("Plan simulated: every deployment with all its replicas at its planned load (ms at p99)",
-                    ["workload", "instance", "replicas", "req/s", "TTFT p99", "TTFT target", "TPOT p99", "TPOT target",
+             f"{r.report.setup.rate_per_s:,.4g}", r.percentile, ms(r.report.ttft_ms, r.percentile), r.report.slo.ttft_ms,
+             ms(r.report.tpot_ms, r.percentile), r.report.slo.tpot_ms, _pct(r.report.slo_attainment), "yes" if r.report.stable else "NO",
+             "yes" if r.holds else "NO"] for r in runs]  # fmt: skip
+    routers = sorted({r.router.replace("_", " ") for r in runs}) or ["round robin"]
+    tables = [Table("Plan simulated: every deployment with all its replicas at its planned load (ms at the workload's percentile)",
+                    ["workload", "instance", "replicas", "req/s", "pctl", "TTFT", "TTFT target", "TPOT", "TPOT target",
                      "SLO attainment", "stable", "holds"], rows,
-                    caption="holds: stable and within both targets at the workload's own percentile.")]  # fmt: skip
+                    caption=f"All replicas of a deployment behind a {', '.join(routers)} router. holds: stable and within both "
+                            "targets at the workload's own percentile. `size --verify` simulates one replica at its share of "
+                            "the traffic, arriving at random: a stricter test, with longer tails than a router that spreads "
+                            "arrivals evenly.")]  # fmt: skip
     if composed:
         tables.append(Table("Disaggregated workloads: the TTFT users see (ms at the workload's percentile)",
                             ["workload", "prefill TTFT", "KV transfer", "decode TTFT", "composed TTFT", "target", "holds"],

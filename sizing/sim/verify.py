@@ -229,6 +229,8 @@ class DeploymentRun:
     holds: bool
     ttft_s: np.ndarray | None = None  # per-request TTFT and arrivals, kept for a disaggregated pool (sizing.sim.composed)
     arrival_s: np.ndarray | None = None
+    percentile: str = "p99"  # the workload's: what ``holds`` was checked at
+    router: str = "round_robin"
 
 
 def simulate_plan(plan: Plan, cat: CatalogueLike, *, requests_per_replica: int = DEFAULT_REQUESTS, seed: int = 0, policy: str = "fcfs",
@@ -268,11 +270,12 @@ def simulate_plan(plan: Plan, cat: CatalogueLike, *, requests_per_replica: int =
             trace = spec.build()
             if w.disaggregated_role is None:
                 rep = run(setup, trace, policy=policy, options=options, targets=targets, seed=s, traffic=f"plan workload {pw.name}")
-                out.append(DeploymentRun(pw.name, d.instance_type, rep, holds(rep, pw.percentile)))
+                out.append(DeploymentRun(pw.name, d.instance_type, rep, holds(rep, pw.percentile), percentile=pw.percentile, router=router))
             else:
                 rep, res, _ = run_detailed(setup, trace, policy=policy, options=options, targets=targets, seed=s,
                                            traffic=f"plan workload {pw.name}")  # fmt: skip
-                out.append(DeploymentRun(pw.name, d.instance_type, rep, holds(rep, pw.percentile), res.ttft_s, res.arrival_s))
+                out.append(DeploymentRun(pw.name, d.instance_type, rep, holds(rep, pw.percentile), res.ttft_s, res.arrival_s, pw.percentile,
+                                         router))  # fmt: skip
             if on_done is not None:
                 on_done()
     return out

@@ -91,6 +91,11 @@ def test_a_plan_is_simulated_deployment_by_deployment(tmp_path: Path) -> None:
     assert [x["workload"] for x in d["deployments"]] == [w["name"] for w in planned["workloads"] for _ in w["deployments"]]
     assert {x["workload"] for x in d["deployments"]} == {"chat", "summariser", "embeddings"}
     assert all(x["slo_attainment"] is not None for x in d["deployments"])
+    # Each deployment is read at its workload's percentile (the summariser's target is at p90), behind the router named.
+    pctl = {w["name"]: w["percentile"] for w in planned["workloads"]}
+    assert all(x["percentile"] == pctl[x["workload"]] and x["router"] == "round_robin" for x in d["deployments"])
+    _, table, _ = run("simulate", str(plan))
+    assert "p90" in table and "round robin router" in table and "size --verify" in table
 
 
 def test_list_datasets() -> None:
