@@ -31,7 +31,8 @@ def plan_view(plan: Plan) -> View:
             tpot = "-" if d.tpot_ms is None else f"{d.tpot_ms:,.1f}" + (f" ±{band['tpot']:.0f}%" if "tpot" in band else "")
             rows.append([w.name, w.model, d.instance_type, f"{d.devices}×{d.hardware}", f"TP{d.tp}·PP{d.pp}", d.replicas, d.weights_dtype,
                          f"{d.requests_per_s:,.3g}/{d.capacity_requests_per_s:,.3g}", ttft, tpot, d.usd_per_hour, round(d.usd_per_hour * hours),
-                         w.usd_per_million_output_tokens])  # fmt: skip
+                         w.usd_per_million_output_tokens if d.tpot_ms is not None or w.usd_per_million_output_tokens is None
+                         else f"{w.usd_per_million_output_tokens:g} per 1M requests"])  # an encoder's output is one item  # fmt: skip
     t = plan.totals
     pcts = sorted({w.percentile for w in plan.workloads})
     pct = pcts[0] if len(pcts) == 1 else "at each workload's percentile"
@@ -47,7 +48,7 @@ def plan_view(plan: Plan) -> View:
               caption=f"Fleet: {t.instances} instances, {t.devices} devices ({t.devices_used} used), ${t.usd_per_hour:,.2f}/hour, "
                       f"${t.usd_per_month:,.0f}/month. Engine: {engines}. TTFT/TPOT are percentiles at the planned load; ± = "
                       "90th-percentile error of the performance model against published measurements."),
-        Table("Instances", ["instance", "cloud", "hardware", "count", "devices used", "$/hour", "price date"],
+        Table("Instances", ["instance", "cloud", "hardware", "count", "devices used", "$/hour (all)", "price date"],
               [[i.instance_type, i.cloud, i.hardware, i.count, f"{i.devices_used}/{i.devices}", i.usd_per_hour, i.price_date]
                for i in plan.instances]),
     ]  # fmt: skip

@@ -18,6 +18,7 @@ from aicap.sizing.core.specs import InstanceSpec
 from aicap.sizing.plan.candidates import Candidate, cost_per_rps, prune
 from aicap.sizing.plan.problem import problem_for
 from aicap.sizing.solve.blocks import solve_blocks
+from aicap.sizing.solve.milp import SolveStatus
 
 ALTERNATIVE_TIME_LIMIT_S = 5.0
 
@@ -86,7 +87,14 @@ def alternatives(fleet: Fleet, insts: list[InstanceSpec], all_cands: dict[str, l
         problems.append(problem_for(cost_only, feas, sub, min(time_limit_s, ALTERNATIVE_TIME_LIMIT_S)))
     for (hw, feas), alt in zip(pending, solve_blocks(problems), strict=True):  # one solver setup for them all
         if not alt.has_solution:
-            out.append(Alternative(hardware=hw, why="no feasible packing within the availability caps"))
+            if alt.status is not SolveStatus.INFEASIBLE:
+                out.append(Alternative(hardware=hw, why="no plan found within the solver's time limit for alternatives"))
+                continue
+            # Every candidate here serves its workload alone, so without a budget only the instance caps can bind.
+            capped = sorted(i.name for i in insts if i.device == hw and i.name in c.availability)
+            cap = f"the availability caps ({', '.join(capped)})" if capped else (
+                f"the cap of {c.max_instances_per_type:,} instances per type (constraints.max_instances_per_type)")  # fmt: skip
+            out.append(Alternative(hardware=hw, why=f"no plan within {cap}"))
             continue
         hours = c.hours_per_month
         delta = (alt.cost_per_hour * hours) - plan.totals.usd_per_month
