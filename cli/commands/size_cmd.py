@@ -47,7 +47,8 @@ def plan_view(plan: Plan) -> View:
                f"TPOT ms ({pct})", "$/hour", "$/month", "$/1M out tok"], rows,
               caption=f"Fleet: {t.instances} instances, {t.devices} devices ({t.devices_used} used), ${t.usd_per_hour:,.2f}/hour, "
                       f"${t.usd_per_month:,.0f}/month. Engine: {engines}. TTFT/TPOT are percentiles at the planned load; ± = "
-                      "90th-percentile error of the performance model against published measurements."),
+                      "90th-percentile error of the performance model against published measurements under load "
+                      "(aicap validate --set server)."),
         Table("Instances", ["instance", "cloud", "hardware", "count", "devices used", "$/hour (all)", "price date"],
               [[i.instance_type, i.cloud, i.hardware, i.count, f"{i.devices_used}/{i.devices}", i.usd_per_hour, i.price_date]
                for i in plan.instances]),

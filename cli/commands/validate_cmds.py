@@ -90,7 +90,7 @@ def register(app: typer.Typer) -> None:
     def validate_cmd(
         cases: Annotated[Path | None, typer.Argument(help="Cases file (YAML or CSV); default: the public cases shipped with aicap.")] = None,
         case_set: Annotated[str, typer.Option("--set", help="Shipped cases to score without a file: published (no load), server (under load: simulated), all, or training (training and fine-tuning runs).")] = "published",
-        write_bands: Annotated[Path | None, typer.Option("--write-bands", help="Write the error bands (p90 per metric class) to this YAML file.")] = None,
+        write_bands: Annotated[Path | None, typer.Option("--write-bands", help="Write the error bands (p90 per metric class, of the shipped cases without load and under load) to this YAML file.")] = None,
         write_factors: Annotated[Path | None, typer.Option("--write-factors", help="With --set training: refit the training factors and write the factors file here.")] = None,
         fit_overheads: Annotated[bool, typer.Option("--fit-overheads", help="With --set server or all: fit each engine's per-request overhead on its cases under load (median TTFT residual) and check it leave-one-source-out.")] = False,
         fit_engine_factors: Annotated[bool, typer.Option("--fit-engine-factors", help="With --set server or all: fit each engine's multiplier on its device families' memory efficiency on its runs under load (simulated; a minute or two).")] = False,
@@ -115,6 +115,8 @@ def register(app: typer.Typer) -> None:
             raise InputError(f"--set {case_set!r}: valid: {', '.join(CASE_SETS)}, all, training")
         if cases is not None and case_set != "published":
             raise InputError("give a cases file or --set, not both")
+        if cases is not None and write_bands is not None:
+            raise InputError("--write-bands scores the shipped cases, with and without load; it takes no cases file")
         cat = catalogue()
         which = list(CASE_SETS) if case_set == "all" else [case_set]
         loaded = load_cases(cases) if cases is not None else [c for w in which for c in load_cases(which=w)]
@@ -166,10 +168,14 @@ def register(app: typer.Typer) -> None:
         if write_bands is not None:
             from aicap.cli.files import write_atomic
 
-            p90 = {k: v["p90"] for k, v in by_class.items() if k != "all"}
-            med = {k: v["median"] for k, v in by_class.items() if k != "all"}
-            write_atomic(write_bands, bands_document(p90, med, len(report.scored), cat.version))
-            info(f"aicap: wrote error bands to {write_bands}")
+            def bands(kind: str) -> tuple[dict[str, float], dict[str, float], int]:  # each set scored on its own
+                rep = report if which == [kind] else score(load_cases(which=kind), cat)
+                cls = rep.summary("class")
+                return ({k: v["p90"] for k, v in cls.items() if k != "all"}, {k: v["median"] for k, v in cls.items() if k != "all"},
+                        len(rep.scored))  # fmt: skip
+
+            write_atomic(write_bands, bands_document(bands("published"), bands("server"), cat.version))
+            info(f"aicap: wrote error bands (without load, and under load) to {write_bands}")
 
     @app.command("calibrate")
     @guarded

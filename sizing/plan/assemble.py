@@ -105,7 +105,7 @@ def build_plan(fleet: Fleet, cat: CatalogueLike, insts: list[InstanceSpec], chos
     used = {i.name: 0 for i in insts}
     for cand, r, _ in chosen:
         used[cand.instance] += r * cand.devices
-    bands = error_bands()
+    bands = error_bands(under_load=True)  # a plan promises latency percentiles at its load
     instances = []
     for name, n in sorted(instance_counts.items()):
         if n <= 0:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 KEYS = {"schema_version", "model", "hardware", "devices", "tp", "pp", "batch", "fits", "memory_gib", "kv_cache_tokens", "ttft_s",
@@ -181,3 +183,17 @@ def test_the_tpot_verdict_row_appears_only_for_a_target(aicap) -> None:
     base = ("estimate", "-m", "llama-3.1-8b", "--hardware", "h100-sxm")
     assert "meets --tpot-ms" not in aicap(*base).stdout  # no target given: nothing to meet
     assert "meets --tpot-ms" in aicap(*base, "--tpot-ms", "30").stdout
+
+
+def test_write_bands_stores_the_bands_without_load_and_under_load(aicap, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import yaml
+
+    out = tmp_path / "accuracy.yaml"
+    r = aicap("validate", "--write-bands", str(out), "-f", "json")
+    assert r.code == 0
+    doc = yaml.safe_load(out.read_text())
+    shipped = yaml.safe_load((Path(__file__).resolve().parents[2] / "hardware_db" / "validation" / "accuracy.yaml").read_text())
+    assert doc["p90_abs_error_pct"] == shipped["p90_abs_error_pct"] and doc["under_load"] == shipped["under_load"]
+    assert doc["scored_metrics"] == 92 and doc["under_load"]["scored_metrics"] == 475
+    r = aicap("validate", str(tmp_path / "cases.yaml"), "--write-bands", str(out))
+    assert r.code == 2 and "takes no cases file" in r.stderr

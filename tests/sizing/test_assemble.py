@@ -129,8 +129,9 @@ def test_workload_fields_copy_the_fleet() -> None:
     assert (chat.name, chat.model, chat.percentile, chat.arrival_cv, chat.requests_per_s) == ("chat", "llama-3.1-8b", "p99", 1.0, 10.0)
     assert (chat.ttft_target_ms, chat.tpot_target_ms, embed.ttft_target_ms, embed.tpot_target_ms) == (2000.0, 60.0, 200.0, None)
     assert chat.rejected_hardware == rejected["chat"] and embed.rejected_hardware == []
-    bands = error_bands()
+    bands = error_bands(under_load=True)  # a plan's promises are latency percentiles at its load
     assert chat.error_band_pct == {k: bands[k] for k in ("ttft", "tpot") if k in bands} and "e2e" not in chat.error_band_pct
+    assert bands["tpot"] > error_bands()["tpot"]  # under load the model strays further than without it
 
 
 def test_plan_header() -> None:

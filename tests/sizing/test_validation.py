@@ -33,6 +33,15 @@ def test_no_case_off_by_more_than_2x(report: ValidationReport) -> None:
     assert not bad
 
 
+def test_stored_under_load_bands_match_the_current_model(cat: Catalogue) -> None:
+    rep = score(load_cases(which="server"), cat)
+    stored = error_bands(under_load=True)
+    current = {k: v["p90"] for k, v in rep.summary("class").items() if k != "all"}
+    assert set(stored) == set(current), "run: aicap validate --write-bands hardware_db/validation/accuracy.yaml"
+    for k, v in current.items():
+        assert stored[k] == pytest.approx(v, abs=0.15), f"stale under-load band for {k}; re-run aicap validate --write-bands"
+
+
 def test_stored_error_bands_match_the_current_model(report: ValidationReport) -> None:
     stored = error_bands()
     current = {k: v["p90"] for k, v in report.summary("class").items() if k != "all"}
