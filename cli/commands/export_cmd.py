@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shlex
 from enum import Enum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -30,34 +29,6 @@ class Target(str, Enum):
 ENGINE_TARGETS = ("vllm", "sglang", "trtllm")
 
 
-def _script(launch: Launch) -> str:
-    """One deployment as shell: a comment, the options file (heredoc) where the engine takes one, the command."""
-    import yaml
-
-    s = launch.settings
-    lines = [f"# {s.name}: workload {s.workload}, {s.replicas} replica(s) of {s.devices_per_replica}× {s.hardware} on {s.instance_type};",
-             f"# run this once per replica (image {launch.image})."]  # fmt: skip
-    lines += [f"# note: {n}" for n in launch.notes]
-    argv = list(launch.argv)
-    if launch.options_file is not None and launch.options_flag is not None:
-        path = f"{s.name}.options.yaml"
-        lines += [f"cat > {path} <<'EOF'", yaml.safe_dump(launch.options_file, sort_keys=True).rstrip(), "EOF"]
-        argv += [launch.options_flag, path]
-    words = [shlex.quote(a) for a in argv]
-    cmd, rest = " ".join(words[: launch.command_words]), words[launch.command_words :]
-    parts = [cmd]
-    i = 0
-    while i < len(rest):  # one flag (and its value) per line
-        if rest[i].startswith("-") and i + 1 < len(rest) and not rest[i + 1].startswith("-"):
-            parts.append(f"{rest[i]} {rest[i + 1]}")
-            i += 2
-        else:
-            parts.append(rest[i])
-            i += 1
-    lines.append(" \\\n  ".join(parts))
-    return "\n".join(lines) + "\n"
-
-
 def register(app: typer.Typer) -> None:
     """Add ``export`` to the root app."""
 
@@ -66,7 +37,7 @@ def register(app: typer.Typer) -> None:
     def export_cmd(
         plan: Annotated[Path, typer.Argument(metavar="PLAN", help="A plan written by `aicap size -o plan.json` (JSON or YAML).")],
         to: Annotated[Target, typer.Option("--to", help="vllm, sglang or trtllm (launch commands, a shell script), k8s or kserve (manifests), llm-d (llm-d-modelservice helm values).")],
-        output_dir: Annotated[Path | None, typer.Option("--output-dir", help="Write one file per deployment here instead of stdout.")] = None,
+        output_dir: Annotated[Path | None, typer.Option("--output-dir", help="Write the files here instead of stdout: one launch script per machine (vllm, sglang, trtllm), one manifest file per deployment (k8s, kserve, llm-d).")] = None,
     ) -> None:  # fmt: skip
         """Write the launch command or Kubernetes manifests of every deployment of a plan."""
         import yaml
@@ -97,9 +68,24 @@ def register(app: typer.Typer) -> None:
             launches.append(launch(s, flag_map(engine)))
         files: list[tuple[str, str]] = []
         if to.value in ENGINE_TARGETS:
-            files = [(f"{x.settings.name}.sh", _script(x)) for x in launches]
-            header = f"#!/bin/sh\n# aicap export --to {to.value}: {len(launches)} deployment(s) of {plan.name}\nset -eu\n\n"
-            text = header + "\n".join(body for _, body in files)
+            from aicap.cli.commands.export_scripts import dispatch, machine_script
+            from aicap.sizing.export.placement import place
+
+            try:
+                machines = [m for m in place(doc, settings) if m.slots]
+            except ValueError as exc:
+                raise InputError(f"{plan}: {exc}") from None
+            by_name = {s.name: s for s in settings}
+            fmaps = {s.name: flag_map(to.value) for s in settings}
+
+            def launch_at(s: Settings, k: int) -> Launch:  # the k-th server on its machine takes the k-th port from the default
+                return launch(s, fmaps[s.name], port=fmaps[s.name].default_port + k)
+
+            files = [(f"{m.name}.sh", machine_script(m, by_name, launch_at, cat, to.value)) for m in machines]
+            header = (f"#!/bin/sh\n# aicap export --to {to.value}: {len(settings)} deployment(s) of {plan.name} on {len(machines)} "
+                      "machine(s). Run it on each machine with that machine's name (sh this.sh NAME): it starts the replicas "
+                      "placed there, each on its own devices and port. --output-dir writes one script per machine.\nset -eu\n")  # fmt: skip
+            text = header + dispatch(files)
         else:
             docs = manifests(launches, doc, cat, kubernetes_facts(), kserve=to.value == "kserve")
             files = [(f"{x.settings.name}.yaml", yaml.safe_dump_all(d, sort_keys=False)) for x, d in zip(launches, docs, strict=True)]
@@ -110,7 +96,8 @@ def register(app: typer.Typer) -> None:
         if output_dir is None:
             typer.echo(text, nl=False)
             return
-        _write([(name, body if not name.endswith(".sh") else "#!/bin/sh\nset -eu\n" + body) for name, body in files], output_dir)
+        _write([(name, body if not name.endswith(".sh") else f"#!/bin/sh\n# aicap export --to {to.value} of {plan.name}\nset -eu\n" + body)
+                for name, body in files], output_dir)  # fmt: skip
 
 
 def _write(files: list[tuple[str, str]], output_dir: Path | None) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 import os
 import shlex
+import subprocess
 from pathlib import Path
 
 import kubernetes_validate
@@ -35,7 +36,8 @@ def test_export_matches_golden(aicap, target: str) -> None:
 
 
 def _argv(script: str) -> list[list[str]]:
-    """The commands of an exported script (continuations joined; comments, heredocs and shell lines dropped)."""
+    """The commands of an exported script (continuations joined; comments, heredocs, the machine dispatch, ``wait`` and each
+    command's device variable and ``&`` dropped)."""
     text = script.replace("\\\n", " ")
     out, skip = [], False
     for line in text.splitlines():
@@ -44,8 +46,10 @@ def _argv(script: str) -> list[list[str]]:
             continue
         if line.startswith("cat >"):
             skip = True
-        elif line and not line.startswith(("#", "set ")):
-            out.append(shlex.split(line))
+        elif line and not line.startswith(("#", "set ", "machine=", "case ", "*)")) and line not in ("wait", ";;", "esac") \
+                and not (line.endswith(")") and " " not in line):  # fmt: skip
+            words = shlex.split(line.removesuffix(" &"))
+            out.append(words[1:] if "=" in words[0] else words)  # CUDA_VISIBLE_DEVICES=0,1 vllm serve ...
     return out
 
 
@@ -132,12 +136,34 @@ def test_the_autoscaler_threshold_is_the_in_flight_requests_at_capacity(aicap) -
     assert scaled["spec"]["maxReplicaCount"] == d["replicas"]
 
 
-def test_output_dir_writes_one_file_per_deployment(aicap, tmp_path: Path) -> None:
+def test_output_dir_writes_one_script_per_machine(aicap, tmp_path: Path) -> None:
     r = aicap("export", str(PLAN), "--to", "vllm", "--output-dir", str(tmp_path / "out"))
     assert r.code == 0 and r.stdout == ""
     plan = yaml.safe_load(PLAN.read_text())
-    names = sorted(f"{w['name']}-{k}.sh" for w in plan["workloads"] for k in range(len(w["deployments"])))
+    names = sorted(f"{i['instance_type']}-{k}.sh" for i in plan["instances"] for k in range(1, i["count"] + 1))
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == names
+    for p in (tmp_path / "out").iterdir():
+        assert p.read_text().startswith("#!/bin/sh\n") and p.read_text().rstrip().endswith("wait")
+
+
+def test_a_machine_script_starts_its_replicas_on_their_own_devices_and_ports(aicap, tmp_path: Path) -> None:
+    # The built-in example puts 3 chat replicas (TP2) and the summariser (TP2) on one 8-GPU p5.48xlarge.
+    plan = tmp_path / "plan.json"
+    assert aicap("size", "-o", str(plan), "-f", "json").code == 0
+    script = aicap("export", str(plan), "--to", "vllm").stdout
+    (tmp_path / "bin").mkdir()
+    fake = tmp_path / "bin" / "vllm"
+    fake.write_text('#!/bin/sh\necho "$CUDA_VISIBLE_DEVICES $*"\n')
+    fake.chmod(0o755)
+    (tmp_path / "run.sh").write_text(script)
+    env = {**os.environ, "PATH": f"{tmp_path / 'bin'}:{os.environ['PATH']}"}
+    ran = subprocess.run(["sh", str(tmp_path / "run.sh"), "p5.48xlarge-1"], capture_output=True, text=True, env=env, check=True)
+    started = sorted(ran.stdout.splitlines())
+    assert [x.split()[0] for x in started] == ["0,1", "2,3", "4,5", "6,7"]
+    ports = sorted(x.split("--port ")[1].split()[0] for x in started)
+    assert ports == ["8000", "8001", "8002", "8003"] and sum("Llama-3.1-70B" in x for x in started) == 3
+    bad = subprocess.run(["sh", str(tmp_path / "run.sh"), "nope"], capture_output=True, text=True, env=env)
+    assert bad.returncode == 2 and "valid: g4dn.xlarge-1 p5.48xlarge-1" in bad.stderr
 
 
 def test_export_errors_are_one_line_exit_2(aicap, tmp_path: Path) -> None:
