@@ -41,6 +41,14 @@ def plan_view(plan: Plan) -> View:
     engines = ", ".join(sorted({w.engine for w in plan.workloads}))
     spec = "; ".join(f"{w.name}: {w.speculative}" for w in plan.workloads if w.speculative)
     engines += f". Speculative decoding: {spec}" if spec else ""
+    flat = [[w.name, w.model, d.instance_type, d.hardware, d.devices, d.tp, d.pp, d.replicas, d.weights_dtype, d.kv_dtype, w.percentile,
+             d.requests_per_s, d.capacity_requests_per_s, d.ttft_ms, w.error_band_pct.get("ttft"), d.tpot_ms,
+             w.error_band_pct.get("tpot") if d.tpot_ms is not None else None, d.usd_per_hour, round(d.usd_per_hour * hours, 2),
+             w.usd_per_million_output_tokens] for w in plan.workloads for d in w.deployments]  # fmt: skip
+    csv = Table("Plan deployments", ["workload", "model", "instance_type", "hardware", "devices", "tp", "pp", "replicas", "weights_dtype",
+                                     "kv_dtype", "percentile", "requests_per_s", "capacity_requests_per_s", "ttft_ms", "ttft_band_pct",
+                                     "tpot_ms", "tpot_band_pct", "usd_per_hour", "usd_per_month",
+                                     "usd_per_million_output_tokens"], flat)  # fmt: skip
     tables = [
         Table(f"Plan ({plan.objective} objective, {cat.pricing} prices of {cat.price_dates[0]}…{cat.price_dates[1]}{solver})",
               ["workload", "model", "instance", "devices", "layout", "replicas", "dtype", "req/s load/capacity", f"TTFT ms ({pct})",
@@ -71,7 +79,7 @@ def plan_view(plan: Plan) -> View:
               ms(x.simulated_tpot_ms), ms(x.tpot_target_ms), "yes" if x.holds else "NO"] for x in v.workloads],
             caption=f"{v.requests_per_deployment:,} simulated requests per deployment, seed {v.seed}{resolved}.",
         ))  # fmt: skip
-    return View(plan.to_dict(), tables, [f"warning: {w}" for w in plan.warnings])
+    return View(plan.to_dict(), tables, [f"warning: {w}" for w in plan.warnings], csv=csv)
 
 
 def period_plan_view(plan: PeriodPlan) -> View:
@@ -248,7 +256,7 @@ def register(app: typer.Typer) -> None:
         if output is not None:
             write_atomic(output, to_yaml(view.document) if output.suffix in {".yaml", ".yml"} else to_json(view.document))
             info(f"aicap: wrote plan to {output}")
-        emit(View(view.document, view.tables), fmt)
+        emit(View(view.document, view.tables, csv=view.csv), fmt)
         if periodic and pplan.verification is not None and not pplan.verification.holds:
             missed = ", ".join(f"{c.workload} on {c.instance_type} at hour {c.hour}" for c in pplan.verification.checks if not c.holds)
             raise InfeasibleError(f"in simulation, the busiest hour still misses its targets after {pplan.verification.resolves} "

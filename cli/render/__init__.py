@@ -45,6 +45,7 @@ class View:
     document: Any
     tables: list[Table] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    csv: Table | None = None  # the rows ``--format csv`` writes, one value a cell, where the first table packs several
 
 
 def cell(value: Any) -> str:
@@ -93,14 +94,16 @@ def _csv_value(value: Any) -> Any:
 
 
 def to_csv(view: View) -> str:
-    """The first (primary) table as CSV with raw values: a cell that is a number carries no thousands separators.
+    """The view's CSV table, else its first (primary) table, as CSV with raw values.
+
+    A cell that is a number carries no thousands separators.
 
     Cells of prose (``≤2,048 running``, ``$1,234``) keep their text; the JSON output has every figure bare.
     """
     out = io.StringIO()
-    if not view.tables:
+    if not view.tables and view.csv is None:
         return ""
-    t = view.tables[0]
+    t = view.csv or view.tables[0]
     w = csv.writer(out, lineterminator="\n")
     w.writerow(t.columns)
     for row in t.rows:

@@ -105,3 +105,18 @@ def test_schema_plan_is_json_schema(aicap) -> None:
 def test_throughput_objective_with_a_budget_that_buys_nothing_exit_3(aicap) -> None:
     r = aicap("size", "--model", "llama-3.1-8b", "--rate", "1", "--hardware", "h100-sxm", "--objective", "throughput", "--budget", "100")
     assert r.code == 3 and "buys no instance" in r.stderr
+
+
+def test_size_csv_is_one_value_a_cell_and_agrees_with_the_json(aicap) -> None:
+    import csv
+    import io
+
+    rows = list(csv.DictReader(io.StringIO(aicap("size", "-f", "csv").stdout)))
+    plan = aicap("size", "-f", "json").json()
+    deps = [(w, d) for w in plan["workloads"] for d in w["deployments"]]
+    assert len(rows) == len(deps)
+    for row, (w, d) in zip(rows, deps, strict=True):
+        assert (row["workload"], row["hardware"], int(row["tp"]), int(row["replicas"])) == (w["name"], d["hardware"], d["tp"], d["replicas"])
+        assert float(row["ttft_ms"]) == d["ttft_ms"] and float(row["ttft_band_pct"]) == w["error_band_pct"]["ttft"]
+        assert float(row["usd_per_hour"]) == d["usd_per_hour"] and row["percentile"] == w["percentile"]
+        assert (row["tpot_ms"] == "") == (d["tpot_ms"] is None)  # an encoder has no TPOT: a blank cell, not "-"
