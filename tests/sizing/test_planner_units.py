@@ -3,6 +3,7 @@ filtering, the shortlist, dominance pruning, screening, layouts, formats, failur
 
 from __future__ import annotations
 
+import math
 from dataclasses import replace
 from types import SimpleNamespace
 from typing import Any
@@ -266,8 +267,15 @@ def _reference_shortlist(fl: Fleet, cands: list[Candidate], insts: list[Any]) ->
             alone = sorted(mine, key=lambda x: (standalone_cost(x, rate, by_name[x.instance], c.price_model),
                                                 cost_per_rps(x, by_name[x.instance], c.price_model), x.instance, x.tp, x.pp))  # fmt: skip
             keep.update(id(x) for x in alone[:SHORTLIST_STANDALONE])
-        if c.objective == "latency":
-            keep.update(id(x) for x in sorted(mine, key=lambda x: (latency_score(x, fl), x.instance, x.tp, x.pp))[:SHORTLIST_LATENCY])
+        if c.objective == "latency":  # the fastest the budget buys alone, and the fastest so on each device type
+            budget = c.budget_usd_per_month / c.hours_per_month if c.budget_usd_per_month is not None else math.inf
+            afford = [x for x in mine if standalone_cost(x, w.rate or 0.0, by_name[x.instance], c.price_model) <= budget * (1 + 1e-9)]
+            fast = sorted(afford, key=lambda x: (latency_score(x, fl), x.instance, x.tp, x.pp))
+            keep.update(id(x) for x in fast[:SHORTLIST_LATENCY])
+            quick: dict[str, Candidate] = {}
+            for x in fast:
+                quick.setdefault(x.hardware, x)
+            keep.update(id(x) for x in quick.values())
     return [x for x in cands if id(x) in keep]
 
 
