@@ -68,7 +68,7 @@ def register(app: typer.Typer) -> None:
             launches.append(launch(s, flag_map(engine)))
         files: list[tuple[str, str]] = []
         if to.value in ENGINE_TARGETS:
-            from aicap.cli.commands.export_scripts import dispatch, machine_script
+            from aicap.cli.commands.export_scripts import dispatch, machine_name, machine_script
             from aicap.sizing.export.placement import place
 
             try:
@@ -81,7 +81,7 @@ def register(app: typer.Typer) -> None:
             def launch_at(s: Settings, k: int) -> Launch:  # the k-th server on its machine takes the k-th port from the default
                 return launch(s, fmaps[s.name], port=fmaps[s.name].default_port + k)
 
-            files = [(f"{m.name}.sh", machine_script(m, by_name, launch_at, cat, to.value)) for m in machines]
+            files = [(f"{machine_name(m)}.sh", machine_script(m, by_name, launch_at, cat, to.value)) for m in machines]
             header = (f"#!/bin/sh\n# aicap export --to {to.value}: {len(settings)} deployment(s) of {plan.name} on {len(machines)} "
                       "machine(s). Run it on each machine with that machine's name (sh this.sh NAME): it starts the replicas "
                       "placed there, each on its own devices and port. --output-dir writes one script per machine.\nset -eu\n")  # fmt: skip

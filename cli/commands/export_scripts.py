@@ -7,6 +7,7 @@ port of its own (the engine's default port, then the next ones), and waits for t
 
 from __future__ import annotations
 
+import re
 import shlex
 from collections.abc import Callable
 from typing import TYPE_CHECKING
@@ -36,22 +37,63 @@ def command(launch: Launch) -> list[str]:
     return parts
 
 
+#: vLLM's NIXL side channel (a disaggregated pool's KV transfer) listens on this port plus the TP rank; processes that share a
+#: machine each need their own range (vLLM docs/features/nixl_connector_usage.md: VLLM_NIXL_SIDE_CHANNEL_PORT, default 5557).
+NIXL_PORT, NIXL_STRIDE = 5557, 32
+
+_NAME = re.compile(r"[^A-Za-z0-9._-]")
+
+
+def machine_name(m: Machine) -> str:
+    """A machine's name as a file name and a ``case`` label: letters, digits, '.', '_' and '-' only (no path, no glob)."""
+    return _NAME.sub("-", m.name).lstrip(".") or "machine"
+
+
+def _spanning(launch: Launch, part: tuple[int, int], engine: str) -> tuple[str, str | None, bool]:
+    """For one machine of a replica spanning ``part[1]`` machines: a comment, a start command to run first, and whether it serves.
+
+    The start is the engine's recorded multi-node start (vLLM: Ray, as its LeaderWorkerSet guide runs it) with the group size and
+    the leader's address in place of LWS's variables: the leader's runs before its serving command, a worker's is all it runs. An
+    engine without one is said to need its own start; its first machine serves.
+    """
+    k, n = part
+    mn = launch.multi_node
+    if mn is None:
+        return (f"# this replica spans {n} machines; {engine} has no recorded multi-node start: start its distributed runtime on "
+                "each of them before serving", None, k == 1)  # fmt: skip
+    cmd = mn.leader if k == 1 else mn.worker
+    cmd = cmd.replace("$(LWS_GROUP_SIZE)", str(n)).replace(
+        "$(LWS_LEADER_ADDRESS)", '"${LEADER_ADDRESS:?set LEADER_ADDRESS to the address of the replica\'s first machine}"'
+    )
+    if k > 1:
+        return f"# part {k} of {n} of this replica: joins the leader's cluster (set LEADER_ADDRESS)", cmd, False
+    return f"# part 1 of {n} of this replica: starts the cluster the other {n - 1} machine(s) join, then serves", cmd, True
+
+
 def machine_script(m: Machine, settings: dict[str, Settings], launch_at: Callable[[Settings, int], Launch], cat: CatalogueLike,
                    engine: str) -> str:  # fmt: skip
-    """The script of one machine for ``engine``: a summary line, each deployment's options file once, each replica's command."""
+    """The script of one machine for ``engine``: a summary line, each deployment's options file once, each replica's command.
+
+    Every replica starts in the background on its devices and port; the script waits on each, stops the others when one
+    fails, and stops them all on Ctrl-C or when it is killed.
+    """
     import yaml
 
     dev = cat.device(m.hardware)
-    env = DEVICE_ENV.get(dev.vendor) if dev.kind not in ("cpu", "tpu") else None  # CPU and TPU hosts: not named here
+    env = DEVICE_ENV.get(dev.vendor) if dev.kind not in ("cpu", "tpu") else None
     counts: dict[str, list[int]] = {}
     for placed in m.slots:
         counts.setdefault(placed.deployment, []).append(placed.replica)
     what = "; ".join(f"{name} replica{'s' if len(r) > 1 else ''} {', '.join(map(str, r))} of {settings[name].replicas}"
                      for name, r in counts.items())  # fmt: skip
-    lines = [f"# {m.name}: {m.devices}× {m.hardware}: {what or 'nothing placed'}"]
+    lines = [f"# {machine_name(m)}: {m.devices}× {m.hardware}: {what or 'nothing placed'}", 'pids=""',
+             "trap 'kill $pids 2>/dev/null || true' INT TERM EXIT"]  # fmt: skip
+    if dev.kind == "tpu" and len(m.slots) > 1:
+        lines.append(f"# note: {len(m.slots)} replicas share this TPU host: give each its own chips (libtpu's visible-chip "
+                     "settings) before starting them, or they contend for all of them")  # fmt: skip
     written: set[str] = set()
     port = 0
-    background = 0
+    started = 0
     for slot in m.slots:
         s = settings[slot.deployment]
         launch = launch_at(s, port)
@@ -66,23 +108,31 @@ def machine_script(m: Machine, settings: dict[str, Settings], launch_at: Callabl
                 lines += [f"cat > {path} <<'EOF'", yaml.safe_dump(launch.options_file, sort_keys=True).rstrip(), "EOF"]
             argv_extra = [launch.options_flag, path]
         written.add(s.name)
-        if slot.part is not None and slot.part[0] > 1:
-            lines.append(f"# part {slot.part[0]} of {slot.part[1]} of this replica: a worker of the leader on the replica's first "
-                         f"machine; start it with {engine}'s multi-node launch (Ray), not a command of its own")  # fmt: skip
-            continue
+        prefix: list[str] = []
+        if env is not None:
+            prefix.append(f"{env}={','.join(map(str, slot.devices))}")
+        if engine == "vllm" and s.values.get("disaggregation_role") is not None:
+            prefix.append(f"VLLM_NIXL_SIDE_CHANNEL_PORT={NIXL_PORT + NIXL_STRIDE * port}")
+        pin = "numactl --cpunodebind={0} --membind={0} ".format(slot.devices[0]) if dev.kind == "cpu" and len(m.slots) > 1 else ""
         if slot.part is not None:
-            lines.append(f"# this replica spans {slot.part[1]} machines: start them with {engine}'s multi-node launch (Ray); "
-                         "the command is the leader's")  # fmt: skip
+            note, start, serves = _spanning(launch, slot.part, engine)
+            lines.append(note)
+            if start is not None and not serves:  # a worker: its join command is all this machine runs of the replica
+                lines += [f"{' '.join([*prefix, start])} &", 'pids="$pids $!"']
+                started += 1
+            if start is not None and serves:  # the leader's start, in the foreground, before it serves
+                lines.append(" ".join([*prefix, start]))
+            if not serves:
+                continue
         parts = command(launch)
         if argv_extra:
             parts.append(" ".join(shlex.quote(a) for a in argv_extra))
-        if env is not None:
-            parts[0] = f"{env}={','.join(map(str, slot.devices))} {parts[0]}"
-        lines.append(" \\\n  ".join(parts) + " &")
+        parts[0] = " ".join([*prefix, pin + parts[0]]) if prefix else pin + parts[0]
+        lines += [" \\\n  ".join(parts) + " &", 'pids="$pids $!"']
         port += 1
-        background += 1
-    if background:
-        lines.append("wait")
+        started += 1
+    if started:
+        lines.append('for pid in $pids; do wait "$pid"; done  # a server that fails ends the script, and the trap stops the rest')
     return "\n".join(lines) + "\n"
 
 
@@ -91,6 +141,6 @@ def dispatch(scripts: list[tuple[str, str]]) -> str:
     names = [name.removesuffix(".sh") for name, _ in scripts]
     lines = [f'machine="${{1:?give the machine this runs on: {" | ".join(names)}}}"', 'case "$machine" in']
     for name, (_, body) in zip(names, scripts, strict=True):
-        lines += [f"{name})", body.rstrip(), ";;"]
+        lines += [f"'{name}')", body.rstrip(), ";;"]
     lines += ['*) echo "unknown machine $machine: valid: ' + " ".join(names) + '" >&2; exit 2 ;;', "esac"]
     return "\n".join(lines) + "\n"

@@ -7,6 +7,7 @@ Regenerate the golden exports after an intended change with::
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import shlex
@@ -46,7 +47,7 @@ def _argv(script: str) -> list[list[str]]:
             continue
         if line.startswith("cat >"):
             skip = True
-        elif line and not line.startswith(("#", "set ", "machine=", "case ", "*)")) and line not in ("wait", ";;", "esac") \
+        elif line and not line.startswith(("#", "set ", "machine=", "case ", "*)", "pids=", "trap ", "for pid ")) and line not in ("wait", ";;", "esac") \
                 and not (line.endswith(")") and " " not in line):  # fmt: skip
             words = shlex.split(line.removesuffix(" &"))
             out.append(words[1:] if "=" in words[0] else words)  # CUDA_VISIBLE_DEVICES=0,1 vllm serve ...
@@ -143,7 +144,8 @@ def test_output_dir_writes_one_script_per_machine(aicap, tmp_path: Path) -> None
     names = sorted(f"{i['instance_type']}-{k}.sh" for i in plan["instances"] for k in range(1, i["count"] + 1))
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == names
     for p in (tmp_path / "out").iterdir():
-        assert p.read_text().startswith("#!/bin/sh\n") and p.read_text().rstrip().endswith("wait")
+        text = p.read_text()
+        assert text.startswith("#!/bin/sh\n") and "trap 'kill $pids" in text and text.rstrip().endswith("trap stops the rest")
 
 
 def test_a_machine_script_starts_its_replicas_on_their_own_devices_and_ports(aicap, tmp_path: Path) -> None:
@@ -164,6 +166,52 @@ def test_a_machine_script_starts_its_replicas_on_their_own_devices_and_ports(aic
     assert ports == ["8000", "8001", "8002", "8003"] and sum("Llama-3.1-70B" in x for x in started) == 3
     bad = subprocess.run(["sh", str(tmp_path / "run.sh"), "nope"], capture_output=True, text=True, env=env)
     assert bad.returncode == 2 and "valid: g4dn.xlarge-1 p5.48xlarge-1" in bad.stderr
+    fake.write_text("#!/bin/sh\nexit 3\n")  # a server that fails at start-up fails the machine's script
+    failed = subprocess.run(["sh", str(tmp_path / "run.sh"), "p5.48xlarge-1"], capture_output=True, text=True, env=env)
+    assert failed.returncode == 3
+
+
+def _size_and_export(aicap, tmp_path: Path, example: str, target: str = "vllm") -> str:  # type: ignore[no-untyped-def]
+    plan = tmp_path / f"{example}.json"
+    assert aicap("size", str(Path(__file__).resolve().parents[2] / "examples" / f"{example}.yaml"), "-o", str(plan), "-f", "json").code == 0
+    r = aicap("export", str(plan), "--to", target)
+    assert r.code == 0 and subprocess.run(["sh", "-n"], input=r.stdout, text=True).returncode == 0  # valid shell
+    return str(r.stdout)
+
+
+def test_cpu_replicas_sharing_a_machine_are_pinned_to_their_sockets(aicap, tmp_path: Path) -> None:
+    script = _size_and_export(aicap, tmp_path, "cpu-only")
+    pinned = [line for line in script.splitlines() if line.startswith("numactl")]
+    assert pinned and len(set(pinned)) == len(pinned)  # each on its own NUMA node
+
+
+def test_disaggregated_pools_on_one_machine_take_their_own_kv_ports(aicap, tmp_path: Path) -> None:
+    script = _size_and_export(aicap, tmp_path, "disaggregated-chat")
+    ports = [w.split("=")[1] for line in script.splitlines() for w in line.split() if w.startswith("VLLM_NIXL_SIDE_CHANNEL_PORT=")]
+    assert len(ports) >= 2 and len(set(ports)) == len(ports) and all(int(p) % 32 == 5557 % 32 for p in ports)
+
+
+def test_a_replica_spanning_machines_starts_its_cluster(aicap, tmp_path: Path) -> None:
+    plan = tmp_path / "ds.json"
+    assert aicap("size", *DEEPSEEK_2X8, "-o", str(plan), "-f", "json").code == 0
+    script = aicap("export", str(plan), "--to", "vllm").stdout
+    assert "multi-node-serving.sh leader --ray_cluster_size=2" in script and 'worker --ray_address="${LEADER_ADDRESS:?' in script
+    assert "$(LWS" not in script and subprocess.run(["sh", "-n"], input=script, text=True).returncode == 0
+    assert "no recorded multi-node start" in aicap("export", str(plan), "--to", "sglang").stdout
+
+
+def test_machine_names_are_safe_file_names_and_case_labels(aicap, tmp_path: Path) -> None:
+    doc = yaml.safe_load(PLAN.read_text())
+    for i in doc["instances"]:
+        i["instance_type"] = "../my box;(x)*"
+    for w in doc["workloads"]:
+        for d in w["deployments"]:
+            d["instance_type"] = "../my box;(x)*"
+    odd = tmp_path / "odd.json"
+    odd.write_text(json.dumps(doc))
+    r = aicap("export", str(odd), "--to", "vllm", "--output-dir", str(tmp_path / "out"))
+    assert r.code == 0 and [p.name for p in (tmp_path / "out").iterdir()] == ["-my-box--x---1.sh"]
+    assert subprocess.run(["sh", "-n"], input=aicap("export", str(odd), "--to", "vllm").stdout, text=True).returncode == 0
 
 
 def test_export_errors_are_one_line_exit_2(aicap, tmp_path: Path) -> None:
