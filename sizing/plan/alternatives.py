@@ -9,6 +9,7 @@ layout for the workload that costs it most.
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Iterable
 
@@ -23,7 +24,7 @@ from aicap.sizing.solve.milp import SolveStatus
 ALTERNATIVE_TIME_LIMIT_S = 5.0
 
 _EXCLUDED = ("does not run on", "serves none of", "supports none of", "no tensor-parallel degree")
-_MISS = re.compile(r"(\d[\d,]*(?:\.\d+)?) ms > target (\d[\d,]*(?:\.\d+)?) ms")
+_MISS = re.compile(r"(\d[\d,]*(?:\.\d+)?) ms > target (\d[\d,]*(?:\.\d+)?) ms")  # the figures _reasons writes
 
 
 def closeness(reason: str) -> tuple[int, float, str]:
@@ -36,8 +37,10 @@ def closeness(reason: str) -> tuple[int, float, str]:
     """
     m = _MISS.search(reason)
     ratio = float(m.group(1).replace(",", "")) / max(float(m.group(2).replace(",", "")), 1e-12) if m else 0.0
-    if reason.endswith("at the lightest load") or reason.startswith("cannot meet"):
+    if reason.endswith("at the lightest load"):
         return 0, ratio, reason
+    if reason.startswith("cannot meet"):  # past the same checks, but it names no figure: after those that do
+        return 0, math.inf, reason
     if m:
         return 1, ratio, reason
     if reason.startswith("screened out"):

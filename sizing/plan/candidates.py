@@ -32,7 +32,7 @@ from aicap.sizing.perf import memory
 from aicap.sizing.plan.layouts import crossings
 from aicap.sizing.plan.screen import Rows, screen, screen_bound, spread
 from aicap.sizing.serve.capacity import capacity
-from aicap.sizing.serve.load import BUDGET_UTILISATION, SLOT_UTILISATION, Loaded, Traffic, at_arrivals, at_rate
+from aicap.sizing.serve.load import BUDGET_UTILISATION, LATENCY_HEADROOM, SLOT_UTILISATION, Loaded, Traffic, at_arrivals, at_rate
 from aicap.sizing.serve.replica import Replica, ReplicaGroup
 from aicap.sizing.serve.step_model import Hardware, StepModel
 from aicap.sizing.solve.reduce import group_pairs
@@ -229,6 +229,11 @@ def _reasons(idle: Loaded, slots: F, sh: Sequence[Shape], rate: F, ttft: F | Non
         v = seconds * 1e3
         return f"{v:,.1f}" if v < 100 else f"{v:,.0f}"
 
+    def target(seconds: float) -> str:  # a target as given: 50, 1,500, 2.5 (never 1e+06)
+        v = seconds * 1e3
+        return f"{v:,.0f}" if v >= 100 or v.is_integer() else f"{v:g}"
+
+    room = f" less the plan's {1 - LATENCY_HEADROOM:.0%} headroom"  # a plan keeps each percentile under LATENCY_HEADROOM × target
     out: list[str | None] = []
     for k, s in enumerate(sh):
         if slots[k] < 1:
@@ -236,12 +241,12 @@ def _reasons(idle: Loaded, slots: F, sh: Sequence[Shape], rate: F, ttft: F | Non
             out.append(f"does not fit memory at {what}")
         elif rate[k] > 0:
             out.append(None)
-        elif idle.tpot_s[k] > s.tpot_s:
-            out.append(f"TPOT {ms(idle.tpot_s[k])} ms > target {s.tpot_s * 1e3:,g} ms even with one request")
-        elif idle.ttft_s[k] > s.ttft_s:
-            out.append(f"TTFT {ms(idle.ttft_s[k])} ms > target {s.ttft_s * 1e3:,g} ms even when idle")
-        elif ttft is not None and s.ttft_s > 0 and ttft[k] > s.ttft_s:
-            out.append(f"TTFT p{s.quantile * 100:g} {ms(ttft[k])} ms > target {s.ttft_s * 1e3:,g} ms even at the lightest load")
+        elif idle.tpot_s[k] > LATENCY_HEADROOM * s.tpot_s:
+            out.append(f"TPOT {ms(idle.tpot_s[k])} ms > target {target(s.tpot_s)} ms{room} even with one request")
+        elif idle.ttft_s[k] > LATENCY_HEADROOM * s.ttft_s:
+            out.append(f"TTFT {ms(idle.ttft_s[k])} ms > target {target(s.ttft_s)} ms{room} even when idle")
+        elif ttft is not None and s.ttft_s > 0 and ttft[k] > LATENCY_HEADROOM * s.ttft_s:
+            out.append(f"TTFT p{s.quantile * 100:g} {ms(ttft[k])} ms > target {target(s.ttft_s)} ms{room} even at the lightest load")
         else:
             out.append("cannot meet the targets within its memory slots and token budget")
     return out
