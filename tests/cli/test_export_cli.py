@@ -36,6 +36,9 @@ def test_export_matches_golden(aicap, target: str) -> None:
     assert r.stdout == golden.read_text(), f"export to {target} changed; regenerate with AICAP_UPDATE_GOLDEN=1 if intended"
 
 
+SHELL_LINES = ("#", "set ", "machine=", "case ", "*)", "pids=", "trap ", "for pid ")  # the script's own lines, not commands
+
+
 def _argv(script: str) -> list[list[str]]:
     """The commands of an exported script (continuations joined; comments, heredocs, the machine dispatch, ``wait`` and each
     command's device variable and ``&`` dropped)."""
@@ -45,10 +48,10 @@ def _argv(script: str) -> list[list[str]]:
         if skip:
             skip = line != "EOF"
             continue
+        label = line.endswith(")") and " " not in line  # a machine's case label
         if line.startswith("cat >"):
             skip = True
-        elif line and not line.startswith(("#", "set ", "machine=", "case ", "*)", "pids=", "trap ", "for pid ")) and line not in ("wait", ";;", "esac") \
-                and not (line.endswith(")") and " " not in line):  # fmt: skip
+        elif line and not line.startswith(SHELL_LINES) and line not in ("wait", ";;", "esac") and not label:
             words = shlex.split(line.removesuffix(" &"))
             out.append(words[1:] if "=" in words[0] else words)  # CUDA_VISIBLE_DEVICES=0,1 vllm serve ...
     return out

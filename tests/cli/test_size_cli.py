@@ -116,7 +116,8 @@ def test_size_csv_is_one_value_a_cell_and_agrees_with_the_json(aicap) -> None:
     deps = [(w, d) for w in plan["workloads"] for d in w["deployments"]]
     assert len(rows) == len(deps)
     for row, (w, d) in zip(rows, deps, strict=True):
-        assert (row["workload"], row["hardware"], int(row["tp"]), int(row["replicas"])) == (w["name"], d["hardware"], d["tp"], d["replicas"])
+        got = (row["workload"], row["hardware"], int(row["tp"]), int(row["replicas"]))
+        assert got == (w["name"], d["hardware"], d["tp"], d["replicas"])
         assert float(row["ttft_ms"]) == d["ttft_ms"] and float(row["ttft_band_pct"]) == w["error_band_pct"]["ttft"]
         assert float(row["usd_per_hour"]) == d["usd_per_hour"] and row["percentile"] == w["percentile"]
         assert (row["tpot_ms"] == "") == (d["tpot_ms"] is None)  # an encoder has no TPOT: a blank cell, not "-"
