@@ -76,10 +76,10 @@ def register(app: typer.Typer) -> None:
             except ValueError as exc:
                 raise InputError(f"{plan}: {exc}") from None
             by_name = {s.name: s for s in settings}
-            fmaps = {s.name: flag_map(to.value) for s in settings}
+            fmap = flag_map(to.value)
 
             def launch_at(s: Settings, k: int) -> Launch:  # the k-th server on its machine takes the k-th port from the default
-                return launch(s, fmaps[s.name], port=fmaps[s.name].default_port + k)
+                return launch(s, fmap, port=fmap.default_port + k)
 
             files = [(f"{machine_name(m)}.sh", machine_script(m, by_name, launch_at, cat, to.value)) for m in machines]
             header = (f"#!/bin/sh\n# aicap export --to {to.value}: {len(settings)} deployment(s) of {plan.name} on {len(machines)} "

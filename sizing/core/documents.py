@@ -81,24 +81,9 @@ def load_document(path: Path, text: str | None = None) -> Any:
     JSON is parsed by :func:`load_json`, so ``2e3`` is the number 2000 (YAML 1.1 reads it as a
     string). Text that starts with ``{`` in a file not named ``.json`` may also be a YAML flow
     mapping (``{workloads: [...]}``): when it is not valid JSON it is read as YAML, and if that
-    fails too the JSON error is reported.
-
-    Parameters
-    ----------
-    path
-        The file; read with :func:`read_text` unless ``text`` is given, and named in errors.
-    text
-        The file's text, when already read.
-
-    Returns
-    -------
-    Any
-        The document.
-
-    Raises
-    ------
-    InputError
-        One line with ``file:line`` for a syntax error, a non-finite number or excessive nesting.
+    fails too the JSON error is reported. ``path`` and ``text`` are as :func:`load_yaml` takes them; an
+    :class:`InputError` gives one line with ``file:line`` for a syntax error, a non-finite number or
+    excessive nesting.
     """
     text = read_text(path) if text is None else text
     if not is_json(path, text):

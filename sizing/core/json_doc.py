@@ -77,23 +77,9 @@ def _json_constant(token: str) -> Any:
 def load_json(path: Path, text: str | None = None) -> Any:
     """Parse a JSON file strictly: no NaN or infinity, nesting at most :data:`MAX_DEPTH` deep.
 
-    Parameters
-    ----------
-    path
-        The file; read with :func:`read_text` unless ``text`` is given, and named in errors.
-    text
-        The file's text, when already read.
-
-    Returns
-    -------
-    Any
-        The document.
-
-    Raises
-    ------
-    InputError
-        ``file:line: malformed JSON: ...``, ``file:line: ... is not a finite number`` or
-        ``file:line: nested too deeply``.
+    ``path`` and ``text`` are as :func:`~aicap.sizing.core.yaml_doc.load_yaml` takes them. Raises
+    :class:`InputError`: ``file:line: malformed JSON: ...``, ``file:line: ... is not a finite number`` or
+    ``file:line: nested too deeply``.
     """
     text = read_text(path) if text is None else text
     depth, at = _json_depth(text)

@@ -291,18 +291,13 @@ def _evaluate(dep: Deployment, req: EstimateRequest, replicas: int) -> EstimateR
         limits["max_context_at_batch"] = memory.max_context(dep, dep.tp, dep.pp, batch)
     mem["total"] = sum(mem.values())
     mem["capacity"] = float(mb.capacity) / GIB
-    fits = mem["total"] <= mem["capacity"]
-    context = None if dep.model.kind == "generic" else i + (o if dep.model.kind == "decoder" else 0)
-    advice = None if fits else advise(dep, mem, batch=int(batch), context=context, max_batch=limits["max_batch_at_context"],
-                                      max_context=limits["max_context_at_batch"])  # fmt: skip
     held = limits["max_batch_at_context"]
-    if fits and held is not None and held < batch:
-        # The bytes of this batch fit, but the engine sizes its KV pool after reserving the workspace of a whole step.
-        fits = False
-        hints = ([f"lower the batch to at most {held:,}"] if held else []) + _layout_hints(dep, spelled=True)
-        advice = (f"the KV cache the engine allocates holds {kv_tokens:,} tokens (what weights, overhead and the workspace of one "
-                  f"step of {dep.runtime.max_prefill_tokens:,} tokens leave), fewer than batch {int(batch):,} × {i + o:,} tokens; "
-                  f"what helps: {', or '.join(hints)}")  # fmt: skip
+    short_pool = held is not None and held < batch  # the engine sizes its KV pool after a whole step's workspace
+    fits = mem["total"] <= mem["capacity"] and not short_pool
+    context = None if dep.model.kind == "generic" else i + (o if dep.model.kind == "decoder" else 0)
+    pool = kv_tokens if short_pool else None
+    advice = None if fits else advise(dep, mem, batch=int(batch), context=context, max_batch=held,
+                                      max_context=limits["max_context_at_batch"], pool_tokens=pool)  # fmt: skip
     res = EstimateResult(req, dep, max(replicas, 1), int(batch), metrics, mem, kv_tokens, fits, advice)
     res.limits = limits
     return res
@@ -350,7 +345,7 @@ def _layout_hints(dep: Deployment, *, spelled: bool = False) -> list[str]:
 
 
 def advise(dep: Deployment, mem: dict[str, float], *, batch: int = 1, context: int | None = None,
-           max_batch: int | None = None, max_context: int | None = None) -> str:  # fmt: skip
+           max_batch: int | None = None, max_context: int | None = None, pool_tokens: int | None = None) -> str:  # fmt: skip
     """Say in numbers why a deployment does not fit, naming the term that binds, and what would help.
 
     ``mem`` holds GiB per device (``weights``, ``kv_cache``, ``activations``, ``overhead``,
@@ -365,8 +360,16 @@ def advise(dep: Deployment, mem: dict[str, float], *, batch: int = 1, context: i
       weights; an 8-bit KV cache when the KV cache binds.
 
     The message quotes the sum that exceeds the capacity, so its numbers never contradict the verdict.
+    ``pool_tokens`` (the KV tokens the engine allocates) names a third case: the batch's bytes fit, but the
+    engine reserves the workspace of a whole step before it sizes the pool, which then holds fewer than
+    ``batch`` requests of ``context`` tokens.
     """
     cap, w, ovh = mem["capacity"], mem["weights"], mem["overhead"]
+    if pool_tokens is not None and w + ovh <= cap:
+        helps = ([f"lower the batch to at most {max_batch:,}"] if max_batch else []) + _layout_hints(dep, spelled=True)
+        return (f"the KV cache the engine allocates holds {pool_tokens:,} tokens (what weights, overhead and the workspace of "
+                f"one step of {dep.runtime.max_prefill_tokens:,} tokens leave), fewer than batch {batch:,} × {context or 0:,} "
+                f"tokens; what helps: {', or '.join(helps)}")  # fmt: skip
     if w + ovh > cap:
         total, caps, ws, os_ = _gib(w + ovh, cap, w, ovh)
         return (f"weights {ws} per device + overhead {os_} = {total} > {caps} usable, before any KV cache or activations; "
