@@ -295,7 +295,7 @@ def _evaluate(dep: Deployment, req: EstimateRequest, replicas: int) -> EstimateR
     short_pool = held is not None and held < batch  # the engine sizes its KV pool after a whole step's workspace
     fits = mem["total"] <= mem["capacity"] and not short_pool
     context = None if dep.model.kind == "generic" else i + (o if dep.model.kind == "decoder" else 0)
-    pool = kv_tokens if short_pool else None
+    pool = kv_tokens if short_pool and mem["total"] <= mem["capacity"] else None  # only the pool binds: the bytes fit
     advice = None if fits else advise(dep, mem, batch=int(batch), context=context, max_batch=held,
                                       max_context=limits["max_context_at_batch"], pool_tokens=pool)  # fmt: skip
     res = EstimateResult(req, dep, max(replicas, 1), int(batch), metrics, mem, kv_tokens, fits, advice)
