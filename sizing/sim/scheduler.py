@@ -96,9 +96,11 @@ class FcfsScheduler:
         budget = engine.max_tokens
         q = engine.verify_tokens  # a decoding request takes k + 1 budget tokens with speculative decoding
         cap = budget // q if self.decode_cap is None else min(budget // q, self.decode_cap)
-        if engine.held > 0:  # inside a multi-step round: decode only, nothing is scheduled
-            engine.held -= 1
-            return engine.reserve_decode(cap), 0
+        if engine.held > 0:
+            if engine.decoders:  # inside a multi-step round: decode only, nothing is scheduled
+                engine.held -= 1
+                return engine.reserve_decode(cap), 0
+            engine.held = 0  # the round's decoders all finished: the round ends and waiting requests are scheduled
         if engine.prefill_first:
             prefill = self._prefill(engine, budget)
             if prefill > 0:

@@ -342,7 +342,10 @@ class VirtualEngine:
                 del self.running[r]
         if self.completing:
             for r in self.completing:
-                self.prefilling.popleft()  # completions are the oldest prefilling requests
+                if self.prefilling[0] == r:
+                    self.prefilling.popleft()  # completions are the oldest prefilling requests, but for one:
+                else:  # a recompute chunked past whole-prompt mode that did not fit this step stays ahead of a
+                    self.prefilling.remove(r)  # shorter prompt admitted behind it (chunk() returned 0 for it)
                 out = t.output[r]
                 if math.isnan(t.first_s[r]):
                     t.first_s[r] = now_s

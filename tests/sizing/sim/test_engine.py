@@ -243,6 +243,20 @@ def test_without_chunked_prefill_a_recompute_longer_than_the_budget_is_chunked()
     assert any(p > 0 and d + p == 64 for d, p in rec.steps)  # a chunk filled the budget: the recompute was split
 
 
+def test_without_chunked_prefill_a_stuck_recompute_does_not_lose_the_prompt_that_completes_behind_it() -> None:
+    # A preempted request's recompute exceeds the 8-token budget and is chunked; when its last piece does not
+    # fit the step's remaining budget it waits at the head of the prefilling queue while a shorter prompt is
+    # admitted and completes in that step. The completion is that prompt, not the head (it once popped the
+    # head: the stuck request held its seat and blocks for ever, or the run raised "not in deque").
+    req = Requests(np.array([0.0508, 0.0558, 0.1002, 0.2809]), np.array([8, 7, 3, 7]), np.array([27, 25, 30, 27]))
+    cfg = EngineConfig(max_num_seqs=5, max_batched_tokens=8, kv_capacity_tokens=48, block_tokens=4, chunked_prefill=False)
+    rec = Recorder()
+    r = simulate(_linear, req, cfg, scheduler=rec, max_steps=100_000)
+    assert r.preemptions > 0
+    assert r.finished.all() and r.rejected == 0
+    assert np.isfinite(r.e2e_s).all()
+
+
 def test_prefill_first_steps_prefill_only_while_prompts_wait() -> None:
     # Request 0 decodes from t = 0.0106; request 1 arrives at 0.05, mid-decode. Mixed (vLLM v1), its prompt
     # joins a decode step; prefill-first (vLLM v0's default scheduler) runs it alone and request 0 skips
@@ -287,6 +301,19 @@ def test_multi_step_rounds_hold_arrivals_until_the_round_ends() -> None:
     assert ten.finished.all()
     with pytest.raises(ValueError, match="decode_steps"):
         EngineConfig(4, 4096, 100_000, decode_steps=0)
+
+
+def test_a_multi_step_round_ends_when_its_decoders_finish() -> None:
+    # Request 0 emits 2 tokens and finishes inside its 3-step round; request 1 arrived during it. With nothing
+    # left to decode the round ends and request 1 is prefilled (it was stranded until k - 1 later arrivals).
+    req = Requests(np.array([0.0, 0.025]), np.array([100, 100]), np.array([2, 5]))
+    one = EngineConfig(4, 4096, 100_000, prefill_first=True, chunked_prefill=False)
+    three = EngineConfig(4, 4096, 100_000, prefill_first=True, chunked_prefill=False, decode_steps=3)
+    for cfg in (one, three):
+        r = simulate(_linear, req, cfg)
+        c, _ = simulate_cluster(_linear, req, cfg)
+        assert r.finished.all() and c.finished.all()
+    assert simulate(_linear, req, three).ttft_s[1] == pytest.approx(simulate(_linear, req, one).ttft_s[1])
 
 
 # ---------------------------------------------------------------------------------------------
