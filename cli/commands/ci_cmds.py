@@ -80,7 +80,7 @@ def register(app: typer.Typer, schema_app: typer.Typer) -> None:
         from aicap.sizing.core.period_plan import PeriodPlan
         from aicap.sizing.core.plan import Plan
         from aicap.sizing.plan.fleet_io import any_plan_or_size
-        from aicap.sizing.plan.policy import Limit, Policy, check_ids, evaluate, evaluate_periods, verdict
+        from aicap.sizing.plan.policy import Limit, Policy, blocking, check_ids, evaluate, evaluate_periods, verdict
 
         cat = catalogue()
         pol = Policy()
@@ -101,9 +101,7 @@ def register(app: typer.Typer, schema_app: typer.Typer) -> None:
                              "compare two of a kind")  # fmt: skip
         notes = []
         if isinstance(plan, PeriodPlan):
-            rows, unchecked = evaluate_periods(pol, plan, cat, base if isinstance(base, PeriodPlan) else None)
-            if unchecked:
-                notes.append(f"not checked on a plan over demand periods yet: {', '.join(unchecked)}")
+            rows, _ = evaluate_periods(pol, plan, cat, base if isinstance(base, PeriodPlan) else None)  # unchecked limits are rows
             what = f"plan over {plan.hours} hours"
         else:
             rows = evaluate(pol, plan, base if isinstance(base, Plan) else None)
@@ -111,6 +109,10 @@ def register(app: typer.Typer, schema_app: typer.Typer) -> None:
         if base is not None and base.catalogue.version != plan.catalogue.version:
             notes.append(f"warning: baseline was made with catalogue {base.catalogue.version}, "
                          f"this plan with {plan.catalogue.version}: prices or factors may differ")  # fmt: skip
+        if stuck := blocking(rows):
+            raise InputError(f"{policy}: fail limits that cannot be checked here: "
+                             + "; ".join(f"{r.limit} ({r.detail})" for r in stuck)
+                             + "; give what they need, or set their action to warn to accept them unchecked")  # fmt: skip
         result = verdict(rows)
         doc = {
             "schema_version": 2,

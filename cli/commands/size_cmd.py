@@ -246,10 +246,15 @@ def register(app: typer.Typer) -> None:
             if autoscaler is not None:
                 import yaml
 
-                from aicap.sizing.plan.periods import keda_scaled_objects
+                from aicap.sizing.plan.periods import keda_floor_usd_per_month, keda_scaled_objects
 
                 write_atomic(autoscaler, yaml.safe_dump_all(keda_scaled_objects(pplan), sort_keys=False))
                 info(f"aicap: wrote {len(pplan.autoscaling)} KEDA ScaledObject(s) to {autoscaler}")
+                if (floor := keda_floor_usd_per_month(pplan, cat)) > 0.005:
+                    info(f"aicap: note: the ScaledObjects keep at least one replica of each deployment (with no pods there is no metric "
+                         f"to wake on): in the hours the plan runs none, that costs at least ${floor:,.0f}/month more than the plan's "
+                         f"${pplan.totals.usd_per_month:,.0f}. Each also scales on its own load: moving traffic between deployments "
+                         "as the hourly plan does needs a router that follows it")  # fmt: skip
         view = period_plan_view(pplan) if periodic else plan_view(plan)
         for note in view.notes:
             info(f"aicap: {note}")

@@ -15,6 +15,11 @@ from aicap.sizing.core.specs.instance import PricingModel
 if TYPE_CHECKING:
     from aicap.sizing.core.fleet import Workload
 
+#: Hours in an average month, 8,760 / 12: what a commitment bills a month.
+HOURS_PER_MONTH = 730.0
+#: Pricing models paid for every hour of their term whether the capacity runs or not.
+COMMITTED: tuple[PricingModel, ...] = ("reserved_1y", "reserved_3y", "owned")
+
 #: What a fleet's plan optimises: cheapest within the latency targets, fastest or most throughput within a budget.
 Objective = Literal["cost", "latency", "throughput"]
 
@@ -47,7 +52,10 @@ class Constraints(BaseModel):
         le=24 * 60,
         description="minutes from ordering capacity to serving on it (default: weights over a load bandwidth plus a start-up time)",
     )
-    hours_per_month: float = Field(730.0, ge=1, le=744, description="hours a month is billed for (730 = 8,760/12; 1 to 744)")
+    hours_per_month: float = Field(
+        HOURS_PER_MONTH, ge=1, le=744,
+        description="hours a month the fleet runs and rented capacity is billed for (730 = 8,760/12; 1 to 744); reserved and owned capacity bill every hour",
+    )  # fmt: skip
     budget_usd_per_month: PositiveFloat | None = None
     objective: Objective = "cost"
     single_type: bool = False
@@ -79,6 +87,17 @@ class Constraints(BaseModel):
     def price_model(self) -> PricingModel:
         """The pricing model a static plan prices with (the first allowed)."""
         return self.pricing_models[0]
+
+    def billed_hours(self, pricing: str | None = None) -> float:
+        """Hours a month of one instance is paid for under ``pricing`` (default: :attr:`price_model`).
+
+        ``hours_per_month`` for capacity rented by the hour (on demand, spot); every hour of the month,
+        ``max(hours_per_month, 730)``, for capacity committed to (a reservation bills each hour of its term,
+        owned hardware depreciates whether it runs or not): a fleet run 200 hours a month on reserved
+        instances pays for 730.
+        """
+        model = self.price_model if pricing is None else pricing
+        return max(self.hours_per_month, HOURS_PER_MONTH) if model in COMMITTED else self.hours_per_month
 
     def engine_of(self, w: Workload) -> str | None:
         """The engine workload ``w`` is served with: its own, else the fleet's (``None``: the catalogue default)."""

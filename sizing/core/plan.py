@@ -176,7 +176,8 @@ class Plan(_Doc):
     generated_by: str
     catalogue: CatalogueRef
     objective: Objective
-    hours_per_month: float = Field(ge=1, le=744)
+    hours_per_month: float = Field(ge=1, le=744, description="hours a month the plan's instances are billed for (every hour, 730 or more, "
+                                   "when its pricing is reserved or owned)")  # fmt: skip
     solver: Solver
     totals: Totals
     instances: list[Instance]

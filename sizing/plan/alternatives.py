@@ -99,7 +99,7 @@ def alternatives(fleet: Fleet, insts: list[InstanceSpec], all_cands: dict[str, l
                 f"the cap of {c.max_instances_per_type:,} instances per type (constraints.max_instances_per_type)")  # fmt: skip
             out.append(Alternative(hardware=hw, why=f"no plan within {cap}"))
             continue
-        hours = c.hours_per_month
+        hours = c.billed_hours()
         delta = (alt.cost_per_hour * hours) - plan.totals.usd_per_month
         if delta > 0:
             spend: dict[str, float] = {}

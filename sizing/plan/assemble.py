@@ -144,19 +144,20 @@ def build_plan(fleet: Fleet, cat: CatalogueLike, insts: list[InstanceSpec], chos
             capacity_requests_per_s=sig(sum(d.capacity_requests_per_s for d in deps)), ttft_ms=ttft, tpot_ms=tpot,
             ttft_target_ms=w.slo.ttft_ms, tpot_target_ms=w.slo.tpot_ms, ttft_margin_pct=_margin(ttft, w.slo.ttft_ms),
             tpot_margin_pct=_margin(tpot, w.slo.tpot_ms), error_band_pct={k: bands[k] for k in ("ttft", "tpot") if k in bands},
-            usd_per_hour=money(usd_h), usd_per_month=money(usd_h * c.hours_per_month),
+            usd_per_hour=money(usd_h), usd_per_month=money(usd_h * c.billed_hours()),
             usd_per_million_output_tokens=money(usd_h / out_tok_h * 1e6) if out_tok_h > 0 else None,
             deployments=deps, rejected_hardware=rejected.get(w.name, []),
         ))  # fmt: skip
-    total_h = sum(i.usd_per_hour for i in instances)
-    totals = Totals(usd_per_hour=money(total_h), usd_per_month=money(total_h * c.hours_per_month),
+    # From the catalogue's prices, not the instances' hourly figures rounded to cents (x 730 that is dollars off).
+    total_h = sum(n * float(by_name[name].price(c.price_model) or 0.0) for name, n in instance_counts.items() if n > 0)
+    totals = Totals(usd_per_hour=money(total_h), usd_per_month=money(total_h * c.billed_hours()),
                     devices=sum(i.devices for i in instances),
                     devices_used=sum(i.devices_used for i in instances), instances=sum(i.count for i in instances))  # fmt: skip
     return Plan(
         generated_by=f"aicap {_version()}",
         catalogue=CatalogueRef(version=cat.version, price_dates=cat.price_dates, pricing=c.price_model),
         objective=c.objective,
-        hours_per_month=c.hours_per_month,
+        hours_per_month=c.billed_hours(),
         solver=solver,
         totals=totals,
         instances=instances,

@@ -200,11 +200,17 @@ class Row(NamedTuple):
 
 
 def _slots(model: ModelSpec, dep: Deployment, tp: F, pp: F, sh: list[Shape], budget: float, runtime: RuntimeSpec) -> F:
-    """Most requests a replica holds: KV cache at the longest request (decoders) or the budget's batch that fits."""
+    """Most requests a replica holds: KV cache at the longest request (decoders) or the budget's batch that fits.
+
+    With ``pp`` pipeline stages a replica runs ``pp`` micro-batches, each with ``1/pp`` of the KV cache (the
+    simulator's virtual engines, :mod:`aicap.sizing.sim.engine`): the longest request must fit one share,
+    so fewer than ``pp`` slots at the longest request is none.
+    """
     if model.kind == "decoder":
         i = np.array([s.input_mean for s in sh])
         ctx = np.array([s.context for s in sh])
-        return np.asarray(np.minimum(memory.max_batch(dep, tp, pp, i, ctx), runtime.max_batch), dtype=float)
+        most = memory.max_batch(dep, tp, pp, i, ctx)
+        return np.asarray(np.where(most >= pp, np.minimum(most, runtime.max_batch), 0.0), dtype=float)
     items = np.array([max(s.input_mean, 1.0) for s in sh])
     batch = np.maximum(np.floor(budget / items), 1.0) if model.kind == "encoder" else np.full(len(sh), float(runtime.max_batch))
     fits = memory.breakdown(dep, tp, pp, batch, items, 0.0).fits

@@ -96,7 +96,8 @@ def _setup(fleet: Fleet, cat: CatalogueLike, derate: Mapping[str, float], jobs: 
         if not any(x.feasible for x in every[w.name]):
             raise InfeasibleError(_diagnose(w, cat, every[w.name], insts))
     cands = shortlist(ref, prune([x for w in fleet.workloads for x in every[w.name] if x.feasible]), insts)
-    cands = [replace(x, capacity_rps=x.capacity_rps * derate.get(deployment_key(x.workload, x.hardware, x.tp, x.pp), 1.0)) for x in cands]
+    factors = [derate.get(deployment_key(x.workload, x.hardware, x.tp, x.pp), 1.0) for x in cands]
+    cands = [replace(x, capacity_rps=x.capacity_rps * f) for x, f in zip(cands, factors, strict=True) if f > 0]  # 0 drops a layout
     rates = [w.profile or (float(w.rate or 0.0),) for w in fleet.workloads]
     demand = np.array(align([tuple(p) for p in rates]), dtype=float) if any(len(p) > 1 for p in rates) else np.array(rates, dtype=float)
     lead_min = _lead_minutes(fleet, cat)
@@ -110,7 +111,10 @@ def _problem(fleet: Fleet, s: _Setup, demand: np.ndarray, models: tuple[str, ...
     c = fleet.constraints
     types = {i.name: k for k, i in enumerate(s.insts)}
     names = {w.name: k for k, w in enumerate(fleet.workloads)}
-    price = np.array([[i.price(m) if i.price(m) is not None else np.nan for m in models] for i in s.insts], dtype=float)
+    # A committed model bills every hour of the month however few the fleet runs: its hourly price weighs
+    # billed_hours / hours_per_month more (1 at the default 730 hours).
+    commit = np.array([c.billed_hours(m) / c.hours_per_month for m in models], dtype=float)
+    price = np.array([[i.price(m) if i.price(m) is not None else np.nan for m in models] for i in s.insts], dtype=float) * commit
     budget = None if c.budget_usd_per_month is None or not budgeted else c.budget_usd_per_month / c.hours_per_month
     return PeriodProblem(
         demand=demand, min_replicas=np.array([w.min_replicas for w in fleet.workloads], dtype=np.int64),
@@ -216,6 +220,26 @@ def keda_scaled_objects(plan: PeriodPlan) -> list[dict[str, object]]:
     return docs
 
 
+def keda_floor_usd_per_month(plan: PeriodPlan, cat: CatalogueLike) -> float:
+    """What :func:`keda_scaled_objects`' floor of one replica per deployment costs a month beyond the plan [USD].
+
+    In every hour the plan runs none of a deployment, the ScaledObject still keeps one replica: at least its
+    share of its instance's on-demand price, ``p_on_demand · devices_replica / devices_instance``, times those
+    hours, scaled from the horizon to the month (``hours_per_month / hours``). A lower bound: a replica alone
+    on an instance pays the whole instance.
+    """
+    extra = 0.0
+    for a in plan.autoscaling:
+        if a.min_replicas > 0:
+            continue
+        d = plan.deployments[a.workload][a.deployment]
+        inst = cat.instance(d.instance_type)
+        share = float(inst.price("on_demand") or 0.0) * d.devices / inst.devices
+        idle = sum(1 for p in plan.periods for w in p.workloads if w.name == a.workload and w.replicas[a.deployment] == 0)
+        extra += share * idle
+    return extra * plan.hours_per_month / plan.hours
+
+
 def _document(fleet: Fleet, cat: CatalogueLike, s: _Setup, sol: PeriodSolution, models: tuple[str, ...], month: float,
               static_month: float, od_month: float | None, warnings: list[str]) -> PeriodPlan:  # fmt: skip
     c = fleet.constraints
@@ -253,7 +277,7 @@ def _document(fleet: Fleet, cat: CatalogueLike, s: _Setup, sol: PeriodSolution, 
         periods.append(Period(start_hour=h, usd_per_hour=round(reserved_hour + hourly, 4), instances=inst, workloads=wl))
     total = sol.usd * month
     reserved = [Reserved(instance_type=s.insts[t].name, pricing=models[m], count=int(sol.reserved[t, m]),
-                         usd_per_month=round(float(price[t, m] * sol.reserved[t, m]) * c.hours_per_month, 2))
+                         usd_per_month=round(float(price[t, m] * sol.reserved[t, m]) * c.billed_hours(models[m]), 2))
                 for t in range(len(s.insts)) for m in range(len(models)) if res[m] and sol.reserved[t, m] > 0]  # fmt: skip
     devices = [sum(s.insts[t].devices * (int(sol.reserved[t].sum()) + int(sol.hourly[t, :, h].sum())) for t in range(len(s.insts)))
                for h in range(hours)]  # fmt: skip

@@ -212,8 +212,26 @@ def _allowed_rows(lim: Limits, clouds: list[str], hardware: list[str]) -> list[R
     return _allowed_row("allowed_clouds", lim.allowed_clouds, clouds) + _allowed_row("allowed_hardware", lim.allowed_hardware, hardware)
 
 
+#: Limits measured against a baseline plan: without one they cannot be checked.
+BASELINE_LIMITS = ("max_increase_usd_per_month", "max_increase_pct", "max_ttft_increase_pct", "max_tpot_increase_pct")
+
+
+def _unchecked(lim: Limits, names: Collection[str], why: str) -> list[Row]:
+    """A row of status ``unchecked`` for every limit among ``names`` that is set: what a verdict could not judge."""
+    rows = []
+    for name, value in lim:
+        if value is not None and name in names:
+            limit: Limit[object] = value
+            rows.append(Row(name, limit.action, "unchecked", None, limit.value, why))
+    return rows
+
+
 def evaluate(policy: Policy, plan: Plan, baseline: Plan | None = None) -> list[Row]:
-    """Check a plan against every limit of the policy (and a baseline plan, if given)."""
+    """Check a plan against every limit of the policy (and a baseline plan, if given).
+
+    A limit that needs a baseline, given none, is a row of status ``unchecked`` (:func:`blocking` names
+    the ``fail`` ones: a gate must not pass on a limit it did not check).
+    """
     lim = policy.limits
     rows: list[Row] = []
     total = plan.totals.usd_per_month
@@ -237,13 +255,20 @@ def evaluate(policy: Policy, plan: Plan, baseline: Plan | None = None) -> list[R
         rows.append(_row("required_percentile", lim.required_percentile, bool(weak), seen, detail))
     rows.extend(_allowed_rows(lim, sorted({i.cloud for i in plan.instances}), sorted({i.hardware for i in plan.instances})))
     rows.extend(_latency_rows(lim, plan, baseline))
+    if baseline is None:
+        rows.extend(_unchecked(lim, BASELINE_LIMITS, "needs a baseline plan (--baseline)"))
     return rows
 
 
 def verdict(rows: list[Row]) -> str:
-    """``fail`` if any fail-limit is breached, ``warn`` if any limit is breached, else ``pass``."""
+    """``fail`` if any fail-limit is breached, ``warn`` if any limit is breached, else ``pass`` (unchecked rows aside)."""
     statuses = {r.status for r in rows}
     return "fail" if "fail" in statuses else ("warn" if "warn" in statuses else "pass")
+
+
+def blocking(rows: list[Row]) -> list[Row]:
+    """The ``fail`` limits that could not be checked: a verdict without them would pass what it never judged."""
+    return [r for r in rows if r.status == "unchecked" and r.action == "fail"]
 
 
 PERIOD_LIMITS = ("max_usd_per_month", "max_increase_usd_per_month", "max_increase_pct", "max_devices", "allowed_clouds",
@@ -256,8 +281,9 @@ def evaluate_periods(policy: Policy, plan: PeriodPlan, cat: CatalogueLike,
 
     ``max_usd_per_month`` applies to the monthly total, and the increase limits to its change against
     a ``baseline`` plan over periods; ``max_devices`` to the busiest hour of each device;
-    ``allowed_clouds`` and ``allowed_hardware`` to every instance of any hour. Returns the rows and
-    the limits set that do not apply to such a plan yet (per-workload money, percentiles, latency).
+    ``allowed_clouds`` and ``allowed_hardware`` to every instance of any hour. Returns the rows (a limit
+    set that does not apply to such a plan yet, per-workload money, percentiles or latency, or that needs
+    a baseline given none, is a row of status ``unchecked``) and the names of those that do not apply.
     """
     lim = policy.limits
     total = plan.totals.usd_per_month
@@ -275,4 +301,7 @@ def evaluate_periods(policy: Policy, plan: PeriodPlan, cat: CatalogueLike,
     rows += _devices_row(lim, peak, " at the busiest hour")
     rows += _allowed_rows(lim, sorted({s.cloud for s in insts.values()}), sorted({s.device for s in insts.values()}))
     unchecked = [name for name, value in lim if value is not None and name not in PERIOD_LIMITS]
+    if baseline is None:
+        rows += _unchecked(lim, [n for n in BASELINE_LIMITS if n in PERIOD_LIMITS], "needs a baseline plan (--baseline)")
+    rows += _unchecked(lim, unchecked, "not defined on a plan over demand periods yet")
     return rows, unchecked

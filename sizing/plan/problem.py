@@ -42,7 +42,7 @@ def problem_for(fleet: Fleet, cands: list[Candidate], insts: list[InstanceSpec],
     names = {w.name: k for k, w in enumerate(fleet.workloads)}
     types = {i.name: k for k, i in enumerate(insts)}
     groups = {d: k for k, d in enumerate(sorted({i.device for i in insts}))}
-    budget = None if c.budget_usd_per_month is None or c.objective == "cost" else c.budget_usd_per_month / c.hours_per_month
+    budget = None if c.budget_usd_per_month is None or c.objective == "cost" else c.budget_usd_per_month / c.billed_hours()
     return Problem(
         demand=np.array([np.nan if w.rate is None else w.rate for w in fleet.workloads], dtype=float),
         cand_workload=np.array([names[x.workload] for x in cands], dtype=np.int64),
@@ -83,7 +83,7 @@ def describe_failure(fleet: Fleet, cands: list[Candidate], insts: list[InstanceS
             return msg
         if c.budget_usd_per_month is not None:
             return (f"budget ${c.budget_usd_per_month:,.0f}/month is below the cheapest plan, "
-                    f"${probe.cost_per_hour * c.hours_per_month:,.0f}/month")  # fmt: skip
+                    f"${probe.cost_per_hour * c.billed_hours():,.0f}/month")  # fmt: skip
     if c.single_type:
         return "no single device type serves every workload within the availability caps"
     return "no combination of the allowed instances meets every workload's demand within the availability caps"

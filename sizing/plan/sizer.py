@@ -205,7 +205,7 @@ def shortlist(fleet: Fleet, cands: list[Candidate], insts: list[InstanceSpec]) -
     if c.objective == "latency":
         # The fastest that the budget buys serving the workload alone (the fastest of all may each cost more than
         # the whole budget), and the fastest so affordable on each device type.
-        budget = c.budget_usd_per_month / c.hours_per_month if c.budget_usd_per_month is not None else np.inf
+        budget = c.budget_usd_per_month / c.billed_hours() if c.budget_usd_per_month is not None else np.inf
         score = np.where(alone <= budget * (1 + 1e-9), latency_scores(mine, fleet), np.inf)
         order, rank = ranked(score)
         keep[order[(rank < SHORTLIST_LATENCY) & np.isfinite(score[order])]] = True
@@ -221,13 +221,13 @@ def deployment_key(workload: str, hardware: str, tp: int, pp: int) -> str:
 
 
 def _derated(cands: dict[str, list[Candidate]], derate: Mapping[str, float]) -> dict[str, list[Candidate]]:
-    """Candidates with the capacity of each derated (workload, device, layout) multiplied by its factor."""
+    """Candidates with the capacity of each derated (workload, device, layout) multiplied by its factor (0 drops it)."""
     if not derate:
         return cands
     out: dict[str, list[Candidate]] = {}
     for name, mine in cands.items():
         factors = [derate.get(deployment_key(x.workload, x.hardware, x.tp, x.pp), 1.0) for x in mine]
-        out[name] = [x if f == 1.0 else replace(x, capacity_rps=x.capacity_rps * f) for x, f in zip(mine, factors, strict=True)]
+        out[name] = [x if f == 1.0 else replace(x, capacity_rps=x.capacity_rps * f) for x, f in zip(mine, factors, strict=True) if f > 0]
     return out
 
 
@@ -240,7 +240,7 @@ def size(fleet: Fleet, cat: CatalogueLike, *, alternatives: bool = True, time_li
     such a fleet hour by hour).
 
     ``derate`` multiplies the per-replica capacity of some (workload, device, layout) candidates, keyed
-    by :func:`deployment_key` (factors in ``(0, 1]``): what :func:`aicap.sizing.sim.verify.size_verified`
+    by :func:`deployment_key` (factors in ``[0, 1]``; 0 drops the layout): what :func:`aicap.sizing.sim.verify.size_verified`
     learns from simulating a plan.
 
     ``jobs``: processes the evaluation of candidates may use (``None``: every available core; only an
@@ -328,10 +328,10 @@ def _solve(fleet: Fleet, cat: CatalogueLike, insts: list[InstanceSpec], feasible
     if (
         c.objective == "cost"
         and c.budget_usd_per_month is not None
-        and sol.cost_per_hour * c.hours_per_month > c.budget_usd_per_month * (1 + 1e-9)
+        and sol.cost_per_hour * c.billed_hours() > c.budget_usd_per_month * (1 + 1e-9)
     ):
         raise InfeasibleError(f"budget ${c.budget_usd_per_month:,.0f}/month is below the cheapest plan, "
-                              f"${sol.cost_per_hour * c.hours_per_month:,.0f}/month")  # fmt: skip
+                              f"${sol.cost_per_hour * c.billed_hours():,.0f}/month")  # fmt: skip
     if c.objective == "throughput" and float(np.sum(sol.served)) <= 0:
         raise InfeasibleError(f"budget ${c.budget_usd_per_month:,.0f}/month buys no instance that serves any workload; "
                               "raise the budget or allow cheaper instance types")  # fmt: skip

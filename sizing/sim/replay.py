@@ -22,6 +22,7 @@ import numpy as np
 from aicap.sizing.core.deployment import Deployment as Layout
 from aicap.sizing.core.errors import InputError
 from aicap.sizing.perf import memory
+from aicap.sizing.plan.layouts import crossings
 from aicap.sizing.serve.context_step import ContextStep
 from aicap.sizing.serve.step_model import Hardware
 from aicap.sizing.sim.cluster import ClusterStats, Router, simulate_cluster
@@ -95,6 +96,10 @@ class Setup:
     ``prefill_first`` makes every step that prefills a prefill-only step (vLLM v0's and SGLang's scheduler;
     ``None``: the engine profile's) and
     ``decode_steps`` runs that many decode-only steps per scheduling round (vLLM v0 multi-step).
+    ``scale_out_bps`` is the achieved network bytes/s per device of a replica spanning instances (its
+    pipeline boundaries that cross instances are priced at it; ``None``: none cross) and
+    ``decode_context`` the mean decode context the step model is built at (``None``: ``E[I] + E[O]/2``);
+    a plan's deployments give both, as the sizer and ``size --verify`` priced them.
     """
 
     layout: Layout
@@ -104,6 +109,8 @@ class Setup:
     max_batched_tokens: int | None = None
     prefill_first: bool | None = None
     decode_steps: int = 1
+    scale_out_bps: float | None = None
+    decode_context: float | None = None
 
     def engine(self) -> EngineConfig:
         """Engine limits of one replica (module docstring)."""
@@ -130,8 +137,11 @@ class Setup:
         """
         lay = self.layout
         out = mean_output if lay.decoder is not None else 0.0
+        context = mean_input + out / 2.0 if self.decode_context is None else self.decode_context
+        cross = None if self.scale_out_bps is None else crossings(lay.tp, lay.pp, lay.device.interconnect.domain_size)
         return ContextStep.build(lay, Hardware.of([(lay.device, lay.efficiency)], lay.weights_dtype), lay.tp, lay.pp, float(lay.ep),
-                                 mean_input + out / 2.0, max(mean_input - mean_cached, 1.0), mean_cached)  # fmt: skip
+                                 context, max(mean_input - mean_cached, 1.0), mean_cached, cross,
+                                 None if self.scale_out_bps is None else np.array([self.scale_out_bps]))  # fmt: skip
 
 
 def run(setup: Setup, requests: Requests, *, policy: str = "fcfs", options: PolicyOptions | None = None, targets: Targets | None = None,

@@ -63,11 +63,16 @@ class Check:
     tpot_target_ms: float | None
     stable: bool
     preemptions: int
+    rejected: int = 0  # requests the replica could not hold at all (longer than a virtual engine's KV cache)
 
     @property
     def meets_targets(self) -> bool:
-        """Stable, and the simulated percentiles are within the targets."""
-        ok = self.stable
+        """Stable, no request rejected, and the simulated percentiles are within the targets.
+
+        The percentiles are over the requests served: a run that rejects any does not meet its targets
+        however short they are (as :func:`~aicap.sizing.sim.replay.holds` judges ``simulate PLAN``).
+        """
+        ok = self.stable and self.rejected == 0
         if self.ttft_target_ms is not None:
             ok = ok and self.ttft_simulated_ms <= self.ttft_target_ms
         if self.tpot_target_ms is not None and self.tpot_simulated_ms is not None:
@@ -135,7 +140,7 @@ def verify(plan: Plan, cat: CatalogueLike, *, requests: int = DEFAULT_REQUESTS, 
                 requests_per_s_per_replica=rate, ttft_promised_ms=d.ttft_ms, ttft_simulated_ms=res.percentile("ttft", q) * 1e3,
                 tpot_promised_ms=d.tpot_ms, tpot_simulated_ms=tpot if math.isfinite(tpot) else None,
                 ttft_target_ms=w.slo.ttft_ms, tpot_target_ms=w.slo.tpot_ms if decoder else None, stable=res.stable,
-                preemptions=res.preemptions,
+                preemptions=res.preemptions, rejected=res.rejected,
             ))  # fmt: skip
     return out
 
@@ -167,7 +172,9 @@ def derate_round(derate: dict[str, float], misses: list[tuple[str, float]]) -> N
 
 
 def _factor(c: Check) -> float:
-    """:func:`derate_factor` of one check."""
+    """:func:`derate_factor` of one check; 0 (drop the layout) when it rejected requests: more replicas would not hold them."""
+    if c.rejected:
+        return 0.0
     return derate_factor(c.stable, (c.ttft_simulated_ms, c.ttft_target_ms), (c.tpot_simulated_ms, c.tpot_target_ms))
 
 
@@ -266,7 +273,9 @@ def simulate_plan(plan: Plan, cat: CatalogueLike, *, requests_per_replica: int =
                                lengths(w.output_tokens) if decoder else Lengths.fixed(0), rate_per_s=d.requests_per_s, arrival=kind,
                                cv=w.arrival_cv, seed=s, cached_share=w.prefix_cached_share if decoder else 0.0)  # fmt: skip
             targets = Targets(ttft_ms=w.slo.ttft_ms, tpot_ms=w.slo.tpot_ms if decoder else None)
-            setup = Setup(layout, replicas=d.replicas, router=router, max_num_seqs=max(d.max_running, 1))
+            net = scale_out_bps([cat.instance(d.instance_type)], dev, layout.efficiency.link)  # the step model verify() prices
+            setup = Setup(layout, replicas=d.replicas, router=router, max_num_seqs=max(d.max_running, 1), scale_out_bps=net,
+                          decode_context=w.decode_context if decoder else None)  # fmt: skip
             trace = spec.build()
             if w.disaggregated_role is None:
                 rep = run(setup, trace, policy=policy, options=options, targets=targets, seed=s, traffic=f"plan workload {pw.name}")

@@ -10,6 +10,7 @@ the workload's percentile there. Lighter hours carry less per replica and are no
 
 from __future__ import annotations
 
+import zlib
 from dataclasses import dataclass
 
 from aicap.sizing.core.catalogue import CatalogueLike
@@ -41,6 +42,7 @@ class BusiestHour:
     tpot_target_ms: float | None
     holds: bool
     stable: bool = True
+    rejected: int = 0  # requests one replica could not hold at all (longer than a virtual engine's KV cache)
 
 
 def verify_periods(plan: PeriodPlan, fleet: Fleet, cat: CatalogueLike, *, requests: int = DEFAULT_REQUESTS,
@@ -69,7 +71,8 @@ def verify_periods(plan: PeriodPlan, fleet: Fleet, cat: CatalogueLike, *, reques
                 model, dev, engine.efficiency(cat, dev), engine.on(dev), d.tp, d.pp, 1, d.weights_dtype, d.kv_dtype, speculative=speculative
             )
             kind: ArrivalKind = "constant" if w.arrival_cv == 0 else "poisson" if w.arrival_cv == 1 else "gamma"
-            s = seed + 7919 * k + 104729 * len(out)
+            # A stable hash of what the deployment is (as verify.deployment_seed): its traffic does not change with the others.
+            s = seed + 3 * zlib.crc32(f"{w.name}/{d.instance_type}/{d.hardware}/tp{d.tp}pp{d.pp}/{d.weights_dtype}/{d.kv_dtype}".encode())
             spec = TrafficSpec(requests, lengths(w.input_tokens), lengths(w.output_tokens) if decoder else Lengths.fixed(0),
                                rate_per_s=best, arrival=kind, cv=w.arrival_cv, seed=s,
                                cached_share=w.prefix_cached_share if decoder else 0.0)  # fmt: skip
@@ -78,7 +81,7 @@ def verify_periods(plan: PeriodPlan, fleet: Fleet, cat: CatalogueLike, *, reques
             pct = w.slo.percentile
             tpot = rep.tpot_ms.at(pct) if decoder else None
             out.append(BusiestHour(w.name, k, d.instance_type, hour, round(best, 6), rep.ttft_ms.at(pct), tpot, targets.ttft_ms,
-                                   targets.tpot_ms, holds(rep, pct), rep.stable))  # fmt: skip
+                                   targets.tpot_ms, holds(rep, pct), rep.stable, rep.rejected))  # fmt: skip
     return out
 
 
@@ -106,6 +109,7 @@ def size_periods_verified(fleet: Fleet, cat: CatalogueLike, *, requests: int = D
         for c in misses:
             d = plan.deployments[c.workload][c.deployment]
             f = derate_factor(c.stable, (c.ttft_simulated_ms, c.ttft_target_ms), (c.tpot_simulated_ms, c.tpot_target_ms))
+            f = 0.0 if c.rejected else f  # requests it cannot hold: more replicas would not help, the layout is dropped
             keyed.append((deployment_key(c.workload, d.hardware, d.tp, d.pp), f))
         derate_round(derate, keyed)
         resolves += 1

@@ -10,7 +10,8 @@ include the fp32 master copy: AdamW ``K = 4 + 4 + 4 = 12``, 8-bit Adam ``K = 4 +
 
 with ``N_vocab,stage`` the embedding plus head when ``p = 1``, else the larger of the two (first and
 last stages). ZeRO stage ``z`` over ``S`` ranks divides optimizer states (``z ≥ 1``), gradients
-(``z ≥ 2``) and weights (``z = 3``, FSDP) by ``S``; stage 3 over more than one rank (and offload of
+(``z ≥ 2``) and weights (``z = 3``, FSDP) by ``S``, and a routed expert's by ``max(S/e, 1)``: with
+expert parallelism ``e`` only ``S/e`` ranks hold each expert, so its states split over those alone; stage 3 over more than one rank (and offload of
 everything) adds buffers of two unsharded layers of weights and one of gradients. ``optimizer_in_backward`` keeps one layer of gradients;
 offload moves optimizer states (``optimizer``) or all states (``all``) to host memory.
 LoRA keeps the base frozen at 16 bit (QLoRA: linear weights in NF4 at ``nf4_bits_per_param``) and
@@ -103,6 +104,7 @@ class ParameterStates:
     trainable: Col
     frozen_bytes: Col
     frozen_bytes_per_param: float
+    expert_share: Col  # of the device's parameters, the share that are routed experts' (sharded over fewer ranks)
 
 
 def parameter_states(shape: ModelShape, g: Grid, factors: TrainingFactors) -> ParameterStates:
@@ -114,15 +116,27 @@ def parameter_states(shape: ModelShape, g: Grid, factors: TrainingFactors) -> Pa
     """
     r = g.recipe
     p_dev = params_per_device(shape, g)
+    share = shape.experts / (g.pp * g.ep * g.tp) / np.maximum(p_dev, 1.0)
     if r.method == "full":
-        return ParameterStates(p_dev, np.zeros_like(p_dev), 2.0)
+        return ParameterStates(p_dev, np.zeros_like(p_dev), 2.0, share)
     trainable = shape.lora_params(r.lora_rank, r.lora_targets) / (g.tp * g.pp) + 0.0 * p_dev
     per_param = 2.0
     if r.method == "qlora":
         linear = shape.linear_active if shape.moe_layers == 0 else shape.total - shape.embedding
         linear_share = min(1.0, (linear - shape.head) / max(shape.total, 1.0))
         per_param = linear_share * factors.nf4_bits_per_param / 8.0 + (1.0 - linear_share) * 2.0
-    return ParameterStates(trainable, p_dev * per_param, per_param)
+    return ParameterStates(trainable, p_dev * per_param, per_param, share)
+
+
+def trained_share(states: ParameterStates, g: Grid) -> Col:
+    """Share of its trained parameters' states a device keeps when they are sharded over ``S`` ranks.
+
+    ``(1 − φ)/S + φ/max(S/e, 1)`` for full training, with ``φ`` the routed experts' share of the device's
+    parameters (an expert's states split over the ``S/e`` ranks that hold it); ``1/S`` for LoRA's adapters.
+    """
+    if g.recipe.method != "full":
+        return 1.0 / g.shard
+    return (1.0 - states.expert_share) / g.shard + states.expert_share / np.maximum(g.shard / g.ep, 1.0)
 
 
 def activation_bytes_per_token(shape: ModelShape, g: Grid) -> tuple[Col, Col]:
@@ -182,12 +196,16 @@ def memory(shape: ModelShape, g: Grid, capacity_gib: float, runtime: RuntimeSpec
     streams = ((z >= 3) & (s > 1)) | (g.offload >= 2)  # layers are gathered (or fetched from host) one at a time
     gathered = np.where(streams, gathered, 0.0)
     grad_buffer = np.where(streams, grad_buffer, 0.0)
-    weights = np.where(z >= 3, (2.0 * trainable + frozen_bytes) / s + gathered, 2.0 * trainable + frozen_bytes)
+    # An expert's states are shared only by the ranks that hold that expert, S/e of them: 1/S of the dense
+    # parameters and e/S of the experts' (LoRA's adapters count as dense; its frozen base splits like the weights).
+    per_rank = (1.0 - st.expert_share) / s + st.expert_share / np.maximum(s / g.ep, 1.0)
+    trained = trained_share(st, g)
+    weights = np.where(z >= 3, 2.0 * trainable * trained + frozen_bytes * per_rank + gathered, 2.0 * trainable + frozen_bytes)
     grads_full = 2.0 * trainable
-    gradients = np.where(z >= 2, grads_full / s + np.where(z >= 3, grad_buffer, 0.0), grads_full)
+    gradients = np.where(z >= 2, grads_full * trained + np.where(z >= 3, grad_buffer, 0.0), grads_full)
     if r.method == "full":
         gradients = np.where(g.opt_in_bwd > 0, 2.0 * layer, gradients)
-    optimizer = (OPTIMIZER_BYTES[r.optimizer] - (0.0 if r.master_weights else 4.0)) * trainable / np.where(z >= 1, s, 1.0)
+    optimizer = (OPTIMIZER_BYTES[r.optimizer] - (0.0 if r.master_weights else 4.0)) * trainable * np.where(z >= 1, trained, 1.0)
     host = np.where(g.offload >= 1, optimizer, 0.0) + np.where(g.offload >= 2, weights - gathered + gradients - grad_buffer, 0.0)
     optimizer = np.where(g.offload >= 1, 0.0, optimizer)
     weights = np.where(g.offload >= 2, gathered, weights)

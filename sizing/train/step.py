@@ -56,7 +56,7 @@ from aicap.sizing.core.errors import InputError
 from aicap.sizing.core.specs import DeviceSpec, EfficiencySpec
 from aicap.sizing.train.factors import TrainingFactors
 from aicap.sizing.train.grid import Col, Grid
-from aicap.sizing.train.memory import OPTIMIZER_BYTES, parameter_states, params_per_device
+from aicap.sizing.train.memory import OPTIMIZER_BYTES, parameter_states, params_per_device, trained_share
 from aicap.sizing.train.shape import ModelShape
 
 #: FlashAttention's backward pass executes 2.5x the forward matmul FLOPs (it recomputes QK^T):
@@ -252,7 +252,7 @@ def step_time(shape: ModelShape, g: Grid, device: DeviceSpec, eff: EfficiencySpe
     sharded = gathers + scatter + across
     plain = _ring(group, trainable * reduce_bytes, dp_bw)
     dp_time = np.where(group > 1, np.where(g.zero >= 3, sharded, plain), 0.0)
-    opt_shard = trainable / np.where(g.zero >= 1, g.shard, 1.0)
+    opt_shard = trainable * np.where(g.zero >= 1, trained_share(states, g), 1.0)  # the experts' states split over fewer ranks
     touched = 2.0 * (OPTIMIZER_BYTES[r.optimizer] + 4.0)
     update = opt_shard * touched / (device.memory_bw_gbps * 1e9 * eff.memory)
     host_bw = factors.host_link_gbps * 1e9 * eff.link

@@ -206,14 +206,17 @@ def test_check_applies_money_devices_and_clouds_to_a_period_plan(tmp_path: Path)
     total = json.loads(out.read_text())["totals"]["usd_per_month"]
     pol = tmp_path / "pol.yaml"
     pol.write_text(f"limits:\n  max_usd_per_month: {{value: {total - 1:.2f}}}\n  max_devices: {{value: {{l40s: 100}}, action: warn}}\n"
-                   "  allowed_clouds: {value: [gcp], action: warn}\n  max_ttft_ms: {value: 2000}\n")  # fmt: skip
+                   "  allowed_clouds: {value: [gcp], action: warn}\n  max_ttft_ms: {value: 2000, action: warn}\n")  # fmt: skip
     for target in (out, example):  # the plan file, or the fleet planned on the spot
         r = CliRunner().invoke(app, ["-q", "check", str(target), "--policy", str(pol), "-f", "json"])
         assert r.exit_code == 1, r.stderr
         d = json.loads(r.stdout)
         status = {x["limit"]: x["status"] for x in d["limits"]}
-        assert status == {"max_usd_per_month": "fail", "max_devices": "pass", "allowed_clouds": "warn"}
-        assert "max_ttft_ms" in d["notes"][0]
+        assert status == {"max_usd_per_month": "fail", "max_devices": "pass", "allowed_clouds": "warn", "max_ttft_ms": "unchecked"}
+    # A fail limit the gate cannot check does not pass: it is refused, naming it and why (it once passed with a note).
+    pol.write_text(f"limits:\n  max_usd_per_month: {{value: {total + 1:.2f}}}\n  max_ttft_ms: {{value: 2000}}\n")
+    r = CliRunner().invoke(app, ["-q", "check", str(out), "--policy", str(pol)])
+    assert r.exit_code == 2 and "max_ttft_ms (not defined on a plan over demand periods yet)" in r.stderr
     r = CliRunner().invoke(app, ["-q", "check", str(out), "--budget-monthly", f"{total + 1:.2f}"])
     assert r.exit_code == 0
 
@@ -310,3 +313,19 @@ def test_review_regressions(tmp_path: Path) -> None:
     trace.write_text("arrival_s,input_tokens,output_tokens\n" + "".join(f"{t},10,1\n" for t in quiet_last_hour))
     rates = profile_from_trace(trace)
     assert len(rates) == 24 and rates[-1] == 0.0 and rates[0] == pytest.approx(4 / 3600)
+
+
+def test_the_keda_floor_is_priced_in_the_hours_the_plan_runs_none() -> None:
+    from aicap.sizing.plan.fleet_io import load_fleet
+    from aicap.sizing.plan.periods import keda_floor_usd_per_month
+
+    plan = size_periods(load_fleet(ROOT / "examples" / "diurnal-chat.yaml"), CAT)
+    expected = 0.0
+    for a in plan.autoscaling:  # each deployment's one-replica floor in its idle hours, at its instance's on-demand share
+        d = plan.deployments[a.workload][a.deployment]
+        inst = CAT.instance(d.instance_type)
+        idle = [p for p in plan.periods for w in p.workloads if w.name == a.workload and w.replicas[a.deployment] == 0]
+        expected += len(idle) * float(inst.price("on_demand") or 0.0) * d.devices / inst.devices
+    assert any(a.min_replicas == 0 for a in plan.autoscaling)  # the example moves traffic between device types
+    floor = keda_floor_usd_per_month(plan, CAT)
+    assert expected > 0 and floor == pytest.approx(expected * plan.hours_per_month / plan.hours)

@@ -718,3 +718,28 @@ def test_check_context_refuses_an_unknown_engine_naming_the_place_and_the_choice
     assert str(e.value) == message + ", ".join(sorted([*CAT.engines, "generic"]))
     for known in ("generic", sorted(CAT.engines)[0]):  # known engines pass
         _check_context(Fleet.model_validate({"workloads": [{**w, "engine": known}]}), CAT)
+
+
+def test_slots_need_the_longest_request_to_fit_one_pipeline_stages_share_of_the_kv_cache() -> None:
+    # With PP stages a replica runs PP micro-batches, each with 1/PP of the KV cache (the simulator's virtual
+    # engines): a request that fits the whole cache but not one share is never served, so the layout has no slots.
+    from aicap.sizing.core.deployment import Deployment
+    from aicap.sizing.core.engines import engine_for
+    from aicap.sizing.perf import memory
+
+    dev = CAT.device("l4")
+    e = engine_for(CAT, "vllm")
+    dep = Deployment(CAT.model("llama-3.1-8b"), dev, e.efficiency(CAT, dev), e.on(dev), 1, 2, 1, "bf16", "bf16")
+    runtime = e.on(dev)
+
+    def most(ctx: float) -> int:
+        return int(memory.max_batch(dep, np.array([1.0]), np.array([2.0]), np.array([1000.0]), np.array([ctx]))[0])
+
+    lo, hi = 1000, 131_072  # the longest context at which two such requests fit, and one past it
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        lo, hi = (mid, hi) if most(mid) >= 2 else (lo, mid)
+    assert most(lo) >= 2 and most(hi) == 1
+    got = cands_mod._slots(dep.model, dep, np.array([1.0, 1.0]), np.array([2.0, 2.0]), [shape(context=lo), shape(context=hi)], 2048.0,
+                           runtime)  # fmt: skip
+    assert got.tolist() == [float(min(most(lo), runtime.max_batch)), 0.0]

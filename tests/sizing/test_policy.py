@@ -8,7 +8,7 @@ import pytest
 
 from aicap.sizing.core.errors import InputError, UnknownIdError
 from aicap.sizing.core.plan import Plan
-from aicap.sizing.plan.policy import Policy, Row, check_ids, evaluate, verdict
+from aicap.sizing.plan.policy import Policy, Row, blocking, check_ids, evaluate, verdict
 
 
 def wl(name: str, usd_per_month: float = 0.0, *, ttft: float | None = None, tpot: float | None = None, ttft_margin: float | None = None,
@@ -80,9 +80,14 @@ def test_per_workload_cap_without_workloads_adds_no_row() -> None:
     assert evaluate(policy(max_usd_per_month_per_workload={"value": 1.0}), plan(5.0)) == []
 
 
-def test_increase_limits_need_a_baseline() -> None:
-    pol = policy(max_increase_usd_per_month={"value": 1.0}, max_increase_pct={"value": 1.0})
-    assert evaluate(pol, plan(1000.0)) == []
+def test_increase_limits_need_a_baseline_and_without_one_are_unchecked_rows() -> None:
+    pol = policy(max_increase_usd_per_month={"value": 1.0}, max_increase_pct={"value": 1.0, "action": "warn"})
+    rows = evaluate(pol, plan(1000.0))
+    assert [(r.limit, r.status, r.action) for r in rows] == [("max_increase_usd_per_month", "unchecked", "fail"),
+                                                             ("max_increase_pct", "unchecked", "warn")]  # fmt: skip
+    assert all("--baseline" in r.detail for r in rows)
+    assert verdict(rows) == "pass"  # the verdict judges what was checked; a gate refuses the unchecked fail limit:
+    assert [r.limit for r in blocking(rows)] == ["max_increase_usd_per_month"]
 
 
 def test_increase_in_dollars_breached_by_one_cent() -> None:
@@ -227,8 +232,9 @@ def test_latency_increase_rounds_to_two_decimals_and_without_common_workloads() 
     assert row == Row("max_tpot_increase_pct", "fail", "pass", None, 5.0, "no common workloads")
 
 
-def test_latency_increase_without_baseline_adds_no_row() -> None:
-    assert evaluate(policy(max_ttft_increase_pct={"value": 1.0}), plan(0.0, [wl("a", ttft=1.0)])) == []
+def test_latency_increase_without_baseline_is_unchecked() -> None:
+    rows = evaluate(policy(max_ttft_increase_pct={"value": 1.0}), plan(0.0, [wl("a", ttft=1.0)]))
+    assert [(r.limit, r.status) for r in rows] == [("max_ttft_increase_pct", "unchecked")] and blocking(rows) == rows
 
 
 def test_rows_follow_the_documented_order() -> None:

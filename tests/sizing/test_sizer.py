@@ -141,3 +141,22 @@ def test_sizing_pauses_the_cyclic_collector_and_restores_it_whatever_happens() -
             assert not gc.isenabled()  # a caller's choice is left as it was
         finally:
             gc.enable()
+
+
+def test_committed_capacity_bills_every_hour_of_the_month() -> None:
+    # A fleet that runs 200 hours a month pays 200 hours of on-demand capacity but every hour of a reservation:
+    # reserved is not 2.3x cheaper than it is (10.08 $/h x 200 looked cheaper than 16.01 $/h x 200).
+    from aicap.sizing.core.constraints import Constraints
+
+    c = Constraints.model_validate({"hours_per_month": 200.0, "pricing": "reserved_1y"})
+    assert c.billed_hours() == 730.0 and c.billed_hours("on_demand") == 200.0 and c.billed_hours("owned") == 730.0
+    assert Constraints.model_validate({"hours_per_month": 744.0, "pricing": "reserved_3y"}).billed_hours() == 744.0
+    w = {"name": "chat", "model": "llama-3.1-8b", "requests_per_s": 5, "input_tokens": 1000, "output_tokens": 200,
+         "slo": {"ttft_ms": 2000, "tpot_ms": 50}}  # fmt: skip
+    plans = {m: size(Fleet.model_validate({"workloads": [w], "constraints": {"clouds": ["gcp"], "pricing": m, "hours_per_month": 200}}),
+                     CAT, alternatives=False) for m in ("on_demand", "reserved_1y")}  # fmt: skip
+    od, rsv = plans["on_demand"], plans["reserved_1y"]
+    assert od.hours_per_month == 200.0 and rsv.hours_per_month == 730.0
+    assert od.totals.usd_per_month == pytest.approx(od.totals.usd_per_hour * 200.0, abs=0.01)
+    assert rsv.totals.usd_per_month == pytest.approx(rsv.totals.usd_per_hour * 730.0, abs=0.01)
+    assert rsv.totals.usd_per_month > od.totals.usd_per_month  # at 200 hours a month the commitment costs more

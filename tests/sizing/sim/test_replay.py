@@ -134,3 +134,14 @@ def test_a_verified_plan_holds_with_another_seed() -> None:
     assert all(r.holds for r in runs), [(r.workload, r.report.ttft_ms.p99, r.report.slo) for r in runs]
     for r in runs:
         assert r.report.setup.replicas >= 1 and r.report.requests >= 1500
+
+
+def test_a_setup_spanning_instances_prices_its_crossings_at_the_network_as_verify_does() -> None:
+    # simulate PLAN and size --verify must price a deployment alike: a replica over two 8-GPU instances hands
+    # its activations across the instance network at the pipeline boundary, slower than the in-node link.
+    dev = CAT.device("h100-sxm")
+    lay = Layout(CAT.model("llama-3.1-70b"), dev, CAT.efficiency_for(dev), CAT.runtime_spec, 8, 2, 1, "bf16", "bf16")
+    inside = replay.Setup(lay).step(1000.0, 200.0)
+    across = replay.Setup(lay, scale_out_bps=5e9).step(1000.0, 200.0)
+    assert across(8, 0) > inside(8, 0) and across(0, 2048) > inside(0, 2048)
+    assert replay.Setup(lay, decode_context=1100.0).step(1000.0, 200.0)(8, 0) == pytest.approx(inside(8, 0), rel=1e-12)  # E[I] + E[O]/2

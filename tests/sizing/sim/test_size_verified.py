@@ -34,6 +34,19 @@ def test_factor_is_the_inverse_of_the_worst_miss_within_its_bounds() -> None:
     assert _factor(check(ttft_simulated_ms=9000.0)) == DERATE_FLOOR
 
 
+def test_a_deployment_that_rejects_requests_misses_and_its_layout_is_dropped() -> None:
+    # Requests longer than a virtual engine's KV cache are never served: the percentiles are over those served,
+    # so short tails do not make the run hold (as `simulate PLAN` judges), and more replicas would not help.
+    c = check(rejected=3)
+    assert check().meets_targets and not c.meets_targets
+    assert _factor(c) == 0.0
+    plain = size(builtin_fleet(), CAT, alternatives=False)
+    d0 = plain.workload("chat").deployments[0]
+    key = deployment_key("chat", d0.hardware, d0.tp, d0.pp)
+    dropped = size(builtin_fleet(), CAT, alternatives=False, derate={key: 0.0})
+    assert all((d.hardware, d.tp, d.pp) != (d0.hardware, d0.tp, d0.pp) for d in dropped.workload("chat").deployments)
+
+
 def test_the_builtin_plan_holds_in_simulation_without_resolving() -> None:
     # Enough requests that the simulated p99 of the busiest deployment (embeddings at 86%) is steady to a few per cent.
     plan = size_verified(builtin_fleet(), CAT, requests=12000, alternatives=False)
