@@ -54,7 +54,8 @@ class Constraints(BaseModel):
     )
     hours_per_month: float = Field(
         HOURS_PER_MONTH, ge=1, le=744,
-        description="hours a month the fleet runs and rented capacity is billed for (730 = 8,760/12; 1 to 744); reserved and owned capacity bill every hour",
+        description="hours a month the fleet runs and rented capacity is billed for (730 = 8,760/12; 1 to 744); "
+        "reserved and owned capacity bill every hour",
     )  # fmt: skip
     budget_usd_per_month: PositiveFloat | None = None
     objective: Objective = "cost"

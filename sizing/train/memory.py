@@ -11,9 +11,10 @@ include the fp32 master copy: AdamW ``K = 4 + 4 + 4 = 12``, 8-bit Adam ``K = 4 +
 with ``N_vocab,stage`` the embedding plus head when ``p = 1``, else the larger of the two (first and
 last stages). ZeRO stage ``z`` over ``S`` ranks divides optimizer states (``z ≥ 1``), gradients
 (``z ≥ 2``) and weights (``z = 3``, FSDP) by ``S``, and a routed expert's by ``max(S/e, 1)``: with
-expert parallelism ``e`` only ``S/e`` ranks hold each expert, so its states split over those alone; stage 3 over more than one rank (and offload of
-everything) adds buffers of two unsharded layers of weights and one of gradients. ``optimizer_in_backward`` keeps one layer of gradients;
-offload moves optimizer states (``optimizer``) or all states (``all``) to host memory.
+expert parallelism ``e`` only ``S/e`` ranks hold each expert, so its states split over those alone;
+stage 3 over more than one rank (and offload of everything) adds buffers of two unsharded layers of
+weights and one of gradients. ``optimizer_in_backward`` keeps one layer of gradients; offload moves
+optimizer states (``optimizer``) or all states (``all``) to host memory.
 LoRA keeps the base frozen at 16 bit (QLoRA: linear weights in NF4 at ``nf4_bits_per_param``) and
 trains ``r · (d_in + d_out)`` per adapted matrix with full model states.
 

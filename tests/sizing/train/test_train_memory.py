@@ -77,3 +77,23 @@ def test_optimizer_offload_and_8bit_adam(cat: Catalogue, gpt: DecoderModel) -> N
     assert float(eight.memory.optimizer[0]) == pytest.approx(float(adam.memory.optimizer[0]) / 2)
     assert float(off.memory.optimizer[0]) == 0.0
     assert float(off.step_time_s[0]) > float(adam.step_time_s[0])
+
+
+@pytest.mark.parametrize("zero", [1, 2, 3])
+def test_an_experts_states_split_over_the_ranks_that_hold_it(cat: Catalogue, zero: int) -> None:
+    """With expert parallelism e over S = dp ranks, each expert lives on S/e of them: its sharded states split
+    S/e ways, the dense parameters' S ways (at e = S an expert's optimizer states are not split at all)."""
+    model = cat.model("qwen3-30b-a3b")
+    shape = shape_of(model)
+    setup = TrainSetup(dp=8, ep=8, zero=zero, seq_len=2048)  # type: ignore[arg-type]
+    mem = run(cat, model, "h100-sxm", setup).memory
+    g = Grid.of([setup])
+    experts = shape.experts / 8  # per device: 1/e of the routed experts, whole (tp = pp = 1)
+    dense = float(params_per_device(shape, g)[0]) - experts
+    assert float(mem.optimizer[0]) * GIB == pytest.approx(12.0 * (dense / 8 + experts), rel=1e-9)
+    if zero >= 2:
+        layer = max(shape.layer_dense, shape.layer_moe_common + shape.layer_experts / 8)  # one gathered layer's gradient buffer
+        assert float(mem.gradients[0]) * GIB == pytest.approx(2.0 * (dense / 8 + experts) + (2.0 * layer if zero == 3 else 0.0), rel=1e-9)
+    # Twice the ranks, each expert on two: its states halve.
+    two = run(cat, model, "h100-sxm", TrainSetup(dp=16, ep=8, zero=zero, seq_len=2048)).memory  # type: ignore[arg-type]
+    assert float(two.optimizer[0]) * GIB == pytest.approx(12.0 * (dense / 16 + experts / 2), rel=1e-9)
