@@ -32,7 +32,7 @@ def whatif_view(doc: Any) -> View:
                "share of usable device memory left for KV cache and activations. Quality notes are published figures for the model "
                "named, not predictions for yours. " + "".join(f"Assumed: {x}. " for x in assumed) + "Sources: " + "; ".join(sources))  # fmt: skip
     return View(doc.model_dump(mode="json"), [Table("What if", ["alternative", "hardware", "$/month", "Δ $/month", "TTFT ms", "TPOT ms", "headroom %",
-                                        "quality note"], rows, caption)])  # fmt: skip
+                                        "quality note"], rows, caption)], list(doc.notes))  # fmt: skip
 
 
 def _pareto(fleet: Fleet, cat: CatalogueLike, changes: list[Change], plot: Path | None, fmt: Format) -> None:

@@ -139,6 +139,7 @@ class WhatIf(BaseModel):
 
     schema_version: Literal[1] = 1
     alternatives: list[Alternative]
+    notes: list[str] = []
 
 
 def _decoders(fleet: Fleet, cat: CatalogueLike) -> set[str]:
@@ -319,6 +320,12 @@ def whatif(fleet: Fleet, cat: CatalogueLike, changes: list[Change], quality: Qua
     """
     from aicap.sizing.plan.sizer import size
 
+    notes = []
+    if hourly := [w.name for w in fleet.workloads if w.profile is not None]:
+        notes.append(f"whatif compares static plans: the hourly demand of {', '.join(hourly)} is sized at its peak hour "
+                     "(`aicap size` plans it hour by hour, for less)")  # fmt: skip
+    if len(models := fleet.constraints.pricing_models) > 1:
+        notes.append(f"whatif prices static plans with one pricing model: {models[0]}, the first of {', '.join(models)}")
     base_plan = size(fleet, cat, alternatives=False)
     base = base_plan.totals.usd_per_month
     rows = [_row("baseline", base_plan, fleet, cat, ("as the fleet says", None), None, None)]
@@ -335,7 +342,7 @@ def whatif(fleet: Fleet, cat: CatalogueLike, changes: list[Change], quality: Qua
         rows.append(_row(change.name, plan, changed, ccat, note, base, why, _assumption(change, plan, changed, ccat)))
         if on_done is not None:
             on_done()
-    return WhatIf(alternatives=rows)
+    return WhatIf(alternatives=rows, notes=notes)
 
 
 class BuyVsRent(BaseModel):

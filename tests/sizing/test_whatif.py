@@ -7,6 +7,7 @@ import pytest
 from aicap.hardware_db import Catalogue
 from aicap.hardware_db.launch import quality_figures
 from aicap.sizing.core.errors import InputError
+from aicap.sizing.core.fleet import Fleet
 from aicap.sizing.plan.fleet_io import build_fleet
 from aicap.sizing.plan.whatif import NAMED, Change, apply, named_change, whatif
 
@@ -130,3 +131,18 @@ def test_whatif_fronts_mark_the_plans_no_alternative_beats(cat: Catalogue) -> No
     none = whatif_pareto(build_fleet(**{**FLEET, "rate": 2.0, "hardware": "t4", "tpot_ms": None}), cat, [named_change("fp8")],  # type: ignore[arg-type]
                          factors=(1.0,))  # fmt: skip
     assert "weights fp8" in none.no_plan and all(p.alternative == "baseline" for p in none.pareto)
+
+
+def test_a_fleet_with_hourly_profiles_and_several_pricing_models_says_what_whatif_compares(cat: Catalogue) -> None:
+    # whatif sizes static plans: it says so where the fleet asks for more (it once priced the peak silently).
+    day = [2.0] * 12 + [8.0] * 12
+    fleet = Fleet.model_validate({"workloads": [{"name": "chat", "model": "llama-3.1-8b", "requests_per_s": day, "input_tokens": 500,
+                                        "output_tokens": 100, "slo": {"ttft_ms": 2000, "tpot_ms": 60}}],
+                         "constraints": {"clouds": ["gcp"], "pricing": ["on_demand", "spot"]}})  # fmt: skip
+    got = whatif(fleet, cat, [], quality_figures())
+    assert len(got.notes) == 2 and "peak hour" in got.notes[0] and "chat" in got.notes[0] and "on_demand, the first" in got.notes[1]
+    plain = Fleet.model_validate({"workloads": [{"name": "chat", "model": "llama-3.1-8b", "requests_per_s": 8.0, "input_tokens": 500,
+                                        "output_tokens": 100, "slo": {"ttft_ms": 2000, "tpot_ms": 60}}],
+                         "constraints": {"clouds": ["gcp"]}})  # fmt: skip
+    peak = whatif(plain, cat, [], quality_figures())
+    assert peak.notes == [] and peak.alternatives[0].usd_per_month == got.alternatives[0].usd_per_month  # sized at the peak, 8 req/s
