@@ -329,3 +329,13 @@ def test_the_keda_floor_is_priced_in_the_hours_the_plan_runs_none() -> None:
     assert any(a.min_replicas == 0 for a in plan.autoscaling)  # the example moves traffic between device types
     floor = keda_floor_usd_per_month(plan, CAT)
     assert expected > 0 and floor == pytest.approx(expected * plan.hours_per_month / plan.hours)
+
+
+def test_a_pricing_model_no_shortlisted_instance_has_is_named() -> None:
+    # Asking for spot where no instance able to serve has a spot price quietly planned on demand only.
+    from aicap.sizing.plan.fleet_io import load_fleet
+
+    plan = size_periods(load_fleet(ROOT / "examples" / "diurnal-chat.yaml"), CAT)
+    spot = [w for w in plan.warnings if "spot price" in w]
+    assert len(spot) == 1 and "the plan uses on_demand, reserved_1y" in spot[0]
+    assert all(i.pricing != "spot" for p in plan.periods for i in p.instances)
