@@ -133,12 +133,30 @@ def _problem(fleet: Fleet, s: _Setup, demand: np.ndarray, models: tuple[str, ...
     )  # fmt: skip
 
 
-def _solved(p: PeriodProblem, what: str, pool: HourPool, seeds: tuple[np.ndarray, ...] = ()) -> PeriodSolution:
+def _rate(v: float) -> str:
+    """A rate as people write it: 1,000,000 and 8 and 0.25, never 1e+06."""
+    return f"{v:,.0f}" if v >= 100 else f"{v:.3g}"
+
+
+def _solved(p: PeriodProblem, what: str, pool: HourPool, seeds: tuple[np.ndarray, ...] = (), *,
+            fleet: Fleet | None = None) -> PeriodSolution:  # fmt: skip
     sol = solve_periods(p, seeds=seeds, pool=pool)
     if sol.status in ("infeasible", "no_solution"):
-        budget = "" if p.budget_per_hour is None else " or the budget"
-        why = "" if sol.status == "infeasible" else " (none found within the time limit; not proven infeasible)"
-        raise InfeasibleError(f"no {what} meets every period's demand within the availability caps{budget}{why}")
+        c = None if fleet is None else fleet.constraints
+        caps = "the availability caps" if c is None else (
+            f"the availability caps ({'constraints.availability, else ' if c.availability else ''}"
+            f"{c.max_instances_per_type:,} instances per type: constraints.max_instances_per_type)")  # fmt: skip
+        budget = ""
+        if p.budget_per_hour is not None:
+            budget = " or the budget" + ("" if c is None or c.budget_usd_per_month is None else f" (${c.budget_usd_per_month:,.0f}/month)")
+        busiest = ""
+        if fleet is not None and p.demand.size:
+            k = int(np.argmax(p.demand.max(axis=1)))
+            h = int(np.argmax(p.demand[k]))
+            when = f" in hour {h}" if p.demand.shape[1] > 1 else ""  # the static peak plan has one period, the peak
+            busiest = f"; its busiest demand: '{fleet.workloads[k].name}' at {_rate(float(p.demand[k, h]))} req/s{when}"
+        why = "" if sol.status == "infeasible" else " (none found by the decomposition within the time limit; not proven infeasible)"
+        raise InfeasibleError(f"no {what} meets every period's demand within {caps}{budget}{why}{busiest}")
     return sol
 
 
@@ -170,12 +188,16 @@ def size_periods(fleet: Fleet, cat: CatalogueLike, *, time_limit_s: float = 10.0
     hours = s.planned.shape[1]
     with HourPool(available_cores() if jobs is None else jobs) as pool:
         peak = _solved(
-            _problem(fleet, s, s.planned.max(axis=1, keepdims=True), models, time_limit_s, budgeted=False), "static peak plan", pool
+            _problem(fleet, s, s.planned.max(axis=1, keepdims=True), models, time_limit_s, budgeted=False),
+            "static peak plan",
+            pool,
+            fleet=fleet,
         )
-        sol = _solved(_problem(fleet, s, s.planned, models, time_limit_s), "plan", pool, seeds=(peak.reserved,))
+        sol = _solved(_problem(fleet, s, s.planned, models, time_limit_s), "plan", pool, seeds=(peak.reserved,), fleet=fleet)
         od = None
         if "on_demand" in models and len(models) > 1:
-            od = _solved(_problem(fleet, s, s.planned, ("on_demand",), time_limit_s, budgeted=False), "on-demand plan", pool).usd
+            od_problem = _problem(fleet, s, s.planned, ("on_demand",), time_limit_s, budgeted=False)
+            od = _solved(od_problem, "on-demand plan", pool, fleet=fleet).usd
     month = c.hours_per_month / hours
     warnings = list(s.warnings)
     if sol.status == "decomposed":

@@ -331,9 +331,10 @@ def solve_periods(p: PeriodProblem, *, rounds: int = 4, seeds: tuple[I, ...] = (
     are solved once). ``R`` starts from each of ``seeds`` (e.g. a static plan's reservations, which
     makes the plan never dearer than that static plan), from the break-even reservations of the bound's
     instance use (:func:`_reservations`) and from none; after each plan, ``R`` is recomputed from the plan's own use,
-    up to ``rounds`` plans or until ``R`` repeats; the cheapest plan is kept. With a budget, the budget
-    is checked on that plan. ``status`` is ``optimal`` when the plan is within ``mip_rel_gap`` of the
-    bound, else ``decomposed`` with the gap.
+    up to ``rounds`` plans or until ``R`` repeats; the cheapest plan is kept and its reservations improved
+    one instance at a time (:func:`_local_search`). With a budget, the budget is checked on that plan
+    (over it: ``infeasible`` when the bound is too, else ``no_solution``, not proven). ``status`` is
+    ``optimal`` when the plan is within ``mip_rel_gap`` of the bound, else ``decomposed`` with the gap.
 
     ``pool`` (:class:`~aicap.sizing.solve.hour_workers.HourPool`) solves each round's periods in its
     worker processes; every period's program is the same there, so the plan is the same as without it.
@@ -364,11 +365,77 @@ def solve_periods(p: PeriodProblem, *, rounds: int = 4, seeds: tuple[I, ...] = (
             fixed = _reservations(p, run[1].sum(axis=1) + fixed.sum(axis=1)[:, None])
     if best is None:
         return _empty(p, "infeasible", t0)
+    best = _local_search(p, best, solved, pool, seen)
     total, r, fixed, n = best
     if p.budget_per_hour is not None and total / hours > p.budget_per_hour * (1 + 1e-9):
-        return _empty(p, "infeasible", t0)
+        # Infeasible only when even the bound is over budget; else the decomposition found no plan within it.
+        return _empty(p, "infeasible" if bound / hours > p.budget_per_hour * (1 + 1e-9) else "no_solution", t0)
     gap = max(0.0, (total - bound) / total) if total > 0 else 0.0
     return PeriodSolution("optimal" if gap <= p.mip_rel_gap else "decomposed", r, fixed, n, total, gap, time.perf_counter() - t0)
+
+
+LOCAL_SEARCH_MOVES = 4  # most reservation sets the local search tries after the seeded rounds
+LOCAL_SEARCH_MIN_GAIN = 0.05  # least estimated saving, as a share of the plan, for which a reservation move is tried
+
+
+def _local_search(p: PeriodProblem, best: tuple[float, I, I, I], solved: _Solved, pool: HourPool | None,
+                  seen: set[bytes]) -> tuple[float, I, I, I]:  # fmt: skip
+    """Improve the reservations of ``best`` one instance at a time: first improvement, until none helps.
+
+    A move reserves one more instance of a type the plan uses (under that type's cheapest reserved model)
+    or one fewer of a type it reserves; each is priced by solving every period with it pinned (periods
+    already solved for that set come from ``solved``). Break-even reservations judge each type on its
+    own and miss a reservation that pays only when two types can carry the same workload (a TPU v6e or
+    v5p): one move finds it. Extra reservations are tried only where their estimated saving is material
+    (:data:`LOCAL_SEARCH_MIN_GAIN`; each move re-solves every period), at most :data:`LOCAL_SEARCH_MOVES`
+    new sets.
+    """
+    _, hours, _, nt, nm, res, offered = _index(p)
+    price = np.nan_to_num(p.price)
+    cheapest = [min((m for m in range(nm) if res[m] and offered[t, m]), key=lambda k: (price[t, k], k), default=-1) for t in range(nt)]
+    serves = np.zeros((nt, int(p.cand_workload.max(initial=-1)) + 1), dtype=bool)
+    serves[p.cand_type, p.cand_workload] = True
+    shares = (serves.astype(np.int64) @ serves.T.astype(np.int64)) > 0  # types that serve a common workload
+    spot = np.array([m == SPOT for m in p.models])
+    hourly = np.where(res.astype(bool)[None, :] | ~offered.astype(bool) | spot[None, :], np.inf, p.price).min(axis=1)  # by the hour
+    tried = 0
+    improved = True
+    while improved and tried < LOCAL_SEARCH_MOVES:
+        improved = False
+        total, _, fixed, n = best
+        used = (n.sum(axis=(1, 2)) > 0) | (fixed.sum(axis=1) > 0)
+        # What an extra reserved t is worth in hour h: what the plan spends by the hour there on the types that serve a
+        # workload t serves, up to t's own hourly price (renting t was the alternative). A move whose estimated saving
+        # (that worth less the reservation's price) is under LOCAL_SEARCH_MIN_GAIN of the plan is not tried (the plan
+        # states its gap to the bound); the rest are tried best first.
+        spend = np.einsum("tm,tmh->th", price * (1 - res)[None, :], n)
+        ups: list[tuple[float, int, I]] = []
+        for t in np.flatnonzero(used).tolist():
+            worth = float(np.minimum(spend[shares[t]].sum(axis=0), hourly[t]).sum()) if cheapest[t] >= 0 else 0.0
+            if cheapest[t] >= 0 and (gain := worth - hours * price[t, cheapest[t]]) >= LOCAL_SEARCH_MIN_GAIN * total:
+                up = fixed.copy()
+                up[t, cheapest[t]] += 1
+                ups.append((-gain, t, up))
+        moves = [m for _, _, m in sorted(ups, key=lambda x: (x[0], x[1]))]
+        for t in np.flatnonzero(fixed.sum(axis=1) > 0).tolist():
+            for m in np.flatnonzero(fixed[t] > 0).tolist():
+                down = fixed.copy()
+                down[t, m] -= 1
+                moves.append(down)
+        for cand in moves:
+            if cand.tobytes() in seen or tried >= LOCAL_SEARCH_MOVES:
+                continue
+            seen.add(cand.tobytes())
+            tried += 1
+            run = _per_period(p, cand, solved, pool)
+            if run is None:
+                continue
+            cost = run[2] + float(hours * np.sum(price * cand))
+            if cost < total - 1e-9:
+                best = (cost, run[0], cand, run[1])
+                improved = True
+                break
+    return best
 
 
 def _empty(p: PeriodProblem, status: str, t0: float) -> PeriodSolution:

@@ -339,3 +339,29 @@ def test_a_pricing_model_no_shortlisted_instance_has_is_named() -> None:
     spot = [w for w in plan.warnings if "spot price" in w]
     assert len(spot) == 1 and "the plan uses on_demand, reserved_1y" in spot[0]
     assert all(i.pricing != "spot" for p in plan.periods for i in p.instances)
+
+
+def test_a_reservation_that_pays_only_across_two_types_is_found() -> None:
+    # weekly-azure's chat runs on v6e-8 in some hours and v5p-8 in others: neither type alone is busy enough to break
+    # even on a reservation, but one reserved v6e-8 carries chat every hour. The break-even seeds missed it ($18,155,
+    # the on-demand plan; "infeasible" under a $16,000 budget); a one-instance move of the reservations finds it.
+    from aicap.sizing.plan.fleet_io import load_fleet
+
+    f = load_fleet(ROOT / "examples" / "weekly-azure.yaml")
+    plan = size_periods(f, CAT)
+    assert plan.totals.on_demand_only_usd_per_month is not None
+    assert plan.totals.usd_per_month < 0.9 * plan.totals.on_demand_only_usd_per_month
+    assert [(r.instance_type, r.count) for r in plan.totals.reserved] == [("v6e-8", 1)]
+    capped = f.model_copy(update={"constraints": f.constraints.model_copy(update={"budget_usd_per_month": 16000.0})})
+    assert size_periods(capped, CAT).totals.usd_per_month <= 16000.0
+
+
+def test_a_period_plan_that_cannot_be_met_names_the_caps_the_budget_and_the_busiest_demand() -> None:
+    from aicap.sizing.core.errors import InfeasibleError
+
+    day = [1.0] * 12 + [1e6] + [1.0] * 11
+    with pytest.raises(InfeasibleError, match=r"256 instances per type: constraints.max_instances_per_type\); its busiest demand: "
+                                              r"'chat' at 1,000,000 req/s$"):  # fmt: skip
+        size_periods(fleet(day), CAT)
+    with pytest.raises(InfeasibleError, match=r"or the budget \(\$100/month\); its busiest demand: 'chat' at 8 req/s in hour 1[12]$"):
+        size_periods(fleet([1.0] * 12 + [8.0] + [1.0] * 11, budget_usd_per_month=100.0), CAT)
