@@ -109,7 +109,18 @@ def _caption(doc: dict[str, Any]) -> str:
             f" {doc['hardware']}'s family has no published measurement: its efficiency is inherited from the nearest "
             "fitted family (or a prior): expect larger errors."
         )
+    elif not doc.get("training_measured", True):
+        text += (
+            f" {doc['hardware']}'s family has no published training run: its matmul efficiency is fitted on serving, and the "
+            "training step model on other families' runs: expect larger errors than the band."
+        )
     return text
+
+
+def _efficiency(a: dict[str, Any]) -> str:
+    """The efficiency column: fitted on serving or inherited, and whether any training run of the family was measured."""
+    base = "fitted (serving)" if a["efficiency_calibrated"] else "inherited/prior"
+    return base if a.get("training_measured", True) else f"{base}; no training run"
 
 
 def register(app: typer.Typer) -> None:
@@ -250,14 +261,15 @@ def register(app: typer.Typer) -> None:
                "layouts_evaluated": plan.evaluated, "layouts_feasible": plan.feasible}  # fmt: skip
         alt_rows = [[a["hardware"], f"{a['instances']}× {a['instance']}", a["devices"], layout_text(a["layout"], short=True),
                      duration(a["wall_clock_days"]), a["usd"][pricing] and round(a["usd"][pricing]), f"{a['mfu_pct']:.1f}",
-                     "fitted (serving)" if a["efficiency_calibrated"] else "inherited/prior"] for a in alts]  # fmt: skip
+                     _efficiency(a)] for a in alts]  # fmt: skip
         tables = [
             Table(f"Training plan ({objective}, {pricing})", ["", "value"], job_rows(best), _caption(best)),
             Table(
                 "Best job per device type",
                 ["device", "instances", "devices", "layout", "days", f"usd_{pricing}", "mfu_%", "efficiency"],
                 alt_rows,
-                "efficiency: whether the device family's matmul efficiency is fitted on measurements or a datasheet-derived prior",
+                "efficiency: whether the device family's matmul efficiency is fitted on measurements or a datasheet-derived prior, "
+                "and whether any published training run of the family was measured (none: the step model is extrapolated)",
             ),
         ]
         info(f"aicap: searched {plan.evaluated:,} layouts ({plan.feasible:,} fit)")

@@ -24,7 +24,7 @@ def _validate_training(write_factors: Path | None, fmt: Format) -> None:
     """Score the training model in-sample and leave-one-source-out; optionally refit and write its factors."""
     import datetime as dt
 
-    from aicap.sizing.calibrate.training import factors_document, fit_factors, leave_one_source_out, score_all, summarise
+    from aicap.sizing.calibrate.training import factors_document, fit_factors, leave_one_source_out, measured_families, score_all, summarise
     from aicap.sizing.calibrate.training_cases import load_cases
     from aicap.sizing.train.factors import load_factors
 
@@ -59,7 +59,8 @@ def _validate_training(write_factors: Path | None, fmt: Format) -> None:
         from aicap.cli.files import write_atomic
 
         fitted = fit_factors(cases, cat, shipped)
-        text = factors_document(fitted, score_all(cases, cat, fitted)[0], loso, dt.date.today().isoformat())
+        fitted_scores = score_all(cases, cat, fitted)[0]
+        text = factors_document(fitted, fitted_scores, loso, dt.date.today().isoformat(), measured_families(cases, fitted_scores))
         write_atomic(write_factors, text)
         info(f"aicap: wrote training factors to {write_factors}")
 

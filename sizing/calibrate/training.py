@@ -265,8 +265,15 @@ def summarise(scores: Sequence[Score]) -> dict[str, Summary]:
     return out
 
 
-def factors_document(fitted: TrainingFactors, in_sample: Sequence[Score], loso: Sequence[Score], date: str) -> str:
-    """The text of ``hardware_db/training/factors.yaml`` for fitted factors and their accuracy."""
+def measured_families(cases: Sequence[TrainingCase], scores: Sequence[Score]) -> list[str]:
+    """Device families (``efficiency.yaml``) of the cases whose throughput is scored: where the step factors were fitted."""
+    scored = {s.case for s in scores if s.metric in THROUGHPUT}
+    return sorted({c.device.family for c in cases if c.id in scored})
+
+
+def factors_document(fitted: TrainingFactors, in_sample: Sequence[Score], loso: Sequence[Score], date: str,
+                     families: Sequence[str] = ()) -> str:  # fmt: skip
+    """The text of ``hardware_db/training/factors.yaml`` for fitted factors, their accuracy and the families measured."""
     ins, out = summarise(in_sample), summarise(loso)
     thr, mem = out["throughput"], out.get("memory")
     lines = [
@@ -292,6 +299,8 @@ def factors_document(fitted: TrainingFactors, in_sample: Sequence[Score], loso: 
         "  # Host link for optimizer/parameter offload, per device, one direction, decimal GB/s: PCIe 4.0 x16",
         "  # = 16 GT/s x 16 lanes x 128/130 = 31.5 GB/s (PCI-SIG PCIe 4.0 base specification).",
         f"  host_link_gbps: {fitted.host_link_gbps}",
+        "  # Device families with a scored published training run: elsewhere the step model is extrapolated.",
+        f"  measured_families: [{', '.join(families)}]",
         "  # Leave-one-source-out absolute errors on the public cases (percent): the error band of predictions.",
         "  accuracy:",
         f"    throughput_median_pct: {thr.median_pct:.1f}",

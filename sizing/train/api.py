@@ -101,7 +101,8 @@ def estimate_job(cat: CatalogueLike, model: AnyModel, hardware: str, setup: Trai
     hw = Hardware(dev, cat.efficiency_for(dev), generic_runtime(cat), fabric, host)
     ev = evaluate(shape_of(model), Grid.of([setup]), hw, factors)
     error, basis = _band(factors)
-    return result(model.id, dev.id, setup, ev, 0, Pricing(inst, dev.tdp_w, hw.efficiency.calibrated), tokens, error, basis)
+    billing = Pricing(inst, dev.tdp_w, hw.efficiency.calibrated, dev.family in factors.measured_families)
+    return result(model.id, dev.id, setup, ev, 0, billing, tokens, error, basis)
 
 
 def plan_job(cat: CatalogueLike, spec: SearchSpec, factors: TrainingFactors | None = None) -> Plan:

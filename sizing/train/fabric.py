@@ -12,9 +12,15 @@ def fabric_of(device: DeviceSpec, instance: InstanceSpec | None) -> Fabric:
     """The fabric of ``device`` inside ``instance`` (``None``: no instance, so no sourced network).
 
     The network share per device is ``network.gbps / 8 / devices`` GB/s; the fast-link domain is
-    the device's ``domain_size`` capped at the devices of one instance.
+    the device's ``domain_size`` capped at the devices of one instance. A device whose link joins
+    hosts into slices (TPU ICI, ``slice_size``) keeps that link across the hosts of a slice: the
+    domain and the "node" beyond which the network carries the traffic are the slice.
     """
     link = device.interconnect
+    if link.slice_size is not None:
+        network = None if instance is None else instance.network_gbs_per_device
+        return Fabric(link_gbs=link.bw_gbps, domain=link.slice_size, node=link.slice_size, network_gbs=network,
+                      instance=None if instance is None else instance.name)  # fmt: skip
     if instance is None:
         return Fabric(link_gbs=link.bw_gbps, domain=link.domain_size, node=link.domain_size, network_gbs=None)
     return Fabric(

@@ -40,6 +40,7 @@ class TrainingFactors(BaseModel):
     logits_bytes: PosFloat
     nf4_bits_per_param: PosFloat
     host_link_gbps: PosFloat
+    measured_families: tuple[str, ...] = Field((), description="device families with a scored published training run")
     accuracy: Accuracy | None = None
     source: str = Field(min_length=1)
 

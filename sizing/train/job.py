@@ -19,7 +19,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from aicap.sizing.core.specs import InstanceSpec
 from aicap.sizing.core.specs.instance import PricingModel
@@ -106,6 +106,7 @@ class TrainResult(BaseModel):
     energy_kwh: float | None
     error_band: ErrorBand
     efficiency_calibrated: bool
+    training_measured: bool = Field(True, description="whether the step model was fitted on published runs of the device's family")
 
 
 def advice(mem: MemoryColumns, i: int, setup: TrainSetup) -> list[str]:
@@ -142,6 +143,7 @@ class Pricing:
     instance: InstanceSpec | None
     tdp_w: float | None
     calibrated: bool
+    measured: bool = True  # whether the device's family has a scored published training run
 
 
 def result(model_id: str, hardware: str, setup: TrainSetup, ev: Evaluation, i: int, pricing: Pricing,
@@ -213,4 +215,5 @@ def result(model_id: str, hardware: str, setup: TrainSetup, ev: Evaluation, i: i
         energy_kwh=None if hours is None or pricing.tdp_w is None else d * pricing.tdp_w * hours / 1000.0,
         error_band=band,
         efficiency_calibrated=pricing.calibrated,
+        training_measured=pricing.measured,
     )

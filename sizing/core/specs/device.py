@@ -23,6 +23,9 @@ class Interconnect(BaseModel):
     kind: str
     bw_gbps: PosFloat
     domain_size: PosInt
+    slice_size: PosInt | None = Field(
+        None, description="most devices one multi-host slice joins over this link (a TPU pod slice); None: it ends at the instance"
+    )
 
 
 class DeviceSpec(BaseModel):

@@ -71,3 +71,19 @@ def test_groups_across_instances_move_at_their_rails_pace() -> None:
     link, net = 450e9, 50e9
     bw = _group_bw(np.array([8.0, 16.0, 16.0, 4.0]), np.array([1.0, 1.0, 8.0, 4.0]), fabric, link, net)
     assert list(bw) == [link, 8 * net, net, 2 * net]
+
+
+def test_a_tpu_slice_keeps_its_ici_across_hosts(cat: Catalogue) -> None:
+    """TPU hosts of one slice are joined by ICI (a v5p slice up to 6144 chips), not the data-centre network: an
+    8-chip FSDP job over two v5p-8 hosts runs at nearly the 4-chip MFU (it once fell from 75% to 20% over DCN)."""
+    from aicap.sizing.train.fabric import best_instance, fabric_of
+
+    dev = cat.device("tpu-v5p")
+    fab = fabric_of(dev, best_instance(dev, cat.instances.values()))
+    assert dev.interconnect.slice_size == 6144 and fab.domain == fab.node == 6144 and fab.link_gbs == dev.interconnect.bw_gbps
+    model = cat.model("llama-3.1-8b")
+    four = run(cat, model, "tpu-v5p", TrainSetup(dp=4, fsdp="full", seq_len=4096))
+    eight = run(cat, model, "tpu-v5p", TrainSetup(dp=8, fsdp="full", seq_len=4096))
+    assert float(eight.tokens_per_s_per_device[0]) > 0.9 * float(four.tokens_per_s_per_device[0])
+    h100 = cat.device("h100-sxm")  # a GPU's link still ends at its instance
+    assert fabric_of(h100, best_instance(h100, cat.instances.values())).node == 8
