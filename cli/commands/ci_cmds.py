@@ -41,7 +41,7 @@ def diff_view(doc: dict[str, Any]) -> View:
 def diff_periods_view(doc: dict[str, Any]) -> View:
     """Tables for a diff of two plans over demand periods."""
     t = doc["totals"]
-    keys = ("usd_per_month", "static_peak_usd_per_month", "on_demand_only_usd_per_month", "peak_devices")
+    keys = ("usd_per_month", "reserved_usd_per_month", "static_peak_usd_per_month", "on_demand_only_usd_per_month", "peak_devices")
     rows = []
     for w in doc["workloads"]:
         a, b, d = w["base"] or {}, w["head"] or {}, w["delta"]
@@ -49,7 +49,9 @@ def diff_periods_view(doc: dict[str, Any]) -> View:
                      a.get("max_replicas"), b.get("max_replicas"), d.get("max_replicas"), a.get("peak_capacity_requests_per_s"),
                      b.get("peak_capacity_requests_per_s")])  # fmt: skip
     tables = [
-        Table(f"Change: {doc['headline']}", ["", "base", "head", "delta"], [[k, t["base"].get(k), t["head"].get(k), t["delta"].get(k)] for k in keys]),
+        Table(f"Change: {doc['headline']}", ["", "base", "head", "delta"],
+              [[k, t["base"].get(k), t["head"].get(k), t["delta"].get(k)] for k in keys]
+              + [["reserved", ", ".join(doc["reserved"]["base"]) or "none", ", ".join(doc["reserved"]["head"]) or "none", None]]),
         Table("Per workload (busiest hour)", ["workload", "status", "base hardware", "head hardware", "base replicas", "head replicas",
                                               "Δ replicas", "base req/s capacity", "head req/s capacity"], rows),
     ]  # fmt: skip

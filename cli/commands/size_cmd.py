@@ -294,10 +294,18 @@ def register(app: typer.Typer) -> None:
     @schema_app.command("plan")
     @guarded
     def schema_plan() -> None:
-        """Print the JSON Schema of the plan that `aicap size` writes and `check`/`diff` read."""
+        """Print the JSON Schema of the static plan that `aicap size` writes and `check`/`diff` read (hourly demand: `schema period-plan`)."""
         from aicap.sizing.core.plan import Plan
 
         typer.echo(to_json(Plan.model_json_schema()), nl=False)
+
+    @schema_app.command("period-plan")
+    @guarded
+    def schema_period_plan() -> None:
+        """Print the JSON Schema of the plan over demand periods (`kind: periods`) that `aicap size` writes for hourly demand."""
+        from aicap.sizing.core.period_plan import PeriodPlan
+
+        typer.echo(to_json(PeriodPlan.model_json_schema()), nl=False)
 
     @schema_app.command("fleet")
     @guarded

@@ -131,7 +131,7 @@ def register(app: typer.Typer) -> None:
     def train_cmd(
         model: Annotated[str, typer.Option("--model", "-m", help="Model id, or a path to a Hugging Face config.json or model YAML.")],
         tokens: Annotated[str | None, typer.Option("--tokens", help="Training tokens: 2T, 500B, 1.5e12 (needed for days, cost and the search).")] = None,
-        hardware: Annotated[list[str] | None, typer.Option("--hardware", help="Device id or instance name; with --devices the one to evaluate, else a filter (repeatable).")] = None,
+        hardware: Annotated[list[str] | None, typer.Option("--hardware", help="Device id or instance name; with --devices the one to evaluate, else a filter (repeatable or comma-separated).")] = None,
         devices: Annotated[int | None, typer.Option("--devices", help="Evaluate this many devices in the given layout (no search).")] = None,
         tp: Annotated[int, typer.Option("--tp", help="Tensor parallel.")] = 1,
         pp: Annotated[int, typer.Option("--pp", help="Pipeline stages (1F1B).")] = 1,
@@ -153,7 +153,7 @@ def register(app: typer.Typer) -> None:
         lora_targets: Annotated[str, typer.Option("--lora-targets", help="qv, attention or all (attention + MLP).")] = "attention",
         deadline_days: Annotated[float | None, typer.Option("--deadline-days", help="Finish within this many days (search: the cheapest that does; --devices: exit 3 if not).")] = None,
         budget: Annotated[float | None, typer.Option("--budget", help="Spend at most this many USD (search: the fastest that does; --devices: exit 3 if not).")] = None,
-        cloud: Annotated[list[str] | None, typer.Option("--cloud", help="Search: only these clouds (aws, gcp, azure, on-prem; repeatable).")] = None,
+        cloud: Annotated[list[str] | None, typer.Option("--cloud", help="Search: only these clouds (aws, gcp, azure, on-prem; repeatable or comma-separated).")] = None,
         max_devices: Annotated[int, typer.Option("--max-devices", help="Search: at most this many devices.")] = 4096,
         pricing: Annotated[str, typer.Option("--pricing", help="on_demand, spot, reserved_1y, reserved_3y or owned (the job's hours of owning the same hardware; with --devices: the instance priced so).")] = "on_demand",
         fmt: FormatOpt = Format.table,
@@ -183,6 +183,9 @@ def register(app: typer.Typer) -> None:
                                          "lora_targets": lora_targets}  # fmt: skip
         if method not in DEFAULT_BATCH:
             raise InputError(f"--method {method!r}: valid: {', '.join(DEFAULT_BATCH)}")
+        # Repeated or comma-separated, as `size` takes them: --hardware h100-sxm,l40s is --hardware h100-sxm --hardware l40s.
+        hardware = [x.strip() for v in hardware or [] for x in v.split(",") if x.strip()] or None
+        cloud = [x.strip() for v in cloud or [] for x in v.split(",") if x.strip()] or None
         if devices is not None:
             hw = hardware or []
             if len(hw) != 1:
@@ -211,6 +214,8 @@ def register(app: typer.Typer) -> None:
             res = estimate_job(cat, spec_model, hw[0], setup, n_tokens, pricing=pricing)  # type: ignore[arg-type]
             doc = res.model_dump(mode="json")
             emit(View(doc, [Table(f"Training job: {res.model}", ["", "value"], job_rows(doc), _caption(doc))]), fmt)
+            for note in res.notes:
+                info(f"aicap: note: {note}")
             if not res.fits:
                 raise InfeasibleError(f"{res.model} does not fit on {res.hardware}: {res.advice[0]}")
             if (deadline_days is not None or budget is not None) and n_tokens is None:
@@ -274,6 +279,8 @@ def register(app: typer.Typer) -> None:
         ]
         info(f"aicap: searched {plan.evaluated:,} layouts ({plan.feasible:,} fit)")
         emit(View(doc, tables), fmt)
+        for note in plan.best.notes:
+            info(f"aicap: note: {note}")
 
 
 def _one_line(exc: Exception) -> str:

@@ -89,15 +89,24 @@ def diff(base: Plan, head: Plan) -> dict[str, Any]:
 
 
 def _period_numbers(plan: PeriodPlan) -> dict[str, dict[str, Any]]:
-    """Per workload: replicas and capacity at the busiest hour, and the fewest replicas of any hour."""
+    """Per workload: its replicas and capacity in its busiest hour (the first of most demand), and the fewest replicas of any hour.
+
+    Both busiest-hour figures come from the same hour: replicas and capacity that occur together.
+    """
     out: dict[str, dict[str, Any]] = {}
     for k, name in enumerate(w.name for w in plan.periods[0].workloads) if plan.periods else []:
-        reps = [sum(p.workloads[k].replicas) for p in plan.periods]
-        caps = [p.workloads[k].capacity_requests_per_s for p in plan.periods]
-        out[name] = {"max_replicas": max(reps), "min_replicas": min(reps), "peak_capacity_requests_per_s": round(max(caps), 4),
-                     "peak_demand_requests_per_s": round(max(p.workloads[k].demand_requests_per_s for p in plan.periods), 4),
+        demand = [p.workloads[k].demand_requests_per_s for p in plan.periods]
+        busiest = plan.periods[max(range(len(demand)), key=lambda h: (demand[h], -h))].workloads[k]
+        out[name] = {"max_replicas": sum(busiest.replicas), "min_replicas": min(sum(p.workloads[k].replicas) for p in plan.periods),
+                     "peak_capacity_requests_per_s": round(busiest.capacity_requests_per_s, 4),
+                     "peak_demand_requests_per_s": round(busiest.demand_requests_per_s, 4),
                      "hardware": sorted({d.hardware for d in plan.deployments.get(name, [])})}  # fmt: skip
     return out
+
+
+def _reserved(plan: PeriodPlan) -> list[str]:
+    """The plan's commitments, one ``"N× type (pricing)"`` each, sorted."""
+    return sorted(f"{r.count}× {r.instance_type} ({r.pricing})" for r in plan.totals.reserved)
 
 
 def diff_periods(base: PeriodPlan, head: PeriodPlan) -> dict[str, Any]:
@@ -127,13 +136,20 @@ def diff_periods(base: PeriodPlan, head: PeriodPlan) -> dict[str, Any]:
                      "part of the change may be prices or efficiency factors")  # fmt: skip
     if base.hours != head.hours:
         notes.append(f"the plans cover different horizons ({base.hours} and {head.hours} hours); monthly totals still compare")
-    total_keys = ("usd_per_month", "static_peak_usd_per_month", "on_demand_only_usd_per_month", "peak_devices")
+    rb, rh = _reserved(base), _reserved(head)
+    tb["reserved_usd_per_month"] = round(sum(r.usd_per_month for r in base.totals.reserved), 2)
+    th["reserved_usd_per_month"] = round(sum(r.usd_per_month for r in head.totals.reserved), 2)
+    if rb != rh:
+        notes.append(f"reservations change: {', '.join(rb) or 'none'} → {', '.join(rh) or 'none'} "
+                     f"(${th['reserved_usd_per_month']:,.0f}/month committed for the term, whatever the demand)")  # fmt: skip
+    total_keys = ("usd_per_month", "reserved_usd_per_month", "static_peak_usd_per_month", "on_demand_only_usd_per_month", "peak_devices")
     return {
         "schema_version": 2,
         "kind": "periods",
         "headline": headline,
         "totals": {"base": {k: tb[k] for k in total_keys}, "head": {k: th[k] for k in total_keys},
                    "delta": {k: _delta(tb[k], th[k]) for k in total_keys}, "delta_pct": None if pct is None else round(pct, 2)},
+        "reserved": {"base": rb, "head": rh},
         "workloads": rows,
         "notes": notes,
     }  # fmt: skip

@@ -102,7 +102,16 @@ def estimate_job(cat: CatalogueLike, model: AnyModel, hardware: str, setup: Trai
     ev = evaluate(shape_of(model), Grid.of([setup]), hw, factors)
     error, basis = _band(factors)
     billing = Pricing(inst, dev.tdp_w, hw.efficiency.calibrated, dev.family in factors.measured_families)
-    return result(model.id, dev.id, setup, ev, 0, billing, tokens, error, basis)
+    notes = []
+    if setup.tp > fabric.domain:
+        notes.append(f"tensor parallel {setup.tp} spans more devices than {dev.id}'s fast link joins ({fabric.domain}): its all-reduces "
+                     "run over the instance network; the search keeps TP within the link")  # fmt: skip
+    if setup.virtual_pipeline > 1 and model.num_layers % (setup.pp * setup.virtual_pipeline):
+        chunks = setup.pp * setup.virtual_pipeline
+        notes.append(f"{model.num_layers} layers over PP {setup.pp} × virtual pipeline {setup.virtual_pipeline} = {chunks} chunks is "
+                     f"{model.num_layers / chunks:.2f} layers a chunk: Megatron-LM needs the layers to divide evenly (the model "
+                     "assumes even stages)")  # fmt: skip
+    return result(model.id, dev.id, setup, ev, 0, billing, tokens, error, basis, notes)
 
 
 def plan_job(cat: CatalogueLike, spec: SearchSpec, factors: TrainingFactors | None = None) -> Plan:

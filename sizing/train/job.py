@@ -107,6 +107,7 @@ class TrainResult(BaseModel):
     error_band: ErrorBand
     efficiency_calibrated: bool
     training_measured: bool = Field(True, description="whether the step model was fitted on published runs of the device's family")
+    notes: list[str] = Field(default_factory=list, description="what the figures assume that the inputs did not say")
 
 
 def advice(mem: MemoryColumns, i: int, setup: TrainSetup) -> list[str]:
@@ -147,8 +148,8 @@ class Pricing:
 
 
 def result(model_id: str, hardware: str, setup: TrainSetup, ev: Evaluation, i: int, pricing: Pricing,
-           tokens: float | None, error_pct: float, basis: str) -> TrainResult:  # fmt: skip
-    """Assemble the report of row ``i`` of an evaluation (equations in the module docstring)."""
+           tokens: float | None, error_pct: float, basis: str, notes: list[str] | None = None) -> TrainResult:  # fmt: skip
+    """Assemble the report of row ``i`` of an evaluation (equations in the module docstring); ``notes`` are passed on."""
     mem, st = ev.memory, ev.step
     d = setup.devices
     t_step = float(ev.step_time_s[i])
@@ -165,6 +166,13 @@ def result(model_id: str, hardware: str, setup: TrainSetup, ev: Evaluation, i: i
         price = None if inst is None else inst.price(p)
         per_device_hour[p] = None if price is None or inst is None else price / inst.devices
         usd[p] = None if price is None or hours is None or n_inst is None else n_inst * price * hours
+    said = list(notes or [])
+    if steps is not None and tokens is not None and tokens > 0 and steps * batch > 1.05 * tokens:
+        said.append(f"{tokens:,.0f} tokens is not a whole number of global batches of {batch:,} tokens: the figures are for "
+                    f"{steps:,} step(s), {steps * batch:,} tokens (lower --global-batch-tokens to train on fewer)")  # fmt: skip
+    if float(mem.host[i]) > 0 and mem.host_capacity is None:
+        where = "no instance" if pricing.instance is None else f"{pricing.instance.name}'s host memory is not in the catalogue"
+        said.append(f"offloaded states ({float(mem.host[i]):.1f} GiB per device) are not checked against host memory: {where}")
     e = error_pct / 100.0
     band = ErrorBand(
         error_pct=error_pct,
@@ -178,7 +186,7 @@ def result(model_id: str, hardware: str, setup: TrainSetup, ev: Evaluation, i: i
         instance=None if inst is None else inst.name,
         instances=n_inst,
         devices=d,
-        layout=setup.model_dump(),
+        layout={**setup.model_dump(), "zero": setup.zero_stage},  # FSDP shards as ZeRO-3 does: say so
         fits=bool(mem.fits[i]),
         memory_gib_per_device=MemoryReport(
             **{t: float(getattr(mem, t)[i]) for t in TERMS},
@@ -216,4 +224,5 @@ def result(model_id: str, hardware: str, setup: TrainSetup, ev: Evaluation, i: i
         error_band=band,
         efficiency_calibrated=pricing.calibrated,
         training_measured=pricing.measured,
+        notes=said,
     )

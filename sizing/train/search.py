@@ -121,9 +121,9 @@ def _check(cat: CatalogueLike, spec: SearchSpec) -> None:
         raise InputError(f"--max-devices {spec.max_devices}: the smallest matching instance holds {smallest} devices")
 
 
-def _grid(shape: ModelShape, spec: SearchSpec, inst: InstanceSpec, domain: int) -> Grid | None:
+def _grid(shape: ModelShape, spec: SearchSpec, inst: InstanceSpec, domain: int, *, spans: bool = True) -> Grid | None:
     counts = [n for n in (2**k for k in range(17)) if n * inst.devices <= spec.max_devices]
-    if inst.network is None:
+    if inst.network is None or not spans:
         counts = counts[:1]
     tps = [t for t in TP_CHOICES if t <= domain and shape.heads % t == 0]
     pps = [p for p in PP_CHOICES if p <= shape.layers]
@@ -197,7 +197,10 @@ def search(cat: CatalogueLike, spec: SearchSpec, factors: TrainingFactors) -> Se
     for inst in _instances(cat, spec):
         dev = cat.devices[inst.device]
         fabric = fabric_of(dev, inst)
-        g = _grid(shape, spec, inst, fabric.domain)
+        # A multi-host TPU slice is built of full hosts (a v6e-128 is 16 v6e-8 hosts), not of one-chip VMs.
+        full_host = dev.interconnect.slice_size is None or inst.devices == max(
+            i.devices for i in cat.instances.values() if i.device == dev.id)  # fmt: skip
+        g = _grid(shape, spec, inst, fabric.domain, spans=full_host)
         if g is None:
             continue
         if spec.recipe.precision not in dev.peak_tflops:

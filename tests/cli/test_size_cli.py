@@ -102,6 +102,17 @@ def test_schema_plan_is_json_schema(aicap) -> None:
     assert doc["type"] == "object" and "workloads" in doc["properties"]
 
 
+def test_a_period_plan_validates_against_its_published_schema(aicap) -> None:
+    # CI consumers had no contract for plans over demand periods: `schema plan` describes static plans only.
+    import jsonschema
+
+    plan = aicap("size", str(next(p for p in EXAMPLES if p.stem == "diurnal-chat")), "-f", "json").json()
+    assert plan["kind"] == "periods"
+    jsonschema.validate(plan, aicap("schema", "period-plan").json())
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(plan, aicap("schema", "plan").json())
+
+
 def test_throughput_objective_with_a_budget_that_buys_nothing_exit_3(aicap) -> None:
     r = aicap("size", "--model", "llama-3.1-8b", "--rate", "1", "--hardware", "h100-sxm", "--objective", "throughput", "--budget", "100")
     assert r.code == 3 and "buys no instance" in r.stderr

@@ -184,3 +184,31 @@ def test_binary_suffixes_and_the_default_batch(aicap: Any) -> None:
     b = aicap("train", "-m", "llama-3.1-8b", "--hardware", "h100-sxm", "--devices", "8", "-f", "json")
     assert a.code == b.code == 0
     assert a.json()["tokens_per_step"] == 2**22 == b.json()["tokens_per_step"]
+
+
+def test_what_the_figures_assume_is_said(aicap: Any) -> None:
+    # Each once passed silently: a token count under one global batch (priced as a whole batch), offload to a host
+    # whose memory is unknown ("fits"), TP beyond the fast link, and layers that do not divide into the chunks.
+    r = aicap("train", "-m", "llama-3.1-8b", "--hardware", "h100-sxm", "--devices", "8", "--tokens", "100k", "-f", "json")
+    assert r.code == 0 and r.json()["steps"] == 1
+    assert "100,000 tokens is not a whole number of global batches of 4,194,304" in r.json()["notes"][0] and "note:" in r.stderr
+    r = aicap("train", "-m", "llama-3.1-405b", "--hardware", "rtx-4090", "--devices", "1", "--method", "qlora", "--offload", "all",
+              "--recompute", "full", "--tokens", "1M", "-f", "json")  # fmt: skip
+    assert r.code == 0 and r.json()["memory_gib_per_device"]["host_capacity"] is None
+    assert any("not checked against host memory" in n for n in r.json()["notes"])
+    r = aicap("train", "-m", "llama-3.1-8b", "--hardware", "h100-sxm", "--devices", "16", "--tp", "16", "--tokens", "1B", "-f", "json")
+    assert any("tensor parallel 16 spans more devices than h100-sxm's fast link joins (8)" in n for n in r.json()["notes"])
+    r = aicap("train", "-m", "llama-3.1-8b", "--hardware", "h100-sxm", "--devices", "8", "--pp", "8", "--virtual-pipeline", "3",
+              "--tokens", "1B", "-f", "json")  # fmt: skip
+    assert any("24 chunks is 1.33 layers a chunk" in n for n in r.json()["notes"])
+    quiet = aicap("train", "-m", "llama-3.1-8b", "--hardware", "h100-sxm", "--devices", "8", "--tokens", "4194304", "-f", "json")
+    assert quiet.json()["notes"] == []
+
+
+def test_hardware_and_clouds_take_commas_as_size_does_and_fsdp_reports_zero_3(aicap: Any) -> None:
+    r = aicap("train", "-m", "llama-3.1-8b", "--hardware", "h100-sxm,l40s", "--cloud", "aws,gcp", "--tokens", "1B", "-f", "json")
+    assert r.code == 0, r.stderr
+    assert {a["hardware"] for a in r.json()["alternatives"]} == {"h100-sxm", "l40s"}
+    r = aicap("train", "-m", "llama-3.1-8b", "--hardware", "p5.48xlarge", "--devices", "16", "--fsdp", "full", "--tokens", "1B",
+              "-f", "json")  # fmt: skip
+    assert r.json()["layout"]["fsdp"] == "full" and r.json()["layout"]["zero"] == 3

@@ -365,3 +365,24 @@ def test_a_period_plan_that_cannot_be_met_names_the_caps_the_budget_and_the_busi
         size_periods(fleet(day), CAT)
     with pytest.raises(InfeasibleError, match=r"or the budget \(\$100/month\); its busiest demand: 'chat' at 8 req/s in hour 1[12]$"):
         size_periods(fleet([1.0] * 12 + [8.0] + [1.0] * 11, budget_usd_per_month=100.0), CAT)
+
+
+def test_a_period_diff_names_reservations_and_takes_the_busiest_hour_from_one_hour() -> None:
+    from aicap.sizing.plan.diff import diff_periods
+    from aicap.sizing.plan.fleet_io import load_fleet
+
+    f = load_fleet(ROOT / "examples" / "weekly-azure.yaml")
+    od = size_periods(f.model_copy(update={"constraints": f.constraints.model_copy(update={"pricing": ["on_demand"]})}), CAT)
+    mixed = size_periods(f, CAT)
+    d = diff_periods(od, mixed)
+    assert d["reserved"] == {"base": [], "head": ["1× v6e-8 (reserved_1y)"]}
+    assert mixed.totals.reserved[0].usd_per_month > 0
+    assert d["totals"]["head"]["reserved_usd_per_month"] == pytest.approx(mixed.totals.reserved[0].usd_per_month)
+    assert any("reservations change: none → 1× v6e-8 (reserved_1y)" in n for n in d["notes"])
+    for plan, side in ((od, "base"), (mixed, "head")):  # replicas and capacity of the same (busiest) hour
+        for k, w in enumerate(plan.periods[0].workloads):
+            row = next(r[side] for r in d["workloads"] if r["workload"] == w.name)
+            hours = [p for p in plan.periods if round(p.workloads[k].demand_requests_per_s, 4) == row["peak_demand_requests_per_s"]]
+            first = hours[0].workloads[k]
+            assert sum(first.replicas) == row["max_replicas"]
+            assert round(first.capacity_requests_per_s, 4) == row["peak_capacity_requests_per_s"]
