@@ -107,7 +107,8 @@ def period_plan_view(plan: PeriodPlan) -> View:
     tables = [
         Table(f"Plan by hour ({'/'.join(plan.pricing_models)} prices; requests/s demand/capacity and replicas per workload)",
               ["hour", "$/hour", *names, "instances"], rows),
-        Table("Deployments used", ["workload", "instance", "devices", "layout", "dtype", "req/s per replica", "TTFT ms", "TPOT ms"], deps),
+        Table("Deployments used (TTFT and TPOT at the workload's percentile with each replica at its capacity)",
+              ["workload", "instance", "devices", "layout", "dtype", "req/s per replica", "TTFT ms", "TPOT ms"], deps),
         Table("Autoscaling (scale on request rate; --autoscaler FILE writes KEDA ScaledObjects)",
               ["workload", "deployment", "instance", "req/s per replica", "in flight per replica", "min replicas", "max replicas"],
               [[a.workload, a.deployment, a.instance_type, a.requests_per_s_per_replica, a.in_flight_per_replica, a.min_replicas,
@@ -123,7 +124,13 @@ def period_plan_view(plan: PeriodPlan) -> View:
                             [[c.workload, c.deployment, c.instance_type, c.hour, c.requests_per_s_per_replica, c.simulated_ttft_ms,
                               c.ttft_target_ms, c.simulated_tpot_ms, c.tpot_target_ms, "yes" if c.holds else "NO"]
                              for c in v.checks]))  # fmt: skip
-    return View(plan.to_dict(), tables, notes=list(plan.warnings))
+    # CSV: one row per hour, workload and deployment, one value a cell (the hour table packs several into a cell).
+    csv_rows = [[p.start_hour, p.usd_per_hour, w.name, w.demand_requests_per_s, w.capacity_requests_per_s, k,
+                 plan.deployments[w.name][k].instance_type, plan.deployments[w.name][k].hardware, n]
+                for p in plan.periods for w in p.workloads for k, n in enumerate(w.replicas)]  # fmt: skip
+    csv = Table("Plan by hour", ["hour", "usd_per_hour", "workload", "demand_requests_per_s", "capacity_requests_per_s", "deployment",
+                                 "instance_type", "hardware", "replicas"], csv_rows)  # fmt: skip
+    return View(plan.to_dict(), tables, notes=list(plan.warnings), csv=csv)
 
 
 def register(app: typer.Typer) -> None:

@@ -17,6 +17,7 @@ Schema version 1. ``aicap schema plan`` prints its JSON Schema. A minimal file::
 
 from __future__ import annotations
 
+import difflib
 import math
 from collections.abc import Sequence
 from typing import Literal
@@ -191,18 +192,36 @@ class Workload(_Doc):
             what = "a positive number" if isinstance(v, int | float) and not isinstance(v, bool) else "a number"
             raise ValueError(f"not a rate: give {what} of requests per second, a list of 24 or 168 hourly "
                              "rates, or a shape ({shape: diurnal, peak: ..., trough: ...})")  # fmt: skip
-        if not isinstance(v, dict) or "shape" not in v:
+        if isinstance(v, dict) and "shape" not in v:  # not the union's members one by one: what a mapping may be
+            keys = ", ".join(repr(k) for k in v) or "none"
+            raise ValueError(f"a mapping here is a shape ({{shape: diurnal, peak: ..., trough: ...}}) or one file ({{csv: FILE}} "
+                             f"or {{trace: FILE}}); got keys {keys}")  # fmt: skip
+        if not isinstance(v, dict):
             return v
         shape = v["shape"]
         kinds: dict[str, type[Diurnal] | type[Weekly]] = {"diurnal": Diurnal, **{w: Weekly for w in WEEKLY_SHAPES}}
         if not isinstance(shape, str) or shape not in kinds:
             raise ValueError(f"shape {excerpt(shape)}: valid: {', '.join(kinds)}")
+        fields = kinds[shape].model_fields
+        for key in v:  # a misspelt key first: 'trogh' is why 'trough' is missing
+            if key not in fields:
+                near = difflib.get_close_matches(str(key), list(fields), n=1)
+                hint = f" (did you mean {near[0]!r}?)" if near else ""
+                raise ValueError(f"shape {shape}: unknown key {key!r}{hint}; valid keys: {', '.join(fields)}")
         try:
             return kinds[shape].model_validate(v)
         except ValidationError as exc:
             err = exc.errors()[0]
             where = ".".join(str(x) for x in err["loc"])
             raise ValueError(f"shape {shape}: {where + ': ' if where else ''}{str(err['msg']).removeprefix('Value error, ')}") from None
+
+    @field_validator("tokens_per_s", mode="before")
+    @classmethod
+    def _tokens_one_number(cls, v: object) -> object:
+        """An hourly profile (a list or a shape) is a request rate: say so rather than "not a valid number"."""
+        if isinstance(v, list | dict):
+            raise ValueError("tokens_per_s takes one number; an hourly profile (a list, a shape or a file) is given as requests_per_s")
+        return v
 
     @field_validator("input_tokens", "output_tokens")
     @classmethod

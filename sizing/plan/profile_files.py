@@ -39,7 +39,12 @@ def read_csv_profile(path: Path) -> list[float]:
         rates[hour] = rate
     n = len(rates)
     if n not in PROFILE_HOURS or sorted(rates) != list(range(n)):
-        raise InputError(f"{path}: a profile has every hour 0…23 or 0…167 once; got {n} hours")
+        span = next((h for h in PROFILE_HOURS if max(rates, default=0) < h), max(PROFILE_HOURS))
+        missing = [h for h in range(span) if h not in rates]
+        why = f"; missing hour(s) {', '.join(map(str, missing[:5]))}{' …' if len(missing) > 5 else ''}" if missing else ""
+        if rates and min(rates) == 1 and max(rates) == n:
+            why = f"; hours run 1…{n}: they count from 0 (0…{n - 1})"
+        raise InputError(f"{path}: a profile has every hour 0…23 or 0…167 once; got {n} hours{why}")
     return [rates[h] for h in range(n)]
 
 

@@ -132,3 +132,19 @@ def test_size_csv_is_one_value_a_cell_and_agrees_with_the_json(aicap) -> None:
         assert float(row["ttft_ms"]) == d["ttft_ms"] and float(row["ttft_band_pct"]) == w["error_band_pct"]["ttft"]
         assert float(row["usd_per_hour"]) == d["usd_per_hour"] and row["percentile"] == w["percentile"]
         assert (row["tpot_ms"] == "") == (d["tpot_ms"] is None)  # an encoder has no TPOT: a blank cell, not "-"
+
+
+def test_a_period_plan_csv_is_long_format_and_agrees_with_the_json(aicap) -> None:
+    import csv
+    import io
+
+    example = str(next(p for p in EXAMPLES if p.stem == "diurnal-chat"))
+    rows = list(csv.DictReader(io.StringIO(aicap("size", example, "-f", "csv").stdout)))
+    plan = aicap("size", example, "-f", "json").json()
+    n_deps = sum(len(v) for v in plan["deployments"].values())
+    assert len(rows) == len(plan["periods"]) * n_deps  # one row per hour, workload and deployment
+    for r in rows:
+        p = plan["periods"][int(r["hour"])]
+        w = next(x for x in p["workloads"] if x["name"] == r["workload"])
+        assert int(r["replicas"]) == w["replicas"][int(r["deployment"])] and float(r["usd_per_hour"]) == p["usd_per_hour"]
+        assert r["instance_type"] == plan["deployments"][r["workload"]][int(r["deployment"])]["instance_type"]

@@ -43,6 +43,14 @@ def test_profiles_are_checked() -> None:
         with pytest.raises(ValueError, match=msg):
             fleet(bad)
     assert fleet([1.0] * 24).workloads[0].rate == 1.0 and fleet([1.0] * 23 + [5.0]).workloads[0].rate == 5.0
+    # Mappings and misspelt keys say what is wrong, not which member of the union failed deepest.
+    typo = {"shape": "diurnal", "peak": 10.0, "trogh": 2.0, "peak_hour": 14.0}
+    for bad, msg in ((typo, r"unknown key 'trogh' \(did you mean 'trough'\?\)"), ({}, r"a mapping here is a shape .* got keys none"),
+                     ({"csv": "a", "trace": "b"}, "got keys 'csv', 'trace'")):  # fmt: skip
+        with pytest.raises(ValueError, match=msg):
+            fleet(bad)
+    with pytest.raises(ValueError, match=r"tokens_per_s takes one number; an hourly profile .* is given as requests_per_s"):
+        Fleet.model_validate({"workloads": [{"name": "a", "model": "llama-3.1-8b", "tokens_per_s": [1.0] * 24}]})
 
 
 def test_csv_and_trace_profiles_are_read_relative_to_the_fleet(tmp_path: Path) -> None:
@@ -61,6 +69,8 @@ def test_csv_and_trace_profiles_are_read_relative_to_the_fleet(tmp_path: Path) -
 @pytest.mark.parametrize(("text", "msg"), [
     ("hour,rate\n0,1\n", "header"), ("hour,requests_per_s\n0,1\n0,2\n", "repeated"), ("hour,requests_per_s\n0,x\n", "number"),
     ("hour,requests_per_s\n" + "".join(f"{h},1\n" for h in range(20)), "every hour"),
+    ("hour,requests_per_s\n" + "".join(f"{h},1\n" for h in range(1, 25)), r"hours run 1…24: they count from 0 \(0…23\)"),
+    ("hour,requests_per_s\n" + "".join(f"{h},1\n" for h in range(24) if h != 7), r"got 23 hours; missing hour\(s\) 7$"),
 ])  # fmt: skip
 def test_csv_profile_errors_name_the_line(tmp_path: Path, text: str, msg: str) -> None:
     f = tmp_path / "p.csv"
