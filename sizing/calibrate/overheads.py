@@ -7,8 +7,10 @@ latency, not to the steps, so it is a constant per engine and version rather tha
 For each engine profile the server and closed-loop cases of its ``frameworks`` are predicted (the
 simulator at the case's load); each mean or median TTFT metric gives a residual
 ``r = measured − (predicted − o_now)`` (``o_now`` the overhead the prediction already carries, so the
-fit does not depend on it). The fit is ``o = max(median(r), 0)``; p99 metrics are left out (their
-residuals are queueing errors). Leave-one-source-out refits without each source and reports that
+fit does not depend on it). The fit is ``o = max(median_s(median(r_s)), 0)``; p99 metrics are left out (their
+residuals are queueing errors). Each source counts once: ``o`` is the median over sources of each
+source's median residual (as the engine factors take the median of each source's optimum), so a source
+with many runs cannot carry the fit alone. Leave-one-source-out refits without each source and reports that
 source's median absolute TTFT error at the refitted overhead next to the in-sample one.
 """
 
@@ -64,12 +66,19 @@ class OverheadFit:
 
     def source_note(self) -> str:
         """The provenance line for the engine profile's ``request_overhead_source`` (add the date of the fit)."""
-        return (f"fitted by `aicap validate --set server --fit-overheads`: median TTFT residual of {len(self.residuals)} "
-                f"mean/median TTFT metrics of {self.cases} published cases under load ({', '.join(self.sources)})")  # fmt: skip
+        return (f"fitted by `aicap validate --set server --fit-overheads`: median over {len(self.sources)} sources of each source's "
+                f"median TTFT residual ({len(self.residuals)} mean/median TTFT metrics of {self.cases} published cases under load: "
+                f"{', '.join(self.sources)})")  # fmt: skip
 
 
 def _fit(rs: list[Residual]) -> float:
-    return max(statistics.median(r.residual_ms for r in rs), 0.0) if rs else 0.0
+    """``max(median over sources of each source's median residual, 0)`` [ms]."""
+    if not rs:
+        return 0.0
+    by: dict[str, list[float]] = {}
+    for r in rs:
+        by.setdefault(r.source, []).append(r.residual_ms)
+    return max(statistics.median(statistics.median(v) for v in by.values()), 0.0)
 
 
 def _error(rs: list[Residual], overhead_ms: float) -> float:

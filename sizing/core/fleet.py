@@ -175,6 +175,9 @@ class Workload(_Doc):
     min_network_gbps: PositiveFloat | None = Field(
         None, description="only instance types with a sourced scale-out network of at least this much per device, Gbit/s"
     )
+    network_kinds: list[str] | None = Field(
+        None, description="only instance types whose scale-out network is one of these kinds (a disaggregated pool: RDMA-class)"
+    )
     disaggregation: Disaggregation | None = Field(None, description="serve prefill and decode on separate pools (decoders)")
     disaggregated_role: Literal["prefill", "decode"] | None = Field(
         None, description="the pool of a disaggregated workload this one is (aicap sets it when it splits a workload)"

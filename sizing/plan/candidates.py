@@ -218,8 +218,9 @@ def _slots(model: ModelSpec, dep: Deployment, tp: F, pp: F, sh: list[Shape], bud
 
 
 def _binding(m: Loaded, sh: Sequence[Shape]) -> list[str]:
-    ttft = np.array([s.ttft_s for s in sh])
-    tpot = np.array([s.tpot_s for s in sh])
+    """Which limit binds each row at its capacity: latencies against the plan's headroomed targets (what capacity stops at)."""
+    ttft = LATENCY_HEADROOM * np.array([s.ttft_s for s in sh])
+    tpot = LATENCY_HEADROOM * np.array([s.tpot_s for s in sh])
     ratios = np.stack([m.ttft_s / ttft, m.tpot_s / tpot, m.budget_use / BUDGET_UTILISATION, m.slot_use / SLOT_UTILISATION])
     names = np.array(["TTFT target", "TPOT target", "token budget per step", "KV-cache slots"])
     return [str(v) for v in names[np.argmax(np.nan_to_num(ratios, nan=0.0), axis=0)]]

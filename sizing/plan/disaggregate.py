@@ -39,7 +39,7 @@ from aicap.sizing.core.fleet import Fleet, Workload
 from aicap.sizing.core.plan import Plan
 from aicap.sizing.core.specs import InstanceSpec
 from aicap.sizing.core.specs.model import DecoderModel
-from aicap.sizing.serve.disaggregated import rdma_tiers
+from aicap.sizing.serve.disaggregated import RDMA, rdma_tiers
 from aicap.sizing.serve.disaggregated import transfer_ms as serve_transfer_ms
 
 PREFILL, DECODE = ".prefill", ".decode"
@@ -157,6 +157,8 @@ def split(fleet: Fleet, cat: CatalogueLike, insts: list[InstanceSpec]) -> tuple[
             dec["speculative"] = raw["speculative"]
         for pool, hw in ((pre, d.prefill_hardware or w.hardware), (dec, d.decode_hardware or w.hardware)):
             pool["min_network_gbps"] = max(gbps, w.min_network_gbps or 0.0)
+            if d.transfer_gbps is None:  # the tier is an RDMA-class network's: an Ethernet of that speed is not it
+                pool["network_kinds"] = sorted(RDMA)
             if hw:
                 pool["hardware"] = list(hw)
             if pool["slo"].get("tpot_ms") is None:

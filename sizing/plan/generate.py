@@ -33,11 +33,17 @@ from aicap.sizing.plan.layouts import MAX_SPAN, layouts, scale_out_bps
 
 
 def cheapest_types(fleet: Fleet, insts: list[InstanceSpec]) -> list[InstanceSpec]:
-    """Instance types not dominated by a cheaper one of the same device, device count and cap."""
+    """Instance types not dominated by a cheaper one of the same device, device count, cap and network.
+
+    A type with its own availability cap is never merged: two types capped at N each supply 2N (a merge
+    left N). Nor are types of different networks: a disaggregated pool's floor, or a replica spanning
+    instances, tells them apart.
+    """
     c = fleet.constraints
-    best: dict[tuple[str, int, float], InstanceSpec] = {}
+    best: dict[tuple[str, int, float, float | None, str], InstanceSpec] = {}
     for inst in insts:
-        key = (inst.device, inst.devices, c.cap(inst.name))
+        own = inst.name if inst.name in c.availability else ""  # capped on its own: a key of its own
+        key = (inst.device, inst.devices, c.cap(inst.name), inst.network_gbs_per_device, own)
         price = float(inst.price(c.price_model) or 0.0)
         old = best.get(key)
         if old is None or (price, inst.name) < (float(old.price(c.price_model) or 0.0), old.name):
@@ -214,10 +220,13 @@ def all_candidates(fleet: Fleet, cat: CatalogueLike, insts: list[InstanceSpec], 
                     why = f"{dev_id} supports none of the allowed precisions {', '.join(allowed(w, model))}"
                 out[w.name] += [_infeasible(w, inst, why) for inst in dinsts]
     network_of = {i.name: i.network_gbs_per_device for i in insts}
+    kind_of = {i.name: None if i.network is None else i.network.kind for i in insts}
     for w in fleet.workloads:  # a workload limited to some devices or networks (a disaggregated pool) keeps only their candidates
         if w.hardware:
             out[w.name] = [c for c in out[w.name] if c.hardware in w.hardware]
         if w.min_network_gbps:
             need = w.min_network_gbps / 8.0
             out[w.name] = [c for c in out[w.name] if (network_of.get(c.instance) or 0.0) >= need * (1 - 1e-9)]
+        if w.network_kinds:
+            out[w.name] = [c for c in out[w.name] if kind_of.get(c.instance) in w.network_kinds]
     return out

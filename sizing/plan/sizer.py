@@ -28,7 +28,7 @@ from aicap.sizing.plan.alternatives import alternatives as best_alternatives
 from aicap.sizing.plan.alternatives import closeness, closest_reason
 from aicap.sizing.plan.assemble import build_plan, with_alternatives
 from aicap.sizing.plan.candidates import Candidate, prune
-from aicap.sizing.plan.disaggregate import split
+from aicap.sizing.plan.disaggregate import DECODE, PREFILL, split
 from aicap.sizing.plan.generate import all_candidates, allowed
 from aicap.sizing.plan.layouts import MAX_SPAN
 from aicap.sizing.plan.problem import describe_failure, latency_scores, problem_for
@@ -254,7 +254,41 @@ def size(fleet: Fleet, cat: CatalogueLike, *, alternatives: bool = True, time_li
         solver found no plan within its time limit (then the message says it is not proven infeasible).
     """
     with _cyclic_gc_paused():
-        return _size(fleet, cat, alternatives, time_limit_s, derate, jobs)
+        plan = _size(fleet, cat, alternatives, time_limit_s, derate, jobs)
+        if not _pools_apart(plan, cat):
+            return plan
+        # A disaggregated workload's pools landed in different clouds or regions: the KV hand-off cannot run at the
+        # planned link there. Plan each (cloud, region) on its own and keep the cheapest in which both pools fit.
+        best: Plan | None = None
+        for cloud, region in sorted({(i.cloud, i.region) for i in allowed_instances(fleet, cat)[0]}):
+            c = fleet.constraints
+            if c.clouds is not None and cloud not in c.clouds:
+                continue
+            one = fleet.model_copy(update={"constraints": c.model_copy(update={"clouds": [cloud], "regions": [region]})})
+            try:
+                p = _size(one, cat, alternatives, time_limit_s, derate, jobs)
+            except (InfeasibleError, InputError):
+                continue
+            if not _pools_apart(p, cat) and (best is None or p.totals.usd_per_month < best.totals.usd_per_month):
+                best = p
+        if best is None:
+            raise InfeasibleError("a disaggregated workload's prefill and decode pools find no cloud and region that holds both "
+                                  "(the KV cache moves between them over the instance network): allow more instance types, or "
+                                  "give disaggregation.transfer_gbps for a slower link")  # fmt: skip
+        return best
+
+
+def _pools_apart(plan: Plan, cat: CatalogueLike) -> bool:
+    """Whether some disaggregated workload's prefill and decode pools use instances in different (cloud, region)s."""
+    where: dict[str, set[tuple[str, str]]] = {}
+    for w in plan.workloads:
+        for suffix in (PREFILL, DECODE):
+            if w.name.endswith(suffix):
+                base = w.name.removesuffix(suffix)
+                for d in w.deployments:
+                    i = cat.instance(d.instance_type)
+                    where.setdefault(base, set()).add((i.cloud, i.region))
+    return any(len(places) > 1 for places in where.values())
 
 
 @contextmanager
@@ -290,8 +324,9 @@ def _size(fleet: Fleet, cat: CatalogueLike, alternatives: bool, time_limit_s: fl
         good = [x for x in mine if x.feasible]
         feasible += good
         if not mine and (w.hardware or w.min_network_gbps):
+            kinds = f" ({'/'.join(w.network_kinds)})" if w.network_kinds else ""
             need = ([f"devices {', '.join(w.hardware)}"] if w.hardware else []) + (
-                [f"at least {w.min_network_gbps:g} Gbit/s of sourced scale-out network per device"] if w.min_network_gbps else []
+                [f"at least {w.min_network_gbps:g} Gbit/s of sourced scale-out network{kinds} per device"] if w.min_network_gbps else []
             )
             raise InfeasibleError(f"workload '{w.name}' needs {' and '.join(need)}: no allowed instance type has them "
                                   f"(constraints: clouds={c.clouds or 'any'}, hardware={c.hardware or 'any'})")  # fmt: skip
@@ -305,7 +340,20 @@ def _size(fleet: Fleet, cat: CatalogueLike, alternatives: bool, time_limit_s: fl
         why = {h: r for h, xs in by_hw.items() if (r := closest_reason(xs)) is not None}
         rejected[w.name] = [Rejected(hardware=h, reason=r) for h, r in sorted(why.items())]
     every = prune(feasible)
-    plan = _solve(fleet, cat, insts, shortlist(fleet, every, insts), rejected, warnings, time_limit_s)
+    short = shortlist(fleet, every, insts)
+    try:
+        plan = _solve(fleet, cat, insts, short, rejected, warnings, time_limit_s)
+    except InfeasibleError:
+        if len(short) == len(every):
+            raise
+        # The shortlist ranks candidates alone, blind to caps and the budget: what they exclude may be what fits.
+        plan = _solve(fleet, cat, insts, every, rejected, warnings, time_limit_s)
+    else:
+        if len(short) < len(every) and any(i.count >= c.cap(i.instance_type) for i in plan.instances):
+            # A capped type is full: the dropped candidates (other types of its device) may carry the rest for less.
+            wider = _solve(fleet, cat, insts, every, rejected, warnings, time_limit_s)
+            if c.objective != "cost" or wider.totals.usd_per_month < plan.totals.usd_per_month - 0.005:
+                plan = wider
     if alternatives:
         alts = best_alternatives(fleet, insts, all_cands, plan, time_limit_s)
         if c.objective == "cost" and any(a.delta_usd_per_month is not None and a.delta_usd_per_month < -0.01 for a in alts):

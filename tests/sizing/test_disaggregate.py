@@ -155,3 +155,26 @@ def test_whatif_and_the_pareto_front_report_the_ttft_users_see(cat: Catalogue) -
     front = pareto(_fleet(transfer_gbps=50.0), cat, factors=(1.0, 2.0))
     chosen = next(p for p in front.pareto if p.chosen)
     assert chosen.ttft_ms == pytest.approx(composed, abs=0.01) and chosen.usd_per_month == plan.totals.usd_per_month
+
+
+def test_pools_use_rdma_networks_in_one_cloud_and_region() -> None:
+    # The link tier's speed was the only test: a decode pool landed on Ethernet, and the pools in different clouds
+    # (a TPU prefill pool on GCP, a GPU decode pool on Azure) with the KV hand-off priced at the tier's speed.
+    from aicap.hardware_db import load_catalogue
+    from aicap.sizing.core.fleet import Fleet
+    from aicap.sizing.plan.sizer import size
+    from aicap.sizing.serve.disaggregated import RDMA
+
+    cat = load_catalogue()
+    for hw in (None, ["h100-nvl", "l40s", "a10g", "l4"]):
+        wl = {"name": "chat", "model": "llama-3.1-8b", "requests_per_s": 5.0, "input_tokens": 2000, "output_tokens": 300,
+              "slo": {"ttft_ms": 1500, "tpot_ms": 40, "percentile": "p99"}, "disaggregation": {}}  # fmt: skip
+        cons: dict[str, object] = {"clouds": ["aws", "azure", "gcp"], **({"hardware": hw} if hw else {})}
+        plan = size(Fleet.model_validate({"workloads": [wl], "constraints": cons}), cat, alternatives=False)
+        places = set()
+        for w in plan.workloads:
+            for d in w.deployments:
+                inst = cat.instance(d.instance_type)
+                assert inst.network is not None and inst.network.kind in RDMA, (w.name, d.instance_type)
+                places.add((inst.cloud, inst.region))
+        assert len(places) == 1, places

@@ -160,3 +160,38 @@ def test_committed_capacity_bills_every_hour_of_the_month() -> None:
     assert od.totals.usd_per_month == pytest.approx(od.totals.usd_per_hour * 200.0, abs=0.01)
     assert rsv.totals.usd_per_month == pytest.approx(rsv.totals.usd_per_hour * 730.0, abs=0.01)
     assert rsv.totals.usd_per_month > od.totals.usd_per_month  # at 200 hours a month the commitment costs more
+
+
+def _h100_70b(availability: dict[str, int], clouds: list[str], **cons: object) -> Fleet:
+    wl = {"name": "chat", "model": "llama-3.1-70b", "requests_per_s": 25.0, "input_tokens": 1500, "output_tokens": 300,
+          "slo": {"ttft_ms": 2000, "tpot_ms": 60}, "precisions": ["fp8"]}  # fmt: skip
+    return Fleet.model_validate({"workloads": [wl], "constraints": {"clouds": clouds, "availability": availability, **cons}})
+
+
+def test_two_capped_types_of_one_device_supply_both_caps() -> None:
+    # Instance types of the same device, count and cap were merged into the cheapest: two types capped at one
+    # each supplied one instance, and a fleet that needs two was called infeasible.
+    f = _h100_70b({"p5.48xlarge": 1, "Standard_ND96isr_H100_v5": 1}, ["aws", "azure"], hardware=["h100-sxm"])
+    plan = size(f, CAT, alternatives=False)
+    assert sorted((i.instance_type, i.count) for i in plan.instances) == [("Standard_ND96isr_H100_v5", 1), ("p5.48xlarge", 1)]
+
+
+def test_a_full_capped_type_or_a_budget_widens_the_shortlist() -> None:
+    # The shortlist ranks candidates alone, blind to caps: with the cheapest H100/H200 types capped at one, the
+    # dropped types of the same devices carried the rest for 8% less, and a budget between the two plans was refused.
+    import aicap.sizing.plan.sizer as sizer_mod
+
+    caps = {"p5.48xlarge": 1, "p6-b200.48xlarge": 0, "p5en.48xlarge": 1}
+    f = _h100_70b(caps, ["aws", "azure", "gcp"])
+    f = f.model_copy(update={"workloads": [f.workloads[0].model_copy(update={"requests_per_s": 60.0})]})
+    plan = size(f, CAT, alternatives=False)
+    every = sizer_mod.shortlist
+    try:
+        sizer_mod.shortlist = lambda fleet, cands, insts: cands  # type: ignore[assignment]
+        full = size(f, CAT, alternatives=False)
+    finally:
+        sizer_mod.shortlist = every
+    assert plan.totals.usd_per_month == pytest.approx(full.totals.usd_per_month)
+    cap = 1.02 * full.totals.usd_per_month
+    budget = f.model_copy(update={"constraints": f.constraints.model_copy(update={"budget_usd_per_month": cap})})
+    assert size(budget, CAT, alternatives=False).totals.usd_per_month <= cap

@@ -24,13 +24,21 @@ def _report(residuals_ms: dict[str, list[float]], predicted: float = 100.0) -> t
     return cases, ValidationReport(rows)
 
 
-def test_the_fit_is_the_median_residual_net_of_the_overhead_already_applied(cat: Catalogue) -> None:
+def test_the_fit_is_the_median_over_sources_of_their_median_residuals_net_of_the_overhead_applied(cat: Catalogue) -> None:
     now = engine_for(cat, "vllm").runtime.request_overhead_ms
     cases, report = _report({"A": [10.0, 20.0, 30.0], "B": [40.0, 50.0]})
     (fit,) = [f for f in fit_overheads(cases, report, cat) if f.engine == "vllm"]
-    assert fit.overhead_ms == pytest.approx(30.0 + now)  # residuals are taken against predictions that carry `now`
+    assert fit.overhead_ms == pytest.approx((20.0 + 45.0) / 2 + now)  # residuals are taken against predictions that carry `now`
     assert fit.sources == ("A", "B") and fit.cases == 5
     assert fit.loso["B"][0] == pytest.approx(20.0 + now)  # refit on A alone
+
+
+def test_a_source_with_many_runs_does_not_carry_the_fit_alone(cat: Catalogue) -> None:
+    now = engine_for(cat, "vllm").runtime.request_overhead_ms
+    cases, report = _report({"A": [100.0] * 7, "B": [0.0], "C": [10.0]})  # metric-wise the median would be A's 100
+    (fit,) = [f for f in fit_overheads(cases, report, cat) if f.engine == "vllm"]
+    assert fit.overhead_ms == pytest.approx(10.0 + now)
+    assert "median over 3 sources of each source's median TTFT residual" in fit.source_note()
 
 
 def test_a_negative_median_residual_fits_no_overhead(cat: Catalogue) -> None:
