@@ -41,6 +41,7 @@ from aicap.sizing.sim.engine import (
     _table,
     _too_big,
     in_steps,
+    step_bound,
 )
 from aicap.sizing.sim.request_table import REJECTED, WAITING
 from aicap.sizing.sim.result import SimResult
@@ -121,6 +122,7 @@ def simulate_cluster(step: StepTime, requests: Requests, config: EngineConfig, *
     """
     if replicas < 1:
         raise ValueError(f"replicas must be >= 1, got {replicas}")
+    max_steps = max(max_steps, step_bound(requests, config))  # never short of the work (engine.step_bound)
     if router not in ROUTERS:
         raise ValueError(f"unknown router {router!r}; expected one of {', '.join(ROUTERS)}")
     if concurrency is not None and concurrency < 1:

@@ -328,6 +328,20 @@ def _outcome(table: RequestTable, order: NDArray[np.intp], requests: Requests, a
     return first, admitted - arrival_s, finish, finished, tpot
 
 
+def step_bound(requests: Requests, config: EngineConfig) -> int:
+    """A cap on the steps ``requests`` need, ``2·Σ(O_i + ⌈P_i/T⌉) + n`` over all replicas.
+
+    Every step that runs moves some request by at least one output token or one prompt chunk of at most
+    ``T`` tokens, so ``Σ(O_i + ⌈P_i/T⌉)`` steps finish the work; twice that leaves room for recomputed
+    prompts. The callers' fixed caps are raised to it, so a long run of many replicas is not cut short
+    (a plan of 37 slow replicas once stopped after half its requests, and the unsent half read as misses).
+    """
+    t = max(config.max_batched_tokens, 1)
+    out = np.asarray(requests.output_tokens, dtype=np.int64)
+    inp = np.asarray(requests.input_tokens, dtype=np.int64)
+    return int(2 * (int(out.sum()) + int((-(-inp // t)).sum())) + len(requests))
+
+
 def simulate(
     step: StepTime,
     requests: Requests,
@@ -347,7 +361,8 @@ def simulate(
     config : EngineConfig
         Limits of the replica.
     max_steps : int, optional
-        Stop after this many steps (rounds); requests not finished by then are reported unfinished.
+        Stop after this many steps (rounds), raised to :func:`step_bound` (what the requests need); requests
+        not finished by then are reported unfinished.
     scheduler : Scheduler or None, optional
         Step policy; ``None`` is first-come-first-served (:class:`FcfsScheduler`).
 
@@ -357,6 +372,7 @@ def simulate(
         Per-request latencies (seconds) in the order of ``requests``, and run statistics.
     """
     n = len(requests)
+    max_steps = max(max_steps, step_bound(requests, config))
     given = requests
     requests = in_steps(requests, config.tokens_per_step)
     order = np.argsort(requests.arrival_s, kind="stable")

@@ -123,3 +123,16 @@ def test_a_closed_loop_follow_up_joins_the_next_step() -> None:
     req = Requests(np.zeros(40), np.full(40, 100), np.array([5, 30] * 20))
     res, _ = simulate_cluster(_linear, req, CFG, concurrency=2)
     assert res.finished.all() and float(np.nanmax(res.queue_s)) == 0.0  # type: ignore[arg-type]
+
+
+def test_a_step_cap_below_the_work_is_raised_to_it() -> None:
+    # The fixed cap counted steps over all replicas: 37 slow replicas stopped after half of 200,000 requests and the
+    # unsent half read as SLO misses. A cap is never below the steps the requests need (engine.step_bound).
+    from aicap.sizing.sim.engine import EngineConfig, Requests, simulate, step_bound
+
+    req = Requests(np.arange(200) * 0.01, np.full(200, 300), np.full(200, 40))
+    cfg = EngineConfig(8, 256, 1 << 20)
+    assert step_bound(req, cfg) == 2 * (200 * 40 + 200 * 2) + 200
+    res, _ = simulate_cluster(lambda d, p: 0.01, req, cfg, replicas=3, max_steps=10)
+    assert res.finished.all() and res.steps > 10
+    assert simulate(lambda d, p: 0.01, req, cfg, max_steps=10).finished.all()

@@ -153,11 +153,12 @@ def test_pipeline_routes_to_the_least_loaded_engine() -> None:
     assert r.steps == 5
 
 
-def test_max_steps_stops_the_run() -> None:
+def test_max_steps_is_never_below_the_work() -> None:
+    # A cap is a guard against a run that makes no progress, not a way to cut one short: it is raised to the
+    # steps the requests need (step_bound), so every request finishes.
     req = Requests(np.zeros(3), np.full(3, 10), np.full(3, 100))
     r = simulate(_linear, req, EngineConfig(4, 512, 10_000), max_steps=5)
-    assert r.steps == 5 and not r.finished.any()
-    assert np.isfinite(r.ttft_s).all() and np.isnan(r.e2e_s).all() and np.isnan(r.tpot_s).all()
+    assert r.steps == 100 and r.finished.all()
 
 
 def test_empty_trace() -> None:
