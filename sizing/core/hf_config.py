@@ -319,6 +319,9 @@ def from_hf_config(cfg: dict[str, Any], source: str = "config.json") -> AnyModel
         "attention_bias": _bool(cfg, "attention_bias", mt in {"qwen2", "qwen2_moe", "gpt_oss"}, source)}  # fmt: skip
     if head_dim is not None and (hidden % heads or head_dim != hidden // heads):
         spec["head_dim"] = head_dim
+    mtp = _int(cfg, "num_nextn_predict_layers", source, minimum=0) or _int(cfg, "mtp_num_hidden_layers", source, minimum=0)
+    if mtp:
+        spec["mtp_layers"] = mtp  # DeepSeek-V3's and Qwen3-Next's multi-token-prediction modules
     window = _int(cfg, "sliding_window", source) if mt in {"mistral", "gemma2", "gemma3_text", "gpt_oss"} else None
     if mt == "mistral" and window:
         spec["sliding_window"] = window

@@ -127,6 +127,9 @@ def resolve(target: AnyModel, method: Method, draft_tokens: int, acceptance: flo
                              f"{target.vocab_size:,}; speculative decoding needs the same tokenizer")  # fmt: skip
         drafter = draft
     elif method in ("mtp", "eagle"):
+        if method == "mtp" and target.mtp_layers == 0:
+            raise ValueError(f"'{target.id}' ships no multi-token-prediction module (mtp_layers 0; num_nextn_predict_layers in a "
+                             "config.json): use eagle (with a trained EAGLE head), draft (a smaller model) or ngram")  # fmt: skip
         drafter = one_layer_drafter(target)
     else:
         drafter = None

@@ -134,3 +134,13 @@ def test_a_speculative_plan_costs_less_for_a_tight_tpot_and_holds_in_simulation(
     assert p1.totals.usd_per_month < p0.totals.usd_per_month
     for check in verify(p1, cat, requests=1500):
         assert check.stable and check.meets_targets, check
+
+
+def test_mtp_needs_a_model_that_ships_its_heads(cat) -> None:  # type: ignore[no-untyped-def]
+    # Llama has no multi-token-prediction module: sizing it with DeepSeek-V3's acceptance promised a speed-up no
+    # engine can run, and the export launched vLLM with method mtp.
+    assert cat.model("deepseek-v3").mtp_layers == 1 and cat.model("qwen3-next-80b-a3b").mtp_layers == 1
+    assert cat.model("llama-3.1-70b").mtp_layers == 0
+    with pytest.raises(InputError, match="ships no multi-token-prediction module"):
+        speculative_for(cat, cat.model("llama-3.1-70b"), SpeculativeConfig(method="mtp"))
+    assert speculative_for(cat, cat.model("llama-3.1-70b"), SpeculativeConfig(method="eagle")) is not None

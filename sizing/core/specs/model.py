@@ -169,6 +169,9 @@ class DecoderModel(_Transformer):
         False,
         description="the query projection also yields a sigmoid gate on the attention output (Qwen3-Next, Qwen3.5): h·n_q·d more weights",
     )
+    mtp_layers: int = Field(
+        0, ge=0, description="multi-token-prediction modules of the checkpoint (num_nextn_predict_layers): what --speculative mtp runs"
+    )
 
     @model_validator(mode="after")
     def _layers_agree(self) -> DecoderModel:
