@@ -43,7 +43,13 @@ def test_size_records_speculative_decoding_in_the_plan(aicap) -> None:
         (("--speculative", "mtp", "--acceptance", "1.5"), "--acceptance 1.5"),
         (("--speculative", "mtp", "--draft-tokens", "0"), "--draft-tokens 0"),
         (("--speculative", "mtp", "--draft-model", "llama-3.2-1b"), "--draft-model is for --speculative draft"),
-        (("--speculative", "mtp",), "ships no multi-token-prediction module"),  # Llama has none: the plan could not be launched
+        (
+            (
+                "--speculative",
+                "mtp",
+            ),
+            "ships no multi-token-prediction module",
+        ),  # Llama has none: the plan could not be launched
     ],
 )
 def test_bad_speculative_options_are_exit_2_with_one_line(aicap, extra: tuple[str, ...], needle: str) -> None:
