@@ -29,7 +29,7 @@ def report_view(rep: SimulationReport, percentile: str) -> View:
     load = f"{s.rate_per_s:,.4g} req/s" if s.concurrency is None else f"{s.concurrency} concurrent clients"
     title = f"Simulated latency: {rep.requests:,} requests, policy {s.policy}"
     rows: list[list[Any]] = []
-    for name, st in (("TTFT", rep.ttft_ms), ("TPOT (per request)", rep.tpot_ms), ("ITL (per token)", rep.itl_ms), ("end-to-end", rep.e2e_ms),
+    for name, st in (("TTFT", rep.ttft_ms), ("TPOT (per request)", rep.tpot_ms), ("ITL (per streamed chunk)", rep.itl_ms), ("end-to-end", rep.e2e_ms),
                      ("queue wait", rep.queue_ms)):  # fmt: skip
         rows.append([name, ms(st, "mean"), ms(st, "p50"), ms(st, "p90"), ms(st, "p99")])
     lat = Table(title, ["latency (ms)", "mean", "p50", "p90", "p99"], rows,

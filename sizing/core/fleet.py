@@ -175,6 +175,9 @@ class Workload(_Doc):
     min_network_gbps: PositiveFloat | None = Field(
         None, description="only instance types with a sourced scale-out network of at least this much per device, Gbit/s"
     )
+    instance_types: list[str] | None = Field(
+        None, description="only these instance types (aicap sets it to keep a disaggregated workload's two pools in one cloud and region)"
+    )
     network_kinds: list[str] | None = Field(
         None, description="only instance types whose scale-out network is one of these kinds (a disaggregated pool: RDMA-class)"
     )

@@ -226,10 +226,11 @@ def _binding(m: Loaded, sh: Sequence[Shape]) -> list[str]:
     return [str(v) for v in names[np.argmax(np.nan_to_num(ratios, nan=0.0), axis=0)]]
 
 
-def _reasons(idle: Loaded, slots: F, sh: Sequence[Shape], rate: F, ttft: F | None = None) -> list[str | None]:
+def _reasons(idle: Loaded, slots: F, sh: Sequence[Shape], rate: F, ttft: F | None = None, pp: F | None = None) -> list[str | None]:
     """Why each row carries no traffic within its targets (``None`` where it does).
 
-    ``ttft`` [s] is the TTFT percentile at the lightest load, where the capacity search computed it.
+    ``ttft`` [s] is the TTFT percentile at the lightest load, where the capacity search computed it; ``pp``
+    the rows' pipeline stages (a request must fit one stage's share of the KV cache, :func:`_slots`).
     """
 
     def ms(seconds: float) -> str:  # 50.4 ms is not "50 ms > target 50 ms"
@@ -245,7 +246,9 @@ def _reasons(idle: Loaded, slots: F, sh: Sequence[Shape], rate: F, ttft: F | Non
     for k, s in enumerate(sh):
         if slots[k] < 1:
             what = f"the longest request ({s.context:,.0f} tokens)" if s.decoder else "one batch"
-            out.append(f"does not fit memory at {what}")
+            stages = 1 if pp is None else int(pp[k])
+            share = f" in one pipeline stage's 1/{stages} share of the KV cache" if s.decoder and stages > 1 else ""
+            out.append(f"does not fit memory at {what}{share}")
         elif rate[k] > 0:
             out.append(None)
         elif idle.tpot_s[k] > LATENCY_HEADROOM * s.tpot_s:
@@ -392,7 +395,7 @@ def evaluate_batch(jobs: Sequence[Job], latency_variants: bool) -> list[list[Row
     sub = capacity(step.take(chosen), pp_a[chosen], budget, traffic.take(chosen), np.where(slots[chosen] >= 1, ttft_t[chosen], 0.0),
                    tpot_t[chosen], without_ttft=bound.arrivals_per_round[chosen])  # fmt: skip
     cap = spread(bound, sub, chosen)
-    reasons = [why or r for why, r in zip(refused, _reasons(idle, slots, sh, cap.rate, cap.ttft_s), strict=True)]
+    reasons = [why or r for why, r in zip(refused, _reasons(idle, slots, sh, cap.rate, cap.ttft_s, pp_a), strict=True)]
     screened = np.ones(len(sh), dtype=bool)
     screened[chosen] = False
     for k in np.flatnonzero(screened & ((bound.rate > 0) | pruned) & (slots >= 1)).tolist():  # no slots: memory or a refusal says why

@@ -40,10 +40,11 @@ def cheapest_types(fleet: Fleet, insts: list[InstanceSpec]) -> list[InstanceSpec
     instances, tells them apart.
     """
     c = fleet.constraints
-    best: dict[tuple[str, int, float, float | None, str], InstanceSpec] = {}
+    best: dict[tuple[str, int, float, float | None, str, str], InstanceSpec] = {}
     for inst in insts:
         own = inst.name if inst.name in c.availability else ""  # capped on its own: a key of its own
-        key = (inst.device, inst.devices, c.cap(inst.name), inst.network_gbs_per_device, own)
+        kind = "" if inst.network is None else inst.network.kind  # an RDMA network is not an Ethernet of the same speed
+        key = (inst.device, inst.devices, c.cap(inst.name), inst.network_gbs_per_device, own, kind)
         price = float(inst.price(c.price_model) or 0.0)
         old = best.get(key)
         if old is None or (price, inst.name) < (float(old.price(c.price_model) or 0.0), old.name):
@@ -229,4 +230,6 @@ def all_candidates(fleet: Fleet, cat: CatalogueLike, insts: list[InstanceSpec], 
             out[w.name] = [c for c in out[w.name] if (network_of.get(c.instance) or 0.0) >= need * (1 - 1e-9)]
         if w.network_kinds:
             out[w.name] = [c for c in out[w.name] if kind_of.get(c.instance) in w.network_kinds]
+        if w.instance_types is not None:
+            out[w.name] = [c for c in out[w.name] if c.instance in w.instance_types]
     return out

@@ -283,7 +283,9 @@ def _document(fleet: Fleet, cat: CatalogueLike, s: _Setup, sol: PeriodSolution, 
                                                tpot_ms=None if x.tpot_ms is None else round(x.tpot_ms, 3)))  # fmt: skip
     res = [m in RESERVED for m in models]
     price = np.array([[i.price(m) or 0.0 for m in models] for i in s.insts], dtype=float)
-    reserved_hour = float(np.sum(price * sol.reserved))
+    # A commitment bills every hour of the month: its hours beyond the fleet's run hours are shared over the hours run.
+    commit = np.array([c.billed_hours(m) / c.hours_per_month for m in models], dtype=float)
+    reserved_hour = float(np.sum(price * commit * sol.reserved))
     periods = []
     for h in range(hours):
         held = [[int(sol.reserved[t, m] if res[m] else sol.hourly[t, m, h]) for m in range(len(models))] for t in range(len(s.insts))]

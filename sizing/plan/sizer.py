@@ -258,15 +258,11 @@ def size(fleet: Fleet, cat: CatalogueLike, *, alternatives: bool = True, time_li
         if not _pools_apart(plan, cat):
             return plan
         # A disaggregated workload's pools landed in different clouds or regions: the KV hand-off cannot run at the
-        # planned link there. Plan each (cloud, region) on its own and keep the cheapest in which both pools fit.
+        # planned link there. Keep the pools (only them) in each (cloud, region) in turn and take the cheapest plan.
         best: Plan | None = None
-        for cloud, region in sorted({(i.cloud, i.region) for i in allowed_instances(fleet, cat)[0]}):
-            c = fleet.constraints
-            if c.clouds is not None and cloud not in c.clouds:
-                continue
-            one = fleet.model_copy(update={"constraints": c.model_copy(update={"clouds": [cloud], "regions": [region]})})
+        for place in sorted({(i.cloud, i.region) for i in allowed_instances(fleet, cat)[0]}):
             try:
-                p = _size(one, cat, alternatives, time_limit_s, derate, jobs)
+                p = _size(fleet, cat, alternatives, time_limit_s, derate, jobs, pools_in=place)
             except (InfeasibleError, InputError):
                 continue
             if not _pools_apart(p, cat) and (best is None or p.totals.usd_per_month < best.totals.usd_per_month):
@@ -309,14 +305,26 @@ def _cyclic_gc_paused() -> Iterator[None]:
 
 
 def _size(fleet: Fleet, cat: CatalogueLike, alternatives: bool, time_limit_s: float, derate: Mapping[str, float] | None,
-          jobs: int | None) -> Plan:  # fmt: skip
-    """:func:`size` with the collector paused."""
+          jobs: int | None, pools_in: tuple[str, str] | None = None) -> Plan:  # fmt: skip
+    """:func:`size` with the collector paused; ``pools_in`` keeps disaggregated pools in one (cloud, region)."""
     insts, warnings = allowed_instances(fleet, cat)
     fleet, pools = split(fleet, cat, insts)
     warnings += pools
+    if pools_in is not None:
+        there = [i.name for i in insts if (i.cloud, i.region) == pools_in]
+        fleet = fleet.model_copy(update={"workloads": [w.model_copy(update={"instance_types": there}) if w.disaggregated_role else w
+                                                       for w in fleet.workloads]})  # fmt: skip
+        warnings.append(f"disaggregated prefill and decode pools kept in one cloud and region ({pools_in[0]} {pools_in[1]}): "
+                        "the KV cache moves between them over the instance network")  # fmt: skip
     _check_context(fleet, cat)
     c = fleet.constraints
-    all_cands = _derated(all_candidates(fleet, cat, insts, workers=jobs), derate or {})
+    raw = all_candidates(fleet, cat, insts, workers=jobs)
+    all_cands = _derated(raw, derate or {})
+    for name, mine in all_cands.items():
+        if any(x.feasible for x in raw[name]) and not any(x.feasible for x in mine):
+            raise InfeasibleError(f"every layout of workload '{name}' that meets its targets was dropped by the simulation of "
+                                  "the plan (size --verify): they reject requests longer than one pipeline stage's share of "
+                                  "the KV cache; allow devices with more memory, or shorten the longest request")  # fmt: skip
     rejected: dict[str, list[Rejected]] = {}
     feasible: list[Candidate] = []
     for w in fleet.workloads:

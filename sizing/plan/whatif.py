@@ -165,6 +165,9 @@ def apply(fleet: Fleet, change: Change, cat: CatalogueLike) -> tuple[Fleet, Cata
             w["kv_dtype"] = change.value
         elif change.kind == "speculative":
             assert isinstance(change.value, SpeculativeConfig)
+            model = cat.model(w["model"])
+            if change.value.method == "mtp" and not (isinstance(model, DecoderModel) and model.mtp_layers > 0):
+                continue  # MTP runs the heads a checkpoint ships: only models that have them change
             w["speculative"] = change.value.model_dump(exclude_none=True)
         elif change.kind == "disaggregate":
             if (w.get("slo") or {}).get("ttft_ms") is None or "disaggregation" in w or w.get("requests_per_s") is None \
@@ -191,7 +194,8 @@ def apply(fleet: Fleet, change: Change, cat: CatalogueLike) -> tuple[Fleet, Cata
         touched += 1
     if not touched:
         raise InputError(f"alternative '{change.name}' changes no workload (students replace larger decoders of the same tokenizer; "
-                         "disaggregation splits decoders with a TTFT target and one demand rate)")  # fmt: skip
+                         "disaggregation splits decoders with a TTFT target and one demand rate; MTP needs a model that ships "
+                         "multi-token-prediction heads)")  # fmt: skip
     return Fleet.model_validate(doc), (variants.WithModels(cat, extra) if extra else cat)
 
 
@@ -224,7 +228,9 @@ def _quality(change: Change, fleet: Fleet, cat: CatalogueLike, quality: QualityD
     """A short quality note and its source."""
     if change.kind == "speculative":
         assert isinstance(change.value, SpeculativeConfig)
-        w = next(w for w in fleet.workloads if w.name in _decoders(fleet, cat))
+        mtp = change.value.method == "mtp"
+        w = next(w for w in fleet.workloads if w.name in _decoders(fleet, cat)
+                 and (not mtp or getattr(cat.model(w.model), "mtp_layers", 0) > 0))  # fmt: skip
         spec = speculative_for(cat, cat.model(w.model), change.value)
         assert spec is not None
         return (f"lossless (verification keeps the output distribution); acceptance {spec.acceptance:g} at k={spec.draft_tokens}, "

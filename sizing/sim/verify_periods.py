@@ -19,6 +19,7 @@ from aicap.sizing.core.engines import engine_for
 from aicap.sizing.core.fleet import Fleet
 from aicap.sizing.core.period_plan import PeriodCheck, PeriodPlan, PeriodVerification
 from aicap.sizing.core.speculative import speculative_for
+from aicap.sizing.plan.layouts import scale_out_bps
 from aicap.sizing.plan.sizer import deployment_key
 from aicap.sizing.sim.arrivals import ArrivalKind
 from aicap.sizing.sim.replay import Setup, holds, run
@@ -77,7 +78,9 @@ def verify_periods(plan: PeriodPlan, fleet: Fleet, cat: CatalogueLike, *, reques
                                rate_per_s=best, arrival=kind, cv=w.arrival_cv, seed=s,
                                cached_share=w.prefix_cached_share if decoder else 0.0)  # fmt: skip
             targets = Targets(ttft_ms=w.slo.ttft_ms, tpot_ms=w.slo.tpot_ms if decoder else None)
-            rep = run(Setup(layout), spec.build(), targets=targets, seed=s, traffic=f"{w.name} at hour {hour}")
+            net = scale_out_bps([cat.instance(d.instance_type)], dev, layout.efficiency.link)  # priced as verify() prices
+            setup = Setup(layout, scale_out_bps=net, decode_context=w.decode_context if decoder else None)
+            rep = run(setup, spec.build(), targets=targets, seed=s, traffic=f"{w.name} at hour {hour}")
             pct = w.slo.percentile
             tpot = rep.tpot_ms.at(pct) if decoder else None
             out.append(BusiestHour(w.name, k, d.instance_type, hour, round(best, 6), rep.ttft_ms.at(pct), tpot, targets.ttft_ms,

@@ -15,7 +15,7 @@ from aicap.sizing.core.specs import DeviceSpec, InstanceSpec
 from aicap.sizing.core.specs.instance import PricingModel
 from aicap.sizing.core.specs.model import AnyModel, DecoderModel
 from aicap.sizing.train.estimate import Hardware, evaluate
-from aicap.sizing.train.fabric import best_instance, fabric_of
+from aicap.sizing.train.fabric import best_instance, fabric_of, is_full_host
 from aicap.sizing.train.factors import TrainingFactors, load_factors
 from aicap.sizing.train.grid import Grid
 from aicap.sizing.train.job import Pricing, TrainResult, result
@@ -90,7 +90,7 @@ def estimate_job(cat: CatalogueLike, model: AnyModel, hardware: str, setup: Trai
         raise InputError(f"training sizing covers decoder models; {model.id} is an encoder or generic model (kind {model.kind})")
     check_against_model(setup, model)
     dev, inst = resolve_hardware(cat, hardware, setup.devices, pricing)
-    fabric = fabric_of(dev, inst)
+    fabric = fabric_of(dev, inst, full_host=inst is None or is_full_host(dev, inst, cat.instances.values()))
     if setup.devices > fabric.node and fabric.network_gbs is None:
         where = f"{inst.name} has no sourced network bandwidth" if inst is not None else f"no catalogue instance carries {dev.id}"
         raise InputError(f"{setup.devices} devices span more than one instance of {fabric.node}, and {where}; "

@@ -30,7 +30,7 @@ from aicap.sizing.core.specs import InstanceSpec
 from aicap.sizing.core.specs.instance import PricingModel
 from aicap.sizing.core.specs.model import AnyModel
 from aicap.sizing.train.estimate import Hardware, evaluate
-from aicap.sizing.train.fabric import fabric_of
+from aicap.sizing.train.fabric import fabric_of, is_full_host
 from aicap.sizing.train.factors import TrainingFactors
 from aicap.sizing.train.grid import Col, Grid, Recipe
 from aicap.sizing.train.setup import RECOMPUTES, TrainSetup
@@ -196,11 +196,10 @@ def search(cat: CatalogueLike, spec: SearchSpec, factors: TrainingFactors) -> Se
     smallest_need: tuple[float, str] | None = None
     for inst in _instances(cat, spec):
         dev = cat.devices[inst.device]
-        fabric = fabric_of(dev, inst)
         # A multi-host TPU slice is built of full hosts (a v6e-128 is 16 v6e-8 hosts), not of one-chip VMs.
-        full_host = dev.interconnect.slice_size is None or inst.devices == max(
-            i.devices for i in cat.instances.values() if i.device == dev.id)  # fmt: skip
-        g = _grid(shape, spec, inst, fabric.domain, spans=full_host)
+        full_host = is_full_host(dev, inst, cat.instances.values())
+        fabric = fabric_of(dev, inst, full_host=full_host)
+        g = _grid(shape, spec, inst, fabric.domain, spans=full_host or dev.interconnect.slice_size is None)
         if g is None:
             continue
         if spec.recipe.precision not in dev.peak_tflops:

@@ -178,3 +178,24 @@ def test_pools_use_rdma_networks_in_one_cloud_and_region() -> None:
                 assert inst.network is not None and inst.network.kind in RDMA, (w.name, d.instance_type)
                 places.add((inst.cloud, inst.region))
         assert len(places) == 1, places
+
+
+def test_keeping_the_pools_together_leaves_other_workloads_and_the_constraints_alone() -> None:
+    # Pools that landed apart once re-planned the whole fleet in one cloud and region, moving an ordinary workload
+    # off its cheapest cloud and writing clouds/regions the user never gave into the plan's inputs.
+    from aicap.hardware_db import load_catalogue
+    from aicap.sizing.core.fleet import Fleet
+    from aicap.sizing.plan.sizer import size
+
+    cat = load_catalogue()
+    assistant = {"name": "assistant", "model": "llama-3.1-70b", "requests_per_s": 5, "input_tokens": 2000, "output_tokens": 300,
+                 "slo": {"ttft_ms": 1500, "tpot_ms": 40, "percentile": "p99"}, "disaggregation": {"transfer_gbps": 50}}  # fmt: skip
+    small = {"name": "small", "model": "llama-3.1-8b", "requests_per_s": 1, "input_tokens": 500, "output_tokens": 200,
+             "slo": {"ttft_ms": 3000, "tpot_ms": 100, "percentile": "p99"}}  # fmt: skip
+    both = size(Fleet.model_validate({"workloads": [assistant, small]}), cat, alternatives=False)
+    alone = size(Fleet.model_validate({"workloads": [small]}), cat, alternatives=False)
+    assert both.inputs.constraints.clouds is None and both.inputs.constraints.regions is None
+    assert [d.instance_type for d in both.workload("small").deployments] == [d.instance_type for d in alone.workload("small").deployments]
+    places = {(cat.instance(d.instance_type).cloud, cat.instance(d.instance_type).region)
+              for w in both.workloads if w.name.startswith("assistant.") for d in w.deployments}  # fmt: skip
+    assert len(places) == 1 and any("kept in one cloud and region" in x for x in both.warnings)

@@ -146,3 +146,17 @@ def test_a_fleet_with_hourly_profiles_and_several_pricing_models_says_what_whati
                          "constraints": {"clouds": ["gcp"]}})  # fmt: skip
     peak = whatif(plain, cat, [], quality_figures())
     assert peak.notes == [] and peak.alternatives[0].usd_per_month == got.alternatives[0].usd_per_month  # sized at the peak, 8 req/s
+
+
+def test_spec_mtp_changes_only_models_that_ship_mtp_heads(cat: Catalogue) -> None:
+    # MTP once went to every decoder: a Llama in the fleet aborted the whole comparison.
+    wl = [{"name": n, "model": m, "requests_per_s": 2.0, "input_tokens": 500, "output_tokens": 100, "slo": {"ttft_ms": 2000, "tpot_ms": 60}}
+          for n, m in (("llama", "llama-3.1-8b"), ("qwen", "qwen3.5-9b"))]  # fmt: skip
+    fleet = Fleet.model_validate({"workloads": wl, "constraints": {"clouds": ["gcp"]}})
+    changed, _ = apply(fleet, named_change("spec-mtp"), cat)
+    assert [w.speculative is not None for w in changed.workloads] == [False, True]
+    only_llama = Fleet.model_validate({"workloads": wl[:1], "constraints": {"clouds": ["gcp"]}})
+    with pytest.raises(InputError, match="MTP needs a model that ships"):
+        apply(only_llama, named_change("spec-mtp"), cat)
+    got = whatif(fleet, cat, [named_change("spec-mtp")], quality_figures())
+    assert got.alternatives[1].usd_per_month is not None and "acceptance" in (got.alternatives[1].quality_note or "")

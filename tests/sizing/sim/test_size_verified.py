@@ -159,3 +159,15 @@ def test_an_encoder_near_saturation_promises_its_simulated_p99_within_30_percent
     assert d.utilisation > 0.9
     (c,) = verify_mod.verify(plan, CAT, requests=20000)
     assert abs(d.ttft_ms / c.ttft_simulated_ms - 1) <= 0.30
+
+
+def test_a_workload_whose_every_layout_was_dropped_says_why() -> None:
+    from aicap.sizing.core.errors import InfeasibleError
+    from aicap.sizing.plan.generate import all_candidates
+    from aicap.sizing.plan.sizer import allowed_instances
+
+    f = builtin_fleet()
+    insts, _ = allowed_instances(f, CAT)
+    keys = {deployment_key(x.workload, x.hardware, x.tp, x.pp): 0.0 for x in all_candidates(f, CAT, insts)["chat"] if x.feasible}
+    with pytest.raises(InfeasibleError, match="every layout of workload 'chat' that meets its targets was dropped by the simulation"):
+        size(f, CAT, alternatives=False, derate=keys)

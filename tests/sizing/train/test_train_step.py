@@ -87,3 +87,12 @@ def test_a_tpu_slice_keeps_its_ici_across_hosts(cat: Catalogue) -> None:
     assert float(eight.tokens_per_s_per_device[0]) > 0.9 * float(four.tokens_per_s_per_device[0])
     h100 = cat.device("h100-sxm")  # a GPU's link still ends at its instance
     assert fabric_of(h100, best_instance(h100, cat.instances.values())).node == 8
+
+
+def test_one_chip_tpu_vms_are_joined_by_the_network_not_a_slice(cat: Catalogue) -> None:
+    from aicap.sizing.train.fabric import fabric_of, is_full_host
+
+    dev = cat.device("tpu-v6e")
+    one, eight = cat.instance("v6e-1"), cat.instance("v6e-8")
+    assert not is_full_host(dev, one, cat.instances.values()) and is_full_host(dev, eight, cat.instances.values())
+    assert fabric_of(dev, one, full_host=False).node == 1 and fabric_of(dev, eight).node == dev.interconnect.slice_size
