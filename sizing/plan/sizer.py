@@ -357,9 +357,16 @@ def _size(fleet: Fleet, cat: CatalogueLike, alternatives: bool, time_limit_s: fl
         # The shortlist ranks candidates alone, blind to caps and the budget: what they exclude may be what fits.
         plan = _solve(fleet, cat, insts, every, rejected, warnings, time_limit_s)
     else:
-        if len(short) < len(every) and any(i.count >= c.cap(i.instance_type) for i in plan.instances):
-            # A capped type is full: the dropped candidates (other types of its device) may carry the rest for less.
-            wider = _solve(fleet, cat, insts, every, rejected, warnings, time_limit_s)
+        full = {i.hardware for i in plan.instances if i.instance_type in c.availability and i.count >= c.cap(i.instance_type)}
+        if full and len(short) < len(every):
+            # A type capped by `availability` is full: the candidates the shortlist dropped on its device (other
+            # instance types, other layouts) may carry the rest for less. Those are added, not every candidate: a
+            # thousand workloads' every candidate is a program HiGHS does not finish in its time limit. (The default
+            # per-type cap, a guard against unit slips, does not trigger it: at a thousand workloads it binds on
+            # g6e.xlarge and the wider program took 14 s where the plan takes 4.)
+            kept = {id(x) for x in short}
+            more = short + [x for x in every if x.hardware in full and id(x) not in kept]
+            wider = _solve(fleet, cat, insts, more, rejected, warnings, time_limit_s)
             if c.objective != "cost" or wider.totals.usd_per_month < plan.totals.usd_per_month - 0.005:
                 plan = wider
     if alternatives:
