@@ -282,6 +282,25 @@ def register(app: typer.Typer) -> None:
             raise InputError("give --rate R (open loop) or --concurrency C (closed loop), or --trace FILE")
         if trace is not None and (dataset is not None or rate is not None):
             raise InputError("--trace replays its own arrivals and lengths: drop --rate and --dataset")
+        # Options the run would ignore are refused, naming what they conflict with (they once ran silently).
+        for given, others, why in (
+            (
+                trace,
+                ("input_tokens", "output_tokens", "requests", "arrival", "cv", "concurrency"),
+                "--trace replays its own arrivals and lengths",
+            ),
+            (dataset, ("input_tokens", "output_tokens"), f"--dataset {dataset} draws the lengths"),
+            (concurrency, ("arrival", "cv"), "--concurrency runs a closed loop: each client sends when its last reply ends"),
+        ):
+            if given is not None and (clash := typed_flags(ctx, *others)):
+                raise InputError(f"{why}: drop {', '.join(clash)}")
+        if typed_flags(ctx, "cv") and arrival != "gamma":
+            raise InputError(f"--cv shapes gamma arrivals: add --arrival gamma (or drop --cv; --arrival is {arrival})")
+        if not compare_policies:  # (every policy runs under --compare-policies: each takes its own options)
+            uses = {"predictor_error": ("sjf", "srtf"), "quantum": ("rr",), "sjf_by": ("sjf",), "aging": ("sjf",)}
+            for name, policies in uses.items():
+                if policy not in policies and (flag := typed_flags(ctx, name)):
+                    raise InputError(f"{flag[0]} does not apply to --policy {policy}: it shapes {' and '.join(policies)}")
         if trace is not None:
             from aicap.sizing.core.fleet import check_prefix_cached
             from aicap.sizing.sim.traffic import cached_prefix

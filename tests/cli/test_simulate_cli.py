@@ -210,3 +210,24 @@ def test_scheduler_flags_replay_a_v0_style_engine() -> None:
     assert v0["itl_ms"]["p99"] > v1["itl_ms"]["p99"] and v0["ttft_ms"]["p50"] > v1["ttft_ms"]["p50"]
     code, _, err = run(*args, "--scheduler-steps", "0")
     assert code == 2 and "--scheduler-steps 0" in err
+
+
+@pytest.mark.parametrize(
+    ("extra", "needle"),
+    [
+        (("--rate", "1", "--cv", "3"), "--cv shapes gamma arrivals: add --arrival gamma"),
+        (("--concurrency", "4", "--arrival", "gamma"), "--concurrency runs a closed loop"),
+        (("--rate", "1", "--dataset", "azure-conv-2023", "--input-tokens", "500"), "draws the lengths: drop --input-tokens"),
+        (("--rate", "1", "--quantum", "4"), "--quantum does not apply to --policy fcfs: it shapes rr"),
+        (("--rate", "1", "--policy", "rr", "--aging", "5"), "--aging does not apply to --policy rr: it shapes sjf"),
+    ],
+)
+def test_options_the_run_would_ignore_are_refused(extra: tuple[str, ...], needle: str) -> None:
+    # Each once ran with the option silently ignored (Poisson for --cv, the dataset's lengths for --input-tokens, ...).
+    code, _, err = run(*BASE, "--requests", "100", *extra)
+    assert code == 2 and needle in err and err.count("\n") == 1
+
+
+def test_options_that_apply_still_run() -> None:
+    assert doc(*BASE, "--requests", "100", "--rate", "1", "--arrival", "gamma", "--cv", "3")["requests"] == 100
+    assert doc(*BASE, "--requests", "100", "--rate", "1", "--policy", "sjf", "--aging", "5")["requests"] == 100
