@@ -299,8 +299,8 @@ def register(app: typer.Typer) -> None:
         if not compare_policies:  # (every policy runs under --compare-policies: each takes its own options)
             uses = {"predictor_error": ("sjf", "srtf"), "quantum": ("rr",), "sjf_by": ("sjf",), "aging": ("sjf",)}
             for name, policies in uses.items():
-                if policy not in policies and (flag := typed_flags(ctx, name)):
-                    raise InputError(f"{flag[0]} does not apply to --policy {policy}: it shapes {' and '.join(policies)}")
+                if policy not in policies and (named := typed_flags(ctx, name)):
+                    raise InputError(f"{named[0]} does not apply to --policy {policy}: it shapes {' and '.join(policies)}")
         if trace is not None:
             from aicap.sizing.core.fleet import check_prefix_cached
             from aicap.sizing.sim.traffic import cached_prefix
