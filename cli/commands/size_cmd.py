@@ -182,7 +182,7 @@ def register(app: typer.Typer) -> None:
         """Pick the cheapest set of whole cloud instances that serves every workload within its latency targets."""
         from aicap.cli.files import write_atomic
         from aicap.sizing.core.errors import InfeasibleError, InputError
-        from aicap.sizing.plan.fleet_io import build_fleet, builtin_fleet, load_fleet
+        from aicap.sizing.plan.fleet_io import build_fleet, builtin_fleet, load_fleet, split_list
         from aicap.sizing.plan.sizer import size
 
         if output is not None and output.is_dir():  # fail before sizing, not after (write_atomic checks again)
@@ -193,8 +193,8 @@ def register(app: typer.Typer) -> None:
         overrides = {"cloud": cloud, "hardware": hardware, "pricing": pricing, "budget": budget, "objective": objective,
                      "single_type": single_type or None, "engine": engine}  # fmt: skip
         pools = {
-            "prefill_hardware": _devices(prefill_hardware),
-            "decode_hardware": _devices(decode_hardware),
+            "prefill_hardware": split_list(prefill_hardware),
+            "decode_hardware": split_list(decode_hardware),
             "transfer_gbps": transfer_gbps,
         }
         if not disaggregate and any(v is not None for v in pools.values()):
@@ -276,9 +276,6 @@ def register(app: typer.Typer) -> None:
         if not periodic and plan.verification is not None and not plan.verification.holds:
             missed = ", ".join(x.workload for x in plan.verification.workloads if not x.holds)
             raise InfeasibleError(f"the plan still misses its targets in simulation after {plan.verification.resolves} re-solves: {missed}")
-
-    def _devices(text: str | None) -> list[str] | None:
-        return None if text is None else [h.strip() for h in text.split(",") if h.strip()]
 
     def _pareto(fleet: Fleet, cat: CatalogueLike, plot: Path | None, fmt: Format) -> None:
         from aicap.sizing.plan.pareto import FACTORS, pareto, plot_pareto

@@ -162,6 +162,7 @@ def register(app: typer.Typer) -> None:
         from pydantic import ValidationError
 
         from aicap.sizing.core.errors import InfeasibleError, InputError
+        from aicap.sizing.plan.fleet_io import split_list
         from aicap.sizing.train.setup import TrainSetup
 
         cat = catalogue()
@@ -184,8 +185,8 @@ def register(app: typer.Typer) -> None:
         if method not in DEFAULT_BATCH:
             raise InputError(f"--method {method!r}: valid: {', '.join(DEFAULT_BATCH)}")
         # Repeated or comma-separated, as `size` takes them: --hardware h100-sxm,l40s is --hardware h100-sxm --hardware l40s.
-        hardware = [x.strip() for v in hardware or [] for x in v.split(",") if x.strip()] or None
-        cloud = [x.strip() for v in cloud or [] for x in v.split(",") if x.strip()] or None
+        hardware = split_list(",".join(hardware)) if hardware else None
+        cloud = split_list(",".join(cloud)) if cloud else None
         if devices is not None:
             hw = hardware or []
             if len(hw) != 1:

@@ -145,7 +145,7 @@ def _fields_at(models: list[type[BaseModel]], loc: Sequence[int | str]) -> list[
     return sorted({name for cls in models for name in cls.model_fields})
 
 
-def _unknown_field(schema: object, loc: Sequence[int | str]) -> str:
+def unknown_field(schema: object, loc: Sequence[int | str]) -> str:
     """The message for an unknown key: the field it was likely meant to be, or the valid ones."""
     models = _models_in(schema)
     names = _fields_at(models, loc[:-1]) if models and loc else []
@@ -178,7 +178,7 @@ def describe_validation_error(exc: ValidationError, where: str, text: str | None
     got = err.get("input")
     ctx = err.get("ctx") or {}
     if err["type"] == "extra_forbidden":
-        msg = _unknown_field(model, err["loc"])
+        msg = unknown_field(model, err["loc"])
     elif err["type"] == "missing":
         msg = "required field is missing"
     elif err["type"] == "union_tag_invalid":  # pydantic's message quotes the whole tag value

@@ -17,7 +17,6 @@ Schema version 1. ``aicap schema plan`` prints its JSON Schema. A minimal file::
 
 from __future__ import annotations
 
-import difflib
 import math
 from collections.abc import Sequence
 from typing import Literal
@@ -208,17 +207,16 @@ class Workload(_Doc):
         kinds: dict[str, type[Diurnal] | type[Weekly]] = {"diurnal": Diurnal, **{w: Weekly for w in WEEKLY_SHAPES}}
         if not isinstance(shape, str) or shape not in kinds:
             raise ValueError(f"shape {excerpt(shape)}: valid: {', '.join(kinds)}")
-        fields = kinds[shape].model_fields
-        for key in v:  # a misspelt key first: 'trogh' is why 'trough' is missing
-            if key not in fields:
-                near = difflib.get_close_matches(str(key), list(fields), n=1)
-                hint = f" (did you mean {near[0]!r}?)" if near else ""
-                raise ValueError(f"shape {shape}: unknown key {key!r}{hint}; valid keys: {', '.join(fields)}")
         try:
             return kinds[shape].model_validate(v)
         except ValidationError as exc:
-            err = exc.errors()[0]
+            errs = exc.errors()
+            err = next((e for e in errs if e["type"] == "extra_forbidden"), errs[0])  # a misspelt key is why one is missing
             where = ".".join(str(x) for x in err["loc"])
+            if err["type"] == "extra_forbidden":
+                from aicap.sizing.core.doc_errors import unknown_field
+
+                raise ValueError(f"shape {shape}: {where}: {unknown_field(kinds[shape], err['loc'])}") from None
             raise ValueError(f"shape {shape}: {where + ': ' if where else ''}{str(err['msg']).removeprefix('Value error, ')}") from None
 
     @field_validator("tokens_per_s", mode="before")

@@ -37,7 +37,8 @@ if TYPE_CHECKING:  # imported where a plan file is read: sizing a fleet does not
 CLOUDS = ("aws", "gcp", "azure", "on-prem")
 
 
-def _split(value: str | None) -> list[str] | None:
+def split_list(value: str | None) -> list[str] | None:
+    """A comma-separated option as its items (``"h100-sxm, l40s"`` -> ``["h100-sxm", "l40s"]``; ``None`` stays ``None``)."""
     return None if value is None else [v.strip() for v in value.split(",") if v.strip()]
 
 
@@ -48,16 +49,16 @@ def _apply(doc: dict[str, Any], cloud: str | None = None, hardware: str | None =
     if not isinstance(raw, dict):
         raise InputError(f"constraints: expected a mapping (clouds, pricing, ...), got {type(raw).__name__}")
     cons = dict(raw)
-    clouds = _split(cloud)
+    clouds = split_list(cloud)
     if clouds is not None:
         bad = [c for c in clouds if c not in CLOUDS]
         if bad:
             raise InputError(f"--cloud '{bad[0]}': valid choices: {', '.join(CLOUDS)}")
         cons["clouds"] = clouds
     if hardware is not None:
-        cons["hardware"] = _split(hardware)
+        cons["hardware"] = split_list(hardware)
     if pricing is not None:
-        models = _split(pricing) or [pricing]
+        models = split_list(pricing) or [pricing]
         bad = [m for m in models if m not in get_args(PricingModel)]
         if bad:
             raise InputError(f"--pricing {excerpt(bad[0])}: valid choices: {', '.join(get_args(PricingModel))}")
@@ -200,7 +201,7 @@ def build_fleet(*, model: str, rate: float | None, input_tokens: int, output_tok
     if disaggregation is not None:
         wl["disaggregation"] = {k: v for k, v in disaggregation.items() if v is not None}
     if precision is not None:
-        wl["precisions"] = _split(precision)
+        wl["precisions"] = split_list(precision)
         bad = [p for p in wl["precisions"] or [] if p not in WEIGHT_DTYPES]
         if bad:
             raise InputError(f"--precision {excerpt(bad[0])}: valid choices: {', '.join(WEIGHT_DTYPES)}")

@@ -45,7 +45,7 @@ def test_profiles_are_checked() -> None:
     assert fleet([1.0] * 24).workloads[0].rate == 1.0 and fleet([1.0] * 23 + [5.0]).workloads[0].rate == 5.0
     # Mappings and misspelt keys say what is wrong, not which member of the union failed deepest.
     typo = {"shape": "diurnal", "peak": 10.0, "trogh": 2.0, "peak_hour": 14.0}
-    for bad, msg in ((typo, r"unknown key 'trogh' \(did you mean 'trough'\?\)"), ({}, r"a mapping here is a shape .* got keys none"),
+    for bad, msg in ((typo, r"trogh: unknown field; did you mean 'trough'\?"), ({}, r"a mapping here is a shape .* got keys none"),
                      ({"csv": "a", "trace": "b"}, "got keys 'csv', 'trace'")):  # fmt: skip
         with pytest.raises(ValueError, match=msg):
             fleet(bad)
