@@ -19,10 +19,11 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
+from aicap.sizing.core.catalogue import CatalogueLike
 from aicap.sizing.core.deployment import Deployment as Layout
 from aicap.sizing.core.errors import InputError
 from aicap.sizing.perf import memory
-from aicap.sizing.plan.layouts import crossings
+from aicap.sizing.plan.layouts import crossings, scale_out_bps
 from aicap.sizing.serve.context_step import ContextStep
 from aicap.sizing.serve.step_model import Hardware
 from aicap.sizing.sim.cluster import ClusterStats, Router, simulate_cluster
@@ -142,6 +143,17 @@ class Setup:
         return ContextStep.build(lay, Hardware.of([(lay.device, lay.efficiency)], lay.weights_dtype), lay.tp, lay.pp, float(lay.ep),
                                  context, max(mean_input - mean_cached, 1.0), mean_cached, cross,
                                  None if self.scale_out_bps is None else np.array([self.scale_out_bps]))  # fmt: skip
+
+
+def planned_setup(layout: Layout, cat: CatalogueLike, instance_type: str, decode_context: float | None, *, replicas: int = 1,
+                  router: Router = "round_robin", max_num_seqs: int | None = None) -> Setup:  # fmt: skip
+    """The :class:`Setup` of a plan's deployment, priced as the sizer priced it.
+
+    Its instance type's network prices replicas that span instances; the workload's decode context (``None``
+    for an encoder) is what the step model is built at.
+    """
+    net = scale_out_bps([cat.instance(instance_type)], layout.device, layout.efficiency.link)
+    return Setup(layout, replicas=replicas, router=router, max_num_seqs=max_num_seqs, scale_out_bps=net, decode_context=decode_context)
 
 
 def run(setup: Setup, requests: Requests, *, policy: str = "fcfs", options: PolicyOptions | None = None, targets: Targets | None = None,

@@ -26,14 +26,11 @@ from aicap.sizing.core.plan import Deployment as PlannedDeployment
 from aicap.sizing.core.plan import Plan, Verification, VerifiedWorkload
 from aicap.sizing.core.speculative import speculative_for
 from aicap.sizing.perf import memory
-from aicap.sizing.plan.layouts import crossings, scale_out_bps
 from aicap.sizing.plan.sizer import deployment_key, size
-from aicap.sizing.serve.context_step import ContextStep
-from aicap.sizing.serve.step_model import Hardware
 from aicap.sizing.sim.arrivals import ArrivalKind, arrival_times, sample_lengths
 from aicap.sizing.sim.cluster import Router
 from aicap.sizing.sim.engine import EngineConfig, Requests, simulate
-from aicap.sizing.sim.replay import PolicyOptions, Setup, holds, run, run_detailed
+from aicap.sizing.sim.replay import PolicyOptions, holds, planned_setup, run, run_detailed
 from aicap.sizing.sim.report import SimulationReport, Targets
 from aicap.sizing.sim.traffic import Lengths, TrafficSpec, cached_prefix
 
@@ -117,10 +114,7 @@ def verify(plan: Plan, cat: CatalogueLike, *, requests: int = DEFAULT_REQUESTS, 
             i_mean = w.mean_input
             h = w.prefix_cached_share if decoder else 0.0
             new = max(i_mean * (1.0 - h), 1.0)
-            net = scale_out_bps([cat.instance(d.instance_type)], dev, eff.link)
-            hw = Hardware.of([(dev, eff)], d.weights_dtype)
-            step = ContextStep.build(layout, hw, d.tp, d.pp, 1.0, w.decode_context if decoder else i_mean, new, i_mean - new,
-                                     crossings(d.tp, d.pp, dev.interconnect.domain_size), np.inf if net is None else net)  # fmt: skip
+            step = planned_setup(layout, cat, d.instance_type, w.decode_context if decoder else None).step(i_mean, 0.0, i_mean - new)
             rate = d.requests_per_s / d.replicas
             s = deployment_seed(seed, w.name, d)
             arrivals = arrival_times(rate, requests, cv=w.arrival_cv, seed=s)
@@ -273,9 +267,8 @@ def simulate_plan(plan: Plan, cat: CatalogueLike, *, requests_per_replica: int =
                                lengths(w.output_tokens) if decoder else Lengths.fixed(0), rate_per_s=d.requests_per_s, arrival=kind,
                                cv=w.arrival_cv, seed=s, cached_share=w.prefix_cached_share if decoder else 0.0)  # fmt: skip
             targets = Targets(ttft_ms=w.slo.ttft_ms, tpot_ms=w.slo.tpot_ms if decoder else None)
-            net = scale_out_bps([cat.instance(d.instance_type)], dev, layout.efficiency.link)  # the step model verify() prices
-            setup = Setup(layout, replicas=d.replicas, router=router, max_num_seqs=max(d.max_running, 1), scale_out_bps=net,
-                          decode_context=w.decode_context if decoder else None)  # fmt: skip
+            setup = planned_setup(layout, cat, d.instance_type, w.decode_context if decoder else None, replicas=d.replicas, router=router,
+                                  max_num_seqs=max(d.max_running, 1))  # fmt: skip
             trace = spec.build()
             if w.disaggregated_role is None:
                 rep = run(setup, trace, policy=policy, options=options, targets=targets, seed=s, traffic=f"plan workload {pw.name}")

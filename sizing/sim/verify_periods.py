@@ -19,10 +19,9 @@ from aicap.sizing.core.engines import engine_for
 from aicap.sizing.core.fleet import Fleet
 from aicap.sizing.core.period_plan import PeriodCheck, PeriodPlan, PeriodVerification
 from aicap.sizing.core.speculative import speculative_for
-from aicap.sizing.plan.layouts import scale_out_bps
 from aicap.sizing.plan.sizer import deployment_key
 from aicap.sizing.sim.arrivals import ArrivalKind
-from aicap.sizing.sim.replay import Setup, holds, run
+from aicap.sizing.sim.replay import holds, planned_setup, run
 from aicap.sizing.sim.report import Targets
 from aicap.sizing.sim.traffic import Lengths, TrafficSpec
 from aicap.sizing.sim.verify import DEFAULT_REQUESTS, MAX_RESOLVES, derate_factor, derate_round, lengths
@@ -78,8 +77,7 @@ def verify_periods(plan: PeriodPlan, fleet: Fleet, cat: CatalogueLike, *, reques
                                rate_per_s=best, arrival=kind, cv=w.arrival_cv, seed=s,
                                cached_share=w.prefix_cached_share if decoder else 0.0)  # fmt: skip
             targets = Targets(ttft_ms=w.slo.ttft_ms, tpot_ms=w.slo.tpot_ms if decoder else None)
-            net = scale_out_bps([cat.instance(d.instance_type)], dev, layout.efficiency.link)  # priced as verify() prices
-            setup = Setup(layout, scale_out_bps=net, decode_context=w.decode_context if decoder else None)
+            setup = planned_setup(layout, cat, d.instance_type, w.decode_context if decoder else None)  # priced as verify() prices
             rep = run(setup, spec.build(), targets=targets, seed=s, traffic=f"{w.name} at hour {hour}")
             pct = w.slo.percentile
             tpot = rep.tpot_ms.at(pct) if decoder else None
