@@ -25,6 +25,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from aicap.sizing.core.catalogue import CatalogueLike
+from aicap.sizing.core.constraints import Constraints
 from aicap.sizing.core.errors import InfeasibleError, InputError
 from aicap.sizing.core.fleet import Fleet
 from aicap.sizing.core.period_plan import (
@@ -111,14 +112,20 @@ def _setup(fleet: Fleet, cat: CatalogueLike, derate: Mapping[str, float], jobs: 
     return _Setup(insts, cands, demand, planned, lead_min, lead, warnings)
 
 
+def _commitment(c: Constraints, models: tuple[str, ...]) -> np.ndarray:
+    """Per pricing model, ``billed_hours / hours_per_month`` (1 at the default 730 hours, and for hourly models).
+
+    A committed model bills every hour of the month however few the fleet runs, so its hourly price weighs that much more.
+    """
+    return np.array([c.billed_hours(m) / c.hours_per_month for m in models], dtype=float)
+
+
 def _problem(fleet: Fleet, s: _Setup, demand: np.ndarray, models: tuple[str, ...], time_limit_s: float, *,
              budgeted: bool = True) -> PeriodProblem:  # fmt: skip
     c = fleet.constraints
     types = {i.name: k for k, i in enumerate(s.insts)}
     names = {w.name: k for k, w in enumerate(fleet.workloads)}
-    # A committed model bills every hour of the month however few the fleet runs: its hourly price weighs
-    # billed_hours / hours_per_month more (1 at the default 730 hours).
-    commit = np.array([c.billed_hours(m) / c.hours_per_month for m in models], dtype=float)
+    commit = _commitment(c, models)
     price = np.array([[i.price(m) if i.price(m) is not None else np.nan for m in models] for i in s.insts], dtype=float) * commit
     budget = None if c.budget_usd_per_month is None or not budgeted else c.budget_usd_per_month / c.hours_per_month
     return PeriodProblem(
@@ -283,8 +290,7 @@ def _document(fleet: Fleet, cat: CatalogueLike, s: _Setup, sol: PeriodSolution, 
                                                tpot_ms=None if x.tpot_ms is None else round(x.tpot_ms, 3)))  # fmt: skip
     res = [m in RESERVED for m in models]
     price = np.array([[i.price(m) or 0.0 for m in models] for i in s.insts], dtype=float)
-    # A commitment bills every hour of the month: its hours beyond the fleet's run hours are shared over the hours run.
-    commit = np.array([c.billed_hours(m) / c.hours_per_month for m in models], dtype=float)
+    commit = _commitment(c, models)  # a commitment's hours beyond the fleet's run hours are shared over the hours run
     reserved_hour = float(np.sum(price * commit * sol.reserved))
     periods = []
     for h in range(hours):

@@ -54,13 +54,15 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from numpy.typing import NDArray
 
+from aicap.sizing.core.constraints import COMMITTED
+
 if TYPE_CHECKING:
     from aicap.sizing.solve.hour_workers import HourPool
 
 F = NDArray[np.float64]
 I = NDArray[np.int64]  # noqa: E741
 
-RESERVED = ("reserved_1y", "reserved_3y", "owned")  # paid for the horizon whether used or not
+RESERVED = COMMITTED  # paid for the horizon whether used or not
 SPOT = "spot"
 
 
