@@ -320,7 +320,7 @@ def _size(fleet: Fleet, cat: CatalogueLike, alternatives: bool, time_limit_s: fl
     c = fleet.constraints
     raw = all_candidates(fleet, cat, insts, workers=jobs)
     all_cands = _derated(raw, derate or {})
-    for name, mine in all_cands.items():
+    for name, mine in all_cands.items() if derate else ():  # only a derate can empty a workload's candidates
         if any(x.feasible for x in raw[name]) and not any(x.feasible for x in mine):
             raise InfeasibleError(f"every layout of workload '{name}' that meets its targets was dropped by the simulation of "
                                   "the plan (size --verify): they reject requests longer than one pipeline stage's share of "
