@@ -55,6 +55,12 @@ def _floats(text: str | None, flag: str, *, positive: bool = False) -> tuple[flo
     return values
 
 
+#: Options ``--disaggregate`` does not take: it simulates both pools with the engine's defaults under ``--policy`` alone.
+_NOT_DISAGGREGATED = ("ep", "speculative", "draft_model", "draft_tokens", "acceptance", "max_num_seqs", "max_batched_tokens",
+                      "chunked_prefill", "prefill_first", "scheduler_steps", "predictor_error", "quantum", "sjf_by", "aging",
+                      "class_weights", "compare_policies", "jobs", "plot")  # fmt: skip
+
+
 def register(app: typer.Typer) -> None:
     """Add ``simulate`` to the root app."""
 
@@ -248,6 +254,8 @@ def register(app: typer.Typer) -> None:
         options = replay.PolicyOptions(predictor_error=predictor_error, quantum_steps=quantum, aging_tokens_per_s=aging, sjf_by=sjf_by,
                                        class_weights=weights)  # fmt: skip
         on = not STATE.quiet
+        if jobs != 1 and not compare_policies:
+            raise InputError(f"--jobs {jobs} runs the policies of --compare-policies in parallel: add --compare-policies or drop --jobs")
         if plan is not None:
             if model is not None or hardware is not None:
                 raise InputError("give either a plan file or --model/--hardware, not both")
@@ -331,6 +339,10 @@ def register(app: typer.Typer) -> None:
 
             if concurrency is not None:
                 raise InputError("--disaggregate simulates open-loop traffic: give --rate or --trace, not --concurrency")
+            if clash := typed_flags(ctx, *_NOT_DISAGGREGATED):
+                raise InputError(
+                    f"--disaggregate simulates the two pools with the engine's defaults and --policy alone: drop {', '.join(clash)}"
+                )
             simulate_disaggregated(model, hardware, decode_hardware or hardware, reqs, devices=devices, tp=tp, pp=pp,
                                    prefill_replicas=prefill_replicas,
                                    replicas=replicas or 1, transfer_gbps=transfer_gbps, engine=engine, weights_dtype=weights_dtype,
@@ -348,6 +360,10 @@ def register(app: typer.Typer) -> None:
         if not chosen.fits:
             raise InfeasibleError(f"{chosen.deployment.model.id} on {chosen.deployment.device.id}: {chosen.shortfall}")
         n_rep = replicas if replicas is not None else chosen.replicas
+        if replicas is not None and devices is not None and replicas != chosen.replicas:
+            per = chosen.deployment.tp * chosen.deployment.pp
+            raise InputError(f"--devices {devices} makes {chosen.replicas} replica(s) of TP{chosen.deployment.tp}·PP{chosen.deployment.pp} "
+                             f"({per} devices each), not --replicas {replicas}: give one of them")  # fmt: skip
         if n_rep < 1:
             raise InputError(f"--replicas {n_rep}: must be >= 1")
         layout = chosen.deployment
