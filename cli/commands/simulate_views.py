@@ -61,7 +61,30 @@ def report_view(rep: SimulationReport, percentile: str) -> View:
         tables.append(Table(f"Per priority class (ms, {percentile})", ["class", "requests", "TTFT", "TPOT", "queue", "SLO attainment"],
                             [[c.priority, c.requests, ms(c.ttft_ms, percentile), ms(c.tpot_ms, percentile), ms(c.queue_ms, percentile),
                               _pct(c.slo_attainment)] for c in rep.classes]))  # fmt: skip
-    return View(rep.model_dump(mode="json"), tables)
+    doc = rep.model_dump(mode="json")
+    return View(doc, tables, csv=_long_csv(doc))
+
+
+def _long_csv(doc: dict[str, Any]) -> Table:
+    """Every figure of a run in long format, one a row: ``scope`` (``all`` or ``class N``), ``metric`` (its JSON key), ``statistic``, ``value``.
+
+    The setup and the timeline are left out (``-f json`` has them); a figure without statistics has ``value`` in ``statistic``.
+    """
+    rows: list[list[Any]] = []
+
+    def add(scope: str, d: dict[str, Any]) -> None:
+        for key, v in d.items():
+            if key in ("schema_version", "setup", "timeline", "classes", "priority", "slo"):
+                continue
+            if isinstance(v, dict):
+                rows.extend([scope, key, stat, x] for stat, x in v.items())
+            else:
+                rows.append([scope, key, "value", v])
+
+    add("all", doc)
+    for c in doc.get("classes") or []:
+        add(f"class {c['priority']}", c)
+    return Table("", ["scope", "metric", "statistic", "value"], rows)
 
 
 def compare_view(rows: list[PolicyRow], percentile: str) -> View:

@@ -85,9 +85,11 @@ _GROUPED = re.compile(r"-?[0-9]{1,3}(?:,[0-9]{3})+(?:\.[0-9]+)?")
 
 
 def _csv_value(value: Any) -> Any:
-    """A cell as CSV writes it: blank for None, numbers a table pre-formatted with thousands separators bare (``2,450.2`` -> ``2450.2``)."""
+    """A cell as CSV writes it: blank for None, ``true``/``false``, grouped numbers bare (``2,450.2`` -> ``2450.2``)."""
     if value is None:
         return ""
+    if isinstance(value, bool):  # as JSON spells it, not Python's True/False
+        return "true" if value else "false"
     if isinstance(value, str) and _GROUPED.fullmatch(value):
         return value.replace(",", "")
     return value

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 from pathlib import Path
 from typing import Any
@@ -235,3 +237,18 @@ def test_options_the_run_would_ignore_are_refused(extra: tuple[str, ...], needle
 def test_options_that_apply_still_run() -> None:
     assert doc(*BASE, "--requests", "100", "--rate", "1", "--arrival", "gamma", "--cv", "3")["requests"] == 100
     assert doc(*BASE, "--requests", "100", "--rate", "1", "--policy", "sjf", "--aging", "5")["requests"] == 100
+
+
+def test_csv_has_every_figure_of_the_run_in_long_format() -> None:
+    # It held the latency table alone: throughput, attainment, preemptions and the classes were lost.
+    code, out, _ = run(*BASE, "--requests", "200", "--rate", "2", "--classes", "0.5,0.5", "--policy", "priority", "--ttft-ms", "100",
+                       "-f", "csv")  # fmt: skip
+    assert code == 0
+    rows = list(csv.reader(io.StringIO(out)))
+    assert rows[0] == ["scope", "metric", "statistic", "value"]
+    got = {(r[0], r[1], r[2]): r[3] for r in rows[1:]}
+    d = doc(*BASE, "--requests", "200", "--rate", "2", "--classes", "0.5,0.5", "--policy", "priority", "--ttft-ms", "100")
+    assert float(got[("all", "throughput", "output_tokens_per_s")]) == d["throughput"]["output_tokens_per_s"]
+    assert float(got[("all", "ttft_ms", "p99")]) == d["ttft_ms"]["p99"]
+    assert got[("all", "stable", "value")] == "true" and got[("all", "preemptions", "value")] == str(d["preemptions"])
+    assert float(got[("class 1", "queue_ms", "p90")]) == d["classes"][1]["queue_ms"]["p90"]
