@@ -165,6 +165,8 @@ class EngineConfig:
         for name in ("max_num_seqs", "max_batched_tokens", "block_tokens", "pipeline_stages", "verify_tokens", "decode_steps"):
             if int(getattr(self, name)) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.verify_tokens > self.max_batched_tokens:  # no decoder would ever be scheduled: every request would be lost
+            raise ValueError(f"verify_tokens ({self.verify_tokens}) must fit the step budget ({self.max_batched_tokens})")
         if not (0.0 <= self.request_overhead_s < 60.0):
             raise ValueError(f"request_overhead_s must be in [0, 60), got {self.request_overhead_s}")
         if self.state_tokens < 0:

@@ -120,8 +120,13 @@ class Setup:
         if kv < 16:
             raise InputError(f"{self.layout.model.id} on TP{self.layout.tp}·PP{self.layout.pp} {self.layout.device.id} leaves no memory "
                              "for a KV cache; use more devices per replica or a smaller weights dtype")  # fmt: skip
+        budget = rt.max_prefill_tokens if self.max_batched_tokens is None else self.max_batched_tokens
+        if budget < self.layout.verify_tokens:
+            k = self.layout.verify_tokens
+            raise InputError(f"a step budget of {budget:,} tokens cannot hold one speculative decode step of {k} tokens "
+                             f"(the token and {k - 1} draft tokens): raise the step budget (max_batched_tokens)")  # fmt: skip
         return EngineConfig(max_num_seqs=rt.max_batch if self.max_num_seqs is None else self.max_num_seqs,
-                            max_batched_tokens=rt.max_prefill_tokens if self.max_batched_tokens is None else self.max_batched_tokens,
+                            max_batched_tokens=budget,
                             kv_capacity_tokens=kv, pipeline_stages=self.layout.pp,
                             request_overhead_s=rt.request_overhead_ms * 1e-3, verify_tokens=self.layout.verify_tokens,
                             tokens_per_step=self.layout.tokens_per_step, chunked_prefill=rt.chunked_prefill,

@@ -52,7 +52,7 @@ class TokenGaps:
         take = min(d, self.regular)
         self.ends.append(now_s)
         self.counts.append(take)
-        if take == d and not self.groups:  # the common step: every decoder was decoded last step too
+        if take == d == self.regular and not self.groups:  # the common step: the same decoders as last step, none skipped
             self.last = now_s
             return
         rest, left = d - take, self.regular - take

@@ -222,6 +222,10 @@ def test_scheduler_flags_replay_a_v0_style_engine() -> None:
         (("--rate", "1", "--dataset", "azure-conv-2023", "--input-tokens", "500"), "draws the lengths: drop --input-tokens"),
         (("--rate", "1", "--quantum", "4"), "--quantum does not apply to --policy fcfs: it shapes rr"),
         (("--rate", "1", "--policy", "rr", "--aging", "5"), "--aging does not apply to --policy rr: it shapes sjf"),
+        (
+            ("--rate", "1", "--speculative", "ngram", "--draft-tokens", "8", "--max-batched-tokens", "4"),
+            "a step budget of 4 tokens cannot hold one speculative decode step of 9 tokens",
+        ),  # every request was lost, silently
         (("--rate", "1", "--jobs", "2"), "--jobs 2 runs the policies of --compare-policies in parallel"),
         (("--rate", "1", "--disaggregate", "--plot", "x.png"), "--disaggregate simulates the two pools"),
         (("--rate", "1", "--disaggregate", "--compare-policies", "--max-num-seqs", "8"), "drop --max-num-seqs, --compare-policies"),

@@ -173,6 +173,7 @@ def test_empty_trace() -> None:
         {"max_num_seqs": 1, "max_batched_tokens": 0, "kv_capacity_tokens": 16},
         {"max_num_seqs": 1, "max_batched_tokens": 1, "kv_capacity_tokens": 15},
         {"max_num_seqs": 1, "max_batched_tokens": 1, "kv_capacity_tokens": 16, "pipeline_stages": 0},
+        {"max_num_seqs": 1, "max_batched_tokens": 4, "kv_capacity_tokens": 16, "verify_tokens": 5},  # no decoder would ever run
     ],
 )
 def test_invalid_config(kw: dict[str, int]) -> None:

@@ -97,3 +97,17 @@ def test_skipped_and_preempted_decoders_keep_the_counts_consistent() -> None:
     g.finished(1)
     g.decoded(2.0, 1)
     assert _pairs(g)[-1] == (0.5, 1) and g.regular == 1 and not g.groups
+
+
+def test_a_decoder_skipped_while_the_same_count_decodes_keeps_its_wait() -> None:
+    # A step cap of one decoder: request 1 gets its first token at t=4, is skipped at t=5 and t=6 while
+    # request 0 decodes, then decodes at 7..10. Its 4 -> 7 gap is 3 s; it was measured from the previous
+    # step (1 s) when the step decoded as many requests as were "regular" before.
+    from aicap.sizing.sim.scheduler import FcfsScheduler
+
+    req = Requests(np.array([1.0, 3.0]), np.array([4, 1]), np.array([4, 5]))
+    cfg = EngineConfig(max_num_seqs=4, max_batched_tokens=2, kv_capacity_tokens=100_000, record_gaps=True)
+    r = simulate(lambda d, p: 1.0, req, cfg, scheduler=FcfsScheduler(decode_cap=1))
+    assert r.itl is not None
+    gaps = sorted(np.repeat(r.itl.gap_s, r.itl.count.astype(int)).tolist())
+    assert gaps == [1.0] * 6 + [3.0]
