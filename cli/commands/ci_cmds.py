@@ -58,6 +58,15 @@ def diff_periods_view(doc: dict[str, Any]) -> View:
     return View(doc, tables, [f"note: {n}" for n in doc["notes"]])
 
 
+def _shown(value: object) -> str | None:
+    """A limit's actual or threshold value as a table (and CSV) cell: ``l40s: 4, tpu-v6e: 1``, ``aws, gcp``; None when absent."""
+    if isinstance(value, dict):
+        return ", ".join(f"{k}: {v}" for k, v in value.items())
+    if isinstance(value, list):
+        return ", ".join(str(v) for v in value)
+    return None if value is None else str(value)
+
+
 def register(app: typer.Typer, schema_app: typer.Typer) -> None:
     """Add ``check``, ``diff`` and ``schema policy``."""
 
@@ -90,9 +99,15 @@ def register(app: typer.Typer, schema_app: typer.Typer) -> None:
             text = read_text(policy)
             pol = validate_model(Policy, load_yaml(policy, text) or {}, str(policy), text)
             check_ids(pol, cat.devices, str(policy))
+            if not pol.limits.model_dump(exclude_none=True):  # a truncated or wrong file would open the gate
+                raise InputError(f"{policy}: sets no limits; name at least one under 'limits:' "
+                                 f"({', '.join(type(pol.limits).model_fields)})")  # fmt: skip
         if budget_monthly is not None:
             if not (math.isfinite(budget_monthly) and budget_monthly > 0):
                 raise InputError(f"--budget-monthly {budget_monthly}: must be a positive, finite amount of USD")
+            if (own := pol.limits.max_usd_per_month) is not None:
+                raise InputError(f"--budget-monthly {budget_monthly:g} and {policy}'s limits.max_usd_per_month ({own.value:g}, "
+                                 f"{own.action}) both set the monthly limit: give one of them")  # fmt: skip
             pol = pol.model_copy(update={"limits": pol.limits.model_copy(update={"max_usd_per_month": Limit[float](value=budget_monthly)})})
         plan = any_plan_or_size(target, cat)
         base = any_plan_or_size(baseline, cat) if baseline is not None else None
@@ -111,11 +126,11 @@ def register(app: typer.Typer, schema_app: typer.Typer) -> None:
         if base is not None and base.catalogue.version != plan.catalogue.version:
             notes.append(f"warning: baseline was made with catalogue {base.catalogue.version}, "
                          f"this plan with {plan.catalogue.version}: prices or factors may differ")  # fmt: skip
-        if stuck := blocking(rows):
+        result = verdict(rows)
+        if (stuck := blocking(rows)) and result != "fail":  # a judged breach fails the plan whatever the others would say
             raise InputError(f"{policy}: fail limits that cannot be checked here: "
                              + "; ".join(f"{r.limit} ({r.detail})" for r in stuck)
                              + "; give what they need, or set their action to warn to accept them unchecked")  # fmt: skip
-        result = verdict(rows)
         doc = {
             "schema_version": 2,
             "verdict": result,
@@ -124,7 +139,7 @@ def register(app: typer.Typer, schema_app: typer.Typer) -> None:
             "limits": [r.__dict__ for r in rows],
             "notes": notes,
         }
-        table_rows = [[r.limit, r.action, r.status.upper(), str(r.actual), str(r.threshold), r.detail] for r in rows]
+        table_rows = [[r.limit, r.action, r.status.upper(), _shown(r.actual), _shown(r.threshold), r.detail] for r in rows]
         if not rows:
             info("aicap: no limits set (give --policy or --budget-monthly); nothing to check")
         emit(View(doc, [Table(f"Policy check: {result.upper()} ({what} ${plan.totals.usd_per_month:,.0f}/month)",

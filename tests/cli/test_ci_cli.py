@@ -56,6 +56,32 @@ def test_check_bad_policy_exit_2(aicap, plans, tmp_path: Path) -> None:
     assert r.code == 2 and "p.yaml:2" in r.stderr and "action" in r.stderr
 
 
+@pytest.mark.parametrize(
+    ("text", "extra", "needle"),
+    [
+        ("", (), "sets no limits"),  # an empty (truncated) policy file opened the gate: PASS, exit 0
+        ("schema_version: 1\n# limits: moved elsewhere\n", (), "sets no limits"),
+        ("limits:\n  max_usd_per_month: {value: 1}\n", ("--budget-monthly", "1000000"), "both set the monthly limit"),  # the flag won
+    ],
+)
+def test_check_refuses_a_policy_that_would_open_the_gate(aicap, plans, tmp_path: Path, text: str, extra: tuple[str, ...],
+                                                         needle: str) -> None:  # fmt: skip
+    pol = tmp_path / "p.yaml"
+    pol.write_text(text)
+    r = aicap("check", str(plans[1]), "--policy", str(pol), *extra)
+    assert r.code == 2 and needle in r.stderr and r.stdout == ""
+
+
+def test_check_csv_cells_are_values_not_python_reprs(aicap, plans, tmp_path: Path) -> None:
+    pol = tmp_path / "p.yaml"
+    pol.write_text("limits:\n  max_devices: {value: {l4: 0}, action: warn}\n  allowed_clouds: {value: [aws, azure], action: warn}\n")
+    r = aicap("check", str(plans[1]), "--policy", str(pol), "-f", "csv")
+    assert r.code == 0, r.stderr
+    rows = {line.split(",", 1)[0]: line for line in r.stdout.splitlines()}
+    assert "{" not in r.stdout and "[" not in r.stdout and "None" not in r.stdout
+    assert ",l4: 0," in rows["max_devices"] and '"aws, azure"' in rows["allowed_clouds"]
+
+
 def test_check_infeasible_exit_3(aicap, tmp_path: Path) -> None:
     (tmp_path / "f.yaml").write_text(FLEET.replace("RATE", "2").replace("tpot_ms: 60", "tpot_ms: 0.1"))
     r = aicap("check", str(tmp_path / "f.yaml"), "--budget-monthly", "100")

@@ -229,6 +229,12 @@ def test_check_applies_money_devices_and_clouds_to_a_period_plan(tmp_path: Path)
     assert r.exit_code == 2 and "max_ttft_ms (not defined on a plan over demand periods yet)" in r.stderr
     r = CliRunner().invoke(app, ["-q", "check", str(out), "--budget-monthly", f"{total + 1:.2f}"])
     assert r.exit_code == 0
+    # ... but a judged fail limit that is breached fails the check (exit 1, the table shown): it was an input error
+    # that hid the breach.
+    pol.write_text(f"limits:\n  max_usd_per_month: {{value: {total - 1:.2f}}}\n  max_ttft_ms: {{value: 2000}}\n")
+    r = CliRunner().invoke(app, ["-q", "check", str(out), "--policy", str(pol), "-f", "json"])
+    assert r.exit_code == 1 and {x["limit"]: x["status"] for x in json.loads(r.stdout)["limits"]} == {
+        "max_usd_per_month": "fail", "max_ttft_ms": "unchecked"}  # fmt: skip
 
 
 def test_other_objectives_are_refused_for_period_plans() -> None:
