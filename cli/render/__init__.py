@@ -134,9 +134,13 @@ def to_table(view: View, width: int | None = None, file: Any = None) -> None:
     from rich.console import Console
     from rich.table import Table as RichTable
 
+    class _Console(Console):
+        def on_broken_pipe(self) -> None:  # Rich exits 1 (the policy-breach code); the command's guard exits 141
+            raise BrokenPipeError
+
     target = file if file is not None else sys.stdout
     is_tty = hasattr(target, "isatty") and target.isatty()
-    console = Console(file=target, width=width or (None if is_tty else 200), color_system="auto" if is_tty else None,
+    console = _Console(file=target, width=width or (None if is_tty else 200), color_system="auto" if is_tty else None,
                       highlight=False, soft_wrap=False)  # fmt: skip
     for t in view.tables:
         rt = RichTable(title=t.title, caption=t.caption, title_justify="left", caption_justify="left")
@@ -160,10 +164,18 @@ RENDERERS: dict[Format, Callable[[View], str | None]] = {
 
 
 def emit(view: View, fmt: Format) -> None:
-    """Write a view to stdout in ``fmt``."""
-    text = RENDERERS[fmt](view)
-    if text is not None:
-        sys.stdout.write(text)
+    """Write a view to stdout in ``fmt`` (flushed: a full disk is an input error naming it, not a bug at exit)."""
+    from aicap.sizing.core.errors import InputError
+
+    try:
+        text = RENDERERS[fmt](view)
+        if text is not None:
+            sys.stdout.write(text)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        raise
+    except OSError as exc:
+        raise InputError(f"cannot write the result to standard output: {exc.strerror or exc}") from None
 
 
 @contextmanager

@@ -993,3 +993,31 @@ def test_fleet_mistakes_say_what_was_meant(aicap, tmp_path: Path, body: str, nee
     (tmp_path / "f.yaml").write_text(body)
     r = aicap("size", str(tmp_path / "f.yaml"))
     assert r.code == 2 and needle in one_error_line(r) and "Diurnal" not in r.stderr
+
+
+def _aicap_argv() -> list[str]:
+    import shutil
+    import sys
+
+    exe = Path(sys.executable).with_name("aicap")
+    return [str(exe)] if exe.exists() else [shutil.which("aicap") or "aicap"]
+
+
+def test_a_closed_pipe_after_a_table_is_141_not_the_breach_code() -> None:
+    # Rich's own broken-pipe handler exited 1, which `set -o pipefail` read as a policy breach.
+    import subprocess
+
+    p = subprocess.Popen([*_aicap_argv(), "-q", "models", "list"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert p.stdout is not None and p.stderr is not None
+    p.stdout.close()  # before it writes (it takes a while to start): its first write meets the closed pipe
+    err = p.stderr.read()
+    assert p.wait(timeout=60) == 141 and err == b""
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full")
+def test_a_full_disk_on_stdout_is_an_input_error_not_a_bug() -> None:
+    import subprocess
+
+    with open("/dev/full", "w") as full:
+        r = subprocess.run([*_aicap_argv(), "-q", "models", "list"], stdout=full, stderr=subprocess.PIPE, text=True, timeout=60)
+    assert r.returncode == 2 and r.stderr == "aicap: error: cannot write the result to standard output: No space left on device\n"
