@@ -15,9 +15,15 @@ if TYPE_CHECKING:
     from aicap.sizing.core.catalogue import CatalogueLike
     from aicap.sizing.core.fleet import Fleet
     from aicap.sizing.core.period_plan import PeriodPlan
+    from aicap.sizing.core.plan import Deployment as PlanDeployment
     from aicap.sizing.core.plan import Plan
 
 FormatOpt = Annotated[Format, typer.Option("--format", "-f", help="Output format.")]
+
+
+def _month(d: PlanDeployment, hours: float) -> float:
+    """A deployment's USD a month: the plan's figure, else (a plan written before it had one) its hourly cost times ``hours``."""
+    return d.usd_per_month if d.usd_per_month is not None else d.usd_per_hour * hours
 
 
 def plan_view(plan: Plan) -> View:
@@ -30,7 +36,7 @@ def plan_view(plan: Plan) -> View:
             ttft = f"{d.ttft_ms:,.0f}" + (f" ±{band['ttft']:.0f}%" if "ttft" in band else "")
             tpot = "-" if d.tpot_ms is None else f"{d.tpot_ms:,.1f}" + (f" ±{band['tpot']:.0f}%" if "tpot" in band else "")
             rows.append([w.name, w.model, d.instance_type, f"{d.devices}×{d.hardware}", f"TP{d.tp}·PP{d.pp}", d.replicas, d.weights_dtype,
-                         f"{d.requests_per_s:,.3g}/{d.capacity_requests_per_s:,.3g}", ttft, tpot, d.usd_per_hour, round(d.usd_per_hour * hours),
+                         f"{d.requests_per_s:,.3g}/{d.capacity_requests_per_s:,.3g}", ttft, tpot, d.usd_per_hour, round(_month(d, hours)),
                          w.usd_per_million_output_tokens if d.tpot_ms is not None or w.usd_per_million_output_tokens is None
                          else f"{w.usd_per_million_output_tokens:g} per 1M requests"])  # an encoder's output is one item  # fmt: skip
     t = plan.totals
@@ -43,7 +49,7 @@ def plan_view(plan: Plan) -> View:
     engines += f". Speculative decoding: {spec}" if spec else ""
     flat = [[w.name, w.model, d.instance_type, d.hardware, d.devices, d.tp, d.pp, d.replicas, d.weights_dtype, d.kv_dtype, w.percentile,
              d.requests_per_s, d.capacity_requests_per_s, d.ttft_ms, w.error_band_pct.get("ttft"), d.tpot_ms,
-             w.error_band_pct.get("tpot") if d.tpot_ms is not None else None, d.usd_per_hour, round(d.usd_per_hour * hours, 2),
+             w.error_band_pct.get("tpot") if d.tpot_ms is not None else None, d.usd_per_hour, round(_month(d, hours), 2),
              w.usd_per_million_output_tokens] for w in plan.workloads for d in w.deployments]  # fmt: skip
     csv = Table("Plan deployments", ["workload", "model", "instance_type", "hardware", "devices", "tp", "pp", "replicas", "weights_dtype",
                                      "kv_dtype", "percentile", "requests_per_s", "capacity_requests_per_s", "ttft_ms", "ttft_band_pct",

@@ -56,6 +56,9 @@ class Deployment(_Doc):
     ttft_ms: float = Field(ge=0, description="TTFT at the workload's percentile at the planned load")
     tpot_ms: float | None = Field(None, ge=0, description="TPOT at the workload's percentile at the planned load (decoders)")
     usd_per_hour: Usd
+    usd_per_month: Usd | None = Field(
+        None, description="usd_per_hour before rounding times the plan's hours_per_month (they add up to the workload's usd_per_month)"
+    )
     efficiency_calibrated: bool
 
 

@@ -72,12 +72,19 @@ def _loads(mine: list[tuple[Candidate, int]], served: float, shares: Sequence[fl
 
 def _deployments(mine: list[tuple[Candidate, int]], loads: list[float], metrics: list[Loaded], insts: dict[str, InstanceSpec],
                  counts: dict[str, int], used: dict[str, int], pricing: str, cat: CatalogueLike,
-                 efficiency_key: str | None) -> list[Deployment]:  # fmt: skip
+                 efficiency_key: str | None, hours: float) -> tuple[list[Deployment], float]:  # fmt: skip
+    """The plan deployments of one workload and their hourly cost, summed before rounding [USD/h].
+
+    A deployment pays for its devices and its share of its instance type's idle ones (in proportion to devices used).
+    """
     out = []
+    usd_h = 0.0
     for (cand, r), load, m in zip(mine, loads, metrics, strict=True):
         inst = insts[cand.instance]
         price = float(inst.price(pricing) or 0.0)
         scale = counts[cand.instance] * inst.devices / max(used[cand.instance], 1)
+        usd = r * cand.devices * price / inst.devices * scale
+        usd_h += usd
         ttft = float(m.ttft_s[0]) * 1e3
         tpot = float(m.tpot_s[0]) * 1e3
         out.append(Deployment(
@@ -86,10 +93,10 @@ def _deployments(mine: list[tuple[Candidate, int]], loads: list[float], metrics:
             kv_dtype=cand.kv_dtype, requests_per_s=sig(load), capacity_requests_per_s=sig(cand.capacity_rps * r),
             utilisation=sig(load / max(cand.capacity_rps * r, 1e-12), 3), ttft_ms=sig(ttft),
             tpot_ms=sig(tpot) if cand.tpot_ms is not None else None,
-            usd_per_hour=money(r * cand.devices * price / inst.devices * scale),
+            usd_per_hour=money(usd), usd_per_month=money(usd * hours),
             efficiency_calibrated=cat.efficiency_for(cat.device(cand.hardware), efficiency_key).calibrated,
         ))  # fmt: skip
-    return out
+    return out, usd_h
 
 
 def build_plan(fleet: Fleet, cat: CatalogueLike, insts: list[InstanceSpec], chosen: list[tuple[Candidate, int, float]],
@@ -132,8 +139,8 @@ def build_plan(fleet: Fleet, cat: CatalogueLike, insts: list[InstanceSpec], chos
         mine, loads = routed[w.name]
         resolved = engine_for(cat, c.engine_of(w))
         engine, key = resolved.id, resolved.efficiency_key
-        deps = _deployments(mine, loads, [next(flat) for _ in mine], by_name, instance_counts, used, c.price_model, cat, key)
-        usd_h = sum(d.usd_per_hour for d in deps)
+        deps, usd_h = _deployments(mine, loads, [next(flat) for _ in mine], by_name, instance_counts, used, c.price_model, cat, key,
+                                   c.billed_hours())  # fmt: skip
         out_tok_h = served[w.name] * w.mean_output * 3600.0
         ttft = max((d.ttft_ms for d in deps), default=None)
         tpot = max((d.tpot_ms for d in deps if d.tpot_ms is not None), default=None)

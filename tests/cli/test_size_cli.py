@@ -148,3 +148,20 @@ def test_a_period_plan_csv_is_long_format_and_agrees_with_the_json(aicap) -> Non
         w = next(x for x in p["workloads"] if x["name"] == r["workload"])
         assert int(r["replicas"]) == w["replicas"][int(r["deployment"])] and float(r["usd_per_hour"]) == p["usd_per_hour"]
         assert r["instance_type"] == plan["deployments"][r["workload"]][int(r["deployment"])]["instance_type"]
+
+
+def test_workload_costs_add_up_to_the_fleet_total(aicap, tmp_path: Path) -> None:
+    # Each workload's month was its deployments' hourly costs rounded to cents x 730: two workloads sharing three
+    # instances summed to $4,073.40 against a total of $4,075.59, which chargeback could not reconcile.
+    f = tmp_path / "f.yaml"
+    f.write_text("schema_version: 1\nworkloads:\n"
+                 "  - {name: chat, model: llama-3.1-8b, requests_per_s: 12, input_tokens: 1200, output_tokens: 250,\n"
+                 "     slo: {ttft_ms: 1500, tpot_ms: 50}}\n"
+                 "  - {name: rag, model: qwen2.5-7b, requests_per_s: 5, input_tokens: 1000, output_tokens: 200,\n"
+                 "     slo: {ttft_ms: 2000, tpot_ms: 60, percentile: p95}}\n"
+                 "constraints: {clouds: [aws, gcp]}\n")  # fmt: skip
+    r = aicap("-q", "size", str(f), "-f", "json")
+    assert r.code == 0, r.stderr
+    d = r.json()
+    assert len(d["workloads"]) == 2 and d["totals"]["instances"] > 1
+    assert abs(sum(w["usd_per_month"] for w in d["workloads"]) - d["totals"]["usd_per_month"]) <= 0.01
