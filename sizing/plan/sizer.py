@@ -19,7 +19,7 @@ from numpy.typing import NDArray
 
 from aicap.sizing.core.catalogue import CatalogueLike
 from aicap.sizing.core.dtypes import BYTES_PER_ELEMENT
-from aicap.sizing.core.errors import InfeasibleError, InputError
+from aicap.sizing.core.errors import InfeasibleError, InputError, UnknownIdError
 from aicap.sizing.core.fleet import Fleet, Workload
 from aicap.sizing.core.ownership import ON_PREM
 from aicap.sizing.core.plan import Plan, Rejected, Solver
@@ -49,6 +49,11 @@ def allowed_instances(fleet: Fleet, cat: CatalogueLike, models: tuple[str, ...] 
         cat.device(h)
     for name in c.availability:
         cat.instance(name)
+    for kind, given, known in (("region", c.regions, {i.region for i in cat.instances.values()}),
+                               ("instance family", c.instance_families, {i.family for i in cat.instances.values()})):  # fmt: skip
+        for x in given or []:
+            if x not in known:  # a typo is an input error naming the choices, not an "infeasible" fleet
+                raise UnknownIdError(kind, x, sorted(known))
     out: list[InstanceSpec] = []
     unpriced: dict[str, int] = {}
     for inst in sorted(cat.instances.values(), key=lambda i: (i.cloud, i.name)):
@@ -338,8 +343,9 @@ def _size(fleet: Fleet, cat: CatalogueLike, alternatives: bool, time_limit_s: fl
             )
             raise InfeasibleError(f"workload '{w.name}' needs {' and '.join(need)}: no allowed instance type has them "
                                   f"(constraints: clouds={c.clouds or 'any'}, hardware={c.hardware or 'any'})")  # fmt: skip
-        if not good:
-            raise InfeasibleError(_diagnose(w, cat, mine, insts))
+        if not good:  # the devices it came closest on may not be the cause: name the types the pricing model left out
+            unpriced = [x for x in warnings if "have no published" in x]
+            raise InfeasibleError(_diagnose(w, cat, mine, insts) + "".join(f"; {x}" for x in unpriced))
         ok = {x.hardware for x in good}
         by_hw: dict[str, list[Candidate]] = {}
         for x in mine:

@@ -1021,3 +1021,14 @@ def test_a_full_disk_on_stdout_is_an_input_error_not_a_bug() -> None:
     with open("/dev/full", "w") as full:
         r = subprocess.run([*_aicap_argv(), "-q", "models", "list"], stdout=full, stderr=subprocess.PIPE, text=True, timeout=60)
     assert r.returncode == 2 and r.stderr == "aicap: error: cannot write the result to standard output: No space left on device\n"
+
+
+@pytest.mark.parametrize(("key", "value", "needle"), [("regions", "us-east-9", "unknown region 'us-east-9': did you mean us-east-1?"),
+                                                      ("instance_families", "zz", "unknown instance family 'zz'")])  # fmt: skip
+def test_an_unknown_region_or_family_is_an_input_error_on_its_line(aicap, tmp_path: Path, key: str, value: str, needle: str) -> None:
+    # Both were "infeasible" (exit 3): "no instance type matches the constraints".
+    f = tmp_path / "f.yaml"
+    f.write_text(f"schema_version: 1\nworkloads:\n  - {{name: a, model: llama-3.1-8b, requests_per_s: 2}}\n"
+                 f"constraints:\n  {key}: [{value}]\n")  # fmt: skip
+    r = aicap("-q", "size", str(f))
+    assert r.code == 2 and r.stderr.startswith(f"aicap: error: {f}:5: ") and needle in r.stderr and r.stderr.count("\n") == 1

@@ -165,3 +165,9 @@ def test_workload_costs_add_up_to_the_fleet_total(aicap, tmp_path: Path) -> None
     d = r.json()
     assert len(d["workloads"]) == 2 and d["totals"]["instances"] > 1
     assert abs(sum(w["usd_per_month"] for w in d["workloads"]) - d["totals"]["usd_per_month"]) <= 0.01
+
+
+def test_infeasible_for_want_of_prices_names_the_types_the_pricing_left_out(aicap) -> None:
+    # No AWS GPU type has a spot price in the catalogue: the error blamed the CPUs' TPOT and nothing else.
+    r = aicap("-q", "size", "--model", "llama-3.1-70b", "--rate", "2", "--tpot-ms", "50", "--cloud", "aws", "--pricing", "spot")
+    assert r.code == 3 and "have no published spot price and were excluded" in r.stderr and r.stderr.count("\n") == 1
