@@ -8,7 +8,7 @@ from typing import Annotated, Any
 import typer
 
 from aicap.cli.render import Format, Table, View, emit
-from aicap.cli.state import catalogue, guarded, info
+from aicap.cli.state import catalogue, guarded, info, typed_flags
 
 FormatOpt = Annotated[Format, typer.Option("--format", "-f", help="Output format.")]
 _SUFFIX = {
@@ -129,6 +129,7 @@ def register(app: typer.Typer) -> None:
     @app.command("train")
     @guarded
     def train_cmd(
+        ctx: typer.Context,
         model: Annotated[str, typer.Option("--model", "-m", help="Model id, or a path to a Hugging Face config.json or model YAML.")],
         tokens: Annotated[str | None, typer.Option("--tokens", help="Training tokens: 2T, 500B, 1.5e12 (needed for days, cost and the search).")] = None,
         hardware: Annotated[list[str] | None, typer.Option("--hardware", help="Device id or instance name; with --devices the one to evaluate, else a filter (repeatable or comma-separated).")] = None,
@@ -202,6 +203,9 @@ def register(app: typer.Typer) -> None:
             n_dp = dp or devices // (tp * pp * cp)
             if n_dp * tp * pp * cp != devices:
                 raise InputError(f"--dp {dp}: tp × pp × cp × dp = {n_dp * tp * pp * cp}, not --devices {devices}")
+            if fsdp != "none" and (named := typed_flags(ctx, "zero")):
+                raise InputError(f"{named[0]} {zero} and --fsdp {fsdp} both choose how the states are sharded (--fsdp full is ZeRO-3): "
+                                 "give one of them")  # fmt: skip
             batch = gbt or max(DEFAULT_BATCH[method], n_dp * micro_batch * seq_len)
             fields = {"tp": tp, "pp": pp, "cp": cp, "dp": n_dp, "ep": ep, "virtual_pipeline": vp, "zero": zero,
                       "fsdp": fsdp, "recompute": recompute, "micro_batch": micro_batch, "seq_len": seq_len,

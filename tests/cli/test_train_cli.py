@@ -89,6 +89,7 @@ def test_infeasible_searches_exit_3_with_the_binding_reason(aicap: Any, args: tu
         (("-m", "llama-3.1-8b", "--hardware", "nope", "--devices", "8"), "nope"),
         (("-m", "bert-base", "--hardware", "h100-sxm", "--devices", "1"), "decoder"),
         (("-m", "llama-3.1-8b"), "--tokens"),
+        (("-m", "llama-3.1-8b", "--hardware", "h100-sxm", "--devices", "8", "--fsdp", "full", "--zero", "2"), "give one of them"),
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(aicap: Any, args: tuple[str, ...], needle: str) -> None:
