@@ -32,6 +32,9 @@ _EXPORTS = {
     "load_fleet": "aicap.sizing.plan.fleet_io",
     "builtin_fleet": "aicap.sizing.plan.fleet_io",
     "load_plan": "aicap.sizing.plan.fleet_io",
+    "any_plan_or_size": "aicap.sizing.plan.fleet_io",
+    "PeriodPlan": "aicap.sizing.core.period_plan",
+    "size_periods": "aicap.sizing.plan.periods",
     "size": "aicap.sizing.plan.sizer",
     "diff": "aicap.sizing.plan.diff",
     "Policy": "aicap.sizing.plan.policy",
@@ -55,9 +58,11 @@ __all__ = [
     "Fleet",
     "InfeasibleError",
     "InputError",
+    "PeriodPlan",
     "Plan",
     "Policy",
     "Workload",
+    "any_plan_or_size",
     "builtin_fleet",
     "check",
     "decode_step",
@@ -68,6 +73,7 @@ __all__ = [
     "load_plan",
     "prefill_step",
     "size",
+    "size_periods",
     "size_verified",
     "verify",
 ]
@@ -77,9 +83,11 @@ if TYPE_CHECKING:  # precise types for mypy and editors; at run time names load 
     from aicap.sizing.core.deployment import Deployment
     from aicap.sizing.core.errors import AicapError, ExitCode, InfeasibleError, InputError
     from aicap.sizing.core.fleet import Fleet, Workload
+    from aicap.sizing.core.period_plan import PeriodPlan
     from aicap.sizing.core.plan import Plan
     from aicap.sizing.plan.diff import diff
-    from aicap.sizing.plan.fleet_io import builtin_fleet, load_fleet, load_plan
+    from aicap.sizing.plan.fleet_io import any_plan_or_size, builtin_fleet, load_fleet, load_plan
+    from aicap.sizing.plan.periods import size_periods
     from aicap.sizing.plan.policy import Policy
     from aicap.sizing.plan.policy import evaluate as check
     from aicap.sizing.plan.sizer import size

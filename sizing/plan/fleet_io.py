@@ -141,8 +141,9 @@ def _exists(path: Path) -> bool:
         return False
 
 
-def load_fleet(path: Path, **overrides: Any) -> Fleet:
+def load_fleet(path: Path | str, **overrides: Any) -> Fleet:
     """Read and validate a fleet file; errors name file:line and the field; model and profile files are read relative to it."""
+    path = Path(path)
     text = read_text(path)
     doc = load_yaml(path, text)
     if not isinstance(doc, dict):
@@ -246,7 +247,7 @@ def _plan_model_files(doc: dict[str, Any], base: Path) -> dict[str, Any]:
     return out
 
 
-def load_plan(path: Path) -> Plan | None:
+def load_plan(path: Path | str) -> Plan | None:
     """Read a plan (what ``aicap size --output`` writes), or ``None`` if ``path`` is a fleet file.
 
     JSON plans are parsed as JSON (``2e3`` is a number), YAML plans with the safe loader; either is
@@ -255,6 +256,7 @@ def load_plan(path: Path) -> Plan | None:
     """
     from aicap.sizing.core.period_plan import PeriodPlan
 
+    path = Path(path)
     plan = _read_plan(path)
     if isinstance(plan, PeriodPlan):
         raise InputError(f"{path}: a plan over demand periods; this command reads static plans only for now "
@@ -262,8 +264,9 @@ def load_plan(path: Path) -> Plan | None:
     return plan
 
 
-def any_plan_or_size(path: Path, cat: CatalogueLike) -> Plan | PeriodPlan:
+def any_plan_or_size(path: Path | str, cat: CatalogueLike) -> Plan | PeriodPlan:
     """A plan (static or over demand periods) from a plan file, or by planning a fleet file as ``aicap size`` would."""
+    path = Path(path)
     plan = _read_plan(path)
     if plan is not None:
         return plan

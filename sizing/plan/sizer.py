@@ -313,6 +313,9 @@ def _size(fleet: Fleet, cat: CatalogueLike, alternatives: bool, time_limit_s: fl
           jobs: int | None, pools_in: tuple[str, str] | None = None) -> Plan:  # fmt: skip
     """:func:`size` with the collector paused; ``pools_in`` keeps disaggregated pools in one (cloud, region)."""
     insts, warnings = allowed_instances(fleet, cat)
+    if any(w.profile is not None for w in fleet.workloads) or len(fleet.constraints.pricing_models) > 1:
+        warnings.append(f"a static plan: each workload sized at its busiest hour, priced {fleet.constraints.price_model} "
+                        "(size_periods plans a fleet with hourly profiles or several pricing models hour by hour)")  # fmt: skip
     fleet, pools = split(fleet, cat, insts)
     warnings += pools
     if pools_in is not None:
