@@ -89,17 +89,19 @@ def diff(base: Plan, head: Plan) -> dict[str, Any]:
 
 
 def _period_numbers(plan: PeriodPlan) -> dict[str, dict[str, Any]]:
-    """Per workload: its replicas and capacity in its busiest hour (the first of most demand), and the fewest replicas of any hour.
+    """Per workload: replicas, capacity and demand in its busiest hour (the first of most demand); most and fewest replicas.
 
-    Both busiest-hour figures come from the same hour: replicas and capacity that occur together.
+    The busiest-hour figures come from the same hour: replicas and capacity that occur together. The most replicas
+    may run in another hour (capacity ordered one lead time ahead of a rise), so ``max_replicas`` is its own figure.
     """
     out: dict[str, dict[str, Any]] = {}
     for k, name in enumerate(w.name for w in plan.periods[0].workloads) if plan.periods else []:
         demand = [p.workloads[k].demand_requests_per_s for p in plan.periods]
         busiest = plan.periods[max(range(len(demand)), key=lambda h: (demand[h], -h))].workloads[k]
-        out[name] = {"max_replicas": sum(busiest.replicas), "min_replicas": min(sum(p.workloads[k].replicas) for p in plan.periods),
-                     "peak_capacity_requests_per_s": round(busiest.capacity_requests_per_s, 4),
-                     "peak_demand_requests_per_s": round(busiest.demand_requests_per_s, 4),
+        counts = [sum(p.workloads[k].replicas) for p in plan.periods]
+        out[name] = {"busiest_hour_replicas": sum(busiest.replicas), "max_replicas": max(counts), "min_replicas": min(counts),
+                     "busiest_hour_capacity_requests_per_s": round(busiest.capacity_requests_per_s, 4),
+                     "busiest_hour_demand_requests_per_s": round(busiest.demand_requests_per_s, 4),
                      "hardware": sorted({d.hardware for d in plan.deployments.get(name, [])})}  # fmt: skip
     return out
 
@@ -115,7 +117,7 @@ def diff_periods(base: PeriodPlan, head: PeriodPlan) -> dict[str, Any]:
     Same keys as :func:`diff` where they mean the same (``headline``, ``totals`` with ``base``/``head``/
     ``delta``/``delta_pct``, ``workloads`` with ``status``/``base``/``head``/``delta``, ``notes``); the
     totals are the monthly money, the static-peak comparison and the devices at the busiest hour, and a
-    workload's numbers are its busiest hour's replicas and capacity and its quietest hour's replicas.
+    workload's numbers are its busiest hour's replicas, capacity and demand and the most and fewest replicas of any hour.
     """
     bw, hw = _period_numbers(base), _period_numbers(head)
     rows = []

@@ -280,7 +280,8 @@ def test_diff_of_two_period_plans(tmp_path: Path) -> None:
     d = diff_periods(base, head)
     assert d["headline"].startswith("+$") and d["totals"]["delta"]["usd_per_month"] > 0
     (w,) = d["workloads"]
-    assert w["status"] == "changed" and w["delta"]["peak_capacity_requests_per_s"] > 0 and w["head"]["peak_demand_requests_per_s"] == 24.0
+    assert w["status"] == "changed" and w["delta"]["busiest_hour_capacity_requests_per_s"] > 0
+    assert w["head"]["busiest_hour_demand_requests_per_s"] == 24.0
     assert diff_periods(base, base)["workloads"][0]["status"] == "unchanged"
     example = ROOT / "examples" / "diurnal-chat.yaml"
     r = CliRunner().invoke(app, ["-q", "diff", str(example), str(example), "-f", "json"])
@@ -398,10 +399,12 @@ def test_a_period_diff_names_reservations_and_takes_the_busiest_hour_from_one_ho
     for plan, side in ((od, "base"), (mixed, "head")):  # replicas and capacity of the same (busiest) hour
         for k, w in enumerate(plan.periods[0].workloads):
             row = next(r[side] for r in d["workloads"] if r["workload"] == w.name)
-            hours = [p for p in plan.periods if round(p.workloads[k].demand_requests_per_s, 4) == row["peak_demand_requests_per_s"]]
+            hours = [p for p in plan.periods if round(p.workloads[k].demand_requests_per_s, 4) == row["busiest_hour_demand_requests_per_s"]]
             first = hours[0].workloads[k]
-            assert sum(first.replicas) == row["max_replicas"]
-            assert round(first.capacity_requests_per_s, 4) == row["peak_capacity_requests_per_s"]
+            assert sum(first.replicas) == row["busiest_hour_replicas"]
+            assert round(first.capacity_requests_per_s, 4) == row["busiest_hour_capacity_requests_per_s"]
+            # max_replicas is the most of any hour: it read as one and was the busiest hour's count
+            assert row["max_replicas"] == max(sum(p.workloads[k].replicas) for p in plan.periods) >= row["busiest_hour_replicas"]
 
 
 def test_hourly_costs_add_up_to_the_month_when_a_commitment_outlasts_the_hours_run() -> None:
