@@ -156,12 +156,18 @@ def _solved(p: PeriodProblem, what: str, pool: HourPool, seeds: tuple[np.ndarray
         budget = ""
         if p.budget_per_hour is not None:
             budget = " or the budget" + ("" if c is None or c.budget_usd_per_month is None else f" (${c.budget_usd_per_month:,.0f}/month)")
+        if sol.usd > 0 and c is not None and c.budget_usd_per_month is not None:  # within the caps: the budget binds
+            month = sol.usd * c.hours_per_month / p.demand.shape[1]
+            raise InfeasibleError(f"budget ${c.budget_usd_per_month:,.0f}/month is below the cheapest {what} found over every period, "
+                                  f"${month:,.0f}/month" + ("" if sol.status == "infeasible" else " (the decomposition's; not proven "
+                                  "the cheapest)"))  # fmt: skip
         busiest = ""
         if fleet is not None and p.demand.size:
             k = int(np.argmax(p.demand.max(axis=1)))
             h = int(np.argmax(p.demand[k]))
             when = f" in hour {h}" if p.demand.shape[1] > 1 else ""  # the static peak plan has one period, the peak
-            busiest = f"; its busiest demand: '{fleet.workloads[k].name}' at {_rate(float(p.demand[k, h]))} req/s{when}"
+            ahead = " of the demand as planned (capacity in place one lead time before a rise)" if when else ""
+            busiest = f"; its busiest demand: '{fleet.workloads[k].name}' at {_rate(float(p.demand[k, h]))} req/s{when}{ahead}"
         why = "" if sol.status == "infeasible" else " (none found by the decomposition within the time limit; not proven infeasible)"
         raise InfeasibleError(f"no {what} meets every period's demand within {caps}{budget}{why}{busiest}")
     return sol

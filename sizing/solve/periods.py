@@ -371,7 +371,7 @@ def solve_periods(p: PeriodProblem, *, rounds: int = 4, seeds: tuple[I, ...] = (
     total, r, fixed, n = best
     if p.budget_per_hour is not None and total / hours > p.budget_per_hour * (1 + 1e-9):
         # Infeasible only when even the bound is over budget; else the decomposition found no plan within it.
-        return _empty(p, "infeasible" if bound / hours > p.budget_per_hour * (1 + 1e-9) else "no_solution", t0)
+        return _empty(p, "infeasible" if bound / hours > p.budget_per_hour * (1 + 1e-9) else "no_solution", t0, usd=total)
     gap = max(0.0, (total - bound) / total) if total > 0 else 0.0
     return PeriodSolution("optimal" if gap <= p.mip_rel_gap else "decomposed", r, fixed, n, total, gap, time.perf_counter() - t0)
 
@@ -440,8 +440,9 @@ def _local_search(p: PeriodProblem, best: tuple[float, I, I, I], solved: _Solved
     return best
 
 
-def _empty(p: PeriodProblem, status: str, t0: float) -> PeriodSolution:
+def _empty(p: PeriodProblem, status: str, t0: float, usd: float = 0.0) -> PeriodSolution:
+    """No plan: ``usd`` is the cheapest plan found over the horizon where the budget alone refused it, else 0."""
     _, hours, nc, nt, nm, _, _ = _index(p)
     z = np.zeros
-    return PeriodSolution(status, z((nc, hours), np.int64), z((nt, nm), np.int64), z((nt, nm, hours), np.int64), 0.0, float("nan"),
+    return PeriodSolution(status, z((nc, hours), np.int64), z((nt, nm), np.int64), z((nt, nm, hours), np.int64), usd, float("nan"),
                           time.perf_counter() - t0)  # fmt: skip
