@@ -69,7 +69,7 @@ def step_seconds(c: Cost, ve: VirtualEngine, decode_seqs: int) -> float:
     if len(c) == 1:
         return c[0]
     # The simulator's hot loop calls this once per step: the common case of decode_context inline.
-    s = ve.context + decode_seqs * ve.tick if decode_seqs == len(ve.decoders) else ve.decode_context(decode_seqs)
+    s = ve.context + ve.gain * decode_seqs * ve.tick if decode_seqs == len(ve.decoders) else ve.decode_context(decode_seqs)
     a = c[1] + c[2] * s + c[3] * ve.span_mo + c[4] * ve.span_mm
     b = c[5] + c[6] * s + c[7] * ve.span_o + c[8] * ve.chunks
     t = c[0] + (a if a > b else b)

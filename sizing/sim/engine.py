@@ -203,6 +203,10 @@ class Requests:
     cached_tokens : numpy.ndarray of int64 or None, optional
         Tokens of each prompt found in the prefix cache (``0 ≤ cached < input``): they hold KV blocks
         but are not prefilled; ``None``: none.
+    reserved_tokens : numpy.ndarray of int64 or None, optional
+        Of each request's cached prefix, tokens that only hold KV blocks: never attended to, by a prefill
+        chunk or a decode step (:func:`in_steps` puts a speculative request's gained tokens there);
+        ``None``: none.
     """
 
     arrival_s: F
@@ -210,6 +214,7 @@ class Requests:
     output_tokens: I
     priority: I | None = None
     cached_tokens: I | None = None
+    reserved_tokens: I | None = None
 
     def __post_init__(self) -> None:
         a = np.asarray(self.arrival_s, dtype=np.float64)
@@ -233,6 +238,12 @@ class Requests:
             if k.shape != a.shape or (k < 0).any() or (k >= i).any():
                 raise ValueError("cached_tokens must be 1-D like arrival_s, with 0 <= cached < input_tokens")
             object.__setattr__(self, "cached_tokens", k)
+        if self.reserved_tokens is not None:
+            v = np.asarray(self.reserved_tokens, dtype=np.int64)
+            k0 = np.zeros_like(i) if self.cached_tokens is None else self.cached_tokens
+            if v.shape != a.shape or (v < 0).any() or (v > k0).any():
+                raise ValueError("reserved_tokens must be 1-D like arrival_s, with 0 <= reserved <= cached_tokens")
+            object.__setattr__(self, "reserved_tokens", v)
         object.__setattr__(self, "arrival_s", a)
         object.__setattr__(self, "input_tokens", i)
         object.__setattr__(self, "output_tokens", o)
@@ -245,8 +256,9 @@ def in_steps(requests: Requests, tokens_per_step: float) -> Requests:
     """The trace with each request's decode counted in steps of ``E`` tokens (speculative decoding; see module docstring).
 
     A request of ``O ≥ 2`` output tokens emits ``O' = 1 + ⌈(O − 1)/E⌉`` times; the ``O − O'`` tokens it
-    gains are added to its prompt as a cached prefix, so they hold KV blocks from admission (its peak need
-    ``I + O − 1`` is kept) but are never prefilled. ``E = 1`` returns ``requests`` unchanged.
+    gains are added to its prompt as a reserved prefix (``reserved_tokens``), so they hold KV blocks from
+    admission (its peak need ``I + O − 1`` is kept) but are neither prefilled nor attended to: its prefill
+    and its decode steps are priced at the context the request has. ``E = 1`` returns ``requests`` unchanged.
     """
     if tokens_per_step <= 1.0:
         return requests
@@ -254,14 +266,16 @@ def in_steps(requests: Requests, tokens_per_step: float) -> Requests:
     steps = np.where(o >= 2, 1 + np.ceil((o - 1) / tokens_per_step).astype(np.int64), o)
     extra = o - steps
     cached = extra if requests.cached_tokens is None else requests.cached_tokens + extra
-    return Requests(requests.arrival_s, requests.input_tokens + extra, steps, requests.priority, cached)
+    reserved = extra if requests.reserved_tokens is None else requests.reserved_tokens + extra
+    return Requests(requests.arrival_s, requests.input_tokens + extra, steps, requests.priority, cached, reserved)
 
 
 def _table(requests: Requests, order: NDArray[np.intp], arrival_s: list[float]) -> RequestTable:
     """The shared per-request state, requests in ``order`` (arrival instants as given)."""
     prio = None if requests.priority is None else requests.priority[order].tolist()
     cached = None if requests.cached_tokens is None else requests.cached_tokens[order].tolist()
-    return RequestTable(arrival_s, requests.input_tokens[order].tolist(), requests.output_tokens[order].tolist(), prio, cached)
+    attend = None if requests.reserved_tokens is None else (requests.input_tokens - requests.reserved_tokens)[order].tolist()
+    return RequestTable(arrival_s, requests.input_tokens[order].tolist(), requests.output_tokens[order].tolist(), prio, cached, attend)
 
 
 def _replica(config: EngineConfig, table: RequestTable, policy: Scheduler) -> list[VirtualEngine]:
@@ -272,7 +286,8 @@ def _replica(config: EngineConfig, table: RequestTable, policy: Scheduler) -> li
     return [VirtualEngine(k, seqs, config.max_batched_tokens, blocks, config.block_tokens, table, policy.queue(table), evict,
                           config.verify_tokens, whole_prompts=not config.chunked_prefill, prefill_first=config.prefill_first,
                           decode_steps=config.decode_steps, state_blocks=config.state_blocks,
-                          record_gaps=config.record_gaps) for k in range(p)]  # fmt: skip
+                          record_gaps=config.record_gaps, gain=config.tokens_per_step if config.tokens_per_step > 1 else 1)
+            for k in range(p)]  # fmt: skip
 
 
 def _too_big(requests: Requests, order: NDArray[np.intp], config: EngineConfig) -> list[bool]:

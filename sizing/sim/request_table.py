@@ -49,6 +49,7 @@ class RequestTable:
     __slots__ = (
         "admit_s",
         "arrival_s",
+        "attend",
         "base",
         "cached",
         "emitted",
@@ -66,11 +67,15 @@ class RequestTable:
     )
 
     def __init__(self, arrival_s: list[float], input_tokens: list[int], output_tokens: list[int],
-                 priority: list[int] | None = None, cached: list[int] | None = None) -> None:  # fmt: skip
+                 priority: list[int] | None = None, cached: list[int] | None = None,
+                 attend: list[int] | None = None) -> None:  # fmt: skip
         n = len(arrival_s)
         self.cached = [0] * n if cached is None else cached  # prompt tokens found in the prefix cache: not prefilled
         self.arrival_s = arrival_s
         self.input = input_tokens
+        # Of the input, the tokens a step attends to: all but a reserved prefix that only holds KV blocks
+        # (a speculative request's gained tokens, engine.in_steps); the same list when there is none.
+        self.attend = input_tokens if attend is None else attend
         self.output = output_tokens
         self.priority = [0] * n if priority is None else priority  # class, 0 the most urgent
         self.emitted = [0] * n  # tokens emitted (exact while waiting or prefilling; base + tick while decoding)

@@ -26,11 +26,14 @@ smaller than the number of decoding requests) has its ``base`` lowered by one an
 tick later — work proportional to the skipped requests only. Stale ``finish_at`` entries (requests
 since preempted or skipped) are recognised and ignored.
 
-Contexts. The step time depends on the tokens in the decoders' KV caches, ``Σ (I + g − 1)``; with
-``g = base + tick`` that is ``context + decoders·tick`` for ``context = Σ (I + base − 1)``, kept up to date
-where a request starts or stops decoding or skips a step. A step's prefill chunks add up ``Σ m·o``,
-``Σ m²``, ``Σ o`` and their number (``m`` tokens after ``o`` of the same prompt; see
-:mod:`aicap.sizing.serve.context_step`).
+Contexts. The step time depends on the tokens the decoders attend to, ``Σ (A + E·(g − 1))``; with
+``g = base + tick`` that is ``context + E·decoders·tick`` for ``context = Σ (A + E·(base − 1))``, kept up to
+date where a request starts or stops decoding or skips a step. ``A`` is the input a request attends to: ``I``
+less a reserved prefix that only holds blocks (``RequestTable.attend``; blocks count ``I``), and ``E``
+(``gain``) the tokens a decode step adds to it: 1, or the mean accepted with speculative decoding, whose
+request emits once a step (:func:`aicap.sizing.sim.engine.in_steps`). A step's
+prefill chunks add up ``Σ m·o``, ``Σ m²``, ``Σ o`` and their number (``m`` tokens after ``o`` attended
+tokens of the same prompt; see :mod:`aicap.sizing.serve.context_step`).
 
 Block counts use ``-x // B == -ceil(x/B)`` (floor division of the negation), so ``used -= -x // B``
 takes ``ceil(x/B)`` blocks and ``used += -x // B`` frees them, in integer arithmetic.
@@ -83,6 +86,7 @@ class VirtualEngine:
         "evict",
         "finish_at",
         "finished",
+        "gain",
         "gaps",
         "held",
         "index",
@@ -109,8 +113,10 @@ class VirtualEngine:
     def __init__(self, index: int, max_seqs: int, max_tokens: int, blocks: int, block_tokens: int, table: RequestTable,
                  waiting: WaitQueue | None = None, evict: Callable[[VirtualEngine], int] | None = None,
                  verify_tokens: int = 1, *, whole_prompts: bool = False, prefill_first: bool = False,
-                 decode_steps: int = 1, state_blocks: int = 0, record_gaps: bool = False) -> None:  # fmt: skip
+                 decode_steps: int = 1, state_blocks: int = 0, record_gaps: bool = False, gain: float = 1) -> None:  # fmt: skip
         self.index = index
+        # Tokens a decoder's context grows by in a step: 1, or E with speculative decoding (its emits count steps).
+        self.gain = gain
         self.whole_prompts = whole_prompts  # no chunked prefill: a prompt within max_tokens is prefilled in one step
         self.prefill_first = prefill_first  # a step that prefills anything decodes nothing (vLLM v0's default scheduler)
         self.decode_steps = decode_steps  # decode-only steps per scheduling round (vLLM v0 multi-step scheduling)
@@ -137,7 +143,7 @@ class VirtualEngine:
         self.finished: list[int] = []  # requests finished, in order (a closed-loop client reads and clears it)
         self.scheduled = 0  # decoders scheduled in the current step (a prefix in admission order)
         self.preemptions = 0
-        self.context = 0  # Σ (input + base − 1) over the decoders: their KV tokens are this + tick each (module docstring)
+        self.context: float = 0  # Σ (attend + gain·(base − 1)) over the decoders; + gain·tick each (module docstring)
         self.span_mo = 0  # Σ m·o over the current step's prefill chunks (m tokens after o of the same prompt)
         self.span_mm = 0  # Σ m² over them
         self.span_o = 0  # Σ o over them
@@ -193,9 +199,10 @@ class VirtualEngine:
             return 0
         c = min(t.prompt[r] - done, budget)
         if c > 0:
-            self.span_mo += c * done
+            o = done - t.input[r] + t.attend[r]  # the tokens before the chunk that it attends to (not a reserved prefix)
+            self.span_mo += c * o
             self.span_mm += c * c
-            self.span_o += done
+            self.span_o += o
             self.chunks += 1
         done += c
         t.prefilled[r] = done
@@ -226,12 +233,12 @@ class VirtualEngine:
         self.scheduled = k
         return k
 
-    def decode_context(self, k: int) -> int:
-        """Tokens in the KV caches of the ``k`` oldest decoders before this step, ``Σ (input + emitted − 1)``."""
+    def decode_context(self, k: int) -> float:
+        """Tokens the ``k`` oldest decoders attend to before this step, ``Σ (attend + emitted − 1)`` (module docstring)."""
         if k == len(self.decoders):
-            return self.context + k * self.tick
-        t, tick = self.table, self.tick - 1
-        return sum(t.input[r] + t.base[r] + tick for r in islice(self.decoders, k))
+            return self.context + self.gain * k * self.tick
+        t, tick, e = self.table, self.tick - 1, self.gain
+        return float(sum(t.attend[r] + e * (t.base[r] + tick) for r in islice(self.decoders, k)))
 
     def preempt_last(self) -> int:
         """Preempt (recompute) the most recently admitted running request; return its id (see :meth:`preempt`)."""
@@ -256,7 +263,7 @@ class VirtualEngine:
             if self.gaps is not None:
                 self.gaps.preempted()
             self.bucket[t.key[r]] -= 1
-            self.context -= t.input[r] + t.base[r] - 1
+            self.context -= t.attend[r] + self.gain * (t.base[r] - 1)
             self.used += -(t.input[r] + g - 1) // self.block_tokens
         else:
             if self.prefilling and self.prefilling[-1] == r:
@@ -311,7 +318,7 @@ class VirtualEngine:
             else:
                 gaps.decoded(now_s, d)
         if self.scheduled < len(dec):  # skipped decoders emitted nothing: shift their clock by one
-            self.context -= len(dec) - self.scheduled
+            self.context -= self.gain * (len(dec) - self.scheduled)
             for r in islice(dec, self.scheduled, None):
                 base[r] -= 1
                 k = key[r]
@@ -336,7 +343,7 @@ class VirtualEngine:
                 t.finish_s[r] = now_s
                 self.finished.append(r)
                 self.used += -(t.input[r] + base[r] + tick - 1) // block - self.state_blocks
-                self.context -= t.input[r] + base[r] - 1
+                self.context -= t.attend[r] + self.gain * (base[r] - 1)
                 bucket[key[r]] -= 1
                 del dec[r]
                 del self.running[r]
@@ -361,7 +368,7 @@ class VirtualEngine:
                 state[r] = DECODE
                 b = g - tick
                 base[r] = b
-                self.context += t.input[r] + b - 1
+                self.context += t.attend[r] + self.gain * (b - 1)
                 k = (t.input[r] + b - 1) % block
                 key[r] = k
                 bucket[k] += 1

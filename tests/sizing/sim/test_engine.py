@@ -368,3 +368,25 @@ def test_state_blocks_are_returned_on_preemption() -> None:
 def test_negative_state_tokens_are_refused() -> None:
     with pytest.raises(ValueError, match="state_tokens"):
         EngineConfig(1, 8, 16, state_tokens=-1)
+
+
+class _ContextStep:
+    """A step of 1 ms plus 1 us per decode context token (S) and per unit of the prefill span Σ m·o."""
+
+    def __call__(self, d: int, p: int) -> float:
+        return 0.001
+
+    def parts(self, d: int, p: int) -> tuple[float, ...]:
+        return (0.001, 0.0, 1e-6, 1e-6, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0)
+
+
+@pytest.mark.parametrize("gain", [2.0, 3.0])
+def test_speculative_steps_are_priced_at_the_context_the_request_has(gain: float) -> None:
+    # A speculative request's gained tokens were a cached prefix from admission: its prefill was priced after them
+    # (TTFT grew with the output length) and its decode steps at contexts 666 tokens too long at the start.
+    req = Requests(np.array([0.0]), np.array([1000]), np.array([1000]))
+    plain = simulate(_ContextStep(), req, EngineConfig(8, 4096, 10**6))
+    spec = simulate(_ContextStep(), req, EngineConfig(8, 4096, 10**6, verify_tokens=4, tokens_per_step=gain))
+    assert spec.ttft_s[0] == pytest.approx(plain.ttft_s[0])
+    mean_step = lambda r: (r.e2e_s[0] - r.ttft_s[0]) / (r.steps - 1)  # noqa: E731
+    assert mean_step(spec) == pytest.approx(mean_step(plain), rel=0.01)  # the same mean context, ~1,500 tokens
