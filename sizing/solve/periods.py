@@ -15,7 +15,8 @@ kept free against interruptions; ``B`` a budget [USD/hour, averaged over the hor
 Variables (all integer ≥ 0)
 ---------------------------
 r_ch
-    Replicas of candidate ``c`` in period ``h`` (``≤ max(⌈max_h λ_wh/q_c⌉, k_w)``).
+    Replicas of candidate ``c`` in period ``h`` (``≤ max(⌈max_h λ_wh/q_c⌉, k_w)``, plus ``⌈D_t/d_c⌉`` where a spot
+    share applies: replicas on an instance's idle devices raise the spot allowed).
 R_tm
     Instances of type ``t`` reserved under model ``m`` for the whole horizon.
 n_tmh
@@ -211,7 +212,12 @@ def _build(p: PeriodProblem, fixed: I | None) -> tuple[F, Any, F, F, F, F, int, 
     cost[n_c[~is_res].ravel()] = np.repeat(price_tm[~is_res], hours)
     lb, ub = np.zeros(nv), np.zeros(nv)
     peak = p.demand.max(axis=1)
-    ub[rc] = np.repeat(np.maximum(np.ceil(peak[cw] / np.maximum(q, 1e-12) - 1e-9), p.min_replicas[cw]), hours)
+    need = np.maximum(np.ceil(peak[cw] / np.maximum(q, 1e-12) - 1e-9), p.min_replicas[cw])
+    if sp.any() and p.spot_max_share < 1.0:
+        # Replicas beyond the demand can pay under a spot share: on an instance's idle devices they raise the spot
+        # allowed (s·Σ d_c r_c). One instance's worth per candidate is left room for that.
+        need = need + np.ceil(p.type_devices[ct] / cd)
+    ub[rc] = np.repeat(need, hours)
     ub[big_c[is_res][:, 0]] = capped[tm[is_res, 0]]
     ub[n_c[~is_res].ravel()] = np.repeat(capped[tm[~is_res, 0]], hours)
     if fixed is not None:

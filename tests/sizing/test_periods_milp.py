@@ -222,3 +222,15 @@ def test_workers_do_not_rerun_the_calling_script(tmp_path: Path) -> None:
     out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120, check=True)
     assert out.stdout.count("top level ran") == 1
     assert "usd" in out.stdout
+
+
+def test_a_replica_beyond_the_demand_may_pay_for_the_spot_it_allows() -> None:
+    # One 2-device type, 1-device replicas of 1.55 req/s, 4.12 req/s, spot at most half the serving devices: 3 replicas on
+    # 2 on-demand instances ($19.10) was called optimal, but a fourth replica on 1 on-demand + 1 spot instance ($13.26)
+    # meets the share (2 <= 0.5 x 4). The replica cap (the demand's 3) cut it off, bound included.
+    p = PeriodProblem(demand=np.array([[4.12]]), min_replicas=np.array([0]), cand_workload=np.array([0]), cand_type=np.array([0]),
+                      cand_devices=np.array([1]), cand_capacity=np.array([1.55]), type_devices=np.array([2]),
+                      type_cap=np.array([np.inf]), models=("on_demand", "spot"), price=np.array([[9.55, 3.71]]), spot_max_share=0.5,
+                      spot_headroom=0.0)  # fmt: skip
+    sol = solve_periods(p)
+    assert sol.usd == pytest.approx(9.55 + 3.71) and sol.hourly[0, :, 0].tolist() == [1, 1] and sol.replicas.sum() == 4
