@@ -64,7 +64,7 @@ def register(app: typer.Typer) -> None:
         for s in settings:
             engine = to.value if to.value in ENGINE_TARGETS else s.engine
             if to.value in ENGINE_TARGETS and s.engine != to.value:
-                info(f"aicap: note: {s.name} was planned with {s.engine}'s limits; the {to.value} launch carries the same settings")
+                info(f"aicap: note: {s.name} was planned with {s.planned_with}; the {to.value} launch carries the same settings")
             launches.append(launch(s, flag_map(engine)))
         files: list[tuple[str, str]] = []
         if to.value in ENGINE_TARGETS:
@@ -135,7 +135,7 @@ def _llmd(settings: list[Settings], cat: CatalogueLike, plan_name: str) -> list[
         info(f"aicap: note: left out {why}")
     for s, prefill in pairs:
         if s.engine != "vllm":
-            info(f"aicap: note: {s.name} was planned with {s.engine}'s limits; llm-d runs vLLM with the same settings")
+            info(f"aicap: note: {s.name} was planned with {s.planned_with}; llm-d runs vLLM with the same settings")
         try:
             if prefill is None:
                 doc, notes = values(s, flag_map("vllm"), chart, cat, kubernetes_facts())

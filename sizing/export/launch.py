@@ -45,6 +45,14 @@ class Settings:
     devices_per_replica: int
     values: dict[str, object]
     notes: list[str] = field(default_factory=list)
+    profile: str = ""  # the engine profile the plan was made with ("generic" launches as GENERIC_LAUNCHES_AS); "" = engine
+
+    @property
+    def planned_with(self) -> str:
+        """The engine profile the deployment was planned with, as a note names it."""
+        if self.profile == "generic":
+            return f"the generic profile ({GENERIC_LAUNCHES_AS}'s defaults)"
+        return f"{self.profile or self.engine}'s limits"
 
 
 @dataclass(frozen=True)
@@ -118,8 +126,11 @@ def deployment_settings(plan: Plan, cat: CatalogueLike) -> list[Settings]:
                 v["dtype"] = d.weights_dtype
             else:
                 v["quantization"] = d.weights_dtype
-            stored = getattr(model, "checkpoint_dtype", None)
-            if stored is not None and d.weights_dtype != stored:
+            stored = getattr(model, "checkpoint_dtype", None) or getattr(model, "native_dtype", None)
+            # A 16-bit checkpoint is quantised to fp8 as it loads (the engines' online fp8); any other format needs a copy
+            # of the checkpoint in it (vLLM and SGLang load modelopt_fp4, int4 or mxfp4 weights, they do not make them).
+            online = stored in _SIXTEEN_BIT and (d.weights_dtype in _SIXTEEN_BIT or d.weights_dtype == "fp8")
+            if stored is not None and d.weights_dtype != stored and not online:
                 notes.append(f"weights {d.weights_dtype}: {repo} is released in {stored}, and an engine loads a checkpoint in its "
                              f"own format; point the model at a {d.weights_dtype} copy of it")  # fmt: skip
             if d.kv_dtype not in _SIXTEEN_BIT:
@@ -135,7 +146,7 @@ def deployment_settings(plan: Plan, cat: CatalogueLike) -> list[Settings]:
                 if spec.draft_model is not None:
                     v["speculative_draft_model"] = checkpoint(cat, spec.draft_model)[0]
             out.append(Settings(dns_label(f"{pw.name}-{k}"), pw.name, k, engine, d.instance_type, d.hardware, d.replicas, d.tp * d.pp,
-                                v, notes))  # fmt: skip
+                                v, notes, resolved.id))  # fmt: skip
     return out
 
 
@@ -168,6 +179,19 @@ def launch(s: Settings, fmap: FlagMap, port: int | None = None, omit: frozenset[
     """
     values = dict(s.values)
     values["port"] = port or fmap.default_port
+    spelled = {f.field for f in fmap.flags} | ({k.field for k in fmap.extra_options_file.keys} if fmap.extra_options_file else set())
+    for fld in [f for f, v in values.items() if v is True and f not in spelled and f"{f}_off" in spelled]:
+        del values[fld]  # on by default in this engine, which spells only the off form (SGLang's radix prefix cache)
+    k = values.get("speculative_draft_tokens")
+    if isinstance(k, int) and "speculative_verify_tokens" in spelled:
+        # SGLang drafts EAGLE-style (EAGLE, MTP, a draft model) k steps deep, one candidate a step, and counts the token
+        # the drafts extend among its draft tokens (k + 1 at top-k 1); spelled alone, k would run another speculation than
+        # the plan's. Its n-gram drafter takes the draft tokens alone.
+        del values["speculative_draft_tokens"]
+        if values.get("speculative_method") == "ngram":
+            values["speculative_verify_tokens"] = k
+        else:
+            values.update(speculative_num_steps=k, speculative_eagle_topk=1, speculative_verify_tokens=k + 1)
     if any(f.field == "metrics" for f in fmap.flags):
         values.setdefault("metrics", True)  # an engine whose /metrics is opt-in (SGLang): the autoscaler reads it
     if values.get("expert_parallel") is not None and any(f.field == "expert_parallel" and f.value == "bool-switch" for f in fmap.flags):

@@ -397,3 +397,37 @@ def test_an_engine_without_sourced_queue_gauges_gets_no_autoscaler_and_says_so(a
     assert not any(d["kind"] == "ScaledObject" for d in docs)
     deployment = next(d for d in docs if d["kind"] == "Deployment")
     assert deployment["metadata"]["annotations"]["aicap/autoscaler"].startswith("none: trtllm publishes no gauge")
+
+
+def test_sglang_mtp_is_spelled_with_its_steps_top_k_and_the_root_token(aicap, tmp_path: Path) -> None:
+    # One MTP draft token was "--speculative-num-draft-tokens 1" alone: SGLang counts the token the drafts extend
+    # (k + 1 at top-k 1) and, left without steps and top-k, picks its own speculation. Its radix prefix cache is on by
+    # default, which an export note called unsettable.
+    plan = tmp_path / "p.json"
+    r = aicap("-q", "size", "--model", "qwen3.5-9b", "--rate", "2", "--hardware", "h100-sxm", "--cloud", "aws", "--engine", "sglang",
+              "--speculative", "mtp", "--prefix-cached", "0.5", "-f", "json", "--output", str(plan))  # fmt: skip
+    assert r.code == 0, r.stderr
+    r = aicap("export", str(plan), "--to", "sglang")
+    assert r.code == 0, r.stderr
+    argv = " ".join(r.stdout.split())
+    assert "--speculative-algorithm NEXTN" in argv and "--speculative-num-steps 1" in argv
+    assert "--speculative-eagle-topk 1" in argv and "--speculative-num-draft-tokens 2" in argv
+    assert "prefix_caching" not in r.stdout + r.stderr and "--disable-radix-cache" not in argv
+
+
+def test_a_format_the_checkpoint_does_not_ship_in_is_noted_and_a_generic_plan_says_so(aicap, tmp_path: Path) -> None:
+    # nvfp4 weights of a bf16 checkpoint went out as "--quantization modelopt_fp4" without a word (only a quantised
+    # checkpoint's other formats were noted); a plan made with the generic profile was said to use vLLM's limits.
+    plan = tmp_path / "p.json"
+    r = aicap("-q", "size", "--model", "llama-3.1-8b", "--rate", "2", "--hardware", "b200", "--precision", "nvfp4", "-f", "json",
+              "--output", str(plan))  # fmt: skip
+    assert r.code == 0, r.stderr
+    r = aicap("export", str(plan), "--to", "vllm")
+    assert r.code == 0 and "--quantization modelopt_fp4" in r.stdout
+    assert "weights nvfp4: meta-llama/Llama-3.1-8B is released in bf16" in r.stdout
+    r = aicap("export", str(plan), "--to", "sglang")
+    assert "was planned with the generic profile (vllm's defaults)" in r.stderr
+    fp8 = tmp_path / "f.json"
+    assert aicap("-q", "size", "--model", "llama-3.1-8b", "--rate", "2", "--hardware", "h100-sxm", "--precision", "fp8", "-f", "json",
+                 "--output", str(fp8)).code == 0  # fmt: skip
+    assert "released in" not in aicap("export", str(fp8), "--to", "vllm").stdout  # fp8 is quantised as a 16-bit checkpoint loads
