@@ -60,7 +60,10 @@ def plan_view(plan: Plan) -> View:
               ["workload", "model", "instance", "devices", "layout", "replicas", "dtype", "req/s load/capacity", f"TTFT ms ({pct})",
                f"TPOT ms ({pct})", "$/hour", "$/month", "$/1M out tok"], rows,
               caption=f"Fleet: {t.instances} instances, {t.devices} devices ({t.devices_used} used), ${t.usd_per_hour:,.2f}/hour, "
-                      f"${t.usd_per_month:,.0f}/month. Engine: {engines}. TTFT/TPOT are percentiles at the planned load; ± = "
+                      f"${t.usd_per_month:,.0f}/month. Engine: {engines}. "
+                      + ("A disaggregated decode pool's $/1M out tok counts both its pools. "
+                         if any(w.disaggregated_role == "decode" for w in plan.workloads) else "")
+                      + "TTFT/TPOT are percentiles at the planned load; ± = "
                       "90th-percentile error of the performance model against published measurements under load "
                       "(aicap validate --set server)."),
         Table("Instances", ["instance", "cloud", "hardware", "count", "devices used", "$/hour (all)", "price date"],

@@ -92,7 +92,14 @@ class Workload(_Doc):
     error_band_pct: dict[str, float]
     usd_per_hour: Usd
     usd_per_month: Usd
-    usd_per_million_output_tokens: Usd | None = None
+    usd_per_million_output_tokens: Usd | None = Field(
+        None,
+        description="USD per million output tokens at the served rate; a disaggregated decode pool's counts both pools' cost, "
+        "its prefill pool has none (it emits one token a request)",
+    )
+    disaggregated_role: Literal["prefill", "decode"] | None = Field(
+        None, description="the pool of a disaggregated workload this entry is (its name ends .prefill or .decode); None: not split"
+    )
     deployments: list[Deployment]
     rejected_hardware: list[Rejected] = Field(default_factory=list)
 

@@ -26,6 +26,7 @@ from aicap.sizing.core.plan import Workload as PlanWorkload
 from aicap.sizing.core.specs import InstanceSpec
 from aicap.sizing.core.speculative import speculative_for
 from aicap.sizing.plan.candidates import Candidate
+from aicap.sizing.plan.disaggregate import DECODE, PREFILL
 from aicap.sizing.serve.load import Loaded
 from aicap.sizing.serve.replica import Replica, at_rates
 
@@ -135,13 +136,17 @@ def build_plan(fleet: Fleet, cat: CatalogueLike, insts: list[InstanceSpec], chos
     pairs = [(cand, load / r) for mine, loads in routed.values() for (cand, r), load in zip(mine, loads, strict=True)]
     flat = iter(at_rates([_replica(c) for c, _ in pairs], [rate for _, rate in pairs]))
     workloads = []
+    raw_usd_h: dict[str, float] = {}
     for w in fleet.workloads:
         mine, loads = routed[w.name]
         resolved = engine_for(cat, c.engine_of(w))
         engine, key = resolved.id, resolved.efficiency_key
         deps, usd_h = _deployments(mine, loads, [next(flat) for _ in mine], by_name, instance_counts, used, c.price_model, cat, key,
                                    c.billed_hours())  # fmt: skip
-        out_tok_h = served[w.name] * w.mean_output * 3600.0
+        raw_usd_h[w.name] = usd_h
+        if w.disaggregated_role == "prefill":  # one token a request: no TPOT to promise, no output tokens to price
+            deps = [d.model_copy(update={"tpot_ms": None}) for d in deps]
+        out_tok_h = served[w.name] * w.mean_output * 3600.0 if w.disaggregated_role != "prefill" else 0.0
         ttft = max((d.ttft_ms for d in deps), default=None)
         tpot = max((d.tpot_ms for d in deps if d.tpot_ms is not None), default=None)
         workloads.append(PlanWorkload(
@@ -151,10 +156,16 @@ def build_plan(fleet: Fleet, cat: CatalogueLike, insts: list[InstanceSpec], chos
             capacity_requests_per_s=sig(sum(d.capacity_requests_per_s for d in deps)), ttft_ms=ttft, tpot_ms=tpot,
             ttft_target_ms=w.slo.ttft_ms, tpot_target_ms=w.slo.tpot_ms, ttft_margin_pct=_margin(ttft, w.slo.ttft_ms),
             tpot_margin_pct=_margin(tpot, w.slo.tpot_ms), error_band_pct={k: bands[k] for k in ("ttft", "tpot") if k in bands},
-            usd_per_hour=money(usd_h), usd_per_month=money(usd_h * c.billed_hours()),
+            usd_per_hour=money(raw_usd_h[w.name]), usd_per_month=money(raw_usd_h[w.name] * c.billed_hours()),
             usd_per_million_output_tokens=money(usd_h / out_tok_h * 1e6) if out_tok_h > 0 else None,
-            deployments=deps, rejected_hardware=rejected.get(w.name, []),
+            disaggregated_role=w.disaggregated_role, deployments=deps, rejected_hardware=rejected.get(w.name, []),
         ))  # fmt: skip
+    for k, pw in enumerate(workloads):  # a disaggregated decode pool's tokens cost both pools
+        twin = pw.name.removesuffix(DECODE) + PREFILL
+        if pw.disaggregated_role == "decode" and twin in raw_usd_h and pw.usd_per_million_output_tokens is not None:
+            out_tok_h = served[pw.name] * next(w for w in fleet.workloads if w.name == pw.name).mean_output * 3600.0
+            both = money((raw_usd_h[pw.name] + raw_usd_h[twin]) / out_tok_h * 1e6)
+            workloads[k] = pw.model_copy(update={"usd_per_million_output_tokens": both})
     # From the catalogue's prices, not the instances' hourly figures rounded to cents (x 730 that is dollars off).
     total_h = sum(n * float(by_name[name].price(c.price_model) or 0.0) for name, n in instance_counts.items() if n > 0)
     totals = Totals(usd_per_hour=money(total_h), usd_per_month=money(total_h * c.billed_hours()),

@@ -18,6 +18,14 @@ def test_the_plan_has_a_prefill_and_a_decode_pool_and_holds_in_simulation(aicap)
     pre = next(v for v in doc["verification"]["workloads"] if v["workload"].endswith(".prefill"))
     assert pre["simulated_tpot_ms"] is None and pre["simulated_ttft_ms"] <= pre["ttft_target_ms"]
     assert any("served disaggregated" in w for w in doc["warnings"])
+    # Each pool names its role; the prefill pool (one token a request) promises no TPOT and prices no output token (it
+    # showed TPOT 0.0 and $1,529 per million), and the decode pool's output tokens cost both pools (it counted its own).
+    pool = {w["disaggregated_role"]: w for w in doc["workloads"]}
+    assert pool["prefill"]["tpot_ms"] is None and pool["prefill"]["usd_per_million_output_tokens"] is None
+    assert all(d["tpot_ms"] is None for d in pool["prefill"]["deployments"])
+    tokens_per_h = pool["decode"]["served_requests_per_s"] * 300 * 3600
+    both = (pool["prefill"]["usd_per_hour"] + pool["decode"]["usd_per_hour"]) / tokens_per_h * 1e6
+    assert pool["decode"]["usd_per_million_output_tokens"] == pytest.approx(both, abs=0.01)
 
 
 def test_pool_options_need_disaggregate_and_one_workload(aicap, tmp_path) -> None:  # type: ignore[no-untyped-def]
