@@ -16,9 +16,10 @@ if TYPE_CHECKING:
 FormatOpt = Annotated[Format, typer.Option("--format", "-f", help="Output format.")]
 ModelOpt = Annotated[str, typer.Option("--model", "-m", help="Model id, or a path to a Hugging Face config.json or model YAML.")]
 HardwareOpt = Annotated[str, typer.Option("--hardware", help="Device id (see `aicap hardware list`).")]
-DevicesOpt = Annotated[int | None, typer.Option("--devices", help="Total devices (at most 65,536); default tp × pp; more runs replicas.")]
-TpOpt = Annotated[int | None, typer.Option("--tp", help="Tensor-parallel degree (default: the throughput-best layout).")]
-PpOpt = Annotated[int | None, typer.Option("--pp", help="Pipeline-parallel degree (default: the throughput-best layout).")]
+DevicesOpt = Annotated[int | None, typer.Option("--devices", help="Total devices (at most 65,536); default tp × pp, 1 when neither is "
+                                                 "given; more runs replicas.")]  # fmt: skip
+TpOpt = Annotated[int | None, typer.Option("--tp", help="Tensor-parallel degree (default: the throughput-best layout on --devices).")]
+PpOpt = Annotated[int | None, typer.Option("--pp", help="Pipeline-parallel degree (default: the throughput-best layout on --devices).")]
 EpOpt = Annotated[int, typer.Option("--ep", help="Expert-parallel degree for MoE models (divides --tp).")]
 BatchOpt = Annotated[str, typer.Option("--batch", help="Concurrent requests per replica, or 'auto' (throughput-best that fits).")]
 InOpt = Annotated[int, typer.Option("--input-tokens", help="Prompt tokens per request (items' tokens for encoders).")]
@@ -166,16 +167,19 @@ def estimate_view(doc: dict[str, Any], tpot_ms: float | None = None) -> View:
           if doc.get("state_tokens_per_sequence") else []),
         ["largest batch at this context", doc["max_batch_at_context"]],
         ["largest context at this batch", doc["max_context_at_batch"]],
-        ["TTFT (one request, idle)", f"{doc['ttft_s'] * 1e3:,.1f} ms {_band(doc, 'ttft')}"],
     ]  # fmt: skip
-    if doc["tpot_s"] is not None:
-        rows.append(["TPOT (mean at this batch)", f"{doc['tpot_s'] * 1e3:,.2f} ms {_band(doc, 'tpot')}"])
-    rows += [
-        ["end-to-end", f"{doc['e2e_s']:,.3f} s"],
-        ["output tokens/s (all replicas)", f"{doc['throughput']['output_tokens_per_s']:,.0f} {_band(doc, 'throughput')}"],
-        ["requests/s (all replicas)", f"{doc['throughput']['requests_per_s']:,.2f} {_band(doc, 'throughput')}"],
-        ["bound", f"prefill: {doc['bound']['prefill']}, decode: {doc['bound']['decode'] or '-'}"],
-    ]
+    if not doc["fits"]:  # speeds of a deployment that cannot run promise nothing (the JSON keeps the roofline's figures)
+        rows.append(["TTFT, TPOT, throughput", "– (it does not fit: see above)"])
+    else:
+        rows.append(["TTFT (one request, idle)", f"{doc['ttft_s'] * 1e3:,.1f} ms {_band(doc, 'ttft')}"])
+        if doc["tpot_s"] is not None:
+            rows.append(["TPOT (mean at this batch)", f"{doc['tpot_s'] * 1e3:,.2f} ms {_band(doc, 'tpot')}"])
+        rows += [
+            ["end-to-end", f"{doc['e2e_s']:,.3f} s"],
+            ["output tokens/s (all replicas)", f"{doc['throughput']['output_tokens_per_s']:,.0f} {_band(doc, 'throughput')}"],
+            ["requests/s (all replicas)", f"{doc['throughput']['requests_per_s']:,.2f} {_band(doc, 'throughput')}"],
+            ["bound", f"prefill: {doc['bound']['prefill']}, decode: {doc['bound']['decode'] or '-'}"],
+        ]
     title = f"Estimate: {doc['model']} on {doc['hardware']} ({doc['input_tokens']} in / {doc['output_tokens']} out tokens)"
     caption = "± = 90th-percentile error of this metric against published measurements (aicap validate)."
     if not doc["efficiency_calibrated"]:

@@ -40,6 +40,9 @@ def test_not_fitting_says_why_and_exits_3(aicap) -> None:
     doc = r.json()
     assert not doc["fits"] and "GiB usable" in doc["advice"]
     assert r.stderr.startswith("aicap: error: llama-3.1-70b on h100-sxm: does not fit") and "GiB" in r.stderr
+    # The table showed TTFT, TPOT and throughput of a deployment that cannot run, with error bands.
+    table = aicap("estimate", "-m", "llama-3.1-70b", "--hardware", "h100-sxm", "--tp", "1", "--batch", "1").stdout
+    assert "– (it does not fit: see above)" in table and "TPOT (mean" not in table and "output tokens/s" not in table
 
 
 def test_missed_tpot_target_exits_3_with_numbers(aicap) -> None:
