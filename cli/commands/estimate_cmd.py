@@ -287,6 +287,9 @@ def register(app: typer.Typer) -> None:
         if devices and doc["devices"] < devices:
             info(f"aicap: the layout uses {doc['devices']} of the {devices} devices: TP{doc['tp']}·PP{doc['pp']} replicas "
                  f"of {doc['tp'] * doc['pp']} leave {devices - doc['devices']} over")  # fmt: skip
+        if req.speculative is not None and req.speculative.extrapolated:
+            info(f"aicap: note: --speculative beyond its published evidence: {req.speculative.extrapolated}; expect fewer tokens "
+                 "per step than estimated (give --acceptance for your own measurement)")  # fmt: skip
         emit(estimate_view(doc, tpot_ms), fmt)
         if result.shortfall is not None:
             raise InfeasibleError(f"{result.deployment.model.id} on {result.deployment.device.id}: {result.shortfall}")

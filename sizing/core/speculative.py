@@ -25,7 +25,7 @@ and SGLang schedule it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Literal
 
 from aicap.sizing.core.errors import InputError
@@ -70,6 +70,9 @@ class Speculative:
         Catalogue id or path of the draft model (``method == "draft"``).
     source : str
         Where the acceptance rate comes from (the user, or a published figure).
+    extrapolated : str or None
+        Why the speculation lies beyond its published evidence (``None``: within it): more draft tokens
+        than the published figure was measured at, or an MTP chain longer than the modules the model ships.
     """
 
     method: Method
@@ -79,6 +82,7 @@ class Speculative:
     shares_embeddings: bool
     draft_model: str | None
     source: str
+    extrapolated: str | None = None
 
     def __post_init__(self) -> None:
         if not 1 <= self.draft_tokens <= MAX_DRAFT_TOKENS:
@@ -165,6 +169,14 @@ def speculative_for(
             raise InputError(f"{where}: method 'draft' needs draft_model (e.g. llama-3.2-1b for the Llama 3.1 family)")
         draft = cat.model(config.draft_model)
     try:
-        return resolve(target, config.method, k, acceptance, source, draft, config.draft_model)
+        spec = resolve(target, config.method, k, acceptance, source, draft, config.draft_model)
     except ValueError as exc:
         raise InputError(f"{where}: {exc}") from None
+    why = []
+    if config.acceptance is None and default is not None and k > default.draft_tokens:
+        why.append(f"the published acceptance {acceptance:g} was measured at {default.draft_tokens} draft token(s); each of the "
+                   f"{k} is assumed accepted at that rate")  # fmt: skip
+    mtp = getattr(target, "mtp_layers", 0)
+    if config.method == "mtp" and k > mtp:
+        why.append(f"{target.id} ships {mtp} MTP module(s): {k} draft tokens chain them {k - mtp} more time(s) than trained")
+    return replace(spec, extrapolated="; ".join(why)) if why else spec

@@ -55,3 +55,16 @@ def test_size_records_speculative_decoding_in_the_plan(aicap) -> None:
 def test_bad_speculative_options_are_exit_2_with_one_line(aicap, extra: tuple[str, ...], needle: str) -> None:
     r = aicap("estimate", *ARGS, *extra)
     assert r.code == 2 and needle in r.stderr and "Traceback" not in r.stderr
+
+
+def test_more_draft_tokens_than_the_published_figure_or_the_mtp_modules_is_flagged(aicap) -> None:
+    # DeepSeek-V3's one MTP module chained 16 times at its published second-token acceptance gave 6.2 tokens a step,
+    # silently; a plan on it said nothing either.
+    r = aicap("estimate", "-m", "deepseek-v3", "--hardware", "h200-sxm", "--tp", "8", "--batch", "1", "--speculative", "mtp",
+              "--draft-tokens", "3", "-f", "json")  # fmt: skip
+    assert r.code == 0 and "measured at 1 draft token(s)" in r.stderr and "ships 1 MTP module(s)" in r.stderr
+    assert "beyond its published evidence" not in aicap("estimate", "-m", "deepseek-v3", "--hardware", "h200-sxm", "--tp", "8",
+                                                        "--batch", "1", "--speculative", "mtp", "-f", "json").stderr  # fmt: skip
+    r = aicap("-q", "size", "--model", "llama-3.1-8b", "--rate", "2", "--hardware", "h100-sxm", "--cloud", "aws", "--speculative", "eagle",
+              "--draft-tokens", "8", "-f", "json")  # fmt: skip
+    assert r.code == 0 and any("measured at 5 draft token(s)" in w for w in r.json()["warnings"])
