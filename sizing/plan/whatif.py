@@ -225,32 +225,46 @@ def _released_quantised(model_id: str, cat: CatalogueLike) -> str | None:
 
 
 def _quality(change: Change, fleet: Fleet, cat: CatalogueLike, quality: QualityData) -> tuple[str, str | None]:
-    """A short quality note and its source."""
+    """A short quality note and its source, for each model of the fleet the change touches (named when there are several)."""
+    decoders = _decoders(fleet, cat)
     if change.kind == "speculative":
         assert isinstance(change.value, SpeculativeConfig)
         mtp = change.value.method == "mtp"
-        w = next(w for w in fleet.workloads if w.name in _decoders(fleet, cat)
-                 and (not mtp or getattr(cat.model(w.model), "mtp_layers", 0) > 0))  # fmt: skip
-        spec = speculative_for(cat, cat.model(w.model), change.value)
+        ws = [w for w in fleet.workloads if w.name in decoders and (not mtp or getattr(cat.model(w.model), "mtp_layers", 0) > 0)]
+        spec = speculative_for(cat, cat.model(ws[0].model), change.value)
         assert spec is not None
+        scope = "" if len(ws) == len(decoders) else f" Applies to {', '.join(w.name for w in ws)}" + (
+            ": the models with MTP heads" if mtp else "")  # fmt: skip
+        already = [w.name for w in ws if w.speculative is not None]
+        scope += f"; {', '.join(already)} already speculate(s) as the fleet says, replaced here" if already else ""
         return (f"lossless (verification keeps the output distribution); acceptance {spec.acceptance:g} at k={spec.draft_tokens}, "
-                f"{spec.tokens_per_step:.2f} tokens/step", spec.source)  # fmt: skip
+                f"{spec.tokens_per_step:.2f} tokens/step.{scope}", spec.source)  # fmt: skip
     if change.kind == "disaggregate":
         return "the same model and outputs: a serving layout, no quality change", None
     if change.kind == "student":
-        techniques: tuple[str, ...] = ("distill",)
-        model = str(change.value)
-    elif change.kind in ("sparse", "prune"):
-        techniques, model = ("sparse-2-4",) if change.kind == "sparse" else ("prune-width",), fleet.workloads[0].model
+        return _model_quality(change, str(change.value), ("distill",), cat, quality)
+    touched = [w.model for w in fleet.workloads if change.kind == "weights" or w.name in decoders]
+    models = list(dict.fromkeys(touched)) or [fleet.workloads[0].model]  # each model once, in fleet order
+    if change.kind in ("sparse", "prune"):
+        techniques: tuple[str, ...] = ("sparse-2-4",) if change.kind == "sparse" else ("prune-width",)
     else:
         techniques = (WEIGHT_TECHNIQUES if change.kind == "weights" else KV_TECHNIQUES)[str(change.value)]
-        model = fleet.workloads[0].model
-        released = _released_quantised(model, cat)
-        if change.kind == "weights" and released is not None:
-            if change.value == released:
-                return f"the format {model} is released in: its published scores are for these weights", None
-            return (f"{model} is released in {released}: {change.value} weights are a re-quantised copy, for which no quality "
-                    "figure is published (figures for other models compare with an unquantised original)", None)  # fmt: skip
+    notes = [(m, *_model_quality(change, m, techniques, cat, quality)) for m in models]
+    if len(notes) == 1:
+        return notes[0][1], notes[0][2]
+    sources = list(dict.fromkeys(src for _, _, src in notes if src))
+    return "; ".join(f"{m}: {n}" for m, n, _ in notes), "; ".join(sources) or None
+
+
+def _model_quality(change: Change, model: str, techniques: tuple[str, ...], cat: CatalogueLike,
+                   quality: QualityData) -> tuple[str, str | None]:  # fmt: skip
+    """The quality note of ``change`` for one model: the format it is released in, else the nearest published figure."""
+    released = _released_quantised(model, cat) if change.kind == "weights" else None
+    if released is not None:
+        if change.value == released:
+            return f"the format {model} is released in: its published scores are for these weights", None
+        return (f"{model} is released in {released}: {change.value} weights are a re-quantised copy, for which no quality "
+                "figure is published (figures for other models compare with an unquantised original)", None)  # fmt: skip
     fig = quality.best(techniques, model)
     if fig is None:
         return f"no published quality figure for {'/'.join(techniques)} in the catalogue", None
@@ -334,6 +348,13 @@ def whatif(fleet: Fleet, cat: CatalogueLike, changes: list[Change], quality: Qua
         notes.append(f"whatif prices static plans with one pricing model: {models[0]}, the first of {', '.join(models)}")
     base_plan = size(fleet, cat, alternatives=False)
     base = base_plan.totals.usd_per_month
+
+    def caveats(plan: Plan | None, name: str) -> None:  # a row won on priors no measurement backs: say so, as size does
+        for w in plan.warnings if plan is not None else []:
+            if "are not fitted on measurements" in w and f"{name}: {w}" not in notes:
+                notes.append(f"{name}: {w}")
+
+    caveats(base_plan, "baseline")
     rows = [_row("baseline", base_plan, fleet, cat, ("as the fleet says", None), None, None)]
     if on_done is not None:
         on_done()
@@ -346,6 +367,7 @@ def whatif(fleet: Fleet, cat: CatalogueLike, changes: list[Change], quality: Qua
         except InfeasibleError as exc:
             plan, why = None, str(exc)
         rows.append(_row(change.name, plan, changed, ccat, note, base, why, _assumption(change, plan, changed, ccat)))
+        caveats(plan, change.name)
         if on_done is not None:
             on_done()
     return WhatIf(alternatives=rows, notes=notes)

@@ -106,3 +106,17 @@ def test_default_alternatives_an_encoder_has_nothing_for_are_left_out(aicap) -> 
     r = aicap("whatif", "-m", "bge-large-en", "--rate", "5", "--input-tokens", "256", "--output-tokens", "1", "-f", "json")
     assert r.code == 0 and "left out KV cache fp8, speculative eagle" in r.stderr
     assert [a["name"] for a in r.json()["alternatives"]] == ["baseline", "weights fp8", "weights int4"]
+
+
+def test_quality_notes_speak_for_every_model_and_unfitted_devices_are_named(aicap, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    # The fp8 and int4 notes spoke of the first workload's model alone; a baseline on a device with unfitted factors
+    # was not flagged, as size flags it.
+    f = tmp_path / "f.yaml"
+    f.write_text("schema_version: 1\nworkloads:\n  - {name: a, model: llama-3.1-8b, requests_per_s: 2}\n"
+                 "  - {name: b, model: gpt-oss-20b, requests_per_s: 2}\nconstraints: {hardware: [b200]}\n")  # fmt: skip
+    r = aicap("-q", "whatif", str(f), "--alternatives", "int4", "-f", "json")
+    assert r.code == 0, r.stderr
+    doc = r.json()
+    note = next(a["quality_note"] for a in doc["alternatives"] if a["name"] == "weights int4")
+    assert note.startswith("llama-3.1-8b: ") and "; gpt-oss-20b: gpt-oss-20b is released in mxfp4" in note
+    assert any(n.startswith("baseline: b200 efficiency factors are not fitted") for n in doc["notes"])
