@@ -233,12 +233,12 @@ def _quality(change: Change, fleet: Fleet, cat: CatalogueLike, quality: QualityD
         ws = [w for w in fleet.workloads if w.name in decoders and (not mtp or getattr(cat.model(w.model), "mtp_layers", 0) > 0)]
         spec = speculative_for(cat, cat.model(ws[0].model), change.value)
         assert spec is not None
-        scope = "" if len(ws) == len(decoders) else f" Applies to {', '.join(w.name for w in ws)}" + (
+        scope = "" if len(ws) == len(decoders) else f". Applies to {', '.join(w.name for w in ws)}" + (
             ": the models with MTP heads" if mtp else "")  # fmt: skip
         already = [w.name for w in ws if w.speculative is not None]
         scope += f"; {', '.join(already)} already speculate(s) as the fleet says, replaced here" if already else ""
         return (f"lossless (verification keeps the output distribution); acceptance {spec.acceptance:g} at k={spec.draft_tokens}, "
-                f"{spec.tokens_per_step:.2f} tokens/step.{scope}", spec.source)  # fmt: skip
+                f"{spec.tokens_per_step:.2f} tokens/step{scope}", spec.source)  # fmt: skip
     if change.kind == "disaggregate":
         return "the same model and outputs: a serving layout, no quality change", None
     if change.kind == "student":
