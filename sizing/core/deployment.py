@@ -143,8 +143,11 @@ class Deployment:
         layers = getattr(self.model, "num_layers", None)
         if layers is not None and self.pp > layers:
             raise InputError(f"--pp {self.pp}: {self.model.id} has only {layers} layers")
-        if self.ep > 1 and (getattr(self.model, "moe", None) is None or self.tp % self.ep):
-            raise InputError(f"--ep {self.ep}: expert parallelism needs a mixture-of-experts model and must divide --tp")
+        if self.ep > 1 and getattr(self.model, "moe", None) is None:
+            raise InputError(f"--ep {self.ep}: expert parallelism needs a mixture-of-experts model; {self.model.id} has no experts")
+        if self.ep > 1 and self.tp % self.ep:
+            raise InputError(f"--ep {self.ep}: the expert-parallel group is carved from the tensor-parallel one, so it must divide "
+                             f"--tp {self.tp} (valid: {', '.join(str(e) for e in range(1, self.tp + 1) if self.tp % e == 0)})")  # fmt: skip
 
 
 def valid_tp(num_heads: int, limit: int) -> list[int]:

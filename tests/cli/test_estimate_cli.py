@@ -200,3 +200,13 @@ def test_write_bands_stores_the_bands_without_load_and_under_load(aicap, tmp_pat
     assert doc["scored_metrics"] == 92 and doc["under_load"]["scored_metrics"] == 475
     r = aicap("validate", str(tmp_path / "cases.yaml"), "--write-bands", str(out))
     assert r.code == 2 and "takes no cases file" in r.stderr
+
+
+@pytest.mark.parametrize(("model", "ep", "needle"), [
+    ("deepseek-v3", "16", "--ep 16: the expert-parallel group is carved from the tensor-parallel one, so it must divide --tp 8"),
+    ("llama-3.1-8b", "2", "--ep 2: expert parallelism needs a mixture-of-experts model; llama-3.1-8b has no experts"),
+])  # fmt: skip
+def test_an_expert_parallel_degree_that_cannot_run_names_the_rule_it_breaks(aicap, model: str, ep: str, needle: str) -> None:
+    # One message served both rules: an MoE model was told expert parallelism needs a mixture-of-experts model.
+    r = aicap("estimate", "-m", model, "--hardware", "h200-sxm", "--tp", "8", "--ep", ep)
+    assert r.code == 2 and needle in r.stderr
