@@ -58,7 +58,8 @@ def describe_model(model: AnyModel) -> dict[str, Any]:
         arch = model.model_dump(exclude={"id", "name", "kind", "family", "source", "published_params", "published_params_source",
                                          "published_active_params", "notes", "checkpoint_bytes", "checkpoint_dtype"},
                                 exclude_none=True)  # fmt: skip
-        arch["head_dim"] = model.head_size
+        if getattr(model, "mla", None) is None:  # MLA's head dimensions are its own (mla.*); hidden/heads would mislead
+            arch["head_dim"] = model.head_size
         arch["num_kv_heads"] = model.kv_heads
         out["attention"] = attention_kind(model)
         out["architecture"] = arch

@@ -118,3 +118,5 @@ def test_models_show_yaml_reads_back(aicap: Any, tmp_path: Path, cat: Catalogue,
     second = again.json()
     assert second["params"] == first["params"] and second.get("architecture") == first.get("architecture")
     assert second.get("checkpoint_dtype") == first.get("checkpoint_dtype") == {"deepseek-v3": "fp8", "gpt-oss-120b": "mxfp4"}.get(model)
+    # MLA has head dimensions of its own (mla.*): hidden/heads (56 for DeepSeek-V3) was shown as its head_dim
+    assert ("head_dim" in (first.get("architecture") or {})) == (model in ("llama-3.1-8b", "gpt-oss-120b", "bert-base"))
