@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 import typer
 
-from aicap.cli.render import Format, Table, View, emit
+from aicap.cli.render import Format, Table, View, emit, flat_table
 from aicap.cli.state import catalogue, guarded, info
 
 FormatOpt = Annotated[Format, typer.Option("--format", "-f", help="Output format.")]
@@ -35,7 +35,7 @@ def diff_view(doc: dict[str, Any]) -> View:
         Table("Per workload", ["workload", "status", "base devices", "head devices", "Δ devices", "base $/month", "head $/month",
                                "Δ $/month", "TTFT ms", "TPOT ms", "Δ TTFT margin %", "Δ TPOT margin %"], rows),
     ]  # fmt: skip
-    return View(doc, tables, [f"note: {n}" for n in doc["notes"]])
+    return View(doc, tables, [f"note: {n}" for n in doc["notes"]], csv=flat_table(doc))
 
 
 def diff_periods_view(doc: dict[str, Any]) -> View:
@@ -57,7 +57,7 @@ def diff_periods_view(doc: dict[str, Any]) -> View:
                                               "Δ replicas", "base req/s capacity", "head req/s capacity", "base most replicas (any hour)",
                                               "head most replicas (any hour)"], rows),
     ]  # fmt: skip
-    return View(doc, tables, [f"note: {n}" for n in doc["notes"]])
+    return View(doc, tables, [f"note: {n}" for n in doc["notes"]], csv=flat_table(doc))
 
 
 def _shown(value: object) -> str | None:

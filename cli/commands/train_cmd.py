@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 import typer
 
-from aicap.cli.render import Format, Table, View, emit
+from aicap.cli.render import Format, Table, View, emit, flat_table
 from aicap.cli.state import catalogue, guarded, info, typed_flags
 
 FormatOpt = Annotated[Format, typer.Option("--format", "-f", help="Output format.")]
@@ -218,7 +218,7 @@ def register(app: typer.Typer) -> None:
 
             res = estimate_job(cat, spec_model, hw[0], setup, n_tokens, pricing=pricing)  # type: ignore[arg-type]
             doc = res.model_dump(mode="json")
-            emit(View(doc, [Table(f"Training job: {res.model}", ["", "value"], job_rows(doc), _caption(doc))]), fmt)
+            emit(View(doc, [Table(f"Training job: {res.model}", ["", "value"], job_rows(doc), _caption(doc))], csv=flat_table(doc)), fmt)
             for note in res.notes:
                 info(f"aicap: note: {note}")
             if not res.fits:
@@ -283,7 +283,7 @@ def register(app: typer.Typer) -> None:
             ),
         ]
         info(f"aicap: searched {plan.evaluated:,} layouts ({plan.feasible:,} fit)")
-        emit(View(doc, tables), fmt)
+        emit(View(doc, tables, csv=flat_table(doc)), fmt)
         for note in plan.best.notes:
             info(f"aicap: note: {note}")
 

@@ -84,6 +84,28 @@ def to_yaml(document: Any) -> str:
 _GROUPED = re.compile(r"-?[0-9]{1,3}(?:,[0-9]{3})+(?:\.[0-9]+)?")
 
 
+def flat_table(doc: Any, skip: tuple[str, ...] = ("schema_version",)) -> Table:
+    """Every scalar of a JSON document as a ``field,value`` row, its field the dotted path (``plan.usd.on_demand``).
+
+    A CSV a script can read where the tables hold prose; list items are numbered (``alternatives.2.hardware``).
+    """
+    rows: list[list[Any]] = []
+
+    def walk(x: Any, path: str) -> None:
+        if isinstance(x, dict):
+            for k, v in x.items():
+                if k not in skip:
+                    walk(v, f"{path}.{k}" if path else str(k))
+        elif isinstance(x, list):
+            for i, v in enumerate(x):
+                walk(v, f"{path}.{i}")
+        else:
+            rows.append([path, x])
+
+    walk(doc, "")
+    return Table("", ["field", "value"], rows)
+
+
 def _csv_value(value: Any) -> Any:
     """A cell as CSV writes it: blank for None, ``true``/``false``, grouped numbers bare (``2,450.2`` -> ``2450.2``)."""
     if value is None:

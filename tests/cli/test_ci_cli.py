@@ -133,3 +133,13 @@ def test_ci_examples_install_aicap_from_its_repository() -> None:
             if "pip install" in line:
                 assert "git+" in line, f"{path.name}: {line.strip()}"
                 assert not line.split("#")[0].strip().endswith("pip install aicap"), f"{path.name} installs the unrelated index package"
+
+
+def test_diff_csv_has_every_figure_per_workload(aicap, plans) -> None:
+    # It wrote the four totals rows of the table and nothing per workload.
+    r = aicap("diff", str(plans[0]), str(plans[1]), "-f", "csv")
+    assert r.code == 0, r.stderr
+    rows = dict(line.split(",", 1) for line in r.stdout.splitlines()[1:])
+    doc = aicap("diff", str(plans[0]), str(plans[1]), "-f", "json").json()
+    assert rows["workloads.0.workload"] == doc["workloads"][0]["workload"] == "chat"
+    assert float(rows["totals.head.usd_per_month"]) == doc["totals"]["head"]["usd_per_month"]

@@ -213,3 +213,14 @@ def test_hardware_and_clouds_take_commas_as_size_does_and_fsdp_reports_zero_3(ai
     r = aicap("train", "-m", "llama-3.1-8b", "--hardware", "p5.48xlarge", "--devices", "16", "--fsdp", "full", "--tokens", "1B",
               "-f", "json")  # fmt: skip
     assert r.json()["layout"]["fsdp"] == "full" and r.json()["layout"]["zero"] == 3
+
+
+def test_csv_is_machine_readable_values_with_the_search_alternatives(aicap: Any) -> None:
+    # It was the display table: "10,760 (band 6,090–15,429)" and "on_demand $178, owned $30" in one cell each.
+    r = aicap("-q", "train", "-m", "llama-3.1-8b", "--tokens", "100B", "--cloud", "aws", "-f", "csv")
+    assert r.code == 0, r.stderr
+    rows = dict(line.split(",", 1) for line in r.stdout.splitlines()[1:])
+    doc = aicap("-q", "train", "-m", "llama-3.1-8b", "--tokens", "100B", "--cloud", "aws", "-f", "json").json()
+    assert float(rows["plan.tokens_per_s_per_device"]) == doc["plan"]["tokens_per_s_per_device"]
+    assert float(rows["plan.usd.on_demand"]) == doc["plan"]["usd"]["on_demand"]
+    assert rows["alternatives.0.hardware"] == doc["alternatives"][0]["hardware"]
