@@ -55,7 +55,10 @@ class Deployment(_Doc):
     utilisation: float = Field(ge=0, description="planned load over capacity")
     ttft_ms: float = Field(ge=0, description="TTFT at the workload's percentile at the planned load")
     tpot_ms: float | None = Field(None, ge=0, description="TPOT at the workload's percentile at the planned load (decoders)")
-    usd_per_hour: Usd
+    usd_per_hour: Usd = Field(
+        description="what the deployment is charged: the devices its workload's demand needs of it, and in proportion the rest of "
+        "its instance type's devices (idle, or extra replicas filling them as free headroom: a deployment of those alone costs 0)"
+    )
     usd_per_month: Usd | None = Field(
         None, description="usd_per_hour before rounding times the plan's hours_per_month (they add up to the workload's usd_per_month)"
     )

@@ -71,20 +71,51 @@ def _loads(mine: list[tuple[Candidate, int]], served: float, shares: Sequence[fl
     return [served * (shares[k] if shares is not None else c.capacity_rps * r / max(cap_total, 1e-12)) for k, (c, r) in enumerate(mine)]
 
 
+def _needed_devices(mine: list[tuple[Candidate, int]], served: float) -> list[int]:
+    """Devices of each deployment of a workload that its served rate needs [devices].
+
+    The fewest replicas, of those the plan runs, that carry ``served`` requests/s: replicas of the most capacity
+    per device first, the last one the smallest that covers what is left. The planner fills devices its instances
+    leave idle with extra replicas (free headroom); charging them to the workload they happen to serve made its
+    cost an artefact of packing (3x its need, for a 3B-active model beside a large one), so a workload is charged
+    for these devices, and the rest of its instance type's devices are shared in proportion.
+    """
+    need = [0] * len(mine)
+    left = served
+    order = sorted(range(len(mine)), key=lambda k: (-mine[k][0].capacity_rps / mine[k][0].devices, k))
+    for k in order:
+        cand, r = mine[k]
+        while left > 1e-12 and need[k] < r * cand.devices:
+            last = [j for j in order if need[j] < mine[j][1] * mine[j][0].devices and mine[j][0].capacity_rps >= left]
+            if last:  # one replica carries the rest: the smallest that does
+                j = min(last, key=lambda j: (mine[j][0].devices, j))
+                need[j] += mine[j][0].devices
+                left = 0.0
+                break
+            need[k] += cand.devices
+            left -= cand.capacity_rps
+    if left > 1e-12 or not any(need):  # no capacity to judge by (or none needed): every device is the workload's
+        return [r * c.devices for c, r in mine]
+    return need
+
+
 def _deployments(mine: list[tuple[Candidate, int]], loads: list[float], metrics: list[Loaded], insts: dict[str, InstanceSpec],
                  counts: dict[str, int], used: dict[str, int], pricing: str, cat: CatalogueLike,
                  efficiency_key: str | None, hours: float) -> tuple[list[Deployment], float]:  # fmt: skip
     """The plan deployments of one workload and their hourly cost, summed before rounding [USD/h].
 
-    A deployment pays for its devices and its share of its instance type's idle ones (in proportion to devices used).
+    A deployment pays for the devices its workload's demand needs of it (:func:`_needed_devices`) and, in proportion,
+    for the rest of its instance type's devices: idle ones, and replicas that fill them as free headroom. ``used``
+    is the devices needed per instance type.
     """
     out = []
     usd_h = 0.0
-    for (cand, r), load, m in zip(mine, loads, metrics, strict=True):
+    needed = _needed_devices(mine, sum(loads))
+    for k, ((cand, r), load, m) in enumerate(zip(mine, loads, metrics, strict=True)):
         inst = insts[cand.instance]
         price = float(inst.price(pricing) or 0.0)
         scale = counts[cand.instance] * inst.devices / max(used[cand.instance], 1)
-        usd = r * cand.devices * price / inst.devices * scale
+        usd = needed[k] * price / inst.devices * scale
         usd_h += usd
         ttft = float(m.ttft_s[0]) * 1e3
         tpot = float(m.tpot_s[0]) * 1e3
@@ -132,6 +163,10 @@ def build_plan(fleet: Fleet, cat: CatalogueLike, insts: list[InstanceSpec], chos
         mine = [(cand, r) for cand, r, _ in by_workload.get(w.name, [])]
         shares = [s for _, _, s in by_workload.get(w.name, [])]
         routed[w.name] = (mine, _loads(mine, served[w.name], shares if shares and not any(np.isnan(shares)) else None))
+    paid = {i.name: 0 for i in insts}  # devices each instance type's loads need: its cost is shared in proportion
+    for mine, loads in routed.values():
+        for (cand, _), n in zip(mine, _needed_devices(mine, sum(loads)), strict=True):
+            paid[cand.instance] += n
     # Every deployment's percentiles at its load, in one vectorised pass per evaluation group.
     pairs = [(cand, load / r) for mine, loads in routed.values() for (cand, r), load in zip(mine, loads, strict=True)]
     flat = iter(at_rates([_replica(c) for c, _ in pairs], [rate for _, rate in pairs]))
@@ -141,7 +176,7 @@ def build_plan(fleet: Fleet, cat: CatalogueLike, insts: list[InstanceSpec], chos
         mine, loads = routed[w.name]
         resolved = engine_for(cat, c.engine_of(w))
         engine, key = resolved.id, resolved.efficiency_key
-        deps, usd_h = _deployments(mine, loads, [next(flat) for _ in mine], by_name, instance_counts, used, c.price_model, cat, key,
+        deps, usd_h = _deployments(mine, loads, [next(flat) for _ in mine], by_name, instance_counts, paid, c.price_model, cat, key,
                                    c.billed_hours())  # fmt: skip
         raw_usd_h[w.name] = usd_h
         if w.disaggregated_role == "prefill":  # one token a request: no TPOT to promise, no output tokens to price

@@ -75,15 +75,28 @@ def build(shares: tuple[float, float, float] = (NAN, NAN, NAN), objective: str =
 def test_idle_devices_are_charged_to_the_workloads_on_that_instance_type() -> None:
     plan = build()
     chat, embed = plan.workload("chat"), plan.workload("embed")
-    # H100s: chat uses 4 of 8, so it pays the whole $80 (2 replicas x 2 devices x $10 x 8/4); L40S: 3 of 4 used,
-    # so each used device pays $3 x 4/3 = $4: chat's two $8, embed's one $4.
-    assert [d.usd_per_hour for d in chat.deployments] == [80.0, 8.0]
-    assert [d.usd_per_hour for d in embed.deployments] == [4.0]
-    assert (chat.usd_per_hour, embed.usd_per_hour) == (88.0, 4.0)
+    # Each workload pays for the devices its demand needs: chat's 9 req/s takes both H100 replicas (4 devices, 8 req/s)
+    # and one L40S replica (1 req/s) -- its second L40S replica is headroom --, embed's 20 req/s one L40S. H100s: 4 needed
+    # of 8, so chat pays the whole $80 (4 devices x $10 x 8/4); L40S: 2 needed of 4, so each pays $3 x 4/2 = $6.
+    assert [d.usd_per_hour for d in chat.deployments] == [80.0, 6.0]
+    assert [d.usd_per_hour for d in embed.deployments] == [6.0]
+    assert (chat.usd_per_hour, embed.usd_per_hour) == (86.0, 6.0)
     assert chat.usd_per_hour + embed.usd_per_hour == plan.totals.usd_per_hour == 92.0
-    assert (chat.usd_per_month, embed.usd_per_month, plan.totals.usd_per_month) == (61600.0, 2800.0, 64400.0)
-    # $88/h over 9 req/s x 200 tokens x 3600 s; $4/h over 20 x 1 x 3600
-    assert (chat.usd_per_million_output_tokens, embed.usd_per_million_output_tokens) == (13.58, 55.56)
+    assert (chat.usd_per_month, embed.usd_per_month, plan.totals.usd_per_month) == (60200.0, 4200.0, 64400.0)
+    # $86/h over 9 req/s x 200 tokens x 3600 s; $6/h over 20 x 1 x 3600
+    assert (chat.usd_per_million_output_tokens, embed.usd_per_million_output_tokens) == (13.27, 83.33)
+
+
+def test_replicas_that_fill_idle_devices_are_headroom_not_a_charge() -> None:
+    # A workload whose demand one replica carries, beside extra replicas the planner put on idle devices, was charged
+    # for all of them (3x its need for a small model beside a large one): it pays for one, the rest is shared.
+    from aicap.sizing.plan.assemble import _needed_devices
+
+    small, big = cand("chat", BIG, 1, 20.55), cand("chat", BIG, 4, 100.0)
+    assert _needed_devices([(small, 2), (big, 1)], 20.0) == [1, 0]  # one 1-device replica carries 20 req/s
+    assert _needed_devices([(small, 2), (big, 1)], 30.0) == [0, 4]  # the most capacity per device first, then the smallest
+    assert _needed_devices([(small, 2), (big, 1)], 130.0) == [2, 4]
+    assert _needed_devices([(small, 1)], 50.0) == [1]  # more demand than capacity (no judging by it): every device
 
 
 def test_instances_and_totals() -> None:
