@@ -65,7 +65,7 @@ def resolve_hardware(
             return (i.price(pricing) or i.price_usd_per_hour.on_demand or math.inf, -net, i.name)
 
         return dev, min(holding, key=key)
-    return dev, best_instance(dev, priced)
+    return dev, best_instance(dev, priced, pricing)
 
 
 def _band(factors: TrainingFactors) -> tuple[float, str]:

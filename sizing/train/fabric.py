@@ -39,16 +39,18 @@ def is_full_host(device: DeviceSpec, instance: InstanceSpec, instances: Iterable
     return instance.devices >= max((i.devices for i in instances if i.device == device.id), default=instance.devices)
 
 
-def best_instance(device: DeviceSpec, instances: Iterable[InstanceSpec]) -> InstanceSpec | None:
-    """The instance that carries most of ``device`` with the fastest network per device.
+def best_instance(device: DeviceSpec, instances: Iterable[InstanceSpec], pricing: str = "on_demand") -> InstanceSpec | None:
+    """The instance that carries most of ``device`` with the fastest network per device, the cheapest of those.
 
-    Ties break on the instance name so the choice is deterministic.
+    Ties break on the price under ``pricing`` (unpriced last), then the name, so the choice is deterministic: on the
+    name alone an Azure type at $98/h won over an AWS one at $55/h with the same devices and network.
     """
     rows = [i for i in instances if i.device == device.id]
     if not rows:
         return None
 
-    def key(i: InstanceSpec) -> tuple[int, float, str]:
-        return (-i.devices, -(i.network_gbs_per_device or 0.0), i.name)
+    def key(i: InstanceSpec) -> tuple[int, float, float, str]:
+        price = i.price(pricing)
+        return (-i.devices, -(i.network_gbs_per_device or 0.0), float("inf") if price is None else price, i.name)
 
     return min(rows, key=key)

@@ -28,12 +28,12 @@ from aicap.sizing.core.engines import generic_runtime
 from aicap.sizing.core.errors import InfeasibleError, InputError
 from aicap.sizing.core.specs import InstanceSpec
 from aicap.sizing.core.specs.instance import PricingModel
-from aicap.sizing.core.specs.model import AnyModel
+from aicap.sizing.core.specs.model import AnyModel, DecoderModel
 from aicap.sizing.train.estimate import Hardware, evaluate
 from aicap.sizing.train.fabric import fabric_of, is_full_host
 from aicap.sizing.train.factors import TrainingFactors
 from aicap.sizing.train.grid import Col, Grid, Recipe
-from aicap.sizing.train.setup import RECOMPUTES, TrainSetup
+from aicap.sizing.train.setup import RECOMPUTES, TrainSetup, check_lora_rank
 from aicap.sizing.train.shape import ModelShape, shape_of
 
 TP_CHOICES = (1, 2, 4, 8, 16)
@@ -110,6 +110,11 @@ def _check(cat: CatalogueLike, spec: SearchSpec) -> None:
             raise InputError(f"--cloud {cloud!r}: valid: {', '.join(CLOUDS)}")
     if spec.max_devices < 1:
         raise InputError(f"--max-devices {spec.max_devices}: must be at least 1")
+    if isinstance(spec.model, DecoderModel):
+        check_lora_rank(spec.recipe.method, spec.recipe.lora_rank, spec.model)
+    if spec.global_batch_tokens < spec.seq_len:  # no layout runs a whole sequence: every one would be dropped, as "no fit"
+        raise InputError(f"--global-batch-tokens {spec.global_batch_tokens:,}: below one sequence of --seq-len {spec.seq_len:,} tokens; "
+                         "a step trains whole sequences")  # fmt: skip
     rows = _instances(cat, spec)
     if not rows:
         raise InputError(f"no accelerator instance with a {spec.pricing} price matches --hardware {', '.join(spec.hardware) or 'any'} "

@@ -143,6 +143,18 @@ def check_against_model(setup: TrainSetup, model: DecoderModel) -> None:
         raise InputError(f"ep {setup.ep} does not divide {model.id}'s {experts} expert(s)")
     if setup.seq_len % setup.cp:
         raise InputError(f"cp {setup.cp} does not divide seq_len {setup.seq_len}")
+    check_lora_rank(setup.method, setup.lora_rank, model)
+
+
+def check_lora_rank(method: str, rank: int, model: DecoderModel) -> None:
+    """Refuse a LoRA rank above the model's hidden size.
+
+    An adapter ``B·A`` of rank ``r`` factors a ``d_in × d_out`` matrix only up to ``min(d_in, d_out)``; more trains
+    (and stores) parameters that add nothing.
+    """
+    if method != "full" and rank > model.hidden_size:
+        raise InputError(f"lora_rank {rank:,}: above {model.id}'s hidden size {model.hidden_size:,}, the most an adapter of its "
+                         "projections can use (ranks of 8 to 256 are usual)")  # fmt: skip
 
 
 def _divisors(n: int) -> list[int]:

@@ -7,6 +7,9 @@ serving model uses, so a model's size cannot differ between ``estimate`` and ``t
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
 
 from aicap.sizing.core.errors import InputError
 from aicap.sizing.core.specs.model import AnyModel, DecoderModel
@@ -53,6 +56,22 @@ class ModelShape:
     layer_experts: float
     lora_dims: tuple[tuple[int, int], ...]
     lora_mlp_dims: tuple[tuple[int, int], ...]
+    window: int | None = None  # sliding-window attention span [tokens] of the windowed layers
+    windowed_share: float = 0.0  # share of the layers whose attention is windowed
+    kv_shards: int = 0  # tensor-parallel ranks the KV heads split over at most (0: the KV is not split, as MLA's latent)
+
+    def attn_span(self, seq_len: Any) -> Any:
+        """Keys per query token of a layer, mean over layers, times 2 (``seq_len`` for full causal attention).
+
+        A window ``w`` attends ``min(t, w)`` keys at position ``t``: a mean of ``w − w²/(2s)`` over a sequence of
+        ``s > w``, so the span is ``(1 − f)·s + f·(2w − w²/s)`` with ``f`` the windowed share of the layers.
+        """
+        s = np.asarray(seq_len, dtype=np.float64)
+        if self.window is None or not self.windowed_share:
+            return s
+        w = float(self.window)
+        win = np.where(s > w, 2.0 * w - w * w / np.maximum(s, 1.0), s)
+        return (1.0 - self.windowed_share) * s + self.windowed_share * win
 
     def lora_params(self, rank: int, targets: LoraTargets) -> float:
         """Trainable adapter parameters: ``Σ r · (d_in + d_out)`` over the targeted linears of every layer.
@@ -139,5 +158,8 @@ def shape_of(model: AnyModel) -> ModelShape:
         layer_moe_common=moe_common if inv.moe_layers else 0.0,
         layer_experts=layer_experts,
         lora_dims=lora_dims,
+        window=model.sliding_window if model.windowed_layers else None,
+        windowed_share=model.windowed_layers / model.num_layers,
+        kv_shards=0 if model.mla is not None else model.kv_heads,
         lora_mlp_dims=mlp_dims,
     )

@@ -154,7 +154,7 @@ def flops_per_token(shape: ModelShape, g: Grid) -> FlopsPerToken:
     """
     r = g.recipe
     lin = 2.0 * shape.linear_active
-    attn = shape.attn_flop_dim * shape.layers * g.seq_len
+    attn = shape.attn_flop_dim * shape.layers * shape.attn_span(g.seq_len)
     full = (g.recompute == 2).astype(np.float64)
     attn_re = (g.recompute >= 1).astype(np.float64)
     lora = 0.0 if r.method == "full" else 6.0 * shape.lora_params(r.lora_rank, r.lora_targets)
@@ -182,6 +182,20 @@ def _group_bw(group: Col, inner: Col | float, fabric: Fabric, link: float, net: 
     inside = group * inner <= fabric.domain
     per_node = np.clip(np.floor(fabric.node / inner), 1.0, group)
     return np.where(inside, link, np.minimum(link, net * per_node))
+
+
+def _a2a_bw(group: Col, inner: Col | float, fabric: Fabric, link: float, net: float) -> Col:
+    """Per-rank bandwidth (B/s) of an all-to-all over ``group`` ranks spaced ``inner`` devices apart.
+
+    Unlike a ring, an all-to-all sends every rank's share for other instances through its own network
+    port: of its ``(group − 1)/group`` traffic the ``(k − 1)/group`` for its own instance's ``k`` ranks
+    goes at the link and the rest at the network per device, ``1 / ((k−1)/(g−1)/link + (g−k)/(g−1)/net)``.
+    """
+    inside = group * inner <= fabric.domain
+    k = np.clip(np.floor(fabric.node / inner), 1.0, group)
+    frac_net = np.where(group > 1, (group - k) / np.maximum(group - 1.0, 1.0), 0.0)
+    across = 1.0 / ((1.0 - frac_net) / link + frac_net / net)
+    return np.where(inside, link, np.minimum(link, across))
 
 
 def step_time(shape: ModelShape, g: Grid, device: DeviceSpec, eff: EfficiencySpec, fabric: Fabric,
@@ -227,9 +241,10 @@ def step_time(shape: ModelShape, g: Grid, device: DeviceSpec, eff: EfficiencySpe
     tensor = np.where(g.tp > 1, tp_count * (_ring(g.tp, mt * h * 2.0, tp_bw) + latency), 0.0)
 
     cp_bw = _group_bw(g.cp, g.tp, fabric, link, net)
-    cp_send = layers * m * 3.0 * (g.cp - 1.0) * mt * 4.0 * shape.kv_dim / cp_bw
+    kv_split = np.minimum(g.tp, shape.kv_shards) if shape.kv_shards else 1.0  # each TP rank rings its share of the KV heads
+    cp_send = layers * m * 3.0 * (g.cp - 1.0) * mt * 4.0 * shape.kv_dim / kv_split / cp_bw
 
-    ep_bw = _group_bw(g.ep, g.tp, fabric, link, net)
+    ep_bw = _a2a_bw(g.ep, g.tp, fabric, link, net)
     moe_layers = shape.moe_layers / g.pp
     a2a = mt * shape.experts_per_token * h * 2.0 * (g.ep - 1.0) / np.maximum(g.ep, 1.0)
     expert = np.where(g.ep > 1, moe_layers * m * 4.0 * (a2a / ep_bw + latency), 0.0)

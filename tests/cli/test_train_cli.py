@@ -90,6 +90,8 @@ def test_infeasible_searches_exit_3_with_the_binding_reason(aicap: Any, args: tu
         (("-m", "bert-base", "--hardware", "h100-sxm", "--devices", "1"), "decoder"),
         (("-m", "llama-3.1-8b"), "--tokens"),
         (("-m", "llama-3.1-8b", "--hardware", "h100-sxm", "--devices", "8", "--fsdp", "full", "--zero", "2"), "give one of them"),
+        (("-m", "llama-3.1-8b", "--tokens", "1B", "--method", "lora", "--global-batch-tokens", "2Ki"), "below one sequence"),  # was exit 3
+        (("-m", "llama-3.2-1b", "--tokens", "1M", "--method", "lora", "--lora-rank", "100000"), "above llama-3.2-1b's hidden size"),
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(aicap: Any, args: tuple[str, ...], needle: str) -> None:
@@ -224,3 +226,11 @@ def test_csv_is_machine_readable_values_with_the_search_alternatives(aicap: Any)
     assert float(rows["plan.tokens_per_s_per_device"]) == doc["plan"]["tokens_per_s_per_device"]
     assert float(rows["plan.usd.on_demand"]) == doc["plan"]["usd"]["on_demand"]
     assert rows["alternatives.0.hardware"] == doc["alternatives"][0]["hardware"]
+
+
+def test_a_job_spanning_instances_of_a_device_is_billed_on_the_cheapest_type(aicap: Any) -> None:
+    # Types of the same devices and network tied on the name: 16 H100s went to an Azure type at $98/h, not AWS's $55/h.
+    one = aicap("-q", "train", "-m", "llama-3.1-8b", "--hardware", "h100-sxm", "--devices", "16", "--tokens", "100B", "-f", "json").json()
+    named = aicap("-q", "train", "-m", "llama-3.1-8b", "--hardware", "p5.48xlarge", "--devices", "16", "--tokens", "100B",
+                  "-f", "json").json()  # fmt: skip
+    assert one["instance"] == "p5.48xlarge" and one["usd"]["on_demand"] == named["usd"]["on_demand"]

@@ -473,7 +473,7 @@ def brute(**cons: Any) -> list[str]:
             and c.cap(i.name) != 0 and i.price(c.pricing) is not None]  # fmt: skip
 
 
-@pytest.mark.parametrize("cons", [{"clouds": ["gcp"]}, {"regions": ["europe-west4"]}, {"regions": ["us-west-2"]},
+@pytest.mark.parametrize("cons", [{"clouds": ["gcp"]}, {"regions": ["us-central1"]}, {"regions": ["westus3", "us-east-1"]},
                                   {"instance_families": ["g6"]}, {"hardware": ["l4"]}, {"availability": {"a2-highgpu-1g": 0}}])  # fmt: skip
 def test_allowed_instances_matches_a_plain_filter(cons: dict[str, Any]) -> None:
     want = brute(**cons)
@@ -483,6 +483,15 @@ def test_allowed_instances_matches_a_plain_filter(cons: dict[str, Any]) -> None:
     except InfeasibleError:
         got = []
     assert got == want
+
+
+def test_a_region_or_family_no_instance_has_is_an_unknown_id_not_an_empty_fleet() -> None:
+    from aicap.sizing.core.errors import UnknownIdError
+
+    for cons in ({"regions": ["europe-west4"]}, {"instance_families": ["zz"]}):
+        f = Fleet.model_validate({"workloads": [fleet().workloads[0].model_dump(exclude_none=True)], "constraints": cons})
+        with pytest.raises(UnknownIdError):
+            allowed_instances(f, CAT)
 
 
 def test_allowed_instances_unpriced_per_cloud_and_in_the_error() -> None:
@@ -705,8 +714,8 @@ def test_allowed_instances_names_every_pricing_model_missing_and_every_constrain
         allowed_instances(fleet(hardware=["h100-sxm"], instance_families=["g6e"]), CAT, ("spot", "on_demand"))
     assert "hardware=['h100-sxm'], pricing=spot/on_demand)" in str(e.value)
     with pytest.raises(InfeasibleError) as e:
-        allowed_instances(fleet(instance_families=["nope"]), CAT)
-    assert "families=['nope'], hardware=any, pricing=on_demand)" in str(e.value)
+        allowed_instances(fleet(instance_families=["g6"], hardware=["h100-sxm"]), CAT)  # known, but none of them together
+    assert "families=['g6'], hardware=['h100-sxm'], pricing=on_demand)" in str(e.value)
 
 
 @pytest.mark.parametrize(("where", "message"), [

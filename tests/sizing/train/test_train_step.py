@@ -96,3 +96,41 @@ def test_one_chip_tpu_vms_are_joined_by_the_network_not_a_slice(cat: Catalogue) 
     one, eight = cat.instance("v6e-1"), cat.instance("v6e-8")
     assert not is_full_host(dev, one, cat.instances.values()) and is_full_host(dev, eight, cat.instances.values())
     assert fabric_of(dev, one, full_host=False).node == 1 and fabric_of(dev, eight).node == dev.interconnect.slice_size
+
+
+def test_sliding_window_layers_attend_their_window(gpt: DecoderModel) -> None:
+    # The attention term counted every layer as full causal attention: Mistral at 32K was charged 4.3x its attention.
+    s, w = 32768, 4096
+    full = shape_of(gpt)
+    windowed = shape_of(gpt.model_copy(update={"sliding_window": w}))  # every layer windowed
+    half = shape_of(gpt.model_copy(update={"sliding_window": w, "global_every": 2}))  # every second layer global
+    assert float(full.attn_span(s)) == s and float(windowed.attn_span(s)) == pytest.approx(2 * w - w * w / s)
+    assert float(half.attn_span(s)) == pytest.approx((s + 2 * w - w * w / s) / 2)
+    assert float(windowed.attn_span(2048)) == 2048  # shorter than the window: full causal
+    f = [float(flops_per_token(x, Grid.of([TrainSetup(seq_len=s, recompute="none")])).model[0]) for x in (full, windowed)]
+    assert f[1] == pytest.approx(f[0] - 6 * gpt.num_layers * gpt.hidden_size * (s - (2 * w - w * w / s)))
+
+
+def test_context_parallel_rings_each_tp_ranks_share_of_the_kv(cat: Catalogue) -> None:
+    # Each TP rank holds kv_heads/tp of the KV: the ring moved the full width on every rank (8x at TP8).
+    model = cat.model("llama-3.1-8b")
+    ev = [run(cat, model, "h100-sxm", TrainSetup(tp=tp, cp=4, dp=1, seq_len=16384, global_batch_tokens=16384)) for tp in (1, 8)]
+    sent = [float(e.step.context_parallel[0]) for e in ev]
+    assert sent[1] <= sent[0] + 1e-9  # not 8x more exposed traffic with TP8
+
+
+def test_expert_all_to_all_across_instances_goes_through_each_ranks_network_port(cat: Catalogue) -> None:
+    # A ring crosses each node boundary once, so k ranks a node share k rails; an all-to-all sends every rank's
+    # cross-node share through its own port: wide EP over p5 nodes was charged 400 GB/s a rank, not ~50.
+    from aicap.sizing.train.fabric import fabric_of
+    from aicap.sizing.train.step import _a2a_bw, _group_bw
+
+    dev = cat.device("h100-sxm")
+    fab = fabric_of(dev, cat.instance("p5.48xlarge"))
+    import numpy as np
+
+    link, net = 450e9, 50e9
+    g = np.array([8.0, 64.0])
+    ring, a2a = _group_bw(g, 1.0, fab, link, net), _a2a_bw(g, 1.0, fab, link, net)
+    assert ring[0] == a2a[0] == link  # inside one instance: the link
+    assert a2a[1] == pytest.approx(1 / ((7 / 63) / link + (56 / 63) / net)) and a2a[1] < ring[1] / 6
