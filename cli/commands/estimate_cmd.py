@@ -38,7 +38,8 @@ KvOpt = Annotated[
         "--kv-dtype", help="KV-cache dtype (default: follows the weights; 16 bit for a model served in its checkpoint's quantised format)."
     ),
 ]
-TpotOpt = Annotated[float | None, typer.Option("--tpot-ms", help="Keep time per output token at or under this (with --batch auto).")]
+TpotOpt = Annotated[float | None, typer.Option("--tpot-ms", help="Keep the mean time per output token at the batch at or under this "
+                                                "(with --batch auto); size's --tpot-ms is a percentile under load.")]  # fmt: skip
 PrefixOpt = Annotated[
     float, typer.Option("--prefix-cached", help="Share of each prompt found in the prefix cache (0 to 0.99): attended to, not recomputed.")
 ]

@@ -209,6 +209,8 @@ def register(app: typer.Typer) -> None:
         for flag, v in (("--requests", requests), ("--quantum", quantum), ("--jobs", jobs), ("--scheduler-steps", scheduler_steps)):
             if v < 1:
                 raise InputError(f"{flag} {v}: must be >= 1")
+        if seed < 0:
+            raise InputError(f"--seed {seed}: must be >= 0")
         if requests > MAX_REQUESTS:
             raise InputError(f"--requests {requests:,}: at most {MAX_REQUESTS:,} (the simulator keeps about 1.3 KB per request); "
                              "for a longer horizon replay a --trace or run several --seed values")  # fmt: skip
@@ -302,6 +304,11 @@ def register(app: typer.Typer) -> None:
         ):
             if given is not None and (clash := typed_flags(ctx, *others)):
                 raise InputError(f"{why}: drop {', '.join(clash)}")
+        if class_weights is not None and classes is None and trace is None:
+            raise InputError("--class-weights weigh priority classes: give --classes (or a --trace with a priority column)")
+        if typed_flags(ctx, "percentile") and ttft_ms is None and tpot_ms is None and classes is None and trace is None:
+            raise InputError(f"--percentile {percentile} is where --ttft-ms/--tpot-ms are checked (and the per-class table's "
+                             "statistic): give a target or --classes")  # fmt: skip
         if typed_flags(ctx, "cv") and arrival != "gamma":
             raise InputError(f"--cv shapes gamma arrivals: add --arrival gamma (or drop --cv; --arrival is {arrival})")
         if not compare_policies:  # (every policy runs under --compare-policies: each takes its own options)
@@ -371,6 +378,12 @@ def register(app: typer.Typer) -> None:
             layout = replace(layout, runtime=layout.runtime.model_copy(update={"chunked_prefill": chunked_prefill}))
         setup = replay.Setup(layout, replicas=n_rep, router=router, max_num_seqs=max_num_seqs, max_batched_tokens=max_batched_tokens,
                              prefill_first=prefill_first, decode_steps=scheduler_steps)  # fmt: skip
+        eng = setup.engine()
+        longest = int((reqs.input_tokens - (0 if reqs.cached_tokens is None else reqs.cached_tokens)).max())
+        if not eng.chunked_prefill and longest > eng.max_batched_tokens:  # vLLM refuses such an engine at start-up
+            raise InputError(f"without chunked prefill a prompt is prefilled in one step: the longest here ({longest:,} tokens to "
+                             f"prefill) exceeds the step budget of {eng.max_batched_tokens:,}; raise --max-batched-tokens or "
+                             "turn chunked prefill on")  # fmt: skip
         targets = Targets(ttft_ms=ttft_ms, tpot_ms=tpot_ms)
         if compare_policies:
             todo = tuple(p for p in replay.POLICIES if not (p == "edf" and ttft_ms is None))

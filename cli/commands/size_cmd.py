@@ -198,6 +198,8 @@ def register(app: typer.Typer) -> None:
             raise InputError(f"{output}: is a directory, expected a file")
         if plot is not None and plot.suffix.lower() not in {".png", ".svg"}:
             raise InputError(f"--plot {plot}: the file must end in .png or .svg")
+        if seed < 0:
+            raise InputError(f"--seed {seed}: must be >= 0")
         cat = catalogue()
         overrides = {"cloud": cloud, "hardware": hardware, "pricing": pricing, "budget": budget, "objective": objective,
                      "single_type": single_type or None, "engine": engine}  # fmt: skip

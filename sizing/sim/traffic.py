@@ -235,6 +235,9 @@ def load_trace(path: Path) -> Requests:
                              f"expected {','.join(TRACE_FIELDS)}[,priority]")  # fmt: skip
         reader.fieldnames = header
         for rec in reader:
+            if rec.get(None):  # DictReader keeps fields beyond the header under None
+                raise InputError(f"{path}:{reader.line_num}: more fields than the header's {len(header)} "
+                                 f"({','.join(header)}); a 4th is read only under a priority column")  # fmt: skip
             rows.append(_row(dict(rec), f"{path}:{reader.line_num}"))
     if not rows:
         raise InputError(f"{path}: the trace has no requests")

@@ -226,6 +226,13 @@ def test_scheduler_flags_replay_a_v0_style_engine() -> None:
             ("--rate", "1", "--speculative", "ngram", "--draft-tokens", "8", "--max-batched-tokens", "4"),
             "a step budget of 4 tokens cannot hold one speculative decode step of 9 tokens",
         ),  # every request was lost, silently
+        (("--rate", "1", "--percentile", "p90"), "--percentile p90 is where --ttft-ms/--tpot-ms are checked"),  # ran as p99's twin
+        (("--rate", "1", "--policy", "priority", "--class-weights", "2,1"), "--class-weights weigh priority classes"),
+        (("--rate", "1", "--seed", "-1"), "--seed -1: must be >= 0"),  # an internal error
+        (
+            ("--rate", "1", "--input-tokens", "6000", "--max-batched-tokens", "4096", "--no-chunked-prefill"),
+            "exceeds the step budget of 4,096",
+        ),  # every request was rejected, blamed on the KV cache
         (("--rate", "1", "--jobs", "2"), "--jobs 2 runs the policies of --compare-policies in parallel"),
         (("--rate", "1", "--disaggregate", "--plot", "x.png"), "--disaggregate simulates the two pools"),
         (("--rate", "1", "--disaggregate", "--compare-policies", "--max-num-seqs", "8"), "drop --max-num-seqs, --compare-policies"),
@@ -256,3 +263,11 @@ def test_csv_has_every_figure_of_the_run_in_long_format() -> None:
     assert float(got[("all", "ttft_ms", "p99")]) == d["ttft_ms"]["p99"]
     assert got[("all", "stable", "value")] == "true" and got[("all", "preemptions", "value")] == str(d["preemptions"])
     assert float(got[("class 1", "queue_ms", "p90")]) == d["classes"][1]["queue_ms"]["p90"]
+
+
+def test_a_trace_row_with_more_fields_than_its_header_is_refused(tmp_path: Path) -> None:
+    # The 4th field of "0.1,100,10,5" under a 3-column header was dropped silently (the priority lost).
+    t = tmp_path / "t.csv"
+    t.write_text("arrival_s,input_tokens,output_tokens\n0.1,100,10,5\n")
+    code, _, err = run(*BASE, "--trace", str(t))
+    assert code == 2 and f"{t}:2: more fields than the header's 3" in err
