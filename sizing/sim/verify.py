@@ -116,27 +116,45 @@ def verify(plan: Plan, cat: CatalogueLike, *, requests: int = DEFAULT_REQUESTS, 
             new = max(i_mean * (1.0 - h), 1.0)
             step = planned_setup(layout, cat, d.instance_type, w.decode_context if decoder else None).step(i_mean, 0.0, i_mean - new)
             rate = d.requests_per_s / d.replicas
-            s = deployment_seed(seed, w.name, d)
-            arrivals = arrival_times(rate, requests, cv=w.arrival_cv, seed=s)
-            prompt = _lengths(w.input_tokens, requests, s + 1)
-            output = _lengths(w.output_tokens, requests, s + 2) if decoder else np.zeros(requests, dtype=np.int64)
             kv = int(memory.kv_cache_tokens(layout, d.tp, d.pp)) if decoder else 1 << 40
             cfg = EngineConfig(max_num_seqs=max(d.max_running, 1), max_batched_tokens=budget, kv_capacity_tokens=max(kv, 1),
                                pipeline_stages=d.pp, request_overhead_s=runtime.request_overhead_ms * 1e-3,
                                verify_tokens=layout.verify_tokens, tokens_per_step=layout.tokens_per_step,
                                chunked_prefill=runtime.chunked_prefill, prefill_first=runtime.prefill_first,
                                state_tokens=int(memory.state_tokens(layout, d.tp, d.pp)) if decoder else 0)  # fmt: skip
-            res = simulate(step, Requests(arrivals, prompt, output, cached_tokens=cached_prefix(prompt, h)), cfg)
             q = PERCENTILES[pw.percentile]
-            tpot = res.percentile("tpot", q) * 1e3 if decoder else math.nan  # one-token requests (a prefill pool) have no TPOT
+            targets = ((w.slo.ttft_ms, 0), (w.slo.tpot_ms if decoder else None, 1))
+            worst: list[float] = [-math.inf, -math.inf]
+            stable, preemptions, rejected = True, 0, 0
+            for k in range(1 + NEAR_REPLICATIONS):
+                s = deployment_seed(seed + REPLICATION_STRIDE * k, w.name, d)
+                arrivals = arrival_times(rate, requests, cv=w.arrival_cv, seed=s)
+                prompt = _lengths(w.input_tokens, requests, s + 1)
+                output = _lengths(w.output_tokens, requests, s + 2) if decoder else np.zeros(requests, dtype=np.int64)
+                res = simulate(step, Requests(arrivals, prompt, output, cached_tokens=cached_prefix(prompt, h)), cfg)
+                tpot = res.percentile("tpot", q) * 1e3 if decoder else math.nan  # one-token requests (a prefill pool) have no TPOT
+                for j, x in enumerate((res.percentile("ttft", q) * 1e3, tpot)):
+                    worst[j] = max(worst[j], x) if math.isfinite(x) else worst[j]
+                stable, preemptions, rejected = stable and res.stable, max(preemptions, res.preemptions), max(rejected, res.rejected)
+                # A tail within NEAR_TARGET of its target is a draw of one run: replicate it, and judge by the worst.
+                near = [t is not None and NEAR_TARGET * t <= worst[j] <= t for t, j in targets]
+                if not stable or not any(near):
+                    break
             out.append(Check(
                 workload=pw.name, instance_type=d.instance_type, hardware=d.hardware, tp=d.tp, pp=d.pp,
-                requests_per_s_per_replica=rate, ttft_promised_ms=d.ttft_ms, ttft_simulated_ms=res.percentile("ttft", q) * 1e3,
-                tpot_promised_ms=d.tpot_ms, tpot_simulated_ms=tpot if math.isfinite(tpot) else None,
-                ttft_target_ms=w.slo.ttft_ms, tpot_target_ms=w.slo.tpot_ms if decoder else None, stable=res.stable,
-                preemptions=res.preemptions, rejected=res.rejected,
+                requests_per_s_per_replica=rate, ttft_promised_ms=d.ttft_ms, ttft_simulated_ms=worst[0],
+                tpot_promised_ms=d.tpot_ms, tpot_simulated_ms=worst[1] if math.isfinite(worst[1]) else None,
+                ttft_target_ms=w.slo.ttft_ms, tpot_target_ms=w.slo.tpot_ms if decoder else None, stable=stable,
+                preemptions=preemptions, rejected=rejected,
             ))  # fmt: skip
     return out
+
+
+#: A simulated tail at or above this share of its target is replicated: one run's p99 is a draw, and a plan accepted on a
+#: lucky draw missed its target at most other seeds (a 6,000-request p99 within 2% of a bursty workload's target).
+NEAR_TARGET = 0.9
+NEAR_REPLICATIONS = 2  # further seeds such a tail is simulated with; the worst tail is the one judged
+REPLICATION_STRIDE = 7919  # seed offset between replications (a prime: streams apart from deployment_seed's s, s + 1, s + 2)
 
 
 MAX_RESOLVES = 4  # times size_verified adds capacity and re-solves before it reports a plan that does not hold

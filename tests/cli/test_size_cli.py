@@ -171,3 +171,20 @@ def test_infeasible_for_want_of_prices_names_the_types_the_pricing_left_out(aica
     # No AWS GPU type has a spot price in the catalogue: the error blamed the CPUs' TPOT and nothing else.
     r = aicap("-q", "size", "--model", "llama-3.1-70b", "--rate", "2", "--tpot-ms", "50", "--cloud", "aws", "--pricing", "spot")
     assert r.code == 3 and "have no published spot price and were excluded" in r.stderr and r.stderr.count("\n") == 1
+
+
+def test_a_plan_verify_accepts_near_its_target_holds_at_other_seeds(aicap, tmp_path: Path) -> None:
+    # One 6,000-request run put this bursty workload's p99 TTFT at 266 ms against 270: accepted, it missed at 7 of 8
+    # other seeds. A tail within 10% of its target is now replicated, and the worst run judged.
+    f = tmp_path / "f.yaml"
+    f.write_text("schema_version: 1\nworkloads:\n  - name: w\n    model: llama-3.1-8b\n    requests_per_s: 6\n"
+                 "    input_tokens: [{tokens: 300, weight: 6}, {tokens: 2000, weight: 3}, {tokens: 7000, weight: 1}]\n"
+                 "    output_tokens: [{tokens: 50, weight: 5}, {tokens: 400, weight: 4}, {tokens: 1500, weight: 1}]\n"
+                 "    arrival_cv: 2\n    slo: {ttft_ms: 270, tpot_ms: 20, percentile: p99}\n"
+                 "constraints: {clouds: [aws], hardware: [h100-sxm]}\n")  # fmt: skip
+    plan = tmp_path / "p.json"
+    r = aicap("-q", "size", str(f), "--verify", "-f", "json", "--output", str(plan))
+    assert r.code == 0 and r.json()["verification"]["holds"], r.stderr
+    for seed in (1, 2, 3, 4):
+        again = aicap("-q", "simulate", str(plan), "--seed", str(seed), "-f", "json")
+        assert again.code == 0, (seed, again.stderr)
