@@ -149,6 +149,8 @@ def register(app: typer.Typer) -> None:
         precision: Annotated[str, typer.Option("--precision", help="bf16, fp16 or fp8 (fp8 linear layers).")] = "bf16",
         optimizer: Annotated[str, typer.Option("--optimizer", help="adamw, adam8bit or sgd.")] = "adamw",
         offload: Annotated[str, typer.Option("--offload", help="none, optimizer or all (states in host memory).")] = "none",
+        ep_overlap: Annotated[float, typer.Option("--ep-overlap", help="Share of the expert all-to-all hidden behind compute: 0 (Megatron's "
+                                                  "default schedule) to 1 (a DualPipe-style schedule).")] = 0.0,
         method: Annotated[str, typer.Option("--method", help="full, lora or qlora.")] = "full",
         lora_rank: Annotated[int, typer.Option("--lora-rank", help="LoRA rank.")] = 16,
         lora_targets: Annotated[str, typer.Option("--lora-targets", help="qv, attention or all (attention + MLP).")] = "attention",
@@ -181,8 +183,10 @@ def register(app: typer.Typer) -> None:
         for name, value in (("--deadline-days", deadline_days), ("--budget", budget)):
             if value is not None and value <= 0:
                 raise InputError(f"{name} {value:g}: must be positive")
+        if not 0.0 <= ep_overlap <= 1.0:
+            raise InputError(f"--ep-overlap {ep_overlap:g}: a share from 0 to 1")
         recipe_fields: dict[str, Any] = {"precision": precision, "optimizer": optimizer, "method": method, "lora_rank": lora_rank,
-                                         "lora_targets": lora_targets}  # fmt: skip
+                                         "lora_targets": lora_targets, "ep_overlap": ep_overlap}  # fmt: skip
         if method not in DEFAULT_BATCH:
             raise InputError(f"--method {method!r}: valid: {', '.join(DEFAULT_BATCH)}")
         # Repeated or comma-separated, as `size` takes them: --hardware h100-sxm,l40s is --hardware h100-sxm --hardware l40s.

@@ -33,11 +33,13 @@ class Recipe:
     lora_rank: int = 16
     lora_targets: LoraTargets = "attention"
     master_weights: bool = True
+    ep_overlap: float = 0.0
 
     @classmethod
     def of(cls, setup: TrainSetup) -> Recipe:
         """The recipe part of a setup."""
-        return cls(setup.method, setup.precision, setup.optimizer, setup.lora_rank, setup.lora_targets, setup.master_weights)
+        return cls(setup.method, setup.precision, setup.optimizer, setup.lora_rank, setup.lora_targets, setup.master_weights,
+                   setup.ep_overlap)  # fmt: skip
 
 
 @dataclass(frozen=True)

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from aicap.sizing.core.documents import PosInt
 from aicap.sizing.core.errors import InputError
@@ -76,6 +76,13 @@ class TrainSetup(BaseModel):
     method: Method = "full"
     lora_rank: PosInt = 16
     lora_targets: LoraTargets = "attention"
+    ep_overlap: float = Field(
+        0.0,
+        ge=0.0,
+        le=1.0,
+        description="share of the expert-parallel all-to-all hidden behind compute: 0 "
+        "as Megatron's default schedule runs it, 1 under a schedule that overlaps it whole (DeepSeek-V3's DualPipe)",
+    )
 
     @model_validator(mode="after")
     def _consistent(self) -> TrainSetup:

@@ -30,7 +30,9 @@ the group spans instances):
   values per layer and micro-batch, 2 more under full recomputation — exposed;
 * context parallel: ring exchange of keys and values, ``3 (c − 1)`` chunks per layer and
   micro-batch, hidden behind attention compute where it can be;
-* expert parallel: 4 all-to-alls of ``k`` routed copies of each token per MoE layer — exposed;
+* expert parallel: 4 all-to-alls of ``k`` routed copies of each token per MoE layer, each rank's
+  cross-instance share through its own network port — exposed but for the recipe's ``ep_overlap``
+  (a schedule such as DeepSeek-V3's DualPipe hides it behind compute);
 * pipeline: activations and their gradients across each stage boundary — exposed;
 * data parallel: gradient all-reduce of the trainable shard (fp32 reduction, fp16 for fp16
   runs) once per step; ZeRO-3/FSDP all-gathers weights in forward and backward of every
@@ -247,7 +249,7 @@ def step_time(shape: ModelShape, g: Grid, device: DeviceSpec, eff: EfficiencySpe
     ep_bw = _a2a_bw(g.ep, g.tp, fabric, link, net)
     moe_layers = shape.moe_layers / g.pp
     a2a = mt * shape.experts_per_token * h * 2.0 * (g.ep - 1.0) / np.maximum(g.ep, 1.0)
-    expert = np.where(g.ep > 1, moe_layers * m * 4.0 * (a2a / ep_bw + latency), 0.0)
+    expert = np.where(g.ep > 1, moe_layers * m * 4.0 * (a2a / ep_bw + latency), 0.0) * (1.0 - g.recipe.ep_overlap)  # exposed share
 
     pp_bw = np.where(g.devices <= fabric.node, link, net)
     act = mt * h * 2.0 / np.where(g.sp > 0, g.tp, 1.0)

@@ -134,3 +134,11 @@ def test_expert_all_to_all_across_instances_goes_through_each_ranks_network_port
     ring, a2a = _group_bw(g, 1.0, fab, link, net), _a2a_bw(g, 1.0, fab, link, net)
     assert ring[0] == a2a[0] == link  # inside one instance: the link
     assert a2a[1] == pytest.approx(1 / ((7 / 63) / link + (56 / 63) / net)) and a2a[1] < ring[1] / 6
+
+
+def test_ep_overlap_hides_that_share_of_the_all_to_all(cat: Catalogue) -> None:
+    # DeepSeek-V3's DualPipe hides the all-to-all behind compute (its report, Sec. 3.2.1): a schedule aicap had no word for.
+    model = cat.model("qwen3-30b-a3b")
+    exposed = [float(run(cat, model, "h100-sxm", TrainSetup(dp=64, ep=64, seq_len=4096, ep_overlap=x)).step.expert_parallel[0])
+               for x in (0.0, 0.75, 1.0)]  # fmt: skip
+    assert exposed[0] > 0 and exposed[1] == pytest.approx(exposed[0] / 4) and exposed[2] == 0.0
