@@ -10,7 +10,7 @@ routed. A **step end** closes the replica's step and starts the next
 one if it has work.
 
 Routers (``n_k`` = requests running plus waiting on replica ``k``, ``w_k`` waiting, ``u_k`` running;
-ties go to the lowest index):
+ties go round-robin, to the first replica from ``j mod R`` on):
 
 * ``round_robin`` — the ``j``-th routed request goes to replica ``j mod R``;
 * ``least_outstanding`` — ``argmin_k n_k`` (what a proxy counting in-flight requests sees);
@@ -155,9 +155,10 @@ def simulate_cluster(step: StepTime, requests: Requests, config: EngineConfig, *
     def route() -> int:
         if router == "round_robin" or replicas == 1:
             return routed % replicas
+        after = routed % replicas  # ties go round-robin from here (always to the lowest index, replica 0 drew more arrivals)
         if router == "least_outstanding":
-            return min(range(replicas), key=lambda k: (reps[k].waiting() + reps[k].running(), k))
-        return min(range(replicas), key=lambda k: (reps[k].waiting(), reps[k].running(), k))
+            return min(range(replicas), key=lambda k: (reps[k].waiting() + reps[k].running(), (k - after) % replicas))
+        return min(range(replicas), key=lambda k: (reps[k].waiting(), reps[k].running(), (k - after) % replicas))
 
     def start(k: int, t: float) -> None:
         nonlocal steps, kv_block_s, running_s, peak_used, stride, timeline

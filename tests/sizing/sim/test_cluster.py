@@ -55,7 +55,8 @@ def test_state_aware_routers_beat_round_robin_on_the_tail() -> None:
     for router in ("least_outstanding", "shortest_queue"):
         res, stats = simulate_cluster(_linear, req, CFG, replicas=4, router=router)  # type: ignore[arg-type]
         assert res.finished.sum() == rr.finished.sum()
-        assert res.percentile("ttft", 0.99) < 0.9 * rr.percentile("ttft", 0.99)
+        # (0.94 and 0.90 of round-robin's with ties broken in rotation; breaking them to replica 0 gave it more arrivals)
+        assert res.percentile("ttft", 0.99) < 0.95 * rr.percentile("ttft", 0.99)
         assert max(stats.busy_s) < 1.1 * min(stats.busy_s)  # load spread evenly
 
 
