@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -19,6 +20,29 @@ if TYPE_CHECKING:
     from aicap.sizing.core.plan import Plan
 
 FormatOpt = Annotated[Format, typer.Option("--format", "-f", help="Output format.")]
+
+
+#: The constraint of a fleet file each command-line override replaces.
+_REPLACES = {
+    "cloud": ("--cloud", "clouds"),
+    "hardware": ("--hardware", "hardware"),
+    "pricing": ("--pricing", "pricing"),
+    "budget": ("--budget", "budget_usd_per_month"),
+    "objective": ("--objective", "objective"),
+    "engine": ("--engine", "engine"),
+}
+
+
+def _note_replaced(path: Path, overrides: Mapping[str, object]) -> None:
+    """Say which of the fleet file's constraints an option replaced (it replaces, not narrows: --cloud azure on [aws, gcp])."""
+    from aicap.sizing.core.documents import load_yaml, read_text
+
+    doc = load_yaml(path, read_text(path))
+    cons = (doc.get("constraints") or {}) if isinstance(doc, dict) else {}
+    for name, value in overrides.items():
+        flag, key = _REPLACES.get(name, ("", ""))
+        if value is not None and isinstance(cons, dict) and cons.get(key) is not None:
+            info(f"aicap: note: {flag} {value} replaces {path.name}'s constraints.{key} ({cons[key]})")
 
 
 def _month(d: PlanDeployment, hours: float) -> float:
@@ -224,6 +248,7 @@ def register(app: typer.Typer) -> None:
                              "speculative: {method: ..., acceptance: ...}")  # fmt: skip
         elif fleet_file is not None:
             fleet = load_fleet(fleet_file, **overrides)
+            _note_replaced(fleet_file, overrides)
         else:
             info("aicap: no fleet given; sizing the built-in example (chat, long-context summariser, embeddings). See `aicap size --help`.")
             fleet = builtin_fleet(**overrides)

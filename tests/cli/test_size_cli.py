@@ -188,3 +188,13 @@ def test_a_plan_verify_accepts_near_its_target_holds_at_other_seeds(aicap, tmp_p
     for seed in (1, 2, 3, 4):
         again = aicap("-q", "simulate", str(plan), "--seed", str(seed), "-f", "json")
         assert again.code == 0, (seed, again.stderr)
+
+
+def test_an_option_that_replaces_a_fleet_constraint_says_so(aicap, tmp_path: Path) -> None:
+    # --cloud azure on a fleet of clouds [aws, gcp] planned on Azure without a word (it replaces, it does not narrow).
+    f = tmp_path / "f.yaml"
+    f.write_text("schema_version: 1\nworkloads:\n  - {name: a, model: llama-3.1-8b, requests_per_s: 2}\n"
+                 "constraints: {clouds: [aws, gcp]}\n")  # fmt: skip
+    r = aicap("size", str(f), "--cloud", "azure", "-f", "json")
+    assert r.code == 0 and "--cloud azure replaces f.yaml's constraints.clouds (['aws', 'gcp'])" in r.stderr
+    assert "replaces" not in aicap("size", str(f), "-f", "json").stderr
