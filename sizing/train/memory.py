@@ -123,8 +123,9 @@ def parameter_states(shape: ModelShape, g: Grid, factors: TrainingFactors) -> Pa
     trainable = shape.lora_params(r.lora_rank, r.lora_targets) / (g.tp * g.pp) + 0.0 * p_dev
     per_param = 2.0
     if r.method == "qlora":
-        linear = shape.linear_active if shape.moe_layers == 0 else shape.total - shape.embedding
-        linear_share = min(1.0, (linear - shape.head) / max(shape.total, 1.0))
+        # NF4 holds the transformer's linear layers: every parameter but the embedding and the LM head (bitsandbytes keeps
+        # both 16-bit; a tied head is the embedding, which linear_active counts as a matmul and once put in NF4).
+        linear_share = min(1.0, (shape.total - shape.embedding - shape.head) / max(shape.total, 1.0))
         per_param = linear_share * factors.nf4_bits_per_param / 8.0 + (1.0 - linear_share) * 2.0
     return ParameterStates(trainable, p_dev * per_param, per_param, share)
 
