@@ -112,7 +112,7 @@ def parameter_states(shape: ModelShape, g: Grid, factors: TrainingFactors) -> Pa
     """Trainable parameters and frozen-base bytes per device before ZeRO sharding.
 
     Full training trains ``P_dev``. LoRA trains ``r (d_in + d_out)`` per adapted matrix, split by
-    ``t · p``, over a frozen 16-bit base; QLoRA stores the base's linear weights in NF4
+    ``t · p`` (a routed expert's by ``t · p · e``, as the expert), over a frozen 16-bit base; QLoRA stores the base's linear weights in NF4
     (``nf4_bits_per_param / 8`` bytes) and the rest (embeddings, norms) in 16 bit.
     """
     r = g.recipe
@@ -120,7 +120,8 @@ def parameter_states(shape: ModelShape, g: Grid, factors: TrainingFactors) -> Pa
     share = shape.experts / (g.pp * g.ep * g.tp) / np.maximum(p_dev, 1.0)
     if r.method == "full":
         return ParameterStates(p_dev, np.zeros_like(p_dev), 2.0, share)
-    trainable = shape.lora_params(r.lora_rank, r.lora_targets) / (g.tp * g.pp) + 0.0 * p_dev
+    experts = shape.lora_expert_params(r.lora_rank, r.lora_targets)  # on routed experts: split over EP too, as their experts
+    trainable = (shape.lora_params(r.lora_rank, r.lora_targets) - experts) / (g.tp * g.pp) + experts / (g.tp * g.pp * g.ep) + 0.0 * p_dev
     per_param = 2.0
     if r.method == "qlora":
         # NF4 holds the transformer's linear layers: every parameter but the embedding and the LM head (bitsandbytes keeps

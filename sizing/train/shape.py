@@ -89,6 +89,12 @@ class ModelShape:
             return float(self.layers * per_layer + per_layer_mlp)
         return float(self.layers * per_layer)
 
+    def lora_expert_params(self, rank: int, targets: LoraTargets) -> float:
+        """Of :meth:`lora_params`, the adapters on routed experts (``all`` on a mixture of experts; else 0)."""
+        if targets != "all" or not self.moe_layers:
+            return 0.0
+        return float(self.moe_layers * self.num_experts * sum(rank * (a + b) for a, b in self._expert_dims()))
+
     def _expert_dims(self) -> tuple[tuple[int, int], ...]:
         n = 3 if self.gated else 2
         return ((self.hidden, self.expert_ffn),) * (n - 1) + ((self.expert_ffn, self.hidden),)

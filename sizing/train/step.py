@@ -159,7 +159,10 @@ def flops_per_token(shape: ModelShape, g: Grid) -> FlopsPerToken:
     attn = shape.attn_flop_dim * shape.layers * shape.attn_span(g.seq_len)
     full = (g.recompute == 2).astype(np.float64)
     attn_re = (g.recompute >= 1).astype(np.float64)
-    lora = 0.0 if r.method == "full" else 6.0 * shape.lora_params(r.lora_rank, r.lora_targets)
+    # a token runs the adapters of the k experts it is routed to, not all E
+    routed = shape.experts_per_token / shape.num_experts if shape.num_experts else 0.0
+    experts = shape.lora_expert_params(r.lora_rank, r.lora_targets)
+    lora = 0.0 if r.method == "full" else 6.0 * (shape.lora_params(r.lora_rank, r.lora_targets) - experts * (1.0 - routed))
     lin_passes = 3.0 if r.method == "full" else 2.0
     hw_lin = (lin_passes + full) * lin + lora
     hw_attn = (1.0 + ATTN_BACKWARD + attn_re) * attn

@@ -114,3 +114,20 @@ def test_qlora_keeps_a_tied_embedding_16_bit(cat) -> None:  # type: ignore[no-un
     nf4 = load_factors().nf4_bits_per_param / 8.0
     want = (shape.total - shape.embedding - shape.head) * nf4 + (shape.embedding + shape.head) * 2.0
     assert model.tied_embeddings and frozen == pytest.approx(want)
+
+
+def test_lora_adapters_on_routed_experts_split_over_expert_parallelism(cat) -> None:  # type: ignore[no-untyped-def]
+    # Every device kept the states of every expert's adapters (Mixtral at EP8: 0.4 + 2.7 GiB where its share is 0.4).
+    from aicap.sizing.train.factors import load_factors
+    from aicap.sizing.train.grid import Grid
+    from aicap.sizing.train.memory import parameter_states
+    from aicap.sizing.train.setup import TrainSetup
+    from aicap.sizing.train.shape import shape_of
+
+    shape = shape_of(cat.model("mixtral-8x7b"))
+    lora = shape.lora_params(16, "all")
+    experts = shape.lora_expert_params(16, "all")
+    assert 0 < experts < lora
+    for ep in (1, 8):
+        g = Grid.of([TrainSetup(method="lora", lora_targets="all", dp=8, ep=ep)])
+        assert float(parameter_states(shape, g, load_factors()).trainable[0]) == pytest.approx(lora - experts + experts / ep)
