@@ -56,7 +56,7 @@ def _floats(text: str | None, flag: str, *, positive: bool = False) -> tuple[flo
 
 
 #: Options ``--disaggregate`` does not take: it simulates both pools with the engine's defaults under ``--policy`` alone.
-_NOT_DISAGGREGATED = ("ep", "speculative", "draft_model", "draft_tokens", "acceptance", "max_num_seqs", "max_batched_tokens",
+_NOT_DISAGGREGATED = ("ep", "prefix_cached", "speculative", "draft_model", "draft_tokens", "acceptance", "max_num_seqs", "max_batched_tokens",
                       "chunked_prefill", "prefill_first", "scheduler_steps", "predictor_error", "quantum", "sjf_by", "aging",
                       "class_weights", "compare_policies", "jobs", "plot")  # fmt: skip
 
@@ -306,7 +306,15 @@ def register(app: typer.Typer) -> None:
                 raise InputError(f"{why}: drop {', '.join(clash)}")
         if class_weights is not None and classes is None and trace is None:
             raise InputError("--class-weights weigh priority classes: give --classes (or a --trace with a priority column)")
-        if typed_flags(ctx, "percentile") and ttft_ms is None and tpot_ms is None and classes is None and trace is None:
+        if (
+            typed_flags(ctx, "percentile")
+            and ttft_ms is None
+            and tpot_ms is None
+            and classes is None
+            and trace is None
+            and not disaggregate
+            and not compare_policies
+        ):  # (their tables report latencies at the percentile)
             raise InputError(f"--percentile {percentile} is where --ttft-ms/--tpot-ms are checked (and the per-class table's "
                              "statistic): give a target or --classes")  # fmt: skip
         if typed_flags(ctx, "cv") and arrival != "gamma":

@@ -99,7 +99,8 @@ def _needed_devices(mine: list[tuple[Candidate, int]], served: float) -> list[in
     return need
 
 
-def _deployments(mine: list[tuple[Candidate, int]], loads: list[float], metrics: list[Loaded], insts: dict[str, InstanceSpec],
+def _deployments(mine: list[tuple[Candidate, int]], loads: list[float], needed: list[int], metrics: list[Loaded],
+                 insts: dict[str, InstanceSpec],
                  counts: dict[str, int], used: dict[str, int], pricing: str, cat: CatalogueLike,
                  efficiency_key: str | None, hours: float) -> tuple[list[Deployment], float]:  # fmt: skip
     """The plan deployments of one workload and their hourly cost, summed before rounding [USD/h].
@@ -110,7 +111,6 @@ def _deployments(mine: list[tuple[Candidate, int]], loads: list[float], metrics:
     """
     out = []
     usd_h = 0.0
-    needed = _needed_devices(mine, sum(loads))
     for k, ((cand, r), load, m) in enumerate(zip(mine, loads, metrics, strict=True)):
         inst = insts[cand.instance]
         price = float(inst.price(pricing) or 0.0)
@@ -164,9 +164,14 @@ def build_plan(fleet: Fleet, cat: CatalogueLike, insts: list[InstanceSpec], chos
         shares = [s for _, _, s in by_workload.get(w.name, [])]
         routed[w.name] = (mine, _loads(mine, served[w.name], shares if shares and not any(np.isnan(shares)) else None))
     paid = {i.name: 0 for i in insts}  # devices each instance type's loads need: its cost is shared in proportion
-    for mine, loads in routed.values():
-        for (cand, _), n in zip(mine, _needed_devices(mine, sum(loads)), strict=True):
+    need: dict[str, list[int]] = {}
+    for name, (mine, loads) in routed.items():
+        need[name] = _needed_devices(mine, sum(loads))
+        for (cand, _), n in zip(mine, need[name], strict=True):
             paid[cand.instance] += n
+    for name, (mine, _) in routed.items():  # a bought type none of whose devices is needed is shared by devices used
+        need[name] = [r * c.devices if paid[c.instance] == 0 else n for (c, r), n in zip(mine, need[name], strict=True)]
+    paid = {t: (p if p else used[t]) for t, p in paid.items()}
     # Every deployment's percentiles at its load, in one vectorised pass per evaluation group.
     pairs = [(cand, load / r) for mine, loads in routed.values() for (cand, r), load in zip(mine, loads, strict=True)]
     flat = iter(at_rates([_replica(c) for c, _ in pairs], [rate for _, rate in pairs]))
@@ -176,7 +181,8 @@ def build_plan(fleet: Fleet, cat: CatalogueLike, insts: list[InstanceSpec], chos
         mine, loads = routed[w.name]
         resolved = engine_for(cat, c.engine_of(w))
         engine, key = resolved.id, resolved.efficiency_key
-        deps, usd_h = _deployments(mine, loads, [next(flat) for _ in mine], by_name, instance_counts, paid, c.price_model, cat, key,
+        deps, usd_h = _deployments(mine, loads, need[w.name], [next(flat) for _ in mine], by_name, instance_counts, paid, c.price_model,
+                                   cat, key,
                                    c.billed_hours())  # fmt: skip
         raw_usd_h[w.name] = usd_h
         if w.disaggregated_role == "prefill":  # one token a request: no TPOT to promise, no output tokens to price

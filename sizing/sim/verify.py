@@ -142,7 +142,8 @@ def verify(plan: Plan, cat: CatalogueLike, *, requests: int = DEFAULT_REQUESTS, 
                     break
             out.append(Check(
                 workload=pw.name, instance_type=d.instance_type, hardware=d.hardware, tp=d.tp, pp=d.pp,
-                requests_per_s_per_replica=rate, ttft_promised_ms=d.ttft_ms, ttft_simulated_ms=worst[0],
+                requests_per_s_per_replica=rate, ttft_promised_ms=d.ttft_ms,
+                ttft_simulated_ms=worst[0] if math.isfinite(worst[0]) else math.nan,  # nan (nothing served) fails, as before
                 tpot_promised_ms=d.tpot_ms, tpot_simulated_ms=worst[1] if math.isfinite(worst[1]) else None,
                 ttft_target_ms=w.slo.ttft_ms, tpot_target_ms=w.slo.tpot_ms if decoder else None, stable=stable,
                 preemptions=preemptions, rejected=rejected,

@@ -157,7 +157,8 @@ def check_lora_rank(method: str, rank: int, model: DecoderModel) -> None:
     """Refuse a LoRA rank above the model's hidden size.
 
     An adapter ``B·A`` of rank ``r`` factors a ``d_in × d_out`` matrix only up to ``min(d_in, d_out)``; more trains
-    (and stores) parameters that add nothing.
+    (and stores) parameters that add nothing. The hidden size bounds every adapted matrix's rank from above (the
+    narrower ones, GQA's key and value projections, cap lower: such a rank is accepted and counted as given).
     """
     if method != "full" and rank > model.hidden_size:
         raise InputError(f"lora_rank {rank:,}: above {model.id}'s hidden size {model.hidden_size:,}, the most an adapter of its "

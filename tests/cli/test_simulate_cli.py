@@ -235,6 +235,7 @@ def test_scheduler_flags_replay_a_v0_style_engine() -> None:
         ),  # every request was rejected, blamed on the KV cache
         (("--rate", "1", "--jobs", "2"), "--jobs 2 runs the policies of --compare-policies in parallel"),
         (("--rate", "1", "--disaggregate", "--plot", "x.png"), "--disaggregate simulates the two pools"),
+        (("--rate", "1", "--disaggregate", "--prefix-cached", "0.5"), "drop --prefix-cached"),  # the prefill pool dropped it
         (("--rate", "1", "--disaggregate", "--compare-policies", "--max-num-seqs", "8"), "drop --max-num-seqs, --compare-policies"),
         (("--rate", "1", "--devices", "2", "--replicas", "1"), "--devices 2 makes 2 replica(s) of TP1·PP1"),
     ],
@@ -281,3 +282,11 @@ def test_state_aware_routers_break_ties_in_rotation() -> None:
     rr = doc(*BASE, *args, "--router", "round_robin")["ttft_ms"]["p99"]
     for router in ("least_outstanding", "shortest_queue"):
         assert doc(*BASE, *args, "--router", router)["ttft_ms"]["p99"] <= 1.05 * rr
+
+
+@pytest.mark.parametrize("mode", [("--disaggregate",), ("--compare-policies",)])
+def test_percentile_applies_where_the_tables_report_at_it(mode: tuple[str, ...]) -> None:
+    # Refused as ignored without a target, but these modes print their latencies at --percentile.
+    code, out, err = run(*BASE, "--rate", "2", "--requests", "200", "--percentile", "p90", *mode)
+    assert code == 0, err
+    assert "p90" in out

@@ -217,3 +217,12 @@ def test_throughput_workload_without_a_rate() -> None:
                               "constraints": {"objective": "throughput", "budget_usd_per_month": 1e5}})  # fmt: skip
     plan = build_plan(f, CAT, INSTS, [(C1, 1, NAN)], {BIG.name: 1}, {"chat": 4.0}, {}, Solver(status="optimal", gap_pct=0.0), [])
     assert plan.workload("chat").requests_per_s is None and plan.workload("chat").served_requests_per_s == 4.0
+
+
+def test_an_instance_type_no_demand_needs_is_still_paid_for() -> None:
+    # chat's 3 req/s fit its H100 replicas alone, so its L40S replicas are needed by nobody: charged by need only, the
+    # L40S instance was charged to no workload and the workloads fell $12/h short of the bill.
+    plan = build_plan(fleet(), CAT, INSTS, [(C1, 2, NAN), (C2, 2, NAN)], {BIG.name: 1, SMALL.name: 1, UNUSED.name: 0},
+                      {"chat": 3.0, "embed": 0.0}, {}, Solver(status="optimal", gap_pct=0.0), [])  # fmt: skip
+    assert sum(w.usd_per_hour for w in plan.workloads) == plan.totals.usd_per_hour == 92.0
+    assert [d.usd_per_hour for d in plan.workload("chat").deployments] == [80.0, 12.0]
