@@ -87,7 +87,9 @@ def plan_view(plan: Plan) -> View:
                       f"${t.usd_per_month:,.0f}/month. Engine: {engines}. "
                       + ("A disaggregated decode pool's $/1M out tok counts both its pools. "
                          if any(w.disaggregated_role == "decode" for w in plan.workloads) else "")
-                      + "TTFT/TPOT are percentiles at the planned load; ± = "
+                      + "TTFT/TPOT are percentiles at the planned load"
+                      + (" (verified: the larger of the model's and the simulation's)" if plan.verification is not None else "")
+                      + "; ± = "
                       "90th-percentile error of the performance model against published measurements under load "
                       "(aicap validate --set server)."),
         Table("Instances", ["instance", "cloud", "hardware", "count", "devices used", "$/hour (all)", "price date"],

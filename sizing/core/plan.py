@@ -53,8 +53,17 @@ class Deployment(_Doc):
     requests_per_s: float = Field(ge=0, description="planned load on all replicas of this deployment")
     capacity_requests_per_s: float = Field(ge=0, description="most these replicas carry within both targets")
     utilisation: float = Field(ge=0, description="planned load over capacity")
-    ttft_ms: float = Field(ge=0, description="TTFT at the workload's percentile at the planned load")
-    tpot_ms: float | None = Field(None, ge=0, description="TPOT at the workload's percentile at the planned load (decoders)")
+    ttft_ms: float = Field(
+        ge=0,
+        description="TTFT at the workload's percentile at the planned load (a verified plan: the larger of "
+        "the model's and the simulation's)",
+    )
+    tpot_ms: float | None = Field(
+        None,
+        ge=0,
+        description="TPOT at the workload's percentile at the planned load (decoders; a verified "
+        "plan: the larger of the model's and the simulation's)",
+    )
     usd_per_hour: Usd = Field(
         description="what the deployment is charged: the devices its workload's demand needs of it, and in proportion the rest of "
         "its instance type's devices (idle, or extra replicas filling them as free headroom: a deployment of those alone costs 0)"

@@ -233,7 +233,33 @@ def size_verified(fleet: Fleet, cat: CatalogueLike, *, requests: int = DEFAULT_R
     summary = _summary(plan, checks)
     verification = Verification(requests_per_deployment=requests, seed=seed, resolves=resolves, derated=dict(sorted(derate.items())),
                                 holds=all(v.holds for v in summary), workloads=summary)  # fmt: skip
-    return plan.model_copy(update={"verification": verification})
+    return _with_simulated_tails(plan, checks).model_copy(update={"verification": verification})
+
+
+def _with_simulated_tails(plan: Plan, checks: list[Check]) -> Plan:
+    """``plan`` with each deployment's TTFT and TPOT the larger of the model's and the simulation's (the label is the statistic).
+
+    The model's percentiles ran below the simulated tails for mixed lengths and bursty arrivals (TPOT p99 30-80% low); once a
+    plan is verified, what it states is what the simulation of it showed where that is worse. ``checks`` are in plan order
+    (one a deployment); the verification keeps the model's figures as its ``promised_*``.
+    """
+    from aicap.sizing.plan.assemble import _margin, sig
+
+    it = iter(checks)
+    workloads = []
+    for pw in plan.workloads:
+        deps = []
+        for d in pw.deployments:
+            c = next(it)
+            ttft = max(d.ttft_ms, c.ttft_simulated_ms) if math.isfinite(c.ttft_simulated_ms) else d.ttft_ms
+            tpot = d.tpot_ms if d.tpot_ms is None or c.tpot_simulated_ms is None else max(d.tpot_ms, c.tpot_simulated_ms)
+            deps.append(d.model_copy(update={"ttft_ms": sig(ttft), "tpot_ms": None if tpot is None else sig(tpot)}))
+        ttft_w = max((d.ttft_ms for d in deps), default=None)
+        tpot_w = max((d.tpot_ms for d in deps if d.tpot_ms is not None), default=None)
+        workloads.append(pw.model_copy(update={
+            "deployments": deps, "ttft_ms": ttft_w, "tpot_ms": tpot_w,
+            "ttft_margin_pct": _margin(ttft_w, pw.ttft_target_ms), "tpot_margin_pct": _margin(tpot_w, pw.tpot_target_ms)}))  # fmt: skip
+    return plan.model_copy(update={"workloads": workloads})
 
 
 MAX_PLAN_REQUESTS = 200_000  # per deployment, whatever its replica count
