@@ -201,7 +201,10 @@ def run_detailed(setup: Setup, requests: Requests, *, policy: str = "fcfs", opti
                    scheduler_steps=cfg.decode_steps, kv_cache_tokens=cfg.kv_capacity_tokens if lay.decoder is not None else None,
                    traffic=traffic, rate_per_s=None if concurrency else _rate(requests), concurrency=concurrency,
                    mean_input_tokens=round(float(requests.input_tokens.mean()), 2),
-                   mean_output_tokens=round(float(requests.output_tokens.mean()), 2), seed=seed)  # fmt: skip
+                   mean_output_tokens=round(float(requests.output_tokens.mean()), 2), seed=seed,
+                   class_shares=None if requests.priority is None else
+                   [round(float(x), 4) for x in np.bincount(requests.priority) / len(requests)],
+                   class_weights=None if options is None or options.class_weights is None else list(options.class_weights))  # fmt: skip
     return report(res[0], res[1], requests.input_tokens, requests.output_tokens, tg, doc, kv=lay.decoder is not None), res[0], res[1]
 
 

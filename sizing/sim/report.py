@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 from numpy.typing import NDArray
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from aicap.sizing.sim.cluster import ClusterStats
 from aicap.sizing.sim.result import WARMUP, SimResult
@@ -103,6 +103,10 @@ class Setup(_Doc):
     mean_input_tokens: float
     mean_output_tokens: float
     seed: int
+    class_shares: list[float] | None = Field(
+        None, description="share of the requests in each priority class, class 0 first (None: one class)"
+    )
+    class_weights: list[float] | None = Field(None, description="weights of the classes under the weighted priority policy")
 
 
 class SimulationReport(_Doc):

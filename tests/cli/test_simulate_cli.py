@@ -290,3 +290,12 @@ def test_percentile_applies_where_the_tables_report_at_it(mode: tuple[str, ...])
     code, out, err = run(*BASE, "--rate", "2", "--requests", "200", "--percentile", "p90", *mode)
     assert code == 0, err
     assert "p90" in out
+
+
+def test_the_setup_records_the_classes_and_their_weights() -> None:
+    # Strict priority and --class-weights 4,1 gave byte-identical setups: runs could not be told apart.
+    args = (*BASE, "--rate", "2", "--requests", "200", "--classes", "0.2,0.8", "--policy", "priority")
+    strict, weighted = doc(*args)["setup"], doc(*args, "--class-weights", "4,1")["setup"]
+    assert strict["class_weights"] is None and weighted["class_weights"] == [4.0, 1.0]
+    assert len(strict["class_shares"]) == 2 and abs(sum(strict["class_shares"]) - 1) < 1e-3
+    assert doc(*BASE, "--rate", "2", "--requests", "100")["setup"]["class_shares"] is None
