@@ -312,8 +312,21 @@ def register(app: typer.Typer) -> None:
             raise InfeasibleError(f"in simulation, the busiest hour still misses its targets after {pplan.verification.resolves} "
                                   f"re-plans: {missed}")  # fmt: skip
         if not periodic and plan.verification is not None and not plan.verification.holds:
-            missed = ", ".join(x.workload for x in plan.verification.workloads if not x.holds)
-            raise InfeasibleError(f"the plan still misses its targets in simulation after {plan.verification.resolves} re-solves: {missed}")
+            cv = {w.name: w.arrival_cv for w in plan.inputs.workloads}
+            parts = []
+            for x in plan.verification.workloads:
+                if x.holds:
+                    continue
+                tails = [f"{k} {x.percentile} {sim:,.0f} ms vs {tgt:,.0f}" for k, sim, tgt in
+                         (("TTFT", x.simulated_ttft_ms, x.ttft_target_ms), ("TPOT", x.simulated_tpot_ms, x.tpot_target_ms))
+                         if sim is not None and tgt is not None and sim > tgt]  # fmt: skip
+                bursty = (f"; its arrivals are bursty (cv {cv[x.workload]:g}): a tail set by bursts needs more headroom than cutting a "
+                          "layout's capacity gives, so raise the target, lower the percentile or size for a higher rate"
+                          if cv.get(x.workload, 1.0) > 1.0 else "")  # fmt: skip
+                parts.append(f"{x.workload} ({', '.join(tails) or 'an unbounded queue'}{bursty})")
+            raise InfeasibleError(
+                f"the plan still misses its targets in simulation after {plan.verification.resolves} re-solves: " + "; ".join(parts)
+            )
 
     def _pareto(fleet: Fleet, cat: CatalogueLike, plot: Path | None, fmt: Format) -> None:
         from aicap.sizing.plan.pareto import FACTORS, pareto, plot_pareto

@@ -198,3 +198,15 @@ def test_an_option_that_replaces_a_fleet_constraint_says_so(aicap, tmp_path: Pat
     r = aicap("size", str(f), "--cloud", "azure", "-f", "json")
     assert r.code == 0 and "--cloud azure replaces f.yaml's constraints.clouds (['aws', 'gcp'])" in r.stderr
     assert "replaces" not in aicap("size", str(f), "-f", "json").stderr
+
+
+def test_a_plan_verify_cannot_make_hold_names_the_tail_and_the_burstiness(aicap, tmp_path: Path) -> None:
+    # It named the workload alone after four re-solves; with cv 3 arrivals cutting capacity cannot fix a burst-set tail.
+    f = tmp_path / "f.yaml"
+    f.write_text("schema_version: 1\nworkloads:\n  - name: w\n    model: llama-3.1-8b\n    requests_per_s: 10\n"
+                 "    input_tokens: [{tokens: 300, weight: 6}, {tokens: 2000, weight: 3}, {tokens: 7000, weight: 1}]\n"
+                 "    output_tokens: [{tokens: 50, weight: 5}, {tokens: 400, weight: 4}, {tokens: 1500, weight: 1}]\n"
+                 "    arrival_cv: 3\n    slo: {ttft_ms: 350, tpot_ms: 20, percentile: p99}\n"
+                 "constraints: {clouds: [aws], hardware: [h100-sxm]}\n")  # fmt: skip
+    r = aicap("-q", "size", str(f), "--verify")
+    assert r.code == 3 and "w (TTFT p99 " in r.stderr and "vs 350; its arrivals are bursty (cv 3)" in r.stderr
