@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -20,29 +19,6 @@ if TYPE_CHECKING:
     from aicap.sizing.core.plan import Plan
 
 FormatOpt = Annotated[Format, typer.Option("--format", "-f", help="Output format.")]
-
-
-#: The constraint of a fleet file each command-line override replaces.
-_REPLACES = {
-    "cloud": ("--cloud", "clouds"),
-    "hardware": ("--hardware", "hardware"),
-    "pricing": ("--pricing", "pricing"),
-    "budget": ("--budget", "budget_usd_per_month"),
-    "objective": ("--objective", "objective"),
-    "engine": ("--engine", "engine"),
-}
-
-
-def _note_replaced(path: Path, overrides: Mapping[str, object]) -> None:
-    """Say which of the fleet file's constraints an option replaced (it replaces, not narrows: --cloud azure on [aws, gcp])."""
-    from aicap.sizing.core.documents import load_yaml, read_text
-
-    doc = load_yaml(path, read_text(path))
-    cons = (doc.get("constraints") or {}) if isinstance(doc, dict) else {}
-    for name, value in overrides.items():
-        flag, key = _REPLACES.get(name, ("", ""))
-        if value is not None and isinstance(cons, dict) and cons.get(key) is not None:
-            info(f"aicap: note: {flag} {value} replaces {path.name}'s constraints.{key} ({cons[key]})")
 
 
 def _month(d: PlanDeployment, hours: float) -> float:
@@ -249,8 +225,10 @@ def register(app: typer.Typer) -> None:
             raise InputError("--speculative and its options size one workload (with --model); in a fleet file give a workload "
                              "speculative: {method: ..., acceptance: ...}")  # fmt: skip
         elif fleet_file is not None:
-            fleet = load_fleet(fleet_file, **overrides)
-            _note_replaced(fleet_file, overrides)
+            replaced: list[tuple[str, object, str, object]] = []
+            fleet = load_fleet(fleet_file, replaced=replaced, **overrides)
+            for flag, value, key, old in replaced:  # an option replaces the file's constraint, it does not narrow it
+                info(f"aicap: note: {flag} {value} replaces {fleet_file.name}'s constraints.{key} ({old})")
         else:
             info("aicap: no fleet given; sizing the built-in example (chat, long-context summariser, embeddings). See `aicap size --help`.")
             fleet = builtin_fleet(**overrides)

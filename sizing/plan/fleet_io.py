@@ -42,9 +42,25 @@ def split_list(value: str | None) -> list[str] | None:
     return None if value is None else [v.strip() for v in value.split(",") if v.strip()]
 
 
+#: The constraint each command-line override replaces, and the option's flag.
+_REPLACES = {
+    "cloud": ("--cloud", "clouds"),
+    "hardware": ("--hardware", "hardware"),
+    "pricing": ("--pricing", "pricing"),
+    "budget": ("--budget", "budget_usd_per_month"),
+    "objective": ("--objective", "objective"),
+    "engine": ("--engine", "engine"),
+}
+
+
 def _apply(doc: dict[str, Any], cloud: str | None = None, hardware: str | None = None, pricing: str | None = None,
            budget: float | None = None, objective: str | None = None, single_type: bool | None = None,
-           engine: str | None = None) -> dict[str, Any]:  # fmt: skip
+           engine: str | None = None, replaced: list[tuple[str, object, str, object]] | None = None) -> dict[str, Any]:  # fmt: skip
+    """``doc`` with the overrides put in its constraints.
+
+    Each constraint the document set and an override replaced (it replaces, not narrows: --cloud azure on clouds
+    [aws, gcp]) goes to ``replaced`` as ``(flag, value, key, old)``.
+    """
     raw = doc.get("constraints") or {}
     if not isinstance(raw, dict):
         raise InputError(f"constraints: expected a mapping (clouds, pricing, ...), got {type(raw).__name__}")
@@ -79,6 +95,10 @@ def _apply(doc: dict[str, Any], cloud: str | None = None, hardware: str | None =
         cons["single_type"] = True
     if engine is not None:
         cons["engine"] = engine
+    given = {"cloud": cloud, "hardware": hardware, "pricing": pricing, "budget": budget, "objective": objective, "engine": engine}
+    for name, (flag, key) in _REPLACES.items():
+        if replaced is not None and given[name] is not None and raw.get(key) is not None:
+            replaced.append((flag, given[name], key, raw[key]))
     return {**doc, "constraints": cons}
 
 
@@ -141,15 +161,19 @@ def _exists(path: Path) -> bool:
         return False
 
 
-def load_fleet(path: Path | str, **overrides: Any) -> Fleet:
-    """Read and validate a fleet file; errors name file:line and the field; model and profile files are read relative to it."""
+def load_fleet(path: Path | str, replaced: list[tuple[str, object, str, object]] | None = None, **overrides: Any) -> Fleet:
+    """Read and validate a fleet file; errors name file:line and the field; model and profile files are read relative to it.
+
+    The file's constraints that ``overrides`` replace go to ``replaced`` as ``(flag, value, key, old value)``.
+    """
     path = Path(path)
     text = read_text(path)
     doc = load_yaml(path, text)
     if not isinstance(doc, dict):
         raise InputError(f"{path}:1: a fleet file is a mapping with 'workloads' (and optional 'constraints')")
     _unique_names(doc, path, text)
-    return validate_model(Fleet, _apply(_model_files(_read_profiles(doc, path.parent), path.parent), **overrides), str(path), text)
+    applied = _apply(_model_files(_read_profiles(doc, path.parent), path.parent), replaced=replaced, **overrides)
+    return validate_model(Fleet, applied, str(path), text)
 
 
 def _unique_names(doc: dict[str, Any], path: Path, text: str) -> None:
