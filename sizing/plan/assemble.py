@@ -54,8 +54,12 @@ def _version() -> str:
         return "unknown"
 
 
-def _speculative_label(cat: CatalogueLike, w: FleetWorkload) -> str | None:
+def _speculative(cat: CatalogueLike, w: FleetWorkload, warnings: list[str]) -> str | None:
+    """The label of a workload's speculative decoding; a speculation beyond its published evidence adds a warning."""
     spec = speculative_for(cat, cat.model(w.model), w.speculative, f"workload '{w.name}': speculative")
+    if spec is not None and spec.extrapolated:
+        warnings.append(f"workload '{w.name}': speculative decoding beyond its published evidence: {spec.extrapolated}; "
+                        "expect fewer tokens per step than planned (give an acceptance you measured)")  # fmt: skip
     return None if spec is None else spec.label()
 
 
@@ -176,7 +180,9 @@ def build_plan(fleet: Fleet, cat: CatalogueLike, insts: list[InstanceSpec], chos
     pairs = [(cand, load / r) for mine, loads in routed.values() for (cand, r), load in zip(mine, loads, strict=True)]
     flat = iter(at_rates([_replica(c) for c, _ in pairs], [rate for _, rate in pairs]))
     workloads = []
+    warnings = list(warnings)
     raw_usd_h: dict[str, float] = {}
+    out_tok: dict[str, float] = {}  # output tokens per hour
     for w in fleet.workloads:
         mine, loads = routed[w.name]
         resolved = engine_for(cat, c.engine_of(w))
@@ -187,11 +193,11 @@ def build_plan(fleet: Fleet, cat: CatalogueLike, insts: list[InstanceSpec], chos
         raw_usd_h[w.name] = usd_h
         if w.disaggregated_role == "prefill":  # one token a request: no TPOT to promise, no output tokens to price
             deps = [d.model_copy(update={"tpot_ms": None}) for d in deps]
-        out_tok_h = served[w.name] * w.mean_output * 3600.0 if w.disaggregated_role != "prefill" else 0.0
+        out_tok_h = out_tok[w.name] = served[w.name] * w.mean_output * 3600.0 if w.disaggregated_role != "prefill" else 0.0
         ttft = max((d.ttft_ms for d in deps), default=None)
         tpot = max((d.tpot_ms for d in deps if d.tpot_ms is not None), default=None)
         workloads.append(PlanWorkload(
-            name=w.name, model=w.model, engine=engine, speculative=_speculative_label(cat, w), percentile=w.slo.percentile,
+            name=w.name, model=w.model, engine=engine, speculative=_speculative(cat, w, warnings), percentile=w.slo.percentile,
             arrival_cv=w.arrival_cv,
             requests_per_s=None if w.rate is None else sig(w.rate), served_requests_per_s=sig(served[w.name]),
             capacity_requests_per_s=sig(sum(d.capacity_requests_per_s for d in deps)), ttft_ms=ttft, tpot_ms=tpot,
@@ -204,8 +210,7 @@ def build_plan(fleet: Fleet, cat: CatalogueLike, insts: list[InstanceSpec], chos
     for k, pw in enumerate(workloads):  # a disaggregated decode pool's tokens cost both pools
         twin = pw.name.removesuffix(DECODE) + PREFILL
         if pw.disaggregated_role == "decode" and twin in raw_usd_h and pw.usd_per_million_output_tokens is not None:
-            out_tok_h = served[pw.name] * next(w for w in fleet.workloads if w.name == pw.name).mean_output * 3600.0
-            both = money((raw_usd_h[pw.name] + raw_usd_h[twin]) / out_tok_h * 1e6)
+            both = money((raw_usd_h[pw.name] + raw_usd_h[twin]) / out_tok[pw.name] * 1e6)
             workloads[k] = pw.model_copy(update={"usd_per_million_output_tokens": both})
     # From the catalogue's prices, not the instances' hourly figures rounded to cents (x 730 that is dollars off).
     total_h = sum(n * float(by_name[name].price(c.price_model) or 0.0) for name, n in instance_counts.items() if n > 0)

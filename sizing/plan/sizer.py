@@ -24,7 +24,6 @@ from aicap.sizing.core.fleet import Fleet, Workload
 from aicap.sizing.core.ownership import ON_PREM
 from aicap.sizing.core.plan import Plan, Rejected, Solver
 from aicap.sizing.core.specs import InstanceSpec
-from aicap.sizing.core.speculative import speculative_for
 from aicap.sizing.plan.alternatives import alternatives as best_alternatives
 from aicap.sizing.plan.alternatives import closeness, closest_reason
 from aicap.sizing.plan.assemble import build_plan, with_alternatives
@@ -394,11 +393,6 @@ def _solve(fleet: Fleet, cat: CatalogueLike, insts: list[InstanceSpec], feasible
     """Solve the integer program over ``feasible`` and assemble the plan (with its own warnings)."""
     c = fleet.constraints
     warnings = list(base_warnings)
-    for w in fleet.workloads:
-        spec = speculative_for(cat, cat.model(w.model), w.speculative, f"workload '{w.name}': speculative")
-        if spec is not None and spec.extrapolated:
-            warnings.append(f"workload '{w.name}': speculative decoding beyond its published evidence: {spec.extrapolated}; "
-                            "expect fewer tokens per step than planned (give an acceptance you measured)")  # fmt: skip
     prob = problem_for(fleet, feasible, insts, time_limit_s)
     sol = solve(prob)
     if not sol.has_solution:
