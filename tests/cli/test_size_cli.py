@@ -173,15 +173,21 @@ def test_infeasible_for_want_of_prices_names_the_types_the_pricing_left_out(aica
     assert r.code == 3 and "have no published spot price and were excluded" in r.stderr and r.stderr.count("\n") == 1
 
 
+def _bursty_mix(tmp_path: Path, *, rate: float, cv: float, ttft_ms: float) -> Path:
+    """A fleet file of one llama-3.1-8b workload with a mix of short and long requests, bursty arrivals and a p99 target."""
+    f = tmp_path / "f.yaml"
+    f.write_text(f"schema_version: 1\nworkloads:\n  - name: w\n    model: llama-3.1-8b\n    requests_per_s: {rate:g}\n"
+                 "    input_tokens: [{tokens: 300, weight: 6}, {tokens: 2000, weight: 3}, {tokens: 7000, weight: 1}]\n"
+                 "    output_tokens: [{tokens: 50, weight: 5}, {tokens: 400, weight: 4}, {tokens: 1500, weight: 1}]\n"
+                 f"    arrival_cv: {cv:g}\n    slo: {{ttft_ms: {ttft_ms:g}, tpot_ms: 20, percentile: p99}}\n"
+                 "constraints: {clouds: [aws], hardware: [h100-sxm]}\n")  # fmt: skip
+    return f
+
+
 def test_a_plan_verify_accepts_near_its_target_holds_at_other_seeds(aicap, tmp_path: Path) -> None:
     # One 6,000-request run put this bursty workload's p99 TTFT at 266 ms against 270: accepted, it missed at 7 of 8
     # other seeds. A tail within 10% of its target is now replicated, and the worst run judged.
-    f = tmp_path / "f.yaml"
-    f.write_text("schema_version: 1\nworkloads:\n  - name: w\n    model: llama-3.1-8b\n    requests_per_s: 6\n"
-                 "    input_tokens: [{tokens: 300, weight: 6}, {tokens: 2000, weight: 3}, {tokens: 7000, weight: 1}]\n"
-                 "    output_tokens: [{tokens: 50, weight: 5}, {tokens: 400, weight: 4}, {tokens: 1500, weight: 1}]\n"
-                 "    arrival_cv: 2\n    slo: {ttft_ms: 270, tpot_ms: 20, percentile: p99}\n"
-                 "constraints: {clouds: [aws], hardware: [h100-sxm]}\n")  # fmt: skip
+    f = _bursty_mix(tmp_path, rate=6, cv=2, ttft_ms=270)
     plan = tmp_path / "p.json"
     r = aicap("-q", "size", str(f), "--verify", "-f", "json", "--output", str(plan))
     assert r.code == 0 and r.json()["verification"]["holds"], r.stderr
@@ -202,11 +208,6 @@ def test_an_option_that_replaces_a_fleet_constraint_says_so(aicap, tmp_path: Pat
 
 def test_a_plan_verify_cannot_make_hold_names_the_tail_and_the_burstiness(aicap, tmp_path: Path) -> None:
     # It named the workload alone after four re-solves; with cv 3 arrivals cutting capacity cannot fix a burst-set tail.
-    f = tmp_path / "f.yaml"
-    f.write_text("schema_version: 1\nworkloads:\n  - name: w\n    model: llama-3.1-8b\n    requests_per_s: 10\n"
-                 "    input_tokens: [{tokens: 300, weight: 6}, {tokens: 2000, weight: 3}, {tokens: 7000, weight: 1}]\n"
-                 "    output_tokens: [{tokens: 50, weight: 5}, {tokens: 400, weight: 4}, {tokens: 1500, weight: 1}]\n"
-                 "    arrival_cv: 3\n    slo: {ttft_ms: 350, tpot_ms: 20, percentile: p99}\n"
-                 "constraints: {clouds: [aws], hardware: [h100-sxm]}\n")  # fmt: skip
+    f = _bursty_mix(tmp_path, rate=10, cv=3, ttft_ms=350)
     r = aicap("-q", "size", str(f), "--verify")
     assert r.code == 3 and "w (TTFT p99 " in r.stderr and "vs 350; its arrivals are bursty (cv 3)" in r.stderr
