@@ -140,6 +140,12 @@ class Deployment:
                 f"--tp {self.tp}: {self.model.id} has {heads} attention heads, which tensor parallelism must divide; "
                 f"valid: {', '.join(str(t) for t in valid_tp(heads, 64))}"
             )
+        dom = self.device.interconnect.domain_size
+        if self.tp > dom and (self.tp % dom or self.scale_out_bps is None):
+            why = (f"a group beyond it must fill whole domains (a multiple of {dom})" if self.tp % dom else
+                   "no catalogued instance of it has a scale-out network for a group that spans instances")  # fmt: skip
+            raise InputError(f"--tp {self.tp}: {self.device.id} links {dom} device(s) per fast-link domain and {why}; "
+                             f"use --tp {dom} or less, with --pp for more devices")  # fmt: skip
         layers = getattr(self.model, "num_layers", None)
         if layers is not None and self.pp > layers:
             raise InputError(f"--pp {self.pp}: {self.model.id} has only {layers} layers")

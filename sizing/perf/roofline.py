@@ -15,7 +15,11 @@ layers; :func:`moe_latency_s`). Communication per step:
   all-to-alls of ``N·k·h·2·(ep−1)/ep`` bytes;
 * pipeline parallel: ``pp − 1`` hand-offs of ``M`` bytes. With ``pp`` stages, a step over ``B``
   sequences runs as ``pp`` micro-batches of ``B/pp``, so each device works ``pp`` stage-times of a
-  ``B/pp`` micro-batch, the model time of one micro-batch.
+  ``B/pp`` micro-batch, the model time of one micro-batch;
+* across instances: a tensor-parallel (or expert-parallel) group larger than the fast-link domain of
+  ``D`` devices spans ``tp/D`` instances, and its collectives run at the scale-out network's per-device
+  rate ``β_net`` instead of ``β`` (NCCL's rings and trees over one NIC per GPU: the network is the
+  slowest hop of every ring); pipeline boundaries between instances hand off at ``β_net`` too.
 
 Reference: Williams, Waterman & Patterson (2009), "Roofline", CACM 52(4); Patarasuk & Yuan (2009)
 for the ring all-reduce cost.
@@ -103,15 +107,17 @@ def op_times(dep: Deployment, costs: dict[str, OpCost]) -> dict[str, OpTime]:
 
 def network_time(dep: Deployment, tokens: ArrayLike, tp: ArrayLike, pp: ArrayLike, ep: ArrayLike, *, link_bps: ArrayLike | None = None,
                  latency_s: ArrayLike | None = None, crossings: ArrayLike | None = None,
-                 cross_bps: ArrayLike | None = None) -> F:  # fmt: skip
+                 cross_bps: ArrayLike | None = None, domain: ArrayLike | None = None) -> F:  # fmt: skip
     """Collective time of one step over ``tokens`` tokens (module docstring: all-reduce, all-to-all, hand-offs).
 
     ``link_bps`` (achieved bytes/s per direction) and ``latency_s`` default to the deployment's device and
     efficiency; arrays let one call cover many devices. A replica spanning instances hands activations
     across the instance network at ``crossings`` of its ``pp − 1`` stage boundaries, at ``cross_bps``
     (achieved bytes/s per device over the scale-out network): ``(pp − 1 − x)·(M/link + ℓ) + x·(M/net + ℓ)``.
-    By default ``x = max(tp·pp/D − 1, 0)`` for a fast-link domain of ``D`` devices and the deployment's
-    ``scale_out_bps``, when it has one.
+    By default ``x = min(pp − 1, max(tp·pp/D − 1, 0))`` for a fast-link domain of ``D`` devices (``domain``,
+    default the deployment's device's) and the deployment's ``scale_out_bps``, when it has one. A
+    tensor- or expert-parallel group of more than ``D`` devices runs its all-reduces or all-to-alls at
+    ``net`` (:func:`crossings` and the module docstring).
     """
     m = dep.model
     link = np.asarray(dep.device.interconnect.bw_gbps * 1e9 * dep.efficiency.link if link_bps is None else link_bps, dtype=float)
@@ -119,21 +125,32 @@ def network_time(dep: Deployment, tokens: ArrayLike, tp: ArrayLike, pp: ArrayLik
     tokens, tp, pp, ep = (np.asarray(v, dtype=float) for v in (tokens, tp, pp, ep))
     if m.kind == "generic":
         return np.asarray(0.0 * tokens, dtype=float)
+    dom = np.asarray(dep.device.interconnect.domain_size if domain is None else domain, dtype=float)
+    cross = dep.scale_out_bps if cross_bps is None else cross_bps
+    net = link if cross is None else np.asarray(cross, dtype=float)
     msg = tokens * m.hidden_size * ACT_BYTES
-    allreduce = np.where(tp > 1, 2.0 * (tp - 1) / tp * msg / link + lat, 0.0)
+    allreduce = np.where(tp > 1, 2.0 * (tp - 1) / tp * msg / np.where(tp > dom, net, link) + lat, 0.0)
     moe = m.moe if isinstance(m, DecoderModel) else None
     moe_layers = 0 if moe is None else m.num_layers - moe.dense_layers
     k = 0 if moe is None else moe.experts_per_token
-    a2a = np.where(ep > 1, 2.0 * (tokens * k * m.hidden_size * ACT_BYTES * (ep - 1) / ep / link + lat), allreduce)
+    a2a = np.where(ep > 1, 2.0 * (tokens * k * m.hidden_size * ACT_BYTES * (ep - 1) / ep / np.where(ep > dom, net, link) + lat), allreduce)
     per_step = 2 * m.num_layers * allreduce - moe_layers * allreduce + moe_layers * a2a
     if crossings is None:
-        span = tp * pp / dep.device.interconnect.domain_size - 1.0
-        crossings = np.maximum(span, 0.0) if dep.scale_out_bps is not None else 0.0 * span
+        crossings = stage_crossings(tp, pp, dom) if cross is not None else 0.0 * tp
     x = np.asarray(crossings, dtype=float)
-    cross = dep.scale_out_bps if cross_bps is None else cross_bps
-    net = link if cross is None else np.asarray(cross, dtype=float)
     handoff = (pp - 1 - x) * (msg / link + lat) + x * (msg / net + lat)
     return np.asarray(per_step + handoff, dtype=float)
+
+
+def stage_crossings(tp: ArrayLike, pp: ArrayLike, domain: ArrayLike) -> F:
+    """Pipeline boundaries that cross the instance network: ``min(pp − 1, max(tp·pp/D − 1, 0))`` for domains of ``D`` devices.
+
+    Stages of ``tp < D`` devices pack ``D/tp`` to a domain, so ``tp·pp/D − 1`` boundaries fall between
+    domains; a stage of ``tp ≥ D`` devices fills whole domains, so every one of the ``pp − 1`` does.
+    """
+    tp_a, pp_a = np.asarray(tp, dtype=float), np.asarray(pp, dtype=float)
+    span = tp_a * pp_a / np.asarray(domain, dtype=float) - 1.0
+    return np.asarray(np.minimum(pp_a - 1.0, np.maximum(span, 0.0)), dtype=float)
 
 
 def moe_layer_count(dep: Deployment) -> int:

@@ -2,8 +2,9 @@
 
 A replica is ``tp·pp`` devices: tensor parallel inside the fast-link domain, pipeline stages in
 sequence. Inside one instance the sizes are powers of two dividing its device count. A model too large
-for one instance may span 2, 4 … whole instances: tensor parallel inside each, pipeline stages across
-them, the hand-offs at instance boundaries over the instance's scale-out network
+for one instance may span 2, 4 … whole instances: tensor parallel inside each and pipeline stages
+across them, the hand-offs at instance boundaries over the instance's scale-out network, or one
+tensor-parallel group over all of them, every all-reduce at the network's rate
 (:func:`aicap.sizing.perf.roofline.network_time`).
 """
 
@@ -13,6 +14,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from aicap.sizing.core.specs import DeviceSpec, InstanceSpec, ModelSpec
+from aicap.sizing.perf.roofline import stage_crossings
 
 F = NDArray[np.float64]
 
@@ -22,10 +24,11 @@ MAX_SPAN = 4
 
 
 def layouts(model: ModelSpec, inst: InstanceSpec, device: DeviceSpec, span: int = 1) -> list[tuple[int, int]]:
-    """(tp, pp) pairs of one replica: powers of two, tp within the fast-link domain.
+    """(tp, pp) pairs of one replica: powers of two, tp within the fast-link domain or over whole instances.
 
-    Inside one instance, and with ``span > 1`` also across 2 … ``span`` whole instances (powers of two):
-    tensor parallel inside each instance, pipeline stages across them over the instance network. Only
+    Inside one instance, and with ``span > 1`` also across ``n`` = 2 … ``span`` whole instances (powers of
+    two): tensor parallel inside each instance and pipeline stages across them over the instance network,
+    or tensor parallel ``n·D`` over all of them where the head count allows. Only
     GPU instances that fill one fast-link domain and have a sourced scale-out ``network`` span.
     """
     sizes = [s for s in (1, 2, 4, 8, 16, 32, 64) if inst.devices % s == 0]
@@ -44,6 +47,8 @@ def layouts(model: ModelSpec, inst: InstanceSpec, device: DeviceSpec, span: int 
                 pp = n * inst.devices // tp
                 if pp <= layers:
                     out.append((tp, pp))
+            if heads % (n * inst.devices) == 0:  # one tensor-parallel group over the n instances (SGLang's multi-node TP)
+                out.append((n * inst.devices, 1))
     return out
 
 
@@ -53,9 +58,8 @@ def spans_instances(inst: InstanceSpec, device: DeviceSpec) -> bool:
 
 
 def crossings(tp: ArrayLike, pp: ArrayLike, device_counts: ArrayLike) -> F:
-    """Pipeline boundaries that cross the instance network: ``max(tp·pp/D − 1, 0)`` for instances of ``D`` devices."""
-    size = np.asarray(tp, dtype=float) * np.asarray(pp, dtype=float)
-    return np.asarray(np.maximum(size / np.asarray(device_counts, dtype=float) - 1.0, 0.0), dtype=float)
+    """Pipeline boundaries crossing the instance network, ``D`` devices each (:func:`~aicap.sizing.perf.roofline.stage_crossings`)."""
+    return stage_crossings(tp, pp, device_counts)
 
 
 def scale_out_bps(insts: list[InstanceSpec], device: DeviceSpec, link_efficiency: float) -> float | None:

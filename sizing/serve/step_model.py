@@ -32,7 +32,8 @@ class Hardware:
     ``flops`` and ``expert_flops`` are FLOP/s after the compute efficiency (the latter times the MoE
     factor), ``bandwidth`` bytes/s after the memory efficiency, ``link`` bytes/s per direction after
     the link efficiency, ``link_latency_s``, ``overhead_s`` and ``moe_latency_s`` (the fixed latency of one
-    MoE layer's expert GEMMs: :func:`~aicap.sizing.perf.roofline.moe_latency_s`) seconds.
+    MoE layer's expert GEMMs: :func:`~aicap.sizing.perf.roofline.moe_latency_s`) seconds, and ``domain`` the
+    devices of one fast-link domain (a tensor-parallel group beyond it crosses the instance network).
     """
 
     flops: F
@@ -42,6 +43,7 @@ class Hardware:
     link_latency_s: F
     overhead_s: F
     moe_latency_s: F
+    domain: F
 
     @classmethod
     def of(cls, pairs: Sequence[tuple[DeviceSpec, EfficiencySpec]], weights_dtype: str) -> Hardware:
@@ -53,9 +55,9 @@ class Hardware:
             flops = peaks[cdt] * 1e12 * eff.compute_for(cdt)
             rows.append((flops, flops * eff.moe_compute, dev.memory_bw_gbps * 1e9 * eff.memory_for(weights_dtype),
                          dev.interconnect.bw_gbps * 1e9 * eff.link, eff.link_latency_us * 1e-6, eff.step_overhead_ms * 1e-3,
-                         eff.moe_latency_us * 1e-6))  # fmt: skip
-        a = np.array(rows, dtype=float).reshape(-1, 7).T
-        return cls(a[0], a[1], a[2], a[3], a[4], a[5], a[6])
+                         eff.moe_latency_us * 1e-6, dev.interconnect.domain_size))  # fmt: skip
+        a = np.array(rows, dtype=float).reshape(-1, 8).T
+        return cls(a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7])
 
     def take(self, index: ArrayLike) -> Hardware:
         """The candidates at ``index`` (an integer array): rates computed once per device, repeated per candidate."""
@@ -68,6 +70,7 @@ class Hardware:
             self.link_latency_s[ix],
             self.overhead_s[ix],
             self.moe_latency_s[ix],
+            self.domain[ix],
         )
 
 
@@ -146,7 +149,7 @@ class StepModel:
             num_e, k = dep.model.moe.num_experts, dep.model.moe.experts_per_token
         peak = np.stack([np.broadcast_to(hw.expert_flops if name == "experts" else hw.flops, tp_a.shape) for name in names])
         n0, n1 = (network_time(dep, t, tp_a, pp_a, ep_a, link_bps=hw.link, latency_s=hw.link_latency_s, crossings=crossings,
-                               cross_bps=cross_bps) for t in (0.0, 1.0))  # fmt: skip
+                               cross_bps=cross_bps, domain=hw.domain) for t in (0.0, 1.0))  # fmt: skip
         net = np.stack([np.broadcast_to(n0, tp_a.shape), np.broadcast_to(n1 - n0, tp_a.shape)])
         return cls(
             coef_f,

@@ -14,12 +14,14 @@ from aicap.sizing.plan.sizer import allowed_instances, size
 from aicap.sizing.sim.verify import verify
 
 
-def test_spanning_layouts_keep_tensor_parallel_inside_an_instance(cat: Catalogue) -> None:
+def test_spanning_layouts_pipeline_across_instances_or_one_tensor_group_over_them(cat: Catalogue) -> None:
     inst, dev, model = cat.instance("p5.48xlarge"), cat.device("h100-sxm"), cat.model("deepseek-v3")
     inside = layouts(model, inst, dev)
     spanning = set(layouts(model, inst, dev, span=4)) - set(inside)
-    assert spanning == {(4, 4), (8, 2), (4, 8), (8, 4)}
+    assert spanning == {(4, 4), (8, 2), (4, 8), (8, 4), (16, 1), (32, 1)}  # 128 heads: TP 16 and 32 over 2 and 4 nodes
     assert all(tp * pp <= 8 for tp, pp in inside)
+    narrow = model.model_copy(update={"num_heads": 24})  # 24 heads: no tensor-parallel group over 16 devices
+    assert not {(16, 1), (32, 1)} & set(layouts(narrow, inst, dev, span=4))
 
 
 def test_only_whole_gpu_nodes_with_a_sourced_network_span(cat: Catalogue) -> None:
@@ -34,6 +36,35 @@ def test_only_whole_gpu_nodes_with_a_sourced_network_span(cat: Catalogue) -> Non
 
 def test_crossings_count_instance_boundaries() -> None:
     assert crossings(np.array([8, 8, 4, 2]), np.array([1, 2, 8, 1]), 8).tolist() == [0.0, 1.0, 3.0, 0.0]
+    # a stage of 16 devices fills two instances: no pipeline boundary inside the replica, or every one of them crosses
+    assert crossings(np.array([16, 16, 16]), np.array([1, 2, 4]), 8).tolist() == [0.0, 1.0, 3.0]
+
+
+def test_a_tensor_parallel_group_over_instances_all_reduces_at_the_network_rate(deploy) -> None:
+    d = deploy("deepseek-v3", "h100-sxm", weights_dtype="fp8")
+    tokens, link, lat = 4096.0, 400e9, 20e-6
+    m = d.model
+    nvlink = float(network_time(d, tokens, 16, 1, 1, link_bps=link, latency_s=lat, cross_bps=25e9, domain=16))
+    efa = float(network_time(d, tokens, 16, 1, 1, link_bps=link, latency_s=lat, cross_bps=25e9, domain=8))
+    msg = tokens * m.hidden_size * 2.0
+    all_reduces = 2 * m.num_layers  # two per layer (the MoE layers' second is an all-reduce at ep 1)
+    assert nvlink == pytest.approx(all_reduces * (2 * 15 / 16 * msg / link + lat))
+    assert efa == pytest.approx(all_reduces * (2 * 15 / 16 * msg / 25e9 + lat))
+    # expert parallel over 16 devices: the all-to-alls cross too
+    ep_efa = float(network_time(d, tokens, 16, 1, 16, link_bps=link, latency_s=lat, cross_bps=25e9, domain=8))
+    ep_nvlink = float(network_time(d, tokens, 16, 1, 16, link_bps=link, latency_s=lat, cross_bps=25e9, domain=16))
+    assert ep_efa > ep_nvlink
+
+
+def test_tensor_parallel_beyond_the_domain_needs_whole_instances_and_a_network(cat: Catalogue, deploy) -> None:
+    from aicap.sizing.core.errors import InputError
+
+    with pytest.raises(InputError, match=r"--tp 16: h100-sxm links 8 device\(s\) per fast-link domain and no catalogued instance"):
+        deploy("deepseek-v3", "h100-sxm", tp=16, weights_dtype="fp8").check()
+    net = scale_out_bps([cat.instance("p5.48xlarge")], cat.device("h100-sxm"), 0.5)
+    from dataclasses import replace
+
+    replace(deploy("deepseek-v3", "h100-sxm", tp=16, weights_dtype="fp8"), scale_out_bps=net).check()  # two whole instances
 
 
 def test_p5_scale_out_per_device_is_its_efa_share(cat: Catalogue) -> None:

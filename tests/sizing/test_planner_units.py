@@ -621,13 +621,14 @@ def test_layouts_spanning_instances_put_pipeline_stages_across_whole_instances()
     p5 = CAT.instance("p5.48xlarge")
     inside = layouts(model, p5, h100)
     assert layouts(model, p5, h100, 1) == inside
-    # Across 2 and 4 instances: the two widest TP degrees (4, 8), the rest pipeline stages over the network.
-    assert layouts(model, p5, h100, 2) == [*inside, (4, 4), (8, 2)]
-    assert layouts(model, p5, h100, 4) == [*inside, (4, 4), (8, 2), (4, 8), (8, 4)]
+    # Across 2 and 4 instances: the two widest TP degrees (4, 8), the rest pipeline stages over the network;
+    # or one tensor-parallel group over all of them (128 heads divide by 16 and 32).
+    assert layouts(model, p5, h100, 2) == [*inside, (4, 4), (8, 2), (16, 1)]
+    assert layouts(model, p5, h100, 4) == [*inside, (4, 4), (8, 2), (16, 1), (4, 8), (8, 4), (32, 1)]
     assert layouts(model, p5, h100, 3) == layouts(model, p5, h100, 2)  # only whole powers of two of instances
-    # No pipeline deeper than the layers; TP must divide the heads and stay in the fast-link domain.
+    # No pipeline deeper than the layers; TP must divide the heads and stay in the fast-link domain, or fill instances.
     shallow = model.model_copy(update={"num_layers": 3})
-    assert [x for x in layouts(shallow, p5, h100, 4) if x not in layouts(shallow, p5, h100)] == [(8, 2)]
+    assert [x for x in layouts(shallow, p5, h100, 4) if x not in layouts(shallow, p5, h100)] == [(8, 2), (16, 1), (32, 1)]
     odd = model.model_copy(update={"num_heads": 12})  # TP 8 does not divide 12 heads: widest are 2 and 4
     assert [x for x in layouts(odd, p5, h100, 2) if x not in layouts(odd, p5, h100)] == [(2, 8), (4, 4)]
     narrow = h100.model_copy(update={"interconnect": h100.interconnect.model_copy(update={"domain_size": 4})})
@@ -650,7 +651,7 @@ def test_screen_keeps_each_shapes_first_row_on_a_device_whatever_other_shapes_ho
 def test_layouts_allow_a_pipeline_as_deep_as_the_layers() -> None:
     model, h100, p5 = CAT.model("llama-3.1-405b"), CAT.device("h100-sxm"), CAT.instance("p5.48xlarge")
     two = model.model_copy(update={"num_layers": 2})
-    assert [x for x in layouts(two, p5, h100, 2) if x not in layouts(two, p5, h100)] == [(8, 2)]  # pp = layers is allowed
+    assert [x for x in layouts(two, p5, h100, 2) if x not in layouts(two, p5, h100)] == [(8, 2), (16, 1)]  # pp = layers is allowed
     assert all(isinstance(tp, int) and isinstance(pp, int) for tp, pp in layouts(model, p5, h100, 4))
 
 
