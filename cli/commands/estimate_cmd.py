@@ -21,6 +21,8 @@ DevicesOpt = Annotated[int | None, typer.Option("--devices", help="Total devices
 TpOpt = Annotated[int | None, typer.Option("--tp", help="Tensor-parallel degree (default: the throughput-best layout on --devices).")]
 PpOpt = Annotated[int | None, typer.Option("--pp", help="Pipeline-parallel degree (default: the throughput-best layout on --devices).")]
 EpOpt = Annotated[int, typer.Option("--ep", help="Expert-parallel degree for MoE models (divides --tp).")]
+DpaOpt = Annotated[int, typer.Option("--dp-attention", help="MoE models: run attention as this many data-parallel groups of "
+                                     "--tp/N devices, experts over all --tp (wide EP; --tp may span instances). See docs/performance-model.md.")]  # fmt: skip
 BatchOpt = Annotated[str, typer.Option("--batch", help="Concurrent requests per replica, or 'auto' (throughput-best that fits).")]
 InOpt = Annotated[int, typer.Option("--input-tokens", help="Prompt tokens per request (items' tokens for encoders).")]
 OutOpt = Annotated[int, typer.Option("--output-tokens", help="Generated tokens per request.")]
@@ -90,7 +92,7 @@ def speculative_config(method: str | None, draft_model: str | None, draft_tokens
 def build_request(model: str, hardware: str, devices: int | None, tp: int | None, pp: int | None, ep: int, batch: str,
                   input_tokens: int, output_tokens: int, weights_dtype: str | None, kv_dtype: str | None,
                   tpot_ms: float | None, engine: str | None = None, prefix_cached: float = 0.0,
-                  speculative: Any = None) -> Any:  # fmt: skip
+                  speculative: Any = None, dp_attention: int = 1) -> Any:  # fmt: skip
     """Turn options into an :class:`~aicap.sizing.serve.estimate.EstimateRequest` (validating them)."""
     from aicap.sizing.core.engines import engine_for
     from aicap.sizing.core.errors import InputError
@@ -107,7 +109,7 @@ def build_request(model: str, hardware: str, devices: int | None, tp: int | None
             raise InputError(f"--batch '{batch}': expected a positive integer or 'auto'") from None
     if tpot_ms is not None and tpot_ms <= 0:
         raise InputError(f"--tpot-ms {tpot_ms}: must be positive")
-    for name, value in (("--devices", devices), ("--tp", tp), ("--pp", pp), ("--ep", ep)):
+    for name, value in (("--devices", devices), ("--tp", tp), ("--pp", pp), ("--ep", ep), ("--dp-attention", dp_attention)):
         if value is not None and value < 1:
             raise InputError(f"{name} {value}: must be a positive integer")
     dev = cat.device(hardware)
@@ -120,7 +122,8 @@ def build_request(model: str, hardware: str, devices: int | None, tp: int | None
     return EstimateRequest(model=target, device=dev, efficiency=eng.efficiency(cat, dev), runtime=eng.on(dev),
                            devices=devices, tp=tp, pp=pp, ep=ep, batch=b, input_tokens=input_tokens,
                            output_tokens=output_tokens, weights_dtype=weights_dtype, kv_dtype=kv_dtype, tpot_ms=tpot_ms,
-                           engine=eng.spec, prefix_cached_share=prefix_cached, scale_out_bps=net, speculative=spec)  # fmt: skip
+                           engine=eng.spec, prefix_cached_share=prefix_cached, scale_out_bps=net, speculative=spec,
+                           dp_attention=dp_attention)  # fmt: skip
 
 
 def _engine_line(e: dict[str, Any]) -> str:
@@ -152,6 +155,8 @@ def estimate_view(doc: dict[str, Any], tpot_ms: float | None = None) -> View:
     """Tables for one estimate document."""
     mem = doc["memory_gib"]
     layout = f"{doc['devices']}× {doc['hardware']} = {doc['replicas']} replica(s) × TP{doc['tp']}·PP{doc['pp']}"
+    if doc.get("dp_attention", 1) > 1:
+        layout += f", attention DP{doc['dp_attention']}×TP{doc['tp'] // doc['dp_attention']}, experts EP{doc['ep']}"
     rows: list[list[Any]] = [
         ["deployment", layout],
         ["formats", f"weights {doc['weights_dtype']}{_released(doc)}, KV cache {doc['kv_dtype']}"],
@@ -250,7 +255,7 @@ def register(app: typer.Typer) -> None:
                      ep: EpOpt = 1, batch: BatchOpt = "auto", input_tokens: InOpt = 1024, output_tokens: OutOpt = 256,
                      weights_dtype: WdtOpt = None, kv_dtype: KvOpt = None, tpot_ms: TpotOpt = None, engine: EngineOpt = None,
                      prefix_cached: PrefixOpt = 0.0, speculative: SpecOpt = None, draft_model: DraftModelOpt = None,
-                     draft_tokens: DraftTokensOpt = None, acceptance: AcceptOpt = None,
+                     draft_tokens: DraftTokensOpt = None, acceptance: AcceptOpt = None, dp_attention: DpaOpt = 1,
                      disaggregate: Annotated[bool, typer.Option("--disaggregate", help="Estimate a prefill replica (on --hardware) and a decode replica (on --decode-hardware), the KV transfer between them and how many prefill replicas one decode replica needs.")] = False,
                      decode_hardware: Annotated[str | None, typer.Option("--decode-hardware", help="With --disaggregate: the decode replica's device (default --hardware).")] = None,
                      transfer_gbps: Annotated[float | None, typer.Option("--transfer-gbps", help="With --disaggregate: the KV link per device, Gbit/s (default: the slowest RDMA-class network of the two devices' instance types).")] = None,
@@ -261,6 +266,8 @@ def register(app: typer.Typer) -> None:
 
         if not disaggregate and (decode_hardware is not None or transfer_gbps is not None):
             raise InputError("--decode-hardware and --transfer-gbps shape --disaggregate: add it")
+        if disaggregate and dp_attention != 1:
+            raise InputError("--dp-attention is not modelled with --disaggregate: drop one of them")
         if disaggregate:
             _disaggregated(
                 model,
@@ -282,7 +289,8 @@ def register(app: typer.Typer) -> None:
             )
             return
         req = build_request(model, hardware, devices, tp, pp, ep, batch, input_tokens, output_tokens, weights_dtype, kv_dtype, tpot_ms,
-                            engine, prefix_cached, speculative_config(speculative, draft_model, draft_tokens, acceptance))  # fmt: skip
+                            engine, prefix_cached, speculative_config(speculative, draft_model, draft_tokens, acceptance),
+                            dp_attention)  # fmt: skip
         result = estimate(req)
         doc = result.to_dict()
         if devices and doc["devices"] < devices:
@@ -300,7 +308,7 @@ def register(app: typer.Typer) -> None:
     def explain_cmd(model: ModelOpt, hardware: HardwareOpt, devices: DevicesOpt = None, tp: TpOpt = None, pp: PpOpt = None,
                     ep: EpOpt = 1, batch: BatchOpt = "auto", input_tokens: InOpt = 1024, output_tokens: OutOpt = 256,
                     weights_dtype: WdtOpt = None, kv_dtype: KvOpt = None, tpot_ms: TpotOpt = None, engine: EngineOpt = None,
-                    phase: Annotated[str, typer.Option(help="prefill or decode.")] = "decode",
+                    dp_attention: DpaOpt = 1, phase: Annotated[str, typer.Option(help="prefill or decode.")] = "decode",
                     plot: Annotated[Path | None, typer.Option("--plot", help="Write the roofline picture (.png or .svg).")] = None,
                     fmt: FormatOpt = Format.table) -> None:  # fmt: skip
         """Show FLOPs, bytes, intensity, time and bound of each operator group in one phase."""
@@ -312,9 +320,8 @@ def register(app: typer.Typer) -> None:
             raise InputError(f"--phase '{phase}': valid choices: {', '.join(explain.PHASES)}")
         if plot is not None and plot.suffix.lower() not in {".png", ".svg"}:
             raise InputError(f"--plot {plot}: the file must end in .png or .svg")
-        req = build_request(
-            model, hardware, devices, tp, pp, ep, batch, input_tokens, output_tokens, weights_dtype, kv_dtype, tpot_ms, engine
-        )
+        req = build_request(model, hardware, devices, tp, pp, ep, batch, input_tokens, output_tokens, weights_dtype, kv_dtype, tpot_ms,
+                            engine, dp_attention=dp_attention)  # fmt: skip
         doc = explain.breakdown(estimate(req), phase)
         if plot is not None:
             explain.plot(doc, str(plot))

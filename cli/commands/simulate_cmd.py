@@ -12,6 +12,7 @@ import typer
 from aicap.cli.commands.estimate_cmd import (
     AcceptOpt,
     DevicesOpt,
+    DpaOpt,
     DraftModelOpt,
     DraftTokensOpt,
     EngineOpt,
@@ -56,7 +57,7 @@ def _floats(text: str | None, flag: str, *, positive: bool = False) -> tuple[flo
 
 
 #: Options ``--disaggregate`` does not take: it simulates both pools with the engine's defaults under ``--policy`` alone.
-_NOT_DISAGGREGATED = ("ep", "prefix_cached", "speculative", "draft_model", "draft_tokens", "acceptance", "max_num_seqs", "max_batched_tokens",
+_NOT_DISAGGREGATED = ("ep", "dp_attention", "prefix_cached", "speculative", "draft_model", "draft_tokens", "acceptance", "max_num_seqs", "max_batched_tokens",
                       "chunked_prefill", "prefill_first", "scheduler_steps", "predictor_error", "quantum", "sjf_by", "aging",
                       "class_weights", "compare_policies", "jobs", "plot")  # fmt: skip
 
@@ -79,6 +80,7 @@ def register(app: typer.Typer) -> None:
         tp: TpOpt = None,
         pp: PpOpt = None,
         ep: EpOpt = 1,
+        dp_attention: DpaOpt = 1,
         weights_dtype: WdtOpt = None,
         kv_dtype: KvOpt = None,
         engine: EngineOpt = None,
@@ -368,7 +370,7 @@ def register(app: typer.Typer) -> None:
             raise InputError("--decode-hardware, --prefill-replicas and --transfer-gbps shape --disaggregate: add it")
         est = build_request(model, hardware, devices, tp, pp, ep, "auto", max(int(reqs.input_tokens.mean()), 1),
                             int(reqs.output_tokens.mean()), weights_dtype, kv_dtype, None, engine, prefix_cached,
-                            speculative_config(speculative, draft_model, draft_tokens, acceptance))  # fmt: skip
+                            speculative_config(speculative, draft_model, draft_tokens, acceptance), dp_attention)  # fmt: skip
         from aicap.sizing.serve.estimate import estimate
 
         chosen = estimate(est)

@@ -4,6 +4,15 @@ A replica spans ``tp · pp`` devices: tensor parallel inside a fast-link domain,
 sequence. Expert parallelism ``ep`` divides the tensor-parallel group's experts (``ep ≤ tp``,
 ``tp % ep == 0``); it changes communication (all-to-all instead of all-reduce in MoE layers), not
 the bytes each device holds.
+
+Data-parallel attention (``dp_attention = D > 1``, MoE models; SGLang's ``--enable-dp-attention``,
+vLLM's data-parallel ranks with ``--enable-expert-parallel``) runs the attention, dense layers, shared
+experts and LM head of a stage's ``tp`` devices as ``D`` groups of ``a = tp/D`` devices, each on its
+own sequences, and splits the routed experts over all ``tp`` devices (``ep = tp``, all-to-all dispatch
+and combine). A group keeps only its own sequences' KV cache, so a model whose KV heads do not split
+``tp`` ways (MLA, few KV heads) stores up to ``D`` times more sequences; each device holds the attention
+weights ``D/tp``-split instead of ``1/tp``. The group of ``tp`` devices may span whole instances over
+their scale-out network (wide expert parallelism).
 """
 
 from __future__ import annotations
@@ -64,6 +73,8 @@ class Deployment:
         and such hand-offs are costed on the fast link.
     speculative
         Speculative decoding (drafter, draft tokens, acceptance), or ``None``.
+    dp_attention
+        Attention data-parallel groups per pipeline stage (module docstring); 1: tensor-parallel attention.
     """
 
     model: AnyModel
@@ -77,6 +88,17 @@ class Deployment:
     kv_dtype: str = "bf16"
     scale_out_bps: float | None = None  # achieved bytes/s per device between instances, for replicas spanning fast-link domains
     speculative: Speculative | None = None
+    dp_attention: int = 1
+
+    @property
+    def attention_tp(self) -> int:
+        """Devices of one attention group, ``a = tp / dp_attention`` (``tp`` without data-parallel attention)."""
+        return self.tp // self.dp_attention
+
+    @property
+    def max_running(self) -> int:
+        """Most requests a replica runs at once: the engine's limit per scheduler, one scheduler per attention group."""
+        return self.runtime.max_batch * self.dp_attention
 
     @property
     def draft(self) -> Deployment | None:
@@ -131,14 +153,17 @@ class Deployment:
         if self.weights_dtype in FP4_FORMATS and not runs_format(self.device, self.weights_dtype):
             raise InputError(f"--weights-dtype {self.weights_dtype}: {self.device.id} has no kernels for it; MXFP4 runs on Blackwell "
                              "and MI355X, NVFP4 on Blackwell, and both weight-only on NVIDIA Ampere, Ada and Hopper")  # fmt: skip
-        for name, value in (("tp", self.tp), ("pp", self.pp), ("ep", self.ep)):
+        for name, value in (("tp", self.tp), ("pp", self.pp), ("ep", self.ep), ("dp-attention", self.dp_attention)):
             if value < 1:
                 raise InputError(f"--{name} {value}: must be a positive integer")
+        if self.dp_attention > 1:
+            self._check_dp_attention()
         heads = getattr(self.model, "num_heads", None)
-        if heads is not None and heads % self.tp:
+        if heads is not None and heads % self.attention_tp:
+            what = "tensor parallelism" if self.dp_attention == 1 else f"each attention group's {self.attention_tp} devices"
             raise InputError(
-                f"--tp {self.tp}: {self.model.id} has {heads} attention heads, which tensor parallelism must divide; "
-                f"valid: {', '.join(str(t) for t in valid_tp(heads, 64))}"
+                f"--tp {self.tp}: {self.model.id} has {heads} attention heads, which {what} must divide; "
+                f"valid: {', '.join(str(t * self.dp_attention) for t in valid_tp(heads, 64))}"
             )
         dom = self.device.interconnect.domain_size
         if self.tp > dom and (self.tp % dom or self.scale_out_bps is None):
@@ -151,9 +176,29 @@ class Deployment:
             raise InputError(f"--pp {self.pp}: {self.model.id} has only {layers} layers")
         if self.ep > 1 and getattr(self.model, "moe", None) is None:
             raise InputError(f"--ep {self.ep}: expert parallelism needs a mixture-of-experts model; {self.model.id} has no experts")
-        if self.ep > 1 and self.tp % self.ep:
+        if self.ep > 1 and self.tp % self.ep and self.dp_attention == 1:
             raise InputError(f"--ep {self.ep}: the expert-parallel group is carved from the tensor-parallel one, so it must divide "
                              f"--tp {self.tp} (valid: {', '.join(str(e) for e in range(1, self.tp + 1) if self.tp % e == 0)})")  # fmt: skip
+
+    def _check_dp_attention(self) -> None:
+        """The rules of data-parallel attention (module docstring): a MoE model, whole groups, experts over the stage, no pipeline."""
+        d = self.dp_attention
+        if getattr(self.model, "moe", None) is None:
+            raise InputError(f"--dp-attention {d}: data-parallel attention pays with experts split over the devices; "
+                             f"{self.model.id} has no experts (use more replicas)")  # fmt: skip
+        if self.tp % d:
+            raise InputError(f"--dp-attention {d}: attention groups split --tp {self.tp} evenly; valid: "
+                             f"{', '.join(str(k) for k in range(2, self.tp + 1) if self.tp % k == 0)}")  # fmt: skip
+        if self.ep != self.tp:
+            raise InputError(f"--ep {self.ep}: with --dp-attention the routed experts split over all --tp {self.tp} devices; "
+                             f"give --ep {self.tp} or leave it out")  # fmt: skip
+        if self.pp > 1:
+            raise InputError(f"--pp {self.pp}: data-parallel attention is costed for one pipeline stage; use --pp 1 "
+                             "(a wider --tp spans instances)")  # fmt: skip
+        if self.attention_tp > self.device.interconnect.domain_size:
+            raise InputError(f"--dp-attention {d}: an attention group of {self.attention_tp} devices exceeds {self.device.id}'s "
+                             f"fast-link domain of {self.device.interconnect.domain_size}; use --dp-attention "
+                             f"{self.tp // self.device.interconnect.domain_size} or more")  # fmt: skip
 
 
 def valid_tp(num_heads: int, limit: int) -> list[int]:

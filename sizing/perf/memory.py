@@ -17,6 +17,11 @@ evaluates many (tp, pp, batch, context) candidates at once.
 * overhead: runtime (CUDA context, graphs) plus communication buffers when ``tp·pp > 1``;
 * capacity: what the engine may fill, by its memory policy (:func:`capacity_bytes`): a share of device
   memory (vLLM, SGLang) or the reserved bytes plus a share of what they leave (TensorRT-LLM, TGI).
+
+With data-parallel attention (``dp_attention = D``, :mod:`aicap.sizing.core.deployment`) everything but
+the routed experts splits over the ``a = tp/D`` devices of one attention group, the routed experts over
+all ``tp``; the KV cache, logits and workspace are a group's (``tp`` above stands for ``a`` in them), and a
+replica holds ``D`` groups' sequences (:func:`max_batch`, :func:`kv_cache_tokens`).
 """
 
 from __future__ import annotations
@@ -114,7 +119,17 @@ def weight_bytes_per_device(dep: Deployment, tp: ArrayLike, pp: ArrayLike, inv: 
     head = inv.lm_head * embedding_bytes_per_weight(dep)
     layers_per_stage = np.ceil(inv.layers / pp_a)
     ends = np.where(pp_a == 1, emb + head, np.maximum(emb, head))
-    return np.asarray(scale * (body * layers_per_stage / inv.layers + ends) / tp_a + draft_weight_bytes(dep) / tp_a, dtype=float)
+    a = attention_tp(dep, tp_a)
+    own = scale * (body * layers_per_stage / inv.layers + ends) / a + draft_weight_bytes(dep) / a
+    if dep.dp_attention > 1:  # the routed experts split tp ways, not a ways
+        routed = scale * inv.expert_total * linear_bytes_per_weight(dep) * layers_per_stage / inv.layers
+        own = own - routed / a + routed / tp_a
+    return np.asarray(own, dtype=float)
+
+
+def attention_tp(dep: Deployment, tp: ArrayLike) -> F:
+    """Devices of one attention group for a stage of ``tp`` devices: ``tp / dp_attention`` (``tp`` without data-parallel attention)."""
+    return np.asarray(np.asarray(tp, dtype=float) / dep.dp_attention, dtype=float)
 
 
 def draft_weight_bytes(dep: Deployment) -> float:
@@ -163,10 +178,10 @@ def kv_bytes_per_token(dep: Deployment, tp: ArrayLike, pp: ArrayLike, context: A
     layers = np.ceil(m.num_layers / np.asarray(pp, dtype=float)) * (m.attention_layers / m.num_layers)
     f_win = m.windowed_layers / m.num_layers
     tokens = (1 - f_win) * c + (f_win * np.minimum(c, m.sliding_window) if f_win and m.sliding_window is not None else 0.0)
-    own = layers * kv_elements_per_device(dep, tp) * dep.kv_bytes * tokens
+    own = layers * kv_elements_per_device(dep, attention_tp(dep, tp)) * dep.kv_bytes * tokens
     draft = dep.draft  # a speculative drafter keeps its own KV cache of the sequence
     if draft is not None:
-        own = own + kv_bytes_per_token(draft, tp, 1.0, c)
+        own = own + kv_bytes_per_token(draft, attention_tp(dep, tp), 1.0, c)
     return np.asarray(own, dtype=float)
 
 
@@ -180,7 +195,7 @@ def state_bytes_per_sequence(dep: Deployment, tp: ArrayLike, pp: ArrayLike) -> F
     m = dep.decoder
     if m is None or m.linear_attention is None:
         return np.asarray(0.0 * tp_a * pp_a, dtype=float)
-    per_layer = linear_state_bytes_per_layer(m, tp_a)
+    per_layer = linear_state_bytes_per_layer(m, attention_tp(dep, tp_a))
     layers = np.ceil(m.num_layers / pp_a) * (m.linear_attention.layers / m.num_layers)
     return np.asarray(layers * per_layer, dtype=float)
 
@@ -219,12 +234,13 @@ def activation_bytes(dep: Deployment, tp: ArrayLike, batch: ArrayLike, prefill_t
     moe = m.moe if isinstance(m, DecoderModel) else None
     if moe is not None:
         width = max(width, moe.expert_intermediate_size * moe.experts_per_token)
-    return np.asarray(t * (8.0 * m.hidden_size + 3.0 * width / tp_a) * 2.0 + logits_bytes(dep, tp, batch), dtype=np.float64)
+    a = attention_tp(dep, tp_a)
+    return np.asarray(t * (8.0 * m.hidden_size + 3.0 * width / a) * 2.0 + logits_bytes(dep, tp, batch), dtype=np.float64)
 
 
 def logits_bytes(dep: Deployment, tp: ArrayLike, batch: ArrayLike) -> F:
-    """fp32 logits of ``batch`` sequences per device: ``B·V/tp·4`` bytes."""
-    return np.asarray(np.asarray(batch, dtype=float) * dep.transformer.vocab_size / np.asarray(tp, dtype=float) * 4.0, dtype=float)
+    """fp32 logits of ``batch`` sequences of one attention group per device: ``B·V/a·4`` bytes (``a = tp`` without DP attention)."""
+    return np.asarray(np.asarray(batch, dtype=float) * dep.transformer.vocab_size / attention_tp(dep, tp) * 4.0, dtype=float)
 
 
 def overhead_bytes(dep: Deployment, tp: ArrayLike, pp: ArrayLike) -> F:
@@ -300,8 +316,8 @@ class MemoryBreakdown:
 def breakdown(
     dep: Deployment, tp: ArrayLike, pp: ArrayLike, batch: ArrayLike, input_tokens: ArrayLike, context: ArrayLike
 ) -> MemoryBreakdown:
-    """Memory per device with ``batch`` sequences of ``context`` tokens in the cache."""
-    b = np.asarray(batch, dtype=float)
+    """Memory per device with ``batch`` sequences of ``context`` tokens in the cache (the busiest attention group's ``⌈B/D⌉``)."""
+    b = np.ceil(np.asarray(batch, dtype=float) / dep.dp_attention)
     prefill = np.asarray(input_tokens, dtype=float) * b
     return MemoryBreakdown(
         weights=weight_bytes_per_device(dep, tp, pp) + 0.0 * b,
@@ -313,7 +329,7 @@ def breakdown(
 
 
 def max_batch(dep: Deployment, tp: ArrayLike, pp: ArrayLike, input_tokens: ArrayLike, context: ArrayLike) -> F:
-    """Largest batch whose KV cache, logits and workspace fit: ``⌊free / (kv_seq + V·4/tp)⌋``.
+    """Largest batch whose KV cache, logits and workspace fit: ``D·⌊free / (kv_seq + V·4/a)⌋`` (``D`` attention groups of ``a`` devices).
 
     The prefill workspace is sized for a full ``max_prefill_tokens`` chunk, so the result holds
     whatever the batch.
@@ -321,7 +337,7 @@ def max_batch(dep: Deployment, tp: ArrayLike, pp: ArrayLike, input_tokens: Array
     tp_a = np.asarray(tp, dtype=float)
     free = kv_budget_bytes(dep, tp, pp)
     per_seq = kv_bytes_per_sequence(dep, tp, pp, context) + logits_bytes(dep, tp_a, 1.0)
-    return np.asarray(np.maximum(np.floor(free / per_seq), 0.0), dtype=float)
+    return np.asarray(np.maximum(np.floor(free / per_seq), 0.0) * dep.dp_attention, dtype=float)
 
 
 def max_context(dep: Deployment, tp: int, pp: int, batch: int) -> int:
@@ -330,10 +346,11 @@ def max_context(dep: Deployment, tp: int, pp: int, batch: int) -> int:
     Bisection on ``c`` over ``B · kv_seq(c) + B·V/tp·4 ≤ free`` (``kv_seq`` is non-decreasing in ``c``,
     flat beyond a sliding window), capped at the model's ``max_context``; 0 when nothing fits.
     """
-    free = float(kv_budget_bytes(dep, tp, pp) - logits_bytes(dep, tp, batch))
+    group = -(-batch // dep.dp_attention)  # the busiest attention group's sequences
+    free = float(kv_budget_bytes(dep, tp, pp) - logits_bytes(dep, tp, group))
 
     def fits(c: int) -> bool:
-        return batch * float(kv_bytes_per_sequence(dep, tp, pp, c)) <= free
+        return group * float(kv_bytes_per_sequence(dep, tp, pp, c)) <= free
 
     top = dep.transformer.max_context
     if free <= 0 or not fits(1):
@@ -354,7 +371,7 @@ def kv_cache_tokens(dep: Deployment, tp: ArrayLike, pp: ArrayLike) -> F:
     """
     free = kv_budget_bytes(dep, tp, pp) - logits_bytes(dep, tp, 1.0)
     per_token = kv_bytes_per_token(dep, tp, pp, 1.0)
-    tokens = np.maximum(np.floor(free / per_token), 0.0)
+    tokens = np.maximum(np.floor(free / per_token), 0.0) * dep.dp_attention  # each attention group its own
     if dep.runtime.kv_cache_tokens is not None:
-        tokens = np.minimum(tokens, dep.runtime.kv_cache_tokens)
+        tokens = np.minimum(tokens, dep.runtime.kv_cache_tokens * dep.dp_attention)
     return np.asarray(tokens, dtype=float)

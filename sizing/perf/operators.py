@@ -11,7 +11,8 @@ in sequence, see :mod:`aicap.sizing.perf.roofline`). With ``N = B·T`` tokens an
   attention layers; a hybrid's linear-attention layers add the gated delta rule (:func:`delta_rule`);
 * ``mlp`` (dense layers): FLOPs ``2·N·P_mlp·L_d/tp``; bytes ``P_mlp·L_d·w/tp`` + activations;
 * ``experts`` (MoE layers): FLOPs ``2·N·(k·P_e + P_shared)·L_m/tp``; bytes read only for the
-  experts the batch routes to, ``E·(1 − (1 − k/E)^N)·P_e·L_m·w/tp`` (uniform routing);
+  experts the batch routes to, ``E·(1 − (1 − k/E)^N)·P_e·L_m·w/tp`` (uniform routing)
+  (:func:`expert_cost`, which also prices data-parallel attention's split);
 * ``lm_head``: logits for the last token of each sequence, ``2·B·V·h/tp`` FLOPs;
 * ``norms``: element-wise traffic ``N·h·2·(2·norms + 2)·L`` bytes.
 
@@ -58,21 +59,51 @@ def expected_distinct_experts(tokens: ArrayLike, num_experts: int, k: int) -> F:
     return np.asarray(num_experts * (1.0 - (1.0 - k / num_experts) ** n), dtype=float)
 
 
-def expert_bytes_terms(dep: Deployment, tp: ArrayLike) -> tuple[F, F, F]:
+def expert_bytes_terms(dep: Deployment, tp: ArrayLike, group_tp: ArrayLike | None = None) -> tuple[F, F, F]:
     """Bytes of the MoE layers per device as ``fixed + per_expert·touched + per_token·N``.
 
-    ``fixed = (P_shared + P_router)·w·L_m/tp``, ``per_expert = P_e·w·L_m/tp`` for each expert the step
-    routes to, ``per_token = k·(h + P_e/h)·2·L_m/tp`` of activations (zeros for a dense model).
+    ``fixed = (P_shared + P_router)·w·L_m/a``, ``per_expert = P_e·w·L_m/tp`` for each expert the step
+    routes to, ``per_token = k·(h + P_e/h)·2·L_m/tp`` of activations (zeros for a dense model). The
+    routed experts split over ``tp`` devices; the shared experts and the router over the ``a`` devices
+    of one attention group (``group_tp``; ``a = tp`` without data-parallel attention).
     """
     inv = inventory(dep.transformer)
     tp_a = np.asarray(tp, dtype=float)
+    a = tp_a if group_tp is None else np.asarray(group_tp, dtype=float)
     w = bytes_per_weight(dep.weights_dtype, dep) / sparsity.linear_speedup(dep)
     scale = inv.moe_layers / tp_a
     h = dep.transformer.hidden_size
-    fixed = (inv.shared_per_layer + inv.router_per_layer) * w * scale
+    fixed = (inv.shared_per_layer + inv.router_per_layer) * w * (inv.moe_layers / a)
     per_expert = inv.expert * w * scale
     per_token = inv.experts_per_token * (h + inv.expert / h) * ACT_BYTES * scale
     return np.asarray(fixed, dtype=float), np.asarray(per_expert, dtype=float), np.asarray(per_token, dtype=float)
+
+
+def expert_cost(dep: Deployment, tokens: ArrayLike, tp: ArrayLike, group_tokens: ArrayLike | None = None,
+                group_tp: ArrayLike | None = None) -> OpCost:  # fmt: skip
+    """FLOPs and bytes of the MoE layers per device for a step of ``N`` tokens (zeros for a dense model).
+
+    ``F = 2·(N·k·P_e/tp + N_g·(P_shared + P_router)/a)·L_m/g``; bytes from :func:`expert_bytes_terms`
+    with ``E·(1 − (1 − k/E)^N)`` experts touched. ``N_g`` tokens of one attention group on ``a`` devices
+    run its shared experts and router (``N_g = N``, ``a = tp`` without data-parallel attention).
+    """
+    inv = inventory(dep.transformer)
+    n = np.asarray(tokens, dtype=float)
+    tp_a = np.asarray(tp, dtype=float)
+    n_g = n if group_tokens is None else np.asarray(group_tokens, dtype=float)
+    a = tp_a if group_tp is None else np.asarray(group_tp, dtype=float)
+    if not inv.moe_layers:
+        zero = np.asarray(0.0 * (n + n_g + tp_a + a), dtype=float)
+        return OpCost(flops=zero, bytes=zero)
+    g = sparsity.linear_speedup(dep)
+    k, e = inv.experts_per_token, inv.num_experts
+    fixed, per_expert, per_token = expert_bytes_terms(dep, tp_a, a)
+    if group_tokens is None and group_tp is None:
+        flops = 2.0 * n * (k * inv.expert + inv.shared_per_layer + inv.router_per_layer) * inv.moe_layers / tp_a / g
+    else:
+        flops = 2.0 * (n * k * inv.expert / tp_a + n_g * (inv.shared_per_layer + inv.router_per_layer) / a) * inv.moe_layers / g
+    return OpCost(flops=np.asarray(flops, dtype=float),
+                  bytes=np.asarray(fixed + per_expert * expected_distinct_experts(n, e, k) + per_token * n, dtype=float))  # fmt: skip
 
 
 def transformer_step(
@@ -121,14 +152,7 @@ def transformer_step(
         bytes=(inv.mlp_per_layer * w + n * (h + width_mlp) * ACT_BYTES) * inv.dense_layers / tp_a,
     )
 
-    if inv.moe_layers:
-        k, e = inv.experts_per_token, inv.num_experts
-        touched = expected_distinct_experts(n, e, k)
-        active = k * inv.expert + inv.shared_per_layer + inv.router_per_layer
-        fixed, per_expert, per_token = expert_bytes_terms(dep, tp_a)
-        experts = OpCost(flops=2.0 * n * active * inv.moe_layers / tp_a / g, bytes=fixed + per_expert * touched + per_token * n)
-    else:
-        experts = OpCost(flops=zero, bytes=zero)
+    experts = expert_cost(dep, n, tp_a) if inv.moe_layers else OpCost(flops=zero, bytes=zero)
 
     if dec is not None:
         emb_w = embedding_bytes_per_weight(dep)

@@ -35,7 +35,7 @@ from numpy.typing import ArrayLike, NDArray
 from aicap.sizing.core.deployment import Deployment
 from aicap.sizing.core.dtypes import compute_dtype
 from aicap.sizing.core.specs.model import DecoderModel
-from aicap.sizing.perf.operators import ACT_BYTES, OpCost, generic_step, transformer_step
+from aicap.sizing.perf.operators import ACT_BYTES, OpCost, expert_cost, generic_step, transformer_step
 
 F = NDArray[np.float64]
 BOUNDS = ("compute", "memory", "network", "overhead")
@@ -128,6 +128,8 @@ def network_time(dep: Deployment, tokens: ArrayLike, tp: ArrayLike, pp: ArrayLik
     dom = np.asarray(dep.device.interconnect.domain_size if domain is None else domain, dtype=float)
     cross = dep.scale_out_bps if cross_bps is None else cross_bps
     net = link if cross is None else np.asarray(cross, dtype=float)
+    if dep.dp_attention > 1 and isinstance(m, DecoderModel) and m.moe is not None:
+        return dp_attention_network_time(m, float(dep.dp_attention), tokens, tp, link, lat, net, dom)
     msg = tokens * m.hidden_size * ACT_BYTES
     allreduce = np.where(tp > 1, 2.0 * (tp - 1) / tp * msg / np.where(tp > dom, net, link) + lat, 0.0)
     moe = m.moe if isinstance(m, DecoderModel) else None
@@ -140,6 +142,28 @@ def network_time(dep: Deployment, tokens: ArrayLike, tp: ArrayLike, pp: ArrayLik
     x = np.asarray(crossings, dtype=float)
     handoff = (pp - 1 - x) * (msg / link + lat) + x * (msg / net + lat)
     return np.asarray(per_step + handoff, dtype=float)
+
+
+def dp_attention_network_time(m: DecoderModel, groups: float, tokens: F, tp: F, link: F, lat: F, net: F, domain: F) -> F:
+    """Collective time of one step with data-parallel attention, ``tokens`` the busiest attention group's ``N_g``.
+
+    Inside a group of ``a = tp/D`` devices (one fast-link domain), ``2·L − L_moe`` all-reduces of
+    ``M_g = N_g·h·2`` bytes, ``2·(a − 1)/a · M_g/β + λ`` each (none at ``a = 1``). Each MoE layer
+    dispatches and combines its tokens over all ``tp`` devices: a device sends the ``k`` copies of its
+    ``N_g/a`` tokens, ``S = N_g/a·k·h·2`` bytes, a share ``(min(tp, D_f) − 1)/tp`` to peers in its own
+    fast-link domain of ``D_f`` devices and ``max(tp − D_f, 0)/tp`` across the instance network, both at
+    once: ``2·(max(S·local/β, S·remote/β_net) + λ)`` per layer (DeepEP's normal kernels overlap the two).
+    """
+    moe = m.moe
+    assert moe is not None
+    layers, moe_layers = m.num_layers, m.num_layers - moe.dense_layers
+    a = tp / groups
+    msg = tokens * m.hidden_size * ACT_BYTES
+    allreduce = np.where(a > 1, 2.0 * (a - 1) / a * msg / link + lat, 0.0)
+    sent = tokens / a * moe.experts_per_token * m.hidden_size * ACT_BYTES
+    local, remote = (np.minimum(tp, domain) - 1.0) / tp, np.maximum(tp - domain, 0.0) / tp
+    a2a = 2.0 * (np.maximum(sent * local / link, sent * remote / net) + lat)
+    return np.asarray((2 * layers - moe_layers) * allreduce + moe_layers * a2a, dtype=float)
 
 
 def stage_crossings(tp: ArrayLike, pp: ArrayLike, domain: ArrayLike) -> F:
@@ -199,6 +223,12 @@ def step_time(dep: Deployment, batch: ArrayLike, new_tokens: ArrayLike, context:
     if dep.model.kind == "generic":
         costs = generic_step(dep, micro, tp_a)
         tokens = micro
+    elif dep.dp_attention > 1:  # the busiest attention group: its share of the sequences, at least one whole
+        group = np.maximum(micro / dep.dp_attention, np.minimum(micro, 1.0))
+        t = np.asarray(new_tokens, dtype=float)
+        costs = transformer_step(dep, group, t, context, tp_a / dep.dp_attention, causal=causal)
+        costs["experts"] = expert_cost(dep, micro * t, tp_a, group * t, tp_a / dep.dp_attention)
+        tokens = group * t
     else:
         costs = transformer_step(dep, micro, new_tokens, context, tp_a, causal=causal)
         tokens = micro * np.asarray(new_tokens, dtype=float)

@@ -59,6 +59,7 @@ class EstimateRequest:
     engine: EngineSpec | None = None  # the profile ``runtime`` came from (``None``: generic conventions)
     prefix_cached_share: float = 0.0  # share of each prompt found in the prefix cache (not recomputed)
     scale_out_bps: float | None = None  # bytes/s per device between instances (the device's slowest spanning instance network)
+    dp_attention: int = 1  # attention data-parallel groups per stage (Deployment.dp_attention); experts then over all tp
     speculative: Speculative | None = None  # speculative decoding (drafter, draft tokens, acceptance)
 
 
@@ -113,6 +114,7 @@ class EstimateResult:
             "tp": d.tp,
             "pp": d.pp,
             "ep": d.ep,
+            "dp_attention": d.dp_attention,
             "replicas": r,
             "batch": self.batch,
             "weights_dtype": d.weights_dtype,
@@ -202,6 +204,10 @@ def candidate_layouts(req: EstimateRequest, devices: int) -> list[tuple[int, int
     domain = req.device.interconnect.domain_size
     heads = 1 if isinstance(model, GenericModel) else model.num_heads
     layers = 1 if isinstance(model, GenericModel) else model.num_layers
+    groups = req.dp_attention
+    if groups > 1:  # attention groups of a ≤ domain devices, experts over all tp = D·a; one pipeline stage (Deployment.check)
+        tps = [req.tp] if req.tp else [groups * a for a in valid_tp(heads, min(devices // groups, domain))]
+        return [(tp, req.pp or 1) for tp in tps if tp * (req.pp or 1) <= devices]
     tps = [req.tp] if req.tp else [t for t in valid_tp(heads, min(devices, domain))]
     out: list[tuple[int, int]] = []
     for tp in tps:
@@ -253,7 +259,9 @@ def estimate(req: EstimateRequest) -> EstimateResult:
         raise InputError(f"{what} = {ctx} tokens exceeds {req.model.id}'s max context of {req.model.max_context}")
     best: EstimateResult | None = None
     for tp, pp in candidate_layouts(req, devices):
-        dep = Deployment(req.model, req.device, req.efficiency, req.runtime, tp, pp, req.ep, wdt, kvdt, req.scale_out_bps, req.speculative)
+        ep = tp if req.dp_attention > 1 and req.ep == 1 else req.ep  # data-parallel attention splits the experts over all tp
+        dep = Deployment(req.model, req.device, req.efficiency, req.runtime, tp, pp, ep, wdt, kvdt, req.scale_out_bps, req.speculative,
+                         req.dp_attention)  # fmt: skip
         dep.check()
         res = _evaluate(dep, req, devices // (tp * pp))
         if best is None or _better(res, best):

@@ -78,7 +78,8 @@ def decode_time(dep: Deployment, batch: ArrayLike, context: ArrayLike, tp: Array
     tokens per sequence on average (``dep.tokens_per_step``).
     """
     dec = step_time(dep, batch, float(dep.verify_tokens), context, tp, pp, ep)
-    draft = draft_cost(dep, micro_batch(batch, pp), context, tp)
+    micro, groups = micro_batch(batch, pp), float(dep.dp_attention)  # the drafter runs in each attention group
+    draft = draft_cost(dep, np.maximum(micro / groups, np.minimum(micro, 1.0)), context, np.asarray(tp, dtype=float) / groups)
     if draft is None:
         return dec
     ops = {**dec.ops, **op_times(dep, {"draft": draft})}
@@ -126,12 +127,12 @@ def _fits_encoder(dep: Deployment, tp: F, pp: F, batch: F, tokens: F) -> NDArray
 
 
 def max_fitting_batch(dep: Deployment, input_tokens: ArrayLike, output_tokens: ArrayLike, tp: ArrayLike, pp: ArrayLike) -> F:
-    """Largest batch that fits memory at full context ``I + O``, capped at the runtime's ``max_batch``."""
+    """Largest batch that fits memory at full context ``I + O``, capped at the runtime's ``max_batch`` per attention group."""
     if dep.model.kind != "decoder":
-        return np.asarray(np.full(np.shape(np.asarray(tp)), float(dep.runtime.max_batch)), dtype=float)
+        return np.asarray(np.full(np.shape(np.asarray(tp)), float(dep.max_running)), dtype=float)
     i = np.asarray(input_tokens, dtype=float)
     b = memory.max_batch(dep, tp, pp, i, i + np.asarray(output_tokens, dtype=float))
-    return np.asarray(np.minimum(b, dep.runtime.max_batch), dtype=float)
+    return np.asarray(np.minimum(b, dep.max_running), dtype=float)
 
 
 def _limiting_latency(dep: Deployment, batch: F, i: F, o: F, tp: F, pp: F, cached: float = 0.0) -> F:

@@ -26,7 +26,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from aicap.sizing.core.deployment import Deployment
-from aicap.sizing.perf.operators import OpCost, generic_step, transformer_step
+from aicap.sizing.perf.operators import OpCost, expert_cost, generic_step, transformer_step
 from aicap.sizing.perf.roofline import StepTime, moe_latency_s, network_time, op_times
 
 F = NDArray[np.float64]
@@ -40,7 +40,29 @@ def engine_costs(dep: Deployment, decode_seqs: ArrayLike, decode_context: ArrayL
 
     ``prompt_tokens`` is the part of each prompt that is computed; a prefix of ``cached_tokens`` already
     in the KV cache (prefix caching) is not recomputed, but the new tokens attend to it.
+
+    With data-parallel attention (``dep.dp_attention = D``) the step is one attention group's, an engine of
+    its own (its scheduler, step budget and KV cache): ``d`` and ``p`` are the group's, its attention,
+    dense layers, shared experts and LM head run on ``a = tp/D`` devices, and its routed experts, split
+    over all ``tp`` devices, take the tokens of every group, each as loaded as this one: ``N = D·(d·q + p)``
+    (:func:`~aicap.sizing.perf.operators.expert_cost`). Symmetric load is what a router that spreads
+    requests over the groups gives under load; a lone prompt's experts cost up to ``D`` times too much
+    (conservative: :func:`aicap.sizing.perf.roofline.step_time` prices that case exactly).
     """
+    if dep.dp_attention == 1:
+        return _costs(dep, decode_seqs, decode_context, prefill_tokens, prompt_tokens, tp, cached_tokens)
+    tp_a = np.asarray(tp, dtype=float)
+    groups = float(dep.dp_attention)
+    a = tp_a / groups
+    costs = _costs(dep, decode_seqs, decode_context, prefill_tokens, prompt_tokens, a, cached_tokens)
+    n = np.asarray(decode_seqs, dtype=float) * dep.verify_tokens + np.asarray(prefill_tokens, dtype=float)
+    costs["experts"] = expert_cost(dep, groups * n, tp_a, n, a)
+    return costs
+
+
+def _costs(dep: Deployment, decode_seqs: ArrayLike, decode_context: ArrayLike, prefill_tokens: ArrayLike,
+           prompt_tokens: ArrayLike, tp: ArrayLike, cached_tokens: ArrayLike) -> dict[str, OpCost]:  # fmt: skip
+    """:func:`engine_costs` of ``tp`` devices that run every operator group tensor-parallel."""
     tp_a = np.asarray(tp, dtype=float)
     d = np.asarray(decode_seqs, dtype=float)
     p = np.asarray(prefill_tokens, dtype=float)

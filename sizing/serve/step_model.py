@@ -115,7 +115,7 @@ class StepModel:
     expert_per_touched: F  # (n,) bytes
     expert_per_token: F  # (n,) bytes
     num_experts: int
-    experts_per_token: int
+    experts_per_token: float  # k; with data-parallel attention k' = E·(1 − (1 − k/E)^D), the experts one group token brings
     net: F  # (2, n): seconds constant and per token
     overhead_s: F  # (n,): the step overhead t_0 plus the MoE layers' expert-GEMM latency L_moe·τ
     decode_tokens: float = 1.0  # tokens each decoding sequence puts through the model (k + 1 with speculative decoding)
@@ -141,12 +141,16 @@ class StepModel:
         coef_q = np.stack([q[0], q[1] - q[0], q[2] - q[0]])
         zero = np.zeros(tp_a.shape)
         e_fixed, e_touch, e_tok = zero, zero, zero
-        num_e, k = 1, 0
+        num_e, k = 1, 0.0
         if dep.model.kind != "generic" and "experts" in names and dep.model.kind == "decoder" and dep.model.moe is not None:
             ie = names.index("experts")
             coef_q[:, ie] = 0.0  # experts' bytes are not affine: kept apart
-            e_fixed, e_touch, e_tok = (np.broadcast_to(v, tp_a.shape) for v in expert_bytes_terms(dep, tp_a))
+            e_fixed, e_touch, e_tok = (np.broadcast_to(v, tp_a.shape) for v in expert_bytes_terms(dep, tp_a, tp_a / dep.dp_attention))
             num_e, k = dep.model.moe.num_experts, dep.model.moe.experts_per_token
+            if dep.dp_attention > 1:  # an attention group's engine: its N tokens come with D·N routed (engine_costs)
+                groups = float(dep.dp_attention)
+                e_tok = e_tok * groups
+                k = num_e * (1.0 - (1.0 - k / num_e) ** groups)  # E·(1 − (1 − k'/E)^N) = E·(1 − (1 − k/E)^(D·N))
         peak = np.stack([np.broadcast_to(hw.expert_flops if name == "experts" else hw.flops, tp_a.shape) for name in names])
         n0, n1 = (network_time(dep, t, tp_a, pp_a, ep_a, link_bps=hw.link, latency_s=hw.link_latency_s, crossings=crossings,
                                cross_bps=cross_bps, domain=hw.domain) for t in (0.0, 1.0))  # fmt: skip

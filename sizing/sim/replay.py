@@ -116,7 +116,12 @@ class Setup:
     def engine(self) -> EngineConfig:
         """Engine limits of one replica (module docstring)."""
         rt = self.layout.runtime
-        kv = int(memory.kv_cache_tokens(self.layout, self.layout.tp, self.layout.pp)) if self.layout.decoder is not None else NO_KV_TOKENS
+        groups = self.layout.dp_attention  # data-parallel attention: one engine per group, a share of the KV cache each
+        kv = (
+            int(memory.kv_cache_tokens(self.layout, self.layout.tp, self.layout.pp)) // groups
+            if self.layout.decoder is not None
+            else NO_KV_TOKENS
+        )
         if kv < 16:
             raise InputError(f"{self.layout.model.id} on TP{self.layout.tp}·PP{self.layout.pp} {self.layout.device.id} leaves no memory "
                              "for a KV cache; use more devices per replica or a smaller weights dtype")  # fmt: skip
@@ -195,10 +200,12 @@ def run_detailed(setup: Setup, requests: Requests, *, policy: str = "fcfs", opti
         requests = replace(requests, output_tokens=np.zeros(len(requests), dtype=np.int64))  # an encoder emits no tokens
     res, cfg = _simulate(setup, requests, policy, options or PolicyOptions(), tg, concurrency, seed)
     lay = setup.layout
+    groups = lay.dp_attention
     doc = SetupDoc(model=lay.model.id, hardware=lay.device.id, tp=lay.tp, pp=lay.pp, ep=lay.ep, weights_dtype=lay.weights_dtype,
-                   kv_dtype=lay.kv_dtype, replicas=setup.replicas, router=setup.router, policy=policy, max_num_seqs=cfg.max_num_seqs,
-                   max_batched_tokens=cfg.max_batched_tokens, chunked_prefill=cfg.chunked_prefill, prefill_first=cfg.prefill_first,
-                   scheduler_steps=cfg.decode_steps, kv_cache_tokens=cfg.kv_capacity_tokens if lay.decoder is not None else None,
+                   kv_dtype=lay.kv_dtype, replicas=setup.replicas, router=setup.router, policy=policy,
+                   max_num_seqs=cfg.max_num_seqs * groups, max_batched_tokens=cfg.max_batched_tokens, chunked_prefill=cfg.chunked_prefill,
+                   prefill_first=cfg.prefill_first, scheduler_steps=cfg.decode_steps,
+                   kv_cache_tokens=cfg.kv_capacity_tokens * groups if lay.decoder is not None else None, dp_attention=groups,
                    traffic=traffic, rate_per_s=None if concurrency else _rate(requests), concurrency=concurrency,
                    mean_input_tokens=round(float(requests.input_tokens.mean()), 2),
                    mean_output_tokens=round(float(requests.output_tokens.mean()), 2), seed=seed,
@@ -229,7 +236,8 @@ def _simulate(setup: Setup, requests: Requests, policy: str, options: PolicyOpti
     cached = 0.0 if requests.cached_tokens is None else float(requests.cached_tokens.mean())
     step = setup.step(float(requests.input_tokens.mean()), float(requests.output_tokens.mean()), cached)
     sched = make_scheduler(policy, options, targets, seed)
-    res = simulate_cluster(step, requests, cfg, replicas=setup.replicas, router=setup.router, concurrency=concurrency, scheduler=sched)
+    engines = setup.replicas * setup.layout.dp_attention  # an engine per attention group (Setup.engine)
+    res = simulate_cluster(step, requests, cfg, replicas=engines, router=setup.router, concurrency=concurrency, scheduler=sched)
     return res, cfg
 
 

@@ -107,6 +107,8 @@ class Setup(_Doc):
         None, description="share of the requests in each priority class, class 0 first (None: one class)"
     )
     class_weights: list[float] | None = Field(None, description="weights of the classes under the weighted priority policy")
+    dp_attention: int = Field(1, description="attention data-parallel groups per replica, each an engine of its own "
+                                             "(max_num_seqs and kv_cache_tokens are the replica's, all groups together)")  # fmt: skip
 
 
 class SimulationReport(_Doc):
@@ -215,7 +217,8 @@ def report(res: SimResult, stats: ClusterStats, input_tokens: NDArray[np.int64],
                                        slo_attainment=_r(float(good[m].mean())) if checked and m.any() else None))  # fmt: skip
     t, p, e, q = block(post)
     busy = np.array(stats.busy_s)
-    replicas = max(len(stats.busy_s), 1)
+    engines = max(len(stats.busy_s), 1)
+    replicas = max(engines // setup.dp_attention, 1)  # an engine per attention group
     return SimulationReport(
         setup=setup, requests=n, finished=int(fin.sum()), rejected=res.rejected, duration_s=_r(res.duration_s), stable=res.stable,
         ttft_ms=t, tpot_ms=p, itl_ms=gap_stats_ms(res.itl_after_warmup()), e2e_ms=e, queue_ms=q,
@@ -224,7 +227,7 @@ def report(res: SimResult, stats: ClusterStats, input_tokens: NDArray[np.int64],
         slo=targets, slo_attainment=_r(float(good[post].mean())) if checked and post.any() else None,
         goodput_requests_per_s=_r(float(good.sum()) / dur) if checked else None, preemptions=res.preemptions,
         utilisation=_r(float(busy.mean()) / dur), mean_running_per_replica=_r(stats.running_s / dur / replicas),
-        kv_cache_use=({"mean": _r(stats.kv_block_s / dur / replicas / max(stats.kv_blocks, 1)), "peak": _r(stats.peak_kv_share)}
+        kv_cache_use=({"mean": _r(stats.kv_block_s / dur / engines / max(stats.kv_blocks, 1)), "peak": _r(stats.peak_kv_share)}
                       if kv else None),
         classes=classes, timeline=timeline(stats, res.duration_s, kv),
     )  # fmt: skip
