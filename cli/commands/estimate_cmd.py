@@ -328,7 +328,8 @@ def register(app: typer.Typer) -> None:
         cols = ["operator", "gflops", "mbytes", "intensity_flop_per_byte", "time_ms", "share_pct", "bound"]
         rows = [[r[c] for c in cols] for r in doc["operators"]]
         roof = doc["roofline"]
-        title = (f"{doc['phase']} step of {doc['model']} on {doc['hardware']} (TP{doc['tp']}·PP{doc['pp']}, batch {doc['batch']}): "
+        dpa = f" DP-attn {dp_attention}" if dp_attention > 1 else ""
+        title = (f"{doc['phase']} step of {doc['model']} on {doc['hardware']} (TP{doc['tp']}·PP{doc['pp']}{dpa}, batch {doc['batch']}): "
                  f"{doc['step_time_ms']:.3f} ms, {doc['bound']}-bound")  # fmt: skip
         caption = (f"roofline after efficiency: {roof['peak_flops'] / 1e12:,.0f} TFLOP/s ({doc['compute_dtype']}), "
                    f"{roof['bandwidth_bytes_per_s'] / 1e9:,.0f} GB/s, ridge {roof['ridge_flop_per_byte']} FLOP/B")  # fmt: skip

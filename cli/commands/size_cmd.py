@@ -21,6 +21,11 @@ if TYPE_CHECKING:
 FormatOpt = Annotated[Format, typer.Option("--format", "-f", help="Output format.")]
 
 
+def layout_label(tp: int, pp: int, dp_attention: int = 1) -> str:
+    """``TP8·PP1``, or ``TP8·PP1 DP-attn 8`` for a replica with data-parallel attention (experts over all tp devices)."""
+    return f"TP{tp}·PP{pp}" + (f" DP-attn {dp_attention}" if dp_attention > 1 else "")
+
+
 def _month(d: PlanDeployment, hours: float) -> float:
     """A deployment's USD a month: the plan's figure, else (a plan written before it had one) its hourly cost times ``hours``."""
     return d.usd_per_month if d.usd_per_month is not None else d.usd_per_hour * hours
@@ -35,7 +40,8 @@ def plan_view(plan: Plan) -> View:
         for d in w.deployments:
             ttft = f"{d.ttft_ms:,.0f}" + (f" ±{band['ttft']:.0f}%" if "ttft" in band else "")
             tpot = "-" if d.tpot_ms is None else f"{d.tpot_ms:,.1f}" + (f" ±{band['tpot']:.0f}%" if "tpot" in band else "")
-            rows.append([w.name, w.model, d.instance_type, f"{d.devices}×{d.hardware}", f"TP{d.tp}·PP{d.pp}", d.replicas, d.weights_dtype,
+            rows.append([w.name, w.model, d.instance_type, f"{d.devices}×{d.hardware}", layout_label(d.tp, d.pp, d.dp_attention), d.replicas,
+                         d.weights_dtype,
                          f"{d.requests_per_s:,.3g}/{d.capacity_requests_per_s:,.3g}", ttft, tpot, d.usd_per_hour, round(_month(d, hours)),
                          w.usd_per_million_output_tokens if d.tpot_ms is not None or w.usd_per_million_output_tokens is None
                          else f"{w.usd_per_million_output_tokens:g} per 1M requests"])  # an encoder's output is one item  # fmt: skip
@@ -47,11 +53,13 @@ def plan_view(plan: Plan) -> View:
     engines = ", ".join(sorted({w.engine for w in plan.workloads}))
     spec = "; ".join(f"{w.name}: {w.speculative}" for w in plan.workloads if w.speculative)
     engines += f". Speculative decoding: {spec}" if spec else ""
-    flat = [[w.name, w.model, d.instance_type, d.hardware, d.devices, d.tp, d.pp, d.replicas, d.weights_dtype, d.kv_dtype, w.percentile,
+    flat = [[w.name, w.model, d.instance_type, d.hardware, d.devices, d.tp, d.pp, d.ep, d.dp_attention, d.replicas, d.weights_dtype,
+             d.kv_dtype, w.percentile,
              d.requests_per_s, d.capacity_requests_per_s, d.ttft_ms, w.error_band_pct.get("ttft"), d.tpot_ms,
              w.error_band_pct.get("tpot") if d.tpot_ms is not None else None, d.usd_per_hour, round(_month(d, hours), 2),
              w.usd_per_million_output_tokens] for w in plan.workloads for d in w.deployments]  # fmt: skip
-    csv = Table("Plan deployments", ["workload", "model", "instance_type", "hardware", "devices", "tp", "pp", "replicas", "weights_dtype",
+    csv = Table("Plan deployments", ["workload", "model", "instance_type", "hardware", "devices", "tp", "pp", "ep", "dp_attention", "replicas",
+                                     "weights_dtype",
                                      "kv_dtype", "percentile", "requests_per_s", "capacity_requests_per_s", "ttft_ms", "ttft_band_pct",
                                      "tpot_ms", "tpot_band_pct", "usd_per_hour", "usd_per_month",
                                      "usd_per_million_output_tokens"], flat)  # fmt: skip
@@ -101,7 +109,8 @@ def period_plan_view(plan: PeriodPlan) -> View:
         inst = ", ".join(f"{i.count}× {i.instance_type} ({i.pricing})" for i in p.instances)
         cells = [f"{w.demand_requests_per_s:,.3g}/{w.capacity_requests_per_s:,.3g} ({sum(w.replicas)})" for w in p.workloads]
         rows.append([p.start_hour, p.usd_per_hour, *cells, inst])
-    deps = [[d.workload, d.instance_type, f"{d.devices}×{d.hardware}", f"TP{d.tp}·PP{d.pp}", d.weights_dtype, d.capacity_requests_per_s,
+    deps = [[d.workload, d.instance_type, f"{d.devices}×{d.hardware}", layout_label(d.tp, d.pp, d.dp_attention), d.weights_dtype,
+             d.capacity_requests_per_s,
              d.ttft_ms, d.tpot_ms] for ds in plan.deployments.values() for d in ds]  # fmt: skip
     t = plan.totals
     od = "-" if t.on_demand_only_usd_per_month is None else f"${t.on_demand_only_usd_per_month:,.0f}/month"

@@ -90,6 +90,11 @@ class Deployment:
     speculative: Speculative | None = None
     dp_attention: int = 1
 
+    def __post_init__(self) -> None:
+        """An engine that shares its step budget over the attention groups gives each group its share (:func:`group_runtime`)."""
+        if self.dp_attention > 1 and self.runtime.shares_step_budget:
+            object.__setattr__(self, "runtime", group_runtime(self.runtime, self.dp_attention))
+
     @property
     def attention_tp(self) -> int:
         """Devices of one attention group, ``a = tp / dp_attention`` (``tp`` without data-parallel attention)."""
@@ -192,6 +197,8 @@ class Deployment:
         if self.ep != self.tp:
             raise InputError(f"--ep {self.ep}: with --dp-attention the routed experts split over all --tp {self.tp} devices; "
                              f"give --ep {self.tp} or leave it out")  # fmt: skip
+        if self.speculative is not None:
+            raise InputError(f"--speculative with --dp-attention {d}: a drafter inside attention groups is not modelled; drop one of them")
         if self.pp > 1:
             raise InputError(f"--pp {self.pp}: data-parallel attention is costed for one pipeline stage; use --pp 1 "
                              "(a wider --tp spans instances)")  # fmt: skip
@@ -199,6 +206,18 @@ class Deployment:
             raise InputError(f"--dp-attention {d}: an attention group of {self.attention_tp} devices exceeds {self.device.id}'s "
                              f"fast-link domain of {self.device.interconnect.domain_size}; use --dp-attention "
                              f"{self.tp // self.device.interconnect.domain_size} or more")  # fmt: skip
+
+
+def group_runtime(runtime: RuntimeSpec, groups: int) -> RuntimeSpec:
+    """The runtime of one of ``groups`` attention groups: an engine that shares its step budget gives each ``⌊C/D⌋`` tokens.
+
+    SGLang divides ``--chunked-prefill-size`` by the data-parallel size under data-parallel attention
+    (server_args.py ``_handle_data_parallelism``); vLLM's data-parallel engines each keep their own. The
+    result no longer shares (applying it twice divides once).
+    """
+    if groups <= 1 or not runtime.shares_step_budget:
+        return runtime
+    return runtime.model_copy(update={"max_prefill_tokens": max(runtime.max_prefill_tokens // groups, 1), "shares_step_budget": False})
 
 
 def valid_tp(num_heads: int, limit: int) -> list[int]:

@@ -28,6 +28,7 @@ class UsedDeployment(_Doc):
     hardware: str
     tp: int = Field(ge=1)
     pp: int = Field(ge=1)
+    dp_attention: int = Field(1, ge=1, description="attention data-parallel groups per replica (experts over all tp devices)")
     weights_dtype: str
     kv_dtype: str
     devices: int = Field(ge=1, description="devices per replica")

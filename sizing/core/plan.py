@@ -44,6 +44,12 @@ class Deployment(_Doc):
     tp: int = Field(ge=1)
     pp: int = Field(ge=1)
     ep: int = Field(1, ge=1)
+    dp_attention: int = Field(
+        1,
+        ge=1,
+        description="attention data-parallel groups per replica, one per device where > 1 "
+        "(experts then split over all tp devices: ep = tp); max_running counts every group",
+    )
     replicas: int = Field(ge=1)
     devices: int = Field(ge=1, description="devices all replicas occupy")
     instances: float = Field(ge=0, description="share of whole instances the replicas occupy")

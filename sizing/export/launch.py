@@ -15,7 +15,9 @@ import re
 from dataclasses import dataclass, field
 
 from aicap.sizing.core.catalogue import CatalogueLike
+from aicap.sizing.core.deployment import group_runtime
 from aicap.sizing.core.engines import engine_for
+from aicap.sizing.core.errors import InputError
 from aicap.sizing.core.plan import Plan
 from aicap.sizing.core.specs.launch import FlagMap, MultiNode, QueueGauges
 from aicap.sizing.core.speculative import speculative_for
@@ -122,6 +124,16 @@ def deployment_settings(plan: Plan, cat: CatalogueLike) -> list[Settings]:
                 v["pipeline_parallel"] = d.pp
             if d.ep > 1:
                 v["expert_parallel"] = d.ep
+            if d.dp_attention > 1 and d.tp * d.pp > cat.instance(d.instance_type).devices:
+                raise InputError(f"workload '{w.name}': data-parallel attention over {d.tp} devices spans "
+                                 f"{d.tp // cat.instance(d.instance_type).devices} instances of {d.instance_type}; its multi-node "
+                                 "data-parallel launch is not exported yet (one instance per replica is)")  # fmt: skip
+            if d.dp_attention > 1:  # the stage's figures and a group's step budget; launch() spells them as the target engine counts them
+                v.update(
+                    data_parallel=d.dp_attention,
+                    attention_data_parallel=True,
+                    max_prefill_tokens=group_runtime(rt, d.dp_attention).max_prefill_tokens,
+                )
             if d.weights_dtype in _SIXTEEN_BIT:
                 v["dtype"] = d.weights_dtype
             else:
@@ -148,6 +160,31 @@ def deployment_settings(plan: Plan, cat: CatalogueLike) -> list[Settings]:
             out.append(Settings(dns_label(f"{pw.name}-{k}"), pw.name, k, engine, d.instance_type, d.hardware, d.replicas, d.tp * d.pp,
                                 v, notes, resolved.id))  # fmt: skip
     return out
+
+
+def _dp_attention(values: dict[str, object], fmap: FlagMap) -> str | None:
+    """Data-parallel attention as ``fmap``'s engine counts it (:class:`~aicap.sizing.core.specs.launch.DpAttentionFlags`).
+
+    The settings carry the stage's tensor-parallel size and the replica's running requests; an engine whose
+    flags count a group's divides them by the group count, and one that switches it on by data parallelism
+    of an expert-parallel model alone drops the switch. Without a rule the values stay, and go out as they are or as notes.
+    """
+    groups = values.get("data_parallel")
+    rule = fmap.dp_attention
+    if values.get("attention_data_parallel") is not True or not isinstance(groups, int):
+        return None
+    if rule is None:
+        return (f"data-parallel attention over {groups} groups: the {fmap.engine} {fmap.version} flag map does not say whether its "
+                "tensor-parallel and running-request flags count one group or the whole stage; they are given for the stage")  # fmt: skip
+    if rule.tensor_parallel == "group" and isinstance(tp := values.get("tensor_parallel"), int):
+        values["tensor_parallel"] = tp // groups
+    if rule.max_running == "per_group" and isinstance(running := values.get("max_running_requests"), int):
+        values["max_running_requests"] = max(running // groups, 1)
+    if rule.step_budget == "replica" and isinstance(budget := values.get("max_prefill_tokens"), int):
+        values["max_prefill_tokens"] = budget * groups  # the engine divides it over the groups
+    if not any(f.field == "attention_data_parallel" for f in fmap.flags):
+        del values["attention_data_parallel"]
+    return None
 
 
 def _spelled(fmap: FlagMap, fld: str, kind: str, value: object) -> str | None:
@@ -179,6 +216,7 @@ def launch(s: Settings, fmap: FlagMap, port: int | None = None, omit: frozenset[
     """
     values = dict(s.values)
     values["port"] = port or fmap.default_port
+    dpa_note = _dp_attention(values, fmap)
     spelled = {f.field for f in fmap.flags} | ({k.field for k in fmap.extra_options_file.keys} if fmap.extra_options_file else set())
     for fld in [f for f, v in values.items() if v is True and f not in spelled and f"{f}_off" in spelled]:
         del values[fld]  # on by default in this engine, which spells only the off form (SGLang's radix prefix cache)
@@ -197,7 +235,7 @@ def launch(s: Settings, fmap: FlagMap, port: int | None = None, omit: frozenset[
     if values.get("expert_parallel") is not None and any(f.field == "expert_parallel" and f.value == "bool-switch" for f in fmap.flags):
         values["expert_parallel"] = True  # vLLM: a switch; the EP group is the TP group
     argv = list(fmap.command)
-    notes = list(s.notes)
+    notes = list(s.notes) + ([dpa_note] if dpa_note else [])
     done: set[str] = set(omit)
     for f in fmap.flags:
         if f.field not in values or f.field in done:

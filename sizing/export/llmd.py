@@ -68,6 +68,9 @@ def values(s: Settings, fmap: FlagMap, chart: LlmdChart, cat: CatalogueLike, fac
     accelerator = chart.accelerator(dev.vendor, dev.kind)
     if accelerator is None:
         raise InputError(f"{s.name}: the llm-d chart has no accelerator type for {dev.id} ({dev.vendor} {dev.kind})")
+    if s.values.get("attention_data_parallel"):  # the chart sets the tensor-parallel flag from parallelism.tensor itself
+        raise InputError(f"{s.name}: data-parallel attention over {s.values['data_parallel']} groups is not spelled for the llm-d "
+                         "chart (it sets --tensor-parallel-size from parallelism.tensor): export it with --to vllm or k8s")  # fmt: skip
     run = launch(s, fmap, omit=frozenset(chart.chart_managed_fields))
     args = run.argv[run.command_words :]
     notes = list(run.notes)

@@ -124,7 +124,8 @@ def _deployments(mine: list[tuple[Candidate, int]], loads: list[float], needed: 
         ttft = float(m.ttft_s[0]) * 1e3
         tpot = float(m.tpot_s[0]) * 1e3
         out.append(Deployment(
-            instance_type=cand.instance, hardware=cand.hardware, tp=cand.tp, pp=cand.pp, replicas=r, devices=r * cand.devices,
+            instance_type=cand.instance, hardware=cand.hardware, tp=cand.tp, pp=cand.pp, ep=cand.tp if cand.dp_attention > 1 else 1,
+            dp_attention=cand.dp_attention, replicas=r, devices=r * cand.devices,
             instances=sig(r * cand.devices / inst.devices, 3), max_running=cand.slots, weights_dtype=cand.weights_dtype,
             kv_dtype=cand.kv_dtype, requests_per_s=sig(load), capacity_requests_per_s=sig(cand.capacity_rps * r),
             utilisation=sig(load / max(cand.capacity_rps * r, 1e-12), 3), ttft_ms=sig(ttft),
@@ -181,6 +182,11 @@ def build_plan(fleet: Fleet, cat: CatalogueLike, insts: list[InstanceSpec], chos
     flat = iter(at_rates([_replica(c) for c, _ in pairs], [rate for _, rate in pairs]))
     workloads = []
     warnings = list(warnings)
+    wide = sorted({w for w, (mine, _) in routed.items() for c, _ in mine if c.dp_attention > 1})
+    if wide:  # costed from the same roofline, but no published run of such a layout checks it
+        warnings.append(f"workload(s) {', '.join(repr(w) for w in wide)}: data-parallel attention is costed by the roofline and the "
+                        "simulator, but no published measurement of it is in the validation set: its error band is the engine "
+                        "family's, unchecked for this layout")  # fmt: skip
     raw_usd_h: dict[str, float] = {}
     out_tok: dict[str, float] = {}  # output tokens per hour
     for w in fleet.workloads:

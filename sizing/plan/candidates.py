@@ -61,6 +61,7 @@ class Candidate:
     load_fraction: float = 1.0
     reason: str | None = None
     replica: Replica | None = field(default=None, compare=False, repr=False)
+    dp_attention: int = 1  # attention groups per replica (one per device where > 1; Deployment.dp_attention)
 
     @property
     def feasible(self) -> bool:
@@ -81,18 +82,20 @@ class Candidate:
         return out
 
     @staticmethod
-    def of_row(hardware: str, row: Row, weights_dtype: str, kv_dtype: str) -> Candidate:
+    def of_row(hardware: str, row: Row, weights_dtype: str, kv_dtype: str, groups: int = 1) -> Candidate:
         """The candidate of an evaluated row, for no workload and instance yet (:meth:`placed` gives them).
 
-        Made as :meth:`placed` makes its copies (one per evaluated row: about 70,000 for a 1,000-workload
-        fleet); equal to the dataclass's own construction (a test checks).
+        A row of a job with data-parallel attention is one attention group's engine: the replica holds
+        ``groups`` of them, so its slots and capacity are ``groups`` times the row's. Made as :meth:`placed`
+        makes its copies (one per evaluated row: about 70,000 for a 1,000-workload fleet); equal to the
+        dataclass's own construction (a test checks).
         """
         out = object.__new__(Candidate)
         object.__setattr__(out, "__dict__", {
             "workload": "", "instance": "", "hardware": hardware, "tp": row.tp, "pp": row.pp, "weights_dtype": weights_dtype,
-            "kv_dtype": kv_dtype, "slots": row.slots, "devices": row.tp * row.pp, "capacity_rps": row.capacity_rps,
+            "kv_dtype": kv_dtype, "slots": row.slots * groups, "devices": row.tp * row.pp, "capacity_rps": row.capacity_rps * groups,
             "ttft_ms": row.ttft_ms, "tpot_ms": row.tpot_ms, "binding": row.binding, "load_fraction": row.load_fraction,
-            "reason": row.reason, "replica": row.replica,
+            "reason": row.reason, "replica": row.replica, "dp_attention": groups,
         })  # fmt: skip
         return out
 
@@ -209,7 +212,7 @@ def _slots(model: ModelSpec, dep: Deployment, tp: F, pp: F, sh: list[Shape], bud
     if model.kind == "decoder":
         i = np.array([s.input_mean for s in sh])
         ctx = np.array([s.context for s in sh])
-        most = memory.max_batch(dep, tp, pp, i, ctx)
+        most = memory.max_batch(dep, tp, pp, i, ctx) / dep.dp_attention  # one attention group's engine (Job.dp_attention)
         return np.asarray(np.where(most >= pp, np.minimum(most, runtime.max_batch), 0.0), dtype=float)
     items = np.array([max(s.input_mean, 1.0) for s in sh])
     batch = np.maximum(np.floor(budget / items), 1.0) if model.kind == "encoder" else np.full(len(sh), float(runtime.max_batch))
@@ -282,11 +285,13 @@ class Job:
     devices: list[DeviceOption]
     networks: Mapping[str, float] | None = None
     speculative: Speculative | None = None
+    dp_attention: int = 1  # > 1: every layout is a stage of that many devices, one attention group each; rows are a group's engine
 
     def template(self, k: int = 0) -> Deployment:
-        """A one-device deployment of the job on its ``k``-th device."""
+        """A one-device deployment of the job on its ``k``-th device (with the job's attention groups: costed at the rows' tp)."""
         dev, eff = self.devices[k][0], self.devices[k][1]
-        return Deployment(self.model, dev, eff, self.runtime, 1, 1, 1, self.fmt[0], self.fmt[1], speculative=self.speculative)
+        return Deployment(self.model, dev, eff, self.runtime, 1, 1, 1, self.fmt[0], self.fmt[1], speculative=self.speculative,
+                          dp_attention=self.dp_attention)  # fmt: skip
 
     @property
     def batch_key(self) -> tuple[object, ...]:
@@ -294,7 +299,7 @@ class Job:
         moe = self.model.moe if self.model.kind == "decoder" else None
         experts = (0, 0) if moe is None else (moe.num_experts, moe.experts_per_token)
         spec = None if self.speculative is None else id(self.speculative)
-        return (self.model.kind, experts, spec, self.runtime.max_prefill_tokens)
+        return (self.model.kind, experts, spec, self.runtime.max_prefill_tokens, self.dp_attention)
 
 
 def evaluate(model: ModelSpec, runtime: RuntimeSpec, fmt: tuple[str, str], shapes: list[Shape], devices: list[DeviceOption],
@@ -383,7 +388,8 @@ def evaluate_batch(jobs: Sequence[Job], latency_variants: bool) -> list[list[Row
     ttft_t, tpot_t = per_row([s.ttft_s for s in sh_all]), per_row([s.tpot_s for s in sh_all])
     # Screen first: capacity without the TTFT percentile (cheap) bounds each row's cost per request/s from
     # below; only the most promising rows pay for the TTFT mixture, the rest are dropped with a reason.
-    price = np.array([opt[3] for opt in options])[dev_ix] * tp_a * pp_a
+    groups = np.array([float(job.dp_attention) for job in jobs])[job_a]  # a row of a data-parallel-attention job is one group's engine
+    price = np.array([opt[3] for opt in options])[dev_ix] * tp_a * pp_a / groups
     idle = at_arrivals(step, pp_a, budget, traffic, np.full(len(sh), 1e-6), ttft=False)
     # Rows that differ only in their targets (workloads alike but for their SLO) share the rate bound's first pass.
     free: dict[Shape, int] = {}
@@ -418,7 +424,7 @@ def evaluate_batch(jobs: Sequence[Job], latency_variants: bool) -> list[list[Row
                 shape=rows.shape[k] - shape_base[jn], device=rows.device[k] - device_base[jn], tp=rows.tp[k], pp=rows.pp[k],
                 slots=slot_l[k], capacity_rps=rate_l[j], ttft_ms=ttft_l[j] * 1e3, tpot_ms=tpot_l[j] * 1e3 if s.decoder else None,
                 binding=binding[k] if frac == 1.0 else "lighter load", load_fraction=frac, reason=reasons[k],
-                replica=Replica(group, k),
+                replica=Replica(group, k, jobs[jn].dp_attention),
             ))  # fmt: skip
     return out
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from aicap.sizing.core.catalogue import CatalogueLike
-from aicap.sizing.core.deployment import Deployment
+from aicap.sizing.core.deployment import Deployment, group_runtime
 from aicap.sizing.core.dtypes import checkpoint_kv
 from aicap.sizing.core.engines import engine_for
 from aicap.sizing.core.fleet import Fleet, Workload
@@ -29,7 +29,7 @@ from aicap.sizing.core.speculative import speculative_for
 from aicap.sizing.perf import memory
 from aicap.sizing.plan.candidates import Candidate, DeviceOption, Job, Shape, formats
 from aicap.sizing.plan.evaluation import available_cores, evaluate_jobs
-from aicap.sizing.plan.layouts import MAX_SPAN, layouts, scale_out_bps
+from aicap.sizing.plan.layouts import MAX_SPAN, dp_attention_layouts, layouts, scale_out_bps
 
 
 def cheapest_types(fleet: Fleet, insts: list[InstanceSpec]) -> list[InstanceSpec]:
@@ -96,6 +96,7 @@ class _ModelJobs:
     engine: EngineSpec | None
     workloads: list[Workload]
     layouts: dict[str, dict[str, list[tuple[int, int]]]]
+    dp_layouts: dict[str, dict[str, list[int]]]
     jobs: list[tuple[Job, dict[Shape, list[Workload]]]] = field(default_factory=list)
 
 
@@ -110,15 +111,19 @@ def _model_jobs(fleet: Fleet, cat: CatalogueLike, key: tuple[str, str | None, Sp
     decoder = model.kind == "decoder"
     shape_of = {w.name: Shape.of(w, decoder) for w in ws}
     lay: dict[str, dict[str, list[tuple[int, int]]]] = {}
+    dpa: dict[str, dict[str, list[int]]] = {}  # stage sizes with data-parallel attention, per device and instance type
     networks: dict[str, float] = {}
+    runs_dpa = (engine is None or engine.dp_attention is not None) and spec is None  # no drafter inside attention groups (Deployment)
     for dev_id, dinsts in by_device.items():
         dev = cat.device(dev_id)
         span = MAX_SPAN if _outgrows_an_instance(model, dev, dinsts, ws, cat) else 1
         lay[dev_id] = {i.name: layouts(model, i, dev, span) for i in dinsts}
+        # Inside one instance: a wide-EP replica over several would need the engines' multi-node data-parallel launch, not exported yet.
+        dpa[dev_id] = {i.name: dp_attention_layouts(model, i, dev) if runs_dpa else [] for i in dinsts}
         net = scale_out_bps(dinsts, dev, cat.efficiency_for(dev).link) if span > 1 else None
         if net is not None:
             networks[dev_id] = net
-    out = _ModelJobs(model, engine, ws, lay)
+    out = _ModelJobs(model, engine, ws, lay, dpa)
     formats_of = {w.name: allowed(w, model) for w in ws}
     for precision in sorted({p for f in formats_of.values() for p in f}):
         mine = [w for w in ws if precision in formats_of[w.name]]
@@ -128,6 +133,7 @@ def _model_jobs(fleet: Fleet, cat: CatalogueLike, key: tuple[str, str | None, Sp
             members.setdefault(shape_of[w.name], []).append(w)
         groups: dict[tuple[tuple[str, str], int, int], list[DeviceOption]] = {}
         runtimes: dict[tuple[tuple[str, str], int, int], RuntimeSpec] = {}
+        wide: dict[tuple[tuple[tuple[str, str], int, int], int], list[DeviceOption]] = {}  # data-parallel attention, per stage size
         for dev_id in by_device:
             dev = cat.device(dev_id)
             fmt = formats(precision, dev, kv_dtype or kv_of(model, precision))
@@ -140,8 +146,13 @@ def _model_jobs(fleet: Fleet, cat: CatalogueLike, key: tuple[str, str | None, Sp
             group = (fmt, rt.max_prefill_tokens, rt.max_batch)
             runtimes[group] = rt
             groups.setdefault(group, []).append((dev, eff, union, per_device))
+            for size in sorted({x for ls in dpa[dev_id].values() for x in ls}):  # one job per group count: D = tp
+                wide.setdefault((group, size), []).append((dev, eff, [(size, 1)], per_device))
         for group, devs in groups.items():
             out.jobs.append((Job(model, runtimes[group], group[0], shapes, devs, networks, spec), members))
+        for (group, size), devs in wide.items():
+            rt = group_runtime(runtimes[group], size)  # an attention group's engine: its share of a shared step budget
+            out.jobs.append((Job(model, rt, group[0], shapes, devs, networks, spec, dp_attention=size), members))
     return out
 
 
@@ -171,7 +182,7 @@ def all_candidates(fleet: Fleet, cat: CatalogueLike, insts: list[InstanceSpec], 
     results = iter(evaluate_jobs([job for mj in plans for job, _ in mj.jobs], latency, workers=n))
     for mj in plans:
         model, lay, engine, ws = mj.model, mj.layouts, mj.engine, mj.workloads
-        fits: dict[tuple[str, int, int], list[InstanceSpec]] = {}  # instance types of a device that take a layout
+        fits: dict[tuple[str, int, int, int], list[InstanceSpec]] = {}  # instance types of a device that take a layout
         for job, members in mj.jobs:
             told: set[tuple[int, int, str, str]] = set()  # (shape, device, instance, reason) already given to every member
             rows = next(results)
@@ -184,9 +195,10 @@ def all_candidates(fleet: Fleet, cat: CatalogueLike, insts: list[InstanceSpec], 
                 if row.reason is not None and (row.shape, row.device) in served:
                     continue
                 dev = job.devices[row.device][0]
-                at = (dev.id, row.tp, row.pp)
+                at = (dev.id, row.tp, row.pp, job.dp_attention)
                 if at not in fits:
-                    fits[at] = [inst for inst in by_device[dev.id] if (row.tp, row.pp) in lay[dev.id][inst.name]]
+                    fits[at] = [inst for inst in by_device[dev.id] if ((row.tp, row.pp) in lay[dev.id][inst.name] if job.dp_attention == 1
+                                                                       else row.tp in mj.dp_layouts[dev.id][inst.name])]  # fmt: skip
                 takers = fits[at]
                 if row.reason is not None:  # one infeasible candidate per reason is all its readers need
                     fresh = [inst for inst in takers if (row.shape, row.device, inst.name, row.reason) not in told]
@@ -194,7 +206,7 @@ def all_candidates(fleet: Fleet, cat: CatalogueLike, insts: list[InstanceSpec], 
                     takers = fresh
                 if not takers:
                     continue
-                base = Candidate.of_row(dev.id, row, job.fmt[0], job.fmt[1])
+                base = Candidate.of_row(dev.id, row, job.fmt[0], job.fmt[1], job.dp_attention)
                 for w in members[job.shapes[row.shape]]:
                     for inst in takers:
                         if row.reason is not None:

@@ -52,6 +52,23 @@ def layouts(model: ModelSpec, inst: InstanceSpec, device: DeviceSpec, span: int 
     return out
 
 
+def dp_attention_layouts(model: ModelSpec, inst: InstanceSpec, device: DeviceSpec, span: int = 1) -> list[int]:
+    """Stage sizes ``tp`` at which a replica runs data-parallel attention, one attention group per device (``D = tp``).
+
+    Only where it pays: a mixture-of-experts decoder whose KV cache tensor parallelism would replicate
+    at ``tp`` (MLA's latent, or fewer KV heads than ``tp``), so that each group keeping its own sequences
+    holds more of them (:mod:`aicap.sizing.core.deployment`). Powers of two from 2 up to the instance's
+    devices inside its fast-link domain, and with ``span > 1`` whole instances over their network (wide EP).
+    """
+    if model.kind != "decoder" or model.moe is None or device.kind != "gpu":  # the engines that run it, sourced, are GPU engines
+        return []
+    replicated = model.mla is not None
+    sizes = [s for s in (2, 4, 8, 16, 32, 64) if inst.devices % s == 0 and s <= device.interconnect.domain_size]
+    if span > 1 and spans_instances(inst, device):
+        sizes += [n * inst.devices for n in (2, 4, 8) if n <= span]
+    return [s for s in sizes if replicated or model.kv_heads < s]
+
+
 def spans_instances(inst: InstanceSpec, device: DeviceSpec) -> bool:
     """Whether replicas may span instances of this type: a GPU instance filling its fast-link domain, with a sourced network."""
     return inst.network is not None and device.kind == "gpu" and inst.devices == device.interconnect.domain_size

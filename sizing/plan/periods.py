@@ -97,7 +97,7 @@ def _setup(fleet: Fleet, cat: CatalogueLike, derate: Mapping[str, float], jobs: 
         if not any(x.feasible for x in every[w.name]):
             raise InfeasibleError(_diagnose(w, cat, every[w.name], insts))
     cands = shortlist(ref, prune([x for w in fleet.workloads for x in every[w.name] if x.feasible]), insts)
-    factors = [derate.get(deployment_key(x.workload, x.hardware, x.tp, x.pp), 1.0) for x in cands]
+    factors = [derate.get(deployment_key(x.workload, x.hardware, x.tp, x.pp, x.dp_attention), 1.0) for x in cands]
     cands = [replace(x, capacity_rps=x.capacity_rps * f) for x, f in zip(cands, factors, strict=True) if f > 0]  # 0 drops a layout
     serving = [i for i in insts if any(x.instance == i.name for x in cands)]
     if unpriced := [m for m in c.pricing_models if all(i.price(m) is None for i in serving)]:
@@ -291,8 +291,9 @@ def _document(fleet: Fleet, cat: CatalogueLike, s: _Setup, sol: PeriodSolution, 
         x = s.cands[k]
         slot[k] = (x.workload, len(deps[x.workload]))
         deps[x.workload].append(UsedDeployment(workload=x.workload, instance_type=x.instance, hardware=x.hardware, tp=x.tp, pp=x.pp,
-                                               weights_dtype=x.weights_dtype, kv_dtype=x.kv_dtype, devices=x.devices,
-                                               capacity_requests_per_s=round(x.capacity_rps, 6), ttft_ms=round(x.ttft_ms, 3),
+                                               dp_attention=x.dp_attention, weights_dtype=x.weights_dtype, kv_dtype=x.kv_dtype,
+                                               devices=x.devices, capacity_requests_per_s=round(x.capacity_rps, 6),
+                                               ttft_ms=round(x.ttft_ms, 3),
                                                tpot_ms=None if x.tpot_ms is None else round(x.tpot_ms, 3)))  # fmt: skip
     res = [m in RESERVED for m in models]
     price = np.array([[i.price(m) or 0.0 for m in models] for i in s.insts], dtype=float)

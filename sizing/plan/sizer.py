@@ -220,9 +220,9 @@ def shortlist(fleet: Fleet, cands: list[Candidate], insts: list[InstanceSpec]) -
     return [x for x, k in zip(mine, keep.tolist(), strict=True) if k]
 
 
-def deployment_key(workload: str, hardware: str, tp: int, pp: int) -> str:
-    """The name of a (workload, device, layout) in :func:`size`'s ``derate``: ``'workload/hardware/tpXppY'``."""
-    return f"{workload}/{hardware}/tp{tp}pp{pp}"
+def deployment_key(workload: str, hardware: str, tp: int, pp: int, dp_attention: int = 1) -> str:
+    """The name of a (workload, device, layout) in :func:`size`'s ``derate``: ``'workload/hardware/tpXppY'`` (``…dpaD``: DP attention)."""
+    return f"{workload}/{hardware}/tp{tp}pp{pp}" + (f"dpa{dp_attention}" if dp_attention > 1 else "")
 
 
 def _derated(cands: dict[str, list[Candidate]], derate: Mapping[str, float]) -> dict[str, list[Candidate]]:
@@ -231,7 +231,7 @@ def _derated(cands: dict[str, list[Candidate]], derate: Mapping[str, float]) -> 
         return cands
     out: dict[str, list[Candidate]] = {}
     for name, mine in cands.items():
-        factors = [derate.get(deployment_key(x.workload, x.hardware, x.tp, x.pp), 1.0) for x in mine]
+        factors = [derate.get(deployment_key(x.workload, x.hardware, x.tp, x.pp, x.dp_attention), 1.0) for x in mine]
         out[name] = [x if f == 1.0 else replace(x, capacity_rps=x.capacity_rps * f) for x, f in zip(mine, factors, strict=True) if f > 0]
     return out
 

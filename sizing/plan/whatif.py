@@ -282,7 +282,7 @@ def _headroom(plan: Plan, fleet: Fleet, cat: CatalogueLike) -> float | None:
         for d in pw.deployments:
             dev = cat.device(d.hardware)
             dep = Deployment(model, dev, engine.efficiency(cat, dev), engine.on(dev), d.tp, d.pp, d.ep, d.weights_dtype, d.kv_dtype,
-                             speculative=spec)  # fmt: skip
+                             speculative=spec, dp_attention=d.dp_attention)  # fmt: skip
             mb = memory.breakdown(dep, d.tp, d.pp, 1.0, w.mean_input, w.mean_input)
             share = 100.0 * float((mb.capacity - mb.weights - mb.overhead) / mb.capacity)
             worst = share if worst is None else min(worst, share)

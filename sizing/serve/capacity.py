@@ -271,8 +271,7 @@ def _capacity(step: StepModel, pp: ArrayLike, budget: float, traffic: Traffic, t
     others = np.setdiff1d(np.arange(lo.size), timed)
     best = Loaded.zeros(lo.shape)
     if others.size:
-        best.put(others, at_arrivals(step.take(others), pp_a[others], budget, traffic.take(others), lo[others],
-                                     ttft=bool(np.isfinite(ttft_t).any())))  # fmt: skip
+        best.put(others, at_arrivals(step.take(others), pp_a[others], budget, traffic.take(others), lo[others]))  # TTFT is reported
     if first is not None:
         best.put(timed, first)
     if settled is not None:

@@ -240,7 +240,10 @@ def estimate(req: EstimateRequest) -> EstimateResult:
                              f"give a count between 1 and {MAX_DEVICES:,}")  # fmt: skip
     wdt, kvdt = _defaults(req)
     Engine(req.runtime, req.engine).check(req.device, wdt, kvdt)
-    devices = req.devices or (req.tp or 1) * (req.pp or 1)
+    if req.dp_attention > 1 and req.engine is not None and req.engine.dp_attention is None:
+        raise InputError(f"--dp-attention {req.dp_attention}: the {req.engine.name} profile runs no data-parallel attention; "
+                         "engines that do: vllm, sglang (and generic)")  # fmt: skip
+    devices = req.devices or (req.tp or (req.dp_attention if req.dp_attention > 1 else 1)) * (req.pp or 1)
     if devices < 1:
         raise InputError(f"--devices {devices}: must be a positive integer")
     if devices > MAX_DEVICES:
@@ -337,6 +340,13 @@ def _layout_hints(dep: Deployment, *, spelled: bool = False) -> list[str]:
     smaller = "int4" if dep.weights_dtype in {"fp8", "int8"} else smaller
     label = (f"{smaller} weights" if spelled else smaller) if smaller else ""
     hints: list[str] = []
+    if dep.dp_attention > 1:  # one pipeline stage; more devices are whole instances, each with as many attention groups
+        a, dom = dep.attention_tp, dep.device.interconnect.domain_size
+        wider = [n * dom for n in (1, 2, 4, 8) if n * dom > dep.tp] if dep.scale_out_bps is not None or dom > dep.tp else []
+        tps, pps = [], []
+        fit = next((t for t in wider if _weights_fit(replace(dep, tp=t, ep=t, dp_attention=t // a))), None)
+        if fit is not None:
+            hints.append(f"TP={fit} with DP-attention {fit // a}")
     tp_fit = next((t for t in tps if _weights_fit(replace(dep, tp=t))), None)
     pp_fit = next((q for q in pps if _weights_fit(replace(dep, pp=q))), None)
     if tp_fit is not None:

@@ -40,10 +40,11 @@ class Replica:
 
     group: ReplicaGroup
     index: int
+    engines: int = 1  # data-parallel attention: the replica is this many of the row's engines, each taking an equal share
 
     def at_rate(self, rate: float) -> Loaded:
-        """The replica receiving ``rate`` requests/s."""
-        return self.group.at_rate(np.array([self.index]), np.array([rate]))
+        """The replica receiving ``rate`` requests/s (each of its engines ``rate / engines``)."""
+        return self.group.at_rate(np.array([self.index]), np.array([rate / self.engines]))
 
 
 def at_rates(replicas: Sequence[Replica], rates: Sequence[float]) -> list[Loaded]:
@@ -54,7 +55,7 @@ def at_rates(replicas: Sequence[Replica], rates: Sequence[float]) -> list[Loaded
     out: list[Loaded | None] = [None] * len(replicas)
     for members in groups.values():
         group = replicas[members[0]].group
-        m = group.at_rate([replicas[k].index for k in members], [rates[k] for k in members])
+        m = group.at_rate([replicas[k].index for k in members], [rates[k] / replicas[k].engines for k in members])
         for j, k in enumerate(members):
             out[k] = m.take(np.array([j]))
     return [m for m in out if m is not None]

@@ -66,7 +66,7 @@ def prefill_time(
     causal = dep.model.kind == "decoder"
     st = step_time(dep, b, i, full - i, tp, pp, ep, causal=causal)
     # Chunks counted continuously (tokens / budget) so the per-chunk overhead amortises smoothly.
-    chunks = np.maximum(b * i / dep.runtime.max_prefill_tokens, 1.0)
+    chunks = np.maximum(b * i / dep.runtime.max_prefill_tokens / dep.dp_attention, 1.0)  # each attention group chunks its own share
     return np.asarray(st.total + (chunks - 1.0) * st.overhead_s, dtype=float), st
 
 

@@ -130,7 +130,8 @@ class Setup:
             k = self.layout.verify_tokens
             raise InputError(f"a step budget of {budget:,} tokens cannot hold one speculative decode step of {k} tokens "
                              f"(the token and {k - 1} draft tokens): raise the step budget (max_batched_tokens)")  # fmt: skip
-        return EngineConfig(max_num_seqs=rt.max_batch if self.max_num_seqs is None else self.max_num_seqs,
+        # max_num_seqs is the replica's (a plan's max_running, --max-num-seqs): each group's engine takes its share
+        return EngineConfig(max_num_seqs=rt.max_batch if self.max_num_seqs is None else max(self.max_num_seqs // groups, 1),
                             max_batched_tokens=budget,
                             kv_capacity_tokens=kv, pipeline_stages=self.layout.pp,
                             request_overhead_s=rt.request_overhead_ms * 1e-3, verify_tokens=self.layout.verify_tokens,

@@ -61,6 +61,7 @@ class Check:
     stable: bool
     preemptions: int
     rejected: int = 0  # requests the replica could not hold at all (longer than a virtual engine's KV cache)
+    dp_attention: int = 1  # attention groups per replica: each simulated as an engine at its share of the load
 
     @property
     def meets_targets(self) -> bool:
@@ -91,7 +92,8 @@ def deployment_seed(seed: int, workload: str, d: PlannedDeployment) -> int:
     A stable hash (CRC-32) of the workload, instance type, layout and formats, so a deployment's
     simulation does not change when other deployments are added to or removed from the plan.
     """
-    key = f"{workload}/{d.instance_type}/{d.hardware}/tp{d.tp}pp{d.pp}ep{d.ep}/{d.weights_dtype}/{d.kv_dtype}"
+    dpa = f"dpa{d.dp_attention}" if d.dp_attention > 1 else ""
+    key = f"{workload}/{d.instance_type}/{d.hardware}/tp{d.tp}pp{d.pp}ep{d.ep}{dpa}/{d.weights_dtype}/{d.kv_dtype}"
     return seed + 3 * zlib.crc32(key.encode())  # seed, seed + 1 and seed + 2 are used: streams 3 apart
 
 
@@ -109,15 +111,17 @@ def verify(plan: Plan, cat: CatalogueLike, *, requests: int = DEFAULT_REQUESTS, 
             dev = cat.device(d.hardware)
             eff = engine.efficiency(cat, dev)
             runtime = engine.on(dev)
-            budget = runtime.max_prefill_tokens
-            layout = Layout(model, dev, eff, runtime, d.tp, d.pp, 1, d.weights_dtype, d.kv_dtype, speculative=spec)
+            layout = Layout(model, dev, eff, runtime, d.tp, d.pp, d.ep, d.weights_dtype, d.kv_dtype, speculative=spec,
+                            dp_attention=d.dp_attention)  # fmt: skip
+            budget = layout.runtime.max_prefill_tokens  # an attention group's share where the engine shares it
+            groups = d.dp_attention  # one attention group's engine, at its share of the replica's load, cache and slots
             i_mean = w.mean_input
             h = w.prefix_cached_share if decoder else 0.0
             new = max(i_mean * (1.0 - h), 1.0)
             step = planned_setup(layout, cat, d.instance_type, w.decode_context if decoder else None).step(i_mean, 0.0, i_mean - new)
-            rate = d.requests_per_s / d.replicas
-            kv = int(memory.kv_cache_tokens(layout, d.tp, d.pp)) if decoder else 1 << 40
-            cfg = EngineConfig(max_num_seqs=max(d.max_running, 1), max_batched_tokens=budget, kv_capacity_tokens=max(kv, 1),
+            rate = d.requests_per_s / d.replicas / groups
+            kv = int(memory.kv_cache_tokens(layout, d.tp, d.pp)) // groups if decoder else 1 << 40
+            cfg = EngineConfig(max_num_seqs=max(d.max_running // groups, 1), max_batched_tokens=budget, kv_capacity_tokens=max(kv, 1),
                                pipeline_stages=d.pp, request_overhead_s=runtime.request_overhead_ms * 1e-3,
                                verify_tokens=layout.verify_tokens, tokens_per_step=layout.tokens_per_step,
                                chunked_prefill=runtime.chunked_prefill, prefill_first=runtime.prefill_first,
@@ -142,11 +146,11 @@ def verify(plan: Plan, cat: CatalogueLike, *, requests: int = DEFAULT_REQUESTS, 
                     break
             out.append(Check(
                 workload=pw.name, instance_type=d.instance_type, hardware=d.hardware, tp=d.tp, pp=d.pp,
-                requests_per_s_per_replica=rate, ttft_promised_ms=d.ttft_ms,
+                requests_per_s_per_replica=rate * groups, ttft_promised_ms=d.ttft_ms,
                 ttft_simulated_ms=worst[0] if math.isfinite(worst[0]) else math.nan,  # nan (nothing served) fails, as before
                 tpot_promised_ms=d.tpot_ms, tpot_simulated_ms=worst[1] if math.isfinite(worst[1]) else None,
                 ttft_target_ms=w.slo.ttft_ms, tpot_target_ms=w.slo.tpot_ms if decoder else None, stable=stable,
-                preemptions=preemptions, rejected=rejected,
+                preemptions=preemptions, rejected=rejected, dp_attention=groups,
             ))  # fmt: skip
     return out
 
@@ -228,7 +232,7 @@ def size_verified(fleet: Fleet, cat: CatalogueLike, *, requests: int = DEFAULT_R
         misses = [c for c in checks if not c.meets_targets]
         if not misses or resolves >= max_resolves:
             break
-        derate_round(derate, [(deployment_key(c.workload, c.hardware, c.tp, c.pp), _factor(c)) for c in misses])
+        derate_round(derate, [(deployment_key(c.workload, c.hardware, c.tp, c.pp, c.dp_attention), _factor(c)) for c in misses])
         resolves += 1
     summary = _summary(plan, checks)
     verification = Verification(requests_per_deployment=requests, seed=seed, resolves=resolves, derated=dict(sorted(derate.items())),
@@ -303,7 +307,17 @@ def simulate_plan(plan: Plan, cat: CatalogueLike, *, requests_per_replica: int =
                 continue
             dev = cat.device(d.hardware)
             layout = Layout(
-                model, dev, engine.efficiency(cat, dev), engine.on(dev), d.tp, d.pp, d.ep, d.weights_dtype, d.kv_dtype, speculative=drafting
+                model,
+                dev,
+                engine.efficiency(cat, dev),
+                engine.on(dev),
+                d.tp,
+                d.pp,
+                d.ep,
+                d.weights_dtype,
+                d.kv_dtype,
+                speculative=drafting,
+                dp_attention=d.dp_attention,
             )
             s = deployment_seed(seed, w.name, d)
 

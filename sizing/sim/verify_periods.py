@@ -68,11 +68,24 @@ def verify_periods(plan: PeriodPlan, fleet: Fleet, cat: CatalogueLike, *, reques
                 continue
             dev = cat.device(d.hardware)
             layout = Layout(
-                model, dev, engine.efficiency(cat, dev), engine.on(dev), d.tp, d.pp, 1, d.weights_dtype, d.kv_dtype, speculative=speculative
+                model,
+                dev,
+                engine.efficiency(cat, dev),
+                engine.on(dev),
+                d.tp,
+                d.pp,
+                d.tp if d.dp_attention > 1 else 1,
+                d.weights_dtype,
+                d.kv_dtype,
+                speculative=speculative,
+                dp_attention=d.dp_attention,
             )
             kind: ArrivalKind = "constant" if w.arrival_cv == 0 else "poisson" if w.arrival_cv == 1 else "gamma"
             # A stable hash of what the deployment is (as verify.deployment_seed): its traffic does not change with the others.
-            s = seed + 3 * zlib.crc32(f"{w.name}/{d.instance_type}/{d.hardware}/tp{d.tp}pp{d.pp}/{d.weights_dtype}/{d.kv_dtype}".encode())
+            dpa = f"dpa{d.dp_attention}" if d.dp_attention > 1 else ""
+            s = seed + 3 * zlib.crc32(
+                f"{w.name}/{d.instance_type}/{d.hardware}/tp{d.tp}pp{d.pp}{dpa}/{d.weights_dtype}/{d.kv_dtype}".encode()
+            )
             spec = TrafficSpec(requests, lengths(w.input_tokens), lengths(w.output_tokens) if decoder else Lengths.fixed(0),
                                rate_per_s=best, arrival=kind, cv=w.arrival_cv, seed=s,
                                cached_share=w.prefix_cached_share if decoder else 0.0)  # fmt: skip
@@ -111,7 +124,7 @@ def size_periods_verified(fleet: Fleet, cat: CatalogueLike, *, requests: int = D
             d = plan.deployments[c.workload][c.deployment]
             f = derate_factor(c.stable, (c.ttft_simulated_ms, c.ttft_target_ms), (c.tpot_simulated_ms, c.tpot_target_ms))
             f = 0.0 if c.rejected else f  # requests it cannot hold: more replicas would not help, the layout is dropped
-            keyed.append((deployment_key(c.workload, d.hardware, d.tp, d.pp), f))
+            keyed.append((deployment_key(c.workload, d.hardware, d.tp, d.pp, d.dp_attention), f))
         derate_round(derate, keyed)
         resolves += 1
     docs = [PeriodCheck(workload=c.workload, deployment=c.deployment, instance_type=c.instance_type, hour=c.hour,

@@ -155,3 +155,125 @@ def test_estimate_and_simulate_a_wide_ep_deployment(aicap) -> None:  # type: ign
     assert bad.code == 2 and "has no experts" in bad.stderr and "Traceback" not in bad.stderr
     both = aicap("simulate", *base, "--rate", "4", "--dp-attention", "8", "--disaggregate")
     assert both.code == 2 and "--dp-attention" in both.stderr
+
+
+def test_the_sizer_weighs_data_parallel_attention_where_tensor_parallelism_would_replicate_the_kv_cache(cat: Catalogue) -> None:
+    from aicap.sizing.plan.layouts import dp_attention_layouts
+
+    p5en, h200 = cat.instance("p5en.48xlarge"), cat.device("h200-sxm")
+    assert dp_attention_layouts(cat.model("deepseek-v3"), p5en, h200) == [2, 4, 8]  # MLA: every size
+    assert dp_attention_layouts(cat.model("deepseek-v3"), p5en, h200, span=4) == [2, 4, 8, 16, 32]  # wide EP over 2 and 4 instances
+    # (the sizer asks for one instance only: a replica over several needs a multi-node data-parallel launch, not exported)
+    assert dp_attention_layouts(cat.model("qwen3-235b-a22b"), p5en, h200) == [8]  # 4 KV heads: replicated at 8 only
+    assert dp_attention_layouts(cat.model("mixtral-8x7b"), p5en, h200) == []  # 8 KV heads split 8 ways: nothing to gain
+    assert dp_attention_layouts(cat.model("llama-3.1-70b"), p5en, h200) == []  # no experts
+
+
+def _decode_heavy(cat: Catalogue, engine: str | None = None):  # type: ignore[no-untyped-def]
+    from aicap.sizing.plan.fleet_io import build_fleet
+
+    return build_fleet(model="deepseek-v3", rate=20.0, input_tokens=1000, output_tokens=1000, ttft_ms=3000, tpot_ms=100, percentile="p99",
+                       precision="fp8", hardware="h200-sxm", cloud="aws", engine=engine)  # fmt: skip
+
+
+def test_a_decode_heavy_deepseek_fleet_runs_data_parallel_attention_and_keeps_its_promises(cat: Catalogue) -> None:
+    from aicap.sizing.plan.sizer import size
+    from aicap.sizing.sim.verify import verify
+
+    plan = size(_decode_heavy(cat), cat, alternatives=False)
+    (d,) = plan.workloads[0].deployments
+    assert (d.tp, d.ep, d.dp_attention) == (8, 8, 8)
+    assert d.max_running % 8 == 0 and d.max_running > 8 * 100  # each group's slots, eight groups
+    assert any("data-parallel attention is costed" in x and "'deepseek-v3'" in x for x in plan.warnings)
+    tp_only = size(_decode_heavy(cat, engine="trtllm"), cat, alternatives=False)  # TensorRT-LLM's profile runs no DP attention
+    assert all(x.dp_attention == 1 for x in tp_only.workloads[0].deployments)
+    assert tp_only.totals.devices > plan.totals.devices  # the MLA cache replicated eight ways holds fewer sequences per device
+    for c in verify(plan, cat):
+        assert c.stable and c.meets_targets
+
+
+def test_a_replica_of_attention_groups_is_as_many_engines_at_a_share_of_the_load(cat: Catalogue) -> None:
+    from aicap.sizing.plan.generate import all_candidates
+    from aicap.sizing.plan.sizer import allowed_instances
+
+    fleet = _decode_heavy(cat)
+    insts, _ = allowed_instances(fleet, cat)
+    cands = [c for c in all_candidates(fleet, cat, insts)[fleet.workloads[0].name] if c.feasible and c.dp_attention > 1]
+    assert cands
+    for c in cands[:3]:
+        assert c.replica is not None and c.replica.engines == c.dp_attention == c.tp
+        one = c.replica.at_rate(c.capacity_rps)
+        group = c.replica.group.at_rate(np.array([c.replica.index]), np.array([c.capacity_rps / c.dp_attention]))
+        assert float(one.ttft_s[0]) == float(group.ttft_s[0])
+
+
+def test_export_spells_data_parallel_attention_as_each_engine_counts_it(aicap, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    plan = tmp_path / "plan.json"
+    r = aicap("size", "-m", "deepseek-v3", "--rate", "20", "--input-tokens", "1000", "--output-tokens", "1000", "--ttft-ms", "3000",
+              "--tpot-ms", "100", "--hardware", "h200-sxm", "--cloud", "aws", "--precision", "fp8", "-o", str(plan))  # fmt: skip
+    assert r.code == 0, r.stderr
+    import json
+
+    d = json.loads(plan.read_text())["workloads"][0]["deployments"][0]
+    assert d["dp_attention"] == 8
+    vllm = aicap("export", str(plan), "--to", "vllm").stdout
+    assert "--tensor-parallel-size 1 " in vllm.replace("\\\n", "") and "--data-parallel-size 8" in vllm
+    assert f"--max-num-seqs {d['max_running'] // 8}" in vllm and "--enable-expert-parallel" in vllm
+    sglang = aicap("export", str(plan), "--to", "sglang").stdout.replace("\\\n", "")
+    assert "--tensor-parallel-size 8 " in sglang and "--enable-dp-attention" in sglang and "--expert-parallel-size 8" in sglang
+    assert f"--max-running-requests {d['max_running']}" in sglang  # SGLang shares the server's limit out over the DP ranks
+    llmd = aicap("export", str(plan), "--to", "llm-d")
+    assert llmd.code == 2 and "data-parallel attention" in llmd.stderr
+
+
+def test_sglang_shares_its_step_budget_over_the_groups_and_the_export_gives_it_back(aicap, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    plan = tmp_path / "plan.json"
+    r = aicap("size", "-m", "deepseek-v3", "--rate", "20", "--input-tokens", "1000", "--output-tokens", "1000", "--tpot-ms", "100",
+              "--hardware", "h200-sxm", "--cloud", "aws", "--precision", "fp8", "--engine", "sglang", "-o", str(plan))  # fmt: skip
+    assert r.code == 0, r.stderr
+    import json
+
+    d = json.loads(plan.read_text())["workloads"][0]["deployments"][0]
+    assert d["dp_attention"] == 8
+    sim = aicap("simulate", str(plan), "-f", "json").json()["deployments"][0]["setup"]
+    # SGLang divides --chunked-prefill-size 8192 by the 8 ranks; the simulated engines share the plan's slots, not 8 times them
+    assert (sim["max_batched_tokens"], sim["max_num_seqs"], sim["dp_attention"]) == (1024, d["max_running"], 8)
+    sglang = aicap("export", str(plan), "--to", "sglang").stdout.replace("\\\n", "")
+    assert "--chunked-prefill-size 8192" in sglang  # the server's figure, which SGLang divides again
+    vllm = aicap("export", str(plan), "--to", "vllm").stdout.replace("\\\n", "")
+    assert "--max-num-batched-tokens 1024" in vllm and f"--max-num-seqs {d['max_running'] // 8}" in vllm  # each vLLM engine's own
+    csv = aicap("size", "-m", "deepseek-v3", "--rate", "20", "--input-tokens", "1000", "--output-tokens", "1000", "--tpot-ms", "100",
+                "--hardware", "h200-sxm", "--cloud", "aws", "--precision", "fp8", "-f", "csv").stdout.splitlines()  # fmt: skip
+    header = csv[0].split(",")
+    assert csv[1].split(",")[header.index("dp_attention")] == "8" and csv[1].split(",")[header.index("ep")] == "8"
+
+
+def test_what_data_parallel_attention_does_not_take_is_refused_with_the_way_out(cat: Catalogue, aicap) -> None:  # type: ignore[no-untyped-def]
+    from aicap.sizing.plan.sizer import deployment_key
+
+    base = ["estimate", "-m", "deepseek-v3", "--hardware", "h200-sxm", "--tp", "8", "--dp-attention", "8"]
+    spec = aicap(*base, "--speculative", "mtp")
+    assert spec.code == 2 and "a drafter inside attention groups is not modelled" in spec.stderr
+    h100 = aicap("estimate", "-m", "deepseek-v3", "--hardware", "h100-sxm", "--tp", "8", "--dp-attention", "8")
+    assert h100.code == 3 and "try TP=16 with DP-attention 16" in h100.stderr and "PP=2" not in h100.stderr
+    alone = aicap("estimate", "-m", "deepseek-v3", "--hardware", "h200-sxm", "--dp-attention", "8", "-f", "json")
+    assert alone.code == 0 and alone.json()["tp"] == 8  # --dp-attention alone: one group per device
+    # a derated layout does not derate the other with the same degrees
+    assert deployment_key("w", "h200-sxm", 8, 1) != deployment_key("w", "h200-sxm", 8, 1, 8)
+    from aicap.sizing.plan.layouts import dp_attention_layouts
+
+    tpu = next(i for i in cat.instances.values() if cat.device(i.device).kind == "tpu" and i.devices >= 4)
+    assert dp_attention_layouts(cat.model("deepseek-v3"), tpu, cat.device(tpu.device)) == []  # its engines' sources are GPU ones
+
+
+def test_a_fleet_without_a_ttft_target_still_reports_the_ttft_of_its_candidates(cat: Catalogue) -> None:
+    from aicap.sizing.plan.fleet_io import build_fleet
+    from aicap.sizing.plan.generate import all_candidates
+    from aicap.sizing.plan.sizer import allowed_instances
+
+    fleet = build_fleet(model="deepseek-v3", rate=5.0, input_tokens=1000, output_tokens=500, ttft_ms=None, tpot_ms=100, percentile="p99",
+                        precision="fp8", hardware="h200-sxm", cloud="aws")  # fmt: skip
+    insts, _ = allowed_instances(fleet, cat)
+    for c in [c for c in all_candidates(fleet, cat, insts)[fleet.workloads[0].name] if c.feasible]:
+        assert c.replica is not None
+        assert c.ttft_ms == pytest.approx(float(c.replica.at_rate(c.capacity_rps).ttft_s[0]) * 1e3, rel=1e-6)  # prefill included

@@ -132,6 +132,7 @@ class RuntimeSpec(BaseModel):
     request_overhead_ms: NonNegFloat = 0.0
     chunked_prefill: bool = True
     prefill_first: bool = False
+    shares_step_budget: bool = False  # with data-parallel attention the groups share max_prefill_tokens (SGLang divides it by dp)
     default_engine: str | None = None
     sparse_speedup: dict[str, PosFloat] = Field(
         default_factory=dict,

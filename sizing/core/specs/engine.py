@@ -122,6 +122,29 @@ class EngineScheduler(BaseModel):
     source: str = Field(min_length=1)
 
 
+class DpAttention(BaseModel):
+    """How an engine runs data-parallel attention with expert-parallel MoE layers (``Deployment.dp_attention``).
+
+    Attributes
+    ----------
+    launch
+        The engine's switches for it, as its documentation gives them (``aicap export`` spells them from the
+        engine's flag map, :class:`~aicap.sizing.core.specs.launch.DpAttentionFlags`). The profile's
+        ``max_running_requests`` is each data-parallel rank's scheduler's own.
+    step_budget
+        ``per_group``: each rank's step takes the profile's ``max_prefill_tokens`` (vLLM's engines);
+        ``shared``: the engine divides it by the rank count (SGLang), so a group's step takes ``1/D``.
+    source
+        Where the engine documents it.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    launch: str = Field(min_length=1)
+    step_budget: Literal["per_group", "shared"] = "per_group"
+    source: str = Field(min_length=1)
+
+
 class SparseKernels(BaseModel):
     """Where an engine runs 2:4 semi-structured sparse linear layers on sparse tensor cores, and how much faster.
 
@@ -204,6 +227,9 @@ class EngineSpec(BaseModel):
     sparse_kernels
         Where the engine runs 2:4-sparse models on sparse kernels (:class:`SparseKernels`); ``None``:
         nowhere (they run as dense models).
+    dp_attention
+        How the engine runs data-parallel attention for MoE models (:class:`DpAttention`); ``None``: it
+        does not (not in this profile).
     notes
         What the profile does not capture.
     """
@@ -225,6 +251,7 @@ class EngineSpec(BaseModel):
     factors: list[EngineFactors] = Field(default_factory=list)
     device_rules: list[DeviceRule] = Field(default_factory=list)
     sparse_kernels: SparseKernels | None = None
+    dp_attention: DpAttention | None = None
     notes: str | None = None
 
     @field_validator("weights_dtypes")
@@ -275,6 +302,7 @@ class EngineSpec(BaseModel):
             "chunked_prefill": self.scheduler.chunked_prefill,
             "prefill_first": self.scheduler.prefill_first,
             "sparse_speedup": self._sparse_speedup(device),
+            "shares_step_budget": self.dp_attention is not None and self.dp_attention.step_budget == "shared",
         })  # fmt: skip
 
     def memory_multiplier(self, family: str) -> float:

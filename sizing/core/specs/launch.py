@@ -79,6 +79,26 @@ class MultiNode(_Strict):
     source: str = Field(min_length=1)
 
 
+class DpAttentionFlags(BaseModel):
+    """How an engine's flags count a replica with data-parallel attention (``Deployment.dp_attention = D`` of a ``tp``-device stage).
+
+    ``tensor_parallel``: the tensor-parallel flag gives a ``group``'s devices (``tp/D``, vLLM beside
+    ``--data-parallel-size``) or the ``stage``'s (``tp``, SGLang's ``--tp``). ``max_running``: the
+    running-request flag is each group's (``per_group``, vLLM's per-engine ``--max-num-seqs``) or the
+    replica's, shared out over the groups (``replica``, SGLang); ``step_budget`` likewise for the
+    prefill-chunk flag (SGLang divides ``--chunked-prefill-size`` by the groups). Data-parallel attention is switched on by
+    the ``attention_data_parallel`` flag where the map has one, else it follows from data parallelism of
+    an expert-parallel MoE model (vLLM).
+    """
+
+    model_config = ConfigDict(defer_build=True, extra="forbid", frozen=True)
+
+    tensor_parallel: Literal["group", "stage"]
+    max_running: Literal["per_group", "replica"]
+    step_budget: Literal["per_group", "replica"]
+    source: str = Field(min_length=1)
+
+
 class FlagMap(BaseModel):
     """A serving engine's launch command and flag spellings, each with the source it was read from."""
 
@@ -100,6 +120,7 @@ class FlagMap(BaseModel):
     flags: list[Flag]
     choices: dict[str, dict[str, str] | str] = Field(default_factory=dict)
     extra_options_file: ExtraOptions | None = None
+    dp_attention: DpAttentionFlags | None = None
     not_found: list[dict[str, str] | str] = Field(default_factory=list)
 
     @model_validator(mode="after")
