@@ -399,7 +399,7 @@ def evaluate_batch(jobs: Sequence[Job], latency_variants: bool) -> list[list[Row
     bound, pruned = screen_bound(rows, step, pp_a, budget, traffic, tpot_t, price, idle, first[alike.ravel()])
     chosen = screen(rows, np.where(bound.rate > 0, price / np.maximum(bound.rate, 1e-12), np.inf))
     sub = capacity(step.take(chosen), pp_a[chosen], budget, traffic.take(chosen), np.where(slots[chosen] >= 1, ttft_t[chosen], 0.0),
-                   tpot_t[chosen], without_ttft=bound.arrivals_per_round[chosen])  # fmt: skip
+                   tpot_t[chosen], without_ttft=bound.arrivals_per_round[chosen], report_ttft=True)  # fmt: skip
     cap = spread(bound, sub, chosen)
     reasons = [why or r for why, r in zip(refused, _reasons(idle, slots, sh, cap.rate, cap.ttft_s, pp_a), strict=True)]
     screened = np.ones(len(sh), dtype=bool)

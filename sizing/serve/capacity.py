@@ -190,20 +190,25 @@ def load_ceiling(step: StepModel, pp: ArrayLike, budget: float, traffic: Traffic
 
 def capacity(step: StepModel, pp: ArrayLike, budget: float, traffic: Traffic, ttft_target_s: ArrayLike,
              tpot_target_s: ArrayLike, upper: ArrayLike | None = None, without_ttft: ArrayLike | None = None,
-             lower: ArrayLike | None = None, bisections: int = BISECTIONS) -> Loaded:  # fmt: skip
+             lower: ArrayLike | None = None, bisections: int = BISECTIONS, *, report_ttft: bool = False) -> Loaded:  # fmt: skip
     """The replica at the largest load that meets both targets (``inf`` target: none); rate 0 where none does.
 
     Rows are evaluated ``CAPACITY_CHUNK_ROWS`` at a time (:func:`_chunks`); see :func:`_capacity` for the method.
+    ``report_ttft``: the TTFT percentile at the capacity is computed even where no row has a TTFT target
+    (a caller that reports it; a screen that does not need it leaves it out, which is cheaper).
     """
     pp_a = np.asarray(pp, dtype=float)
     shape = np.broadcast_shapes(pp_a.shape, traffic.input_tokens.shape)
     if len(shape) != 1 or shape[0] <= CAPACITY_CHUNK_ROWS:
-        return _capacity(step, pp_a, budget, traffic, ttft_target_s, tpot_target_s, upper, without_ttft, lower, bisections)
+        return _capacity(step, pp_a, budget, traffic, ttft_target_s, tpot_target_s, upper, without_ttft, lower, bisections,
+                         report_ttft=report_ttft)  # fmt: skip
     out = Loaded.zeros(shape)
     for ix, (sub_pp, ttft, tpot, up, known, low) in _chunks(
         shape[0], CAPACITY_CHUNK_ROWS, pp_a, ttft_target_s, tpot_target_s, upper, without_ttft, lower
     ):
-        out.put(ix, _capacity(step.take(ix), sub_pp, budget, traffic.take(ix), ttft, tpot, up, known, low, bisections))  # type: ignore[arg-type]
+        part = _capacity(step.take(ix), sub_pp, budget, traffic.take(ix), ttft, tpot, up, known, low, bisections,  # type: ignore[arg-type]
+                         report_ttft=report_ttft)  # fmt: skip
+        out.put(ix, part)
     return out
 
 
@@ -224,7 +229,7 @@ def _chunks(n: int, size: int, *arrays: ArrayLike | None) -> Iterator[tuple[NDAr
 
 def _capacity(step: StepModel, pp: ArrayLike, budget: float, traffic: Traffic, ttft_target_s: ArrayLike,
               tpot_target_s: ArrayLike, upper: ArrayLike | None = None, without_ttft: ArrayLike | None = None,
-              lower: ArrayLike | None = None, bisections: int = BISECTIONS) -> Loaded:  # fmt: skip
+              lower: ArrayLike | None = None, bisections: int = BISECTIONS, *, report_ttft: bool = False) -> Loaded:  # fmt: skip
     """:func:`capacity` on one chunk of rows.
 
     Bisection on arrivals per round ``x`` over ``[lower, x_max]`` (``lower`` a load known to meet the
@@ -271,7 +276,8 @@ def _capacity(step: StepModel, pp: ArrayLike, budget: float, traffic: Traffic, t
     others = np.setdiff1d(np.arange(lo.size), timed)
     best = Loaded.zeros(lo.shape)
     if others.size:
-        best.put(others, at_arrivals(step.take(others), pp_a[others], budget, traffic.take(others), lo[others]))  # TTFT is reported
+        best.put(others, at_arrivals(step.take(others), pp_a[others], budget, traffic.take(others), lo[others],
+                                     ttft=report_ttft or bool(np.isfinite(ttft_t).any())))  # fmt: skip
     if first is not None:
         best.put(timed, first)
     if settled is not None:
