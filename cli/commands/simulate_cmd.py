@@ -414,8 +414,11 @@ def register(app: typer.Typer) -> None:
             info(f"aicap: wrote {plot}")
         emit(report_view(rep, percentile), fmt)
         if rep.rejected:
-            raise InfeasibleError(f"{rep.rejected:,} request(s) rejected: longer than one replica's KV cache holds "
-                                  f"({rep.setup.kv_cache_tokens or 0:,} tokens); use more devices per replica or shorter requests")  # fmt: skip
+            groups = rep.setup.dp_attention
+            holder = "one replica's KV cache holds" if groups == 1 else f"one of a replica's {groups} attention groups holds"
+            raise InfeasibleError(f"{rep.rejected:,} request(s) rejected: longer than {holder} "
+                                  f"({(rep.setup.kv_cache_tokens or 0) // groups:,} tokens); use more devices per replica or shorter "
+                                  "requests")  # fmt: skip
         if (ttft_ms is not None or tpot_ms is not None) and not replay.holds(rep, percentile):
             raise InfeasibleError(f"the simulated {percentile} misses a target (TTFT {ms(rep.ttft_ms, percentile)} ms, "
                                   f"TPOT {ms(rep.tpot_ms, percentile)} ms{'' if rep.stable else ', unbounded queue'})")  # fmt: skip

@@ -117,7 +117,7 @@ def network_time(dep: Deployment, tokens: ArrayLike, tp: ArrayLike, pp: ArrayLik
     By default ``x = min(pp − 1, max(tp·pp/D − 1, 0))`` for a fast-link domain of ``D`` devices (``domain``,
     default the deployment's device's) and the deployment's ``scale_out_bps``, when it has one. A
     tensor- or expert-parallel group of more than ``D`` devices runs its all-reduces or all-to-alls at
-    ``net`` (:func:`crossings` and the module docstring).
+    ``net`` (:func:`stage_crossings` and the module docstring).
     """
     m = dep.model
     link = np.asarray(dep.device.interconnect.bw_gbps * 1e9 * dep.efficiency.link if link_bps is None else link_bps, dtype=float)
