@@ -277,3 +277,11 @@ def test_a_fleet_without_a_ttft_target_still_reports_the_ttft_of_its_candidates(
     for c in [c for c in all_candidates(fleet, cat, insts)[fleet.workloads[0].name] if c.feasible]:
         assert c.replica is not None
         assert c.ttft_ms == pytest.approx(float(c.replica.at_rate(c.capacity_rps).ttft_s[0]) * 1e3, rel=1e-6)  # prefill included
+
+
+def test_an_alternative_says_its_best_layout_runs_data_parallel_attention(aicap) -> None:  # type: ignore[no-untyped-def]
+    r = aicap("size", "-m", "deepseek-v3", "--rate", "20", "--input-tokens", "1000", "--output-tokens", "1000", "--tpot-ms", "100",
+              "--hardware", "h200-sxm,b200", "--cloud", "aws", "--precision", "fp8", "-f", "json")  # fmt: skip
+    assert r.code == 0, r.stderr
+    whys = [a["why"] for a in r.json()["alternatives"]]
+    assert any("TP8·PP1 DP-attn 8" in w for w in whys), whys
