@@ -8,13 +8,51 @@ means the catalogue's default engine (``runtime.default_engine``), and ``generic
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Protocol
 
 from aicap.sizing.core.catalogue import CatalogueLike
+from aicap.sizing.core.deployment import Deployment
 from aicap.sizing.core.dtypes import KV_DTYPES, WEIGHT_DTYPES
 from aicap.sizing.core.errors import InputError
 from aicap.sizing.core.specs import DeviceSpec, EfficiencySpec
 from aicap.sizing.core.specs.efficiency import RuntimeSpec
 from aicap.sizing.core.specs.engine import EngineSpec
+from aicap.sizing.core.specs.model import AnyModel
+from aicap.sizing.core.speculative import Speculative
+
+
+class PlannedLayout(Protocol):
+    """What a plan records of a deployment's layout (a plan's ``Deployment``, a period plan's ``UsedDeployment``)."""
+
+    @property
+    def hardware(self) -> str:
+        """The device id."""
+        ...
+
+    @property
+    def tp(self) -> int:
+        """Devices of one pipeline stage."""
+        ...
+
+    @property
+    def pp(self) -> int:
+        """Pipeline stages."""
+        ...
+
+    @property
+    def dp_attention(self) -> int:
+        """Attention data-parallel groups per replica."""
+        ...
+
+    @property
+    def weights_dtype(self) -> str:
+        """Storage format of the weights."""
+        ...
+
+    @property
+    def kv_dtype(self) -> str:
+        """Storage format of the KV cache."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -54,6 +92,16 @@ class Engine:
         """The efficiency factors of ``device`` under this engine (its own where the catalogue has them, times its multipliers)."""
         eff = cat.efficiency_for(device, self.efficiency_key)
         return eff if self.spec is None else self.spec.adjust(eff)
+
+    def planned(self, cat: CatalogueLike, model: AnyModel, d: PlannedLayout, speculative: Speculative | None = None) -> Deployment:
+        """The performance model's deployment of a planned layout ``d`` under this engine.
+
+        A plan splits experts over all ``tp`` devices only with data-parallel attention (``ep = tp``), else not at all.
+        """
+        dev = cat.device(d.hardware)
+        ep = d.tp if d.dp_attention > 1 else 1
+        return Deployment(model, dev, self.efficiency(cat, dev), self.on(dev), d.tp, d.pp, ep, d.weights_dtype, d.kv_dtype,
+                          speculative=speculative, dp_attention=d.dp_attention)  # fmt: skip
 
     def check(self, device: DeviceSpec, weights_dtype: str, kv_dtype: str) -> None:
         """Raise :class:`InputError` when the engine does not serve ``device`` in these formats."""

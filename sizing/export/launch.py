@@ -124,16 +124,14 @@ def deployment_settings(plan: Plan, cat: CatalogueLike) -> list[Settings]:
                 v["pipeline_parallel"] = d.pp
             if d.ep > 1:
                 v["expert_parallel"] = d.ep
-            if d.dp_attention > 1 and d.tp * d.pp > cat.instance(d.instance_type).devices:
-                raise InputError(f"workload '{w.name}': data-parallel attention over {d.tp} devices spans "
-                                 f"{d.tp // cat.instance(d.instance_type).devices} instances of {d.instance_type}; its multi-node "
-                                 "data-parallel launch is not exported yet (one instance per replica is)")  # fmt: skip
             if d.dp_attention > 1:  # the stage's figures and a group's step budget; launch() spells them as the target engine counts them
-                v.update(
-                    data_parallel=d.dp_attention,
-                    attention_data_parallel=True,
-                    max_prefill_tokens=group_runtime(rt, d.dp_attention).max_prefill_tokens,
-                )
+                per = cat.instance(d.instance_type).devices
+                if d.tp * d.pp > per:
+                    raise InputError(f"workload '{w.name}': data-parallel attention over {d.tp} devices spans {d.tp // per} instances of "
+                                     f"{d.instance_type}; its multi-node data-parallel launch is not exported yet (one instance per "
+                                     "replica is)")  # fmt: skip
+                v.update(data_parallel=d.dp_attention, attention_data_parallel=True,
+                         max_prefill_tokens=group_runtime(rt, d.dp_attention).max_prefill_tokens)  # fmt: skip
             if d.weights_dtype in _SIXTEEN_BIT:
                 v["dtype"] = d.weights_dtype
             else:

@@ -38,7 +38,6 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from aicap.sizing.core.catalogue import CatalogueLike
-from aicap.sizing.core.deployment import Deployment
 from aicap.sizing.core.engines import engine_for
 from aicap.sizing.core.errors import InfeasibleError, InputError
 from aicap.sizing.core.fleet import Fleet
@@ -280,9 +279,7 @@ def _headroom(plan: Plan, fleet: Fleet, cat: CatalogueLike) -> float | None:
         engine = engine_for(cat, pw.engine)
         spec = speculative_for(cat, model, w.speculative)
         for d in pw.deployments:
-            dev = cat.device(d.hardware)
-            dep = Deployment(model, dev, engine.efficiency(cat, dev), engine.on(dev), d.tp, d.pp, d.ep, d.weights_dtype, d.kv_dtype,
-                             speculative=spec, dp_attention=d.dp_attention)  # fmt: skip
+            dep = engine.planned(cat, model, d, spec)
             mb = memory.breakdown(dep, d.tp, d.pp, 1.0, w.mean_input, w.mean_input)
             share = 100.0 * float((mb.capacity - mb.weights - mb.overhead) / mb.capacity)
             worst = share if worst is None else min(worst, share)

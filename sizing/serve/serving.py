@@ -78,8 +78,7 @@ def decode_time(dep: Deployment, batch: ArrayLike, context: ArrayLike, tp: Array
     tokens per sequence on average (``dep.tokens_per_step``).
     """
     dec = step_time(dep, batch, float(dep.verify_tokens), context, tp, pp, ep)
-    micro, groups = micro_batch(batch, pp), float(dep.dp_attention)  # the drafter runs in each attention group
-    draft = draft_cost(dep, np.maximum(micro / groups, np.minimum(micro, 1.0)), context, np.asarray(tp, dtype=float) / groups)
+    draft = draft_cost(dep, micro_batch(batch, pp), context, tp)  # none with data-parallel attention (Deployment.check)
     if draft is None:
         return dec
     ops = {**dec.ops, **op_times(dep, {"draft": draft})}

@@ -13,23 +13,21 @@ from __future__ import annotations
 import math
 import zlib
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
 from aicap.sizing.core.catalogue import CatalogueLike
-from aicap.sizing.core.deployment import Deployment as Layout
 from aicap.sizing.core.engines import engine_for
 from aicap.sizing.core.fleet import PERCENTILES, Fleet
 from aicap.sizing.core.lengths import LengthBin
 from aicap.sizing.core.plan import Deployment as PlannedDeployment
 from aicap.sizing.core.plan import Plan, Verification, VerifiedWorkload
 from aicap.sizing.core.speculative import speculative_for
-from aicap.sizing.perf import memory
 from aicap.sizing.plan.sizer import deployment_key, size
 from aicap.sizing.sim.arrivals import ArrivalKind, arrival_times, sample_lengths
 from aicap.sizing.sim.cluster import Router
-from aicap.sizing.sim.engine import EngineConfig, Requests, simulate
+from aicap.sizing.sim.engine import Requests, simulate
 from aicap.sizing.sim.replay import PolicyOptions, holds, planned_setup, run, run_detailed
 from aicap.sizing.sim.report import SimulationReport, Targets
 from aicap.sizing.sim.traffic import Lengths, TrafficSpec, cached_prefix
@@ -108,24 +106,15 @@ def verify(plan: Plan, cat: CatalogueLike, *, requests: int = DEFAULT_REQUESTS, 
         engine = engine_for(cat, pw.engine)
         spec = speculative_for(cat, model, w.speculative, f"workload '{w.name}': speculative")
         for d in pw.deployments:
-            dev = cat.device(d.hardware)
-            eff = engine.efficiency(cat, dev)
-            runtime = engine.on(dev)
-            layout = Layout(model, dev, eff, runtime, d.tp, d.pp, d.ep, d.weights_dtype, d.kv_dtype, speculative=spec,
-                            dp_attention=d.dp_attention)  # fmt: skip
-            budget = layout.runtime.max_prefill_tokens  # an attention group's share where the engine shares it
+            layout = engine.planned(cat, model, d, spec)
             groups = d.dp_attention  # one attention group's engine, at its share of the replica's load, cache and slots
             i_mean = w.mean_input
             h = w.prefix_cached_share if decoder else 0.0
             new = max(i_mean * (1.0 - h), 1.0)
-            step = planned_setup(layout, cat, d.instance_type, w.decode_context if decoder else None).step(i_mean, 0.0, i_mean - new)
+            setup = planned_setup(layout, cat, d.instance_type, w.decode_context if decoder else None, max_num_seqs=max(d.max_running, 1))
+            step = setup.step(i_mean, 0.0, i_mean - new)
             rate = d.requests_per_s / d.replicas / groups
-            kv = int(memory.kv_cache_tokens(layout, d.tp, d.pp)) // groups if decoder else 1 << 40
-            cfg = EngineConfig(max_num_seqs=max(d.max_running // groups, 1), max_batched_tokens=budget, kv_capacity_tokens=max(kv, 1),
-                               pipeline_stages=d.pp, request_overhead_s=runtime.request_overhead_ms * 1e-3,
-                               verify_tokens=layout.verify_tokens, tokens_per_step=layout.tokens_per_step,
-                               chunked_prefill=runtime.chunked_prefill, prefill_first=runtime.prefill_first,
-                               state_tokens=int(memory.state_tokens(layout, d.tp, d.pp)) if decoder else 0)  # fmt: skip
+            cfg = replace(setup.engine(), record_gaps=False)  # one engine's limits, as `simulate PLAN` runs it; no ITL sample
             q = PERCENTILES[pw.percentile]
             targets = ((w.slo.ttft_ms, 0), (w.slo.tpot_ms if decoder else None, 1))
             worst: list[float] = [-math.inf, -math.inf]
@@ -305,20 +294,7 @@ def simulate_plan(plan: Plan, cat: CatalogueLike, *, requests_per_replica: int =
         for d in pw.deployments:
             if d.requests_per_s <= 0:
                 continue
-            dev = cat.device(d.hardware)
-            layout = Layout(
-                model,
-                dev,
-                engine.efficiency(cat, dev),
-                engine.on(dev),
-                d.tp,
-                d.pp,
-                d.ep,
-                d.weights_dtype,
-                d.kv_dtype,
-                speculative=drafting,
-                dp_attention=d.dp_attention,
-            )
+            layout = engine.planned(cat, model, d, drafting)
             s = deployment_seed(seed, w.name, d)
 
             kind: ArrivalKind = "constant" if w.arrival_cv == 0 else "poisson" if w.arrival_cv == 1 else "gamma"

@@ -14,7 +14,6 @@ import zlib
 from dataclasses import dataclass
 
 from aicap.sizing.core.catalogue import CatalogueLike
-from aicap.sizing.core.deployment import Deployment as Layout
 from aicap.sizing.core.engines import engine_for
 from aicap.sizing.core.fleet import Fleet
 from aicap.sizing.core.period_plan import PeriodCheck, PeriodPlan, PeriodVerification
@@ -66,20 +65,7 @@ def verify_periods(plan: PeriodPlan, fleet: Fleet, cat: CatalogueLike, *, reques
                         best, hour = per_replica, p.start_hour
             if hour < 0:
                 continue
-            dev = cat.device(d.hardware)
-            layout = Layout(
-                model,
-                dev,
-                engine.efficiency(cat, dev),
-                engine.on(dev),
-                d.tp,
-                d.pp,
-                d.tp if d.dp_attention > 1 else 1,
-                d.weights_dtype,
-                d.kv_dtype,
-                speculative=speculative,
-                dp_attention=d.dp_attention,
-            )
+            layout = engine.planned(cat, model, d, speculative)
             kind: ArrivalKind = "constant" if w.arrival_cv == 0 else "poisson" if w.arrival_cv == 1 else "gamma"
             # A stable hash of what the deployment is (as verify.deployment_seed): its traffic does not change with the others.
             dpa = f"dpa{d.dp_attention}" if d.dp_attention > 1 else ""

@@ -207,15 +207,21 @@ def test_a_replica_of_attention_groups_is_as_many_engines_at_a_share_of_the_load
         assert float(one.ttft_s[0]) == float(group.ttft_s[0])
 
 
-def test_export_spells_data_parallel_attention_as_each_engine_counts_it(aicap, tmp_path) -> None:  # type: ignore[no-untyped-def]
-    plan = tmp_path / "plan.json"
-    r = aicap("size", "-m", "deepseek-v3", "--rate", "20", "--input-tokens", "1000", "--output-tokens", "1000", "--ttft-ms", "3000",
-              "--tpot-ms", "100", "--hardware", "h200-sxm", "--cloud", "aws", "--precision", "fp8", "-o", str(plan))  # fmt: skip
-    assert r.code == 0, r.stderr
+def _sized(aicap, tmp_path, *extra: str):  # type: ignore[no-untyped-def]
+    """The decode-heavy DeepSeek-V3 plan written to a file, and its deployment (data-parallel attention over 8 groups)."""
     import json
 
+    plan = tmp_path / "plan.json"
+    r = aicap("size", "-m", "deepseek-v3", "--rate", "20", "--input-tokens", "1000", "--output-tokens", "1000", "--tpot-ms", "100",
+              "--hardware", "h200-sxm", "--cloud", "aws", "--precision", "fp8", *extra, "-o", str(plan))  # fmt: skip
+    assert r.code == 0, r.stderr
     d = json.loads(plan.read_text())["workloads"][0]["deployments"][0]
     assert d["dp_attention"] == 8
+    return plan, d
+
+
+def test_export_spells_data_parallel_attention_as_each_engine_counts_it(aicap, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    plan, d = _sized(aicap, tmp_path, "--ttft-ms", "3000")
     vllm = aicap("export", str(plan), "--to", "vllm").stdout
     assert "--tensor-parallel-size 1 " in vllm.replace("\\\n", "") and "--data-parallel-size 8" in vllm
     assert f"--max-num-seqs {d['max_running'] // 8}" in vllm and "--enable-expert-parallel" in vllm
@@ -224,17 +230,17 @@ def test_export_spells_data_parallel_attention_as_each_engine_counts_it(aicap, t
     assert f"--max-running-requests {d['max_running']}" in sglang  # SGLang shares the server's limit out over the DP ranks
     llmd = aicap("export", str(plan), "--to", "llm-d")
     assert llmd.code == 2 and "data-parallel attention" in llmd.stderr
+    import json
+
+    wide = json.loads(plan.read_text())  # a replica over two instances: estimated and simulated, not launched yet
+    wide["workloads"][0]["deployments"][0].update(tp=16, ep=16, dp_attention=16, replicas=1)
+    plan.write_text(json.dumps(wide))
+    refused = aicap("export", str(plan), "--to", "vllm")
+    assert refused.code == 2 and "spans 2 instances" in refused.stderr and "not exported yet" in refused.stderr
 
 
 def test_sglang_shares_its_step_budget_over_the_groups_and_the_export_gives_it_back(aicap, tmp_path) -> None:  # type: ignore[no-untyped-def]
-    plan = tmp_path / "plan.json"
-    r = aicap("size", "-m", "deepseek-v3", "--rate", "20", "--input-tokens", "1000", "--output-tokens", "1000", "--tpot-ms", "100",
-              "--hardware", "h200-sxm", "--cloud", "aws", "--precision", "fp8", "--engine", "sglang", "-o", str(plan))  # fmt: skip
-    assert r.code == 0, r.stderr
-    import json
-
-    d = json.loads(plan.read_text())["workloads"][0]["deployments"][0]
-    assert d["dp_attention"] == 8
+    plan, d = _sized(aicap, tmp_path, "--engine", "sglang")
     sim = aicap("simulate", str(plan), "-f", "json").json()["deployments"][0]["setup"]
     # SGLang divides --chunked-prefill-size 8192 by the 8 ranks; the simulated engines share the plan's slots, not 8 times them
     assert (sim["max_batched_tokens"], sim["max_num_seqs"], sim["dp_attention"]) == (1024, d["max_running"], 8)
