@@ -23,6 +23,8 @@ PpOpt = Annotated[int | None, typer.Option("--pp", help="Pipeline-parallel degre
 EpOpt = Annotated[int, typer.Option("--ep", help="Expert-parallel degree for MoE models (divides --tp).")]
 DpaOpt = Annotated[int, typer.Option("--dp-attention", help="MoE models: run attention as this many data-parallel groups of "
                                      "--tp/N devices, experts over all --tp (wide EP; --tp may span instances). See docs/performance-model.md.")]  # fmt: skip
+EagerOpt = Annotated[bool, typer.Option("--eager", help="Run the engine without CUDA graphs (vLLM --enforce-eager): every step launches "
+                                       "its kernels from the host and takes at least that long. See docs/performance-model.md.")]  # fmt: skip
 BatchOpt = Annotated[str, typer.Option("--batch", help="Concurrent requests per replica, or 'auto' (throughput-best that fits).")]
 InOpt = Annotated[int, typer.Option("--input-tokens", help="Prompt tokens per request (items' tokens for encoders).")]
 OutOpt = Annotated[int, typer.Option("--output-tokens", help="Generated tokens per request.")]
@@ -92,7 +94,7 @@ def speculative_config(method: str | None, draft_model: str | None, draft_tokens
 def build_request(model: str, hardware: str, devices: int | None, tp: int | None, pp: int | None, ep: int, batch: str,
                   input_tokens: int, output_tokens: int, weights_dtype: str | None, kv_dtype: str | None,
                   tpot_ms: float | None, engine: str | None = None, prefix_cached: float = 0.0,
-                  speculative: Any = None, dp_attention: int = 1) -> Any:  # fmt: skip
+                  speculative: Any = None, dp_attention: int = 1, eager: bool = False) -> Any:  # fmt: skip
     """Turn options into an :class:`~aicap.sizing.serve.estimate.EstimateRequest` (validating them)."""
     from aicap.sizing.core.engines import engine_for
     from aicap.sizing.core.errors import InputError
@@ -119,7 +121,10 @@ def build_request(model: str, hardware: str, devices: int | None, tp: int | None
     net = scale_out_bps([i for i in cat.instances.values() if i.device == dev.id], dev, eng.efficiency(cat, dev).link)
     target = cat.model(model)
     spec = speculative_for(cat, target, speculative, "--speculative")
-    return EstimateRequest(model=target, device=dev, efficiency=eng.efficiency(cat, dev), runtime=eng.on(dev),
+    runtime = eng.on(dev)
+    if eager:
+        runtime = runtime.model_copy(update={"eager": True})
+    return EstimateRequest(model=target, device=dev, efficiency=eng.efficiency(cat, dev), runtime=runtime,
                            devices=devices, tp=tp, pp=pp, ep=ep, batch=b, input_tokens=input_tokens,
                            output_tokens=output_tokens, weights_dtype=weights_dtype, kv_dtype=kv_dtype, tpot_ms=tpot_ms,
                            engine=eng.spec, prefix_cached_share=prefix_cached, scale_out_bps=net, speculative=spec,
@@ -130,7 +135,8 @@ def _engine_line(e: dict[str, Any]) -> str:
     """``vLLM 0.11.0: 90% of memory, ≤256 running, 8,192-token steps``."""
     who = e["id"] if e["name"] is None else f"{e['name']} {e['version']}"
     mem = f"{e['memory_fraction']:.0%} of " + ("memory" if e["memory_policy"] == "total" else "what the weights leave, for KV")
-    return f"{who}: {mem}, ≤{e['max_running_requests']:,} running, {e['max_prefill_tokens']:,}-token steps"
+    eager = ", eager (no CUDA graphs)" if e.get("eager") else ""
+    return f"{who}: {mem}, ≤{e['max_running_requests']:,} running, {e['max_prefill_tokens']:,}-token steps{eager}"
 
 
 def _spec_line(s: dict[str, Any]) -> str:
@@ -255,7 +261,7 @@ def register(app: typer.Typer) -> None:
                      ep: EpOpt = 1, batch: BatchOpt = "auto", input_tokens: InOpt = 1024, output_tokens: OutOpt = 256,
                      weights_dtype: WdtOpt = None, kv_dtype: KvOpt = None, tpot_ms: TpotOpt = None, engine: EngineOpt = None,
                      prefix_cached: PrefixOpt = 0.0, speculative: SpecOpt = None, draft_model: DraftModelOpt = None,
-                     draft_tokens: DraftTokensOpt = None, acceptance: AcceptOpt = None, dp_attention: DpaOpt = 1,
+                     draft_tokens: DraftTokensOpt = None, acceptance: AcceptOpt = None, dp_attention: DpaOpt = 1, eager: EagerOpt = False,
                      disaggregate: Annotated[bool, typer.Option("--disaggregate", help="Estimate a prefill replica (on --hardware) and a decode replica (on --decode-hardware), the KV transfer between them and how many prefill replicas one decode replica needs.")] = False,
                      decode_hardware: Annotated[str | None, typer.Option("--decode-hardware", help="With --disaggregate: the decode replica's device (default --hardware).")] = None,
                      transfer_gbps: Annotated[float | None, typer.Option("--transfer-gbps", help="With --disaggregate: the KV link per device, Gbit/s (default: the slowest RDMA-class network of the two devices' instance types).")] = None,
@@ -268,6 +274,8 @@ def register(app: typer.Typer) -> None:
             raise InputError("--decode-hardware and --transfer-gbps shape --disaggregate: add it")
         if disaggregate and dp_attention != 1:
             raise InputError("--dp-attention is not modelled with --disaggregate: drop one of them")
+        if disaggregate and eager:
+            raise InputError("--eager is not modelled with --disaggregate: drop one of them")
         if disaggregate:
             _disaggregated(
                 model,
@@ -290,7 +298,7 @@ def register(app: typer.Typer) -> None:
             return
         req = build_request(model, hardware, devices, tp, pp, ep, batch, input_tokens, output_tokens, weights_dtype, kv_dtype, tpot_ms,
                             engine, prefix_cached, speculative_config(speculative, draft_model, draft_tokens, acceptance),
-                            dp_attention)  # fmt: skip
+                            dp_attention, eager)  # fmt: skip
         result = estimate(req)
         doc = result.to_dict()
         if devices and doc["devices"] < devices:
@@ -308,7 +316,8 @@ def register(app: typer.Typer) -> None:
     def explain_cmd(model: ModelOpt, hardware: HardwareOpt, devices: DevicesOpt = None, tp: TpOpt = None, pp: PpOpt = None,
                     ep: EpOpt = 1, batch: BatchOpt = "auto", input_tokens: InOpt = 1024, output_tokens: OutOpt = 256,
                     weights_dtype: WdtOpt = None, kv_dtype: KvOpt = None, tpot_ms: TpotOpt = None, engine: EngineOpt = None,
-                    dp_attention: DpaOpt = 1, phase: Annotated[str, typer.Option(help="prefill or decode.")] = "decode",
+                    dp_attention: DpaOpt = 1, eager: EagerOpt = False,
+                    phase: Annotated[str, typer.Option(help="prefill or decode.")] = "decode",
                     plot: Annotated[Path | None, typer.Option("--plot", help="Write the roofline picture (.png or .svg).")] = None,
                     fmt: FormatOpt = Format.table) -> None:  # fmt: skip
         """Show FLOPs, bytes, intensity, time and bound of each operator group in one phase."""
@@ -321,7 +330,7 @@ def register(app: typer.Typer) -> None:
         if plot is not None and plot.suffix.lower() not in {".png", ".svg"}:
             raise InputError(f"--plot {plot}: the file must end in .png or .svg")
         req = build_request(model, hardware, devices, tp, pp, ep, batch, input_tokens, output_tokens, weights_dtype, kv_dtype, tpot_ms,
-                            engine, dp_attention=dp_attention)  # fmt: skip
+                            engine, dp_attention=dp_attention, eager=eager)  # fmt: skip
         doc = explain.breakdown(estimate(req), phase)
         if plot is not None:
             explain.plot(doc, str(plot))

@@ -15,6 +15,7 @@ from aicap.cli.commands.estimate_cmd import (
     DpaOpt,
     DraftModelOpt,
     DraftTokensOpt,
+    EagerOpt,
     EngineOpt,
     EpOpt,
     FormatOpt,
@@ -81,6 +82,7 @@ def register(app: typer.Typer) -> None:
         pp: PpOpt = None,
         ep: EpOpt = 1,
         dp_attention: DpaOpt = 1,
+        eager: EagerOpt = False,
         weights_dtype: WdtOpt = None,
         kv_dtype: KvOpt = None,
         engine: EngineOpt = None,
@@ -370,7 +372,7 @@ def register(app: typer.Typer) -> None:
             raise InputError("--decode-hardware, --prefill-replicas and --transfer-gbps shape --disaggregate: add it")
         est = build_request(model, hardware, devices, tp, pp, ep, "auto", max(int(reqs.input_tokens.mean()), 1),
                             int(reqs.output_tokens.mean()), weights_dtype, kv_dtype, None, engine, prefix_cached,
-                            speculative_config(speculative, draft_model, draft_tokens, acceptance), dp_attention)  # fmt: skip
+                            speculative_config(speculative, draft_model, draft_tokens, acceptance), dp_attention, eager)  # fmt: skip
         from aicap.sizing.serve.estimate import estimate
 
         chosen = estimate(est)

@@ -71,6 +71,8 @@ class EngineOptions(BaseModel):
         Decode-only steps per scheduling round (vLLM v0 ``--num-scheduler-steps``).
     kv_cache_tokens
         A KV cache of fixed size [tokens per replica] (TurboMind ``cache_max_entry_count`` blocks).
+    eager
+        Whether the engine ran without CUDA graphs (vLLM ``enforce_eager=True``); ``None``: the profile's.
     source
         Where these settings are published (the benchmark's command line or script, with its commit).
     """
@@ -83,6 +85,7 @@ class EngineOptions(BaseModel):
     prefill_first: bool | None = None
     scheduler_steps: Annotated[PosInt, Field(le=1024)] = 1
     kv_cache_tokens: Annotated[PosInt, Field(le=MAX_CASE_TOKENS)] | None = None
+    eager: bool | None = None
     source: str = Field(min_length=1)
 
 

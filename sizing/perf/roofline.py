@@ -27,7 +27,7 @@ for the ring all-reduce cost.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -35,10 +35,11 @@ from numpy.typing import ArrayLike, NDArray
 from aicap.sizing.core.deployment import Deployment
 from aicap.sizing.core.dtypes import compute_dtype
 from aicap.sizing.core.specs.model import DecoderModel
+from aicap.sizing.perf.launches import eager_host_s
 from aicap.sizing.perf.operators import ACT_BYTES, OpCost, expert_cost, generic_step, transformer_step
 
 F = NDArray[np.float64]
-BOUNDS = ("compute", "memory", "network", "overhead")
+BOUNDS = ("compute", "memory", "network", "overhead", "launch")
 
 
 @dataclass(frozen=True)
@@ -63,28 +64,49 @@ class OpTime:
 
 @dataclass(frozen=True)
 class StepTime:
-    """Time of one step by component (seconds, arrays over candidates)."""
+    """Time of one step by component (seconds, arrays over candidates).
+
+    ``host_s`` is the host time of launching the step's kernels one by one where the engine runs without
+    CUDA graphs (:func:`~aicap.sizing.perf.launches.eager_host_s`; 0 otherwise): the step takes
+    ``max(T_device, H) + t_0``, ``T_device`` its operators and network.
+    """
 
     ops: dict[str, OpTime]
     network_s: F
     overhead_s: F
+    host_s: F = field(default_factory=lambda: np.zeros(()))
 
     @property
     def total(self) -> F:
         """Whole step time in seconds."""
-        t = self.network_s + self.overhead_s
+        if not np.any(self.host_s):
+            t = self.network_s + self.overhead_s
+            for op in self.ops.values():
+                t = t + op.seconds
+            return np.asarray(t, dtype=float)
+        return np.asarray(np.maximum(self.device_s, self.host_s) + self.overhead_s, dtype=float)
+
+    @property
+    def device_s(self) -> F:
+        """Seconds the device works: operators and network, ``T_device``."""
+        t = self.network_s + 0.0
         for op in self.ops.values():
             t = t + op.seconds
         return np.asarray(t, dtype=float)
 
     def shares(self) -> dict[str, F]:
-        """Seconds attributed to each bound: compute-bound ops, memory-bound ops, network, overhead."""
+        """Seconds attributed to each bound: compute-bound ops, memory-bound ops, network, overhead, and launch.
+
+        ``launch`` is what host-side kernel launches add beyond the device's work, ``max(H − T_device, 0)``.
+        """
         comp = mem = 0.0 * self.total
         for op in self.ops.values():
             is_c = op.compute_s >= op.memory_s
             comp = comp + np.where(is_c, op.seconds, 0.0)
             mem = mem + np.where(is_c, 0.0, op.seconds)
-        return {"compute": comp, "memory": mem, "network": self.network_s + 0.0 * comp, "overhead": self.overhead_s + 0.0 * comp}
+        launch = np.maximum(self.host_s - self.device_s, 0.0) + 0.0 * comp
+        return {"compute": comp, "memory": mem, "network": self.network_s + 0.0 * comp, "overhead": self.overhead_s + 0.0 * comp,
+                "launch": launch}  # fmt: skip
 
     def bound(self) -> NDArray[np.str_]:
         """What bounds the step: the component with the largest share of its time."""
@@ -235,4 +257,4 @@ def step_time(dep: Deployment, batch: ArrayLike, new_tokens: ArrayLike, context:
     ops = op_times(dep, costs)
     net = network_time(dep, tokens, tp_a, pp_a, ep_a)
     overhead = np.asarray(dep.efficiency.step_overhead_ms * 1e-3 + moe_latency_s(dep) + 0.0 * net, dtype=float)
-    return StepTime(ops=ops, network_s=net, overhead_s=overhead)
+    return StepTime(ops=ops, network_s=net, overhead_s=overhead, host_s=eager_host_s(dep, tp_a))

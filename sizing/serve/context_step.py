@@ -119,8 +119,11 @@ class ContextStep:
         experts = 3 if m.experts_per_token and len(fs) > 3 else -1  # serve.step.OP_ORDER
         return [(a, b, c) for a, b, c in fs], [(a, b, c) for a, b, c in qs], experts
 
-    def _seconds(self, f: list[float], q: list[float], d: float, p: float) -> float:
-        """:meth:`StepModel.seconds` of the one replica from its groups' seconds ``f`` and ``q`` (Python floats)."""
+    def _seconds(self, f: list[float], q: list[float], d: float, p: float, *, host: bool = True) -> float:
+        """:meth:`StepModel.seconds` of the one replica from its groups' seconds ``f`` and ``q`` (Python floats).
+
+        ``host=False``: without an eager engine's launch floor (the device's time plus the overhead).
+        """
         m = self.model
         n = d * m.decode_tokens + p
         total = 0.0
@@ -131,7 +134,10 @@ class ContextStep:
                 touched = e * (1.0 - (1.0 - k / e) ** n)
                 qi = float(m.expert_fixed[0] + m.expert_per_touched[0] * touched + m.expert_per_token[0] * n) / float(m.bandwidth[0])
             total += fi if fi > qi else qi
-        return total + float(m.net[0, 0] + m.net[1, 0] * n + m.overhead_s[0])
+        device = total + float(m.net[0, 0] + m.net[1, 0] * n)
+        if host and m.host_s is not None:  # an eager engine: the host's launches, if longer, set the step
+            device = max(device, float(m.host_s[0]))
+        return device + float(m.overhead_s[0])
 
     def __call__(self, decode_seqs: int, prefill_tokens: int, /) -> float:
         """Seconds of a step with every decoding sequence at the built context and every prefill token at the built span."""
@@ -142,7 +148,8 @@ class ContextStep:
 
         ``T = rest + max(a_F + a_S·S + a_MO·Σmo + a_MM·Σm², a_Q + b_S·S + b_O·Σo + b_N·n) + max(d_F + d_S·S, d_Q + e_S·S)``
         [s] over the step's ``n`` chunks (``Σ m`` is ``p``), the first maximum attention's, the second the
-        drafter's (zeros without one).
+        drafter's (zeros without one). An eager engine's tuple ends with its launch time ``H`` and the
+        overhead ``t_0`` (15 entries): its step is ``max(T − t_0, H) + t_0``.
         """
         d, p = float(decode_seqs), float(prefill_tokens)
         fs, qs, _rows = self._per_group
@@ -150,9 +157,11 @@ class ContextStep:
         # simulator calls this once per distinct (d, p), thousands of times a run.
         f = [a + b * d + c * p for a, b, c in fs]
         q = [a + b * d + c * p for a, b, c in qs]
-        total = self._seconds(f, q, d, p)
+        total = self._seconds(f, q, d, p, host=False)
+        # An eager engine's step is max(device, H) + t_0: the launch time H and t_0 ride along for step_seconds.
+        host = () if self.model.host_s is None else (float(self.model.host_s[0]), float(self.model.overhead_s[0]))
         if len(f) <= _ATTENTION:  # a generic model: one group, no attention
-            return (total, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0)
+            return (total, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, *host)
         s0, w0 = d * self.context, p * self.span
         a = _ATTENTION
         # W = Σmo + (Σm² + p)/2 and V = Σo + (p + n)/2 (causal), or Σmo + Σm² and Σo + p (both ways): p's terms are constants.
@@ -168,4 +177,4 @@ class ContextStep:
             d_f, d_s = f[dr] - self.ctx_s[dr] * s0, self.ctx_s[dr]
             d_q, e_s = q[dr] - self.ctx_bytes_s[dr] * s0, self.ctx_bytes_s[dr]
         return (rest, float(a_f), float(self.ctx_s[a]), float(w), float(w * half), float(a_q), float(self.ctx_bytes_s[a]), float(v),
-                float(v / 2.0 if self.causal else 0.0), float(d_f), float(d_s), float(d_q), float(e_s))  # fmt: skip
+                float(v / 2.0 if self.causal else 0.0), float(d_f), float(d_s), float(d_q), float(e_s), *host)  # fmt: skip

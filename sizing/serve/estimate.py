@@ -162,6 +162,7 @@ def engine_document(spec: EngineSpec | None, runtime: RuntimeSpec, efficiency: E
         "memory_fraction": runtime.usable_memory_fraction,
         "max_running_requests": runtime.max_batch,
         "max_prefill_tokens": runtime.max_prefill_tokens,
+        "eager": runtime.eager,
         "efficiency_factors": efficiency.key,
         "efficiency_fitted_for_engine": (efficiency.framework is not None and efficiency.calibrated) or multiplier != 1.0,
         "engine_memory_multiplier": multiplier,

@@ -45,6 +45,9 @@ def breakdown(result: EstimateResult, phase: str) -> dict[str, Any]:
     fixed = [("network", float(step.network_s), "network"), ("overhead", float(step.overhead_s) - moe, "overhead")]
     if moe > 0:
         fixed.append(("moe_latency", moe, "overhead"))
+    launch = float(step.shares()["launch"])  # an eager engine's kernel launches beyond the device's work
+    if launch > 0:
+        fixed.append(("eager_launches", launch, "launch"))
     for name, t, bound in fixed:
         rows.append({"operator": name, "gflops": 0.0, "mbytes": 0.0, "intensity_flop_per_byte": None,
                      "time_ms": round(t * 1e3, 4), "share_pct": round(100 * t / total, 1), "bound": bound})  # fmt: skip

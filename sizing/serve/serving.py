@@ -67,6 +67,8 @@ def prefill_time(
     st = step_time(dep, b, i, full - i, tp, pp, ep, causal=causal)
     # Chunks counted continuously (tokens / budget) so the per-chunk overhead amortises smoothly.
     chunks = np.maximum(b * i / dep.runtime.max_prefill_tokens / dep.dp_attention, 1.0)  # each attention group chunks its own share
+    if np.any(st.host_s):  # eager: each chunk is a step launching every kernel again, max(T_device, chunks·H) + chunks·t_0
+        return np.asarray(np.maximum(st.device_s, chunks * st.host_s) + chunks * st.overhead_s, dtype=float), st
     return np.asarray(st.total + (chunks - 1.0) * st.overhead_s, dtype=float), st
 
 
@@ -82,7 +84,7 @@ def decode_time(dep: Deployment, batch: ArrayLike, context: ArrayLike, tp: Array
     if draft is None:
         return dec
     ops = {**dec.ops, **op_times(dep, {"draft": draft})}
-    return StepTime(ops=ops, network_s=dec.network_s, overhead_s=dec.overhead_s)
+    return StepTime(ops=ops, network_s=dec.network_s, overhead_s=dec.overhead_s, host_s=dec.host_s)
 
 
 def serve(dep: Deployment, batch: ArrayLike, input_tokens: ArrayLike, output_tokens: ArrayLike, tp: ArrayLike | None = None,

@@ -18,6 +18,7 @@ from numpy.typing import ArrayLike, NDArray
 from aicap.sizing.core.deployment import Deployment
 from aicap.sizing.core.dtypes import compute_dtype
 from aicap.sizing.core.specs import DeviceSpec, EfficiencySpec
+from aicap.sizing.perf.launches import eager_host_s
 from aicap.sizing.perf.operators import expert_bytes_terms
 from aicap.sizing.perf.roofline import moe_layer_count, network_time
 from aicap.sizing.serve.step import OP_ORDER, engine_costs
@@ -102,6 +103,9 @@ class StepModel:
 
         T(d, p) = Σ_i max(F_i(d, p)/P_i, Q_i(d, p)/BW) + Q_e(N)/BW + t_net(N) + t_0 + L_moe·τ,   N = d + p
 
+    (for an engine without CUDA graphs, ``max(·, H)`` over all but the last two terms, ``H`` the host time of
+    launching the step's kernels: :mod:`aicap.sizing.perf.launches`)
+
     which is :func:`engine_step` to rounding. (A mixture-of-experts *drafter* of speculative decoding is
     the exception: its touched experts are interpolated from ``d = 0`` and ``1``, a few per cent high.)
     The simulator and the load model call it many times.
@@ -119,6 +123,7 @@ class StepModel:
     net: F  # (2, n): seconds constant and per token
     overhead_s: F  # (n,): the step overhead t_0 plus the MoE layers' expert-GEMM latency L_moe·τ
     decode_tokens: float = 1.0  # tokens each decoding sequence puts through the model (k + 1 with speculative decoding)
+    host_s: F | None = None  # (n,): host time H of launching the kernels one by one (an eager engine); None: graphs, H = 0
 
     @classmethod
     def build(cls, dep: Deployment, hw: Hardware, tp: ArrayLike, pp: ArrayLike, ep: ArrayLike, context: ArrayLike,
@@ -168,6 +173,7 @@ class StepModel:
             net,
             np.broadcast_to(hw.overhead_s + moe_layer_count(dep) * hw.moe_latency_s, tp_a.shape).astype(float),
             float(dep.verify_tokens),
+            np.broadcast_to(eager_host_s(dep, tp_a), tp_a.shape).astype(float) if dep.runtime.eager else None,
         )
 
     def seconds(self, decode_seqs: ArrayLike, prefill_tokens: ArrayLike) -> F:
@@ -213,7 +219,12 @@ class StepModel:
         parts = np.maximum(f, q, out=f)
         if row >= 0:
             parts[..., row, :] = np.maximum(f_row, e_time)
-        total = np.asarray(np.einsum("...in->...n", parts) + self.net[0] + self.net[1] * n + self.overhead_s, dtype=float)
+        device = np.einsum("...in->...n", parts) + self.net[0] + self.net[1] * n
+        host = self.host_s
+        if host is None:
+            total = np.asarray(device + self.overhead_s, dtype=float)
+        else:
+            total = np.asarray(np.maximum(device, host) + self.overhead_s, dtype=float)
         if compute is None:
             return total, None
         # Per argument: each group's binding side's slope, summed, plus the network's per-token term:
@@ -230,7 +241,10 @@ class StepModel:
             g = memory_slope[j] + np.einsum("...in,in->...n", compute, gap[j])
             if row >= 0:
                 g = g + np.where(e_compute, fn[j][row], per * e_grad)
-            grads.append(np.asarray(g + per * self.net[1], dtype=float))
+            g = g + per * self.net[1]
+            if host is not None:  # where the host's launches bind, more tokens cost nothing
+                g = np.where(device >= host, g, 0.0)
+            grads.append(np.asarray(g, dtype=float))
         return total, (grads[0], grads[1])
 
     @property
@@ -296,7 +310,8 @@ class StepModel:
         ix = np.asarray(index)
         out = StepModel(self.flops[:, :, ix], self.bytes[:, :, ix], self.peak[:, ix], self.bandwidth[ix], self.expert_fixed[ix],
                         self.expert_per_touched[ix], self.expert_per_token[ix], self.num_experts, self.experts_per_token,
-                        self.net[:, ix], self.overhead_s[ix], self.decode_tokens)  # fmt: skip
+                        self.net[:, ix], self.overhead_s[ix], self.decode_tokens,
+                        None if self.host_s is None else self.host_s[ix])  # fmt: skip
         if "_live_coefficients" not in self.__dict__ and 4 * out.bandwidth.size < self.bandwidth.size:
             return out  # a few candidates of a model that has not derived its coefficients (a plan's chosen replicas)
         fl, ql, live = self._live_coefficients
@@ -333,7 +348,7 @@ class StepModel:
 
         return cls(cat("flops"), cat("bytes"), cat("peak"), cat("bandwidth"), cat("expert_fixed"), cat("expert_per_touched"),
                    cat("expert_per_token"), first.num_experts, first.experts_per_token, cat("net"), cat("overhead_s"),
-                   first.decode_tokens)  # fmt: skip
+                   first.decode_tokens, _concat_host(parts))  # fmt: skip
 
     def one(self, k: int) -> Callable[[int, int], float]:
         """Scalar step time of candidate ``k``: ``f(decode_seqs, prefill_tokens) -> seconds`` (for the simulator)."""
@@ -343,3 +358,10 @@ class StepModel:
             return float(single.seconds(decode_seqs, prefill_tokens)[0])
 
         return step
+
+
+def _concat_host(parts: Sequence[StepModel]) -> F | None:
+    """The parts' host launch times side by side (zeros for a part with CUDA graphs); ``None`` where no part runs eagerly."""
+    if all(p.host_s is None for p in parts):
+        return None
+    return np.concatenate([np.zeros(p.bandwidth.shape) if p.host_s is None else p.host_s for p in parts])

@@ -109,6 +109,7 @@ class Setup(_Doc):
     class_weights: list[float] | None = Field(None, description="weights of the classes under the weighted priority policy")
     dp_attention: int = Field(1, description="attention data-parallel groups per replica, each an engine of its own "
                                              "(max_num_seqs and kv_cache_tokens are the replica's, all groups together)")  # fmt: skip
+    eager: bool = Field(False, description="the engine ran without CUDA graphs: each step at least its kernels' host launch time")
 
 
 class SimulationReport(_Doc):

@@ -105,6 +105,47 @@ class EfficiencySpec(BaseModel):
         return self.memory * self.memory_by_dtype.get(weights_dtype, 1.0)
 
 
+class EagerLaunches(BaseModel):
+    """What a step costs the host when the engine launches its kernels one by one (no CUDA graphs).
+
+    The counts are kernel launches of one decode forward pass by block, from an engine's model code;
+    :func:`aicap.sizing.perf.launches.eager_host_s` turns them into host seconds per step.
+
+    Attributes
+    ----------
+    launch_us
+        Host time per launched kernel [µs]: Python module and dispatcher work plus the driver's launch.
+    per_layer
+        Launches every layer makes outside its mixer and MLP (its two fused residual-add norms) [-].
+    attention, mla_attention, linear_attention
+        Launches of one softmax-attention (MHA/GQA), multi-head latent attention, or linear-attention
+        (gated delta rule) block, projections included [-].
+    dense_mlp, moe_mlp, shared_experts
+        Launches of a dense gated MLP, of a routed-expert MoE block (router, top-k, expert GEMMs,
+        combine), and of its shared experts where the model has them [-].
+    all_reduce
+        Launches of one tensor-parallel all-reduce (two a layer when ``tp > 1``) [-].
+    per_step
+        Launches outside the layers: embedding, final norm, LM head, logits processing and sampling [-].
+    source
+        Where the counts and the per-launch time come from.
+    """
+
+    model_config = ConfigDict(defer_build=True, extra="forbid", frozen=True, allow_inf_nan=False)
+
+    launch_us: PosFloat
+    per_layer: NonNegFloat
+    attention: NonNegFloat
+    mla_attention: NonNegFloat
+    linear_attention: NonNegFloat
+    dense_mlp: NonNegFloat
+    moe_mlp: NonNegFloat
+    shared_experts: NonNegFloat
+    all_reduce: NonNegFloat
+    per_step: NonNegFloat
+    source: str = Field(min_length=1)
+
+
 class RuntimeSpec(BaseModel):
     """Conventions of the serving runtime that the memory and time model assume.
 
@@ -112,7 +153,9 @@ class RuntimeSpec(BaseModel):
     these are (``generic`` for the catalogue's own ``runtime`` section); ``kv_memory_policy`` says how
     ``usable_memory_fraction`` applies: ``total`` (the engine uses that share of device memory in
     all) or ``free`` (the KV cache gets that share of what weights, workspace and reserves leave), as
-    :mod:`aicap.sizing.core.specs.engine` explains.
+    :mod:`aicap.sizing.core.specs.engine` explains. ``eager`` says the engine runs without CUDA graphs
+    (vLLM ``--enforce-eager``, SGLang ``--disable-cuda-graph``): every step then takes at least the host
+    time of launching its kernels, :class:`EagerLaunches`.
     """
 
     model_config = ConfigDict(defer_build=True, extra="forbid", frozen=True, allow_inf_nan=False)
@@ -133,6 +176,8 @@ class RuntimeSpec(BaseModel):
     chunked_prefill: bool = True
     prefill_first: bool = False
     shares_step_budget: bool = False  # with data-parallel attention the groups share max_prefill_tokens (SGLang divides it by dp)
+    eager: bool = False  # kernels launched one by one from the host (vLLM --enforce-eager): steps pay eager_launches
+    eager_launches: EagerLaunches | None = None
     default_engine: str | None = None
     sparse_speedup: dict[str, PosFloat] = Field(
         default_factory=dict,

@@ -1,0 +1,96 @@
+"""Host time of a step whose kernels are launched one by one: an engine run without CUDA graphs.
+
+An engine that captures CUDA graphs (vLLM, SGLang and TensorRT-LLM by default) replays a decode step as
+one graph, and its host cost is the per-step overhead ``t_0`` of the efficiency factors. Run eagerly
+(vLLM ``--enforce-eager``, SGLang ``--disable-cuda-graph``), the host dispatches every kernel from
+Python, and the device idles whenever the host falls behind. The host runs ahead of the device
+(launches are asynchronous), so a step takes the longer of the two::
+
+    T = max(T_gpu, H) + t_0,    H = τ·K
+
+    K = L·(k_layer + 2·a·[tp > 1]) + L_a·k_attn + L_lin·k_lin + L_d·k_mlp
+        + L_m·(k_moe + k_shared·[shared experts]) + k_step
+
+with ``τ`` the host time per launch, ``L`` the layers (``L_a`` of softmax or latent attention, ``k_attn``
+the MLA count for a model with multi-head latent attention; ``L_lin`` of linear attention; ``L_d`` dense,
+``L_m`` mixture-of-experts), ``a`` the launches of one tensor-parallel all-reduce and ``k_*`` the
+launches of each block (:class:`~aicap.sizing.core.specs.efficiency.EagerLaunches`, counted from an
+engine's model code, with the sources in ``hardware_db/data/runtime.yaml``). ``K`` does not depend
+on the batch: a host-bound step costs the same for one sequence as for thirty, which is why eager
+engines lose most at small batches and little at large ones.
+
+Pipeline stages run in sequence for one batch, so ``L`` counts the whole model, as the device time does
+(:mod:`aicap.sizing.perf.operators`). A generic model (parameters only) has no layers to count: ``H = 0``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
+from aicap.sizing.core.deployment import Deployment
+from aicap.sizing.core.errors import InputError
+from aicap.sizing.core.specs.efficiency import EagerLaunches
+from aicap.sizing.core.specs.model import DecoderModel, EncoderModel, GenericModel
+
+F = NDArray[np.float64]
+
+
+def launches_per_step(model: DecoderModel | EncoderModel | GenericModel, counts: EagerLaunches, tp: ArrayLike) -> F:
+    """Kernel launches ``K`` of one forward step (module docstring), per tensor-parallel degree ``tp``.
+
+    Parameters
+    ----------
+    model
+        The model spec (an encoder counts as dense layers of softmax attention; a generic model as none).
+    counts
+        Launches per block.
+    tp
+        Tensor-parallel degrees (array): two all-reduces a layer when ``tp > 1``.
+
+    Returns
+    -------
+    NDArray
+        Launches per step [-], shaped as ``tp``.
+    """
+    tp_a = np.asarray(tp, dtype=float)
+    if isinstance(model, GenericModel):
+        return np.zeros(tp_a.shape)
+    layers = model.num_layers
+    linear = moe_layers = 0
+    mla = has_shared = False
+    if isinstance(model, DecoderModel):
+        linear = 0 if model.linear_attention is None else model.linear_attention.layers
+        mla = model.mla is not None
+        if model.moe is not None:
+            moe_layers = layers - model.moe.dense_layers
+            has_shared = model.moe.num_shared_experts > 0
+    attn = counts.mla_attention if mla else counts.attention
+    fixed = (
+        layers * counts.per_layer
+        + (layers - linear) * attn
+        + linear * counts.linear_attention
+        + (layers - moe_layers) * counts.dense_mlp
+        + moe_layers * (counts.moe_mlp + (counts.shared_experts if has_shared else 0.0))
+        + counts.per_step
+    )
+    reduces = np.where(tp_a > 1.0, 2.0 * layers * counts.all_reduce, 0.0)
+    return np.asarray(fixed + reduces, dtype=float)
+
+
+def eager_host_s(dep: Deployment, tp: ArrayLike | None = None) -> F:
+    """Host seconds ``H = τ·K`` of one step of ``dep`` (0 where its engine captures CUDA graphs).
+
+    Raises
+    ------
+    InputError
+        The runtime runs eagerly but has no launch counts (``eager_launches`` in the runtime section).
+    """
+    tp_a = np.asarray(dep.tp if tp is None else tp, dtype=float)
+    rt = dep.runtime
+    if not rt.eager:
+        return np.zeros(tp_a.shape)
+    counts = rt.eager_launches
+    if counts is None:
+        raise InputError(f"engine {rt.engine} runs eagerly but the catalogue's runtime section has no eager_launches to cost it")
+    return np.asarray(counts.launch_us * 1e-6 * launches_per_step(dep.model, counts, tp_a), dtype=float)
