@@ -58,8 +58,8 @@ def _floats(text: str | None, flag: str, *, positive: bool = False) -> tuple[flo
 
 
 #: Options ``--disaggregate`` does not take: it simulates both pools with the engine's defaults under ``--policy`` alone.
-_NOT_DISAGGREGATED = ("ep", "dp_attention", "prefix_cached", "speculative", "draft_model", "draft_tokens", "acceptance", "max_num_seqs", "max_batched_tokens",
-                      "chunked_prefill", "prefill_first", "scheduler_steps", "predictor_error", "quantum", "sjf_by", "aging",
+_NOT_DISAGGREGATED = ("ep", "dp_attention", "eager", "prefix_cached", "speculative", "draft_model", "draft_tokens", "acceptance",
+                      "max_num_seqs", "max_batched_tokens", "chunked_prefill", "prefill_first", "scheduler_steps", "predictor_error", "quantum", "sjf_by", "aging",
                       "class_weights", "compare_policies", "jobs", "plot")  # fmt: skip
 
 

@@ -163,6 +163,8 @@ class Deployment:
                 raise InputError(f"--{name} {value}: must be a positive integer")
         if self.dp_attention > 1:
             self._check_dp_attention()
+        if self.runtime.eager:
+            self._check_eager()
         heads = getattr(self.model, "num_heads", None)
         if heads is not None and heads % self.attention_tp:
             what = "tensor parallelism" if self.dp_attention == 1 else f"each attention group's {self.attention_tp} devices"
@@ -184,6 +186,16 @@ class Deployment:
         if self.ep > 1 and self.tp % self.ep and self.dp_attention == 1:
             raise InputError(f"--ep {self.ep}: the expert-parallel group is carved from the tensor-parallel one, so it must divide "
                              f"--tp {self.tp} (valid: {', '.join(str(e) for e in range(1, self.tp + 1) if self.tp % e == 0)})")  # fmt: skip
+
+    def _check_eager(self) -> None:
+        """An engine without CUDA graphs (``runtime.eager``): a GPU, a transformer's layers to count, no drafter."""
+        if self.device.kind != "gpu":
+            raise InputError(f"--eager: {self.device.id} is a {self.device.kind}; running without CUDA graphs is a GPU engine's "
+                             "setting (its launch costs are vLLM's on GPUs): drop --eager")  # fmt: skip
+        if self.model.kind == "generic":
+            raise InputError(f"--eager: {self.model.id} is a generic model, with no layers whose kernel launches could be counted")
+        if self.speculative is not None:
+            raise InputError("--eager with --speculative: the drafter's kernel launches are not modelled; drop one of them")
 
     def _check_dp_attention(self) -> None:
         """The rules of data-parallel attention (module docstring): a MoE model, whole groups, experts over the stage, no pipeline."""

@@ -22,7 +22,7 @@ a decode step verifies ``k + 1`` tokens per sequence, runs the drafter ``k`` tim
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -68,7 +68,8 @@ def prefill_time(
     # Chunks counted continuously (tokens / budget) so the per-chunk overhead amortises smoothly.
     chunks = np.maximum(b * i / dep.runtime.max_prefill_tokens / dep.dp_attention, 1.0)  # each attention group chunks its own share
     if np.any(st.host_s):  # eager: each chunk is a step launching every kernel again, max(T_device, chunks·H) + chunks·t_0
-        return np.asarray(np.maximum(st.device_s, chunks * st.host_s) + chunks * st.overhead_s, dtype=float), st
+        whole = replace(st, host_s=np.asarray(chunks * st.host_s, dtype=float), overhead_s=np.asarray(chunks * st.overhead_s, dtype=float))
+        return whole.total, whole
     return np.asarray(st.total + (chunks - 1.0) * st.overhead_s, dtype=float), st
 
 

@@ -287,7 +287,10 @@ class StepModel:
         if self.experts_per_token:
             mem = mem.copy()
             mem[self._experts_row] = self.decode_tokens * self.expert_per_token / self.bandwidth
-        return np.asarray(np.minimum(self.flops[1] / self.peak, mem).sum(axis=0) + self.decode_tokens * self.net[1], dtype=float)
+        floor = np.asarray(np.minimum(self.flops[1] / self.peak, mem).sum(axis=0) + self.decode_tokens * self.net[1], dtype=float)
+        if self.host_s is not None:  # an eager engine: where the host's launches bind, more sequences cost nothing
+            floor = np.where(self.host_s > 0.0, 0.0, floor)
+        return floor
 
     def __getstate__(self) -> dict[str, object]:
         """What pickling sends: the fields, not the coefficients derived from them (three times their size; derived again on use)."""
