@@ -79,17 +79,17 @@ def launches_per_step(model: DecoderModel | EncoderModel | GenericModel, counts:
 
 
 def eager_host_s(dep: Deployment, tp: ArrayLike | None = None) -> F:
-    """Host seconds ``H = τ·K`` of one step of ``dep`` (0 where its engine captures CUDA graphs).
+    """Host seconds ``H = τ·K`` of one step of ``dep``, shaped as ``tp`` (a scalar 0 where its engine captures CUDA graphs).
 
     Raises
     ------
     InputError
         The runtime runs eagerly but has no launch counts (``eager_launches`` in the runtime section).
     """
-    tp_a = np.asarray(dep.tp if tp is None else tp, dtype=float)
     rt = dep.runtime
     if not rt.eager:
-        return np.zeros(tp_a.shape)
+        return np.zeros(())
+    tp_a = np.asarray(dep.tp if tp is None else tp, dtype=float)
     counts = rt.eager_launches
     if counts is None:
         raise InputError(f"engine {rt.engine} runs eagerly but the catalogue's runtime section has no eager_launches to cost it")

@@ -104,7 +104,7 @@ class StepTime:
             is_c = op.compute_s >= op.memory_s
             comp = comp + np.where(is_c, op.seconds, 0.0)
             mem = mem + np.where(is_c, 0.0, op.seconds)
-        launch = np.maximum(self.host_s - self.device_s, 0.0) + 0.0 * comp
+        launch = np.maximum(self.host_s - self.device_s, 0.0) + 0.0 * comp if np.any(self.host_s) else 0.0 * comp
         return {"compute": comp, "memory": mem, "network": self.network_s + 0.0 * comp, "overhead": self.overhead_s + 0.0 * comp,
                 "launch": launch}  # fmt: skip
 
