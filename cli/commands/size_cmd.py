@@ -188,6 +188,8 @@ def register(app: typer.Typer) -> None:
         transfer_gbps: Annotated[float | None, typer.Option("--transfer-gbps", help="With --disaggregate: KV-transfer link per device, Gbit/s (default: each sourced network tier of the allowed types is tried; the cheapest plan's wins).")] = None,
         engine: Annotated[str | None, typer.Option("--engine", help="Serving engine profile (vllm, sglang, trtllm, tgi, lmdeploy, llamacpp, jetstream, generic) "
                                                    "for workloads without their own; default generic (`aicap engines list`).")] = None,
+        eager: Annotated[bool, typer.Option("--eager", help="The engine runs without CUDA graphs (vLLM --enforce-eager): on GPUs each step "
+                                            "takes at least its kernels' launch time (one-workload mode; fleet files: a workload's eager).")] = False,
         output: Annotated[Path | None, typer.Option("--output", "-o", help="Also write the plan (JSON, or YAML for .yaml) to this file, atomically.")] = None,
         verify: Annotated[bool, typer.Option("--verify", help="Play the plan through the simulator; add capacity and re-solve until it holds (exit 3 if it never does).")] = False,
         seed: Annotated[int, typer.Option("--seed", help="Random seed of --verify's simulated traffic.")] = 0,
@@ -227,7 +229,9 @@ def register(app: typer.Typer) -> None:
                                 tpot_ms=tpot_ms, percentile=percentile, precision=precision, arrival_cv=arrival_cv,
                                 prefix_cached=prefix_cached,
                                 speculative=speculative_config(speculative, draft_model, draft_tokens, acceptance),
-                                disaggregation=pools if disaggregate else None, **overrides)  # fmt: skip
+                                disaggregation=pools if disaggregate else None, eager=eager, **overrides)  # fmt: skip
+        elif eager:
+            raise InputError("--eager sizes one workload (with --model); in a fleet file give a workload eager: true")
         elif disaggregate:
             raise InputError("--disaggregate sizes one workload (with --model); in a fleet file give a workload disaggregation: {}")
         elif speculative is not None or draft_model is not None or draft_tokens is not None or acceptance is not None:

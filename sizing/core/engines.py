@@ -60,12 +60,14 @@ class Engine:
     """A resolved engine: its profile (``None`` for ``generic``) and the runtime conventions it implies.
 
     ``runtime`` holds the engine's base defaults; :meth:`on` gives them on one device (engines such as
-    vLLM pick scheduler limits by device).
+    vLLM pick scheduler limits by device). ``eager``: the engine runs without CUDA graphs, which :meth:`on`
+    applies on GPUs (the setting means nothing to a TPU's or a CPU's engine).
     """
 
     runtime: RuntimeSpec
     spec: EngineSpec | None
     base: RuntimeSpec | None = None  # the catalogue's own conventions the profile applies to
+    eager: bool = False
 
     @property
     def id(self) -> str:
@@ -74,9 +76,10 @@ class Engine:
 
     def on(self, device: DeviceSpec) -> RuntimeSpec:
         """The runtime conventions on ``device``."""
-        if self.spec is None or self.base is None:
-            return self.runtime
-        return self.spec.runtime(self.base, device)
+        rt = self.runtime if self.spec is None or self.base is None else self.spec.runtime(self.base, device)
+        if self.eager and device.kind == "gpu":
+            return rt.model_copy(update={"eager": True})
+        return rt
 
     @property
     def label(self) -> str:
@@ -117,12 +120,12 @@ class Engine:
             raise InputError(f"--kv-dtype {kv_dtype}: {s.name} keeps the KV cache in {', '.join(s.kv_dtypes)}")
 
 
-def engine_for(cat: CatalogueLike, ref: str | None) -> Engine:
-    """Resolve an engine id (``None``: the catalogue's default; ``generic``: no profile)."""
+def engine_for(cat: CatalogueLike, ref: str | None, *, eager: bool = False) -> Engine:
+    """Resolve an engine id (``None``: the catalogue's default; ``generic``: no profile), run eagerly on GPUs if ``eager``."""
     runtime = cat.runtime_for(ref)
     if runtime.engine == "generic":
-        return Engine(runtime, None)
-    return Engine(runtime, cat.engine(runtime.engine), cat.runtime_for("generic"))
+        return Engine(runtime, None, eager=eager)
+    return Engine(runtime, cat.engine(runtime.engine), cat.runtime_for("generic"), eager=eager)
 
 
 def generic_runtime(cat: CatalogueLike) -> RuntimeSpec:

@@ -155,6 +155,11 @@ class Workload(_Doc):
         "(checkpoint_dtype: mxfp4 for gpt-oss, fp8 for DeepSeek-V3), that format and bf16",
     )
     engine: str | None = Field(None, description="serving engine profile (vllm, sglang, trtllm, ...); default: the constraints' engine")
+    eager: bool = Field(
+        False,
+        description="the engine runs without CUDA graphs (vLLM --enforce-eager, SGLang --disable-cuda-graph): on GPUs every step "
+        "takes at least the host time of launching its kernels one by one",
+    )
     prefix_cached_share: float = Field(
         0.0,
         ge=0.0,
@@ -286,6 +291,10 @@ class Workload(_Doc):
             raise ValueError("give one of requests_per_s or tokens_per_s, not both")
         if self.precisions is not None and not self.precisions:
             raise ValueError("precisions must list at least one format")
+        if self.eager and self.speculative is not None:
+            raise ValueError("eager with speculative decoding: the drafter's kernel launches are not modelled; drop one of them")
+        if self.eager and self.disaggregation is not None:
+            raise ValueError("eager with disaggregation: eager prefill and decode pools are not modelled; drop one of them")
         rate = self.rate
         if self.tokens_per_s is not None and rate is not None and rate < MIN_REQUESTS_PER_S:
             raise ValueError(f"tokens_per_s {self.tokens_per_s:g} at {self.mean_output:g} output tokens per request is "

@@ -93,6 +93,7 @@ class Workload(_Doc):
     name: str
     model: str
     engine: str = Field("generic", description="serving-engine profile whose memory policy and scheduler limits the plan assumes")
+    eager: bool = Field(False, description="the engine runs without CUDA graphs: on GPUs each step at least its kernels' launch time")
     speculative: str | None = Field(
         None, description="speculative decoding the plan assumes: method, draft tokens, acceptance and tokens per step (None: none)"
     )

@@ -104,7 +104,7 @@ def deployment_settings(plan: Plan, cat: CatalogueLike) -> list[Settings]:
     for pw in plan.workloads:
         w = inputs[pw.name]
         model = cat.model(w.model)
-        resolved = engine_for(cat, pw.engine)
+        resolved = engine_for(cat, pw.engine, eager=pw.eager)
         engine = GENERIC_LAUNCHES_AS if resolved.id == "generic" else resolved.id
         repo, note = checkpoint(cat, w.model)
         spec = speculative_for(cat, model, w.speculative, f"workload '{w.name}': speculative")
@@ -145,6 +145,8 @@ def deployment_settings(plan: Plan, cat: CatalogueLike) -> list[Settings]:
                              f"own format; point the model at a {d.weights_dtype} copy of it")  # fmt: skip
             if d.kv_dtype not in _SIXTEEN_BIT:
                 v["kv_cache_dtype"] = d.kv_dtype
+            if rt.eager:  # the plan was sized for an engine without CUDA graphs: launch it so
+                v["eager"] = True
             if w.prefix_cached_share > 0 and w.disaggregated_role != "decode":  # a decode pool's "cached" prompts arrive by transfer
                 v["prefix_caching"] = True
             if w.disaggregated_role is not None:

@@ -203,8 +203,8 @@ def build_plan(fleet: Fleet, cat: CatalogueLike, insts: list[InstanceSpec], chos
         ttft = max((d.ttft_ms for d in deps), default=None)
         tpot = max((d.tpot_ms for d in deps if d.tpot_ms is not None), default=None)
         workloads.append(PlanWorkload(
-            name=w.name, model=w.model, engine=engine, speculative=_speculative(cat, w, warnings), percentile=w.slo.percentile,
-            arrival_cv=w.arrival_cv,
+            name=w.name, model=w.model, engine=engine, eager=w.eager, speculative=_speculative(cat, w, warnings),
+            percentile=w.slo.percentile, arrival_cv=w.arrival_cv,
             requests_per_s=None if w.rate is None else sig(w.rate), served_requests_per_s=sig(served[w.name]),
             capacity_requests_per_s=sig(sum(d.capacity_requests_per_s for d in deps)), ttft_ms=ttft, tpot_ms=tpot,
             ttft_target_ms=w.slo.ttft_ms, tpot_target_ms=w.slo.tpot_ms, ttft_margin_pct=_margin(ttft, w.slo.ttft_ms),

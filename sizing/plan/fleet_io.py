@@ -197,7 +197,7 @@ def builtin_fleet(**overrides: Any) -> Fleet:
 def build_fleet(*, model: str, rate: float | None, input_tokens: int, output_tokens: int, ttft_ms: float | None,
                 tpot_ms: float | None, percentile: str, precision: str | None, arrival_cv: float = 1.0,
                 prefix_cached: float = 0.0, speculative: SpeculativeConfig | None = None,
-                disaggregation: dict[str, Any] | None = None, **overrides: Any) -> Fleet:  # fmt: skip
+                disaggregation: dict[str, Any] | None = None, eager: bool = False, **overrides: Any) -> Fleet:  # fmt: skip
     """A one-workload fleet from ``aicap size --model ...`` flags (errors name the flags)."""
     if rate is None and overrides.get("objective") != "throughput":
         raise InputError("--rate is required with --model (requests per second), except with --objective throughput")
@@ -223,6 +223,11 @@ def build_fleet(*, model: str, rate: float | None, input_tokens: int, output_tok
         wl["prefix_cached_share"] = float(prefix_cached)
     if speculative is not None:
         wl["speculative"] = speculative.model_dump(exclude_none=True)
+    if eager:
+        if speculative is not None or disaggregation is not None:
+            raise InputError(f"--eager with --{'speculative' if speculative is not None else 'disaggregate'}: not modelled; "
+                             "drop one of them")  # fmt: skip
+        wl["eager"] = True
     if disaggregation is not None:
         wl["disaggregation"] = {k: v for k, v in disaggregation.items() if v is not None}
     if precision is not None:

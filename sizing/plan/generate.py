@@ -100,13 +100,13 @@ class _ModelJobs:
     jobs: list[tuple[Job, dict[Shape, list[Workload]]]] = field(default_factory=list)
 
 
-def _model_jobs(fleet: Fleet, cat: CatalogueLike, key: tuple[str, str | None, SpeculativeConfig | None, str | None],
+def _model_jobs(fleet: Fleet, cat: CatalogueLike, key: tuple[str, str | None, SpeculativeConfig | None, str | None, bool],
                 ws: list[Workload], by_device: dict[str, list[InstanceSpec]]) -> _ModelJobs:  # fmt: skip
-    """The evaluation jobs of the workloads ``ws`` of one model, engine, speculative decoding and KV format."""
-    ref, engine_ref, spec_config, kv_dtype = key
+    """The evaluation jobs of the workloads ``ws`` of one model, engine, speculative decoding, KV format and eagerness."""
+    ref, engine_ref, spec_config, kv_dtype, eager = key
     model = cat.model(ref)
     spec = speculative_for(cat, model, spec_config, f"workload '{ws[0].name}': speculative")
-    resolved = engine_for(cat, engine_ref)
+    resolved = engine_for(cat, engine_ref, eager=eager)
     engine = resolved.spec
     decoder = model.kind == "decoder"
     shape_of = {w.name: Shape.of(w, decoder) for w in ws}
@@ -131,9 +131,9 @@ def _model_jobs(fleet: Fleet, cat: CatalogueLike, key: tuple[str, str | None, Sp
         members: dict[Shape, list[Workload]] = {}
         for w in mine:
             members.setdefault(shape_of[w.name], []).append(w)
-        groups: dict[tuple[tuple[str, str], int, int], list[DeviceOption]] = {}
-        runtimes: dict[tuple[tuple[str, str], int, int], RuntimeSpec] = {}
-        wide: dict[tuple[tuple[tuple[str, str], int, int], int], list[DeviceOption]] = {}  # data-parallel attention, per stage size
+        groups: dict[tuple[tuple[str, str], int, int, bool], list[DeviceOption]] = {}
+        runtimes: dict[tuple[tuple[str, str], int, int, bool], RuntimeSpec] = {}
+        wide: dict[tuple[tuple[tuple[str, str], int, int, bool], int], list[DeviceOption]] = {}  # data-parallel attention, per stage size
         for dev_id in by_device:
             dev = cat.device(dev_id)
             fmt = formats(precision, dev, kv_dtype or kv_of(model, precision))
@@ -143,7 +143,7 @@ def _model_jobs(fleet: Fleet, cat: CatalogueLike, key: tuple[str, str | None, Sp
             per_device = min(float(i.price(fleet.constraints.price_model) or 0.0) / i.devices for i in by_device[dev_id])
             eff = resolved.efficiency(cat, dev)
             rt = resolved.on(dev)  # engines may pick scheduler limits by device
-            group = (fmt, rt.max_prefill_tokens, rt.max_batch)
+            group = (fmt, rt.max_prefill_tokens, rt.max_batch, rt.eager)
             runtimes[group] = rt
             groups.setdefault(group, []).append((dev, eff, union, per_device))
             for size in sorted({x for ls in dpa[dev_id].values() for x in ls}):  # one job per group count: D = tp
@@ -172,9 +172,9 @@ def all_candidates(fleet: Fleet, cat: CatalogueLike, insts: list[InstanceSpec], 
         by_device.setdefault(inst.device, []).append(inst)
     out: dict[str, list[Candidate]] = {w.name: [] for w in fleet.workloads}
     latency = fleet.constraints.objective == "latency"
-    by_model: dict[tuple[str, str | None, SpeculativeConfig | None, str | None], list[Workload]] = {}
+    by_model: dict[tuple[str, str | None, SpeculativeConfig | None, str | None, bool], list[Workload]] = {}
     for w in fleet.workloads:
-        by_model.setdefault((w.model, fleet.constraints.engine_of(w), w.speculative, w.kv_dtype), []).append(w)
+        by_model.setdefault((w.model, fleet.constraints.engine_of(w), w.speculative, w.kv_dtype, w.eager), []).append(w)
     said: set[tuple[str, str, str]] = set()
     # Every model's evaluation jobs first, then one batched evaluation, then the rows expanded in job order.
     plans: list[_ModelJobs] = [_model_jobs(fleet, cat, key, ws, by_device) for key, ws in by_model.items()]

@@ -167,11 +167,13 @@ def apply(fleet: Fleet, change: Change, cat: CatalogueLike) -> tuple[Fleet, Cata
             model = cat.model(w["model"])
             if change.value.method == "mtp" and not (isinstance(model, DecoderModel) and model.mtp_layers > 0):
                 continue  # MTP runs the heads a checkpoint ships: only models that have them change
+            if w.get("eager"):
+                continue  # an eager engine's drafter launches are not modelled (Workload refuses both)
             w["speculative"] = change.value.model_dump(exclude_none=True)
         elif change.kind == "disaggregate":
             if (w.get("slo") or {}).get("ttft_ms") is None or "disaggregation" in w or w.get("requests_per_s") is None \
-                    or isinstance(w["requests_per_s"], list | dict):  # fmt: skip
-                continue  # nothing to split: no TTFT target, already split, or an hourly profile
+                    or isinstance(w["requests_per_s"], list | dict) or w.get("eager"):  # fmt: skip
+                continue  # nothing to split: no TTFT target, already split, an hourly profile, or an eager engine (not modelled)
             w["disaggregation"] = {}
         elif change.kind in ("sparse", "prune"):
             model = cat.model(w["model"])
@@ -193,7 +195,8 @@ def apply(fleet: Fleet, change: Change, cat: CatalogueLike) -> tuple[Fleet, Cata
         touched += 1
     if not touched:
         raise InputError(f"alternative '{change.name}' changes no workload (students replace larger decoders of the same tokenizer; "
-                         "disaggregation splits decoders with a TTFT target and one demand rate; MTP needs a model that ships "
+                         "disaggregation splits decoders with a TTFT target and one demand rate; neither it nor drafting applies to "
+                         "an eager engine's; MTP needs a model that ships "
                          "multi-token-prediction heads)")  # fmt: skip
     return Fleet.model_validate(doc), (variants.WithModels(cat, extra) if extra else cat)
 
@@ -276,7 +279,7 @@ def _headroom(plan: Plan, fleet: Fleet, cat: CatalogueLike) -> float | None:
     for pw in plan.workloads:
         w = inputs[pw.name]
         model = cat.model(w.model)
-        engine = engine_for(cat, pw.engine)
+        engine = engine_for(cat, pw.engine, eager=pw.eager)
         spec = speculative_for(cat, model, w.speculative)
         for d in pw.deployments:
             dep = engine.planned(cat, model, d, spec)
@@ -306,7 +309,7 @@ def _assumption(change: Change, plan: Plan | None, fleet: Fleet, cat: CatalogueL
                       for e in cat.engines.values() if e.sparse_kernels)  # fmt: skip
     said = []
     for pw in plan.workloads:
-        engine = engine_for(cat, pw.engine)
+        engine = engine_for(cat, pw.engine, eager=pw.eager)
         for d in pw.deployments:
             speedup = engine.on(cat.device(d.hardware)).sparse_speedup.get(d.weights_dtype)
             said.append(f"{d.hardware} {d.weights_dtype}: {engine.runtime.engine} sparse kernels, linear layers {speedup:g}x faster, "

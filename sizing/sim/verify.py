@@ -103,7 +103,7 @@ def verify(plan: Plan, cat: CatalogueLike, *, requests: int = DEFAULT_REQUESTS, 
         w = inputs[pw.name]
         model = cat.model(w.model)
         decoder = model.kind == "decoder"
-        engine = engine_for(cat, pw.engine)
+        engine = engine_for(cat, pw.engine, eager=pw.eager)
         spec = speculative_for(cat, model, w.speculative, f"workload '{w.name}': speculative")
         for d in pw.deployments:
             layout = engine.planned(cat, model, d, spec)
@@ -289,7 +289,7 @@ def simulate_plan(plan: Plan, cat: CatalogueLike, *, requests_per_replica: int =
         w = inputs[pw.name]
         model = cat.model(w.model)
         decoder = model.kind == "decoder"
-        engine = engine_for(cat, pw.engine)
+        engine = engine_for(cat, pw.engine, eager=pw.eager)
         drafting = speculative_for(cat, model, w.speculative, f"workload '{w.name}': speculative")
         for d in pw.deployments:
             if d.requests_per_s <= 0:

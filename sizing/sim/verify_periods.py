@@ -52,7 +52,7 @@ def verify_periods(plan: PeriodPlan, fleet: Fleet, cat: CatalogueLike, *, reques
         deps = plan.deployments[w.name]
         model = cat.model(w.model)
         decoder = model.kind == "decoder"
-        engine = engine_for(cat, fleet.constraints.engine_of(w))
+        engine = engine_for(cat, fleet.constraints.engine_of(w), eager=w.eager)
         speculative = speculative_for(cat, model, w.speculative, f"workload '{w.name}': speculative")
         for k, d in enumerate(deps):
             best, hour = 0.0, -1

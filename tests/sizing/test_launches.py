@@ -197,3 +197,47 @@ def test_an_eager_prefill_launches_every_chunk() -> None:
     t0 = float(prefill_time(graphs, 2048, 256, 1, 1, 1)[0])
     assert float(t) == pytest.approx(max(float(st.device_s), chunks * host) + chunks * float(st.overhead_s / chunks), rel=1e-12)
     assert float(t) == pytest.approx(float(st.total)) and float(t) > t0 and float(st.shares()["launch"]) > 0.2 * float(t)
+
+
+def test_a_fleet_workload_sized_eager_keeps_its_promise_and_launches_eager(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """`size --eager` sizes the workload with each step at least its launch time; the plan says so, `simulate PLAN`
+    replays it eager, and the export launches the engine without CUDA graphs."""
+    args = ["--quiet", "size", "--model", "llama-3.1-8b", "--rate", "2", "--input-tokens", "500", "--output-tokens", "200",
+            "--tpot-ms", "40", "--hardware", "h100-sxm", "--cloud", "aws", "--engine", "vllm", "-f", "json"]  # fmt: skip
+    plain = json.loads(runner.invoke(app, args).stdout)
+    plan_file = tmp_path / "plan.json"
+    res = runner.invoke(app, [*args, "--eager", "--verify", "-o", str(plan_file)])
+    assert res.exit_code == 0, res.output
+    eager = json.loads(res.stdout)
+    (pw,), (pw0,) = eager["workloads"], plain["workloads"]
+    assert pw["eager"] is True and pw0["eager"] is False
+    host = float(eager_host_s(dep("llama-3.1-8b", "h100-sxm", tp=pw["deployments"][0]["tp"])))
+    assert pw["tpot_ms"] >= host * 1e3 > 2 * pw0["tpot_ms"]
+    (v,) = eager["verification"]["workloads"]
+    assert v["holds"] and v["simulated_tpot_ms"] == pytest.approx(v["promised_tpot_ms"], rel=0.1)
+    sim = json.loads(runner.invoke(app, ["--quiet", "simulate", str(plan_file), "-f", "json"]).stdout)
+    assert sim["deployments"][0]["setup"]["eager"] is True
+    assert "--enforce-eager" in runner.invoke(app, ["export", str(plan_file), "--to", "vllm"]).stdout
+    assert "--disable-cuda-graph" in runner.invoke(app, ["export", str(plan_file), "--to", "sglang"]).stdout
+    # A target the launches alone miss is infeasible (exit 3), and a fleet file says eager per workload.
+    tight = [a if a != "40" else "20" for a in args]
+    assert runner.invoke(app, [*tight, "--eager"]).exit_code == 3 and runner.invoke(app, tight).exit_code == 0
+    fleet = tmp_path / "fleet.yaml"
+    fleet.write_text("workloads:\n  - {name: w, model: llama-3.1-8b, requests_per_s: 1, input_tokens: 100, output_tokens: 100,\n"
+                     "     eager: true, speculative: {method: ngram}}\n")  # fmt: skip
+    bad = runner.invoke(app, ["size", str(fleet)])
+    assert bad.exit_code == 2 and "eager with speculative" in bad.stderr
+    assert runner.invoke(app, ["size", str(fleet), "--eager"]).exit_code == 2
+
+
+def test_whatif_leaves_drafting_and_disaggregation_out_of_an_eager_workload() -> None:
+    from aicap.sizing.core.fleet import Fleet
+    from aicap.sizing.plan.whatif import applies, named_change
+
+    doc = {"workloads": [{"name": "w", "model": "llama-3.1-8b", "requests_per_s": 2, "input_tokens": 500, "output_tokens": 200,
+                          "slo": {"ttft_ms": 500, "tpot_ms": 40}}]}  # fmt: skip
+    graphs = Fleet.model_validate(doc)
+    eager = Fleet.model_validate({"workloads": [{**doc["workloads"][0], "eager": True}]})
+    for name in ("spec-ngram", "disaggregate"):
+        assert applies(graphs, named_change(name), CAT) and not applies(eager, named_change(name), CAT)
+    assert applies(eager, named_change("kv-fp8"), CAT)

@@ -12,7 +12,7 @@ FIELDS = (
     "max_running_requests", "max_prefill_tokens", "memory_fraction", "context_length", "dtype", "quantization", "kv_cache_dtype",
     "prefix_caching", "prefix_caching_off", "chunked_prefill", "chunked_prefill_off", "speculative_method", "speculative_draft_model",
     "speculative_draft_tokens", "speculative_verify_tokens", "speculative_num_steps", "speculative_eagle_topk", "mtp_layers",
-    "trust_remote_code", "disaggregation_role", "kv_connector", "metrics", "attention_data_parallel",
+    "trust_remote_code", "disaggregation_role", "kv_connector", "metrics", "attention_data_parallel", "eager",
 )  # fmt: skip
 ValueKind = Literal["int", "float", "str", "bool-switch", "bool", "choice"]
 
