@@ -50,7 +50,7 @@ def plan_view(plan: Plan) -> View:
     pct = pcts[0] if len(pcts) == 1 else "at each workload's percentile"
     cat = plan.catalogue
     solver = "" if plan.solver.status == "optimal" else f", best found within {plan.solver.gap_pct:.2g}% of optimal"
-    engines = ", ".join(sorted({w.engine for w in plan.workloads}))
+    engines = ", ".join(sorted({w.engine + (" (eager: no CUDA graphs)" if w.eager else "") for w in plan.workloads}))
     spec = "; ".join(f"{w.name}: {w.speculative}" for w in plan.workloads if w.speculative)
     engines += f". Speculative decoding: {spec}" if spec else ""
     flat = [[w.name, w.model, d.instance_type, d.hardware, d.devices, d.tp, d.pp, d.ep, d.dp_attention, d.replicas, d.weights_dtype,

@@ -241,3 +241,15 @@ def test_whatif_leaves_drafting_and_disaggregation_out_of_an_eager_workload() ->
     for name in ("spec-ngram", "disaggregate"):
         assert applies(graphs, named_change(name), CAT) and not applies(eager, named_change(name), CAT)
     assert applies(eager, named_change("kv-fp8"), CAT)
+
+
+def test_tables_say_the_engine_runs_eager() -> None:
+    sim = runner.invoke(app, ["--quiet", "simulate", "--model", "llama-3.1-8b", "--hardware", "h100-sxm", "--rate", "1",
+                              "--requests", "100", "--eager"])  # fmt: skip
+    assert sim.exit_code == 0 and "eager (no CUDA graphs)" in sim.stdout
+    size = runner.invoke(app, ["--quiet", "size", "--model", "llama-3.1-8b", "--rate", "1", "--tpot-ms", "40", "--hardware", "h100-sxm",
+                               "--engine", "vllm", "--eager"])  # fmt: skip
+    assert size.exit_code == 0 and "vllm (eager: no CUDA graphs)" in " ".join(size.stdout.split())
+    plain = runner.invoke(app, ["--quiet", "size", "--model", "llama-3.1-8b", "--rate", "1", "--tpot-ms", "40", "--hardware", "h100-sxm",
+                                "--engine", "vllm"])  # fmt: skip
+    assert plain.exit_code == 0 and "eager" not in plain.stdout
