@@ -224,9 +224,6 @@ def build_fleet(*, model: str, rate: float | None, input_tokens: int, output_tok
     if speculative is not None:
         wl["speculative"] = speculative.model_dump(exclude_none=True)
     if eager:
-        if speculative is not None or disaggregation is not None:
-            raise InputError(f"--eager with --{'speculative' if speculative is not None else 'disaggregate'}: not modelled; "
-                             "drop one of them")  # fmt: skip
         wl["eager"] = True
     if disaggregation is not None:
         wl["disaggregation"] = {k: v for k, v in disaggregation.items() if v is not None}
