@@ -74,9 +74,14 @@ def job_rows(doc: dict[str, Any]) -> list[list[Any]]:
     layout = layout_text(lay)
     where = f"{doc['instances']}× {doc['instance']}" if doc["instance"] else "no catalogue instance"
     recipe = f"{lay['method']}" + (f" (rank {lay['lora_rank']} on {lay['lora_targets']})" if lay["method"] != "full" else "")
+    if lay.get("mtp_depth"):
+        recipe += f" + {lay['mtp_depth']} MTP module{'s' if lay['mtp_depth'] > 1 else ''}"
+    schedule = [f"expert all-to-all {lay['ep_overlap']:.0%} hidden"] if lay.get("ep_overlap") else []
+    schedule += [f"{lay['comm_sm_share']:.0%} of compute units kept for communication"] if lay.get("comm_sm_share") else []
     rows: list[list[Any]] = [
         ["job", f"{doc['model']} on {doc['devices']}× {doc['hardware']} ({where})"],
-        ["recipe", f"{recipe}, {lay['precision']}, {lay['optimizer']}" + (", offload " + lay["offload"] if lay["offload"] != "none" else "")],
+        ["recipe", f"{recipe}, {lay['precision']}, {lay['optimizer']}" + (", offload " + lay["offload"] if lay["offload"] != "none" else "")
+                   + "".join(", " + x for x in schedule)],
         ["layout", layout],
         ["fits", "yes" if doc["fits"] else "NO: " + "; ".join(doc["advice"])],
         ["memory per device (GiB)", f"weights {mem['weights']:.1f} + gradients {mem['gradients']:.1f} + optimizer {mem['optimizer']:.1f} "
@@ -151,6 +156,10 @@ def register(app: typer.Typer) -> None:
         offload: Annotated[str, typer.Option("--offload", help="none, optimizer or all (states in host memory).")] = "none",
         ep_overlap: Annotated[float, typer.Option("--ep-overlap", help="Share of the expert all-to-all hidden behind compute: 0 (Megatron's "
                                                   "default schedule) to 1 (a DualPipe-style schedule).")] = 0.0,
+        comm_sm_share: Annotated[float, typer.Option("--comm-sm-share", help="Share of each device's compute units kept for communication "
+                                                     "kernels running beside compute (DeepSeek-V3: 20 of 132 SMs = 0.152); the matmuls run on the rest.")] = 0.0,
+        mtp_depth: Annotated[int, typer.Option("--mtp-depth", help="Multi-token-prediction modules trained with the model (DeepSeek-V3: 1): "
+                                               "each adds a transformer block, a projection and an output-head pass per token.")] = 0,
         method: Annotated[str, typer.Option("--method", help="full, lora or qlora.")] = "full",
         lora_rank: Annotated[int, typer.Option("--lora-rank", help="LoRA rank.")] = 16,
         lora_targets: Annotated[str, typer.Option("--lora-targets", help="qv, attention or all (attention + MLP).")] = "attention",
@@ -185,8 +194,13 @@ def register(app: typer.Typer) -> None:
                 raise InputError(f"{name} {value:g}: must be positive")
         if not 0.0 <= ep_overlap <= 1.0:
             raise InputError(f"--ep-overlap {ep_overlap:g}: a share from 0 to 1")
+        if not 0.0 <= comm_sm_share < 1.0:
+            raise InputError(f"--comm-sm-share {comm_sm_share:g}: a share from 0 up to (not including) 1")
+        if not 0 <= mtp_depth <= 8:
+            raise InputError(f"--mtp-depth {mtp_depth}: 0 to 8 modules (DeepSeek-V3 trains 1)")
         recipe_fields: dict[str, Any] = {"precision": precision, "optimizer": optimizer, "method": method, "lora_rank": lora_rank,
-                                         "lora_targets": lora_targets, "ep_overlap": ep_overlap}  # fmt: skip
+                                         "lora_targets": lora_targets, "ep_overlap": ep_overlap, "comm_sm_share": comm_sm_share,
+                                         "mtp_depth": mtp_depth}  # fmt: skip
         if method not in DEFAULT_BATCH:
             raise InputError(f"--method {method!r}: valid: {', '.join(DEFAULT_BATCH)}")
         # Repeated or comma-separated, as `size` takes them: --hardware h100-sxm,l40s is --hardware h100-sxm --hardware l40s.

@@ -53,8 +53,10 @@ class Hardware:
 def evaluate(shape: ModelShape, g: Grid, hw: Hardware, factors: TrainingFactors) -> Evaluation:
     """Evaluate every layout of ``g`` on ``hw``.
 
-    ``tokens/s/device = B / (t_step · D)`` for ``B`` tokens per step on ``D`` devices.
+    ``tokens/s/device = B / (t_step · D)`` for ``B`` tokens per step on ``D`` devices. The recipe's
+    multi-token-prediction modules (``mtp_depth``) join the model first (:meth:`ModelShape.with_mtp`).
     """
+    shape = shape.with_mtp(g.recipe.mtp_depth)
     mem = memory(shape, g, hw.device.memory_gib, hw.runtime, factors, hw.host_gib_per_device)
     step = step_time(shape, g, hw.device, hw.efficiency, hw.fabric, factors)
     t = step.total

@@ -25,7 +25,7 @@ OFFLOAD_CODE = {"none": 0.0, "optimizer": 1.0, "all": 2.0}
 
 @dataclass(frozen=True)
 class Recipe:
-    """What every layout of a grid shares: method, precision, optimizer and adapters."""
+    """What every layout of a grid shares: method, precision, optimizer, adapters and the schedule's overlap settings."""
 
     method: Method = "full"
     precision: Precision = "bf16"
@@ -34,12 +34,14 @@ class Recipe:
     lora_targets: LoraTargets = "attention"
     master_weights: bool = True
     ep_overlap: float = 0.0
+    comm_sm_share: float = 0.0
+    mtp_depth: int = 0
 
     @classmethod
     def of(cls, setup: TrainSetup) -> Recipe:
         """The recipe part of a setup."""
         return cls(setup.method, setup.precision, setup.optimizer, setup.lora_rank, setup.lora_targets, setup.master_weights,
-                   setup.ep_overlap)  # fmt: skip
+                   setup.ep_overlap, setup.comm_sm_share, setup.mtp_depth)  # fmt: skip
 
 
 @dataclass(frozen=True)

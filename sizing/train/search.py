@@ -167,6 +167,7 @@ def setup_of_row(g: Grid, i: int, spec: SearchSpec) -> TrainSetup:
         micro_batch=int(g.micro_batch[i]), seq_len=spec.seq_len, global_batch_tokens=spec.global_batch_tokens,
         precision=r.precision, optimizer=r.optimizer, master_weights=r.master_weights, method=r.method,
         lora_rank=r.lora_rank, lora_targets=r.lora_targets, ep_overlap=r.ep_overlap,
+        comm_sm_share=r.comm_sm_share, mtp_depth=r.mtp_depth,
     )  # fmt: skip
 
 

@@ -17,6 +17,11 @@ One :class:`TrainSetup` describes how a job runs on ``devices = tp · pp · cp �
 * **flash_attention**: fused attention that never stores the score matrix (every current stack);
   ``False`` for pre-2022 runs that materialise ``s × s`` scores per head;
 * **offload** of optimizer states (and master weights), or of everything, to host memory;
+* **comm_sm_share**: the share of the device's compute units (SMs) given to communication kernels that run
+  beside compute for the whole step (DeepSeek-V3 kept 20 of the H800's 132 SMs for its all-to-all and
+  pipeline traffic); the matmuls run on the rest;
+* **mtp_depth**: multi-token-prediction modules trained with the model (DeepSeek-V3: 1), each a transformer
+  block of the model's last kind, a ``2h × h`` projection and one more pass through the shared output head;
 * **method** ``full`` fine-tuning/pre-training, ``lora`` (frozen 16-bit base, rank-``lora_rank``
   adapters on ``lora_targets``) or ``qlora`` (4-bit NF4 base).
 
@@ -82,6 +87,20 @@ class TrainSetup(BaseModel):
         le=1.0,
         description="share of the expert-parallel all-to-all hidden behind compute: 0 "
         "as Megatron's default schedule runs it, 1 under a schedule that overlaps it whole (DeepSeek-V3's DualPipe)",
+    )
+    comm_sm_share: float = Field(
+        0.0,
+        ge=0.0,
+        lt=1.0,
+        description="share of the device's compute units (SMs) reserved for communication kernels running beside compute: "
+        "0 when collectives run between compute kernels (Megatron's default), 20/132 = 0.152 for DeepSeek-V3's DualPipe on H800",
+    )
+    mtp_depth: int = Field(
+        0,
+        ge=0,
+        le=8,
+        description="multi-token-prediction modules trained with the model (DeepSeek-V3 trains 1): each adds one transformer "
+        "block, a 2h x h projection and a pass through the shared output head",
     )
 
     @model_validator(mode="after")

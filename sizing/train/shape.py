@@ -6,7 +6,7 @@ serving model uses, so a model's size cannot differ between ``estimate`` and ``t
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -72,6 +72,37 @@ class ModelShape:
         w = float(self.window)
         win = np.where(s > w, 2.0 * w - w * w / np.maximum(s, 1.0), s)
         return (1.0 - self.windowed_share) * s + self.windowed_share * win
+
+    def with_mtp(self, depth: int) -> ModelShape:
+        """The shape trained with ``depth`` multi-token-prediction modules (DeepSeek-V3, Sec. 2.2).
+
+        Module ``k`` normalises the previous depth's hidden state and the next token's embedding, projects their
+        concatenation back to ``h`` (``M_k``, ``2h × h``), runs one transformer block of the model's last kind (a
+        mixture-of-experts block when the model has any) and the output head it shares with the model. Each module
+        adds that block's parameters plus ``2h² + 2h`` (projection, two norms) and, per token, that block's active
+        parameters, the projection and one more head matmul ``V h``:
+
+        .. math:: N_{lin}' = N_{lin} + D (N_{block,active} + 2h^2 + 2h + V h)
+
+        The embedding and head are shared (no new parameters). Its layer joins the count the pipeline splits evenly
+        (DeepSeek-V3 puts it on the last stage: the stages' imbalance is not modelled).
+        """
+        if depth <= 0:
+            return self
+        moe = self.moe_layers > 0
+        routed = self.layer_experts / self.num_experts * self.experts_per_token if moe and self.num_experts else 0.0
+        common = (self.layer_moe_common if moe else self.layer_dense) + 2.0 * self.hidden * self.hidden + 2.0 * self.hidden
+        block = common + (self.layer_experts if moe else 0.0)
+        return replace(
+            self,
+            layers=self.layers + depth,
+            moe_layers=self.moe_layers + (depth if moe else 0),
+            body=self.body + depth * common,
+            experts=self.experts + depth * (self.layer_experts if moe else 0.0),
+            total=self.total + depth * block,
+            active=self.active + depth * (common + routed),
+            linear_active=self.linear_active + depth * (common + routed + float(self.vocab * self.hidden)),
+        )
 
     def lora_params(self, rank: int, targets: LoraTargets) -> float:
         """Trainable adapter parameters: ``Σ r · (d_in + d_out)`` over the targeted linears of every layer.

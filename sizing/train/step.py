@@ -16,9 +16,10 @@ The backward pass costs twice the forward for matmuls and 2.5 times for FlashAtt
 attention core is recomputed (selective or full). LoRA and QLoRA skip the frozen weights'
 gradients: ``(2 + r_full) F_lin + 6 N_lora``. Linear layers run at the precision's dense peak
 (fp8 linears at the fp8 peak), attention at the 16-bit peak; each at the family's matmul
-efficiency times the fitted ``step_efficiency`` ``η``:
+efficiency times the fitted ``step_efficiency`` ``η``, on the compute units communication kernels
+leave them (``σ``, the recipe's ``comm_sm_share``: DeepSeek-V3 kept 20 of 132 SMs for communication):
 
-.. math:: t_{comp} = \frac{B}{D}\Big(\frac{F_{hw,lin}}{P_{lin} e_{lin}} + \frac{F_{hw,attn}}{P_{16} e_{16}}\Big)\frac{1}{η}
+.. math:: t_{comp} = \frac{B}{D}\Big(\frac{F_{hw,lin}}{P_{lin} e_{lin}} + \frac{F_{hw,attn}}{P_{16} e_{16}}\Big)\frac{1}{η (1 − σ)}
 
 for ``B`` tokens per step on ``D`` devices.
 
@@ -221,8 +222,9 @@ def step_time(shape: ModelShape, g: Grid, device: DeviceSpec, eff: EfficiencySpe
         have = ", ".join(d for d in ("bf16", "fp16", "fp8") if d in device.peak_tflops) or "none of bf16, fp16, fp8"
         raise InputError(f"{device.id} has no {lin_dtype} tensor rate; train it with --precision {have.split(', ')[0]} (its rates: {have})")
     p16 = r.precision if r.precision in ("bf16", "fp16") else ("bf16" if "bf16" in device.peak_tflops else "fp16")
-    rate_lin = device.peak_tflops[lin_dtype] * 1e12 * eff.compute_for(lin_dtype)
-    rate_attn = device.peak_tflops[p16] * 1e12 * eff.compute_for(p16)
+    sms = 1.0 - r.comm_sm_share  # compute units left to the matmuls
+    rate_lin = device.peak_tflops[lin_dtype] * 1e12 * eff.compute_for(lin_dtype) * sms
+    rate_attn = device.peak_tflops[p16] * 1e12 * eff.compute_for(p16) * sms
     tokens_per_device = g.batch_tokens / g.devices
     t_lin = tokens_per_device * flops.hardware_linear / rate_lin
     t_attn = tokens_per_device * flops.hardware_attention / rate_attn

@@ -139,6 +139,9 @@ def test_validate_training_reports_in_sample_and_out_of_source_and_rewrites_the_
         (("-m", "llama-3.1-8b", "--hardware", "epyc-9654", "--devices", "1"), "CPU"),
         (("-m", "llama-3.1-8b", "--hardware", "h100-sxm", "--devices", "100000000"), "65,536"),
         (("-m", "llama-3.1-8b", "--hardware", "h100-sxm", "--devices", "8", "--virtual-pipeline", "2"), "virtual_pipeline"),
+        (("-m", "llama-3.1-8b", "--hardware", "h100-sxm", "--devices", "8", "--comm-sm-share", "1"), "--comm-sm-share 1"),
+        (("-m", "llama-3.1-8b", "--tokens", "1T", "--comm-sm-share", "-0.1"), "--comm-sm-share"),
+        (("-m", "llama-3.1-8b", "--hardware", "h100-sxm", "--devices", "8", "--mtp-depth", "9"), "--mtp-depth 9"),
     ],
 )
 def test_more_bad_input_is_one_line_and_exit_2(aicap: Any, args: tuple[str, ...], needle: str) -> None:
@@ -234,3 +237,19 @@ def test_a_job_spanning_instances_of_a_device_is_billed_on_the_cheapest_type(aic
     named = aicap("-q", "train", "-m", "llama-3.1-8b", "--hardware", "p5.48xlarge", "--devices", "16", "--tokens", "100B",
                   "-f", "json").json()  # fmt: skip
     assert one["instance"] == "p5.48xlarge" and one["usd"]["on_demand"] == named["usd"]["on_demand"]
+
+
+def test_a_deepseek_v3_style_recipe_is_said_and_costs_what_it_adds(aicap: Any) -> None:
+    # DeepSeek-V3's report: 20 of 132 SMs kept for communication under DualPipe, one MTP module trained with the model.
+    base = ("train", "-m", "qwen3-30b-a3b", "--hardware", "h100-sxm", "--devices", "64", "--ep", "64", "--seq-len", "4096",
+            "--recompute", "full", "--ep-overlap", "1")  # fmt: skip
+    plain = aicap(*base, "-f", "json")
+    full = aicap(*base, "--comm-sm-share", "0.1515", "--mtp-depth", "1", "-f", "json")
+    assert plain.code == 0 and full.code == 0, full.stderr
+    p, f = plain.json(), full.json()
+    assert f["layout"]["comm_sm_share"] == 0.1515 and f["layout"]["mtp_depth"] == 1 and p["layout"]["mtp_depth"] == 0
+    assert f["step_breakdown_s"]["compute"] > p["step_breakdown_s"]["compute"] / (1 - 0.1515)  # fewer SMs, and more FLOPs
+    assert f["memory_gib_per_device"]["weights"] > p["memory_gib_per_device"]["weights"]
+    table = aicap(*base, "--comm-sm-share", "0.1515", "--mtp-depth", "1")
+    assert "1 MTP module" in table.stdout and "15% of compute units kept for communication" in table.stdout
+    assert "expert all-to-all 100% hidden" in table.stdout

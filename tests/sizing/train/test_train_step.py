@@ -142,3 +142,46 @@ def test_ep_overlap_hides_that_share_of_the_all_to_all(cat: Catalogue) -> None:
     exposed = [float(run(cat, model, "h100-sxm", TrainSetup(dp=64, ep=64, seq_len=4096, ep_overlap=x)).step.expert_parallel[0])
                for x in (0.0, 0.75, 1.0)]  # fmt: skip
     assert exposed[0] > 0 and exposed[1] == pytest.approx(exposed[0] / 4) and exposed[2] == 0.0
+
+
+def test_comm_sm_share_slows_only_the_compute_term(cat: Catalogue) -> None:
+    # DeepSeek-V3 (report Sec. 3.2.2) kept 20 of the H800's 132 SMs for its all-to-all: the matmuls ran on 112.
+    model = cat.model("qwen3-30b-a3b")
+    base = run(cat, model, "h100-sxm", TrainSetup(dp=64, ep=64, seq_len=4096, recompute="none"))
+    kept = run(cat, model, "h100-sxm", TrainSetup(dp=64, ep=64, seq_len=4096, recompute="none", comm_sm_share=20 / 132))
+    assert float(kept.step.raw.matmul[0]) == pytest.approx(float(base.step.raw.matmul[0]) * 132 / 112)
+    for term in ("expert_parallel", "data_parallel_exposed", "optimizer", "pipeline_p2p"):
+        assert float(getattr(kept.step, term)[0]) == pytest.approx(float(getattr(base.step, term)[0]))
+    assert float(kept.tokens_per_s_per_device[0]) < float(base.tokens_per_s_per_device[0])
+
+
+def test_mtp_module_adds_a_block_a_projection_and_a_head_pass(cat: Catalogue) -> None:
+    # DeepSeek-V3 Sec. 2.2: module k = RMSNorms, M_k (2h x h), one transformer block (an MoE block), the shared head.
+    # Its checkpoint's module holds 11.5B unique parameters (README_WEIGHTS.md): the block and the projection.
+    model = cat.model("deepseek-v3")
+    shape = shape_of(model)
+    assert shape.with_mtp(0) is shape
+    mtp = shape.with_mtp(1)
+    h, v = model.hidden_size, model.vocab_size
+    assert (mtp.total - shape.total) / 1e9 == pytest.approx(11.5, rel=0.02)
+    assert mtp.layers == shape.layers + 1 and mtp.moe_layers == shape.moe_layers + 1
+    routed = shape.layer_experts / shape.num_experts * shape.experts_per_token
+    block = shape.layer_moe_common + routed + 2 * h * h + 2 * h
+    assert mtp.linear_active - shape.linear_active == pytest.approx(block + v * h)
+    assert mtp.embedding == shape.embedding and mtp.head == shape.head  # shared with the model
+    two = shape.with_mtp(2)
+    assert two.linear_active - shape.linear_active == pytest.approx(2 * (mtp.linear_active - shape.linear_active))
+    dense = shape_of(cat.model("llama-3.1-8b")).with_mtp(1)
+    assert dense.moe_layers == 0 and dense.experts == 0
+
+
+def test_mtp_depth_costs_its_flops_in_the_step(cat: Catalogue) -> None:
+    model = cat.model("qwen3-30b-a3b")
+    setup = TrainSetup(dp=8, seq_len=4096, recompute="none")
+    base = run(cat, model, "h100-sxm", setup)
+    mtp = run(cat, model, "h100-sxm", setup.model_copy(update={"mtp_depth": 1}))
+    shape = shape_of(model)
+    ratio = float(mtp.step.flops.hardware_linear[0] / base.step.flops.hardware_linear[0])
+    assert ratio == pytest.approx(shape.with_mtp(1).linear_active / shape.linear_active)
+    assert float(mtp.step.compute[0]) > float(base.step.compute[0])
+    assert float(mtp.memory.weights[0]) > float(base.memory.weights[0])  # the module's parameters are trained too
