@@ -35,6 +35,11 @@ def diff_view(doc: dict[str, Any]) -> View:
         Table("Per workload", ["workload", "status", "base devices", "head devices", "Δ devices", "base $/month", "head $/month",
                                "Δ $/month", "TTFT ms", "TPOT ms", "Δ TTFT margin %", "Δ TPOT margin %"], rows),
     ]  # fmt: skip
+    moved = [[w["workload"], (w["base"] or {}).get("layout", "—"), (w["head"] or {}).get("layout", "—")] for w in doc["workloads"]
+             if (w["base"] or {}).get("layout") != (w["head"] or {}).get("layout")]  # fmt: skip
+    if moved:
+        tables.append(Table("Layouts that changed (replicas × parallelism, weights, batch cap, instance type)", ["workload", "base", "head"],
+                            moved))  # fmt: skip
     return View(doc, tables, [f"note: {n}" for n in doc["notes"]], csv=flat_table(doc))
 
 

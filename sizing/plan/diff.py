@@ -1,4 +1,4 @@
-"""What changed between two plans (``aicap diff``): money, devices, and the latencies promised.
+"""What changed between two plans (``aicap diff``): money, devices, layouts, and the latencies promised.
 
 A change that costs nothing can still break a promise, so the headline names the largest latency
 change (TTFT or TPOT percentile of any workload, when it moved by 10% or more) beside the money.
@@ -15,8 +15,22 @@ from aicap.sizing.core.plan import Workload as PlanWorkload
 LATENCY_HEADLINE_PCT = 10.0  # a latency change at least this large is named in the headline
 
 
+def _layout(w: PlanWorkload) -> str:
+    """How the workload is served, one ``"R× TPt·PPp[·EPe][·DPAa] dtype batch B on type"`` per deployment, sorted.
+
+    A plan whose money and devices did not move can still serve differently (another weight format, a
+    smaller batch cap, tensor instead of pipeline parallel): the layout is what an operator redeploys.
+    """
+    parts = []
+    for d in w.deployments:
+        degrees = f"TP{d.tp}·PP{d.pp}" + (f"·EP{d.ep}" if d.ep > 1 else "") + (f"·DPA{d.dp_attention}" if d.dp_attention > 1 else "")
+        parts.append(f"{d.replicas}× {degrees} {d.weights_dtype} batch {d.max_running} on {d.instance_type}")
+    return "; ".join(sorted(parts))
+
+
 def _numbers(w: PlanWorkload) -> dict[str, Any]:
     return {
+        "layout": _layout(w),
         "instances": round(sum(d.instances for d in w.deployments), 3),
         "devices": sum(d.devices for d in w.deployments),
         "hardware": ", ".join(sorted({f"{d.devices}×{d.hardware}" for d in w.deployments})),

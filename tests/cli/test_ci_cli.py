@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -143,3 +144,21 @@ def test_diff_csv_has_every_figure_per_workload(aicap, plans) -> None:
     doc = aicap("diff", str(plans[0]), str(plans[1]), "-f", "json").json()
     assert rows["workloads.0.workload"] == doc["workloads"][0]["workload"] == "chat"
     assert float(rows["totals.head.usd_per_month"]) == doc["totals"]["head"]["usd_per_month"]
+
+
+def test_diff_names_the_layouts_that_changed(aicap, plans) -> None:
+    # It showed money, devices and latencies, but not what an operator redeploys: parallelism, weights, batch cap, instance.
+    doc = aicap("diff", str(plans[0]), str(plans[1]), "-f", "json").json()
+    base, head = (json.loads(p.read_text()) for p in plans)
+    row = doc["workloads"][0]
+    for side, plan in (("base", base), ("head", head)):
+        deps = plan["workloads"][0]["deployments"]
+        want = "; ".join(sorted(f"{d['replicas']}× TP{d['tp']}·PP{d['pp']} {d['weights_dtype']} batch {d['max_running']} on "
+                                f"{d['instance_type']}" for d in deps))  # fmt: skip
+        assert row[side]["layout"] == want
+    assert row["base"]["layout"] != row["head"]["layout"]
+    table = aicap("diff", str(plans[0]), str(plans[1])).stdout
+    assert "Layouts that changed" in table and row["head"]["instances"] > 0
+    same = aicap("diff", str(plans[1]), str(plans[1]), "-f", "json").json()
+    assert same["workloads"][0]["status"] == "unchanged"
+    assert "Layouts that changed" not in aicap("diff", str(plans[1]), str(plans[1])).stdout
