@@ -182,8 +182,12 @@ def _dp_attention(values: dict[str, object], fmap: FlagMap) -> str | None:
         values["max_running_requests"] = max(running // groups, 1)
     if rule.step_budget == "replica" and isinstance(budget := values.get("max_prefill_tokens"), int):
         values["max_prefill_tokens"] = budget * groups  # the engine divides it over the groups
-    if not any(f.field == "attention_data_parallel" for f in fmap.flags):
+    names = {f.field for f in fmap.flags} | {k.field for k in (fmap.extra_options_file.keys if fmap.extra_options_file else [])}
+    if "attention_data_parallel" not in names:
         del values["attention_data_parallel"]
+    per_device = rule.tensor_parallel == "stage" and values.get("tensor_parallel") == groups
+    if per_device and "data_parallel" not in names:
+        del values["data_parallel"]  # one group per device: the engine takes the group count from its tensor-parallel size
     return None
 
 

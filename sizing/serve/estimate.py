@@ -243,7 +243,15 @@ def estimate(req: EstimateRequest) -> EstimateResult:
     Engine(req.runtime, req.engine).check(req.device, wdt, kvdt)
     if req.dp_attention > 1 and req.engine is not None and req.engine.dp_attention is None:
         raise InputError(f"--dp-attention {req.dp_attention}: the {req.engine.name} profile runs no data-parallel attention; "
-                         "engines that do: vllm, sglang (and generic)")  # fmt: skip
+                         "engines that do: vllm, sglang, trtllm (and generic)")  # fmt: skip
+    # TensorRT-LLM: one attention group per device of the stage (its attention data-parallel size is the TP size)
+    per_device = req.dp_attention > 1 and req.engine is not None and req.engine.dp_attention is not None and \
+        req.engine.dp_attention.groups == "per_device"  # fmt: skip
+    if per_device and req.tp is not None and req.tp != req.dp_attention:
+        assert req.engine is not None
+        raise InputError(f"--dp-attention {req.dp_attention} with --tp {req.tp}: {req.engine.name} runs one attention group per device "
+                         f"of the stage (its attention data-parallel size is the tensor-parallel size); give --dp-attention {req.tp} "
+                         f"or --tp {req.dp_attention}")  # fmt: skip
     devices = req.devices or (req.tp or (req.dp_attention if req.dp_attention > 1 else 1)) * (req.pp or 1)
     if devices < 1:
         raise InputError(f"--devices {devices}: must be a positive integer")
@@ -263,6 +271,8 @@ def estimate(req: EstimateRequest) -> EstimateResult:
         raise InputError(f"{what} = {ctx} tokens exceeds {req.model.id}'s max context of {req.model.max_context}")
     best: EstimateResult | None = None
     for tp, pp in candidate_layouts(req, devices):
+        if per_device and tp != req.dp_attention:
+            continue
         ep = tp if req.dp_attention > 1 and req.ep == 1 else req.ep  # data-parallel attention splits the experts over all tp
         dep = Deployment(req.model, req.device, req.efficiency, req.runtime, tp, pp, ep, wdt, kvdt, req.scale_out_bps, req.speculative,
                          req.dp_attention)  # fmt: skip

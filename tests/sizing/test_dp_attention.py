@@ -185,7 +185,7 @@ def test_a_decode_heavy_deepseek_fleet_runs_data_parallel_attention_and_keeps_it
     assert (d.tp, d.ep, d.dp_attention) == (8, 8, 8)
     assert d.max_running % 8 == 0 and d.max_running > 8 * 100  # each group's slots, eight groups
     assert any("data-parallel attention is costed" in x and "'deepseek-v3'" in x for x in plan.warnings)
-    tp_only = size(_decode_heavy(cat, engine="trtllm"), cat, alternatives=False)  # TensorRT-LLM's profile runs no DP attention
+    tp_only = size(_decode_heavy(cat, engine="tgi"), cat, alternatives=False)  # TGI's profile runs no DP attention
     assert all(x.dp_attention == 1 for x in tp_only.workloads[0].deployments)
     assert tp_only.totals.devices > plan.totals.devices  # the MLA cache replicated eight ways holds fewer sequences per device
     for c in verify(plan, cat):
@@ -252,6 +252,26 @@ def test_sglang_shares_its_step_budget_over_the_groups_and_the_export_gives_it_b
                 "--hardware", "h200-sxm", "--cloud", "aws", "--precision", "fp8", "-f", "csv").stdout.splitlines()  # fmt: skip
     header = csv[0].split(",")
     assert csv[1].split(",")[header.index("dp_attention")] == "8" and csv[1].split(",")[header.index("ep")] == "8"
+
+
+def test_tensorrt_llm_runs_one_attention_group_per_device_and_its_flags_count_a_ranks_share(aicap, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    # TensorRT-LLM's Mapping.dp_size is tp_size under enable_attention_dp; each rank's executor holds max_batch_size requests.
+    base = ["estimate", "-m", "deepseek-v3", "--hardware", "h200-sxm", "--engine", "trtllm"]
+    part = aicap(*base, "--tp", "8", "--dp-attention", "4")
+    assert part.code == 2 and part.stderr.count("\n") == 1
+    assert "--dp-attention 4 with --tp 8" in part.stderr and "give --dp-attention 8 or --tp 4" in part.stderr
+    whole = aicap(*base, "--dp-attention", "8", "-f", "json")
+    assert whole.code == 0, whole.stderr
+    doc = whole.json()
+    assert (doc["tp"], doc["dp_attention"], doc["ep"]) == (8, 8, 8)
+    assert doc["batch"] == doc["max_batch_at_context"] > 2048  # 8 engines of up to 2,048 requests each, not one of 2,048
+    plan, d = _sized(aicap, tmp_path, "--engine", "trtllm")
+    trt = aicap("export", str(plan), "--to", "trtllm")
+    assert trt.code == 0, trt.stderr
+    text = trt.stdout.replace("\\\n", "")
+    assert "--tp_size 8 " in text and "--ep_size 8 " in text and "enable_attention_dp: true" in text
+    assert f"--max_batch_size {d['max_running'] // 8} " in text  # each rank's own
+    assert "data_parallel" not in text and "does not say whether" not in text  # the group count follows from --tp_size
 
 
 def test_what_data_parallel_attention_does_not_take_is_refused_with_the_way_out(cat: Catalogue, aicap) -> None:  # type: ignore[no-untyped-def]

@@ -134,6 +134,10 @@ class DpAttention(BaseModel):
     step_budget
         ``per_group``: each rank's step takes the profile's ``max_prefill_tokens`` (vLLM's engines);
         ``shared``: the engine divides it by the rank count (SGLang), so a group's step takes ``1/D``.
+    groups
+        ``divisor``: any group count ``D`` dividing the stage's ``tp`` (groups of ``tp/D`` devices: vLLM,
+        SGLang); ``per_device``: one group per device, ``D = tp`` (TensorRT-LLM, whose attention
+        data-parallel size is its tensor-parallel size).
     source
         Where the engine documents it.
     """
@@ -142,6 +146,7 @@ class DpAttention(BaseModel):
 
     launch: str = Field(min_length=1)
     step_budget: Literal["per_group", "shared"] = "per_group"
+    groups: Literal["divisor", "per_device"] = "divisor"
     source: str = Field(min_length=1)
 
 
