@@ -91,12 +91,13 @@ def test_workload_numbers_and_deltas() -> None:
     head = plan(1.0, [wl("chat", usd_h=3.25, deps=[dep("h100-sxm", 8, 1.0)], ttft=200.0, tpot=30.0, per_m=1.5, percentile="p95")])
     row = diff(base, head)["workloads"][0]
     assert row["base"] == {
+        "layout": "2× TP1·PP1 bf16 batch 8 on x; 3× TP1·PP1 bf16 batch 8 on x",
         "instances": 0.583, "devices": 5, "hardware": "2×h100-sxm, 3×l4", "usd_per_hour": 3.0, "usd_per_month": 2190.0,
         "usd_per_million_output_tokens": None, "percentile": "p99", "ttft_ms": 300.0, "tpot_ms": None, "ttft_margin_pct": 10.0,
         "tpot_margin_pct": 20.0,
     }  # fmt: skip
     assert row["delta"] == {
-        "instances": 0.417, "devices": 3, "hardware": None, "usd_per_hour": 0.25, "usd_per_month": 182.5,
+        "layout": None, "instances": 0.417, "devices": 3, "hardware": None, "usd_per_hour": 0.25, "usd_per_month": 182.5,
         "usd_per_million_output_tokens": None, "percentile": None, "ttft_ms": -100.0, "tpot_ms": None, "ttft_margin_pct": 0.0,
         "tpot_margin_pct": 0.0,
     }  # fmt: skip
@@ -129,3 +130,14 @@ def test_totals_delta_and_percentage() -> None:
 def test_a_catalogue_change_is_noted() -> None:
     d = diff(plan(1.0, [], version="aaa"), plan(1.0, [], version="bbb"))
     assert d["notes"] == ["plans were made with different catalogues (aaa → bbb); part of the change may be prices or efficiency factors"]
+
+
+def test_a_layout_change_alone_is_a_change_and_is_spelled() -> None:
+    # Same money, devices and latencies, other weights and batch cap: an operator redeploys, so the diff says so.
+    moved = dep("h100-sxm", 2, 0.25) | {"weights_dtype": "fp8", "max_running": 64, "tp": 2, "replicas": 1}
+    base = plan(1.0, [wl("chat", deps=[dep("h100-sxm", 2, 0.25)])])
+    head = plan(1.0, [wl("chat", deps=[moved])])
+    row = diff(base, head)["workloads"][0]
+    assert row["status"] == "changed"
+    assert (row["base"]["layout"], row["head"]["layout"]) == ("2× TP1·PP1 bf16 batch 8 on x", "1× TP2·PP1 fp8 batch 64 on x")
+    assert {k for k, v in row["base"].items() if row["head"][k] != v} == {"layout"}
