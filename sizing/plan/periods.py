@@ -46,7 +46,7 @@ from aicap.sizing.plan.assemble import _version
 from aicap.sizing.plan.candidates import Candidate, prune
 from aicap.sizing.plan.evaluation import available_cores
 from aicap.sizing.plan.generate import all_candidates
-from aicap.sizing.plan.sizer import _diagnose, allowed_instances, deployment_key, shortlist
+from aicap.sizing.plan.sizer import _diagnose, allowed_instances, bursty_warnings, deployment_key, shortlist
 from aicap.sizing.solve.hour_workers import HourPool
 from aicap.sizing.solve.periods import RESERVED, PeriodProblem, PeriodSolution, solve_periods
 
@@ -88,6 +88,7 @@ def _setup(fleet: Fleet, cat: CatalogueLike, derate: Mapping[str, float], jobs: 
             raise InputError(f"workload '{w.name}': disaggregated prefill and decode are sized for one demand rate, not hour by hour: "
                              "give requests_per_s one number (size the busiest hour), or drop disaggregation")  # fmt: skip
     insts, warnings = allowed_instances(fleet, cat, ("on_demand",))
+    warnings += bursty_warnings(fleet)
     insts = [i for i in insts if any(i.price(m) is not None for m in c.pricing_models)]
     if not insts:
         raise InfeasibleError(f"no allowed instance type has an on-demand reference price and a {' or '.join(c.pricing_models)} price")

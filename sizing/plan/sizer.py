@@ -37,6 +37,27 @@ from aicap.sizing.solve.milp import SolveStatus, solve
 GIB = 2**30
 
 
+#: Arrivals at least this bursty (coefficient of variation of inter-arrival times) get a warning on an unverified plan: against the
+#: simulator, the model's p99 TTFT ran 1.0-1.1x low at cv 1-1.5 (inside the plan's headroom), 1.3x at cv 2, 1.2-2.0x at cv 3
+#: (Llama-3.1-8B and Qwen3-30B-A3B chat fleets, 800/200 tokens, `size --verify`; docs/simulator.md).
+BURSTY_CV = 2.0
+BURSTY_NOTE = "the model's TTFT and TPOT tails run low for arrivals this bursty"
+
+
+def bursty_warnings(fleet: Fleet) -> list[str]:
+    """The warning an unverified plan carries for workloads arriving with ``arrival_cv ≥ BURSTY_CV`` (none otherwise)."""
+    bursty = [f"'{w.name}' (cv {w.arrival_cv:g})" for w in fleet.workloads if w.arrival_cv >= BURSTY_CV]
+    if not bursty:
+        return []
+    return [f"workload(s) {', '.join(bursty)}: {BURSTY_NOTE} (a simulated p99 TTFT up to 2x the model's at cv 3); "
+            "size --verify plays the plan through the simulator and states the larger of the two"]  # fmt: skip
+
+
+def without_bursty_warning(warnings: list[str]) -> list[str]:
+    """``warnings`` less :func:`bursty_warnings`' (a verified plan states the simulated tails)."""
+    return [w for w in warnings if BURSTY_NOTE not in w]
+
+
 def allowed_instances(fleet: Fleet, cat: CatalogueLike, models: tuple[str, ...] | None = None) -> tuple[list[InstanceSpec], list[str]]:
     """Instance types that meet the constraints and have a price under every one of ``models``, and warnings.
 
@@ -313,6 +334,7 @@ def _size(fleet: Fleet, cat: CatalogueLike, alternatives: bool, time_limit_s: fl
           jobs: int | None, pools_in: tuple[str, str] | None = None) -> Plan:  # fmt: skip
     """:func:`size` with the collector paused; ``pools_in`` keeps disaggregated pools in one (cloud, region)."""
     insts, warnings = allowed_instances(fleet, cat)
+    warnings += bursty_warnings(fleet)
     if any(w.profile is not None for w in fleet.workloads) or len(fleet.constraints.pricing_models) > 1:
         warnings.append(f"a static plan: each workload sized at its busiest hour, priced {fleet.constraints.price_model} "
                         "(size_periods plans a fleet with hourly profiles or several pricing models hour by hour)")  # fmt: skip

@@ -24,7 +24,7 @@ from aicap.sizing.core.lengths import LengthBin
 from aicap.sizing.core.plan import Deployment as PlannedDeployment
 from aicap.sizing.core.plan import Plan, Verification, VerifiedWorkload
 from aicap.sizing.core.speculative import speculative_for
-from aicap.sizing.plan.sizer import deployment_key, size
+from aicap.sizing.plan.sizer import deployment_key, size, without_bursty_warning
 from aicap.sizing.sim.arrivals import ArrivalKind, arrival_times, sample_lengths
 from aicap.sizing.sim.cluster import Router
 from aicap.sizing.sim.engine import Requests, simulate
@@ -226,7 +226,8 @@ def size_verified(fleet: Fleet, cat: CatalogueLike, *, requests: int = DEFAULT_R
     summary = _summary(plan, checks)
     verification = Verification(requests_per_deployment=requests, seed=seed, resolves=resolves, derated=dict(sorted(derate.items())),
                                 holds=all(v.holds for v in summary), workloads=summary)  # fmt: skip
-    return _with_simulated_tails(plan, checks).model_copy(update={"verification": verification})
+    warnings = without_bursty_warning(plan.warnings)
+    return _with_simulated_tails(plan, checks).model_copy(update={"verification": verification, "warnings": warnings})
 
 
 def _with_simulated_tails(plan: Plan, checks: list[Check]) -> Plan:

@@ -18,7 +18,7 @@ from aicap.sizing.core.engines import engine_for
 from aicap.sizing.core.fleet import Fleet
 from aicap.sizing.core.period_plan import PeriodCheck, PeriodPlan, PeriodVerification
 from aicap.sizing.core.speculative import speculative_for
-from aicap.sizing.plan.sizer import deployment_key
+from aicap.sizing.plan.sizer import deployment_key, without_bursty_warning
 from aicap.sizing.sim.arrivals import ArrivalKind
 from aicap.sizing.sim.replay import holds, planned_setup, run
 from aicap.sizing.sim.report import Targets
@@ -119,4 +119,4 @@ def size_periods_verified(fleet: Fleet, cat: CatalogueLike, *, requests: int = D
                         holds=c.holds) for c in checks]  # fmt: skip
     verification = PeriodVerification(requests_per_deployment=requests, seed=seed, resolves=resolves, derated=dict(sorted(derate.items())),
                                       holds=all(c.holds for c in checks), checks=docs)  # fmt: skip
-    return plan.model_copy(update={"verification": verification})
+    return plan.model_copy(update={"verification": verification, "warnings": without_bursty_warning(plan.warnings)})
