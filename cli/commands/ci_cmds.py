@@ -38,7 +38,7 @@ def diff_view(doc: dict[str, Any]) -> View:
     moved = [[w["workload"], (w["base"] or {}).get("layout", "—"), (w["head"] or {}).get("layout", "—")] for w in doc["workloads"]
              if (w["base"] or {}).get("layout") != (w["head"] or {}).get("layout")]  # fmt: skip
     if moved:
-        tables.append(Table("Layouts that changed (replicas × parallelism, weights, batch cap, instance type)", ["workload", "base", "head"],
+        tables.append(Table("Layouts that changed (engine: replicas × parallelism, weights, batch cap, instance type)", ["workload", "base", "head"],
                             moved))  # fmt: skip
     return View(doc, tables, [f"note: {n}" for n in doc["notes"]], csv=flat_table(doc))
 

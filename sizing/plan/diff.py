@@ -16,16 +16,27 @@ LATENCY_HEADLINE_PCT = 10.0  # a latency change at least this large is named in 
 
 
 def _layout(w: PlanWorkload) -> str:
-    """How the workload is served, one ``"R× TPt·PPp[·EPe][·DPAa] dtype batch B on type"`` per deployment, sorted.
+    """How the workload is served: the engine, then each deployment's replicas, layout, weights, batch cap and instance type.
 
-    A plan whose money and devices did not move can still serve differently (another weight format, a
-    smaller batch cap, tensor instead of pipeline parallel): the layout is what an operator redeploys.
+    ``"engine[ eager][ speculative S]: "`` then one ``"R× TPt·PPp[·EPe][·DPAa] dtype batch B on type"`` per deployment, sorted.
+
+    A plan whose money and devices did not move can still serve differently (another engine or weight format, CUDA graphs
+    off, a smaller batch cap, tensor instead of pipeline parallel): the layout is what an operator redeploys.
     """
     parts = []
     for d in w.deployments:
         degrees = f"TP{d.tp}·PP{d.pp}" + (f"·EP{d.ep}" if d.ep > 1 else "") + (f"·DPA{d.dp_attention}" if d.dp_attention > 1 else "")
         parts.append(f"{d.replicas}× {degrees} {d.weights_dtype} batch {d.max_running} on {d.instance_type}")
-    return "; ".join(sorted(parts))
+    engine = w.engine + (" eager" if w.eager else "") + (f" speculative {w.speculative}" if w.speculative else "")
+    return f"{engine}: " + "; ".join(sorted(parts))
+
+
+def _hardware(w: PlanWorkload) -> str:
+    """Devices per device type over the workload's deployments, ``"8×h100-sxm, 3×l4"`` (two deployments of one type add up)."""
+    per: dict[str, int] = {}
+    for d in w.deployments:
+        per[d.hardware] = per.get(d.hardware, 0) + d.devices
+    return ", ".join(f"{n}×{hw}" for hw, n in sorted(per.items()))
 
 
 def _numbers(w: PlanWorkload) -> dict[str, Any]:
@@ -33,7 +44,7 @@ def _numbers(w: PlanWorkload) -> dict[str, Any]:
         "layout": _layout(w),
         "instances": round(sum(d.instances for d in w.deployments), 3),
         "devices": sum(d.devices for d in w.deployments),
-        "hardware": ", ".join(sorted({f"{d.devices}×{d.hardware}" for d in w.deployments})),
+        "hardware": _hardware(w),
         "usd_per_hour": w.usd_per_hour,
         "usd_per_month": w.usd_per_month,
         "usd_per_million_output_tokens": w.usd_per_million_output_tokens,
@@ -45,10 +56,21 @@ def _numbers(w: PlanWorkload) -> dict[str, Any]:
     }
 
 
+#: What a workload that is absent on one side has none of: its delta is the other side's figure.
+_ADDITIVE = ("instances", "devices", "usd_per_hour", "usd_per_month")
+
+
 def _delta(a: Any, b: Any) -> Any:
     if isinstance(a, int | float) and isinstance(b, int | float) and not isinstance(a, bool):
         return round(b - a, 4)
     return None
+
+
+def _row_delta(a: dict[str, Any] | None, b: dict[str, Any] | None, key: str) -> Any:
+    """``b − a`` for one figure; an added or removed workload counts as zero devices, instances and dollars on its absent side."""
+    if (a is None or b is None) and key in _ADDITIVE:
+        return _delta(0, (b or {}).get(key)) if a is None else _delta((a or {}).get(key), 0)
+    return _delta((a or {}).get(key), (b or {}).get(key))
 
 
 def _pct(a: Any, b: Any) -> float | None:
@@ -68,7 +90,7 @@ def diff(base: Plan, head: Plan) -> dict[str, Any]:
         status = "added" if a is None else "removed" if b is None else "changed" if a != b else "unchanged"
         keys = (a or b or {}).keys()
         row: dict[str, Any] = {"workload": name, "status": status, "base": a, "head": b,
-                               "delta": {k: _delta((a or {}).get(k), (b or {}).get(k)) for k in keys}}  # fmt: skip
+                               "delta": {k: _row_delta(a, b, k) for k in keys}}  # fmt: skip
         row["delta_pct"] = {k: _pct((a or {}).get(k), (b or {}).get(k)) for k in ("ttft_ms", "tpot_ms")}
         rows.append(row)
         if a is not None and b is not None:

@@ -153,8 +153,10 @@ def test_diff_names_the_layouts_that_changed(aicap, plans) -> None:
     row = doc["workloads"][0]
     for side, plan in (("base", base), ("head", head)):
         deps = plan["workloads"][0]["deployments"]
-        want = "; ".join(sorted(f"{d['replicas']}× TP{d['tp']}·PP{d['pp']} {d['weights_dtype']} batch {d['max_running']} on "
-                                f"{d['instance_type']}" for d in deps))  # fmt: skip
+        engine = plan["workloads"][0]["engine"]
+        each = [f"{d['replicas']}× TP{d['tp']}·PP{d['pp']} {d['weights_dtype']} batch {d['max_running']} on {d['instance_type']}"
+                for d in deps]  # fmt: skip
+        want = f"{engine}: " + "; ".join(sorted(each))
         assert row[side]["layout"] == want
     assert row["base"]["layout"] != row["head"]["layout"]
     table = aicap("diff", str(plans[0]), str(plans[1])).stdout

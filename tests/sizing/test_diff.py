@@ -79,8 +79,12 @@ def test_workload_rows_added_removed_changed_unchanged_in_name_order() -> None:
         ("same", "unchanged"),
     ]
     gone, moved, new, same = rows
-    assert gone["head"] is None and gone["base"]["ttft_ms"] == 100.0 and all(v is None for v in gone["delta"].values())
+    assert gone["head"] is None and gone["base"]["ttft_ms"] == 100.0
     assert new["base"] is None and new["head"]["ttft_ms"] == 100.0 and set(new["delta"]) == set(new["head"])
+    # An added or removed workload adds or frees its devices and money (the headline's total is their sum); no latency delta.
+    additive = {"instances": 1.0, "devices": 1, "usd_per_hour": 1.0, "usd_per_month": 730.0}
+    assert {k: v for k, v in new["delta"].items() if v is not None} == additive
+    assert {k: v for k, v in gone["delta"].items() if v is not None} == {k: -v for k, v in additive.items()}
     assert gone["delta_pct"] == {"ttft_ms": None, "tpot_ms": None} == new["delta_pct"]
     assert moved["delta"]["ttft_ms"] == 20.0 and moved["delta_pct"] == {"ttft_ms": 20.0, "tpot_ms": 0.0}
     assert same["delta"]["usd_per_hour"] == 0.0 and same["base"] == same["head"]
@@ -91,7 +95,7 @@ def test_workload_numbers_and_deltas() -> None:
     head = plan(1.0, [wl("chat", usd_h=3.25, deps=[dep("h100-sxm", 8, 1.0)], ttft=200.0, tpot=30.0, per_m=1.5, percentile="p95")])
     row = diff(base, head)["workloads"][0]
     assert row["base"] == {
-        "layout": "2× TP1·PP1 bf16 batch 8 on x; 3× TP1·PP1 bf16 batch 8 on x",
+        "layout": "generic: 2× TP1·PP1 bf16 batch 8 on x; 3× TP1·PP1 bf16 batch 8 on x",
         "instances": 0.583, "devices": 5, "hardware": "2×h100-sxm, 3×l4", "usd_per_hour": 3.0, "usd_per_month": 2190.0,
         "usd_per_million_output_tokens": None, "percentile": "p99", "ttft_ms": 300.0, "tpot_ms": None, "ttft_margin_pct": 10.0,
         "tpot_margin_pct": 20.0,
@@ -139,5 +143,19 @@ def test_a_layout_change_alone_is_a_change_and_is_spelled() -> None:
     head = plan(1.0, [wl("chat", deps=[moved])])
     row = diff(base, head)["workloads"][0]
     assert row["status"] == "changed"
-    assert (row["base"]["layout"], row["head"]["layout"]) == ("2× TP1·PP1 bf16 batch 8 on x", "1× TP2·PP1 fp8 batch 64 on x")
+    assert row["base"]["layout"] == "generic: 2× TP1·PP1 bf16 batch 8 on x"
+    assert row["head"]["layout"] == "generic: 1× TP2·PP1 fp8 batch 64 on x"
     assert {k for k, v in row["base"].items() if row["head"][k] != v} == {"layout"}
+
+
+def test_two_deployments_of_one_device_type_add_up_and_the_engine_is_part_of_the_layout() -> None:
+    # "4×h100-sxm" twice collapsed into one "4×h100-sxm" beside devices: 8.
+    two = [dep("h100-sxm", 4, 0.5), dep("h100-sxm", 4, 0.5) | {"tp": 2, "replicas": 2}]
+    base = plan(1.0, [wl("chat", deps=two)])
+    row = diff(base, base)["workloads"][0]
+    assert row["base"]["hardware"] == "8×h100-sxm" and row["base"]["devices"] == 8
+    eager = plan(1.0, [wl("chat", deps=two) | {"engine": "vllm", "eager": True}])
+    graphs = plan(1.0, [wl("chat", deps=two) | {"engine": "vllm"}])
+    moved = diff(graphs, eager)["workloads"][0]
+    assert moved["status"] == "changed" and moved["base"]["layout"].startswith("vllm: ")
+    assert moved["head"]["layout"].startswith("vllm eager: ")
