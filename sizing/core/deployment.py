@@ -190,7 +190,7 @@ class Deployment:
     def _check_eager(self) -> None:
         """An engine without CUDA graphs (``runtime.eager``): a GPU, a transformer's layers to count, no drafter."""
         if self.device.kind != "gpu":
-            raise InputError(f"--eager: {self.device.id} is a {self.device.kind}; running without CUDA graphs is a GPU engine's "
+            raise InputError(f"--eager: {self.device.id} is {_article(self.device.kind)}; running without CUDA graphs is a GPU engine's "
                              "setting (its launch costs are vLLM's on GPUs): drop --eager")  # fmt: skip
         if self.model.kind == "generic":
             raise InputError(f"--eager: {self.model.id} is a generic model, with no layers whose kernel launches could be counted")
@@ -218,6 +218,11 @@ class Deployment:
             raise InputError(f"--dp-attention {d}: an attention group of {self.attention_tp} devices exceeds {self.device.id}'s "
                              f"fast-link domain of {self.device.interconnect.domain_size}; use --dp-attention "
                              f"{self.tp // self.device.interconnect.domain_size} or more")  # fmt: skip
+
+
+def _article(kind: str) -> str:
+    """``"a gpu"``, ``"an accelerator"``."""
+    return f"{'an' if kind[:1] in 'aeiou' else 'a'} {kind}"
 
 
 def group_runtime(runtime: RuntimeSpec, groups: int) -> RuntimeSpec:

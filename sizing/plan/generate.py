@@ -19,6 +19,7 @@ from aicap.sizing.core.catalogue import CatalogueLike
 from aicap.sizing.core.deployment import Deployment, group_runtime
 from aicap.sizing.core.dtypes import checkpoint_kv
 from aicap.sizing.core.engines import engine_for
+from aicap.sizing.core.errors import InputError
 from aicap.sizing.core.fleet import Fleet, Workload
 from aicap.sizing.core.specs import DeviceSpec, InstanceSpec, ModelSpec
 from aicap.sizing.core.specs.efficiency import RuntimeSpec
@@ -105,6 +106,14 @@ def _model_jobs(fleet: Fleet, cat: CatalogueLike, key: tuple[str, str | None, Sp
     """The evaluation jobs of the workloads ``ws`` of one model, engine, speculative decoding, KV format and eagerness."""
     ref, engine_ref, spec_config, kv_dtype, eager = key
     model = cat.model(ref)
+    if eager:  # without CUDA graphs: a GPU engine's setting, costed by a transformer's kernel launches (Deployment._check_eager)
+        names = ", ".join(f"'{w.name}'" for w in ws)
+        if model.kind == "generic":
+            raise InputError(f"workload(s) {names}: eager: {model.id} is a generic model, with no layers whose kernel launches "
+                             "could be counted; drop eager")  # fmt: skip
+        if not any(cat.device(d).kind == "gpu" for d in by_device):
+            raise InputError(f"workload(s) {names}: eager (no CUDA graphs) is a GPU engine's setting and none of the hardware these "
+                             "workloads may use is a GPU; drop eager or allow a GPU")  # fmt: skip
     spec = speculative_for(cat, model, spec_config, f"workload '{ws[0].name}': speculative")
     resolved = engine_for(cat, engine_ref, eager=eager)
     engine = resolved.spec
@@ -116,6 +125,9 @@ def _model_jobs(fleet: Fleet, cat: CatalogueLike, key: tuple[str, str | None, Sp
     runs_dpa = (engine is None or engine.dp_attention is not None) and spec is None  # no drafter inside attention groups (Deployment)
     for dev_id, dinsts in by_device.items():
         dev = cat.device(dev_id)
+        if eager and dev.kind != "gpu":  # an eager workload runs on GPUs only (above): no layout elsewhere
+            lay[dev_id], dpa[dev_id] = {i.name: [] for i in dinsts}, {i.name: [] for i in dinsts}
+            continue
         span = MAX_SPAN if _outgrows_an_instance(model, dev, dinsts, ws, cat) else 1
         lay[dev_id] = {i.name: layouts(model, i, dev, span) for i in dinsts}
         # Inside one instance: a wide-EP replica over several would need the engines' multi-node data-parallel launch, not exported yet.
@@ -223,6 +235,8 @@ def all_candidates(fleet: Fleet, cat: CatalogueLike, insts: list[InstanceSpec], 
                 dev = cat.device(dev_id)
                 if engine is not None and not engine.serves(dev):
                     why = f"{engine.name} does not run on {dev_id} ({dev.vendor} {dev.kind})"
+                elif w.eager and dev.kind != "gpu":
+                    why = f"the workload runs eager (no CUDA graphs), a GPU engine's setting; {dev_id} is not a GPU ({dev.kind})"
                 elif not any(lay[dev_id].values()):
                     heads = 1 if model.kind == "generic" else model.num_heads
                     why = f"no tensor-parallel degree divides {heads} heads within one instance's fast-link domain"

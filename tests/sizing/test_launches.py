@@ -186,6 +186,21 @@ def test_eager_is_refused_where_it_means_nothing() -> None:
     assert r.exit_code == 2 and "--eager" in r.stderr
 
 
+def test_size_runs_an_eager_workload_on_gpus_only() -> None:
+    # It sized a TPU, a CPU or a generic model "eager" and labelled the plan so, with nothing modelled (review).
+    base = ["--quiet", "size", "-m", "llama-3.1-8b", "--rate", "3", "--tpot-ms", "60", "--ttft-ms", "1000", "--eager"]
+    tpu = runner.invoke(app, [*base, "--hardware", "tpu-v5e"])
+    assert tpu.exit_code == 2 and "none of the hardware these workloads may use is a GPU" in tpu.stderr
+    generic = runner.invoke(app, ["--quiet", "size", "-m", "resnet-50", "--rate", "3", "--eager"])
+    assert generic.exit_code == 2 and "generic model" in generic.stderr
+    mixed = runner.invoke(app, [*base, "--hardware", "h100-sxm,tpu-v5e", "-f", "json"])
+    assert mixed.exit_code == 0, mixed.output
+    plan = json.loads(mixed.stdout)
+    assert plan["workloads"][0]["eager"] and {d["hardware"] for d in plan["workloads"][0]["deployments"]} == {"h100-sxm"}
+    lost = {a["hardware"]: a["why"] for a in plan["alternatives"]}
+    assert "eager" in lost["tpu-v5e"] and "not a GPU" in lost["tpu-v5e"]
+
+
 def test_an_eager_prefill_launches_every_chunk() -> None:
     """A batch of prompts over the step budget runs in chunks, each a step that launches every kernel again."""
     from aicap.sizing.serve.serving import prefill_time
