@@ -157,8 +157,8 @@ class Workload(_Doc):
     engine: str | None = Field(None, description="serving engine profile (vllm, sglang, trtllm, ...); default: the constraints' engine")
     eager: bool = Field(
         False,
-        description="the engine runs without CUDA graphs (vLLM --enforce-eager, SGLang --disable-cuda-graph): on GPUs every step "
-        "takes at least the host time of launching its kernels one by one",
+        description="the engine runs without CUDA graphs (vLLM --enforce-eager, SGLang --disable-cuda-graph): sized on GPUs only, "
+        "where every step takes at least the host time of launching its kernels one by one",
     )
     prefix_cached_share: float = Field(
         0.0,
