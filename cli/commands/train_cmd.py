@@ -76,8 +76,8 @@ def job_rows(doc: dict[str, Any]) -> list[list[Any]]:
     recipe = f"{lay['method']}" + (f" (rank {lay['lora_rank']} on {lay['lora_targets']})" if lay["method"] != "full" else "")
     if lay.get("mtp_depth"):
         recipe += f" + {lay['mtp_depth']} MTP module{'s' if lay['mtp_depth'] > 1 else ''}"
-    schedule = [f"expert all-to-all {lay['ep_overlap']:.0%} hidden"] if lay.get("ep_overlap") else []
-    schedule += [f"{lay['comm_sm_share']:.0%} of compute units kept for communication"] if lay.get("comm_sm_share") else []
+    schedule = [f"expert all-to-all {lay['ep_overlap']:.0%} hidden"] if lay.get("ep_overlap") and lay["ep"] > 1 else []
+    schedule += [f"{100 * lay['comm_sm_share']:.3g}% of compute units kept for communication"] if lay.get("comm_sm_share") else []
     rows: list[list[Any]] = [
         ["job", f"{doc['model']} on {doc['devices']}× {doc['hardware']} ({where})"],
         ["recipe", f"{recipe}, {lay['precision']}, {lay['optimizer']}" + (", offload " + lay["offload"] if lay["offload"] != "none" else "")
@@ -198,6 +198,9 @@ def register(app: typer.Typer) -> None:
             raise InputError(f"--comm-sm-share {comm_sm_share:g}: a share from 0 up to (not including) 1")
         if not 0 <= mtp_depth <= 8:
             raise InputError(f"--mtp-depth {mtp_depth}: 0 to 8 modules (DeepSeek-V3 trains 1)")
+        if mtp_depth and method != "full":
+            raise InputError(f"--mtp-depth {mtp_depth} with --method {method}: multi-token-prediction modules are trained in full with "
+                             "the model (pre-training), which LoRA's frozen base does not model; use --method full or drop --mtp-depth")  # fmt: skip
         recipe_fields: dict[str, Any] = {"precision": precision, "optimizer": optimizer, "method": method, "lora_rank": lora_rank,
                                          "lora_targets": lora_targets, "ep_overlap": ep_overlap, "comm_sm_share": comm_sm_share,
                                          "mtp_depth": mtp_depth}  # fmt: skip

@@ -106,6 +106,16 @@ def estimate_job(cat: CatalogueLike, model: AnyModel, hardware: str, setup: Trai
     if setup.tp > fabric.domain:
         notes.append(f"tensor parallel {setup.tp} spans more devices than {dev.id}'s fast link joins ({fabric.domain}): its all-reduces "
                      "run over the instance network; the search keeps TP within the link")  # fmt: skip
+    if setup.ep_overlap > 0 and setup.ep == 1:
+        notes.append(f"ep_overlap {setup.ep_overlap:g}: this layout has no expert-parallel all-to-all to hide (ep 1"
+                     + ("" if model.moe is not None else f"; {model.id} has no experts") + ")")  # fmt: skip
+    if setup.comm_sm_share > 0 and (setup.ep_overlap == 0 or setup.ep == 1):
+        notes.append(f"comm_sm_share {setup.comm_sm_share:g}: compute runs on the rest of the compute units, but aicap hides only the "
+                     "expert all-to-all (ep_overlap with ep > 1): here the share slows compute and hides nothing")  # fmt: skip
+    if setup.mtp_depth and setup.pp > 1:
+        notes.append(f"the {setup.mtp_depth} multi-token-prediction module(s) are spread over the {setup.pp} pipeline stages like the "
+                     "model's layers; DeepSeek-V3 runs its module on the last stage, which then holds and computes more than this "
+                     "(stage imbalance is not modelled)")  # fmt: skip
     if setup.virtual_pipeline > 1 and model.num_layers % (setup.pp * setup.virtual_pipeline):
         chunks = setup.pp * setup.virtual_pipeline
         notes.append(f"{model.num_layers} layers over PP {setup.pp} × virtual pipeline {setup.virtual_pipeline} = {chunks} chunks is "

@@ -109,6 +109,9 @@ class TrainSetup(BaseModel):
             raise ValueError(f"ep ({self.ep}) must divide dp × cp ({self.dp * self.cp}): experts are spread over data-parallel ranks")
         if self.virtual_pipeline > 1 and self.pp == 1:
             raise ValueError("virtual_pipeline > 1 needs pp > 1 (interleaved stages)")
+        if self.mtp_depth and self.method != "full":
+            raise ValueError(f"mtp_depth {self.mtp_depth} with method {self.method}: multi-token-prediction modules are trained in full "
+                             "with the model, which LoRA's frozen base does not model; use method full or mtp_depth 0")  # fmt: skip
         if self.global_batch_tokens is not None and self.global_batch_tokens < self.dp * self.micro_batch * self.seq_len:
             raise ValueError(
                 f"global_batch_tokens ({self.global_batch_tokens}) is smaller than one micro-batch on every "

@@ -142,6 +142,8 @@ def test_validate_training_reports_in_sample_and_out_of_source_and_rewrites_the_
         (("-m", "llama-3.1-8b", "--hardware", "h100-sxm", "--devices", "8", "--comm-sm-share", "1"), "--comm-sm-share 1"),
         (("-m", "llama-3.1-8b", "--tokens", "1T", "--comm-sm-share", "-0.1"), "--comm-sm-share"),
         (("-m", "llama-3.1-8b", "--hardware", "h100-sxm", "--devices", "8", "--mtp-depth", "9"), "--mtp-depth 9"),
+        (("-m", "llama-3.1-8b", "--hardware", "h100-sxm", "--devices", "8", "--method", "lora", "--mtp-depth", "1"), "--method lora"),
+        (("-m", "llama-3.1-8b", "--tokens", "1B", "--method", "qlora", "--mtp-depth", "1"), "--method qlora"),
     ],
 )
 def test_more_bad_input_is_one_line_and_exit_2(aicap: Any, args: tuple[str, ...], needle: str) -> None:
@@ -251,5 +253,21 @@ def test_a_deepseek_v3_style_recipe_is_said_and_costs_what_it_adds(aicap: Any) -
     assert f["step_breakdown_s"]["compute"] > p["step_breakdown_s"]["compute"] / (1 - 0.1515)  # fewer SMs, and more FLOPs
     assert f["memory_gib_per_device"]["weights"] > p["memory_gib_per_device"]["weights"]
     table = aicap(*base, "--comm-sm-share", "0.1515", "--mtp-depth", "1")
-    assert "1 MTP module" in table.stdout and "15% of compute units kept for communication" in table.stdout
+    assert "1 MTP module" in table.stdout and "15.2% of compute units kept for communication" in table.stdout
     assert "expert all-to-all 100% hidden" in table.stdout
+
+
+def test_schedule_options_that_hide_nothing_say_so(aicap: Any) -> None:
+    # --ep-overlap on a dense model and --comm-sm-share with nothing overlapped were taken without a word (review).
+    r = aicap("train", "-m", "llama-3.1-8b", "--hardware", "h100-sxm", "--devices", "8", "--ep-overlap", "1", "--comm-sm-share", "0.2",
+              "-f", "json")  # fmt: skip
+    assert r.code == 0, r.stderr
+    notes = r.json()["notes"]
+    assert any("no expert-parallel all-to-all to hide" in n and "no experts" in n for n in notes)
+    assert any("comm_sm_share 0.2" in n and "hides nothing" in n for n in notes)
+    table = aicap("train", "-m", "llama-3.1-8b", "--hardware", "h100-sxm", "--devices", "8", "--ep-overlap", "1").stdout
+    assert "all-to-all" not in table.split("layout")[0]  # the recipe row names no overlap where there is no all-to-all
+    staged = aicap("train", "-m", "qwen3-30b-a3b", "--hardware", "h100-sxm", "--devices", "16", "--pp", "2", "--mtp-depth", "1",
+                   "-f", "json")  # fmt: skip
+    assert staged.code in (0, 3), staged.stderr
+    assert any("pipeline stages" in n and "last stage" in n for n in staged.json()["notes"])
