@@ -122,7 +122,8 @@ def plan_runs_view(runs: list[DeploymentRun], composed: list[ComposedTtft] | Non
                               "ttft_target_ms": None if c.target_ms is None else round(c.target_ms, 3), "holds": c.holds}
                              for c in composed]}  # fmt: skip
     rows = [[r.workload, r.instance_type, f"{r.report.setup.replicas}× TP{r.report.setup.tp}·PP{r.report.setup.pp}"
-             + (f" DP-attn {r.report.setup.dp_attention}" if r.report.setup.dp_attention > 1 else ""),
+             + (f" DP-attn {r.report.setup.dp_attention}" if r.report.setup.dp_attention > 1 else "")
+             + (" eager" if r.report.setup.eager else ""),
              f"{r.report.setup.rate_per_s:,.4g}", r.percentile, ms(r.report.ttft_ms, r.percentile), r.report.slo.ttft_ms,
              ms(r.report.tpot_ms, r.percentile), r.report.slo.tpot_ms, _pct(r.report.slo_attainment), "yes" if r.report.stable else "NO",
              "yes" if r.holds else "NO"] for r in runs]  # fmt: skip

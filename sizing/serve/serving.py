@@ -70,7 +70,10 @@ def prefill_time(
     if np.any(st.host_s):  # eager: each chunk is a step launching every kernel again, max(T_device, chunks·H) + chunks·t_0
         whole = replace(st, host_s=np.asarray(chunks * st.host_s, dtype=float), overhead_s=np.asarray(chunks * st.overhead_s, dtype=float))
         return whole.total, whole
-    return np.asarray(st.total + (chunks - 1.0) * st.overhead_s, dtype=float), st
+    # each chunk pays the per-step overhead: the returned step carries all of them, so its parts (explain) add up to the time
+    return np.asarray(st.total + (chunks - 1.0) * st.overhead_s, dtype=float), replace(
+        st, overhead_s=np.asarray(chunks * st.overhead_s, dtype=float)
+    )
 
 
 def decode_time(dep: Deployment, batch: ArrayLike, context: ArrayLike, tp: ArrayLike, pp: ArrayLike, ep: ArrayLike) -> StepTime:

@@ -268,3 +268,17 @@ def test_tables_say_the_engine_runs_eager() -> None:
     plain = runner.invoke(app, ["--quiet", "size", "--model", "llama-3.1-8b", "--rate", "1", "--tpot-ms", "40", "--hardware", "h100-sxm",
                                 "--engine", "vllm"])  # fmt: skip
     assert plain.exit_code == 0 and "eager" not in plain.stdout
+
+
+def test_simulating_an_eager_plan_says_so_and_explain_counts_every_chunks_overhead(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    plan = tmp_path / "plan.json"
+    r = runner.invoke(app, ["--quiet", "size", "--model", "llama-3.1-8b", "--rate", "1", "--tpot-ms", "40", "--hardware", "h100-sxm",
+                            "--eager", "--output", str(plan), "-f", "json"])  # fmt: skip
+    assert r.exit_code == 0, r.output
+    sim = runner.invoke(app, ["--quiet", "simulate", str(plan)])
+    assert sim.exit_code == 0 and "TP1·PP1 eager" in sim.stdout
+    # A batch prefilled in 8 budget-sized chunks pays 8 step overheads with CUDA graphs too: explain's rows add up to its time.
+    args = ["explain", "-m", "llama-3.1-8b", "--hardware", "h100-sxm", "--phase", "prefill", "--batch", "64", "-f", "json"]
+    graphs, eager = (json.loads(runner.invoke(app, [*args, *extra]).stdout) for extra in ([], ["--eager"]))
+    over = {d["operator"]: d["time_ms"] for d in graphs["operators"]}["overhead"]
+    assert over == {d["operator"]: d["time_ms"] for d in eager["operators"]}["overhead"] == pytest.approx(8.0)
