@@ -49,6 +49,25 @@ def machine_name(m: Machine) -> str:
     return _NAME.sub("-", m.name).lstrip(".") or "machine"
 
 
+#: The first machine's address, which every machine of a replica spanning several is given (the operator sets it).
+LEADER = '"${LEADER_ADDRESS:?set LEADER_ADDRESS to the address of the replica\'s first machine}"'
+
+
+def _spread_flags(launch: Launch, part: tuple[int, int]) -> tuple[str, list[str]] | None:
+    """Where the engine starts a replica over machines by flags (:meth:`Launch.spread`): a comment and this machine's flags."""
+    f = launch.spread()
+    if f is None:
+        return None
+    k, n = part
+    local = launch.groups() // n
+    flags = shlex.split(f.flags(rank=k - 1, nodes=n, local=local, start=(k - 1) * local, address="LEADER"))
+    words = [LEADER if w == "LEADER" else LEADER[:-1] + w[len("LEADER"):] + '"' if w.startswith("LEADER") else shlex.quote(w)
+             for w in flags]  # fmt: skip
+    role = "serves HTTP" if k == 1 else "joins it, no HTTP"
+    what = f"attention groups {(k - 1) * local}-{k * local - 1} of {launch.groups()}" if launch.groups() > 1 else "its share of the devices"
+    return f"# part {k} of {n} of this replica ({what}; {role}; set LEADER_ADDRESS on every machine)", words
+
+
 def _spanning(launch: Launch, part: tuple[int, int], engine: str) -> tuple[str, str | None, bool]:
     """For one machine of a replica spanning ``part[1]`` machines: a comment, a start command to run first, and whether it serves.
 
@@ -114,7 +133,10 @@ def machine_script(m: Machine, settings: dict[str, Settings], launch_at: Callabl
         if engine == "vllm" and s.values.get("disaggregation_role") is not None:
             prefix.append(f"VLLM_NIXL_SIDE_CHANNEL_PORT={NIXL_PORT + NIXL_STRIDE * port}")
         pin = "numactl --cpunodebind={0} --membind={0} ".format(slot.devices[0]) if dev.kind == "cpu" and len(m.slots) > 1 else ""
-        if slot.part is not None:
+        spread = _spread_flags(launch, slot.part) if slot.part is not None else None
+        if spread is not None:  # every machine runs the serving command with its own flags
+            lines.append(spread[0])
+        elif slot.part is not None:
             note, start, serves = _spanning(launch, slot.part, engine)
             lines.append(note)
             if start is not None and not serves:  # a worker: its join command is all this machine runs of the replica
@@ -127,6 +149,8 @@ def machine_script(m: Machine, settings: dict[str, Settings], launch_at: Callabl
         parts = command(launch)
         if argv_extra:
             parts.append(" ".join(shlex.quote(a) for a in argv_extra))
+        if spread is not None:
+            parts.append(" ".join(spread[1]))
         parts[0] = " ".join([*prefix, pin + parts[0]]) if prefix else pin + parts[0]
         lines += [" \\\n  ".join(parts) + " &", 'pids="$pids $!"']
         port += 1

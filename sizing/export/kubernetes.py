@@ -103,6 +103,21 @@ def _multi_node(launch: Launch, template: dict[str, object], pods: int,
     wspec = worker["spec"]
     assert isinstance(lmeta, dict) and isinstance(lspec, dict) and isinstance(wspec, dict)
     lmeta["labels"] = {**lmeta["labels"], "role": "leader"}
+    spread = launch.spread()
+    if spread is not None:  # every pod runs the serving command with its own flags (LWS's index and the leader's address)
+        lead, work = lspec["containers"][0], wspec["containers"][0]
+        local = launch.groups() // pods
+        head = spread.flags(rank=0, nodes=pods, local=local, start=0, address="$(LWS_LEADER_ADDRESS)")
+        # $(LWS_WORKER_INDEX) is expanded by Kubernetes; $$(( )) reaches the shell as $(( )), its arithmetic on LWS's variable
+        tail = spread.flags(rank="$(LWS_WORKER_INDEX)", nodes=pods, local=local, start=f"$$((LWS_WORKER_INDEX * {local}))",
+                            address="$(LWS_LEADER_ADDRESS)")  # fmt: skip
+        lead["command"] = ["sh", "-c", f"exec {shlex.join(lead['command'])} {head}"]
+        work["command"] = ["sh", "-c", f"exec {shlex.join(work['command'])} {tail}"]
+        work.pop("readinessProbe", None)
+        work.pop("ports", None)
+        notes["aicap/multi-node"] = (f"one replica spans {pods} instances: each pod runs the engine with its node's flags; the leader "
+                                     "serves HTTP")  # fmt: skip
+        return leader, worker
     if mn is None:
         notes["aicap/multi-node"] = (f"one replica spans {pods} instances; {launch.settings.engine} has no recorded multi-node start: "
                                      "start its distributed runtime from the leader and workers before serving")  # fmt: skip

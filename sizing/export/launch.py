@@ -17,9 +17,8 @@ from dataclasses import dataclass, field
 from aicap.sizing.core.catalogue import CatalogueLike
 from aicap.sizing.core.deployment import group_runtime
 from aicap.sizing.core.engines import engine_for
-from aicap.sizing.core.errors import InputError
 from aicap.sizing.core.plan import Plan
-from aicap.sizing.core.specs.launch import FlagMap, MultiNode, QueueGauges
+from aicap.sizing.core.specs.launch import FlagMap, MultiNode, MultiNodeFlags, QueueGauges
 from aicap.sizing.core.speculative import speculative_for
 
 _HF_REPO = re.compile(r"^https://huggingface\.co/([^/]+/[^/]+)/")
@@ -73,6 +72,24 @@ class Launch:
     command_words: int = 1  # leading words of ``argv`` that are the command itself (``vllm serve``)
     queue_gauges: QueueGauges | None = None  # the engine's Prometheus gauges of running and waiting requests
     multi_node: MultiNode | None = None  # how a replica starts across a LeaderWorkerSet's pods
+    multi_node_flags: MultiNodeFlags | None = None  # what each machine's serving command adds where the engine starts so
+
+    def spread(self) -> MultiNodeFlags | None:
+        """The flags a replica of this launch adds on each of its machines, where the engine starts it so (``None``: it does not).
+
+        SGLang starts any replica over several machines by flags; vLLM a data-parallel-attention one (its tensor- and
+        pipeline-parallel replicas start a Ray cluster: :attr:`multi_node`).
+        """
+        f = self.multi_node_flags
+        if f is None:
+            return None
+        dpa = self.settings.values.get("attention_data_parallel") is True
+        return f if f.scope == "any" or dpa else None
+
+    def groups(self) -> int:
+        """Attention groups of a replica (1 without data-parallel attention)."""
+        d = self.settings.values.get("data_parallel") if self.settings.values.get("attention_data_parallel") is True else None
+        return d if isinstance(d, int) else 1
 
 
 def dns_label(text: str) -> str:
@@ -125,11 +142,6 @@ def deployment_settings(plan: Plan, cat: CatalogueLike) -> list[Settings]:
             if d.ep > 1:
                 v["expert_parallel"] = d.ep
             if d.dp_attention > 1:  # the stage's figures and a group's step budget; launch() spells them as the target engine counts them
-                per = cat.instance(d.instance_type).devices
-                if d.tp * d.pp > per:
-                    raise InputError(f"workload '{w.name}': data-parallel attention over {d.tp} devices spans {d.tp // per} instances of "
-                                     f"{d.instance_type}; its multi-node data-parallel launch is not exported yet (one instance per "
-                                     "replica is)")  # fmt: skip
                 v.update(data_parallel=d.dp_attention, attention_data_parallel=True,
                          max_prefill_tokens=group_runtime(rt, d.dp_attention).max_prefill_tokens)  # fmt: skip
             if d.weights_dtype in _SIXTEEN_BIT:
@@ -272,4 +284,4 @@ def launch(s: Settings, fmap: FlagMap, port: int | None = None, omit: frozenset[
             notes.append(f"{fld} {value}: {fmap.engine} {fmap.version} has no documented way to set it; not passed")
     return Launch(s, fmap.image.name, int(str(values["port"])), fmap.health_path, fmap.metrics_path, argv, options or None,
                   extra.flag if extra is not None and options else None, notes, len(fmap.command), fmap.queue_gauges,
-                  fmap.multi_node)  # fmt: skip
+                  fmap.multi_node, fmap.multi_node_flags)  # fmt: skip

@@ -80,6 +80,19 @@ DEEPSEEK_2X8 = ("--model", "deepseek-v3", "--rate", "0.5", "--hardware", "h100-s
                 "--ttft-ms", "5000")  # fmt: skip
 
 
+def _tp_plan(aicap, tmp_path: Path) -> Path:  # type: ignore[no-untyped-def]
+    """DeepSeek-V3 over two 8-GPU instances as TP8·PP2 (vLLM's Ray start), not wide EP: sized on a profile without data-parallel
+    attention (TGI's), then relabelled vLLM's, whose flag map the exports spell."""
+    plan = tmp_path / "tp.json"
+    assert aicap("size", *DEEPSEEK_2X8, "--engine", "tgi", "-o", str(plan), "-f", "json").code == 0
+    doc = json.loads(plan.read_text())
+    for w in doc["workloads"]:
+        w["engine"] = "vllm"
+        assert [(d["tp"], d["pp"], d["dp_attention"]) for d in w["deployments"]] == [(8, 2, 1)]
+    plan.write_text(json.dumps(doc))
+    return plan
+
+
 def _k8s(aicap, tmp_path: Path, *size_args: str) -> list[dict]:  # type: ignore[no-untyped-def, type-arg]
     """Size a one-workload plan with ``size_args`` and export it to Kubernetes manifests."""
     plan = tmp_path / "plan.json"
@@ -106,7 +119,7 @@ def test_manifests_validate_against_the_kubernetes_schemas(aicap, golden_plan: P
 
 
 def test_a_replica_spanning_two_instances_is_a_leader_worker_set_of_two_pods(aicap, tmp_path: Path) -> None:
-    docs = _k8s(aicap, tmp_path, *DEEPSEEK_2X8)
+    docs = list(yaml.safe_load_all(aicap("export", str(_tp_plan(aicap, tmp_path)), "--to", "k8s").stdout))
     lws = next(d for d in docs if d["kind"] == "LeaderWorkerSet")
     assert lws["spec"]["leaderWorkerTemplate"]["size"] == 2
     pod = lws["spec"]["leaderWorkerTemplate"]["workerTemplate"]["spec"]
@@ -195,12 +208,43 @@ def test_disaggregated_pools_on_one_machine_take_their_own_kv_ports(aicap, tmp_p
 
 
 def test_a_replica_spanning_machines_starts_its_cluster(aicap, tmp_path: Path) -> None:
-    plan = tmp_path / "ds.json"
-    assert aicap("size", *DEEPSEEK_2X8, "-o", str(plan), "-f", "json").code == 0
+    plan = _tp_plan(aicap, tmp_path)
     script = aicap("export", str(plan), "--to", "vllm").stdout
     assert "multi-node-serving.sh leader --ray_cluster_size=2" in script and 'worker --ray_address="${LEADER_ADDRESS:?' in script
     assert "$(LWS" not in script and subprocess.run(["sh", "-n"], input=script, text=True).returncode == 0
-    assert "no recorded multi-node start" in aicap("export", str(plan), "--to", "sglang").stdout
+    # SGLang starts a replica over machines by flags on each (benchmark/deepseek_v3/README.md: --dist-init-addr, --nnodes, --node-rank)
+    sglang = aicap("export", str(plan), "--to", "sglang").stdout
+    assert '--dist-init-addr "${LEADER_ADDRESS:?' in sglang
+    assert "--nnodes 2 --node-rank 0" in sglang and "--nnodes 2 --node-rank 1" in sglang
+    assert "no recorded multi-node start" in aicap("export", str(plan), "--to", "trtllm").stdout
+
+
+def test_a_wide_ep_replica_starts_on_each_machine_with_its_attention_groups(aicap, tmp_path: Path) -> None:
+    # Data-parallel attention over two 8-GPU machines (wide EP): each machine runs the server for its 8 attention groups.
+    plan = tmp_path / "ds.json"
+    assert aicap("size", *DEEPSEEK_2X8, "-o", str(plan), "-f", "json").code == 0
+    d = json.loads(plan.read_text())["workloads"][0]["deployments"][0]
+    assert (d["tp"], d["dp_attention"], d["ep"], d["replicas"]) == (16, 16, 16, 1)
+    vllm = aicap("export", str(plan), "--to", "vllm").stdout.replace("\\\n  ", " ")
+    assert subprocess.run(["sh", "-n"], input=vllm, text=True).returncode == 0
+    head, worker = (part for part in vllm.split("case")[1].split(";;")[:2])
+    for text in (head, worker):
+        assert "--data-parallel-size 16" in text and "--tensor-parallel-size 1" in text and "--data-parallel-size-local 8" in text
+        assert '--data-parallel-address "${LEADER_ADDRESS:?' in text and "--data-parallel-rpc-port 13345" in text
+    assert "--headless" not in head and "--data-parallel-start-rank" not in head
+    assert "--headless" in worker and "--data-parallel-start-rank 8" in worker
+    sglang = aicap("export", str(plan), "--to", "sglang").stdout.replace("\\\n  ", " ")
+    assert "--tensor-parallel-size 16" in sglang and "--enable-dp-attention" in sglang and "--node-rank 1" in sglang
+    docs = _k8s(aicap, tmp_path, *DEEPSEEK_2X8)
+    lws = next(x for x in docs if x["kind"] == "LeaderWorkerSet")
+    tmpl = lws["spec"]["leaderWorkerTemplate"]
+    lead, work = (tmpl[k]["spec"]["containers"][0] for k in ("leaderTemplate", "workerTemplate"))
+    assert tmpl["size"] == 2 and lead["command"][:2] == work["command"][:2] == ["sh", "-c"]
+    assert "--data-parallel-address $(LWS_LEADER_ADDRESS)" in lead["command"][2] and "--headless" not in lead["command"][2]
+    assert "--data-parallel-start-rank $$((LWS_WORKER_INDEX * 8))" in work["command"][2] and "readinessProbe" not in work
+    for doc in docs:
+        if doc["kind"] in CRDS:
+            _check_custom(doc)
 
 
 def test_machine_names_are_safe_file_names_and_case_labels(aicap, tmp_path: Path) -> None:

@@ -163,7 +163,7 @@ def test_the_sizer_weighs_data_parallel_attention_where_tensor_parallelism_would
     p5en, h200 = cat.instance("p5en.48xlarge"), cat.device("h200-sxm")
     assert dp_attention_layouts(cat.model("deepseek-v3"), p5en, h200) == [2, 4, 8]  # MLA: every size
     assert dp_attention_layouts(cat.model("deepseek-v3"), p5en, h200, span=4) == [2, 4, 8, 16, 32]  # wide EP over 2 and 4 instances
-    # (the sizer asks for one instance only: a replica over several needs a multi-node data-parallel launch, not exported)
+    # (the sizer asks for several instances where the model outgrows one: vLLM and SGLang start such a replica by flags on each)
     assert dp_attention_layouts(cat.model("qwen3-235b-a22b"), p5en, h200) == [8]  # 4 KV heads: replicated at 8 only
     assert dp_attention_layouts(cat.model("mixtral-8x7b"), p5en, h200) == []  # 8 KV heads split 8 ways: nothing to gain
     assert dp_attention_layouts(cat.model("llama-3.1-70b"), p5en, h200) == []  # no experts
@@ -232,11 +232,12 @@ def test_export_spells_data_parallel_attention_as_each_engine_counts_it(aicap, t
     assert llmd.code == 2 and "data-parallel attention" in llmd.stderr
     import json
 
-    wide = json.loads(plan.read_text())  # a replica over two instances: estimated and simulated, not launched yet
+    wide = json.loads(plan.read_text())  # a replica over two instances: each machine starts its 8 attention groups
     wide["workloads"][0]["deployments"][0].update(tp=16, ep=16, dp_attention=16, replicas=1)
     plan.write_text(json.dumps(wide))
-    refused = aicap("export", str(plan), "--to", "vllm")
-    assert refused.code == 2 and "spans 2 instances" in refused.stderr and "not exported yet" in refused.stderr
+    spread = aicap("export", str(plan), "--to", "vllm")
+    assert spread.code == 0, spread.stderr
+    assert "--data-parallel-size 16" in spread.stdout and "--data-parallel-start-rank 8" in spread.stdout
 
 
 def test_sglang_shares_its_step_budget_over_the_groups_and_the_export_gives_it_back(aicap, tmp_path) -> None:  # type: ignore[no-untyped-def]
@@ -311,3 +312,25 @@ def test_an_alternative_says_its_best_layout_runs_data_parallel_attention(aicap)
     assert r.code == 0, r.stderr
     whys = [a["why"] for a in r.json()["alternatives"]]
     assert any("TP8·PP1 DP-attn 8" in w for w in whys), whys
+
+
+def test_the_sizer_spreads_attention_groups_over_instances_where_that_pays(cat: Catalogue) -> None:
+    # DeepSeek-V3 fp8 outgrows one 8-GPU H100 instance: data-parallel attention over two (wide EP, 16 groups) holds 16 times
+    # the sequences of a TP8·PP2 replica per device, and carries a chat load on fewer machines; it holds in simulation.
+    from aicap.sizing.core.fleet import Fleet
+    from aicap.sizing.plan.sizer import size
+    from aicap.sizing.sim.verify import verify
+
+    def fleet(engine: str) -> Fleet:
+        return Fleet.model_validate({"schema_version": 1, "constraints": {"hardware": ["h100-sxm"], "clouds": ["aws"]}, "workloads": [
+            {"name": "r1", "model": "deepseek-v3", "requests_per_s": 20, "input_tokens": 1000, "output_tokens": 1000,
+             "slo": {"tpot_ms": 100}, "engine": engine}]})  # fmt: skip
+
+    wide = size(fleet("vllm"), cat, alternatives=False)
+    (d,) = wide.workloads[0].deployments
+    assert (d.tp, d.dp_attention, d.ep, d.pp) == (16, 16, 16, 1) and d.instance_type == "p5.48xlarge"
+    narrow = size(fleet("tgi"), cat, alternatives=False)  # a profile without data-parallel attention: TP·PP only
+    assert all(x.dp_attention == 1 for x in narrow.workloads[0].deployments)
+    assert wide.totals.usd_per_month < 0.8 * narrow.totals.usd_per_month
+    for c in verify(wide, cat):
+        assert c.stable and c.meets_targets

@@ -79,6 +79,29 @@ class MultiNode(_Strict):
     source: str = Field(min_length=1)
 
 
+class MultiNodeFlags(_Strict):
+    """How a replica starts over several machines by flags alone: what each machine's serving command adds.
+
+    Every machine runs the engine's serving command for the whole replica (its tensor-parallel and data-parallel sizes are the
+    replica's) plus ``head`` (the first machine, which serves HTTP) or ``worker`` (the others). ``scope``: ``any`` replica over
+    several machines (SGLang), or only one with data-parallel attention (vLLM, whose tensor- and pipeline-parallel replicas
+    start a Ray cluster instead: :class:`MultiNode`). Placeholders: ``{nodes}`` machines, ``{rank}`` this machine's index from
+    0, ``{local}`` attention groups on each machine, ``{start}`` the first group on this machine (``rank · local``),
+    ``{address}`` the first machine's address and ``{port}`` its rendezvous port.
+    """
+
+    scope: Literal["any", "dp_attention"]
+    head: str = Field(min_length=1)
+    worker: str = Field(min_length=1)
+    port: int = Field(ge=1, le=65535)
+    source: str = Field(min_length=1)
+
+    def flags(self, *, rank: int | str, nodes: int, local: int, start: int | str, address: str) -> str:
+        """The flags of the machine of index ``rank`` (0: the head)."""
+        text = self.head if rank == 0 else self.worker
+        return text.format(nodes=nodes, rank=rank, local=local, start=start, address=address, port=self.port)
+
+
 class DpAttentionFlags(BaseModel):
     """How an engine's flags count a replica with data-parallel attention (``Deployment.dp_attention = D`` of a ``tp``-device stage).
 
@@ -121,6 +144,7 @@ class FlagMap(BaseModel):
     choices: dict[str, dict[str, str] | str] = Field(default_factory=dict)
     extra_options_file: ExtraOptions | None = None
     dp_attention: DpAttentionFlags | None = None
+    multi_node_flags: MultiNodeFlags | None = None
     not_found: list[dict[str, str] | str] = Field(default_factory=list)
 
     @model_validator(mode="after")
