@@ -50,21 +50,25 @@ def machine_name(m: Machine) -> str:
 
 
 #: The first machine's address, which every machine of a replica spanning several is given (the operator sets it).
-LEADER = '"${LEADER_ADDRESS:?set LEADER_ADDRESS to the address of the replica\'s first machine}"'
+LEADER = "${LEADER_ADDRESS:?set LEADER_ADDRESS to the address of the replica's first machine}"
+_AT = "@LEADER@"  # stands for it in the engine's flags until they are shell-quoted
 
 
 def _spread_flags(launch: Launch, part: tuple[int, int]) -> tuple[str, list[str]] | None:
-    """Where the engine starts a replica over machines by flags (:meth:`Launch.spread`): a comment and this machine's flags."""
+    """Where the engine starts a replica over machines by flags (:meth:`Launch.spread`): a comment and this machine's flags.
+
+    A flag word holding the address is double-quoted around :data:`LEADER` (so the shell expands it); the others are quoted as words.
+    """
     f = launch.spread()
     if f is None:
         return None
     k, n = part
-    local = launch.groups() // n
-    flags = shlex.split(f.flags(rank=k - 1, nodes=n, local=local, start=(k - 1) * local, address="LEADER"))
-    words = [LEADER if w == "LEADER" else LEADER[:-1] + w[len("LEADER"):] + '"' if w.startswith("LEADER") else shlex.quote(w)
-             for w in flags]  # fmt: skip
+    groups = launch.groups()
+    local = groups // n
+    flags = shlex.split(f.flags(rank=k - 1, nodes=n, local=local, start=(k - 1) * local, address=_AT))
+    words = [f'"{w.replace(_AT, LEADER)}"' if _AT in w else shlex.quote(w) for w in flags]
     role = "serves HTTP" if k == 1 else "joins it, no HTTP"
-    what = f"attention groups {(k - 1) * local}-{k * local - 1} of {launch.groups()}" if launch.groups() > 1 else "its share of the devices"
+    what = f"attention groups {(k - 1) * local}-{k * local - 1} of {groups}" if groups > 1 else "its share of the devices"
     return f"# part {k} of {n} of this replica ({what}; {role}; set LEADER_ADDRESS on every machine)", words
 
 
@@ -81,9 +85,7 @@ def _spanning(launch: Launch, part: tuple[int, int], engine: str) -> tuple[str, 
         return (f"# this replica spans {n} machines; {engine} has no recorded multi-node start: start its distributed runtime on "
                 "each of them before serving", None, k == 1)  # fmt: skip
     cmd = mn.leader if k == 1 else mn.worker
-    cmd = cmd.replace("$(LWS_GROUP_SIZE)", str(n)).replace(
-        "$(LWS_LEADER_ADDRESS)", '"${LEADER_ADDRESS:?set LEADER_ADDRESS to the address of the replica\'s first machine}"'
-    )
+    cmd = cmd.replace("$(LWS_GROUP_SIZE)", str(n)).replace("$(LWS_LEADER_ADDRESS)", f'"{LEADER}"')
     if k > 1:
         return f"# part {k} of {n} of this replica: joins the leader's cluster (set LEADER_ADDRESS)", cmd, False
     return f"# part 1 of {n} of this replica: starts the cluster the other {n - 1} machine(s) join, then serves", cmd, True
