@@ -85,13 +85,18 @@ def _deepseek(cat: Catalogue, hardware: str = "h100-sxm", model: str = "deepseek
 
 
 def test_deepseek_v3_on_h100_spans_two_nodes_and_keeps_its_promises(cat: Catalogue) -> None:
-    plan = size(_deepseek(cat), cat, alternatives=False)
-    (d,) = plan.workloads[0].deployments
-    assert (d.tp, d.pp, d.instance_type) == (8, 2, "p5.48xlarge")
-    assert d.instances == pytest.approx(2.0) and plan.totals.instances == 2
-    for c in verify(plan, cat):
-        assert c.stable and c.meets_targets
-        assert abs(c.ttft_promised_ms / c.ttft_simulated_ms - 1) < 0.3
+    # Two 8-GPU H100 instances either way: wide EP (16 attention groups, experts over both) on the default profile, which
+    # carries more at the same cost; TP8·PP2 on a profile without data-parallel attention (TGI's).
+    fleet = _deepseek(cat)
+    tgi = fleet.model_copy(update={"workloads": [w.model_copy(update={"engine": "tgi"}) for w in fleet.workloads]})
+    for f, layout in ((fleet, (16, 1, 16)), (tgi, (8, 2, 1))):
+        plan = size(f, cat, alternatives=False)
+        (d,) = plan.workloads[0].deployments
+        assert (d.tp, d.pp, d.dp_attention, d.instance_type) == (*layout, "p5.48xlarge")
+        assert d.instances == pytest.approx(2.0) and plan.totals.instances == 2
+        for c in verify(plan, cat):
+            assert c.stable and c.meets_targets
+            assert abs(c.ttft_promised_ms / c.ttft_simulated_ms - 1) < 0.3
 
 
 def test_a_model_that_fits_one_instance_gets_no_spanning_layouts(cat: Catalogue) -> None:
