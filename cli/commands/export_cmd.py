@@ -45,7 +45,7 @@ def register(app: typer.Typer) -> None:
         from aicap.hardware_db.launch import flag_map, kubernetes_facts
         from aicap.sizing.core.errors import InputError
         from aicap.sizing.export.kubernetes import manifests
-        from aicap.sizing.export.launch import deployment_settings, launch
+        from aicap.sizing.export.launch import check_spread, deployment_settings, launch
         from aicap.sizing.plan.fleet_io import load_plan
 
         cat = catalogue()
@@ -66,9 +66,10 @@ def register(app: typer.Typer) -> None:
             if to.value in ENGINE_TARGETS and s.engine != to.value:
                 info(f"aicap: note: {s.name} was planned with {s.planned_with}; the {to.value} launch carries the same settings")
             launches.append(launch(s, flag_map(engine)))
+        check_spread(launches, cat, to.value)
         files: list[tuple[str, str]] = []
         if to.value in ENGINE_TARGETS:
-            from aicap.cli.commands.export_scripts import dispatch, machine_name, machine_script
+            from aicap.cli.commands.export_scripts import dispatch, heads_of, machine_name, machine_script
             from aicap.sizing.export.placement import place
 
             try:
@@ -81,7 +82,8 @@ def register(app: typer.Typer) -> None:
             def launch_at(s: Settings, k: int) -> Launch:  # the k-th server on its machine takes the k-th port from the default
                 return launch(s, fmap, port=fmap.default_port + k)
 
-            files = [(f"{machine_name(m)}.sh", machine_script(m, by_name, launch_at, cat, to.value)) for m in machines]
+            heads = heads_of(machines)
+            files = [(f"{machine_name(m)}.sh", machine_script(m, by_name, launch_at, cat, to.value, heads)) for m in machines]
             header = (f"#!/bin/sh\n# aicap export --to {to.value}: {len(settings)} deployment(s) of {plan.name} on {len(machines)} "
                       "machine(s). Run it on each machine with that machine's name (sh this.sh NAME): it starts the replicas "
                       "placed there, each on its own devices and port. --output-dir writes one script per machine.\nset -eu\n")  # fmt: skip
@@ -144,6 +146,8 @@ def _llmd(settings: list[Settings], cat: CatalogueLike, plan_name: str) -> list[
         except InputError as exc:
             left.append(str(exc))
             info(f"aicap: note: left out {exc}")
+            if prefill is not None:  # the pools of a disaggregated workload go out together or not at all
+                info(f"aicap: note: left out {prefill.name} with it: the prefill pool of the same disaggregated workload")
             continue
         name = s.name if prefill is None else dns_label(s.workload.rsplit(".", 1)[0])
         for n in notes:

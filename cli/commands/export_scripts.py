@@ -50,11 +50,11 @@ def machine_name(m: Machine) -> str:
 
 
 #: The first machine's address, which every machine of a replica spanning several is given (the operator sets it).
-LEADER = "${LEADER_ADDRESS:?set LEADER_ADDRESS to the address of the replica's first machine}"
+LEADER = "${LEADER_ADDRESS:?set LEADER_ADDRESS to the address of the first machine of this replica}"  # no quote: bash reads it
 _AT = "@LEADER@"  # stands for it in the engine's flags until they are shell-quoted
 
 
-def _spread_flags(launch: Launch, part: tuple[int, int]) -> tuple[str, list[str]] | None:
+def _spread_flags(launch: Launch, part: tuple[int, int], head: str) -> tuple[str, list[str]] | None:
     """Where the engine starts a replica over machines by flags (:meth:`Launch.spread`): a comment and this machine's flags.
 
     A flag word holding the address is double-quoted around :data:`LEADER` (so the shell expands it); the others are quoted as words.
@@ -69,10 +69,10 @@ def _spread_flags(launch: Launch, part: tuple[int, int]) -> tuple[str, list[str]
     words = [f'"{w.replace(_AT, LEADER)}"' if _AT in w else shlex.quote(w) for w in flags]
     role = "serves HTTP" if k == 1 else "joins it, no HTTP"
     what = f"attention groups {(k - 1) * local}-{k * local - 1} of {groups}" if groups > 1 else "its share of the devices"
-    return f"# part {k} of {n} of this replica ({what}; {role}; set LEADER_ADDRESS on every machine)", words
+    return f"# part {k} of {n} of this replica ({what}; {role}; LEADER_ADDRESS: the address of {head})", words
 
 
-def _spanning(launch: Launch, part: tuple[int, int], engine: str) -> tuple[str, str | None, bool]:
+def _spanning(launch: Launch, part: tuple[int, int], engine: str, head: str) -> tuple[str, str | None, bool]:
     """For one machine of a replica spanning ``part[1]`` machines: a comment, a start command to run first, and whether it serves.
 
     The start is the engine's recorded multi-node start (vLLM: Ray, as its LeaderWorkerSet guide runs it) with the group size and
@@ -87,12 +87,17 @@ def _spanning(launch: Launch, part: tuple[int, int], engine: str) -> tuple[str, 
     cmd = mn.leader if k == 1 else mn.worker
     cmd = cmd.replace("$(LWS_GROUP_SIZE)", str(n)).replace("$(LWS_LEADER_ADDRESS)", f'"{LEADER}"')
     if k > 1:
-        return f"# part {k} of {n} of this replica: joins the leader's cluster (set LEADER_ADDRESS)", cmd, False
+        return f"# part {k} of {n} of this replica: joins the leader's cluster (LEADER_ADDRESS: the address of {head})", cmd, False
     return f"# part 1 of {n} of this replica: starts the cluster the other {n - 1} machine(s) join, then serves", cmd, True
 
 
+def heads_of(machines: list[Machine]) -> dict[tuple[str, int], str]:
+    """The machine each spanning replica starts on (its part 1), by (deployment, replica): its leader, whose address the others take."""
+    return {(x.deployment, x.replica): machine_name(m) for m in machines for x in m.slots if x.part is not None and x.part[0] == 1}
+
+
 def machine_script(m: Machine, settings: dict[str, Settings], launch_at: Callable[[Settings, int], Launch], cat: CatalogueLike,
-                   engine: str) -> str:  # fmt: skip
+                   engine: str, heads: dict[tuple[str, int], str] | None = None) -> str:  # fmt: skip
     """The script of one machine for ``engine``: a summary line, each deployment's options file once, each replica's command.
 
     Every replica starts in the background on its devices and port; the script waits on each, stops the others when one
@@ -135,11 +140,12 @@ def machine_script(m: Machine, settings: dict[str, Settings], launch_at: Callabl
         if engine == "vllm" and s.values.get("disaggregation_role") is not None:
             prefix.append(f"VLLM_NIXL_SIDE_CHANNEL_PORT={NIXL_PORT + NIXL_STRIDE * port}")
         pin = "numactl --cpunodebind={0} --membind={0} ".format(slot.devices[0]) if dev.kind == "cpu" and len(m.slots) > 1 else ""
-        spread = _spread_flags(launch, slot.part) if slot.part is not None else None
+        head = (heads or {}).get((slot.deployment, slot.replica), "the replica's part 1").replace("'", "")
+        spread = _spread_flags(launch, slot.part, head) if slot.part is not None else None
         if spread is not None:  # every machine runs the serving command with its own flags
             lines.append(spread[0])
         elif slot.part is not None:
-            note, start, serves = _spanning(launch, slot.part, engine)
+            note, start, serves = _spanning(launch, slot.part, engine, head)
             lines.append(note)
             if start is not None and not serves:  # a worker: its join command is all this machine runs of the replica
                 lines += [f"{' '.join([*prefix, start])} &", 'pids="$pids $!"']

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from aicap.sizing.core.catalogue import CatalogueLike
 from aicap.sizing.core.deployment import group_runtime
 from aicap.sizing.core.engines import engine_for
+from aicap.sizing.core.errors import InputError
 from aicap.sizing.core.plan import Plan
 from aicap.sizing.core.specs.launch import FlagMap, MultiNode, MultiNodeFlags, QueueGauges
 from aicap.sizing.core.speculative import speculative_for
@@ -142,6 +143,11 @@ def deployment_settings(plan: Plan, cat: CatalogueLike) -> list[Settings]:
             if d.ep > 1:
                 v["expert_parallel"] = d.ep
             if d.dp_attention > 1:  # the stage's figures and a group's step budget; launch() spells them as the target engine counts them
+                dom = dev.interconnect.domain_size
+                if d.tp % d.dp_attention or d.tp // d.dp_attention > dom:
+                    raise InputError(f"workload '{w.name}': deployment {k}: dp_attention {d.dp_attention} with tp {d.tp}: attention groups "
+                                     f"split tp evenly and stay within {dev.id}'s fast-link domain of {dom} devices; size the plan "
+                                     "again rather than edit it")  # fmt: skip
                 v.update(data_parallel=d.dp_attention, attention_data_parallel=True,
                          max_prefill_tokens=group_runtime(rt, d.dp_attention).max_prefill_tokens)  # fmt: skip
             if d.weights_dtype in _SIXTEEN_BIT:
@@ -197,9 +203,12 @@ def _dp_attention(values: dict[str, object], fmap: FlagMap) -> str | None:
     names = {f.field for f in fmap.flags} | {k.field for k in (fmap.extra_options_file.keys if fmap.extra_options_file else [])}
     if "attention_data_parallel" not in names:
         del values["attention_data_parallel"]
-    per_device = rule.tensor_parallel == "stage" and values.get("tensor_parallel") == groups
-    if per_device and "data_parallel" not in names:
-        del values["data_parallel"]  # one group per device: the engine takes the group count from its tensor-parallel size
+    if "data_parallel" not in names:  # the engine takes the group count from its tensor-parallel size: one group per device
+        if rule.tensor_parallel != "stage" or values.get("tensor_parallel") != groups:
+            raise InputError(f"data-parallel attention over {groups} groups of {values.get('tensor_parallel')} devices: {fmap.engine} "
+                             f"{fmap.version} runs one attention group per device (its group count is its tensor-parallel size); "
+                             f"size the workload with --engine {fmap.engine}, or export it to an engine that splits groups")  # fmt: skip
+        del values["data_parallel"]
     return None
 
 
@@ -285,3 +294,33 @@ def launch(s: Settings, fmap: FlagMap, port: int | None = None, omit: frozenset[
     return Launch(s, fmap.image.name, int(str(values["port"])), fmap.health_path, fmap.metrics_path, argv, options or None,
                   extra.flag if extra is not None and options else None, notes, len(fmap.command), fmap.queue_gauges,
                   fmap.multi_node, fmap.multi_node_flags)  # fmt: skip
+
+
+def check_spread(launches: list[Launch], cat: CatalogueLike, target: str) -> None:
+    """Refuse a launch whose replica spans machines in a way the target (an engine, ``k8s`` or ``kserve``) cannot start.
+
+    A replica with data-parallel attention over ``n`` machines needs its groups split evenly over them and the engine's
+    multi-node flags (:meth:`Launch.spread`); a KServe InferenceService runs one pod per replica, so it takes none that spans.
+
+    Raises
+    ------
+    InputError
+        Naming the deployment and the way out.
+    """
+    for x in launches:
+        s = x.settings
+        inst = cat.instances.get(s.instance_type)  # a plan may name types this catalogue lacks: placement judges those
+        n = 1 if inst is None else -(-s.devices_per_replica // inst.devices)
+        if n <= 1:
+            continue
+        if target == "kserve":
+            raise InputError(f"{s.name}: a replica spans {n} instances of {s.instance_type}; a KServe InferenceService runs one pod "
+                             "per replica: export --to k8s (a LeaderWorkerSet per replica)")  # fmt: skip
+        groups = x.groups()
+        engine = s.engine if target in ("k8s", "kserve") else target
+        if groups > 1 and groups % n:
+            raise InputError(f"{s.name}: {groups} attention groups do not split evenly over the {n} machines of a replica; "
+                             "size the plan again rather than edit it")  # fmt: skip
+        if groups > 1 and x.spread() is None:
+            raise InputError(f"{s.name}: a replica with data-parallel attention spans {n} machines, and {engine}'s flag map records no "
+                             "multi-node start for it: export it --to vllm or --to sglang, or size it on one instance")  # fmt: skip

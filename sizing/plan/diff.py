@@ -18,7 +18,8 @@ LATENCY_HEADLINE_PCT = 10.0  # a latency change at least this large is named in 
 def _layout(w: PlanWorkload) -> str:
     """How the workload is served: the engine, then each deployment's replicas, layout, weights, batch cap and instance type.
 
-    ``"engine[ eager][ speculative S]: "`` then one ``"R× TPt·PPp[·EPe][·DPAa] dtype batch B on type"`` per deployment, sorted.
+    ``"engine[ eager][ speculative S]: "`` then one ``"R× TPt·PPp[·EPe][·DPAa] dtype (KV kv) batch B on type"`` per deployment,
+    sorted.
 
     A plan whose money and devices did not move can still serve differently (another engine or weight format, CUDA graphs
     off, a smaller batch cap, tensor instead of pipeline parallel): the layout is what an operator redeploys.
@@ -26,7 +27,7 @@ def _layout(w: PlanWorkload) -> str:
     parts = []
     for d in w.deployments:
         degrees = f"TP{d.tp}·PP{d.pp}" + (f"·EP{d.ep}" if d.ep > 1 else "") + (f"·DPA{d.dp_attention}" if d.dp_attention > 1 else "")
-        parts.append(f"{d.replicas}× {degrees} {d.weights_dtype} batch {d.max_running} on {d.instance_type}")
+        parts.append(f"{d.replicas}× {degrees} {d.weights_dtype} (KV {d.kv_dtype}) batch {d.max_running} on {d.instance_type}")
     engine = w.engine + (" eager" if w.eager else "") + (f" speculative {w.speculative}" if w.speculative else "")
     return f"{engine}: " + "; ".join(sorted(parts))
 

@@ -130,8 +130,10 @@ def _model_jobs(fleet: Fleet, cat: CatalogueLike, key: tuple[str, str | None, Sp
             continue
         span = MAX_SPAN if _outgrows_an_instance(model, dev, dinsts, ws, cat) else 1
         lay[dev_id] = {i.name: layouts(model, i, dev, span) for i in dinsts}
-        # Over several instances too where the model outgrows one (wide EP): vLLM and SGLang start such a replica by flags on each.
-        dpa[dev_id] = {i.name: dp_attention_layouts(model, i, dev, span) if runs_dpa else [] for i in dinsts}
+        # Over several instances too where the model outgrows one (wide EP), on engines whose export starts such a replica
+        # (vLLM, SGLang: multi-node flags on each machine; TensorRT-LLM's MPI start is not recorded).
+        dpa_span = span if engine is None or (engine.dp_attention is not None and engine.dp_attention.spans_instances) else 1
+        dpa[dev_id] = {i.name: dp_attention_layouts(model, i, dev, dpa_span) if runs_dpa else [] for i in dinsts}
         net = scale_out_bps(dinsts, dev, cat.efficiency_for(dev).link) if span > 1 else None
         if net is not None:
             networks[dev_id] = net

@@ -250,8 +250,8 @@ def estimate(req: EstimateRequest) -> EstimateResult:
     if per_device and req.tp is not None and req.tp != req.dp_attention:
         assert req.engine is not None
         raise InputError(f"--dp-attention {req.dp_attention} with --tp {req.tp}: {req.engine.name} runs one attention group per device "
-                         f"of the stage (its attention data-parallel size is the tensor-parallel size); give --dp-attention {req.tp} "
-                         f"or --tp {req.dp_attention}")  # fmt: skip
+                         f"of the stage (its attention data-parallel size is the tensor-parallel size): give --dp-attention "
+                         f"{req.tp}")  # fmt: skip
     devices = req.devices or (req.tp or (req.dp_attention if req.dp_attention > 1 else 1)) * (req.pp or 1)
     if devices < 1:
         raise InputError(f"--devices {devices}: must be a positive integer")

@@ -154,8 +154,8 @@ def test_diff_names_the_layouts_that_changed(aicap, plans) -> None:
     for side, plan in (("base", base), ("head", head)):
         deps = plan["workloads"][0]["deployments"]
         engine = plan["workloads"][0]["engine"]
-        each = [f"{d['replicas']}× TP{d['tp']}·PP{d['pp']} {d['weights_dtype']} batch {d['max_running']} on {d['instance_type']}"
-                for d in deps]  # fmt: skip
+        each = [f"{d['replicas']}× TP{d['tp']}·PP{d['pp']} {d['weights_dtype']} (KV {d['kv_dtype']}) batch {d['max_running']} "
+                f"on {d['instance_type']}" for d in deps]  # fmt: skip
         want = f"{engine}: " + "; ".join(sorted(each))
         assert row[side]["layout"] == want
     assert row["base"]["layout"] != row["head"]["layout"]

@@ -235,6 +235,9 @@ def test_a_wide_ep_replica_starts_on_each_machine_with_its_attention_groups(aica
     assert "--headless" in worker and "--data-parallel-start-rank 8" in worker
     sglang = aicap("export", str(plan), "--to", "sglang").stdout.replace("\\\n  ", " ")
     assert "--tensor-parallel-size 16" in sglang and "--enable-dp-attention" in sglang and "--node-rank 1" in sglang
+    assert "LEADER_ADDRESS: the address of p5.48xlarge-1" in worker  # the machine whose address the others take
+    for text in (vllm, aicap("export", str(plan), "--to", "sglang").stdout):  # bash, not only dash, reads the scripts
+        assert subprocess.run(["bash", "-n"], input=text, text=True).returncode == 0
     docs = _k8s(aicap, tmp_path, *DEEPSEEK_2X8)
     lws = next(x for x in docs if x["kind"] == "LeaderWorkerSet")
     tmpl = lws["spec"]["leaderWorkerTemplate"]
@@ -475,3 +478,34 @@ def test_a_format_the_checkpoint_does_not_ship_in_is_noted_and_a_generic_plan_sa
     assert aicap("-q", "size", "--model", "llama-3.1-8b", "--rate", "2", "--hardware", "h100-sxm", "--precision", "fp8", "-f", "json",
                  "--output", str(fp8)).code == 0  # fmt: skip
     assert "released in" not in aicap("export", str(fp8), "--to", "vllm").stdout  # fp8 is quantised as a 16-bit checkpoint loads
+
+
+def test_what_cannot_start_a_replica_over_machines_is_refused(aicap, tmp_path: Path) -> None:
+    # A wide-EP replica exported where nothing starts it over machines was written as one 8-GPU server (review).
+    plan = tmp_path / "ds.json"
+    assert aicap("size", *DEEPSEEK_2X8, "-o", str(plan), "-f", "json").code == 0
+    for target, needle in (("trtllm", "records no multi-node start"), ("kserve", "export --to k8s")):
+        r = aicap("export", str(plan), "--to", target)
+        assert r.code == 2 and needle in r.stderr and r.stderr.count("\n") == 1, (target, r.stderr)
+    doc = json.loads(plan.read_text())
+    doc["workloads"][0]["deployments"][0].update(tp=32, ep=32, dp_attention=2)  # hand-edited: groups of 16 over an 8-GPU domain
+    (tmp_path / "bad.json").write_text(json.dumps(doc))
+    bad = aicap("export", str(tmp_path / "bad.json"), "--to", "vllm")
+    assert bad.code == 2 and "attention groups" in bad.stderr and "size the plan again" in bad.stderr
+    # TensorRT-LLM runs one attention group per device: a plan with groups of 2 devices is not its to launch
+    one = aicap("size", "-m", "deepseek-v3", "--rate", "1", "--hardware", "h200-sxm", "--precision", "fp8", "--cloud", "aws",
+                "--ttft-ms", "5000", "-o", str(tmp_path / "h200.json"), "-f", "json")  # fmt: skip
+    assert one.code == 0, one.stderr
+    doc = json.loads((tmp_path / "h200.json").read_text())
+    doc["workloads"][0]["deployments"][0].update(tp=8, ep=8, dp_attention=4)
+    (tmp_path / "d4.json").write_text(json.dumps(doc))
+    trt = aicap("export", str(tmp_path / "d4.json"), "--to", "trtllm")
+    assert trt.code == 2 and "one attention group per device" in trt.stderr
+    assert aicap("export", str(tmp_path / "d4.json"), "--to", "vllm").code == 0
+
+
+def test_the_sizer_spreads_attention_groups_over_machines_only_for_engines_that_start_them(aicap) -> None:
+    r = aicap("size", "-m", "deepseek-v3", "--rate", "20", "--input-tokens", "1000", "--output-tokens", "1000", "--tpot-ms", "100",
+              "--hardware", "h100-sxm", "--precision", "fp8", "--cloud", "aws", "--engine", "trtllm", "-f", "json")  # fmt: skip
+    assert r.code == 0, r.stderr
+    assert all(d["dp_attention"] == 1 for d in r.json()["workloads"][0]["deployments"])

@@ -95,7 +95,7 @@ def test_workload_numbers_and_deltas() -> None:
     head = plan(1.0, [wl("chat", usd_h=3.25, deps=[dep("h100-sxm", 8, 1.0)], ttft=200.0, tpot=30.0, per_m=1.5, percentile="p95")])
     row = diff(base, head)["workloads"][0]
     assert row["base"] == {
-        "layout": "generic: 2× TP1·PP1 bf16 batch 8 on x; 3× TP1·PP1 bf16 batch 8 on x",
+        "layout": "generic: 2× TP1·PP1 bf16 (KV bf16) batch 8 on x; 3× TP1·PP1 bf16 (KV bf16) batch 8 on x",
         "instances": 0.583, "devices": 5, "hardware": "2×h100-sxm, 3×l4", "usd_per_hour": 3.0, "usd_per_month": 2190.0,
         "usd_per_million_output_tokens": None, "percentile": "p99", "ttft_ms": 300.0, "tpot_ms": None, "ttft_margin_pct": 10.0,
         "tpot_margin_pct": 20.0,
@@ -143,8 +143,8 @@ def test_a_layout_change_alone_is_a_change_and_is_spelled() -> None:
     head = plan(1.0, [wl("chat", deps=[moved])])
     row = diff(base, head)["workloads"][0]
     assert row["status"] == "changed"
-    assert row["base"]["layout"] == "generic: 2× TP1·PP1 bf16 batch 8 on x"
-    assert row["head"]["layout"] == "generic: 1× TP2·PP1 fp8 batch 64 on x"
+    assert row["base"]["layout"] == "generic: 2× TP1·PP1 bf16 (KV bf16) batch 8 on x"
+    assert row["head"]["layout"] == "generic: 1× TP2·PP1 fp8 (KV bf16) batch 64 on x"
     assert {k for k, v in row["base"].items() if row["head"][k] != v} == {"layout"}
 
 
@@ -159,3 +159,11 @@ def test_two_deployments_of_one_device_type_add_up_and_the_engine_is_part_of_the
     moved = diff(graphs, eager)["workloads"][0]
     assert moved["status"] == "changed" and moved["base"]["layout"].startswith("vllm: ")
     assert moved["head"]["layout"].startswith("vllm eager: ")
+
+
+def test_a_kv_cache_format_change_is_a_layout_change() -> None:
+    # Only kv_dtype moved (bf16 -> fp8): the export differs (--kv-cache-dtype fp8), so the diff must not say "unchanged".
+    base = plan(1.0, [wl("chat")])
+    head = plan(1.0, [wl("chat", deps=[dep("l4", 1, 1.0) | {"kv_dtype": "fp8"}])])
+    row = diff(base, head)["workloads"][0]
+    assert row["status"] == "changed" and "(KV fp8)" in row["head"]["layout"] and "(KV bf16)" in row["base"]["layout"]

@@ -138,6 +138,9 @@ class DpAttention(BaseModel):
         ``divisor``: any group count ``D`` dividing the stage's ``tp`` (groups of ``tp/D`` devices: vLLM,
         SGLang); ``per_device``: one group per device, ``D = tp`` (TensorRT-LLM, whose attention
         data-parallel size is its tensor-parallel size).
+    spans_instances
+        Whether ``aicap export`` can start such a replica over several machines (the engine's multi-node flags are
+        recorded in its flag map); the sizer places one over several instances only then.
     source
         Where the engine documents it.
     """
@@ -147,6 +150,7 @@ class DpAttention(BaseModel):
     launch: str = Field(min_length=1)
     step_budget: Literal["per_group", "shared"] = "per_group"
     groups: Literal["divisor", "per_device"] = "divisor"
+    spans_instances: bool = False
     source: str = Field(min_length=1)
 
 
