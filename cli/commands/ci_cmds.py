@@ -28,8 +28,9 @@ def diff_view(doc: dict[str, Any]) -> View:
         a, b, d = w["base"] or {}, w["head"] or {}, w["delta"]
         lat = [f"{a.get(k) or 0:,.0f} → {b.get(k) or 0:,.0f}" if a.get(k) is not None and b.get(k) is not None else None
                for k in ("ttft_ms", "tpot_ms")]  # fmt: skip
+        margins = [None if d.get(k) is None else f"{d[k]:+.1f}" for k in ("ttft_margin_pct", "tpot_margin_pct")]  # one decimal, signed
         rows.append([w["workload"], w["status"], a.get("hardware"), b.get("hardware"), d.get("devices"), a.get("usd_per_month"),
-                     b.get("usd_per_month"), d.get("usd_per_month"), lat[0], lat[1], d.get("ttft_margin_pct"), d.get("tpot_margin_pct")])  # fmt: skip
+                     b.get("usd_per_month"), d.get("usd_per_month"), lat[0], lat[1], *margins])  # fmt: skip
     tables = [
         Table(f"Change: {doc['headline']}", ["", "base", "head", "delta"], total_rows),
         Table("Per workload", ["workload", "status", "base devices", "head devices", "Δ devices", "base $/month", "head $/month",
