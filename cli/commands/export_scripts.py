@@ -140,7 +140,7 @@ def machine_script(m: Machine, settings: dict[str, Settings], launch_at: Callabl
         if engine == "vllm" and s.values.get("disaggregation_role") is not None:
             prefix.append(f"VLLM_NIXL_SIDE_CHANNEL_PORT={NIXL_PORT + NIXL_STRIDE * port}")
         pin = "numactl --cpunodebind={0} --membind={0} ".format(slot.devices[0]) if dev.kind == "cpu" and len(m.slots) > 1 else ""
-        head = (heads or {}).get((slot.deployment, slot.replica), "the replica's part 1").replace("'", "")
+        head = (heads or {}).get((slot.deployment, slot.replica), "its part 1")  # machine names are shell-safe (machine_name)
         spread = _spread_flags(launch, slot.part, head) if slot.part is not None else None
         if spread is not None:  # every machine runs the serving command with its own flags
             lines.append(spread[0])

@@ -69,9 +69,8 @@ def _delta(a: Any, b: Any) -> Any:
 
 def _row_delta(a: dict[str, Any] | None, b: dict[str, Any] | None, key: str) -> Any:
     """``b − a`` for one figure; an added or removed workload counts as zero devices, instances and dollars on its absent side."""
-    if (a is None or b is None) and key in _ADDITIVE:
-        return _delta(0, (b or {}).get(key)) if a is None else _delta((a or {}).get(key), 0)
-    return _delta((a or {}).get(key), (b or {}).get(key))
+    missing = 0 if key in _ADDITIVE else None
+    return _delta(missing if a is None else a.get(key), missing if b is None else b.get(key))
 
 
 def _pct(a: Any, b: Any) -> float | None:
