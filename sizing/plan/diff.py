@@ -153,16 +153,17 @@ def diff_periods(base: PeriodPlan, head: PeriodPlan) -> dict[str, Any]:
     Same keys as :func:`diff` where they mean the same (``headline``, ``totals`` with ``base``/``head``/
     ``delta``/``delta_pct``, ``workloads`` with ``status``/``base``/``head``/``delta``, ``notes``); the
     totals are the monthly money, the static-peak comparison and the devices at the busiest hour, and a
-    workload's numbers are its busiest hour's replicas, capacity and demand and the most and fewest replicas of any hour.
+    workload's numbers are its busiest hour's replicas, capacity and demand and the most and fewest replicas of any hour;
+    an added or removed workload has none of them on its absent side, so its deltas are its own figures (signed).
     """
     bw, hw = _period_numbers(base), _period_numbers(head)
     rows = []
     for name in sorted(set(bw) | set(hw)):
         a, b = bw.get(name), hw.get(name)
         status = "added" if a is None else "removed" if b is None else "changed" if a != b else "unchanged"
-        keys = [k for k in (a or b or {}) if k != "hardware"]
+        keys = [k for k in (a or b or {}) if k != "hardware"]  # all counts and rates: an absent workload has none of them
         rows.append({"workload": name, "status": status, "base": a, "head": b,
-                     "delta": {k: _delta((a or {}).get(k), (b or {}).get(k)) for k in keys}})  # fmt: skip
+                     "delta": {k: _delta(0 if a is None else a[k], 0 if b is None else b[k]) for k in keys}})  # fmt: skip
     tb, th = base.totals.model_dump(), head.totals.model_dump()
     delta_m = th["usd_per_month"] - tb["usd_per_month"]
     pct = 100.0 * delta_m / tb["usd_per_month"] if tb["usd_per_month"] else None

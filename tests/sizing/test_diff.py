@@ -167,3 +167,14 @@ def test_a_kv_cache_format_change_is_a_layout_change() -> None:
     head = plan(1.0, [wl("chat", deps=[dep("l4", 1, 1.0) | {"kv_dtype": "fp8"}])])
     row = diff(base, head)["workloads"][0]
     assert row["status"] == "changed" and "(KV fp8)" in row["head"]["layout"] and "(KV bf16)" in row["base"]["layout"]
+
+
+def test_expert_parallel_attention_groups_and_speculation_are_spelled_only_where_used() -> None:
+    # EP and DPA appear from 2 up (EP1/DPA1 are no layout of their own); speculative decoding names its method.
+    wide = dep("h100-sxm", 16, 2.0) | {"tp": 16, "ep": 2, "dp_attention": 2, "replicas": 1}
+    plain = dep("h100-sxm", 16, 2.0) | {"tp": 16, "ep": 1, "dp_attention": 1, "replicas": 1}
+    base = plan(1.0, [wl("chat", deps=[plain]) | {"engine": "sglang"}])
+    head = plan(1.0, [wl("chat", deps=[wide]) | {"engine": "sglang", "speculative": "mtp 1"}])
+    row = diff(base, head)["workloads"][0]
+    assert row["base"]["layout"] == "sglang: 1× TP16·PP1 bf16 (KV bf16) batch 8 on x"
+    assert row["head"]["layout"] == "sglang speculative mtp 1: 1× TP16·PP1·EP2·DPA2 bf16 (KV bf16) batch 8 on x"
