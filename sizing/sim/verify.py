@@ -60,6 +60,7 @@ class Check:
     preemptions: int
     rejected: int = 0  # requests the replica could not hold at all (longer than a virtual engine's KV cache)
     dp_attention: int = 1  # attention groups per replica: each simulated as an engine at its share of the load
+    utilisation: float = 1.0  # the planned load over the capacity the plan gave the replica
 
     @property
     def meets_targets(self) -> bool:
@@ -139,7 +140,7 @@ def verify(plan: Plan, cat: CatalogueLike, *, requests: int = DEFAULT_REQUESTS, 
                 ttft_simulated_ms=worst[0] if math.isfinite(worst[0]) else math.nan,  # nan (nothing served) fails, as before
                 tpot_promised_ms=d.tpot_ms, tpot_simulated_ms=worst[1] if math.isfinite(worst[1]) else None,
                 ttft_target_ms=w.slo.ttft_ms, tpot_target_ms=w.slo.tpot_ms if decoder else None, stable=stable,
-                preemptions=preemptions, rejected=rejected, dp_attention=groups,
+                preemptions=preemptions, rejected=rejected, dp_attention=groups, utilisation=d.utilisation,
             ))  # fmt: skip
     return out
 
@@ -151,21 +152,27 @@ NEAR_REPLICATIONS = 2  # further seeds such a tail is simulated with; the worst 
 REPLICATION_STRIDE = 7919  # seed offset between replications (a prime: streams apart from deployment_seed's s, s + 1, s + 2)
 
 
-MAX_RESOLVES = 4  # times size_verified adds capacity and re-solves before it reports a plan that does not hold
+MAX_RESOLVES = 8  # times size_verified adds capacity and re-solves before it reports a plan that does not hold (a bursty workload
+# can miss on four layouts in turn before the cheapest that holds is found)
 DERATE_FLOOR = 0.5  # the most one round cuts a layout's capacity by (an unstable queue gets this)
 DERATE_CEILING = 0.9  # and the least: every round that re-solves buys real capacity
 
 
-def derate_factor(stable: bool, *pairs: tuple[float | None, float | None]) -> float:
-    """Capacity factor for a deployment that missed: the inverse of its worst simulated/target ratio.
+def derate_factor(stable: bool, *pairs: tuple[float | None, float | None], load_share: float = 1.0) -> float:
+    """Capacity factor for a deployment that missed: the inverse of its worst simulated/target ratio, from the load it missed at.
 
     ``pairs`` are (simulated, target) latencies; an unstable queue, or a miss with nothing simulated,
-    gets :data:`DERATE_FLOOR`; the factor is clipped to ``[DERATE_FLOOR, DERATE_CEILING]``.
+    gets :data:`DERATE_FLOOR`; the factor is clipped to ``[DERATE_FLOOR, DERATE_CEILING]``. ``load_share``
+    is the load the replica was simulated at over the capacity the plan gave it (its utilisation, ``u = L/C``):
+    a layout that misses at ``L`` carries less than ``L``, so the factor is ``f·min(u, 1)``. Cut from ``C``
+    alone, a replica with slack (whole instances bought above the load) was re-planned at the same load and
+    missed again, a round wasted.
     """
+    share = min(max(load_share, 0.0), 1.0)
     ratios = [1.0] + [sim / target for sim, target in pairs if target and sim is not None]
     if not stable or all(sim is None for sim, _ in pairs):
-        return DERATE_FLOOR
-    return float(np.clip(1.0 / max(ratios), DERATE_FLOOR, DERATE_CEILING))
+        return DERATE_FLOOR * share
+    return float(np.clip(1.0 / max(ratios), DERATE_FLOOR, DERATE_CEILING)) * share
 
 
 def derate_round(derate: dict[str, float], misses: list[tuple[str, float]]) -> None:
@@ -181,7 +188,9 @@ def _factor(c: Check) -> float:
     """:func:`derate_factor` of one check; 0 (drop the layout) when it rejected requests: more replicas would not hold them."""
     if c.rejected:
         return 0.0
-    return derate_factor(c.stable, (c.ttft_simulated_ms, c.ttft_target_ms), (c.tpot_simulated_ms, c.tpot_target_ms))
+    return derate_factor(
+        c.stable, (c.ttft_simulated_ms, c.ttft_target_ms), (c.tpot_simulated_ms, c.tpot_target_ms), load_share=c.utilisation
+    )
 
 
 def _summary(plan: Plan, checks: list[Check]) -> list[VerifiedWorkload]:

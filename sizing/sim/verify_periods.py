@@ -108,7 +108,12 @@ def size_periods_verified(fleet: Fleet, cat: CatalogueLike, *, requests: int = D
         keyed = []
         for c in misses:
             d = plan.deployments[c.workload][c.deployment]
-            f = derate_factor(c.stable, (c.ttft_simulated_ms, c.ttft_target_ms), (c.tpot_simulated_ms, c.tpot_target_ms))
+            f = derate_factor(
+                c.stable,
+                (c.ttft_simulated_ms, c.ttft_target_ms),
+                (c.tpot_simulated_ms, c.tpot_target_ms),
+                load_share=c.requests_per_s_per_replica / d.capacity_requests_per_s,
+            )
             f = 0.0 if c.rejected else f  # requests it cannot hold: more replicas would not help, the layout is dropped
             keyed.append((deployment_key(c.workload, d.hardware, d.tp, d.pp, d.dp_attention), f))
         derate_round(derate, keyed)
