@@ -11,6 +11,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from aicap.sizing.core.fleet import Percentile
 from aicap.sizing.core.plan import CatalogueRef, Usd
 
 PERIOD_PLAN_VERSION = 1
@@ -35,6 +36,24 @@ class UsedDeployment(_Doc):
     capacity_requests_per_s: float = Field(gt=0, description="one replica's capacity within the targets")
     ttft_ms: float = Field(ge=0)
     tpot_ms: float | None = None
+
+
+class WorkloadPromise(_Doc):
+    """What the plan promises one workload in every hour: its targets and the worst latency of its deployments.
+
+    Each deployment's latency is the model's at one replica's capacity, the most load any hour gives it (after
+    ``--verify``, the larger of that and the simulated tail at its busiest hour), at the workload's percentile;
+    the margins are ``100·(target − promised)/target`` (negative: a missed target).
+    """
+
+    name: str
+    percentile: Percentile
+    ttft_ms: float | None = None
+    tpot_ms: float | None = None
+    ttft_target_ms: float | None = None
+    tpot_target_ms: float | None = None
+    ttft_margin_pct: float | None = None
+    tpot_margin_pct: float | None = None
 
 
 class Autoscaling(_Doc):
@@ -155,6 +174,7 @@ class PeriodPlan(_Doc):
     spot_headroom: float
     hours_per_month: float
     deployments: dict[str, list[UsedDeployment]]
+    workloads: list[WorkloadPromise] = Field(default_factory=list, description="per workload: targets and the latency promised")
     autoscaling: list[Autoscaling]
     periods: list[Period]
     totals: PeriodTotals

@@ -125,12 +125,13 @@ def diff(base: Plan, head: Plan) -> dict[str, Any]:
 
 
 def _period_numbers(plan: PeriodPlan) -> dict[str, dict[str, Any]]:
-    """Per workload: replicas, capacity and demand in its busiest hour (the first of most demand); most and fewest replicas.
+    """Per workload: replicas, capacity and demand in its busiest hour (the first of most demand), most and fewest replicas, latency.
 
     The busiest-hour figures come from the same hour: replicas and capacity that occur together. The most replicas
     may run in another hour (capacity ordered one lead time ahead of a rise), so ``max_replicas`` is its own figure.
     """
     out: dict[str, dict[str, Any]] = {}
+    promised = {w.name: w for w in plan.workloads}
     for k, name in enumerate(w.name for w in plan.periods[0].workloads) if plan.periods else []:
         demand = [p.workloads[k].demand_requests_per_s for p in plan.periods]
         busiest = plan.periods[max(range(len(demand)), key=lambda h: (demand[h], -h))].workloads[k]
@@ -139,7 +140,15 @@ def _period_numbers(plan: PeriodPlan) -> dict[str, dict[str, Any]]:
                      "busiest_hour_capacity_requests_per_s": round(busiest.capacity_requests_per_s, 4),
                      "busiest_hour_demand_requests_per_s": round(busiest.demand_requests_per_s, 4),
                      "hardware": sorted({d.hardware for d in plan.deployments.get(name, [])})}  # fmt: skip
+        if name in promised:  # the worst latency of its deployments, at the workload's percentile
+            out[name] |= {"percentile": promised[name].percentile, "ttft_ms": promised[name].ttft_ms, "tpot_ms": promised[name].tpot_ms}
     return out
+
+
+def _period_delta(a: dict[str, Any] | None, b: dict[str, Any] | None, key: str) -> Any:
+    """``b − a`` for one figure of :func:`_period_numbers`: an absent workload has no replicas, capacity or demand, and no latency."""
+    missing = None if key in ("ttft_ms", "tpot_ms") else 0
+    return _delta(missing if a is None else a.get(key), missing if b is None else b.get(key))
 
 
 def _reserved(plan: PeriodPlan) -> list[str]:
@@ -153,17 +162,18 @@ def diff_periods(base: PeriodPlan, head: PeriodPlan) -> dict[str, Any]:
     Same keys as :func:`diff` where they mean the same (``headline``, ``totals`` with ``base``/``head``/
     ``delta``/``delta_pct``, ``workloads`` with ``status``/``base``/``head``/``delta``, ``notes``); the
     totals are the monthly money, the static-peak comparison and the devices at the busiest hour, and a
-    workload's numbers are its busiest hour's replicas, capacity and demand and the most and fewest replicas of any hour;
-    an added or removed workload has none of them on its absent side, so its deltas are its own figures (signed).
+    workload's numbers are its busiest hour's replicas, capacity and demand and the most and fewest replicas of any hour
+    (an added or removed workload has none of them on its absent side, so its deltas are its own figures, signed), and the
+    latency it is promised (TTFT and TPOT at its percentile; no delta for an added or removed workload).
     """
     bw, hw = _period_numbers(base), _period_numbers(head)
     rows = []
     for name in sorted(set(bw) | set(hw)):
         a, b = bw.get(name), hw.get(name)
         status = "added" if a is None else "removed" if b is None else "changed" if a != b else "unchanged"
-        keys = [k for k in (a or b or {}) if k != "hardware"]  # all counts and rates: an absent workload has none of them
+        keys = [k for k in (a or b or {}) if k not in ("hardware", "percentile")]
         rows.append({"workload": name, "status": status, "base": a, "head": b,
-                     "delta": {k: _delta(0 if a is None else a[k], 0 if b is None else b[k]) for k in keys}})  # fmt: skip
+                     "delta": {k: _period_delta(a, b, k) for k in keys}})  # fmt: skip
     tb, th = base.totals.model_dump(), head.totals.model_dump()
     delta_m = th["usd_per_month"] - tb["usd_per_month"]
     pct = 100.0 * delta_m / tb["usd_per_month"] if tb["usd_per_month"] else None

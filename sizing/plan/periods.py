@@ -38,11 +38,12 @@ from aicap.sizing.core.period_plan import (
     PeriodWorkload,
     Reserved,
     UsedDeployment,
+    WorkloadPromise,
 )
 from aicap.sizing.core.plan import CatalogueRef
 from aicap.sizing.core.profile import align
 from aicap.sizing.core.specs.instance import InstanceSpec
-from aicap.sizing.plan.assemble import _version
+from aicap.sizing.plan.assemble import _margin, _version
 from aicap.sizing.plan.candidates import Candidate, prune
 from aicap.sizing.plan.evaluation import available_cores
 from aicap.sizing.plan.generate import all_candidates
@@ -219,6 +220,19 @@ def size_periods(fleet: Fleet, cat: CatalogueLike, *, time_limit_s: float = 10.0
     return _document(fleet, cat, s, sol, models, month, peak.usd * c.hours_per_month, None if od is None else od * month, warnings)
 
 
+def promises(fleet: Fleet, deps: Mapping[str, list[UsedDeployment]]) -> list[WorkloadPromise]:
+    """Each workload's targets and the worst latency of its deployments (:class:`~aicap.sizing.core.period_plan.WorkloadPromise`)."""
+    out = []
+    for w in fleet.workloads:
+        mine = deps.get(w.name, [])
+        ttft = max((d.ttft_ms for d in mine), default=None)
+        tpot = max((d.tpot_ms for d in mine if d.tpot_ms is not None), default=None)
+        out.append(WorkloadPromise(name=w.name, percentile=w.slo.percentile, ttft_ms=ttft, tpot_ms=tpot, ttft_target_ms=w.slo.ttft_ms,
+                                   tpot_target_ms=w.slo.tpot_ms, ttft_margin_pct=_margin(ttft, w.slo.ttft_ms),
+                                   tpot_margin_pct=_margin(tpot, w.slo.tpot_ms)))  # fmt: skip
+    return out
+
+
 def _autoscaling(fleet: Fleet, deps: dict[str, list[UsedDeployment]], periods: list[Period]) -> list[Autoscaling]:
     """Per deployment used, the rate and concurrency to scale on and the replica range (:class:`Autoscaling`)."""
     out = []
@@ -333,7 +347,8 @@ def _document(fleet: Fleet, cat: CatalogueLike, s: _Setup, sol: PeriodSolution, 
         generated_by=f"aicap {_version()}",
         catalogue=CatalogueRef(version=cat.version, price_dates=cat.price_dates, pricing="/".join(models)),
         hours=hours, pricing_models=list(models), lead_time_min=round(s.lead_min, 2), lead_periods=s.lead, spot_max_share=c.spot_max_share,
-        spot_headroom=c.spot_headroom, hours_per_month=c.hours_per_month, deployments=deps, periods=periods, totals=totals,
+        spot_headroom=c.spot_headroom, hours_per_month=c.hours_per_month, deployments=deps,
+        workloads=promises(fleet, deps), periods=periods, totals=totals,
         solver=PeriodSolver(status="optimal" if sol.status == "optimal" else "decomposed",
                             gap_pct=round(100 * sol.gap, 4) if np.isfinite(sol.gap) else 0.0),
         warnings=warnings,

@@ -25,9 +25,9 @@ an ``action`` of ``warn`` or ``fail``::
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Generic, Literal, TypeVar
+from typing import Generic, Literal, Protocol, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -122,19 +122,48 @@ def check_ids(policy: Policy, devices: Collection[str], where: str) -> None:
             raise InputError(f"{where}: limits.{field_name}: {UnknownIdError('hardware', h, sorted(devices))}")
 
 
-def _latency_rows(lim: Limits, plan: Plan, baseline: Plan | None) -> list[Row]:
+class _Promised(Protocol):
+    """A workload's promise as a plan states it: a static plan's workloads, a period plan's :class:`WorkloadPromise`."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def percentile(self) -> Percentile: ...
+    @property
+    def ttft_ms(self) -> float | None: ...
+    @property
+    def tpot_ms(self) -> float | None: ...
+    @property
+    def ttft_margin_pct(self) -> float | None: ...
+    @property
+    def tpot_margin_pct(self) -> float | None: ...
+
+
+def _percentile_row(lim: Limits, workloads: Sequence[_Promised]) -> list[Row]:
+    """``required_percentile`` on the percentile each workload's targets are set at."""
+    if lim.required_percentile is None:
+        return []
+    need = _ORDER[lim.required_percentile.value]
+    weak = [w.name for w in workloads if _ORDER[w.percentile] < need]
+    seen = sorted({w.percentile for w in workloads})
+    detail = f"targets below {lim.required_percentile.value}: {', '.join(weak)}" if weak else "all targets at or above"
+    return [_row("required_percentile", lim.required_percentile, bool(weak), seen, detail)]
+
+
+def _latency_rows(lim: Limits, workloads: Sequence[_Promised], baseline: Mapping[str, _Promised] | None) -> list[Row]:
+    """The latency limits on each workload's promised percentile, its margins and (given a baseline) their changes."""
     rows: list[Row] = []
     for key, metric in (("max_ttft_ms", "ttft_ms"), ("max_tpot_ms", "tpot_ms")):
         limit: Limit[float] | None = getattr(lim, key)
         if limit is None:
             continue
-        vals = {w.name: getattr(w, metric) for w in plan.workloads if getattr(w, metric) is not None}
+        vals = {w.name: getattr(w, metric) for w in workloads if getattr(w, metric) is not None}
         over = [n for n, v in vals.items() if v > limit.value]
         worst = max(vals, key=lambda n: vals[n], default=None)
         detail = f"over the limit: {', '.join(over)}" if over else (f"worst: {worst} {vals[worst]:,.1f} ms" if worst else "no values")
         rows.append(_row(key, limit, bool(over), None if worst is None else vals[worst], detail))
     if lim.min_slo_margin_pct is not None:
-        margins = {f"{w.name} {m}": getattr(w, f"{m}_margin_pct") for w in plan.workloads for m in ("ttft", "tpot")
+        margins = {f"{w.name} {m}": getattr(w, f"{m}_margin_pct") for w in workloads for m in ("ttft", "tpot")
                    if getattr(w, f"{m}_margin_pct") is not None}  # fmt: skip
         thin = [k for k, v in margins.items() if v < lim.min_slo_margin_pct.value]
         low = min(margins, key=lambda k: margins[k], default=None)
@@ -146,12 +175,10 @@ def _latency_rows(lim: Limits, plan: Plan, baseline: Plan | None) -> list[Row]:
             if limit is None:
                 continue
             changes = {}
-            for w in plan.workloads:
-                try:
-                    b = getattr(baseline.workload(w.name), metric)
-                except KeyError:
+            for w in workloads:
+                if w.name not in baseline:
                     continue
-                h = getattr(w, metric)
+                b, h = getattr(baseline[w.name], metric), getattr(w, metric)
                 if b is not None and h is not None:
                     changes[w.name] = (_pct(b, h), b, h)
             over = [n for n, (p, _, _) in changes.items() if p > limit.value]
@@ -247,14 +274,9 @@ def evaluate(policy: Policy, plan: Plan, baseline: Plan | None = None) -> list[R
     for inst in plan.instances:
         used[inst.hardware] = used.get(inst.hardware, 0) + inst.devices
     rows.extend(_devices_row(lim, used))
-    if lim.required_percentile is not None:
-        need = _ORDER[lim.required_percentile.value]
-        weak = [w.name for w in plan.workloads if _ORDER[w.percentile] < need]
-        seen = sorted({w.percentile for w in plan.workloads})
-        detail = f"targets below {lim.required_percentile.value}: {', '.join(weak)}" if weak else "all targets at or above"
-        rows.append(_row("required_percentile", lim.required_percentile, bool(weak), seen, detail))
+    rows.extend(_percentile_row(lim, plan.workloads))
     rows.extend(_allowed_rows(lim, sorted({i.cloud for i in plan.instances}), sorted({i.hardware for i in plan.instances})))
-    rows.extend(_latency_rows(lim, plan, baseline))
+    rows.extend(_latency_rows(lim, plan.workloads, None if baseline is None else {w.name: w for w in baseline.workloads}))
     if baseline is None:
         rows.extend(_unchecked(lim, BASELINE_LIMITS, "needs a baseline plan (--baseline)"))
     return rows
@@ -272,7 +294,18 @@ def blocking(rows: list[Row]) -> list[Row]:
 
 
 PERIOD_LIMITS = ("max_usd_per_month", "max_increase_usd_per_month", "max_increase_pct", "max_devices", "allowed_clouds",
-                 "allowed_hardware")  # fmt: skip
+                 "allowed_hardware", "required_percentile", "max_ttft_ms", "max_tpot_ms", "min_slo_margin_pct",
+                 "max_ttft_increase_pct", "max_tpot_increase_pct")  # fmt: skip
+#: The limits on each workload's promise: a period plan written before it stated them (no ``workloads``) cannot be judged on them.
+PROMISE_LIMITS = (
+    "required_percentile",
+    "max_ttft_ms",
+    "max_tpot_ms",
+    "min_slo_margin_pct",
+    "max_ttft_increase_pct",
+    "max_tpot_increase_pct",
+)
+_STALE = "the plan states no per-workload promises (written by an aicap before they were added): size it again"
 
 
 def evaluate_periods(policy: Policy, plan: PeriodPlan, cat: CatalogueLike,
@@ -281,9 +314,12 @@ def evaluate_periods(policy: Policy, plan: PeriodPlan, cat: CatalogueLike,
 
     ``max_usd_per_month`` applies to the monthly total, and the increase limits to its change against
     a ``baseline`` plan over periods; ``max_devices`` to the busiest hour of each device;
-    ``allowed_clouds`` and ``allowed_hardware`` to every instance of any hour. Returns the rows (a limit
-    set that does not apply to such a plan yet, per-workload money, percentiles or latency, or that needs
-    a baseline given none, is a row of status ``unchecked``) and the names of those that do not apply.
+    ``allowed_clouds`` and ``allowed_hardware`` to every instance of any hour; the percentile, latency
+    and margin limits to each workload's promise (``workloads``: the worst of its deployments at one
+    replica's capacity, the most load any hour gives it), and the latency increases to its change against
+    the baseline's. Returns the rows (a limit set that does not apply to such a plan yet, per-workload
+    money, or that needs a baseline given none, or promises a plan does not state, is a row of status
+    ``unchecked``) and the names of those that do not apply.
     """
     lim = policy.limits
     total = plan.totals.usd_per_month
@@ -300,8 +336,20 @@ def evaluate_periods(policy: Policy, plan: PeriodPlan, cat: CatalogueLike,
             peak[h] = max(peak.get(h, 0), n)
     rows += _devices_row(lim, peak, " at the busiest hour")
     rows += _allowed_rows(lim, sorted({s.cloud for s in insts.values()}), sorted({s.device for s in insts.values()}))
+    stated = bool(plan.workloads) or not plan.deployments
+    if stated:
+        rows += _percentile_row(lim, plan.workloads)
+        base_stated = baseline is not None and (bool(baseline.workloads) or not baseline.deployments)
+        rows += _latency_rows(
+            lim, plan.workloads, {w.name: w for w in baseline.workloads} if baseline is not None and base_stated else None
+        )
+        if baseline is not None and not base_stated:
+            rows += _unchecked(lim, ("max_ttft_increase_pct", "max_tpot_increase_pct"), "the baseline " + _STALE.removeprefix("the plan "))
+    else:
+        rows += _unchecked(lim, PROMISE_LIMITS, _STALE)
     unchecked = [name for name, value in lim if value is not None and name not in PERIOD_LIMITS]
     if baseline is None:
-        rows += _unchecked(lim, [n for n in BASELINE_LIMITS if n in PERIOD_LIMITS], "needs a baseline plan (--baseline)")
+        rows += _unchecked(lim, [n for n in BASELINE_LIMITS if n in PERIOD_LIMITS and (stated or n not in PROMISE_LIMITS)],
+                           "needs a baseline plan (--baseline)")  # fmt: skip
     rows += _unchecked(lim, unchecked, "not defined on a plan over demand periods yet")
     return rows, unchecked

@@ -10,6 +10,7 @@ the workload's percentile there. Lighter hours carry less per replica and are no
 
 from __future__ import annotations
 
+import math
 import zlib
 from dataclasses import dataclass
 
@@ -124,4 +125,30 @@ def size_periods_verified(fleet: Fleet, cat: CatalogueLike, *, requests: int = D
                         holds=c.holds) for c in checks]  # fmt: skip
     verification = PeriodVerification(requests_per_deployment=requests, seed=seed, resolves=resolves, derated=dict(sorted(derate.items())),
                                       holds=all(c.holds for c in checks), checks=docs)  # fmt: skip
+    plan = _with_simulated_tails(plan, fleet, checks)
     return plan.model_copy(update={"verification": verification, "warnings": without_bursty_warning(plan.warnings)})
+
+
+def _with_simulated_tails(plan: PeriodPlan, fleet: Fleet, checks: list[BusiestHour]) -> PeriodPlan:
+    """``plan`` with each simulated deployment's TTFT and TPOT the larger of the model's and its busiest hour's tail.
+
+    As :func:`aicap.sizing.sim.verify.size_verified` states a static plan's: the label is the statistic. The workloads'
+    promises and the autoscaling's in-flight requests follow; the checks keep the simulated figures.
+    """
+    from aicap.sizing.plan.periods import _autoscaling, promises
+
+    sim = {(c.workload, c.deployment): c for c in checks}
+    deps = {}
+    for name, mine in plan.deployments.items():
+        out = []
+        for k, d in enumerate(mine):
+            c = sim.get((name, k))
+            ttft, tpot = d.ttft_ms, d.tpot_ms
+            if c is not None and c.ttft_simulated_ms is not None and math.isfinite(c.ttft_simulated_ms):
+                ttft = max(ttft, round(c.ttft_simulated_ms, 3))
+            if c is not None and tpot is not None and c.tpot_simulated_ms is not None and math.isfinite(c.tpot_simulated_ms):
+                tpot = max(tpot, round(c.tpot_simulated_ms, 3))
+            out.append(d.model_copy(update={"ttft_ms": ttft, "tpot_ms": tpot}))
+        deps[name] = out
+    return plan.model_copy(update={"deployments": deps, "workloads": promises(fleet, deps),
+                                   "autoscaling": _autoscaling(fleet, deps, plan.periods)})  # fmt: skip

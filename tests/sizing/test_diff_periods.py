@@ -21,7 +21,8 @@ def dep(name: str, hardware: str) -> dict[str, Any]:
 
 
 def plan(workloads: dict[str, list[Hour]], *, usd_month: float = 1000.0, version: str = "abc", hardware: dict[str, list[str]] | None = None,
-         reserved: list[dict[str, Any]] | None = None, peak_devices: int = 4, static: float = 2000.0) -> PeriodPlan:  # fmt: skip
+         reserved: list[dict[str, Any]] | None = None, peak_devices: int = 4, static: float = 2000.0,
+         promises: list[dict[str, Any]] | None = None) -> PeriodPlan:  # fmt: skip
     names = list(workloads)
     hours = len(workloads[names[0]]) if names else 1
     hardware = hardware or {}
@@ -34,6 +35,7 @@ def plan(workloads: dict[str, list[Hour]], *, usd_month: float = 1000.0, version
         "hours": hours, "pricing_models": ["on_demand"], "lead_time_min": 0.0, "lead_periods": 0, "spot_max_share": 0.5,
         "spot_headroom": 0.2, "hours_per_month": 730.0,
         "deployments": {n: [dep(n, hw) for hw in hardware.get(n, ["l4"])] for n in names}, "autoscaling": [], "periods": periods,
+        "workloads": promises or [],
         "totals": {"usd_per_month": usd_month, "static_peak_usd_per_month": static, "on_demand_only_usd_per_month": None,
                    "savings_vs_static_pct": 0.0, "reserved": reserved or [], "peak_devices": peak_devices},
         "solver": {"status": "optimal", "gap_pct": 0.0},
@@ -131,3 +133,23 @@ def test_a_plan_without_periods_or_deployments_still_diffs() -> None:
     # a hand-edited plan that lost a workload's deployments still diffs: no device types to name
     bare = p.model_copy(update={"deployments": {}})
     assert row(diff_periods(bare, p), "chat")["base"]["hardware"] == []
+
+
+def promise(name: str, ttft: float | None, tpot: float | None, percentile: str = "p99") -> dict[str, Any]:
+    return {"name": name, "percentile": percentile, "ttft_ms": ttft, "tpot_ms": tpot, "ttft_target_ms": 1000.0, "tpot_target_ms": 50.0,
+            "ttft_margin_pct": None if ttft is None else round(100 * (1000 - ttft) / 1000, 1),
+            "tpot_margin_pct": None if tpot is None else round(100 * (50 - tpot) / 50, 1)}  # fmt: skip
+
+
+def test_the_promised_latency_is_diffed_and_an_absent_side_has_none() -> None:
+    hours: list[Hour] = [(1.0, 2.0, [1])]
+    base = plan({"chat": hours, "old": hours}, promises=[promise("chat", 400.0, 30.0), promise("old", 100.0, None)])
+    head = plan({"chat": hours, "new": hours}, promises=[promise("chat", 520.5, 30.0, "p90"), promise("new", 90.0, 20.0)])
+    d = diff_periods(base, head)
+    chat = row(d, "chat")
+    assert chat["status"] == "changed" and chat["base"]["percentile"] == "p99" and chat["head"]["percentile"] == "p90"
+    assert chat["delta"]["ttft_ms"] == 120.5 and chat["delta"]["tpot_ms"] == 0 and "percentile" not in chat["delta"]
+    assert row(d, "new")["delta"]["ttft_ms"] is None and row(d, "old")["delta"]["tpot_ms"] is None
+    assert row(d, "new")["delta"]["busiest_hour_replicas"] == 1  # counts still count from nothing
+    # a plan written before period plans stated their promises has no latency figures, and diffs as before
+    assert "ttft_ms" not in row(diff_periods(plan({"chat": hours}), plan({"chat": hours})), "chat")["base"]

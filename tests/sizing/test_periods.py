@@ -216,25 +216,27 @@ def test_check_applies_money_devices_and_clouds_to_a_period_plan(tmp_path: Path)
     total = json.loads(out.read_text())["totals"]["usd_per_month"]
     pol = tmp_path / "pol.yaml"
     pol.write_text(f"limits:\n  max_usd_per_month: {{value: {total - 1:.2f}}}\n  max_devices: {{value: {{l40s: 100}}, action: warn}}\n"
-                   "  allowed_clouds: {value: [gcp], action: warn}\n  max_ttft_ms: {value: 2000, action: warn}\n")  # fmt: skip
+                   "  allowed_clouds: {value: [gcp], action: warn}\n  max_ttft_ms: {value: 2000, action: warn}\n"
+                   "  max_usd_per_month_per_workload: {value: 1000000, action: warn}\n")  # fmt: skip
     for target in (out, example):  # the plan file, or the fleet planned on the spot
         r = CliRunner().invoke(app, ["-q", "check", str(target), "--policy", str(pol), "-f", "json"])
         assert r.exit_code == 1, r.stderr
         d = json.loads(r.stdout)
         status = {x["limit"]: x["status"] for x in d["limits"]}
-        assert status == {"max_usd_per_month": "fail", "max_devices": "pass", "allowed_clouds": "warn", "max_ttft_ms": "unchecked"}
+        assert status == {"max_usd_per_month": "fail", "max_devices": "pass", "allowed_clouds": "warn", "max_ttft_ms": "pass",
+                          "max_usd_per_month_per_workload": "unchecked"}  # fmt: skip
     # A fail limit the gate cannot check does not pass: it is refused, naming it and why (it once passed with a note).
-    pol.write_text(f"limits:\n  max_usd_per_month: {{value: {total + 1:.2f}}}\n  max_ttft_ms: {{value: 2000}}\n")
+    pol.write_text(f"limits:\n  max_usd_per_month: {{value: {total + 1:.2f}}}\n  max_usd_per_month_per_workload: {{value: 1000000}}\n")
     r = CliRunner().invoke(app, ["-q", "check", str(out), "--policy", str(pol)])
-    assert r.exit_code == 2 and "max_ttft_ms (not defined on a plan over demand periods yet)" in r.stderr
+    assert r.exit_code == 2 and "max_usd_per_month_per_workload (not defined on a plan over demand periods yet)" in r.stderr
     r = CliRunner().invoke(app, ["-q", "check", str(out), "--budget-monthly", f"{total + 1:.2f}"])
     assert r.exit_code == 0
     # ... but a judged fail limit that is breached fails the check (exit 1, the table shown): it was an input error
     # that hid the breach.
-    pol.write_text(f"limits:\n  max_usd_per_month: {{value: {total - 1:.2f}}}\n  max_ttft_ms: {{value: 2000}}\n")
+    pol.write_text(f"limits:\n  max_usd_per_month: {{value: {total - 1:.2f}}}\n  max_usd_per_month_per_workload: {{value: 1000000}}\n")
     r = CliRunner().invoke(app, ["-q", "check", str(out), "--policy", str(pol), "-f", "json"])
     assert r.exit_code == 1 and {x["limit"]: x["status"] for x in json.loads(r.stdout)["limits"]} == {
-        "max_usd_per_month": "fail", "max_ttft_ms": "unchecked"}  # fmt: skip
+        "max_usd_per_month": "fail", "max_usd_per_month_per_workload": "unchecked"}  # fmt: skip
 
 
 def test_other_objectives_are_refused_for_period_plans() -> None:

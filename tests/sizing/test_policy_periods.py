@@ -1,0 +1,69 @@
+"""Policy limits on hand-made plans over demand periods: the per-workload promises, stale plans and baselines."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aicap.hardware_db import load_catalogue
+from aicap.sizing.plan.policy import Policy, Row, blocking, evaluate_periods
+from tests.sizing.test_diff_periods import Hour, plan, promise
+
+CAT = load_catalogue()
+HOURS: list[Hour] = [(1.0, 2.0, [1]), (3.0, 4.0, [2])]
+
+
+def policy(**limits: Any) -> Policy:
+    return Policy.model_validate({"schema_version": 1, "limits": limits})
+
+
+def rows_of(pol: Policy, **kw: Any) -> dict[str, Row]:
+    base = kw.pop("baseline", None)
+    rows, _ = evaluate_periods(pol, plan({"chat": HOURS, "code": HOURS}, **kw), CAT, base)
+    return {r.limit: r for r in rows}
+
+
+PROMISED = [promise("chat", 400.0, 45.0), promise("code", 250.0, 30.0, "p90")]
+
+
+def test_latency_limits_judge_each_workloads_worst_deployment() -> None:
+    r = rows_of(policy(max_ttft_ms={"value": 399.9}, max_tpot_ms={"value": 45.0, "action": "warn"}), promises=PROMISED)
+    assert (r["max_ttft_ms"].status, r["max_ttft_ms"].actual, r["max_ttft_ms"].detail) == ("fail", 400.0, "over the limit: chat")
+    assert (r["max_tpot_ms"].status, r["max_tpot_ms"].actual, r["max_tpot_ms"].detail) == ("pass", 45.0, "worst: chat 45.0 ms")
+
+
+def test_percentile_and_margin_limits_on_a_period_plan() -> None:
+    r = rows_of(policy(required_percentile={"value": "p99"}, min_slo_margin_pct={"value": 10.0, "action": "warn"}), promises=PROMISED)
+    assert (r["required_percentile"].status, r["required_percentile"].actual) == ("fail", ["p90", "p99"])
+    assert r["required_percentile"].detail == "targets below p99: code"
+    # chat's TPOT 45 ms against 50: a 10.0% margin, at the limit
+    assert (r["min_slo_margin_pct"].status, r["min_slo_margin_pct"].actual) == ("pass", 10.0)
+
+
+def test_latency_increases_against_a_baseline_period_plan() -> None:
+    before = plan({"chat": HOURS, "code": HOURS}, promises=[promise("chat", 300.0, 45.0), promise("code", 250.0, 30.0)])
+    r = rows_of(policy(max_ttft_increase_pct={"value": 30.0}, max_tpot_increase_pct={"value": 0.0}), promises=PROMISED, baseline=before)
+    assert (r["max_ttft_increase_pct"].status, r["max_ttft_increase_pct"].actual) == ("fail", 33.33)
+    assert r["max_ttft_increase_pct"].detail == "chat 300 → 400 ms"
+    assert (r["max_tpot_increase_pct"].status, r["max_tpot_increase_pct"].actual) == ("pass", 0.0)
+    # without a baseline they cannot be judged, and a fail limit among them blocks the gate
+    alone = rows_of(policy(max_ttft_increase_pct={"value": 30.0}), promises=PROMISED)
+    assert alone["max_ttft_increase_pct"].status == "unchecked" and blocking(list(alone.values()))
+
+
+def test_a_plan_without_stated_promises_leaves_them_unchecked_and_says_why() -> None:
+    pol = policy(max_ttft_ms={"value": 1.0}, required_percentile={"value": "p99", "action": "warn"}, max_ttft_increase_pct={"value": 1.0})
+    r = rows_of(pol)  # a plan written before period plans stated their promises: nothing to judge, not a pass
+    assert {k: v.status for k, v in r.items()} == {"max_ttft_ms": "unchecked", "required_percentile": "unchecked",
+                                                    "max_ttft_increase_pct": "unchecked"}  # fmt: skip
+    assert all("size it again" in v.detail for v in r.values())
+    assert [x.limit for x in blocking(list(r.values()))] == ["max_ttft_ms", "max_ttft_increase_pct"]
+    # a stale baseline: the plan's own limits are judged, the increases are not
+    stale = plan({"chat": HOURS, "code": HOURS})
+    r = rows_of(policy(max_ttft_ms={"value": 500.0}, max_ttft_increase_pct={"value": 1.0}), promises=PROMISED, baseline=stale)
+    assert r["max_ttft_ms"].status == "pass" and r["max_ttft_increase_pct"].status == "unchecked"
+    assert r["max_ttft_increase_pct"].detail.startswith("the baseline states no per-workload promises")
+
+
+def test_per_workload_money_is_still_undefined_on_a_period_plan() -> None:
+    rows, names = evaluate_periods(policy(max_usd_per_month_per_workload={"value": 1.0}), plan({"chat": HOURS}, promises=PROMISED[:1]), CAT)
+    assert names == ["max_usd_per_month_per_workload"] and rows[0].status == "unchecked"
