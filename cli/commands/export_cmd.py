@@ -63,6 +63,7 @@ def register(app: typer.Typer) -> None:
         launches = []
         for s in settings:
             engine = to.value if to.value in ENGINE_TARGETS else s.engine
+            _check_runs_on(cat, engine, s)
             if to.value in ENGINE_TARGETS and s.engine != to.value:
                 info(f"aicap: note: {s.name} was planned with {s.planned_with}; the {to.value} launch carries the same settings")
             launches.append(launch(s, flag_map(engine)))
@@ -100,6 +101,21 @@ def register(app: typer.Typer) -> None:
             return
         _write([(name, body if not name.endswith(".sh") else f"#!/bin/sh\n# aicap export --to {to.value} of {plan.name}\nset -eu\n" + body)
                 for name, body in files], output_dir)  # fmt: skip
+
+
+def _check_runs_on(cat: CatalogueLike, engine: str, s: Settings) -> None:
+    """Refuse to launch ``s`` with an engine that does not run on its device (TensorRT-LLM on a TPU), naming those that do."""
+    from aicap.sizing.core.engines import engine_for
+    from aicap.sizing.core.errors import InputError
+
+    spec = engine_for(cat, engine).spec
+    dev = cat.device(s.hardware)
+    if spec is None or spec.serves(dev):
+        return
+    able = [t for t in ENGINE_TARGETS if (other := engine_for(cat, t).spec) is None or other.serves(dev)]
+    way = f"export it --to {' or --to '.join(able)}" if able else "size it for a device these engines run on"
+    raise InputError(f"--to {engine}: {s.name} runs on {dev.id} ({dev.vendor} {dev.kind}), and {spec.name} does not run there "
+                     f"(it runs on: {', '.join(spec.runs_on)}); {way}")  # fmt: skip
 
 
 def _write(files: list[tuple[str, str]], output_dir: Path | None) -> None:

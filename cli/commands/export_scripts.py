@@ -76,14 +76,12 @@ def _spanning(launch: Launch, part: tuple[int, int], engine: str, head: str) -> 
     """For one machine of a replica spanning ``part[1]`` machines: a comment, a start command to run first, and whether it serves.
 
     The start is the engine's recorded multi-node start (vLLM: Ray, as its LeaderWorkerSet guide runs it) with the group size and
-    the leader's address in place of LWS's variables: the leader's runs before its serving command, a worker's is all it runs. An
-    engine without one is said to need its own start; its first machine serves.
+    the leader's address in place of LWS's variables: the leader's runs before its serving command, a worker's is all it runs (an
+    engine without one is refused before: :func:`~aicap.sizing.export.launch.check_spread`).
     """
     k, n = part
     mn = launch.multi_node
-    if mn is None:
-        return (f"# this replica spans {n} machines; {engine} has no recorded multi-node start: start its distributed runtime on "
-                "each of them before serving", None, k == 1)  # fmt: skip
+    assert mn is not None, f"{engine}: a spanning replica without a multi-node start reached the script"
     cmd = mn.leader if k == 1 else mn.worker
     cmd = cmd.replace("$(LWS_GROUP_SIZE)", str(n)).replace("$(LWS_LEADER_ADDRESS)", f'"{LEADER}"')
     if k > 1:

@@ -113,7 +113,7 @@ class Engine:
             return
         if not s.serves(device):
             raise InputError(f"--engine {s.id}: {s.name} does not run on {device.id} ({device.vendor} {device.kind}); "
-                             f"it runs on: {', '.join(s.runs_on)}")  # fmt: skip
+                             f"it runs on: {', '.join(s.runs_on)} (a vendor's accelerators, not its CPUs)")  # fmt: skip
         if weights_dtype in WEIGHT_DTYPES and weights_dtype not in s.weights_dtypes:  # unknown formats: Deployment.check says
             raise InputError(f"--weights-dtype {weights_dtype}: {s.name} serves weights in {', '.join(s.weights_dtypes)}")
         if kv_dtype in KV_DTYPES and kv_dtype not in s.kv_dtypes:

@@ -118,10 +118,7 @@ def _multi_node(launch: Launch, template: dict[str, object], pods: int,
         notes["aicap/multi-node"] = (f"one replica spans {pods} instances: each pod runs the engine with its node's flags; the leader "
                                      "serves HTTP")  # fmt: skip
         return leader, worker
-    if mn is None:
-        notes["aicap/multi-node"] = (f"one replica spans {pods} instances; {launch.settings.engine} has no recorded multi-node start: "
-                                     "start its distributed runtime from the leader and workers before serving")  # fmt: skip
-        return leader, worker
+    assert mn is not None, "a spanning replica without a multi-node start is refused by check_spread"
     lead, work = lspec["containers"][0], wspec["containers"][0]
     lead["command"] = ["sh", "-c", f"{mn.leader}; {shlex.join(lead['command'])}"]  # the serving command, options file included
     work["command"] = ["sh", "-c", mn.worker]

@@ -324,3 +324,7 @@ def check_spread(launches: list[Launch], cat: CatalogueLike, target: str) -> Non
         if groups > 1 and x.spread() is None:
             raise InputError(f"{s.name}: a replica with data-parallel attention spans {n} machines, and {engine}'s flag map records no "
                              "multi-node start for it: export it --to vllm or --to sglang, or size it on one instance")  # fmt: skip
+        if groups == 1 and x.spread() is None and x.multi_node is None:
+            raise InputError(f"{s.name}: a replica of {s.devices_per_replica} devices spans {n} instances of {s.instance_type}, and "
+                             f"{engine}'s flag map records no multi-node start (its launch would see one machine's devices): export it "
+                             "--to vllm or --to sglang, or size it to fit one instance (a larger type or weight format)")  # fmt: skip

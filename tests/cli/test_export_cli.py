@@ -216,7 +216,24 @@ def test_a_replica_spanning_machines_starts_its_cluster(aicap, tmp_path: Path) -
     sglang = aicap("export", str(plan), "--to", "sglang").stdout
     assert '--dist-init-addr "${LEADER_ADDRESS:?' in sglang
     assert "--nnodes 2 --node-rank 0" in sglang and "--nnodes 2 --node-rank 1" in sglang
-    assert "no recorded multi-node start" in aicap("export", str(plan), "--to", "trtllm").stdout
+    # TensorRT-LLM's multi-node start (MPI) is not recorded: its script would run trtllm-serve over one machine's 8 devices
+    # for a 16-device replica, and exit 0 (it said so in a comment). Refused, with the way out.
+    r = aicap("export", str(plan), "--to", "trtllm")
+    assert r.code == 2 and r.stdout == ""
+    assert "deepseek-v3-0: a replica of 16 devices spans 2 instances of p5.48xlarge, and trtllm" in r.stderr
+    assert "export it --to vllm or --to sglang" in r.stderr
+
+
+def test_an_engine_that_does_not_run_on_the_plans_device_is_refused(aicap, tmp_path: Path) -> None:
+    # TensorRT-LLM and SGLang scripts were written for TPU and EPYC machines, exit 0
+    tpu = _size_and_export(aicap, tmp_path, "tpu-only")
+    assert tpu
+    r = aicap("export", str(tmp_path / "tpu-only.json"), "--to", "trtllm")
+    assert r.code == 2 and "--to trtllm: " in r.stderr and "(google tpu), and TensorRT-LLM does not run there" in r.stderr
+    assert r.stderr.strip().endswith("export it --to vllm")
+    _size_and_export(aicap, tmp_path, "cpu-only")
+    r = aicap("export", str(tmp_path / "cpu-only.json"), "--to", "sglang")
+    assert r.code == 2 and "(amd cpu), and SGLang does not run there" in r.stderr
 
 
 def test_a_wide_ep_replica_starts_on_each_machine_with_its_attention_groups(aicap, tmp_path: Path) -> None:

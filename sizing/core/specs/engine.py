@@ -222,7 +222,8 @@ class EngineSpec(BaseModel):
         Per device family, how the engine's measured runs depart from those factors
         (:class:`EngineFactors`, applied by :meth:`adjust`).
     runs_on
-        Device vendors, kinds or families the engine serves (``nvidia``, ``tpu``, ``cpu``, ...).
+        Device vendors, kinds or families the engine serves (``nvidia``, ``tpu``, ``cpu``, ...); a vendor
+        covers its accelerators, not its CPUs (:meth:`serves`).
     weights_dtypes, kv_dtypes
         Storage formats the engine serves (further limited by what each device supports).
     memory, scheduler
@@ -274,8 +275,12 @@ class EngineSpec(BaseModel):
         return _known(v, KV_DTYPES)
 
     def serves(self, device: DeviceSpec) -> bool:
-        """Whether the engine runs on ``device`` (its vendor, kind or family is in ``runs_on``)."""
-        return bool({device.vendor, device.kind, device.family} & set(self.runs_on))
+        """Whether the engine runs on ``device``: its kind or family is in ``runs_on``, or its vendor for an accelerator.
+
+        A vendor names its accelerators: SGLang's ``amd`` is the Instinct GPUs, not an EPYC; a CPU needs ``cpu`` or its family.
+        """
+        on = set(self.runs_on)
+        return device.kind in on or device.family in on or (device.vendor in on and device.kind != "cpu")
 
     def runs(self, device: DeviceSpec, weights_dtype: str, kv_dtype: str) -> bool:
         """Whether the engine serves ``device`` with weights and KV cache in these formats."""
