@@ -40,8 +40,10 @@ def test_estimate_table_names_the_engine(aicap) -> None:
 def test_estimate_engine_on_a_device_it_does_not_run_on_is_exit_2(aicap) -> None:
     r = aicap("estimate", "--model", "llama-3.1-8b", "--hardware", "tpu-v5e", "--engine", "sglang")
     assert r.code == 2
-    assert r.stderr.strip() == ("aicap: error: --engine sglang: SGLang does not run on tpu-v5e (google tpu); it runs on: nvidia, amd "
-                                "(a vendor's accelerators, not its CPUs)")
+    assert r.stderr.strip() == (
+        "aicap: error: --engine sglang: SGLang does not run on tpu-v5e (google tpu); it runs on: nvidia, amd "
+        "(a vendor's accelerators, not its CPUs)"
+    )
     # "amd" is AMD's GPUs: an EPYC CPU ran SGLang at batch 2,048 (and sized a fleet on it) before
     r = aicap("estimate", "--model", "llama-3.1-8b", "--hardware", "epyc-9654", "--engine", "sglang")
     assert r.code == 2 and "does not run on epyc-9654 (amd cpu)" in r.stderr
