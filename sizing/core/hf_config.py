@@ -135,6 +135,12 @@ def _kind(value: Any) -> str:
     )
 
 
+#: Gemma3TextConfig's defaults for the keys the official Gemma 3 checkpoints' ``text_config`` omits (transformers
+#: src/transformers/models/gemma3/configuration_gemma3.py @ 008f5c8c29be84d4721dc6d1e0fcd72300580be4: vocab_size=262_208,
+#: max_position_embeddings=131_072; google/gemma-3-27b-it config.json gives neither).
+GEMMA3_TEXT_DEFAULTS = {"vocab_size": 262208, "max_position_embeddings": 131072}
+
+
 def _need(cfg: dict[str, Any], keys: list[str], model_type: str, source: str) -> None:
     missing = [k for k in keys if cfg.get(k) is None]
     if missing:
@@ -303,6 +309,8 @@ def from_hf_config(cfg: dict[str, Any], source: str = "config.json") -> AnyModel
     # Llama-like families share the key names below.
     if mt in _HYBRID and cfg.get("intermediate_size") is None and cfg.get("moe_intermediate_size") is not None:
         cfg = {**cfg, "intermediate_size": cfg["moe_intermediate_size"]}  # every layer MoE: no dense-MLP width given
+    if mt == "gemma3_text":  # the official Gemma 3 configs leave these to the class defaults
+        cfg = {**GEMMA3_TEXT_DEFAULTS, **{k: x for k, x in cfg.items() if x is not None}}
     keys = ["hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size", "vocab_size", "max_position_embeddings"]
     _need(cfg, keys, mt, source)
     v = _ints(cfg, keys, source)
@@ -322,8 +330,8 @@ def from_hf_config(cfg: dict[str, Any], source: str = "config.json") -> AnyModel
     mtp = _int(cfg, "num_nextn_predict_layers", source, minimum=0) or _int(cfg, "mtp_num_hidden_layers", source, minimum=0)
     if mtp:
         spec["mtp_layers"] = mtp  # DeepSeek-V3's and Qwen3-Next's multi-token-prediction modules
-    window = _int(cfg, "sliding_window", source) if mt in {"mistral", "gemma2", "gemma3_text", "gpt_oss"} else None
-    if mt == "mistral" and window:
+    window = _int(cfg, "sliding_window", source) if mt in {"mistral", "phi3", "gemma2", "gemma3_text", "gpt_oss"} else None
+    if mt in {"mistral", "phi3"} and window and window < v["max_position_embeddings"]:  # a window past the context is none
         spec["sliding_window"] = window
     if mt == "gemma2":
         spec.update(norms_per_layer=4, tied_embeddings=True, sliding_window=window, global_every=2)

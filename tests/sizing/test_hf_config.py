@@ -86,3 +86,12 @@ def test_a_config_dimension_beyond_2_to_the_53_is_refused(tmp_path: Path) -> Non
     (tmp_path / "config.json").write_text(json.dumps(cfg))
     with pytest.raises(InputError, match=r"hidden_size: 1e\+308 is too large"):
         load_model_file(tmp_path / "config.json")
+
+
+def test_phi3_reads_its_sliding_window_as_the_catalogue_does(cat) -> None:  # type: ignore[no-untyped-def]
+    # Phi-3-mini-4k's config: a 2,047-token window (the catalogue's phi-3-mini is MHA+SWA2047); the reader dropped it, so the
+    # same checkpoint fitted half the batch of the catalogue entry at long contexts. A window past the context is none.
+    cfg = {"model_type": "phi3", "hidden_size": 3072, "num_hidden_layers": 32, "num_attention_heads": 32, "num_key_value_heads": 32,
+           "intermediate_size": 8192, "vocab_size": 32064, "max_position_embeddings": 4096, "sliding_window": 2047}  # fmt: skip
+    assert from_hf_config(cfg).sliding_window == cat.model("phi-3-mini").sliding_window == 2047
+    assert from_hf_config({**cfg, "max_position_embeddings": 131072, "sliding_window": 262144}).sliding_window is None

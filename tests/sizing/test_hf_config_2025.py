@@ -48,6 +48,12 @@ QWEN3_30B_A3B = {**QWEN3_8B, "model_type": "qwen3_moe", "hidden_size": 2048, "nu
 
 def test_configs_match_the_catalogue_entries_read_from_them(cat: Catalogue) -> None:
     assert inventory(from_hf_config(GPT_OSS_120B)).total == inventory(cat.model("gpt-oss-120b")).total
+    # google/gemma-3-27b-it's config.json gives neither vocab_size nor max_position_embeddings: Gemma3TextConfig's defaults
+    # apply (it was refused, "missing required keys"), and the model is the catalogue's
+    text = {k: v for k, v in GEMMA3_27B["text_config"].items() if k not in ("vocab_size", "max_position_embeddings")}
+    official = from_hf_config({**GEMMA3_27B, "text_config": text})
+    assert official.vocab_size == 262208 and official.max_context == 131072
+    assert inventory(official).total == inventory(cat.model("gemma-3-27b")).total
     assert from_hf_config(GPT_OSS_120B).checkpoint_dtype == cat.model("gpt-oss-120b").checkpoint_dtype == "mxfp4"
     assert inventory(from_hf_config(QWEN3_8B)).total == inventory(cat.model("qwen3-8b")).total
 
