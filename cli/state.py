@@ -219,6 +219,18 @@ def debug(message: str) -> None:
         _say(message)
 
 
+def check_plot(plot: Path | None) -> None:
+    """Refuse a ``--plot`` file that is not .png or .svg, or whose folder does not exist (before any work is done)."""
+    from aicap.sizing.core.errors import InputError
+
+    if plot is None:
+        return
+    if plot.suffix.lower() not in {".png", ".svg"}:
+        raise InputError(f"--plot {plot}: the file must end in .png or .svg")
+    if not plot.resolve().parent.is_dir():
+        raise InputError(f"--plot {plot}: the folder {plot.resolve().parent} does not exist")
+
+
 def catalogue() -> Catalogue:
     """Load the catalogues with ``--catalog`` and ``AICAP_CATALOG`` overlays; report overrides."""
     from aicap.hardware_db import catalogue_dirs_from_env, load_catalogue

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from aicap.cli.render import Format, Table, View, emit
-from aicap.cli.state import catalogue, guarded, info
+from aicap.cli.state import catalogue, check_plot, guarded, info
 
 if TYPE_CHECKING:
     from aicap.sizing.serve.estimate import EstimateResult
@@ -180,7 +180,7 @@ def estimate_view(doc: dict[str, Any], tpot_ms: float | None = None) -> View:
         ["largest batch at this context", doc["max_batch_at_context"]],
         ["largest context at this batch", doc["max_context_at_batch"]],
     ]  # fmt: skip
-    if not doc["fits"]:  # speeds of a deployment that cannot run promise nothing (the JSON keeps the roofline's figures)
+    if not doc["fits"]:  # speeds of a deployment that cannot run promise nothing (null in the JSON)
         rows.append(["TTFT, TPOT, throughput", "– (it does not fit: see above)"])
     else:
         rows.append(["TTFT (one request, idle)", f"{doc['ttft_s'] * 1e3:,.1f} ms {_band(doc, 'ttft')}"])
@@ -276,6 +276,10 @@ def register(app: typer.Typer) -> None:
             raise InputError("--dp-attention is not modelled with --disaggregate: drop one of them")
         if disaggregate and eager:
             raise InputError("--eager is not modelled with --disaggregate: drop one of them")
+        if disaggregate and (prefix_cached or speculative is not None):
+            given = "--prefix-cached" if prefix_cached else "--speculative"
+            raise InputError(f"{given} is not applied by estimate --disaggregate: drop one of them, or size the "
+                             "disaggregated fleet with `aicap size`, which applies both")  # fmt: skip
         if disaggregate:
             _disaggregated(
                 model,
@@ -301,6 +305,12 @@ def register(app: typer.Typer) -> None:
                             dp_attention, eager)  # fmt: skip
         result = estimate(req)
         doc = result.to_dict()
+        cap = req.runtime.max_batch * max(req.dp_attention, 1)
+        if req.batch is not None and req.batch > cap:
+            who = doc["engine"]["name"] or doc["engine"]["id"]
+            info(f"aicap: warning: --batch {req.batch:,} is above {who}'s default cap of {cap:,} running requests: the estimate "
+                 f"assumes the engine is launched with a cap of at least {req.batch:,} (vLLM --max-num-seqs, SGLang "
+                 "--max-running-requests, TensorRT-LLM max_batch_size)")  # fmt: skip
         if devices and doc["devices"] < devices:
             info(f"aicap: the layout uses {doc['devices']} of the {devices} devices: TP{doc['tp']}·PP{doc['pp']} replicas "
                  f"of {doc['tp'] * doc['pp']} leave {devices - doc['devices']} over")  # fmt: skip
@@ -327,8 +337,7 @@ def register(app: typer.Typer) -> None:
 
         if phase not in explain.PHASES:
             raise InputError(f"--phase '{phase}': valid choices: {', '.join(explain.PHASES)}")
-        if plot is not None and plot.suffix.lower() not in {".png", ".svg"}:
-            raise InputError(f"--plot {plot}: the file must end in .png or .svg")
+        check_plot(plot)
         req = build_request(model, hardware, devices, tp, pp, ep, batch, input_tokens, output_tokens, weights_dtype, kv_dtype, tpot_ms,
                             engine, dp_attention=dp_attention, eager=eager)  # fmt: skip
         doc = explain.breakdown(estimate(req), phase)

@@ -30,7 +30,7 @@ from aicap.cli.commands.estimate_cmd import (
 )
 from aicap.cli.commands.simulate_views import compare_view, ms, plan_runs_view, report_view
 from aicap.cli.render import Format, Table, View, emit, progress
-from aicap.cli.state import STATE, catalogue, guarded, info, typed_flags
+from aicap.cli.state import STATE, catalogue, check_plot, guarded, info, typed_flags
 
 if TYPE_CHECKING:
     pass
@@ -229,10 +229,7 @@ def register(app: typer.Typer) -> None:
         for flag, x in (("--ttft-ms", ttft_ms), ("--tpot-ms", tpot_ms)):
             if x is not None and not x > 0:
                 raise InputError(f"{flag} {x}: must be a positive number of milliseconds")
-        if plot is not None and plot.suffix.lower() not in {".png", ".svg"}:
-            raise InputError(f"--plot {plot}: the file must end in .png or .svg")
-        if plot is not None and not plot.resolve().parent.is_dir():
-            raise InputError(f"--plot {plot}: the folder {plot.resolve().parent} does not exist")
+        check_plot(plot)
         for flag, limit in (("--max-num-seqs", max_num_seqs), ("--max-batched-tokens", max_batched_tokens), ("--concurrency", concurrency),
                             ("--replicas", replicas)):  # fmt: skip
             if limit is not None and limit < 1:

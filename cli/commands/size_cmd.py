@@ -9,7 +9,7 @@ import typer
 
 from aicap.cli.commands.estimate_cmd import AcceptOpt, DraftModelOpt, DraftTokensOpt, SpecOpt, speculative_config
 from aicap.cli.render import Format, Table, View, emit, progress, to_json, to_yaml
-from aicap.cli.state import STATE, catalogue, check_workload_source, guarded, info, located
+from aicap.cli.state import STATE, catalogue, check_plot, check_workload_source, guarded, info, located
 
 if TYPE_CHECKING:
     from aicap.sizing.core.catalogue import CatalogueLike
@@ -209,8 +209,7 @@ def register(app: typer.Typer) -> None:
 
         if output is not None and output.is_dir():  # fail before sizing, not after (write_atomic checks again)
             raise InputError(f"{output}: is a directory, expected a file")
-        if plot is not None and plot.suffix.lower() not in {".png", ".svg"}:
-            raise InputError(f"--plot {plot}: the file must end in .png or .svg")
+        check_plot(plot)
         if seed < 0:
             raise InputError(f"--seed {seed}: must be >= 0")
         cat = catalogue()

@@ -103,9 +103,18 @@ class EstimateResult:
         return None
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready document (keys fixed by the CLI contract; floats rounded for stability)."""
+        """JSON-ready document (keys fixed by the CLI contract; floats rounded for stability).
+
+        A deployment that does not fit memory runs at no speed: its TTFT, TPOT, end-to-end time and throughput are ``null``
+        (they were the roofline's figures for a deployment that cannot start, beside ``fits: false``).
+        """
         d, m, r = self.deployment, self.metrics, self.replicas
         dec = self.deployment.model.kind == "decoder"
+        runs = self.fits
+
+        def speed(x: float) -> float | None:
+            return _r(x) if runs else None
+
         return {
             "schema_version": SCHEMA_VERSION,
             "model": d.model.id,
@@ -131,13 +140,13 @@ class EstimateResult:
             "state_tokens_per_sequence": int(memory.state_tokens(d, d.tp, d.pp)) if dec else 0,
             "max_batch_at_context": self.limits.get("max_batch_at_context"),
             "max_context_at_batch": self.limits.get("max_context_at_batch"),
-            "ttft_s": _r(float(m.ttft_s)),
-            "tpot_s": _r(float(m.tpot_s)) if dec else None,
-            "e2e_s": _r(float(m.e2e_s)),
+            "ttft_s": speed(float(m.ttft_s)),
+            "tpot_s": speed(float(m.tpot_s)) if dec else None,
+            "e2e_s": speed(float(m.e2e_s)),
             "throughput": {
-                "output_tokens_per_s": _r(float(m.output_tokens_per_s) * r),
-                "total_tokens_per_s": _r(float(m.total_tokens_per_s) * r),
-                "requests_per_s": _r(float(m.requests_per_s) * r),
+                "output_tokens_per_s": speed(float(m.output_tokens_per_s) * r),
+                "total_tokens_per_s": speed(float(m.total_tokens_per_s) * r),
+                "requests_per_s": speed(float(m.requests_per_s) * r),
             },
             "bound": {"prefill": str(m.prefill.bound()), "decode": str(m.decode.bound()) if dec else None},
             "error_band_pct": self.bands,
@@ -229,6 +238,8 @@ def estimate(req: EstimateRequest) -> EstimateResult:
     """
     if req.input_tokens < 1 or req.output_tokens < 0:
         raise InputError(f"--input-tokens {req.input_tokens} / --output-tokens {req.output_tokens}: lengths must be positive")
+    if req.model.kind == "decoder" and req.output_tokens < 1:
+        raise InputError(f"--output-tokens {req.output_tokens}: a decoder generates at least one token; give a positive count")
     check_prefix_cached(req.prefix_cached_share)
     refused = req.runtime.refuses_prompt(req.input_tokens)
     if refused is not None:

@@ -39,6 +39,8 @@ def test_not_fitting_says_why_and_exits_3(aicap) -> None:
     assert r.code == 3
     doc = r.json()
     assert not doc["fits"] and "GiB usable" in doc["advice"]
+    # a deployment that cannot start runs at no speed: the JSON gave the roofline's TTFT, TPOT and throughput beside fits: false
+    assert doc["ttft_s"] is doc["tpot_s"] is doc["e2e_s"] is None and set(doc["throughput"].values()) == {None}
     assert r.stderr.startswith("aicap: error: llama-3.1-70b on h100-sxm: does not fit") and "GiB" in r.stderr
     # The table showed TTFT, TPOT and throughput of a deployment that cannot run, with error bands.
     table = aicap("estimate", "-m", "llama-3.1-70b", "--hardware", "h100-sxm", "--tp", "1", "--batch", "1").stdout
@@ -210,3 +212,26 @@ def test_an_expert_parallel_degree_that_cannot_run_names_the_rule_it_breaks(aica
     # One message served both rules: an MoE model was told expert parallelism needs a mixture-of-experts model.
     r = aicap("estimate", "-m", model, "--hardware", "h200-sxm", "--tp", "8", "--ep", ep)
     assert r.code == 2 and needle in r.stderr
+
+
+def test_options_estimate_would_otherwise_ignore_or_misread_are_refused_or_flagged(aicap, tmp_path: Path) -> None:
+    base = ("estimate", "-m", "llama-3.1-8b", "--hardware", "h100-sxm")
+    # a decoder with no output token: it reported a TPOT and 37.6 output tokens/s
+    r = aicap(*base, "--output-tokens", "0")
+    assert r.code == 2 and "--output-tokens 0: a decoder generates at least one token" in r.stderr
+    # --disaggregate dropped these silently (TTFT and TPOT as without them)
+    for extra in (("--prefix-cached", "0.5"), ("--speculative", "eagle")):
+        r = aicap(*base, "--disaggregate", *extra)
+        assert r.code == 2 and f"{extra[0]} is not applied by estimate --disaggregate" in r.stderr
+    # a batch above the engine's default cap is estimated as asked, and the assumption said
+    r = aicap("estimate", "-m", "llama-3.2-1b", "--hardware", "h200-sxm", "--engine", "tgi", "--batch", "3000", "-f", "json")
+    assert r.code == 0 and r.json()["batch"] == 3000
+    assert "--batch 3,000 is above TGI's default cap of 128 running requests" in r.stderr
+    at_cap = aicap("estimate", "-m", "llama-3.2-1b", "--hardware", "h200-sxm", "--engine", "tgi", "--batch", "128")
+    assert "default cap" not in at_cap.stderr
+    # a plot into a missing folder was an internal error (exit 4) after the work
+    r = aicap("explain", "-m", "llama-3.1-8b", "--hardware", "h100-sxm", "--plot", str(tmp_path / "no" / "x.png"))
+    assert r.code == 2 and "the folder" in r.stderr and "does not exist" in r.stderr
+    # whatif named an option it does not have
+    r = aicap("whatif", "--model", "llama-3.1-8b", "--tpot-ms", "40")
+    assert r.code == 2 and r.stderr.strip() == "aicap: error: --rate is required with --model (requests per second)"
