@@ -22,11 +22,13 @@ def dep(name: str, hardware: str) -> dict[str, Any]:
 
 def plan(workloads: dict[str, list[Hour]], *, usd_month: float = 1000.0, version: str = "abc", hardware: dict[str, list[str]] | None = None,
          reserved: list[dict[str, Any]] | None = None, peak_devices: int = 4, static: float = 2000.0,
-         promises: list[dict[str, Any]] | None = None) -> PeriodPlan:  # fmt: skip
+         promises: list[dict[str, Any]] | None = None, instances: list[list[tuple[str, int]]] | None = None) -> PeriodPlan:  # fmt: skip
     names = list(workloads)
     hours = len(workloads[names[0]]) if names else 1
     hardware = hardware or {}
-    periods = [{"start_hour": h, "usd_per_hour": 1.0, "instances": [],
+    held = instances or [[] for _ in range(hours)]
+    periods = [{"start_hour": h, "usd_per_hour": 1.0,
+                "instances": [{"instance_type": t, "pricing": "on_demand", "count": n} for t, n in held[h]],
                 "workloads": [{"name": n, "demand_requests_per_s": workloads[n][h][0], "planned_for_requests_per_s": workloads[n][h][0],
                                "capacity_requests_per_s": workloads[n][h][1], "replicas": workloads[n][h][2]} for n in names]}
                for h in range(hours)]  # fmt: skip
@@ -149,7 +151,8 @@ def test_the_promised_latency_is_diffed_and_an_absent_side_has_none() -> None:
     chat = row(d, "chat")
     assert chat["status"] == "changed" and chat["base"]["percentile"] == "p99" and chat["head"]["percentile"] == "p90"
     assert chat["delta"]["ttft_ms"] == 120.5 and chat["delta"]["tpot_ms"] == 0 and "percentile" not in chat["delta"]
-    assert row(d, "new")["delta"]["ttft_ms"] is None and row(d, "old")["delta"]["tpot_ms"] is None
+    assert row(d, "new")["delta"]["ttft_ms"] is None and row(d, "new")["delta"]["tpot_ms"] is None
+    assert row(d, "old")["delta"]["ttft_ms"] is None and row(d, "old")["delta"]["tpot_ms"] is None
     assert row(d, "new")["delta"]["busiest_hour_replicas"] == 1  # counts still count from nothing
     # a plan written before period plans stated their promises has no latency figures, and diffs as before
     assert "ttft_ms" not in row(diff_periods(plan({"chat": hours}), plan({"chat": hours})), "chat")["base"]

@@ -85,7 +85,7 @@ def test_increase_limits_need_a_baseline_and_without_one_are_unchecked_rows() ->
     rows = evaluate(pol, plan(1000.0))
     assert [(r.limit, r.status, r.action) for r in rows] == [("max_increase_usd_per_month", "unchecked", "fail"),
                                                              ("max_increase_pct", "unchecked", "warn")]  # fmt: skip
-    assert all("--baseline" in r.detail for r in rows)
+    assert all(r.detail == "needs a baseline plan (--baseline)" and r.threshold == 1.0 for r in rows)
     assert verdict(rows) == "pass"  # the verdict judges what was checked; a gate refuses the unchecked fail limit:
     assert [r.limit for r in blocking(rows)] == ["max_increase_usd_per_month"]
 

@@ -67,3 +67,43 @@ def test_a_plan_without_stated_promises_leaves_them_unchecked_and_says_why() -> 
 def test_per_workload_money_is_still_undefined_on_a_period_plan() -> None:
     rows, names = evaluate_periods(policy(max_usd_per_month_per_workload={"value": 1.0}), plan({"chat": HOURS}, promises=PROMISED[:1]), CAT)
     assert names == ["max_usd_per_month_per_workload"] and rows[0].status == "unchecked"
+
+
+def test_money_devices_and_clouds_of_every_hour() -> None:
+    # hour 0: two l40s instances of two types (1 + 4 devices) and an H100; hour 1: eight H100s. Busiest hour per device.
+    held = [[("g6e.xlarge", 1), ("g6e.12xlarge", 1), ("p5.4xlarge", 1)], [("p5.48xlarge", 1)]]
+    base = plan({"chat": HOURS}, usd_month=900.0, instances=held, promises=PROMISED[:1])
+    pol = policy(max_usd_per_month={"value": 999.99}, max_increase_usd_per_month={"value": 100.0},
+                 max_increase_pct={"value": 10.0, "action": "warn"}, max_devices={"value": {"l40s": 4, "h100-sxm": 8}},
+                 allowed_clouds={"value": ["gcp"], "action": "warn"}, allowed_hardware={"value": ["l40s"]})  # fmt: skip
+    rows, names = evaluate_periods(pol, plan({"chat": HOURS}, usd_month=1000.0, instances=held, promises=PROMISED[:1]), CAT, base)
+    assert names == []
+    r = {x.limit: x for x in rows}
+    assert (r["max_usd_per_month"].status, r["max_usd_per_month"].actual) == ("fail", 1000.0)
+    assert r["max_usd_per_month"].detail == "fleet $1,000/month (all hours) vs limit $1,000"
+    assert (r["max_increase_usd_per_month"].status, r["max_increase_usd_per_month"].actual) == ("pass", 100.0)
+    assert (r["max_increase_pct"].status, r["max_increase_pct"].actual) == ("warn", 11.11)
+    assert (r["max_devices"].status, r["max_devices"].actual) == ("fail", {"l40s": 5, "h100-sxm": 8})
+    assert r["max_devices"].detail == "l40s: 5 > 4 at the busiest hour"
+    assert (r["allowed_clouds"].status, r["allowed_clouds"].actual) == ("warn", ["aws"])
+    assert (r["allowed_hardware"].status, r["allowed_hardware"].actual) == ("fail", ["h100-sxm", "l40s"])
+    assert [x.limit for x in rows] == ["max_usd_per_month", "max_increase_usd_per_month", "max_increase_pct", "max_devices",
+                                       "allowed_clouds", "allowed_hardware"]  # fmt: skip
+
+
+def test_unchecked_rows_keep_their_threshold_and_say_why() -> None:
+    rows, _ = evaluate_periods(policy(max_increase_pct={"value": 5.0}, max_ttft_increase_pct={"value": 7.0}),
+                               plan({"chat": HOURS}, promises=PROMISED[:1]), CAT)  # fmt: skip
+    assert [(x.limit, x.status, x.threshold, x.detail) for x in rows] == [
+        ("max_increase_pct", "unchecked", 5.0, "needs a baseline plan (--baseline)"),
+        ("max_ttft_increase_pct", "unchecked", 7.0, "needs a baseline plan (--baseline)")]  # fmt: skip
+    # a stale baseline leaves both latency increases unchecked, the money ones judged
+    stale = plan({"chat": HOURS})
+    rows, _ = evaluate_periods(policy(max_increase_pct={"value": 5.0}, max_ttft_increase_pct={"value": 7.0},
+                                      max_tpot_increase_pct={"value": 7.0}),
+                               plan({"chat": HOURS}, promises=PROMISED[:1]), CAT, stale)  # fmt: skip
+    assert [(x.limit, x.status) for x in rows] == [("max_increase_pct", "pass"), ("max_ttft_increase_pct", "unchecked"),
+                                                   ("max_tpot_increase_pct", "unchecked")]  # fmt: skip
+    # a stated baseline with a stale plan: nothing about promises is judged
+    rows, _ = evaluate_periods(policy(max_ttft_increase_pct={"value": 7.0}), stale, CAT, plan({"chat": HOURS}, promises=PROMISED[:1]))
+    assert [(x.limit, x.status) for x in rows] == [("max_ttft_increase_pct", "unchecked")]
