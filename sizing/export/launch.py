@@ -175,6 +175,10 @@ def deployment_settings(plan: Plan, cat: CatalogueLike) -> list[Settings]:
                 v["speculative_draft_tokens"] = spec.draft_tokens
                 if spec.draft_model is not None:
                     v["speculative_draft_model"] = checkpoint(cat, spec.draft_model)[0]
+                elif spec.method in ("eagle", "eagle3"):  # the engines load the EAGLE head's weights; no catalogue names one
+                    v["speculative_draft_model"] = f"<{spec.method.upper()} head for {repo}>"
+                    notes.append(f"{spec.method}: the engine loads an {spec.method.upper()} head trained for {repo}; replace the "
+                                 f"placeholder '<{spec.method.upper()} head for {repo}>' with its path or Hugging Face id")  # fmt: skip
             out.append(Settings(dns_label(f"{pw.name}-{k}"), pw.name, k, engine, d.instance_type, d.hardware, d.replicas, d.tp * d.pp,
                                 v, notes, resolved.id))  # fmt: skip
     return out

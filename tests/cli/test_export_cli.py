@@ -479,6 +479,20 @@ def test_sglang_mtp_is_spelled_with_its_steps_top_k_and_the_root_token(aicap, tm
     assert "prefix_caching" not in r.stdout + r.stderr and "--disable-radix-cache" not in argv
 
 
+def test_an_eagle_launch_names_the_head_it_needs(aicap, tmp_path: Path) -> None:
+    # vLLM's --speculative-config.method eagle and SGLang's EAGLE went out without the head's weights (.model,
+    # --speculative-draft-model-path): the server could not start, and nothing said so.
+    plan = tmp_path / "p.json"
+    r = aicap("-q", "size", "--model", "llama-3.1-8b", "--rate", "2", "--hardware", "h100-sxm", "--cloud", "aws", "--speculative", "eagle",
+              "-f", "json", "--output", str(plan))  # fmt: skip
+    assert r.code == 0, r.stderr
+    head = "'<EAGLE head for meta-llama/Llama-3.1-8B>'"
+    for target, flag in (("vllm", "--speculative-config.model"), ("sglang", "--speculative-draft-model-path")):
+        r = aicap("export", str(plan), "--to", target)
+        assert r.code == 0 and f"{flag} {head}" in " ".join(r.stdout.split())
+        assert "replace the placeholder '<EAGLE head for meta-llama/Llama-3.1-8B>' with its path or Hugging Face id" in r.stderr
+
+
 def test_a_format_the_checkpoint_does_not_ship_in_is_noted_and_a_generic_plan_says_so(aicap, tmp_path: Path) -> None:
     # nvfp4 weights of a bf16 checkpoint went out as "--quantization modelopt_fp4" without a word (only a quantised
     # checkpoint's other formats were noted); a plan made with the generic profile was said to use vLLM's limits.
