@@ -183,7 +183,8 @@ def estimate_view(doc: dict[str, Any], tpot_ms: float | None = None) -> View:
     if not doc["fits"]:  # speeds of a deployment that cannot run promise nothing (null in the JSON)
         rows.append(["TTFT, TPOT, throughput", "– (it does not fit: see above)"])
     else:
-        rows.append(["TTFT (one request, idle)", f"{doc['ttft_s'] * 1e3:,.1f} ms {_band(doc, 'ttft')}"])
+        first = "TTFT (one request, idle)" if doc["tpot_s"] is not None else f"latency (a batch of {doc['batch']:,}, all together)"
+        rows.append([first, f"{doc['ttft_s'] * 1e3:,.1f} ms {_band(doc, 'ttft')}"])
         if doc["tpot_s"] is not None:
             rows.append(["TPOT (mean at this batch)", f"{doc['tpot_s'] * 1e3:,.2f} ms {_band(doc, 'tpot')}"])
         rows += [

@@ -312,6 +312,8 @@ def _evaluate(dep: Deployment, req: EstimateRequest, replicas: int) -> EstimateR
     tpot = None if req.tpot_ms is None else req.tpot_ms / 1000.0
     h = req.prefix_cached_share
     batch = req.batch or auto_batch(dep, i, o, tpot, h) or 1
+    if req.batch is None and dep.model.kind != "decoder" and batch > 1:
+        batch = _knee(dep, batch, i)
     metrics = serve(dep, batch, i, o, cached=h)
     limits: dict[str, int | None] = {"max_batch_at_context": None, "max_context_at_batch": None}
     mb = memory.breakdown(dep, dep.tp, dep.pp, batch, i, i + o)
@@ -334,6 +336,27 @@ def _evaluate(dep: Deployment, req: EstimateRequest, replicas: int) -> EstimateR
     res = EstimateResult(req, dep, max(replicas, 1), int(batch), metrics, mem, kv_tokens, fits, advice)
     res.limits = limits
     return res
+
+
+KNEE_SHARE = 0.99  # an encoder's auto batch: the smallest reaching this share of the largest batch's throughput
+
+
+def _knee(dep: Deployment, largest: int, i: int) -> int:
+    """The smallest batch of an encoder or item model whose requests/s reach :data:`KNEE_SHARE` of batch ``largest``'s.
+
+    Its whole batch finishes together, so its latency grows with the batch while throughput flattens once the device is
+    compute-bound: BERT-base at 512 tokens on an H100 runs about as many requests/s at batch 64 as at 2,048, and 16x sooner.
+    Throughput never falls with the batch (property-tested), so bisection finds the knee.
+    """
+    goal = KNEE_SHARE * float(serve(dep, largest, i, 1).requests_per_s)
+    lo, hi = 1, largest  # hi reaches the goal
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if float(serve(dep, mid, i, 1).requests_per_s) >= goal:
+            hi = mid
+        else:
+            lo = mid + 1
+    return hi
 
 
 def _gib(more: float, less: float, *others: float) -> list[str]:

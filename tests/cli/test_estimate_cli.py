@@ -235,3 +235,27 @@ def test_options_estimate_would_otherwise_ignore_or_misread_are_refused_or_flagg
     # whatif named an option it does not have
     r = aicap("whatif", "--model", "llama-3.1-8b", "--tpot-ms", "40")
     assert r.code == 2 and r.stderr.strip() == "aicap: error: --rate is required with --model (requests per second)"
+
+
+def test_an_encoders_auto_batch_is_the_knee_and_its_latency_is_the_batchs(aicap) -> None:
+    # BERT-base at 512 tokens ran batch 2,048 by default, 533 ms a batch, labelled "TTFT (one request, idle)", for the
+    # requests/s batch 64 already reached.
+    doc = aicap("estimate", "-m", "bert-base", "--hardware", "h100-sxm", "--input-tokens", "512", "-f", "json").json()
+    full = aicap("estimate", "-m", "bert-base", "--hardware", "h100-sxm", "--input-tokens", "512", "--batch", "2048", "-f", "json").json()
+    assert doc["batch"] < 2048 and doc["throughput"]["requests_per_s"] >= 0.99 * full["throughput"]["requests_per_s"]
+    smaller = aicap("estimate", "-m", "bert-base", "--hardware", "h100-sxm", "--input-tokens", "512", "--batch", str(doc["batch"] - 1),
+                    "-f", "json").json()  # fmt: skip
+    assert smaller["throughput"]["requests_per_s"] < 0.99 * full["throughput"]["requests_per_s"]  # the smallest such batch
+    assert doc["ttft_s"] < full["ttft_s"] / 10
+    table = aicap("estimate", "-m", "bert-base", "--hardware", "h100-sxm", "--input-tokens", "512").stdout
+    assert f"latency (a batch of {doc['batch']:,}, all together)" in table and "one request, idle" not in table
+
+
+def test_an_item_models_speed_does_not_depend_on_tokens(aicap) -> None:
+    # ResNet-50 ran 67,040 images/s at --input-tokens 1 and 82 at 100,000: the "tokens" went through the prefill budget
+    docs = [
+        aicap("estimate", "-m", "resnet-50", "--hardware", "h100-sxm", "--input-tokens", n, "-f", "json").json()
+        for n in ("1", "1024", "100000")
+    ]
+    rates = {d["throughput"]["requests_per_s"] for d in docs}
+    assert len(rates) == 1
