@@ -67,7 +67,11 @@ class Catalogue:
 
             path = model_path(ref)
             if path is not None:
-                return load_model_file(path)
+                spec = load_model_file(path)
+                if not Path(ref).expanduser().exists() and spec.name == path.parent.name:  # a Hub id, named by its snapshot hash
+                    slug = "".join(c if c.isalnum() or c in "._-" else "-" for c in ref.lower()).strip("-.")[:64].strip("-.")
+                    spec = spec.model_copy(update={"id": slug or spec.id, "name": ref[:200]})
+                return spec
         raise UnknownIdError("model", ref, sorted(self.models))
 
     def device(self, ref: str) -> DeviceSpec:

@@ -102,6 +102,9 @@ def test_folders_and_the_hf_cache_resolve_offline(tmp_path: Path, monkeypatch: p
     (repo / "snapshots" / "abc123" / "config.json").write_text(json.dumps({**QWEN3_8B, "_name_or_path": "Qwen/Qwen3-8B"}))
     assert model_path("Qwen/Qwen3-8B") == repo / "snapshots" / "abc123" / "config.json"
     assert inventory(cat.model("Qwen/Qwen3-8B")).total == inventory(cat.model("qwen3-8b")).total
+    # a config without _name_or_path (as the Hub's are) was named by its snapshot hash: "abc123" titled every table
+    (repo / "snapshots" / "abc123" / "config.json").write_text(json.dumps(QWEN3_8B))
+    assert (cat.model("Qwen/Qwen3-8B").id, cat.model("Qwen/Qwen3-8B").name) == ("qwen-qwen3-8b", "Qwen/Qwen3-8B")
     folder = tmp_path / "local-model"
     folder.mkdir()
     (folder / "config.json").write_text(json.dumps(QWEN3_8B))
