@@ -129,3 +129,15 @@ def test_models_show_yaml_reads_back(aicap: Any, tmp_path: Path, cat: Catalogue,
     assert second.get("checkpoint_dtype") == first.get("checkpoint_dtype") == {"deepseek-v3": "fp8", "gpt-oss-120b": "mxfp4"}.get(model)
     # MLA has head dimensions of its own (mla.*): hidden/heads (56 for DeepSeek-V3) was shown as its head_dim
     assert ("head_dim" in (first.get("architecture") or {})) == (model in ("llama-3.1-8b", "gpt-oss-120b", "bert-base"))
+
+
+def test_a_model_documents_bad_native_format_is_named_where_it_is(aicap: Any, tmp_path: Path) -> None:
+    # "native_dtype: fp4" in a model file was blamed on --weights-dtype, which the user never gave, with no place
+    doc = aicap("models", "show", "llama-3.1-8b", "-f", "yaml").stdout
+    assert "  native_dtype: bf16" in doc
+    bad = tmp_path / "m.yaml"
+    bad.write_text(doc.replace("  native_dtype: bf16", "  native_dtype: fp4", 1))
+    line = next(n for n, text in enumerate(bad.read_text().splitlines(), 1) if "native_dtype: fp4" in text)
+    r = aicap("estimate", "-m", str(bad), "--hardware", "h100-sxm")
+    assert r.code == 2 and f"{bad}:{line}: " in r.stderr and "native_dtype" in r.stderr and "got 'fp4'" in r.stderr
+    assert "--weights-dtype" not in r.stderr

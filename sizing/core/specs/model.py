@@ -83,7 +83,7 @@ class _Transformer(_Strict):
     source: str = Field(min_length=1)
     published_params: PosFloat | None = None
     published_params_source: str | None = None
-    native_dtype: Dtype = "bf16"
+    native_dtype: WeightDtype = "bf16"
     hidden_size: PosInt
     num_layers: PosInt
     num_heads: PosInt
@@ -228,7 +228,7 @@ class GenericModel(_Strict):
     flops_per_item: PosFloat
     item: str
     activation_bytes_per_item: PosFloat | None = None
-    native_dtype: Dtype = "fp32"
+    native_dtype: WeightDtype = "fp32"
     notes: str | None = None
 
 
