@@ -12,9 +12,11 @@ A workload's ``requests_per_s`` may be a profile instead of one rate:
   ``hardware_db/traffic/profiles.yaml``), scaled so that the week's mean (or peak) is the given rate:
   ``λ(h) = M · r(h) / mean(r)``;
 * ``{csv: FILE}``: a CSV with the header ``hour,requests_per_s`` and one row per hour (0…23 or 0…167);
-* ``{trace: FILE}``: arrivals of a trace file (the simulator's format) counted per hour from the first
-  arrival, ``λ(h) = arrivals in [h, h + 1) hours / 3,600 s``; the trace must span 24 or 168 hours
-  (the last hour may be quiet; a last hour the trace covers only in part is under-counted).
+* ``{trace: FILE}``: arrivals of a trace file (the simulator's format) counted per hour of the trace's own
+  clock, from the whole hour holding the first arrival: ``λ(h) = arrivals in [h₀ + h, h₀ + h + 1) hours /
+  3,600 s``, ``h₀ = ⌊t_first / 3,600 s⌋`` (a trace whose first request comes at 00:30 keeps its 12:00 peak
+  in hour 12); the trace must span 24 or 168 such hours (the last hour may be quiet; a last hour the trace
+  covers only in part is under-counted).
 
 File references are read by :func:`aicap.sizing.plan.fleet_io.load_fleet`, relative to the fleet file
 (:mod:`aicap.sizing.plan.profile_files`).

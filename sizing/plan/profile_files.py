@@ -52,7 +52,8 @@ def profile_from_trace(path: Path) -> list[float]:
     """Hourly rates of a trace file's arrivals (module docstring)."""
     from aicap.sizing.sim.traffic import load_trace
 
-    arrivals = load_trace(path).arrival_s
+    raw = load_trace(path, shift=False).arrival_s
+    arrivals = raw - math.floor(float(raw.min()) / SECONDS_PER_HOUR) * SECONDS_PER_HOUR  # the trace's own hours (module docstring)
     spans = max(math.ceil(float(arrivals.max()) / SECONDS_PER_HOUR - 1e-9), 1)
     hours = next((h for h in PROFILE_HOURS if spans <= h), 0)  # a day or a week; quiet last hours count as zero demand
     if not hours or spans < hours - 1:

@@ -11,6 +11,7 @@ JSON Lines with those keys, one request per line; arrivals in seconds (any origi
 from __future__ import annotations
 
 import csv
+import difflib
 import io
 import json
 from dataclasses import dataclass
@@ -29,6 +30,7 @@ from aicap.sizing.sim.engine import Requests
 
 MAX_TRACE_BYTES = 512 * 1024 * 1024  # a trace of ~20 million requests
 MAX_TOKENS = 10**9  # longest request length a trace may give (no model comes near)
+MAX_PRIORITY = 999  # largest priority class a trace may give (the simulator keeps state per class up to the largest)
 #: Most synthetic requests one simulation draws: the simulator keeps about 1.3 KB per request (3 million
 #: took 3.9 GB), so this bounds a run to about 7 GB of memory; a longer horizon is a trace or several seeds.
 MAX_REQUESTS = 5_000_000
@@ -180,13 +182,13 @@ def cached_prefix(prompts: NDArray[np.int64], share: float) -> NDArray[np.int64]
     return np.asarray(np.minimum(np.floor(prompts * share), prompts - 1), dtype=np.int64)
 
 
-def _int(value: object, what: str, where: str, low: int) -> int:
+def _int(value: object, what: str, where: str, low: int, high: int = MAX_TOKENS) -> int:
     try:
         x = float(str(value).strip())
     except ValueError:
         raise InputError(f"{where}: {what} {excerpt(value)} is not a number") from None
-    if not (np.isfinite(x) and x == int(x) and low <= x <= MAX_TOKENS):
-        raise InputError(f"{where}: {what} {excerpt(value)} must be a whole number from {low} to {MAX_TOKENS:,}")
+    if not (np.isfinite(x) and x == int(x) and low <= x <= high):
+        raise InputError(f"{where}: {what} {excerpt(value)} must be a whole number from {low} to {high:,}")
     return int(x)
 
 
@@ -202,11 +204,21 @@ def _row(rec: dict[str, object], where: str) -> tuple[float, int, int, int]:
         raise InputError(f"{where}: arrival_s {excerpt(rec['arrival_s'])} must be a finite number of seconds")
     prio = rec.get("priority")
     return (t, _int(rec["input_tokens"], "input_tokens", where, 1), _int(rec["output_tokens"], "output_tokens", where, 0),
-            0 if prio in (None, "") else _int(prio, "priority", where, 0))  # fmt: skip
+            0 if prio in (None, "") else _int(prio, "priority", where, 0, MAX_PRIORITY))  # fmt: skip
 
 
-def load_trace(path: Path) -> Requests:
-    """Requests of a trace file (module docstring); arrivals shifted so the first is at 0 s.
+def _unknown(keys: list[str], where: str) -> None:
+    """Refuse a column or key the trace format does not have (a misspelt ``priority`` was ignored, every request class 0)."""
+    known = (*TRACE_FIELDS, "priority")
+    bad = [k for k in keys if k not in known]
+    if bad:
+        near = difflib.get_close_matches(bad[0], known, n=1)
+        hint = f"; did you mean '{near[0]}'?" if near else ""
+        raise InputError(f"{where}: unknown field {excerpt(bad[0])}{hint} (a trace has {', '.join(TRACE_FIELDS)} and an optional priority)")
+
+
+def load_trace(path: Path, *, shift: bool = True) -> Requests:
+    """Requests of a trace file (module docstring); arrivals shifted so the first is at 0 s (``shift``), else as written.
 
     Raises
     ------
@@ -225,6 +237,7 @@ def load_trace(path: Path) -> Requests:
                 raise InputError(f"{path}:{k}: not a JSON object ({e.msg})") from None
             if not isinstance(rec, dict):
                 raise InputError(f"{path}:{k}: expected a JSON object with {', '.join(TRACE_FIELDS)}, got {excerpt(rec)}")
+            _unknown([str(x) for x in rec], f"{path}:{k}")
             rows.append(_row(rec, f"{path}:{k}"))
     else:
         reader = csv.DictReader(io.StringIO(text))
@@ -233,6 +246,7 @@ def load_trace(path: Path) -> Requests:
             lacks = ", ".join(f for f in TRACE_FIELDS if f not in header)
             raise InputError(f"{path}:1: CSV header {excerpt(','.join(header))} lacks {lacks}; "
                              f"expected {','.join(TRACE_FIELDS)}[,priority]")  # fmt: skip
+        _unknown(header, f"{path}:1")
         reader.fieldnames = header
         for rec in reader:
             if rec.get(None):  # DictReader keeps fields beyond the header under None
@@ -243,4 +257,5 @@ def load_trace(path: Path) -> Requests:
         raise InputError(f"{path}: the trace has no requests")
     a = np.array(rows, dtype=np.float64)
     prio = a[:, 3].astype(np.int64)
-    return Requests(a[:, 0] - a[:, 0].min(), a[:, 1].astype(np.int64), a[:, 2].astype(np.int64), prio if prio.any() else None)
+    start = a[:, 0].min() if shift else 0.0
+    return Requests(a[:, 0] - start, a[:, 1].astype(np.int64), a[:, 2].astype(np.int64), prio if prio.any() else None)

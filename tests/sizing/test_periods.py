@@ -427,3 +427,19 @@ def test_hourly_costs_add_up_to_the_month_when_a_commitment_outlasts_the_hours_r
     assert plan.totals.reserved
     hourly = sum(p.usd_per_hour for p in plan.periods) * plan.hours_per_month / plan.hours
     assert hourly == pytest.approx(plan.totals.usd_per_month, abs=0.05 * len(plan.periods))
+
+
+def test_a_trace_profile_counts_the_traces_own_hours(tmp_path: Path) -> None:
+    # Counted from the first arrival (00:30), the 12:00-13:00 peak of 20 req/s was split over two hours of 10.5 and the plan
+    # carried 14 req/s at the real peak. Hours now run on the trace's clock, from the whole hour holding the first arrival.
+    times = [t for t in np.arange(1800.0, 24 * 3600.0, 1.0) if not 12 * 3600 <= t < 13 * 3600]
+    times += list(np.arange(12 * 3600.0, 13 * 3600.0, 0.05))
+    (tmp_path / "t.csv").write_text("arrival_s,input_tokens,output_tokens\n" + "".join(f"{t:.2f},100,10\n" for t in sorted(times)))
+    rates = profile_from_trace(tmp_path / "t.csv")
+    assert rates[12] == pytest.approx(20.0) and rates[11] == pytest.approx(1.0) and rates[13] == pytest.approx(1.0)
+    assert rates[0] == pytest.approx(0.5)  # the half hour before the first arrival is quiet
+    # a trace on an epoch clock (from 2023-11-14 22:00 UTC) keeps its hours too: hour 0 is the whole hour of its first request
+    (tmp_path / "e.csv").write_text(
+        "arrival_s,input_tokens,output_tokens\n" + "".join(f"{t + 472223 * 3600:.2f},100,10\n" for t in sorted(times))
+    )
+    assert profile_from_trace(tmp_path / "e.csv") == pytest.approx(rates)

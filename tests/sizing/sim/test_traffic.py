@@ -97,3 +97,23 @@ def test_trace_errors_name_file_and_line(tmp_path: Path, text: str, where: str, 
     with pytest.raises(InputError, match=msg) as e:
         load_trace(f)
     assert str(e.value).startswith(f"{f}{where}")
+
+
+def test_a_trace_refuses_a_priority_past_its_range_and_an_unknown_field(tmp_path: Path) -> None:
+    # priority 1e9 allocated state per class up to it (24 GB for two rows); "priorty" and "prio" were ignored, every request class 0
+    from aicap.sizing.sim.traffic import MAX_PRIORITY, load_trace
+
+    big = tmp_path / "big.csv"
+    big.write_text(f"arrival_s,input_tokens,output_tokens,priority\n0,100,20,0\n0.1,100,20,{MAX_PRIORITY + 1}\n")
+    with pytest.raises(InputError, match=rf"big.csv:3: priority '{MAX_PRIORITY + 1}' must be a whole number from 0 to {MAX_PRIORITY}"):
+        load_trace(big)
+    big.write_text(f"arrival_s,input_tokens,output_tokens,priority\n0,100,20,0\n0.1,100,20,{MAX_PRIORITY}\n")
+    assert load_trace(big).priority is not None
+    typo = tmp_path / "typo.csv"
+    typo.write_text("arrival_s,input_tokens,output_tokens,priorty\n0,100,20,1\n")
+    with pytest.raises(InputError, match=r"typo.csv:1: unknown field 'priorty'; did you mean 'priority'\?"):
+        load_trace(typo)
+    jl = tmp_path / "t.jsonl"
+    jl.write_text('{"arrival_s": 0, "input_tokens": 10, "output_tokens": 5, "prio": 1}\n')
+    with pytest.raises(InputError, match=r"t.jsonl:1: unknown field 'prio'"):
+        load_trace(jl)
