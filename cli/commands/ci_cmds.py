@@ -101,6 +101,8 @@ def register(app: typer.Typer, schema_app: typer.Typer) -> None:
         from aicap.sizing.plan.fleet_io import any_plan_or_size
         from aicap.sizing.plan.policy import Limit, Policy, blocking, check_ids, evaluate, evaluate_periods, verdict
 
+        if policy is None and budget_monthly is None:  # a gate with no limit would pass anything
+            raise InputError("no limits to check: give --policy FILE or --budget-monthly USD")
         cat = catalogue()
         pol = Policy()
         if policy is not None:
@@ -148,8 +150,6 @@ def register(app: typer.Typer, schema_app: typer.Typer) -> None:
             "notes": notes,
         }
         table_rows = [[r.limit, r.action, r.status.upper(), _shown(r.actual), _shown(r.threshold), r.detail] for r in rows]
-        if not rows:
-            info("aicap: no limits set (give --policy or --budget-monthly); nothing to check")
         emit(View(doc, [Table(f"Policy check: {result.upper()} ({what} ${plan.totals.usd_per_month:,.0f}/month)",
                               ["limit", "action", "status", "actual", "threshold", "detail"], table_rows)], notes), fmt)  # fmt: skip
         for n in notes:

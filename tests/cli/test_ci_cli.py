@@ -95,10 +95,18 @@ def test_check_warns_on_catalogue_change(aicap, plans) -> None:
     doc = json.loads(plans[0].read_text())
     doc["catalogue"]["version"] = "000000000000"
     plans[0].write_text(json.dumps(doc))
-    r = aicap("check", str(plans[1]), "--baseline", str(plans[0]), "-f", "json")
+    r = aicap("check", str(plans[1]), "--baseline", str(plans[0]), "--budget-monthly", "10000000", "-f", "json")
     assert r.code == 0
     assert "baseline was made with catalogue 000000000000" in r.json()["notes"][0]
     assert "catalogue 000000000000" in r.stderr
+
+
+def test_check_without_any_limit_is_an_input_error(aicap, plans) -> None:
+    # it passed (exit 0, "limits": []) with a note on stderr only: a CI gate that judged nothing opened
+    for extra in ((), ("--baseline", str(plans[0]))):
+        r = aicap("check", str(plans[1]), *extra, "-f", "json")
+        assert r.code == 2 and r.stdout == ""
+        assert r.stderr.strip() == "aicap: error: no limits to check: give --policy FILE or --budget-monthly USD"
 
 
 def test_diff_json_and_markdown(aicap, plans) -> None:
