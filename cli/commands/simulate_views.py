@@ -105,7 +105,8 @@ def compare_view(rows: list[PolicyRow], percentile: str) -> View:
                     ms(r.report.queue_ms, percentile), ms(r.report.e2e_ms, "mean"), _pct(r.report.slo_attainment), r.report.preemptions,
                     "yes" if r.report.stable else "NO", r.replicas_for_slo] for r in rows],
                   caption="replicas for SLO: the fewest replicas whose simulated run is stable and meets every target at the percentile "
-                          "(- without targets).")  # fmt: skip
+                          "(- without targets, or where none does: no count up to 4,096, requests too long for a replica's KV cache, "
+                          "or a tail that more replicas do not shorten, as a target below one request's own latency).")  # fmt: skip
     return View(doc, [table])
 
 

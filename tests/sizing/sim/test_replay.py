@@ -102,6 +102,22 @@ def test_replicas_for_slo_is_the_smallest_count_that_holds() -> None:
     assert replay.replicas_for_slo(setup, req, policy="fcfs", targets=Targets()) is None
 
 
+def test_replicas_for_slo_stops_where_more_replicas_do_not_shorten_the_tail(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A TTFT target below one request's own prefill: the search doubled to 4,096 replicas (11 minutes for six policies).
+    req = chat(400, rate=4.0)
+    setup = replay.Setup(layout(), max_num_seqs=32)
+    runs: list[int] = []
+    real = replay.run
+
+    def counted(s: replay.Setup, *a: object, **kw: object) -> object:
+        runs.append(s.replicas)
+        return real(s, *a, **kw)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(replay, "run", counted)
+    assert replay.replicas_for_slo(setup, req, policy="fcfs", targets=Targets(ttft_ms=1.0)) is None
+    assert max(runs) <= 8 and len(runs) <= 4  # 1, 2, 4 and 8 replicas: the tail stopped shrinking
+
+
 def test_compare_policies_in_a_pool_equals_serial() -> None:
     req = chat(800, rate=20.0)
     setup = replay.Setup(layout(), max_num_seqs=16)
