@@ -244,6 +244,11 @@ def register(app: typer.Typer) -> None:
                              "give one weight per class")  # fmt: skip
         if plot is not None and compare_policies:
             raise InputError("--plot draws one run; --compare-policies runs one per policy: drop one of them")
+        if compare_policies and typed_flags(ctx, "policy"):
+            raise InputError(f"--policy {policy} picks one policy; --compare-policies runs every one: drop one of them")
+        if policy == "priority" and not compare_policies and classes is None and trace is None:
+            raise InputError("--policy priority orders requests by class: give --classes (shares of synthetic requests per class) "
+                             "or a --trace with a priority column")  # fmt: skip
         if classes is not None and trace is not None:
             raise InputError("--classes draws priority classes for synthetic requests; a --trace brings its own (its priority column)")
         if class_weights is not None and policy != "priority" and not compare_policies:
@@ -419,5 +424,7 @@ def register(app: typer.Typer) -> None:
                                   f"({(rep.setup.kv_cache_tokens or 0) // groups:,} tokens); use more devices per replica or shorter "
                                   "requests")  # fmt: skip
         if (ttft_ms is not None or tpot_ms is not None) and not replay.holds(rep, percentile):
-            raise InfeasibleError(f"the simulated {percentile} misses a target (TTFT {ms(rep.ttft_ms, percentile)} ms, "
-                                  f"TPOT {ms(rep.tpot_ms, percentile)} ms{'' if rep.stable else ', unbounded queue'})")  # fmt: skip
+            parts = [f"{name} {v} ms" for name, v in (("TTFT", ms(rep.ttft_ms, percentile)), ("TPOT", ms(rep.tpot_ms, percentile)))
+                     if v is not None]  # fmt: skip
+            raise InfeasibleError(f"the simulated {percentile} misses a target ({', '.join(parts) or 'nothing served'}"
+                                  f"{'' if rep.stable else ', unbounded queue'})")  # fmt: skip

@@ -227,7 +227,9 @@ def test_scheduler_flags_replay_a_v0_style_engine() -> None:
             "a step budget of 4 tokens cannot hold one speculative decode step of 9 tokens",
         ),  # every request was lost, silently
         (("--rate", "1", "--percentile", "p90"), "--percentile p90 is where --ttft-ms/--tpot-ms are checked"),  # ran as p99's twin
-        (("--rate", "1", "--policy", "priority", "--class-weights", "2,1"), "--class-weights weigh priority classes"),
+        (("--rate", "1", "--policy", "priority", "--class-weights", "2,1"), "--policy priority orders requests by class: give --classes"),
+        (("--rate", "1", "--policy", "priority"), "--policy priority orders requests by class"),  # ran as FCFS, without a word
+        (("--rate", "1", "--policy", "sjf", "--compare-policies"), "--policy sjf picks one policy; --compare-policies runs every one"),
         (("--rate", "1", "--seed", "-1"), "--seed -1: must be >= 0"),  # an internal error
         (
             ("--rate", "1", "--input-tokens", "6000", "--max-batched-tokens", "4096", "--no-chunked-prefill"),
