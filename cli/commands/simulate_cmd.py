@@ -381,6 +381,10 @@ def register(app: typer.Typer) -> None:
         if not chosen.fits:
             raise InfeasibleError(f"{chosen.deployment.model.id} on {chosen.deployment.device.id}: {chosen.shortfall}")
         n_rep = replicas if replicas is not None else chosen.replicas
+        used = chosen.replicas * chosen.deployment.tp * chosen.deployment.pp
+        if devices is not None and used < devices:  # as estimate says it
+            info(f"aicap: the layout uses {used} of the {devices} devices: TP{chosen.deployment.tp}·PP{chosen.deployment.pp} replicas "
+                 f"of {chosen.deployment.tp * chosen.deployment.pp} leave {devices - used} over")  # fmt: skip
         if replicas is not None and devices is not None and replicas != chosen.replicas:
             per = chosen.deployment.tp * chosen.deployment.pp
             raise InputError(f"--devices {devices} makes {chosen.replicas} replica(s) of TP{chosen.deployment.tp}·PP{chosen.deployment.pp} "

@@ -301,3 +301,9 @@ def test_the_setup_records_the_classes_and_their_weights() -> None:
     assert strict["class_weights"] is None and weighted["class_weights"] == [4.0, 1.0]
     assert len(strict["class_shares"]) == 2 and abs(sum(strict["class_shares"]) - 1) < 1e-3
     assert doc(*BASE, "--rate", "2", "--requests", "100")["setup"]["class_shares"] is None
+
+
+def test_devices_the_layout_leaves_over_are_named() -> None:
+    # --devices 3 --tp 2 simulated one TP2 replica without a word (estimate says it)
+    r = CliRunner().invoke(app, [*BASE, "--rate", "6", "--requests", "300", "--devices", "3", "--tp", "2"])  # not quiet: a note
+    assert r.exit_code == 0 and "the layout uses 2 of the 3 devices: TP2·PP1 replicas of 2 leave 1 over" in r.stderr
