@@ -65,7 +65,9 @@ def report_view(rep: SimulationReport, percentile: str) -> View:
     if rep.classes:
         tables.append(Table(f"Per priority class (ms, {percentile})", ["class", "requests", "TTFT", "TPOT", "queue", "SLO attainment"],
                             [[c.priority, c.requests, ms(c.ttft_ms, percentile), ms(c.tpot_ms, percentile), ms(c.queue_ms, percentile),
-                              _pct(c.slo_attainment)] for c in rep.classes]))  # fmt: skip
+                              _pct(c.slo_attainment)] for c in rep.classes],
+                            caption="requests: all of the class, warm-up included; latencies and attainment after the warm-up "
+                                    "(a class seen only then has none)."))  # fmt: skip
     doc = rep.model_dump(mode="json")
     return View(doc, tables, csv=_long_csv(doc))
 

@@ -54,7 +54,7 @@ class ClassResult(_Doc):
     """Latencies of one priority class."""
 
     priority: int
-    requests: int
+    requests: int = Field(description="requests of the class, warm-up included (its statistics are after the warm-up)")
     ttft_ms: Stats
     tpot_ms: Stats
     e2e_ms: Stats
