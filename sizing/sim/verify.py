@@ -168,7 +168,7 @@ def derate_factor(stable: bool, *pairs: tuple[float | None, float | None], load_
     alone, a replica with slack (whole instances bought above the load) was re-planned at the same load and
     missed again, a round wasted.
     """
-    share = min(max(load_share, 0.0), 1.0)
+    share = min(load_share, 1.0) if load_share > 0 else 1.0  # a replica run at no load tells nothing about its capacity
     ratios = [1.0] + [sim / target for sim, target in pairs if target and sim is not None]
     if not stable or all(sim is None for sim, _ in pairs):
         return DERATE_FLOOR * share

@@ -223,3 +223,14 @@ def test_a_bursty_workload_is_warned_of_until_the_plan_is_verified() -> None:
     assert verified.verification is not None and verified.verification.holds
     (v,) = verified.verification.workloads
     assert v.simulated_ttft_ms > v.promised_ttft_ms  # what the warning was about
+
+
+def test_derate_factor_cuts_from_the_load_the_replica_missed_at() -> None:
+    from aicap.sizing.sim.verify import DERATE_CEILING, derate_factor
+
+    # missed by 25% at 40% of the capacity the plan gave: the layout carries less than 0.4 x 0.8 of it
+    assert derate_factor(True, (125.0, 100.0), load_share=0.4) == pytest.approx(0.32)
+    assert derate_factor(True, (101.0, 100.0)) == pytest.approx(DERATE_CEILING)  # every round buys capacity
+    assert derate_factor(False, (None, 100.0), load_share=0.5) == pytest.approx(DERATE_FLOOR * 0.5)
+    assert derate_factor(True, (300.0, 100.0), load_share=1.7) == pytest.approx(DERATE_FLOOR)  # a share above 1 counts as 1
+    assert derate_factor(True, (125.0, 100.0), load_share=0.0) == pytest.approx(0.8)  # no load run: the miss alone
