@@ -129,7 +129,9 @@ def _model_jobs(fleet: Fleet, cat: CatalogueLike, key: tuple[str, str | None, Sp
             lay[dev_id], dpa[dev_id] = {i.name: [] for i in dinsts}, {i.name: [] for i in dinsts}
             continue
         span = MAX_SPAN if _outgrows_an_instance(model, dev, dinsts, ws, cat) else 1
-        lay[dev_id] = {i.name: layouts(model, i, dev, span) for i in dinsts}
+        # Over several instances only on engines whose export starts such a replica (EngineSpec.spans_instances).
+        tp_span = span if engine is None or engine.spans_instances else 1
+        lay[dev_id] = {i.name: layouts(model, i, dev, tp_span) for i in dinsts}
         # Over several instances too where the model outgrows one (wide EP), on engines whose export starts such a replica
         # (vLLM, SGLang: multi-node flags on each machine; TensorRT-LLM's MPI start is not recorded).
         dpa_span = span if engine is None or (engine.dp_attention is not None and engine.dp_attention.spans_instances) else 1

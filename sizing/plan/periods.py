@@ -97,7 +97,7 @@ def _setup(fleet: Fleet, cat: CatalogueLike, derate: Mapping[str, float], jobs: 
     every = all_candidates(ref, cat, insts, workers=jobs)
     for w in fleet.workloads:
         if not any(x.feasible for x in every[w.name]):
-            raise InfeasibleError(_diagnose(w, cat, every[w.name], insts))
+            raise InfeasibleError(_diagnose(w, cat, every[w.name], insts, fleet.constraints.engine_of(w)))
     cands = shortlist(ref, prune([x for w in fleet.workloads for x in every[w.name] if x.feasible]), insts)
     factors = [derate.get(deployment_key(x.workload, x.hardware, x.tp, x.pp, x.dp_attention), 1.0) for x in cands]
     cands = [replace(x, capacity_rps=x.capacity_rps * f) for x, f in zip(cands, factors, strict=True) if f > 0]  # 0 drops a layout

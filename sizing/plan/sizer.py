@@ -126,8 +126,8 @@ def _check_context(fleet: Fleet, cat: CatalogueLike) -> None:
             raise InputError(f"workload '{w.name}': {longest} tokens exceeds {model.id}'s max context of {model.max_context}")
 
 
-def _diagnose(w: Workload, cat: CatalogueLike, cands: list[Candidate], insts: list[InstanceSpec]) -> str:
-    """One line naming the binding constraint for a workload with no feasible candidate."""
+def _diagnose(w: Workload, cat: CatalogueLike, cands: list[Candidate], insts: list[InstanceSpec], engine: str | None) -> str:
+    """One line naming the binding constraint for a workload with no feasible candidate (served on ``engine``, a profile id)."""
     model = cat.model(w.model)
     reasons = [c.reason for c in cands if c.reason]
     if reasons and all("supports none" in r or "serves none" in r for r in reasons):
@@ -142,6 +142,11 @@ def _diagnose(w: Workload, cat: CatalogueLike, cands: list[Candidate], insts: li
         best = max(insts, key=lambda i: i.devices * cat.device(i.device).memory_gib)
         dev = cat.device(best.device)
         span = f"across up to {MAX_SPAN} instances of a GPU type with a sourced network, else inside one"
+        spec = None if engine in (None, "generic") else cat.engines.get(str(engine))
+        if spec is not None and not spec.spans_instances:
+            spanning = ", ".join(sorted(e.id for e in cat.engines.values() if e.spans_instances))
+            span = (f"inside one instance ({spec.name}'s profile records no start of a replica over several machines; "
+                    f"engines that span instances: {spanning or 'none in this catalogue'})")  # fmt: skip
         return (f"workload '{w.name}': {model.id} needs ≥ {total * smallest / GIB:,.0f} GiB for weights alone at its smallest allowed "
                 f"precision, plus KV cache for {w.max_context:,} tokens, {span}; the largest allowed instance "
                 f"({best.name}) has {best.devices}×{dev.memory_gib:g} GiB")  # fmt: skip
@@ -370,7 +375,7 @@ def _size(fleet: Fleet, cat: CatalogueLike, alternatives: bool, time_limit_s: fl
                                   f"(constraints: clouds={c.clouds or 'any'}, hardware={c.hardware or 'any'})")  # fmt: skip
         if not good:  # the devices it came closest on may not be the cause: name the types the pricing model left out
             unpriced = [x for x in warnings if "have no published" in x]
-            raise InfeasibleError(_diagnose(w, cat, mine, insts) + "".join(f"; {x}" for x in unpriced))
+            raise InfeasibleError(_diagnose(w, cat, mine, insts, fleet.constraints.engine_of(w)) + "".join(f"; {x}" for x in unpriced))
         ok = {x.hardware for x in good}
         by_hw: dict[str, list[Candidate]] = {}
         for x in mine:

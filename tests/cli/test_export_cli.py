@@ -81,16 +81,27 @@ DEEPSEEK_2X8 = ("--model", "deepseek-v3", "--rate", "0.5", "--hardware", "h100-s
 
 
 def _tp_plan(aicap, tmp_path: Path) -> Path:  # type: ignore[no-untyped-def]
-    """DeepSeek-V3 over two 8-GPU instances as TP8·PP2 (vLLM's Ray start), not wide EP: sized on a profile without data-parallel
-    attention (TGI's), then relabelled vLLM's, whose flag map the exports spell."""
+    """Llama-3.1-405B in bf16 (810 GB of weights) over two 8-GPU H100 instances as TP8·PP2, sized on vLLM, whose profile
+    records a start over several machines (a Ray cluster); a dense model, so no data-parallel attention competes."""
     plan = tmp_path / "tp.json"
-    assert aicap("size", *DEEPSEEK_2X8, "--engine", "tgi", "-o", str(plan), "-f", "json").code == 0
+    r = aicap("size", "--model", "llama-3.1-405b", "--rate", "0.5", "--hardware", "h100-sxm", "--precision", "bf16", "--cloud", "aws",
+              "--ttft-ms", "5000", "--engine", "vllm", "-o", str(plan), "-f", "json")  # fmt: skip
+    assert r.code == 0, r.stderr
     doc = json.loads(plan.read_text())
     for w in doc["workloads"]:
-        w["engine"] = "vllm"
-        assert [(d["tp"], d["pp"], d["dp_attention"]) for d in w["deployments"]] == [(8, 2, 1)]
-    plan.write_text(json.dumps(doc))
+        assert [(d["tp"], d["pp"], d["dp_attention"], d["instance_type"]) for d in w["deployments"]] == [(8, 2, 1, "p5.48xlarge")]
     return plan
+
+
+def test_an_engine_without_a_multi_node_start_is_not_sized_over_instances(aicap) -> None:
+    # TGI's profile records no start of a replica over machines: a model that outgrows one instance is infeasible on it,
+    # and the message names the engines that span, rather than a plan its export would refuse.
+    r = aicap("size", *DEEPSEEK_2X8, "--engine", "tgi", "-f", "json")
+    assert r.code == 3 and r.stdout == ""
+    assert "inside one instance (TGI's profile records no start of a replica over several machines" in r.stderr
+    assert "engines that span instances: sglang, vllm" in r.stderr
+    ok = aicap("size", *DEEPSEEK_2X8, "--engine", "sglang", "-f", "json")
+    assert ok.code == 0 and json.loads(ok.stdout)["totals"]["instances"] == 2
 
 
 def _k8s(aicap, tmp_path: Path, *size_args: str) -> list[dict]:  # type: ignore[no-untyped-def, type-arg]
@@ -220,7 +231,7 @@ def test_a_replica_spanning_machines_starts_its_cluster(aicap, tmp_path: Path) -
     # for a 16-device replica, and exit 0 (it said so in a comment). Refused, with the way out.
     r = aicap("export", str(plan), "--to", "trtllm")
     assert r.code == 2 and r.stdout == ""
-    assert "deepseek-v3-0: a replica of 16 devices spans 2 instances of p5.48xlarge, and trtllm" in r.stderr
+    assert "llama-3-1-405b-0: a replica of 16 devices spans 2 instances of p5.48xlarge, and trtllm" in r.stderr
     assert "export it --to vllm or --to sglang" in r.stderr
 
 
@@ -538,5 +549,9 @@ def test_what_cannot_start_a_replica_over_machines_is_refused(aicap, tmp_path: P
 def test_the_sizer_spreads_attention_groups_over_machines_only_for_engines_that_start_them(aicap) -> None:
     r = aicap("size", "-m", "deepseek-v3", "--rate", "20", "--input-tokens", "1000", "--output-tokens", "1000", "--tpot-ms", "100",
               "--hardware", "h100-sxm", "--precision", "fp8", "--cloud", "aws", "--engine", "trtllm", "-f", "json")  # fmt: skip
-    assert r.code == 0, r.stderr
-    assert all(d["dp_attention"] == 1 for d in r.json()["workloads"][0]["deployments"])
+    # TensorRT-LLM's multi-node start (MPI) is not recorded: neither wide EP nor TP·PP over two H100 machines is weighed
+    assert r.code == 3 and "inside one instance (TensorRT-LLM's profile records no start" in r.stderr
+    h200 = aicap("size", "-m", "deepseek-v3", "--rate", "20", "--input-tokens", "1000", "--output-tokens", "1000", "--tpot-ms", "100",
+                 "--hardware", "h200-sxm", "--precision", "fp8", "--cloud", "aws", "--engine", "trtllm", "-f", "json")  # fmt: skip
+    assert h200.code == 0, h200.stderr
+    assert all(d["tp"] * d["pp"] <= 8 for d in h200.json()["workloads"][0]["deployments"])

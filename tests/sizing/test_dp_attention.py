@@ -329,7 +329,9 @@ def test_the_sizer_spreads_attention_groups_over_instances_where_that_pays(cat: 
     wide = size(fleet("vllm"), cat, alternatives=False)
     (d,) = wide.workloads[0].deployments
     assert (d.tp, d.dp_attention, d.ep, d.pp) == (16, 16, 16, 1) and d.instance_type == "p5.48xlarge"
-    narrow = size(fleet("tgi"), cat, alternatives=False)  # a profile without data-parallel attention: TP·PP only
+    # vLLM's profile without data-parallel attention: TP·PP over the two machines only
+    tp_only = replace(cat, engines={**cat.engines, "vllm": cat.engines["vllm"].model_copy(update={"dp_attention": None})})
+    narrow = size(fleet("vllm"), tp_only, alternatives=False)
     assert all(x.dp_attention == 1 for x in narrow.workloads[0].deployments)
     assert wide.totals.usd_per_month < 0.8 * narrow.totals.usd_per_month
     for c in verify(wide, cat):

@@ -179,3 +179,25 @@ def test_sglang_runs_prefill_first_and_the_simulator_takes_the_engines_scheduler
     assert first.setup.prefill_first and not mixed.setup.prefill_first
     assert first.tpot_ms.p50 > 1.05 * mixed.tpot_ms.p50
     assert np.isfinite(first.ttft_ms.p50)
+
+
+def test_an_engine_spans_instances_exactly_where_its_export_can_start_a_replica_over_machines(cat: Catalogue) -> None:
+    # The sizer places a TP·PP replica over instances only on profiles with spans_instances; aicap export must then be able to
+    # start it: a recorded multi-node start (vLLM's Ray cluster) or multi-node flags for any replica (SGLang's).
+    from aicap.hardware_db.launch import LAUNCH_ENGINES, flag_map
+
+    for engine in cat.engines.values():
+        if engine.id not in LAUNCH_ENGINES:
+            assert not engine.spans_instances, engine.id  # no flag map: nothing could start it
+            continue
+        fmap = flag_map(engine.id)
+        starts = fmap.multi_node is not None or (fmap.multi_node_flags is not None and fmap.multi_node_flags.scope == "any")
+        assert engine.spans_instances == starts, engine.id
+        assert not engine.spans_instances or engine.spans_instances_source
+
+
+def test_a_profile_that_spans_instances_must_say_where_its_engine_documents_that(cat: Catalogue) -> None:
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match="spans_instances_source"):
+        cat.engines["tgi"].model_validate({**cat.engines["tgi"].model_dump(), "spans_instances": True})

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
@@ -86,17 +88,18 @@ def _deepseek(cat: Catalogue, hardware: str = "h100-sxm", model: str = "deepseek
 
 def test_deepseek_v3_on_h100_spans_two_nodes_and_keeps_its_promises(cat: Catalogue) -> None:
     # Two 8-GPU H100 instances either way: wide EP (16 attention groups, experts over both) on the default profile, which
-    # carries more at the same cost; TP8·PP2 on a profile without data-parallel attention (TGI's).
+    # carries more at the same cost; TP8·PP2 on the same profile without data-parallel attention.
     fleet = _deepseek(cat)
-    tgi = fleet.model_copy(update={"workloads": [w.model_copy(update={"engine": "tgi"}) for w in fleet.workloads]})
-    for f, layout in ((fleet, (16, 1, 16)), (tgi, (8, 2, 1))):
-        plan = size(f, cat, alternatives=False)
+    vllm = fleet.model_copy(update={"workloads": [w.model_copy(update={"engine": "vllm"}) for w in fleet.workloads]})
+    tp_only = replace(cat, engines={**cat.engines, "vllm": cat.engines["vllm"].model_copy(update={"dp_attention": None})})
+    for f, c, layout in ((fleet, cat, (16, 1, 16)), (vllm, tp_only, (8, 2, 1))):
+        plan = size(f, c, alternatives=False)
         (d,) = plan.workloads[0].deployments
         assert (d.tp, d.pp, d.dp_attention, d.instance_type) == (*layout, "p5.48xlarge")
         assert d.instances == pytest.approx(2.0) and plan.totals.instances == 2
-        for c in verify(plan, cat):
-            assert c.stable and c.meets_targets
-            assert abs(c.ttft_promised_ms / c.ttft_simulated_ms - 1) < 0.3
+        for v in verify(plan, c):
+            assert v.stable and v.meets_targets
+            assert abs(v.ttft_promised_ms / v.ttft_simulated_ms - 1) < 0.3
 
 
 def test_a_model_that_fits_one_instance_gets_no_spanning_layouts(cat: Catalogue) -> None:
@@ -104,3 +107,17 @@ def test_a_model_that_fits_one_instance_gets_no_spanning_layouts(cat: Catalogue)
     insts, _ = allowed_instances(fleet, cat)
     cands = all_candidates(fleet, cat, insts)
     assert all(c.devices <= cat.instance(c.instance).devices for c in cands[fleet.workloads[0].name])
+
+
+def test_an_engine_without_a_multi_node_start_keeps_replicas_inside_one_instance(cat: Catalogue) -> None:
+    # TGI's profile records no start of a replica over machines (EngineSpec.spans_instances): DeepSeek-V3 fp8, which outgrows
+    # one 8-GPU H100 instance, has no feasible layout on it, where vLLM's profile spans two.
+    fleet = _deepseek(cat)
+    tgi = fleet.model_copy(update={"workloads": [w.model_copy(update={"engine": "tgi"}) for w in fleet.workloads]})
+    insts, _ = allowed_instances(tgi, cat)
+    cands = all_candidates(tgi, cat, insts)[fleet.workloads[0].name]
+    assert cands and not any(c.feasible for c in cands)
+    assert all(c.devices <= 8 for c in cands if c.devices)
+    spanning = all_candidates(fleet, cat, insts)[fleet.workloads[0].name]
+    assert any(c.feasible and c.devices == 16 for c in spanning)
+    assert not cat.engines["tgi"].spans_instances and cat.engines["vllm"].spans_instances

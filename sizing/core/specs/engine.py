@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from aicap.sizing.core.documents import Fraction, NonNegFloat, PosFloat, PosInt
 from aicap.sizing.core.dtypes import KV_DTYPES, WEIGHT_DTYPES
@@ -240,6 +240,10 @@ class EngineSpec(BaseModel):
     dp_attention
         How the engine runs data-parallel attention for MoE models (:class:`DpAttention`); ``None``: it
         does not (not in this profile).
+    spans_instances, spans_instances_source
+        Whether a tensor- or pipeline-parallel replica may span several instances over their network: only
+        where ``aicap export`` can start one (the engine's flag map records its multi-node start), with where
+        the engine documents that start. The sizer places a replica over instances only then.
     notes
         What the profile does not capture.
     """
@@ -262,6 +266,8 @@ class EngineSpec(BaseModel):
     device_rules: list[DeviceRule] = Field(default_factory=list)
     sparse_kernels: SparseKernels | None = None
     dp_attention: DpAttention | None = None
+    spans_instances: bool = False
+    spans_instances_source: str | None = None
     notes: str | None = None
 
     @field_validator("weights_dtypes")
@@ -273,6 +279,12 @@ class EngineSpec(BaseModel):
     @classmethod
     def _kv(cls, v: list[str]) -> list[str]:
         return _known(v, KV_DTYPES)
+
+    @model_validator(mode="after")
+    def _span_sourced(self) -> EngineSpec:
+        if self.spans_instances and not self.spans_instances_source:
+            raise ValueError("spans_instances: true needs spans_instances_source, where the engine documents its multi-node start")
+        return self
 
     def serves(self, device: DeviceSpec) -> bool:
         """Whether the engine runs on ``device``: its kind or family is in ``runs_on``, or its vendor for an accelerator.
