@@ -399,7 +399,7 @@ def register(app: typer.Typer) -> None:
         eng = setup.engine()
         longest = int((reqs.input_tokens - (0 if reqs.cached_tokens is None else reqs.cached_tokens)).max())
         if not eng.chunked_prefill and longest > eng.max_batched_tokens:  # vLLM refuses such an engine at start-up
-            raise InputError(f"without chunked prefill a prompt is prefilled in one step: the longest here ({longest:,} tokens to "
+            raise InfeasibleError(f"without chunked prefill a prompt is prefilled in one step: the longest here ({longest:,} tokens to "
                              f"prefill) exceeds the step budget of {eng.max_batched_tokens:,}; raise --max-batched-tokens or "
                              "turn chunked prefill on")  # fmt: skip
         targets = Targets(ttft_ms=ttft_ms, tpot_ms=tpot_ms)

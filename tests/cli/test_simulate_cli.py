@@ -231,10 +231,6 @@ def test_scheduler_flags_replay_a_v0_style_engine() -> None:
         (("--rate", "1", "--policy", "priority"), "--policy priority orders requests by class"),  # ran as FCFS, without a word
         (("--rate", "1", "--policy", "sjf", "--compare-policies"), "--policy sjf picks one policy; --compare-policies runs every one"),
         (("--rate", "1", "--seed", "-1"), "--seed -1: must be >= 0"),  # an internal error
-        (
-            ("--rate", "1", "--input-tokens", "6000", "--max-batched-tokens", "4096", "--no-chunked-prefill"),
-            "exceeds the step budget of 4,096",
-        ),  # every request was rejected, blamed on the KV cache
         (("--rate", "1", "--jobs", "2"), "--jobs 2 runs the policies of --compare-policies in parallel"),
         (("--rate", "1", "--disaggregate", "--plot", "x.png"), "--disaggregate simulates the two pools"),
         (("--rate", "1", "--disaggregate", "--prefix-cached", "0.5"), "drop --prefix-cached"),  # the prefill pool dropped it
@@ -246,6 +242,19 @@ def test_options_the_run_would_ignore_are_refused(extra: tuple[str, ...], needle
     # Each once ran with the option silently ignored (Poisson for --cv, the dataset's lengths for --input-tokens, ...).
     code, _, err = run(*BASE, "--requests", "100", *extra)
     assert code == 2 and needle in err and err.count("\n") == 1
+
+
+def test_a_prompt_over_an_unchunked_step_budget_is_infeasible_whoever_set_the_budget() -> None:
+    # Every request was once rejected, blamed on the KV cache; then the user's own settings exited 2 where an engine profile's
+    # (JetStream's 1,024 tokens) exited 3 for the same condition. Both are a deployment that cannot serve the workload: 3.
+    code, out, err = run(*BASE, "--requests", "100", "--rate", "1", "--input-tokens", "6000", "--max-batched-tokens", "4096",
+                         "--no-chunked-prefill")  # fmt: skip
+    assert code == 3 and out == "" and err.count("\n") == 1
+    assert "without chunked prefill a prompt is prefilled in one step: the longest here (6,000 tokens" in err
+    assert "exceeds the step budget of 4,096" in err
+    code, _, err = run("simulate", "-m", "llama-3.1-8b", "--hardware", "tpu-v5e", "--engine", "jetstream", "--requests", "50",
+                       "--rate", "1", "--input-tokens", "6000", "--output-tokens", "100")  # fmt: skip
+    assert code == 3 and "jetstream does not chunk prefill: a prompt of 6,000 tokens exceeds its step budget of 1,024" in err
 
 
 def test_options_that_apply_still_run() -> None:
