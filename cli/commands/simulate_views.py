@@ -111,7 +111,13 @@ def compare_view(rows: list[PolicyRow], percentile: str) -> View:
                   caption="replicas for SLO: the fewest replicas whose simulated run is stable and meets every target at the percentile "
                           "(- without targets, or where none does: no count up to 4,096, requests too long for a replica's KV cache, "
                           "or a tail that more replicas do not shorten, as a target below one request's own latency).")  # fmt: skip
-    return View(doc, [table])
+    p = percentile
+    csv = Table("", ["policy", f"ttft_ms_{p}", "ttft_ms_mean", f"tpot_ms_{p}", f"queue_ms_{p}", "e2e_ms_mean", "slo_attainment",
+                     "preemptions", "stable", "replicas_for_slo"],
+                [[r.policy, r.report.ttft_ms.at(p), r.report.ttft_ms.at("mean"), r.report.tpot_ms.at(p), r.report.queue_ms.at(p),
+                  r.report.e2e_ms.at("mean"), r.report.slo_attainment, r.report.preemptions, r.report.stable, r.replicas_for_slo]
+                 for r in rows])  # fmt: skip
+    return View(doc, [table], csv=csv)
 
 
 def plan_runs_view(runs: list[DeploymentRun], composed: list[ComposedTtft] | None = None) -> View:
@@ -147,4 +153,10 @@ def plan_runs_view(runs: list[DeploymentRun], composed: list[ComposedTtft] | Non
                              for c in composed],
                             caption="composed: the percentile of prefill TTFT + transfer + decode TTFT over paired simulated "
                                     "requests, checked against the workload's own target."))  # fmt: skip
-    return View(doc, tables)
+    csv = Table("", ["workload", "instance_type", "replicas", "tp", "pp", "dp_attention", "eager", "requests_per_s", "percentile", "ttft_ms",
+                     "ttft_target_ms", "tpot_ms", "tpot_target_ms", "slo_attainment", "stable", "holds"],
+                [[r.workload, r.instance_type, r.report.setup.replicas, r.report.setup.tp, r.report.setup.pp, r.report.setup.dp_attention,
+                  r.report.setup.eager, r.report.setup.rate_per_s, r.percentile, r.report.ttft_ms.at(r.percentile), r.report.slo.ttft_ms,
+                  r.report.tpot_ms.at(r.percentile), r.report.slo.tpot_ms, r.report.slo_attainment, r.report.stable, r.holds]
+                 for r in runs])  # fmt: skip
+    return View(doc, tables, csv=csv)

@@ -98,6 +98,14 @@ def test_a_plan_is_simulated_deployment_by_deployment(tmp_path: Path) -> None:
     assert all(x["percentile"] == pctl[x["workload"]] and x["router"] == "round_robin" for x in d["deployments"])
     _, table, _ = run("simulate", str(plan))
     assert "p90" in table and "round robin router" in table and "size --verify" in table
+    # CSV: one row a deployment, every figure bare (it carried the table's "1,234.5" and "99.0%" strings)
+    code, out, _ = run("simulate", str(plan), "-f", "csv")
+    rows = list(csv.DictReader(io.StringIO(out)))
+    assert code == 0 and len(rows) == len(d["deployments"])
+    for row, x in zip(rows, d["deployments"], strict=True):
+        assert row["workload"] == x["workload"] and row["percentile"] == x["percentile"]
+        assert float(row["ttft_ms"]) == x["ttft_ms"][x["percentile"]] and float(row["slo_attainment"]) == x["slo_attainment"]
+        assert int(row["replicas"]) == x["setup"]["replicas"] and row["holds"] == "true"
 
 
 def test_list_datasets() -> None:
@@ -275,6 +283,18 @@ def test_csv_has_every_figure_of_the_run_in_long_format() -> None:
     assert float(got[("all", "ttft_ms", "p99")]) == d["ttft_ms"]["p99"]
     assert got[("all", "stable", "value")] == "true" and got[("all", "preemptions", "value")] == str(d["preemptions"])
     assert float(got[("class 1", "queue_ms", "p90")]) == d["classes"][1]["queue_ms"]["p90"]
+
+
+def test_the_policy_comparison_as_csv_has_bare_figures() -> None:
+    args = (*BASE, "--rate", "5", "--requests", "300", "--ttft-ms", "500", "--compare-policies")
+    code, out, _ = run(*args, "-f", "csv")
+    rows = list(csv.DictReader(io.StringIO(out)))
+    d = doc(*args)
+    assert code == 0 and [r["policy"] for r in rows] == [p["policy"] for p in d["policies"]]
+    for row, p in zip(rows, d["policies"], strict=True):
+        assert float(row["ttft_ms_p99"]) == p["ttft_ms"]["p99"] and float(row["queue_ms_p99"]) == p["queue_ms"]["p99"]
+        assert float(row["slo_attainment"]) == p["slo_attainment"] and row["stable"] in ("true", "false")
+        assert row["replicas_for_slo"] == ("" if p["replicas_for_slo"] is None else str(p["replicas_for_slo"]))
 
 
 def test_a_trace_row_with_more_fields_than_its_header_is_refused(tmp_path: Path) -> None:
