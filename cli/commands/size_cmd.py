@@ -129,6 +129,11 @@ def period_plan_view(plan: PeriodPlan) -> View:
               ["hour", "$/hour", *names, "instances"], rows),
         Table("Deployments used (TTFT and TPOT at the workload's percentile with each replica at its capacity)",
               ["workload", "instance", "devices", "layout", "dtype", "req/s per replica", "TTFT ms", "TPOT ms"], deps),
+        *([Table("Workloads (promised: the worst deployment at one replica's capacity; $/month: its share of each hour's instances, "
+                 "by the devices it holds)",
+                 ["workload", "pctl", "TTFT ms", "TTFT target", "TPOT ms", "TPOT target", "$/month"],
+                 [[w.name, w.percentile, w.ttft_ms, w.ttft_target_ms, w.tpot_ms, w.tpot_target_ms, w.usd_per_month]
+                  for w in plan.workloads])] if plan.workloads else []),
         Table("Autoscaling (scale on request rate; --autoscaler FILE writes KEDA ScaledObjects)",
               ["workload", "deployment", "instance", "req/s per replica", "in flight per replica", "min replicas", "max replicas"],
               [[a.workload, a.deployment, a.instance_type, a.requests_per_s_per_replica, a.in_flight_per_replica, a.min_replicas,

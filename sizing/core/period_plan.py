@@ -43,7 +43,12 @@ class WorkloadPromise(_Doc):
 
     Each deployment's latency is the model's at one replica's capacity, the most load any hour gives it (after
     ``--verify``, the larger of that and the simulated tail at its busiest hour), at the workload's percentile;
-    the margins are ``100·(target − promised)/target`` (negative: a missed target).
+    the margins are ``100·(target − promised)/target`` (negative: a missed target). ``usd_per_month`` is the
+    workload's share of the monthly total: in each hour, each instance type's cost that hour (its hourly and
+    spot instances, and its commitments' hourly share) split in proportion to the devices the workload's replicas
+    hold of that type, ``C_w = (H_m / H)·Σ_h Σ_t c_{t,h}·d_{w,t,h} / Σ_v d_{v,t,h}``, with ``H_m`` the hours of a
+    month and ``H`` the horizon's; a type held in an hour none uses is shared by the workloads' device-hours
+    on it over the horizon. The workloads' shares add up to the plan's total.
     """
 
     name: str
@@ -54,6 +59,7 @@ class WorkloadPromise(_Doc):
     tpot_target_ms: float | None = None
     ttft_margin_pct: float | None = None
     tpot_margin_pct: float | None = None
+    usd_per_month: Usd | None = None
 
 
 class Autoscaling(_Doc):

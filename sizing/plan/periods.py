@@ -45,6 +45,7 @@ from aicap.sizing.core.profile import align
 from aicap.sizing.core.specs.instance import InstanceSpec
 from aicap.sizing.plan.assemble import _margin, _version
 from aicap.sizing.plan.candidates import Candidate, prune
+from aicap.sizing.plan.chargeback import period_shares
 from aicap.sizing.plan.evaluation import available_cores
 from aicap.sizing.plan.generate import all_candidates
 from aicap.sizing.plan.sizer import _diagnose, allowed_instances, bursty_warnings, deployment_key, shortlist
@@ -220,16 +221,22 @@ def size_periods(fleet: Fleet, cat: CatalogueLike, *, time_limit_s: float = 10.0
     return _document(fleet, cat, s, sol, models, month, peak.usd * c.hours_per_month, None if od is None else od * month, warnings)
 
 
-def promises(fleet: Fleet, deps: Mapping[str, list[UsedDeployment]]) -> list[WorkloadPromise]:
-    """Each workload's targets and the worst latency of its deployments (:class:`~aicap.sizing.core.period_plan.WorkloadPromise`)."""
+def promises(fleet: Fleet, deps: Mapping[str, list[UsedDeployment]],
+             usd: Mapping[str, float | None] | None = None) -> list[WorkloadPromise]:  # fmt: skip
+    """Each workload's targets and the worst latency of its deployments (:class:`~aicap.sizing.core.period_plan.WorkloadPromise`).
+
+    ``usd``: each workload's share of the monthly cost [USD/month] (``None``: not stated).
+    """
     out = []
     for w in fleet.workloads:
+        share = None if usd is None else usd.get(w.name)
         mine = deps.get(w.name, [])
         ttft = max((d.ttft_ms for d in mine), default=None)
         tpot = max((d.tpot_ms for d in mine if d.tpot_ms is not None), default=None)
         out.append(WorkloadPromise(name=w.name, percentile=w.slo.percentile, ttft_ms=ttft, tpot_ms=tpot, ttft_target_ms=w.slo.ttft_ms,
                                    tpot_target_ms=w.slo.tpot_ms, ttft_margin_pct=_margin(ttft, w.slo.ttft_ms),
-                                   tpot_margin_pct=_margin(tpot, w.slo.tpot_ms)))  # fmt: skip
+                                   tpot_margin_pct=_margin(tpot, w.slo.tpot_ms),
+                                   usd_per_month=None if share is None else round(share, 2)))  # fmt: skip
     return out
 
 
@@ -315,6 +322,14 @@ def _document(fleet: Fleet, cat: CatalogueLike, s: _Setup, sol: PeriodSolution, 
     commit = _commitment(c, models)  # a commitment's hours beyond the fleet's run hours are shared over the hours run
     reserved_hour = float(np.sum(price * commit * sol.reserved))
     periods = []
+    types = {i.name: t for t, i in enumerate(s.insts)}
+    windex = {w.name: wi for wi, w in enumerate(fleet.workloads)}
+    cost = np.stack([np.sum(price * np.where(res, commit * sol.reserved, sol.hourly[:, :, h]), axis=1) for h in range(hours)], axis=1)
+    use = np.zeros((len(fleet.workloads), len(s.insts), hours))
+    for k in used.tolist():
+        x = s.cands[k]
+        use[windex[x.workload], types[x.instance]] += x.devices * sol.replicas[k].astype(float)
+    share = dict(zip(windex, (period_shares(cost, use) * month).tolist(), strict=True))
     for h in range(hours):
         held = [[int(sol.reserved[t, m] if res[m] else sol.hourly[t, m, h]) for m in range(len(models))] for t in range(len(s.insts))]
         inst = [InstanceCount(instance_type=s.insts[t].name, pricing=models[m], count=held[t][m])
@@ -348,7 +363,7 @@ def _document(fleet: Fleet, cat: CatalogueLike, s: _Setup, sol: PeriodSolution, 
         catalogue=CatalogueRef(version=cat.version, price_dates=cat.price_dates, pricing="/".join(models)),
         hours=hours, pricing_models=list(models), lead_time_min=round(s.lead_min, 2), lead_periods=s.lead, spot_max_share=c.spot_max_share,
         spot_headroom=c.spot_headroom, hours_per_month=c.hours_per_month, deployments=deps,
-        workloads=promises(fleet, deps), periods=periods, totals=totals,
+        workloads=promises(fleet, deps, share), periods=periods, totals=totals,
         solver=PeriodSolver(status="optimal" if sol.status == "optimal" else "decomposed",
                             gap_pct=round(100 * sol.gap, 4) if np.isfinite(sol.gap) else 0.0),
         warnings=warnings,

@@ -253,6 +253,17 @@ def _unchecked(lim: Limits, names: Collection[str], why: str) -> list[Row]:
     return rows
 
 
+def _per_workload_row(lim: Limits, costs: list[tuple[str, float]]) -> list[Row]:
+    """``max_usd_per_month_per_workload`` against each workload's monthly cost (``costs``: name, USD/month)."""
+    if lim.max_usd_per_month_per_workload is None or not costs:
+        return []
+    cap = lim.max_usd_per_month_per_workload.value
+    worst = max(costs, key=lambda x: x[1])
+    over = [name for name, usd in costs if usd > cap]
+    detail = f"over the limit: {', '.join(over)}" if over else f"largest: {worst[0]} ${worst[1]:,.0f}"
+    return [_row("max_usd_per_month_per_workload", lim.max_usd_per_month_per_workload, bool(over), worst[1], detail)]
+
+
 def evaluate(policy: Policy, plan: Plan, baseline: Plan | None = None) -> list[Row]:
     """Check a plan against every limit of the policy (and a baseline plan, if given).
 
@@ -263,12 +274,7 @@ def evaluate(policy: Policy, plan: Plan, baseline: Plan | None = None) -> list[R
     rows: list[Row] = []
     total = plan.totals.usd_per_month
     rows.extend(_total_row(lim, total))
-    if lim.max_usd_per_month_per_workload is not None and plan.workloads:
-        cap = lim.max_usd_per_month_per_workload.value
-        worst = max(plan.workloads, key=lambda w: w.usd_per_month)
-        over = [w.name for w in plan.workloads if w.usd_per_month > cap]
-        detail = f"over the limit: {', '.join(over)}" if over else f"largest: {worst.name} ${worst.usd_per_month:,.0f}"
-        rows.append(_row("max_usd_per_month_per_workload", lim.max_usd_per_month_per_workload, bool(over), worst.usd_per_month, detail))
+    rows.extend(_per_workload_row(lim, [(w.name, w.usd_per_month) for w in plan.workloads]))
     rows.extend(_increase_rows(lim, total, None if baseline is None else baseline.totals.usd_per_month))
     used: dict[str, int] = {}
     for inst in plan.instances:
@@ -293,8 +299,8 @@ def blocking(rows: list[Row]) -> list[Row]:
     return [r for r in rows if r.status == "unchecked" and r.action == "fail"]
 
 
-PERIOD_LIMITS = ("max_usd_per_month", "max_increase_usd_per_month", "max_increase_pct", "max_devices", "allowed_clouds",
-                 "allowed_hardware", "required_percentile", "max_ttft_ms", "max_tpot_ms", "min_slo_margin_pct",
+PERIOD_LIMITS = ("max_usd_per_month", "max_usd_per_month_per_workload", "max_increase_usd_per_month", "max_increase_pct", "max_devices",
+                 "allowed_clouds", "allowed_hardware", "required_percentile", "max_ttft_ms", "max_tpot_ms", "min_slo_margin_pct",
                  "max_ttft_increase_pct", "max_tpot_increase_pct")  # fmt: skip
 #: The limits on each workload's promise: a period plan written before it stated them (no ``workloads``) cannot be judged on them.
 PROMISE_LIMITS = (
@@ -305,6 +311,7 @@ PROMISE_LIMITS = (
     "max_ttft_increase_pct",
     "max_tpot_increase_pct",
 )
+_STALE_USD = "the plan states no per-workload cost (written by an aicap before it was added): size it again"
 _STALE = "the plan states no per-workload promises (written by an aicap before they were added): size it again"
 
 
@@ -312,18 +319,24 @@ def evaluate_periods(policy: Policy, plan: PeriodPlan, cat: CatalogueLike,
                      baseline: PeriodPlan | None = None) -> tuple[list[Row], list[str]]:  # fmt: skip
     """Check a plan over demand periods against the limits that apply to one, and name the others.
 
-    ``max_usd_per_month`` applies to the monthly total, and the increase limits to its change against
+    ``max_usd_per_month`` applies to the monthly total, ``max_usd_per_month_per_workload`` to each workload's
+    share of it (``workloads[].usd_per_month``, its chargeback), and the increase limits to the total's change against
     a ``baseline`` plan over periods; ``max_devices`` to the busiest hour of each device;
     ``allowed_clouds`` and ``allowed_hardware`` to every instance of any hour; the percentile, latency
     and margin limits to each workload's promise (``workloads``: the worst of its deployments at one
     replica's capacity, the most load any hour gives it), and the latency increases to its change against
-    the baseline's. Returns the rows (a limit set that does not apply to such a plan yet, per-workload
-    money, or that needs a baseline given none, or promises a plan does not state, is a row of status
-    ``unchecked``) and the names of those that do not apply.
+    the baseline's. Returns the rows (a limit set that does not apply to such a plan yet, or that needs a
+    baseline given none, or promises or costs a plan does not state, is a row of status ``unchecked``) and the
+    names of those that do not apply.
     """
     lim = policy.limits
     total = plan.totals.usd_per_month
     rows = _total_row(lim, total, " (all hours)")
+    costs = [(w.name, w.usd_per_month) for w in plan.workloads if w.usd_per_month is not None]
+    if plan.workloads and len(costs) == len(plan.workloads):
+        rows += _per_workload_row(lim, costs)
+    elif plan.deployments:  # written before the chargeback was added
+        rows += _unchecked(lim, ("max_usd_per_month_per_workload",), _STALE_USD)
     rows += _increase_rows(lim, total, None if baseline is None else baseline.totals.usd_per_month)
     insts = {i.instance_type: cat.instance(i.instance_type) for p in plan.periods for i in p.instances}
     peak: dict[str, int] = {}

@@ -150,5 +150,6 @@ def _with_simulated_tails(plan: PeriodPlan, fleet: Fleet, checks: list[BusiestHo
                 tpot = max(tpot, round(c.tpot_simulated_ms, 3))
             out.append(d.model_copy(update={"ttft_ms": ttft, "tpot_ms": tpot}))
         deps[name] = out
-    return plan.model_copy(update={"deployments": deps, "workloads": promises(fleet, deps),
+    usd = {w.name: w.usd_per_month for w in plan.workloads}
+    return plan.model_copy(update={"deployments": deps, "workloads": promises(fleet, deps, usd),
                                    "autoscaling": _autoscaling(fleet, deps, plan.periods)})  # fmt: skip

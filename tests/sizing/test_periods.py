@@ -224,17 +224,29 @@ def test_check_applies_money_devices_and_clouds_to_a_period_plan(tmp_path: Path)
         d = json.loads(r.stdout)
         status = {x["limit"]: x["status"] for x in d["limits"]}
         assert status == {"max_usd_per_month": "fail", "max_devices": "pass", "allowed_clouds": "warn", "max_ttft_ms": "pass",
-                          "max_usd_per_month_per_workload": "unchecked"}  # fmt: skip
-    # A fail limit the gate cannot check does not pass: it is refused, naming it and why (it once passed with a note).
+                          "max_usd_per_month_per_workload": "pass"}  # fmt: skip
+    # Each workload's chargeback: the hours' instance costs split by the devices it holds; they add up to the total.
+    doc = json.loads(out.read_text())
+    costs = {w["name"]: w["usd_per_month"] for w in doc["workloads"]}
+    assert set(costs) == {"chat", "code"} and all(v > 0 for v in costs.values())
+    assert abs(sum(costs.values()) - total) <= 0.01 * len(costs)
+    worst = max(costs, key=lambda k: costs[k])
+    pol.write_text(f"limits:\n  max_usd_per_month_per_workload: {{value: {costs[worst] - 1:.2f}}}\n")
+    r = CliRunner().invoke(app, ["-q", "check", str(out), "--policy", str(pol), "-f", "json"])
+    assert r.exit_code == 1 and [x["detail"] for x in json.loads(r.stdout)["limits"]] == [f"over the limit: {worst}"]
+    # A fail limit the gate cannot check does not pass: it is refused, naming it and why (it once passed with a note). A plan
+    # written before the chargeback states no per-workload cost.
+    stale = tmp_path / "stale.json"
+    stale.write_text(json.dumps({**doc, "workloads": [{k: v for k, v in w.items() if k != "usd_per_month"} for w in doc["workloads"]]}))
     pol.write_text(f"limits:\n  max_usd_per_month: {{value: {total + 1:.2f}}}\n  max_usd_per_month_per_workload: {{value: 1000000}}\n")
-    r = CliRunner().invoke(app, ["-q", "check", str(out), "--policy", str(pol)])
-    assert r.exit_code == 2 and "max_usd_per_month_per_workload (not defined on a plan over demand periods yet)" in r.stderr
-    r = CliRunner().invoke(app, ["-q", "check", str(out), "--budget-monthly", f"{total + 1:.2f}"])
+    r = CliRunner().invoke(app, ["-q", "check", str(stale), "--policy", str(pol)])
+    assert r.exit_code == 2 and "max_usd_per_month_per_workload (the plan states no per-workload cost" in r.stderr
+    r = CliRunner().invoke(app, ["-q", "check", str(stale), "--budget-monthly", f"{total + 1:.2f}"])
     assert r.exit_code == 0
     # ... but a judged fail limit that is breached fails the check (exit 1, the table shown): it was an input error
     # that hid the breach.
     pol.write_text(f"limits:\n  max_usd_per_month: {{value: {total - 1:.2f}}}\n  max_usd_per_month_per_workload: {{value: 1000000}}\n")
-    r = CliRunner().invoke(app, ["-q", "check", str(out), "--policy", str(pol), "-f", "json"])
+    r = CliRunner().invoke(app, ["-q", "check", str(stale), "--policy", str(pol), "-f", "json"])
     assert r.exit_code == 1 and {x["limit"]: x["status"] for x in json.loads(r.stdout)["limits"]} == {
         "max_usd_per_month": "fail", "max_usd_per_month_per_workload": "unchecked"}  # fmt: skip
 

@@ -65,10 +65,22 @@ def test_a_plan_without_stated_promises_leaves_them_unchecked_and_says_why() -> 
     assert r["max_ttft_increase_pct"].detail.startswith("the baseline states no per-workload promises")
 
 
-def test_per_workload_money_is_still_undefined_on_a_period_plan() -> None:
-    rows, names = evaluate_periods(policy(max_usd_per_month_per_workload={"value": 1.0}), plan({"chat": HOURS}, promises=PROMISED[:1]), CAT)
-    assert names == ["max_usd_per_month_per_workload"] and rows[0].status == "unchecked"
-    assert rows[0].detail == "not defined on a plan over demand periods yet"
+def test_per_workload_money_judges_each_workloads_chargeback() -> None:
+    costed = [{**PROMISED[0], "usd_per_month": 600.0}, {**PROMISED[1], "usd_per_month": 400.0}]
+    rows, names = evaluate_periods(policy(max_usd_per_month_per_workload={"value": 599.99}), plan({"chat": HOURS, "code": HOURS},
+                                                                                                  promises=costed), CAT)  # fmt: skip
+    (r,) = rows
+    assert names == [] and (r.status, r.actual, r.detail) == ("fail", 600.0, "over the limit: chat")
+    rows, _ = evaluate_periods(policy(max_usd_per_month_per_workload={"value": 600.0, "action": "warn"}),
+                               plan({"chat": HOURS, "code": HOURS}, promises=costed), CAT)  # fmt: skip
+    assert (rows[0].status, rows[0].actual, rows[0].detail) == ("pass", 600.0, "largest: chat $600")
+    # a plan that states its promises but no costs (or not every workload's) cannot be judged on them: size it again
+    for stale in (PROMISED, [costed[0], PROMISED[1]]):
+        rows, names = evaluate_periods(policy(max_usd_per_month_per_workload={"value": 1.0}), plan({"chat": HOURS, "code": HOURS},
+                                                                                                  promises=stale), CAT)  # fmt: skip
+        assert names == [] and [(x.status, x.threshold) for x in rows] == [("unchecked", 1.0)]
+        assert rows[0].detail == "the plan states no per-workload cost (written by an aicap before it was added): size it again"
+        assert blocking(rows)
 
 
 def test_money_devices_and_clouds_of_every_hour() -> None:
