@@ -128,7 +128,7 @@ def register(app: typer.Typer, schema_app: typer.Typer) -> None:
                              "compare two of a kind")  # fmt: skip
         notes = []
         if isinstance(plan, PeriodPlan):
-            rows, _ = evaluate_periods(pol, plan, cat, base if isinstance(base, PeriodPlan) else None)  # unchecked limits are rows
+            rows = evaluate_periods(pol, plan, cat, base if isinstance(base, PeriodPlan) else None)
             what = f"plan over {plan.hours} hours"
         else:
             rows = evaluate(pol, plan, base if isinstance(base, Plan) else None)

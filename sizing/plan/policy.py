@@ -299,9 +299,6 @@ def blocking(rows: list[Row]) -> list[Row]:
     return [r for r in rows if r.status == "unchecked" and r.action == "fail"]
 
 
-PERIOD_LIMITS = ("max_usd_per_month", "max_usd_per_month_per_workload", "max_increase_usd_per_month", "max_increase_pct", "max_devices",
-                 "allowed_clouds", "allowed_hardware", "required_percentile", "max_ttft_ms", "max_tpot_ms", "min_slo_margin_pct",
-                 "max_ttft_increase_pct", "max_tpot_increase_pct")  # fmt: skip
 #: The limits on each workload's promise: a period plan written before it stated them (no ``workloads``) cannot be judged on them.
 PROMISE_LIMITS = (
     "required_percentile",
@@ -315,9 +312,8 @@ _STALE_USD = "the plan states no per-workload cost (written by an aicap before i
 _STALE = "the plan states no per-workload promises (written by an aicap before they were added): size it again"
 
 
-def evaluate_periods(policy: Policy, plan: PeriodPlan, cat: CatalogueLike,
-                     baseline: PeriodPlan | None = None) -> tuple[list[Row], list[str]]:  # fmt: skip
-    """Check a plan over demand periods against the limits that apply to one, and name the others.
+def evaluate_periods(policy: Policy, plan: PeriodPlan, cat: CatalogueLike, baseline: PeriodPlan | None = None) -> list[Row]:
+    """Check a plan over demand periods against every limit of the policy (and a baseline plan over periods, if given).
 
     ``max_usd_per_month`` applies to the monthly total, ``max_usd_per_month_per_workload`` to each workload's
     share of it (``workloads[].usd_per_month``, its chargeback), and the increase limits to the total's change against
@@ -325,9 +321,8 @@ def evaluate_periods(policy: Policy, plan: PeriodPlan, cat: CatalogueLike,
     ``allowed_clouds`` and ``allowed_hardware`` to every instance of any hour; the percentile, latency
     and margin limits to each workload's promise (``workloads``: the worst of its deployments at one
     replica's capacity, the most load any hour gives it), and the latency increases to its change against
-    the baseline's. Returns the rows (a limit set that does not apply to such a plan yet, or that needs a
-    baseline given none, or promises or costs a plan does not state, is a row of status ``unchecked``) and the
-    names of those that do not apply.
+    the baseline's. A limit that needs a baseline given none, or promises or costs the plan does not state
+    (an older plan), is a row of status ``unchecked``.
     """
     lim = policy.limits
     total = plan.totals.usd_per_month
@@ -360,9 +355,6 @@ def evaluate_periods(policy: Policy, plan: PeriodPlan, cat: CatalogueLike,
             rows += _unchecked(lim, ("max_ttft_increase_pct", "max_tpot_increase_pct"), "the baseline " + _STALE.removeprefix("the plan "))
     else:
         rows += _unchecked(lim, PROMISE_LIMITS, _STALE)
-    unchecked = [name for name, value in lim if value is not None and name not in PERIOD_LIMITS]
     if baseline is None:
-        rows += _unchecked(lim, [n for n in BASELINE_LIMITS if n in PERIOD_LIMITS and (stated or n not in PROMISE_LIMITS)],
-                           "needs a baseline plan (--baseline)")  # fmt: skip
-    rows += _unchecked(lim, unchecked, "not defined on a plan over demand periods yet")
-    return rows, unchecked
+        rows += _unchecked(lim, [n for n in BASELINE_LIMITS if stated or n not in PROMISE_LIMITS], "needs a baseline plan (--baseline)")
+    return rows

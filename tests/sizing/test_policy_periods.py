@@ -18,7 +18,7 @@ def policy(**limits: Any) -> Policy:
 
 def rows_of(pol: Policy, **kw: Any) -> dict[str, Row]:
     base = kw.pop("baseline", None)
-    rows, _ = evaluate_periods(pol, plan({"chat": HOURS, "code": HOURS}, **kw), CAT, base)
+    rows = evaluate_periods(pol, plan({"chat": HOURS, "code": HOURS}, **kw), CAT, base)
     return {r.limit: r for r in rows}
 
 
@@ -67,18 +67,22 @@ def test_a_plan_without_stated_promises_leaves_them_unchecked_and_says_why() -> 
 
 def test_per_workload_money_judges_each_workloads_chargeback() -> None:
     costed = [{**PROMISED[0], "usd_per_month": 600.0}, {**PROMISED[1], "usd_per_month": 400.0}]
-    rows, names = evaluate_periods(policy(max_usd_per_month_per_workload={"value": 599.99}), plan({"chat": HOURS, "code": HOURS},
+    rows = evaluate_periods(policy(max_usd_per_month_per_workload={"value": 599.99}), plan({"chat": HOURS, "code": HOURS},
                                                                                                   promises=costed), CAT)  # fmt: skip
     (r,) = rows
-    assert names == [] and (r.status, r.actual, r.detail) == ("fail", 600.0, "over the limit: chat")
-    rows, _ = evaluate_periods(policy(max_usd_per_month_per_workload={"value": 600.0, "action": "warn"}),
+    assert (r.status, r.actual, r.detail) == ("fail", 600.0, "over the limit: chat")
+    rows = evaluate_periods(policy(max_usd_per_month_per_workload={"value": 600.0, "action": "warn"}),
                                plan({"chat": HOURS, "code": HOURS}, promises=costed), CAT)  # fmt: skip
     assert (rows[0].status, rows[0].actual, rows[0].detail) == ("pass", 600.0, "largest: chat $600")
+    # beside the total's limit: both judged, in the order a static plan lists them
+    rows = evaluate_periods(policy(max_usd_per_month={"value": 999.0}, max_usd_per_month_per_workload={"value": 500.0}),
+                            plan({"chat": HOURS, "code": HOURS}, usd_month=1000.0, promises=costed), CAT)  # fmt: skip
+    assert [(x.limit, x.status) for x in rows] == [("max_usd_per_month", "fail"), ("max_usd_per_month_per_workload", "fail")]
     # a plan that states its promises but no costs (or not every workload's) cannot be judged on them: size it again
     for stale in (PROMISED, [costed[0], PROMISED[1]]):
-        rows, names = evaluate_periods(policy(max_usd_per_month_per_workload={"value": 1.0}), plan({"chat": HOURS, "code": HOURS},
+        rows = evaluate_periods(policy(max_usd_per_month_per_workload={"value": 1.0}), plan({"chat": HOURS, "code": HOURS},
                                                                                                   promises=stale), CAT)  # fmt: skip
-        assert names == [] and [(x.status, x.threshold) for x in rows] == [("unchecked", 1.0)]
+        assert [(x.status, x.threshold) for x in rows] == [("unchecked", 1.0)]
         assert rows[0].detail == "the plan states no per-workload cost (written by an aicap before it was added): size it again"
         assert blocking(rows)
 
@@ -90,8 +94,7 @@ def test_money_devices_and_clouds_of_every_hour() -> None:
     pol = policy(max_usd_per_month={"value": 999.99}, max_increase_usd_per_month={"value": 100.0},
                  max_increase_pct={"value": 10.0, "action": "warn"}, max_devices={"value": {"l40s": 4, "h100-sxm": 8}},
                  allowed_clouds={"value": ["gcp"], "action": "warn"}, allowed_hardware={"value": ["l40s"]})  # fmt: skip
-    rows, names = evaluate_periods(pol, plan({"chat": HOURS}, usd_month=1000.0, instances=held, promises=PROMISED[:1]), CAT, base)
-    assert names == []
+    rows = evaluate_periods(pol, plan({"chat": HOURS}, usd_month=1000.0, instances=held, promises=PROMISED[:1]), CAT, base)
     r = {x.limit: x for x in rows}
     assert (r["max_usd_per_month"].status, r["max_usd_per_month"].actual) == ("fail", 1000.0)
     assert r["max_usd_per_month"].detail == "fleet $1,000/month (all hours) vs limit $1,000"
@@ -106,18 +109,34 @@ def test_money_devices_and_clouds_of_every_hour() -> None:
 
 
 def test_unchecked_rows_keep_their_threshold_and_say_why() -> None:
-    rows, _ = evaluate_periods(policy(max_increase_pct={"value": 5.0}, max_ttft_increase_pct={"value": 7.0}),
+    rows = evaluate_periods(policy(max_increase_pct={"value": 5.0}, max_ttft_increase_pct={"value": 7.0}),
                                plan({"chat": HOURS}, promises=PROMISED[:1]), CAT)  # fmt: skip
     assert [(x.limit, x.status, x.threshold, x.detail) for x in rows] == [
         ("max_increase_pct", "unchecked", 5.0, "needs a baseline plan (--baseline)"),
         ("max_ttft_increase_pct", "unchecked", 7.0, "needs a baseline plan (--baseline)")]  # fmt: skip
     # a stale baseline leaves both latency increases unchecked, the money ones judged
     stale = plan({"chat": HOURS})
-    rows, _ = evaluate_periods(policy(max_increase_pct={"value": 5.0}, max_ttft_increase_pct={"value": 7.0},
+    rows = evaluate_periods(policy(max_increase_pct={"value": 5.0}, max_ttft_increase_pct={"value": 7.0},
                                       max_tpot_increase_pct={"value": 7.0}),
                                plan({"chat": HOURS}, promises=PROMISED[:1]), CAT, stale)  # fmt: skip
     assert [(x.limit, x.status) for x in rows] == [("max_increase_pct", "pass"), ("max_ttft_increase_pct", "unchecked"),
                                                    ("max_tpot_increase_pct", "unchecked")]  # fmt: skip
     # a stated baseline with a stale plan: nothing about promises is judged
-    rows, _ = evaluate_periods(policy(max_ttft_increase_pct={"value": 7.0}), stale, CAT, plan({"chat": HOURS}, promises=PROMISED[:1]))
+    rows = evaluate_periods(policy(max_ttft_increase_pct={"value": 7.0}), stale, CAT, plan({"chat": HOURS}, promises=PROMISED[:1]))
     assert [(x.limit, x.status) for x in rows] == [("max_ttft_increase_pct", "unchecked")]
+
+
+def test_every_limit_of_a_policy_applies_to_a_period_plan() -> None:
+    # each limit set gives a row (judged, or unchecked with a reason): none is silently left out
+    from aicap.sizing.plan.policy import Limits
+
+    values: dict[str, Any] = {"max_usd_per_month": 1.0, "max_usd_per_month_per_workload": 1.0, "max_increase_usd_per_month": 1.0,
+                              "max_increase_pct": 1.0, "max_devices": {"l4": 1}, "required_percentile": "p99", "allowed_clouds": ["aws"],
+                              "allowed_hardware": ["l4"], "max_ttft_ms": 1.0, "max_tpot_ms": 1.0, "min_slo_margin_pct": 1.0,
+                              "max_ttft_increase_pct": 1.0, "max_tpot_increase_pct": 1.0}  # fmt: skip
+    assert set(values) == set(Limits.model_fields)
+    costed = [{**PROMISED[0], "usd_per_month": 600.0}, {**PROMISED[1], "usd_per_month": 400.0}]
+    for base in (None, plan({"chat": HOURS, "code": HOURS}, promises=costed)):
+        rows = evaluate_periods(policy(**{k: {"value": v} for k, v in values.items()}), plan({"chat": HOURS, "code": HOURS},
+                                                                                             promises=costed), CAT, base)  # fmt: skip
+        assert sorted(r.limit for r in rows) == sorted(values)
