@@ -276,6 +276,10 @@ def register(app: typer.Typer) -> None:
                 raise InputError(
                     f"{plan}: a fleet file, not a plan; size it first (aicap size {plan} -f json > plan.json) and simulate the plan"
                 )
+            from aicap.sizing.plan.layouts import unstartable_spans
+
+            for line in unstartable_spans(doc, cat):
+                info(f"aicap: warning: {line}")
             n = sum(d.requests_per_s > 0 for w in doc.workloads for d in w.deployments)
             with progress(n, "simulating deployments", enabled=on) as tick:
                 runs = simulate_plan(doc, cat, seed=seed, policy=policy, router=router, options=options, on_done=tick)

@@ -120,6 +120,13 @@ def compare_view(rows: list[PolicyRow], percentile: str) -> View:
     return View(doc, [table], csv=csv)
 
 
+def _composed(c: ComposedTtft | None) -> tuple[float | None, float | None, bool | None]:
+    """A pool's composed TTFT, its target and whether it holds, rounded as the JSON document rounds them (``None`` for other pools)."""
+    if c is None:
+        return None, None, None
+    return round(c.composed_ms, 3), None if c.target_ms is None else round(c.target_ms, 3), c.holds
+
+
 def plan_runs_view(runs: list[DeploymentRun], composed: list[ComposedTtft] | None = None) -> View:
     """One row per simulated plan deployment; a second table for disaggregated workloads' composed TTFT."""
     composed = composed or []
@@ -153,10 +160,14 @@ def plan_runs_view(runs: list[DeploymentRun], composed: list[ComposedTtft] | Non
                              for c in composed],
                             caption="composed: the percentile of prefill TTFT + transfer + decode TTFT over paired simulated "
                                     "requests, checked against the workload's own target."))  # fmt: skip
+    # A disaggregated workload's pools (``name.prefill``, ``name.decode``) carry the TTFT users see, composed over both.
+    whole = {name: c for c in composed for name in (f"{c.workload}.prefill", f"{c.workload}.decode")}
     csv = Table("", ["workload", "instance_type", "replicas", "tp", "pp", "dp_attention", "eager", "requests_per_s", "percentile", "ttft_ms",
-                     "ttft_target_ms", "tpot_ms", "tpot_target_ms", "slo_attainment", "stable", "holds"],
+                     "ttft_target_ms", "tpot_ms", "tpot_target_ms", "slo_attainment", "stable", "holds", "composed_ttft_ms",
+                     "composed_ttft_target_ms", "composed_holds"],
                 [[r.workload, r.instance_type, r.report.setup.replicas, r.report.setup.tp, r.report.setup.pp, r.report.setup.dp_attention,
                   r.report.setup.eager, r.report.setup.rate_per_s, r.percentile, r.report.ttft_ms.at(r.percentile), r.report.slo.ttft_ms,
-                  r.report.tpot_ms.at(r.percentile), r.report.slo.tpot_ms, r.report.slo_attainment, r.report.stable, r.holds]
+                  r.report.tpot_ms.at(r.percentile), r.report.slo.tpot_ms, r.report.slo_attainment, r.report.stable, r.holds,
+                  *(_composed(whole.get(r.workload)))]
                  for r in runs])  # fmt: skip
     return View(doc, tables, csv=csv)

@@ -150,11 +150,13 @@ def period_plan_view(plan: PeriodPlan) -> View:
                               c.ttft_target_ms, c.simulated_tpot_ms, c.tpot_target_ms, "yes" if c.holds else "NO"]
                              for c in v.checks]))  # fmt: skip
     # CSV: one row per hour, workload and deployment, one value a cell (the hour table packs several into a cell).
+    # The workload's chargeback (a monthly figure) is repeated on each of its rows.
+    usd = {w.name: w.usd_per_month for w in plan.workloads}
     csv_rows = [[p.start_hour, p.usd_per_hour, w.name, w.demand_requests_per_s, w.capacity_requests_per_s, k,
-                 plan.deployments[w.name][k].instance_type, plan.deployments[w.name][k].hardware, n]
+                 plan.deployments[w.name][k].instance_type, plan.deployments[w.name][k].hardware, n, usd.get(w.name)]
                 for p in plan.periods for w in p.workloads for k, n in enumerate(w.replicas)]  # fmt: skip
     csv = Table("Plan by hour", ["hour", "usd_per_hour", "workload", "demand_requests_per_s", "capacity_requests_per_s", "deployment",
-                                 "instance_type", "hardware", "replicas"], csv_rows)  # fmt: skip
+                                 "instance_type", "hardware", "replicas", "workload_usd_per_month"], csv_rows)  # fmt: skip
     return View(plan.to_dict(), tables, notes=list(plan.warnings), csv=csv)
 
 

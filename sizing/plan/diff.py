@@ -140,14 +140,17 @@ def _period_numbers(plan: PeriodPlan) -> dict[str, dict[str, Any]]:
                      "busiest_hour_capacity_requests_per_s": round(busiest.capacity_requests_per_s, 4),
                      "busiest_hour_demand_requests_per_s": round(busiest.demand_requests_per_s, 4),
                      "hardware": sorted({d.hardware for d in plan.deployments.get(name, [])})}  # fmt: skip
-        if name in promised:  # the worst latency of its deployments, at the workload's percentile
-            out[name] |= {"percentile": promised[name].percentile, "ttft_ms": promised[name].ttft_ms, "tpot_ms": promised[name].tpot_ms}
+        if name in promised:  # the worst latency of its deployments, at the workload's percentile, and its chargeback
+            w = promised[name]
+            out[name] |= {"percentile": w.percentile, "ttft_ms": w.ttft_ms, "tpot_ms": w.tpot_ms}
+            if w.usd_per_month is not None:
+                out[name]["usd_per_month"] = w.usd_per_month
     return out
 
 
 def _period_delta(a: dict[str, Any] | None, b: dict[str, Any] | None, key: str) -> Any:
     """``b − a`` for one figure of :func:`_period_numbers`: an absent workload has no replicas, capacity or demand, and no latency."""
-    missing = None if key in ("ttft_ms", "tpot_ms") else 0
+    missing = None if key in ("ttft_ms", "tpot_ms") else 0  # an absent workload costs nothing: its chargeback is 0
     return _delta(missing if a is None else a.get(key), missing if b is None else b.get(key))
 
 
@@ -163,15 +166,16 @@ def diff_periods(base: PeriodPlan, head: PeriodPlan) -> dict[str, Any]:
     ``delta``/``delta_pct``, ``workloads`` with ``status``/``base``/``head``/``delta``, ``notes``); the
     totals are the monthly money, the static-peak comparison and the devices at the busiest hour, and a
     workload's numbers are its busiest hour's replicas, capacity and demand and the most and fewest replicas of any hour
-    (an added or removed workload has none of them on its absent side, so its deltas are its own figures, signed), and the
-    latency it is promised (TTFT and TPOT at its percentile; no delta for an added or removed workload).
+    (an added or removed workload has none of them on its absent side, so its deltas are its own figures, signed), the
+    latency it is promised (TTFT and TPOT at its percentile; no delta for an added or removed workload) and its chargeback
+    (``usd_per_month``, where the plan states it; an absent workload's is 0).
     """
     bw, hw = _period_numbers(base), _period_numbers(head)
     rows = []
     for name in sorted(set(bw) | set(hw)):
         a, b = bw.get(name), hw.get(name)
         status = "added" if a is None else "removed" if b is None else "changed" if a != b else "unchanged"
-        keys = [k for k in (a or b or {}) if k not in ("hardware", "percentile")]
+        keys = [k for k in dict.fromkeys([*(a or {}), *(b or {})]) if k not in ("hardware", "percentile")]
         rows.append({"workload": name, "status": status, "base": a, "head": b,
                      "delta": {k: _period_delta(a, b, k) for k in keys}})  # fmt: skip
     tb, th = base.totals.model_dump(), head.totals.model_dump()

@@ -13,6 +13,8 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from aicap.sizing.core.catalogue import CatalogueLike
+from aicap.sizing.core.plan import Plan
 from aicap.sizing.core.specs import DeviceSpec, InstanceSpec, ModelSpec
 from aicap.sizing.perf.roofline import stage_crossings
 
@@ -88,3 +90,24 @@ def scale_out_bps(insts: list[InstanceSpec], device: DeviceSpec, link_efficiency
     rates = [i.network_gbs_per_device * 1e9 * link_efficiency for i in insts
              if i.network_gbs_per_device is not None and spans_instances(i, device)]  # fmt: skip
     return min(rates) if rates else None
+
+
+def unstartable_spans(plan: Plan, cat: CatalogueLike) -> list[str]:
+    """Deployments of ``plan`` whose replica spans instances on an engine with no recorded multi-node start, one line each.
+
+    The sizer never places one (:attr:`~aicap.sizing.core.specs.engine.EngineSpec.spans_instances`); a hand-edited or
+    relabelled plan may hold one, which ``aicap export`` refuses and a simulation cannot vouch for.
+    """
+    out = []
+    for w in plan.workloads:
+        spec = None if w.engine == "generic" else cat.engines.get(w.engine)
+        if spec is None or spec.spans_instances:
+            continue
+        for d in w.deployments:
+            inst = cat.instances.get(d.instance_type)
+            per = d.devices // max(d.replicas, 1)
+            if inst is not None and per > inst.devices:
+                out.append(f"{w.name}: a replica of {per} devices spans {-(-per // inst.devices)} instances of {d.instance_type}, and "
+                           f"{spec.name}'s profile records no start of a replica over several machines: aicap export refuses it; "
+                           "size the workload again")  # fmt: skip
+    return out

@@ -19,6 +19,7 @@ from numpy.typing import NDArray
 
 from aicap.sizing.core.catalogue import CatalogueLike
 from aicap.sizing.core.dtypes import BYTES_PER_ELEMENT
+from aicap.sizing.core.engines import engine_for
 from aicap.sizing.core.errors import InfeasibleError, InputError, UnknownIdError
 from aicap.sizing.core.fleet import Fleet, Workload
 from aicap.sizing.core.ownership import ON_PREM
@@ -142,7 +143,7 @@ def _diagnose(w: Workload, cat: CatalogueLike, cands: list[Candidate], insts: li
         best = max(insts, key=lambda i: i.devices * cat.device(i.device).memory_gib)
         dev = cat.device(best.device)
         span = f"across up to {MAX_SPAN} instances of a GPU type with a sourced network, else inside one"
-        spec = None if engine in (None, "generic") else cat.engines.get(str(engine))
+        spec = engine_for(cat, engine).spec  # an unset engine is the catalogue's default profile; generic has none
         if spec is not None and not spec.spans_instances:
             spanning = ", ".join(sorted(e.id for e in cat.engines.values() if e.spans_instances))
             span = (f"inside one instance ({spec.name}'s profile records no start of a replica over several machines; "

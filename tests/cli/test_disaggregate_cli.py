@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 
 import pytest
@@ -69,6 +71,12 @@ def test_simulating_a_disaggregated_plan_checks_the_composed_ttft(aicap, tmp_pat
     # The composed percentile lies between the larger part and the sum of the parts for these light-tailed waits.
     parts = (c["prefill_ttft_ms"], c["decode_ttft_ms"])
     assert max(parts) + c["transfer_ms"] <= c["composed_ttft_ms"] <= sum(parts) + c["transfer_ms"] + 1e-6
+    # CSV: both pools' rows carry the composed TTFT users see, as the JSON gives it (it was left out)
+    rows = list(csv.DictReader(io.StringIO(aicap("simulate", str(plan), "-f", "csv").stdout)))
+    assert sorted(r["workload"] for r in rows) == ["llama-3.1-70b.decode", "llama-3.1-70b.prefill"]
+    for r in rows:
+        assert float(r["composed_ttft_ms"]) == c["composed_ttft_ms"] and float(r["composed_ttft_target_ms"]) == 1500.0
+        assert r["composed_holds"] == "true"
 
 
 def test_pools_that_nothing_can_host_say_why(aicap) -> None:

@@ -156,3 +156,21 @@ def test_the_promised_latency_is_diffed_and_an_absent_side_has_none() -> None:
     assert row(d, "new")["delta"]["busiest_hour_replicas"] == 1  # counts still count from nothing
     # a plan written before period plans stated their promises has no latency figures, and diffs as before
     assert "ttft_ms" not in row(diff_periods(plan({"chat": hours}), plan({"chat": hours})), "chat")["base"]
+
+
+def test_each_workloads_chargeback_is_diffed_and_an_absent_workload_costs_nothing() -> None:
+    hours: list[Hour] = [(1.0, 2.0, [1])]
+
+    def costed(name: str, usd: float) -> dict[str, Any]:
+        return {**promise(name, 100.0, 20.0), "usd_per_month": usd}
+
+    base = plan({"chat": hours, "old": hours}, promises=[costed("chat", 600.0), costed("old", 150.25)])
+    head = plan({"chat": hours, "new": hours}, promises=[costed("chat", 700.5), costed("new", 200.0)])
+    d = diff_periods(base, head)
+    assert (row(d, "chat")["base"]["usd_per_month"], row(d, "chat")["head"]["usd_per_month"]) == (600.0, 700.5)
+    assert row(d, "chat")["delta"]["usd_per_month"] == 100.5 and row(d, "chat")["status"] == "changed"
+    assert row(d, "new")["delta"]["usd_per_month"] == 200.0 and row(d, "old")["delta"]["usd_per_month"] == -150.25
+    # a side written before the chargeback states none: no delta to give, and the key still appears in the delta
+    stale = plan({"chat": hours}, promises=[promise("chat", 100.0, 20.0)])
+    d = diff_periods(stale, plan({"chat": hours}, promises=[costed("chat", 700.5)]))
+    assert "usd_per_month" not in row(d, "chat")["base"] and row(d, "chat")["delta"]["usd_per_month"] is None

@@ -121,3 +121,27 @@ def test_an_engine_without_a_multi_node_start_keeps_replicas_inside_one_instance
     spanning = all_candidates(fleet, cat, insts)[fleet.workloads[0].name]
     assert any(c.feasible and c.devices == 16 for c in spanning)
     assert not cat.engines["tgi"].spans_instances and cat.engines["vllm"].spans_instances
+
+
+def test_the_infeasibility_names_the_default_engine_when_the_fleet_names_none(cat: Catalogue) -> None:
+    # An unset engine is the catalogue's default profile: with TGI the default, spanning was never weighed, and the message
+    # must not offer "up to 4 instances".
+    from aicap.sizing.core.errors import InfeasibleError
+
+    assert cat.runtime is not None
+    tgi_default = replace(cat, runtime=cat.runtime.model_copy(update={"default_engine": "tgi"}))
+    with pytest.raises(InfeasibleError, match="inside one instance \\(TGI's profile records no start") as err:
+        size(_deepseek(cat), tgi_default, alternatives=False)
+    assert "across up to" not in str(err.value) and "engines that span instances: sglang, vllm" in str(err.value)
+
+
+def test_a_plan_relabelled_to_an_engine_that_cannot_span_is_named(cat: Catalogue) -> None:
+    from aicap.sizing.plan.layouts import unstartable_spans
+
+    fleet = build_fleet(model="llama-3.1-405b", rate=0.5, input_tokens=1024, output_tokens=256, ttft_ms=5000, tpot_ms=None,
+                        percentile="p99", precision="bf16", hardware="h100-sxm", cloud="aws", engine="vllm")  # fmt: skip
+    plan = size(fleet, cat, alternatives=False)
+    assert unstartable_spans(plan, cat) == []  # vLLM starts it over two machines
+    tgi = plan.model_copy(update={"workloads": [w.model_copy(update={"engine": "tgi"}) for w in plan.workloads]})
+    (line,) = unstartable_spans(tgi, cat)
+    assert line.startswith("llama-3.1-405b: a replica of 16 devices spans 2 instances of p5.48xlarge, and TGI's profile records no start")

@@ -204,6 +204,8 @@ def test_plot_of_a_period_plan(tmp_path: Path) -> None:
 
 
 def test_check_applies_money_devices_and_clouds_to_a_period_plan(tmp_path: Path) -> None:
+    import csv
+    import io
     import json
 
     from typer.testing import CliRunner
@@ -230,6 +232,8 @@ def test_check_applies_money_devices_and_clouds_to_a_period_plan(tmp_path: Path)
     costs = {w["name"]: w["usd_per_month"] for w in doc["workloads"]}
     assert set(costs) == {"chat", "code"} and all(v > 0 for v in costs.values())
     assert abs(sum(costs.values()) - total) <= 0.01 * len(costs)
+    csv_rows = list(csv.DictReader(io.StringIO(CliRunner().invoke(app, ["-q", "size", str(example), "-f", "csv"]).stdout)))
+    assert {r["workload"]: float(r["workload_usd_per_month"]) for r in csv_rows} == costs  # each row carries its workload's
     worst = max(costs, key=lambda k: costs[k])
     pol.write_text(f"limits:\n  max_usd_per_month_per_workload: {{value: {costs[worst] - 1:.2f}}}\n")
     r = CliRunner().invoke(app, ["-q", "check", str(out), "--policy", str(pol), "-f", "json"])
