@@ -8,10 +8,10 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from aicap.cli.render import Format, Table, View, emit
-from aicap.cli.state import catalogue, check_plot, guarded, info
+from aicap.cli.state import catalogue, check_plot, guarded, info, typed_flags
 
 if TYPE_CHECKING:
-    from aicap.sizing.serve.estimate import EstimateResult
+    from aicap.sizing.serve.estimate import EstimateRequest, EstimateResult
 
 FormatOpt = Annotated[Format, typer.Option("--format", "-f", help="Output format.")]
 ModelOpt = Annotated[str, typer.Option("--model", "-m", help="Model id, or a path to a Hugging Face config.json or model YAML.")]
@@ -253,12 +253,33 @@ def _disaggregated(model: str, hardware: str, decode_hardware: str, devices: int
         raise InfeasibleError(f"{model}: " + "; ".join(f"{r} {doc[r]['advice']}" for r in ("prefill", "decode") if not doc[r]["fits"]))
 
 
+def refuse_decode_flags(ctx: typer.Context, req: EstimateRequest) -> None:
+    """Refuse --output-tokens and --tpot-ms for a model that generates no tokens (an encoder or item model): they would be ignored."""
+    from aicap.sizing.core.errors import InputError
+
+    given = typed_flags(ctx, "output_tokens", "tpot_ms")
+    if req.model.kind != "decoder" and given:
+        what = "an encoder" if req.model.kind == "encoder" else "not a decoder"
+        raise InputError(f"{given[0]} applies to a model that generates tokens; {req.model.id} is {what}: drop {' and '.join(given)}")
+
+
+def warn_above_cap(req: EstimateRequest) -> None:
+    """Warn (stderr) where ``--batch`` is above the engine's default cap of running requests."""
+    cap = req.runtime.max_batch * max(req.dp_attention, 1)
+    if req.batch is not None and req.batch > cap:
+        spec = catalogue().engines.get(req.runtime.engine)
+        who = req.runtime.engine if spec is None else spec.name
+        info(f"aicap: warning: --batch {req.batch:,} is above {who}'s default cap of {cap:,} running requests: the estimate "
+             f"assumes the engine is launched with a cap of at least {req.batch:,} (vLLM --max-num-seqs, SGLang "
+             "--max-running-requests, TensorRT-LLM max_batch_size)")  # fmt: skip
+
+
 def register(app: typer.Typer) -> None:
     """Add ``estimate`` and ``explain`` to the root app."""
 
     @app.command("estimate")
     @guarded
-    def estimate_cmd(model: ModelOpt, hardware: HardwareOpt, devices: DevicesOpt = None, tp: TpOpt = None, pp: PpOpt = None,
+    def estimate_cmd(ctx: typer.Context, model: ModelOpt, hardware: HardwareOpt, devices: DevicesOpt = None, tp: TpOpt = None, pp: PpOpt = None,
                      ep: EpOpt = 1, batch: BatchOpt = "auto", input_tokens: InOpt = 1024, output_tokens: OutOpt = 256,
                      weights_dtype: WdtOpt = None, kv_dtype: KvOpt = None, tpot_ms: TpotOpt = None, engine: EngineOpt = None,
                      prefix_cached: PrefixOpt = 0.0, speculative: SpecOpt = None, draft_model: DraftModelOpt = None,
@@ -304,14 +325,10 @@ def register(app: typer.Typer) -> None:
         req = build_request(model, hardware, devices, tp, pp, ep, batch, input_tokens, output_tokens, weights_dtype, kv_dtype, tpot_ms,
                             engine, prefix_cached, speculative_config(speculative, draft_model, draft_tokens, acceptance),
                             dp_attention, eager)  # fmt: skip
+        refuse_decode_flags(ctx, req)
         result = estimate(req)
         doc = result.to_dict()
-        cap = req.runtime.max_batch * max(req.dp_attention, 1)
-        if req.batch is not None and req.batch > cap:
-            who = doc["engine"]["name"] or doc["engine"]["id"]
-            info(f"aicap: warning: --batch {req.batch:,} is above {who}'s default cap of {cap:,} running requests: the estimate "
-                 f"assumes the engine is launched with a cap of at least {req.batch:,} (vLLM --max-num-seqs, SGLang "
-                 "--max-running-requests, TensorRT-LLM max_batch_size)")  # fmt: skip
+        warn_above_cap(req)
         if devices and doc["devices"] < devices:
             info(f"aicap: the layout uses {doc['devices']} of the {devices} devices: TP{doc['tp']}·PP{doc['pp']} replicas "
                  f"of {doc['tp'] * doc['pp']} leave {devices - doc['devices']} over")  # fmt: skip
@@ -324,15 +341,18 @@ def register(app: typer.Typer) -> None:
 
     @app.command("explain")
     @guarded
-    def explain_cmd(model: ModelOpt, hardware: HardwareOpt, devices: DevicesOpt = None, tp: TpOpt = None, pp: PpOpt = None,
+    def explain_cmd(ctx: typer.Context, model: ModelOpt, hardware: HardwareOpt, devices: DevicesOpt = None, tp: TpOpt = None, pp: PpOpt = None,
                     ep: EpOpt = 1, batch: BatchOpt = "auto", input_tokens: InOpt = 1024, output_tokens: OutOpt = 256,
                     weights_dtype: WdtOpt = None, kv_dtype: KvOpt = None, tpot_ms: TpotOpt = None, engine: EngineOpt = None,
                     dp_attention: DpaOpt = 1, eager: EagerOpt = False,
                     phase: Annotated[str, typer.Option(help="prefill or decode.")] = "decode",
                     plot: Annotated[Path | None, typer.Option("--plot", help="Write the roofline picture (.png or .svg).")] = None,
                     fmt: FormatOpt = Format.table) -> None:  # fmt: skip
-        """Show FLOPs, bytes, intensity, time and bound of each operator group in one phase."""
-        from aicap.sizing.core.errors import InputError
+        """Show FLOPs, bytes, intensity, time and bound of each operator group in one phase.
+
+        Exits 3, after the table, where the deployment does not fit or misses --tpot-ms (as estimate does).
+        """
+        from aicap.sizing.core.errors import InfeasibleError, InputError
         from aicap.sizing.serve import explain
         from aicap.sizing.serve.estimate import estimate
 
@@ -341,7 +361,10 @@ def register(app: typer.Typer) -> None:
         check_plot(plot)
         req = build_request(model, hardware, devices, tp, pp, ep, batch, input_tokens, output_tokens, weights_dtype, kv_dtype, tpot_ms,
                             engine, dp_attention=dp_attention, eager=eager)  # fmt: skip
-        doc = explain.breakdown(estimate(req), phase)
+        refuse_decode_flags(ctx, req)
+        result = estimate(req)
+        doc = explain.breakdown(result, phase)
+        warn_above_cap(req)
         if plot is not None:
             explain.plot(doc, str(plot))
         cols = ["operator", "gflops", "mbytes", "intensity_flop_per_byte", "time_ms", "share_pct", "bound"]
@@ -350,6 +373,12 @@ def register(app: typer.Typer) -> None:
         dpa = f" DP-attn {dp_attention}" if dp_attention > 1 else ""
         title = (f"{doc['phase']} step of {doc['model']} on {doc['hardware']} (TP{doc['tp']}·PP{doc['pp']}{dpa}, batch {doc['batch']}): "
                  f"{doc['step_time_ms']:.3f} ms, {doc['bound']}-bound")  # fmt: skip
+        step = (f"every request at the mean context of {doc['context_tokens']:,g} tokens (input + output/2); estimate's TPOT also counts "
+                "the prefill steps that interleave with decoding" if phase == "decode" else
+                f"the batch's {doc['batch']:,} prompts of {doc['context_tokens']:,g} tokens in one pass (the engine splits it into steps of "
+                f"{req.runtime.max_prefill_tokens:,} tokens, whose times add up to this)")  # fmt: skip
         caption = (f"roofline after efficiency: {roof['peak_flops'] / 1e12:,.0f} TFLOP/s ({doc['compute_dtype']}), "
-                   f"{roof['bandwidth_bytes_per_s'] / 1e9:,.0f} GB/s, ridge {roof['ridge_flop_per_byte']} FLOP/B")  # fmt: skip
+                   f"{roof['bandwidth_bytes_per_s'] / 1e9:,.0f} GB/s, ridge {roof['ridge_flop_per_byte']} FLOP/B; {step}")  # fmt: skip
         emit(View(doc, [Table(title, cols, rows, caption)]), fmt)
+        if result.shortfall is not None:
+            raise InfeasibleError(f"{result.deployment.model.id} on {result.deployment.device.id}: {result.shortfall}")

@@ -93,11 +93,14 @@ def named_change(name: str) -> Change:
 def with_acceptance(changes: list[Change], draft_model: str | None, acceptance: float | None) -> list[Change]:
     """``changes`` with ``acceptance`` set on every speculative one, and a draft-model alternative when ``draft_model`` is given.
 
-    Raises :class:`InputError` for an acceptance outside [0, 1], or a draft model without an acceptance
-    (no published figure pairs a draft model with a target).
+    Raises :class:`InputError` for an acceptance outside [0, 1], a draft model without an acceptance
+    (no published figure pairs a draft model with a target), or an acceptance with nothing speculative to apply it to.
     """
     if acceptance is not None and not 0.0 <= acceptance <= 1.0:
         raise InputError(f"--acceptance {acceptance}: must be between 0 and 1")
+    if acceptance is not None and not draft_model and not any(c.kind == "speculative" for c in changes):
+        raise InputError(f"--acceptance {acceptance:g} applies to speculative alternatives: add a spec-* alternative to --alternatives "
+                         "(spec-ngram, spec-eagle, spec-mtp) or --draft-model, or drop it")  # fmt: skip
     out = []
     for c in changes:
         if c.kind == "speculative" and acceptance is not None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from aicap.sizing.core.dtypes import compute_dtype
+from aicap.sizing.core.errors import InputError
 from aicap.sizing.core.figures import pyplot
 from aicap.sizing.perf.roofline import moe_latency_s
 from aicap.sizing.serve.estimate import EstimateResult
@@ -18,9 +19,22 @@ def breakdown(result: EstimateResult, phase: str) -> dict[str, Any]:
     Returns a document with the device's roofline (peak FLOP/s and bandwidth after efficiency, in
     FLOP/s and B/s, and the ridge intensity in FLOP/B) and one row per operator, plus network and
     fixed-overhead rows (a MoE model's expert-GEMM latency, ``L_moe · τ``, in a row of its own).
-    Prefill is the batch's prefill pass; decode is one step at the mean context.
+    Prefill is the batch's prompts in one pass (``context_tokens`` each; an engine splits it into steps of its
+    prefill budget, whose times add up to this one); decode is one step with every request at the mean context
+    ``I + O/2`` (``context_tokens``), without the prefill steps that interleave with decoding under load (the TPOT of
+    ``aicap estimate`` counts those).
+
+    Raises
+    ------
+    InputError
+        For the decode phase of a model that does not decode (an encoder or an item model).
     """
     dep = result.deployment
+    if phase == "decode" and dep.model.kind != "decoder":
+        raise InputError(f"--phase decode: {dep.model.id} is {'an encoder' if dep.model.kind == 'encoder' else 'not a decoder'} "
+                         "and runs no decode step; use --phase prefill")  # fmt: skip
+    req = result.request
+    context = req.input_tokens if phase == "prefill" or dep.model.kind != "decoder" else req.input_tokens + req.output_tokens / 2.0
     step = result.metrics.prefill if phase == "prefill" else result.metrics.decode
     peaks: dict[str, float] = dict(dep.device.peak_tflops)
     cdt = compute_dtype(dep.weights_dtype, peaks)
@@ -59,6 +73,7 @@ def breakdown(result: EstimateResult, phase: str) -> dict[str, Any]:
         "tp": dep.tp,
         "pp": dep.pp,
         "batch": result.batch,
+        "context_tokens": round(float(context), 1),
         "compute_dtype": cdt,
         "roofline": {"peak_flops": peak, "bandwidth_bytes_per_s": bw, "ridge_flop_per_byte": round(peak / bw, 1)},
         "step_time_ms": round(total * 1e3, 4),

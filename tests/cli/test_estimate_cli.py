@@ -102,6 +102,38 @@ def test_explain_decode_rows(aicap) -> None:
     assert sum(r["share_pct"] for r in doc["operators"]) == pytest.approx(100, abs=0.5)
 
 
+def test_explain_exits_3_where_estimate_does_and_states_what_its_step_assumes(aicap) -> None:
+    # It exited 0 for 810 GB of weights on one 80 GB card, a batch whose KV cache cannot fit, and a missed --tpot-ms.
+    for args in (("-m", "llama-3.1-405b", "--batch", "8"), ("-m", "llama-3.1-8b", "--batch", "5000"),
+                 ("-m", "llama-3.1-8b", "--batch", "64", "--tpot-ms", "1")):  # fmt: skip
+        est = aicap("estimate", *args, "--hardware", "h100-sxm")
+        exp = aicap("explain", *args, "--hardware", "h100-sxm")
+        assert est.code == exp.code == 3 and exp.stderr.splitlines()[-1] == est.stderr.splitlines()[-1]
+        assert exp.stdout  # the table still shows where the time goes
+    assert "--batch 5,000 is above" in aicap("explain", "-m", "llama-3.1-8b", "--hardware", "h100-sxm", "--batch", "5000").stderr
+    doc = aicap("explain", "-m", "llama-3.1-8b", "--hardware", "h100-sxm", "--batch", "64", "--input-tokens", "1000",
+                "--output-tokens", "300", "-f", "json").json()  # fmt: skip
+    assert doc["context_tokens"] == 1150.0  # decode: every request at input + output/2
+    table = aicap("explain", "-m", "llama-3.1-8b", "--hardware", "h100-sxm", "--batch", "64", "--phase", "prefill").stdout
+    assert "64 prompts of 1,024 tokens in one pass" in " ".join(table.split())
+
+
+def test_decode_options_are_refused_for_a_model_that_generates_nothing(aicap) -> None:
+    # estimate ignored them (its JSON said output_tokens 0); explain too
+    for command in ("estimate", "explain"):
+        r = aicap(command, "-m", "bert-base", "--hardware", "h100-sxm", "--input-tokens", "256", "--output-tokens", "999", "--tpot-ms", "5")
+        assert r.code == 2 and r.stdout == "" and r.stderr.count("\n") == 1
+        assert "--output-tokens applies to a model that generates tokens; bert-base is an encoder" in r.stderr
+        assert r.stderr.rstrip().endswith("drop --output-tokens and --tpot-ms")
+    assert aicap("estimate", "-m", "bert-base", "--hardware", "h100-sxm", "--input-tokens", "256").code == 0
+
+
+def test_explain_refuses_the_decode_phase_of_an_encoder(aicap) -> None:
+    r = aicap("explain", "-m", "bert-base", "--hardware", "h100-sxm", "--input-tokens", "256", "--phase", "decode")
+    assert r.code == 2 and r.stdout == "" and "--phase decode: bert-base is an encoder and runs no decode step" in r.stderr
+    assert aicap("explain", "-m", "bert-base", "--hardware", "h100-sxm", "--input-tokens", "256", "--phase", "prefill").code == 0
+
+
 def test_explain_plot_without_matplotlib_or_with_it(aicap, tmp_path) -> None:
     out = tmp_path / "roof.png"
     r = aicap("explain", "-m", "llama-3-8b", "--hardware", "h100-sxm", "--phase", "prefill", "--plot", str(out))

@@ -98,6 +98,9 @@ def test_a_draft_model_alternative_takes_the_given_acceptance(aicap) -> None:
     assert r.code == 2 and "give --acceptance" in r.stderr
     r = aicap(*ARGS, "--acceptance", "1.5")
     assert r.code == 2 and "between 0 and 1" in r.stderr
+    # with nothing speculative to apply it to, it was ignored
+    r = aicap(*ARGS, "--alternatives", "fp8", "--acceptance", "0.5")
+    assert r.code == 2 and r.stdout == "" and "--acceptance 0.5 applies to speculative alternatives" in r.stderr
 
 
 def test_default_alternatives_an_encoder_has_nothing_for_are_left_out(aicap) -> None:
