@@ -231,6 +231,17 @@ def check_plot(plot: Path | None) -> None:
         raise InputError(f"--plot {plot}: the folder {plot.resolve().parent} does not exist")
 
 
+def check_engine(engine: str | None) -> None:
+    """Refuse an ``--engine`` the catalogue lacks, naming the flag and the valid ids (before a fleet is built from it)."""
+    from aicap.sizing.core.errors import InputError, excerpt
+
+    if engine is None:
+        return
+    valid = sorted([*catalogue().engines, "generic"])
+    if engine not in valid:
+        raise InputError(f"--engine {excerpt(engine)}: valid engines: {', '.join(valid)}")
+
+
 def catalogue() -> Catalogue:
     """Load the catalogues with ``--catalog`` and ``AICAP_CATALOG`` overlays; report overrides."""
     from aicap.hardware_db import catalogue_dirs_from_env, load_catalogue

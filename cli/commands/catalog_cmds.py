@@ -182,6 +182,9 @@ def _kv_table(title: str, doc: dict[str, object]) -> Table:
         if isinstance(value, dict):
             for k, v in value.items():
                 walk(f"{prefix}.{k}" if prefix else str(k), v)
+        elif isinstance(value, list) and any(isinstance(x, dict) for x in value):  # a list of records: a row per field, numbered
+            for i, x in enumerate(value):
+                walk(f"{prefix}.{i}", x)
         elif isinstance(value, list):
             rows.append([prefix, "; ".join(str(x) for x in value)])
         else:

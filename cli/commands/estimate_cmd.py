@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from aicap.cli.render import Format, Table, View, emit
-from aicap.cli.state import catalogue, check_plot, guarded, info, typed_flags
+from aicap.cli.state import catalogue, check_engine, check_plot, guarded, info, typed_flags
 
 if TYPE_CHECKING:
     from aicap.sizing.serve.estimate import EstimateRequest, EstimateResult
@@ -45,7 +45,7 @@ KvOpt = Annotated[
 TpotOpt = Annotated[float | None, typer.Option("--tpot-ms", help="Keep the mean time per output token at the batch at or under this "
                                                 "(with --batch auto); size's --tpot-ms is a percentile under load.")]  # fmt: skip
 PrefixOpt = Annotated[
-    float, typer.Option("--prefix-cached", help="Share of each prompt found in the prefix cache (0 to 0.99): attended to, not recomputed.")
+    float, typer.Option("--prefix-cached", help="Share of each prompt found in the prefix cache, in [0, 1): attended to, not recomputed.")
 ]
 EngineOpt = Annotated[
     str | None,
@@ -102,6 +102,7 @@ def build_request(model: str, hardware: str, devices: int | None, tp: int | None
     from aicap.sizing.serve.estimate import EstimateRequest
 
     cat = catalogue()
+    check_engine(engine)
     if batch == "auto":
         b = None
     else:

@@ -9,7 +9,7 @@ import typer
 
 from aicap.cli.commands.estimate_cmd import AcceptOpt, DraftModelOpt, DraftTokensOpt, SpecOpt, speculative_config
 from aicap.cli.render import Format, Table, View, emit, progress, to_json, to_yaml
-from aicap.cli.state import STATE, catalogue, check_plot, check_workload_source, guarded, info, located
+from aicap.cli.state import STATE, catalogue, check_engine, check_plot, check_workload_source, guarded, info, located
 
 if TYPE_CHECKING:
     from aicap.sizing.core.catalogue import CatalogueLike
@@ -183,7 +183,7 @@ def register(app: typer.Typer) -> None:
         budget: Annotated[float | None, typer.Option("--budget", help="Monthly budget in USD.")] = None,
         objective: Annotated[str | None, typer.Option("--objective", help="cost (default), latency or throughput (the last two need --budget).")] = None,
         single_type: Annotated[bool, typer.Option("--single-type", help="Use one device type for the whole fleet.")] = False,
-        prefix_cached: Annotated[float, typer.Option("--prefix-cached", help="Share of each prompt found in the prefix cache, 0 to 0.99 "
+        prefix_cached: Annotated[float, typer.Option("--prefix-cached", help="Share of each prompt found in the prefix cache, in [0, 1) "
                                                      "(one-workload mode; fleet files: prefix_cached_share).")] = 0.0,
         speculative: SpecOpt = None,
         draft_model: DraftModelOpt = None,
@@ -217,6 +217,7 @@ def register(app: typer.Typer) -> None:
         if output is not None and output.is_dir():  # fail before sizing, not after (write_atomic checks again)
             raise InputError(f"{output}: is a directory, expected a file")
         check_plot(plot)
+        check_engine(engine)
         if seed < 0:
             raise InputError(f"--seed {seed}: must be >= 0")
         cat = catalogue()

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from aicap.cli.render import Format, Table, View, emit, progress
-from aicap.cli.state import STATE, catalogue, check_plot, check_workload_source, guarded, info, typed_flags
+from aicap.cli.state import STATE, catalogue, check_engine, check_plot, check_workload_source, guarded, info, typed_flags
 from aicap.sizing.core.errors import InputError
 
 if TYPE_CHECKING:
@@ -89,6 +89,7 @@ def register(app: typer.Typer) -> None:
 
         check_workload_source(ctx, model, fleet_file)
         check_plot(plot)
+        check_engine(engine)
         if model is not None and rate is None:
             raise InputError("--rate is required with --model (requests per second)")
         if buy_vs_rent:

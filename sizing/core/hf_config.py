@@ -41,7 +41,26 @@ SUPPORTED = (
 _WRAPPED = {"gemma3": "gemma3_text", "llama4": "llama4_text", "qwen3_5": "qwen3_5_text", "qwen3_5_moe": "qwen3_5_moe_text"}
 #: Hybrid decoders: Gated DeltaNet linear attention on most layers, gated softmax attention on the rest.
 _HYBRID = {"qwen3_next", "qwen3_5_text", "qwen3_5_moe_text"}
-_TORCH_DTYPE = {"float32": "fp32", "float16": "fp16", "bfloat16": "bf16"}
+_TORCH_DTYPE = {"float32": "fp32", "float16": "fp16", "bfloat16": "bf16", "float": "fp32", "half": "fp16"}
+
+
+def _native(cfg: dict[str, Any], default: str, source: str) -> str:
+    """The checkpoint's released format from ``torch_dtype`` (or ``dtype``): ``default`` when absent or ``auto``.
+
+    Raises
+    ------
+    InputError
+        For a value that is not a 32- or 16-bit float format (it was read as the default, silently).
+    """
+    key = "torch_dtype" if cfg.get("torch_dtype") is not None else "dtype"
+    value = cfg.get(key)
+    if value is None or value == "auto":
+        return default
+    name = str(value).removeprefix("torch.")
+    if name not in _TORCH_DTYPE:
+        raise InputError(f"{source}: {key} {excerpt(value)} is not a format aicap reads; valid: float32, float16, bfloat16 (a quantised "
+                         "checkpoint names its format in quantization_config)")  # fmt: skip
+    return _TORCH_DTYPE[name]
 
 
 def load_model_file(path: Path) -> AnyModel:
@@ -247,7 +266,7 @@ def from_hf_config(cfg: dict[str, Any], source: str = "config.json") -> AnyModel
         "name": name[:200],
         "family": mt,
         "source": source,
-        "native_dtype": _TORCH_DTYPE.get(str(cfg.get("torch_dtype") or cfg.get("dtype")), "bf16"),
+        "native_dtype": _native(cfg, "bf16", source),
     }
     quant = read_quantisation(cfg)
     if quant.format is not None and quant.format != base["native_dtype"]:
@@ -272,7 +291,7 @@ def from_hf_config(cfg: dict[str, Any], source: str = "config.json") -> AnyModel
         v = _ints(cfg, keys, source)
         _heads(v["hidden_size"], v["num_attention_heads"], None, None, source, ("hidden_size", "num_attention_heads", ""))
         type_vocab = _int(cfg, "type_vocab_size", source, minimum=0)
-        return validate(_MODEL, {**base, "kind": "encoder", "native_dtype": _TORCH_DTYPE.get(str(cfg.get("torch_dtype")), "fp32"),
+        return validate(_MODEL, {**base, "kind": "encoder", "native_dtype": _native(cfg, "fp32", source),
             "hidden_size": v["hidden_size"], "num_layers": v["num_hidden_layers"], "num_heads": v["num_attention_heads"],
             "intermediate_size": v["intermediate_size"], "vocab_size": v["vocab_size"],
             "max_context": v["max_position_embeddings"], "mlp": "plain", "norm": "layernorm", "position": "learned",

@@ -87,6 +87,9 @@ def named_change(name: str) -> Change:
     pct = re.fullmatch(r"prune-(\d{1,2})", name)
     if pct and int(pct.group(1)) > 0:
         return Change(f"pruned {int(pct.group(1))}%", "prune", int(pct.group(1)) / 100.0)
+    if name.startswith("prune-"):
+        raise InputError(f"--alternatives '{name}': prune-N takes N from 1 to 99, the percent of the model's parameters removed "
+                         "(each model allows at most its MLP share)")  # fmt: skip
     raise InputError(f"--alternatives '{name}': valid: {', '.join(NAMED)}")
 
 

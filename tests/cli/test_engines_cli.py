@@ -119,3 +119,18 @@ def test_lmdeploy_caps_running_requests_by_device_and_gives_the_kv_cache_a_share
     doc = aicap("engines", "show", "lmdeploy", "-f", "json").json()
     assert doc["memory"]["policy"] == "free" and doc["memory"]["fraction"] == 0.8 and "1263d5cd" in doc["memory"]["source"]
     assert aicap("estimate", "--model", "llama-3.2-1b", "--hardware", "tpu-v5e", "--engine", "lmdeploy").code == 2
+
+
+def test_engines_show_spells_lists_of_records_field_by_field(aicap) -> None:  # type: ignore[no-untyped-def]
+    # factors and device_rules printed as Python dict reprs
+    out = aicap("engines", "show", "vllm").stdout
+    assert "{'" not in out and "factors.0.family" in out and "device_rules.0.max_prefill_tokens" in out
+
+
+def test_an_unknown_engine_flag_is_named_as_the_flag_in_every_command(aicap) -> None:  # type: ignore[no-untyped-def]
+    # size and whatif said "constraints: unknown engine", a place the user never wrote
+    for args in (("size", "--model", "llama-3.1-8b", "--rate", "1"), ("whatif", "--model", "llama-3.1-8b", "--rate", "1"),
+                 ("estimate", "--model", "llama-3.1-8b", "--hardware", "h100-sxm"),
+                 ("simulate", "--model", "llama-3.1-8b", "--hardware", "h100-sxm", "--rate", "1")):  # fmt: skip
+        r = aicap(*args, "--engine", "nosuch")
+        assert r.code == 2 and r.stdout == "" and r.stderr.startswith("aicap: error: --engine 'nosuch': valid engines: generic, ")

@@ -34,6 +34,12 @@ def test_errors_are_one_line_exit_2(aicap) -> None:
     assert r.code == 2 and "pruning 80% of llama-3.1-8b" in r.stderr and r.stderr.count("\n") == 1
 
 
+def test_a_pruned_share_out_of_range_names_the_range(aicap) -> None:
+    for name in ("prune-0", "prune-100"):
+        r = aicap(*ARGS, "--alternatives", name)
+        assert r.code == 2 and f"--alternatives '{name}': prune-N takes N from 1 to 99" in r.stderr
+
+
 def test_sparse_and_pruned_rows_say_what_they_assume(aicap) -> None:
     r = aicap(*ARGS, "--alternatives", "sparse-2:4,prune-30")
     assert r.code == 0 and "Assumed: 2:4 sparse: l4 bf16: served dense" in " ".join(r.stdout.split())

@@ -95,3 +95,16 @@ def test_phi3_reads_its_sliding_window_as_the_catalogue_does(cat) -> None:  # ty
            "intermediate_size": 8192, "vocab_size": 32064, "max_position_embeddings": 4096, "sliding_window": 2047}  # fmt: skip
     assert from_hf_config(cfg).sliding_window == cat.model("phi-3-mini").sliding_window == 2047
     assert from_hf_config({**cfg, "max_position_embeddings": 131072, "sliding_window": 262144}).sliding_window is None
+
+
+@pytest.mark.parametrize(("value", "native"), [("float16", "fp16"), ("torch.bfloat16", "bf16"), ("float32", "fp32"), ("auto", "bf16"),
+                                               (None, "bf16")])  # fmt: skip
+def test_torch_dtype_gives_the_released_format(value: str | None, native: str) -> None:
+    assert from_hf_config({**LLAMA_3_8B, "torch_dtype": value}).native_dtype == native
+
+
+@pytest.mark.parametrize("value", ["float8", "int4", "complex64"])
+def test_a_torch_dtype_aicap_does_not_read_is_refused(value: str) -> None:
+    # it was read as bf16 without a word
+    with pytest.raises(InputError, match=rf"torch_dtype '{value}' is not a format aicap reads; valid: float32, float16, bfloat16"):
+        from_hf_config({**LLAMA_3_8B, "torch_dtype": value})
