@@ -121,6 +121,10 @@ def build_request(model: str, hardware: str, devices: int | None, tp: int | None
 
     net = scale_out_bps([i for i in cat.instances.values() if i.device == dev.id], dev, eng.efficiency(cat, dev).link)
     target = cat.model(model)
+    same = cat.models.get(target.id)
+    if model != target.id and same is not None and _differs(same, target):  # a file whose id is a catalogue model's, other shapes
+        info(f"aicap: warning: {model} names itself '{target.id}', a catalogue model, but differs from it; outputs say "
+             f"'{target.id}' for this file's model (give it an id of its own)")  # fmt: skip
     spec = speculative_for(cat, target, speculative, "--speculative")
     runtime = eng.on(dev)
     if eager:
@@ -130,6 +134,13 @@ def build_request(model: str, hardware: str, devices: int | None, tp: int | None
                            output_tokens=output_tokens, weights_dtype=weights_dtype, kv_dtype=kv_dtype, tpot_ms=tpot_ms,
                            engine=eng.spec, prefix_cached_share=prefix_cached, scale_out_bps=net, speculative=spec,
                            dp_attention=dp_attention)  # fmt: skip
+
+
+def _differs(a: Any, b: Any) -> bool:
+    """Whether two model specs differ in a stated field (one side's unstated default, as a derived head_dim, is no difference)."""
+    prose = {"name", "source", "notes"}
+    da, db = a.model_dump(exclude=prose), b.model_dump(exclude=prose)
+    return type(a) is not type(b) or any(da[k] is not None and db.get(k) is not None and da[k] != db[k] for k in da)
 
 
 def _engine_line(e: dict[str, Any]) -> str:
@@ -264,6 +275,15 @@ def refuse_decode_flags(ctx: typer.Context, req: EstimateRequest) -> None:
         raise InputError(f"{given[0]} applies to a model that generates tokens; {req.model.id} is {what}: drop {' and '.join(given)}")
 
 
+def note_format_fallback(req: EstimateRequest) -> None:
+    """Say (stderr) where a quantised checkpoint is estimated in another weight format."""
+    from aicap.sizing.serve.estimate import format_fallback
+
+    why = format_fallback(req)
+    if why is not None:
+        info(f"aicap: note: {why}")
+
+
 def warn_above_cap(req: EstimateRequest) -> None:
     """Warn (stderr) where ``--batch`` is above the engine's default cap of running requests."""
     cap = req.runtime.max_batch * max(req.dp_attention, 1)
@@ -327,6 +347,7 @@ def register(app: typer.Typer) -> None:
                             engine, prefix_cached, speculative_config(speculative, draft_model, draft_tokens, acceptance),
                             dp_attention, eager)  # fmt: skip
         refuse_decode_flags(ctx, req)
+        note_format_fallback(req)
         result = estimate(req)
         doc = result.to_dict()
         warn_above_cap(req)
@@ -363,6 +384,7 @@ def register(app: typer.Typer) -> None:
         req = build_request(model, hardware, devices, tp, pp, ep, batch, input_tokens, output_tokens, weights_dtype, kv_dtype, tpot_ms,
                             engine, dp_attention=dp_attention, eager=eager)  # fmt: skip
         refuse_decode_flags(ctx, req)
+        note_format_fallback(req)
         result = estimate(req)
         doc = explain.breakdown(result, phase)
         warn_above_cap(req)

@@ -208,6 +208,26 @@ def _defaults(req: EstimateRequest) -> tuple[str, str]:
     return storage_formats(wdt, peaks, req.kv_dtype or checkpoint_kv(wdt, stored, native))
 
 
+def format_fallback(req: EstimateRequest) -> str | None:
+    """Why a quantised checkpoint is estimated in another weight format (:func:`_defaults`), or ``None`` where it is not.
+
+    Only where no ``--weights-dtype`` was given: the device has no kernel path for the released format, or the engine
+    does not serve it there, so the weights are taken de-quantised to the model's own format.
+    """
+    stored = None if isinstance(req.model, GenericModel) else req.model.checkpoint_dtype
+    if req.weights_dtype is not None or stored is None:
+        return None
+    used = _defaults(req)[0]
+    if used == stored:
+        return None
+    why = (
+        f"{req.device.id} has no kernels for it"
+        if not runs_format(req.device, stored)
+        else f"{req.engine.name if req.engine is not None else 'the engine'} does not serve it on {req.device.id}"
+    )
+    return f"{req.model.id}'s checkpoint is {stored} and {why}: estimated with the weights in {used} (--weights-dtype to choose)"
+
+
 def candidate_layouts(req: EstimateRequest, devices: int) -> list[tuple[int, int]]:
     """(tp, pp) pairs that use at most ``devices`` devices; tp stays inside the fast-link domain."""
     model = req.model

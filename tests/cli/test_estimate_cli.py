@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import yaml
 
 KEYS = {"schema_version", "model", "hardware", "devices", "tp", "pp", "batch", "fits", "memory_gib", "kv_cache_tokens", "ttft_s",
         "tpot_s", "e2e_s", "throughput", "bound", "error_band_pct"}  # fmt: skip
@@ -291,3 +292,25 @@ def test_an_item_models_speed_does_not_depend_on_tokens(aicap) -> None:
     ]
     rates = {d["throughput"]["requests_per_s"] for d in docs}
     assert len(rates) == 1
+
+
+def test_a_quantised_checkpoint_estimated_in_another_format_says_so(aicap) -> None:  # type: ignore[no-untyped-def]
+    # TGI has no MXFP4 path: gpt-oss-120b was upcast to bf16 without a word, then "does not fit"
+    r = aicap("estimate", "-m", "gpt-oss-120b", "--hardware", "b200", "--engine", "tgi")
+    assert "aicap: note: gpt-oss-120b's checkpoint is mxfp4 and TGI does not serve it on b200" in r.stderr
+    assert "estimated with the weights in bf16 (--weights-dtype to choose)" in r.stderr
+    plain = aicap("estimate", "-m", "gpt-oss-120b", "--hardware", "b200", "-f", "json")  # served as released: nothing to say
+    assert plain.code == 0 and "note:" not in plain.stderr and plain.json()["weights_dtype"] == "mxfp4"
+    asked = aicap("estimate", "-m", "gpt-oss-120b", "--hardware", "b200", "--engine", "tgi", "--weights-dtype", "fp8")
+    assert "note:" not in asked.stderr  # the user chose the format
+
+
+def test_a_model_file_reusing_a_catalogue_id_with_other_shapes_is_warned_of(aicap, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    doc = yaml.safe_load(aicap("models", "show", "llama-3.1-70b", "-f", "yaml").stdout)
+    same, half = tmp_path / "same.yaml", tmp_path / "half.yaml"
+    same.write_text(yaml.safe_dump(doc))
+    doc["architecture"]["num_layers"] = 40
+    half.write_text(yaml.safe_dump(doc))
+    r = aicap("estimate", "--model", str(half), "--hardware", "h100-sxm", "--tp", "4")
+    assert f"aicap: warning: {half} names itself 'llama-3.1-70b', a catalogue model, but differs from it" in r.stderr
+    assert "warning" not in aicap("estimate", "--model", str(same), "--hardware", "h100-sxm", "--tp", "4").stderr  # read back unchanged
