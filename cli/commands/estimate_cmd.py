@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from aicap.cli.render import Format, Table, View, emit
+from aicap.cli.render import Format, Table, View, emit, flat_table
 from aicap.cli.state import catalogue, check_engine, check_plot, guarded, info, typed_flags
 
 if TYPE_CHECKING:
@@ -212,7 +212,7 @@ def estimate_view(doc: dict[str, Any], tpot_ms: float | None = None) -> View:
             f" {doc['hardware']}'s efficiency factors are not fitted on measurements of it (inherited from a measured family, "
             "or priors): expect larger errors (aicap calibrate fits them on your benchmarks)."
         )
-    return View(doc, [Table(title, ["", "value"], rows, caption)])
+    return View(doc, [Table(title, ["", "value"], rows, caption)], csv=flat_table(doc))  # the table holds prose: CSV has the JSON's figures
 
 
 def disaggregated_pair(model: str, hardware: str, decode_hardware: str, devices: int | None, tp: int | None, pp: int | None, ep: int,

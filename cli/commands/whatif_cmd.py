@@ -31,8 +31,12 @@ def whatif_view(doc: Any) -> View:
     caption = ("Each row is a full plan for the same demand. TTFT/TPOT: the worst workload's promised percentile. Headroom: the least "
                "share of usable device memory left for KV cache and activations. Quality notes are published figures for the model "
                "named, not predictions for yours. " + "".join(f"Assumed: {x}. " for x in assumed) + "Sources: " + "; ".join(sources))  # fmt: skip
+    csv = Table("", ["alternative", "hardware", "infeasible", "usd_per_month", "delta_usd_per_month", "ttft_ms", "tpot_ms",
+                     "memory_headroom_pct", "quality_note"],
+                [[a.name, a.hardware, a.infeasible, a.usd_per_month, a.delta_usd_per_month, a.ttft_ms, a.tpot_ms, a.memory_headroom_pct,
+                  a.quality_note] for a in doc.alternatives])  # fmt: skip
     return View(doc.model_dump(mode="json"), [Table("What if", ["alternative", "hardware", "$/month", "Δ $/month", "TTFT ms", "TPOT ms", "headroom %",
-                                        "quality note"], rows, caption)], list(doc.notes))  # fmt: skip
+                                        "quality note"], rows, caption)], list(doc.notes), csv=csv)  # fmt: skip
 
 
 def _pareto(fleet: Fleet, cat: CatalogueLike, changes: list[Change], plot: Path | None, fmt: Format) -> None:

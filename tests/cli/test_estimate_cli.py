@@ -314,3 +314,12 @@ def test_a_model_file_reusing_a_catalogue_id_with_other_shapes_is_warned_of(aica
     r = aicap("estimate", "--model", str(half), "--hardware", "h100-sxm", "--tp", "4")
     assert f"aicap: warning: {half} names itself 'llama-3.1-70b', a catalogue model, but differs from it" in r.stderr
     assert "warning" not in aicap("estimate", "--model", str(same), "--hardware", "h100-sxm", "--tp", "4").stderr  # read back unchanged
+
+
+def test_estimate_csv_is_every_figure_of_the_json_by_its_path(aicap) -> None:  # type: ignore[no-untyped-def]
+    # it wrote the table's prose ("28.0 ms ±43%")
+    args = ("estimate", "-m", "llama-3.1-8b", "--hardware", "h100-sxm")
+    rows = dict(line.split(",", 1) for line in aicap(*args, "-f", "csv").stdout.splitlines()[1:])
+    doc = aicap(*args, "-f", "json").json()
+    assert float(rows["ttft_s"]) == doc["ttft_s"] and float(rows["memory_gib.kv_cache"]) == doc["memory_gib"]["kv_cache"]
+    assert "ms ±" not in "".join(rows.values())

@@ -129,3 +129,16 @@ def test_quality_notes_speak_for_every_model_and_unfitted_devices_are_named(aica
     note = next(a["quality_note"] for a in doc["alternatives"] if a["name"] == "weights int4")
     assert note.startswith("llama-3.1-8b: ") and "; gpt-oss-20b: gpt-oss-20b is released in mxfp4" in note
     assert any(n.startswith("baseline: b200 efficiency factors are not fitted") for n in doc["notes"])
+
+
+def test_whatif_csv_has_bare_figures(aicap) -> None:  # type: ignore[no-untyped-def]
+    # the delta column carried the table's "+8,121"
+    import csv
+    import io
+
+    rows = list(csv.DictReader(io.StringIO(aicap(*ARGS, "--alternatives", "fp8,int4", "-f", "csv").stdout)))
+    doc = aicap(*ARGS, "--alternatives", "fp8,int4", "-f", "json").json()
+    assert [r["alternative"] for r in rows] == [a["name"] for a in doc["alternatives"]]
+    for r, a in zip(rows, doc["alternatives"], strict=True):
+        assert float(r["usd_per_month"]) == a["usd_per_month"]
+        assert r["delta_usd_per_month"] == ("" if a["delta_usd_per_month"] is None else str(a["delta_usd_per_month"]))
