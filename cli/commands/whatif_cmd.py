@@ -120,7 +120,7 @@ def register(app: typer.Typer) -> None:
                        f"costs less than owning one. {b.note}.")  # fmt: skip
             emit(View(b.model_dump(mode="json"), [Table("Buy versus rent", ["", "hardware", "$/month"], rows, caption)]), fmt)
             return
-        changes = [named_change(n.strip()) for n in alternatives.split(",") if n.strip()]
+        changes = [named_change(n) for n in dict.fromkeys(n.strip() for n in alternatives.split(",") if n.strip())]  # each once
         if not typed_flags(ctx, "alternatives"):  # the defaults: leave out those this fleet has nothing for (an encoder's KV cache)
             idle = [c.name for c in changes if not applies(fleet, c, cat)]
             if idle:

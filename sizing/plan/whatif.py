@@ -161,10 +161,12 @@ def apply(fleet: Fleet, change: Change, cat: CatalogueLike) -> tuple[Fleet, Cata
     dec = _decoders(fleet, cat)
     touched = 0
     extra: dict[str, ModelSpec] = {}
+    why: list[str] = []  # per workload left as it is, the reason
     for w in doc["workloads"]:
         if change.kind == "weights":
             w["precisions"] = [change.value]
         elif w["name"] not in dec:
+            why.append(f"'{w['name']}': {w['model']} is not a decoder")
             continue
         elif change.kind == "kv":
             w["kv_dtype"] = change.value
@@ -172,14 +174,20 @@ def apply(fleet: Fleet, change: Change, cat: CatalogueLike) -> tuple[Fleet, Cata
             assert isinstance(change.value, SpeculativeConfig)
             model = cat.model(w["model"])
             if change.value.method == "mtp" and not (isinstance(model, DecoderModel) and model.mtp_layers > 0):
+                why.append(f"'{w['name']}': {model.id} ships no multi-token-prediction heads")
                 continue  # MTP runs the heads a checkpoint ships: only models that have them change
             if w.get("eager"):
+                why.append(f"'{w['name']}': drafting on an eager engine is not modelled")
                 continue  # an eager engine's drafter launches are not modelled (Workload refuses both)
             w["speculative"] = change.value.model_dump(exclude_none=True)
         elif change.kind == "disaggregate":
-            if (w.get("slo") or {}).get("ttft_ms") is None or "disaggregation" in w or w.get("requests_per_s") is None \
-                    or isinstance(w["requests_per_s"], list | dict) or w.get("eager"):  # fmt: skip
-                continue  # nothing to split: no TTFT target, already split, an hourly profile, or an eager engine (not modelled)
+            rate = w.get("requests_per_s")
+            skip = ("it has no TTFT target" if (w.get("slo") or {}).get("ttft_ms") is None else "it is split already"
+                    if "disaggregation" in w else "its demand is not one rate" if rate is None or isinstance(rate, list | dict)
+                    else "an eager engine's split is not modelled" if w.get("eager") else None)  # fmt: skip
+            if skip is not None:
+                why.append(f"'{w['name']}': {skip}")
+                continue
             w["disaggregation"] = {}
         elif change.kind in ("sparse", "prune"):
             model = cat.model(w["model"])
@@ -193,17 +201,22 @@ def apply(fleet: Fleet, change: Change, cat: CatalogueLike) -> tuple[Fleet, Cata
             w["model"] = variant.id
         else:
             student, teacher = cat.model(str(change.value)), cat.model(w["model"])
-            if not (isinstance(student, DecoderModel) and isinstance(teacher, DecoderModel)) or student.vocab_size != teacher.vocab_size:
+            if not isinstance(student, DecoderModel):
+                why.append(f"'{w['name']}': the student {student.id} is not a decoder")
+                continue
+            assert isinstance(teacher, DecoderModel)  # a decoder workload (above)
+            if student.vocab_size != teacher.vocab_size:
+                why.append(f"'{w['name']}': {student.id} has a {student.vocab_size:,}-token vocabulary and {teacher.id} "
+                           f"{teacher.vocab_size:,}: not the same tokenizer")  # fmt: skip
                 continue
             if _params(student) >= _params(teacher):
+                why.append(f"'{w['name']}': {student.id} is not smaller than {teacher.id}")
                 continue
             w["model"] = str(change.value)
         touched += 1
     if not touched:
-        raise InputError(f"alternative '{change.name}' changes no workload (students replace larger decoders of the same tokenizer; "
-                         "disaggregation splits decoders with a TTFT target and one demand rate; neither it nor drafting applies to "
-                         "an eager engine's; MTP needs a model that ships "
-                         "multi-token-prediction heads)")  # fmt: skip
+        shown = "; ".join(why[:3]) + (f"; {len(why) - 3} more" if len(why) > 3 else "")
+        raise InputError(f"alternative '{change.name}' changes no workload: {shown or 'the fleet has none'}")
     return Fleet.model_validate(doc), (variants.WithModels(cat, extra) if extra else cat)
 
 

@@ -26,8 +26,12 @@ def test_the_table_names_sources_and_says_what_the_notes_are(aicap) -> None:
 def test_errors_are_one_line_exit_2(aicap) -> None:
     r = aicap(*ARGS, "--alternatives", "int3")
     assert r.code == 2 and "--alternatives 'int3'" in r.stderr and "kv-fp8" in r.stderr
-    r = aicap(*ARGS, "--student", "qwen3-8b")
-    assert r.code == 2 and "changes no workload" in r.stderr
+    r = aicap(*ARGS, "--student", "qwen3-8b")  # the cause, not a catch-all list of every rule
+    assert r.code == 2 and "changes no workload: 'llama-3.1-8b': qwen3-8b has a 151,936-token vocabulary" in r.stderr
+    r = aicap(*ARGS, "--alternatives", "spec-mtp")
+    assert r.code == 2 and "changes no workload: 'llama-3.1-8b': llama-3.1-8b ships no multi-token-prediction heads" in r.stderr
+    doc = aicap(*ARGS, "--alternatives", "fp8,fp8", "-f", "json").json()  # a name given twice is sized once
+    assert [a["name"] for a in doc["alternatives"]] == ["baseline", "weights fp8"]
     r = aicap(*ARGS, "--student", "no-such-model")
     assert r.code == 2 and "no-such-model" in r.stderr
     r = aicap(*ARGS, "--alternatives", "prune-80")
