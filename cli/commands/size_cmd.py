@@ -376,6 +376,14 @@ def register(app: typer.Typer) -> None:
 
         typer.echo(to_json(SimulationReport.model_json_schema()), nl=False)
 
+    @schema_app.command("simulation-plan")
+    @guarded
+    def schema_simulation_plan() -> None:
+        """Print the JSON Schema of the report `aicap simulate PLAN --format json` prints (every deployment of a plan)."""
+        from aicap.sizing.sim.plan_report import PlanSimulation
+
+        typer.echo(to_json(PlanSimulation.model_json_schema()), nl=False)
+
     from aicap.cli.commands import ci_cmds
 
     ci_cmds.register(app, schema_app)

@@ -98,6 +98,10 @@ def test_a_plan_is_simulated_deployment_by_deployment(tmp_path: Path) -> None:
     assert all(x["percentile"] == pctl[x["workload"]] and x["router"] == "round_robin" for x in d["deployments"])
     _, table, _ = run("simulate", str(plan))
     assert "p90" in table and "round robin router" in table and "size --verify" in table
+    # its JSON is the document `aicap schema simulation-plan` describes (schema simulation rejected its names)
+    import jsonschema
+
+    jsonschema.validate(d, json.loads(run("schema", "simulation-plan")[1]))
     # CSV: one row a deployment, every figure bare (it carried the table's "1,234.5" and "99.0%" strings)
     code, out, _ = run("simulate", str(plan), "-f", "csv")
     rows = list(csv.DictReader(io.StringIO(out)))

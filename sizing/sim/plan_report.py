@@ -1,0 +1,48 @@
+"""The document ``aicap simulate PLAN --format json`` prints: every deployment of a plan simulated at its planned load.
+
+Each deployment's run is a :class:`~aicap.sizing.sim.report.SimulationReport` with the plan's names beside it; a
+disaggregated workload adds its composed TTFT (:mod:`aicap.sizing.sim.composed`). ``aicap schema simulation-plan``
+prints the JSON Schema of :class:`PlanSimulation`.
+"""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from aicap.sizing.sim.report import SimulationReport
+
+
+class DeploymentSimulation(SimulationReport):
+    """One plan deployment's run, all its replicas behind the router, at its planned load."""
+
+    workload: str
+    instance_type: str
+    percentile: str = Field(description="the workload's percentile, at which holds is judged")
+    router: str
+    holds: bool = Field(description="stable and within both targets at the percentile")
+
+
+class ComposedRow(BaseModel):
+    """A disaggregated workload's TTFT users see (ms at its percentile): prefill, KV transfer and decode, composed."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    workload: str
+    percentile: str
+    prefill_ttft_ms: float
+    transfer_ms: float
+    decode_ttft_ms: float
+    composed_ttft_ms: float
+    ttft_target_ms: float | None
+    holds: bool
+
+
+class PlanSimulation(BaseModel):
+    """Every deployment of a plan simulated at its planned load (module docstring)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    schema_version: int
+    holds: bool = Field(description="every deployment, and every composed TTFT, holds")
+    deployments: list[DeploymentSimulation]
+    disaggregated: list[ComposedRow]
