@@ -298,8 +298,10 @@ def estimate(req: EstimateRequest) -> EstimateResult:
                          f"give a multiple of {req.tp * req.pp}, or leave out --tp/--pp to choose the layout")  # fmt: skip
     ctx = req.input_tokens + (req.output_tokens if req.model.kind == "decoder" else 0)
     if hasattr(req.model, "max_context") and ctx > req.model.max_context:
-        what = "input + output" if req.model.kind == "decoder" else "input"
-        raise InputError(f"{what} = {ctx} tokens exceeds {req.model.id}'s max context of {req.model.max_context}")
+        what = "--input-tokens + --output-tokens" if req.model.kind == "decoder" else "--input-tokens"
+        longest = req.model.max_context - ctx + req.input_tokens
+        raise InputError(f"{what} = {ctx:,} tokens exceeds {req.model.id}'s max context of {req.model.max_context:,}: give "
+                         f"--input-tokens of at most {longest:,}")  # fmt: skip
     best: EstimateResult | None = None
     for tp, pp in candidate_layouts(req, devices):
         if per_device and tp != req.dp_attention:

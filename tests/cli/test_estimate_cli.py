@@ -323,3 +323,11 @@ def test_estimate_csv_is_every_figure_of_the_json_by_its_path(aicap) -> None:  #
     doc = aicap(*args, "-f", "json").json()
     assert float(rows["ttft_s"]) == doc["ttft_s"] and float(rows["memory_gib.kv_cache"]) == doc["memory_gib"]["kv_cache"]
     assert "ms ±" not in "".join(rows.values())
+
+
+def test_a_context_over_the_models_names_the_flags_and_the_longest_that_fits(aicap) -> None:  # type: ignore[no-untyped-def]
+    r = aicap("estimate", "-m", "bert-base", "--hardware", "h100-sxm")  # the default 1,024-token input, over BERT's 512
+    assert r.code == 2 and "--input-tokens = 1,024 tokens exceeds bert-base's max context of 512" in r.stderr
+    assert r.stderr.rstrip().endswith("give --input-tokens of at most 512")
+    r = aicap("estimate", "-m", "llama-3.1-8b", "--hardware", "h100-sxm", "--input-tokens", "200000")
+    assert r.code == 2 and "--input-tokens + --output-tokens = 200,256 tokens" in r.stderr and "at most 130,816" in r.stderr
