@@ -89,7 +89,7 @@ def test_csv_numbers_carry_no_thousands_separators() -> None:
     code, out, err = run("estimate", "-m", "llama-3.1-8b", "--hardware", "h100-sxm", "-f", "csv")
     assert code == 0, err
     rows = list(csv.reader(io.StringIO(out)))
-    kv = next(r for r in rows if r[0] == "KV-cache tokens per replica")
+    kv = next(r for r in rows if r[0] == "kv_cache_tokens")
     assert int(kv[1]) > 1000  # a figure the table groups (449,624), written bare
 
 
