@@ -52,7 +52,8 @@ def diff_periods_view(doc: dict[str, Any]) -> View:
     for w in doc["workloads"]:
         a, b, d = w["base"] or {}, w["head"] or {}, w["delta"]
         rows.append([w["workload"], w["status"], a.get("usd_per_month"), b.get("usd_per_month"), d.get("usd_per_month"),
-                     ", ".join(a.get("hardware") or []) or None, ", ".join(b.get("hardware") or []) or None, a.get("busiest_hour_replicas"), b.get("busiest_hour_replicas"), d.get("busiest_hour_replicas"),
+                     ", ".join(a.get("hardware") or []) or None, ", ".join(b.get("hardware") or []) or None,
+                     a.get("busiest_hour_replicas"), b.get("busiest_hour_replicas"), d.get("busiest_hour_replicas"),
                      a.get("busiest_hour_capacity_requests_per_s"), b.get("busiest_hour_capacity_requests_per_s"),
                      a.get("max_replicas"), b.get("max_replicas")])  # fmt: skip
     tables = [
@@ -60,9 +61,9 @@ def diff_periods_view(doc: dict[str, Any]) -> View:
               [[k, t["base"].get(k), t["head"].get(k), t["delta"].get(k)] for k in keys]
               + [["reserved", ", ".join(doc["reserved"]["base"]) or "none", ", ".join(doc["reserved"]["head"]) or "none", None]]),
         Table("Per workload ($/month: its chargeback; the rest at its busiest hour)",
-              ["workload", "status", "base $/month", "head $/month", "Δ $/month", "base hardware", "head hardware", "base replicas", "head replicas",
-                                              "Δ replicas", "base req/s capacity", "head req/s capacity", "base most replicas (any hour)",
-                                              "head most replicas (any hour)"], rows),
+              ["workload", "status", "base $/month", "head $/month", "Δ $/month", "base hardware", "head hardware", "base replicas",
+               "head replicas", "Δ replicas", "base req/s capacity", "head req/s capacity", "base most replicas (any hour)",
+               "head most replicas (any hour)"], rows),
     ]  # fmt: skip
     return View(doc, tables, [f"note: {n}" for n in doc["notes"]], csv=flat_table(doc))
 

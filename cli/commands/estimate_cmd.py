@@ -288,8 +288,7 @@ def warn_above_cap(req: EstimateRequest) -> None:
     """Warn (stderr) where ``--batch`` is above the engine's default cap of running requests."""
     cap = req.runtime.max_batch * max(req.dp_attention, 1)
     if req.batch is not None and req.batch > cap:
-        spec = catalogue().engines.get(req.runtime.engine)
-        who = req.runtime.engine if spec is None else spec.name
+        who = req.runtime.engine if req.engine is None else req.engine.name
         info(f"aicap: warning: --batch {req.batch:,} is above {who}'s default cap of {cap:,} running requests: the estimate "
              f"assumes the engine is launched with a cap of at least {req.batch:,} (vLLM --max-num-seqs, SGLang "
              "--max-running-requests, TensorRT-LLM max_batch_size)")  # fmt: skip
@@ -300,8 +299,8 @@ def register(app: typer.Typer) -> None:
 
     @app.command("estimate")
     @guarded
-    def estimate_cmd(ctx: typer.Context, model: ModelOpt, hardware: HardwareOpt, devices: DevicesOpt = None, tp: TpOpt = None, pp: PpOpt = None,
-                     ep: EpOpt = 1, batch: BatchOpt = "auto", input_tokens: InOpt = 1024, output_tokens: OutOpt = 256,
+    def estimate_cmd(ctx: typer.Context, model: ModelOpt, hardware: HardwareOpt, devices: DevicesOpt = None, tp: TpOpt = None,
+                     pp: PpOpt = None, ep: EpOpt = 1, batch: BatchOpt = "auto", input_tokens: InOpt = 1024, output_tokens: OutOpt = 256,
                      weights_dtype: WdtOpt = None, kv_dtype: KvOpt = None, tpot_ms: TpotOpt = None, engine: EngineOpt = None,
                      prefix_cached: PrefixOpt = 0.0, speculative: SpecOpt = None, draft_model: DraftModelOpt = None,
                      draft_tokens: DraftTokensOpt = None, acceptance: AcceptOpt = None, dp_attention: DpaOpt = 1, eager: EagerOpt = False,
@@ -363,8 +362,8 @@ def register(app: typer.Typer) -> None:
 
     @app.command("explain")
     @guarded
-    def explain_cmd(ctx: typer.Context, model: ModelOpt, hardware: HardwareOpt, devices: DevicesOpt = None, tp: TpOpt = None, pp: PpOpt = None,
-                    ep: EpOpt = 1, batch: BatchOpt = "auto", input_tokens: InOpt = 1024, output_tokens: OutOpt = 256,
+    def explain_cmd(ctx: typer.Context, model: ModelOpt, hardware: HardwareOpt, devices: DevicesOpt = None, tp: TpOpt = None,
+                    pp: PpOpt = None, ep: EpOpt = 1, batch: BatchOpt = "auto", input_tokens: InOpt = 1024, output_tokens: OutOpt = 256,
                     weights_dtype: WdtOpt = None, kv_dtype: KvOpt = None, tpot_ms: TpotOpt = None, engine: EngineOpt = None,
                     dp_attention: DpaOpt = 1, eager: EagerOpt = False,
                     phase: Annotated[str, typer.Option(help="prefill or decode.")] = "decode",
@@ -398,8 +397,8 @@ def register(app: typer.Typer) -> None:
                  f"{doc['step_time_ms']:.3f} ms, {doc['bound']}-bound")  # fmt: skip
         step = (f"every request at the mean context of {doc['context_tokens']:,g} tokens (input + output/2); estimate's TPOT also counts "
                 "the prefill steps that interleave with decoding" if phase == "decode" else
-                f"the batch's {doc['batch']:,} prompts of {doc['context_tokens']:,g} tokens in one pass (the engine splits it into steps of "
-                f"{req.runtime.max_prefill_tokens:,} tokens, whose times add up to this)")  # fmt: skip
+                f"the batch's {doc['batch']:,} prompts of {doc['context_tokens']:,g} tokens in one pass (the engine splits it into "
+                f"steps of {req.runtime.max_prefill_tokens:,} tokens, whose times add up to this)")  # fmt: skip
         caption = (f"roofline after efficiency: {roof['peak_flops'] / 1e12:,.0f} TFLOP/s ({doc['compute_dtype']}), "
                    f"{roof['bandwidth_bytes_per_s'] / 1e9:,.0f} GB/s, ridge {roof['ridge_flop_per_byte']} FLOP/B; {step}")  # fmt: skip
         emit(View(doc, [Table(title, cols, rows, caption)]), fmt)

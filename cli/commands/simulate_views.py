@@ -162,8 +162,8 @@ def plan_runs_view(runs: list[DeploymentRun], composed: list[ComposedTtft] | Non
                                     "requests, checked against the workload's own target."))  # fmt: skip
     # A disaggregated workload's pools (``name.prefill``, ``name.decode``) carry the TTFT users see, composed over both.
     whole = {name: c for c in composed for name in (f"{c.workload}.prefill", f"{c.workload}.decode")}
-    csv = Table("", ["workload", "instance_type", "replicas", "tp", "pp", "dp_attention", "eager", "requests_per_s", "percentile", "ttft_ms",
-                     "ttft_target_ms", "tpot_ms", "tpot_target_ms", "slo_attainment", "stable", "holds", "composed_ttft_ms",
+    csv = Table("", ["workload", "instance_type", "replicas", "tp", "pp", "dp_attention", "eager", "requests_per_s", "percentile",
+                     "ttft_ms", "ttft_target_ms", "tpot_ms", "tpot_target_ms", "slo_attainment", "stable", "holds", "composed_ttft_ms",
                      "composed_ttft_target_ms", "composed_holds"],
                 [[r.workload, r.instance_type, r.report.setup.replicas, r.report.setup.tp, r.report.setup.pp, r.report.setup.dp_attention,
                   r.report.setup.eager, r.report.setup.rate_per_s, r.percentile, r.report.ttft_ms.at(r.percentile), r.report.slo.ttft_ms,

@@ -309,8 +309,12 @@ def _document(fleet: Fleet, cat: CatalogueLike, s: _Setup, sol: PeriodSolution, 
     used = np.flatnonzero(sol.replicas.sum(axis=1) > 0)
     deps: dict[str, list[UsedDeployment]] = {w.name: [] for w in fleet.workloads}
     slot: dict[int, tuple[str, int]] = {}
+    types = {i.name: t for t, i in enumerate(s.insts)}
+    windex = {w.name: wi for wi, w in enumerate(fleet.workloads)}
+    use = np.zeros((len(fleet.workloads), len(s.insts), hours))  # devices each workload holds of each type, hour by hour
     for k in used.tolist():
         x = s.cands[k]
+        use[windex[x.workload], types[x.instance]] += x.devices * sol.replicas[k]
         slot[k] = (x.workload, len(deps[x.workload]))
         deps[x.workload].append(UsedDeployment(workload=x.workload, instance_type=x.instance, hardware=x.hardware, tp=x.tp, pp=x.pp,
                                                dp_attention=x.dp_attention, weights_dtype=x.weights_dtype, kv_dtype=x.kv_dtype,
@@ -322,13 +326,8 @@ def _document(fleet: Fleet, cat: CatalogueLike, s: _Setup, sol: PeriodSolution, 
     commit = _commitment(c, models)  # a commitment's hours beyond the fleet's run hours are shared over the hours run
     reserved_hour = float(np.sum(price * commit * sol.reserved))
     periods = []
-    types = {i.name: t for t, i in enumerate(s.insts)}
-    windex = {w.name: wi for wi, w in enumerate(fleet.workloads)}
-    cost = np.stack([np.sum(price * np.where(res, commit * sol.reserved, sol.hourly[:, :, h]), axis=1) for h in range(hours)], axis=1)
-    use = np.zeros((len(fleet.workloads), len(s.insts), hours))
-    for k in used.tolist():
-        x = s.cands[k]
-        use[windex[x.workload], types[x.instance]] += x.devices * sol.replicas[k].astype(float)
+    # Each type's cost hour by hour: its commitments' hourly share (reserved_hour's terms) and its hourly instances.
+    cost = np.sum(price * commit * sol.reserved, axis=1)[:, None] + np.einsum("tm,tmh->th", price, sol.hourly)
     share = dict(zip(windex, (period_shares(cost, use) * month).tolist(), strict=True))
     for h in range(hours):
         held = [[int(sol.reserved[t, m] if res[m] else sol.hourly[t, m, h]) for m in range(len(models))] for t in range(len(s.insts))]
