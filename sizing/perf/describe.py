@@ -41,6 +41,11 @@ def params(model: AnyModel) -> tuple[float, float]:
     return inv.total, inv.active
 
 
+def _count(n: float | None) -> float | int | None:
+    """A parameter count as an integer where it is one (8.03e9 is written 8030000000, not 8030000000.0)."""
+    return int(n) if n is not None and float(n).is_integer() else n
+
+
 def describe_model(model: AnyModel) -> dict[str, Any]:
     """Architecture, derived parameter counts and KV-cache bytes per token of a model."""
     total, active = params(model)
@@ -48,8 +53,8 @@ def describe_model(model: AnyModel) -> dict[str, Any]:
     out["params"] = {
         "derived": round(total),
         "derived_active": round(active),
-        "published": model.published_params,
-        "published_active": model.published_active_params if isinstance(model, DecoderModel) else None,
+        "published": _count(model.published_params),
+        "published_active": _count(model.published_active_params) if isinstance(model, DecoderModel) else None,
         "derived_vs_published_pct": None if not model.published_params else round(100 * (total / model.published_params - 1), 3) + 0.0,
     }
     if model.kind == "generic":

@@ -29,6 +29,13 @@ def test_models_show_deepseek_total_and_active(aicap) -> None:
     assert doc["attention"] == "MLA"
 
 
+def test_models_show_writes_published_counts_as_integers(aicap) -> None:
+    r = aicap("models", "show", "llama-3.1-8b", "-f", "yaml")
+    assert r.code == 0, r.stderr
+    assert "published: 8030000000\n" in r.stdout  # not 8030000000.0
+    assert aicap("models", "show", "deepseek-v3", "-f", "json").json()["params"]["published_active"] == 37_000_000_000
+
+
 def test_hardware_show_h100(aicap) -> None:
     doc = aicap("hardware", "show", "h100-sxm", "--format", "json").json()
     assert doc["memory_gib"] == 80 and doc["memory_bw_tbps"] == pytest.approx(3.35)
