@@ -250,3 +250,21 @@ def catalogue() -> Catalogue:
     for line in cat.overrides:
         debug(f"aicap: {line}")
     return cat
+
+
+def warn_shadowing(ref: str, target: Any) -> None:
+    """Warn when a model file (``ref``) names itself with a catalogue model's id but has other shapes.
+
+    Outputs and plans say the id, so they would read as the catalogue model's while costing the file's.
+    """
+    same = catalogue().models.get(target.id)
+    if ref != target.id and same is not None and _differs(same, target):
+        info(f"aicap: warning: {ref} names itself '{target.id}', a catalogue model, but differs from it; outputs say "
+             f"'{target.id}' for this file's model (give it an id of its own)")  # fmt: skip
+
+
+def _differs(a: Any, b: Any) -> bool:
+    """Whether two model specs differ in a stated field (one side's unstated default, as a derived head_dim, is no difference)."""
+    prose = {"name", "source", "notes"}
+    da, db = a.model_dump(exclude=prose), b.model_dump(exclude=prose)
+    return type(a) is not type(b) or any(da[k] is not None and db.get(k) is not None and da[k] != db[k] for k in da)

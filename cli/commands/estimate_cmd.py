@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from aicap.cli.render import Format, Table, View, emit, flat_table
-from aicap.cli.state import catalogue, check_engine, check_plot, guarded, info, typed_flags
+from aicap.cli.state import catalogue, check_engine, check_plot, guarded, info, typed_flags, warn_shadowing
 
 if TYPE_CHECKING:
     from aicap.sizing.serve.estimate import EstimateRequest, EstimateResult
@@ -121,10 +121,7 @@ def build_request(model: str, hardware: str, devices: int | None, tp: int | None
 
     net = scale_out_bps([i for i in cat.instances.values() if i.device == dev.id], dev, eng.efficiency(cat, dev).link)
     target = cat.model(model)
-    same = cat.models.get(target.id)
-    if model != target.id and same is not None and _differs(same, target):  # a file whose id is a catalogue model's, other shapes
-        info(f"aicap: warning: {model} names itself '{target.id}', a catalogue model, but differs from it; outputs say "
-             f"'{target.id}' for this file's model (give it an id of its own)")  # fmt: skip
+    warn_shadowing(model, target)
     spec = speculative_for(cat, target, speculative, "--speculative")
     runtime = eng.on(dev)
     if eager:
@@ -134,13 +131,6 @@ def build_request(model: str, hardware: str, devices: int | None, tp: int | None
                            output_tokens=output_tokens, weights_dtype=weights_dtype, kv_dtype=kv_dtype, tpot_ms=tpot_ms,
                            engine=eng.spec, prefix_cached_share=prefix_cached, scale_out_bps=net, speculative=spec,
                            dp_attention=dp_attention)  # fmt: skip
-
-
-def _differs(a: Any, b: Any) -> bool:
-    """Whether two model specs differ in a stated field (one side's unstated default, as a derived head_dim, is no difference)."""
-    prose = {"name", "source", "notes"}
-    da, db = a.model_dump(exclude=prose), b.model_dump(exclude=prose)
-    return type(a) is not type(b) or any(da[k] is not None and db.get(k) is not None and da[k] != db[k] for k in da)
 
 
 def _engine_line(e: dict[str, Any]) -> str:

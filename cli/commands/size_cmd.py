@@ -9,7 +9,7 @@ import typer
 
 from aicap.cli.commands.estimate_cmd import AcceptOpt, DraftModelOpt, DraftTokensOpt, SpecOpt, speculative_config
 from aicap.cli.render import Format, Table, View, emit, progress, to_json, to_yaml
-from aicap.cli.state import STATE, catalogue, check_engine, check_plot, check_workload_source, guarded, info, located
+from aicap.cli.state import STATE, catalogue, check_engine, check_plot, check_workload_source, guarded, info, located, warn_shadowing
 
 if TYPE_CHECKING:
     from aicap.sizing.core.catalogue import CatalogueLike
@@ -160,6 +160,17 @@ def period_plan_view(plan: PeriodPlan) -> View:
     return View(plan.to_dict(), tables, notes=list(plan.warnings), csv=csv)
 
 
+def _warn_shadowing(fleet: Fleet, cat: CatalogueLike) -> None:
+    """Warn about each model file of the fleet that reuses a catalogue model's id with other shapes."""
+    from aicap.sizing.core.errors import InputError
+
+    for ref in sorted({w.model for w in fleet.workloads if w.model not in cat.models}):
+        try:
+            warn_shadowing(ref, cat.model(ref))
+        except InputError:  # the sizer names a bad model with its place in the fleet file
+            continue
+
+
 def register(app: typer.Typer) -> None:
     """Add ``size`` and ``schema`` to the root app."""
 
@@ -252,6 +263,7 @@ def register(app: typer.Typer) -> None:
         else:
             info("aicap: no fleet given; sizing the built-in example (chat, long-context summariser, embeddings). See `aicap size --help`.")
             fleet = builtin_fleet(**overrides)
+        _warn_shadowing(fleet, cat)
         periodic = any(w.profile is not None for w in fleet.workloads) or len(fleet.constraints.pricing_models) > 1
         why = "(a workload with an hourly profile, or several pricing models)"
         if pareto:

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
+import yaml
 
 EXAMPLES = sorted((Path(__file__).resolve().parents[2] / "examples").glob("*.yaml"))
 PLAN_KEYS = {"schema_version", "totals", "workloads", "alternatives"}
@@ -226,3 +227,17 @@ def test_a_bursty_plan_is_cut_from_the_load_it_missed_at_and_holds(aicap, tmp_pa
     assert v["holds"] and v["resolves"] >= 1 and all(0 < f < 0.5 for f in v["derated"].values())
     (w,) = r.json()["workloads"]
     assert w["ttft_ms"] <= 350 and w["ttft_ms"] == pytest.approx(max(x["simulated_ttft_ms"] for x in v["workloads"]), rel=1e-3)
+
+
+def test_size_warns_of_a_fleet_model_file_reusing_a_catalogue_id_with_other_shapes(aicap, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    doc = yaml.safe_load(aicap("models", "show", "llama-3.1-8b", "-f", "yaml").stdout)
+    doc["architecture"]["num_layers"] = 16
+    (tmp_path / "half.yaml").write_text(yaml.safe_dump(doc))
+    fleet = tmp_path / "fleet.yaml"
+    fleet.write_text("workloads:\n  - {name: chat, model: half.yaml, requests_per_s: 2, input_tokens: 512, output_tokens: 128,"
+                     " slo: {ttft_ms: 2000, tpot_ms: 100}}\n")  # fmt: skip
+    r = aicap("size", str(fleet), "-f", "json")
+    assert r.code == 0, r.stderr
+    assert "names itself 'llama-3.1-8b', a catalogue model, but differs from it" in r.stderr
+    plain = aicap("size", "--model", "llama-3.1-8b", "--rate", "2", "-f", "json")  # a catalogue id: nothing to say
+    assert plain.code == 0 and "names itself" not in plain.stderr
