@@ -59,8 +59,8 @@ def _floats(text: str | None, flag: str, *, positive: bool = False) -> tuple[flo
 
 #: Options ``--disaggregate`` does not take: it simulates both pools with the engine's defaults under ``--policy`` alone.
 _NOT_DISAGGREGATED = ("ep", "dp_attention", "eager", "prefix_cached", "speculative", "draft_model", "draft_tokens", "acceptance",
-                      "max_num_seqs", "max_batched_tokens", "chunked_prefill", "prefill_first", "scheduler_steps", "predictor_error", "quantum", "sjf_by", "aging",
-                      "class_weights", "compare_policies", "jobs", "plot")  # fmt: skip
+                      "max_num_seqs", "max_batched_tokens", "chunked_prefill", "prefill_first", "overlap_scheduling", "scheduler_steps",
+                      "predictor_error", "quantum", "sjf_by", "aging", "class_weights", "compare_policies", "jobs", "plot")  # fmt: skip
 
 
 def register(app: typer.Typer) -> None:
@@ -163,6 +163,14 @@ def register(app: typer.Typer) -> None:
                 "--prefill-first/--mixed-steps",
                 help="A step that prefills decodes nothing (SGLang's and vLLM v0's scheduler), or prompt chunks ride along with "
                 "decode steps (vLLM v1, TensorRT-LLM); default: the engine's.",
+            ),
+        ] = None,
+        overlap_scheduling: Annotated[
+            bool | None,
+            typer.Option(
+                "--overlap-scheduling/--no-overlap-scheduling",
+                help="The engine schedules each step while the previous one runs, so a request arriving mid-step waits a step "
+                "more (SGLang from 0.4, TensorRT-LLM, vLLM --async-scheduling); default: the engine's.",
             ),
         ] = None,
         scheduler_steps: Annotated[
@@ -398,6 +406,8 @@ def register(app: typer.Typer) -> None:
         layout = chosen.deployment
         if chunked_prefill is not None:
             layout = replace(layout, runtime=layout.runtime.model_copy(update={"chunked_prefill": chunked_prefill}))
+        if overlap_scheduling is not None:
+            layout = replace(layout, runtime=layout.runtime.model_copy(update={"overlap_scheduling": overlap_scheduling}))
         setup = replay.Setup(layout, replicas=n_rep, router=router, max_num_seqs=max_num_seqs, max_batched_tokens=max_batched_tokens,
                              prefill_first=prefill_first, decode_steps=scheduler_steps)  # fmt: skip
         eng = setup.engine()

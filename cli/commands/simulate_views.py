@@ -47,7 +47,8 @@ def report_view(rep: SimulationReport, percentile: str) -> View:
         ["deployment", f"{s.model} on {s.replicas}× TP{s.tp}·PP{s.pp} {s.hardware} ({s.weights_dtype}), router {s.router}"
                        + (f"; attention DP{s.dp_attention}×TP{s.tp // s.dp_attention}, experts EP{s.ep}, an engine per group"
                           if s.dp_attention > 1 else "")
-                       + ("; eager (no CUDA graphs)" if s.eager else "")],
+                       + ("; eager (no CUDA graphs)" if s.eager else "")
+                       + ("; overlap scheduler (a request arriving mid-step waits a step more)" if s.overlap_scheduling else "")],
         ["load", load],
         ["stable queue", "yes" if rep.stable else ("NO: requests were rejected or left unfinished" if rep.rejected
                                                    else "NO: the queue grows without bound at this load")],

@@ -129,7 +129,12 @@ def predict_under_load(case: dict[str, Any], cat: CatalogueLike, eff: Efficiency
     if request_overheads and runtime.engine in request_overheads:
         runtime = runtime.model_copy(update={"request_overhead_ms": float(request_overheads[runtime.engine])})
     if opts is not None:
-        given = {"kv_cache_tokens": opts.kv_cache_tokens, "chunked_prefill": opts.chunked_prefill, "eager": opts.eager}
+        given = {
+            "kv_cache_tokens": opts.kv_cache_tokens,
+            "chunked_prefill": opts.chunked_prefill,
+            "eager": opts.eager,
+            "overlap_scheduling": opts.overlap_scheduling,
+        }
         runtime = runtime.model_copy(update={k: v for k, v in given.items() if v is not None})
     layout = Layout(model, device, eff, runtime, tp, pp, 1, wdt, case.get("kv_dtype") or wdt)
     layout.check()

@@ -73,6 +73,9 @@ class EngineOptions(BaseModel):
         A KV cache of fixed size [tokens per replica] (TurboMind ``cache_max_entry_count`` blocks).
     eager
         Whether the engine ran without CUDA graphs (vLLM ``enforce_eager=True``); ``None``: the profile's.
+    overlap_scheduling
+        Whether the engine scheduled each step while the previous one ran (SGLang's overlap scheduler, on by
+        default from 0.4); ``None``: the profile's.
     source
         Where these settings are published (the benchmark's command line or script, with its commit).
     """
@@ -86,6 +89,7 @@ class EngineOptions(BaseModel):
     scheduler_steps: Annotated[PosInt, Field(le=1024)] = 1
     kv_cache_tokens: Annotated[PosInt, Field(le=MAX_CASE_TOKENS)] | None = None
     eager: bool | None = None
+    overlap_scheduling: bool | None = None
     source: str = Field(min_length=1)
 
 

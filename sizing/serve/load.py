@@ -21,11 +21,12 @@ Latency percentiles at quantile ``q`` (``z_q`` its normal deviate), for a reques
 instant:
 
 * **TTFT** = residual of the round in progress (uniform on ``[0, τ]``) + its own prefill + a wait for
-  a free slot. Its own prefill runs ``r = ⌈(I_q + m_q·I/k)/(C − d)⌉`` rounds of
-  ``T(d, min(C − d, I_q + m_q·I/k))``, where ``I_q`` is the prompt length at ``q`` and ``m_q`` the
-  ``q`` quantile of the prompts that arrive in the same round (Poisson with mean ``x``; its spread
-  scaled by the arrival coefficient of variation ``cv``). The slot wait is the M/M/c (Erlang C)
-  wait with ``c`` the slots memory allows and service time the request's life
+  a free slot; on an engine with overlap scheduling (``lag_rounds = 1``) plus one round ``τ`` when the
+  request finds the engine busy, as the simulator has it (:mod:`aicap.sizing.sim.engine`). Its own
+  prefill runs ``r = ⌈(I_q + m_q·I/k)/(C − d)⌉`` rounds of ``T(d, min(C − d, I_q + m_q·I/k))``, where
+  ``I_q`` is the prompt length at ``q`` and ``m_q`` the ``q`` quantile of the prompts that arrive in the
+  same round (Poisson with mean ``x``; its spread scaled by the arrival coefficient of variation ``cv``).
+  The slot wait is the M/M/c (Erlang C) wait with ``c`` the slots memory allows and service time the request's life
   (:mod:`aicap.sizing.serve.queueing`), scaled by ``(1 + cv²)/2`` (Kingman). The components are
   combined as ``Σ mean_i + sqrt(Σ (q_i − mean_i)²)``: independent parts do not all hit their tail
   at once.
@@ -105,6 +106,9 @@ class Traffic:
     input_above, above_share
         Mean length (tokens) and share of the prompts longer than ``input_tail`` (part of ``tail_share``):
         the TTFT percentile weighs them apart (a p90 where 10% of prompts are long is set by them).
+    lag_rounds
+        Rounds a request waits beyond the round in progress before it can be scheduled: 1 on an engine that
+        schedules each step while the previous one runs (overlap scheduling), else 0.
     """
 
     input_tokens: F
@@ -118,6 +122,7 @@ class Traffic:
     tokens_per_step: F | float = 1.0
     input_above: F | float = 0.0
     above_share: F | float = 0.0
+    lag_rounds: F | float = 0.0
 
     @property
     def decode_steps(self) -> F:
@@ -128,7 +133,7 @@ class Traffic:
         """The candidates at ``index``."""
         ix = np.asarray(index)
         fields = (self.input_tokens, self.output_tokens, self.input_tail, self.slots, self.quantile, self.arrival_cv, self.tail_share,
-                  self.overhead_s, self.tokens_per_step, self.input_above, self.above_share)  # fmt: skip
+                  self.overhead_s, self.tokens_per_step, self.input_above, self.above_share, self.lag_rounds)  # fmt: skip
         shape = np.shape(self.input_tokens)
         return Traffic(*(np.asarray(v)[ix] if np.shape(v) == shape else np.broadcast_to(v, shape)[ix] for v in fields))
 
@@ -352,7 +357,11 @@ def _at_arrivals(step: StepModel, pp_a: F, budget: float, traffic: Traffic, xa: 
     # Without the TTFT percentile only whether the slots keep up matters (an infinite wait past saturation).
     slot_q = wait_quantile(slots / peak, rate / peak, life, q) if ttft else np.where(slots / life - rate > 0, 0.0, np.inf)
     excess = np.maximum(budget_q - budget_mean, 0.0) ** 2 + np.where(np.isfinite(slot_q), slot_q, 0.0) ** 2
-    ttft_s = np.where(ok & np.isfinite(slot_q), ttft_mix + budget_mean + np.sqrt(excess) + traffic.overhead_s, np.inf)
+    # Overlap scheduling: the round after the one in progress was chosen before the request arrived, so a
+    # request that finds the engine busy (something decoding, probability 1 − e^(−x·(O − 1))) waits one more
+    # round, τ on average.
+    lag_s = traffic.lag_rounds * tau * -np.expm1(-xa * steps)
+    ttft_s = np.where(ok & np.isfinite(slot_q), ttft_mix + budget_mean + np.sqrt(excess) + lag_s + traffic.overhead_s, np.inf)
     # TPOT: the mean of a request's O − 1 round times.
     # The running count n drifts slowly: a longer round keeps requests longer, which lengthens rounds.
     # Linearised, n relaxes at rate (1 − β)/S with β = (∂τ/∂n)·n/τ (prefill feeds back by 1/(1 − ρ_p)),

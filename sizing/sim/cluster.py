@@ -83,13 +83,14 @@ class ClusterStats:
 
 
 class _Replica:
-    __slots__ = ("busy", "engines", "pending", "stepped")
+    __slots__ = ("busy", "engines", "last_start", "pending", "stepped")
 
     def __init__(self, engines: list[VirtualEngine]) -> None:
         self.engines = engines
         self.stepped: list[VirtualEngine] = []
         self.pending: list[int] = []  # routed here, given to a virtual engine at the next step start
         self.busy = 0.0
+        self.last_start = 0.0  # start of the replica's last step (overlap scheduling: what its next step could see)
 
     def waiting(self) -> int:
         return len(self.pending) + sum(len(e.waiting) for e in self.engines)
@@ -148,6 +149,7 @@ def simulate_cluster(step: StepTime, requests: Requests, config: EngineConfig, *
     peak_used = 0  # most KV blocks one replica held at a step start
     events: list[tuple[float, int]] = []  # (step end, replica)
     idle = set(range(replicas))
+    lag = config.overlap_scheduling
     routed = 0
     timeline: list[tuple[float, int, int, int]] = []
     stride = 1
@@ -160,19 +162,34 @@ def simulate_cluster(step: StepTime, requests: Requests, config: EngineConfig, *
             return min(range(replicas), key=lambda k: (reps[k].waiting() + reps[k].running(), (k - after) % replicas))
         return min(range(replicas), key=lambda k: (reps[k].waiting(), reps[k].running(), (k - after) % replicas))
 
-    def start(k: int, t: float) -> None:
-        nonlocal steps, kv_block_s, running_s, peak_used, stride, timeline
-        rep = reps[k]
-        for i in rep.pending:  # as the one-replica loop: requests reach a virtual engine at a step boundary
+    def give(rep: _Replica, ids: list[int]) -> None:
+        for i in ids:  # as the one-replica loop: requests reach a virtual engine at a step boundary
             ve = rep.engines[0] if p == 1 else min(rep.engines, key=lambda e: e.load)
             table.engine[i] = ve.index
             ve.waiting.append(i)
+
+    def start(k: int, t: float, after_step: bool = False) -> None:
+        nonlocal steps, kv_block_s, running_s, peak_used, stride, timeline
+        rep = reps[k]
+        late: list[int] = []
+        if lag and after_step:  # overlap scheduling: this step was chosen when the last one began (engine module docstring)
+            seen = rep.last_start
+            late = [i for i in rep.pending if arrivals[i] > seen]
+            give(rep, [i for i in rep.pending if arrivals[i] <= seen])
+        else:
+            give(rep, rep.pending)
         rep.pending.clear()
         rep.stepped.clear()
         dur, running, used = _fill_round(rep.engines, policy, t, cache, timed, rep.stepped)
+        if not rep.stepped and late:  # nothing else to run: the late requests start now
+            give(rep, late)
+            late = []
+            dur, running, used = _fill_round(rep.engines, policy, t, cache, timed, rep.stepped)
+        rep.pending.extend(late)
         if not rep.stepped:
             idle.add(k)
             return
+        rep.last_start = t
         idle.discard(k)
         steps += 1
         rep.busy += dur
@@ -241,7 +258,7 @@ def simulate_cluster(step: StepTime, requests: Requests, config: EngineConfig, *
         # arrive()'s own loop condition, inlined: most step ends have nothing to route.)
         due = (sends and sends[0] <= t) if closed else (nxt < n and arrivals[nxt] <= t)
         woken = arrive(t) if due else ()
-        start(k, t)
+        start(k, t, after_step=True)
         for j in dict.fromkeys(woken):
             if j in idle:
                 start(j, t)

@@ -60,6 +60,19 @@ waiting request whose prompt does not fit the remaining budget (it heads the que
 A request preempted by recompute whose prompt plus emitted tokens now exceeds ``T`` is the exception:
 it is chunked (TensorRT-LLM's default scheduler never preempts; recompute is the simulator's).
 
+Overlap scheduling
+------------------
+An engine that overlaps scheduling with execution (``overlap_scheduling``: SGLang's default scheduler
+since 0.4, TensorRT-LLM's PyTorch executor) picks the batch of step ``m + 1`` while step ``m`` runs, from
+the requests received before step ``m`` began: its loop receives requests, schedules and launches the
+next batch, then waits for the running one's results, so a request that arrives during step ``m``
+misses the batch already chosen for ``m + 1`` and is first scheduled into ``m + 2``. In the simulator a
+step starting at ``t`` right after another (which started at ``s``) admits the requests that arrived
+by ``s``; those that arrived in ``(s, t]`` wait one step more, which lengthens TTFT by about one
+step when the engine is busy. A step that starts an idle engine, or that would otherwise run nothing,
+admits every arrival up to ``t`` (the loop, with nothing in flight, receives them at once). Step times
+are unchanged: the host work hidden behind the GPU is what the engine's per-step overhead leaves out.
+
 Speculative decoding
 --------------------
 With a drafter, each decoding request takes ``k + 1`` tokens of the step budget (``verify_tokens``) and
@@ -140,6 +153,9 @@ class EngineConfig:
         KV-cache tokens each running request holds besides its own tokens' KV: a hybrid model's fixed
         recurrent state (:func:`aicap.sizing.perf.memory.state_tokens`; 0 for other models), held as
         ``ceil(state_tokens / block_tokens)`` blocks.
+    overlap_scheduling : bool
+        Whether the engine schedules each step while the previous one runs (SGLang's overlap scheduler,
+        TensorRT-LLM's, vLLM's ``--async-scheduling``); see "Overlap scheduling" in the module docstring.
     record_gaps : bool
         Whether to record every inter-token gap (:mod:`aicap.sizing.sim.token_gaps`; ``SimResult.itl``).
         Off by default: it costs a few percent of a run, which the sizer's checks do not need.
@@ -157,6 +173,7 @@ class EngineConfig:
     prefill_first: bool = False
     decode_steps: int = 1
     state_tokens: int = 0
+    overlap_scheduling: bool = False
     record_gaps: bool = False
 
     def __post_init__(self) -> None:
@@ -408,8 +425,12 @@ def simulate(
     running_area = 0.0
     rejected = 0
     stepped: list[VirtualEngine] = []
-    while True:
-        while i < n and arr[i] <= t:
+    lag = config.overlap_scheduling
+    seen = -1.0  # overlap scheduling: arrivals up to this instant (the previous step's start) are visible; -1: all up to t
+
+    def admit(upto: float) -> None:
+        nonlocal i, rejected
+        while i < n and arr[i] <= upto:
             if too_big[i]:
                 table.state[i] = REJECTED
                 rejected += 1
@@ -419,15 +440,23 @@ def simulate(
                 table.state[i] = WAITING
                 ve.waiting.append(i)
             i += 1
+
+    while True:
+        admit(seen if seen >= 0.0 else t)
         if steps >= max_steps:
             break
         stepped.clear()
         dur, running, _ = _fill_round(engines, policy, t, cache, timed, stepped)
+        if not stepped and seen >= 0.0 and i < n and arr[i] <= t:  # nothing else to run: the held arrivals start now
+            admit(t)
+            dur, running, _ = _fill_round(engines, policy, t, cache, timed, stepped)
         if not stepped:  # idle (or nothing schedulable): jump to the next arrival
+            seen = -1.0
             if i >= n:
                 break
             t = arr[i]
             continue
+        seen = t if lag else -1.0
         t += dur
         steps += 1
         busy_s += dur

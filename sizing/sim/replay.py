@@ -137,7 +137,7 @@ class Setup:
                             request_overhead_s=rt.request_overhead_ms * 1e-3, verify_tokens=self.layout.verify_tokens,
                             tokens_per_step=self.layout.tokens_per_step, chunked_prefill=rt.chunked_prefill,
                             prefill_first=rt.prefill_first if self.prefill_first is None else self.prefill_first,
-                            decode_steps=self.decode_steps,
+                            decode_steps=self.decode_steps, overlap_scheduling=rt.overlap_scheduling,
                             state_tokens=int(memory.state_tokens(self.layout, self.layout.tp, self.layout.pp)),
                             record_gaps=True)  # fmt: skip
 
@@ -207,7 +207,7 @@ def run_detailed(setup: Setup, requests: Requests, *, policy: str = "fcfs", opti
                    max_num_seqs=cfg.max_num_seqs * groups, max_batched_tokens=cfg.max_batched_tokens, chunked_prefill=cfg.chunked_prefill,
                    prefill_first=cfg.prefill_first, scheduler_steps=cfg.decode_steps,
                    kv_cache_tokens=cfg.kv_capacity_tokens * groups if lay.decoder is not None else None, dp_attention=groups,
-                   eager=lay.runtime.eager,
+                   eager=lay.runtime.eager, overlap_scheduling=cfg.overlap_scheduling,
                    traffic=traffic, rate_per_s=None if concurrency else _rate(requests), concurrency=concurrency,
                    mean_input_tokens=round(float(requests.input_tokens.mean()), 2),
                    mean_output_tokens=round(float(requests.output_tokens.mean()), 2), seed=seed,

@@ -110,6 +110,8 @@ class Setup(_Doc):
     dp_attention: int = Field(1, description="attention data-parallel groups per replica, each an engine of its own "
                                              "(max_num_seqs and kv_cache_tokens are the replica's, all groups together)")  # fmt: skip
     eager: bool = Field(False, description="the engine ran without CUDA graphs: each step at least its kernels' host launch time")
+    overlap_scheduling: bool = Field(False, description="the engine schedules each step while the previous one runs: a request "
+                                                        "arriving during a step is scheduled a step later")  # fmt: skip
 
 
 class SimulationReport(_Doc):

@@ -181,6 +181,17 @@ def test_sglang_runs_prefill_first_and_the_simulator_takes_the_engines_scheduler
     assert np.isfinite(first.ttft_ms.p50)
 
 
+def test_overlap_scheduling_is_the_engines_and_reaches_the_simulator_and_the_sizer(cat: Catalogue) -> None:
+    """SGLang (0.4 on) and TensorRT-LLM schedule a step ahead by default; vLLM 0.11 only with --async-scheduling."""
+    from aicap.sizing.sim import replay
+
+    assert {e: cat.runtime_for(e).overlap_scheduling for e in ("generic", "vllm", "sglang", "trtllm")} == {
+        "generic": False, "vllm": False, "sglang": True, "trtllm": True}  # fmt: skip
+    sgl = _dep(cat, "sglang", "llama-3.1-8b", "h100-sxm")
+    assert replay.Setup(sgl).engine().overlap_scheduling is True
+    assert replay.Setup(_dep(cat, "vllm", "llama-3.1-8b", "h100-sxm")).engine().overlap_scheduling is False
+
+
 def test_an_engine_spans_instances_exactly_where_its_export_can_start_a_replica_over_machines(cat: Catalogue) -> None:
     # The sizer places a TP·PP replica over instances only on profiles with spans_instances; aicap export must then be able to
     # start it: a recorded multi-node start (vLLM's Ray cluster) or multi-node flags for any replica (SGLang's).

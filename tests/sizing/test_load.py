@@ -106,6 +106,23 @@ def test_promises_hold_in_simulation_at_capacity_and_half_load(case: tuple[str, 
     assert float(cap.tpot_s[0]) <= LATENCY_HEADROOM * case[7] + 1e-12
 
 
+@pytest.mark.parametrize("case", CASES[:2], ids=["8b-h100", "70b-h100-tp2"])
+def test_overlap_scheduling_promises_hold_and_cost_about_a_round(case: tuple[str, str, int, int, int, int, float, float, str]) -> None:
+    """An engine one step ahead (SGLang, TensorRT-LLM): the promise adds a round, and the simulator agrees."""
+    import dataclasses
+
+    step, tr, cfg = replica(case)
+    lagged, cfg_lag = dataclasses.replace(tr, lag_rounds=1.0), dataclasses.replace(cfg, overlap_scheduling=True)
+    rate = float(capacity(step, np.array([case[3]]), BUDGET, lagged, case[6], case[7]).rate[0]) * 0.7
+    plain = at_rate(step, np.array([case[3]]), BUDGET, tr, np.array([rate]))
+    promised = at_rate(step, np.array([case[3]]), BUDGET, lagged, np.array([rate]))
+    assert float(promised.ttft_s[0] - plain.ttft_s[0]) == pytest.approx(float(plain.round_s[0]), rel=0.05)  # one round, busy engine
+    n = 6000
+    res = simulate(step.one(0), Requests(arrival_times(rate, n, seed=3), np.full(n, case[4]), np.full(n, case[5])), cfg_lag)
+    ttft = res.percentile("ttft", 0.99)
+    assert float(promised.ttft_s[0]) / CONSERVATISM <= ttft <= float(promised.ttft_s[0]) * (1 + PROMISE_TOLERANCE)
+
+
 def _stacked(cases: list[tuple[str, str, int, int, int, int, float, float, str]]) -> tuple[StepModel, Traffic, np.ndarray]:
     """The reference replicas as one group of rows (several models: each step model is built alone, then joined)."""
     parts = [replica(c) for c in cases]

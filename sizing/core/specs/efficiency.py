@@ -175,6 +175,7 @@ class RuntimeSpec(BaseModel):
     request_overhead_ms: NonNegFloat = 0.0
     chunked_prefill: bool = True
     prefill_first: bool = False
+    overlap_scheduling: bool = False  # steps are scheduled while the previous one runs: a busy engine's TTFT gains a step
     shares_step_budget: bool = False  # with data-parallel attention the groups share max_prefill_tokens (SGLang divides it by dp)
     eager: bool = False  # kernels launched one by one from the host (vLLM --enforce-eager): steps pay eager_launches
     eager_launches: EagerLaunches | None = None

@@ -109,6 +109,10 @@ class EngineScheduler(BaseModel):
         Whether a step that prefills decodes nothing: the scheduler runs waiting prompts before the
         running batch's next token (SGLang, whose mixed chunks are off by default; vLLM v0). Off: chunks
         of prompts ride along with every decode step (vLLM v1, TensorRT-LLM).
+    overlap_scheduling
+        Whether the engine schedules each step while the previous one runs (SGLang's overlap scheduler,
+        TensorRT-LLM's; vLLM's ``--async-scheduling``): a request that arrives during a step is first
+        scheduled two steps on, so a busy engine adds about one step to TTFT (:mod:`aicap.sizing.sim.engine`).
     source
         Where the defaults come from.
     """
@@ -119,6 +123,7 @@ class EngineScheduler(BaseModel):
     max_prefill_tokens: PosInt
     chunked_prefill: bool = True
     prefill_first: bool = False
+    overlap_scheduling: bool = False
     source: str = Field(min_length=1)
 
 
@@ -327,6 +332,7 @@ class EngineSpec(BaseModel):
             "max_batch": int(pick("max_running_requests", self.scheduler.max_running_requests)),
             "chunked_prefill": self.scheduler.chunked_prefill,
             "prefill_first": self.scheduler.prefill_first,
+            "overlap_scheduling": self.scheduler.overlap_scheduling,
             "sparse_speedup": self._sparse_speedup(device),
             "shares_step_budget": self.dp_attention is not None and self.dp_attention.step_budget == "shared",
         })  # fmt: skip

@@ -137,3 +137,54 @@ def test_a_step_cap_below_the_work_is_raised_to_it() -> None:
     res, _ = simulate_cluster(lambda d, p: 0.01, req, cfg, replicas=3, max_steps=10)
     assert res.finished.all() and res.steps > 10
     assert simulate(lambda d, p: 0.01, req, cfg, max_steps=10).finished.all()
+
+
+@pytest.mark.parametrize("pp", [1, 2])
+def test_overlap_scheduling_one_replica_is_the_engine_exactly(pp: int) -> None:
+    req = _mixed(4000, rate=5.0, cv=2.0)
+    cfg = EngineConfig(32, 2048, 30_000, pipeline_stages=pp, overlap_scheduling=True)
+    a = simulate(_linear, req, cfg)
+    b, _ = simulate_cluster(_linear, req, cfg)
+    for f in ("ttft_s", "tpot_s", "e2e_s", "queue_s"):
+        np.testing.assert_array_equal(getattr(a, f), getattr(b, f))
+    assert (a.preemptions, a.steps, a.rejected) == (b.preemptions, b.steps, b.rejected)
+
+
+def _three_requests() -> Requests:
+    """A long request that keeps the engine decoding, then two that arrive in the middle of its steps."""
+    return Requests(np.array([0.0, 0.105, 0.305]), np.array([100, 50, 50]), np.array([200, 10, 10]))
+
+
+def test_overlap_scheduling_makes_a_request_arriving_mid_step_wait_one_step_more() -> None:
+    """SGLang's and TensorRT-LLM's loop picks step m + 1 while step m runs: an arrival during m starts in m + 2."""
+    step = 0.010  # every step 10 ms: the arithmetic is exact
+    req = _three_requests()
+    plain = simulate(lambda d, p: step, req, EngineConfig(8, 4096, 100_000))
+    lag = simulate(lambda d, p: step, req, EngineConfig(8, 4096, 100_000, overlap_scheduling=True))
+    # The first request finds the engine idle: no lag. Request 1 arrives at 105 ms, inside the step [100, 110] ms:
+    # without overlap it is prefilled in [110, 120]; with it, step [110, 120] was chosen at 100 ms, so [120, 130].
+    assert plain.ttft_s[0] == lag.ttft_s[0] == pytest.approx(step)
+    assert plain.ttft_s[1] == pytest.approx(0.120 - 0.105)
+    assert lag.ttft_s[1] == pytest.approx(0.130 - 0.105)
+    assert lag.ttft_s[2] - plain.ttft_s[2] == pytest.approx(step)
+    np.testing.assert_allclose(lag.tpot_s, plain.tpot_s)  # decoding is not delayed: steps run back to back either way
+    cl, _ = simulate_cluster(lambda d, p: step, req, EngineConfig(8, 4096, 100_000, overlap_scheduling=True))
+    np.testing.assert_allclose(cl.ttft_s, lag.ttft_s)
+
+
+def test_overlap_scheduling_adds_nothing_to_an_idle_engine() -> None:
+    """With nothing in flight the loop receives a request at once: sparse arrivals see no lag."""
+    req = Requests(np.arange(20) * 10.0, np.full(20, 200), np.full(20, 20))
+    plain = simulate(_linear, req, EngineConfig(8, 4096, 100_000))
+    lag = simulate(_linear, req, EngineConfig(8, 4096, 100_000, overlap_scheduling=True))
+    np.testing.assert_array_equal(plain.ttft_s, lag.ttft_s)
+    np.testing.assert_array_equal(plain.e2e_s, lag.e2e_s)
+
+
+def test_overlap_scheduling_lengthens_ttft_by_about_a_step_under_load() -> None:
+    req = _mixed(6000, rate=6.0)
+    plain = simulate(_linear, req, CFG)
+    lag = simulate(_linear, req, EngineConfig(32, 2048, 80_000, overlap_scheduling=True))
+    extra = float(np.nanmean(lag.ttft_s) - np.nanmean(plain.ttft_s))
+    assert 0.5 * plain.mean_step_s < extra < 2.0 * plain.mean_step_s  # about one step of the busy engine
+    assert lag.finished.all()
