@@ -427,9 +427,8 @@ def simulate(
     stepped: list[VirtualEngine] = []
     lag = config.overlap_scheduling
     seen = -1.0  # overlap scheduling: arrivals up to this instant (the previous step's start) are visible; -1: all up to t
-
-    def admit(upto: float) -> None:
-        nonlocal i, rejected
+    while True:
+        upto = seen if seen >= 0.0 else t
         while i < n and arr[i] <= upto:
             if too_big[i]:
                 table.state[i] = REJECTED
@@ -440,18 +439,15 @@ def simulate(
                 table.state[i] = WAITING
                 ve.waiting.append(i)
             i += 1
-
-    while True:
-        admit(seen if seen >= 0.0 else t)
         if steps >= max_steps:
             break
         stepped.clear()
         dur, running, _ = _fill_round(engines, policy, t, cache, timed, stepped)
-        if not stepped and seen >= 0.0 and i < n and arr[i] <= t:  # nothing else to run: the held arrivals start now
-            admit(t)
-            dur, running, _ = _fill_round(engines, policy, t, cache, timed, stepped)
-        if not stepped:  # idle (or nothing schedulable): jump to the next arrival
-            seen = -1.0
+        if not stepped:
+            if seen >= 0.0 and i < n and arr[i] <= t:  # nothing else to run: the late arrivals start now
+                seen = -1.0
+                continue
+            seen = -1.0  # idle (or nothing schedulable): jump to the next arrival, which starts at once
             if i >= n:
                 break
             t = arr[i]
