@@ -191,7 +191,7 @@ def register(app: typer.Typer) -> None:
         from aicap.sizing.core.errors import InputError
 
         cat = catalogue()
-        fits = calibrate(load_cases(measurements), cat, measurements.name)
+        fits = calibrate(load_cases(measurements), cat, measurements.name, refine=True)
         if not fits:
             raise InputError(
                 f"{measurements}: no case can be predicted (unknown device or model ids, or layouts that do not fit; "
@@ -201,6 +201,10 @@ def register(app: typer.Typer) -> None:
 
         write_atomic(output, overlay_yaml(fits))
         info(f"aicap: wrote {output}; use it with --catalog {output}")
+        for f in fits:
+            if f.at_bound:
+                info(f"aicap: warning: {f.family}: {', '.join(f.at_bound)} fitted to the end of its range: the measurements disagree "
+                     f"with the model by more than a factor can absorb (check them with `aicap validate {measurements}`)")  # fmt: skip
         cols = ["family", "metrics", "compute", "compute_fp8", "memory", "step_overhead_ms", "median_err_before_%", "median_err_after_%"]
         rows = [[f.family, f.metrics, f.after.compute, f.after.compute_fp8, f.after.memory, f.after.step_overhead_ms,
                  round(f.median_error_before_pct, 1), round(f.median_error_after_pct, 1)] for f in fits]  # fmt: skip

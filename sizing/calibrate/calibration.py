@@ -60,6 +60,7 @@ class FamilyFit:
     metrics: int
     median_error_before_pct: float
     median_error_after_pct: float
+    at_bound: tuple[str, ...] = ()  # fitted factors that ended on a bound: the model cannot absorb the data there
 
 
 # Fixed starting points (not the current catalogue values), so a calibration is reproducible.
@@ -221,11 +222,16 @@ def _is_moe(model: AnyModel) -> bool:
 
 
 def fit_family(family: str, cases: list[dict[str, Any]], cat: CatalogueLike, label: str, framework: str | None = None,
-               priors: dict[str, EfficiencySpec] | None = None) -> FamilyFit | None:  # fmt: skip
+               priors: dict[str, EfficiencySpec] | None = None, *, refine: bool = False) -> FamilyFit | None:  # fmt: skip
     """Fit one family's factors (or one stack's, with ``framework``: a framework or ``framework series``); ``None`` without cases.
 
     The fit starts from the family's prior (``priors``, default :func:`load_priors`), falling back to
     the catalogue entry for a family without one; factors that are not fitted keep the prior's value.
+    With ``refine`` (a user's own measurements on top of the shipped factors, which ``priors`` then
+    holds), the starting values are also a starting point of the search, and when the measurements
+    support fewer factors than the family has, the ones fitted are those the measurements are most
+    sensitive to (the loss change for ±10% of each), not the first in a fixed order: one TTFT
+    measurement moves compute, not memory.
     """
     from scipy.optimize import minimize
 
@@ -252,14 +258,22 @@ def fit_family(family: str, cases: list[dict[str, Any]], cat: CatalogueLike, lab
     names += [f"memory_{q}" for q in quant]
     # Never fit more factors than half the measurements support; the rest keep their prior.
     n_metrics = sum(1 for c in mine for k in c["metrics"] if k != "output_tok_s_per_device")
-    names = names[: max(1, n_metrics // 2)]
-    quant = [q for q in quant if f"memory_{q}" in names]
     limits = dict(_BOUNDS)
     for factor, most in load_fit_bounds().items():  # a sourced bound where one is given
         if family in most:
             limits[factor] = (_BOUNDS[factor][0], most[family])
-    starts = [np.clip(np.array([_START[k][n] for n in names], dtype=float), *np.array([limits.get(n, (0.2, 1.0)) for n in names]).T)
-              for k in range(len(_START))]  # fmt: skip
+    key = base.key
+    # A case without its layout would search every layout at each evaluation: pin the one the prior picks.
+    pinned = [with_layout(c, cat, {key: base}) for c in mine]
+    keep = max(1, n_metrics // 2)
+    if refine and keep < len(names):
+        names = sorted(names, key=lambda n: -_sensitivity(n, base, pinned, cat, limits))[:keep]
+    names = names[:keep]
+    quant = [q for q in quant if f"memory_{q}" in names]
+    box = np.array([limits.get(n, (0.2, 1.0)) for n in names]).T
+    starts = [np.clip(np.array([_START[k][n] for n in names], dtype=float), *box) for k in range(len(_START))]
+    if refine:
+        starts.insert(0, np.clip(np.array([_value(base, n) for n in names], dtype=float), *box))
 
     def spec(x: np.ndarray) -> EfficiencySpec:
         vals: dict[str, Any] = {n: float(np.clip(v, *limits.get(n, (0.2, 1.0)))) for n, v in zip(names, x, strict=True)}
@@ -268,10 +282,6 @@ def fit_family(family: str, cases: list[dict[str, Any]], cat: CatalogueLike, lab
             by_dtype[q] = vals.pop(f"memory_{q}")
         spec_: EfficiencySpec = base.model_copy(update={**vals, "memory_by_dtype": by_dtype})
         return spec_
-
-    key = base.key
-    # A case without its layout would search every layout at each evaluation: pin the one the prior picks.
-    pinned = [with_layout(c, cat, {key: base}) for c in mine]
 
     def loss(x: np.ndarray) -> float:
         return _loss(score(pinned, cat, {key: spec(x)}))
@@ -287,14 +297,43 @@ def fit_family(family: str, cases: list[dict[str, Any]], cat: CatalogueLike, lab
     note = f"fitted by aicap calibrate on {label}: {n_metrics_all} metrics of {n_cases} cases, {dt.date.today().isoformat()}"
     after = fitted.model_copy(update={**rounded, "source": note})
     before_r, after_r = score(mine, cat, {key: start}), score(mine, cat, {key: after})
-    return FamilyFit(key, base, after, len(after_r.scored), _median(before_r), _median(after_r))
+    edge = tuple(n for n, b in zip(names, bounds, strict=True) if min(abs(_value(fitted, n) - b[0]), abs(_value(fitted, n) - b[1])) < 1e-3)
+    return FamilyFit(key, base, after, len(after_r.scored), _median(before_r), _median(after_r), edge)
 
 
-def calibrate(cases: list[dict[str, Any]], cat: CatalogueLike, label: str) -> list[FamilyFit]:
-    """Fit every family that has measurements in ``cases``, then any stack the family fit leaves 2× off."""
-    priors = load_priors()
+def _value(spec: EfficiencySpec, name: str) -> float:
+    """The factor ``name`` of ``spec`` (``memory_int4``: the int4 memory factor, the family's memory where it has none)."""
+    if name.startswith("memory_"):
+        return float(spec.memory_by_dtype.get(name.removeprefix("memory_"), spec.memory))
+    return float(getattr(spec, name))
+
+
+def _sensitivity(name: str, base: EfficiencySpec, cases: list[dict[str, Any]], cat: CatalogueLike,
+                 limits: dict[str, tuple[float, float]]) -> float:  # fmt: skip
+    """How much the cases' loss moves when factor ``name`` of ``base`` moves by ±10% (within its bounds)."""
+    lo, hi = limits.get(name, (0.2, 1.0))
+    v = _value(base, name)
+    out = []
+    for f in (0.9, 1.1):
+        x = float(np.clip(v * f, lo, hi))
+        if name.startswith("memory_"):
+            spec = base.model_copy(update={"memory_by_dtype": {**base.memory_by_dtype, name.removeprefix("memory_"): x}})
+        else:
+            spec = base.model_copy(update={name: x})
+        out.append(_loss(score(cases, cat, {base.key: spec})))
+    return abs(out[1] - out[0])
+
+
+def calibrate(cases: list[dict[str, Any]], cat: CatalogueLike, label: str, *, refine: bool = False) -> list[FamilyFit]:
+    """Fit every family that has measurements in ``cases``, then any stack the family fit leaves 2× off.
+
+    By default from the priors (how the shipped factors are fitted on the public cases); with ``refine``
+    from the catalogue's current factors, as ``aicap calibrate`` fits a user's own measurements: factors
+    the measurements cannot determine keep the catalogue's values, and the errors before are the catalogue's.
+    """
+    priors = {e.family: e for e in cat.efficiency.values() if e.framework is None} if refine else load_priors()
     families = sorted({cat.devices[c["hardware"]].family for c in cases if c.get("hardware") in cat.devices})
-    fits = [f for f in (fit_family(fam, cases, cat, label, priors=priors) for fam in families) if f is not None]
+    fits = [f for f in (fit_family(fam, cases, cat, label, priors=priors, refine=refine) for fam in families) if f is not None]
     for fit in list(fits):
         mine = [c for c in cases if c.get("hardware") in cat.devices and cat.devices[c["hardware"]].family == fit.family]
         report = score(mine, cat, {fit.family: fit.after})
@@ -305,7 +344,7 @@ def calibrate(cases: list[dict[str, Any]], cat: CatalogueLike, label: str) -> li
             spans = {series(c) for c in mine if c.get("framework") == fw} - {None}
             keys = sorted({f"{fw} {series(c)}" for c in far if c.get("framework") == fw and series(c)}) if len(spans) > 1 else [fw]
             for key in keys:
-                stack = fit_family(fit.family, cases, cat, label, framework=key, priors=priors)
+                stack = fit_family(fit.family, cases, cat, label, framework=key, priors=priors, refine=refine)
                 if stack is not None:
                     fits.append(stack)
     return fits
