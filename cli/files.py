@@ -82,3 +82,20 @@ def write_atomic(path: Path, text: str) -> None:
         if tmp is not None:
             with contextlib.suppress(OSError):
                 os.unlink(tmp)
+
+
+def check_writable(path: Path, flag: str) -> None:
+    """Refuse an output path that cannot be written, before any work (``--write-bands``, ``--output``, ...).
+
+    Raises
+    ------
+    InputError
+        When ``path`` is a directory, or its folder does not exist or is not writable, naming the flag.
+    """
+    folder = (Path(os.path.realpath(path)) if path.is_symlink() else path).resolve().parent
+    if path.is_dir():
+        raise InputError(f"{flag} {path}: is a directory; give a file name")
+    if not folder.is_dir():
+        raise InputError(f"{flag} {path}: the folder {folder} does not exist")
+    if not os.access(folder, os.W_OK) and not (path.exists() and os.access(path, os.W_OK)):
+        raise InputError(f"{flag} {path}: cannot write in {folder} (permission denied)")

@@ -39,6 +39,8 @@ def parse_tokens(text: str, flag: str = "--tokens") -> float:
     value = float(m.group(1)) * _SUFFIX[(m.group(2) or "").lower()]
     if not 1 <= value <= 1e18:
         raise InputError(f"{flag} {text!r}: must be at least 1 token and at most 1e18")
+    if value != round(value):
+        raise InputError(f"{flag} {text!r}: {value:,.6g} is not a whole number of tokens")
     return value
 
 
@@ -227,7 +229,18 @@ def register(app: typer.Typer) -> None:
             if fsdp != "none" and (named := typed_flags(ctx, "zero")):
                 raise InputError(f"{named[0]} {zero} and --fsdp {fsdp} both choose how the states are sharded (--fsdp full is ZeRO-3): "
                                  "give one of them")  # fmt: skip
-            batch = gbt or max(DEFAULT_BATCH[method], n_dp * micro_batch * seq_len)
+            if (deadline_days is not None or budget is not None) and n_tokens is None:  # before any output: exit 2 prints nothing else
+                raise InputError("--deadline-days and --budget need --tokens")
+            per_step = n_dp * micro_batch * seq_len  # one micro-batch on every data-parallel replica
+            if gbt is not None and gbt % per_step:  # frameworks step whole micro-batches on every replica (gradient accumulation)
+                rounds = max(round(gbt / per_step), 1)
+                info(f"aicap: note: --global-batch-tokens {gbt:,} is costed as {rounds * per_step:,}: {rounds:,} round(s) of one "
+                     f"micro-batch ({micro_batch} × {seq_len:,} tokens) on each of the {n_dp:,} data-parallel replicas")  # fmt: skip
+                gbt = rounds * per_step
+            if gbt is None and per_step > DEFAULT_BATCH[method]:
+                info(f"aicap: note: the global batch is {per_step:,} tokens, one micro-batch on each of the {n_dp:,} replicas, above the "
+                     f"{DEFAULT_BATCH[method]:,}-token default (--global-batch-tokens sets it; a larger batch can change convergence)")  # fmt: skip
+            batch = gbt or max(DEFAULT_BATCH[method], per_step)
             fields = {"tp": tp, "pp": pp, "cp": cp, "dp": n_dp, "ep": ep, "virtual_pipeline": vp, "zero": zero,
                       "fsdp": fsdp, "recompute": recompute, "micro_batch": micro_batch, "seq_len": seq_len,
                       "global_batch_tokens": batch, "offload": offload, **recipe_fields}  # fmt: skip
@@ -244,8 +257,6 @@ def register(app: typer.Typer) -> None:
                 info(f"aicap: note: {note}")
             if not res.fits:
                 raise InfeasibleError(f"{res.model} does not fit on {res.hardware}: {res.advice[0]}")
-            if (deadline_days is not None or budget is not None) and n_tokens is None:
-                raise InputError("--deadline-days and --budget need --tokens")
             if deadline_days is not None and res.wall_clock_days is not None and res.wall_clock_days > deadline_days:
                 raise InfeasibleError(f"the job takes {duration(res.wall_clock_days)}, over the {deadline_days:g}-day deadline")
             cost = res.usd.get(pricing)

@@ -98,10 +98,14 @@ def register(app: typer.Typer) -> None:
         fmt: FormatOpt = Format.table,
     ) -> None:  # fmt: skip
         """Score the performance model against measured cases: per-case error, then median/p90/max per kind and hardware."""
+        from aicap.cli.files import check_writable
         from aicap.sizing.calibrate.accuracy import bands_document
         from aicap.sizing.calibrate.validation import CASE_SETS, load_cases, score
         from aicap.sizing.core.errors import InputError
 
+        for flag, target in (("--write-bands", write_bands), ("--write-factors", write_factors)):
+            if target is not None:  # before the minutes of scoring, not after
+                check_writable(target, flag)
         if case_set == "training":
             if cases is not None or write_bands is not None:
                 raise InputError("--set training scores the shipped training cases; it takes no cases file or --write-bands")
@@ -186,10 +190,12 @@ def register(app: typer.Typer) -> None:
         fmt: FormatOpt = Format.table,
     ) -> None:  # fmt: skip
         """Fit efficiency factors per device family to measurements and write a catalogue overlay."""
+        from aicap.cli.files import check_writable
         from aicap.sizing.calibrate.calibration import calibrate, overlay_yaml
         from aicap.sizing.calibrate.validation import load_cases
         from aicap.sizing.core.errors import InputError
 
+        check_writable(output, "--output")
         cat = catalogue()
         fits = calibrate(load_cases(measurements), cat, measurements.name, refine=True)
         if not fits:

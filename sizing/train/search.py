@@ -200,6 +200,7 @@ def search(cat: CatalogueLike, spec: SearchSpec, factors: TrainingFactors) -> Se
     fastest: tuple[float, str] | None = None
     cheapest: tuple[float, str] | None = None
     smallest_need: tuple[float, str] | None = None
+    most_devices = 0  # the largest layout evaluated: the global batch caps data parallelism below --max-devices
     for inst in _instances(cat, spec):
         dev = cat.devices[inst.device]
         # A multi-host TPU slice is built of full hosts (a v6e-128 is 16 v6e-8 hosts), not of one-chip VMs.
@@ -212,6 +213,7 @@ def search(cat: CatalogueLike, spec: SearchSpec, factors: TrainingFactors) -> Se
             continue
         ev = evaluate(shape, g, Hardware(dev, cat.efficiency_for(dev), generic_runtime(cat), fabric), factors)
         evaluated += len(g)
+        most_devices = max(most_devices, int(g.devices.max()))
         total = ev.memory.total
         need = float(total.min())
         if smallest_need is None or need - ev.memory.capacity < smallest_need[0]:
@@ -242,7 +244,7 @@ def search(cat: CatalogueLike, spec: SearchSpec, factors: TrainingFactors) -> Se
         options.append(Option(inst, setup_of_row(g, row, spec), int(n_inst[j]), float(days[j]), float(usd[j]),
                               float(ev.tokens_per_s_per_device[row])))  # fmt: skip
     if not options:
-        raise InfeasibleError(_reason(spec, fastest, cheapest, smallest_need))
+        raise InfeasibleError(_reason(spec, fastest, cheapest, smallest_need, most_devices))
     best = _best(options, spec)
     per_device: dict[str, Option] = {}
     for o in sorted(options, key=lambda o: _key(o, spec)):
@@ -261,15 +263,19 @@ def _best(options: Iterable[Option], spec: SearchSpec) -> Option:
 
 
 def _reason(spec: SearchSpec, fastest: tuple[float, str] | None, cheapest: tuple[float, str] | None,
-            smallest: tuple[float, str] | None) -> str:  # fmt: skip
+            smallest: tuple[float, str] | None, most_devices: int = 0) -> str:  # fmt: skip
     name = spec.model.id
     if fastest is None:
         where = f"; closest: {smallest[1]}" if smallest else ""
         return f"no layout of {name} fits in memory on any instance within {spec.max_devices} devices{where}"
     parts = []
     if spec.deadline_days is not None and fastest[0] > spec.deadline_days:
-        parts.append(f"the fastest job takes {fastest[0]:.1f} days (on {fastest[1]}), over the {spec.deadline_days:g}-day deadline; "
-                     f"raise --max-devices or the deadline")  # fmt: skip
+        if 0 < most_devices < spec.max_devices:  # the batch, not --max-devices, bounds how wide the job can go
+            fix = (f"a step of {spec.global_batch_tokens:,.0f} tokens spreads over at most {most_devices:,} devices here: raise "
+                   "--global-batch-tokens, or the deadline")  # fmt: skip
+        else:
+            fix = "raise --max-devices or the deadline"
+        parts.append(f"the fastest job takes {fastest[0]:.1f} days (on {fastest[1]}), over the {spec.deadline_days:g}-day deadline; {fix}")
     if spec.budget_usd is not None and cheapest is not None and cheapest[0] > spec.budget_usd:
         parts.append(f"the cheapest job costs ${cheapest[0]:,.0f} (on {cheapest[1]}), over the ${spec.budget_usd:,.0f} budget")
     if not parts:

@@ -1032,3 +1032,15 @@ def test_an_unknown_region_or_family_is_an_input_error_on_its_line(aicap, tmp_pa
                  f"constraints:\n  {key}: [{value}]\n")  # fmt: skip
     r = aicap("-q", "size", str(f))
     assert r.code == 2 and r.stderr.startswith(f"aicap: error: {f}:5: ") and needle in r.stderr and r.stderr.count("\n") == 1
+
+
+@pytest.mark.parametrize("args", [("validate", "--set", "training", "--write-factors"), ("validate", "--write-bands"),
+                                  ("calibrate", "CASES", "--output")])  # fmt: skip
+def test_an_unwritable_output_is_refused_before_any_result(aicap, tmp_path, args) -> None:  # type: ignore[no-untyped-def]
+    # validate printed its whole table (after seconds of scoring), then failed to write
+    cases = tmp_path / "c.csv"
+    cases.write_text("id,model,hardware,devices,tp,pp,weights_dtype,kv_dtype,kind,input_tokens,output_tokens,batch,metric,value\n"
+                     "a,llama-2-7b,a100-80gb-sxm,1,1,1,bf16,bf16,single_stream,5,200,1,single_stream_tok_s,90\n")  # fmt: skip
+    argv = [str(cases) if a == "CASES" else a for a in args]
+    r = aicap(*argv, str(tmp_path / "missing" / "out.yaml"))
+    assert r.code == 2 and r.stdout == "" and "does not exist" in r.stderr

@@ -40,7 +40,21 @@ def test_json_carries_the_documented_fields_and_is_deterministic(aicap: Any) -> 
                                                  "host_offload", "host_capacity"}  # fmt: skip
     assert doc["instances"] == 2 and doc["usd"]["on_demand"] == pytest.approx(2 * 55.04 * doc["wall_clock_days"] * 24)
     assert doc["energy_kwh"] == pytest.approx(16 * 700 * doc["wall_clock_days"] * 24 / 1000)
-    assert doc["tokens_per_step"] == 4_000_000
+    assert doc["tokens_per_step"] == 31 * 16 * 8192  # 4M rounded to whole micro-batches on the 16 replicas (noted on stderr)
+    assert "--global-batch-tokens 4,000,000 is costed as 4,063,232" in a.stderr
+
+
+def test_train_refuses_before_it_prints_and_rejects_fractional_tokens(aicap: Any) -> None:
+    base = ("train", "-m", "llama-3.1-8b", "--hardware", "h100-sxm", "--devices", "8")
+    r = aicap(*base, "--budget", "10")  # it printed the whole table, then the error
+    assert r.code == 2 and r.stdout == "" and "--budget need --tokens" in r.stderr
+    r = aicap(*base, "--tokens", "1.5")
+    assert r.code == 2 and r.stdout == "" and "not a whole number of tokens" in r.stderr
+
+
+def test_a_search_held_back_by_the_global_batch_says_so(aicap: Any) -> None:
+    r = aicap("train", "-m", "llama-3.1-8b", "--tokens", "1T", "--deadline-days", "0.01", "--cloud", "aws", "--max-devices", "1000000")
+    assert r.code == 3 and "raise --global-batch-tokens" in r.stderr
 
 
 def test_search_meets_the_deadline_and_lists_each_device_type(aicap: Any) -> None:
