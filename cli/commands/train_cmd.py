@@ -255,6 +255,7 @@ def register(app: typer.Typer) -> None:
             emit(View(doc, [Table(f"Training job: {res.model}", ["", "value"], job_rows(doc), _caption(doc))], csv=flat_table(doc)), fmt)
             for note in res.notes:
                 info(f"aicap: note: {note}")
+            _note_overlaid_factors(cat, [res.hardware])
             if not res.fits:
                 raise InfeasibleError(f"{res.model} does not fit on {res.hardware}: {res.advice[0]}")
             if deadline_days is not None and res.wall_clock_days is not None and res.wall_clock_days > deadline_days:
@@ -318,6 +319,22 @@ def register(app: typer.Typer) -> None:
         emit(View(doc, tables, csv=flat_table(doc)), fmt)
         for note in plan.best.notes:
             info(f"aicap: note: {note}")
+        _note_overlaid_factors(cat, [best["hardware"]])
+
+
+def _note_overlaid_factors(cat: Any, devices: list[str]) -> None:
+    """Say when a device's efficiency factors come from an overlay (``aicap calibrate``, ``--catalog``).
+
+    The training step model and its band were fitted with the shipped factors, so the overlay moves the answer and the
+    band no longer says how far it can be off.
+    """
+    for dev_id in dict.fromkeys(devices):
+        family = cat.devices[dev_id].family if dev_id in cat.devices else None
+        where = [line.split(" overridden by ", 1)[1] for line in cat.overrides
+                 if family is not None and line.startswith(f"efficiency '{family}'")]  # fmt: skip
+        if where:
+            info(f"aicap: note: {family}'s efficiency factors come from {where[-1]}, not the shipped catalogue: the training "
+                 "figures move with them, and the band was measured with the shipped factors")  # fmt: skip
 
 
 def _one_line(exc: Exception) -> str:

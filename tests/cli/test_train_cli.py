@@ -285,3 +285,15 @@ def test_schedule_options_that_hide_nothing_say_so(aicap: Any) -> None:
                    "-f", "json")  # fmt: skip
     assert staged.code in (0, 3), staged.stderr
     assert any("pipeline stages" in n and "last stage" in n for n in staged.json()["notes"])
+
+
+def test_train_notes_efficiency_factors_from_an_overlay(aicap: Any, tmp_path: Any) -> None:
+    """A serving calibration's overlay moves training answers too: say so, since the band was not measured with it."""
+    overlay = tmp_path / "mine.yaml"
+    overlay.write_text("efficiency:\n  - {family: nvidia-hopper, compute: 0.7, memory: 0.7, source: my benchmark}\n")
+    args = ("train", "-m", "llama-3.1-8b", "--hardware", "p5.48xlarge", "--devices", "8", "--tokens", "1T", "-f", "json")
+    plain, mine = aicap(*args), aicap("--catalog", str(overlay), *args)
+    assert plain.code == mine.code == 0
+    assert "come from" not in plain.stderr
+    assert f"nvidia-hopper's efficiency factors come from {overlay}" in mine.stderr
+    assert mine.json()["tokens_per_s_per_device"] != plain.json()["tokens_per_s_per_device"]
