@@ -261,7 +261,15 @@ def _cases_from_csv(path: Path) -> list[dict[str, Any]]:
                 raise InputError(f"{path}:{n}: each row needs a 'metric' name and a numeric 'value'")
             if not case_id:
                 raise InputError(f"{path}:{n}: each row needs a case 'id'")
-            _, case = rows.setdefault(case_id, (n, {k: v or None for k, v in row.items()}))
+            fields = {k: v or None for k, v in row.items()}
+            first, case = rows.setdefault(case_id, (n, fields))
+            clash = [k for k, v in fields.items() if v is not None and case.get(k) != v]  # a blank cell repeats the case's
+            if clash:  # a row of the same case must repeat its setup: it used to be scored against the first row's
+                k = clash[0]
+                raise InputError(f"{path}:{n}: case '{case_id}' has {k} {fields[k]!r} here but {case.get(k)!r} on line {first}; "
+                                 "rows of one case share every field but metric and value (give each setup its own id)")  # fmt: skip
+            if metric in case.get("metrics", {}):
+                raise InputError(f"{path}:{n}: case '{case_id}' gives {metric} twice (also on an earlier row)")
             case.setdefault("metrics", {})[metric] = value
     except csv.Error as exc:
         raise InputError(f"{path}: malformed CSV: {exc}") from None

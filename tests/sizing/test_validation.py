@@ -48,3 +48,23 @@ def test_stored_error_bands_match_the_current_model(report: ValidationReport) ->
     assert set(stored) == set(current), "run: aicap validate --write-bands hardware_db/validation/accuracy.yaml"
     for k, v in current.items():
         assert stored[k] == pytest.approx(v, abs=0.15), f"stale band for {k}; re-run aicap validate --write-bands"
+
+
+def test_csv_rows_of_one_case_must_agree_on_its_setup(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    # A second row with the same id but another model was scored against the first row's setup (2,280% off, exit 0).
+    from aicap.sizing.core.errors import InputError
+
+    head = "id,model,hardware,devices,tp,pp,weights_dtype,kv_dtype,kind,input_tokens,output_tokens,batch,metric,value\n"
+    row = "a,llama-2-7b,a100-80gb-sxm,1,1,1,bf16,bf16,single_stream,5,200,1,"
+    ok = tmp_path / "ok.csv"
+    ok.write_text(head + row + "single_stream_tok_s,90\n" + "a,,,,,,,,,,,,ttft_ms_mean,20\n")  # blank cells repeat the case's
+    (case,) = load_cases(ok)
+    assert set(case["metrics"]) == {"single_stream_tok_s", "ttft_ms_mean"}
+    bad = tmp_path / "bad.csv"
+    bad.write_text(head + row + "single_stream_tok_s,90\n" + row.replace("llama-2-7b", "llama-2-13b") + "requests_s,5\n")
+    with pytest.raises(InputError, match=r"bad.csv:3: case 'a' has model 'llama-2-13b' here but 'llama-2-7b' on line 2"):
+        load_cases(bad)
+    twice = tmp_path / "twice.csv"
+    twice.write_text(head + row + "single_stream_tok_s,90\n" + row + "single_stream_tok_s,91\n")
+    with pytest.raises(InputError, match="gives single_stream_tok_s twice"):
+        load_cases(twice)
