@@ -20,6 +20,24 @@ def _summary_rows(summary: dict[str, dict[str, float]]) -> list[list[Any]]:
     return [[g, int(s["n"]), round(s["median"], 1), round(s["p90"], 1), round(s["max"], 1)] for g, s in summary.items()]
 
 
+def _warn_near_miss_fields(path: Path, loaded: list[dict[str, Any]]) -> None:
+    """Warn of a case field that is not read but is one letter or so from one that is (``tpp`` for ``tp``).
+
+    Fields aicap does not read are kept (sources, notes), so a misspelt one would be silently ignored.
+    """
+    import difflib
+
+    from aicap.sizing.calibrate.validation import Case
+
+    known = set(Case.model_fields)
+    for case in loaded:
+        for key in case:
+            near = difflib.get_close_matches(key, known, n=1, cutoff=0.8) if key not in known else []
+            if near:
+                info(f"aicap: warning: {path}: case '{case.get('id')}': field '{key}' is not read; did you mean '{near[0]}'?")
+                return
+
+
 def _validate_training(write_factors: Path | None, fmt: Format) -> None:
     """Score the training model in-sample and leave-one-source-out; optionally refit and write its factors."""
     import datetime as dt
@@ -125,7 +143,16 @@ def register(app: typer.Typer) -> None:
         cat = catalogue()
         which = list(CASE_SETS) if case_set == "all" else [case_set]
         loaded = load_cases(cases) if cases is not None else [c for w in which for c in load_cases(which=w)]
+        if cases is not None and not loaded:
+            raise InputError(f"{cases}: no cases in the file (a YAML list of cases, or CSV rows of id, fields, metric, value)")
         report = score(loaded, cat)
+        skipped = {r.case_id: r.note for r in report.rows if r.predicted is None and r.note.startswith("skipped")}
+        if cases is not None and skipped:  # unscored cases stay in the table (and exit 0, for held-out sets naming other models)
+            first, why = next(iter(skipped.items()))
+            info(f"aicap: warning: {len(skipped)} of {len({c['id'] for c in loaded})} cases in {cases} not scored; first, "
+                 f"'{first}': {why.removeprefix('skipped: ').split('; valid ')[0].split(' valid ')[0]}")  # fmt: skip
+        if cases is not None:
+            _warn_near_miss_fields(cases, loaded)
         rows = [[r.case_id, r.kind, r.metric, r.measured, None if r.predicted is None else round(r.predicted, 4),
                  None if r.error_pct is None else round(r.error_pct, 1), r.note] for r in report.rows]  # fmt: skip
         by_kind, by_hw, by_class = report.summary("kind"), report.summary("hardware"), report.summary("class")

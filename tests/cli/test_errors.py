@@ -1044,3 +1044,21 @@ def test_an_unwritable_output_is_refused_before_any_result(aicap, tmp_path, args
     argv = [str(cases) if a == "CASES" else a for a in args]
     r = aicap(*argv, str(tmp_path / "missing" / "out.yaml"))
     assert r.code == 2 and r.stdout == "" and "does not exist" in r.stderr
+
+
+def test_validate_says_what_it_did_not_score_and_refuses_an_empty_file(aicap, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    head = "id,model,hardware,devices,tp,pp,weights_dtype,kv_dtype,kind,input_tokens,output_tokens,batch,metric,value\n"
+    good = "a,llama-2-7b,a100-80gb-sxm,1,1,1,bf16,bf16,single_stream,5,200,1,single_stream_tok_s,90\n"
+    typo = "b,llama-2-7b,a100-80gb-sxmm,1,1,1,bf16,bf16,single_stream,5,200,1,single_stream_tok_s,90\n"
+    cases = tmp_path / "c.csv"
+    cases.write_text(head + good + typo)
+    r = aicap("validate", str(cases), "-f", "json")
+    assert r.code == 0 and len(r.json()["rows"]) == 2  # held-out sets may name models aicap lacks: listed, not fatal
+    assert "1 of 2 cases in" in r.stderr and "'b': unknown hardware 'a100-80gb-sxmm': did you mean a100-80gb-sxm" in r.stderr
+    (tmp_path / "empty.yaml").write_text("[]\n")
+    r = aicap("validate", str(tmp_path / "empty.yaml"))
+    assert r.code == 2 and r.stdout == "" and "no cases in the file" in r.stderr
+    (tmp_path / "t.yaml").write_text("- {id: a, model: llama-2-7b, hardware: a100-80gb-sxm, devices: 1, tpp: 1, kind: single_stream,\n"
+                                     "   input_tokens: 5, output_tokens: 200, batch: 1, metrics: {single_stream_tok_s: 90}}\n")  # fmt: skip
+    r = aicap("validate", str(tmp_path / "t.yaml"), "-f", "json")
+    assert r.code == 0 and "field 'tpp' is not read; did you mean 'tp'?" in r.stderr
