@@ -319,6 +319,9 @@ def register(app: typer.Typer) -> None:
         emit(View(doc, tables, csv=flat_table(doc)), fmt)
         for note in plan.best.notes:
             info(f"aicap: note: {note}")
+        if best["mfu_pct"] < 10.0:  # the deadline bought devices the batch cannot keep busy
+            info(f"aicap: warning: the plan runs at {best['mfu_pct']:.1f}% MFU: most of each step is pipeline bubble and communication, "
+                 "not compute; a larger --global-batch-tokens (or a later deadline) runs the job on far fewer devices")  # fmt: skip
         _note_overlaid_factors(cat, [best["hardware"]])
 
 

@@ -117,8 +117,9 @@ def _check(cat: CatalogueLike, spec: SearchSpec) -> None:
                          "a step trains whole sequences")  # fmt: skip
     rows = _instances(cat, spec)
     if not rows:
-        raise InputError(f"no accelerator instance with a {spec.pricing} price matches --hardware {', '.join(spec.hardware) or 'any'} "
-                         f"and --cloud {', '.join(spec.clouds) or 'any'}")  # fmt: skip
+        hint = "" if spec.pricing == "owned" else " (a device bought outright: --pricing owned)"
+        raise InputError(f"no accelerator instance with a price for --pricing {spec.pricing} matches --hardware "
+                         f"{', '.join(spec.hardware) or 'any'} and --cloud {', '.join(spec.clouds) or 'any'}{hint}")  # fmt: skip
     if not any(spec.recipe.precision in cat.devices[i.device].peak_tflops for i in rows):
         raise InputError(f"--precision {spec.recipe.precision}: none of the matching devices has that tensor rate")
     if not any(i.devices <= spec.max_devices for i in rows):

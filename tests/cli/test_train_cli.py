@@ -297,3 +297,11 @@ def test_train_notes_efficiency_factors_from_an_overlay(aicap: Any, tmp_path: An
     assert "come from" not in plain.stderr
     assert f"nvidia-hopper's efficiency factors come from {overlay}" in mine.stderr
     assert mine.json()["tokens_per_s_per_device"] != plain.json()["tokens_per_s_per_device"]
+
+
+def test_a_search_that_buys_idle_devices_to_meet_a_deadline_warns(aicap: Any) -> None:
+    # 262,144 B200 at 1.1% MFU for $6.1 billion came back as the plan without a word
+    r = aicap("train", "-m", "llama-3.1-405b", "--tokens", "15T", "--max-devices", "1000000", "--deadline-days", "70",
+              "--hardware", "b200", "-f", "json")  # fmt: skip
+    assert r.code == 0, r.stderr
+    assert r.json()["plan"]["mfu_pct"] < 10 and "% MFU: most of each step is pipeline bubble" in r.stderr
