@@ -34,8 +34,10 @@ BYTES_PER_ELEMENT: dict[str, float] = {
 #: Weight formats stored as 4-bit floats with block scales; they multiply on the ``fp4`` tensor path.
 FP4_FORMATS: frozenset[str] = frozenset({"nvfp4", "mxfp4"})
 
+KvDtype = Literal["fp32", "bf16", "fp16", "fp8", "int8"]
+
 WEIGHT_DTYPES: tuple[str, ...] = get_args(WeightDtype)
-KV_DTYPES: tuple[str, ...] = ("fp32", "bf16", "fp16", "fp8", "int8")
+KV_DTYPES: tuple[str, ...] = get_args(KvDtype)
 
 
 def storage_formats(weights_dtype: str, peaks: dict[str, float], kv_dtype: str | None = None) -> tuple[str, str]:

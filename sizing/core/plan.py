@@ -21,6 +21,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from aicap.sizing.core.constraints import Objective
+from aicap.sizing.core.dtypes import KvDtype, WeightDtype
 from aicap.sizing.core.fleet import Fleet, Percentile
 
 SCHEMA_VERSION = 2
@@ -54,8 +55,8 @@ class Deployment(_Doc):
     devices: int = Field(ge=1, description="devices all replicas occupy")
     instances: float = Field(ge=0, description="share of whole instances the replicas occupy")
     max_running: int = Field(ge=1, description="most requests one replica holds at once (KV-cache slots at the longest request)")
-    weights_dtype: str
-    kv_dtype: str
+    weights_dtype: WeightDtype
+    kv_dtype: KvDtype
     requests_per_s: float = Field(ge=0, description="planned load on all replicas of this deployment")
     capacity_requests_per_s: float = Field(ge=0, description="most these replicas carry within both targets")
     utilisation: float = Field(ge=0, description="planned load over capacity")

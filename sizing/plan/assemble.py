@@ -13,11 +13,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from importlib.metadata import PackageNotFoundError, version
+from typing import cast
 
 import numpy as np
 
 from aicap.sizing.calibrate.accuracy import error_bands
 from aicap.sizing.core.catalogue import CatalogueLike
+from aicap.sizing.core.dtypes import KvDtype, WeightDtype
 from aicap.sizing.core.engines import engine_for
 from aicap.sizing.core.fleet import Fleet
 from aicap.sizing.core.fleet import Workload as FleetWorkload
@@ -126,8 +128,9 @@ def _deployments(mine: list[tuple[Candidate, int]], loads: list[float], needed: 
         out.append(Deployment(
             instance_type=cand.instance, hardware=cand.hardware, tp=cand.tp, pp=cand.pp, ep=cand.tp if cand.dp_attention > 1 else 1,
             dp_attention=cand.dp_attention, replicas=r, devices=r * cand.devices,
-            instances=sig(r * cand.devices / inst.devices, 3), max_running=cand.slots, weights_dtype=cand.weights_dtype,
-            kv_dtype=cand.kv_dtype, requests_per_s=sig(load), capacity_requests_per_s=sig(cand.capacity_rps * r),
+            instances=sig(r * cand.devices / inst.devices, 3), max_running=cand.slots,
+            weights_dtype=cast(WeightDtype, cand.weights_dtype), kv_dtype=cast(KvDtype, cand.kv_dtype), requests_per_s=sig(load),
+            capacity_requests_per_s=sig(cand.capacity_rps * r),
             utilisation=sig(load / max(cand.capacity_rps * r, 1e-12), 3), ttft_ms=sig(ttft),
             tpot_ms=sig(tpot) if cand.tpot_ms is not None else None,
             usd_per_hour=money(usd), usd_per_month=money(usd * hours),

@@ -285,6 +285,12 @@ def evaluate(policy: Policy, plan: Plan, baseline: Plan | None = None) -> list[R
     rows.extend(_latency_rows(lim, plan.workloads, None if baseline is None else {w.name: w for w in baseline.workloads}))
     if baseline is None:
         rows.extend(_unchecked(lim, BASELINE_LIMITS, "needs a baseline plan (--baseline)"))
+    ver = plan.verification
+    if ver is not None and not ver.holds:  # the plan's own simulation broke its promise: no limit may pass it
+        missed = [v.workload for v in ver.workloads if not v.holds]
+        rows.append(Row("verification", "fail", "fail", "does not hold", "holds",
+                        f"aicap size --verify simulated the plan and {', '.join(repr(m) for m in missed) or 'a workload'} "
+                        "missed its targets"))  # fmt: skip
     return rows
 
 

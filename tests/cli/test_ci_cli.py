@@ -172,3 +172,48 @@ def test_diff_names_the_layouts_that_changed(aicap, plans) -> None:
     same = aicap("diff", str(plans[1]), str(plans[1]), "-f", "json").json()
     assert same["workloads"][0]["status"] == "unchanged"
     assert "Layouts that changed" not in aicap("diff", str(plans[1]), str(plans[1])).stdout
+
+
+@pytest.mark.parametrize(("edit", "says"), [
+    (lambda d: d["totals"].update(usd_per_month=1.0), "totals.usd_per_month 1.00 is not totals.usd_per_hour × hours_per_month"),
+    (lambda d: d["totals"].update(usd_per_hour=1.0, usd_per_month=730.0), "is not the instances' sum"),
+    (lambda d: d["workloads"][0].update(usd_per_month=1.0), "the workloads' usd_per_month sum to"),
+    (lambda d: d["workloads"][0]["deployments"][0].update(replicas=50), "50 replica(s) of TP"),
+])  # fmt: skip
+def test_an_edited_plan_does_not_pass_the_budget_gate(aicap, plans, edit, says) -> None:  # type: ignore[no-untyped-def]
+    """check judged a plan by its own totals: one edited to $1/month passed a $30,000 budget (exit 0)."""
+    base, _ = plans
+    doc = json.loads(base.read_text())
+    edit(doc)
+    edited = base.with_name("edited.json")
+    edited.write_text(json.dumps(doc))
+    r = aicap("check", str(edited), "--budget-monthly", "30000")
+    assert r.code == 2 and says in r.stderr and "size it again" in r.stderr
+    assert aicap("check", str(base), "--budget-monthly", "30000").code == 0  # the plan as sized passes
+
+
+def test_an_unknown_format_in_a_plan_is_an_input_error(aicap, plans) -> None:  # type: ignore[no-untyped-def]
+    base, _ = plans  # simulate raised an internal error (KeyError: 'fp7')
+    doc = json.loads(base.read_text())
+    doc["workloads"][0]["deployments"][0]["weights_dtype"] = "fp7"
+    edited = base.with_name("fp7.json")
+    edited.write_text(json.dumps(doc, indent=2))
+    for cmd in ("simulate", "export"):
+        r = aicap(cmd, str(edited), *(["--to", "vllm"] if cmd == "export" else []))
+        assert r.code == 2 and "weights_dtype" in r.stderr and "'fp7'" in r.stderr and "mxfp4" in r.stderr
+
+
+def test_check_fails_a_plan_whose_own_verification_failed(aicap, plans) -> None:  # type: ignore[no-untyped-def]
+    base, _ = plans
+    r = aicap("-q", "size", str(base.with_name("base.yaml")), "--verify", "--output", str(base.with_name("v.json")))
+    assert r.code == 0, r.stderr
+    doc = json.loads(base.with_name("v.json").read_text())
+    assert doc["verification"]["holds"] is True
+    assert aicap("check", str(base.with_name("v.json")), "--budget-monthly", "1e6").code == 0
+    doc["verification"]["holds"] = False
+    doc["verification"]["workloads"][0]["holds"] = False
+    base.with_name("vf.json").write_text(json.dumps(doc))
+    r = aicap("check", str(base.with_name("vf.json")), "--budget-monthly", "1e6", "-f", "json")
+    assert r.code == 1
+    (row,) = [x for x in r.json()["limits"] if x["limit"] == "verification"]
+    assert row["status"] == "fail" and "'chat' missed its targets" in row["detail"]
