@@ -532,8 +532,8 @@ def test_what_cannot_start_a_replica_over_machines_is_refused(aicap, tmp_path: P
     doc = json.loads(plan.read_text())
     doc["workloads"][0]["deployments"][0].update(tp=32, ep=32, dp_attention=2)  # hand-edited: groups of 16 over an 8-GPU domain
     (tmp_path / "bad.json").write_text(json.dumps(doc))
-    bad = aicap("export", str(tmp_path / "bad.json"), "--to", "vllm")
-    assert bad.code == 2 and "attention groups" in bad.stderr and "size the plan again" in bad.stderr
+    bad = aicap("export", str(tmp_path / "bad.json"), "--to", "vllm")  # its devices no longer add up: refused on reading
+    assert bad.code == 2 and "TP32·PP1 hold 32 devices, not 16" in bad.stderr and "size it again" in bad.stderr
     # TensorRT-LLM runs one attention group per device: a plan with groups of 2 devices is not its to launch
     one = aicap("size", "-m", "deepseek-v3", "--rate", "1", "--hardware", "h200-sxm", "--precision", "fp8", "--cloud", "aws",
                 "--ttft-ms", "5000", "-o", str(tmp_path / "h200.json"), "-f", "json")  # fmt: skip
