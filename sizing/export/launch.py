@@ -11,6 +11,7 @@ engine cannot express is left out and said in ``notes``, never guessed.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from dataclasses import dataclass, field
 
@@ -181,6 +182,25 @@ def deployment_settings(plan: Plan, cat: CatalogueLike) -> list[Settings]:
                                  f"placeholder '<{spec.method.upper()} head for {repo}>' with its path or Hugging Face id")  # fmt: skip
             out.append(Settings(dns_label(f"{pw.name}-{k}"), pw.name, k, engine, d.instance_type, d.hardware, d.replicas, d.tp * d.pp,
                                 v, notes, resolved.id))  # fmt: skip
+    return _unique_names(out)
+
+
+def _unique_names(settings: list[Settings]) -> list[Settings]:
+    """Settings whose object names are distinct: two workload names that clean up alike get a short hash each.
+
+    ``Chat_Bot`` and ``chat-bot``, or two names alike in their first 53 characters, made one name, and the second
+    Deployment replaced the first; each of those now ends in ``-`` and six hex digits of its own name.
+    """
+    import hashlib
+    from collections import Counter
+
+    seen = Counter(s.name for s in settings)
+    out = []
+    for s in settings:
+        if seen[s.name] > 1:
+            tag = hashlib.sha1(f"{s.workload}-{s.index}".encode()).hexdigest()[:6]
+            s = dataclasses.replace(s, name=f"{s.name[:46].rstrip('-')}-{tag}")
+        out.append(s)
     return out
 
 

@@ -555,3 +555,20 @@ def test_the_sizer_spreads_attention_groups_over_machines_only_for_engines_that_
                  "--hardware", "h200-sxm", "--precision", "fp8", "--cloud", "aws", "--engine", "trtllm", "-f", "json")  # fmt: skip
     assert h200.code == 0, h200.stderr
     assert all(d["tp"] * d["pp"] <= 8 for d in h200.json()["workloads"][0]["deployments"])
+
+
+def test_workload_names_that_clean_up_alike_get_distinct_kubernetes_names(aicap, tmp_path: Path) -> None:
+    # 'Chat_Bot' and 'chat-bot' both became chat-bot-0: the second Deployment replaced the first (exit 0)
+    fleet = tmp_path / "f.yaml"
+    fleet.write_text("workloads:\n"
+                     "  - {name: Chat_Bot, model: llama-3.1-8b, requests_per_s: 1, input_tokens: 500, output_tokens: 100}\n"
+                     "  - {name: chat-bot, model: qwen2.5-7b, requests_per_s: 1, input_tokens: 500, output_tokens: 100}\n"
+                     "constraints: {clouds: [aws]}\n")  # fmt: skip
+    plan = tmp_path / "p.json"
+    assert aicap("-q", "size", str(fleet), "-o", str(plan), "-f", "json").code == 0
+    out = tmp_path / "k8s"
+    r = aicap("export", str(plan), "--to", "k8s", "--output-dir", str(out))
+    assert r.code == 0, r.stderr
+    names = {line.split(":", 1)[1].strip() for f in out.iterdir() for line in f.read_text().splitlines() if line.startswith("  name:")}
+    deployments = [n for n in names if n.startswith("chat-bot-0")]
+    assert len(deployments) == 2 and all(len(n) <= 53 for n in deployments), names
