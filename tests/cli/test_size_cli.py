@@ -241,3 +241,13 @@ def test_size_warns_of_a_fleet_model_file_reusing_a_catalogue_id_with_other_shap
     assert "names itself 'llama-3.1-8b', a catalogue model, but differs from it" in r.stderr
     plain = aicap("size", "--model", "llama-3.1-8b", "--rate", "2", "-f", "json")  # a catalogue id: nothing to say
     assert plain.code == 0 and "names itself" not in plain.stderr
+
+
+def test_min_replicas_on_a_static_fleet_is_refused_not_dropped(aicap, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    # min_replicas: 3 on a 1 req/s workload gave one replica without a word
+    fleet = tmp_path / "f.yaml"
+    fleet.write_text("workloads:\n  - {name: chat, model: llama-3.1-8b, requests_per_s: 1, input_tokens: 500, output_tokens: 100, "
+                     "min_replicas: 3}\n")  # fmt: skip
+    r = aicap("size", str(fleet))
+    assert r.code == 2 and r.stdout == "" and "min_replicas 3 applies to plans over demand periods" in r.stderr
+    assert f"{fleet}:2" in r.stderr
