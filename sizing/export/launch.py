@@ -162,7 +162,7 @@ def deployment_settings(plan: Plan, cat: CatalogueLike) -> list[Settings]:
             if stored is not None and d.weights_dtype != stored and not online:
                 notes.append(f"weights {d.weights_dtype}: {repo} is released in {stored}, and an engine loads a checkpoint in its "
                              f"own format; point the model at a {d.weights_dtype} copy of it")  # fmt: skip
-            if d.kv_dtype not in _SIXTEEN_BIT:
+            if d.kv_dtype not in _SIXTEEN_BIT and model.kind == "decoder":  # an encoder keeps no KV cache to format
                 v["kv_cache_dtype"] = d.kv_dtype
             if rt.eager:  # the plan was sized for an engine without CUDA graphs: launch it so
                 v["eager"] = True

@@ -572,3 +572,13 @@ def test_workload_names_that_clean_up_alike_get_distinct_kubernetes_names(aicap,
     names = {line.split(":", 1)[1].strip() for f in out.iterdir() for line in f.read_text().splitlines() if line.startswith("  name:")}
     deployments = [n for n in names if n.startswith("chat-bot-0")]
     assert len(deployments) == 2 and all(len(n) <= 53 for n in deployments), names
+
+
+def test_an_encoder_is_launched_without_a_kv_cache_format(aicap, tmp_path: Path) -> None:
+    plan = tmp_path / "e.json"  # an embedding model planned in fp8 went out with --kv-cache-dtype fp8_e4m3
+    r = aicap("-q", "size", "--model", "bge-large-en", "--rate", "50", "--input-tokens", "256",
+              "--hardware", "h100-sxm", "--precision", "fp8", "-o", str(plan), "-f", "json")  # fmt: skip
+    assert r.code == 0, r.stderr
+    for target in ("vllm", "sglang"):
+        out = aicap("export", str(plan), "--to", target)
+        assert out.code == 0 and "kv-cache-dtype" not in out.stdout and "--quantization fp8" in out.stdout, (target, out.stdout)
