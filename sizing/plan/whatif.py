@@ -288,7 +288,7 @@ def _model_quality(change: Change, model: str, techniques: tuple[str, ...], cat:
                 "figure is published (figures for other models compare with an unquantised original)", None)  # fmt: skip
     fig = quality.best(techniques, model)
     if fig is None:
-        return f"no published quality figure for {'/'.join(techniques)} in the catalogue", None
+        return f"no published quality figure for {'/'.join(techniques)} on a model of its family in the catalogue", None
     return fig.short(), fig.source
 
 

@@ -160,3 +160,14 @@ def test_spec_mtp_changes_only_models_that_ship_mtp_heads(cat: Catalogue) -> Non
         apply(only_llama, named_change("spec-mtp"), cat)
     got = whatif(fleet, cat, [named_change("spec-mtp")], quality_figures())
     assert got.alternatives[1].usd_per_month is not None and "acceptance" in (got.alternatives[1].quality_note or "")
+
+
+def test_a_quality_figure_is_only_cited_for_a_model_of_its_family() -> None:
+    # Llama-3.1-70B's OpenLLM fp8 figure was cited for an embedding model and for Qwen2.5
+    from aicap.hardware_db.launch import quality_figures
+
+    q = quality_figures()
+    fig = q.best(("fp8",), "llama-3.1-70b")
+    assert fig is not None and "Llama-3.1-70B" in fig.model
+    assert q.best(("fp8",), "bge-large-en") is None
+    assert q.best(("fp8",), "llama-3.1-8b") is not None

@@ -47,9 +47,13 @@ class QualityData(BaseModel):
     quality: list[QualityFigure]
 
     def best(self, techniques: tuple[str, ...], model_id: str) -> QualityFigure | None:
-        """The figure of one of ``techniques`` whose model name shares most tokens with ``model_id`` (first on ties)."""
+        """The figure of one of ``techniques`` whose model name shares most tokens with ``model_id`` (first on ties).
+
+        ``None`` when no figure's model shares a family name with it (a token with a letter that is neither a size
+        nor a variant such as ``instruct``): Llama's figure says nothing of an embedding model or of Qwen.
+        """
         want = _tokens(model_id)
-        found = [q for q in self.quality if q.technique in techniques]
+        found = [q for q in self.quality if q.technique in techniques and _family(want & _tokens(q.model))]
         if not found:
             return None
         return max(found, key=lambda q: (len(want & _tokens(q.model)), -found.index(q)))
@@ -58,3 +62,11 @@ class QualityData(BaseModel):
 def _tokens(name: str) -> set[str]:
     """Lower-case name tokens (``Meta-Llama-3.1-70B-Instruct`` → meta, llama, 3.1, 70b, instruct)."""
     return {t for t in re.split(r"[-_/ ]+", name.lower()) if t}
+
+
+_VARIANTS = frozenset({"instruct", "chat", "base", "it", "hf", "en", "large", "small", "v1", "v2", "v3"})
+
+
+def _family(shared: set[str]) -> bool:
+    """Whether shared name tokens include a family name (``llama``, ``qwen2.5``), not only a size, version or variant."""
+    return any(re.search(r"[a-z]", t) and not re.fullmatch(r"\d+(\.\d+)?[bmk]", t) and t not in _VARIANTS for t in shared)
