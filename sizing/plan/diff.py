@@ -1,7 +1,9 @@
 """What changed between two plans (``aicap diff``): money, devices, layouts, and the latencies promised.
 
 A change that costs nothing can still break a promise, so the headline names the largest latency
-change (TTFT or TPOT percentile of any workload, when it moved by 10% or more) beside the money.
+change in milliseconds (TTFT or TPOT percentile of any workload, among those that moved by 10% or more:
+an embedding's 2 → 17 ms is not the news beside a chat's 708 → 1,460 ms) beside the money. A workload
+whose SLO changed (percentile or targets) gets a note: its latency columns may compare different statistics.
 """
 
 from __future__ import annotations
@@ -50,6 +52,8 @@ def _numbers(w: PlanWorkload) -> dict[str, Any]:
         "usd_per_month": w.usd_per_month,
         "usd_per_million_output_tokens": w.usd_per_million_output_tokens,
         "percentile": w.percentile,
+        "ttft_target_ms": w.ttft_target_ms,
+        "tpot_target_ms": w.tpot_target_ms,
         "ttft_ms": w.ttft_ms,
         "tpot_ms": w.tpot_ms,
         "ttft_margin_pct": w.ttft_margin_pct,
@@ -85,6 +89,7 @@ def diff(base: Plan, head: Plan) -> dict[str, Any]:
     hw = {w.name: _numbers(w) for w in head.workloads}
     rows = []
     moves: list[tuple[float, str]] = []
+    slo_notes: list[str] = []
     for name in sorted(set(bw) | set(hw)):
         a, b = bw.get(name), hw.get(name)
         status = "added" if a is None else "removed" if b is None else "changed" if a != b else "unchanged"
@@ -96,8 +101,15 @@ def diff(base: Plan, head: Plan) -> dict[str, Any]:
         if a is not None and b is not None:
             for k, label in (("ttft_ms", "TTFT"), ("tpot_ms", "TPOT")):
                 pct = row["delta_pct"][k]
-                if pct is not None and abs(pct) >= LATENCY_HEADLINE_PCT:
-                    moves.append((abs(pct), f"{label} {b['percentile']} of '{name}' {a[k]:,.0f} → {b[k]:,.0f} ms ({pct:+,.0f}%)"))
+                if pct is not None and abs(pct) >= LATENCY_HEADLINE_PCT:  # the largest move in ms leads (2 → 17 ms is not news)
+                    moves.append((abs(b[k] - a[k]), f"{label} {b['percentile']} of '{name}' {a[k]:,.0f} → {b[k]:,.0f} ms ({pct:+,.0f}%)"))
+            slo = [f"{what} {a[k] if a[k] is not None else 'none'} → {b[k] if b[k] is not None else 'none'}"
+                   for k, what in (("percentile", "percentile"), ("ttft_target_ms", "TTFT target ms"), ("tpot_target_ms", "TPOT target ms"))
+                   if a[k] != b[k]]  # fmt: skip
+            if slo:
+                same = a["percentile"] == b["percentile"]
+                slo_notes.append(f"'{name}': its SLO changed ({', '.join(slo)})"
+                                 + ("" if same else "; its latency columns compare different percentiles"))  # fmt: skip
     tb, th = base.totals, head.totals
     delta_m = th.usd_per_month - tb.usd_per_month
     pct = 100.0 * delta_m / tb.usd_per_month if tb.usd_per_month else None
@@ -105,7 +117,7 @@ def diff(base: Plan, head: Plan) -> dict[str, Any]:
     headline = f"{sign}${abs(delta_m):,.0f}/month" + (f" ({pct:+.0f}%)" if pct is not None else "")
     if moves:
         headline += "; " + max(moves)[1]
-    notes = []
+    notes = list(slo_notes)
     if base.catalogue.version != head.catalogue.version:
         notes.append(f"plans were made with different catalogues ({base.catalogue.version} → {head.catalogue.version}); "
                      "part of the change may be prices or efficiency factors")  # fmt: skip

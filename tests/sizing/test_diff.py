@@ -36,9 +36,11 @@ def test_headline_names_the_largest_latency_change_beside_the_money() -> None:
     base = plan(10.0, [wl("chat", ttft=1000.0, tpot=50.0), wl("embed", ttft=40.0, tpot=None)])
     head = plan(12.5, [wl("chat", ttft=1150.0, tpot=40.0), wl("embed", ttft=30.0, tpot=None, percentile="p90")])
     d = diff(base, head)
-    # chat TTFT +15%, chat TPOT -20%, embed TTFT -25%: the largest move is embed's, in the head's percentile
-    assert d["headline"] == "+$1,825/month (+25%); TTFT p90 of 'embed' 40 → 30 ms (-25%)"
-    assert d["schema_version"] == 2 and d["notes"] == []
+    # chat TTFT +15% (+150 ms), chat TPOT -20% (-10 ms), embed TTFT -25% (-10 ms): the largest move in ms is chat's TTFT
+    # (by percent it was embed's: a 2 -> 17 ms embedding led the headline over a chat's 708 -> 1,460 ms)
+    assert d["headline"] == "+$1,825/month (+25%); TTFT p99 of 'chat' 1,000 → 1,150 ms (+15%)"
+    assert d["schema_version"] == 2
+    assert d["notes"] == ["'embed': its SLO changed (percentile p99 → p90); its latency columns compare different percentiles"]
 
 
 def test_headline_without_latency_moves_and_for_a_saving() -> None:
@@ -97,12 +99,14 @@ def test_workload_numbers_and_deltas() -> None:
     assert row["base"] == {
         "layout": "generic: 2× TP1·PP1 bf16 (KV bf16) batch 8 on x; 3× TP1·PP1 bf16 (KV bf16) batch 8 on x",
         "instances": 0.583, "devices": 5, "hardware": "2×h100-sxm, 3×l4", "usd_per_hour": 3.0, "usd_per_month": 2190.0,
-        "usd_per_million_output_tokens": None, "percentile": "p99", "ttft_ms": 300.0, "tpot_ms": None, "ttft_margin_pct": 10.0,
+        "usd_per_million_output_tokens": None, "percentile": "p99", "ttft_target_ms": None, "tpot_target_ms": None,
+            "ttft_ms": 300.0, "tpot_ms": None, "ttft_margin_pct": 10.0,
         "tpot_margin_pct": 20.0,
     }  # fmt: skip
     assert row["delta"] == {
         "layout": None, "instances": 0.417, "devices": 3, "hardware": None, "usd_per_hour": 0.25, "usd_per_month": 182.5,
-        "usd_per_million_output_tokens": None, "percentile": None, "ttft_ms": -100.0, "tpot_ms": None, "ttft_margin_pct": 0.0,
+        "usd_per_million_output_tokens": None, "percentile": None, "ttft_target_ms": None, "tpot_target_ms": None,
+            "ttft_ms": -100.0, "tpot_ms": None, "ttft_margin_pct": 0.0,
         "tpot_margin_pct": 0.0,
     }  # fmt: skip
     assert row["delta_pct"] == {"ttft_ms": -33.3, "tpot_ms": None}
