@@ -244,7 +244,9 @@ def _reasons(idle: Loaded, slots: F, sh: Sequence[Shape], rate: F, ttft: F | Non
         v = seconds * 1e3
         return f"{v:,.0f}" if v >= 100 or v.is_integer() else f"{v:g}"
 
-    room = f" less the plan's {1 - LATENCY_HEADROOM:.0%} headroom"  # a plan keeps each percentile under LATENCY_HEADROOM × target
+    def room(t: float) -> str:  # a plan keeps each percentile under LATENCY_HEADROOM × target: say what that leaves
+        return f" less the plan's {1 - LATENCY_HEADROOM:.0%} headroom ({ms(LATENCY_HEADROOM * t)} ms)"
+
     out: list[str | None] = []
     for k, s in enumerate(sh):
         if slots[k] < 1:
@@ -255,11 +257,12 @@ def _reasons(idle: Loaded, slots: F, sh: Sequence[Shape], rate: F, ttft: F | Non
         elif rate[k] > 0:
             out.append(None)
         elif idle.tpot_s[k] > LATENCY_HEADROOM * s.tpot_s:
-            out.append(f"TPOT {ms(idle.tpot_s[k])} ms > target {target(s.tpot_s)} ms{room} even with one request")
+            out.append(f"TPOT {ms(idle.tpot_s[k])} ms > target {target(s.tpot_s)} ms{room(s.tpot_s)} even with one request")
         elif idle.ttft_s[k] > LATENCY_HEADROOM * s.ttft_s:
-            out.append(f"TTFT {ms(idle.ttft_s[k])} ms > target {target(s.ttft_s)} ms{room} even when idle")
+            out.append(f"TTFT {ms(idle.ttft_s[k])} ms > target {target(s.ttft_s)} ms{room(s.ttft_s)} even when idle")
         elif ttft is not None and s.ttft_s > 0 and ttft[k] > LATENCY_HEADROOM * s.ttft_s:
-            out.append(f"TTFT p{s.quantile * 100:g} {ms(ttft[k])} ms > target {target(s.ttft_s)} ms{room} even at the lightest load")
+            out.append(f"TTFT p{s.quantile * 100:g} {ms(ttft[k])} ms > target {target(s.ttft_s)} ms{room(s.ttft_s)} even at the "
+                       "lightest load")  # fmt: skip
         else:
             out.append("cannot meet the targets within its memory slots and token budget")
     return out

@@ -411,22 +411,22 @@ def test_reasons_name_memory_tpot_ttft_or_the_slots() -> None:
     )
     slots = np.array([0.5, 0.0, 8.0, 8.0, 8.0, 8.0, 1.0])
     rate = np.array([5.0, 5.0, 3.0, 0.0, 0.0, 0.0, 0.0])
-    room = "less the plan's 15% headroom"
+    room = "less the plan's 15% headroom"  # and what it leaves of the target, the figure a row is judged by
     assert _reasons(idle, slots, sh, rate) == [  # type: ignore[arg-type]
         "does not fit memory at the longest request (131,072 tokens)",
         "does not fit memory at one batch",
         None,
-        f"TPOT 62.5 ms > target 50 ms {room} even with one request",
-        f"TTFT 2,500 ms > target 2,000 ms {room} even when idle",
+        f"TPOT 62.5 ms > target 50 ms {room} (42.5 ms) even with one request",
+        f"TTFT 2,500 ms > target 2,000 ms {room} (1,700 ms) even when idle",
         "cannot meet the targets within its memory slots and token budget",
-        f"TPOT 44.0 ms > target 50 ms {room} even with one request",  # within the target, not within its headroom
+        f"TPOT 44.0 ms > target 50 ms {room} (42.5 ms) even with one request",  # within the target, not within its headroom
     ]
     # Where the capacity search computed the TTFT percentile at the lightest load, a row that passed the checks of
     # one request names it: the TTFT target is what binds there.
     ttft = np.array([0.0, 0.0, 0.1, 0.1, 2.5, 1.8, 1.6])
-    assert _reasons(idle, slots, sh, rate, ttft)[5] == f"TTFT p99 1,800 ms > target 2,000 ms {room} even at the lightest load"
+    assert _reasons(idle, slots, sh, rate, ttft)[5] == f"TTFT p99 1,800 ms > target 2,000 ms {room} (1,700 ms) even at the lightest load"
     assert _reasons(idle, slots, [*sh[:5], shape(ttft_s=1000.0), sh[6]], rate, np.full(7, 1200.0))[5] == (
-        f"TTFT p99 1,200,000 ms > target 1,000,000 ms {room} even at the lightest load"
+        f"TTFT p99 1,200,000 ms > target 1,000,000 ms {room} (850,000 ms) even at the lightest load"
     )  # no exponent form
 
 
