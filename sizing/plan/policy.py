@@ -43,12 +43,20 @@ _ORDER = {"p50": 0, "p90": 1, "p95": 2, "p99": 3}
 
 
 class Limit(BaseModel, Generic[V]):
-    """One limit: its threshold and what a breach does."""
+    """One limit: its threshold and what a breach does (a bare threshold, ``max_usd_per_month: 50000``, fails)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True, strict=True, allow_inf_nan=False)
 
     value: V
     action: Action = "fail"
+
+    @model_validator(mode="before")
+    @classmethod
+    def _bare(cls, data: object) -> object:
+        """A threshold given without ``{value: ..., action: ...}`` is that value with the default action."""
+        if isinstance(data, dict) and ("value" in data or "action" in data):
+            return data
+        return {"value": data}
 
 
 class Limits(BaseModel):
@@ -194,8 +202,10 @@ def _total_row(lim: Limits, total: float, scope: str = "") -> list[Row]:
     """``max_usd_per_month`` on the fleet's monthly total (``scope`` qualifies the total in the detail)."""
     if lim.max_usd_per_month is None:
         return []
-    return [_row("max_usd_per_month", lim.max_usd_per_month, total > lim.max_usd_per_month.value, round(total, 2),
-                 f"fleet ${total:,.0f}/month{scope} vs limit ${lim.max_usd_per_month.value:,.0f}")]  # fmt: skip
+    cap = lim.max_usd_per_month.value
+    fmt = ",.2f" if f"{total:,.0f}" == f"{cap:,.0f}" and total != cap else ",.0f"  # never "$40,179 vs limit $40,179" for a breach
+    return [_row("max_usd_per_month", lim.max_usd_per_month, total > cap, round(total, 2),
+                 f"fleet ${total:{fmt}}/month{scope} vs limit ${cap:{fmt}}")]  # fmt: skip
 
 
 def _increase_rows(lim: Limits, total: float, base: float | None) -> list[Row]:

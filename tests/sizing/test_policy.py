@@ -8,7 +8,7 @@ import pytest
 
 from aicap.sizing.core.errors import InputError, UnknownIdError
 from aicap.sizing.core.plan import Plan
-from aicap.sizing.plan.policy import Policy, Row, blocking, check_ids, evaluate, verdict
+from aicap.sizing.plan.policy import Limit, Policy, Row, blocking, check_ids, evaluate, verdict
 
 
 def wl(name: str, usd_per_month: float = 0.0, *, ttft: float | None = None, tpot: float | None = None, ttft_margin: float | None = None,
@@ -48,7 +48,7 @@ def one(rows: list[Row]) -> Row:
 
 def test_fleet_budget_breached_by_one_cent_fails() -> None:
     row = one(evaluate(policy(max_usd_per_month={"value": 60000.0}), plan(60000.01)))
-    assert row == Row("max_usd_per_month", "fail", "fail", 60000.01, 60000.0, "fleet $60,000/month vs limit $60,000")
+    assert row == Row("max_usd_per_month", "fail", "fail", 60000.01, 60000.0, "fleet $60,000.01/month vs limit $60,000.00")
 
 
 def test_fleet_budget_met_exactly_passes() -> None:
@@ -300,3 +300,12 @@ def test_latency_increase_skips_a_metric_missing_on_either_side() -> None:
     base = plan(0.0, [wl("a", ttft=100.0, tpot=None), wl("b", ttft=100.0, tpot=10.0)])
     head = plan(0.0, [wl("a", ttft=100.0, tpot=10.0), wl("b", ttft=100.0, tpot=None)])
     assert one(evaluate(policy(max_tpot_increase_pct={"value": 1.0}), head, base)).detail == "no common workloads"
+
+
+def test_a_bare_threshold_is_a_fail_limit() -> None:
+    # "max_usd_per_month: 50000" was refused with pydantic's "instance of Limit[float]"
+    pol = Policy.model_validate({"limits": {"max_usd_per_month": 50000.0, "allowed_clouds": ["aws"],
+                                            "max_ttft_ms": {"value": 900.0, "action": "warn"}}})  # fmt: skip
+    assert pol.limits.max_usd_per_month == Limit[float](value=50000.0, action="fail")
+    assert pol.limits.allowed_clouds is not None and pol.limits.allowed_clouds.value == ["aws"]
+    assert pol.limits.max_ttft_ms is not None and pol.limits.max_ttft_ms.action == "warn"

@@ -97,7 +97,7 @@ def test_money_devices_and_clouds_of_every_hour() -> None:
     rows = evaluate_periods(pol, plan({"chat": HOURS}, usd_month=1000.0, instances=held, promises=PROMISED[:1]), CAT, base)
     r = {x.limit: x for x in rows}
     assert (r["max_usd_per_month"].status, r["max_usd_per_month"].actual) == ("fail", 1000.0)
-    assert r["max_usd_per_month"].detail == "fleet $1,000/month (all hours) vs limit $1,000"
+    assert r["max_usd_per_month"].detail == "fleet $1,000.00/month (all hours) vs limit $999.99"
     assert (r["max_increase_usd_per_month"].status, r["max_increase_usd_per_month"].actual) == ("pass", 100.0)
     assert (r["max_increase_pct"].status, r["max_increase_pct"].actual) == ("warn", 11.11)
     assert (r["max_devices"].status, r["max_devices"].actual) == ("fail", {"l40s": 5, "h100-sxm": 8})
