@@ -21,6 +21,13 @@ if TYPE_CHECKING:
 FormatOpt = Annotated[Format, typer.Option("--format", "-f", help="Output format.")]
 
 
+def _rate(x: float) -> str:
+    """A request rate in three significant figures without an exponent: ``4,080``, ``10.9``, ``0.125``."""
+    if x >= 1000:
+        return f"{float(f'{x:.3g}'):,.0f}"
+    return f"{x:,.3g}"
+
+
 def layout_label(tp: int, pp: int, dp_attention: int = 1) -> str:
     """``TP8·PP1``, or ``TP8·PP1 DP-attn 8`` for a replica with data-parallel attention (experts over all tp devices)."""
     return f"TP{tp}·PP{pp}" + (f" DP-attn {dp_attention}" if dp_attention > 1 else "")
@@ -42,7 +49,7 @@ def plan_view(plan: Plan) -> View:
             tpot = "-" if d.tpot_ms is None else f"{d.tpot_ms:,.1f}" + (f" ±{band['tpot']:.0f}%" if "tpot" in band else "")
             rows.append([w.name, w.model, d.instance_type, f"{d.devices}×{d.hardware}", layout_label(d.tp, d.pp, d.dp_attention), d.replicas,
                          d.weights_dtype,
-                         f"{d.requests_per_s:,.3g}/{d.capacity_requests_per_s:,.3g}", ttft, tpot, d.usd_per_hour, round(_month(d, hours)),
+                         f"{_rate(d.requests_per_s)}/{_rate(d.capacity_requests_per_s)}", ttft, tpot, d.usd_per_hour, round(_month(d, hours)),
                          w.usd_per_million_output_tokens if d.tpot_ms is not None or w.usd_per_million_output_tokens is None
                          else f"{w.usd_per_million_output_tokens:g} per 1M requests"])  # an encoder's output is one item  # fmt: skip
     t = plan.totals
@@ -67,7 +74,7 @@ def plan_view(plan: Plan) -> View:
         Table(f"Plan ({plan.objective} objective, {cat.pricing} prices of {cat.price_dates[0]}…{cat.price_dates[1]}{solver})",
               ["workload", "model", "instance", "devices", "layout", "replicas", "dtype", "req/s load/capacity", f"TTFT ms ({pct})",
                f"TPOT ms ({pct})", "$/hour", "$/month", "$/1M out tok"], rows,
-              caption=f"Fleet: {t.instances} instances, {t.devices} devices ({t.devices_used} used), ${t.usd_per_hour:,.2f}/hour, "
+              caption=f"Fleet: {t.instances} instance{'s' if t.instances != 1 else ''}, {t.devices} device{'s' if t.devices != 1 else ''} ({t.devices_used} used), ${t.usd_per_hour:,.2f}/hour, "
                       f"${t.usd_per_month:,.0f}/month. Engine: {engines}. "
                       + ("A disaggregated decode pool's $/1M out tok counts both its pools. "
                          if any(w.disaggregated_role == "decode" for w in plan.workloads) else "")
@@ -107,7 +114,7 @@ def period_plan_view(plan: PeriodPlan) -> View:
     rows = []
     for p in plan.periods:
         inst = ", ".join(f"{i.count}× {i.instance_type} ({i.pricing})" for i in p.instances)
-        cells = [f"{w.demand_requests_per_s:,.3g}/{w.capacity_requests_per_s:,.3g} ({sum(w.replicas)})" for w in p.workloads]
+        cells = [f"{_rate(w.demand_requests_per_s)}/{_rate(w.capacity_requests_per_s)} ({sum(w.replicas)})" for w in p.workloads]
         rows.append([p.start_hour, p.usd_per_hour, *cells, inst])
     deps = [[d.workload, d.instance_type, f"{d.devices}×{d.hardware}", layout_label(d.tp, d.pp, d.dp_attention), d.weights_dtype,
              d.capacity_requests_per_s,
