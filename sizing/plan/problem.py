@@ -74,12 +74,22 @@ def describe_failure(fleet: Fleet, cands: list[Candidate], insts: list[InstanceS
             inst, n = max(over, key=lambda x: x[1])
             user = inst.name in c.availability
             cap = c.cap(inst.name)
+            default = "" if user or "max_instances_per_type" in c.model_fields_set else ", the default max_instances_per_type"
             msg = (f"availability caps bind: the cheapest plan without caps needs {n:,} × {inst.name} "
-                   f"(cap {cap:,.0f}{'' if user else ', the default max_instances_per_type'})")  # fmt: skip
-            if not user:
-                top = max(fleet.workloads, key=lambda w: w.rate or 0.0)
-                msg += (f"; workload '{top.name}' asks for {top.rate or 0.0:,.6g} requests/s — is that a rate per second "
-                        "(not per minute, hour or day)? Raise max_instances_per_type or set availability if it is real")  # fmt: skip
+                   f"(cap {cap:,.0f}{default})")  # fmt: skip
+            # The workload that holds most of those devices is the one to look at (not the one with the largest rate: a
+            # 100 req/s embedding beside a 70B model that needs thousands of slow replicas).
+            if user:
+                return msg
+            t = insts.index(inst)
+            held = np.zeros(len(fleet.workloads))
+            on_t = prob.cand_type == t
+            np.add.at(held, prob.cand_workload[on_t], probe.replicas[on_t] * prob.cand_devices[on_t])
+            top = fleet.workloads[int(np.argmax(held))]
+            msg += (f"; workload '{top.name}' holds {held.max() / max(held.sum(), 1):.0%} of their devices at "
+                    f"{top.rate or 0.0:,.6g} requests/s — is that a rate per second (not per minute, hour or day), and can its "
+                    "targets be met on this hardware? Raise the cap (availability, max_instances_per_type) if the demand is "
+                    "real")  # fmt: skip
             return msg
         if c.budget_usd_per_month is not None:
             return (f"budget ${c.budget_usd_per_month:,.0f}/month is below the cheapest plan, "

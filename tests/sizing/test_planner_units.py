@@ -99,9 +99,21 @@ def test_failure_names_a_user_availability_cap() -> None:
 
 def test_failure_names_the_default_cap_and_asks_about_units() -> None:
     msg = failure(fleet(rate=2500.5, max_instances_per_type=1000), [cand(ONE, 1, 1.0)], [ONE])
-    assert msg == ("availability caps bind: the cheapest plan without caps needs 2,501 × g6e.xlarge (cap 1,000, the default "
-                   "max_instances_per_type); workload 'chat' asks for 2,500.5 requests/s — is that a rate per second (not per "
-                   "minute, hour or day)? Raise max_instances_per_type or set availability if it is real")  # fmt: skip
+    assert msg == ("availability caps bind: the cheapest plan without caps needs 2,501 × g6e.xlarge (cap 1,000); workload 'chat' "
+                   "holds 100% of their devices at 2,500.5 requests/s — is that a rate per second (not per minute, hour or day), "
+                   "and can its targets be met on this hardware? Raise the cap (availability, max_instances_per_type) if the "
+                   "demand is real")  # fmt: skip
+    assert "the default max_instances_per_type" in failure(fleet(rate=1e6), [cand(ONE, 1, 1.0)], [ONE])  # a cap the user did not set
+
+
+def test_failure_names_the_workload_that_holds_the_devices_not_the_busiest() -> None:
+    # A 100 req/s embedding was named where a slow 70B workload needed the thousands of instances
+    f = Fleet.model_validate({"workloads": [
+        {"name": "embed", "model": "llama-3.1-8b", "requests_per_s": 100.0, "input_tokens": 100, "output_tokens": 10},
+        {"name": "rag", "model": "llama-3.1-8b", "requests_per_s": 4.0, "input_tokens": 100, "output_tokens": 10}],
+        "constraints": {"clouds": ["aws"], "max_instances_per_type": 50}})  # fmt: skip
+    msg = failure(f, [cand(ONE, 1, 100.0, workload="embed"), cand(ONE, 1, 0.05, workload="rag")], [ONE])
+    assert "workload 'rag' holds 99% of their devices at 4 requests/s" in msg
 
 
 def test_failure_names_the_largest_overflow() -> None:
