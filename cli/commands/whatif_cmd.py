@@ -121,6 +121,8 @@ def register(app: typer.Typer) -> None:
             emit(View(b.model_dump(mode="json"), [Table("Buy versus rent", ["", "hardware", "$/month"], rows, caption)]), fmt)
             return
         changes = [named_change(n) for n in dict.fromkeys(n.strip() for n in alternatives.split(",") if n.strip())]  # each once
+        if not changes and not student and draft_model is None:  # --alternatives "" compared the baseline with nothing
+            raise InputError("--alternatives names no alternative: give at least one (fp8, int4, kv-fp8, spec-eagle, ...; see --help)")
         if not typed_flags(ctx, "alternatives"):  # the defaults: leave out those this fleet has nothing for (an encoder's KV cache)
             idle = [c.name for c in changes if not applies(fleet, c, cat)]
             if idle:

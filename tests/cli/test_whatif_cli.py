@@ -146,3 +146,8 @@ def test_whatif_csv_has_bare_figures(aicap) -> None:  # type: ignore[no-untyped-
     for r, a in zip(rows, doc["alternatives"], strict=True):
         assert float(r["usd_per_month"]) == a["usd_per_month"]
         assert r["delta_usd_per_month"] == ("" if a["delta_usd_per_month"] is None else str(a["delta_usd_per_month"]))
+
+
+def test_an_empty_list_of_alternatives_is_a_usage_error(aicap) -> None:  # type: ignore[no-untyped-def]
+    r = aicap("whatif", "--alternatives", " , ")  # it printed the baseline alone and a dangling "Sources:"
+    assert r.code == 2 and r.stdout == "" and "--alternatives names no alternative" in r.stderr
