@@ -98,8 +98,11 @@ def check_hours(rates: list[float] | tuple[float, ...], where: str) -> tuple[flo
     if len(rates) not in PROFILE_HOURS:
         raise ValueError(f"{where}: a profile has 24 (a day) or 168 (a week) hourly rates, got {len(rates)}")
     out = tuple(float(r) for r in rates)
-    if any(not (math.isfinite(r) and r >= 0) for r in out) or max(out) <= 0:
-        raise ValueError(f"{where}: hourly rates must be finite numbers >= 0 requests/s, not all 0")
+    bad = next((h for h, r in enumerate(out) if not (math.isfinite(r) and r >= 0)), None)
+    if bad is not None:
+        raise ValueError(f"{where}: hour {bad} is {out[bad]:g}: hourly rates must be finite numbers >= 0 requests/s")
+    if max(out) <= 0:
+        raise ValueError(f"{where}: every hourly rate is 0: a profile needs some demand")
     return out
 
 

@@ -39,7 +39,7 @@ def test_diurnal_shape_peaks_and_troughs_where_it_says() -> None:
 
 
 def test_profiles_are_checked() -> None:
-    for bad, msg in (([1.0] * 23, "24"), ([0.0] * 24, "not all 0"), ([1.0] * 23 + [-1.0], ">= 0")):
+    for bad, msg in (([1.0] * 23, "24"), ([0.0] * 24, "every hourly rate is 0"), ([1.0] * 23 + [-1.0], "hour 23 is -1: .*>= 0")):
         with pytest.raises(ValueError, match=msg):
             fleet(bad)
     assert fleet([1.0] * 24).workloads[0].rate == 1.0 and fleet([1.0] * 23 + [5.0]).workloads[0].rate == 5.0
