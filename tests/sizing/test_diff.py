@@ -182,3 +182,21 @@ def test_expert_parallel_attention_groups_and_speculation_are_spelled_only_where
     row = diff(base, head)["workloads"][0]
     assert row["base"]["layout"] == "sglang: 1× TP16·PP1 bf16 (KV bf16) batch 8 on x"
     assert row["head"]["layout"] == "sglang speculative mtp 1: 1× TP16·PP1·EP2·DPA2 bf16 (KV bf16) batch 8 on x"
+
+
+def test_the_headline_takes_the_largest_move_in_milliseconds_and_slo_changes_are_noted() -> None:
+    def with_slo(w: dict[str, Any], ttft_t: float | None, tpot_t: float | None) -> dict[str, Any]:
+        return {**w, "ttft_target_ms": ttft_t, "tpot_target_ms": tpot_t}
+
+    base = plan(10.0, [with_slo(wl("embed", ttft=10.0, tpot=None), None, None), with_slo(wl("chat", ttft=1000.0), 2000.0, 50.0)])
+    head = plan(10.0, [with_slo(wl("embed", ttft=200.0, tpot=None), 300.0, None), with_slo(wl("chat", ttft=1150.0), 2000.0, None)])
+    d = diff(base, head)
+    # embed +190 ms (+1,900%), chat +150 ms (+15%): by milliseconds embed's leads (their sums would rank chat first)
+    assert d["headline"] == "+$0/month (+0%); TTFT p99 of 'embed' 10 → 200 ms (+1,900%)"
+    assert d["notes"] == ["'chat': its SLO changed (TPOT target ms 50.0 → none)",
+                          "'embed': its SLO changed (TTFT target ms none → 300.0)"]  # fmt: skip
+    rows = {r["workload"]: r for r in d["workloads"]}
+    assert rows["embed"]["base"]["ttft_target_ms"] is None and rows["embed"]["head"]["ttft_target_ms"] == 300.0
+    both = plan(10.0, [with_slo(wl("chat", ttft=1000.0, percentile="p90"), 1000.0, 40.0)])
+    assert diff(base, both)["notes"][0] == ("'chat': its SLO changed (percentile p99 → p90, TTFT target ms 2000.0 → 1000.0, TPOT "
+                                            "target ms 50.0 → 40.0); its latency columns compare different percentiles")  # fmt: skip

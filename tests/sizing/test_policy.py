@@ -309,3 +309,22 @@ def test_a_bare_threshold_is_a_fail_limit() -> None:
     assert pol.limits.max_usd_per_month == Limit[float](value=50000.0, action="fail")
     assert pol.limits.allowed_clouds is not None and pol.limits.allowed_clouds.value == ["aws"]
     assert pol.limits.max_ttft_ms is not None and pol.limits.max_ttft_ms.action == "warn"
+
+
+def _verified(*holds: bool) -> Plan:
+    vw = [{"workload": f"w{k}", "percentile": "p99", "promised_ttft_ms": 100.0, "simulated_ttft_ms": 90.0 if ok else 300.0,
+           "holds": ok} for k, ok in enumerate(holds)]  # fmt: skip
+    return plan(100.0).model_copy(update={"verification": Plan.model_validate(
+        {**plan(100.0).model_dump(), "verification": {"requests_per_deployment": 100, "seed": 0, "resolves": 0,
+                                                      "holds": all(holds), "workloads": vw}}).verification})  # fmt: skip
+
+
+def test_a_plan_whose_own_verification_missed_fails_whatever_the_limits() -> None:
+    rows = evaluate(policy(max_usd_per_month={"value": 1000.0}), _verified(True, False, False))
+    assert [r.limit for r in rows] == ["max_usd_per_month", "verification"]
+    assert rows[1] == Row("verification", "fail", "fail", "does not hold", "holds",
+                          "aicap size --verify simulated the plan and 'w1', 'w2' missed its targets")  # fmt: skip
+    assert verdict(rows) == "fail"
+    held = evaluate(policy(max_usd_per_month={"value": 1000.0}), _verified(True, True))
+    assert [r.limit for r in held] == ["max_usd_per_month"] and verdict(held) == "pass"  # a plan that held adds no row
+    assert [r.limit for r in evaluate(policy(max_usd_per_month={"value": 1000.0}), plan(100.0))] == ["max_usd_per_month"]
