@@ -328,3 +328,8 @@ def test_a_plan_whose_own_verification_missed_fails_whatever_the_limits() -> Non
     held = evaluate(policy(max_usd_per_month={"value": 1000.0}), _verified(True, True))
     assert [r.limit for r in held] == ["max_usd_per_month"] and verdict(held) == "pass"  # a plan that held adds no row
     assert [r.limit for r in evaluate(policy(max_usd_per_month={"value": 1000.0}), plan(100.0))] == ["max_usd_per_month"]
+    unstable = _verified(True)  # the run failed (an unstable queue) though no workload's tail is named
+    unstable = unstable.model_copy(update={"verification": unstable.verification.model_copy(update={"holds": False})})  # type: ignore[union-attr]
+    assert evaluate(policy(max_usd_per_month={"value": 1000.0}), unstable)[1].detail == (
+        "aicap size --verify simulated the plan and a workload missed its targets"
+    )
