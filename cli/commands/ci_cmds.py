@@ -109,7 +109,11 @@ def register(app: typer.Typer, schema_app: typer.Typer) -> None:
         pol = Policy()
         if policy is not None:
             text = read_text(policy)
-            pol = validate_model(Policy, load_yaml(policy, text) or {}, str(policy), text)
+            doc = load_yaml(policy, text) or {}
+            if isinstance(doc, dict) and ({"totals", "generated_by"} <= set(doc) or doc.get("kind") == "periods"):
+                raise InputError(f"--policy {policy}: this is a plan (aicap size --output), not a policy; the plan is check's argument "
+                                 f"and --policy names a file of limits (aicap schema policy)")  # fmt: skip
+            pol = validate_model(Policy, doc, str(policy), text)
             check_ids(pol, cat.devices, str(policy))
             if not pol.limits.model_dump(exclude_none=True):  # a truncated or wrong file would open the gate
                 raise InputError(f"{policy}: sets no limits; name at least one under 'limits:' "

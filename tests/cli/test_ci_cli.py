@@ -217,3 +217,9 @@ def test_check_fails_a_plan_whose_own_verification_failed(aicap, plans) -> None:
     assert r.code == 1
     (row,) = [x for x in r.json()["limits"] if x["limit"] == "verification"]
     assert row["status"] == "fail" and "'chat' missed its targets" in row["detail"]
+
+
+def test_a_plan_given_as_the_policy_is_named_as_such(aicap, plans) -> None:  # type: ignore[no-untyped-def]
+    base, _ = plans  # it reported "schema_version: Input should be 1, got 2 (and 11 more errors)"
+    r = aicap("check", str(base), "--policy", str(base))
+    assert r.code == 2 and r.stdout == "" and "this is a plan (aicap size --output), not a policy" in r.stderr
