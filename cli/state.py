@@ -227,8 +227,9 @@ def check_plot(plot: Path | None) -> None:
         return
     if plot.suffix.lower() not in {".png", ".svg"}:
         raise InputError(f"--plot {plot}: the file must end in .png or .svg")
-    if not plot.resolve().parent.is_dir():
-        raise InputError(f"--plot {plot}: the folder {plot.resolve().parent} does not exist")
+    from aicap.cli.files import check_writable
+
+    check_writable(plot, "--plot")
 
 
 def check_engine(engine: str | None) -> None:

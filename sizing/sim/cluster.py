@@ -177,10 +177,7 @@ def simulate_cluster(step: StepTime, requests: Requests, config: EngineConfig, *
             late = [i for i in rep.pending if arrivals[i] > seen]
             give(rep, [i for i in rep.pending if arrivals[i] <= seen])
         else:
-            for i in rep.pending:  # as give(rep, rep.pending), inline: this runs at every step
-                ve = rep.engines[0] if p == 1 else min(rep.engines, key=lambda e: e.load)
-                table.engine[i] = ve.index
-                ve.waiting.append(i)
+            give(rep, rep.pending)
         rep.pending.clear()
         rep.stepped.clear()
         dur, running, used = _fill_round(rep.engines, policy, t, cache, timed, rep.stepped)
