@@ -14,6 +14,9 @@ and reply) scaled to the case's means (most sources publish means only); ShareGP
 ``datasets.yaml`` when the case gives none. Where the source publishes every request's lengths
 (``recorded_requests: true``; ``request_lengths.yaml`` holds them by case id), the case is replayed with
 exactly those requests in the order they were sent, each at its own arrival of the case's process.
+A run whose prompts an earlier run of its sweep left in the prefix cache (``prompt_cache_hits``, the
+share of requests that find theirs) prefills only what follows a hit's cached full blocks
+(:func:`cached_prefix`).
 Open-loop arrivals (Poisson, gamma) are drawn and then conditioned on the ``n``-th arriving at ``n/λ``,
 the expected span: the benchmark's own draw is unknown, and one seed's span of a few hundred arrivals
 can be 15% long, which would put an unsaturated run's throughput 15% under its offered rate.
@@ -55,6 +58,34 @@ from aicap.sizing.sim.traffic import Lengths, TrafficSpec, dataset
 
 DEFAULT_REQUESTS = 1000
 SEED = 0
+CACHE_BLOCK_TOKENS = 16  # vLLM's default KV block (CacheConfig block_size on CUDA), the prefix cache's unit
+
+
+def cached_prefix(prompt: NDArray[np.int64], share: float, seed: int = SEED) -> NDArray[np.int64]:
+    """Cached prompt tokens of each request when a ``share`` of the prompts is found in the prefix cache.
+
+    A hit reuses every full block but the one holding the last token, which is computed for its logits:
+    ``cached = B·⌊(L − 1)/B⌋`` for a prompt of ``L`` tokens and blocks of ``B`` =
+    :data:`CACHE_BLOCK_TOKENS` (vLLM V1 ``KVCacheManager.get_computed_blocks``); a miss caches nothing.
+    The hits are the requests whose uniform draw (generator seeded with ``seed``) is below ``share``.
+
+    Parameters
+    ----------
+    prompt : numpy.ndarray of int64
+        Prompt lengths ``L``, tokens (≥ 1).
+    share : float
+        Share of requests that hit, in ``[0, 1]``.
+    seed : int
+        Seed of the draw.
+
+    Returns
+    -------
+    numpy.ndarray of int64
+        Cached tokens per request, ``0 ≤ cached < L``.
+    """
+    hit = np.random.default_rng(seed).random(prompt.size) < share
+    b = CACHE_BLOCK_TOKENS
+    return np.where(hit, b * ((prompt - 1) // b), 0).astype(np.int64)
 
 
 def _scaled(shape: Lengths, mean: float) -> Lengths:
@@ -161,6 +192,8 @@ def predict_under_load(case: dict[str, Any], cat: CatalogueLike, eff: Efficiency
         reqs = dataclasses.replace(reqs, arrival_s=reqs.arrival_s * (n / float(rate) / reqs.arrival_s[-1]))
     if recorded is not None:  # the source's own requests, in the order it sent them
         reqs = dataclasses.replace(reqs, input_tokens=recorded[0].copy(), output_tokens=recorded[1].copy())
+    if opts is not None and opts.prompt_cache_hits > 0.0:
+        reqs = dataclasses.replace(reqs, cached_tokens=cached_prefix(reqs.input_tokens, opts.prompt_cache_hits))
     setup = Setup(layout, replicas=max(devices // (tp * pp), 1), max_num_seqs=None if opts is None else opts.max_running_requests,
                   max_batched_tokens=None if opts is None else opts.step_tokens, prefill_first=None if opts is None else opts.prefill_first,
                   decode_steps=1 if opts is None else opts.scheduler_steps)  # fmt: skip

@@ -76,6 +76,12 @@ class EngineOptions(BaseModel):
     overlap_scheduling
         Whether the engine scheduled each step while the previous one ran (SGLang's overlap scheduler, on by
         default from 0.4); ``None``: the profile's.
+    prompt_cache_hits
+        Share of the run's requests whose prompt an earlier run of the same sweep left in the engine's prefix
+        cache (the same seeded prompts sent again to a server with prefix caching on and room to keep
+        them). A hit reuses the prompt's full KV blocks and prefills the rest: ``B·⌊(L − 1)/B⌋`` of its
+        ``L`` tokens are cached, ``B`` = 16 (vLLM's KV block; the last token is always computed, for its
+        logits). Which requests hit is drawn with the replay's seed; 0: a cold cache.
     source
         Where these settings are published (the benchmark's command line or script, with its commit).
     """
@@ -90,6 +96,7 @@ class EngineOptions(BaseModel):
     kv_cache_tokens: Annotated[PosInt, Field(le=MAX_CASE_TOKENS)] | None = None
     eager: bool | None = None
     overlap_scheduling: bool | None = None
+    prompt_cache_hits: Annotated[float, Field(ge=0.0, le=1.0)] = 0.0
     source: str = Field(min_length=1)
 
 

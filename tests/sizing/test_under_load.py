@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from aicap.hardware_db import load_catalogue
-from aicap.sizing.calibrate.under_load import case_lengths, predict_under_load, request_lengths
+from aicap.sizing.calibrate.under_load import CACHE_BLOCK_TOKENS, cached_prefix, case_lengths, predict_under_load, request_lengths
 from aicap.sizing.calibrate.validation import load_cases, predict, score
 from aicap.sizing.core.errors import InputError
 from aicap.sizing.serve.estimate import EstimateRequest, estimate
@@ -130,6 +130,40 @@ def test_sglang_0_4_runs_a_step_ahead_and_0_3_did_not() -> None:
     step = got["itl_ms_p50"]
     assert got["ttft_ms_p50"] - plain["ttft_ms_p50"] == pytest.approx(step, rel=0.35)  # about one decode step
     assert got["ttft_ms_p50"] == pytest.approx(new["metrics"]["ttft_ms_p50"], rel=0.10)
+
+
+def test_a_cached_prompt_keeps_its_full_blocks_but_the_last_token() -> None:
+    """A hit caches ``B·⌊(L − 1)/B⌋`` tokens (vLLM recomputes the block holding the last token); a miss none."""
+    b = CACHE_BLOCK_TOKENS
+    prompt = np.array([1, b - 1, b, b + 1, 2 * b, 2 * b + 5, 1000], dtype=np.int64)
+    assert cached_prefix(prompt, 1.0).tolist() == [0, 0, 0, b, b, 2 * b, 992]
+    assert cached_prefix(prompt, 0.0).tolist() == [0] * prompt.size
+    many = np.full(20_000, 200, dtype=np.int64)
+    hits = cached_prefix(many, 0.75) > 0
+    assert hits.mean() == pytest.approx(0.75, abs=0.01)
+    assert np.array_equal(cached_prefix(many, 0.75), cached_prefix(many, 0.75))  # the replay's seed: the same hits
+    assert not np.array_equal(cached_prefix(many, 0.75, seed=1), cached_prefix(many, 0.75))
+
+
+def test_a_warm_prefix_cache_takes_the_prefill_out_of_ttft() -> None:
+    """llm-k8s sent the same 200 prompts at qps 1, 4 and 16 to one vLLM 0.8.3 server with prefix caching: from
+    qps 4 on, its V1 engine finds every prompt cached, and TTFT is the request overhead plus about a step;
+    replayed cold, the 70B TP8 run's TTFT is 1.5x what was measured."""
+    cases = {c["id"]: c for c in load_cases(which="server")}
+    warm = cases["llmk8s-a100-40gb-vllm-llama-3.3-70b-tp8-pp1-sharegpt-qps4"]
+    assert warm["engine_options"]["prompt_cache_hits"] == 1.0
+    assert "engine_options" not in cases["llmk8s-a100-40gb-vllm-llama-3.3-70b-tp8-pp1-sharegpt-qps1"]  # the sweep's first run: cold
+    pp2 = [cases[f"llmk8s-a100-40gb-vllm-llama-3.3-70b-tp4-pp2-sharegpt-qps{q}"]["engine_options"]["prompt_cache_hits"] for q in (4, 16)]
+    assert pp2 == [0.5, 0.75]  # V0's two virtual engines, one prefix cache each: 1 - 2^-k after k earlier runs
+    eff = CAT.efficiency_for(CAT.device("a100-40gb-sxm"))
+    got = predict_under_load(warm, CAT, eff, SHAREGPT)
+    cold = predict_under_load(dict(warm, engine_options=None), CAT, eff, SHAREGPT)
+    measured = warm["metrics"]
+    assert got["ttft_ms_mean"] == pytest.approx(measured["ttft_ms_mean"], rel=0.15)
+    assert cold["ttft_ms_mean"] > 1.4 * measured["ttft_ms_mean"]
+    assert got["itl_ms_p99"] < cold["itl_ms_p99"]  # no prompt stretches the decode steps it joins
+    with pytest.raises(ValueError, match="prompt_cache_hits"):
+        predict_under_load(dict(warm, engine_options={"prompt_cache_hits": 1.5, "source": "x"}), CAT, eff, SHAREGPT)
 
 
 def test_engine_options_are_checked() -> None:
