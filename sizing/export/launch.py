@@ -49,6 +49,7 @@ class Settings:
     values: dict[str, object]
     notes: list[str] = field(default_factory=list)
     profile: str = ""  # the engine profile the plan was made with ("generic" launches as GENERIC_LAUNCHES_AS); "" = engine
+    checkpoint_dtype: str | None = None  # the format the model's checkpoint is released in (None: not known)
 
     @property
     def planned_with(self) -> str:
@@ -181,7 +182,7 @@ def deployment_settings(plan: Plan, cat: CatalogueLike) -> list[Settings]:
                     notes.append(f"{spec.method}: the engine loads an {spec.method.upper()} head trained for {repo}; replace the "
                                  f"placeholder '<{spec.method.upper()} head for {repo}>' with its path or Hugging Face id")  # fmt: skip
             out.append(Settings(dns_label(f"{pw.name}-{k}"), pw.name, k, engine, d.instance_type, d.hardware, d.replicas, d.tp * d.pp,
-                                v, notes, resolved.id))  # fmt: skip
+                                v, notes, resolved.id, stored))  # fmt: skip
     return _unique_names(out)
 
 
@@ -279,12 +280,13 @@ def launch(s: Settings, fmap: FlagMap, port: int | None = None, omit: frozenset[
             values["speculative_verify_tokens"] = k
         else:
             values.update(speculative_num_steps=k, speculative_eagle_topk=1, speculative_verify_tokens=k + 1)
+    quant_note = _unquantizable(s, values, spelled, fmap)
     if any(f.field == "metrics" for f in fmap.flags):
         values.setdefault("metrics", True)  # an engine whose /metrics is opt-in (SGLang): the autoscaler reads it
     if values.get("expert_parallel") is not None and any(f.field == "expert_parallel" and f.value == "bool-switch" for f in fmap.flags):
         values["expert_parallel"] = True  # vLLM: a switch; the EP group is the TP group
     argv = list(fmap.command)
-    notes = list(s.notes) + ([dpa_note] if dpa_note else [])
+    notes = list(s.notes) + ([dpa_note] if dpa_note else []) + ([quant_note] if quant_note else [])
     done: set[str] = set(omit)
     for f in fmap.flags:
         if f.field not in values or f.field in done:
@@ -318,6 +320,28 @@ def launch(s: Settings, fmap: FlagMap, port: int | None = None, omit: frozenset[
     return Launch(s, fmap.image.name, int(str(values["port"])), fmap.health_path, fmap.metrics_path, argv, options or None,
                   extra.flag if extra is not None and options else None, notes, len(fmap.command), fmap.queue_gauges,
                   fmap.multi_node, fmap.multi_node_flags)  # fmt: skip
+
+
+def _unquantizable(s: Settings, values: dict[str, object], spelled: set[str], fmap: FlagMap) -> str | None:
+    """Point a launch at a placeholder checkpoint where the engine cannot quantize the 16-bit one as it loads; say why.
+
+    TensorRT-LLM's PyTorch backend takes FP8 or NVFP4 weights only from a checkpoint already in that format (made with
+    NVIDIA Model Optimizer) and has no flag for it: passed the 16-bit release, it would serve 16-bit weights, which the
+    plan did not size memory or speed for. The model argument becomes ``<FORMAT checkpoint of REPO>``, so the server
+    fails to start until a copy in the plan's format replaces it; ``quantization`` is dropped (``values`` is edited).
+    Returns the note, or ``None`` where the engine quantizes as it loads (a ``quantization`` flag) or the checkpoint is
+    already in some other known format.
+    """
+    q = values.get("quantization")
+    if not isinstance(q, str) or "quantization" in spelled or s.checkpoint_dtype not in _SIXTEEN_BIT:
+        return None
+    repo = str(values.get("model"))
+    placeholder = f"<{q} checkpoint of {repo}>"
+    values["model"] = placeholder
+    del values["quantization"]
+    return (f"weights {q}: {fmap.engine} {fmap.version} reads the weight format from the checkpoint and quantizes none as it loads, "
+            f"and {repo} is released in {s.checkpoint_dtype}: replace the placeholder '{placeholder}' with a {q} copy of it "
+            "(NVIDIA Model Optimizer's llm_ptq example exports one)")  # fmt: skip
 
 
 def check_spread(launches: list[Launch], cat: CatalogueLike, target: str) -> None:

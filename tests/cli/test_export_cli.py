@@ -582,3 +582,25 @@ def test_an_encoder_is_launched_without_a_kv_cache_format(aicap, tmp_path: Path)
     for target in ("vllm", "sglang"):
         out = aicap("export", str(plan), "--to", target)
         assert out.code == 0 and "kv-cache-dtype" not in out.stdout and "--quantization fp8" in out.stdout, (target, out.stdout)
+
+
+def test_trtllm_is_not_launched_on_16_bit_weights_for_a_plan_in_fp8(aicap, tmp_path: Path) -> None:
+    """trtllm-serve cannot quantize as it loads: given the bf16 release of an fp8 plan it served bf16 weights (exit 0,
+    a 'not passed' note), which the plan's memory and speed did not hold. It now names a placeholder to replace."""
+    plan = tmp_path / "p.json"
+    r = aicap("-q", "size", "--model", "llama-3.1-8b", "--rate", "2", "--hardware", "h100-sxm", "--precision", "fp8",
+              "--cloud", "aws", "-o", str(plan), "-f", "json")  # fmt: skip
+    assert r.code == 0, r.stderr
+    trt = aicap("export", str(plan), "--to", "trtllm")
+    assert trt.code == 0, trt.stderr
+    assert "'<fp8 checkpoint of meta-llama/Llama-3.1-8B>' \\" in trt.stdout  # the positional model argument
+    assert "\n  meta-llama/Llama-3.1-8B \\" not in trt.stdout
+    assert "trtllm 1.0 reads the weight format from the checkpoint and quantizes none as it loads" in trt.stderr
+    assert "quantization fp8: trtllm 1.0 has no documented way" not in trt.stderr
+    vllm = aicap("export", str(plan), "--to", "vllm")  # vLLM quantizes the bf16 release to fp8 as it loads it
+    assert "meta-llama/Llama-3.1-8B" in vllm.stdout and "--quantization fp8" in vllm.stdout and "placeholder" not in vllm.stderr
+    bf16 = tmp_path / "b.json"
+    assert aicap("-q", "size", "--model", "llama-3.1-8b", "--rate", "2", "--hardware", "h100-sxm", "--precision", "bf16",
+                 "--cloud", "aws", "-o", str(bf16), "-f", "json").code == 0  # fmt: skip
+    plain = aicap("export", str(bf16), "--to", "trtllm")
+    assert "\n  meta-llama/Llama-3.1-8B \\" in plain.stdout and "placeholder" not in plain.stderr
