@@ -265,8 +265,18 @@ def inconsistency(plan: Plan) -> str | None:
     ``check`` judges a plan by its own figures (totals, per-workload costs, devices), so an edited figure
     would pass a budget gate: the instances' hourly costs must sum to the total (each is rounded to cents),
     the monthly total be the hourly one times the plan's hours, the workloads' costs sum to the total (the
-    chargeback shares every instance out), and no instance type host more devices than the plan buys of it.
+    chargeback shares every instance out), no instance type host more devices than the plan buys of it, and
+    every workload serve the model its input workload names (``export`` and ``simulate`` read the model from
+    the inputs, so an edited one would launch or simulate another model than the plan says).
     """
+    given = {w.name: w for w in plan.inputs.workloads}
+    for w in plan.workloads:
+        src = given.get(w.name)
+        if src is None:
+            names = ", ".join(sorted(given)) or "none"
+            return f"workload '{w.name}' is not one of the fleet's it was sized for (inputs.workloads: {names})"
+        if src.model != w.model:
+            return f"workload '{w.name}': model '{w.model}' is not the one it was sized for ('{src.model}' in inputs.workloads)"
     tot = plan.totals
     cents = 0.005 * (len(plan.instances) + 1)
     if abs(sum(i.usd_per_hour for i in plan.instances) - tot.usd_per_hour) > cents:

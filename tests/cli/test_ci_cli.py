@@ -179,6 +179,9 @@ def test_diff_names_the_layouts_that_changed(aicap, plans) -> None:
     (lambda d: d["totals"].update(usd_per_hour=1.0, usd_per_month=730.0), "is not the instances' sum"),
     (lambda d: d["workloads"][0].update(usd_per_month=1.0), "the workloads' usd_per_month sum to"),
     (lambda d: d["workloads"][0]["deployments"][0].update(replicas=50), "50 replica(s) of TP"),
+    # export and simulate read the model from the inputs: an edited one was launched as the model it replaced (exit 0)
+    (lambda d: d["workloads"][0].update(model="llama-9.9-70b"), "model 'llama-9.9-70b' is not the one it was sized for"),
+    (lambda d: d["workloads"][0].update(name="renamed"), "workload 'renamed' is not one of the fleet's it was sized for"),
 ])  # fmt: skip
 def test_an_edited_plan_does_not_pass_the_budget_gate(aicap, plans, edit, says) -> None:  # type: ignore[no-untyped-def]
     """check judged a plan by its own totals: one edited to $1/month passed a $30,000 budget (exit 0)."""
