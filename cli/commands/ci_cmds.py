@@ -114,7 +114,7 @@ def register(app: typer.Typer, schema_app: typer.Typer) -> None:
                 raise InputError(f"--policy {policy}: this is a plan (aicap size --output), not a policy; the plan is check's argument "
                                  f"and --policy names a file of limits (aicap schema policy)")  # fmt: skip
             pol = validate_model(Policy, doc, str(policy), text)
-            check_ids(pol, cat.devices, str(policy))
+            check_ids(pol, cat.devices, str(policy), text)
             if not pol.limits.model_dump(exclude_none=True):  # a truncated or wrong file would open the gate
                 raise InputError(f"{policy}: sets no limits; name at least one under 'limits:' "
                                  f"({', '.join(type(pol.limits).model_fields)})")  # fmt: skip

@@ -120,14 +120,24 @@ def _pct(base: float, head: float) -> float:
     return 100.0 * (head - base) / base if base else (0.0 if head == base else float("inf"))
 
 
-def check_ids(policy: Policy, devices: Collection[str], where: str) -> None:
-    """Raise :class:`InputError` when a limit names a device id the catalogue does not know."""
+def check_ids(policy: Policy, devices: Collection[str], where: str, text: str | None = None) -> None:
+    """Raise :class:`InputError` when a limit names a device id the catalogue does not know.
+
+    With the policy's ``text`` the message names the line (``where:LINE``), as schema errors do.
+    """
+    from aicap.sizing.core.doc_errors import line_of
+
     lim = policy.limits
-    named = [("max_devices", h) for h in (lim.max_devices.value if lim.max_devices else {})]
-    named += [("allowed_hardware", h) for h in (lim.allowed_hardware.value if lim.allowed_hardware else [])]
-    for field_name, h in named:
+    named: list[tuple[str, str, list[str | int]]] = [
+        ("max_devices", h, ["limits", "max_devices", "value", h]) for h in (lim.max_devices.value if lim.max_devices else {})
+    ]
+    named += [("allowed_hardware", h, ["limits", "allowed_hardware", "value", k])
+              for k, h in enumerate(lim.allowed_hardware.value if lim.allowed_hardware else [])]  # fmt: skip
+    for field_name, h, loc in named:
         if h not in devices:
-            raise InputError(f"{where}: limits.{field_name}: {UnknownIdError('hardware', h, sorted(devices))}")
+            line = None if text is None else line_of(text, loc)
+            at = where if line is None else f"{where}:{line}"
+            raise InputError(f"{at}: limits.{field_name}: {UnknownIdError('hardware', h, sorted(devices))}")
 
 
 class _Promised(Protocol):

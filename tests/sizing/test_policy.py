@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+import yaml
 
 from aicap.sizing.core.errors import InputError, UnknownIdError
 from aicap.sizing.core.plan import Plan
@@ -274,6 +275,20 @@ def test_check_ids_accepts_known_and_names_unknown_devices() -> None:
     with pytest.raises(InputError) as e:
         check_ids(policy(allowed_hardware={"value": ["l4", "l40"]}), known, "pol")
     assert str(e.value) == f"pol: limits.allowed_hardware: {UnknownIdError('hardware', 'l40', ['h100-sxm', 'l4'])}"
+
+
+
+def test_check_ids_names_the_line_of_an_unknown_device() -> None:
+    """Schema errors named file:line; an unknown device in a policy named only the file."""
+    known = {"h100-sxm", "l4"}
+    text = ("schema_version: 1\nlimits:\n  max_devices:\n    value:\n      h100-sxm: 1\n      h200: 2\n"
+            "  allowed_hardware: {value: [l4, l40]}\n")
+    pol = Policy.model_validate(yaml.safe_load(text))
+    with pytest.raises(InputError, match=r"^p\.yaml:6: limits\.max_devices: unknown hardware 'h200'"):
+        check_ids(pol, known, "p.yaml", text)
+    text = "schema_version: 1\nlimits:\n  allowed_hardware:\n    value:\n      - l4\n      - l40\n"
+    with pytest.raises(InputError, match=r"^p\.yaml:6: limits\.allowed_hardware: unknown hardware 'l40'"):
+        check_ids(Policy.model_validate(yaml.safe_load(text)), known, "p.yaml", text)
 
 
 # --- survivors of the mutation run (docs/mutation.md) ----------------------------------------------------------------
