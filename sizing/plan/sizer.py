@@ -78,6 +78,7 @@ def allowed_instances(fleet: Fleet, cat: CatalogueLike, models: tuple[str, ...] 
                 raise UnknownIdError(kind, x, sorted(known))
     out: list[InstanceSpec] = []
     unpriced: dict[str, int] = {}
+    capped: list[str] = []  # types that met every other constraint but have no instance available
     for inst in sorted(cat.instances.values(), key=lambda i: (i.cloud, i.name)):
         if c.clouds and inst.cloud not in c.clouds:
             continue
@@ -88,6 +89,7 @@ def allowed_instances(fleet: Fleet, cat: CatalogueLike, models: tuple[str, ...] 
         if c.hardware and inst.device not in c.hardware:
             continue
         if c.cap(inst.name) == 0:
+            capped.append(inst.name)
             continue
         if any(inst.price(m) is None for m in need):
             if inst.cloud != ON_PREM:  # owned machines no cloud rents: only --pricing owned considers them
@@ -109,6 +111,7 @@ def allowed_instances(fleet: Fleet, cat: CatalogueLike, models: tuple[str, ...] 
             f"no instance type matches the constraints (clouds={c.clouds or 'any'}, regions={c.regions or 'any'}, "
             f"families={c.instance_families or 'any'}, hardware={c.hardware or 'any'}, pricing={'/'.join(need)})"
             + (f"; {warnings[-1]}" if unpriced else "")
+            + (f"; availability caps of 0 exclude {', '.join(capped)}" if capped else "")
         )
     return out, warnings
 
