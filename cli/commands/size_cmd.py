@@ -50,8 +50,8 @@ def plan_view(plan: Plan) -> View:
             rows.append([w.name, w.model, d.instance_type, f"{d.devices}×{d.hardware}", layout_label(d.tp, d.pp, d.dp_attention), d.replicas,
                          d.weights_dtype,
                          f"{_rate(d.requests_per_s)}/{_rate(d.capacity_requests_per_s)}", ttft, tpot, d.usd_per_hour, round(_month(d, hours)),
-                         w.usd_per_million_output_tokens if d.tpot_ms is not None or w.usd_per_million_output_tokens is None
-                         else f"{w.usd_per_million_output_tokens:g} per 1M requests"])  # an encoder's output is one item  # fmt: skip
+                         w.usd_per_million_output_tokens if w.usd_per_million_output_tokens is not None or w.usd_per_million_requests is None
+                         or d.tpot_ms is not None else f"{w.usd_per_million_requests:g} per 1M requests"])  # an encoder's: per request  # fmt: skip
     t = plan.totals
     pcts = sorted({w.percentile for w in plan.workloads})
     pct = pcts[0] if len(pcts) == 1 else "at each workload's percentile"
@@ -64,12 +64,12 @@ def plan_view(plan: Plan) -> View:
              d.kv_dtype, w.percentile,
              d.requests_per_s, d.capacity_requests_per_s, d.ttft_ms, w.error_band_pct.get("ttft"), d.tpot_ms,
              w.error_band_pct.get("tpot") if d.tpot_ms is not None else None, d.usd_per_hour, round(_month(d, hours), 2),
-             w.usd_per_million_output_tokens] for w in plan.workloads for d in w.deployments]  # fmt: skip
+             w.usd_per_million_output_tokens, w.usd_per_million_requests] for w in plan.workloads for d in w.deployments]  # fmt: skip
     csv = Table("Plan deployments", ["workload", "model", "instance_type", "hardware", "devices", "tp", "pp", "ep", "dp_attention", "replicas",
                                      "weights_dtype",
                                      "kv_dtype", "percentile", "requests_per_s", "capacity_requests_per_s", "ttft_ms", "ttft_band_pct",
                                      "tpot_ms", "tpot_band_pct", "usd_per_hour", "usd_per_month",
-                                     "usd_per_million_output_tokens"], flat)  # fmt: skip
+                                     "usd_per_million_output_tokens", "usd_per_million_requests"], flat)  # fmt: skip
     tables = [
         Table(f"Plan ({plan.objective} objective, {cat.pricing} prices of {cat.price_dates[0]}…{cat.price_dates[1]}{solver})",
               ["workload", "model", "instance", "devices", "layout", "replicas", "dtype", "req/s load/capacity", f"TTFT ms ({pct})",

@@ -115,7 +115,10 @@ class Workload(_Doc):
     usd_per_million_output_tokens: Usd | None = Field(
         None,
         description="USD per million output tokens at the served rate; a disaggregated decode pool's counts both pools' cost, "
-        "its prefill pool has none (it emits one token a request)",
+        "its prefill pool has none (it emits one token a request), nor has an encoder (it emits none)",
+    )
+    usd_per_million_requests: Usd | None = Field(
+        None, description="USD per million requests at the served rate (an encoder's unit price: it answers a request with one item)"
     )
     disaggregated_role: Literal["prefill", "decode"] | None = Field(
         None, description="the pool of a disaggregated workload this entry is (its name ends .prefill or .decode); None: not split"

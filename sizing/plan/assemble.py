@@ -202,7 +202,9 @@ def build_plan(fleet: Fleet, cat: CatalogueLike, insts: list[InstanceSpec], chos
         raw_usd_h[w.name] = usd_h
         if w.disaggregated_role == "prefill":  # one token a request: no TPOT to promise, no output tokens to price
             deps = [d.model_copy(update={"tpot_ms": None}) for d in deps]
-        out_tok_h = out_tok[w.name] = served[w.name] * w.mean_output * 3600.0 if w.disaggregated_role != "prefill" else 0.0
+        encoder = cat.model(w.model).kind == "encoder"  # its one "output" is an embedding or a score, not a token
+        out_tok_h = out_tok[w.name] = served[w.name] * w.mean_output * 3600.0 if w.disaggregated_role != "prefill" and not encoder else 0.0
+        req_h = served[w.name] * 3600.0
         ttft = max((d.ttft_ms for d in deps), default=None)
         tpot = max((d.tpot_ms for d in deps if d.tpot_ms is not None), default=None)
         workloads.append(PlanWorkload(
@@ -214,6 +216,7 @@ def build_plan(fleet: Fleet, cat: CatalogueLike, insts: list[InstanceSpec], chos
             tpot_margin_pct=_margin(tpot, w.slo.tpot_ms), error_band_pct={k: bands[k] for k in ("ttft", "tpot") if k in bands},
             usd_per_hour=money(raw_usd_h[w.name]), usd_per_month=money(raw_usd_h[w.name] * c.billed_hours()),
             usd_per_million_output_tokens=money(usd_h / out_tok_h * 1e6) if out_tok_h > 0 else None,
+            usd_per_million_requests=money(usd_h / req_h * 1e6) if req_h > 0 else None,
             disaggregated_role=w.disaggregated_role, deployments=deps, rejected_hardware=rejected.get(w.name, []),
         ))  # fmt: skip
     for k, pw in enumerate(workloads):  # a disaggregated decode pool's tokens cost both pools

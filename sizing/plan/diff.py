@@ -51,6 +51,7 @@ def _numbers(w: PlanWorkload) -> dict[str, Any]:
         "usd_per_hour": w.usd_per_hour,
         "usd_per_month": w.usd_per_month,
         "usd_per_million_output_tokens": w.usd_per_million_output_tokens,
+        "usd_per_million_requests": w.usd_per_million_requests,
         "percentile": w.percentile,
         "ttft_target_ms": w.ttft_target_ms,
         "tpot_target_ms": w.tpot_target_ms,

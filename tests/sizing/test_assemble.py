@@ -83,8 +83,9 @@ def test_idle_devices_are_charged_to_the_workloads_on_that_instance_type() -> No
     assert (chat.usd_per_hour, embed.usd_per_hour) == (86.0, 6.0)
     assert chat.usd_per_hour + embed.usd_per_hour == plan.totals.usd_per_hour == 92.0
     assert (chat.usd_per_month, embed.usd_per_month, plan.totals.usd_per_month) == (60200.0, 4200.0, 64400.0)
-    # $86/h over 9 req/s x 200 tokens x 3600 s; $6/h over 20 x 1 x 3600
-    assert (chat.usd_per_million_output_tokens, embed.usd_per_million_output_tokens) == (13.27, 83.33)
+    # $86/h over 9 req/s x 200 tokens x 3600 s; an encoder emits no tokens: $6/h over 20 requests/s x 3600 s
+    assert (chat.usd_per_million_output_tokens, embed.usd_per_million_output_tokens) == (13.27, None)
+    assert (chat.usd_per_million_requests, embed.usd_per_million_requests) == (2654.32, 83.33)
 
 
 def test_replicas_that_fill_idle_devices_are_headroom_not_a_charge() -> None:
@@ -202,7 +203,7 @@ def test_small_capacities_and_single_device_instances() -> None:
     (d,) = plan.workload("embed").deployments
     price = float(UNUSED.price("on_demand") or 0.0)
     assert d.usd_per_hour == round(price, 2) and d.requests_per_s == 0.0002 and d.utilisation == 0.0004
-    per_m = plan.workload("embed").usd_per_million_output_tokens  # $/h over 0.0002 x 1 x 3600 = 0.72 tokens/h
+    per_m = plan.workload("embed").usd_per_million_requests  # $/h over 0.0002 x 3600 = 0.72 requests/h
     assert per_m == round(price / 0.72 * 1e6, 2)  # from the catalogue price, not the hourly figure rounded to cents
 
 

@@ -15,11 +15,11 @@ def dep(hardware: str, devices: int, instances: float) -> dict[str, Any]:
 
 
 def wl(name: str, *, ttft: float | None = 100.0, tpot: float | None = 20.0, usd_h: float = 1.0, deps: list[dict[str, Any]] | None = None,
-       percentile: str = "p99", per_m: float | None = 2.0) -> dict[str, Any]:  # fmt: skip
+       percentile: str = "p99", per_m: float | None = 2.0, per_req: float | None = None) -> dict[str, Any]:  # fmt: skip
     return {"name": name, "model": "m", "percentile": percentile, "arrival_cv": 1.0, "served_requests_per_s": 1.0,
             "capacity_requests_per_s": 2.0, "ttft_ms": ttft, "tpot_ms": tpot, "ttft_margin_pct": 10.0, "tpot_margin_pct": 20.0,
             "error_band_pct": {}, "usd_per_hour": usd_h, "usd_per_month": round(usd_h * 730, 2), "usd_per_million_output_tokens": per_m,
-            "deployments": deps if deps is not None else [dep("l4", 1, 1.0)]}  # fmt: skip
+            "usd_per_million_requests": per_req, "deployments": deps if deps is not None else [dep("l4", 1, 1.0)]}  # fmt: skip
 
 
 def plan(usd_h: float, workloads: list[dict[str, Any]], version: str = "abc", devices: int = 4, instances: int = 2) -> Plan:
@@ -93,19 +93,23 @@ def test_workload_rows_added_removed_changed_unchanged_in_name_order() -> None:
 
 
 def test_workload_numbers_and_deltas() -> None:
-    base = plan(1.0, [wl("chat", usd_h=3.0, deps=[dep("h100-sxm", 2, 0.25), dep("l4", 3, 0.3333)], ttft=300.0, tpot=None, per_m=None)])
-    head = plan(1.0, [wl("chat", usd_h=3.25, deps=[dep("h100-sxm", 8, 1.0)], ttft=200.0, tpot=30.0, per_m=1.5, percentile="p95")])
+    base = plan(1.0, [wl("chat", usd_h=3.0, deps=[dep("h100-sxm", 2, 0.25), dep("l4", 3, 0.3333)], ttft=300.0, tpot=None, per_m=None,
+                         per_req=833.33)])  # fmt: skip
+    head = plan(1.0, [wl("chat", usd_h=3.25, deps=[dep("h100-sxm", 8, 1.0)], ttft=200.0, tpot=30.0, per_m=1.5, percentile="p95",
+                         per_req=902.78)])  # fmt: skip
     row = diff(base, head)["workloads"][0]
     assert row["base"] == {
         "layout": "generic: 2× TP1·PP1 bf16 (KV bf16) batch 8 on x; 3× TP1·PP1 bf16 (KV bf16) batch 8 on x",
         "instances": 0.583, "devices": 5, "hardware": "2×h100-sxm, 3×l4", "usd_per_hour": 3.0, "usd_per_month": 2190.0,
-        "usd_per_million_output_tokens": None, "percentile": "p99", "ttft_target_ms": None, "tpot_target_ms": None,
+        "usd_per_million_output_tokens": None, "usd_per_million_requests": 833.33, "percentile": "p99", "ttft_target_ms": None,
+        "tpot_target_ms": None,
             "ttft_ms": 300.0, "tpot_ms": None, "ttft_margin_pct": 10.0,
         "tpot_margin_pct": 20.0,
     }  # fmt: skip
     assert row["delta"] == {
         "layout": None, "instances": 0.417, "devices": 3, "hardware": None, "usd_per_hour": 0.25, "usd_per_month": 182.5,
-        "usd_per_million_output_tokens": None, "percentile": None, "ttft_target_ms": None, "tpot_target_ms": None,
+        "usd_per_million_output_tokens": None, "usd_per_million_requests": 69.45, "percentile": None, "ttft_target_ms": None,
+        "tpot_target_ms": None,
             "ttft_ms": -100.0, "tpot_ms": None, "ttft_margin_pct": 0.0,
         "tpot_margin_pct": 0.0,
     }  # fmt: skip
