@@ -131,7 +131,7 @@ def _grid(shape: ModelShape, spec: SearchSpec, inst: InstanceSpec, domain: int, 
     counts = [n for n in (2**k for k in range(17)) if n * inst.devices <= spec.max_devices]
     if inst.network is None or not spans:
         counts = counts[:1]
-    tps = [t for t in TP_CHOICES if t <= domain and shape.heads % t == 0]
+    tps = [t for t in TP_CHOICES if t <= domain and shape.heads % t == 0 and (shape.kv_groups == 0 or shape.kv_groups % t == 0)]
     pps = [p for p in PP_CHOICES if p <= shape.layers]
     cps = [1, 2, 4] if spec.seq_len >= LONG_SEQUENCE else [1]
     eps = [e for e in EP_CHOICES if shape.num_experts and shape.num_experts % e == 0] if shape.moe_layers else [1]

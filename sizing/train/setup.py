@@ -151,18 +151,35 @@ class TrainSetup(BaseModel):
         return max(1.0, self.batch_tokens / (self.dp * self.micro_batch * self.seq_len))
 
 
+def kv_groups(model: DecoderModel) -> int:
+    """Key-value heads a tensor-parallel degree must divide: the query groups of grouped-query attention, else 0.
+
+    Megatron-Core splits whole groups over the ranks (``megatron/core/transformer/attention.py``:
+    ``divide(self.config.num_query_groups, world_size)``); with one KV head per query head (MHA) the
+    attention heads' own rule covers it, and multi-head latent attention keeps one latent, not heads.
+    """
+    if model.mla is not None or model.kv_heads >= model.num_heads:
+        return 0
+    return model.kv_heads
+
+
 def check_against_model(setup: TrainSetup, model: DecoderModel) -> None:
     """Refuse a layout the model cannot be split into.
 
     Raises
     ------
     InputError
-        When ``tp`` does not divide the attention heads, ``pp`` exceeds the layers, ``ep`` does
+        When ``tp`` does not divide the attention heads or the key-value heads (:func:`kv_groups`), ``pp`` exceeds the layers, ``ep`` does
         not divide the experts, or ``cp`` does not divide the sequence.
     """
     if model.num_heads % setup.tp:
         raise InputError(f"tp {setup.tp} does not divide {model.id}'s {model.num_heads} attention heads; "
                          f"valid tp: {', '.join(str(t) for t in _divisors(model.num_heads) if t <= 64)}")  # fmt: skip
+    groups = kv_groups(model)
+    if groups and groups % setup.tp:
+        raise InputError(f"tp {setup.tp} does not divide {model.id}'s {groups} key-value heads: training frameworks give each "
+                         "tensor-parallel rank whole query groups (Megatron-Core: num_query_groups / tp); "
+                         f"valid tp: {', '.join(str(t) for t in _divisors(groups) if t <= 64)}")  # fmt: skip
     if setup.pp > model.num_layers:
         raise InputError(f"pp {setup.pp} exceeds {model.id}'s {model.num_layers} layers")
     if setup.pp * setup.virtual_pipeline > model.num_layers:

@@ -14,7 +14,7 @@ import numpy as np
 from aicap.sizing.core.errors import InputError
 from aicap.sizing.core.specs.model import AnyModel, DecoderModel
 from aicap.sizing.perf.params import inventory
-from aicap.sizing.train.setup import LoraTargets
+from aicap.sizing.train.setup import LoraTargets, kv_groups
 
 
 @dataclass(frozen=True)
@@ -59,6 +59,7 @@ class ModelShape:
     window: int | None = None  # sliding-window attention span [tokens] of the windowed layers
     windowed_share: float = 0.0  # share of the layers whose attention is windowed
     kv_shards: int = 0  # tensor-parallel ranks the KV heads split over at most (0: the KV is not split, as MLA's latent)
+    kv_groups: int = 0  # query groups a tensor-parallel degree must divide (setup.kv_groups; 0: no such rule)
 
     def attn_span(self, seq_len: Any) -> Any:
         """Keys per query token of a layer, mean over layers, times 2 (``seq_len`` for full causal attention).
@@ -198,5 +199,6 @@ def shape_of(model: AnyModel) -> ModelShape:
         window=model.sliding_window if model.windowed_layers else None,
         windowed_share=model.windowed_layers / model.num_layers,
         kv_shards=0 if model.mla is not None else model.kv_heads,
+        kv_groups=kv_groups(model),
         lora_mlp_dims=mlp_dims,
     )

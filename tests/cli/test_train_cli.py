@@ -218,8 +218,10 @@ def test_what_the_figures_assume_is_said(aicap: Any) -> None:
               "--recompute", "full", "--tokens", "1M", "-f", "json")  # fmt: skip
     assert r.code == 0 and r.json()["memory_gib_per_device"]["host_capacity"] is None
     assert any("not checked against host memory" in n for n in r.json()["notes"])
-    r = aicap("train", "-m", "llama-3.1-8b", "--hardware", "h100-sxm", "--devices", "16", "--tp", "16", "--tokens", "1B", "-f", "json")
+    r = aicap("train", "-m", "llama-2-7b", "--hardware", "h100-sxm", "--devices", "16", "--tp", "16", "--tokens", "1B", "-f", "json")
     assert any("tensor parallel 16 spans more devices than h100-sxm's fast link joins (8)" in n for n in r.json()["notes"])
+    r = aicap("train", "-m", "llama-3.1-8b", "--hardware", "h100-sxm", "--devices", "16", "--tp", "16", "--tokens", "1B", "-f", "json")
+    assert r.code == 2 and "tp 16 does not divide llama-3.1-8b's 8 key-value heads" in r.stderr  # whole query groups a rank
     r = aicap("train", "-m", "llama-3.1-8b", "--hardware", "h100-sxm", "--devices", "8", "--pp", "8", "--virtual-pipeline", "3",
               "--tokens", "1B", "-f", "json")  # fmt: skip
     assert any("24 chunks is 1.33 layers a chunk" in n for n in r.json()["notes"])

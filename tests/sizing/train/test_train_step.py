@@ -185,3 +185,18 @@ def test_mtp_depth_costs_its_flops_in_the_step(cat: Catalogue) -> None:
     assert ratio == pytest.approx(shape.with_mtp(1).linear_active / shape.linear_active)
     assert float(mtp.step.compute[0]) > float(base.step.compute[0])
     assert float(mtp.memory.weights[0]) > float(base.memory.weights[0])  # the module's parameters are trained too
+
+
+def test_tensor_parallelism_splits_whole_query_groups(cat: Catalogue) -> None:
+    """TP 16 on Llama-3.1-70B's 8 KV heads was costed (each head copied to two ranks); Megatron-Core refuses it."""
+    from aicap.sizing.core.errors import InputError
+    from aicap.sizing.train.setup import check_against_model, kv_groups
+
+    llama = cat.model("llama-3.1-70b")
+    assert isinstance(llama, DecoderModel) and kv_groups(llama) == 8
+    check_against_model(TrainSetup(tp=8), llama)
+    with pytest.raises(InputError, match=r"^tp 16 does not divide llama-3\.1-70b's 8 key-value heads.*valid tp: 1, 2, 4, 8$"):
+        check_against_model(TrainSetup(tp=16), llama)
+    deepseek = cat.model("deepseek-v3")  # multi-head latent attention: one latent, no heads to split
+    assert isinstance(deepseek, DecoderModel) and kv_groups(deepseek) == 0
+    assert shape_of(llama).kv_groups == 8 and shape_of(deepseek).kv_groups == 0
