@@ -188,6 +188,35 @@ class PeriodPlan(_Doc):
     warnings: list[str] = Field(default_factory=list)
     verification: PeriodVerification | None = None
 
+    def inconsistency(self) -> str | None:
+        """What in the plan does not add up, or ``None``: the checks a plan from ``aicap size`` always passes.
+
+        ``check`` and ``diff`` judge a plan by its own figures, so an edited one would pass a budget gate: the
+        monthly total must be the periods' hourly costs over the horizon, ``Σ_h usd_per_hour_h · M / H`` for
+        ``M`` hours a month and ``H`` periods (each hourly figure is rounded to 4 places), the workloads'
+        shares sum to it (each rounded to cents), and each period's capacity of a workload be its replicas
+        times its deployments' capacities, ``Σ_k n_k · c_k``.
+        """
+        month = self.hours_per_month / self.hours
+        hourly = sum(p.usd_per_hour for p in self.periods) * month
+        tot = self.totals.usd_per_month
+        if abs(hourly - tot) > 0.0001 * self.hours_per_month + 0.01:
+            return f"totals.usd_per_month {tot:,.2f} is not the periods' usd_per_hour over the horizon ({hourly:,.2f})"
+        shares = [w.usd_per_month for w in self.workloads if w.usd_per_month is not None]
+        if shares and abs(sum(shares) - tot) > 0.005 * len(shares) + 0.001 * tot + 0.01:
+            return f"the workloads' usd_per_month sum to {sum(shares):,.2f}, not the total {tot:,.2f}"
+        for p in self.periods:
+            for w in p.workloads:
+                deps = self.deployments.get(w.name)
+                if deps is None or len(deps) != len(w.replicas):
+                    n = len(deps or [])
+                    return f"period {p.start_hour}: workload '{w.name}' has {len(w.replicas)} replica counts for {n} deployments"
+                cap = sum(n * d.capacity_requests_per_s for n, d in zip(w.replicas, deps, strict=True))
+                if abs(cap - w.capacity_requests_per_s) > 1e-4 * max(cap, 1.0) + 1e-5 * len(deps):
+                    return (f"period {p.start_hour}: workload '{w.name}' capacity_requests_per_s {w.capacity_requests_per_s:g} is not "
+                            f"its replicas times its deployments' capacities ({cap:g})")  # fmt: skip
+        return None
+
     def to_dict(self) -> dict[str, object]:
         """JSON-ready dictionary (without ``verification`` when there is none)."""
         return self.model_dump(mode="json", exclude_none=False, exclude={"verification"} if self.verification is None else set())

@@ -246,7 +246,10 @@ def _read_plan(path: Path) -> Plan | PeriodPlan | None:
     if not isinstance(doc, dict):
         raise InputError(f"{path}:1: expected a plan (JSON/YAML from `aicap size --output`) or a fleet file")
     if doc.get("kind") == "periods":
-        return validate_model(PeriodPlan, doc, str(path), text)
+        periods = validate_model(PeriodPlan, doc, str(path), text)
+        if (why := periods.inconsistency()) is not None:
+            raise InputError(f"{path}: {why}: the plan was edited by hand or cut short; size it again (`aicap size --output`)")
+        return periods
     if not ({"totals", "generated_by", "solver", "instances"} & set(doc)) and doc.get("schema_version") != SCHEMA_VERSION:
         return None  # a fleet file: no key only a plan has
     if doc.get("schema_version") != SCHEMA_VERSION:

@@ -195,6 +195,27 @@ def test_an_edited_plan_does_not_pass_the_budget_gate(aicap, plans, edit, says) 
     assert aicap("check", str(base), "--budget-monthly", "30000").code == 0  # the plan as sized passes
 
 
+@pytest.mark.parametrize(("edit", "says"), [
+    (lambda d: d["totals"].update(usd_per_month=1.0), "totals.usd_per_month 1.00 is not the periods' usd_per_hour over the horizon"),
+    (lambda d: [p.update(usd_per_hour=0.001) for p in d["periods"]], "is not the periods' usd_per_hour over the horizon"),
+    (lambda d: d["workloads"][0].update(usd_per_month=1.0), "the workloads' usd_per_month sum to"),
+    (lambda d: d["periods"][5]["workloads"][0]["replicas"].__setitem__(0, 99), "capacity_requests_per_s"),
+])  # fmt: skip
+def test_an_edited_period_plan_does_not_pass_the_budget_gate(aicap, tmp_path: Path, edit, says) -> None:  # type: ignore[no-untyped-def]
+    """A period plan was read as written: one edited to $1/month passed any budget (exit 0)."""
+    example = Path(__file__).resolve().parents[2] / "examples" / "diurnal-chat.yaml"
+    plan = tmp_path / "periods.json"
+    assert aicap("-q", "size", str(example), "-o", str(plan), "-f", "json").code == 0
+    assert aicap("check", str(plan), "--budget-monthly", "1e6").code == 0  # the plan as sized passes
+    doc = json.loads(plan.read_text())
+    edit(doc)
+    edited = tmp_path / "edited.json"
+    edited.write_text(json.dumps(doc))
+    r = aicap("check", str(edited), "--budget-monthly", "1e6")
+    assert r.code == 2 and says in r.stderr and "size it again" in r.stderr, r.stderr
+    assert aicap("diff", str(plan), str(edited)).code == 2
+
+
 def test_an_unknown_format_in_a_plan_is_an_input_error(aicap, plans) -> None:  # type: ignore[no-untyped-def]
     base, _ = plans  # simulate raised an internal error (KeyError: 'fp7')
     doc = json.loads(base.read_text())
