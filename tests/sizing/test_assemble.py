@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import numpy as np
@@ -83,6 +84,8 @@ def test_idle_devices_are_charged_to_the_workloads_on_that_instance_type() -> No
     assert (chat.usd_per_hour, embed.usd_per_hour) == (86.0, 6.0)
     assert chat.usd_per_hour + embed.usd_per_hour == plan.totals.usd_per_hour == 92.0
     assert (chat.usd_per_month, embed.usd_per_month, plan.totals.usd_per_month) == (60200.0, 4200.0, 64400.0)
+    assert [d.usd_per_month for d in chat.deployments] == [56000.0, 4200.0]  # each deployment's $/h x the fleet's 700 h
+    assert [d.ep for d in chat.deployments] == [1, 1]  # tensor parallelism without attention groups: no expert parallelism
     # $86/h over 9 req/s x 200 tokens x 3600 s; an encoder emits no tokens: $6/h over 20 requests/s x 3600 s
     assert (chat.usd_per_million_output_tokens, embed.usd_per_million_output_tokens) == (13.27, None)
     assert (chat.usd_per_million_requests, embed.usd_per_million_requests) == (2654.32, 83.33)
@@ -227,3 +230,66 @@ def test_an_instance_type_no_demand_needs_is_still_paid_for() -> None:
                       {"chat": 3.0, "embed": 0.0}, {}, Solver(status="optimal", gap_pct=0.0), [])  # fmt: skip
     assert sum(w.usd_per_hour for w in plan.workloads) == plan.totals.usd_per_hour == 92.0
     assert [d.usd_per_hour for d in plan.workload("chat").deployments] == [80.0, 12.0]
+
+
+def _pools() -> Any:
+    w = {"model": "llama-3.1-8b", "requests_per_s": 2.0, "input_tokens": 1000, "output_tokens": 200,
+         "slo": {"ttft_ms": 2000, "tpot_ms": 60}}  # fmt: skip
+    f = Fleet.model_validate({"workloads": [{**w, "name": "chat.prefill", "disaggregated_role": "prefill"},
+                                            {**w, "name": "chat.decode", "disaggregated_role": "decode"}],
+                              "constraints": {"clouds": ["aws"], "hours_per_month": 700.0}})  # fmt: skip
+    pre, dec = cand("chat.prefill", SMALL, 1, 4.0), cand("chat.decode", BIG, 1, 4.0)
+    return build_plan(f, CAT, INSTS, [(pre, 1, NAN), (dec, 1, NAN)], {BIG.name: 1, SMALL.name: 1, UNUSED.name: 0},
+                      {"chat.prefill": 2.0, "chat.decode": 2.0}, {}, Solver(status="optimal", gap_pct=0.0), [])  # fmt: skip
+
+
+def test_a_prefill_pool_promises_no_tpot_and_its_decode_pool_prices_both_pools() -> None:
+    plan = _pools()
+    pre, dec = plan.workload("chat.prefill"), plan.workload("chat.decode")
+    assert (pre.disaggregated_role, dec.disaggregated_role) == ("prefill", "decode")
+    # The prefill pool emits one token a request: no TPOT to promise, no output tokens to price.
+    assert pre.tpot_ms is None and [d.tpot_ms for d in pre.deployments] == [None]
+    assert pre.usd_per_million_output_tokens is None and pre.usd_per_million_requests == round(12.0 / (2.0 * 3600) * 1e6, 2)
+    assert dec.tpot_ms is not None and dec.deployments[0].tpot_ms is not None
+    # Each pool pays its own instance ($12/h of L40S, $80/h of H100); the decode pool's tokens carry both.
+    assert (pre.usd_per_hour, dec.usd_per_hour) == (12.0, 80.0)
+    assert dec.usd_per_million_output_tokens == round((12.0 + 80.0) / (2.0 * 200 * 3600) * 1e6, 2) == 63.89
+
+
+def test_data_parallel_attention_is_warned_about_and_a_tiny_rate_prices_to_the_cent() -> None:
+    wide = dataclasses.replace(cand("chat", BIG, 2, 4.0), dp_attention=2)
+    f = fleet()
+    plan = build_plan(f, CAT, INSTS, [(wide, 1, NAN)], {BIG.name: 1, SMALL.name: 0, UNUSED.name: 0}, {"chat": 0.001, "embed": 0.0}, {},
+                      Solver(status="optimal", gap_pct=0.0), [])  # fmt: skip
+    assert [w for w in plan.warnings if "data-parallel attention" in w] == [
+        "workload(s) 'chat': data-parallel attention is costed by the roofline and the simulator, but no published measurement of it "
+        "is in the validation set: its error band is the engine family's, unchecked for this layout"
+    ]
+    assert (plan.workload("chat").deployments[0].dp_attention, plan.workload("chat").deployments[0].ep) == (2, 2)  # experts over all tp
+    # $80/h over 0.001 x 200 x 3600 = 720 tokens/h: per million, to the cent (1e6, not a rounding of it)
+    assert plan.workload("chat").usd_per_million_output_tokens == round(80.0 / 720.0 * 1e6, 2) == 111111.11
+    assert not [w for w in build().warnings if "data-parallel attention" in w]  # one group a replica: no warning
+
+
+def test_a_workloads_engine_eager_and_speculation_reach_the_plan() -> None:
+    w = {"name": "chat", "model": "llama-3.1-8b", "requests_per_s": 9.0, "input_tokens": 1000, "output_tokens": 200,
+         "slo": {"ttft_ms": 2000, "tpot_ms": 60}}  # fmt: skip
+    chosen = [(C1, 2, NAN), (C2, 2, NAN)]
+    counts = {BIG.name: 1, SMALL.name: 1, UNUSED.name: 0}
+
+    def plan_of(**extra: Any) -> Any:
+        f = Fleet.model_validate({"workloads": [{**w, **extra}], "constraints": {"clouds": ["aws"]}})
+        return build_plan(f, CAT, INSTS, chosen, counts, {"chat": 9.0}, {}, Solver(status="optimal", gap_pct=0.0), [])
+
+    plain = plan_of()
+    assert (plain.workload("chat").engine, plain.workload("chat").eager, plain.workload("chat").speculative) == ("generic", False, None)
+    assert plan_of(engine="vllm", eager=True).workload("chat").engine == "vllm"
+    assert plan_of(engine="vllm", eager=True).workload("chat").eager is True
+    spec = plan_of(speculative={"method": "eagle", "draft_tokens": 8})
+    assert spec.workload("chat").speculative == "eagle k=8 α=0.7907 (4.20 tokens/step)"
+    assert [x for x in spec.warnings if "speculative decoding beyond its published evidence" in x] == [
+        "workload 'chat': speculative decoding beyond its published evidence: the published acceptance 0.7907 was measured at 5 draft "
+        "token(s); each of the 8 is assumed accepted at that rate; expect fewer tokens per step than planned (give an acceptance you "
+        "measured)"
+    ]
+    assert not [x for x in plan_of(speculative={"method": "eagle", "draft_tokens": 3, "acceptance": 0.8}).warnings if "speculative" in x]

@@ -14,7 +14,7 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from aicap.hardware_db import load_catalogue
-from aicap.sizing.core.errors import InfeasibleError, InputError
+from aicap.sizing.core.errors import InfeasibleError, InputError, UnknownIdError
 from aicap.sizing.core.fleet import Fleet
 from aicap.sizing.plan import candidates as cands_mod
 from aicap.sizing.plan import screen as screen_mod
@@ -182,6 +182,30 @@ def test_allowed_instances_none_left_names_the_constraints() -> None:
     assert str(e.value) == (
         "no instance type matches the constraints (clouds=['aws'], regions=any, families=['g6e'], hardware=['h100-sxm'], pricing=on_demand)"
     )
+
+
+def test_allowed_instances_none_left_names_the_caps_of_zero_and_unconstrained_fields() -> None:
+    # Caps of 0 on every matching type said only "no instance type matches the constraints (...)": not why.
+    with pytest.raises(InfeasibleError) as e:
+        allowed_instances(fleet(hardware=["h100-sxm"], availability={"p5.48xlarge": 0, "p5.4xlarge": 0}), CAT)
+    assert str(e.value) == (
+        "no instance type matches the constraints (clouds=['aws'], regions=any, families=any, hardware=['h100-sxm'], pricing=on_demand)"
+        "; availability caps of 0 exclude p5.48xlarge, p5.4xlarge"
+    )
+    with pytest.raises(InfeasibleError) as e:  # a gcp region with aws only: nothing is left, and no cap is named
+        allowed_instances(fleet(regions=["us-central1"]), CAT)
+    assert str(e.value) == (
+        "no instance type matches the constraints (clouds=['aws'], regions=['us-central1'], families=any, hardware=any, pricing=on_demand)"
+    )
+
+
+def test_allowed_instances_names_an_unknown_region_or_family() -> None:
+    with pytest.raises(UnknownIdError) as e:
+        allowed_instances(fleet(regions=["us-east-9"]), CAT)
+    assert str(e.value).startswith("unknown region 'us-east-9': did you mean ")
+    with pytest.raises(UnknownIdError) as e:
+        allowed_instances(fleet(instance_families=["g6x"]), CAT)
+    assert str(e.value).startswith("unknown instance family 'g6x': did you mean ")
 
 
 def test_allowed_instances_rejects_unknown_ids() -> None:

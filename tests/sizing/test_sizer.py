@@ -196,12 +196,3 @@ def test_a_full_capped_type_or_a_budget_widens_the_shortlist() -> None:
     budget = f.model_copy(update={"constraints": f.constraints.model_copy(update={"budget_usd_per_month": cap})})
     assert size(budget, CAT, alternatives=False).totals.usd_per_month <= cap
 
-
-def test_availability_caps_of_zero_are_named_when_nothing_is_left() -> None:
-    """Caps of 0 on every matching type said only 'no instance type matches the constraints (...)': not why."""
-    fleet = Fleet.model_validate({
-        "workloads": [{"name": "chat", "model": "llama-3.1-8b", "requests_per_s": 1, "input_tokens": 500, "output_tokens": 100}],
-        "constraints": {"clouds": ["aws"], "hardware": ["h100-sxm"], "availability": {"p5.48xlarge": 0, "p5.4xlarge": 0}},
-    })  # fmt: skip
-    with pytest.raises(InfeasibleError, match=r"availability caps of 0 exclude p5\.48xlarge, p5\.4xlarge$"):
-        size(fleet, CAT)
