@@ -31,13 +31,15 @@ its dimension is checked where the model is known, in :func:`check_against_model
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from aicap.sizing.core.documents import PosInt
 from aicap.sizing.core.errors import InputError
 from aicap.sizing.core.specs.model import DecoderModel
+
+MAX_SEQ_LEN = 16 * 1024 * 1024  # tokens per training sequence (TrainSetup.seq_len)
 
 Method = Literal["full", "lora", "qlora"]
 Precision = Literal["bf16", "fp16", "fp8"]
@@ -71,7 +73,9 @@ class TrainSetup(BaseModel):
     recompute: Recompute = "selective"
     flash_attention: bool = True
     micro_batch: PosInt = 1
-    seq_len: PosInt = 4096
+    # At most 16Mi tokens: beyond any context a published model trains or extends to (Llama 4 Scout's 10M); a longer
+    # one is a unit slip, and its activations (hundreds of TiB) say nothing a user can act on.
+    seq_len: Annotated[PosInt, Field(le=MAX_SEQ_LEN)] = 4096
     global_batch_tokens: PosInt | None = None
     precision: Precision = "bf16"
     optimizer: Optimizer = "adamw"

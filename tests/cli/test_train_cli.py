@@ -50,6 +50,8 @@ def test_train_refuses_before_it_prints_and_rejects_fractional_tokens(aicap: Any
     assert r.code == 2 and r.stdout == "" and "--budget need --tokens" in r.stderr
     r = aicap(*base, "--tokens", "1.5")
     assert r.code == 2 and r.stdout == "" and "not a whole number of tokens" in r.stderr
+    r = aicap(*base, "--seq-len", "100000000")  # 311,429 GiB a device was costed and printed (exit 3)
+    assert r.code == 2 and r.stdout == "" and "--seq-len: Input should be less than or equal to 16777216" in r.stderr
 
 
 def test_a_search_held_back_by_the_global_batch_says_so(aicap: Any) -> None:
