@@ -447,9 +447,20 @@ def advise(dep: Deployment, mem: dict[str, float], *, batch: int = 1, context: i
     The message quotes the sum that exceeds the capacity, so its numbers never contradict the verdict.
     ``pool_tokens`` (the KV tokens the engine allocates) names a third case: the batch's bytes fit, but the
     engine reserves the workspace of a whole step before it sizes the pool, which then holds fewer than
-    ``batch`` requests of ``context`` tokens.
+    ``batch`` requests of ``context`` tokens. An engine whose KV cache has a set size (``kv_cache_tokens``
+    ``N``, llama.cpp's ``--ctx-size``) binds first where ``batch · context > N``: only that setting helps.
     """
     cap, w, ovh = mem["capacity"], mem["weights"], mem["overhead"]
+    fixed = dep.runtime.kv_cache_tokens
+    if fixed is not None and context and batch * context > fixed and w + ovh <= cap:
+        # An engine that allocates its KV cache for a set number of tokens (llama.cpp's --ctx-size) binds there, whatever
+        # memory is free: more memory, TP or smaller weights do not help; a larger setting does.
+        flag = {"llamacpp": ", llama.cpp's --ctx-size"}.get(dep.runtime.engine, "")
+        return (f"{dep.runtime.engine} allocates its KV cache for {fixed:,} tokens (memory.kv_cache_tokens{flag}), shared by the "
+                f"running requests: fewer than batch {batch:,} × {context:,} tokens; what helps: "
+                + (f"lower the batch to at most {fixed // context:,}, or " if batch > 1 and fixed >= context else "")
+                + f"a kv_cache_tokens of at least {batch * context:,} in a catalogue overlay (--catalog DIR, docs/engines.md) and the "
+                f"engine launched to match, or shorter requests (at most {fixed:,} tokens)")  # fmt: skip
     if pool_tokens is not None and w + ovh <= cap:
         helps = ([f"lower the batch to at most {max_batch:,}"] if max_batch else []) + _layout_hints(dep, spelled=True)
         return (f"the KV cache the engine allocates holds {pool_tokens:,} tokens (what weights, overhead and the workspace of "

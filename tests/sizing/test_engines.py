@@ -76,6 +76,26 @@ def test_llamacpp_allocates_its_context_not_the_free_memory(cat: Catalogue) -> N
     assert int(memory.max_batch(d, 1, 1, 1000, 2000)) == 2  # 4096 tokens hold two 2,000-token requests
 
 
+def test_a_set_kv_cache_size_is_named_as_what_binds(cat: Catalogue) -> None:
+    """llama.cpp holds --ctx-size tokens however much memory is free: an 8,500-token request on a 24 GB card was told to
+    shorten to 4,107 tokens, or use TP=2, fp8 weights or an 8-bit KV cache, none of which raise the set size."""
+    dev = cat.device("rtx-4090")
+    e = engine_for(cat, "llamacpp")
+    req = EstimateRequest(cat.model("llama-3.1-8b"), dev, e.efficiency(cat, dev), e.on(dev), engine=e.spec, input_tokens=8000,
+                          output_tokens=500)  # fmt: skip
+    doc = estimate(req).to_dict()
+    assert doc["fits"] is False
+    assert doc["advice"] == (
+        "does not fit: llamacpp allocates its KV cache for 4,096 tokens (memory.kv_cache_tokens, llama.cpp's --ctx-size), "
+        "shared by the running requests: fewer than batch 1 × 8,500 tokens; what helps: a kv_cache_tokens of at least 8,500 in a "
+        "catalogue overlay (--catalog DIR, docs/engines.md) and the engine launched to match, or shorter requests (at most 4,096 "
+        "tokens)"
+    )
+    two = estimate(EstimateRequest(cat.model("llama-3.1-8b"), dev, e.efficiency(cat, dev), e.on(dev), engine=e.spec, batch=4,
+                                   input_tokens=2000, output_tokens=500)).to_dict()  # fmt: skip
+    assert "what helps: lower the batch to at most 1, or a kv_cache_tokens of at least 10,000" in two["advice"]
+
+
 def test_estimate_refuses_an_engine_that_does_not_run_on_the_device(cat: Catalogue) -> None:
     dev = cat.device("tpu-v5e")
     e = engine_for(cat, "trtllm")
