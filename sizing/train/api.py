@@ -90,6 +90,55 @@ def estimate_job(cat: CatalogueLike, model: AnyModel, hardware: str, setup: Trai
         raise InputError(f"training sizing covers decoder models; {model.id} is an encoder or generic model (kind {model.kind})")
     check_against_model(setup, model)
     dev, inst = resolve_hardware(cat, hardware, setup.devices, pricing)
+    spread = [] if hardware in cat.instances or inst is None else spreads(cat, dev, inst, setup, pricing)
+    if not spread:
+        return _estimate_on(cat, model, dev, inst, setup, tokens, factors)
+    # Smaller instances of the device that bill less an hour than the one that holds the job: the cheapest per token
+    # that fits, their data-parallel (or pipeline) traffic crossing the instance network, as evaluated.
+    runs = [_estimate_on(cat, model, dev, i, setup, tokens, factors) for i in [inst, *spread]]
+
+    def per_token(r: TrainResult) -> float:
+        price = r.instances * (cat.instances[r.instance].price(pricing) or math.inf) if r.instance and r.instances else math.inf
+        return price / max(r.tokens_per_s_per_device * r.devices, 1e-12) if r.fits else math.inf
+
+    best = min(runs, key=per_token)
+    if best is not runs[0] and per_token(best) < per_token(runs[0]):
+        held = runs[0]
+        best.notes.append(f"{best.instances}× {best.instance} bill less per token than {held.instances}× {held.instance} for "
+                          f"{setup.devices} devices, the instance network (included) carrying the traffic between them; name "
+                          f"--hardware {held.instance} to size on that")  # fmt: skip
+        return best
+    return runs[0]
+
+
+def spreads(cat: CatalogueLike, dev: DeviceSpec, held: InstanceSpec, setup: TrainSetup, pricing: PricingModel) -> list[InstanceSpec]:
+    """Instance types of ``dev``, other than ``held``, whose whole count for the job bills less an hour than ``held``'s.
+
+    ``⌈devices / n_i⌉ · price_i < ⌈devices / n_held⌉ · price_held`` for an instance of ``n_i`` devices; a type joins only
+    with a network between its instances (or one instance holds the job) and with room for the tensor-parallel group
+    inside one instance (``tp ≤ n_i``), so no all-reduce of a layer crosses the network.
+    """
+    d = setup.devices
+    base = held.price(pricing)
+    if base is None:
+        return []
+    base_hourly = math.ceil(d / held.devices) * base
+    out = []
+    for i in sorted(cat.instances.values(), key=lambda x: x.name):
+        price = i.price(pricing)
+        if i.device != dev.id or i.name == held.name or price is None or setup.tp > i.devices:
+            continue
+        n = math.ceil(d / i.devices)
+        if n > 1 and i.network is None:
+            continue
+        if n * price < base_hourly - 1e-9:
+            out.append(i)
+    return out
+
+
+def _estimate_on(cat: CatalogueLike, model: DecoderModel, dev: DeviceSpec, inst: InstanceSpec | None, setup: TrainSetup,
+                 tokens: float | None, factors: TrainingFactors) -> TrainResult:  # fmt: skip
+    """:func:`estimate_job` on one instance type (``None``: none in the catalogue)."""
     fabric = fabric_of(dev, inst, full_host=inst is None or is_full_host(dev, inst, cat.instances.values()))
     if setup.devices > fabric.node and fabric.network_gbs is None:
         where = f"{inst.name} has no sourced network bandwidth" if inst is not None else f"no catalogue instance carries {dev.id}"

@@ -309,3 +309,18 @@ def test_a_search_that_buys_idle_devices_to_meet_a_deadline_warns(aicap: Any) ->
               "--hardware", "b200", "-f", "json")  # fmt: skip
     assert r.code == 0, r.stderr
     assert r.json()["plan"]["mfu_pct"] < 10 and "% MFU: most of each step is pipeline bubble" in r.stderr
+
+
+def test_a_device_count_is_billed_on_the_instances_that_cost_least_per_token(aicap: Any) -> None:
+    """3 H100s were billed as a whole p5.48xlarge ($331 for 1B LoRA tokens): three 1-GPU p5.4xlarge cost less."""
+    base = ("train", "-m", "llama-3.1-8b", "--devices", "3", "--method", "lora", "--tokens", "1B", "-f", "json")
+    r = aicap(*base, "--hardware", "h100-sxm")
+    assert r.code == 0, r.stderr
+    doc = r.json()
+    assert (doc["instance"], doc["instances"]) == ("p5.4xlarge", 3)
+    assert any(n.startswith("3× p5.4xlarge bill less per token than 1× p5.48xlarge for 3 devices") for n in doc["notes"])
+    held = aicap(*base, "--hardware", "p5.48xlarge").json()  # an instance named is the one billed
+    assert (held["instance"], held["instances"]) == ("p5.48xlarge", 1)
+    assert doc["usd"]["on_demand"] < held["usd"]["on_demand"]
+    eight = aicap("train", "-m", "llama-3.1-8b", "--devices", "8", "--tokens", "1B", "--hardware", "h100-sxm", "-f", "json").json()
+    assert (eight["instance"], eight["instances"]) == ("p5.48xlarge", 1)  # eight 1-GPU instances bill no less, and talk slower
