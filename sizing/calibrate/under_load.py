@@ -16,7 +16,7 @@ and reply) scaled to the case's means (most sources publish means only); ShareGP
 exactly those requests in the order they were sent, each at its own arrival of the case's process.
 A run whose prompts an earlier run of its sweep left in the prefix cache (``prompt_cache_hits``, the
 share of requests that find theirs) prefills only what follows a hit's cached full blocks
-(:func:`cached_prefix`).
+(:func:`warm_prefix_tokens`).
 Open-loop arrivals (Poisson, gamma) are drawn and then conditioned on the ``n``-th arriving at ``n/λ``,
 the expected span: the benchmark's own draw is unknown, and one seed's span of a few hundred arrivals
 can be 15% long, which would put an unsaturated run's throughput 15% under its offered rate.
@@ -61,7 +61,7 @@ SEED = 0
 CACHE_BLOCK_TOKENS = 16  # vLLM's default KV block (CacheConfig block_size on CUDA), the prefix cache's unit
 
 
-def cached_prefix(prompt: NDArray[np.int64], share: float, seed: int = SEED) -> NDArray[np.int64]:
+def warm_prefix_tokens(prompt: NDArray[np.int64], share: float, seed: int = SEED) -> NDArray[np.int64]:
     """Cached prompt tokens of each request when a ``share`` of the prompts is found in the prefix cache.
 
     A hit reuses every full block but the one holding the last token, which is computed for its logits:
@@ -193,7 +193,7 @@ def predict_under_load(case: dict[str, Any], cat: CatalogueLike, eff: Efficiency
     if recorded is not None:  # the source's own requests, in the order it sent them
         reqs = dataclasses.replace(reqs, input_tokens=recorded[0].copy(), output_tokens=recorded[1].copy())
     if opts is not None and opts.prompt_cache_hits > 0.0:
-        reqs = dataclasses.replace(reqs, cached_tokens=cached_prefix(reqs.input_tokens, opts.prompt_cache_hits))
+        reqs = dataclasses.replace(reqs, cached_tokens=warm_prefix_tokens(reqs.input_tokens, opts.prompt_cache_hits))
     setup = Setup(layout, replicas=max(devices // (tp * pp), 1), max_num_seqs=None if opts is None else opts.max_running_requests,
                   max_batched_tokens=None if opts is None else opts.step_tokens, prefill_first=None if opts is None else opts.prefill_first,
                   decode_steps=1 if opts is None else opts.scheduler_steps)  # fmt: skip

@@ -12,7 +12,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from aicap.sizing.core.fleet import Percentile
-from aicap.sizing.core.plan import CatalogueRef, Usd
+from aicap.sizing.core.plan import CatalogueRef, Usd, shares_inconsistency
 
 PERIOD_PLAN_VERSION = 1
 
@@ -202,9 +202,8 @@ class PeriodPlan(_Doc):
         tot = self.totals.usd_per_month
         if abs(hourly - tot) > 0.0001 * self.hours_per_month + 0.01:
             return f"totals.usd_per_month {tot:,.2f} is not the periods' usd_per_hour over the horizon ({hourly:,.2f})"
-        shares = [w.usd_per_month for w in self.workloads if w.usd_per_month is not None]
-        if shares and abs(sum(shares) - tot) > 0.005 * len(shares) + 0.001 * tot + 0.01:
-            return f"the workloads' usd_per_month sum to {sum(shares):,.2f}, not the total {tot:,.2f}"
+        if (why := shares_inconsistency([w.usd_per_month for w in self.workloads if w.usd_per_month is not None], tot)) is not None:
+            return why
         for p in self.periods:
             for w in p.workloads:
                 deps = self.deployments.get(w.name)

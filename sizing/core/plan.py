@@ -227,6 +227,53 @@ class Plan(_Doc):
                 return w
         raise KeyError(name)
 
+    def inconsistency(self) -> str | None:
+        """What in a static plan does not add up, or ``None``: the checks a plan from ``aicap size`` always passes.
+
+        ``check`` judges a plan by its own figures (totals, per-workload costs, devices), so an edited figure
+        would pass a budget gate: the instances' hourly costs must sum to the total (each is rounded to cents),
+        the monthly total be the hourly one times the plan's hours, the workloads' costs sum to the total (the
+        chargeback shares every instance out), no instance type host more devices than the plan buys of it, and
+        every workload serve the model its input workload names (``export`` and ``simulate`` read the model from
+        the inputs, so an edited one would launch or simulate another model than the plan says).
+        """
+        given = {w.name: w for w in self.inputs.workloads}
+        for w in self.workloads:
+            src = given.get(w.name)
+            if src is None:
+                names = ", ".join(sorted(given)) or "none"
+                return f"workload '{w.name}' is not one of the fleet's it was sized for (inputs.workloads: {names})"
+            if src.model != w.model:
+                return f"workload '{w.name}': model '{w.model}' is not the one it was sized for ('{src.model}' in inputs.workloads)"
+        tot = self.totals
+        cents = 0.005 * (len(self.instances) + 1)
+        if abs(sum(i.usd_per_hour for i in self.instances) - tot.usd_per_hour) > cents:
+            return (f"totals.usd_per_hour {tot.usd_per_hour:,.2f} is not the instances' sum "
+                    f"({sum(i.usd_per_hour for i in self.instances):,.2f})")  # fmt: skip
+        if abs(tot.usd_per_hour * self.hours_per_month - tot.usd_per_month) > 0.006 * self.hours_per_month + 0.01:
+            return (f"totals.usd_per_month {tot.usd_per_month:,.2f} is not totals.usd_per_hour × hours_per_month "
+                    f"({tot.usd_per_hour * self.hours_per_month:,.2f})")  # fmt: skip
+        if (why := shares_inconsistency([w.usd_per_month for w in self.workloads], tot.usd_per_month)) is not None:
+            return why
+        bought: dict[str, int] = {}
+        device_of = {i.instance_type: i.hardware for i in self.instances}
+        for i in self.instances:
+            bought[i.instance_type] = bought.get(i.instance_type, 0) + i.devices
+        held: dict[str, int] = {}
+        for w in self.workloads:
+            for d in w.deployments:
+                held[d.instance_type] = held.get(d.instance_type, 0) + d.devices
+                if d.devices != d.replicas * d.tp * d.pp:
+                    n = d.replicas * d.tp * d.pp
+                    return f"workload '{w.name}': {d.replicas} replica(s) of TP{d.tp}·PP{d.pp} hold {n} devices, not {d.devices}"
+                if d.instance_type in device_of and device_of[d.instance_type] != d.hardware:
+                    other = device_of[d.instance_type]
+                    return f"workload '{w.name}': hardware {d.hardware} on {d.instance_type}, whose devices are {other}"
+        for name, n in sorted(held.items()):
+            if n > bought.get(name, 0):
+                return f"its deployments hold {n} devices of {name}, but it buys {bought.get(name, 0)}"
+        return None
+
     def to_dict(self) -> dict[str, object]:
         """The JSON-ready document (``None`` fields of the inputs left out, as the user wrote them)."""
         doc = self.model_dump(mode="json")
@@ -234,3 +281,13 @@ class Plan(_Doc):
         if doc.get("verification") is None:
             doc.pop("verification", None)  # only plans sized with --verify carry one
         return doc
+
+
+def shares_inconsistency(shares: list[float], total: float) -> str | None:
+    """Whether the workloads' monthly cost shares [USD] sum to the plan's ``total``, each rounded to cents; else why not.
+
+    ``|Σ shares − total| ≤ 0.005·n + 0.001·total + 0.01`` for ``n`` shares: their rounding, and the chargeback's.
+    """
+    if shares and abs(sum(shares) - total) > 0.005 * len(shares) + 0.001 * total + 0.01:
+        return f"the workloads' usd_per_month sum to {sum(shares):,.2f}, not the total {total:,.2f}"
+    return None

@@ -245,69 +245,21 @@ def _read_plan(path: Path) -> Plan | PeriodPlan | None:
     doc = load_document(path, text)
     if not isinstance(doc, dict):
         raise InputError(f"{path}:1: expected a plan (JSON/YAML from `aicap size --output`) or a fleet file")
+    plan: Plan | PeriodPlan
     if doc.get("kind") == "periods":
-        periods = validate_model(PeriodPlan, doc, str(path), text)
-        if (why := periods.inconsistency()) is not None:
-            raise InputError(f"{path}: {why}: the plan was edited by hand or cut short; size it again (`aicap size --output`)")
-        return periods
-    if not ({"totals", "generated_by", "solver", "instances"} & set(doc)) and doc.get("schema_version") != SCHEMA_VERSION:
-        return None  # a fleet file: no key only a plan has
-    if doc.get("schema_version") != SCHEMA_VERSION:
-        got = str(doc.get("schema_version"))[:20]
-        raise InputError(f"{path}: plan schema_version {got} is not supported; this aicap reads {SCHEMA_VERSION}: "
-                         "re-create the plan with `aicap size --output`")  # fmt: skip
-    plan = validate_model(Plan, _plan_model_files(doc, path.parent), str(path), text)
-    if (why := inconsistency(plan)) is not None:
+        plan = validate_model(PeriodPlan, doc, str(path), text)
+    else:
+        if not ({"totals", "generated_by", "solver", "instances"} & set(doc)) and doc.get("schema_version") != SCHEMA_VERSION:
+            return None  # a fleet file: no key only a plan has
+        if doc.get("schema_version") != SCHEMA_VERSION:
+            got = str(doc.get("schema_version"))[:20]
+            raise InputError(f"{path}: plan schema_version {got} is not supported; this aicap reads {SCHEMA_VERSION}: "
+                             "re-create the plan with `aicap size --output`")  # fmt: skip
+        plan = validate_model(Plan, _plan_model_files(doc, path.parent), str(path), text)
+    if (why := plan.inconsistency()) is not None:
         raise InputError(f"{path}: {why}: the plan was edited by hand or cut short; size it again (`aicap size --output`)")
     return plan
 
-
-def inconsistency(plan: Plan) -> str | None:
-    """What in a static plan does not add up, or ``None``: the checks a plan from ``aicap size`` always passes.
-
-    ``check`` judges a plan by its own figures (totals, per-workload costs, devices), so an edited figure
-    would pass a budget gate: the instances' hourly costs must sum to the total (each is rounded to cents),
-    the monthly total be the hourly one times the plan's hours, the workloads' costs sum to the total (the
-    chargeback shares every instance out), no instance type host more devices than the plan buys of it, and
-    every workload serve the model its input workload names (``export`` and ``simulate`` read the model from
-    the inputs, so an edited one would launch or simulate another model than the plan says).
-    """
-    given = {w.name: w for w in plan.inputs.workloads}
-    for w in plan.workloads:
-        src = given.get(w.name)
-        if src is None:
-            names = ", ".join(sorted(given)) or "none"
-            return f"workload '{w.name}' is not one of the fleet's it was sized for (inputs.workloads: {names})"
-        if src.model != w.model:
-            return f"workload '{w.name}': model '{w.model}' is not the one it was sized for ('{src.model}' in inputs.workloads)"
-    tot = plan.totals
-    cents = 0.005 * (len(plan.instances) + 1)
-    if abs(sum(i.usd_per_hour for i in plan.instances) - tot.usd_per_hour) > cents:
-        return (f"totals.usd_per_hour {tot.usd_per_hour:,.2f} is not the instances' sum "
-                f"({sum(i.usd_per_hour for i in plan.instances):,.2f})")  # fmt: skip
-    if abs(tot.usd_per_hour * plan.hours_per_month - tot.usd_per_month) > 0.006 * plan.hours_per_month + 0.01:
-        return (f"totals.usd_per_month {tot.usd_per_month:,.2f} is not totals.usd_per_hour × hours_per_month "
-                f"({tot.usd_per_hour * plan.hours_per_month:,.2f})")  # fmt: skip
-    shares = sum(w.usd_per_month for w in plan.workloads)
-    if plan.workloads and abs(shares - tot.usd_per_month) > 0.005 * len(plan.workloads) + 0.001 * tot.usd_per_month + 0.01:
-        return f"the workloads' usd_per_month sum to {shares:,.2f}, not the total {tot.usd_per_month:,.2f}"
-    bought: dict[str, int] = {}
-    device_of = {i.instance_type: i.hardware for i in plan.instances}
-    for i in plan.instances:
-        bought[i.instance_type] = bought.get(i.instance_type, 0) + i.devices
-    held: dict[str, int] = {}
-    for w in plan.workloads:
-        for d in w.deployments:
-            held[d.instance_type] = held.get(d.instance_type, 0) + d.devices
-            if d.devices != d.replicas * d.tp * d.pp:
-                n = d.replicas * d.tp * d.pp
-                return f"workload '{w.name}': {d.replicas} replica(s) of TP{d.tp}·PP{d.pp} hold {n} devices, not {d.devices}"
-            if d.instance_type in device_of and device_of[d.instance_type] != d.hardware:
-                return f"workload '{w.name}': hardware {d.hardware} on {d.instance_type}, whose devices are {device_of[d.instance_type]}"
-    for name, n in sorted(held.items()):
-        if n > bought.get(name, 0):
-            return f"its deployments hold {n} devices of {name}, but it buys {bought.get(name, 0)}"
-    return None
 
 
 def _plan_model_files(doc: dict[str, Any], base: Path) -> dict[str, Any]:

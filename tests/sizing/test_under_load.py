@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from aicap.hardware_db import load_catalogue
-from aicap.sizing.calibrate.under_load import CACHE_BLOCK_TOKENS, cached_prefix, case_lengths, predict_under_load, request_lengths
+from aicap.sizing.calibrate.under_load import CACHE_BLOCK_TOKENS, case_lengths, predict_under_load, request_lengths, warm_prefix_tokens
 from aicap.sizing.calibrate.validation import load_cases, predict, score
 from aicap.sizing.core.errors import InputError
 from aicap.sizing.serve.estimate import EstimateRequest, estimate
@@ -136,13 +136,13 @@ def test_a_cached_prompt_keeps_its_full_blocks_but_the_last_token() -> None:
     """A hit caches ``B·⌊(L − 1)/B⌋`` tokens (vLLM recomputes the block holding the last token); a miss none."""
     b = CACHE_BLOCK_TOKENS
     prompt = np.array([1, b - 1, b, b + 1, 2 * b, 2 * b + 5, 1000], dtype=np.int64)
-    assert cached_prefix(prompt, 1.0).tolist() == [0, 0, 0, b, b, 2 * b, 992]
-    assert cached_prefix(prompt, 0.0).tolist() == [0] * prompt.size
+    assert warm_prefix_tokens(prompt, 1.0).tolist() == [0, 0, 0, b, b, 2 * b, 992]
+    assert warm_prefix_tokens(prompt, 0.0).tolist() == [0] * prompt.size
     many = np.full(20_000, 200, dtype=np.int64)
-    hits = cached_prefix(many, 0.75) > 0
+    hits = warm_prefix_tokens(many, 0.75) > 0
     assert hits.mean() == pytest.approx(0.75, abs=0.01)
-    assert np.array_equal(cached_prefix(many, 0.75), cached_prefix(many, 0.75))  # the replay's seed: the same hits
-    assert not np.array_equal(cached_prefix(many, 0.75, seed=1), cached_prefix(many, 0.75))
+    assert np.array_equal(warm_prefix_tokens(many, 0.75), warm_prefix_tokens(many, 0.75))  # the replay's seed: the same hits
+    assert not np.array_equal(warm_prefix_tokens(many, 0.75, seed=1), warm_prefix_tokens(many, 0.75))
 
 
 def test_a_warm_prefix_cache_takes_the_prefill_out_of_ttft() -> None:
