@@ -7,7 +7,9 @@ over ``s/2`` keys on average, ``F_attn = L · n_q (d_qk + d_v) · s``. Training 
 
 .. math:: F_{hw} = (3 + r_{full}) F_{lin} + (1 + 2.5 + r_{sel}) F_{attn}
 
-Memory-bound traffic adds at the family's memory efficiency: without FlashAttention the ``s × s``
+Memory-bound traffic adds at the family's memory efficiency: the element-wise work between the
+matmuls (normalisations, rotary embeddings, the MLP activation, residual adds, the loss and fp8
+casts; :mod:`aicap.sizing.train.traffic`); without FlashAttention the ``s × s``
 scores of every head (``33`` bytes per score per step, ``44`` when recomputed); with QLoRA the NF4
 weights dequantised to 16 bit (read ``nf4_bits/8`` + write 2 bytes per weight) in the forward and
 backward pass (and the recomputed forward) of every micro-batch.
@@ -61,6 +63,7 @@ from aicap.sizing.train.factors import TrainingFactors
 from aicap.sizing.train.grid import Col, Grid
 from aicap.sizing.train.memory import OPTIMIZER_BYTES, parameter_states, params_per_device, trained_share
 from aicap.sizing.train.shape import ModelShape
+from aicap.sizing.train.traffic import activation_bytes_per_token
 
 #: FlashAttention's backward pass executes 2.5x the forward matmul FLOPs (it recomputes QK^T):
 #: Dao (2023), "FlashAttention-2", Sec. 3.1 (5 matmuls backward against 2 forward).
@@ -233,6 +236,7 @@ def step_time(shape: ModelShape, g: Grid, device: DeviceSpec, eff: EfficiencySpe
     if r.method == "qlora":  # NF4 weights are dequantised to 16 bit in every pass of every micro-batch
         passes = 2.0 + (g.recompute == 2)
         scores = scores + g.micro_batches * passes * (states.frozen_bytes + 2.0 * p_dev)
+    scores = scores + tokens_per_device * activation_bytes_per_token(shape, g)
     t_scores = scores / (device.memory_bw_gbps * 1e9 * eff.memory)
 
     link = fabric.link_gbs * 1e9 * eff.link
