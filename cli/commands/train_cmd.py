@@ -44,8 +44,23 @@ def parse_tokens(text: str, flag: str = "--tokens") -> float:
     return value
 
 
+def significant(v: float) -> float:
+    """A total rounded for reading: whole units from 10 up, three significant digits below.
+
+    The estimate carries a band of tens of percent, so more digits would be noise; a short job's device-hours, dollars
+    and kilowatt-hours are fractions that whole units would round to 0.
+    """
+    return float(round(v)) if abs(v) >= 10 else float(f"{v:.3g}")
+
+
+def amount(v: float) -> str:
+    """:func:`significant` as text: ``12,366``, ``312``, ``4.57``, ``0.0262``."""
+    r = significant(v)
+    return f"{r:,.0f}" if abs(r) >= 10 or r == 0 else f"{r:.3g}"
+
+
 def _usd(v: float | None) -> str:
-    return "–" if v is None else f"${v:,.0f}"
+    return "–" if v is None else f"${amount(v)}"
 
 
 def layout_text(lay: dict[str, Any], short: bool = False) -> str:
@@ -65,7 +80,9 @@ def duration(days: float) -> str:
         return f"{days:,.2f} days"
     if days * 24 >= 1:
         return f"{days * 24:,.2f} hours"
-    return f"{days * 1440:,.1f} minutes"
+    if days * 1440 >= 1:
+        return f"{days * 1440:,.1f} minutes"
+    return f"{days * 86400:,.1f} seconds"
 
 
 def job_rows(doc: dict[str, Any]) -> list[list[Any]]:
@@ -101,9 +118,9 @@ def job_rows(doc: dict[str, Any]) -> list[list[Any]]:
         rows += [
             ["tokens", f"{doc['tokens']:,.4g} in {doc['steps']:,} steps"],
             ["wall clock", f"{duration(doc['wall_clock_days'])} (band {duration(band[0])} – {duration(band[1])})"],
-            ["device-hours", f"{doc['device_hours']:,.0f}"],
+            ["device-hours", amount(doc["device_hours"])],
             ["cost", ", ".join(f"{k} {_usd(v)}" for k, v in doc["usd"].items() if v is not None) or "no price for this hardware"],
-            ["energy", "–" if doc["energy_kwh"] is None else f"{doc['energy_kwh']:,.0f} kWh at board power (before PUE)"],
+            ["energy", "–" if doc["energy_kwh"] is None else f"{amount(doc['energy_kwh'])} kWh at board power (before PUE)"],
         ]
     return rows
 
@@ -262,9 +279,9 @@ def register(app: typer.Typer) -> None:
                 raise InfeasibleError(f"the job takes {duration(res.wall_clock_days)}, over the {deadline_days:g}-day deadline")
             cost = res.usd.get(pricing)
             if budget is not None and cost is None:
-                raise InfeasibleError(f"{res.instance or res.hardware} has no {pricing} price to check the ${budget:,.0f} budget against")
+                raise InfeasibleError(f"{res.instance or res.hardware} has no {pricing} price to check the ${amount(budget)} budget against")
             if budget is not None and cost is not None and cost > budget:
-                raise InfeasibleError(f"the job costs ${cost:,.0f} ({pricing}), over the ${budget:,.0f} budget")
+                raise InfeasibleError(f"the job costs ${amount(cost)} ({pricing}), over the ${amount(budget)} budget")
             return
         if n_tokens is None:
             raise InputError("the search needs --tokens (or give --devices and one --hardware to evaluate a layout)")
@@ -303,7 +320,7 @@ def register(app: typer.Typer) -> None:
         doc = {"schema_version": 1, "objective": objective, "pricing": pricing, "plan": best, "alternatives": alts,
                "layouts_evaluated": plan.evaluated, "layouts_feasible": plan.feasible}  # fmt: skip
         alt_rows = [[a["hardware"], f"{a['instances']}× {a['instance']}", a["devices"], layout_text(a["layout"], short=True),
-                     duration(a["wall_clock_days"]), a["usd"][pricing] and round(a["usd"][pricing]), f"{a['mfu_pct']:.1f}",
+                     duration(a["wall_clock_days"]), a["usd"][pricing] and significant(a["usd"][pricing]), f"{a['mfu_pct']:.1f}",
                      _efficiency(a)] for a in alts]  # fmt: skip
         tables = [
             Table(f"Training plan ({objective}, {pricing})", ["", "value"], job_rows(best), _caption(best)),

@@ -324,3 +324,18 @@ def test_a_device_count_is_billed_on_the_instances_that_cost_least_per_token(aic
     assert doc["usd"]["on_demand"] < held["usd"]["on_demand"]
     eight = aicap("train", "-m", "llama-3.1-8b", "--devices", "8", "--tokens", "1B", "--hardware", "h100-sxm", "-f", "json").json()
     assert (eight["instance"], eight["instances"]) == ("p5.48xlarge", 1)  # eight 1-GPU instances bill no less, and talk slower
+
+
+def test_a_short_job_prints_its_fractions_of_an_hour_a_dollar_and_a_kwh_not_zeros(aicap: Any) -> None:
+    args = ("train", "-m", "llama-3.2-1b", "--method", "lora", "--hardware", "h100-sxm", "--devices", "1", "--tokens", "1M")
+    doc = aicap(*args, "-f", "json").json()
+    assert 0 < doc["device_hours"] < 0.1 and 0 < doc["usd"]["on_demand"] < 1 and 0 < doc["energy_kwh"] < 0.1
+    table = aicap(*args, "-f", "table")
+    assert table.code == 0, table.stderr
+    rows = {line.split("│")[1].strip(): line.split("│")[2].strip() for line in table.stdout.splitlines() if line.count("│") == 3}
+    assert rows["device-hours"] == f"{doc['device_hours']:.3g}"
+    assert rows["cost"].startswith(f"on_demand ${doc['usd']['on_demand']:.3g}")
+    assert rows["energy"].startswith(f"{doc['energy_kwh']:.3g} kWh")
+    assert rows["wall clock"].startswith(f"{doc['wall_clock_days'] * 86400:.1f} seconds")
+    over = aicap(*args, "--budget", "0.001")
+    assert over.code == 3 and f"the job costs ${doc['usd']['on_demand']:.3g} (on_demand), over the $0.001 budget" in over.stderr
