@@ -86,7 +86,7 @@ def test_a_set_kv_cache_size_is_named_as_what_binds(cat: Catalogue) -> None:
     doc = estimate(req).to_dict()
     assert doc["fits"] is False
     assert doc["advice"] == (
-        "does not fit: llamacpp allocates its KV cache for 4,096 tokens (memory.kv_cache_tokens, llama.cpp's --ctx-size), "
+        "does not fit: llamacpp allocates its KV cache for 4,096 tokens (memory.kv_cache_tokens, the launch option --ctx-size), "
         "shared by the running requests: fewer than batch 1 × 8,500 tokens; what helps: a kv_cache_tokens of at least 8,500 in a "
         "catalogue overlay (--catalog DIR, docs/engines.md) and the engine launched to match, or shorter requests (at most 4,096 "
         "tokens)"

@@ -172,6 +172,7 @@ class RuntimeSpec(BaseModel):
     unquantised_embeddings: bool = True
     cpu_usable_memory_fraction: Fraction = 0.8
     kv_cache_tokens: PosInt | None = None
+    kv_cache_tokens_flag: str | None = None  # the engine's launch option for kv_cache_tokens (llama.cpp --ctx-size)
     request_overhead_ms: NonNegFloat = 0.0
     chunked_prefill: bool = True
     prefill_first: bool = False

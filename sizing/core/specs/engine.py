@@ -47,6 +47,9 @@ class EngineMemory(BaseModel):
     kv_cache_tokens
         A KV cache of fixed size [tokens per replica] where the engine allocates one up front (llama.cpp
         ``--ctx-size``) rather than filling memory; ``None`` for the others.
+    kv_cache_tokens_flag
+        The launch option that sets ``kv_cache_tokens`` (llama.cpp: ``--ctx-size``), named where that
+        setting is what binds; ``None`` when the engine has none or it is not recorded.
     source
         Where the defaults come from (documentation or code, with version).
     """
@@ -58,6 +61,7 @@ class EngineMemory(BaseModel):
     runtime_overhead_gib: NonNegFloat
     comm_buffer_gib: NonNegFloat
     kv_cache_tokens: PosInt | None = None
+    kv_cache_tokens_flag: str | None = Field(None, min_length=1)
     source: str = Field(min_length=1)
 
 
@@ -327,6 +331,7 @@ class EngineSpec(BaseModel):
             "runtime_overhead_gib": self.memory.runtime_overhead_gib,
             "comm_buffer_gib": self.memory.comm_buffer_gib,
             "kv_cache_tokens": self.memory.kv_cache_tokens,
+            "kv_cache_tokens_flag": self.memory.kv_cache_tokens_flag,
             "request_overhead_ms": self.request_overhead_ms,
             "max_prefill_tokens": int(pick("max_prefill_tokens", self.scheduler.max_prefill_tokens)),
             "max_batch": int(pick("max_running_requests", self.scheduler.max_running_requests)),
