@@ -279,7 +279,9 @@ def register(app: typer.Typer) -> None:
                 raise InfeasibleError(f"the job takes {duration(res.wall_clock_days)}, over the {deadline_days:g}-day deadline")
             cost = res.usd.get(pricing)
             if budget is not None and cost is None:
-                raise InfeasibleError(f"{res.instance or res.hardware} has no {pricing} price to check the ${amount(budget)} budget against")
+                raise InfeasibleError(
+                    f"{res.instance or res.hardware} has no {pricing} price to check the ${amount(budget)} budget against"
+                )
             if budget is not None and cost is not None and cost > budget:
                 raise InfeasibleError(f"the job costs ${amount(cost)} ({pricing}), over the ${amount(budget)} budget")
             return
