@@ -16,10 +16,20 @@ def cases(cat: Catalogue) -> list:  # type: ignore[type-arg]
 
 
 def test_every_public_case_loads_and_most_are_scored(cat: Catalogue, cases: list) -> None:  # type: ignore[type-arg]
-    assert len(cases) == 82
+    assert len(cases) == 96
     scores, unscored = score_all(cases, cat, load_factors())
-    assert len({s.case for s in scores}) + len(unscored) == 82
-    assert len(unscored) <= 13, [u.case for u in unscored]
+    assert len({s.case for s in scores}) + len(unscored) == 96
+    assert len(unscored) <= 14, [u.case for u in unscored]
+
+
+def test_tpu_runs_make_tpu_a_measured_training_family(cat: Catalogue, cases: list) -> None:  # type: ignore[type-arg]
+    """Google's tpu-recipes MaxText runs (v6e, v5p) are scored, so a TPU plan's step model is no longer extrapolated."""
+    tpu = [c for c in cases if c.source == "S_TPU_RECIPES"]
+    assert {c.device.id for c in tpu} == {"tpu-v6e", "tpu-v5p"}
+    scores, unscored = score_all(tpu, cat, load_factors())
+    assert len({s.case for s in scores}) == 13 and [u.case for u in unscored] == ["tpurecipes-llama-3.1-405b-v6e-512-dcn"]
+    assert all(abs(s.error) < 0.25 for s in scores), [(s.case, s.error) for s in scores]
+    assert "google-tpu" in load_factors().measured_families
 
 
 def test_shipped_factors_equal_a_fresh_fit(cat: Catalogue, cases: list) -> None:  # type: ignore[type-arg]
