@@ -132,7 +132,9 @@ class Workload(_Doc):
     and generic models), or neither with the ``throughput`` objective (then the plan buys the most
     capacity the budget allows). ``requests_per_s`` may be an hourly profile (24 or 168 rates, or a
     ``diurnal`` shape; :mod:`aicap.sizing.core.profile`): the fleet is then planned period by period
-    (:mod:`aicap.sizing.plan.periods`), with at least ``min_replicas`` replicas in every hour.
+    (:mod:`aicap.sizing.plan.periods`), with at least ``min_replicas`` replicas in every hour. A static
+    plan keeps at least ``min_replicas`` replicas too (for availability: a replica may fail or be drained),
+    whatever fewer its demand would need.
     Lengths are one number for every request, or histograms: the weighted mean sets throughput, the
     bin at the latency percentile sets the TTFT tail, and the largest bin bounds memory (and the context
     length an export launches with: give the long tail a bin to size and launch for it).
@@ -144,7 +146,9 @@ class Workload(_Doc):
     model: str
     requests_per_s: PositiveFloat | list[float] | Diurnal | Weekly | None = None
     tokens_per_s: PositiveFloat | None = None
-    min_replicas: int = Field(1, ge=0, le=100_000, description="replicas kept in every period of a profile plan")
+    min_replicas: int = Field(
+        1, ge=0, le=100_000, description="the fewest replicas the workload keeps (a static plan, and every period of a profile plan)"
+    )
     input_tokens: PositiveInt | list[LengthBin] = 1024
     output_tokens: PositiveInt | list[LengthBin] = 256
     slo: Slo = Slo()

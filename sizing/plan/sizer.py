@@ -288,11 +288,6 @@ def size(fleet: Fleet, cat: CatalogueLike, *, alternatives: bool = True, time_li
         With the binding constraint: memory, latency target, availability caps or budget; or when the
         solver found no plan within its time limit (then the message says it is not proven infeasible).
     """
-    if all(w.profile is None for w in fleet.workloads) and (kept := [w for w in fleet.workloads if w.min_replicas > 1]):
-        w = kept[0]  # a static plan sizes replicas to the demand: the field would be dropped without a word
-        raise InputError(f"workload '{w.name}': min_replicas {w.min_replicas} applies to plans over demand periods (a "
-                         "requests_per_s profile); a static plan holds the replicas its demand needs: raise requests_per_s, or give "
-                         "it an hourly profile")  # fmt: skip
     with _cyclic_gc_paused():
         plan = _size(fleet, cat, alternatives, time_limit_s, derate, jobs)
         if not _pools_apart(plan, cat):

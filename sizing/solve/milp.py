@@ -8,12 +8,13 @@ Data: ``λ_w`` demand [requests/s] (``nan``: no rate, objective ``throughput`` o
 one replica within its targets [requests/s]; ``d_c`` devices per replica (a power of two
 dividing ``D_t``, or a multiple of ``D_t`` for a replica spanning instances); ``lat_c`` normalised
 latency score [-]; ``D_t`` devices per instance; ``p_t`` price [USD/instance-hour]; ``cap_t``
-instances available; ``B`` budget [USD/hour].
+instances available; ``B`` budget [USD/hour]; ``k_w`` the fewest replicas a workload keeps (its
+``min_replicas``, for availability; 0 when unset).
 
 Variables
 ---------
 r_c : int ≥ 0
-    Replicas of candidate ``c``; ``r_c ≤ ⌈λ_w/q_c⌉`` (more never helps the objective), capped by
+    Replicas of candidate ``c``; ``r_c ≤ max(⌈λ_w/q_c⌉, k_w)`` (more never helps the objective), capped by
     ``⌊D_t·N_t/d_c⌋`` with ``N_t = min(cap_t, ⌊B/p_t⌋)``; that cap alone bounds rate-less workloads.
 n_t : int ≥ 0
     Instances of type ``t``; ``n_t ≤ M_t := min(N_t, ⌈Σ_{c on t} d_c·r̄_c / D_t⌉)``.
@@ -48,6 +49,10 @@ valid inequalities (cost, latency)
     1,000-workload fleets by about a third: the demand row's coefficients are capped, ``Σ_{c∈w} min(q_c, λ_w)·r_c ≥ λ_w``
     (a replica that carries the whole demand alone counts once), and every workload has at least
     ``Σ_{c∈w} r_c ≥ ⌈λ_w / max_{c∈w} q_c⌉`` replicas.
+replica floor
+    ``Σ_{c∈w} r_c ≥ k_w`` (merged with the valid inequality above under ``cost`` and ``latency``). A fleet
+    with a floor above 1 skips the exact search, the candidate reduction and the cover columns below,
+    whose arguments assume that a cheapest plan buys only what the demand needs: HiGHS sees every candidate.
 served (throughput)
     ``s_w ≤ Σ_{c∈w} q_c·r_c`` [requests/s].
 
@@ -174,10 +179,12 @@ def _assemble(p: Problem, cols: Columns | None = None) -> Model:
 
     if p.objective == "cost":  # demand, with each coefficient capped at the demand (valid inequalities below)
         block(a.cw, ac, np.minimum(a.q, a.dem[a.cw]), a.dem, np.inf, nw)
-    if p.objective != "throughput":  # at least ⌈λ_w / max q⌉ replicas per workload
+    if p.objective != "throughput":  # at least max(⌈λ_w / max q⌉, k_w) replicas per workload
         qmax = np.zeros(nw)
         np.maximum.at(qmax, a.cw, a.q)
-        block(a.cw, ac, np.ones(nc), np.ceil(a.dem / np.maximum(qmax, 1e-300) - 1e-9), np.inf, nw)
+        block(a.cw, ac, np.ones(nc), np.maximum(np.ceil(a.dem / np.maximum(qmax, 1e-300) - 1e-9), p.floors), np.inf, nw)
+    elif (p.floors > 0).any():  # throughput: only the floors k_w (serving nothing is otherwise allowed)
+        block(a.cw, ac, np.ones(nc), p.floors.astype(np.float64), np.inf, nw)
     if ns:  # served ≤ capacity
         block(cat([a.cw, aw]), cat([ac, S + aw]), cat([-a.q, np.ones(nw)]), -np.inf, 0.0, nw)
     nv = S + ns
@@ -225,8 +232,10 @@ def _formulate(p: Problem) -> tuple[Model, I, Columns | None]:
     """
     from aicap.sizing.solve.reduce import cost_dominated, restricted
 
-    useful = ~cost_dominated(p)  # all of them but under "cost"
-    cols = cover_columns(p, useful) if p.objective == "cost" else None
+    # A replica floor k_w voids the reductions' premise that a cheapest plan buys only what its demand needs:
+    # a floored fleet keeps every candidate as a replica column.
+    useful = np.ones(len(p.cand_workload), dtype=bool) if p.has_floors else ~cost_dominated(p)  # all of them but under "cost"
+    cols = cover_columns(p, useful) if p.objective == "cost" and not p.has_floors else None
     if cols is not None:
         useful &= ~cols.covered[np.asarray(p.cand_workload, dtype=np.int64)]
     keep = np.flatnonzero(useful)
@@ -248,7 +257,8 @@ def _polish(p: Problem, r: I, n: I) -> tuple[I, I]:
         _, share = _route(p, r)
         load = a.dem[a.cw] * share
         need = np.ceil(np.divide(load, a.q, out=np.zeros_like(load), where=a.q > 0) - 1e-9).astype(np.int64)
-        r = np.minimum(r, np.maximum(need, 0))
+        floored = (p.floors > 1)[a.cw]  # a workload with a replica floor keeps what the solver bought for it
+        r = np.where(floored, r, np.minimum(r, np.maximum(need, 0)))
     idle = a.td * n - np.bincount(a.ct, weights=a.cd * r, minlength=len(a.td)).astype(np.int64)
     drop = np.maximum(idle, 0) // a.td  # a violated packing row (idle < 0) stays visible to _violated
     n, idle, r = n - drop, idle - drop * a.td, r.copy()
@@ -288,6 +298,7 @@ def _violated(p: Problem, r: I, n: I) -> str:
         "budget": p.budget_per_hour is not None and float(a.price @ n) > p.budget_per_hour * (1 + 1e-6) + 1e-6,
         "single type": p.single_type and len(np.unique(a.grp[n > 0])) > 1,
         "demand": p.objective != "throughput" and bool((cap_w < a.dem * (1 - 1e-6)).any()),
+        "min replicas": bool((np.bincount(a.cw, weights=r, minlength=len(a.dem)) < p.floors).any()),
     }
     return ", ".join(k for k, v in bad.items() if v)
 
@@ -319,7 +330,7 @@ def solve(p: Problem, *, method: Method = "auto") -> Solution:
     validate(p)
     nc, nt, nw = len(p.cand_workload), len(p.type_devices), len(p.demand)
     z = np.zeros
-    if method != "highs":
+    if method != "highs" and not p.has_floors:  # the exact search knows no replica floors
         from aicap.sizing.solve.exact import solve_exact
 
         found = solve_exact(p, t0)

@@ -40,6 +40,9 @@ class Problem:
         ``B`` [USD/hour]; required for objectives ``latency`` and ``throughput``.
     objective, single_type, time_limit_s, mip_rel_gap
         What to optimise, whether one device group only, and HiGHS's limits.
+    min_replicas : I or None
+        ``k_w``, the fewest replicas each workload keeps whatever its demand (availability), shape ``(nw,)``;
+        ``None``: none beyond what the demand needs.
     """
 
     demand: F
@@ -57,6 +60,19 @@ class Problem:
     single_type: bool = False
     time_limit_s: float = 20.0
     mip_rel_gap: float = 1e-4
+    min_replicas: I | None = None
+
+    @property
+    def floors(self) -> I:
+        """``k_w`` per workload (0 where none is set)."""
+        if self.min_replicas is None:
+            return np.zeros(len(self.demand), dtype=np.int64)
+        return np.asarray(self.min_replicas, dtype=np.int64)
+
+    @property
+    def has_floors(self) -> bool:
+        """Whether a workload keeps more replicas than one (what the demand alone already needs)."""
+        return bool((self.floors > 1).any())
 
     def without_limits(self) -> Problem:
         """The same problem without caps or budget, objective ``cost`` (to explain infeasibility).
@@ -131,6 +147,8 @@ def validate(p: Problem) -> None:
         (lambda: p.objective != "cost" and p.budget_per_hour is None, f"objective {p.objective!r} needs budget_per_hour"),
         (lambda: p.budget_per_hour is not None and not (0 <= p.budget_per_hour < np.inf), "budget_per_hour must be finite and ≥ 0"),
         (lambda: not (p.time_limit_s > 0 and p.mip_rel_gap >= 0), "time_limit_s must be > 0 and mip_rel_gap ≥ 0"),
+        (lambda: p.min_replicas is not None and (np.shape(p.min_replicas) != (nw,) or bool((p.floors < 0).any())),
+         "min_replicas must have one count ≥ 0 per workload"),
         (lambda: bool((np.isnan(a.dem[a.cw]) & (a.price[a.ct] == 0) & np.isinf(a.cap[a.ct])).any()),
          "a workload without a rate has a candidate on a free, uncapped instance type: throughput is unbounded"),
     ]  # fmt: skip
@@ -150,7 +168,8 @@ def _bounds(p: Problem, a: _Arrays, extra_devices: F | None = None) -> tuple[F, 
         afford = np.divide(p.budget_per_hour, a.price, out=np.full(len(a.price), np.inf), where=a.price > 0)
         n_cap = np.minimum(n_cap, np.floor(afford + 1e-9))
     by_cap = np.floor(a.td[a.ct] * n_cap[a.ct] / a.cd)  # td, cd ≥ 1: no 0 × inf
-    r_ub = np.fmin(np.ceil(a.dem[a.cw] / a.q), by_cap)  # fmin: a nan demand (no rate) takes by_cap
+    need = np.maximum(np.ceil(a.dem[a.cw] / a.q), p.floors[a.cw])  # the floor k_w; a nan demand stays nan
+    r_ub = np.fmin(need, by_cap)  # fmin: a nan demand (no rate) takes by_cap
     devices: F = np.bincount(a.ct, weights=a.cd * r_ub, minlength=len(a.td)).astype(np.float64)
     if extra_devices is not None:
         devices = devices + extra_devices

@@ -248,11 +248,18 @@ def test_size_warns_of_a_fleet_model_file_reusing_a_catalogue_id_with_other_shap
     assert plain.code == 0 and "names itself" not in plain.stderr
 
 
-def test_min_replicas_on_a_static_fleet_is_refused_not_dropped(aicap, tmp_path) -> None:  # type: ignore[no-untyped-def]
-    # min_replicas: 3 on a 1 req/s workload gave one replica without a word
+def test_min_replicas_on_a_static_fleet_keeps_that_many_replicas(aicap, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    # min_replicas: 3 on a 1 req/s workload gave one replica without a word (then it was refused); a static plan now keeps 3
     fleet = tmp_path / "f.yaml"
-    fleet.write_text("workloads:\n  - {name: chat, model: llama-3.1-8b, requests_per_s: 1, input_tokens: 500, output_tokens: 100, "
-                     "min_replicas: 3}\n")  # fmt: skip
-    r = aicap("size", str(fleet))
-    assert r.code == 2 and r.stdout == "" and "min_replicas 3 applies to plans over demand periods" in r.stderr
-    assert f"{fleet}:2" in r.stderr
+    base = ("workloads:\n  - {name: chat, model: llama-3.1-8b, requests_per_s: 1, input_tokens: 500, output_tokens: 100, "
+            "min_replicas: %d}\nconstraints: {clouds: [aws], hardware: [l40s]}\n")  # fmt: skip
+    plans = {}
+    for k in (1, 3):
+        fleet.write_text(base % k)
+        r = aicap("size", str(fleet), "-f", "json")
+        assert r.code == 0, r.stderr
+        plans[k] = r.json()
+    (one,), (three,) = plans[1]["workloads"], plans[3]["workloads"]
+    assert sum(d["replicas"] for d in one["deployments"]) == 1
+    assert sum(d["replicas"] for d in three["deployments"]) == 3
+    assert plans[3]["totals"]["usd_per_hour"] == pytest.approx(3 * plans[1]["totals"]["usd_per_hour"])
