@@ -74,7 +74,8 @@ integer plan is polished instead, at the same or lower cost: under ``latency``, 
 below leaves without traffic are dropped (the tie-break lies within the solver's gap); instances left
 wholly idle are dropped,
 then idle devices of bought instances are filled with extra replicas (free headroom; largest size
-that fits first, lowest latency first), which occupies every device that any candidate can fill.
+that fits first, then the most capacity and the lowest latency, or under ``latency`` the lowest latency),
+which occupies every device that any candidate can fill.
 ``share`` is the latency-greedy routing (optimal for fixed replicas) under ``latency`` and
 capacity-proportional otherwise; ``served`` and ``share`` are recomputed from the integer plan.
 
@@ -246,7 +247,7 @@ def _formulate(p: Problem) -> tuple[Model, I, Columns | None]:
 
 
 def _polish(p: Problem, r: I, n: I) -> tuple[I, I]:
-    """Drop wholly idle instances, then fill idle devices with extra replicas (largest size, lowest latency first).
+    """Drop wholly idle instances, then fill idle devices with extra replicas (largest size, most capacity first).
 
     Under ``latency`` the replicas the latency-greedy routing leaves without traffic go first: the cost
     tie-break is within the solver's gap, so HiGHS may return replicas no request reaches, bought within
@@ -262,9 +263,13 @@ def _polish(p: Problem, r: I, n: I) -> tuple[I, I]:
     idle = a.td * n - np.bincount(a.ct, weights=a.cd * r, minlength=len(a.td)).astype(np.int64)
     drop = np.maximum(idle, 0) // a.td  # a violated packing row (idle < 0) stays visible to _violated
     n, idle, r = n - drop, idle - drop * a.td, r.copy()
+    # Within a size, the filler is the candidate that adds the most capacity (every replica's load, and so its
+    # latency at the planned load, falls most), then the lowest latency score; under the latency objective,
+    # whose routing sends traffic to the fastest capacity first, the lowest latency score first.
+    first_key = np.zeros(len(a.q)) if p.objective == "latency" else -a.q
     for size in np.unique(a.cd)[::-1]:  # a handful of powers of two
         idx = np.flatnonzero(a.cd == size)
-        idx = idx[np.lexsort((a.lat[idx], a.ct[idx]))]
+        idx = idx[np.lexsort((a.lat[idx], first_key[idx], a.ct[idx]))]
         types, first = np.unique(a.ct[idx], return_index=True)
         add = np.maximum(idle[types], 0) // size
         r[idx[first]] += add
