@@ -455,3 +455,18 @@ def test_invalid_problems_are_rejected(change: dict[str, Any], match: str) -> No
     validate(_GOOD)
     with pytest.raises(ValueError, match=match):
         solve(replace(_GOOD, **change))
+
+
+def test_idle_devices_take_the_replica_adding_most_capacity_and_under_latency_the_fastest() -> None:
+    # 3 req/s; two 4-device layouts on an 8-device instance: A carries 4 req/s (latency score 1), B 7 req/s (score 2).
+    # The demand needs one replica; the other 4 devices are paid for either way.
+    from aicap.sizing.solve.milp import _polish
+
+    p = make(floats(3.0), ints(0, 0), ints(0, 0), ints(4, 4), floats(4.0, 7.0), ints(8), floats(10.0), cand_latency=floats(1.0, 2.0))
+    r, n = _polish(p, ints(1, 0), ints(1))
+    assert r.tolist() == [1, 1] and n.tolist() == [1]  # the filler is B: every replica's load falls most
+    r, n = _polish(p, ints(0, 1), ints(1))
+    assert r.tolist() == [0, 2]
+    lat = replace(p, objective="latency", budget_per_hour=10.0)
+    r, n = _polish(lat, ints(1, 0), ints(1))
+    assert r.tolist() == [2, 0]  # routing fills the fastest capacity first: the filler is the fastest
