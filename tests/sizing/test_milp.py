@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
@@ -125,14 +126,15 @@ def check_plan(p: Problem, sol: Solution) -> None:
     if p.objective != "throughput":
         assert np.allclose(sol.served, p.demand) and (cap_w >= p.demand * (1 - 1e-6)).all()
     assert (sol.served <= np.nan_to_num(p.demand, nan=np.inf) * (1 + 1e-9)).all()
+    assert (np.bincount(p.cand_workload, weights=r, minlength=len(p.demand)) >= p.floors).all()  # min_replicas
     tot = np.bincount(p.cand_workload, weights=sol.share, minlength=len(p.demand))
     assert np.allclose(tot[sol.served > 0], 1.0) and np.allclose(tot[sol.served == 0], 0.0)
     assert (sol.share * sol.served[p.cand_workload] <= p.cand_capacity * r * (1 + 1e-6) + 1e-9).all()
 
 
-def assert_matches_brute_force(p: Problem, method: Method = "auto") -> None:
+def assert_matches_brute_force(p: Problem, method: Method = "auto", brute: Callable[[Problem], float | None] = brute_force) -> None:
     sol = solve(p, method=method)
-    best = brute_force(p)
+    best = brute(p)
     if best is None:
         assert sol.status is SolveStatus.INFEASIBLE, sol.message
         return

@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from aicap.sizing.solve.milp import I, Problem, SolveStatus, solve, validate
-from tests.sizing.test_milp import _onehot, achieved, check_plan, floats, greedy_latency, ints, make, problems, weights
+from tests.sizing.test_milp import _onehot, assert_matches_brute_force, floats, greedy_latency, ints, make, problems, weights
 
 
 def _floored(draw: st.DrawFn, p: Problem) -> Problem:
@@ -49,19 +49,7 @@ def brute_force_floored(p: Problem) -> float | None:
 
 
 def assert_floored_optimum(p: Problem) -> None:
-    sol = solve(p)
-    best = brute_force_floored(p)
-    if best is None:
-        assert sol.status is SolveStatus.INFEASIBLE, sol.message
-        return
-    assert sol.status is SolveStatus.OPTIMAL, sol.message
-    check_plan(p, sol)
-    assert (np.bincount(p.cand_workload, weights=sol.replicas, minlength=len(p.demand)) >= p.floors).all()
-    got, tol = achieved(p, sol), 2 * p.mip_rel_gap * max(abs(best), 1.0) + 1e-6
-    if p.objective == "throughput":
-        assert best - tol <= got <= best + 1e-6
-    else:
-        assert best - 1e-6 <= got <= best + tol
+    assert_matches_brute_force(p, brute=brute_force_floored)
 
 
 @settings(max_examples=40, deadline=None)
