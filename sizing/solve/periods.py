@@ -42,7 +42,8 @@ Objective: ``min H·Σ_{t,m reserved} p_tm·R_tm + Σ_h Σ_{t,m hourly} p_tm·n_
 Solved whole, a week of ten workloads does not close its gap in ten seconds, so :func:`solve_periods`
 decomposes it: reservations in an outer loop, every period on its own inside (HiGHS through
 ``scipy.optimize.milp``), with the gap measured against a proven lower bound (the per-hour programs
-with reservations rented by the hour, summed over HiGHS's dual bounds). The budget is checked on the
+with reservations rented by the hour, summed over HiGHS's dual bounds, or the whole program's LP
+relaxation where that is higher). The budget is checked on the
 plan found, not imposed on each hour.
 """
 
@@ -333,7 +334,9 @@ def solve_periods(p: PeriodProblem, *, rounds: int = 4, seeds: tuple[I, ...] = (
 
     *Bound.* Let reserved instances be rented hour by hour at their hourly rate: every period is then a
     program of its own, and the sum of their optima is a lower bound on the whole program (any plan's
-    period ``h`` is feasible there, at the same cost). Its instance use seeds the reservations.
+    period ``h`` is feasible there, at the same cost). Its instance use seeds the reservations. The whole
+    program's LP relaxation is a lower bound too, and the higher one where demand swings between hours
+    (it still pays a reservation in every hour); the gap is measured against the higher of the two.
 
     *Plans.* With reservations ``R`` fixed, every period is again independent (periods of equal demand
     are solved once). ``R`` starts from each of ``seeds`` (e.g. a static plan's reservations, which
@@ -355,6 +358,13 @@ def solve_periods(p: PeriodProblem, *, rounds: int = 4, seeds: tuple[I, ...] = (
     if bound_run is None:
         return _empty(p, "infeasible", t0)
     bound = bound_run[3]  # proven: HiGHS's dual bounds, not the incumbents
+    # The whole program's LP relaxation keeps what the hourly bound drops, a reservation paid in every hour: under demand
+    # that swings between hours it is the higher bound (an L4 fleet's day: 19% gap to the hourly bound, 7.5% to this one).
+    # Without reserved models the hours are independent and the hourly bound is the program's own optimum.
+    if any(m in RESERVED for m in p.models):
+        lp_status, _, lp_value, _ = _run(replace(p, budget_per_hour=None), None, relax=True)
+        if lp_status == "optimal":
+            bound = max(bound, lp_value)
     starts = [*seeds, _reservations(p, bound_run[1].sum(axis=1)), np.zeros((nt, nm), dtype=np.int64)]
     best: tuple[float, I, I, I] | None = None
     seen: set[bytes] = set()

@@ -234,3 +234,23 @@ def test_a_replica_beyond_the_demand_may_pay_for_the_spot_it_allows() -> None:
                       spot_headroom=0.0)  # fmt: skip
     sol = solve_periods(p)
     assert sol.usd == pytest.approx(9.55 + 3.71) and sol.hourly[0, :, 0].tolist() == [1, 1] and sol.replicas.sum() == 4
+
+
+def test_the_whole_programs_lp_relaxation_tightens_the_bound_when_demand_swings(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A reservation is paid in every hour: the hourly bound rents it only in the busy hour, the LP relaxation cannot."""
+    import aicap.sizing.solve.periods as periods
+
+    p = problem([[6.0, 0.5, 0.5, 0.5]], [1.0, 1.0], [0, 1], [1.0, 1.2], [0.45, 0.6])
+    sol = solve_periods(p)
+    best = brute(p)
+    assert sol.usd == pytest.approx(best) and sol.usd * (1 - sol.gap) <= best + 1e-9  # still a bound
+    run = periods._run
+
+    def hourly_only(q: PeriodProblem, fixed: np.ndarray | None, **kw: object) -> tuple[str, np.ndarray | None, float, float]:
+        if kw.get("relax"):
+            return "no_solution", None, math.inf, math.nan
+        return run(q, fixed, **kw)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(periods, "_run", hourly_only)
+    weaker = solve_periods(p)
+    assert weaker.usd == pytest.approx(sol.usd) and weaker.gap > sol.gap + 0.05
