@@ -454,8 +454,8 @@ def advise(dep: Deployment, mem: dict[str, float], *, batch: int = 1, context: i
     fixed = dep.runtime.kv_cache_tokens
     if fixed is not None and context and batch * context > fixed and w + ovh <= cap:
         # An engine that allocates its KV cache for a set number of tokens (llama.cpp's --ctx-size, its profile's
-        # memory.kv_cache_tokens_flag) binds there, whatever
-        # memory is free: more memory, TP or smaller weights do not help; a larger setting does.
+        # memory.kv_cache_tokens_flag) binds there, whatever memory is free: more memory, TP or smaller weights do not
+        # help; a larger setting does.
         flag = f", the launch option {dep.runtime.kv_cache_tokens_flag}" if dep.runtime.kv_cache_tokens_flag else ""
         return (f"{dep.runtime.engine} allocates its KV cache for {fixed:,} tokens (memory.kv_cache_tokens{flag}), shared by the "
                 f"running requests: fewer than batch {batch:,} × {context:,} tokens; what helps: "

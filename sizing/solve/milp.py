@@ -335,10 +335,10 @@ def solve(p: Problem, *, method: Method = "auto") -> Solution:
     validate(p)
     nc, nt, nw = len(p.cand_workload), len(p.type_devices), len(p.demand)
     z = np.zeros
-    if method != "highs" and not p.has_floors:  # the exact search knows no replica floors
+    if method != "highs":
         from aicap.sizing.solve.exact import solve_exact
 
-        found = solve_exact(p, t0)
+        found = None if p.has_floors else solve_exact(p, t0)  # the exact search knows no replica floors
         if found is not None:
             return found
         if method == "exact":

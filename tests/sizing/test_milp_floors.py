@@ -89,3 +89,9 @@ def test_floors_are_validated() -> None:
         validate(replace(p, min_replicas=ints(1, 2)))
     with pytest.raises(ValueError, match="min_replicas"):
         validate(replace(p, min_replicas=ints(-1)))
+
+
+def test_the_exact_search_alone_declines_a_floored_problem() -> None:
+    p = make(floats(1.0), ints(0), ints(0), ints(1), floats(2.0), ints(8), floats(8.0), min_replicas=ints(2))
+    assert solve(p, method="exact").status is SolveStatus.NO_SOLUTION
+    assert solve(p, method="highs").replicas.sum() >= 2
