@@ -343,7 +343,8 @@ def evaluate_periods(policy: Policy, plan: PeriodPlan, cat: CatalogueLike, basel
 
     ``max_usd_per_month`` applies to the monthly total, ``max_usd_per_month_per_workload`` to each workload's
     share of it (``workloads[].usd_per_month``, its chargeback), and the increase limits to the total's change against
-    a ``baseline`` plan over periods; ``max_devices`` to the busiest hour of each device;
+    a ``baseline`` plan over periods; ``max_devices`` to each device's count in the hour that uses most of it (hours
+    differ by device);
     ``allowed_clouds`` and ``allowed_hardware`` to every instance of any hour; the percentile, latency
     and margin limits to each workload's promise (``workloads``: the worst of its deployments at one
     replica's capacity, the most load any hour gives it), and the latency increases to its change against
@@ -368,7 +369,7 @@ def evaluate_periods(policy: Policy, plan: PeriodPlan, cat: CatalogueLike, basel
             hour[spec.device] = hour.get(spec.device, 0) + i.count * spec.devices
         for h, n in hour.items():
             peak[h] = max(peak.get(h, 0), n)
-    rows += _devices_row(lim, peak, " at the busiest hour")
+    rows += _devices_row(lim, peak, " in its busiest hour")
     rows += _allowed_rows(lim, sorted({s.cloud for s in insts.values()}), sorted({s.device for s in insts.values()}))
     stated = bool(plan.workloads) or not plan.deployments
     if stated:

@@ -101,7 +101,7 @@ def test_money_devices_and_clouds_of_every_hour() -> None:
     assert (r["max_increase_usd_per_month"].status, r["max_increase_usd_per_month"].actual) == ("pass", 100.0)
     assert (r["max_increase_pct"].status, r["max_increase_pct"].actual) == ("warn", 11.11)
     assert (r["max_devices"].status, r["max_devices"].actual) == ("fail", {"l40s": 5, "h100-sxm": 8})
-    assert r["max_devices"].detail == "l40s: 5 > 4 at the busiest hour"
+    assert r["max_devices"].detail == "l40s: 5 > 4 in its busiest hour"
     assert (r["allowed_clouds"].status, r["allowed_clouds"].actual) == ("warn", ["aws"])
     assert (r["allowed_hardware"].status, r["allowed_hardware"].actual) == ("fail", ["h100-sxm", "l40s"])
     assert [x.limit for x in rows] == ["max_usd_per_month", "max_increase_usd_per_month", "max_increase_pct", "max_devices",
