@@ -85,10 +85,11 @@ def test_problem_budget_is_ignored_by_the_cost_objective_and_a_missing_rate_is_n
 
 def test_problem_carries_replica_floors_only_where_one_is_above_one() -> None:
     assert problem_for(fleet(), [cand()], [BIG], 1.0).min_replicas is None  # the default, 1, the demand already needs
-    two = fleet().model_copy(update={"workloads": [fleet().workloads[0].model_copy(update={"min_replicas": 3})]})
-    p = problem_for(two, [cand()], [BIG], 1.0)
-    assert p.min_replicas is not None and p.min_replicas.dtype == np.int64 and p.min_replicas.tolist() == [3]
-    assert p.has_floors and solve(p).replicas.sum() >= 3
+    for k in (2, 3):
+        floored = fleet().model_copy(update={"workloads": [fleet().workloads[0].model_copy(update={"min_replicas": k})]})
+        p = problem_for(floored, [cand()], [BIG], 1.0)
+        assert p.min_replicas is not None and p.min_replicas.dtype == np.int64 and p.min_replicas.tolist() == [k]
+        assert p.has_floors and solve(p).replicas.sum() >= k
 
 
 def failure(f: Fleet, cs: list[Candidate], insts: list[Any], status: SolveStatus | None = None) -> str:
