@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from aicap.sizing.core.period_plan import PeriodPlan
     from aicap.sizing.core.plan import Deployment as PlanDeployment
     from aicap.sizing.core.plan import Plan
+    from aicap.sizing.core.plan import Workload as PlanWorkload
 
 FormatOpt = Annotated[Format, typer.Option("--format", "-f", help="Output format.")]
 
@@ -38,6 +39,13 @@ def _month(d: PlanDeployment, hours: float) -> float:
     return d.usd_per_month if d.usd_per_month is not None else d.usd_per_hour * hours
 
 
+def _unit_price(w: PlanWorkload) -> float | str | None:
+    """The ``$/1M out tok`` cell: per output token, or an encoder's per request (it emits no tokens; a prefill pool shows none)."""
+    if w.usd_per_million_output_tokens is not None or w.disaggregated_role is not None or w.usd_per_million_requests is None:
+        return w.usd_per_million_output_tokens
+    return f"{w.usd_per_million_requests:g} per 1M requests"
+
+
 def plan_view(plan: Plan) -> View:
     """Tables of a plan: deployments per workload, fleet instances, alternatives; warnings as notes."""
     rows = []
@@ -50,8 +58,7 @@ def plan_view(plan: Plan) -> View:
             rows.append([w.name, w.model, d.instance_type, f"{d.devices}×{d.hardware}", layout_label(d.tp, d.pp, d.dp_attention), d.replicas,
                          d.weights_dtype,
                          f"{_rate(d.requests_per_s)}/{_rate(d.capacity_requests_per_s)}", ttft, tpot, d.usd_per_hour, round(_month(d, hours)),
-                         w.usd_per_million_output_tokens if w.usd_per_million_output_tokens is not None or w.usd_per_million_requests is None
-                         or d.tpot_ms is not None else f"{w.usd_per_million_requests:g} per 1M requests"])  # an encoder's: per request  # fmt: skip
+                         _unit_price(w)])  # fmt: skip
     t = plan.totals
     pcts = sorted({w.percentile for w in plan.workloads})
     pct = pcts[0] if len(pcts) == 1 else "at each workload's percentile"

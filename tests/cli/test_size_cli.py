@@ -263,3 +263,14 @@ def test_min_replicas_on_a_static_fleet_keeps_that_many_replicas(aicap, tmp_path
     assert sum(d["replicas"] for d in one["deployments"]) == 1
     assert sum(d["replicas"] for d in three["deployments"]) == 3
     assert plans[3]["totals"]["usd_per_hour"] == pytest.approx(3 * plans[1]["totals"]["usd_per_hour"])
+
+
+def test_the_unit_price_column_prices_an_encoder_per_request_and_leaves_a_prefill_pool_blank(aicap) -> None:  # type: ignore[no-untyped-def]
+    root = Path(__file__).resolve().parents[2] / "examples"
+    mixed = aicap("size", str(root / "mixed-embedding-llm.yaml"), "-f", "table")
+    assert mixed.code == 0, mixed.stderr
+    assert any("per 1M requests" in line for line in mixed.stdout.splitlines() if "bge" in line or "embed" in line)
+    split = aicap("size", str(root / "disaggregated-chat.yaml"), "-f", "table")
+    assert split.code == 0, split.stderr
+    (prefill,) = [line for line in split.stdout.splitlines() if ".prefill" in line and "│" in line and "p5" in line]
+    assert prefill.rstrip().rstrip("│").rstrip().endswith("–") and "per 1M requests" not in split.stdout
