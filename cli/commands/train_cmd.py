@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 import typer
 
-from aicap.cli.render import Format, Table, View, emit, flat_table
+from aicap.cli.render import Format, Table, View, cell, emit, flat_table
 from aicap.cli.state import catalogue, guarded, info, typed_flags
 
 FormatOpt = Annotated[Format, typer.Option("--format", "-f", help="Output format.")]
@@ -54,9 +54,8 @@ def significant(v: float) -> float:
 
 
 def amount(v: float) -> str:
-    """:func:`significant` as text: ``12,366``, ``312``, ``4.57``, ``0.0262``."""
-    r = significant(v)
-    return f"{r:,.0f}" if abs(r) >= 10 or r == 0 else f"{r:.3g}"
+    """:func:`significant` as a table cell prints it: ``12,366``, ``312``, ``4.57``, ``0.0262``."""
+    return cell(significant(v))
 
 
 def _usd(v: float | None) -> str:
