@@ -165,6 +165,7 @@ def predict_under_load(case: dict[str, Any], cat: CatalogueLike, eff: Efficiency
             "chunked_prefill": opts.chunked_prefill,
             "eager": opts.eager,
             "overlap_scheduling": opts.overlap_scheduling,
+            "usable_memory_fraction": opts.memory_fraction,
         }
         runtime = runtime.model_copy(update={k: v for k, v in given.items() if v is not None})
     layout = Layout(model, device, eff, runtime, tp, pp, 1, wdt, case.get("kv_dtype") or wdt)
@@ -196,7 +197,8 @@ def predict_under_load(case: dict[str, Any], cat: CatalogueLike, eff: Efficiency
         reqs = dataclasses.replace(reqs, cached_tokens=warm_prefix_tokens(reqs.input_tokens, opts.prompt_cache_hits))
     setup = Setup(layout, replicas=max(devices // (tp * pp), 1), max_num_seqs=None if opts is None else opts.max_running_requests,
                   max_batched_tokens=None if opts is None else opts.step_tokens, prefill_first=None if opts is None else opts.prefill_first,
-                  decode_steps=1 if opts is None else opts.scheduler_steps)  # fmt: skip
+                  decode_steps=1 if opts is None else opts.scheduler_steps, ignore_eos=opts is not None and opts.ignore_eos,
+                  prefix_cache=opts is None or opts.prefix_cache is not False)  # fmt: skip
     res = run_raw(setup, reqs, concurrency=conc)
     window = case.get("measurement_window_s") if kind == "server" else None
     if window is not None:

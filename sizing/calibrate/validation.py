@@ -82,6 +82,14 @@ class EngineOptions(BaseModel):
         them). A hit reuses the prompt's full KV blocks and prefills the rest: ``B·⌊(L − 1)/B⌋`` of its
         ``L`` tokens are cached, ``B`` = 16 (vLLM's KV block; the last token is always computed, for its
         logits). Which requests hit is drawn with the replay's seed; 0: a cold cache.
+    memory_fraction
+        The engine's share of device memory for weights and KV cache where the run set or defaulted it
+        differently from the profile (SGLang ``--mem-fraction-static``); ``None``: the profile's.
+    ignore_eos
+        Whether the benchmark client asked for every request's whole output (``sglang.bench_serving``'s
+        default, vLLM's ``--ignore-eos``).
+    prefix_cache
+        Whether the server kept a prefix cache (SGLang ``--disable-radix-cache`` turns it off); ``None``: on.
     source
         Where these settings are published (the benchmark's command line or script, with its commit).
     """
@@ -97,6 +105,9 @@ class EngineOptions(BaseModel):
     eager: bool | None = None
     overlap_scheduling: bool | None = None
     prompt_cache_hits: Annotated[float, Field(ge=0.0, le=1.0)] = 0.0
+    memory_fraction: Annotated[float, Field(gt=0.0, le=1.0)] | None = None
+    ignore_eos: bool = False
+    prefix_cache: bool | None = None
     source: str = Field(min_length=1)
 
 

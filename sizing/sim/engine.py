@@ -101,6 +101,7 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
+from aicap.sizing.sim.admission import AdmissionRule
 from aicap.sizing.sim.costs import ContextStepTime as ContextStepTime
 from aicap.sizing.sim.costs import Cost, Timed, memoised
 from aicap.sizing.sim.costs import StepTime as StepTime
@@ -159,6 +160,10 @@ class EngineConfig:
     record_gaps : bool
         Whether to record every inter-token gap (:mod:`aicap.sizing.sim.token_gaps`; ``SimResult.itl``).
         Off by default: it costs a few percent of a run, which the sizer's checks do not need.
+    admission : AdmissionRule or None
+        Projected admission (SGLang keeps KV room for what running requests will still emit;
+        :mod:`aicap.sizing.sim.admission`); ``None``: a request is admitted once its prompt's blocks are
+        free, and a decode step that runs out preempts (vLLM).
     """
 
     max_num_seqs: int
@@ -175,6 +180,7 @@ class EngineConfig:
     state_tokens: int = 0
     overlap_scheduling: bool = False
     record_gaps: bool = False
+    admission: AdmissionRule | None = None
 
     def __post_init__(self) -> None:
         if not (1.0 <= self.tokens_per_step <= self.verify_tokens):
@@ -303,7 +309,8 @@ def _replica(config: EngineConfig, table: RequestTable, policy: Scheduler) -> li
     return [VirtualEngine(k, seqs, config.max_batched_tokens, blocks, config.block_tokens, table, policy.queue(table), evict,
                           config.verify_tokens, whole_prompts=not config.chunked_prefill, prefill_first=config.prefill_first,
                           decode_steps=config.decode_steps, state_blocks=config.state_blocks,
-                          record_gaps=config.record_gaps, gain=config.tokens_per_step if config.tokens_per_step > 1 else 1)
+                          record_gaps=config.record_gaps, gain=config.tokens_per_step if config.tokens_per_step > 1 else 1,
+                          gate=None if config.admission is None else config.admission.gate())
             for k in range(p)]  # fmt: skip
 
 

@@ -26,6 +26,7 @@ from aicap.sizing.perf import memory
 from aicap.sizing.plan.layouts import crossings, scale_out_bps
 from aicap.sizing.serve.context_step import ContextStep
 from aicap.sizing.serve.step_model import Hardware
+from aicap.sizing.sim.admission import AdmissionRule
 from aicap.sizing.sim.cluster import ClusterStats, Router, simulate_cluster
 from aicap.sizing.sim.engine import EngineConfig, Requests, StepTime
 from aicap.sizing.sim.policies import EdfScheduler, PriorityScheduler, RoundRobinScheduler, SjfScheduler, SrtfScheduler
@@ -101,6 +102,8 @@ class Setup:
     pipeline boundaries that cross instances are priced at it; ``None``: none cross) and
     ``decode_context`` the mean decode context the step model is built at (``None``: ``E[I] + E[O]/2``);
     a plan's deployments give both, as the sizer and ``size --verify`` priced them.
+    ``ignore_eos`` (the client asks for every request's whole output) and ``prefix_cache`` (the server keeps
+    one) choose the path of an engine with projected admission (:mod:`aicap.sizing.sim.admission`).
     """
 
     layout: Layout
@@ -112,6 +115,8 @@ class Setup:
     decode_steps: int = 1
     scale_out_bps: float | None = None
     decode_context: float | None = None
+    ignore_eos: bool = False
+    prefix_cache: bool = True
 
     def engine(self) -> EngineConfig:
         """Engine limits of one replica (module docstring)."""
@@ -139,7 +144,15 @@ class Setup:
                             prefill_first=rt.prefill_first if self.prefill_first is None else self.prefill_first,
                             decode_steps=self.decode_steps, overlap_scheduling=rt.overlap_scheduling,
                             state_tokens=int(memory.state_tokens(self.layout, self.layout.tp, self.layout.pp)),
-                            record_gaps=True)  # fmt: skip
+                            record_gaps=True, admission=self._admission())  # fmt: skip
+
+    def _admission(self) -> AdmissionRule | None:
+        """The engine profile's projected admission, exact where requests ignore EOS and no prefix cache is kept."""
+        a = self.layout.runtime.admission
+        if a is None:
+            return None
+        return AdmissionRule(a.init_ratio, a.init_ratio * a.min_ratio_factor, a.decay_steps, a.retract_steps, a.clip_tokens,
+                             exact=self.ignore_eos and not self.prefix_cache)  # fmt: skip
 
     def step(self, mean_input: float, mean_output: float, mean_cached: float = 0.0) -> StepTime:
         """Step time of one replica (module docstring); ``mean_cached`` prompt tokens are a cached prefix.

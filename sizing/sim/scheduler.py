@@ -53,7 +53,9 @@ class FcfsScheduler:
        ``max_seqs`` run, and the free KV blocks cover the whole prompt (``ceil(prompt/B)``); each takes
        a chunk as in 2. The queue is strictly FCFS: a head that does not fit blocks those behind it.
        Without chunked prefill the head's whole prompt must also fit the remaining budget
-       (:meth:`~aicap.sizing.sim.virtual_engine.VirtualEngine.fits`).
+       (:meth:`~aicap.sizing.sim.virtual_engine.VirtualEngine.fits`). An engine with projected admission
+       (SGLang) also needs room for what the running requests will still emit
+       (:mod:`aicap.sizing.sim.admission`).
 
     Since admission stops when the budget is spent, the decoding requests never outnumber the budget
     and none ever skips a step — unless ``decode_cap`` limits them further.
@@ -123,9 +125,15 @@ class FcfsScheduler:
             if budget == 0:
                 return prefill
         waiting = engine.waiting
+        gate = engine.gate
+        if gate is not None and waiting:
+            gate.begin(engine)
         while (budget > 0 and waiting and len(engine.running) < engine.max_seqs and engine.can_admit(waiting[0])
-               and engine.fits(waiting[0], budget)):  # fmt: skip
-            c = engine.chunk(engine.admit(), budget)
+               and engine.fits(waiting[0], budget) and (gate is None or gate.allows(engine, waiting[0]))):  # fmt: skip
+            r = engine.admit()
+            if gate is not None:
+                gate.took(engine, r)
+            c = engine.chunk(r, budget)
             prefill += c
             budget -= c
         return prefill

@@ -45,9 +45,13 @@ import math
 from collections import deque
 from collections.abc import Callable
 from itertools import islice
+from typing import TYPE_CHECKING
 
 from aicap.sizing.sim.request_table import DECODE, DONE, PREFILL, WAITING, RequestTable, WaitQueue
 from aicap.sizing.sim.token_gaps import TokenGaps
+
+if TYPE_CHECKING:
+    from aicap.sizing.sim.admission import ProjectedGate
 
 
 class VirtualEngine:
@@ -72,6 +76,9 @@ class VirtualEngine:
     evict : callable or None, optional
         ``evict(engine) -> request`` picks the running request to preempt when the KV cache runs out
         (a policy's least urgent); ``None``: the most recently admitted (vLLM's default).
+    gate : ProjectedGate or None, optional
+        Projected admission (:mod:`aicap.sizing.sim.admission`, SGLang); ``None``: a request is admitted
+        once its prompt's blocks are free.
     """
 
     __slots__ = (
@@ -88,6 +95,7 @@ class VirtualEngine:
         "finished",
         "gain",
         "gaps",
+        "gate",
         "held",
         "index",
         "max_seqs",
@@ -113,8 +121,10 @@ class VirtualEngine:
     def __init__(self, index: int, max_seqs: int, max_tokens: int, blocks: int, block_tokens: int, table: RequestTable,
                  waiting: WaitQueue | None = None, evict: Callable[[VirtualEngine], int] | None = None,
                  verify_tokens: int = 1, *, whole_prompts: bool = False, prefill_first: bool = False,
-                 decode_steps: int = 1, state_blocks: int = 0, record_gaps: bool = False, gain: float = 1) -> None:  # fmt: skip
+                 decode_steps: int = 1, state_blocks: int = 0, record_gaps: bool = False, gain: float = 1,
+                 gate: ProjectedGate | None = None) -> None:  # fmt: skip
         self.index = index
+        self.gate = gate  # projected admission (SGLang): room kept for what running requests will still emit; None: vLLM's
         # Tokens a decoder's context grows by in a step: 1, or E with speculative decoding (its emits count steps).
         self.gain = gain
         self.whole_prompts = whole_prompts  # no chunked prefill: a prompt within max_tokens is prefilled in one step
@@ -220,6 +230,7 @@ class VirtualEngine:
         dec = self.decoders
         key = self.table.key
         want = -self.tick % self.block_tokens
+        before = self.preemptions
         while True:
             k = min(len(dec), budget)
             need = self.bucket[want] if k == len(dec) else sum(1 for r in islice(dec, k) if key[r] == want)
@@ -231,6 +242,8 @@ class VirtualEngine:
                 self.preempt(self.evict(self))
         self.used += need
         self.scheduled = k
+        if self.gate is not None and k:
+            self.gate.decoded(self, self.preemptions > before)
         return k
 
     def decode_context(self, k: int) -> float:

@@ -8,7 +8,7 @@ their own benchmarks with ``aicap calibrate``.
 
 from __future__ import annotations
 
-from typing import Literal, TypeVar
+from typing import Annotated, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -146,6 +146,43 @@ class EagerLaunches(BaseModel):
     source: str = Field(min_length=1)
 
 
+class ProjectedAdmission(BaseModel):
+    """How an engine admits a request only where the KV cache holds its projected output too (SGLang's ``PrefillAdder``).
+
+    A waiting request of prompt ``I`` and ``M`` tokens still to generate (``M`` clipped at ``clip_tokens``)
+    is admitted while ``I + M < F − ρ·Σ_running M_j − Σ_admitted M_k``: ``F`` the free KV tokens, ``M_j``
+    what each running request may still emit (clipped), ``M_k`` those admitted in the same round, and ``ρ``
+    the new-token ratio. ``ρ`` starts at ``init_ratio``, falls by ``(ρ_0 − ρ_min)/decay_steps`` each decode
+    step to ``ρ_min = init_ratio · min_ratio_factor``, and when a decode step runs out of KV and retracts
+    requests it is reset to ``min(1, (Σ g_j + retract_steps·n)/Σ O_j)`` over the ``n`` requests left
+    (``g_j`` emitted, ``O_j`` their output lengths). Requests that ignore EOS on a server without a prefix
+    cache take the exact path: with every request's remaining output known, one is admitted only while the
+    batch's projected peak fits (:mod:`aicap.sizing.sim.admission`).
+
+    Attributes
+    ----------
+    init_ratio, min_ratio_factor
+        ``ρ_0`` and ``ρ_min/ρ_0`` [-].
+    decay_steps
+        Decode steps over which ``ρ`` falls from ``ρ_0`` to ``ρ_min`` [-].
+    retract_steps
+        Decode steps of headroom per request in the ratio set after a retraction [-].
+    clip_tokens
+        Cap on a request's remaining output in the projection [tokens].
+    source
+        Where the rule and its constants are published.
+    """
+
+    model_config = ConfigDict(defer_build=True, extra="forbid", frozen=True, allow_inf_nan=False)
+
+    init_ratio: Annotated[float, Field(gt=0.0, le=1.0)]
+    min_ratio_factor: Annotated[float, Field(gt=0.0, le=1.0)]
+    decay_steps: PosInt
+    retract_steps: NonNegFloat
+    clip_tokens: PosInt
+    source: str = Field(min_length=1)
+
+
 class RuntimeSpec(BaseModel):
     """Conventions of the serving runtime that the memory and time model assume.
 
@@ -180,6 +217,7 @@ class RuntimeSpec(BaseModel):
     shares_step_budget: bool = False  # with data-parallel attention the groups share max_prefill_tokens (SGLang divides it by dp)
     eager: bool = False  # kernels launched one by one from the host (vLLM --enforce-eager): steps pay eager_launches
     eager_launches: EagerLaunches | None = None
+    admission: ProjectedAdmission | None = None  # None: a request is admitted when its prompt's KV blocks are free (vLLM)
     default_engine: str | None = None
     sparse_speedup: dict[str, PosFloat] = Field(
         default_factory=dict,

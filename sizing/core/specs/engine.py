@@ -25,7 +25,7 @@ from aicap.sizing.core.documents import Fraction, NonNegFloat, PosFloat, PosInt
 from aicap.sizing.core.dtypes import KV_DTYPES, WEIGHT_DTYPES
 from aicap.sizing.core.errors import excerpt
 from aicap.sizing.core.specs.device import DeviceSpec
-from aicap.sizing.core.specs.efficiency import EfficiencySpec, RuntimeSpec
+from aicap.sizing.core.specs.efficiency import EfficiencySpec, ProjectedAdmission, RuntimeSpec
 
 MemoryPolicy = Literal["total", "free"]
 
@@ -117,6 +117,10 @@ class EngineScheduler(BaseModel):
         Whether the engine schedules each step while the previous one runs (SGLang's overlap scheduler,
         TensorRT-LLM's; vLLM's ``--async-scheduling``): a request that arrives during a step is first
         scheduled two steps on, so a busy engine adds about one step to TTFT (:mod:`aicap.sizing.sim.engine`).
+    admission
+        How the engine keeps room for what running requests will still generate
+        (:class:`~aicap.sizing.core.specs.efficiency.ProjectedAdmission`, SGLang); ``None``: it admits a
+        request once its prompt's KV blocks are free and preempts when decoding runs out (vLLM).
     source
         Where the defaults come from.
     """
@@ -128,6 +132,7 @@ class EngineScheduler(BaseModel):
     chunked_prefill: bool = True
     prefill_first: bool = False
     overlap_scheduling: bool = False
+    admission: ProjectedAdmission | None = None
     source: str = Field(min_length=1)
 
 
@@ -338,6 +343,7 @@ class EngineSpec(BaseModel):
             "chunked_prefill": self.scheduler.chunked_prefill,
             "prefill_first": self.scheduler.prefill_first,
             "overlap_scheduling": self.scheduler.overlap_scheduling,
+            "admission": self.scheduler.admission,
             "sparse_speedup": self._sparse_speedup(device),
             "shares_step_budget": self.dp_attention is not None and self.dp_attention.step_budget == "shared",
         })  # fmt: skip
