@@ -239,8 +239,10 @@ def register(app: typer.Typer) -> None:
         from aicap.sizing.plan.fleet_io import build_fleet, builtin_fleet, load_fleet, split_list
         from aicap.sizing.plan.sizer import size
 
-        if output is not None and output.is_dir():  # fail before sizing, not after (write_atomic checks again)
-            raise InputError(f"{output}: is a directory, expected a file")
+        if output is not None:  # fail before sizing, not after (write_atomic checks again)
+            from aicap.cli.files import check_writable
+
+            check_writable(output, "--output")
         check_plot(plot)
         check_engine(engine)
         if seed < 0:

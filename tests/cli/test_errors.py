@@ -768,12 +768,15 @@ def test_guarded_holds_notes_back_until_the_command_ends() -> None:
 
 
 def test_size_output_to_a_directory_is_one_line_and_no_note(aicap) -> None:
-    assert one_error_line(aicap("size", "-o", "/", "-f", "json")) == "aicap: error: /: is a directory, expected a file"
+    assert one_error_line(aicap("size", "-o", "/", "-f", "json")) == "aicap: error: --output /: is a directory; give a file name"
 
 
-def test_size_output_that_cannot_be_written_is_one_line(aicap, tmp_path: Path) -> None:
+def test_size_output_that_cannot_be_written_is_refused_before_sizing(aicap, tmp_path: Path) -> None:
     r = aicap("size", "--model", "llama-3-8b", "--rate", "1", "-o", str(tmp_path / "missing" / "plan.json"), "-f", "json")
-    assert one_error_line(r).endswith("plan.json: cannot write: No such file or directory")
+    line = one_error_line(r)
+    assert line.startswith(f"aicap: error: --output {tmp_path / 'missing' / 'plan.json'}: the folder ")
+    assert line.endswith("missing does not exist")
+    assert r.stdout == ""  # no plan was sized and printed before the refusal
 
 
 def test_size_notes_still_follow_a_success(aicap, tmp_path: Path) -> None:
