@@ -308,8 +308,11 @@ def register(app: typer.Typer) -> None:
             raise InputError("give --model and --hardware (a deployment to simulate), or a plan file")
         if (rate is None) == (concurrency is None) and trace is None:
             raise InputError("give --rate R (open loop) or --concurrency C (closed loop), or --trace FILE")
-        if trace is not None and (dataset is not None or rate is not None):
-            raise InputError("--trace replays its own arrivals and lengths: drop --rate and --dataset")
+        if trace is not None and (clash := [f for f, v in (("--rate", rate), ("--dataset", dataset)) if v is not None]):
+            raise InputError(f"--trace replays its own arrivals and lengths: drop {' and '.join(clash)}")
+        if concurrency is not None and trace is None and requests < 2 * concurrency:
+            info(f"aicap: note: {concurrency:,} clients send their first {min(concurrency, requests):,} requests at once, so a run of "
+                 f"{requests:,} is mostly that burst; give --requests of ten times the clients or more for a steady state")  # fmt: skip
         # Options the run would ignore are refused, naming what they conflict with (they once ran silently).
         for given, others, why in (
             (
@@ -389,6 +392,11 @@ def register(app: typer.Typer) -> None:
                             speculative_config(speculative, draft_model, draft_tokens, acceptance), dp_attention, eager)  # fmt: skip
         from aicap.sizing.serve.estimate import estimate
 
+        longest = int((reqs.input_tokens - (0 if reqs.cached_tokens is None else reqs.cached_tokens)).max())
+        limits = {"chunked_prefill": chunked_prefill, "max_prefill_tokens": max_batched_tokens}
+        if any(x is not None for x in limits.values()):  # the layout is chosen (and a long prompt judged) under the run's own limits
+            est = replace(est, runtime=est.runtime.model_copy(update={k: x for k, x in limits.items() if x is not None}))
+            _check_whole_prompts(est.runtime.chunked_prefill, longest, est.runtime.max_prefill_tokens)
         chosen = estimate(est)
         if not chosen.fits:
             raise InfeasibleError(f"{chosen.deployment.model.id} on {chosen.deployment.device.id}: {chosen.shortfall}")
@@ -411,11 +419,7 @@ def register(app: typer.Typer) -> None:
         setup = replay.Setup(layout, replicas=n_rep, router=router, max_num_seqs=max_num_seqs, max_batched_tokens=max_batched_tokens,
                              prefill_first=prefill_first, decode_steps=scheduler_steps)  # fmt: skip
         eng = setup.engine()
-        longest = int((reqs.input_tokens - (0 if reqs.cached_tokens is None else reqs.cached_tokens)).max())
-        if not eng.chunked_prefill and longest > eng.max_batched_tokens:  # vLLM refuses such an engine at start-up
-            raise InfeasibleError(f"without chunked prefill a prompt is prefilled in one step: the longest here ({longest:,} tokens to "
-                             f"prefill) exceeds the step budget of {eng.max_batched_tokens:,}; raise --max-batched-tokens or "
-                             "turn chunked prefill on")  # fmt: skip
+        _check_whole_prompts(eng.chunked_prefill, longest, eng.max_batched_tokens)
         targets = Targets(ttft_ms=ttft_ms, tpot_ms=tpot_ms)
         if compare_policies:
             todo = tuple(p for p in replay.POLICIES if not (p == "edf" and ttft_ms is None))
@@ -442,7 +446,18 @@ def register(app: typer.Typer) -> None:
                                   f"({(rep.setup.kv_cache_tokens or 0) // groups:,} tokens); use more devices per replica or shorter "
                                   "requests")  # fmt: skip
         if (ttft_ms is not None or tpot_ms is not None) and not replay.holds(rep, percentile):
-            parts = [f"{name} {v} ms" for name, v in (("TTFT", ms(rep.ttft_ms, percentile)), ("TPOT", ms(rep.tpot_ms, percentile)))
-                     if v is not None]  # fmt: skip
-            raise InfeasibleError(f"the simulated {percentile} misses a target ({', '.join(parts) or 'nothing served'}"
-                                  f"{'' if rep.stable else ', unbounded queue'})")  # fmt: skip
+            missed = [f"{name} {percentile} {ms(st, percentile)} ms > target {target:g} ms"
+                      for name, st, target in (("TTFT", rep.ttft_ms, ttft_ms), ("TPOT", rep.tpot_ms, tpot_ms))
+                      if target is not None and (got := st.at(percentile)) is not None and got > target]  # fmt: skip
+            if not rep.stable:
+                missed.append("the queue grows without bound")
+            raise InfeasibleError(f"the simulated run misses a target: {'; '.join(missed) or 'nothing served'}")
+
+
+def _check_whole_prompts(chunked: bool, longest: int, budget: int) -> None:
+    """Refuse a run whose longest prompt cannot be prefilled in one step of ``budget`` tokens without chunking (vLLM refuses such an engine at start-up)."""
+    if not chunked and longest > budget:
+        from aicap.sizing.core.errors import InfeasibleError
+
+        raise InfeasibleError(f"without chunked prefill a prompt is prefilled in one step: the longest here ({longest:,} tokens to "
+                              f"prefill) exceeds the step budget of {budget:,}; raise --max-batched-tokens or turn chunked prefill on")  # fmt: skip

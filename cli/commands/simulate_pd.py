@@ -71,5 +71,8 @@ def simulate_disaggregated(model: str, hardware: str, decode_hardware: str, reqs
                           rows, "Each request runs through the prefill pool, then the link, then the decode pool; its TTFT is the "
                           "sum of the three.")]), fmt)  # fmt: skip
     if (ttft_ms is not None or tpot_ms is not None) and not holds:
-        raise InfeasibleError(f"the simulated {percentile} misses a target (TTFT {composed} ms, TPOT {tpot} ms"
-                              f"{'' if stable else ', unbounded queue'})")  # fmt: skip
+        missed = [f"{name} {percentile} {v} ms > target {t:g} ms" for name, v, t in (("TTFT", composed, ttft_ms), ("TPOT", tpot, tpot_ms))
+                  if t is not None and v is not None and v > t]  # fmt: skip
+        if not stable:
+            missed.append("a pool's queue grows without bound")
+        raise InfeasibleError(f"the simulated run misses a target: {'; '.join(missed) or 'nothing served'}")

@@ -44,19 +44,21 @@ def report_view(rep: SimulationReport, percentile: str) -> View:
                ["goodput", f"{rep.goodput_requests_per_s:,.3g} req/s"], *slo_pct]  # fmt: skip
     th = rep.throughput
     run_rows: list[list[Any]] = [
-        ["deployment", f"{s.model} on {s.replicas}× TP{s.tp}·PP{s.pp} {s.hardware} ({s.weights_dtype}), router {s.router}"
+        ["deployment", f"{s.model} on {s.replicas}× TP{s.tp}·PP{s.pp} {s.hardware} ({s.weights_dtype}), engine {s.engine}, router {s.router}"
                        + (f"; attention DP{s.dp_attention}×TP{s.tp // s.dp_attention}, experts EP{s.ep}, an engine per group"
                           if s.dp_attention > 1 else "")
                        + ("; eager (no CUDA graphs)" if s.eager else "")
-                       + ("; overlap scheduler (a request arriving mid-step waits a step more)" if s.overlap_scheduling else "")],
+                       + ("; overlap scheduler (a request arriving mid-step waits a step more)" if s.overlap_scheduling else "")
+                       + ("; admits only with KV room for the running requests' remaining output" if s.projected_admission else "")],
         ["load", load],
-        ["stable queue", "yes" if rep.stable else ("NO: requests were rejected or left unfinished" if rep.rejected
-                                                   else "NO: the queue grows without bound at this load")],
+        ["stable queue", ("yes" if s.concurrency is None else "yes (closed loop)") if rep.stable else
+                         ("NO: requests were rejected or left unfinished" if rep.rejected or s.concurrency is not None
+                          else "NO: the queue grows without bound at this load")],
         ["finished / rejected", f"{rep.finished:,} / {rep.rejected:,}"],
         ["throughput", f"{th.requests_per_s:,.3g} req/s, {th.output_tokens_per_s:,.0f} output tok/s"],
         *slo,
         ["busy (share of time stepping)", _pct(rep.utilisation)],
-        ["running batch per replica (mean)", f"{rep.mean_running_per_replica:,.1f} of {s.max_num_seqs}"],
+        ["running batch per replica (mean)", f"{rep.mean_running_per_replica:,.1f} of {s.max_num_seqs:,}"],
         ["KV cache use (mean / peak)", None if rep.kv_cache_use is None else
                                        f"{_pct(rep.kv_cache_use['mean'])} / {_pct(rep.kv_cache_use['peak'])} of {s.kv_cache_tokens:,} tokens"],
         ["preemptions", f"{rep.preemptions:,}"],

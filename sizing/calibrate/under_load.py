@@ -286,7 +286,7 @@ def knees(cases: list[dict[str, Any]], predicted: dict[tuple[str, str], float]) 
     for c in cases:
         if c["kind"] == "server" and c.get("request_rate"):
             fields = [str(c.get(k)) for k in ("source_key", "model", "hardware", "framework")] + [str(c.get(k) or 1) for k in ("tp", "pp")]
-            key = (*fields, str((c.get("dataset") or {}).get("name")))
+            key = (*fields, str((c.get("dataset") or {}).get("name") or "fixed lengths"))
             groups.setdefault(key, []).append(c)
     out = []
     for key, group in sorted(groups.items()):

@@ -112,6 +112,10 @@ class Setup(_Doc):
     eager: bool = Field(False, description="the engine ran without CUDA graphs: each step at least its kernels' host launch time")
     overlap_scheduling: bool = Field(False, description="the engine schedules each step while the previous one runs: a request "
                                                         "arriving during a step is scheduled a step later")  # fmt: skip
+    engine: str = Field("generic", description="the serving-engine profile whose limits and scheduler the run followed")
+    projected_admission: bool = Field(False, description="the engine admits a request only with KV room for what the running "
+                                                         "requests will still emit (SGLang), instead of preempting when "
+                                                         "decode runs out")  # fmt: skip
 
 
 class SimulationReport(_Doc):
@@ -223,7 +227,8 @@ def report(res: SimResult, stats: ClusterStats, input_tokens: NDArray[np.int64],
     engines = max(len(stats.busy_s), 1)
     replicas = max(engines // setup.dp_attention, 1)  # an engine per attention group
     return SimulationReport(
-        setup=setup, requests=n, finished=int(fin.sum()), rejected=res.rejected, duration_s=_r(res.duration_s), stable=res.stable,
+        setup=setup, requests=n, finished=int(fin.sum()), rejected=res.rejected, duration_s=_r(res.duration_s),
+        stable=res.stable if setup.concurrency is None else res.finished_after_warmup,  # a closed loop's clients bound its queue
         ttft_ms=t, tpot_ms=p, itl_ms=gap_stats_ms(res.itl_after_warmup()), e2e_ms=e, queue_ms=q,
         throughput=Throughput(requests_per_s=_r(float(fin.sum()) / dur), output_tokens_per_s=_r(float(output_tokens[fin].sum()) / dur),
                               input_tokens_per_s=_r(float(input_tokens[fin].sum()) / dur)),

@@ -123,6 +123,15 @@ class SimResult:
         return self.itl.after(float(self.arrival_s[post[0]]) if post.size else np.inf)
 
     @property
+    def finished_after_warmup(self) -> bool:
+        """Whether at least 99% of the requests after the 10% warm-up finished.
+
+        It is the whole verdict of a closed loop, whose queue its clients bound.
+        """
+        post = self._post_warmup(WARMUP)
+        return not post.size or bool(self.finished[post].mean() >= STABLE_FINISHED)
+
+    @property
     def stable(self) -> bool:
         """Heuristic verdict that the replica kept up with the traffic.
 
@@ -143,8 +152,7 @@ class SimResult:
         n = self.arrival_s.size
         if n == 0:
             return True
-        post = self._post_warmup(WARMUP)
-        if post.size and self.finished[post].mean() < STABLE_FINISHED:
+        if not self.finished_after_warmup:
             return False
         order = np.argsort(self.arrival_s, kind="stable")
         q2 = self.ttft_s[order[n // 4 : n // 2]]

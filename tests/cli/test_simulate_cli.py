@@ -48,8 +48,9 @@ def test_same_seed_same_bytes_other_seed_other_bytes() -> None:
 
 
 def test_target_missed_exits_3_with_the_numbers() -> None:
-    code, out, err = run(*BASE, "--rate", "4", "--requests", "500", "--ttft-ms", "1")
-    assert code == 3 and "misses a target" in err and "TTFT" in err
+    code, out, err = run(*BASE, "--rate", "4", "--requests", "500", "--ttft-ms", "1", "--tpot-ms", "1000")
+    assert code == 3 and err.startswith("aicap: error: the simulated run misses a target: TTFT p99 ")
+    assert err.rstrip().endswith("ms > target 1 ms") and "TPOT" not in err  # only the target missed, with its bound
     assert "Simulated latency: 500 requests" in out  # the result is still shown
 
 
@@ -340,3 +341,37 @@ def test_devices_the_layout_leaves_over_are_named() -> None:
     # --devices 3 --tp 2 simulated one TP2 replica without a word (estimate says it)
     r = CliRunner().invoke(app, [*BASE, "--rate", "6", "--requests", "300", "--devices", "3", "--tp", "2"])  # not quiet: a note
     assert r.exit_code == 0 and "the layout uses 2 of the 3 devices: TP2·PP1 replicas of 2 leave 1 over" in r.stderr
+
+
+def test_the_report_names_the_engine_and_sglangs_admission() -> None:
+    v = doc(*BASE, "--engine", "vllm", "--rate", "4", "--requests", "300")["setup"]
+    s = doc(*BASE, "--engine", "sglang", "--rate", "4", "--requests", "300")["setup"]
+    assert (v["engine"], v["projected_admission"]) == ("vllm", False)
+    assert (s["engine"], s["projected_admission"]) == ("sglang", True)
+    code, out, _ = run(*BASE, "--engine", "sglang", "--rate", "4", "--requests", "300")
+    assert code == 0 and "engine sglang" in out and "KV room" in out
+
+
+def test_a_long_prompt_without_chunking_is_judged_under_the_runs_own_step_budget() -> None:
+    long = [*BASE, "--engine", "trtllm", "--input-tokens", "10000", "--rate", "1", "--requests", "40"]
+    code, _, err = run(*long, "-f", "json")
+    assert code == 3 and "exceeds its step budget of 8,192 tokens" in err  # TensorRT-LLM's default budget
+    raised = doc(*long, "--max-batched-tokens", "16384")
+    assert raised["setup"]["max_batched_tokens"] == 16384 and not raised["setup"]["chunked_prefill"] and raised["finished"] == 40
+    chunked = doc(*long, "--chunked-prefill")
+    assert chunked["setup"]["chunked_prefill"] and chunked["finished"] == 40
+
+
+def test_a_closed_loop_burst_is_not_called_an_unbounded_queue() -> None:
+    r = CliRunner().invoke(app, [*BASE, "--concurrency", "100", "--requests", "100"])  # not quiet: the note is wanted
+    code, out, err = r.exit_code, r.stdout, r.stderr
+    assert code == 0 and "mostly that burst" in err
+    assert "grows without bound" not in out and "yes (closed loop)" in out
+    assert doc(*BASE, "--concurrency", "100", "--requests", "100")["stable"] is True
+
+
+def test_a_trace_clash_names_only_the_options_given(tmp_path: Path) -> None:
+    trace = tmp_path / "t.csv"
+    trace.write_text("arrival_s,input_tokens,output_tokens\n0,100,10\n0.5,200,20\n")
+    code, _, err = run(*BASE, "--trace", str(trace), "--dataset", "azure-conv-2023")
+    assert code == 2 and err.strip() == "aicap: error: --trace replays its own arrivals and lengths: drop --dataset"
