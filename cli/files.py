@@ -95,6 +95,8 @@ def check_writable(path: Path, flag: str) -> None:
     folder = (Path(os.path.realpath(path)) if path.is_symlink() else path).resolve().parent
     if path.is_dir():
         raise InputError(f"{flag} {path}: is a directory; give a file name")
+    if folder.exists() and not folder.is_dir():
+        raise InputError(f"{flag} {path}: {folder} is a file, not a folder")
     if not folder.is_dir():
         raise InputError(f"{flag} {path}: the folder {folder} does not exist")
     if not os.access(folder, os.W_OK) and not (path.exists() and os.access(path, os.W_OK)):

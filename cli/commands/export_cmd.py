@@ -46,12 +46,13 @@ def register(app: typer.Typer) -> None:
         from aicap.sizing.core.errors import InputError
         from aicap.sizing.export.kubernetes import manifests
         from aicap.sizing.export.launch import check_spread, deployment_settings, launch
-        from aicap.sizing.plan.fleet_io import load_plan
+        from aicap.sizing.plan.fleet_io import check_plan_ids, load_plan
 
         cat = catalogue()
         doc = load_plan(plan)
         if doc is None:
             raise InputError(f"{plan}: a fleet file, not a plan; size it first (aicap size {plan} -o plan.json) and export the plan")
+        check_plan_ids(doc, cat, plan)
         if output_dir is not None and output_dir.exists() and not output_dir.is_dir():
             raise InputError(f"--output-dir {output_dir}: exists and is not a directory")
         settings = deployment_settings(doc, cat)

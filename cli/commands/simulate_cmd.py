@@ -275,7 +275,7 @@ def register(app: typer.Typer) -> None:
         if plan is not None:
             if model is not None or hardware is not None:
                 raise InputError("give either a plan file or --model/--hardware, not both")
-            from aicap.sizing.plan.fleet_io import load_plan
+            from aicap.sizing.plan.fleet_io import check_plan_ids, load_plan
             from aicap.sizing.sim.verify import simulate_plan
 
             cat = catalogue()
@@ -284,6 +284,7 @@ def register(app: typer.Typer) -> None:
                 raise InputError(
                     f"{plan}: a fleet file, not a plan; size it first (aicap size {plan} -f json > plan.json) and simulate the plan"
                 )
+            check_plan_ids(doc, cat, plan)
             from aicap.sizing.plan.layouts import unstartable_spans
 
             for line in unstartable_spans(doc, cat):

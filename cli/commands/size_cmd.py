@@ -330,7 +330,7 @@ def register(app: typer.Typer) -> None:
         for note in view.notes:
             info(f"aicap: {note}")
         if output is not None:
-            write_atomic(output, to_yaml(view.document) if output.suffix in {".yaml", ".yml"} else to_json(view.document))
+            write_atomic(output, to_yaml(view.document) if output.suffix.lower() in {".yaml", ".yml"} else to_json(view.document))
             info(f"aicap: wrote plan to {output}")
         emit(View(view.document, view.tables, csv=view.csv), fmt)
         if periodic and pplan.verification is not None and not pplan.verification.holds:

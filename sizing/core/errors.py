@@ -68,7 +68,10 @@ class UnknownIdError(InputError):
     def __init__(self, what: str, value: str, choices: list[str]) -> None:
         close = _close_matches(value, choices) if isinstance(value, str) and len(value) <= 200 else []
         hint = f"did you mean {', '.join(close)}? " if close else ""
-        shown = ", ".join(choices[:40]) + (", …" if len(choices) > 40 else "")
+        listing = {"model": "aicap models list", "device": "aicap hardware list", "hardware": "aicap hardware list",
+                   "instance": "aicap instances list"}.get(what)  # fmt: skip
+        more = len(choices) - 40
+        shown = ", ".join(choices[:40]) + (f", … ({more} more{f': {listing}' if listing else ''})" if more > 0 else "")
         super().__init__(f"unknown {what} {excerpt(value)}: {hint}valid {what} ids: {shown}")
         self.value = value
         self.choices = choices

@@ -310,3 +310,22 @@ def any_plan_or_size(path: Path | str, cat: CatalogueLike) -> Plan | PeriodPlan:
     from aicap.sizing.plan.sizer import size
 
     return size(fleet, cat)
+
+
+def check_plan_ids(plan: Plan, cat: CatalogueLike, path: Path | str) -> None:
+    """Refuse a plan whose workloads name an engine the loaded catalogue lacks, naming the file and the field.
+
+    A plan is read long after it was written, perhaps against other catalogue overlays; an engine it
+    names that is not loaded is one line naming ``path`` and ``workloads[i].engine``.
+
+    Raises
+    ------
+    InputError
+        For the first workload whose engine is unknown.
+    """
+    from aicap.sizing.core.errors import UnknownIdError
+
+    known = sorted({*cat.engines, "generic"})
+    for i, w in enumerate(plan.workloads):
+        if w.engine not in known:
+            raise InputError(f"{path}: workloads[{i}].engine: {UnknownIdError('engine', w.engine, known)}")

@@ -779,6 +779,20 @@ def test_size_output_that_cannot_be_written_is_refused_before_sizing(aicap, tmp_
     assert r.stdout == ""  # no plan was sized and printed before the refusal
 
 
+def test_size_output_under_a_file_says_so(aicap, tmp_path: Path) -> None:
+    (tmp_path / "plan.json").write_text("{}")
+    line = one_error_line(aicap("size", "-o", str(tmp_path / "plan.json" / "x.json"), "-f", "json"))
+    assert line.endswith("plan.json is a file, not a folder")
+
+
+def test_size_output_suffix_picks_yaml_whatever_its_case(aicap, tmp_path: Path) -> None:
+    out = tmp_path / "plan.YAML"
+    r = aicap("size", "--model", "llama-3-8b", "--rate", "1", "-o", str(out), "-f", "json")
+    assert r.code == 0, r.stderr
+    text = out.read_text()
+    assert not text.lstrip().startswith("{") and "schema_version:" in text
+
+
 def test_size_notes_still_follow_a_success(aicap, tmp_path: Path) -> None:
     r = aicap("size", "-o", str(tmp_path / "plan.json"), "-f", "json")
     assert r.code == 0 and r.json()["totals"]["instances"] >= 1
@@ -1065,3 +1079,8 @@ def test_validate_says_what_it_did_not_score_and_refuses_an_empty_file(aicap, tm
                                      "   input_tokens: 5, output_tokens: 200, batch: 1, metrics: {single_stream_tok_s: 90}}\n")  # fmt: skip
     r = aicap("validate", str(tmp_path / "t.yaml"), "-f", "json")
     assert r.code == 0 and "field 'tpp' is not read; did you mean 'tp'?" in r.stderr
+
+
+def test_a_long_list_of_choices_says_how_many_more_and_where_to_see_them(aicap) -> None:
+    line = one_error_line(aicap("estimate", "-m", "llama-9b", "--hardware", "h100-sxm"))
+    assert "did you mean" in line and line.endswith("more: aicap models list)")

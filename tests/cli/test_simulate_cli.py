@@ -375,3 +375,14 @@ def test_a_trace_clash_names_only_the_options_given(tmp_path: Path) -> None:
     trace.write_text("arrival_s,input_tokens,output_tokens\n0,100,10\n0.5,200,20\n")
     code, _, err = run(*BASE, "--trace", str(trace), "--dataset", "azure-conv-2023")
     assert code == 2 and err.strip() == "aicap: error: --trace replays its own arrivals and lengths: drop --dataset"
+
+
+def test_an_unknown_engine_in_a_plan_names_the_file_and_field(tmp_path: Path) -> None:
+    code, out, err = run("size", "-f", "json")
+    assert code == 0, err
+    plan = json.loads(out)
+    plan["workloads"][1]["engine"] = "nope"
+    path = tmp_path / "plan.json"
+    path.write_text(json.dumps(plan))
+    code, _, err = run("simulate", str(path))
+    assert code == 2 and err.startswith(f"aicap: error: {path}: workloads[1].engine: unknown engine 'nope': ") and "vllm" in err
