@@ -226,7 +226,9 @@ def _binding(m: Loaded, sh: Sequence[Shape]) -> list[str]:
     tpot = LATENCY_HEADROOM * np.array([s.tpot_s for s in sh])
     ratios = np.stack([m.ttft_s / ttft, m.tpot_s / tpot, m.budget_use / BUDGET_UTILISATION, m.slot_use / SLOT_UTILISATION])
     names = np.array(["TTFT target", "TPOT target", "token budget per step", "KV-cache slots"])
-    return [str(v) for v in names[np.argmax(np.nan_to_num(ratios, nan=0.0), axis=0)]]
+    picked = [str(v) for v in names[np.argmax(np.nan_to_num(ratios, nan=0.0), axis=0)]]
+    # an encoder keeps no KV cache: its slots are the batch its memory holds (_slots)
+    return [("batch memory" if b == "KV-cache slots" and not s.decoder else b) for b, s in zip(picked, sh, strict=True)]
 
 
 def _reasons(idle: Loaded, slots: F, sh: Sequence[Shape], rate: F, ttft: F | None = None, pp: F | None = None) -> list[str | None]:

@@ -504,6 +504,7 @@ def test_binding_names_the_largest_ratio() -> None:
     assert _binding(m, sh) == ["TTFT target", "TPOT target", "token budget per step", "KV-cache slots", "token budget per step"]  # type: ignore[arg-type]
     nan = SimpleNamespace(ttft_s=np.array([np.nan]), tpot_s=np.array([np.nan]), budget_use=np.array([np.nan]), slot_use=np.array([0.2]))
     assert _binding(nan, sh[:1]) == ["KV-cache slots"]  # type: ignore[arg-type]
+    assert _binding(nan, [shape(decoder=False)]) == ["batch memory"]  # type: ignore[arg-type]  # an encoder keeps no KV cache
 
 
 # --- survivors of the mutation run (docs/mutation.md) ----------------------------------------------------------------
