@@ -53,6 +53,16 @@ def significant(v: float) -> float:
     return float(round(v)) if abs(v) >= 10 else float(f"{v:.3g}")
 
 
+def token_count(n: float) -> str:
+    """A token count as people say it: ``100M``, ``15T``, ``2.5B``, ``131,072`` (four significant digits, no exponent)."""
+    r = float(format(n, ".4g")) if n >= 1e6 else n  # rounded first, so 999,960,000 reads 1B, not 1000M
+    for scale, suffix in ((1e12, "T"), (1e9, "B"), (1e6, "M")):
+        if r >= scale:
+            v = r / scale
+            return f"{v:,.0f}{suffix}" if v >= 1000 else f"{v:.4g}{suffix}"
+    return f"{n:,.0f}"
+
+
 def amount(v: float) -> str:
     """:func:`significant` as a table cell prints it: ``12,366``, ``312``, ``4.57``, ``0.0262``."""
     return cell(significant(v))
@@ -115,7 +125,7 @@ def job_rows(doc: dict[str, Any]) -> list[list[Any]]:
     if doc["tokens"] is not None:
         band = doc["error_band"]["wall_clock_days"]
         rows += [
-            ["tokens", f"{doc['tokens']:,.4g} in {doc['steps']:,} steps"],
+            ["tokens", f"{token_count(doc['tokens'])} in {doc['steps']:,} steps"],
             ["wall clock", f"{duration(doc['wall_clock_days'])} (band {duration(band[0])} – {duration(band[1])})"],
             ["device-hours", amount(doc["device_hours"])],
             ["cost", ", ".join(f"{k} {_usd(v)}" for k, v in doc["usd"].items() if v is not None) or "no price for this hardware"],

@@ -339,3 +339,10 @@ def test_a_short_job_prints_its_fractions_of_an_hour_a_dollar_and_a_kwh_not_zero
     assert rows["wall clock"].startswith(f"{doc['wall_clock_days'] * 86400:.1f} seconds")
     over = aicap(*args, "--budget", "0.001")
     assert over.code == 3 and f"the job costs ${doc['usd']['on_demand']:.3g} (on_demand), over the $0.001 budget" in over.stderr
+
+
+def test_token_counts_read_as_people_say_them() -> None:
+    from aicap.cli.commands.train_cmd import token_count
+
+    assert [token_count(x) for x in (1e8, 15e12, 2.5e9, 131072, 1234567, 999.96e6, 1e18)] == [
+        "100M", "15T", "2.5B", "131,072", "1.235M", "1B", "1,000,000T"]  # fmt: skip
