@@ -21,6 +21,9 @@ length, ``g`` emitted so far, ``C`` the clip) and ``ρ`` the new-token ratio:
 
   which is SGLang's ``add_one_req_ignore_eos`` check of the batch's projected peak.
 
+An engine with nothing running admits any request whose prompt's blocks are free: alone it runs to its
+end, and the simulator refuses at arrival a request whose peak no engine holds.
+
 The simulator counts ``F`` in its KV blocks (``(blocks − used)·B``), where SGLang pages single tokens:
 the exact path charges each request ``B − 1`` tokens more per ``ℓ`` (``ℓ_{i+1} + B − 1``), the room its
 part-filled last block may waste, so that what it admits never runs out of blocks.
@@ -104,6 +107,8 @@ class ProjectedGate:
 
     def allows(self, engine: VirtualEngine, r: int) -> bool:
         """Whether waiting request ``r`` may be admitted now (its prompt's blocks are known to be free)."""
+        if not engine.running:  # alone it runs to its end: the arrival check refused what cannot (engine._too_big)
+            return True
         t = engine.table
         free = (engine.blocks - engine.used) * engine.block_tokens
         if not self.rule.exact:

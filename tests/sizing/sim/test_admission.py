@@ -111,3 +111,13 @@ def test_sglang_profiles_carry_projected_admission_and_others_do_not() -> None:
     dev = cat.device("h100-sxm")
     assert engine_for(cat, "sglang").on(dev).admission is not None
     assert engine_for(cat, "vllm").on(dev).admission is None
+
+
+@pytest.mark.parametrize("exact", [False, True])
+def test_a_request_that_fills_the_cache_exactly_still_runs_alone(exact: bool) -> None:
+    # 100 blocks of 16 = 1,600 tokens; the request's peak is 1,000 + 601 - 1 = 1,600: it fits, with nothing beside it.
+    req = Requests(np.array([0.0, 0.0]), np.array([1000, 1000]), np.array([601, 601]))
+    cfg = EngineConfig(max_num_seqs=8, max_batched_tokens=4096, kv_capacity_tokens=1600,
+                       admission=dataclasses.replace(SGLANG, exact=exact))  # fmt: skip
+    res = simulate(_step, req, cfg)
+    assert res.finished.all() and res.rejected == 0 and res.preemptions == 0
