@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import Annotated, Any
 
 import typer
 
@@ -28,12 +28,10 @@ from aicap.cli.commands.estimate_cmd import (
     build_request,
     speculative_config,
 )
+from aicap.cli.commands.simulate_checks import check_whole_prompts, floats
 from aicap.cli.commands.simulate_views import compare_view, ms, plan_runs_view, report_view
 from aicap.cli.render import Format, Table, View, emit, progress
 from aicap.cli.state import STATE, catalogue, check_plot, guarded, info, typed_flags
-
-if TYPE_CHECKING:
-    pass
 
 PERCENTILES = ("p50", "p90", "p95", "p99")
 
@@ -41,25 +39,10 @@ PERCENTILES = ("p50", "p90", "p95", "p99")
 PLAN_OPTIONS = frozenset({"plan", "seed", "policy", "router", "predictor_error", "quantum", "sjf_by", "aging", "class_weights", "fmt"})
 
 
-def _floats(text: str | None, flag: str, *, positive: bool = False) -> tuple[float, ...] | None:
-    from aicap.sizing.core.errors import InputError
-
-    if text is None:
-        return None
-    try:
-        values = tuple(float(x) for x in text.split(","))
-    except ValueError:
-        raise InputError(f"{flag} {text!r}: expected comma-separated numbers, e.g. 0.2,0.8") from None
-    if not values or any(not (v >= 0 and v < float("inf")) for v in values) or sum(values) <= 0:
-        raise InputError(f"{flag} {text!r}: expected numbers >= 0, not all 0")
-    if positive and min(values) <= 0:
-        raise InputError(f"{flag} {text!r}: every weight must be > 0")
-    return values
-
-
 #: Options ``--disaggregate`` does not take: it simulates both pools with the engine's defaults under ``--policy`` alone.
 _NOT_DISAGGREGATED = ("ep", "dp_attention", "eager", "prefix_cached", "speculative", "draft_model", "draft_tokens", "acceptance",
                       "max_num_seqs", "max_batched_tokens", "chunked_prefill", "prefill_first", "overlap_scheduling", "scheduler_steps",
+                      "ignore_eos", "prefix_cache",
                       "predictor_error", "quantum", "sjf_by", "aging", "class_weights", "compare_policies", "jobs", "plot")  # fmt: skip
 
 
@@ -173,6 +156,16 @@ def register(app: typer.Typer) -> None:
                 "more (SGLang from 0.4, TensorRT-LLM, vLLM --async-scheduling); default: the engine's.",
             ),
         ] = None,
+        ignore_eos: Annotated[
+            bool,
+            typer.Option("--ignore-eos", help="Clients ask for every request's whole output (sglang.bench_serving's default). With "
+                         "--no-prefix-cache an engine that projects admission (SGLang) admits exactly what fits to the end."),
+        ] = False,
+        prefix_cache: Annotated[
+            bool,
+            typer.Option("--prefix-cache/--no-prefix-cache", help="The server keeps a prefix cache (SGLang's radix cache; "
+                         "--no-prefix-cache for --disable-radix-cache)."),
+        ] = True,
         scheduler_steps: Annotated[
             int, typer.Option("--scheduler-steps", help="Decode steps per scheduling round (vLLM v0 --num-scheduler-steps).")
         ] = 1,
@@ -242,8 +235,8 @@ def register(app: typer.Typer) -> None:
                             ("--replicas", replicas)):  # fmt: skip
             if limit is not None and limit < 1:
                 raise InputError(f"{flag} {limit}: must be >= 1")
-        weights = _floats(class_weights, "--class-weights", positive=True)
-        shares = _floats(classes, "--classes")
+        weights = floats(class_weights, "--class-weights", positive=True)
+        shares = floats(classes, "--classes")
         if shares is not None and abs(sum(shares) - 1.0) > 1e-3:
             raise InputError(f"--classes {classes!r}: shares of the requests per class sum to {sum(shares):g}, not 1; "
                              f"give shares that sum to 1 (e.g. {','.join(f'{v / sum(shares):.3g}' for v in shares)})")  # fmt: skip
@@ -397,7 +390,7 @@ def register(app: typer.Typer) -> None:
         limits = {"chunked_prefill": chunked_prefill, "max_prefill_tokens": max_batched_tokens}
         if any(x is not None for x in limits.values()):  # the layout is chosen (and a long prompt judged) under the run's own limits
             est = replace(est, runtime=est.runtime.model_copy(update={k: x for k, x in limits.items() if x is not None}))
-            _check_whole_prompts(est.runtime.chunked_prefill, longest, est.runtime.max_prefill_tokens)
+            check_whole_prompts(est.runtime.chunked_prefill, longest, est.runtime.max_prefill_tokens)
         chosen = estimate(est)
         if not chosen.fits:
             raise InfeasibleError(f"{chosen.deployment.model.id} on {chosen.deployment.device.id}: {chosen.shortfall}")
@@ -417,10 +410,13 @@ def register(app: typer.Typer) -> None:
             layout = replace(layout, runtime=layout.runtime.model_copy(update={"chunked_prefill": chunked_prefill}))
         if overlap_scheduling is not None:
             layout = replace(layout, runtime=layout.runtime.model_copy(update={"overlap_scheduling": overlap_scheduling}))
+        if prefix_cached and not prefix_cache:
+            raise InputError(f"--prefix-cached {prefix_cached:g} needs a prefix cache: drop it or --no-prefix-cache")
         setup = replay.Setup(layout, replicas=n_rep, router=router, max_num_seqs=max_num_seqs, max_batched_tokens=max_batched_tokens,
-                             prefill_first=prefill_first, decode_steps=scheduler_steps)  # fmt: skip
+                             prefill_first=prefill_first, decode_steps=scheduler_steps, ignore_eos=ignore_eos,
+                             prefix_cache=prefix_cache)  # fmt: skip
         eng = setup.engine()
-        _check_whole_prompts(eng.chunked_prefill, longest, eng.max_batched_tokens)
+        check_whole_prompts(eng.chunked_prefill, longest, eng.max_batched_tokens)
         targets = Targets(ttft_ms=ttft_ms, tpot_ms=tpot_ms)
         if compare_policies:
             todo = tuple(p for p in replay.POLICIES if not (p == "edf" and ttft_ms is None))
@@ -454,11 +450,3 @@ def register(app: typer.Typer) -> None:
                 missed.append("the queue grows without bound")
             raise InfeasibleError(f"the simulated run misses a target: {'; '.join(missed) or 'nothing served'}")
 
-
-def _check_whole_prompts(chunked: bool, longest: int, budget: int) -> None:
-    """Refuse a run whose longest prompt cannot be prefilled in one step of ``budget`` tokens without chunking (vLLM refuses such an engine at start-up)."""
-    if not chunked and longest > budget:
-        from aicap.sizing.core.errors import InfeasibleError
-
-        raise InfeasibleError(f"without chunked prefill a prompt is prefilled in one step: the longest here ({longest:,} tokens to "
-                              f"prefill) exceeds the step budget of {budget:,}; raise --max-batched-tokens or turn chunked prefill on")  # fmt: skip

@@ -49,7 +49,8 @@ def report_view(rep: SimulationReport, percentile: str) -> View:
                           if s.dp_attention > 1 else "")
                        + ("; eager (no CUDA graphs)" if s.eager else "")
                        + ("; overlap scheduler (a request arriving mid-step waits a step more)" if s.overlap_scheduling else "")
-                       + ("; admits only with KV room for the running requests' remaining output" if s.projected_admission else "")],
+                       + {"prompt": "", "projected": "; admits only with KV room for the running requests' remaining output",
+                          "exact": "; admits only what fits to the end (requests ignore EOS, no prefix cache)"}[s.admission]],
         ["load", load],
         ["stable queue", ("yes" if s.concurrency is None else "yes (closed loop)") if rep.stable else
                          ("NO: requests were rejected or left unfinished" if rep.rejected or s.concurrency is not None

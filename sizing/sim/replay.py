@@ -221,7 +221,7 @@ def run_detailed(setup: Setup, requests: Requests, *, policy: str = "fcfs", opti
                    prefill_first=cfg.prefill_first, scheduler_steps=cfg.decode_steps,
                    kv_cache_tokens=cfg.kv_capacity_tokens * groups if lay.decoder is not None else None, dp_attention=groups,
                    eager=lay.runtime.eager, overlap_scheduling=cfg.overlap_scheduling, engine=lay.runtime.engine,
-                   projected_admission=cfg.admission is not None, traffic=traffic,
+                   admission="prompt" if cfg.admission is None else "exact" if cfg.admission.exact else "projected", traffic=traffic,
                    rate_per_s=None if concurrency else _rate(requests), concurrency=concurrency,
                    mean_input_tokens=round(float(requests.input_tokens.mean()), 2),
                    mean_output_tokens=round(float(requests.output_tokens.mean()), 2), seed=seed,

@@ -12,6 +12,8 @@ from the first post-warm-up arrival on, each gap between two tokens of a request
 
 from __future__ import annotations
 
+from typing import Literal
+
 import numpy as np
 from numpy.typing import NDArray
 from pydantic import BaseModel, ConfigDict, Field
@@ -113,9 +115,10 @@ class Setup(_Doc):
     overlap_scheduling: bool = Field(False, description="the engine schedules each step while the previous one runs: a request "
                                                         "arriving during a step is scheduled a step later")  # fmt: skip
     engine: str = Field("generic", description="the serving-engine profile whose limits and scheduler the run followed")
-    projected_admission: bool = Field(False, description="the engine admits a request only with KV room for what the running "
-                                                         "requests will still emit (SGLang), instead of preempting when "
-                                                         "decode runs out")  # fmt: skip
+    admission: Literal["prompt", "projected", "exact"] = Field(
+        "prompt", description="prompt: a request is admitted once its prompt's KV blocks are free, and decode preempts when they "
+        "run out (vLLM); projected: only with KV room for what the running requests will still emit (SGLang); exact: that room "
+        "known exactly, as requests ignore EOS on a server without a prefix cache")
 
 
 class SimulationReport(_Doc):

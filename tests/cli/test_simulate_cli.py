@@ -346,10 +346,21 @@ def test_devices_the_layout_leaves_over_are_named() -> None:
 def test_the_report_names_the_engine_and_sglangs_admission() -> None:
     v = doc(*BASE, "--engine", "vllm", "--rate", "4", "--requests", "300")["setup"]
     s = doc(*BASE, "--engine", "sglang", "--rate", "4", "--requests", "300")["setup"]
-    assert (v["engine"], v["projected_admission"]) == ("vllm", False)
-    assert (s["engine"], s["projected_admission"]) == ("sglang", True)
+    x = doc(*BASE, "--engine", "sglang", "--rate", "4", "--requests", "300", "--ignore-eos", "--no-prefix-cache")["setup"]
+    assert (v["engine"], v["admission"]) == ("vllm", "prompt")
+    assert (s["engine"], s["admission"]) == ("sglang", "projected")
+    assert x["admission"] == "exact"
     code, out, _ = run(*BASE, "--engine", "sglang", "--rate", "4", "--requests", "300")
     assert code == 0 and "engine sglang" in out and "KV room" in out
+
+
+def test_sglang_with_ignore_eos_and_no_prefix_cache_never_preempts_where_vllm_does() -> None:
+    tight = [*BASE, "--hardware", "l4", "--input-tokens", "6000", "--output-tokens", "1000", "--rate", "3", "--requests", "300"]
+    vllm = doc(*tight, "--engine", "vllm")
+    exact = doc(*tight, "--engine", "sglang", "--ignore-eos", "--no-prefix-cache")
+    assert vllm["preemptions"] > 0 and exact["preemptions"] == 0
+    code, _, err = run(*tight, "--engine", "sglang", "--no-prefix-cache", "--prefix-cached", "0.5")
+    assert code == 2 and "needs a prefix cache" in err
 
 
 def test_a_long_prompt_without_chunking_is_judged_under_the_runs_own_step_budget() -> None:
