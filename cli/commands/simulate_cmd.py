@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from dataclasses import replace
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
@@ -29,9 +29,9 @@ from aicap.cli.commands.estimate_cmd import (
     speculative_config,
 )
 from aicap.cli.commands.simulate_checks import check_whole_prompts, floats
-from aicap.cli.commands.simulate_views import compare_view, ms, plan_runs_view, report_view
+from aicap.cli.commands.simulate_views import compare_view, ms, report_view
 from aicap.cli.render import Format, Table, View, emit, progress
-from aicap.cli.state import STATE, catalogue, check_plot, guarded, info, typed_flags
+from aicap.cli.state import STATE, check_plot, guarded, info, typed_flags
 
 PERCENTILES = ("p50", "p90", "p95", "p99")
 
@@ -268,35 +268,9 @@ def register(app: typer.Typer) -> None:
         if plan is not None:
             if model is not None or hardware is not None:
                 raise InputError("give either a plan file or --model/--hardware, not both")
-            from aicap.sizing.plan.fleet_io import check_plan_ids, load_plan
-            from aicap.sizing.sim.verify import simulate_plan
+            from aicap.cli.commands.simulate_plan import simulate_plan_file
 
-            cat = catalogue()
-            doc = load_plan(plan)
-            if doc is None:
-                raise InputError(
-                    f"{plan}: a fleet file, not a plan; size it first (aicap size {plan} -f json > plan.json) and simulate the plan"
-                )
-            check_plan_ids(doc, cat, plan)
-            from aicap.sizing.plan.layouts import unstartable_spans
-
-            for line in unstartable_spans(doc, cat):
-                info(f"aicap: warning: {line}")
-            n = sum(d.requests_per_s > 0 for w in doc.workloads for d in w.deployments)
-            with progress(n, "simulating deployments", enabled=on) as tick:
-                runs = simulate_plan(doc, cat, seed=seed, policy=policy, router=router, options=options, on_done=tick)
-            from aicap.sizing.sim.composed import compose
-
-            samples: dict[str, list[tuple[Any, Any]]] = {}
-            for r in runs:
-                if r.ttft_s is not None and r.arrival_s is not None:
-                    samples.setdefault(r.workload, []).append((r.ttft_s, r.arrival_s))
-            composed = compose(doc, cat, samples, seed=seed)
-            emit(plan_runs_view(runs, composed), fmt)
-            if not all(r.holds for r in runs) or not all(c.holds for c in composed):
-                bad = ", ".join([f"{r.workload} on {r.instance_type}" for r in runs if not r.holds]
-                                + [f"{c.workload} (composed TTFT)" for c in composed if not c.holds])  # fmt: skip
-                raise InfeasibleError(f"{plan}: in simulation, {bad} misses its targets or builds an unbounded queue")
+            simulate_plan_file(plan, seed=seed, policy=policy, router=router, options=options, fmt=fmt, progress_on=on)
             return
         if model is None or hardware is None:
             raise InputError("give --model and --hardware (a deployment to simulate), or a plan file")

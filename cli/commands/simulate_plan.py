@@ -1,0 +1,57 @@
+"""``aicap simulate PLAN``: every deployment of a plan at its planned rates, lengths and targets, and each workload's composed TTFT."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from aicap.cli.commands.simulate_views import plan_runs_view
+from aicap.cli.render import Format, emit, progress
+from aicap.cli.state import catalogue, info
+from aicap.sizing.core.errors import InfeasibleError, InputError
+
+if TYPE_CHECKING:
+    from aicap.sizing.sim.cluster import Router
+    from aicap.sizing.sim.replay import PolicyOptions
+
+
+def simulate_plan_file(plan: Path, *, seed: int, policy: str, router: Router, options: PolicyOptions, fmt: Format,
+                       progress_on: bool) -> None:  # fmt: skip
+    """Simulate every deployment of the plan in ``plan`` and print the runs; exit 3 (:class:`InfeasibleError`) where one misses.
+
+    Raises
+    ------
+    InputError
+        When ``plan`` is a fleet file, or names an engine the catalogue lacks.
+    InfeasibleError
+        When a deployment misses its targets or builds an unbounded queue, or a workload's composed TTFT misses.
+    """
+    from aicap.sizing.plan.fleet_io import check_plan_ids, load_plan
+    from aicap.sizing.sim.verify import simulate_plan
+
+    cat = catalogue()
+    doc = load_plan(plan)
+    if doc is None:
+        raise InputError(
+            f"{plan}: a fleet file, not a plan; size it first (aicap size {plan} -f json > plan.json) and simulate the plan"
+        )
+    check_plan_ids(doc, cat, plan)
+    from aicap.sizing.plan.layouts import unstartable_spans
+
+    for line in unstartable_spans(doc, cat):
+        info(f"aicap: warning: {line}")
+    n = sum(d.requests_per_s > 0 for w in doc.workloads for d in w.deployments)
+    with progress(n, "simulating deployments", enabled=progress_on) as tick:
+        runs = simulate_plan(doc, cat, seed=seed, policy=policy, router=router, options=options, on_done=tick)
+    from aicap.sizing.sim.composed import compose
+
+    samples: dict[str, list[tuple[Any, Any]]] = {}
+    for r in runs:
+        if r.ttft_s is not None and r.arrival_s is not None:
+            samples.setdefault(r.workload, []).append((r.ttft_s, r.arrival_s))
+    composed = compose(doc, cat, samples, seed=seed)
+    emit(plan_runs_view(runs, composed), fmt)
+    if not all(r.holds for r in runs) or not all(c.holds for c in composed):
+        bad = ", ".join([f"{r.workload} on {r.instance_type}" for r in runs if not r.holds]
+                        + [f"{c.workload} (composed TTFT)" for c in composed if not c.holds])  # fmt: skip
+        raise InfeasibleError(f"{plan}: in simulation, {bad} misses its targets or builds an unbounded queue")
