@@ -89,7 +89,7 @@ class ProjectedGate:
         self.rule = rule
         self.ratio = rule.init_ratio
         self.decay = (rule.init_ratio - rule.min_ratio) / rule.decay_steps
-        self.offset = 0.0  # ρ·Σ M_j over the requests running when the round began
+        self.offset: float | None = None  # ρ·Σ M_j over the requests running when the round began (None: not yet needed)
         self.round_extra = 0  # Σ M_k over the requests admitted in this round
 
     @staticmethod
@@ -98,22 +98,27 @@ class ProjectedGate:
         return t.base[j] + engine.tick if t.state[j] == DECODE else t.emitted[j]
 
     def begin(self, engine: VirtualEngine) -> None:
-        """Open a scheduling round: charge the running requests' projected outputs."""
+        """Open a scheduling round; the running requests' projected outputs are charged when first needed (:meth:`allows`)."""
         self.round_extra = 0
-        if self.rule.exact:
-            return
+        self.offset = None
+
+    def _charge(self, engine: VirtualEngine) -> float:
+        """``ρ·Σ M_j`` over the requests running when the round began (once a round: before any is admitted in it)."""
         t, clip = engine.table, self.rule.clip_tokens
-        self.offset = self.ratio * sum(min(t.output[j] - self._emitted(engine, j), clip) for j in engine.running)
+        return self.ratio * sum(min(t.output[j] - self._emitted(engine, j), clip) for j in engine.running)
 
     def allows(self, engine: VirtualEngine, r: int) -> bool:
         """Whether waiting request ``r`` may be admitted now (its prompt's blocks are known to be free)."""
+        offset = self.offset
+        if offset is None and not self.rule.exact:  # the round's first candidate: the running set is still the round's
+            offset = self.offset = self._charge(engine)
         if not engine.running:  # alone it runs to its end: the arrival check refused what cannot (engine._too_big)
             return True
         t = engine.table
         free = (engine.blocks - engine.used) * engine.block_tokens
         if not self.rule.exact:
             total = t.prompt[r] - t.cached[r] + min(t.output[r] - t.emitted[r], self.rule.clip_tokens)
-            return total < free - self.offset - self.round_extra
+            return total < free - (offset or 0.0) - self.round_extra
         left, held = [], []
         for j in engine.running:
             g = self._emitted(engine, j)

@@ -99,8 +99,8 @@ def test_the_ratio_path_charges_running_requests_their_projected_output() -> Non
     gate = ve.gate
     assert gate is not None
     gate.begin(ve)
-    assert gate.offset == pytest.approx(0.7 * 999)
     assert gate.allows(ve, 1)  # 32 + 800 = 832 < 1,600 - 48 - 699.3
+    assert gate.offset == pytest.approx(0.7 * 999)  # charged once, at the round's first candidate
     ve.admit()
     gate.took(ve, 1)
     assert not gate.allows(ve, 2)  # 800 more charged this round: no room for 932
