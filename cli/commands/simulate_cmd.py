@@ -361,10 +361,11 @@ def register(app: typer.Typer) -> None:
         from aicap.sizing.serve.estimate import estimate
 
         longest = int((reqs.input_tokens - (0 if reqs.cached_tokens is None else reqs.cached_tokens)).max())
-        limits = {"chunked_prefill": chunked_prefill, "max_prefill_tokens": max_batched_tokens}
-        if any(x is not None for x in limits.values()):  # the layout is chosen (and a long prompt judged) under the run's own limits
-            est = replace(est, runtime=est.runtime.model_copy(update={k: x for k, x in limits.items() if x is not None}))
-            check_whole_prompts(est.runtime.chunked_prefill, longest, est.runtime.max_prefill_tokens)
+        overrides = {"chunked_prefill": chunked_prefill, "max_prefill_tokens": max_batched_tokens, "overlap_scheduling": overlap_scheduling}
+        if any(x is not None for x in overrides.values()):  # the layout is chosen (and a long prompt judged) under the run's own settings
+            est = replace(est, runtime=est.runtime.model_copy(update={k: x for k, x in overrides.items() if x is not None}))
+            if chunked_prefill is not None or max_batched_tokens is not None:
+                check_whole_prompts(est.runtime.chunked_prefill, longest, est.runtime.max_prefill_tokens)
         chosen = estimate(est)
         if not chosen.fits:
             raise InfeasibleError(f"{chosen.deployment.model.id} on {chosen.deployment.device.id}: {chosen.shortfall}")
@@ -380,10 +381,6 @@ def register(app: typer.Typer) -> None:
         if n_rep < 1:
             raise InputError(f"--replicas {n_rep}: must be >= 1")
         layout = chosen.deployment
-        if chunked_prefill is not None:
-            layout = replace(layout, runtime=layout.runtime.model_copy(update={"chunked_prefill": chunked_prefill}))
-        if overlap_scheduling is not None:
-            layout = replace(layout, runtime=layout.runtime.model_copy(update={"overlap_scheduling": overlap_scheduling}))
         if prefix_cached and not prefix_cache:
             raise InputError(f"--prefix-cached {prefix_cached:g} needs a prefix cache: drop it or --no-prefix-cache")
         setup = replay.Setup(layout, replicas=n_rep, router=router, max_num_seqs=max_num_seqs, max_batched_tokens=max_batched_tokens,

@@ -16,6 +16,7 @@ from collections.abc import Iterable
 from aicap.sizing.core.fleet import Fleet
 from aicap.sizing.core.plan import Alternative, Plan
 from aicap.sizing.core.specs import InstanceSpec
+from aicap.sizing.plan.assemble import sig
 from aicap.sizing.plan.candidates import Candidate, cost_per_rps, prune
 from aicap.sizing.plan.problem import problem_for
 from aicap.sizing.solve.blocks import solve_blocks
@@ -111,9 +112,9 @@ def alternatives(fleet: Fleet, insts: list[InstanceSpec], all_cands: dict[str, l
             worst = max(spend, key=lambda k: spend[k])
             best = min((x for x in feas if x.workload == worst), key=lambda x: cost_per_rps(x, by_name[x.instance], c.price_model))
             dpa = f" DP-attn {best.dp_attention}" if best.dp_attention > 1 else ""
-            rps = float(format(best.capacity_rps, ".3g"))  # three significant digits, grouped: 6,150 (not 6.15e+03)
             why = (f"costs more for the same traffic; for '{worst}' its most cost-effective layout (TP{best.tp}·PP{best.pp}{dpa}, "
-                   f"{best.weights_dtype}) carries {rps:,g} req/s per replica, limited by the {best.binding}")  # fmt: skip
+                   f"{best.weights_dtype}) carries {sig(best.capacity_rps, 3):,g} req/s per replica, "
+                   f"limited by the {best.binding}")  # fmt: skip
         else:
             why = "not chosen by the objective"
         out.append(
