@@ -234,13 +234,13 @@ def check_plot(plot: Path | None) -> None:
 
 def check_engine(engine: str | None) -> None:
     """Refuse an ``--engine`` the catalogue lacks, naming the flag and the valid ids (before a fleet is built from it)."""
-    from aicap.sizing.core.errors import InputError, excerpt
+    from aicap.sizing.core.errors import InputError, did_you_mean, excerpt
 
     if engine is None:
         return
     valid = sorted([*catalogue().engines, "generic"])
     if engine not in valid:
-        raise InputError(f"--engine {excerpt(engine)}: valid engines: {', '.join(valid)}")
+        raise InputError(f"--engine {excerpt(engine)}: {did_you_mean(engine, valid)}valid engines: {', '.join(valid)}")
 
 
 def catalogue() -> Catalogue:

@@ -1,6 +1,15 @@
-"""Checks of ``aicap simulate``'s options: number lists and prompts that an unchunked step cannot hold."""
+"""Checks of ``aicap simulate``'s options and outcomes.
+
+Number lists, prompts that an unchunked step cannot hold, and a policy comparison in which no policy meets the targets.
+"""
 
 from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from aicap.sizing.sim.replay import PolicyRow
 
 
 def floats(text: str | None, flag: str, *, positive: bool = False) -> tuple[float, ...] | None:
@@ -27,3 +36,33 @@ def check_whole_prompts(chunked: bool, longest: int, budget: int) -> None:
 
         raise InfeasibleError(f"without chunked prefill a prompt is prefilled in one step: the longest here ({longest:,} tokens to "
                               f"prefill) exceeds the step budget of {budget:,}; raise --max-batched-tokens or turn chunked prefill on")  # fmt: skip
+
+
+def check_some_policy_holds(rows: Sequence[PolicyRow], percentile: str, replicas: int) -> None:
+    """Exit 3 (after the table) when no policy meets the targets on ``replicas`` replicas.
+
+    The message names the nearest policy (the highest SLO attainment, then the smallest worst miss) and the fewest
+    replicas any policy needs (``replicas_for_slo``), or says that none does up to the search's limit.
+
+    Raises
+    ------
+    InfeasibleError
+        When every policy's run misses a target, is unstable or rejects requests.
+    """
+    from aicap.sizing.core.errors import InfeasibleError
+    from aicap.sizing.sim.replay import holds, miss_ratio
+
+    if not rows or any(holds(r.report, percentile) for r in rows):
+        return
+    best = min(rows, key=lambda r: (-(r.report.slo_attainment or 0.0), miss_ratio(r.report, percentile)))
+    share = f", {best.report.slo_attainment:.1%} of requests within the targets" if best.report.slo_attainment is not None else ""
+    needs = sorted((r.replicas_for_slo, r.policy) for r in rows if r.replicas_for_slo is not None)
+    if needs:
+        fewest = needs[0][0]
+        who = ", ".join(p for n, p in needs if n == fewest)
+        then = f"the fewest replicas that meet them: {fewest:,} ({who})"
+    else:
+        then = "no policy meets them with more replicas either (see the note under the table)"
+    noun = "replica" if replicas == 1 else "replicas"
+    raise InfeasibleError(f"no policy meets the targets at {percentile} on {replicas:,} {noun} "
+                          f"(nearest: {best.policy}{share}); {then}")  # fmt: skip

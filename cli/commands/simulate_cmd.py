@@ -28,7 +28,7 @@ from aicap.cli.commands.estimate_cmd import (
     build_request,
     speculative_config,
 )
-from aicap.cli.commands.simulate_checks import check_whole_prompts, floats
+from aicap.cli.commands.simulate_checks import check_some_policy_holds, check_whole_prompts, floats
 from aicap.cli.commands.simulate_views import compare_view, ms, report_view
 from aicap.cli.render import Format, Table, View, emit, progress
 from aicap.cli.state import STATE, check_plot, guarded, info, typed_flags
@@ -397,6 +397,12 @@ def register(app: typer.Typer) -> None:
                 compared = replay.compare_policies(setup, reqs, policies=todo, targets=targets, percentile=percentile, options=options,
                                                concurrency=concurrency, seed=seed, traffic=label, jobs=jobs, on_done=tick)  # fmt: skip
             emit(compare_view(compared, percentile), fmt)
+            alike = [p for p in todo if p in ("sjf", "srtf", "priority", "edf")]
+            if reqs.uniform() and alike:
+                info(f"aicap: note: every request has the same prompt and output lengths and one class, so {', '.join(alike)} order "
+                     "them as fcfs does; give --dataset, --trace or --classes to compare them")  # fmt: skip
+            if ttft_ms is not None or tpot_ms is not None:
+                check_some_policy_holds(compared, percentile, n_rep)
             return
         rep, raw, stats = replay.run_detailed(setup, reqs, policy=policy, options=options, targets=targets, concurrency=concurrency, seed=seed,
                                        traffic=label)  # fmt: skip

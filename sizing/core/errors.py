@@ -66,8 +66,7 @@ class UnknownIdError(InputError):
     """An id (model, device, instance) is not in the loaded catalogues."""
 
     def __init__(self, what: str, value: str, choices: list[str]) -> None:
-        close = _close_matches(value, choices) if isinstance(value, str) and len(value) <= 200 else []
-        hint = f"did you mean {', '.join(close)}? " if close else ""
+        hint = did_you_mean(value, choices)
         listing = {"model": "aicap models list", "device": "aicap hardware list", "hardware": "aicap hardware list",
                    "instance": "aicap instances list"}.get(what)  # fmt: skip
         more = len(choices) - 40
@@ -89,7 +88,22 @@ class PolicyBreachError(AicapError):
     exit_code = ExitCode.POLICY_BREACH
 
 
-def _close_matches(value: str, choices: list[str]) -> list[str]:
+def close_matches(value: str, choices: list[str]) -> list[str]:
+    """Up to three ``choices`` near ``value``: the one equal to it ignoring case, else ``difflib``'s nearest (ratio ≥ 0.6).
+
+    Ids are lower case, so ``H100-SXM`` or ``SGLang`` finds ``h100-sxm`` or ``sglang`` alone.
+    """
     import difflib
 
-    return difflib.get_close_matches(value, choices, n=3, cutoff=0.6)
+    if not isinstance(value, str) or len(value) > 200:
+        return []
+    folded = {c.casefold(): c for c in choices}
+    if value.casefold() in folded and value not in choices:
+        return [folded[value.casefold()]]
+    return [folded[n] for n in difflib.get_close_matches(value.casefold(), list(folded), n=3, cutoff=0.6)]
+
+
+def did_you_mean(value: str, choices: list[str]) -> str:
+    """``"did you mean a, b? "`` for :func:`close_matches` of ``value``, or ``""`` when none is near."""
+    close = close_matches(value, choices)
+    return f"did you mean {', '.join(close)}? " if close else ""

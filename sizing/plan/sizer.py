@@ -20,7 +20,7 @@ from numpy.typing import NDArray
 from aicap.sizing.core.catalogue import CatalogueLike
 from aicap.sizing.core.dtypes import BYTES_PER_ELEMENT
 from aicap.sizing.core.engines import engine_for
-from aicap.sizing.core.errors import InfeasibleError, InputError, UnknownIdError
+from aicap.sizing.core.errors import InfeasibleError, InputError, UnknownIdError, did_you_mean
 from aicap.sizing.core.fleet import Fleet, Workload
 from aicap.sizing.core.ownership import ON_PREM
 from aicap.sizing.core.plan import Plan, Rejected, Solver
@@ -121,7 +121,8 @@ def _check_context(fleet: Fleet, cat: CatalogueLike) -> None:
         engine = fleet.constraints.engine_of(w)
         if engine is not None and engine != "generic" and engine not in cat.engines:
             where = f"workload '{w.name}'" if w.engine else "constraints"
-            raise InputError(f"{where}: unknown engine '{engine}'; valid engines: {', '.join(sorted([*cat.engines, 'generic']))}")
+            valid = sorted([*cat.engines, "generic"])
+            raise InputError(f"{where}: unknown engine '{engine}'; {did_you_mean(engine, valid)}valid engines: {', '.join(valid)}")
         model = cat.model(w.model)
         if model.kind == "generic":
             continue

@@ -274,6 +274,11 @@ class Requests:
     def __len__(self) -> int:
         return int(self.arrival_s.size)
 
+    def uniform(self) -> bool:
+        """Whether every request has the same prompt, output, cached prefix and class (then only arrivals tell them apart)."""
+        arrays = (self.input_tokens, self.output_tokens, self.priority, self.cached_tokens, self.reserved_tokens)
+        return all(a is None or a.size == 0 or bool((a == a[0]).all()) for a in arrays)
+
 
 def in_steps(requests: Requests, tokens_per_step: float) -> Requests:
     """The trace with each request's decode counted in steps of ``E`` tokens (speculative decoding; see module docstring).

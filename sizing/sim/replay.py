@@ -268,7 +268,7 @@ def holds(rep: SimulationReport, percentile: str) -> bool:
     return True
 
 
-def _miss(rep: SimulationReport, percentile: str) -> float:
+def miss_ratio(rep: SimulationReport, percentile: str) -> float:
     """The worst simulated/target ratio of a run at ``percentile`` (``inf`` when unstable or rejecting)."""
     if not rep.stable or rep.rejected:
         return float("inf")
@@ -298,13 +298,13 @@ def replicas_for_slo(setup: Setup, requests: Requests, *, policy: str, targets: 
     if first.rejected:
         return None  # a request longer than a replica's KV cache is rejected however many replicas there are
     cache: dict[int, bool] = {setup.replicas: holds(first, percentile)}
-    miss: dict[int, float] = {setup.replicas: _miss(first, percentile)}
+    miss: dict[int, float] = {setup.replicas: miss_ratio(first, percentile)}
 
     def ok(r: int) -> bool:
         if r not in cache:
             rep = run(replace(setup, replicas=r), requests, policy=policy, options=options, targets=targets, concurrency=concurrency,
                       seed=seed)  # fmt: skip
-            cache[r], miss[r] = holds(rep, percentile), _miss(rep, percentile)
+            cache[r], miss[r] = holds(rep, percentile), miss_ratio(rep, percentile)
         return cache[r]
 
     hi = 1

@@ -134,3 +134,11 @@ def test_an_unknown_engine_flag_is_named_as_the_flag_in_every_command(aicap) -> 
                  ("simulate", "--model", "llama-3.1-8b", "--hardware", "h100-sxm", "--rate", "1")):  # fmt: skip
         r = aicap(*args, "--engine", "nosuch")
         assert r.code == 2 and r.stdout == "" and r.stderr.startswith("aicap: error: --engine 'nosuch': valid engines: generic, ")
+
+
+def test_an_engine_spelt_with_capitals_is_suggested_in_lower_case(aicap) -> None:  # type: ignore[no-untyped-def]
+    # 'SGLang' is how the project spells itself; the id is 'sglang', and the error said only "valid engines: ..."
+    r = aicap("simulate", "--model", "llama-3.1-8b", "--hardware", "h100-sxm", "--rate", "1", "--engine", "SGLang")
+    assert r.code == 2 and r.stderr.startswith("aicap: error: --engine 'SGLang': did you mean sglang? valid engines: ")
+    r = aicap("estimate", "--model", "llama-3.1-8b", "--hardware", "h100-sxm", "--engine", "TRTLLM")
+    assert r.code == 2 and "did you mean trtllm?" in r.stderr

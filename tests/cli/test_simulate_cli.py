@@ -55,13 +55,33 @@ def test_target_missed_exits_3_with_the_numbers() -> None:
 
 
 def test_compare_policies_lists_every_policy_with_replicas_for_slo() -> None:
-    d = doc(
-        *BASE, "--rate", "30", "--requests", "600", "--max-num-seqs", "32", "--ttft-ms", "1000", "--tpot-ms", "80", "--compare-policies"
-    )
+    # One replica is too few under every policy: the table is still printed, then exit 3 names the fewest replicas found.
+    code, out, err = run(*BASE, "--rate", "30", "--requests", "600", "--max-num-seqs", "32", "--ttft-ms", "1000", "--tpot-ms", "80",
+                         "--compare-policies", "-f", "json")  # fmt: skip
+    d = json.loads(out)
     assert [p["policy"] for p in d["policies"]] == ["fcfs", "sjf", "srtf", "rr", "priority", "edf"]
     for p in d["policies"]:
         assert set(p) >= {"policy", "ttft_ms", "tpot_ms", "queue_ms", "slo_attainment", "replicas_for_slo"}
-        assert isinstance(p["replicas_for_slo"], int) and p["replicas_for_slo"] >= 1
+        assert isinstance(p["replicas_for_slo"], int) and p["replicas_for_slo"] >= 2
+    fewest = min(p["replicas_for_slo"] for p in d["policies"])
+    who = ", ".join(sorted(p["policy"] for p in d["policies"] if p["replicas_for_slo"] == fewest))
+    assert code == 3 and err.startswith("aicap: error: no policy meets the targets at p99 on 1 replica (nearest: ")
+    assert err.rstrip().endswith(f"the fewest replicas that meet them: {fewest} ({who})")
+
+
+def test_compare_policies_exits_0_when_one_policy_meets_the_targets() -> None:
+    # The same traffic on enough replicas: every policy's run holds, so nothing is missed.
+    code, out, err = run(*BASE, "--rate", "30", "--requests", "600", "--max-num-seqs", "32", "--ttft-ms", "1000", "--tpot-ms", "80",
+                         "--compare-policies", "--replicas", "8", "-f", "json")  # fmt: skip
+    assert code == 0, err
+    assert all(p["replicas_for_slo"] is not None and p["replicas_for_slo"] <= 8 for p in json.loads(out)["policies"])
+
+
+def test_compare_policies_notes_when_every_request_is_alike() -> None:
+    r = CliRunner().invoke(app, [*BASE, "--rate", "5", "--requests", "200", "--compare-policies", "-f", "json"])
+    assert r.exit_code == 0 and "so sjf, srtf, priority order them as fcfs does" in r.stderr  # edf is skipped without --ttft-ms
+    r = CliRunner().invoke(app, [*BASE, "--rate", "5", "--requests", "200", "--compare-policies", "--dataset", "sharegpt-8k", "-f", "json"])
+    assert r.exit_code == 0 and "order them as fcfs does" not in r.stderr
 
 
 def test_compare_without_targets_skips_edf_and_has_no_replica_count() -> None:
@@ -211,8 +231,9 @@ def test_trace_input_errors_and_rejections(tmp_path: Path) -> None:
     long.write_text("arrival_s,input_tokens,output_tokens\n" + "".join(f"{k},{100 if k else 900_000},10\n" for k in range(50)))
     code, out, err = run(*BASE, "--trace", str(long), "--ttft-ms", "1000")
     assert code == 3 and "1 request(s) rejected" in err and "rejected" in out
-    d = doc(*BASE, "--trace", str(long), "--ttft-ms", "1000", "--compare-policies")
-    assert all(p["replicas_for_slo"] is None for p in d["policies"])  # rejections: more replicas cannot help
+    code, out, err = run(*BASE, "--trace", str(long), "--ttft-ms", "1000", "--compare-policies", "-f", "json")
+    assert all(p["replicas_for_slo"] is None for p in json.loads(out)["policies"])  # rejections: more replicas cannot help
+    assert code == 3 and "no policy meets them with more replicas either" in err
 
 
 def test_scheduler_flags_replay_a_v0_style_engine() -> None:

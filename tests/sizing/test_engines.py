@@ -148,7 +148,7 @@ def test_a_workload_engine_overrides_the_fleet_engine(cat: Catalogue) -> None:
 
 
 def test_size_names_the_unknown_engine_and_where(cat: Catalogue) -> None:
-    with pytest.raises(InputError, match=r"workload 'chat': unknown engine 'vlm'; valid engines: .*vllm"):
+    with pytest.raises(InputError, match=r"workload 'chat': unknown engine 'vlm'; did you mean vllm\? valid engines: .*vllm"):
         size(_fleet(workload_engine="vlm"), cat, alternatives=False)
 
 
@@ -232,3 +232,8 @@ def test_a_profile_that_spans_instances_must_say_where_its_engine_documents_that
 
     with pytest.raises(ValidationError, match="spans_instances_source"):
         cat.engines["tgi"].model_validate({**cat.engines["tgi"].model_dump(), "spans_instances": True})
+
+
+def test_size_suggests_the_engine_a_misspelt_one_is_near(cat: Catalogue) -> None:
+    with pytest.raises(InputError, match=r"workload 'chat': unknown engine 'vLLM'; did you mean vllm\? valid engines: "):
+        size(_fleet(workload_engine="vLLM"), cat, alternatives=False)
