@@ -21,7 +21,8 @@ Per deployment (``<workload>-<index>``):
 
 ``kserve`` writes an ``InferenceService`` (``serving.kserve.io/v1beta1``) with the same container as
 its predictor instead of the Deployment and Service. Apply-ready for a cluster whose nodes carry those
-labels and device plugins; the manifests say in annotations what they assume.
+labels and device plugins; the manifests say in annotations what they assume (``aicap/notes``: the launch's
+notes, as the launch script prints them, e.g. a placeholder checkpoint to replace).
 """
 
 from __future__ import annotations
@@ -156,6 +157,8 @@ def manifests(launches: list[Launch], plan: Plan, cat: CatalogueLike, facts: Kub
         if isinstance(role, str):
             notes["aicap/disaggregation"] = (f"the {role} pool of a disaggregated workload: a prefill/decode router sends each request "
                                              "to a prefill then a decode replica (llm-d's routing sidecar: export --to llm-d)")  # fmt: skip
+        if launch.notes:  # what the launch script prints as '# note:' lines travels with the manifest
+            notes["aicap/notes"] = "\n".join(launch.notes)
         meta = {"name": s.name, "labels": {"app": s.name, "aicap/workload": s.workload}, "annotations": notes}
         docs: list[dict[str, object]] = []
         if launch.options_file is not None:

@@ -161,8 +161,12 @@ def deployment_settings(plan: Plan, cat: CatalogueLike) -> list[Settings]:
             # of the checkpoint in it (vLLM and SGLang load modelopt_fp4, int4 or mxfp4 weights, they do not make them).
             online = stored in _SIXTEEN_BIT and (d.weights_dtype in _SIXTEEN_BIT or d.weights_dtype == "fp8")
             if stored is not None and d.weights_dtype != stored and not online:
+                # The release would not start in the plan's format (or would serve other weights than it sized): the model
+                # argument is a placeholder that fails loudly until a copy in that format replaces it.
+                placeholder = f"<{d.weights_dtype} checkpoint of {repo}>"
+                v["model"] = placeholder
                 notes.append(f"weights {d.weights_dtype}: {repo} is released in {stored}, and an engine loads a checkpoint in its "
-                             f"own format; point the model at a {d.weights_dtype} copy of it")  # fmt: skip
+                             f"own format: replace the placeholder '{placeholder}' with a copy of it in {d.weights_dtype}")  # fmt: skip
             if d.kv_dtype not in _SIXTEEN_BIT and model.kind == "decoder":  # an encoder keeps no KV cache to format
                 v["kv_cache_dtype"] = d.kv_dtype
             if rt.eager:  # the plan was sized for an engine without CUDA graphs: launch it so
@@ -336,11 +340,14 @@ def _unquantizable(s: Settings, values: dict[str, object], spelled: set[str], fm
     if not isinstance(q, str) or "quantization" in spelled or s.checkpoint_dtype not in _SIXTEEN_BIT:
         return None
     repo = str(values.get("model"))
+    if repo.startswith("<"):  # already a placeholder for a format no engine makes as it loads (:func:`settings` noted it)
+        del values["quantization"]
+        return None
     placeholder = f"<{q} checkpoint of {repo}>"
     values["model"] = placeholder
     del values["quantization"]
     return (f"weights {q}: {fmap.engine} {fmap.version} reads the weight format from the checkpoint and quantizes none as it loads, "
-            f"and {repo} is released in {s.checkpoint_dtype}: replace the placeholder '{placeholder}' with a {q} copy of it "
+            f"and {repo} is released in {s.checkpoint_dtype}: replace the placeholder '{placeholder}' with a copy of it in {q} "
             "(NVIDIA Model Optimizer's llm_ptq example exports one)")  # fmt: skip
 
 

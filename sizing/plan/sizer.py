@@ -106,6 +106,9 @@ def allowed_instances(fleet: Fleet, cat: CatalogueLike, models: tuple[str, ...] 
         warnings.append(
             f"{sum(unpriced.values())} instance types have no published {' or '.join(need)} price and were excluded ({per_cloud})"
         )
+    if not out and c.clouds and set(c.clouds) <= {ON_PREM} and "owned" not in need:  # contradictory inputs, not an infeasible fleet
+        raise InputError(f"constraints.clouds {c.clouds} with pricing {'/'.join(need)}: on-prem machines are bought outright and have "
+                         "only an owned price; set pricing: owned (aicap size --pricing owned) or add a cloud")  # fmt: skip
     if not out:
         raise InfeasibleError(
             f"no instance type matches the constraints (clouds={c.clouds or 'any'}, regions={c.regions or 'any'}, "

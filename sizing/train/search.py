@@ -276,7 +276,7 @@ def _reason(spec: SearchSpec, fastest: tuple[float, str] | None, cheapest: tuple
                    "--global-batch-tokens, or the deadline")  # fmt: skip
         else:
             fix = "raise --max-devices or the deadline"
-        parts.append(f"the fastest job takes {fastest[0]:.1f} days (on {fastest[1]}), over the {spec.deadline_days:g}-day deadline; {fix}")
+        parts.append(f"the fastest job takes {fastest[0]:.3g} days (on {fastest[1]}), over the {spec.deadline_days:g}-day deadline; {fix}")
     if spec.budget_usd is not None and cheapest is not None and cheapest[0] > spec.budget_usd:
         parts.append(f"the cheapest job costs ${cheapest[0]:,.0f} (on {cheapest[1]}), over the ${spec.budget_usd:,.0f} budget")
     if not parts:

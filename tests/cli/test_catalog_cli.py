@@ -128,3 +128,12 @@ def test_train_prices_the_jobs_hours_of_owned_hardware(aicap) -> None:
                 "-f", "json").json()  # fmt: skip
     assert 0 < doc["usd"]["owned"] < doc["usd"]["on_demand"]
     assert doc["usd"]["owned"] == pytest.approx(doc["usd_per_device_hour"]["owned"] * doc["device_hours"], rel=0.01)
+
+
+def test_on_prem_without_owned_pricing_is_an_input_error_that_says_how(aicap) -> None:
+    # exit 3 "no instance type matches the constraints (... pricing=on_demand)": contradictory inputs, not an infeasible fleet
+    for cmd in (("size",), ("whatif",), ("whatif", "--buy-vs-rent")):
+        r = aicap("-q", cmd[0], "--model", "llama-3.1-8b", "--rate", "5", "--cloud", "on-prem", *cmd[1:])
+        assert r.code == 2 and r.stdout == "", cmd
+        assert "on-prem machines are bought outright and have only an owned price; set pricing: owned" in r.stderr
+    assert aicap("-q", "size", "--model", "llama-3.1-8b", "--rate", "5", "--cloud", "on-prem", "--pricing", "owned").code == 0

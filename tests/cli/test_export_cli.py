@@ -514,6 +514,16 @@ def test_a_format_the_checkpoint_does_not_ship_in_is_noted_and_a_generic_plan_sa
     r = aicap("export", str(plan), "--to", "vllm")
     assert r.code == 0 and "--quantization modelopt_fp4" in r.stdout
     assert "weights nvfp4: meta-llama/Llama-3.1-8B is released in bf16" in r.stdout
+    # The bf16 release was the model argument, so the server failed at start-up on a format it cannot make; every
+    # target now names a placeholder that fails loudly until an nvfp4 copy replaces it, and says so.
+    holder = "<nvfp4 checkpoint of meta-llama/Llama-3.1-8B>"
+    assert f"'{holder}'" in r.stdout and "meta-llama/Llama-3.1-8B \\" not in r.stdout
+    for target in ("sglang", "k8s", "kserve", "trtllm"):
+        out = aicap("export", str(plan), "--to", target).stdout
+        assert holder in out and f"<nvfp4 checkpoint of {holder}>" not in out, target
+    docs = list(yaml.safe_load_all(aicap("export", str(plan), "--to", "k8s").stdout))
+    notes = [d["metadata"]["annotations"]["aicap/notes"] for d in docs if d and d.get("kind") == "Deployment"]
+    assert notes and f"replace the placeholder '{holder}' with a copy of it in nvfp4" in notes[0]
     r = aicap("export", str(plan), "--to", "sglang")
     assert "was planned with the generic profile (vllm's defaults)" in r.stderr
     fp8 = tmp_path / "f.json"

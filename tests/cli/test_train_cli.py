@@ -59,6 +59,14 @@ def test_a_search_held_back_by_the_global_batch_says_so(aicap: Any) -> None:
     assert r.code == 3 and "raise --global-batch-tokens" in r.stderr
 
 
+def test_a_missed_short_deadline_names_the_fastest_job_to_three_figures(aicap: Any) -> None:
+    # "the fastest job takes 0.0 days ... over the 0.02-day deadline" read as if the deadline were met
+    r = aicap("train", "-m", "llama-3.1-8b", "--tokens", "100B", "--deadline-days", "0.02", "--cloud", "aws")
+    assert r.code == 3
+    took = float(r.stderr.split("the fastest job takes ")[1].split(" days")[0])
+    assert 0.02 < took < 1 and len(str(took).replace("0.", "").lstrip("0")) <= 3
+
+
 def test_search_meets_the_deadline_and_lists_each_device_type(aicap: Any) -> None:
     r = aicap("train", "-m", "llama-3.1-8b", "--tokens", "1T", "--deadline-days", "20", "--cloud", "aws", "-f", "json")
     assert r.code == 0, r.stderr
