@@ -119,8 +119,16 @@ def _check_runs_on(cat: CatalogueLike, engine: str, s: Settings) -> None:
                      f"(it runs on: {', '.join(spec.runs_on)}); {way}")  # fmt: skip
 
 
+#: The list of files an export wrote into its --output-dir (JSON ``{"files": [...]}``), read by the next export there.
+EXPORT_MARKER = ".aicap-export.json"
+
+
 def _write(files: list[tuple[str, str]], output_dir: Path | None) -> None:
-    """One file per deployment into ``output_dir``, or all of them to stdout."""
+    """One file per deployment into ``output_dir``, or all of them to stdout.
+
+    The folder's :data:`EXPORT_MARKER` lists what was written; files an earlier export listed there that this one
+    does not write are removed, and any other file in the folder is named in a warning.
+    """
     from aicap.cli.files import write_atomic
 
     if output_dir is None:
@@ -132,9 +140,30 @@ def _write(files: list[tuple[str, str]], output_dir: Path | None) -> None:
         from aicap.sizing.core.errors import InputError
 
         raise InputError(f"--output-dir {output_dir}: cannot create it: {exc.strerror or exc}") from None
+    import json
+
+    marker = output_dir / EXPORT_MARKER
+    try:
+        earlier = set(json.loads(marker.read_text(encoding="utf-8")).get("files", []))
+    except (OSError, ValueError, AttributeError):  # none yet, or not ours to trust
+        earlier = set()
+    names = [name for name, _ in files]
     for name, body in files:
         write_atomic(output_dir / name, body)
+    write_atomic(marker, json.dumps({"files": names}, indent=1) + "\n")
+    # A folder exported into before keeps no file of the earlier plan that this one lacks: a script left there would
+    # start the old fleet beside the new one. Files aicap did not write are left, and named.
+    stale = sorted(n for n in earlier - set(names) if "/" not in n and (output_dir / n).is_file())
+    for n in stale:
+        (output_dir / n).unlink()
     info(f"aicap: wrote {len(files)} file(s) to {output_dir}")
+    if stale:
+        info(f"aicap: note: removed {len(stale)} file(s) an earlier export wrote to {output_dir} that this plan does not have: "
+             f"{', '.join(stale[:8])}{' …' if len(stale) > 8 else ''}")  # fmt: skip
+    others = sorted(x.name for x in output_dir.iterdir() if x.is_file() and x.name not in {*names, EXPORT_MARKER})
+    if others:
+        info(f"aicap: warning: {output_dir} also holds {len(others)} file(s) this export did not write "
+             f"({', '.join(others[:8])}{' …' if len(others) > 8 else ''}); {EXPORT_MARKER} lists the plan's")  # fmt: skip
 
 
 def _llmd(settings: list[Settings], cat: CatalogueLike, plan_name: str) -> list[tuple[str, str]]:

@@ -169,10 +169,28 @@ def test_output_dir_writes_one_script_per_machine(aicap, tmp_path: Path) -> None
     assert r.code == 0 and r.stdout == ""
     plan = yaml.safe_load(PLAN.read_text())
     names = sorted(f"{i['instance_type']}-{k}.sh" for i in plan["instances"] for k in range(1, i["count"] + 1))
-    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == names
-    for p in (tmp_path / "out").iterdir():
+    assert sorted(p.name for p in (tmp_path / "out").iterdir() if p.suffix == ".sh") == names
+    assert json.loads((tmp_path / "out" / ".aicap-export.json").read_text())["files"] == sorted(names)
+    for p in (tmp_path / "out").glob("*.sh"):
         text = p.read_text()
         assert text.startswith("#!/bin/sh\n") and "trap 'kill $pids" in text and text.rstrip().endswith("trap stops the rest")
+
+
+def test_an_export_into_an_earlier_export_s_folder_leaves_none_of_the_old_plan(aicap, tmp_path: Path) -> None:
+    # A second export into the same folder left the first plan's 21 scripts beside its own: 'sh *.sh' on each
+    # machine started the old fleet too. What an earlier export wrote is removed; other files are named.
+    out = tmp_path / "out"
+    assert aicap("export", str(PLAN), "--to", "vllm", "--output-dir", str(out)).code == 0
+    first = {p.name for p in out.glob("*.sh")}
+    (out / "mine.txt").write_text("kept")
+    small = tmp_path / "small.json"
+    assert aicap("-q", "size", "--model", "llama-3.1-8b", "--rate", "1", "--hardware", "l4", "--cloud", "gcp", "-o", str(small)).code == 0
+    r = aicap("export", str(small), "--to", "vllm", "--output-dir", str(out))
+    second = {p.name for p in out.glob("*.sh")}
+    assert r.code == 0 and len(second) == 1 and not (first - second) & {p.name for p in out.iterdir()}
+    assert f"removed {len(first - second)} file(s) an earlier export wrote to {out}" in r.stderr
+    assert (out / "mine.txt").read_text() == "kept" and "also holds 1 file(s) this export did not write (mine.txt)" in r.stderr
+    assert aicap("-q", "export", str(small), "--to", "vllm", "--output-dir", str(out)).stderr == ""  # quiet is quiet
 
 
 def test_a_machine_script_starts_its_replicas_on_their_own_devices_and_ports(aicap, tmp_path: Path) -> None:
@@ -288,7 +306,7 @@ def test_machine_names_are_safe_file_names_and_case_labels(aicap, tmp_path: Path
     odd = tmp_path / "odd.json"
     odd.write_text(json.dumps(doc))
     r = aicap("export", str(odd), "--to", "vllm", "--output-dir", str(tmp_path / "out"))
-    assert r.code == 0 and [p.name for p in (tmp_path / "out").iterdir()] == ["-my-box--x---1.sh"]
+    assert r.code == 0 and [p.name for p in (tmp_path / "out").glob("*.sh")] == ["-my-box--x---1.sh"]
     assert subprocess.run(["sh", "-n"], input=aicap("export", str(odd), "--to", "vllm").stdout, text=True).returncode == 0
 
 
