@@ -171,6 +171,11 @@ def load_fleet(path: Path | str, replaced: list[tuple[str, object, str, object]]
     doc = load_yaml(path, text)
     if not isinstance(doc, dict):
         raise InputError(f"{path}:1: a fleet file is a mapping with 'workloads' (and optional 'constraints')")
+    if (other := _other_report(doc)) is not None:
+        raise InputError(f"{path}: {other}, not a fleet file (a mapping with 'workloads' and optional 'constraints')")
+    if "totals" in doc and "generated_by" in doc:
+        raise InputError(f"{path}: a plan (what `aicap size --output` writes), not a fleet file: its 'inputs' section is the fleet it "
+                         "was sized from; simulate, export or check the plan itself")  # fmt: skip
     _unique_names(doc, path, text)
     applied = _apply(_model_files(_read_profiles(doc, path.parent), path.parent), replaced=replaced, **overrides)
     return validate_model(Fleet, applied, str(path), text)
@@ -245,6 +250,8 @@ def _read_plan(path: Path) -> Plan | PeriodPlan | None:
     doc = load_document(path, text)
     if not isinstance(doc, dict):
         raise InputError(f"{path}:1: expected a plan (JSON/YAML from `aicap size --output`) or a fleet file")
+    if (other := _other_report(doc)) is not None:
+        raise InputError(f"{path}: {other}, not a plan; a plan is what `aicap size --output` writes")
     plan: Plan | PeriodPlan
     if doc.get("kind") == "periods":
         plan = validate_model(PeriodPlan, doc, str(path), text)
@@ -260,6 +267,21 @@ def _read_plan(path: Path) -> Plan | PeriodPlan | None:
         raise InputError(f"{path}: {why}: the plan was edited by hand or cut short; size it again (`aicap size --output`)")
     return plan
 
+
+#: Keys that together mark another command's JSON report (none of them is a plan's or a fleet's), and what it is.
+_REPORTS = ((frozenset({"step_time_s", "memory_gib_per_device"}), "an `aicap train` report"),
+            (frozenset({"setup", "finished", "ttft_ms"}), "an `aicap simulate` report"),
+            (frozenset({"policies", "percentile"}), "an `aicap simulate --compare-policies` report"),
+            (frozenset({"ttft_s", "tpot_s", "memory_gib"}), "an `aicap estimate` report"),
+            (frozenset({"alternatives", "notes"}), "an `aicap whatif` report"),
+            (frozenset({"rows", "summary", "cases_file"}), "an `aicap validate` report"))  # fmt: skip
+
+
+def _other_report(doc: dict[str, Any]) -> str | None:
+    """What another aicap command's report is, when ``doc`` is one (it has all of one entry's keys of :data:`_REPORTS`)."""
+    if "totals" in doc or "workloads" in doc:
+        return None
+    return next((what for keys, what in _REPORTS if keys <= set(doc)), None)
 
 
 def _plan_model_files(doc: dict[str, Any], base: Path) -> dict[str, Any]:

@@ -632,3 +632,22 @@ def test_trtllm_is_not_launched_on_16_bit_weights_for_a_plan_in_fp8(aicap, tmp_p
                  "--cloud", "aws", "-o", str(bf16), "-f", "json").code == 0  # fmt: skip
     plain = aicap("export", str(bf16), "--to", "trtllm")
     assert "\n  meta-llama/Llama-3.1-8B \\" in plain.stdout and "placeholder" not in plain.stderr
+
+
+def test_another_command_s_report_is_named_for_what_it_is(aicap, tmp_path: Path) -> None:
+    # A train report has 'instances', so it was taken for an old plan: "plan schema_version 1 is not supported".
+    reports = {"train": ("train", "-m", "llama-3.1-8b", "--hardware", "h100-sxm", "--devices", "8", "--tokens", "1B"),
+               "simulate": ("simulate", "-m", "llama-3.1-8b", "--hardware", "h100-sxm", "--rate", "1", "--requests", "30"),
+               "estimate": ("estimate", "-m", "llama-3.1-8b", "--hardware", "h100-sxm"),
+               "whatif": ("whatif", "--model", "llama-3.1-8b", "--rate", "2")}  # fmt: skip
+    for name, args in reports.items():
+        path = tmp_path / f"{name}.json"
+        path.write_text(aicap("-q", *args, "-f", "json").stdout)
+        for cmd in (("export", str(path), "--to", "vllm"), ("diff", str(path), str(PLAN)), ("simulate", str(path))):
+            r = aicap(*cmd)
+            assert r.code == 2 and r.stderr == f"aicap: error: {path}: an `aicap {name}` report, not a plan; a plan is what " \
+                                               "`aicap size --output` writes\n", (name, cmd)  # fmt: skip
+        r = aicap("size", str(path))
+        assert r.code == 2 and f"an `aicap {name}` report, not a fleet file" in r.stderr
+    r = aicap("size", str(PLAN))  # a plan given where a fleet is read: "schema_version: Input should be 1, got 2 (and 26 more errors)"
+    assert r.code == 2 and "a plan (what `aicap size --output` writes), not a fleet file" in r.stderr
