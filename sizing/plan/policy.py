@@ -84,6 +84,10 @@ class Limits(BaseModel):
             limit: Limit[float] | None = getattr(self, name)
             if limit is not None and limit.value < 0:
                 raise ValueError(f"{name}: a limit of {limit.value:g} can never pass; use a value ≥ 0")
+        margin = self.min_slo_margin_pct
+        if margin is not None and margin.value >= 100:  # headroom is (target - latency) / target: below 100% for any latency > 0
+            raise ValueError(f"min_slo_margin_pct: a limit of {margin.value:g} can never pass (a margin is under 100% of its target); "
+                             "use a value below 100")  # fmt: skip
         if self.max_devices is not None:
             bad = {h: n for h, n in self.max_devices.value.items() if n < 0}
             if bad:

@@ -348,3 +348,14 @@ def test_a_plan_whose_own_verification_missed_fails_whatever_the_limits() -> Non
     assert evaluate(policy(max_usd_per_month={"value": 1000.0}), unstable)[1].detail == (
         "aicap size --verify simulated the plan and a workload missed its targets"
     )
+
+
+@pytest.mark.parametrize(("limits", "ok"), [({"min_slo_margin_pct": {"value": 150}}, False), ({"min_slo_margin_pct": {"value": 100}}, False),
+                                             ({"min_slo_margin_pct": {"value": 99.5}}, True), ({"max_usd_per_month": {"value": -5}}, False)])  # fmt: skip
+def test_a_limit_no_plan_can_pass_is_refused_when_read(limits: dict[str, Any], ok: bool) -> None:
+    # min_slo_margin_pct 150 was accepted and then failed every plan: a margin is (target - latency) / target
+    if ok:
+        Policy.model_validate({"schema_version": 1, "limits": limits})
+        return
+    with pytest.raises(ValueError, match="can never pass"):
+        Policy.model_validate({"schema_version": 1, "limits": limits})
