@@ -116,8 +116,12 @@ def register(app: typer.Typer) -> None:
 
             b = compare(fleet, cat)
             rows = [[f"rent ({b.rent_pricing})", b.rent_hardware, b.rent_usd_per_month], ["own", b.own_hardware, b.own_usd_per_month]]
+            if b.rent_over_profile_usd_per_month is not None:
+                rows.insert(1, [f"rent ({b.rent_pricing}), scaled hour by hour", "as the hour needs", b.rent_over_profile_usd_per_month])
             caption = (f"Break-even utilisation {b.break_even_utilisation_pct:g}%: a rented fleet held less than this share of the month "
                        f"costs less than owning one. {b.note}.")  # fmt: skip
+            for n in b.notes:
+                info(f"aicap: note: {n}")
             emit(View(b.model_dump(mode="json"), [Table("Buy versus rent", ["", "hardware", "$/month"], rows, caption)]), fmt)
             return
         changes = [named_change(n) for n in dict.fromkeys(n.strip() for n in alternatives.split(",") if n.strip())]  # each once

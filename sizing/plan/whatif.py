@@ -407,6 +407,11 @@ class BuyVsRent(BaseModel):
         description="100·own/rent: a rented fleet kept only this share of the month costs as much as owning one"
     )
     note: str
+    rent_over_profile_usd_per_month: float | None = Field(
+        None, description="renting sized hour by hour over the fleet's hourly demand (aicap size), where it has a profile; "
+                          "both other figures are sized at the peak hour, since owned hardware is there at every hour"
+    )  # fmt: skip
+    notes: list[str] = Field(default_factory=list)
 
 
 def buy_vs_rent(fleet: Fleet, cat: CatalogueLike) -> BuyVsRent:
@@ -426,10 +431,25 @@ def buy_vs_rent(fleet: Fleet, cat: CatalogueLike) -> BuyVsRent:
     doc.setdefault("constraints", {})["pricing"] = "owned"
     own = size(Fleet.model_validate(doc), cat, alternatives=False)
     r, o = rent.totals.usd_per_month, own.totals.usd_per_month
+    notes: list[str] = []
+    over_profile = None
+    if hourly := [w.name for w in fleet.workloads if w.profile is not None]:
+        from aicap.sizing.plan.periods import size_periods
+
+        one = fleet.model_dump(mode="json", exclude_none=True)
+        one.setdefault("constraints", {})["pricing"] = rent_model  # the rental model alone: no reserved mix
+        over_profile = size_periods(Fleet.model_validate(one), cat).totals.usd_per_month
+        notes.append(f"the hourly demand of {', '.join(hourly)} is sized at its peak hour for both: owned hardware is there every "
+                     f"hour; rented and scaled hour by hour over the profile, the fleet costs ${over_profile:,.0f} a month "
+                     f"({100.0 * over_profile / r:.0f}% of holding the peak fleet all month); owning the peak fleet costs "
+                     f"{100.0 * o / over_profile:.0f}% of that")  # fmt: skip
+    if len(models := fleet.constraints.pricing_models) > 1:
+        notes.append(f"renting is priced with one pricing model: {rent_model}, the first of {', '.join(models)}")
     return BuyVsRent(rent_pricing=rent_model, rent_usd_per_month=r, rent_hardware=_hardware(rent), own_usd_per_month=o,
                      own_hardware=_hardware(own), break_even_utilisation_pct=round(100.0 * o / r, 1),
                      note="owned: depreciation, power at the facility's PUE and colocation space (hardware_db/ownership); "
-                          "not the cost of capital, networking between servers, staff or support")  # fmt: skip
+                          "not the cost of capital, networking between servers, staff or support",
+                     rent_over_profile_usd_per_month=over_profile, notes=notes)  # fmt: skip
 
 
 def _hardware(plan: Plan) -> str:

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
 
 ARGS = ("whatif", "--model", "llama-3.1-8b", "--rate", "20", "--input-tokens", "2000", "--output-tokens", "300", "--ttft-ms", "3000",
         "--tpot-ms", "60", "--precision", "bf16", "--hardware", "l4", "--cloud", "aws,gcp")  # fmt: skip
@@ -83,6 +87,20 @@ def test_buy_vs_rent_json_and_errors(aicap) -> None:
     assert doc["break_even_utilisation_pct"] == round(100 * doc["own_usd_per_month"] / doc["rent_usd_per_month"], 1)
     r = aicap(*args, "--pricing", "owned")
     assert r.code == 2 and "rental pricing model" in r.stderr
+    assert doc["rent_over_profile_usd_per_month"] is None and doc["notes"] == []
+
+
+def test_buy_vs_rent_of_hourly_demand_prices_renting_hour_by_hour_too(aicap) -> None:
+    # The peak-sized rented fleet held all month ($12.8k) was the only rent figure, while aicap size plans the same
+    # fleet hour by hour for $8.4k; owning must cover the peak, renting need not.
+    fleet = str(ROOT / "examples" / "diurnal-chat.yaml")
+    doc = aicap("whatif", fleet, "--buy-vs-rent", "-f", "json").json()
+    periods = aicap("-q", "size", fleet, "--pricing", "on_demand", "-f", "json").json()
+    assert doc["rent_over_profile_usd_per_month"] == pytest.approx(periods["totals"]["usd_per_month"], rel=1e-9)
+    assert doc["own_usd_per_month"] < doc["rent_over_profile_usd_per_month"] < doc["rent_usd_per_month"]
+    assert "sized at its peak hour for both" in doc["notes"][0]
+    r = aicap("whatif", fleet, "--buy-vs-rent")
+    assert "scaled hour by hour" in r.stdout and "aicap: note: the hourly demand of chat, code" in r.stderr
 
 
 def test_whatif_pareto_json_table_and_plot(aicap, tmp_path) -> None:  # type: ignore[no-untyped-def]

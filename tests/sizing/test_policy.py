@@ -350,8 +350,10 @@ def test_a_plan_whose_own_verification_missed_fails_whatever_the_limits() -> Non
     )
 
 
-@pytest.mark.parametrize(("limits", "ok"), [({"min_slo_margin_pct": {"value": 150}}, False), ({"min_slo_margin_pct": {"value": 100}}, False),
-                                             ({"min_slo_margin_pct": {"value": 99.5}}, True), ({"max_usd_per_month": {"value": -5}}, False)])  # fmt: skip
+@pytest.mark.parametrize(("limits", "ok"), [({"min_slo_margin_pct": {"value": 150}}, False),
+                                             ({"min_slo_margin_pct": {"value": 100}}, False),
+                                             ({"min_slo_margin_pct": {"value": 99.5}}, True),
+                                             ({"max_usd_per_month": {"value": -5}}, False)])  # fmt: skip
 def test_a_limit_no_plan_can_pass_is_refused_when_read(limits: dict[str, Any], ok: bool) -> None:
     # min_slo_margin_pct 150 was accepted and then failed every plan: a margin is (target - latency) / target
     if ok:
