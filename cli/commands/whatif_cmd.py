@@ -112,7 +112,7 @@ def register(app: typer.Typer) -> None:
             info("aicap: no fleet given; comparing alternatives for the built-in example. See `aicap whatif --help`.")
             fleet = builtin_fleet(cloud=cloud, hardware=hardware, engine=engine, pricing=pricing)
         if buy_vs_rent:
-            from aicap.sizing.plan.whatif import buy_vs_rent as compare
+            from aicap.sizing.plan.buy_vs_rent import buy_vs_rent as compare
 
             b = compare(fleet, cat)
             rows = [[f"rent ({b.rent_pricing})", b.rent_hardware, b.rent_usd_per_month], ["own", b.own_hardware, b.own_usd_per_month]]

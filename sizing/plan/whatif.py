@@ -322,6 +322,8 @@ def _assumption(change: Change, plan: Plan | None, fleet: Fleet, cat: CatalogueL
         return "; ".join(dict.fromkeys(said)) or None
     if change.kind == "disaggregate" and plan is not None:
         return "; ".join(w for w in plan.warnings if "served disaggregated" in w) or None
+    if change.kind == "weights" and plan is not None:
+        return _weight_only(plan, cat)
     if change.kind != "sparse" or plan is None:
         return None
     where = "; ".join(f"--engine {e.id} on {', '.join(e.sparse_kernels.families)} ({', '.join(e.sparse_kernels.weights_dtypes)})"
@@ -337,6 +339,32 @@ def _assumption(change: Change, plan: Plan | None, fleet: Fleet, cat: CatalogueL
     return "; ".join(dict.fromkeys(said)) or None
 
 
+def _weight_only(plan: Plan, cat: CatalogueLike) -> str | None:
+    """Where a plan's quantised weights multiply at 16 bits on devices without their tensor-core format (weight-only kernels)."""
+    from aicap.sizing.core.dtypes import compute_dtype
+
+    said = []
+    for pw in plan.workloads:
+        for d in pw.deployments:
+            peaks = cat.device(d.hardware).peak_tflops
+            on = compute_dtype(d.weights_dtype, peaks)
+            if d.weights_dtype in ("nvfp4", "mxfp4", "fp8") and on not in ("fp4", "fp8"):
+                unit = "FP4" if d.weights_dtype != "fp8" else "FP8"
+                said.append(f"{d.hardware} {d.weights_dtype}: weight-only, de-quantised to {on} for the matrix multiplies ({d.hardware} "
+                            f"has no {unit} tensor cores): it saves memory and bandwidth, not compute")  # fmt: skip
+    return "; ".join(dict.fromkeys(said)) or None
+
+
+def _same_deployments(a: Plan, b: Plan) -> bool:
+    """Whether two plans run the same replicas of the same layouts and formats on the same instances."""
+
+    def sig(p: Plan) -> tuple[object, ...]:
+        return (tuple((w.name, tuple((d.hardware, d.instance_type, d.tp, d.pp, d.ep, d.weights_dtype, d.kv_dtype, d.replicas)
+                                     for d in w.deployments)) for w in p.workloads), round(p.totals.usd_per_month, 2))  # fmt: skip
+
+    return sig(a) == sig(b)
+
+
 def _row(name: str, plan: Plan | None, fleet: Fleet, cat: CatalogueLike, note: tuple[str, str | None], base: float | None,
          why: str | None, assumption: str | None = None) -> Alternative:  # fmt: skip
     if plan is None:
@@ -345,7 +373,8 @@ def _row(name: str, plan: Plan | None, fleet: Fleet, cat: CatalogueLike, note: t
     usd = plan.totals.usd_per_month
     ttft = max(user_ttfts(plan, cat).values(), default=None)
     tpot = max((w.tpot_ms for w in plan.workloads if w.tpot_ms is not None), default=None)
-    return Alternative(name=name, usd_per_month=usd, devices=plan.totals.devices, hardware=_hardware(plan), ttft_ms=ttft, tpot_ms=tpot,
+    return Alternative(name=name, usd_per_month=usd, devices=plan.totals.devices, hardware=hardware_bought(plan), ttft_ms=ttft,
+                       tpot_ms=tpot,
                        memory_headroom_pct=_headroom(plan, fleet, cat), delta_usd_per_month=None if base is None else round(usd - base, 2),
                        quality_note=note[0], quality_source=note[1], assumption=assumption)  # fmt: skip
 
@@ -385,74 +414,18 @@ def whatif(fleet: Fleet, cat: CatalogueLike, changes: list[Change], quality: Qua
             why = None
         except InfeasibleError as exc:
             plan, why = None, str(exc)
-        rows.append(_row(change.name, plan, changed, ccat, note, base, why, _assumption(change, plan, changed, ccat)))
+        assumed = _assumption(change, plan, changed, ccat)
+        if plan is not None and change.kind in ("weights", "kv") and _same_deployments(plan, base_plan):
+            same = "the baseline plan already runs this: the alternative changes nothing"  # the sizer had picked that format
+            assumed = same if assumed is None else f"{same}; {assumed}"
+        rows.append(_row(change.name, plan, changed, ccat, note, base, why, assumed))
         caveats(plan, change.name)
         if on_done is not None:
             on_done()
     return WhatIf(alternatives=rows, notes=notes)
 
 
-class BuyVsRent(BaseModel):
-    """The same fleet rented and owned, and the utilisation at which renting costs as much as owning."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    schema_version: Literal[1] = 1
-    rent_pricing: str
-    rent_usd_per_month: float
-    rent_hardware: str
-    own_usd_per_month: float
-    own_hardware: str
-    break_even_utilisation_pct: float = Field(
-        description="100·own/rent: a rented fleet kept only this share of the month costs as much as owning one"
-    )
-    note: str
-    rent_over_profile_usd_per_month: float | None = Field(
-        None, description="renting sized hour by hour over the fleet's hourly demand (aicap size), where it has a profile; "
-                          "both other figures are sized at the peak hour, since owned hardware is there at every hour"
-    )  # fmt: skip
-    notes: list[str] = Field(default_factory=list)
-
-
-def buy_vs_rent(fleet: Fleet, cat: CatalogueLike) -> BuyVsRent:
-    """Size ``fleet`` under its pricing model (renting) and as owned hardware (``pricing: owned``).
-
-    Owning costs the same whether the hardware is busy or not; renting costs only the hours it is held.
-    So renting is cheaper when the fleet is needed less than ``own/rent`` of the time (autoscaled down
-    the rest), and owning is cheaper above it.
-    """
-    from aicap.sizing.plan.sizer import size
-
-    rent_model = fleet.constraints.price_model
-    if rent_model == "owned":
-        raise InputError("--buy-vs-rent compares a rented fleet with an owned one: give a rental pricing model (on_demand, spot, ...)")
-    rent = size(fleet, cat, alternatives=False)
-    doc: dict[str, Any] = fleet.model_dump(mode="json", exclude_none=True)
-    doc.setdefault("constraints", {})["pricing"] = "owned"
-    own = size(Fleet.model_validate(doc), cat, alternatives=False)
-    r, o = rent.totals.usd_per_month, own.totals.usd_per_month
-    notes: list[str] = []
-    over_profile = None
-    if hourly := [w.name for w in fleet.workloads if w.profile is not None]:
-        from aicap.sizing.plan.periods import size_periods
-
-        one = fleet.model_dump(mode="json", exclude_none=True)
-        one.setdefault("constraints", {})["pricing"] = rent_model  # the rental model alone: no reserved mix
-        over_profile = size_periods(Fleet.model_validate(one), cat).totals.usd_per_month
-        notes.append(f"the hourly demand of {', '.join(hourly)} is sized at its peak hour for both: owned hardware is there every "
-                     f"hour; rented and scaled hour by hour over the profile, the fleet costs ${over_profile:,.0f} a month "
-                     f"({100.0 * over_profile / r:.0f}% of holding the peak fleet all month); owning the peak fleet costs "
-                     f"{100.0 * o / over_profile:.0f}% of that")  # fmt: skip
-    if len(models := fleet.constraints.pricing_models) > 1:
-        notes.append(f"renting is priced with one pricing model: {rent_model}, the first of {', '.join(models)}")
-    return BuyVsRent(rent_pricing=rent_model, rent_usd_per_month=r, rent_hardware=_hardware(rent), own_usd_per_month=o,
-                     own_hardware=_hardware(own), break_even_utilisation_pct=round(100.0 * o / r, 1),
-                     note="owned: depreciation, power at the facility's PUE and colocation space (hardware_db/ownership); "
-                          "not the cost of capital, networking between servers, staff or support",
-                     rent_over_profile_usd_per_month=over_profile, notes=notes)  # fmt: skip
-
-
-def _hardware(plan: Plan) -> str:
+def hardware_bought(plan: Plan) -> str:
     """Devices bought, by type: ``16× a100-40gb-sxm``."""
     bought: dict[str, int] = {}
     for i in plan.instances:

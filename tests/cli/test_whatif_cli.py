@@ -169,3 +169,18 @@ def test_whatif_csv_has_bare_figures(aicap) -> None:  # type: ignore[no-untyped-
 def test_an_empty_list_of_alternatives_is_a_usage_error(aicap) -> None:  # type: ignore[no-untyped-def]
     r = aicap("whatif", "--alternatives", " , ")  # it printed the baseline alone and a dangling "Sources:"
     assert r.code == 2 and r.stdout == "" and "--alternatives names no alternative" in r.stderr
+
+
+def test_an_alternative_the_baseline_already_runs_and_fp4_without_fp4_cores_say_so(aicap) -> None:
+    # The baseline sizes fp8 weights and an fp8 cache on an L40S: the "weights fp8" and "KV cache fp8" rows were its
+    # copies, +0, without a word; nvfp4 on the L40S (Ada, no FP4 tensor cores) ran weight-only without saying so.
+    args = ("whatif", "--model", "llama-3.1-8b", "--rate", "5", "--ttft-ms", "2000", "--tpot-ms", "50", "--cloud", "aws", "-f", "json")
+    rows = {a["name"]: a for a in aicap(*args, "--alternatives", "fp8,kv-fp8,int4,nvfp4").json()["alternatives"]}
+    base = rows["baseline"]
+    for name in ("weights fp8", "KV cache fp8"):
+        same = rows[name]["usd_per_month"] == base["usd_per_month"] and rows[name]["hardware"] == base["hardware"]
+        assert same == (rows[name]["assumption"] or "").startswith("the baseline plan already runs this"), name
+    assert rows["weights fp8"]["assumption"].startswith("the baseline plan already runs this")
+    fp4 = rows["weights nvfp4"]
+    assert fp4["hardware"] == "1× l40s" and "l40s nvfp4: weight-only, de-quantised to bf16" in fp4["assumption"]
+    assert rows["weights int4"]["assumption"] is None or "already runs" not in rows["weights int4"]["assumption"]

@@ -10,9 +10,9 @@ import yaml
 from aicap.hardware_db import Catalogue
 from aicap.sizing.core.ownership import HOURS_PER_YEAR, owned_usd_per_hour
 from aicap.sizing.core.specs.ownership import OwnershipData
+from aicap.sizing.plan.buy_vs_rent import buy_vs_rent
 from aicap.sizing.plan.fleet_io import build_fleet
 from aicap.sizing.plan.sizer import size
-from aicap.sizing.plan.whatif import buy_vs_rent
 
 
 @pytest.fixture(scope="module")
