@@ -201,7 +201,7 @@ def register(app: typer.Typer, schema_app: typer.Typer) -> None:
     @guarded
     def schema_policy() -> None:
         """Print the JSON Schema of the policy file that `aicap check --policy` reads."""
-        from aicap.cli.render import to_json
+        from aicap.cli.render import json_schema, to_json
         from aicap.sizing.plan.policy import Policy
 
-        typer.echo(to_json(Policy.model_json_schema()), nl=False)
+        typer.echo(to_json(json_schema(Policy)), nl=False)

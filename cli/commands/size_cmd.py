@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from aicap.cli.commands.estimate_cmd import AcceptOpt, DraftModelOpt, DraftTokensOpt, SpecOpt, speculative_config
-from aicap.cli.render import Format, Table, View, emit, progress, to_json, to_yaml
+from aicap.cli.render import Format, Table, View, emit, json_schema, progress, to_json, to_yaml
 from aicap.cli.state import STATE, catalogue, check_engine, check_plot, check_workload_source, guarded, info, located, warn_shadowing
 
 if TYPE_CHECKING:
@@ -378,7 +378,7 @@ def register(app: typer.Typer) -> None:
         """Print the JSON Schema of the static plan that `aicap size` writes and `check`/`diff` read (hourly demand: `schema period-plan`)."""
         from aicap.sizing.core.plan import Plan
 
-        typer.echo(to_json(Plan.model_json_schema()), nl=False)
+        typer.echo(to_json(json_schema(Plan)), nl=False)
 
     @schema_app.command("period-plan")
     @guarded
@@ -386,7 +386,7 @@ def register(app: typer.Typer) -> None:
         """Print the JSON Schema of the plan over demand periods (`kind: periods`) that `aicap size` writes for hourly demand."""
         from aicap.sizing.core.period_plan import PeriodPlan
 
-        typer.echo(to_json(PeriodPlan.model_json_schema()), nl=False)
+        typer.echo(to_json(json_schema(PeriodPlan)), nl=False)
 
     @schema_app.command("fleet")
     @guarded
@@ -394,7 +394,7 @@ def register(app: typer.Typer) -> None:
         """Print the JSON Schema of the fleet file (aicap.yaml) that `aicap size` reads."""
         from aicap.sizing.core.fleet import Fleet
 
-        typer.echo(to_json(Fleet.model_json_schema()), nl=False)
+        typer.echo(to_json(json_schema(Fleet)), nl=False)
 
     @schema_app.command("simulation")
     @guarded
@@ -402,7 +402,7 @@ def register(app: typer.Typer) -> None:
         """Print the JSON Schema of the report `aicap simulate --format json` prints for one run."""
         from aicap.sizing.sim.report import SimulationReport
 
-        typer.echo(to_json(SimulationReport.model_json_schema()), nl=False)
+        typer.echo(to_json(json_schema(SimulationReport)), nl=False)
 
     @schema_app.command("simulation-plan")
     @guarded
@@ -410,7 +410,7 @@ def register(app: typer.Typer) -> None:
         """Print the JSON Schema of the report `aicap simulate PLAN --format json` prints (every deployment of a plan)."""
         from aicap.sizing.sim.plan_report import PlanSimulation
 
-        typer.echo(to_json(PlanSimulation.model_json_schema()), nl=False)
+        typer.echo(to_json(json_schema(PlanSimulation)), nl=False)
 
     from aicap.cli.commands import ci_cmds
 

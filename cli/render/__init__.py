@@ -74,6 +74,11 @@ def to_json(document: Any) -> str:
     return json.dumps(document, indent=2, ensure_ascii=False, allow_nan=False) + "\n"
 
 
+def json_schema(model: Any) -> dict[str, Any]:
+    """The JSON Schema of a pydantic document type, declaring its dialect (pydantic writes draft 2020-12)."""
+    return {"$schema": "https://json-schema.org/draft/2020-12/schema", **model.model_json_schema()}
+
+
 def to_yaml(document: Any) -> str:
     """YAML with keys in the order they were built, that aicap reads back unchanged (``'1e3'`` quoted)."""
     from aicap.sizing.core.documents import dump_yaml

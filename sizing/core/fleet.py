@@ -38,7 +38,7 @@ from aicap.sizing.core.constraints import Constraints
 from aicap.sizing.core.dtypes import WeightDtype
 from aicap.sizing.core.errors import InputError, excerpt
 from aicap.sizing.core.lengths import LengthBin
-from aicap.sizing.core.profile import WEEKLY_SHAPES, Diurnal, Weekly, check_hours
+from aicap.sizing.core.profile import WEEKLY_SHAPES, Diurnal, HourlyRates, Weekly, check_hours
 from aicap.sizing.core.specs.speculative import SpeculativeConfig
 
 Percentile = Literal["p50", "p90", "p95", "p99"]
@@ -144,7 +144,7 @@ class Workload(_Doc):
 
     name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
     model: str
-    requests_per_s: PositiveFloat | list[float] | Diurnal | Weekly | None = None
+    requests_per_s: PositiveFloat | HourlyRates | Diurnal | Weekly | None = None
     tokens_per_s: PositiveFloat | None = None
     min_replicas: int = Field(
         1, ge=0, le=100_000, description="the fewest replicas the workload keeps (a static plan, and every period of a profile plan)"
@@ -254,7 +254,7 @@ class Workload(_Doc):
     @classmethod
     def _rate_not_tiny(cls, v: float | list[float] | Diurnal | Weekly | None) -> float | list[float] | Diurnal | Weekly | None:
         if isinstance(v, list):
-            check_hours(v, "requests_per_s")
+            check_hours(v, "")  # the error is placed at workloads[i].requests_per_s already
             if max(v) < MIN_REQUESTS_PER_S:
                 raise ValueError(f"the profile's peak: {too_small_rate()}")
         elif isinstance(v, Diurnal):

@@ -28,12 +28,22 @@ from __future__ import annotations
 
 import math
 from functools import lru_cache
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, WithJsonSchema, model_validator
 
 PROFILE_HOURS = (24, 168)
 SECONDS_PER_HOUR = 3600.0
+
+
+#: An hourly profile given as a list: 24 (a day) or 168 (a week) rates ≥ 0 [requests/s]. The fleet's validator checks it with
+#: a one-line message (:func:`check_hours`); the JSON Schema says the same, which the list type alone does not.
+HourlyRates = Annotated[
+    list[float],
+    WithJsonSchema({"type": "array", "items": {"type": "number", "minimum": 0},
+                    "oneOf": [{"minItems": 24, "maxItems": 24}, {"minItems": 168, "maxItems": 168}],
+                    "description": "hourly rates [requests/s]: 24 (a day) or 168 (a week)"}),
+]  # fmt: skip
 
 
 class Diurnal(BaseModel):
@@ -94,15 +104,16 @@ class Weekly(BaseModel):
 
 
 def check_hours(rates: list[float] | tuple[float, ...], where: str) -> tuple[float, ...]:
-    """``rates`` as a profile: 24 or 168 finite rates ≥ 0, not all 0 (errors name ``where``)."""
+    """``rates`` as a profile: 24 or 168 finite rates ≥ 0, not all 0 (errors start with ``where``, unless it is empty)."""
+    at = f"{where}: " if where else ""
     if len(rates) not in PROFILE_HOURS:
-        raise ValueError(f"{where}: a profile has 24 (a day) or 168 (a week) hourly rates, got {len(rates)}")
+        raise ValueError(f"{at}a profile has 24 (a day) or 168 (a week) hourly rates, got {len(rates)}")
     out = tuple(float(r) for r in rates)
     bad = next((h for h, r in enumerate(out) if not (math.isfinite(r) and r >= 0)), None)
     if bad is not None:
-        raise ValueError(f"{where}: hour {bad} is {out[bad]:g}: hourly rates must be finite numbers >= 0 requests/s")
+        raise ValueError(f"{at}hour {bad} is {out[bad]:g}: hourly rates must be finite numbers >= 0 requests/s")
     if max(out) <= 0:
-        raise ValueError(f"{where}: every hourly rate is 0: a profile needs some demand")
+        raise ValueError(f"{at}every hourly rate is 0: a profile needs some demand")
     return out
 
 

@@ -10,6 +10,9 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
 
 FLEET = """schema_version: 1
 workloads:
@@ -247,3 +250,20 @@ def test_a_plan_given_as_the_policy_is_named_as_such(aicap, plans) -> None:  # t
     base, _ = plans  # it reported "schema_version: Input should be 1, got 2 (and 11 more errors)"
     r = aicap("check", str(base), "--policy", str(base))
     assert r.code == 2 and r.stdout == "" and "this is a plan (aicap size --output), not a policy" in r.stderr
+
+
+def test_schemas_declare_their_dialect_and_the_fleet_s_hourly_lists_are_24_or_168(aicap) -> None:
+    # The fleet schema accepted requests_per_s: [1, 2, 3], which aicap size refuses; no schema named its dialect.
+    import jsonschema
+
+    for name in ("plan", "period-plan", "fleet", "simulation", "simulation-plan", "policy"):
+        assert aicap("schema", name).json()["$schema"] == "https://json-schema.org/draft/2020-12/schema", name
+    schema = aicap("schema", "fleet").json()
+
+    def fleet(rates: object) -> dict[str, object]:
+        return {"schema_version": 1, "workloads": [{"name": "a", "model": "llama-3.1-8b", "requests_per_s": rates}]}
+
+    for rates, ok in (([1.0] * 24, True), ([1.0] * 168, True), ([1.0, 2.0, 3.0], False), ([1.0] * 25, False), ([-1.0] * 24, False)):
+        assert jsonschema.Draft202012Validator(schema).is_valid(fleet(rates)) == ok, len(rates)  # type: ignore[arg-type]
+    for path in sorted((ROOT / "examples").glob("*.yaml")):
+        jsonschema.validate(yaml.safe_load(path.read_text()), schema)

@@ -459,3 +459,13 @@ def test_a_trace_profile_counts_the_traces_own_hours(tmp_path: Path) -> None:
         "arrival_s,input_tokens,output_tokens\n" + "".join(f"{t + 472223 * 3600:.2f},100,10\n" for t in sorted(times))
     )
     assert profile_from_trace(tmp_path / "e.csv") == pytest.approx(rates)
+
+
+def test_a_wrong_length_profile_names_its_place_once() -> None:
+    # "workloads[0].requests_per_s: requests_per_s: a profile has ..." named the field twice
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError) as e:
+        Fleet.model_validate({"workloads": [{"name": "a", "model": "llama-3.1-8b", "requests_per_s": [1.0, 2.0, 3.0]}]})
+    msg = str(e.value)
+    assert "a profile has 24 (a day) or 168 (a week) hourly rates, got 3" in msg and "requests_per_s: a profile" not in msg
