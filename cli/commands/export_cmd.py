@@ -153,7 +153,8 @@ def _write(files: list[tuple[str, str]], output_dir: Path | None) -> None:
     write_atomic(marker, json.dumps({"files": names}, indent=1) + "\n")
     # A folder exported into before keeps no file of the earlier plan that this one lacks: a script left there would
     # start the old fleet beside the new one. Files aicap did not write are left, and named.
-    stale = sorted(n for n in earlier - set(names) if "/" not in n and (output_dir / n).is_file())
+    stale = sorted(n for n in earlier - set(names)
+                   if isinstance(n, str) and "/" not in n and n.endswith((".sh", ".yaml")) and (output_dir / n).is_file())  # fmt: skip
     for n in stale:
         (output_dir / n).unlink()
     info(f"aicap: wrote {len(files)} file(s) to {output_dir}")
