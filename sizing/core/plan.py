@@ -72,8 +72,9 @@ class Deployment(_Doc):
         "plan: the larger of the model's and the simulation's)",
     )
     usd_per_hour: Usd = Field(
-        description="what the deployment is charged: the devices its workload's demand needs of it, and in proportion the rest of "
-        "its instance type's devices (idle, or extra replicas filling them as free headroom: a deployment of those alone costs 0)"
+        description="what the deployment is charged: the devices its workload's demand and its min_replicas floor need of it, and in "
+        "proportion the rest of its instance type's devices (idle, or extra replicas filling them as free headroom: a deployment of "
+        "those alone costs 0)"
     )
     usd_per_month: Usd | None = Field(
         None, description="usd_per_hour before rounding times the plan's hours_per_month (they add up to the workload's usd_per_month)"

@@ -77,14 +77,16 @@ def _loads(mine: list[tuple[Candidate, int]], served: float, shares: Sequence[fl
     return [served * (shares[k] if shares is not None else c.capacity_rps * r / max(cap_total, 1e-12)) for k, (c, r) in enumerate(mine)]
 
 
-def _needed_devices(mine: list[tuple[Candidate, int]], served: float) -> list[int]:
-    """Devices of each deployment of a workload that its served rate needs [devices].
+def _needed_devices(mine: list[tuple[Candidate, int]], served: float, min_replicas: int = 1) -> list[int]:
+    """Devices of each deployment of a workload that its served rate and its replica floor need [devices].
 
     The fewest replicas, of those the plan runs, that carry ``served`` requests/s: replicas of the most capacity
-    per device first, the last one the smallest that covers what is left. The planner fills devices its instances
-    leave idle with extra replicas (free headroom); charging them to the workload they happen to serve made its
-    cost an artefact of packing (3x its need, for a 3B-active model beside a large one), so a workload is charged
-    for these devices, and the rest of its instance type's devices are shared in proportion.
+    per device first, the last one the smallest that covers what is left; then, while fewer than ``min_replicas``
+    replicas are counted, the workload's smallest further replicas (the floor it asked for is its own cost). The
+    planner fills devices its instances leave idle with extra replicas (free headroom); charging them to the
+    workload they happen to serve made its cost an artefact of packing (3x its need, for a 3B-active model beside
+    a large one), so a workload is charged for these devices, and the rest of its instance type's devices are
+    shared in proportion.
     """
     need = [0] * len(mine)
     left = served
@@ -102,6 +104,14 @@ def _needed_devices(mine: list[tuple[Candidate, int]], served: float) -> list[in
             left -= cand.capacity_rps
     if left > 1e-12 or not any(need):  # no capacity to judge by (or none needed): every device is the workload's
         return [r * c.devices for c, r in mine]
+    counted = sum(n // c.devices for (c, _), n in zip(mine, need, strict=True))
+    while counted < min_replicas:  # replicas kept for availability (min_replicas) beyond what the rate needs
+        spare = [j for j in range(len(mine)) if need[j] < mine[j][1] * mine[j][0].devices]
+        if not spare:
+            break
+        j = min(spare, key=lambda j: (mine[j][0].devices, j))
+        need[j] += mine[j][0].devices
+        counted += 1
     return need
 
 
@@ -173,8 +183,9 @@ def build_plan(fleet: Fleet, cat: CatalogueLike, insts: list[InstanceSpec], chos
         routed[w.name] = (mine, _loads(mine, served[w.name], shares if shares and not any(np.isnan(shares)) else None))
     paid = {i.name: 0 for i in insts}  # devices each instance type's loads need: its cost is shared in proportion
     need: dict[str, list[int]] = {}
+    floors = {w.name: w.min_replicas for w in fleet.workloads}
     for name, (mine, loads) in routed.items():
-        need[name] = _needed_devices(mine, sum(loads))
+        need[name] = _needed_devices(mine, sum(loads), floors.get(name, 1))
         for (cand, _), n in zip(mine, need[name], strict=True):
             paid[cand.instance] += n
     for name, (mine, _) in routed.items():  # a bought type none of whose devices is needed is shared by devices used

@@ -261,9 +261,6 @@ def estimate(req: EstimateRequest) -> EstimateResult:
     if req.model.kind == "decoder" and req.output_tokens < 1:
         raise InputError(f"--output-tokens {req.output_tokens}: a decoder generates at least one token; give a positive count")
     check_prefix_cached(req.prefix_cached_share)
-    refused = req.runtime.refuses_prompt(req.input_tokens)
-    if refused is not None:
-        raise InfeasibleError(refused)
     if req.batch is not None and req.batch < 1:
         raise InputError(f"--batch {req.batch}: must be a positive integer or 'auto'")
     for flag, value in (("--devices", req.devices), ("--tp", req.tp), ("--pp", req.pp), ("--ep", req.ep)):
@@ -271,7 +268,10 @@ def estimate(req: EstimateRequest) -> EstimateResult:
             raise InputError(f"{flag} {value}: at most {MAX_DEVICES:,} devices (the largest deployment aicap estimates); "
                              f"give a count between 1 and {MAX_DEVICES:,}")  # fmt: skip
     wdt, kvdt = _defaults(req)
-    Engine(req.runtime, req.engine).check(req.device, wdt, kvdt)
+    Engine(req.runtime, req.engine).check(req.device, wdt, kvdt)  # an engine that does not run here, before what it would refuse
+    refused = req.runtime.refuses_prompt(req.input_tokens)
+    if refused is not None:
+        raise InfeasibleError(refused)
     if req.dp_attention > 1 and req.engine is not None and req.engine.dp_attention is None:
         raise InputError(f"--dp-attention {req.dp_attention}: the {req.engine.name} profile runs no data-parallel attention; "
                          "engines that do: vllm, sglang, trtllm (and generic)")  # fmt: skip
@@ -302,9 +302,19 @@ def estimate(req: EstimateRequest) -> EstimateResult:
         longest = req.model.max_context - ctx + req.input_tokens
         raise InputError(f"{what} = {ctx:,} tokens exceeds {req.model.id}'s max context of {req.model.max_context:,}: give "
                          f"--input-tokens of at most {longest:,}")  # fmt: skip
+    domain = req.device.interconnect.domain_size
+    one_machine = req.engine is not None and not req.engine.spans_instances  # its profile records no multi-node start
+    if one_machine and (req.tp or 1) * (req.pp or 1) > domain:
+        assert req.engine is not None
+        raise InputError(f"--tp {req.tp or 1} × --pp {req.pp or 1}: a replica of {(req.tp or 1) * (req.pp or 1)} devices spans more than "
+                         f"one {req.device.id} machine's fast-link domain of {domain}, and {req.engine.name}'s profile records no start "
+                         f"of a replica over several machines; give at most {domain} devices a replica, or an engine whose profile "
+                         "records one (spans_instances in aicap engines show ID)")  # fmt: skip
     best: EstimateResult | None = None
     for tp, pp in candidate_layouts(req, devices):
         if per_device and tp != req.dp_attention:
+            continue
+        if one_machine and tp * pp > domain:  # the search keeps such an engine's replicas on one machine, as the sizer does
             continue
         ep = tp if req.dp_attention > 1 and req.ep == 1 else req.ep  # data-parallel attention splits the experts over all tp
         dep = Deployment(req.model, req.device, req.efficiency, req.runtime, tp, pp, ep, wdt, kvdt, req.scale_out_bps, req.speculative,

@@ -368,3 +368,21 @@ def test_a_context_over_the_models_names_the_flags_and_the_longest_that_fits(aic
     assert r.stderr.rstrip().endswith("give --input-tokens of at most 512")
     r = aicap("estimate", "-m", "llama-3.1-8b", "--hardware", "h100-sxm", "--input-tokens", "200000")
     assert r.code == 2 and "--input-tokens + --output-tokens = 200,256 tokens" in r.stderr and "at most 130,816" in r.stderr
+
+
+def test_an_engine_that_does_not_run_here_is_named_before_what_it_would_refuse(aicap) -> None:  # type: ignore[no-untyped-def]
+    # A 10,000-token prompt for TensorRT-LLM on a TPU said "trtllm does not chunk prefill" and exited 3
+    r = aicap("-q", "estimate", "-m", "llama-3.1-8b", "--hardware", "tpu-v6e", "--input-tokens", "10000", "--engine", "trtllm")
+    assert r.code == 2 and "TensorRT-LLM does not run on tpu-v6e" in r.stderr
+
+
+def test_a_replica_over_machines_on_an_engine_that_cannot_start_one_is_refused_or_avoided(aicap) -> None:  # type: ignore[no-untyped-def]
+    # TGI at TP8 x PP2 on 8-GPU machines was estimated silently, while size refused the layout
+    r = aicap("-q", "estimate", "-m", "llama-3.1-405b", "--hardware", "h100-sxm", "--tp", "8", "--pp", "2", "--engine", "tgi")
+    assert r.code == 2 and "TGI's profile records no start of a replica over several machines" in r.stderr
+    doc = aicap("-q", "estimate", "-m", "llama-3.1-70b", "--hardware", "h100-sxm", "--devices", "16", "--engine", "tgi",
+                "-f", "json").json()  # fmt: skip
+    assert doc["tp"] * doc["pp"] <= 8  # the layout search keeps its replicas on one machine
+    doc = aicap("-q", "estimate", "-m", "llama-3.1-405b", "--hardware", "h100-sxm", "--tp", "8", "--pp", "2", "--engine", "vllm",
+                "-f", "json").json()  # fmt: skip
+    assert doc["tp"] * doc["pp"] == 16 and doc["fits"]

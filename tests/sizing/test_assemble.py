@@ -293,3 +293,16 @@ def test_a_workloads_engine_eager_and_speculation_reach_the_plan() -> None:
         "measured)"
     ]
     assert not [x for x in plan_of(speculative={"method": "eagle", "draft_tokens": 3, "acceptance": 0.8}).warnings if "speculative" in x]
+
+
+def test_replicas_a_workload_keeps_for_availability_are_its_own_cost() -> None:
+    # min_replicas 4 at 0.5 req/s: one replica carries the rate, the other three were counted as free headroom and their
+    # devices' cost went to the workload sharing the machine.
+    from aicap.sizing.plan.assemble import _needed_devices
+
+    small, big = cand("chat", BIG, 1, 20.55), cand("chat", BIG, 4, 100.0)
+    assert _needed_devices([(small, 4)], 0.5, min_replicas=4) == [4]
+    assert _needed_devices([(small, 4)], 0.5) == [1]
+    assert _needed_devices([(small, 2), (big, 1)], 20.0, min_replicas=2) == [2, 0]  # the floor takes the smallest spare replica
+    assert _needed_devices([(small, 1), (big, 1)], 20.0, min_replicas=2) == [1, 4]
+    assert _needed_devices([(small, 2)], 20.0, min_replicas=5) == [2]  # no more replicas than the plan runs
