@@ -306,3 +306,19 @@ def test_replicas_a_workload_keeps_for_availability_are_its_own_cost() -> None:
     assert _needed_devices([(small, 2), (big, 1)], 20.0, min_replicas=2) == [2, 0]  # the floor takes the smallest spare replica
     assert _needed_devices([(small, 1), (big, 1)], 20.0, min_replicas=2) == [1, 4]
     assert _needed_devices([(small, 2)], 20.0, min_replicas=5) == [2]  # no more replicas than the plan runs
+
+
+def test_the_devices_a_rate_needs_take_the_most_capacity_per_device_first_then_the_smallest_replica_that_finishes() -> None:
+    from aicap.sizing.plan.assemble import _needed_devices
+
+    dense, wide = cand("chat", BIG, 1, 12.0), cand("chat", BIG, 4, 40.0)  # 12 and 10 req/s per device
+    # dense first (more per device) until one wide replica covers the rest: 12 + 12 + 40 >= 60 (wide first would take 8 devices)
+    assert _needed_devices([(dense, 3), (wide, 2)], 60.0) == [2, 4]
+    assert _needed_devices([(wide, 2), (dense, 3)], 60.0) == [4, 2]  # the same whatever the listing order
+    big, small = cand("chat", BIG, 4, 100.0), cand("chat", BIG, 1, 10.0)
+    # a replica whose capacity equals what is left finishes it, and the smallest such replica is taken, whatever its index
+    assert _needed_devices([(big, 1), (small, 2)], 10.0) == [0, 1]
+    assert _needed_devices([(big, 1), (small, 2)], 20.0) == [4, 0]  # no one small replica carries 20: the denser first
+    assert _needed_devices([(big, 2), (small, 3)], 10.0, min_replicas=2) == [0, 2]  # the floor adds the smallest spare replica
+    assert _needed_devices([(small, 2)], 0.0) == [2]  # nothing to judge by: every device is the workload's
+    assert _needed_devices([(wide, 3)], 40.0, min_replicas=3) == [12]  # a floor over multi-device replicas counts replicas
