@@ -73,14 +73,15 @@ def _usd(v: float | None) -> str:
 
 
 def layout_text(lay: dict[str, Any], short: bool = False) -> str:
-    """``TP2·PP4·CP1·DP16·EP8, FSDP full, recompute full, micro-batch 1 × 8192 tokens`` (short: the degrees and sharding)."""
+    """``TP2·PP4·CP1·DP16·EP8, FSDP full, recompute full, micro-batch 1 × 8192 tokens`` (short: the degrees, sharding and any offload)."""
     degrees = f"TP{lay['tp']}·PP{lay['pp']}" + (f"·CP{lay['cp']}" if lay["cp"] > 1 or not short else "") + f"·DP{lay['dp']}"
     degrees += f"·EP{lay['ep']}" if lay["ep"] > 1 else ""
     degrees += f"·VP{lay['virtual_pipeline']}" if lay["virtual_pipeline"] > 1 else ""
     sharding = f"FSDP {lay['fsdp']}" if lay["fsdp"] != "none" else f"ZeRO-{lay['zero']}"
+    offload = f", offload {lay['offload']}" if lay.get("offload", "none") != "none" else ""
     if short:
-        return f"{degrees}, {sharding}, {lay['recompute']}"
-    return f"{degrees}, {sharding}, recompute {lay['recompute']}, micro-batch {lay['micro_batch']} × {lay['seq_len']} tokens"
+        return f"{degrees}, {sharding}, {lay['recompute']}{offload}"
+    return f"{degrees}, {sharding}, recompute {lay['recompute']}, micro-batch {lay['micro_batch']} × {lay['seq_len']} tokens"  # (offload: recipe)
 
 
 def duration(days: float) -> str:

@@ -7,7 +7,9 @@ ZeRO-1 or FSDP, no / selective / full recomputation, micro-batches ``1 … 8``, 
 MoE models, and context parallel for sequences of 16k tokens or more. Data parallel takes the rest
 of the devices; a layout whose micro-batches on every replica exceed the global batch is dropped.
 Memory and step time are computed for the whole grid at once; layouts that do not fit, or span
-instances without a sourced network, are dropped.
+instances without a sourced network, are dropped. Where no layout of an instance type fits its devices,
+the grid is evaluated again with the optimizer states offloaded to host memory (``offload: optimizer``),
+if the type's host memory is catalogued: the offloaded states must fit its share per device.
 
 Objective: with a deadline, the cheapest job that meets it; with a budget, the fastest job within
 it; with both, the cheapest meeting both; with neither, the cheapest. Ties go to the faster job,
@@ -33,7 +35,7 @@ from aicap.sizing.train.estimate import Hardware, evaluate
 from aicap.sizing.train.fabric import fabric_of, is_full_host
 from aicap.sizing.train.factors import TrainingFactors
 from aicap.sizing.train.grid import Col, Grid, Recipe
-from aicap.sizing.train.setup import RECOMPUTES, TrainSetup, check_lora_rank
+from aicap.sizing.train.setup import OFFLOADS, RECOMPUTES, TrainSetup, check_lora_rank
 from aicap.sizing.train.shape import ModelShape, shape_of
 
 TP_CHOICES = (1, 2, 4, 8, 16)
@@ -127,7 +129,7 @@ def _check(cat: CatalogueLike, spec: SearchSpec) -> None:
         raise InputError(f"--max-devices {spec.max_devices}: the smallest matching instance holds {smallest} devices")
 
 
-def _grid(shape: ModelShape, spec: SearchSpec, inst: InstanceSpec, domain: int, *, spans: bool = True) -> Grid | None:
+def _grid(shape: ModelShape, spec: SearchSpec, inst: InstanceSpec, domain: int, *, spans: bool = True, offload: int = 0) -> Grid | None:
     counts = [n for n in (2**k for k in range(17)) if n * inst.devices <= spec.max_devices]
     if inst.network is None or not spans:
         counts = counts[:1]
@@ -155,7 +157,7 @@ def _grid(shape: ModelShape, spec: SearchSpec, inst: InstanceSpec, domain: int, 
     return Grid(
         tp=col(tp), pp=col(pp), dp=col(dp), cp=col(cp), ep=col(ep), vp=ones, sp=(col(tp) > 1).astype(np.float64),
         zero=col(zero), shard=col(dp * cp), recompute=col(rc), micro_batch=col(mb), seq_len=ones * seq,
-        batch_tokens=ones * batch, offload=0.0 * ones, opt_in_bwd=0.0 * ones, flash=ones, recipe=spec.recipe,
+        batch_tokens=ones * batch, offload=float(offload) * ones, opt_in_bwd=0.0 * ones, flash=ones, recipe=spec.recipe,
     )  # fmt: skip
 
 
@@ -167,7 +169,7 @@ def setup_of_row(g: Grid, i: int, spec: SearchSpec) -> TrainSetup:
         zero=1, fsdp="full" if g.zero[i] >= 3 else "none", recompute=RECOMPUTES[int(g.recompute[i])],
         micro_batch=int(g.micro_batch[i]), seq_len=spec.seq_len, global_batch_tokens=spec.global_batch_tokens,
         precision=r.precision, optimizer=r.optimizer, master_weights=r.master_weights, method=r.method,
-        lora_rank=r.lora_rank, lora_targets=r.lora_targets, ep_overlap=r.ep_overlap,
+        offload=OFFLOADS[int(g.offload[i])], lora_rank=r.lora_rank, lora_targets=r.lora_targets, ep_overlap=r.ep_overlap,
         comm_sm_share=r.comm_sm_share, mtp_depth=r.mtp_depth,
     )  # fmt: skip
 
@@ -207,7 +209,8 @@ def search(cat: CatalogueLike, spec: SearchSpec, factors: TrainingFactors) -> Se
         # A multi-host TPU slice is built of full hosts (a v6e-128 is 16 v6e-8 hosts), not of one-chip VMs.
         full_host = is_full_host(dev, inst, cat.instances.values())
         fabric = fabric_of(dev, inst, full_host=full_host)
-        g = _grid(shape, spec, inst, fabric.domain, spans=full_host or dev.interconnect.slice_size is None)
+        spans = full_host or dev.interconnect.slice_size is None
+        g = _grid(shape, spec, inst, fabric.domain, spans=spans)
         if g is None:
             continue
         if spec.recipe.precision not in dev.peak_tflops:
@@ -223,6 +226,15 @@ def search(cat: CatalogueLike, spec: SearchSpec, factors: TrainingFactors) -> Se
                 f"{inst.name} ({dev.id}): needs {need:.1f} GiB of {ev.memory.capacity:g} GiB per device",
             )
         ok = (total <= ev.memory.capacity) & np.isfinite(ev.step_time_s)
+        host = _host_gib_per_device(cat, inst)
+        if not ok.any() and host is not None:  # nothing fits on the devices alone: the optimizer states in host memory
+            offloaded = _grid(shape, spec, inst, fabric.domain, spans=spans, offload=OFFLOADS.index("optimizer"))
+            if offloaded is not None:
+                ev2 = evaluate(shape, offloaded, Hardware(dev, cat.efficiency_for(dev), generic_runtime(cat), fabric, host), factors)
+                evaluated += len(offloaded)
+                ok2 = ev2.memory.fits & np.isfinite(ev2.step_time_s)
+                if ok2.any():
+                    g, ev, ok = offloaded, ev2, ok2
         if not ok.any():
             continue
         feasible += int(ok.sum())
@@ -251,6 +263,13 @@ def search(cat: CatalogueLike, spec: SearchSpec, factors: TrainingFactors) -> Se
     for o in sorted(options, key=lambda o: _key(o, spec)):
         per_device.setdefault(o.instance.device, o)
     return SearchOutcome(best, list(per_device.values()), evaluated, feasible)
+
+
+def _host_gib_per_device(cat: CatalogueLike, inst: InstanceSpec) -> float | None:
+    """Host memory an instance gives each device's offloaded states [GiB] (``None``: not catalogued, so offload is not tried)."""
+    if inst.host_memory_gib is None:
+        return None
+    return float(inst.host_memory_gib) * generic_runtime(cat).cpu_usable_memory_fraction / inst.devices
 
 
 def _key(o: Option, spec: SearchSpec) -> tuple[float, float, int, str]:

@@ -53,6 +53,8 @@ METHODS: tuple[Method, ...] = ("full", "lora", "qlora")
 PRECISIONS: tuple[Precision, ...] = ("bf16", "fp16", "fp8")
 OPTIMIZERS: tuple[Optimizer, ...] = ("adamw", "adam8bit", "sgd")
 RECOMPUTES: tuple[Recompute, ...] = ("none", "selective", "full")
+#: Offload settings by their grid code (``Grid.offload``: 0, 1, 2).
+OFFLOADS: tuple[Offload, ...] = ("none", "optimizer", "all")
 
 
 class TrainSetup(BaseModel):

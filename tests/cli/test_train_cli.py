@@ -354,3 +354,20 @@ def test_token_counts_read_as_people_say_them() -> None:
 
     assert [token_count(x) for x in (1e8, 15e12, 2.5e9, 131072, 1234567, 999.96e6, 1e18)] == [
         "100M", "15T", "2.5B", "131,072", "1.235M", "1B", "1,000,000T"]  # fmt: skip
+
+
+def test_a_job_that_fits_nowhere_on_the_devices_alone_is_searched_with_its_optimizer_offloaded(aicap: Any) -> None:
+    # A full fine-tune of a 70B model on one 8-GPU H100 machine needs ~140 GiB a device with its Adam states on the GPUs:
+    # the search found nothing on H100, where ZeRO-Offload-style training runs it with the states in host memory.
+    args = ("train", "-m", "llama-3.1-70b", "--tokens", "10M", "--max-devices", "8", "--cloud", "aws", "--hardware", "h100-sxm")
+    doc = aicap("-q", *args, "-f", "json").json()
+    plan = doc["plan"]
+    assert plan["fits"] and plan["devices"] == 8 and plan["layout"]["offload"] == "optimizer"
+    mem = plan["memory_gib_per_device"]
+    assert mem["optimizer"] == 0 and mem["host_offload"] > 50 and mem["total"] <= mem["capacity"]
+    # a job that fits on the devices is not offloaded
+    small = aicap("-q", "train", "-m", "llama-3.1-8b", "--tokens", "10M", "--max-devices", "8", "--cloud", "aws", "--hardware", "h100-sxm",
+                  "-f", "json").json()  # fmt: skip
+    assert small["plan"]["layout"]["offload"] == "none"
+    out = aicap(*args).stdout
+    assert "offload optimizer" in out
