@@ -254,14 +254,23 @@ def catalogue() -> Catalogue:
 
 
 def warn_shadowing(ref: str, target: Any) -> None:
-    """Warn when a model file (``ref``) names itself with a catalogue model's id but has other shapes.
+    """Warn about what a model file (``ref``) leaves uncertain: a catalogue model's id with other shapes, or an unread format.
 
-    Outputs and plans say the id, so they would read as the catalogue model's while costing the file's.
+    Outputs and plans say the id, so they would read as the catalogue model's while costing the file's. A checkpoint whose
+    ``quantization_config`` aicap cannot read is costed at its ``torch_dtype`` (:mod:`aicap.sizing.core.hf_quant`): a
+    3-bit GPTQ checkpoint would be sized 5x too large, silently, without this warning.
     """
     same = catalogue().models.get(target.id)
     if ref != target.id and same is not None and _differs(same, target):
         info(f"aicap: warning: {ref} names itself '{target.id}', a catalogue model, but differs from it; outputs say "
              f"'{target.id}' for this file's model (give it an id of its own)")  # fmt: skip
+    notes = getattr(target, "notes", None)
+    if ref != target.id and isinstance(notes, str) and notes.startswith(UNREAD_QUANT):
+        info(f"aicap: warning: {ref}: {notes}")
+
+
+#: How a model converted from a Hugging Face config says its quantisation could not be read (``hf_config``).
+UNREAD_QUANT = "quantization_config quant_method"
 
 
 def _differs(a: Any, b: Any) -> bool:

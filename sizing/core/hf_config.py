@@ -273,7 +273,7 @@ def from_hf_config(cfg: dict[str, Any], source: str = "config.json") -> AnyModel
         base["checkpoint_dtype"] = quant.format
         base["unquantised_attention"] = quant.keeps_attention
     if quant.unread is not None:
-        base["notes"] = (f"quantization_config quant_method {quant.unread!r} is not one aicap reads: the weights are taken at "
+        base["notes"] = (f"quantization_config quant_method {quant.unread} is not one aicap reads: the weights are taken at "
                          f"{base['native_dtype']} unless --weights-dtype (or a workload's precisions) names their format")  # fmt: skip
     if mt == "gptj":
         _need(cfg, ["n_embd", "n_layer", "n_head", "vocab_size", "n_positions"], mt, source)

@@ -47,8 +47,8 @@ class Quantisation(NamedTuple):
     """Whether the attention projections stay in ``torch_dtype`` (``modules_to_not_convert`` or compressed-tensors'
     ``ignore`` names every layer's ``self_attn``, as gpt-oss's config does)."""
     unread: str | None
-    """The ``quant_method`` of a quantisation config whose format aicap cannot name (``"unnamed"`` where it gives
-    none), for a note to the user; ``None`` otherwise."""
+    """The quoted ``quant_method`` (and its ``bits``, where given) of a quantisation config whose format aicap cannot
+    name (``'unnamed'`` where it gives none), for a note to the user; ``None`` otherwise."""
 
 
 def read_quantisation(cfg: Mapping[str, object]) -> Quantisation:
@@ -71,7 +71,11 @@ def read_quantisation(cfg: Mapping[str, object]) -> Quantisation:
     fmt = _format(q)
     skipped = q.get("modules_to_not_convert", q.get("ignore"))
     keeps = isinstance(skipped, list) and any(isinstance(m, str) and "*" in m and m.rstrip(".*").endswith("self_attn") for m in skipped)
-    return Quantisation(fmt, keeps, None if fmt is not None else str(q.get("quant_method") or "unnamed"))
+    if fmt is not None:
+        return Quantisation(fmt, keeps, None)
+    method = str(q.get("quant_method") or "unnamed")
+    bits = q.get("bits", q.get("w_bit"))
+    return Quantisation(None, keeps, repr(method) + (f", {bits} bits" if bits is not None else ""))
 
 
 def _format(q: Mapping[str, object]) -> WeightDtype | None:

@@ -252,11 +252,19 @@ def _read_plan(path: Path) -> Plan | PeriodPlan | None:
         raise InputError(f"{path}:1: expected a plan (JSON/YAML from `aicap size --output`) or a fleet file")
     if (other := _other_report(doc)) is not None:
         raise InputError(f"{path}: {other}, not a plan; a plan is what `aicap size --output` writes")
+    if _is_model(doc):
+        raise InputError(f"{path}: a model (a Hugging Face config.json or a model YAML), not a plan or a fleet file: give it with "
+                         "--model (-m)")  # fmt: skip
     plan: Plan | PeriodPlan
     if doc.get("kind") == "periods":
         plan = validate_model(PeriodPlan, doc, str(path), text)
     else:
         if not ({"totals", "generated_by", "solver", "instances"} & set(doc)) and doc.get("schema_version") != SCHEMA_VERSION:
+            import difflib
+
+            if "workloads" not in doc and not difflib.get_close_matches("workloads", [str(k) for k in doc], n=1, cutoff=0.7):
+                raise InputError(f"{path}: neither a plan (what `aicap size --output` writes) nor a fleet file (a mapping with "
+                                 f"'workloads'); its keys: {', '.join(sorted(str(k) for k in doc)[:8]) or 'none'}")  # fmt: skip
             return None  # a fleet file: no key only a plan has
         if doc.get("schema_version") != SCHEMA_VERSION:
             got = str(doc.get("schema_version"))[:20]
@@ -275,6 +283,20 @@ _REPORTS = ((frozenset({"step_time_s", "memory_gib_per_device"}), "an `aicap tra
             (frozenset({"ttft_s", "tpot_s", "memory_gib"}), "an `aicap estimate` report"),
             (frozenset({"alternatives", "notes"}), "an `aicap whatif` report"),
             (frozenset({"rows", "summary", "cases_file"}), "an `aicap validate` report"))  # fmt: skip
+
+
+def _is_model(doc: dict[str, Any]) -> bool:
+    """Whether ``doc`` describes a model: a Hugging Face config (``architectures``, ``model_type``) or aicap's model YAML."""
+    if "workloads" in doc or "totals" in doc:
+        return False
+    keys = set(doc)
+    hf = bool({"architectures", "model_type"} & keys) or {"hidden_size", "num_hidden_layers"} <= keys
+    ours = {"hidden_size", "num_layers"} <= keys or ({"id", "kind", "architecture"} <= keys and doc.get("kind") in MODEL_KINDS)
+    return hf or ours
+
+
+#: The model kinds of aicap's model documents (``aicap models show ID -f yaml``).
+MODEL_KINDS = ("decoder", "encoder", "generic")
 
 
 def _other_report(doc: dict[str, Any]) -> str | None:

@@ -300,8 +300,9 @@ def estimate(req: EstimateRequest) -> EstimateResult:
     if hasattr(req.model, "max_context") and ctx > req.model.max_context:
         what = "--input-tokens + --output-tokens" if req.model.kind == "decoder" else "--input-tokens"
         longest = req.model.max_context - ctx + req.input_tokens
-        raise InputError(f"{what} = {ctx:,} tokens exceeds {req.model.id}'s max context of {req.model.max_context:,}: give "
-                         f"--input-tokens of at most {longest:,}")  # fmt: skip
+        fix = (f"--input-tokens of at most {longest:,}" if longest >= 1 else  # the output alone fills the context: shorten it
+               f"--output-tokens of at most {req.model.max_context - req.input_tokens:,}")  # fmt: skip
+        raise InputError(f"{what} = {ctx:,} tokens exceeds {req.model.id}'s max context of {req.model.max_context:,}: give {fix}")
     domain = req.device.interconnect.domain_size
     one_machine = req.engine is not None and not req.engine.spans_instances  # its profile records no multi-node start
     if one_machine and (req.tp or 1) * (req.pp or 1) > domain:

@@ -386,3 +386,20 @@ def test_a_replica_over_machines_on_an_engine_that_cannot_start_one_is_refused_o
     doc = aicap("-q", "estimate", "-m", "llama-3.1-405b", "--hardware", "h100-sxm", "--tp", "8", "--pp", "2", "--engine", "vllm",
                 "-f", "json").json()  # fmt: skip
     assert doc["tp"] * doc["pp"] == 16 and doc["fits"]
+
+
+def test_a_checkpoint_format_aicap_cannot_read_is_a_warning_not_a_silence(aicap, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    # A 3-bit GPTQ config was costed as bf16 weights (5x the memory) with nothing said, even with -v
+    import json
+
+    cfg = {"architectures": ["LlamaForCausalLM"], "model_type": "llama", "hidden_size": 2048, "intermediate_size": 8192,
+           "num_attention_heads": 32, "num_key_value_heads": 8, "num_hidden_layers": 16, "vocab_size": 128256,
+           "max_position_embeddings": 131072, "torch_dtype": "bfloat16",
+           "quantization_config": {"quant_method": "gptq", "bits": 3}}  # fmt: skip
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps(cfg))
+    r = aicap("estimate", "-m", str(path), "--hardware", "h100-sxm")
+    assert r.code == 0 and f"aicap: warning: {path}: quantization_config quant_method 'gptq', 3 bits is not one aicap reads" in r.stderr
+    cfg["quantization_config"]["bits"] = 4
+    path.write_text(json.dumps(cfg))
+    assert "warning" not in aicap("estimate", "-m", str(path), "--hardware", "h100-sxm").stderr

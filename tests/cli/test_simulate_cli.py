@@ -418,3 +418,25 @@ def test_an_unknown_engine_in_a_plan_names_the_file_and_field(tmp_path: Path) ->
     path.write_text(json.dumps(plan))
     code, _, err = run("simulate", str(path))
     assert code == 2 and err.startswith(f"aicap: error: {path}: workloads[1].engine: unknown engine 'nope': ") and "vllm" in err
+
+
+def test_a_model_or_a_stray_document_given_as_a_plan_is_named(tmp_path: Path) -> None:
+    # simulate called any non-plan file "a fleet file" and told the user to size it, which then failed
+    import json as _json
+
+    cfg = tmp_path / "config.json"
+    cfg.write_text(_json.dumps({"architectures": ["LlamaForCausalLM"], "model_type": "llama", "hidden_size": 2048}))
+    model = tmp_path / "m.yaml"
+    model.write_text(run("models", "show", "llama-3.1-8b", "-f", "yaml")[1])
+    for path in (cfg, model):
+        code, out, err = run("simulate", str(path))
+        assert code == 2 and "a model (a Hugging Face config.json or a model YAML), not a plan or a fleet file: give it with --model" in err
+    stray = tmp_path / "x.json"
+    stray.write_text('{"foo": 1}')
+    code, _, err = run("simulate", str(stray))
+    assert code == 2 and "neither a plan (what `aicap size --output` writes) nor a fleet file" in err and "its keys: foo" in err
+
+
+def test_a_context_too_long_for_the_output_alone_asks_for_fewer_output_tokens() -> None:
+    code, _, err = run(*BASE, "--rate", "1", "--input-tokens", "100", "--output-tokens", "200000")
+    assert code == 2 and err.rstrip().endswith("give --output-tokens of at most 130,972") and "-68,928" not in err

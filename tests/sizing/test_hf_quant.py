@@ -79,7 +79,13 @@ def test_checkpoint_format_names_what_the_config_declares(quant: Any, expected: 
     assert read_quantisation({"quantization_config": quant}).format == expected
     assert read_quantisation({}).format is None
     named = isinstance(quant, dict) and expected is None
-    assert read_quantisation({"quantization_config": quant}).unread == (str(quant.get("quant_method")) if named else None)
+    unread = read_quantisation({"quantization_config": quant}).unread
+    assert (unread is not None) == named and (unread is None or unread.startswith(repr(str(quant.get("quant_method")))))
+
+
+def test_a_method_read_by_its_bits_names_the_bits_it_cannot_read() -> None:
+    # 3-bit GPTQ was noted as "quant_method 'gptq' is not one aicap reads", which aicap does read at 4 and 8 bits
+    assert read_quantisation({"quantization_config": {"quant_method": "gptq", "bits": 3}}).unread == "'gptq', 3 bits"
 
 
 def test_older_compressed_tensors_exports_are_read_and_unknown_methods_noted() -> None:
