@@ -429,7 +429,7 @@ def test_a_model_or_a_stray_document_given_as_a_plan_is_named(tmp_path: Path) ->
     model = tmp_path / "m.yaml"
     model.write_text(run("models", "show", "llama-3.1-8b", "-f", "yaml")[1])
     for path in (cfg, model):
-        code, out, err = run("simulate", str(path))
+        code, _, err = run("simulate", str(path))
         assert code == 2 and "a model (a Hugging Face config.json or a model YAML), not a plan or a fleet file: give it with --model" in err
     stray = tmp_path / "x.json"
     stray.write_text('{"foo": 1}')
