@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from aicap.sizing.sim.replay import PolicyRow
+    from aicap.sizing.sim.report import SimulationReport
 
 
 def floats(text: str | None, flag: str, *, positive: bool = False) -> tuple[float, ...] | None:
@@ -66,3 +67,17 @@ def check_some_policy_holds(rows: Sequence[PolicyRow], percentile: str, replicas
     noun = "replica" if replicas == 1 else "replicas"
     raise InfeasibleError(f"no policy meets the targets at {percentile} on {replicas:,} {noun} "
                           f"(nearest: {best.policy}{share}); {then}")  # fmt: skip
+
+
+def missed_targets(rep: SimulationReport, percentile: str) -> list[str]:
+    """What a run misses, one phrase each: ``TTFT p99 665.8 ms > target 500 ms``, an unbounded queue, rejected requests."""
+    from aicap.cli.commands.simulate_views import ms
+
+    out = [f"{name} {percentile} {ms(st, percentile)} ms > target {target:g} ms"
+           for name, st, target in (("TTFT", rep.ttft_ms, rep.slo.ttft_ms), ("TPOT", rep.tpot_ms, rep.slo.tpot_ms))
+           if target is not None and (got := st.at(percentile)) is not None and got > target]  # fmt: skip
+    if not rep.stable:
+        out.append("the queue grows without bound")
+    if rep.rejected:
+        out.append(f"{rep.rejected:,} request(s) rejected")
+    return out

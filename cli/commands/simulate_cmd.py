@@ -28,8 +28,8 @@ from aicap.cli.commands.estimate_cmd import (
     build_request,
     speculative_config,
 )
-from aicap.cli.commands.simulate_checks import check_some_policy_holds, check_whole_prompts, floats
-from aicap.cli.commands.simulate_views import compare_view, ms, report_view
+from aicap.cli.commands.simulate_checks import check_some_policy_holds, check_whole_prompts, floats, missed_targets
+from aicap.cli.commands.simulate_views import compare_view, report_view
 from aicap.cli.render import Format, Table, View, emit, progress
 from aicap.cli.state import STATE, check_plot, guarded, info, typed_flags
 
@@ -420,10 +420,6 @@ def register(app: typer.Typer) -> None:
                                   f"({(rep.setup.kv_cache_tokens or 0) // groups:,} tokens); use more devices per replica or shorter "
                                   "requests")  # fmt: skip
         if (ttft_ms is not None or tpot_ms is not None) and not replay.holds(rep, percentile):
-            missed = [f"{name} {percentile} {ms(st, percentile)} ms > target {target:g} ms"
-                      for name, st, target in (("TTFT", rep.ttft_ms, ttft_ms), ("TPOT", rep.tpot_ms, tpot_ms))
-                      if target is not None and (got := st.at(percentile)) is not None and got > target]  # fmt: skip
-            if not rep.stable:
-                missed.append("the queue grows without bound")
+            missed = missed_targets(rep, percentile)
             raise InfeasibleError(f"the simulated run misses a target: {'; '.join(missed) or 'nothing served'}")
 

@@ -52,6 +52,10 @@ def simulate_plan_file(plan: Path, *, seed: int, policy: str, router: Router, op
     composed = compose(doc, cat, samples, seed=seed)
     emit(plan_runs_view(runs, composed), fmt)
     if not all(r.holds for r in runs) or not all(c.holds for c in composed):
-        bad = ", ".join([f"{r.workload} on {r.instance_type}" for r in runs if not r.holds]
-                        + [f"{c.workload} (composed TTFT)" for c in composed if not c.holds])  # fmt: skip
-        raise InfeasibleError(f"{plan}: in simulation, {bad} misses its targets or builds an unbounded queue")
+        from aicap.cli.commands.simulate_checks import missed_targets
+
+        bad = [f"{r.workload} on {r.instance_type}: {', '.join(missed_targets(r.report, r.percentile)) or 'misses its targets'}"
+               for r in runs if not r.holds]  # fmt: skip
+        bad += [f"{c.workload}: composed TTFT {c.percentile} {c.composed_ms:,.1f} ms > target {c.target_ms:g} ms"
+                for c in composed if not c.holds and c.target_ms is not None]  # fmt: skip
+        raise InfeasibleError(f"{plan}: in simulation, {'; '.join(bad)}")

@@ -440,3 +440,16 @@ def test_a_model_or_a_stray_document_given_as_a_plan_is_named(tmp_path: Path) ->
 def test_a_context_too_long_for_the_output_alone_asks_for_fewer_output_tokens() -> None:
     code, _, err = run(*BASE, "--rate", "1", "--input-tokens", "100", "--output-tokens", "200000")
     assert code == 2 and err.rstrip().endswith("give --output-tokens of at most 130,972") and "-68,928" not in err
+
+
+def test_a_plan_that_misses_in_simulation_names_the_target_and_the_figure(tmp_path: Path) -> None:
+    # exit 3 said "misses its targets or builds an unbounded queue" while the table showed TTFT 665.8 > 500, stable
+    plan = tmp_path / "plan.json"
+    code, _, err = run("size", "-m", "llama-3.1-8b", "--rate", "5", "--ttft-ms", "500", "--tpot-ms", "40", "--hardware", "l40s",
+                       "-f", "json", "--output", str(plan))  # fmt: skip
+    assert code == 0, err
+    d = json.loads(plan.read_text())
+    d["inputs"]["workloads"][0]["arrival_cv"] = 4.0  # far burstier traffic than the plan was sized for
+    plan.write_text(json.dumps(d))
+    code, _, err = run("simulate", str(plan))
+    assert code == 3 and "in simulation, llama-3.1-8b on " in err and "TTFT p99 " in err and "ms > target 500 ms" in err
