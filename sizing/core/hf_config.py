@@ -28,6 +28,15 @@ from pydantic import TypeAdapter, ValidationError
 from aicap.sizing.core.checkpoint import checkpoint_bytes
 from aicap.sizing.core.documents import describe_validation_error, first_error, load_json, load_yaml, read_text, validate
 from aicap.sizing.core.errors import InputError, excerpt
+from aicap.sizing.core.hf_fields import (
+    bool_field,
+    check_experts_per_token,
+    check_heads,
+    int_field,
+    int_fields,
+    layer_indices,
+    need_keys,
+)
 from aicap.sizing.core.hf_quant import read_quantisation
 from aicap.sizing.core.specs.model import AnyModel, GenericModel, ModelSpec
 
@@ -160,72 +169,6 @@ def _kind(value: Any) -> str:
 GEMMA3_TEXT_DEFAULTS = {"vocab_size": 262208, "max_position_embeddings": 131072}
 
 
-def _need(cfg: dict[str, Any], keys: list[str], model_type: str, source: str) -> None:
-    missing = [k for k in keys if cfg.get(k) is None]
-    if missing:
-        raise InputError(f"{source}: {model_type} config is missing required keys: {', '.join(missing)}")
-
-
-#: Largest integer a config field may hold: every model dimension is far below it, and above it a float
-#: (the parameter counts, the roofline) no longer holds the integer exactly or at all.
-MAX_CONFIG_INT = 2**53
-
-
-def _int(cfg: dict[str, Any], key: str, source: str, minimum: int = 1) -> int | None:
-    """The integer at ``cfg[key]`` (``None`` when absent or null), at least ``minimum``."""
-    value = cfg.get(key)
-    if value is None:
-        return None
-    if isinstance(value, float) and value.is_integer():
-        value = int(value)
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise InputError(f"{source}: {key}: expected an integer, got {excerpt(value)}")
-    if value < minimum:
-        what = "a positive integer" if minimum == 1 else f"an integer of at least {minimum}"
-        raise InputError(f"{source}: {key}: expected {what}, got {value}")
-    if value > MAX_CONFIG_INT:
-        raise InputError(f"{source}: {key}: {value:.4g} is too large (at most {MAX_CONFIG_INT:,}, 2^53)")
-    return value
-
-
-def _ints(cfg: dict[str, Any], keys: list[str], source: str) -> dict[str, int]:
-    """Required positive integers (presence already checked by :func:`_need`)."""
-    out: dict[str, int] = {}
-    for k in keys:
-        value = _int(cfg, k, source)
-        assert value is not None
-        out[k] = value
-    return out
-
-
-def _bool(cfg: dict[str, Any], key: str, default: bool, source: str) -> bool:
-    value = cfg.get(key)
-    if value is None:
-        return default
-    if not isinstance(value, bool):
-        raise InputError(f"{source}: {key}: expected true or false, got {excerpt(value)}")
-    return value
-
-
-ATTENTION_WIDTH_RATIO = 8.0  # heads × head_dim within 8× of the hidden size either way (Gemma 2: 1.14×, Qwen3-0.6B: 2×)
-
-
-def _heads(hidden: int, heads: int, kv: int | None, head_dim: int | None, source: str, names: tuple[str, str, str]) -> None:
-    """Check that the attention shapes of a config agree, naming the config's own keys."""
-    h_key, n_key, kv_key = names
-    if kv is not None and kv > heads:
-        raise InputError(f"{source}: {kv_key} ({kv}) exceeds {n_key} ({heads})")
-    if kv is not None and heads % kv:
-        raise InputError(f"{source}: {n_key} ({heads}) is not a multiple of {kv_key} ({kv})")
-    if head_dim is None and hidden < heads:
-        raise InputError(f"{source}: {h_key} ({hidden}) is smaller than {n_key} ({heads}): a head would have no dimensions")
-    if head_dim is None and hidden % heads:
-        raise InputError(f"{source}: {h_key} ({hidden}) is not divisible by {n_key} ({heads}) and no head_dim is given")
-    if head_dim is not None and not hidden / ATTENTION_WIDTH_RATIO <= heads * head_dim <= hidden * ATTENTION_WIDTH_RATIO:
-        raise InputError(f"{source}: {n_key} × head_dim ({heads} × {head_dim} = {heads * head_dim}) is more than "
-                         f"{ATTENTION_WIDTH_RATIO:g}× away from {h_key} ({hidden}): the shapes disagree")  # fmt: skip
-
-
 def from_hf_config(cfg: dict[str, Any], source: str = "config.json") -> AnyModel:
     """Translate a Hugging Face config dictionary into a model spec.
 
@@ -276,21 +219,21 @@ def from_hf_config(cfg: dict[str, Any], source: str = "config.json") -> AnyModel
         base["notes"] = (f"quantization_config quant_method {quant.unread} is not one aicap reads: the weights are taken at "
                          f"{base['native_dtype']} unless --weights-dtype (or a workload's precisions) names their format")  # fmt: skip
     if mt == "gptj":
-        _need(cfg, ["n_embd", "n_layer", "n_head", "vocab_size", "n_positions"], mt, source)
-        v = _ints(cfg, ["n_embd", "n_layer", "n_head", "vocab_size", "n_positions"], source)
+        need_keys(cfg, ["n_embd", "n_layer", "n_head", "vocab_size", "n_positions"], mt, source)
+        v = int_fields(cfg, ["n_embd", "n_layer", "n_head", "vocab_size", "n_positions"], source)
         h = v["n_embd"]
-        _heads(h, v["n_head"], None, None, source, ("n_embd", "n_head", ""))
-        inner = _int(cfg, "n_inner", source)
+        check_heads(h, v["n_head"], None, None, source, ("n_embd", "n_head", ""))
+        inner = int_field(cfg, "n_inner", source)
         return validate(_MODEL, {**base, "kind": "decoder", "hidden_size": h, "num_layers": v["n_layer"],
             "num_heads": v["n_head"], "intermediate_size": 4 * h if inner is None else inner, "vocab_size": v["vocab_size"],
             "max_context": v["n_positions"], "mlp": "plain", "norm": "layernorm", "norms_per_layer": 1,
             "mlp_bias": True, "lm_head_bias": True}, source)  # fmt: skip
     if mt == "bert":
         keys = ["hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size", "vocab_size", "max_position_embeddings"]
-        _need(cfg, keys, mt, source)
-        v = _ints(cfg, keys, source)
-        _heads(v["hidden_size"], v["num_attention_heads"], None, None, source, ("hidden_size", "num_attention_heads", ""))
-        type_vocab = _int(cfg, "type_vocab_size", source, minimum=0)
+        need_keys(cfg, keys, mt, source)
+        v = int_fields(cfg, keys, source)
+        check_heads(v["hidden_size"], v["num_attention_heads"], None, None, source, ("hidden_size", "num_attention_heads", ""))
+        type_vocab = int_field(cfg, "type_vocab_size", source, minimum=0)
         return validate(_MODEL, {**base, "kind": "encoder", "native_dtype": _native(cfg, "fp32", source),
             "hidden_size": v["hidden_size"], "num_layers": v["num_hidden_layers"], "num_heads": v["num_attention_heads"],
             "intermediate_size": v["intermediate_size"], "vocab_size": v["vocab_size"],
@@ -299,122 +242,123 @@ def from_hf_config(cfg: dict[str, Any], source: str = "config.json") -> AnyModel
             "type_vocab_size": 2 if type_vocab is None else type_vocab, "pooler": True}, source)  # fmt: skip
     if mt == "falcon":
         keys = ["hidden_size", "num_hidden_layers", "num_attention_heads", "vocab_size"]
-        _need(cfg, keys, mt, source)
-        v = _ints(cfg, keys, source)
+        need_keys(cfg, keys, mt, source)
+        v = int_fields(cfg, keys, source)
         h, heads = v["hidden_size"], v["num_attention_heads"]
-        new = _bool(cfg, "new_decoder_architecture", False, source)
-        kv = _int(cfg, "num_kv_heads", source) if new else (1 if _bool(cfg, "multi_query", True, source) else heads)
-        _heads(h, heads, kv, None, source, ("hidden_size", "num_attention_heads", "num_kv_heads"))
-        ffn = _int(cfg, "ffn_hidden_size", source)
-        ctx = _int(cfg, "max_position_embeddings", source)
-        bias = _bool(cfg, "bias", False, source)
+        new = bool_field(cfg, "new_decoder_architecture", False, source)
+        kv = int_field(cfg, "num_kv_heads", source) if new else (1 if bool_field(cfg, "multi_query", True, source) else heads)
+        check_heads(h, heads, kv, None, source, ("hidden_size", "num_attention_heads", "num_kv_heads"))
+        ffn = int_field(cfg, "ffn_hidden_size", source)
+        ctx = int_field(cfg, "max_position_embeddings", source)
+        bias = bool_field(cfg, "bias", False, source)
         return validate(_MODEL, {**base, "kind": "decoder", "hidden_size": h, "num_layers": v["num_hidden_layers"],
             "num_heads": heads, "num_kv_heads": kv, "intermediate_size": 4 * h if ffn is None else ffn,
             "vocab_size": v["vocab_size"], "max_context": 2048 if ctx is None else ctx, "mlp": "plain",
             "norm": "layernorm", "norms_per_layer": 2 if new else 1,
-            "position": "alibi" if _bool(cfg, "alibi", False, source) else "rope",
+            "position": "alibi" if bool_field(cfg, "alibi", False, source) else "rope",
             "attention_bias": bias, "attention_out_bias": bias, "mlp_bias": bias,
-            "tied_embeddings": _bool(cfg, "tie_word_embeddings", True, source)}, source)  # fmt: skip
+            "tied_embeddings": bool_field(cfg, "tie_word_embeddings", True, source)}, source)  # fmt: skip
     if mt == "gpt_neox":
         keys = ["hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size", "vocab_size", "max_position_embeddings"]
-        _need(cfg, keys, mt, source)
-        v = _ints(cfg, keys, source)
-        _heads(v["hidden_size"], v["num_attention_heads"], None, None, source, ("hidden_size", "num_attention_heads", ""))
+        need_keys(cfg, keys, mt, source)
+        v = int_fields(cfg, keys, source)
+        check_heads(v["hidden_size"], v["num_attention_heads"], None, None, source, ("hidden_size", "num_attention_heads", ""))
         return validate(_MODEL, {**base, "kind": "decoder", "hidden_size": v["hidden_size"], "num_layers": v["num_hidden_layers"],
             "num_heads": v["num_attention_heads"], "intermediate_size": v["intermediate_size"], "vocab_size": v["vocab_size"],
             "max_context": v["max_position_embeddings"], "mlp": "plain", "norm": "layernorm", "attention_bias": True,
             "attention_out_bias": True, "mlp_bias": True,
-            "tied_embeddings": _bool(cfg, "tie_word_embeddings", False, source)}, source)  # fmt: skip
+            "tied_embeddings": bool_field(cfg, "tie_word_embeddings", False, source)}, source)  # fmt: skip
     # Llama-like families share the key names below.
     if mt in _HYBRID and cfg.get("intermediate_size") is None and cfg.get("moe_intermediate_size") is not None:
         cfg = {**cfg, "intermediate_size": cfg["moe_intermediate_size"]}  # every layer MoE: no dense-MLP width given
     if mt == "gemma3_text":  # the official Gemma 3 configs leave these to the class defaults
         cfg = {**GEMMA3_TEXT_DEFAULTS, **{k: x for k, x in cfg.items() if x is not None}}
     keys = ["hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size", "vocab_size", "max_position_embeddings"]
-    _need(cfg, keys, mt, source)
-    v = _ints(cfg, keys, source)
+    need_keys(cfg, keys, mt, source)
+    v = int_fields(cfg, keys, source)
     hidden, heads = v["hidden_size"], v["num_attention_heads"]
-    kv = _int(cfg, "num_key_value_heads", source)
-    head_dim = _int(cfg, "head_dim", source)
+    kv = int_field(cfg, "num_key_value_heads", source)
+    head_dim = int_field(cfg, "head_dim", source)
     mla = mt in {"deepseek_v2", "deepseek_v3"}
     if not mla:
-        _heads(hidden, heads, kv, head_dim, source, ("hidden_size", "num_attention_heads", "num_key_value_heads"))
+        check_heads(hidden, heads, kv, head_dim, source, ("hidden_size", "num_attention_heads", "num_key_value_heads"))
     spec: dict[str, Any] = {**base, "kind": "decoder", "hidden_size": hidden, "num_layers": v["num_hidden_layers"],
         "num_heads": heads, "num_kv_heads": heads if kv is None else kv,
         "intermediate_size": v["intermediate_size"], "vocab_size": v["vocab_size"],
-        "max_context": v["max_position_embeddings"], "tied_embeddings": _bool(cfg, "tie_word_embeddings", False, source),
-        "attention_bias": _bool(cfg, "attention_bias", mt in {"qwen2", "qwen2_moe", "gpt_oss"}, source)}  # fmt: skip
+        "max_context": v["max_position_embeddings"], "tied_embeddings": bool_field(cfg, "tie_word_embeddings", False, source),
+        "attention_bias": bool_field(cfg, "attention_bias", mt in {"qwen2", "qwen2_moe", "gpt_oss"}, source)}  # fmt: skip
     if head_dim is not None and (hidden % heads or head_dim != hidden // heads):
         spec["head_dim"] = head_dim
-    mtp = _int(cfg, "num_nextn_predict_layers", source, minimum=0) or _int(cfg, "mtp_num_hidden_layers", source, minimum=0)
+    mtp = int_field(cfg, "num_nextn_predict_layers", source, minimum=0) or int_field(cfg, "mtp_num_hidden_layers", source, minimum=0)
     if mtp:
         spec["mtp_layers"] = mtp  # DeepSeek-V3's and Qwen3-Next's multi-token-prediction modules
-    window = _int(cfg, "sliding_window", source) if mt in {"mistral", "phi3", "gemma2", "gemma3_text", "gpt_oss"} else None
+    window = int_field(cfg, "sliding_window", source) if mt in {"mistral", "phi3", "gemma2", "gemma3_text", "gpt_oss"} else None
     if mt in {"mistral", "phi3"} and window and window < v["max_position_embeddings"]:  # a window past the context is none
         spec["sliding_window"] = window
     if mt == "gemma2":
         spec.update(norms_per_layer=4, tied_embeddings=True, sliding_window=window, global_every=2)
     if mt == "gemma3_text":
-        every = _global_every(cfg, v["num_hidden_layers"], source) or _int(cfg, "sliding_window_pattern", source) or 6
-        spec.update(norms_per_layer=4, tied_embeddings=_bool(cfg, "tie_word_embeddings", True, source), sliding_window=window,
+        every = _global_every(cfg, v["num_hidden_layers"], source) or int_field(cfg, "sliding_window_pattern", source) or 6
+        spec.update(norms_per_layer=4, tied_embeddings=bool_field(cfg, "tie_word_embeddings", True, source), sliding_window=window,
                     global_every=every)  # fmt: skip
     if mt == "gpt_oss":
         need = ["num_local_experts", "intermediate_size"]
-        _need(cfg, need, mt, source)
-        k = _int(cfg, "num_experts_per_tok", source) or _int(cfg, "experts_per_token", source)
+        need_keys(cfg, need, mt, source)
+        k = int_field(cfg, "num_experts_per_tok", source) or int_field(cfg, "experts_per_token", source)
         if k is None:
             raise InputError(f"{source}: gpt_oss config is missing required keys: num_experts_per_tok")
         spec.update(attention_out_bias=True, mlp_bias=True, sliding_window=window,
                     global_every=_global_every(cfg, v["num_hidden_layers"], source) or 2)  # fmt: skip
-        spec["moe"] = {"num_experts": _int(cfg, "num_local_experts", source), "experts_per_token": k,
+        spec["moe"] = {"num_experts": int_field(cfg, "num_local_experts", source), "experts_per_token": k,
                        "expert_intermediate_size": v["intermediate_size"]}  # fmt: skip
     if mt in _HYBRID:
-        spec.update(attention_output_gate=_bool(cfg, "attn_output_gate", True, source),
+        spec.update(attention_output_gate=bool_field(cfg, "attn_output_gate", True, source),
                     linear_attention=_linear_attention(cfg, v["num_hidden_layers"], mt, source))  # fmt: skip
     if mt in {"qwen3_moe", "qwen3_next", "qwen3_5_moe_text"}:
-        _need(cfg, ["num_experts", "num_experts_per_tok", "moe_intermediate_size"], mt, source)
-        e = _ints(cfg, ["num_experts", "num_experts_per_tok", "moe_intermediate_size"], source)
-        dense_only = cfg.get("mlp_only_layers") or []
+        need_keys(cfg, ["num_experts", "num_experts_per_tok", "moe_intermediate_size"], mt, source)
+        e = int_fields(cfg, ["num_experts", "num_experts_per_tok", "moe_intermediate_size"], source)
+        check_experts_per_token(e["num_experts_per_tok"], e["num_experts"], source, ("num_experts_per_tok", "num_experts"))
+        dense_only = layer_indices(cfg, "mlp_only_layers", v["num_hidden_layers"], source)
         spec["moe"] = {"num_experts": e["num_experts"], "experts_per_token": e["num_experts_per_tok"],
-                       "expert_intermediate_size": e["moe_intermediate_size"],
-                       "dense_layers": len(dense_only) if isinstance(dense_only, list) else 0}  # fmt: skip
-        shared = _int(cfg, "shared_expert_intermediate_size", source, minimum=0)
+                       "expert_intermediate_size": e["moe_intermediate_size"], "dense_layers": len(dense_only)}  # fmt: skip
+        shared = int_field(cfg, "shared_expert_intermediate_size", source, minimum=0)
         if shared:
             spec["moe"].update(num_shared_experts=1, shared_expert_intermediate_size=shared)
     if mt == "llama4_text":
-        _need(cfg, ["num_local_experts", "num_experts_per_tok"], mt, source)
-        e = _ints(cfg, ["num_local_experts", "num_experts_per_tok"], source)
-        step = _int(cfg, "interleave_moe_layer_step", source) or 1
+        need_keys(cfg, ["num_local_experts", "num_experts_per_tok"], mt, source)
+        e = int_fields(cfg, ["num_local_experts", "num_experts_per_tok"], source)
+        step = int_field(cfg, "interleave_moe_layer_step", source) or 1
         layers = v["num_hidden_layers"]
-        spec["intermediate_size"] = _int(cfg, "intermediate_size_mlp", source) or v["intermediate_size"]
+        spec["intermediate_size"] = int_field(cfg, "intermediate_size_mlp", source) or v["intermediate_size"]
         spec["moe"] = {"num_experts": e["num_local_experts"], "experts_per_token": e["num_experts_per_tok"],
                        "expert_intermediate_size": v["intermediate_size"], "num_shared_experts": 1,
                        "shared_expert_intermediate_size": v["intermediate_size"], "dense_layers": layers - layers // step}  # fmt: skip
-        chunk = _int(cfg, "attention_chunk_size", source)
+        chunk = int_field(cfg, "attention_chunk_size", source)
         if chunk:
             spec.update(sliding_window=chunk, global_every=4)
     if mt == "mixtral":
-        _need(cfg, ["num_local_experts", "num_experts_per_tok"], mt, source)
-        e = _ints(cfg, ["num_local_experts", "num_experts_per_tok"], source)
+        need_keys(cfg, ["num_local_experts", "num_experts_per_tok"], mt, source)
+        e = int_fields(cfg, ["num_local_experts", "num_experts_per_tok"], source)
+        check_experts_per_token(e["num_experts_per_tok"], e["num_local_experts"], source, ("num_experts_per_tok", "num_local_experts"))
         spec["moe"] = {"num_experts": e["num_local_experts"], "experts_per_token": e["num_experts_per_tok"],
                        "expert_intermediate_size": v["intermediate_size"]}  # fmt: skip
     if mt == "qwen2_moe":
-        _need(cfg, ["num_experts", "num_experts_per_tok", "moe_intermediate_size"], mt, source)
-        e = _ints(cfg, ["num_experts", "num_experts_per_tok", "moe_intermediate_size"], source)
+        need_keys(cfg, ["num_experts", "num_experts_per_tok", "moe_intermediate_size"], mt, source)
+        e = int_fields(cfg, ["num_experts", "num_experts_per_tok", "moe_intermediate_size"], source)
         spec["moe"] = {"num_experts": e["num_experts"], "experts_per_token": e["num_experts_per_tok"],
                        "expert_intermediate_size": e["moe_intermediate_size"], "num_shared_experts": 1,
-                       "shared_expert_intermediate_size": _int(cfg, "shared_expert_intermediate_size", source)}  # fmt: skip
+                       "shared_expert_intermediate_size": int_field(cfg, "shared_expert_intermediate_size", source)}  # fmt: skip
     if mla:
         need = ["n_routed_experts", "num_experts_per_tok", "moe_intermediate_size", "kv_lora_rank", "qk_rope_head_dim",
                 "qk_nope_head_dim", "v_head_dim"]  # fmt: skip
-        _need(cfg, need, mt, source)
-        e = _ints(cfg, need, source)
-        shared = _int(cfg, "n_shared_experts", source, minimum=0)
-        dense = _int(cfg, "first_k_dense_replace", source, minimum=0)
+        need_keys(cfg, need, mt, source)
+        e = int_fields(cfg, need, source)
+        shared = int_field(cfg, "n_shared_experts", source, minimum=0)
+        dense = int_field(cfg, "first_k_dense_replace", source, minimum=0)
         spec["moe"] = {"num_experts": e["n_routed_experts"], "experts_per_token": e["num_experts_per_tok"],
                        "expert_intermediate_size": e["moe_intermediate_size"], "num_shared_experts": shared or 0,
                        "dense_layers": dense or 0}  # fmt: skip
-        spec["mla"] = {"q_lora_rank": _int(cfg, "q_lora_rank", source), "kv_lora_rank": e["kv_lora_rank"],
+        spec["mla"] = {"q_lora_rank": int_field(cfg, "q_lora_rank", source), "kv_lora_rank": e["kv_lora_rank"],
                        "qk_nope_head_dim": e["qk_nope_head_dim"], "qk_rope_head_dim": e["qk_rope_head_dim"],
                        "v_head_dim": e["v_head_dim"]}  # fmt: skip
         spec.pop("head_dim", None)
@@ -424,19 +368,19 @@ def from_hf_config(cfg: dict[str, Any], source: str = "config.json") -> AnyModel
 def _linear_attention(cfg: dict[str, Any], layers: int, mt: str, source: str) -> dict[str, Any]:
     """A hybrid's Gated DeltaNet layers: how many (``layer_types``, else one full layer in ``full_attention_interval``) and their shapes."""
     keys = ["linear_num_key_heads", "linear_num_value_heads", "linear_key_head_dim", "linear_value_head_dim"]
-    _need(cfg, keys, mt, source)
-    v = _ints(cfg, keys, source)
+    need_keys(cfg, keys, mt, source)
+    v = int_fields(cfg, keys, source)
     types = cfg.get("layer_types")
     if types is not None:
         if not isinstance(types, list) or len(types) != layers or not all(t in ("linear_attention", "full_attention") for t in types):
             raise InputError(f"{source}: layer_types must list 'linear_attention' or 'full_attention' for each of the {layers} layers")
         linear = types.count("linear_attention")
     else:
-        every = _int(cfg, "full_attention_interval", source) or 4
+        every = int_field(cfg, "full_attention_interval", source) or 4
         linear = layers - layers // every
     if linear >= layers:
         raise InputError(f"{source}: layer_types/full_attention_interval leave no full-attention layer of {layers}")
-    kernel = _int(cfg, "linear_conv_kernel_dim", source) or 4
+    kernel = int_field(cfg, "linear_conv_kernel_dim", source) or 4
     return {"layers": linear, "num_key_heads": v["linear_num_key_heads"], "num_value_heads": v["linear_num_value_heads"],
             "key_head_dim": v["linear_key_head_dim"], "value_head_dim": v["linear_value_head_dim"], "conv_kernel": kernel}  # fmt: skip
 

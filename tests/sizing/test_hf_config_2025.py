@@ -141,3 +141,22 @@ def test_a_model_documents_bad_native_format_is_named_where_it_is(aicap: Any, tm
     r = aicap("estimate", "-m", str(bad), "--hardware", "h100-sxm")
     assert r.code == 2 and f"{bad}:{line}: " in r.stderr and "native_dtype" in r.stderr and "got 'fp4'" in r.stderr
     assert "--weights-dtype" not in r.stderr
+
+
+def test_moe_layer_lists_and_router_widths_are_checked_in_the_config_s_terms() -> None:
+    # mlp_only_layers [0, 1, 999] on 48 layers counted 3 dense layers; "all" was ignored; top-16 of 8 experts said
+    # "moe: experts_per_token must not exceed num_experts" in aicap's own field names, without the values
+    import pytest
+
+    from aicap.sizing.core.errors import InputError
+
+    cfg = {"architectures": ["Qwen3MoeForCausalLM"], "model_type": "qwen3_moe", "hidden_size": 2048, "intermediate_size": 6144,
+           "moe_intermediate_size": 768, "num_experts": 128, "num_experts_per_tok": 8, "num_attention_heads": 32,
+           "num_key_value_heads": 4, "head_dim": 128, "num_hidden_layers": 48, "vocab_size": 151936,
+           "max_position_embeddings": 40960, "torch_dtype": "bfloat16"}  # fmt: skip
+    assert from_hf_config({**cfg, "mlp_only_layers": [0, 1, 1]}).moe.dense_layers == 2  # type: ignore[union-attr]
+    for bad, msg in (({"mlp_only_layers": [0, 1, 999]}, "mlp_only_layers: layer 999 is not one of the model's 48 layers (0 to 47)"),
+                     ({"mlp_only_layers": "all"}, "mlp_only_layers: expected a list of layer indices (integers), got 'all'"),
+                     ({"num_experts_per_tok": 16, "num_experts": 8}, "num_experts_per_tok (16) exceeds num_experts (8)")):  # fmt: skip
+        with pytest.raises(InputError, match=msg.replace("(", r"\(").replace(")", r"\)")):
+            from_hf_config({**cfg, **bad})
