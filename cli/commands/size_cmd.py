@@ -9,7 +9,18 @@ import typer
 
 from aicap.cli.commands.estimate_cmd import AcceptOpt, DraftModelOpt, DraftTokensOpt, SpecOpt, speculative_config
 from aicap.cli.render import Format, Table, View, emit, json_schema, progress, to_json, to_yaml
-from aicap.cli.state import STATE, catalogue, check_engine, check_plot, check_workload_source, guarded, info, located, warn_shadowing
+from aicap.cli.state import (
+    STATE,
+    catalogue,
+    check_engine,
+    check_plot,
+    check_workload_source,
+    guarded,
+    info,
+    located,
+    typed_flags,
+    warn_shadowing,
+)
 
 if TYPE_CHECKING:
     from aicap.sizing.core.catalogue import CatalogueLike
@@ -247,6 +258,9 @@ def register(app: typer.Typer) -> None:
         check_engine(engine)
         if seed < 0:
             raise InputError(f"--seed {seed}: must be >= 0")
+        if typed_flags(ctx, "seed") and not verify:  # the static sizer draws nothing: a seed that changes nothing is a mistake to name
+            raise InputError(f"--seed {seed} seeds --verify's simulated traffic; the plan without --verify draws none: add --verify "
+                             "or drop --seed")  # fmt: skip
         cat = catalogue()
         overrides = {"cloud": cloud, "hardware": hardware, "pricing": pricing, "budget": budget, "objective": objective,
                      "single_type": single_type or None, "engine": engine}  # fmt: skip

@@ -274,3 +274,10 @@ def test_the_unit_price_column_prices_an_encoder_per_request_and_leaves_a_prefil
     assert split.code == 0, split.stderr
     (prefill,) = [line for line in split.stdout.splitlines() if ".prefill" in line and "│" in line and "p5" in line]
     assert prefill.rstrip().rstrip("│").rstrip().endswith("–") and "per 1M requests" not in split.stdout
+
+
+def test_a_seed_without_verify_is_refused(aicap) -> None:  # type: ignore[no-untyped-def]
+    # size --seed 3 was accepted and changed nothing: only --verify draws traffic
+    for seed in ("3", "0"):
+        r = aicap("size", "--seed", seed)
+        assert r.code == 2 and r.stdout == "" and "add --verify or drop --seed" in r.stderr
