@@ -160,3 +160,18 @@ def test_moe_layer_lists_and_router_widths_are_checked_in_the_config_s_terms() -
                      ({"num_experts_per_tok": 16, "num_experts": 8}, "num_experts_per_tok (16) exceeds num_experts (8)")):  # fmt: skip
         with pytest.raises(InputError, match=msg.replace("(", r"\(").replace(")", r"\)")):
             from_hf_config({**cfg, **bad})
+
+
+def test_a_shape_of_more_parameters_than_any_model_is_refused() -> None:
+    # hidden_size 1e9 x 1e6 layers was accepted and printed "> 0.0 GiB usable" (the capacity lost to float rounding)
+    import pytest
+
+    from aicap.sizing.core.errors import InputError
+
+    cfg = {"architectures": ["LlamaForCausalLM"], "model_type": "llama", "hidden_size": 2048, "intermediate_size": 8192,
+           "num_attention_heads": 32, "num_key_value_heads": 8, "num_hidden_layers": 16, "vocab_size": 128256,
+           "max_position_embeddings": 131072, "torch_dtype": "bfloat16"}  # fmt: skip
+    from_hf_config(cfg)
+    with pytest.raises(InputError, match=r"make at least 2\.4e\+28 parameters, over 1e\+15: no model is that large"):
+        from_hf_config({**cfg, "hidden_size": 10**9, "num_hidden_layers": 10**6, "intermediate_size": 8 * 10**12,
+                        "num_attention_heads": 1000})  # fmt: skip

@@ -76,6 +76,11 @@ class LinearAttentionSpec(_Strict):
         return 2 * self.num_key_heads * self.key_head_dim + self.num_value_heads * self.value_head_dim
 
 
+#: More parameters than any model could have (published models are at most a few 10^12): a shape past it is a typo, and the
+#: memory arithmetic would lose the device's own capacity to float rounding ("0.0 GiB usable").
+MAX_PARAMS = 1e15
+
+
 class _Transformer(_Strict):
     id: str = Field(pattern=r"^[a-z0-9][a-z0-9._-]*$")
     name: str
@@ -132,6 +137,12 @@ class _Transformer(_Strict):
 
     @model_validator(mode="after")
     def _shapes_agree(self) -> _Transformer:
+        dense = float(self.num_layers) * self.hidden_size * (4.0 * self.hidden_size + 3.0 * self.intermediate_size)
+        rough = dense + float(self.vocab_size) * self.hidden_size  # a lower bound on the parameters (experts only add)
+        if rough > MAX_PARAMS:
+            raise ValueError(f"hidden_size {self.hidden_size:,}, num_layers {self.num_layers:,}, intermediate_size "
+                             f"{self.intermediate_size:,} and vocab_size {self.vocab_size:,} make at least {rough:.2g} parameters, over "
+                             f"{MAX_PARAMS:.0e}: no model is that large (check those fields)")  # fmt: skip
         if self.kv_heads > self.num_heads:
             raise ValueError(f"num_kv_heads ({self.kv_heads}) must not exceed num_heads ({self.num_heads})")
         if self.num_heads % self.kv_heads:
