@@ -136,7 +136,7 @@ def plan_runs_view(runs: list[DeploymentRun], composed: list[ComposedTtft] | Non
     composed = composed or []
     doc = {"schema_version": 1, "holds": all(r.holds for r in runs) and all(c.holds for c in composed),
            "deployments": [{"workload": r.workload, "instance_type": r.instance_type, "percentile": r.percentile, "router": r.router,
-                            "holds": r.holds, **r.report.model_dump(mode="json")}
+                            "holds": r.holds, "planned_requests_per_s": r.planned_requests_per_s, **r.report.model_dump(mode="json")}
                            for r in runs],
            "disaggregated": [{"workload": c.workload, "percentile": c.percentile, "prefill_ttft_ms": round(c.prefill_ms, 3),
                               "transfer_ms": round(c.transfer_ms, 3), "decode_ttft_ms": round(c.decode_ms, 3),
@@ -146,7 +146,7 @@ def plan_runs_view(runs: list[DeploymentRun], composed: list[ComposedTtft] | Non
     rows = [[r.workload, r.instance_type, f"{r.report.setup.replicas}× TP{r.report.setup.tp}·PP{r.report.setup.pp}"
              + (f" DP-attn {r.report.setup.dp_attention}" if r.report.setup.dp_attention > 1 else "")
              + (" eager" if r.report.setup.eager else ""),
-             f"{r.report.setup.rate_per_s:,.4g}", r.percentile, ms(r.report.ttft_ms, r.percentile), r.report.slo.ttft_ms,
+             f"{r.planned_requests_per_s if r.planned_requests_per_s is not None else r.report.setup.rate_per_s:,.4g}", r.percentile, ms(r.report.ttft_ms, r.percentile), r.report.slo.ttft_ms,
              ms(r.report.tpot_ms, r.percentile), r.report.slo.tpot_ms, _pct(r.report.slo_attainment), "yes" if r.report.stable else "NO",
              "yes" if r.holds else "NO"] for r in runs]  # fmt: skip
     routers = sorted({r.router.replace("_", " ") for r in runs}) or ["round robin"]
@@ -170,7 +170,8 @@ def plan_runs_view(runs: list[DeploymentRun], composed: list[ComposedTtft] | Non
                      "ttft_ms", "ttft_target_ms", "tpot_ms", "tpot_target_ms", "slo_attainment", "stable", "holds", "composed_ttft_ms",
                      "composed_ttft_target_ms", "composed_holds"],
                 [[r.workload, r.instance_type, r.report.setup.replicas, r.report.setup.tp, r.report.setup.pp, r.report.setup.dp_attention,
-                  r.report.setup.eager, r.report.setup.rate_per_s, r.percentile, r.report.ttft_ms.at(r.percentile), r.report.slo.ttft_ms,
+                  r.report.setup.eager, r.planned_requests_per_s if r.planned_requests_per_s is not None else r.report.setup.rate_per_s,
+                  r.percentile, r.report.ttft_ms.at(r.percentile), r.report.slo.ttft_ms,
                   r.report.tpot_ms.at(r.percentile), r.report.slo.tpot_ms, r.report.slo_attainment, r.report.stable, r.holds,
                   *(_composed(whole.get(r.workload)))]
                  for r in runs])  # fmt: skip

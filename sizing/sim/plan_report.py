@@ -20,6 +20,9 @@ class DeploymentSimulation(SimulationReport):
     percentile: str = Field(description="the workload's percentile, at which holds is judged")
     router: str
     holds: bool = Field(description="stable and within both targets at the percentile")
+    planned_requests_per_s: float | None = Field(
+        None, description="the plan's request rate for the deployment; setup.rate_per_s is the simulated arrivals' own rate"
+    )
 
 
 class ComposedRow(BaseModel):

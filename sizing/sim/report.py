@@ -100,7 +100,7 @@ class Setup(_Doc):
     scheduler_steps: int
     kv_cache_tokens: int | None
     traffic: str
-    rate_per_s: float | None
+    rate_per_s: float | None = Field(description="the simulated arrivals' own rate, (n − 1)/span of their times (None: a closed loop)")
     concurrency: int | None
     mean_input_tokens: float
     mean_output_tokens: float

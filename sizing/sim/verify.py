@@ -280,6 +280,7 @@ class DeploymentRun:
     arrival_s: np.ndarray | None = None
     percentile: str = "p99"  # the workload's: what ``holds`` was checked at
     router: str = "round_robin"
+    planned_requests_per_s: float | None = None  # the plan's rate for the deployment (the run's own draw is setup.rate_per_s)
 
 
 def simulate_plan(plan: Plan, cat: CatalogueLike, *, requests_per_replica: int = DEFAULT_REQUESTS, seed: int = 0, policy: str = "fcfs",
@@ -317,12 +318,13 @@ def simulate_plan(plan: Plan, cat: CatalogueLike, *, requests_per_replica: int =
             trace = spec.build()
             if w.disaggregated_role is None:
                 rep = run(setup, trace, policy=policy, options=options, targets=targets, seed=s, traffic=f"plan workload {pw.name}")
-                out.append(DeploymentRun(pw.name, d.instance_type, rep, holds(rep, pw.percentile), percentile=pw.percentile, router=router))
+                out.append(DeploymentRun(pw.name, d.instance_type, rep, holds(rep, pw.percentile), percentile=pw.percentile, router=router,
+                                         planned_requests_per_s=d.requests_per_s))  # fmt: skip
             else:
                 rep, res, _ = run_detailed(setup, trace, policy=policy, options=options, targets=targets, seed=s,
                                            traffic=f"plan workload {pw.name}")  # fmt: skip
                 out.append(DeploymentRun(pw.name, d.instance_type, rep, holds(rep, pw.percentile), res.ttft_s, res.arrival_s, pw.percentile,
-                                         router))  # fmt: skip
+                                         router, d.requests_per_s))  # fmt: skip
             if on_done is not None:
                 on_done()
     return out

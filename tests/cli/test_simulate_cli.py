@@ -453,3 +453,15 @@ def test_a_plan_that_misses_in_simulation_names_the_target_and_the_figure(tmp_pa
     plan.write_text(json.dumps(d))
     code, _, err = run("simulate", str(plan))
     assert code == 3 and "in simulation, llama-3.1-8b on " in err and "TTFT p99 " in err and "ms > target 500 ms" in err
+
+
+def test_a_simulated_plan_shows_the_planned_rate_and_keeps_the_draw(tmp_path: Path) -> None:
+    # the req/s column showed 10.04, 1.973 and 201 (the run's sampled arrivals) where the plan says 10, 2 and 200
+    plan = tmp_path / "plan.json"
+    assert run("size", "-f", "json", "--output", str(plan))[0] == 0
+    planned = [dep["requests_per_s"] for w in json.loads(plan.read_text())["workloads"] for dep in w["deployments"]]
+    d = doc("simulate", str(plan))
+    assert [x["planned_requests_per_s"] for x in d["deployments"]] == planned
+    assert any(x["setup"]["rate_per_s"] != x["planned_requests_per_s"] for x in d["deployments"])  # the draw is kept beside it
+    rows = list(csv.DictReader(io.StringIO(run("simulate", str(plan), "-f", "csv")[1])))
+    assert [float(r["requests_per_s"]) for r in rows] == planned
