@@ -264,13 +264,11 @@ def warn_shadowing(ref: str, target: Any) -> None:
     if ref != target.id and same is not None and _differs(same, target):
         info(f"aicap: warning: {ref} names itself '{target.id}', a catalogue model, but differs from it; outputs say "
              f"'{target.id}' for this file's model (give it an id of its own)")  # fmt: skip
+    from aicap.sizing.core.hf_config import UNREAD_QUANT
+
     notes = getattr(target, "notes", None)
     if ref != target.id and isinstance(notes, str) and notes.startswith(UNREAD_QUANT):
         info(f"aicap: warning: {ref}: {notes}")
-
-
-#: How a model converted from a Hugging Face config says its quantisation could not be read (``hf_config``).
-UNREAD_QUANT = "quantization_config quant_method"
 
 
 def _differs(a: Any, b: Any) -> bool:

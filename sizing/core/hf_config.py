@@ -155,6 +155,10 @@ def _check_checkpoint(spec: AnyModel, size: float, folder: Path) -> None:
                          f"{params:,.0f} the config implies (plausible: {lo:g} to {hi:g}); the index or the config is wrong")  # fmt: skip
 
 
+#: How a converted model's ``notes`` begin when its ``quantization_config`` could not be read (the CLI warns of it).
+UNREAD_QUANT = "quantization_config quant_method"
+
+
 def _kind(value: Any) -> str:
     if value is None:
         return "an empty document"
@@ -216,7 +220,7 @@ def from_hf_config(cfg: dict[str, Any], source: str = "config.json") -> AnyModel
         base["checkpoint_dtype"] = quant.format
         base["unquantised_attention"] = quant.keeps_attention
     if quant.unread is not None:
-        base["notes"] = (f"quantization_config quant_method {quant.unread} is not one aicap reads: the weights are taken at "
+        base["notes"] = (f"{UNREAD_QUANT} {quant.unread} is not one aicap reads: the weights are taken at "
                          f"{base['native_dtype']} unless --weights-dtype (or a workload's precisions) names their format")  # fmt: skip
     if mt == "gptj":
         need_keys(cfg, ["n_embd", "n_layer", "n_head", "vocab_size", "n_positions"], mt, source)

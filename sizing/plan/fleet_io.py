@@ -291,12 +291,17 @@ def _is_model(doc: dict[str, Any]) -> bool:
         return False
     keys = set(doc)
     hf = bool({"architectures", "model_type"} & keys) or {"hidden_size", "num_hidden_layers"} <= keys
-    ours = {"hidden_size", "num_layers"} <= keys or ({"id", "kind", "architecture"} <= keys and doc.get("kind") in MODEL_KINDS)
+    ours = {"hidden_size", "num_layers"} <= keys or ({"id", "kind", "architecture"} <= keys and doc.get("kind") in _model_kinds())
     return hf or ours
 
 
-#: The model kinds of aicap's model documents (``aicap models show ID -f yaml``).
-MODEL_KINDS = ("decoder", "encoder", "generic")
+def _model_kinds() -> set[str]:
+    """The ``kind`` of each of aicap's model types (``decoder``, ``encoder``, ``generic``), read from the specs."""
+    from typing import get_args
+
+    from aicap.sizing.core.specs.model import AnyModel
+
+    return {str(k) for m in get_args(AnyModel) for k in get_args(m.model_fields["kind"].annotation)}
 
 
 def _other_report(doc: dict[str, Any]) -> str | None:

@@ -341,17 +341,16 @@ def _assumption(change: Change, plan: Plan | None, fleet: Fleet, cat: CatalogueL
 
 def _weight_only(plan: Plan, cat: CatalogueLike) -> str | None:
     """Where a plan's quantised weights multiply at 16 bits on devices without their tensor-core format (weight-only kernels)."""
-    from aicap.sizing.core.dtypes import compute_dtype
+    from aicap.sizing.core.dtypes import FP4_FORMATS, compute_dtype
 
     said = []
     for pw in plan.workloads:
         for d in pw.deployments:
-            peaks = cat.device(d.hardware).peak_tflops
-            on = compute_dtype(d.weights_dtype, peaks)
-            if d.weights_dtype in ("nvfp4", "mxfp4", "fp8") and on not in ("fp4", "fp8"):
-                unit = "FP4" if d.weights_dtype != "fp8" else "FP8"
+            on = compute_dtype(d.weights_dtype, cat.device(d.hardware).peak_tflops)
+            unit = "fp4" if d.weights_dtype in FP4_FORMATS else d.weights_dtype  # the tensor-core rate the format multiplies at
+            if unit in ("fp4", "fp8") and on != unit:
                 said.append(f"{d.hardware} {d.weights_dtype}: weight-only, de-quantised to {on} for the matrix multiplies ({d.hardware} "
-                            f"has no {unit} tensor cores): it saves memory and bandwidth, not compute")  # fmt: skip
+                            f"has no {unit.upper()} tensor cores): it saves memory and bandwidth, not compute")  # fmt: skip
     return "; ".join(dict.fromkeys(said)) or None
 
 

@@ -19,7 +19,7 @@ from aicap.sizing.train.fabric import best_instance, fabric_of, is_full_host
 from aicap.sizing.train.factors import TrainingFactors, load_factors
 from aicap.sizing.train.grid import Grid
 from aicap.sizing.train.job import Pricing, TrainResult, result
-from aicap.sizing.train.search import SearchOutcome, SearchSpec, search
+from aicap.sizing.train.search import SearchOutcome, SearchSpec, host_gib_per_device, search
 from aicap.sizing.train.setup import TrainSetup, check_against_model
 from aicap.sizing.train.shape import shape_of
 
@@ -144,9 +144,7 @@ def _estimate_on(cat: CatalogueLike, model: DecoderModel, dev: DeviceSpec, inst:
         where = f"{inst.name} has no sourced network bandwidth" if inst is not None else f"no catalogue instance carries {dev.id}"
         raise InputError(f"{setup.devices} devices span more than one instance of {fabric.node}, and {where}; "
                          f"use at most {fabric.node} devices or an instance with a network")  # fmt: skip
-    host = None
-    if inst is not None and inst.host_memory_gib is not None:
-        host = inst.host_memory_gib * generic_runtime(cat).cpu_usable_memory_fraction / inst.devices
+    host = None if inst is None else host_gib_per_device(cat, inst)
     hw = Hardware(dev, cat.efficiency_for(dev), generic_runtime(cat), fabric, host)
     ev = evaluate(shape_of(model), Grid.of([setup]), hw, factors)
     error, basis = _band(factors)

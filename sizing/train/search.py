@@ -21,7 +21,7 @@ from __future__ import annotations
 import itertools
 import math
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -215,7 +215,8 @@ def search(cat: CatalogueLike, spec: SearchSpec, factors: TrainingFactors) -> Se
             continue
         if spec.recipe.precision not in dev.peak_tflops:
             continue
-        ev = evaluate(shape, g, Hardware(dev, cat.efficiency_for(dev), generic_runtime(cat), fabric), factors)
+        hw = Hardware(dev, cat.efficiency_for(dev), generic_runtime(cat), fabric)
+        ev = evaluate(shape, g, hw, factors)
         evaluated += len(g)
         most_devices = max(most_devices, int(g.devices.max()))
         total = ev.memory.total
@@ -226,11 +227,11 @@ def search(cat: CatalogueLike, spec: SearchSpec, factors: TrainingFactors) -> Se
                 f"{inst.name} ({dev.id}): needs {need:.1f} GiB of {ev.memory.capacity:g} GiB per device",
             )
         ok = (total <= ev.memory.capacity) & np.isfinite(ev.step_time_s)
-        host = _host_gib_per_device(cat, inst)
+        host = host_gib_per_device(cat, inst)
         if not ok.any() and host is not None:  # nothing fits on the devices alone: the optimizer states in host memory
             offloaded = _grid(shape, spec, inst, fabric.domain, spans=spans, offload=OFFLOADS.index("optimizer"))
             if offloaded is not None:
-                ev2 = evaluate(shape, offloaded, Hardware(dev, cat.efficiency_for(dev), generic_runtime(cat), fabric, host), factors)
+                ev2 = evaluate(shape, offloaded, replace(hw, host_gib_per_device=host), factors)
                 evaluated += len(offloaded)
                 ok2 = ev2.memory.fits & np.isfinite(ev2.step_time_s)
                 if ok2.any():
@@ -265,8 +266,11 @@ def search(cat: CatalogueLike, spec: SearchSpec, factors: TrainingFactors) -> Se
     return SearchOutcome(best, list(per_device.values()), evaluated, feasible)
 
 
-def _host_gib_per_device(cat: CatalogueLike, inst: InstanceSpec) -> float | None:
-    """Host memory an instance gives each device's offloaded states [GiB] (``None``: not catalogued, so offload is not tried)."""
+def host_gib_per_device(cat: CatalogueLike, inst: InstanceSpec) -> float | None:
+    """Host memory an instance gives each device's offloaded states [GiB]: ``host_memory_gib · cpu_usable_memory_fraction / devices``.
+
+    ``None`` where the instance's host memory is not catalogued (offloaded states are then not checked, and not searched).
+    """
     if inst.host_memory_gib is None:
         return None
     return float(inst.host_memory_gib) * generic_runtime(cat).cpu_usable_memory_fraction / inst.devices
