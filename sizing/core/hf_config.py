@@ -34,8 +34,8 @@ from aicap.sizing.core.hf_fields import (
     check_heads,
     int_field,
     int_fields,
-    layer_indices,
     need_keys,
+    qwen_dense_layers,
 )
 from aicap.sizing.core.hf_quant import read_quantisation
 from aicap.sizing.core.specs.model import AnyModel, GenericModel, ModelSpec
@@ -322,9 +322,10 @@ def from_hf_config(cfg: dict[str, Any], source: str = "config.json") -> AnyModel
         need_keys(cfg, ["num_experts", "num_experts_per_tok", "moe_intermediate_size"], mt, source)
         e = int_fields(cfg, ["num_experts", "num_experts_per_tok", "moe_intermediate_size"], source)
         check_experts_per_token(e["num_experts_per_tok"], e["num_experts"], source, ("num_experts_per_tok", "num_experts"))
-        dense_only = layer_indices(cfg, "mlp_only_layers", v["num_hidden_layers"], source)
+        # Qwen3.5-MoE builds a sparse block in every layer (modeling_qwen3_5_moe: no mlp_only_layers, no step)
+        dense = 0 if mt == "qwen3_5_moe_text" else qwen_dense_layers(cfg, v["num_hidden_layers"], source)
         spec["moe"] = {"num_experts": e["num_experts"], "experts_per_token": e["num_experts_per_tok"],
-                       "expert_intermediate_size": e["moe_intermediate_size"], "dense_layers": len(dense_only)}  # fmt: skip
+                       "expert_intermediate_size": e["moe_intermediate_size"], "dense_layers": dense}  # fmt: skip
         shared = int_field(cfg, "shared_expert_intermediate_size", source, minimum=0)
         if shared:
             spec["moe"].update(num_shared_experts=1, shared_expert_intermediate_size=shared)
@@ -351,7 +352,8 @@ def from_hf_config(cfg: dict[str, Any], source: str = "config.json") -> AnyModel
         e = int_fields(cfg, ["num_experts", "num_experts_per_tok", "moe_intermediate_size"], source)
         spec["moe"] = {"num_experts": e["num_experts"], "experts_per_token": e["num_experts_per_tok"],
                        "expert_intermediate_size": e["moe_intermediate_size"], "num_shared_experts": 1,
-                       "shared_expert_intermediate_size": int_field(cfg, "shared_expert_intermediate_size", source)}  # fmt: skip
+                       "shared_expert_intermediate_size": int_field(cfg, "shared_expert_intermediate_size", source),
+                       "dense_layers": qwen_dense_layers(cfg, v["num_hidden_layers"], source)}  # fmt: skip
     if mla:
         need = ["n_routed_experts", "num_experts_per_tok", "moe_intermediate_size", "kv_lora_rank", "qk_rope_head_dim",
                 "qk_nope_head_dim", "v_head_dim"]  # fmt: skip

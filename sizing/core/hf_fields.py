@@ -53,6 +53,19 @@ def layer_indices(cfg: dict[str, Any], key: str, layers: int, source: str) -> li
     return sorted(set(value))
 
 
+def qwen_dense_layers(cfg: dict[str, Any], layers: int, source: str) -> int:
+    """Layers of a Qwen MoE config whose MLP is dense, by the rule its modelling code applies.
+
+    transformers' Qwen2-MoE, Qwen3-MoE and Qwen3-Next decoder layers build a sparse block where
+    ``i ∉ mlp_only_layers`` and ``(i + 1) mod decoder_sparse_step = 0`` (``decoder_sparse_step`` default 1), and
+    a dense MLP of ``intermediate_size`` elsewhere; so the dense count is
+    ``|{i < L : i ∈ mlp_only_layers or (i + 1) mod s ≠ 0}|``.
+    """
+    step = int_field(cfg, "decoder_sparse_step", source) or 1
+    only = set(layer_indices(cfg, "mlp_only_layers", layers, source))
+    return sum(1 for i in range(layers) if i in only or (i + 1) % step != 0)
+
+
 def check_experts_per_token(k: int, experts: int, source: str, keys: tuple[str, str]) -> None:
     """Refuse a router that picks more experts a token than there are, naming the config's keys and values."""
     if k > experts:

@@ -175,3 +175,21 @@ def test_a_shape_of_more_parameters_than_any_model_is_refused() -> None:
     with pytest.raises(InputError, match=r"make at least 2\.4e\+28 parameters, over 1e\+15: no model is that large"):
         from_hf_config({**cfg, "hidden_size": 10**9, "num_hidden_layers": 10**6, "intermediate_size": 8 * 10**12,
                         "num_attention_heads": 1000})  # fmt: skip
+
+
+def test_a_qwen_moe_config_s_sparse_step_makes_the_other_layers_dense() -> None:
+    # decoder_sparse_step 2 was ignored: every one of 48 layers was read as MoE (30.5B parameters, not ~17B).
+    # transformers' Qwen2/Qwen3-MoE layer i is sparse where i is not in mlp_only_layers and (i + 1) % step == 0.
+    base = from_hf_config(QWEN3_30B_A3B)
+    step2 = from_hf_config({**QWEN3_30B_A3B, "decoder_sparse_step": 2})
+    both = from_hf_config({**QWEN3_30B_A3B, "decoder_sparse_step": 2, "mlp_only_layers": [0, 1, 3]})
+    assert base.moe.dense_layers == 0  # type: ignore[union-attr]
+    assert step2.moe.dense_layers == 24  # type: ignore[union-attr]  # layers 0, 2, ..., 46
+    assert both.moe.dense_layers == 26  # type: ignore[union-attr]  # and layers 1 and 3 (0 was dense already)
+    # each layer turned dense swaps 128 experts of 3·2048·768 and their 2048×128 router for one MLP of 3·2048·6144 parameters
+    swap = 128 * 3 * 2048 * 768 + 2048 * 128 - 3 * 2048 * 6144
+    assert inventory(base).total - inventory(step2).total == 24 * swap
+    qwen2 = {**QWEN3_30B_A3B, "model_type": "qwen2_moe", "shared_expert_intermediate_size": 5632, "decoder_sparse_step": 4}
+    assert from_hf_config(qwen2).moe.dense_layers == 36  # type: ignore[union-attr]
+    with pytest.raises(InputError, match="decoder_sparse_step: expected a positive integer, got 0"):
+        from_hf_config({**QWEN3_30B_A3B, "decoder_sparse_step": 0})
