@@ -19,7 +19,7 @@ from aicap.sizing.train.fabric import best_instance, fabric_of, is_full_host
 from aicap.sizing.train.factors import TrainingFactors, load_factors
 from aicap.sizing.train.grid import Grid
 from aicap.sizing.train.job import Pricing, TrainResult, result
-from aicap.sizing.train.search import SearchOutcome, SearchSpec, host_gib_per_device, search
+from aicap.sizing.train.search import SearchOutcome, SearchSpec, check_hardware_ref, host_gib_per_device, search
 from aicap.sizing.train.setup import TrainSetup, check_against_model
 from aicap.sizing.train.shape import shape_of
 
@@ -49,6 +49,7 @@ def resolve_hardware(
     InputError
         For CPUs (training sizing covers accelerators).
     """
+    check_hardware_ref(cat, ref)
     inst = cat.instances.get(ref)
     dev = cat.device(inst.device if inst is not None else ref)
     if dev.kind == "cpu":

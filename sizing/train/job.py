@@ -103,6 +103,7 @@ class TrainResult(BaseModel):
     device_hours: float | None
     usd: dict[str, float | None]
     usd_per_device_hour: dict[str, float | None]
+    price_date: str | None = Field(None, description="the date the instance's hourly prices were read (ISO 8601); none without an instance")
     energy_kwh: float | None
     error_band: ErrorBand
     efficiency_calibrated: bool
@@ -167,6 +168,10 @@ def result(model_id: str, hardware: str, setup: TrainSetup, ev: Evaluation, i: i
         per_device_hour[p] = None if price is None or inst is None else price / inst.devices
         usd[p] = None if price is None or hours is None or n_inst is None else n_inst * price * hours
     said = list(notes or [])
+    if inst is not None and n_inst is not None and n_inst * inst.devices > d:
+        idle = n_inst * inst.devices - d
+        said.append(f"billed for {n_inst} whole {inst.name} ({n_inst * inst.devices} devices), {idle} of them idle: the cost is "
+                    f"device-hours × the per-device rate × {n_inst * inst.devices / d:.3g}")  # fmt: skip
     if steps is not None and tokens is not None and tokens > 0 and steps * batch > 1.05 * tokens:
         said.append(f"{tokens:,.0f} tokens is not a whole number of global batches of {batch:,} tokens: the figures are for "
                     f"{steps:,} step(s), {steps * batch:,} tokens (lower --global-batch-tokens to train on fewer)")  # fmt: skip
@@ -220,6 +225,7 @@ def result(model_id: str, hardware: str, setup: TrainSetup, ev: Evaluation, i: i
         device_hours=None if hours is None else hours * d,
         usd=usd,
         usd_per_device_hour=per_device_hour,
+        price_date=None if inst is None else inst.price_date.isoformat(),
         energy_kwh=None if hours is None or pricing.tdp_w is None else d * pricing.tdp_w * hours / 1000.0,
         error_band=band,
         efficiency_calibrated=pricing.calibrated,

@@ -27,7 +27,7 @@ import numpy as np
 
 from aicap.sizing.core.catalogue import CatalogueLike
 from aicap.sizing.core.engines import generic_runtime
-from aicap.sizing.core.errors import InfeasibleError, InputError
+from aicap.sizing.core.errors import InfeasibleError, InputError, did_you_mean, excerpt
 from aicap.sizing.core.specs import InstanceSpec
 from aicap.sizing.core.specs.instance import PricingModel
 from aicap.sizing.core.specs.model import AnyModel, DecoderModel
@@ -35,6 +35,7 @@ from aicap.sizing.train.estimate import Hardware, evaluate
 from aicap.sizing.train.fabric import fabric_of, is_full_host
 from aicap.sizing.train.factors import TrainingFactors
 from aicap.sizing.train.grid import Col, Grid, Recipe
+from aicap.sizing.train.job import PRICINGS
 from aicap.sizing.train.setup import OFFLOADS, RECOMPUTES, TrainSetup, check_lora_rank
 from aicap.sizing.train.shape import ModelShape, shape_of
 
@@ -85,11 +86,12 @@ class SearchOutcome:
     feasible: int
 
 
-def _instances(cat: CatalogueLike, spec: SearchSpec) -> list[InstanceSpec]:
+def _instances(cat: CatalogueLike, spec: SearchSpec, *, any_price: bool = False) -> list[InstanceSpec]:
+    """The accelerator instances the search's filters leave, those without a ``spec.pricing`` price dropped unless ``any_price``."""
     rows = []
     for inst in cat.instances.values():
         dev = cat.devices.get(inst.device)
-        if dev is None or dev.kind == "cpu" or inst.price(spec.pricing) is None:
+        if dev is None or dev.kind == "cpu" or (inst.price(spec.pricing) is None and not any_price):
             continue
         if spec.clouds and inst.cloud not in spec.clouds:
             continue
@@ -99,12 +101,22 @@ def _instances(cat: CatalogueLike, spec: SearchSpec) -> list[InstanceSpec]:
     return sorted(rows, key=lambda i: i.name)
 
 
+def check_hardware_ref(cat: CatalogueLike, ref: str) -> None:
+    """Refuse a ``--hardware`` that is neither a device id nor an instance name, naming both kinds of choice."""
+    if ref in cat.instances or ref in cat.devices:
+        return
+    accelerators = sorted(d.id for d in cat.devices.values() if d.kind != "cpu")
+    raise InputError(f"unknown hardware {excerpt(ref)}: {did_you_mean(ref, [*cat.devices, *cat.instances])}give an accelerator id "
+                     f"({', '.join(accelerators)}) or an instance name (`aicap instances list`)")  # fmt: skip
+
+
 def _check(cat: CatalogueLike, spec: SearchSpec) -> None:
     """Refuse filters that name nothing, or leave nothing to search, with one line naming the value."""
     for ref in spec.hardware:
+        check_hardware_ref(cat, ref)
         if ref in cat.instances:
             continue
-        dev = cat.device(ref)  # raises UnknownIdError with the valid ids
+        dev = cat.device(ref)
         if dev.kind == "cpu":
             raise InputError(f"--hardware {ref}: a CPU; training sizing covers accelerators (GPUs, TPUs, Gaudi)")
     for cloud in spec.clouds:
@@ -119,14 +131,29 @@ def _check(cat: CatalogueLike, spec: SearchSpec) -> None:
                          "a step trains whole sequences")  # fmt: skip
     rows = _instances(cat, spec)
     if not rows:
-        hint = "" if spec.pricing == "owned" else " (a device bought outright: --pricing owned)"
-        raise InputError(f"no accelerator instance with a price for --pricing {spec.pricing} matches --hardware "
-                         f"{', '.join(spec.hardware) or 'any'} and --cloud {', '.join(spec.clouds) or 'any'}{hint}")  # fmt: skip
+        raise InputError(_no_instance(cat, spec))
     if not any(spec.recipe.precision in cat.devices[i.device].peak_tflops for i in rows):
         raise InputError(f"--precision {spec.recipe.precision}: none of the matching devices has that tensor rate")
     if not any(i.devices <= spec.max_devices for i in rows):
         smallest = min(i.devices for i in rows)
         raise InputError(f"--max-devices {spec.max_devices}: the smallest matching instance holds {smallest} devices")
+
+
+def _no_instance(cat: CatalogueLike, spec: SearchSpec) -> str:
+    """Why no instance is left to search: the filters match none, or those they match have no price under ``spec.pricing``.
+
+    The hint names only what would help: the pricings the matching instances do have, or, where the filters match none,
+    the clouds that carry the named hardware.
+    """
+    filters = f"--hardware {', '.join(spec.hardware) or 'any'} and --cloud {', '.join(spec.clouds) or 'any'}"
+    matching = _instances(cat, spec, any_price=True)
+    if matching:
+        have = sorted({p for i in matching for p in PRICINGS if i.price(p) is not None}, key=PRICINGS.index)
+        return (f"no accelerator instance matching {filters} has a price under --pricing {spec.pricing}; "
+                f"valid for them: {', '.join(have) or 'none'}")  # fmt: skip
+    clouds = sorted({i.cloud for i in _instances(cat, replace(spec, clouds=()), any_price=True)})
+    hint = f"; {', '.join(spec.hardware)} is offered on: {', '.join(clouds)}" if clouds and spec.clouds else ""
+    return f"no accelerator instance matches {filters}{hint}"
 
 
 def _grid(shape: ModelShape, spec: SearchSpec, inst: InstanceSpec, domain: int, *, spans: bool = True, offload: int = 0) -> Grid | None:
@@ -204,6 +231,7 @@ def search(cat: CatalogueLike, spec: SearchSpec, factors: TrainingFactors) -> Se
     cheapest: tuple[float, str] | None = None
     smallest_need: tuple[float, str] | None = None
     most_devices = 0  # the largest layout evaluated: the global batch caps data parallelism below --max-devices
+    batch_capped = False  # whether the batch, not one machine (no instance network) or --max-devices, capped some instance's width
     for inst in _instances(cat, spec):
         dev = cat.devices[inst.device]
         # A multi-host TPU slice is built of full hosts (a v6e-128 is 16 v6e-8 hosts), not of one-chip VMs.
@@ -219,6 +247,10 @@ def search(cat: CatalogueLike, spec: SearchSpec, factors: TrainingFactors) -> Se
         ev = evaluate(shape, g, hw, factors)
         evaluated += len(g)
         most_devices = max(most_devices, int(g.devices.max()))
+        fits = [n for n in (2**k for k in range(17)) if n * inst.devices <= spec.max_devices]
+        machines = 1 if inst.network is None or not spans else max(fits)
+        widest = inst.devices * machines
+        batch_capped = batch_capped or int(g.devices.max()) < widest
         total = ev.memory.total
         need = float(total.min())
         if smallest_need is None or need - ev.memory.capacity < smallest_need[0]:
@@ -258,7 +290,7 @@ def search(cat: CatalogueLike, spec: SearchSpec, factors: TrainingFactors) -> Se
         options.append(Option(inst, setup_of_row(g, row, spec), int(n_inst[j]), float(days[j]), float(usd[j]),
                               float(ev.tokens_per_s_per_device[row])))  # fmt: skip
     if not options:
-        raise InfeasibleError(_reason(spec, fastest, cheapest, smallest_need, most_devices))
+        raise InfeasibleError(_reason(spec, fastest, cheapest, smallest_need, most_devices, batch_capped))
     best = _best(options, spec)
     per_device: dict[str, Option] = {}
     for o in sorted(options, key=lambda o: _key(o, spec)):
@@ -287,16 +319,19 @@ def _best(options: Iterable[Option], spec: SearchSpec) -> Option:
 
 
 def _reason(spec: SearchSpec, fastest: tuple[float, str] | None, cheapest: tuple[float, str] | None,
-            smallest: tuple[float, str] | None, most_devices: int = 0) -> str:  # fmt: skip
+            smallest: tuple[float, str] | None, most_devices: int = 0, batch_capped: bool = True) -> str:  # fmt: skip
     name = spec.model.id
     if fastest is None:
         where = f"; closest: {smallest[1]}" if smallest else ""
         return f"no layout of {name} fits in memory on any instance within {spec.max_devices} devices{where}"
     parts = []
     if spec.deadline_days is not None and fastest[0] > spec.deadline_days:
-        if 0 < most_devices < spec.max_devices:  # the batch, not --max-devices, bounds how wide the job can go
+        if 0 < most_devices < spec.max_devices and batch_capped:  # the batch, not --max-devices, bounds how wide the job can go
             fix = (f"a step of {spec.global_batch_tokens:,.0f} tokens spreads over at most {most_devices:,} devices here: raise "
                    "--global-batch-tokens, or the deadline")  # fmt: skip
+        elif 0 < most_devices < spec.max_devices:  # every instance left is one machine: no sourced network joins them
+            fix = (f"no job here spans machines (the matching instances have no instance network in the catalogue), so at most "
+                   f"{most_devices:,} devices: allow instances that do (--cloud, --hardware), or raise the deadline")  # fmt: skip
         else:
             fix = "raise --max-devices or the deadline"
         parts.append(f"the fastest job takes {fastest[0]:.3g} days (on {fastest[1]}), over the {spec.deadline_days:g}-day deadline; {fix}")
