@@ -121,18 +121,33 @@ def _deployments(mine: list[tuple[Candidate, int]], loads: list[float], needed: 
                  efficiency_key: str | None, hours: float) -> tuple[list[Deployment], float]:  # fmt: skip
     """The plan deployments of one workload and their hourly cost, summed before rounding [USD/h].
 
-    A deployment pays for the devices its workload's demand needs of it (:func:`_needed_devices`) and, in proportion,
-    for the rest of its instance type's devices: idle ones, and replicas that fill them as free headroom. ``used``
-    is the devices needed per instance type.
+    The workload pays for the devices its demand needs (:func:`_needed_devices`) and, in proportion, for the rest of
+    their instance types' devices: idle ones, and replicas that fill them as free headroom. ``used`` is the devices
+    needed per instance type. What the workload pays for one instance type is split over its deployments on that type in
+    proportion to the devices their loads occupy, ``λ_k/μ_k·g_k`` for a load ``λ_k`` on replicas of capacity ``μ_k`` and
+    ``g_k`` devices: every deployment that carries traffic on a type the workload pays for carries part of it (a loaded
+    deployment showed $0 when the cheapest cover of the rate left it out), and each type's and the workload's totals are
+    unchanged.
     """
     out = []
-    usd_h = 0.0
+    own: list[float] = []  # what each deployment's needed devices cost [USD/h]: their sum is the workload's
+    held: list[float] = []  # what the devices each deployment's load occupies cost [USD/h]: how that sum is split
+    for k, ((cand, _r), load) in enumerate(zip(mine, loads, strict=True)):
+        inst = insts[cand.instance]
+        per_device = float(inst.price(pricing) or 0.0) / inst.devices * counts[cand.instance] * inst.devices / max(used[cand.instance], 1)
+        own.append(needed[k] * per_device)
+        held.append(load / max(cand.capacity_rps, 1e-12) * cand.devices * per_device)
+    usd_h = sum(own)
+    split = list(own)
+    for t in {c.instance for c, _ in mine}:  # within each instance type, by occupancy; the type's share stays as need put it
+        ks = [k for k, (c, _) in enumerate(mine) if c.instance == t]
+        occupied = sum(held[k] for k in ks)
+        if occupied > 0:
+            for k in ks:
+                split[k] = sum(own[j] for j in ks) * held[k] / occupied
     for k, ((cand, r), load, m) in enumerate(zip(mine, loads, metrics, strict=True)):
         inst = insts[cand.instance]
-        price = float(inst.price(pricing) or 0.0)
-        scale = counts[cand.instance] * inst.devices / max(used[cand.instance], 1)
-        usd = needed[k] * price / inst.devices * scale
-        usd_h += usd
+        usd = split[k]
         ttft = float(m.ttft_s[0]) * 1e3
         tpot = float(m.tpot_s[0]) * 1e3
         out.append(Deployment(

@@ -322,3 +322,17 @@ def test_the_devices_a_rate_needs_take_the_most_capacity_per_device_first_then_t
     assert _needed_devices([(big, 2), (small, 3)], 10.0, min_replicas=2) == [0, 2]  # the floor adds the smallest spare replica
     assert _needed_devices([(small, 2)], 0.0) == [2]  # nothing to judge by: every device is the workload's
     assert _needed_devices([(wide, 3)], 40.0, min_replicas=3) == [12]  # a floor over multi-device replicas counts replicas
+
+
+def test_every_loaded_deployment_on_a_type_pays_its_part_of_what_its_workload_pays_there() -> None:
+    # size --verify re-solved to 11 TP8 + 1 TP4 + 2 TP2 replicas on p5.48xlarge at 0.966 utilisation each: the cheapest
+    # cover of the rate (TP8s, then the one TP4 replica that finished it) left the TP2 pair out, so it showed $0/h while
+    # carrying 1.43 req/s. Here: 2 wide replicas (4 devices, 4 req/s), 2 single-device ones (0.7) and one pair (1.3).
+    wide, single, pair = cand("chat", BIG, 4, 4.0), cand("chat", BIG, 1, 0.7), cand("chat", BIG, 2, 1.3)
+    plan = build_plan(fleet(), CAT, INSTS, [(wide, 2, NAN), (single, 2, NAN), (pair, 1, NAN)], {BIG.name: 2, SMALL.name: 0, UNUSED.name: 0},
+                      {"chat": 9.2, "embed": 0.0}, {}, Solver(status="optimal", gap_pct=0.0), [])  # fmt: skip
+    deps = plan.workload("chat").deployments
+    assert [d.utilisation for d in deps] == [0.86, 0.86, 0.86]
+    # the two H100 instances ($160/h) are chat's alone; its loads occupy 0.86 of 8, 2 and 2 devices: 8:2:2
+    assert [d.usd_per_hour for d in deps] == [106.67, 26.67, 26.67]
+    assert plan.workload("chat").usd_per_hour == 160.0
