@@ -465,3 +465,13 @@ def test_a_simulated_plan_shows_the_planned_rate_and_keeps_the_draw(tmp_path: Pa
     assert any(x["setup"]["rate_per_s"] != x["planned_requests_per_s"] for x in d["deployments"])  # the draw is kept beside it
     rows = list(csv.DictReader(io.StringIO(run("simulate", str(plan), "-f", "csv")[1])))
     assert [float(r["requests_per_s"]) for r in rows] == planned
+
+
+def test_an_overloaded_replica_is_unstable_under_every_policy() -> None:
+    # SRTF at 20 req/s on an L4 serving well under 1: "stable queue yes" (its TTFT did not grow in arrival order), and so
+    # --compare-policies gave SRTF "replicas for SLO 1" where FCFS needed 4.
+    for policy in ("fcfs", "sjf", "srtf", "rr"):
+        d = doc("simulate", "-m", "llama-3.1-8b", "--hardware", "l4", "--rate", "20", "--dataset", "sharegpt-8k", "--policy", policy,
+                "--requests", "400", "--seed", "38")  # fmt: skip
+        assert d["stable"] is False, policy
+        assert d["throughput"]["requests_per_s"] < 0.5 * 20

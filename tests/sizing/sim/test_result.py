@@ -61,3 +61,23 @@ def test_stable_on_simulated_runs(rate: float, stable: bool) -> None:
     req = Requests(arrival_times(rate, n, seed=0), np.full(n, 1000), np.full(n, 200))
     r = simulate(lambda d, p: 0.010 + 2e-5 * d + 6e-5 * p, req, EngineConfig(256, 2048, 10**7))
     assert r.stable is stable
+
+
+def test_an_overload_served_shortest_first_is_unstable_though_ttft_is_flat_in_arrival_order() -> None:
+    # SRTF at 30 req/s on a replica serving 8: TTFT did not grow by arrival quarter (long requests wait to the end, whenever
+    # they came), so the run was called stable. Here 100 arrivals at 1/s, one finishing every 4 s in an order that keeps
+    # the mean TTFT of each arrival quarter equal: the requests in the system still grow (i − i/4 at arrival i).
+    n = 100
+    arrival = np.arange(n, dtype=float)
+    finish = np.empty(n)
+    slots = np.arange(1, n + 1) * 4.0  # the k-th completion at 4k s
+    order = np.argsort(np.tile(np.arange(4), n // 4), kind="stable")  # serve one of each quarter in turn
+    finish[order] = slots
+    e2e = finish - arrival
+    flat = _result(list(np.full(n, 1.0)), arrival=list(arrival))
+    hidden = SimResult(ttft_s=np.full(n, 1.0), tpot_s=np.full(n, np.nan), e2e_s=e2e, finished=np.ones(n, dtype=bool), preemptions=0,
+                       steps=n, mean_running=1.0, mean_step_s=0.01, duration_s=float(finish.max()), arrival_s=arrival)  # fmt: skip
+    assert flat.stable and not hidden.stable
+    kept_up = SimResult(ttft_s=np.full(n, 1.0), tpot_s=np.full(n, np.nan), e2e_s=np.full(n, 2.0), finished=np.ones(n, dtype=bool),
+                        preemptions=0, steps=n, mean_running=1.0, mean_step_s=0.01, duration_s=float(n + 2), arrival_s=arrival)  # fmt: skip
+    assert kept_up.stable
