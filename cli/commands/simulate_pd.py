@@ -31,6 +31,7 @@ def simulate_disaggregated(model: str, hardware: str, decode_hardware: str, reqs
     from aicap.sizing.serve.disaggregated import link_for, transfer_ms
     from aicap.sizing.sim.composed import chain
     from aicap.sizing.sim.replay import Setup
+    from aicap.sizing.sim.report import Targets
 
     for flag, n in (("--prefill-replicas", prefill_replicas), ("--replicas", replicas)):
         if n < 1:
@@ -46,7 +47,7 @@ def simulate_disaggregated(model: str, hardware: str, decode_hardware: str, reqs
             raise InfeasibleError(f"{role} replica of {model} on {e.deployment.device.id}: {e.shortfall}")
     move = transfer_ms(target, pre.deployment.kv_dtype, int(reqs.input_tokens.max()), gbps)
     run = chain(Setup(pre.deployment, replicas=prefill_replicas, router=router), Setup(dec.deployment, replicas=replicas, router=router),
-                reqs, move, policy=policy, seed=seed)  # fmt: skip
+                reqs, move, policy=policy, seed=seed, targets=Targets(ttft_ms=ttft_ms, tpot_ms=tpot_ms))  # fmt: skip
     q = PERCENTILES[percentile]
 
     def ms(x: float) -> float | None:

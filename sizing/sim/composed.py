@@ -30,6 +30,7 @@ from aicap.sizing.core.specs.model import DecoderModel
 from aicap.sizing.plan.disaggregate import transfer_ms as pool_transfer_ms
 from aicap.sizing.sim.engine import Requests
 from aicap.sizing.sim.replay import Setup, run_raw
+from aicap.sizing.sim.report import Targets
 from aicap.sizing.sim.result import WARMUP, SimResult
 
 
@@ -109,17 +110,20 @@ class Chained:
         return float(np.quantile(kept, q)) if kept.size else math.nan
 
 
-def chain(prefill: Setup, decode: Setup, requests: Requests, transfer_ms: float, *, policy: str = "fcfs", seed: int = 0) -> Chained:
+def chain(prefill: Setup, decode: Setup, requests: Requests, transfer_ms: float, *, policy: str = "fcfs", seed: int = 0,
+          targets: Targets | None = None) -> Chained:  # fmt: skip
     """Simulate ``requests`` through a prefill pool, then the KV link, then a decode pool (module docstring).
 
     The prefill pool runs each request with one output token; a request enters the decode pool when its
-    prefill ends plus ``transfer_ms``, with all but one prompt token cached (its KV cache arrived).
+    prefill ends plus ``transfer_ms``, with all but one prompt token cached (its KV cache arrived). Both pools
+    schedule by ``policy`` with ``targets`` (EDF orders by the TTFT deadline, in each pool from the request's
+    arrival there).
     """
     first = run_raw(prefill, replace(requests, output_tokens=np.ones(len(requests), dtype=np.int64), cached_tokens=None), policy=policy,
-                    seed=seed)  # fmt: skip
+                    targets=targets, seed=seed)  # fmt: skip
     done = np.isfinite(first.ttft_s)
     handed = requests.arrival_s + np.where(done, first.ttft_s, 0.0) + transfer_ms / 1e3
     cached = np.maximum(requests.input_tokens - 1, 0).astype(np.int64)
-    second = run_raw(decode, replace(requests, arrival_s=handed, cached_tokens=cached), policy=policy, seed=seed + 1)
+    second = run_raw(decode, replace(requests, arrival_s=handed, cached_tokens=cached), policy=policy, targets=targets, seed=seed + 1)
     ttft = np.where(done, first.ttft_s + transfer_ms / 1e3 + second.ttft_s, np.nan)
     return Chained(first, second, transfer_ms, ttft)

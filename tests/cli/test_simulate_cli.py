@@ -475,3 +475,12 @@ def test_an_overloaded_replica_is_unstable_under_every_policy() -> None:
                 "--requests", "400", "--seed", "38")  # fmt: skip
         assert d["stable"] is False, policy
         assert d["throughput"]["requests_per_s"] < 0.5 * 20
+
+
+def test_disaggregated_edf_schedules_by_the_target_given() -> None:
+    # "policy 'edf' orders requests by their TTFT deadline: give a TTFT target (--ttft-ms)" though --ttft-ms 100 was given
+    args = (*BASE, "--rate", "9", "--requests", "300", "--disaggregate", "--ttft-ms", "100")
+    edf = doc(*args, "--policy", "edf")
+    assert edf["ttft_target_ms"] == 100 and edf["holds"] is True and edf["ttft_ms"] <= 100
+    code, _, err = run(*BASE, "--rate", "9", "--requests", "300", "--disaggregate", "--policy", "edf")
+    assert code == 2 and "give a TTFT target (--ttft-ms)" in err
