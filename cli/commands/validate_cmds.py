@@ -127,6 +127,10 @@ def register(app: typer.Typer) -> None:
         if case_set == "training":
             if cases is not None or write_bands is not None:
                 raise InputError("--set training scores the shipped training cases; it takes no cases file or --write-bands")
+            for flag, on in (("--fit-overheads", fit_overheads), ("--fit-engine-factors", fit_engine_factors)):
+                if on:  # it printed the training table and fitted nothing
+                    raise InputError(f"{flag} fits on the shipped cases under load: use it with --set server or --set all, "
+                                     "not --set training (its factors: --write-factors)")  # fmt: skip
             _validate_training(write_factors, fmt)
             return
         if write_factors is not None:

@@ -81,6 +81,9 @@ def test_fit_overheads_needs_the_cases_under_load(aicap) -> None:
     assert r.code == 2 and "--set server" in r.stderr
     r = aicap("validate", "--set", "published", "--fit-engine-factors")
     assert r.code == 2 and "--fit-engine-factors" in r.stderr and "--set server" in r.stderr
+    for flag in ("--fit-overheads", "--fit-engine-factors"):  # --set training printed its table and fitted nothing, exit 0
+        r = aicap("validate", "--set", "training", flag)
+        assert r.code == 2 and r.stdout == "" and f"{flag} fits on the shipped cases under load" in r.stderr
 
 
 def test_fit_engine_factors_matches_the_shipped_profiles(aicap) -> None:
