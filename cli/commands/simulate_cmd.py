@@ -227,9 +227,11 @@ def register(app: typer.Typer) -> None:
         if replicas is not None and replicas > replay.MAX_REPLICAS_SEARCHED:
             raise InputError(f"--replicas {replicas:,}: at most {replay.MAX_REPLICAS_SEARCHED:,} behind one router "
                              "(simulate a share of the traffic on fewer replicas)")  # fmt: skip
-        for flag, x in (("--ttft-ms", ttft_ms), ("--tpot-ms", tpot_ms)):
-            if x is not None and not x > 0:
-                raise InputError(f"{flag} {x}: must be a positive number of milliseconds")
+        from aicap.sizing.core.fleet import MAX_TARGET_MS
+
+        for flag, x in (("--ttft-ms", ttft_ms), ("--tpot-ms", tpot_ms)):  # as `size` bounds them: beyond a day is a unit slip
+            if x is not None and not (math.isfinite(x) and 0 < x <= MAX_TARGET_MS):
+                raise InputError(f"{flag} {x:g}: must be a positive number of milliseconds, at most {MAX_TARGET_MS:,.0f} (a day)")
         check_plot(plot)
         for flag, limit in (("--max-num-seqs", max_num_seqs), ("--max-batched-tokens", max_batched_tokens), ("--concurrency", concurrency),
                             ("--replicas", replicas)):  # fmt: skip
