@@ -31,7 +31,7 @@ from aicap.cli.commands.estimate_cmd import (
 from aicap.cli.commands.simulate_checks import check_some_policy_holds, check_whole_prompts, floats, missed_targets
 from aicap.cli.commands.simulate_views import compare_view, report_view
 from aicap.cli.render import Format, Table, View, emit, progress
-from aicap.cli.state import STATE, check_plot, guarded, info, typed_flags
+from aicap.cli.state import STATE, catalogue, check_plot, guarded, info, typed_flags
 
 PERCENTILES = ("p50", "p90", "p95", "p99")
 
@@ -315,6 +315,14 @@ def register(app: typer.Typer) -> None:
             for name, policies in uses.items():
                 if policy not in policies and (named := typed_flags(ctx, name)):
                     raise InputError(f"{named[0]} does not apply to --policy {policy}: it shapes {' and '.join(policies)}")
+        target_kind = catalogue().model(model).kind
+        if target_kind != "decoder":  # an encoder's (or generic model's) request is one forward pass: no tokens out
+            if tpot_ms is not None:  # it was reported met by every request, with no TPOT measured
+                raise InputError(f"--tpot-ms {tpot_ms:g}: {model} is an {target_kind} model and emits no tokens, so has no TPOT "
+                                 "(its target is --ttft-ms, the request's latency)")  # fmt: skip
+            if typed_flags(ctx, "output_tokens") and output_tokens > 0:
+                raise InputError(f"--output-tokens {output_tokens}: {model} is an {target_kind} model and emits no tokens: drop it")
+            output_tokens = 0  # the traffic line said '256 out' (the decoder default) beside 'mean 0 out'
         if trace is not None:
             from aicap.sizing.core.fleet import check_prefix_cached
             from aicap.sizing.sim.traffic import cached_prefix

@@ -486,3 +486,15 @@ def test_disaggregated_edf_schedules_by_the_target_given() -> None:
     assert edf["ttft_target_ms"] == 100 and edf["holds"] is True and edf["ttft_ms"] <= 100
     code, _, err = run(*BASE, "--rate", "9", "--requests", "300", "--disaggregate", "--policy", "edf")
     assert code == 2 and "give a TTFT target (--ttft-ms)" in err
+
+
+def test_an_encoder_takes_no_tpot_target_nor_output_tokens() -> None:
+    # bge-large-en with --tpot-ms 10 reported "100.0% of requests meet TPOT <= 10 ms" with no TPOT measured, and the traffic
+    # line said "fixed 256 in / 256 out" beside "mean 256 in / 0 out"
+    enc = ["simulate", "-m", "bge-large-en", "--hardware", "t4", "--rate", "50", "--requests", "300", "--input-tokens", "256"]
+    code, _, err = run(*enc, "--tpot-ms", "10")
+    assert code == 2 and "--tpot-ms 10: bge-large-en is an encoder model and emits no tokens, so has no TPOT" in err
+    code, _, err = run(*enc, "--output-tokens", "999")
+    assert code == 2 and "--output-tokens 999: bge-large-en is an encoder model and emits no tokens: drop it" in err
+    d = doc(*enc, "--ttft-ms", "500")
+    assert "fixed 256 in / 0 out" in d["setup"]["traffic"]
