@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from dataclasses import replace
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, cast
 
 import typer
 
@@ -32,6 +32,9 @@ from aicap.cli.commands.simulate_checks import check_some_policy_holds, check_wh
 from aicap.cli.commands.simulate_views import compare_view, report_view
 from aicap.cli.render import Format, Table, View, emit, progress
 from aicap.cli.state import STATE, catalogue, check_plot, guarded, info, typed_flags
+
+if TYPE_CHECKING:
+    from aicap.sizing.core.fleet import Percentile
 
 PERCENTILES = ("p50", "p90", "p95", "p99")
 
@@ -398,7 +401,8 @@ def register(app: typer.Typer) -> None:
                              prefix_cache=prefix_cache)  # fmt: skip
         eng = setup.engine()
         check_whole_prompts(eng.chunked_prefill, longest, eng.max_batched_tokens)
-        targets = Targets(ttft_ms=ttft_ms, tpot_ms=tpot_ms)
+        checked_at = cast("Percentile", percentile) if ttft_ms is not None or tpot_ms is not None else None  # validated above
+        targets = Targets(ttft_ms=ttft_ms, tpot_ms=tpot_ms, percentile=checked_at)
         if compare_policies:
             todo = tuple(p for p in replay.POLICIES if not (p == "edf" and ttft_ms is None))
             if ttft_ms is None:

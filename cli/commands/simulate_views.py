@@ -85,7 +85,7 @@ def _long_csv(doc: dict[str, Any]) -> Table:
 
     def add(scope: str, d: dict[str, Any]) -> None:
         for key, v in d.items():
-            if key in ("schema_version", "setup", "timeline", "classes", "priority", "slo"):
+            if key in ("schema_version", "setup", "timeline", "classes", "priority"):
                 continue
             if isinstance(v, dict):
                 rows.extend([scope, key, stat, x] for stat, x in v.items())

@@ -323,9 +323,9 @@ def from_hf_config(cfg: dict[str, Any], source: str = "config.json") -> AnyModel
         e = int_fields(cfg, ["num_experts", "num_experts_per_tok", "moe_intermediate_size"], source)
         check_experts_per_token(e["num_experts_per_tok"], e["num_experts"], source, ("num_experts_per_tok", "num_experts"))
         # Qwen3.5-MoE builds a sparse block in every layer (modeling_qwen3_5_moe: no mlp_only_layers, no step)
-        dense = 0 if mt == "qwen3_5_moe_text" else qwen_dense_layers(cfg, v["num_hidden_layers"], source)
+        dense_mlps = 0 if mt == "qwen3_5_moe_text" else qwen_dense_layers(cfg, v["num_hidden_layers"], source)
         spec["moe"] = {"num_experts": e["num_experts"], "experts_per_token": e["num_experts_per_tok"],
-                       "expert_intermediate_size": e["moe_intermediate_size"], "dense_layers": dense}  # fmt: skip
+                       "expert_intermediate_size": e["moe_intermediate_size"], "dense_layers": dense_mlps}  # fmt: skip
         shared = int_field(cfg, "shared_expert_intermediate_size", source, minimum=0)
         if shared:
             spec["moe"].update(num_shared_experts=1, shared_expert_intermediate_size=shared)

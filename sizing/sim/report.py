@@ -78,6 +78,9 @@ class Targets(_Doc):
 
     ttft_ms: float | None = None
     tpot_ms: float | None = None
+    percentile: Literal["p50", "p90", "p95", "p99"] | None = Field(
+        None, description="the statistic the targets are checked at (what the exit code and `holds` judge); none without targets"
+    )
 
 
 class Setup(_Doc):

@@ -498,3 +498,13 @@ def test_an_encoder_takes_no_tpot_target_nor_output_tokens() -> None:
     assert code == 2 and "--output-tokens 999: bge-large-en is an encoder model and emits no tokens: drop it" in err
     d = doc(*enc, "--ttft-ms", "500")
     assert "fixed 256 in / 0 out" in d["setup"]["traffic"]
+
+
+def test_the_percentile_the_targets_are_checked_at_is_in_every_format() -> None:
+    # the table said "targets checked at p50" and the exit code followed it, but JSON and CSV did not say which statistic
+    args = (*BASE, "--rate", "5", "--requests", "200", "--ttft-ms", "50", "--percentile", "p50")
+    assert doc(*args)["slo"] == {"ttft_ms": 50.0, "tpot_ms": None, "percentile": "p50"}
+    _, out, _ = run(*args, "-f", "csv")
+    rows = list(csv.reader(io.StringIO(out)))
+    assert ["all", "slo", "percentile", "p50"] in rows and ["all", "slo", "ttft_ms", "50.0"] in rows
+    assert doc(*BASE, "--rate", "5", "--requests", "200")["slo"]["percentile"] is None  # nothing checked
