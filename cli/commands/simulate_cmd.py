@@ -399,6 +399,15 @@ def register(app: typer.Typer) -> None:
         setup = replay.Setup(layout, replicas=n_rep, router=router, max_num_seqs=max_num_seqs, max_batched_tokens=max_batched_tokens,
                              prefill_first=prefill_first, decode_steps=scheduler_steps, ignore_eos=ignore_eos,
                              prefix_cache=prefix_cache)  # fmt: skip
+        if named := typed_flags(ctx, "ignore_eos", "prefix_cache"):  # they choose SGLang's admission path, and nothing else
+            flags = " and ".join(named)
+            if setup.layout.runtime.admission is None:
+                raise InputError(f"{flags} only {'change' if len(named) > 1 else 'changes'} an engine that projects admission "
+                                 "(--engine sglang); the simulated requests already run to their given output lengths and reuse only "
+                                 f"--prefix-cached: drop {'them' if len(named) > 1 else 'it'}")  # fmt: skip
+            if not (ignore_eos and not prefix_cache):
+                raise InputError(f"{flags}: SGLang admits exactly what fits only with both --ignore-eos and --no-prefix-cache; "
+                                 "one alone changes nothing")  # fmt: skip
         eng = setup.engine()
         check_whole_prompts(eng.chunked_prefill, longest, eng.max_batched_tokens)
         checked_at = cast("Percentile", percentile) if ttft_ms is not None or tpot_ms is not None else None  # validated above

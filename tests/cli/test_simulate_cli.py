@@ -508,3 +508,18 @@ def test_the_percentile_the_targets_are_checked_at_is_in_every_format() -> None:
     rows = list(csv.reader(io.StringIO(out)))
     assert ["all", "slo", "percentile", "p50"] in rows and ["all", "slo", "ttft_ms", "50.0"] in rows
     assert doc(*BASE, "--rate", "5", "--requests", "200")["slo"]["percentile"] is None  # nothing checked
+
+
+@pytest.mark.parametrize(
+    ("extra", "needle"),
+    [
+        (("--ignore-eos",), "--ignore-eos only changes an engine that projects admission (--engine sglang)"),
+        (("--ignore-eos", "--no-prefix-cache"), "--ignore-eos and --no-prefix-cache only change an engine that projects admission"),
+        (("--engine", "sglang", "--ignore-eos"), "--ignore-eos: SGLang admits exactly what fits only with both"),
+        (("--engine", "sglang", "--no-prefix-cache"), "--no-prefix-cache: SGLang admits exactly what fits only with both"),
+    ],
+)
+def test_admission_flags_that_would_change_nothing_are_refused(extra: tuple[str, ...], needle: str) -> None:
+    # each gave byte-identical JSON to the run without it, and the output did not say it was given
+    code, out, err = run(*BASE, "--rate", "4", "--requests", "100", *extra)
+    assert code == 2 and out == "" and needle in err
