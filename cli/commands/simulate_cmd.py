@@ -84,7 +84,7 @@ def register(app: typer.Typer) -> None:
             bool,
             typer.Option(
                 "--disaggregate",
-                help="Simulate a prefill pool (--hardware, --prefill-replicas) and a decode pool (--decode-hardware, --replicas) end to end, the KV cache crossing the link.",
+                help="Simulate a prefill pool (--hardware, --prefill-replicas) and a decode pool (--decode-hardware, --replicas) end to end, the KV cache crossing the link. Here --devices (or --tp/--pp) bounds ONE replica of each pool, not the total.",
             ),
         ] = False,
         decode_hardware: Annotated[

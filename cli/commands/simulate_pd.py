@@ -63,17 +63,25 @@ def simulate_disaggregated(model: str, hardware: str, decode_hardware: str, reqs
            "kv_transfer": {"link_gbps": gbps, "ms": round(move, 3)}, "prefill_ttft_ms": p_ttft, "decode_ttft_ms": d_ttft,
            "ttft_ms": composed, "tpot_ms": tpot, "ttft_target_ms": ttft_ms, "tpot_target_ms": tpot_ms,
            "finished_share": round(float(np.mean(run.decode.finished)), 4), "stable": stable, "holds": holds}  # fmt: skip
-    rows: list[list[Any]] = [[f"{r} pool", f"{x['replicas']}× TP{x['tp']}·PP{x['pp']} {x['hardware']}"] for r, x in layout.items()]
+    rows: list[list[Any]] = [[f"{r} pool", f"{x['replicas']}× TP{x['tp']}·PP{x['pp']} {x['hardware']} "
+                              f"({_count(x['replicas'] * x['tp'] * x['pp'], 'device')})"] for r, x in layout.items()]  # fmt: skip
     rows += [["KV transfer", f"{move:,.1f} ms at {gbps:g} Gbit/s (longest prompt)"],
              [f"prefill TTFT {percentile}", p_ttft], [f"decode TTFT {percentile} (after the hand-off)", d_ttft],
              [f"TTFT {percentile} users see", composed], [f"TPOT {percentile}", tpot],
              ["stable", "yes" if stable else "NO"], ["holds", "yes" if holds else "NO"]]  # fmt: skip
+    # -f csv in the long format of a single run: scope (all, or the pool or link a figure belongs to), metric, statistic, value
+    long = [[key, sub, "value", x] for key, v in doc.items() if isinstance(v, dict) for sub, x in v.items()]
+    long += [["all", key, "value", v] for key, v in doc.items() if not isinstance(v, dict) and key != "schema_version"]
     emit(View(doc, [Table(f"Disaggregated simulation: {model}, prefill on {hardware}, decode on {decode_hardware} (ms)", ["", "value"],
                           rows, "Each request runs through the prefill pool, then the link, then the decode pool; its TTFT is the "
-                          "sum of the three.")]), fmt)  # fmt: skip
+                          "sum of the three.")], csv=Table("", ["scope", "metric", "statistic", "value"], long)), fmt)  # fmt: skip
     if (ttft_ms is not None or tpot_ms is not None) and not holds:
         missed = [f"{name} {percentile} {v} ms > target {t:g} ms" for name, v, t in (("TTFT", composed, ttft_ms), ("TPOT", tpot, tpot_ms))
                   if t is not None and v is not None and v > t]  # fmt: skip
         if not stable:
             missed.append("a pool's queue grows without bound")
         raise InfeasibleError(f"the simulated run misses a target: {'; '.join(missed) or 'nothing served'}")
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" + ("" if n == 1 else "s")

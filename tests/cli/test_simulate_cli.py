@@ -523,3 +523,18 @@ def test_admission_flags_that_would_change_nothing_are_refused(extra: tuple[str,
     # each gave byte-identical JSON to the run without it, and the output did not say it was given
     code, out, err = run(*BASE, "--rate", "4", "--requests", "100", *extra)
     assert code == 2 and out == "" and needle in err
+
+
+def test_a_disaggregated_run_writes_long_csv_and_counts_each_pools_devices() -> None:
+    # the CSV was the table's key/value rows (",value" header, "KV transfer,10.7 ms at 100 Gbit/s"); --devices bounds one replica
+    args = (*BASE, "--rate", "9", "--requests", "300", "--disaggregate", "--devices", "4")
+    _, out, _ = run(*args, "-f", "csv")
+    rows = list(csv.reader(io.StringIO(out)))
+    assert rows[0] == ["scope", "metric", "statistic", "value"]
+    assert ["kv_transfer", "link_gbps", "value", "100.0"] in rows and ["all", "stable", "value", "true"] in rows
+    d = doc(*args)
+    _, table, _ = run(*args)
+    for pool in ("prefill", "decode"):
+        x = d[pool]
+        n = x["replicas"] * x["tp"] * x["pp"]
+        assert f"{x['replicas']}× TP{x['tp']}·PP{x['pp']} h100-sxm ({n} device{'s' if n > 1 else ''})" in table
