@@ -380,7 +380,8 @@ def test_a_pricing_the_named_instance_lacks_is_said_and_prices_carry_their_date(
     assert r.code == 0
     doc = r.json()
     assert doc["usd"]["spot"] is None and doc["price_date"] == "2026-08-01"
-    assert "p5.48xlarge has no spot price in the catalogue (--pricing spot): the cost shows the prices it has (on_demand, owned)" in r.stderr
+    assert "p5.48xlarge has no spot price in the catalogue (--pricing spot): the cost shows the prices it has (on_demand, owned)" \
+        in r.stderr
     table = aicap("train", "-m", "llama-3.1-8b", "--hardware", "p5.48xlarge", "--devices", "8", "--tokens", "10B")
     assert "(cloud prices of 2026-08-01)" in table.stdout and "warning" not in table.stderr
 
