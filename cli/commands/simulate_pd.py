@@ -29,6 +29,7 @@ def simulate_disaggregated(model: str, hardware: str, decode_hardware: str, reqs
     from aicap.sizing.core.fleet import PERCENTILES
     from aicap.sizing.core.specs.model import DecoderModel
     from aicap.sizing.serve.disaggregated import link_for, transfer_ms
+    from aicap.sizing.sim.comparison import DisaggregatedRun
     from aicap.sizing.sim.composed import chain
     from aicap.sizing.sim.replay import Setup
     from aicap.sizing.sim.report import Targets
@@ -59,12 +60,15 @@ def simulate_disaggregated(model: str, hardware: str, decode_hardware: str, reqs
     holds = stable and all(v is not None and (t is None or v <= t) for v, t in ((composed, ttft_ms), (tpot, tpot_ms)) if t is not None)
     layout = {r: {"hardware": e.deployment.device.id, "tp": e.deployment.tp, "pp": e.deployment.pp, "replicas": n}
               for r, e, n in (("prefill", pre, prefill_replicas), ("decode", dec, replicas))}  # fmt: skip
-    doc = {"schema_version": 1, "model": model, "percentile": percentile, "requests": len(reqs.arrival_s), **layout,
-           "kv_transfer": {"link_gbps": gbps, "ms": round(move, 3)}, "prefill_ttft_ms": p_ttft, "decode_ttft_ms": d_ttft,
-           "ttft_ms": composed, "tpot_ms": tpot, "ttft_target_ms": ttft_ms, "tpot_target_ms": tpot_ms,
-           "finished_share": round(float(np.mean(run.decode.finished)), 4), "stable": stable, "holds": holds}  # fmt: skip
+    doc = DisaggregatedRun.model_validate(
+        {"schema_version": 1, "model": model, "percentile": percentile, "requests": len(reqs.arrival_s), **layout,
+         "kv_transfer": {"link_gbps": gbps, "ms": round(move, 3)}, "prefill_ttft_ms": p_ttft, "decode_ttft_ms": d_ttft,
+         "ttft_ms": composed, "tpot_ms": tpot, "ttft_target_ms": ttft_ms, "tpot_target_ms": tpot_ms,
+         "finished_share": round(float(np.mean(run.decode.finished)), 4), "stable": stable, "holds": holds}
+    ).model_dump(mode="json")  # the document aicap schema simulation-disaggregated describes  # fmt: skip
     rows: list[list[Any]] = [[f"{r} pool", f"{x['replicas']}× TP{x['tp']}·PP{x['pp']} {x['hardware']} "
-                              f"({_count(x['replicas'] * x['tp'] * x['pp'], 'device')})"] for r, x in layout.items()]  # fmt: skip
+                              f"({_count(int(x['replicas']) * int(x['tp']) * int(x['pp']), 'device')})"]
+                             for r, x in doc.items() if r in ("prefill", "decode")]  # fmt: skip
     rows += [["KV transfer", f"{move:,.1f} ms at {gbps:g} Gbit/s (longest prompt)"],
              [f"prefill TTFT {percentile}", p_ttft], [f"decode TTFT {percentile} (after the hand-off)", d_ttft],
              [f"TTFT {percentile} users see", composed], [f"TPOT {percentile}", tpot],

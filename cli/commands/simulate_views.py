@@ -99,12 +99,16 @@ def _long_csv(doc: dict[str, Any]) -> Table:
 
 
 def compare_view(rows: list[PolicyRow], percentile: str) -> View:
-    """One row per policy."""
-    doc = {"schema_version": 1, "percentile": percentile,
-           "policies": [{"policy": r.policy, "ttft_ms": r.report.ttft_ms.model_dump(), "tpot_ms": r.report.tpot_ms.model_dump(),
-                         "queue_ms": r.report.queue_ms.model_dump(), "e2e_ms": r.report.e2e_ms.model_dump(),
-                         "slo_attainment": r.report.slo_attainment, "preemptions": r.report.preemptions, "stable": r.report.stable,
-                         "replicas_for_slo": r.replicas_for_slo} for r in rows]}  # fmt: skip
+    """One row per policy (the document: :class:`~aicap.sizing.sim.comparison.PolicyComparison`)."""
+    from aicap.sizing.sim.comparison import PolicyComparison, PolicyResult
+
+    first = rows[0].report
+    doc = PolicyComparison(
+        schema_version=1, percentile=percentile, requests=first.requests, setup=first.setup, slo=first.slo,
+        policies=[PolicyResult(policy=r.policy, ttft_ms=r.report.ttft_ms, tpot_ms=r.report.tpot_ms, queue_ms=r.report.queue_ms,
+                               e2e_ms=r.report.e2e_ms, slo_attainment=r.report.slo_attainment, preemptions=r.report.preemptions,
+                               stable=r.report.stable, replicas_for_slo=r.replicas_for_slo) for r in rows],
+    ).model_dump(mode="json")  # fmt: skip
     s = rows[0].report.setup
     table = Table(f"Policies compared: {s.model} on {s.replicas}× TP{s.tp}·PP{s.pp} {s.hardware}, same {rows[0].report.requests:,} requests "
                   f"(ms at {percentile} unless noted)",

@@ -418,6 +418,22 @@ def register(app: typer.Typer) -> None:
 
         typer.echo(to_json(json_schema(SimulationReport)), nl=False)
 
+    @schema_app.command("simulation-compare")
+    @guarded
+    def schema_simulation_compare() -> None:
+        """Print the JSON Schema of the report `aicap simulate --compare-policies --format json` prints."""
+        from aicap.sizing.sim.comparison import PolicyComparison
+
+        typer.echo(to_json(json_schema(PolicyComparison)), nl=False)
+
+    @schema_app.command("simulation-disaggregated")
+    @guarded
+    def schema_simulation_disaggregated() -> None:
+        """Print the JSON Schema of the report `aicap simulate --disaggregate --format json` prints."""
+        from aicap.sizing.sim.comparison import DisaggregatedRun
+
+        typer.echo(to_json(json_schema(DisaggregatedRun)), nl=False)
+
     @schema_app.command("simulation-plan")
     @guarded
     def schema_simulation_plan() -> None:

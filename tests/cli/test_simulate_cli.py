@@ -538,3 +538,19 @@ def test_a_disaggregated_run_writes_long_csv_and_counts_each_pools_devices() -> 
         x = d[pool]
         n = x["replicas"] * x["tp"] * x["pp"]
         assert f"{x['replicas']}× TP{x['tp']}·PP{x['pp']} h100-sxm ({n} device{'s' if n > 1 else ''})" in table
+
+
+@pytest.mark.parametrize(("mode", "schema"), [(("--compare-policies",), "simulation-compare"),
+                                              (("--disaggregate",), "simulation-disaggregated")])  # fmt: skip
+def test_the_compare_and_disaggregated_documents_have_schemas(mode: tuple[str, ...], schema: str) -> None:
+    # both carried schema_version 1 but failed `aicap schema simulation` and had no schema of their own; the comparison
+    # did not say which deployment, traffic and targets its "replicas for SLO" referred to
+    import jsonschema
+
+    d = doc(*BASE, "--rate", "5", "--requests", "200", "--ttft-ms", "500", *mode)
+    code, out, _ = run("schema", schema)
+    assert code == 0
+    jsonschema.validate(d, json.loads(out))
+    if schema == "simulation-compare":
+        assert d["setup"]["model"] == "llama-3.1-8b" and d["setup"]["replicas"] == 1 and d["slo"]["ttft_ms"] == 500.0
+        assert d["requests"] == 200
