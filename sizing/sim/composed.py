@@ -86,11 +86,12 @@ def compose(plan: Plan, cat: CatalogueLike, samples: dict[str, list[tuple[NDArra
         n = min(a.size, b.size)
         if n == 0:
             continue
-        a, b = rng.permutation(a)[:n], rng.permutation(b)[:n]
         q = PERCENTILES[pre.slo.percentile]
+        # each pool's own tail over all its requests (as its deployment's run reports it); the pairing for the sum subsamples
+        pool_a, pool_b = float(np.quantile(a, q)) * 1e3, float(np.quantile(b, q)) * 1e3
+        a, b = rng.permutation(a)[:n], rng.permutation(b)[:n]
         target = None if pre.slo.ttft_ms is None or dec.slo.ttft_ms is None else pre.slo.ttft_ms + split + dec.slo.ttft_ms
-        out.append(ComposedTtft(workload=base, percentile=pre.slo.percentile, prefill_ms=float(np.quantile(a, q)) * 1e3,
-                                transfer_ms=move, decode_ms=float(np.quantile(b, q)) * 1e3,
+        out.append(ComposedTtft(workload=base, percentile=pre.slo.percentile, prefill_ms=pool_a, transfer_ms=move, decode_ms=pool_b,
                                 composed_ms=float(np.quantile(a + b, q)) * 1e3 + move, target_ms=target))  # fmt: skip
     return out
 

@@ -70,6 +70,9 @@ def test_simulating_a_disaggregated_plan_checks_the_composed_ttft(aicap, tmp_pat
     assert c["transfer_ms"] == pytest.approx(per_token * 2000 * 8 / 50e9 * 1e3, abs=1e-3)
     # The composed percentile lies between the larger part and the sum of the parts for these light-tailed waits.
     parts = (c["prefill_ttft_ms"], c["decode_ttft_ms"])
+    # each part is its pool's own p99 over all its requests, as the deployment rows give it (it was the p99 of a subsample)
+    by_pool = {d["workload"].rsplit(".", 1)[1]: d["ttft_ms"]["p99"] for d in doc["deployments"]}
+    assert parts == pytest.approx((by_pool["prefill"], by_pool["decode"]), rel=1e-4)  # (the report keeps 5 figures)
     assert max(parts) + c["transfer_ms"] <= c["composed_ttft_ms"] <= sum(parts) + c["transfer_ms"] + 1e-6
     # CSV: both pools' rows carry the composed TTFT users see, as the JSON gives it (it was left out)
     rows = list(csv.DictReader(io.StringIO(aicap("simulate", str(plan), "-f", "csv").stdout)))
