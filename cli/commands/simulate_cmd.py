@@ -340,8 +340,10 @@ def register(app: typer.Typer) -> None:
                 ds = get_dataset(dataset)
                 lin, lout, label = ds.input_tokens, ds.output_tokens, f"dataset {dataset}"
             else:
-                if input_tokens < 1 or output_tokens < 0:
-                    raise InputError(f"--input-tokens {input_tokens} / --output-tokens {output_tokens}: lengths must be >= 1 / >= 0")
+                if input_tokens < 1:
+                    raise InputError(f"--input-tokens {input_tokens}: a prompt has at least one token; give a positive count")
+                if output_tokens < 1 and target_kind == "decoder":
+                    raise InputError(f"--output-tokens {output_tokens}: a decoder generates at least one token; give a positive count")
                 lin, lout, label = (
                     Lengths.fixed(input_tokens),
                     Lengths.fixed(output_tokens),

@@ -270,6 +270,8 @@ def test_scheduler_flags_replay_a_v0_style_engine() -> None:
         (("--rate", "1", "--disaggregate", "--prefix-cached", "0.5"), "drop --prefix-cached"),  # the prefill pool dropped it
         (("--rate", "1", "--disaggregate", "--compare-policies", "--max-num-seqs", "8"), "drop --max-num-seqs, --compare-policies"),
         (("--rate", "1", "--devices", "2", "--replicas", "1"), "--devices 2 makes 2 replica(s) of TP1·PP1"),
+        (("--rate", "1", "--input-tokens", "0"), "--input-tokens 0: a prompt has at least one token"),
+        (("--rate", "1", "--output-tokens", "-1"), "--output-tokens -1: a decoder generates at least one token"),
         (("--rate", "1", "--ttft-ms", "1e12"), "--ttft-ms 1e+12: must be a positive number of milliseconds, at most 86,400,000 (a day)"),
         (("--rate", "1", "--tpot-ms", "1e9", "--compare-policies"), "--tpot-ms 1e+09: must be a positive number"),
     ],
