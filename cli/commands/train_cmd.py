@@ -359,6 +359,12 @@ def register(app: typer.Typer) -> None:
             ),
         ]
         info(f"aicap: searched {plan.evaluated:,} layouts ({plan.feasible:,} fit)")
+        asked = gbt or DEFAULT_BATCH[method]
+        if best["tokens_per_step"] != asked:  # each layout steps whole rounds of one micro-batch on every replica
+            lay = best["layout"]
+            info(f"aicap: note: the global batch of {asked:,} tokens is costed as {best['tokens_per_step']:,}: "
+                 f"{best['tokens_per_step'] // (lay['dp'] * lay['micro_batch'] * lay['seq_len']):,} round(s) of one micro-batch "
+                 f"({lay['micro_batch']} × {lay['seq_len']:,} tokens) on each of the plan's {lay['dp']:,} data-parallel replicas")  # fmt: skip
         emit(View(doc, tables, csv=flat_table(doc)), fmt)
         for note in plan.best.notes:
             info(f"aicap: note: {note}")

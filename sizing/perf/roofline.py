@@ -36,6 +36,7 @@ from aicap.sizing.core.deployment import Deployment
 from aicap.sizing.core.dtypes import compute_dtype
 from aicap.sizing.core.specs.model import DecoderModel
 from aicap.sizing.perf.launches import eager_host_s
+from aicap.sizing.perf.memory import unquantised_attention_bytes
 from aicap.sizing.perf.operators import ACT_BYTES, OpCost, expert_cost, generic_step, transformer_step
 
 F = NDArray[np.float64]
@@ -116,14 +117,28 @@ class StepTime:
 
 
 def op_times(dep: Deployment, costs: dict[str, OpCost]) -> dict[str, OpTime]:
-    """Roofline time of each operator group: ``max(F/(P·η_c), Q/(BW·η_m))`` (experts at ``η_c·η_moe``)."""
+    """Roofline time of each operator group: ``max(F/(P·η_c), Q/(BW·η_m))`` (experts at ``η_c·η_moe``).
+
+    ``P·η_c`` is the peak of the weights' compute dtype (:func:`~aicap.sizing.core.dtypes.compute_dtype`), except where
+    an operand is wider: the attention products (``QKᵀ``, ``PV``) multiply against the KV cache, so they run at the
+    slower of the weights' and the KV cache's compute dtypes (fp8 or fp4 weights with a 16-bit KV cache: 16-bit tensor
+    cores), and the attention projections of a checkpoint that leaves them unquantised (gpt-oss) at 16 bits.
+    """
     peaks: dict[str, float] = dict(dep.device.peak_tflops)
+
+    def rate(dtype: str) -> float:
+        return peaks[dtype] * 1e12 * dep.efficiency.compute_for(dtype)
+
     cdt = compute_dtype(dep.weights_dtype, peaks)
-    peak = peaks[cdt] * 1e12 * dep.efficiency.compute_for(cdt)
+    peak = rate(cdt)
+    group_peak = {"attention": min(peak, rate(compute_dtype(dep.kv_dtype, peaks)))}
+    if unquantised_attention_bytes(dep) is not None:
+        group_peak["attn_proj"] = min(peak, rate(compute_dtype("bf16", peaks)))
     bw = dep.device.memory_bw_gbps * 1e9 * dep.efficiency.memory_for(dep.weights_dtype)
     moe = dep.efficiency.moe_compute
     return {
-        name: OpTime(c.flops, c.bytes, c.flops / (peak * (moe if name == "experts" else 1.0)), c.bytes / bw) for name, c in costs.items()
+        name: OpTime(c.flops, c.bytes, c.flops / (group_peak.get(name, peak) * (moe if name == "experts" else 1.0)), c.bytes / bw)
+        for name, c in costs.items()
     }
 
 

@@ -19,7 +19,6 @@ then to fewer devices, then to the instance name (deterministic).
 from __future__ import annotations
 
 import itertools
-import math
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 
@@ -181,10 +180,14 @@ def _grid(shape: ModelShape, spec: SearchSpec, inst: InstanceSpec, domain: int, 
         return out
 
     ones = np.ones(int(keep.sum()))
+    # a step is whole rounds of one micro-batch on every replica (gradient accumulation), as `train --devices` costs a
+    # given batch: the global batch rounded to the nearest whole number of rounds, at least one
+    per_round = col(dp * mb) * seq
+    rounded = np.maximum(np.round(batch / per_round), 1.0) * per_round
     return Grid(
         tp=col(tp), pp=col(pp), dp=col(dp), cp=col(cp), ep=col(ep), vp=ones, sp=(col(tp) > 1).astype(np.float64),
         zero=col(zero), shard=col(dp * cp), recompute=col(rc), micro_batch=col(mb), seq_len=ones * seq,
-        batch_tokens=ones * batch, offload=float(offload) * ones, opt_in_bwd=0.0 * ones, flash=ones, recipe=spec.recipe,
+        batch_tokens=rounded, offload=float(offload) * ones, opt_in_bwd=0.0 * ones, flash=ones, recipe=spec.recipe,
     )  # fmt: skip
 
 
@@ -194,7 +197,7 @@ def setup_of_row(g: Grid, i: int, spec: SearchSpec) -> TrainSetup:
     return TrainSetup(
         tp=int(g.tp[i]), pp=int(g.pp[i]), dp=int(g.dp[i]), cp=int(g.cp[i]), ep=int(g.ep[i]),
         zero=1, fsdp="full" if g.zero[i] >= 3 else "none", recompute=RECOMPUTES[int(g.recompute[i])],
-        micro_batch=int(g.micro_batch[i]), seq_len=spec.seq_len, global_batch_tokens=spec.global_batch_tokens,
+        micro_batch=int(g.micro_batch[i]), seq_len=spec.seq_len, global_batch_tokens=int(g.batch_tokens[i]),
         precision=r.precision, optimizer=r.optimizer, master_weights=r.master_weights, method=r.method,
         offload=OFFLOADS[int(g.offload[i])], lora_rank=r.lora_rank, lora_targets=r.lora_targets, ep_overlap=r.ep_overlap,
         comm_sm_share=r.comm_sm_share, mtp_depth=r.mtp_depth,
@@ -273,7 +276,7 @@ def search(cat: CatalogueLike, spec: SearchSpec, factors: TrainingFactors) -> Se
         feasible += int(ok.sum())
         idx = np.flatnonzero(ok)
         devices = g.devices[idx]
-        steps = math.ceil(spec.tokens / spec.global_batch_tokens)
+        steps = np.ceil(spec.tokens / g.batch_tokens[idx])
         days = steps * ev.step_time_s[idx] / 86400.0
         n_inst = devices / inst.devices
         price = inst.price(spec.pricing)

@@ -437,3 +437,22 @@ def test_an_unknown_hardware_names_devices_and_instances(aicap: Any) -> None:
         assert r.code == 2 and r.stderr.count("\n") == 1
         assert "did you mean p5.48xlarge" in r.stderr and "give an accelerator id (a100-40gb-sxm" in r.stderr
         assert "or an instance name (`aicap instances list`)" in r.stderr
+
+
+def test_a_searched_job_steps_whole_rounds_of_micro_batches() -> None:
+    # the search costed 4Mi tokens a step at --seq-len 3000 as 174.76 rounds of one micro-batch on 8 replicas
+    from aicap.hardware_db import load_catalogue
+    from aicap.sizing.train.api import plan_job
+    from aicap.sizing.train.grid import Recipe
+    from aicap.sizing.train.search import SearchSpec
+    from aicap.sizing.train.setup import TrainSetup
+
+    cat = load_catalogue()
+    spec = SearchSpec(model=cat.model("llama-3.1-8b"), tokens=1e10, recipe=Recipe.of(TrainSetup(seq_len=3000)), seq_len=3000,
+                      global_batch_tokens=4 * 2**20, deadline_days=5, clouds=("aws",))  # fmt: skip
+    plan = plan_job(cat, spec)
+    for job in (plan.best, *plan.alternatives):
+        lay = job.layout
+        per_round = int(lay["dp"]) * int(lay["micro_batch"]) * 3000  # type: ignore[call-overload]
+        assert job.tokens_per_step % per_round == 0 and abs(job.tokens_per_step - 4 * 2**20) <= per_round / 2
+        assert job.steps == -(-10**10 // job.tokens_per_step)

@@ -42,3 +42,25 @@ def test_tensor_parallel_adds_network_time(deploy) -> None:
     d = deploy("llama-3.1-70b", "h100-sxm")
     assert float(step_time(d, 8, 1, 1000, 1).network_s) == 0.0
     assert float(step_time(d, 8, 1, 1000, 4).network_s) > 0.0
+
+
+@pytest.mark.parametrize(("model", "device", "weights", "kv"), [("llama-3.1-8b", "b200", "nvfp4", "bf16"),
+                                                                ("llama-3.1-8b", "h100-sxm", "fp8", "bf16"),
+                                                                ("gpt-oss-120b", "mi355x", "mxfp4", "bf16")])  # fmt: skip
+def test_attention_runs_at_the_kv_caches_rate_not_the_weights(deploy, model: str, device: str, weights: str, kv: str) -> None:
+    # fp4/fp8 weights costed QK^T and PV against a 16-bit KV cache at the fp4/fp8 peak: a 128k-token prefill on b200 came
+    # out at 1.31 s, below the 1.91 s its attention alone needs at the bf16 peak (gpt-oss's bf16 projections likewise)
+    d = deploy(model, device, weights_dtype=weights, kv_dtype=kv)
+    st = step_time(d, 1, 32768, 0)
+    bf16 = d.device.peak_tflops["bf16"] * 1e12 * d.efficiency.compute_for("bf16")
+    low = d.device.peak_tflops["fp4" if weights != "fp8" else "fp8"] * 1e12 * d.efficiency.compute_for("fp4" if weights != "fp8" else "fp8")
+    assert low > bf16  # the weights' format is the faster one here
+    att = st.ops["attention"]
+    assert float(att.compute_s) == pytest.approx(float(att.flops) / bf16, rel=1e-9)
+    proj = st.ops["attn_proj"]
+    expected = bf16 if model == "gpt-oss-120b" else low  # gpt-oss's checkpoint leaves attention unquantised
+    assert float(proj.compute_s) == pytest.approx(float(proj.flops) / expected, rel=1e-9)
+    same = deploy(model, device, weights_dtype=weights, kv_dtype="fp8")  # a KV cache in the weights' 8-bit format
+    if weights == "fp8":
+        att8 = step_time(same, 1, 32768, 0).ops["attention"]
+        assert float(att8.compute_s) == pytest.approx(float(att8.flops) / low, rel=1e-9)
