@@ -135,12 +135,22 @@ def transformer_step(
     if dec is not None and dec.sliding_window is not None and f_win:
         span = (1 - f_win) * span + f_win * np.minimum(span, dec.sliding_window)
     mla = dec.mla if dec is not None else None
-    qk_dim = (mla.kv_lora_rank + mla.qk_rope_head_dim) if mla else m.head_size
-    v_dim = mla.kv_lora_rank if mla else m.head_size
     kv_elem = kv_elements_per_device(dep, tp_a)
     full = dec.attention_layers if dec is not None else layers
+    up = zero
+    if mla is not None:
+        # MLA decodes in the absorbed form (scores against the cached latent: qk r + ρ, values r wide) and prefills as
+        # multi-head attention (qk d_nope + ρ, values d_v), the cached prefix's latent up-projected to per-head K and V
+        # first, 2·b·c₀·r·H·(d_nope + d_v) a layer (the new tokens' own up-projection is in attn_proj): vLLM's and
+        # SGLang's MLA backends. The absorbed form costed a 128k-token DeepSeek-V3 prefill 3.4x over.
+        mha = t > 1.0
+        qk_dim = np.where(mha, mla.qk_nope_head_dim + mla.qk_rope_head_dim, mla.kv_lora_rank + mla.qk_rope_head_dim)
+        v_dim = np.where(mha, mla.v_head_dim, mla.kv_lora_rank)
+        up = np.where(mha, 2.0 * b * c0 * mla.kv_lora_rank * m.num_heads * (mla.qk_nope_head_dim + mla.v_head_dim) * full / tp_a, 0.0)
+    else:
+        qk_dim = v_dim = np.asarray(float(m.head_size))
     attention = OpCost(
-        flops=2.0 * n * span * m.num_heads * (qk_dim + v_dim) * full / tp_a,
+        flops=2.0 * n * span * m.num_heads * (qk_dim + v_dim) * full / tp_a + up,
         bytes=(b * span + n) * kv_elem * dep.kv_bytes * full + 2.0 * n * m.num_heads * m.head_size * ACT_BYTES * full / tp_a,
     )
     if dec is not None and dec.linear_attention is not None:

@@ -64,3 +64,21 @@ def test_attention_runs_at_the_kv_caches_rate_not_the_weights(deploy, model: str
     if weights == "fp8":
         att8 = step_time(same, 1, 32768, 0).ops["attention"]
         assert float(att8.compute_s) == pytest.approx(float(att8.flops) / low, rel=1e-9)
+
+
+def test_mla_prefills_as_multi_head_attention_and_decodes_absorbed(deploy) -> None:
+    # a 128k-token DeepSeek-V3 prefill was costed in the absorbed form, qk 576 and values 512 wide a head: 3.4x the FLOPs
+    from aicap.sizing.perf.operators import transformer_step
+
+    d = deploy("deepseek-v3", "h200-sxm", weights_dtype="fp8", tp=8)
+    mla, heads, layers = d.decoder.mla, d.model.num_heads, d.decoder.attention_layers
+    n = 8192.0
+    pre = transformer_step(d, 1.0, n, 0.0, 8.0)["attention"]
+    span = (n + 1) / 2
+    assert float(pre.flops) == pytest.approx(2 * n * span * heads * (128 + 64 + 128) * layers / 8, rel=1e-12)
+    # a chunk after 4096 cached tokens also up-projects their latents to per-head K and V
+    chunk = transformer_step(d, 1.0, 1024.0, 4096.0, 8.0)["attention"]
+    up = 2 * 4096 * mla.kv_lora_rank * heads * (128 + 128) * layers / 8
+    assert float(chunk.flops) == pytest.approx(2 * 1024 * (4096 + 1025 / 2) * heads * 320 * layers / 8 + up, rel=1e-12)
+    dec = transformer_step(d, 64.0, 1.0, 4096.0, 8.0)["attention"]  # decode: scores against the cached latent
+    assert float(dec.flops) == pytest.approx(2 * 64 * (4096 + 1) * heads * (512 + 64 + 512) * layers / 8, rel=1e-12)
