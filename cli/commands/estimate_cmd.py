@@ -240,19 +240,23 @@ def _disaggregated(model: str, hardware: str, decode_hardware: str, devices: int
     rows = []
     for role in ("prefill", "decode"):
         d = doc[role]
+        rps = d["throughput"]["requests_per_s"]  # none where the replica does not fit
         rows.append([f"{role} replica", f"{d['devices'] // d['replicas']}× {d['hardware']} TP{d['tp']}·PP{d['pp']}, batch {d['batch']}, "
-                     f"{d['throughput']['requests_per_s'] / d['replicas']:,.2f} req/s" + ("" if d["fits"] else f" — NO: {d['advice']}")])  # fmt: skip
+                     + ("-" if rps is None else f"{rps / d['replicas']:,.2f} req/s") + ("" if d["fits"] else f" — NO: {d['advice']}")])  # fmt: skip
     rows += [
         ["KV transfer (one prompt)", f"{doc['kv_transfer']['ms']:,.1f} ms at {gbps:g} Gbit/s" + ("" if transfer_gbps else " (slowest RDMA tier)")],
-        ["TTFT (one request, idle)", f"{doc['ttft_s'] * 1e3:,.1f} ms = prefill + transfer + first decode step"],
+        ["TTFT (one request, idle)", "-" if doc["ttft_s"] is None else f"{doc['ttft_s'] * 1e3:,.1f} ms = prefill + transfer + first decode step"],
         ["TPOT (mean at the decode batch)", "-" if doc["tpot_s"] is None else f"{doc['tpot_s'] * 1e3:,.2f} ms"],
-        ["prefill replicas per decode replica", f"{doc['prefill_replicas_per_decode_replica']:.2f}"],
-        ["requests/s per device (both pools)", f"{doc['requests_per_s_per_device']:,.3f}"],
+        ["prefill replicas per decode replica", "-" if (r := doc["prefill_replicas_per_decode_replica"]) is None else f"{r:.2f}"],
+        ["requests/s per device (both pools)", "-" if (x := doc["requests_per_s_per_device"]) is None else f"{x:,.3f}"],
     ]  # fmt: skip
     title = f"Disaggregated estimate: {model} ({input_tokens} in / {output_tokens} out tokens), prefill on {hardware}, decode on {decode_hardware}"
     emit(View(doc, [Table(title, ["", "value"], rows, "aicap size --disaggregate sizes both pools under load and verifies them.")]), fmt)
     if not doc["fits"]:
         raise InfeasibleError(f"{model}: " + "; ".join(f"{r} {doc[r]['advice']}" for r in ("prefill", "decode") if not doc[r]["fits"]))
+    if tpot_ms is not None and doc["tpot_s"] is not None and doc["tpot_s"] * 1e3 > tpot_ms:  # it exited 0 on a miss
+        raise InfeasibleError(f"TPOT {doc['tpot_s'] * 1e3:,.1f} ms at the decode replica's batch {doc['decode']['batch']} > target {tpot_ms:g} ms: "
+                              "a faster decode device, more tensor parallelism or a smaller weights dtype")  # fmt: skip
 
 
 def refuse_decode_flags(ctx: typer.Context, req: EstimateRequest) -> None:

@@ -84,6 +84,7 @@ class DisaggregatedEstimate:
         ttft = float(p.metrics.ttft_s) + self.transfer_ms / 1e3 + float(d.metrics.ttft_s)
         dev_p, dev_d = p.deployment.devices, d.deployment.devices
         ratio = self.prefill_per_decode
+        both = p.fits and d.fits  # the composed figures need both replicas: none where either does not fit
         return {
             "schema_version": 1,
             "model": p.deployment.model.id,
@@ -92,9 +93,9 @@ class DisaggregatedEstimate:
             "prefill": p.to_dict(),
             "decode": d.to_dict(),
             "kv_transfer": {"link_gbps": self.link_gbps, "ms": round(self.transfer_ms, 3)},
-            "ttft_s": round(ttft, 6),
-            "tpot_s": d.to_dict()["tpot_s"],
-            "prefill_replicas_per_decode_replica": round(ratio, 4),
-            "requests_per_s_per_device": round(float(d.metrics.requests_per_s) / (dev_d + ratio * dev_p), 4),
-            "fits": p.fits and d.fits,
+            "ttft_s": round(ttft, 6) if both else None,
+            "tpot_s": d.to_dict()["tpot_s"] if both else None,
+            "prefill_replicas_per_decode_replica": round(ratio, 4) if both else None,
+            "requests_per_s_per_device": round(float(d.metrics.requests_per_s) / (dev_d + ratio * dev_p), 4) if both else None,
+            "fits": both,
         }

@@ -105,3 +105,23 @@ def test_simulate_disaggregate_runs_each_request_through_both_pools(aicap) -> No
     assert doc["ttft_ms"] <= doc["prefill_ttft_ms"] + doc["decode_ttft_ms"] + doc["kv_transfer"]["ms"] + 1e-6
     r = aicap(*args[:5], "--rate", "5", "--prefill-replicas", "2")
     assert r.code == 2 and "shape --disaggregate" in r.stderr
+
+
+def test_estimate_disaggregated_with_a_replica_that_does_not_fit_exits_3_not_a_crash(aicap) -> None:  # type: ignore[no-untyped-def]
+    # a decode replica that does not fit divided None req/s by its replicas: "internal error: TypeError", exit 4
+    for fmt in ("table", "json", "csv"):
+        r = aicap("estimate", "-m", "llama-3.1-70b", "--hardware", "mi300x", "--disaggregate", "--decode-hardware", "rtx-4090",
+                  "--transfer-gbps", "100", "-f", fmt)  # fmt: skip
+        assert r.code == 3 and "decode does not fit" in r.stderr and "internal error" not in r.stderr
+    doc = aicap("estimate", "-m", "llama-3.1-70b", "--hardware", "mi300x", "--disaggregate", "--decode-hardware", "rtx-4090",
+                "--transfer-gbps", "100", "-f", "json").json()  # fmt: skip
+    # the composed figures need both replicas: a TTFT and a pool ratio of a replica that does not fit were printed
+    assert (doc["fits"], doc["ttft_s"], doc["tpot_s"], doc["prefill_replicas_per_decode_replica"]) == (False, None, None, None)
+
+
+def test_estimate_disaggregated_exits_3_on_a_missed_tpot_target(aicap) -> None:  # type: ignore[no-untyped-def]
+    # --tpot-ms 5 against a 41.6 ms decode step exited 0 without a word
+    r = aicap("estimate", "-m", "llama-3.1-70b", "--hardware", "mi300x", "--disaggregate", "--transfer-gbps", "100", "--tpot-ms", "5")
+    assert r.code == 3 and "> target 5 ms" in r.stderr
+    ok = aicap("estimate", "-m", "llama-3.1-70b", "--hardware", "mi300x", "--disaggregate", "--transfer-gbps", "100", "--tpot-ms", "100")
+    assert ok.code == 0
