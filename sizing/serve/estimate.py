@@ -237,6 +237,8 @@ def candidate_layouts(req: EstimateRequest, devices: int) -> list[tuple[int, int
     groups = req.dp_attention
     if groups > 1:  # attention groups of a ≤ domain devices, experts over all tp = D·a; one pipeline stage (Deployment.check)
         tps = [req.tp] if req.tp else [groups * a for a in valid_tp(heads, min(devices // groups, domain))]
+        if not req.tp and req.scale_out_bps is None:  # no network joins instances of the device: the group stays on one machine
+            tps = [t for t in tps if t <= domain] or tps  # (none left: the first is refused with the reason)
         return [(tp, req.pp or 1) for tp in tps if tp * (req.pp or 1) <= devices]
     tps = [req.tp] if req.tp else [t for t in valid_tp(heads, min(devices, domain))]
     out: list[tuple[int, int]] = []

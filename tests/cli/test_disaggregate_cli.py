@@ -125,3 +125,12 @@ def test_estimate_disaggregated_exits_3_on_a_missed_tpot_target(aicap) -> None: 
     assert r.code == 3 and "> target 5 ms" in r.stderr
     ok = aicap("estimate", "-m", "llama-3.1-70b", "--hardware", "mi300x", "--disaggregate", "--transfer-gbps", "100", "--tpot-ms", "100")
     assert ok.code == 0
+
+
+def test_dp_attention_on_devices_alone_searches_layouts_within_one_machine(aicap) -> None:  # type: ignore[no-untyped-def]
+    # --devices 16 --dp-attention 8 on mi300x (no scale-out network) tried TP16 and failed "--tp 16: ... use --tp 8", a --tp
+    # the user never gave; TP8 with two replicas was there to find
+    doc = aicap("estimate", "-m", "deepseek-v3", "--hardware", "mi300x", "--devices", "16", "--dp-attention", "8", "-f", "json").json()
+    assert (doc["tp"], doc["replicas"], doc["dp_attention"]) == (8, 2, 8)
+    wide = aicap("estimate", "-m", "deepseek-v3", "--hardware", "h100-sxm", "--devices", "16", "--dp-attention", "8", "-f", "json").json()
+    assert wide["tp"] == 16  # where instances have a scale-out network, one replica may span two of them
