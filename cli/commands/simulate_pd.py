@@ -28,7 +28,7 @@ def simulate_disaggregated(model: str, hardware: str, decode_hardware: str, reqs
     from aicap.sizing.core.errors import InfeasibleError, InputError
     from aicap.sizing.core.fleet import PERCENTILES
     from aicap.sizing.core.specs.model import DecoderModel
-    from aicap.sizing.serve.disaggregated import link_for, transfer_ms
+    from aicap.sizing.serve.disaggregated import link_for, replica_transfer_ms
     from aicap.sizing.sim.comparison import DisaggregatedRun
     from aicap.sizing.sim.composed import chain
     from aicap.sizing.sim.replay import Setup
@@ -46,7 +46,7 @@ def simulate_disaggregated(model: str, hardware: str, decode_hardware: str, reqs
     for role, e in (("prefill", pre), ("decode", dec)):
         if not e.fits:
             raise InfeasibleError(f"{role} replica of {model} on {e.deployment.device.id}: {e.shortfall}")
-    move = transfer_ms(target, pre.deployment.kv_dtype, int(reqs.input_tokens.max()), gbps)
+    move = replica_transfer_ms(pre.deployment, dec.deployment, int(reqs.input_tokens.max()), gbps)  # each device its share
     run = chain(Setup(pre.deployment, replicas=prefill_replicas, router=router), Setup(dec.deployment, replicas=replicas, router=router),
                 reqs, move, policy=policy, seed=seed, targets=Targets(ttft_ms=ttft_ms, tpot_ms=tpot_ms))  # fmt: skip
     q = PERCENTILES[percentile]

@@ -11,7 +11,10 @@ device type or on the ones ``prefill_hardware``/``decode_hardware`` name):
   one), ``I_max`` the longest prompt and ``g`` the link in Gbit/s per device. Both pools use only
   instance types with at least ``g`` of sourced RDMA-class network per device (EFA, InfiniBand, RoCE,
   GPUDirect-TCPX, TPU DCN), so the transfer holds wherever they land (one device's share: a lower bound
-  on what a tensor-parallel replica has). ``g`` is ``transfer_gbps``, else the cheapest of the allowed
+  on what a tensor-parallel replica has). The whole cache is costed over one device's link, an upper bound:
+  the devices of a replica each move their own share at once, as ``estimate`` and ``simulate --disaggregate``
+  cost it for a known layout (:func:`~aicap.sizing.serve.disaggregated.replica_transfer_ms`), but the target is
+  split here before the layouts are chosen. ``g`` is ``transfer_gbps``, else the cheapest of the allowed
   types' network tiers, each sized with the workload alone (a faster tier leaves prefill more time but
   admits fewer instance types);
 * ``<name>.decode`` — the same requests with their prompts already in the KV cache (a cached share of

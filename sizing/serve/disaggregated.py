@@ -1,8 +1,9 @@
 """One disaggregated deployment: a prefill replica and a decode replica, the KV transfer between them, and their ratio.
 
 The prefill replica computes each prompt and its first token (one output token); the prompt's KV cache
-crosses the instance network, ``t_x = b_kv·I·8/(g·10⁹)`` seconds for ``b_kv`` KV bytes per token and
-``g`` Gbit/s; the decode replica admits the request with its prompt already cached and generates the
+crosses the instance network, each device its own share over its own link, ``t_x = b_kv·I·8/(g·10⁹)`` seconds
+for ``b_kv`` KV bytes per token on the busiest device and ``g`` Gbit/s per device (:func:`replica_transfer_ms`);
+the decode replica admits the request with its prompt already cached and generates the
 rest. An idle request sees ``TTFT = TTFT_prefill + t_x + TTFT_decode`` (the last one step of the decode
 replica); TPOT is the decode replica's. To carry a rate ``λ`` the pools need ``λ/μ_p`` prefill and ``λ/μ_d``
 decode replicas, ``μ`` each replica's requests/s at its batch: ``μ_d/μ_p`` prefill replicas per decode
@@ -11,14 +12,17 @@ replica. ``aicap size --disaggregate`` sizes the pools under load (:mod:`aicap.s
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from aicap.sizing.core.deployment import Deployment
 from aicap.sizing.core.dtypes import BYTES_PER_ELEMENT
 from aicap.sizing.core.errors import InputError
 from aicap.sizing.core.specs import InstanceSpec
 from aicap.sizing.core.specs.model import DecoderModel
+from aicap.sizing.perf.memory import kv_bytes_per_token, state_bytes_per_sequence
 from aicap.sizing.perf.params import kv_cache_bytes_per_token, sequence_state_bytes
 from aicap.sizing.serve.estimate import EstimateResult
 
@@ -34,6 +38,23 @@ def transfer_ms(model: DecoderModel, kv_dtype: str, tokens: int, gbps: float) ->
     """
     state = sequence_state_bytes(model)
     return (kv_cache_bytes_per_token(model, BYTES_PER_ELEMENT[kv_dtype]) * tokens + state) * 8.0 / (gbps * 1e9) * 1e3
+
+
+def replica_transfer_ms(prefill: Deployment, decode: Deployment, tokens: int, gbps: float) -> float:
+    """Milliseconds to move one prompt's cache from a prefill replica to a decode replica, each device over its own link.
+
+    Each device of the prefill replica sends the share of the cache it holds and each device of the decode replica
+    receives the share it will hold, at once (NIXL and Mooncake move a rank's KV blocks to its peers directly), so the
+    busiest device bounds it: ``max(B_p, B_d)·8/(g·10⁹)·10³``, ``B`` a device's KV bytes of ``tokens`` tokens (its
+    heaviest pipeline stage; heads split over ``tp/dp_attention``, replicated past the KV heads; MLA's latent whole on
+    every device) plus a hybrid's recurrent state. :func:`transfer_ms`, the whole cache over one link, is this at
+    TP1·PP1, and bounds it above.
+    """
+    def per_device(dep: Deployment) -> float:
+        own = dataclasses.replace(dep, speculative=None)  # a drafter's cache is not handed over
+        return float(kv_bytes_per_token(own, dep.tp, dep.pp, tokens)) + float(state_bytes_per_sequence(own, dep.tp, dep.pp))
+
+    return max(per_device(prefill), per_device(decode)) * 8.0 / (gbps * 1e9) * 1e3
 
 
 def rdma_tiers(insts: Iterable[InstanceSpec], devices: set[str] | None = None) -> list[float]:
@@ -68,10 +89,8 @@ class DisaggregatedEstimate:
 
     @property
     def transfer_ms(self) -> float:
-        """KV transfer of one prompt [ms]."""
-        model = self.prefill.deployment.model
-        assert isinstance(model, DecoderModel)
-        return transfer_ms(model, self.prefill.deployment.kv_dtype, self.prefill.request.input_tokens, self.link_gbps)
+        """KV transfer of one prompt [ms], each device's share over its own link (:func:`replica_transfer_ms`)."""
+        return replica_transfer_ms(self.prefill.deployment, self.decode.deployment, self.prefill.request.input_tokens, self.link_gbps)
 
     @property
     def prefill_per_decode(self) -> float:

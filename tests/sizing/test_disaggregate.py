@@ -199,3 +199,20 @@ def test_keeping_the_pools_together_leaves_other_workloads_and_the_constraints_a
     places = {(cat.instance(d.instance_type).cloud, cat.instance(d.instance_type).region)
               for w in both.workloads if w.name.startswith("assistant.") for d in w.deployments}  # fmt: skip
     assert len(places) == 1 and any("kept in one cloud and region" in x for x in both.warnings)
+
+
+def test_a_replicas_devices_each_move_their_own_share_of_the_cache(deploy) -> None:
+    # estimate --disaggregate gave 26.8 ms at TP1, 2, 4 and 8 alike: the whole cache over one device's link
+    from aicap.sizing.serve.disaggregated import replica_transfer_ms
+    from aicap.sizing.serve.disaggregated import transfer_ms as whole
+
+    llama = [deploy("llama-3.1-70b", "h100-sxm", tp=tp, pp=pp) for tp, pp in ((1, 1), (4, 1), (8, 1), (4, 2))]
+    one = replica_transfer_ms(llama[0], llama[0], 2000, 50.0)
+    assert one == pytest.approx(whole(llama[0].model, "bf16", 2000, 50.0))  # TP1·PP1: the whole cache, one link
+    assert replica_transfer_ms(llama[1], llama[1], 2000, 50.0) == pytest.approx(one / 4)  # 2 of the 8 KV heads a device
+    assert replica_transfer_ms(llama[2], llama[2], 2000, 50.0) == pytest.approx(one / 8)
+    assert replica_transfer_ms(llama[3], llama[3], 2000, 50.0) == pytest.approx(one / 8)  # and half the layers a stage
+    assert replica_transfer_ms(llama[2], llama[0], 2000, 50.0) == pytest.approx(one)  # a TP1 decode replica receives it all
+    mla = [deploy("deepseek-v3", "h200-sxm", weights_dtype="fp8", tp=tp) for tp in (1, 8)]
+    # MLA's latent is whole on every device of the group: tensor parallelism does not split it
+    assert replica_transfer_ms(mla[1], mla[1], 2000, 50.0) == pytest.approx(replica_transfer_ms(mla[0], mla[0], 2000, 50.0))
