@@ -365,6 +365,10 @@ def register(app: typer.Typer) -> None:
             info(f"aicap: note: the global batch of {asked:,} tokens is costed as {best['tokens_per_step']:,}: "
                  f"{best['tokens_per_step'] // (lay['dp'] * lay['micro_batch'] * lay['seq_len']):,} round(s) of one micro-batch "
                  f"({lay['micro_batch']} × {lay['seq_len']:,} tokens) on each of the plan's {lay['dp']:,} data-parallel replicas")  # fmt: skip
+        off = [f"{a['hardware']} {a['tokens_per_step']:,}" for a in alts if abs(a["tokens_per_step"] / asked - 1) > 0.05]
+        if off:  # whole rounds of a wide layout's micro-batches can land far from the batch asked (a step's size moves convergence)
+            info(f"aicap: note: alternatives whose layout steps a batch more than 5% from {asked:,} tokens (whole rounds of "
+                 f"their micro-batches): {', '.join(off)}")  # fmt: skip
         emit(View(doc, tables, csv=flat_table(doc)), fmt)
         for note in plan.best.notes:
             info(f"aicap: note: {note}")

@@ -142,8 +142,9 @@ def transformer_step(
         # MLA decodes in the absorbed form (scores against the cached latent: qk r + ρ, values r wide) and prefills as
         # multi-head attention (qk d_nope + ρ, values d_v), the cached prefix's latent up-projected to per-head K and V
         # first, 2·b·c₀·r·H·(d_nope + d_v) a layer (the new tokens' own up-projection is in attn_proj): vLLM's and
-        # SGLang's MLA backends. The absorbed form costed a 128k-token DeepSeek-V3 prefill 3.4x over.
-        mha = t > 1.0
+        # SGLang's MLA backends (which send a speculative verify step, up to k + 1 tokens a sequence, down the decode
+        # path). The absorbed form costed a 128k-token DeepSeek-V3 prefill 3.4x over.
+        mha = t > float(dep.verify_tokens)  # a speculative verify step (k + 1 tokens a sequence) decodes absorbed
         qk_dim = np.where(mha, mla.qk_nope_head_dim + mla.qk_rope_head_dim, mla.kv_lora_rank + mla.qk_rope_head_dim)
         v_dim = np.where(mha, mla.v_head_dim, mla.kv_lora_rank)
         up = np.where(mha, 2.0 * b * c0 * mla.kv_lora_rank * m.num_heads * (mla.qk_nope_head_dim + mla.v_head_dim) * full / tp_a, 0.0)

@@ -124,10 +124,11 @@ def _deployments(mine: list[tuple[Candidate, int]], loads: list[float], needed: 
     The workload pays for the devices its demand needs (:func:`_needed_devices`) and, in proportion, for the rest of
     their instance types' devices: idle ones, and replicas that fill them as free headroom. ``used`` is the devices
     needed per instance type. What the workload pays for one instance type is split over its deployments on that type in
-    proportion to the devices their loads occupy, ``λ_k/μ_k·g_k`` for a load ``λ_k`` on replicas of capacity ``μ_k`` and
-    ``g_k`` devices: every deployment that carries traffic on a type the workload pays for carries part of it (a loaded
-    deployment showed $0 when the cheapest cover of the rate left it out), and each type's and the workload's totals are
-    unchanged.
+    proportion to ``max(λ_k/μ_k·g_k, n_k)``: the devices their loads occupy (a load ``λ_k`` on replicas of capacity
+    ``μ_k`` and ``g_k`` devices) or the devices they are needed for (``n_k``, a ``min_replicas`` floor included),
+    whichever is more. Every deployment that carries traffic, or is kept, on a type the workload pays for carries part of
+    it (a loaded deployment showed $0 when the cheapest cover of the rate left it out), and each type's and the
+    workload's totals are unchanged.
     """
     out = []
     own: list[float] = []  # what each deployment's needed devices cost [USD/h]: their sum is the workload's
@@ -141,10 +142,11 @@ def _deployments(mine: list[tuple[Candidate, int]], loads: list[float], needed: 
     split = list(own)
     for t in {c.instance for c, _ in mine}:  # within each instance type, by occupancy; the type's share stays as need put it
         ks = [k for k, (c, _) in enumerate(mine) if c.instance == t]
-        occupied = sum(held[k] for k in ks)
+        weight = {k: max(held[k], own[k]) for k in ks}  # a replica kept for a floor, or routed nothing, keeps its own share
+        occupied = sum(weight.values())
         if occupied > 0:
             for k in ks:
-                split[k] = sum(own[j] for j in ks) * held[k] / occupied
+                split[k] = sum(own[j] for j in ks) * weight[k] / occupied
     for k, ((cand, r), load, m) in enumerate(zip(mine, loads, metrics, strict=True)):
         inst = insts[cand.instance]
         usd = split[k]

@@ -172,16 +172,20 @@ class SimResult:
 
         A policy that serves the shortest first (SRTF, SJF) keeps an overloaded queue's TTFT flat in arrival order (the
         long requests wait to the end, whenever they came), so the TTFT test alone called 8 req/s served of 30 "stable".
-        At each arrival ``i`` (in arrival order) the backlog is ``N_i = i − #{finish < t_i}``; it grows as the TTFT
-        does, with the same bounds: the last quarter's mean ``n₄`` is not both ``> 1.5·n₂`` and ``> n₂ + λ·1 s``,
-        ``λ = n/span`` the arrival rate (Little's law turns the TTFT's 1 s slack into requests).
+        At each arrival ``i`` (in arrival order) the backlog is the requests still waiting for their first token,
+        ``N_i = i − #{t_j + TTFT_j < t_i}`` (requests never admitted left out); stable, it hovers at ``λ·E[TTFT]``
+        (counted to the last token instead, it climbs to ``λ·E[e2e]`` over the first e2e seconds of a run, and a
+        short run of long outputs looked unstable). It grows as the TTFT does, with the same bounds: the last
+        quarter's mean ``n₄`` is not both ``> 1.5·n₂`` and ``> n₂ + λ·1 s``, ``λ = n/span`` the arrival rate
+        (Little's law turns the TTFT's 1 s slack into requests).
         """
-        n = order.size
-        arrivals = self.arrival_s[order]
-        span = float(arrivals[-1] - arrivals[0])
+        served = order[~np.isnan(self.ttft_s[order])]  # requests never admitted (too long for the KV cache) wait for nothing
+        n = served.size
+        arrivals = self.arrival_s[served]
+        span = float(arrivals[-1] - arrivals[0]) if n else 0.0
         if n < 8 or span <= 0:
             return False
-        finish = np.sort(np.where(np.isnan(self.e2e_s), np.inf, self.arrival_s + self.e2e_s))
-        backlog = np.arange(n) - np.searchsorted(finish, arrivals, side="left")
+        first = np.sort(self.arrival_s[served] + self.ttft_s[served])
+        backlog = np.arange(n) - np.searchsorted(first, arrivals, side="left")
         n2, n4 = float(backlog[n // 4 : n // 2].mean()), float(backlog[3 * n // 4 :].mean())
         return n4 > STABLE_GROWTH * n2 and n4 > n2 + n / span * STABLE_SLACK_S

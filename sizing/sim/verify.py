@@ -312,7 +312,9 @@ def simulate_plan(plan: Plan, cat: CatalogueLike, *, requests_per_replica: int =
             spec = TrafficSpec(min(requests_per_replica * d.replicas, MAX_PLAN_REQUESTS), lengths(w.input_tokens),
                                lengths(w.output_tokens) if decoder else Lengths.fixed(0), rate_per_s=d.requests_per_s, arrival=kind,
                                cv=w.arrival_cv, seed=s, cached_share=w.prefix_cached_share if decoder else 0.0)  # fmt: skip
-            targets = Targets(ttft_ms=w.slo.ttft_ms, tpot_ms=w.slo.tpot_ms if decoder else None, percentile=pw.percentile)
+            tpot_target = w.slo.tpot_ms if decoder else None
+            targets = Targets(ttft_ms=w.slo.ttft_ms, tpot_ms=tpot_target,
+                              percentile=pw.percentile if w.slo.ttft_ms is not None or tpot_target is not None else None)  # fmt: skip
             setup = planned_setup(layout, cat, d.instance_type, w.decode_context if decoder else None, replicas=d.replicas, router=router,
                                   max_num_seqs=max(d.max_running, 1))  # fmt: skip
             trace = spec.build()

@@ -76,7 +76,9 @@ def verify_periods(plan: PeriodPlan, fleet: Fleet, cat: CatalogueLike, *, reques
             spec = TrafficSpec(requests, lengths(w.input_tokens), lengths(w.output_tokens) if decoder else Lengths.fixed(0),
                                rate_per_s=best, arrival=kind, cv=w.arrival_cv, seed=s,
                                cached_share=w.prefix_cached_share if decoder else 0.0)  # fmt: skip
-            targets = Targets(ttft_ms=w.slo.ttft_ms, tpot_ms=w.slo.tpot_ms if decoder else None, percentile=w.slo.percentile)
+            tpot_target = w.slo.tpot_ms if decoder else None
+            targets = Targets(ttft_ms=w.slo.ttft_ms, tpot_ms=tpot_target,
+                              percentile=w.slo.percentile if w.slo.ttft_ms is not None or tpot_target is not None else None)  # fmt: skip
             setup = planned_setup(layout, cat, d.instance_type, w.decode_context if decoder else None)  # priced as verify() prices
             rep = run(setup, spec.build(), targets=targets, seed=s, traffic=f"{w.name} at hour {hour}")
             pct = w.slo.percentile

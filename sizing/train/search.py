@@ -235,6 +235,7 @@ def search(cat: CatalogueLike, spec: SearchSpec, factors: TrainingFactors) -> Se
     smallest_need: tuple[float, str] | None = None
     most_devices = 0  # the largest layout evaluated: the global batch caps data parallelism below --max-devices
     batch_capped = False  # whether the batch, not one machine (no instance network) or --max-devices, capped some instance's width
+    single = True  # whether every instance evaluated stays on one machine (no instance network to span)
     for inst in _instances(cat, spec):
         dev = cat.devices[inst.device]
         # A multi-host TPU slice is built of full hosts (a v6e-128 is 16 v6e-8 hosts), not of one-chip VMs.
@@ -254,6 +255,7 @@ def search(cat: CatalogueLike, spec: SearchSpec, factors: TrainingFactors) -> Se
         machines = 1 if inst.network is None or not spans else max(fits)
         widest = inst.devices * machines
         batch_capped = batch_capped or int(g.devices.max()) < widest
+        single = single and machines == 1
         total = ev.memory.total
         need = float(total.min())
         if smallest_need is None or need - ev.memory.capacity < smallest_need[0]:
@@ -293,7 +295,7 @@ def search(cat: CatalogueLike, spec: SearchSpec, factors: TrainingFactors) -> Se
         options.append(Option(inst, setup_of_row(g, row, spec), int(n_inst[j]), float(days[j]), float(usd[j]),
                               float(ev.tokens_per_s_per_device[row])))  # fmt: skip
     if not options:
-        raise InfeasibleError(_reason(spec, fastest, cheapest, smallest_need, most_devices, batch_capped))
+        raise InfeasibleError(_reason(spec, fastest, cheapest, smallest_need, most_devices, batch_capped, single))
     best = _best(options, spec)
     per_device: dict[str, Option] = {}
     for o in sorted(options, key=lambda o: _key(o, spec)):
@@ -322,7 +324,7 @@ def _best(options: Iterable[Option], spec: SearchSpec) -> Option:
 
 
 def _reason(spec: SearchSpec, fastest: tuple[float, str] | None, cheapest: tuple[float, str] | None,
-            smallest: tuple[float, str] | None, most_devices: int = 0, batch_capped: bool = True) -> str:  # fmt: skip
+            smallest: tuple[float, str] | None, most_devices: int = 0, batch_capped: bool = True, single: bool = False) -> str:  # fmt: skip
     name = spec.model.id
     if fastest is None:
         where = f"; closest: {smallest[1]}" if smallest else ""
@@ -332,9 +334,12 @@ def _reason(spec: SearchSpec, fastest: tuple[float, str] | None, cheapest: tuple
         if 0 < most_devices < spec.max_devices and batch_capped:  # the batch, not --max-devices, bounds how wide the job can go
             fix = (f"a step of {spec.global_batch_tokens:,.0f} tokens spreads over at most {most_devices:,} devices here: raise "
                    "--global-batch-tokens, or the deadline")  # fmt: skip
-        elif 0 < most_devices < spec.max_devices:  # every instance left is one machine: no sourced network joins them
+        elif 0 < most_devices < spec.max_devices and single:  # every instance left is one machine: no sourced network joins them
             fix = (f"no job here spans machines (the matching instances have no instance network in the catalogue), so at most "
                    f"{most_devices:,} devices: allow instances that do (--cloud, --hardware), or raise the deadline")  # fmt: skip
+        elif 0 < most_devices < spec.max_devices:  # a power-of-two count of instances: the next one is over --max-devices
+            fix = (f"jobs span a power-of-two count of instances, at most {most_devices:,} devices within --max-devices "
+                   f"{spec.max_devices:,}: raise --max-devices (to twice that) or the deadline")  # fmt: skip
         else:
             fix = "raise --max-devices or the deadline"
         parts.append(f"the fastest job takes {fastest[0]:.3g} days (on {fastest[1]}), over the {spec.deadline_days:g}-day deadline; {fix}")

@@ -456,3 +456,12 @@ def test_a_searched_job_steps_whole_rounds_of_micro_batches() -> None:
         per_round = int(lay["dp"]) * int(lay["micro_batch"]) * 3000  # type: ignore[call-overload]
         assert job.tokens_per_step % per_round == 0 and abs(job.tokens_per_step - 4 * 2**20) <= per_round / 2
         assert job.steps == -(-10**10 // job.tokens_per_step)
+
+
+def test_a_search_held_back_by_max_devices_says_so(aicap: Any) -> None:
+    # "no job here spans machines (... no instance network ...)": p5.48xlarge has one; --max-devices 100 held the search
+    # to 8 instances (64 devices), the next power of two being 128
+    r = aicap("train", "-m", "llama-3.1-8b", "--tokens", "10T", "--deadline-days", "1", "--max-devices", "100", "--hardware", "p5.48xlarge",
+              "--global-batch-tokens", "1B")  # fmt: skip
+    assert r.code == 3 and "at most 64 devices within --max-devices 100: raise --max-devices" in r.stderr
+    assert "spans machines" not in r.stderr and "raise --global-batch-tokens" not in r.stderr

@@ -333,6 +333,7 @@ def test_every_loaded_deployment_on_a_type_pays_its_part_of_what_its_workload_pa
                       {"chat": 9.2, "embed": 0.0}, {}, Solver(status="optimal", gap_pct=0.0), [])  # fmt: skip
     deps = plan.workload("chat").deployments
     assert [d.utilisation for d in deps] == [0.86, 0.86, 0.86]
-    # the two H100 instances ($160/h) are chat's alone; its loads occupy 0.86 of 8, 2 and 2 devices: 8:2:2
-    assert [d.usd_per_hour for d in deps] == [106.67, 26.67, 26.67]
+    # the two H100 instances ($160/h) are chat's alone; its loads occupy 0.86 of 8, 2 and 2 devices, and the cheapest cover
+    # of 9.2 req/s needs 8, 0 and 2 of them: split max(occupied, needed) = 8 : 1.72 : 2
+    assert [d.usd_per_hour for d in deps] == [round(160 * w / 11.72, 2) for w in (8, 1.72, 2)] == [109.22, 23.48, 27.3]
     assert plan.workload("chat").usd_per_hour == 160.0
