@@ -76,10 +76,12 @@ def report(doc: dict[str, Any], hardware: str) -> list[str]:
     b = np.array([s["batch"] for s in steps], dtype=float)
     c = np.array([s["context"] for s in steps], dtype=float)
     dev = doc.get("device", {})
-    out = [f"{doc['model']} ({doc['layers']} layers) measured on {dev.get('name', '?')} (torch {dev.get('torch', '?')}, "
-           f"{doc.get('date', '?')}); aicap: {about['hardware']}, factors {about['efficiency']} (memory {about['memory']:.3f}, "
-           f"compute {about['compute']:.3f}), no per-step overhead",
-           f"{'batch':>6} {'context':>8} {'measured ms':>12} {'aicap ms':>10} {'aicap/measured':>15}"]
+    out = [
+        f"{doc['model']} ({doc['layers']} layers) measured on {dev.get('name', '?')} (torch {dev.get('torch', '?')}, "
+        f"{doc.get('date', '?')}); aicap: {about['hardware']}, factors {about['efficiency']} (memory {about['memory']:.3f}, "
+        f"compute {about['compute']:.3f}), no per-step overhead",
+        f"{'batch':>6} {'context':>8} {'measured ms':>12} {'aicap ms':>10} {'aicap/measured':>15}",
+    ]
     for s, m, p in zip(steps, meas, pred, strict=True):
         out.append(f"{s['batch']:>6} {s['context']:>8} {m:>12.3f} {p:>10.3f} {p / m:>15.2f}")
     ratio = pred / meas
@@ -90,8 +92,10 @@ def report(doc: dict[str, Any], hardware: str) -> list[str]:
         for name, unit, i, scale in (("t_0", "ms", 0, 1.0), ("s_B", "us/seq", 1, 1e3), ("s_KV", "ns/token", 2, 1e6)):
             out.append(f"  {name:<5} [{unit}]{'':<22} {fm[i] * scale:>10.3f} {fp[i] * scale:>10.3f}")
     for g in doc.get("gemms", []):
-        out.append(f"gemm {g['name']:<8} m={g['m']:<5} n={g['n']:<6} k={g['k']:<6} {g['ms_median']:.4f} ms  {g['tflops']:.1f} TFLOP/s"
-                   f"  {g.get('weight_gb_per_s', float('nan')):.0f} GB/s of weights")
+        out.append(
+            f"gemm {g['name']:<8} m={g['m']:<5} n={g['n']:<6} k={g['k']:<6} {g['ms_median']:.4f} ms  {g['tflops']:.1f} TFLOP/s"
+            f"  {g.get('weight_gb_per_s', float('nan')):.0f} GB/s of weights"
+        )
     return out
 
 

@@ -161,13 +161,18 @@ def register(app: typer.Typer) -> None:
         ] = None,
         ignore_eos: Annotated[
             bool,
-            typer.Option("--ignore-eos", help="Clients ask for every request's whole output (sglang.bench_serving's default). With "
-                         "--no-prefix-cache an engine that projects admission (SGLang) admits exactly what fits to the end."),
+            typer.Option(
+                "--ignore-eos",
+                help="Clients ask for every request's whole output (sglang.bench_serving's default). With "
+                "--no-prefix-cache an engine that projects admission (SGLang) admits exactly what fits to the end.",
+            ),
         ] = False,
         prefix_cache: Annotated[
             bool,
-            typer.Option("--prefix-cache/--no-prefix-cache", help="The server keeps a prefix cache (SGLang's radix cache; "
-                         "--no-prefix-cache for --disable-radix-cache)."),
+            typer.Option(
+                "--prefix-cache/--no-prefix-cache",
+                help="The server keeps a prefix cache (SGLang's radix cache; --no-prefix-cache for --disable-radix-cache).",
+            ),
         ] = True,
         scheduler_steps: Annotated[
             int, typer.Option("--scheduler-steps", help="Decode steps per scheduling round (vLLM v0 --num-scheduler-steps).")
@@ -447,4 +452,3 @@ def register(app: typer.Typer) -> None:
         if (ttft_ms is not None or tpot_ms is not None) and not replay.holds(rep, percentile):
             missed = missed_targets(rep, percentile)
             raise InfeasibleError(f"the simulated run misses a target: {'; '.join(missed) or 'nothing served'}")
-

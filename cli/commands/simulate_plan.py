@@ -32,9 +32,7 @@ def simulate_plan_file(plan: Path, *, seed: int, policy: str, router: Router, op
     cat = catalogue()
     doc = load_plan(plan)
     if doc is None:
-        raise InputError(
-            f"{plan}: a fleet file, not a plan; size it first (aicap size {plan} -f json > plan.json) and simulate the plan"
-        )
+        raise InputError(f"{plan}: a fleet file, not a plan; size it first (aicap size {plan} -f json > plan.json) and simulate the plan")
     check_plan_ids(doc, cat, plan)
     from aicap.sizing.plan.layouts import unstartable_spans
 

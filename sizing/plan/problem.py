@@ -59,7 +59,8 @@ def problem_for(fleet: Fleet, cands: list[Candidate], insts: list[InstanceSpec],
         single_type=c.single_type,
         time_limit_s=time_limit_s,
         min_replicas=np.array([w.min_replicas for w in fleet.workloads], dtype=np.int64)
-        if any(w.min_replicas > 1 for w in fleet.workloads) else None,
+        if any(w.min_replicas > 1 for w in fleet.workloads)
+        else None,
     )
 
 

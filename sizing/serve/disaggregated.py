@@ -50,6 +50,7 @@ def replica_transfer_ms(prefill: Deployment, decode: Deployment, tokens: int, gb
     every device) plus a hybrid's recurrent state. :func:`transfer_ms`, the whole cache over one link, is this at
     TP1·PP1, and bounds it above.
     """
+
     def per_device(dep: Deployment) -> float:
         own = dataclasses.replace(dep, speculative=None)  # a drafter's cache is not handed over
         return float(kv_bytes_per_token(own, dep.tp, dep.pp, tokens)) + float(state_bytes_per_sequence(own, dep.tp, dep.pp))

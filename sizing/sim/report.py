@@ -119,9 +119,11 @@ class Setup(_Doc):
                                                         "arriving during a step is scheduled a step later")  # fmt: skip
     engine: str = Field("generic", description="the serving-engine profile whose limits and scheduler the run followed")
     admission: Literal["prompt", "projected", "exact"] = Field(
-        "prompt", description="prompt: a request is admitted once its prompt's KV blocks are free, and decode preempts when they "
+        "prompt",
+        description="prompt: a request is admitted once its prompt's KV blocks are free, and decode preempts when they "
         "run out (vLLM); projected: only with KV room for what the running requests will still emit (SGLang); exact: that room "
-        "known exactly, as requests ignore EOS on a server without a prefix cache")
+        "known exactly, as requests ignore EOS on a server without a prefix cache",
+    )
 
 
 class SimulationReport(_Doc):

@@ -100,6 +100,7 @@ def test_simulate_disaggregate_runs_each_request_through_both_pools(aicap) -> No
     doc = aicap(*args, "-f", "json").json()
     assert (doc["prefill"]["hardware"], doc["decode"]["hardware"]) == ("h100-sxm", "a100-40gb-sxm")
     assert (doc["prefill"]["replicas"], doc["decode"]["replicas"]) == (4, 1) and doc["stable"] and doc["holds"]
+
     # the busiest device's share of 327,680 bytes a token (80 layers, 8 KV heads): its stage's layers and its heads
     def share(pool: dict[str, int]) -> float:
         return -(-80 // pool["pp"]) * 2 * -(-8 // pool["tp"]) * 128 * 2 * 2000

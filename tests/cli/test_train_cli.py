@@ -380,8 +380,9 @@ def test_a_pricing_the_named_instance_lacks_is_said_and_prices_carry_their_date(
     assert r.code == 0
     doc = r.json()
     assert doc["usd"]["spot"] is None and doc["price_date"] == "2026-08-01"
-    assert "p5.48xlarge has no spot price in the catalogue (--pricing spot): the cost shows the prices it has (on_demand, owned)" \
-        in r.stderr
+    assert (
+        "p5.48xlarge has no spot price in the catalogue (--pricing spot): the cost shows the prices it has (on_demand, owned)" in r.stderr
+    )
     table = aicap("train", "-m", "llama-3.1-8b", "--hardware", "p5.48xlarge", "--devices", "8", "--tokens", "10B")
     assert "(cloud prices of 2026-08-01)" in table.stdout and "warning" not in table.stderr
 
@@ -455,7 +456,7 @@ def test_a_searched_job_steps_whole_rounds_of_micro_batches() -> None:
         lay = job.layout
         per_round = int(lay["dp"]) * int(lay["micro_batch"]) * 3000  # type: ignore[call-overload]
         assert job.tokens_per_step % per_round == 0 and abs(job.tokens_per_step - 4 * 2**20) <= per_round / 2
-        assert job.steps == -(-10**10 // job.tokens_per_step)
+        assert job.steps == -(-(10**10) // job.tokens_per_step)
 
 
 def test_a_search_held_back_by_max_devices_says_so(aicap: Any) -> None:

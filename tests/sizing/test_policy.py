@@ -277,12 +277,12 @@ def test_check_ids_accepts_known_and_names_unknown_devices() -> None:
     assert str(e.value) == f"pol: limits.allowed_hardware: {UnknownIdError('hardware', 'l40', ['h100-sxm', 'l4'])}"
 
 
-
 def test_check_ids_names_the_line_of_an_unknown_device() -> None:
     """Schema errors named file:line; an unknown device in a policy named only the file."""
     known = {"h100-sxm", "l4"}
-    text = ("schema_version: 1\nlimits:\n  max_devices:\n    value:\n      h100-sxm: 1\n      h200: 2\n"
-            "  allowed_hardware: {value: [l4, l40]}\n")
+    text = (
+        "schema_version: 1\nlimits:\n  max_devices:\n    value:\n      h100-sxm: 1\n      h200: 2\n  allowed_hardware: {value: [l4, l40]}\n"
+    )
     pol = Policy.model_validate(yaml.safe_load(text))
     with pytest.raises(InputError, match=r"^p\.yaml:6: limits\.max_devices: unknown hardware 'h200'"):
         check_ids(pol, known, "p.yaml", text)

@@ -195,4 +195,3 @@ def test_a_full_capped_type_or_a_budget_widens_the_shortlist() -> None:
     cap = 1.02 * full.totals.usd_per_month
     budget = f.model_copy(update={"constraints": f.constraints.model_copy(update={"budget_usd_per_month": cap})})
     assert size(budget, CAT, alternatives=False).totals.usd_per_month <= cap
-
