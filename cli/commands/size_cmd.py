@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -196,6 +197,37 @@ def _warn_shadowing(fleet: Fleet, cat: CatalogueLike) -> None:
             continue
 
 
+#: ``aicap schema NAME``: the document class (``module:Class``) whose JSON Schema it prints, and its help.
+_SCHEMAS: tuple[tuple[str, str, str], ...] = (
+    ("plan", "aicap.sizing.core.plan:Plan",
+     "Print the JSON Schema of the static plan that `aicap size` writes and `check`/`diff` read (hourly demand: `schema period-plan`)."),
+    ("period-plan", "aicap.sizing.core.period_plan:PeriodPlan",
+     "Print the JSON Schema of the plan over demand periods (`kind: periods`) that `aicap size` writes for hourly demand."),
+    ("fleet", "aicap.sizing.core.fleet:Fleet", "Print the JSON Schema of the fleet file (aicap.yaml) that `aicap size` reads."),
+    ("simulation", "aicap.sizing.sim.report:SimulationReport",
+     "Print the JSON Schema of the report `aicap simulate --format json` prints for one run."),
+    ("simulation-compare", "aicap.sizing.sim.comparison:PolicyComparison",
+     "Print the JSON Schema of the report `aicap simulate --compare-policies --format json` prints."),
+    ("simulation-disaggregated", "aicap.sizing.sim.comparison:DisaggregatedRun",
+     "Print the JSON Schema of the report `aicap simulate --disaggregate --format json` prints."),
+    ("simulation-plan", "aicap.sizing.sim.plan_report:PlanSimulation",
+     "Print the JSON Schema of the report `aicap simulate PLAN --format json` prints (every deployment of a plan)."),
+)  # fmt: skip
+
+
+def _schema_command(target: str) -> Callable[[], None]:
+    """A command printing the JSON Schema of ``target`` (``module:Class``), imported only when it runs."""
+
+    @guarded
+    def show() -> None:
+        import importlib
+
+        module, name = target.split(":")
+        typer.echo(to_json(json_schema(getattr(importlib.import_module(module), name))), nl=False)
+
+    return show
+
+
 def register(app: typer.Typer) -> None:
     """Add ``size`` and ``schema`` to the root app."""
 
@@ -386,61 +418,8 @@ def register(app: typer.Typer) -> None:
     schema_app = typer.Typer(help="JSON Schemas of aicap's documents.", no_args_is_help=True)
     app.add_typer(schema_app, name="schema")
 
-    @schema_app.command("plan")
-    @guarded
-    def schema_plan() -> None:
-        """Print the JSON Schema of the static plan that `aicap size` writes and `check`/`diff` read (hourly demand: `schema period-plan`)."""
-        from aicap.sizing.core.plan import Plan
-
-        typer.echo(to_json(json_schema(Plan)), nl=False)
-
-    @schema_app.command("period-plan")
-    @guarded
-    def schema_period_plan() -> None:
-        """Print the JSON Schema of the plan over demand periods (`kind: periods`) that `aicap size` writes for hourly demand."""
-        from aicap.sizing.core.period_plan import PeriodPlan
-
-        typer.echo(to_json(json_schema(PeriodPlan)), nl=False)
-
-    @schema_app.command("fleet")
-    @guarded
-    def schema_fleet() -> None:
-        """Print the JSON Schema of the fleet file (aicap.yaml) that `aicap size` reads."""
-        from aicap.sizing.core.fleet import Fleet
-
-        typer.echo(to_json(json_schema(Fleet)), nl=False)
-
-    @schema_app.command("simulation")
-    @guarded
-    def schema_simulation() -> None:
-        """Print the JSON Schema of the report `aicap simulate --format json` prints for one run."""
-        from aicap.sizing.sim.report import SimulationReport
-
-        typer.echo(to_json(json_schema(SimulationReport)), nl=False)
-
-    @schema_app.command("simulation-compare")
-    @guarded
-    def schema_simulation_compare() -> None:
-        """Print the JSON Schema of the report `aicap simulate --compare-policies --format json` prints."""
-        from aicap.sizing.sim.comparison import PolicyComparison
-
-        typer.echo(to_json(json_schema(PolicyComparison)), nl=False)
-
-    @schema_app.command("simulation-disaggregated")
-    @guarded
-    def schema_simulation_disaggregated() -> None:
-        """Print the JSON Schema of the report `aicap simulate --disaggregate --format json` prints."""
-        from aicap.sizing.sim.comparison import DisaggregatedRun
-
-        typer.echo(to_json(json_schema(DisaggregatedRun)), nl=False)
-
-    @schema_app.command("simulation-plan")
-    @guarded
-    def schema_simulation_plan() -> None:
-        """Print the JSON Schema of the report `aicap simulate PLAN --format json` prints (every deployment of a plan)."""
-        from aicap.sizing.sim.plan_report import PlanSimulation
-
-        typer.echo(to_json(json_schema(PlanSimulation)), nl=False)
+    for name, target, about in _SCHEMAS:
+        schema_app.command(name, help=about)(_schema_command(target))
 
     from aicap.cli.commands import ci_cmds
 
