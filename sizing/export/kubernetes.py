@@ -202,7 +202,19 @@ def manifests(launches: list[Launch], plan: Plan, cat: CatalogueLike, facts: Kub
                          "metadata": {"name": s.name, "annotations": {"aicap/in-flight-per-replica-at-capacity": f"{threshold:.3g}"}},
                          "spec": {"scaleTargetRef": {"name": s.name, **({"apiVersion": "leaderworkerset.x-k8s.io/v1",
                                                                           "kind": "LeaderWorkerSet"} if pods > 1 else {})},
-                                  "minReplicaCount": 1, "maxReplicaCount": s.replicas,
+                                  "minReplicaCount": _floor(plan, s.workload, s.replicas, inputs[s.workload].min_replicas),
+                                  "maxReplicaCount": s.replicas,
                                   "triggers": [{"type": "prometheus", "metadata": trigger}]}})  # fmt: skip
         out.append(docs)
     return out
+
+
+def _floor(plan: Plan, workload: str, replicas: int, min_replicas: int) -> int:
+    """The autoscaler's floor for one deployment: its share of the workload's ``min_replicas``, at least one.
+
+    ``⌈m·r/R⌉`` for a floor ``m`` over the workload's ``R`` replicas, ``r`` of them here (at most ``r``): the shares
+    add up to at least ``m``, so scaling in never goes below the availability floor the plan is sized and costed for
+    (``minReplicaCount: 1`` let a ``min_replicas: 3`` workload scale to one replica).
+    """
+    total = sum(d.replicas for w in plan.workloads if w.name == workload for d in w.deployments)
+    return max(1, min(replicas, -(-min_replicas * replicas // max(total, 1))))

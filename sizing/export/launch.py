@@ -50,6 +50,7 @@ class Settings:
     notes: list[str] = field(default_factory=list)
     profile: str = ""  # the engine profile the plan was made with ("generic" launches as GENERIC_LAUNCHES_AS); "" = engine
     checkpoint_dtype: str | None = None  # the format the model's checkpoint is released in (None: not known)
+    platform: str = "nvidia"  # "tpu", "cpu", or the accelerator's vendor: which build of the engine's image runs there
 
     @property
     def planned_with(self) -> str:
@@ -186,7 +187,7 @@ def deployment_settings(plan: Plan, cat: CatalogueLike) -> list[Settings]:
                     notes.append(f"{spec.method}: the engine loads an {spec.method.upper()} head trained for {repo}; replace the "
                                  f"placeholder '<{spec.method.upper()} head for {repo}>' with its path or Hugging Face id")  # fmt: skip
             out.append(Settings(dns_label(f"{pw.name}-{k}"), pw.name, k, engine, d.instance_type, d.hardware, d.replicas, d.tp * d.pp,
-                                v, notes, resolved.id, stored))  # fmt: skip
+                                v, notes, resolved.id, stored, dev.kind if dev.kind in ("tpu", "cpu") else dev.vendor))  # fmt: skip
     return _unique_names(out)
 
 
@@ -321,7 +322,11 @@ def launch(s: Settings, fmap: FlagMap, port: int | None = None, omit: frozenset[
     for fld, value in values.items():
         if fld not in done and fld not in ("host",):
             notes.append(f"{fld} {value}: {fmap.engine} {fmap.version} has no documented way to set it; not passed")
-    return Launch(s, fmap.image.name, int(str(values["port"])), fmap.health_path, fmap.metrics_path, argv, options or None,
+    image = fmap.platform_images.get(s.platform, fmap.image).name
+    if s.platform != "nvidia" and s.platform not in fmap.platform_images:
+        notes.append(f"image {image}: {fmap.engine}'s CUDA build; {s.hardware} ({s.platform}) needs the engine's own build for it, "
+                     "which aicap has no sourced name for: replace the image")  # fmt: skip
+    return Launch(s, image, int(str(values["port"])), fmap.health_path, fmap.metrics_path, argv, options or None,
                   extra.flag if extra is not None and options else None, notes, len(fmap.command), fmap.queue_gauges,
                   fmap.multi_node, fmap.multi_node_flags)  # fmt: skip
 

@@ -132,7 +132,7 @@ def op_times(dep: Deployment, costs: dict[str, OpCost]) -> dict[str, OpTime]:
     cdt = compute_dtype(dep.weights_dtype, peaks)
     peak = rate(cdt)
     group_peak = {"attention": min(peak, rate(compute_dtype(dep.kv_dtype, peaks)))}
-    if unquantised_attention_bytes(dep) is not None:
+    if dep.decoder is not None and unquantised_attention_bytes(dep) is not None:
         group_peak["attn_proj"] = min(peak, rate(compute_dtype("bf16", peaks)))
     bw = dep.device.memory_bw_gbps * 1e9 * dep.efficiency.memory_for(dep.weights_dtype)
     moe = dep.efficiency.moe_compute

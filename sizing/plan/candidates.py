@@ -380,7 +380,7 @@ def evaluate_batch(jobs: Sequence[Job], latency_variants: bool) -> list[list[Row
         if not r.size:
             continue
         devs, back = np.unique(dev_ix[r], return_inverse=True)  # per device once, then per row
-        hw = Hardware.of([(options[d][0], options[d][1]) for d in devs.tolist()], job.fmt[0]).take(back.ravel())
+        hw = Hardware.of([(options[d][0], options[d][1]) for d in devs.tolist()], job.fmt[0], job.fmt[1]).take(back.ravel())
         cross_bps = np.array([(job.networks or {}).get(options[d][0].id, np.inf) for d in devs.tolist()])[back.ravel()]
         parts.append(StepModel.build(job.template(), hw, tp_a[r], pp_a[r], 1.0, ctx[r], span_new[r], span[r] - span_new[r],
                                      crossings(tp_a[r], pp_a[r], domain[r]), cross_bps))  # fmt: skip
@@ -402,8 +402,9 @@ def evaluate_batch(jobs: Sequence[Job], latency_variants: bool) -> list[list[Row
     free_of = np.array([free.setdefault(replace(s, ttft_s=0.0, tpot_s=0.0), len(free)) for s in sh_all], dtype=np.int64)
     key = np.column_stack([free_of[shape_ix], dev_ix, tp_a, pp_a])
     _, first, alike = np.unique(key, axis=0, return_index=True, return_inverse=True)
-    bound, pruned = screen_bound(rows, step, pp_a, budget, traffic, tpot_t, price, idle, first[alike.ravel()])
+    bound, pruned, small = screen_bound(rows, step, pp_a, budget, traffic, tpot_t, price, idle, first[alike.ravel()])
     chosen = screen(rows, np.where(bound.rate > 0, price / np.maximum(bound.rate, 1e-12), np.inf))
+    chosen = np.union1d(chosen, small[bound.rate[small] > 0])  # and each device's smallest replica, where a low rate may buy it
     sub = capacity(step.take(chosen), pp_a[chosen], budget, traffic.take(chosen), np.where(slots[chosen] >= 1, ttft_t[chosen], 0.0),
                    tpot_t[chosen], without_ttft=bound.arrivals_per_round[chosen], report_ttft=True)  # fmt: skip
     cap = spread(bound, sub, chosen)

@@ -19,6 +19,7 @@ from aicap.sizing.core.deployment import Deployment
 from aicap.sizing.core.dtypes import compute_dtype
 from aicap.sizing.core.specs import DeviceSpec, EfficiencySpec
 from aicap.sizing.perf.launches import eager_host_s
+from aicap.sizing.perf.memory import unquantised_attention_bytes
 from aicap.sizing.perf.operators import expert_bytes_terms
 from aicap.sizing.perf.roofline import moe_layer_count, network_time
 from aicap.sizing.serve.step import OP_ORDER, engine_costs
@@ -31,7 +32,10 @@ class Hardware:
     """Achieved rates of the device each candidate runs on (arrays over candidates).
 
     ``flops`` and ``expert_flops`` are FLOP/s after the compute efficiency (the latter times the MoE
-    factor), ``bandwidth`` bytes/s after the memory efficiency, ``link`` bytes/s per direction after
+    factor), ``attention_flops`` the attention products' (at the slower of the weights' and the KV cache's compute
+    dtypes) and ``sixteen_flops`` the 16-bit rate (at most ``flops``: a checkpoint's unquantised attention projections;
+    :func:`~aicap.sizing.perf.roofline.op_times` prices the groups alike), ``bandwidth`` bytes/s after the memory
+    efficiency, ``link`` bytes/s per direction after
     the link efficiency, ``link_latency_s``, ``overhead_s`` and ``moe_latency_s`` (the fixed latency of one
     MoE layer's expert GEMMs: :func:`~aicap.sizing.perf.roofline.moe_latency_s`) seconds, and ``domain`` the
     devices of one fast-link domain (a tensor-parallel group beyond it crosses the instance network).
@@ -45,20 +49,27 @@ class Hardware:
     overhead_s: F
     moe_latency_s: F
     domain: F
+    attention_flops: F | None = None  # None: as flops
+    sixteen_flops: F | None = None
 
     @classmethod
-    def of(cls, pairs: Sequence[tuple[DeviceSpec, EfficiencySpec]], weights_dtype: str) -> Hardware:
-        """Rates of each ``(device, efficiency)`` for weights stored in ``weights_dtype``."""
+    def of(cls, pairs: Sequence[tuple[DeviceSpec, EfficiencySpec]], weights_dtype: str, kv_dtype: str | None = None) -> Hardware:
+        """Rates of each ``(device, efficiency)`` for weights stored in ``weights_dtype`` and a KV cache in ``kv_dtype``."""
         rows = []
         for dev, eff in pairs:
             peaks: dict[str, float] = dict(dev.peak_tflops)
-            cdt = compute_dtype(weights_dtype, peaks)
-            flops = peaks[cdt] * 1e12 * eff.compute_for(cdt)
+
+            def rate(dtype: str, peaks: dict[str, float] = peaks, eff: EfficiencySpec = eff) -> float:
+                cdt = compute_dtype(dtype, peaks)
+                return peaks[cdt] * 1e12 * eff.compute_for(cdt)
+
+            flops = rate(weights_dtype)
             rows.append((flops, flops * eff.moe_compute, dev.memory_bw_gbps * 1e9 * eff.memory_for(weights_dtype),
                          dev.interconnect.bw_gbps * 1e9 * eff.link, eff.link_latency_us * 1e-6, eff.step_overhead_ms * 1e-3,
-                         eff.moe_latency_us * 1e-6, dev.interconnect.domain_size))  # fmt: skip
-        a = np.array(rows, dtype=float).reshape(-1, 8).T
-        return cls(a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7])
+                         eff.moe_latency_us * 1e-6, dev.interconnect.domain_size,
+                         min(flops, rate(kv_dtype or weights_dtype)), min(flops, rate("bf16"))))  # fmt: skip
+        a = np.array(rows, dtype=float).reshape(-1, 10).T
+        return cls(a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7], a[8], a[9])
 
     def take(self, index: ArrayLike) -> Hardware:
         """The candidates at ``index`` (an integer array): rates computed once per device, repeated per candidate."""
@@ -72,6 +83,8 @@ class Hardware:
             self.overhead_s[ix],
             self.moe_latency_s[ix],
             self.domain[ix],
+            None if self.attention_flops is None else self.attention_flops[ix],
+            None if self.sixteen_flops is None else self.sixteen_flops[ix],
         )
 
 
@@ -156,7 +169,10 @@ class StepModel:
                 groups = float(dep.dp_attention)
                 e_tok = e_tok * groups
                 k = num_e * (1.0 - (1.0 - k / num_e) ** groups)  # E·(1 − (1 − k'/E)^N) = E·(1 − (1 − k/E)^(D·N))
-        peak = np.stack([np.broadcast_to(hw.expert_flops if name == "experts" else hw.flops, tp_a.shape) for name in names])
+        kept = dep.decoder is not None and unquantised_attention_bytes(dep) is not None  # attention projections left 16-bit
+        group = {"experts": hw.expert_flops, "attention": hw.flops if hw.attention_flops is None else hw.attention_flops,
+                 "attn_proj": hw.sixteen_flops if kept and hw.sixteen_flops is not None else hw.flops}  # fmt: skip
+        peak = np.stack([np.broadcast_to(group.get(name, hw.flops), tp_a.shape) for name in names])
         n0, n1 = (network_time(dep, t, tp_a, pp_a, ep_a, link_bps=hw.link, latency_s=hw.link_latency_s, crossings=crossings,
                                cross_bps=cross_bps, domain=hw.domain) for t in (0.0, 1.0))  # fmt: skip
         net = np.stack([np.broadcast_to(n0, tp_a.shape), np.broadcast_to(n1 - n0, tp_a.shape)])

@@ -164,7 +164,8 @@ class Setup:
         out = mean_output if lay.decoder is not None else 0.0
         context = mean_input + out / 2.0 if self.decode_context is None else self.decode_context
         cross = None if self.scale_out_bps is None else crossings(lay.tp, lay.pp, lay.device.interconnect.domain_size)
-        return ContextStep.build(lay, Hardware.of([(lay.device, lay.efficiency)], lay.weights_dtype), lay.tp, lay.pp, float(lay.ep),
+        return ContextStep.build(lay, Hardware.of([(lay.device, lay.efficiency)], lay.weights_dtype,
+                                                 lay.kv_dtype), lay.tp, lay.pp, float(lay.ep),
                                  context, max(mean_input - mean_cached, 1.0), mean_cached, cross,
                                  None if self.scale_out_bps is None else np.array([self.scale_out_bps]))  # fmt: skip
 

@@ -651,3 +651,27 @@ def test_another_command_s_report_is_named_for_what_it_is(aicap, tmp_path: Path)
         assert r.code == 2 and f"an `aicap {name}` report, not a fleet file" in r.stderr
     r = aicap("size", str(PLAN))  # a plan given where a fleet is read: "schema_version: Input should be 1, got 2 (and 26 more errors)"
     assert r.code == 2 and "a plan (what `aicap size --output` writes), not a fleet file" in r.stderr
+
+
+def test_the_autoscaler_never_scales_below_the_workloads_min_replicas(aicap, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    # KEDA minReplicaCount was 1 whatever min_replicas said: a workload sized and costed for 3 replicas could scale to 1
+    fleet = tmp_path / "floor.yaml"
+    fleet.write_text("workloads:\n  - {name: chat, model: llama-3.1-8b, requests_per_s: 0.5, input_tokens: 500, output_tokens: 200,\n"
+                     "     slo: {ttft_ms: 2000, tpot_ms: 60}, min_replicas: 3}\nconstraints: {clouds: [aws], hardware: [h100-sxm]}\n")
+    plan = tmp_path / "floor.json"
+    assert aicap("size", str(fleet), "-o", str(plan), "-f", "json").code == 0
+    doc = json.loads(plan.read_text())
+    replicas = sum(d["replicas"] for d in doc["workloads"][0]["deployments"])
+    assert replicas >= 3
+    scaled = [d for d in yaml.safe_load_all(aicap("export", str(plan), "--to", "k8s").stdout) if d and d["kind"] == "ScaledObject"]
+    assert sum(d["spec"]["minReplicaCount"] for d in scaled) >= 3
+    assert all(d["spec"]["minReplicaCount"] <= d["spec"]["maxReplicaCount"] for d in scaled)
+
+
+def test_tpu_and_cpu_deployments_are_not_given_the_cuda_image(aicap) -> None:  # type: ignore[no-untyped-def]
+    # a TPU deployment ran vllm/vllm-openai (the CUDA build), which does not serve on TPU
+    docs = list(yaml.safe_load_all(aicap("export", str(HERE / "plans" / "tpu-only.json"), "--to", "k8s").stdout))
+    images = {c["image"] for d in docs if d and d["kind"] == "Deployment" for c in d["spec"]["template"]["spec"]["containers"]}
+    assert images == {"vllm/vllm-tpu:latest"}
+    r = aicap("export", str(HERE / "plans" / "cpu-only.json"), "--to", "vllm")
+    assert r.code == 0 and "vllm's CUDA build; epyc-9654 (cpu) needs the engine's own build for it" in r.stdout

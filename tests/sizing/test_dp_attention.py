@@ -90,7 +90,7 @@ def test_a_group_engine_runs_its_own_attention_and_every_groups_routed_experts(c
 
 def test_the_step_model_is_the_engine_step_of_a_group(cat: Catalogue) -> None:
     dp_dep = _dep(cat, tp=16, groups=16, device="h100-sxm")
-    hw = Hardware.of([(dp_dep.device, dp_dep.efficiency)], dp_dep.weights_dtype)
+    hw = Hardware.of([(dp_dep.device, dp_dep.efficiency)], dp_dep.weights_dtype, dp_dep.kv_dtype)
     model = StepModel.build(dp_dep, hw, np.array([16.0]), np.array([1.0]), 16.0, np.array([1500.0]), np.array([1024.0]))
     for d, p in ((1.0, 0.0), (40.0, 0.0), (0.0, 1024.0), (30.0, 2048.0)):
         exact = float(engine_step(dp_dep, d, 1500.0, p, 1024.0).total)

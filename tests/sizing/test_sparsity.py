@@ -68,7 +68,7 @@ def test_without_sparse_kernels_a_sparse_model_costs_what_the_dense_one_does(cat
 
 def test_the_step_model_reproduces_engine_step_for_a_sparse_model(cat: Catalogue) -> None:
     dep = dataclasses.replace(_dep(cat, variants.sparse(_decoder(cat, "llama-3.1-70b")), "h100-sxm", "vllm", "fp8"), tp=4)
-    sm = StepModel.build(dep, Hardware.of([(dep.device, dep.efficiency)], "fp8"), 4, 1, 1, 1500, 1000)
+    sm = StepModel.build(dep, Hardware.of([(dep.device, dep.efficiency)], "fp8", dep.kv_dtype), 4, 1, 1, 1500, 1000)
     d = np.array([1.0, 32.0])
     for p in (0.0, 512.0):
         assert sm.seconds(d, p) == pytest.approx(engine_step(dep, d, 1500, p, 1000).total, rel=1e-6)

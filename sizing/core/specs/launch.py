@@ -133,6 +133,8 @@ class FlagMap(BaseModel):
     command: list[str] = Field(min_length=1)
     model_argument: str
     image: Image
+    # Images for platforms the main one (a CUDA build) does not serve, keyed by "tpu" or a GPU vendor ("amd").
+    platform_images: dict[str, Image] = Field(default_factory=dict)
     default_port: int = Field(ge=1, le=65535)
     port_source: str
     health_path: str
