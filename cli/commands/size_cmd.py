@@ -90,7 +90,7 @@ def plan_view(plan: Plan) -> View:
                                      "tpot_ms", "tpot_band_pct", "usd_per_hour", "usd_per_month",
                                      "usd_per_million_output_tokens", "usd_per_million_requests"], flat)  # fmt: skip
     tables = [
-        Table(f"Plan ({plan.objective} objective, {cat.pricing} prices of {cat.price_dates[0]}…{cat.price_dates[1]}{solver})",
+        Table(f"Plan ({plan.objective} objective, {cat.pricing} prices of {plan.catalogue.price_dates[0]}…{plan.catalogue.price_dates[1]}{solver})",
               ["workload", "model", "instance", "devices", "layout", "replicas", "dtype", "req/s load/capacity", f"TTFT ms ({pct})",
                f"TPOT ms ({pct})", "$/hour", "$/month", "$/1M out tok"], rows,
               caption=f"Fleet: {t.instances} instance{'s' if t.instances != 1 else ''}, {t.devices} device{'s' if t.devices != 1 else ''} ({t.devices_used} used), ${t.usd_per_hour:,.2f}/hour, "
@@ -151,7 +151,8 @@ def period_plan_view(plan: PeriodPlan) -> View:
         ["solver", f"{plan.solver.status}, within {plan.solver.gap_pct:.3g}% of the lower bound"],
     ]  # fmt: skip
     tables = [
-        Table(f"Plan by hour ({'/'.join(plan.pricing_models)} prices; requests/s demand/capacity and replicas per workload)",
+        Table(f"Plan by hour ({'/'.join(plan.pricing_models)} prices of {plan.catalogue.price_dates[0]}…{plan.catalogue.price_dates[1]}; "
+              "requests/s demand/capacity and replicas per workload)",
               ["hour", "$/hour", *names, "instances"], rows),
         Table("Deployments used (TTFT and TPOT at the workload's percentile with each replica at its capacity)",
               ["workload", "instance", "devices", "layout", "dtype", "req/s per replica", "TTFT ms", "TPOT ms"], deps),
@@ -178,11 +179,13 @@ def period_plan_view(plan: PeriodPlan) -> View:
     # CSV: one row per hour, workload and deployment, one value a cell (the hour table packs several into a cell).
     # The workload's chargeback (a monthly figure) is repeated on each of its rows.
     usd = {w.name: w.usd_per_month for w in plan.workloads}
+    dated = {i.instance_type: i.price_date for p in plan.periods for i in p.instances}
     csv_rows = [[p.start_hour, p.usd_per_hour, w.name, w.demand_requests_per_s, w.capacity_requests_per_s, k,
-                 plan.deployments[w.name][k].instance_type, plan.deployments[w.name][k].hardware, n, usd.get(w.name)]
+                 plan.deployments[w.name][k].instance_type, plan.deployments[w.name][k].hardware, n, usd.get(w.name),
+                 dated.get(plan.deployments[w.name][k].instance_type)]
                 for p in plan.periods for w in p.workloads for k, n in enumerate(w.replicas)]  # fmt: skip
     csv = Table("Plan by hour", ["hour", "usd_per_hour", "workload", "demand_requests_per_s", "capacity_requests_per_s", "deployment",
-                                 "instance_type", "hardware", "replicas", "workload_usd_per_month"], csv_rows)  # fmt: skip
+                                 "instance_type", "hardware", "replicas", "workload_usd_per_month", "price_date"], csv_rows)  # fmt: skip
     return View(plan.to_dict(), tables, notes=list(plan.warnings), csv=csv)
 
 

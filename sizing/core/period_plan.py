@@ -87,6 +87,7 @@ class InstanceCount(_Doc):
     instance_type: str
     pricing: str
     count: int = Field(ge=1)
+    price_date: str | None = Field(None, description="the date the instance type's prices were read (ISO 8601)")
 
 
 class PeriodWorkload(_Doc):
@@ -114,6 +115,7 @@ class Reserved(_Doc):
     instance_type: str
     pricing: str
     count: int = Field(ge=1)
+    price_date: str | None = Field(None, description="the date the instance type's prices were read (ISO 8601)")
     usd_per_month: Usd
 
 

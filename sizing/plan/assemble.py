@@ -259,7 +259,9 @@ def build_plan(fleet: Fleet, cat: CatalogueLike, insts: list[InstanceSpec], chos
                     devices_used=sum(i.devices_used for i in instances), instances=sum(i.count for i in instances))  # fmt: skip
     return Plan(
         generated_by=f"aicap {_version()}",
-        catalogue=CatalogueRef(version=cat.version, price_dates=cat.price_dates, pricing=c.price_model),
+        # the price dates of the instance types the plan buys (the catalogue's whole range where it buys none)
+        catalogue=CatalogueRef(version=cat.version, pricing=c.price_model,
+                               price_dates=(min(d), max(d)) if (d := [i.price_date for i in instances]) else cat.price_dates),
         objective=c.objective,
         hours_per_month=c.billed_hours(),
         solver=solver,

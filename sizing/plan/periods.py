@@ -331,7 +331,8 @@ def _document(fleet: Fleet, cat: CatalogueLike, s: _Setup, sol: PeriodSolution, 
     share = dict(zip(windex, (period_shares(cost, use) * month).tolist(), strict=True))
     for h in range(hours):
         held = [[int(sol.reserved[t, m] if res[m] else sol.hourly[t, m, h]) for m in range(len(models))] for t in range(len(s.insts))]
-        inst = [InstanceCount(instance_type=s.insts[t].name, pricing=models[m], count=held[t][m])
+        inst = [InstanceCount(instance_type=s.insts[t].name, pricing=models[m], count=held[t][m],
+                              price_date=s.insts[t].price_date.isoformat())
                 for t in range(len(s.insts)) for m in range(len(models)) if held[t][m] > 0]  # fmt: skip
         wl = []
         for wi, w in enumerate(fleet.workloads):
@@ -359,7 +360,8 @@ def _document(fleet: Fleet, cat: CatalogueLike, s: _Setup, sol: PeriodSolution, 
     return PeriodPlan(
         autoscaling=_autoscaling(fleet, deps, periods),
         generated_by=f"aicap {_version()}",
-        catalogue=CatalogueRef(version=cat.version, price_dates=cat.price_dates, pricing="/".join(models)),
+        catalogue=CatalogueRef(version=cat.version, price_dates=_dates_of(periods, reserved, s.insts) or cat.price_dates,
+                               pricing="/".join(models)),
         hours=hours, pricing_models=list(models), lead_time_min=round(s.lead_min, 2), lead_periods=s.lead, spot_max_share=c.spot_max_share,
         spot_headroom=c.spot_headroom, hours_per_month=c.hours_per_month, deployments=deps,
         workloads=promises(fleet, deps, share), periods=periods, totals=totals,
@@ -367,3 +369,10 @@ def _document(fleet: Fleet, cat: CatalogueLike, s: _Setup, sol: PeriodSolution, 
                             gap_pct=round(100 * sol.gap, 4) if np.isfinite(sol.gap) else 0.0),
         warnings=warnings,
     )  # fmt: skip
+
+
+def _dates_of(periods: list[Period], reserved: list[Reserved], insts: list[InstanceSpec]) -> tuple[str, str] | None:
+    """The first and last price date of the instance types the plan holds in any hour or commits to (``None``: none)."""
+    used = {i.instance_type for p in periods for i in p.instances} | {r.instance_type for r in reserved}
+    dates = sorted(i.price_date.isoformat() for i in insts if i.name in used)
+    return (dates[0], dates[-1]) if dates else None

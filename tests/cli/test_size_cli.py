@@ -303,3 +303,17 @@ def test_cheapest_replicas_are_one_a_shape_and_device() -> None:
     price = np.array([1.0, 2.0, 5.0, 10.0, 2.0, 4.0])
     ok = np.array([True, True, True, True, False, True])
     assert cheapest_replicas(rows, price, ok).tolist() == [0, 2, 5]  # row 4 (cheaper) cannot carry anything
+
+
+def test_plans_give_the_price_dates_of_the_instances_they_buy(aicap) -> None:  # type: ignore[no-untyped-def]
+    # a static plan's header gave the whole catalogue's range (2025-01-31...2026-11-09), hourly plans no date at all
+    static = aicap("size", "-f", "json").json()
+    used = sorted(i["price_date"] for i in static["instances"])
+    assert static["catalogue"]["price_dates"] == [used[0], used[-1]]
+    hourly = aicap("size", str(Path(__file__).resolve().parents[2] / "examples" / "diurnal-chat.yaml"), "-f", "json").json()
+    counts = [i for p in hourly["periods"] for i in p["instances"]]
+    assert counts and all(i["price_date"] for i in counts)
+    dates = sorted({i["price_date"] for i in counts})
+    assert dates[0] >= hourly["catalogue"]["price_dates"][0] and dates[-1] <= hourly["catalogue"]["price_dates"][1]
+    table = aicap("size", str(Path(__file__).resolve().parents[2] / "examples" / "diurnal-chat.yaml"))
+    assert f"prices of {hourly['catalogue']['price_dates'][0]}" in table.stdout
