@@ -90,7 +90,7 @@ def plan_view(plan: Plan) -> View:
                                      "tpot_ms", "tpot_band_pct", "usd_per_hour", "usd_per_month",
                                      "usd_per_million_output_tokens", "usd_per_million_requests"], flat)  # fmt: skip
     tables = [
-        Table(f"Plan ({plan.objective} objective, {cat.pricing} prices of {plan.catalogue.price_dates[0]}…{plan.catalogue.price_dates[1]}{solver})",
+        Table(f"Plan ({plan.objective} objective, {cat.pricing} prices of {_dates(plan.catalogue.price_dates)}{solver})",
               ["workload", "model", "instance", "devices", "layout", "replicas", "dtype", "req/s load/capacity", f"TTFT ms ({pct})",
                f"TPOT ms ({pct})", "$/hour", "$/month", "$/1M out tok"], rows,
               caption=f"Fleet: {t.instances} instance{'s' if t.instances != 1 else ''}, {t.devices} device{'s' if t.devices != 1 else ''} ({t.devices_used} used), ${t.usd_per_hour:,.2f}/hour, "
@@ -151,7 +151,7 @@ def period_plan_view(plan: PeriodPlan) -> View:
         ["solver", f"{plan.solver.status}, within {plan.solver.gap_pct:.3g}% of the lower bound"],
     ]  # fmt: skip
     tables = [
-        Table(f"Plan by hour ({'/'.join(plan.pricing_models)} prices of {plan.catalogue.price_dates[0]}…{plan.catalogue.price_dates[1]}; "
+        Table(f"Plan by hour ({'/'.join(plan.pricing_models)} prices of {_dates(plan.catalogue.price_dates)}; "
               "requests/s demand/capacity and replicas per workload)",
               ["hour", "$/hour", *names, "instances"], rows),
         Table("Deployments used (TTFT and TPOT at the workload's percentile with each replica at its capacity)",
@@ -198,6 +198,11 @@ def _warn_shadowing(fleet: Fleet, cat: CatalogueLike) -> None:
             warn_shadowing(ref, cat.model(ref))
         except InputError:  # the sizer names a bad model with its place in the fleet file
             continue
+
+
+def _dates(dates: tuple[str, str]) -> str:
+    """``2026-08-01`` for one price date, ``2026-08-01…2026-09-24`` for a range."""
+    return dates[0] if dates[0] == dates[1] else f"{dates[0]}…{dates[1]}"
 
 
 #: ``aicap schema NAME``: the document class (``module:Class``) whose JSON Schema it prints, and its help.
