@@ -100,11 +100,16 @@ def register(app: typer.Typer, schema_app: typer.Typer) -> None:
         from aicap.sizing.core.errors import InputError, PolicyBreachError
         from aicap.sizing.core.period_plan import PeriodPlan
         from aicap.sizing.core.plan import Plan
-        from aicap.sizing.plan.fleet_io import any_plan_or_size
+        from aicap.sizing.plan.fleet_io import any_plan_or_size, fleet_budget
         from aicap.sizing.plan.policy import Limit, Policy, blocking, check_ids, evaluate, evaluate_periods, verdict
 
+        notes = []
         if policy is None and budget_monthly is None:  # a gate with no limit would pass anything
-            raise InputError("no limits to check: give --policy FILE or --budget-monthly USD")
+            budget_monthly = fleet_budget(target)  # a fleet's own constraints.budget_usd_per_month is its limit
+            if budget_monthly is None:
+                raise InputError("no limits to check: give --policy FILE or --budget-monthly USD (or a fleet whose "
+                                 "constraints.budget_usd_per_month sets one)")  # fmt: skip
+            notes.append(f"note: the limit is {target}'s constraints.budget_usd_per_month (${budget_monthly:,.0f})")
         cat = catalogue()
         pol = Policy()
         if policy is not None:
@@ -132,7 +137,6 @@ def register(app: typer.Typer, schema_app: typer.Typer) -> None:
             kinds = ("a plan over demand periods", "a static plan")
             raise InputError(f"--baseline {baseline}: {kinds[not isinstance(base, PeriodPlan)]}, and the target {kinds[not periodic]}; "
                              "compare two of a kind")  # fmt: skip
-        notes = []
         if isinstance(plan, PeriodPlan):
             rows = evaluate_periods(pol, plan, cat, base if isinstance(base, PeriodPlan) else None)
             what = f"plan over {plan.hours} hours"

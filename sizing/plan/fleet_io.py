@@ -345,6 +345,14 @@ def load_plan(path: Path | str) -> Plan | None:
     return plan
 
 
+def fleet_budget(path: Path | str) -> float | None:
+    """A fleet file's ``constraints.budget_usd_per_month`` (``None`` for a plan file, or a fleet without one)."""
+    path = Path(path)
+    if _read_plan(path) is not None:
+        return None
+    return load_fleet(path).constraints.budget_usd_per_month
+
+
 def any_plan_or_size(path: Path | str, cat: CatalogueLike) -> Plan | PeriodPlan:
     """A plan (static or over demand periods) from a plan file, or by planning a fleet file as ``aicap size`` would."""
     path = Path(path)

@@ -109,7 +109,8 @@ def test_check_without_any_limit_is_an_input_error(aicap, plans) -> None:
     for extra in ((), ("--baseline", str(plans[0]))):
         r = aicap("check", str(plans[1]), *extra, "-f", "json")
         assert r.code == 2 and r.stdout == ""
-        assert r.stderr.strip() == "aicap: error: no limits to check: give --policy FILE or --budget-monthly USD"
+        assert r.stderr.strip() == ("aicap: error: no limits to check: give --policy FILE or --budget-monthly USD (or a fleet whose "
+                                    "constraints.budget_usd_per_month sets one)")
 
 
 def test_diff_json_and_markdown(aicap, plans) -> None:
@@ -267,3 +268,17 @@ def test_schemas_declare_their_dialect_and_the_fleet_s_hourly_lists_are_24_or_16
         assert jsonschema.Draft202012Validator(schema).is_valid(fleet(rates)) == ok, len(rates)  # type: ignore[arg-type]
     for path in sorted((ROOT / "examples").glob("*.yaml")):
         jsonschema.validate(yaml.safe_load(path.read_text()), schema)
+
+
+def test_check_of_a_fleet_takes_its_own_budget_as_the_limit(aicap, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    # a fleet with constraints.budget_usd_per_month got "no limits to check" (exit 2): the budget it states is its limit
+    fleet = tmp_path / "fleet.yaml"
+    body = ("workloads:\n  - {name: chat, model: llama-3.1-8b, requests_per_s: 2, input_tokens: 500, output_tokens: 200,\n"
+            "     slo: {ttft_ms: 2000, tpot_ms: 60}}\nconstraints: {clouds: [aws], budget_usd_per_month: BUDGET}\n")  # fmt: skip
+    fleet.write_text(body.replace("BUDGET", "1000000"))
+    r = aicap("check", str(fleet), "-f", "json")
+    assert r.code == 0 and r.json()["limits"][0]["threshold"] == 1000000.0
+    assert "constraints.budget_usd_per_month ($1,000,000)" in r.stderr
+    fleet.write_text(body.replace("BUDGET", "10"))
+    r = aicap("check", str(fleet))
+    assert r.code == 3 and "budget $10/month is below the cheapest plan" in r.stderr  # as aicap size says it
