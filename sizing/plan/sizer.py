@@ -363,6 +363,14 @@ def _size(fleet: Fleet, cat: CatalogueLike, alternatives: bool, time_limit_s: fl
     c = fleet.constraints
     raw = all_candidates(fleet, cat, insts, workers=jobs)
     all_cands = _derated(raw, derate or {})
+    if c.price_model == "spot" and c.spot_headroom > 0:
+        # Spot instances keep spot_headroom of their capacity free against interruptions, as the hourly planner keeps that
+        # share of their devices: every replica carries (1 − h) of what it could (a static plan is spot through and through).
+        all_cands = {n: [replace(x, capacity_rps=x.capacity_rps * (1.0 - c.spot_headroom)) for x in xs] for n, xs in all_cands.items()}
+        warnings.append(f"spot: each replica is planned at {1.0 - c.spot_headroom:.0%} of its capacity (spot_headroom "
+                        f"{c.spot_headroom:g}), the rest kept against interruptions"
+                        + ("; spot_max_share applies to plans over demand periods, and this static plan is all spot"
+                           if "spot_max_share" in c.model_fields_set and c.spot_max_share < 1.0 else ""))  # fmt: skip
     for name, mine in all_cands.items() if derate else ():  # only a derate can empty a workload's candidates
         if any(x.feasible for x in raw[name]) and not any(x.feasible for x in mine):
             raise InfeasibleError(f"every layout of workload '{name}' that meets its targets was dropped by the simulation of "

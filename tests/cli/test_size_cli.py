@@ -317,3 +317,26 @@ def test_plans_give_the_price_dates_of_the_instances_they_buy(aicap) -> None:  #
     assert dates[0] >= hourly["catalogue"]["price_dates"][0] and dates[-1] <= hourly["catalogue"]["price_dates"][1]
     table = aicap("size", str(Path(__file__).resolve().parents[2] / "examples" / "diurnal-chat.yaml"))
     assert f"prices of {hourly['catalogue']['price_dates'][0]}" in table.stdout
+
+
+def test_a_static_spot_plan_keeps_its_spot_headroom(aicap, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    # pricing: spot with spot_headroom 0.5 bought a3-highgpu-8g with every device loaded, headroom ignored, nothing said
+    def plan(pricing: str, headroom: float) -> dict:  # type: ignore[type-arg]
+        fleet = tmp_path / f"{pricing}-{headroom}.yaml"
+        fleet.write_text(f"workloads:\n  - {{name: chat, model: llama-3.1-8b, requests_per_s: 20, input_tokens: 500, output_tokens: 200,\n"
+                         f"     slo: {{ttft_ms: 2000, tpot_ms: 60}}}}\nconstraints: {{clouds: [gcp], hardware: [h100-sxm],"
+                         f" pricing: [{pricing}], spot_headroom: {headroom}, spot_max_share: 0.3}}\n")  # fmt: skip
+        r = aicap("size", str(fleet), "-f", "json")
+        assert r.code == 0, r.stderr
+        return r.json()  # type: ignore[no-any-return]
+
+    full, spot = plan("on_demand", 0.5), plan("spot", 0.5)
+    cap = {(d["tp"], d["pp"], d["weights_dtype"]): d["capacity_requests_per_s"] / d["replicas"]
+           for d in full["workloads"][0]["deployments"]}  # fmt: skip
+    same = [d for d in spot["workloads"][0]["deployments"] if (d["tp"], d["pp"], d["weights_dtype"]) in cap]
+    assert same  # a layout both plans use: on spot each replica is planned at half its capacity
+    for d in same:
+        assert d["capacity_requests_per_s"] / d["replicas"] == pytest.approx(cap[(d["tp"], d["pp"], d["weights_dtype"])] * 0.5, rel=1e-3)
+    said = [w for w in spot["warnings"] if w.startswith("spot: each replica is planned at 50% of its capacity")]
+    assert said and "spot_max_share applies to plans over demand periods" in said[0]
+    assert not [w for w in full["warnings"] if w.startswith("spot:")]
