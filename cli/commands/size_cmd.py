@@ -88,7 +88,7 @@ def plan_view(plan: Plan) -> View:
                                      "weights_dtype",
                                      "kv_dtype", "percentile", "requests_per_s", "capacity_requests_per_s", "ttft_ms", "ttft_band_pct",
                                      "tpot_ms", "tpot_band_pct", "usd_per_hour", "usd_per_month",
-                                     "usd_per_million_output_tokens", "usd_per_million_requests"], flat)  # fmt: skip
+                                     "workload_usd_per_million_output_tokens", "workload_usd_per_million_requests"], flat)  # fmt: skip
     tables = [
         Table(f"Plan ({plan.objective} objective, {cat.pricing} prices of {_dates(plan.catalogue.price_dates)}{solver})",
               ["workload", "model", "instance", "devices", "layout", "replicas", "dtype", "req/s load/capacity", f"TTFT ms ({pct})",
@@ -97,7 +97,7 @@ def plan_view(plan: Plan) -> View:
                       f"${t.usd_per_month:,.0f}/month. Engine: {engines}. "
                       + ("A disaggregated decode pool's $/1M out tok counts both its pools. "
                          if any(w.disaggregated_role == "decode" for w in plan.workloads) else "")
-                      + "TTFT/TPOT are percentiles at the planned load"
+                      + "$/1M out tok is the workload's, over all its deployments. TTFT/TPOT are percentiles at the planned load"
                       + (" (verified: the larger of the model's and the simulation's)" if plan.verification is not None else "")
                       + "; ± = "
                       "90th-percentile error of the performance model against published measurements under load "

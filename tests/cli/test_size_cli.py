@@ -134,8 +134,10 @@ def test_size_csv_is_one_value_a_cell_and_agrees_with_the_json(aicap) -> None:
         assert float(row["usd_per_hour"]) == d["usd_per_hour"] and row["percentile"] == w["percentile"]
         assert (row["tpot_ms"] == "") == (d["tpot_ms"] is None)  # an encoder has no TPOT: a blank cell, not "-"
         # an encoder emits no tokens: its unit price is per request (the column of output tokens carried it, mislabelled)
-        assert (row["usd_per_million_output_tokens"] == "") == (w["usd_per_million_output_tokens"] is None) == (d["tpot_ms"] is None)
-        assert float(row["usd_per_million_requests"]) == w["usd_per_million_requests"]
+        # the unit prices are the workload's, blended over its deployments: the columns say so (workload_...)
+        blank = row["workload_usd_per_million_output_tokens"] == ""
+        assert blank == (w["usd_per_million_output_tokens"] is None) == (d["tpot_ms"] is None)
+        assert float(row["workload_usd_per_million_requests"]) == w["usd_per_million_requests"]
         per_request = w["usd_per_hour"] / (w["served_requests_per_s"] * 3600) * 1e6
         assert w["usd_per_million_requests"] == pytest.approx(per_request, rel=0.01)
 
