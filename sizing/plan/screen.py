@@ -117,7 +117,7 @@ def screen_bound(rows: Rows, step: StepModel, pp: F, budget: float, traffic: Tra
     Rows never evaluated carry their idle metrics and a rate of 0; the returned mask marks those whose
     bound left them a chance (they lost to the thresholds, not to the targets). ``same``: per row, a row identical to it but for its targets
     (:func:`~aicap.sizing.serve.capacity.rate_bound` evaluates the target-free part once per group). Also returned: the
-    :func:`smaller_replicas` evaluated beside the screen's first round, which the sizer keeps beside :func:`screen`'s rows.
+    :func:`cheapest_replicas` evaluated beside the screen's first round, which the sizer keeps beside :func:`screen`'s rows.
     """
     ub_rate, ub_x = rate_bound(step, pp, budget, traffic, tpot_t, same)
     lower = np.where(ub_rate > 0, price / np.maximum(ub_rate, 1e-300), np.inf)
