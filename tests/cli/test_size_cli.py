@@ -285,28 +285,6 @@ def test_a_seed_without_verify_is_refused(aicap) -> None:  # type: ignore[no-unt
         assert r.code == 2 and r.stdout == "" and "add --verify or drop --seed" in r.stderr
 
 
-def test_a_low_rate_finds_the_smallest_replica_whatever_else_is_allowed(aicap) -> None:  # type: ignore[no-untyped-def]
-    # 1 req/s: two 1-GPU L4 replicas ($1,175/month) with L4 alone; allowing H100 too kept only L4's TP2 layout (best cost
-    # per request/s at full load) and the plan cost $3,359, "optimal, gap 0%"
-    base = ("size", "-m", "llama-3.1-8b", "--rate", "1", "--input-tokens", "1000", "--output-tokens", "200", "--ttft-ms", "2000",
-            "--tpot-ms", "60", "--cloud", "aws", "-f", "json")  # fmt: skip
-    alone = aicap(*base, "--hardware", "l4").json()["totals"]["usd_per_month"]
-    both = aicap(*base, "--hardware", "l4,h100-sxm").json()["totals"]["usd_per_month"]
-    anything = aicap(*base).json()["totals"]["usd_per_month"]
-    assert both <= alone and anything <= alone  # more choice never costs more
-
-
-def test_cheapest_replicas_are_one_a_shape_and_device() -> None:
-    import numpy as np
-
-    from aicap.sizing.plan.screen import Rows, cheapest_replicas
-
-    rows = Rows(shape=[0, 0, 0, 0, 1, 1], device=[0, 0, 1, 1, 0, 0], tp=[1, 2, 1, 2, 2, 4], pp=[1] * 6)
-    price = np.array([1.0, 2.0, 5.0, 10.0, 2.0, 4.0])
-    ok = np.array([True, True, True, True, False, True])
-    assert cheapest_replicas(rows, price, ok).tolist() == [0, 2, 5]  # row 4 (cheaper) cannot carry anything
-
-
 def test_plans_give_the_price_dates_of_the_instances_they_buy(aicap) -> None:  # type: ignore[no-untyped-def]
     # a static plan's header gave the whole catalogue's range (2025-01-31...2026-11-09), hourly plans no date at all
     static = aicap("size", "-f", "json").json()
