@@ -260,8 +260,11 @@ def build_plan(fleet: Fleet, cat: CatalogueLike, insts: list[InstanceSpec], chos
     return Plan(
         generated_by=f"aicap {_version()}",
         # the price dates of the instance types the plan buys (the catalogue's whole range where it buys none)
-        catalogue=CatalogueRef(version=cat.version, pricing=c.price_model,
-                               price_dates=(min(d), max(d)) if (d := [i.price_date for i in instances]) else cat.price_dates),
+        catalogue=CatalogueRef(
+            version=cat.version,
+            pricing=c.price_model,
+            price_dates=(min(d), max(d)) if (d := [i.price_date for i in instances]) else cat.price_dates,
+        ),
         objective=c.objective,
         hours_per_month=c.billed_hours(),
         solver=solver,

@@ -109,8 +109,10 @@ def test_check_without_any_limit_is_an_input_error(aicap, plans) -> None:
     for extra in ((), ("--baseline", str(plans[0]))):
         r = aicap("check", str(plans[1]), *extra, "-f", "json")
         assert r.code == 2 and r.stdout == ""
-        assert r.stderr.strip() == ("aicap: error: no limits to check: give --policy FILE or --budget-monthly USD (or a fleet whose "
-                                    "constraints.budget_usd_per_month sets one)")
+        assert r.stderr.strip() == (
+            "aicap: error: no limits to check: give --policy FILE or --budget-monthly USD (or a fleet whose "
+            "constraints.budget_usd_per_month sets one)"
+        )
 
 
 def test_diff_json_and_markdown(aicap, plans) -> None:

@@ -656,8 +656,10 @@ def test_another_command_s_report_is_named_for_what_it_is(aicap, tmp_path: Path)
 def test_the_autoscaler_never_scales_below_the_workloads_min_replicas(aicap, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     # KEDA minReplicaCount was 1 whatever min_replicas said: a workload sized and costed for 3 replicas could scale to 1
     fleet = tmp_path / "floor.yaml"
-    fleet.write_text("workloads:\n  - {name: chat, model: llama-3.1-8b, requests_per_s: 0.5, input_tokens: 500, output_tokens: 200,\n"
-                     "     slo: {ttft_ms: 2000, tpot_ms: 60}, min_replicas: 3}\nconstraints: {clouds: [aws], hardware: [h100-sxm]}\n")
+    fleet.write_text(
+        "workloads:\n  - {name: chat, model: llama-3.1-8b, requests_per_s: 0.5, input_tokens: 500, output_tokens: 200,\n"
+        "     slo: {ttft_ms: 2000, tpot_ms: 60}, min_replicas: 3}\nconstraints: {clouds: [aws], hardware: [h100-sxm]}\n"
+    )
     plan = tmp_path / "floor.json"
     assert aicap("size", str(fleet), "-o", str(plan), "-f", "json").code == 0
     doc = json.loads(plan.read_text())
