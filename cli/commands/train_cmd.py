@@ -212,6 +212,7 @@ def register(app: typer.Typer) -> None:
 
         from aicap.sizing.core.errors import InfeasibleError, InputError
         from aicap.sizing.plan.fleet_io import split_list
+        from aicap.sizing.train.grid import whole_rounds
         from aicap.sizing.train.setup import TrainSetup
 
         cat = catalogue()
@@ -267,17 +268,15 @@ def register(app: typer.Typer) -> None:
             if (deadline_days is not None or budget is not None) and n_tokens is None:  # before any output: exit 2 prints nothing else
                 raise InputError("--deadline-days and --budget need --tokens")
             per_step = n_dp * micro_batch * seq_len  # one micro-batch on every data-parallel replica
-            if gbt is not None and gbt % per_step:  # frameworks step whole micro-batches on every replica (gradient accumulation)
-                rounds = max(round(gbt / per_step), 1)
-                info(f"aicap: note: --global-batch-tokens {gbt:,} is costed as {rounds * per_step:,}: {rounds:,} round(s) of one "
+            # frameworks step whole micro-batches on every replica (gradient accumulation): a given batch and the default
+            # alike are costed as whole rounds (the default 4Mi at --seq-len 3000 on 8 replicas was 174.76 rounds)
+            batch = int(whole_rounds(gbt if gbt is not None else max(DEFAULT_BATCH[method], per_step), per_step))
+            if gbt is not None and batch != gbt:
+                info(f"aicap: note: --global-batch-tokens {gbt:,} is costed as {batch:,}: {batch // per_step:,} round(s) of one "
                      f"micro-batch ({micro_batch} × {seq_len:,} tokens) on each of the {n_dp:,} data-parallel replicas")  # fmt: skip
-                gbt = rounds * per_step
             if gbt is None and per_step > DEFAULT_BATCH[method]:
                 info(f"aicap: note: the global batch is {per_step:,} tokens, one micro-batch on each of the {n_dp:,} replicas, above the "
                      f"{DEFAULT_BATCH[method]:,}-token default (--global-batch-tokens sets it; a larger batch can change convergence)")  # fmt: skip
-            # the default too is whole rounds of micro-batches, as a given batch is costed (4Mi at --seq-len 3000 on 8 replicas
-            # was 174.76 rounds, and 4.19 sequences a step at --seq-len 1M)
-            batch = gbt or max(round(max(DEFAULT_BATCH[method], per_step) / per_step), 1) * per_step
             fields = {"tp": tp, "pp": pp, "cp": cp, "dp": n_dp, "ep": ep, "virtual_pipeline": vp, "zero": zero,
                       "fsdp": fsdp, "recompute": recompute, "micro_batch": micro_batch, "seq_len": seq_len,
                       "global_batch_tokens": batch, "offload": offload, **recipe_fields}  # fmt: skip

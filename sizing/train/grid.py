@@ -23,6 +23,16 @@ RECOMPUTE_CODE = {"none": 0.0, "selective": 1.0, "full": 2.0}
 OFFLOAD_CODE = {"none": 0.0, "optimizer": 1.0, "all": 2.0}
 
 
+def whole_rounds(batch: npt.ArrayLike, per_round: npt.ArrayLike) -> npt.NDArray[np.float64]:
+    """A global batch as whole rounds of one micro-batch on every data-parallel replica (gradient accumulation).
+
+    ``max(round(B / r), 1) · r`` tokens for an asked batch ``B`` and ``r = dp · b · s`` tokens a round: frameworks
+    step whole micro-batches, so the batch costed is the nearest whole number of rounds, at least one.
+    """
+    r = np.asarray(per_round, dtype=float)
+    return np.asarray(np.maximum(np.round(np.asarray(batch, dtype=float) / r), 1.0) * r, dtype=float)
+
+
 @dataclass(frozen=True)
 class Recipe:
     """What every layout of a grid shares: method, precision, optimizer, adapters and the schedule's overlap settings."""

@@ -33,7 +33,7 @@ from aicap.sizing.core.specs.model import AnyModel, DecoderModel
 from aicap.sizing.train.estimate import Hardware, evaluate
 from aicap.sizing.train.fabric import fabric_of, is_full_host
 from aicap.sizing.train.factors import TrainingFactors
-from aicap.sizing.train.grid import Col, Grid, Recipe
+from aicap.sizing.train.grid import Col, Grid, Recipe, whole_rounds
 from aicap.sizing.train.job import PRICINGS
 from aicap.sizing.train.setup import OFFLOADS, RECOMPUTES, TrainSetup, check_lora_rank
 from aicap.sizing.train.shape import ModelShape, shape_of
@@ -182,8 +182,7 @@ def _grid(shape: ModelShape, spec: SearchSpec, inst: InstanceSpec, domain: int, 
     ones = np.ones(int(keep.sum()))
     # a step is whole rounds of one micro-batch on every replica (gradient accumulation), as `train --devices` costs a
     # given batch: the global batch rounded to the nearest whole number of rounds, at least one
-    per_round = col(dp * mb) * seq
-    rounded = np.maximum(np.round(batch / per_round), 1.0) * per_round
+    rounded = whole_rounds(batch, col(dp * mb) * seq)
     return Grid(
         tp=col(tp), pp=col(pp), dp=col(dp), cp=col(cp), ep=col(ep), vp=ones, sp=(col(tp) > 1).astype(np.float64),
         zero=col(zero), shard=col(dp * cp), recompute=col(rc), micro_batch=col(mb), seq_len=ones * seq,
