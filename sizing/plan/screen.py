@@ -53,6 +53,25 @@ def screen(rows: Rows, unit: F) -> NDArray[np.int64]:
     return np.sort(order[keep])
 
 
+def cheapest_replicas(rows: Rows, price: F, ok: NDArray[np.bool_]) -> NDArray[np.int64]:
+    """Per (shape, device), the row of the cheapest replica among the ``ok`` rows (ties: the lowest index).
+
+    Cost per request/s at full load ranks wide layouts first (a TP2 replica's KV room can carry more per device), but a
+    workload that one small replica carries buys whole replicas: at 1 req/s two 1-GPU L4 replicas cost $1,175/month and
+    the TP2 layout the ranking kept $3,359. :func:`screen_bound` evaluates these rows (where the screen keeps no replica as
+    cheap on the device) and the sizer keeps them beside :func:`screen`'s, so a low rate finds its smallest replica on
+    every device.
+    """
+    idx = np.flatnonzero(ok)
+    if not idx.size:
+        return idx.astype(np.int64)
+    width = int(max(rows.device, default=0)) + 1
+    pair = np.asarray(rows.shape, dtype=np.int64)[idx] * width + np.asarray(rows.device, dtype=np.int64)[idx]
+    order = np.lexsort((idx, price[idx], pair))
+    first = np.r_[True, pair[order][1:] != pair[order][:-1]]
+    return np.sort(idx[order][first]).astype(np.int64)
+
+
 def _rank_in_group(keys: NDArray[np.int64]) -> NDArray[np.int64]:
     """Each element's rank among the elements of equal key before it (0 for the first)."""
     idx = np.lexsort((np.arange(keys.size), keys))
@@ -87,7 +106,7 @@ _REFINE_BISECTIONS = _FULL_BISECTIONS - SCREEN_BISECTIONS
 
 
 def screen_bound(rows: Rows, step: StepModel, pp: F, budget: float, traffic: Traffic, tpot_t: F, price: F,
-                  idle: Loaded, same: NDArray[np.int64] | None = None) -> tuple[Loaded, NDArray[np.bool_]]:  # fmt: skip
+                  idle: Loaded, same: NDArray[np.int64] | None = None) -> tuple[Loaded, NDArray[np.bool_], NDArray[np.int64]]:  # fmt: skip
     """Capacity without the TTFT target for every row :func:`screen` could select (branch and bound).
 
     :func:`~aicap.sizing.serve.capacity.rate_bound` bounds each row's cost per request/s from below at the
@@ -98,7 +117,10 @@ def screen_bound(rows: Rows, step: StepModel, pp: F, budget: float, traffic: Tra
     coarse capacity rounded to 0 though they meet the targets at idle, are then refined to ``2^-12``.
     Rows never evaluated carry their idle metrics and a rate of 0; the returned mask marks those whose
     bound left them a chance (they lost to the thresholds, not to the targets). ``same``: per row, a row identical to it but for its targets
-    (:func:`~aicap.sizing.serve.capacity.rate_bound` evaluates the target-free part once per group).
+    (:func:`~aicap.sizing.serve.capacity.rate_bound` evaluates the target-free part once per group). Also returned: each
+    (shape, device)'s :func:`cheapest_replicas` row where the screen keeps no replica as cheap on that device, evaluated
+    after the rounds (so the thresholds, and the screen's own selection, are as without them); the sizer keeps them beside
+    :func:`screen`'s rows.
     """
     ub_rate, ub_x = rate_bound(step, pp, budget, traffic, tpot_t, same)
     lower = np.where(ub_rate > 0, price / np.maximum(ub_rate, 1e-300), np.inf)
@@ -115,6 +137,7 @@ def screen_bound(rows: Rows, step: StepModel, pp: F, budget: float, traffic: Tra
         unit[ix] = np.where(m.rate > 0, price[ix] / np.maximum(m.rate, 1e-300), np.inf)
 
     todo = screen(rows, np.where(done, np.inf, lower))
+    small = cheapest_replicas(rows, price, ~done)  # each device's smallest replica: a low rate's best buy
     evaluated = np.zeros(price.size, dtype=bool)
     while todo.size:
         put(todo, capacity(step.take(todo), pp[todo], budget, traffic.take(todo), np.full(todo.size, np.inf), tpot_t[todo],
@@ -124,13 +147,25 @@ def screen_bound(rows: Rows, step: StepModel, pp: F, budget: float, traffic: Tra
         # Of the rows whose bound still beats a threshold, the most promising of each group next (as the first
         # round): each round lowers the thresholds, so fewer rows qualify than if all were taken at once.
         todo = screen(rows, np.where(~done & ((lower <= by_shape) | (lower <= by_device)), lower, np.inf))
-    refine = np.union1d(screen(rows, unit), np.flatnonzero(evaluated & (out.rate <= 0)))
+    kept = screen(rows, unit)
+    # A device's smallest replica is evaluated too, unless the screen already keeps one no dearer on that device.
+    devices = int(max(rows.device, default=0)) + 1
+    pair = np.asarray(rows.shape, dtype=np.int64) * devices + np.asarray(rows.device, dtype=np.int64)
+    cheapest_kept = np.full(int(pair.max(initial=0)) + 1, np.inf)
+    np.minimum.at(cheapest_kept, pair[kept], price[kept])
+    small = small[price[small] < cheapest_kept[pair[small]]]
+    new = small[~evaluated[small]]
+    if new.size:
+        put(new, capacity(step.take(new), pp[new], budget, traffic.take(new), np.full(new.size, np.inf), tpot_t[new], ceiling[new],
+                          bisections=SCREEN_BISECTIONS))  # fmt: skip
+        done[new] = evaluated[new] = True
+    refine = np.union1d(np.union1d(kept, small[out.rate[small] > 0]), np.flatnonzero(evaluated & (out.rate <= 0)))
     if refine.size:
         lo = out.arrivals_per_round[refine]
         width = ceiling[refine] / 2.0**SCREEN_BISECTIONS
         put(refine, capacity(step.take(refine), pp[refine], budget, traffic.take(refine), np.full(refine.size, np.inf),
                              tpot_t[refine], lo + width, lower=lo, bisections=_REFINE_BISECTIONS))  # fmt: skip
-    return out, ~done
+    return out, ~done, small
 
 
 def spread(bound: Loaded, sub: Loaded, chosen: NDArray[np.int64]) -> Loaded:

@@ -187,7 +187,8 @@ def standalone_costs(rate: NDArray[np.float64], capacity: NDArray[np.float64], d
     return np.asarray(np.ceil(replicas * devices / per_instance) * price, dtype=float)
 
 
-def shortlist(fleet: Fleet, cands: list[Candidate], insts: list[InstanceSpec]) -> list[Candidate]:
+def shortlist(fleet: Fleet, cands: list[Candidate], insts: list[InstanceSpec],
+              rates: Mapping[str, float] | None = None) -> list[Candidate]:  # fmt: skip
     """Keep, per workload, the candidates a cheapest (or fastest) plan plausibly uses.
 
     A heuristic bound on the integer program's size, so that many workloads solve in seconds: the
@@ -198,7 +199,8 @@ def shortlist(fleet: Fleet, cands: list[Candidate], insts: list[InstanceSpec]) -
     device type's instances), and for the latency objective the ``SHORTLIST_LATENCY`` fastest that the
     budget buys alone, and the fastest so on each device type. Packing several workloads on one instance
     type can, rarely, prefer a dropped candidate; the plan is then optimal among the kept ones. Dominated
-    candidates are already gone (:func:`prune`); with ``single_type`` every candidate stays.
+    candidates are already gone (:func:`prune`); with ``single_type`` every candidate stays. ``rates``
+    replaces workloads' demands (req/s) in the standalone costs: what is left to carry once capped types are full.
     """
     c = fleet.constraints
     names = {w.name: k for k, w in enumerate(fleet.workloads)}
@@ -236,7 +238,8 @@ def shortlist(fleet: Fleet, cands: list[Candidate], insts: list[InstanceSpec]) -
     first.sort()
     fw = w[order[first]]
     keep[order[first[np.arange(fw.size) - np.searchsorted(fw, fw, side="left") < SHORTLIST_DEVICE_TYPES]]] = True
-    rate = np.array([np.nan if wl.rate is None else wl.rate for wl in fleet.workloads])[w]
+    given = {wl.name: wl.rate for wl in fleet.workloads} | dict(rates or {})
+    rate = np.array([np.nan if given[wl.name] is None else given[wl.name] for wl in fleet.workloads])[w]
     alone = standalone_costs(np.where(np.isfinite(rate), rate, 0.0), cap, dev, per, price)
     if np.isfinite(rate).any():
         order, rank = ranked(np.where(np.isfinite(rate), alone, 0.0), unit)
@@ -416,8 +419,17 @@ def _size(fleet: Fleet, cat: CatalogueLike, alternatives: bool, time_limit_s: fl
             # thousand workloads' every candidate is a program HiGHS does not finish in its time limit. (The default
             # per-type cap, a guard against unit slips, does not trigger it: at a thousand workloads it binds on
             # g6e.xlarge and the wider program took 14 s where the plan takes 4.)
+            # And what is left once the full types carry their capacity is shortlisted again on the other types, at
+            # that residual rate: a smaller rate can prefer smaller replicas the whole rate's ranking dropped.
+            capped = {i.instance_type for i in plan.instances if i.hardware in full and i.instance_type in c.availability
+                      and i.count >= c.cap(i.instance_type)}  # fmt: skip
+            carried = {w.name: sum(d.capacity_requests_per_s for d in w.deployments if d.instance_type in capped) for w in plan.workloads}
+            left = {wl.name: max(wl.rate - carried.get(wl.name, 0.0), 0.0) for wl in fleet.workloads if wl.rate is not None}
+            rest = shortlist(fleet, [x for x in every if x.instance not in capped], insts, rates=left)
             kept = {id(x) for x in short}
             more = short + [x for x in every if x.hardware in full and id(x) not in kept]
+            kept |= {id(x) for x in more}
+            more += [x for x in rest if id(x) not in kept]
             wider = _solve(fleet, cat, insts, more, rejected, warnings, time_limit_s)
             if c.objective != "cost" or wider.totals.usd_per_month < plan.totals.usd_per_month - 0.005:
                 plan = wider

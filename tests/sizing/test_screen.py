@@ -84,7 +84,7 @@ def test_rows_alike_but_for_their_targets_share_the_rate_bounds_first_pass_exact
 def test_branch_and_bound_skips_only_rows_the_screen_would_drop(screens: list[dict[str, Any]]) -> None:
     skipped_total = 0
     for s in screens:
-        _, pruned = s["out"]
+        _, pruned, _ = s["out"]
         # Every row at screening resolution, no bound: what the screen would select from all of them.
         _, ub_x = rate_bound(s["step"], s["pp"], s["budget"], s["traffic"], s["tpot_t"])
         ceiling = load_ceiling(s["step"], s["pp"], s["budget"], s["traffic"], ub_x)
@@ -169,3 +169,26 @@ def test_evaluating_the_ttft_mixture_in_buckets_of_like_counts_changes_nothing(s
     assert (whole.rate > 0).sum() > 50 and (whole.ttft_s > 0.3).sum() > 20  # TTFT matters on many rows
     for name in ("rate", "arrivals_per_round", "ttft_s", "tpot_s"):
         np.testing.assert_allclose(getattr(bucketed, name), getattr(whole, name), rtol=1e-12, atol=0.0, err_msg=name)
+
+
+def test_each_device_keeps_its_cheapest_replica_among_the_rows_with_a_chance() -> None:
+    rows = screen_mod.Rows(shape=[0, 0, 0, 0, 1, 1], device=[0, 0, 1, 1, 0, 0], tp=[1, 2, 2, 4, 1, 2], pp=[1, 1, 1, 1, 1, 1])
+    price = np.array([1.0, 2.0, 8.0, 16.0, 1.0, 2.0])
+    ok = np.array([True, True, True, True, False, True])  # shape 1's TP1 has no capacity: its TP2 is the cheapest left
+    assert screen_mod.cheapest_replicas(rows, price, ok).tolist() == [0, 2, 5]
+    assert screen_mod.cheapest_replicas(rows, price, np.zeros(6, dtype=bool)).size == 0
+
+
+def test_allowing_a_faster_device_never_makes_a_low_rate_dearer() -> None:
+    """1 req/s: two 1-GPU L4 replicas cost $1,175/month; with H100 also allowed the screen kept only L4's TP2 layout (the best
+    per request/s at full load) and the plan cost $3,359."""
+
+    def cost(hardware: list[str]) -> float:
+        f = Fleet.model_validate({"workloads": [{"name": "w", "model": "llama-3.1-8b", "requests_per_s": 1.0, "input_tokens": 1000,
+                                                 "output_tokens": 200, "slo": {"ttft_ms": 2000, "tpot_ms": 60}}],
+                                  "constraints": {"clouds": ["aws"], "hardware": hardware}})  # fmt: skip
+        return size(f, CAT, alternatives=False).totals.usd_per_month
+
+    l4 = cost(["l4"])
+    assert cost(["l4", "h100-sxm"]) <= l4 + 0.01
+    assert cost(["l4", "h100-sxm", "a100-80gb-sxm", "l40s"]) <= l4 + 0.01
