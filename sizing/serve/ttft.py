@@ -116,7 +116,11 @@ def _pieces(step: StepModel, pp: F, d: F, room: F, lump: F, pmf: F, rounds: F, l
     q = traffic.quantile
     weight, spell, idle_b = _round_weights(pmf, rounds, idle, gap, whole)
     live = weight.max(axis=1) > 0.0
-    weight, rounds, busy, spell = weight[live], rounds[live], rounds[live] * (1.0 - idle_b[live]), spell[live]
+    # A decoder's prefill-free round is in progress only while something decodes: an arrival finds the engine idle
+    # (share ``idle``) and waits no residual, or a round in progress and waits a residual uniform on [0, T_j].
+    # (An encoder's idle spell is a round type of its own, timed by ``gap``; its rounds are busy throughout.)
+    rest = np.where(np.broadcast_to(whole, idle_b.shape[-1:]), 0.0, idle_b)[live]  # (J, n) share with no round in progress
+    weight, rounds, busy, spell = weight[live], rounds[live], rounds[live] * (1.0 - spell[live]), spell[live]
     mean_m = lump_rate * rounds * (1.0 - spell)  # (J, n) co-arrivals expected during a round of type j (none in a spell)
     most = np.max(np.where(weight > 0.0, mean_m, 0.0), axis=0, initial=0.0)  # (n,)
     row_k = _count_top(most)
@@ -168,8 +172,14 @@ def _pieces(step: StepModel, pp: F, d: F, room: F, lump: F, pmf: F, rounds: F, l
     bck, j = np.divmod(kept, rounds.shape[0])
     coef = coef[kept]
     coef = np.where(coef > 1e-12, coef, 0.0)
-    inv = (1.0 / np.maximum(busy, 1e-12))[j]
+    inv = np.broadcast_to((1.0 / np.maximum(busy, 1e-12))[j], coef.shape)
     start = own.reshape(-1, n)[bck]
+    point = rest[j]  # (P, n)
+    at = np.flatnonzero((point > 0.0).any(axis=1))
+    if at.size:  # the idle share of those pieces: a step at the own prefill (no residual)
+        coef = np.concatenate([coef * (1.0 - point), coef[at] * point[at]])
+        start = np.concatenate([start, start[at]])
+        inv = np.concatenate([inv, np.full((at.size, n), 1e12)])
     own_k = np.where(np.arange(kmax + 1)[:, None] <= row_k, own, 0.0)  # each row's bracket from its own counts and round types
     hi = np.max(own_k, axis=(0, 1)) + np.max(np.where(weight > 0.0, rounds, 0.0), axis=0)
     return coef, start, inv, np.asarray(hi, dtype=float)
