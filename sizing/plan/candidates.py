@@ -390,7 +390,7 @@ def evaluate_batch(jobs: Sequence[Job], latency_variants: bool) -> list[list[Row
     traffic = Traffic(new, o, per_row([s.prefill_tail for s in sh_all]), slots, per_row([s.quantile for s in sh_all]),
                       per_row([s.arrival_cv for s in sh_all]), per_row([s.tail_share for s in sh_all]), overhead,
                       jobs[0].template().tokens_per_step, per_row([s.prefill_above for s in sh_all]),
-                      per_row([s.above_share for s in sh_all]), lag)  # fmt: skip
+                      per_row([s.above_share for s in sh_all]), lag, span_new)  # fmt: skip
     ttft_t, tpot_t = per_row([s.ttft_s for s in sh_all]), per_row([s.tpot_s for s in sh_all])
     # Screen first: capacity without the TTFT percentile (cheap) bounds each row's cost per request/s from
     # below; only the most promising rows pay for the TTFT mixture, the rest are dropped with a reason.

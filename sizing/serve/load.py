@@ -109,6 +109,9 @@ class Traffic:
     lag_rounds
         Rounds a request waits beyond the round in progress before it can be scheduled: 1 on an engine that
         schedules each step while the previous one runs (overlap scheduling), else 0.
+    input_span
+        Token-weighted mean of the computed prompt, ``E[I²]/E[I]`` (tokens; 0 or at most ``input_tokens``: the
+        prompts are all alike): varied prompts spread the round time more than lumps of the mean do.
     """
 
     input_tokens: F
@@ -123,6 +126,7 @@ class Traffic:
     input_above: F | float = 0.0
     above_share: F | float = 0.0
     lag_rounds: F | float = 0.0
+    input_span: F | float = 0.0
 
     @property
     def decode_steps(self) -> F:
@@ -133,7 +137,7 @@ class Traffic:
         """The candidates at ``index``."""
         ix = np.asarray(index)
         fields = (self.input_tokens, self.output_tokens, self.input_tail, self.slots, self.quantile, self.arrival_cv, self.tail_share,
-                  self.overhead_s, self.tokens_per_step, self.input_above, self.above_share, self.lag_rounds)  # fmt: skip
+                  self.overhead_s, self.tokens_per_step, self.input_above, self.above_share, self.lag_rounds, self.input_span)  # fmt: skip
         shape = np.shape(self.input_tokens)
         return Traffic(*(np.asarray(v)[ix] if np.shape(v) == shape else np.broadcast_to(v, shape)[ix] for v in fields))
 
@@ -376,7 +380,10 @@ def _at_arrivals(step: StepModel, pp_a: F, budget: float, traffic: Traffic, xa: 
     # A prompt longer than the budget arrives as c = I/L chunks in consecutive rounds, not c independent
     # lumps: the long rounds come in clusters of c, which multiplies the variance of their sum by c.
     cluster = np.maximum(i / lump, 1.0)
-    mix = z * sigma * np.sqrt(cluster / np.maximum(steps, 1.0)) / np.maximum(1.0 - np.minimum(prefill_load, 0.999), 1e-3)
+    # Prompts of varied length are not lumps of the mean: the tokens a round prefills are a compound Poisson sum whose
+    # variance is E[N]·E[c²] for chunks c = min(I, L), E[c²]/E[c] ≈ min(E[I²]/E[I], L), over E[N]·L² for lumps of L.
+    varied = np.maximum(np.minimum(np.maximum(traffic.input_span, i), room) / lump, 1.0)
+    mix = z * sigma * np.sqrt(cluster * varied / np.maximum(steps, 1.0)) / np.maximum(1.0 - np.minimum(prefill_load, 0.999), 1e-3)
     spread = np.sqrt((dtau_dn * z * n_sd) ** 2 + mix**2)
     # Requests see n size-biased: more of them decode while n (and so τ) is high, so their mean round
     # is τ + Cov(n, τ)/n = τ + (∂τ/∂n)·Var(n)/n.
