@@ -30,7 +30,7 @@ instant:
   (:mod:`aicap.sizing.serve.queueing`), scaled by ``(1 + cv²)/2`` (Kingman). The components are
   combined as ``Σ mean_i + sqrt(Σ (q_i − mean_i)²)``: independent parts do not all hit their tail
   at once.
-* **TPOT** = ``τ + τ'·Var(n)/n + z_q·sqrt((τ'·sd(n))² + (σ_τ·sqrt(c)/((1 − ρ_p)·sqrt(O − 1)))²)``: the mean of a
+* **TPOT** = ``τ + τ'·Var(n)/n + z_q·sqrt((τ'·sd(n))² + (σ_τ·sqrt(c·v)/((1 − ρ_p)·sqrt(O − 1)))²)``: the mean of a
   request's ``O − 1`` round times. ``n`` decoding requests drift slowly
   (``Var(n) = n·max(cv, 1)²/((1 − β)·(1 − ρ_p)²)``, ``β = τ'·n/τ`` the feedback of a longer round keeping
   requests longer, ``τ' = ∂τ/∂n``; each prompt lengthens its round and so brings more arrivals into the
@@ -38,7 +38,8 @@ instant:
   ``n`` size-biased (more of them decode while it is high), which shifts their mean by ``τ'·Var(n)/n``;
   the rounds that carry prompts add ``σ_τ``, the spread of the round time, averaged over ``O − 1`` rounds
   and amplified by ``1/(1 − ρ_p)`` (``ρ_p`` the prefill time share); a prompt of ``c = I/L`` budget-sized
-  chunks brings its long rounds in a cluster of ``c``, which multiplies their variance by ``c``.
+  chunks brings its long rounds in a cluster of ``c``, which multiplies their variance by ``c``; prompts of varied length
+  (token-weighted mean ``Ĩ = E[I²]/E[I]``) multiply it by ``v = max(min(Ĩ, L)/L, 1)``, a compound Poisson sum's over lumps of ``L``.
 
 Encoders and generic models are the same engine with ``O = 0`` (dynamic batching: a batch is a round).
 There the prompts are the whole round, so the round sizes are the exact stationary law of the
