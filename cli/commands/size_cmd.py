@@ -177,15 +177,18 @@ def period_plan_view(plan: PeriodPlan) -> View:
                               c.ttft_target_ms, c.simulated_tpot_ms, c.tpot_target_ms, "yes" if c.holds else "NO"]
                              for c in v.checks]))  # fmt: skip
     # CSV: one row per hour, workload and deployment, one value a cell (the hour table packs several into a cell).
-    # The workload's chargeback (a monthly figure) is repeated on each of its rows.
+    # The workload's chargeback (a monthly figure) is repeated on each of its rows, and the hour's instances of the
+    # deployment's type under each pricing model (shared by every deployment on that type) on each of theirs.
     usd = {w.name: w.usd_per_month for w in plan.workloads}
     dated = {i.instance_type: i.price_date for p in plan.periods for i in p.instances}
+    held = [{(i.instance_type, i.pricing): i.count for i in p.instances} for p in plan.periods]
     csv_rows = [[p.start_hour, p.usd_per_hour, w.name, w.demand_requests_per_s, w.capacity_requests_per_s, k,
-                 plan.deployments[w.name][k].instance_type, plan.deployments[w.name][k].hardware, n, usd.get(w.name),
-                 dated.get(plan.deployments[w.name][k].instance_type)]
-                for p in plan.periods for w in p.workloads for k, n in enumerate(w.replicas)]  # fmt: skip
+                 (t := plan.deployments[w.name][k].instance_type), plan.deployments[w.name][k].hardware, n, usd.get(w.name),
+                 dated.get(t), *(held[h].get((t, m), 0) for m in plan.pricing_models)]
+                for h, p in enumerate(plan.periods) for w in p.workloads for k, n in enumerate(w.replicas)]  # fmt: skip
     csv = Table("Plan by hour", ["hour", "usd_per_hour", "workload", "demand_requests_per_s", "capacity_requests_per_s", "deployment",
-                                 "instance_type", "hardware", "replicas", "workload_usd_per_month", "price_date"], csv_rows)  # fmt: skip
+                                 "instance_type", "hardware", "replicas", "workload_usd_per_month", "price_date",
+                                 *(f"{m}_instances" for m in plan.pricing_models)], csv_rows)  # fmt: skip
     return View(plan.to_dict(), tables, notes=list(plan.warnings), csv=csv)
 
 
