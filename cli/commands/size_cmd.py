@@ -182,10 +182,11 @@ def period_plan_view(plan: PeriodPlan) -> View:
     usd = {w.name: w.usd_per_month for w in plan.workloads}
     dated = {i.instance_type: i.price_date for p in plan.periods for i in p.instances}
     held = [{(i.instance_type, i.pricing): i.count for i in p.instances} for p in plan.periods]
-    csv_rows = [[p.start_hour, p.usd_per_hour, w.name, w.demand_requests_per_s, w.capacity_requests_per_s, k,
-                 (t := plan.deployments[w.name][k].instance_type), plan.deployments[w.name][k].hardware, n, usd.get(w.name),
-                 dated.get(t), *(held[h].get((t, m), 0) for m in plan.pricing_models)]
-                for h, p in enumerate(plan.periods) for w in p.workloads for k, n in enumerate(w.replicas)]  # fmt: skip
+    csv_rows = [[p.start_hour, p.usd_per_hour, w.name, w.demand_requests_per_s, w.capacity_requests_per_s, k, dep.instance_type,
+                 dep.hardware, n, usd.get(w.name), dated.get(dep.instance_type),
+                 *(held[h].get((dep.instance_type, m), 0) for m in plan.pricing_models)]
+                for h, p in enumerate(plan.periods) for w in p.workloads for k, n in enumerate(w.replicas)
+                for dep in (plan.deployments[w.name][k],)]  # fmt: skip
     csv = Table("Plan by hour", ["hour", "usd_per_hour", "workload", "demand_requests_per_s", "capacity_requests_per_s", "deployment",
                                  "instance_type", "hardware", "replicas", "workload_usd_per_month", "price_date",
                                  *(f"{m}_instances" for m in plan.pricing_models)], csv_rows)  # fmt: skip
