@@ -16,6 +16,7 @@ charged to the workloads placed on that instance type, so workload costs add up 
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -167,6 +168,15 @@ class CatalogueRef(_Doc):
     version: str
     price_dates: tuple[str, str] = Field(strict=False)  # a JSON array; its items stay strict strings
     pricing: str
+
+    @classmethod
+    def bought(cls, version: str, pricing: str, dates: Iterable[str], catalogue_dates: tuple[str, str]) -> CatalogueRef:
+        """The reference of a plan buying instance types priced on ``dates`` (ISO 8601).
+
+        Its ``price_dates`` are their first and last, or the catalogue's whole range where it buys none.
+        """
+        seen = sorted(dates)
+        return cls(version=version, pricing=pricing, price_dates=(seen[0], seen[-1]) if seen else catalogue_dates)
 
 
 class Solver(_Doc):

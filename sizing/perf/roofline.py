@@ -116,6 +116,14 @@ class StepTime:
         return np.asarray(np.array(BOUNDS)[np.argmax(stacked, axis=0)])
 
 
+def attention_projections_16bit(dep: Deployment) -> bool:
+    """Whether a decoder's attention projections run at 16 bits: its checkpoint leaves them unquantised (gpt-oss).
+
+    :func:`op_times` and the serving step model (:class:`~aicap.sizing.serve.step_model.StepModel`) price them so.
+    """
+    return dep.decoder is not None and unquantised_attention_bytes(dep) is not None
+
+
 def op_times(dep: Deployment, costs: dict[str, OpCost]) -> dict[str, OpTime]:
     """Roofline time of each operator group: ``max(F/(P·η_c), Q/(BW·η_m))`` (experts at ``η_c·η_moe``).
 
@@ -132,7 +140,7 @@ def op_times(dep: Deployment, costs: dict[str, OpCost]) -> dict[str, OpTime]:
     cdt = compute_dtype(dep.weights_dtype, peaks)
     peak = rate(cdt)
     group_peak = {"attention": min(peak, rate(compute_dtype(dep.kv_dtype, peaks)))}
-    if dep.decoder is not None and unquantised_attention_bytes(dep) is not None:
+    if attention_projections_16bit(dep):
         group_peak["attn_proj"] = min(peak, rate(compute_dtype("bf16", peaks)))
     bw = dep.device.memory_bw_gbps * 1e9 * dep.efficiency.memory_for(dep.weights_dtype)
     moe = dep.efficiency.moe_compute

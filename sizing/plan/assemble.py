@@ -259,12 +259,7 @@ def build_plan(fleet: Fleet, cat: CatalogueLike, insts: list[InstanceSpec], chos
                     devices_used=sum(i.devices_used for i in instances), instances=sum(i.count for i in instances))  # fmt: skip
     return Plan(
         generated_by=f"aicap {_version()}",
-        # the price dates of the instance types the plan buys (the catalogue's whole range where it buys none)
-        catalogue=CatalogueRef(
-            version=cat.version,
-            pricing=c.price_model,
-            price_dates=(min(d), max(d)) if (d := [i.price_date for i in instances]) else cat.price_dates,
-        ),
+        catalogue=CatalogueRef.bought(cat.version, c.price_model, (i.price_date for i in instances), cat.price_dates),
         objective=c.objective,
         hours_per_month=c.billed_hours(),
         solver=solver,

@@ -360,8 +360,7 @@ def _document(fleet: Fleet, cat: CatalogueLike, s: _Setup, sol: PeriodSolution, 
     return PeriodPlan(
         autoscaling=_autoscaling(fleet, deps, periods),
         generated_by=f"aicap {_version()}",
-        catalogue=CatalogueRef(version=cat.version, price_dates=_dates_of(periods, reserved, s.insts) or cat.price_dates,
-                               pricing="/".join(models)),
+        catalogue=CatalogueRef.bought(cat.version, "/".join(models), _dates_of(periods, reserved, s.insts), cat.price_dates),
         hours=hours, pricing_models=list(models), lead_time_min=round(s.lead_min, 2), lead_periods=s.lead, spot_max_share=c.spot_max_share,
         spot_headroom=c.spot_headroom, hours_per_month=c.hours_per_month, deployments=deps,
         workloads=promises(fleet, deps, share), periods=periods, totals=totals,
@@ -371,8 +370,7 @@ def _document(fleet: Fleet, cat: CatalogueLike, s: _Setup, sol: PeriodSolution, 
     )  # fmt: skip
 
 
-def _dates_of(periods: list[Period], reserved: list[Reserved], insts: list[InstanceSpec]) -> tuple[str, str] | None:
-    """The first and last price date of the instance types the plan holds in any hour or commits to (``None``: none)."""
+def _dates_of(periods: list[Period], reserved: list[Reserved], insts: list[InstanceSpec]) -> list[str]:
+    """The price dates of the instance types the plan holds in any hour or commits to."""
     used = {i.instance_type for p in periods for i in p.instances} | {r.instance_type for r in reserved}
-    dates = sorted(i.price_date.isoformat() for i in insts if i.name in used)
-    return (dates[0], dates[-1]) if dates else None
+    return [i.price_date.isoformat() for i in insts if i.name in used]

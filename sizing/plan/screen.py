@@ -48,7 +48,7 @@ def screen(rows: Rows, unit: F) -> NDArray[np.int64]:
     order = np.lexsort((np.arange(unit.size), unit))
     order = order[np.isfinite(unit[order])]
     shape_a = np.asarray(rows.shape, dtype=np.int64)[order]
-    pair = shape_a * (int(max(rows.device, default=0)) + 1) + np.asarray(rows.device, dtype=np.int64)[order]
+    pair = _pairs(rows)[order]
     keep = (_rank_in_group(shape_a) < SCREEN_PER_SHAPE) | (_rank_in_group(pair) < SCREEN_PER_DEVICE)
     return np.sort(order[keep])
 
@@ -65,11 +65,15 @@ def cheapest_replicas(rows: Rows, price: F, ok: NDArray[np.bool_]) -> NDArray[np
     idx = np.flatnonzero(ok)
     if not idx.size:
         return idx.astype(np.int64)
-    width = int(max(rows.device, default=0)) + 1
-    pair = np.asarray(rows.shape, dtype=np.int64)[idx] * width + np.asarray(rows.device, dtype=np.int64)[idx]
+    pair = _pairs(rows)[idx]
     order = np.lexsort((idx, price[idx], pair))
     first = np.r_[True, pair[order][1:] != pair[order][:-1]]
     return np.sort(idx[order][first]).astype(np.int64)
+
+
+def _pairs(rows: Rows) -> NDArray[np.int64]:
+    """Each row's (shape, device) as one integer key."""
+    return np.asarray(rows.shape, dtype=np.int64) * (int(max(rows.device, default=0)) + 1) + np.asarray(rows.device, dtype=np.int64)
 
 
 def _rank_in_group(keys: NDArray[np.int64]) -> NDArray[np.int64]:
@@ -93,10 +97,9 @@ def _kth_smallest(group: NDArray[np.int64], values: F, k: int) -> F:
 
 def thresholds(rows: Rows, unit: F, done: NDArray[np.bool_]) -> tuple[F, F]:
     """Per row, the ``unit`` a row must beat to enter :func:`screen`'s selection of its shape and of its (shape, device)."""
-    shape_a, dev_a = np.array(rows.shape, dtype=np.int64), np.array(rows.device, dtype=np.int64)
     known = np.where(done & np.isfinite(unit), unit, np.inf)  # unevaluated rows sort last and never count
-    pair = shape_a * (int(dev_a.max(initial=0)) + 1) + dev_a
-    return _kth_smallest(shape_a, known, SCREEN_PER_SHAPE), _kth_smallest(pair, known, SCREEN_PER_DEVICE)
+    return (_kth_smallest(np.asarray(rows.shape, dtype=np.int64), known, SCREEN_PER_SHAPE),
+            _kth_smallest(_pairs(rows), known, SCREEN_PER_DEVICE))  # fmt: skip
 
 
 SCREEN_BISECTIONS = 7  # the screen ranks rows by capacity resolved to 2^-7 of its bracket; kept rows are then refined
@@ -149,8 +152,7 @@ def screen_bound(rows: Rows, step: StepModel, pp: F, budget: float, traffic: Tra
         todo = screen(rows, np.where(~done & ((lower <= by_shape) | (lower <= by_device)), lower, np.inf))
     kept = screen(rows, unit)
     # A device's smallest replica is evaluated too, unless the screen already keeps one no dearer on that device.
-    devices = int(max(rows.device, default=0)) + 1
-    pair = np.asarray(rows.shape, dtype=np.int64) * devices + np.asarray(rows.device, dtype=np.int64)
+    pair = _pairs(rows)
     cheapest_kept = np.full(int(pair.max(initial=0)) + 1, np.inf)
     np.minimum.at(cheapest_kept, pair[kept], price[kept])
     small = small[price[small] < cheapest_kept[pair[small]]]

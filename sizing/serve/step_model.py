@@ -19,9 +19,8 @@ from aicap.sizing.core.deployment import Deployment
 from aicap.sizing.core.dtypes import compute_dtype
 from aicap.sizing.core.specs import DeviceSpec, EfficiencySpec
 from aicap.sizing.perf.launches import eager_host_s
-from aicap.sizing.perf.memory import unquantised_attention_bytes
 from aicap.sizing.perf.operators import expert_bytes_terms
-from aicap.sizing.perf.roofline import moe_layer_count, network_time
+from aicap.sizing.perf.roofline import attention_projections_16bit, moe_layer_count, network_time
 from aicap.sizing.serve.step import OP_ORDER, engine_costs
 
 F = NDArray[np.float64]
@@ -49,8 +48,8 @@ class Hardware:
     overhead_s: F
     moe_latency_s: F
     domain: F
-    attention_flops: F | None = None  # None: as flops
-    sixteen_flops: F | None = None
+    attention_flops: F
+    sixteen_flops: F
 
     @classmethod
     def of(cls, pairs: Sequence[tuple[DeviceSpec, EfficiencySpec]], weights_dtype: str, kv_dtype: str | None = None) -> Hardware:
@@ -83,8 +82,8 @@ class Hardware:
             self.overhead_s[ix],
             self.moe_latency_s[ix],
             self.domain[ix],
-            None if self.attention_flops is None else self.attention_flops[ix],
-            None if self.sixteen_flops is None else self.sixteen_flops[ix],
+            self.attention_flops[ix],
+            self.sixteen_flops[ix],
         )
 
 
@@ -169,9 +168,8 @@ class StepModel:
                 groups = float(dep.dp_attention)
                 e_tok = e_tok * groups
                 k = num_e * (1.0 - (1.0 - k / num_e) ** groups)  # E·(1 − (1 − k'/E)^N) = E·(1 − (1 − k/E)^(D·N))
-        kept = dep.decoder is not None and unquantised_attention_bytes(dep) is not None  # attention projections left 16-bit
-        group = {"experts": hw.expert_flops, "attention": hw.flops if hw.attention_flops is None else hw.attention_flops,
-                 "attn_proj": hw.sixteen_flops if kept and hw.sixteen_flops is not None else hw.flops}  # fmt: skip
+        group = {"experts": hw.expert_flops, "attention": hw.attention_flops,
+                 "attn_proj": hw.sixteen_flops if attention_projections_16bit(dep) else hw.flops}  # fmt: skip
         peak = np.stack([np.broadcast_to(group.get(name, hw.flops), tp_a.shape) for name in names])
         n0, n1 = (network_time(dep, t, tp_a, pp_a, ep_a, link_bps=hw.link, latency_s=hw.link_latency_s, crossings=crossings,
                                cross_bps=cross_bps, domain=hw.domain) for t in (0.0, 1.0))  # fmt: skip

@@ -172,7 +172,7 @@ def _pieces(step: StepModel, pp: F, d: F, room: F, lump: F, pmf: F, rounds: F, l
     bck, j = np.divmod(kept, rounds.shape[0])
     coef = coef[kept]
     coef = np.where(coef > 1e-12, coef, 0.0)
-    inv = np.broadcast_to((1.0 / np.maximum(busy, 1e-12))[j], coef.shape)
+    inv = (1.0 / np.maximum(busy, 1e-12))[j]
     start = own.reshape(-1, n)[bck]
     point = rest[j]  # (P, n)
     at = np.flatnonzero((point > 0.0).any(axis=1))
