@@ -20,6 +20,13 @@ Everything is explicit in ``x``, so the largest rate that meets the targets is o
 Latency percentiles at quantile ``q`` (``z_q`` its normal deviate), for a request arriving at a random
 instant:
 
+The lumps of prompt tokens a round holds are counted with the variance of a compound Poisson sum: prompts
+of varied length (token-weighted mean ``Ĩ = E[I²]/E[I]``) arrive as chunks of ``c = min(I, L)/L`` lumps
+(``L`` the lump, the mean prompt or the budget left), whose index of dispersion ``E[c²]/E[c]`` is about
+``v = max(min(Ĩ, L)/L, 1)``; the counts are negative binomial with ``cv² = cv_a² + v − 1`` (``cv_a`` the
+arrivals'), widened further for the feedback of long rounds. So a round that holds a long prompt is as
+likely in the round in progress (TTFT) and in the round-time spread (TPOT) as the traffic makes it.
+
 * **TTFT** = residual of the round in progress (uniform on ``[0, τ]``) + its own prefill + a wait for
   a free slot; on an engine with overlap scheduling (``lag_rounds = 1``) plus one round ``τ`` when the
   request finds the engine busy, as the simulator has it (:mod:`aicap.sizing.sim.engine`). Its own
@@ -30,7 +37,7 @@ instant:
   (:mod:`aicap.sizing.serve.queueing`), scaled by ``(1 + cv²)/2`` (Kingman). The components are
   combined as ``Σ mean_i + sqrt(Σ (q_i − mean_i)²)``: independent parts do not all hit their tail
   at once.
-* **TPOT** = ``τ + τ'·Var(n)/n + z_q·sqrt((τ'·sd(n))² + (σ_τ·sqrt(c·v)/((1 − ρ_p)·sqrt(O − 1)))²)``: the mean of a
+* **TPOT** = ``τ + τ'·Var(n)/n + z_q·sqrt((τ'·sd(n))² + (σ_τ·sqrt(c)/((1 − ρ_p)·sqrt(O − 1)))²)``: the mean of a
   request's ``O − 1`` round times. ``n`` decoding requests drift slowly
   (``Var(n) = n·max(cv, 1)²/((1 − β)·(1 − ρ_p)²)``, ``β = τ'·n/τ`` the feedback of a longer round keeping
   requests longer, ``τ' = ∂τ/∂n``; each prompt lengthens its round and so brings more arrivals into the
@@ -38,8 +45,8 @@ instant:
   ``n`` size-biased (more of them decode while it is high), which shifts their mean by ``τ'·Var(n)/n``;
   the rounds that carry prompts add ``σ_τ``, the spread of the round time, averaged over ``O − 1`` rounds
   and amplified by ``1/(1 − ρ_p)`` (``ρ_p`` the prefill time share); a prompt of ``c = I/L`` budget-sized
-  chunks brings its long rounds in a cluster of ``c``, which multiplies their variance by ``c``; prompts of varied length
-  (token-weighted mean ``Ĩ = E[I²]/E[I]``) multiply it by ``v = max(min(Ĩ, L)/L, 1)``, a compound Poisson sum's over lumps of ``L``.
+  chunks brings its long rounds in a cluster of ``c``, which multiplies their variance by ``c`` (varied prompts are
+  in ``σ_τ``: the counts above).
 
 Encoders and generic models are the same engine with ``O = 0`` (dynamic batching: a batch is a round).
 There the prompts are the whole round, so the round sizes are the exact stationary law of the
@@ -291,13 +298,19 @@ def _at_arrivals(step: StepModel, pp_a: F, budget: float, traffic: Traffic, xa: 
     rounds_dd = rounds_dd - np.where(wanted >= room, rounds_dp, 0.0)
     # Lumps in a round are the arrivals during the previous one, so a long round begets a long round:
     # with c the marginal seconds of a lump and ρ_p = λ_L·c the prefill load, the count's variance grows
-    # by 1/(1 − ρ_p²) over Poisson (a branching process). One pass with Poisson gives λ, then ρ_p.
-    pmf = lump_counts(lumps, cv, top, row_top)
+    # by 1/(1 − ρ_p²) (a branching process). One pass without that feedback gives λ, then ρ_p.
+    # Prompts of varied length are not lumps of the mean: the lumps a round holds are a compound Poisson sum of
+    # chunks c = min(I, L)/L, whose index of dispersion is E[c²]/E[c] ≈ v = max(min(E[I²]/E[I], L)/L, 1). The
+    # counts take that variance (a negative binomial with cv² = cv_a² + v − 1), so a round that holds a long
+    # prompt is as likely in the round in progress, the co-arrivals and the round-time spread as the traffic makes it.
+    varied = np.maximum(np.minimum(np.maximum(traffic.input_span, i), room) / lump, 1.0)
+    dispersion = cv**2 + varied - 1.0
+    pmf = lump_counts(lumps, np.sqrt(dispersion), top, row_top)
     tau = (pmf * rounds).sum(axis=0)
     full_s, full_dd, full_dp = all_s[top + 1], all_dd[top + 1], all_dp[top + 1]
     slope = full_s - all_s[top + 2]
     prefill_load = np.minimum(lumps / np.maximum(tau, 1e-12) * slope, 0.999)
-    pmf = lump_counts(lumps, np.sqrt(cv**2 + 1.0 / (1.0 - prefill_load**2) - 1.0), top, row_top)
+    pmf = lump_counts(lumps, np.sqrt(dispersion + 1.0 / (1.0 - prefill_load**2) - 1.0), top, row_top)
     # Without decoding (encoders, generic models: dynamic batching) the prompts are the whole round, the
     # branching is strong and the negative binomial's tail too heavy: there the round sizes are the exact
     # stationary law of the round-to-round chain instead (see rounds.chain_rounds), at the first pass's rate.
@@ -381,10 +394,8 @@ def _at_arrivals(step: StepModel, pp_a: F, budget: float, traffic: Traffic, xa: 
     # A prompt longer than the budget arrives as c = I/L chunks in consecutive rounds, not c independent
     # lumps: the long rounds come in clusters of c, which multiplies the variance of their sum by c.
     cluster = np.maximum(i / lump, 1.0)
-    # Prompts of varied length are not lumps of the mean: the tokens a round prefills are a compound Poisson sum whose
-    # variance is E[N]·E[c²] for chunks c = min(I, L), E[c²]/E[c] ≈ min(E[I²]/E[I], L), over E[N]·L² for lumps of L.
-    varied = np.maximum(np.minimum(np.maximum(traffic.input_span, i), room) / lump, 1.0)
-    mix = z * sigma * np.sqrt(cluster * varied / np.maximum(steps, 1.0)) / np.maximum(1.0 - np.minimum(prefill_load, 0.999), 1e-3)
+    # (Varied prompts' wider spread is in σ: the lump counts carry their compound variance.)
+    mix = z * sigma * np.sqrt(cluster / np.maximum(steps, 1.0)) / np.maximum(1.0 - np.minimum(prefill_load, 0.999), 1e-3)
     spread = np.sqrt((dtau_dn * z * n_sd) ** 2 + mix**2)
     # Requests see n size-biased: more of them decode while n (and so τ) is high, so their mean round
     # is τ + Cov(n, τ)/n = τ + (∂τ/∂n)·Var(n)/n.

@@ -38,7 +38,7 @@ def test_a_percentile_at_a_histogram_boundary_is_promised_as_simulated() -> None
     """p90 where exactly 10% of prompts are long: its TTFT is set by them (promised 156 ms against 301 simulated before).
 
     Held to L40S replicas at about half their capacity, where the boundary is what is tested: near capacity (a replica at
-    0.96 of it, which the sizer buys beside an L4 when L4 is allowed) the round model's p90 is 25% under the simulator's for
+    0.98 of it, which the sizer buys beside an L4 when L4 is allowed) the round model's p90 is 20% under the simulator's for
     this two-bin histogram, a separate gap that ``size --verify`` corrects (its labels are the larger of the two).
     """
     fleet = Fleet.model_validate({"workloads": [{**_workload(BOUNDARY).model_dump(exclude_none=True), "requests_per_s": 6.0}],
@@ -57,7 +57,12 @@ def test_the_token_weighted_prompt_is_the_second_moment_over_the_first() -> None
 
 def test_prefill_attention_is_priced_at_the_token_weighted_prompt() -> None:
     """Varied prompts cost more attention than their mean: a layout carries less than if priced at the mean (or as much
-    where the slots or the token budget bind)."""
+    where the slots or the token budget bind).
+
+    The span also sets the dispersion of the round mixture, which fills more rounds to the budget; a full round is
+    less sensitive to one more decoding sequence (it displaces a prefill token), which lowers the TPOT's drift terms
+    by a few parts in 10^4 where the TPOT target binds: the tolerance allows 10^-3, three orders below the attention's
+    effect the second assertion requires."""
     from aicap.sizing.plan.generate import all_candidates
     from aicap.sizing.plan.sizer import allowed_instances
 
@@ -75,5 +80,22 @@ def test_prefill_attention_is_priced_at_the_token_weighted_prompt() -> None:
         mp.setattr(Workload, "input_span", property(lambda self: self.mean_input))
         at_mean = capacities()
     shared = real.keys() & at_mean.keys()
-    assert shared and all(real[k] <= at_mean[k] * (1 + 1e-6) for k in shared)  # layouts bound by the token budget: equal
+    assert shared and all(real[k] <= at_mean[k] * (1 + 1e-3) for k in shared)  # layouts bound by the token budget: equal
     assert sum(real[k] < at_mean[k] * 0.98 for k in shared) >= len(shared) / 2
+
+
+@pytest.mark.parametrize(("bins", "hardware", "rate", "tolerance"), [
+    (BOUNDARY, "l40s", 4.0, 0.15),  # 0.83 of a replica's capacity: promised 491 ms against 630 simulated before
+    ([{"tokens": 500, "weight": 6}, {"tokens": 2000, "weight": 3}, {"tokens": 8000, "weight": 1}], "h100-sxm", 8.0, 0.2),  # 148 vs 218
+])  # fmt: skip
+def test_a_long_bin_sits_in_the_round_in_progress_as_often_as_it_arrives(bins: list[dict[str, float]], hardware: str, rate: float,
+                                                                          tolerance: float) -> None:  # fmt: skip
+    """p99 TTFT where the top bin holds the p99 prompt: it lands behind another long prompt's round as often as long prompts
+    arrive. With a round's prompt lumps counted as lumps of the mean (Poisson), a round holding a 6,000- or 8,000-token
+    prefill was rare and the promise 22-32% under the simulation; counted with their compound variance, within the tolerance."""
+    fleet = Fleet.model_validate({"workloads": [{**_workload(bins, "p99").model_dump(exclude_none=True), "requests_per_s": rate}],
+                                  "constraints": {"clouds": ["aws"], "hardware": [hardware]}})  # fmt: skip
+    checks = verify(size(fleet, CAT, alternatives=False), CAT)
+    assert checks and all(c.stable and c.meets_targets for c in checks)
+    for c in checks:
+        assert c.ttft_promised_ms / c.ttft_simulated_ms == pytest.approx(1.0, abs=tolerance), c
