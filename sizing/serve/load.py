@@ -37,8 +37,8 @@ likely in the round in progress (TTFT) and in the round-time spread (TPOT) as th
   (:mod:`aicap.sizing.serve.queueing`), scaled by ``(1 + cv²)/2`` (Kingman). The components are
   combined as ``Σ mean_i + sqrt(Σ (q_i − mean_i)²)``: independent parts do not all hit their tail
   at once.
-* **TPOT** = ``τ + τ'·Var(n)/n + z_q·sqrt((τ'·sd(n))² + (σ_τ·sqrt(c)/((1 − ρ_p)·sqrt(O − 1)))²)``: the mean of a
-  request's ``O − 1`` round times. ``n`` decoding requests drift slowly
+* **TPOT** = ``τ + τ'·Var(n)/n + z_q·sqrt((2/3)·D² + M² + D·M)`` with the drift ``D = τ'·sd(n)`` and the
+  mix ``M = σ_τ·sqrt(c)/((1 − ρ_p)·sqrt(O − 1))``: the mean of a request's ``O − 1`` round times. ``n`` decoding requests drift slowly
   (``Var(n) = n·max(cv, 1)²/((1 − β)·(1 − ρ_p)²)``, ``β = τ'·n/τ`` the feedback of a longer round keeping
   requests longer, ``τ' = ∂τ/∂n``; each prompt lengthens its round and so brings more arrivals into the
   next, a branching process whose counts vary ``1/(1 − ρ_p)²`` times more than Poisson's), and requests see
@@ -46,7 +46,11 @@ likely in the round in progress (TTFT) and in the round-time spread (TPOT) as th
   the rounds that carry prompts add ``σ_τ``, the spread of the round time, averaged over ``O − 1`` rounds
   and amplified by ``1/(1 − ρ_p)`` (``ρ_p`` the prefill time share); a prompt of ``c = I/L`` budget-sized
   chunks brings its long rounds in a cluster of ``c``, which multiplies their variance by ``c`` (varied prompts are
-  in ``σ_τ``: the counts above).
+  in ``σ_τ``: the counts above). Both spreads come from the same arrivals (those during a request's life are the
+  prompts it meets and decoders joining ``n``): over a life of ``S`` seconds the mean ``n`` a request sees varies
+  ``2/3`` as much as ``n`` (each arrival weighs its overlap with the life, ``1 − |s|/S``), and the two covary by
+  ``λ·I·S/2``, whence the ``2/3`` and the cross term (exact for prompts alike; for varied ones an upper bound,
+  the budget clipping what their spread adds to ``M``).
 
 Encoders and generic models are the same engine with ``O = 0`` (dynamic batching: a batch is a round).
 There the prompts are the whole round, so the round sizes are the exact stationary law of the
@@ -396,7 +400,15 @@ def _at_arrivals(step: StepModel, pp_a: F, budget: float, traffic: Traffic, xa: 
     cluster = np.maximum(i / lump, 1.0)
     # (Varied prompts' wider spread is in σ: the lump counts carry their compound variance.)
     mix = z * sigma * np.sqrt(cluster / np.maximum(steps, 1.0)) / np.maximum(1.0 - np.minimum(prefill_load, 0.999), 1e-3)
-    spread = np.sqrt((dtau_dn * z * n_sd) ** 2 + mix**2)
+    # The two spreads share their cause: the arrivals during a request's life are both the prompts it meets and
+    # decoders joining n. With lives of about S, an arrival s seconds from the life's start weighs w(s) = 1 − |s|/S in
+    # the life's mean n (s in [−S, S]) and 1 in its prompts (s in [0, S]), so Var(n̄) = (2/3)·Var(n) (∫w² over ∫1) and
+    # Cov(n̄, prompt tokens) = λ·E[I]·S/2: in the deviates, drift²·2/3 + mix² + drift·mix·E[I]/sqrt(E[I²]). The last
+    # factor is taken as 1, prompts alike: varied lengths add to the mix what they do not add to the covariance, but
+    # the budget clips that addition (a round holds at most C tokens), so 1 bounds the covariance from above where
+    # E[I]/sqrt(E[I²]) would undercount it (and let wider prompts buy capacity).
+    drift = dtau_dn * z * n_sd
+    spread = np.sqrt(drift**2 * (2.0 / 3.0) + mix**2 + drift * mix)
     # Requests see n size-biased: more of them decode while n (and so τ) is high, so their mean round
     # is τ + Cov(n, τ)/n = τ + (∂τ/∂n)·Var(n)/n.
     bias = dtau_dn * n_sd**2 / np.maximum(n_dec, 1e-9)
