@@ -30,7 +30,9 @@ def ttft_quantile(step: StepModel, pp: F, d: F, room: F, lump: F, pmf: F, rounds
     round more often); the residual is uniform on ``[0, T_j]``; ``M ~ Poisson(λ_L·T_j)`` lumps arrive in
     the same round and are prefilled with the request, which takes ``⌈(I_b + M·L)/room⌉`` rounds of
     ``T(d, min(I_b + M·L, room))``. The prompt ``I_b`` is the tail bin, the mean, or the mean of the prompts
-    longer than the tail bin (shares ``tail_share − above_share``, ``1 − tail_share`` and ``above_share``).
+    longer than the tail bin (shares ``tail_share − above_share``, ``1 − tail_share`` and ``above_share``); the
+    co-arrivals sharing its rounds (those ahead, and behind it in its last round) include a longer prompt, else a
+    tail-bin one, as often as such prompts arrive, each adding its excess over the mean.
     ``P(TTFT ≤ t)`` is a sum of clipped linear pieces in ``t``; its quantile is found by bisection. An arrival
     that finds the engine idle (share ``idle`` of the prefill-free rounds' time) waits for no residual.
     Rows without decoding (``whole``: encoders, whose round sizes come from :func:`~aicap.sizing.serve.rounds.chain_rounds`) time
@@ -155,13 +157,27 @@ def _pieces(step: StepModel, pp: F, d: F, room: F, lump: F, pmf: F, rounds: F, l
         longer = np.broadcast_to(np.asarray(traffic.input_above, dtype=float), q.shape)
         prompts = np.stack([traffic.input_tail, traffic.input_tokens, longer])
         shares = np.stack([traffic.tail_share - above_share, 1.0 - traffic.tail_share, above_share])
-    # Co-arrivals' prompts vary too: at least one of the k ahead is a tail-bin prompt with probability
-    # 1 − (1 − s)^k (s the tail share), adding I_tail − Ī tokens ahead (C = 2 cases: none, one).
-    extra = np.maximum(traffic.input_tail - traffic.input_tokens, 0.0)  # (n,)
-    p_tail = 1.0 - (1.0 - np.clip(traffic.tail_share, 0.0, 1.0)) ** mine  # (K, n)
-    case = np.stack([1.0 - p_tail, p_tail])  # (C, K, n)
-    tokens = prompts[:, None, None, :] + mine[None, None, :, :] * lump + np.array([0.0, 1.0])[None, :, None, None] * extra  # (B, C, K, n)
-    shared = tokens + behind / np.minimum(np.maximum(behind, 1.0), pp) * lump  # with those behind it in its last round
+    # Co-arrivals' prompts vary too: of the k that share its rounds (those ahead, and those behind it in its last
+    # round), at least one is longer than the tail bin with probability 1 − (1 − a)^k (a the share above it), adding
+    # I_above − Ī tokens; else at least one is a tail-bin prompt with probability (1 − a)^k − (1 − s)^k (s the tail
+    # share, the prompts above included), adding I_tail − Ī (C cases: none, a tail-bin one and, where some rows have
+    # prompts above the tail bin, a longer one). A p90 at the top of the short prompts waits behind the long ones as
+    # often as they arrive.
+    s_tail = np.clip(traffic.tail_share, 0.0, 1.0)
+    late = behind / np.minimum(np.maximum(behind, 1.0), pp)  # (n,) co-arrivals behind it in its last round
+    seen = mine + late  # (K, n) co-arrivals whose prompts share its rounds
+    none = (1.0 - s_tail) ** seen  # (K, n)
+    over_tail = np.maximum(traffic.input_tail - traffic.input_tokens, 0.0)
+    if above:
+        clear = (1.0 - np.minimum(above_share, s_tail)) ** seen
+        case = np.stack([none, clear - none, 1.0 - clear])  # (C, K, n)
+        longer = np.broadcast_to(np.asarray(traffic.input_above, dtype=float), q.shape)
+        extra = np.stack([np.zeros(q.shape), over_tail, np.maximum(longer - traffic.input_tokens, 0.0)])
+    else:
+        case = np.stack([none, 1.0 - none])
+        extra = np.stack([np.zeros(q.shape), np.broadcast_to(over_tail, q.shape)])
+    tokens = prompts[:, None, None, :] + mine[None, None, :, :] * lump + extra[None, :, None, :]  # (B, C, K, n)
+    shared = tokens + late * lump  # with those behind it in its last round
     own = (np.ceil(tokens / room) * step.seconds(d, np.minimum(shared, room))).reshape(-1, kmax + 1, q.shape[-1] if q.ndim else 1)
     weights_bc = (shares[:, None, None, :] * case[None]).reshape(-1, kmax + 1, q.shape[-1] if q.ndim else 1)  # (B·C, K, n)
     n = q.shape[-1] if q.ndim else 1

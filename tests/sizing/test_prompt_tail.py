@@ -37,14 +37,24 @@ def test_a_shape_at_a_histogram_boundary_keeps_the_longer_prompts_apart() -> Non
 def test_a_percentile_at_a_histogram_boundary_is_promised_as_simulated() -> None:
     """p90 where exactly 10% of prompts are long: its TTFT is set by them (promised 156 ms against 301 simulated before).
 
-    Held to L40S replicas at about half their capacity, where the boundary is what is tested: near capacity (a replica at
-    0.98 of it, which the sizer buys beside an L4 when L4 is allowed) the round model's p90 is 20% under the simulator's for
-    this two-bin histogram, a separate gap that ``size --verify`` corrects (its labels are the larger of the two).
+    Held to L40S replicas at about half their capacity, where the boundary is what is tested; near capacity, see the next test.
     """
     fleet = Fleet.model_validate({"workloads": [{**_workload(BOUNDARY).model_dump(exclude_none=True), "requests_per_s": 6.0}],
                                   "constraints": {"clouds": ["aws"], "hardware": ["l40s"]}})  # fmt: skip
     checks = verify(size(fleet, CAT, alternatives=False), CAT)
     assert checks and all(c.stable and c.meets_targets for c in checks)
+    for c in checks:
+        assert c.ttft_promised_ms / c.ttft_simulated_ms == pytest.approx(1.0, abs=0.15), c
+
+
+def test_near_capacity_the_boundary_percentile_waits_behind_long_co_arrivals() -> None:
+    """The same p90 with two L40S replicas at 0.98 of their capacity: a short prompt there waits behind the long prompts that
+    share its round, ahead of it or behind (promised 20% under the simulation when only those ahead counted, and only as
+    tail-bin prompts). 14% under remains, a gap ``size --verify`` corrects (its labels are the larger of the two)."""
+    fleet = Fleet.model_validate({"workloads": [{**_workload(BOUNDARY).model_dump(exclude_none=True), "requests_per_s": 10.0}],
+                                  "constraints": {"clouds": ["aws"], "hardware": ["l40s"]}})  # fmt: skip
+    checks = verify(size(fleet, CAT, alternatives=False), CAT)
+    assert checks and all(c.stable and c.meets_targets and c.utilisation > 0.95 for c in checks)
     for c in checks:
         assert c.ttft_promised_ms / c.ttft_simulated_ms == pytest.approx(1.0, abs=0.15), c
 
