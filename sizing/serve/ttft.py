@@ -167,15 +167,15 @@ def _pieces(step: StepModel, pp: F, d: F, room: F, lump: F, pmf: F, rounds: F, l
     late = behind / np.minimum(np.maximum(behind, 1.0), pp)  # (n,) co-arrivals behind it in its last round
     seen = mine + late  # (K, n) co-arrivals whose prompts share its rounds
     none = (1.0 - s_tail) ** seen  # (K, n)
-    over_tail = np.maximum(traffic.input_tail - traffic.input_tokens, 0.0)
+    over_tail = np.broadcast_arrays(np.maximum(traffic.input_tail - traffic.input_tokens, 0.0), q)[0]  # (n,)
     if above:
         clear = (1.0 - np.minimum(above_share, s_tail)) ** seen
         case = np.stack([none, clear - none, 1.0 - clear])  # (C, K, n)
-        longer = np.broadcast_to(np.asarray(traffic.input_above, dtype=float), q.shape)
-        extra = np.stack([np.zeros(q.shape), over_tail, np.maximum(longer - traffic.input_tokens, 0.0)])
+        over_above = np.maximum(np.asarray(traffic.input_above, dtype=float) - traffic.input_tokens, 0.0)
+        extra = np.stack([np.zeros(over_tail.shape), over_tail, np.broadcast_to(over_above, over_tail.shape)])
     else:
         case = np.stack([none, 1.0 - none])
-        extra = np.stack([np.zeros(q.shape), np.broadcast_to(over_tail, q.shape)])
+        extra = np.stack([np.zeros(over_tail.shape), over_tail])
     tokens = prompts[:, None, None, :] + mine[None, None, :, :] * lump + extra[None, :, None, :]  # (B, C, K, n)
     shared = tokens + late * lump  # with those behind it in its last round
     own = (np.ceil(tokens / room) * step.seconds(d, np.minimum(shared, room))).reshape(-1, kmax + 1, q.shape[-1] if q.ndim else 1)
