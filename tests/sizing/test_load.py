@@ -235,3 +235,21 @@ def test_long_prompts_chunked_over_several_rounds_widen_the_tpot_tail() -> None:
     # Still a little low (the count of prompts a request meets is skewed, the normal quantile is not): 14% here, 18% without
     # the clusters.
     assert 0.84 * simulated <= float(m.tpot_s[0]) <= 1.05 * simulated
+
+
+def test_far_past_saturation_the_counts_fold_into_their_tail_instead_of_overflowing() -> None:
+    """30 arrivals a round of 12,000-token prompts with 2,000-token outputs: the decoders take the whole budget, a lump is one
+    token and its mean count 3.6·10^5. Poisson's running product overflowed where e^(−μ) had underflowed (0·∞ = NaN) and the
+    TTFT mixture raised on an empty array; the mass now sits in the tail and the replica is reported unstable."""
+    import warnings
+
+    from aicap.sizing.serve.rounds import lump_counts
+
+    pmf = lump_counts(np.array([3.6e5, 2.0]), np.array([1.0, 1.0]), 96, np.array([96, 96]))
+    assert np.all(np.isfinite(pmf)) and pmf[:, 0].sum() == pytest.approx(1.0) and pmf[96, 0] == pytest.approx(1.0)
+    assert pmf[:, 1] == pytest.approx(lump_counts(np.array([2.0]), np.array([1.0]), 96, np.array([96]))[:, 0])
+    step, tr, _ = replica(("llama-3.1-8b", "h100-sxm", 1, 1, 12000, 2000, 2.0, 0.060, "fp8"))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        far = at_arrivals(step, np.ones(1), BUDGET, tr, np.array([30.0]))
+    assert not far.stable[0] and not np.isnan(far.ttft_s[0]) and not np.isnan(far.tpot_s[0])
