@@ -303,10 +303,7 @@ def _at_arrivals(step: StepModel, pp_a: F, budget: float, traffic: Traffic, xa: 
     # Lumps in a round are the arrivals during the previous one, so a long round begets a long round:
     # with c the marginal seconds of a lump and ρ_p = λ_L·c the prefill load, the count's variance grows
     # by 1/(1 − ρ_p²) (a branching process). One pass without that feedback gives λ, then ρ_p.
-    # Prompts of varied length are not lumps of the mean: the lumps a round holds are a compound Poisson sum of
-    # chunks c = min(I, L)/L, whose index of dispersion is E[c²]/E[c] ≈ v = max(min(E[I²]/E[I], L)/L, 1). The
-    # counts take that variance (a negative binomial with cv² = cv_a² + v − 1), so a round that holds a long
-    # prompt is as likely in the round in progress, the co-arrivals and the round-time spread as the traffic makes it.
+    # Varied prompts: the counts carry a compound Poisson sum's dispersion v (module docstring), cv² = cv_a² + v − 1.
     varied = np.maximum(np.minimum(np.maximum(traffic.input_span, i), room) / lump, 1.0)
     dispersion = cv**2 + varied - 1.0
     pmf = lump_counts(lumps, np.sqrt(dispersion), top, row_top)

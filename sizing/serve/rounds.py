@@ -40,10 +40,14 @@ def lump_counts(mean: ArrayLike, cv: ArrayLike, top: int, row_top: ArrayLike | N
             first = np.where(nb, np.exp(-np.where(nb, r, 0.0) * np.log1p(mu / np.where(nb, r, 1.0))), np.exp(-mu))
             ratios = np.where(nb, ratio * (m - 1.0 + np.where(nb, r, 0.0)) / m, mu / m)
     # Far past saturation a mean of 10^5 lumps (a budget left of one token) overflows the running product where
-    # e^(−μ) has underflowed to 0: those terms are 0 (the mass folds into the tail below), not 0·∞.
+    # P(0) has underflowed to 0: those columns' head is 0 (the mass folds into the tail below), not 0·∞. Only
+    # such columns can overflow, so the guard reads P(0) alone, not the whole head.
     with np.errstate(over="ignore", invalid="ignore"):
         head = first[None] * np.cumprod(ratios, axis=0)
-    out = np.concatenate([first[None], np.where(np.isnan(head), 0.0, head)])
+    gone = first == 0.0
+    if gone.any():
+        head[:, gone] = 0.0
+    out = np.concatenate([first[None], head])
     if row_top is None:
         out[top] = np.maximum(1.0 - out[:top].sum(axis=0), 0.0)
         return out

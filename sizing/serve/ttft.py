@@ -171,8 +171,7 @@ def _pieces(step: StepModel, pp: F, d: F, room: F, lump: F, pmf: F, rounds: F, l
     if above:
         clear = (1.0 - np.minimum(above_share, s_tail)) ** seen
         case = np.stack([none, clear - none, 1.0 - clear])  # (C, K, n)
-        over_above = np.maximum(np.asarray(traffic.input_above, dtype=float) - traffic.input_tokens, 0.0)
-        extra = np.stack([np.zeros(over_tail.shape), over_tail, np.broadcast_to(over_above, over_tail.shape)])
+        extra = np.stack([np.zeros(over_tail.shape), over_tail, np.maximum(longer - traffic.input_tokens, 0.0)])  # longer: the class above
     else:
         case = np.stack([none, 1.0 - none])
         extra = np.stack([np.zeros(over_tail.shape), over_tail])
