@@ -326,6 +326,11 @@ class Workload(_Doc):
         return lengths.token_weighted_mean(self.input_tokens)
 
     @property
+    def input_skew(self) -> float:
+        """Prompt lengths' third over second moment, ``E[I³]/E[I²]^(3/2)`` (:func:`.lengths.skew_ratio`; 1 when fixed)."""
+        return lengths.skew_ratio(self.input_tokens)
+
+    @property
     def has_rate(self) -> bool:
         """Whether the workload states its traffic (otherwise only the throughput objective can size it)."""
         return self.requests_per_s is not None or self.tokens_per_s is not None

@@ -68,6 +68,21 @@ def token_weighted_mean(v: Length) -> float:
     return sum(b.tokens * b.tokens * b.weight for b in v) / max(first, 1e-12)
 
 
+def skew_ratio(v: Length) -> float:
+    """Third over second moment of the length, ``E[I³]/E[I²]^(3/2)`` (dimensionless; 1 for a fixed length).
+
+    At least 1 (Lyapunov's inequality for non-negative lengths); the larger it is, the more a rare long
+    prompt dominates the prompt tokens a request meets, which skews its TPOT to the right
+    (:mod:`aicap.sizing.serve.load`).
+    """
+    if isinstance(v, int):
+        return 1.0
+    second = sum(b.tokens**2 * b.weight for b in v)
+    third = sum(b.tokens**3 * b.weight for b in v)
+    total = sum(b.weight for b in v)
+    return float(third * total**0.5 / max(second, 1e-12) ** 1.5)
+
+
 def at_quantile(v: Length, quantile: float) -> float:
     """Length [tokens] at ``quantile``: the bin where the cumulative weight reaches it."""
     if isinstance(v, int):

@@ -120,6 +120,7 @@ class Shape:
     input_above: float = 0.0  # mean prompt longer than the tail bin (tokens), and the share of such prompts
     above_share: float = 0.0
     input_span: float = 0.0  # token-weighted mean prompt (Workload.input_span): what prefill attention is priced at
+    input_skew: float = 1.0  # prompts' E[I³]/E[I²]^(3/2) (Workload.input_skew): how far the TPOT's tail leans right
 
     @property
     def prefill_mean(self) -> float:
@@ -159,6 +160,7 @@ class Shape:
             input_above=above,
             above_share=above_share,
             input_span=w.input_span,
+            input_skew=w.input_skew,
         )
 
 
@@ -390,7 +392,7 @@ def evaluate_batch(jobs: Sequence[Job], latency_variants: bool) -> list[list[Row
     traffic = Traffic(new, o, per_row([s.prefill_tail for s in sh_all]), slots, per_row([s.quantile for s in sh_all]),
                       per_row([s.arrival_cv for s in sh_all]), per_row([s.tail_share for s in sh_all]), overhead,
                       jobs[0].template().tokens_per_step, per_row([s.prefill_above for s in sh_all]),
-                      per_row([s.above_share for s in sh_all]), lag, span_new)  # fmt: skip
+                      per_row([s.above_share for s in sh_all]), lag, span_new, per_row([s.input_skew for s in sh_all]))  # fmt: skip
     ttft_t, tpot_t = per_row([s.ttft_s for s in sh_all]), per_row([s.tpot_s for s in sh_all])
     # Screen first: capacity without the TTFT percentile (cheap) bounds each row's cost per request/s from
     # below; only the most promising rows pay for the TTFT mixture, the rest are dropped with a reason.

@@ -37,7 +37,7 @@ likely in the round in progress (TTFT) and in the round-time spread (TPOT) as th
   (:mod:`aicap.sizing.serve.queueing`), scaled by ``(1 + cv²)/2`` (Kingman). The components are
   combined as ``Σ mean_i + sqrt(Σ (q_i − mean_i)²)``: independent parts do not all hit their tail
   at once.
-* **TPOT** = ``τ + τ'·Var(n)/n + z_q·sqrt((2/3)·D² + M² + D·M)`` with the drift ``D = τ'·sd(n)`` and the
+* **TPOT** = ``τ + τ'·Var(n)/n + w_q·sqrt((2/3)·D² + M² + D·M)`` with the drift ``D = τ'·sd(n)`` and the
   mix ``M = σ_τ·sqrt(c)/((1 − ρ_p)·sqrt(O − 1))``: the mean of a request's ``O − 1`` round times. ``n`` decoding requests drift slowly
   (``Var(n) = n·max(cv, 1)²/((1 − β)·(1 − ρ_p)²)``, ``β = τ'·n/τ`` the feedback of a longer round keeping
   requests longer, ``τ' = ∂τ/∂n``; each prompt lengthens its round and so brings more arrivals into the
@@ -51,6 +51,20 @@ likely in the round in progress (TTFT) and in the round-time spread (TPOT) as th
   ``2/3`` as much as ``n`` (each arrival weighs its overlap with the life, ``1 − |s|/S``), and the two covary by
   ``λ·I·S/2``, whence the ``2/3`` and the cross term (exact for prompts alike; for varied ones an upper bound,
   the budget clipping what their spread adds to ``M``).
+  The deviate leans right, ``w_q = z_q + (z_q² − 1)·γ/6`` (Cornish–Fisher), because the prompt work a request
+  meets is a busy period: each prompt met (work ``X = c·I``, ``λ·E[X] = ρ_p``) stretches the life and so
+  brings prompts of its own. Begun by a life that would meet ``Λ₀ = x·(O − 1)·(1 − ρ_p)`` prompts alone, its
+  cumulants are ``κ_n = Λ₀·E[B₁ⁿ]`` (``B₁`` one prompt's busy period: ``E[B₁²] = E[X²]/(1 − ρ)³``,
+  ``E[B₁³] = E[X³]/(1 − ρ)⁴ + 3λ·E[X²]²/(1 − ρ)⁵``), so its skewness is
+  ``γ_M = (g·sqrt(1 − ρ) + 3ρ·sqrt(Ĩ/I)/sqrt(1 − ρ))/sqrt(Λ₀)`` with ``g = E[I³]/E[I²]^(3/2)`` and
+  ``Ĩ = E[I²]/E[I]``. The running count leans right too: a clustered count of index of dispersion ``z``
+  (negative binomial) has skewness ``γ_n = (2z − 1)/sqrt(n·z)``, and a life's mean keeps ``∫w³/∫1 = 1/2`` of
+  its third cumulant. So the spread's third cumulant is ``γ_M·M³ + γ_n·D³/2`` (the two parts' joint third
+  cumulants left out: a lower bound) and ``γ`` that over ``Σ³`` (``Σ`` the square root above), at most 2
+  (:data:`MAX_LEAN`: where few lives meet any prompt the expansion would add most of a whole prompt to every
+  percentile). Below the 84th percentile (``z_q < 1``) the expansion would move the percentile under the
+  normal one (the median under the mean); there the normal deviate is kept, which errs high and keeps the
+  spread at least ``z_q`` times its floor, as :func:`~aicap.sizing.serve.capacity.rate_bound` assumes.
 
 Encoders and generic models are the same engine with ``O = 0`` (dynamic batching: a batch is a round).
 There the prompts are the whole round, so the round sizes are the exact stationary law of the
@@ -124,6 +138,9 @@ class Traffic:
     input_span
         Token-weighted mean of the computed prompt, ``E[I²]/E[I]`` (tokens; 0 or at most ``input_tokens``: the
         prompts are all alike): varied prompts spread the round time more than lumps of the mean do.
+    input_skew
+        The prompts' ``E[I³]/E[I²]^(3/2)`` (1 when they are alike; :func:`~aicap.sizing.core.lengths.skew_ratio`):
+        how much a rare long prompt leans the TPOT's distribution to the right.
     """
 
     input_tokens: F
@@ -139,6 +156,7 @@ class Traffic:
     above_share: F | float = 0.0
     lag_rounds: F | float = 0.0
     input_span: F | float = 0.0
+    input_skew: F | float = 1.0
 
     @property
     def decode_steps(self) -> F:
@@ -149,7 +167,8 @@ class Traffic:
         """The candidates at ``index``."""
         ix = np.asarray(index)
         fields = (self.input_tokens, self.output_tokens, self.input_tail, self.slots, self.quantile, self.arrival_cv, self.tail_share,
-                  self.overhead_s, self.tokens_per_step, self.input_above, self.above_share, self.lag_rounds, self.input_span)  # fmt: skip
+                  self.overhead_s, self.tokens_per_step, self.input_above, self.above_share, self.lag_rounds, self.input_span,
+                  self.input_skew)  # fmt: skip
         shape = np.shape(self.input_tokens)
         return Traffic(*(np.asarray(v)[ix] if np.shape(v) == shape else np.broadcast_to(v, shape)[ix] for v in fields))
 
@@ -203,6 +222,24 @@ _LOADED_FIELDS = dataclasses.fields(Loaded)
 def _deviate(q: float) -> float:
     """Standard normal deviate of one quantile (clipped to [1e-6, 1 − 1e-6])."""
     return NormalDist().inv_cdf(min(max(q, 1e-6), 1 - 1e-6))
+
+
+MAX_LEAN = 2.0
+"""Largest skewness the TPOT's Cornish–Fisher deviate takes. Up to 2 the expansion keeps a Poisson count's quantiles
+(mean 1/4, skewness 2: p99 2, the expansion 2.15); past it, it overshoots towards a whole prompt met where few lives
+meet any (mean 1/10, skewness 3.2: p99 1, the expansion 1.57; mean 1/100: p99 0, the expansion 0.98)."""
+
+
+def _skewness(traffic: Traffic, i: F, met: F, rho: F) -> F:
+    """Skewness of the prompt work a request meets over its life, a busy period of the prompts (module docstring).
+
+    ``γ = (g·sqrt(1 − ρ) + 3ρ·sqrt(Ĩ/I)/sqrt(1 − ρ)) / sqrt(Λ·(1 − ρ))`` with ``g = E[I³]/E[I²]^(3/2)``,
+    ``Ĩ = E[I²]/E[I]``, ``Λ`` the prompts met (``met``) and ``ρ`` the prefill load.
+    """
+    keep = np.maximum(1.0 - rho, 1e-3)
+    wide = np.sqrt(np.maximum(np.asarray(traffic.input_span, dtype=float), i) / np.maximum(i, 1e-9))
+    return np.asarray((traffic.input_skew * np.sqrt(keep) + 3.0 * rho * wide / np.sqrt(keep)) / np.sqrt(np.maximum(met * keep, 1e-9)),
+                      dtype=float)  # fmt: skip
 
 
 def _z(q: F) -> F:
@@ -396,7 +433,8 @@ def _at_arrivals(step: StepModel, pp_a: F, budget: float, traffic: Traffic, xa: 
     # lumps: the long rounds come in clusters of c, which multiplies the variance of their sum by c.
     cluster = np.maximum(i / lump, 1.0)
     # (Varied prompts' wider spread is in σ: the lump counts carry their compound variance.)
-    mix = z * sigma * np.sqrt(cluster / np.maximum(steps, 1.0)) / np.maximum(1.0 - np.minimum(prefill_load, 0.999), 1e-3)
+    rho_p = np.minimum(prefill_load, 0.999)
+    mix_sd = sigma * np.sqrt(cluster / np.maximum(steps, 1.0)) / np.maximum(1.0 - rho_p, 1e-3)
     # The two spreads share their cause: the arrivals during a request's life are both the prompts it meets and
     # decoders joining n. With lives of about S, an arrival s seconds from the life's start weighs w(s) = 1 − |s|/S in
     # the life's mean n (s in [−S, S]) and 1 in its prompts (s in [0, S]), so Var(n̄) = (2/3)·Var(n) (∫w² over ∫1) and
@@ -404,8 +442,16 @@ def _at_arrivals(step: StepModel, pp_a: F, budget: float, traffic: Traffic, xa: 
     # factor is taken as 1, prompts alike: varied lengths add to the mix what they do not add to the covariance, but
     # the budget clips that addition (a round holds at most C tokens), so 1 bounds the covariance from above where
     # E[I]/sqrt(E[I²]) would undercount it (and let wider prompts buy capacity).
-    drift = dtau_dn * z * n_sd
-    spread = np.sqrt(drift**2 * (2.0 / 3.0) + mix**2 + drift * mix)
+    drift_sd = dtau_dn * n_sd
+    spread_sd = np.sqrt(drift_sd**2 * (2.0 / 3.0) + mix_sd**2 + drift_sd * mix_sd)
+    # Both lean right, so TPOT_q takes the Cornish–Fisher deviate z + (z² − 1)·γ/6 where z ≥ 1 (module docstring).
+    # The prompt work met is a busy period (a life that meets a long prompt is stretched and meets more); n is a
+    # clustered count (a negative binomial of peakedness P has skewness (2P − 1)/sqrt(n·P)), and a life's mean
+    # keeps ∫w³/∫1 = 1/2 of its third cumulant.
+    n_skew = (2.0 * peak - 1.0) / np.sqrt(np.maximum(n_dec * peak, 1e-12))
+    third = _skewness(traffic, i, xa * steps, rho_p) * mix_sd**3 + 0.5 * n_skew * drift_sd**3
+    lean = np.minimum(third / np.maximum(spread_sd, 1e-30) ** 3, MAX_LEAN)
+    spread = spread_sd * (z + np.maximum(z**2 - 1.0, 0.0) * lean / 6.0)
     # Requests see n size-biased: more of them decode while n (and so τ) is high, so their mean round
     # is τ + Cov(n, τ)/n = τ + (∂τ/∂n)·Var(n)/n.
     bias = dtau_dn * n_sd**2 / np.maximum(n_dec, 1e-9)

@@ -65,6 +65,14 @@ def test_the_token_weighted_prompt_is_the_second_moment_over_the_first() -> None
     assert _workload(700).input_span == 700.0
 
 
+def test_the_prompts_skew_ratio_is_the_third_moment_over_the_second_to_the_three_halves() -> None:
+    w = _workload([{"tokens": 500, "weight": 3}, {"tokens": 8000, "weight": 1}])
+    second, third = (3 * 500**2 + 8000**2) / 4, (3 * 500**3 + 8000**3) / 4
+    assert w.input_skew == pytest.approx(third / second**1.5)
+    assert _workload(700).input_skew == 1.0
+    assert _workload([{"tokens": 700, "weight": 2}]).input_skew == pytest.approx(1.0)
+
+
 def test_prefill_attention_is_priced_at_the_token_weighted_prompt() -> None:
     """Varied prompts cost more attention than their mean: a layout carries less than if priced at the mean (or as much
     where the slots or the token budget bind)."""
