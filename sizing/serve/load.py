@@ -57,8 +57,8 @@ likely in the round in progress (TTFT) and in the round-time spread (TPOT) as th
   cumulants are ``κ_n = Λ₀·E[B₁ⁿ]`` (``B₁`` one prompt's busy period: ``E[B₁²] = E[X²]/(1 − ρ)³``,
   ``E[B₁³] = E[X³]/(1 − ρ)⁴ + 3λ·E[X²]²/(1 − ρ)⁵``), so its skewness is
   ``γ_M = (g·sqrt(1 − ρ) + 3ρ·sqrt(Ĩ/I)/sqrt(1 − ρ))/sqrt(Λ₀)`` with ``g = E[I³]/E[I²]^(3/2)`` and
-  ``Ĩ = E[I²]/E[I]``. The running count leans right too: a clustered count of index of dispersion ``z``
-  (negative binomial) has skewness ``γ_n = (2z − 1)/sqrt(n·z)``, and a life's mean keeps ``∫w³/∫1 = 1/2`` of
+  ``Ĩ = E[I²]/E[I]``. The running count leans right too: a clustered count of peakedness ``P = Var(n)/n``
+  (negative binomial) has skewness ``γ_n = (2P − 1)/sqrt(n·P)``, and a life's mean keeps ``∫w³/∫1 = 1/2`` of
   its third cumulant. So the spread's third cumulant is ``γ_M·M³ + γ_n·D³/2`` (the two parts' joint third
   cumulants left out: a lower bound) and ``γ`` that over ``Σ³`` (``Σ`` the square root above), at most 2
   (:data:`MAX_LEAN`: where few lives meet any prompt the expansion would add most of a whole prompt to every
