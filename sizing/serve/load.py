@@ -230,16 +230,15 @@ MAX_LEAN = 2.0
 meet any (mean 1/10, skewness 3.2: p99 1, the expansion 1.57; mean 1/100: p99 0, the expansion 0.98)."""
 
 
-def _skewness(traffic: Traffic, i: F, met: F, rho: F) -> F:
+def _skewness(g: F | float, i: F, span: F, met: F, rho: F) -> F:
     """Skewness of the prompt work a request meets over its life, a busy period of the prompts (module docstring).
 
-    ``γ = (g·sqrt(1 − ρ) + 3ρ·sqrt(Ĩ/I)/sqrt(1 − ρ)) / sqrt(Λ·(1 − ρ))`` with ``g = E[I³]/E[I²]^(3/2)``,
-    ``Ĩ = E[I²]/E[I]``, ``Λ`` the prompts met (``met``) and ``ρ`` the prefill load.
+    ``γ = (g·sqrt(1 − ρ) + 3ρ·sqrt(Ĩ/I)/sqrt(1 − ρ)) / sqrt(Λ·(1 − ρ))`` with ``g = E[I³]/E[I²]^(3/2)``, ``I`` the
+    mean prompt, ``Ĩ = E[I²]/E[I]`` (``span``, at least ``I``), ``Λ`` the prompts met (``met``) and ``ρ`` the prefill load.
     """
     keep = np.maximum(1.0 - rho, 1e-3)
-    wide = np.sqrt(np.maximum(np.asarray(traffic.input_span, dtype=float), i) / np.maximum(i, 1e-9))
-    return np.asarray((traffic.input_skew * np.sqrt(keep) + 3.0 * rho * wide / np.sqrt(keep)) / np.sqrt(np.maximum(met * keep, 1e-9)),
-                      dtype=float)  # fmt: skip
+    wide = np.sqrt(span / np.maximum(i, 1e-9))
+    return np.asarray((g * np.sqrt(keep) + 3.0 * rho * wide / np.sqrt(keep)) / np.sqrt(np.maximum(met * keep, 1e-9)), dtype=float)
 
 
 def _z(q: F) -> F:
@@ -341,7 +340,8 @@ def _at_arrivals(step: StepModel, pp_a: F, budget: float, traffic: Traffic, xa: 
     # with c the marginal seconds of a lump and ρ_p = λ_L·c the prefill load, the count's variance grows
     # by 1/(1 − ρ_p²) (a branching process). One pass without that feedback gives λ, then ρ_p.
     # Varied prompts: the counts carry a compound Poisson sum's dispersion v (module docstring), cv² = cv_a² + v − 1.
-    varied = np.maximum(np.minimum(np.maximum(traffic.input_span, i), room) / lump, 1.0)
+    span = np.maximum(traffic.input_span, i)  # the token-weighted prompt, E[I²]/E[I] (at least the mean)
+    varied = np.maximum(np.minimum(span, room) / lump, 1.0)
     dispersion = cv**2 + varied - 1.0
     pmf = lump_counts(lumps, np.sqrt(dispersion), top, row_top)
     tau = (pmf * rounds).sum(axis=0)
@@ -449,7 +449,7 @@ def _at_arrivals(step: StepModel, pp_a: F, budget: float, traffic: Traffic, xa: 
     # clustered count (a negative binomial of peakedness P has skewness (2P − 1)/sqrt(n·P)), and a life's mean
     # keeps ∫w³/∫1 = 1/2 of its third cumulant.
     n_skew = (2.0 * peak - 1.0) / np.sqrt(np.maximum(n_dec * peak, 1e-12))
-    third = _skewness(traffic, i, xa * steps, rho_p) * mix_sd**3 + 0.5 * n_skew * drift_sd**3
+    third = _skewness(traffic.input_skew, i, span, xa * steps, rho_p) * mix_sd**3 + 0.5 * n_skew * drift_sd**3
     lean = np.minimum(third / np.maximum(spread_sd, 1e-30) ** 3, MAX_LEAN)
     spread = spread_sd * (z + np.maximum(z**2 - 1.0, 0.0) * lean / 6.0)
     # Requests see n size-biased: more of them decode while n (and so τ) is high, so their mean round
