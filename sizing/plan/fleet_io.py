@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, get_args
 
 from aicap.sizing.core.catalogue import CatalogueLike
-from aicap.sizing.core.constraints import Objective
+from aicap.sizing.core.constraints import Objective, Search
 from aicap.sizing.core.documents import line_of, load_yaml, read_text, validate_model
 from aicap.sizing.core.dtypes import WEIGHT_DTYPES
 from aicap.sizing.core.errors import InputError, excerpt
@@ -50,12 +50,14 @@ _REPLACES = {
     "budget": ("--budget", "budget_usd_per_month"),
     "objective": ("--objective", "objective"),
     "engine": ("--engine", "engine"),
+    "search": ("--search", "search"),
 }
 
 
 def _apply(doc: dict[str, Any], cloud: str | None = None, hardware: str | None = None, pricing: str | None = None,
            budget: float | None = None, objective: str | None = None, single_type: bool | None = None,
-           engine: str | None = None, replaced: list[tuple[str, object, str, object]] | None = None) -> dict[str, Any]:  # fmt: skip
+           engine: str | None = None, search: str | None = None,
+           replaced: list[tuple[str, object, str, object]] | None = None) -> dict[str, Any]:  # fmt: skip
     """``doc`` with the overrides put in its constraints.
 
     Each constraint the document set and an override replaced (it replaces, not narrows: --cloud azure on clouds
@@ -95,7 +97,19 @@ def _apply(doc: dict[str, Any], cloud: str | None = None, hardware: str | None =
         cons["single_type"] = True
     if engine is not None:
         cons["engine"] = engine
-    given = {"cloud": cloud, "hardware": hardware, "pricing": pricing, "budget": budget, "objective": objective, "engine": engine}
+    if search is not None:
+        if search not in get_args(Search):
+            raise InputError(f"--search {excerpt(search)}: valid choices: {', '.join(get_args(Search))}")
+        cons["search"] = search
+    given = {
+        "cloud": cloud,
+        "hardware": hardware,
+        "pricing": pricing,
+        "budget": budget,
+        "objective": objective,
+        "engine": engine,
+        "search": search,
+    }
     for name, (flag, key) in _REPLACES.items():
         if replaced is not None and given[name] is not None and raw.get(key) is not None:
             replaced.append((flag, given[name], key, raw[key]))

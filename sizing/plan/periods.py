@@ -94,7 +94,10 @@ def _setup(fleet: Fleet, cat: CatalogueLike, derate: Mapping[str, float], jobs: 
     insts = [i for i in insts if any(i.price(m) is not None for m in c.pricing_models)]
     if not insts:
         raise InfeasibleError(f"no allowed instance type has an on-demand reference price and a {' or '.join(c.pricing_models)} price")
-    ref = fleet.model_copy(update={"constraints": c.model_copy(update={"pricing": "on_demand"})})
+    # The shortlist is thorough here only when asked for: with every hour's program over it, the remainder carriers made
+    # the week-long benchmark plan 3% cheaper but 60% slower (benchmarks/bench_periods.py: 9.3 -> 14.8 s, 2026-12-05).
+    search = "thorough" if c.search == "thorough" else "fast"
+    ref = fleet.model_copy(update={"constraints": c.model_copy(update={"pricing": "on_demand", "search": search})})
     every = all_candidates(ref, cat, insts, workers=jobs)
     for w in fleet.workloads:
         if not any(x.feasible for x in every[w.name]):

@@ -200,8 +200,10 @@ def shortlist(fleet: Fleet, cands: list[Candidate], insts: list[InstanceSpec],
     budget buys alone, and the fastest so on each device type. Packing several workloads on one instance
     type can, rarely, prefer a dropped candidate; the plan is then optimal among the kept ones. Dominated
     candidates are already gone (:func:`prune`); with ``single_type`` every candidate stays. ``rates``
-    replaces workloads' demands (req/s) in the standalone costs: what is left to carry once capped types are full;
-    that shortlist also keeps the cheapest replica on each of those device types (what carries a remainder).
+    replaces workloads' demands (req/s) in the standalone costs: what is left to carry once capped types are full.
+    That shortlist, and a thorough one (``constraints.search``: ``thorough``, or ``auto`` for a fleet of at most
+    :data:`~aicap.sizing.core.constraints.THOROUGH_AUTO_WORKLOADS` workloads), also keeps the cheapest replica on each of
+    those device types: what carries a remainder. On the 100-workload benchmark fleet that makes the plan 4.4% cheaper.
     """
     c = fleet.constraints
     names = {w.name: k for k, w in enumerate(fleet.workloads)}
@@ -240,11 +242,12 @@ def shortlist(fleet: Fleet, cands: list[Candidate], insts: list[InstanceSpec],
     fw = w[order[first]]
     top = first[np.arange(fw.size) - np.searchsorted(fw, fw, side="left") < SHORTLIST_DEVICE_TYPES]
     keep[order[top]] = True
-    if rates:
-        # Re-shortlisting at what is left once capped types are full: on those device types, also the cheapest replica
-        # (then per request/s), what carries a remainder that whole replicas of the best layout overshoot (three TP2
-        # replicas and one TP1 cost a device less than four TP2). Not on every shortlist: on the 1,000-workload
-        # benchmark fleet these rows save 2.6-5.9% but take the integer program from 4.6 s to 6.9-25 s.
+    if rates or c.thorough(len(fleet.workloads)):
+        # A thorough search (and the re-shortlist at what is left once capped types are full): on those device types, also
+        # the cheapest replica (then per request/s), what carries a remainder that whole replicas of the best layout
+        # overshoot (three TP2 replicas and one TP1 cost a device less than four TP2). Not on every shortlist
+        # (constraints.THOROUGH_AUTO_WORKLOADS): on the 1,000-workload benchmark fleet these rows save 5.7% but take the
+        # integer program from 1 s to 25 s.
         replica = price * dev / per
         by_replica = np.lexsort((pos, pp, tp, inst, unit, replica, hw, w))
         pair_r = w[by_replica] * len(hw_code) + hw[by_replica]

@@ -60,6 +60,19 @@ def test_flag_values_are_checked_with_the_flag_s_name() -> None:
         "size", "-m", "llama-3.1-8b", "--rate", "5", "--objective", "bogus"
     )
     assert "needs a budget: give --budget" in refused("size", "-m", "llama-3.1-8b", "--rate", "5", "--objective", "latency")
+    assert "--search 'wide': valid choices: auto, fast, thorough" in refused(
+        "size", "-m", "llama-3.1-8b", "--rate", "5", "--search", "wide"
+    )
+
+
+def test_search_replaces_the_fleet_file_s_and_is_recorded_in_the_plan(tmp_path: Path) -> None:
+    doc = Path(CHAT).read_text(encoding="utf-8").replace("constraints:\n", "constraints:\n  search: thorough\n", 1)
+    assert "search: thorough" in doc
+    (tmp_path / "fleet.yaml").write_text(doc, encoding="utf-8")
+    r = CliRunner().invoke(app, ["size", str(tmp_path / "fleet.yaml"), "--search", "fast", "-f", "json"])
+    assert r.exit_code == 0, r.stderr
+    assert json.loads(r.stdout)["inputs"]["constraints"]["search"] == "fast"
+    assert "--search fast replaces fleet.yaml's constraints.search (thorough)" in r.stderr
 
 
 def test_whatif_refuses_buy_vs_rent_with_pareto() -> None:

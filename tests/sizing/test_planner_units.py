@@ -307,6 +307,14 @@ def _reference_shortlist(fl: Fleet, cands: list[Candidate], insts: list[Any]) ->
         for x in ranked:
             best.setdefault(x.hardware, x)
         keep.update(id(x) for x in list(best.values())[:SHORTLIST_DEVICE_TYPES])
+        if c.thorough(len(fl.workloads)):  # the cheapest replica on each of those device types: what carries a remainder
+
+            def replica_cost(x: Candidate) -> float:
+                inst = by_name[x.instance]
+                return float(inst.price(c.price_model) or 0.0) * x.devices / inst.devices
+
+            for hw in list(best)[:SHORTLIST_DEVICE_TYPES]:
+                keep.add(id(min((x for x in ranked if x.hardware == hw), key=replica_cost)))  # min keeps the first of ties
         if w.rate is not None:
             rate = w.rate
             alone = sorted(mine, key=lambda x: (standalone_cost(x, rate, by_name[x.instance], c.price_model),
@@ -333,21 +341,23 @@ _SHORTLIST_INSTS = [BIG, SMALL, ONE, priced("g6.xlarge", 2.0), priced("g5.xlarge
 @given(st.lists(st.tuples(st.integers(0, 2), st.integers(0, 7), st.integers(1, 4),
                           st.sampled_from([0.1, 0.25, 0.5, 1.0, 2.0, 3.0, 7.5, 15.0]), st.sampled_from([80.0, 120.0, 300.0]),
                           st.sampled_from([1, 2, 4])), min_size=1, max_size=150),
-       st.sampled_from(["cost", "latency", "throughput"]), st.booleans())  # fmt: skip
-@example([(0, i, 1, 1.0 + i, 100.0, 1) for i in range(7)] * 2, "throughput", False)  # one workload on all six device types
-@example([(0, 2, 1, 0.5, 100.0, 1)] + [(0, 1, 1, 1.0, 100.0, 1)] * 4, "throughput", False)  # a replica under 1 req/s ranks by its cost
-@example([(w, i, d, c, 100.0, 1) for w in range(3) for i in range(8) for d in (1, 2) for c in (0.25, 0.5, 1.0, 3.0)], "cost", True)
+       st.sampled_from(["cost", "latency", "throughput"]), st.booleans(), st.sampled_from(["fast", "thorough"]))  # fmt: skip
+@example([(0, i, 1, 1.0 + i, 100.0, 1) for i in range(7)] * 2, "throughput", False, "fast")  # one workload on all six device types
+@example([(0, 2, 1, 0.5, 100.0, 1)] + [(0, 1, 1, 1.0, 100.0, 1)] * 4, "throughput", False, "fast")  # under 1 req/s ranks by its cost
+@example([(w, i, d, c, 100.0, 1) for w in range(3) for i in range(8) for d in (1, 2) for c in (0.25, 0.5, 1.0, 3.0)], "cost", True, "fast")
+@example([(w, i, d, c, 100.0, 1) for w in range(3) for i in range(8) for d in (1, 2, 4) for c in (0.25, 3.0)], "cost", True, "thorough")
 @example(
     [(w, 2, 1, c, 100.0, 1) for w in range(3) for c in (0.1, 0.25, 0.5, 1.0, 2.0, 3.0, 7.5, 15.0)]
     + [(w, 0, 8, 1.0, 100.0, 1) for w in range(3)],
     "cost",
     True,
+    "fast",
 )  # two device types: each workload's dear one kept by type alone
 def test_the_vectorised_shortlist_equals_the_per_workload_one(rows: list[tuple[int, int, int, float, float, int]], objective: str,
-                                                              rated: bool) -> None:  # fmt: skip
+                                                              rated: bool, search: str) -> None:  # fmt: skip
     insts = _SHORTLIST_INSTS
     names = ["a", "b", "c"]
-    cons: dict[str, Any] = {"clouds": ["aws"], "objective": objective}
+    cons: dict[str, Any] = {"clouds": ["aws"], "objective": objective, "search": search}
     if objective != "cost":
         cons["budget_usd_per_month"] = 1e6
     wl = [{"name": n, "model": "llama-3.1-8b", "input_tokens": 500, "output_tokens": 100, "slo": {"ttft_ms": 1000, "tpot_ms": 50},

@@ -195,3 +195,47 @@ def test_a_full_capped_type_or_a_budget_widens_the_shortlist() -> None:
     cap = 1.02 * full.totals.usd_per_month
     budget = f.model_copy(update={"constraints": f.constraints.model_copy(update={"budget_usd_per_month": cap})})
     assert size(budget, CAT, alternatives=False).totals.usd_per_month <= cap
+
+
+def _varied_fleet(n: int, search: str) -> Fleet:
+    """``n`` workloads cycling through models, lengths and targets (benchmarks/bench_size.py's fleet, small)."""
+    models = ["llama-3.1-8b", "llama-3.1-70b", "mistral-7b", "mixtral-8x7b", "gemma-2-9b", "qwen2.5-7b", "bge-large-en"]
+    inputs, outputs, slos = [256, 500, 1000, 2000, 3500], [64, 150, 300, 600], [(1000, 40), (2000, 60), (5000, 100)]
+    wl = []
+    for k in range(n):
+        m = models[k % len(models)]
+        enc = m.startswith("bge")
+        ttft, tpot = slos[k % len(slos)]
+        wl.append({"name": f"w{k}", "model": m, "requests_per_s": float(1 + (k % 9)),
+                   "input_tokens": min(inputs[(k // 7) % len(inputs)], 512) if enc else inputs[(k // 7) % len(inputs)],
+                   "output_tokens": 1 if enc else outputs[(k // 3) % len(outputs)],
+                   "slo": {"ttft_ms": float(ttft), "tpot_ms": None if enc else float(tpot)},
+                   "precisions": ["fp16"] if enc else ["bf16", "fp8"]})  # fmt: skip
+    return Fleet.model_validate({"workloads": wl, "constraints": {"clouds": ["aws", "gcp"], "search": search}})
+
+
+def test_a_thorough_search_finds_the_remainder_a_smaller_replica_carries() -> None:
+    # Fourteen workloads: the fast shortlist (each workload's cheapest per request/s, alone and per device type) misses
+    # the whole program's optimum by 3.3%; keeping each workload's cheapest replica on its best device types finds it.
+    import aicap.sizing.plan.sizer as sizer_mod
+
+    fast = size(_varied_fleet(14, "fast"), CAT, alternatives=False).totals.usd_per_month
+    thorough = size(_varied_fleet(14, "thorough"), CAT, alternatives=False).totals.usd_per_month
+    every = sizer_mod.shortlist
+    try:
+        sizer_mod.shortlist = lambda fleet, cands, insts: cands  # type: ignore[assignment]
+        full = size(_varied_fleet(14, "fast"), CAT, alternatives=False).totals.usd_per_month
+    finally:
+        sizer_mod.shortlist = every
+    assert thorough == pytest.approx(full, rel=1e-4)
+    assert fast > 1.02 * full
+    # auto is thorough for a fleet this small
+    assert size(_varied_fleet(14, "auto"), CAT, alternatives=False).totals.usd_per_month == thorough
+
+
+def test_auto_search_is_thorough_up_to_the_documented_fleet_size() -> None:
+    from aicap.sizing.core.constraints import THOROUGH_AUTO_WORKLOADS, Constraints
+
+    auto, fast, thorough = (Constraints(search=s) for s in ("auto", "fast", "thorough"))
+    assert auto.thorough(THOROUGH_AUTO_WORKLOADS) and not auto.thorough(THOROUGH_AUTO_WORKLOADS + 1)
+    assert thorough.thorough(10 * THOROUGH_AUTO_WORKLOADS) and not fast.thorough(1)
