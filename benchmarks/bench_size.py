@@ -104,7 +104,7 @@ def main() -> None:
         dt = statistics.median(times)
         spread = f"[{min(times):.2f}-{max(times):.2f}]" if runs > 1 else " " * 11
         print(f"{label:45s} {dt:6.2f} s  {spread} (target <= {target:g} s: {dt / target:.2f}x)  ${plan.totals.usd_per_month:,.0f}/month, "
-              f"solver {plan.solver.status}")  # fmt: skip
+              f"solver {plan.solver.status}, {plan.solver.shortlist} shortlist")  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -179,11 +179,21 @@ class CatalogueRef(_Doc):
         return cls(version=version, pricing=pricing, price_dates=(seen[0], seen[-1]) if seen else catalogue_dates)
 
 
+#: The candidates a plan's integer program chose among (:attr:`Solver.shortlist`).
+ShortlistKind = Literal["fast", "thorough", "widened", "none"]
+
+
 class Solver(_Doc):
-    """How the integer program ended: ``optimal``, or ``time_limit`` with the incumbent and its gap."""
+    """How the integer program ended: ``optimal``, or ``time_limit`` with the incumbent and its gap; and over which candidates."""
 
     status: SolverStatus
     gap_pct: float = Field(ge=0)
+    shortlist: ShortlistKind | None = Field(
+        None,
+        description="the candidates the program chose among, its optimum being over them: the fast or thorough shortlist "
+        "(constraints.search), one widened for full availability caps, or none (every candidate); absent in plans made "
+        "before it was recorded",
+    )
 
 
 class VerifiedWorkload(_Doc):

@@ -23,7 +23,7 @@ from aicap.sizing.core.engines import engine_for
 from aicap.sizing.core.errors import InfeasibleError, InputError, UnknownIdError, did_you_mean
 from aicap.sizing.core.fleet import Fleet, Workload
 from aicap.sizing.core.ownership import ON_PREM
-from aicap.sizing.core.plan import Plan, Rejected, Solver
+from aicap.sizing.core.plan import Plan, Rejected, ShortlistKind, Solver
 from aicap.sizing.core.specs import InstanceSpec
 from aicap.sizing.plan.alternatives import alternatives as best_alternatives
 from aicap.sizing.plan.alternatives import closeness, closest_reason
@@ -419,13 +419,14 @@ def _size(fleet: Fleet, cat: CatalogueLike, alternatives: bool, time_limit_s: fl
         rejected[w.name] = [Rejected(hardware=h, reason=r) for h, r in sorted(why.items())]
     every = prune(feasible)
     short = shortlist(fleet, every, insts)
+    kind: ShortlistKind = "none" if len(short) == len(every) else "thorough" if c.thorough(len(fleet.workloads)) else "fast"
     try:
-        plan = _solve(fleet, cat, insts, short, rejected, warnings, time_limit_s)
+        plan = _solve(fleet, cat, insts, short, rejected, warnings, time_limit_s, kind)
     except InfeasibleError:
         if len(short) == len(every):
             raise
         # The shortlist ranks candidates alone, blind to caps and the budget: what they exclude may be what fits.
-        plan = _solve(fleet, cat, insts, every, rejected, warnings, time_limit_s)
+        plan = _solve(fleet, cat, insts, every, rejected, warnings, time_limit_s, "none")
     else:
         full = {i.hardware for i in plan.instances if i.instance_type in c.availability and i.count >= c.cap(i.instance_type)}
         if full and len(short) < len(every):
@@ -445,22 +446,23 @@ def _size(fleet: Fleet, cat: CatalogueLike, alternatives: bool, time_limit_s: fl
             more = short + [x for x in every if x.hardware in full and id(x) not in kept]
             kept |= {id(x) for x in more}
             more += [x for x in rest if id(x) not in kept]
-            wider = _solve(fleet, cat, insts, more, rejected, warnings, time_limit_s)
+            widened: ShortlistKind = "none" if len(more) == len(every) else "widened"
+            wider = _solve(fleet, cat, insts, more, rejected, warnings, time_limit_s, widened)
             if c.objective != "cost" or wider.totals.usd_per_month < plan.totals.usd_per_month - 0.005:
                 plan = wider
     if alternatives:
         alts = best_alternatives(fleet, insts, all_cands, plan, time_limit_s)
         if c.objective == "cost" and any(a.delta_usd_per_month is not None and a.delta_usd_per_month < -0.01 for a in alts):
             # The shortlist cost money: one device type alone is cheaper. Solve over every candidate instead.
-            plan = _solve(fleet, cat, insts, every, rejected, warnings, time_limit_s)
+            plan = _solve(fleet, cat, insts, every, rejected, warnings, time_limit_s, "none")
             alts = best_alternatives(fleet, insts, all_cands, plan, time_limit_s)
         plan = with_alternatives(plan, alts)
     return plan
 
 
 def _solve(fleet: Fleet, cat: CatalogueLike, insts: list[InstanceSpec], feasible: list[Candidate], rejected: dict[str, list[Rejected]],
-           base_warnings: list[str], time_limit_s: float) -> Plan:  # fmt: skip
-    """Solve the integer program over ``feasible`` and assemble the plan (with its own warnings)."""
+           base_warnings: list[str], time_limit_s: float, kind: ShortlistKind) -> Plan:  # fmt: skip
+    """Solve the integer program over ``feasible`` (a shortlist of ``kind``) and assemble the plan (with its own warnings)."""
     c = fleet.constraints
     warnings = list(base_warnings)
     prob = problem_for(fleet, feasible, insts, time_limit_s)
@@ -490,5 +492,5 @@ def _solve(fleet: Fleet, cat: CatalogueLike, insts: list[InstanceSpec], feasible
     counts = {insts[t].name: int(n) for t, n in enumerate(sol.instances) if n > 0}
     served = {w.name: float(sol.served[k]) for k, w in enumerate(fleet.workloads)}
     solver = Solver(status="optimal" if sol.status == SolveStatus.OPTIMAL else "time_limit",
-                    gap_pct=round(100 * float(sol.gap), 4) if np.isfinite(sol.gap) else 0.0)  # fmt: skip
+                    gap_pct=round(100 * float(sol.gap), 4) if np.isfinite(sol.gap) else 0.0, shortlist=kind)  # fmt: skip
     return build_plan(fleet, cat, insts, chosen, counts, served, rejected, solver, warnings)

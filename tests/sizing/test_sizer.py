@@ -219,14 +219,17 @@ def test_a_thorough_search_finds_the_remainder_a_smaller_replica_carries() -> No
     # the whole program's optimum by 3.3%; keeping each workload's cheapest replica on its best device types finds it.
     import aicap.sizing.plan.sizer as sizer_mod
 
-    fast = size(_varied_fleet(14, "fast"), CAT, alternatives=False).totals.usd_per_month
-    thorough = size(_varied_fleet(14, "thorough"), CAT, alternatives=False).totals.usd_per_month
+    fast_plan, thorough_plan = (size(_varied_fleet(14, s), CAT, alternatives=False) for s in ("fast", "thorough"))
+    assert (fast_plan.solver.shortlist, thorough_plan.solver.shortlist) == ("fast", "thorough")  # the plan says what it chose among
+    fast, thorough = fast_plan.totals.usd_per_month, thorough_plan.totals.usd_per_month
     every = sizer_mod.shortlist
     try:
         sizer_mod.shortlist = lambda fleet, cands, insts: cands  # type: ignore[assignment]
-        full = size(_varied_fleet(14, "fast"), CAT, alternatives=False).totals.usd_per_month
+        whole = size(_varied_fleet(14, "fast"), CAT, alternatives=False)
     finally:
         sizer_mod.shortlist = every
+    full = whole.totals.usd_per_month
+    assert whole.solver.shortlist == "none"  # a shortlist that keeps every candidate is none
     assert thorough == pytest.approx(full, rel=1e-4)
     assert fast > 1.02 * full
     # auto is thorough for a fleet this small
