@@ -25,12 +25,16 @@ Length = int | list[LengthBin]
 """A request length: a fixed number of tokens, or a histogram of lengths."""
 
 
+def _power_sum(bins: list[LengthBin], k: int) -> float:
+    """``Σ tokensᵏ·weight`` over a histogram's bins (``k = 0``: the total weight)."""
+    return float(sum(b.tokens**k * b.weight for b in bins))
+
+
 def mean_tokens(v: Length) -> float:
     """Mean length [tokens]: ``Σ tokens·weight / Σ weight`` (the number itself for a fixed length)."""
     if isinstance(v, int):
         return float(v)
-    total = sum(b.weight for b in v)
-    return sum(b.tokens * b.weight for b in v) / total
+    return _power_sum(v, 1) / _power_sum(v, 0)
 
 
 def max_tokens(v: Length) -> int:
@@ -49,9 +53,9 @@ def decode_context(input_tokens: Length, output_tokens: Length) -> float:
     o = output_tokens
     if isinstance(o, int):
         return mean_tokens(input_tokens) + o / 2.0
-    total = sum(b.weight for b in o)
-    first = sum(b.tokens * b.weight for b in o) / total
-    second = sum(b.tokens * b.tokens * b.weight for b in o) / total
+    total = _power_sum(o, 0)
+    first = _power_sum(o, 1) / total
+    second = _power_sum(o, 2) / total
     return mean_tokens(input_tokens) + second / (2.0 * max(first, 1e-12))
 
 
@@ -64,8 +68,7 @@ def token_weighted_mean(v: Length) -> float:
     """
     if isinstance(v, int):
         return float(v)
-    first = sum(b.tokens * b.weight for b in v)
-    return sum(b.tokens * b.tokens * b.weight for b in v) / max(first, 1e-12)
+    return _power_sum(v, 2) / max(_power_sum(v, 1), 1e-12)
 
 
 def skew_ratio(v: Length) -> float:
@@ -77,10 +80,8 @@ def skew_ratio(v: Length) -> float:
     """
     if isinstance(v, int):
         return 1.0
-    second = sum(b.tokens**2 * b.weight for b in v)
-    third = sum(b.tokens**3 * b.weight for b in v)
-    total = sum(b.weight for b in v)
-    return float(third * total**0.5 / max(second, 1e-12) ** 1.5)
+    second = _power_sum(v, 2)
+    return float(_power_sum(v, 3) * _power_sum(v, 0) ** 0.5 / max(second, 1e-12) ** 1.5)
 
 
 def at_quantile(v: Length, quantile: float) -> float:

@@ -374,15 +374,17 @@ def _at_arrivals(step: StepModel, pp_a: F, budget: float, traffic: Traffic, xa: 
     tau2 = (pmf * rounds**2).sum(axis=0)
     rate = xa / tau
     prefill_load = lumps / np.maximum(tau, 1e-12) * slope
+    rho_p = np.minimum(prefill_load, 0.999)
+    free = np.maximum(1.0 - rho_p, 1e-3)  # 1 − ρ_p, the share of round time not spent on prefill
     n_dec = d * pp_a
     dtau_dd = (pmf * rounds_dd).sum(axis=0)
-    dtau_dn = dtau_dd / pp_a / np.maximum(1.0 - np.minimum(prefill_load, 0.999), 1e-3)
+    dtau_dn = dtau_dd / pp_a / free
     feedback = dtau_dn * n_dec / np.maximum(tau, 1e-12)
     # n's fluctuations over Poisson's (its peakedness z = Var(n)/n): cv² when bursty; 1/(1 − β), a longer round
     # keeping requests longer; and 1/(1 − ρ_p)², each prompt lengthening the round it is prefilled in, which
     # brings more arrivals into the next (a branching process: clusters of 1/(1 − ρ_p) admissions, so counts
     # over many rounds vary 1/(1 − ρ_p)² times more). (The chain's rounds carry their own law.)
-    clustered = np.where(chain, 1.0, 1.0 / np.maximum(1.0 - np.minimum(prefill_load, 0.999), 1e-3) ** 2)
+    clustered = np.where(chain, 1.0, 1.0 / free**2)
     peak = np.maximum(cv, 1.0) ** 2 * clustered / np.maximum(1.0 - np.minimum(feedback, 0.999), 1e-3)
     # TTFT: residual of the (length-biased) round in progress, then the request's own prefill together
     # with the prompts that arrived during that round; then waits for budget and slots on top.
@@ -433,8 +435,7 @@ def _at_arrivals(step: StepModel, pp_a: F, budget: float, traffic: Traffic, xa: 
     # lumps: the long rounds come in clusters of c, which multiplies the variance of their sum by c.
     cluster = np.maximum(i / lump, 1.0)
     # (Varied prompts' wider spread is in σ: the lump counts carry their compound variance.)
-    rho_p = np.minimum(prefill_load, 0.999)
-    mix_sd = sigma * np.sqrt(cluster / np.maximum(steps, 1.0)) / np.maximum(1.0 - rho_p, 1e-3)
+    mix_sd = sigma * np.sqrt(cluster / np.maximum(steps, 1.0)) / free
     # The two spreads share their cause: the arrivals during a request's life are both the prompts it meets and
     # decoders joining n. With lives of about S, an arrival s seconds from the life's start weighs w(s) = 1 − |s|/S in
     # the life's mean n (s in [−S, S]) and 1 in its prompts (s in [0, S]), so Var(n̄) = (2/3)·Var(n) (∫w² over ∫1) and
