@@ -46,8 +46,12 @@ likely in the round in progress (TTFT) and in the round-time spread (TPOT) as th
   the rounds that carry prompts add ``σ_τ``, the spread of the round time, averaged over ``O − 1`` rounds
   and amplified by ``1/(1 − ρ_p)`` (``ρ_p`` the prefill time share); a prompt of ``c = I/L`` budget-sized
   chunks brings its long rounds in a cluster of ``c``, which multiplies their variance by ``c`` (varied prompts are
-  in ``σ_τ``: the counts above). Both spreads come from the same arrivals (those during a request's life are the
-  prompts it meets and decoders joining ``n``): over a life of ``S`` seconds the mean ``n`` a request sees varies
+  in ``σ_τ``: the counts above). A roofline's round is convex in ``n`` (it steepens where compute starts to bind), so
+  ``n`` fluctuating across that kink sees a longer decode round than the round at its mean and a blend of the two
+  slopes: the decode-only round and ``τ'`` are their means over ``n``'s spread, itself set by ``β``, a fixed point
+  (:mod:`aicap.sizing.serve.fluctuation`); and the drift towards the percentile takes the secant of the decode
+  round to the count there where it is steeper than ``τ'``. Both spreads come from the same arrivals (those during
+  a request's life are the prompts it meets and decoders joining ``n``): over a life of ``S`` seconds the mean ``n`` a request sees varies
   ``2/3`` as much as ``n`` (each arrival weighs its overlap with the life, ``1 − |s|/S``), and the two covary by
   ``λ·I·S/2``, whence the ``2/3`` and the cross term (exact for prompts alike; for varied ones an upper bound,
   the budget clipping what their spread adds to ``M``).
@@ -85,6 +89,7 @@ from statistics import NormalDist
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from aicap.sizing.serve.fluctuation import peakedness, settle_spread
 from aicap.sizing.serve.queueing import wait_quantile
 from aicap.sizing.serve.rounds import chain_rounds, chain_rows, count_top, lump_counts
 from aicap.sizing.serve.search import bisect_rows
@@ -272,7 +277,9 @@ def at_arrivals(step: StepModel, pp: ArrayLike, budget: float, traffic: Traffic,
     if int(np.prod(shape)) == 0:  # no candidates (e.g. none with capacity to re-evaluate)
         empty = np.zeros(shape)
         return Loaded(empty, empty, empty, empty, empty, empty, empty, empty)
-    if len(shape) != 1 or shape[0] < 64:
+    if len(shape) != 1:
+        raise ValueError(f"at_arrivals: one row per candidate (one-dimensional arrays), not an array of shape {shape}")
+    if shape[0] < 64:
         return _at_arrivals(step, pp_a, budget, traffic, xa, ttft=ttft)
     pp_b, x_b = np.broadcast_to(pp_a, shape), np.broadcast_to(xa, shape)
     i = np.broadcast_to(traffic.input_tokens, shape)
@@ -371,21 +378,32 @@ def _at_arrivals(step: StepModel, pp_a: F, budget: float, traffic: Traffic, xa: 
     k = np.clip(m, 1.0, pp_a)
     # The chain's rate is the one it was built at: its idle spells are not rounds of one step.
     tau = np.where(chain, tau_first, (pmf * rounds).sum(axis=0))
-    tau2 = (pmf * rounds**2).sum(axis=0)
-    rate = xa / tau
-    prefill_load = lumps / np.maximum(tau, 1e-12) * slope
-    rho_p = np.minimum(prefill_load, 0.999)
-    free = np.maximum(1.0 - rho_p, 1e-3)  # 1 − ρ_p, the share of round time not spent on prefill
     n_dec = d * pp_a
     dtau_dd = (pmf * rounds_dd).sum(axis=0)
-    dtau_dn = dtau_dd / pp_a / free
-    feedback = dtau_dn * n_dec / np.maximum(tau, 1e-12)
     # n's fluctuations over Poisson's (its peakedness z = Var(n)/n): cv² when bursty; 1/(1 − β), a longer round
     # keeping requests longer; and 1/(1 − ρ_p)², each prompt lengthening the round it is prefilled in, which
     # brings more arrivals into the next (a branching process: clusters of 1/(1 − ρ_p) admissions, so counts
     # over many rounds vary 1/(1 − ρ_p)² times more). (The chain's rounds carry their own law.)
-    clustered = np.where(chain, 1.0, 1.0 / free**2)
-    peak = np.maximum(cv, 1.0) ** 2 * clustered / np.maximum(1.0 - np.minimum(feedback, 0.999), 1e-3)
+    prefill_load, free, dtau_dn, feedback, peak = peakedness(tau, dtau_dd, lumps, slope, pp_a, n_dec, cv, chain)
+    # The running count fluctuates: where it crosses a kink of the decode round (compute starting to bind), that round
+    # is its mean over the spread, longer and with a blended slope (fluctuation.settle_spread finds the spread).
+    kinks = step.decode_kinks(d)
+    decode_slope = all_dd[0]  # ∂T(d, 0)/∂d at the mean count, before the spread
+    spread_d, excess, excess_slope = settle_spread(kinks, pmf[0], tau, dtau_dd, lumps, slope, pp_a, d, cv, chain, feedback, peak)
+    tau2 = (pmf * rounds**2).sum(axis=0)
+    if (moved := np.flatnonzero(spread_d > 0.0)).size:
+        share, before, ex = pmf[0, moved], rounds[0, moved], excess[moved]
+        rounds[0, moved] = before + ex
+        rounds_dd[0, moved] += excess_slope[moved]
+        tau[moved] += share * ex
+        tau2[moved] += share * ((before + ex) ** 2 - before**2)
+        dtau_dd[moved] += share * excess_slope[moved]
+        again = peakedness(tau[moved], dtau_dd[moved], lumps[moved], slope[moved], np.broadcast_to(pp_a, tau.shape)[moved],
+                           n_dec[moved], np.broadcast_to(cv, tau.shape)[moved], chain[moved])  # fmt: skip
+        for whole, part in zip((prefill_load, free, dtau_dn, feedback, peak), again, strict=True):
+            whole[moved] = part
+    rate = xa / tau
+    rho_p = np.minimum(prefill_load, 0.999)
     # TTFT: residual of the (length-biased) round in progress, then the request's own prefill together
     # with the prompts that arrived during that round; then waits for budget and slots on top.
     lump_rate = xa * i / lump / np.maximum(tau, 1e-12)
@@ -443,7 +461,11 @@ def _at_arrivals(step: StepModel, pp_a: F, budget: float, traffic: Traffic, xa: 
     # factor is taken as 1, prompts alike: varied lengths add to the mix what they do not add to the covariance, but
     # the budget clips that addition (a round holds at most C tokens), so 1 bounds the covariance from above where
     # E[I]/sqrt(E[I²]) would undercount it (and let wider prompts buy capacity).
-    drift_sd = dtau_dn * n_sd
+    # The decode round is convex in the count (each group's max): towards the percentile it rises along the secant to the
+    # count a request sees there, not along the slope at the mean (it is steeper where the count crosses into compute).
+    ahead = np.maximum(np.abs(z) * np.sqrt(2.0 / 3.0) * n_sd / pp_a, 1e-9)  # decoders per micro-batch to the percentile
+    secant = (decode_slope + kinks.rise(ahead)) / pp_a / free
+    drift_sd = np.maximum(dtau_dn, secant) * n_sd
     spread_sd = np.sqrt(drift_sd**2 * (2.0 / 3.0) + mix_sd**2 + drift_sd * mix_sd)
     # Both lean right, so TPOT_q takes the Cornish–Fisher deviate z + (z² − 1)·γ/6 where z ≥ 1 (module docstring).
     # The prompt work met is a busy period (a life that meets a long prompt is stretched and meets more); n is a

@@ -21,6 +21,7 @@ from aicap.sizing.core.specs import DeviceSpec, EfficiencySpec
 from aicap.sizing.perf.launches import eager_host_s
 from aicap.sizing.perf.operators import expert_bytes_terms
 from aicap.sizing.perf.roofline import attention_projections_16bit, moe_layer_count, network_time
+from aicap.sizing.serve.smoothing import DecodeKinks
 from aicap.sizing.serve.step import OP_ORDER, engine_costs
 
 F = NDArray[np.float64]
@@ -294,6 +295,34 @@ class StepModel:
     def _seconds_coefficients(self) -> tuple[F, F]:
         """FLOPs over peak and bytes over bandwidth: ``(3, ops, n)`` seconds per unit of each argument."""
         return self.flops / self.peak, self.bytes / self.bandwidth
+
+    def decode_kinks(self, decode_seqs: ArrayLike) -> DecodeKinks:
+        """The decode-only step ``T(d, 0)`` at ``decode_seqs`` per candidate, as the gaps a spread of ``d`` smooths.
+
+        Per operator group, compute minus memory time and its slope in ``d``; the experts' group on its local slope
+        (their touched bytes are concave in ``d``). An eager engine, whose host time may bind instead, has none.
+        """
+        d = np.broadcast_to(np.asarray(decode_seqs, dtype=float), self.bandwidth.shape)
+        fn = self._live_coefficients[0]
+        gap = self._slope_coefficients[1]
+        if self.host_s is not None:
+            empty = np.zeros((0, d.size))
+            return DecodeKinks(empty, empty)
+        g, g1 = gap[0] + gap[1] * d, gap[1].copy()
+        row = self._live_experts_row
+        if row >= 0:
+            tokens = d * self.decode_tokens
+            missed = (1.0 - self.experts_per_token / self.num_experts) ** tokens
+            touched = self.num_experts * (1.0 - missed)
+            e_time = (self.expert_fixed + self.expert_per_touched * touched + self.expert_per_token * tokens) / self.bandwidth
+            e_slope = self.decode_tokens * (self.expert_per_touched * self.experts_per_token * missed + self.expert_per_token)
+            g[row] = fn[0][row] + fn[1][row] * d - e_time
+            g1[row] = fn[1][row] - e_slope / self.bandwidth
+        # A kink at d* = d − g/g' ≤ 0 is out of the running count's reach (it is never negative): no kink there.
+        with np.errstate(divide="ignore", invalid="ignore"):
+            g1 = np.where((g1 != 0.0) & (g / g1 < d), g1, 0.0)
+        keep = np.any(g1 != 0.0, axis=1)  # groups whose gap does not move with d have no kink in it
+        return DecodeKinks(np.asarray(g[keep], dtype=float), np.asarray(g1[keep], dtype=float))
 
     def slope_floor(self) -> F:
         """A lower bound on ``∂T/∂d`` anywhere (s per decoding sequence): each group at its smaller side's slope."""
