@@ -149,8 +149,8 @@ def settle_spread(kinks: DecodeKinks, idle_share: F, tau: F, dtau_dd: F, lumps: 
         s[left[act]] = x
         right = h > 0.0  # the root is above x: x becomes lo
         kept_a = kept[act]
-        h_hi[act] = np.where(right, np.where(kept_a > 0, a_hh / 2.0, a_hh), h)
-        h_lo[act] = np.where(right, h, np.where(kept_a < 0, a_hl / 2.0, a_hl))
+        h_hi[act] = np.where(right, np.where(kept_a < 0, a_hh / 2.0, a_hh), h)  # hi kept twice running: its value halved
+        h_lo[act] = np.where(right, h, np.where(kept_a > 0, a_hl / 2.0, a_hl))  # lo kept twice running: likewise
         lo[act], hi[act] = np.where(right, x, a_lo), np.where(right, a_hi, x)
         kept[act] = np.where(right, -1.0, 1.0)
         act = act[np.abs(h) > _TOLERANCE * np.maximum(x, 1e-12)]
