@@ -226,10 +226,7 @@ class StepModel:
         row = self._live_experts_row
         compute = f >= q if slope else None
         if row >= 0:
-            # E·(1 − (1 − k/E)^N) (expected_distinct_experts), with the power kept for the slope below.
-            missed = (1.0 - self.experts_per_token / self.num_experts) ** n
-            touched = self.num_experts * (1.0 - missed)
-            e_time = (self.expert_fixed + self.expert_per_touched * touched + self.expert_per_token * n) / self.bandwidth
+            e_time, missed = self._experts(n)
             f_row = f[..., row, :].copy()
         parts = np.maximum(f, q, out=f)
         if row >= 0:
@@ -247,10 +244,7 @@ class StepModel:
         memory_slope, gap = self._slope_coefficients
         if row >= 0:
             e_compute = f_row >= e_time
-            # Tokens are whole: the experts' slope is their forward difference over one more token (concave).
-            # E·(1 − b^(N+1)) − E·(1 − b^N) = E·b^N·(1 − b) = k·b^N with b = 1 − k/E (no cancellation, no second power).
-            d_touched = self.experts_per_token * missed
-            e_grad = (self.expert_per_touched * d_touched + self.expert_per_token) / self.bandwidth
+            e_grad = self._experts_slope(missed)
         grads = []
         for j, per in ((1, self.decode_tokens), (2, 1.0)):  # tokens per unit of d and of p
             g = memory_slope[j] + np.einsum("...in,in->...n", compute, gap[j])
@@ -261,6 +255,24 @@ class StepModel:
                 g = np.where(device >= host, g, 0.0)
             grads.append(np.asarray(g, dtype=float))
         return total, (grads[0], grads[1])
+
+    def _experts(self, tokens: F) -> tuple[F, F]:
+        """Seconds of the experts' bytes for ``tokens`` tokens, ``Q_e(N)/BW``, and ``b^N`` (``b = 1 − k/E``) for their slope.
+
+        The touched experts are ``E·(1 − b^N)`` (expected_distinct_experts).
+        """
+        missed = (1.0 - self.experts_per_token / self.num_experts) ** tokens
+        touched = self.num_experts * (1.0 - missed)
+        return (self.expert_fixed + self.expert_per_touched * touched + self.expert_per_token * tokens) / self.bandwidth, missed
+
+    def _experts_slope(self, missed: F) -> F:
+        """Seconds one more token adds to the experts' bytes, given ``b^N`` from :meth:`_experts`.
+
+        Tokens are whole: the slope is the forward difference over one more token (the touched count is concave).
+        ``E·(1 − b^(N+1)) − E·(1 − b^N) = E·b^N·(1 − b) = k·b^N`` (no cancellation, no second power).
+        """
+        return np.asarray((self.expert_per_touched * (self.experts_per_token * missed) + self.expert_per_token) / self.bandwidth,
+                          dtype=float)  # fmt: skip
 
     @property
     def _live_experts_row(self) -> int:
@@ -311,13 +323,9 @@ class StepModel:
         g, g1 = gap[0] + gap[1] * d, gap[1].copy()
         row = self._live_experts_row
         if row >= 0:
-            tokens = d * self.decode_tokens
-            missed = (1.0 - self.experts_per_token / self.num_experts) ** tokens
-            touched = self.num_experts * (1.0 - missed)
-            e_time = (self.expert_fixed + self.expert_per_touched * touched + self.expert_per_token * tokens) / self.bandwidth
-            e_slope = self.decode_tokens * (self.expert_per_touched * self.experts_per_token * missed + self.expert_per_token)
+            e_time, missed = self._experts(d * self.decode_tokens)
             g[row] = fn[0][row] + fn[1][row] * d - e_time
-            g1[row] = fn[1][row] - e_slope / self.bandwidth
+            g1[row] = fn[1][row] - self.decode_tokens * self._experts_slope(missed)
         # A kink at d* = d − g/g' ≤ 0 is out of the running count's reach (it is never negative): no kink there.
         with np.errstate(divide="ignore", invalid="ignore"):
             g1 = np.where((g1 != 0.0) & (g / g1 < d), g1, 0.0)
