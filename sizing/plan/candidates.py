@@ -404,7 +404,7 @@ def evaluate_batch(jobs: Sequence[Job], latency_variants: bool) -> list[list[Row
     free_of = np.array([free.setdefault(replace(s, ttft_s=0.0, tpot_s=0.0), len(free)) for s in sh_all], dtype=np.int64)
     key = np.column_stack([free_of[shape_ix], dev_ix, tp_a, pp_a])
     _, first, alike = np.unique(key, axis=0, return_index=True, return_inverse=True)
-    bound, pruned, small = screen_bound(rows, step, pp_a, budget, traffic, tpot_t, price, idle, first[alike.ravel()])
+    bound, pruned, small = screen_bound(rows, step, pp_a, budget, traffic, tpot_t, price, idle, first[alike.ravel()], ttft_t)
     chosen = screen(rows, np.where(bound.rate > 0, price / np.maximum(bound.rate, 1e-12), np.inf))
     chosen = np.union1d(chosen, small[bound.rate[small] > 0])  # and each device's smallest replica, where a low rate may buy it
     sub = capacity(step.take(chosen), pp_a[chosen], budget, traffic.take(chosen), np.where(slots[chosen] >= 1, ttft_t[chosen], 0.0),

@@ -15,8 +15,8 @@ import numpy as np
 from numpy.typing import NDArray
 
 from aicap.sizing.serve.capacity import BISECTIONS as _FULL_BISECTIONS
-from aicap.sizing.serve.capacity import capacity, load_ceiling, rate_bound, within_targets
-from aicap.sizing.serve.load import Loaded, Traffic
+from aicap.sizing.serve.capacity import TTFT_LOAD_BISECTIONS, capacity, load_ceiling, rate_bound, within_targets
+from aicap.sizing.serve.load import LATENCY_HEADROOM, Loaded, Traffic, at_arrivals
 from aicap.sizing.serve.step_model import StepModel
 
 F = NDArray[np.float64]
@@ -109,7 +109,8 @@ _REFINE_BISECTIONS = _FULL_BISECTIONS - SCREEN_BISECTIONS
 
 
 def screen_bound(rows: Rows, step: StepModel, pp: F, budget: float, traffic: Traffic, tpot_t: F, price: F,
-                  idle: Loaded, same: NDArray[np.int64] | None = None) -> tuple[Loaded, NDArray[np.bool_], NDArray[np.int64]]:  # fmt: skip
+                  idle: Loaded, same: NDArray[np.int64] | None = None,
+                  ttft_t: F | None = None) -> tuple[Loaded, NDArray[np.bool_], NDArray[np.int64]]:  # fmt: skip
     """Capacity without the TTFT target for every row :func:`screen` could select (branch and bound).
 
     :func:`~aicap.sizing.serve.capacity.rate_bound` bounds each row's cost per request/s from below at the
@@ -124,6 +125,13 @@ def screen_bound(rows: Rows, step: StepModel, pp: F, budget: float, traffic: Tra
     (shape, device)'s :func:`cheapest_replicas` row where the screen keeps no replica as cheap on that device, evaluated
     after the rounds (so the thresholds, and the screen's own selection, are as without them); the sizer keeps them beside
     :func:`screen`'s rows.
+
+    ``ttft_t`` [s]: each row's TTFT target. A row that enters the selection is checked at the lightest load
+    :func:`capacity` will try for it, ``2^-TTFT_LOAD_BISECTIONS`` of its load without the TTFT target (refining that load
+    only raises it): where its TTFT percentile misses the target there, it misses at every load the full evaluation tries
+    (TTFT grows with the load), so the row is dropped with those metrics and a rate of 0, and the next row takes its
+    place. Without this a pipeline-parallel layout, whose prompts cross every stage, could rank first on its device (the
+    bound ignores TTFT) and then serve nothing, crowding out the layout that serves.
     """
     ub_rate, ub_x = rate_bound(step, pp, budget, traffic, tpot_t, same)
     lower = np.where(ub_rate > 0, price / np.maximum(ub_rate, 1e-300), np.inf)
@@ -139,6 +147,36 @@ def screen_bound(rows: Rows, step: StepModel, pp: F, budget: float, traffic: Tra
         out.put(ix, m)
         unit[ix] = np.where(m.rate > 0, price[ix] / np.maximum(m.rate, 1e-300), np.inf)
 
+    late = np.zeros(price.size, dtype=bool)
+    checked = np.zeros(price.size, dtype=bool)
+
+    def drop_late(ix: NDArray[np.int64]) -> bool:
+        """Drop the rows of ``ix`` (evaluated) whose TTFT misses its target at the lightest load :func:`capacity` would try."""
+        checked[ix] = True
+        if ttft_t is None:
+            return False
+        timed = ix[np.isfinite(ttft_t[ix]) & (out.rate[ix] > 0)]
+        if not timed.size:
+            return False
+        x = out.arrivals_per_round[timed] / 2.0**TTFT_LOAD_BISECTIONS
+        m = at_arrivals(step.take(timed), pp[timed], budget, traffic.take(timed), x)
+        miss = np.flatnonzero(m.ttft_s > LATENCY_HEADROOM * ttft_t[timed])
+        if miss.size:
+            gone = timed[miss]
+            put(gone, m.take(miss))
+            out.arrivals_per_round[gone] = 0.0
+            out.rate[gone] = 0.0
+            unit[gone] = np.inf
+            late[gone] = True
+        return bool(miss.size)
+
+    def check_selection() -> None:
+        """Check the rows the selection holds until none of them is late (a dropped row lets the next one in)."""
+        while True:
+            held = screen(rows, unit)
+            if not drop_late(held[~checked[held]]):
+                return
+
     todo = screen(rows, np.where(done, np.inf, lower))
     small = cheapest_replicas(rows, price, ~done)  # each device's smallest replica: a low rate's best buy
     evaluated = np.zeros(price.size, dtype=bool)
@@ -146,6 +184,7 @@ def screen_bound(rows: Rows, step: StepModel, pp: F, budget: float, traffic: Tra
         put(todo, capacity(step.take(todo), pp[todo], budget, traffic.take(todo), np.full(todo.size, np.inf), tpot_t[todo],
                            ceiling[todo], bisections=SCREEN_BISECTIONS))  # fmt: skip
         done[todo] = evaluated[todo] = True
+        check_selection()
         by_shape, by_device = thresholds(rows, unit, done)
         # Of the rows whose bound still beats a threshold, the most promising of each group next (as the first
         # round): each round lowers the thresholds, so fewer rows qualify than if all were taken at once.
@@ -160,8 +199,9 @@ def screen_bound(rows: Rows, step: StepModel, pp: F, budget: float, traffic: Tra
     if new.size:
         put(new, capacity(step.take(new), pp[new], budget, traffic.take(new), np.full(new.size, np.inf), tpot_t[new], ceiling[new],
                           bisections=SCREEN_BISECTIONS))  # fmt: skip
+        drop_late(new)
         done[new] = evaluated[new] = True
-    refine = np.union1d(np.union1d(kept, small[out.rate[small] > 0]), np.flatnonzero(evaluated & (out.rate <= 0)))
+    refine = np.union1d(np.union1d(kept, small[out.rate[small] > 0]), np.flatnonzero(evaluated & (out.rate <= 0) & ~late))
     if refine.size:
         lo = out.arrivals_per_round[refine]
         width = ceiling[refine] / 2.0**SCREEN_BISECTIONS

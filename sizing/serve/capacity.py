@@ -31,7 +31,7 @@ from aicap.sizing.serve.step_model import StepModel
 
 F = NDArray[np.float64]
 BISECTIONS = 12  # on arrivals per round: 2^-12 of the range (rate_bound's bracket where known)
-_TTFT_LOAD_BISECTIONS = 11  # on arrivals per round where TTFT binds: 2^-11 of the load that meets the rest
+TTFT_LOAD_BISECTIONS = 11  # on arrivals per round where TTFT binds: 2^-11 of the load that meets the rest
 
 
 def within_targets(m: Loaded, ttft_target_s: F, tpot_target_s: F) -> NDArray[np.bool_]:
@@ -267,7 +267,7 @@ def _capacity(step: StepModel, pp: ArrayLike, budget: float, traffic: Traffic, t
         def meets_ttft(rows: NDArray[np.int64] | None, x: F) -> NDArray[np.bool_]:
             return np.asarray(at_arrivals_of(sub_step, sub_pp, budget, sub_tr, rows, x).ttft_s <= LATENCY_HEADROOM * of_rows(sub_t, rows))
 
-        s_lo, _ = bisect_rows(meets_ttft, np.zeros(late.size), lo[late].copy(), _TTFT_LOAD_BISECTIONS)
+        s_lo, _ = bisect_rows(meets_ttft, np.zeros(late.size), lo[late].copy(), TTFT_LOAD_BISECTIONS)
         lo = lo.copy()
         lo[late] = s_lo
         settled = at_arrivals(sub_step, sub_pp, budget, sub_tr, s_lo)

@@ -47,7 +47,8 @@ def peakedness(tau: F, dtau_dd: F, lumps: F, slope: F, pp: F, n_dec: F, cv: F | 
     tau, dtau_dd
         Mean round (s) and its slope per decoding sequence of a micro-batch (s).
     lumps, slope
-        Prompt lumps per round and the seconds one more lump adds to a full round.
+        Prompt lumps per round and the seconds one more lump adds to a full round (with ``pp`` micro-batches, a
+        ``pp``-th of what one more lump in each adds).
     pp, n_dec
         Pipeline stages and decoding requests.
     cv

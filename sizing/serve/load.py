@@ -7,11 +7,12 @@ prompt exceeds the token budget ``C``). Let ``x`` be the mean number of arrivals
 mean prompt ``I`` and output ``O`` tokens,
 
 * decoding sequences per micro-batch ``d = x·(O − 1)/pp`` (Little's law: a request decodes ``O − 1`` rounds);
-* prefill tokens per round ``x·I``, spread over ``k = clip(x, 1, pp)`` micro-batches: ``p = x·I/k``.
-  Continuous batching admits requests one or two at a time, so with few arrivals per round a prompt
-  lands in one micro-batch and stalls the pipeline for its whole traversal; only many arrivals per
-  round spread it (``k → pp``). This is what makes a pipeline replica pay for prefill.
-* round time ``τ(x) = T(d, p)``: the slowest micro-batch sets the pace of a synchronous pipeline;
+* prefill tokens per round ``x·I``, in lumps that land on the ``pp`` micro-batches at random (the router
+  balances the requests each holds, not one round's prompts): a round with ``m`` lumps is paced by its
+  fullest micro-batch, ``p = E[max]·L`` for ``m`` balls in ``pp`` bins (:func:`~aicap.sizing.serve.rounds.fullest`;
+  ``L`` the lump). So with few arrivals per round a prompt stalls the pipeline for its whole traversal, and
+  more arrivals share a round rather than lengthen it: this is what makes a pipeline replica pay for prefill.
+* round time ``τ(x) = E[T(d, p)]`` over the lump counts: the slowest micro-batch sets the pace of a synchronous pipeline;
 * arrival rate ``λ(x) = x/τ(x)``.
 
 Everything is explicit in ``x``, so the largest rate that meets the targets is one bisection on ``x``
@@ -32,7 +33,8 @@ likely in the round in progress (TTFT) and in the round-time spread (TPOT) as th
   request finds the engine busy, as the simulator has it (:mod:`aicap.sizing.sim.engine`). Its own
   prefill runs ``r = ⌈(I_q + m_q·I/k)/(C − d)⌉`` rounds of ``T(d, min(C − d, I_q + m_q·I/k))``, where
   ``I_q`` is the prompt length at ``q`` and ``m_q`` the ``q`` quantile of the prompts that arrive in the
-  same round (Poisson with mean ``x``; its spread scaled by the arrival coefficient of variation ``cv``).
+  same round (Poisson with mean ``x``; its spread scaled by the arrival coefficient of variation ``cv``), shared
+  with its micro-batch as if spread evenly over ``k = min(m_q + 1, pp)`` of them (:mod:`aicap.sizing.serve.ttft`).
   The slot wait is the M/M/c (Erlang C) wait with ``c`` the slots memory allows and service time the request's life
   (:mod:`aicap.sizing.serve.queueing`), scaled by ``(1 + cv²)/2`` (Kingman). The components are
   combined as ``Σ mean_i + sqrt(Σ (q_i − mean_i)²)``: independent parts do not all hit their tail
@@ -91,7 +93,7 @@ from numpy.typing import ArrayLike, NDArray
 
 from aicap.sizing.serve.fluctuation import peakedness, settle_spread
 from aicap.sizing.serve.queueing import wait_quantile
-from aicap.sizing.serve.rounds import chain_rounds, chain_rows, count_top, lump_counts
+from aicap.sizing.serve.rounds import chain_rounds, chain_rows, count_top, fullest, lump_counts
 from aicap.sizing.serve.search import bisect_rows
 from aicap.sizing.serve.step_model import StepModel
 from aicap.sizing.serve.ttft import ttft_quantile
@@ -332,7 +334,12 @@ def _at_arrivals(step: StepModel, pp_a: F, budget: float, traffic: Traffic, xa: 
     top = int(np.max(row_top, initial=8))
     m = np.arange(top + 1, dtype=float).reshape(-1, *([1] * xa.ndim))
     k = np.clip(m, 1.0, pp_a)
-    wanted = m * lump / k
+    # Varied prompts: the counts carry a compound Poisson sum's dispersion v (module docstring), cv² = cv_a² + v − 1.
+    span = np.maximum(traffic.input_span, i)  # the token-weighted prompt, E[I²]/E[I] (at least the mean)
+    varied = np.maximum(np.minimum(span, room) / lump, 1.0)
+    # The round lasts as long as its fullest micro-batch's step: the prompts land on the pp micro-batches at random,
+    # each with its lumps (m lumps are about m/v prompts of v lumps each; a prompt stays in its micro-batch).
+    wanted = np.where(pp_a > 1.0, varied * fullest(m / varied, pp_a), m) * lump
     # One step-time evaluation for every prefill size needed: m lumps (rows 0..top), a full budget, a budget
     # less one lump, and one prompt.
     shape = np.broadcast_shapes(np.shape(wanted)[1:], np.shape(room), np.shape(lump), np.shape(i))
@@ -346,14 +353,12 @@ def _at_arrivals(step: StepModel, pp_a: F, budget: float, traffic: Traffic, xa: 
     # Lumps in a round are the arrivals during the previous one, so a long round begets a long round:
     # with c the marginal seconds of a lump and ρ_p = λ_L·c the prefill load, the count's variance grows
     # by 1/(1 − ρ_p²) (a branching process). One pass without that feedback gives λ, then ρ_p.
-    # Varied prompts: the counts carry a compound Poisson sum's dispersion v (module docstring), cv² = cv_a² + v − 1.
-    span = np.maximum(traffic.input_span, i)  # the token-weighted prompt, E[I²]/E[I] (at least the mean)
-    varied = np.maximum(np.minimum(span, room) / lump, 1.0)
     dispersion = cv**2 + varied - 1.0
     pmf = lump_counts(lumps, np.sqrt(dispersion), top, row_top)
     tau = (pmf * rounds).sum(axis=0)
     full_s, full_dd, full_dp = all_s[top + 1], all_dd[top + 1], all_dp[top + 1]
-    slope = full_s - all_s[top + 2]
+    # A full round less one lump in each of its pp micro-batches: per lump, a pp-th of the difference.
+    slope = (full_s - all_s[top + 2]) / pp_a
     prefill_load = np.minimum(lumps / np.maximum(tau, 1e-12) * slope, 0.999)
     pmf = lump_counts(lumps, np.sqrt(dispersion + 1.0 / (1.0 - prefill_load**2) - 1.0), top, row_top)
     # Without decoding (encoders, generic models: dynamic batching) the prompts are the whole round, the

@@ -4,10 +4,14 @@ A round's prompt tokens arrive in *lumps* (a prompt, or one budget-sized chunk o
 model (:mod:`aicap.sizing.serve.load`) needs the law of the lumps per round: Poisson (negative binomial
 when bursty) with a variance widened for the feedback of long rounds, or, for an engine without
 decoding, the exact stationary law of the round-to-round chain. Every distribution is truncated at its
-own row's range, so a row's numbers do not depend on the rows evaluated with it.
+own row's range, so a row's numbers do not depend on the rows evaluated with it. With pipeline parallelism a
+round's lumps land on its micro-batches at random, and the fullest one paces the round (:func:`fullest`).
 """
 
 from __future__ import annotations
+
+import functools
+import math
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -108,3 +112,61 @@ def chain_rounds(rounds: F, lump_rate: F, cap: F, cv: F, row_top: NDArray[np.int
 def count_top(lumps: F) -> F:
     """Lump counts a row's distribution needs: mean + 6 standard deviations + 4."""
     return np.asarray(np.ceil(lumps + 6.0 * np.sqrt(lumps) + 4.0), dtype=float)
+
+
+_FULLEST_TOP = 96  # lumps the load model's counts reach (load: count_top clipped at 96); tables grow past it if asked
+
+
+def fullest(m: ArrayLike, pp: ArrayLike) -> F:
+    """Expected lumps in the fullest of ``pp`` micro-batches when ``m`` lumps land on them at random.
+
+    A pipeline replica's router balances the requests each micro-batch holds, not the prompts of one round:
+    arrivals replace departures, which come at random, so a round's ``m`` lumps fall on the ``pp``
+    micro-batches about uniformly and independently, and the round lasts as long as the fullest one's step.
+    For ``m`` balls in ``pp`` bins, with ``e_j(x) = Σ_{i≤j} x^i/i!``::
+
+        P(max ≤ j) = m!/pp^m · [x^m] e_j(x)^pp,    E[max] = Σ_{j≥0} P(max > j)
+
+    (``1`` for ``m = 1``, ``1 + 1/pp`` for ``m = 2``, exactly ``m`` for ``pp = 1``); between whole counts, linear.
+    ``pp`` holds whole stages; they broadcast. Spreading the lumps evenly instead (``m/pp`` each) put a
+    Llama-3.1-8B PP4 replica's running count 39% under the simulator's at 70 requests/s.
+    """
+    m_a, pp_a = np.asarray(m, dtype=float), np.asarray(pp, dtype=float)
+    shape = np.broadcast_shapes(m_a.shape, pp_a.shape)
+    if not (pp_a > 1.0).any():
+        return np.array(np.broadcast_to(m_a, shape), dtype=float)
+    below = np.floor(m_a)
+    counts, stages = below.astype(np.int64), np.maximum(pp_a, 1.0).astype(np.int64)
+    table = _fullest_tables(int(stages.max()), max(int(counts.max(initial=0)) + 1, _FULLEST_TOP))
+    low = table[stages, counts]
+    return np.asarray(low + (m_a - below) * (table[stages, counts + 1] - low), dtype=float)
+
+
+@functools.lru_cache(maxsize=8)
+def _fullest_tables(most: int, top: int) -> F:
+    """:func:`fullest` as a table ``[pp, m]`` for ``pp = 0..most`` (row 0 unused) and ``m = 0..top``."""
+    table = np.zeros((most + 1, top + 1))
+    table[:2] = np.arange(top + 1)
+    for pp in range(2, most + 1):
+        table[pp] = _fullest_table(pp, top)
+    table.setflags(write=False)
+    return table
+
+
+@functools.lru_cache(maxsize=32)
+def _fullest_table(pp: int, top: int) -> F:
+    """:func:`fullest` for ``m = 0..top`` lumps on ``pp`` micro-batches (the coefficients of ``e_j^pp`` for every ``m`` at once)."""
+    log_scale = np.array([math.lgamma(k + 1.0) - k * math.log(pp) for k in range(top + 1)])
+    inverse_factorials = np.exp(-np.array([math.lgamma(i + 1.0) for i in range(top + 1)]))
+    counts = np.arange(top + 1)
+    expected = np.zeros(top + 1)
+    for j in range(top):  # P(max > j) is 0 for m ≤ j
+        poly = np.ones(1)
+        for _ in range(pp):
+            poly = np.convolve(poly, inverse_factorials[: j + 1])[: top + 1]
+        coef = np.zeros(top + 1)
+        coef[: poly.size] = poly
+        with np.errstate(divide="ignore"):
+            at_most = np.exp(log_scale + np.log(coef))
+        expected += np.where(counts > j, 1.0 - np.minimum(at_most, 1.0), 0.0)
+    return expected

@@ -69,12 +69,13 @@ def test_simulating_a_disaggregated_plan_checks_the_composed_ttft(aicap, tmp_pat
     kv = {d["kv_dtype"] for w in json.loads(plan.read_text())["workloads"] if w["name"].endswith(".prefill") for d in w["deployments"]}
     per_token = 327_680 * (0.5 if kv == {"fp8"} else 1.0)  # the prefill pool's KV format: 16 bit is 327,680 bytes a token
     assert c["transfer_ms"] == pytest.approx(per_token * 2000 * 8 / 50e9 * 1e3, abs=1e-3)
-    # The composed percentile lies between the larger part and the sum of the parts for these light-tailed waits.
+    # The composed percentile lies between the larger part and the sum of the parts for these light-tailed waits (a
+    # percentile is not subadditive in general: the sum's p99 may pass the parts' by a hair, so 0.5% of slack).
     parts = (c["prefill_ttft_ms"], c["decode_ttft_ms"])
     # each part is its pool's own p99 over all its requests, as the deployment rows give it (it was the p99 of a subsample)
     by_pool = {d["workload"].rsplit(".", 1)[1]: d["ttft_ms"]["p99"] for d in doc["deployments"]}
     assert parts == pytest.approx((by_pool["prefill"], by_pool["decode"]), rel=1e-4)  # (the report keeps 5 figures)
-    assert max(parts) + c["transfer_ms"] <= c["composed_ttft_ms"] <= sum(parts) + c["transfer_ms"] + 1e-6
+    assert max(parts) + c["transfer_ms"] <= c["composed_ttft_ms"] <= (sum(parts) + c["transfer_ms"]) * 1.005
     # CSV: both pools' rows carry the composed TTFT users see, as the JSON gives it (it was left out)
     rows = list(csv.DictReader(io.StringIO(aicap("simulate", str(plan), "-f", "csv").stdout)))
     assert sorted(r["workload"] for r in rows) == ["llama-3.1-70b.decode", "llama-3.1-70b.prefill"]

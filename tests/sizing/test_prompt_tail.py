@@ -93,7 +93,9 @@ def test_prefill_attention_is_priced_at_the_token_weighted_prompt() -> None:
         mp.setattr(Workload, "input_span", property(lambda self: self.mean_input))
         at_mean = capacities()
     shared = real.keys() & at_mean.keys()
-    assert shared and all(real[k] <= at_mean[k] * (1 + 1e-6) for k in shared)  # layouts bound by the token budget: equal
+    # Layouts bound by the token budget: equal. A pipeline's round is paced by its fullest micro-batch, so lump counts
+    # dispersed by the long prompts also meet in one round more often (sharing it rather than lengthening two): within 1%.
+    assert shared and all(real[k] <= at_mean[k] * (1 + (1e-6 if k[2] == 1 else 1e-2)) for k in shared)
     assert sum(real[k] < at_mean[k] * 0.98 for k in shared) >= len(shared) / 2
 
 

@@ -41,9 +41,11 @@ def screens() -> list[dict[str, Any]]:
     seen: list[dict[str, Any]] = []
     real = candidates.screen_bound
 
-    def spy(rows: Any, step: StepModel, pp: Any, budget: float, traffic: Any, tpot_t: Any, price: Any, idle: Any, same: Any = None) -> Any:
-        out = real(rows, step, pp, budget, traffic, tpot_t, price, idle, same)
-        seen.append(dict(rows=rows, step=step, pp=pp, budget=budget, traffic=traffic, tpot_t=tpot_t, price=price, same=same, out=out))
+    def spy(rows: Any, step: StepModel, pp: Any, budget: float, traffic: Any, tpot_t: Any, price: Any, idle: Any, same: Any = None,
+            ttft_t: Any = None) -> Any:  # fmt: skip
+        out = real(rows, step, pp, budget, traffic, tpot_t, price, idle, same, ttft_t)
+        seen.append(dict(rows=rows, step=step, pp=pp, budget=budget, traffic=traffic, tpot_t=tpot_t, price=price, idle=idle, same=same,
+                         ttft_t=ttft_t, out=out))  # fmt: skip
         return out
 
     candidates.screen_bound = spy  # type: ignore[assignment]
@@ -192,3 +194,40 @@ def test_allowing_a_faster_device_never_makes_a_low_rate_dearer() -> None:
     l4 = cost(["l4"])
     assert cost(["l4", "h100-sxm"]) <= l4 + 0.01
     assert cost(["l4", "h100-sxm", "a100-80gb-sxm", "l40s"]) <= l4 + 0.01
+
+
+def test_a_row_late_at_its_lightest_load_gives_its_place_to_the_next(screens: list[dict[str, Any]]) -> None:
+    """The screen ranks rows by their capacity without the TTFT target. A row whose TTFT percentile misses its target at
+    the lightest load the full evaluation tries has no capacity at all: it is dropped (rate 0) instead of holding its
+    device's place. Each one dropped is confirmed by the full evaluation, and the screen without TTFT targets kept it."""
+    dropped = 0
+    for s in screens:
+        bound, _, _ = s["out"]
+        plain, _, _ = screen_mod.screen_bound(s["rows"], s["step"], s["pp"], s["budget"], s["traffic"], s["tpot_t"], s["price"],
+                                              s["idle"], s["same"])  # fmt: skip
+        late = np.flatnonzero((bound.rate <= 0) & (plain.rate > 0) & np.isfinite(s["ttft_t"]))
+        if not late.size:
+            continue
+        ix = late
+        full = capacity(s["step"].take(ix), s["pp"][ix], s["budget"], s["traffic"].take(ix), s["ttft_t"][ix], s["tpot_t"][ix])
+        assert np.all(full.rate == 0.0), "the screen dropped a row that serves within its TTFT target"
+        assert np.all(bound.ttft_s[ix] > 0.85 * s["ttft_t"][ix])  # dropped with the TTFT that rules it out
+        dropped += late.size
+    assert dropped > 0
+
+
+def test_a_device_whose_best_bound_is_late_still_serves_the_prefill_pool() -> None:
+    """A disaggregated prefill pool (Llama-3.1-70B, 2,000-token prompts, TTFT p99 1.25 s): on A100-40GB the pipeline layouts
+    bound best without TTFT, but their prompts cross every stage and miss the target at any load; they held the device's
+    place, and the plan said A100-40GB cannot serve the pool, though TP8 does."""
+    from pathlib import Path
+
+    import yaml
+
+    root = Path(__file__).resolve().parents[2]
+    f = Fleet.model_validate(yaml.safe_load((root / "examples" / "disaggregated-chat.yaml").read_text()))
+    plan = size(f, CAT)
+    prefill = next(w for w in plan.workloads if w.name.endswith(".prefill"))
+    assert "a100-40gb-sxm" not in {r.hardware for r in prefill.rejected_hardware}
+    alt = next(a for a in plan.alternatives if a.hardware == "a100-40gb-sxm")
+    assert alt.usd_per_month is not None
