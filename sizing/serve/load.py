@@ -339,7 +339,10 @@ def _at_arrivals(step: StepModel, pp_a: F, budget: float, traffic: Traffic, xa: 
     varied = np.maximum(np.minimum(span, room) / lump, 1.0)
     # The round lasts as long as its fullest micro-batch's step: the prompts land on the pp micro-batches at random,
     # each with its lumps (m lumps are about m/v prompts of v lumps each; a prompt stays in its micro-batch).
-    wanted = np.where(pp_a > 1.0, varied * fullest(m / varied, pp_a), m) * lump
+    wanted = m * lump
+    if (piped := np.flatnonzero(np.broadcast_to(pp_a, xa.shape) > 1.0)).size:
+        v, pp_p = np.broadcast_to(varied, xa.shape)[piped], np.broadcast_to(pp_a, xa.shape)[piped]
+        wanted[:, piped] = v * fullest(m / v, pp_p) * np.broadcast_to(lump, xa.shape)[piped]
     # One step-time evaluation for every prefill size needed: m lumps (rows 0..top), a full budget, a budget
     # less one lump, and one prompt.
     shape = np.broadcast_shapes(np.shape(wanted)[1:], np.shape(room), np.shape(lump), np.shape(i))

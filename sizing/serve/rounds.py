@@ -138,8 +138,12 @@ def fullest(m: ArrayLike, pp: ArrayLike) -> F:
     below = np.floor(m_a)
     counts, stages = below.astype(np.int64), np.maximum(pp_a, 1.0).astype(np.int64)
     table = _fullest_tables(int(stages.max()), max(int(counts.max(initial=0)) + 1, _FULLEST_TOP))
-    low = table[stages, counts]
-    return np.asarray(low + (m_a - below) * (table[stages, counts + 1] - low), dtype=float)
+    at = stages * table.shape[1] + counts  # flat positions: one gather (two-axis fancy indexing is 10x slower)
+    low = table.ravel().take(at)
+    frac = m_a - below
+    if not frac.any():
+        return np.asarray(low, dtype=float)
+    return np.asarray(low + frac * (table.ravel().take(at + 1) - low), dtype=float)
 
 
 @functools.lru_cache(maxsize=8)
