@@ -354,7 +354,8 @@ def _at_arrivals(step: StepModel, pp_a: F, budget: float, traffic: Traffic, xa: 
     sizes = np.concatenate([head, np.stack([np.broadcast_to(v, shape) for v in extra])])
     # The router balances the micro-batches' requests, so the busiest holds ⌈n/pp⌉ decoders: (pp − 1)/(2·pp) over their
     # mean (a uniform residue). A roofline step is about flat in d, but an MoE step at a few sequences is steep in them.
-    all_s, all_dd, all_dp = step.seconds_and_slope(d + (pp_a - 1.0) / (2.0 * pp_a), sizes)
+    busiest = d + (pp_a - 1.0) / (2.0 * pp_a)
+    all_s, all_dd, all_dp = step.seconds_and_slope(busiest, sizes)
     rounds, rounds_dd, rounds_dp = all_s[: top + 1], all_dd[: top + 1], all_dp[: top + 1]  # (top+1, n): round time with m lumps
     # One more decoding sequence takes one token of the budget from a round that fills it.
     rounds_dd = rounds_dd - np.where(wanted >= room, rounds_dp, 0.0)
@@ -400,8 +401,8 @@ def _at_arrivals(step: StepModel, pp_a: F, budget: float, traffic: Traffic, xa: 
     prefill_load, free, dtau_dn, feedback, peak = peakedness(tau, dtau_dd, lumps, slope, pp_a, n_dec, cv, chain)
     # The running count fluctuates: where it crosses a kink of the decode round (compute starting to bind), that round
     # is its mean over the spread, longer and with a blended slope (fluctuation.settle_spread finds the spread).
-    kinks = step.decode_kinks(d)
-    decode_slope = all_dd[0]  # ∂T(d, 0)/∂d at the mean count, before the spread
+    kinks = step.decode_kinks(busiest)
+    decode_slope = all_dd[0]  # ∂T(d, 0)/∂d at the (busiest micro-batch's) mean count, before the spread
     spread_d, excess, excess_slope = settle_spread(kinks, pmf[0], tau, dtau_dd, lumps, slope, pp_a, d, cv, chain, feedback, peak)
     tau2 = (pmf * rounds**2).sum(axis=0)
     if (moved := np.flatnonzero(spread_d > 0.0)).size:
