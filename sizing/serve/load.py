@@ -12,10 +12,7 @@ mean prompt ``I`` and output ``O`` tokens,
   fullest micro-batch, ``p = E[max]·L`` for ``m`` balls in ``pp`` bins (:func:`~aicap.sizing.serve.rounds.fullest`;
   ``L`` the lump). So with few arrivals per round a prompt stalls the pipeline for its whole traversal, and
   more arrivals share a round rather than lengthen it: this is what makes a pipeline replica pay for prefill.
-* round time ``τ(x) = E[T(d + (pp − 1)/(2·pp), p)]`` over the lump counts: the slowest micro-batch sets the pace of a
-  synchronous pipeline, and the router, balancing the micro-batches' requests, leaves the busiest ``⌈n/pp⌉`` decoders
-  (``(pp − 1)/(2·pp)`` over the mean for a uniform residue; 2.6 against a mean of 2.1 in the simulator for DeepSeek-V3
-  on four stages, where an MoE step grows 19% from 2 to 3 sequences);
+* round time ``τ(x) = E[T(d, p)]`` over the lump counts: the slowest micro-batch sets the pace of a synchronous pipeline;
 * arrival rate ``λ(x) = x/τ(x)``.
 
 Everything is explicit in ``x``, so the largest rate that meets the targets is one bisection on ``x``
@@ -352,10 +349,7 @@ def _at_arrivals(step: StepModel, pp_a: F, budget: float, traffic: Traffic, xa: 
     extra = (room, np.maximum(room - lump, 0.0), np.minimum(i, room))
     head = np.broadcast_to(np.minimum(wanted, room), (top + 1, *shape))
     sizes = np.concatenate([head, np.stack([np.broadcast_to(v, shape) for v in extra])])
-    # The router balances the micro-batches' requests, so the busiest holds ⌈n/pp⌉ decoders: (pp − 1)/(2·pp) over their
-    # mean (a uniform residue). A roofline step is about flat in d, but an MoE step at a few sequences is steep in them.
-    busiest = d + (pp_a - 1.0) / (2.0 * pp_a)
-    all_s, all_dd, all_dp = step.seconds_and_slope(busiest, sizes)
+    all_s, all_dd, all_dp = step.seconds_and_slope(d, sizes)
     rounds, rounds_dd, rounds_dp = all_s[: top + 1], all_dd[: top + 1], all_dp[: top + 1]  # (top+1, n): round time with m lumps
     # One more decoding sequence takes one token of the budget from a round that fills it.
     rounds_dd = rounds_dd - np.where(wanted >= room, rounds_dp, 0.0)
@@ -401,8 +395,8 @@ def _at_arrivals(step: StepModel, pp_a: F, budget: float, traffic: Traffic, xa: 
     prefill_load, free, dtau_dn, feedback, peak = peakedness(tau, dtau_dd, lumps, slope, pp_a, n_dec, cv, chain)
     # The running count fluctuates: where it crosses a kink of the decode round (compute starting to bind), that round
     # is its mean over the spread, longer and with a blended slope (fluctuation.settle_spread finds the spread).
-    kinks = step.decode_kinks(busiest)
-    decode_slope = all_dd[0]  # ∂T(d, 0)/∂d at the (busiest micro-batch's) mean count, before the spread
+    kinks = step.decode_kinks(d)
+    decode_slope = all_dd[0]  # ∂T(d, 0)/∂d at the mean count, before the spread
     spread_d, excess, excess_slope = settle_spread(kinks, pmf[0], tau, dtau_dd, lumps, slope, pp_a, d, cv, chain, feedback, peak)
     tau2 = (pmf * rounds**2).sum(axis=0)
     if (moved := np.flatnonzero(spread_d > 0.0)).size:
