@@ -30,7 +30,7 @@ from aicap.sizing.core.specs.efficiency import RuntimeSpec
 from aicap.sizing.core.speculative import Speculative
 from aicap.sizing.perf import memory
 from aicap.sizing.plan.layouts import crossings
-from aicap.sizing.plan.screen import Rows, screen, screen_bound, spread
+from aicap.sizing.plan.screen import Rows, refill, screen, screen_bound, spread
 from aicap.sizing.serve.capacity import capacity
 from aicap.sizing.serve.load import BUDGET_UTILISATION, LATENCY_HEADROOM, SLOT_UTILISATION, Loaded, Traffic, at_arrivals, at_rate
 from aicap.sizing.serve.replica import Replica, ReplicaGroup
@@ -404,12 +404,13 @@ def evaluate_batch(jobs: Sequence[Job], latency_variants: bool) -> list[list[Row
     free_of = np.array([free.setdefault(replace(s, ttft_s=0.0, tpot_s=0.0), len(free)) for s in sh_all], dtype=np.int64)
     key = np.column_stack([free_of[shape_ix], dev_ix, tp_a, pp_a])
     _, first, alike = np.unique(key, axis=0, return_index=True, return_inverse=True)
-    bound, pruned, small = screen_bound(rows, step, pp_a, budget, traffic, tpot_t, price, idle, first[alike.ravel()], ttft_t)
+    bound, pruned, small, lower = screen_bound(rows, step, pp_a, budget, traffic, tpot_t, price, idle, first[alike.ravel()], ttft_t)
     chosen = screen(rows, np.where(bound.rate > 0, price / np.maximum(bound.rate, 1e-12), np.inf))
     chosen = np.union1d(chosen, small[bound.rate[small] > 0])  # and each device's smallest replica, where a low rate may buy it
     sub = capacity(step.take(chosen), pp_a[chosen], budget, traffic.take(chosen), np.where(slots[chosen] >= 1, ttft_t[chosen], 0.0),
                    tpot_t[chosen], without_ttft=bound.arrivals_per_round[chosen], report_ttft=True)  # fmt: skip
     cap = spread(bound, sub, chosen)
+    chosen = refill(rows, step, pp_a, budget, traffic, ttft_t, tpot_t, price, lower, bound, cap, chosen, slots >= 1)
     reasons = [why or r for why, r in zip(refused, _reasons(idle, slots, sh, cap.rate, cap.ttft_s, pp_a), strict=True)]
     screened = np.ones(len(sh), dtype=bool)
     screened[chosen] = False

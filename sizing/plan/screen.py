@@ -2,9 +2,10 @@
 
 Capacity without the TTFT target is cheap and bounds a row's cost per request/s from below;
 :func:`screen_bound` evaluates rows cheapest bound first (branch and bound) and :func:`screen` keeps
-the best rows of each workload shape and of each (shape, device) for the full evaluation. Selection is
-per shape, so rows of different models and formats can be screened in one pass without changing any
-row's fate.
+the best rows of each workload shape and of each (shape, device) for the full evaluation. Where the
+TTFT target then cuts the capacity of a device's kept rows, :func:`refill` carries the branch and bound
+on with the full evaluation. Selection is per shape, so rows of different models and formats can be
+screened in one pass without changing any row's fate.
 """
 
 from __future__ import annotations
@@ -110,7 +111,7 @@ _REFINE_BISECTIONS = _FULL_BISECTIONS - SCREEN_BISECTIONS
 
 def screen_bound(rows: Rows, step: StepModel, pp: F, budget: float, traffic: Traffic, tpot_t: F, price: F,
                   idle: Loaded, same: NDArray[np.int64] | None = None,
-                  ttft_t: F | None = None) -> tuple[Loaded, NDArray[np.bool_], NDArray[np.int64]]:  # fmt: skip
+                  ttft_t: F | None = None) -> tuple[Loaded, NDArray[np.bool_], NDArray[np.int64], F]:  # fmt: skip
     """Capacity without the TTFT target for every row :func:`screen` could select (branch and bound).
 
     :func:`~aicap.sizing.serve.capacity.rate_bound` bounds each row's cost per request/s from below at the
@@ -124,7 +125,8 @@ def screen_bound(rows: Rows, step: StepModel, pp: F, budget: float, traffic: Tra
     (:func:`~aicap.sizing.serve.capacity.rate_bound` evaluates the target-free part once per group). Also returned: each
     (shape, device)'s :func:`cheapest_replicas` row where the screen keeps no replica as cheap on that device, evaluated
     after the rounds (so the thresholds, and the screen's own selection, are as without them); the sizer keeps them beside
-    :func:`screen`'s rows.
+    :func:`screen`'s rows. Last, each row's lower bound of its cost per request/s (``price / rate_bound``; ``inf``
+    where the bound is 0), which :func:`refill` goes on with.
 
     ``ttft_t`` [s]: each row's TTFT target. A row that enters the selection is checked at the lightest load
     :func:`capacity` will try for it, ``2^-TTFT_LOAD_BISECTIONS`` of its load without the TTFT target (refining that load
@@ -207,7 +209,54 @@ def screen_bound(rows: Rows, step: StepModel, pp: F, budget: float, traffic: Tra
         width = ceiling[refine] / 2.0**SCREEN_BISECTIONS
         put(refine, capacity(step.take(refine), pp[refine], budget, traffic.take(refine), np.full(refine.size, np.inf),
                              tpot_t[refine], lo + width, lower=lo, bisections=_REFINE_BISECTIONS))  # fmt: skip
-    return out, ~done, small
+    return out, ~done, small, lower
+
+
+REFILL_PER_DEVICE = 3  # rows of a (shape, device) the refill evaluates per round, cheapest bound first
+REFILL_ROUNDS = 10  # at most; a (shape, device) has a few dozen layouts at most, so the search ends well before
+REFILL_SLACK = 1.05  # a device's best kept row within this factor of its cost without the TTFT target: no refill
+
+
+def refill(rows: Rows, step: StepModel, pp: F, budget: float, traffic: Traffic, ttft_t: F, tpot_t: F, price: F, lower: F,
+           bound: Loaded, cap: Loaded, chosen: NDArray[np.int64], ok: NDArray[np.bool_]) -> NDArray[np.int64]:  # fmt: skip
+    """Evaluate more rows of each (shape, device) whose kept rows the TTFT target made dear; the rows now chosen.
+
+    :func:`screen` keeps each (shape, device)'s best row by its cost per request/s *without* the TTFT target,
+    ``u_free = price / rate_free``. The full evaluation (``cap``, rows ``chosen``) may find that row's TTFT percentile
+    binding far below that: TP2 of Llama-3.1-70B on A100-80GB prefills a 2,000-token prompt within a 1.25 s p99 only
+    at 0.03 req/s, where TP8 carries 1 req/s. Its device then looked 10 times dearer than it is, in the plan's
+    alternatives and to the solver. Where a (shape, device)'s best full cost ``u* = min price / rate`` over its chosen
+    rows exceeds ``REFILL_SLACK`` times their best ``u_free``, the branch and bound goes on with the full evaluation:
+    its rows not yet chosen whose lower bound ``lower`` (:func:`screen_bound`) is below ``u*`` are evaluated with
+    every target, ``REFILL_PER_DEVICE`` per (shape, device) a round, cheapest bound first, ``u*`` falling as they
+    serve, until no bound is below it (or after ``REFILL_ROUNDS`` rounds). Then no layout of that device is cheaper
+    per request/s than the best one evaluated; elsewhere the best kept row is within ``REFILL_SLACK`` of every row's
+    cost (no row is cheaper than ``u_free`` even without the TTFT target, and none is cheaper with it).
+
+    ``bound`` holds the rows' capacity without the TTFT target (rate 0 where not evaluated); ``cap`` gets the
+    evaluated rows' metrics in place; ``ok`` marks the rows that may be evaluated (a KV slot at least).
+    """
+    pair = _pairs(rows)
+    n = int(pair.max(initial=0)) + 1
+    free = np.where(bound.rate > 0, price / np.maximum(bound.rate, 1e-300), np.inf)
+    best_free = np.full(n, np.inf)
+    np.minimum.at(best_free, pair[chosen], free[chosen])
+    for _ in range(REFILL_ROUNDS):
+        full = np.where(cap.rate > 0, price / np.maximum(cap.rate, 1e-300), np.inf)
+        best = np.full(n, np.inf)
+        np.minimum.at(best, pair[chosen], full[chosen])
+        beat = np.where(best > REFILL_SLACK * best_free, best, -np.inf)  # -inf: a pair that needs no refill takes no row
+        outside = np.ones(price.size, dtype=bool)
+        outside[chosen] = False
+        cand = np.flatnonzero(outside & ok & (lower < beat[pair]))
+        if not cand.size:
+            break
+        order = cand[np.lexsort((cand, lower[cand], pair[cand]))]
+        extra = np.sort(order[_rank_in_group(pair[order]) < REFILL_PER_DEVICE])
+        cap.put(extra, capacity(step.take(extra), pp[extra], budget, traffic.take(extra), ttft_t[extra], tpot_t[extra],
+                                report_ttft=True))  # fmt: skip
+        chosen = np.union1d(chosen, extra)
+    return chosen
 
 
 def spread(bound: Loaded, sub: Loaded, chosen: NDArray[np.int64]) -> Loaded:

@@ -87,7 +87,7 @@ def test_rows_alike_but_for_their_targets_share_the_rate_bounds_first_pass_exact
 def test_branch_and_bound_skips_only_rows_the_screen_would_drop(screens: list[dict[str, Any]]) -> None:
     skipped_total = 0
     for s in screens:
-        _, pruned, _ = s["out"]
+        _, pruned, _, _ = s["out"]
         # Every row at screening resolution, no bound: what the screen would select from all of them.
         _, ub_x = rate_bound(s["step"], s["pp"], s["budget"], s["traffic"], s["tpot_t"])
         ceiling = load_ceiling(s["step"], s["pp"], s["budget"], s["traffic"], ub_x)
@@ -203,8 +203,8 @@ def test_a_row_late_at_its_lightest_load_gives_its_place_to_the_next(screens: li
     device's place. Each one dropped is confirmed by the full evaluation, and the screen without TTFT targets kept it."""
     dropped = 0
     for s in screens:
-        bound, _, _ = s["out"]
-        plain, _, _ = screen_mod.screen_bound(s["rows"], s["step"], s["pp"], s["budget"], s["traffic"], s["tpot_t"], s["price"],
+        bound, _, _, _ = s["out"]
+        plain, _, _, _ = screen_mod.screen_bound(s["rows"], s["step"], s["pp"], s["budget"], s["traffic"], s["tpot_t"], s["price"],
                                               s["idle"], s["same"])  # fmt: skip
         ix = np.flatnonzero((bound.rate <= 0) & (plain.rate > 0) & np.isfinite(s["ttft_t"]))
         if not ix.size:
@@ -231,3 +231,65 @@ def test_a_device_whose_best_bound_is_late_still_serves_the_prefill_pool() -> No
     assert "a100-40gb-sxm" not in {r.hardware for r in prefill.rejected_hardware}
     alt = next(a for a in plan.alternatives if a.hardware == "a100-40gb-sxm")
     assert alt.usd_per_month is not None
+
+
+def _disaggregated() -> Fleet:
+    from pathlib import Path
+
+    import yaml
+
+    root = Path(__file__).resolve().parents[2]
+    return Fleet.model_validate(yaml.safe_load((root / "examples" / "disaggregated-chat.yaml").read_text()))
+
+
+def test_refill_leaves_no_layout_whose_bound_beats_its_devices_best() -> None:
+    """Where the TTFT target makes a device's kept rows dear, the refill goes on until no row of that (shape, device)
+    has a lower bound below the best cost per request/s served there; elsewhere the best kept row is within
+    REFILL_SLACK of its own cost without the TTFT target, which no row beats. The disaggregated example's prefill pool
+    needs it (A100-80GB kept TP2, which carries 0.03 req/s within the TTFT target, where TP8 carries about 1)."""
+    seen: list[tuple[Any, ...]] = []
+    real = candidates.refill
+
+    def spy(rows: Any, step: Any, pp: Any, budget: float, traffic: Any, ttft_t: Any, tpot_t: Any, price: Any, lower: Any, bound: Any,
+            cap: Any, chosen: Any, ok: Any) -> Any:  # fmt: skip
+        before = chosen.copy()
+        out = real(rows, step, pp, budget, traffic, ttft_t, tpot_t, price, lower, bound, cap, chosen, ok)
+        seen.append((rows, price, lower, bound, cap, before, out, ok))
+        return out
+
+    candidates.refill = spy  # type: ignore[assignment]
+    try:
+        size(_disaggregated(), CAT, alternatives=False)
+        size(fleet(), CAT, alternatives=False)
+    finally:
+        candidates.refill = real  # type: ignore[assignment]
+    added = open_pairs = 0
+    for rows, price, lower, bound, cap, before, chosen, ok in seen:
+        added += chosen.size - before.size
+        pair = screen_mod._pairs(rows)
+        full = np.where(cap.rate > 0, price / np.maximum(cap.rate, 1e-300), np.inf)
+        free = np.where(bound.rate > 0, price / np.maximum(bound.rate, 1e-300), np.inf)
+        outside = np.ones(price.size, dtype=bool)
+        outside[chosen] = False
+        for p in np.unique(pair[before]).tolist():
+            mine = chosen[pair[chosen] == p]
+            best, best_free = float(full[mine].min()), float(free[before[pair[before] == p]].min())
+            if best <= screen_mod.REFILL_SLACK * best_free:
+                continue
+            open_pairs += 1
+            rest = np.flatnonzero(outside & ok & (pair == p))
+            assert np.all(lower[rest] >= best * (1 - 1e-9)), "a layout whose bound beats the device's best was left unevaluated"
+    assert added > 0 and open_pairs > 0
+
+
+def test_alternatives_cost_what_sizing_on_that_device_alone_costs() -> None:
+    """Each priced alternative of the disaggregated example is the plan `--hardware` that device alone gives: before the
+    refill, A100-80GB's read $861,563/month (its prefill on TP2 at 0.03 req/s a replica) against $80,145 alone."""
+    f = _disaggregated()
+    plan = size(f, CAT)
+    priced = [a for a in plan.alternatives if a.usd_per_month is not None]
+    assert {"a100-80gb-sxm", "a100-40gb-sxm", "l40s"} <= {a.hardware for a in priced}
+    for a in priced:
+        c = f.constraints.model_copy(update={"hardware": [a.hardware], "objective": "cost", "single_type": False})
+        alone = size(f.model_copy(update={"constraints": c}), CAT, alternatives=False)
+        assert a.usd_per_month == pytest.approx(alone.totals.usd_per_month, rel=1e-3), a.hardware
