@@ -52,7 +52,8 @@ def _upper(p: Problem) -> I:
         n_cap = np.minimum(n_cap, np.floor(np.divide(p.budget_per_hour, p.type_price, out=np.full(len(p.type_price), np.inf),
                                                      where=p.type_price > 0) + 1e-9))  # fmt: skip
     by_cap = np.floor(p.type_devices[p.cand_type] * n_cap[p.cand_type] / p.cand_devices)
-    return np.fmin(np.ceil(p.demand[p.cand_workload] / p.cand_capacity), by_cap).astype(np.int64)
+    need = np.maximum(np.ceil(p.demand[p.cand_workload] / p.cand_capacity), p.floors[p.cand_workload])  # a nan demand stays nan
+    return np.fmin(need, by_cap).astype(np.int64)
 
 
 def enumerate_plans(p: Problem) -> tuple[I, F, F, Any]:
@@ -70,6 +71,7 @@ def enumerate_plans(p: Problem) -> tuple[I, F, F, Any]:
     if p.single_type:
         groups = (inst > 0) @ _onehot(p.type_group, int(p.type_group.max()) + 1)
         ok &= (groups > 0).sum(axis=1) <= 1
+    ok &= (reps @ _onehot(p.cand_workload, nw) >= p.floors).all(axis=1)  # min_replicas
     return reps, cost, cap_w, ok
 
 
@@ -93,8 +95,8 @@ def weights(p: Problem) -> F:
 def brute_force(p: Problem) -> float | None:
     """Best primary objective (cost, mean latency or weighted served), ``None`` if infeasible."""
     reps, cost, cap_w, ok = enumerate_plans(p)
-    if p.objective == "throughput":
-        return float(np.max(np.where(ok, np.fmin(p.demand, cap_w) @ weights(p), -np.inf)))
+    if p.objective == "throughput":  # infeasible only where a replica floor is out of reach
+        return float(np.max(np.where(ok, np.fmin(p.demand, cap_w) @ weights(p), -np.inf))) if ok.any() else None
     ok &= (cap_w >= p.demand * (1 - 1e-9)).all(axis=1)
     if not ok.any():
         return None
@@ -153,7 +155,7 @@ def assert_matches_brute_force(p: Problem, method: Method = "auto", brute: Calla
 
 @st.composite
 def problems(draw: st.DrawFn, objective: str = "cost", *, rateless: bool = False, caps: bool = False, budget: bool = False,
-             single: bool = False) -> Problem:  # fmt: skip
+             single: bool = False, floors: bool = False) -> Problem:  # fmt: skip
     nw = draw(st.integers(1, 2))
     nt = draw(st.integers(1, 3 if single else 2))
     td = [draw(st.sampled_from([1, 2, 4] if rateless else [1, 2, 4, 8])) for _ in range(nt)]
@@ -185,6 +187,7 @@ def problems(draw: st.DrawFn, objective: str = "cost", *, rateless: bool = False
         cand_latency=np.array([draw(st.floats(0.5, 3.0)) for _ in range(nc)]), type_devices=np.array(td, dtype=np.int64),
         type_price=np.array(price), type_group=np.array([draw(st.integers(0, 1)) if single else t for t in range(nt)], dtype=np.int64),
         type_cap=np.array(cap, dtype=np.float64), budget_per_hour=b, objective=objective, single_type=single,  # type: ignore[arg-type]
+        min_replicas=np.array([draw(st.integers(0, 3)) for _ in range(nw)], dtype=np.int64) if floors else None,
     )  # fmt: skip
 
 
@@ -240,6 +243,32 @@ def test_throughput_single_type_equals_brute_force(p: Problem) -> None:
 @settings(max_examples=30, deadline=None)
 @given(problems("latency", caps=True))
 def test_latency_equals_brute_force(p: Problem) -> None:
+    assert_matches_brute_force(p)
+
+
+@settings(max_examples=30, deadline=None)
+@given(problems("latency", single=True, caps=True))
+def test_latency_single_type_equals_brute_force(p: Problem) -> None:
+    assert_matches_brute_force(p)
+
+
+# Replica floors (min_replicas): a workload keeps at least k_w replicas whatever its demand needs. The exact search
+# knows no floors, so "auto" must hand such a problem to HiGHS; under "throughput" the floors are the only demand rows.
+@settings(max_examples=30, deadline=None)
+@given(problems(caps=True, budget=True, floors=True))
+def test_cost_with_floors_equals_brute_force(p: Problem) -> None:
+    assert_matches_brute_force(p, "auto")
+
+
+@settings(max_examples=30, deadline=None)
+@given(problems("throughput", caps=True, floors=True))
+def test_throughput_with_floors_equals_brute_force(p: Problem) -> None:
+    assert_matches_brute_force(p)
+
+
+@settings(max_examples=30, deadline=None)
+@given(problems("latency", caps=True, floors=True))
+def test_latency_with_floors_equals_brute_force(p: Problem) -> None:
     assert_matches_brute_force(p)
 
 
