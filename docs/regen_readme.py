@@ -1,7 +1,7 @@
 r"""Regenerate the outputs of the ``$ aicap ...`` examples in README.md by running them.
 
-Every fenced ``console`` block whose first line starts with ``$ aicap`` (continued with ``\\``), and that
-holds no second ``$`` command, is run
+Every fenced ``console`` block whose first line starts with ``$ aicap`` or ``$ for`` (a loop over aicap runs;
+continued with ``\\``), and that holds no second ``$`` command, is run
 in a shell with a fixed width of 140 columns and no colour; the block's output lines are replaced by
 what the command printed (stdout and stderr, in that order as a terminal would show them for these
 commands). Run from the repository root after a change in behaviour::
@@ -20,7 +20,7 @@ import sys
 from pathlib import Path
 
 README = Path(__file__).resolve().parents[1] / "README.md"
-BLOCK = re.compile(r"```console\n(\$ aicap.*?)```", re.S)
+BLOCK = re.compile(r"```console\n(\$ (?:aicap|for) .*?)```", re.S)
 
 
 def _run(command: str) -> str:
@@ -30,7 +30,7 @@ def _run(command: str) -> str:
 
 
 def regenerate(text: str) -> str:
-    """README text with every ``$ aicap`` console block's output replaced by a fresh run."""
+    """README text with every ``$ aicap`` (or ``$ for``) console block's output replaced by a fresh run."""
 
     def one(m: re.Match[str]) -> str:
         lines = m.group(1).splitlines()
