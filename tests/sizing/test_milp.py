@@ -254,22 +254,11 @@ def test_latency_single_type_equals_brute_force(p: Problem) -> None:
 
 # Replica floors (min_replicas): a workload keeps at least k_w replicas whatever its demand needs. The exact search
 # knows no floors, so "auto" must hand such a problem to HiGHS; under "throughput" the floors are the only demand rows.
+@pytest.mark.parametrize("objective", ["cost", "throughput", "latency"])
 @settings(max_examples=30, deadline=None)
-@given(problems(caps=True, budget=True, floors=True))
-def test_cost_with_floors_equals_brute_force(p: Problem) -> None:
-    assert_matches_brute_force(p, "auto")
-
-
-@settings(max_examples=30, deadline=None)
-@given(problems("throughput", caps=True, floors=True))
-def test_throughput_with_floors_equals_brute_force(p: Problem) -> None:
-    assert_matches_brute_force(p)
-
-
-@settings(max_examples=30, deadline=None)
-@given(problems("latency", caps=True, floors=True))
-def test_latency_with_floors_equals_brute_force(p: Problem) -> None:
-    assert_matches_brute_force(p)
+@given(data=st.data())
+def test_floors_equal_brute_force(objective: str, data: st.DataObject) -> None:
+    assert_matches_brute_force(data.draw(problems(objective, caps=True, budget=objective == "cost", floors=True)), "auto")
 
 
 # ---------------------------------------------------------------------------------------------
