@@ -7,8 +7,8 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from aicap.cli.render import Format, Table, View, emit
-from aicap.cli.state import catalogue, guarded, info
+from aicap.cli.render import Format, Table, View, emit, progress
+from aicap.cli.state import STATE, catalogue, guarded, info
 
 if TYPE_CHECKING:
     from aicap.sizing.core.catalogue import CatalogueLike
@@ -149,7 +149,8 @@ def register(app: typer.Typer) -> None:
         loaded = load_cases(cases) if cases is not None else [c for w in which for c in load_cases(which=w)]
         if cases is not None and not loaded:
             raise InputError(f"{cases}: no cases in the file (a YAML list of cases, or CSV rows of id, fields, metric, value)")
-        report = score(loaded, cat)
+        with progress(len(loaded), "scoring cases", enabled=not STATE.quiet) as tick:
+            report = score(loaded, cat, advance=tick)
         skipped = {r.case_id: r.note for r in report.rows if r.predicted is None and r.note.startswith("skipped")}
         if cases is not None and skipped:  # unscored cases stay in the table (and exit 0, for held-out sets naming other models)
             first, why = next(iter(skipped.items()))

@@ -17,7 +17,7 @@ Every metric but ``output_tok_s_per_device`` is scored by ``|pred − meas| / me
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
 from importlib import resources
@@ -412,10 +412,16 @@ def _stack_factors(case: dict[str, Any], device: DeviceSpec, over: Mapping[str, 
 
 
 def score(cases: list[dict[str, Any]], cat: CatalogueLike, efficiency: Mapping[str, EfficiencySpec] | None = None,
-          request_overheads: Mapping[str, float] | None = None, engine_memory: EngineMemory | None = None) -> ValidationReport:  # fmt: skip
-    """Predict and score every comparable case (optionally with replacement efficiency factors or request overheads: :func:`predict`)."""
+          request_overheads: Mapping[str, float] | None = None, engine_memory: EngineMemory | None = None,
+          advance: Callable[[], None] | None = None) -> ValidationReport:  # fmt: skip
+    """Predict and score every comparable case (optionally with replacement efficiency factors or request overheads: :func:`predict`).
+
+    ``advance`` is called once per case scored (a progress bar's tick; the cases under load take seconds in all).
+    """
     report = ValidationReport()
     for c in cases:
+        if advance is not None:
+            advance()
         metrics = {k: float(v) for k, v in c["metrics"].items() if k != "output_tok_s_per_device" and v}
         note, pred = "", None
         if c.get("comparable") is False:

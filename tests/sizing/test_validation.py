@@ -68,3 +68,11 @@ def test_csv_rows_of_one_case_must_agree_on_its_setup(tmp_path) -> None:  # type
     twice.write_text(head + row + "single_stream_tok_s,90\n" + row + "single_stream_tok_s,91\n")
     with pytest.raises(InputError, match="gives single_stream_tok_s twice"):
         load_cases(twice)
+
+
+def test_score_ticks_once_per_case(cat: Catalogue) -> None:
+    """`aicap validate` draws its progress bar from this callback: one tick per case, scored or not."""
+    cases = load_cases()[:5]
+    ticks: list[int] = []
+    report = score(cases, cat, advance=lambda: ticks.append(1))
+    assert len(ticks) == len(cases) == len({r.case_id for r in report.rows})
