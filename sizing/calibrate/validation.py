@@ -420,8 +420,6 @@ def score(cases: list[dict[str, Any]], cat: CatalogueLike, efficiency: Mapping[s
     """
     report = ValidationReport()
     for c in cases:
-        if advance is not None:
-            advance()
         metrics = {k: float(v) for k, v in c["metrics"].items() if k != "output_tok_s_per_device" and v}
         note, pred = "", None
         if c.get("comparable") is False:
@@ -434,4 +432,6 @@ def score(cases: list[dict[str, Any]], cat: CatalogueLike, efficiency: Mapping[s
         for k, v in sorted(metrics.items()):
             p = None if pred is None else pred.get(k)
             report.rows.append(ScoredMetric(c["id"], c["kind"], c["model"], c["hardware"], k, v, p, note if p is None else ""))
+        if advance is not None:
+            advance()
     return report
