@@ -30,7 +30,7 @@ from aicap.sizing.core.specs.efficiency import RuntimeSpec
 from aicap.sizing.core.speculative import Speculative
 from aicap.sizing.perf import memory
 from aicap.sizing.plan.layouts import crossings
-from aicap.sizing.plan.screen import Rows, refill, screen, screen_bound, spread
+from aicap.sizing.plan.screen import Rows, per_rate, refill, screen, screen_bound, spread
 from aicap.sizing.serve.capacity import capacity
 from aicap.sizing.serve.load import BUDGET_UTILISATION, LATENCY_HEADROOM, SLOT_UTILISATION, Loaded, Traffic, at_arrivals, at_rate
 from aicap.sizing.serve.replica import Replica, ReplicaGroup
@@ -405,7 +405,7 @@ def evaluate_batch(jobs: Sequence[Job], latency_variants: bool) -> list[list[Row
     key = np.column_stack([free_of[shape_ix], dev_ix, tp_a, pp_a])
     _, first, alike = np.unique(key, axis=0, return_index=True, return_inverse=True)
     bound, pruned, small, lower = screen_bound(rows, step, pp_a, budget, traffic, tpot_t, price, idle, first[alike.ravel()], ttft_t)
-    chosen = screen(rows, np.where(bound.rate > 0, price / np.maximum(bound.rate, 1e-12), np.inf))
+    chosen = screen(rows, per_rate(price, bound.rate))
     chosen = np.union1d(chosen, small[bound.rate[small] > 0])  # and each device's smallest replica, where a low rate may buy it
     sub = capacity(step.take(chosen), pp_a[chosen], budget, traffic.take(chosen), np.where(slots[chosen] >= 1, ttft_t[chosen], 0.0),
                    tpot_t[chosen], without_ttft=bound.arrivals_per_round[chosen], report_ttft=True)  # fmt: skip

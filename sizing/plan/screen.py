@@ -77,6 +77,18 @@ def _pairs(rows: Rows) -> NDArray[np.int64]:
     return np.asarray(rows.shape, dtype=np.int64) * (int(max(rows.device, default=0)) + 1) + np.asarray(rows.device, dtype=np.int64)
 
 
+def per_rate(price: F, rate: F) -> F:
+    """Cost per request/s, ``price / rate``; ``inf`` where the rate is 0."""
+    return np.asarray(np.where(rate > 0, price / np.maximum(rate, 1e-300), np.inf), dtype=float)
+
+
+def _pair_min(pair: NDArray[np.int64], ix: NDArray[np.int64], values: F) -> F:
+    """Per (shape, device) key, the least of ``values`` over the rows ``ix`` (``inf`` where none), indexed by key."""
+    out = np.full(int(pair.max(initial=0)) + 1, np.inf)
+    np.minimum.at(out, pair[ix], values[ix])
+    return out
+
+
 def _rank_in_group(keys: NDArray[np.int64]) -> NDArray[np.int64]:
     """Each element's rank among the elements of equal key before it (0 for the first)."""
     idx = np.lexsort((np.arange(keys.size), keys))
@@ -136,7 +148,7 @@ def screen_bound(rows: Rows, step: StepModel, pp: F, budget: float, traffic: Tra
     bound ignores TTFT) and then serve nothing, crowding out the layout that serves.
     """
     ub_rate, ub_x = rate_bound(step, pp, budget, traffic, tpot_t, same)
-    lower = np.where(ub_rate > 0, price / np.maximum(ub_rate, 1e-300), np.inf)
+    lower = per_rate(price, ub_rate)
     out = idle.copy()  # rows never evaluated keep their idle metrics, with no load and no capacity
     out.arrivals_per_round[:] = 0.0
     out.rate[:] = 0.0
@@ -147,7 +159,7 @@ def screen_bound(rows: Rows, step: StepModel, pp: F, budget: float, traffic: Tra
 
     def put(ix: NDArray[np.int64], m: Loaded) -> None:
         out.put(ix, m)
-        unit[ix] = np.where(m.rate > 0, price[ix] / np.maximum(m.rate, 1e-300), np.inf)
+        unit[ix] = per_rate(price[ix], m.rate)
 
     late = np.zeros(price.size, dtype=bool)
     checked = np.zeros(price.size, dtype=bool)
@@ -194,9 +206,7 @@ def screen_bound(rows: Rows, step: StepModel, pp: F, budget: float, traffic: Tra
     kept = screen(rows, unit)
     # A device's smallest replica is evaluated too, unless the screen already keeps one no dearer on that device.
     pair = _pairs(rows)
-    cheapest_kept = np.full(int(pair.max(initial=0)) + 1, np.inf)
-    np.minimum.at(cheapest_kept, pair[kept], price[kept])
-    small = small[price[small] < cheapest_kept[pair[small]]]
+    small = small[price[small] < _pair_min(pair, kept, price)[pair[small]]]
     new = small[~evaluated[small]]
     if new.size:
         put(new, capacity(step.take(new), pp[new], budget, traffic.take(new), np.full(new.size, np.inf), tpot_t[new], ceiling[new],
@@ -237,14 +247,9 @@ def refill(rows: Rows, step: StepModel, pp: F, budget: float, traffic: Traffic, 
     evaluated rows' metrics in place; ``ok`` marks the rows that may be evaluated (a KV slot at least).
     """
     pair = _pairs(rows)
-    n = int(pair.max(initial=0)) + 1
-    free = np.where(bound.rate > 0, price / np.maximum(bound.rate, 1e-300), np.inf)
-    best_free = np.full(n, np.inf)
-    np.minimum.at(best_free, pair[chosen], free[chosen])
+    best_free = _pair_min(pair, chosen, per_rate(price, bound.rate))
     for _ in range(REFILL_ROUNDS):
-        full = np.where(cap.rate > 0, price / np.maximum(cap.rate, 1e-300), np.inf)
-        best = np.full(n, np.inf)
-        np.minimum.at(best, pair[chosen], full[chosen])
+        best = _pair_min(pair, chosen, per_rate(price, cap.rate))
         beat = np.where(best > REFILL_SLACK * best_free, best, -np.inf)  # -inf: a pair that needs no refill takes no row
         outside = np.ones(price.size, dtype=bool)
         outside[chosen] = False

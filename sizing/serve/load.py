@@ -333,7 +333,6 @@ def _at_arrivals(step: StepModel, pp_a: F, budget: float, traffic: Traffic, xa: 
     row_top = np.clip(count_top(lumps), 8, 96).astype(np.int64)
     top = int(np.max(row_top, initial=8))
     m = np.arange(top + 1, dtype=float).reshape(-1, *([1] * xa.ndim))
-    k = np.clip(m, 1.0, pp_a)
     # Varied prompts: the counts carry a compound Poisson sum's dispersion v (module docstring), cv² = cv_a² + v − 1.
     span = np.maximum(traffic.input_span, i)  # the token-weighted prompt, E[I²]/E[I] (at least the mean)
     varied = np.maximum(np.minimum(span, room) / lump, 1.0)
@@ -377,6 +376,7 @@ def _at_arrivals(step: StepModel, pp_a: F, budget: float, traffic: Traffic, xa: 
     # Tokens are conserved: a share f of rounds are full, so that the mean prefilled per round is x·I.
     # (The chain carries its backlog itself: no spill rounds there.)
     full = pp_a * room
+    k = np.clip(m, 1.0, pp_a)  # micro-batches a round's m lumps can fill
     done = (pmf * k * np.minimum(m * lump / k, room)).sum(axis=0)
     f = np.where(chain, 0.0, np.clip((xa * i - done) / np.maximum(full - done, 1e-9), 0.0, 1.0))
     pmf = np.concatenate([pmf * (1.0 - f), f[None]])

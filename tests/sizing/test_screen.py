@@ -36,6 +36,15 @@ def fleet() -> Fleet:
     ], "constraints": {"clouds": ["aws", "gcp"]}})  # fmt: skip
 
 
+def _disaggregated() -> Fleet:
+    """examples/disaggregated-chat.yaml: Llama-3.1-70B, 2,000-token prompts, prefill and decode on separate pools."""
+    from pathlib import Path
+
+    from aicap.sizing.plan.fleet_io import load_fleet
+
+    return load_fleet(Path(__file__).resolve().parents[2] / "examples" / "disaggregated-chat.yaml")
+
+
 @pytest.fixture(scope="module")
 def screens() -> list[dict[str, Any]]:
     """The arguments of every screen the sizer runs on :func:`fleet`, with what the screen returned."""
@@ -220,26 +229,11 @@ def test_a_device_whose_best_bound_is_late_still_serves_the_prefill_pool() -> No
     """A disaggregated prefill pool (Llama-3.1-70B, 2,000-token prompts, TTFT p99 1.25 s): on A100-40GB the pipeline layouts
     bound best without TTFT, but their prompts cross every stage and miss the target at every load the full evaluation
     tries; they held the device's place, and the plan said A100-40GB cannot serve the pool, though TP8 does."""
-    from pathlib import Path
-
-    import yaml
-
-    root = Path(__file__).resolve().parents[2]
-    f = Fleet.model_validate(yaml.safe_load((root / "examples" / "disaggregated-chat.yaml").read_text()))
-    plan = size(f, CAT)
+    plan = size(_disaggregated(), CAT)
     prefill = next(w for w in plan.workloads if w.name.endswith(".prefill"))
     assert "a100-40gb-sxm" not in {r.hardware for r in prefill.rejected_hardware}
     alt = next(a for a in plan.alternatives if a.hardware == "a100-40gb-sxm")
     assert alt.usd_per_month is not None
-
-
-def _disaggregated() -> Fleet:
-    from pathlib import Path
-
-    import yaml
-
-    root = Path(__file__).resolve().parents[2]
-    return Fleet.model_validate(yaml.safe_load((root / "examples" / "disaggregated-chat.yaml").read_text()))
 
 
 def test_refill_leaves_no_layout_whose_bound_beats_its_devices_best() -> None:
