@@ -138,6 +138,8 @@ def _engine_line(e: dict[str, Any]) -> str:
     who = e["id"] if e["name"] is None else f"{e['name']} {e['version']}"
     mem = f"{e['memory_fraction']:.0%} of " + ("memory" if e["memory_policy"] == "total" else "what the weights leave, for KV")
     eager = ", eager (no CUDA graphs)" if e.get("eager") else ""
+    if not e.get("eager") and e.get("cuda_graph_max_batch") is not None:
+        eager = f", CUDA graphs up to {e['cuda_graph_max_batch']:,} decoding"
     return f"{who}: {mem}, ≤{e['max_running_requests']:,} running, {e['max_prefill_tokens']:,}-token steps{eager}"
 
 

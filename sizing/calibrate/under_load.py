@@ -166,6 +166,7 @@ def predict_under_load(case: dict[str, Any], cat: CatalogueLike, eff: Efficiency
             "eager": opts.eager,
             "overlap_scheduling": opts.overlap_scheduling,
             "usable_memory_fraction": opts.memory_fraction,
+            "cuda_graph_max_batch": None if opts.cuda_graph_max_batch is None else {1: opts.cuda_graph_max_batch},
         }
         runtime = runtime.model_copy(update={k: v for k, v in given.items() if v is not None})
     layout = Layout(model, device, eff, runtime, tp, pp, 1, wdt, case.get("kv_dtype") or wdt)

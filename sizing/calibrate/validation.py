@@ -90,6 +90,9 @@ class EngineOptions(BaseModel):
         default, vLLM's ``--ignore-eos``).
     prefix_cache
         Whether the server kept a prefix cache (SGLang ``--disable-radix-cache`` turns it off); ``None``: on.
+    cuda_graph_max_batch
+        The largest decode batch the run's engine replayed from a CUDA graph (SGLang ``cuda_graph_max_bs``);
+        larger decode-only steps launch their kernels one by one; ``None``: the profile's.
     source
         Where these settings are published (the benchmark's command line or script, with its commit).
     """
@@ -108,6 +111,7 @@ class EngineOptions(BaseModel):
     memory_fraction: Annotated[float, Field(gt=0.0, le=1.0)] | None = None
     ignore_eos: bool = False
     prefix_cache: bool | None = None
+    cuda_graph_max_batch: Annotated[PosInt, Field(le=MAX_CASE_BATCH)] | None = None
     source: str = Field(min_length=1)
 
 

@@ -19,6 +19,15 @@ engine's model code, with the sources in ``hardware_db/data/runtime.yaml``). ``K
 on the batch: a host-bound step costs the same for one sequence as for thirty, which is why eager
 engines lose most at small batches and little at large ones.
 
+An engine that captures graphs replays them only up to a batch size (SGLang's ``cuda_graph_max_bs``,
+``RuntimeSpec.cuda_graph_max_batch``): a step that prefills nothing and decodes more sequences ``d`` than
+the cap ``G`` runs eagerly, so ``H`` binds there too (:func:`step_host_s`)::
+
+    H(d, p) = τ·K   where the engine is eager, or p = 0 and d > G;   0 otherwise
+
+A step that carries a prefill keeps its fitted cost (those steps are long; their launches hide behind
+the device).
+
 Pipeline stages run in sequence for one batch, so ``L`` counts the whole model, as the device time does
 (:mod:`aicap.sizing.perf.operators`). A generic model (parameters only) has no layers to count: ``H = 0``.
 """
@@ -86,11 +95,58 @@ def eager_host_s(dep: Deployment, tp: ArrayLike | None = None) -> F:
     InputError
         The runtime runs eagerly but has no launch counts (``eager_launches`` in the runtime section).
     """
-    rt = dep.runtime
-    if not rt.eager:
+    if not dep.runtime.eager:
         return np.zeros(())
+    return launch_s(dep, tp)
+
+
+def launch_s(dep: Deployment, tp: ArrayLike | None = None) -> F:
+    """Host seconds ``τ·K`` of launching one step's kernels one by one, shaped as ``tp``, graphs or not.
+
+    Raises
+    ------
+    InputError
+        The runtime has no launch counts (``eager_launches`` in the runtime section).
+    """
+    rt = dep.runtime
     tp_a = np.asarray(dep.tp if tp is None else tp, dtype=float)
     counts = rt.eager_launches
     if counts is None:
-        raise InputError(f"engine {rt.engine} runs eagerly but the catalogue's runtime section has no eager_launches to cost it")
+        raise InputError(f"engine {rt.engine} runs steps eagerly but the catalogue's runtime section has no eager_launches to cost them")
     return np.asarray(counts.launch_us * 1e-6 * launches_per_step(dep.model, counts, tp_a), dtype=float)
+
+
+def graph_max_batch(dep: Deployment, tp: ArrayLike | None = None) -> F:
+    """Largest decode batch ``G`` replayed from a CUDA graph, shaped as ``tp`` (``inf`` where the engine has no cap; ``-inf`` eager)."""
+    rt = dep.runtime
+    tp_a = np.asarray(dep.tp if tp is None else tp, dtype=float)
+    if rt.eager:
+        return np.full(tp_a.shape, -np.inf)
+    if rt.cuda_graph_max_batch is None:
+        return np.full(tp_a.shape, np.inf)
+    caps = rt.cuda_graph_max_batch
+    cap = np.full(tp_a.shape, float(caps[1]))
+    for least in sorted(caps):  # each cap applies from its tensor-parallel degree on
+        cap = np.where(tp_a >= least, float(caps[least]), cap)
+    return np.asarray(cap, dtype=float)
+
+
+def step_host_s(dep: Deployment, decode_seqs: ArrayLike, prefill_tokens: ArrayLike, tp: ArrayLike | None = None) -> F:
+    """Host launch time ``H(d, p)`` of a step (module docstring): ``τ·K`` where it runs without its graph, else 0.
+
+    Raises
+    ------
+    InputError
+        A step runs eagerly but the runtime has no launch counts.
+    """
+    rt = dep.runtime
+    if rt.eager:
+        return eager_host_s(dep, tp)
+    if rt.cuda_graph_max_batch is None:
+        return np.zeros(())
+    tp_a = np.asarray(dep.tp if tp is None else tp, dtype=float)
+    d, p = np.asarray(decode_seqs, dtype=float), np.asarray(prefill_tokens, dtype=float)
+    over = (d > graph_max_batch(dep, tp_a)) & (p <= 0.0)
+    if not np.any(over):
+        return np.zeros(np.broadcast_shapes(over.shape, tp_a.shape))
+    return np.asarray(np.where(over, launch_s(dep, tp_a), 0.0), dtype=float)

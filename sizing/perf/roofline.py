@@ -68,7 +68,8 @@ class StepTime:
     """Time of one step by component (seconds, arrays over candidates).
 
     ``host_s`` is the host time of launching the step's kernels one by one where the engine runs without
-    CUDA graphs (:func:`~aicap.sizing.perf.launches.eager_host_s`; 0 otherwise): the step takes
+    CUDA graphs, or the step decodes more sequences than its graphs hold
+    (:func:`~aicap.sizing.perf.launches.step_host_s`; 0 otherwise): the step takes
     ``max(T_device, H) + t_0``, ``T_device`` its operators and network.
     """
 

@@ -135,9 +135,22 @@ class ContextStep:
                 qi = float(m.expert_fixed[0] + m.expert_per_touched[0] * touched + m.expert_per_token[0] * n) / float(m.bandwidth[0])
             total += fi if fi > qi else qi
         device = total + float(m.net[0, 0] + m.net[1, 0] * n)
-        if host and m.host_s is not None:  # an eager engine: the host's launches, if longer, set the step
-            device = max(device, float(m.host_s[0]))
+        if host and self._launched(d, p):  # launched kernel by kernel: the host's launches, if longer, set the step
+            device = max(device, float(m.host_s[0]))  # type: ignore[index]
         return device + float(m.overhead_s[0])
+
+    def _launched(self, d: float, p: float) -> bool:
+        """Whether a step of ``d`` decoding and ``p`` prefilling launches its kernels from the host.
+
+        Every step of an eager engine; a decode-only step over the graph cap of one whose graphs hold only so many.
+        """
+        m = self.model
+        if m.host_s is None:
+            return False
+        if m.graph_max is None:
+            return True
+        cap = float(m.graph_max[0])
+        return cap < 0.0 or (p <= 0.0 and d > cap)
 
     def __call__(self, decode_seqs: int, prefill_tokens: int, /) -> float:
         """Seconds of a step with every decoding sequence at the built context and every prefill token at the built span."""
@@ -148,8 +161,9 @@ class ContextStep:
 
         ``T = rest + max(a_F + a_S·S + a_MO·Σmo + a_MM·Σm², a_Q + b_S·S + b_O·Σo + b_N·n) + max(d_F + d_S·S, d_Q + e_S·S)``
         [s] over the step's ``n`` chunks (``Σ m`` is ``p``), the first maximum attention's, the second the
-        drafter's (zeros without one). An eager engine's tuple ends with its launch time ``H`` and the
-        overhead ``t_0`` (15 entries): its step is ``max(T − t_0, H) + t_0``.
+        drafter's (zeros without one). A step launched kernel by kernel (an eager engine's, or a decode-only step
+        over the graph cap) ends with its launch time ``H`` and the overhead ``t_0`` (15 entries): it takes
+        ``max(T − t_0, H) + t_0``.
         """
         d, p = float(decode_seqs), float(prefill_tokens)
         fs, qs, _rows = self._per_group
@@ -158,8 +172,8 @@ class ContextStep:
         f = [a + b * d + c * p for a, b, c in fs]
         q = [a + b * d + c * p for a, b, c in qs]
         total = self._seconds(f, q, d, p, host=False)
-        # An eager engine's step is max(device, H) + t_0: the launch time H and t_0 ride along for step_seconds.
-        host = () if self.model.host_s is None else (float(self.model.host_s[0]), float(self.model.overhead_s[0]))
+        # A step launched kernel by kernel is max(device, H) + t_0: the launch time H and t_0 ride along for step_seconds.
+        host = (float(self.model.host_s[0]), float(self.model.overhead_s[0])) if self._launched(d, p) else ()  # type: ignore[index]
         if len(f) <= _ATTENTION:  # a generic model: one group, no attention
             return (total, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, *host)
         s0, w0 = d * self.context, p * self.span

@@ -151,12 +151,15 @@ class EstimateResult:
             "bound": {"prefill": str(m.prefill.bound()), "decode": str(m.decode.bound()) if dec else None},
             "error_band_pct": self.bands,
             "efficiency_calibrated": d.efficiency.calibrated,
-            "engine": engine_document(self.request.engine, d.runtime, d.efficiency),
+            "engine": engine_document(self.request.engine, d.runtime, d.efficiency, d.tp),
         }
 
 
-def engine_document(spec: EngineSpec | None, runtime: RuntimeSpec, efficiency: EfficiencySpec) -> dict[str, Any]:
+def engine_document(spec: EngineSpec | None, runtime: RuntimeSpec, efficiency: EfficiencySpec, tp: int = 1) -> dict[str, Any]:
     """What an output says about the engine: profile, the limits it sets, and whose efficiency factors apply.
+
+    ``cuda_graph_max_batch`` is the largest decode batch (per micro-batch) the engine replays from a CUDA graph at
+    tensor-parallel degree ``tp`` (``None``: every one); a larger decode-only step pays its kernel launches.
 
     ``engine_memory_multiplier`` is the engine's multiplier on the family's memory efficiency, fitted on its
     runs under load (1.0 where it has none); the factors count as fitted for the engine when either a
@@ -172,6 +175,7 @@ def engine_document(spec: EngineSpec | None, runtime: RuntimeSpec, efficiency: E
         "max_running_requests": runtime.max_batch,
         "max_prefill_tokens": runtime.max_prefill_tokens,
         "eager": runtime.eager,
+        "cuda_graph_max_batch": None if runtime.eager else runtime.graph_max_batch(tp),
         "efficiency_factors": efficiency.key,
         "efficiency_fitted_for_engine": (efficiency.framework is not None and efficiency.calibrated) or multiplier != 1.0,
         "engine_memory_multiplier": multiplier,

@@ -29,6 +29,7 @@ from numpy.typing import ArrayLike, NDArray
 
 from aicap.sizing.core.deployment import Deployment
 from aicap.sizing.perf import memory
+from aicap.sizing.perf.launches import step_host_s
 from aicap.sizing.perf.roofline import StepTime, micro_batch, op_times, step_time
 from aicap.sizing.serve.step import draft_cost
 
@@ -87,6 +88,8 @@ def decode_time(dep: Deployment, batch: ArrayLike, context: ArrayLike, tp: Array
     tokens per sequence on average (``dep.tokens_per_step``).
     """
     dec = step_time(dep, batch, float(dep.verify_tokens), context, tp, pp, ep)
+    if dep.runtime.cuda_graph_max_batch is not None and not dep.runtime.eager:  # a micro-batch over the graph cap launches its kernels
+        dec = replace(dec, host_s=step_host_s(dep, micro_batch(batch, pp), 0.0, tp))
     draft = draft_cost(dep, micro_batch(batch, pp), context, tp)  # none with data-parallel attention (Deployment.check)
     if draft is None:
         return dec

@@ -18,7 +18,7 @@ from numpy.typing import ArrayLike, NDArray
 from aicap.sizing.core.deployment import Deployment
 from aicap.sizing.core.dtypes import compute_dtype
 from aicap.sizing.core.specs import DeviceSpec, EfficiencySpec
-from aicap.sizing.perf.launches import eager_host_s
+from aicap.sizing.perf.launches import graph_max_batch, launch_s
 from aicap.sizing.perf.operators import expert_bytes_terms
 from aicap.sizing.perf.roofline import attention_projections_16bit, moe_layer_count, network_time
 from aicap.sizing.serve.smoothing import DecodeKinks
@@ -117,7 +117,8 @@ class StepModel:
         T(d, p) = Σ_i max(F_i(d, p)/P_i, Q_i(d, p)/BW) + Q_e(N)/BW + t_net(N) + t_0 + L_moe·τ,   N = d + p
 
     (for an engine without CUDA graphs, ``max(·, H)`` over all but the last two terms, ``H`` the host time of
-    launching the step's kernels: :mod:`aicap.sizing.perf.launches`)
+    launching the step's kernels: :mod:`aicap.sizing.perf.launches`; for one whose graphs hold decode batches
+    up to ``G``, the same where ``p = 0`` and ``d > G``)
 
     which is :func:`engine_step` to rounding. (A mixture-of-experts *drafter* of speculative decoding is
     the exception: its touched experts are interpolated from ``d = 0`` and ``1``, a few per cent high.)
@@ -137,6 +138,7 @@ class StepModel:
     overhead_s: F  # (n,): the step overhead t_0 plus the MoE layers' expert-GEMM latency L_moe·τ
     decode_tokens: float = 1.0  # tokens each decoding sequence puts through the model (k + 1 with speculative decoding)
     host_s: F | None = None  # (n,): host time H of launching the kernels one by one (an eager engine); None: graphs, H = 0
+    graph_max: F | None = None  # (n,): with host_s, the decode batch G above which a decode-only step pays H (-inf: every step)
 
     @classmethod
     def build(cls, dep: Deployment, hw: Hardware, tp: ArrayLike, pp: ArrayLike, ep: ArrayLike, context: ArrayLike,
@@ -188,7 +190,7 @@ class StepModel:
             net,
             np.broadcast_to(hw.overhead_s + moe_layer_count(dep) * hw.moe_latency_s, tp_a.shape).astype(float),
             float(dep.verify_tokens),
-            np.broadcast_to(eager_host_s(dep, tp_a), tp_a.shape).astype(float) if dep.runtime.eager else None,
+            *_host_terms(dep, tp_a),
         )
 
     def seconds(self, decode_seqs: ArrayLike, prefill_tokens: ArrayLike) -> F:
@@ -233,6 +235,11 @@ class StepModel:
             parts[..., row, :] = np.maximum(f_row, e_time)
         device = np.einsum("...in->...n", parts) + self.net[0] + self.net[1] * n
         host = self.host_s
+        if host is not None and self.graph_max is not None:  # graphs up to G: a decode-only step over G pays H, others as eager or not
+            over = d > self.graph_max
+            if px is not None:
+                over = over & ((p <= 0.0) | (self.graph_max < 0.0))
+            host = np.where(over, host, 0.0)
         if host is None:
             total = np.asarray(device + self.overhead_s, dtype=float)
         else:
@@ -317,7 +324,7 @@ class StepModel:
         d = np.broadcast_to(np.asarray(decode_seqs, dtype=float), self.bandwidth.shape)
         fn = self._live_coefficients[0]
         gap = self._slope_coefficients[1]
-        if self.host_s is not None:
+        if self.host_s is not None and (self.graph_max is None or np.any(self.graph_max < 0.0)):
             empty = np.zeros((0, d.size))
             return DecodeKinks(empty, empty)
         g, g1 = gap[0] + gap[1] * d, gap[1].copy()
@@ -364,8 +371,8 @@ class StepModel:
         ix = np.asarray(index)
         out = StepModel(self.flops[:, :, ix], self.bytes[:, :, ix], self.peak[:, ix], self.bandwidth[ix], self.expert_fixed[ix],
                         self.expert_per_touched[ix], self.expert_per_token[ix], self.num_experts, self.experts_per_token,
-                        self.net[:, ix], self.overhead_s[ix], self.decode_tokens,
-                        None if self.host_s is None else self.host_s[ix])  # fmt: skip
+                        self.net[:, ix], self.overhead_s[ix], self.decode_tokens, None if self.host_s is None else self.host_s[ix],
+                        None if self.graph_max is None else self.graph_max[ix])  # fmt: skip
         if "_live_coefficients" not in self.__dict__ and 4 * out.bandwidth.size < self.bandwidth.size:
             return out  # a few candidates of a model that has not derived its coefficients (a plan's chosen replicas)
         fl, ql, live = self._live_coefficients
@@ -402,7 +409,7 @@ class StepModel:
 
         return cls(cat("flops"), cat("bytes"), cat("peak"), cat("bandwidth"), cat("expert_fixed"), cat("expert_per_touched"),
                    cat("expert_per_token"), first.num_experts, first.experts_per_token, cat("net"), cat("overhead_s"),
-                   first.decode_tokens, _concat_host(parts))  # fmt: skip
+                   first.decode_tokens, *_concat_host(parts))  # fmt: skip
 
     def one(self, k: int) -> Callable[[int, int], float]:
         """Scalar step time of candidate ``k``: ``f(decode_seqs, prefill_tokens) -> seconds`` (for the simulator)."""
@@ -414,8 +421,29 @@ class StepModel:
         return step
 
 
-def _concat_host(parts: Sequence[StepModel]) -> F | None:
-    """The parts' host launch times side by side (zeros for a part with CUDA graphs); ``None`` where no part runs eagerly."""
+def _host_terms(dep: Deployment, tp: F) -> tuple[F | None, F | None]:
+    """``(host_s, graph_max)`` of a model built for ``dep``: ``(None, None)`` where every step is graphed.
+
+    An eager engine pays ``H`` every step (``graph_max`` ``None``); one whose graphs hold decode batches up to ``G``
+    carries ``H`` and ``G`` (:func:`~aicap.sizing.perf.launches.graph_max_batch`).
+    """
+    rt = dep.runtime
+    if rt.eager:
+        return np.broadcast_to(launch_s(dep, tp), tp.shape).astype(float), None
+    if rt.cuda_graph_max_batch is None:
+        return None, None
+    return np.broadcast_to(launch_s(dep, tp), tp.shape).astype(float), graph_max_batch(dep, tp)
+
+
+def _concat_host(parts: Sequence[StepModel]) -> tuple[F | None, F | None]:
+    """The parts' host launch times and graph caps side by side (H = 0 for a part whose steps are all graphed).
+
+    ``(None, None)`` where no part launches eagerly; a graph cap of ``-inf`` (every step) for an eager part, ``inf`` for a graphed one.
+    """
     if all(p.host_s is None for p in parts):
-        return None
-    return np.concatenate([np.zeros(p.bandwidth.shape) if p.host_s is None else p.host_s for p in parts])
+        return None, None
+    host = np.concatenate([np.zeros(p.bandwidth.shape) if p.host_s is None else p.host_s for p in parts])
+    if all(p.graph_max is None for p in parts):
+        return host, None
+    caps = [np.full(p.bandwidth.shape, np.inf if p.host_s is None else -np.inf) if p.graph_max is None else p.graph_max for p in parts]
+    return host, np.concatenate(caps)

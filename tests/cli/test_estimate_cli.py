@@ -403,3 +403,17 @@ def test_a_checkpoint_format_aicap_cannot_read_is_a_warning_not_a_silence(aicap,
     cfg["quantization_config"]["bits"] = 4
     path.write_text(json.dumps(cfg))
     assert "warning" not in aicap("estimate", "-m", str(path), "--hardware", "h100-sxm").stderr
+
+
+def test_estimate_names_the_engines_cuda_graph_cap(aicap) -> None:  # type: ignore[no-untyped-def]
+    """SGLang graphs decode batches up to 256 below TP4 and 512 from it on an H200 (server_args.py); vLLM has no cap."""
+    caps = {}
+    for engine, tp in (("sglang", "2"), ("sglang", "4"), ("vllm", "4")):
+        r = aicap("estimate", "-m", "llama-3.1-70b", "--hardware", "h200-sxm", "--tp", tp, "--engine", engine, "-f", "json")
+        assert r.code == 0
+        caps[(engine, tp)] = r.json()["engine"]["cuda_graph_max_batch"]
+    assert caps == {("sglang", "2"): 256, ("sglang", "4"): 512, ("vllm", "4"): None}
+    table = aicap("estimate", "-m", "llama-3.1-70b", "--hardware", "h200-sxm", "--tp", "4", "--engine", "sglang")
+    assert "CUDA graphs up to 512 decoding" in table.stdout
+    eager = aicap("estimate", "-m", "llama-3.1-70b", "--hardware", "h200-sxm", "--tp", "4", "--engine", "sglang", "--eager", "-f", "json")
+    assert eager.json()["engine"]["cuda_graph_max_batch"] is None and eager.json()["engine"]["eager"] is True

@@ -192,7 +192,10 @@ class RuntimeSpec(BaseModel):
     all) or ``free`` (the KV cache gets that share of what weights, workspace and reserves leave), as
     :mod:`aicap.sizing.core.specs.engine` explains. ``eager`` says the engine runs without CUDA graphs
     (vLLM ``--enforce-eager``, SGLang ``--disable-cuda-graph``): every step then takes at least the host
-    time of launching its kernels, :class:`EagerLaunches`.
+    time of launching its kernels, :class:`EagerLaunches`. ``cuda_graph_max_batch`` caps the decode batches an
+    engine with CUDA graphs replays from them (SGLang ``cuda_graph_max_bs``), keyed by the smallest
+    tensor-parallel degree each cap applies from: a step that prefills nothing and decodes more sequences
+    launches its kernels one by one, as an eager engine's do (``None``: every decode batch is graphed).
     """
 
     model_config = ConfigDict(defer_build=True, extra="forbid", frozen=True, allow_inf_nan=False)
@@ -217,6 +220,7 @@ class RuntimeSpec(BaseModel):
     shares_step_budget: bool = False  # with data-parallel attention the groups share max_prefill_tokens (SGLang divides it by dp)
     eager: bool = False  # kernels launched one by one from the host (vLLM --enforce-eager): steps pay eager_launches
     eager_launches: EagerLaunches | None = None
+    cuda_graph_max_batch: dict[PosInt, PosInt] | None = None  # {smallest tp: largest graphed decode batch}; None: no cap
     admission: ProjectedAdmission | None = None  # None: a request is admitted when its prompt's KV blocks are free (vLLM)
     default_engine: str | None = None
     sparse_speedup: dict[str, PosFloat] = Field(
@@ -231,6 +235,18 @@ class RuntimeSpec(BaseModel):
     def _known_formats(cls, v: dict[str, T]) -> dict[str, T]:
         return _known_dtypes(v)
 
+    @field_validator("cuda_graph_max_batch")
+    @classmethod
+    def _graph_caps(cls, v: dict[int, int] | None) -> dict[int, int] | None:
+        return graph_caps(v)
+
+    def graph_max_batch(self, tp: int) -> int | None:
+        """Largest decode batch replayed from a CUDA graph at tensor-parallel degree ``tp`` (``None``: no cap)."""
+        caps = self.cuda_graph_max_batch
+        if caps is None:
+            return None
+        return caps[max(k for k in caps if k <= max(int(tp), 1))]
+
     def refuses_prompt(self, tokens: float) -> str | None:
         """Why this runtime cannot serve a prompt of ``tokens`` (no chunked prefill, a prompt over the budget), or ``None``."""
         if self.chunked_prefill or tokens <= self.max_prefill_tokens:
@@ -240,6 +256,14 @@ class RuntimeSpec(BaseModel):
             f"{self.max_prefill_tokens:,} tokens (max_prefill_tokens; raise it in an engine overlay, "
             "or use an engine that chunks)"
         )
+
+
+def graph_caps(caps: dict[int, int] | None) -> dict[int, int] | None:
+    """Check a table of CUDA-graph batch caps by smallest tensor-parallel degree: it must start at ``tp = 1``."""
+    if caps is not None and 1 not in caps:
+        raise ValueError(f"cuda_graph_max_batch needs a cap for tensor-parallel degree 1 (keys are the smallest degree each cap "
+                         f"applies from); got keys {sorted(caps)}")  # fmt: skip
+    return caps
 
 
 def _known_dtypes(table: dict[str, T]) -> dict[str, T]:

@@ -25,7 +25,7 @@ from aicap.sizing.core.documents import Fraction, NonNegFloat, PosFloat, PosInt
 from aicap.sizing.core.dtypes import KV_DTYPES, WEIGHT_DTYPES
 from aicap.sizing.core.errors import excerpt
 from aicap.sizing.core.specs.device import DeviceSpec
-from aicap.sizing.core.specs.efficiency import EfficiencySpec, ProjectedAdmission, RuntimeSpec
+from aicap.sizing.core.specs.efficiency import EfficiencySpec, ProjectedAdmission, RuntimeSpec, graph_caps
 
 MemoryPolicy = Literal["total", "free"]
 
@@ -83,7 +83,13 @@ class DeviceRule(BaseModel):
     max_running_requests: PosInt | None = None
     max_prefill_tokens: PosInt | None = None
     memory_fraction: Fraction | None = None
+    cuda_graph_max_batch: dict[PosInt, PosInt] | None = None
     source: str = Field(min_length=1)
+
+    @field_validator("cuda_graph_max_batch")
+    @classmethod
+    def _graph_caps(cls, v: dict[int, int] | None) -> dict[int, int] | None:
+        return graph_caps(v)
 
     def applies(self, device: DeviceSpec) -> bool:
         """Whether ``device`` gets these defaults."""
@@ -134,6 +140,28 @@ class EngineScheduler(BaseModel):
     overlap_scheduling: bool = False
     admission: ProjectedAdmission | None = None
     source: str = Field(min_length=1)
+
+
+class CudaGraphs(BaseModel):
+    """The largest decode batch an engine replays from a CUDA graph, by tensor-parallel degree.
+
+    ``max_batch`` maps the smallest tensor-parallel degree each cap applies from to the cap (SGLang:
+    ``cuda_graph_max_bs``, 256 below TP4 and 512 from it on an 80 GB GPU). A step that prefills nothing
+    and decodes more sequences than the cap runs without its graph: the host launches every kernel,
+    and the step takes at least that launch time (:mod:`aicap.sizing.perf.launches`). A
+    :class:`DeviceRule` may set its own caps.
+    """
+
+    model_config = ConfigDict(defer_build=True, extra="forbid", frozen=True, allow_inf_nan=False)
+
+    max_batch: dict[PosInt, PosInt]
+    source: str = Field(min_length=1)
+
+    @field_validator("max_batch")
+    @classmethod
+    def _graph_caps(cls, v: dict[int, int]) -> dict[int, int]:
+        graph_caps(v)
+        return v
 
 
 class DpAttention(BaseModel):
@@ -251,6 +279,8 @@ class EngineSpec(BaseModel):
     sparse_kernels
         Where the engine runs 2:4-sparse models on sparse kernels (:class:`SparseKernels`); ``None``:
         nowhere (they run as dense models).
+    cuda_graphs
+        The decode batches the engine replays from CUDA graphs (:class:`CudaGraphs`); ``None``: every one.
     dp_attention
         How the engine runs data-parallel attention for MoE models (:class:`DpAttention`); ``None``: it
         does not (not in this profile).
@@ -279,6 +309,7 @@ class EngineSpec(BaseModel):
     factors: list[EngineFactors] = Field(default_factory=list)
     device_rules: list[DeviceRule] = Field(default_factory=list)
     sparse_kernels: SparseKernels | None = None
+    cuda_graphs: CudaGraphs | None = None
     dp_attention: DpAttention | None = None
     spans_instances: bool = False
     spans_instances_source: str | None = None
@@ -346,7 +377,14 @@ class EngineSpec(BaseModel):
             "admission": self.scheduler.admission,
             "sparse_speedup": self._sparse_speedup(device),
             "shares_step_budget": self.dp_attention is not None and self.dp_attention.step_budget == "shared",
+            "cuda_graph_max_batch": self._graph_caps_on(rule),
         })  # fmt: skip
+
+    def _graph_caps_on(self, rule: DeviceRule | None) -> dict[int, int] | None:
+        """The CUDA-graph batch caps on a device (its rule's, else the engine's; ``None``: no cap)."""
+        if rule is not None and rule.cuda_graph_max_batch is not None:
+            return dict(rule.cuda_graph_max_batch)
+        return None if self.cuda_graphs is None else dict(self.cuda_graphs.max_batch)
 
     def memory_multiplier(self, family: str) -> float:
         """The engine's multiplier on ``family``'s memory efficiency (1.0 where it has none)."""
