@@ -389,10 +389,11 @@ def evaluate_batch(jobs: Sequence[Job], latency_variants: bool) -> list[list[Row
     step = StepModel.concat(parts)
     overhead = np.array([job.runtime.request_overhead_ms * 1e-3 for job in jobs])[job_a]
     lag = np.array([1.0 if job.runtime.overlap_scheduling else 0.0 for job in jobs])[job_a]
+    first = np.array([1.0 if job.runtime.prefill_first else 0.0 for job in jobs])[job_a]
     traffic = Traffic(new, o, per_row([s.prefill_tail for s in sh_all]), slots, per_row([s.quantile for s in sh_all]),
                       per_row([s.arrival_cv for s in sh_all]), per_row([s.tail_share for s in sh_all]), overhead,
                       jobs[0].template().tokens_per_step, per_row([s.prefill_above for s in sh_all]),
-                      per_row([s.above_share for s in sh_all]), lag, span_new, per_row([s.input_skew for s in sh_all]))  # fmt: skip
+                      per_row([s.above_share for s in sh_all]), lag, span_new, per_row([s.input_skew for s in sh_all]), first)  # fmt: skip
     ttft_t, tpot_t = per_row([s.ttft_s for s in sh_all]), per_row([s.tpot_s for s in sh_all])
     # Screen first: capacity without the TTFT percentile (cheap) bounds each row's cost per request/s from
     # below; only the most promising rows pay for the TTFT mixture, the rest are dropped with a reason.

@@ -13,6 +13,8 @@ mean prompt ``I`` and output ``O`` tokens,
   ``L`` the lump). So with few arrivals per round a prompt stalls the pipeline for its whole traversal, and
   more arrivals share a round rather than lengthen it: this is what makes a pipeline replica pay for prefill.
 * round time ``τ(x) = E[T(d, p)]`` over the lump counts: the slowest micro-batch sets the pace of a synchronous pipeline;
+  an engine that prefills first (``Traffic.prefill_first``: SGLang, vLLM v0) runs a round with prompts as a prefill
+  step and then a decode step, ``T(0, p) + T(d, 0)``;
 * arrival rate ``λ(x) = x/τ(x)``.
 
 Everything is explicit in ``x``, so the largest rate that meets the targets is one bisection on ``x``
@@ -85,6 +87,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+from collections.abc import Callable
 from dataclasses import dataclass
 from statistics import NormalDist
 
@@ -148,6 +151,9 @@ class Traffic:
     input_skew
         The prompts' ``E[I³]/E[I²]^(3/2)`` (1 when they are alike; :func:`~aicap.sizing.core.lengths.skew_ratio`):
         how much a rare long prompt leans the TPOT's distribution to the right.
+    prefill_first
+        1 where a step that prefills decodes nothing (SGLang; vLLM v0): a round with prompts is a prefill
+        step and then a decode step, ``T(0, p) + T(d, 0)``, not one mixed step ``T(d, p)``; else 0.
     """
 
     input_tokens: F
@@ -164,6 +170,7 @@ class Traffic:
     lag_rounds: F | float = 0.0
     input_span: F | float = 0.0
     input_skew: F | float = 1.0
+    prefill_first: F | float = 0.0
 
     @property
     def decode_steps(self) -> F:
@@ -175,7 +182,7 @@ class Traffic:
         ix = np.asarray(index)
         fields = (self.input_tokens, self.output_tokens, self.input_tail, self.slots, self.quantile, self.arrival_cv, self.tail_share,
                   self.overhead_s, self.tokens_per_step, self.input_above, self.above_share, self.lag_rounds, self.input_span,
-                  self.input_skew)  # fmt: skip
+                  self.input_skew, self.prefill_first)  # fmt: skip
         shape = np.shape(self.input_tokens)
         return Traffic(*(np.asarray(v)[ix] if np.shape(v) == shape else np.broadcast_to(v, shape)[ix] for v in fields))
 
@@ -349,9 +356,12 @@ def _at_arrivals(step: StepModel, pp_a: F, budget: float, traffic: Traffic, xa: 
     head = np.broadcast_to(np.minimum(wanted, room), (top + 1, *shape))
     sizes = np.concatenate([head, np.stack([np.broadcast_to(v, shape) for v in extra])])
     all_s, all_dd, all_dp = step.seconds_and_slope(d, sizes)
+    first = np.broadcast_to(np.asarray(traffic.prefill_first, dtype=float) > 0.0, xa.shape)
+    if first.any():  # prefill-first: a round with prompts is a prefill step, then a decode step
+        all_s, all_dd, all_dp = _prefill_first(step, d, sizes, first, (all_s, all_dd, all_dp))
     rounds, rounds_dd, rounds_dp = all_s[: top + 1], all_dd[: top + 1], all_dp[: top + 1]  # (top+1, n): round time with m lumps
-    # One more decoding sequence takes one token of the budget from a round that fills it.
-    rounds_dd = rounds_dd - np.where(wanted >= room, rounds_dp, 0.0)
+    # One more decoding sequence takes one token of the budget from a round that fills it (in a mixed step).
+    rounds_dd = rounds_dd - np.where((wanted >= room) & ~first, rounds_dp, 0.0)
     # Lumps in a round are the arrivals during the previous one, so a long round begets a long round:
     # with c the marginal seconds of a lump and ρ_p = λ_L·c the prefill load, the count's variance grows
     # by 1/(1 − ρ_p²) (a branching process). One pass without that feedback gives λ, then ρ_p.
@@ -501,22 +511,63 @@ def _at_arrivals(step: StepModel, pp_a: F, budget: float, traffic: Traffic, xa: 
     )
 
 
+def _prefill_first(step: StepModel, d: F, sizes: F, first: NDArray[np.bool_], mixed: tuple[F, F, F]) -> tuple[F, F, F]:
+    """Round times and slopes where ``first`` rows prefill before they decode: ``T(d, 0) + [p > 0]·T(0, p)``.
+
+    The prefill step and the decode step each stream the weights and pay the step overhead, so such a round
+    is never shorter than the mixed step ``T(d, p)`` (each group's ``max`` is subadditive and its constants
+    are non-negative): bounds computed on mixed steps still bound it. ``∂/∂d`` is the decode step's and
+    ``∂/∂p`` the prefill step's. The token budget is left as a mixed step's (``C − d`` for prompts), which
+    undercounts a prefill step's room: conservative.
+    """
+    dec_s, dec_dd, _ = step.seconds_and_slope(d, 0.0)
+    pre_s, _, pre_dp = step.seconds_and_slope(np.zeros_like(d), sizes)
+    has = sizes > 0.0
+    all_s, all_dd, all_dp = mixed
+    return (np.where(first, dec_s + np.where(has, pre_s, 0.0), all_s), np.where(first, np.broadcast_to(dec_dd, all_dd.shape), all_dd),
+            np.where(first, np.where(has, pre_dp, 0.0), all_dp))  # fmt: skip
+
+
 def at_rate(step: StepModel, pp: ArrayLike, budget: float, traffic: Traffic, rate: ArrayLike) -> Loaded:
     """Metrics of replicas receiving ``rate`` requests/s (inverts ``λ(x) = x/τ(x)`` by bisection).
 
     Where the rate exceeds what the replica can carry, the result is unstable (``stable`` is False).
+
+    An engine whose CUDA graphs stop at ``G`` decoders has a round that jumps where ``d`` crosses ``G`` (the
+    launches bind above it), so ``λ(x)`` falls there before it rises again, and a rate below the fall is met
+    twice: by ``d < G`` and by a slower ``d > G``. A replica that starts empty settles on the first, the
+    smallest ``x`` whose ``λ(x)`` reaches the rate: the bisection runs on the step with every batch graphed
+    (``λ`` increasing, equal below ``G``), and only where its answer lies past ``G`` again on the step as it is,
+    from there.
     """
     pp_a = np.asarray(pp, dtype=float)
     lam = np.asarray(rate, dtype=float)
     shape = np.broadcast_shapes(pp_a.shape, traffic.input_tokens.shape, lam.shape)
     o1 = traffic.decode_steps
-    hi = np.broadcast_to(budget * pp_a / np.maximum(traffic.input_tokens, 1.0) + traffic.slots / (o1 + 1.0), shape).astype(float)
+    top = np.broadcast_to(budget * pp_a / np.maximum(traffic.input_tokens, 1.0) + traffic.slots / (o1 + 1.0), shape).astype(float)
     lam_b = np.broadcast_to(lam, shape)
 
-    def under(rows: NDArray[np.int64] | None, x: F) -> NDArray[np.bool_]:
-        return np.asarray(at_arrivals_of(step, pp_a, budget, traffic, rows, x, ttft=False).rate < of_rows(lam_b, rows))
+    def under_on(model: StepModel) -> Callable[[NDArray[np.int64] | None, F], NDArray[np.bool_]]:
+        def under(rows: NDArray[np.int64] | None, x: F) -> NDArray[np.bool_]:
+            return np.asarray(at_arrivals_of(model, pp_a, budget, traffic, rows, x, ttft=False).rate < of_rows(lam_b, rows))
 
-    _, hi = bisect_rows(under, np.zeros(shape), hi, _RATE_BISECTIONS)
+        return under
+
+    graphed = step.all_graphed()
+    _, hi = bisect_rows(under_on(graphed), np.zeros(shape), top, _RATE_BISECTIONS)
+    if graphed is not step:  # past a graph cap: the smallest load on the step as it is, from there on
+        assert step.graph_max is not None
+        pp_b = np.broadcast_to(pp_a, shape)
+        past = np.flatnonzero(hi * np.broadcast_to(o1, shape) / pp_b > np.broadcast_to(step.graph_max, shape))
+        if past.size:
+            sub, sub_pp, sub_tr, sub_lam = step.take(past), pp_b[past], traffic.take(past), lam_b[past]
+
+            def under_past(rows: NDArray[np.int64] | None, x: F) -> NDArray[np.bool_]:
+                return np.asarray(at_arrivals_of(sub, sub_pp, budget, sub_tr, rows, x, ttft=False).rate < of_rows(sub_lam, rows))
+
+            _, hi_past = bisect_rows(under_past, hi[past].copy(), top[past].copy(), _RATE_BISECTIONS)
+            hi = hi.copy()
+            hi[past] = hi_past
     out = at_arrivals(step, pp_a, budget, traffic, hi)
     reached = out.rate >= lam * (1 - 1e-6)
     inf = np.full(shape, np.inf)

@@ -411,6 +411,22 @@ class StepModel:
                    cat("expert_per_token"), first.num_experts, first.experts_per_token, cat("net"), cat("overhead_s"),
                    first.decode_tokens, *_concat_host(parts))  # fmt: skip
 
+    def all_graphed(self) -> StepModel:
+        """The model with every decode batch replayed from a graph (no graph cap): the same where ``d ≤ G``, faster above.
+
+        Eager candidates keep their launch floor. The model itself where none has a cap.
+        """
+        if self.host_s is None or self.graph_max is None or not np.any(self.graph_max >= 0.0):
+            return self
+        eager = self.graph_max < 0.0
+        if not eager.any():
+            return StepModel(self.flops, self.bytes, self.peak, self.bandwidth, self.expert_fixed, self.expert_per_touched,
+                             self.expert_per_token, self.num_experts, self.experts_per_token, self.net, self.overhead_s,
+                             self.decode_tokens)  # fmt: skip
+        return StepModel(self.flops, self.bytes, self.peak, self.bandwidth, self.expert_fixed, self.expert_per_touched,
+                         self.expert_per_token, self.num_experts, self.experts_per_token, self.net, self.overhead_s,
+                         self.decode_tokens, np.where(eager, self.host_s, 0.0), np.where(eager, -np.inf, np.inf))  # fmt: skip
+
     def one(self, k: int) -> Callable[[int, int], float]:
         """Scalar step time of candidate ``k``: ``f(decode_seqs, prefill_tokens) -> seconds`` (for the simulator)."""
         single = self.take(np.array([k]))

@@ -1,0 +1,86 @@
+"""The load model of a prefill-first engine (SGLang, vLLM v0), and of one whose CUDA graphs stop at a batch size."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+from aicap.hardware_db import load_catalogue
+from aicap.sizing.core.deployment import Deployment
+from aicap.sizing.core.engines import engine_for
+from aicap.sizing.perf import memory
+from aicap.sizing.serve.capacity import capacity
+from aicap.sizing.serve.load import Traffic, at_arrivals, at_rate
+from aicap.sizing.serve.step_model import Hardware, StepModel
+from aicap.sizing.sim.arrivals import arrival_times
+from aicap.sizing.sim.engine import Requests, simulate
+from tests.sizing.test_load import BUDGET, CASES, affine, replica, traffic
+
+CAT = load_catalogue()
+
+
+def test_a_round_with_prompts_is_a_prefill_step_then_a_decode_step() -> None:
+    """Affine step a + b·d + c·p: prefill-first rounds cost a more than mixed ones wherever prompts arrive."""
+    a, b, c, i, o = 0.010, 2e-5, 4e-6, 1500.0, 300.0
+    step, x = affine(a, b, c), np.array([2.0])  # two prompts a round: nearly every round prefills
+    mixed = at_arrivals(step, np.ones(1), BUDGET, traffic(i, o), x)
+    first = at_arrivals(step, np.ones(1), BUDGET, dataclasses.replace(traffic(i, o), prefill_first=np.ones(1)), x)
+    p0 = np.exp(-x[0] * i / min(i, BUDGET - x[0] * (o - 1)))  # rounds without a prompt (Poisson lumps, one lump a prompt)
+    assert float(first.round_s[0] - mixed.round_s[0]) == pytest.approx(a * (1 - p0), rel=0.05)
+    assert float(first.tpot_s[0]) > float(mixed.tpot_s[0])
+
+
+@pytest.mark.parametrize("case", CASES[:5], ids=["8b-h100", "70b-h100-tp2", "70b-h100-tp2pp2", "8b-a10g", "mixtral-h100-tp2"])
+def test_prefill_first_promises_hold_in_simulation(case: tuple[str, str, int, int, int, int, float, float, str]) -> None:
+    """Near capacity the mixed-step model put a prefill-first engine's TPOT p99 up to 20% under the simulator's."""
+    step, tr, cfg = replica(case)
+    first, cfg_first = dataclasses.replace(tr, prefill_first=np.ones(1)), dataclasses.replace(cfg, prefill_first=True)
+    pp = np.array([case[3]])
+    cap = float(capacity(step, pp, BUDGET, first, case[6], case[7]).rate[0])
+    assert 0 < cap <= float(capacity(step, pp, BUDGET, tr, case[6], case[7]).rate[0])  # a prefill step costs capacity
+    rate, n = 0.9 * cap, 6000
+    promised = at_rate(step, pp, BUDGET, first, np.array([rate]))
+    res = simulate(step.one(0), Requests(arrival_times(rate, n, seed=3), np.full(n, case[4]), np.full(n, case[5])), cfg_first)
+    assert res.stable
+    assert res.percentile("tpot", 0.99) == pytest.approx(float(promised.tpot_s[0]), rel=0.10)
+    ttft = res.percentile("ttft", 0.99)
+    assert ttft <= float(promised.ttft_s[0]) * 1.1 and float(promised.ttft_s[0]) <= ttft * 1.6  # TTFT kept the mixed step's: conservative
+
+
+def _sglang_replica(model: str, i: float, o: float) -> tuple[StepModel, Traffic, float]:
+    dev = CAT.device("h100-sxm")
+    eng = engine_for(CAT, "sglang")
+    rt, eff = eng.on(dev), eng.efficiency(CAT, dev)
+    dep = Deployment(CAT.model(model), dev, eff, rt, 1, 1, 1, "fp8", "fp8")
+    slots = float(min(memory.max_batch(dep, 1, 1, i, i + o), rt.max_batch))
+    step = StepModel.build(
+        dep, Hardware.of([(dev, eff)], "fp8", "fp8"), np.array([1]), np.array([1]), 1, np.array([i + o / 2]), np.array([i])
+    )
+    tr = Traffic(*(np.array([v]) for v in (i, o, i, slots, 0.99, 1.0, 1.0)), overhead_s=rt.request_overhead_ms * 1e-3, lag_rounds=1.0,
+                 prefill_first=np.ones(1))  # fmt: skip
+    graph = rt.graph_max_batch(1)
+    assert graph is not None
+    return step, tr, float(graph)
+
+
+def test_a_rate_met_below_the_graph_cap_is_met_there() -> None:
+    """Past SGLang's graph cap (256 decoders on an H100 at TP1) the round jumps by the launches and the rate falls, so a rate
+    below the fall is met twice; a replica that starts empty runs the smaller load, as the simulator does."""
+    step, tr, graph = _sglang_replica("qwen3-30b-a3b", 800.0, 200.0)
+    x_g = graph / 199.0  # arrivals per round at which d = x·(O − 1) reaches the cap
+    below, above = (at_arrivals(step, np.ones(1), float(BUDGET), tr, np.array([x_g * f])) for f in (0.98, 1.02))
+    assert float(above.round_s[0]) > 1.5 * float(below.round_s[0]) and float(above.rate[0]) < 0.8 * float(below.rate[0])
+    rate = 0.6 * float(below.rate[0])
+    got = at_rate(step, np.ones(1), float(BUDGET), tr, np.array([rate]))
+    graphed = at_rate(step.all_graphed(), np.ones(1), float(BUDGET), tr, np.array([rate]))
+    assert float(got.arrivals_per_round[0]) * 199.0 < graph
+    assert float(got.round_s[0]) == pytest.approx(float(graphed.round_s[0]), rel=1e-9)
+    # A rate only the slower branch carries is met there, at the smallest load that carries it.
+    high = 1.1 * float(below.rate[0])
+    past = at_rate(step, np.ones(1), float(BUDGET), tr, np.array([high]))
+    assert float(past.arrivals_per_round[0]) * 199.0 > graph and np.isfinite(past.tpot_s[0])
+    assert float(at_arrivals(step, np.ones(1), float(BUDGET), tr, past.arrivals_per_round).rate[0]) == pytest.approx(high, rel=1e-3)
+    g = step.all_graphed()
+    assert g.host_s is None and g.all_graphed() is g  # nothing capped is left to lift
