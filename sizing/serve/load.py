@@ -356,12 +356,14 @@ def _at_arrivals(step: StepModel, pp_a: F, budget: float, traffic: Traffic, xa: 
     head = np.broadcast_to(np.minimum(wanted, room), (top + 1, *shape))
     sizes = np.concatenate([head, np.stack([np.broadcast_to(v, shape) for v in extra])])
     all_s, all_dd, all_dp = step.seconds_and_slope(d, sizes)
-    first = np.broadcast_to(np.asarray(traffic.prefill_first, dtype=float) > 0.0, xa.shape)
-    if first.any():  # prefill-first: a round with prompts is a prefill step, then a decode step
+    takes = wanted >= room  # a round whose prompts fill the budget
+    if np.any(traffic.prefill_first):  # prefill-first: a round with prompts is a prefill step, then a decode step
+        first = np.broadcast_to(np.asarray(traffic.prefill_first, dtype=float) > 0.0, xa.shape)
         all_s, all_dd, all_dp = _prefill_first(step, d, sizes, first, (all_s, all_dd, all_dp))
+        takes = takes & ~first  # its decode step has a budget of its own
     rounds, rounds_dd, rounds_dp = all_s[: top + 1], all_dd[: top + 1], all_dp[: top + 1]  # (top+1, n): round time with m lumps
     # One more decoding sequence takes one token of the budget from a round that fills it (in a mixed step).
-    rounds_dd = rounds_dd - np.where((wanted >= room) & ~first, rounds_dp, 0.0)
+    rounds_dd = rounds_dd - np.where(takes, rounds_dp, 0.0)
     # Lumps in a round are the arrivals during the previous one, so a long round begets a long round:
     # with c the marginal seconds of a lump and ρ_p = λ_L·c the prefill load, the count's variance grows
     # by 1/(1 − ρ_p²) (a branching process). One pass without that feedback gives λ, then ρ_p.
