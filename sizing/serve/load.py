@@ -520,7 +520,8 @@ def _prefill_first(step: StepModel, d: F, sizes: F, first: NDArray[np.bool_], mi
     is never shorter than the mixed step ``T(d, p)`` (each group's ``max`` is subadditive and its constants
     are non-negative): bounds computed on mixed steps still bound it. ``∂/∂d`` is the decode step's and
     ``∂/∂p`` the prefill step's. The token budget is left as a mixed step's (``C − d`` for prompts), which
-    undercounts a prefill step's room: conservative.
+    undercounts a prefill step's room: conservative. A request's own prefill in its TTFT is its prefill steps
+    (:mod:`aicap.sizing.serve.ttft`).
     """
     dec_s, dec_dd, _ = step.seconds_and_slope(d, 0.0)
     pre_s, _, pre_dp = step.seconds_and_slope(np.zeros_like(d), sizes)

@@ -2,7 +2,9 @@
 
 Part of the load model (:mod:`aicap.sizing.serve.load`), which supplies the round types, their
 probabilities and durations at a load; this module turns them into the ``q`` quantile of the time
-from arrival to the end of the request's prefill.
+from arrival to the end of the request's prefill. Its own prefill takes ``⌈t/C⌉`` steps of ``T(d, chunk)`` (mixed
+steps), or, on an engine that prefills first, ``⌈t/C⌉·T(0, chunk) + (⌈t/C⌉ − 1)·T(d, 0)``: prefill steps with a
+decode step between two of its chunks.
 """
 
 from __future__ import annotations
@@ -177,7 +179,13 @@ def _pieces(step: StepModel, pp: F, d: F, room: F, lump: F, pmf: F, rounds: F, l
         extra = np.stack([np.zeros(over_tail.shape), over_tail])
     tokens = prompts[:, None, None, :] + mine[None, None, :, :] * lump + extra[None, :, None, :]  # (B, C, K, n)
     shared = tokens + late * lump  # with those behind it in its last round
-    own = (np.ceil(tokens / room) * step.seconds(d, np.minimum(shared, room))).reshape(-1, kmax + 1, q.shape[-1] if q.ndim else 1)
+    chunks = np.ceil(tokens / room)
+    own = chunks * step.seconds(d, np.minimum(shared, room))
+    if np.any(traffic.prefill_first):  # its chunks run as prefill steps, a decode step between two (module docstring of load)
+        first = np.broadcast_to(np.asarray(traffic.prefill_first, dtype=float) > 0.0, own.shape)
+        alone = chunks * step.seconds(np.zeros_like(d), np.minimum(shared, room)) + (chunks - 1.0) * step.seconds(d, 0.0)
+        own = np.where(first, alone, own)
+    own = own.reshape(-1, kmax + 1, q.shape[-1] if q.ndim else 1)
     weights_bc = (shares[:, None, None, :] * case[None]).reshape(-1, kmax + 1, q.shape[-1] if q.ndim else 1)  # (B·C, K, n)
     n = q.shape[-1] if q.ndim else 1
     coef = (weights_bc[:, :, None, :] * (weight[None, :, :] * ahead)[None]).reshape(-1, n)  # (B·C·K·J, n); (K, J, n) product first
