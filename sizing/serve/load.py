@@ -561,7 +561,8 @@ def at_rate(step: StepModel, pp: ArrayLike, budget: float, traffic: Traffic, rat
     if graphed is not step:  # past a graph cap: the smallest load on the step as it is, from there on
         assert step.graph_max is not None
         pp_b = np.broadcast_to(pp_a, shape)
-        past = np.flatnonzero(hi * np.broadcast_to(o1, shape) / pp_b > np.broadcast_to(step.graph_max, shape))
+        cap = np.broadcast_to(step.graph_max, shape)  # -inf: an eager row, the same on both models
+        past = np.flatnonzero((cap >= 0.0) & (hi * np.broadcast_to(o1, shape) / pp_b > cap))
         if past.size:
             sub, sub_pp, sub_tr, sub_lam = step.take(past), pp_b[past], traffic.take(past), lam_b[past]
 

@@ -84,3 +84,24 @@ def test_a_rate_met_below_the_graph_cap_is_met_there() -> None:
     assert float(at_arrivals(step, np.ones(1), float(BUDGET), tr, past.arrivals_per_round).rate[0]) == pytest.approx(high, rel=1e-3)
     g = step.all_graphed()
     assert g.host_s is None and g.all_graphed() is g  # nothing capped is left to lift
+
+
+def test_rows_of_other_engines_are_inverted_as_on_their_own() -> None:
+    """A capped row beside an eager one and a graphed one (one evaluation, as the planner batches them): each row's load is
+    the one its own model gives."""
+    capped, tr, _ = _sglang_replica("qwen3-30b-a3b", 800.0, 200.0)
+    dev = CAT.device("h100-sxm")
+    eff = CAT.efficiency_for(dev)
+    models = [capped]
+    for eager in (True, False):
+        rt = engine_for(CAT, "vllm", eager=eager).on(dev)
+        dep = Deployment(CAT.model("qwen3-30b-a3b"), dev, eff, rt, 1, 1, 1, "fp8", "fp8")
+        models.append(StepModel.build(dep, Hardware.of([(dev, eff)], "fp8", "fp8"), np.array([1]), np.array([1]), 1, np.array([900.0]),
+                                      np.array([800.0])))  # fmt: skip
+    both = StepModel.concat(models)
+    tr3 = tr.take(np.zeros(3, dtype=np.int64))
+    rate = np.array([12.0, 3.0, 12.0])
+    together = at_rate(both, np.ones(3), float(BUDGET), tr3, rate)
+    for k, m in enumerate(models):
+        alone = at_rate(m, np.ones(1), float(BUDGET), tr, rate[k : k + 1])
+        assert float(together.arrivals_per_round[k]) == pytest.approx(float(alone.arrivals_per_round[0]), rel=1e-9)
