@@ -117,18 +117,29 @@ def launch_s(dep: Deployment, tp: ArrayLike | None = None) -> F:
 
 
 def graph_max_batch(dep: Deployment, tp: ArrayLike | None = None) -> F:
-    """Largest decode batch ``G`` replayed from a CUDA graph, shaped as ``tp`` (``inf`` where the engine has no cap; ``-inf`` eager)."""
+    """Largest decode batch ``G`` replayed from a CUDA graph, shaped as ``tp`` (``inf`` where the engine has no cap; ``-inf`` eager).
+
+    Each distinct degree is looked up once with :meth:`~aicap.sizing.core.specs.efficiency.RuntimeSpec.graph_max_batch`.
+    """
     rt = dep.runtime
     tp_a = np.asarray(dep.tp if tp is None else tp, dtype=float)
     if rt.eager:
         return np.full(tp_a.shape, -np.inf)
     if rt.cuda_graph_max_batch is None:
         return np.full(tp_a.shape, np.inf)
-    caps = rt.cuda_graph_max_batch
-    cap = np.full(tp_a.shape, float(caps[1]))
-    for least in sorted(caps):  # each cap applies from its tensor-parallel degree on
-        cap = np.where(tp_a >= least, float(caps[least]), cap)
-    return np.asarray(cap, dtype=float)
+    degrees, back = np.unique(tp_a, return_inverse=True)
+    caps = np.array([float(rt.graph_max_batch(int(t)) or np.inf) for t in degrees])
+    return np.asarray(caps[back].reshape(tp_a.shape), dtype=float)
+
+
+def launched(decode_seqs: ArrayLike, prefill_tokens: ArrayLike, cap: ArrayLike) -> NDArray[np.bool_]:
+    """Whether a step launches its kernels from the host (module docstring), given the graph cap ``G`` (``-inf``: eager).
+
+    ``d > G`` and, unless the engine is eager, ``p = 0``: the rule :func:`step_host_s`, the step model and the
+    simulator's per-context costs share.
+    """
+    g = np.asarray(cap, dtype=float)
+    return np.asarray((np.asarray(decode_seqs, dtype=float) > g) & ((np.asarray(prefill_tokens, dtype=float) <= 0.0) | (g < 0.0)))
 
 
 def step_host_s(dep: Deployment, decode_seqs: ArrayLike, prefill_tokens: ArrayLike, tp: ArrayLike | None = None) -> F:
@@ -140,13 +151,10 @@ def step_host_s(dep: Deployment, decode_seqs: ArrayLike, prefill_tokens: ArrayLi
         A step runs eagerly but the runtime has no launch counts.
     """
     rt = dep.runtime
-    if rt.eager:
-        return eager_host_s(dep, tp)
-    if rt.cuda_graph_max_batch is None:
+    if not rt.eager and rt.cuda_graph_max_batch is None:
         return np.zeros(())
     tp_a = np.asarray(dep.tp if tp is None else tp, dtype=float)
-    d, p = np.asarray(decode_seqs, dtype=float), np.asarray(prefill_tokens, dtype=float)
-    over = (d > graph_max_batch(dep, tp_a)) & (p <= 0.0)
+    over = launched(decode_seqs, prefill_tokens, graph_max_batch(dep, tp_a))
     if not np.any(over):
         return np.zeros(np.broadcast_shapes(over.shape, tp_a.shape))
     return np.asarray(np.where(over, launch_s(dep, tp_a), 0.0), dtype=float)

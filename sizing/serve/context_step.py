@@ -41,6 +41,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from aicap.sizing.core.deployment import Deployment
+from aicap.sizing.perf.launches import launched
 from aicap.sizing.serve.step import engine_costs
 from aicap.sizing.serve.step_model import Hardware, StepModel
 
@@ -147,10 +148,7 @@ class ContextStep:
         m = self.model
         if m.host_s is None:
             return False
-        if m.graph_max is None:
-            return True
-        cap = float(m.graph_max[0])
-        return cap < 0.0 or (p <= 0.0 and d > cap)
+        return m.graph_max is None or bool(launched(d, p, m.graph_max[0]))
 
     def __call__(self, decode_seqs: int, prefill_tokens: int, /) -> float:
         """Seconds of a step with every decoding sequence at the built context and every prefill token at the built span."""

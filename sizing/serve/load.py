@@ -550,26 +550,22 @@ def at_rate(step: StepModel, pp: ArrayLike, budget: float, traffic: Traffic, rat
     top = np.broadcast_to(budget * pp_a / np.maximum(traffic.input_tokens, 1.0) + traffic.slots / (o1 + 1.0), shape).astype(float)
     lam_b = np.broadcast_to(lam, shape)
 
-    def under_on(model: StepModel) -> Callable[[NDArray[np.int64] | None, F], NDArray[np.bool_]]:
-        def under(rows: NDArray[np.int64] | None, x: F) -> NDArray[np.bool_]:
-            return np.asarray(at_arrivals_of(model, pp_a, budget, traffic, rows, x, ttft=False).rate < of_rows(lam_b, rows))
+    def under(model: StepModel, pp_r: F, tr: Traffic, lam_r: F) -> Callable[[NDArray[np.int64] | None, F], NDArray[np.bool_]]:
+        def below(rows: NDArray[np.int64] | None, x: F) -> NDArray[np.bool_]:
+            return np.asarray(at_arrivals_of(model, pp_r, budget, tr, rows, x, ttft=False).rate < of_rows(lam_r, rows))
 
-        return under
+        return below
 
     graphed = step.all_graphed()
-    _, hi = bisect_rows(under_on(graphed), np.zeros(shape), top, _RATE_BISECTIONS)
+    _, hi = bisect_rows(under(graphed, pp_a, traffic, lam_b), np.zeros(shape), top, _RATE_BISECTIONS)
     if graphed is not step:  # past a graph cap: the smallest load on the step as it is, from there on
         assert step.graph_max is not None
         pp_b = np.broadcast_to(pp_a, shape)
         cap = np.broadcast_to(step.graph_max, shape)  # -inf: an eager row, the same on both models
         past = np.flatnonzero((cap >= 0.0) & (hi * np.broadcast_to(o1, shape) / pp_b > cap))
         if past.size:
-            sub, sub_pp, sub_tr, sub_lam = step.take(past), pp_b[past], traffic.take(past), lam_b[past]
-
-            def under_past(rows: NDArray[np.int64] | None, x: F) -> NDArray[np.bool_]:
-                return np.asarray(at_arrivals_of(sub, sub_pp, budget, sub_tr, rows, x, ttft=False).rate < of_rows(sub_lam, rows))
-
-            _, hi_past = bisect_rows(under_past, hi[past].copy(), top[past].copy(), _RATE_BISECTIONS)
+            real = under(step.take(past), pp_b[past], traffic.take(past), lam_b[past])
+            _, hi_past = bisect_rows(real, hi[past].copy(), top[past].copy(), _RATE_BISECTIONS)
             hi = hi.copy()
             hi[past] = hi_past
     out = at_arrivals(step, pp_a, budget, traffic, hi)

@@ -87,9 +87,9 @@ def decode_time(dep: Deployment, batch: ArrayLike, context: ArrayLike, tp: Array
     operator group of their own (:func:`~aicap.sizing.serve.step.draft_cost`); the step then emits ``E``
     tokens per sequence on average (``dep.tokens_per_step``).
     """
+    # A decode-only step: launched from the host where the engine is eager or the micro-batch is over its graph cap.
     dec = step_time(dep, batch, float(dep.verify_tokens), context, tp, pp, ep)
-    if dep.runtime.cuda_graph_max_batch is not None and not dep.runtime.eager:  # a micro-batch over the graph cap launches its kernels
-        dec = replace(dec, host_s=step_host_s(dep, micro_batch(batch, pp), 0.0, tp))
+    dec = replace(dec, host_s=step_host_s(dep, micro_batch(batch, pp), 0.0, tp))
     draft = draft_cost(dep, micro_batch(batch, pp), context, tp)  # none with data-parallel attention (Deployment.check)
     if draft is None:
         return dec

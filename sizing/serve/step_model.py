@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -18,7 +18,7 @@ from numpy.typing import ArrayLike, NDArray
 from aicap.sizing.core.deployment import Deployment
 from aicap.sizing.core.dtypes import compute_dtype
 from aicap.sizing.core.specs import DeviceSpec, EfficiencySpec
-from aicap.sizing.perf.launches import graph_max_batch, launch_s
+from aicap.sizing.perf.launches import graph_max_batch, launch_s, launched
 from aicap.sizing.perf.operators import expert_bytes_terms
 from aicap.sizing.perf.roofline import attention_projections_16bit, moe_layer_count, network_time
 from aicap.sizing.serve.smoothing import DecodeKinks
@@ -236,10 +236,7 @@ class StepModel:
         device = np.einsum("...in->...n", parts) + self.net[0] + self.net[1] * n
         host = self.host_s
         if host is not None and self.graph_max is not None:  # graphs up to G: a decode-only step over G pays H, others as eager or not
-            over = d > self.graph_max
-            if px is not None:
-                over = over & ((p <= 0.0) | (self.graph_max < 0.0))
-            host = np.where(over, host, 0.0)
+            host = np.where(launched(d, 0.0 if px is None else p, self.graph_max), host, 0.0)
         if host is None:
             total = np.asarray(device + self.overhead_s, dtype=float)
         else:
@@ -420,12 +417,8 @@ class StepModel:
             return self
         eager = self.graph_max < 0.0
         if not eager.any():
-            return StepModel(self.flops, self.bytes, self.peak, self.bandwidth, self.expert_fixed, self.expert_per_touched,
-                             self.expert_per_token, self.num_experts, self.experts_per_token, self.net, self.overhead_s,
-                             self.decode_tokens)  # fmt: skip
-        return StepModel(self.flops, self.bytes, self.peak, self.bandwidth, self.expert_fixed, self.expert_per_touched,
-                         self.expert_per_token, self.num_experts, self.experts_per_token, self.net, self.overhead_s,
-                         self.decode_tokens, np.where(eager, self.host_s, 0.0), np.where(eager, -np.inf, np.inf))  # fmt: skip
+            return replace(self, host_s=None, graph_max=None)
+        return replace(self, host_s=np.where(eager, self.host_s, 0.0), graph_max=np.where(eager, -np.inf, np.inf))
 
     def one(self, k: int) -> Callable[[int, int], float]:
         """Scalar step time of candidate ``k``: ``f(decode_seqs, prefill_tokens) -> seconds`` (for the simulator)."""

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
 from aicap.sizing.core.documents import Fraction, NonNegFloat, PosFloat, PosInt
 from aicap.sizing.core.dtypes import BYTES_PER_ELEMENT
@@ -183,6 +183,18 @@ class ProjectedAdmission(BaseModel):
     source: str = Field(min_length=1)
 
 
+def _from_tp_one(caps: dict[int, int]) -> dict[int, int]:
+    """Check a table of CUDA-graph batch caps by smallest tensor-parallel degree: it must start at ``tp = 1``."""
+    if 1 not in caps:
+        raise ValueError(f"cuda_graph_max_batch needs a cap for tensor-parallel degree 1 (keys are the smallest degree each cap "
+                         f"applies from); got keys {sorted(caps)}")  # fmt: skip
+    return caps
+
+
+GraphCaps = Annotated[dict[PosInt, PosInt], AfterValidator(_from_tp_one)]
+"""CUDA-graph batch caps keyed by the smallest tensor-parallel degree each applies from (starting at 1)."""
+
+
 class RuntimeSpec(BaseModel):
     """Conventions of the serving runtime that the memory and time model assume.
 
@@ -220,7 +232,7 @@ class RuntimeSpec(BaseModel):
     shares_step_budget: bool = False  # with data-parallel attention the groups share max_prefill_tokens (SGLang divides it by dp)
     eager: bool = False  # kernels launched one by one from the host (vLLM --enforce-eager): steps pay eager_launches
     eager_launches: EagerLaunches | None = None
-    cuda_graph_max_batch: dict[PosInt, PosInt] | None = None  # {smallest tp: largest graphed decode batch}; None: no cap
+    cuda_graph_max_batch: GraphCaps | None = None  # {smallest tp: largest graphed decode batch}; None: no cap
     admission: ProjectedAdmission | None = None  # None: a request is admitted when its prompt's KV blocks are free (vLLM)
     default_engine: str | None = None
     sparse_speedup: dict[str, PosFloat] = Field(
@@ -234,11 +246,6 @@ class RuntimeSpec(BaseModel):
     @classmethod
     def _known_formats(cls, v: dict[str, T]) -> dict[str, T]:
         return _known_dtypes(v)
-
-    @field_validator("cuda_graph_max_batch")
-    @classmethod
-    def _graph_caps(cls, v: dict[int, int] | None) -> dict[int, int] | None:
-        return graph_caps(v)
 
     def graph_max_batch(self, tp: int) -> int | None:
         """Largest decode batch replayed from a CUDA graph at tensor-parallel degree ``tp`` (``None``: no cap)."""
@@ -256,14 +263,6 @@ class RuntimeSpec(BaseModel):
             f"{self.max_prefill_tokens:,} tokens (max_prefill_tokens; raise it in an engine overlay, "
             "or use an engine that chunks)"
         )
-
-
-def graph_caps(caps: dict[int, int] | None) -> dict[int, int] | None:
-    """Check a table of CUDA-graph batch caps by smallest tensor-parallel degree: it must start at ``tp = 1``."""
-    if caps is not None and 1 not in caps:
-        raise ValueError(f"cuda_graph_max_batch needs a cap for tensor-parallel degree 1 (keys are the smallest degree each cap "
-                         f"applies from); got keys {sorted(caps)}")  # fmt: skip
-    return caps
 
 
 def _known_dtypes(table: dict[str, T]) -> dict[str, T]:

@@ -25,7 +25,7 @@ from aicap.sizing.core.documents import Fraction, NonNegFloat, PosFloat, PosInt
 from aicap.sizing.core.dtypes import KV_DTYPES, WEIGHT_DTYPES
 from aicap.sizing.core.errors import excerpt
 from aicap.sizing.core.specs.device import DeviceSpec
-from aicap.sizing.core.specs.efficiency import EfficiencySpec, ProjectedAdmission, RuntimeSpec, graph_caps
+from aicap.sizing.core.specs.efficiency import EfficiencySpec, GraphCaps, ProjectedAdmission, RuntimeSpec
 
 MemoryPolicy = Literal["total", "free"]
 
@@ -83,13 +83,8 @@ class DeviceRule(BaseModel):
     max_running_requests: PosInt | None = None
     max_prefill_tokens: PosInt | None = None
     memory_fraction: Fraction | None = None
-    cuda_graph_max_batch: dict[PosInt, PosInt] | None = None
+    cuda_graph_max_batch: GraphCaps | None = None
     source: str = Field(min_length=1)
-
-    @field_validator("cuda_graph_max_batch")
-    @classmethod
-    def _graph_caps(cls, v: dict[int, int] | None) -> dict[int, int] | None:
-        return graph_caps(v)
 
     def applies(self, device: DeviceSpec) -> bool:
         """Whether ``device`` gets these defaults."""
@@ -154,14 +149,8 @@ class CudaGraphs(BaseModel):
 
     model_config = ConfigDict(defer_build=True, extra="forbid", frozen=True, allow_inf_nan=False)
 
-    max_batch: dict[PosInt, PosInt]
+    max_batch: GraphCaps
     source: str = Field(min_length=1)
-
-    @field_validator("max_batch")
-    @classmethod
-    def _graph_caps(cls, v: dict[int, int]) -> dict[int, int]:
-        graph_caps(v)
-        return v
 
 
 class DpAttention(BaseModel):
