@@ -31,16 +31,23 @@ arrivals'), widened further for the feedback of long rounds. So a round that hol
 likely in the round in progress (TTFT) and in the round-time spread (TPOT) as the traffic makes it.
 
 * **TTFT** = residual of the round in progress (uniform on ``[0, τ]``) + its own prefill + a wait for
-  a free slot; on an engine with overlap scheduling (``lag_rounds = 1``) plus one round ``τ`` when the
-  request finds the engine busy, as the simulator has it (:mod:`aicap.sizing.sim.engine`). Its own
-  prefill runs ``r = ⌈(I_q + m_q·I/k)/(C − d)⌉`` rounds of ``T(d, min(C − d, I_q + m_q·I/k))``, where
-  ``I_q`` is the prompt length at ``q`` and ``m_q`` the ``q`` quantile of the prompts that arrive in the
-  same round (Poisson with mean ``x``; its spread scaled by the arrival coefficient of variation ``cv``), shared
-  with its micro-batch as if spread evenly over ``k = min(m_q + 1, pp)`` of them (:mod:`aicap.sizing.serve.ttft`).
+  the budget and for a free slot; on an engine with overlap scheduling (``lag_rounds = 1``) plus one round ``τ``
+  when the request finds the engine busy, as the simulator has it (:mod:`aicap.sizing.sim.engine`). Its own
+  prefill runs ``r = ⌈(I_q + m_q·I/k)/(C − d)⌉`` rounds, the last with what is left of it and of the ``m_q``
+  prompts that arrive in the same round (all of them: the step ends when the last is done), where ``I_q`` is the
+  prompt length at ``q`` and ``m_q`` the ``q`` quantile of those co-arrivals (Poisson with mean ``x``; negative
+  binomial for bursty arrivals, counting the company an arrival brings), shared with its micro-batch as if spread
+  evenly over ``k = min(m_q + 1, pp)`` of them (:mod:`aicap.sizing.serve.ttft`). On an engine that prefills first
+  (``prefill_first``) the request waits out the step in progress, prefill or decode, not the round; its prefill
+  steps decode nothing, have the whole budget ``C`` and run back to back. Prompts shorter than the budget share
+  rounds: they wait for the budget only behind a backlog of tokens earlier rounds could not take (Kingman's bound
+  for the discrete-time queue, :func:`_backlog_s`); a longer one waits for the long prompts ahead (M/D/1, its mean
+  scaled by ``cv²``: Kingman's for deterministic service).
   The slot wait is the M/M/c (Erlang C) wait with ``c`` the slots memory allows and service time the request's life
-  (:mod:`aicap.sizing.serve.queueing`), scaled by ``(1 + cv²)/2`` (Kingman). The components are
-  combined as ``Σ mean_i + sqrt(Σ (q_i − mean_i)²)``: independent parts do not all hit their tail
-  at once.
+  (:mod:`aicap.sizing.serve.queueing`), of the equivalent system of ``c/z`` slots at ``λ/z`` (Hayward; ``z`` the running
+  count's peakedness, below). The mixture's
+  quantile and the waits are combined as ``mix_q + Σ mean_i + sqrt(Σ (q_i − mean_i)²)`` over the waits: independent
+  waits do not all hit their tail at once.
 * **TPOT** = ``τ + τ'·Var(n)/n + w_q·sqrt((2/3)·D² + M² + D·M)`` with the drift ``D = τ'·sd(n)`` and the
   mix ``M = σ_τ·sqrt(c)/((1 − ρ_p)·sqrt(O − 1))``: the mean of a request's ``O − 1`` round times. ``n`` decoding requests drift slowly
   (``Var(n) = n·max(cv, 1)²/((1 − β)·(1 − ρ_p)²)``, ``β = τ'·n/τ`` the feedback of a longer round keeping
@@ -332,6 +339,9 @@ def _at_arrivals(step: StepModel, pp_a: F, budget: float, traffic: Traffic, xa: 
     steps = traffic.decode_steps  # per request, after its first token (O − 1 without speculative decoding)
     d = xa * steps / pp_a
     room = np.maximum(budget - d * step.decode_tokens, 1.0)
+    # An engine that prefills first runs its prompts in steps that decode nothing: they have the whole budget.
+    first = np.broadcast_to(np.asarray(traffic.prefill_first, dtype=float) > 0.0, np.shape(room))
+    room = np.where(first, float(budget), room)
     # Prompts arrive in lumps of L tokens (a long prompt is chunked into budget-sized lumps).
     lump = np.minimum(i, room)
     lumps = xa * i / lump
@@ -357,8 +367,7 @@ def _at_arrivals(step: StepModel, pp_a: F, budget: float, traffic: Traffic, xa: 
     sizes = np.concatenate([head, np.stack([np.broadcast_to(v, shape) for v in extra])])
     all_s, all_dd, all_dp = step.seconds_and_slope(d, sizes)
     takes = wanted >= room  # a round whose prompts fill the budget
-    if np.any(traffic.prefill_first):  # prefill-first: a round with prompts is a prefill step, then a decode step
-        first = np.broadcast_to(np.asarray(traffic.prefill_first, dtype=float) > 0.0, xa.shape)
+    if np.any(first):  # prefill-first: a round with prompts is a prefill step, then a decode step
         all_s, all_dd, all_dp = _prefill_first(step, d, sizes, first, (all_s, all_dd, all_dp))
         takes = takes & ~first  # its decode step has a budget of its own
     rounds, rounds_dd, rounds_dp = all_s[: top + 1], all_dd[: top + 1], all_dp[: top + 1]  # (top+1, n): round time with m lumps
@@ -433,17 +442,22 @@ def _at_arrivals(step: StepModel, pp_a: F, budget: float, traffic: Traffic, xa: 
     ttft_mix = (ttft_quantile(step, pp_a, d, room, lump, pmf, rounds, tau, lump_rate, traffic, idle, gap, chain) if ttft
                 else np.zeros_like(tau))  # fmt: skip
     use = xa * i / (room * np.minimum(np.maximum(xa, 1.0), pp_a))
-    burst = (1.0 + cv**2) / 2.0
-    # Prompts queue for the token budget. Short prompts (I ≤ C) share rounds: a share `use` of each
-    # round's budget, each prompt one round of service. A prompt longer than the budget is a job of
-    # ⌈I/C⌉ chunks that holds the budget for S = I·T(d, C)/(pp·C) seconds, at a load ρ_b = λ·S that counts
-    # time, not rounds (its rounds are the long ones). Either way an M/D/1 wait (Pollaczek–Khinchine).
+    # Prompts queue for the token budget. Short prompts (I ≤ C) share rounds, a share `use` of each round's
+    # budget: the round in progress and the prompts that share their own are the TTFT mixture's, and what holds
+    # them longer is a backlog of tokens that earlier rounds' budgets could not take (_backlog_s). A prompt longer
+    # than the budget is a job of ⌈I/C⌉ chunks that holds the budget for S = I·T(d, C)/(pp·C) seconds (on a
+    # prefill-first engine I·T(0, C)/(pp·C): its chunks run back to back), at a load ρ_b = λ·S that counts time,
+    # not rounds (its rounds are the long ones): an M/D/1 wait (Pollaczek–Khinchine).
     long = i > room
     service = np.where(long, i * full_s / (pp_a * room), np.ceil(i / room) * all_s[top + 3])
+    if np.any(first & long):  # a prefill-first engine runs a long prompt's chunks back to back, in prefill steps
+        service = np.where(first & long, i * step.seconds(np.zeros_like(d), room) / (pp_a * room), service)
     load_b = np.where(long, rate * service, use)
     ok = (use < 1.0) & (load_b < 1.0)
     safe = np.where(ok, load_b, 0.5)
-    budget_mean = np.where(ok, safe / (1.0 - safe) * burst * service / 2.0, 0.0)
+    pk_mean = safe / (1.0 - safe) * cv**2 * service / 2.0  # Kingman with deterministic service: (cv_a² + 0)/2 of S
+    backlog = _backlog_s(xa, i, span, cv, room * np.minimum(np.maximum(xa, 1.0), pp_a), tau)
+    budget_mean = np.where(ok, np.where(long | chain, pk_mean, backlog), 0.0)
     budget_q = np.where(ok & (load_b > 0), budget_mean / np.maximum(safe, 1e-12) * np.log(np.maximum(safe / (1.0 - q), 1.0)), 0.0)
     running = xa * (steps + np.maximum(i / room, 1.0))
     life = np.maximum(running / np.maximum(rate, 1e-12), tau)
@@ -511,6 +525,20 @@ def _at_arrivals(step: StepModel, pp_a: F, budget: float, traffic: Traffic, xa: 
         # Slots must hold the running count's fluctuations too: n + 3·sqrt(n·z) of them (z the peakedness).
         slot_use=np.asarray(np.maximum((running + SLOT_SIGMAS * np.sqrt(running * peak)) / slots, feedback), dtype=float),
     )
+
+
+def _backlog_s(x: F, i: F, span: F, cv: F, capacity: F, tau: F) -> F:
+    """Mean wait of short prompts for the tokens earlier rounds' budgets left behind [s].
+
+    Prompts that arrive during a round are prefilled together in the next one (the TTFT mixture holds that round and its
+    co-arrivals); they wait longer only behind a backlog, the tokens earlier rounds could not take. Rounds serve up to
+    ``K`` tokens (``capacity``) and bring ``A`` of them, mean ``μ = x·I`` and variance ``σ² = x·(E[I²] + (cv² − 1)·I²)``
+    (a compound count of prompts, ``E[I²] = Ĩ·I`` from ``span``): Kingman's bound for the discrete-time queue gives a mean
+    backlog of ``σ²/(2(K − μ))`` tokens, which take ``backlog/K`` rounds of ``τ`` seconds.
+    """
+    var = np.maximum(x * (span * i + (cv**2 - 1.0) * i**2), 0.0)
+    backlog = var / (2.0 * np.maximum(capacity - x * i, 1e-9))
+    return np.asarray(backlog / np.maximum(capacity, 1.0) * tau, dtype=float)
 
 
 def _prefill_first(step: StepModel, d: F, sizes: F, first: NDArray[np.bool_], mixed: tuple[F, F, F]) -> tuple[F, F, F]:

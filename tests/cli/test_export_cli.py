@@ -416,7 +416,7 @@ def test_a_disaggregated_plan_exports_one_llm_d_release_with_both_pools(aicap, t
     from aicap.hardware_db.launch import llmd_chart
 
     plan = tmp_path / "pd.json"
-    r = aicap("size", "--model", "llama-3.1-70b", "--rate", "5", "--input-tokens", "2000", "--output-tokens", "300", "--ttft-ms", "1500",
+    r = aicap("size", "--model", "llama-3.1-70b", "--rate", "4", "--input-tokens", "2000", "--output-tokens", "300", "--ttft-ms", "1500",
               "--tpot-ms", "40", "--cloud", "aws", "--disaggregate", "--transfer-gbps", "50", "-o", str(plan), "-f", "json")  # fmt: skip
     assert r.code == 0, r.stderr
     pools = {w["name"]: w["deployments"][0] for w in yaml.safe_load(plan.read_text())["workloads"]}

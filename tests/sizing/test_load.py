@@ -326,3 +326,20 @@ def test_a_pipeline_with_short_outputs_is_promised_what_it_runs() -> None:
             assert simulated <= float(value[0]) * (1 + PROMISE_TOLERANCE) and float(value[0]) <= simulated * CONSERVATISM, metric
         assert float(promised.running[0]) == pytest.approx(res.mean_running, rel=0.4)
         assert res.percentile("tpot", 0.99) <= case[7]
+
+
+def test_a_bursty_arrival_brings_company_into_its_prefill() -> None:
+    """Gamma arrivals with cv = 2: an arrival falls in a burst more often than a random instant does, so the prompts that share
+    its prefill are more than the window's mean (the renewal process's count around an arrival, ttft._company). Counted as
+    Poisson, the p99 TTFT was promised at 0.63-0.65 of the simulated one for 1,500-token prompts on an H100; now 0.84 at
+    half of capacity and 0.76 at 0.9 of it (docs/simulator.md: bursty tails still run low; plans say so until verified)."""
+    step, tr, cfg = replica(CASES[0])
+    bursty = dataclasses.replace(tr, arrival_cv=np.array([2.0]))
+    cap = float(capacity(step, np.ones(1), BUDGET, bursty, 10.0, 1.0).rate[0])
+    n = 20000
+    for frac in (0.5, 0.9):
+        promised = float(at_rate(step, np.ones(1), BUDGET, bursty, np.array([frac * cap])).ttft_s[0])
+        arrivals = arrival_times(frac * cap, n, seed=3, cv=2.0)
+        res = simulate(step.one(0), Requests(arrivals, np.full(n, CASES[0][4]), np.full(n, CASES[0][5])), cfg)
+        assert res.stable
+        assert 0.75 <= promised / res.percentile("ttft", 0.99) <= 1.3, (frac, promised, res.percentile("ttft", 0.99))

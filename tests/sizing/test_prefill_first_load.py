@@ -15,7 +15,7 @@ from aicap.sizing.serve.capacity import capacity
 from aicap.sizing.serve.load import Traffic, at_arrivals, at_rate
 from aicap.sizing.serve.step_model import Hardware, StepModel
 from aicap.sizing.sim.arrivals import arrival_times
-from aicap.sizing.sim.engine import Requests, simulate
+from aicap.sizing.sim.engine import EngineConfig, Requests, simulate
 from tests.sizing.test_load import BUDGET, CASES, affine, replica, traffic
 
 CAT = load_catalogue()
@@ -105,3 +105,39 @@ def test_rows_of_other_engines_are_inverted_as_on_their_own() -> None:
     for k, m in enumerate(models):
         alone = at_rate(m, np.ones(1), float(BUDGET), tr, rate[k : k + 1])
         assert float(together.arrivals_per_round[k]) == pytest.approx(float(alone.arrivals_per_round[0]), rel=1e-9)
+
+
+def _sglang_engine(model: str, i: float, o: float, budget: int) -> tuple[StepModel, Traffic, EngineConfig]:
+    """An SGLang replica on one H100 (fp8) as the load model and the simulator each see it, with a step budget of ``budget``."""
+    dev = CAT.device("h100-sxm")
+    eng = engine_for(CAT, "sglang")
+    rt, eff = eng.on(dev), eng.efficiency(CAT, dev)
+    dep = Deployment(CAT.model(model), dev, eff, rt, 1, 1, 1, "fp8", "fp8")
+    slots = float(min(memory.max_batch(dep, 1, 1, i, i + o), rt.max_batch))
+    step = StepModel.build(
+        dep, Hardware.of([(dev, eff)], "fp8", "fp8"), np.array([1]), np.array([1]), 1, np.array([i + o / 2]), np.array([i])
+    )
+    overhead = rt.request_overhead_ms * 1e-3
+    tr = Traffic(*(np.array([v]) for v in (i, o, i, slots, 0.99, 1.0, 1.0)), overhead_s=overhead, lag_rounds=1.0, prefill_first=np.ones(1))
+    cfg = EngineConfig(max_num_seqs=int(slots), max_batched_tokens=budget, kv_capacity_tokens=int(memory.kv_cache_tokens(dep, 1, 1)),
+                       request_overhead_s=overhead, prefill_first=True, overlap_scheduling=True)  # fmt: skip
+    return step, tr, cfg
+
+
+@pytest.mark.parametrize(("model", "i", "o", "budget"), [("qwen3-30b-a3b", 800.0, 200.0, 8192), ("llama-3.1-8b", 2000.0, 200.0, 2048)],
+                         ids=["moe-short-prompts", "prompts-near-the-budget"])  # fmt: skip
+def test_a_prefill_first_ttft_promise_is_near_the_simulated_one(model: str, i: float, o: float, budget: int) -> None:
+    """A request on a prefill-first engine waits out the step in progress (prefill or decode), and its prompt is prefilled in
+    a step with the whole budget. Priced as a whole round with the budget a mixed step leaves, and with short prompts queued
+    one round each, the p99 TTFT was promised 1.5x the simulated one for the MoE and 1.4-2.9x for 2,000-token prompts at a
+    2,048-token budget (SGLang plans bought 2.5x the replicas a 120 ms TTFT needs)."""
+    step, tr, cfg = _sglang_engine(model, i, o, budget)
+    cap = float(capacity(step, np.ones(1), float(budget), tr, 10.0, 1.0).rate[0])
+    n = 12000
+    # (At 0.9 of this capacity the MoE's running count crosses SGLang's graph cap of 256 now and then, and the simulated
+    # replica settles on its slower eager branch, which the capacity bound does not weigh yet.)
+    for frac in (0.5, 0.8):
+        promised = float(at_rate(step, np.ones(1), float(budget), tr, np.array([frac * cap])).ttft_s[0])
+        res = simulate(step.one(0), Requests(arrival_times(frac * cap, n, seed=3), np.full(n, int(i)), np.full(n, int(o))), cfg)
+        assert res.stable
+        assert 0.85 <= promised / res.percentile("ttft", 0.99) <= 1.3, (frac, promised, res.percentile("ttft", 0.99))

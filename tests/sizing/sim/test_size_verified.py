@@ -204,8 +204,8 @@ def test_a_verified_plan_states_the_worse_of_the_model_and_the_simulation() -> N
 
 
 def test_a_bursty_workload_is_warned_of_until_the_plan_is_verified() -> None:
-    # At cv 3 the model's p99 TTFT ran 2x below the simulated one (Llama-3.1-8B chat): the unverified plan says so,
-    # the verified one states the simulated tail and drops the warning.
+    # At cv 3 the model's tails can run low (its p99 TPOT 12% below the simulated one on a Llama-3.1-8B chat fleet): the
+    # unverified plan says so, the verified one states the larger of the two tails and drops the warning.
     from aicap.sizing.plan.sizer import BURSTY_CV, BURSTY_NOTE
 
     def fleet(cv: float) -> Fleet:
@@ -222,7 +222,10 @@ def test_a_bursty_workload_is_warned_of_until_the_plan_is_verified() -> None:
     assert not any(BURSTY_NOTE in w for w in verified.warnings)
     assert verified.verification is not None and verified.verification.holds
     (v,) = verified.verification.workloads
-    assert v.simulated_ttft_ms > v.promised_ttft_ms  # what the warning was about
+    (w,) = verified.workloads
+    assert w.ttft_ms is not None and w.ttft_ms >= max(v.promised_ttft_ms, v.simulated_ttft_ms) * (1 - 1e-3)
+    assert w.tpot_ms is not None and v.simulated_tpot_ms is not None and v.promised_tpot_ms is not None
+    assert w.tpot_ms >= max(v.promised_tpot_ms, v.simulated_tpot_ms) * (1 - 1e-3)
 
 
 def test_derate_factor_cuts_from_the_load_the_replica_missed_at() -> None:
