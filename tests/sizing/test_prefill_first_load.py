@@ -49,7 +49,8 @@ def test_prefill_first_promises_hold_in_simulation(case: tuple[str, str, int, in
     assert ttft <= float(promised.ttft_s[0]) * 1.1 and float(promised.ttft_s[0]) <= ttft * 1.6  # TTFT not promised under the simulated
 
 
-def _sglang_replica(model: str, i: float, o: float) -> tuple[StepModel, Traffic, float]:
+def _sglang_engine(model: str, i: float, o: float, budget: int) -> tuple[StepModel, Traffic, EngineConfig]:
+    """An SGLang replica on one H100 (fp8) as the load model and the simulator each see it, with a step budget of ``budget``."""
     dev = CAT.device("h100-sxm")
     eng = engine_for(CAT, "sglang")
     rt, eff = eng.on(dev), eng.efficiency(CAT, dev)
@@ -58,9 +59,16 @@ def _sglang_replica(model: str, i: float, o: float) -> tuple[StepModel, Traffic,
     step = StepModel.build(
         dep, Hardware.of([(dev, eff)], "fp8", "fp8"), np.array([1]), np.array([1]), 1, np.array([i + o / 2]), np.array([i])
     )
-    tr = Traffic(*(np.array([v]) for v in (i, o, i, slots, 0.99, 1.0, 1.0)), overhead_s=rt.request_overhead_ms * 1e-3, lag_rounds=1.0,
-                 prefill_first=np.ones(1))  # fmt: skip
-    graph = rt.graph_max_batch(1)
+    overhead = rt.request_overhead_ms * 1e-3
+    tr = Traffic(*(np.array([v]) for v in (i, o, i, slots, 0.99, 1.0, 1.0)), overhead_s=overhead, lag_rounds=1.0, prefill_first=np.ones(1))
+    cfg = EngineConfig(max_num_seqs=int(slots), max_batched_tokens=budget, kv_capacity_tokens=int(memory.kv_cache_tokens(dep, 1, 1)),
+                       request_overhead_s=overhead, prefill_first=True, overlap_scheduling=True)  # fmt: skip
+    return step, tr, cfg
+
+
+def _sglang_replica(model: str, i: float, o: float) -> tuple[StepModel, Traffic, float]:
+    step, tr, _ = _sglang_engine(model, i, o, int(BUDGET))
+    graph = engine_for(CAT, "sglang").on(CAT.device("h100-sxm")).graph_max_batch(1)
     assert graph is not None
     return step, tr, float(graph)
 
@@ -105,23 +113,6 @@ def test_rows_of_other_engines_are_inverted_as_on_their_own() -> None:
     for k, m in enumerate(models):
         alone = at_rate(m, np.ones(1), float(BUDGET), tr, rate[k : k + 1])
         assert float(together.arrivals_per_round[k]) == pytest.approx(float(alone.arrivals_per_round[0]), rel=1e-9)
-
-
-def _sglang_engine(model: str, i: float, o: float, budget: int) -> tuple[StepModel, Traffic, EngineConfig]:
-    """An SGLang replica on one H100 (fp8) as the load model and the simulator each see it, with a step budget of ``budget``."""
-    dev = CAT.device("h100-sxm")
-    eng = engine_for(CAT, "sglang")
-    rt, eff = eng.on(dev), eng.efficiency(CAT, dev)
-    dep = Deployment(CAT.model(model), dev, eff, rt, 1, 1, 1, "fp8", "fp8")
-    slots = float(min(memory.max_batch(dep, 1, 1, i, i + o), rt.max_batch))
-    step = StepModel.build(
-        dep, Hardware.of([(dev, eff)], "fp8", "fp8"), np.array([1]), np.array([1]), 1, np.array([i + o / 2]), np.array([i])
-    )
-    overhead = rt.request_overhead_ms * 1e-3
-    tr = Traffic(*(np.array([v]) for v in (i, o, i, slots, 0.99, 1.0, 1.0)), overhead_s=overhead, lag_rounds=1.0, prefill_first=np.ones(1))
-    cfg = EngineConfig(max_num_seqs=int(slots), max_batched_tokens=budget, kv_capacity_tokens=int(memory.kv_cache_tokens(dep, 1, 1)),
-                       request_overhead_s=overhead, prefill_first=True, overlap_scheduling=True)  # fmt: skip
-    return step, tr, cfg
 
 
 @pytest.mark.parametrize(("model", "i", "o", "budget"), [("qwen3-30b-a3b", 800.0, 200.0, 8192), ("llama-3.1-8b", 2000.0, 200.0, 2048)],
