@@ -29,7 +29,7 @@ from aicap.sizing.core.specs import InstanceSpec
 from aicap.sizing.core.speculative import speculative_for
 from aicap.sizing.plan.candidates import Candidate
 from aicap.sizing.plan.disaggregate import DECODE, PREFILL
-from aicap.sizing.serve.load import Loaded
+from aicap.sizing.serve.loaded import Loaded
 from aicap.sizing.serve.replica import Replica, at_rates
 
 

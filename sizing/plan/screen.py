@@ -17,7 +17,8 @@ from numpy.typing import NDArray
 
 from aicap.sizing.serve.capacity import BISECTIONS as _FULL_BISECTIONS
 from aicap.sizing.serve.capacity import TTFT_LOAD_BISECTIONS, capacity, load_ceiling, rate_bound, within_targets
-from aicap.sizing.serve.load import LATENCY_HEADROOM, Loaded, Traffic, at_arrivals
+from aicap.sizing.serve.load import LATENCY_HEADROOM, at_arrivals
+from aicap.sizing.serve.loaded import Loaded, Traffic
 from aicap.sizing.serve.step_model import StepModel
 
 F = NDArray[np.float64]

@@ -19,13 +19,12 @@ from aicap.sizing.serve.load import (
     LATENCY_HEADROOM,
     SLOT_SIGMAS,
     SLOT_UTILISATION,
-    Loaded,
-    Traffic,
     _z,
     at_arrivals,
     at_arrivals_of,
     of_rows,
 )
+from aicap.sizing.serve.loaded import Loaded, Traffic
 from aicap.sizing.serve.search import bisect_rows
 from aicap.sizing.serve.step_model import StepModel
 

@@ -92,16 +92,15 @@ against closed forms (M/D/1 for a one-slot replica) in ``tests/sizing/test_load.
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 from collections.abc import Callable
-from dataclasses import dataclass
 from statistics import NormalDist
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from aicap.sizing.serve.fluctuation import peakedness, settle_spread
+from aicap.sizing.serve.loaded import Loaded, Traffic
 from aicap.sizing.serve.queueing import wait_quantile
 from aicap.sizing.serve.rounds import chain_rounds, chain_rows, count_top, fullest, lump_counts
 from aicap.sizing.serve.search import bisect_rows
@@ -119,124 +118,6 @@ SLOT_SIGMAS = 3.0
 # fp8 on one H100 (1,500/300 tokens), 2% more traffic than the capacity takes the simulated p99 from 47 to 64 ms.
 LATENCY_HEADROOM = 0.85
 _RATE_BISECTIONS = 30  # inverting λ(x): 2^-30 of the range
-
-
-@dataclass(frozen=True)
-class Traffic:
-    """A workload's shape as one replica sees it (arrays broadcast over candidates).
-
-    Attributes
-    ----------
-    input_tokens, output_tokens
-        Mean prompt and output lengths (tokens); ``output_tokens = 0`` for encoders and generic models.
-    input_tail
-        Prompt length at the latency percentile (tokens; the mean for a fixed length).
-    slots
-        Most requests a replica holds at once (memory at the longest request, runtime cap).
-    quantile
-        Latency percentile as a fraction (0.99 for p99).
-    tail_share
-        Share of requests whose prompt is at least ``input_tail`` long (1 for a fixed length); the rest
-        are taken at the mean.
-    arrival_cv
-        Coefficient of variation of inter-arrival times (1 = Poisson).
-    overhead_s
-        Latency each request pays outside the engine's steps (the engine's ``request_overhead_ms``),
-        seconds: added to TTFT.
-    tokens_per_step
-        Output tokens a decoding sequence emits per step, ``E`` (1; more with speculative decoding). The
-        step budget each decoding sequence takes, ``q``, is the step model's ``decode_tokens``.
-    input_above, above_share
-        Mean length (tokens) and share of the prompts longer than ``input_tail`` (part of ``tail_share``):
-        the TTFT percentile weighs them apart (a p90 where 10% of prompts are long is set by them).
-    lag_rounds
-        Rounds a request waits beyond the round in progress before it can be scheduled: 1 on an engine that
-        schedules each step while the previous one runs (overlap scheduling), else 0.
-    input_span
-        Token-weighted mean of the computed prompt, ``E[I²]/E[I]`` (tokens; 0 or at most ``input_tokens``: the
-        prompts are all alike): varied prompts spread the round time more than lumps of the mean do.
-    input_skew
-        The prompts' ``E[I³]/E[I²]^(3/2)`` (1 when they are alike; :func:`~aicap.sizing.core.lengths.skew_ratio`):
-        how much a rare long prompt leans the TPOT's distribution to the right.
-    prefill_first
-        1 where a step that prefills decodes nothing (SGLang; vLLM v0): a round with prompts is a prefill
-        step and then a decode step, ``T(0, p) + T(d, 0)``, not one mixed step ``T(d, p)``; else 0.
-    """
-
-    input_tokens: F
-    output_tokens: F
-    input_tail: F
-    slots: F
-    quantile: F
-    arrival_cv: F
-    tail_share: F
-    overhead_s: F | float = 0.0
-    tokens_per_step: F | float = 1.0
-    input_above: F | float = 0.0
-    above_share: F | float = 0.0
-    lag_rounds: F | float = 0.0
-    input_span: F | float = 0.0
-    input_skew: F | float = 1.0
-    prefill_first: F | float = 0.0
-
-    @property
-    def decode_steps(self) -> F:
-        """Decode steps a request spends after its first token: ``max(O − 1, 0)/E``."""
-        return np.asarray(np.maximum(self.output_tokens - 1.0, 0.0) / self.tokens_per_step, dtype=float)
-
-    def take(self, index: ArrayLike) -> Traffic:
-        """The candidates at ``index``."""
-        ix = np.asarray(index)
-        fields = (self.input_tokens, self.output_tokens, self.input_tail, self.slots, self.quantile, self.arrival_cv, self.tail_share,
-                  self.overhead_s, self.tokens_per_step, self.input_above, self.above_share, self.lag_rounds, self.input_span,
-                  self.input_skew, self.prefill_first)  # fmt: skip
-        shape = np.shape(self.input_tokens)
-        return Traffic(*(np.asarray(v)[ix] if np.shape(v) == shape else np.broadcast_to(v, shape)[ix] for v in fields))
-
-
-@dataclass(frozen=True)
-class Loaded:
-    """A replica at a load (arrays over candidates); times in seconds, rates in requests/s."""
-
-    arrivals_per_round: F
-    rate: F
-    round_s: F
-    running: F
-    ttft_s: F
-    tpot_s: F
-    budget_use: F
-    slot_use: F
-
-    @classmethod
-    def zeros(cls, shape: tuple[int, ...]) -> Loaded:
-        """Every metric 0 for ``shape`` candidates (to be filled with :meth:`put`)."""
-        return cls(*(np.zeros(shape) for _ in _LOADED_FIELDS))
-
-    def _arrays(self) -> list[F]:
-        shape = np.shape(self.rate)
-        return [v if np.shape(v := getattr(self, f.name)) == shape else np.broadcast_to(v, shape) for f in _LOADED_FIELDS]
-
-    def take(self, index: ArrayLike) -> Loaded:
-        """The candidates at ``index``."""
-        ix = np.asarray(index)
-        return Loaded(*(np.asarray(v[ix], dtype=float) for v in self._arrays()))
-
-    def copy(self) -> Loaded:
-        """An independent, writable copy."""
-        return Loaded(*(np.array(v, dtype=float) for v in self._arrays()))
-
-    def put(self, index: ArrayLike, part: Loaded) -> None:
-        """Overwrite, in place, the candidates at ``index`` with ``part``'s (arrays must be writable: :meth:`copy`)."""
-        for f in _LOADED_FIELDS:
-            getattr(self, f.name)[index] = getattr(part, f.name)
-
-    @property
-    def stable(self) -> NDArray[np.bool_]:
-        """Whether the replica keeps up: prefill within the token budget and running within the slots."""
-        return np.asarray((self.budget_use < 1.0) & (self.slot_use < 1.0) & np.isfinite(self.ttft_s))
-
-
-_LOADED_FIELDS = dataclasses.fields(Loaded)
 
 
 @functools.lru_cache(maxsize=64)

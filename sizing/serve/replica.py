@@ -13,7 +13,8 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from aicap.sizing.serve.load import Loaded, Traffic, at_rate
+from aicap.sizing.serve.load import at_rate
+from aicap.sizing.serve.loaded import Loaded, Traffic
 from aicap.sizing.serve.step_model import StepModel
 
 F = NDArray[np.float64]

@@ -22,7 +22,7 @@ from aicap.sizing.serve.rounds import lump_counts
 from aicap.sizing.serve.step_model import StepModel
 
 if TYPE_CHECKING:
-    from aicap.sizing.serve.load import Traffic
+    from aicap.sizing.serve.loaded import Traffic
 
 F = NDArray[np.float64]
 TTFT_BISECTIONS = 11  # on the TTFT quantile: 2^-11 of its bracket

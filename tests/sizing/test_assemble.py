@@ -14,7 +14,7 @@ from aicap.sizing.core.fleet import Fleet
 from aicap.sizing.core.plan import Alternative, Rejected, Solver
 from aicap.sizing.plan.assemble import _margin, build_plan, money, sig, with_alternatives
 from aicap.sizing.plan.candidates import Candidate
-from aicap.sizing.serve.load import Loaded
+from aicap.sizing.serve.loaded import Loaded
 from aicap.sizing.serve.replica import Replica
 
 CAT = load_catalogue()

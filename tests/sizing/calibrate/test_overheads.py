@@ -10,7 +10,8 @@ from aicap.sizing.calibrate.overheads import fit_overheads
 from aicap.sizing.calibrate.validation import ScoredMetric, ValidationReport
 from aicap.sizing.core.engines import engine_for
 from aicap.sizing.serve.estimate import EstimateRequest, estimate
-from aicap.sizing.serve.load import Traffic, at_arrivals
+from aicap.sizing.serve.load import at_arrivals
+from aicap.sizing.serve.loaded import Traffic
 from aicap.sizing.sim.engine import EngineConfig, Requests, simulate
 
 
