@@ -147,10 +147,9 @@ def _bound_grid(step: StepModel, pp_a: F, budget: float, traffic: Traffic, x_max
     i = traffic.input_tokens
     grid = x_max * (np.arange(_BOUND_GRID + 1, dtype=float) / _BOUND_GRID)[:, None]  # (G+1, n)
     d = grid * o1 / pp_a
-    room = np.maximum(budget - d * step.decode_tokens, 1.0)
-    # A prefill-first engine's prompts have the whole budget (see at_arrivals); its round, a prefill step then a decode
-    # step, is never shorter than the mixed step priced below.
-    room = np.where(np.broadcast_to(np.asarray(traffic.prefill_first, dtype=float) > 0.0, room.shape[-1:]), float(budget), room)
+    # (A prefill-first engine's prompts have the whole budget; its round, a prefill step then a decode step, is never
+    # shorter than the mixed step priced below.)
+    room = traffic.room(budget, d, step.decode_tokens)
     # Split on whether any prompt lump arrives (probability 1 − P0, P0 = e^(−lumps) under Poisson and at
     # least that under bursty arrivals): Jensen on each part bounds E[T] from below more tightly.
     lump = np.minimum(i, room)
@@ -184,7 +183,7 @@ def load_ceiling(step: StepModel, pp: ArrayLike, budget: float, traffic: Traffic
     shape = np.broadcast_shapes(pp_a.shape, traffic.input_tokens.shape)
     o1 = traffic.decode_steps
     # (On a prefill-first engine decoders take no budget from prompts: C·pp/I.)
-    decoding = np.where(np.asarray(traffic.prefill_first, dtype=float) > 0.0, 0.0, o1 * step.decode_tokens)
+    decoding = np.where(traffic.prefills_first, 0.0, o1 * step.decode_tokens)
     x_budget = budget * pp_a / (traffic.input_tokens + decoding)
     x_slots = traffic.slots / (o1 + 1.0)
     hi = np.broadcast_to(np.maximum(np.minimum(x_budget, x_slots), 1e-9), shape).astype(float)

@@ -219,10 +219,8 @@ def _at_arrivals(step: StepModel, pp_a: F, budget: float, traffic: Traffic, xa: 
     i, o, cv, q = traffic.input_tokens, traffic.output_tokens, traffic.arrival_cv, traffic.quantile
     steps = traffic.decode_steps  # per request, after its first token (O − 1 without speculative decoding)
     d = xa * steps / pp_a
-    room = np.maximum(budget - d * step.decode_tokens, 1.0)
-    # An engine that prefills first runs its prompts in steps that decode nothing: they have the whole budget.
-    first = np.broadcast_to(np.asarray(traffic.prefill_first, dtype=float) > 0.0, np.shape(room))
-    room = np.where(first, float(budget), room)
+    room = traffic.room(budget, d, step.decode_tokens)
+    first = np.broadcast_to(traffic.prefills_first, np.shape(room))
     # Prompts arrive in lumps of L tokens (a long prompt is chunked into budget-sized lumps).
     lump = np.minimum(i, room)
     lumps = xa * i / lump

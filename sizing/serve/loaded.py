@@ -78,6 +78,20 @@ class Traffic:
         """Decode steps a request spends after its first token: ``max(O − 1, 0)/E``."""
         return np.asarray(np.maximum(self.output_tokens - 1.0, 0.0) / self.tokens_per_step, dtype=float)
 
+    @property
+    def prefills_first(self) -> NDArray[np.bool_]:
+        """Where a step that prefills decodes nothing (``prefill_first``), as a boolean mask (not broadcast)."""
+        return np.asarray(np.asarray(self.prefill_first, dtype=float) > 0.0)
+
+    def room(self, budget: float, decoding: ArrayLike, decode_tokens: ArrayLike) -> F:
+        """Budget tokens a round leaves for prompts (the load model's ``room``).
+
+        ``C − q·d`` (at least 1) with ``d`` decoders taking ``q`` each, or the whole ``C`` where the engine prefills first
+        (its prefill steps decode nothing).
+        """
+        mixed = np.maximum(budget - np.asarray(decoding, dtype=float) * np.asarray(decode_tokens, dtype=float), 1.0)
+        return np.asarray(np.where(self.prefills_first, float(budget), mixed), dtype=float)
+
     def take(self, index: ArrayLike) -> Traffic:
         """The candidates at ``index``."""
         ix = np.asarray(index)

@@ -112,7 +112,7 @@ def _steps_of_rounds(step: StepModel, d: F, rounds: F, weight: F, spell: F, idle
     the other rows keep their rounds (the second types are empty there). Returns ``(weight, rounds, spell, idle)``,
     each ``(2J, n)``.
     """
-    first = np.broadcast_to(np.asarray(traffic.prefill_first, dtype=float) > 0.0, rounds.shape[-1:])
+    first = np.broadcast_to(traffic.prefills_first, rounds.shape[-1:])
     prompts = (np.arange(rounds.shape[0]) >= 1)[:, None] & first[None, :]
     dec = np.where(prompts, np.minimum(np.broadcast_to(step.seconds(d, 0.0), rounds.shape[-1:]), rounds), 0.0)
     share = np.where(rounds > 0.0, dec / np.maximum(rounds, 1e-300), 0.0)
@@ -214,7 +214,7 @@ def _pieces(step: StepModel, pp: F, d: F, room: F, lump: F, pmf: F, rounds: F, l
     """The mixture's clipped linear pieces ``P(TTFT ≤ t) = Σ coef·clip((t − start)·inv, 0, 1)`` and each row's bracket top."""
     q = traffic.quantile
     weight, spell, idle_b = _round_weights(pmf, rounds, idle, gap, whole)
-    if np.any(traffic.prefill_first):
+    if np.any(traffic.prefills_first):
         weight, rounds, spell, idle_b = _steps_of_rounds(step, d, rounds, weight, spell, idle_b, traffic)
     live = weight.max(axis=1) > 0.0
     # A decoder's prefill-free round is in progress only while something decodes: an arrival finds the engine idle
@@ -282,7 +282,7 @@ def _pieces(step: StepModel, pp: F, d: F, room: F, lump: F, pmf: F, rounds: F, l
     ahead_k = np.stack([np.where(piped, mine, np.floor(mine / 2.0)), np.where(piped, mine, np.ceil(mine / 2.0))])  # (2, K, n)
     chunks = np.ceil((tokens[None] - others_k[None] + ahead_k[:, None, None] * lump) / room)  # (2, B, C, K, n)
     # Its chunks run back to back as prefill steps on a prefill-first engine (module docstring).
-    dec = np.where(np.broadcast_to(np.asarray(traffic.prefill_first, dtype=float) > 0.0, q.shape), 0.0, d)
+    dec = np.where(np.broadcast_to(traffic.prefills_first, q.shape), 0.0, d)
     share_bck = shares[:, None, None, :] * case[None]  # (B, C, K, n)
     if np.all(chunks <= 1.0):  # nothing overflows the budget (most fleets): one step, every co-arrival in it
         own = step.seconds(dec, np.minimum(tokens + after[None, :, None, :], room))[None]  # (1, B, C, K, n)
