@@ -227,8 +227,8 @@ def _binding(m: Loaded, sh: Sequence[Shape]) -> list[str]:
     """Which limit binds each row at its capacity: latencies against the plan's headroomed targets (what capacity stops at)."""
     ttft = LATENCY_HEADROOM * np.array([s.ttft_s for s in sh])
     tpot = LATENCY_HEADROOM * np.array([s.tpot_s for s in sh])
-    ratios = np.stack([m.ttft_s / ttft, m.tpot_s / tpot, m.budget_use / BUDGET_UTILISATION, m.slot_use / SLOT_UTILISATION])
-    names = np.array(["TTFT target", "TPOT target", "token budget per step", "KV-cache slots"])
+    ratios = np.stack([m.ttft_s / ttft, m.tpot_s / tpot, m.budget_use / BUDGET_UTILISATION, m.slot_use / SLOT_UTILISATION, m.graph_use])
+    names = np.array(["TTFT target", "TPOT target", "token budget per step", "KV-cache slots", "CUDA-graph batch cap"])
     picked = [str(v) for v in names[np.argmax(np.nan_to_num(ratios, nan=0.0), axis=0)]]
     # an encoder keeps no KV cache: its slots are the batch its memory holds (_slots)
     return [("batch memory" if b == "KV-cache slots" and not s.decoder else b) for b, s in zip(picked, sh, strict=True)]

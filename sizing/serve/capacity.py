@@ -34,10 +34,11 @@ TTFT_LOAD_BISECTIONS = 11  # on arrivals per round where TTFT binds: 2^-11 of th
 
 
 def within_targets(m: Loaded, ttft_target_s: F, tpot_target_s: F) -> NDArray[np.bool_]:
-    """Whether each replica meets its targets with the headroom, and the budget and slot caps, at its load."""
+    """Whether each replica meets its targets with the headroom, and the budget, slot and CUDA-graph caps, at its load."""
     return np.asarray(
         (m.budget_use <= BUDGET_UTILISATION)
         & (m.slot_use <= SLOT_UTILISATION)
+        & (m.graph_use <= 1.0)
         & (m.ttft_s <= LATENCY_HEADROOM * ttft_target_s)
         & (m.tpot_s <= LATENCY_HEADROOM * tpot_target_s)
     )
@@ -296,4 +297,5 @@ def _capacity(step: StepModel, pp: ArrayLike, budget: float, traffic: Traffic, t
         tpot_s=best.tpot_s,
         budget_use=best.budget_use,
         slot_use=best.slot_use,
+        graph_use=best.graph_use,
     )

@@ -111,6 +111,21 @@ F = NDArray[np.float64]
 BUDGET_UTILISATION = 0.9  # largest planned share of a round's token budget spent on prefill
 SLOT_UTILISATION = 1.0  # the slots must hold the mean running count plus SLOT_SIGMAS of its spread (and feedback β < 1)
 SLOT_SIGMAS = 3.0
+GRAPH_SIGMAS = 5.5
+"""Spreads of the running count a CUDA-graph batch cap ``G`` must lie beyond, on the graphed side (``graph_use``).
+
+A decode batch over ``G`` runs without its graphs, its step bound by the host's launches (often twice as long), so
+past ``G`` the rate a replica carries falls (for Qwen3-30B-A3B on one H100 under SGLang, 800/200 tokens, from 31 to 15
+requests/s). Every rate between the two is met twice, by ``d < G`` and by a slower ``d > G``; a count that once
+reaches ``G`` slows its steps, which keeps requests longer and raises the count: the replica falls to the slow
+equilibrium and stays, as no fluctuation brings it back. The fast one holds only while reaching ``G`` is rare: the
+count relaxes like an Ornstein–Uhlenbeck process over a request's life ``T``, whose mean time to first reach ``k``
+spreads is about ``T·sqrt(2π)·e^(k²/2)/k``, ``1.4·10⁴·T`` at ``k = 4.5`` (hours to days for lives of seconds to a
+minute). Near the cap the iteration-level simulator's count runs up to 8% above this model's and its spread up to
+15% wider (the case above at 0.79 of capacity: 164 ± 21 against 151 ± 18), so 4.5 of its spreads take 5.5 of the
+model's. There, in an hour of simulated traffic (80,000 requests): at 0.79 of capacity (``G`` 5.8 model spreads
+off) it stays graphed, at 0.82 (4.9) it falls, TPOT p99 39 -> 115 ms; at the load where ``graph_use`` reaches 1 it
+stays graphed (and so it does for Qwen3-30B-A3B at 300/600 and Llama-3.1-8B at 200/800 and 2,000/100 tokens)."""
 # Plans keep the predicted percentile at or under this share of each target. Against the iteration-level
 # simulator (tests/sizing/test_load.py), the approximation under-predicts TPOT p99 by up to 9% at capacity
 # on the reference cases (and over-predicts by up to 8%); the headroom absorbs that so a plan's promise
@@ -173,7 +188,7 @@ def at_arrivals(step: StepModel, pp: ArrayLike, budget: float, traffic: Traffic,
     shape = np.broadcast_shapes(pp_a.shape, xa.shape, traffic.input_tokens.shape, step.bandwidth.shape)
     if int(np.prod(shape)) == 0:  # no candidates (e.g. none with capacity to re-evaluate)
         empty = np.zeros(shape)
-        return Loaded(empty, empty, empty, empty, empty, empty, empty, empty)
+        return Loaded(empty, empty, empty, empty, empty, empty, empty, empty, empty)
     if len(shape) != 1:
         raise ValueError(f"at_arrivals: one row per candidate (one-dimensional arrays), not an array of shape {shape}")
     if shape[0] < 64:
@@ -403,7 +418,17 @@ def _at_arrivals(step: StepModel, pp_a: F, budget: float, traffic: Traffic, xa: 
         budget_use=np.asarray(np.maximum(use, prefill_load), dtype=float),
         # Slots must hold the running count's fluctuations too: n + 3·sqrt(n·z) of them (z the peakedness).
         slot_use=np.asarray(np.maximum((running + SLOT_SIGMAS * np.sqrt(running * peak)) / slots, feedback), dtype=float),
+        graph_use=_graph_use(step, d, n_sd / pp_a),
     )
+
+
+def _graph_use(step: StepModel, d: F, sd: F) -> F:
+    """``(d + K·σ_d)/G`` where decode batches are graphed up to ``G`` and the mean ``d`` is at most ``G``, else 0 (:data:`GRAPH_SIGMAS`)."""
+    if step.graph_max is None:
+        return np.zeros(np.shape(d))
+    g = np.broadcast_to(step.graph_max, np.shape(d))
+    capped = np.isfinite(g) & (g >= 0.0) & (d <= g)
+    return np.asarray(np.where(capped, (d + GRAPH_SIGMAS * sd) / np.maximum(g, 1.0), 0.0), dtype=float)
 
 
 def _backlog_s(x: F, i: F, span: F, cv: F, capacity: F, tau: F) -> F:
@@ -447,8 +472,10 @@ def at_rate(step: StepModel, pp: ArrayLike, budget: float, traffic: Traffic, rat
     launches bind above it), so ``λ(x)`` falls there before it rises again, and a rate below the fall is met
     twice: by ``d < G`` and by a slower ``d > G``. A replica that starts empty settles on the first, the
     smallest ``x`` whose ``λ(x)`` reaches the rate: the bisection runs on the step with every batch graphed
-    (``λ`` increasing, equal below ``G``), and only where its answer lies past ``G`` again on the step as it is,
-    from there.
+    (``λ`` increasing, equal below ``G``). It stays there only while its running count rarely reaches ``G``
+    (:data:`GRAPH_SIGMAS`): where the count reaches it (``graph_use`` over 1) or the answer lies past ``G``,
+    and the step as it is carries less than the rate just past ``G`` (so that the slow equilibrium exists),
+    the replica is taken where it ends up, at the smallest ``x`` past ``G`` that carries the rate.
     """
     pp_a = np.asarray(pp, dtype=float)
     lam = np.asarray(rate, dtype=float)
@@ -465,17 +492,25 @@ def at_rate(step: StepModel, pp: ArrayLike, budget: float, traffic: Traffic, rat
 
     graphed = step.all_graphed()
     _, hi = bisect_rows(under(graphed, pp_a, traffic, lam_b), np.zeros(shape), top, _RATE_BISECTIONS)
-    if graphed is not step:  # past a graph cap: the smallest load on the step as it is, from there on
+    out = at_arrivals(step, pp_a, budget, traffic, hi)
+    if graphed is not step:  # where the graphed equilibrium does not hold: the slow one, on the step as it is
         assert step.graph_max is not None
         pp_b = np.broadcast_to(pp_a, shape)
         cap = np.broadcast_to(step.graph_max, shape)  # -inf: an eager row, the same on both models
-        past = np.flatnonzero((cap >= 0.0) & (hi * np.broadcast_to(o1, shape) / pp_b > cap))
-        if past.size:
-            real = under(step.take(past), pp_b[past], traffic.take(past), lam_b[past])
-            _, hi_past = bisect_rows(real, hi[past].copy(), top[past].copy(), _RATE_BISECTIONS)
-            hi = hi.copy()
-            hi[past] = hi_past
-    out = at_arrivals(step, pp_a, budget, traffic, hi)
+        rows = np.flatnonzero((cap >= 0.0) & np.isfinite(cap) & ((hi * np.broadcast_to(o1, shape) / pp_b > cap) | (out.graph_use > 1.0)))
+        if rows.size:
+            # Just past G: the slow equilibrium exists where the step as it is carries less than the rate there.
+            o1_r = np.maximum(np.broadcast_to(o1, shape)[rows], 1e-9)
+            past_g = np.maximum(hi[rows], cap[rows] * pp_b[rows] / o1_r * (1.0 + 1e-9) + 1e-12)
+            real = under(step.take(rows), pp_b[rows], traffic.take(rows), lam_b[rows])
+            slow = real(None, past_g)
+            if (past := rows[slow]).size:
+                real = under(step.take(past), pp_b[past], traffic.take(past), lam_b[past])
+                _, hi_past = bisect_rows(real, past_g[slow].copy(), top[past].copy(), _RATE_BISECTIONS)
+                hi = hi.copy()
+                hi[past] = hi_past
+                out = out.copy()
+                out.put(past, at_arrivals(step.take(past), pp_b[past], budget, traffic.take(past), hi_past))
     reached = out.rate >= lam * (1 - 1e-6)
     inf = np.full(shape, np.inf)
     return Loaded(
@@ -487,4 +522,5 @@ def at_rate(step: StepModel, pp: ArrayLike, budget: float, traffic: Traffic, rat
         tpot_s=np.where(reached, out.tpot_s, inf),
         budget_use=np.where(reached, out.budget_use, inf),
         slot_use=np.where(reached, out.slot_use, inf),
+        graph_use=out.graph_use,
     )

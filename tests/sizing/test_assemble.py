@@ -33,7 +33,7 @@ class FakeGroup:
     def at_rate(self, index: Any, rate: Any) -> Any:
         r = np.asarray(rate, dtype=float)
         z = np.zeros_like(r)
-        return Loaded(z, r, z, z, 0.1 + 0.01 * r, 0.02 + 0.001 * r, z, z)
+        return Loaded(z, r, z, z, 0.1 + 0.01 * r, 0.02 + 0.001 * r, z, z, z)
 
 
 GROUP = FakeGroup()

@@ -108,7 +108,10 @@ def test_alternatives_name_the_binding_constraint() -> None:
     for a in plan.alternatives:
         assert a.why.startswith(("cannot serve", "costs more", "not chosen", "no plan"))
         if a.why.startswith("costs more"):
-            assert any(k in a.why for k in ("TTFT target", "TPOT target", "token budget per step", "KV-cache slots", "batch memory"))
+            assert any(
+                k in a.why
+                for k in ("TTFT target", "TPOT target", "token budget per step", "KV-cache slots", "CUDA-graph batch cap", "batch memory")
+            )
 
 
 def test_same_inputs_same_plan() -> None:

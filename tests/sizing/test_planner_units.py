@@ -507,12 +507,15 @@ def test_a_device_is_ruled_out_by_its_closest_layout() -> None:
 
 
 def test_binding_names_the_largest_ratio() -> None:
-    sh = [shape(ttft_s=2.0, tpot_s=0.05)] * 4 + [shape(ttft_s=float("inf"), tpot_s=float("inf"))]
-    m = SimpleNamespace(ttft_s=np.array([1.9, 0.1, 0.1, 0.1, 5.0]), tpot_s=np.array([0.01, 0.049, 0.01, 0.01, 1.0]),
-                        budget_use=np.array([0.1, 0.1, 0.88, 0.1, 0.5]), slot_use=np.array([0.1, 0.1, 0.1, 0.99, 0.4]))  # fmt: skip
+    sh = [shape(ttft_s=2.0, tpot_s=0.05)] * 5 + [shape(ttft_s=float("inf"), tpot_s=float("inf"))]
+    m = SimpleNamespace(ttft_s=np.array([1.9, 0.1, 0.1, 0.1, 0.1, 5.0]), tpot_s=np.array([0.01, 0.049, 0.01, 0.01, 0.01, 1.0]),
+                        budget_use=np.array([0.1, 0.1, 0.88, 0.1, 0.1, 0.5]), slot_use=np.array([0.1, 0.1, 0.1, 0.99, 0.5, 0.4]),
+                        graph_use=np.array([0.0, 0.9, 0.5, 0.97, 0.995, 0.0]))  # fmt: skip
     assert cands_mod.BUDGET_UTILISATION == 0.9 and cands_mod.SLOT_UTILISATION == 1.0
-    assert _binding(m, sh) == ["TTFT target", "TPOT target", "token budget per step", "KV-cache slots", "token budget per step"]  # type: ignore[arg-type]
-    nan = SimpleNamespace(ttft_s=np.array([np.nan]), tpot_s=np.array([np.nan]), budget_use=np.array([np.nan]), slot_use=np.array([0.2]))
+    assert _binding(m, sh) == ["TTFT target", "TPOT target", "token budget per step", "KV-cache slots", "CUDA-graph batch cap",  # type: ignore[arg-type]
+                               "token budget per step"]  # fmt: skip
+    nan = SimpleNamespace(ttft_s=np.array([np.nan]), tpot_s=np.array([np.nan]), budget_use=np.array([np.nan]), slot_use=np.array([0.2]),
+                          graph_use=np.array([0.0]))  # fmt: skip
     assert _binding(nan, sh[:1]) == ["KV-cache slots"]  # type: ignore[arg-type]
     assert _binding(nan, [shape(decoder=False)]) == ["batch memory"]  # type: ignore[arg-type]  # an encoder keeps no KV cache
 
@@ -608,11 +611,13 @@ def test_layouts_on_large_instances_and_integer_pp() -> None:
 
 
 def test_binding_divides_by_the_budget_utilisation_and_reasons_accept_any_positive_rate() -> None:
-    m = SimpleNamespace(ttft_s=np.array([0.1]), tpot_s=np.array([0.035]), budget_use=np.array([0.86]), slot_use=np.array([0.1]))
+    m = SimpleNamespace(ttft_s=np.array([0.1]), tpot_s=np.array([0.035]), budget_use=np.array([0.86]), slot_use=np.array([0.1]),
+                        graph_use=np.array([0.0]))  # fmt: skip
     assert _binding(m, [shape()]) == ["token budget per step"]  # type: ignore[arg-type]  # 0.86/0.9 > 0.035/(0.85·0.05)
     # Latencies are measured against the targets less the plan's headroom, where capacity stops: a TPOT at 90% of
     # its target is past 85% of it and binds, though it is below the budget's 0.96 share of the bare target.
-    m = SimpleNamespace(ttft_s=np.array([0.1]), tpot_s=np.array([0.045]), budget_use=np.array([0.86]), slot_use=np.array([0.1]))
+    m = SimpleNamespace(ttft_s=np.array([0.1]), tpot_s=np.array([0.045]), budget_use=np.array([0.86]), slot_use=np.array([0.1]),
+                        graph_use=np.array([0.0]))  # fmt: skip
     assert _binding(m, [shape()]) == ["TPOT target"]  # type: ignore[arg-type]
     idle = SimpleNamespace(ttft_s=np.array([0.1]), tpot_s=np.array([0.01]))
     assert _reasons(idle, np.array([8.0]), [shape()], np.array([0.5])) == [None]  # type: ignore[arg-type]

@@ -126,10 +126,32 @@ def test_a_prefill_first_ttft_promise_is_near_the_simulated_one(model: str, i: f
     step, tr, cfg = _sglang_engine(model, i, o, budget)
     cap = float(capacity(step, np.ones(1), float(budget), tr, 10.0, 1.0).rate[0])
     n = 12000
-    # (At 0.9 of this capacity the MoE's running count crosses SGLang's graph cap of 256 now and then, and the simulated
-    # replica settles on its slower eager branch, which the capacity bound does not weigh yet.)
-    for frac in (0.5, 0.8):
+    # (From 0.8 of this capacity, the eager equilibrium's, the MoE's graphed running count could reach SGLang's graph cap of
+    # 256 and the replica fall to the eager one: the last test.)
+    for frac in (0.5, 0.75):
         promised = float(at_rate(step, np.ones(1), float(budget), tr, np.array([frac * cap])).ttft_s[0])
         res = simulate(step.one(0), Requests(arrival_times(frac * cap, n, seed=3), np.full(n, int(i)), np.full(n, int(o))), cfg)
         assert res.stable
         assert 0.85 <= promised / res.percentile("ttft", 0.99) <= 1.3, (frac, promised, res.percentile("ttft", 0.99))
+
+
+def test_a_load_whose_count_can_reach_the_graph_cap_is_promised_where_it_falls() -> None:
+    """A running count that once crosses the graph cap slows every step past it and the replica falls, for good, to the
+    eager equilibrium. Trusting the graphed load up to the cap, the MoE at 0.88 of its capacity was promised a TPOT p99 of
+    39 ms; the simulator's replica fell within 12,000 requests (117 ms). Capacity now stops where the cap lies
+    GRAPH_SIGMAS spreads of the count away, and a rate past that is promised at the load it falls to."""
+    step, tr, cfg = _sglang_engine("qwen3-30b-a3b", 800.0, 200.0, 8192)
+    graph = float(np.ravel(step.graph_max)[0])
+    # A TPOT target the graphed load meets and the eager one misses: the capacity is the graphed load's, bound by the cap.
+    cap = capacity(step, np.ones(1), 8192.0, tr, 10.0, 0.06)
+    assert 0.97 <= float(cap.graph_use[0]) <= 1.0 and float(cap.tpot_s[0]) < 0.85 * 0.06
+    rate, n = float(cap.rate[0]), 60000  # 40 minutes of traffic
+    res = simulate(step.one(0), Requests(arrival_times(rate, n, seed=5), np.full(n, 800), np.full(n, 200)), cfg)
+    assert res.mean_running < 0.75 * graph and res.percentile("tpot", 0.99) <= 0.06  # it stays graphed
+    # 10% more: the graphed load's count reaches the cap, and the promise is the eager load's, which the simulator reaches.
+    high, n = 1.1 * rate, 12000
+    promised = at_rate(step, np.ones(1), 8192.0, tr, np.array([high]))
+    assert float(promised.arrivals_per_round[0]) * 199.0 > graph
+    res = simulate(step.one(0), Requests(arrival_times(high, n, seed=3), np.full(n, 800), np.full(n, 200)), cfg)
+    assert res.mean_running > graph
+    assert float(promised.tpot_s[0]) == pytest.approx(res.percentile("tpot", 0.99), rel=0.15)
