@@ -32,8 +32,9 @@ from aicap.sizing.perf import memory
 from aicap.sizing.plan.layouts import crossings
 from aicap.sizing.plan.screen import Rows, per_rate, refill, screen, screen_bound, spread
 from aicap.sizing.serve.capacity import capacity
-from aicap.sizing.serve.load import BUDGET_UTILISATION, LATENCY_HEADROOM, SLOT_UTILISATION, at_arrivals, at_rate
+from aicap.sizing.serve.load import BUDGET_UTILISATION, LATENCY_HEADROOM, SLOT_UTILISATION, at_arrivals
 from aicap.sizing.serve.loaded import Loaded, Traffic
+from aicap.sizing.serve.rate import at_rate
 from aicap.sizing.serve.replica import Replica, ReplicaGroup
 from aicap.sizing.serve.step_model import Hardware, StepModel
 from aicap.sizing.solve.reduce import group_pairs

@@ -18,7 +18,10 @@ mean prompt ``I`` and output ``O`` tokens,
 * arrival rate ``λ(x) = x/τ(x)``.
 
 Everything is explicit in ``x``, so the largest rate that meets the targets is one bisection on ``x``
-(``λ(x)`` increases with ``x`` while the replica is stable): :mod:`aicap.sizing.serve.capacity`.
+(``λ(x)`` increases with ``x`` while the replica is stable): :mod:`aicap.sizing.serve.capacity`; the load
+that carries a given rate is another (:mod:`aicap.sizing.serve.rate`). Where an engine's CUDA graphs stop at
+``G`` decoders, the load reports how much of ``G`` its running count's reach uses (``graph_use``,
+:mod:`aicap.sizing.serve.graph_cap`).
 
 Latency percentiles at quantile ``q`` (``z_q`` its normal deviate), for a request arriving at a random
 instant:
@@ -41,8 +44,8 @@ likely in the round in progress (TTFT) and in the round-time spread (TPOT) as th
   (``prefill_first``) the request waits out the step in progress, prefill or decode, not the round; its prefill
   steps decode nothing, have the whole budget ``C`` and run back to back. Prompts shorter than the budget share
   rounds: they wait for the budget only behind a backlog of tokens earlier rounds could not take (Kingman's bound
-  for the discrete-time queue, :func:`_backlog_s`); a longer one waits for the long prompts ahead (M/D/1, its mean
-  scaled by ``cv²``: Kingman's for deterministic service).
+  for the discrete-time queue, :func:`~aicap.sizing.serve.queueing.backlog_s`); a longer one waits for the long
+  prompts ahead (M/D/1, its mean scaled by ``cv²``: Kingman's for deterministic service).
   The slot wait is the M/M/c (Erlang C) wait with ``c`` the slots memory allows and service time the request's life
   (:mod:`aicap.sizing.serve.queueing`), of the equivalent system of ``c/z`` slots at ``λ/z`` (Hayward; ``z`` the running
   count's peakedness, below). The mixture's
@@ -93,17 +96,16 @@ against closed forms (M/D/1 for a one-slot replica) in ``tests/sizing/test_load.
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
 from statistics import NormalDist
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from aicap.sizing.serve.fluctuation import peakedness, settle_spread
+from aicap.sizing.serve.graph_cap import graph_use
 from aicap.sizing.serve.loaded import Loaded, Traffic
-from aicap.sizing.serve.queueing import wait_quantile
-from aicap.sizing.serve.rounds import chain_rounds, chain_rows, count_top, fullest, lump_counts
-from aicap.sizing.serve.search import bisect_rows
+from aicap.sizing.serve.queueing import backlog_s, wait_quantile
+from aicap.sizing.serve.rounds import chain_rounds, chain_rows, count_top, fullest, lump_counts, prefill_first_rounds
 from aicap.sizing.serve.step_model import StepModel
 from aicap.sizing.serve.ttft import ttft_quantile
 
@@ -111,28 +113,12 @@ F = NDArray[np.float64]
 BUDGET_UTILISATION = 0.9  # largest planned share of a round's token budget spent on prefill
 SLOT_UTILISATION = 1.0  # the slots must hold the mean running count plus SLOT_SIGMAS of its spread (and feedback β < 1)
 SLOT_SIGMAS = 3.0
-GRAPH_SIGMAS = 5.5
-"""Spreads of the running count a CUDA-graph batch cap ``G`` must lie beyond, on the graphed side (``graph_use``).
-
-A decode batch over ``G`` runs without its graphs, its step bound by the host's launches (often twice as long), so
-past ``G`` the rate a replica carries falls (for Qwen3-30B-A3B on one H100 under SGLang, 800/200 tokens, from 31 to 15
-requests/s). Every rate between the two is met twice, by ``d < G`` and by a slower ``d > G``; a count that once
-reaches ``G`` slows its steps, which keeps requests longer and raises the count: the replica falls to the slow
-equilibrium and stays, as no fluctuation brings it back. The fast one holds only while reaching ``G`` is rare: the
-count relaxes like an Ornstein–Uhlenbeck process over a request's life ``T``, whose mean time to first reach ``k``
-spreads is about ``T·sqrt(2π)·e^(k²/2)/k``, ``1.4·10⁴·T`` at ``k = 4.5`` (hours to days for lives of seconds to a
-minute). Near the cap the iteration-level simulator's count runs up to 8% above this model's and its spread up to
-15% wider (the case above at 0.79 of capacity: 164 ± 21 against 151 ± 18), so 4.5 of its spreads take 5.5 of the
-model's. There, in an hour of simulated traffic (80,000 requests): at 0.79 of capacity (``G`` 5.8 model spreads
-off) it stays graphed, at 0.82 (4.9) it falls, TPOT p99 39 -> 115 ms; at the load where ``graph_use`` reaches 1 it
-stays graphed (and so it does for Qwen3-30B-A3B at 300/600 and Llama-3.1-8B at 200/800 and 2,000/100 tokens)."""
 # Plans keep the predicted percentile at or under this share of each target. Against the iteration-level
 # simulator (tests/sizing/test_load.py), the approximation under-predicts TPOT p99 by up to 9% at capacity
 # on the reference cases (and over-predicts by up to 8%); the headroom absorbs that so a plan's promise
 # holds when the traffic arrives. Near capacity a replica's TPOT tail is steep in the rate: for Llama-3.1-8B
 # fp8 on one H100 (1,500/300 tokens), 2% more traffic than the capacity takes the simulated p99 from 47 to 64 ms.
 LATENCY_HEADROOM = 0.85
-_RATE_BISECTIONS = 30  # inverting λ(x): 2^-30 of the range
 
 
 @functools.lru_cache(maxsize=64)
@@ -262,7 +248,7 @@ def _at_arrivals(step: StepModel, pp_a: F, budget: float, traffic: Traffic, xa: 
     all_s, all_dd, all_dp = step.seconds_and_slope(d, sizes)
     takes = wanted >= room  # a round whose prompts fill the budget
     if np.any(first):  # prefill-first: a round with prompts is a prefill step, then a decode step
-        all_s, all_dd, all_dp = _prefill_first(step, d, sizes, first, (all_s, all_dd, all_dp))
+        all_s, all_dd, all_dp = prefill_first_rounds(step, d, sizes, first, (all_s, all_dd, all_dp))
         takes = takes & ~first  # its decode step has a budget of its own
     rounds, rounds_dd, rounds_dp = all_s[: top + 1], all_dd[: top + 1], all_dp[: top + 1]  # (top+1, n): round time with m lumps
     # One more decoding sequence takes one token of the budget from a round that fills it (in a mixed step).
@@ -338,7 +324,7 @@ def _at_arrivals(step: StepModel, pp_a: F, budget: float, traffic: Traffic, xa: 
     use = xa * i / (room * np.minimum(np.maximum(xa, 1.0), pp_a))
     # Prompts queue for the token budget. Short prompts (I ≤ C) share rounds, a share `use` of each round's
     # budget: the round in progress and the prompts that share their own are the TTFT mixture's, and what holds
-    # them longer is a backlog of tokens that earlier rounds' budgets could not take (_backlog_s). A prompt longer
+    # them longer is a backlog of tokens that earlier rounds' budgets could not take (queueing.backlog_s). A prompt longer
     # than the budget is a job of ⌈I/C⌉ chunks that holds the budget for S = I·T(d, C)/(pp·C) seconds (on a
     # prefill-first engine I·T(0, C)/(pp·C): its chunks run back to back), at a load ρ_b = λ·S that counts time,
     # not rounds (its rounds are the long ones): an M/D/1 wait (Pollaczek–Khinchine).
@@ -350,7 +336,7 @@ def _at_arrivals(step: StepModel, pp_a: F, budget: float, traffic: Traffic, xa: 
     ok = (use < 1.0) & (load_b < 1.0)
     safe = np.where(ok, load_b, 0.5)
     pk_mean = safe / (1.0 - safe) * cv**2 * service / 2.0  # Kingman with deterministic service: (cv_a² + 0)/2 of S
-    backlog = _backlog_s(xa, i, span, cv, room * np.minimum(np.maximum(xa, 1.0), pp_a), tau)
+    backlog = backlog_s(xa, i, span, cv, room * np.minimum(np.maximum(xa, 1.0), pp_a), tau)
     budget_mean = np.where(ok, np.where(long | chain, pk_mean, backlog), 0.0)
     budget_q = np.where(ok & (load_b > 0), budget_mean / np.maximum(safe, 1e-12) * np.log(np.maximum(safe / (1.0 - q), 1.0)), 0.0)
     running = xa * (steps + np.maximum(i / room, 1.0))
@@ -418,109 +404,5 @@ def _at_arrivals(step: StepModel, pp_a: F, budget: float, traffic: Traffic, xa: 
         budget_use=np.asarray(np.maximum(use, prefill_load), dtype=float),
         # Slots must hold the running count's fluctuations too: n + 3·sqrt(n·z) of them (z the peakedness).
         slot_use=np.asarray(np.maximum((running + SLOT_SIGMAS * np.sqrt(running * peak)) / slots, feedback), dtype=float),
-        graph_use=_graph_use(step, d, n_sd / pp_a),
-    )
-
-
-def _graph_use(step: StepModel, d: F, sd: F) -> F:
-    """``(d + K·σ_d)/G`` where decode batches are graphed up to ``G`` and the mean ``d`` is at most ``G``, else 0 (:data:`GRAPH_SIGMAS`)."""
-    if step.graph_max is None:
-        return np.zeros(np.shape(d))
-    g = np.broadcast_to(step.graph_max, np.shape(d))
-    capped = np.isfinite(g) & (g >= 0.0) & (d <= g)
-    return np.asarray(np.where(capped, (d + GRAPH_SIGMAS * sd) / np.maximum(g, 1.0), 0.0), dtype=float)
-
-
-def _backlog_s(x: F, i: F, span: F, cv: F, capacity: F, tau: F) -> F:
-    """Mean wait of short prompts for the tokens earlier rounds' budgets left behind [s].
-
-    Prompts that arrive during a round are prefilled together in the next one (the TTFT mixture holds that round and its
-    co-arrivals); they wait longer only behind a backlog, the tokens earlier rounds could not take. Rounds serve up to
-    ``K`` tokens (``capacity``) and bring ``A`` of them, mean ``μ = x·I`` and variance ``σ² = x·(E[I²] + (cv² − 1)·I²)``
-    (a compound count of prompts, ``E[I²] = Ĩ·I`` from ``span``): Kingman's bound for the discrete-time queue gives a mean
-    backlog of ``σ²/(2(K − μ))`` tokens, which take ``backlog/K`` rounds of ``τ`` seconds.
-    """
-    var = np.maximum(x * (span * i + (cv**2 - 1.0) * i**2), 0.0)
-    backlog = var / (2.0 * np.maximum(capacity - x * i, 1e-9))
-    return np.asarray(backlog / np.maximum(capacity, 1.0) * tau, dtype=float)
-
-
-def _prefill_first(step: StepModel, d: F, sizes: F, first: NDArray[np.bool_], mixed: tuple[F, F, F]) -> tuple[F, F, F]:
-    """Round times and slopes where ``first`` rows prefill before they decode: ``T(d, 0) + [p > 0]·T(0, p)``.
-
-    The prefill step and the decode step each stream the weights and pay the step overhead, so such a round
-    is never shorter than the mixed step ``T(d, p)`` (each group's ``max`` is subadditive and its constants
-    are non-negative): bounds computed on mixed steps still bound it. ``∂/∂d`` is the decode step's and
-    ``∂/∂p`` the prefill step's. The token budget is left as a mixed step's (``C − d`` for prompts), which
-    undercounts a prefill step's room: conservative. A request's own prefill in its TTFT is its prefill steps
-    (:mod:`aicap.sizing.serve.ttft`).
-    """
-    dec_s, dec_dd, _ = step.seconds_and_slope(d, 0.0)
-    pre_s, _, pre_dp = step.seconds_and_slope(np.zeros_like(d), sizes)
-    has = sizes > 0.0
-    all_s, all_dd, all_dp = mixed
-    return (np.where(first, dec_s + np.where(has, pre_s, 0.0), all_s), np.where(first, np.broadcast_to(dec_dd, all_dd.shape), all_dd),
-            np.where(first, np.where(has, pre_dp, 0.0), all_dp))  # fmt: skip
-
-
-def at_rate(step: StepModel, pp: ArrayLike, budget: float, traffic: Traffic, rate: ArrayLike) -> Loaded:
-    """Metrics of replicas receiving ``rate`` requests/s (inverts ``λ(x) = x/τ(x)`` by bisection).
-
-    Where the rate exceeds what the replica can carry, the result is unstable (``stable`` is False).
-
-    An engine whose CUDA graphs stop at ``G`` decoders has a round that jumps where ``d`` crosses ``G`` (the
-    launches bind above it), so ``λ(x)`` falls there before it rises again, and a rate below the fall is met
-    twice: by ``d < G`` and by a slower ``d > G``. A replica that starts empty settles on the first, the
-    smallest ``x`` whose ``λ(x)`` reaches the rate: the bisection runs on the step with every batch graphed
-    (``λ`` increasing, equal below ``G``). It stays there only while its running count rarely reaches ``G``
-    (:data:`GRAPH_SIGMAS`): where the count reaches it (``graph_use`` over 1) or the answer lies past ``G``,
-    and the step as it is carries less than the rate just past ``G`` (so that the slow equilibrium exists),
-    the replica is taken where it ends up, at the smallest ``x`` past ``G`` that carries the rate.
-    """
-    pp_a = np.asarray(pp, dtype=float)
-    lam = np.asarray(rate, dtype=float)
-    shape = np.broadcast_shapes(pp_a.shape, traffic.input_tokens.shape, lam.shape)
-    o1 = traffic.decode_steps
-    top = np.broadcast_to(budget * pp_a / np.maximum(traffic.input_tokens, 1.0) + traffic.slots / (o1 + 1.0), shape).astype(float)
-    lam_b = np.broadcast_to(lam, shape)
-
-    def under(model: StepModel, pp_r: F, tr: Traffic, lam_r: F) -> Callable[[NDArray[np.int64] | None, F], NDArray[np.bool_]]:
-        def below(rows: NDArray[np.int64] | None, x: F) -> NDArray[np.bool_]:
-            return np.asarray(at_arrivals_of(model, pp_r, budget, tr, rows, x, ttft=False).rate < of_rows(lam_r, rows))
-
-        return below
-
-    graphed = step.all_graphed()
-    _, hi = bisect_rows(under(graphed, pp_a, traffic, lam_b), np.zeros(shape), top, _RATE_BISECTIONS)
-    out = at_arrivals(step, pp_a, budget, traffic, hi)
-    if graphed is not step:  # where the graphed equilibrium does not hold: the slow one, on the step as it is
-        assert step.graph_max is not None
-        pp_b = np.broadcast_to(pp_a, shape)
-        cap = np.broadcast_to(step.graph_max, shape)  # -inf: an eager row, the same on both models
-        rows = np.flatnonzero((cap >= 0.0) & np.isfinite(cap) & ((hi * np.broadcast_to(o1, shape) / pp_b > cap) | (out.graph_use > 1.0)))
-        if rows.size:
-            # Just past G: the slow equilibrium exists where the step as it is carries less than the rate there.
-            o1_r = np.maximum(np.broadcast_to(o1, shape)[rows], 1e-9)
-            past_g = np.maximum(hi[rows], cap[rows] * pp_b[rows] / o1_r * (1.0 + 1e-9) + 1e-12)
-            real = under(step.take(rows), pp_b[rows], traffic.take(rows), lam_b[rows])
-            slow = real(None, past_g)
-            if (past := rows[slow]).size:
-                real = under(step.take(past), pp_b[past], traffic.take(past), lam_b[past])
-                _, hi_past = bisect_rows(real, past_g[slow].copy(), top[past].copy(), _RATE_BISECTIONS)
-                hi = hi.copy()
-                hi[past] = hi_past
-                out = out.copy()
-                out.put(past, at_arrivals(step.take(past), pp_b[past], budget, traffic.take(past), hi_past))
-    reached = out.rate >= lam * (1 - 1e-6)
-    inf = np.full(shape, np.inf)
-    return Loaded(
-        arrivals_per_round=out.arrivals_per_round,
-        rate=np.broadcast_to(lam, shape).astype(float),
-        round_s=out.round_s,
-        running=out.running,
-        ttft_s=np.where(reached, out.ttft_s, inf),
-        tpot_s=np.where(reached, out.tpot_s, inf),
-        budget_use=np.where(reached, out.budget_use, inf),
-        slot_use=np.where(reached, out.slot_use, inf),
-        graph_use=out.graph_use,
+        graph_use=graph_use(step, d, n_sd / pp_a),
     )

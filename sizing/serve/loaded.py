@@ -116,7 +116,7 @@ class Loaded:
     slot_use: F
     graph_use: F
     """Share of the CUDA-graph batch cap ``G`` the running count's reach uses, ``(d + K·σ_d)/G``
-    (:data:`~aicap.sizing.serve.load.GRAPH_SIGMAS`): past 1 the replica is likely to fall, within hours, to the slower
+    (:data:`~aicap.sizing.serve.graph_cap.GRAPH_SIGMAS`): past 1 the replica is likely to fall, within hours, to the slower
     equilibrium of eager steps and stay there; 0 where the engine has no cap or already runs past it."""
 
     @classmethod

@@ -2,7 +2,7 @@
 
 The planner evaluates thousands of candidate replicas in one vectorised pass (a :class:`ReplicaGroup`);
 a :class:`Replica` is one row of it. :func:`at_rates` puts many replicas at their loads with one
-:func:`~aicap.sizing.serve.load.at_rate` pass per group.
+:func:`~aicap.sizing.serve.rate.at_rate` pass per group.
 """
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from aicap.sizing.serve.load import at_rate
 from aicap.sizing.serve.loaded import Loaded, Traffic
+from aicap.sizing.serve.rate import at_rate
 from aicap.sizing.serve.step_model import StepModel
 
 F = NDArray[np.float64]

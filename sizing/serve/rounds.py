@@ -16,6 +16,8 @@ import math
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from aicap.sizing.serve.step_model import StepModel
+
 F = NDArray[np.float64]
 
 
@@ -174,3 +176,21 @@ def _fullest_table(pp: int, top: int) -> F:
             at_most = np.exp(log_scale + np.log(coef))
         expected += np.where(counts > j, 1.0 - np.minimum(at_most, 1.0), 0.0)
     return expected
+
+
+def prefill_first_rounds(step: StepModel, d: F, sizes: F, first: NDArray[np.bool_], mixed: tuple[F, F, F]) -> tuple[F, F, F]:
+    """Round times and slopes where ``first`` rows prefill before they decode: ``T(d, 0) + [p > 0]·T(0, p)``.
+
+    The prefill step and the decode step each stream the weights and pay the step overhead, so such a round
+    is never shorter than the mixed step ``T(d, p)`` (each group's ``max`` is subadditive and its constants
+    are non-negative): bounds computed on mixed steps still bound it. ``∂/∂d`` is the decode step's and
+    ``∂/∂p`` the prefill step's. The token budget is left as a mixed step's (``C − d`` for prompts), which
+    undercounts a prefill step's room: conservative. A request's own prefill in its TTFT is its prefill steps
+    (:mod:`aicap.sizing.serve.ttft`).
+    """
+    dec_s, dec_dd, _ = step.seconds_and_slope(d, 0.0)
+    pre_s, _, pre_dp = step.seconds_and_slope(np.zeros_like(d), sizes)
+    has = sizes > 0.0
+    all_s, all_dd, all_dp = mixed
+    return (np.where(first, dec_s + np.where(has, pre_s, 0.0), all_s), np.where(first, np.broadcast_to(dec_dd, all_dd.shape), all_dd),
+            np.where(first, np.where(has, pre_dp, 0.0), all_dp))  # fmt: skip

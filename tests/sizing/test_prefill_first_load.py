@@ -12,8 +12,9 @@ from aicap.sizing.core.deployment import Deployment
 from aicap.sizing.core.engines import engine_for
 from aicap.sizing.perf import memory
 from aicap.sizing.serve.capacity import capacity
-from aicap.sizing.serve.load import at_arrivals, at_rate
+from aicap.sizing.serve.load import at_arrivals
 from aicap.sizing.serve.loaded import Traffic
+from aicap.sizing.serve.rate import at_rate
 from aicap.sizing.serve.step_model import Hardware, StepModel
 from aicap.sizing.sim.arrivals import arrival_times
 from aicap.sizing.sim.engine import EngineConfig, Requests, simulate
