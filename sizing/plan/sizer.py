@@ -52,7 +52,7 @@ def bursty_warnings(fleet: Fleet) -> list[str]:
     if not bursty:
         return []
     return [f"workload(s) {', '.join(bursty)}: {BURSTY_NOTE} (a simulated p99 TTFT up to 1.25x the model's at cv 3 and 2.2x for "
-            "prompts near the step budget, a p99 TPOT up to 1.14x); "
+            "prompts near the step budget, a p99 TPOT up to 1.35x and 1.6x for prompts near the budget); "
             "size --verify plays the plan through the simulator and states the larger of the two"]  # fmt: skip
 
 

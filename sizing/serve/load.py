@@ -60,7 +60,12 @@ likely in the round in progress (TTFT) and in the round-time spread (TPOT) as th
   the rounds that carry prompts add ``σ_τ``, the spread of the round time, averaged over ``O − 1`` rounds
   and amplified by ``1/(1 − ρ_p)`` (``ρ_p`` the prefill time share); a prompt of ``c = I/L`` budget-sized
   chunks brings its long rounds in a cluster of ``c``, which multiplies their variance by ``c`` (varied prompts are
-  in ``σ_τ``: the counts above). A roofline's round is convex in ``n`` (it steepens where compute starts to bind), so
+  in ``σ_τ``: the counts above). Tokens are conserved, so over a life the lumps met vary as their count does:
+  ``σ_τ² ≥ J²·μ·D`` (``J`` the seconds a lump adds to a round, ``μ`` lumps a round, ``D`` their dispersion), which a
+  round whose budget holds one lump cannot carry alone (a burst is a run of long rounds, not one); and under bursty
+  arrivals an arrival meets ``(cv² − 1)/2`` more prompts after it than a random instant does (the renewal function),
+  which adds ``(cv² − 1)/2·c·J/((1 − ρ_p)·(O − 1))`` to its mean. A roofline's round is convex in ``n`` (it steepens
+  where compute starts to bind), so
   ``n`` fluctuating across that kink sees a longer decode round than the round at its mean and a blend of the two
   slopes: the decode-only round and ``τ'`` are their means over ``n``'s spread, itself set by ``β``, a fixed point
   (:mod:`aicap.sizing.serve.fluctuation`); and the drift towards the percentile takes the secant of the decode
@@ -367,6 +372,13 @@ def _at_arrivals(step: StepModel, pp_a: F, budget: float, traffic: Traffic, xa: 
     # lumps: the long rounds come in clusters of c, which multiplies the variance of their sum by c.
     cluster = np.maximum(i / lump, 1.0)
     # (Varied prompts' wider spread is in σ: the lump counts carry their compound variance.)
+    # Tokens are conserved: every lump that arrives during a life is prefilled in it (a round that cannot take the lumps
+    # of a burst spills them into the next), so over many rounds the prompt work met has the variance of the lump count,
+    # J²·μ·D a round (J the seconds one lump adds, μ the lumps a round, D their dispersion: a renewal count over a long
+    # window has variance cv²·mean). Where a round's budget holds about one lump, σ² counts a burst as one long round,
+    # not as the run of long rounds it is: σ² is at least J²·μ·D.
+    jump = np.maximum(all_s[1] - all_s[0], 0.0)
+    sigma = np.sqrt(np.maximum(sigma**2, jump**2 * lumps * dispersion))
     mix_sd = sigma * np.sqrt(cluster / np.maximum(steps, 1.0)) / free
     # The two spreads share their cause: the arrivals during a request's life are both the prompts it meets and
     # decoders joining n. With lives of about S, an arrival s seconds from the life's start weighs w(s) = 1 − |s|/S in
@@ -386,12 +398,19 @@ def _at_arrivals(step: StepModel, pp_a: F, budget: float, traffic: Traffic, xa: 
     # clustered count (a negative binomial of peakedness P has skewness (2P − 1)/sqrt(n·P)), and a life's mean
     # keeps ∫w³/∫1 = 1/2 of its third cumulant.
     n_skew = (2.0 * peak - 1.0) / np.sqrt(np.maximum(n_dec * peak, 1e-12))
-    third = _skewness(traffic.input_skew, i, span, xa * steps, rho_p) * mix_sd**3 + 0.5 * n_skew * drift_sd**3
+    # Bursty arrivals (cv > 1) clump the prompts met: a count of dispersion D = cv² (a negative binomial) has skewness
+    # (2D − 1)/sqrt(D·Λ), (2D − 1)/sqrt(D) times a Poisson count's 1/sqrt(Λ).
+    burst = np.maximum(np.asarray(cv, dtype=float) ** 2, 1.0)
+    met_skew = _skewness(traffic.input_skew, i, span, xa * steps, rho_p) * (2.0 * burst - 1.0) / np.sqrt(burst)
+    third = met_skew * mix_sd**3 + 0.5 * n_skew * drift_sd**3
     lean = np.minimum(third / np.maximum(spread_sd, 1e-30) ** 3, MAX_LEAN)
     spread = spread_sd * (z + np.maximum(z**2 - 1.0, 0.0) * lean / 6.0)
     # Requests see n size-biased: more of them decode while n (and so τ) is high, so their mean round
     # is τ + Cov(n, τ)/n = τ + (∂τ/∂n)·Var(n)/n.
     bias = dtau_dn * n_sd**2 / np.maximum(n_dec, 1e-9)
+    # An arrival of a renewal process sees more arrivals after it than a random instant does: (cv² − 1)/2 more over a
+    # long window (the renewal function, λt + (cv² − 1)/2 + o(1)), each a prompt of I/L lumps its life prefills.
+    bias = bias + (burst - 1.0) / 2.0 * cluster * jump / np.maximum(steps, 1.0) / free
     # A step emits E tokens per sequence (speculative decoding), so TPOT is the round time over E.
     tpot = np.where(o > 1.0, (tau + bias + spread) / traffic.tokens_per_step, 0.0)
     return Loaded(
