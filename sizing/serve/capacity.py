@@ -14,12 +14,12 @@ from typing import NamedTuple
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from aicap.sizing.serve.deviates import z_of
 from aicap.sizing.serve.load import (
     BUDGET_UTILISATION,
     LATENCY_HEADROOM,
     SLOT_SIGMAS,
     SLOT_UTILISATION,
-    _z,
     at_arrivals,
     at_arrivals_of,
     of_rows,
@@ -160,7 +160,7 @@ def _bound_grid(step: StepModel, pp_a: F, budget: float, traffic: Traffic, x_max
     t_lb = p0 * t_idle + (1.0 - p0) * t_busy
     # TPOT_q ≥ τ + |z|·sqrt((T'_min·sqrt(n)/pp)² + σ²/(O − 1)): the spreads of at_arrivals at their floors
     # (T'_min ≤ ∂τ/∂d; σ² ≥ P0·(1 − P0)·(T_busy − T_idle)², the variance between rounds with and without a lump).
-    z = np.abs(_z(traffic.quantile))
+    z = np.abs(z_of(traffic.quantile))
     n_dec = grid * o1
     sigma2 = p0 * (1.0 - p0) * (t_busy - t_idle) ** 2
     tpot_lb = t_lb + z * np.sqrt((step.slope_floor() * np.sqrt(n_dec) / pp_a) ** 2 + sigma2 / np.maximum(o1, 1.0))

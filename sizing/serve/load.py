@@ -44,7 +44,7 @@ likely in the round in progress (TTFT) and in the round-time spread (TPOT) as th
   (``prefill_first``) the request waits out the step in progress, prefill or decode, not the round; its prefill
   steps decode nothing, have the whole budget ``C`` and run back to back. Prompts shorter than the budget share
   rounds: they wait for the budget only behind a backlog of tokens earlier rounds could not take (Kingman's bound
-  for the discrete-time queue, :func:`~aicap.sizing.serve.queueing.backlog_s`); a longer one waits for the long
+  for the discrete-time queue, :func:`~aicap.sizing.serve.budget.backlog_s`); a longer one waits for the long
   prompts ahead (M/D/1, its mean scaled by ``cv²``: Kingman's for deterministic service).
   The slot wait is the M/M/c (Erlang C) wait with ``c`` the slots memory allows and service time the request's life
   (:mod:`aicap.sizing.serve.queueing`), of the equivalent system of ``c/z`` slots at ``λ/z`` (Hayward; ``z`` the running
@@ -100,16 +100,15 @@ against closed forms (M/D/1 for a one-slot replica) in ``tests/sizing/test_load.
 
 from __future__ import annotations
 
-import functools
-from statistics import NormalDist
-
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from aicap.sizing.serve.budget import backlog_s, budget_floor
+from aicap.sizing.serve.deviates import MAX_LEAN, met_skewness, z_of
 from aicap.sizing.serve.fluctuation import peakedness, settle_spread
 from aicap.sizing.serve.graph_cap import graph_use
 from aicap.sizing.serve.loaded import Loaded, Traffic
-from aicap.sizing.serve.queueing import backlog_s, wait_quantile
+from aicap.sizing.serve.queueing import wait_quantile
 from aicap.sizing.serve.rounds import chain_rounds, chain_rows, count_top, fullest, lump_counts, prefill_first_rounds
 from aicap.sizing.serve.step_model import StepModel
 from aicap.sizing.serve.ttft import ttft_quantile
@@ -124,39 +123,6 @@ SLOT_SIGMAS = 3.0
 # holds when the traffic arrives. Near capacity a replica's TPOT tail is steep in the rate: for Llama-3.1-8B
 # fp8 on one H100 (1,500/300 tokens), 2% more traffic than the capacity takes the simulated p99 from 47 to 64 ms.
 LATENCY_HEADROOM = 0.85
-
-
-@functools.lru_cache(maxsize=64)
-def _deviate(q: float) -> float:
-    """Standard normal deviate of one quantile (clipped to [1e-6, 1 − 1e-6])."""
-    return NormalDist().inv_cdf(min(max(q, 1e-6), 1 - 1e-6))
-
-
-MAX_LEAN = 2.0
-"""Largest skewness the TPOT's Cornish–Fisher deviate takes. Up to 2 the expansion keeps a Poisson count's quantiles
-(mean 1/4, skewness 2: p99 2, the expansion 2.15); past it, it overshoots towards a whole prompt met where few lives
-meet any (mean 1/10, skewness 3.2: p99 1, the expansion 1.57; mean 1/100: p99 0, the expansion 0.98)."""
-
-
-def _skewness(g: F | float, i: F, span: F, met: F, rho: F) -> F:
-    """Skewness of the prompt work a request meets over its life, a busy period of the prompts (module docstring).
-
-    ``γ = (g·sqrt(1 − ρ) + 3ρ·sqrt(Ĩ/I)/sqrt(1 − ρ)) / sqrt(Λ·(1 − ρ))`` with ``g = E[I³]/E[I²]^(3/2)``, ``I`` the
-    mean prompt, ``Ĩ = E[I²]/E[I]`` (``span``, at least ``I``), ``Λ`` the prompts met (``met``) and ``ρ`` the prefill load.
-    """
-    keep = np.maximum(1.0 - rho, 1e-3)
-    wide = np.sqrt(span / np.maximum(i, 1e-9))
-    return np.asarray((g * np.sqrt(keep) + 3.0 * rho * wide / np.sqrt(keep)) / np.sqrt(np.maximum(met * keep, 1e-9)), dtype=float)
-
-
-def _z(q: F) -> F:
-    """Standard normal deviate of each quantile (few distinct values: each computed once per process)."""
-    qa = np.asarray(q, dtype=float)
-    if qa.ndim and qa.size and bool((qa == qa.flat[0]).all()):  # one quantile for every row: no sort
-        return np.full(qa.shape, _deviate(float(qa.flat[0])))
-    values, inverse = np.unique(qa, return_inverse=True)
-    z = np.array([_deviate(float(v)) for v in values])
-    return np.asarray(z[inverse].reshape(qa.shape), dtype=float)
 
 
 _COUNT_BLOCKS = (16, 32, 64)  # rows are evaluated in blocks by how many lump counts their distribution needs
@@ -329,7 +295,7 @@ def _at_arrivals(step: StepModel, pp_a: F, budget: float, traffic: Traffic, xa: 
     use = xa * i / (room * np.minimum(np.maximum(xa, 1.0), pp_a))
     # Prompts queue for the token budget. Short prompts (I ≤ C) share rounds, a share `use` of each round's
     # budget: the round in progress and the prompts that share their own are the TTFT mixture's, and what holds
-    # them longer is a backlog of tokens that earlier rounds' budgets could not take (queueing.backlog_s). A prompt longer
+    # them longer is a backlog of tokens that earlier rounds' budgets could not take (budget.backlog_s). A prompt longer
     # than the budget is a job of ⌈I/C⌉ chunks that holds the budget for S = I·T(d, C)/(pp·C) seconds (on a
     # prefill-first engine I·T(0, C)/(pp·C): its chunks run back to back), at a load ρ_b = λ·S that counts time,
     # not rounds (its rounds are the long ones): an M/D/1 wait (Pollaczek–Khinchine).
@@ -357,6 +323,9 @@ def _at_arrivals(step: StepModel, pp_a: F, budget: float, traffic: Traffic, xa: 
     # round, τ on average.
     lag_s = traffic.lag_rounds * tau * -np.expm1(-xa * steps)
     ttft_s = np.where(ok & np.isfinite(slot_q), ttft_mix + budget_mean + np.sqrt(excess) + lag_s + traffic.overhead_s, np.inf)
+    if ttft:  # the token budget as a server: a floor under the percentile of prompts that share it (budget.budget_floor)
+        floor_s = budget_floor(step, pp_a, d, i, room, rate, first, q, cv, (full_s, all_s[top + 3])) + lag_s + traffic.overhead_s
+        ttft_s = np.where(np.isfinite(ttft_s) & ~chain & ~long, np.maximum(ttft_s, floor_s), ttft_s)
     # TPOT: the mean of a request's O − 1 round times.
     # The running count n drifts slowly: a longer round keeps requests longer, which lengthens rounds.
     # Linearised, n relaxes at rate (1 − β)/S with β = (∂τ/∂n)·n/τ (prefill feeds back by 1/(1 − ρ_p)),
@@ -365,7 +334,7 @@ def _at_arrivals(step: StepModel, pp_a: F, budget: float, traffic: Traffic, xa: 
     # 1/(1 − ρ_p): a request that meets more prompts lives longer and so meets more. TPOT_q adds both
     # spreads in quadrature.
     sigma = np.sqrt(np.maximum(tau2 - tau**2, 0.0))
-    z = _z(q)
+    z = z_of(q)
     n_sd = np.sqrt(n_dec * peak)
     # A request that meets more prompts lives longer and so meets more: the prefill term grows by 1/(1 − ρ_p).
     # A prompt longer than the budget arrives as c = I/L chunks in consecutive rounds, not c independent
@@ -401,7 +370,7 @@ def _at_arrivals(step: StepModel, pp_a: F, budget: float, traffic: Traffic, xa: 
     # Bursty arrivals (cv > 1) clump the prompts met: a count of dispersion D = cv² (a negative binomial) has skewness
     # (2D − 1)/sqrt(D·Λ), (2D − 1)/sqrt(D) times a Poisson count's 1/sqrt(Λ).
     burst = np.maximum(np.asarray(cv, dtype=float) ** 2, 1.0)
-    met_skew = _skewness(traffic.input_skew, i, span, xa * steps, rho_p) * (2.0 * burst - 1.0) / np.sqrt(burst)
+    met_skew = met_skewness(traffic.input_skew, i, span, xa * steps, rho_p) * (2.0 * burst - 1.0) / np.sqrt(burst)
     third = met_skew * mix_sd**3 + 0.5 * n_skew * drift_sd**3
     lean = np.minimum(third / np.maximum(spread_sd, 1e-30) ** 3, MAX_LEAN)
     spread = spread_sd * (z + np.maximum(z**2 - 1.0, 0.0) * lean / 6.0)

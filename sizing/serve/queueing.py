@@ -114,17 +114,3 @@ def sustainable_rate(servers: ArrayLike, service_s: ArrayLike, prefill_s: ArrayL
         top = np.where(good, top, mid)
     rate = np.where(ok_at_hi, hi, lo)
     return np.asarray(np.where(pre > target, 0.0, rate), dtype=float)
-
-
-def backlog_s(x: F, i: F, span: F, cv: F, capacity: F, tau: F) -> F:
-    """Mean wait of short prompts for the tokens earlier rounds' budgets left behind [s].
-
-    Prompts that arrive during a round are prefilled together in the next one (the TTFT mixture holds that round and its
-    co-arrivals); they wait longer only behind a backlog, the tokens earlier rounds could not take. Rounds serve up to
-    ``K`` tokens (``capacity``) and bring ``A`` of them, mean ``μ = x·I`` and variance ``σ² = x·(E[I²] + (cv² − 1)·I²)``
-    (a compound count of prompts, ``E[I²] = Ĩ·I`` from ``span``): Kingman's bound for the discrete-time queue gives a mean
-    backlog of ``σ²/(2(K − μ))`` tokens, which take ``backlog/K`` rounds of ``τ`` seconds.
-    """
-    var = np.maximum(x * (span * i + (cv**2 - 1.0) * i**2), 0.0)
-    backlog = var / (2.0 * np.maximum(capacity - x * i, 1e-9))
-    return np.asarray(backlog / np.maximum(capacity, 1.0) * tau, dtype=float)
