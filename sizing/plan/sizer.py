@@ -51,7 +51,7 @@ def bursty_warnings(fleet: Fleet) -> list[str]:
     bursty = [f"'{w.name}' (cv {w.arrival_cv:g})" for w in fleet.workloads if w.arrival_cv >= BURSTY_CV]
     if not bursty:
         return []
-    return [f"workload(s) {', '.join(bursty)}: {BURSTY_NOTE} (a simulated p99 TTFT up to 1.25x the model's at cv 3 and 1.8x for "
+    return [f"workload(s) {', '.join(bursty)}: {BURSTY_NOTE} (a simulated p99 TTFT up to 1.15x the model's at cv 3 and 1.8x for "
             "prompts that fill much of the step budget, a p99 TPOT up to 1.35x and 1.6x for prompts near the budget); "
             "size --verify plays the plan through the simulator and states the larger of the two"]  # fmt: skip
 
