@@ -1,6 +1,4 @@
-"""The CUDA-graph batch cap of an engine: how close a replica's running count may come to it.
-
-Spreads of the running count a CUDA-graph batch cap ``G`` must lie beyond, on the graphed side (``graph_use``).
+"""The CUDA-graph batch cap of an engine: how close a replica's running count may come to it (``graph_use``).
 
 A decode batch over ``G`` runs without its graphs, its step bound by the host's launches (often twice as long), so
 past ``G`` the rate a replica carries falls (for Qwen3-30B-A3B on one H100 under SGLang, 800/200 tokens, from 31 to 15
