@@ -369,7 +369,7 @@ def _at_arrivals(step: StepModel, pp_a: F, budget: float, traffic: Traffic, xa: 
     n_skew = (2.0 * peak - 1.0) / np.sqrt(np.maximum(n_dec * peak, 1e-12))
     # Bursty arrivals (cv > 1) clump the prompts met: a count of dispersion D = cv² (a negative binomial) has skewness
     # (2D − 1)/sqrt(D·Λ), (2D − 1)/sqrt(D) times a Poisson count's 1/sqrt(Λ).
-    burst = np.maximum(np.asarray(cv, dtype=float) ** 2, 1.0)
+    burst = traffic.burstiness
     met_skew = met_skewness(traffic.input_skew, i, span, xa * steps, rho_p) * (2.0 * burst - 1.0) / np.sqrt(burst)
     third = met_skew * mix_sd**3 + 0.5 * n_skew * drift_sd**3
     lean = np.minimum(third / np.maximum(spread_sd, 1e-30) ** 3, MAX_LEAN)
@@ -378,7 +378,8 @@ def _at_arrivals(step: StepModel, pp_a: F, budget: float, traffic: Traffic, xa: 
     # is τ + Cov(n, τ)/n = τ + (∂τ/∂n)·Var(n)/n.
     bias = dtau_dn * n_sd**2 / np.maximum(n_dec, 1e-9)
     # An arrival of a renewal process sees more arrivals after it than a random instant does: (cv² − 1)/2 more over a
-    # long window (the renewal function, λt + (cv² − 1)/2 + o(1)), each a prompt of I/L lumps its life prefills.
+    # long window (the renewal function, λt + (cv² − 1)/2 + o(1); ttft._company tabulates it for short windows), each a
+    # prompt of I/L lumps its life prefills.
     bias = bias + (burst - 1.0) / 2.0 * cluster * jump / np.maximum(steps, 1.0) / free
     # A step emits E tokens per sequence (speculative decoding), so TPOT is the round time over E.
     tpot = np.where(o > 1.0, (tau + bias + spread) / traffic.tokens_per_step, 0.0)

@@ -79,6 +79,15 @@ class Traffic:
         return np.asarray(np.maximum(self.output_tokens - 1.0, 0.0) / self.tokens_per_step, dtype=float)
 
     @property
+    def burstiness(self) -> F:
+        """Dispersion of the arrivals over a long window, ``max(cv², 1)``: 1 for Poisson (and smoother) traffic.
+
+        A gamma renewal process's count over a window of many gaps has variance ``cv²`` times its mean; the load model's
+        bursty terms (the prompts a life meets, the company an arrival finds) scale with it.
+        """
+        return np.asarray(np.maximum(np.asarray(self.arrival_cv, dtype=float) ** 2, 1.0), dtype=float)
+
+    @property
     def prefills_first(self) -> NDArray[np.bool_]:
         """Where a step that prefills decodes nothing (``prefill_first``), as a boolean mask (not broadcast)."""
         return np.asarray(np.asarray(self.prefill_first, dtype=float) > 0.0)

@@ -123,8 +123,7 @@ def _steps_of_rounds(step: StepModel, d: F, rounds: F, weight: F, spell: F, idle
 
 def _bursts(traffic: Traffic, whole: NDArray[np.bool_] | bool, n: int) -> F:
     """Per row, the co-arrivals' dispersion ``c² = max(cv², 1)``: Poisson and smoother traffic 1, and so encoders (``whole``)."""
-    cv = np.broadcast_to(np.asarray(traffic.arrival_cv, dtype=float), (n,))
-    return np.asarray(np.where(np.broadcast_to(whole, (n,)), 1.0, np.maximum(cv**2, 1.0)), dtype=float)
+    return np.asarray(np.where(np.broadcast_to(whole, (n,)), 1.0, np.broadcast_to(traffic.burstiness, (n,))), dtype=float)
 
 
 def _company(prompts: F, c2: F) -> tuple[F, F]:
