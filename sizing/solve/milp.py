@@ -73,9 +73,9 @@ columns, doubles the time to optimality and leaves 0.6-1.6 % dearer incumbents a
 integer plan is polished instead, at the same or lower cost: under ``latency``, replicas the routing
 below leaves without traffic are dropped (the tie-break lies within the solver's gap); instances left
 wholly idle are dropped,
-then idle devices of bought instances are filled with extra replicas (free headroom; largest size
-that fits first, then the most capacity and the lowest latency, or under ``latency`` the lowest latency),
-which occupies every device that any candidate can fill.
+then idle devices of bought instances are filled with extra replicas (free headroom; the most capacity
+per device first, then the lowest latency, or under ``latency`` the lowest latency first, each filler
+taking as many replicas as fit), which occupies every device that any candidate can fill.
 ``share`` is the latency-greedy routing (optimal for fixed replicas) under ``latency`` and
 capacity-proportional otherwise; ``served`` and ``share`` are recomputed from the integer plan.
 
@@ -247,7 +247,7 @@ def _formulate(p: Problem) -> tuple[Model, I, Columns | None]:
 
 
 def _polish(p: Problem, r: I, n: I) -> tuple[I, I]:
-    """Drop wholly idle instances, then fill idle devices with extra replicas (largest size, most capacity first).
+    """Drop wholly idle instances, then fill idle devices with extra replicas (most capacity per device first).
 
     Under ``latency`` the replicas the latency-greedy routing leaves without traffic go first: the cost
     tie-break is within the solver's gap, so HiGHS may return replicas no request reaches, bought within
@@ -263,17 +263,21 @@ def _polish(p: Problem, r: I, n: I) -> tuple[I, I]:
     idle = a.td * n - np.bincount(a.ct, weights=a.cd * r, minlength=len(a.td)).astype(np.int64)
     drop = np.maximum(idle, 0) // a.td  # a violated packing row (idle < 0) stays visible to _violated
     n, idle, r = n - drop, idle - drop * a.td, r.copy()
-    # Within a size, the filler is the candidate that adds the most capacity (every replica's load, and so its
-    # latency at the planned load, falls most), then the lowest latency score; under the latency objective,
-    # whose routing sends traffic to the fastest capacity first, the lowest latency score first.
-    first_key = np.zeros(len(a.q)) if p.objective == "latency" else -a.q
-    for size in np.unique(a.cd)[::-1]:  # a handful of powers of two
-        idx = np.flatnonzero(a.cd == size)
-        idx = idx[np.lexsort((a.lat[idx], first_key[idx], a.ct[idx]))]
-        types, first = np.unique(a.ct[idx], return_index=True)
-        add = np.maximum(idle[types], 0) // size
-        r[idx[first]] += add
-        idle[types] -= add * size
+    # Per instance type, fillers in order, each taking as many replicas as the type's idle devices hold: the candidate that
+    # adds the most capacity per device first (the most headroom for the devices paid for; a plan's replicas of its
+    # best layout are more of the same, not a mixture of whatever sizes fit), then the lowest latency score; under the
+    # latency objective, whose routing sends traffic to the fastest capacity first, the lowest latency score first. Ties
+    # go to a layout the plan already runs, then to the larger replica (fewer replicas on the same devices).
+    # Whatever the order, a type's idle devices end fewer than its smallest candidate's: every device any candidate can fill is.
+    per_device = a.q / a.cd
+    keys = (-per_device, a.lat) if p.objective != "latency" else (a.lat, -per_device)
+    order = np.lexsort((np.arange(len(a.q)), -a.cd, r == 0, keys[1], keys[0], a.ct))
+    for k in order:
+        t = a.ct[k]
+        if idle[t] >= a.cd[k]:
+            add = idle[t] // a.cd[k]
+            r[k] += add
+            idle[t] -= add * a.cd[k]
     return r, n
 
 

@@ -477,6 +477,22 @@ def test_invalid_problems_are_rejected(change: dict[str, Any], match: str) -> No
         solve(replace(_GOOD, **change))
 
 
+def test_idle_devices_take_more_of_the_layout_with_most_capacity_per_device() -> None:
+    # 1 req/s on an 8-device instance; a 1-device layout carries 1 req/s (latency score 2), a 4-device one 3 req/s
+    # (0.75 a device, score 1). One small replica carries the demand; the 7 devices left go to 7 more of it (7 req/s
+    # of headroom), not to a larger layout first (one 4-device replica and three small ones: 6 req/s, a mixed plan).
+    from aicap.sizing.solve.milp import _polish
+
+    p = make(floats(1.0), ints(0, 0), ints(0, 0), ints(1, 4), floats(1.0, 3.0), ints(8), floats(10.0), cand_latency=floats(2.0, 1.0))
+    r, n = _polish(p, ints(1, 0), ints(1))
+    assert r.tolist() == [8, 0] and n.tolist() == [1]
+    lat = replace(p, objective="latency", budget_per_hour=10.0)
+    r, n = _polish(lat, ints(1, 0), ints(1))
+    assert r.tolist() == [4, 1]  # under latency the fastest first, then the rest with what fits
+    sol = solve(p)
+    assert sol.replicas.tolist() == [8, 0] and sol.cost_per_hour == 10.0
+
+
 def test_idle_devices_take_the_replica_adding_most_capacity_and_under_latency_the_fastest() -> None:
     # 3 req/s; two 4-device layouts on an 8-device instance: A carries 4 req/s (latency score 1), B 7 req/s (score 2).
     # The demand needs one replica; the other 4 devices are paid for either way.

@@ -99,9 +99,9 @@ def test_a_throughput_floor_buys_a_replica_the_objective_would_not() -> None:
     assert floored.status is SolveStatus.OPTIMAL and floored.replicas.tolist() == [0, 1] and floored.instances.tolist() == [0, 1]
 
 
-def test_idle_devices_are_filled_with_the_largest_replica_first() -> None:
-    """Workload 0 on an 8-device instance with 4 devices idle, candidates of 1 and 4 devices: one more 4-device replica
-    fills them, not four 1-device ones (fewer replicas, the same devices)."""
+def test_idle_devices_at_equal_capacity_per_device_take_the_largest_replica_first() -> None:
+    """Workload 0 on an 8-device instance with 4 devices idle, candidates of 1 and 4 devices with the same capacity per
+    device: one more 4-device replica fills them, not four 1-device ones (fewer replicas, the same devices)."""
     p = problem(demand=np.array([1.0]), cand_workload=np.array([0, 0]), cand_type=np.array([0, 0]), cand_devices=np.array([1, 4]),
                 cand_capacity=np.array([1.0, 4.0]), cand_latency=np.ones(2), type_devices=np.array([8]), type_price=np.array([8.0]),
                 type_group=np.array([0]), type_cap=np.array([np.inf]))  # fmt: skip
