@@ -194,7 +194,7 @@ def register(app: typer.Typer) -> None:
         from aicap.sizing.sim import replay
         from aicap.sizing.sim.cluster import ROUTERS
         from aicap.sizing.sim.report import Targets
-        from aicap.sizing.sim.traffic import MAX_REQUESTS, Lengths, TrafficSpec, dataset_names, load_trace
+        from aicap.sizing.sim.traffic import MAX_REQUESTS, ContextLimit, Lengths, TrafficSpec, dataset_names, load_trace
         from aicap.sizing.sim.traffic import dataset as get_dataset
 
         if list_datasets:
@@ -323,7 +323,10 @@ def register(app: typer.Typer) -> None:
             for name, policies in uses.items():
                 if policy not in policies and (named := typed_flags(ctx, name)):
                     raise InputError(f"{named[0]} does not apply to --policy {policy}: it shapes {' and '.join(policies)}")
-        target_kind = catalogue().model(model).kind
+        spec = catalogue().model(model)
+        target_kind = spec.kind
+        context = getattr(spec, "max_context", None)
+        context_limit = ContextLimit(spec.id, int(context), target_kind == "decoder") if context else None
         if target_kind != "decoder":  # an encoder's (or generic model's) request is one forward pass: no tokens out
             if tpot_ms is not None:  # it was reported met by every request, with no TPOT measured
                 raise InputError(f"--tpot-ms {tpot_ms:g}: {model} is an {target_kind} model and emits no tokens, so has no TPOT "
@@ -335,7 +338,7 @@ def register(app: typer.Typer) -> None:
             from aicap.sizing.core.fleet import check_prefix_cached
             from aicap.sizing.sim.traffic import cached_prefix
 
-            reqs = load_trace(trace)
+            reqs = load_trace(trace, limit=context_limit)
             if prefix_cached:
                 check_prefix_cached(prefix_cached)
                 reqs = replace(reqs, cached_tokens=cached_prefix(reqs.input_tokens, prefix_cached))
@@ -358,6 +361,8 @@ def register(app: typer.Typer) -> None:
             label += "" if concurrency is not None else f", {kind} arrivals" + (f" (cv {cv:g})" if kind == "gamma" else "")
             reqs = TrafficSpec(requests, lin, lout, rate_per_s=rate, concurrency=concurrency, arrival=kind, cv=cv,  # type: ignore[arg-type]
                                class_shares=shares, seed=seed, cached_share=prefix_cached).build()  # fmt: skip
+            if dataset is not None and context_limit is not None:  # (fixed lengths are judged with the layout, naming their flags)
+                context_limit.check_drawn(reqs, f"--dataset {dataset}")
         if disaggregate:
             from aicap.cli.commands.simulate_pd import simulate_disaggregated
 

@@ -38,6 +38,40 @@ TRACE_FIELDS = ("arrival_s", "input_tokens", "output_tokens")
 
 
 @dataclass(frozen=True)
+class ContextLimit:
+    """The longest request a model serves: its prompt, plus its output for a decoder, at most ``tokens``.
+
+    A server refuses a longer one (vLLM: "This model's maximum context length is ..."), so a run that would
+    replay it is refused, naming where it is, rather than simulated as if the model could hold it.
+    """
+
+    model: str
+    tokens: int
+    counts_output: bool = True
+
+    def length(self, input_tokens: int, output_tokens: int) -> int:
+        """What a request asks of the context [tokens]: ``I + O`` (a decoder) or ``I``."""
+        return input_tokens + (output_tokens if self.counts_output else 0)
+
+    def check_row(self, input_tokens: int, output_tokens: int, where: str) -> None:
+        """Refuse one trace row longer than the context, naming ``where`` (``file:line``)."""
+        if (n := self.length(input_tokens, output_tokens)) > self.tokens:
+            what = "input_tokens + output_tokens" if self.counts_output else "input_tokens"
+            raise InputError(f"{where}: {what} = {n:,} tokens exceeds {self.model}'s max context of {self.tokens:,} "
+                             "(a server rejects such a request): shorten it or use a model with a longer context")  # fmt: skip
+
+    def check_drawn(self, requests: Requests, source: str) -> None:
+        """Refuse drawn requests (``source``: e.g. ``--dataset sharegpt-8k``) of which any is longer than the context."""
+        need = requests.input_tokens + (requests.output_tokens if self.counts_output else 0)
+        over = int(np.count_nonzero(need > self.tokens))
+        if over:
+            what = "prompt + output" if self.counts_output else "prompt"
+            raise InputError(f"{source}: {over:,} of the {len(need):,} requests drawn ({what} up to {int(need.max()):,} tokens) exceed "
+                             f"{self.model}'s max context of {self.tokens:,}, and a server rejects them: use a model with a longer "
+                             "context, or shorter lengths")  # fmt: skip
+
+
+@dataclass(frozen=True)
 class Lengths:
     """A token-length distribution: ``values[j]`` with probability ``weights[j]/Σ weights``."""
 
@@ -192,7 +226,7 @@ def _int(value: object, what: str, where: str, low: int, high: int = MAX_TOKENS)
     return int(x)
 
 
-def _row(rec: dict[str, object], where: str) -> tuple[float, int, int, int]:
+def _row(rec: dict[str, object], where: str, limit: ContextLimit | None = None) -> tuple[float, int, int, int]:
     missing = [k for k in TRACE_FIELDS if rec.get(k) in (None, "")]
     if missing:
         raise InputError(f"{where}: missing {', '.join(missing)} (a trace row needs {', '.join(TRACE_FIELDS)}[, priority])")
@@ -203,8 +237,10 @@ def _row(rec: dict[str, object], where: str) -> tuple[float, int, int, int]:
     if not np.isfinite(t):
         raise InputError(f"{where}: arrival_s {excerpt(rec['arrival_s'])} must be a finite number of seconds")
     prio = rec.get("priority")
-    return (t, _int(rec["input_tokens"], "input_tokens", where, 1), _int(rec["output_tokens"], "output_tokens", where, 0),
-            0 if prio in (None, "") else _int(prio, "priority", where, 0, MAX_PRIORITY))  # fmt: skip
+    i, o = _int(rec["input_tokens"], "input_tokens", where, 1), _int(rec["output_tokens"], "output_tokens", where, 0)
+    if limit is not None:
+        limit.check_row(i, o, where)
+    return (t, i, o, 0 if prio in (None, "") else _int(prio, "priority", where, 0, MAX_PRIORITY))
 
 
 def _unknown(keys: list[str], where: str) -> None:
@@ -217,13 +253,14 @@ def _unknown(keys: list[str], where: str) -> None:
         raise InputError(f"{where}: unknown field {excerpt(bad[0])}{hint} (a trace has {', '.join(TRACE_FIELDS)} and an optional priority)")
 
 
-def load_trace(path: Path, *, shift: bool = True) -> Requests:
+def load_trace(path: Path, *, shift: bool = True, limit: ContextLimit | None = None) -> Requests:
     """Requests of a trace file (module docstring); arrivals shifted so the first is at 0 s (``shift``), else as written.
 
     Raises
     ------
     InputError
-        For an unreadable file, a bad header or a bad value, naming ``file:line`` and what was expected.
+        For an unreadable file, a bad header or a bad value, or a request longer than ``limit``, naming ``file:line``
+        and what was expected.
     """
     text = read_text(path, MAX_TRACE_BYTES)
     rows: list[tuple[float, int, int, int]] = []
@@ -238,7 +275,7 @@ def load_trace(path: Path, *, shift: bool = True) -> Requests:
             if not isinstance(rec, dict):
                 raise InputError(f"{path}:{k}: expected a JSON object with {', '.join(TRACE_FIELDS)}, got {excerpt(rec)}")
             _unknown([str(x) for x in rec], f"{path}:{k}")
-            rows.append(_row(rec, f"{path}:{k}"))
+            rows.append(_row(rec, f"{path}:{k}", limit))
     else:
         reader = csv.DictReader(io.StringIO(text))
         header = [h.strip() for h in reader.fieldnames or []]
@@ -252,7 +289,7 @@ def load_trace(path: Path, *, shift: bool = True) -> Requests:
             if rec.get(None):  # DictReader keeps fields beyond the header under None
                 raise InputError(f"{path}:{reader.line_num}: more fields than the header's {len(header)} "
                                  f"({','.join(header)}); a 4th is read only under a priority column")  # fmt: skip
-            rows.append(_row(dict(rec), f"{path}:{reader.line_num}"))
+            rows.append(_row(dict(rec), f"{path}:{reader.line_num}", limit))
     if not rows:
         raise InputError(f"{path}: the trace has no requests")
     a = np.array(rows, dtype=np.float64)

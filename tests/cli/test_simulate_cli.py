@@ -227,13 +227,35 @@ def test_trace_input_errors_and_rejections(tmp_path: Path) -> None:
     huge.write_text('{"arrival_s": 0, "input_tokens": 1e20, "output_tokens": 1}\n')
     code, _, err = run(*BASE, "--trace", str(huge))
     assert code == 2 and "from 1 to" in err
+    # Within the model's context (128k tokens) but beyond what one L4's KV cache holds (about 37k): rejected at arrival.
+    small = ["simulate", "-m", "llama-3.1-8b", "--hardware", "l4"]
     long = tmp_path / "l.csv"
-    long.write_text("arrival_s,input_tokens,output_tokens\n" + "".join(f"{k},{100 if k else 900_000},10\n" for k in range(50)))
-    code, out, err = run(*BASE, "--trace", str(long), "--ttft-ms", "1000")
+    long.write_text("arrival_s,input_tokens,output_tokens\n" + "".join(f"{k},{100 if k else 120_000},10\n" for k in range(50)))
+    code, out, err = run(*small, "--trace", str(long), "--ttft-ms", "1000")
     assert code == 3 and "1 request(s) rejected" in err and "rejected" in out
-    code, out, err = run(*BASE, "--trace", str(long), "--ttft-ms", "1000", "--compare-policies", "-f", "json")
+    code, out, err = run(*small, "--trace", str(long), "--ttft-ms", "1000", "--compare-policies", "-f", "json")
     assert all(p["replicas_for_slo"] is None for p in json.loads(out)["policies"])  # rejections: more replicas cannot help
     assert code == 3 and "no policy meets them with more replicas either" in err
+
+
+def test_requests_beyond_the_models_context_are_refused_where_they_are(tmp_path: Path) -> None:
+    # A server rejects a request longer than the model's context (vLLM: "maximum context length"): a run that replayed it
+    # reported it served (a 200,000-token prompt on a 4,096-token model finished with a TTFT).
+    trace = tmp_path / "t.csv"
+    trace.write_text("arrival_s,input_tokens,output_tokens\n0,100,50\n0.5,4000,97\n")
+    code, out, err = run("simulate", "-m", "llama-2-7b", "--hardware", "h100-sxm", "--trace", str(trace))
+    assert code == 2 and out == "" and err.count("\n") == 1
+    assert f"{trace}:3: input_tokens + output_tokens = 4,097 tokens exceeds llama-2-7b's max context of 4,096" in err
+    trace.write_text("arrival_s,input_tokens,output_tokens\n0,100,50\n0.5,4000,96\n")  # exactly the context: served
+    code, out, err = run("simulate", "-m", "llama-2-7b", "--hardware", "h100-sxm", "--trace", str(trace), "-f", "json")
+    assert code == 0 and json.loads(out)["finished"] == 2, err
+    # Drawn lengths: the dataset is named (not --input-tokens, which was not given), with how many and how long.
+    code, out, err = run("simulate", "-m", "llama-2-7b", "--hardware", "h100-sxm", "--rate", "1", "--requests", "2000",
+                         "--dataset", "sharegpt-8k")  # fmt: skip
+    assert code == 2 and out == "" and err.startswith("aicap: error: --dataset sharegpt-8k: ") and "max context of 4,096" in err
+    code, _, err = run("simulate", "-m", "bge-large-en", "--hardware", "t4", "--rate", "1", "--requests", "500", "--dataset",
+                       "azure-conv-2023")  # fmt: skip
+    assert code == 2 and "--dataset azure-conv-2023" in err and "(prompt up to" in err and "--input-tokens" not in err
 
 
 def test_scheduler_flags_replay_a_v0_style_engine() -> None:

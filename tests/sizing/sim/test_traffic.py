@@ -117,3 +117,21 @@ def test_a_trace_refuses_a_priority_past_its_range_and_an_unknown_field(tmp_path
     jl.write_text('{"arrival_s": 0, "input_tokens": 10, "output_tokens": 5, "prio": 1}\n')
     with pytest.raises(InputError, match=r"t.jsonl:1: unknown field 'prio'"):
         load_trace(jl)
+
+
+def test_context_limit_counts_the_output_of_a_decoder_only(tmp_path: Path) -> None:
+    from aicap.sizing.sim.traffic import ContextLimit
+
+    dec, enc = ContextLimit("m", 512), ContextLimit("e", 512, counts_output=False)
+    dec.check_row(500, 12, "t:2")  # 512 tokens: at the limit
+    with pytest.raises(InputError, match=r"^t:2: input_tokens \+ output_tokens = 513 tokens exceeds m's max context of 512"):
+        dec.check_row(500, 13, "t:2")
+    enc.check_row(512, 100, "t:2")  # an encoder emits nothing: its prompt alone counts
+    with pytest.raises(InputError, match=r"^t:2: input_tokens = 513 tokens"):
+        enc.check_row(513, 0, "t:2")
+    trace = tmp_path / "t.jsonl"
+    rows = ['{"arrival_s": 0, "input_tokens": 10, "output_tokens": 1}', "", '{"arrival_s": 1, "input_tokens": 600, "output_tokens": 1}']
+    trace.write_text("\n".join(rows) + "\n")
+    assert len(load_trace(trace)) == 2  # no limit given: as before
+    with pytest.raises(InputError, match=r"t\.jsonl:3: input_tokens \+ output_tokens = 601"):
+        load_trace(trace, limit=dec)
