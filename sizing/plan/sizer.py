@@ -133,7 +133,9 @@ def _check_context(fleet: Fleet, cat: CatalogueLike) -> None:
             continue
         longest = w.max_context if model.kind == "decoder" else w.max_input
         if longest > model.max_context:
-            raise InputError(f"workload '{w.name}': {longest} tokens exceeds {model.id}'s max context of {model.max_context}")
+            what = "input_tokens + output_tokens" if model.kind == "decoder" else "input_tokens"
+            raise InputError(f"workload '{w.name}': its longest request ({what}) is {longest:,} tokens, over {model.id}'s max context "
+                             f"of {model.max_context:,}")  # fmt: skip
 
 
 def _diagnose(w: Workload, cat: CatalogueLike, cands: list[Candidate], insts: list[InstanceSpec], engine: str | None) -> str:
@@ -410,6 +412,12 @@ def _size(fleet: Fleet, cat: CatalogueLike, alternatives: bool, time_limit_s: fl
             raise InfeasibleError(f"workload '{w.name}' needs {' and '.join(need)}: no allowed instance type has them "
                                   f"(constraints: clouds={c.clouds or 'any'}, hardware={c.hardware or 'any'})")  # fmt: skip
         if not good:  # the devices it came closest on may not be the cause: name the types the pricing model left out
+            reasons = {x.reason for x in mine}
+            if reasons and all(r is not None and " does not run on " in r for r in reasons):  # the engine and devices asked for clash
+                spec = engine_for(cat, fleet.constraints.engine_of(w)).spec
+                runs = f"; it runs on: {', '.join(spec.runs_on)}" if spec is not None else ""
+                raise InputError(f"workload '{w.name}': {'; '.join(sorted(r for r in reasons if r))}{runs}: allow such a device "
+                                 "(hardware) or choose another engine")  # fmt: skip
             unpriced = [x for x in warnings if "have no published" in x]
             raise InfeasibleError(_diagnose(w, cat, mine, insts, fleet.constraints.engine_of(w)) + "".join(f"; {x}" for x in unpriced))
         ok = {x.hardware for x in good}

@@ -84,6 +84,11 @@ def test_infeasible_exit_3(aicap) -> None:
         (["--model", "llama-3-8b", "--rate", "1", "--cloud", "ibm"], "--cloud 'ibm'"),
         (["--model", "nope", "--rate", "1"], "unknown model 'nope'"),
         (["--model", "llama-3-8b", "--rate", "1", "--percentile", "p42"], "--percentile 'p42'"),
+        # an engine pinned to devices it does not run on is a conflict in the input, as estimate says (it exited 3)
+        (["--model", "llama-3-8b", "--rate", "1", "--engine", "jetstream", "--hardware", "h100-sxm"],
+         "JetStream (MaxText) does not run on h100-sxm (nvidia gpu); it runs on: tpu"),
+        (["--model", "llama-3-8b", "--rate", "1", "--input-tokens", "1000000"],
+         "its longest request (input_tokens + output_tokens) is 1,000,256 tokens, over llama-3-8b's max context of 8,192"),
     ],
 )
 def test_size_bad_input_exit_2(aicap, args: list[str], needle: str) -> None:

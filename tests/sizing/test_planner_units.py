@@ -233,7 +233,8 @@ def test_check_context_against_the_model() -> None:
                                                 "output_tokens": 11}]})  # fmt: skip
     with pytest.raises(InputError) as e:
         _check_context(over, CAT)
-    assert str(e.value) == f"workload 'chat': {limit + 1} tokens exceeds llama-3.1-8b's max context of {limit}"
+    assert str(e.value) == (f"workload 'chat': its longest request (input_tokens + output_tokens) is {limit + 1:,} tokens, over "
+                            f"llama-3.1-8b's max context of {limit:,}")  # fmt: skip
 
 
 def test_standalone_cost_buys_whole_instances() -> None:
