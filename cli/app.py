@@ -73,6 +73,8 @@ def root(
     version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")] = False,
 ) -> None:
     """Set global options."""
+    if verbose and quiet:  # -q won in silence
+        raise typer.BadParameter("--quiet and --verbose ask for less and more on stderr: give one of them", param_hint="'-q/-v'")
     STATE.verbose, STATE.quiet = verbose, quiet
     STATE.catalogs = list(catalog or [])
     if ctx.invoked_subcommand is None:
@@ -81,6 +83,23 @@ def root(
 
 #: Options of ``aicap`` itself, given before the command.
 GLOBAL_FLAGS = frozenset({"-q", "--quiet", "-v", "--verbose", "--catalog", "--version"})
+
+
+def _with_given_value(message: str, param: object, argv: list[str]) -> str:
+    """Click's "Invalid value for '--rate': <reason>" as ``--rate 'abc': <reason>``: the value as typed, which it left out.
+
+    The value is the word after the option in ``argv`` (or after its ``=``); a message without it is returned as it was.
+    """
+    opts = [*getattr(param, "opts", []), *getattr(param, "secondary_opts", [])]
+    if not message.startswith("Invalid value for ") or ": " not in message or not opts:
+        return message
+    for k, word in enumerate(argv):
+        flag, eq, value = word.partition("=")
+        if flag in opts and (eq or k + 1 < len(argv)):
+            given = value if eq else argv[k + 1]
+            reason = message.split(": ", 1)[1].removeprefix("Value error, ")
+            return f"{flag}: {reason}" if repr(given) in reason else f"{flag} {given!r}: {reason}"
+    return message
 
 
 def main() -> None:
@@ -109,7 +128,7 @@ def main() -> None:
             sys.stderr.write(ctx.get_help() + "\n")
         else:
             where = f" (see '{ctx.command_path} --help')" if ctx is not None else ""
-            message = " ".join(str(exc.format_message()).split())
+            message = _with_given_value(" ".join(str(exc.format_message()).split()), getattr(exc, "param", None), sys.argv[1:])
             flag = getattr(exc, "option_name", None)
             if flag in GLOBAL_FLAGS and ctx is not None and ctx.parent is not None:  # `aicap size ... --quiet`
                 names, c = [], ctx

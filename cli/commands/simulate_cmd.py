@@ -284,7 +284,10 @@ def register(app: typer.Typer) -> None:
             return
         if model is None or hardware is None:
             raise InputError("give --model and --hardware (a deployment to simulate), or a plan file")
-        if (rate is None) == (concurrency is None) and trace is None:
+        if rate is not None and concurrency is not None:
+            raise InputError(f"--rate {rate:g} and --concurrency {concurrency} are two kinds of traffic, an open loop and a closed one: "
+                             "give one of them")  # fmt: skip
+        if rate is None and concurrency is None and trace is None:
             raise InputError("give --rate R (open loop) or --concurrency C (closed loop), or --trace FILE")
         if trace is not None and (clash := [f for f, v in (("--rate", rate), ("--dataset", dataset)) if v is not None]):
             raise InputError(f"--trace replays its own arrivals and lengths: drop {' and '.join(clash)}")

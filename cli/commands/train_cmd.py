@@ -244,6 +244,9 @@ def register(app: typer.Typer) -> None:
                                          "mtp_depth": mtp_depth}  # fmt: skip
         if method not in DEFAULT_BATCH:
             raise InputError(f"--method {method!r}: valid: {', '.join(DEFAULT_BATCH)}")
+        if method == "full" and (named := typed_flags(ctx, "lora_rank", "lora_targets")):  # they were ignored in silence
+            raise InputError(f"{' and '.join(named)} shape{'' if len(named) > 1 else 's'} LoRA adapters, which --method full "
+                             f"trains without: add --method lora (or qlora), or drop {'them' if len(named) > 1 else 'it'}")  # fmt: skip
         # Repeated or comma-separated, as `size` takes them: --hardware h100-sxm,l40s is --hardware h100-sxm --hardware l40s.
         hardware = split_list(",".join(hardware)) if hardware else None
         cloud = split_list(",".join(cloud)) if cloud else None
@@ -399,5 +402,7 @@ def _one_line(exc: Exception) -> str:
         err = exc.errors()[0]
         loc = ".".join(str(x) for x in err["loc"])
         msg = str(err["msg"]).removeprefix("Value error, ")
-        return f"--{loc.replace('_', '-')}: {msg}" if loc else f"layout: {msg}"
+        given = err.get("input")
+        shown = "" if isinstance(given, dict | list) or given is None else f" {given!r}" if isinstance(given, str) else f" {given}"
+        return f"--{loc.replace('_', '-')}{shown}: {msg}" if loc else f"layout: {msg}"
     return str(exc)

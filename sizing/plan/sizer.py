@@ -129,6 +129,9 @@ def _check_context(fleet: Fleet, cat: CatalogueLike) -> None:
             valid = sorted([*cat.engines, "generic"])
             raise InputError(f"{where}: unknown engine '{engine}'; {did_you_mean(engine, valid)}valid engines: {', '.join(valid)}")
         model = cat.model(w.model)
+        if model.kind != "decoder" and w.slo.tpot_ms is not None:  # the target was dropped without a word
+            raise InputError(f"workload '{w.name}': {model.id} is an {model.kind} model and emits no tokens, so has no TPOT: drop "
+                             "slo.tpot_ms (its latency target is slo.ttft_ms)")  # fmt: skip
         if model.kind == "generic":
             continue
         longest = w.max_context if model.kind == "decoder" else w.max_input

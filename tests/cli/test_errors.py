@@ -941,7 +941,7 @@ def test_errors_the_sizer_finds_in_a_fleet_name_the_file(aicap, tmp_path: Path, 
 
 @pytest.mark.parametrize(("args", "expect"), [
     (["size", "--budget-x", "3"], "No such option: --budget-x"),
-    (["size", "--rate", "abc"], "Invalid value for '--rate'"),
+    (["size", "--rate", "abc"], "--rate 'abc': Input should be a valid number"),
     (["estimate"], "Missing option '--model'"),
 ])  # fmt: skip
 def test_usage_errors_are_one_line_and_exit_2(args: list[str], expect: str) -> None:
@@ -962,6 +962,35 @@ def test_a_global_option_after_the_command_says_where_it_goes(flag: str) -> None
                        text=True, check=False)  # fmt: skip
     assert r.returncode == 2 and r.stdout == ""
     assert r.stderr == f"aicap: error: {flag} is a global option: put it before the command (aicap {flag} size ...)\n"
+
+
+@pytest.mark.parametrize(
+    ("args", "expect"),
+    [
+        (["size", "--model", "llama-3.1-8b", "--rate", "abc"], "aicap: error: --rate 'abc': Input should be a valid number"),
+        (["size", "--model", "llama-3.1-8b", "--rate=x1"], "aicap: error: --rate 'x1': "),
+        (["size", "-f", "JSON"], "aicap: error: -f: 'JSON' is not one of 'table', 'json'"),  # the value is in the reason already
+        (["train", "-m", "llama-3.1-8b", "--hardware", "h100-sxm", "--devices", "8", "--zero", "5"],
+         "aicap: error: --zero 5: Input should"),
+        (["train", "-m", "llama-3.1-8b", "--hardware", "h100-sxm", "--devices", "8", "--precision", "int4"],
+         "aicap: error: --precision 'int4': Input should be 'bf16', 'fp16' or 'fp8'"),
+    ],
+)
+def test_a_value_of_the_wrong_type_is_echoed_as_typed(args: list[str], expect: str) -> None:
+    import subprocess
+    import sys
+
+    r = subprocess.run([sys.executable, "-m", "aicap.cli.app", "-q", *args], capture_output=True, text=True, check=False)
+    assert r.returncode == 2 and r.stdout == "" and r.stderr.count("\n") == 1 and r.stderr.startswith(expect), r.stderr
+
+
+def test_quiet_and_verbose_together_are_refused() -> None:
+    import subprocess
+    import sys
+
+    r = subprocess.run([sys.executable, "-m", "aicap.cli.app", "-q", "-v", "size"], capture_output=True, text=True, check=False)
+    assert r.returncode == 2 and r.stdout == "" and r.stderr.count("\n") == 1  # -q won in silence
+    assert "--quiet and --verbose ask for less and more on stderr: give one of them" in r.stderr
 
 
 def test_a_bare_command_group_still_shows_its_help() -> None:

@@ -274,6 +274,7 @@ def test_scheduler_flags_replay_a_v0_style_engine() -> None:
     ("extra", "needle"),
     [
         (("--rate", "1", "--cv", "3"), "--cv shapes gamma arrivals: add --arrival gamma"),
+        (("--rate", "5", "--concurrency", "4"), "--rate 5 and --concurrency 4 are two kinds of traffic"),
         (("--concurrency", "4", "--arrival", "gamma"), "--concurrency runs a closed loop"),
         (("--rate", "1", "--dataset", "azure-conv-2023", "--input-tokens", "500"), "draws the lengths: drop --input-tokens"),
         (("--rate", "1", "--quantum", "4"), "--quantum does not apply to --policy fcfs: it shapes rr"),

@@ -51,7 +51,7 @@ def test_train_refuses_before_it_prints_and_rejects_fractional_tokens(aicap: Any
     r = aicap(*base, "--tokens", "1.5")
     assert r.code == 2 and r.stdout == "" and "not a whole number of tokens" in r.stderr
     r = aicap(*base, "--seq-len", "100000000")  # 311,429 GiB a device was costed and printed (exit 3)
-    assert r.code == 2 and r.stdout == "" and "--seq-len: Input should be less than or equal to 16777216" in r.stderr
+    assert r.code == 2 and r.stdout == "" and "--seq-len 100000000: Input should be less than or equal to 16777216" in r.stderr
 
 
 def test_a_search_held_back_by_the_global_batch_says_so(aicap: Any) -> None:
@@ -168,6 +168,10 @@ def test_validate_training_reports_in_sample_and_out_of_source_and_rewrites_the_
         (("-m", "llama-3.1-8b", "--hardware", "h100-sxm", "--devices", "8", "--mtp-depth", "9"), "--mtp-depth 9"),
         (("-m", "llama-3.1-8b", "--hardware", "h100-sxm", "--devices", "8", "--method", "lora", "--mtp-depth", "1"), "--method lora"),
         (("-m", "llama-3.1-8b", "--tokens", "1B", "--method", "qlora", "--mtp-depth", "1"), "--method qlora"),
+        # LoRA's shape without LoRA: it was costed as full training, nothing said
+        (("-m", "llama-3.1-8b", "--hardware", "h100-sxm", "--devices", "8", "--lora-rank", "8", "--lora-targets", "all"),
+         "--lora-rank and --lora-targets shape LoRA adapters, which --method full trains without"),
+        (("-m", "llama-3.1-8b", "--tokens", "1B", "--lora-targets", "qv"), "--lora-targets shapes LoRA adapters"),
     ],
 )
 def test_more_bad_input_is_one_line_and_exit_2(aicap: Any, args: tuple[str, ...], needle: str) -> None:

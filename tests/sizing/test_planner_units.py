@@ -224,6 +224,13 @@ def test_allowed_instances_rejects_unknown_ids() -> None:
         allowed_instances(fleet(availability={"nope.xlarge": 1}), CAT)
 
 
+def test_a_tpot_target_on_an_encoder_is_refused() -> None:
+    fleet = Fleet.model_validate({"workloads": [{"name": "emb", "model": "bge-large-en", "requests_per_s": 1.0, "input_tokens": 256,
+                                                 "output_tokens": 1, "slo": {"ttft_ms": 200, "tpot_ms": 50}}]})  # fmt: skip
+    with pytest.raises(InputError, match=r"^workload 'emb': bge-large-en is an encoder model and emits no tokens.*drop slo\.tpot_ms"):
+        _check_context(fleet, CAT)
+
+
 def test_check_context_against_the_model() -> None:
     limit = CAT.model("llama-3.1-8b").max_context
     ok = Fleet.model_validate({"workloads": [{"name": "chat", "model": "llama-3.1-8b", "requests_per_s": 1.0, "input_tokens": limit - 10,
