@@ -303,6 +303,10 @@ def register(app: typer.Typer) -> None:
             from aicap.cli.files import check_writable
 
             check_writable(output, "--output")
+            if (kind := output.suffix.lower()) in {".csv", ".md", ".markdown"}:  # it wrote JSON into them
+                shown = "csv" if kind == ".csv" else "markdown"
+                raise InputError(f"--output {output}: writes the plan document, JSON (or YAML for .yaml); for a {shown} table "
+                                 f"redirect the output: -f {shown} > {output}")  # fmt: skip
         check_plot(plot)
         check_engine(engine)
         if seed < 0:

@@ -39,6 +39,8 @@ def model_path(ref: str) -> Path | None:
     """
     import re
 
+    if not ref.strip():  # Path("") is the working folder: it was called "a folder without config.json"
+        raise InputError("an empty model id; give a catalogue id (aicap models list), a model folder, a config.json or a model YAML file")
     path = Path(ref).expanduser()
     if path.is_dir():
         cfg = path / "config.json"
