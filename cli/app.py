@@ -129,6 +129,10 @@ def main() -> None:
         else:
             where = f" (see '{ctx.command_path} --help')" if ctx is not None else ""
             message = _with_given_value(" ".join(str(exc.format_message()).split()), getattr(exc, "param", None), sys.argv[1:])
+            if message.startswith("No such command") and ctx is not None and hasattr(ctx.command, "list_commands"):  # name the valid ones
+                group = ctx.command
+                names = [n for n in group.list_commands(ctx) if not getattr(group.get_command(ctx, n), "hidden", False)]
+                message = f"{message.rstrip('.')}; valid: {', '.join(names)}." if names else message
             flag = getattr(exc, "option_name", None)
             if flag in GLOBAL_FLAGS and ctx is not None and ctx.parent is not None:  # `aicap size ... --quiet`
                 names, c = [], ctx

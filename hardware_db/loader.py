@@ -273,7 +273,10 @@ def _merge(cat: Catalogue, where: str, text: str, *, overlay: bool) -> None:
     unknown = set(doc) - {*SECTIONS, "schema_version"}
     if unknown:
         first = sorted(unknown, key=str)[0]
-        raise InputError(f"{where}: unknown section {excerpt(first)}; valid sections: {', '.join(SECTIONS)}")
+        line = next((k for k, row in enumerate(text.splitlines(), start=1) if row.startswith((f"{first}:", f"'{first}':", f'"{first}":'))),
+                    None)  # fmt: skip
+        place = f"{where}:{line}" if line else where  # a top-level key starts its line
+        raise InputError(f"{place}: unknown section {excerpt(first)}; valid sections: {', '.join(SECTIONS)}")
     if "runtime" in doc:
         cat.runtime = validate_model(RuntimeSpec, doc["runtime"], where, text, ("runtime",))
     for section in ("models", "devices", "instances", "efficiency", "engines", "speculative"):

@@ -49,6 +49,19 @@ def first_error(exc: ValidationError) -> Any:
     return max(same, key=lambda e: sum(not _union_label(p) for p in e["loc"]))
 
 
+def _problems(exc: ValidationError) -> set[tuple[int | str, ...]]:
+    """The distinct places of ``exc``'s errors: a value that fails every member of a union is one problem, not one a member.
+
+    ``output_tokens: "350"`` fails ``int`` and ``list[LengthBin]``: two errors, one place (it read "and 1 more error").
+    """
+    out: set[tuple[int | str, ...]] = set()
+    for e in exc.errors(include_url=False):
+        loc = tuple(e["loc"])
+        cut = next((k for k, part in enumerate(loc) if _union_label(part)), len(loc))
+        out.add(loc[:cut])
+    return out
+
+
 def format_loc(loc: Sequence[int | str]) -> str:
     """Render a pydantic error location as ``models[3].moe.num_experts`` (union members' labels left out)."""
     out = ""
@@ -188,7 +201,7 @@ def describe_validation_error(exc: ValidationError, where: str, text: str | None
     if err["type"] == "value_error" and isinstance(got, BaseModel | dict):  # a check across fields: its message has the values
         quiet = True
     shown = "" if quiet else f", got {excerpt(got)}"
-    more = len(exc.errors()) - 1
+    more = len(_problems(exc)) - 1
     tail = f" (and {more} more error{'s' if more > 1 else ''})" if more else ""
     if field == "document" and err["type"] == "value_error":
         return f"{place}: {msg}{shown}{tail}"

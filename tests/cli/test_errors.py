@@ -189,6 +189,7 @@ def test_infinite_peak_and_bandwidth_are_refused_by_the_spec_itself() -> None:
         ("instances:\n  - {cloud: aws, name: x, family: p5, device: h100-sxm, devices: 8, region: r, source: s,\n"
          "     price_date: 2024-02-30, price_usd_per_hour: {on_demand: 1}}\n", "x.yaml:3: malformed YAML: !!timestamp value '2024-02-30'"),
         ("1: a\nb: c\n", "unknown section 1"),
+        ("schema_version: 1\n# devices\nhardware:\n  - {id: x}\n", "x.yaml:3: unknown section 'hardware'; valid sections: models,"),
         ("devices: {a: 1}\n", "'devices' must be a list"),
     ],
 )  # fmt: skip
@@ -982,6 +983,17 @@ def test_a_value_of_the_wrong_type_is_echoed_as_typed(args: list[str], expect: s
 
     r = subprocess.run([sys.executable, "-m", "aicap.cli.app", "-q", *args], capture_output=True, text=True, check=False)
     assert r.returncode == 2 and r.stdout == "" and r.stderr.count("\n") == 1 and r.stderr.startswith(expect), r.stderr
+
+
+@pytest.mark.parametrize(("args", "valid"), [(["schema", "bogus"], "valid: plan, period-plan, fleet,"), (["bogus"], "valid: estimate,"),
+                                            (["models", "bogus"], "valid: list, show.")])  # fmt: skip
+def test_an_unknown_command_names_the_valid_ones(args: list[str], valid: str) -> None:
+    import subprocess
+    import sys
+
+    r = subprocess.run([sys.executable, "-m", "aicap.cli.app", *args], capture_output=True, text=True, check=False)
+    assert r.returncode == 2 and r.stdout == "" and r.stderr.count("\n") == 1
+    assert r.stderr.startswith("aicap: error: No such command 'bogus'; ") and valid in r.stderr, r.stderr
 
 
 def test_quiet_and_verbose_together_are_refused() -> None:

@@ -140,6 +140,14 @@ def test_a_union_field_reports_the_member_the_value_was_written_for(tmp_path: Pa
                  "      - {tokens: 100, weight: -1}\n      - {tokens: 200, weight: 1}\n")  # fmt: skip
     err = refused("size", str(f))
     assert "workloads[0].input_tokens[0].weight: Input should be greater than 0, got -1" in err and "constrained" not in err
+    assert "more error" not in err  # the union's other member (an int) is the same problem, not "1 more error"
+    f.write_text("schema_version: 1\nworkloads:\n  - name: a\n    model: llama-3.1-8b\n    requests_per_s: 5\n    output_tokens: '350'\n")
+    err = refused("size", str(f))
+    assert err.rstrip().endswith("workloads[0].output_tokens: Input should be a valid integer, got '350'"), err
+    f.write_text("schema_version: 1\nworkloads:\n  - name: a\n    model: llama-3.1-8b\n    requests_per_s: 5\n    output_tokens: '350'\n"
+                 "    input_tokens: [{tokens: 100, weight: -1}]\n")  # fmt: skip
+    err = refused("size", str(f))  # two places: one named, the other counted
+    assert err.rstrip().endswith("(and 1 more error)"), err
 
 
 @pytest.mark.parametrize(("body", "line", "what"), [
