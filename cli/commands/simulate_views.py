@@ -40,8 +40,8 @@ def report_view(rep: SimulationReport, percentile: str) -> View:
     if rep.slo.ttft_ms is not None or rep.slo.tpot_ms is not None:
         tg = ", ".join(f"{k} ≤ {v:g} ms" for k, v in (("TTFT", rep.slo.ttft_ms), ("TPOT", rep.slo.tpot_ms)) if v is not None)
         slo_pct = [["targets checked at", percentile]]
-        slo = [["SLO attainment", f"{_pct(rep.slo_attainment)} of requests meet {tg}"],
-               ["goodput", f"{rep.goodput_requests_per_s:,.3g} req/s"], *slo_pct]  # fmt: skip
+        slo = [["SLO attainment", f"{_pct(rep.slo_attainment)} of requests meet {tg} (after the warm-up)"],
+               ["goodput", f"{rep.goodput_requests_per_s:,.3g} req/s (over the whole run)"], *slo_pct]  # fmt: skip
     th = rep.throughput
     run_rows: list[list[Any]] = [
         ["deployment", f"{s.model} on {s.replicas}× TP{s.tp}·PP{s.pp} {s.hardware} ({s.weights_dtype}), engine {s.engine}, router {s.router}"

@@ -73,9 +73,10 @@ columns, doubles the time to optimality and leaves 0.6-1.6 % dearer incumbents a
 integer plan is polished instead, at the same or lower cost: under ``latency``, replicas the routing
 below leaves without traffic are dropped (the tie-break lies within the solver's gap); instances left
 wholly idle are dropped,
-then idle devices of bought instances are filled with extra replicas (free headroom; the most capacity
-per device first, then the lowest latency, or under ``latency`` the lowest latency first, each filler
-taking as many replicas as fit), which occupies every device that any candidate can fill.
+then idle devices of bought instances are filled with extra replicas (free headroom; one at a time, for the
+workload its capacity leaves busiest, the candidate with the most capacity per device, then the lowest
+latency, or under ``latency`` the lowest latency first), which occupies every device that any candidate
+can fill.
 ``share`` is the latency-greedy routing (optimal for fixed replicas) under ``latency`` and
 capacity-proportional otherwise; ``served`` and ``share`` are recomputed from the integer plan.
 
@@ -247,7 +248,7 @@ def _formulate(p: Problem) -> tuple[Model, I, Columns | None]:
 
 
 def _polish(p: Problem, r: I, n: I) -> tuple[I, I]:
-    """Drop wholly idle instances, then fill idle devices with extra replicas (most capacity per device first).
+    """Drop wholly idle instances, then fill idle devices with extra replicas (the busiest workload's, most capacity per device first).
 
     Under ``latency`` the replicas the latency-greedy routing leaves without traffic go first: the cost
     tie-break is within the solver's gap, so HiGHS may return replicas no request reaches, bought within
@@ -263,21 +264,25 @@ def _polish(p: Problem, r: I, n: I) -> tuple[I, I]:
     idle = a.td * n - np.bincount(a.ct, weights=a.cd * r, minlength=len(a.td)).astype(np.int64)
     drop = np.maximum(idle, 0) // a.td  # a violated packing row (idle < 0) stays visible to _violated
     n, idle, r = n - drop, idle - drop * a.td, r.copy()
-    # Per instance type, fillers in order, each taking as many replicas as the type's idle devices hold: the candidate that
-    # adds the most capacity per device first (the most headroom for the devices paid for; a plan's replicas of its
-    # best layout are more of the same, not a mixture of whatever sizes fit), then the lowest latency score; under the
-    # latency objective, whose routing sends traffic to the fastest capacity first, the lowest latency score first. Ties
-    # go to a layout the plan already runs, then to the larger replica (fewer replicas on the same devices).
-    # Whatever the order, a type's idle devices end fewer than its smallest candidate's: every device any candidate can fill is.
+    # Per instance type, one replica at a time while one fits: for the workload its capacity leaves busiest (the highest
+    # λ_w / Σ q·r; a workload without a rate counts as idle), the candidate that adds the most capacity per device (more
+    # of a plan's best layout, not a mixture of whatever sizes fit), then the lowest latency score; under the latency
+    # objective, whose routing sends traffic to the fastest capacity first, the lowest latency score first. Ties go to a
+    # layout the plan already runs, then to the larger replica (fewer replicas on the same devices). Headroom goes where it
+    # is short: an embedding model's thousands of requests/s per device took the idle devices beside a busy chat model.
+    # A type's idle devices end fewer than its smallest candidate's: every device any candidate can fill is.
     per_device = a.q / a.cd
     keys = (-per_device, a.lat) if p.objective != "latency" else (a.lat, -per_device)
-    order = np.lexsort((np.arange(len(a.q)), -a.cd, r == 0, keys[1], keys[0], a.ct))
-    for k in order:
-        t = a.ct[k]
-        if idle[t] >= a.cd[k]:
-            add = idle[t] // a.cd[k]
-            r[k] += add
-            idle[t] -= add * a.cd[k]
+    demand = np.nan_to_num(a.dem, nan=0.0)
+    cap = np.bincount(a.cw, weights=a.q * r, minlength=len(a.dem))
+    for t in np.flatnonzero(idle > 0):
+        mine = np.flatnonzero(a.ct == t)
+        while (fits := mine[a.cd[mine] <= idle[t]]).size:
+            busy = demand[a.cw[fits]] / np.maximum(cap[a.cw[fits]], 1e-12)
+            k = fits[np.lexsort((fits, -a.cd[fits], r[fits] == 0, keys[1][fits], keys[0][fits], -busy))[0]]
+            r[k] += 1
+            idle[t] -= a.cd[k]
+            cap[a.cw[k]] += a.q[k]
     return r, n
 
 

@@ -288,8 +288,8 @@ def test_the_unit_price_column_prices_an_encoder_per_request_and_leaves_a_prefil
     assert any("per 1M requests" in line for line in mixed.stdout.splitlines() if "bge" in line or "embed" in line)
     split = aicap("size", str(root / "disaggregated-chat.yaml"), "-f", "table")
     assert split.code == 0, split.stderr
-    (prefill,) = [line for line in split.stdout.splitlines() if ".prefill" in line and "│" in line and "p5" in line]
-    assert prefill.rstrip().rstrip("│").rstrip().endswith("–") and "per 1M requests" not in split.stdout
+    prefill = [line for line in split.stdout.splitlines() if ".prefill" in line and "│" in line and "p5" in line]
+    assert prefill and all(x.rstrip().rstrip("│").rstrip().endswith("–") for x in prefill) and "per 1M requests" not in split.stdout
 
 
 def test_a_seed_without_verify_is_refused(aicap) -> None:  # type: ignore[no-untyped-def]

@@ -493,6 +493,17 @@ def test_idle_devices_take_more_of_the_layout_with_most_capacity_per_device() ->
     assert sol.replicas.tolist() == [8, 0] and sol.cost_per_hour == 10.0
 
 
+def test_idle_devices_go_to_the_busiest_workload_first() -> None:
+    # Two workloads share an 8-device instance: W0 (3 req/s) on three 1-device replicas of 1 req/s (fully busy), W1 (10 req/s)
+    # on one 2-device replica of 100 req/s (10% busy); 3 devices idle. They go to W0, one replica at a time (75%, 60%, 50%).
+    # Largest size first, or the most capacity per device, gave W1 a second replica it does not need and W0 one.
+    from aicap.sizing.solve.milp import _polish
+
+    p = make(floats(3.0, 10.0), ints(0, 1), ints(0, 0), ints(1, 2), floats(1.0, 100.0), ints(8), floats(10.0))
+    r, n = _polish(p, ints(3, 1), ints(1))
+    assert r.tolist() == [6, 1] and n.tolist() == [1]
+
+
 def test_idle_devices_take_the_replica_adding_most_capacity_and_under_latency_the_fastest() -> None:
     # 3 req/s; two 4-device layouts on an 8-device instance: A carries 4 req/s (latency score 1), B 7 req/s (score 2).
     # The demand needs one replica; the other 4 devices are paid for either way.
