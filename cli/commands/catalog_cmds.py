@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from aicap.cli.render import Format, Table, View, emit
+from aicap.cli.render import Format, FormatOpt, Table, View, emit
 from aicap.cli.state import catalogue, guarded
 
 models_app = typer.Typer(help="Model catalogue: list and show architectures with derived parameter counts.", no_args_is_help=True)
@@ -17,7 +17,6 @@ engines_app = typer.Typer(
 )
 instances_app = typer.Typer(help="Cloud instance catalogue with prices, price dates and sources.", no_args_is_help=True)
 
-FormatOpt = Annotated[Format, typer.Option("--format", "-f", help="Output format.")]
 
 
 @models_app.command("list")

@@ -7,10 +7,8 @@ from typing import Annotated, Any
 
 import typer
 
-from aicap.cli.render import Format, Table, View, emit, flat_table
+from aicap.cli.render import Format, FormatOpt, Table, View, emit, flat_table
 from aicap.cli.state import catalogue, guarded, info
-
-FormatOpt = Annotated[Format, typer.Option("--format", "-f", help="Output format.")]
 
 
 def _fmt_usd(x: Any) -> Any:

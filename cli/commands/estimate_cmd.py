@@ -7,13 +7,12 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from aicap.cli.render import Format, Table, View, emit, flat_table
+from aicap.cli.render import Format, FormatOpt, Table, View, emit, flat_table
 from aicap.cli.state import catalogue, check_engine, check_plot, guarded, info, typed_flags, warn_shadowing
 
 if TYPE_CHECKING:
     from aicap.sizing.serve.estimate import EstimateRequest, EstimateResult
 
-FormatOpt = Annotated[Format, typer.Option("--format", "-f", help="Output format.")]
 ModelOpt = Annotated[str, typer.Option("--model", "-m", help="Model id, or a path to a Hugging Face config.json or model YAML.")]
 HardwareOpt = Annotated[str, typer.Option("--hardware", help="Device id (see `aicap hardware list`).")]
 DevicesOpt = Annotated[int | None, typer.Option("--devices", help="Total devices (at most 65,536); default tp × pp, 1 when neither is "

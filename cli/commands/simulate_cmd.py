@@ -18,7 +18,6 @@ from aicap.cli.commands.estimate_cmd import (
     EagerOpt,
     EngineOpt,
     EpOpt,
-    FormatOpt,
     KvOpt,
     PpOpt,
     PrefixOpt,
@@ -30,7 +29,7 @@ from aicap.cli.commands.estimate_cmd import (
 )
 from aicap.cli.commands.simulate_checks import check_some_policy_holds, check_whole_prompts, floats, missed_targets
 from aicap.cli.commands.simulate_views import compare_view, report_view
-from aicap.cli.render import Format, Table, View, emit, progress
+from aicap.cli.render import Format, FormatOpt, Table, View, emit, progress
 from aicap.cli.state import STATE, catalogue, check_plot, guarded, info, typed_flags
 
 if TYPE_CHECKING:
@@ -228,7 +227,7 @@ def register(app: typer.Typer) -> None:
             raise InputError(f"--requests {requests:,}: at most {MAX_REQUESTS:,} (the simulator keeps about 1.3 KB per request); "
                              "for a longer horizon replay a --trace or run several --seed values")  # fmt: skip
         if rate is not None and not (math.isfinite(rate) and rate > 0):
-            raise InputError(f"--rate {rate}: must be a positive number of requests per second")
+            raise InputError(f"--rate {rate:g}: must be a positive number of requests per second")
         if arrival == "gamma" and not (math.isfinite(cv) and 0 < cv <= 10):
             raise InputError(f"--cv {cv:g}: gamma arrivals need a coefficient of variation above 0 and at most 10 "
                              "(1 is Poisson-like, 2 bursty)")  # fmt: skip

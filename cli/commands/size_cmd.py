@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from aicap.cli.commands.estimate_cmd import AcceptOpt, DraftModelOpt, DraftTokensOpt, SpecOpt, speculative_config
-from aicap.cli.render import Format, Table, View, emit, json_schema, progress, to_json, to_yaml
+from aicap.cli.render import Format, FormatOpt, Table, View, emit, json_schema, progress, to_json, to_yaml
 from aicap.cli.state import (
     STATE,
     catalogue,
@@ -31,7 +31,6 @@ if TYPE_CHECKING:
     from aicap.sizing.core.plan import Plan
     from aicap.sizing.core.plan import Workload as PlanWorkload
 
-FormatOpt = Annotated[Format, typer.Option("--format", "-f", help="Output format.")]
 
 
 def _rate(x: float) -> str:

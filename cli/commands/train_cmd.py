@@ -7,10 +7,9 @@ from typing import Annotated, Any
 
 import typer
 
-from aicap.cli.render import Format, Table, View, cell, emit, flat_table
+from aicap.cli.render import Format, FormatOpt, Table, View, cell, emit, flat_table
 from aicap.cli.state import catalogue, guarded, info, typed_flags
 
-FormatOpt = Annotated[Format, typer.Option("--format", "-f", help="Output format.")]
 _SUFFIX = {
     "": 1.0,
     "k": 1e3,

@@ -7,13 +7,12 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from aicap.cli.render import Format, Table, View, emit, progress
+from aicap.cli.render import Format, FormatOpt, Table, View, emit, progress
 from aicap.cli.state import STATE, catalogue, guarded, info
 
 if TYPE_CHECKING:
     from aicap.sizing.core.catalogue import CatalogueLike
 
-FormatOpt = Annotated[Format, typer.Option("--format", "-f", help="Output format.")]
 
 
 def _summary_rows(summary: dict[str, dict[str, float]]) -> list[list[Any]]:

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from aicap.cli.render import Format, Table, View, emit, progress
+from aicap.cli.render import Format, FormatOpt, Table, View, emit, progress
 from aicap.cli.state import STATE, catalogue, check_engine, check_plot, check_workload_source, guarded, info, typed_flags
 from aicap.sizing.core.errors import InputError
 
@@ -16,7 +16,6 @@ if TYPE_CHECKING:
     from aicap.sizing.core.fleet import Fleet
     from aicap.sizing.plan.whatif import Change
 
-FormatOpt = Annotated[Format, typer.Option("--format", "-f", help="Output format.")]
 
 
 def whatif_view(doc: Any) -> View:

@@ -15,7 +15,9 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Any
+from typing import Annotated, Any
+
+import typer
 
 
 class Format(str, Enum):
@@ -26,6 +28,10 @@ class Format(str, Enum):
     yaml = "yaml"
     csv = "csv"
     markdown = "markdown"
+
+
+#: The ``--format/-f`` option of every result command (any case: ``-f JSON`` is ``-f json``).
+FormatOpt = Annotated[Format, typer.Option("--format", "-f", case_sensitive=False, help="Output format.")]
 
 
 @dataclass

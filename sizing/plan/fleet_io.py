@@ -221,7 +221,7 @@ def build_fleet(*, model: str, rate: float | None, input_tokens: int, output_tok
     if rate is None and overrides.get("objective") != "throughput":
         raise InputError("--rate is required with --model (requests per second), except with --objective throughput")
     if rate is not None and not (math.isfinite(rate) and rate > 0):
-        raise InputError(f"--rate {rate}: must be a positive, finite number of requests per second")
+        raise InputError(f"--rate {rate:g}: must be a positive, finite number of requests per second")
     if rate is not None and rate < MIN_REQUESTS_PER_S:
         raise InputError(f"--rate {rate:g}: {too_small_rate()}")
     if not (math.isfinite(arrival_cv) and 0 <= arrival_cv <= 10):

@@ -970,7 +970,7 @@ def test_a_global_option_after_the_command_says_where_it_goes(flag: str) -> None
     [
         (["size", "--model", "llama-3.1-8b", "--rate", "abc"], "aicap: error: --rate 'abc': Input should be a valid number"),
         (["size", "--model", "llama-3.1-8b", "--rate=x1"], "aicap: error: --rate 'x1': "),
-        (["size", "-f", "JSON"], "aicap: error: -f: 'JSON' is not one of 'table', 'json'"),  # the value is in the reason already
+        (["size", "-f", "jsn"], "aicap: error: -f: 'jsn' is not one of 'table', 'json'"),  # the value is in the reason already
         (["train", "-m", "llama-3.1-8b", "--hardware", "h100-sxm", "--devices", "8", "--zero", "5"],
          "aicap: error: --zero 5: Input should"),
         (["train", "-m", "llama-3.1-8b", "--hardware", "h100-sxm", "--devices", "8", "--precision", "int4"],
@@ -994,6 +994,15 @@ def test_an_unknown_command_names_the_valid_ones(args: list[str], valid: str) ->
     r = subprocess.run([sys.executable, "-m", "aicap.cli.app", *args], capture_output=True, text=True, check=False)
     assert r.returncode == 2 and r.stdout == "" and r.stderr.count("\n") == 1
     assert r.stderr.startswith("aicap: error: No such command 'bogus'; ") and valid in r.stderr, r.stderr
+
+
+def test_formats_are_named_in_any_case() -> None:
+    import subprocess
+    import sys
+
+    r = subprocess.run([sys.executable, "-m", "aicap.cli.app", "-q", "engines", "list", "-f", "JSON"], capture_output=True, text=True,
+                       check=False)  # fmt: skip
+    assert r.returncode == 0 and json.loads(r.stdout), r.stderr  # 'JSON' is not one of 'table', 'json', ...
 
 
 def test_quiet_and_verbose_together_are_refused() -> None:

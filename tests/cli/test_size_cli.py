@@ -79,7 +79,7 @@ def test_infeasible_exit_3(aicap) -> None:
 @pytest.mark.parametrize(
     ("args", "needle"),
     [
-        (["--model", "llama-3-8b", "--rate", "-2"], "--rate -2.0"),
+        (["--model", "llama-3-8b", "--rate", "-2"], "--rate -2: must be a positive"),
         (["--model", "llama-3-8b"], "--rate is required"),
         (["--model", "llama-3-8b", "--rate", "1", "--cloud", "ibm"], "--cloud 'ibm'"),
         (["--model", "nope", "--rate", "1"], "unknown model 'nope'"),
