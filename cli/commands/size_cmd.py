@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from aicap.cli.commands.estimate_cmd import AcceptOpt, DraftModelOpt, DraftTokensOpt, SpecOpt, speculative_config
-from aicap.cli.render import Format, FormatOpt, Table, View, emit, json_schema, progress, to_json, to_yaml
+from aicap.cli.render import Cents, Format, FormatOpt, Table, View, emit, json_schema, progress, to_json, to_yaml
 from aicap.cli.state import (
     STATE,
     catalogue,
@@ -68,7 +68,8 @@ def plan_view(plan: Plan) -> View:
             tpot = "-" if d.tpot_ms is None else f"{d.tpot_ms:,.1f}" + (f" ±{band['tpot']:.0f}%" if "tpot" in band else "")
             rows.append([w.name, w.model, d.instance_type, f"{d.devices}×{d.hardware}", layout_label(d.tp, d.pp, d.dp_attention), d.replicas,
                          d.weights_dtype,
-                         f"{_rate(d.requests_per_s)}/{_rate(d.capacity_requests_per_s)}", ttft, tpot, d.usd_per_hour, round(_month(d, hours)),
+                         f"{_rate(d.requests_per_s)}/{_rate(d.capacity_requests_per_s)}", ttft, tpot, Cents(d.usd_per_hour),
+                         round(_month(d, hours)),
                          _unit_price(w)])  # fmt: skip
     t = plan.totals
     pcts = sorted({w.percentile for w in plan.workloads})
@@ -102,7 +103,7 @@ def plan_view(plan: Plan) -> View:
                       "90th-percentile error of the performance model against published measurements under load "
                       "(aicap validate --set server)."),
         Table("Instances", ["instance", "cloud", "hardware", "count", "devices used", "$/hour (all)", "price date"],
-              [[i.instance_type, i.cloud, i.hardware, i.count, f"{i.devices_used}/{i.devices}", i.usd_per_hour, i.price_date]
+              [[i.instance_type, i.cloud, i.hardware, i.count, f"{i.devices_used}/{i.devices}", Cents(i.usd_per_hour), i.price_date]
                for i in plan.instances]),
     ]  # fmt: skip
     if plan.alternatives:

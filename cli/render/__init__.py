@@ -54,10 +54,16 @@ class View:
     csv: Table | None = None  # the rows ``--format csv`` writes, one value a cell, where the first table packs several
 
 
+class Cents(float):
+    """A price a table shows to the cent (``110.08``, where a plain cell gives ``110``); right-aligned as numbers are."""
+
+
 def cell(value: Any) -> str:
-    """Format one table cell: thousands separators, 3 significant decimals, blanks for None."""
+    """Format one table cell: thousands separators, 3 significant decimals (:class:`Cents` to the cent), blanks for None."""
     if value is None:
         return "–"
+    if isinstance(value, Cents):
+        return f"{value:,.2f}"
     if isinstance(value, bool):
         return "yes" if value else "no"
     if isinstance(value, int):
