@@ -72,13 +72,18 @@ def test_simulating_a_disaggregated_plan_checks_the_composed_ttft(aicap, tmp_pat
     # The composed percentile lies between the larger part and the sum of the parts for these light-tailed waits (a
     # percentile is not subadditive in general: the sum's p99 may pass the parts' by a hair, so 0.5% of slack).
     parts = (c["prefill_ttft_ms"], c["decode_ttft_ms"])
-    # each part is its pool's own p99 over all its requests, as the deployment rows give it (it was the p99 of a subsample)
-    by_pool = {d["workload"].rsplit(".", 1)[1]: d["ttft_ms"]["p99"] for d in doc["deployments"]}
-    assert parts == pytest.approx((by_pool["prefill"], by_pool["decode"]), rel=1e-4)  # (the report keeps 5 figures)
+    # each part is its pool's own p99 over all its requests (it was the p99 of a subsample): a pool of one deployment gives
+    # that row's p99, a pool of several (the idle devices of its instance filled with another layout) lies between theirs
+    by_pool: dict[str, list[float]] = {}
+    for d in doc["deployments"]:
+        by_pool.setdefault(d["workload"].rsplit(".", 1)[1], []).append(d["ttft_ms"]["p99"])
+    for part, pool in zip(parts, ("prefill", "decode"), strict=True):  # (the report keeps 5 figures)
+        assert min(by_pool[pool]) * (1 - 1e-4) <= part <= max(by_pool[pool]) * (1 + 1e-4), (pool, part, by_pool[pool])
+    assert all(v[0] == pytest.approx(part, rel=1e-4) for v, part in zip(by_pool.values(), parts, strict=True) if len(v) == 1)
     assert max(parts) + c["transfer_ms"] <= c["composed_ttft_ms"] <= (sum(parts) + c["transfer_ms"]) * 1.005
     # CSV: both pools' rows carry the composed TTFT users see, as the JSON gives it (it was left out)
     rows = list(csv.DictReader(io.StringIO(aicap("simulate", str(plan), "-f", "csv").stdout)))
-    assert sorted(r["workload"] for r in rows) == ["llama-3.1-70b.decode", "llama-3.1-70b.prefill"]
+    assert {r["workload"] for r in rows} == {"llama-3.1-70b.decode", "llama-3.1-70b.prefill"} and len(rows) == len(doc["deployments"])
     for r in rows:
         assert float(r["composed_ttft_ms"]) == c["composed_ttft_ms"] and float(r["composed_ttft_target_ms"]) == 1500.0
         assert r["composed_holds"] == "true"
