@@ -145,7 +145,7 @@ def test_list_datasets() -> None:
     ([*BASE, "--rate", "1", "--router", "random"], "valid routers"),
     ([*BASE, "--rate", "1", "--policy", "edf"], "--ttft-ms"),
     ([*BASE, "--rate", "1", "--dataset", "sharegpt"], "did you mean"),
-    ([*BASE, "--rate", "-2"], "--rate -2.0: must be a positive"),
+    ([*BASE, "--rate", "-2"], "--rate -2: must be a positive"),
     ([*BASE, "--rate", "1", "--classes", "a,b"], "--classes"),
     ([*BASE, "--rate", "1", "--classes", "0.5,0.6"], "sum to 1.1, not 1; give shares that sum to 1 (e.g. 0.455,0.545)"),
     ([*BASE, "--rate", "1", "--percentile", "p97"], "--percentile"),
