@@ -42,7 +42,7 @@ TARGETS: dict[str, list[str]] = {
     "diff": ["*"],
     "assemble": ["*"],
     "problem": ["*"],
-    "sizer": ["x_allowed_instances", "x_shortlist", "x_standalone_cost", "x_standalone_costs", "x__check_context"],
+    "sizer": ["x_allowed_instances", "x_shortlist", "x_standalone_cost", "x_standalone_costs", "x__check_workloads"],
     "candidates": ["x_prune", "x_formats", "x__reasons", "x__binding"],
     "screen": ["x_screen", "x__rank_in_group"],
     "layouts": ["x_layouts"],

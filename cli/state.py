@@ -219,6 +219,15 @@ def debug(message: str) -> None:
         _say(message)
 
 
+def check_tpot_target(tpot_ms: float | None, model: str, kind: str) -> None:
+    """Refuse ``--tpot-ms`` on a model that emits no tokens (an encoder's, or a generic model's, target is ``--ttft-ms``)."""
+    if tpot_ms is not None and kind != "decoder":
+        from aicap.sizing.core.errors import InputError
+
+        raise InputError(f"--tpot-ms {tpot_ms:g}: {model} is an {kind} model and emits no tokens, so has no TPOT "
+                         "(its target is --ttft-ms, the request's latency)")  # fmt: skip
+
+
 def check_plot(plot: Path | None) -> None:
     """Refuse a ``--plot`` file that is not .png or .svg, or whose folder does not exist (before any work is done)."""
     from aicap.sizing.core.errors import InputError

@@ -30,7 +30,7 @@ from aicap.cli.commands.estimate_cmd import (
 from aicap.cli.commands.simulate_checks import check_some_policy_holds, check_whole_prompts, floats, missed_targets
 from aicap.cli.commands.simulate_views import compare_view, report_view
 from aicap.cli.render import Format, FormatOpt, Table, View, emit, progress
-from aicap.cli.state import STATE, catalogue, check_plot, guarded, info, typed_flags
+from aicap.cli.state import STATE, catalogue, check_plot, check_tpot_target, guarded, info, typed_flags
 
 if TYPE_CHECKING:
     from aicap.sizing.core.fleet import Percentile
@@ -329,10 +329,8 @@ def register(app: typer.Typer) -> None:
         target_kind = spec.kind
         context = getattr(spec, "max_context", None)
         context_limit = ContextLimit(spec.id, int(context), target_kind == "decoder") if context else None
+        check_tpot_target(tpot_ms, model, target_kind)  # it was reported met by every request, with no TPOT measured
         if target_kind != "decoder":  # an encoder's (or generic model's) request is one forward pass: no tokens out
-            if tpot_ms is not None:  # it was reported met by every request, with no TPOT measured
-                raise InputError(f"--tpot-ms {tpot_ms:g}: {model} is an {target_kind} model and emits no tokens, so has no TPOT "
-                                 "(its target is --ttft-ms, the request's latency)")  # fmt: skip
             if typed_flags(ctx, "output_tokens") and output_tokens > 0:
                 raise InputError(f"--output-tokens {output_tokens}: {model} is an {target_kind} model and emits no tokens: drop it")
             output_tokens = 0  # the traffic line said '256 out' (the decoder default) beside 'mean 0 out'

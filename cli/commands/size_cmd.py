@@ -15,6 +15,7 @@ from aicap.cli.state import (
     catalogue,
     check_engine,
     check_plot,
+    check_tpot_target,
     check_workload_source,
     guarded,
     info,
@@ -326,9 +327,8 @@ def register(app: typer.Typer) -> None:
             raise InputError("--prefill-hardware, --decode-hardware and --transfer-gbps shape --disaggregate: add it")
         check_workload_source(ctx, model, fleet_file)
         if model is not None:
-            if tpot_ms is not None and (kind := cat.model(model).kind) != "decoder":  # its TPOT was shown '-', the target dropped
-                raise InputError(f"--tpot-ms {tpot_ms:g}: {model} is an {kind} model and emits no tokens, so has no TPOT "
-                                 "(its target is --ttft-ms, the request's latency)")  # fmt: skip
+            if tpot_ms is not None:  # its TPOT was shown '-', the target dropped
+                check_tpot_target(tpot_ms, model, cat.model(model).kind)
             fleet = build_fleet(model=model, rate=rate, input_tokens=input_tokens, output_tokens=output_tokens, ttft_ms=ttft_ms,
                                 tpot_ms=tpot_ms, percentile=percentile, precision=precision, arrival_cv=arrival_cv,
                                 prefix_cached=prefix_cached,

@@ -121,7 +121,11 @@ def allowed_instances(fleet: Fleet, cat: CatalogueLike, models: tuple[str, ...] 
     return out, warnings
 
 
-def _check_context(fleet: Fleet, cat: CatalogueLike) -> None:
+def _check_workloads(fleet: Fleet, cat: CatalogueLike) -> None:
+    """Refuse a workload its model cannot take (:class:`InputError`, naming the workload and the field).
+
+    An unknown engine, a TPOT target on a model that emits no tokens, or a request longer than the model's context.
+    """
     for w in fleet.workloads:
         engine = fleet.constraints.engine_of(w)
         if engine is not None and engine != "generic" and engine not in cat.engines:
@@ -384,7 +388,7 @@ def _size(fleet: Fleet, cat: CatalogueLike, alternatives: bool, time_limit_s: fl
                                                        for w in fleet.workloads]})  # fmt: skip
         warnings.append(f"disaggregated prefill and decode pools kept in one cloud and region ({pools_in[0]} {pools_in[1]}): "
                         "the KV cache moves between them over the instance network")  # fmt: skip
-    _check_context(fleet, cat)
+    _check_workloads(fleet, cat)
     c = fleet.constraints
     raw = all_candidates(fleet, cat, insts, workers=jobs)
     all_cands = _derated(raw, derate or {})

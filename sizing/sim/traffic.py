@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from functools import cache
 from importlib import resources
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 from numpy.typing import NDArray
@@ -35,6 +36,7 @@ MAX_PRIORITY = 999  # largest priority class a trace may give (the simulator kee
 #: took 3.9 GB), so this bounds a run to about 7 GB of memory; a longer horizon is a trace or several seeds.
 MAX_REQUESTS = 5_000_000
 TRACE_FIELDS = ("arrival_s", "input_tokens", "output_tokens")
+T = TypeVar("T", int, NDArray[np.int64])
 
 
 @dataclass(frozen=True)
@@ -49,9 +51,9 @@ class ContextLimit:
     tokens: int
     counts_output: bool = True
 
-    def length(self, input_tokens: int, output_tokens: int) -> int:
-        """What a request asks of the context [tokens]: ``I + O`` (a decoder) or ``I``."""
-        return input_tokens + (output_tokens if self.counts_output else 0)
+    def length(self, input_tokens: T, output_tokens: T) -> T:
+        """What a request asks of the context [tokens]: ``I + O`` (a decoder) or ``I``; of one request or an array of them."""
+        return input_tokens + output_tokens if self.counts_output else input_tokens
 
     def check_row(self, input_tokens: int, output_tokens: int, where: str) -> None:
         """Refuse one trace row longer than the context, naming ``where`` (``file:line``)."""
@@ -62,7 +64,7 @@ class ContextLimit:
 
     def check_drawn(self, requests: Requests, source: str) -> None:
         """Refuse drawn requests (``source``: e.g. ``--dataset sharegpt-8k``) of which any is longer than the context."""
-        need = requests.input_tokens + (requests.output_tokens if self.counts_output else 0)
+        need = self.length(requests.input_tokens, requests.output_tokens)
         over = int(np.count_nonzero(need > self.tokens))
         if over:
             what = "prompt + output" if self.counts_output else "prompt"
