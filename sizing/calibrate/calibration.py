@@ -20,7 +20,9 @@ Bounds keep the factors physical:
 ``step_overhead`` in ``efficiency_priors.yaml``), ``1 ≤ λ ≤ 200 µs`` (at most the published latency of one
 small all-reduce over the family's links: ``link_latency`` there), ``0.2 ≤`` int8/int4 memory
 multipliers ``≤ 1``. Where the family's cases include MoE models the MoE multiplier ``η_moe`` is
-fitted too, and where they include tensor parallelism the collective latency ``λ``. Optimiser:
+fitted too, and where they include tensor parallelism the collective latency ``λ``. Last, where
+the measurements support one more factor, the exposed share ``0 ≤ α ≤ 1`` of the roofline's shorter time per
+operator group (:mod:`aicap.sizing.perf.roofline`: ``max(c, m) + α·min(c, m)``), else it keeps 0. Optimiser:
 bounded Powell from two fixed starting points (the better result wins), so the fit does not depend on
 the factors already in the catalogue.
 """
@@ -47,6 +49,7 @@ _BOUNDS = {
     "step_overhead_ms": (0.0, 30.0),
     "moe_compute": (0.05, 1.0),
     "link_latency_us": (1.0, 200.0),
+    "exposed_share": (0.0, 1.0),
 }
 
 
@@ -66,9 +69,9 @@ class FamilyFit:
 # Fixed starting points (not the current catalogue values), so a calibration is reproducible.
 _START: list[dict[str, float]] = [
     {"memory": 0.75, "compute": 0.6, "step_overhead_ms": 1.0, "compute_fp8": 0.6, "moe_compute": 0.6, "link_latency_us": 20.0,
-     "memory_int8": 0.8, "memory_int4": 0.6},
+     "memory_int8": 0.8, "memory_int4": 0.6, "exposed_share": 0.1},
     {"memory": 0.4, "compute": 0.15, "step_overhead_ms": 8.0, "compute_fp8": 0.3, "moe_compute": 0.3, "link_latency_us": 60.0,
-     "memory_int8": 0.6, "memory_int4": 0.4},
+     "memory_int8": 0.6, "memory_int4": 0.4, "exposed_share": 0.5},
 ]  # fmt: skip
 
 
@@ -256,6 +259,7 @@ def fit_family(family: str, cases: list[dict[str, Any]], cat: CatalogueLike, lab
         names.append("link_latency_us")
     quant = sorted({c["weights_dtype"] for c in mine if c.get("weights_dtype") in {"int8", "int4"}})
     names += [f"memory_{q}" for q in quant]
+    names.append("exposed_share")  # last: the first factor to stay at its prior (0, the plain roofline) where cases are few
     # Never fit more factors than half the measurements support; the rest keep their prior.
     n_metrics = sum(1 for c in mine for k in c["metrics"] if k != "output_tok_s_per_device")
     limits = dict(_BOUNDS)

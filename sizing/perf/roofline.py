@@ -2,9 +2,10 @@
 
 For each operator group ``i`` with ``F_i`` FLOPs and ``Q_i`` bytes per device,
 
-    t_i = max(F_i / (P_dtype · η_c), Q_i / (BW · η_m))
+    t_i = max(c_i, m_i) + α · min(c_i, m_i),   c_i = F_i / (P_dtype · η_c),   m_i = Q_i / (BW · η_m)
 
-and the step takes ``Σ t_i + t_net + t_0 + L_moe · τ``, where ``η_c, η_m`` are the family's calibrated
+(``α`` the family's ``exposed_share``, the part of the shorter time its kernels do not hide behind the
+longer; 0 is the ideal roofline) and the step takes ``Σ t_i + t_net + t_0 + L_moe · τ``, where ``η_c, η_m`` are the family's calibrated
 compute and memory efficiencies (the experts of MoE layers run at ``η_c · η_moe``), ``t_0`` its fixed
 per-step overhead and ``τ`` the fixed latency of one MoE layer's grouped expert GEMMs (``L_moe`` MoE
 layers; :func:`moe_latency_s`). Communication per step:
@@ -51,11 +52,15 @@ class OpTime:
     bytes: F
     compute_s: F
     memory_s: F
+    exposed: float = 0.0  # α: the share of the shorter time not hidden behind the longer
 
     @property
     def seconds(self) -> F:
-        """Roofline time: the larger of compute and memory time."""
-        return np.maximum(self.compute_s, self.memory_s)
+        """Roofline time: the larger of compute and memory time plus ``α`` of the smaller, ``max(c, m) + α·min(c, m)``."""
+        longer = np.maximum(self.compute_s, self.memory_s)
+        if not self.exposed:
+            return longer
+        return np.asarray(longer + self.exposed * np.minimum(self.compute_s, self.memory_s), dtype=float)
 
     @property
     def intensity(self) -> F:
@@ -126,7 +131,7 @@ def attention_projections_16bit(dep: Deployment) -> bool:
 
 
 def op_times(dep: Deployment, costs: dict[str, OpCost]) -> dict[str, OpTime]:
-    """Roofline time of each operator group: ``max(F/(P·η_c), Q/(BW·η_m))`` (experts at ``η_c·η_moe``).
+    """Roofline time of each operator group: ``max(c, m) + α·min(c, m)``, ``c = F/(P·η_c)``, ``m = Q/(BW·η_m)`` (experts at ``η_c·η_moe``).
 
     ``P·η_c`` is the peak of the weights' compute dtype (:func:`~aicap.sizing.core.dtypes.compute_dtype`), except where
     an operand is wider: the attention products (``QKᵀ``, ``PV``) multiply against the KV cache, so they run at the
@@ -145,8 +150,9 @@ def op_times(dep: Deployment, costs: dict[str, OpCost]) -> dict[str, OpTime]:
         group_peak["attn_proj"] = min(peak, rate(compute_dtype("bf16", peaks)))
     bw = dep.device.memory_bw_gbps * 1e9 * dep.efficiency.memory_for(dep.weights_dtype)
     moe = dep.efficiency.moe_compute
+    alpha = dep.efficiency.exposed_share
     return {
-        name: OpTime(c.flops, c.bytes, c.flops / (group_peak.get(name, peak) * (moe if name == "experts" else 1.0)), c.bytes / bw)
+        name: OpTime(c.flops, c.bytes, c.flops / (group_peak.get(name, peak) * (moe if name == "experts" else 1.0)), c.bytes / bw, alpha)
         for name, c in costs.items()
     }
 

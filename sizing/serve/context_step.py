@@ -17,7 +17,8 @@ the prefill attention work in token-spans, ``Σ_j m_j·σ_j``, and ``V = Σ_j σ
 chunk reads once, over the step's prompt chunks (``m_j`` tokens after ``o_j`` tokens of the same
 prompt, a cached prefix included; span ``σ_j = o_j + (m_j + 1)/2`` for a causal model, ``o_j + m_j``
 for a bidirectional one). The step model prices ``p`` prefill tokens as ``p/I`` prompts of the mean
-computed length ``I`` at span ``s_0``. So, per group ``T_g = max(F_g/P_g, Q_g/BW)`` as in the step model,
+computed length ``I`` at span ``s_0``. So, per group ``T_g = max(c, m) + α·min(c, m)`` with ``c = F_g/P_g``,
+``m = Q_g/BW`` as in the step model (``α`` the family's exposed share),
 
 .. math::
 
@@ -46,8 +47,8 @@ from aicap.sizing.serve.step import engine_costs
 from aicap.sizing.serve.step_model import Hardware, StepModel
 
 F = NDArray[np.float64]
-Parts = tuple[float, float, float, float, float, float, float, float, float, float, float, float, float]
-"""``(rest, a_F, a_S, a_MO, a_MM, a_Q, b_S, b_O, b_N, d_F, d_S, d_Q, e_S)``: see :meth:`ContextStep.parts`."""
+Parts = tuple[float, ...]
+"""``(rest, a_F, a_S, a_MO, a_MM, a_Q, b_S, b_O, b_N, d_F, d_S, d_Q, e_S, α)`` (eager: ``H, t_0`` too): :meth:`ContextStep.parts`."""
 
 _ATTENTION, _DRAFT = 1, 6  # rows of the attention and drafter groups in StepModel (serve.step.OP_ORDER, then the drafter)
 
@@ -129,16 +130,22 @@ class ContextStep:
         n = d * m.decode_tokens + p
         total = 0.0
         row = self._per_group[2]
+        alpha = self._alpha
         for i, (fi, qi) in enumerate(zip(f, q, strict=True)):
             if i == row:  # the experts' bytes follow the touched experts, not an affine term
                 e, k = m.num_experts, m.experts_per_token
                 touched = e * (1.0 - (1.0 - k / e) ** n)
                 qi = float(m.expert_fixed[0] + m.expert_per_touched[0] * touched + m.expert_per_token[0] * n) / float(m.bandwidth[0])
-            total += fi if fi > qi else qi
+            total += fi + alpha * qi if fi > qi else qi + alpha * fi
         device = total + float(m.net[0, 0] + m.net[1, 0] * n)
         if host and self._launched(d, p):  # launched kernel by kernel: the host's launches, if longer, set the step
             device = max(device, float(m.host_s[0]))  # type: ignore[index]
         return device + float(m.overhead_s[0])
+
+    @functools.cached_property
+    def _alpha(self) -> float:
+        """The family's exposed share ``α`` (0 for the plain roofline)."""
+        return 0.0 if self.model.exposed is None else float(self.model.exposed[0])
 
     def _launched(self, d: float, p: float) -> bool:
         """Whether a step of ``d`` decoding and ``p`` prefilling launches its kernels from the host.
@@ -157,11 +164,11 @@ class ContextStep:
     def parts(self, decode_seqs: int, prefill_tokens: int) -> Parts:
         """Coefficients of the step time in the chunks' sums and ``S`` for ``d`` decoding and ``p`` prefilling.
 
-        ``T = rest + max(a_F + a_S·S + a_MO·Σmo + a_MM·Σm², a_Q + b_S·S + b_O·Σo + b_N·n) + max(d_F + d_S·S, d_Q + e_S·S)``
-        [s] over the step's ``n`` chunks (``Σ m`` is ``p``), the first maximum attention's, the second the
-        drafter's (zeros without one). A step launched kernel by kernel (an eager engine's, or a decode-only step
-        over the graph cap) ends with its launch time ``H`` and the overhead ``t_0`` (15 entries): it takes
-        ``max(T − t_0, H) + t_0``.
+        ``T = rest + g(a_F + a_S·S + a_MO·Σmo + a_MM·Σm², a_Q + b_S·S + b_O·Σo + b_N·n) + g(d_F + d_S·S, d_Q + e_S·S)``
+        [s] over the step's ``n`` chunks (``Σ m`` is ``p``), ``g(x, y) = max(x, y) + α·min(x, y)`` (``α`` the 14th
+        entry), the first attention's, the second the drafter's (zeros without one). A step launched kernel by kernel
+        (an eager engine's, or a decode-only step over the graph cap) ends with its launch time ``H`` and the overhead
+        ``t_0`` (16 entries): it takes ``max(T − t_0, H) + t_0``.
         """
         d, p = float(decode_seqs), float(prefill_tokens)
         fs, qs, _rows = self._per_group
@@ -172,8 +179,9 @@ class ContextStep:
         total = self._seconds(f, q, d, p, host=False)
         # A step launched kernel by kernel is max(device, H) + t_0: the launch time H and t_0 ride along for step_seconds.
         host = (float(self.model.host_s[0]), float(self.model.overhead_s[0])) if self._launched(d, p) else ()  # type: ignore[index]
+        alpha = self._alpha
         if len(f) <= _ATTENTION:  # a generic model: one group, no attention
-            return (total, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, *host)
+            return (total, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, alpha, *host)
         s0, w0 = d * self.context, p * self.span
         a = _ATTENTION
         # W = Σmo + (Σm² + p)/2 and V = Σo + (p + n)/2 (causal), or Σmo + Σm² and Σo + p (both ways): p's terms are constants.
@@ -181,12 +189,12 @@ class ContextStep:
         w, v = self.span_s[a], self.read_s[a]
         a_f = f[a] - self.ctx_s[a] * s0 - w * w0 + (w * p / 2.0 if self.causal else 0.0)
         a_q = q[a] - self.ctx_bytes_s[a] * s0 - v * w0 / self.prompt + v * p * half
-        rest = total - max(f[a], q[a])
+        rest = total - max(f[a], q[a]) - alpha * min(f[a], q[a])
         d_f = d_s = d_q = e_s = 0.0
         if len(f) > _DRAFT:
             dr = _DRAFT
-            rest -= max(f[dr], q[dr])
+            rest -= max(f[dr], q[dr]) + alpha * min(f[dr], q[dr])
             d_f, d_s = f[dr] - self.ctx_s[dr] * s0, self.ctx_s[dr]
             d_q, e_s = q[dr] - self.ctx_bytes_s[dr] * s0, self.ctx_bytes_s[dr]
         return (rest, float(a_f), float(self.ctx_s[a]), float(w), float(w * half), float(a_q), float(self.ctx_bytes_s[a]), float(v),
-                float(v / 2.0 if self.causal else 0.0), float(d_f), float(d_s), float(d_q), float(e_s), *host)  # fmt: skip
+                float(v / 2.0 if self.causal else 0.0), float(d_f), float(d_s), float(d_q), float(e_s), alpha, *host)  # fmt: skip

@@ -38,7 +38,8 @@ class Hardware:
     efficiency, ``link`` bytes/s per direction after
     the link efficiency, ``link_latency_s``, ``overhead_s`` and ``moe_latency_s`` (the fixed latency of one
     MoE layer's expert GEMMs: :func:`~aicap.sizing.perf.roofline.moe_latency_s`) seconds, and ``domain`` the
-    devices of one fast-link domain (a tensor-parallel group beyond it crosses the instance network).
+    devices of one fast-link domain (a tensor-parallel group beyond it crosses the instance network), and ``exposed``
+    the family's ``α``, the share of each group's shorter time (compute or memory) its kernels do not hide.
     """
 
     flops: F
@@ -51,6 +52,7 @@ class Hardware:
     domain: F
     attention_flops: F
     sixteen_flops: F
+    exposed: F
 
     @classmethod
     def of(cls, pairs: Sequence[tuple[DeviceSpec, EfficiencySpec]], weights_dtype: str, kv_dtype: str | None = None) -> Hardware:
@@ -67,9 +69,9 @@ class Hardware:
             rows.append((flops, flops * eff.moe_compute, dev.memory_bw_gbps * 1e9 * eff.memory_for(weights_dtype),
                          dev.interconnect.bw_gbps * 1e9 * eff.link, eff.link_latency_us * 1e-6, eff.step_overhead_ms * 1e-3,
                          eff.moe_latency_us * 1e-6, dev.interconnect.domain_size,
-                         min(flops, rate(kv_dtype or weights_dtype)), min(flops, rate("bf16"))))  # fmt: skip
-        a = np.array(rows, dtype=float).reshape(-1, 10).T
-        return cls(a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7], a[8], a[9])
+                         min(flops, rate(kv_dtype or weights_dtype)), min(flops, rate("bf16")), eff.exposed_share))  # fmt: skip
+        a = np.array(rows, dtype=float).reshape(-1, 11).T
+        return cls(a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7], a[8], a[9], a[10])
 
     def take(self, index: ArrayLike) -> Hardware:
         """The candidates at ``index`` (an integer array): rates computed once per device, repeated per candidate."""
@@ -85,6 +87,7 @@ class Hardware:
             self.domain[ix],
             self.attention_flops[ix],
             self.sixteen_flops[ix],
+            self.exposed[ix],
         )
 
 
@@ -114,11 +117,13 @@ class StepModel:
     MoE experts, which follow the touched-expert count ``E·(1 − (1 − k/E)^N)``. So three evaluations
     give every coefficient, and a step time costs a few array operations::
 
-        T(d, p) = Σ_i max(F_i(d, p)/P_i, Q_i(d, p)/BW) + Q_e(N)/BW + t_net(N) + t_0 + L_moe·τ,   N = d + p
+        T(d, p) = Σ_i g(F_i(d, p)/P_i, Q_i(d, p)/BW) + t_net(N) + t_0 + L_moe·τ,   N = d + p,
+        g(c, m) = max(c, m) + α·min(c, m) = (1 − α)·max(c, m) + α·(c + m)
 
-    (for an engine without CUDA graphs, ``max(·, H)`` over all but the last two terms, ``H`` the host time of
-    launching the step's kernels: :mod:`aicap.sizing.perf.launches`; for one whose graphs hold decode batches
-    up to ``G``, the same where ``p = 0`` and ``d > G``)
+    (the experts' group with its bytes ``Q_e(N)``; ``α`` the family's exposed share; for an engine without
+    CUDA graphs, ``max(·, H)`` over all but the last two terms, ``H`` the host time of launching the step's
+    kernels: :mod:`aicap.sizing.perf.launches`; for one whose graphs hold decode batches up to ``G``, the same
+    where ``p = 0`` and ``d > G``)
 
     which is :func:`engine_step` to rounding. (A mixture-of-experts *drafter* of speculative decoding is
     the exception: its touched experts are interpolated from ``d = 0`` and ``1``, a few per cent high.)
@@ -139,6 +144,7 @@ class StepModel:
     decode_tokens: float = 1.0  # tokens each decoding sequence puts through the model (k + 1 with speculative decoding)
     host_s: F | None = None  # (n,): host time H of launching the kernels one by one (an eager engine); None: graphs, H = 0
     graph_max: F | None = None  # (n,): with host_s, the decode batch G above which a decode-only step pays H (-inf: every step)
+    exposed: F | None = None  # (n,): α, the share of each group's shorter time not hidden behind the longer; None: 0 everywhere
 
     @classmethod
     def build(cls, dep: Deployment, hw: Hardware, tp: ArrayLike, pp: ArrayLike, ep: ArrayLike, context: ArrayLike,
@@ -191,6 +197,7 @@ class StepModel:
             np.broadcast_to(hw.overhead_s + moe_layer_count(dep) * hw.moe_latency_s, tp_a.shape).astype(float),
             float(dep.verify_tokens),
             *_host_terms(dep, tp_a),
+            _exposed(np.broadcast_to(hw.exposed, tp_a.shape)),
         )
 
     def seconds(self, decode_seqs: ArrayLike, prefill_tokens: ArrayLike) -> F:
@@ -230,9 +237,16 @@ class StepModel:
         if row >= 0:
             e_time, missed = self._experts(n)
             f_row = f[..., row, :].copy()
+        alpha = self.exposed
+        both = None if alpha is None else f + q  # with α: (1 − α)·max(c, m) + α·(c + m) per group
         parts = np.maximum(f, q, out=f)
         if row >= 0:
             parts[..., row, :] = np.maximum(f_row, e_time)
+        if alpha is not None and both is not None:
+            if row >= 0:
+                both[..., row, :] = f_row + e_time
+            parts *= 1.0 - alpha
+            parts += alpha * both
         device = np.einsum("...in->...n", parts) + self.net[0] + self.net[1] * n
         host = self.host_s
         if host is not None and self.graph_max is not None:  # graphs up to G: a decode-only step over G pays H, others as eager or not
@@ -244,7 +258,8 @@ class StepModel:
         if compute is None:
             return total, None
         # Per argument: each group's binding side's slope, summed, plus the network's per-token term:
-        # Σ_i (compute_i ? F_i' : Q_i') = Σ_i Q_i' + Σ_i compute_i·(F_i' − Q_i'), the experts' row apart.
+        # Σ_i (compute_i ? F_i' : Q_i') = Σ_i Q_i' + Σ_i compute_i·(F_i' − Q_i'), the experts' row apart;
+        # with α, (1 − α) of that plus α·Σ_i (F_i' + Q_i').
         memory_slope, gap = self._slope_coefficients
         if row >= 0:
             e_compute = f_row >= e_time
@@ -254,6 +269,10 @@ class StepModel:
             g = memory_slope[j] + np.einsum("...in,in->...n", compute, gap[j])
             if row >= 0:
                 g = g + np.where(e_compute, fn[j][row], per * e_grad)
+            if alpha is not None:
+                g = (1.0 - alpha) * g + alpha * (2.0 * memory_slope[j] + gap[j].sum(axis=0))
+                if row >= 0:
+                    g = g + alpha * (fn[j][row] + per * e_grad)
             g = g + per * self.net[1]
             if host is not None:  # where the host's launches bind, more tokens cost nothing
                 g = np.where(device >= host, g, 0.0)
@@ -334,15 +353,19 @@ class StepModel:
         with np.errstate(divide="ignore", invalid="ignore"):
             g1 = np.where((g1 != 0.0) & (g / g1 < d), g1, 0.0)
         keep = np.any(g1 != 0.0, axis=1)  # groups whose gap does not move with d have no kink in it
+        if self.exposed is not None:  # (1 − α)·max(c, m) + α·(c + m): only (1 − α) of each kink is one
+            g, g1 = g * (1.0 - self.exposed), g1 * (1.0 - self.exposed)
         return DecodeKinks(np.asarray(g[keep], dtype=float), np.asarray(g1[keep], dtype=float))
 
     def slope_floor(self) -> F:
-        """A lower bound on ``∂T/∂d`` anywhere (s per decoding sequence): each group at its smaller side's slope."""
+        """A lower bound on ``∂T/∂d`` anywhere (s per decoding sequence): each group's smaller side's slope plus ``α`` of the larger."""
         mem = self.bytes[1] / self.bandwidth
         if self.experts_per_token:
             mem = mem.copy()
             mem[self._experts_row] = self.decode_tokens * self.expert_per_token / self.bandwidth
-        floor = np.asarray(np.minimum(self.flops[1] / self.peak, mem).sum(axis=0) + self.decode_tokens * self.net[1], dtype=float)
+        comp = self.flops[1] / self.peak
+        per_group = np.minimum(comp, mem) if self.exposed is None else np.minimum(comp, mem) + self.exposed * np.maximum(comp, mem)
+        floor = np.asarray(per_group.sum(axis=0) + self.decode_tokens * self.net[1], dtype=float)
         if self.host_s is not None:  # an eager engine: where the host's launches bind, more sequences cost nothing
             floor = np.where(self.host_s > 0.0, 0.0, floor)
         return floor
@@ -369,7 +392,8 @@ class StepModel:
         out = StepModel(self.flops[:, :, ix], self.bytes[:, :, ix], self.peak[:, ix], self.bandwidth[ix], self.expert_fixed[ix],
                         self.expert_per_touched[ix], self.expert_per_token[ix], self.num_experts, self.experts_per_token,
                         self.net[:, ix], self.overhead_s[ix], self.decode_tokens, None if self.host_s is None else self.host_s[ix],
-                        None if self.graph_max is None else self.graph_max[ix])  # fmt: skip
+                        None if self.graph_max is None else self.graph_max[ix],
+                        None if self.exposed is None else _exposed(self.exposed[ix]))  # fmt: skip
         if "_live_coefficients" not in self.__dict__ and 4 * out.bandwidth.size < self.bandwidth.size:
             return out  # a few candidates of a model that has not derived its coefficients (a plan's chosen replicas)
         fl, ql, live = self._live_coefficients
@@ -406,7 +430,8 @@ class StepModel:
 
         return cls(cat("flops"), cat("bytes"), cat("peak"), cat("bandwidth"), cat("expert_fixed"), cat("expert_per_touched"),
                    cat("expert_per_token"), first.num_experts, first.experts_per_token, cat("net"), cat("overhead_s"),
-                   first.decode_tokens, *_concat_host(parts))  # fmt: skip
+                   first.decode_tokens, *_concat_host(parts),
+                   _exposed(np.concatenate([np.zeros(p.bandwidth.shape) if p.exposed is None else p.exposed for p in parts])))  # fmt: skip
 
     def all_graphed(self) -> StepModel:
         """The model with every decode batch replayed from a graph (no graph cap): the same where ``d ≤ G``, faster above.
@@ -442,6 +467,11 @@ def _host_terms(dep: Deployment, tp: F) -> tuple[F | None, F | None]:
     if rt.cuda_graph_max_batch is None:
         return None, None
     return np.broadcast_to(launch_s(dep, tp), tp.shape).astype(float), graph_max_batch(dep, tp)
+
+
+def _exposed(alpha: F) -> F | None:
+    """The candidates' ``α`` as :class:`StepModel` keeps it: ``None`` where it is 0 for all (the plain roofline, no extra terms)."""
+    return np.asarray(alpha, dtype=float) if np.any(alpha) else None
 
 
 def _concat_host(parts: Sequence[StepModel]) -> tuple[F | None, F | None]:

@@ -35,12 +35,12 @@ class ContextStepTime(StepTime, Protocol):
     """A :class:`StepTime` that also prices a step at its actual contexts (:class:`~aicap.sizing.serve.context_step.ContextStep`)."""
 
     def parts(self, decode_seqs: int, prefill_tokens: int, /) -> tuple[float, ...]:
-        """``(rest, a_F, a_S, a_MO, a_MM, a_Q, b_S, b_O, b_N, d_F, d_S, d_Q, e_S)`` of :meth:`ContextStep.parts` (eager: ``H, t_0`` too)."""
+        """``(rest, a_F, …, e_S, α)`` of :meth:`ContextStep.parts` (an eager engine's: ``H, t_0`` too)."""
         ...
 
 
 Cost = tuple[float, ...]
-"""A memoised step: ``(seconds,)``, or the 13 coefficients of :meth:`ContextStepTime.parts` (15 for an eager engine)."""
+"""A memoised step: ``(seconds,)``, or the 14 coefficients of :meth:`ContextStepTime.parts` (16 for an eager engine)."""
 Timed = Callable[[int, int], Cost]
 
 
@@ -72,11 +72,12 @@ def step_seconds(c: Cost, ve: VirtualEngine, decode_seqs: int) -> float:
     s = ve.context + ve.gain * decode_seqs * ve.tick if decode_seqs == len(ve.decoders) else ve.decode_context(decode_seqs)
     a = c[1] + c[2] * s + c[3] * ve.span_mo + c[4] * ve.span_mm
     b = c[5] + c[6] * s + c[7] * ve.span_o + c[8] * ve.chunks
-    t = c[0] + (a if a > b else b)
+    alpha = c[13]  # each group max(a, b) + α·min(a, b)
+    t = c[0] + (a + alpha * b if a > b else b + alpha * a)
     if c[9] or c[11]:
         a, b = c[9] + c[10] * s, c[11] + c[12] * s
-        t += a if a > b else b
-    if len(c) > 13:  # an eager engine: (…, H, t_0), the step max(T − t_0, H) + t_0
-        device = t - c[14]
-        t = (device if device > c[13] else c[13]) + c[14]
+        t += a + alpha * b if a > b else b + alpha * a
+    if len(c) > 14:  # an eager engine: (…, H, t_0), the step max(T − t_0, H) + t_0
+        device = t - c[15]
+        t = (device if device > c[14] else c[14]) + c[15]
     return t if t > 0.0 else 0.0

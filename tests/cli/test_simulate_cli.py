@@ -292,7 +292,7 @@ def test_scheduler_flags_replay_a_v0_style_engine() -> None:
         (("--rate", "1", "--disaggregate", "--plot", "x.png"), "--disaggregate simulates the two pools"),
         (("--rate", "1", "--disaggregate", "--prefix-cached", "0.5"), "drop --prefix-cached"),  # the prefill pool dropped it
         (("--rate", "1", "--disaggregate", "--compare-policies", "--max-num-seqs", "8"), "drop --max-num-seqs, --compare-policies"),
-        (("--rate", "1", "--devices", "2", "--replicas", "1"), "--devices 2 makes 2 replica(s) of TP1·PP1"),
+        (("--rate", "1", "--devices", "2", "--replicas", "3"), "not --replicas 3: give one of them"),  # 2 devices make 1 or 2
         (("--rate", "1", "--input-tokens", "0"), "--input-tokens 0: a prompt has at least one token"),
         (("--rate", "1", "--output-tokens", "-1"), "--output-tokens -1: a decoder generates at least one token"),
         (("--rate", "1", "--ttft-ms", "1e12"), "--ttft-ms 1e+12: must be a positive number of milliseconds, at most 86,400,000 (a day)"),

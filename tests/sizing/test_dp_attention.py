@@ -233,7 +233,7 @@ def test_export_spells_data_parallel_attention_as_each_engine_counts_it(aicap, t
     import json
 
     wide = json.loads(plan.read_text())  # a replica over two instances: each machine starts its 8 attention groups
-    wide["workloads"][0]["deployments"][0].update(tp=16, ep=16, dp_attention=16, replicas=1)
+    wide["workloads"][0]["deployments"][0].update(tp=16, ep=16, dp_attention=16, replicas=1, devices=16, instances=2.0)
     plan.write_text(json.dumps(wide))
     spread = aicap("export", str(plan), "--to", "vllm")
     assert spread.code == 0, spread.stderr

@@ -97,7 +97,7 @@ def test_step_models_price_the_cap_as_the_step_does() -> None:
     _cache, timed = memoised(cs)
     for dec, pre in ((256, 0), (257, 0), (2000, 0), (2000, 300)):
         c = timed(dec, pre)
-        assert len(c) == (15 if dec > 256 and pre == 0 else 13), (dec, pre)
+        assert len(c) == (16 if dec > 256 and pre == 0 else 14), (dec, pre)
         want = float(engine_step(d_, dec, 900.0, pre, 300.0, tp=2).total)
         assert cs(dec, pre) == pytest.approx(want, rel=1e-9)
         if pre == 0:  # the per-context cost at the built context is the same step
@@ -116,16 +116,16 @@ def test_the_static_estimate_pays_the_launches_per_micro_batch() -> None:
 def test_datacrunch_sglang_runs_decode_large_batches_without_graphs() -> None:
     """SGLang 0.4.1 capped graphs at 160 sequences: at 8 req/s the 70B runs decode ~360 at once, 71 ms between tokens.
 
-    With every batch graphed the replay said 23 ms; paying the launches (the catalogue's per-launch time, not fitted
-    on these runs) above the cap puts it within a fifth.
+    With every batch graphed the replay says 36 ms (23 ms under the plain roofline, before the exposed share was fitted);
+    paying the launches (the catalogue's per-launch time, not fitted on these runs) above the cap puts it within a fifth.
     """
     (c,) = [c for c in load_cases(which="server") if c["id"] == "dc-h200-sglang-llama-3.3-70b-tp4-random-rps8"]
     assert c["engine_options"]["cuda_graph_max_batch"] == 160
     got = predict(c, CAT)
     graphs = predict({**c, "engine_options": {**c["engine_options"], "cuda_graph_max_batch": 100_000}}, CAT)
     itl = c["metrics"]["itl_ms_p50"]
-    assert got["itl_ms_p50"] == pytest.approx(itl, rel=0.2) and graphs["itl_ms_p50"] < itl / 2.5
-    assert got["e2e_ms_p50"] == pytest.approx(c["metrics"]["e2e_ms_p50"], rel=0.2) and graphs["e2e_ms_p50"] < c["metrics"]["e2e_ms_p50"] / 2
+    assert got["itl_ms_p50"] == pytest.approx(itl, rel=0.2) and graphs["itl_ms_p50"] < itl / 1.8
+    assert got["e2e_ms_p50"] == pytest.approx(c["metrics"]["e2e_ms_p50"], rel=0.2) and graphs["e2e_ms_p50"] < c["metrics"]["e2e_ms_p50"] / 1.8
 
 
 class _Decoders:

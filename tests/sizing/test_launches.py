@@ -117,7 +117,7 @@ def test_step_model_and_context_step_carry_the_host_floor(model_id: str) -> None
     floor = float(host[0] + sm.overhead_s[0])
     for dec, pre in ((1, 0), (32, 0), (0, 300), (2048, 0), (0, 16384)):
         c = timed(dec, pre)
-        assert len(c) == 15 and c[13] == pytest.approx(float(host[0]))
+        assert len(c) == 16 and c[14] == pytest.approx(float(host[0]))
         ve = _Engine(800.0, dec, pre, 300.0)
         assert step_seconds(c, ve, dec) == pytest.approx(cs(dec, pre), rel=1e-9)
         assert step_seconds(c, ve, dec) >= floor * (1 - 1e-12)

@@ -9,6 +9,7 @@ import pytest
 
 from aicap.hardware_db import load_catalogue
 from aicap.sizing.core.deployment import Deployment
+from aicap.sizing.core.specs import EfficiencySpec
 from aicap.sizing.perf import memory
 from aicap.sizing.serve.capacity import capacity
 from aicap.sizing.serve.load import LATENCY_HEADROOM, at_arrivals
@@ -84,10 +85,12 @@ PROMISE_TOLERANCE = 0.30  # simulated percentile at most 30% above the promised 
 CONSERVATISM = 1.6  # and the promise not more than 1.6× the simulated one
 
 
-def replica(case: tuple[str, str, int, int, int, int, float, float, str]) -> tuple[StepModel, Traffic, EngineConfig]:
+def replica(case: tuple[str, str, int, int, int, int, float, float, str],
+            efficiency: EfficiencySpec | None = None) -> tuple[StepModel, Traffic, EngineConfig]:  # fmt: skip
+    """The case's replica on its device with the catalogue's factors (or ``efficiency``), its traffic and its engine."""
     mid, dev_id, tp, pp, i, o, _, _, wdt = case
     model, dev = CAT.model(mid), CAT.device(dev_id)
-    eff = CAT.efficiency_for(dev)
+    eff = efficiency or CAT.efficiency_for(dev)
     dep = Deployment(model, dev, eff, CAT.runtime_spec, tp, pp, 1, wdt, wdt)
     decoder = model.kind == "decoder"
     slots = float(min(memory.max_batch(dep, tp, pp, i, i + o), 2048)) if decoder else float(BUDGET // i)

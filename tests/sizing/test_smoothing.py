@@ -9,10 +9,22 @@ import numpy as np
 import pytest
 
 from aicap.sizing.serve.smoothing import DecodeKinks, smoothed_max, upper_tail
+from aicap.sizing.serve.step_model import StepModel
 from tests.sizing.test_load import replica
 
-SEVENTY_ON_H200 = ("llama-3.1-70b", "h200-sxm", 1, 1, 256, 600, 5.0, 0.085, "fp8")  # a decode kink near 195 sequences
+SEVENTY_ON_H200 = ("llama-3.1-70b", "h200-sxm", 1, 1, 256, 600, 5.0, 0.085, "fp8")  # a decode kink near 195 sequences (α = 0)
 MIXTRAL = ("mixtral-8x7b", "h100-sxm", 2, 1, 1000, 200, 2.0, 0.060, "fp8")
+
+
+def _roofline(case: tuple[str, str, int, int, int, int, float, float, str], alpha: float = 0.0) -> StepModel:
+    """The case's replica with exposed share ``alpha``: at 0 the plain roofline, whose kinks these tests smooth.
+
+    (Hopper's fitted share is 1, no overlap: ``c + m`` has no kink at all.)
+    """
+    step = replica(case)[0]
+    return dataclasses.replace(step, exposed=np.full(step.bandwidth.shape, alpha) if alpha else None)
+
+
 GRID = np.linspace(-8.0, 8.0, 40001)
 WEIGHTS = np.exp(-0.5 * GRID**2) / np.exp(-0.5 * GRID**2).sum()
 
@@ -40,10 +52,14 @@ def test_without_a_spread_the_max_is_the_hard_roofline() -> None:
     assert weight.tolist() == [0.0, 1.0, 1.0]
 
 
+@pytest.mark.parametrize("alpha", [0.0, 0.5])
 @pytest.mark.parametrize(("d", "spread"), [(190.0, 30.0), (300.0, 60.0), (120.0, 30.0)])
-def test_the_decode_kinks_give_the_decode_rounds_mean_over_a_spread(d: float, spread: float) -> None:
-    """Llama-3.1-70B fp8 on one H200: near 195 sequences compute starts to bind (0.04 -> 0.16 ms per sequence)."""
-    step = replica(SEVENTY_ON_H200)[0]
+def test_the_decode_kinks_give_the_decode_rounds_mean_over_a_spread(d: float, spread: float, alpha: float) -> None:
+    """Llama-3.1-70B fp8 on one H200: near 195 sequences compute starts to bind (0.04 -> 0.16 ms per sequence).
+
+    With an exposed share ``α`` each group is ``(1 − α)·max(c, m) + α·(c + m)``: the kinks are ``1 − α`` as sharp.
+    """
+    step = _roofline(SEVENTY_ON_H200, alpha)
     kinks = step.decode_kinks(np.array([d]))
     excess, excess_slope = kinks.over(np.array([spread]))
     hard, hard_slope, _ = step.seconds_and_slope(np.array([d]), 0.0)
@@ -51,20 +67,20 @@ def test_the_decode_kinks_give_the_decode_rounds_mean_over_a_spread(d: float, sp
     mean, mean_slope = float((WEIGHTS * seconds[:, 0]).sum()), float((WEIGHTS * slope[:, 0]).sum())
     assert float(hard[0] + excess[0]) == pytest.approx(mean, rel=1e-6)
     assert float(hard_slope[0] + excess_slope[0]) == pytest.approx(mean_slope, rel=1e-3)
-    if d == 190.0:  # at the kink the slope at the mean is a third off the mean slope: what the spread corrects
+    if d == 190.0 and not alpha:  # at the kink the slope at the mean is a third off the mean slope: what the spread corrects
         assert abs(float(hard_slope[0]) / mean_slope - 1.0) > 0.3
 
 
 def test_a_kink_at_or_below_no_running_request_is_out_of_reach() -> None:
     """Attention's compute and memory both start at zero sequences: their crossing is no kink a count can reach."""
-    step = replica(SEVENTY_ON_H200)[0]
+    step = _roofline(SEVENTY_ON_H200)
     near, far = (float(step.decode_kinks(np.array([d])).reach()[0]) for d in (150.0, 60.0))
     assert far == pytest.approx(near + 90.0, rel=1e-9)  # the kink at 186 sequences, not the crossing at 0
 
 
 def test_the_secant_to_a_count_ahead_is_the_step_between_them() -> None:
     for case in (SEVENTY_ON_H200, MIXTRAL):
-        step = replica(case)[0]
+        step = _roofline(case)
         for d, ahead in ((150.0, 60.0), (190.0, 20.0), (300.0, 50.0)):
             _, slope, _ = step.seconds_and_slope(np.array([d]), 0.0)
             secant = float(slope[0] + step.decode_kinks(np.array([d])).rise(np.array([ahead]))[0])
@@ -74,7 +90,7 @@ def test_the_secant_to_a_count_ahead_is_the_step_between_them() -> None:
 
 def test_an_eager_engine_has_no_kinks_to_smooth() -> None:
     """Its host time may bind instead of the device's: the decode round is left as it is."""
-    step = dataclasses.replace(replica(SEVENTY_ON_H200)[0], host_s=np.array([0.01]))
+    step = dataclasses.replace(_roofline(SEVENTY_ON_H200), host_s=np.array([0.01]))
     kinks = step.decode_kinks(np.array([190.0]))
     assert kinks.gap.shape == (0, 1)
     assert kinks.over(np.array([30.0]))[0].tolist() == [0.0]

@@ -91,7 +91,8 @@ def _fresh(sm: StepModel, ix: np.ndarray) -> StepModel:
     """The candidates at ``ix`` as a model built from its arrays alone (nothing derived carried along)."""
     return StepModel(sm.flops[:, :, ix].copy(), sm.bytes[:, :, ix].copy(), sm.peak[:, ix].copy(), sm.bandwidth[ix].copy(),
                      sm.expert_fixed[ix].copy(), sm.expert_per_touched[ix].copy(), sm.expert_per_token[ix].copy(), sm.num_experts,
-                     sm.experts_per_token, sm.net[:, ix].copy(), sm.overhead_s[ix].copy(), sm.decode_tokens)  # fmt: skip
+                     sm.experts_per_token, sm.net[:, ix].copy(), sm.overhead_s[ix].copy(), sm.decode_tokens,
+                     exposed=None if sm.exposed is None else sm.exposed[ix].copy())  # fmt: skip
 
 
 @pytest.mark.parametrize("model_id", ["llama-3.1-8b", "mixtral-8x7b"])

@@ -47,6 +47,13 @@ class EfficiencySpec(BaseModel):
         Fixed latency of one collective (microseconds).
     step_overhead_ms
         Fixed time per forward step: kernel launches, scheduling, sampling (milliseconds).
+    exposed_share
+        Share ``α`` of the shorter of an operator group's compute and memory times that the longer does not
+        hide: ``t = max(t_c, t_m) + α·min(t_c, t_m)`` (0: the ideal roofline, every byte streamed under the
+        math; 1: no overlap at all). Real kernels overlap their loads and math only in part (prologue and
+        epilogue tiles, a wave's tail, attention's softmax between its two products), most where the two
+        times are close: at the roofline's ridge, where a plain maximum is most optimistic. Fitted per family
+        where its cases support it, else 0.
     moe_latency_us
         Fixed time of one mixture-of-experts layer's grouped expert GEMMs that does not shrink with
         the bytes they read (microseconds): token routing and alignment, two grouped GEMM launches and
@@ -76,6 +83,7 @@ class EfficiencySpec(BaseModel):
     link_latency_us: NonNegFloat = 10.0
     step_overhead_ms: NonNegFloat = 0.0
     moe_latency_us: NonNegFloat = 0.0
+    exposed_share: Annotated[NonNegFloat, Field(le=1)] = 0.0
     source: str = Field(min_length=1)
     inherits: str | None = None
 

@@ -377,7 +377,7 @@ class _ContextStep:
         return 0.001
 
     def parts(self, d: int, p: int) -> tuple[float, ...]:
-        return (0.001, 0.0, 1e-6, 1e-6, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0)
+        return (0.001, 0.0, 1e-6, 1e-6, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0)
 
 
 @pytest.mark.parametrize("gain", [2.0, 3.0])

@@ -144,10 +144,10 @@ def _step(d: int, p: int) -> float:
 def _at_contexts(c: tuple[float, ...], ctx: int, mo: int, mm: int, so: int, nc: int) -> float:
     """The step time of ContextStep.parts' coefficients at KV tokens ``ctx`` and the chunks' sums."""
     a, b = c[1] + c[2] * ctx + c[3] * mo + c[4] * mm, c[5] + c[6] * ctx + c[7] * so + c[8] * nc
-    t = c[0] + (a if a > b else b)
+    t = c[0] + (a + c[13] * b if a > b else b + c[13] * a)  # max(a, b) + α·min(a, b)
     if c[9] or c[11]:
         a, b = c[9] + c[10] * ctx, c[11] + c[12] * ctx
-        t += a if a > b else b
+        t += a + c[13] * b if a > b else b + c[13] * a
     return t if t > 0.0 else 0.0
 
 
@@ -158,7 +158,7 @@ class _ContextStep:
         return _step(d, p)
 
     def parts(self, d: int, p: int) -> tuple[float, ...]:
-        return (0.003 + 1e-4 * d + 2e-5 * p, 1e-5 * p, 2e-8, 3e-9, 1e-9, 2e-4 * d, 5e-8, 2e-7, 1e-5, 1e-5 * d, 1e-9, 5e-5, 4e-9)
+        return (0.003 + 1e-4 * d + 2e-5 * p, 1e-5 * p, 2e-8, 3e-9, 1e-9, 2e-4 * d, 5e-8, 2e-7, 1e-5, 1e-5 * d, 1e-9, 5e-5, 4e-9, 0.3)
 
 
 CASES = [
