@@ -9,11 +9,11 @@ from aicap.sizing.serve import fluctuation
 from aicap.sizing.serve.capacity import capacity
 from aicap.sizing.serve.fluctuation import peakedness, settle_spread
 from aicap.sizing.serve.load import at_arrivals
+from aicap.sizing.serve.loaded import Traffic
 from aicap.sizing.serve.rate import at_rate
 from aicap.sizing.serve.smoothing import DecodeKinks
-from aicap.sizing.sim.arrivals import arrival_times
 from aicap.sizing.serve.step_model import StepModel
-from aicap.sizing.serve.loaded import Traffic
+from aicap.sizing.sim.arrivals import arrival_times
 from aicap.sizing.sim.engine import EngineConfig, Requests, simulate
 from tests.sizing.test_load import BUDGET, CASES, CAT, _stacked, replica
 

@@ -105,7 +105,7 @@ def test_each_group_pays_its_longer_time_and_the_exposed_share_of_its_shorter(de
 def test_the_fitted_families_expose_part_of_the_shorter_time(cat) -> None:  # type: ignore[no-untyped-def]
     # Fitted with the other factors on the published cases (hardware_db/data/efficiency.yaml); unmeasured families keep 0
     # or inherit their neighbour's with its other factors.
-    share = {f: cat.efficiency_for(cat.device(d)).exposed_share for f, d in (("ampere", "a100-80gb-sxm"), ("hopper", "h100-sxm"),
-                                                                             ("ada", "l40s"), ("tpu", "tpu-v5e"), ("b200", "b200"))}  # fmt: skip
+    devices = (("ampere", "a100-80gb-sxm"), ("hopper", "h100-sxm"), ("ada", "l40s"), ("tpu", "tpu-v5e"), ("b200", "b200"))
+    share = {f: cat.efficiency_for(cat.device(d)).exposed_share for f, d in devices}
     assert 0.0 < share["ampere"] < 1.0 and share["hopper"] == 1.0 and share["ada"] == share["tpu"] == 0.0
     assert share["b200"] == share["hopper"]  # Blackwell inherits Hopper's factors

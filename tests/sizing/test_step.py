@@ -135,3 +135,21 @@ def test_a_moe_step_pays_its_expert_gemms_latency_once_per_moe_layer(model_id: s
     # it is what a small decode step of a fine-grained MoE mostly waits for on a Hopper GPU
     if model_id == "qwen3-30b-a3b":
         assert expected > 0.2 * float(engine_step(dep, 1, 500.0, 0, 1.0).total)
+
+
+@pytest.mark.parametrize("alpha", [0.0, 0.5, 1.0])
+@pytest.mark.parametrize("model_id", ["llama-3.1-8b", "mixtral-8x7b"])
+def test_slopes_are_the_step_times_differences_at_any_exposed_share(model_id: str, alpha: float) -> None:
+    # T = Σ (1 − α)·max(c, m) + α·(c + m): piecewise affine in d and p, its slope the binding sides' (1 − α) plus α of both.
+    # The experts' bytes are concave in the tokens: their slope is the difference over one more whole token, as the
+    # load model reads it; a dense model's is exact wherever no group changes side within the step taken.
+    _, sm = _built(model_id, "h100-sxm")
+    sm = replace(sm, exposed=np.full(sm.bandwidth.shape, alpha) if alpha else None)
+    d, p = np.array([[1.0, 37.0, 150.0, 400.0]]), np.array([[0.0], [300.0], [2048.0]])
+    t, dd, dp = sm.seconds_and_slope(d, p)
+    h = 1.0 if model_id == "mixtral-8x7b" else 1e-3
+    np.testing.assert_allclose(dd, (sm.seconds(d + h, p) - t) / h, rtol=2e-3 if h == 1.0 else 1e-6)
+    np.testing.assert_allclose(dp, (sm.seconds(d, p + h) - t) / h, rtol=2e-3 if h == 1.0 else 1e-6)
+    assert np.all(sm.slope_floor() <= dd * (1 + 1e-12))  # the floor bounds every slope in d
+    if alpha:  # α of the shorter side costs time: never faster than the plain roofline
+        assert np.all(t >= replace(sm, exposed=None).seconds(d, p))

@@ -6,10 +6,10 @@ import pytest
 
 from aicap.hardware_db import Catalogue
 from aicap.sizing.core.specs import DecoderModel
+from aicap.sizing.train import step
 from aicap.sizing.train.grid import Grid
 from aicap.sizing.train.setup import TrainSetup
 from aicap.sizing.train.shape import shape_of
-from aicap.sizing.train import step
 from aicap.sizing.train.step import RawStep, flops_per_token
 from tests.sizing.train.conftest import run
 
