@@ -238,15 +238,15 @@ class StepModel:
             e_time, missed = self._experts(n)
             f_row = f[..., row, :].copy()
         alpha = self.exposed
-        both = None if alpha is None else f + q  # with α: (1 − α)·max(c, m) + α·(c + m) per group
+        shorter = None if alpha is None else np.minimum(f, q)  # with α each group is max(c, m) + α·min(c, m)
         parts = np.maximum(f, q, out=f)
         if row >= 0:
             parts[..., row, :] = np.maximum(f_row, e_time)
-        if alpha is not None and both is not None:
+        if alpha is not None and shorter is not None:
             if row >= 0:
-                both[..., row, :] = f_row + e_time
-            parts *= 1.0 - alpha
-            parts += alpha * both
+                shorter[..., row, :] = np.minimum(f_row, e_time)
+            shorter *= alpha
+            parts += shorter
         device = np.einsum("...in->...n", parts) + self.net[0] + self.net[1] * n
         host = self.host_s
         if host is not None and self.graph_max is not None:  # graphs up to G: a decode-only step over G pays H, others as eager or not
