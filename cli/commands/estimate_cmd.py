@@ -394,8 +394,11 @@ def register(app: typer.Typer) -> None:
                 "the prefill steps that interleave with decoding" if phase == "decode" else
                 f"the batch's {doc['batch']:,} prompts of {doc['context_tokens']:,g} tokens in one pass (the engine splits it into "
                 f"steps of {req.runtime.max_prefill_tokens:,} tokens, whose times add up to this)")  # fmt: skip
+        alpha = roof["exposed_share"]
+        overlap = (f"each operator takes the longer of its compute and memory times plus {alpha:g} of the shorter (the family's exposed "
+                   "share)" if alpha else "each operator takes the longer of its compute and memory times")  # fmt: skip
         caption = (f"roofline after efficiency: {roof['peak_flops'] / 1e12:,.0f} TFLOP/s ({doc['compute_dtype']}), "
-                   f"{roof['bandwidth_bytes_per_s'] / 1e9:,.0f} GB/s, ridge {roof['ridge_flop_per_byte']} FLOP/B; {step}")  # fmt: skip
+                   f"{roof['bandwidth_bytes_per_s'] / 1e9:,.0f} GB/s, ridge {roof['ridge_flop_per_byte']} FLOP/B; {overlap}; {step}")  # fmt: skip
         emit(View(doc, [Table(title, cols, rows, caption)]), fmt)
         if result.shortfall is not None:
             raise InfeasibleError(f"{result.deployment.model.id} on {result.deployment.device.id}: {result.shortfall}")

@@ -17,7 +17,8 @@ def breakdown(result: EstimateResult, phase: str) -> dict[str, Any]:
     """FLOPs, bytes, arithmetic intensity, time and bound of each operator group in ``phase``.
 
     Returns a document with the device's roofline (peak FLOP/s and bandwidth after efficiency, in
-    FLOP/s and B/s, and the ridge intensity in FLOP/B) and one row per operator, plus network and
+    FLOP/s and B/s, the ridge intensity in FLOP/B, and the exposed share ``α``: each operator's time is
+    ``max(c, m) + α·min(c, m)``) and one row per operator, plus network and
     fixed-overhead rows (a MoE model's expert-GEMM latency, ``L_moe · τ``, in a row of its own).
     Prefill is the batch's prompts in one pass (``context_tokens`` each; an engine splits it into steps of its
     prefill budget, whose times add up to this one); decode is one step with every request at the mean context
@@ -75,7 +76,8 @@ def breakdown(result: EstimateResult, phase: str) -> dict[str, Any]:
         "batch": result.batch,
         "context_tokens": round(float(context), 1),
         "compute_dtype": cdt,
-        "roofline": {"peak_flops": peak, "bandwidth_bytes_per_s": bw, "ridge_flop_per_byte": round(peak / bw, 1)},
+        "roofline": {"peak_flops": peak, "bandwidth_bytes_per_s": bw, "ridge_flop_per_byte": round(peak / bw, 1),
+                     "exposed_share": dep.efficiency.exposed_share},
         "step_time_ms": round(total * 1e3, 4),
         "bound": str(step.bound()),
         "operators": rows,

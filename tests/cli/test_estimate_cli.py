@@ -103,6 +103,20 @@ def test_explain_decode_rows(aicap) -> None:
     assert sum(r["share_pct"] for r in doc["operators"]) == pytest.approx(100, abs=0.5)
 
 
+@pytest.mark.parametrize("hardware", ["h100-sxm", "a100-80gb-sxm", "l40s"])
+def test_explain_rows_follow_from_its_roofline_and_exposed_share(aicap, hardware: str) -> None:
+    # Each operator's time is max(c, m) + α·min(c, m) at the stated rates: a reader can redo every row from the document.
+    doc = aicap("explain", "-m", "llama-3.1-8b", "--hardware", hardware, "--batch", "64", "-f", "json").json()
+    roof = doc["roofline"]
+    alpha = roof["exposed_share"]
+    for r in doc["operators"]:
+        if r["operator"] in {"attn_proj", "mlp", "lm_head"}:  # at the weights' rates (attention runs at the KV cache's)
+            c, m = r["gflops"] * 1e9 / roof["peak_flops"], r["mbytes"] * 1e6 / roof["bandwidth_bytes_per_s"]
+            assert r["time_ms"] == pytest.approx((max(c, m) + alpha * min(c, m)) * 1e3, rel=1e-3), r
+    table = aicap("explain", "-m", "llama-3.1-8b", "--hardware", hardware, "--batch", "64").stdout
+    assert ("plus " + f"{alpha:g} of the shorter" if alpha else "the longer of its compute and memory times") in " ".join(table.split())
+
+
 def test_explain_exits_3_where_estimate_does_and_states_what_its_step_assumes(aicap) -> None:
     # It exited 0 for 810 GB of weights on one 80 GB card, a batch whose KV cache cannot fit, and a missed --tpot-ms.
     for args in (("-m", "llama-3.1-405b", "--batch", "8"), ("-m", "llama-3.1-8b", "--batch", "5000"),
