@@ -18,7 +18,6 @@ engines_app = typer.Typer(
 instances_app = typer.Typer(help="Cloud instance catalogue with prices, price dates and sources.", no_args_is_help=True)
 
 
-
 @models_app.command("list")
 @guarded
 def models_list(

@@ -33,7 +33,6 @@ if TYPE_CHECKING:
     from aicap.sizing.core.plan import Workload as PlanWorkload
 
 
-
 def _rate(x: float) -> str:
     """A request rate in three significant figures without an exponent: ``4,080``, ``10.9``, ``0.125``."""
     if x >= 1000:

@@ -14,7 +14,6 @@ if TYPE_CHECKING:
     from aicap.sizing.core.catalogue import CatalogueLike
 
 
-
 def _summary_rows(summary: dict[str, dict[str, float]]) -> list[list[Any]]:
     return [[g, int(s["n"]), round(s["median"], 1), round(s["p90"], 1), round(s["max"], 1)] for g, s in summary.items()]
 

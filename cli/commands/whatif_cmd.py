@@ -17,7 +17,6 @@ if TYPE_CHECKING:
     from aicap.sizing.plan.whatif import Change
 
 
-
 def whatif_view(doc: Any) -> View:
     """One row per alternative, the baseline first."""
     rows = []

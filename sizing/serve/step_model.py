@@ -93,7 +93,7 @@ class Hardware:
 
 _POINTS = ((0.0, 0.0), (1.0, 0.0), (0.0, 1.0))
 
-_DERIVED = frozenset({"_seconds_coefficients", "_live_coefficients", "_slope_coefficients"})  # StepModel's cached properties
+_DERIVED = frozenset({"_seconds_coefficients", "_live_coefficients", "_slope_coefficients", "_both_slope"})  # StepModel's cached properties
 
 
 def _affine(c: F, dx: F, px: F | None) -> F:
@@ -270,7 +270,7 @@ class StepModel:
             if row >= 0:
                 g = g + np.where(e_compute, fn[j][row], per * e_grad)
             if alpha is not None:
-                g = (1.0 - alpha) * g + alpha * (2.0 * memory_slope[j] + gap[j].sum(axis=0))
+                g = (1.0 - alpha) * g + alpha * self._both_slope[j]
                 if row >= 0:
                     g = g + alpha * (fn[j][row] + per * e_grad)
             g = g + per * self.net[1]
@@ -313,6 +313,12 @@ class StepModel:
             mem[:, row] = 0.0
             gap[:, row] = 0.0
         return np.asarray(mem.sum(axis=1), dtype=float), np.asarray(gap, dtype=float)
+
+    @functools.cached_property
+    def _both_slope(self) -> F:
+        """``Σ_i (F_i' + Q_i')`` per argument, the experts' row apart: the slope of the groups' ``c + m`` (the ``α`` part)."""
+        mem, gap = self._slope_coefficients
+        return np.asarray(2.0 * mem + gap.sum(axis=1), dtype=float)
 
     @functools.cached_property
     def _live_coefficients(self) -> tuple[F, F, list[int]]:

@@ -971,10 +971,14 @@ def test_a_global_option_after_the_command_says_where_it_goes(flag: str) -> None
         (["size", "--model", "llama-3.1-8b", "--rate", "abc"], "aicap: error: --rate 'abc': Input should be a valid number"),
         (["size", "--model", "llama-3.1-8b", "--rate=x1"], "aicap: error: --rate 'x1': "),
         (["size", "-f", "jsn"], "aicap: error: -f: 'jsn' is not one of 'table', 'json'"),  # the value is in the reason already
-        (["train", "-m", "llama-3.1-8b", "--hardware", "h100-sxm", "--devices", "8", "--zero", "5"],
-         "aicap: error: --zero 5: Input should"),
-        (["train", "-m", "llama-3.1-8b", "--hardware", "h100-sxm", "--devices", "8", "--precision", "int4"],
-         "aicap: error: --precision 'int4': Input should be 'bf16', 'fp16' or 'fp8'"),
+        (
+            ["train", "-m", "llama-3.1-8b", "--hardware", "h100-sxm", "--devices", "8", "--zero", "5"],
+            "aicap: error: --zero 5: Input should",
+        ),
+        (
+            ["train", "-m", "llama-3.1-8b", "--hardware", "h100-sxm", "--devices", "8", "--precision", "int4"],
+            "aicap: error: --precision 'int4': Input should be 'bf16', 'fp16' or 'fp8'",
+        ),
     ],
 )
 def test_a_value_of_the_wrong_type_is_echoed_as_typed(args: list[str], expect: str) -> None:

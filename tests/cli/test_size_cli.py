@@ -85,14 +85,20 @@ def test_infeasible_exit_3(aicap) -> None:
         (["--model", "nope", "--rate", "1"], "unknown model 'nope'"),
         (["--model", "llama-3-8b", "--rate", "1", "--percentile", "p42"], "--percentile 'p42'"),
         # an engine pinned to devices it does not run on is a conflict in the input, as estimate says (it exited 3)
-        (["--model", "llama-3-8b", "--rate", "1", "--engine", "jetstream", "--hardware", "h100-sxm"],
-         "JetStream (MaxText) does not run on h100-sxm (nvidia gpu); it runs on: tpu"),
+        (
+            ["--model", "llama-3-8b", "--rate", "1", "--engine", "jetstream", "--hardware", "h100-sxm"],
+            "JetStream (MaxText) does not run on h100-sxm (nvidia gpu); it runs on: tpu",
+        ),
         (["--model", "", "--rate", "1"], "an empty model id; give a catalogue id"),  # was ": a folder without config.json"
         (["--model", "llama-3-8b", "--rate", "1", "-o", "plan.csv"], "--output plan.csv: writes the plan document, JSON"),  # JSON in a .csv
-        (["--model", "bge-large-en", "--rate", "2", "--input-tokens", "256", "--tpot-ms", "50"],  # it was dropped in silence
-         "--tpot-ms 50: bge-large-en is an encoder model and emits no tokens"),
-        (["--model", "llama-3-8b", "--rate", "1", "--input-tokens", "1000000"],
-         "its longest request (input_tokens + output_tokens) is 1,000,256 tokens, over llama-3-8b's max context of 8,192"),
+        (
+            ["--model", "bge-large-en", "--rate", "2", "--input-tokens", "256", "--tpot-ms", "50"],  # it was dropped in silence
+            "--tpot-ms 50: bge-large-en is an encoder model and emits no tokens",
+        ),
+        (
+            ["--model", "llama-3-8b", "--rate", "1", "--input-tokens", "1000000"],
+            "its longest request (input_tokens + output_tokens) is 1,000,256 tokens, over llama-3-8b's max context of 8,192",
+        ),
     ],
 )
 def test_size_bad_input_exit_2(aicap, args: list[str], needle: str) -> None:

@@ -169,8 +169,10 @@ def test_validate_training_reports_in_sample_and_out_of_source_and_rewrites_the_
         (("-m", "llama-3.1-8b", "--hardware", "h100-sxm", "--devices", "8", "--method", "lora", "--mtp-depth", "1"), "--method lora"),
         (("-m", "llama-3.1-8b", "--tokens", "1B", "--method", "qlora", "--mtp-depth", "1"), "--method qlora"),
         # LoRA's shape without LoRA: it was costed as full training, nothing said
-        (("-m", "llama-3.1-8b", "--hardware", "h100-sxm", "--devices", "8", "--lora-rank", "8", "--lora-targets", "all"),
-         "--lora-rank and --lora-targets shape LoRA adapters, which --method full trains without"),
+        (
+            ("-m", "llama-3.1-8b", "--hardware", "h100-sxm", "--devices", "8", "--lora-rank", "8", "--lora-targets", "all"),
+            "--lora-rank and --lora-targets shape LoRA adapters, which --method full trains without",
+        ),
         (("-m", "llama-3.1-8b", "--tokens", "1B", "--lora-targets", "qv"), "--lora-targets shapes LoRA adapters"),
     ],
 )

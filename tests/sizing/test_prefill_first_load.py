@@ -136,10 +136,13 @@ def test_a_prefill_first_ttft_promise_is_near_the_simulated_one(model: str, i: f
         assert 0.85 <= promised / res.percentile("ttft", 0.99) <= 1.3, (frac, promised, res.percentile("ttft", 0.99))
 
 
-@pytest.mark.xfail(strict=True, reason="Known gap since Hopper's exposed share (α = 1) lengthened prefill steps: the load model runs one "
-                   "prefill step a round, while a prefill-first engine runs another at once for prompts that arrived during "
-                   "the first; at the graph-bound capacity its mean running count is promised 9% low (156 against 171 "
-                   "simulated) and over 40 minutes the count once reaches the cap and the replica falls to the eager load")
+@pytest.mark.xfail(
+    strict=True,
+    reason="Known gap since Hopper's exposed share (α = 1) lengthened prefill steps: the load model runs one "
+    "prefill step a round, while a prefill-first engine runs another at once for prompts that arrived during "
+    "the first; at the graph-bound capacity its mean running count is promised 9% low (156 against 171 "
+    "simulated) and over 40 minutes the count once reaches the cap and the replica falls to the eager load",
+)
 def test_a_load_whose_count_can_reach_the_graph_cap_is_promised_where_it_falls() -> None:
     """A running count that once crosses the graph cap slows every step past it and the replica falls, for good, to the
     eager equilibrium. Trusting the graphed load up to the cap, the MoE at 0.88 of its capacity was promised a TPOT p99 of
