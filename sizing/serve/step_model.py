@@ -237,17 +237,18 @@ class StepModel:
         if row >= 0:
             e_time, missed = self._experts(n)
             f_row = f[..., row, :].copy()
-        alpha = self.exposed
-        shorter = None if alpha is None else np.minimum(f, q)  # with α each group is max(c, m) + α·min(c, m)
         parts = np.maximum(f, q, out=f)
         if row >= 0:
             parts[..., row, :] = np.maximum(f_row, e_time)
-        if alpha is not None and shorter is not None:
+        groups = np.einsum("...in->...n", parts)
+        alpha = self.exposed
+        if alpha is not None:  # Σ_i max + α·Σ_i min = Σ_i max + α·(Σ_i (c + m) − Σ_i max), Σ_i (c + m) affine: no array per group
+            both = self._both_slope
+            total_cm = both[0] + both[1] * d if px is None else both[0] + both[1] * d + both[2] * p
             if row >= 0:
-                shorter[..., row, :] = np.minimum(f_row, e_time)
-            shorter *= alpha
-            parts += shorter
-        device = np.einsum("...in->...n", parts) + self.net[0] + self.net[1] * n
+                total_cm = total_cm + f_row + e_time
+            groups = groups + alpha * (total_cm - groups)
+        device = groups + self.net[0] + self.net[1] * n
         host = self.host_s
         if host is not None and self.graph_max is not None:  # graphs up to G: a decode-only step over G pays H, others as eager or not
             host = np.where(launched(d, 0.0 if px is None else p, self.graph_max), host, 0.0)

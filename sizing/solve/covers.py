@@ -89,7 +89,9 @@ def covers(p: Problem, a: _Arrays, r_ub: F, unit: F, w: int, useful: NDArray[np.
             return
         if j == len(q_s) or total + reach[j] < need:
             return
-        for k in range(min(ub_s[j], math.ceil((need - total) / q_s[j])), -1, -1):
+        # Fewer than k_min replicas here leave a gap the candidates after j cannot close: not walked.
+        k_min = max(0, math.ceil((need - total - reach[j + 1]) / q_s[j]) - 1)  # (one below: rounding never drops a cover)
+        for k in range(min(ub_s[j], math.ceil((need - total) / q_s[j])), k_min - 1, -1):
             counts[j] = k
             walk(j + 1, total + k * q_s[j], q_s[j] if k else smallest)
         counts[j] = 0
