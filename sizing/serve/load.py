@@ -218,16 +218,23 @@ def _at_arrivals(step: StepModel, pp_a: F, budget: float, traffic: Traffic, xa: 
     sizes = np.concatenate([head, np.stack([np.broadcast_to(v, shape) for v in extra])])
     all_s, all_dd, all_dp = step.seconds_and_slope(d, sizes)
     takes = wanted >= room  # a round whose prompts fill the budget
+    dispersion = cv**2 + varied - 1.0
     if np.any(first):  # prefill-first: a round with prompts is a prefill step, then a decode step
-        all_s, all_dd, all_dp = prefill_first_rounds(step, d, sizes, first, (all_s, all_dd, all_dp))
+        mixed = (all_s, all_dd, all_dp)
+        all_s, all_dd, all_dp = prefill_first_rounds(step, d, sizes, first, mixed)
         takes = takes & ~first  # its decode step has a budget of its own
+        # Prompts that arrive during a prefill step get a prefill step of their own right after it: at the rate the
+        # rounds above give, a round's prefill is a chain of steps (rounds.prefill_chain_steps).
+        tau_one = (lump_counts(lumps, np.sqrt(dispersion), top, row_top) * all_s[: top + 1]).sum(axis=0)
+        most = np.concatenate([np.broadcast_to(m, head.shape), np.stack([np.broadcast_to(v / lump, shape) for v in extra])])
+        typical = np.clip(xa * i, lump, room)  # a round's prompt tokens, at least a lump and at most the budget
+        all_s, all_dd, all_dp = prefill_first_rounds(step, d, sizes, first, mixed, xa / np.maximum(tau_one, 1e-12), most, typical)
     rounds, rounds_dd, rounds_dp = all_s[: top + 1], all_dd[: top + 1], all_dp[: top + 1]  # (top+1, n): round time with m lumps
     # One more decoding sequence takes one token of the budget from a round that fills it (in a mixed step).
     rounds_dd = rounds_dd - np.where(takes, rounds_dp, 0.0)
     # Lumps in a round are the arrivals during the previous one, so a long round begets a long round:
     # with c the marginal seconds of a lump and ρ_p = λ_L·c the prefill load, the count's variance grows
     # by 1/(1 − ρ_p²) (a branching process). One pass without that feedback gives λ, then ρ_p.
-    dispersion = cv**2 + varied - 1.0
     pmf = lump_counts(lumps, np.sqrt(dispersion), top, row_top)
     tau = (pmf * rounds).sum(axis=0)
     full_s, full_dd, full_dp = all_s[top + 1], all_dd[top + 1], all_dp[top + 1]
