@@ -112,3 +112,17 @@ def test_a_workload_with_more_minimal_covers_than_the_limit_keeps_its_replica_co
     assert covers_mod.covers(p, a, _bounds(p, a)[0], a.price / a.td, 0, np.ones(2, dtype=bool), 2) is None
     assert cover_columns(p, np.ones(2, dtype=bool), 3).covered.tolist() == [True]
     assert cover_columns(p, np.ones(2, dtype=bool), 2).covered.tolist() == [False]
+
+
+def test_a_tiny_capacity_candidate_does_not_exhaust_the_walk() -> None:
+    """7 requests/s over replicas of 7, 2 and 0.001: six minimal covers ({a}, {4·b}, {3·b, 1,000·c}, ...), two kept. The walk
+    had tried every count of the 0.001 replica under each count of the others (7,000 of them) and gave up at a limit of 8
+    (512 steps), leaving the workload its replica columns; it now skips counts the candidates after it cannot complete."""
+    p = make(floats(7.0), ints(0, 0, 0), ints(0, 1, 1), ints(4, 1, 1), floats(7.0, 2.0, 0.001), ints(4, 8), floats(4.0, 8.0))
+    a = _arrays(p)
+    ub = _bounds(p, a)[0]
+    assert ub.tolist() == [1.0, 4.0, 7000.0]
+    whole = covers_mod.covers(p, a, ub, a.price / a.td, 0, np.ones(3, dtype=bool), 10**6)
+    small = covers_mod.covers(p, a, ub, a.price / a.td, 0, np.ones(3, dtype=bool), 8)
+    assert whole is not None and small is not None
+    assert small.replicas.tolist() == whole.replicas.tolist() == [[0, 4, 0], [1, 0, 0]]
