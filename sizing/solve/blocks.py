@@ -14,7 +14,10 @@ Only blocks of at most ``COMBINE_MAX_CANDIDATES`` candidates are put together: a
 solve takes tens of times the setup it would share (a 1,000-workload fleet's alternative on one device
 type: 5,768 candidates, 0.9 s), and one infeasible block makes the combined program infeasible, after
 which every block is solved again alone (0.26 s lost on that fleet, whose other alternative cannot pack
-within the availability caps).
+within the availability caps). A block whose demand needs more devices than its caps hold, whatever the
+layout, is therefore solved alone from the start (the built-in example's L4 alternative: 85,870 devices
+at the least, 7,680 under the cap of 256 instances a type; the combined solve had taken 0.2 s to find the
+program infeasible).
 """
 
 from __future__ import annotations
@@ -35,17 +38,37 @@ def _separable(p: Problem) -> bool:
     return p.objective == "cost" and p.budget_per_hour is None and not p.single_type
 
 
+def surely_infeasible(p: Problem) -> bool:
+    """Whether ``p``'s demand needs more devices than its caps allow: ``Σ_w λ_w / max_{c∈w} (q_c/d_c) > Σ_t cap_t·D_t``.
+
+    A necessary condition of feasibility (each workload needs at least ``λ_w`` over its best capacity per device,
+    and no device serves two replicas), so a ``True`` is a proof; ``False`` proves nothing. A workload with demand
+    and no candidate needs infinitely many.
+    """
+    dem = np.nan_to_num(np.asarray(p.demand, dtype=np.float64))
+    cw = np.asarray(p.cand_workload, dtype=np.int64)
+    per_device = np.asarray(p.cand_capacity, dtype=np.float64) / np.asarray(p.cand_devices, dtype=np.float64)
+    best = np.zeros(len(dem))
+    np.maximum.at(best, cw, per_device)
+    with np.errstate(divide="ignore"):
+        need = float(np.where(dem > 0.0, dem / best, 0.0).sum())
+    have = float(np.asarray(p.type_cap, dtype=np.float64) @ np.asarray(p.type_devices, dtype=np.float64))
+    return need > have * (1.0 + 1e-9)
+
+
 def solve_blocks(problems: Sequence[Problem]) -> list[Solution]:
     """Solve each of ``problems`` (see :func:`~aicap.sizing.solve.milp.solve`), several at once where they allow it.
 
     Problems with the cost objective, no budget, no ``single_type`` and at most
     ``COMBINE_MAX_CANDIDATES`` candidates are solved as one program (time limit the sum of theirs); the
     others, and every problem when the combined program has no solution (one infeasible block makes it
-    infeasible), are solved one by one. Each returned
+    infeasible), are solved one by one. A problem whose demand needs more devices than its caps hold
+    (:func:`surely_infeasible`) is kept out of the combined program: it would make it infeasible. Each returned
     :class:`~aicap.sizing.solve.milp.Solution` covers its own problem's candidates, types and
     workloads; ``gap``, ``seconds`` and ``message`` are the combined solve's.
     """
-    together = [k for k, p in enumerate(problems) if _separable(p) and len(p.cand_workload) <= COMBINE_MAX_CANDIDATES]
+    together = [k for k, p in enumerate(problems)
+                if _separable(p) and len(p.cand_workload) <= COMBINE_MAX_CANDIDATES and not surely_infeasible(p)]  # fmt: skip
     out: list[Solution | None] = [None] * len(problems)
     if len(together) > 1:
         for k, sol in zip(together, _combined([problems[k] for k in together]), strict=True):

@@ -69,3 +69,21 @@ def test_large_blocks_are_solved_alone(solved_alone: list[int], monkeypatch: pyt
     out = blocks.solve_blocks([_one(2.0, 1.0), two, _one(1.0, 1.0)])
     assert seen == [2, 2]  # the two one-candidate programs together, the two-candidate one alone
     assert [s.cost_per_hour for s in out] == [4.0, 6.0, 2.0]
+
+
+def test_a_block_whose_demand_outgrows_its_caps_is_solved_alone(solved_alone: list[int]) -> None:
+    """Three replicas of one device needed, one instance of one device allowed: infeasible whatever the layout, so it is
+    not put in the combined program (where it made the whole program infeasible and every block was solved again)."""
+    ok, stuck = _one(3.0, 1.0), _one(3.0, 1.0, cap=1.0)
+    assert blocks.surely_infeasible(stuck) and not blocks.surely_infeasible(ok)
+    out = blocks.solve_blocks([ok, stuck, ok])
+    assert solved_alone == [2, 1]  # the two feasible blocks together, the stuck one alone (was [3, 1, 1, 1])
+    assert [s.status for s in out] == [SolveStatus.OPTIMAL, SolveStatus.INFEASIBLE, SolveStatus.OPTIMAL]
+
+
+@settings(max_examples=60, deadline=None)
+@given(problems(caps=True))
+def test_surely_infeasible_is_a_proof(p: Problem) -> None:
+    """Never says so of a program that has a plan (it is a necessary condition of feasibility)."""
+    if blocks.surely_infeasible(p):
+        assert brute_force(p) is None
