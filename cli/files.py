@@ -32,7 +32,9 @@ def write_atomic(path: Path, text: str) -> None:
     * **Nothing is left behind.** The temporary file is removed when anything fails, including
       Ctrl-C (``KeyboardInterrupt``) during the write.
     * **Devices and pipes** (``/dev/null``, ``/dev/stdout``) are written directly: there is
-      nothing to replace atomically, and replacing a device node would be wrong.
+      nothing to replace atomically, and replacing a device node would be wrong. So is an existing
+      file in a folder that takes no new file (``/proc``, a read-only folder holding a writable file):
+      there is no room for the temporary file.
 
     Parameters
     ----------
@@ -56,17 +58,19 @@ def write_atomic(path: Path, text: str) -> None:
     if st is not None and stat.S_ISDIR(st.st_mode):
         raise InputError(f"{path}: is a directory, expected a file")
     if st is not None and not stat.S_ISREG(st.st_mode):
-        try:
-            with open(target, "w", encoding="utf-8") as fh:
-                fh.write(text)
-        except OSError as exc:
-            raise InputError(f"{path}: cannot write: {exc.strerror or exc}") from None
+        _write_in_place(path, target, text)
         return
     mode = stat.S_IMODE(st.st_mode) if st is not None else 0o666 & ~_umask()
     directory = target.parent if str(target.parent) else Path(".")
     tmp: str | None = None
     try:
         fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=directory)
+    except OSError as exc:
+        if st is None:
+            raise InputError(f"{path}: cannot write: cannot create a file in {directory} ({exc.strerror or exc})") from None
+        _write_in_place(path, target, text)  # a folder that takes no new file beside an existing one (procfs, a read-only folder)
+        return
+    try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             fh.write(text)
             fh.flush()
@@ -82,6 +86,17 @@ def write_atomic(path: Path, text: str) -> None:
         if tmp is not None:
             with contextlib.suppress(OSError):
                 os.unlink(tmp)
+
+
+def _write_in_place(path: Path, target: Path, text: str) -> None:
+    """Write ``text`` into the existing ``target`` directly (as ``echo > file`` would), naming ``path`` on failure."""
+    try:
+        with open(target, "w", encoding="utf-8") as fh:
+            fh.write(text)
+    except OSError as exc:
+        raise InputError(f"{path}: cannot write: {exc.strerror or exc}") from None
+    except UnicodeEncodeError:
+        raise InputError(f"{path}: cannot write: the text holds characters that are not valid Unicode") from None
 
 
 def check_writable(path: Path, flag: str) -> None:

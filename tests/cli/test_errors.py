@@ -11,6 +11,7 @@ import os
 import re
 import stat
 import struct
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -593,6 +594,22 @@ def test_write_atomic_into_a_directory_or_missing_folder(tmp_path: Path) -> None
         write_atomic(tmp_path, "x")
     with pytest.raises(InputError, match="cannot write"):
         write_atomic(tmp_path / "missing" / "plan.json", "x")
+
+
+def test_write_atomic_where_the_folder_takes_no_new_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A folder that refuses the temporary file (a read-only folder, /proc): an existing file is written in place, as
+    ``echo > file`` would; a new one is refused naming the folder (``-o /proc/version`` had said "No such file or directory")."""
+    p = tmp_path / "plan.json"
+    p.write_text("old")
+
+    def refused(*args: Any, **kwargs: Any) -> tuple[int, str]:
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(tempfile, "mkstemp", refused)
+    write_atomic(p, "new")
+    assert p.read_text() == "new" and _leftovers(tmp_path) == []
+    with pytest.raises(InputError, match=r"new\.json: cannot write: cannot create a file in .* \(Permission denied\)"):
+        write_atomic(tmp_path / "new.json", "x")
 
 
 def test_write_atomic_to_a_device_writes_it_without_replacing_it() -> None:
