@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import stat
 import tempfile
 from pathlib import Path
 
 from aicap.sizing.core.errors import InputError
+
+_NO_NEW_FILE = frozenset({errno.EACCES, errno.EPERM, errno.ENOENT, errno.EROFS})  # why a folder refuses a new file
 
 
 def _umask() -> int:
@@ -66,9 +69,11 @@ def write_atomic(path: Path, text: str) -> None:
     try:
         fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=directory)
     except OSError as exc:
-        if st is None:
+        # A folder that takes no new file beside an existing one (procfs, a read-only folder): written in place. Not on
+        # a full disk or quota (ENOSPC, EDQUOT), where truncating the old file could lose it.
+        if st is None or exc.errno not in _NO_NEW_FILE:
             raise InputError(f"{path}: cannot write: cannot create a file in {directory} ({exc.strerror or exc})") from None
-        _write_in_place(path, target, text)  # a folder that takes no new file beside an existing one (procfs, a read-only folder)
+        _write_in_place(path, target, text)
         return
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:

@@ -611,6 +611,14 @@ def test_write_atomic_where_the_folder_takes_no_new_file(tmp_path: Path, monkeyp
     with pytest.raises(InputError, match=r"new\.json: cannot write: cannot create a file in .* \(Permission denied\)"):
         write_atomic(tmp_path / "new.json", "x")
 
+    def full(*args: Any, **kwargs: Any) -> tuple[int, str]:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(tempfile, "mkstemp", full)  # a full disk: the old file is not truncated to try in place
+    with pytest.raises(InputError, match=r"plan\.json: cannot write: cannot create a file in .* \(No space left on device\)"):
+        write_atomic(p, "newer")
+    assert p.read_text() == "new"
+
 
 def test_write_atomic_to_a_device_writes_it_without_replacing_it() -> None:
     devnull = Path(os.devnull)
