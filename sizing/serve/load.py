@@ -109,7 +109,7 @@ from aicap.sizing.serve.fluctuation import peakedness, settle_spread
 from aicap.sizing.serve.graph_cap import graph_use
 from aicap.sizing.serve.loaded import Loaded, Traffic
 from aicap.sizing.serve.queueing import wait_quantile
-from aicap.sizing.serve.rounds import chain_rounds, chain_rows, count_top, fullest, lump_counts, prefill_first_rounds
+from aicap.sizing.serve.rounds import chain_rounds, chain_rows, count_top, fullest, lump_counts, prefill_chain_seconds, prefill_first_rounds
 from aicap.sizing.serve.step_model import StepModel
 from aicap.sizing.serve.ttft import ttft_quantile
 
@@ -220,15 +220,15 @@ def _at_arrivals(step: StepModel, pp_a: F, budget: float, traffic: Traffic, xa: 
     takes = wanted >= room  # a round whose prompts fill the budget
     dispersion = cv**2 + varied - 1.0
     if np.any(first):  # prefill-first: a round with prompts is a prefill step, then a decode step
-        mixed = (all_s, all_dd, all_dp)
-        all_s, all_dd, all_dp = prefill_first_rounds(step, d, sizes, first, mixed)
+        all_s, all_dd, all_dp, pre_s = prefill_first_rounds(step, d, sizes, first, (all_s, all_dd, all_dp))
         takes = takes & ~first  # its decode step has a budget of its own
         # Prompts that arrive during a prefill step get a prefill step of their own right after it: at the rate the
-        # rounds above give, a round's prefill is a chain of steps (rounds.prefill_chain_steps).
+        # rounds above give, a round's prefill is a chain of steps (rounds.prefill_chain_seconds).
         tau_one = (lump_counts(lumps, np.sqrt(dispersion), top, row_top) * all_s[: top + 1]).sum(axis=0)
         most = np.concatenate([np.broadcast_to(m, head.shape), np.stack([np.broadcast_to(v / lump, shape) for v in extra])])
-        typical = np.clip(xa * i, lump, room)  # a round's prompt tokens, at least a lump and at most the budget
-        all_s, all_dd, all_dp = prefill_first_rounds(step, d, sizes, first, mixed, xa / np.maximum(tau_one, 1e-12), most, typical)
+        typical = np.broadcast_to(np.clip(xa * i, lump, room), np.shape(d))  # a round's prompt tokens: a lump to the budget
+        further = prefill_chain_seconds(step, pre_s, xa / np.maximum(tau_one, 1e-12), most, typical)
+        all_s = np.where(first & (sizes > 0.0), all_s + further, all_s)
     rounds, rounds_dd, rounds_dp = all_s[: top + 1], all_dd[: top + 1], all_dp[: top + 1]  # (top+1, n): round time with m lumps
     # One more decoding sequence takes one token of the budget from a round that fills it (in a mixed step).
     rounds_dd = rounds_dd - np.where(takes, rounds_dp, 0.0)

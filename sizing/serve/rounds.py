@@ -178,37 +178,39 @@ def _fullest_table(pp: int, top: int) -> F:
     return expected
 
 
-def prefill_first_rounds(step: StepModel, d: F, sizes: F, first: NDArray[np.bool_], mixed: tuple[F, F, F],
-                         rate: F | None = None, most: F | None = None, typical: F | None = None) -> tuple[F, F, F]:  # fmt: skip
-    """Round times and slopes where ``first`` rows prefill before they decode: ``T(d, 0) + [p > 0]·(T(0, p) + (n − 1)·a)``.
+def prefill_first_rounds(step: StepModel, d: F, sizes: F, first: NDArray[np.bool_], mixed: tuple[F, F, F]) -> tuple[F, F, F, F]:
+    """Round times and slopes where ``first`` rows prefill before they decode: ``T(d, 0) + [p > 0]·T(0, p)``, and ``T(0, p)``.
 
     The prefill step and the decode step each stream the weights and pay the step overhead, so such a round
     is never shorter than the mixed step ``T(d, p)`` (each group's ``max`` is subadditive and its constants
-    are non-negative): bounds computed on mixed steps still bound it. A prompt that arrives during a prefill
-    step is prefilled in a step of its own right after it, not with the next round's: at ``rate`` prompts/s
-    a round's prompts take a chain of ``n`` prefill steps (:func:`prefill_chain_steps`, at most ``most``, the
-    round's lumps) that together last ``T(0, p) + (n − 1)·a``, ``a = 2·T(0, P/2) − T(0, P)`` what splitting the
-    ``typical`` round's ``P`` prompt tokens in two costs (exact for any ``n`` where ``T(0, ·)`` is affine; an MoE's
-    split pays its touched experts again). One ``a`` per candidate keeps the round's time increasing in ``p``.
-    Without ``rate`` ``n = 1``. ``∂/∂d`` is the decode step's and ``∂/∂p`` the prefill step's (at the chain's
-    ``n``). The token budget is left as a mixed step's (``C − d`` for prompts), which undercounts a prefill
-    step's room: conservative. A request's own prefill in its TTFT is its prefill steps
-    (:mod:`aicap.sizing.serve.ttft`).
+    are non-negative): bounds computed on mixed steps still bound it. ``∂/∂d`` is the decode step's and
+    ``∂/∂p`` the prefill step's. The token budget is left as a mixed step's (``C − d`` for prompts), which
+    undercounts a prefill step's room: conservative. A request's own prefill in its TTFT is its prefill steps
+    (:mod:`aicap.sizing.serve.ttft`). The prefill step's own time ``T(0, p)`` comes back for
+    :func:`prefill_chain_seconds`, which adds the rest of the round's chain of prefill steps.
     """
     dec_s, dec_dd, _ = step.seconds_and_slope(d, 0.0)
     pre_s, _, pre_dp = step.seconds_and_slope(np.zeros_like(d), sizes)
     has = sizes > 0.0
-    if rate is not None:
-        p_typ = np.broadcast_to(np.asarray(sizes.max(axis=0) if typical is None else typical, dtype=float), np.shape(d))
-        zero = np.zeros_like(p_typ)
-        split = np.maximum(2.0 * step.seconds(zero, p_typ / 2.0) - step.seconds(zero, p_typ), 0.0)  # a = 2·T(0, P/2) − T(0, P)
-        n = prefill_chain_steps(rate * split, rate * np.maximum(pre_s - split, 0.0))
-        if most is not None:
-            n = np.minimum(n, np.maximum(most, 1.0))
-        pre_s = pre_s + (n - 1.0) * split
     all_s, all_dd, all_dp = mixed
     return (np.where(first, dec_s + np.where(has, pre_s, 0.0), all_s), np.where(first, np.broadcast_to(dec_dd, all_dd.shape), all_dd),
-            np.where(first, np.where(has, pre_dp, 0.0), all_dp))  # fmt: skip
+            np.where(first, np.where(has, pre_dp, 0.0), all_dp), pre_s)  # fmt: skip
+
+
+def prefill_chain_seconds(step: StepModel, pre_s: F, rate: F, most: F, typical: F) -> F:
+    """Seconds a round's further prefill steps add to its first, ``(n − 1)·a``, for rounds whose first prefill step takes ``pre_s``.
+
+    A prompt that arrives during a prefill step is prefilled in a step of its own right after it, not with
+    the next round's: at ``rate`` prompts/s a round's prompts take a chain of ``n`` prefill steps
+    (:func:`prefill_chain_steps`, at most ``most``, the round's lumps) that together last
+    ``T(0, p) + (n − 1)·a``, ``a = 2·T(0, P/2) − T(0, P)`` what splitting the ``typical`` round's ``P`` prompt
+    tokens in two costs (exact for any ``n`` where ``T(0, ·)`` is affine; an MoE's split pays its touched
+    experts again). One ``a`` per candidate keeps the round's time increasing in ``p``.
+    """
+    zero = np.zeros_like(typical)
+    split = np.maximum(2.0 * step.seconds(zero, typical / 2.0) - step.seconds(zero, typical), 0.0)  # a = 2·T(0, P/2) − T(0, P)
+    n = np.minimum(prefill_chain_steps(rate * split, rate * np.maximum(pre_s - split, 0.0)), np.maximum(most, 1.0))
+    return np.asarray((n - 1.0) * split, dtype=float)
 
 
 def prefill_chain_steps(u: ArrayLike, v: ArrayLike) -> F:
