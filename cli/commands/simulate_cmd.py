@@ -27,7 +27,7 @@ from aicap.cli.commands.estimate_cmd import (
     build_request,
     speculative_config,
 )
-from aicap.cli.commands.simulate_checks import check_some_policy_holds, check_whole_prompts, floats, missed_targets
+from aicap.cli.commands.simulate_checks import check_some_policy_holds, check_whole_prompts, floats, missed_targets, short_run_note
 from aicap.cli.commands.simulate_views import compare_view, report_view
 from aicap.cli.render import Format, FormatOpt, Table, View, emit, progress
 from aicap.cli.state import STATE, catalogue, check_plot, check_tpot_target, guarded, info, typed_flags
@@ -432,6 +432,8 @@ def register(app: typer.Typer) -> None:
                 compared = replay.compare_policies(setup, reqs, policies=todo, targets=targets, percentile=percentile, options=options,
                                                concurrency=concurrency, seed=seed, traffic=label, jobs=jobs, on_done=tick)  # fmt: skip
             emit(compare_view(compared, percentile), fmt)
+            if trace is None and (short := short_run_note(requests, traced=False)) is not None:
+                info(short)
             alike = [p for p in todo if p in ("sjf", "srtf", "priority", "edf")]
             if reqs.uniform() and alike:
                 info(f"aicap: note: every request has the same prompt and output lengths and one class, so {', '.join(alike)} order "
@@ -448,6 +450,8 @@ def register(app: typer.Typer) -> None:
             plot_run(raw, stats, str(plot), f"{s.model} on {s.replicas}× TP{s.tp}·PP{s.pp} {s.hardware}, {s.traffic}, policy {s.policy}")
             info(f"aicap: wrote {plot}")
         emit(report_view(rep, percentile), fmt)
+        if (short := short_run_note(rep.requests, traced=trace is not None)) is not None:
+            info(short)
         if rep.rejected:
             groups = rep.setup.dp_attention
             holder = "one replica's KV cache holds" if groups == 1 else f"one of a replica's {groups} attention groups holds"

@@ -586,3 +586,15 @@ def test_the_compare_and_disaggregated_documents_have_schemas(mode: tuple[str, .
     if schema == "simulation-compare":
         assert d["setup"]["model"] == "llama-3.1-8b" and d["setup"]["replicas"] == 1 and d["slo"]["ttft_ms"] == 500.0
         assert d["requests"] == 200
+
+
+def test_a_short_run_says_its_percentiles_rest_on_few_requests() -> None:
+    # 110 requests leave 99 after the 10% warm-up (int(0.1 * 110) = 11): too few for a p99; 111 leave 100.
+    short = CliRunner().invoke(app, [*BASE, "--rate", "5", "--requests", "110", "-f", "json"])
+    assert short.exit_code == 0 and json.loads(short.stdout)["requests"] == 110
+    assert "aicap: note: the statistics rest on 99 requests after the 10% warm-up: a p99 needs 100" in short.stderr
+    assert "give --requests 1,000 or more" in short.stderr
+    enough = CliRunner().invoke(app, [*BASE, "--rate", "5", "--requests", "111", "-f", "json"])
+    assert enough.exit_code == 0 and "statistics rest on" not in enough.stderr
+    quiet = CliRunner().invoke(app, ["-q", *BASE, "--rate", "5", "--requests", "110", "-f", "json"])
+    assert quiet.exit_code == 0 and quiet.stderr == ""
