@@ -189,4 +189,4 @@ def _kv_table(title: str, doc: dict[str, object]) -> Table:
             rows.append([prefix, value])
 
     walk("", doc)
-    return Table(title, ["field", "value"], rows)
+    return Table(title, ["field", "value"], rows, left=True)

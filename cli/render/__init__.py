@@ -42,6 +42,7 @@ class Table:
     columns: Sequence[str]
     rows: Sequence[Sequence[Any]]
     caption: str | None = None
+    left: bool = False  # every column left-aligned (a field/value listing, whose values mix text and numbers)
 
 
 @dataclass
@@ -120,7 +121,7 @@ def flat_table(doc: Any, skip: tuple[str, ...] = ("schema_version",)) -> Table:
             rows.append([path, x])
 
     walk(doc, "")
-    return Table("", ["field", "value"], rows)
+    return Table("", ["field", "value"], rows, left=True)
 
 
 def _csv_value(value: Any) -> Any:
@@ -184,7 +185,7 @@ def to_table(view: View, width: int | None = None, file: Any = None) -> None:
     for t in view.tables:
         rt = RichTable(title=t.title, caption=t.caption, title_justify="left", caption_justify="left")
         for i, col in enumerate(t.columns):
-            numeric = any(isinstance(r[i], int | float) and not isinstance(r[i], bool) for r in t.rows)
+            numeric = not t.left and any(isinstance(r[i], int | float) and not isinstance(r[i], bool) for r in t.rows)
             rt.add_column(col, justify="right" if numeric else "left", overflow="fold")
         for row in t.rows:
             rt.add_row(*(cell(v) for v in row))

@@ -50,3 +50,19 @@ def test_plan_table_matches_golden() -> None:
     if os.environ.get("AICAP_UPDATE_GOLDEN"):
         GOLDEN.write_text(out.getvalue())
     assert out.getvalue() == GOLDEN.read_text()
+
+
+def test_a_field_value_listing_aligns_its_values_left_and_other_tables_numbers_right() -> None:
+    from aicap.cli.render import Table, View
+
+    rows = [["id", "llama-3.1-8b"], ["params", 8030261248], ["source", "https://huggingface.co/meta-llama/Llama-3.1-8B"]]
+
+    def lines(table: Table) -> list[str]:
+        out = io.StringIO()
+        to_table(View(None, [table]), width=80, file=out)
+        return [line for line in out.getvalue().splitlines() if "llama-3.1-8b" in line or "8,030,261,248" in line]
+
+    listing = lines(Table("", ["field", "value"], rows, left=True))
+    assert all("│ llama-3.1-8b " in line or "│ 8,030,261,248 " in line for line in listing) and len(listing) == 2
+    numbers = lines(Table("", ["field", "value"], rows))  # a column holding a number is right-aligned
+    assert any(" llama-3.1-8b │" in line for line in numbers) and any(" 8,030,261,248 │" in line for line in numbers)
