@@ -175,12 +175,18 @@ def describe_validation_error(exc: ValidationError, where: str, text: str | None
                               model: object = None) -> str:  # fmt: skip
     """Turn the first pydantic error into one human line: ``file:line: field: message``.
 
+    A required field missing where the same mapping has an unknown key is reported as that key (``modle``: "unknown
+    field; did you mean 'model'?", at its line): the misspelling is what the user fixes.
+
     The offending value is quoted as a short excerpt (never a whole document); mappings and lists
     are not quoted at all. Given the document's ``model`` (a model class, or a type holding models), an
     unknown key is answered with the field it was likely meant to be (``budget`` -> ``budget_usd_per_month``),
     or the valid ones.
     """
     err = first_error(exc)
+    if err["type"] == "missing":  # a required key missing beside an unknown one: most likely that key misspelt; name it
+        parent = tuple(err["loc"][:-1])
+        err = next((e for e in exc.errors(include_url=False) if e["type"] == "extra_forbidden" and tuple(e["loc"][:-1]) == parent), err)
     loc = (*prefix, *err["loc"])
     line = line_of(text, loc) if text is not None else None
     place = f"{where}:{line}" if line else where

@@ -88,7 +88,9 @@ def load_json(path: Path, text: str | None = None) -> Any:
     try:
         return json.loads(text, parse_float=_json_float, parse_int=_json_int, parse_constant=_json_constant, object_pairs_hook=_json_object)
     except json.JSONDecodeError as exc:
-        raise InputError(f"{path}:{exc.lineno}: malformed JSON: {exc.msg}") from None
+        # Some of json's messages end in "at" ("Unterminated string starting at"), the position following in str(exc).
+        where = f" column {exc.colno}" if exc.msg.endswith(" at") else ""
+        raise InputError(f"{path}:{exc.lineno}: malformed JSON: {exc.msg}{where}") from None
     except _DuplicateKey as exc:
         raise InputError(f"{path}: malformed JSON: duplicate key {excerpt(exc.key)} in one object") from None
     except _NonFinite as exc:

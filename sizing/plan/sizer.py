@@ -20,7 +20,7 @@ from numpy.typing import NDArray
 from aicap.sizing.core.catalogue import CatalogueLike
 from aicap.sizing.core.dtypes import BYTES_PER_ELEMENT
 from aicap.sizing.core.engines import engine_for
-from aicap.sizing.core.errors import InfeasibleError, InputError, UnknownIdError, did_you_mean
+from aicap.sizing.core.errors import InfeasibleError, InputError, UnknownIdError, did_you_mean, excerpt
 from aicap.sizing.core.fleet import Fleet, Workload
 from aicap.sizing.core.ownership import ON_PREM
 from aicap.sizing.core.plan import Plan, Rejected, ShortlistKind, Solver
@@ -132,7 +132,12 @@ def _check_workloads(fleet: Fleet, cat: CatalogueLike) -> None:
             where = f"workload '{w.name}'" if w.engine else "constraints"
             valid = sorted([*cat.engines, "generic"])
             raise InputError(f"{where}: unknown engine '{engine}'; {did_you_mean(engine, valid)}valid engines: {', '.join(valid)}")
-        model = cat.model(w.model)
+        try:
+            model = cat.model(w.model)
+        except UnknownIdError:
+            raise
+        except InputError as exc:  # a model file that is missing or bad: name the value as written (its line in a fleet file)
+            raise InputError(f"model {excerpt(w.model)} of workload {excerpt(w.name)}: {exc}") from None
         if model.kind != "decoder" and w.slo.tpot_ms is not None:  # the target was dropped without a word
             raise InputError(f"workload '{w.name}': {model.id} is an {model.kind} model and emits no tokens, so has no TPOT: drop "
                              "slo.tpot_ms (its latency target is slo.ttft_ms)")  # fmt: skip

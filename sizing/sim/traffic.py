@@ -228,7 +228,7 @@ def _int(value: object, what: str, where: str, low: int, high: int = MAX_TOKENS)
     return int(x)
 
 
-def _row(rec: dict[str, object], where: str, limit: ContextLimit | None = None) -> tuple[float, int, int, int]:
+def _row(rec: dict[str, object], where: str, limit: ContextLimit | None = None, min_output: int = 0) -> tuple[float, int, int, int]:
     missing = [k for k in TRACE_FIELDS if rec.get(k) in (None, "")]
     if missing:
         raise InputError(f"{where}: missing {', '.join(missing)} (a trace row needs {', '.join(TRACE_FIELDS)}[, priority])")
@@ -239,7 +239,7 @@ def _row(rec: dict[str, object], where: str, limit: ContextLimit | None = None) 
     if not np.isfinite(t):
         raise InputError(f"{where}: arrival_s {excerpt(rec['arrival_s'])} must be a finite number of seconds")
     prio = rec.get("priority")
-    i, o = _int(rec["input_tokens"], "input_tokens", where, 1), _int(rec["output_tokens"], "output_tokens", where, 0)
+    i, o = _int(rec["input_tokens"], "input_tokens", where, 1), _int(rec["output_tokens"], "output_tokens", where, min_output)
     if limit is not None:
         limit.check_row(i, o, where)
     return (t, i, o, 0 if prio in (None, "") else _int(prio, "priority", where, 0, MAX_PRIORITY))
@@ -255,8 +255,11 @@ def _unknown(keys: list[str], where: str) -> None:
         raise InputError(f"{where}: unknown field {excerpt(bad[0])}{hint} (a trace has {', '.join(TRACE_FIELDS)} and an optional priority)")
 
 
-def load_trace(path: Path, *, shift: bool = True, limit: ContextLimit | None = None) -> Requests:
+def load_trace(path: Path, *, shift: bool = True, limit: ContextLimit | None = None, min_output: int = 0) -> Requests:
     """Requests of a trace file (module docstring); arrivals shifted so the first is at 0 s (``shift``), else as written.
+
+    ``min_output``: the fewest output tokens a row may ask for (1 for a decoder, which emits at least its first token;
+    0 for an encoder, whose rows carry 0).
 
     Raises
     ------
@@ -277,7 +280,7 @@ def load_trace(path: Path, *, shift: bool = True, limit: ContextLimit | None = N
             if not isinstance(rec, dict):
                 raise InputError(f"{path}:{k}: expected a JSON object with {', '.join(TRACE_FIELDS)}, got {excerpt(rec)}")
             _unknown([str(x) for x in rec], f"{path}:{k}")
-            rows.append(_row(rec, f"{path}:{k}", limit))
+            rows.append(_row(rec, f"{path}:{k}", limit, min_output))
     else:
         reader = csv.DictReader(io.StringIO(text))
         header = [h.strip() for h in reader.fieldnames or []]
@@ -291,7 +294,7 @@ def load_trace(path: Path, *, shift: bool = True, limit: ContextLimit | None = N
             if rec.get(None):  # DictReader keeps fields beyond the header under None
                 raise InputError(f"{path}:{reader.line_num}: more fields than the header's {len(header)} "
                                  f"({','.join(header)}); a 4th is read only under a priority column")  # fmt: skip
-            rows.append(_row(dict(rec), f"{path}:{reader.line_num}", limit))
+            rows.append(_row(dict(rec), f"{path}:{reader.line_num}", limit, min_output))
     if not rows:
         raise InputError(f"{path}: the trace has no requests")
     a = np.array(rows, dtype=np.float64)

@@ -324,6 +324,7 @@ def test_yaml_flow_mapping_not_named_json_still_reads_as_yaml(tmp_path: Path) ->
         ('{"a": -Infinity}', r"p\.json:1: '-Infinity' is not a finite number"),
         ('{"a": 1e999}', r"p\.json:1: '1e999' is not a finite number"),
         ('{"a": [1,\n 2,,]}', r"p\.json:2: malformed JSON"),
+        ('{"a": 1,\n "b": "cut off', r"p\.json:2: malformed JSON: Unterminated string starting at column 7$"),  # once ended "at"
         ('{"a": ' + "9" * 5000 + "}", r"p\.json: malformed JSON: an integer literal is too long"),
     ],
 )
@@ -1078,6 +1079,12 @@ def test_a_plan_missing_a_required_field_says_which(aicap, tmp_path: Path, plan_
          "workloads[0].request_per_s: unknown field; did you mean 'requests_per_s'?"),
         ("workloads: [{name: a, model: llama-3.1-8b, requests_per_s: 1, slo: {ttft: 100}}]\n",
          "workloads[0].slo.ttft: unknown field; did you mean 'ttft_ms'?"),
+        # a required key misspelt: named at its line, not "model: required field is missing" at the workload's
+        ("workloads:\n  - name: a\n    modle: llama-3.1-8b\n    requests_per_s: 1\n",
+         "f.yaml:3: workloads[0].modle: unknown field; did you mean 'model'? (and 1 more error)"),
+        # a model file that is not there: named as written, at its line (was "f.yaml: nomodel.yaml: no such file")
+        ("workloads:\n  - name: a\n    requests_per_s: 1\n    model: ./nomodel.yaml\n",
+         "f.yaml:4: model './nomodel.yaml' of workload 'a': nomodel.yaml: no such file"),
         ("workloads: [{name: a, model: llama-3.1-8b, requests_per_s: 0}]\n",
          "workloads[0].requests_per_s: not a rate: give a positive number of requests per second"),
         ("workloads: [{name: a, model: llama-3.1-8b, requests_per_s: '5'}]\n", "workloads[0].requests_per_s: not a rate: give a number"),
