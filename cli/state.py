@@ -63,6 +63,21 @@ def typed_flags(ctx: typer.Context, *names: str) -> list[str]:
     return out
 
 
+def prompt_tokens(ctx: typer.Context, input_tokens: int, model: str) -> int:
+    """``--input-tokens`` as given; left at its default for an encoder whose context is shorter (BERT's 512), that context.
+
+    The default (1,024) suits decoders; an embedding or reranking model reads at most its context, and a default that
+    a model cannot take was refused as if the user had typed it ("--input-tokens = 1,024 tokens exceeds ...").
+    """
+    spec = catalogue().model(model)
+    limit = getattr(spec, "max_context", None)
+    if typed_flags(ctx, "input_tokens") or spec.kind == "decoder" or limit is None or input_tokens <= limit:
+        return input_tokens
+    info(f"aicap: note: --input-tokens defaults to {spec.id}'s max context, {int(limit):,} tokens ({input_tokens:,}, the default "
+         "for decoders, is over it)")  # fmt: skip
+    return int(limit)
+
+
 #: Options that describe the one workload of ``--model`` (a fleet file gives each workload its own).
 ONE_WORKLOAD_OPTIONS = ("rate", "input_tokens", "output_tokens", "ttft_ms", "tpot_ms", "percentile", "arrival_cv", "precision",
                         "prefix_cached")  # fmt: skip

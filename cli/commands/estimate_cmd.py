@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from aicap.cli.render import Format, FormatOpt, Table, View, emit, flat_table
-from aicap.cli.state import catalogue, check_engine, check_plot, guarded, info, typed_flags, warn_shadowing
+from aicap.cli.state import catalogue, check_engine, check_plot, guarded, info, prompt_tokens, typed_flags, warn_shadowing
 
 if TYPE_CHECKING:
     from aicap.sizing.serve.estimate import EstimateRequest, EstimateResult
@@ -317,6 +317,7 @@ def register(app: typer.Typer) -> None:
             given = "--prefix-cached" if prefix_cached else "--speculative"
             raise InputError(f"{given} is not applied by estimate --disaggregate: drop one of them, or size the "
                              "disaggregated fleet with `aicap size`, which applies both")  # fmt: skip
+        input_tokens = prompt_tokens(ctx, input_tokens, model)
         if disaggregate:
             _disaggregated(
                 model,
@@ -361,7 +362,7 @@ def register(app: typer.Typer) -> None:
                     pp: PpOpt = None, ep: EpOpt = 1, batch: BatchOpt = "auto", input_tokens: InOpt = 1024, output_tokens: OutOpt = 256,
                     weights_dtype: WdtOpt = None, kv_dtype: KvOpt = None, tpot_ms: TpotOpt = None, engine: EngineOpt = None,
                     dp_attention: DpaOpt = 1, eager: EagerOpt = False,
-                    phase: Annotated[str, typer.Option(help="prefill or decode.")] = "decode",
+                    phase: Annotated[str, typer.Option(help="prefill or decode (default: decode; prefill for a model that does not decode).")] = "decode",
                     plot: Annotated[Path | None, typer.Option("--plot", help="Write the roofline picture (.png or .svg).")] = None,
                     fmt: FormatOpt = Format.table) -> None:  # fmt: skip
         """Show FLOPs, bytes, intensity, time and bound of each operator group in one phase.
@@ -375,6 +376,9 @@ def register(app: typer.Typer) -> None:
         if phase not in explain.PHASES:
             raise InputError(f"--phase '{phase}': valid choices: {', '.join(explain.PHASES)}")
         check_plot(plot)
+        input_tokens = prompt_tokens(ctx, input_tokens, model)
+        if not typed_flags(ctx, "phase") and catalogue().model(model).kind != "decoder":  # no decode step: its one phase
+            phase = "prefill"
         req = build_request(model, hardware, devices, tp, pp, ep, batch, input_tokens, output_tokens, weights_dtype, kv_dtype, tpot_ms,
                             engine, dp_attention=dp_attention, eager=eager)  # fmt: skip
         refuse_decode_flags(ctx, req)

@@ -30,7 +30,7 @@ from aicap.cli.commands.estimate_cmd import (
 from aicap.cli.commands.simulate_checks import check_some_policy_holds, check_whole_prompts, floats, missed_targets, short_run_note
 from aicap.cli.commands.simulate_views import compare_view, report_view
 from aicap.cli.render import Format, FormatOpt, Table, View, emit, progress
-from aicap.cli.state import STATE, catalogue, check_plot, check_tpot_target, guarded, info, typed_flags
+from aicap.cli.state import STATE, catalogue, check_plot, check_tpot_target, guarded, info, prompt_tokens, typed_flags
 
 if TYPE_CHECKING:
     from aicap.sizing.core.fleet import Percentile
@@ -326,6 +326,7 @@ def register(app: typer.Typer) -> None:
                 if policy not in policies and (named := typed_flags(ctx, name)):
                     raise InputError(f"{named[0]} does not apply to --policy {policy}: it shapes {' and '.join(policies)}")
         spec = catalogue().model(model)
+        input_tokens = prompt_tokens(ctx, input_tokens, model)
         target_kind = spec.kind
         context = getattr(spec, "max_context", None)
         context_limit = ContextLimit(spec.id, int(context), target_kind == "decoder") if context else None
@@ -338,7 +339,7 @@ def register(app: typer.Typer) -> None:
             from aicap.sizing.core.fleet import check_prefix_cached
             from aicap.sizing.sim.traffic import cached_prefix
 
-            reqs = load_trace(trace, limit=context_limit)
+            reqs = load_trace(trace, limit=context_limit, min_output=1 if target_kind == "decoder" else 0)
             if prefix_cached:
                 check_prefix_cached(prefix_cached)
                 reqs = replace(reqs, cached_tokens=cached_prefix(reqs.input_tokens, prefix_cached))

@@ -20,6 +20,7 @@ from aicap.cli.state import (
     guarded,
     info,
     located,
+    prompt_tokens,
     typed_flags,
     warn_shadowing,
 )
@@ -328,7 +329,7 @@ def register(app: typer.Typer) -> None:
         if model is not None:
             if tpot_ms is not None:  # its TPOT was shown '-', the target dropped
                 check_tpot_target(tpot_ms, model, cat.model(model).kind)
-            fleet = build_fleet(model=model, rate=rate, input_tokens=input_tokens, output_tokens=output_tokens, ttft_ms=ttft_ms,
+            fleet = build_fleet(model=model, rate=rate, input_tokens=prompt_tokens(ctx, input_tokens, model), output_tokens=output_tokens, ttft_ms=ttft_ms,
                                 tpot_ms=tpot_ms, percentile=percentile, precision=precision, arrival_cv=arrival_cv,
                                 prefix_cached=prefix_cached,
                                 speculative=speculative_config(speculative, draft_model, draft_tokens, acceptance),

@@ -244,7 +244,11 @@ def run_raw(setup: Setup, requests: Requests, *, policy: str = "fcfs", options: 
 def _rate(requests: Requests) -> float:
     a = requests.arrival_s
     span = float(a.max() - a.min()) if a.size > 1 else 0.0
-    return round((a.size - 1) / span, 6) if span > 0 else 0.0
+    if span <= 0:
+        return 0.0
+    rate = (a.size - 1) / span
+    # Six decimals; below 0.01 req/s, where they keep fewer than five digits (1e-9 req/s read 0), six significant figures.
+    return round(rate, 6) if rate >= 0.01 else float(f"{rate:.6g}")
 
 
 def _simulate(setup: Setup, requests: Requests, policy: str, options: PolicyOptions, targets: Targets, concurrency: int | None,

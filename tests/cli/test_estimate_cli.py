@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -377,7 +378,8 @@ def test_estimate_csv_is_every_figure_of_the_json_by_its_path(aicap) -> None:  #
 
 
 def test_a_context_over_the_models_names_the_flags_and_the_longest_that_fits(aicap) -> None:  # type: ignore[no-untyped-def]
-    r = aicap("estimate", "-m", "bert-base", "--hardware", "h100-sxm")  # the default 1,024-token input, over BERT's 512
+    r = aicap("estimate", "-m", "bert-base", "--hardware", "h100-sxm", "--input-tokens", "1024")  # over BERT's 512 (typed: the default
+    # is the context, test_an_encoder_reads_its_context_where_input_tokens_is_left_at_its_default)
     assert r.code == 2 and "--input-tokens = 1,024 tokens exceeds bert-base's max context of 512" in r.stderr
     assert r.stderr.rstrip().endswith("give --input-tokens of at most 512")
     r = aicap("estimate", "-m", "llama-3.1-8b", "--hardware", "h100-sxm", "--input-tokens", "200000")
@@ -431,3 +433,20 @@ def test_estimate_names_the_engines_cuda_graph_cap(aicap) -> None:  # type: igno
     assert "CUDA graphs up to 512 decoding" in table.stdout
     eager = aicap("estimate", "-m", "llama-3.1-70b", "--hardware", "h200-sxm", "--tp", "4", "--engine", "sglang", "--eager", "-f", "json")
     assert eager.json()["engine"]["cuda_graph_max_batch"] is None and eager.json()["engine"]["eager"] is True
+
+
+def test_an_encoder_reads_its_context_where_input_tokens_is_left_at_its_default(aicap) -> None:
+    # The default --input-tokens (1,024) is over BERT-class contexts (512): every command refused it as if typed.
+    note = "aicap: note: --input-tokens defaults to bge-large-en's max context, 512 tokens"
+    est = aicap("estimate", "-m", "bge-large-en", "--hardware", "t4", "-f", "json")
+    assert est.code == 0 and json.loads(est.stdout)["input_tokens"] == 512 and note in est.stderr
+    for args in (("explain", "-m", "bge-large-en", "--hardware", "t4"),  # also its one phase, prefill, by default
+                 ("simulate", "-m", "bge-large-en", "--hardware", "t4", "--rate", "20", "--requests", "200"),
+                 ("size", "-m", "bge-large-en", "--rate", "20"), ("whatif", "--model", "bge-large-en", "--rate", "20")):  # fmt: skip
+        r = aicap(*args, "-f", "json")
+        assert r.code == 0 and note in r.stderr, (args, r.stderr)
+    assert json.loads(aicap("-q", "explain", "-m", "bge-large-en", "--hardware", "t4", "-f", "json").stdout)["phase"] == "prefill"
+    typed = aicap("estimate", "-m", "bge-large-en", "--hardware", "t4", "--input-tokens", "1024")  # typed: still refused
+    assert typed.code == 2 and "--input-tokens = 1,024 tokens exceeds bge-large-en's max context of 512" in typed.stderr
+    decoder = aicap("-q", "estimate", "-m", "llama-3.1-8b", "--hardware", "h100-sxm", "-f", "json")  # decoders keep 1,024
+    assert json.loads(decoder.stdout)["input_tokens"] == 1024

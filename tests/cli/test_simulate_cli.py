@@ -598,3 +598,23 @@ def test_a_short_run_says_its_percentiles_rest_on_few_requests() -> None:
     assert enough.exit_code == 0 and "statistics rest on" not in enough.stderr
     quiet = CliRunner().invoke(app, ["-q", *BASE, "--rate", "5", "--requests", "110", "-f", "json"])
     assert quiet.exit_code == 0 and quiet.stderr == ""
+
+
+def test_a_trace_row_without_output_tokens_is_refused_for_a_decoder_where_it_is(tmp_path: Path) -> None:
+    # It was blamed on "--output-tokens 0", a flag nobody gave, without the file or the line.
+    for name, text, line in (("t.csv", "arrival_s,input_tokens,output_tokens\n0,100,5\n1,100,0\n", 3),
+                             ("t.jsonl", '{"arrival_s": 0, "input_tokens": 100, "output_tokens": 0}\n', 1)):  # fmt: skip
+        trace = tmp_path / name
+        trace.write_text(text)
+        code, _, err = run(*BASE, "--trace", str(trace))
+        assert code == 2 and err.startswith(f"aicap: error: {trace}:{line}: output_tokens") and "from 1 to" in err, err
+        assert "--output-tokens" not in err
+    encoder = tmp_path / "e.csv"  # an encoder's rows carry no output
+    encoder.write_text("arrival_s,input_tokens,output_tokens\n0,100,0\n1,200,0\n")
+    assert doc("simulate", "-m", "bge-large-en", "--hardware", "t4", "--trace", str(encoder))["finished"] == 2
+
+
+def test_a_tiny_rate_is_reported_not_rounded_to_zero() -> None:
+    # rate_per_s kept six decimals: 1e-9 req/s was reported as a load of 0 beside a throughput of 8.5e-10.
+    d = doc(*BASE, "--rate", "1e-9", "--requests", "150")
+    assert 0.5e-9 < d["setup"]["rate_per_s"] < 2e-9 and d["throughput"]["requests_per_s"] > 0
