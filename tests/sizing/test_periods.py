@@ -379,7 +379,7 @@ def test_a_pricing_model_no_shortlisted_instance_has_is_named() -> None:
 
     plan = size_periods(load_fleet(ROOT / "examples" / "diurnal-chat.yaml"), CAT)
     spot = [w for w in plan.warnings if "spot price" in w]
-    assert len(spot) == 1 and "the plan uses on_demand, reserved_1y" in spot[0]
+    assert len(spot) == 1 and "the plan may use only on_demand and reserved_1y" in spot[0]
     assert all(i.pricing != "spot" for p in plan.periods for i in p.instances)
 
 
