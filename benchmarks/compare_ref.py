@@ -95,12 +95,14 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=5, help="alternating rounds (each runs both trees once)")
     ap.add_argument("--skip-large", action="store_true", help="skip the 1,000-workload cases")
     args = ap.parse_args()
+    if args.rounds < 1:
+        ap.error(f"--rounds {args.rounds}: give 1 or more")
     cases: list[tuple[str, int, bool, int | None]] = [("100 workloads", 100, False, None), ("120 distinct shapes", 120, True, None)]
     if not args.skip_large:
         cases += [("1,000 workloads", 1000, False, None), ("1,000 workloads, --jobs 1", 1000, False, 1)]
     child = CHILD.format(bench=str(ROOT / "benchmarks"), cases=cases)
     with tempfile.TemporaryDirectory() as tmp:
-        trees = {"HEAD": tree(None, Path(tmp) / "head"), args.ref: tree(args.ref, Path(tmp) / "ref")}
+        trees = {"worktree": tree(None, Path(tmp) / "head"), "ref": tree(args.ref, Path(tmp) / "ref")}  # keys no rev can clash with
         for root in trees.values():  # compile both trees' bytecode once, untimed
             run(root, ["-m", "aicap.cli.app", "-q", "size", "-f", "json"])
         times: dict[str, dict[str, list[tuple[float, float, float]]]] = {name: {} for name in trees}
@@ -114,8 +116,8 @@ def main() -> None:
                 for case, (cpu, wall, usd) in got.items():
                     times[name].setdefault(case, []).append((cpu, wall, usd))
             print(f"round {k + 1} of {args.rounds} done", file=sys.stderr)
-    head, ref = times["HEAD"], times[args.ref]
-    print(f"least of {args.rounds} alternating runs each; HEAD = this working tree, against {args.ref}")
+    head, ref = times["worktree"], times["ref"]
+    print(f"least of {args.rounds} alternating runs each; HEAD = this working tree, ref = {args.ref}")
     header = f"{'cpu HEAD':>9s} {'cpu ref':>8s} {'ratio':>6s}   {'wall HEAD':>9s} {'wall ref':>8s} {'ratio':>6s}"
     print(f"{'case':40s} {header}   $/month HEAD / ref")
     for case in head:

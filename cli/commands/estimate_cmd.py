@@ -25,7 +25,13 @@ DpaOpt = Annotated[int, typer.Option("--dp-attention", help="MoE models: run att
 EagerOpt = Annotated[bool, typer.Option("--eager", help="Run the engine without CUDA graphs (vLLM --enforce-eager): every step launches "
                                        "its kernels from the host and takes at least that long. See docs/performance-model.md.")]  # fmt: skip
 BatchOpt = Annotated[str, typer.Option("--batch", help="Concurrent requests per replica, or 'auto' (throughput-best that fits).")]
-InOpt = Annotated[int, typer.Option("--input-tokens", help="Prompt tokens per request (items' tokens for encoders).")]
+InOpt = Annotated[
+    int,
+    typer.Option(
+        "--input-tokens",
+        help="Prompt tokens per request (items' tokens for encoders). An encoder whose context is shorter than the default reads its max context.",
+    ),
+]
 OutOpt = Annotated[int, typer.Option("--output-tokens", help="Generated tokens per request.")]
 WdtOpt = Annotated[
     str | None,

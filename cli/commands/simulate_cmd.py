@@ -103,7 +103,13 @@ def register(app: typer.Typer) -> None:
         ] = None,
         arrival: Annotated[str, typer.Option("--arrival", help="poisson, gamma (with --cv) or constant.")] = "poisson",
         cv: Annotated[float, typer.Option("--cv", help="Coefficient of variation of inter-arrival gaps (gamma).")] = 2.0,
-        input_tokens: Annotated[int, typer.Option("--input-tokens", help="Prompt tokens per request (fixed).")] = 1024,
+        input_tokens: Annotated[
+            int,
+            typer.Option(
+                "--input-tokens",
+                help="Prompt tokens per request (fixed). An encoder whose context is shorter than the default reads its max context.",
+            ),
+        ] = 1024,
         output_tokens: Annotated[int, typer.Option("--output-tokens", help="Output tokens per request (fixed).")] = 256,
         dataset: Annotated[
             str | None, typer.Option("--dataset", help="Length histogram of a public trace (see `aicap simulate --list-datasets`).")
@@ -326,7 +332,6 @@ def register(app: typer.Typer) -> None:
                 if policy not in policies and (named := typed_flags(ctx, name)):
                     raise InputError(f"{named[0]} does not apply to --policy {policy}: it shapes {' and '.join(policies)}")
         spec = catalogue().model(model)
-        input_tokens = prompt_tokens(ctx, input_tokens, model)
         target_kind = spec.kind
         context = getattr(spec, "max_context", None)
         context_limit = ContextLimit(spec.id, int(context), target_kind == "decoder") if context else None
@@ -349,6 +354,7 @@ def register(app: typer.Typer) -> None:
                 ds = get_dataset(dataset)
                 lin, lout, label = ds.input_tokens, ds.output_tokens, f"dataset {dataset}"
             else:
+                input_tokens = prompt_tokens(ctx, input_tokens, model)  # (only fixed lengths read it: a trace or dataset has its own)
                 if input_tokens < 1:
                     raise InputError(f"--input-tokens {input_tokens}: a prompt has at least one token; give a positive count")
                 if output_tokens < 1 and target_kind == "decoder":
@@ -373,6 +379,8 @@ def register(app: typer.Typer) -> None:
                 raise InputError(
                     f"--disaggregate simulates the two pools with the engine's defaults and --policy alone: drop {', '.join(clash)}"
                 )
+            if (short := short_run_note(reqs.arrival_s.size, traced=trace is not None)) is not None:
+                info(short)  # (notes are held until the command ends: this one follows the report)
             simulate_disaggregated(model, hardware, decode_hardware or hardware, reqs, devices=devices, tp=tp, pp=pp,
                                    prefill_replicas=prefill_replicas,
                                    replicas=replicas or 1, transfer_gbps=transfer_gbps, engine=engine, weights_dtype=weights_dtype,
@@ -433,7 +441,7 @@ def register(app: typer.Typer) -> None:
                 compared = replay.compare_policies(setup, reqs, policies=todo, targets=targets, percentile=percentile, options=options,
                                                concurrency=concurrency, seed=seed, traffic=label, jobs=jobs, on_done=tick)  # fmt: skip
             emit(compare_view(compared, percentile), fmt)
-            if trace is None and (short := short_run_note(requests, traced=False)) is not None:
+            if (short := short_run_note(reqs.arrival_s.size, traced=trace is not None)) is not None:
                 info(short)
             alike = [p for p in todo if p in ("sjf", "srtf", "priority", "edf")]
             if reqs.uniform() and alike:

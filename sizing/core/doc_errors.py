@@ -171,12 +171,25 @@ def unknown_field(schema: object, loc: Sequence[int | str]) -> str:
     return "unknown field (check the spelling against the schema)"
 
 
+def _misspelt(exc: ValidationError, missing: Any) -> Any:
+    """The unknown key beside a ``missing`` required field that is most likely that field misspelt, else ``missing``.
+
+    Of the mapping's unknown keys, the closest to the missing name (``difflib`` ratio 0.6 or more, or one a prefix of the
+    other): ``modle`` for ``model``; ``colour`` beside it is left alone.
+    """
+    parent, name = tuple(missing["loc"][:-1]), str(missing["loc"][-1])
+    unknown = [e for e in exc.errors(include_url=False) if e["type"] == "extra_forbidden" and tuple(e["loc"][:-1]) == parent]
+    keys = [str(e["loc"][-1]) for e in unknown]
+    near = [k for k in keys if k.startswith(name) or name.startswith(k)] or difflib.get_close_matches(name, keys, 1, 0.6)
+    return unknown[keys.index(near[0])] if near else missing
+
+
 def describe_validation_error(exc: ValidationError, where: str, text: str | None, prefix: Sequence[int | str] = (),
                               model: object = None) -> str:  # fmt: skip
     """Turn the first pydantic error into one human line: ``file:line: field: message``.
 
-    A required field missing where the same mapping has an unknown key is reported as that key (``modle``: "unknown
-    field; did you mean 'model'?", at its line): the misspelling is what the user fixes.
+    A required field missing where the same mapping has an unknown key like its name is reported as that key (``modle``:
+    "unknown field; did you mean 'model'?", at its line): the misspelling is what the user fixes (:func:`_misspelt`).
 
     The offending value is quoted as a short excerpt (never a whole document); mappings and lists
     are not quoted at all. Given the document's ``model`` (a model class, or a type holding models), an
@@ -184,9 +197,8 @@ def describe_validation_error(exc: ValidationError, where: str, text: str | None
     or the valid ones.
     """
     err = first_error(exc)
-    if err["type"] == "missing":  # a required key missing beside an unknown one: most likely that key misspelt; name it
-        parent = tuple(err["loc"][:-1])
-        err = next((e for e in exc.errors(include_url=False) if e["type"] == "extra_forbidden" and tuple(e["loc"][:-1]) == parent), err)
+    if err["type"] == "missing":
+        err = _misspelt(exc, err)
     loc = (*prefix, *err["loc"])
     line = line_of(text, loc) if text is not None else None
     place = f"{where}:{line}" if line else where

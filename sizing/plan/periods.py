@@ -107,9 +107,10 @@ def _setup(fleet: Fleet, cat: CatalogueLike, derate: Mapping[str, float], jobs: 
     cands = [replace(x, capacity_rps=x.capacity_rps * f) for x, f in zip(cands, factors, strict=True) if f > 0]  # 0 drops a layout
     serving = [i for i in insts if any(x.instance == i.name for x in cands)]
     if unpriced := [m for m in c.pricing_models if all(i.price(m) is None for i in serving)]:
+        left = [m for m in c.pricing_models if m not in unpriced]
+        usable = " and ".join([", ".join(left[:-1]), left[-1]] if len(left) > 1 else left) or "none"
         warnings = [*warnings, f"no instance type on the shortlist (those serving these workloads most cheaply on demand) has a "
-                               f"{' or '.join(unpriced)} price: the plan may use only "
-                               f"{' and '.join(m for m in c.pricing_models if m not in unpriced) or 'none'}"]  # fmt: skip
+                               f"{' or '.join(unpriced)} price: the plan may use only {usable}"]  # fmt: skip
     rates = [w.profile or (float(w.rate or 0.0),) for w in fleet.workloads]
     demand = np.array(align([tuple(p) for p in rates]), dtype=float) if any(len(p) > 1 for p in rates) else np.array(rates, dtype=float)
     lead_min = _lead_minutes(fleet, cat)

@@ -146,8 +146,11 @@ def _check_workloads(fleet: Fleet, cat: CatalogueLike) -> None:
         longest = w.max_context if model.kind == "decoder" else w.max_input
         if longest > model.max_context:
             what = "input_tokens + output_tokens" if model.kind == "decoder" else "input_tokens"
+            unset = [k for k in ("input_tokens", "output_tokens") if k in what and k not in w.model_fields_set]  # defaults, not typed
+            values = " and ".join(f"{Workload.model_fields[k].default:,}" for k in unset)
+            default = f"; {' and '.join(unset)} left at the default{'s' if len(unset) > 1 else ''} ({values}): give the lengths it serves"
             raise InputError(f"workload '{w.name}': its longest request ({what}) is {longest:,} tokens, over {model.id}'s max context "
-                             f"of {model.max_context:,}")  # fmt: skip
+                             f"of {model.max_context:,}{default if unset else ''}")  # fmt: skip
 
 
 def _diagnose(w: Workload, cat: CatalogueLike, cands: list[Candidate], insts: list[InstanceSpec], engine: str | None) -> str:

@@ -1082,6 +1082,12 @@ def test_a_plan_missing_a_required_field_says_which(aicap, tmp_path: Path, plan_
         # a required key misspelt: named at its line, not "model: required field is missing" at the workload's
         ("workloads:\n  - name: a\n    modle: llama-3.1-8b\n    requests_per_s: 1\n",
          "f.yaml:3: workloads[0].modle: unknown field; did you mean 'model'? (and 1 more error)"),
+        ("workloads:\n  - name: a\n    colour: red\n    modle: llama-3.1-8b\n    requests_per_s: 1\n",  # the key like it
+         "f.yaml:4: workloads[0].modle: unknown field; did you mean 'model'? (and 2 more errors)"),
+        ("workloads:\n  - name: a\n    colour: red\n    requests_per_s: 1\n",  # no key like it: the missing one
+         "workloads[0].model: required field is missing (and 1 more error)"),
+        ("workloads: [{name: a, model: bge-large-en, requests_per_s: 1}]\n",  # an encoder's context is under the default
+         "over bge-large-en's max context of 512; input_tokens left at the default (1,024): give the lengths it serves"),
         # a model file that is not there: named as written, at its line (was "f.yaml: nomodel.yaml: no such file")
         ("workloads:\n  - name: a\n    requests_per_s: 1\n    model: ./nomodel.yaml\n",
          "f.yaml:4: model './nomodel.yaml' of workload 'a': nomodel.yaml: no such file"),

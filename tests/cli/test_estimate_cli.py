@@ -435,7 +435,7 @@ def test_estimate_names_the_engines_cuda_graph_cap(aicap) -> None:  # type: igno
     assert eager.json()["engine"]["cuda_graph_max_batch"] is None and eager.json()["engine"]["eager"] is True
 
 
-def test_an_encoder_reads_its_context_where_input_tokens_is_left_at_its_default(aicap) -> None:
+def test_an_encoder_reads_its_context_where_input_tokens_is_left_at_its_default(aicap) -> None:  # type: ignore[no-untyped-def]
     # The default --input-tokens (1,024) is over BERT-class contexts (512): every command refused it as if typed.
     note = "aicap: note: --input-tokens defaults to bge-large-en's max context, 512 tokens"
     est = aicap("estimate", "-m", "bge-large-en", "--hardware", "t4", "-f", "json")

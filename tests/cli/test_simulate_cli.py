@@ -618,3 +618,16 @@ def test_a_tiny_rate_is_reported_not_rounded_to_zero() -> None:
     # rate_per_s kept six decimals: 1e-9 req/s was reported as a load of 0 beside a throughput of 8.5e-10.
     d = doc(*BASE, "--rate", "1e-9", "--requests", "150")
     assert 0.5e-9 < d["setup"]["rate_per_s"] < 2e-9 and d["throughput"]["requests_per_s"] > 0
+
+
+def test_a_short_trace_or_disaggregated_run_says_so_too_and_a_trace_takes_no_input_token_note(tmp_path: Path) -> None:
+    trace = tmp_path / "t.csv"
+    trace.write_text("arrival_s,input_tokens,output_tokens\n" + "".join(f"{k / 4},{100 + k},20\n" for k in range(30)))
+    note = "statistics rest on 27 requests after the 10% warm-up"
+    for extra in ((), ("--compare-policies",), ("--disaggregate",)):
+        r = CliRunner().invoke(app, [*BASE, "--trace", str(trace), *extra, "-f", "json"])
+        assert r.exit_code == 0 and note in r.stderr and "give a longer trace" in r.stderr, (extra, r.stderr)
+    encoder = tmp_path / "e.csv"  # an encoder's trace brings its lengths: no note on --input-tokens, which it does not read
+    encoder.write_text("arrival_s,input_tokens,output_tokens\n" + "".join(f"{k},{200},0\n" for k in range(150)))
+    r = CliRunner().invoke(app, ["simulate", "-m", "bge-large-en", "--hardware", "t4", "--trace", str(encoder), "-f", "json"])
+    assert r.exit_code == 0 and "--input-tokens" not in r.stderr, r.stderr
