@@ -17,6 +17,7 @@ from typer.exceptions import TyperException  # Typer's vendored Click: usage err
 
 if TYPE_CHECKING:
     from aicap.hardware_db import Catalogue
+    from aicap.sizing.core.specs.model import AnyModel
 
 
 P = ParamSpec("P")
@@ -63,13 +64,12 @@ def typed_flags(ctx: typer.Context, *names: str) -> list[str]:
     return out
 
 
-def prompt_tokens(ctx: typer.Context, input_tokens: int, model: str) -> int:
+def prompt_tokens(ctx: typer.Context, input_tokens: int, spec: AnyModel) -> int:
     """``--input-tokens`` as given; left at its default for an encoder whose context is shorter (BERT's 512), that context.
 
     The default (1,024) suits decoders; an embedding or reranking model reads at most its context, and a default that
     a model cannot take was refused as if the user had typed it ("--input-tokens = 1,024 tokens exceeds ...").
     """
-    spec = catalogue().model(model)
     limit = getattr(spec, "max_context", None)
     if typed_flags(ctx, "input_tokens") or spec.kind == "decoder" or limit is None or input_tokens <= limit:
         return input_tokens

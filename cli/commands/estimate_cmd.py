@@ -323,7 +323,7 @@ def register(app: typer.Typer) -> None:
             given = "--prefix-cached" if prefix_cached else "--speculative"
             raise InputError(f"{given} is not applied by estimate --disaggregate: drop one of them, or size the "
                              "disaggregated fleet with `aicap size`, which applies both")  # fmt: skip
-        input_tokens = prompt_tokens(ctx, input_tokens, model)
+        input_tokens = prompt_tokens(ctx, input_tokens, catalogue().model(model))
         if disaggregate:
             _disaggregated(
                 model,
@@ -382,8 +382,9 @@ def register(app: typer.Typer) -> None:
         if phase not in explain.PHASES:
             raise InputError(f"--phase '{phase}': valid choices: {', '.join(explain.PHASES)}")
         check_plot(plot)
-        input_tokens = prompt_tokens(ctx, input_tokens, model)
-        if not typed_flags(ctx, "phase") and catalogue().model(model).kind != "decoder":  # no decode step: its one phase
+        spec = catalogue().model(model)
+        input_tokens = prompt_tokens(ctx, input_tokens, spec)
+        if not typed_flags(ctx, "phase") and spec.kind != "decoder":  # no decode step: its one phase
             phase = "prefill"
         req = build_request(model, hardware, devices, tp, pp, ep, batch, input_tokens, output_tokens, weights_dtype, kv_dtype, tpot_ms,
                             engine, dp_attention=dp_attention, eager=eager)  # fmt: skip

@@ -86,18 +86,19 @@ def missed_targets(rep: SimulationReport, percentile: str) -> list[str]:
 SHORT_RUN = 100  # fewer measured requests: a p99 is no longer a percentile of the run (it needs 100 requests or more)
 
 
-def short_run_note(requests: int, *, traced: bool) -> str | None:
-    """A note for a run whose statistics rest on fewer than ``SHORT_RUN`` requests after the warm-up (``None`` otherwise).
+def note_short_run(requests: int, *, traced: bool) -> None:
+    """Note on stderr a run whose statistics rest on fewer than ``SHORT_RUN`` requests after the warm-up.
 
     The percentiles of a few requests are their largest values, and the stability verdict compares the quarters of the
     run: both need a run long enough for the queue to settle.
     """
+    from aicap.cli.state import info
     from aicap.sizing.sim.result import WARMUP
 
     measured = requests - int(WARMUP * requests)
     if measured >= SHORT_RUN:
-        return None
+        return
     longer = "a longer trace" if traced else "--requests 1,000 or more"
     noun = "request" if measured == 1 else "requests"
-    return (f"aicap: note: the statistics rest on {measured:,} {noun} after the {WARMUP:.0%} warm-up: a p99 needs {SHORT_RUN} or "
-            f"more, and the stability verdict a run long enough for the queue to settle; give {longer}")  # fmt: skip
+    info(f"aicap: note: the statistics rest on {measured:,} {noun} after the {WARMUP:.0%} warm-up: a p99 needs {SHORT_RUN} or "
+         f"more, and the stability verdict a run long enough for the queue to settle; give {longer}")  # fmt: skip

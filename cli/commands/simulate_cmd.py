@@ -27,7 +27,7 @@ from aicap.cli.commands.estimate_cmd import (
     build_request,
     speculative_config,
 )
-from aicap.cli.commands.simulate_checks import check_some_policy_holds, check_whole_prompts, floats, missed_targets, short_run_note
+from aicap.cli.commands.simulate_checks import check_some_policy_holds, check_whole_prompts, floats, missed_targets, note_short_run
 from aicap.cli.commands.simulate_views import compare_view, report_view
 from aicap.cli.render import Format, FormatOpt, Table, View, emit, progress
 from aicap.cli.state import STATE, catalogue, check_plot, check_tpot_target, guarded, info, prompt_tokens, typed_flags
@@ -354,7 +354,7 @@ def register(app: typer.Typer) -> None:
                 ds = get_dataset(dataset)
                 lin, lout, label = ds.input_tokens, ds.output_tokens, f"dataset {dataset}"
             else:
-                input_tokens = prompt_tokens(ctx, input_tokens, model)  # (only fixed lengths read it: a trace or dataset has its own)
+                input_tokens = prompt_tokens(ctx, input_tokens, spec)  # (only fixed lengths read it: a trace or dataset has its own)
                 if input_tokens < 1:
                     raise InputError(f"--input-tokens {input_tokens}: a prompt has at least one token; give a positive count")
                 if output_tokens < 1 and target_kind == "decoder":
@@ -379,8 +379,7 @@ def register(app: typer.Typer) -> None:
                 raise InputError(
                     f"--disaggregate simulates the two pools with the engine's defaults and --policy alone: drop {', '.join(clash)}"
                 )
-            if (short := short_run_note(reqs.arrival_s.size, traced=trace is not None)) is not None:
-                info(short)  # (notes are held until the command ends: this one follows the report)
+            note_short_run(reqs.arrival_s.size, traced=trace is not None)  # (notes are held until the command ends)
             simulate_disaggregated(model, hardware, decode_hardware or hardware, reqs, devices=devices, tp=tp, pp=pp,
                                    prefill_replicas=prefill_replicas,
                                    replicas=replicas or 1, transfer_gbps=transfer_gbps, engine=engine, weights_dtype=weights_dtype,
@@ -441,8 +440,7 @@ def register(app: typer.Typer) -> None:
                 compared = replay.compare_policies(setup, reqs, policies=todo, targets=targets, percentile=percentile, options=options,
                                                concurrency=concurrency, seed=seed, traffic=label, jobs=jobs, on_done=tick)  # fmt: skip
             emit(compare_view(compared, percentile), fmt)
-            if (short := short_run_note(reqs.arrival_s.size, traced=trace is not None)) is not None:
-                info(short)
+            note_short_run(reqs.arrival_s.size, traced=trace is not None)
             alike = [p for p in todo if p in ("sjf", "srtf", "priority", "edf")]
             if reqs.uniform() and alike:
                 info(f"aicap: note: every request has the same prompt and output lengths and one class, so {', '.join(alike)} order "
@@ -459,8 +457,7 @@ def register(app: typer.Typer) -> None:
             plot_run(raw, stats, str(plot), f"{s.model} on {s.replicas}× TP{s.tp}·PP{s.pp} {s.hardware}, {s.traffic}, policy {s.policy}")
             info(f"aicap: wrote {plot}")
         emit(report_view(rep, percentile), fmt)
-        if (short := short_run_note(rep.requests, traced=trace is not None)) is not None:
-            info(short)
+        note_short_run(rep.requests, traced=trace is not None)
         if rep.rejected:
             groups = rep.setup.dp_attention
             holder = "one replica's KV cache holds" if groups == 1 else f"one of a replica's {groups} attention groups holds"

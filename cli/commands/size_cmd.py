@@ -327,9 +327,10 @@ def register(app: typer.Typer) -> None:
             raise InputError("--prefill-hardware, --decode-hardware and --transfer-gbps shape --disaggregate: add it")
         check_workload_source(ctx, model, fleet_file)
         if model is not None:
+            spec = cat.model(model)
             if tpot_ms is not None:  # its TPOT was shown '-', the target dropped
-                check_tpot_target(tpot_ms, model, cat.model(model).kind)
-            fleet = build_fleet(model=model, rate=rate, input_tokens=prompt_tokens(ctx, input_tokens, model), output_tokens=output_tokens, ttft_ms=ttft_ms,
+                check_tpot_target(tpot_ms, model, spec.kind)
+            fleet = build_fleet(model=model, rate=rate, input_tokens=prompt_tokens(ctx, input_tokens, spec), output_tokens=output_tokens, ttft_ms=ttft_ms,
                                 tpot_ms=tpot_ms, percentile=percentile, precision=precision, arrival_cv=arrival_cv,
                                 prefix_cached=prefix_cached,
                                 speculative=speculative_config(speculative, draft_model, draft_tokens, acceptance),

@@ -101,7 +101,7 @@ def register(app: typer.Typer) -> None:
                                  "it does not size: choose one")  # fmt: skip
         cat = catalogue()
         if model is not None:
-            fleet = build_fleet(model=model, rate=rate, input_tokens=prompt_tokens(ctx, input_tokens, model), output_tokens=output_tokens, ttft_ms=ttft_ms,
+            fleet = build_fleet(model=model, rate=rate, input_tokens=prompt_tokens(ctx, input_tokens, cat.model(model)), output_tokens=output_tokens, ttft_ms=ttft_ms,
                                 tpot_ms=tpot_ms, percentile=percentile, precision=precision, cloud=cloud, hardware=hardware,
                                 engine=engine, pricing=pricing)  # fmt: skip
         elif fleet_file is not None:

@@ -158,14 +158,21 @@ def _fields_at(models: list[type[BaseModel]], loc: Sequence[int | str]) -> list[
     return sorted({name for cls in models for name in cls.model_fields})
 
 
+def _nearest(word: str, names: Sequence[str]) -> str | None:
+    """The name ``word`` was likely meant to be: the first one prefixing it or prefixed by it, else the closest (difflib 0.6)."""
+    if not word:
+        return None
+    near = [n for n in names if n.startswith(word) or word.startswith(n)] or difflib.get_close_matches(word, names, 1, 0.6)
+    return near[0] if near else None
+
+
 def unknown_field(schema: object, loc: Sequence[int | str]) -> str:
     """The message for an unknown key: the field it was likely meant to be, or the valid ones."""
     models = _models_in(schema)
     names = _fields_at(models, loc[:-1]) if models and loc else []
-    bad = str(loc[-1]) if loc else ""
-    near = [n for n in names if bad and (n.startswith(bad) or bad.startswith(n))] or difflib.get_close_matches(bad, names, 1, 0.6)
-    if near:
-        return f"unknown field; did you mean '{near[0]}'?"
+    near = _nearest(str(loc[-1]) if loc else "", names)
+    if near is not None:
+        return f"unknown field; did you mean '{near}'?"
     if names and len(names) <= 16:
         return f"unknown field; valid: {', '.join(names)}"
     return "unknown field (check the spelling against the schema)"
@@ -180,8 +187,8 @@ def _misspelt(exc: ValidationError, missing: Any) -> Any:
     parent, name = tuple(missing["loc"][:-1]), str(missing["loc"][-1])
     unknown = [e for e in exc.errors(include_url=False) if e["type"] == "extra_forbidden" and tuple(e["loc"][:-1]) == parent]
     keys = [str(e["loc"][-1]) for e in unknown]
-    near = [k for k in keys if k.startswith(name) or name.startswith(k)] or difflib.get_close_matches(name, keys, 1, 0.6)
-    return unknown[keys.index(near[0])] if near else missing
+    near = _nearest(name, keys)
+    return unknown[keys.index(near)] if near is not None else missing
 
 
 def describe_validation_error(exc: ValidationError, where: str, text: str | None, prefix: Sequence[int | str] = (),
