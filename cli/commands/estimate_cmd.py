@@ -209,7 +209,7 @@ def estimate_view(doc: dict[str, Any], tpot_ms: float | None = None) -> View:
             f" {doc['hardware']}'s efficiency factors are not fitted on measurements of it (inherited from a measured family, "
             "or priors): expect larger errors (aicap calibrate fits them on your benchmarks)."
         )
-    return View(doc, [Table(title, ["", "value"], rows, caption)], csv=flat_table(doc))  # the table holds prose: CSV has the JSON's figures
+    return View(doc, [Table(title, ["", "value"], rows, caption, left=True)], csv=flat_table(doc))  # the table holds prose: CSV has the JSON's figures
 
 
 def disaggregated_pair(model: str, hardware: str, decode_hardware: str, devices: int | None, tp: int | None, pp: int | None, ep: int,
@@ -258,7 +258,7 @@ def _disaggregated(model: str, hardware: str, decode_hardware: str, devices: int
         ["requests/s per device (both pools)", "-" if (x := doc["requests_per_s_per_device"]) is None else f"{x:,.3f}"],
     ]  # fmt: skip
     title = f"Disaggregated estimate: {model} ({input_tokens} in / {output_tokens} out tokens), prefill on {hardware}, decode on {decode_hardware}"
-    emit(View(doc, [Table(title, ["", "value"], rows, "aicap size --disaggregate sizes both pools under load and verifies them.")]), fmt)
+    emit(View(doc, [Table(title, ["", "value"], rows, "aicap size --disaggregate sizes both pools under load and verifies them.", left=True)]), fmt)
     if not doc["fits"]:
         raise InfeasibleError(f"{model}: " + "; ".join(f"{r} {doc[r]['advice']}" for r in ("prefill", "decode") if not doc[r]["fits"]))
     if tpot_ms is not None and doc["tpot_s"] is not None and doc["tpot_s"] * 1e3 > tpot_ms:  # it exited 0 on a miss

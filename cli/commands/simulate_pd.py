@@ -78,7 +78,7 @@ def simulate_disaggregated(model: str, hardware: str, decode_hardware: str, reqs
     long += [["all", key, "value", v] for key, v in doc.items() if not isinstance(v, dict) and key != "schema_version"]
     emit(View(doc, [Table(f"Disaggregated simulation: {model}, prefill on {hardware}, decode on {decode_hardware} (ms)", ["", "value"],
                           rows, "Each request runs through the prefill pool, then the link, then the decode pool; its TTFT is the "
-                          "sum of the three.")], csv=Table("", ["scope", "metric", "statistic", "value"], long)), fmt)  # fmt: skip
+                          "sum of the three.", left=True)], csv=Table("", ["scope", "metric", "statistic", "value"], long)), fmt)  # fmt: skip
     if (ttft_ms is not None or tpot_ms is not None) and not holds:
         missed = [f"{name} {percentile} {v} ms > target {t:g} ms" for name, v, t in (("TTFT", composed, ttft_ms), ("TPOT", tpot, tpot_ms))
                   if t is not None and v is not None and v > t]  # fmt: skip
