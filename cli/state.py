@@ -64,18 +64,23 @@ def typed_flags(ctx: typer.Context, *names: str) -> list[str]:
     return out
 
 
-def prompt_tokens(ctx: typer.Context, input_tokens: int, spec: AnyModel) -> int:
-    """``--input-tokens`` as given; left at its default for an encoder whose context is shorter (BERT's 512), that context.
+def prompt_tokens(ctx: typer.Context, input_tokens: int, spec: AnyModel, output_tokens: int = 0) -> int:
+    """``--input-tokens`` as given; left at its default where the model's context cannot hold it, what the context holds.
 
-    The default (1,024) suits decoders; an embedding or reranking model reads at most its context, and a default that
-    a model cannot take was refused as if the user had typed it ("--input-tokens = 1,024 tokens exceeds ...").
+    The default (1,024) suits most decoders. An embedding or reranking model reads at most its context (BERT's 512),
+    and a decoder whose context is short (1,024 positions) holds its ``output_tokens`` and a prompt of the rest: a
+    default that a model cannot take was refused as if the user had typed it ("--input-tokens + --output-tokens =
+    1,280 tokens exceeds ..."). A typed ``--input-tokens`` is kept (and refused where it is over), and so is the
+    default where the output alone fills the decoder's context (the refusal then names ``--output-tokens``).
     """
     limit = getattr(spec, "max_context", None)
-    if typed_flags(ctx, "input_tokens") or spec.kind == "decoder" or limit is None or input_tokens <= limit:
+    out = output_tokens if spec.kind == "decoder" else 0
+    if typed_flags(ctx, "input_tokens") or limit is None or input_tokens + out <= limit or int(limit) - out < 1:
         return input_tokens
-    info(f"aicap: note: --input-tokens defaults to {spec.id}'s max context, {int(limit):,} tokens ({input_tokens:,}, the default "
-         "for decoders, is over it)")  # fmt: skip
-    return int(limit)
+    fits = int(limit) - out
+    why = f"its max context, {int(limit):,} tokens" + (f", less the {out:,} output tokens" if out else "")
+    info(f"aicap: note: --input-tokens defaults to {fits:,} for {spec.id} ({why}; the default, {input_tokens:,}, is over it)")
+    return fits
 
 
 #: Options that describe the one workload of ``--model`` (a fleet file gives each workload its own).

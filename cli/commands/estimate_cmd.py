@@ -29,7 +29,7 @@ InOpt = Annotated[
     int,
     typer.Option(
         "--input-tokens",
-        help="Prompt tokens per request (items' tokens for encoders). An encoder whose context is shorter than the default reads its max context.",
+        help="Prompt tokens per request (items' tokens for encoders). Left at the default, a model whose context is shorter reads what its context holds (an encoder its max context, a decoder what the output leaves).",
     ),
 ]
 OutOpt = Annotated[int, typer.Option("--output-tokens", help="Generated tokens per request.")]
@@ -209,7 +209,8 @@ def estimate_view(doc: dict[str, Any], tpot_ms: float | None = None) -> View:
             f" {doc['hardware']}'s efficiency factors are not fitted on measurements of it (inherited from a measured family, "
             "or priors): expect larger errors (aicap calibrate fits them on your benchmarks)."
         )
-    return View(doc, [Table(title, ["", "value"], rows, caption, left=True)], csv=flat_table(doc))  # the table holds prose: CSV has the JSON's figures
+    # the table holds prose: CSV has the JSON's figures
+    return View(doc, [Table(title, ["", "value"], rows, caption, left=True)], csv=flat_table(doc))
 
 
 def disaggregated_pair(model: str, hardware: str, decode_hardware: str, devices: int | None, tp: int | None, pp: int | None, ep: int,
@@ -258,7 +259,8 @@ def _disaggregated(model: str, hardware: str, decode_hardware: str, devices: int
         ["requests/s per device (both pools)", "-" if (x := doc["requests_per_s_per_device"]) is None else f"{x:,.3f}"],
     ]  # fmt: skip
     title = f"Disaggregated estimate: {model} ({input_tokens} in / {output_tokens} out tokens), prefill on {hardware}, decode on {decode_hardware}"
-    emit(View(doc, [Table(title, ["", "value"], rows, "aicap size --disaggregate sizes both pools under load and verifies them.", left=True)]), fmt)
+    caption = "aicap size --disaggregate sizes both pools under load and verifies them."
+    emit(View(doc, [Table(title, ["", "value"], rows, caption, left=True)]), fmt)
     if not doc["fits"]:
         raise InfeasibleError(f"{model}: " + "; ".join(f"{r} {doc[r]['advice']}" for r in ("prefill", "decode") if not doc[r]["fits"]))
     if tpot_ms is not None and doc["tpot_s"] is not None and doc["tpot_s"] * 1e3 > tpot_ms:  # it exited 0 on a miss
@@ -323,7 +325,7 @@ def register(app: typer.Typer) -> None:
             given = "--prefix-cached" if prefix_cached else "--speculative"
             raise InputError(f"{given} is not applied by estimate --disaggregate: drop one of them, or size the "
                              "disaggregated fleet with `aicap size`, which applies both")  # fmt: skip
-        input_tokens = prompt_tokens(ctx, input_tokens, catalogue().model(model))
+        input_tokens = prompt_tokens(ctx, input_tokens, catalogue().model(model), output_tokens)
         if disaggregate:
             _disaggregated(
                 model,
@@ -383,7 +385,7 @@ def register(app: typer.Typer) -> None:
             raise InputError(f"--phase '{phase}': valid choices: {', '.join(explain.PHASES)}")
         check_plot(plot)
         spec = catalogue().model(model)
-        input_tokens = prompt_tokens(ctx, input_tokens, spec)
+        input_tokens = prompt_tokens(ctx, input_tokens, spec, output_tokens)
         if not typed_flags(ctx, "phase") and spec.kind != "decoder":  # no decode step: its one phase
             phase = "prefill"
         req = build_request(model, hardware, devices, tp, pp, ep, batch, input_tokens, output_tokens, weights_dtype, kv_dtype, tpot_ms,

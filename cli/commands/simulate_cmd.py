@@ -107,7 +107,7 @@ def register(app: typer.Typer) -> None:
             int,
             typer.Option(
                 "--input-tokens",
-                help="Prompt tokens per request (fixed). An encoder whose context is shorter than the default reads its max context.",
+                help="Prompt tokens per request (fixed). Left at the default, a model whose context is shorter reads what its context holds (an encoder its max context, a decoder what the output leaves).",
             ),
         ] = 1024,
         output_tokens: Annotated[int, typer.Option("--output-tokens", help="Output tokens per request (fixed).")] = 256,
@@ -354,7 +354,8 @@ def register(app: typer.Typer) -> None:
                 ds = get_dataset(dataset)
                 lin, lout, label = ds.input_tokens, ds.output_tokens, f"dataset {dataset}"
             else:
-                input_tokens = prompt_tokens(ctx, input_tokens, spec)  # (only fixed lengths read it: a trace or dataset has its own)
+                # (only fixed lengths read it: a trace or dataset has its own)
+                input_tokens = prompt_tokens(ctx, input_tokens, spec, output_tokens)
                 if input_tokens < 1:
                     raise InputError(f"--input-tokens {input_tokens}: a prompt has at least one token; give a positive count")
                 if output_tokens < 1 and target_kind == "decoder":

@@ -251,7 +251,7 @@ def register(app: typer.Typer) -> None:
         fleet_file: Annotated[Path | None, typer.Argument(metavar="[FLEET.yaml]", help="Fleet file; omit it (and --model) for the built-in example.")] = None,
         model: Annotated[str | None, typer.Option("--model", "-m", help="Size one workload of this model instead of a fleet file.")] = None,
         rate: Annotated[float | None, typer.Option("--rate", help="Requests per second, at least 1e-5 (one-workload mode; optional with --objective throughput).")] = None,
-        input_tokens: Annotated[int, typer.Option("--input-tokens", help="Prompt tokens of each request: throughput, tail latency and memory are sized for this length (a fleet file takes a histogram of lengths). An encoder whose context is shorter than the default reads its max context.")] = 1024,
+        input_tokens: Annotated[int, typer.Option("--input-tokens", help="Prompt tokens of each request: throughput, tail latency and memory are sized for this length (a fleet file takes a histogram of lengths). Left at the default, a model whose context is shorter reads what its context holds (an encoder its max context, a decoder what the output leaves).")] = 1024,
         output_tokens: Annotated[int, typer.Option("--output-tokens", help="Generated tokens of each request (a fleet file takes a histogram).")] = 256,
         ttft_ms: Annotated[float | None, typer.Option("--ttft-ms", help="TTFT target at the percentile (ms).")] = None,
         tpot_ms: Annotated[float | None, typer.Option("--tpot-ms", help="TPOT target (ms).")] = None,
@@ -330,7 +330,7 @@ def register(app: typer.Typer) -> None:
             spec = cat.model(model)
             if tpot_ms is not None:  # its TPOT was shown '-', the target dropped
                 check_tpot_target(tpot_ms, model, spec.kind)
-            fleet = build_fleet(model=model, rate=rate, input_tokens=prompt_tokens(ctx, input_tokens, spec), output_tokens=output_tokens, ttft_ms=ttft_ms,
+            fleet = build_fleet(model=model, rate=rate, input_tokens=prompt_tokens(ctx, input_tokens, spec, output_tokens), output_tokens=output_tokens, ttft_ms=ttft_ms,
                                 tpot_ms=tpot_ms, percentile=percentile, precision=precision, arrival_cv=arrival_cv,
                                 prefix_cached=prefix_cached,
                                 speculative=speculative_config(speculative, draft_model, draft_tokens, acceptance),

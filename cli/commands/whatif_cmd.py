@@ -65,7 +65,7 @@ def register(app: typer.Typer) -> None:
         fleet_file: Annotated[Path | None, typer.Argument(metavar="[FLEET.yaml]", help="Fleet file; omit it (and --model) for the built-in example.")] = None,
         model: Annotated[str | None, typer.Option("--model", "-m", help="One workload of this model instead of a fleet file.")] = None,
         rate: Annotated[float | None, typer.Option("--rate", help="Requests per second (one-workload mode).")] = None,
-        input_tokens: Annotated[int, typer.Option("--input-tokens", help="Prompt tokens of each request: throughput, tail latency and memory are sized for this length (a fleet file takes a histogram of lengths). An encoder whose context is shorter than the default reads its max context.")] = 1024,
+        input_tokens: Annotated[int, typer.Option("--input-tokens", help="Prompt tokens of each request: throughput, tail latency and memory are sized for this length (a fleet file takes a histogram of lengths). Left at the default, a model whose context is shorter reads what its context holds (an encoder its max context, a decoder what the output leaves).")] = 1024,
         output_tokens: Annotated[int, typer.Option("--output-tokens", help="Generated tokens of each request (a fleet file takes a histogram).")] = 256,
         ttft_ms: Annotated[float | None, typer.Option("--ttft-ms", help="TTFT target at the percentile (ms).")] = None,
         tpot_ms: Annotated[float | None, typer.Option("--tpot-ms", help="TPOT target (ms).")] = None,
@@ -101,7 +101,7 @@ def register(app: typer.Typer) -> None:
                                  "it does not size: choose one")  # fmt: skip
         cat = catalogue()
         if model is not None:
-            fleet = build_fleet(model=model, rate=rate, input_tokens=prompt_tokens(ctx, input_tokens, cat.model(model)), output_tokens=output_tokens, ttft_ms=ttft_ms,
+            fleet = build_fleet(model=model, rate=rate, input_tokens=prompt_tokens(ctx, input_tokens, cat.model(model), output_tokens), output_tokens=output_tokens, ttft_ms=ttft_ms,
                                 tpot_ms=tpot_ms, percentile=percentile, precision=precision, cloud=cloud, hardware=hardware,
                                 engine=engine, pricing=pricing)  # fmt: skip
         elif fleet_file is not None:

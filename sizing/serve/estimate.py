@@ -305,9 +305,10 @@ def estimate(req: EstimateRequest) -> EstimateResult:
     ctx = req.input_tokens + (req.output_tokens if req.model.kind == "decoder" else 0)
     if hasattr(req.model, "max_context") and ctx > req.model.max_context:
         what = "--input-tokens + --output-tokens" if req.model.kind == "decoder" else "--input-tokens"
-        longest = req.model.max_context - ctx + req.input_tokens
+        longest, most_out = req.model.max_context - ctx + req.input_tokens, req.model.max_context - req.input_tokens
         fix = (f"--input-tokens of at most {longest:,}" if longest >= 1 else  # the output alone fills the context: shorten it
-               f"--output-tokens of at most {req.model.max_context - req.input_tokens:,}")  # fmt: skip
+               f"--output-tokens of at most {most_out:,}" if most_out >= 1 else  # and so does the prompt
+               f"--input-tokens and --output-tokens that sum to at most {req.model.max_context:,}")  # fmt: skip
         raise InputError(f"{what} = {ctx:,} tokens exceeds {req.model.id}'s max context of {req.model.max_context:,}: give {fix}")
     domain = req.device.interconnect.domain_size
     one_machine = req.engine is not None and not req.engine.spans_instances  # its profile records no multi-node start

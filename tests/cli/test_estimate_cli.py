@@ -437,7 +437,7 @@ def test_estimate_names_the_engines_cuda_graph_cap(aicap) -> None:  # type: igno
 
 def test_an_encoder_reads_its_context_where_input_tokens_is_left_at_its_default(aicap) -> None:  # type: ignore[no-untyped-def]
     # The default --input-tokens (1,024) is over BERT-class contexts (512): every command refused it as if typed.
-    note = "aicap: note: --input-tokens defaults to bge-large-en's max context, 512 tokens"
+    note = "aicap: note: --input-tokens defaults to 512 for bge-large-en (its max context, 512 tokens; the default, 1,024, is over it)"
     est = aicap("estimate", "-m", "bge-large-en", "--hardware", "t4", "-f", "json")
     assert est.code == 0 and json.loads(est.stdout)["input_tokens"] == 512 and note in est.stderr
     for args in (("explain", "-m", "bge-large-en", "--hardware", "t4"),  # also its one phase, prefill, by default
@@ -450,3 +450,24 @@ def test_an_encoder_reads_its_context_where_input_tokens_is_left_at_its_default(
     assert typed.code == 2 and "--input-tokens = 1,024 tokens exceeds bge-large-en's max context of 512" in typed.stderr
     decoder = aicap("-q", "estimate", "-m", "llama-3.1-8b", "--hardware", "h100-sxm", "-f", "json")  # decoders keep 1,024
     assert json.loads(decoder.stdout)["input_tokens"] == 1024
+
+
+def test_a_short_context_decoder_takes_a_prompt_of_what_its_context_leaves_at_the_default(aicap, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    # A 1,024-position decoder cannot hold the default 1,024 + 256 tokens: the default prompt is what the context leaves.
+    config = {"architectures": ["LlamaForCausalLM"], "model_type": "llama", "hidden_size": 2048, "intermediate_size": 5632,
+              "num_attention_heads": 32, "num_key_value_heads": 4, "num_hidden_layers": 22, "max_position_embeddings": 1024,
+              "vocab_size": 32000, "torch_dtype": "bfloat16"}  # fmt: skip
+    path = tmp_path / "short" / "config.json"
+    path.parent.mkdir()
+    path.write_text(json.dumps(config))
+    note = "--input-tokens defaults to 768 for short (its max context, 1,024 tokens, less the 256 output tokens; the default, 1,024"
+    est = aicap("estimate", "-m", str(path), "--hardware", "h100-sxm", "-f", "json")
+    assert est.code == 0 and json.loads(est.stdout)["input_tokens"] == 768 and note in est.stderr, est.stderr
+    shorter = aicap("estimate", "-m", str(path), "--hardware", "h100-sxm", "--output-tokens", "24", "-f", "json")
+    assert json.loads(shorter.stdout)["input_tokens"] == 1000
+    sim = aicap("simulate", "-m", str(path), "--hardware", "h100-sxm", "--rate", "5", "--requests", "200", "-f", "json")
+    assert sim.code == 0 and "defaults to 768" in sim.stderr, sim.stderr
+    typed = aicap("estimate", "-m", str(path), "--hardware", "h100-sxm", "--input-tokens", "1024")  # typed: still refused
+    assert typed.code == 2 and "--input-tokens + --output-tokens = 1,280 tokens exceeds short's max context of 1,024" in typed.stderr
+    full = aicap("estimate", "-m", str(path), "--hardware", "h100-sxm", "--output-tokens", "1024")  # the output alone fills it
+    assert full.code == 2 and "give --input-tokens and --output-tokens that sum to at most 1,024" in full.stderr, full.stderr
