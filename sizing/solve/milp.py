@@ -70,13 +70,12 @@ throughput (budget required)
 Tie-breaks of the cost objective (use what is paid for, then lower latency) are not objective terms:
 measured on random fleets, any per-replica term (even at 1e-8 USD/hour) stops presolve from removing
 columns, doubles the time to optimality and leaves 0.6-1.6 % dearer incumbents at a time limit. The
-integer plan is polished instead, at the same or lower cost: under ``latency``, replicas the routing
-below leaves without traffic are dropped (the tie-break lies within the solver's gap); instances left
-wholly idle are dropped,
-then idle devices of bought instances are filled with extra replicas (free headroom; one at a time, for the
-workload its capacity leaves busiest, the candidate with the most capacity per device, then the lowest
-latency, or under ``latency`` the lowest latency first), which occupies every device that any candidate
-can fill.
+integer plan is polished instead, at the same or lower cost (:mod:`aicap.sizing.solve.polish`): under
+``latency``, replicas the routing leaves without traffic are dropped (the tie-break lies within the
+solver's gap); otherwise a workload's mixture of layouts on one instance type becomes the one layout that
+carries the most on the same devices, where it carries more; instances left wholly idle are
+dropped, then idle devices of bought instances are filled with extra replicas (free headroom), which
+occupies every device that any candidate can fill.
 ``share`` is the latency-greedy routing (optimal for fixed replicas) under ``latency`` and
 capacity-proportional otherwise; ``served`` and ``share`` are recomputed from the integer plan.
 
@@ -100,6 +99,8 @@ from aicap.sizing.solve.covers import Columns, cover_columns
 from aicap.sizing.solve.highs import Model, run
 from aicap.sizing.solve.highs import SolveStatus as SolveStatus
 from aicap.sizing.solve.highs import _stdout_to_devnull as _stdout_to_devnull
+from aicap.sizing.solve.polish import _polish as _polish
+from aicap.sizing.solve.polish import _route as _route
 from aicap.sizing.solve.problem import F as F
 from aicap.sizing.solve.problem import I as I
 from aicap.sizing.solve.problem import Objective as Objective
@@ -247,61 +248,6 @@ def _formulate(p: Problem) -> tuple[Model, I, Columns | None]:
     return _assemble(q, cols), keep, cols
 
 
-def _polish(p: Problem, r: I, n: I) -> tuple[I, I]:
-    """Drop wholly idle instances, then fill idle devices with extra replicas (the busiest workload's, most capacity per device first).
-
-    Under ``latency`` the replicas the latency-greedy routing leaves without traffic go first: the cost
-    tie-break is within the solver's gap, so HiGHS may return replicas no request reaches, bought within
-    the budget; keeping ``⌈λ_w·x_c/q_c⌉`` of each candidate leaves the routing, and so the objective, as it was.
-    """
-    a = _arrays(p)
-    if p.objective == "latency" and r.any():
-        _, share = _route(p, r)
-        load = a.dem[a.cw] * share
-        need = np.ceil(np.divide(load, a.q, out=np.zeros_like(load), where=a.q > 0) - 1e-9).astype(np.int64)
-        floored = (p.floors > 1)[a.cw]  # a workload with a replica floor keeps what the solver bought for it
-        r = np.where(floored, r, np.minimum(r, np.maximum(need, 0)))
-    idle = a.td * n - np.bincount(a.ct, weights=a.cd * r, minlength=len(a.td)).astype(np.int64)
-    drop = np.maximum(idle, 0) // a.td  # a violated packing row (idle < 0) stays visible to _violated
-    n, idle, r = n - drop, idle - drop * a.td, r.copy()
-    # Per instance type, one replica at a time while one fits: for the workload its capacity leaves busiest (the highest
-    # λ_w / Σ q·r; a workload without a rate counts as idle), the candidate that adds the most capacity per device (more
-    # of a plan's best layout, not a mixture of whatever sizes fit), then the lowest latency score; under the latency
-    # objective, whose routing sends traffic to the fastest capacity first, the lowest latency score first. Ties go to a
-    # layout the plan already runs, then to the larger replica (fewer replicas on the same devices). Headroom goes where it
-    # is short: an embedding model's thousands of requests/s per device took the idle devices beside a busy chat model.
-    # A type's idle devices end fewer than its smallest candidate's: every device any candidate can fill is.
-    per_device = a.q / a.cd
-    keys = (-per_device, a.lat) if p.objective != "latency" else (a.lat, -per_device)
-    demand = np.nan_to_num(a.dem, nan=0.0)
-    cap = np.bincount(a.cw, weights=a.q * r, minlength=len(a.dem))
-    for t in np.flatnonzero(idle > 0):
-        mine = np.flatnonzero(a.ct == t)
-        while (fits := mine[a.cd[mine] <= idle[t]]).size:
-            busy = demand[a.cw[fits]] / np.maximum(cap[a.cw[fits]], 1e-12)
-            k = fits[np.lexsort((fits, -a.cd[fits], r[fits] == 0, keys[1][fits], keys[0][fits], -busy))[0]]
-            r[k] += 1
-            idle[t] -= a.cd[k]
-            cap[a.cw[k]] += a.q[k]
-    return r, n
-
-
-def _route(p: Problem, r: I) -> tuple[F, F]:
-    """Served requests/s per workload and traffic shares per candidate for integer replicas ``r``."""
-    a = _arrays(p)
-    nw, cap = len(a.dem), a.q * r
-    served = np.fmin(a.dem, np.bincount(a.cw, weights=cap, minlength=nw)) if p.objective == "throughput" else a.dem.copy()
-    x = cap.copy()
-    if p.objective == "latency":  # fill lowest-latency capacity first: optimal routing for fixed replicas
-        order = np.lexsort((a.lat, a.cw))
-        frac = cap[order] / a.dem[a.cw[order]]
-        before = np.cumsum(frac) - frac  # capacity of the workload's faster candidates (after subtracting its start)
-        before -= np.append(before, 0.0)[np.searchsorted(a.cw[order], np.arange(nw))][a.cw[order]]
-        x[order] = np.minimum(frac, np.maximum(0.0, 1.0 - before))
-    tot = np.bincount(a.cw, weights=x, minlength=nw)[a.cw]
-    return served, np.divide(x, tot, out=np.zeros(len(a.cw)), where=(tot > 0) & (served[a.cw] > 0))
-
-
 def _violated(p: Problem, r: I, n: I) -> str:
     """Constraints the integer plan ``(r, n)`` violates, comma-separated ('' when it is feasible)."""
     a = _arrays(p)
@@ -374,7 +320,7 @@ def solve(p: Problem, *, method: Method = "auto") -> Solution:
     presolve = (True, False) if p.objective == "cost" else (False,)
     left = max(p.time_limit_s - (time.perf_counter() - t0), 0.1 * p.time_limit_s)
     out = run(m, time_limit_s=left, mip_rel_gap=p.mip_rel_gap, presolve=presolve,
-              accept=lambda v: _violated(p, *plan(v)), choice=choice)  # fmt: skip
+              accept=lambda v: _violated(p, *plan(v)), choice=choice, feasible_plans=p.objective == "cost")  # fmt: skip
     if out.x is None:
         return Solution(out.status, z(nc, np.int64), z(nt, np.int64), z(nw), z(nc), 0.0, np.nan, time.perf_counter() - t0, out.message)
     r, n = plan(out.x)
