@@ -49,6 +49,9 @@ PERCENTILES = {"p50": 0.50, "p90": 0.90, "p95": 0.95, "p99": 0.99}
 #: per second); and at 1e-6 requests/s and below, the demand is within the integer program's
 #: feasibility tolerance, so the solver would call an empty plan feasible and find no real one.
 MIN_REQUESTS_PER_S = 1e-5
+#: The largest demanded rate [requests/s] (or its peak) a fleet may give: a billion requests a second, beyond any fleet
+#: sized by whole instances (1e308 overflowed the replica counts to infinity).
+MAX_REQUESTS_PER_S = 1e9
 
 
 def too_small_rate() -> str:
@@ -56,6 +59,12 @@ def too_small_rate() -> str:
     per_month = MIN_REQUESTS_PER_S * 730 * 3600
     return (f"below the minimum of {MIN_REQUESTS_PER_S:g} requests/s (about {per_month:.0f} requests a month); a rate this "
             "small is likely a unit slip (the rate is per second), and it would size an empty plan")  # fmt: skip
+
+
+def too_large_rate() -> str:
+    """Why a demanded rate above :data:`MAX_REQUESTS_PER_S` is refused (the caller names the value and where it came from)."""
+    return (f"above the maximum of {MAX_REQUESTS_PER_S:,.0f} requests/s (a billion requests a second); a rate this large is "
+            "likely a unit slip (the rate is per second)")  # fmt: skip
 
 
 def check_prefix_cached(share: float) -> None:
@@ -130,7 +139,8 @@ class Workload(_Doc):
 
     Give traffic as ``requests_per_s`` or ``tokens_per_s`` (output tokens/s; items/s for encoders
     and generic models), or neither with the ``throughput`` objective (then the plan buys the most
-    capacity the budget allows). ``requests_per_s`` may be an hourly profile (24 or 168 rates, or a
+    capacity the budget allows); a rate (a profile's peak) lies between :data:`MIN_REQUESTS_PER_S` and
+    :data:`MAX_REQUESTS_PER_S` requests/s. ``requests_per_s`` may be an hourly profile (24 or 168 rates, or a
     ``diurnal`` shape; :mod:`aicap.sizing.core.profile`): the fleet is then planned period by period
     (:mod:`aicap.sizing.plan.periods`), with at least ``min_replicas`` replicas in every hour. A static
     plan keeps at least ``min_replicas`` replicas too (for availability: a replica may fail or be drained),
@@ -253,19 +263,18 @@ class Workload(_Doc):
     @field_validator("requests_per_s")
     @classmethod
     def _rate_not_tiny(cls, v: float | list[float] | Diurnal | Weekly | None) -> float | list[float] | Diurnal | Weekly | None:
+        if v is None:
+            return v
         if isinstance(v, list):
             check_hours(v, "")  # the error is placed at workloads[i].requests_per_s already
-            if max(v) < MIN_REQUESTS_PER_S:
-                raise ValueError(f"the profile's peak: {too_small_rate()}")
         elif isinstance(v, Diurnal):
             v.rates()  # checks trough <= peak
-            if v.peak < MIN_REQUESTS_PER_S:
-                raise ValueError(f"the profile's peak: {too_small_rate()}")
-        elif isinstance(v, Weekly):
-            if max(v.rates()) < MIN_REQUESTS_PER_S:
-                raise ValueError(f"the profile's peak: {too_small_rate()}")
-        elif v is not None and v < MIN_REQUESTS_PER_S:
-            raise ValueError(too_small_rate())
+        peak = max(v) if isinstance(v, list) else v.peak if isinstance(v, Diurnal) else max(v.rates()) if isinstance(v, Weekly) else v
+        at = "" if isinstance(v, float | int) else "the profile's peak: "
+        if peak < MIN_REQUESTS_PER_S:
+            raise ValueError(at + too_small_rate())
+        if peak > MAX_REQUESTS_PER_S:
+            raise ValueError(at + too_large_rate())
         return v
 
     def allowed_precisions(self, checkpoint_dtype: str | None = None) -> list[str]:
@@ -303,6 +312,9 @@ class Workload(_Doc):
         if self.tokens_per_s is not None and rate is not None and rate < MIN_REQUESTS_PER_S:
             raise ValueError(f"tokens_per_s {self.tokens_per_s:g} at {self.mean_output:g} output tokens per request is "
                              f"{rate:.3g} requests/s, {too_small_rate()}")  # fmt: skip
+        if self.tokens_per_s is not None and rate is not None and rate > MAX_REQUESTS_PER_S:
+            raise ValueError(f"tokens_per_s {self.tokens_per_s:g} at {self.mean_output:g} output tokens per request is "
+                             f"{rate:.3g} requests/s, {too_large_rate()}")  # fmt: skip
         return self
 
     @property

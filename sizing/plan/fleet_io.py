@@ -18,6 +18,7 @@ from aicap.sizing.core.documents import line_of, load_yaml, read_text, validate_
 from aicap.sizing.core.dtypes import WEIGHT_DTYPES
 from aicap.sizing.core.errors import InputError, excerpt
 from aicap.sizing.core.fleet import (
+    MAX_REQUESTS_PER_S,
     MAX_TARGET_MS,
     MIN_REQUESTS_PER_S,
     PERCENTILES,
@@ -25,6 +26,7 @@ from aicap.sizing.core.fleet import (
     check_prefix_cached,
     repeated_name,
     repeated_name_message,
+    too_large_rate,
     too_small_rate,
 )
 from aicap.sizing.core.plan import SCHEMA_VERSION, Plan
@@ -224,6 +226,8 @@ def build_fleet(*, model: str, rate: float | None, input_tokens: int, output_tok
         raise InputError(f"--rate {rate:g}: must be a positive, finite number of requests per second")
     if rate is not None and rate < MIN_REQUESTS_PER_S:
         raise InputError(f"--rate {rate:g}: {too_small_rate()}")
+    if rate is not None and rate > MAX_REQUESTS_PER_S:
+        raise InputError(f"--rate {rate:g}: {too_large_rate()}")
     if not (math.isfinite(arrival_cv) and 0 <= arrival_cv <= 10):
         raise InputError(f"--arrival-cv {arrival_cv}: must be between 0 (constant arrivals) and 10; 1 is Poisson")
     check_prefix_cached(prefix_cached)

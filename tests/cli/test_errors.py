@@ -693,6 +693,26 @@ def test_fleet_rate_below_the_minimum_names_file_line_and_field(aicap, tmp_path:
     assert needle in line and line.endswith("it would size an empty plan" + (", got 1e-07" if "requests_per_s" in traffic else ""))
 
 
+@pytest.mark.parametrize(
+    ("traffic", "needle"),
+    [
+        ("requests_per_s: 1.0e+308", "fleet.yaml:5: workloads[0].requests_per_s: above the maximum of 1,000,000,000 requests/s"),
+        ("requests_per_s: [" + ", ".join(["1.0e+12"] * 24) + "]", "workloads[0].requests_per_s: the profile's peak: above the maximum"),
+        ("tokens_per_s: 1.0e+308", "fleet.yaml:3: workloads[0]: tokens_per_s 1e+308 at 256 output tokens per request is 3.91e+305 "
+                                   "requests/s, above the maximum of 1,000,000,000 requests/s"),
+    ],
+)  # fmt: skip
+def test_a_rate_past_a_billion_requests_a_second_is_an_input_error_not_an_overflow(aicap, tmp_path: Path, traffic: str,
+                                                                                    needle: str) -> None:  # fmt: skip
+    # 1e308 requests/s overflowed the replica counts: numpy warnings, then "internal error: OverflowError", exit 4.
+    fleet = tmp_path / "fleet.yaml"
+    fleet.write_text(f"schema_version: 1\nworkloads:\n  - name: chat\n    model: llama-3-8b\n    {traffic}\n    output_tokens: 256\n")
+    line = one_error_line(aicap("size", str(fleet), "-f", "json"))
+    assert needle in line and "unit slip" in line
+    flag = one_error_line(aicap("size", "--model", "llama-3.1-8b", "--rate", "1e308", "-f", "json"))
+    assert flag.startswith("aicap: error: --rate 1e+308: above the maximum of 1,000,000,000 requests/s")
+
+
 def test_the_minimum_rate_itself_sizes_a_real_plan(aicap) -> None:
     from aicap.sizing.core.fleet import MIN_REQUESTS_PER_S
 
