@@ -34,24 +34,39 @@ from aicap.sizing.plan.layouts import MAX_SPAN, dp_attention_layouts, layouts, s
 
 
 def cheapest_types(fleet: Fleet, insts: list[InstanceSpec]) -> list[InstanceSpec]:
-    """Instance types not dominated by a cheaper one of the same device, device count, cap and network.
+    """Instance types not dominated by a cheaper one of the same device, device count, cap, network and host memory.
 
     A type with its own availability cap is never merged: two types capped at N each supply 2N (a merge
     left N). Nor are types of different networks: a disaggregated pool's floor, or a replica spanning
-    instances, tells them apart.
+    instances, tells them apart; nor of different host memory, which is a CPU's memory (:func:`device_key`).
     """
     c = fleet.constraints
-    best: dict[tuple[str, int, float, float | None, str, str], InstanceSpec] = {}
+    best: dict[tuple[str, int, float, float | None, str, str, float | None], InstanceSpec] = {}
     for inst in insts:
         own = inst.name if inst.name in c.availability else ""  # capped on its own: a key of its own
         kind = "" if inst.network is None else inst.network.kind  # an RDMA network is not an Ethernet of the same speed
-        key = (inst.device, inst.devices, c.cap(inst.name), inst.network_gbs_per_device, own, kind)
+        key = (inst.device, inst.devices, c.cap(inst.name), inst.network_gbs_per_device, own, kind, inst.host_memory_gib)
         price = float(inst.price(c.price_model) or 0.0)
         old = best.get(key)
         if old is None or (price, inst.name) < (float(old.price(c.price_model) or 0.0), old.name):
             best[key] = inst
     keep = set(id(i) for i in best.values())
     return [i for i in insts if id(i) in keep]
+
+
+#: A device as an instance type holds it: its id and the memory of each device [GiB] (a CPU's is the instance's host memory).
+DevKey = tuple[str, float]
+
+
+def device_key(cat: CatalogueLike, inst: InstanceSpec) -> DevKey:
+    """The device of ``inst`` with the memory each of its devices holds (:meth:`InstanceSpec.memory_gib_per_device`)."""
+    return inst.device, inst.memory_gib_per_device(cat.device(inst.device))
+
+
+def device_of(cat: CatalogueLike, key: DevKey) -> DeviceSpec:
+    """The catalogue's device of ``key``, with ``key``'s memory (a CPU in an instance with less than its socket's maximum)."""
+    dev = cat.device(key[0])
+    return dev if float(dev.memory_gib) == key[1] else dev.model_copy(update={"memory_gib": key[1]})
 
 
 #: A model whose weights at its smallest allowed format take more than this share of one instance's memory
@@ -96,13 +111,13 @@ class _ModelJobs:
     model: ModelSpec
     engine: EngineSpec | None
     workloads: list[Workload]
-    layouts: dict[str, dict[str, list[tuple[int, int]]]]
-    dp_layouts: dict[str, dict[str, list[int]]]
+    layouts: dict[DevKey, dict[str, list[tuple[int, int]]]]
+    dp_layouts: dict[DevKey, dict[str, list[int]]]
     jobs: list[tuple[Job, dict[Shape, list[Workload]]]] = field(default_factory=list)
 
 
 def _model_jobs(fleet: Fleet, cat: CatalogueLike, key: tuple[str, str | None, SpeculativeConfig | None, str | None, bool],
-                ws: list[Workload], by_device: dict[str, list[InstanceSpec]]) -> _ModelJobs:  # fmt: skip
+                ws: list[Workload], by_device: dict[DevKey, list[InstanceSpec]]) -> _ModelJobs:  # fmt: skip
     """The evaluation jobs of the workloads ``ws`` of one model, engine, speculative decoding, KV format and eagerness."""
     ref, engine_ref, spec_config, kv_dtype, eager = key
     model = cat.model(ref)
@@ -111,7 +126,7 @@ def _model_jobs(fleet: Fleet, cat: CatalogueLike, key: tuple[str, str | None, Sp
         if model.kind == "generic":
             raise InputError(f"workload(s) {names}: eager: {model.id} is a generic model, with no layers whose kernel launches "
                              "could be counted; drop eager")  # fmt: skip
-        if not any(cat.device(d).kind == "gpu" for d in by_device):
+        if not any(cat.device(d).kind == "gpu" for d, _ in by_device):
             raise InputError(f"workload(s) {names}: eager (no CUDA graphs) is a GPU engine's setting and none of the hardware these "
                              "workloads may use is a GPU; drop eager or allow a GPU")  # fmt: skip
     spec = speculative_for(cat, model, spec_config, f"workload '{ws[0].name}': speculative")
@@ -119,26 +134,26 @@ def _model_jobs(fleet: Fleet, cat: CatalogueLike, key: tuple[str, str | None, Sp
     engine = resolved.spec
     decoder = model.kind == "decoder"
     shape_of = {w.name: Shape.of(w, decoder) for w in ws}
-    lay: dict[str, dict[str, list[tuple[int, int]]]] = {}
-    dpa: dict[str, dict[str, list[int]]] = {}  # stage sizes with data-parallel attention, per device and instance type
+    lay: dict[DevKey, dict[str, list[tuple[int, int]]]] = {}
+    dpa: dict[DevKey, dict[str, list[int]]] = {}  # stage sizes with data-parallel attention, per device and instance type
     networks: dict[str, float] = {}
     runs_dpa = (engine is None or engine.dp_attention is not None) and spec is None  # no drafter inside attention groups (Deployment)
-    for dev_id, dinsts in by_device.items():
-        dev = cat.device(dev_id)
+    for dk, dinsts in by_device.items():
+        dev = device_of(cat, dk)
         if eager and dev.kind != "gpu":  # an eager workload runs on GPUs only (above): no layout elsewhere
-            lay[dev_id], dpa[dev_id] = {i.name: [] for i in dinsts}, {i.name: [] for i in dinsts}
+            lay[dk], dpa[dk] = {i.name: [] for i in dinsts}, {i.name: [] for i in dinsts}
             continue
         span = MAX_SPAN if _outgrows_an_instance(model, dev, dinsts, ws, cat) else 1
         # Over several instances only on engines whose export starts such a replica (EngineSpec.spans_instances).
         tp_span = span if engine is None or engine.spans_instances else 1
-        lay[dev_id] = {i.name: layouts(model, i, dev, tp_span) for i in dinsts}
+        lay[dk] = {i.name: layouts(model, i, dev, tp_span) for i in dinsts}
         # Over several instances too where the model outgrows one (wide EP), on engines whose export starts such a replica
         # (vLLM, SGLang: multi-node flags on each machine; TensorRT-LLM's MPI start is not recorded).
         dpa_span = span if engine is None or (engine.dp_attention is not None and engine.dp_attention.spans_instances) else 1
-        dpa[dev_id] = {i.name: dp_attention_layouts(model, i, dev, dpa_span) if runs_dpa else [] for i in dinsts}
+        dpa[dk] = {i.name: dp_attention_layouts(model, i, dev, dpa_span) if runs_dpa else [] for i in dinsts}
         net = scale_out_bps(dinsts, dev, cat.efficiency_for(dev).link) if span > 1 else None
         if net is not None:
-            networks[dev_id] = net
+            networks[dev.id] = net  # GPUs only (a CPU never spans instances): one memory per id
     out = _ModelJobs(model, engine, ws, lay, dpa)
     formats_of = {w.name: allowed(w, model) for w in ws}
     for precision in sorted({p for f in formats_of.values() for p in f}):
@@ -150,19 +165,19 @@ def _model_jobs(fleet: Fleet, cat: CatalogueLike, key: tuple[str, str | None, Sp
         groups: dict[tuple[tuple[str, str], int, int, bool], list[DeviceOption]] = {}
         runtimes: dict[tuple[tuple[str, str], int, int, bool], RuntimeSpec] = {}
         wide: dict[tuple[tuple[tuple[str, str], int, int, bool], int], list[DeviceOption]] = {}  # data-parallel attention, per stage size
-        for dev_id in by_device:
-            dev = cat.device(dev_id)
+        for dk in by_device:
+            dev = device_of(cat, dk)
             fmt = formats(precision, dev, kv_dtype or kv_of(model, precision))
-            union = sorted({x for ls in lay[dev_id].values() for x in ls})
+            union = sorted({x for ls in lay[dk].values() for x in ls})
             if fmt is None or not union or (engine is not None and not engine.runs(dev, *fmt)):
                 continue
-            per_device = min(float(i.price(fleet.constraints.price_model) or 0.0) / i.devices for i in by_device[dev_id])
+            per_device = min(float(i.price(fleet.constraints.price_model) or 0.0) / i.devices for i in by_device[dk])
             eff = resolved.efficiency(cat, dev)
             rt = resolved.on(dev)  # engines may pick scheduler limits by device
             group = (fmt, rt.max_prefill_tokens, rt.max_batch, rt.eager)
             runtimes[group] = rt
             groups.setdefault(group, []).append((dev, eff, union, per_device))
-            for size in sorted({x for ls in dpa[dev_id].values() for x in ls}):  # one job per group count: D = tp
+            for size in sorted({x for ls in dpa[dk].values() for x in ls}):  # one job per group count: D = tp
                 wide.setdefault((group, size), []).append((dev, eff, [(size, 1)], per_device))
         for group, devs in groups.items():
             out.jobs.append((Job(model, runtimes[group], group[0], shapes, devs, networks, spec), members))
@@ -183,9 +198,9 @@ def all_candidates(fleet: Fleet, cat: CatalogueLike, insts: list[InstanceSpec], 
     candidates are the same whatever it is.
     """
     types = cheapest_types(fleet, insts)
-    by_device: dict[str, list[InstanceSpec]] = {}
+    by_device: dict[DevKey, list[InstanceSpec]] = {}  # a CPU in instances of different host memory is evaluated once per memory
     for inst in types:
-        by_device.setdefault(inst.device, []).append(inst)
+        by_device.setdefault(device_key(cat, inst), []).append(inst)
     out: dict[str, list[Candidate]] = {w.name: [] for w in fleet.workloads}
     latency = fleet.constraints.objective == "latency"
     by_model: dict[tuple[str, str | None, SpeculativeConfig | None, str | None, bool], list[Workload]] = {}
@@ -198,7 +213,7 @@ def all_candidates(fleet: Fleet, cat: CatalogueLike, insts: list[InstanceSpec], 
     results = iter(evaluate_jobs([job for mj in plans for job, _ in mj.jobs], latency, workers=n))
     for mj in plans:
         model, lay, engine, ws = mj.model, mj.layouts, mj.engine, mj.workloads
-        fits: dict[tuple[str, int, int, int], list[InstanceSpec]] = {}  # instance types of a device that take a layout
+        fits: dict[tuple[DevKey, int, int, int], list[InstanceSpec]] = {}  # instance types of a device that take a layout
         for job, members in mj.jobs:
             told: set[tuple[int, int, str, str]] = set()  # (shape, device, instance, reason) already given to every member
             rows = next(results)
@@ -211,10 +226,11 @@ def all_candidates(fleet: Fleet, cat: CatalogueLike, insts: list[InstanceSpec], 
                 if row.reason is not None and (row.shape, row.device) in served:
                     continue
                 dev = job.devices[row.device][0]
-                at = (dev.id, row.tp, row.pp, job.dp_attention)
+                dk = (dev.id, float(dev.memory_gib))
+                at = (dk, row.tp, row.pp, job.dp_attention)
                 if at not in fits:
-                    fits[at] = [inst for inst in by_device[dev.id] if ((row.tp, row.pp) in lay[dev.id][inst.name] if job.dp_attention == 1
-                                                                       else row.tp in mj.dp_layouts[dev.id][inst.name])]  # fmt: skip
+                    fits[at] = [inst for inst in by_device[dk] if ((row.tp, row.pp) in lay[dk][inst.name] if job.dp_attention == 1
+                                                                   else row.tp in mj.dp_layouts[dk][inst.name])]  # fmt: skip
                 takers = fits[at]
                 if row.reason is not None:  # one infeasible candidate per reason is all its readers need
                     fresh = [inst for inst in takers if (row.shape, row.device, inst.name, row.reason) not in told]
@@ -233,7 +249,8 @@ def all_candidates(fleet: Fleet, cat: CatalogueLike, insts: list[InstanceSpec], 
                         out[w.name].append(base.placed(w.name, inst.name))
         for w in ws:
             seen = {x.hardware for x in out[w.name]}
-            for dev_id, dinsts in by_device.items():
+            for dk, dinsts in by_device.items():
+                dev_id = dk[0]
                 if dev_id in seen:
                     continue
                 dev = cat.device(dev_id)
@@ -241,7 +258,7 @@ def all_candidates(fleet: Fleet, cat: CatalogueLike, insts: list[InstanceSpec], 
                     why = f"{engine.name} does not run on {dev_id} ({dev.vendor} {dev.kind})"
                 elif w.eager and dev.kind != "gpu":
                     why = f"the workload runs eager (no CUDA graphs), a GPU engine's setting; {dev_id} is not a GPU ({dev.kind})"
-                elif not any(lay[dev_id].values()):
+                elif not any(lay[dk].values()):
                     heads = 1 if model.kind == "generic" else model.num_heads
                     why = f"no tensor-parallel degree divides {heads} heads within one instance's fast-link domain"
                 elif engine is not None and not any(engine.runs(dev, *f) for p in allowed(w, model)

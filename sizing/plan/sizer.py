@@ -166,8 +166,8 @@ def _diagnose(w: Workload, cat: CatalogueLike, cands: list[Candidate], insts: li
 
         total, _ = params(model)
         smallest = min(BYTES_PER_ELEMENT.get(p, 2.0) for p in allowed(w, model))
-        best = max(insts, key=lambda i: i.devices * cat.device(i.device).memory_gib)
-        dev = cat.device(best.device)
+        best = max(insts, key=lambda i: i.devices * i.memory_gib_per_device(cat.device(i.device)))
+        per_device = best.memory_gib_per_device(cat.device(best.device))
         span = f"across up to {MAX_SPAN} instances of a GPU type with a sourced network, else inside one"
         spec = engine_for(cat, engine).spec  # an unset engine is the catalogue's default profile; generic has none
         if spec is not None and not spec.spans_instances:
@@ -176,7 +176,7 @@ def _diagnose(w: Workload, cat: CatalogueLike, cands: list[Candidate], insts: li
                     f"engines that span instances: {spanning or 'none in this catalogue'})")  # fmt: skip
         return (f"workload '{w.name}': {model.id} needs ≥ {total * smallest / GIB:,.0f} GiB for weights alone at its smallest allowed "
                 f"precision, plus KV cache for {w.max_context:,} tokens, {span}; the largest allowed instance "
-                f"({best.name}) has {best.devices}×{dev.memory_gib:g} GiB")  # fmt: skip
+                f"({best.name}) has {best.devices}×{per_device:g} GiB")  # fmt: skip
     by_hw: dict[str, list[Candidate]] = {}
     for c in cands:
         by_hw.setdefault(c.hardware, []).append(c)

@@ -360,3 +360,23 @@ def test_sglang_plans_promise_the_tpot_the_simulator_finds(aicap, model: str, ra
     assert v["resolves"] == 0 and w["holds"]
     assert w["simulated_tpot_ms"] == pytest.approx(w["promised_tpot_ms"], rel=0.10)
     assert w["simulated_ttft_ms"] <= w["promised_ttft_ms"] * 1.05  # TTFT is not promised under the simulated
+
+
+def test_a_cpu_plan_fits_the_instance_s_host_memory_not_the_socket_s_maximum(aicap) -> None:
+    # An EPYC 9654 socket carries up to 768 GiB; AWS c7a.48xlarge has 384 GiB over its 2 sockets. Llama-3.1-405B in bf16
+    # (756 GiB of weights) was planned there, TP2, as if each socket had 768 GiB; it fits only where the host memory holds it.
+    from aicap.hardware_db import load_catalogue
+
+    cat = load_catalogue()
+    c7a, c3d = cat.instance("c7a.48xlarge"), cat.instance("c3d-standard-360")
+    epyc = cat.device("epyc-9654")
+    assert (c7a.memory_gib_per_device(epyc), c3d.memory_gib_per_device(epyc)) == (192.0, 720.0) and epyc.memory_gib == 768
+    assert cat.instance("p5.48xlarge").memory_gib_per_device(cat.device("h100-sxm")) == 80  # an accelerator keeps its own
+    args = ("size", "--model", "llama-3.1-405b", "--rate", "0.001", "--input-tokens", "200", "--output-tokens", "50", "--ttft-ms",
+            "3600000", "--tpot-ms", "60000", "--hardware", "epyc-9654", "--precision", "bf16")  # fmt: skip
+    aws = aicap(*args, "--cloud", "aws")
+    assert aws.code == 3 and "the largest allowed instance (m7a.48xlarge) has 2×384 GiB" in aws.stderr, aws.stderr
+    anywhere = aicap(*args, "-f", "json")
+    assert anywhere.code == 0, anywhere.stderr
+    [dep] = anywhere.json()["workloads"][0]["deployments"]
+    assert dep["instance_type"] == "c3d-standard-360" and dep["tp"] == 2

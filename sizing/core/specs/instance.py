@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from aicap.sizing.core.documents import NonNegFloat, PosFloat, PosInt
+
+if TYPE_CHECKING:
+    from aicap.sizing.core.specs.device import DeviceSpec
 
 PricingModel = Literal["on_demand", "spot", "reserved_1y", "reserved_3y", "owned"]
 
@@ -93,6 +96,18 @@ class InstanceSpec(BaseModel):
     def network_gbs_per_device(self) -> float | None:
         """Each device's share of the scale-out network, GB/s one way: ``gbps / 8 / devices`` (``None``: no sourced network)."""
         return None if self.network is None else self.network.gbps / 8.0 / self.devices
+
+    def memory_gib_per_device(self, device: DeviceSpec) -> float:
+        """Memory each of this instance's devices holds [GiB]: an accelerator's own; a CPU's share of the host memory.
+
+        An accelerator has ``device.memory_gib``; a CPU socket the instance's host memory shared by its sockets,
+        ``host_memory_gib / devices``, at most the socket's maximum. A CPU device's ``memory_gib`` is what a socket
+        can carry (768 GiB for an EPYC 9654); an instance fits less (AWS c7a.48xlarge: 384 GiB over 2 sockets,
+        192 each), and the weights, KV cache and activations fit in what it has.
+        """
+        if device.kind != "cpu" or self.host_memory_gib is None:
+            return float(device.memory_gib)
+        return min(float(device.memory_gib), float(self.host_memory_gib) / self.devices)
 
     def price(self, pricing: str) -> float | None:
         """Return the hourly price (USD) under a pricing model, or ``None`` if unpublished."""
