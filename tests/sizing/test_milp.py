@@ -148,6 +148,19 @@ def assert_matches_brute_force(p: Problem, method: Method = "auto", brute: Calla
         assert best - tol <= got <= best + 1e-6
     else:
         assert best - 1e-6 <= got <= best + tol
+    if p.objective != "cost" and brute is brute_force:  # and no dearer than the cheapest plan that reaches the optimum
+        assert sol.cost_per_hour <= cheapest_at_best(p, best) + 1e-6, (sol.cost_per_hour, cheapest_at_best(p, best))
+
+
+def cheapest_at_best(p: Problem, best: float) -> float:
+    """The least cost [USD/hour] of a plan whose primary objective (latency, throughput) is ``best``."""
+    reps, cost, cap_w, ok = enumerate_plans(p)
+    if p.objective == "throughput":
+        at = np.fmin(p.demand, cap_w) @ weights(p) >= best - 1e-9
+    else:
+        ok &= (cap_w >= p.demand * (1 - 1e-9)).all(axis=1)
+        at = greedy_latency(p, reps) <= best + 1e-9
+    return float(cost[ok & at].min())
 
 
 # ---------------------------------------------------------------------------------------------
@@ -543,3 +556,16 @@ def test_only_cost_programs_leave_out_the_search_for_a_first_feasible_point(monk
         assert all(c.get(_JUMP) is False for c in calls)
     else:
         assert all(_JUMP not in c for c in calls)
+
+
+@pytest.mark.parametrize("objective", ["throughput", "latency"])
+def test_a_plan_that_reaches_the_objective_is_the_cheapest_that_does(objective: str) -> None:
+    # Serving all of 5 requests/s within a $5/hour budget: one $1 instance (9 req/s) or a $3 one (5.7 req/s) both reach
+    # the objective (every request served; latency score 1 either way); the cost tie-break lay within HiGHS's gap, and a
+    # throughput plan once bought the dearer, smaller one ($4,141/month of A10G beside one L40S at $1,359).
+    for order in ((0, 1), (1, 0)):
+        q, price = floats(9.0, 5.7)[list(order)], floats(1.0, 3.0)[list(order)]
+        p = make(floats(5.0), ints(0, 0), ints(0, 1), ints(1, 1), q, ints(1, 1), price, objective=objective, budget_per_hour=5.0)
+        sol = solve(p, method="highs")
+        assert sol.status is SolveStatus.OPTIMAL and sol.cost_per_hour == pytest.approx(1.0), (order, sol.replicas, sol.message)
+        assert sol.served.tolist() == [5.0]
