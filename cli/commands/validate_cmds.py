@@ -200,6 +200,11 @@ def register(app: typer.Typer) -> None:
         if fit_engine_factors:
             tables.append(_engine_factor_table(loaded, cat, doc))
         emit(View(doc, tables), fmt)
+        if cases is not None and not report.scored:  # the table says why for each; a gate must not read "0 cases" as a pass
+            from aicap.sizing.core.errors import InputError
+
+            raise InputError(f"{cases}: no case could be scored (every one was skipped: unknown ids, layouts that do not fit, metrics "
+                             "that do not apply; the note column says why for each)")  # fmt: skip
         if write_bands is not None:
             from aicap.cli.files import write_atomic
 

@@ -32,7 +32,7 @@ from aicap.sizing.core.catalogue import CatalogueLike
 from aicap.sizing.core.documents import PosFloat, PosInt, describe_validation_error, load_yaml, read_text
 from aicap.sizing.core.dtypes import Dtype
 from aicap.sizing.core.engines import engine_for_framework
-from aicap.sizing.core.errors import AicapError, InputError
+from aicap.sizing.core.errors import AicapError, InfeasibleError, InputError
 from aicap.sizing.core.specs.device import DeviceSpec
 from aicap.sizing.core.specs.efficiency import EfficiencySpec
 from aicap.sizing.serve.estimate import EstimateRequest, estimate
@@ -298,6 +298,10 @@ def _cases_from_csv(path: Path) -> list[dict[str, Any]]:
     return [_check_case(case, f"{path}:{n}", None, None) for n, case in rows.values()]
 
 
+#: Metrics of generated tokens, which a model that does not decode (an encoder) has none of (nor ``tpot_*``, ``itl_*``).
+_GENERATED = frozenset({"single_stream_tok_s", "output_tok_s_total"})
+
+
 def predict(case: dict[str, Any], cat: CatalogueLike, efficiency: Mapping[str, EfficiencySpec] | None = None,
             request_overheads: Mapping[str, float] | None = None,
             engine_memory: EngineMemory | None = None) -> dict[str, float]:  # fmt: skip
@@ -318,9 +322,13 @@ def predict(case: dict[str, Any], cat: CatalogueLike, efficiency: Mapping[str, E
         return predict_under_load(case, cat, eff, (float(ds["sharegpt"]["input_tokens"]), float(ds["sharegpt"]["output_tokens"])),
                                   request_overheads)  # fmt: skip
     req = _request(case, cat, efficiency, engine_memory)
+    if req.model.kind != "decoder" and (tokens := sorted(k for k in case["metrics"] if k in _GENERATED or k.startswith(("tpot_", "itl_")))):
+        raise InputError(f"{req.model.id} is an {req.model.kind} model: it generates no tokens, so {tokens[0]} does not apply to it")
     res = estimate(req)
     if kind == "offline_throughput" and case.get("batch") and res.batch > case["batch"]:
         res = estimate(EstimateRequest(**{**req.__dict__, "batch": case["batch"]}))
+    if not res.fits:  # a deployment that cannot start predicts nothing (and a fit must not learn from it)
+        raise InfeasibleError(f"{req.model.id} on {res.deployment.device.id}: {res.shortfall}")
     m, r = res.metrics, res.replicas
     out = {
         "output_tok_s_total": float(m.output_tokens_per_s) * r,

@@ -962,6 +962,33 @@ def test_calibrate_skips_a_family_whose_cases_cannot_be_predicted(aicap, tmp_pat
     assert "no case can be predicted" in r.stderr and r.stderr.count("\n") == 1
 
 
+_HEADER = "id,model,hardware,devices,tp,weights_dtype,kv_dtype,kind,input_tokens,output_tokens,batch,metric,value\n"
+
+
+@pytest.mark.parametrize(("row", "why"), [
+    ("r1,llama-3.1-405b,l4,1,1,bf16,bf16,single_stream,128,128,1,single_stream_tok_s,150",
+     "skipped: llama-3.1-405b on l4: does not fit: weights 756.0 GiB"),  # was predicted (0.267 tok/s) and fitted on
+    ("r1,bert-base,t4,1,1,fp16,fp16,single_stream,128,128,1,single_stream_tok_s,150",
+     "skipped: bert-base is an encoder model: it generates no tokens, so single_stream_tok_s does not apply to it"),
+])  # fmt: skip
+def test_cases_that_cannot_run_are_skipped_by_validate_and_never_fitted(aicap, tmp_path: Path, row: str, why: str) -> None:
+    # A layout that does not fit predicted a number anyway, and calibrate moved the whole Ada family's memory factor to
+    # 0.98 on it; an encoder was scored on tokens it never generates.
+    cases = tmp_path / "mine.csv"
+    cases.write_text(_HEADER + row + "\n")
+    r = aicap("validate", str(cases), "-f", "json")
+    assert r.code == 2 and r.stderr.strip().endswith("no case could be scored (every one was skipped: unknown ids, layouts that do "
+                                                     "not fit, metrics that do not apply; the note column says why for each)")  # fmt: skip
+    [scored] = r.json()["rows"]
+    assert scored["predicted"] is None and scored["note"].startswith(why), scored
+    out = tmp_path / "out.yaml"
+    cal = aicap("calibrate", str(cases), "-o", str(out))
+    assert cal.code == 2 and "no case can be predicted" in cal.stderr and not out.exists()
+    fine = tmp_path / "fine.csv"  # beside a case that runs: exit 0, the other one listed as skipped
+    fine.write_text(_HEADER + row + "\n" + "r2,llama-3.1-8b,h100-sxm,1,1,bf16,bf16,single_stream,128,128,1,single_stream_tok_s,150\n")
+    assert aicap("validate", str(fine), "-f", "json").code == 0
+
+
 def test_a_fleet_of_more_than_2000_workloads_is_refused_before_sizing(aicap, tmp_path: Path) -> None:
     from aicap.sizing.core.fleet import MAX_WORKLOADS
 
