@@ -19,12 +19,6 @@ that much with the random seed, almost all of it spent finding good plans, not b
 factor 8 covers the integrality gaps of the benchmark fleets (5.3e-4 of ``L`` at 1,000 workloads, 7.5e-4
 at 600): with ``δ = 2·gap·|L|`` the restricted program (a quarter of the columns, 0.5-0.7 s) no longer
 proves its plan there and step 3 re-solves half the columns (1.2-1.7 s more).
-Under ``cost`` (``feasible_plans=True``: a plan that buys enough instances always exists unless a budget or
-instance caps bind, which HiGHS's other heuristics and branching still handle) HiGHS runs without its
-feasibility-jump heuristic, which looks for a first feasible point: on the 100-workload benchmark it spent
-0.1 s of 0.44 for an incumbent three times the optimum that the root's randomised rounding beat at once
-(0.33 s without it, the same plan; 120 shapes 0.16 s either way; 1,000 workloads 1.9-3.1 s with it,
-1.9-2.5 s without). HiGHS before 1.10 (scipy before 1.16) has no such heuristic and no such option.
 Any failure of the first steps (an LP that is not solved, a restricted program without a plan) falls
 back to solving the whole program. Programs with fewer than ``PRICING_MIN_COLUMNS`` choice columns are
 solved whole: there the relaxation is weaker (a 100-workload fleet's LP bound is 1.7% under its optimum,
@@ -36,11 +30,9 @@ from __future__ import annotations
 import os
 import sys
 import time
-import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from enum import Enum
-from functools import cache
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -81,26 +73,24 @@ class Outcome(NamedTuple):
 
 
 def run(m: Model, *, time_limit_s: float, mip_rel_gap: float, presolve: tuple[bool, ...], accept: Callable[[F], str],
-        choice: NDArray[np.bool_] | None = None, feasible_plans: bool = False) -> Outcome:  # fmt: skip
+        choice: NDArray[np.bool_] | None = None) -> Outcome:  # fmt: skip
     """Solve ``m`` within ``time_limit_s`` to ``mip_rel_gap`` (module docstring).
 
     ``presolve``: HiGHS's presolve settings to try in turn while a solve fails or its plan is not
     accepted (``accept(x)`` returns what the rounded plan ``x`` violates, ``''`` when none);
     ``choice``: the choice columns, which turns on the pricing of the module docstring where there are at
-    least ``PRICING_MIN_COLUMNS`` of them; ``feasible_plans``: feasible points are easy to come by (a cost
-    program), so HiGHS's search for a first one is left out (module docstring).
+    least ``PRICING_MIN_COLUMNS`` of them.
     """
-    opts = {_JUMP: False} if feasible_plans and _has_option(_JUMP) else {}
     t0 = time.perf_counter()
     if choice is not None and choice.any() and int(choice.sum()) >= PRICING_MIN_COLUMNS:
-        priced = _priced(m, choice, t0, time_limit_s, mip_rel_gap, presolve, accept, opts)
+        priced = _priced(m, choice, t0, time_limit_s, mip_rel_gap, presolve, accept)
         if priced is not None:
             return priced
-    return _mip(m, m.ub, t0, time_limit_s, mip_rel_gap, presolve, accept, opts)
+    return _mip(m, m.ub, t0, time_limit_s, mip_rel_gap, presolve, accept)
 
 
 def _priced(m: Model, choice: NDArray[np.bool_], t0: float, limit: float, gap: float, presolve: tuple[bool, ...],
-            accept: Callable[[F], str], opts: dict[str, bool]) -> Outcome | None:  # fmt: skip
+            accept: Callable[[F], str]) -> Outcome | None:  # fmt: skip
     """Steps 1-3 of the module docstring; ``None`` where the whole program must be solved instead."""
     lp = _relaxation(m)
     if lp is None:
@@ -108,7 +98,7 @@ def _priced(m: Model, choice: NDArray[np.bool_], t0: float, limit: float, gap: f
     bound, rho = lp
     tol = 1e-7 * max(1.0, abs(bound))
     delta = _DELTA * gap * abs(bound)
-    first = _mip(m, np.where(choice & (rho > delta), 0.0, m.ub), t0, limit, gap, presolve, accept, opts)
+    first = _mip(m, np.where(choice & (rho > delta), 0.0, m.ub), t0, limit, gap, presolve, accept)
     if first.x is None:
         return None
     upper = float(m.c @ first.x)
@@ -118,7 +108,7 @@ def _priced(m: Model, choice: NDArray[np.bool_], t0: float, limit: float, gap: f
     note = f"; pricing: relaxation {bound:.6g}, restricted to reduced costs <= {delta:.3g}"
     if upper - bound <= delta - tol:
         return first._replace(message=first.message + note + ", which holds every cheaper plan")
-    second = _mip(m, np.where(choice & (rho > upper - bound + tol), 0.0, m.ub), t0, limit, gap, presolve, accept, opts)
+    second = _mip(m, np.where(choice & (rho > upper - bound + tol), 0.0, m.ub), t0, limit, gap, presolve, accept)
     note += f", then to <= {upper - bound:.3g} (reduced-cost fixing)"
     if second.x is not None and float(m.c @ second.x) <= upper:
         return second._replace(message=first.message + "; " + second.message + note)
@@ -145,11 +135,8 @@ def _relaxation(m: Model) -> tuple[float, F] | None:
     return float(res.fun), np.maximum(np.asarray(res.lower.marginals, dtype=np.float64), 0.0)
 
 
-def _mip(m: Model, ub: F, t0: float, limit: float, gap: float, presolve: tuple[bool, ...], accept: Callable[[F], str],
-         extra: dict[str, bool] | None = None) -> Outcome:  # fmt: skip
+def _mip(m: Model, ub: F, t0: float, limit: float, gap: float, presolve: tuple[bool, ...], accept: Callable[[F], str]) -> Outcome:
     """One MIP solve with upper bounds ``ub``, retried with the next presolve setting on a failure or a rejected plan.
-
-    ``extra``: further HiGHS options (:func:`run`).
 
     HiGHS presolve has bugs (ERGO-Code/HiGHS#2782), hence the retry.
     """
@@ -159,10 +146,8 @@ def _mip(m: Model, ub: F, t0: float, limit: float, gap: float, presolve: tuple[b
     status = SolveStatus.NO_SOLUTION
     for pre in presolve:
         left = limit - (time.perf_counter() - t0)
-        opts = {"disp": False, "time_limit": max(left, 0.1 * limit), "mip_rel_gap": float(gap), "presolve": pre, **(extra or {})}
-        with _stdout_to_devnull(), warnings.catch_warnings():
-            # scipy checks options against its own list, which lags HiGHS's, and passes the others on with a warning
-            warnings.filterwarnings("ignore", message="Unrecognized options detected", category=RuntimeWarning)
+        opts = {"disp": False, "time_limit": max(left, 0.1 * limit), "mip_rel_gap": float(gap), "presolve": pre}
+        with _stdout_to_devnull():
             res = milp(m.c, integrality=m.integrality, bounds=Bounds(np.zeros(len(m.c)), ub), constraints=LinearConstraint(m.a, m.lo, m.hi),
                        options=opts)  # fmt: skip
         x = getattr(res, "x", None)
@@ -180,20 +165,6 @@ def _mip(m: Model, ub: F, t0: float, limit: float, gap: float, presolve: tuple[b
         msgs[-1] += f" [the returned plan violates: {bad}]"
         status = SolveStatus.NO_SOLUTION
     return Outcome(status, None, float("nan"), "; ".join(msgs))
-
-
-_JUMP = "mip_heuristic_run_feasibility_jump"
-
-
-@cache
-def _has_option(name: str) -> bool:
-    """Whether scipy's HiGHS knows option ``name`` (scipy refuses an option its HiGHS lacks; older ones warned)."""
-    try:
-        from scipy.optimize._highspy._core import HighsOptions  # scipy >= 1.15; an unknown option is an AttributeError there
-
-        return hasattr(HighsOptions(), name)
-    except (ImportError, AttributeError):
-        return False
 
 
 def _gap(res: Any, status: SolveStatus) -> float:

@@ -321,7 +321,7 @@ def solve(p: Problem, *, method: Method = "auto") -> Solution:
     presolve = (True, False) if p.objective == "cost" else (False,)
     left = max(p.time_limit_s - (time.perf_counter() - t0), 0.1 * p.time_limit_s)
     out = run(m, time_limit_s=left, mip_rel_gap=p.mip_rel_gap, presolve=presolve,
-              accept=lambda v: _violated(p, *plan(v)), choice=choice, feasible_plans=p.objective == "cost")  # fmt: skip
+              accept=lambda v: _violated(p, *plan(v)), choice=choice)  # fmt: skip
     if out.x is None:
         return Solution(out.status, z(nc, np.int64), z(nt, np.int64), z(nw), z(nc), 0.0, np.nan, time.perf_counter() - t0, out.message)
     r, n = plan(out.x)

@@ -14,7 +14,6 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from aicap.sizing.solve.highs import _JUMP, _has_option
 from aicap.sizing.solve.milp import F, I, Method, Problem, Solution, SolveStatus, _stdout_to_devnull, solve, validate
 
 
@@ -406,9 +405,8 @@ def test_scipy_statuses_map_to_solve_status(monkeypatch: pytest.MonkeyPatch, sta
         assert sol.gap == pytest.approx(0.25)
     else:
         assert not sol.has_solution and np.isnan(sol.gap) and sol.cost_per_hour == 0.0
-    # the time limit is what is left of 20 s; a cost program leaves out HiGHS's search for a first feasible point
-    jump = {_JUMP: False} if _has_option(_JUMP) else {}
-    assert calls[0] == {"disp": False, "time_limit": pytest.approx(20.0, abs=1.0), "mip_rel_gap": 1e-4, "presolve": True, **jump}
+    # the time limit is what is left of 20 s
+    assert calls[0] == {"disp": False, "time_limit": pytest.approx(20.0, abs=1.0), "mip_rel_gap": 1e-4, "presolve": True}
     if status == 4:  # a solver error is retried once without presolve
         assert [c["presolve"] for c in calls] == [True, False] and sol.message == "solver failed; solver failed"
     else:
@@ -532,30 +530,6 @@ def test_idle_devices_take_the_replica_adding_most_capacity_and_under_latency_th
     lat = replace(p, objective="latency", budget_per_hour=10.0)
     r, n = _polish(lat, ints(1, 0), ints(1))
     assert r.tolist() == [2, 0]  # routing fills the fastest capacity first: the filler is the fastest
-
-
-@pytest.mark.parametrize("objective", ["cost", "latency", "throughput"])
-def test_only_cost_programs_leave_out_the_search_for_a_first_feasible_point(monkeypatch: pytest.MonkeyPatch, objective: str) -> None:
-    # A cost program always has a plan (buy enough instances): HiGHS's feasibility jump only spends time there. Under a
-    # budget (latency, throughput) a feasible point may be hard to find, and HiGHS keeps every heuristic.
-    import scipy.optimize
-
-    real, calls = scipy.optimize.milp, []
-
-    def spy(*args: Any, **kw: Any) -> Any:
-        calls.append(dict(kw["options"]))
-        return real(*args, **kw)
-
-    monkeypatch.setattr(scipy.optimize, "milp", spy)
-    budget = None if objective == "cost" else 10.0
-    p = make(floats(3.0, 2.0), ints(0, 1), ints(0, 0), ints(1, 1), floats(1.0, 1.0), ints(4), floats(2.0), objective=objective,
-             budget_per_hour=budget)  # fmt: skip
-    sol = solve(p, method="highs")
-    assert sol.status is SolveStatus.OPTIMAL and calls
-    if objective == "cost" and _has_option(_JUMP):
-        assert all(c.get(_JUMP) is False for c in calls)
-    else:
-        assert all(_JUMP not in c for c in calls)
 
 
 @pytest.mark.parametrize("objective", ["throughput", "latency"])
