@@ -7,6 +7,7 @@ import errno
 import os
 import stat
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 
 from aicap.sizing.core.errors import InputError
@@ -104,14 +105,21 @@ def _write_in_place(path: Path, target: Path, text: str) -> None:
         raise InputError(f"{path}: cannot write: the text holds characters that are not valid Unicode") from None
 
 
-def check_writable(path: Path, flag: str) -> None:
+def check_writable(path: Path, flag: str, inputs: Sequence[Path | None] = ()) -> None:
     """Refuse an output path that cannot be written, before any work (``--write-bands``, ``--output``, ...).
+
+    ``inputs``: files the command reads; writing over one of them would replace what it was given (``aicap size
+    fleet.yaml -o fleet.yaml`` turned the fleet into a plan).
 
     Raises
     ------
     InputError
-        When ``path`` is a directory, or its folder does not exist or is not writable, naming the flag.
+        When ``path`` is a directory, or its folder does not exist or is not writable, or it is one of ``inputs``
+        (the same file by any name), naming the flag.
     """
+    for given in inputs:
+        if given is not None and path.exists() and given.exists() and os.path.samefile(path, given):
+            raise InputError(f"{flag} {path}: is the input {given}; writing there would replace it: give another file")
     folder = (Path(os.path.realpath(path)) if path.is_symlink() else path).resolve().parent
     if path.is_dir():
         raise InputError(f"{flag} {path}: is a directory; give a file name")

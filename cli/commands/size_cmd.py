@@ -303,7 +303,7 @@ def register(app: typer.Typer) -> None:
         if output is not None:  # fail before sizing, not after (write_atomic checks again)
             from aicap.cli.files import check_writable
 
-            check_writable(output, "--output")
+            check_writable(output, "--output", [fleet_file, *STATE.catalogs])
             if (kind := output.suffix.lower()) in {".csv", ".md", ".markdown"}:  # it wrote JSON into them
                 shown = "csv" if kind == ".csv" else "markdown"
                 raise InputError(f"--output {output}: writes the plan document, JSON (or YAML for .yaml); for a {shown} table "

@@ -230,7 +230,7 @@ def register(app: typer.Typer) -> None:
         from aicap.sizing.calibrate.validation import load_cases
         from aicap.sizing.core.errors import InputError
 
-        check_writable(output, "--output")
+        check_writable(output, "--output", [measurements, *STATE.catalogs])
         cat = catalogue()
         fits = calibrate(load_cases(measurements), cat, measurements.name, refine=True)
         if not fits:

@@ -380,3 +380,15 @@ def test_a_cpu_plan_fits_the_instance_s_host_memory_not_the_socket_s_maximum(aic
     assert anywhere.code == 0, anywhere.stderr
     [dep] = anywhere.json()["workloads"][0]["deployments"]
     assert dep["instance_type"] == "c3d-standard-360" and dep["tp"] == 2
+
+
+def test_output_over_the_input_fleet_is_refused_before_sizing(aicap, tmp_path: Path) -> None:
+    # `size fleet.yaml -o fleet.yaml` replaced the fleet with its plan, exit 0, without a word.
+    fleet = tmp_path / "fleet.yaml"
+    text = "workloads:\n  - {name: chat, model: llama-3.1-8b, requests_per_s: 2, input_tokens: 500, output_tokens: 100}\n"
+    fleet.write_text(text)
+    (tmp_path / "alias.yaml").symlink_to(fleet)
+    for target in (fleet, tmp_path / "alias.yaml"):
+        r = aicap("size", str(fleet), "-o", str(target))
+        assert r.code == 2 and f"--output {target}: is the input {fleet}; writing there would replace it" in r.stderr, r.stderr
+    assert fleet.read_text() == text
