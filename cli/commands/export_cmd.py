@@ -126,8 +126,10 @@ EXPORT_MARKER = ".aicap-export.json"
 def _write(files: list[tuple[str, str]], output_dir: Path | None) -> None:
     """One file per deployment into ``output_dir``, or all of them to stdout.
 
-    The folder's :data:`EXPORT_MARKER` lists what was written; files an earlier export listed there that this one
-    does not write are removed, and any other file in the folder is named in a warning.
+    The folder's :data:`EXPORT_MARKER` lists what aicap wrote there; files of the kind this export writes (launch
+    scripts, ``.sh``, or manifests, ``.yaml``) that an earlier export listed and this one does not write are removed:
+    ``sh *.sh`` on a machine, or ``kubectl apply -f`` on the folder, would start the old fleet beside the new one.
+    Another kind stays (Kubernetes manifests beside launch scripts), still listed; any other file is named in a warning.
     """
     from aicap.cli.files import write_atomic
 
@@ -148,20 +150,23 @@ def _write(files: list[tuple[str, str]], output_dir: Path | None) -> None:
     except (OSError, ValueError, AttributeError):  # none yet, or not ours to trust
         earlier = set()
     names = [name for name, _ in files]
+    kinds = tuple({Path(n).suffix for n in names})
     for name, body in files:
         write_atomic(output_dir / name, body)
-    write_atomic(marker, json.dumps({"files": names}, indent=1) + "\n")
-    # A folder exported into before keeps no file of the earlier plan that this one lacks: a script left there would
-    # start the old fleet beside the new one. Files aicap did not write are left, and named.
-    stale = sorted(n for n in earlier - set(names)
-                   if isinstance(n, str) and "/" not in n and n.endswith((".sh", ".yaml")) and (output_dir / n).is_file())  # fmt: skip
+    ours = {n for n in earlier - set(names) if isinstance(n, str) and "/" not in n and n.endswith((".sh", ".yaml"))
+            and (output_dir / n).is_file()}  # fmt: skip
+    # A folder exported into before keeps no file of the kind this export writes that it does not write now: a script
+    # left there would start the old fleet beside the new one. Files aicap did not write are left, and named.
+    stale = sorted(n for n in ours if n.endswith(kinds))
     for n in stale:
         (output_dir / n).unlink()
+    kept = sorted(ours - set(stale))  # another kind of export (manifests beside scripts): still aicap's, still listed
+    write_atomic(marker, json.dumps({"files": sorted([*names, *kept])}, indent=1) + "\n")
     info(f"aicap: wrote {len(files)} file(s) to {output_dir}")
     if stale:
-        info(f"aicap: note: removed {len(stale)} file(s) an earlier export wrote to {output_dir} that this plan does not have: "
+        info(f"aicap: note: removed {len(stale)} file(s) an earlier export wrote to {output_dir} that this export does not write: "
              f"{', '.join(stale[:8])}{' …' if len(stale) > 8 else ''}")  # fmt: skip
-    others = sorted(x.name for x in output_dir.iterdir() if x.is_file() and x.name not in {*names, EXPORT_MARKER})
+    others = sorted(x.name for x in output_dir.iterdir() if x.is_file() and x.name not in {*names, *kept, EXPORT_MARKER})
     if others:
         info(f"aicap: warning: {output_dir} also holds {len(others)} file(s) this export did not write "
              f"({', '.join(others[:8])}{' …' if len(others) > 8 else ''}); {EXPORT_MARKER} lists the plan's")  # fmt: skip

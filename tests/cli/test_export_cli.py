@@ -193,6 +193,27 @@ def test_an_export_into_an_earlier_export_s_folder_leaves_none_of_the_old_plan(a
     assert aicap("-q", "export", str(small), "--to", "vllm", "--output-dir", str(out)).stderr == ""  # quiet is quiet
 
 
+def test_an_export_of_another_kind_into_the_folder_keeps_the_first_kind(aicap, tmp_path: Path) -> None:
+    # Kubernetes manifests, then launch scripts into one folder: the scripts' export removed the manifests, saying the
+    # plan "does not have" them. Each kind replaces only its own kind (what `sh *.sh` or `kubectl apply -f` would start).
+    out = tmp_path / "out"
+    assert aicap("export", str(PLAN), "--to", "k8s", "--output-dir", str(out)).code == 0
+    manifests = {p.name for p in out.glob("*.yaml")}
+    r = aicap("export", str(PLAN), "--to", "vllm", "--output-dir", str(out))
+    scripts = {p.name for p in out.glob("*.sh")}
+    assert r.code == 0 and manifests and scripts and {p.name for p in out.glob("*.yaml")} == manifests
+    assert "removed" not in r.stderr and "also holds" not in r.stderr, r.stderr
+    assert json.loads((out / ".aicap-export.json").read_text())["files"] == sorted(manifests | scripts)
+    small = tmp_path / "small.json"
+    assert aicap("-q", "size", "--model", "llama-3.1-8b", "--rate", "1", "--hardware", "l4", "--cloud", "gcp", "-o", str(small)).code == 0
+    again = aicap("export", str(small), "--to", "k8s", "--output-dir", str(out))  # the same kind again: the old manifests go
+    assert again.code == 0 and "that this export does not write" in again.stderr
+    now = {p.name for p in out.glob("*.yaml")}
+    gone = manifests - now
+    assert gone and all(name in again.stderr for name in gone) and {p.name for p in out.glob("*.sh")} == scripts
+    assert json.loads((out / ".aicap-export.json").read_text())["files"] == sorted(now | scripts)
+
+
 def test_a_machine_script_starts_its_replicas_on_their_own_devices_and_ports(aicap, tmp_path: Path) -> None:
     # The built-in example puts 3 chat replicas (TP2) and 2 summariser replicas (TP1) on one 8-GPU p5.48xlarge.
     plan = tmp_path / "plan.json"
