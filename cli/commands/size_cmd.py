@@ -147,7 +147,7 @@ def period_plan_view(plan: PeriodPlan) -> View:
         ["static plan sized for each workload's peak", f"${t.static_peak_usd_per_month:,.0f}/month (this plan saves {t.savings_vs_static_pct:.1f}%)"],
         ["the same profile on on-demand only", od],
         ["reserved commitment (whole horizon)", reserved],
-        ["devices at the busiest hour", t.peak_devices],
+        ["most devices in any hour", t.peak_devices],
         ["lead time", f"{plan.lead_time_min:,.1f} min: each hour's capacity covers the next {plan.lead_periods} hour(s)' demand too"],
         ["solver", f"{plan.solver.status}, within {plan.solver.gap_pct:.3g}% of the lower bound"],
     ]  # fmt: skip
@@ -166,7 +166,7 @@ def period_plan_view(plan: PeriodPlan) -> View:
               ["workload", "deployment", "instance", "req/s per replica", "in flight per replica", "min replicas", "max replicas"],
               [[a.workload, a.deployment, a.instance_type, a.requests_per_s_per_replica, a.in_flight_per_replica, a.min_replicas,
                 a.max_replicas] for a in plan.autoscaling]),
-        Table("Totals", ["", "value"], total_rows),
+        Table("Totals", ["", "value"], total_rows, left=True),
     ]  # fmt: skip
     if plan.verification is not None:
         v = plan.verification

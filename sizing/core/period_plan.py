@@ -127,7 +127,7 @@ class PeriodTotals(_Doc):
     on_demand_only_usd_per_month: Usd | None = None
     savings_vs_static_pct: float
     reserved: list[Reserved]
-    peak_devices: int = Field(ge=0)
+    peak_devices: int = Field(ge=0, description="the most devices the plan runs in any one hour (not necessarily the hour of most demand)")
 
 
 class PeriodCheck(_Doc):

@@ -88,8 +88,14 @@ def describe_failure(fleet: Fleet, cands: list[Candidate], insts: list[InstanceS
             held = np.zeros(len(fleet.workloads))
             on_t = prob.cand_type == t
             np.add.at(held, prob.cand_workload[on_t], probe.replicas[on_t] * prob.cand_devices[on_t])
-            top = fleet.workloads[int(np.argmax(held))]
-            msg += (f"; workload '{top.name}' holds {held.max() / max(held.sum(), 1):.0%} of their devices at "
+            k = int(np.argmax(held))
+            top = fleet.workloads[k]
+            share = held.max() / max(held.sum(), 1)
+            if top.min_replicas > 1 and int(probe.replicas[prob.cand_workload == k].sum()) <= top.min_replicas:  # its floor, not its rate
+                return (msg + f"; workload '{top.name}' holds {share:.0%} of their devices to keep its min_replicas of "
+                        f"{top.min_replicas:,} (its {top.rate or 0.0:,.6g} requests/s alone need fewer): lower min_replicas, or "
+                        "raise the cap (availability, max_instances_per_type) if that many replicas are meant")  # fmt: skip
+            msg += (f"; workload '{top.name}' holds {share:.0%} of their devices at "
                     f"{top.rate or 0.0:,.6g} requests/s — is that a rate per second (not per minute, hour or day), and can its "
                     "targets be met on this hardware? Raise the cap (availability, max_instances_per_type) if the demand is "
                     "real")  # fmt: skip

@@ -115,6 +115,16 @@ def test_failure_names_the_default_cap_and_asks_about_units() -> None:
     assert "the default max_instances_per_type" in failure(fleet(rate=1e6), [cand(ONE, 1, 1.0)], [ONE])  # a cap the user did not set
 
 
+def test_failure_names_min_replicas_where_the_floor_not_the_rate_needs_the_instances() -> None:
+    # min_replicas: 100,000 at 5 req/s was blamed on the rate ("is that a rate per second ...?")
+    f = fleet(rate=5.0, max_instances_per_type=1000)
+    f = f.model_copy(update={"workloads": [f.workloads[0].model_copy(update={"min_replicas": 5000})]})
+    msg = failure(f, [cand(ONE, 1, 10.0)], [ONE])
+    assert msg == ("availability caps bind: the cheapest plan without caps needs 5,000 × g6e.xlarge (cap 1,000); workload 'chat' "
+                   "holds 100% of their devices to keep its min_replicas of 5,000 (its 5 requests/s alone need fewer): lower "
+                   "min_replicas, or raise the cap (availability, max_instances_per_type) if that many replicas are meant")  # fmt: skip
+
+
 def test_failure_names_the_workload_that_holds_the_devices_not_the_busiest() -> None:
     # A 100 req/s embedding was named where a slow 70B workload needed the thousands of instances
     f = Fleet.model_validate({"workloads": [
