@@ -296,8 +296,8 @@ def from_hf_config(cfg: dict[str, Any], source: str = "config.json") -> AnyModel
     mtp = int_field(cfg, "num_nextn_predict_layers", source, minimum=0) or int_field(cfg, "mtp_num_hidden_layers", source, minimum=0)
     if mtp:
         spec["mtp_layers"] = mtp  # DeepSeek-V3's and Qwen3-Next's multi-token-prediction modules
-    window = int_field(cfg, "sliding_window", source) if mt in {"mistral", "phi3", "gemma2", "gemma3_text", "gpt_oss"} else None
-    if mt in {"mistral", "phi3"} and window and window < v["max_position_embeddings"]:  # a window past the context is none
+    window = int_field(cfg, "sliding_window", source) if mt in {"mistral", "mixtral", "phi3", "gemma2", "gemma3_text", "gpt_oss"} else None
+    if mt in {"mistral", "mixtral", "phi3"} and window and window < v["max_position_embeddings"]:  # a window past the context is none
         spec["sliding_window"] = window
     if mt == "gemma2":
         spec.update(norms_per_layer=4, tied_embeddings=True, sliding_window=window, global_every=2)

@@ -97,6 +97,15 @@ def test_phi3_reads_its_sliding_window_as_the_catalogue_does(cat) -> None:  # ty
     assert from_hf_config({**cfg, "max_position_embeddings": 131072, "sliding_window": 262144}).sliding_window is None
 
 
+def test_mixtral_reads_its_sliding_window_as_mistral_does() -> None:
+    # A Mixtral config with "sliding_window": 4096 loaded as plain GQA, its KV cache for the whole context; Mistral's did not.
+    cfg = {**MIXTRAL, "max_position_embeddings": 32768, "sliding_window": 4096}
+    assert from_hf_config(cfg).sliding_window == from_hf_config({**cfg, "model_type": "mistral"}).sliding_window == 4096
+    assert from_hf_config({**cfg, "sliding_window": None}).sliding_window is None
+    with pytest.raises(InputError, match="sliding_window: expected a positive integer, got -1"):
+        from_hf_config({**cfg, "sliding_window": -1})
+
+
 @pytest.mark.parametrize(("value", "native"), [("float16", "fp16"), ("torch.bfloat16", "bf16"), ("float32", "fp32"), ("auto", "bf16"),
                                                (None, "bf16")])  # fmt: skip
 def test_torch_dtype_gives_the_released_format(value: str | None, native: str) -> None:
