@@ -205,7 +205,13 @@ def from_hf_config(cfg: dict[str, Any], source: str = "config.json") -> AnyModel
                                                      "quantization_config") if k in cfg}  # fmt: skip
         cfg = {**outer, **text, "model_type": _WRAPPED[mt]}
         mt = _WRAPPED[mt]
-    name = cfg.get("_name_or_path") or Path(source).parent.name or mt
+    # Named as the config says, else by its folder (a config.json, wherever it was read from), else by the file's own name.
+    path = Path(source)
+    if path.name.lower() == "config.json":
+        fallback = path.parent.name or (path.resolve().parent.name if path.exists() else "")
+    else:
+        fallback = path.stem
+    name = cfg.get("_name_or_path") or fallback or mt
     name = name if isinstance(name, str) else mt
     ident = "".join(c if c.isalnum() or c in "._-" else "-" for c in name.lower()).strip("-.") or mt
     base: dict[str, Any] = {

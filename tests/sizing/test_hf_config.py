@@ -117,3 +117,20 @@ def test_a_torch_dtype_aicap_does_not_read_is_refused(value: str) -> None:
     # it was read as bf16 without a word
     with pytest.raises(InputError, match=rf"torch_dtype '{value}' is not a format aicap reads; valid: float32, float16, bfloat16"):
         from_hf_config({**LLAMA_3_8B, "torch_dtype": value})
+
+
+def test_a_config_file_is_named_by_its_folder_if_config_json_else_by_its_own_name(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Every config in one folder took the folder's name ("cfg"), and a bare file name read from the working folder took its
+    # model_type: the same file had two ids depending on where aicap ran.
+    folder = tmp_path / "cfg"
+    folder.mkdir()
+    unnamed = {k: v for k, v in MIXTRAL.items() if k != "_name_or_path"}
+    for name in ("gptoss.json", "config.json"):
+        (folder / name).write_text(json.dumps(unnamed))
+    assert load_model_file(folder / "gptoss.json").id == "gptoss" and load_model_file(folder / "config.json").id == "cfg"
+    monkeypatch.chdir(folder)
+    assert load_model_file(Path("gptoss.json")).id == "gptoss" and load_model_file(Path("config.json")).id == "cfg"
+    assert load_model_file(Path("gptoss.json")).name == "gptoss"
+    named = folder / "named.json"
+    named.write_text(json.dumps({**unnamed, "_name_or_path": "mistralai/Mixtral-8x7B-v0.1"}))
+    assert load_model_file(named).id == "mistralai-mixtral-8x7b-v0.1"  # the config's own name first
