@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from aicap.cli.render import Format, FormatOpt, Table, View, emit
-from aicap.cli.state import catalogue, guarded
+from aicap.cli.state import catalogue, guarded, warn_shadowing
 
 models_app = typer.Typer(help="Model catalogue: list and show architectures with derived parameter counts.", no_args_is_help=True)
 hardware_app = typer.Typer(help="Device catalogue: accelerators and CPUs with datasheet figures and sources.", no_args_is_help=True)
@@ -53,7 +53,9 @@ def models_show(
     """Show one model: architecture, derived and published parameter counts, KV-cache bytes per token."""
     from aicap.sizing.perf.describe import describe_model
 
-    doc = describe_model(catalogue().model(model))
+    spec = catalogue().model(model)
+    warn_shadowing(model, spec)
+    doc = describe_model(spec)
     emit(View(doc, [_kv_table(f"Model {doc['id']}", doc)]), fmt)
 
 

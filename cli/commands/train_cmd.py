@@ -8,7 +8,7 @@ from typing import Annotated, Any
 import typer
 
 from aicap.cli.render import Format, FormatOpt, Table, View, cell, emit, flat_table
-from aicap.cli.state import catalogue, guarded, info, typed_flags
+from aicap.cli.state import catalogue, guarded, info, typed_flags, warn_shadowing
 
 _SUFFIX = {
     "": 1.0,
@@ -216,6 +216,7 @@ def register(app: typer.Typer) -> None:
 
         cat = catalogue()
         spec_model = cat.model(model)
+        warn_shadowing(model, spec_model)
         limit = getattr(spec_model, "max_context", None)
         if seq_len < 1:
             raise InputError(f"--seq-len {seq_len}: must be a positive number of tokens")

@@ -8,7 +8,18 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from aicap.cli.render import Format, FormatOpt, Table, View, emit, progress
-from aicap.cli.state import STATE, catalogue, check_engine, check_plot, check_workload_source, guarded, info, prompt_tokens, typed_flags
+from aicap.cli.state import (
+    STATE,
+    catalogue,
+    check_engine,
+    check_plot,
+    check_workload_source,
+    guarded,
+    info,
+    prompt_tokens,
+    typed_flags,
+    warn_shadowing,
+)
 from aicap.sizing.core.errors import InputError
 
 if TYPE_CHECKING:
@@ -101,6 +112,7 @@ def register(app: typer.Typer) -> None:
                                  "it does not size: choose one")  # fmt: skip
         cat = catalogue()
         if model is not None:
+            warn_shadowing(model, cat.model(model))
             fleet = build_fleet(model=model, rate=rate, input_tokens=prompt_tokens(ctx, input_tokens, cat.model(model), output_tokens), output_tokens=output_tokens, ttft_ms=ttft_ms,
                                 tpot_ms=tpot_ms, percentile=percentile, precision=precision, cloud=cloud, hardware=hardware,
                                 engine=engine, pricing=pricing)  # fmt: skip

@@ -28,6 +28,7 @@ from collections.abc import Mapping
 from typing import NamedTuple
 
 from aicap.sizing.core.dtypes import WeightDtype
+from aicap.sizing.core.errors import excerpt
 
 _FIXED: dict[str, WeightDtype] = {"fp8": "fp8", "fbgemm_fp8": "fp8", "mxfp4": "mxfp4"}
 _BY_BITS = frozenset({"awq", "awq_marlin", "gptq", "gptq_marlin", "auto-round", "intel/auto-round"})
@@ -66,8 +67,10 @@ def read_quantisation(cfg: Mapping[str, object]) -> Quantisation:
         the method where the format could not be named.
     """
     q = cfg.get("quantization_config", cfg.get("compression_config"))
-    if not isinstance(q, Mapping):
+    if q is None:
         return Quantisation(None, False, None)
+    if not isinstance(q, Mapping):  # "quantization_config": "awq" names a method but says nothing aicap can read
+        return Quantisation(None, False, excerpt(q))
     fmt = _format(q)
     skipped = q.get("modules_to_not_convert", q.get("ignore"))
     keeps = isinstance(skipped, list) and any(isinstance(m, str) and "*" in m and m.rstrip(".*").endswith("self_attn") for m in skipped)

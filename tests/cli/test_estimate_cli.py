@@ -416,6 +416,15 @@ def test_a_checkpoint_format_aicap_cannot_read_is_a_warning_not_a_silence(aicap,
     path.write_text(json.dumps(cfg))
     r = aicap("estimate", "-m", str(path), "--hardware", "h100-sxm")
     assert r.code == 0 and f"aicap: warning: {path}: quantization_config quant_method 'gptq', 3 bits is not one aicap reads" in r.stderr
+    # Every command that reads the model says so (models show, train and whatif were silent), and a quantization_config
+    # that is not a mapping ("awq") is unread too (it was ignored without a word)
+    for args in (("models", "show", str(path)), ("train", "-m", str(path), "--hardware", "h100-sxm", "--tokens", "1e8"),
+                 ("whatif", "-m", str(path), "--rate", "1"), ("simulate", "-m", str(path), "--hardware", "h100-sxm", "--rate", "1",
+                                                              "--requests", "100")):  # fmt: skip
+        told = aicap(*args, "-f", "json").stderr
+        assert told.count(f"aicap: warning: {path}: quantization_config quant_method 'gptq', 3 bits is not one aicap reads") == 1, args
+    path.write_text(json.dumps({**cfg, "quantization_config": "awq"}))
+    assert f"{path}: quantization_config quant_method 'awq' is not one aicap reads" in aicap("models", "show", str(path)).stderr
     cfg["quantization_config"]["bits"] = 4
     path.write_text(json.dumps(cfg))
     assert "warning" not in aicap("estimate", "-m", str(path), "--hardware", "h100-sxm").stderr
