@@ -190,9 +190,13 @@ def check_against_model(setup: TrainSetup, model: DecoderModel) -> None:
         raise InputError(f"pp {setup.pp} exceeds {model.id}'s {model.num_layers} layers")
     if setup.pp * setup.virtual_pipeline > model.num_layers:
         raise InputError(f"pp × virtual_pipeline ({setup.pp * setup.virtual_pipeline}) exceeds {model.id}'s {model.num_layers} layers")
-    if setup.ep > 1 and (model.moe is None or model.moe.num_experts % setup.ep):
-        experts = 1 if model.moe is None else model.moe.num_experts
-        raise InputError(f"ep {setup.ep} does not divide {model.id}'s {experts} expert(s)")
+    if setup.ep > 1 and model.moe is None:
+        raise InputError(f"ep {setup.ep}: expert parallelism shards a mixture-of-experts model's experts, and {model.id} is dense; "
+                         "drop ep (or give 1)")  # fmt: skip
+    if setup.ep > 1 and model.moe is not None and model.moe.num_experts % setup.ep:
+        experts = model.moe.num_experts
+        raise InputError(f"ep {setup.ep} does not divide {model.id}'s {experts} experts; "
+                         f"valid ep: {', '.join(str(e) for e in _divisors(experts) if e <= 256)}")  # fmt: skip
     if setup.seq_len % setup.cp:
         raise InputError(f"cp {setup.cp} does not divide seq_len {setup.seq_len}")
     check_lora_rank(setup.method, setup.lora_rank, model)

@@ -472,3 +472,9 @@ def test_a_search_held_back_by_max_devices_says_so(aicap: Any) -> None:
               "--global-batch-tokens", "1B")  # fmt: skip
     assert r.code == 3 and "at most 64 devices within --max-devices 100: raise --max-devices" in r.stderr
     assert "spans machines" not in r.stderr and "raise --global-batch-tokens" not in r.stderr
+
+
+def test_expert_parallelism_on_a_dense_model_says_it_is_dense(aicap: Any) -> None:
+    # "ep 2 does not divide llama-3.1-8b's 1 expert(s)": a dense model has no experts to divide
+    r = aicap("train", "-m", "llama-3.1-8b", "--hardware", "h100-sxm", "--devices", "8", "--ep", "2")
+    assert r.code == 2 and "expert parallelism shards a mixture-of-experts model's experts, and llama-3.1-8b is dense" in r.stderr
