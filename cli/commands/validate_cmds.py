@@ -105,7 +105,7 @@ def register(app: typer.Typer) -> None:
     @app.command("validate")
     @guarded
     def validate_cmd(
-        cases: Annotated[Path | None, typer.Argument(help="Cases file (YAML or CSV); default: the public cases shipped with aicap.")] = None,
+        cases: Annotated[Path | None, typer.Argument(help="Cases file: a YAML list of cases, or a CSV with one row per measured metric (`aicap schema cases`, `aicap calibrate --help`); default: the public cases shipped with aicap.")] = None,
         case_set: Annotated[str, typer.Option("--set", help="Shipped cases to score without a file: published (no load), server (under load: simulated), all, or training (training and fine-tuning runs).")] = "published",
         write_bands: Annotated[Path | None, typer.Option("--write-bands", help="Write the error bands (p90 per metric class, of the shipped cases without load and under load) to this YAML file.")] = None,
         write_factors: Annotated[Path | None, typer.Option("--write-factors", help="With --set training: refit the training factors and write the factors file here.")] = None,
@@ -220,7 +220,7 @@ def register(app: typer.Typer) -> None:
     @app.command("calibrate")
     @guarded
     def calibrate_cmd(
-        measurements: Annotated[Path, typer.Argument(help="Your benchmark results: a YAML or CSV file shaped like the cases file.")],
+        measurements: Annotated[Path, typer.Argument(help="Your benchmark results: a YAML list of cases, or a CSV with one row per measured metric (columns id, model, hardware, kind, metric, value and the setup: devices, tp, weights_dtype, input_tokens, output_tokens, batch, ...; `aicap schema cases`).")],
         output: Annotated[Path, typer.Option("--output", "-o", help="Overlay file to write (use it with --catalog).")] = Path("aicap-efficiency.yaml"),
         fmt: FormatOpt = Format.table,
     ) -> None:  # fmt: skip

@@ -275,6 +275,14 @@ def _cases_from_csv(path: Path) -> list[dict[str, Any]]:
     rows: dict[str, tuple[int, dict[str, Any]]] = {}
     try:
         reader = csv.DictReader(read_text(path).splitlines())
+        missing = [c for c in ("id", "metric", "value") if c not in (reader.fieldnames or [])]
+        if missing:  # a wide table (one column per metric) is the natural first guess: say what the format is
+            metrics = sorted(set(reader.fieldnames or []) & set(METRICS))
+            wide = f" ({', '.join(metrics[:3])}: a column per metric)" if metrics else ""
+            raise InputError(f"{path}:1: the header lacks {', '.join(repr(c) for c in missing)}{wide}: a CSV of measurements has one "
+                             "row per measured metric: columns id, model, hardware, kind, metric and value, and the setup (devices, tp, "
+                             "weights_dtype, input_tokens, output_tokens, batch, ...), which a case's rows share; `aicap schema "
+                             "cases` lists every field")  # fmt: skip
         for n, row in enumerate(reader, start=2):
             if None in row or None in row.values():
                 raise InputError(f"{path}:{n}: row has {'more' if None in row else 'fewer'} fields than the header")

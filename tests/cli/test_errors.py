@@ -1223,3 +1223,15 @@ def test_validate_says_what_it_did_not_score_and_refuses_an_empty_file(aicap, tm
 def test_a_long_list_of_choices_says_how_many_more_and_where_to_see_them(aicap) -> None:
     line = one_error_line(aicap("estimate", "-m", "llama-9b", "--hardware", "h100-sxm"))
     assert "did you mean" in line and line.endswith("more: aicap models list)")
+
+
+def test_a_wide_csv_of_measurements_is_told_the_long_format(aicap, tmp_path: Path) -> None:
+    # "each row needs a 'metric' name and a numeric 'value'" for a table with a column per metric, the format documented nowhere
+    wide = tmp_path / "wide.csv"
+    wide.write_text("id,model,hardware,kind,output_tok_s_total,ttft_ms_mean\nr1,llama-3.1-8b,h100-sxm,offline_throughput,900,50\n")
+    line = one_error_line(aicap("validate", str(wide)))
+    assert line.startswith(f"aicap: error: {wide}:1: the header lacks 'metric', 'value' (output_tok_s_total, ttft_ms_mean: a column "
+                           "per metric): a CSV of measurements has one row per measured metric")  # fmt: skip
+    assert "`aicap schema cases` lists every field" in line and one_error_line(aicap("calibrate", str(wide))) == line
+    schema = json.loads(aicap("schema", "cases").stdout)
+    assert {"id", "model", "hardware", "kind", "metrics"} <= set(schema["required"])
