@@ -272,6 +272,16 @@ def check_engine(engine: str | None) -> None:
         raise InputError(f"--engine {excerpt(engine)}: {did_you_mean(engine, valid)}valid engines: {', '.join(valid)}")
 
 
+def check_hardware(values: str | None, flag: str = "--hardware") -> None:
+    """Refuse a device id of a comma-separated flag that the catalogue lacks, naming the flag (not the fleet file beside it)."""
+    from aicap.sizing.core.errors import InputError, did_you_mean, excerpt
+
+    valid = sorted(catalogue().devices)
+    for value in (v.strip() for v in (values or "").split(",") if v.strip()):
+        if value not in valid:
+            raise InputError(f"{flag} {excerpt(value)}: {did_you_mean(value, valid)}valid hardware ids: {', '.join(valid)}")
+
+
 def catalogue() -> Catalogue:
     """Load the catalogues with ``--catalog`` and ``AICAP_CATALOG`` overlays; report overrides."""
     from aicap.hardware_db import catalogue_dirs_from_env, load_catalogue

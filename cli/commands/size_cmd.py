@@ -14,6 +14,7 @@ from aicap.cli.state import (
     STATE,
     catalogue,
     check_engine,
+    check_hardware,
     check_plot,
     check_tpot_target,
     check_workload_source,
@@ -313,6 +314,8 @@ def register(app: typer.Typer) -> None:
                                  f"redirect the output: -f {shown} > {output}")  # fmt: skip
         check_plot(plot)
         check_engine(engine)
+        for named, devices in (("--hardware", hardware), ("--prefill-hardware", prefill_hardware), ("--decode-hardware", decode_hardware)):
+            check_hardware(devices, named)
         if seed < 0:
             raise InputError(f"--seed {seed}: must be >= 0")
         if typed_flags(ctx, "seed") and not verify:  # the static sizer draws nothing: a seed that changes nothing is a mistake to name

@@ -12,6 +12,7 @@ from aicap.cli.state import (
     STATE,
     catalogue,
     check_engine,
+    check_hardware,
     check_plot,
     check_workload_source,
     guarded,
@@ -103,6 +104,7 @@ def register(app: typer.Typer) -> None:
         check_workload_source(ctx, model, fleet_file)
         check_plot(plot)
         check_engine(engine)
+        check_hardware(hardware)
         if model is not None and rate is None:
             raise InputError("--rate is required with --model (requests per second)")
         if buy_vs_rent:
@@ -142,8 +144,8 @@ def register(app: typer.Typer) -> None:
             if idle:
                 info(f"aicap: left out {', '.join(idle)}: no workload of this fleet has it to change")
                 changes = [c for c in changes if c.name not in idle]
-        changes += [Change(f"student {s}", "student", cat.model(s).id) for s in student or []]
-        changes = with_acceptance(changes, draft_model and cat.model(draft_model).id, acceptance)
+        changes += [Change(f"student {s}", "student", _model_of(cat, s, "--student").id) for s in student or []]
+        changes = with_acceptance(changes, draft_model and _model_of(cat, draft_model, "--draft-model").id, acceptance)
         if plot is not None and not pareto:
             raise InputError("--plot draws the fronts of --pareto: add --pareto")
         if pareto:
@@ -152,3 +154,13 @@ def register(app: typer.Typer) -> None:
         with progress(len(changes) + 1, "sizing alternatives", enabled=not STATE.quiet) as tick:
             result = whatif(fleet, cat, changes, quality_figures(), on_done=tick)
         emit(whatif_view(result), fmt)
+
+
+def _model_of(cat: CatalogueLike, ref: str, flag: str) -> Any:
+    """The model ``ref`` names; an unknown one is an input error naming ``flag`` (the fleet's own models are named elsewhere)."""
+    from aicap.sizing.core.errors import UnknownIdError
+
+    try:
+        return cat.model(ref)
+    except UnknownIdError as exc:
+        raise InputError(f"{flag}: {exc}") from None

@@ -1235,3 +1235,17 @@ def test_a_wide_csv_of_measurements_is_told_the_long_format(aicap, tmp_path: Pat
     assert "`aicap schema cases` lists every field" in line and one_error_line(aicap("calibrate", str(wide))) == line
     schema = json.loads(aicap("schema", "cases").stdout)
     assert {"id", "model", "hardware", "kind", "metrics"} <= set(schema["required"])
+
+
+@pytest.mark.parametrize(("args", "start"), [
+    (("size", "{fleet}", "--hardware", "l4,h100"), "aicap: error: --hardware 'h100': did you mean h100-sxm"),
+    (("whatif", "{fleet}", "--hardware", "h100"), "aicap: error: --hardware 'h100': did you mean h100-sxm"),
+    (("whatif", "{fleet}", "--student", "nope"), "aicap: error: --student: unknown model 'nope'"),
+    (("whatif", "{fleet}", "--draft-model", "nope"), "aicap: error: --draft-model: unknown model 'nope'"),
+])  # fmt: skip
+def test_a_bad_id_in_a_flag_beside_a_fleet_file_names_the_flag(aicap, tmp_path: Path, args: tuple[str, ...], start: str) -> None:
+    # "small.yaml: unknown hardware 'h100'" blamed the file for the flag's value; --student's unknown model named no flag
+    fleet = tmp_path / "small.yaml"
+    fleet.write_text("workloads:\n  - {name: chat, model: llama-3.1-8b, requests_per_s: 2, input_tokens: 500, output_tokens: 100}\n")
+    line = one_error_line(aicap(*(a.format(fleet=fleet) for a in args)))
+    assert line.startswith(start), line
