@@ -166,7 +166,9 @@ class CatalogueRef(_Doc):
     """Which catalogue and prices the plan was made with."""
 
     version: str
-    price_dates: tuple[str, str] = Field(strict=False)  # a JSON array; its items stay strict strings
+    price_dates: tuple[str, str] = Field(  # a JSON array; its items stay strict strings
+        strict=False, description="the earliest and the latest price date of the instance types bought (one date twice if they share it)"
+    )
     pricing: str
 
     @classmethod
