@@ -192,7 +192,7 @@ def period_plan_view(plan: PeriodPlan) -> View:
     csv = Table("Plan by hour", ["hour", "usd_per_hour", "workload", "demand_requests_per_s", "capacity_requests_per_s", "deployment",
                                  "instance_type", "hardware", "replicas", "workload_usd_per_month", "price_date",
                                  *(f"{m}_instances" for m in plan.pricing_models)], csv_rows)  # fmt: skip
-    return View(plan.to_dict(), tables, notes=list(plan.warnings), csv=csv)
+    return View(plan.to_dict(), tables, notes=[f"note: {w}" for w in plan.warnings], csv=csv)
 
 
 def _warn_shadowing(fleet: Fleet, cat: CatalogueLike) -> None:
