@@ -203,7 +203,7 @@ class ValidationReport:
 
 def _stats(v: list[float]) -> dict[str, float]:
     a = np.asarray(v)
-    return {"n": float(a.size), "median": float(np.median(a)), "p90": float(np.percentile(a, 90)), "max": float(a.max())}
+    return {"n": int(a.size), "median": float(np.median(a)), "p90": float(np.percentile(a, 90)), "max": float(a.max())}
 
 
 CASE_SETS = {"published": "published_cases.yaml", "server": "server_cases.yaml"}
