@@ -6,7 +6,7 @@ optimises within them.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, model_validator
 
@@ -43,7 +43,9 @@ class Constraints(BaseModel):
     regions: list[str] | None = None
     instance_families: list[str] | None = None
     hardware: list[str] | None = None
-    availability: dict[str, int] = Field(default_factory=dict, description="instance name -> most instances available")
+    availability: dict[str, Annotated[int, Field(ge=0)]] = Field(
+        default_factory=dict, description="instance name -> most instances available"
+    )
     max_instances_per_type: int = Field(
         256,
         ge=1,
@@ -82,9 +84,6 @@ class Constraints(BaseModel):
 
     @model_validator(mode="after")
     def _caps_non_negative(self) -> Constraints:
-        for name, cap in self.availability.items():
-            if cap < 0:
-                raise ValueError(f"availability cap of {name} must be >= 0")
         if isinstance(self.pricing, list) and not self.pricing:
             raise ValueError("pricing: list at least one pricing model")
         for name in ("clouds", "regions", "instance_families", "hardware"):

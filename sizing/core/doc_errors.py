@@ -77,25 +77,31 @@ def format_loc(loc: Sequence[int | str]) -> str:
     return out
 
 
-def line_of(text: str, loc: Sequence[int | str]) -> int | None:
-    """Return the 1-based line of the value at ``loc`` in YAML (or JSON) ``text``, or ``None``."""
+def line_of(text: str, loc: Sequence[int | str], *, key: bool = False) -> int | None:
+    """Return the 1-based line of the value at ``loc`` in YAML (or JSON) ``text``, or ``None``.
+
+    ``key``: the line of the last key of ``loc`` itself (an unknown field: where its name is, not the block it holds,
+    which starts a line further down).
+    """
     try:
         check_yaml_shape("", text)
         node = yaml.compose(text, Loader=SAFE_LOADER)
     except (yaml.YAMLError, InputError, RecursionError):
         return None
     line = None if node is None else node.start_mark.line + 1
-    for part in loc:
+    for n, part in enumerate(loc):
+        mark = None
         if isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value):
             node = node.value[part]
         elif isinstance(node, yaml.MappingNode):
-            match = [v for k, v in node.value if getattr(k, "value", None) == part]
+            match = [(k, v) for k, v in node.value if getattr(k, "value", None) == part]
             if not match:
                 continue
-            node = match[0]
+            mark = match[0][0].start_mark if key and n == len(loc) - 1 else None
+            node = match[0][1]
         else:
             continue
-        line = node.start_mark.line + 1
+        line = (mark or node.start_mark).line + 1
     return line
 
 
@@ -207,7 +213,7 @@ def describe_validation_error(exc: ValidationError, where: str, text: str | None
     if err["type"] == "missing":
         err = _misspelt(exc, err)
     loc = (*prefix, *err["loc"])
-    line = line_of(text, loc) if text is not None else None
+    line = line_of(text, loc, key=err["type"] == "extra_forbidden") if text is not None else None
     place = f"{where}:{line}" if line else where
     field = format_loc(loc) or "document"
     msg = one_line(err["msg"].removeprefix("Value error, "), 600)

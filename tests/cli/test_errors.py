@@ -1249,3 +1249,17 @@ def test_a_bad_id_in_a_flag_beside_a_fleet_file_names_the_flag(aicap, tmp_path: 
     fleet.write_text("workloads:\n  - {name: chat, model: llama-3.1-8b, requests_per_s: 2, input_tokens: 500, output_tokens: 100}\n")
     line = one_error_line(aicap(*(a.format(fleet=fleet) for a in args)))
     assert line.startswith(start), line
+
+
+@pytest.mark.parametrize(("text", "line", "needle"), [
+    ("workloads:\n  - {name: chat, model: llama-3.1-8b, requests_per_s: 2}\nconstraint:\n  clouds: [aws]\n", 3,
+     "constraint: unknown field; did you mean 'constraints'?"),  # the key's line, not its block's first line (was 4)
+    ("workload:\n  - name: chat\n    model: llama-3.1-8b\n", 1, "workload: unknown field; did you mean 'workloads'?"),
+    ("workloads:\n  - {name: chat, model: llama-3.1-8b, requests_per_s: 2}\nconstraints:\n  clouds: [aws]\n"
+     "  availability: {g6e.xlarge: -1}\n", 5, "constraints.availability.g6e.xlarge: Input should be greater than or equal to 0"),
+])  # fmt: skip
+def test_a_fleet_error_is_placed_at_the_line_the_user_fixes(aicap, tmp_path: Path, text: str, line: int, needle: str) -> None:
+    fleet = tmp_path / "fleet.yaml"
+    fleet.write_text(text)
+    got = one_error_line(aicap("size", str(fleet)))
+    assert got.startswith(f"aicap: error: {fleet}:{line}: {needle}"), got
