@@ -26,6 +26,7 @@ from typing import Any
 from pydantic import TypeAdapter, ValidationError
 
 from aicap.sizing.core.checkpoint import checkpoint_bytes
+from aicap.sizing.core.doc_errors import line_of
 from aicap.sizing.core.documents import describe_validation_error, first_error, load_json, load_yaml, read_text, validate
 from aicap.sizing.core.errors import InputError, excerpt
 from aicap.sizing.core.hf_fields import (
@@ -97,7 +98,10 @@ def load_model_file(path: Path) -> AnyModel:
         cfg = load_json(path, text)
         if not isinstance(cfg, dict):
             raise InputError(f"{path}:1: expected a JSON object (a Hugging Face config.json), got {_kind(cfg)}")
-        spec = from_hf_config(cfg, source=str(path))
+        try:
+            spec = from_hf_config(cfg, source=str(path))
+        except InputError as exc:
+            raise InputError(_placed(str(exc), str(path), text, cfg)) from None
         size = checkpoint_bytes(path.parent)
         if size:
             _check_checkpoint(spec, size, path.parent)
@@ -171,6 +175,22 @@ def _kind(value: Any) -> str:
 #: src/transformers/models/gemma3/configuration_gemma3.py @ 008f5c8c29be84d4721dc6d1e0fcd72300580be4: vocab_size=262_208,
 #: max_position_embeddings=131_072; google/gemma-3-27b-it config.json gives neither).
 GEMMA3_TEXT_DEFAULTS = {"vocab_size": 262208, "max_position_embeddings": 131072}
+
+
+def _placed(message: str, source: str, text: str, cfg: dict[str, Any]) -> str:
+    """``message`` (``SOURCE: key: ...``) with the line of the config key it names: ``SOURCE:9: hidden_size: ...``.
+
+    Keys of a wrapped config's ``text_config`` (Gemma 3, Llama 4) are looked up there; a message naming no key of the
+    config is returned as it is.
+    """
+    head = f"{source}: "
+    if not message.startswith(head):
+        return message
+    key = message[len(head) :].split(":", 1)[0].split(" ", 1)[0]
+    text_config = cfg.get("text_config")
+    loc: tuple[str, ...] = (key,) if key in cfg else ("text_config", key) if isinstance(text_config, dict) and key in text_config else ()
+    line = line_of(text, loc) if loc else None
+    return f"{source}:{line}: {message[len(head) :]}" if line else message
 
 
 def from_hf_config(cfg: dict[str, Any], source: str = "config.json") -> AnyModel:

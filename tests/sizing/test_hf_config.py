@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import struct
 from pathlib import Path
 
@@ -134,3 +135,17 @@ def test_a_config_file_is_named_by_its_folder_if_config_json_else_by_its_own_nam
     named = folder / "named.json"
     named.write_text(json.dumps({**unnamed, "_name_or_path": "mistralai/Mixtral-8x7B-v0.1"}))
     assert load_model_file(named).id == "mistralai-mixtral-8x7b-v0.1"  # the config's own name first
+
+
+def test_a_bad_config_value_is_placed_at_its_line(tmp_path: Path) -> None:
+    # "b.json: hidden_size: expected an integer" named no line, where a fleet or model YAML names one
+    path = tmp_path / "bad.json"
+    path.write_text(json.dumps({**MIXTRAL, "hidden_size": "4096"}, indent=2))
+    line = next(k for k, text in enumerate(path.read_text().splitlines(), start=1) if '"hidden_size"' in text)
+    with pytest.raises(InputError, match=rf"^{re.escape(str(path))}:{line}: hidden_size: expected an integer, got '4096'$"):
+        load_model_file(path)
+    path.write_text(json.dumps({"model_type": "gemma3", "text_config": {**MIXTRAL, "model_type": "gemma3_text", "num_hidden_layers": 0}},
+                               indent=2))  # fmt: skip
+    line = next(k for k, text in enumerate(path.read_text().splitlines(), start=1) if '"num_hidden_layers"' in text)
+    with pytest.raises(InputError, match=rf"^{re.escape(str(path))}:{line}: num_hidden_layers: expected a positive integer"):
+        load_model_file(path)
