@@ -210,12 +210,19 @@ def describe_validation_error(exc: ValidationError, where: str, text: str | None
     or the valid ones.
     """
     err = first_error(exc)
+    paired = 0  # errors the reported one stands for beside itself (a misspelling for its missing field; missing siblings)
     if err["type"] == "missing":
-        err = _misspelt(exc, err)
+        misspelt = _misspelt(exc, err)
+        paired, err = int(misspelt is not err), misspelt
     loc = (*prefix, *err["loc"])
-    line = line_of(text, loc, key=err["type"] == "extra_forbidden") if text is not None else None
+    at = (*loc, str((err.get("ctx") or {}).get("discriminator", "")).strip("'")) if err["type"] == "union_tag_invalid" else loc
+    line = line_of(text, at, key=err["type"] in {"extra_forbidden", "union_tag_invalid"}) if text is not None else None
     place = f"{where}:{line}" if line else where
     field = format_loc(loc) or "document"
+    # Every required field the same mapping lacks, at once (one run per missing field made a hand-written file slow going).
+    missing = [e for e in exc.errors(include_url=False) if e["type"] == "missing" and tuple(e["loc"][:-1]) == tuple(err["loc"][:-1])]
+    if err["type"] == "missing" and len(missing) > 1:
+        field, paired = ", ".join(format_loc((*prefix, *e["loc"])) for e in missing), len(missing) - 1
     msg = one_line(err["msg"].removeprefix("Value error, "), 600)
     if err["loc"] and err["loc"][-1] == "[key]":
         msg = f"not a valid key: {msg}"
@@ -224,7 +231,7 @@ def describe_validation_error(exc: ValidationError, where: str, text: str | None
     if err["type"] == "extra_forbidden":
         msg = unknown_field(model, err["loc"])
     elif err["type"] == "missing":
-        msg = "required field is missing"
+        msg = "required field is missing" if len(missing) < 2 else "required fields are missing"
     elif err["type"] == "union_tag_invalid":  # pydantic's message quotes the whole tag value
         field = ".".join(p for p in (format_loc(loc), str(ctx.get("discriminator", "")).strip("'")) if p)
         msg, got = f"must be one of {ctx.get('expected_tags', '')}", ctx.get("tag")
@@ -232,7 +239,7 @@ def describe_validation_error(exc: ValidationError, where: str, text: str | None
     if err["type"] == "value_error" and isinstance(got, BaseModel | dict):  # a check across fields: its message has the values
         quiet = True
     shown = "" if quiet else f", got {excerpt(got)}"
-    more = len(_problems(exc)) - 1
+    more = len(_problems(exc)) - 1 - paired
     tail = f" (and {more} more error{'s' if more > 1 else ''})" if more else ""
     if field == "document" and err["type"] == "value_error":
         return f"{place}: {msg}{shown}{tail}"

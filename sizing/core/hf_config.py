@@ -117,7 +117,9 @@ def load_model_file(path: Path) -> AnyModel:
         except ValidationError as exc:  # name the field where the document has it: under `architecture`, not flattened
             arch = doc.get("architecture")
             field = next((p for p in first_error(exc)["loc"] if p not in ("decoder", "encoder", "generic")), None)
-            prefix = ("architecture",) if isinstance(arch, dict) and field in arch else ()
+            # under `architecture` where it is there (it wins over the top level) or belongs there (missing, misspelt)
+            under = isinstance(arch, dict) and field is not None and (field in arch or field not in _SHOW_TOP)
+            prefix = ("architecture",) if under else ()
             raise InputError(describe_validation_error(exc, str(path), text, prefix)) from None
     if "kind" not in doc:
         hint = " (this looks like a fleet file)" if "workloads" in doc else ""
@@ -125,13 +127,16 @@ def load_model_file(path: Path) -> AnyModel:
     return validate(_MODEL, doc, str(path), text)
 
 
+#: The fields of a ``models show`` document at its top level; the model's other fields are under ``architecture``.
+_SHOW_TOP = ("id", "name", "kind", "family", "source", "published_params_source", "notes", "checkpoint_bytes", "checkpoint_dtype",
+             "native_dtype", "flops_per_item", "item")  # fmt: skip
+
+
 def from_show_document(doc: dict[str, Any]) -> dict[str, Any]:
     """The model spec fields of an ``aicap models show -f yaml|json`` document (its ``architecture`` flattened)."""
     raw_params = doc.get("params")
     params: dict[str, Any] = raw_params if isinstance(raw_params, dict) else {}
-    keys = ("id", "name", "kind", "family", "source", "published_params_source", "notes", "checkpoint_bytes", "checkpoint_dtype",
-            "native_dtype", "flops_per_item", "item")  # fmt: skip
-    spec: dict[str, Any] = {k: doc[k] for k in keys if k in doc}
+    spec: dict[str, Any] = {k: doc[k] for k in _SHOW_TOP if k in doc}
     if params.get("published") is not None:
         spec["published_params"] = params["published"]
     if params.get("published_active") is not None:

@@ -530,7 +530,7 @@ def test_good_case_file_scores(aicap, tmp_path: Path) -> None:
         ("id,model,hardware,kind,metric,value\nc1,llama-3-8b,h100-sxm,single_stream,single_stream_tok_s,nan\n",
          "cases.csv:2: metrics.single_stream_tok_s: Input should be a finite number"),
         ("id,model,hardware,kind,metric,value\nc1,llama-3-8b,h100-sxm,single_stream,single_stream_tok_s\n", "fewer fields than the header"),
-        ("model,hardware,kind,metric,value\nllama-3-8b,h100-sxm,single_stream,single_stream_tok_s,1\n", "each row needs a case 'id'"),
+        ("model,hardware,kind,metric,value\nllama-3-8b,h100-sxm,single_stream,single_stream_tok_s,1\n", "the header lacks 'id'"),
         ("id,model,hardware,kind,metric,value\nc1,llama-3-8b,h100-sxm,single_stream,single_stream_tok_s,1,extra\n", "more fields than"),
     ],
 )  # fmt: skip
@@ -1128,9 +1128,9 @@ def test_a_plan_missing_a_required_field_says_which(aicap, tmp_path: Path, plan_
          "workloads[0].slo.ttft: unknown field; did you mean 'ttft_ms'?"),
         # a required key misspelt: named at its line, not "model: required field is missing" at the workload's
         ("workloads:\n  - name: a\n    modle: llama-3.1-8b\n    requests_per_s: 1\n",
-         "f.yaml:3: workloads[0].modle: unknown field; did you mean 'model'? (and 1 more error)"),
+         "f.yaml:3: workloads[0].modle: unknown field; did you mean 'model'?"),  # and the missing model is the same problem
         ("workloads:\n  - name: a\n    colour: red\n    modle: llama-3.1-8b\n    requests_per_s: 1\n",  # the key like it
-         "f.yaml:4: workloads[0].modle: unknown field; did you mean 'model'? (and 2 more errors)"),
+         "f.yaml:4: workloads[0].modle: unknown field; did you mean 'model'? (and 1 more error)"),
         ("workloads:\n  - name: a\n    colour: red\n    requests_per_s: 1\n",  # no key like it: the missing one
          "workloads[0].model: required field is missing (and 1 more error)"),
         ("workloads: [{name: a, model: bge-large-en, requests_per_s: 1}]\n",  # an encoder's context is under the default

@@ -193,3 +193,21 @@ def test_a_qwen_moe_config_s_sparse_step_makes_the_other_layers_dense() -> None:
     assert from_hf_config(qwen2).moe.dense_layers == 36  # type: ignore[union-attr]
     with pytest.raises(InputError, match="decoder_sparse_step: expected a positive integer, got 0"):
         from_hf_config({**QWEN3_30B_A3B, "decoder_sparse_step": 0})
+
+
+def test_a_model_document_s_errors_name_the_field_where_the_file_has_it(aicap: Any, tmp_path: Path) -> None:
+    # num_layerz under architecture was reported at line 1 without its block, "(and 1 more error)" for the num_layers it
+    # misspells; a hand-written file learnt its missing fields one run at a time; a misspelt kind was placed at line 1.
+    doc = aicap("models", "show", "llama-3.1-8b", "-f", "yaml").stdout
+    bad = tmp_path / "m.yaml"
+    bad.write_text(doc.replace("  num_layers: 32", "  num_layerz: 32", 1))
+    line = next(n for n, text in enumerate(bad.read_text().splitlines(), 1) if "num_layerz" in text)
+    r = aicap("models", "show", str(bad))
+    assert r.code == 2 and r.stderr.startswith(f"aicap: error: {bad}:{line}: architecture.num_layerz: unknown field")
+    assert "more" not in r.stderr
+    tiny = tmp_path / "tiny.yaml"
+    tiny.write_text("id: tiny\nkind: decoder\nfamily: llama\narchitecture:\n  hidden_size: 512\n  num_layers: 2\n  num_heads: 8\n"
+                    "  intermediate_size: 1024\n  vocab_size: 1000\n  max_context: 2048\n")  # fmt: skip
+    assert aicap("models", "show", str(tiny)).stderr == f"aicap: error: {tiny}:1: name, source: required fields are missing\n"
+    tiny.write_text(tiny.read_text().replace("kind: decoder", "kind: decodr"))
+    assert aicap("models", "show", str(tiny)).stderr.startswith(f"aicap: error: {tiny}:2: kind: must be one of")
