@@ -117,6 +117,8 @@ def check_writable(path: Path, flag: str, inputs: Sequence[Path | None] = ()) ->
         When ``path`` is a directory, or its folder does not exist or is not writable, or it is one of ``inputs``
         (the same file by any name), naming the flag.
     """
+    if str(path) == "-":  # standard output is where results go already: a file named "-" is never what was meant
+        raise InputError(f"{flag} -: give a file name (results print on standard output; -f json prints the document there)")
     for given in inputs:
         if given is not None and path.exists() and given.exists() and os.path.samefile(path, given):
             raise InputError(f"{flag} {path}: is the input {given}; writing there would replace it: give another file")

@@ -46,8 +46,8 @@ def aicap(monkeypatch: pytest.MonkeyPatch):
     monkeypatch.delenv("AICAP_CATALOG", raising=False)
     runner = CliRunner()
 
-    def run(*args: str, env: dict[str, str] | None = None) -> Run:
-        r = runner.invoke(app, list(args), env=env)
+    def run(*args: str, env: dict[str, str] | None = None, stdin: str | None = None) -> Run:
+        r = runner.invoke(app, list(args), env=env, input=stdin)
         if r.exception is not None and not isinstance(r.exception, SystemExit):
             raise r.exception
         return Run(r.exit_code, r.stdout, r.stderr)

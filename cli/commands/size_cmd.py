@@ -252,7 +252,7 @@ def register(app: typer.Typer) -> None:
     @guarded
     def size_cmd(
         ctx: typer.Context,
-        fleet_file: Annotated[Path | None, typer.Argument(metavar="[FLEET.yaml]", help="Fleet file; omit it (and --model) for the built-in example.")] = None,
+        fleet_file: Annotated[Path | None, typer.Argument(metavar="[FLEET.yaml]", help="Fleet file (`-` reads standard input); omit it (and --model) for the built-in example.")] = None,
         model: Annotated[str | None, typer.Option("--model", "-m", help="Size one workload of this model instead of a fleet file.")] = None,
         rate: Annotated[float | None, typer.Option("--rate", help="Requests per second, at least 1e-5 (one-workload mode; optional with --objective throughput).")] = None,
         input_tokens: Annotated[int, typer.Option("--input-tokens", help="Prompt tokens of each request: throughput, tail latency and memory are sized for this length (a fleet file takes a histogram of lengths). Left at the default, a model whose context is shorter reads what its context holds (an encoder its max context, a decoder what the output leaves).")] = 1024,

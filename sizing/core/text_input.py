@@ -7,6 +7,7 @@ helpers the YAML and JSON readers share.
 from __future__ import annotations
 
 import math
+import sys
 from pathlib import Path
 
 from aicap.sizing.core.errors import InputError, excerpt
@@ -28,7 +29,7 @@ def read_text(path: Path, limit: int = MAX_DOCUMENT_BYTES) -> str:
     Parameters
     ----------
     path
-        File to read.
+        File to read; ``-`` reads standard input.
     limit
         Largest size accepted, in bytes (default :data:`MAX_DOCUMENT_BYTES`, 16 MiB).
 
@@ -42,6 +43,11 @@ def read_text(path: Path, limit: int = MAX_DOCUMENT_BYTES) -> str:
     InputError
         For a missing, unreadable, oversized or non-UTF-8 file, naming the path and the reason.
     """
+    if str(path) == "-":  # standard input, as shell tools read it (`... | aicap size -`)
+        data = sys.stdin.buffer.read(limit + 1)
+        if len(data) > limit:
+            raise InputError(f"-: standard input holds more than the {_mib(limit)} limit for an input document")
+        return _decode(path, data)
     try:
         size = path.stat().st_size
         if size > limit:
@@ -60,6 +66,11 @@ def read_text(path: Path, limit: int = MAX_DOCUMENT_BYTES) -> str:
         raise InputError(f"{excerpt(str(path))}: not a valid file path") from None
     if len(data) > limit:  # a pipe or device file that reports no size
         raise InputError(f"{path}: more than the {_mib(limit)} limit for an input document")
+    return _decode(path, data)
+
+
+def _decode(path: Path, data: bytes) -> str:
+    """``data`` as UTF-8 text without a byte-order mark; an error names ``path`` and the line of the first bad byte."""
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:

@@ -392,3 +392,16 @@ def test_output_over_the_input_fleet_is_refused_before_sizing(aicap, tmp_path: P
         r = aicap("size", str(fleet), "-o", str(target))
         assert r.code == 2 and f"--output {target}: is the input {fleet}; writing there would replace it" in r.stderr, r.stderr
     assert fleet.read_text() == text
+
+
+def test_a_fleet_on_standard_input_is_read_with_a_dash(aicap, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    # `cat fleet.yaml | aicap size -` said "-: no such file"; `-o -` wrote a file named "-"
+    text = "workloads:\n  - {name: chat, model: llama-3.1-8b, requests_per_s: 2, input_tokens: 500, output_tokens: 100}\n"
+    fleet = tmp_path / "fleet.yaml"
+    fleet.write_text(text)
+    piped = aicap("size", "-", "-f", "json", stdin=text)
+    assert piped.code == 0, piped.stderr
+    assert piped.json()["totals"] == aicap("size", str(fleet), "-f", "json").json()["totals"]
+    monkeypatch.chdir(tmp_path)
+    r = aicap("size", str(fleet), "-o", "-")
+    assert r.code == 2 and "--output -: give a file name" in r.stderr and not (tmp_path / "-").exists()
