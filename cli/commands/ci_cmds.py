@@ -72,6 +72,8 @@ def _shown(value: object) -> str | None:
         return ", ".join(f"{k}: {v}" for k, v in value.items())
     if isinstance(value, list):
         return ", ".join(str(v) for v in value)
+    if isinstance(value, float) and value.is_integer():  # a threshold of 150000.0 dollars reads 150000
+        return str(int(value))
     return None if value is None else str(value)
 
 

@@ -55,8 +55,8 @@ def _month(d: PlanDeployment, hours: float) -> float:
 def _unit_price(w: PlanWorkload) -> float | str | None:
     """The ``$/1M out tok`` cell: per output token, or an encoder's per request (it emits no tokens; a prefill pool shows none)."""
     if w.usd_per_million_output_tokens is not None or w.disaggregated_role is not None or w.usd_per_million_requests is None:
-        return w.usd_per_million_output_tokens
-    return f"{w.usd_per_million_requests:g} per 1M requests"
+        return None if w.usd_per_million_output_tokens is None else Cents(w.usd_per_million_output_tokens)  # 3.00, not 3
+    return f"{w.usd_per_million_requests:,.2f} per 1M requests"
 
 
 def plan_view(plan: Plan) -> View:
