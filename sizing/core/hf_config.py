@@ -49,6 +49,8 @@ SUPPORTED = (
 )  # fmt: skip
 #: Multimodal configs whose text decoder sits under ``text_config``.
 _WRAPPED = {"gemma3": "gemma3_text", "llama4": "llama4_text", "qwen3_5": "qwen3_5_text", "qwen3_5_moe": "qwen3_5_moe_text"}
+#: A config's family as the catalogue names it (``models list --family``): a wrapped text model by its outer type.
+_FAMILY = {**{inner: outer for outer, inner in _WRAPPED.items()}, "gpt_neox": "gptneox"}
 #: Hybrid decoders: Gated DeltaNet linear attention on most layers, gated softmax attention on the rest.
 _HYBRID = {"qwen3_next", "qwen3_5_text", "qwen3_5_moe_text"}
 _TORCH_DTYPE = {"float32": "fp32", "float16": "fp16", "bfloat16": "bf16", "float": "fp32", "half": "fp16"}
@@ -242,7 +244,7 @@ def from_hf_config(cfg: dict[str, Any], source: str = "config.json") -> AnyModel
     base: dict[str, Any] = {
         "id": ident[:64].strip("-.") or mt,
         "name": name[:200],
-        "family": mt,
+        "family": _FAMILY.get(mt, mt),
         "source": source,
         "native_dtype": _native(cfg, "bf16", source),
     }

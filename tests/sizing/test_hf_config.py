@@ -149,3 +149,12 @@ def test_a_bad_config_value_is_placed_at_its_line(tmp_path: Path) -> None:
     line = next(k for k, text in enumerate(path.read_text().splitlines(), start=1) if '"num_hidden_layers"' in text)
     with pytest.raises(InputError, match=rf"^{re.escape(str(path))}:{line}: num_hidden_layers: expected a positive integer"):
         load_model_file(path)
+
+
+def test_a_config_s_family_is_the_catalogue_s_name_for_it(cat) -> None:  # type: ignore[no-untyped-def]
+    # A Gemma 3 config loaded as family gemma3_text, which `models list --family` does not know; GPT-NeoX as gpt_neox
+    gemma = {"model_type": "gemma3", "text_config": {**MIXTRAL, "model_type": "gemma3_text", "sliding_window": 1024}}
+    assert from_hf_config(gemma).family == cat.model("gemma-3-27b").family == "gemma3"
+    neox = {"model_type": "gpt_neox", "hidden_size": 6144, "num_hidden_layers": 44, "num_attention_heads": 64, "intermediate_size": 24576,
+            "vocab_size": 50432, "max_position_embeddings": 2048}  # fmt: skip
+    assert from_hf_config(neox).family == cat.model("gpt-neox-20b").family == "gptneox"
