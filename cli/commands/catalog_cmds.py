@@ -77,7 +77,8 @@ def hardware_list(
             continue
         p16 = d.peak_tflops.get("bf16") or d.peak_tflops.get("fp16")
         rows.append((d.vendor, -(p16 or 0), [d.id, d.kind, d.memory_gib, d.memory_bw_gbps, p16, d.peak_tflops.get("fp8"),
-                                             d.interconnect.kind, d.interconnect.bw_gbps, d.interconnect.domain_size]))  # fmt: skip
+                                             d.interconnect.kind, None if d.interconnect.kind == "none" else d.interconnect.bw_gbps,
+                                             d.interconnect.domain_size]))  # fmt: skip  # no link: its bw_gbps is a placeholder
     rows.sort(key=lambda r: (r[0], r[1]))
     doc = [dict(zip(cols, r[2], strict=True)) for r in rows]
     emit(View(doc, [Table("Devices (dense peaks; bf16 column shows fp16 where bf16 is absent)", cols, [r[2] for r in rows])]), fmt)
