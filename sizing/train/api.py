@@ -164,6 +164,11 @@ def _estimate_on(cat: CatalogueLike, model: DecoderModel, dev: DeviceSpec, inst:
         notes.append(f"the {setup.mtp_depth} multi-token-prediction module(s) are spread over the {setup.pp} pipeline stages like the "
                      "model's layers; DeepSeek-V3 runs its module on the last stage, which then holds and computes more than this "
                      "(stage imbalance is not modelled)")  # fmt: skip
+    stored = model.checkpoint_dtype
+    if stored is not None and stored not in ("bf16", "fp16", "fp32"):  # a quantised release: training sizes a 16-bit base
+        base = "a 4-bit NF4 base (qlora)" if setup.method == "qlora" else f"{model.native_dtype} weights, de-quantised"
+        notes.append(f"{model.id} is released in {stored}; this {setup.method} run is sized with {base}, as the training "
+                     "frameworks load it (a quantised checkpoint's own format is not trained in)")  # fmt: skip
     if setup.virtual_pipeline > 1 and model.num_layers % (setup.pp * setup.virtual_pipeline):
         chunks = setup.pp * setup.virtual_pipeline
         notes.append(f"{model.num_layers} layers over PP {setup.pp} × virtual pipeline {setup.virtual_pipeline} = {chunks} chunks is "

@@ -478,3 +478,20 @@ def test_expert_parallelism_on_a_dense_model_says_it_is_dense(aicap: Any) -> Non
     # "ep 2 does not divide llama-3.1-8b's 1 expert(s)": a dense model has no experts to divide
     r = aicap("train", "-m", "llama-3.1-8b", "--hardware", "h100-sxm", "--devices", "8", "--ep", "2")
     assert r.code == 2 and "expert parallelism shards a mixture-of-experts model's experts, and llama-3.1-8b is dense" in r.stderr
+
+
+def test_fine_tuning_a_quantised_release_says_the_base_is_sized_in_16_bit(aicap: Any, tmp_path: Any) -> None:
+    # An AWQ int4 checkpoint was sized as a 16-bit base for LoRA and full fine-tuning without a word
+    cfg = {"model_type": "llama", "hidden_size": 4096, "intermediate_size": 14336, "num_attention_heads": 32, "num_key_value_heads": 8,
+           "num_hidden_layers": 32, "max_position_embeddings": 8192, "vocab_size": 128256, "torch_dtype": "float16",
+           "quantization_config": {"quant_method": "awq", "bits": 4, "group_size": 128}}  # fmt: skip
+    import json
+
+    path = tmp_path / "awq.json"
+    path.write_text(json.dumps(cfg))
+    for method, base in (("lora", "fp16 weights, de-quantised"), ("qlora", "a 4-bit NF4 base (qlora)")):
+        r = aicap("train", "-m", str(path), "--hardware", "h100-sxm", "--method", method, "--tokens", "1e8", "-f", "json")
+        assert r.code == 0, r.stderr
+        assert any(n.startswith(f"awq is released in int4; this {method} run is sized with {base}") for n in r.json()["plan"]["notes"])
+    dense = aicap("train", "-m", "llama-3.1-8b", "--hardware", "h100-sxm", "--method", "lora", "--tokens", "1e8", "-f", "json")
+    assert not any("released in" in n for n in dense.json()["plan"]["notes"])
