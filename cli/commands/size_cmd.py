@@ -189,9 +189,11 @@ def period_plan_view(plan: PeriodPlan) -> View:
                  *(held[h].get((dep.instance_type, m), 0) for m in plan.pricing_models)]
                 for h, p in enumerate(plan.periods) for w in p.workloads for k, n in enumerate(w.replicas)
                 for dep in (plan.deployments[w.name][k],)]  # fmt: skip
-    csv = Table("Plan by hour", ["hour", "usd_per_hour", "workload", "demand_requests_per_s", "capacity_requests_per_s", "deployment",
-                                 "instance_type", "hardware", "replicas", "workload_usd_per_month", "price_date",
-                                 *(f"{m}_instances" for m in plan.pricing_models)], csv_rows)  # fmt: skip
+    # One row per hour, workload and deployment; the hour's whole-fleet cost and its instances of the row's type (all workloads
+    # together) repeat on every row that shares them, and say so in their names (summing them over rows counts them twice).
+    csv = Table("Plan by hour", ["hour", "fleet_usd_per_hour", "workload", "demand_requests_per_s", "capacity_requests_per_s",
+                                 "deployment", "instance_type", "hardware", "replicas", "workload_usd_per_month", "price_date",
+                                 *(f"{m}_instances_of_type" for m in plan.pricing_models)], csv_rows)  # fmt: skip
     return View(plan.to_dict(), tables, notes=[f"note: {w}" for w in plan.warnings], csv=csv)
 
 

@@ -169,13 +169,13 @@ def test_a_period_plan_csv_is_long_format_and_agrees_with_the_json(aicap) -> Non
     for r in rows:
         p = plan["periods"][int(r["hour"])]
         w = next(x for x in p["workloads"] if x["name"] == r["workload"])
-        assert int(r["replicas"]) == w["replicas"][int(r["deployment"])] and float(r["usd_per_hour"]) == p["usd_per_hour"]
+        assert int(r["replicas"]) == w["replicas"][int(r["deployment"])] and float(r["fleet_usd_per_hour"]) == p["usd_per_hour"]
         assert r["instance_type"] == plan["deployments"][r["workload"]][int(r["deployment"])]["instance_type"]
         # The hour's instances of its type by pricing model (the hourly CSV had no pricing at all)
         held = {m: sum(i["count"] for i in p["instances"] if i["instance_type"] == r["instance_type"] and i["pricing"] == m)
                 for m in plan["pricing_models"]}  # fmt: skip
-        assert {m: int(r[f"{m}_instances"]) for m in plan["pricing_models"]} == held
-    assert len(plan["pricing_models"]) > 1 and any(int(r["on_demand_instances"]) > 0 for r in rows)
+        assert {m: int(r[f"{m}_instances_of_type"]) for m in plan["pricing_models"]} == held
+    assert len(plan["pricing_models"]) > 1 and any(int(r["on_demand_instances_of_type"]) > 0 for r in rows)
 
 
 def test_workload_costs_add_up_to_the_fleet_total(aicap, tmp_path: Path) -> None:
