@@ -84,6 +84,20 @@ def _pct(a: Any, b: Any) -> float | None:
     return None
 
 
+def _arrivals(rows: list[dict[str, Any]]) -> str:
+    """The headline's count of workloads added and removed (``; 1 workload added, 1 removed``), '' when none.
+
+    A renamed workload reads as one of each, at no cost: the headline says so rather than "+$0/month" alone.
+    """
+    added, removed = (sum(r["status"] == s for r in rows) for s in ("added", "removed"))
+    parts = [f"{n} {what}" for n, what in ((added, "added"), (removed, "removed")) if n]
+    if not parts:
+        return ""
+    first = added or removed
+    parts[0] = parts[0].replace(" ", f" workload{'s' if first > 1 else ''} ", 1)
+    return "; " + ", ".join(parts)
+
+
 def diff(base: Plan, head: Plan) -> dict[str, Any]:
     """A JSON-ready diff: headline, totals, then one entry per workload (added, removed or changed)."""
     bw = {w.name: _numbers(w) for w in base.workloads}
@@ -118,6 +132,7 @@ def diff(base: Plan, head: Plan) -> dict[str, Any]:
     headline = f"{sign}${abs(delta_m):,.0f}/month" + (f" ({pct:+.0f}%)" if pct is not None else "")
     if moves:
         headline += "; " + max(moves)[1]
+    headline += _arrivals(rows)
     notes = list(slo_notes)
     if base.catalogue.version != head.catalogue.version:
         notes.append(f"plans were made with different catalogues ({base.catalogue.version} → {head.catalogue.version}); "
@@ -196,6 +211,7 @@ def diff_periods(base: PeriodPlan, head: PeriodPlan) -> dict[str, Any]:
     pct = 100.0 * delta_m / tb["usd_per_month"] if tb["usd_per_month"] else None
     sign = "+" if delta_m >= 0 else "-"
     headline = f"{sign}${abs(delta_m):,.0f}/month" + (f" ({pct:+.0f}%)" if pct is not None else "") + " over the demand profile"
+    headline += _arrivals(rows)
     notes = []
     if base.catalogue.version != head.catalogue.version:
         notes.append(f"plans were made with different catalogues ({base.catalogue.version} → {head.catalogue.version}); "

@@ -284,3 +284,14 @@ def test_check_of_a_fleet_takes_its_own_budget_as_the_limit(aicap, tmp_path) -> 
     fleet.write_text(body.replace("BUDGET", "10"))
     r = aicap("check", str(fleet))
     assert r.code == 3 and "budget $10/month is below the cheapest plan" in r.stderr  # as aicap size says it
+
+
+def test_diff_headline_counts_workloads_added_and_removed(aicap, tmp_path) -> None:
+    # A renamed workload diffed as "+$0/month (+0%)", its removal and addition only in the table below
+    fleet = "workloads:\n  - {name: %s, model: llama-3.1-8b, requests_per_s: 2, input_tokens: 500, output_tokens: 100}\n"
+    base, head = tmp_path / "a.yaml", tmp_path / "b.yaml"
+    base.write_text(fleet % "chat")
+    head.write_text(fleet % "chat2")
+    doc = aicap("diff", str(base), str(head), "-f", "json").json()
+    assert doc["headline"] == "+$0/month (+0%); 1 workload added, 1 removed"
+    assert aicap("diff", str(base), str(base), "-f", "json").json()["headline"] == "+$0/month (+0%)"
