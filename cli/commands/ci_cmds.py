@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from aicap.cli.render import Format, FormatOpt, Table, View, emit, flat_table
 from aicap.cli.state import catalogue, guarded, info
+
+if TYPE_CHECKING:
+    from aicap.sizing.core.catalogue import CatalogueLike
+    from aicap.sizing.core.plan import Plan
 
 
 def _fmt_usd(x: Any) -> Any:
@@ -77,6 +81,20 @@ def _shown(value: object) -> str | None:
     return None if value is None else str(value)
 
 
+def _repriced(plan: Plan, cat: CatalogueLike) -> list[str]:
+    """Warnings for the plan's instance types whose hourly price is not the catalogue's (a hand-edited or stale plan)."""
+    out = []
+    for i in plan.instances:
+        spec = cat.instances.get(i.instance_type)
+        price = None if spec is None else spec.price(plan.catalogue.pricing)
+        if price is None:
+            out.append(f"warning: {i.instance_type} is not priced {plan.catalogue.pricing} in this aicap's catalogue")
+        elif abs(i.usd_per_hour - price * i.count) > 0.005 * i.count + 1e-9:
+            out.append(f"warning: the plan prices {i.count}× {i.instance_type} at ${i.usd_per_hour:,.2f}/hour; the catalogue's "
+                       f"{plan.catalogue.pricing} price is ${price * i.count:,.2f}/hour (${price:,.4g} each)")  # fmt: skip
+    return out
+
+
 def register(app: typer.Typer, schema_app: typer.Typer) -> None:
     """Add ``check``, ``diff`` and ``schema policy``."""
 
@@ -131,6 +149,11 @@ def register(app: typer.Typer, schema_app: typer.Typer) -> None:
                                  f"{own.action}) both set the monthly limit: give one of them")  # fmt: skip
             pol = pol.model_copy(update={"limits": pol.limits.model_copy(update={"max_usd_per_month": Limit[float](value=budget_monthly)})})
         plan = any_plan_or_size(target, cat)
+        if plan.catalogue.version != cat.version:  # a plan file from another catalogue: its prices are what it was made with
+            notes.append(f"warning: {target} was made with catalogue {plan.catalogue.version} and this aicap's is {cat.version}: the "
+                         "limits judge the plan's own prices and layouts; size the fleet again to check today's")  # fmt: skip
+        if isinstance(plan, Plan):
+            notes += _repriced(plan, cat)
         base = any_plan_or_size(baseline, cat) if baseline is not None else None
         periodic = isinstance(plan, PeriodPlan)
         if base is not None and isinstance(base, PeriodPlan) != periodic:

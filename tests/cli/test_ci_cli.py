@@ -295,3 +295,27 @@ def test_diff_headline_counts_workloads_added_and_removed(aicap, tmp_path) -> No
     doc = aicap("diff", str(base), str(head), "-f", "json").json()
     assert doc["headline"] == "+$0/month (+0%); 1 workload added, 1 removed"
     assert aicap("diff", str(base), str(base), "-f", "json").json()["headline"] == "+$0/month (+0%)"
+
+
+def test_check_of_a_plan_file_warns_of_another_catalogue_and_prices_not_the_catalogue_s(aicap, tmp_path) -> None:
+    # A plan with every price edited down (consistently) passed the budget gate; so did one from another catalogue
+    from aicap.cli.commands.ci_cmds import _repriced
+    from aicap.hardware_db import load_catalogue
+    from aicap.sizing.core.plan import Plan
+
+    plan = tmp_path / "plan.json"
+    assert aicap("-q", "size", "--model", "llama-3.1-8b", "--rate", "5", "--cloud", "aws", "-o", str(plan)).code == 0
+    clean = aicap("check", str(plan), "--budget-monthly", "100000")
+    assert clean.code == 0 and "warning" not in clean.stderr, clean.stderr
+    doc = json.loads(plan.read_text())
+    doc["catalogue"]["version"] = "000000000000"
+    plan.write_text(json.dumps(doc))
+    r = aicap("check", str(plan), "--budget-monthly", "100000")
+    assert r.code == 0 and f"warning: {plan} was made with catalogue 000000000000 and this aicap's is" in r.stderr
+    made = Plan.model_validate(doc)
+    inst = made.instances[0]
+    cheap = made.model_copy(update={"instances": [inst.model_copy(update={"usd_per_hour": round(inst.usd_per_hour / 2, 2)})]})
+    cat = load_catalogue()
+    assert _repriced(made, cat) == []
+    [said] = _repriced(cheap, cat)
+    assert said.startswith(f"warning: the plan prices {inst.count}× {inst.instance_type} at ${inst.usd_per_hour / 2:,.2f}/hour")
