@@ -122,12 +122,14 @@ def register(app: typer.Typer, schema_app: typer.Typer) -> None:
         from aicap.sizing.plan.policy import Limit, Policy, blocking, check_ids, evaluate, evaluate_periods, verdict
 
         notes = []
+        own_budget = False  # the limit is the fleet's own budget: a gate's limit, not a constraint of its plan
         if policy is None and budget_monthly is None:  # a gate with no limit would pass anything
             budget_monthly = fleet_budget(target)  # a fleet's own constraints.budget_usd_per_month is its limit
             if budget_monthly is None:
                 raise InputError("no limits to check: give --policy FILE or --budget-monthly USD (or a fleet whose "
                                  "constraints.budget_usd_per_month sets one)")  # fmt: skip
             notes.append(f"note: the limit is {target}'s constraints.budget_usd_per_month (${budget_monthly:,.0f})")
+            own_budget = True
         cat = catalogue()
         pol = Policy()
         if policy is not None:
@@ -148,7 +150,7 @@ def register(app: typer.Typer, schema_app: typer.Typer) -> None:
                 raise InputError(f"--budget-monthly {budget_monthly:g} and {policy}'s limits.max_usd_per_month ({own.value:g}, "
                                  f"{own.action}) both set the monthly limit: give one of them")  # fmt: skip
             pol = pol.model_copy(update={"limits": pol.limits.model_copy(update={"max_usd_per_month": Limit[float](value=budget_monthly)})})
-        plan = any_plan_or_size(target, cat)
+        plan = any_plan_or_size(target, cat, budget_as_limit=own_budget)
         if plan.catalogue.version != cat.version:  # a plan file from another catalogue: its prices are what it was made with
             notes.append(f"warning: {target} was made with catalogue {plan.catalogue.version} and this aicap's is {cat.version}: the "
                          "limits judge the plan's own prices and layouts; size the fleet again to check today's")  # fmt: skip
@@ -184,7 +186,8 @@ def register(app: typer.Typer, schema_app: typer.Typer) -> None:
         }
         table_rows = [[r.limit, r.action, r.status.upper(), _shown(r.actual), _shown(r.threshold), r.detail] for r in rows]
         emit(View(doc, [Table(f"Policy check: {result.upper()} ({what} ${plan.totals.usd_per_month:,.0f}/month)",
-                              ["limit", "action", "status", "actual", "threshold", "detail"], table_rows)], notes), fmt)  # fmt: skip
+                              ["limit", "action", "status", "actual", "threshold", "detail"], table_rows)]), fmt)  # fmt: skip
+        # notes on stderr (the JSON keeps them): in a table they were printed twice, below it and on stderr
         for n in notes:
             info(f"aicap: {n}")
         if result == "fail":

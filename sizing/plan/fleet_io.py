@@ -371,13 +371,20 @@ def fleet_budget(path: Path | str) -> float | None:
     return load_fleet(path).constraints.budget_usd_per_month
 
 
-def any_plan_or_size(path: Path | str, cat: CatalogueLike) -> Plan | PeriodPlan:
-    """A plan (static or over demand periods) from a plan file, or by planning a fleet file as ``aicap size`` would."""
+def any_plan_or_size(path: Path | str, cat: CatalogueLike, *, budget_as_limit: bool = False) -> Plan | PeriodPlan:
+    """A plan (static or over demand periods) from a plan file, or by planning a fleet file as ``aicap size`` would.
+
+    ``budget_as_limit``: the fleet's ``budget_usd_per_month`` is a gate's limit, not a constraint of its cheapest plan
+    (``cost`` objective): the plan is sized without it, so that a budget below the cheapest plan is a breach of the
+    limit (exit 1 in ``aicap check``) with the plan's cost, not an infeasible fleet (exit 3).
+    """
     path = Path(path)
     plan = _read_plan(path)
     if plan is not None:
         return plan
     fleet = load_fleet(path)
+    if budget_as_limit and fleet.constraints.objective == "cost":
+        fleet = fleet.model_copy(update={"constraints": fleet.constraints.model_copy(update={"budget_usd_per_month": None})})
     if any(w.profile is not None for w in fleet.workloads) or len(fleet.constraints.pricing_models) > 1:
         from aicap.sizing.plan.periods import size_periods
 

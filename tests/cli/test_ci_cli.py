@@ -281,9 +281,13 @@ def test_check_of_a_fleet_takes_its_own_budget_as_the_limit(aicap, tmp_path) -> 
     r = aicap("check", str(fleet), "-f", "json")
     assert r.code == 0 and r.json()["limits"][0]["threshold"] == 1000000.0
     assert "constraints.budget_usd_per_month ($1,000,000)" in r.stderr
+    # Over it, the gate fails (exit 1) with the cheapest plan's cost: the budget is the check's limit, and a pipeline tells
+    # "too dear" from "cannot be served" (it was exit 3, "budget $10/month is below the cheapest plan", as aicap size says)
     fleet.write_text(body.replace("BUDGET", "10"))
-    r = aicap("check", str(fleet))
-    assert r.code == 3 and "budget $10/month is below the cheapest plan" in r.stderr  # as aicap size says it
+    r = aicap("check", str(fleet), "-f", "json")
+    assert r.code == 1 and r.json()["verdict"] == "fail" and r.json()["usd_per_month"] > 10, r.stderr
+    assert "policy check failed: max_usd_per_month" in r.stderr
+    assert aicap("size", str(fleet)).code == 3  # sizing under its budget is still infeasible
 
 
 def test_diff_headline_counts_workloads_added_and_removed(aicap, tmp_path) -> None:
