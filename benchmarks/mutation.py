@@ -51,9 +51,10 @@ TARGETS: dict[str, list[str]] = {
     "reduce": ["*"],
     "covers": ["*"],
     "highs": ["x_run", "x__priced", "x__relaxation", "x__mip", "x__gap"],
-    "milp": ["x__assemble", "x__formulate", "x__polish", "x__route", "x__violated", "x_solve"],
+    "milp": ["x__assemble", "x__formulate", "x__violated", "x_solve", "x__primary", "x__cheapest_at"],
+    "polish": ["*"],
 }
-PACKAGE = {m: "solve" if m in ("exact", "reduce", "covers", "highs", "milp") else "plan" for m in TARGETS}  # sizing/<package>/<module>.py
+PACKAGE = {m: "solve" if m in ("exact", "reduce", "covers", "highs", "milp", "polish") else "plan" for m in TARGETS}  # sizing/<package>/<module>.py
 KILLED = {"killed", "caught by type check"}
 COUNTED = KILLED | {"survived", "timeout", "no tests", "suspicious"}
 

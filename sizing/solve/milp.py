@@ -67,6 +67,9 @@ throughput (budget required)
     ``max Σ_w ω_w·s_w`` with ``ω_w = 1/λ_w`` (fraction of the rate served) or, without a rate,
     ``ω_w = 1/max_{c∈w} q_c`` (served counted in best replicas), plus a cost tie-break of range ``1e-6``.
 
+Under ``latency`` and ``throughput`` that tie-break lies within HiGHS's gap, so a second program finds the
+cheapest plan whose primary objective is no worse than the first plan's (:func:`_cheapest_at`).
+
 Tie-breaks of the cost objective (use what is paid for, then lower latency) are not objective terms:
 measured on random fleets, any per-replica term (even at 1e-8 USD/hour) stops presolve from removing
 columns, doubles the time to optimality and leaves 0.6-1.6 % dearer incumbents at a time limit. The
