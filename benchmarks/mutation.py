@@ -54,7 +54,8 @@ TARGETS: dict[str, list[str]] = {
     "milp": ["x__assemble", "x__formulate", "x__violated", "x_solve", "x__primary", "x__cheapest_at"],
     "polish": ["*"],
 }
-PACKAGE = {m: "solve" if m in ("exact", "reduce", "covers", "highs", "milp", "polish") else "plan" for m in TARGETS}  # sizing/<package>/<module>.py
+SOLVE = ("exact", "reduce", "covers", "highs", "milp", "polish")
+PACKAGE = {m: "solve" if m in SOLVE else "plan" for m in TARGETS}  # sizing/<package>/<module>.py
 KILLED = {"killed", "caught by type check"}
 COUNTED = KILLED | {"survived", "timeout", "no tests", "suspicious"}
 
