@@ -33,19 +33,20 @@ from aicap.sizing.plan.evaluation import available_cores, evaluate_jobs
 from aicap.sizing.plan.layouts import MAX_SPAN, dp_attention_layouts, layouts, scale_out_bps
 
 
-def cheapest_types(fleet: Fleet, insts: list[InstanceSpec]) -> list[InstanceSpec]:
+def cheapest_types(fleet: Fleet, insts: list[InstanceSpec], cat: CatalogueLike) -> list[InstanceSpec]:
     """Instance types not dominated by a cheaper one of the same device, device count, cap, network and host memory.
 
     A type with its own availability cap is never merged: two types capped at N each supply 2N (a merge
     left N). Nor are types of different networks: a disaggregated pool's floor, or a replica spanning
-    instances, tells them apart; nor of different host memory, which is a CPU's memory (:func:`device_key`).
+    instances, tells them apart; nor CPU types of different host memory, which is their devices' memory
+    (:func:`device_key`; an accelerator's is its own, whatever the host has).
     """
     c = fleet.constraints
-    best: dict[tuple[str, int, float, float | None, str, str, float | None], InstanceSpec] = {}
+    best: dict[tuple[str, int, float, float | None, str, str, float], InstanceSpec] = {}
     for inst in insts:
         own = inst.name if inst.name in c.availability else ""  # capped on its own: a key of its own
         kind = "" if inst.network is None else inst.network.kind  # an RDMA network is not an Ethernet of the same speed
-        key = (inst.device, inst.devices, c.cap(inst.name), inst.network_gbs_per_device, own, kind, inst.host_memory_gib)
+        key = (inst.device, inst.devices, c.cap(inst.name), inst.network_gbs_per_device, own, kind, device_key(cat, inst)[1])
         price = float(inst.price(c.price_model) or 0.0)
         old = best.get(key)
         if old is None or (price, inst.name) < (float(old.price(c.price_model) or 0.0), old.name):
@@ -197,7 +198,7 @@ def all_candidates(fleet: Fleet, cat: CatalogueLike, insts: list[InstanceSpec], 
     (:func:`~aicap.sizing.plan.evaluation.evaluate_jobs`; ``None``: every available core); the
     candidates are the same whatever it is.
     """
-    types = cheapest_types(fleet, insts)
+    types = cheapest_types(fleet, insts, cat)
     by_device: dict[DevKey, list[InstanceSpec]] = {}  # a CPU in instances of different host memory is evaluated once per memory
     for inst in types:
         by_device.setdefault(device_key(cat, inst), []).append(inst)
