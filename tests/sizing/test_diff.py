@@ -60,8 +60,14 @@ def test_a_latency_move_of_exactly_the_threshold_is_named() -> None:
 
 def test_headline_from_a_free_baseline_has_no_percentage() -> None:
     d = diff(plan(0.0, []), plan(2.0, [wl("chat", ttft=1234.0)]))
-    assert d["headline"] == "+$1,460/month"
+    assert d["headline"] == "+$1,460/month; 1 workload added"
     assert d["totals"]["delta_pct"] is None
+
+
+def test_headline_counts_workloads_added_and_removed() -> None:
+    two = plan(2.0, [wl("chat", ttft=1000.0), wl("code", ttft=1000.0)])
+    assert diff(two, plan(0.0, []))["headline"] == "-$1,460/month (-100%); 2 workloads removed"
+    assert diff(plan(2.0, [wl("a", ttft=1000.0)]), two)["headline"] == "+$0/month (+0%); 2 workloads added, 1 removed"
 
 
 def test_headline_thousands_separators_in_latency() -> None:
