@@ -150,3 +150,54 @@ def test_throughput_weighs_a_rated_workload_by_its_demand_and_a_rateless_one_by_
     sol = solve(p)
     served = np.bincount(p.cand_workload, weights=sol.replicas.astype(float), minlength=2)
     assert served.tolist() == [1.0 - winner, float(winner)]
+
+
+def one_type(cd: list[int], cq: list[float], lat: list[float] | None = None, demand: float = 1.0, **kw: Any) -> Problem:
+    """One workload's candidates ``cd`` devices, ``cq`` req/s each, on one 8-device type (and a second workload elsewhere)."""
+    n = len(cd)
+    return Problem(demand=np.array([demand, 1.0]), cand_workload=np.array([0] * n + [1]), cand_type=np.array([0] * n + [1]),
+                   cand_devices=np.array([*cd, 1]), cand_capacity=np.array([*cq, 1.0]),
+                   cand_latency=np.array([*(lat or [1.0] * n), 1.0]), type_devices=np.array([8, 8]), type_price=np.array([8.0, 8.0]),
+                   type_group=np.array([0, 1]), type_cap=np.array([np.inf, np.inf]), **kw)  # fmt: skip
+
+
+@pytest.mark.parametrize(("cd", "cq", "lat", "r", "expect"), [
+    # 2 TP2 (1.5 each) + 1 TP4 (2.5) on 8 devices carry 5.5; 8 TP1 carry 8: one layout
+    ([1, 2, 4], [1.0, 1.5, 2.5], None, [0, 2, 1], [8, 0, 0]),
+    # the same capacity as the mixture: the mixture stays (the filler prefers fewer, larger replicas)
+    ([1, 4], [1.0, 4.0], None, [4, 1], [4, 1]),
+    ([1, 2], [1.0, 2.0], [2.0, 1.0], [2, 3], [2, 3]),  # 8 × 1 = 4 × 2 = 2 + 6
+    # 6 devices: 3 replicas of 2 (6 // 2) carry 9 > 3 + 5; 1 of 4 (6 // 4) carries 7 < 1.5 + 7: kept
+    ([2, 4], [3.0, 5.0], None, [1, 1], [3, 0]),
+    ([2, 4], [1.5, 7.0], None, [1, 1], [1, 1]),
+    # two layouts that carry the same, more than the mixture: the lower latency score, then the larger replica
+    ([1, 2, 4], [1.0, 2.0, 2.5], [2.0, 1.0, 1.0], [0, 2, 1], [0, 4, 0]),
+    ([1, 2, 4], [1.0, 2.0, 2.5], [1.0, 2.0, 1.0], [0, 2, 1], [8, 0, 0]),
+    ([1, 2, 4], [1.0, 2.0, 2.5], [1.0, 1.0, 1.0], [0, 2, 1], [0, 4, 0]),
+    # the most carried wins over a smaller replica: 4 × 2.6 = 10.4 > 2 × 5 = 10 > 8 × 1 = 8 > the mixture's 9
+    ([1, 4, 2], [1.0, 5.0, 2.6], None, [4, 1, 0], [0, 0, 4]),
+    ([1, 2, 8], [1.0, 2.0, 9.0], None, [2, 3, 0], [0, 0, 1]),  # the one 8-device replica: 9 > 8
+])  # fmt: skip
+def test_a_mixture_of_layouts_on_one_type_becomes_the_layout_that_carries_more(cd: list[int], cq: list[float], lat: list[float] | None,
+                                                                               r: list[int], expect: list[int]) -> None:  # fmt: skip
+    from aicap.sizing.solve.polish import _one_layout
+
+    got = _one_layout(one_type(cd, cq, lat), np.array([*r, 1], dtype=np.int64))
+    assert got.tolist() == [*expect, 1]  # the other workload, on its own type, is left as it was
+
+
+def test_one_layout_leaves_latency_plans_floors_and_single_layouts() -> None:
+    from aicap.sizing.solve.polish import _one_layout
+
+    mixed = np.array([0, 2, 1, 1], dtype=np.int64)
+    p = one_type([1, 2, 4], [1.0, 1.5, 2.5])
+    assert _one_layout(p, mixed).tolist() == [8, 0, 0, 1] and mixed.tolist() == [0, 2, 1, 1]  # a new array, not in place
+    latency = replace(p, objective="latency", budget_per_hour=100.0)
+    assert _one_layout(latency, mixed).tolist() == [0, 2, 1, 1]  # latency's routing weighs each replica's latency
+    assert _one_layout(p, np.zeros(4, dtype=np.int64)).tolist() == [0, 0, 0, 0]
+    assert _one_layout(p, np.array([5, 0, 0, 1])).tolist() == [5, 0, 0, 1]  # one layout already
+    # 4 replicas of 2 devices (2.5 each) carry 10 > 4 + 2 × 2.5 = 9, with 4 replicas of the 6 it had
+    pair = one_type([1, 2], [1.0, 2.5])
+    assert _one_layout(pair, np.array([4, 2, 1])).tolist() == [0, 4, 1]
+    assert _one_layout(replace(pair, min_replicas=np.array([4, 0])), np.array([4, 2, 1])).tolist() == [0, 4, 1]  # 4 keeps a floor of 4
+    assert _one_layout(replace(pair, min_replicas=np.array([5, 0])), np.array([4, 2, 1])).tolist() == [4, 2, 1]  # a floor of 5 keeps 6
