@@ -201,3 +201,18 @@ def test_one_layout_leaves_latency_plans_floors_and_single_layouts() -> None:
     assert _one_layout(pair, np.array([4, 2, 1])).tolist() == [0, 4, 1]
     assert _one_layout(replace(pair, min_replicas=np.array([4, 0])), np.array([4, 2, 1])).tolist() == [0, 4, 1]  # 4 keeps a floor of 4
     assert _one_layout(replace(pair, min_replicas=np.array([5, 0])), np.array([4, 2, 1])).tolist() == [4, 2, 1]  # a floor of 5 keeps 6
+
+
+@pytest.mark.parametrize(("floor", "expect"), [
+    (8, [0, 4, 0, 4]),  # 12 replicas, then 10 after the first type's change, then 8: both change
+    (9, [0, 4, 4, 2]),  # the second change would leave 8 < 9 replicas: the second type keeps its mixture
+    (11, [4, 2, 4, 2]),  # the first would leave 10 < 11
+])  # fmt: skip
+def test_one_layout_counts_the_replicas_a_floor_keeps_across_the_workload_s_types(floor: int, expect: list[int]) -> None:
+    from aicap.sizing.solve.polish import _one_layout
+
+    p = Problem(demand=np.array([1.0]), cand_workload=np.array([0, 0, 0, 0]), cand_type=np.array([0, 0, 1, 1]),
+                cand_devices=np.array([1, 2, 1, 2]), cand_capacity=np.array([1.0, 2.5, 1.0, 2.5]), cand_latency=np.ones(4),
+                type_devices=np.array([8, 8]), type_price=np.array([8.0, 8.0]), type_group=np.array([0, 1]),
+                type_cap=np.array([np.inf, np.inf]), min_replicas=np.array([floor]))  # fmt: skip
+    assert _one_layout(p, np.array([4, 2, 4, 2])).tolist() == expect  # each type: 4 × 2.5 = 10 > 4 + 5 on 8 devices
