@@ -56,7 +56,7 @@ def _one_layout(p: Problem, r: I) -> I:
 
 
 def _polish(p: Problem, r: I, n: I) -> tuple[I, I]:
-    """One layout per workload and type where it carries as much, drop wholly idle instances, then fill idle devices with extra replicas.
+    """One layout per workload and type where it carries more, drop wholly idle instances, then fill idle devices with extra replicas.
 
     Under ``latency`` the replicas the latency-greedy routing leaves without traffic go first: the cost
     tie-break is within the solver's gap, so HiGHS may return replicas no request reaches, bought within
