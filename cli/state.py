@@ -279,7 +279,8 @@ def check_hardware(values: str | None, flag: str = "--hardware") -> None:
     valid = sorted(catalogue().devices)
     for value in (v.strip() for v in (values or "").split(",") if v.strip()):
         if value not in valid:
-            raise InputError(f"{flag} {excerpt(value)}: {did_you_mean(value, valid)}valid hardware ids: {', '.join(valid)}")
+            hint = did_you_mean(value, valid)
+            raise InputError(f"{flag}: unknown hardware {excerpt(value)}: {hint}valid hardware ids: {', '.join(valid)}")
 
 
 def catalogue() -> Catalogue:

@@ -93,7 +93,7 @@ def test_malformed_overlay_yaml_exit_2(aicap, tmp_path) -> None:
 def test_missing_field_in_overlay_exit_2(aicap, tmp_path) -> None:
     (tmp_path / "x.yaml").write_text("models:\n  - kind: decoder\n    id: t\n    name: T\n    family: llama\n    source: s\n")
     r = aicap("--catalog", str(tmp_path), "models", "list")
-    assert r.code == 2 and "required field is missing" in r.stderr
+    assert r.code == 2 and "required fields are missing" in r.stderr  # every one the model lacks, at once
 
 
 def test_verbose_reports_overrides(aicap, tmp_path) -> None:
