@@ -30,7 +30,7 @@ from aicap.sizing.core.specs.efficiency import RuntimeSpec
 from aicap.sizing.core.speculative import Speculative
 from aicap.sizing.perf import memory
 from aicap.sizing.plan.layouts import crossings
-from aicap.sizing.plan.screen import Rows, per_rate, refill, screen, screen_bound, spread
+from aicap.sizing.plan.screen import Rows, per_rate, refill, screen, screen_bound, shadowed, spread
 from aicap.sizing.serve.capacity import capacity
 from aicap.sizing.serve.load import BUDGET_UTILISATION, LATENCY_HEADROOM, SLOT_UTILISATION, at_arrivals
 from aicap.sizing.serve.loaded import Loaded, Traffic
@@ -284,7 +284,8 @@ class Job:
 
     ``devices`` are ``(device, efficiency, layouts, cheapest USD per device-hour)``; ``networks`` the
     achieved scale-out bytes/s per device of devices whose layouts span instances; ``speculative`` the
-    workloads' speculative decoding (one configuration per job).
+    workloads' speculative decoding (one configuration per job); ``shadows`` maps a device's index to those of
+    no dearer ones whose rows make its own redundant where they hold as many slots (:func:`~aicap.sizing.plan.screen.shadowed`).
     """
 
     model: ModelSpec
@@ -295,6 +296,7 @@ class Job:
     networks: Mapping[str, float] | None = None
     speculative: Speculative | None = None
     dp_attention: int = 1  # > 1: every layout is a stage of that many devices, one attention group each; rows are a group's engine
+    shadows: Mapping[int, list[int]] = field(default_factory=dict)
 
     def template(self, k: int = 0) -> Deployment:
         """A one-device deployment of the job on its ``k``-th device (with the job's attention groups: costed at the rows' tp)."""
@@ -321,7 +323,8 @@ def evaluate(model: ModelSpec, runtime: RuntimeSpec, fmt: tuple[str, str], shape
 def evaluate_batch(jobs: Sequence[Job], latency_variants: bool) -> list[list[Row]]:
     """Every (shape, device, layout) row of jobs of one :attr:`Job.batch_key`, in one vectorised pass.
 
-    Returns, per job, one :class:`Row` per (shape, device, layout) and load fraction, with ``shape`` and
+    Returns, per job, one :class:`Row` per (shape, device, layout) and load fraction (less the rows its
+    ``shadows`` make redundant, :func:`~aicap.sizing.plan.screen.shadowed`), with ``shape`` and
     ``device`` indexing the job's lists. A row's metrics do not depend on the rows of other shapes
     evaluated with it (every selection is per workload shape, every bisection per row), so batching only
     saves the per-call cost of many small array operations; :mod:`aicap.sizing.plan.evaluation` batches
@@ -360,6 +363,16 @@ def evaluate_batch(jobs: Sequence[Job], latency_variants: bool) -> list[list[Row
             job = jobs[jn]
             dep = job.template(di - device_base[jn])
             slots[mine] = _slots(job.model, dep, tp_a[mine], pp_a[mine], [sh[k] for k in mine], budget, job.runtime)
+    shadows = {device_base[jn] + b: [device_base[jn] + a for a in under] for jn, job in enumerate(jobs) for b, under in job.shadows.items()}
+    drop = shadowed(rows, slots, shadows)
+    if drop.any():  # a cheaper device option's rows carry the same (CPU memory variants): neither evaluated nor offered
+        keep = np.flatnonzero(~drop)
+        rows = Rows(*([getattr(rows, f)[k] for k in keep.tolist()] for f in ("shape", "device", "tp", "pp")))
+        if not rows.tp:
+            return [[] for _ in jobs]
+        job_of = [job_of[k] for k in keep.tolist()]
+        tp_a, pp_a, dev_ix, job_a, slots = tp_a[keep], pp_a[keep], dev_ix[keep], job_a[keep], slots[keep]
+        sh = [sh[k] for k in keep.tolist()]
     # An engine that does not chunk prefill refuses a workload whose longest prompt exceeds its budget.
     shape_ix = np.asarray(rows.shape, dtype=np.int64)
     job_of_shape = [jn for jn, job in enumerate(jobs) for _ in job.shapes]

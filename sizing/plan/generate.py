@@ -13,6 +13,8 @@ without changing its optimum:
 
 from __future__ import annotations
 
+import math
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from aicap.sizing.core.catalogue import CatalogueLike
@@ -68,6 +70,44 @@ def device_of(cat: CatalogueLike, key: DevKey) -> DeviceSpec:
     """The catalogue's device of ``key``, with ``key``'s memory (a CPU in an instance with less than its socket's maximum)."""
     dev = cat.device(key[0])
     return dev if float(dev.memory_gib) == key[1] else dev.model_copy(update={"memory_gib": key[1]})
+
+
+def shadows(fleet: Fleet, keys: Sequence[DevKey], by_device: Mapping[DevKey, list[InstanceSpec]],
+            ws: Sequence[Workload]) -> dict[int, list[int]]:  # fmt: skip
+    """Which device options' rows may stand in for another's where they hold as many slots (``b -> [a, ...]``).
+
+    Each ``a`` is the same device with another memory per device (a CPU in instances of other host
+    memory), whose instance types *cover* ``b``'s: each type of ``b`` has one of ``a`` with the same
+    devices, cap and network that costs no more (the pairing :func:`cheapest_types` merges on, less the
+    network where no workload asks for one: a CPU replica never spans instances), none of them capped
+    by name. Where two options cover each other (equal prices), the first stands in for the second,
+    never both ways. None where a workload names its instance types (it may allow ``b``'s only).
+    :func:`~aicap.sizing.plan.screen.shadowed` drops ``b``'s rows that an ``a``'s match.
+    """
+    if any(w.instance_types is not None for w in ws):
+        return {}
+    c = fleet.constraints
+    networked = any(w.min_network_gbps or w.network_kinds for w in ws)  # else a CPU's network is never read: it spans no instances
+
+    def pairing(i: InstanceSpec) -> tuple[int, float, float | None, str | None]:
+        if not networked:
+            return i.devices, c.cap(i.name), None, None
+        return i.devices, c.cap(i.name), i.network_gbs_per_device, None if i.network is None else i.network.kind
+
+    def covers(a: DevKey, b: DevKey) -> bool:
+        if a[0] != b[0] or any(i.name in c.availability for i in (*by_device[a], *by_device[b])):
+            return False
+        cheapest: dict[tuple[int, float, float | None, str | None], float] = {}
+        for i in by_device[a]:
+            cheapest[pairing(i)] = min(cheapest.get(pairing(i), math.inf), float(i.price(c.price_model) or 0.0))
+        return all(cheapest.get(pairing(i), math.inf) <= float(i.price(c.price_model) or 0.0) for i in by_device[b])
+
+    out: dict[int, list[int]] = {}
+    for b, kb in enumerate(keys):
+        under = [a for a, ka in enumerate(keys) if a != b and covers(ka, kb) and (a < b or not covers(kb, ka))]
+        if under:
+            out[b] = under
+    return out
 
 
 #: A model whose weights at its smallest allowed format take more than this share of one instance's memory
@@ -164,6 +204,7 @@ def _model_jobs(fleet: Fleet, cat: CatalogueLike, key: tuple[str, str | None, Sp
         for w in mine:
             members.setdefault(shape_of[w.name], []).append(w)
         groups: dict[tuple[tuple[str, str], int, int, bool], list[DeviceOption]] = {}
+        keys: dict[tuple[tuple[str, str], int, int, bool], list[DevKey]] = {}  # each option's device and memory
         runtimes: dict[tuple[tuple[str, str], int, int, bool], RuntimeSpec] = {}
         wide: dict[tuple[tuple[tuple[str, str], int, int, bool], int], list[DeviceOption]] = {}  # data-parallel attention, per stage size
         for dk in by_device:
@@ -178,10 +219,12 @@ def _model_jobs(fleet: Fleet, cat: CatalogueLike, key: tuple[str, str | None, Sp
             group = (fmt, rt.max_prefill_tokens, rt.max_batch, rt.eager)
             runtimes[group] = rt
             groups.setdefault(group, []).append((dev, eff, union, per_device))
+            keys.setdefault(group, []).append(dk)
             for size in sorted({x for ls in dpa[dk].values() for x in ls}):  # one job per group count: D = tp
                 wide.setdefault((group, size), []).append((dev, eff, [(size, 1)], per_device))
         for group, devs in groups.items():
-            out.jobs.append((Job(model, runtimes[group], group[0], shapes, devs, networks, spec), members))
+            shadow = shadows(fleet, keys[group], by_device, ws)
+            out.jobs.append((Job(model, runtimes[group], group[0], shapes, devs, networks, spec, shadows=shadow), members))
         for (group, size), devs in wide.items():
             rt = group_runtime(runtimes[group], size)  # an attention group's engine: its share of a shared step budget
             out.jobs.append((Job(model, rt, group[0], shapes, devs, networks, spec, dp_attention=size), members))

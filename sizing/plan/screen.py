@@ -55,6 +55,33 @@ def screen(rows: Rows, unit: F) -> NDArray[np.int64]:
     return np.sort(order[keep])
 
 
+def shadowed(rows: Rows, slots: F, shadows: dict[int, list[int]]) -> NDArray[np.bool_]:
+    """Rows another device option makes redundant: ``True`` where a partner has the same row with as many slots.
+
+    ``shadows`` maps a device option ``b`` to its partners: the same device with other memory (a CPU in
+    instances of other host memory), on instance types that are never dearer and take the same
+    replicas (:func:`aicap.sizing.plan.generate.shadows`, acyclic). Memory sets only a row's slots
+    (``memory.max_batch``), so where a partner's row of the same shape and layout holds as many (both
+    at the engine's cap), ``b``'s row has the same capacity and latencies at no lower price: no plan
+    needs it, and it is neither evaluated nor offered. Rows without a slot are kept, so their reason
+    reaches the diagnostics.
+    """
+    out = np.zeros(len(rows.tp), dtype=bool)
+    if not shadows:
+        return out
+    partners = {a for under in shadows.values() for a in under}
+    held: dict[tuple[int, int, int, int], float] = {}
+    for k, d in enumerate(rows.device):
+        if d in partners:
+            held[d, rows.shape[k], rows.tp[k], rows.pp[k]] = float(slots[k])
+    for k, d in enumerate(rows.device):
+        under = shadows.get(d)
+        if under and slots[k] >= 1:
+            at = (rows.shape[k], rows.tp[k], rows.pp[k])
+            out[k] = any(held.get((a, *at)) == float(slots[k]) for a in under)
+    return out
+
+
 def cheapest_replicas(rows: Rows, price: F, ok: NDArray[np.bool_]) -> NDArray[np.int64]:
     """Per (shape, device), the row of the cheapest replica among the ``ok`` rows (ties: the lowest index).
 
