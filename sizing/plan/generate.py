@@ -3,11 +3,13 @@
 Workloads are grouped by model; each distinct workload *shape* (lengths, targets, percentile,
 burstiness) is evaluated once per storage format over all devices and layouts, every model's jobs in
 one call (:func:`aicap.sizing.plan.evaluation.evaluate_jobs`), then the rows are expanded to each workload of that
-shape and each instance type whose size admits the layout. Two prunings keep the integer program small
+shape and each instance type whose size admits the layout. Three prunings keep the integer program small
 without changing its optimum:
 
 * an instance type is dropped when another type of the same device, device count and availability cap
   costs no more (first by name on ties): a replica placed on it could move to the cheaper one;
+* a CPU's rows in instances of one host memory are not evaluated where the same rows in no dearer
+  instances of another memory hold as many requests (:func:`shadows`): the same replica for less;
 * dominated candidates are dropped (:func:`~aicap.sizing.plan.candidates.prune`).
 """
 
