@@ -40,12 +40,16 @@ Progress = Callable[[str], None]
 
 @dataclass(frozen=True)
 class HeldOut:
-    """One source's metrics predicted without it: measured and predicted values, in the order scored."""
+    """One source's metrics predicted without it: measured and predicted values, in the order scored.
+
+    ``labels``: each metric's case id and metric name (``"case-id metric"``), where known.
+    """
 
     case_set: str
     source: str
     measured: tuple[float, ...]
     predicted: tuple[float, ...]
+    labels: tuple[str, ...] = ()
 
     @property
     def errors_pct(self) -> F:
@@ -78,6 +82,12 @@ class Summary:
         return cls(int(a.size), float(np.median(a)), float(np.percentile(a, 90)), float(a.max()))
 
 
+def worst(held: Sequence[HeldOut], above_pct: float) -> list[tuple[float, HeldOut, int]]:
+    """The metrics of ``held`` off by more than ``above_pct`` [%], worst first: ``(error %, fold, index in the fold)``."""
+    out = [(float(e), h, k) for h in held for k, e in enumerate(h.errors_pct.tolist()) if e > above_pct]
+    return sorted(out, key=lambda t: (-t[0], t[1].source, t[2]))
+
+
 def summary(held: Sequence[HeldOut]) -> Summary:
     """The :class:`Summary` of every metric of ``held`` together."""
     return Summary.of(np.concatenate([h.errors_pct for h in held]) if held else np.zeros(0))
@@ -85,7 +95,8 @@ def summary(held: Sequence[HeldOut]) -> Summary:
 
 def _of_report(case_set: str, source: str, rows: Sequence[ScoredMetric]) -> HeldOut:
     scored = [r for r in rows if r.predicted is not None]
-    return HeldOut(case_set, source, tuple(r.measured for r in scored), tuple(float(r.predicted or 0.0) for r in scored))
+    return HeldOut(case_set, source, tuple(r.measured for r in scored), tuple(float(r.predicted or 0.0) for r in scored),
+                   tuple(f"{r.case_id} {r.metric}" for r in scored))  # fmt: skip
 
 
 def _source(case: dict[str, Any]) -> str:
@@ -160,5 +171,6 @@ def training(cat: CatalogueLike) -> list[HeldOut]:
     out = []
     for src in sorted({s.source for s in scores}):
         mine = [s for s in scores if s.source == src]
-        out.append(HeldOut("training", src, tuple(s.measured for s in mine), tuple(s.predicted for s in mine)))
+        out.append(HeldOut("training", src, tuple(s.measured for s in mine), tuple(s.predicted for s in mine),
+                           tuple(f"{s.case} {s.metric}" for s in mine)))  # fmt: skip
     return out

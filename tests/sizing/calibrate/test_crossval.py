@@ -76,3 +76,15 @@ def test_training_folds_leave_out_the_fits_answers(cat: Catalogue) -> None:
     held = crossval.training(cat)
     assert len({h.source for h in held}) == len(held) >= 5
     assert all(h.case_set == "training" and h.measured and all(m > 0 for m in h.measured) for h in held)
+    assert all(len(h.labels) == len(h.measured) and all(" " in x for x in h.labels) for h in held)  # "case-id metric"
+
+
+def test_the_metrics_off_by_more_than_a_share_are_listed_worst_first_with_their_labels(cat: Catalogue) -> None:
+    h = crossval.HeldOut("server", "S", (100.0, 100.0, 100.0), (150.0, 39.0, 141.0), ("a ttft_ms_mean", "b tpot_ms_p50", "c x"))
+    t = crossval.HeldOut("training", "T", (2.0,), (1.0,))
+    off = crossval.worst([h, t], 40.0)
+    assert [(round(e, 6), fold.source, k) for e, fold, k in off] == [(61.0, "S", 1), (50.0, "S", 0), (50.0, "T", 0), (41.0, "S", 2)]
+    assert [off[0][1].labels[off[0][2]]] == ["b tpot_ms_p50"]
+    cases = [c for c in load_cases(which="server") if c["source_key"] == "S_LMDEPLOY"][:1]
+    (fold,) = crossval.server(cases, cat, score(cases, cat))
+    assert fold.labels and all(x.startswith(cases[0]["id"] + " ") for x in fold.labels)
