@@ -91,15 +91,15 @@ def shadows(fleet: Fleet, keys: Sequence[DevKey], by_device: Mapping[DevKey, lis
     c = fleet.constraints
     networked = any(w.min_network_gbps or w.network_kinds for w in ws)  # else a CPU's network is never read: it spans no instances
 
-    def pairing(i: InstanceSpec) -> tuple[int, float, float | None, str | None]:
+    def pairing(i: InstanceSpec) -> tuple[int, float | None, str | None]:  # no type here is capped by name: their caps are alike
         if not networked:
-            return i.devices, c.cap(i.name), None, None
-        return i.devices, c.cap(i.name), i.network_gbs_per_device, None if i.network is None else i.network.kind
+            return i.devices, None, None
+        return i.devices, i.network_gbs_per_device, None if i.network is None else i.network.kind
 
     def covers(a: DevKey, b: DevKey) -> bool:
         if a[0] != b[0] or any(i.name in c.availability for i in (*by_device[a], *by_device[b])):
             return False
-        cheapest: dict[tuple[int, float, float | None, str | None], float] = {}
+        cheapest: dict[tuple[int, float | None, str | None], float] = {}
         for i in by_device[a]:
             cheapest[pairing(i)] = min(cheapest.get(pairing(i), math.inf), float(i.price(c.price_model) or 0.0))
         return all(cheapest.get(pairing(i), math.inf) <= float(i.price(c.price_model) or 0.0) for i in by_device[b])

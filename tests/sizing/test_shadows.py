@@ -75,11 +75,64 @@ def test_no_variant_stands_in_where_a_workload_names_instance_types_or_a_network
 
 
 def test_a_row_goes_only_where_a_partner_holds_as_many_slots() -> None:
-    rows = Rows(shape=[0, 0, 0, 0, 1, 1], device=[0, 1, 0, 1, 0, 1], tp=[1, 1, 2, 2, 1, 1], pp=[1, 1, 1, 1, 1, 1])
-    slots = np.array([256.0, 256.0, 40.0, 90.0, 0.0, 0.0])  # capped alike; memory-bound at device 0; no fit on either
-    assert shadowed(rows, slots, {1: [0]}).tolist() == [False, True, False, False, False, False]
-    assert shadowed(rows, slots, {0: [1]}).tolist() == [True, False, False, False, False, False]
-    assert not shadowed(rows, slots, {}).any()
+    rows = Rows(shape=[0, 0, 0, 0, 1, 1, 2, 2], device=[0, 1, 0, 1, 0, 1, 0, 1], tp=[1, 1, 2, 2, 1, 1, 1, 1], pp=[1] * 8)
+    slots = np.array([256.0, 256.0, 40.0, 90.0, 0.0, 0.0, 1.0, 1.0])  # capped alike; memory-bound at 0; no fit; one slot on both
+    got = shadowed(rows, slots, {1: [0]})
+    assert got.dtype == np.bool_ and got.tolist() == [False, True, False, False, False, False, False, True]
+    assert shadowed(rows, slots, {0: [1]}).tolist() == [True, False, False, False, False, False, True, False]
+    assert shadowed(rows, slots, {}).dtype == np.bool_ and not shadowed(rows, slots, {}).any()
+
+
+def _variant(name: str, host_gib: float, price: float, devices: int = 2, network: Any = None) -> Any:
+    """An EPYC instance type like c7a.48xlarge with another name, host memory, price, socket count or network."""
+    base = CAT.instance("c7a.48xlarge")
+    prices = base.price_usd_per_hour.model_copy(update={"on_demand": price})
+    return base.model_copy(update={"name": name, "host_memory_gib": host_gib, "devices": devices, "network": network,
+                                   "price_usd_per_hour": prices})  # fmt: skip
+
+
+def _shadows(fl: Fleet, *types: Any) -> dict[int, list[int]]:
+    by: dict[DevKey, list[Any]] = {}
+    for inst in types:
+        by.setdefault(device_key(CAT, inst), []).append(inst)
+    return generate.shadows(fl, list(by), by, fl.workloads)
+
+
+def test_variants_at_one_price_stand_in_one_way_only() -> None:
+    small, large = _variant("small", 384.0, 9.0), _variant("large", 768.0, 9.0)
+    assert _shadows(_fleet(), small, large) == {1: [0]}
+    assert _shadows(_fleet(), large, small) == {1: [0]}  # the first, whichever it is
+    assert _shadows(_fleet(), small, _variant("dear", 768.0, 9.5)) == {1: [0]}
+    assert _shadows(_fleet(), _variant("dear", 384.0, 9.5), large) == {0: [1]}
+
+
+def test_a_variant_covers_another_at_its_cheapest_type_of_each_kind_and_reads_unpublished_prices_as_free() -> None:
+    cheap, dear = _variant("cheap", 384.0, 9.0), _variant("dear", 384.0, 10.0)  # one variant, two types alike
+    assert _shadows(_fleet(), cheap, dear, _variant("large", 768.0, 9.5)) == {1: [0]}
+    free = _variant("free", 384.0, 9.0).model_copy(
+        update={"price_usd_per_hour": cheap.price_usd_per_hour.model_copy(update={"on_demand": None})}
+    )
+    assert _shadows(_fleet(), free, _variant("large", 768.0, 0.5)) == {1: [0]}
+    assert _shadows(_fleet(), _variant("small", 384.0, 0.5), free.model_copy(update={"host_memory_gib": 768.0})) == {0: [1]}
+
+
+def test_a_variant_covers_another_only_where_each_of_its_types_has_a_partner_no_dearer() -> None:
+    # the 768 GiB variant has a one-socket type that the 384 GiB one lacks: nothing may stand in for it
+    one = _variant("large-1s", 384.0, 4.0, devices=1)  # 384 GiB per socket, as "large"
+    assert _shadows(_fleet(), _variant("small", 384.0, 9.0), _variant("large", 768.0, 9.5), one) == {}
+    assert _shadows(_fleet(), _variant("xeon-like", 384.0, 1.0).model_copy(update={"device": "xeon-8480"}),
+                    _variant("epyc", 384.0, 9.0)) == {}  # fmt: skip  # another device never stands in
+
+
+def test_the_network_pairs_types_only_where_a_workload_asks_for_one() -> None:
+    efa = CAT.instance("g4dn.12xlarge").network
+    eth = CAT.instance("g4dn.xlarge").network.model_copy(update={"gbps": efa.gbps})  # same speed, another kind
+    small, large = _variant("small", 384.0, 9.0, network=eth), _variant("large", 768.0, 9.5, network=efa)
+    assert _shadows(_fleet(), small, large) == {1: [0]}
+    assert _shadows(_fleet({"network_kinds": ["efa", "ethernet"]}), small, large) == {}
+    slow = _variant("slow", 384.0, 9.0, network=eth.model_copy(update={"gbps": 10.0}))
+    assert _shadows(_fleet({"min_network_gbps": 1.0}), slow, _variant("fast", 768.0, 9.5, network=eth)) == {}
+    assert _shadows(_fleet({"min_network_gbps": 1.0}), small, _variant("twin", 768.0, 9.5, network=eth)) == {1: [0]}
 
 
 def test_shadowing_drops_rows_and_changes_no_plan(monkeypatch: pytest.MonkeyPatch) -> None:
