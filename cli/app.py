@@ -12,6 +12,8 @@ Heavy modules (numpy, scipy, pydantic) are imported inside commands, never here,
 
 from __future__ import annotations
 
+import errno
+import io
 import os
 
 # aicap uses no pydantic plugins; finding them scans every installed distribution's entry points (~20 ms
@@ -102,6 +104,16 @@ def _with_given_value(message: str, param: object, argv: list[str]) -> str:
     return message
 
 
+class _ClosedStdout(io.TextIOBase):
+    """Standard output of a process started without one: a write fails as on a closed descriptor, a flush does nothing."""
+
+    def write(self, text: str) -> int:
+        raise OSError(errno.EBADF, "standard output is closed (give -o FILE, or redirect it: > FILE)")
+
+    def writable(self) -> bool:
+        return True
+
+
 def main() -> None:
     """Console entry point (``aicap``).
 
@@ -110,13 +122,14 @@ def main() -> None:
     one ``aicap: error:`` line and exit 2; an unexpected exception is one line and exit 4, or the
     traceback with ``AICAP_DEBUG=1``.
     """
-    import os
     import sys
 
     from typer.exceptions import TyperException
 
     from aicap.sizing.core.errors import ExitCode
 
+    if sys.stdout is None:  # started with stdout closed (`aicap ... >&-`): writing the result is an input error, not a bug
+        sys.stdout = _ClosedStdout()
     try:
         code = app(standalone_mode=False)
     except KeyboardInterrupt:
@@ -146,12 +159,26 @@ def main() -> None:
                 where = ""
             sys.stderr.write(f"aicap: error: {message}{where}\n")
         sys.exit(int(getattr(exc, "exit_code", ExitCode.INPUT_ERROR)))
+    except OSError as exc:
+        if not isinstance(sys.stdout, _ClosedStdout) or exc.errno != errno.EBADF:
+            _internal(exc)
+        sys.stderr.write(f"aicap: error: cannot write to standard output: {exc.strerror}\n")  # --help, --version
+        sys.exit(int(ExitCode.INPUT_ERROR))
     except Exception as exc:
-        if os.environ.get(DEBUG_ENV) == "1":
-            raise
-        sys.stderr.write(internal_error_line(exc) + "\n")
-        sys.exit(int(ExitCode.INTERNAL_ERROR))
+        _internal(exc)
     sys.exit(code if isinstance(code, int) else 0)
+
+
+def _internal(exc: Exception) -> None:
+    """Report an unexpected exception outside any command: one line and exit 4 (the traceback with ``AICAP_DEBUG=1``)."""
+    import sys
+
+    from aicap.sizing.core.errors import ExitCode
+
+    if os.environ.get(DEBUG_ENV) == "1":
+        raise exc
+    sys.stderr.write(internal_error_line(exc) + "\n")
+    sys.exit(int(ExitCode.INTERNAL_ERROR))
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@ import os
 import re
 import stat
 import struct
+import sys
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -1177,6 +1178,18 @@ def test_a_full_disk_on_stdout_is_an_input_error_not_a_bug() -> None:
     with open("/dev/full", "w") as full:
         r = subprocess.run([*_aicap_argv(), "-q", "models", "list"], stdout=full, stderr=subprocess.PIPE, text=True, timeout=60)
     assert r.returncode == 2 and r.stderr == "aicap: error: cannot write the result to standard output: No space left on device\n"
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="closes a descriptor before exec")
+@pytest.mark.parametrize("args", [("-q", "models", "list"), ("--help",), ("-q", "whatif", "--help")])
+def test_a_closed_stdout_is_an_input_error_not_a_bug(args: tuple[str, ...]) -> None:
+    # `aicap ... >&-` (cron, systemd): "internal error: AttributeError: 'NoneType' object has no attribute 'write'", exit 4
+    import subprocess
+
+    r = subprocess.run([*_aicap_argv(), *args], stdin=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, timeout=60,
+                       preexec_fn=lambda: os.close(1))  # fmt: skip
+    assert r.returncode == 2, r.stderr
+    assert r.stderr.startswith("aicap: error: cannot write") and "standard output is closed" in r.stderr and r.stderr.count("\n") == 1
 
 
 @pytest.mark.parametrize(("key", "value", "needle"), [("regions", "us-east-9", "unknown region 'us-east-9': did you mean us-east-1?"),
