@@ -38,7 +38,7 @@ if TYPE_CHECKING:
 PERCENTILES = ("p50", "p90", "p95", "p99")
 
 #: Options ``aicap simulate PLAN`` uses; a plan brings its own traffic, layouts and targets.
-PLAN_OPTIONS = frozenset({"plan", "seed", "policy", "router", "predictor_error", "quantum", "sjf_by", "aging", "class_weights", "fmt"})
+PLAN_OPTIONS = frozenset({"plan", "seed", "policy", "router", "predictor_error", "quantum", "sjf_by", "aging", "fmt"})
 
 
 #: Options ``--disaggregate`` does not take: it simulates both pools with the engine's defaults under ``--policy`` alone.
@@ -218,6 +218,10 @@ def register(app: typer.Typer) -> None:
                                  "lengths and targets (a plan takes --seed, --policy and its options, and --router)")  # fmt: skip
         if policy not in replay.POLICIES:
             raise InputError(f"--policy {policy!r}: valid policies: {', '.join(replay.POLICIES)}")
+        if plan is not None and policy == "priority":  # its classes come from --classes or a trace, neither of which a plan takes
+            choices = ", ".join(p for p in replay.POLICIES if p != "priority")
+            raise InputError(f"--policy priority orders requests by class and a plan's replay has none: choose {choices} for a plan, "
+                             "or simulate a model with --classes or a --trace with a priority column")  # fmt: skip
         if router not in ROUTERS:
             raise InputError(f"--router {router!r}: valid routers: {', '.join(ROUTERS)}")
         if percentile not in PERCENTILES:

@@ -22,7 +22,7 @@ def simulate_plan_file(plan: Path, *, seed: int, policy: str, router: Router, op
     Raises
     ------
     InputError
-        When ``plan`` is a fleet file, or names an engine the catalogue lacks.
+        When ``plan`` is a fleet file, names an engine the catalogue lacks, or has no deployment that carries traffic.
     InfeasibleError
         When a deployment misses its targets or builds an unbounded queue, or a workload's composed TTFT misses.
     """
@@ -39,6 +39,9 @@ def simulate_plan_file(plan: Path, *, seed: int, policy: str, router: Router, op
     for line in unstartable_spans(doc, cat):
         info(f"aicap: warning: {line}")
     n = sum(d.requests_per_s > 0 for w in doc.workloads for d in w.deployments)
+    if n == 0:  # a run of nothing "holds": a CI gate must not pass on it
+        what = "no workloads" if not doc.workloads else "no deployment that carries traffic (every one plans 0 requests/s)"
+        raise InputError(f"{plan}: the plan has {what}: nothing to simulate")
     with progress(n, "simulating deployments", enabled=progress_on) as tick:
         runs = simulate_plan(doc, cat, seed=seed, policy=policy, router=router, options=options, on_done=tick)
     from aicap.sizing.sim.composed import compose

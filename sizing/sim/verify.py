@@ -19,6 +19,7 @@ import numpy as np
 
 from aicap.sizing.core.catalogue import CatalogueLike
 from aicap.sizing.core.engines import engine_for
+from aicap.sizing.core.errors import InputError
 from aicap.sizing.core.fleet import PERCENTILES, Fleet
 from aicap.sizing.core.lengths import LengthBin
 from aicap.sizing.core.plan import Deployment as PlannedDeployment
@@ -312,6 +313,9 @@ def simulate_plan(plan: Plan, cat: CatalogueLike, *, requests_per_replica: int =
             spec = TrafficSpec(min(requests_per_replica * d.replicas, MAX_PLAN_REQUESTS), lengths(w.input_tokens),
                                lengths(w.output_tokens) if decoder else Lengths.fixed(0), rate_per_s=d.requests_per_s, arrival=kind,
                                cv=w.arrival_cv, seed=s, cached_share=w.prefix_cached_share if decoder else 0.0)  # fmt: skip
+            if policy == "edf" and w.slo.ttft_ms is None:  # its deadlines are the workloads' TTFT targets
+                raise InputError(f"policy 'edf' orders requests by their TTFT deadline and workload '{w.name}' of the plan has no TTFT "
+                                 "target (slo.ttft_ms): choose another policy, or size the plan with one")  # fmt: skip
             tpot_target = w.slo.tpot_ms if decoder else None
             targets = Targets(ttft_ms=w.slo.ttft_ms, tpot_ms=tpot_target,
                               percentile=pw.percentile if w.slo.ttft_ms is not None or tpot_target is not None else None)  # fmt: skip

@@ -436,6 +436,25 @@ def test_a_trace_clash_names_only_the_options_given(tmp_path: Path) -> None:
     assert code == 2 and err.strip() == "aicap: error: --trace replays its own arrivals and lengths: drop --dataset"
 
 
+def test_a_plan_that_cannot_take_a_policy_or_carries_nothing_is_refused_not_passed(tmp_path: Path) -> None:
+    plan = tmp_path / "plan.json"
+    code, _, err = run("size", "-m", "llama-3.1-8b", "--rate", "2", "-f", "json", "--output", str(plan))
+    assert code == 0, err
+    # priority needs classes (--classes, a trace's column), which a plan does not take: one message, not two that contradict
+    code, _, err = run("simulate", str(plan), "--policy", "priority")
+    assert code == 2 and "a plan's replay has none: choose fcfs, sjf, srtf, rr, edf for a plan" in err
+    code, _, err = run("simulate", str(plan), "--policy", "edf")  # its deadlines are the plan's TTFT targets: here none
+    assert code == 2 and "workload 'llama-3.1-8b' of the plan has no TTFT target (slo.ttft_ms)" in err and "--ttft-ms" not in err
+    timed = tmp_path / "timed.json"
+    assert run("size", "-m", "llama-3.1-8b", "--rate", "2", "--ttft-ms", "2000", "-f", "json", "--output", str(timed))[0] == 0
+    assert run("simulate", str(timed), "--policy", "edf")[0] == 0
+    # a plan emptied of workloads "held" (exit 0) and a CI gate passed on it
+    empty = tmp_path / "empty.json"
+    empty.write_text(json.dumps({**json.loads(plan.read_text()), "workloads": []}))
+    code, _, err = run("simulate", str(empty))
+    assert code == 2 and f"{empty}: the plan has no workloads: nothing to simulate" in err
+
+
 def test_an_unknown_engine_in_a_plan_names_the_file_and_field(tmp_path: Path) -> None:
     code, out, err = run("size", "-f", "json")
     assert code == 0, err
