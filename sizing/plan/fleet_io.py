@@ -118,22 +118,30 @@ def _apply(doc: dict[str, Any], cloud: str | None = None, hardware: str | None =
     return {**doc, "constraints": cons}
 
 
-def _read_profiles(doc: dict[str, Any], base: Path) -> dict[str, Any]:
-    """Replace ``requests_per_s: {csv: FILE}`` and ``{trace: FILE}`` by the hourly rates they hold (paths relative to ``base``)."""
+def _read_profiles(doc: dict[str, Any], path: Path, text: str) -> dict[str, Any]:
+    """Replace ``requests_per_s: {csv: FILE}`` and ``{trace: FILE}`` by the hourly rates they hold (paths relative to ``path``'s folder).
+
+    An error in the profile file is prefixed with the fleet's ``file:line`` that names it (``fleet.yaml:5: requests_per_s.csv:``).
+    """
     from aicap.sizing.plan.profile_files import profile_from_trace, read_csv_profile
 
     workloads = doc.get("workloads")
     if not isinstance(workloads, list):
         return doc
     out = []
-    for w in workloads:
+    for k, w in enumerate(workloads):
         rate = w.get("requests_per_s") if isinstance(w, dict) else None
         if isinstance(rate, dict) and len(rate) == 1 and ("csv" in rate or "trace" in rate):
             ((kind, name),) = rate.items()
+            line = line_of(text, ["workloads", k, "requests_per_s", kind])
+            where = f"{path}{f':{line}' if line else ''}: requests_per_s.{kind}"
             if not isinstance(name, str) or not name:
-                raise InputError(f"requests_per_s: {{{kind}: FILE}} needs a file name, got {name!r}")
-            file = base / name
-            w = {**w, "requests_per_s": read_csv_profile(file) if kind == "csv" else profile_from_trace(file)}
+                raise InputError(f"{where}: needs a file name, got {name!r}")
+            file = path.parent / name
+            try:
+                w = {**w, "requests_per_s": read_csv_profile(file) if kind == "csv" else profile_from_trace(file)}
+            except InputError as exc:
+                raise InputError(f"{where}: {exc}") from None
         out.append(w)
     return {**doc, "workloads": out}
 
@@ -193,7 +201,7 @@ def load_fleet(path: Path | str, replaced: list[tuple[str, object, str, object]]
         raise InputError(f"{path}: a plan (what `aicap size --output` writes), not a fleet file: its 'inputs' section is the fleet it "
                          "was sized from; simulate, export or check the plan itself")  # fmt: skip
     _unique_names(doc, path, text)
-    applied = _apply(_model_files(_read_profiles(doc, path.parent), path.parent), replaced=replaced, **overrides)
+    applied = _apply(_model_files(_read_profiles(doc, path, text), path.parent), replaced=replaced, **overrides)
     return validate_model(Fleet, applied, str(path), text)
 
 

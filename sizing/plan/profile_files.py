@@ -31,7 +31,8 @@ def read_csv_profile(path: Path) -> list[float]:
         try:
             hour, rate = int(str(rec["hour"]).strip()), float(str(rec["requests_per_s"]).strip())
         except (TypeError, ValueError):
-            raise InputError(f"{where}: expected a whole hour and a number of requests/s, got {excerpt(rec)}") from None
+            raise InputError(f"{where}: expected a whole hour and a number of requests/s, got hour {excerpt(rec['hour'])}, "
+                             f"requests_per_s {excerpt(rec['requests_per_s'])}") from None  # fmt: skip
         if hour in rates or not 0 <= hour < max(PROFILE_HOURS):
             raise InputError(f"{where}: hour {hour} is repeated or outside 0…167")
         if not (math.isfinite(rate) and rate >= 0):
@@ -57,6 +58,10 @@ def profile_from_trace(path: Path) -> list[float]:
     spans = max(math.ceil(float(arrivals.max()) / SECONDS_PER_HOUR - 1e-9), 1)
     hours = next((h for h in PROFILE_HOURS if spans <= h), 0)  # a day or a week; quiet last hours count as zero demand
     if not hours or spans < hours - 1:
-        raise InputError(f"{path}: the trace spans {spans} hour(s); a profile needs one that spans 24 or 168 hours")
+        first = float(raw.min())  # the first arrival as written; its whole hour is where the profile's hours start
+        origin = first - float(arrivals.min())
+        raise InputError(f"{path}: the trace spans {spans} clock hour(s) from {origin:,.0f} s, the whole hour of its first arrival "
+                         f"({first:,.0f} s), to its last ({float(raw.max()):,.0f} s); a profile needs 24 or 168: cut the trace to "
+                         "a day or a week of whole hours")  # fmt: skip
     counts = np.bincount(np.minimum((arrivals // SECONDS_PER_HOUR).astype(np.int64), hours - 1), minlength=hours)
     return [float(c) / SECONDS_PER_HOUR for c in counts]

@@ -66,8 +66,24 @@ def test_csv_and_trace_profiles_are_read_relative_to_the_fleet(tmp_path: Path) -
     assert len(profile_from_trace(tmp_path / "t.csv")) == 24
 
 
+def test_a_profile_files_error_names_the_fleets_line_and_the_trace_hours(tmp_path: Path) -> None:
+    fleet_file = tmp_path / "f.yaml"
+    fleet_file.write_text("workloads:\n  - name: a\n    model: llama-3.1-8b\n    requests_per_s: {csv: nothere.csv}\n")
+    with pytest.raises(InputError) as e:
+        load_fleet(fleet_file)
+    assert str(e.value) == f"{fleet_file}:4: requests_per_s.csv: {tmp_path / 'nothere.csv'}: no such file"
+    # a day of arrivals starting at 00:30 spans 25 clock hours from 00:00: say so, with the hours it counted
+    (tmp_path / "t.csv").write_text("arrival_s,input_tokens,output_tokens\n" + "".join(f"{t},100,10\n" for t in range(1800, 88201, 600)))
+    fleet_file.write_text("workloads:\n  - {name: a, model: llama-3.1-8b, requests_per_s: {trace: t.csv}}\n")
+    with pytest.raises(InputError) as e:
+        load_fleet(fleet_file)
+    assert str(e.value).startswith(f"{fleet_file}:2: requests_per_s.trace: {tmp_path / 't.csv'}: the trace spans 25 clock hour(s) from "
+                                   "0 s, the whole hour of its first arrival (1,800 s), to its last (88,200 s)")  # fmt: skip
+
+
 @pytest.mark.parametrize(("text", "msg"), [
-    ("hour,rate\n0,1\n", "header"), ("hour,requests_per_s\n0,1\n0,2\n", "repeated"), ("hour,requests_per_s\n0,x\n", "number"),
+    ("hour,rate\n0,1\n", "header"), ("hour,requests_per_s\n0,1\n0,2\n", "repeated"),
+    ("hour,requests_per_s\n0,x\n", "got hour '0', requests_per_s 'x'"),
     ("hour,requests_per_s\n" + "".join(f"{h},1\n" for h in range(20)), "every hour"),
     ("hour,requests_per_s\n" + "".join(f"{h},1\n" for h in range(1, 25)), r"hours run 1…24: they count from 0 \(0…23\)"),
     ("hour,requests_per_s\n" + "".join(f"{h},1\n" for h in range(24) if h != 7), r"got 23 hours; missing hour\(s\) 7$"),
