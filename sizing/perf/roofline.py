@@ -14,6 +14,9 @@ layers; :func:`moe_latency_s`). Communication per step:
   ``2·(tp−1)/tp · M / (β·η_l) + λ`` each (β: per-direction link bandwidth, λ: link latency);
 * expert parallel (MoE layers, ``ep > 1``): the MLP all-reduce becomes dispatch + combine
   all-to-alls of ``N·k·h·2·(ep−1)/ep`` bytes;
+* a speculative drafter (:func:`~aicap.sizing.serve.step.draft_cost`) runs its ``k`` passes at the same
+  ``tp``: ``k·2·L_d`` all-reduces a step of ``M_d = (N/(k+1))·h_d·2`` bytes (the step's ``N`` tokens are
+  ``k + 1`` a decoding sequence; ``L_d`` and ``h_d`` the drafter's layers and width);
 * pipeline parallel: ``pp − 1`` hand-offs of ``M`` bytes. With ``pp`` stages, a step over ``B``
   sequences runs as ``pp`` micro-batches of ``B/pp``, so each device works ``pp`` stage-times of a
   ``B/pp`` micro-batch, the model time of one micro-batch;
@@ -189,6 +192,12 @@ def network_time(dep: Deployment, tokens: ArrayLike, tp: ArrayLike, pp: ArrayLik
     k = 0 if moe is None else moe.experts_per_token
     a2a = np.where(ep > 1, 2.0 * (tokens * k * m.hidden_size * ACT_BYTES * (ep - 1) / ep / np.where(ep > dom, net, link) + lat), allreduce)
     per_step = 2 * m.num_layers * allreduce - moe_layers * allreduce + moe_layers * a2a
+    drafter = dep.draft
+    if drafter is not None and isinstance(drafter.model, DecoderModel):  # its k passes all-reduce as the target's layers do
+        passes = float(dep.verify_tokens - 1)
+        d_msg = tokens / float(dep.verify_tokens) * drafter.model.hidden_size * ACT_BYTES  # one pass over the decoding sequences
+        d_allreduce = np.where(tp > 1, 2.0 * (tp - 1) / tp * d_msg / np.where(tp > dom, net, link) + lat, 0.0)
+        per_step = per_step + passes * 2 * drafter.model.num_layers * d_allreduce
     if crossings is None:
         crossings = stage_crossings(tp, pp, dom) if cross is not None else 0.0 * tp
     x = np.asarray(crossings, dtype=float)
