@@ -336,6 +336,19 @@ def test_an_encoders_auto_batch_is_the_knee_and_its_latency_is_the_batchs(aicap)
     assert f"latency (a batch of {doc['batch']:,}, all together)" in table and "one request, idle" not in table
 
 
+def test_a_decoders_auto_batch_is_the_knee_of_its_throughput(aicap) -> None:
+    # Llama-3.1-8B on an EPYC socket ran batch 2,048 by default, TPOT 32.6 s, for the 63 tokens/s batch 32 already decoded.
+    common = ("estimate", "-m", "llama-3.1-8b", "--hardware", "epyc-9654", "-f", "json")
+    doc = aicap(*common).json()
+    full = aicap(*common, "--batch", str(doc["max_batch_at_context"])).json()
+    best = full["throughput"]["output_tokens_per_s"]
+    assert doc["batch"] < 64 and doc["throughput"]["output_tokens_per_s"] >= 0.99 * best and doc["tpot_s"] < full["tpot_s"] / 20
+    smaller = aicap(*common, "--batch", str(doc["batch"] - 1)).json()
+    assert smaller["throughput"]["output_tokens_per_s"] < 0.99 * best  # the smallest such batch
+    gpu = aicap("estimate", "-m", "llama-3.1-8b", "--hardware", "h100-sxm", "-f", "json").json()
+    assert 64 < gpu["batch"] <= gpu["max_batch_at_context"]  # where throughput still climbs, the knee is far up
+
+
 def test_an_item_models_speed_does_not_depend_on_tokens(aicap) -> None:
     # ResNet-50 ran 67,040 images/s at --input-tokens 1 and 82 at 100,000: the "tokens" went through the prefill budget
     docs = [
