@@ -269,13 +269,20 @@ def _disaggregated(model: str, hardware: str, decode_hardware: str, devices: int
 
 
 def refuse_decode_flags(ctx: typer.Context, req: EstimateRequest) -> None:
-    """Refuse --output-tokens and --tpot-ms for a model that generates no tokens (an encoder or item model): they would be ignored."""
+    """Refuse flags a model would ignore: --output-tokens and --tpot-ms where it generates no tokens, --input-tokens where it reads none.
+
+    An encoder or item model generates no tokens; an item model (a generic model) reads none either: its cost is per request.
+    """
     from aicap.sizing.core.errors import InputError
 
     given = typed_flags(ctx, "output_tokens", "tpot_ms")
     if req.model.kind != "decoder" and given:
         what = "an encoder" if req.model.kind == "encoder" else "not a decoder"
         raise InputError(f"{given[0]} applies to a model that generates tokens; {req.model.id} is {what}: drop {' and '.join(given)}")
+    prompt = typed_flags(ctx, "input_tokens")
+    if req.model.kind == "generic" and prompt:  # its work is per item (an image), whatever a "token" count says
+        raise InputError(f"{prompt[0]} applies to a model that reads tokens; {req.model.id} is a generic model whose cost is per item "
+                         "(its FLOPs and bytes per request): drop it")  # fmt: skip
 
 
 def note_format_fallback(req: EstimateRequest) -> None:
