@@ -294,6 +294,14 @@ def note_format_fallback(req: EstimateRequest) -> None:
         info(f"aicap: note: {why}")
 
 
+def note_substituted_formats(req: EstimateRequest, result: EstimateResult) -> None:
+    """Say (stderr) where a --weights-dtype or --kv-dtype given is estimated in another format of its size (bf16 as fp16 on a T4)."""
+    dep = result.deployment
+    for flag, asked, used in (("--weights-dtype", req.weights_dtype, dep.weights_dtype), ("--kv-dtype", req.kv_dtype, dep.kv_dtype)):
+        if asked is not None and used != asked:
+            info(f"aicap: note: {flag} {asked}: {req.device.id} has no {asked} path; estimated in {used}, as an engine there serves it")
+
+
 def warn_above_cap(req: EstimateRequest) -> None:
     """Warn (stderr) where ``--batch`` is above the engine's default cap of running requests."""
     cap = req.runtime.max_batch * max(req.dp_attention, 1)
@@ -360,6 +368,7 @@ def register(app: typer.Typer) -> None:
         note_format_fallback(req)
         result = estimate(req)
         doc = result.to_dict()
+        note_substituted_formats(req, result)
         warn_above_cap(req)
         if devices and doc["devices"] < devices:
             info(f"aicap: the layout uses {doc['devices']} of the {devices} devices: TP{doc['tp']}·PP{doc['pp']} replicas "
@@ -401,6 +410,7 @@ def register(app: typer.Typer) -> None:
         note_format_fallback(req)
         result = estimate(req)
         doc = explain.breakdown(result, phase)
+        note_substituted_formats(req, result)
         warn_above_cap(req)
         if plot is not None:
             explain.plot(doc, str(plot))

@@ -492,3 +492,12 @@ def test_a_short_context_decoder_takes_a_prompt_of_what_its_context_leaves_at_th
     assert typed.code == 2 and "--input-tokens + --output-tokens = 1,280 tokens exceeds short's max context of 1,024" in typed.stderr
     full = aicap("estimate", "-m", str(path), "--hardware", "h100-sxm", "--output-tokens", "1024")  # the output alone fills it
     assert full.code == 2 and "give --input-tokens and --output-tokens that sum to at most 1,024" in full.stderr, full.stderr
+
+
+def test_a_format_estimated_as_another_of_its_size_says_so(aicap) -> None:
+    # bf16 on a T4 (no bf16 path) was estimated in fp16 without a word: an option is applied or refused, never changed silently
+    r = aicap("estimate", "-m", "llama-3.1-8b", "--hardware", "t4", "--tp", "2", "--weights-dtype", "bf16", "-f", "json")
+    assert r.code == 0 and r.json()["weights_dtype"] == "fp16"
+    assert "aicap: note: --weights-dtype bf16: t4 has no bf16 path; estimated in fp16" in r.stderr
+    plain = aicap("estimate", "-m", "llama-3.1-8b", "--hardware", "h100-sxm", "--weights-dtype", "bf16")
+    assert plain.code == 0 and "note:" not in plain.stderr
