@@ -498,8 +498,13 @@ def advise(dep: Deployment, mem: dict[str, float], *, batch: int = 1, context: i
                 f"tokens; what helps: {', or '.join(helps)}")  # fmt: skip
     if w + ovh > cap:
         total, caps, ws, os_ = _gib(w + ovh, cap, w, ovh)
-        return (f"weights {ws} per device + overhead {os_} = {total} > {caps} usable, before any KV cache or activations; "
-                f"try {' or '.join(_layout_hints(dep))}")  # fmt: skip
+        drafter = dep.draft
+        share = memory.draft_weight_bytes(dep) / float(memory.attention_tp(dep, dep.tp)) / GIB if drafter is not None else 0.0
+        of = f" (of which the drafter {drafter.model.id}'s {share:,.1f} GiB)" if drafter is not None and share > 0 else ""
+        bigger = (f"; the drafter is larger than {dep.model.id}: draft with a smaller model of its family"
+                  if drafter is not None and share > w / 2 else "")  # fmt: skip
+        return (f"weights {ws} per device{of} + overhead {os_} = {total} > {caps} usable, before any KV cache or activations; "
+                f"try {' or '.join(_layout_hints(dep))}{bigger}")  # fmt: skip
     kv, act = mem["kv_cache"], mem["activations"]
     (big, big_v), (small, small_v) = sorted([("KV cache", kv), ("activations", act)], key=lambda t: -t[1])
     need, free, big_s, small_s, caps, ws, os_ = _gib(big_v + small_v, cap - w - ovh, big_v, small_v, cap, w, ovh)
