@@ -155,10 +155,10 @@ def _no_instance(cat: CatalogueLike, spec: SearchSpec) -> str:
     return f"no accelerator instance matches {filters}{hint}"
 
 
-def _grid(shape: ModelShape, spec: SearchSpec, inst: InstanceSpec, domain: int, *, spans: bool = True, offload: int = 0) -> Grid | None:
-    counts = [n for n in (2**k for k in range(17)) if n * inst.devices <= spec.max_devices]
-    if inst.network is None or not spans:
-        counts = counts[:1]
+def _grid(shape: ModelShape, spec: SearchSpec, inst: InstanceSpec, domain: int, *, spans: bool = True, offload: int = 0,
+          node: int | None = None) -> Grid | None:  # fmt: skip
+    """Layouts on 1, 2, 4, ... instances of ``inst``: as many as its network joins, or ``node`` devices without one (a TPU slice)."""
+    counts = _instance_counts(spec, inst, spans, node)
     tps = [t for t in TP_CHOICES if t <= domain and shape.heads % t == 0 and (shape.kv_groups == 0 or shape.kv_groups % t == 0)]
     pps = [p for p in PP_CHOICES if p <= shape.layers]
     cps = [1, 2, 4] if spec.seq_len >= LONG_SEQUENCE else [1]
@@ -241,7 +241,7 @@ def search(cat: CatalogueLike, spec: SearchSpec, factors: TrainingFactors) -> Se
         full_host = is_full_host(dev, inst, cat.instances.values())
         fabric = fabric_of(dev, inst, full_host=full_host)
         spans = full_host or dev.interconnect.slice_size is None
-        g = _grid(shape, spec, inst, fabric.domain, spans=spans)
+        g = _grid(shape, spec, inst, fabric.domain, spans=spans, node=fabric.node)
         if g is None:
             continue
         if spec.recipe.precision not in dev.peak_tflops:
@@ -250,8 +250,7 @@ def search(cat: CatalogueLike, spec: SearchSpec, factors: TrainingFactors) -> Se
         ev = evaluate(shape, g, hw, factors)
         evaluated += len(g)
         most_devices = max(most_devices, int(g.devices.max()))
-        fits = [n for n in (2**k for k in range(17)) if n * inst.devices <= spec.max_devices]
-        machines = 1 if inst.network is None or not spans else max(fits)
+        machines = max(_instance_counts(spec, inst, spans, fabric.node), default=1)
         widest = inst.devices * machines
         batch_capped = batch_capped or int(g.devices.max()) < widest
         single = single and machines == 1
@@ -265,7 +264,7 @@ def search(cat: CatalogueLike, spec: SearchSpec, factors: TrainingFactors) -> Se
         ok = (total <= ev.memory.capacity) & np.isfinite(ev.step_time_s)
         host = host_gib_per_device(cat, inst)
         if not ok.any() and host is not None:  # nothing fits on the devices alone: the optimizer states in host memory
-            offloaded = _grid(shape, spec, inst, fabric.domain, spans=spans, offload=OFFLOADS.index("optimizer"))
+            offloaded = _grid(shape, spec, inst, fabric.domain, spans=spans, offload=OFFLOADS.index("optimizer"), node=fabric.node)
             if offloaded is not None:
                 ev2 = evaluate(shape, offloaded, replace(hw, host_gib_per_device=host), factors)
                 evaluated += len(offloaded)
@@ -310,6 +309,20 @@ def host_gib_per_device(cat: CatalogueLike, inst: InstanceSpec) -> float | None:
     if inst.host_memory_gib is None:
         return None
     return float(inst.host_memory_gib) * generic_runtime(cat).cpu_usable_memory_fraction / inst.devices
+
+
+def _instance_counts(spec: SearchSpec, inst: InstanceSpec, spans: bool, node: int | None) -> list[int]:
+    """Instance counts a job may take (powers of two within --max-devices).
+
+    One where the instances cannot span (a one-chip VM of a sliced accelerator); with no instance network, as many as
+    the device's own link joins (``node`` devices: a TPU slice of full hosts over ICI, a v6e-64 being 8 v6e-8 hosts).
+    """
+    counts = [n for n in (2**k for k in range(17)) if n * inst.devices <= spec.max_devices]
+    if not spans:
+        return counts[:1]
+    if inst.network is None:
+        return [n for n in counts if n * inst.devices <= max(node or inst.devices, inst.devices)] or counts[:1]
+    return counts
 
 
 def _key(o: Option, spec: SearchSpec) -> tuple[float, float, int, str]:
