@@ -99,9 +99,9 @@ class EstimateResult:
         if self.tpot_missed:
             d = self.deployment
             tpot = float(self.metrics.tpot_s) * 1e3
-            hints = [f"tp {d.tp * 2}"] if d.tp * 2 <= d.device.interconnect.domain_size else []
+            hints = [f"TP={d.tp * 2}"] if d.tp * 2 <= d.device.interconnect.domain_size else []  # as the memory advice names them
             if d.weights_dtype in {"bf16", "fp16", "fp32"}:
-                hints.append("weights_dtype fp8" if "fp8" in d.device.peak_tflops else "weights_dtype int8")
+                hints.append("fp8 weights" if "fp8" in d.device.peak_tflops else "int8 weights")
             hints.append("a device with more memory bandwidth")
             return (f"TPOT {tpot:,.1f} ms at batch {self.batch} > target {self.request.tpot_ms:g} ms "
                     f"(decode is {self.metrics.decode.bound()}-bound); try {' or '.join(hints)}")  # fmt: skip

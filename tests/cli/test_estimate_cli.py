@@ -512,3 +512,9 @@ def test_a_drafter_that_does_not_fit_is_named_in_the_verdict(aicap) -> None:
     small = aicap("estimate", "-m", "llama-3.1-70b", "--hardware", "h100-sxm", "--tp", "1", "--batch", "1", "--speculative", "draft",
                   "--draft-model", "llama-3.2-1b", "--acceptance", "0.8")  # fmt: skip  # bf16 on one device: the target binds
     assert small.code == 3 and "of which the drafter llama-3.2-1b's" in small.stderr and "larger than" not in small.stderr
+
+
+def test_a_missed_tpot_names_its_remedies_as_the_memory_advice_does(aicap) -> None:
+    # "try tp 8 or weights_dtype fp8" beside "try TP=8 or int4" in the memory advice: one spelling for both
+    r = aicap("estimate", "-m", "llama-3.1-70b", "--hardware", "h100-sxm", "--tp", "4", "--tpot-ms", "0.1")
+    assert r.code == 3 and "try TP=8 or fp8 weights or a device with more memory bandwidth" in r.stderr
