@@ -27,6 +27,8 @@ def report_view(rep: SimulationReport, percentile: str) -> View:
     """Tables of one simulated run."""
     s = rep.setup
     load = f"{s.rate_per_s:,.4g} req/s" if s.concurrency is None else f"{s.concurrency} concurrent clients"
+    if s.concurrency is None and rep.requests < 2:  # one arrival has no rate (it read "0 req/s" whatever --rate said)
+        load = "one request: no arrival rate"
     title = f"Simulated latency: {rep.requests:,} requests, policy {s.policy}"
     rows: list[list[Any]] = []
     for name, st in (("TTFT", rep.ttft_ms), ("TPOT (per request)", rep.tpot_ms), ("ITL (per streamed chunk)", rep.itl_ms), ("end-to-end", rep.e2e_ms),

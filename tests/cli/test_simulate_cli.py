@@ -650,3 +650,9 @@ def test_a_short_trace_or_disaggregated_run_says_so_too_and_a_trace_takes_no_inp
     encoder.write_text("arrival_s,input_tokens,output_tokens\n" + "".join(f"{k},{200},0\n" for k in range(150)))
     r = CliRunner().invoke(app, ["simulate", "-m", "bge-large-en", "--hardware", "t4", "--trace", str(encoder), "-f", "json"])
     assert r.exit_code == 0 and "--input-tokens" not in r.stderr, r.stderr
+
+
+def test_a_single_request_run_says_it_has_no_rate() -> None:
+    # `--rate 2 --requests 1` showed "load 0 req/s": the rate of one arrival is (n - 1)/span = 0
+    code, out, _ = run(*BASE, "--rate", "2", "--requests", "1")
+    assert code == 0 and "one request: no arrival rate" in out and "0 req/s" not in out.split("throughput")[0]
