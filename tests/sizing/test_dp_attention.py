@@ -265,7 +265,7 @@ def test_tensorrt_llm_runs_one_attention_group_per_device_and_its_flags_count_a_
     assert whole.code == 0, whole.stderr
     doc = whole.json()
     assert (doc["tp"], doc["dp_attention"], doc["ep"]) == (8, 8, 8)
-    assert doc["batch"] == doc["max_batch_at_context"] > 2048  # 8 engines of up to 2,048 requests each, not one of 2,048
+    assert doc["max_batch_at_context"] >= doc["batch"] > 2048  # 8 engines of up to 2,048 requests each, not one of 2,048 (auto: the knee)
     plan, d = _sized(aicap, tmp_path, "--engine", "trtllm")
     trt = aicap("export", str(plan), "--to", "trtllm")
     assert trt.code == 0, trt.stderr
