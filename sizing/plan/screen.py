@@ -70,15 +70,13 @@ def shadowed(rows: Rows, slots: F, shadows: dict[int, list[int]]) -> NDArray[np.
     if not shadows:
         return out
     partners = {a for under in shadows.values() for a in under}
+    device = np.asarray(rows.device, dtype=np.int64)
     held: dict[tuple[int, int, int, int], float] = {}
-    for k, d in enumerate(rows.device):
-        if d in partners:
-            held[d, rows.shape[k], rows.tp[k], rows.pp[k]] = float(slots[k])
-    for k, d in enumerate(rows.device):
-        under = shadows.get(d)
-        if under and slots[k] >= 1:
-            at = (rows.shape[k], rows.tp[k], rows.pp[k])
-            out[k] = any(held.get((a, *at)) == float(slots[k]) for a in under)
+    for k in np.flatnonzero(np.isin(device, list(partners))).tolist():  # only the rows of the devices involved: a CPU's few
+        held[rows.device[k], rows.shape[k], rows.tp[k], rows.pp[k]] = float(slots[k])
+    for k in np.flatnonzero(np.isin(device, list(shadows)) & (slots >= 1)).tolist():
+        at = (rows.shape[k], rows.tp[k], rows.pp[k])
+        out[k] = any(held.get((a, *at)) == float(slots[k]) for a in shadows[rows.device[k]])
     return out
 
 
