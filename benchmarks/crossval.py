@@ -5,7 +5,8 @@ script answers the honest question, how wrong aicap is on a stack it was not fit
 set (aicap.sizing.calibrate.crossval says what each set refits per fold):
 
 * published — serving without load: every family's efficiency factors refitted without the source (about
-  35 minutes on a 2-core machine: a full calibration per source);
+  two hours on a 2-core machine: a full calibration per source, some 20 minutes each since the graphed kernels'
+  fixed time is fitted beside the other factors);
 * server — serving under load, simulated: each engine's per-request overhead refitted without the source
   (about a minute);
 * training — the training factors refitted without the source (seconds).

@@ -246,8 +246,8 @@ def register(app: typer.Typer) -> None:
             if f.at_bound:
                 info(f"aicap: warning: {f.family}: {', '.join(f.at_bound)} fitted to the end of its range: the measurements disagree "
                      f"with the model by more than a factor can absorb (check them with `aicap validate {measurements}`)")  # fmt: skip
-        cols = ["family", "metrics", "compute", "compute_fp8", "memory", "step_overhead_ms", "exposed_share", "median_err_before_%",
-                "median_err_after_%"]  # fmt: skip
-        rows = [[f.family, f.metrics, f.after.compute, f.after.compute_fp8, f.after.memory, f.after.step_overhead_ms, f.after.exposed_share,
-                 round(f.median_error_before_pct, 1), round(f.median_error_after_pct, 1)] for f in fits]  # fmt: skip
+        cols = ["family", "metrics", "compute", "compute_fp8", "memory", "step_overhead_ms", "kernel_latency_us", "exposed_share",
+                "median_err_before_%", "median_err_after_%"]  # fmt: skip
+        rows = [[f.family, f.metrics, f.after.compute, f.after.compute_fp8, f.after.memory, f.after.step_overhead_ms, f.after.kernel_latency_us,
+                 f.after.exposed_share, round(f.median_error_before_pct, 1), round(f.median_error_after_pct, 1)] for f in fits]  # fmt: skip
         emit(View([dict(zip(cols, r, strict=True)) for r in rows], [Table("Fitted efficiency factors", cols, rows)]), fmt)

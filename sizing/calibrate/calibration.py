@@ -20,7 +20,9 @@ Bounds keep the factors physical:
 ``step_overhead`` in ``efficiency_priors.yaml``), ``1 ≤ λ ≤ 200 µs`` (at most the published latency of one
 small all-reduce over the family's links: ``link_latency`` there), ``0.2 ≤`` int8/int4 memory
 multipliers ``≤ 1``. Where the family's cases include MoE models the MoE multiplier ``η_moe`` is
-fitted too, and where they include tensor parallelism the collective latency ``λ``. Last, where
+fitted too, where they include tensor parallelism the collective latency ``λ``, and where
+``efficiency_priors.yaml`` bounds it with a measurement (``kernel_latency``: NVIDIA GPUs) the fixed time
+``0 ≤ τ_k`` of one graphed kernel (:func:`~aicap.sizing.perf.launches.kernel_floor_s`). Last, where
 the measurements support one more factor, the exposed share ``0 ≤ α ≤ 1`` of the roofline's shorter time per
 operator group (:mod:`aicap.sizing.perf.roofline`: ``max(c, m) + α·min(c, m)``), else it keeps 0. Optimiser:
 bounded Powell from two fixed starting points (the better result wins), so the fit does not depend on
@@ -49,6 +51,7 @@ _BOUNDS = {
     "step_overhead_ms": (0.0, 30.0),
     "moe_compute": (0.05, 1.0),
     "link_latency_us": (1.0, 200.0),
+    "kernel_latency_us": (0.0, 20.0),
     "exposed_share": (0.0, 1.0),
 }
 
@@ -69,9 +72,9 @@ class FamilyFit:
 # Fixed starting points (not the current catalogue values), so a calibration is reproducible.
 _START: list[dict[str, float]] = [
     {"memory": 0.75, "compute": 0.6, "step_overhead_ms": 1.0, "compute_fp8": 0.6, "moe_compute": 0.6, "link_latency_us": 20.0,
-     "memory_int8": 0.8, "memory_int4": 0.6, "exposed_share": 0.1},
+     "kernel_latency_us": 2.0, "memory_int8": 0.8, "memory_int4": 0.6, "exposed_share": 0.1},
     {"memory": 0.4, "compute": 0.15, "step_overhead_ms": 8.0, "compute_fp8": 0.3, "moe_compute": 0.3, "link_latency_us": 60.0,
-     "memory_int8": 0.6, "memory_int4": 0.4, "exposed_share": 0.5},
+     "kernel_latency_us": 4.0, "memory_int8": 0.6, "memory_int4": 0.4, "exposed_share": 0.5},
 ]  # fmt: skip
 
 
@@ -131,15 +134,20 @@ def load_neighbours() -> dict[str, str | None]:
 
 # Sections of ``efficiency_priors.yaml`` that bound a fitted factor per family with a sourced figure:
 # section -> (factor, key of the bound in an entry).
-_SOURCED_BOUNDS = {"step_overhead": ("step_overhead_ms", "max_ms"), "link_latency": ("link_latency_us", "max_us")}
+_SOURCED_BOUNDS = {
+    "step_overhead": ("step_overhead_ms", "max_ms"),
+    "link_latency": ("link_latency_us", "max_us"),
+    "kernel_latency": ("kernel_latency_us", "max_us"),
+}
 
 
 def load_fit_bounds() -> dict[str, dict[str, float]]:
-    """Per factor and family, the most a fit may give it (``step_overhead`` and ``link_latency`` in ``efficiency_priors.yaml``).
+    """Per factor and family, the most a fit may give it (``step_overhead``, ``link_latency``, ``kernel_latency`` in the priors file).
 
-    ``{"step_overhead_ms": {family: ms}, "link_latency_us": {family: µs}}``: the engine's host cost per step
-    and the latency of one small tensor-parallel all-reduce, each bounded by published measurements where
-    they exist. Families not listed keep the general bound of :data:`_BOUNDS`.
+    ``{"step_overhead_ms": {family: ms}, "link_latency_us": {family: µs}, "kernel_latency_us": {family: µs}}``: the
+    engine's host cost per step, the latency of one small tensor-parallel all-reduce and the fixed time of one graphed
+    kernel, each bounded by published measurements where they exist. Families not listed keep the general bound of
+    :data:`_BOUNDS`, except the kernel latency, which only a family with a sourced bound fits (others keep 0).
 
     Raises
     ------
@@ -198,7 +206,7 @@ def held_out_factors(fitted: dict[str, EfficiencySpec], priors: dict[str, Effici
     A family without cases takes the factors of its neighbour (:func:`load_neighbours`), followed along the
     chain until a fitted family, as the catalogue's ``inherits`` does for unmeasured families; without one it
     keeps its prior. A family in ``own_step_overheads`` (:func:`load_own_step_overheads`) keeps that per-step
-    host cost [ms] instead of the neighbour's.
+    host cost [ms] instead of the neighbour's, and no graphed kernels' latency ``τ_k`` (its steps are not CUDA graphs).
     """
     own = own_step_overheads or {}
     out = {**priors, **fitted}
@@ -212,9 +220,10 @@ def held_out_factors(fitted: dict[str, EfficiencySpec], priors: dict[str, Effici
         if near is not None and near in fitted:
             update: dict[str, object] = {"family": prior.family, "framework": prior.framework,
                                          "source": f"held out: inherited from {near} as fitted in this fold"}  # fmt: skip
-            if prior.family in own:
+            if prior.family in own:  # not a CUDA graph's host loop, nor its kernel boundaries
                 ms, why = own[prior.family]
                 update["step_overhead_ms"] = ms
+                update["kernel_latency_us"] = 0.0
                 update["source"] = f"{update['source']}, but the per-step host cost of its own platform ({why})"
             out[key] = fitted[near].model_copy(update=update)
     return out
@@ -257,13 +266,16 @@ def fit_family(family: str, cases: list[dict[str, Any]], cat: CatalogueLike, lab
         names.append("moe_compute")
     if any((c.get("tp") or 1) > 1 for c in mine):
         names.append("link_latency_us")
+    fit_bounds = load_fit_bounds()
+    if family in fit_bounds.get("kernel_latency_us", {}):
+        names.append("kernel_latency_us")
     quant = sorted({c["weights_dtype"] for c in mine if c.get("weights_dtype") in {"int8", "int4"}})
     names += [f"memory_{q}" for q in quant]
     names.append("exposed_share")  # last: the first factor to stay at its prior (0, the plain roofline) where cases are few
     # Never fit more factors than half the measurements support; the rest keep their prior.
     n_metrics = sum(1 for c in mine for k in c["metrics"] if k != "output_tok_s_per_device")
     limits = dict(_BOUNDS)
-    for factor, most in load_fit_bounds().items():  # a sourced bound where one is given
+    for factor, most in fit_bounds.items():  # a sourced bound where one is given
         if family in most:
             limits[factor] = (_BOUNDS[factor][0], most[family])
     key = base.key

@@ -30,6 +30,12 @@ the device).
 
 Pipeline stages run in sequence for one batch, so ``L`` counts the whole model, as the device time does
 (:mod:`aicap.sizing.perf.operators`). A generic model (parameters only) has no layers to count: ``H = 0``.
+
+The same counts give the device side of a graphed step: each of its ``K_g`` kernels (``K`` at ``tp = 1``,
+the collectives being costed by their latency ``λ``) takes a fixed ``τ_k`` beyond its roofline time, the
+boundary between dependent kernels (:func:`kernel_floor_s`)::
+
+    T_gpu = Σ t_i + t_net + K_g·τ_k
 """
 
 from __future__ import annotations
@@ -85,6 +91,41 @@ def launches_per_step(model: DecoderModel | EncoderModel | GenericModel, counts:
     )
     reduces = np.where(tp_a > 1.0, 2.0 * layers * counts.all_reduce, 0.0)
     return np.asarray(fixed + reduces, dtype=float)
+
+
+def graph_kernels(model: DecoderModel | EncoderModel | GenericModel, counts: EagerLaunches | None) -> float:
+    """Kernels ``K_g`` of one forward step replayed from a CUDA graph: the launches of :func:`launches_per_step` at ``tp = 1``.
+
+    A collective's fixed cost is its latency ``λ`` (:func:`~aicap.sizing.perf.roofline.network_time`) and a MoE
+    layer's routed experts' their latency ``τ`` (:func:`~aicap.sizing.perf.roofline.moe_latency_s`, measured on the
+    fused-MoE call as a whole), so neither is counted here: ``K_g = K(tp = 1) − L_moe·k_moe``. 0 for a generic
+    model or a runtime without launch counts.
+    """
+    if counts is None:
+        return 0.0
+    moe_layers = 0
+    if isinstance(model, DecoderModel) and model.moe is not None:
+        moe_layers = model.num_layers - model.moe.dense_layers
+    return float(launches_per_step(model, counts, 1.0)) - moe_layers * counts.moe_mlp
+
+
+def kernel_floor_s(dep: Deployment) -> float:
+    """Fixed GPU time of a step's kernels [s]: ``K_g · τ_k`` (``kernel_latency_us`` of the efficiency; :func:`graph_kernels`).
+
+    A speculative drafter's ``k`` passes launch its own kernels each: ``(K_g + k·K_g,d) · τ_k``.
+    """
+    tau = dep.efficiency.kernel_latency_us
+    return 0.0 if tau == 0.0 else step_kernels(dep) * tau * 1e-6
+
+
+def step_kernels(dep: Deployment) -> float:
+    """Graphed kernels of one step of ``dep``: ``K_g`` of its model plus ``k·K_g,d`` of a speculative drafter's ``k`` passes."""
+    counts = dep.runtime.eager_launches
+    kernels = graph_kernels(dep.model, counts)
+    drafter = dep.draft
+    if drafter is not None:
+        kernels += (dep.verify_tokens - 1) * graph_kernels(drafter.model, counts)
+    return kernels
 
 
 def eager_host_s(dep: Deployment, tp: ArrayLike | None = None) -> F:

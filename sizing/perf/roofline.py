@@ -5,10 +5,11 @@ For each operator group ``i`` with ``F_i`` FLOPs and ``Q_i`` bytes per device,
     t_i = max(c_i, m_i) + α · min(c_i, m_i),   c_i = F_i / (P_dtype · η_c),   m_i = Q_i / (BW · η_m)
 
 (``α`` the family's ``exposed_share``, the part of the shorter time its kernels do not hide behind the
-longer; 0 is the ideal roofline) and the step takes ``Σ t_i + t_net + t_0 + L_moe · τ``, where ``η_c, η_m`` are the family's calibrated
-compute and memory efficiencies (the experts of MoE layers run at ``η_c · η_moe``), ``t_0`` its fixed
-per-step overhead and ``τ`` the fixed latency of one MoE layer's grouped expert GEMMs (``L_moe`` MoE
-layers; :func:`moe_latency_s`). Communication per step:
+longer; 0 is the ideal roofline) and the step takes ``Σ t_i + t_net + t_0 + L_moe · τ + K_g · τ_k``, where ``η_c, η_m`` are
+the family's calibrated compute and memory efficiencies (the experts of MoE layers run at ``η_c · η_moe``), ``t_0`` its fixed
+per-step overhead, ``τ`` the fixed latency of one MoE layer's grouped expert GEMMs (``L_moe`` MoE
+layers; :func:`moe_latency_s`) and ``τ_k`` the fixed time of each of the step's ``K_g`` graphed kernels
+(:func:`~aicap.sizing.perf.launches.kernel_floor_s`). Communication per step:
 
 * tensor parallel: two ring all-reduces per layer of ``M = N·h·2`` bytes,
   ``2·(tp−1)/tp · M / (β·η_l) + λ`` each (β: per-direction link bandwidth, λ: link latency);
@@ -39,7 +40,7 @@ from numpy.typing import ArrayLike, NDArray
 from aicap.sizing.core.deployment import Deployment
 from aicap.sizing.core.dtypes import compute_dtype
 from aicap.sizing.core.specs.model import DecoderModel
-from aicap.sizing.perf.launches import eager_host_s
+from aicap.sizing.perf.launches import eager_host_s, kernel_floor_s
 from aicap.sizing.perf.memory import unquantised_attention_bytes
 from aicap.sizing.perf.operators import ACT_BYTES, OpCost, expert_cost, generic_step, transformer_step
 
@@ -78,19 +79,22 @@ class StepTime:
     ``host_s`` is the host time of launching the step's kernels one by one where the engine runs without
     CUDA graphs, or the step decodes more sequences than its graphs hold
     (:func:`~aicap.sizing.perf.launches.step_host_s`; 0 otherwise): the step takes
-    ``max(T_device, H) + t_0``, ``T_device`` its operators and network.
+    ``max(T_device, H) + t_0``, ``T_device`` its operators, network and the kernels' fixed time ``kernels_s``
+    (``K_g·τ_k``, :func:`~aicap.sizing.perf.launches.kernel_floor_s`: device time, which kernels launched one by one
+    from the host overlap with their launches).
     """
 
     ops: dict[str, OpTime]
     network_s: F
     overhead_s: F
     host_s: F = field(default_factory=lambda: np.zeros(()))
+    kernels_s: F = field(default_factory=lambda: np.zeros(()))
 
     @property
     def total(self) -> F:
         """Whole step time in seconds."""
         if not np.any(self.host_s):
-            t = self.network_s + self.overhead_s
+            t = self.network_s + self.kernels_s + self.overhead_s
             for op in self.ops.values():
                 t = t + op.seconds
             return np.asarray(t, dtype=float)
@@ -98,14 +102,14 @@ class StepTime:
 
     @property
     def device_s(self) -> F:
-        """Seconds the device works: operators and network, ``T_device``."""
-        t = self.network_s + 0.0
+        """Seconds the device works: operators, network and the kernels' fixed time, ``T_device``."""
+        t = self.network_s + self.kernels_s
         for op in self.ops.values():
             t = t + op.seconds
         return np.asarray(t, dtype=float)
 
     def shares(self) -> dict[str, F]:
-        """Seconds attributed to each bound: compute-bound ops, memory-bound ops, network, overhead, and launch.
+        """Seconds attributed to each bound: compute-bound ops, memory-bound ops, network, overhead (and kernels' fixed time), launch.
 
         ``launch`` is what host-side kernel launches add beyond the device's work, ``max(H − T_device, 0)``.
         """
@@ -115,8 +119,8 @@ class StepTime:
             comp = comp + np.where(is_c, op.seconds, 0.0)
             mem = mem + np.where(is_c, 0.0, op.seconds)
         launch = np.maximum(self.host_s - self.device_s, 0.0) + 0.0 * comp if np.any(self.host_s) else 0.0 * comp
-        return {"compute": comp, "memory": mem, "network": self.network_s + 0.0 * comp, "overhead": self.overhead_s + 0.0 * comp,
-                "launch": launch}  # fmt: skip
+        return {"compute": comp, "memory": mem, "network": self.network_s + 0.0 * comp,
+                "overhead": self.overhead_s + self.kernels_s + 0.0 * comp, "launch": launch}  # fmt: skip
 
     def bound(self) -> NDArray[np.str_]:
         """What bounds the step: the component with the largest share of its time."""
@@ -296,4 +300,4 @@ def step_time(dep: Deployment, batch: ArrayLike, new_tokens: ArrayLike, context:
     ops = op_times(dep, costs)
     net = network_time(dep, tokens, tp_a, pp_a, ep_a)
     overhead = np.asarray(dep.efficiency.step_overhead_ms * 1e-3 + moe_latency_s(dep) + 0.0 * net, dtype=float)
-    return StepTime(ops=ops, network_s=net, overhead_s=overhead, host_s=eager_host_s(dep, tp_a))
+    return StepTime(ops=ops, network_s=net, overhead_s=overhead, host_s=eager_host_s(dep, tp_a), kernels_s=np.asarray(kernel_floor_s(dep)))

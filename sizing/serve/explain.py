@@ -19,7 +19,8 @@ def breakdown(result: EstimateResult, phase: str) -> dict[str, Any]:
     Returns a document with the device's roofline (peak FLOP/s and bandwidth after efficiency, in
     FLOP/s and B/s, the ridge intensity in FLOP/B, and the exposed share ``α``: each operator's time is
     ``max(c, m) + α·min(c, m)``) and one row per operator, plus network and
-    fixed-overhead rows (a MoE model's expert-GEMM latency, ``L_moe · τ``, in a row of its own).
+    fixed-overhead rows (a MoE model's expert-GEMM latency, ``L_moe · τ``, and the graphed kernels' fixed time, ``K_g · τ_k``,
+    each in a row of its own).
     Prefill is the batch's prompts in one pass (``context_tokens`` each; an engine splits it into steps of its
     prefill budget, whose times add up to this one); decode is one step with every request at the mean context
     ``I + O/2`` (``context_tokens``), without the prefill steps that interleave with decoding under load (the TPOT of
@@ -56,10 +57,17 @@ def breakdown(result: EstimateResult, phase: str) -> dict[str, Any]:
             "share_pct": round(100 * t / total, 1),
             "bound": "compute" if float(op.compute_s) >= float(op.memory_s) else "memory",
         })  # fmt: skip
-    moe = moe_latency_s(dep)  # the experts' fixed latency, inside the step's overhead: its own row
+    # The step's overhead is t_0 + L_moe·τ per engine step, paid once per prefill chunk (serving.prefill_time): the experts'
+    # fixed latency gets a row of its own, for as many steps as the overhead holds; so do the graphed kernels' (device time).
+    moe = moe_latency_s(dep)
+    per_step = dep.efficiency.step_overhead_ms * 1e-3 + moe
+    moe *= float(step.overhead_s) / per_step if per_step > 0 else 1.0
+    kernels = float(step.kernels_s)
     fixed = [("network", float(step.network_s), "network"), ("overhead", float(step.overhead_s) - moe, "overhead")]
     if moe > 0:
         fixed.append(("moe_latency", moe, "overhead"))
+    if kernels > 0:
+        fixed.append(("kernel_latency", kernels, "overhead"))
     launch = float(step.shares()["launch"])  # an eager engine's kernel launches beyond the device's work
     if launch > 0:
         fixed.append(("eager_launches", launch, "launch"))

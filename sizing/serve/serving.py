@@ -71,12 +71,15 @@ def prefill_time(
     chunks = np.maximum(b * i / dep.runtime.max_prefill_tokens / dep.dp_attention, 1.0)  # each attention group chunks its own share
     if dep.model.kind == "generic":
         chunks = np.ones_like(chunks)
-    if np.any(st.host_s):  # eager: each chunk is a step launching every kernel again, max(T_device, chunks·H) + chunks·t_0
-        whole = replace(st, host_s=np.asarray(chunks * st.host_s, dtype=float), overhead_s=np.asarray(chunks * st.overhead_s, dtype=float))
+    # Each chunk is a step running every kernel again: chunks·K_g·τ_k of the kernels' fixed time, chunks·t_0 of overhead.
+    kernels = np.asarray(chunks * st.kernels_s, dtype=float)
+    if np.any(st.host_s):  # eager: and launching them again, max(T_device, chunks·H) + chunks·t_0
+        whole = replace(st, host_s=np.asarray(chunks * st.host_s, dtype=float), overhead_s=np.asarray(chunks * st.overhead_s, dtype=float),
+                        kernels_s=kernels)  # fmt: skip
         return whole.total, whole
-    # each chunk pays the per-step overhead: the returned step carries all of them, so its parts (explain) add up to the time
-    return np.asarray(st.total + (chunks - 1.0) * st.overhead_s, dtype=float), replace(
-        st, overhead_s=np.asarray(chunks * st.overhead_s, dtype=float)
+    # the returned step carries every chunk's fixed times, so its parts (explain) add up to the time
+    return np.asarray(st.total + (chunks - 1.0) * (st.overhead_s + st.kernels_s), dtype=float), replace(
+        st, overhead_s=np.asarray(chunks * st.overhead_s, dtype=float), kernels_s=kernels
     )
 
 
@@ -94,7 +97,7 @@ def decode_time(dep: Deployment, batch: ArrayLike, context: ArrayLike, tp: Array
     if draft is None:
         return dec
     ops = {**dec.ops, **op_times(dep, {"draft": draft})}
-    return StepTime(ops=ops, network_s=dec.network_s, overhead_s=dec.overhead_s, host_s=dec.host_s)
+    return StepTime(ops=ops, network_s=dec.network_s, overhead_s=dec.overhead_s, host_s=dec.host_s, kernels_s=dec.kernels_s)
 
 
 def serve(dep: Deployment, batch: ArrayLike, input_tokens: ArrayLike, output_tokens: ArrayLike, tp: ArrayLike | None = None,

@@ -26,7 +26,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from aicap.sizing.core.deployment import Deployment
-from aicap.sizing.perf.launches import step_host_s
+from aicap.sizing.perf.launches import kernel_floor_s, step_host_s
 from aicap.sizing.perf.operators import OpCost, expert_cost, generic_step, transformer_step
 from aicap.sizing.perf.roofline import StepTime, moe_latency_s, network_time, op_times
 
@@ -150,7 +150,8 @@ def engine_step(
     ops = op_times(dep, costs)
     net = network_time(dep, n, tp_a, pp_a, ep_a)
     overhead = np.asarray(dep.efficiency.step_overhead_ms * 1e-3 + moe_latency_s(dep) + 0.0 * net, dtype=float)
-    return StepTime(ops=ops, network_s=net, overhead_s=overhead, host_s=step_host_s(dep, decode_seqs, prefill_tokens, tp_a))
+    return StepTime(ops=ops, network_s=net, overhead_s=overhead, host_s=step_host_s(dep, decode_seqs, prefill_tokens, tp_a),
+                    kernels_s=np.asarray(kernel_floor_s(dep)))  # fmt: skip
 
 
 def prefill_step(dep: Deployment, requests: ArrayLike, input_tokens: ArrayLike) -> StepTime:

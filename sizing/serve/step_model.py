@@ -18,7 +18,7 @@ from numpy.typing import ArrayLike, NDArray
 from aicap.sizing.core.deployment import Deployment
 from aicap.sizing.core.dtypes import compute_dtype
 from aicap.sizing.core.specs import DeviceSpec, EfficiencySpec
-from aicap.sizing.perf.launches import graph_max_batch, launch_s, launched
+from aicap.sizing.perf.launches import graph_max_batch, launch_s, launched, step_kernels
 from aicap.sizing.perf.operators import expert_bytes_terms
 from aicap.sizing.perf.roofline import attention_projections_16bit, moe_layer_count, network_time
 from aicap.sizing.serve.smoothing import DecodeKinks
@@ -37,7 +37,8 @@ class Hardware:
     :func:`~aicap.sizing.perf.roofline.op_times` prices the groups alike), ``bandwidth`` bytes/s after the memory
     efficiency, ``link`` bytes/s per direction after
     the link efficiency, ``link_latency_s``, ``overhead_s`` and ``moe_latency_s`` (the fixed latency of one
-    MoE layer's expert GEMMs: :func:`~aicap.sizing.perf.roofline.moe_latency_s`) seconds, and ``domain`` the
+    MoE layer's expert GEMMs: :func:`~aicap.sizing.perf.roofline.moe_latency_s`) and ``kernel_latency_s`` (``τ_k``, the fixed
+    time of one graphed kernel: :func:`~aicap.sizing.perf.launches.kernel_floor_s`) seconds, and ``domain`` the
     devices of one fast-link domain (a tensor-parallel group beyond it crosses the instance network), and ``exposed``
     the family's ``α``, the share of each group's shorter time (compute or memory) its kernels do not hide.
     """
@@ -49,6 +50,7 @@ class Hardware:
     link_latency_s: F
     overhead_s: F
     moe_latency_s: F
+    kernel_latency_s: F
     domain: F
     attention_flops: F
     sixteen_flops: F
@@ -68,10 +70,10 @@ class Hardware:
             flops = rate(weights_dtype)
             rows.append((flops, flops * eff.moe_compute, dev.memory_bw_gbps * 1e9 * eff.memory_for(weights_dtype),
                          dev.interconnect.bw_gbps * 1e9 * eff.link, eff.link_latency_us * 1e-6, eff.step_overhead_ms * 1e-3,
-                         eff.moe_latency_us * 1e-6, dev.interconnect.domain_size,
+                         eff.moe_latency_us * 1e-6, eff.kernel_latency_us * 1e-6, dev.interconnect.domain_size,
                          min(flops, rate(kv_dtype or weights_dtype)), min(flops, rate("bf16")), eff.exposed_share))  # fmt: skip
-        a = np.array(rows, dtype=float).reshape(-1, 11).T
-        return cls(a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7], a[8], a[9], a[10])
+        a = np.array(rows, dtype=float).reshape(-1, 12).T
+        return cls(a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7], a[8], a[9], a[10], a[11])
 
     def take(self, index: ArrayLike) -> Hardware:
         """The candidates at ``index`` (an integer array): rates computed once per device, repeated per candidate."""
@@ -84,6 +86,7 @@ class Hardware:
             self.link_latency_s[ix],
             self.overhead_s[ix],
             self.moe_latency_s[ix],
+            self.kernel_latency_s[ix],
             self.domain[ix],
             self.attention_flops[ix],
             self.sixteen_flops[ix],
@@ -139,7 +142,7 @@ class StepModel:
     expert_per_token: F  # (n,) bytes
     num_experts: int
     experts_per_token: float  # k; with data-parallel attention k' = E·(1 − (1 − k/E)^D), the experts one group token brings
-    net: F  # (2, n): seconds constant and per token
+    net: F  # (2, n): seconds constant (with the graphed kernels' fixed time K_g·τ_k, device time) and per token
     overhead_s: F  # (n,): the step overhead t_0 plus the MoE layers' expert-GEMM latency L_moe·τ
     decode_tokens: float = 1.0  # tokens each decoding sequence puts through the model (k + 1 with speculative decoding)
     host_s: F | None = None  # (n,): host time H of launching the kernels one by one (an eager engine); None: graphs, H = 0
@@ -182,7 +185,8 @@ class StepModel:
         peak = np.stack([np.broadcast_to(group.get(name, hw.flops), tp_a.shape) for name in names])
         n0, n1 = (network_time(dep, t, tp_a, pp_a, ep_a, link_bps=hw.link, latency_s=hw.link_latency_s, crossings=crossings,
                                cross_bps=cross_bps, domain=hw.domain) for t in (0.0, 1.0))  # fmt: skip
-        net = np.stack([np.broadcast_to(n0, tp_a.shape), np.broadcast_to(n1 - n0, tp_a.shape)])
+        kernels = step_kernels(dep) * hw.kernel_latency_s  # device time with no work to scale it: the constant beside the network's
+        net = np.stack([np.broadcast_to(n0 + kernels, tp_a.shape), np.broadcast_to(n1 - n0, tp_a.shape)])
         return cls(
             coef_f,
             coef_q,

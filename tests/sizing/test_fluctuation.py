@@ -27,12 +27,12 @@ REQUESTS = 6000
 
 
 def _replica(case: tuple[str, str, int, int, int, int, float, float, str]) -> tuple[StepModel, Traffic, EngineConfig]:
-    """The case's replica; :data:`SEVENTY` with Hopper's factors as fitted on the plain roofline (2026-12-02, ``α = 0``)."""
+    """The case's replica; :data:`SEVENTY` with Hopper's factors as fitted on the plain roofline (2026-12-02, ``α = 0``, no ``τ_k``)."""
     if case != SEVENTY:
         return replica(case)
     hopper = CAT.efficiency["nvidia-hopper"]
     return replica(case, hopper.model_copy(update={"compute": 0.573, "compute_fp8": 0.54, "memory": 0.629, "moe_compute": 0.294,
-                                                   "exposed_share": 0.0}))  # fmt: skip
+                                                   "exposed_share": 0.0, "kernel_latency_us": 0.0}))  # fmt: skip
 
 
 def _at_capacity(case: tuple[str, str, int, int, int, int, float, float, str]) -> tuple[float, float, float, float, float]:

@@ -15,7 +15,7 @@ from aicap.sizing.calibrate.under_load import predict_under_load
 from aicap.sizing.calibrate.validation import load_cases
 from aicap.sizing.core.deployment import Deployment
 from aicap.sizing.core.errors import InputError
-from aicap.sizing.perf.launches import eager_host_s, launches_per_step
+from aicap.sizing.perf.launches import eager_host_s, kernel_floor_s, launches_per_step
 from aicap.sizing.serve.context_step import ContextStep
 from aicap.sizing.serve.step import decode_step, engine_step
 from aicap.sizing.serve.step_model import Hardware, StepModel
@@ -79,7 +79,7 @@ def test_a_step_takes_the_longer_of_device_and_host() -> None:
     assert float(big.total) == pytest.approx(float(engine_step(graphs, 0, 0.0, 8192, 8192.0).total), rel=1e-12)
     # Without eager the step time is the sum as before, bit for bit (no max taken).
     st = engine_step(graphs, 8, 500.0, 100, 100.0)
-    t = st.network_s + st.overhead_s
+    t = st.network_s + st.kernels_s + st.overhead_s
     for op in st.ops.values():
         t = t + op.seconds
     assert float(st.total) == float(t)
@@ -282,3 +282,6 @@ def test_simulating_an_eager_plan_says_so_and_explain_counts_every_chunks_overhe
     graphs, eager = (json.loads(runner.invoke(app, [*args, *extra]).stdout) for extra in ([], ["--eager"]))
     over = {d["operator"]: d["time_ms"] for d in graphs["operators"]}["overhead"]
     assert over == {d["operator"]: d["time_ms"] for d in eager["operators"]}["overhead"] == pytest.approx(8.0)
+    kernels = {d["operator"]: d["time_ms"] for d in graphs["operators"]}["kernel_latency"]  # so do its kernels, K_g·τ_k a chunk
+    assert kernels == pytest.approx(8 * 1e3 * kernel_floor_s(dep(eager=False)), abs=1e-3)
+    assert sum(d["time_ms"] for d in graphs["operators"]) == pytest.approx(graphs["step_time_ms"], rel=1e-4)

@@ -313,14 +313,15 @@ def test_a_pipeline_with_short_outputs_is_promised_what_it_runs() -> None:
     as one lump's cost: the prefill load read four times its share (0.94 at 36.6 req/s), and the promised TPOT p99 at
     the capacity the model found (32.7 req/s) was 12.7 times the simulated one. Per lump a pp-th of that, and the round
     paced by its fullest micro-batch (the lumps land at random): within the promise tolerance, at a capacity nearer the
-    simulator's (about 70 req/s against the TPOT target). The running count is within 6% at half load and 39% over at
+    simulator's (about 70 req/s against the TPOT target; 48.5 req/s once every step paid its graphed kernels' fixed time,
+    1.35 ms on H200, which the simulator pays too). The running count is within 6% at half load and 39% over at
     capacity (the simulator's router balances the micro-batches' counts, so their lumps spread a little more evenly than
     at random)."""
     case = ("llama-3.1-8b", "h200-sxm", 1, 4, 1000, 64, 2.0, 0.060, "bf16")
     step, tr, cfg = replica(case)
     pp = np.array([4.0])
     cap = capacity(step, pp, BUDGET, tr, case[6], case[7])
-    assert 50.0 < float(cap.rate[0]) < 70.0
+    assert 40.0 < float(cap.rate[0]) < 70.0
     n = 6000
     for frac in (0.5, 1.0):
         rate = float(cap.rate[0]) * frac

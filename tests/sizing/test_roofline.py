@@ -7,6 +7,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
+from aicap.sizing.perf.launches import kernel_floor_s
 from aicap.sizing.perf.memory import total_weight_bytes
 from aicap.sizing.perf.operators import expected_distinct_experts
 from aicap.sizing.perf.roofline import step_time
@@ -18,7 +19,8 @@ def test_single_stream_decode_is_weights_over_effective_bandwidth(deploy) -> Non
     d = deploy("llama-2-7b", "a100-80gb-sxm", weights_dtype="fp16")
     st = step_time(d, 1, 1, 256)
     bw = d.device.memory_bw_gbps * 1e9 * d.efficiency.memory
-    expected = total_weight_bytes(d) / bw + d.efficiency.step_overhead_ms / 1e3
+    expected = total_weight_bytes(d) / bw + d.efficiency.step_overhead_ms / 1e3 + kernel_floor_s(d)  # + the kernels' K_g·τ_k
+    assert kernel_floor_s(d) > 0.1 * expected  # a tenth of a batch-1 step: what the fitted τ_k says the boundaries take
     assert float(st.total) == pytest.approx(expected, rel=REL_10PCT)
     assert str(st.bound()) in {"memory", "overhead"}
 
@@ -92,7 +94,7 @@ def test_each_group_pays_its_longer_time_and_the_exposed_share_of_its_shorter(de
     d = deploy("llama-3.1-8b", "h100-sxm")
     d = replace(d, efficiency=d.efficiency.model_copy(update={"exposed_share": alpha}))
     st = step_time(d, 8, 512, 1024)
-    want = float(st.network_s + st.overhead_s)
+    want = float(st.network_s + st.overhead_s + st.kernels_s)
     for op in st.ops.values():
         c, m = float(op.compute_s), float(op.memory_s)
         assert float(op.seconds) == pytest.approx(max(c, m) + alpha * min(c, m), rel=1e-12)

@@ -98,6 +98,15 @@ def test_a_drafters_passes_all_reduce_as_its_layers_do_and_a_self_draft_gains_no
     same = dataclasses.replace(base, speculative=resolve(target, "draft", 4, 1.0, "t", target))
     b = np.array([1.0, 8.0])
     assert (serve(same, b, 1000, 300).tpot_s >= 0.9 * serve(base, b, 1000, 300).tpot_s).all()
+    # ...and launches its kernels k times: each pass pays the graphed kernels' fixed time K_g,d·τ_k (without it the self-draft
+    # above came out 25% faster than not drafting)
+    from aicap.sizing.perf.launches import graph_kernels, kernel_floor_s
+
+    counts = base.runtime.eager_launches
+    assert counts is not None and base.efficiency.kernel_latency_us > 0
+    assert kernel_floor_s(small) - kernel_floor_s(base) == pytest.approx(
+        4 * graph_kernels(cat.model("llama-3.1-8b"), counts) * base.efficiency.kernel_latency_us * 1e-6, rel=1e-12
+    )
 
 
 @pytest.mark.parametrize(("model", "device", "method", "rel"), [("llama-3.1-70b", "h100-sxm", "eagle", 1e-6),

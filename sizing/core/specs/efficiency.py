@@ -47,6 +47,13 @@ class EfficiencySpec(BaseModel):
         Fixed latency of one collective (microseconds).
     step_overhead_ms
         Fixed time per forward step: kernel launches, scheduling, sampling (milliseconds).
+    kernel_latency_us
+        Fixed GPU time of each kernel of a step replayed from a CUDA graph, beyond its roofline time
+        (microseconds): the boundary between dependent kernels (the next grid's launch and ramp-up, the
+        last wave's tail), which no bandwidth or FLOP rate describes. A step of ``K`` kernels (counted from
+        the engine's model code: :func:`~aicap.sizing.perf.launches.graph_kernels`) pays ``K · τ_k``, so a
+        deep model sharded thin (70B at TP 8) pays it on little work per kernel. Fitted per family where a
+        sourced bound is given (``kernel_latency`` in ``hardware_db/validation/efficiency_priors.yaml``), else 0.
     exposed_share
         Share ``α`` of the shorter of an operator group's compute and memory times that the longer does not
         hide: ``t = max(t_c, t_m) + α·min(t_c, t_m)`` (0: the ideal roofline, every byte streamed under the
@@ -82,6 +89,7 @@ class EfficiencySpec(BaseModel):
     link: Fraction = 0.7
     link_latency_us: NonNegFloat = 10.0
     step_overhead_ms: NonNegFloat = 0.0
+    kernel_latency_us: NonNegFloat = 0.0
     moe_latency_us: NonNegFloat = 0.0
     exposed_share: Annotated[NonNegFloat, Field(le=1)] = 0.0
     source: str = Field(min_length=1)

@@ -50,9 +50,11 @@ def test_a_tpu_held_out_keeps_its_own_platforms_host_cost_per_step(cat: Catalogu
     # the kernels' factors from the neighbour, the host cost from XLA on TPU (not the 1 ms of CUDA graphs)
     assert tpu.compute == hopper.compute and tpu.memory == hopper.memory
     assert tpu.step_overhead_ms == own["google-tpu"][0] != hopper.step_overhead_ms
+    assert hopper.kernel_latency_us > 0.0 and tpu.kernel_latency_us == 0.0  # XLA programs, not CUDA graphs' kernel boundaries
     assert "own platform" in tpu.source
     # a family without a declared host cost of its own keeps inheriting its neighbour's
     assert out["amd-cdna2"].step_overhead_ms == hopper.step_overhead_ms
+    assert out["amd-cdna2"].kernel_latency_us == hopper.kernel_latency_us
     # a fitted TPU keeps its own fit
     fitted_tpu = cat.efficiency["google-tpu"]
     assert held_out_factors({"nvidia-hopper": hopper, "google-tpu": fitted_tpu}, priors, neighbours, own)["google-tpu"] is fitted_tpu

@@ -44,6 +44,9 @@ def test_nvidia_families_may_fit_at_most_a_modern_engines_host_cost_per_step_and
     overhead, link = bounds["step_overhead_ms"], bounds["link_latency_us"]
     assert overhead["nvidia-hopper"] == overhead["nvidia-ampere"] == 1.0
     assert link["nvidia-hopper"] == link["nvidia-ampere"] == 20.0 and link["nvidia-ada"] == 55.0  # NVLink, PCIe
+    # a graphed kernel's fixed time: NVIDIA GPUs only (the launch-and-latency floor of small decode kernels)
+    assert bounds["kernel_latency_us"]["nvidia-hopper"] == bounds["kernel_latency_us"]["nvidia-ampere"] == 5.0
+    assert not {"amd-cdna2", "google-tpu", "intel-xeon"} & set(bounds["kernel_latency_us"])
     for per_family in bounds.values():
         assert "google-tpu" not in per_family and "intel-xeon" not in per_family  # no comparable measurement: the general bound
         assert set(per_family) <= {p.family for p in load_priors().values()}
@@ -74,6 +77,9 @@ def test_the_catalogue_keeps_every_fitted_nvidia_overhead_and_link_latency_withi
     overhead, link = bounds["step_overhead_ms"], bounds["link_latency_us"]
     fitted = [e for e in cat.efficiency.values() if e.family in overhead and e.calibrated]
     assert fitted and all(e.step_overhead_ms <= overhead[e.family] and e.link_latency_us <= link[e.family] for e in fitted)
+    kernel = bounds["kernel_latency_us"]
+    assert all(e.kernel_latency_us <= kernel.get(e.family, 0.0) for e in cat.efficiency.values())  # unbounded families keep 0
+    assert all(cat.efficiency[f].kernel_latency_us > 0.0 for f in ("nvidia-ampere", "nvidia-hopper"))  # fitted where TP and depth vary
 
 
 def test_the_fit_holds_the_overhead_to_its_bound(cat: Catalogue, monkeypatch: pytest.MonkeyPatch) -> None:
