@@ -136,7 +136,11 @@ def register(app: typer.Typer) -> None:
                 info(f"aicap: note: {n}")
             emit(View(b.model_dump(mode="json"), [Table("Buy versus rent", ["", "hardware", "$/month"], rows, caption)]), fmt)
             return
-        changes = [named_change(n) for n in dict.fromkeys(n.strip() for n in alternatives.split(",") if n.strip())]  # each once
+        named = [n.strip() for n in alternatives.split(",") if n.strip()]
+        twice = [n for n in dict.fromkeys(named) if named.count(n) > 1]
+        if twice:  # each is compared once: say so rather than print one row for two names
+            info(f"aicap: note: --alternatives names {', '.join(twice)} more than once: each is compared once")
+        changes = [named_change(n) for n in dict.fromkeys(named)]
         if not changes and not student and draft_model is None:  # --alternatives "" compared the baseline with nothing
             raise InputError("--alternatives names no alternative: give at least one (fp8, int4, kv-fp8, spec-eagle, ...; see --help)")
         if not typed_flags(ctx, "alternatives"):  # the defaults: leave out those this fleet has nothing for (an encoder's KV cache)

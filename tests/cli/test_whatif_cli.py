@@ -166,6 +166,16 @@ def test_whatif_csv_has_bare_figures(aicap) -> None:  # type: ignore[no-untyped-
         assert r["delta_usd_per_month"] == ("" if a["delta_usd_per_month"] is None else str(a["delta_usd_per_month"]))
 
 
+def test_an_alternative_named_twice_is_compared_once_and_said_so(aicap) -> None:  # type: ignore[no-untyped-def]
+    # "fp8,fp8" printed one fp8 row without a word
+    r = aicap(*ARGS, "--alternatives", "fp8,int4, fp8", "-f", "json")
+    assert r.code == 0 and "--alternatives names fp8 more than once: each is compared once" in r.stderr
+    assert [a["name"] for a in r.json()["alternatives"]] == [
+        a["name"] for a in aicap(*ARGS, "--alternatives", "fp8,int4", "-f", "json").json()["alternatives"]
+    ]
+    assert "more than once" not in aicap(*ARGS, "--alternatives", "fp8,int4", "-f", "json").stderr
+
+
 def test_an_empty_list_of_alternatives_is_a_usage_error(aicap) -> None:  # type: ignore[no-untyped-def]
     r = aicap("whatif", "--alternatives", " , ")  # it printed the baseline alone and a dangling "Sources:"
     assert r.code == 2 and r.stdout == "" and "--alternatives names no alternative" in r.stderr
