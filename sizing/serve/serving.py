@@ -171,6 +171,8 @@ def largest_batch(dep: Deployment, input_tokens: ArrayLike, output_tokens: Array
     hi = max_fitting_batch(dep, i, np.maximum(np.asarray(context, dtype=float) - i, 1.0), tp_a, pp_a)
     ok_hi = (hi >= 1) & (_limiting_latency(dep, hi, i, o, tp_a, pp_a, cached) <= limit)
     lo = np.zeros_like(hi)
+    if np.all(ok_hi | (hi < 1)):  # every largest fitting batch meets the limit, or none fits: nothing to bisect
+        return np.asarray(np.where(ok_hi, hi, lo), dtype=float)
     top = hi.copy()
     for _ in range(_BATCH_BISECTIONS):
         mid = np.floor((lo + top) / 2.0)
