@@ -25,11 +25,13 @@ from typing import Annotated
 
 import typer
 
+from aicap.cli.argv import RootGroup, check_words
 from aicap.cli.commands import catalog_cmds, estimate_cmd, export_cmd, simulate_cmd, size_cmd, train_cmd, validate_cmds, whatif_cmd
 from aicap.cli.state import DEBUG_ENV, STATE, internal_error_line
 
 app = typer.Typer(
     name="aicap",
+    cls=RootGroup,
     help="Capacity advisor for serving and training large AI models: how many of which accelerators, "
     "in what layout, at what cost, meeting which latency.\n\n"
     "Exit codes: 0 ok, 1 policy/budget breach, 2 usage or input error, 3 infeasible, "
@@ -79,6 +81,7 @@ def root(
         raise typer.BadParameter("--quiet and --verbose ask for less and more on stderr: give one of them", param_hint="'-q/-v'")
     STATE.verbose, STATE.quiet = verbose, quiet
     STATE.catalogs = list(catalog or [])
+    check_words(ctx)
     if ctx.invoked_subcommand is None:
         typer.echo(ctx.get_help())
 

@@ -33,6 +33,7 @@ from aicap.sizing.core.documents import PosFloat, PosInt, describe_validation_er
 from aicap.sizing.core.dtypes import Dtype
 from aicap.sizing.core.engines import engine_for_framework
 from aicap.sizing.core.errors import AicapError, InfeasibleError, InputError
+from aicap.sizing.core.fields import TEXT_NUMBERS
 from aicap.sizing.core.specs.device import DeviceSpec
 from aicap.sizing.core.specs.efficiency import EfficiencySpec
 from aicap.sizing.serve.estimate import EstimateRequest, estimate
@@ -256,10 +257,10 @@ def load_cases(path: Path | None = None, which: str = "published") -> list[dict[
     return [_check_case(c, where, text, i) for i, c in enumerate(data)]
 
 
-def _check_case(case: Any, where: str, text: str | None, index: int | None) -> dict[str, Any]:
-    """Validate one case; errors read ``file:line: cases[i].field: ...``."""
+def _check_case(case: Any, where: str, text: str | None, index: int | None, *, text_numbers: bool = False) -> dict[str, Any]:
+    """Validate one case; errors read ``file:line: cases[i].field: ...``; ``text_numbers``: a CSV row's cells, text read as numbers."""
     try:
-        return Case.model_validate(case).model_dump(exclude_unset=True)
+        return Case.model_validate(case, context=TEXT_NUMBERS if text_numbers else None).model_dump(exclude_unset=True)
     except ValidationError as exc:
         prefix: tuple[int, ...] = () if index is None else (index,)
         message = describe_validation_error(exc, where, text, prefix)
@@ -303,7 +304,7 @@ def _cases_from_csv(path: Path) -> list[dict[str, Any]]:
             case.setdefault("metrics", {})[metric] = value
     except csv.Error as exc:
         raise InputError(f"{path}: malformed CSV: {exc}") from None
-    return [_check_case(case, f"{path}:{n}", None, None) for n, case in rows.values()]
+    return [_check_case(case, f"{path}:{n}", None, None, text_numbers=True) for n, case in rows.values()]
 
 
 #: Metrics of generated tokens, which a model that does not decode (an encoder) has none of (nor ``tpot_*``, ``itl_*``).

@@ -39,7 +39,7 @@ from aicap.sizing.core.doc_errors import (
     validate_model,
 )
 from aicap.sizing.core.errors import InputError
-from aicap.sizing.core.fields import Fraction, NonNegFloat, NonNegInt, NotBool, PosFloat, PosInt
+from aicap.sizing.core.fields import Fraction, NonNegFloat, NonNegInt, NumberOnly, PosFloat, PosInt
 from aicap.sizing.core.json_doc import load_json
 from aicap.sizing.core.text_input import MAX_DEPTH, MAX_DOCUMENT_BYTES, read_text
 from aicap.sizing.core.yaml_doc import MAX_EXPANDED_NODES, dump_yaml, load_yaml
@@ -51,7 +51,7 @@ __all__ = [
     "Fraction",
     "NonNegFloat",
     "NonNegInt",
-    "NotBool",
+    "NumberOnly",
     "PosFloat",
     "PosInt",
     "describe_validation_error",

@@ -1,7 +1,11 @@
-"""Numeric field types for document models: numbers that refuse ``true``/``false``.
+"""Numeric field types for document models: numbers that refuse ``true``/``false`` and quoted text.
 
 Pydantic's lax mode reads ``true`` as 1 in an integer or float field, so ``num_layers: true`` would
-become a one-layer model; these types refuse booleans before the number is checked. NaN and infinity
+become a one-layer model, and the text ``"32"`` as 32, so a quoted value (a string in YAML and JSON)
+passed as a number where every other document field of the same kind is refused; these types refuse
+both before the number is checked (text is read as a number in a CSV file, validated with :data:`TEXT_NUMBERS`). An
+exponent without a dot (``7e9``) is a number already: the YAML
+reader reads it as one (:mod:`aicap.sizing.core.yaml_doc`). NaN and infinity
 are refused by ``allow_inf_nan=False`` in each document model's configuration (and by the YAML and
 JSON readers before that).
 """
@@ -10,25 +14,38 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from pydantic import BeforeValidator, Field
+from pydantic import BeforeValidator, Field, ValidationInfo
+
+#: The validation context under which text is read as a number: a CSV file, whose every cell is text.
+TEXT_NUMBERS = {"text_numbers": True}
 
 
-def _not_bool(value: Any) -> Any:
+def _a_number(value: Any, info: ValidationInfo) -> Any:
     if isinstance(value, bool):
         raise ValueError("expected a number, not true/false")
-    return value
+    if isinstance(value, str) and not (info.context or {}).get("text_numbers") and _numeric(value):
+        raise ValueError("expected a number, not text (write it without quotes)")
+    return value  # other text: pydantic's own "Input should be a valid number"
 
 
-NotBool = BeforeValidator(_not_bool)
-"""Refuse ``True``/``False`` where a number is expected."""
+def _numeric(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
 
-PosInt = Annotated[int, NotBool, Field(gt=0)]
-"""A positive integer (not a boolean)."""
-NonNegInt = Annotated[int, NotBool, Field(ge=0)]
-"""A non-negative integer (not a boolean)."""
-PosFloat = Annotated[float, NotBool, Field(gt=0)]
-"""A positive number (not a boolean)."""
-NonNegFloat = Annotated[float, NotBool, Field(ge=0)]
-"""A non-negative number (not a boolean)."""
-Fraction = Annotated[float, NotBool, Field(gt=0, le=1)]
-"""A number in (0, 1]: an efficiency factor or a usable share (not a boolean)."""
+
+NumberOnly = BeforeValidator(_a_number)
+"""Refuse ``True``/``False``, and text unless validated with :data:`TEXT_NUMBERS` as context, where a number is expected."""
+
+PosInt = Annotated[int, NumberOnly, Field(gt=0)]
+"""A positive integer (not a boolean or text)."""
+NonNegInt = Annotated[int, NumberOnly, Field(ge=0)]
+"""A non-negative integer (not a boolean or text)."""
+PosFloat = Annotated[float, NumberOnly, Field(gt=0)]
+"""A positive number (not a boolean or text)."""
+NonNegFloat = Annotated[float, NumberOnly, Field(ge=0)]
+"""A non-negative number (not a boolean or text)."""
+Fraction = Annotated[float, NumberOnly, Field(gt=0, le=1)]
+"""A number in (0, 1]: an efficiency factor or a usable share (not a boolean or text)."""

@@ -162,6 +162,7 @@ def test_filters_that_match_nothing_are_errors_not_empty_lists(aicap, args: list
         (("bf16: 900", "bf16: .inf"), "x.yaml:9: malformed YAML: '.inf' is not a finite number"),
         (("memory_gib: 80", "memory_gib: true"), "devices[0].memory_gib: expected a number, not true/false"),
         (("domain_size: 8", "domain_size: false"), "devices[0].interconnect.domain_size: expected a number, not true/false"),
+        (("memory_gib: 80", 'memory_gib: "80"'), "x.yaml:7: devices[0].memory_gib: expected a number, not text (write it without quotes)"),
         (("memory_bw_gbps: 3000", "memory_bw_gbps: !!float abc"), "x.yaml:8: malformed YAML: !!float value 'abc' is not valid"),
         (("memory_bw_gbps: 3000", "memory_bw_gbps: 1" + "0" * 400), "x.yaml:8: malformed YAML: integer"),
     ],
@@ -433,6 +434,9 @@ def test_config_json_nan_exit_2(aicap, tmp_path: Path) -> None:
         ({"kind": "decoder", "hidden_size": 100, "num_heads": 3}, "hidden_size (100) is not divisible by num_heads (3)"),
         ({"kind": "decoder", "num_kv_heads": 16}, "num_kv_heads (16) must not exceed num_heads (8)"),
         ({"kind": "decoder", "num_layers": True}, "num_layers: expected a number, not true/false"),
+        ({"kind": "decoder", "num_layers": "32"}, "num_layers: expected a number, not text"),
+        ({"kind": "decoder", "moe": {"num_experts": "8", "experts_per_token": 2, "expert_intermediate_size": 64}},
+         "moe.num_experts: expected a number, not text"),
         ({"kind": "decoder", "moe": {"num_experts": 8, "experts_per_token": 2, "expert_intermediate_size": 64, "dense_layers": 9}},
          "moe.dense_layers (9) must not exceed num_layers (4)"),
         ({"kind": "encoder", "intermediate_size": 0}, "intermediate_size: Input should be greater than 0"),
@@ -1276,3 +1280,49 @@ def test_a_fleet_error_is_placed_at_the_line_the_user_fixes(aicap, tmp_path: Pat
     fleet.write_text(text)
     got = one_error_line(aicap("size", str(fleet)))
     assert got.startswith(f"aicap: error: {fleet}:{line}: {needle}"), got
+
+
+@pytest.mark.parametrize(
+    ("argv", "flag", "hint"),
+    [
+        (["size", "--hardware", "a100-80gb-sxm", "--hardware", "h100-sxm"], "--hardware", "--hardware a100-80gb-sxm,h100-sxm"),
+        (["models", "list", "--format", "json", "-f", "csv"], "--format", "give it once"),
+        (["estimate", "--model", "llama-3.1-8b", "--hardware=a100-80gb-sxm", "--hardware", "h100-sxm"], "--hardware", "give it once"),
+    ],
+)
+def test_a_single_valued_option_given_twice_is_refused(argv: list[str], flag: str, hint: str) -> None:
+    """Click keeps the last of two values silently: the plan would answer another question than the one asked."""
+    import subprocess
+
+    r = subprocess.run([sys.executable, "-m", "aicap.cli.app", "-q", *argv], capture_output=True, text=True, check=False)
+    assert r.returncode == 2 and r.stdout == "" and r.stderr.count("\n") == 1, r.stderr
+    assert (
+        f"{flag} given twice" in r.stderr
+        and hint in r.stderr
+        and f" {' '.join(argv[: 2 if argv[0] == 'models' else 1])} --help'" in r.stderr
+    )
+
+
+def test_the_same_value_twice_a_repeatable_option_and_a_value_after_double_dash_are_not_refused() -> None:
+    runner = CliRunner()
+    same = runner.invoke(app, ["-q", "engines", "list", "-f", "json", "--format", "json"])
+    assert same.exit_code == 0 and json.loads(same.stdout), same.output
+    value = runner.invoke(
+        app, ["-q", "models", "show", "--format", "json", "llama-3.1-8b"]
+    )  # an option's value is not counted as an option
+    assert value.exit_code == 0, value.output
+
+
+@pytest.mark.parametrize(
+    ("argv", "said"),
+    [
+        (["size", "--output", ""], "--output '': an empty path"),
+        (["--catalog", "", "models", "list"], "--catalog '': an empty path"),
+        (["size", ""], "'': an empty word where a file name was expected"),
+        (["simulate", "--", ""], "'': an empty word where a file name was expected"),
+    ],
+)
+def test_an_empty_word_for_a_file_is_refused_not_read_as_the_current_folder(argv: list[str], said: str) -> None:
+    """``Path('')`` is ``.``: ``--catalog ''`` loaded the current folder as a catalogue, ``-o ''`` said "--output .: is a directory"."""
+    r = CliRunner().invoke(app, ["-q", *argv])
+    assert r.exit_code == 2 and said in r.stderr and "'.'" not in r.stderr and " . " not in r.stderr, r.stderr

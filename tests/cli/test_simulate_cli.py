@@ -405,7 +405,7 @@ def test_the_report_names_the_engine_and_sglangs_admission() -> None:
 
 
 def test_sglang_with_ignore_eos_and_no_prefix_cache_never_preempts_where_vllm_does() -> None:
-    tight = [*BASE, "--hardware", "l4", "--input-tokens", "6000", "--output-tokens", "1000", "--rate", "3", "--requests", "300"]
+    tight = [*BASE[:-1], "l4", "--input-tokens", "6000", "--output-tokens", "1000", "--rate", "3", "--requests", "300"]
     vllm = doc(*tight, "--engine", "vllm")
     exact = doc(*tight, "--engine", "sglang", "--ignore-eos", "--no-prefix-cache")
     assert vllm["preemptions"] > 0 and exact["preemptions"] == 0
