@@ -172,18 +172,21 @@ def estimate_view(doc: dict[str, Any], tpot_ms: float | None = None) -> View:
     layout = f"{doc['devices']}× {doc['hardware']} = {doc['replicas']} replica(s) × TP{doc['tp']}·PP{doc['pp']}"
     if doc.get("dp_attention", 1) > 1:
         layout += f", attention DP{doc['dp_attention']}×TP{doc['tp'] // doc['dp_attention']}, experts EP{doc['ep']}"
+    generates = doc["output_tokens"] > 0 or doc["tpot_s"] is not None  # an encoder makes no token and keeps no KV cache
+    kv = f", KV cache {doc['kv_dtype']}" if generates else ""
+    kv_gib = f" + KV {mem['kv_cache']:.1f}" if generates else ""
     rows: list[list[Any]] = [
         ["deployment", layout],
-        ["formats", f"weights {doc['weights_dtype']}{_released(doc)}, KV cache {doc['kv_dtype']}"],
+        ["formats", f"weights {doc['weights_dtype']}{_released(doc)}{kv}"],
         ["engine", _engine_line(doc["engine"])],
         ["batch per replica", doc["batch"]],
         *([["prefix cache", f"{doc['prefix_cached_share']:.0%} of each prompt cached, not recomputed"]] if doc["prefix_cached_share"] else []),
         *([["speculative decoding", _spec_line(doc["speculative"])]] if doc.get("speculative") else []),
         ["fits", "yes" if doc["fits"] else f"NO: {doc['advice']}"],
         *([["meets --tpot-ms", "no: " + doc["advice"] if doc["fits"] and doc["advice"] else "yes"]] if tpot_ms is not None else []),
-        ["memory per device (GiB)", f"weights {mem['weights']:.1f} + KV {mem['kv_cache']:.1f} + activations {mem['activations']:.1f} "
+        ["memory per device (GiB)", f"weights {mem['weights']:.1f}{kv_gib} + activations {mem['activations']:.1f} "
                                      f"+ overhead {mem['overhead']:.1f} = {mem['total']:.1f} of {mem['capacity']:.1f}"],
-        ["KV-cache tokens per replica", doc["kv_cache_tokens"]],
+        *([["KV-cache tokens per replica", doc["kv_cache_tokens"]]] if generates else []),
         *([["state per running sequence", f"{doc['state_tokens_per_sequence']:,} of those tokens (linear-attention state)"]]
           if doc.get("state_tokens_per_sequence") else []),
         ["largest batch at this context", doc["max_batch_at_context"]],
@@ -198,10 +201,11 @@ def estimate_view(doc: dict[str, Any], tpot_ms: float | None = None) -> View:
             rows.append(["TPOT (mean at this batch)", f"{doc['tpot_s'] * 1e3:,.2f} ms {_band(doc, 'tpot')}"])
         rows += [
             ["end-to-end", f"{doc['e2e_s']:,.3f} s"],
-            ["output tokens/s (all replicas)", f"{doc['throughput']['output_tokens_per_s']:,.0f} {_band(doc, 'throughput')}"],
+            *([["output tokens/s (all replicas)", f"{doc['throughput']['output_tokens_per_s']:,.0f} {_band(doc, 'throughput')}"]]
+              if generates else []),
             ["requests/s (all replicas)", f"{doc['throughput']['requests_per_s']:,.2f} {_band(doc, 'throughput')}"],
-            ["bound", f"prefill: {doc['bound']['prefill']}, decode: {doc['bound']['decode'] or '-'}"],
-        ]
+            ["bound", f"prefill: {doc['bound']['prefill']}, decode: {doc['bound']['decode'] or '-'}" if generates else doc["bound"]["prefill"]],
+        ]  # fmt: skip
     title = f"Estimate: {doc['model']} on {doc['hardware']} ({doc['input_tokens']} in / {doc['output_tokens']} out tokens)"
     caption = "± = 90th-percentile error of this metric against published measurements (aicap validate)."
     if not doc["efficiency_calibrated"]:
@@ -308,8 +312,19 @@ def warn_above_cap(req: EstimateRequest) -> None:
     if req.batch is not None and req.batch > cap:
         who = req.runtime.engine if req.engine is None else req.engine.name
         info(f"aicap: warning: --batch {req.batch:,} is above {who}'s default cap of {cap:,} running requests: the estimate "
-             f"assumes the engine is launched with a cap of at least {req.batch:,} (vLLM --max-num-seqs, SGLang "
-             "--max-running-requests, TensorRT-LLM max_batch_size)")  # fmt: skip
+             f"assumes the engine is launched with a cap of at least {req.batch:,}{_cap_flag(req)}")  # fmt: skip
+
+
+def _cap_flag(req: EstimateRequest) -> str:
+    """The engine's running-request flag, from its launch-flag map (`` (--max-num-seqs)``); the mapped engines' for generic.
+
+    An engine without a map (llama.cpp, TGI, ...) gets none: naming vLLM's flag for it would send the user to a flag it lacks.
+    """
+    from aicap.hardware_db.launch import LAUNCH_ENGINES, flag_map
+
+    ids = LAUNCH_ENGINES if req.engine is None else (req.engine.id,) if req.engine.id in LAUNCH_ENGINES else ()
+    spelled = [f"{e} {f.flag}" for e in ids for f in flag_map(e).flags if f.field == "max_running_requests"]
+    return f" ({', '.join(spelled)})" if spelled else ""
 
 
 def register(app: typer.Typer) -> None:

@@ -99,13 +99,31 @@ class EstimateResult:
         if self.tpot_missed:
             d = self.deployment
             tpot = float(self.metrics.tpot_s) * 1e3
-            hints = [f"TP={d.tp * 2}"] if d.tp * 2 <= d.device.interconnect.domain_size else []  # as the memory advice names them
+            hints = self._wider_tp()
             if d.weights_dtype in {"bf16", "fp16", "fp32"}:
                 hints.append("fp8 weights" if "fp8" in d.device.peak_tflops else "int8 weights")
             hints.append("a device with more memory bandwidth")
             return (f"TPOT {tpot:,.1f} ms at batch {self.batch} > target {self.request.tpot_ms:g} ms "
                     f"(decode is {self.metrics.decode.bound()}-bound); try {' or '.join(hints)}")  # fmt: skip
         return None
+
+    def _wider_tp(self) -> list[str]:
+        """A larger tensor-parallel degree to name for a missed TPOT, with its TPOT at batch 1.
+
+        The smallest within the link domain that meets the target at batch 1, else the largest; none where this is the
+        largest already, or with data-parallel attention (whose groups the memory advice names).
+        """
+        d, target = self.deployment, self.request.tpot_ms
+        heads = None if isinstance(d.model, GenericModel) else d.model.num_heads
+        if heads is None or target is None or d.dp_attention > 1:
+            return []
+        wider = [t for t in valid_tp(heads, d.device.interconnect.domain_size) if t > d.tp]
+        r = self.request
+        for t in wider:
+            tpot = float(serve(replace(d, tp=t, ep=max(d.ep, 1)), 1, r.input_tokens, r.output_tokens, cached=r.prefix_cached_share).tpot_s)
+            if tpot * 1e3 <= target or t == wider[-1]:
+                return [f"TP={t} ({tpot * 1e3:,.1f} ms at batch 1)"]
+        return []
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready document (keys fixed by the CLI contract; floats rounded for stability).
@@ -343,8 +361,17 @@ def estimate(req: EstimateRequest) -> EstimateResult:
 
 
 def _better(a: EstimateResult, b: EstimateResult) -> bool:
+    """Whether layout ``a`` beats ``b``.
+
+    It fits where ``b`` does not; then it meets the TPOT target where ``b`` misses it (both missing: the nearer one, so
+    the advice starts from the closest layout); then more throughput, then fewer devices.
+    """
     if a.fits != b.fits:
         return a.fits
+    if a.fits and a.tpot_missed != b.tpot_missed:
+        return not a.tpot_missed
+    if a.fits and a.tpot_missed and abs(float(a.metrics.tpot_s) - float(b.metrics.tpot_s)) > 1e-12:
+        return float(a.metrics.tpot_s) < float(b.metrics.tpot_s)
     ta = float(a.metrics.output_tokens_per_s if a.deployment.model.kind == "decoder" else a.metrics.requests_per_s) * a.replicas
     tb = float(b.metrics.output_tokens_per_s if b.deployment.model.kind == "decoder" else b.metrics.requests_per_s) * b.replicas
     if not a.fits:  # neither fits: prefer the one closest to fitting

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -67,6 +68,8 @@ def test_encoder_and_generic_models(aicap) -> None:
     assert bert["throughput"]["requests_per_s"] > 0 and bert["tpot_s"] is None
     cnn = aicap("estimate", "-m", "resnet-50", "--hardware", "t4", "-f", "json").json()
     assert cnn["throughput"]["requests_per_s"] > 0
+    table = aicap("estimate", "-m", "bge-large-en", "--hardware", "l4", "--input-tokens", "256").stdout
+    assert "requests/s" in table and "output tokens/s" not in table and "KV" not in table  # no token made, no cache kept
 
 
 @pytest.mark.parametrize(
@@ -312,6 +315,9 @@ def test_options_estimate_would_otherwise_ignore_or_misread_are_refused_or_flagg
     r = aicap("estimate", "-m", "llama-3.2-1b", "--hardware", "h200-sxm", "--engine", "tgi", "--batch", "3000", "-f", "json")
     assert r.code == 0 and r.json()["batch"] == 3000
     assert "--batch 3,000 is above TGI's default cap of 128 running requests" in r.stderr
+    assert "max-num-seqs" not in r.stderr and "max_batch_size" not in r.stderr  # TGI has no flag map: no other engine's flag
+    r = aicap("estimate", "-m", "llama-3.2-1b", "--hardware", "h200-sxm", "--engine", "trtllm", "--batch", "3000", "-f", "json")
+    assert "(trtllm --max_batch_size)" in r.stderr and "max-num-seqs" not in r.stderr, r.stderr  # its own flag, from its flag map
     at_cap = aicap("estimate", "-m", "llama-3.2-1b", "--hardware", "h200-sxm", "--engine", "tgi", "--batch", "128")
     assert "default cap" not in at_cap.stderr
     # a plot into a missing folder was an internal error (exit 4) after the work
@@ -517,4 +523,17 @@ def test_a_drafter_that_does_not_fit_is_named_in_the_verdict(aicap) -> None:
 def test_a_missed_tpot_names_its_remedies_as_the_memory_advice_does(aicap) -> None:
     # "try tp 8 or weights_dtype fp8" beside "try TP=8 or int4" in the memory advice: one spelling for both
     r = aicap("estimate", "-m", "llama-3.1-70b", "--hardware", "h100-sxm", "--tp", "4", "--tpot-ms", "0.1")
-    assert r.code == 3 and "try TP=8 or fp8 weights or a device with more memory bandwidth" in r.stderr
+    assert r.code == 3 and re.search(r"try TP=8 \([\d.]+ ms at batch 1\) or fp8 weights or a device with more memory bandwidth", r.stderr)
+
+
+def test_a_missed_tpot_shows_the_nearest_layout_and_the_tp_that_meets_it(aicap) -> None:
+    """Every layout of 8 H100s misses 5 ms: it showed 4 replicas of TP2 (31.8 ms) and "try TP=4", where TP8 runs 13.4 ms."""
+    r = aicap("estimate", "-m", "llama-3.1-70b", "--hardware", "h100-sxm", "--devices", "8", "--tpot-ms", "5", "-f", "json")
+    assert r.code == 3 and r.json()["tp"] == 8 and "TP=" not in r.stderr, r.stderr  # the nearest; no wider TP in one machine
+    tp8 = aicap("estimate", "-m", "llama-3.1-70b", "--hardware", "h100-sxm", "--tp", "8", "--batch", "1", "-f", "json").json()
+    for tp in (1, 2, 4):
+        other = aicap("estimate", "-m", "llama-3.1-70b", "--hardware", "h100-sxm", "--tp", str(tp), "--batch", "1", "-f", "json").json()
+        assert other["tpot_s"] is None or other["tpot_s"] > tp8["tpot_s"]
+    two = aicap("estimate", "-m", "llama-3.1-70b", "--hardware", "h100-sxm", "--devices", "2", "--tpot-ms", "20")
+    tp4 = aicap("estimate", "-m", "llama-3.1-70b", "--hardware", "h100-sxm", "--tp", "4", "--batch", "1", "-f", "json").json()
+    assert two.code == 3 and f"try TP=4 ({tp4['tpot_s'] * 1e3:,.1f} ms at batch 1)" in two.stderr  # the smallest TP that meets 20 ms
