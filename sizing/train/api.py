@@ -91,6 +91,9 @@ def estimate_job(cat: CatalogueLike, model: AnyModel, hardware: str, setup: Trai
         raise InputError(f"training sizing covers decoder models; {model.id} is an encoder or generic model (kind {model.kind})")
     check_against_model(setup, model)
     dev, inst = resolve_hardware(cat, hardware, setup.devices, pricing)
+    if setup.method == "qlora" and dev.vendor not in factors.nf4_vendors:
+        raise InputError(f"method qlora on {dev.id}: QLoRA's 4-bit NF4 base (bitsandbytes) has no kernels for {dev.vendor} accelerators, "
+                         f"only for {', '.join(factors.nf4_vendors)} ones; valid methods on {dev.id}: full, lora")  # fmt: skip
     spread = [] if hardware in cat.instances or inst is None else spreads(cat, dev, inst, setup, pricing)
     if not spread:
         return _estimate_on(cat, model, dev, inst, setup, tokens, factors)
@@ -174,7 +177,7 @@ def _estimate_on(cat: CatalogueLike, model: DecoderModel, dev: DeviceSpec, inst:
         notes.append(f"{model.num_layers} layers over PP {setup.pp} × virtual pipeline {setup.virtual_pipeline} = {chunks} chunks is "
                      f"{model.num_layers / chunks:.2f} layers a chunk: Megatron-LM needs the layers to divide evenly (the model "
                      "assumes even stages)")  # fmt: skip
-    return result(model.id, dev.id, setup, ev, 0, billing, tokens, error, basis, notes)
+    return result(model.id, dev.id, setup, ev, 0, billing, tokens, error, basis, notes, qlora=dev.vendor in factors.nf4_vendors)
 
 
 def plan_job(cat: CatalogueLike, spec: SearchSpec, factors: TrainingFactors | None = None) -> Plan:

@@ -39,6 +39,7 @@ class TrainingFactors(BaseModel):
     dp_overlap: float = Field(ge=0.0, le=1.0)
     logits_bytes: PosFloat
     nf4_bits_per_param: PosFloat
+    nf4_vendors: tuple[str, ...] = Field(min_length=1, description="device vendors whose accelerators have NF4 kernels (QLoRA's base)")
     host_link_gbps: PosFloat
     measured_families: tuple[str, ...] = Field((), description="device families with a scored published training run")
     accuracy: Accuracy | None = None

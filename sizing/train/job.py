@@ -111,8 +111,11 @@ class TrainResult(BaseModel):
     notes: list[str] = Field(default_factory=list, description="what the figures assume that the inputs did not say")
 
 
-def advice(mem: MemoryColumns, i: int, setup: TrainSetup) -> list[str]:
-    """What to cut when a layout does not fit: the two largest terms, each with remedies not yet applied."""
+def advice(mem: MemoryColumns, i: int, setup: TrainSetup, *, qlora: bool = True) -> list[str]:
+    """What to cut when a layout does not fit: the two largest terms, each with remedies not yet applied.
+
+    ``qlora``: whether the device runs QLoRA's NF4 base (``TrainingFactors.nf4_vendors``); where not, it is not suggested.
+    """
     if bool(mem.fits[i]):
         return []
     if mem.total[i] <= mem.capacity and mem.host_capacity is not None:
@@ -124,7 +127,8 @@ def advice(mem: MemoryColumns, i: int, setup: TrainSetup) -> list[str]:
         + (["--optimizer adam8bit"] if setup.optimizer == "adamw" else []) + (["--offload optimizer"] if setup.offload == "none" else []),
         "gradients": ([] if setup.zero_stage >= 2 else ["--zero 2"]) + ["raise --tp/--pp"],
         "weights": ([] if sharded else ["--fsdp full"]) + ["raise --tp/--pp"]
-        + (["--method lora or qlora"] if setup.method == "full" else ["--method qlora (4-bit base)"] if setup.method == "lora" else [])
+        + (([f"--method lora{' or qlora' if qlora else ''}"] if setup.method == "full" else [])
+           + (["--method qlora (4-bit base)"] if setup.method == "lora" and qlora else []))
         + ([] if setup.offload == "all" else ["--offload all"]),
         "activations": ([] if setup.recompute == "full" else ["--recompute full"])
         + (["lower --micro-batch"] if setup.micro_batch > 1 else []) + ["split the sequence (--tp with sequence parallel, --cp)"],
@@ -148,9 +152,12 @@ class Pricing:
     measured: bool = True  # whether the device's family has a scored published training run
 
 
-def result(model_id: str, hardware: str, setup: TrainSetup, ev: Evaluation, i: int, pricing: Pricing,
-           tokens: float | None, error_pct: float, basis: str, notes: list[str] | None = None) -> TrainResult:  # fmt: skip
-    """Assemble the report of row ``i`` of an evaluation (equations in the module docstring); ``notes`` are passed on."""
+def result(model_id: str, hardware: str, setup: TrainSetup, ev: Evaluation, i: int, pricing: Pricing, tokens: float | None,
+           error_pct: float, basis: str, notes: list[str] | None = None, *, qlora: bool = True) -> TrainResult:  # fmt: skip
+    """Assemble the report of row ``i`` of an evaluation (equations in the module docstring); ``notes`` are passed on.
+
+    ``qlora``: whether the device runs QLoRA's NF4 base, for the remedies of a layout that does not fit (:func:`advice`).
+    """
     mem, st = ev.memory, ev.step
     d = setup.devices
     t_step = float(ev.step_time_s[i])
@@ -200,7 +207,7 @@ def result(model_id: str, hardware: str, setup: TrainSetup, ev: Evaluation, i: i
             host_offload=float(mem.host[i]),
             host_capacity=mem.host_capacity,
         ),
-        advice=advice(mem, i, setup),
+        advice=advice(mem, i, setup, qlora=qlora),
         step_time_s=t_step,
         step_breakdown_s=StepReport(
             compute=float(st.compute[i]),

@@ -109,7 +109,7 @@ def check_hardware_ref(cat: CatalogueLike, ref: str) -> None:
                      f"({', '.join(accelerators)}) or an instance name (`aicap instances list`)")  # fmt: skip
 
 
-def _check(cat: CatalogueLike, spec: SearchSpec) -> None:
+def _check(cat: CatalogueLike, spec: SearchSpec, factors: TrainingFactors) -> None:
     """Refuse filters that name nothing, or leave nothing to search, with one line naming the value."""
     for ref in spec.hardware:
         check_hardware_ref(cat, ref)
@@ -133,6 +133,9 @@ def _check(cat: CatalogueLike, spec: SearchSpec) -> None:
         raise InputError(_no_instance(cat, spec))
     if not any(spec.recipe.precision in cat.devices[i.device].peak_tflops for i in rows):
         raise InputError(f"--precision {spec.recipe.precision}: none of the matching devices has that tensor rate")
+    if spec.recipe.method == "qlora" and not any(cat.devices[i.device].vendor in factors.nf4_vendors for i in rows):
+        raise InputError(f"--method qlora: QLoRA's 4-bit NF4 base (bitsandbytes) runs on {', '.join(factors.nf4_vendors)} accelerators, "
+                         f"and none matches --hardware {', '.join(spec.hardware) or 'any'}; valid methods there: full, lora")  # fmt: skip
     if not any(i.devices <= spec.max_devices for i in rows):
         smallest = min(i.devices for i in rows)
         raise InputError(f"--max-devices {spec.max_devices}: the smallest matching instance holds {smallest} devices")
@@ -226,7 +229,7 @@ def search(cat: CatalogueLike, spec: SearchSpec, factors: TrainingFactors) -> Se
         With the binding reason when nothing fits, or no job meets the deadline or budget.
     """
     shape = shape_of(spec.model)
-    _check(cat, spec)
+    _check(cat, spec, factors)
     options: list[Option] = []
     evaluated = feasible = 0
     fastest: tuple[float, str] | None = None
@@ -244,7 +247,7 @@ def search(cat: CatalogueLike, spec: SearchSpec, factors: TrainingFactors) -> Se
         g = _grid(shape, spec, inst, fabric.domain, spans=spans, node=fabric.node)
         if g is None:
             continue
-        if spec.recipe.precision not in dev.peak_tflops:
+        if spec.recipe.precision not in dev.peak_tflops or (spec.recipe.method == "qlora" and dev.vendor not in factors.nf4_vendors):
             continue
         hw = Hardware(dev, cat.efficiency_for(dev), generic_runtime(cat), fabric)
         ev = evaluate(shape, g, hw, factors)

@@ -27,6 +27,19 @@ def test_lora_70b_on_one_80gb_gpu_does_not_fit_but_qlora_does(aicap: Any) -> Non
     assert low < q["tokens_per_s_per_device"] < high
 
 
+def test_qlora_is_neither_run_nor_suggested_where_no_nf4_kernel_runs(aicap: Any) -> None:
+    """bitsandbytes' NF4 has no TPU backend (hardware_db/training/factors.yaml nf4_vendors): QLoRA there is a job no one can run."""
+    lora = aicap("train", "-m", "llama-3.1-8b", "--method", "lora", "--hardware", "tpu-v5e", "--devices", "1", "-f", "json")
+    assert lora.code == 3 and any("weights" in line for line in lora.json()["advice"]), lora.stderr
+    assert not any("qlora" in line for line in lora.json()["advice"])  # the A100 case above does suggest it
+    one = aicap("train", "-m", "llama-3.1-8b", "--method", "qlora", "--hardware", "tpu-v5e", "--devices", "1")
+    assert one.code == 2 and "method qlora on tpu-v5e" in one.stderr and "valid methods on tpu-v5e: full, lora" in one.stderr
+    searched = aicap("train", "-m", "llama-3.1-8b", "--method", "qlora", "--hardware", "tpu-v5e,tpu-v6e", "--tokens", "1B")
+    assert searched.code == 2 and "none matches --hardware tpu-v5e, tpu-v6e" in searched.stderr, searched.stderr
+    mixed = aicap("train", "-m", "llama-3.1-8b", "--method", "qlora", "--hardware", "tpu-v6e,l4", "--tokens", "1B", "-f", "json")
+    assert mixed.code == 0 and mixed.json()["plan"]["hardware"] == "l4", mixed.stderr  # the search passes the TPU over
+
+
 def test_json_carries_the_documented_fields_and_is_deterministic(aicap: Any) -> None:
     args = ("train", "-m", "llama-3.1-8b", "--hardware", "p5.48xlarge", "--devices", "16", "--fsdp", "full", "--tokens", "1T",
             "--seq-len", "8192", "--global-batch-tokens", "4M", "-f", "json")  # fmt: skip
