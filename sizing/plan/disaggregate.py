@@ -36,7 +36,7 @@ import math
 from typing import Any
 
 from aicap.sizing.core.catalogue import CatalogueLike
-from aicap.sizing.core.dtypes import BYTES_PER_ELEMENT
+from aicap.sizing.core.dtypes import BYTES_PER_ELEMENT, storage_formats
 from aicap.sizing.core.errors import InputError
 from aicap.sizing.core.fleet import Fleet, Workload
 from aicap.sizing.core.plan import Plan
@@ -112,6 +112,53 @@ def link_gbps(w: Workload, fleet: Fleet, cat: CatalogueLike, insts: list[Instanc
     return _CHOSEN[key], len(tiers)
 
 
+_FORMATS: dict[str, tuple[str, str]] = {}  # the pools' format per (catalogue, workload, constraints)
+
+
+def pool_format(w: Workload, fleet: Fleet, model: DecoderModel, cat: CatalogueLike) -> tuple[str, str, int]:
+    """The one weight format and KV-cache format both pools run, and how many formats were weighed.
+
+    The decode pool reads the KV cache the prefill pool writes, so the two hold it in one format (a connector moves
+    the cache's blocks as they are), and they serve one checkpoint: a prefill pool in fp8 handing its cache to a bf16
+    decode pool is a pairing no engine launches. Each format the workload allows
+    (:meth:`~aicap.sizing.core.fleet.Workload.allowed_precisions`) is sized with the workload alone, both pools
+    pinned to it and to its KV format (the workload's ``kv_dtype``, else the format's own rule:
+    :func:`~aicap.sizing.plan.generate.kv_of`, :func:`~aicap.sizing.core.dtypes.storage_formats`); the cheapest plan's
+    format wins, the first listed on a tie. A device without bf16 keeps a 16-bit cache in fp16: pools that mix such a
+    device with one that has bf16 are not prevented here.
+    """
+    from aicap.sizing.plan.generate import kv_of
+
+    def kv_for(p: str) -> str:  # the format's own rule on a device with every float path (its fallback, fp16, is the device's)
+        return w.kv_dtype or kv_of(model, p) or storage_formats(p, dict.fromkeys(("fp32", "bf16", "fp16", "fp8"), 1.0))[1]
+
+    allowed = w.allowed_precisions(model.checkpoint_dtype)
+    if len(allowed) == 1:
+        return allowed[0], kv_for(allowed[0]), 1
+    key = f"{cat.version}|{w.model_dump_json()}|{fleet.constraints.model_dump_json()}"
+    if key not in _FORMATS:
+        from aicap.sizing.core.errors import InfeasibleError
+        from aicap.sizing.plan.sizer import size
+
+        best: tuple[float, str, str] | None = None
+        last: Exception | None = None
+        for p in allowed:
+            kv = kv_for(p)
+            one = w.model_copy(update={"precisions": [p], "kv_dtype": kv})
+            try:
+                usd = size(fleet.model_copy(update={"workloads": [one]}), cat, alternatives=False).totals.usd_per_month
+            except (InfeasibleError, InputError) as exc:
+                last = exc
+                continue
+            if best is None or usd < best[0]:
+                best = (usd, p, kv)
+        if best is None:
+            assert last is not None
+            raise last
+        _FORMATS[key] = best[1], best[2]
+    return (*_FORMATS[key], len(allowed))
+
+
 def split(fleet: Fleet, cat: CatalogueLike, insts: list[InstanceSpec]) -> tuple[Fleet, list[str]]:
     """``fleet`` with each disaggregated workload replaced by its prefill and decode pools, and a note on each (module docstring).
 
@@ -137,13 +184,16 @@ def split(fleet: Fleet, cat: CatalogueLike, insts: list[InstanceSpec]) -> tuple[
         if ttft is None:
             raise InputError(f"workload '{w.name}': disaggregation splits the TTFT target between the pools: give slo.ttft_ms (--ttft-ms)")
         gbps, weighed = link_gbps(w, fleet, cat, insts)
-        move = transfer_ms(w, model, gbps)
+        fixed = w if d.transfer_gbps is not None else w.model_copy(update={"disaggregation": d.model_copy(update={"transfer_gbps": gbps})})
+        precision, kv_dtype, formats = pool_format(fixed, fleet, model, cat)
+        move = transfer_ms(w, model, gbps, kv_dtype)
         prefill_ttft = ttft * (1.0 - d.decode_ttft_share) - move
         if prefill_ttft <= 0:
             raise InputError(f"workload '{w.name}': moving the KV cache of {w.max_input:,} tokens at {gbps:g} Gbit/s takes {move:.0f} ms, "
                              f"more than the prefill pool's share of the {ttft:g} ms TTFT target")  # fmt: skip
         base = {k: v for k, v in raw.items() if k not in ("disaggregation", "tokens_per_s", "requests_per_s", "speculative", "hardware")}
         base["requests_per_s"] = raw.get("requests_per_s", w.rate)
+        base["precisions"], base["kv_dtype"] = [precision], kv_dtype
         i_min = w.input_tokens if isinstance(w.input_tokens, int) else min(b.tokens for b in w.input_tokens)
         q = w.slo.percentile
         pre = {
@@ -167,10 +217,12 @@ def split(fleet: Fleet, cat: CatalogueLike, insts: list[InstanceSpec]) -> tuple[
             if pool["slo"].get("tpot_ms") is None:
                 pool["slo"].pop("tpot_ms", None)
         out += [pre, dec]
-        kv = f"{w.kv_dtype} KV cache" if w.kv_dtype else "16-bit KV cache, the largest a pool may choose"
+        kv = f"{kv_dtype} KV cache"
         notes.append(f"'{w.name}' is served disaggregated: prefill pool '{w.name}{PREFILL}' (TTFT ≤ {prefill_ttft:.0f} ms), KV transfer "
                      f"{move:.1f} ms at {gbps:g} Gbit/s ({kv}), decode pool '{w.name}{DECODE}' (TTFT ≤ {ttft * d.decode_ttft_share:.0f} ms"
-                     f"{f', TPOT ≤ {w.slo.tpot_ms:g} ms' if w.slo.tpot_ms else ''}); its TTFT is the sum, ≤ {ttft:g} ms"
+                     f"{f', TPOT ≤ {w.slo.tpot_ms:g} ms' if w.slo.tpot_ms else ''}); its TTFT is the sum, ≤ {ttft:g} ms; both pools "
+                     f"run {precision} weights and the {kv}, the one the decode pool reads"
+                     + (f" (the cheapest of the {formats} formats it allows)" if formats > 1 else "")
                      + (f"; the {gbps:g} Gbit/s link tier was the cheapest of {weighed} (--transfer-gbps fixes one)"
                         if weighed > 1 else ""))  # fmt: skip
     doc["workloads"] = out

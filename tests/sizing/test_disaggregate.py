@@ -59,6 +59,22 @@ def test_a_disaggregated_plan_keeps_the_composed_promise_on_fast_enough_links(ca
     assert any("served disaggregated" in x for x in plan.warnings)
 
 
+def test_both_pools_run_one_weight_format_and_one_kv_cache_format(cat: Catalogue) -> None:
+    """The decode pool reads the cache the prefill pool writes: an fp8 prefill pool beside a bf16 decode pool was planned and exported."""
+    fleet = Fleet.model_validate({"workloads": [{**WL, "requests_per_s": 5.0, "slo": {"ttft_ms": 1000.0, "tpot_ms": 50.0},
+                                                 "disaggregation": {}}], "constraints": {"clouds": ["aws"]}})  # fmt: skip
+    plan = size(fleet, cat, alternatives=False)
+    pools = [next(w for w in plan.workloads if w.name == n) for n in ("chat.prefill", "chat.decode")]
+    formats = {(d.weights_dtype, d.kv_dtype) for w in pools for d in w.deployments}
+    assert len(formats) == 1, formats
+    note = next(x for x in plan.warnings if "served disaggregated" in x)
+    weights, kv = formats.pop()
+    assert f"both pools run {weights} weights and the {kv} KV cache" in note and "cheapest of the 2 formats" in note
+    for p in ("bf16", "fp8"):  # the format chosen is the cheaper of the two, each sized with both pools pinned to it
+        pinned = fleet.model_copy(update={"workloads": [fleet.workloads[0].model_copy(update={"precisions": [p]})]})
+        assert plan.totals.usd_per_month <= size(pinned, cat, alternatives=False).totals.usd_per_month + 1e-6
+
+
 def test_without_a_link_the_cheapest_tier_is_chosen(cat: Catalogue) -> None:
     fleet = _fleet()
     insts, _ = allowed_instances(fleet, cat)
