@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from aicap.cli.render import Format, FormatOpt, Table, View, emit
+from aicap.cli.render import Cents, Format, FormatOpt, Table, View, emit
 from aicap.cli.state import catalogue, guarded, warn_shadowing
 
 models_app = typer.Typer(help="Model catalogue: list and show architectures with derived parameter counts.", no_args_is_help=True)
@@ -125,9 +125,13 @@ def instances_list(
     docs.sort(key=lambda d: (d["cloud"], d["usd_per_device_hour"] if d["usd_per_device_hour"] is not None else math.inf, d["name"]))
     cols = ["cloud", "name", "device", "devices", "region", "usd_per_hour", "usd_per_device_hour", "spot", "reserved_1y", "owned",
             "price_date"]  # fmt: skip
-    rows = [[d["cloud"], d["name"], d["device"], d["devices"], d["region"], d["price_usd_per_hour"]["on_demand"], d["usd_per_device_hour"],
-             d["price_usd_per_hour"]["spot"], d["price_usd_per_hour"]["reserved_1y"], d["price_usd_per_hour"]["owned"], d["price_date"]]
-            for d in docs]  # fmt: skip
+
+    def usd(x: float | None) -> Cents | None:  # to the cent: 113.93, where a plain cell gives 114
+        return None if x is None else Cents(x)
+
+    prices = [d["price_usd_per_hour"] for d in docs]
+    rows = [[d["cloud"], d["name"], d["device"], d["devices"], d["region"], usd(p["on_demand"]), usd(d["usd_per_device_hour"]),
+             usd(p["spot"]), usd(p["reserved_1y"]), usd(p["owned"]), d["price_date"]] for d, p in zip(docs, prices, strict=True)]  # fmt: skip
     caption = ("USD per device-hour: on demand; for on-prem machines (owned hardware no cloud rents), the cost of owning it. owned: "
                "the same hardware bought (hardware_db/ownership).")  # fmt: skip
     emit(View(docs, [Table("Instances (USD/hour, list prices)", cols, rows, caption)]), fmt)
@@ -163,8 +167,12 @@ def engines_list(fmt: FormatOpt = Format.table) -> None:
 def engines_show(
     engine: Annotated[str, typer.Argument(help="Engine id (see `aicap engines list`).")], fmt: FormatOpt = Format.table
 ) -> None:
-    """Show one engine profile with every default and its source."""
-    doc = catalogue().engine(engine).model_dump(mode="json")
+    """Show one engine profile with every default and its source (``generic``: the catalogue's runtime conventions)."""
+    cat = catalogue()
+    if engine == "generic":  # not a profile: the conventions every engine starts from (hardware_db/data/runtime.yaml)
+        doc = {"id": "generic", "name": "catalogue runtime conventions", **cat.runtime_for("generic").model_dump(mode="json")}
+    else:
+        doc = cat.engine(engine).model_dump(mode="json")
     emit(View(doc, [_kv_table(f"Engine {doc['id']}", doc)]), fmt)
 
 

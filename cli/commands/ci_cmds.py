@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from aicap.cli.render import Format, FormatOpt, Table, View, emit, flat_table
+from aicap.cli.render import Cents, Format, FormatOpt, Table, View, emit, flat_table
 from aicap.cli.state import catalogue, guarded, info
 
 if TYPE_CHECKING:
@@ -19,11 +19,17 @@ def _fmt_usd(x: Any) -> Any:
     return f"${x:,.0f}" if isinstance(x, int | float) else x
 
 
+def _money(key: str, value: Any) -> Any:
+    """A dollar figure to the cent (a delta then equals head − base as shown); other values as they are."""
+    return Cents(value) if key.startswith("usd") and isinstance(value, int | float) and not isinstance(value, bool) else value
+
+
 def diff_view(doc: dict[str, Any]) -> View:
     """Tables for a diff: the headline and totals, then one row per workload."""
     t = doc["totals"]
     total_rows = [
-        [k, t["base"].get(k), t["head"].get(k), t["delta"].get(k)] for k in ("usd_per_hour", "usd_per_month", "devices", "instances")
+        [k, *(_money(k, t[side].get(k)) for side in ("base", "head", "delta"))]
+        for k in ("usd_per_hour", "usd_per_month", "devices", "instances")
     ]
     rows = []
     for w in doc["workloads"]:
@@ -31,8 +37,8 @@ def diff_view(doc: dict[str, Any]) -> View:
         lat = [f"{a.get(k) or 0:,.0f} → {b.get(k) or 0:,.0f}" if a.get(k) is not None and b.get(k) is not None else None
                for k in ("ttft_ms", "tpot_ms")]  # fmt: skip
         margins = [None if d.get(k) is None else f"{d[k]:+.1f}" for k in ("ttft_margin_pct", "tpot_margin_pct")]  # one decimal, signed
-        rows.append([w["workload"], w["status"], a.get("hardware"), b.get("hardware"), d.get("devices"), a.get("usd_per_month"),
-                     b.get("usd_per_month"), d.get("usd_per_month"), lat[0], lat[1], *margins])  # fmt: skip
+        rows.append([w["workload"], w["status"], a.get("hardware"), b.get("hardware"), d.get("devices"), _money("usd", a.get("usd_per_month")),
+                     _money("usd", b.get("usd_per_month")), _money("usd", d.get("usd_per_month")), lat[0], lat[1], *margins])  # fmt: skip
     tables = [
         Table(f"Change: {doc['headline']}", ["", "base", "head", "delta"], total_rows),
         Table("Per workload", ["workload", "status", "base devices", "head devices", "Δ devices", "base $/month", "head $/month",

@@ -46,7 +46,7 @@ def whatif_view(doc: Any) -> View:
                 [[a.name, a.hardware, a.infeasible, a.usd_per_month, a.delta_usd_per_month, a.ttft_ms, a.tpot_ms, a.memory_headroom_pct,
                   a.quality_note] for a in doc.alternatives])  # fmt: skip
     return View(doc.model_dump(mode="json"), [Table("What if", ["alternative", "hardware", "$/month", "Δ $/month", "TTFT ms", "TPOT ms", "headroom %",
-                                        "quality note"], rows, caption)], list(doc.notes), csv=csv)  # fmt: skip
+                                        "quality note"], rows, caption)], csv=csv)  # fmt: skip
 
 
 def _pareto(fleet: Fleet, cat: CatalogueLike, changes: list[Change], plot: Path | None, fmt: Format) -> None:
@@ -157,6 +157,8 @@ def register(app: typer.Typer) -> None:
             return
         with progress(len(changes) + 1, "sizing alternatives", enabled=not STATE.quiet) as tick:
             result = whatif(fleet, cat, changes, quality_figures(), on_done=tick)
+        for n in result.notes:  # caveats go to stderr, as size's warnings do (-q silences them); the document keeps them
+            info(f"aicap: note: {n}")
         emit(whatif_view(result), fmt)
 
 

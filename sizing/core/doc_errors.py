@@ -201,6 +201,9 @@ def describe_validation_error(exc: ValidationError, where: str, text: str | None
                               model: object = None) -> str:  # fmt: skip
     """Turn the first pydantic error into one human line: ``file:line: field: message``.
 
+    A check across fields raised as a ``PydanticCustomError`` with ``{"at": (key, index, ...)}`` in its context is reported
+    at that part of the document (a workload without a rate, found by the fleet's check that reads the objective).
+
     A required field missing where the same mapping has an unknown key like its name is reported as that key (``modle``:
     "unknown field; did you mean 'model'?", at its line): the misspelling is what the user fixes (:func:`_misspelt`).
 
@@ -214,7 +217,7 @@ def describe_validation_error(exc: ValidationError, where: str, text: str | None
     if err["type"] == "missing":
         misspelt = _misspelt(exc, err)
         paired, err = int(misspelt is not err), misspelt
-    loc = (*prefix, *err["loc"])
+    loc = (*prefix, *err["loc"], *tuple((err.get("ctx") or {}).get("at", ())))  # a check across fields may name the part at fault
     at = (*loc, str((err.get("ctx") or {}).get("discriminator", "")).strip("'")) if err["type"] == "union_tag_invalid" else loc
     line = line_of(text, at, key=err["type"] in {"extra_forbidden", "union_tag_invalid"}) if text is not None else None
     place = f"{where}:{line}" if line else where

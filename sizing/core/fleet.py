@@ -32,6 +32,7 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+from pydantic_core import PydanticCustomError
 
 from aicap.sizing.core import lengths
 from aicap.sizing.core.constraints import Constraints
@@ -426,8 +427,10 @@ class Fleet(_Doc):
         repeat = repeated_name([w.name for w in self.workloads])
         if repeat is not None:
             raise ValueError(repeated_name_message(self.workloads[repeat[0]].name, *repeat))
-        no_rate = [w.name for w in self.workloads if not w.has_rate]
-        if no_rate and self.constraints.objective != "throughput":
-            raise ValueError(f"workload '{no_rate[0]}' gives no requests_per_s or tokens_per_s; only the throughput objective "
-                             "sizes a workload without a rate (the most the budget buys)")  # fmt: skip
+        no_rate = [k for k, w in enumerate(self.workloads) if not w.has_rate]
+        if no_rate and self.constraints.objective != "throughput":  # reported at the workload's own line (ctx "at")
+            name = self.workloads[no_rate[0]].name.replace("{", "{{").replace("}", "}}")
+            raise PydanticCustomError("value_error", f"workload '{name}' gives no requests_per_s or tokens_per_s; only the throughput "
+                                      "objective sizes a workload without a rate (the most the budget buys)",
+                                      {"at": ("workloads", no_rate[0])})  # fmt: skip
         return self

@@ -46,8 +46,8 @@ def read_text(path: Path, limit: int = MAX_DOCUMENT_BYTES) -> str:
     if str(path) == "-":  # standard input, as shell tools read it (`... | aicap size -`)
         data = sys.stdin.buffer.read(limit + 1)
         if len(data) > limit:
-            raise InputError(f"-: standard input holds more than the {_mib(limit)} limit for an input document")
-        return _decode(path, data)
+            raise InputError(f"<stdin>: standard input holds more than the {_mib(limit)} limit for an input document")
+        return _decode(shown(path), data)
     try:
         size = path.stat().st_size
         if size > limit:
@@ -67,6 +67,11 @@ def read_text(path: Path, limit: int = MAX_DOCUMENT_BYTES) -> str:
     if len(data) > limit:  # a pipe or device file that reports no size
         raise InputError(f"{path}: more than the {_mib(limit)} limit for an input document")
     return _decode(path, data)
+
+
+def shown(path: Path) -> Path:
+    """The name an error gives a document: ``<stdin>`` for ``-`` (``<stdin>:6: ...`` reads as a place; ``-:6:`` did not)."""
+    return Path("<stdin>") if str(path) == "-" else path
 
 
 def _decode(path: Path, data: bytes) -> str:

@@ -32,6 +32,7 @@ from aicap.sizing.core.fleet import (
 from aicap.sizing.core.plan import SCHEMA_VERSION, Plan
 from aicap.sizing.core.specs.instance import PricingModel
 from aicap.sizing.core.specs.speculative import SpeculativeConfig
+from aicap.sizing.core.text_input import shown
 
 if TYPE_CHECKING:  # imported where a plan file is read: sizing a fleet does not need the periodic plan's models
     from aicap.sizing.core.period_plan import PeriodPlan
@@ -190,8 +191,8 @@ def load_fleet(path: Path | str, replaced: list[tuple[str, object, str, object]]
 
     The file's constraints that ``overrides`` replace go to ``replaced`` as ``(flag, value, key, old value)``.
     """
-    path = Path(path)
-    text = read_text(path)
+    text = read_text(Path(path))
+    path = shown(Path(path))  # standard input's errors name <stdin>; relative files are read from the working folder either way
     doc = load_yaml(path, text)
     if not isinstance(doc, dict):
         raise InputError(f"{path}:1: a fleet file is a mapping with 'workloads' (and optional 'constraints')")
@@ -273,6 +274,7 @@ def _read_plan(path: Path) -> Plan | PeriodPlan | None:
     from aicap.sizing.core.period_plan import PeriodPlan
 
     text = read_text(path)
+    path = shown(path)
     doc = load_document(path, text)
     if not isinstance(doc, dict):
         raise InputError(f"{path}:1: expected a plan (JSON/YAML from `aicap size --output`) or a fleet file")

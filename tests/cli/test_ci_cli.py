@@ -122,6 +122,10 @@ def test_diff_json_and_markdown(aicap, plans) -> None:
     md = aicap("diff", str(plans[0]), str(plans[1]), "-f", "markdown").stdout
     assert md.startswith("**aicap: +$") and "| chat |" in md
     assert md == aicap("diff", str(plans[0]), str(plans[1]), "-f", "markdown").stdout
+    table = aicap("diff", str(plans[0]), str(plans[1])).stdout  # dollars to the cent: the delta is head - base as printed
+    row = next(line for line in table.splitlines() if "usd_per_hour" in line)
+    base, head, delta = (float(c.strip().replace(",", "")) for c in row.split("│")[2:5])
+    assert delta == pytest.approx(head - base, abs=0.011) and all(f"{v:.2f}" in row for v in (base, head))
 
 
 def test_schema_policy(aicap) -> None:

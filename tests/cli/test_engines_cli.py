@@ -19,6 +19,16 @@ def test_engines_show_gives_sources(aicap) -> None:
     assert doc["memory"]["policy"] == "free" and "serve.py" in doc["memory"]["source"]
 
 
+def test_every_engine_listed_can_be_shown_generic_too(aicap) -> None:
+    """`engines list` names generic (the default) and says "aicap engines show ID": show said "unknown engine 'generic'"."""
+    listed = {d["id"]: d for d in aicap("engines", "list", "-f", "json").json()}
+    for engine in listed:
+        r = aicap("engines", "show", engine, "-f", "json")
+        assert r.code == 0 and r.json()["id"] == engine, (engine, r.stderr)
+    generic = aicap("engines", "show", "generic", "-f", "json").json()
+    assert generic["usable_memory_fraction"] == listed["generic"]["memory_fraction"] and generic["source"]
+
+
 def test_engines_show_unknown_is_exit_2_with_choices(aicap) -> None:
     r = aicap("engines", "show", "vlm")
     assert r.code == 2 and "did you mean vllm" in r.stderr

@@ -405,3 +405,5 @@ def test_a_fleet_on_standard_input_is_read_with_a_dash(aicap, monkeypatch: pytes
     monkeypatch.chdir(tmp_path)
     r = aicap("size", str(fleet), "-o", "-")
     assert r.code == 2 and "--output -: give a file name" in r.stderr and not (tmp_path / "-").exists()
+    bad = aicap("size", "-", stdin=text + "  - {name: batch, model: llama-3.1-8b}\n")
+    assert bad.code == 2 and bad.stderr.startswith("aicap: error: <stdin>:3: workloads[1]: workload 'batch' gives no requests_per_s")
