@@ -163,8 +163,8 @@ def test_whatif_and_the_pareto_front_report_the_ttft_users_see(cat: Catalogue) -
     assert alt.ttft_ms is not None and alt.ttft_ms <= 1500.0 and alt.assumption and "served disaggregated" in alt.assumption
     plan = size(_fleet(transfer_gbps=50.0), cat, alternatives=False)
     pre, dec = (next(w for w in plan.workloads if w.name == n) for n in ("chat.prefill", "chat.decode"))
-    # The TTFT target was split for a 16-bit KV cache (the largest a pool may choose); users see the transfer of the
-    # format the prefill pool runs: 327,680 bytes a token in 16 bit, half in fp8.
+    # The TTFT target was split for the KV format both pools run; users see the transfer of that format: 327,680 bytes a
+    # token in 16 bit, half in fp8.
     per_token = 327_680 * (0.5 if {d.kv_dtype for d in pre.deployments} == {"fp8"} else 1.0)
     composed = pre.ttft_ms + per_token * 2000 * 8 / 50e9 * 1e3 + dec.ttft_ms
     assert user_ttfts(plan, cat) == {"chat": pytest.approx(composed, abs=0.01)}
