@@ -385,6 +385,10 @@ def _size(fleet: Fleet, cat: CatalogueLike, alternatives: bool, time_limit_s: fl
     """:func:`size` with the collector paused; ``pools_in`` keeps disaggregated pools in one (cloud, region)."""
     insts, warnings = allowed_instances(fleet, cat)
     warnings += bursty_warnings(fleet)
+    if untimed := [f"'{w.name}'" for w in fleet.workloads if w.slo.ttft_ms is None and w.slo.tpot_ms is None]:
+        warnings.append(f"workload(s) {', '.join(untimed)}: no TTFT or TPOT target, so replicas are sized by memory and throughput "
+                        "alone and the TTFT and TPOT shown are what that load gives (minutes, for long prompts); give slo.ttft_ms and "
+                        "slo.tpot_ms (--ttft-ms, --tpot-ms) to bound them")  # fmt: skip
     if any(w.profile is not None for w in fleet.workloads) or len(fleet.constraints.pricing_models) > 1:
         warnings.append(f"a static plan: each workload sized at its busiest hour, priced {fleet.constraints.price_model} "
                         "(size_periods plans a fleet with hourly profiles or several pricing models hour by hour)")  # fmt: skip

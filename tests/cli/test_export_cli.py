@@ -440,7 +440,8 @@ def test_a_disaggregated_plan_exports_one_llm_d_release_with_both_pools(aicap, t
 
     plan = tmp_path / "pd.json"
     r = aicap("size", "--model", "llama-3.1-70b", "--rate", "4", "--input-tokens", "2000", "--output-tokens", "300", "--ttft-ms", "1500",
-              "--tpot-ms", "40", "--cloud", "aws", "--disaggregate", "--transfer-gbps", "50", "-o", str(plan), "-f", "json")  # fmt: skip
+              "--tpot-ms", "40", "--cloud", "aws", "--disaggregate", "--transfer-gbps", "50", "--single-type", "-o", str(plan), "-f",
+              "json")  # fmt: skip  # --single-type: one layout a pool, as the chart takes
     assert r.code == 0, r.stderr
     pools = {w["name"]: w["deployments"][0] for w in yaml.safe_load(plan.read_text())["workloads"]}
     (values,) = list(yaml.safe_load_all(aicap("export", str(plan), "--to", "llm-d").stdout))
@@ -456,6 +457,10 @@ def test_a_disaggregated_plan_exports_one_llm_d_release_with_both_pools(aicap, t
     assert d_args[d_args.index("--kv-transfer-config.kv_role") + 1] == "kv_consumer"
     assert p_args[p_args.index("--kv-transfer-config.kv_role") + 1] == "kv_producer"
     assert p_args[p_args.index("--kv-transfer-config.kv_connector") + 1] == "NixlConnector"
+    for flag in ("--kv-cache-dtype", "--quantization", "--dtype"):  # the decode pool reads the cache the prefill pool writes
+        assert (flag in d_args) == (flag in p_args) and (
+            flag not in d_args or d_args[d_args.index(flag) + 1] == p_args[p_args.index(flag) + 1]
+        )
     # Manifests of dotted workload names use valid object names (RFC 1123 labels).
     for m in yaml.safe_load_all(aicap("export", str(plan), "--to", "k8s").stdout):
         assert re.fullmatch(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?", m["metadata"]["name"]), m["metadata"]["name"]

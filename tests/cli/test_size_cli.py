@@ -37,6 +37,16 @@ def test_size_flags_one_workload(aicap) -> None:
     assert r.code == 0, r.stderr
     doc = r.json()
     assert {d["hardware"] for w in doc["workloads"] for d in w["deployments"]} <= {"h100-sxm", "l40s"}
+    assert "no TTFT or TPOT target" not in r.stderr
+
+
+def test_a_workload_without_latency_targets_is_told_what_its_latency_means(aicap) -> None:
+    """Sized with no target, a 131k-token prompt was promised a p99 TTFT of 120,900 ms without a word."""
+    r = aicap("size", "--model", "llama-3.1-8b", "--rate", "5", "--cloud", "aws", "-f", "json")
+    assert r.code == 0 and "'llama-3.1-8b': no TTFT or TPOT target" in r.stderr and "--ttft-ms, --tpot-ms" in r.stderr
+    assert any("no TTFT or TPOT target" in w for w in r.json()["warnings"])
+    timed = aicap("size", "--model", "llama-3.1-8b", "--rate", "5", "--cloud", "aws", "--tpot-ms", "80", "-f", "json")
+    assert timed.code == 0 and "no TTFT or TPOT target" not in timed.stderr
 
 
 def test_size_output_file_and_determinism(aicap, tmp_path: Path) -> None:
