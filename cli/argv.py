@@ -9,6 +9,7 @@ callback: :class:`RootGroup` keeps the words after the root's own options, which
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import typer
@@ -35,7 +36,7 @@ def check_words(ctx: typer.Context) -> None:
 
     Follows the sub-command names down the command tree, then reads the command's words as Click would: ``--opt value``
     and ``--opt=value`` (the value is skipped, so a value that looks like an option is not counted), until ``--``.
-    Repeatable options and flags are left alone, as is one value given twice.
+    Repeatable options and flags are left alone, as is one value given twice; a line asking for ``--help`` is not checked.
 
     Raises
     ------
@@ -43,6 +44,8 @@ def check_words(ctx: typer.Context) -> None:
         A usage error (exit 2) whose message names the option and the values given, and the command's ``--help``.
     """
     every, rest = list(ctx.meta.get(_ALL, [])), list(ctx.meta.get(_REST, []))
+    if any(w in ("-h", "--help") for w in every[: every.index("--") if "--" in every else len(every)]):
+        return  # help asked for: Click shows it, whatever else the line holds
     _scan(every[: len(every) - len(rest)], ctx.command, ctx)
     command: Command = ctx.command
     where: Context = ctx
@@ -77,6 +80,8 @@ def _scan(words: list[str], command: Command, where: Context) -> None:
         flag, eq, value = word.partition("=")
         if flag.startswith("--") and eq and flag in taking:
             k += 1
+        elif not word.startswith("--") and len(word) > 2 and word[:2] in taking:  # -ofile: Click's short option, value attached
+            flag, value, k = word[:2], word[2:], k + 1
         elif word in taking and k + 1 < len(words):
             flag, value, k = word, words[k + 1], k + 2
         else:
@@ -93,8 +98,9 @@ def _scan(words: list[str], command: Command, where: Context) -> None:
         values = list(dict.fromkeys(value for _, value in uses))
         if len(values) > 1:
             name = max((flag for flag, _ in uses), key=len)
-            several = "comma-separated" in (param.help or "").lower()
-            hint = f"give it once, with the values comma-separated ({name} {','.join(values)})" if several else "give it once"
+            several = re.match(r"(with --[a-z-]+: )?comma-separated", (param.help or "").lower()) is not None  # a list it allows
+            joined = ",".join(dict.fromkeys(v.strip() for value in values for v in value.split(",") if v.strip()))
+            hint = f"give it once, with the values comma-separated ({name} {joined})" if several else "give it once"
             times = "twice" if len(uses) == 2 else f"{len(uses)} times"
             where.fail(f"{name} given {times} ({', '.join(repr(v) for v in values)}); it takes one value and the last "
                        f"would silently win: {hint}")  # fmt: skip

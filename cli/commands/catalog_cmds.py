@@ -126,8 +126,8 @@ def instances_list(
     cols = ["cloud", "name", "device", "devices", "region", "usd_per_hour", "usd_per_device_hour", "spot", "reserved_1y", "owned",
             "price_date"]  # fmt: skip
 
-    def usd(x: float | None) -> Cents | None:  # to the cent: 113.93, where a plain cell gives 114
-        return None if x is None else Cents(x)
+    def usd(x: float | None) -> float | None:  # to the cent from $1 (113.93, where a plain cell gives 114); 0.526 below it
+        return None if x is None else Cents(x) if x >= 1 else x
 
     prices = [d["price_usd_per_hour"] for d in docs]
     rows = [[d["cloud"], d["name"], d["device"], d["devices"], d["region"], usd(p["on_demand"]), usd(d["usd_per_device_hour"]),

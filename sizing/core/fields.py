@@ -12,6 +12,7 @@ JSON readers before that).
 
 from __future__ import annotations
 
+import math
 from typing import Annotated, Any
 
 from pydantic import BeforeValidator, Field, ValidationInfo
@@ -29,11 +30,11 @@ def _a_number(value: Any, info: ValidationInfo) -> Any:
 
 
 def _numeric(text: str) -> bool:
+    """Whether ``text`` reads as a finite number (``nan`` and ``inf`` keep pydantic's own message)."""
     try:
-        float(text)
+        return math.isfinite(float(text))
     except ValueError:
         return False
-    return True
 
 
 NumberOnly = BeforeValidator(_a_number)

@@ -429,7 +429,7 @@ class Fleet(_Doc):
             raise ValueError(repeated_name_message(self.workloads[repeat[0]].name, *repeat))
         no_rate = [k for k, w in enumerate(self.workloads) if not w.has_rate]
         if no_rate and self.constraints.objective != "throughput":  # reported at the workload's own line (ctx "at")
-            name = self.workloads[no_rate[0]].name.replace("{", "{{").replace("}", "}}")
+            name = self.workloads[no_rate[0]].name  # the name pattern allows no brace, which the template would read
             raise PydanticCustomError("value_error", f"workload '{name}' gives no requests_per_s or tokens_per_s; only the throughput "
                                       "objective sizes a workload without a rate (the most the budget buys)",
                                       {"at": ("workloads", no_rate[0])})  # fmt: skip

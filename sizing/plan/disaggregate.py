@@ -33,6 +33,7 @@ the transfer's queueing on a shared link, and the first token's hand-off from th
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from typing import Any
 
 from aicap.sizing.core.catalogue import CatalogueLike
@@ -42,6 +43,7 @@ from aicap.sizing.core.fleet import Fleet, Workload
 from aicap.sizing.core.plan import Plan
 from aicap.sizing.core.specs import InstanceSpec
 from aicap.sizing.core.specs.model import DecoderModel
+from aicap.sizing.plan.problem import DEFAULT_TPOT_SCALE_MS, DEFAULT_TTFT_SCALE_MS
 from aicap.sizing.serve.disaggregated import RDMA, rdma_tiers
 from aicap.sizing.serve.disaggregated import transfer_ms as serve_transfer_ms
 
@@ -112,20 +114,36 @@ def link_gbps(w: Workload, fleet: Fleet, cat: CatalogueLike, insts: list[Instanc
     return _CHOSEN[key], len(tiers)
 
 
-_FORMATS: dict[str, tuple[str, str]] = {}  # the pools' format per (catalogue, workload, constraints)
+_FORMATS: dict[str, tuple[str, str]] = {}  # the pools' format per (catalogue, workload, fleet, derating): re-solves search once
 
 
-def pool_format(w: Workload, fleet: Fleet, model: DecoderModel, cat: CatalogueLike) -> tuple[str, str, int]:
-    """The one weight format and KV-cache format both pools run, and how many formats were weighed.
+def _rank(plan: Plan, objective: str) -> tuple[float, float]:
+    """A plan's place by the fleet's objective, lower first: cost then latency, latency then cost, or most served then cost.
+
+    Latency is the sum over the plan's workloads of ``TTFT/TTFT* + TPOT/TPOT*`` at their promises (1 s and 100 ms where a
+    workload has no target), the score the integer program weighs (:func:`~aicap.sizing.plan.problem.latency_scores`).
+    """
+    usd = plan.totals.usd_per_month
+    lat = sum((w.ttft_ms or 0.0) / (w.ttft_target_ms or DEFAULT_TTFT_SCALE_MS)
+              + (w.tpot_ms or 0.0) / (w.tpot_target_ms or DEFAULT_TPOT_SCALE_MS) for w in plan.workloads)  # fmt: skip
+    if objective == "throughput":
+        return -sum(w.served_requests_per_s for w in plan.workloads), usd
+    return (lat, usd) if objective == "latency" else (usd, lat)
+
+
+def pool_format(w: Workload, fleet: Fleet, model: DecoderModel, cat: CatalogueLike,
+                derate: Mapping[str, float] | None = None) -> tuple[str, str, int]:  # fmt: skip
+    """The one weight format and KV-cache format both pools of ``w`` run, and how many formats were weighed.
 
     The decode pool reads the KV cache the prefill pool writes, so the two hold it in one format (a connector moves
     the cache's blocks as they are), and they serve one checkpoint: a prefill pool in fp8 handing its cache to a bf16
-    decode pool is a pairing no engine launches. Each format the workload allows
-    (:meth:`~aicap.sizing.core.fleet.Workload.allowed_precisions`) is sized with the workload alone, both pools
-    pinned to it and to its KV format (the workload's ``kv_dtype``, else the format's own rule:
-    :func:`~aicap.sizing.plan.generate.kv_of`, :func:`~aicap.sizing.core.dtypes.storage_formats`); the cheapest plan's
-    format wins, the first listed on a tie. A device without bf16 keeps a 16-bit cache in fp16: pools that mix such a
-    device with one that has bf16 are not prevented here.
+    decode pool is a pairing no engine launches. The whole fleet is sized once for each format the workload allows
+    (:meth:`~aicap.sizing.core.fleet.Workload.allowed_precisions`), both pools pinned to it and to its KV format (the
+    workload's ``kv_dtype``, else the format's own rule: :func:`~aicap.sizing.plan.generate.kv_of`,
+    :func:`~aicap.sizing.core.dtypes.storage_formats`), with the plan's own ``derate``; the plan that ranks first by the
+    fleet's objective (:func:`_rank`) gives the format, the first listed on a tie. Sizing the whole fleet, not the
+    workload alone, keeps fleet-wide constraints (``single_type``, instance caps) in the choice. A device without bf16
+    keeps a 16-bit cache in fp16: pools that mix such a device with one that has bf16 are not prevented here.
     """
     from aicap.sizing.plan.generate import kv_of
 
@@ -135,23 +153,24 @@ def pool_format(w: Workload, fleet: Fleet, model: DecoderModel, cat: CatalogueLi
     allowed = w.allowed_precisions(model.checkpoint_dtype)
     if len(allowed) == 1:
         return allowed[0], kv_for(allowed[0]), 1
-    key = f"{cat.version}|{w.model_dump_json()}|{fleet.constraints.model_dump_json()}"
+    key = f"{cat.version}|{w.name}|{fleet.model_dump_json()}|{sorted((derate or {}).items())}"
     if key not in _FORMATS:
         from aicap.sizing.core.errors import InfeasibleError
         from aicap.sizing.plan.sizer import size
 
-        best: tuple[float, str, str] | None = None
+        best: tuple[tuple[float, float], str, str] | None = None
         last: Exception | None = None
         for p in allowed:
-            kv = kv_for(p)
-            one = w.model_copy(update={"precisions": [p], "kv_dtype": kv})
+            one = w.model_copy(update={"precisions": [p], "kv_dtype": kv_for(p)})
+            pinned = fleet.model_copy(update={"workloads": [one if x.name == w.name else x for x in fleet.workloads]})
             try:
-                usd = size(fleet.model_copy(update={"workloads": [one]}), cat, alternatives=False).totals.usd_per_month
+                plan = size(pinned, cat, alternatives=False, derate=derate)
             except (InfeasibleError, InputError) as exc:
                 last = exc
                 continue
-            if best is None or usd < best[0]:
-                best = (usd, p, kv)
+            rank = _rank(plan, fleet.constraints.objective)
+            if best is None or rank < best[0]:
+                best = (rank, p, kv_for(p))
         if best is None:
             assert last is not None
             raise last
@@ -159,8 +178,11 @@ def pool_format(w: Workload, fleet: Fleet, model: DecoderModel, cat: CatalogueLi
     return (*_FORMATS[key], len(allowed))
 
 
-def split(fleet: Fleet, cat: CatalogueLike, insts: list[InstanceSpec]) -> tuple[Fleet, list[str]]:
+def split(fleet: Fleet, cat: CatalogueLike, insts: list[InstanceSpec],
+          derate: Mapping[str, float] | None = None) -> tuple[Fleet, list[str]]:  # fmt: skip
     """``fleet`` with each disaggregated workload replaced by its prefill and decode pools, and a note on each (module docstring).
+
+    ``derate`` is the plan's (``size --verify``): the pools' format is chosen under it (:func:`pool_format`).
 
     Raises :class:`InputError` for a workload that is not a decoder, has no TTFT target to split, or whose
     target the transfer alone uses up.
@@ -183,9 +205,8 @@ def split(fleet: Fleet, cat: CatalogueLike, insts: list[InstanceSpec]) -> tuple[
         ttft = w.slo.ttft_ms
         if ttft is None:
             raise InputError(f"workload '{w.name}': disaggregation splits the TTFT target between the pools: give slo.ttft_ms (--ttft-ms)")
-        gbps, weighed = link_gbps(w, fleet, cat, insts)
-        fixed = w if d.transfer_gbps is not None else w.model_copy(update={"disaggregation": d.model_copy(update={"transfer_gbps": gbps})})
-        precision, kv_dtype, formats = pool_format(fixed, fleet, model, cat)
+        precision, kv_dtype, formats = pool_format(w, fleet, model, cat, derate)
+        gbps, weighed = link_gbps(w.model_copy(update={"precisions": [precision], "kv_dtype": kv_dtype}), fleet, cat, insts)
         move = transfer_ms(w, model, gbps, kv_dtype)
         prefill_ttft = ttft * (1.0 - d.decode_ttft_share) - move
         if prefill_ttft <= 0:
@@ -222,7 +243,8 @@ def split(fleet: Fleet, cat: CatalogueLike, insts: list[InstanceSpec]) -> tuple[
                      f"{move:.1f} ms at {gbps:g} Gbit/s ({kv}), decode pool '{w.name}{DECODE}' (TTFT ≤ {ttft * d.decode_ttft_share:.0f} ms"
                      f"{f', TPOT ≤ {w.slo.tpot_ms:g} ms' if w.slo.tpot_ms else ''}); its TTFT is the sum, ≤ {ttft:g} ms; both pools "
                      f"run {precision} weights and the {kv}, the one the decode pool reads"
-                     + (f" (the cheapest of the {formats} formats it allows)" if formats > 1 else "")
+                     + (f" (of the {formats} formats it allows, the one whose plan of the fleet ranks first by its "
+                        f"{fleet.constraints.objective} objective)" if formats > 1 else "")
                      + (f"; the {gbps:g} Gbit/s link tier was the cheapest of {weighed} (--transfer-gbps fixes one)"
                         if weighed > 1 else ""))  # fmt: skip
     doc["workloads"] = out

@@ -86,7 +86,7 @@ def _apply(doc: dict[str, Any], cloud: str | None = None, hardware: str | None =
         cons["pricing"] = models[0] if len(models) == 1 else models
     if budget is not None:
         if not (math.isfinite(budget) and budget > 0):
-            raise InputError(f"--budget {budget}: must be a positive monthly amount in USD")
+            raise InputError(f"--budget {budget:g}: must be a positive monthly amount in USD")
         cons["budget_usd_per_month"] = budget
     if objective is not None:
         if objective not in get_args(Objective):

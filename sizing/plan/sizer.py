@@ -392,7 +392,7 @@ def _size(fleet: Fleet, cat: CatalogueLike, alternatives: bool, time_limit_s: fl
     if any(w.profile is not None for w in fleet.workloads) or len(fleet.constraints.pricing_models) > 1:
         warnings.append(f"a static plan: each workload sized at its busiest hour, priced {fleet.constraints.price_model} "
                         "(size_periods plans a fleet with hourly profiles or several pricing models hour by hour)")  # fmt: skip
-    fleet, pools = split(fleet, cat, insts)
+    fleet, pools = split(fleet, cat, insts, derate)
     warnings += pools
     if pools_in is not None:
         there = [i.name for i in insts if (i.cloud, i.region) == pools_in]

@@ -108,9 +108,9 @@ class EstimateResult:
         return None
 
     def _wider_tp(self) -> list[str]:
-        """A larger tensor-parallel degree to name for a missed TPOT, with its TPOT at batch 1.
+        """A larger tensor-parallel degree to name for a missed TPOT, with its TPOT at the batch that missed.
 
-        The smallest within the link domain that meets the target at batch 1, else the largest; none where this is the
+        The smallest within the link domain that meets the target at that batch, else the largest; none where this is the
         largest already, or with data-parallel attention (whose groups the memory advice names).
         """
         d, target = self.deployment, self.request.tpot_ms
@@ -120,9 +120,10 @@ class EstimateResult:
         wider = [t for t in valid_tp(heads, d.device.interconnect.domain_size) if t > d.tp]
         r = self.request
         for t in wider:
-            tpot = float(serve(replace(d, tp=t, ep=max(d.ep, 1)), 1, r.input_tokens, r.output_tokens, cached=r.prefix_cached_share).tpot_s)
+            wide = replace(d, tp=t, ep=max(d.ep, 1))
+            tpot = float(serve(wide, self.batch, r.input_tokens, r.output_tokens, cached=r.prefix_cached_share).tpot_s)
             if tpot * 1e3 <= target or t == wider[-1]:
-                return [f"TP={t} ({tpot * 1e3:,.1f} ms at batch 1)"]
+                return [f"TP={t} ({tpot * 1e3:,.1f} ms at batch {self.batch:,})"]
         return []
 
     def to_dict(self) -> dict[str, Any]:

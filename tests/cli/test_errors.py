@@ -435,6 +435,7 @@ def test_config_json_nan_exit_2(aicap, tmp_path: Path) -> None:
         ({"kind": "decoder", "num_kv_heads": 16}, "num_kv_heads (16) must not exceed num_heads (8)"),
         ({"kind": "decoder", "num_layers": True}, "num_layers: expected a number, not true/false"),
         ({"kind": "decoder", "num_layers": "32"}, "num_layers: expected a number, not text"),
+        ({"kind": "decoder", "num_layers": "nan"}, "num_layers: Input should be a valid integer"),  # unquoted nan: not "remove quotes"
         ({"kind": "decoder", "moe": {"num_experts": "8", "experts_per_token": 2, "expert_intermediate_size": 64}},
          "moe.num_experts: expected a number, not text"),
         ({"kind": "decoder", "moe": {"num_experts": 8, "experts_per_token": 2, "expert_intermediate_size": 64, "dense_layers": 9}},
@@ -1305,6 +1306,10 @@ def test_a_single_valued_option_given_twice_is_refused(argv: list[str], flag: st
 
 def test_the_same_value_twice_a_repeatable_option_and_a_value_after_double_dash_are_not_refused() -> None:
     runner = CliRunner()
+    helped = runner.invoke(app, ["estimate", "--hardware", "a", "--hardware", "b", "--help"])  # help wins, as Click has it
+    assert helped.exit_code == 0 and "Usage:" in helped.stdout, helped.output
+    attached = runner.invoke(app, ["-q", "size", "-ox.json", "-oy.json"])  # Click's -ofile: the value attached
+    assert attached.exit_code == 2 and "-o given twice ('x.json', 'y.json')" in attached.stderr, attached.output
     same = runner.invoke(app, ["-q", "engines", "list", "-f", "json", "--format", "json"])
     assert same.exit_code == 0 and json.loads(same.stdout), same.output
     value = runner.invoke(

@@ -69,10 +69,32 @@ def test_both_pools_run_one_weight_format_and_one_kv_cache_format(cat: Catalogue
     assert len(formats) == 1, formats
     note = next(x for x in plan.warnings if "served disaggregated" in x)
     weights, kv = formats.pop()
-    assert f"both pools run {weights} weights and the {kv} KV cache" in note and "cheapest of the 2 formats" in note
+    assert f"both pools run {weights} weights and the {kv} KV cache" in note and "ranks first by its cost objective" in note
     for p in ("bf16", "fp8"):  # the format chosen is the cheaper of the two, each sized with both pools pinned to it
         pinned = fleet.model_copy(update={"workloads": [fleet.workloads[0].model_copy(update={"precisions": [p]})]})
         assert plan.totals.usd_per_month <= size(pinned, cat, alternatives=False).totals.usd_per_month + 1e-6
+
+
+def test_the_pools_format_is_chosen_with_the_whole_fleet_and_by_its_objective(cat: Catalogue) -> None:
+    """Chosen on the workload alone, fp8 made a single-type fleet whose other workload runs on A100s infeasible (bf16 fits);
+    chosen by cost alone, a latency objective got the slower of two equally priced formats."""
+    other = {"name": "other", "model": "llama-3.1-8b", "requests_per_s": 2.0, "input_tokens": 1000, "output_tokens": 200,
+             "slo": {"ttft_ms": 2000.0, "tpot_ms": 60.0}, "hardware": ["a100-80gb-sxm"]}  # fmt: skip
+    single = Fleet.model_validate({"workloads": [{**WL, "disaggregation": {"transfer_gbps": 50.0}}, other],
+                                   "constraints": {"clouds": ["aws"], "single_type": True}})  # fmt: skip
+    plan = size(single, cat, alternatives=False)
+    assert {(d.hardware, d.weights_dtype) for w in plan.workloads for d in w.deployments} == {("a100-80gb-sxm", "bf16")}
+    fast = Fleet.model_validate({"workloads": [{**WL, "disaggregation": {"transfer_gbps": 50.0}}],
+                                 "constraints": {"clouds": ["aws"], "objective": "latency", "budget_usd_per_month": 400_000}})  # fmt: skip
+    chosen = size(fast, cat, alternatives=False)
+    score = {}
+    for p in ("bf16", "fp8"):
+        pinned = fast.model_copy(update={"workloads": [fast.workloads[0].model_copy(update={"precisions": [p]})]})
+        alone = size(pinned, cat, alternatives=False)
+        score[p] = sum(w.ttft_ms / w.ttft_target_ms + (w.tpot_ms or 0.0) / (w.tpot_target_ms or 100.0) for w in alone.workloads)
+    best = min(score, key=lambda p: score[p])
+    assert {d.weights_dtype for w in chosen.workloads for d in w.deployments} == {best}
+    assert any("ranks first by its latency objective" in x for x in chosen.warnings)
 
 
 def test_without_a_link_the_cheapest_tier_is_chosen(cat: Catalogue) -> None:
