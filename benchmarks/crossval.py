@@ -4,9 +4,9 @@ The built-in factors are fitted on all public cases, so `aicap validate` reports
 script answers the honest question, how wrong aicap is on a stack it was not fitted on, over every public
 set (aicap.sizing.calibrate.crossval says what each set refits per fold):
 
-* published — serving without load: every family's efficiency factors refitted without the source (about
-  two hours on a 2-core machine: a full calibration per source, some 20 minutes each since the graphed kernels'
-  fixed time is fitted beside the other factors);
+* published — serving without load: every family's efficiency factors refitted without the source (a full
+  calibration per source, some five to ten minutes each on a 2-core machine; ``benchmarks/bench_calibrate.py``
+  times the loss a calibration repeats);
 * server — serving under load, simulated: each engine's per-request overhead refitted without the source
   (about a minute);
 * training — the training factors refitted without the source (seconds).
