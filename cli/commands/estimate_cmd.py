@@ -131,6 +131,10 @@ def build_request(model: str, hardware: str, devices: int | None, tp: int | None
     runtime = eng.on(dev)
     if eager:
         runtime = runtime.model_copy(update={"eager": True})
+        if eng.spec is not None and eng.spec.id not in VLLM_LIKE:  # the launch counts are read from vLLM's model code
+            info(f"aicap: note: --eager with {eng.spec.name}: each step's kernel launches are counted as vLLM's model code "
+                 f"launches them (eager_launches in hardware_db/data/runtime.yaml); {eng.spec.name}'s own kernels are not "
+                 "counted, so its eager TPOT is vLLM's, on its limits")  # fmt: skip
     return EstimateRequest(model=target, device=dev, efficiency=eng.efficiency(cat, dev), runtime=runtime,
                            devices=devices, tp=tp, pp=pp, ep=ep, batch=b, input_tokens=input_tokens,
                            output_tokens=output_tokens, weights_dtype=weights_dtype, kv_dtype=kv_dtype, tpot_ms=tpot_ms,
@@ -164,6 +168,10 @@ def _released(doc: dict[str, Any]) -> str:
     """A note where the weights are not in the format the checkpoint was released in."""
     stored = doc.get("checkpoint_dtype")
     return f" (the checkpoint is {stored}: this needs a {doc['weights_dtype']} copy)" if stored and stored != doc["weights_dtype"] else ""
+
+
+#: Engines whose eager launch counts are those of vLLM's model code (SGLang's model files were ported from vLLM's).
+VLLM_LIKE = frozenset({"vllm", "sglang"})
 
 
 def estimate_view(doc: dict[str, Any], tpot_ms: float | None = None) -> View:

@@ -537,3 +537,11 @@ def test_a_missed_tpot_shows_the_nearest_layout_and_the_tp_that_meets_it(aicap) 
     two = aicap("estimate", "-m", "llama-3.1-70b", "--hardware", "h100-sxm", "--devices", "2", "--tpot-ms", "20")
     tp4 = aicap("estimate", "-m", "llama-3.1-70b", "--hardware", "h100-sxm", "--tp", "4", "--batch", "1", "-f", "json").json()
     assert two.code == 3 and f"try TP=4 ({tp4['tpot_s'] * 1e3:,.1f} ms at batch 1)" in two.stderr  # the smallest TP that meets 20 ms
+
+
+def test_eager_on_an_engine_without_its_own_launch_counts_says_whose_it_costs(aicap) -> None:
+    """runtime.yaml's eager_launches are read from vLLM's model code: TensorRT-LLM's eager steps were costed with them silently."""
+    trt = aicap("estimate", "-m", "llama-3.1-8b", "--hardware", "h100-sxm", "--engine", "trtllm", "--eager", "-f", "json")
+    assert trt.code == 0 and "--eager with TensorRT-LLM: each step's kernel launches are counted as vLLM's" in trt.stderr
+    vllm = aicap("estimate", "-m", "llama-3.1-8b", "--hardware", "h100-sxm", "--engine", "vllm", "--eager", "-f", "json")
+    assert vllm.code == 0 and "kernel launches are counted" not in vllm.stderr
