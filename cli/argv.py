@@ -40,8 +40,9 @@ def check_words(ctx: typer.Context) -> None:
 
     Raises
     ------
-    typer.BadParameter
-        A usage error (exit 2) whose message names the option and the values given, and the command's ``--help``.
+    UsageError
+        Click's, through ``Context.fail`` (exit 2): the message names the option and the values given, and the error line
+        the command's ``--help``.
     """
     every, rest = list(ctx.meta.get(_ALL, [])), list(ctx.meta.get(_REST, []))
     if any(w in ("-h", "--help") for w in every[: every.index("--") if "--" in every else len(every)]):
