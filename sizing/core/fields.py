@@ -1,11 +1,11 @@
 """Numeric field types for document models: numbers that refuse ``true``/``false`` and quoted text.
 
 Pydantic's lax mode reads ``true`` as 1 in an integer or float field, so ``num_layers: true`` would
-become a one-layer model, and the text ``"32"`` as 32, so a quoted value (a string in YAML and JSON)
-passed as a number where every other document field of the same kind is refused; these types refuse
-both before the number is checked (text is read as a number in a CSV file, validated with :data:`TEXT_NUMBERS`). An
-exponent without a dot (``7e9``) is a number already: the YAML
-reader reads it as one (:mod:`aicap.sizing.core.yaml_doc`). NaN and infinity
+become a one-layer model, and the text ``"32"`` (a quoted value in YAML or JSON) as 32, where the strict
+documents (fleets, plans) refuse it. These types refuse both before the number is checked; a CSV file,
+whose every cell is text, is validated with :data:`TEXT_NUMBERS` as context, which lets text through.
+An exponent without a dot (``7e9``) is a number already: the YAML reader reads it as one
+(:mod:`aicap.sizing.core.yaml_doc`). NaN and infinity
 are refused by ``allow_inf_nan=False`` in each document model's configuration (and by the YAML and
 JSON readers before that).
 """
