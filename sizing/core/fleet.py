@@ -75,6 +75,8 @@ def check_prefix_cached(share: float) -> None:
 
 
 Precision = WeightDtype
+#: KV-cache formats a workload may name (an fp32 model's cache follows its weights, unnamed).
+KvDtype = Literal["bf16", "fp16", "fp8", "int8"]
 """A weight format a workload may be served in (FP4 formats on Blackwell and MI355X, weight-only elsewhere)."""
 
 
@@ -182,7 +184,7 @@ class Workload(_Doc):
         description="share of each prompt found in the prefix cache (a shared system prompt, earlier turns): "
         "attended to but not recomputed; memory still holds the whole prompt",
     )
-    kv_dtype: Literal["bf16", "fp16", "fp8", "int8"] | None = Field(
+    kv_dtype: KvDtype | None = Field(
         None,
         description="KV-cache format (default: follows the weights: fp8 with fp8 or FP4 weights, else 16 bit; 16 bit for a model "
         "served in the format its checkpoint was released in)",

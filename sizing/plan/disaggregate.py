@@ -34,12 +34,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, get_args
 
 from aicap.sizing.core.catalogue import CatalogueLike
 from aicap.sizing.core.dtypes import BYTES_PER_ELEMENT, storage_formats
 from aicap.sizing.core.errors import InputError
-from aicap.sizing.core.fleet import Fleet, Workload
+from aicap.sizing.core.fleet import Fleet, KvDtype, Workload
 from aicap.sizing.core.plan import Plan
 from aicap.sizing.core.specs import InstanceSpec
 from aicap.sizing.core.specs.model import DecoderModel
@@ -114,7 +114,7 @@ def link_gbps(w: Workload, fleet: Fleet, cat: CatalogueLike, insts: list[Instanc
     return _CHOSEN[key], len(tiers)
 
 
-_FORMATS: dict[str, tuple[str, str]] = {}  # the pools' format per (catalogue, workload, fleet, derating): re-solves search once
+_FORMATS: dict[str, tuple[str, str | None]] = {}  # the pools' format per (catalogue, workload, fleet, derating): re-solves search once
 
 
 def _rank(plan: Plan, objective: str) -> tuple[float, float]:
@@ -132,7 +132,7 @@ def _rank(plan: Plan, objective: str) -> tuple[float, float]:
 
 
 def pool_format(w: Workload, fleet: Fleet, model: DecoderModel, cat: CatalogueLike,
-                derate: Mapping[str, float] | None = None) -> tuple[str, str, int]:  # fmt: skip
+                derate: Mapping[str, float] | None = None) -> tuple[str, str | None, int]:  # fmt: skip
     """The one weight format and KV-cache format both pools of ``w`` run, and how many formats were weighed.
 
     The decode pool reads the KV cache the prefill pool writes, so the two hold it in one format (a connector moves
@@ -147,8 +147,9 @@ def pool_format(w: Workload, fleet: Fleet, model: DecoderModel, cat: CatalogueLi
     """
     from aicap.sizing.plan.generate import kv_of
 
-    def kv_for(p: str) -> str:  # the format's own rule on a device with every float path (its fallback, fp16, is the device's)
-        return w.kv_dtype or kv_of(model, p) or storage_formats(p, dict.fromkeys(("fp32", "bf16", "fp16", "fp8"), 1.0))[1]
+    def kv_for(p: str) -> str | None:  # the format's own rule on a device with every float path (its fallback, fp16, is the device's)
+        kv = w.kv_dtype or kv_of(model, p) or storage_formats(p, dict.fromkeys(("fp32", "bf16", "fp16", "fp8"), 1.0))[1]
+        return kv if kv in get_args(KvDtype) else None  # fp32 weights: a workload names no fp32 cache; it follows them everywhere
 
     allowed = w.allowed_precisions(model.checkpoint_dtype)
     if len(allowed) == 1:
@@ -158,7 +159,7 @@ def pool_format(w: Workload, fleet: Fleet, model: DecoderModel, cat: CatalogueLi
         from aicap.sizing.core.errors import InfeasibleError
         from aicap.sizing.plan.sizer import size
 
-        best: tuple[tuple[float, float], str, str] | None = None
+        best: tuple[tuple[float, float], str, str | None] | None = None
         last: Exception | None = None
         for p in allowed:
             one = w.model_copy(update={"precisions": [p], "kv_dtype": kv_for(p)})
@@ -207,14 +208,16 @@ def split(fleet: Fleet, cat: CatalogueLike, insts: list[InstanceSpec],
             raise InputError(f"workload '{w.name}': disaggregation splits the TTFT target between the pools: give slo.ttft_ms (--ttft-ms)")
         precision, kv_dtype, formats = pool_format(w, fleet, model, cat, derate)
         gbps, weighed = link_gbps(w.model_copy(update={"precisions": [precision], "kv_dtype": kv_dtype}), fleet, cat, insts)
-        move = transfer_ms(w, model, gbps, kv_dtype)
+        move = transfer_ms(w, model, gbps, kv_dtype or precision)  # an fp32 model's cache: fp32, as its weights
         prefill_ttft = ttft * (1.0 - d.decode_ttft_share) - move
         if prefill_ttft <= 0:
             raise InputError(f"workload '{w.name}': moving the KV cache of {w.max_input:,} tokens at {gbps:g} Gbit/s takes {move:.0f} ms, "
                              f"more than the prefill pool's share of the {ttft:g} ms TTFT target")  # fmt: skip
         base = {k: v for k, v in raw.items() if k not in ("disaggregation", "tokens_per_s", "requests_per_s", "speculative", "hardware")}
         base["requests_per_s"] = raw.get("requests_per_s", w.rate)
-        base["precisions"], base["kv_dtype"] = [precision], kv_dtype
+        base["precisions"] = [precision]
+        if kv_dtype is not None:
+            base["kv_dtype"] = kv_dtype
         i_min = w.input_tokens if isinstance(w.input_tokens, int) else min(b.tokens for b in w.input_tokens)
         q = w.slo.percentile
         pre = {
@@ -238,7 +241,7 @@ def split(fleet: Fleet, cat: CatalogueLike, insts: list[InstanceSpec],
             if pool["slo"].get("tpot_ms") is None:
                 pool["slo"].pop("tpot_ms", None)
         out += [pre, dec]
-        kv = f"{kv_dtype} KV cache"
+        kv = f"{kv_dtype or precision} KV cache"
         notes.append(f"'{w.name}' is served disaggregated: prefill pool '{w.name}{PREFILL}' (TTFT ≤ {prefill_ttft:.0f} ms), KV transfer "
                      f"{move:.1f} ms at {gbps:g} Gbit/s ({kv}), decode pool '{w.name}{DECODE}' (TTFT ≤ {ttft * d.decode_ttft_share:.0f} ms"
                      f"{f', TPOT ≤ {w.slo.tpot_ms:g} ms' if w.slo.tpot_ms else ''}); its TTFT is the sum, ≤ {ttft:g} ms; both pools "

@@ -97,6 +97,19 @@ def test_the_pools_format_is_chosen_with_the_whole_fleet_and_by_its_objective(ca
     assert any("ranks first by its latency objective" in x for x in chosen.warnings)
 
 
+def test_an_fp32_model_keeps_its_cache_in_fp32_in_both_pools_and_moves_four_bytes_an_element(cat: Catalogue) -> None:
+    """A workload names no fp32 cache (kv_dtype's choices): pinning one was an internal error; the transfer was costed at 2 bytes."""
+    wl = {**WL, "model": "llama-3.1-8b", "requests_per_s": 1.0, "precisions": ["fp32"], "slo": {"ttft_ms": 1000.0}}
+    fleet = Fleet.model_validate({"workloads": [{**wl, "disaggregation": {"transfer_gbps": 25.0}}], "constraints": {"clouds": ["aws"]}})
+    plan = size(fleet, cat, alternatives=False)
+    assert {(d.weights_dtype, d.kv_dtype) for w in plan.workloads for d in w.deployments} == {("fp32", "fp32")}
+    model = cat.model("llama-3.1-8b")
+    assert isinstance(model, DecoderModel)
+    move = transfer_ms(fleet.workloads[0], model, 25.0, "fp32")
+    assert move == pytest.approx(2 * transfer_ms(fleet.workloads[0], model, 25.0, "bf16"))
+    assert any(f"KV transfer {move:.1f} ms at 25 Gbit/s (fp32 KV cache)" in x for x in plan.warnings)
+
+
 def test_without_a_link_the_cheapest_tier_is_chosen(cat: Catalogue) -> None:
     fleet = _fleet()
     insts, _ = allowed_instances(fleet, cat)
