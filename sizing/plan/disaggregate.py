@@ -114,7 +114,7 @@ def link_gbps(w: Workload, fleet: Fleet, cat: CatalogueLike, insts: list[Instanc
     return _CHOSEN[key], len(tiers)
 
 
-_FORMATS: dict[str, tuple[str, str | None]] = {}  # the pools' format per (catalogue, workload, fleet, derating): re-solves search once
+_FORMATS: dict[str, tuple[str, str | None]] = {}  # pools' format per (catalogue, workload, fleet, choices, derating): re-solves search once
 
 
 def _rank(plan: Plan, objective: str) -> tuple[float, float]:
@@ -131,8 +131,25 @@ def _rank(plan: Plan, objective: str) -> tuple[float, float]:
     return (lat, usd) if objective == "latency" else (usd, lat)
 
 
-def pool_format(w: Workload, fleet: Fleet, model: DecoderModel, cat: CatalogueLike,
-                derate: Mapping[str, float] | None = None) -> tuple[str, str | None, int]:  # fmt: skip
+def _kv_for(w: Workload, model: DecoderModel, p: str) -> str | None:
+    """The KV-cache format of ``w``'s pools in weight format ``p``: the workload's ``kv_dtype``, else the format's own rule.
+
+    The rule is read on a device with every float path (its fallback, fp16, is the device's); fp32 weights give ``None``:
+    a workload names no fp32 cache, and it follows the weights everywhere.
+    """
+    from aicap.sizing.plan.generate import kv_of
+
+    kv = w.kv_dtype or kv_of(model, p) or storage_formats(p, dict.fromkeys(("fp32", "bf16", "fp16", "fp8"), 1.0))[1]
+    return kv if kv in get_args(KvDtype) else None
+
+
+def _pinned(w: Workload, p: str, kv: str | None) -> Workload:
+    """``w`` allowed the one weight format ``p`` and the KV-cache format ``kv``."""
+    return w.model_copy(update={"precisions": [p], "kv_dtype": kv})
+
+
+def pool_format(w: Workload, fleet: Fleet, model: DecoderModel, cat: CatalogueLike, derate: Mapping[str, float] | None = None,
+                chosen: Mapping[str, tuple[str, str | None]] | None = None) -> tuple[str, str | None, int]:  # fmt: skip
     """The one weight format and KV-cache format both pools of ``w`` run, and how many formats were weighed.
 
     The decode pool reads the KV cache the prefill pool writes, so the two hold it in one format (a connector moves
@@ -144,26 +161,36 @@ def pool_format(w: Workload, fleet: Fleet, model: DecoderModel, cat: CatalogueLi
     fleet's objective (:func:`_rank`) gives the format, the first listed on a tie. Sizing the whole fleet, not the
     workload alone, keeps fleet-wide constraints (``single_type``, instance caps) in the choice. A device without bf16
     keeps a 16-bit cache in fp16: pools that mix such a device with one that has bf16 are not prevented here.
+
+    The fleet's other disaggregated workloads are held at one format each while ``w``'s is chosen: the format already
+    chosen for them (``chosen``: name to weight and KV format, as :func:`split` collects them in the fleet's order), else
+    the first they allow. So the workloads' formats are chosen one after another and the fleet is sized as many times
+    as the sum of their formats, not the product (each trial would otherwise search the others' formats again).
     """
-    from aicap.sizing.plan.generate import kv_of
-
-    def kv_for(p: str) -> str | None:  # the format's own rule on a device with every float path (its fallback, fp16, is the device's)
-        kv = w.kv_dtype or kv_of(model, p) or storage_formats(p, dict.fromkeys(("fp32", "bf16", "fp16", "fp8"), 1.0))[1]
-        return kv if kv in get_args(KvDtype) else None  # fp32 weights: a workload names no fp32 cache; it follows them everywhere
-
     allowed = w.allowed_precisions(model.checkpoint_dtype)
     if len(allowed) == 1:
-        return allowed[0], kv_for(allowed[0]), 1
-    key = f"{cat.version}|{w.name}|{fleet.model_dump_json()}|{sorted((derate or {}).items())}"
+        return allowed[0], _kv_for(w, model, allowed[0]), 1
+    done = dict(chosen or {})
+    others: dict[str, Workload] = {}
+    for x in fleet.workloads:
+        if x.name == w.name or x.disaggregation is None:
+            continue
+        xm = cat.model(x.model)
+        if x.name in done:
+            others[x.name] = _pinned(x, *done[x.name])
+        elif isinstance(xm, DecoderModel):  # split refuses the others itself
+            first = x.allowed_precisions(xm.checkpoint_dtype)[0]
+            others[x.name] = _pinned(x, first, _kv_for(x, xm, first))
+    key = f"{cat.version}|{w.name}|{fleet.model_dump_json()}|{sorted(done.items())}|{sorted((derate or {}).items())}"
     if key not in _FORMATS:
         from aicap.sizing.core.errors import InfeasibleError
         from aicap.sizing.plan.sizer import size
 
-        best: tuple[tuple[float, float], str, str | None] | None = None
+        best: tuple[tuple[float, float], str] | None = None
         last: Exception | None = None
         for p in allowed:
-            one = w.model_copy(update={"precisions": [p], "kv_dtype": kv_for(p)})
-            pinned = fleet.model_copy(update={"workloads": [one if x.name == w.name else x for x in fleet.workloads]})
+            mine = {**others, w.name: _pinned(w, p, _kv_for(w, model, p))}
+            pinned = fleet.model_copy(update={"workloads": [mine.get(x.name, x) for x in fleet.workloads]})
             try:
                 plan = size(pinned, cat, alternatives=False, derate=derate)
             except (InfeasibleError, InputError) as exc:
@@ -171,11 +198,11 @@ def pool_format(w: Workload, fleet: Fleet, model: DecoderModel, cat: CatalogueLi
                 continue
             rank = _rank(plan, fleet.constraints.objective)
             if best is None or rank < best[0]:
-                best = (rank, p, kv_for(p))
+                best = (rank, p)
         if best is None:
             assert last is not None
             raise last
-        _FORMATS[key] = best[1], best[2]
+        _FORMATS[key] = best[1], _kv_for(w, model, best[1])
     return (*_FORMATS[key], len(allowed))
 
 
@@ -193,6 +220,7 @@ def split(fleet: Fleet, cat: CatalogueLike, insts: list[InstanceSpec],
     doc: dict[str, Any] = fleet.model_dump(mode="json", exclude_none=True)
     out: list[dict[str, Any]] = []
     notes: list[str] = []
+    chosen: dict[str, tuple[str, str | None]] = {}  # the formats chosen so far (pool_format)
     for w, raw in zip(fleet.workloads, doc["workloads"], strict=True):
         d = w.disaggregation
         if d is None:
@@ -206,7 +234,8 @@ def split(fleet: Fleet, cat: CatalogueLike, insts: list[InstanceSpec],
         ttft = w.slo.ttft_ms
         if ttft is None:
             raise InputError(f"workload '{w.name}': disaggregation splits the TTFT target between the pools: give slo.ttft_ms (--ttft-ms)")
-        precision, kv_dtype, formats = pool_format(w, fleet, model, cat, derate)
+        precision, kv_dtype, formats = pool_format(w, fleet, model, cat, derate, chosen)
+        chosen[w.name] = precision, kv_dtype
         gbps, weighed = link_gbps(w.model_copy(update={"precisions": [precision], "kv_dtype": kv_dtype}), fleet, cat, insts)
         move = transfer_ms(w, model, gbps, kv_dtype or precision)  # an fp32 model's cache: fp32, as its weights
         prefill_ttft = ttft * (1.0 - d.decode_ttft_share) - move

@@ -97,6 +97,37 @@ def test_the_pools_format_is_chosen_with_the_whole_fleet_and_by_its_objective(ca
     assert any("ranks first by its latency objective" in x for x in chosen.warnings)
 
 
+def test_several_disaggregated_workloads_choose_their_formats_in_turn(cat: Catalogue, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each trial format of one workload searched the others' formats again: three workloads of two formats sized the fleet
+    54 times (24 s; 1.2 s for one); in turn it is 2 + 2 + 2 (3.5 s), each workload's trials holding the earlier ones at their
+    chosen formats and the later ones at their first."""
+    import aicap.sizing.plan.sizer as sizer
+    from aicap.sizing.plan import disaggregate
+
+    names = ("a", "b", "c")
+    fleet = Fleet.model_validate({"workloads": [{**WL, "name": n, "model": m, "disaggregation": {"transfer_gbps": 50.0}}
+                                                for n, m in zip(names, ("llama-3.1-70b", "llama-3.1-8b", "qwen2.5-7b"), strict=True)],
+                                  "constraints": {"clouds": ["aws"]}})  # fmt: skip
+    held: list[dict[str, list[str]]] = []
+    real = sizer.size
+
+    def counting(f: Fleet, *args: Any, **kwargs: Any) -> Any:
+        held.append({w.name: list(w.precisions or []) for w in f.workloads})
+        return real(f, *args, **kwargs)
+
+    monkeypatch.setattr(sizer, "size", counting)
+    disaggregate._FORMATS.clear()
+    insts, _ = allowed_instances(fleet, cat)
+    out, notes = split(fleet, cat, insts)
+    assert len(held) == 6, held  # two formats (bf16, fp8) for each of three workloads
+    assert all(len(v) == 1 for trial in held for v in trial.values())  # every trial sizes a fleet of pinned formats
+    chosen = {w.name.split(".")[0]: w.precisions for w in out.workloads}
+    for i, n in enumerate(names):  # the later workloads' trials hold the earlier ones at their chosen format
+        for trial in held[2 * i + 2 :]:
+            assert trial[n] == chosen[n], (n, trial)
+    assert len(notes) == 3
+
+
 def test_an_fp32_model_keeps_its_cache_in_fp32_in_both_pools_and_moves_four_bytes_an_element(cat: Catalogue) -> None:
     """A workload names no fp32 cache (kv_dtype's choices): pinning one was an internal error; the transfer was costed at 2 bytes."""
     wl = {**WL, "model": "llama-3.1-8b", "requests_per_s": 1.0, "precisions": ["fp32"], "slo": {"ttft_ms": 1000.0}}
