@@ -71,8 +71,11 @@ def prompt_tokens(ctx: typer.Context, input_tokens: int, spec: AnyModel, output_
     and a decoder whose context is short (1,024 positions) holds its ``output_tokens`` and a prompt of the rest: a
     default that a model cannot take was refused as if the user had typed it ("--input-tokens + --output-tokens =
     1,280 tokens exceeds ..."). A typed ``--input-tokens`` is kept (and refused where it is over), and so is the
-    default where the output alone fills the decoder's context (the refusal then names ``--output-tokens``).
+    default where the output alone fills the decoder's context (the refusal then names ``--output-tokens``). A generic
+    model reads one item a request: 1.
     """
+    if spec.kind == "generic" and not typed_flags(ctx, "input_tokens"):  # one item a request (a typed count is refused by name)
+        return 1
     limit = getattr(spec, "max_context", None)
     out = output_tokens if spec.kind == "decoder" else 0
     if typed_flags(ctx, "input_tokens") or limit is None or input_tokens + out <= limit or int(limit) - out < 1:
@@ -81,6 +84,22 @@ def prompt_tokens(ctx: typer.Context, input_tokens: int, spec: AnyModel, output_
     why = f"its max context, {int(limit):,} tokens" + (f", less the {out:,} output tokens" if out else "")
     info(f"aicap: note: --input-tokens defaults to {fits:,} for {spec.id} ({why}; the default, {input_tokens:,}, is over it)")
     return fits
+
+
+def workload_lengths(ctx: typer.Context, spec: AnyModel, input_tokens: int, output_tokens: int) -> tuple[int, int]:
+    """The one workload's ``(input_tokens, output_tokens)`` of ``--model``: :func:`prompt_tokens`, or 1 and 1 for a generic model.
+
+    A generic model's cost is per item, one item a request; ``--input-tokens`` or ``--output-tokens`` typed for one is refused
+    by name (the library refuses lengths other than 1 in a fleet file, naming the fields).
+    """
+    from aicap.sizing.core.errors import InputError
+
+    if spec.kind != "generic":
+        return prompt_tokens(ctx, input_tokens, spec, output_tokens), output_tokens
+    if typed := typed_flags(ctx, "input_tokens", "output_tokens"):
+        raise InputError(f"{typed[0]} applies to a model that reads or writes tokens; {spec.id} is a generic model whose cost is per "
+                         f"item (one {getattr(spec, 'item', 'item')} a request): drop {' and '.join(typed)}")  # fmt: skip
+    return 1, 1
 
 
 #: Options that describe the one workload of ``--model`` (a fleet file gives each workload its own).

@@ -174,8 +174,8 @@ def _released(doc: dict[str, Any]) -> str:
 VLLM_LIKE = frozenset({"vllm", "sglang"})
 
 
-def estimate_view(doc: dict[str, Any], tpot_ms: float | None = None) -> View:
-    """Tables for one estimate document."""
+def estimate_view(doc: dict[str, Any], tpot_ms: float | None = None, item: str | None = None) -> View:
+    """Tables for one estimate document (``item``: a generic model's item, named in the title instead of token counts)."""
     mem = doc["memory_gib"]
     layout = f"{doc['devices']}× {doc['hardware']} = {doc['replicas']} replica(s) × TP{doc['tp']}·PP{doc['pp']}"
     if doc.get("dp_attention", 1) > 1:
@@ -211,10 +211,11 @@ def estimate_view(doc: dict[str, Any], tpot_ms: float | None = None) -> View:
             ["end-to-end", f"{doc['e2e_s']:,.3f} s"],
             *([["output tokens/s (all replicas)", f"{doc['throughput']['output_tokens_per_s']:,.0f} {_band(doc, 'throughput')}"]]
               if generates else []),
-            ["requests/s (all replicas)", f"{doc['throughput']['requests_per_s']:,.2f} {_band(doc, 'throughput')}"],
+            ["requests/s (all replicas)", f"{_rate(doc['throughput']['requests_per_s'])} {_band(doc, 'throughput')}"],
             ["bound", f"prefill: {doc['bound']['prefill']}, decode: {doc['bound']['decode'] or '-'}" if generates else doc["bound"]["prefill"]],
         ]  # fmt: skip
-    title = f"Estimate: {doc['model']} on {doc['hardware']} ({doc['input_tokens']} in / {doc['output_tokens']} out tokens)"
+    lengths = f"one {item} a request" if item else f"{doc['input_tokens']} in / {doc['output_tokens']} out tokens"
+    title = f"Estimate: {doc['model']} on {doc['hardware']} ({lengths})"
     caption = "± = 90th-percentile error of this metric against published measurements (aicap validate)."
     if not doc["efficiency_calibrated"]:
         caption += (
@@ -278,6 +279,11 @@ def _disaggregated(model: str, hardware: str, decode_hardware: str, devices: int
     if tpot_ms is not None and doc["tpot_s"] is not None and doc["tpot_s"] * 1e3 > tpot_ms:  # it exited 0 on a miss
         raise InfeasibleError(f"TPOT {doc['tpot_s'] * 1e3:,.1f} ms at the decode replica's batch {doc['decode']['batch']} > target {tpot_ms:g} ms: "
                               "a faster decode device, more tensor parallelism or a smaller weights dtype")  # fmt: skip
+
+
+def _rate(v: float) -> str:
+    """Requests/s as a table shows them: two decimals below 100 (0.88), whole numbers above (154,400, not 154,400.00)."""
+    return f"{v:,.2f}" if v < 100 else f"{v:,.0f}"
 
 
 def refuse_decode_flags(ctx: typer.Context, req: EstimateRequest) -> None:
@@ -399,7 +405,7 @@ def register(app: typer.Typer) -> None:
         if req.speculative is not None and req.speculative.extrapolated:
             info(f"aicap: note: --speculative beyond its published evidence: {req.speculative.extrapolated}; expect fewer tokens "
                  "per step than estimated (give --acceptance for your own measurement)")  # fmt: skip
-        emit(estimate_view(doc, tpot_ms), fmt)
+        emit(estimate_view(doc, tpot_ms, getattr(req.model, "item", None)), fmt)
         if result.shortfall is not None:
             raise InfeasibleError(f"{result.deployment.model.id} on {result.deployment.device.id}: {result.shortfall}")
 

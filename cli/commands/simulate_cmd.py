@@ -344,11 +344,22 @@ def register(app: typer.Typer) -> None:
             if typed_flags(ctx, "output_tokens") and output_tokens > 0:
                 raise InputError(f"--output-tokens {output_tokens}: {model} is an {target_kind} model and emits no tokens: drop it")
             output_tokens = 0  # the traffic line said '256 out' (the decoder default) beside 'mean 0 out'
+        if target_kind == "generic":  # one item a request: the default 1,024 "tokens" were 1,024 items against the token budget
+            if typed := typed_flags(ctx, "input_tokens") or (["--dataset"] if dataset is not None else []):
+                raise InputError(f"{typed[0]} applies to a model that reads tokens; {spec.id} is a generic model whose cost is per "
+                                 f"item (one {getattr(spec, 'item', 'item')} a request): drop it")  # fmt: skip
+            input_tokens = 1
         if trace is not None:
             from aicap.sizing.core.fleet import check_prefix_cached
             from aicap.sizing.sim.traffic import cached_prefix
 
             reqs = load_trace(trace, limit=context_limit, min_output=1 if target_kind == "decoder" else 0)
+            if target_kind == "generic":  # its arrivals replayed, each request one item: the lengths mean nothing to it
+                info(f"aicap: note: {spec.id} is a generic model whose cost is per item: each request of {trace.name} is one item, "
+                     "its input_tokens and output_tokens unread")  # fmt: skip
+                import numpy as np
+
+                reqs = replace(reqs, input_tokens=np.ones_like(reqs.input_tokens), output_tokens=np.zeros_like(reqs.output_tokens))
             if prefix_cached:
                 check_prefix_cached(prefix_cached)
                 reqs = replace(reqs, cached_tokens=cached_prefix(reqs.input_tokens, prefix_cached))
@@ -367,7 +378,7 @@ def register(app: typer.Typer) -> None:
                 lin, lout, label = (
                     Lengths.fixed(input_tokens),
                     Lengths.fixed(output_tokens),
-                    f"fixed {input_tokens} in / {output_tokens} out",
+                    "one item a request" if target_kind == "generic" else f"fixed {input_tokens} in / {output_tokens} out",
                 )
             kind = arrival if rate is not None else "poisson"
             label += "" if concurrency is not None else f", {kind} arrivals" + (f" (cv {cv:g})" if kind == "gamma" else "")

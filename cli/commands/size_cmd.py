@@ -21,9 +21,9 @@ from aicap.cli.state import (
     guarded,
     info,
     located,
-    prompt_tokens,
     typed_flags,
     warn_shadowing,
+    workload_lengths,
 )
 
 if TYPE_CHECKING:
@@ -338,7 +338,8 @@ def register(app: typer.Typer) -> None:
             spec = cat.model(model)
             if tpot_ms is not None:  # its TPOT was shown '-', the target dropped
                 check_tpot_target(tpot_ms, model, spec.kind)
-            fleet = build_fleet(model=model, rate=rate, input_tokens=prompt_tokens(ctx, input_tokens, spec, output_tokens), output_tokens=output_tokens, ttft_ms=ttft_ms,
+            input_tokens, output_tokens = workload_lengths(ctx, spec, input_tokens, output_tokens)
+            fleet = build_fleet(model=model, rate=rate, input_tokens=input_tokens, output_tokens=output_tokens, ttft_ms=ttft_ms,
                                 tpot_ms=tpot_ms, percentile=percentile, precision=precision, arrival_cv=arrival_cv,
                                 prefix_cached=prefix_cached,
                                 speculative=speculative_config(speculative, draft_model, draft_tokens, acceptance),

@@ -17,9 +17,9 @@ from aicap.cli.state import (
     check_workload_source,
     guarded,
     info,
-    prompt_tokens,
     typed_flags,
     warn_shadowing,
+    workload_lengths,
 )
 from aicap.sizing.core.errors import InputError
 
@@ -115,7 +115,8 @@ def register(app: typer.Typer) -> None:
         cat = catalogue()
         if model is not None:
             warn_shadowing(model, cat.model(model))
-            fleet = build_fleet(model=model, rate=rate, input_tokens=prompt_tokens(ctx, input_tokens, cat.model(model), output_tokens), output_tokens=output_tokens, ttft_ms=ttft_ms,
+            input_tokens, output_tokens = workload_lengths(ctx, cat.model(model), input_tokens, output_tokens)
+            fleet = build_fleet(model=model, rate=rate, input_tokens=input_tokens, output_tokens=output_tokens, ttft_ms=ttft_ms,
                                 tpot_ms=tpot_ms, percentile=percentile, precision=precision, cloud=cloud, hardware=hardware,
                                 engine=engine, pricing=pricing)  # fmt: skip
         elif fleet_file is not None:

@@ -230,8 +230,8 @@ def build_plan(fleet: Fleet, cat: CatalogueLike, insts: list[InstanceSpec], chos
         raw_usd_h[w.name] = usd_h
         if w.disaggregated_role == "prefill":  # one token a request: no TPOT to promise, no output tokens to price
             deps = [d.model_copy(update={"tpot_ms": None}) for d in deps]
-        encoder = cat.model(w.model).kind == "encoder"  # its one "output" is an embedding or a score, not a token
-        out_tok_h = out_tok[w.name] = served[w.name] * w.mean_output * 3600.0 if w.disaggregated_role != "prefill" and not encoder else 0.0
+        single = cat.model(w.model).kind != "decoder"  # an encoder's one "output" is an embedding or a score, a generic model's a result
+        out_tok_h = out_tok[w.name] = served[w.name] * w.mean_output * 3600.0 if w.disaggregated_role != "prefill" and not single else 0.0
         req_h = served[w.name] * 3600.0
         ttft = max((d.ttft_ms for d in deps), default=None)
         tpot = max((d.tpot_ms for d in deps if d.tpot_ms is not None), default=None)

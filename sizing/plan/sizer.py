@@ -121,6 +121,33 @@ def allowed_instances(fleet: Fleet, cat: CatalogueLike, models: tuple[str, ...] 
     return out, warnings
 
 
+def per_item(fleet: Fleet, cat: CatalogueLike) -> Fleet:
+    """``fleet`` with each workload of a generic (per-item) model at one item a request: input and output lengths of 1.
+
+    A generic model's cost is per item (its FLOPs and bytes per request: one image), so token counts mean nothing to it;
+    the defaults (1,024 in, 256 out) were read as 1,024 items a request against the step's token budget, and a ResNet
+    fleet came out about 1,000 times too large. Lengths given other than 1 are refused (:class:`InputError`); a model
+    that does not load is left to :func:`_check_workloads` to report.
+    """
+    out: list[Workload] = []
+    for w in fleet.workloads:
+        try:
+            model = cat.model(w.model)
+        except InputError:
+            out.append(w)
+            continue
+        if model.kind != "generic":
+            out.append(w)
+            continue
+        given = [k for k in ("input_tokens", "output_tokens") if k in w.model_fields_set and getattr(w, k) != 1]
+        if given:
+            item = getattr(model, "item", "item")
+            raise InputError(f"workload '{w.name}': {model.id} is a generic model whose cost is per item (one {item} a request), "
+                             f"not per token: drop {' and '.join(given)}")  # fmt: skip
+        out.append(w.model_copy(update={"input_tokens": 1, "output_tokens": 1}))
+    return fleet if out == fleet.workloads else fleet.model_copy(update={"workloads": out})
+
+
 def _check_workloads(fleet: Fleet, cat: CatalogueLike) -> None:
     """Refuse a workload its model cannot take (:class:`InputError`, naming the workload and the field).
 
@@ -329,6 +356,7 @@ def size(fleet: Fleet, cat: CatalogueLike, *, alternatives: bool = True, time_li
         With the binding constraint: memory, latency target, availability caps or budget; or when the
         solver found no plan within its time limit (then the message says it is not proven infeasible).
     """
+    fleet = per_item(fleet, cat)
     with _cyclic_gc_paused():
         plan = _size(fleet, cat, alternatives, time_limit_s, derate, jobs)
         if not _pools_apart(plan, cat):
