@@ -128,14 +128,13 @@ def register(app: typer.Typer, schema_app: typer.Typer) -> None:
         from aicap.sizing.plan.policy import Limit, Policy, blocking, check_ids, evaluate, evaluate_periods, verdict
 
         notes = []
-        own_budget = False  # the limit is the fleet's own budget: a gate's limit, not a constraint of its plan
-        if policy is None and budget_monthly is None:  # a gate with no limit would pass anything
-            budget_monthly = fleet_budget(target)  # a fleet's own constraints.budget_usd_per_month is its limit
-            if budget_monthly is None:
-                raise InputError("no limits to check: give --policy FILE or --budget-monthly USD (or a fleet whose "
-                                 "constraints.budget_usd_per_month sets one)")  # fmt: skip
-            notes.append(f"note: the limit is {target}'s constraints.budget_usd_per_month (${budget_monthly:,.0f})")
-            own_budget = True
+        stated = fleet_budget(target)  # a fleet's own constraints.budget_usd_per_month is a limit of the gate, not of its plan
+        if stated is not None and budget_monthly is not None:  # its plan was sized under the fleet's: infeasible (exit 3) below it
+            raise InputError(f"--budget-monthly {budget_monthly:g} and {target}'s constraints.budget_usd_per_month ({stated:g}) both "
+                             "set the monthly limit: give one of them (without the option the fleet's budget is the limit)")  # fmt: skip
+        if policy is None and budget_monthly is None and stated is None:  # a gate with no limit would pass anything
+            raise InputError("no limits to check: give --policy FILE or --budget-monthly USD (or a fleet whose "
+                             "constraints.budget_usd_per_month sets one)")  # fmt: skip
         cat = catalogue()
         pol = Policy()
         if policy is not None:
@@ -149,14 +148,20 @@ def register(app: typer.Typer, schema_app: typer.Typer) -> None:
             if not pol.limits.model_dump(exclude_none=True):  # a truncated or wrong file would open the gate
                 raise InputError(f"{policy}: sets no limits; name at least one under 'limits:' "
                                  f"({', '.join(type(pol.limits).model_fields)})")  # fmt: skip
-        if budget_monthly is not None:
+        if stated is not None:
+            if (own := pol.limits.max_usd_per_month) is not None:
+                raise InputError(f"{target}'s constraints.budget_usd_per_month ({stated:g}) and {policy}'s limits.max_usd_per_month "
+                                 f"({own.value:g}, {own.action}) both set the monthly limit: give one of them")  # fmt: skip
+            notes.append(f"note: the limit is {target}'s constraints.budget_usd_per_month (${stated:,.0f})")
+            pol = pol.model_copy(update={"limits": pol.limits.model_copy(update={"max_usd_per_month": Limit[float](value=stated)})})
+        elif budget_monthly is not None:
             if not (math.isfinite(budget_monthly) and budget_monthly > 0):
                 raise InputError(f"--budget-monthly {budget_monthly}: must be a positive, finite amount of USD")
             if (own := pol.limits.max_usd_per_month) is not None:
                 raise InputError(f"--budget-monthly {budget_monthly:g} and {policy}'s limits.max_usd_per_month ({own.value:g}, "
                                  f"{own.action}) both set the monthly limit: give one of them")  # fmt: skip
             pol = pol.model_copy(update={"limits": pol.limits.model_copy(update={"max_usd_per_month": Limit[float](value=budget_monthly)})})
-        plan = any_plan_or_size(target, cat, budget_as_limit=own_budget)
+        plan = any_plan_or_size(target, cat, budget_as_limit=stated is not None)
         if plan.catalogue.version != cat.version:  # a plan file from another catalogue: its prices are what it was made with
             notes.append(f"warning: {target} was made with catalogue {plan.catalogue.version} and this aicap's is {cat.version}: the "
                          "limits judge the plan's own prices and layouts; size the fleet again to check today's")  # fmt: skip

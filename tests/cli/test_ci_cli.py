@@ -292,6 +292,19 @@ def test_check_of_a_fleet_takes_its_own_budget_as_the_limit(aicap, tmp_path) -> 
     assert r.code == 1 and r.json()["verdict"] == "fail" and r.json()["usd_per_month"] > 10, r.stderr
     assert "policy check failed: max_usd_per_month" in r.stderr
     assert aicap("size", str(fleet)).code == 3  # sizing under its budget is still infeasible
+    # --budget-monthly beside the fleet's budget: the plan was sized under the fleet's, $10, and the gate said "infeasible"
+    # (exit 3) whatever the option's limit; both set the monthly limit, as a policy's max_usd_per_month and the option do
+    r = aicap("check", str(fleet), "--budget-monthly", "100000")
+    says = f"--budget-monthly 100000 and {fleet}'s constraints.budget_usd_per_month (10) both set the monthly limit"
+    assert r.code == 2 and says in r.stderr
+    # Beside a policy, the fleet's budget is a limit of the gate too (it was a constraint of the plan: exit 3 below it)
+    policy = tmp_path / "policy.yaml"
+    policy.write_text("limits:\n  max_ttft_ms: {value: 100000}\n")
+    r = aicap("check", str(fleet), "--policy", str(policy), "-f", "json")
+    assert r.code == 1 and {x["limit"] for x in r.json()["limits"]} == {"max_ttft_ms", "max_usd_per_month"}, r.stderr
+    policy.write_text("limits:\n  max_usd_per_month: {value: 100000}\n")
+    r = aicap("check", str(fleet), "--policy", str(policy))
+    assert r.code == 2 and "budget_usd_per_month (10) and " in r.stderr and "limits.max_usd_per_month (100000, fail) both set" in r.stderr
 
 
 def test_diff_headline_counts_workloads_added_and_removed(aicap, tmp_path) -> None:

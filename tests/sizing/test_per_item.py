@@ -50,5 +50,6 @@ def test_typed_lengths_are_refused_by_name(cat: Catalogue) -> None:
                                          r", not per token: drop input_tokens and output_tokens"):  # fmt: skip
         size(_fleet(input_tokens=100, output_tokens=10), cat)
     with pytest.raises(InputError, match="drop input_tokens"):
-        size_periods(_fleet(input_tokens=[{"tokens": 10, "weight": 1.0}], requests_per_s={"shape": "diurnal", "peak": 2000.0, "trough": 500.0, "peak_hour": 14}), cat)
+        day = {"shape": "diurnal", "peak": 2000.0, "trough": 500.0, "peak_hour": 14}
+        size_periods(_fleet(input_tokens=[{"tokens": 10, "weight": 1.0}], requests_per_s=day), cat)
     assert size(_fleet(input_tokens=1, output_tokens=1), cat, alternatives=False).totals == size(_fleet(), cat, alternatives=False).totals
