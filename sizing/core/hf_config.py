@@ -37,6 +37,7 @@ from aicap.sizing.core.hf_fields import (
     int_fields,
     need_keys,
     qwen_dense_layers,
+    rope_context,
 )
 from aicap.sizing.core.hf_quant import read_quantisation
 from aicap.sizing.core.specs.model import AnyModel, GenericModel, ModelSpec
@@ -322,7 +323,8 @@ def from_hf_config(cfg: dict[str, Any], source: str = "config.json") -> AnyModel
     spec: dict[str, Any] = {**base, "kind": "decoder", "hidden_size": hidden, "num_layers": v["num_hidden_layers"],
         "num_heads": heads, "num_kv_heads": heads if kv is None else kv,
         "intermediate_size": v["intermediate_size"], "vocab_size": v["vocab_size"],
-        "max_context": v["max_position_embeddings"], "tied_embeddings": bool_field(cfg, "tie_word_embeddings", False, source),
+        "max_context": rope_context(cfg, v["max_position_embeddings"], source),
+        "tied_embeddings": bool_field(cfg, "tie_word_embeddings", False, source),
         "attention_bias": bool_field(cfg, "attention_bias", mt in {"qwen2", "qwen2_moe", "gpt_oss"}, source)}  # fmt: skip
     if head_dim is not None and (hidden % heads or head_dim != hidden // heads):
         spec["head_dim"] = head_dim

@@ -109,3 +109,30 @@ def check_heads(hidden: int, heads: int, kv: int | None, head_dim: int | None, s
     if head_dim is not None and not hidden / ATTENTION_WIDTH_RATIO <= heads * head_dim <= hidden * ATTENTION_WIDTH_RATIO:
         raise InputError(f"{source}: {n_key} × head_dim ({heads} × {head_dim} = {heads * head_dim}) is more than "
                          f"{ATTENTION_WIDTH_RATIO:g}× away from {h_key} ({hidden}): the shapes disagree")  # fmt: skip
+
+
+def rope_context(cfg: dict[str, Any], positions: int, source: str) -> int:
+    """The context a config serves: ``max_position_embeddings`` (``positions``), extended by a YaRN ``rope_scaling``.
+
+    YaRN states the context it was trained at, so the context it serves is unambiguous, as vLLM and SGLang derive it
+    (``_get_and_verify_max_len``): ``L = original_max_position_embeddings · factor``, never below ``positions``
+    (Qwen3's 40,960 positions with ``{rope_type: yarn, factor: 4, original_max_position_embeddings: 32768}`` serve
+    131,072 tokens; DeepSeek-V3's 4,096 x 40 is its 163,840). Other types keep ``positions``: vLLM multiplies linear and
+    dynamic scalings too, but configs such as Gemma 3's (131,072 positions, linear factor 8) already give the extended
+    context there, and a second scaling would read 1,048,576 (vllm-project/vllm PR #33958); ``llama3``, ``longrope``
+    and ``su`` are never scaled.
+    """
+    rs = cfg.get("rope_scaling")
+    if rs is None:
+        return positions
+    if not isinstance(rs, dict):
+        raise InputError(f"{source}: rope_scaling: expected a mapping (rope_type, factor, ...) or null, got {excerpt(rs)}")
+    if rs.get("rope_type", rs.get("type")) != "yarn":
+        return positions
+    factor = rs.get("factor")
+    if factor is None:
+        return positions
+    if isinstance(factor, bool) or not isinstance(factor, int | float) or not 1.0 <= factor <= 1024.0:
+        raise InputError(f"{source}: rope_scaling.factor: expected a number from 1 to 1,024, got {excerpt(factor)}")
+    original = int_field(rs, "original_max_position_embeddings", f"{source}: rope_scaling")
+    return positions if original is None else max(positions, min(int(original * factor), MAX_CONFIG_INT))

@@ -4,6 +4,7 @@ Hugging Face cache, and the `models show` document read back."""
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -211,3 +212,36 @@ def test_a_model_document_s_errors_name_the_field_where_the_file_has_it(aicap: A
     assert aicap("models", "show", str(tiny)).stderr == f"aicap: error: {tiny}:1: name, source: required fields are missing\n"
     tiny.write_text(tiny.read_text().replace("kind: decoder", "kind: decodr"))
     assert aicap("models", "show", str(tiny)).stderr.startswith(f"aicap: error: {tiny}:2: kind: must be one of")
+
+
+@pytest.mark.parametrize(
+    ("scaling", "context"),
+    [
+        ({"rope_type": "yarn", "factor": 4.0, "original_max_position_embeddings": 32768}, 131072),  # Qwen3's documented YaRN
+        ({"type": "yarn", "factor": 4, "original_max_position_embeddings": 32768}, 131072),  # the older key
+        ({"rope_type": "yarn", "factor": 40, "original_max_position_embeddings": 4096}, 163840),  # DeepSeek-V3: its positions
+        ({"rope_type": "yarn", "factor": 1.0, "original_max_position_embeddings": 4096}, 40960),  # never below the positions
+        ({"rope_type": "linear", "factor": 8.0}, 40960),  # Gemma 3's: the positions already extended (not 327,680)
+        ({"rope_type": "llama3", "factor": 8.0, "original_max_position_embeddings": 8192}, 40960),
+        ({"rope_type": "yarn", "factor": None}, 40960),
+        (None, 40960),
+    ],
+)
+def test_a_yarn_rope_scaling_extends_the_context(scaling: dict[str, Any] | None, context: int) -> None:
+    """A Qwen3 config with YaRN read 40,960 tokens of context and refused the 131,072-token requests engines serve with it."""
+    spec = from_hf_config({**QWEN3_8B, "rope_scaling": scaling})
+    assert spec.max_context == context
+
+
+@pytest.mark.parametrize(
+    ("scaling", "says"),
+    [
+        ("yarn", "rope_scaling: expected a mapping (rope_type, factor, ...) or null, got 'yarn'"),
+        ({"rope_type": "yarn", "factor": 0.5, "original_max_position_embeddings": 32768}, "rope_scaling.factor: expected a number"),
+        ({"rope_type": "yarn", "factor": "4", "original_max_position_embeddings": 32768}, "rope_scaling.factor: expected a number"),
+        ({"rope_type": "yarn", "factor": 4, "original_max_position_embeddings": "32k"}, "original_max_position_embeddings: expected an"),
+    ],
+)
+def test_a_bad_rope_scaling_is_named(scaling: object, says: str) -> None:
+    with pytest.raises(InputError, match=re.escape(says)):
+        from_hf_config({**QWEN3_8B, "rope_scaling": scaling}, "c.json")
