@@ -98,8 +98,8 @@ def machine_script(m: Machine, settings: dict[str, Settings], launch_at: Callabl
                    engine: str, heads: dict[tuple[str, int], str] | None = None) -> str:  # fmt: skip
     """The script of one machine for ``engine``: a summary line, each deployment's options file once, each replica's command.
 
-    Every replica starts in the background on its devices and port; the script waits on each, stops the others when one
-    fails, and stops them all on Ctrl-C or when it is killed.
+    Every replica starts in the background on its devices and port; the first to exit, failed or not, ends the script with
+    its status and the others are stopped, as they all are on Ctrl-C or when the script is killed.
     """
     import yaml
 
@@ -162,7 +162,18 @@ def machine_script(m: Machine, settings: dict[str, Settings], launch_at: Callabl
         port += 1
         started += 1
     if started:
-        lines.append('for pid in $pids; do wait "$pid"; done  # a server that fails ends the script, and the trap stops the rest')
+        # The first replica to exit ends the script with its status, and the trap stops the rest: waiting on each in turn
+        # blocked on the first while a later one had failed (POSIX sh has no `wait -n`, so the replicas are polled).
+        lines += ["while :; do  # the first replica to exit ends the script with its status; the trap stops the others",
+                  "  for pid in $pids; do",
+                  '    if ! kill -0 "$pid" 2>/dev/null; then',
+                  '      status=0; wait "$pid" || status=$?',
+                  '      echo "replica process $pid exited with status $status: stopping the others" >&2',
+                  '      exit "$status"',
+                  "    fi",
+                  "  done",
+                  "  sleep 2",
+                  "done"]  # fmt: skip
     return "\n".join(lines) + "\n"
 
 

@@ -36,7 +36,7 @@ def test_export_matches_golden(aicap, target: str) -> None:
     assert r.stdout == golden.read_text(), f"export to {target} changed; regenerate with AICAP_UPDATE_GOLDEN=1 if intended"
 
 
-SHELL_LINES = ("#", "set ", "machine=", "case ", "*)", "pids=", "trap ", "for pid ")  # the script's own lines, not commands
+SHELL_LINES = ("#", "set ", "machine=", "case ", "*)", "pids=", "trap ", "while ", "  ", "done")  # the script's own lines, not commands
 
 
 def _argv(script: str) -> list[list[str]]:
@@ -173,7 +173,27 @@ def test_output_dir_writes_one_script_per_machine(aicap, tmp_path: Path) -> None
     assert json.loads((tmp_path / "out" / ".aicap-export.json").read_text())["files"] == sorted(names)
     for p in (tmp_path / "out").glob("*.sh"):
         text = p.read_text()
-        assert text.startswith("#!/bin/sh\n") and "trap 'kill $pids" in text and text.rstrip().endswith("trap stops the rest")
+        assert text.startswith("#!/bin/sh\n") and "trap 'kill $pids" in text and text.rstrip().endswith("done")
+
+
+def test_the_first_replica_to_fail_ends_the_script_and_stops_the_others(aicap, tmp_path: Path) -> None:
+    """The script waited on its replicas in turn: with the first healthy and a later one failed, it blocked on the first."""
+    import shutil
+    import subprocess
+
+    sh = shutil.which("sh")
+    if sh is None:
+        pytest.skip("no POSIX shell")
+    script = aicap("export", str(PLAN), "--to", "vllm").stdout
+    tail = script[script.index("while :; do") : script.index("done\n;;") + 5]
+    marker = tmp_path / "healthy.pid"
+    test = tmp_path / "t.sh"
+    test.write_text(f"set -eu\npids=\"\"\ntrap 'kill $pids 2>/dev/null || true' INT TERM EXIT\nsleep 60 &\npids=\"$pids $!\"\n"
+                    f"echo $! > {marker}\nsh -c 'sleep 0.3; exit 7' &\npids=\"$pids $!\"\n{tail}")  # fmt: skip
+    r = subprocess.run([sh, str(test)], capture_output=True, text=True, timeout=30)
+    assert r.returncode == 7 and "exited with status 7: stopping the others" in r.stderr
+    stat = Path(f"/proc/{int(marker.read_text())}/stat")
+    assert not stat.exists() or stat.read_text().split(")")[-1].split()[0] == "Z"  # the trap stopped it (gone, or not yet reaped)
 
 
 def test_an_export_into_an_earlier_export_s_folder_leaves_none_of_the_old_plan(aicap, tmp_path: Path) -> None:
@@ -221,7 +241,7 @@ def test_a_machine_script_starts_its_replicas_on_their_own_devices_and_ports(aic
     script = aicap("export", str(plan), "--to", "vllm").stdout
     (tmp_path / "bin").mkdir()
     fake = tmp_path / "bin" / "vllm"
-    fake.write_text('#!/bin/sh\necho "$CUDA_VISIBLE_DEVICES $*"\n')
+    fake.write_text('#!/bin/sh\necho "$CUDA_VISIBLE_DEVICES $*"\nsleep 1\n')  # the first server to exit ends the script
     fake.chmod(0o755)
     (tmp_path / "run.sh").write_text(script)
     env = {**os.environ, "PATH": f"{tmp_path / 'bin'}:{os.environ['PATH']}"}
