@@ -274,12 +274,16 @@ def register(app: typer.Typer) -> None:
             # frameworks step whole micro-batches on every replica (gradient accumulation): a given batch and the default
             # alike are costed as whole rounds (the default 4Mi at --seq-len 3000 on 8 replicas was 174.76 rounds)
             batch = int(whole_rounds(gbt if gbt is not None else max(DEFAULT_BATCH[method], per_step), per_step))
+            batch_notes: list[str] = []  # on stderr and in the document's notes: a script sees the batch that was costed
             if gbt is not None and batch != gbt:
-                info(f"aicap: note: --global-batch-tokens {gbt:,} is costed as {batch:,}: {batch // per_step:,} round(s) of one "
-                     f"micro-batch ({micro_batch} × {seq_len:,} tokens) on each of the {n_dp:,} data-parallel replicas")  # fmt: skip
+                batch_notes.append(f"--global-batch-tokens {gbt:,} is costed as {batch:,}: {batch // per_step:,} round(s) of one "
+                                   f"micro-batch ({micro_batch} × {seq_len:,} tokens) on each of the {n_dp:,} data-parallel replicas")  # fmt: skip
             if gbt is None and per_step > DEFAULT_BATCH[method]:
-                info(f"aicap: note: the global batch is {per_step:,} tokens, one micro-batch on each of the {n_dp:,} replicas, above the "
-                     f"{DEFAULT_BATCH[method]:,}-token default (--global-batch-tokens sets it; a larger batch can change convergence)")  # fmt: skip
+                batch_notes.append(f"the global batch is {per_step:,} tokens, one micro-batch on each of the {n_dp:,} replicas, above "
+                                   f"the {DEFAULT_BATCH[method]:,}-token default (--global-batch-tokens sets it; a larger batch can "
+                                   "change convergence)")  # fmt: skip
+            for note in batch_notes:
+                info(f"aicap: note: {note}")
             fields = {"tp": tp, "pp": pp, "cp": cp, "dp": n_dp, "ep": ep, "virtual_pipeline": vp, "zero": zero,
                       "fsdp": fsdp, "recompute": recompute, "micro_batch": micro_batch, "seq_len": seq_len,
                       "global_batch_tokens": batch, "offload": offload, **recipe_fields}  # fmt: skip
@@ -291,6 +295,7 @@ def register(app: typer.Typer) -> None:
 
             res = estimate_job(cat, spec_model, hw[0], setup, n_tokens, pricing=pricing)  # type: ignore[arg-type]
             doc = res.model_dump(mode="json")
+            doc["notes"] = [*batch_notes, *doc["notes"]]
             emit(View(doc, [Table(f"Training job: {res.model}", ["", "value"], job_rows(doc), _caption(doc))], csv=flat_table(doc)), fmt)
             for note in res.notes:
                 info(f"aicap: note: {note}")
@@ -354,7 +359,7 @@ def register(app: typer.Typer) -> None:
             Table(f"Training plan ({objective}, {pricing})", ["", "value"], job_rows(best), _caption(best)),
             Table(
                 "Best job per device type",
-                ["device", "instances", "devices", "layout", "days", f"usd_{pricing}", "mfu_%", "efficiency"],
+                ["device", "instances", "devices", "layout", "wall clock", f"usd_{pricing}", "mfu_%", "efficiency"],
                 alt_rows,
                 "efficiency: whether the device family's matmul efficiency is fitted on measurements or a datasheet-derived prior, "
                 "and whether any published training run of the family was measured (none: the step model is extrapolated)",
@@ -364,9 +369,11 @@ def register(app: typer.Typer) -> None:
         asked = gbt or DEFAULT_BATCH[method]
         if best["tokens_per_step"] != asked:  # each layout steps whole rounds of one micro-batch on every replica
             lay = best["layout"]
-            info(f"aicap: note: the global batch of {asked:,} tokens is costed as {best['tokens_per_step']:,}: "
-                 f"{best['tokens_per_step'] // (lay['dp'] * lay['micro_batch'] * lay['seq_len']):,} round(s) of one micro-batch "
-                 f"({lay['micro_batch']} × {lay['seq_len']:,} tokens) on each of the plan's {lay['dp']:,} data-parallel replicas")  # fmt: skip
+            costed = (f"the global batch of {asked:,} tokens is costed as {best['tokens_per_step']:,}: "
+                      f"{best['tokens_per_step'] // (lay['dp'] * lay['micro_batch'] * lay['seq_len']):,} round(s) of one micro-batch "
+                      f"({lay['micro_batch']} × {lay['seq_len']:,} tokens) on each of the plan's {lay['dp']:,} data-parallel replicas")  # fmt: skip
+            info(f"aicap: note: {costed}")
+            best["notes"] = [costed, *best["notes"]]  # in the document too: a script sees the batch that was costed
         off = [f"{a['hardware']} {a['tokens_per_step']:,}" for a in alts if abs(a["tokens_per_step"] / asked - 1) > 0.05]
         if off:  # whole rounds of a wide layout's micro-batches can land far from the batch asked (a step's size moves convergence)
             info(f"aicap: note: alternatives whose layout steps a batch more than 5% from {asked:,} tokens (whole rounds of "

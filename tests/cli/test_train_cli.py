@@ -520,3 +520,16 @@ def test_the_search_spans_the_hosts_of_a_tpu_slice_as_a_given_layout_does(aicap:
     given = aicap("train", "-m", "llama-3.1-8b", "--hardware", "tpu-v6e", "--devices", "64", "--tp", "2", "--pp", "2", "--recompute",
                   "none", "--tokens", "1T", "-f", "json").json()  # fmt: skip
     assert plan["wall_clock_days"] <= given["wall_clock_days"]  # the search finds at least what a given layout reaches
+
+
+def test_the_batch_that_was_costed_is_in_the_document_too(aicap: Any) -> None:
+    """The batch rounded to whole rounds of micro-batches was said on stderr only: a script reading the JSON saw "notes": []."""
+    r = aicap("train", "-m", "llama-3.1-8b", "--tokens", "2T", "--hardware", "h100-sxm", "--devices", "8", "--global-batch-tokens", "1K",
+              "-f", "json")  # fmt: skip
+    assert r.code == 0, r.stderr
+    said = "--global-batch-tokens 1,000 is costed as 32,768"
+    assert said in r.stderr and any(n.startswith(said) for n in r.json()["notes"])
+    r = aicap("train", "-m", "llama-3.1-8b", "--tokens", "1B", "--cloud", "aws", "--global-batch-tokens", "10000", "-f", "json")
+    assert r.code == 0, r.stderr
+    said = "the global batch of 10,000 tokens is costed as "
+    assert said in r.stderr and any(n.startswith(said) for n in r.json()["plan"]["notes"])
