@@ -354,6 +354,7 @@ def _document(fleet: Fleet, cat: CatalogueLike, s: _Setup, sol: PeriodSolution, 
         periods.append(Period(start_hour=h, usd_per_hour=round(reserved_hour + hourly, 4), instances=inst, workloads=wl))
     total = sol.usd * month
     reserved = [Reserved(instance_type=s.insts[t].name, pricing=models[m], count=int(sol.reserved[t, m]),
+                         price_date=s.insts[t].price_date.isoformat(),
                          usd_per_month=round(float(price[t, m] * sol.reserved[t, m]) * c.billed_hours(models[m]), 2))
                 for t in range(len(s.insts)) for m in range(len(models)) if res[m] and sol.reserved[t, m] > 0]  # fmt: skip
     devices = [sum(s.insts[t].devices * (int(sol.reserved[t].sum()) + int(sol.hourly[t, :, h].sum())) for t in range(len(s.insts)))

@@ -410,6 +410,8 @@ def test_a_reservation_that_pays_only_across_two_types_is_found() -> None:
     assert plan.totals.on_demand_only_usd_per_month is not None
     assert plan.totals.usd_per_month < 0.9 * plan.totals.on_demand_only_usd_per_month
     assert [(r.instance_type, r.count) for r in plan.totals.reserved] == [("v6e-8", 1)]
+    # the commitment carries its price's date, as every hour's instances do (it was null)
+    assert [r.price_date for r in plan.totals.reserved] == [CAT.instance("v6e-8").price_date.isoformat()]
     capped = f.model_copy(update={"constraints": f.constraints.model_copy(update={"budget_usd_per_month": 16000.0})})
     assert size_periods(capped, CAT).totals.usd_per_month <= 16000.0
 
