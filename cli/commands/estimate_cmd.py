@@ -93,6 +93,12 @@ def speculative_config(method: str | None, draft_model: str | None, draft_tokens
         raise InputError(f"--acceptance {acceptance}: must be between 0 and 1")
     if draft_model is not None and method != "draft":
         raise InputError(f"--draft-model is for --speculative draft, not '{method}'")
+    if method == "draft" and (missing := [f for f, v in (("--draft-model", draft_model), ("--acceptance", acceptance)) if v is None]):
+        # both at once, by their flags (it took two runs, and the second named the fleet file's draft_model)
+        what = {"--draft-model": "the drafting model (the same tokenizer, e.g. llama-3.2-1b for the Llama 3.1 family)",
+                "--acceptance": "the per-token acceptance rate, 0 to 1 (a draft model's depends on the pair and the traffic: no "
+                                "published default)"}  # fmt: skip
+        raise InputError(f"--speculative draft needs {' and '.join(missing)}: {'; '.join(what[f] for f in missing)}")
     return SpeculativeConfig(method=method, draft_model=draft_model, draft_tokens=draft_tokens, acceptance=acceptance)
 
 

@@ -37,12 +37,15 @@ def test_size_records_speculative_decoding_in_the_plan(aicap) -> None:
     ("extra", "needle"),
     [
         (("--speculative", "medusa"), "valid methods: draft, mtp, eagle, ngram"),
-        (("--speculative", "draft", "--acceptance", "0.6"), "needs draft_model"),
         (("--speculative", "draft", "--draft-model", "qwen3-8b", "--acceptance", "0.6"), "same tokenizer"),
         (("--acceptance", "0.6"), "need --speculative"),
         (("--speculative", "mtp", "--acceptance", "1.5"), "--acceptance 1.5"),
         (("--speculative", "mtp", "--draft-tokens", "0"), "--draft-tokens 0"),
         (("--speculative", "mtp", "--draft-model", "llama-3.2-1b"), "--draft-model is for --speculative draft"),
+        # both missing options at once, by their flags (two runs, the second naming the fleet file's draft_model)
+        (("--speculative", "draft"), "--speculative draft needs --draft-model and --acceptance: the drafting model"),
+        (("--speculative", "draft", "--acceptance", "0.7"), "--speculative draft needs --draft-model: the drafting model"),
+        (("--speculative", "draft", "--draft-model", "llama-3.2-1b"), "--speculative draft needs --acceptance: the per-token"),
         (
             (
                 "--speculative",
