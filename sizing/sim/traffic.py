@@ -32,6 +32,7 @@ from aicap.sizing.sim.engine import Requests
 MAX_TRACE_BYTES = 512 * 1024 * 1024  # a trace of ~20 million requests
 MAX_TOKENS = 10**9  # longest request length a trace may give (no model comes near)
 MAX_PRIORITY = 999  # largest priority class a trace may give (the simulator keeps state per class up to the largest)
+MAX_ARRIVAL_S = 1e10  # largest |arrival_s| [s]: epoch timestamps (1.7e9) keep microseconds; at 1e308 a late request's gaps were 0
 #: Most synthetic requests one simulation draws: the simulator keeps about 1.3 KB per request (3 million
 #: took 3.9 GB), so this bounds a run to about 7 GB of memory; a longer horizon is a trace or several seeds.
 MAX_REQUESTS = 5_000_000
@@ -236,13 +237,28 @@ def _row(rec: dict[str, object], where: str, limit: ContextLimit | None = None, 
         t = float(str(rec["arrival_s"]).strip())
     except ValueError:
         raise InputError(f"{where}: arrival_s {excerpt(rec['arrival_s'])} is not a number of seconds") from None
-    if not np.isfinite(t):
-        raise InputError(f"{where}: arrival_s {excerpt(rec['arrival_s'])} must be a finite number of seconds")
+    if not (np.isfinite(t) and abs(t) <= MAX_ARRIVAL_S):
+        raise InputError(f"{where}: arrival_s {excerpt(rec['arrival_s'])} must be a finite number of seconds, at most "
+                         f"{MAX_ARRIVAL_S:.0e} in size (epoch seconds or seconds from the start)")  # fmt: skip
     prio = rec.get("priority")
     i, o = _int(rec["input_tokens"], "input_tokens", where, 1), _int(rec["output_tokens"], "output_tokens", where, min_output)
     if limit is not None:
         limit.check_row(i, o, where)
     return (t, i, o, 0 if prio in (None, "") else _int(prio, "priority", where, 0, MAX_PRIORITY))
+
+
+class _Repeated(ValueError):
+    """A key a JSON object gives twice (its text: the key)."""
+
+
+def _once(pairs: list[tuple[str, object]]) -> dict[str, object]:
+    """A JSON object's pairs as a dict, refusing a key given twice (``json`` keeps the last silently; YAML refuses it)."""
+    out: dict[str, object] = {}
+    for k, v in pairs:
+        if k in out:
+            raise _Repeated(k)
+        out[k] = v
+    return out
 
 
 def _unknown(keys: list[str], where: str) -> None:
@@ -274,12 +290,18 @@ def load_trace(path: Path, *, shift: bool = True, limit: ContextLimit | None = N
             if not line.strip():
                 continue
             try:
-                rec = json.loads(line)
+                rec = json.loads(line, object_pairs_hook=_once)
             except json.JSONDecodeError as e:
                 raise InputError(f"{path}:{k}: not a JSON object ({e.msg})") from None
+            except _Repeated as e:
+                raise InputError(f"{path}:{k}: key {excerpt(str(e))} given twice (a JSON object names each field once)") from None
             if not isinstance(rec, dict):
                 raise InputError(f"{path}:{k}: expected a JSON object with {', '.join(TRACE_FIELDS)}, got {excerpt(rec)}")
             _unknown([str(x) for x in rec], f"{path}:{k}")
+            if text_values := [f for f in (*TRACE_FIELDS, "priority") if isinstance(rec.get(f), str | bool)]:
+                f = text_values[0]  # CSV cells are text; a JSON trace writes numbers as numbers, as YAML documents do
+                kind = "text (write it without quotes)" if isinstance(rec[f], str) else "a boolean"
+                raise InputError(f"{path}:{k}: {f} {excerpt(rec[f])}: expected a number, not {kind}")
             rows.append(_row(rec, f"{path}:{k}", limit, min_output))
     else:
         reader = csv.DictReader(io.StringIO(text))

@@ -90,6 +90,12 @@ def test_the_shipped_example_trace_loads() -> None:
     ("arrival_s,input_tokens,output_tokens\n", "", "no requests"),
     ('{"arrival_s": 1, "input_tokens": 2, "output_tokens": 3}\n[1]\n', ":2:", "JSON object"),
     ('{"arrival_s": 1, "input_tokens": 2, "output_tokens": 3}\n{"arrival_s": inf}\n', ":2:", "not a JSON object"),
+    # as strict as CSV and YAML: a key given twice kept the last; numbers written as text or booleans were read
+    ('{"arrival_s": 0, "input_tokens": 2, "output_tokens": 3, "arrival_s": 5}\n', ":1:", "key 'arrival_s' given twice"),
+    ('{"arrival_s": "0", "input_tokens": 2, "output_tokens": 3}\n', ":1:", "arrival_s '0': expected a number, not text"),
+    ('{"arrival_s": 0, "input_tokens": 2, "output_tokens": 3, "priority": true}\n', ":1:", "priority True: expected a number, not a"),
+    # 1e308 s was read: the late request's gaps came out 0 and the load 1e-308 req/s
+    ("arrival_s,input_tokens,output_tokens\n1e308,2,3\n0,2,3\n", ":2:", "at most 1e\\+10 in size"),
 ])  # fmt: skip
 def test_trace_errors_name_file_and_line(tmp_path: Path, text: str, where: str, msg: str) -> None:
     f = tmp_path / "bad.csv"
