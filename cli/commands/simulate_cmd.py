@@ -360,6 +360,12 @@ def register(app: typer.Typer) -> None:
                 import numpy as np
 
                 reqs = replace(reqs, input_tokens=np.ones_like(reqs.input_tokens), output_tokens=np.zeros_like(reqs.output_tokens))
+            if weights is not None:  # one weight per class, as with --classes (an unused weight was echoed as if it weighed)
+                n_classes = 1 if reqs.priority is None else int(reqs.priority.max()) + 1
+                if len(weights) != n_classes:
+                    raise InputError(f"--class-weights {class_weights!r}: {len(weights)} weights for the {n_classes} priority "
+                                     f"class{'es' if n_classes > 1 else ''} of {trace.name} (priority 0 to {n_classes - 1}); "
+                                     "give one weight per class")  # fmt: skip
             if prefix_cached:
                 check_prefix_cached(prefix_cached)
                 reqs = replace(reqs, cached_tokens=cached_prefix(reqs.input_tokens, prefix_cached))

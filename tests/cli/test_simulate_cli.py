@@ -220,7 +220,11 @@ def test_trace_input_errors_and_rejections(tmp_path: Path) -> None:
     trace = tmp_path / "t.csv"
     trace.write_text("arrival_s,input_tokens,output_tokens,priority\n0,100,10,3\n1,100,10,0\n")
     code, _, err = run(*BASE, "--trace", str(trace), "--policy", "priority", "--class-weights", "1,1")
-    assert code == 2 and "priority class 3 has no weight" in err
+    assert code == 2 and "--class-weights '1,1': 2 weights for the 4 priority classes of t.csv (priority 0 to 3)" in err
+    # one weight too many was accepted and echoed as if it weighed (--classes refused the same mismatch)
+    trace.write_text("arrival_s,input_tokens,output_tokens,priority\n0,100,10,1\n1,100,10,0\n")
+    code, _, err = run(*BASE, "--trace", str(trace), "--policy", "priority", "--class-weights", "2,1,1")
+    assert code == 2 and "3 weights for the 2 priority classes of t.csv" in err
     code, _, err = run(*BASE, "--trace", str(trace), "--concurrency", "0")
     assert code == 2 and "--concurrency 0" in err
     huge = tmp_path / "h.jsonl"
