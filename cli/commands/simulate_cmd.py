@@ -435,6 +435,9 @@ def register(app: typer.Typer) -> None:
                              f"({per} devices each), not --replicas {replicas}: give one of them")  # fmt: skip
         if n_rep < 1:
             raise InputError(f"--replicas {n_rep}: must be >= 1")
+        if n_rep == 1 and not compare_policies and typed_flags(ctx, "router"):  # (--compare-policies searches replica counts)
+            raise InputError(f"--router {router} spreads requests over replicas and this run has one: give --replicas N (or --devices "
+                             "for several replicas), or drop --router")  # fmt: skip
         layout = chosen.deployment
         if prefix_cached and not prefix_cache:
             raise InputError(f"--prefix-cached {prefix_cached:g} needs a prefix cache: drop it or --no-prefix-cache")

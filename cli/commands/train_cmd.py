@@ -232,6 +232,9 @@ def register(app: typer.Typer) -> None:
                 raise InputError(f"{name} {value:g}: must be positive")
         if not 0.0 <= ep_overlap <= 1.0:
             raise InputError(f"--ep-overlap {ep_overlap:g}: a share from 0 to 1")
+        if ep_overlap > 0 and getattr(spec_model, "moe", None) is None:  # as --ep is: it changes nothing on a dense model
+            raise InputError(f"--ep-overlap {ep_overlap:g}: hides a mixture-of-experts model's expert all-to-all, and {spec_model.id} "
+                             "is dense: drop it")  # fmt: skip
         if not 0.0 <= comm_sm_share < 1.0:
             raise InputError(f"--comm-sm-share {comm_sm_share:g}: a share from 0 up to (not including) 1")
         if not 0 <= mtp_depth <= 8:

@@ -210,6 +210,8 @@ def test_schema_of_the_report_validates_a_run() -> None:
     ([*BASE, "--rate", "1", "--max-num-seqs", "-1"], "--max-num-seqs -1"),
     ([*BASE, "--rate", "1", "--max-batched-tokens", "0"], "--max-batched-tokens 0"),
     ([*BASE, "--rate", "1", "--plot", "/nonexistent-dir/x.png"], "does not exist"),
+    # a router with one replica routes nothing (it ran, the option echoed as if it had)
+    ([*BASE, "--rate", "1", "--router", "shortest_queue"], "--router shortest_queue spreads requests over replicas and this run has one"),
 ])  # fmt: skip
 def test_review_input_errors_are_one_line(args: list[str], msg: str) -> None:
     code, out, err = run(*args)
