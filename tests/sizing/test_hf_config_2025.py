@@ -245,3 +245,22 @@ def test_a_yarn_rope_scaling_extends_the_context(scaling: dict[str, Any] | None,
 def test_a_bad_rope_scaling_is_named(scaling: object, says: str) -> None:
     with pytest.raises(InputError, match=re.escape(says)):
         from_hf_config({**QWEN3_8B, "rope_scaling": scaling}, "c.json")
+
+
+def test_a_vocabulary_past_any_model_is_named_at_its_own_line(aicap: Any, tmp_path: Path) -> None:
+    """The error pointed at hidden_size's line (the first field the message named) for a vocab_size of 1e12."""
+    cfg = {**QWEN3_8B, "vocab_size": 10**12}
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps(cfg, indent=1))
+    line = next(k for k, text in enumerate(path.read_text().splitlines(), start=1) if '"vocab_size"' in text)
+    r = aicap("models", "show", str(path))
+    assert r.code == 2 and f"{path}:{line}: vocab_size 1,000,000,000,000, hidden_size 4,096" in r.stderr
+    deep = aicap("models", "show", str(_write(tmp_path, {**QWEN3_8B, "num_hidden_layers": 10**9})))  # the layers' term leads
+    assert deep.code == 2 and ": hidden_size 4,096, num_layers 1,000,000,000" in deep.stderr
+
+
+def _write(tmp_path: Path, cfg: dict[str, Any]) -> Path:
+    path = tmp_path / "deep" / "config.json"
+    path.parent.mkdir(exist_ok=True)
+    path.write_text(json.dumps(cfg, indent=1))
+    return path

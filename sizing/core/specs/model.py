@@ -140,8 +140,12 @@ class _Transformer(_Strict):
         dense = float(self.num_layers) * self.hidden_size * (4.0 * self.hidden_size + 3.0 * self.intermediate_size)
         rough = dense + float(self.vocab_size) * self.hidden_size  # a lower bound on the parameters (experts only add)
         if rough > MAX_PARAMS:
-            raise ValueError(f"hidden_size {self.hidden_size:,}, num_layers {self.num_layers:,}, intermediate_size "
-                             f"{self.intermediate_size:,} and vocab_size {self.vocab_size:,} make at least {rough:.2g} parameters, over "
+            # the field that makes the larger term leads (a config error points at the line of the first field named)
+            shapes = [f"hidden_size {self.hidden_size:,}", f"num_layers {self.num_layers:,}",
+                      f"intermediate_size {self.intermediate_size:,}"]  # fmt: skip
+            named = ([f"vocab_size {self.vocab_size:,}", *shapes] if float(self.vocab_size) * self.hidden_size >= dense
+                     else [*shapes, f"vocab_size {self.vocab_size:,}"])  # fmt: skip
+            raise ValueError(f"{', '.join(named[:-1])} and {named[-1]} make at least {rough:.2g} parameters, over "
                              f"{MAX_PARAMS:.0e}: no model is that large (check those fields)")  # fmt: skip
         if self.kv_heads > self.num_heads:
             raise ValueError(f"num_kv_heads ({self.kv_heads}) must not exceed num_heads ({self.num_heads})")
