@@ -257,8 +257,9 @@ class Plan(_Doc):
         would pass a budget gate: the instances' hourly costs must sum to the total (each is rounded to cents),
         the monthly total be the hourly one times the plan's hours, the workloads' costs sum to the total (the
         chargeback shares every instance out), no instance type host more devices than the plan buys of it, and
-        every workload serve the model its input workload names (``export`` and ``simulate`` read the model from
-        the inputs, so an edited one would launch or simulate another model than the plan says).
+        every workload serve the model its input workload names and carry the rate it names (``export`` and ``simulate``
+        read the model from the inputs, so an edited one would launch or simulate another model than the plan says, and
+        ``simulate`` replays the workload's rate: an edited one was simulated against capacity sized for the other).
         """
         given = {w.name: w for w in self.inputs.workloads}
         for w in self.workloads:
@@ -268,6 +269,10 @@ class Plan(_Doc):
                 return f"workload '{w.name}' is not one of the fleet's it was sized for (inputs.workloads: {names})"
             if src.model != w.model:
                 return f"workload '{w.name}': model '{w.model}' is not the one it was sized for ('{src.model}' in inputs.workloads)"
+            asked = src.rate  # the demand the plan carries (simulate replays it; check and diff judge it)
+            if asked is not None and w.requests_per_s is not None and abs(w.requests_per_s - asked) > 1e-3 * asked:
+                return (f"workload '{w.name}': requests_per_s {w.requests_per_s:g} is not the rate it was sized for "
+                        f"({asked:.4g} in inputs.workloads)")  # fmt: skip
         tot = self.totals
         cents = 0.005 * (len(self.instances) + 1)
         if abs(sum(i.usd_per_hour for i in self.instances) - tot.usd_per_hour) > cents:

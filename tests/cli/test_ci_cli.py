@@ -192,6 +192,8 @@ def test_diff_names_the_layouts_that_changed(aicap, plans) -> None:
     # export and simulate read the model from the inputs: an edited one was launched as the model it replaced (exit 0)
     (lambda d: d["workloads"][0].update(model="llama-9.9-70b"), "model 'llama-9.9-70b' is not the one it was sized for"),
     (lambda d: d["workloads"][0].update(name="renamed"), "workload 'renamed' is not one of the fleet's it was sized for"),
+    # simulate replays the workload's rate: one edited to 100x was simulated against the capacity sized for the other
+    (lambda d: d["workloads"][0].update(requests_per_s=d["workloads"][0]["requests_per_s"] * 100), "is not the rate it was sized for"),
 ])  # fmt: skip
 def test_an_edited_plan_does_not_pass_the_budget_gate(aicap, plans, edit, says) -> None:  # type: ignore[no-untyped-def]
     """check judged a plan by its own totals: one edited to $1/month passed a $30,000 budget (exit 0)."""
