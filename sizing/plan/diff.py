@@ -52,6 +52,7 @@ def _numbers(w: PlanWorkload) -> dict[str, Any]:
         "usd_per_month": w.usd_per_month,
         "usd_per_million_output_tokens": w.usd_per_million_output_tokens,
         "usd_per_million_requests": w.usd_per_million_requests,
+        "requests_per_s": w.requests_per_s,
         "percentile": w.percentile,
         "ttft_target_ms": w.ttft_target_ms,
         "tpot_target_ms": w.tpot_target_ms,
@@ -121,6 +122,10 @@ def diff(base: Plan, head: Plan) -> dict[str, Any]:
             slo = [f"{what} {a[k] if a[k] is not None else 'none'} → {b[k] if b[k] is not None else 'none'}"
                    for k, what in (("percentile", "percentile"), ("ttft_target_ms", "TTFT target ms"), ("tpot_target_ms", "TPOT target ms"))
                    if a[k] != b[k]]  # fmt: skip
+            if a["requests_per_s"] != b["requests_per_s"]:  # the cause of a change the layouts may not show
+                demand = [f"{x:g} req/s" if x is not None else "none (throughput objective)"
+                          for x in (a["requests_per_s"], b["requests_per_s"])]  # fmt: skip
+                slo_notes.append(f"'{name}': its demand changed ({demand[0]} → {demand[1]})")
             if slo:
                 same = a["percentile"] == b["percentile"]
                 slo_notes.append(f"'{name}': its SLO changed ({', '.join(slo)})"

@@ -107,14 +107,16 @@ def test_workload_numbers_and_deltas() -> None:
     assert row["base"] == {
         "layout": "generic: 2× TP1·PP1 bf16 (KV bf16) batch 8 on x; 3× TP1·PP1 bf16 (KV bf16) batch 8 on x",
         "instances": 0.583, "devices": 5, "hardware": "2×h100-sxm, 3×l4", "usd_per_hour": 3.0, "usd_per_month": 2190.0,
-        "usd_per_million_output_tokens": None, "usd_per_million_requests": 833.33, "percentile": "p99", "ttft_target_ms": None,
+        "usd_per_million_output_tokens": None, "usd_per_million_requests": 833.33, "requests_per_s": None, "percentile": "p99",
+        "ttft_target_ms": None,
         "tpot_target_ms": None,
             "ttft_ms": 300.0, "tpot_ms": None, "ttft_margin_pct": 10.0,
         "tpot_margin_pct": 20.0,
     }  # fmt: skip
     assert row["delta"] == {
         "layout": None, "instances": 0.417, "devices": 3, "hardware": None, "usd_per_hour": 0.25, "usd_per_month": 182.5,
-        "usd_per_million_output_tokens": None, "usd_per_million_requests": 69.45, "percentile": None, "ttft_target_ms": None,
+        "usd_per_million_output_tokens": None, "usd_per_million_requests": 69.45, "requests_per_s": None, "percentile": None,
+        "ttft_target_ms": None,
         "tpot_target_ms": None,
             "ttft_ms": -100.0, "tpot_ms": None, "ttft_margin_pct": 0.0,
         "tpot_margin_pct": 0.0,
@@ -210,3 +212,14 @@ def test_the_headline_takes_the_largest_move_in_milliseconds_and_slo_changes_are
     both = plan(10.0, [with_slo(wl("chat", ttft=1000.0, percentile="p90"), 1000.0, 40.0)])
     assert diff(base, both)["notes"][0] == ("'chat': its SLO changed (percentile p99 → p90, TTFT target ms 2000.0 → 1000.0, TPOT "
                                             "target ms 50.0 → 40.0); its latency columns compare different percentiles")  # fmt: skip
+
+
+def test_a_change_of_demand_is_named() -> None:
+    """A workload whose demand moved from 20 to 25 req/s read "changed" with its layout the same and nothing saying why."""
+    base = plan(1.0, [{**wl("chat"), "requests_per_s": 20.0}])
+    head = plan(1.0, [{**wl("chat", ttft=120.0), "requests_per_s": 25.0}])
+    d = diff(base, head)
+    row = d["workloads"][0]
+    assert row["status"] == "changed" and row["delta"]["requests_per_s"] == 5.0
+    assert "'chat': its demand changed (20 req/s → 25 req/s)" in d["notes"]
+    assert not any("demand" in n for n in diff(base, base)["notes"])
