@@ -40,6 +40,7 @@ from aicap.sizing.core.dtypes import WeightDtype
 from aicap.sizing.core.errors import InputError, excerpt
 from aicap.sizing.core.lengths import LengthBin
 from aicap.sizing.core.profile import WEEKLY_SHAPES, Diurnal, HourlyRates, Weekly, check_hours
+from aicap.sizing.core.specs.instance import NetworkKind
 from aicap.sizing.core.specs.speculative import SpeculativeConfig
 
 Percentile = Literal["p50", "p90", "p95", "p99"]
@@ -199,7 +200,7 @@ class Workload(_Doc):
     instance_types: list[str] | None = Field(
         None, description="only these instance types (aicap sets it to keep a disaggregated workload's two pools in one cloud and region)"
     )
-    network_kinds: list[str] | None = Field(
+    network_kinds: list[NetworkKind] | None = Field(
         None, description="only instance types whose scale-out network is one of these kinds (a disaggregated pool: RDMA-class)"
     )
     disaggregation: Disaggregation | None = Field(None, description="serve prefill and decode on separate pools (decoders)")

@@ -202,8 +202,24 @@ def load_fleet(path: Path | str, replaced: list[tuple[str, object, str, object]]
         raise InputError(f"{path}: a plan (what `aicap size --output` writes), not a fleet file: its 'inputs' section is the fleet it "
                          "was sized from; simulate, export or check the plan itself")  # fmt: skip
     _unique_names(doc, path, text)
+    _no_internal_fields(doc, path, text)
     applied = _apply(_model_files(_read_profiles(doc, path, text), path.parent), replaced=replaced, **overrides)
     return validate_model(Fleet, applied, str(path), text)
+
+
+#: Workload fields aicap sets on the pools it splits a disaggregated workload into, not for a fleet file to give.
+INTERNAL_FIELDS = ("disaggregated_role",)
+
+
+def _no_internal_fields(doc: dict[str, Any], path: Path, text: str) -> None:
+    """Refuse a workload giving a field aicap sets itself, at its line (a prefill role dropped the TPOT target without a word)."""
+    workloads = doc.get("workloads")
+    for k, w in enumerate(workloads if isinstance(workloads, list) else []):
+        for key in INTERNAL_FIELDS:
+            if isinstance(w, dict) and key in w:
+                line = line_of(text, ("workloads", k, key))
+                raise InputError(f"{path}:{line or 1}: workloads[{k}].{key}: set by aicap on the pools it splits a disaggregated "
+                                 "workload into, not in a fleet file; give the workload disaggregation: {} instead")  # fmt: skip
 
 
 def _unique_names(doc: dict[str, Any], path: Path, text: str) -> None:

@@ -165,6 +165,8 @@ def _check_workloads(fleet: Fleet, cat: CatalogueLike) -> None:
             raise
         except InputError as exc:  # a model file that is missing or bad: name the value as written (its line in a fleet file)
             raise InputError(f"model {excerpt(w.model)} of workload {excerpt(w.name)}: {exc}") from None
+        for name in w.instance_types or ():  # a misspelt one left the workload no instance: "infeasible" with no reason given
+            cat.instance(name)
         if model.kind != "decoder" and w.slo.tpot_ms is not None:  # the target was dropped without a word
             raise InputError(f"workload '{w.name}': {model.id} is an {model.kind} model and emits no tokens, so has no TPOT: drop "
                              "slo.tpot_ms (its latency target is slo.ttft_ms)")  # fmt: skip
@@ -183,6 +185,16 @@ def _check_workloads(fleet: Fleet, cat: CatalogueLike) -> None:
 def _diagnose(w: Workload, cat: CatalogueLike, cands: list[Candidate], insts: list[InstanceSpec], engine: str | None) -> str:
     """One line naming the binding constraint for a workload with no feasible candidate (served on ``engine``, a profile id)."""
     model = cat.model(w.model)
+    if not cands:  # the workload's own filters left it no instance type at all: name them, not an empty list of devices
+        names = {i.name for i in insts}
+        filters = [f"instance_types {', '.join(w.instance_types)}" + ("" if set(w.instance_types) & names else
+                   ", none of which the constraints allow (clouds, regions, pricing, hardware)")
+                   if w.instance_types is not None else "",
+                   f"hardware {', '.join(w.hardware)}" if w.hardware else "",
+                   f"network_kinds {', '.join(w.network_kinds)}" if w.network_kinds else "",
+                   f"min_network_gbps {w.min_network_gbps:g}" if w.min_network_gbps else ""]  # fmt: skip
+        given = "; ".join(f for f in filters if f) or "the fleet's constraints"
+        return f"workload '{w.name}' ({model.id}): no allowed instance type passes its filters ({given})"
     reasons = [c.reason for c in cands if c.reason]
     if reasons and all("supports none" in r or "serves none" in r for r in reasons):
         detail = "; ".join(sorted(set(reasons)))

@@ -417,3 +417,25 @@ def test_a_fleet_on_standard_input_is_read_with_a_dash(aicap, monkeypatch: pytes
     assert r.code == 2 and "--output -: give a file name" in r.stderr and not (tmp_path / "-").exists()
     bad = aicap("size", "-", stdin=text + "  - {name: batch, model: llama-3.1-8b}\n")
     assert bad.code == 2 and bad.stderr.startswith("aicap: error: <stdin>:3: workloads[1]: workload 'batch' gives no requests_per_s")
+
+
+WORKLOAD = "workloads:\n  - name: chat\n    model: llama-3.1-8b\n    requests_per_s: 2\n    slo: {ttft_ms: 1000, tpot_ms: 50}\n"
+
+
+@pytest.mark.parametrize(
+    ("extra", "code", "says"),
+    [
+        # a misspelt instance type left the workload no instance: exit 3, "no deployment ... on the allowed instances:" and nothing
+        ("    instance_types: [p5.48xlarg]\n", 2, "fleet.yaml:6: unknown instance 'p5.48xlarg': did you mean p5.48xlarge"),
+        # one the constraints exclude: exit 3 naming the filter
+        ("    instance_types: [a3-highgpu-8g]\n", 3, "no allowed instance type passes its filters (instance_types a3-highgpu-8g, none"),
+        ("    network_kinds: [infiniband9]\n", 2, "fleet.yaml:6: workloads[0].network_kinds[0]: Input should be 'efa', 'infiniband'"),
+        # aicap sets it on the pools it splits: given by hand, a prefill role dropped the TPOT target without a word
+        ("    disaggregated_role: prefill\n", 2, "fleet.yaml:6: workloads[0].disaggregated_role: set by aicap on the pools"),
+    ],
+)
+def test_a_workloads_own_filters_are_checked_by_name(aicap, tmp_path: Path, extra: str, code: int, says: str) -> None:
+    fleet = tmp_path / "fleet.yaml"
+    fleet.write_text(WORKLOAD + extra + "constraints: {clouds: [aws]}\n")
+    r = aicap("-q", "size", str(fleet))
+    assert r.code == code and says in r.stderr, r.stderr
