@@ -151,7 +151,8 @@ def per_item(fleet: Fleet, cat: CatalogueLike) -> Fleet:
 def _check_workloads(fleet: Fleet, cat: CatalogueLike) -> None:
     """Refuse a workload its model cannot take (:class:`InputError`, naming the workload and the field).
 
-    An unknown engine, a TPOT target on a model that emits no tokens, or a request longer than the model's context.
+    An unknown engine, a misspelt instance type, a KV-cache format or weight formats the workload's engine does not serve,
+    a TPOT target on a model that emits no tokens, or a request longer than the model's context.
     """
     for w in fleet.workloads:
         engine = fleet.constraints.engine_of(w)
@@ -167,6 +168,14 @@ def _check_workloads(fleet: Fleet, cat: CatalogueLike) -> None:
             raise InputError(f"model {excerpt(w.model)} of workload {excerpt(w.name)}: {exc}") from None
         for name in w.instance_types or ():  # a misspelt one left the workload no instance: "infeasible" with no reason given
             cat.instance(name)
+        spec = cat.engines[engine] if engine is not None and engine != "generic" else None
+        if spec is not None and w.kv_dtype is not None and w.kv_dtype not in spec.kv_dtypes:  # every device then "supported none"
+            raise InputError(f"workload '{w.name}': kv_dtype {w.kv_dtype}: {spec.name} keeps the KV cache in {', '.join(spec.kv_dtypes)} "
+                             f"(aicap engines show {spec.id}): give one of them, or another engine")  # fmt: skip
+        if spec is not None and not set(formats := allowed(w, model)) & set(spec.weights_dtypes):
+            raise InputError(f"workload '{w.name}': precisions {', '.join(formats)}: {spec.name} serves weights in "
+                             f"{', '.join(spec.weights_dtypes)} (aicap engines show {spec.id}): allow one of them, or another "
+                             "engine")  # fmt: skip
         if model.kind != "decoder" and w.slo.tpot_ms is not None:  # the target was dropped without a word
             raise InputError(f"workload '{w.name}': {model.id} is an {model.kind} model and emits no tokens, so has no TPOT: drop "
                              "slo.tpot_ms (its latency target is slo.ttft_ms)")  # fmt: skip

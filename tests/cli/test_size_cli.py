@@ -432,6 +432,9 @@ WORKLOAD = "workloads:\n  - name: chat\n    model: llama-3.1-8b\n    requests_pe
         ("    network_kinds: [infiniband9]\n", 2, "fleet.yaml:6: workloads[0].network_kinds[0]: Input should be 'efa', 'infiniband'"),
         # aicap sets it on the pools it splits: given by hand, a prefill role dropped the TPOT target without a word
         ("    disaggregated_role: prefill\n", 2, "fleet.yaml:6: workloads[0].disaggregated_role: set by aicap on the pools"),
+        # formats the workload's engine does not serve: every device "supported none of the allowed precisions bf16, fp8"
+        ("    engine: vllm\n    kv_dtype: int8\n", 2, "workload 'chat': kv_dtype int8: vLLM keeps the KV cache in fp32, bf16, fp16, fp8"),
+        ("    engine: lmdeploy\n    precisions: [int8]\n", 2, "workload 'chat': precisions int8: LMDeploy (TurboMind) serves weights in"),
     ],
 )
 def test_a_workloads_own_filters_are_checked_by_name(aicap, tmp_path: Path, extra: str, code: int, says: str) -> None:
