@@ -120,7 +120,10 @@ def register(app: typer.Typer) -> None:
                                 tpot_ms=tpot_ms, percentile=percentile, precision=precision, cloud=cloud, hardware=hardware,
                                 engine=engine, pricing=pricing)  # fmt: skip
         elif fleet_file is not None:
-            fleet = load_fleet(fleet_file, cloud=cloud, hardware=hardware, engine=engine, pricing=pricing)
+            replaced: list[tuple[str, object, str, object]] = []
+            fleet = load_fleet(fleet_file, replaced=replaced, cloud=cloud, hardware=hardware, engine=engine, pricing=pricing)
+            for flag, value, key, old in replaced:  # an option replaces the file's constraint, as size says (it was silent)
+                info(f"aicap: note: {flag} {value} replaces {fleet_file.name}'s constraints.{key} ({old})")
         else:
             info("aicap: no fleet given; comparing alternatives for the built-in example. See `aicap whatif --help`.")
             fleet = builtin_fleet(cloud=cloud, hardware=hardware, engine=engine, pricing=pricing)
