@@ -202,8 +202,14 @@ def size_periods(fleet: Fleet, cat: CatalogueLike, *, time_limit_s: float = 10.0
         raise InputError(f"pricing [spot] alone cannot carry more than spot_max_share ({c.spot_max_share:g}) of the devices in use; "
                          "add on_demand or a reserved model, or set spot_max_share: 1")  # fmt: skip
     if c.objective != "cost" or c.single_type:
-        raise InputError(f"a plan over demand periods minimises cost over the whole catalogue; objective '{c.objective}'"
-                         f"{' and single_type' if c.single_type else ''} are for static plans (one rate per workload)")  # fmt: skip
+        given = [
+            f"constraints.objective '{c.objective}'" if c.objective != "cost" else "",
+            "constraints.single_type 'true'" if c.single_type else "",
+        ]  # fmt: skip (quoted: the CLI finds their line)
+        named = " and ".join(g for g in given if g)
+        raise InputError(f"a plan over demand periods minimises cost over the whole catalogue; {named} "
+                         f"{'are' if ' and ' in named else 'is'} for static plans (one rate per workload): drop "
+                         f"{'them' if ' and ' in named else 'it'}, or give each workload one rate")  # fmt: skip
     s = _setup(fleet, cat, derate or {}, jobs)
     models = c.pricing_models
     hours = s.planned.shape[1]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -487,3 +488,18 @@ def test_a_wrong_length_profile_names_its_place_once() -> None:
         Fleet.model_validate({"workloads": [{"name": "a", "model": "llama-3.1-8b", "requests_per_s": [1.0, 2.0, 3.0]}]})
     msg = str(e.value)
     assert "a profile has 24 (a day) or 168 (a week) hourly rates, got 3" in msg and "requests_per_s: a profile" not in msg
+
+
+@pytest.mark.parametrize(
+    ("cons", "says"),
+    [
+        # it said "objective 'cost' and single_type are for static plans": the default objective named as the fault
+        ({"single_type": True}, "constraints.single_type 'true' is for static plans (one rate per workload): drop it"),
+        ({"objective": "latency", "budget_usd_per_month": 1e6}, "constraints.objective 'latency' is for static plans"),
+        ({"objective": "latency", "budget_usd_per_month": 1e6, "single_type": True},
+         "constraints.objective 'latency' and constraints.single_type 'true' are for static plans (one rate per workload): drop them"),
+    ],
+)  # fmt: skip
+def test_what_a_plan_over_periods_cannot_take_is_named(cons: dict[str, Any], says: str) -> None:
+    with pytest.raises(InputError, match=re.escape(says)):
+        size_periods(fleet([10.0] * 24, **cons), CAT)
