@@ -99,6 +99,34 @@ def _engine_factor_table(cases: list[dict[str, Any]], cat: CatalogueLike, doc: d
                    round(f.median_after_pct, 1), ", ".join(f"{s} x{m:g}" for s, m in sorted(f.by_source.items()))] for f in fits])  # fmt: skip
 
 
+def _check_case_ids(cases: list[dict[str, Any]], cat: CatalogueLike, path: Path) -> None:
+    """Refuse a case whose device or model id the catalogue lacks, at its line with the ids it may have meant.
+
+    Calibration skips a case it cannot predict; a misspelt id (``l40x``) then left nothing to fit, and the error said only
+    "unknown device or model ids" for the whole file.
+    """
+    from aicap.cli.state import located
+    from aicap.sizing.core.errors import InputError, UnknownIdError
+
+    for c in cases:
+        for look, value in ((cat.device, c.get("hardware")), (cat.model, c.get("model"))):
+            try:
+                look(str(value))
+            except UnknownIdError as exc:
+                raise InputError(f"{_row_of(path, str(value)) or located(path, str(exc))}: {exc}") from None
+
+
+def _row_of(path: Path, value: str) -> str | None:
+    """``path:line`` of the first CSV row holding ``value`` as a whole field (``None`` for other files, or none)."""
+    if path.suffix.lower() != ".csv":
+        return None
+    try:
+        lines = path.read_text(encoding="utf-8-sig").splitlines()
+    except (OSError, UnicodeDecodeError):
+        return None
+    return next((f"{path}:{k}" for k, line in enumerate(lines, start=1) if value in (f.strip() for f in line.split(","))), None)
+
+
 def register(app: typer.Typer) -> None:
     """Add ``validate`` and ``calibrate`` to the root app."""
 
@@ -230,9 +258,13 @@ def register(app: typer.Typer) -> None:
         from aicap.sizing.calibrate.validation import load_cases
         from aicap.sizing.core.errors import InputError
 
+        if output.suffix.lower() not in (".yaml", ".yml"):  # it wrote YAML into cal.csv (size -o refuses a format it does not write)
+            raise InputError(f"--output {output}: the overlay is a YAML catalogue file (--catalog reads it): give a .yaml name")
         check_writable(output, "--output", [measurements, *STATE.catalogs])
         cat = catalogue()
-        fits = calibrate(load_cases(measurements), cat, measurements.name, refine=True)
+        cases = load_cases(measurements)
+        _check_case_ids(cases, cat, measurements)
+        fits = calibrate(cases, cat, measurements.name, refine=True)
         if not fits:
             raise InputError(
                 f"{measurements}: no case can be predicted (unknown device or model ids, or layouts that do not fit; "

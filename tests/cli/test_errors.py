@@ -965,7 +965,8 @@ def test_calibrate_skips_a_family_whose_cases_cannot_be_predicted(aicap, tmp_pat
     )
     r = aicap("calibrate", str(cases), "-f", "json", "-o", str(tmp_path / "out.yaml"))
     assert r.code == 2 and r.stdout == "" and not (tmp_path / "out.yaml").exists()
-    assert "no case can be predicted" in r.stderr and r.stderr.count("\n") == 1
+    # the misspelt id is named at its line (it was "no case can be predicted (unknown device or model ids, ...)")
+    assert f"{cases}:3: unknown model 'llama-2-7bb': did you mean llama-2-7b" in r.stderr and r.stderr.count("\n") == 1
 
 
 _HEADER = "id,model,hardware,devices,tp,weights_dtype,kv_dtype,kind,input_tokens,output_tokens,batch,metric,value\n"

@@ -224,6 +224,26 @@ def test_calibrate_warns_when_a_factor_ends_on_its_bound(aicap, tmp_path) -> Non
     assert "fitted to the end of its range" in r.stderr and f"aicap validate {cases}" in r.stderr
 
 
+@pytest.mark.parametrize(
+    ("column", "bad", "says"),
+    [
+        ("hardware", "l40x", "unknown hardware 'l40x': did you mean l40"),
+        ("model", "llama-2-7x", "unknown model 'llama-2-7x': did you mean llama-2-7b"),
+    ],
+)
+def test_calibrate_names_an_unknown_id_at_its_row(aicap, tmp_path, column: str, bad: str, says: str) -> None:  # type: ignore[no-untyped-def]
+    # it said "no case can be predicted (unknown device or model ids, ...)" for the whole file
+    row = {"model": "llama-2-7b", "hardware": "a100-80gb-sxm", column: bad}
+    cases = tmp_path / "m.csv"
+    cases.write_text("id,model,hardware,devices,tp,pp,weights_dtype,kind,input_tokens,output_tokens,batch,metric,value\n"
+                     f"a,llama-2-7b,a100-80gb-sxm,1,1,1,bf16,single_stream,5,200,1,single_stream_tok_s,80\n"
+                     f"b,{row['model']},{row['hardware']},1,1,1,bf16,single_stream,5,200,1,single_stream_tok_s,80\n")  # fmt: skip
+    r = aicap("calibrate", str(cases), "--output", str(tmp_path / "o.yaml"))
+    assert r.code == 2 and f"{cases}:3: {says}" in r.stderr, r.stderr
+    r = aicap("calibrate", str(cases), "--output", str(tmp_path / "o.csv"))  # it wrote YAML into o.csv
+    assert r.code == 2 and "the overlay is a YAML catalogue file" in r.stderr and not (tmp_path / "o.csv").exists()
+
+
 def test_estimates_say_whether_factors_were_fitted(aicap) -> None:
     fitted = aicap("estimate", "-m", "llama-3-8b", "--hardware", "h100-sxm", "-f", "json").json()
     prior = aicap("estimate", "-m", "llama-3-8b", "--hardware", "b200", "-f", "json").json()
