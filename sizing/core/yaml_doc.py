@@ -71,7 +71,8 @@ for _tag in ("null", "bool", "int", "float", "timestamp", "str"):
     _Loader.add_constructor(_YAML_TAG + _tag, _scalar(yaml.SafeLoader.yaml_constructors[_YAML_TAG + _tag]))
 _Loader.add_constructor(_YAML_TAG + "binary", _no_binary)
 
-_WHOLE = re.compile(r"^[-+]?[0-9][0-9_]*[eE]\+?[0-9]+$")  # exponent form without a dot or a negative exponent: a whole number
+#: Exponent form without a negative exponent (``1e3``, ``1.5e3``): a whole number where its value is one (a count written so)
+_WHOLE = re.compile(r"^[-+]?[0-9][0-9_]*(?:\.[0-9]*)?[eE]\+?[0-9]+$")
 #: Numbers in exponent form without a dot or an exponent sign (``1e-5``, ``5e1``, ``2.5e3``): floats, as in YAML
 #: 1.2 and JSON; YAML 1.1's resolver, which PyYAML follows, reads them as strings. Read by :func:`load_yaml`
 #: and quoted by :func:`dump_yaml` when they are strings, so what aicap writes it reads back unchanged.
