@@ -446,8 +446,10 @@ def register(app: typer.Typer) -> None:
                  "◀ chosen" if p.chosen else ""] for p in front.pareto]  # fmt: skip
         caption = ("Each row is a full plan with every workload's TTFT and TPOT targets scaled by the factor; rows no other plan beats on "
                    "cost, TTFT and TPOT together. TTFT/TPOT: the worst workload's promised percentile.")  # fmt: skip
+        cols = ["target_scale", "usd_per_month", "devices", "ttft_ms", "tpot_ms", "tokens_per_s_per_device", "tokens_per_s_per_user"]
+        flat = Table("pareto", [*cols, "chosen"], [[getattr(p, c) for c in cols] + [p.chosen] for p in front.pareto])  # one value a cell
         emit(View(front.model_dump(mode="json"), [Table("Cost against latency (Pareto front)", ["target scale", "$/month", "devices",
-             "TTFT ms", "TPOT ms", "tok/s per device", "tok/s per user", ""], rows, caption)]), fmt)  # fmt: skip
+             "TTFT ms", "TPOT ms", "tok/s per device", "tok/s per user", ""], rows, caption)], csv=flat), fmt)  # fmt: skip
 
     schema_app = typer.Typer(help="JSON Schemas of aicap's documents.", no_args_is_help=True)
     app.add_typer(schema_app, name="schema")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import io
 from pathlib import Path
 
 import pytest
@@ -66,6 +68,10 @@ def test_size_pareto_json_and_table(aicap) -> None:
     assert sum(p["chosen"] for p in doc["pareto"]) == 1
     table = aicap(*PARETO)
     assert table.code == 0 and "Pareto front" in table.stdout and "chosen" in table.stdout
+    # CSV: one value a cell under the JSON's names (the last header was empty and the chosen row held the glyph '◀ chosen')
+    rows = list(csv.DictReader(io.StringIO(aicap(*PARETO, "-f", "csv").stdout)))
+    assert set(rows[0]) == keys and [r["chosen"] for r in rows] == [str(p["chosen"]).lower() for p in doc["pareto"]]
+    assert [float(r["usd_per_month"]) for r in rows] == [p["usd_per_month"] for p in doc["pareto"]]
 
 
 def test_size_pareto_plot_writes_a_picture(aicap, tmp_path) -> None:
