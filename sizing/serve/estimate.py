@@ -122,8 +122,10 @@ class EstimateResult:
         for t in wider:
             wide = replace(d, tp=t, ep=max(d.ep, 1))
             tpot = float(serve(wide, self.batch, r.input_tokens, r.output_tokens, cached=r.prefix_cached_share).tpot_s)
-            if tpot * 1e3 <= target or t == wider[-1]:
+            if tpot * 1e3 <= target:
                 return [f"TP={t} ({tpot * 1e3:,.1f} ms at batch {self.batch:,})"]
+            if t == wider[-1]:  # the nearest, said as such (it read as a remedy: "try TP=8 (4.2 ms)" for a 1 ms target)
+                return [f"TP={t} (the widest on its link: {tpot * 1e3:,.1f} ms at batch {self.batch:,}, still over the target)"]
         return []
 
     def to_dict(self) -> dict[str, Any]:
