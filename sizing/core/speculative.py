@@ -115,6 +115,14 @@ def one_layer_drafter(target: DecoderModel) -> DecoderModel:
     return target.model_copy(update=update)
 
 
+def _size(m: DecoderModel) -> float:
+    """Parameters a token reads: the published (active) count, else the dense shapes' ``L·h·(4h + 3·i) + V·h`` (a comparison only)."""
+    published = m.published_active_params or m.published_params
+    if published:
+        return float(published)
+    return float(m.num_layers) * m.hidden_size * (4.0 * m.hidden_size + 3.0 * m.intermediate_size) + float(m.vocab_size) * m.hidden_size
+
+
 def resolve(target: AnyModel, method: Method, draft_tokens: int, acceptance: float, source: str,
             draft: AnyModel | None = None, draft_ref: str | None = None) -> Speculative:  # fmt: skip
     """A :class:`Speculative` for ``target``; raises ``ValueError`` with a reason a person can act on."""
@@ -172,6 +180,11 @@ def speculative_for(
         spec = resolve(target, config.method, k, acceptance, source, draft, config.draft_model)
     except ValueError as exc:
         raise InputError(f"{where}: {exc}") from None
+    if isinstance(draft, DecoderModel) and isinstance(target, DecoderModel) and _size(draft) >= _size(target):
+        # its passes cost as much as the target's: a 70B drafting for an 8B was planned, twelve times dearer than none
+        raise InputError(f"{where}: draft model '{draft.id}' is no smaller than '{target.id}' ({_size(draft) / 1e9:,.1f}B parameters "
+                         f"a token against {_size(target) / 1e9:,.1f}B): its passes would cost as much as the target's; draft with a "
+                         "model a fraction of its size (e.g. llama-3.2-1b for the Llama 3.1 family)")  # fmt: skip
     why = []
     if config.acceptance is None and default is not None and k > default.draft_tokens:
         why.append(f"the published acceptance {acceptance:g} was measured at {default.draft_tokens} draft token(s); each of the "

@@ -47,6 +47,10 @@ def test_a_draft_model_must_share_the_vocabulary_and_draft_needs_a_model(cat: Ca
         speculative_for(cat, cat.model("llama-3.1-8b"), SpeculativeConfig(method="draft", draft_model="qwen3-8b", acceptance=0.6))
     with pytest.raises(InputError, match="needs draft_model"):
         speculative_for(cat, cat.model("llama-3.1-8b"), SpeculativeConfig(method="draft", acceptance=0.6))
+    # a drafter no smaller than its target was planned (a 70B drafting for an 8B: eight A100s where one L40S serves it plain)
+    with pytest.raises(InputError, match=r"draft model 'llama-3.1-70b' is no smaller than 'llama-3.1-8b' \(70.6B parameters a token"):
+        speculative_for(cat, cat.model("llama-3.1-8b"), SpeculativeConfig(method="draft", draft_model="llama-3.1-70b", acceptance=0.6))
+    assert speculative_for(cat, cat.model("llama-3.1-8b"), SpeculativeConfig(method="draft", draft_model="llama-3.2-1b", acceptance=0.6))
     with pytest.raises(InputError, match="decoder"):
         speculative_for(cat, cat.model("bert-base"), SpeculativeConfig(method="mtp"))
     spec = speculative_for(cat, cat.model("deepseek-v3"), SpeculativeConfig(method="mtp"))
