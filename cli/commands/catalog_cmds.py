@@ -103,8 +103,8 @@ def instances_list(
     cloud: Annotated[str | None, typer.Option(help="Only this cloud: aws, gcp, azure or on-prem (owned machines).")] = None,
     device: Annotated[str | None, typer.Option("--hardware", help="Only instances with this device id.")] = None,
     region: Annotated[str | None, typer.Option(help="Only this region.")] = None,
-    max_price: Annotated[float | None, typer.Option(help="Only instances at or under this on-demand USD/hour.")] = None,
-) -> None:
+    max_price: Annotated[float | None, typer.Option(help="Only instances at or under this on-demand USD/hour (for an on-prem machine, which no cloud rents, its cost of owning it).")] = None,
+) -> None:  # fmt: skip
     """List instances by cloud, then by on-demand price per device-hour."""
     from aicap.sizing.core.errors import InputError
     from aicap.sizing.perf.describe import describe_instance
@@ -123,15 +123,16 @@ def instances_list(
         and (max_price is None or (i.price_usd_per_hour.on_demand or i.price_usd_per_hour.owned or math.inf) <= max_price)
     ]  # fmt: skip
     docs.sort(key=lambda d: (d["cloud"], d["usd_per_device_hour"] if d["usd_per_device_hour"] is not None else math.inf, d["name"]))
-    cols = ["cloud", "name", "device", "devices", "region", "usd_per_hour", "usd_per_device_hour", "spot", "reserved_1y", "owned",
-            "price_date"]  # fmt: skip
+    cols = ["cloud", "name", "device", "devices", "region", "usd_per_hour", "usd_per_device_hour", "spot", "reserved_1y", "reserved_3y",
+            "owned", "price_date"]  # fmt: skip
 
     def usd(x: float | None) -> float | None:  # to the cent from $1 (113.93, where a plain cell gives 114); 0.526 below it
         return None if x is None else Cents(x) if x >= 1 else x
 
     prices = [d["price_usd_per_hour"] for d in docs]
     rows = [[d["cloud"], d["name"], d["device"], d["devices"], d["region"], usd(p["on_demand"]), usd(d["usd_per_device_hour"]),
-             usd(p["spot"]), usd(p["reserved_1y"]), usd(p["owned"]), d["price_date"]] for d, p in zip(docs, prices, strict=True)]  # fmt: skip
+             usd(p["spot"]), usd(p["reserved_1y"]), usd(p["reserved_3y"]), usd(p["owned"]), d["price_date"]]
+            for d, p in zip(docs, prices, strict=True)]  # fmt: skip
     caption = ("USD per device-hour: on demand; for on-prem machines (owned hardware no cloud rents), the cost of owning it. owned: "
                "the same hardware bought (hardware_db/ownership).")  # fmt: skip
     emit(View(docs, [Table("Instances (USD/hour, list prices)", cols, rows, caption)]), fmt)

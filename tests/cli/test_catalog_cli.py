@@ -64,6 +64,9 @@ def test_instances_filter_by_cloud(aicap) -> None:
     table = aicap("instances", "list", "--cloud", "aws").stdout  # to the cent, as the plan's tables show it (113.93, not 114)
     b200 = next(d for d in aicap("instances", "list", "--cloud", "aws", "-f", "json").json() if d["name"] == "p6-b200.48xlarge")
     assert f"{b200['price_usd_per_hour']['on_demand']:,.2f}" in next(line for line in table.splitlines() if "p6-b200.48xlarge" in line)
+    # every pricing model a fleet may name has its column (reserved_3y was in the JSON only)
+    header = aicap("instances", "list", "--cloud", "aws", "-f", "csv").stdout.splitlines()[0].split(",")
+    assert {"spot", "reserved_1y", "reserved_3y", "owned"} <= set(header)
 
 
 def test_models_list_filter_by_kind(aicap) -> None:
