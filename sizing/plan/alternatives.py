@@ -13,7 +13,7 @@ import math
 import re
 from collections.abc import Iterable
 
-from aicap.sizing.core.fleet import Fleet
+from aicap.sizing.core.fleet import Fleet, Workload
 from aicap.sizing.core.plan import Alternative, Plan
 from aicap.sizing.core.specs import InstanceSpec
 from aicap.sizing.plan.assemble import sig
@@ -61,6 +61,15 @@ def closest_reason(cands: Iterable[Candidate]) -> str | None:
     return min(reasons, key=closeness) if reasons else None
 
 
+def filters_of(w: Workload) -> str:
+    """The instance filters a workload carries, in words (a disaggregated pool's network, a user's instance types), or the constraints."""
+    given = [f"instance_types {', '.join(w.instance_types)}" if w.instance_types is not None else "",
+             f"hardware {', '.join(w.hardware)}" if w.hardware else "",
+             f"a scale-out network of at least {w.min_network_gbps:g} Gbit/s a device" if w.min_network_gbps else "",
+             f"network kinds {', '.join(w.network_kinds)}" if w.network_kinds else ""]  # fmt: skip
+    return "; ".join(g for g in given if g) or "the fleet's constraints"
+
+
 def alternatives(fleet: Fleet, insts: list[InstanceSpec], all_cands: dict[str, list[Candidate]], plan: Plan,
                  time_limit_s: float) -> list[Alternative]:  # fmt: skip
     """One :class:`Alternative` per allowed device type the plan does not use, cheapest first."""
@@ -81,7 +90,9 @@ def alternatives(fleet: Fleet, insts: list[InstanceSpec], all_cands: dict[str, l
         mine = {w.name: there.get(w.name, []) for w in fleet.workloads}
         missing = [w.name for w in fleet.workloads if not any(x.feasible for x in mine[w.name])]
         if missing:
-            out.append(Alternative(hardware=hw, why=f"cannot serve '{missing[0]}': {closest_reason(mine[missing[0]]) or 'no candidate'}"))
+            w = next(x for x in fleet.workloads if x.name == missing[0])
+            why = closest_reason(mine[w.name]) or f"no {hw} instance type passes its filters ({filters_of(w)})"
+            out.append(Alternative(hardware=hw, why=f"cannot serve '{w.name}': {why}"))
             continue
         if any(w.rate is None for w in fleet.workloads):
             out.append(Alternative(hardware=hw, why="not chosen by the objective"))

@@ -26,7 +26,7 @@ from aicap.sizing.core.ownership import ON_PREM
 from aicap.sizing.core.plan import Plan, Rejected, ShortlistKind, Solver
 from aicap.sizing.core.specs import InstanceSpec
 from aicap.sizing.plan.alternatives import alternatives as best_alternatives
-from aicap.sizing.plan.alternatives import closeness, closest_reason
+from aicap.sizing.plan.alternatives import closeness, closest_reason, filters_of
 from aicap.sizing.plan.assemble import build_plan, with_alternatives
 from aicap.sizing.plan.candidates import Candidate, prune
 from aicap.sizing.plan.disaggregate import DECODE, PREFILL, split
@@ -196,14 +196,10 @@ def _diagnose(w: Workload, cat: CatalogueLike, cands: list[Candidate], insts: li
     model = cat.model(w.model)
     if not cands:  # the workload's own filters left it no instance type at all: name them, not an empty list of devices
         names = {i.name for i in insts}
-        filters = [f"instance_types {', '.join(w.instance_types)}" + ("" if set(w.instance_types) & names else
-                   ", none of which the constraints allow (clouds, regions, pricing, hardware)")
-                   if w.instance_types is not None else "",
-                   f"hardware {', '.join(w.hardware)}" if w.hardware else "",
-                   f"network_kinds {', '.join(w.network_kinds)}" if w.network_kinds else "",
-                   f"min_network_gbps {w.min_network_gbps:g}" if w.min_network_gbps else ""]  # fmt: skip
-        given = "; ".join(f for f in filters if f) or "the fleet's constraints"
-        return f"workload '{w.name}' ({model.id}): no allowed instance type passes its filters ({given})"
+        outside = w.instance_types is not None and not set(w.instance_types) & names
+        return (f"workload '{w.name}' ({model.id}): no allowed instance type passes its filters ({filters_of(w)})"
+                + ("; none of its instance_types is among those the constraints allow (clouds, regions, pricing, hardware)"
+                   if outside else ""))  # fmt: skip
     reasons = [c.reason for c in cands if c.reason]
     if reasons and all("supports none" in r or "serves none" in r for r in reasons):
         detail = "; ".join(sorted(set(reasons)))

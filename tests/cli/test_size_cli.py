@@ -429,7 +429,7 @@ WORKLOAD = "workloads:\n  - name: chat\n    model: llama-3.1-8b\n    requests_pe
         # a misspelt instance type left the workload no instance: exit 3, "no deployment ... on the allowed instances:" and nothing
         ("    instance_types: [p5.48xlarg]\n", 2, "fleet.yaml:6: unknown instance 'p5.48xlarg': did you mean p5.48xlarge"),
         # one the constraints exclude: exit 3 naming the filter
-        ("    instance_types: [a3-highgpu-8g]\n", 3, "no allowed instance type passes its filters (instance_types a3-highgpu-8g, none"),
+        ("    instance_types: [a3-highgpu-8g]\n", 3, "passes its filters (instance_types a3-highgpu-8g); none of its instance_types is"),
         ("    network_kinds: [infiniband9]\n", 2, "fleet.yaml:6: workloads[0].network_kinds[0]: Input should be 'efa', 'infiniband'"),
         # aicap sets it on the pools it splits: given by hand, a prefill role dropped the TPOT target without a word
         ("    disaggregated_role: prefill\n", 2, "fleet.yaml:6: workloads[0].disaggregated_role: set by aicap on the pools"),
