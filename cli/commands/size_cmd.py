@@ -141,7 +141,11 @@ def period_plan_view(plan: PeriodPlan) -> View:
              d.capacity_requests_per_s,
              d.ttft_ms, d.tpot_ms] for ds in plan.deployments.values() for d in ds]  # fmt: skip
     t = plan.totals
-    od = "-" if t.on_demand_only_usd_per_month is None else f"${t.on_demand_only_usd_per_month:,.0f}/month"
+    od = "this plan (priced on demand only)"  # it read '-'
+    if t.on_demand_only_usd_per_month is not None:
+        od = f"${t.on_demand_only_usd_per_month:,.0f}/month"
+    elif plan.catalogue.pricing.split("/") != ["on_demand"]:
+        od = "not sized (on_demand is not among the plan's pricing models)"
     reserved = ", ".join(f"{r.count}× {r.instance_type} ({r.pricing}, ${r.usd_per_month:,.0f}/month)" for r in t.reserved) or "none"
     total_rows: list[list[object]] = [
         ["this plan", f"${t.usd_per_month:,.0f}/month"],

@@ -443,3 +443,13 @@ def test_a_workloads_own_filters_are_checked_by_name(aicap, tmp_path: Path, extr
     fleet.write_text(WORKLOAD + extra + "constraints: {clouds: [aws]}\n")
     r = aicap("-q", "size", str(fleet))
     assert r.code == code and says in r.stderr, r.stderr
+
+
+def test_a_plan_over_periods_on_demand_only_says_so_in_its_totals(aicap, tmp_path: Path) -> None:
+    # "the same profile on on-demand only │ -" where the plan is on demand already
+    doc = yaml.safe_load((Path(__file__).resolve().parents[2] / "examples" / "diurnal-chat.yaml").read_text())
+    doc["constraints"] = {"clouds": ["aws", "gcp"], "pricing": ["on_demand"]}
+    fleet = tmp_path / "od.yaml"
+    fleet.write_text(yaml.safe_dump(doc))
+    r = aicap("-q", "size", str(fleet))
+    assert r.code == 0 and "this plan (priced on demand only)" in r.stdout, r.stderr
