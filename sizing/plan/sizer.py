@@ -105,8 +105,13 @@ def allowed_instances(fleet: Fleet, cat: CatalogueLike, models: tuple[str, ...] 
                         "the cost of capital, networking between servers, staff and support")  # fmt: skip
     if unpriced:
         per_cloud = ", ".join(f"{n} on {cloud}" for cloud, n in sorted(unpriced.items()))
+        accelerated = [i for i in out if cat.device(i.device).kind != "cpu"]
+        # spot on AWS became 173 CPU servers at 317x the GPU plan's cost, said only as "19 types have no spot price"
+        cpus_only = ("; none of the accelerator types is left, so the plan can use server CPUs only (size with --pricing on_demand "
+                     "to compare)" if out and not accelerated else "")  # fmt: skip
         warnings.append(
             f"{sum(unpriced.values())} instance types have no published {' or '.join(need)} price and were excluded ({per_cloud})"
+            + cpus_only
         )
     if not out and c.clouds and set(c.clouds) <= {ON_PREM} and "owned" not in need:  # contradictory inputs, not an infeasible fleet
         raise InputError(f"constraints.clouds {c.clouds} with pricing {'/'.join(need)}: on-prem machines are bought outright and have "

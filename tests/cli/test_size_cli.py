@@ -453,3 +453,15 @@ def test_a_plan_over_periods_on_demand_only_says_so_in_its_totals(aicap, tmp_pat
     fleet.write_text(yaml.safe_dump(doc))
     r = aicap("-q", "size", str(fleet))
     assert r.code == 0 and "this plan (priced on demand only)" in r.stdout, r.stderr
+
+
+def test_a_pricing_model_that_leaves_only_cpus_says_so(aicap, tmp_path: Path) -> None:
+    # --pricing spot on AWS (no GPU type has a published spot price here) planned 173 CPU servers at 317x the GPU plan's cost,
+    # said only as "19 instance types have no published spot price"
+    fleet = tmp_path / "f.yaml"
+    fleet.write_text(WORKLOAD + "constraints: {clouds: [aws]}\n")
+    r = aicap("size", str(fleet), "--pricing", "spot", "-f", "json")
+    if r.code == 0:
+        assert {d["hardware"] for w in r.json()["workloads"] for d in w["deployments"]} <= {"epyc-9654", "graviton4", "xeon-8480"}
+    assert "none of the accelerator types is left, so the plan can use server CPUs only" in r.stderr, r.stderr
+    assert "server CPUs only" not in aicap("size", str(fleet), "-f", "json").stderr
