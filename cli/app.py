@@ -81,6 +81,7 @@ def root(
         raise typer.BadParameter("--quiet and --verbose ask for less and more on stderr: give one of them", param_hint="'-q/-v'")
     STATE.verbose, STATE.quiet = verbose, quiet
     STATE.catalogs = list(catalog or [])
+    STATE.reported = set()
     check_words(ctx)
     if ctx.invoked_subcommand is None:
         typer.echo(ctx.get_help())

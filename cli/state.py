@@ -230,6 +230,8 @@ class State:
     catalogs: list[Path] = field(default_factory=list)
     #: Context lines held back while a guarded command runs (``None`` outside one: written at once).
     held: list[str] | None = None
+    #: Catalogue overrides already reported in this run (a command reads the catalogue several times).
+    reported: set[str] = field(default_factory=set)
 
 
 STATE = State()
@@ -308,7 +310,9 @@ def catalogue() -> Catalogue:
 
     cat = load_catalogue(tuple(catalogue_dirs_from_env() + STATE.catalogs))
     for line in cat.overrides:
-        debug(f"aicap: {line}")
+        if line not in STATE.reported:  # once per run: a command reads the catalogue several times (size said each 4-8 times)
+            STATE.reported.add(line)
+            debug(f"aicap: {line}")
     return cat
 
 

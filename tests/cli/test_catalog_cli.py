@@ -107,6 +107,10 @@ def test_verbose_reports_overrides(aicap, tmp_path) -> None:
     r = aicap("--verbose", "--catalog", str(tmp_path), "hardware", "list", "-f", "json")
     assert r.code == 0 and "efficiency 'nvidia-hopper'" in r.stderr and "overridden" in r.stderr
     json.loads(r.stdout)
+    # once a run, every run: size read the catalogue several times and said each override 4-8 times
+    for _ in range(2):
+        r = aicap("--verbose", "--catalog", str(tmp_path), "size", "-m", "llama-3.1-8b", "--rate", "1", "--hardware", "h100-sxm")
+        assert r.code == 0 and r.stderr.count("efficiency 'nvidia-hopper'") == 1, r.stderr
 
 
 def test_version(aicap) -> None:
