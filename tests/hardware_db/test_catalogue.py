@@ -137,3 +137,13 @@ def test_bad_overlay_names_file_line_and_field(tmp_path: Path) -> None:
     )
     with pytest.raises(InputError, match=r"bad\.yaml:7: devices\[0\]\.memory_gib: Input should be greater than 0, got -4"):
         load_catalogue((tmp_path,))
+
+
+def test_an_overlay_instance_on_an_unknown_device_is_named_at_its_line(tmp_path: Path) -> None:
+    """It named the file alone, without the line or the ids it may have meant."""
+    (tmp_path / "p.yaml").write_text(
+        "instances:\n  - cloud: aws\n    name: mine.xlarge\n    family: mine\n    region: us-east-1\n    device: l40x\n    devices: 1\n"
+        "    price_usd_per_hour: {on_demand: 1.0}\n    price_date: 2026-12-01\n    source: quote\n"
+    )
+    with pytest.raises(InputError, match=r"p\.yaml:6: instances\.mine\.xlarge\.device: unknown device 'l40x'; did you mean l40"):
+        load_catalogue((tmp_path,))
