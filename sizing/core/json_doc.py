@@ -101,3 +101,17 @@ def load_json(path: Path, text: str | None = None) -> Any:
         raise InputError(f"{path}: malformed JSON: an integer literal is too long") from None
     except RecursionError:
         raise InputError(f"{path}: nested too deeply (more than {MAX_DEPTH} levels of objects and arrays)") from None
+
+
+def json_line(text: str, where: str) -> Any:
+    """One value of a JSON Lines file (a trace), read as strictly as :func:`load_json`; errors name ``where`` (``file:line``)."""
+    try:
+        return json.loads(text, parse_float=_json_float, parse_int=_json_int, parse_constant=_json_constant, object_pairs_hook=_json_object)
+    except json.JSONDecodeError as exc:
+        raise InputError(f"{where}: not a JSON object ({exc.msg})") from None
+    except _DuplicateKey as exc:
+        raise InputError(f"{where}: key {excerpt(exc.key)} given twice (a JSON object names each field once)") from None
+    except _NonFinite as exc:
+        raise InputError(f"{where}: {excerpt(exc.token)} is not a finite number (NaN and infinity are not accepted)") from None
+    except (ValueError, RecursionError):  # an integer literal longer than Python converts; nesting past the interpreter's limit
+        raise InputError(f"{where}: malformed JSON") from None

@@ -13,7 +13,6 @@ from __future__ import annotations
 import csv
 import difflib
 import io
-import json
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
@@ -26,6 +25,7 @@ from numpy.typing import NDArray
 from aicap.sizing.core.documents import load_yaml, read_text
 from aicap.sizing.core.errors import InputError, UnknownIdError, excerpt
 from aicap.sizing.core.fleet import check_prefix_cached
+from aicap.sizing.core.json_doc import json_line
 from aicap.sizing.sim.arrivals import ArrivalKind, arrival_times, sample_lengths
 from aicap.sizing.sim.engine import Requests
 
@@ -247,20 +247,6 @@ def _row(rec: dict[str, object], where: str, limit: ContextLimit | None = None, 
     return (t, i, o, 0 if prio in (None, "") else _int(prio, "priority", where, 0, MAX_PRIORITY))
 
 
-class _Repeated(ValueError):
-    """A key a JSON object gives twice (its text: the key)."""
-
-
-def _once(pairs: list[tuple[str, object]]) -> dict[str, object]:
-    """A JSON object's pairs as a dict, refusing a key given twice (``json`` keeps the last silently; YAML refuses it)."""
-    out: dict[str, object] = {}
-    for k, v in pairs:
-        if k in out:
-            raise _Repeated(k)
-        out[k] = v
-    return out
-
-
 def _unknown(keys: list[str], where: str) -> None:
     """Refuse a column or key the trace format does not have (a misspelt ``priority`` was ignored, every request class 0)."""
     known = (*TRACE_FIELDS, "priority")
@@ -289,12 +275,7 @@ def load_trace(path: Path, *, shift: bool = True, limit: ContextLimit | None = N
         for k, line in enumerate(text.splitlines(), start=1):
             if not line.strip():
                 continue
-            try:
-                rec = json.loads(line, object_pairs_hook=_once)
-            except json.JSONDecodeError as e:
-                raise InputError(f"{path}:{k}: not a JSON object ({e.msg})") from None
-            except _Repeated as e:
-                raise InputError(f"{path}:{k}: key {excerpt(str(e))} given twice (a JSON object names each field once)") from None
+            rec = json_line(line, f"{path}:{k}")
             if not isinstance(rec, dict):
                 raise InputError(f"{path}:{k}: expected a JSON object with {', '.join(TRACE_FIELDS)}, got {excerpt(rec)}")
             _unknown([str(x) for x in rec], f"{path}:{k}")
