@@ -128,7 +128,9 @@ def register(app: typer.Typer, schema_app: typer.Typer) -> None:
         from aicap.sizing.plan.policy import Limit, Policy, blocking, check_ids, evaluate, evaluate_periods, verdict
 
         notes = []
-        stated = fleet_budget(target)  # a fleet's own constraints.budget_usd_per_month is a limit of the gate, not of its plan
+        stated, ceiling = fleet_budget(target)  # a fleet's own constraints.budget_usd_per_month is a limit of the gate, not of its plan
+        if not ceiling and (policy is not None or budget_monthly is not None):  # a latency or throughput plan's spend, sized to it
+            stated = None
         if stated is not None and budget_monthly is not None:  # its plan was sized under the fleet's: infeasible (exit 3) below it
             raise InputError(f"--budget-monthly {budget_monthly:g} and {target}'s constraints.budget_usd_per_month ({stated:g}) both "
                              "set the monthly limit: give one of them (without the option the fleet's budget is the limit)")  # fmt: skip
@@ -161,7 +163,7 @@ def register(app: typer.Typer, schema_app: typer.Typer) -> None:
                 raise InputError(f"--budget-monthly {budget_monthly:g} and {policy}'s limits.max_usd_per_month ({own.value:g}, "
                                  f"{own.action}) both set the monthly limit: give one of them")  # fmt: skip
             pol = pol.model_copy(update={"limits": pol.limits.model_copy(update={"max_usd_per_month": Limit[float](value=budget_monthly)})})
-        plan = any_plan_or_size(target, cat, budget_as_limit=stated is not None)
+        plan = any_plan_or_size(target, cat, budget_as_limit=stated is not None and ceiling)
         if plan.catalogue.version != cat.version:  # a plan file from another catalogue: its prices are what it was made with
             notes.append(f"warning: {target} was made with catalogue {plan.catalogue.version} and this aicap's is {cat.version}: the "
                          "limits judge the plan's own prices and layouts; size the fleet again to check today's")  # fmt: skip

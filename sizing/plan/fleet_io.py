@@ -389,12 +389,17 @@ def load_plan(path: Path | str) -> Plan | None:
     return plan
 
 
-def fleet_budget(path: Path | str) -> float | None:
-    """A fleet file's ``constraints.budget_usd_per_month`` (``None`` for a plan file, or a fleet without one)."""
+def fleet_budget(path: Path | str) -> tuple[float | None, bool]:
+    """A fleet file's ``constraints.budget_usd_per_month`` (``None`` for a plan file, or a fleet without one), and whether it caps.
+
+    It caps the plan's cost under the ``cost`` objective; under ``latency`` or ``throughput`` it is what the plan is sized to
+    spend, not a limit of its own.
+    """
     path = Path(path)
     if _read_plan(path) is not None:
-        return None
-    return load_fleet(path).constraints.budget_usd_per_month
+        return None, False
+    c = load_fleet(path).constraints
+    return c.budget_usd_per_month, c.objective == "cost"
 
 
 def any_plan_or_size(path: Path | str, cat: CatalogueLike, *, budget_as_limit: bool = False) -> Plan | PeriodPlan:

@@ -307,6 +307,11 @@ def test_check_of_a_fleet_takes_its_own_budget_as_the_limit(aicap, tmp_path) -> 
     policy.write_text("limits:\n  max_usd_per_month: {value: 100000}\n")
     r = aicap("check", str(fleet), "--policy", str(policy))
     assert r.code == 2 and "budget_usd_per_month (10) and " in r.stderr and "limits.max_usd_per_month (100000, fail) both set" in r.stderr
+    # under the throughput (or latency) objective the budget is what the plan is sized to spend, not a second monthly limit
+    fleet.write_text(body.replace("BUDGET", "5000").replace("clouds: [aws],", "clouds: [aws], objective: throughput,")
+                     .replace("requests_per_s: 2, ", ""))  # fmt: skip
+    r = aicap("check", str(fleet), "--policy", str(policy), "-f", "json")
+    assert r.code == 0 and [x["threshold"] for x in r.json()["limits"]] == [100000.0], r.stderr
 
 
 def test_diff_headline_counts_workloads_added_and_removed(aicap, tmp_path) -> None:
