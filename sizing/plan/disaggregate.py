@@ -165,7 +165,9 @@ def pool_format(w: Workload, fleet: Fleet, model: DecoderModel, cat: CatalogueLi
     The fleet's other disaggregated workloads are held at one format each while ``w``'s is chosen: the format already
     chosen for them (``chosen``: name to weight and KV format, as :func:`split` collects them in the fleet's order), else
     the first they allow. So the workloads' formats are chosen one after another and the fleet is sized as many times
-    as the sum of their formats, not the product (each trial would otherwise search the others' formats again).
+    as the sum of their formats, not the product (each trial would otherwise search the others' formats again). Where
+    no format of ``w`` serves with the later workloads held at their first format (one their engine or devices cannot
+    run), the formats are weighed again with the later workloads free to choose their own.
     """
     allowed = w.allowed_precisions(model.checkpoint_dtype)
     if len(allowed) == 1:
@@ -188,17 +190,21 @@ def pool_format(w: Workload, fleet: Fleet, model: DecoderModel, cat: CatalogueLi
 
         best: tuple[tuple[float, float], str] | None = None
         last: Exception | None = None
-        for p in allowed:
-            mine = {**others, w.name: _pinned(w, p, _kv_for(w, model, p))}
-            pinned = fleet.model_copy(update={"workloads": [mine.get(x.name, x) for x in fleet.workloads]})
-            try:
-                plan = size(pinned, cat, alternatives=False, derate=derate)
-            except (InfeasibleError, InputError) as exc:
-                last = exc
-                continue
-            rank = _rank(plan, fleet.constraints.objective)
-            if best is None or rank < best[0]:
-                best = (rank, p)
+        later = {n for n in others if n not in done}  # held at their first format, which may not serve
+        for held in (others, {n: x for n, x in others.items() if n not in later}):  # then, if none served, the later ones free
+            for p in allowed:
+                mine = {**held, w.name: _pinned(w, p, _kv_for(w, model, p))}
+                pinned = fleet.model_copy(update={"workloads": [mine.get(x.name, x) for x in fleet.workloads]})
+                try:
+                    plan = size(pinned, cat, alternatives=False, derate=derate)
+                except (InfeasibleError, InputError) as exc:
+                    last = exc
+                    continue
+                rank = _rank(plan, fleet.constraints.objective)
+                if best is None or rank < best[0]:
+                    best = (rank, p)
+            if best is not None or not later:
+                break
         if best is None:
             assert last is not None
             raise last

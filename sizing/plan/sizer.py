@@ -442,6 +442,7 @@ def _size(fleet: Fleet, cat: CatalogueLike, alternatives: bool, time_limit_s: fl
     if any(w.profile is not None for w in fleet.workloads) or len(fleet.constraints.pricing_models) > 1:
         warnings.append(f"a static plan: each workload sized at its busiest hour, priced {fleet.constraints.price_model} "
                         "(size_periods plans a fleet with hourly profiles or several pricing models hour by hour)")  # fmt: skip
+    _check_workloads(fleet, cat)  # the user's workloads, named as given (the pools split from them are checked below)
     fleet, pools = split(fleet, cat, insts, derate)
     warnings += pools
     if pools_in is not None:

@@ -128,6 +128,17 @@ def test_several_disaggregated_workloads_choose_their_formats_in_turn(cat: Catal
     assert len(notes) == 3
 
 
+def test_a_later_workload_whose_first_format_cannot_serve_does_not_sink_the_earlier_choice(cat: Catalogue) -> None:
+    """Held at its first format (mxfp4, which TGI does not serve), the later workload failed every trial of the earlier one's
+    formats, and the fleet with it, where both plan in bf16."""
+    a = {**WL, "name": "a", "model": "llama-3.1-8b", "precisions": ["bf16", "fp8"], "disaggregation": {"transfer_gbps": 50.0}}
+    b = {**a, "name": "b", "engine": "tgi", "precisions": ["mxfp4", "bf16"]}
+    plan = size(Fleet.model_validate({"workloads": [a, b], "constraints": {"clouds": ["aws"]}}), cat, alternatives=False)
+    formats = {w.name: {d.weights_dtype for d in w.deployments} for w in plan.workloads}
+    assert formats["b.prefill"] == formats["b.decode"] == {"bf16"}
+    assert formats["a.prefill"] == formats["a.decode"] and len(formats["a.prefill"]) == 1
+
+
 def test_an_fp32_model_keeps_its_cache_in_fp32_in_both_pools_and_moves_four_bytes_an_element(cat: Catalogue) -> None:
     """A workload names no fp32 cache (kv_dtype's choices): pinning one was an internal error; the transfer was costed at 2 bytes."""
     wl = {**WL, "model": "llama-3.1-8b", "requests_per_s": 1.0, "precisions": ["fp32"], "slo": {"ttft_ms": 1000.0}}

@@ -503,3 +503,16 @@ def test_a_wrong_length_profile_names_its_place_once() -> None:
 def test_what_a_plan_over_periods_cannot_take_is_named(cons: dict[str, Any], says: str) -> None:
     with pytest.raises(InputError, match=re.escape(says)):
         size_periods(fleet([10.0] * 24, **cons), CAT)
+
+
+def test_a_plan_over_periods_checks_its_workloads_as_a_static_plan_does() -> None:
+    """A misspelt instance type or a KV format the engine does not keep was 'infeasible' (exit 3) hour by hour, with advice
+    to allow bf16, which was allowed."""
+    from aicap.sizing.core.errors import UnknownIdError
+
+    day = fleet([10.0] * 24)
+    wl = day.workloads[0]
+    with pytest.raises(UnknownIdError, match="unknown instance 'g2-standard-9'"):
+        size_periods(day.model_copy(update={"workloads": [wl.model_copy(update={"instance_types": ["g2-standard-9"]})]}), CAT)
+    with pytest.raises(InputError, match="kv_dtype int8: vLLM keeps the KV cache in"):
+        size_periods(day.model_copy(update={"workloads": [wl.model_copy(update={"engine": "vllm", "kv_dtype": "int8"})]}), CAT)
