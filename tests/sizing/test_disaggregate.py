@@ -165,7 +165,7 @@ def test_without_a_link_the_cheapest_tier_is_chosen(cat: Catalogue) -> None:
 
 
 @pytest.mark.parametrize(("change", "message"), [
-    ({"model": "bge-large-en", "output_tokens": 1, "slo": {"ttft_ms": 100.0}}, "is not a decoder"),
+    ({"model": "bge-large-en", "input_tokens": 500, "output_tokens": 1, "slo": {"ttft_ms": 100.0}}, "is not a decoder"),
     ({"slo": {"tpot_ms": 40.0}}, "give slo.ttft_ms"),
     ({"disaggregation": {"transfer_gbps": 0.5}}, "more than the prefill pool's share"),
     ({"requests_per_s": [5.0] * 24}, "not hour by hour"),
