@@ -533,8 +533,8 @@ def test_a_drafter_that_does_not_fit_is_named_in_the_verdict(aicap) -> None:
     # A 405B drafter of a 70B target failed with "llama-3.1-70b on h100-sxm: does not fit: weights 112.4 GiB ...", never naming it
     args = ("estimate", "-m", "llama-3.1-70b", "--hardware", "h100-sxm", "--tp", "4", "--weights-dtype", "fp8", "--batch", "1")
     r = aicap(*args, "--speculative", "draft", "--draft-model", "llama-3.1-405b", "--acceptance", "0.8")
-    assert r.code == 3 and "(of which the drafter llama-3.1-405b's 95.5 GiB)" in r.stderr
-    assert "the drafter is larger than llama-3.1-70b: draft with a smaller model of its family" in r.stderr
+    # a drafter no smaller than its target is refused before any layout is costed (exit 2, naming both sizes)
+    assert r.code == 2 and "draft model 'llama-3.1-405b' is no smaller than 'llama-3.1-70b'" in r.stderr
     small = aicap("estimate", "-m", "llama-3.1-70b", "--hardware", "h100-sxm", "--tp", "1", "--batch", "1", "--speculative", "draft",
                   "--draft-model", "llama-3.2-1b", "--acceptance", "0.8")  # fmt: skip  # bf16 on one device: the target binds
     assert small.code == 3 and "of which the drafter llama-3.2-1b's" in small.stderr and "larger than" not in small.stderr

@@ -460,8 +460,9 @@ def test_a_pricing_model_that_leaves_only_cpus_says_so(aicap, tmp_path: Path) ->
     # said only as "19 instance types have no published spot price"
     fleet = tmp_path / "f.yaml"
     fleet.write_text(WORKLOAD + "constraints: {clouds: [aws]}\n")
-    r = aicap("size", str(fleet), "--pricing", "spot", "-f", "json")
-    if r.code == 0:
-        assert {d["hardware"] for w in r.json()["workloads"] for d in w["deployments"]} <= {"epyc-9654", "graviton4", "xeon-8480"}
+    r = aicap("size", str(fleet), "--pricing", "spot")
     assert "none of the accelerator types is left, so the plan can use server CPUs only" in r.stderr, r.stderr
     assert "server CPUs only" not in aicap("size", str(fleet), "-f", "json").stderr
+    # a fleet that allows CPUs alone lost no accelerator to the price: nothing to say
+    cpus = aicap("size", str(Path(__file__).resolve().parents[2] / "examples" / "cpu-only.yaml"), "--pricing", "spot")
+    assert "server CPUs only" not in cpus.stderr

@@ -188,11 +188,14 @@ def test_allowed_instances_says_which_types_have_no_price() -> None:
         pytest.skip("every aws type has a spot price")
     f = fleet(pricing="spot")
     try:
-        _, warnings = allowed_instances(f, CAT)
+        kept, warnings = allowed_instances(f, CAT)
     except InfeasibleError as e:
         assert f"{len(unpriced)} instance types have no published spot price and were excluded ({len(unpriced)} on aws)" in str(e)
     else:
-        assert warnings == [f"{len(unpriced)} instance types have no published spot price and were excluded ({len(unpriced)} on aws)"]
+        said = f"{len(unpriced)} instance types have no published spot price and were excluded ({len(unpriced)} on aws)"
+        assert len(warnings) == 1 and warnings[0].startswith(said)
+        left = {CAT.device(i.device).kind for i in kept}
+        assert ("server CPUs only" in warnings[0]) == (left <= {"cpu"})  # said where no accelerator type is left
 
 
 def test_allowed_instances_none_left_names_the_constraints() -> None:
