@@ -131,9 +131,6 @@ def register(app: typer.Typer, schema_app: typer.Typer) -> None:
         stated, ceiling = fleet_budget(target)  # a fleet's own constraints.budget_usd_per_month is a limit of the gate, not of its plan
         if not ceiling and (policy is not None or budget_monthly is not None):  # a latency or throughput plan's spend, sized to it
             stated = None
-        if stated is not None and budget_monthly is not None:  # its plan was sized under the fleet's: infeasible (exit 3) below it
-            raise InputError(f"--budget-monthly {budget_monthly:g} and {target}'s constraints.budget_usd_per_month ({stated:g}) both "
-                             "set the monthly limit: give one of them (without the option the fleet's budget is the limit)")  # fmt: skip
         if policy is None and budget_monthly is None and stated is None:  # a gate with no limit would pass anything
             raise InputError("no limits to check: give --policy FILE or --budget-monthly USD (or a fleet whose "
                              "constraints.budget_usd_per_month sets one)")  # fmt: skip
@@ -150,19 +147,22 @@ def register(app: typer.Typer, schema_app: typer.Typer) -> None:
             if not pol.limits.model_dump(exclude_none=True):  # a truncated or wrong file would open the gate
                 raise InputError(f"{policy}: sets no limits; name at least one under 'limits:' "
                                  f"({', '.join(type(pol.limits).model_fields)})")  # fmt: skip
-        if stated is not None:
-            if (own := pol.limits.max_usd_per_month) is not None:
-                raise InputError(f"{target}'s constraints.budget_usd_per_month ({stated:g}) and {policy}'s limits.max_usd_per_month "
-                                 f"({own.value:g}, {own.action}) both set the monthly limit: give one of them")  # fmt: skip
-            notes.append(f"note: the limit is {target}'s constraints.budget_usd_per_month (${stated:,.0f})")
-            pol = pol.model_copy(update={"limits": pol.limits.model_copy(update={"max_usd_per_month": Limit[float](value=stated)})})
-        elif budget_monthly is not None:
+        if budget_monthly is not None:
             if not (math.isfinite(budget_monthly) and budget_monthly > 0):
                 raise InputError(f"--budget-monthly {budget_monthly}: must be a positive, finite amount of USD")
             if (own := pol.limits.max_usd_per_month) is not None:
                 raise InputError(f"--budget-monthly {budget_monthly:g} and {policy}'s limits.max_usd_per_month ({own.value:g}, "
                                  f"{own.action}) both set the monthly limit: give one of them")  # fmt: skip
             pol = pol.model_copy(update={"limits": pol.limits.model_copy(update={"max_usd_per_month": Limit[float](value=budget_monthly)})})
+        if stated is not None:  # the fleet's budget is a limit too: the lower of it and the gate's own applies (a team's budget
+            # beneath a company-wide cap); the plan is sized without it, so that over it is a breach (exit 1), not infeasible (exit 3)
+            own = pol.limits.max_usd_per_month
+            if own is None or stated < own.value:
+                pol = pol.model_copy(update={"limits": pol.limits.model_copy(update={"max_usd_per_month": Limit[float](value=stated)})})
+            gate = "--budget-monthly" if budget_monthly is not None else f"{policy}'s limits.max_usd_per_month"
+            notes.append(f"note: the monthly limit is {target}'s constraints.budget_usd_per_month (${stated:,.0f})" if own is None else
+                         f"note: two monthly limits, {target}'s constraints.budget_usd_per_month (${stated:,.0f}) and {gate} "
+                         f"(${own.value:,.0f}): the check applies the lower")  # fmt: skip
         plan = any_plan_or_size(target, cat, budget_as_limit=stated is not None and ceiling)
         if plan.catalogue.version != cat.version:  # a plan file from another catalogue: its prices are what it was made with
             notes.append(f"warning: {target} was made with catalogue {plan.catalogue.version} and this aicap's is {cat.version}: the "

@@ -295,18 +295,22 @@ def test_check_of_a_fleet_takes_its_own_budget_as_the_limit(aicap, tmp_path) -> 
     assert "policy check failed: max_usd_per_month" in r.stderr
     assert aicap("size", str(fleet)).code == 3  # sizing under its budget is still infeasible
     # --budget-monthly beside the fleet's budget: the plan was sized under the fleet's, $10, and the gate said "infeasible"
-    # (exit 3) whatever the option's limit; both set the monthly limit, as a policy's max_usd_per_month and the option do
-    r = aicap("check", str(fleet), "--budget-monthly", "100000")
-    says = f"--budget-monthly 100000 and {fleet}'s constraints.budget_usd_per_month (10) both set the monthly limit"
-    assert r.code == 2 and says in r.stderr
+    # (exit 3) whatever the option's limit. Both are limits: the lower applies, and the note says which two
+    r = aicap("check", str(fleet), "--budget-monthly", "100000", "-f", "json")
+    assert r.code == 1 and [x["threshold"] for x in r.json()["limits"]] == [10.0], r.stderr
+    assert f"two monthly limits, {fleet}'s constraints.budget_usd_per_month ($10) and --budget-monthly ($100,000)" in r.stderr
     # Beside a policy, the fleet's budget is a limit of the gate too (it was a constraint of the plan: exit 3 below it)
     policy = tmp_path / "policy.yaml"
     policy.write_text("limits:\n  max_ttft_ms: {value: 100000}\n")
     r = aicap("check", str(fleet), "--policy", str(policy), "-f", "json")
     assert r.code == 1 and {x["limit"] for x in r.json()["limits"]} == {"max_ttft_ms", "max_usd_per_month"}, r.stderr
+    # a team's budget beneath a company-wide cap (the shipped pre-commit hook checks a fleet file against a policy): the lower
     policy.write_text("limits:\n  max_usd_per_month: {value: 100000}\n")
-    r = aicap("check", str(fleet), "--policy", str(policy))
-    assert r.code == 2 and "budget_usd_per_month (10) and " in r.stderr and "limits.max_usd_per_month (100000, fail) both set" in r.stderr
+    r = aicap("check", str(fleet), "--policy", str(policy), "-f", "json")
+    assert r.code == 1 and [x["threshold"] for x in r.json()["limits"]] == [10.0], r.stderr
+    fleet.write_text(body.replace("BUDGET", "1000000"))
+    r = aicap("check", str(fleet), "--policy", str(policy), "-f", "json")
+    assert r.code == 0 and [x["threshold"] for x in r.json()["limits"]] == [100000.0], r.stderr
     # under the throughput (or latency) objective the budget is what the plan is sized to spend, not a second monthly limit
     fleet.write_text(body.replace("BUDGET", "5000").replace("clouds: [aws],", "clouds: [aws], objective: throughput,")
                      .replace("requests_per_s: 2, ", ""))  # fmt: skip
