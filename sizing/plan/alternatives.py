@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Sequence
 
 from aicap.sizing.core.fleet import Fleet, Workload
 from aicap.sizing.core.plan import Alternative, Plan
@@ -61,13 +61,25 @@ def closest_reason(cands: Iterable[Candidate]) -> str | None:
     return min(reasons, key=closeness) if reasons else None
 
 
-def filters_of(w: Workload) -> str:
-    """The instance filters a workload carries, in words (a disaggregated pool's network, a user's instance types), or the constraints."""
-    given = [f"instance_types {', '.join(w.instance_types)}" if w.instance_types is not None else "",
-             f"hardware {', '.join(w.hardware)}" if w.hardware else "",
-             f"a scale-out network of at least {w.min_network_gbps:g} Gbit/s a device" if w.min_network_gbps else "",
-             f"network kinds {', '.join(w.network_kinds)}" if w.network_kinds else ""]  # fmt: skip
-    return "; ".join(g for g in given if g) or "the fleet's constraints"
+def filters_of(w: Workload, types: Sequence[InstanceSpec] = ()) -> str:
+    """The instance filters a workload carries, in words (a disaggregated pool's network, a user's instance types), or the constraints.
+
+    Given a device's instance ``types``, only the filters none of them passes (where each passes some, all of them). A
+    disaggregated pool's instance types are those aicap kept in one cloud and region with its other pool: said so, not listed.
+    """
+    pooled = w.disaggregated_role is not None and w.instance_types is not None
+    kept = "the cloud and region its other pool is kept in" if pooled else f"instance_types {', '.join(w.instance_types or [])}"
+    checks: list[tuple[str, bool, Callable[[InstanceSpec], bool]]] = [
+        (kept, w.instance_types is not None, lambda i: i.name in (w.instance_types or [])),
+        (f"hardware {', '.join(w.hardware or [])}", bool(w.hardware), lambda i: i.device in (w.hardware or [])),
+        (f"a scale-out network of at least {w.min_network_gbps or 0:g} Gbit/s a device", bool(w.min_network_gbps),
+         lambda i: (i.network_gbs_per_device or 0.0) * 8.0 >= (w.min_network_gbps or 0.0) * (1 - 1e-9)),
+        (f"network kinds {', '.join(w.network_kinds or [])}", bool(w.network_kinds),
+         lambda i: i.network is not None and i.network.kind in (w.network_kinds or [])),
+    ]  # fmt: skip
+    given = [(text, passes) for text, on, passes in checks if on]
+    failed = [text for text, passes in given if types and not any(passes(i) for i in types)]
+    return "; ".join(failed or [text for text, _ in given]) or "the fleet's constraints"
 
 
 def alternatives(fleet: Fleet, insts: list[InstanceSpec], all_cands: dict[str, list[Candidate]], plan: Plan,
@@ -91,7 +103,7 @@ def alternatives(fleet: Fleet, insts: list[InstanceSpec], all_cands: dict[str, l
         missing = [w.name for w in fleet.workloads if not any(x.feasible for x in mine[w.name])]
         if missing:
             w = next(x for x in fleet.workloads if x.name == missing[0])
-            why = closest_reason(mine[w.name]) or f"no {hw} instance type passes its filters ({filters_of(w)})"
+            why = closest_reason(mine[w.name]) or f"no {hw} instance type passes its filters ({filters_of(w, sub)})"
             out.append(Alternative(hardware=hw, why=f"cannot serve '{w.name}': {why}"))
             continue
         if any(w.rate is None for w in fleet.workloads):

@@ -315,3 +315,18 @@ def test_a_replicas_devices_each_move_their_own_share_of_the_cache(deploy) -> No
     mla = [deploy("deepseek-v3", "h200-sxm", weights_dtype="fp8", tp=tp) for tp in (1, 8)]
     # MLA's latent is whole on every device of the group: tensor parallelism does not split it
     assert replica_transfer_ms(mla[1], mla[1], 2000, 50.0) == pytest.approx(replica_transfer_ms(mla[0], mla[0], 2000, 50.0))
+
+
+def test_why_a_device_lost_a_pool_names_the_filter_its_types_fail(cat: Catalogue) -> None:
+    """It listed the ~25 instance types aicap kept the pools to, a10g's own among them, where the network was the cause."""
+    from aicap.sizing.core.fleet import Workload
+    from aicap.sizing.plan.alternatives import filters_of
+
+    kept = ["g5.xlarge", "p5.48xlarge"]
+    pool = Workload.model_validate({**WL, "name": "chat.prefill", "disaggregated_role": "prefill", "instance_types": kept,
+                                    "min_network_gbps": 50.0})  # fmt: skip
+    g5 = [cat.instance("g5.xlarge")]
+    assert filters_of(pool, g5) == "a scale-out network of at least 50 Gbit/s a device"
+    assert filters_of(pool) == "the cloud and region its other pool is kept in; a scale-out network of at least 50 Gbit/s a device"
+    mine = Workload.model_validate({**WL, "instance_types": ["g5.xlarge"]})
+    assert filters_of(mine, [cat.instance("p5.48xlarge")]) == "instance_types g5.xlarge"
