@@ -446,6 +446,7 @@ def _size(fleet: Fleet, cat: CatalogueLike, alternatives: bool, time_limit_s: fl
         warnings.append(f"a static plan: each workload sized at its busiest hour, priced {fleet.constraints.price_model} "
                         "(size_periods plans a fleet with hourly profiles or several pricing models hour by hour)")  # fmt: skip
     _check_workloads(fleet, cat)  # the user's workloads, named as given (the pools split from them are checked below)
+    given = fleet
     fleet, pools = split(fleet, cat, insts, derate)
     warnings += pools
     if pools_in is not None:
@@ -454,7 +455,8 @@ def _size(fleet: Fleet, cat: CatalogueLike, alternatives: bool, time_limit_s: fl
                                                        for w in fleet.workloads]})  # fmt: skip
         warnings.append(f"disaggregated prefill and decode pools kept in one cloud and region ({pools_in[0]} {pools_in[1]}): "
                         "the KV cache moves between them over the instance network")  # fmt: skip
-    _check_workloads(fleet, cat)
+    if fleet is not given:
+        _check_workloads(fleet, cat)
     c = fleet.constraints
     raw = all_candidates(fleet, cat, insts, workers=jobs)
     all_cands = _derated(raw, derate or {})
