@@ -48,15 +48,8 @@ from aicap.sizing.plan.candidates import Candidate, prune
 from aicap.sizing.plan.chargeback import period_shares
 from aicap.sizing.plan.evaluation import available_cores
 from aicap.sizing.plan.generate import all_candidates
-from aicap.sizing.plan.sizer import (
-    _check_workloads,
-    _diagnose,
-    allowed_instances,
-    bursty_warnings,
-    deployment_key,
-    per_item,
-    shortlist,
-)
+from aicap.sizing.plan.inputs import allowed_instances, check_workloads, per_item
+from aicap.sizing.plan.sizer import _diagnose, bursty_warnings, deployment_key, shortlist
 from aicap.sizing.solve.hour_workers import HourPool
 from aicap.sizing.solve.periods import RESERVED, PeriodProblem, PeriodSolution, solve_periods
 
@@ -205,7 +198,7 @@ def size_periods(fleet: Fleet, cat: CatalogueLike, *, time_limit_s: float = 10.0
         When a workload has no deployment meeting its targets, or no plan covers every period.
     """
     fleet = per_item(fleet, cat)
-    _check_workloads(fleet, cat)  # as a static plan checks them (a misspelt instance type, formats the engine does not serve)
+    check_workloads(fleet, cat)  # as a static plan checks them (a misspelt instance type, formats the engine does not serve)
     c = fleet.constraints
     if set(c.pricing_models) == {"spot"} and c.spot_max_share < 1.0:
         raise InputError(f"pricing [spot] alone cannot carry more than spot_max_share ({c.spot_max_share:g}) of the devices in use; "

@@ -19,11 +19,12 @@ from aicap.sizing.core.fleet import Fleet
 from aicap.sizing.plan import candidates as cands_mod
 from aicap.sizing.plan import screen as screen_mod
 from aicap.sizing.plan.candidates import Candidate, Shape, _binding, _reasons, formats, prune
+from aicap.sizing.plan.inputs import check_workloads
 from aicap.sizing.plan.layouts import layouts
 from aicap.sizing.plan.problem import describe_failure, latency_score, problem_for
 from aicap.sizing.plan.screen import Rows as _Rows
 from aicap.sizing.plan.screen import screen as _screen
-from aicap.sizing.plan.sizer import _check_workloads, allowed_instances, shortlist, standalone_cost
+from aicap.sizing.plan.sizer import allowed_instances, shortlist, standalone_cost
 from aicap.sizing.solve.milp import SolveStatus, solve
 
 CAT = load_catalogue()
@@ -241,18 +242,18 @@ def test_a_tpot_target_on_an_encoder_is_refused() -> None:
     fleet = Fleet.model_validate({"workloads": [{"name": "emb", "model": "bge-large-en", "requests_per_s": 1.0, "input_tokens": 256,
                                                  "output_tokens": 1, "slo": {"ttft_ms": 200, "tpot_ms": 50}}]})  # fmt: skip
     with pytest.raises(InputError, match=r"^workload 'emb': bge-large-en is an encoder model and emits no tokens.*drop slo\.tpot_ms"):
-        _check_workloads(fleet, CAT)
+        check_workloads(fleet, CAT)
 
 
 def test_check_context_against_the_model() -> None:
     limit = CAT.model("llama-3.1-8b").max_context
     ok = Fleet.model_validate({"workloads": [{"name": "chat", "model": "llama-3.1-8b", "requests_per_s": 1.0, "input_tokens": limit - 10,
                                               "output_tokens": 10}]})  # fmt: skip
-    _check_workloads(ok, CAT)
+    check_workloads(ok, CAT)
     over = Fleet.model_validate({"workloads": [{"name": "chat", "model": "llama-3.1-8b", "requests_per_s": 1.0, "input_tokens": limit - 10,
                                                 "output_tokens": 11}]})  # fmt: skip
     with pytest.raises(InputError) as e:
-        _check_workloads(over, CAT)
+        check_workloads(over, CAT)
     assert str(e.value) == (f"workload 'chat': its longest request (input_tokens + output_tokens) is {limit + 1:,} tokens, over "
                             f"llama-3.1-8b's max context of {limit:,}")  # fmt: skip
 
@@ -599,8 +600,8 @@ def test_check_context_skips_generic_models_and_uses_the_input_for_encoders() ->
            {"name": "e", "model": enc.id, "requests_per_s": 1.0, "input_tokens": enc.max_context, "output_tokens": 100},
            {"name": "d", "model": "llama-3.1-8b", "requests_per_s": 1.0, "input_tokens": limit, "output_tokens": 1}]  # fmt: skip
     with pytest.raises(InputError, match="workload 'd'"):
-        _check_workloads(Fleet.model_validate({"workloads": wls}), CAT)
-    _check_workloads(Fleet.model_validate({"workloads": wls[:2]}), CAT)
+        check_workloads(Fleet.model_validate({"workloads": wls}), CAT)
+    check_workloads(Fleet.model_validate({"workloads": wls[:2]}), CAT)
 
 
 def test_standalone_cost_small_capacity_and_whole_instance_minimum() -> None:
@@ -810,10 +811,10 @@ def test_check_context_refuses_an_unknown_engine_naming_the_place_and_the_choice
          **{k: v for k, v in where.items() if k != "constraints"}}  # fmt: skip
     f = Fleet.model_validate({"workloads": [w], "constraints": where.get("constraints", {})})
     with pytest.raises(InputError) as e:
-        _check_workloads(f, CAT)
+        check_workloads(f, CAT)
     assert str(e.value) == message + ", ".join(sorted([*CAT.engines, "generic"]))
     for known in ("generic", sorted(CAT.engines)[0]):  # known engines pass
-        _check_workloads(Fleet.model_validate({"workloads": [{**w, "engine": known}]}), CAT)
+        check_workloads(Fleet.model_validate({"workloads": [{**w, "engine": known}]}), CAT)
 
 
 def test_slots_need_the_longest_request_to_fit_one_pipeline_stages_share_of_the_kv_cache() -> None:
