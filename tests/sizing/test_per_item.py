@@ -14,8 +14,8 @@ import pytest
 from aicap.hardware_db import Catalogue
 from aicap.sizing.core.errors import InputError
 from aicap.sizing.core.fleet import Fleet
-from aicap.sizing.plan.periods import size_periods
 from aicap.sizing.plan.inputs import per_item
+from aicap.sizing.plan.periods import size_periods
 from aicap.sizing.plan.sizer import size
 
 VISION: dict[str, Any] = {"name": "vision", "model": "resnet-50", "requests_per_s": 2000.0, "slo": {"ttft_ms": 100.0}}
