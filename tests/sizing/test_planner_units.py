@@ -4,6 +4,7 @@ filtering, the shortlist, dominance pruning, screening, layouts, formats, failur
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import replace
 from types import SimpleNamespace
 from typing import Any
@@ -815,6 +816,33 @@ def test_check_context_refuses_an_unknown_engine_naming_the_place_and_the_choice
     assert str(e.value) == message + ", ".join(sorted([*CAT.engines, "generic"]))
     for known in ("generic", sorted(CAT.engines)[0]):  # known engines pass
         check_workloads(Fleet.model_validate({"workloads": [{**w, "engine": known}]}), CAT)
+
+
+@pytest.mark.parametrize(("extra", "message"), [
+    ({"instance_types": ["p5.48xlarg"]}, "unknown instance 'p5.48xlarg': did you mean p5.48xlarge"),
+    ({"engine": "vllm", "kv_dtype": "int8"}, "workload 'chat': kv_dtype int8: vLLM keeps the KV cache in fp32, bf16, fp16, fp8"),
+    ({"engine": "lmdeploy", "precisions": ["int8"]}, "workload 'chat': precisions int8: LMDeploy (TurboMind) serves weights in"),
+    ({"model": "bge-large-en", "slo": {"tpot_ms": 20.0}}, "bge-large-en is an encoder model and emits no tokens, so has no TPOT"),
+])  # fmt: skip
+def test_check_workloads_names_what_a_workloads_engine_or_instances_cannot_take(extra: dict[str, Any], message: str) -> None:
+    w = {"name": "chat", "model": "llama-3.1-8b", "requests_per_s": 1.0, "input_tokens": 100, "output_tokens": 10}
+    with pytest.raises(InputError, match=re.escape(message)):
+        check_workloads(Fleet.model_validate({"workloads": [{**w, **extra}]}), CAT)
+    fine = {k: v for k, v in extra.items() if k in ("engine", "model")}  # the same engine or model with what it takes passes
+    check_workloads(Fleet.model_validate({"workloads": [{**w, **fine}]}), CAT)
+
+
+def test_per_item_reads_a_generic_workload_as_one_item_a_request() -> None:
+    from aicap.sizing.plan.inputs import per_item
+
+    w = {"name": "v", "model": "resnet-50", "requests_per_s": 10.0}
+    f = per_item(Fleet.model_validate({"workloads": [w, {**w, "name": "t", "model": "llama-3.1-8b"}]}), CAT)
+    assert [(x.input_tokens, x.output_tokens) for x in f.workloads] == [(1, 1), (1024, 256)]
+    assert per_item(f, CAT) is f
+    for bad in ({"input_tokens": 2}, {"output_tokens": 3}):
+        with pytest.raises(InputError, match=f"drop {next(iter(bad))}"):
+            per_item(Fleet.model_validate({"workloads": [{**w, **bad}]}), CAT)
+    per_item(Fleet.model_validate({"workloads": [{**w, "input_tokens": 1, "output_tokens": 1}]}), CAT)  # a plan's inputs
 
 
 def test_slots_need_the_longest_request_to_fit_one_pipeline_stages_share_of_the_kv_cache() -> None:
