@@ -12,6 +12,7 @@ from aicap.sizing.core.errors import InfeasibleError, InputError, UnknownIdError
 from aicap.sizing.core.fleet import Fleet, Workload
 from aicap.sizing.core.ownership import ON_PREM
 from aicap.sizing.core.specs import InstanceSpec
+from aicap.sizing.core.specs.model import GenericModel
 from aicap.sizing.plan.generate import allowed
 
 
@@ -96,15 +97,13 @@ def per_item(fleet: Fleet, cat: CatalogueLike) -> Fleet:
         try:
             model = cat.model(w.model)
         except InputError:
-            out.append(w)
-            continue
-        if model.kind != "generic":
+            model = None
+        if not isinstance(model, GenericModel):
             out.append(w)
             continue
         given = [k for k in ("input_tokens", "output_tokens") if k in w.model_fields_set and getattr(w, k) != 1]
         if given:
-            item = getattr(model, "item", "item")
-            raise InputError(f"workload '{w.name}': {model.id} is a generic model whose cost is per item (one {item} a request), "
+            raise InputError(f"workload '{w.name}': {model.id} is a generic model whose cost is per item (one {model.item} a request), "
                              f"not per token: drop {' and '.join(given)}")  # fmt: skip
         out.append(w.model_copy(update={"input_tokens": 1, "output_tokens": 1}))
     return fleet if out == fleet.workloads else fleet.model_copy(update={"workloads": out})

@@ -836,13 +836,57 @@ def test_per_item_reads_a_generic_workload_as_one_item_a_request() -> None:
     from aicap.sizing.plan.inputs import per_item
 
     w = {"name": "v", "model": "resnet-50", "requests_per_s": 10.0}
-    f = per_item(Fleet.model_validate({"workloads": [w, {**w, "name": "t", "model": "llama-3.1-8b"}]}), CAT)
-    assert [(x.input_tokens, x.output_tokens) for x in f.workloads] == [(1, 1), (1024, 256)]
-    assert per_item(f, CAT) is f
-    for bad in ({"input_tokens": 2}, {"output_tokens": 3}):
-        with pytest.raises(InputError, match=f"drop {next(iter(bad))}"):
+    token = {**w, "name": "t", "model": "llama-3.1-8b"}
+    missing = {**w, "name": "m", "model": "no-such-model"}  # left for check_workloads to name
+    for order in ([w, token, missing], [missing, token, w]):  # every workload read, whatever comes before it
+        f = per_item(Fleet.model_validate({"workloads": order}), CAT)
+        lengths = {x.name: (x.input_tokens, x.output_tokens) for x in f.workloads}
+        assert lengths == {"v": (1, 1), "t": (1024, 256), "m": (1024, 256)} and [x.name for x in f.workloads] == [x["name"] for x in order]
+        assert per_item(f, CAT) is f
+    for bad, says in (({"input_tokens": 2}, "drop input_tokens"), ({"output_tokens": 3}, "drop output_tokens"),
+                      ({"input_tokens": 2, "output_tokens": 3}, "drop input_tokens and output_tokens")):  # fmt: skip
+        with pytest.raises(InputError, match=f"^workload 'v': resnet-50 is a generic model whose cost is per item \\(one 224x224 RGB "
+                                             f"image a request\\), not per token: {says}$"):  # fmt: skip
             per_item(Fleet.model_validate({"workloads": [{**w, **bad}]}), CAT)
     per_item(Fleet.model_validate({"workloads": [{**w, "input_tokens": 1, "output_tokens": 1}]}), CAT)  # a plan's inputs
+
+
+@pytest.mark.parametrize(("w", "says"), [
+    ({"model": "bge-large-en"}, "its longest request (input_tokens) is 1,024 tokens, over bge-large-en's max context of 512; "
+                                "input_tokens left at the default (1,024): give the lengths it serves"),
+    ({"model": "bge-large-en", "input_tokens": 600}, "its longest request (input_tokens) is 600 tokens, over bge-large-en's max "
+                                                     "context of 512"),
+    ({"model": "llama-2-7b"}, "its longest request (input_tokens + output_tokens) is 1,280 tokens, over llama-2-7b's max context of "
+                              "4,096"),
+])  # fmt: skip
+def test_a_request_longer_than_the_context_names_the_lengths_left_at_their_defaults(w: dict[str, Any], says: str) -> None:
+    base = {"name": "x", "requests_per_s": 1.0, **w}
+    if base["model"] == "llama-2-7b":  # both lengths at their defaults, over a context made short for the test
+        short = CAT.model("llama-2-7b").model_copy(update={"max_context": 1024})
+        cat = SimpleNamespace(**{k: getattr(CAT, k) for k in ("engines", "instances", "devices")}, model=lambda _: short)
+        says = (
+            says.replace("4,096", "1,024") + "; input_tokens and output_tokens left at the defaults (1,024 and 256): give the "
+            "lengths it serves"
+        )
+    else:
+        cat = CAT
+    with pytest.raises(InputError) as e:
+        check_workloads(Fleet.model_validate({"workloads": [base]}), cat)  # type: ignore[arg-type]
+    assert str(e.value) == f"workload 'x': {says}"
+
+
+def test_a_pricing_model_that_drops_every_accelerator_says_the_plan_has_cpus_only() -> None:
+    aws_gpus = [i for i in CAT.instances.values() if i.cloud == "aws" and CAT.device(i.device).kind != "cpu"]
+    if any(i.price("spot") is not None for i in aws_gpus):
+        pytest.skip("an aws accelerator type has a spot price")
+    _, said = allowed_instances(fleet(pricing="spot"), CAT)
+    assert len(said) == 1 and said[0].endswith("; none of the accelerator types is left, so the plan can use server CPUs only (size "
+                                               "with --pricing on_demand to compare)")  # fmt: skip
+    cpus = sorted({i.device for i in CAT.instances.values() if i.cloud == "aws" and CAT.device(i.device).kind == "cpu"})
+    _, said = allowed_instances(fleet(pricing="spot", hardware=cpus), CAT)  # CPUs asked for: no accelerator lost to the price
+    assert not any("CPUs only" in x for x in said)
+    _, said = allowed_instances(fleet(pricing="on_demand"), CAT)
+    assert not any("CPUs only" in x for x in said)
 
 
 def test_slots_need_the_longest_request_to_fit_one_pipeline_stages_share_of_the_kv_cache() -> None:
