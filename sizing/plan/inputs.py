@@ -35,7 +35,7 @@ def allowed_instances(fleet: Fleet, cat: CatalogueLike, models: tuple[str, ...] 
                 raise UnknownIdError(kind, x, sorted(known))
     out: list[InstanceSpec] = []
     unpriced: dict[str, int] = {}
-    unpriced_accelerators = 0  # GPU, TPU and accelerator types among them
+    dropped_kinds: set[str] = set()  # the device kinds of the types dropped for want of a price
     capped: list[str] = []  # types that met every other constraint but have no instance available
     for inst in sorted(cat.instances.values(), key=lambda i: (i.cloud, i.name)):
         if c.clouds and inst.cloud not in c.clouds:
@@ -52,7 +52,7 @@ def allowed_instances(fleet: Fleet, cat: CatalogueLike, models: tuple[str, ...] 
         if any(inst.price(m) is None for m in need):
             if inst.cloud != ON_PREM:  # owned machines no cloud rents: only --pricing owned considers them
                 unpriced[inst.cloud] = unpriced.get(inst.cloud, 0) + 1
-                unpriced_accelerators += cat.device(inst.device).kind != "cpu"
+                dropped_kinds.add(cat.device(inst.device).kind)
             continue
         out.append(inst)
     warnings = []
@@ -66,7 +66,7 @@ def allowed_instances(fleet: Fleet, cat: CatalogueLike, models: tuple[str, ...] 
         # spot on AWS became 173 CPU servers at 317x the GPU plan's cost, said only as "19 types have no spot price" (a fleet
         # that allows CPUs alone is not told: it lost no accelerator to the price)
         cpus_only = ("; none of the accelerator types is left, so the plan can use server CPUs only (size with --pricing on_demand "
-                     "to compare)" if out and not accelerated and unpriced_accelerators else "")  # fmt: skip
+                     "to compare)" if out and not accelerated and dropped_kinds - {"cpu"} else "")  # fmt: skip
         warnings.append(
             f"{sum(unpriced.values())} instance types have no published {' or '.join(need)} price and were excluded ({per_cloud})"
             + cpus_only
