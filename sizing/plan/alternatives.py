@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 
 from aicap.sizing.core.fleet import Fleet, Workload
 from aicap.sizing.core.plan import Alternative, Plan
 from aicap.sizing.core.specs import InstanceSpec
 from aicap.sizing.plan.assemble import sig
 from aicap.sizing.plan.candidates import Candidate, cost_per_rps, prune
+from aicap.sizing.plan.generate import instance_filters
 from aicap.sizing.plan.problem import problem_for
 from aicap.sizing.solve.blocks import solve_blocks
 from aicap.sizing.solve.milp import SolveStatus
@@ -62,22 +63,11 @@ def closest_reason(cands: Iterable[Candidate]) -> str | None:
 
 
 def filters_of(w: Workload, types: Sequence[InstanceSpec] = ()) -> str:
-    """The instance filters a workload carries, in words (a disaggregated pool's network, a user's instance types), or the constraints.
+    """The instance filters ``w`` sets, in words (:func:`~aicap.sizing.plan.generate.instance_filters`), or the constraints.
 
-    Given a device's instance ``types``, only the filters none of them passes (where each passes some, all of them). A
-    disaggregated pool's instance types are those aicap kept in one cloud and region with its other pool: said so, not listed.
+    Given a device's instance ``types``, only the filters none of them passes (where each passes some, all of them).
     """
-    pooled = w.disaggregated_role is not None and w.instance_types is not None
-    kept = "the cloud and region its other pool is kept in" if pooled else f"instance_types {', '.join(w.instance_types or [])}"
-    checks: list[tuple[str, bool, Callable[[InstanceSpec], bool]]] = [
-        (kept, w.instance_types is not None, lambda i: i.name in (w.instance_types or [])),
-        (f"hardware {', '.join(w.hardware or [])}", bool(w.hardware), lambda i: i.device in (w.hardware or [])),
-        (f"a scale-out network of at least {w.min_network_gbps or 0:g} Gbit/s a device", bool(w.min_network_gbps),
-         lambda i: (i.network_gbs_per_device or 0.0) * 8.0 >= (w.min_network_gbps or 0.0) * (1 - 1e-9)),
-        (f"network kinds {', '.join(w.network_kinds or [])}", bool(w.network_kinds),
-         lambda i: i.network is not None and i.network.kind in (w.network_kinds or [])),
-    ]  # fmt: skip
-    given = [(text, passes) for text, on, passes in checks if on]
+    given = instance_filters(w)
     failed = [text for text, passes in given if types and not any(passes(i) for i in types)]
     return "; ".join(failed or [text for text, _ in given]) or "the fleet's constraints"
 

@@ -16,7 +16,7 @@ without changing its optimum:
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from aicap.sizing.core.catalogue import CatalogueLike
@@ -313,16 +313,35 @@ def all_candidates(fleet: Fleet, cat: CatalogueLike, insts: list[InstanceSpec], 
                 else:
                     why = f"{dev_id} supports none of the allowed precisions {', '.join(allowed(w, model))}"
                 out[w.name] += [_infeasible(w, inst, why) for inst in dinsts]
-    network_of = {i.name: i.network_gbs_per_device for i in insts}
-    kind_of = {i.name: None if i.network is None else i.network.kind for i in insts}
+    by_name = {i.name: i for i in insts}
     for w in fleet.workloads:  # a workload limited to some devices or networks (a disaggregated pool) keeps only their candidates
-        if w.hardware:
-            out[w.name] = [c for c in out[w.name] if c.hardware in w.hardware]
-        if w.min_network_gbps:
-            need = w.min_network_gbps / 8.0
-            out[w.name] = [c for c in out[w.name] if (network_of.get(c.instance) or 0.0) >= need * (1 - 1e-9)]
-        if w.network_kinds:
-            out[w.name] = [c for c in out[w.name] if kind_of.get(c.instance) in w.network_kinds]
-        if w.instance_types is not None:
-            out[w.name] = [c for c in out[w.name] if c.instance in w.instance_types]
+        if keep := [passes for _, passes in instance_filters(w)]:
+            out[w.name] = [c for c in out[w.name] if all(p(by_name[c.instance]) for p in keep)]
+    return out
+
+
+InstanceFilter = tuple[str, Callable[[InstanceSpec], bool]]
+"""A workload's filter on the instance types it may use: what it asks, in words, and whether an instance type passes."""
+
+
+def instance_filters(w: Workload) -> list[InstanceFilter]:
+    """The filters ``w`` sets on its instance types (none for most workloads): devices, a network's speed or kind, names.
+
+    A disaggregated pool's instance types are those aicap kept in one cloud and region with its other pool: said so, not
+    listed. :func:`all_candidates` keeps the candidates whose instance type passes them all; "why it lost" names the
+    ones a device's types fail (:func:`~aicap.sizing.plan.alternatives.filters_of`).
+    """
+    out: list[InstanceFilter] = []
+    if w.instance_types is not None:
+        kept = "the cloud and region its other pool is kept in" if w.disaggregated_role else f"instance_types {', '.join(w.instance_types)}"
+        out.append((kept, lambda i: i.name in (w.instance_types or [])))
+    if w.hardware:
+        out.append((f"hardware {', '.join(w.hardware)}", lambda i: i.device in (w.hardware or [])))
+    if w.min_network_gbps:
+        need = w.min_network_gbps / 8.0  # GB/s a device
+        out.append((f"a scale-out network of at least {w.min_network_gbps:g} Gbit/s a device",
+                    lambda i: (i.network_gbs_per_device or 0.0) >= need * (1 - 1e-9)))  # fmt: skip
+    if w.network_kinds:
+        out.append((f"network kinds {', '.join(w.network_kinds)}",
+                    lambda i: i.network is not None and i.network.kind in (w.network_kinds or [])))  # fmt: skip
     return out
