@@ -119,18 +119,6 @@ def check_workload_source(ctx: typer.Context, model: str | None, fleet_file: Pat
         raise InputError(f"{one[0]} describes the one workload of --model; {where}")
 
 
-def located(path: Path, message: str) -> str:
-    """``path:line`` where the file holds the value an error ``message`` quotes, else ``path``."""
-    from aicap.sizing.core.documents import line_of_value
-
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-    except (OSError, UnicodeDecodeError):
-        return str(path)
-    line = line_of_value(text, message)
-    return f"{path}:{line}" if line else str(path)
-
-
 def internal_error_line(exc: BaseException) -> str:
     """The one stderr line for an unexpected exception (a bug): its type, a short message, a plea."""
     detail = _one_line(str(exc), 160)

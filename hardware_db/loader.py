@@ -21,6 +21,7 @@ from typing import Any, TypeVar
 from pydantic import TypeAdapter
 
 from aicap.hardware_db import cache
+from aicap.sizing.core.doc_errors import located
 from aicap.sizing.core.documents import load_yaml, read_text, validate, validate_model
 from aicap.sizing.core.errors import InputError, UnknownIdError, did_you_mean, excerpt
 from aicap.sizing.core.ownership import machine_instance, owned_usd_per_hour
@@ -191,24 +192,12 @@ def _parse(texts: list[tuple[str, str]], builtin: int, own_text: str) -> Catalog
         cat.origin["instance:" + m.name] = f"hardware_db/{OWNERSHIP}"
     for inst in cat.instances.values():
         if inst.device not in cat.devices:
-            where = _at_line(cat.origin["instance:" + inst.name], f"unknown device '{inst.device}'")
+            where = located(cat.origin["instance:" + inst.name], f"unknown device '{inst.device}'")  # a built-in file: its name alone
             known = sorted(cat.devices)
             raise InputError(f"{where}: instances.{inst.name}.device: unknown device {excerpt(inst.device)}; "
                              f"{did_you_mean(inst.device, known)}known devices: {', '.join(known)}")  # fmt: skip
     _own(cat, own)
     return cat
-
-
-def _at_line(origin: str, message: str) -> str:
-    """``origin:line`` where the catalogue file ``origin`` holds the value ``message`` quotes, else ``origin``."""
-    from aicap.sizing.core.doc_errors import line_of_value
-
-    try:
-        text = Path(origin).read_text(encoding="utf-8-sig")
-    except (OSError, UnicodeDecodeError):
-        return origin  # a built-in file named by its package path
-    line = line_of_value(text, message)
-    return f"{origin}:{line}" if line else origin
 
 
 OWNERSHIP = "ownership/ownership.yaml"

@@ -20,7 +20,6 @@ from aicap.cli.state import (
     check_workload_source,
     guarded,
     info,
-    located,
     typed_flags,
     warn_shadowing,
     workload_lengths,
@@ -391,6 +390,8 @@ def register(app: typer.Typer) -> None:
         except InputError as exc:
             if fleet_file is None or str(exc).startswith(str(fleet_file)):
                 raise
+            from aicap.sizing.core.doc_errors import located
+
             raise InputError(f"{located(fleet_file, str(exc))}: {exc}") from None
         if periodic:
             if plot is not None:

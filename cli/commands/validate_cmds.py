@@ -105,7 +105,7 @@ def _check_case_ids(cases: list[dict[str, Any]], cat: CatalogueLike, path: Path)
     Calibration skips a case it cannot predict; a misspelt id (``l40x``) then left nothing to fit, and the error said only
     "unknown device or model ids" for the whole file.
     """
-    from aicap.cli.state import located
+    from aicap.sizing.core.doc_errors import located
     from aicap.sizing.core.errors import InputError, UnknownIdError
 
     for c in cases:

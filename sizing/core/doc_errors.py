@@ -12,6 +12,7 @@ import difflib
 import re
 import typing
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any, TypeVar
 
 import yaml
@@ -142,6 +143,16 @@ def line_of_value(text: str, message: str) -> int | None:
 
 
 _MARKERS = {"decoder", "encoder", "generic", "[key]"}  # discriminator tags and pydantic's key marker: no fields of their own
+
+
+def located(path: Path | str, message: str) -> str:
+    """``path:line`` where the file at ``path`` holds the value an error ``message`` quotes (:func:`line_of_value`), else ``path``."""
+    try:
+        text = Path(path).read_text(encoding="utf-8-sig")
+    except (OSError, UnicodeDecodeError):
+        return str(path)
+    line = line_of_value(text, message)
+    return f"{path}:{line}" if line else str(path)
 
 
 def _models_in(annotation: object) -> list[type[BaseModel]]:
