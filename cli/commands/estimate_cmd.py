@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from aicap.cli.render import Format, FormatOpt, Table, View, emit, flat_table
+from aicap.cli.render import Format, FormatOpt, Table, View, emit, flat_table, rate_text
 from aicap.cli.state import catalogue, check_engine, check_plot, guarded, info, prompt_tokens, typed_flags, warn_shadowing
 
 if TYPE_CHECKING:
@@ -217,7 +217,7 @@ def estimate_view(doc: dict[str, Any], tpot_ms: float | None = None, item: str |
             ["end-to-end", f"{doc['e2e_s']:,.3f} s"],
             *([["output tokens/s (all replicas)", f"{doc['throughput']['output_tokens_per_s']:,.0f} {_band(doc, 'throughput')}"]]
               if generates else []),
-            ["requests/s (all replicas)", f"{_rate(doc['throughput']['requests_per_s'])} {_band(doc, 'throughput')}"],
+            ["requests/s (all replicas)", f"{rate_text(doc['throughput']['requests_per_s'])} {_band(doc, 'throughput')}"],
             ["bound", f"prefill: {doc['bound']['prefill']}, decode: {doc['bound']['decode'] or '-'}" if generates else doc["bound"]["prefill"]],
         ]  # fmt: skip
     lengths = f"one {item} a request" if item else f"{doc['input_tokens']} in / {doc['output_tokens']} out tokens"
@@ -285,11 +285,6 @@ def _disaggregated(model: str, hardware: str, decode_hardware: str, devices: int
     if tpot_ms is not None and doc["tpot_s"] is not None and doc["tpot_s"] * 1e3 > tpot_ms:  # it exited 0 on a miss
         raise InfeasibleError(f"TPOT {doc['tpot_s'] * 1e3:,.1f} ms at the decode replica's batch {doc['decode']['batch']} > target {tpot_ms:g} ms: "
                               "a faster decode device, more tensor parallelism or a smaller weights dtype")  # fmt: skip
-
-
-def _rate(v: float) -> str:
-    """Requests/s as a table shows them: two decimals below 100 (0.88), whole numbers above (154,400, not 154,400.00)."""
-    return f"{v:,.2f}" if v < 100 else f"{v:,.0f}"
 
 
 def refuse_decode_flags(ctx: typer.Context, req: EstimateRequest) -> None:

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from aicap.cli.commands.estimate_cmd import AcceptOpt, DraftModelOpt, DraftTokensOpt, SpecOpt, speculative_config
-from aicap.cli.render import Cents, Format, FormatOpt, Table, View, emit, json_schema, progress, to_json, to_yaml
+from aicap.cli.render import Cents, Format, FormatOpt, Table, View, emit, json_schema, progress, rate_text, to_json, to_yaml
 from aicap.cli.state import (
     STATE,
     catalogue,
@@ -32,13 +32,6 @@ if TYPE_CHECKING:
     from aicap.sizing.core.plan import Deployment as PlanDeployment
     from aicap.sizing.core.plan import Plan
     from aicap.sizing.core.plan import Workload as PlanWorkload
-
-
-def _rate(x: float) -> str:
-    """A request rate in three significant figures without an exponent: ``4,080``, ``10.9``, ``0.125``."""
-    if x >= 1000:
-        return f"{float(f'{x:.3g}'):,.0f}"
-    return f"{x:,.3g}"
 
 
 def layout_label(tp: int, pp: int, dp_attention: int = 1) -> str:
@@ -69,7 +62,7 @@ def plan_view(plan: Plan) -> View:
             tpot = "-" if d.tpot_ms is None else f"{d.tpot_ms:,.1f}" + (f" ±{band['tpot']:.0f}%" if "tpot" in band else "")
             rows.append([w.name, w.model, d.instance_type, f"{d.devices}×{d.hardware}", layout_label(d.tp, d.pp, d.dp_attention), d.replicas,
                          d.weights_dtype,
-                         f"{_rate(d.requests_per_s)}/{_rate(d.capacity_requests_per_s)}", ttft, tpot, Cents(d.usd_per_hour),
+                         f"{rate_text(d.requests_per_s)}/{rate_text(d.capacity_requests_per_s)}", ttft, tpot, Cents(d.usd_per_hour),
                          round(_month(d, hours)),
                          _unit_price(w)])  # fmt: skip
     t = plan.totals
@@ -134,7 +127,7 @@ def period_plan_view(plan: PeriodPlan) -> View:
     rows = []
     for p in plan.periods:
         inst = ", ".join(f"{i.count}× {i.instance_type} ({i.pricing})" for i in p.instances)
-        cells = [f"{_rate(w.demand_requests_per_s)}/{_rate(w.capacity_requests_per_s)} ({sum(w.replicas)})" for w in p.workloads]
+        cells = [f"{rate_text(w.demand_requests_per_s)}/{rate_text(w.capacity_requests_per_s)} ({sum(w.replicas)})" for w in p.workloads]
         rows.append([p.start_hour, p.usd_per_hour, *cells, inst])
     deps = [[d.workload, d.instance_type, f"{d.devices}×{d.hardware}", layout_label(d.tp, d.pp, d.dp_attention), d.weights_dtype,
              d.capacity_requests_per_s,

@@ -82,6 +82,13 @@ def cell(value: Any) -> str:
     return str(value)
 
 
+def rate_text(x: float) -> str:
+    """A request rate in three significant figures without an exponent: ``4,080``, ``10.9``, ``0.125``."""
+    if x >= 1000:
+        return f"{float(f'{x:.3g}'):,.0f}"
+    return f"{x:,.3g}"
+
+
 def to_json(document: Any) -> str:
     """Deterministic JSON: fixed key order as built, 2-space indent, trailing newline."""
     return json.dumps(document, indent=2, ensure_ascii=False, allow_nan=False) + "\n"
