@@ -344,11 +344,10 @@ def register(app: typer.Typer) -> None:
             if typed_flags(ctx, "output_tokens") and output_tokens > 0:
                 raise InputError(f"--output-tokens {output_tokens}: {model} is an {target_kind} model and emits no tokens: drop it")
             output_tokens = 0  # the traffic line said '256 out' (the decoder default) beside 'mean 0 out'
-        if target_kind == "generic":  # one item a request: the default 1,024 "tokens" were 1,024 items against the token budget
-            if typed := typed_flags(ctx, "input_tokens") or (["--dataset"] if dataset is not None else []):
-                raise InputError(f"{typed[0]} applies to a model that reads tokens; {spec.id} is a generic model whose cost is per "
-                                 f"item (one {getattr(spec, 'item', 'item')} a request): drop it")  # fmt: skip
-            input_tokens = 1
+        # one item a request (prompt_tokens reads a generic model's default as 1): a typed length or dataset is refused
+        if target_kind == "generic" and (typed := typed_flags(ctx, "input_tokens") or (["--dataset"] if dataset is not None else [])):
+            raise InputError(f"{typed[0]} applies to a model that reads tokens; {spec.id} is a generic model whose cost is per "
+                             f"item (one {getattr(spec, 'item', 'item')} a request): drop it")  # fmt: skip
         if trace is not None:
             from aicap.sizing.core.fleet import check_prefix_cached
             from aicap.sizing.sim.traffic import cached_prefix
