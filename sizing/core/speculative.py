@@ -116,11 +116,10 @@ def one_layer_drafter(target: DecoderModel) -> DecoderModel:
 
 
 def _size(m: DecoderModel) -> float:
-    """Parameters a token reads: the published (active) count, else the dense shapes' ``L·h·(4h + 3·i) + V·h`` (a comparison only)."""
-    published = m.published_active_params or m.published_params
-    if published:
-        return float(published)
-    return float(m.num_layers) * m.hidden_size * (4.0 * m.hidden_size + 3.0 * m.intermediate_size) + float(m.vocab_size) * m.hidden_size
+    """Parameters a token reads (:func:`~aicap.sizing.perf.params.inventory`'s active count)."""
+    from aicap.sizing.perf.params import inventory
+
+    return inventory(m).active
 
 
 def resolve(target: AnyModel, method: Method, draft_tokens: int, acceptance: float, source: str,
