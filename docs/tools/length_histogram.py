@@ -6,13 +6,16 @@ weighs its share of the requests; bars that round to the same length are merged.
 the raw values (``p50``/``p90``/``p99`` by numpy's linear interpolation, rounded).
 
 Run: python docs/tools/length_histogram.py RESULT.json
-where RESULT.json is a vLLM benchmark_serving result file (``input_lens``, ``output_lens``). It prints the
-``stats``, ``input_tokens`` and ``output_tokens`` lines of a datasets.yaml entry.
+where RESULT.json is a vLLM benchmark_serving result file (``input_lens``, ``output_lens``), or a pickle of
+``(input, output)`` length pairs (``.pkl``: the vLLM paper's artifact ships ShareGPT's lengths so; it is read
+by an unpickler that builds nothing but lists, tuples and numbers). It prints the ``stats``,
+``input_tokens`` and ``output_tokens`` lines of a datasets.yaml entry.
 """
 
 from __future__ import annotations
 
 import json
+import pickle
 import sys
 
 import numpy as np
@@ -40,11 +43,27 @@ def stats(values: list[int]) -> str:
     return f"{{mean: {v.mean():.1f}, p50: {p50}, p90: {p90}, p99: {p99}, max: {int(v.max())}}}"
 
 
-def main() -> None:
-    """Print the entry's lines for the result file named on the command line."""
-    with open(sys.argv[1], encoding="utf-8") as f:
+class _PlainUnpickler(pickle.Unpickler):
+    """An unpickler that refuses every global: a file of lists, tuples and numbers loads, code does not run."""
+
+    def find_class(self, module: str, name: str) -> type:
+        raise pickle.UnpicklingError(f"refusing {module}.{name}: only plain length pairs are read")
+
+
+def lengths(path: str) -> tuple[list[int], list[int]]:
+    """Prompt and output lengths of a benchmark result file or a pickle of length pairs (module docstring)."""
+    if path.endswith(".pkl"):
+        with open(path, "rb") as fb:
+            pairs = _PlainUnpickler(fb).load()
+        return [int(p[0]) for p in pairs], [int(p[1]) for p in pairs]
+    with open(path, encoding="utf-8") as f:
         run = json.load(f)
-    lin, lout = run["input_lens"], run["output_lens"]
+    return list(run["input_lens"]), list(run["output_lens"])
+
+
+def main() -> None:
+    """Print the entry's lines for the file named on the command line."""
+    lin, lout = lengths(sys.argv[1])
     print(f"  requests: {len(lin)}")
     print(f"  stats: {{input: {stats(lin)}, output: {stats(lout)}}}")
     for name, vals in (("input_tokens", lin), ("output_tokens", lout)):

@@ -9,9 +9,10 @@ step budget, chunked prefill, prefill-first steps, multi-step rounds, a fixed KV
 profile. Lengths: the case's fixed ``input_tokens``/``output_tokens``; else the dataset's means —
 uniform on ``[1, 2m − 1]`` for ``random`` datasets (sglang's ``random_range_ratio 0``), otherwise the
 shape of ShareGPT first turns as benchmark samplers draw them (``sharegpt-first-turn``: one published
-run's 200 requests; the samplers of vLLM, SGLang, LMDeploy and guidellm all take the first user message
-and reply) scaled to the case's means (most sources publish means only); ShareGPT means from
-``datasets.yaml`` when the case gives none. Where the source publishes every request's lengths
+run's 200 requests; the samplers of vLLM, SGLang and LMDeploy take the first two messages, prompts of at most
+1,024 tokens) or the shape the case's ``dataset.lengths`` names (``sharegpt-first-turn-unfiltered`` for a
+harness without that length filter), scaled to the case's means (most sources publish means only);
+ShareGPT means from ``datasets.yaml`` when the case gives none. Where the source publishes every request's lengths
 (``recorded_requests: true``; ``request_lengths.yaml`` holds them by case id), the case is replayed with
 exactly those requests in the order they were sent, each at its own arrival of the case's process.
 A run whose prompts an earlier run of its sweep left in the prefix cache (``prompt_cache_hits``, the
@@ -99,7 +100,7 @@ def _uniform(mean: float) -> Lengths:
     return Lengths(tuple(int(v) for v in values), tuple(1.0 for _ in values))
 
 
-FIRST_TURN = "sharegpt-first-turn"  # the shape of ShareGPT first turns, as every shipped case's sampler draws them
+FIRST_TURN = "sharegpt-first-turn"  # the shape of ShareGPT first turns, as the filtering samplers draw them
 
 
 @lru_cache(maxsize=1)
@@ -130,7 +131,7 @@ def case_lengths(case: dict[str, Any], sharegpt_means: tuple[float, float]) -> t
         return Lengths.fixed(int(mi)), Lengths.fixed(int(mo))
     if "random" in str(ds.get("name", "")).lower():
         return _uniform(float(mi)), _uniform(float(mo))
-    shape = dataset(FIRST_TURN)
+    shape = dataset(str(ds.get("lengths") or FIRST_TURN))
     lin = Lengths.fixed(int(mi)) if case.get("input_tokens") else _scaled(shape.input_tokens, float(mi))
     lout = Lengths.fixed(int(mo)) if case.get("output_tokens") else _scaled(shape.output_tokens, float(mo))
     return lin, lout
