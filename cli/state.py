@@ -320,6 +320,11 @@ def warn_shadowing(ref: str, target: Any) -> None:
     notes = getattr(target, "notes", None)
     if ref != target.id and isinstance(notes, str) and notes.startswith(UNREAD_QUANT):
         info(f"aicap: warning: {ref}: {notes}")
+    if ref != target.id and Path(ref).is_file():
+        from aicap.sizing.core.show_document import stale_in_file
+
+        if stale := stale_in_file(Path(ref), target):
+            info(f"aicap: warning: {stale}")
 
 
 def _differs(a: Any, b: Any) -> bool:

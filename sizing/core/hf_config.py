@@ -25,9 +25,10 @@ from typing import Any
 
 from pydantic import TypeAdapter, ValidationError
 
+from aicap.sizing.core import show_document
 from aicap.sizing.core.checkpoint import checkpoint_bytes
 from aicap.sizing.core.doc_errors import line_of
-from aicap.sizing.core.documents import describe_validation_error, first_error, load_json, load_yaml, read_text, validate
+from aicap.sizing.core.documents import load_json, load_yaml, read_text, validate
 from aicap.sizing.core.errors import InputError, excerpt
 from aicap.sizing.core.hf_fields import (
     bool_field,
@@ -101,6 +102,8 @@ def load_model_file(path: Path) -> AnyModel:
         cfg = load_json(path, text)
         if not isinstance(cfg, dict):
             raise InputError(f"{path}:1: expected a JSON object (a Hugging Face config.json), got {_kind(cfg)}")
+        if "model_type" not in cfg and show_document.is_show_document(cfg):  # `aicap models show -f json`, read back
+            return _from_show_document(cfg, str(path), text)
         try:
             spec = from_hf_config(cfg, source=str(path))
         except InputError as exc:
@@ -114,40 +117,23 @@ def load_model_file(path: Path) -> AnyModel:
         return validate(_MODEL, doc["models"][0], str(path), text, ("models", 0))
     if not isinstance(doc, dict):
         raise InputError(f"{path}:1: not a model document: expected a mapping with 'kind', 'id', 'name', ..., got {_kind(doc)}")
-    if "architecture" in doc or ("params" in doc and doc.get("kind") == "generic"):
-        try:
-            return _MODEL.validate_python(from_show_document(doc))
-        except ValidationError as exc:  # name the field where the document has it: under `architecture`, not flattened
-            arch = doc.get("architecture")
-            field = next((p for p in first_error(exc)["loc"] if p not in ("decoder", "encoder", "generic")), None)
-            # under `architecture` where it is there (it wins over the top level) or belongs there (missing, misspelt)
-            under = isinstance(arch, dict) and field is not None and (field in arch or field not in _SHOW_TOP)
-            prefix = ("architecture",) if under else ()
-            raise InputError(describe_validation_error(exc, str(path), text, prefix)) from None
+    if show_document.is_show_document(doc):
+        return _from_show_document(doc, str(path), text)
     if "kind" not in doc:
         hint = " (this looks like a fleet file)" if "workloads" in doc else ""
         raise InputError(f"{path}:1: not a model document{hint}: no 'kind' field (decoder, encoder or generic)")
     return validate(_MODEL, doc, str(path), text)
 
 
-#: The fields of a ``models show`` document at its top level; the model's other fields are under ``architecture``.
-_SHOW_TOP = ("id", "name", "kind", "family", "source", "published_params_source", "notes", "checkpoint_bytes", "checkpoint_dtype",
-             "native_dtype", "flops_per_item", "item")  # fmt: skip
-
-
-def from_show_document(doc: dict[str, Any]) -> dict[str, Any]:
-    """The model spec fields of an ``aicap models show -f yaml|json`` document (its ``architecture`` flattened)."""
-    raw_params = doc.get("params")
-    params: dict[str, Any] = raw_params if isinstance(raw_params, dict) else {}
-    spec: dict[str, Any] = {k: doc[k] for k in _SHOW_TOP if k in doc}
-    if params.get("published") is not None:
-        spec["published_params"] = params["published"]
-    if params.get("published_active") is not None:
-        spec["published_active_params"] = params["published_active"]
-    arch = doc.get("architecture")
-    if isinstance(arch, dict):
-        spec.update(arch)
-    return spec
+def _from_show_document(doc: dict[str, Any], path: str, text: str) -> AnyModel:
+    """The model of a ``models show`` document (YAML or JSON), its keys checked (:mod:`.show_document`)."""
+    show_document.check_keys(doc, path, text)
+    try:
+        model: AnyModel = _MODEL.validate_python(show_document.spec_fields(doc))
+    except ValidationError as exc:  # name the field where the document has it: under `architecture`, not flattened
+        raise InputError(show_document.placed_error(exc, doc, path, text)) from None
+    show_document.check_conflicts(doc, path, text)
+    return model
 
 
 CHECKPOINT_BYTES_PER_PARAM = (0.3, 6.0)

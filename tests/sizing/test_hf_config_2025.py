@@ -264,3 +264,48 @@ def _write(tmp_path: Path, cfg: dict[str, Any]) -> Path:
     path.parent.mkdir(exist_ok=True)
     path.write_text(json.dumps(cfg, indent=1))
     return path
+
+
+def test_a_model_document_refuses_keys_it_does_not_have_and_says_when_a_derived_figure_changes_nothing(aicap: Any, tmp_path: Path) -> None:
+    # A misspelt checkpoint_dtyp left the model in bf16, twice the weights, with exit 0; edits of the derived
+    # figures (kv_cache_bytes_per_token, attention, params.derived) were read and silently ignored.
+    doc = aicap("models", "show", "llama-3.1-8b", "-f", "yaml").stdout.replace("id: llama-3.1-8b", "id: my-llama", 1)
+    path = tmp_path / "m.yaml"
+    path.write_text(doc + "checkpoint_dtyp: fp8\n")
+    r = aicap("estimate", "-m", str(path), "--hardware", "h100-sxm")
+    line = len(path.read_text().splitlines())
+    assert r.code == 2 and r.stderr.startswith(f"aicap: error: {path}:{line}: unknown field 'checkpoint_dtyp'")
+    assert "did you mean checkpoint_dtype" in r.stderr
+    path.write_text(doc.replace("family: llama", "famly: llama", 1))
+    assert "unknown field 'famly' in a models show document: did you mean family?" in aicap("models", "show", str(path)).stderr
+    path.write_text(doc.replace("  published: 8030000000", "  published: -5", 1))
+    r = aicap("models", "show", str(path))
+    line = next(n for n, text in enumerate(path.read_text().splitlines(), 1) if "published: -5" in text)
+    assert r.code == 2 and r.stderr.startswith(f"aicap: error: {path}:{line}: params.published: ")
+    # a native format given twice, differently: which one wins was silent (the architecture's)
+    path.write_text(doc.replace("\nnative_dtype: bf16", "\nnative_dtype: fp8", 1))
+    r = aicap("estimate", "-m", str(path), "--hardware", "h100-sxm")
+    assert r.code == 2 and "native_dtype 'fp8' disagrees with architecture.native_dtype 'bf16'" in r.stderr
+    # a derived figure is read for nothing: said once, at its line, and the model is the architecture's
+    path.write_text(doc.replace("kv_cache_bytes_per_token: 131072", "kv_cache_bytes_per_token: 5", 1))
+    r = aicap("estimate", "-m", str(path), "--hardware", "h100-sxm", "-f", "json")
+    line = next(n for n, text in enumerate(path.read_text().splitlines(), 1) if "kv_cache_bytes_per_token" in text)
+    assert r.code == 0 and f"{path}:{line}: derived figures" in r.stderr and "kv_cache_bytes_per_token '5' (the fields give 131072)" in r.stderr
+    same = aicap("estimate", "-m", "llama-3.1-8b", "--hardware", "h100-sxm", "-f", "json").json()
+    assert {k: v for k, v in r.json().items() if k != "model"} == {k: v for k, v in same.items() if k != "model"}
+    # an edited architecture leaves them stale: one warning, not one per figure
+    path.write_text(doc.replace("  num_layers: 32", "  num_layers: 40", 1))
+    r = aicap("estimate", "-m", str(path), "--hardware", "h100-sxm", "-f", "json")
+    assert r.code == 0 and r.stderr.count("derived figures") == 1 and "params.derived '8030261248'" in r.stderr
+    # and untouched, the document reads back without a word
+    path.write_text(doc)
+    assert aicap("estimate", "-m", str(path), "--hardware", "h100-sxm", "-f", "json").stderr == ""
+
+
+def test_a_models_show_json_document_reads_back(aicap: Any, tmp_path: Path) -> None:
+    # Any .json was read as a Hugging Face config: "unsupported model_type None"
+    path = tmp_path / "m.json"
+    path.write_text(aicap("models", "show", "qwen3-8b", "-f", "json").stdout)
+    a = aicap("estimate", "-m", str(path), "--hardware", "h100-sxm", "-f", "json")
+    assert a.code == 0, a.stderr
+    assert a.json() == aicap("estimate", "-m", "qwen3-8b", "--hardware", "h100-sxm", "-f", "json").json()
