@@ -110,13 +110,15 @@ def plan_view(plan: Plan) -> View:
             return "-" if x is None else f"{x:,.1f}"
 
         resolved = f"; capacity added and re-solved {v.resolves}×" if v.resolves else ""
+        worst = f"; each tail the worst of its run's {v.stretches} consecutive stretches" if v.stretches and v.stretches > 1 else ""
         tables.append(Table(
-            "Verified by simulation (promised / simulated / target, ms at the workload's percentile)",
-            ["workload", "percentile", "TTFT promised", "TTFT simulated", "TTFT target", "TPOT promised", "TPOT simulated", "TPOT target",
+            "Verified by simulation (modelled / simulated / target, ms at the workload's percentile; the plan states the larger of "
+            "modelled and simulated)",
+            ["workload", "percentile", "TTFT modelled", "TTFT simulated", "TTFT target", "TPOT modelled", "TPOT simulated", "TPOT target",
              "holds"],
             [[x.workload, x.percentile, ms(x.promised_ttft_ms), ms(x.simulated_ttft_ms), ms(x.ttft_target_ms), ms(x.promised_tpot_ms),
               ms(x.simulated_tpot_ms), ms(x.tpot_target_ms), "yes" if x.holds else "NO"] for x in v.workloads],
-            caption=f"{v.requests_per_deployment:,} simulated requests per deployment, seed {v.seed}{resolved}.",
+            caption=f"{v.requests_per_deployment:,} simulated requests per deployment, seed {v.seed}{worst}{resolved}.",
         ))  # fmt: skip
     return View(plan.to_dict(), tables, [f"warning: {w}" for w in plan.warnings], csv=csv)
 

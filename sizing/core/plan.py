@@ -199,15 +199,20 @@ class Solver(_Doc):
 
 
 class VerifiedWorkload(_Doc):
-    """One workload's promised and simulated tails (ms at its percentile; the worst of its deployments)."""
+    """One workload's modelled and simulated tails (ms at its percentile; the worst of its deployments).
+
+    ``promised_*`` is the performance model's tail, what the plan promised before simulation; the plan states the
+    larger of it and ``simulated_*`` (the label is the statistic).
+    """
 
     workload: str
     percentile: Percentile
-    promised_ttft_ms: float
-    simulated_ttft_ms: float
+    promised_ttft_ms: float = Field(description="the performance model's tail before simulation; the plan states the larger of it "
+                                    "and the simulated one")  # fmt: skip
+    simulated_ttft_ms: float = Field(description="the worst tail of the stretches of the deployments' simulated runs")
     ttft_target_ms: float | None = None
-    promised_tpot_ms: float | None = None
-    simulated_tpot_ms: float | None = None
+    promised_tpot_ms: float | None = Field(None, description="as promised_ttft_ms, for TPOT")
+    simulated_tpot_ms: float | None = Field(None, description="as simulated_ttft_ms, for TPOT")
     tpot_target_ms: float | None = None
     holds: bool = Field(description="every deployment's queue is stable and its simulated percentiles meet the targets")
 
@@ -217,6 +222,8 @@ class Verification(_Doc):
 
     requests_per_deployment: int = Field(gt=0)
     seed: int
+    stretches: int | None = Field(None, ge=1, description="consecutive, equal stretches of each deployment's run (after warm-up) "
+                                  "whose worst tail is stated and judged; absent in plans made before (the run's own tail)")  # fmt: skip
     resolves: int = Field(ge=0, description="times capacity was added and the plan re-solved until it held")
     derated: dict[str, float] = Field(
         default_factory=dict, description="capacity factor applied per 'workload/hardware/tpXppY' after simulation"

@@ -115,6 +115,30 @@ class SimResult:
         x = x[~np.isnan(x)]
         return float(np.percentile(x, 100.0 * q, method="linear")) if x.size else float("nan")
 
+    def worst_stretch(self, metric: Literal["ttft", "tpot"], q: float, stretches: int, *, warmup: float = WARMUP) -> float:
+        """The largest ``q`` quantile of ``metric`` over ``stretches`` consecutive, equal stretches of the run after warm-up.
+
+        The requests after warm-up, in arrival order, are cut into ``stretches`` contiguous parts and each part's
+        :meth:`percentile` is taken: ``max_k Q_q(part_k)``. One run's percentile is a draw that another run of as many
+        requests exceeds about half the time; the worst stretch's, a tail the run held throughout, rarely (module
+        :mod:`aicap.sizing.sim.verify` says how rarely).
+
+        Returns
+        -------
+        float
+            Seconds; ``nan`` if no stretch has a value.
+        """
+        if not 0.0 < q < 1.0 or stretches < 1:
+            raise ValueError(f"q must be in (0, 1) and stretches >= 1, got {q}, {stretches}")
+        values = self.ttft_s if metric == "ttft" else self.tpot_s
+        worst = float("nan")
+        for part in np.array_split(values[self._post_warmup(warmup)], stretches):
+            x = part[~np.isnan(part)]
+            if x.size:
+                p = float(np.percentile(x, 100.0 * q, method="linear"))
+                worst = p if np.isnan(worst) else max(worst, p)
+        return worst
+
     def itl_after_warmup(self, warmup: float = WARMUP) -> GapSample | None:
         """The inter-token gaps of tokens emitted from the first post-warm-up arrival on (``None`` when not recorded)."""
         if self.itl is None:

@@ -41,6 +41,22 @@ def test_percentile_drops_warmup_by_arrival_and_ignores_nan() -> None:
         r.percentile("ttft", 0.5, warmup=1.0)
 
 
+def test_worst_stretch_is_the_largest_percentile_of_equal_stretches_in_arrival_order() -> None:
+    # 12 requests after no warm-up, cut into 3 stretches of 4 by arrival: the middle one holds the slow requests
+    ttft = [1.0, 2.0, 3.0, 4.0, 9.0, 10.0, 11.0, 12.0, 5.0, 6.0, 7.0, 8.0]
+    r = _result(ttft)
+    want = max(np.percentile(ttft[i : i + 4], 90) for i in (0, 4, 8))
+    assert r.worst_stretch("ttft", 0.9, 3, warmup=0.0) == pytest.approx(want) == pytest.approx(np.percentile([9, 10, 11, 12], 90))
+    assert r.worst_stretch("ttft", 0.9, 3, warmup=0.0) > r.percentile("ttft", 0.9, warmup=0.0) - 1e-9
+    assert r.worst_stretch("ttft", 0.9, 1, warmup=0.0) == pytest.approx(r.percentile("ttft", 0.9, warmup=0.0))
+    # arrival order, not list order; nan (no TPOT) ignored, and nan when no stretch has a value
+    shuffled = _result(ttft[8:] + ttft[:8], arrival=list(range(8, 12)) + list(range(8)))
+    assert shuffled.worst_stretch("ttft", 0.9, 3, warmup=0.0) == pytest.approx(want)
+    assert np.isnan(r.worst_stretch("tpot", 0.9, 3))
+    with pytest.raises(ValueError):
+        r.worst_stretch("ttft", 0.9, 0)
+
+
 def test_stable_heuristic_on_synthetic_results() -> None:
     flat = [0.5] * 100
     assert _result(flat).stable

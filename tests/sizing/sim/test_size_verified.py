@@ -203,6 +203,32 @@ def test_a_verified_plan_states_the_worse_of_the_model_and_the_simulation() -> N
     assert w.ttft_ms >= max(v.promised_ttft_ms, v.simulated_ttft_ms) * (1 - 1e-3)
 
 
+def test_a_verified_tail_is_the_worst_stretch_of_its_run_and_the_verification_says_so(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A tail stated from one run's p99 was exceeded by 6 of 10 runs at other seeds (up to +17%): the check states and
+    # judges the worst of its run's three stretches, which lies at or above the run's own p99.
+    runs: list[Any] = []
+    real = verify_mod.simulate
+
+    def keep(*a: Any, **k: Any) -> Any:
+        runs.append(real(*a, **k))
+        return runs[-1]
+
+    monkeypatch.setattr(verify_mod, "simulate", keep)
+    cat = load_catalogue()
+    f = Fleet.model_validate({"workloads": [{"name": "w", "model": "llama-3.1-8b", "requests_per_s": 20, "input_tokens": 1500,
+                                             "output_tokens": 300, "arrival_cv": 2, "slo": {"ttft_ms": 5000, "tpot_ms": 100}}],
+                              "constraints": {"clouds": ["aws"], "hardware": ["h100-sxm"]}})  # fmt: skip
+    plan = size(f, cat, alternatives=False)
+    (c,) = verify_mod.verify(plan, cat)
+    assert len(runs) == 1  # far from its targets: one run
+    (res,) = runs
+    assert c.ttft_simulated_ms == pytest.approx(res.worst_stretch("ttft", 0.99, verify_mod.STRETCHES) * 1e3)
+    assert c.tpot_simulated_ms == pytest.approx(res.worst_stretch("tpot", 0.99, verify_mod.STRETCHES) * 1e3)
+    assert c.ttft_simulated_ms >= res.percentile("ttft", 0.99) * 1e3 and c.ttft_simulated_ms > 1.02 * res.percentile("ttft", 0.99) * 1e3
+    verified = size_verified(f, cat, alternatives=False)
+    assert verified.verification is not None and verified.verification.stretches == verify_mod.STRETCHES
+
+
 def test_a_bursty_workload_is_warned_of_until_the_plan_is_verified() -> None:
     # At cv 3 the model's tails can run low (its p99 TPOT 12% below the simulated one on a Llama-3.1-8B chat fleet): the
     # unverified plan says so, the verified one states the larger of the two tails and drops the warning.
