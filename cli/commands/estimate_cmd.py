@@ -439,6 +439,12 @@ def register(app: typer.Typer) -> None:
         refuse_decode_flags(ctx, req)
         note_format_fallback(req)
         result = estimate(req)
+        if phase == "prefill" and spec.kind == "decoder" and not typed_flags(ctx, "batch") and result.batch > 1:
+            # --batch auto is the decode batch; a prefill is explained as TTFT prices it: one request's prompt, same layout
+            d = result.deployment
+            req = build_request(model, hardware, devices, d.tp, d.pp, ep, "1", input_tokens, output_tokens, weights_dtype, kv_dtype,
+                                tpot_ms, engine, dp_attention=dp_attention, eager=eager)  # fmt: skip
+            result = estimate(req)
         doc = explain.breakdown(result, phase)
         note_substituted_formats(req, result)
         warn_above_cap(req)
@@ -453,7 +459,8 @@ def register(app: typer.Typer) -> None:
         step = (f"every request at the mean context of {doc['context_tokens']:,g} tokens (input + output/2); estimate's TPOT also counts "
                 "the prefill steps that interleave with decoding" if phase == "decode" else
                 f"the batch's {doc['batch']:,} prompts of {doc['context_tokens']:,g} tokens in one pass (the engine splits it into "
-                f"steps of {req.runtime.max_prefill_tokens:,} tokens, whose times add up to this)")  # fmt: skip
+                f"steps of {req.runtime.max_prefill_tokens:,} tokens, whose times add up to this)"
+                + ("; one request, as TTFT prices it (--batch N for more)" if spec.kind == "decoder" and not typed_flags(ctx, "batch") else ""))  # fmt: skip
         alpha = roof["exposed_share"]
         overlap = (f"each operator takes the longer of its compute and memory times plus {alpha:g} of the shorter (the family's exposed "
                    "share)" if alpha else "each operator takes the longer of its compute and memory times")  # fmt: skip

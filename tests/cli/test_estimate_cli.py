@@ -567,3 +567,15 @@ def test_eager_on_an_engine_without_its_own_launch_counts_says_whose_it_costs(ai
     assert trt.code == 0 and "--eager with TensorRT-LLM: each step's kernel launches are counted as vLLM's" in trt.stderr
     vllm = aicap("estimate", "-m", "llama-3.1-8b", "--hardware", "h100-sxm", "--engine", "vllm", "--eager", "-f", "json")
     assert vllm.code == 0 and "kernel launches are counted" not in vllm.stderr
+
+
+def test_explain_prefill_with_the_default_batch_is_one_requests_prompt_as_ttft_prices_it(aicap) -> None:  # type: ignore[no-untyped-def]
+    # --phase prefill took --batch auto's decode batch: 320 prompts in one 8.5 s "step" beside a TTFT of 34 ms
+    base = ("explain", "-m", "llama-3.1-8b", "--hardware", "h100-sxm", "--phase", "prefill", "-f", "json")
+    one = aicap(*base).json()
+    est = aicap("estimate", "-m", "llama-3.1-8b", "--hardware", "h100-sxm", "-f", "json").json()
+    assert one["batch"] == 1 and (one["tp"], one["pp"]) == (est["tp"], est["pp"])
+    assert one["step_time_ms"] < est["ttft_s"] * 1e3  # the prompt's pass, within TTFT (which adds a decode step)
+    four = aicap(*base, "--batch", "4").json()
+    assert four["batch"] == 4 and four["step_time_ms"] > 3 * one["step_time_ms"]
+    assert "one request, as TTFT prices it" in aicap(*base[:-2]).stdout.replace("\n", " ")
