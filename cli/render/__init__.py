@@ -94,9 +94,27 @@ def to_json(document: Any) -> str:
     return json.dumps(document, indent=2, ensure_ascii=False, allow_nan=False) + "\n"
 
 
+#: Pydantic's bound names where a validator precedes the bounds (``fields.PosInt``: a number refusing true/false and text), and the
+#: JSON Schema keywords they stand for: a validator that met ``gt`` would ignore it, and let ``batch: -5`` through.
+_BOUNDS = {"gt": "exclusiveMinimum", "ge": "minimum", "lt": "exclusiveMaximum", "le": "maximum"}
+
+
+def _json_bounds(node: Any) -> Any:
+    """``node`` with pydantic's ``gt``/``ge``/``lt``/``le`` beside a ``type`` renamed to JSON Schema's keywords (recursively)."""
+    if isinstance(node, list):
+        return [_json_bounds(x) for x in node]
+    if not isinstance(node, dict):
+        return node
+    typed = node.get("type") in ("integer", "number")
+    return {(_BOUNDS[k] if typed and k in _BOUNDS else k): _json_bounds(v) for k, v in node.items()}
+
+
 def json_schema(model: Any) -> dict[str, Any]:
-    """The JSON Schema of a pydantic document type, declaring its dialect (pydantic writes draft 2020-12)."""
-    return {"$schema": "https://json-schema.org/draft/2020-12/schema", **model.model_json_schema()}
+    """The JSON Schema of a pydantic document type, declaring its dialect (pydantic writes draft 2020-12).
+
+    Bounds pydantic leaves under its own names (:data:`_BOUNDS`) are written as JSON Schema's, which validators check.
+    """
+    return {"$schema": "https://json-schema.org/draft/2020-12/schema", **_json_bounds(model.model_json_schema())}
 
 
 def to_yaml(document: Any) -> str:

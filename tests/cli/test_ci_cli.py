@@ -351,3 +351,20 @@ def test_check_of_a_plan_file_warns_of_another_catalogue_and_prices_not_the_cata
     assert _repriced(made, cat) == []
     [said] = _repriced(cheap, cat)
     assert said.startswith(f"warning: the plan prices {inst.count}× {inst.instance_type} at ${inst.usd_per_hour / 2:,.2f}/hour")
+
+
+def test_every_schema_writes_its_bounds_as_json_schema_keywords(aicap) -> None:  # type: ignore[no-untyped-def]
+    # The cases schema wrote pydantic's gt/le (29 places), which validators ignore: batch: -5 passed it, aicap refused it
+    import jsonschema
+
+    names = ("plan", "period-plan", "fleet", "simulation", "simulation-compare", "simulation-disaggregated", "simulation-plan",
+             "policy", "cases")  # fmt: skip
+    for name in names:
+        text = aicap("schema", name).stdout
+        assert not any(f'"{k}":' in text for k in ("gt", "ge", "lt", "le")), name
+    validator = jsonschema.Draft202012Validator(aicap("schema", "cases").json())
+    case = {"id": "c", "model": "llama-3.1-8b", "hardware": "h100-sxm", "kind": "static_batch", "batch": 8, "input_tokens": 128,
+            "output_tokens": 128, "metrics": {"output_tok_s_total": 100.0}}  # fmt: skip
+    assert validator.is_valid(case)
+    for bad in ({"batch": -5}, {"batch": 0}, {"tp": 10**9}, {"metrics": {"output_tok_s_total": -1.0}}):
+        assert not validator.is_valid({**case, **bad}), bad
