@@ -99,8 +99,21 @@ def _arrivals(rows: list[dict[str, Any]]) -> str:
     return "; " + ", ".join(parts)
 
 
+#: A workload's figures that are its share of instances other workloads share (the chargeback, :mod:`.chargeback`).
+_SHARES = ("instances", "usd_per_hour", "usd_per_month", "usd_per_million_output_tokens", "usd_per_million_requests")
+
+
+def _same_but_shares(a: dict[str, Any], b: dict[str, Any]) -> bool:
+    """Whether two sides of a workload differ only in its share of shared instances: same layout, demand, SLO and latencies."""
+    return all(a[k] == b[k] for k in a if k not in _SHARES)
+
+
 def diff(base: Plan, head: Plan) -> dict[str, Any]:
-    """A JSON-ready diff: headline, totals, then one entry per workload (added, removed or changed)."""
+    """A JSON-ready diff: headline, totals, then one entry per workload (added, removed, changed, re-split or unchanged).
+
+    ``re-split``: the workload is served exactly as before and only its share of instances it shares with other workloads
+    moved (a workload beside it grew or shrank), which a note says.
+    """
     bw = {w.name: _numbers(w) for w in base.workloads}
     hw = {w.name: _numbers(w) for w in head.workloads}
     rows = []
@@ -109,6 +122,11 @@ def diff(base: Plan, head: Plan) -> dict[str, Any]:
     for name in sorted(set(bw) | set(hw)):
         a, b = bw.get(name), hw.get(name)
         status = "added" if a is None else "removed" if b is None else "changed" if a != b else "unchanged"
+        if status == "changed" and a is not None and b is not None and _same_but_shares(a, b):
+            status = "re-split"
+            slo_notes.append(f"'{name}': served as before; its cost moved ({a['usd_per_month']:,.2f} → {b['usd_per_month']:,.2f} $/month) "
+                             "because the instances it shares were split among their workloads again (a chargeback share, not a change "
+                             "of its own)")  # fmt: skip
         keys = (a or b or {}).keys()
         row: dict[str, Any] = {"workload": name, "status": status, "base": a, "head": b,
                                "delta": {k: _row_delta(a, b, k) for k in keys}}  # fmt: skip

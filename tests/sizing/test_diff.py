@@ -223,3 +223,21 @@ def test_a_change_of_demand_is_named() -> None:
     assert row["status"] == "changed" and row["delta"]["requests_per_s"] == 5.0
     assert "'chat': its demand changed (20 req/s → 25 req/s)" in d["notes"]
     assert not any("demand" in n for n in diff(base, base)["notes"])
+
+
+def test_a_workload_served_as_before_whose_share_of_shared_instances_moved_is_re_split_not_changed() -> None:
+    # 'big' kept its layout, devices and latencies when another workload's demand grew, yet read "changed, -$3,300": the
+    # instances it shares were split among their workloads again. It is 're-split', with a note saying why its cost moved.
+    base = plan(10.0, [wl("big", usd_h=4.0, deps=[dep("h200", 4, 0.5)]), wl("fast", usd_h=6.0)])
+    head = plan(12.0, [wl("big", usd_h=3.5, per_m=1.75, deps=[dep("h200", 4, 0.5)]), wl("fast", usd_h=8.5, deps=[dep("l4", 2, 2.0)])])
+    d = diff(base, head)
+    status = {r["workload"]: r["status"] for r in d["workloads"]}
+    assert status == {"big": "re-split", "fast": "changed"}
+    (note,) = [n for n in d["notes"] if n.startswith("'big'")]
+    assert "served as before" in note and "2,920.00 → 2,555.00 $/month" in note
+    big = next(r for r in d["workloads"] if r["workload"] == "big")
+    assert big["delta"]["usd_per_month"] == -365.0
+    # a latency or layout of its own that moved is a change
+    head2 = plan(12.0, [wl("big", usd_h=3.5, ttft=120.0, deps=[dep("h200", 4, 0.5)]), wl("fast", usd_h=8.5)])
+    assert {r["workload"]: r["status"] for r in diff(base, head2)["workloads"]}["big"] == "changed"
+    assert {r["workload"]: r["status"] for r in diff(base, base)["workloads"]} == {"big": "unchanged", "fast": "unchanged"}
