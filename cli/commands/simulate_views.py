@@ -78,6 +78,25 @@ def report_view(rep: SimulationReport, percentile: str) -> View:
     return View(doc, tables, csv=_long_csv(doc))
 
 
+#: Below this mean number of waiting requests a queue policy has little to order (:func:`idle_queue_note`).
+SHORT_QUEUE = 1.0
+
+
+def idle_queue_note(rep: SimulationReport) -> str | None:
+    """A note that the waiting queue was nearly always empty, so that a policy (which orders only it) changes little; else ``None``.
+
+    The mean over the run's timeline of the requests waiting to be admitted, against :data:`SHORT_QUEUE`.
+    """
+    points = [t.waiting for t in rep.timeline]
+    mean = sum(points) / len(points) if points else 0.0
+    if mean >= SHORT_QUEUE:
+        return None
+    return (f"aicap: note: the waiting queue held {mean:.2f} requests on average as a step began: requests waited for the step in flight "
+            "(the queue wait), not behind each other, and a scheduling policy orders only that queue (admitted requests take their "
+            "prefill chunks and decode steps oldest first), so it changes little here; it acts where requests queue: more load, a "
+            "smaller --max-num-seqs or a smaller step budget")  # fmt: skip
+
+
 def _long_csv(doc: dict[str, Any]) -> Table:
     """Every figure of a run in long format, one a row: ``scope`` (``all`` or ``class N``), ``metric`` (its JSON key), ``statistic``, ``value``.
 
