@@ -227,12 +227,17 @@ def register(app: typer.Typer) -> None:
                                  for f in fits for s, (o, a, b) in f.loso.items()]))  # fmt: skip
         if fit_engine_factors:
             tables.append(_engine_factor_table(loaded, cat, doc))
-        emit(View(doc, tables), fmt)
-        if cases is not None and not report.scored:  # the table says why for each; a gate must not read "0 cases" as a pass
+        if cases is not None and not report.scored:  # a gate must not read "0 cases" as a pass; exit 2 prints its one line only
             from aicap.sizing.core.errors import InputError
 
-            raise InputError(f"{cases}: no case could be scored (every one was skipped: unknown ids, layouts that do not fit, metrics "
-                             "that do not apply; the note column says why for each)")  # fmt: skip
+            reasons: dict[str, str] = {}  # each distinct reason once, with the first case it stopped
+            for r in report.rows:
+                reasons.setdefault(r.note.removeprefix("skipped: "), r.case_id)
+            (reason, case_id), *others = reasons.items()
+            more = f" (and {len(others)} other reason{'s' if len(others) > 1 else ''})" if others else ""
+            raise InputError(f"{cases}: no case could be scored: all {len({r.case_id for r in report.rows}):,} were skipped; "
+                             f"case '{case_id}': {reason}{more}")  # fmt: skip
+        emit(View(doc, tables), fmt)
         if write_bands is not None:
             from aicap.cli.files import write_atomic
 
