@@ -134,8 +134,20 @@ def instances_list(
              usd(p["spot"]), usd(p["reserved_1y"]), usd(p["reserved_3y"]), usd(p["owned"]), d["price_date"]]
             for d, p in zip(docs, prices, strict=True)]  # fmt: skip
     caption = ("USD per device-hour: on demand; for on-prem machines (owned hardware no cloud rents), the cost of owning it. owned: "
-               "the same hardware bought (hardware_db/ownership).")  # fmt: skip
+               "the same hardware bought (hardware_db/ownership). Sources of every price: `aicap instances show NAME` (or -f json).")  # fmt: skip
     emit(View(docs, [Table("Instances (USD/hour, list prices)", cols, rows, caption)]), fmt)
+
+
+@instances_app.command("show")
+@guarded
+def instances_show(
+    instance: Annotated[str, typer.Argument(help="Instance type (see `aicap instances list`).")], fmt: FormatOpt = Format.table
+) -> None:
+    """Show one instance type with every price, its date and its sources, and its network."""
+    from aicap.sizing.perf.describe import describe_instance
+
+    doc = describe_instance(catalogue().instance(instance))
+    emit(View(doc, [_kv_table(f"Instance {doc['name']}", doc)]), fmt)
 
 
 @engines_app.command("list")

@@ -147,3 +147,15 @@ def test_on_prem_without_owned_pricing_is_an_input_error_that_says_how(aicap) ->
         assert r.code == 2 and r.stdout == "", cmd
         assert "on-prem machines are bought outright and have only an owned price; set pricing: owned" in r.stderr
     assert aicap("-q", "size", "--model", "llama-3.1-8b", "--rate", "5", "--cloud", "on-prem", "--pricing", "owned").code == 0
+
+
+def test_instances_show_gives_every_price_with_its_date_and_sources(aicap) -> None:  # type: ignore[no-untyped-def]
+    # `instances list` promised sources and showed none outside JSON, and there was no `instances show`
+    d = aicap("instances", "show", "p5.48xlarge", "-f", "json").json()
+    assert d["name"] == "p5.48xlarge" and d["devices"] == 8 and d["price_date"] and d["source"] and d["network"]["source"]
+    assert d["usd_per_device_hour"] == round(d["price_usd_per_hour"]["on_demand"] / 8, 4)
+    table = aicap("instances", "show", "p5.48xlarge").stdout
+    assert "price_usd_per_hour.on_demand" in table and "network.source" in table
+    bad = aicap("instances", "show", "p5.48xlarg")
+    assert bad.code == 2 and "did you mean p5.48xlarge" in bad.stderr
+    assert "aicap instances show NAME" in aicap("instances", "list", "--cloud", "aws").stdout.replace("\n", " ")
