@@ -5,11 +5,12 @@ goes to the bin above it, the largest to the last bin); each bar sits at the rou
 weighs its share of the requests; bars that round to the same length are merged. ``stats`` are taken on
 the raw values (``p50``/``p90``/``p99`` by numpy's linear interpolation, rounded).
 
-Run: python docs/tools/length_histogram.py RESULT.json
+Run: python docs/tools/length_histogram.py RESULT.json [--max-total N]
 where RESULT.json is a vLLM benchmark_serving result file (``input_lens``, ``output_lens``), or a pickle of
 ``(input, output)`` length pairs (``.pkl``: the vLLM paper's artifact ships ShareGPT's lengths so; it is read
-by an unpickler that builds nothing but lists, tuples and numbers). It prints the ``stats``,
-``input_tokens`` and ``output_tokens`` lines of a datasets.yaml entry.
+by an unpickler that builds nothing but lists, tuples and numbers). ``--max-total N`` keeps the requests of
+at most ``N`` tokens, prompt and output together (``sharegpt-first-turn-unfiltered``: 2048). It prints the
+``requests``, ``stats``, ``input_tokens`` and ``output_tokens`` lines of a datasets.yaml entry.
 """
 
 from __future__ import annotations
@@ -64,6 +65,10 @@ def lengths(path: str) -> tuple[list[int], list[int]]:
 def main() -> None:
     """Print the entry's lines for the file named on the command line."""
     lin, lout = lengths(sys.argv[1])
+    if len(sys.argv) == 4 and sys.argv[2] == "--max-total":
+        cap = int(sys.argv[3])
+        kept = [(i, o) for i, o in zip(lin, lout, strict=True) if i + o <= cap]
+        lin, lout = [i for i, _ in kept], [o for _, o in kept]
     print(f"  requests: {len(lin)}")
     print(f"  stats: {{input: {stats(lin)}, output: {stats(lout)}}}")
     for name, vals in (("input_tokens", lin), ("output_tokens", lout)):

@@ -50,15 +50,15 @@ def test_lengths_keep_the_case_means() -> None:
 
 
 def test_a_harness_without_the_length_filter_draws_the_unfiltered_first_turns() -> None:
-    """GPUStack's benchmark-runner sends ShareGPT first turns however long: the prompts keep a tail the filtered
-    samplers cut at 1,024 tokens, and the outputs are the replies' own lengths; the case means are kept."""
+    """GPUStack's benchmark-runner sends ShareGPT first turns without a length filter: the prompts keep a tail the
+    filtering samplers cut at 1,024 tokens, and the outputs are the replies' own lengths; the case means are kept."""
     base = {"name": "ShareGPT", "mean_input_tokens": 342.1, "mean_output_tokens": 281.4}
     filtered = case_lengths(case(input_tokens=None, output_tokens=None, dataset=base), SHAREGPT)
     lin, lout = case_lengths(case(input_tokens=None, output_tokens=None, dataset={**base, "lengths": "sharegpt-first-turn-unfiltered"}),
                              SHAREGPT)  # fmt: skip
     assert lin.mean == pytest.approx(342.1, rel=0.01) and lout.mean == pytest.approx(281.4, rel=0.01)
     p99 = [float(np.percentile(x.draw(50_000, 0), 99)) for x in (filtered[0], lin)]
-    assert p99[1] > 2 * p99[0] and max(lin.values) > 5000  # prompts of several thousand tokens
+    assert p99[1] > 2 * p99[0] and max(lin.values) > 3000  # prompts of thousands of tokens
     # the replies' own lengths: no mass of near-empty outputs an EOS-honouring model leaves
     assert float(np.mean(lout.draw(50_000, 0) < 10)) < 0.02 < float(np.mean(filtered[1].draw(50_000, 0) < 10))
     with pytest.raises(Exception, match="sharegpt-first-turn-unfiltered"):
