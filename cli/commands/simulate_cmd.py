@@ -28,7 +28,7 @@ from aicap.cli.commands.estimate_cmd import (
     speculative_config,
 )
 from aicap.cli.commands.simulate_checks import check_some_policy_holds, check_whole_prompts, floats, missed_targets, note_short_run
-from aicap.cli.commands.simulate_views import compare_view, idle_queue_note, report_view
+from aicap.cli.commands.simulate_views import alike_policies_note, compare_view, idle_queue_note, report_view
 from aicap.cli.render import Format, FormatOpt, Table, View, emit, progress
 from aicap.cli.state import STATE, catalogue, check_plot, check_tpot_target, guarded, info, prompt_tokens, typed_flags
 
@@ -469,7 +469,7 @@ def register(app: typer.Typer) -> None:
             if reqs.uniform() and alike:
                 info(f"aicap: note: every request has the same prompt and output lengths and one class, so {', '.join(alike)} order "
                      "them as fcfs does; give --dataset, --trace or --classes to compare them")  # fmt: skip
-            elif note := idle_queue_note(next((r.report for r in compared if r.policy == "fcfs"), compared[0].report)):
+            elif note := alike_policies_note(compared, percentile):
                 info(note)
             if ttft_ms is not None or tpot_ms is not None:
                 check_some_policy_holds(compared, percentile, n_rep)
@@ -484,7 +484,7 @@ def register(app: typer.Typer) -> None:
             info(f"aicap: wrote {plot}")
         emit(report_view(rep, percentile), fmt)
         note_short_run(rep.requests, traced=trace is not None)
-        if policy != "fcfs" and (note := idle_queue_note(rep)):
+        if policy != "fcfs" and (note := idle_queue_note(stats.timeline)):
             info(note)
         if rep.rejected:
             groups = rep.setup.dp_attention
