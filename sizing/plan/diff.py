@@ -108,11 +108,19 @@ def _same_but_shares(a: dict[str, Any], b: dict[str, Any]) -> bool:
     return all(a[k] == b[k] for k in a if k not in _SHARES)
 
 
+def _shares_instances(plan: Plan, name: str) -> bool:
+    """Whether workload ``name`` has a deployment on an instance type that another workload of ``plan`` also deploys on."""
+    types = {(w.name, d.instance_type) for w in plan.workloads for d in w.deployments}
+    mine = {t for n, t in types if n == name}
+    return any(t in mine for n, t in types if n != name)
+
+
 def diff(base: Plan, head: Plan) -> dict[str, Any]:
     """A JSON-ready diff: headline, totals, then one entry per workload (added, removed, changed, re-split or unchanged).
 
-    ``re-split``: the workload is served exactly as before and only its share of instances it shares with other workloads
-    moved (a workload beside it grew or shrank), which a note says.
+    ``re-split``: the workload is served exactly as before, on an instance type it shares with another workload, with the same
+    catalogue and pricing, and only its cost moved: its share of the shared instances (a workload beside it grew or shrank),
+    which a note says. A price change is a change.
     """
     bw = {w.name: _numbers(w) for w in base.workloads}
     hw = {w.name: _numbers(w) for w in head.workloads}
@@ -122,7 +130,8 @@ def diff(base: Plan, head: Plan) -> dict[str, Any]:
     for name in sorted(set(bw) | set(hw)):
         a, b = bw.get(name), hw.get(name)
         status = "added" if a is None else "removed" if b is None else "changed" if a != b else "unchanged"
-        if status == "changed" and a is not None and b is not None and _same_but_shares(a, b):
+        if (status == "changed" and a is not None and b is not None and _same_but_shares(a, b)
+                and base.catalogue == head.catalogue and (_shares_instances(base, name) or _shares_instances(head, name))):  # fmt: skip
             status = "re-split"
             slo_notes.append(f"'{name}': served as before; its cost moved ({a['usd_per_month']:,.2f} → {b['usd_per_month']:,.2f} $/month) "
                              "because the instances it shares were split among their workloads again (a chargeback share, not a change "

@@ -241,3 +241,13 @@ def test_a_workload_served_as_before_whose_share_of_shared_instances_moved_is_re
     head2 = plan(12.0, [wl("big", usd_h=3.5, ttft=120.0, deps=[dep("h200", 4, 0.5)]), wl("fast", usd_h=8.5)])
     assert {r["workload"]: r["status"] for r in diff(base, head2)["workloads"]}["big"] == "changed"
     assert {r["workload"]: r["status"] for r in diff(base, base)["workloads"]} == {"big": "unchanged", "fast": "unchanged"}
+    # a price change is a change: a workload alone on its instances, or plans made with other catalogues or prices
+    alone = dict(dep("h200", 4, 1.0), instance_type="solo")
+    assert (
+        diff(plan(4.0, [wl("big", usd_h=4.0, deps=[alone])]), plan(3.5, [wl("big", usd_h=3.5, deps=[alone])]))["workloads"][0]["status"]
+        == "changed"
+    )
+    repriced = plan(
+        12.0, [wl("big", usd_h=3.5, deps=[dep("h200", 4, 0.5)]), wl("fast", usd_h=8.5, deps=[dep("l4", 2, 2.0)])], version="new"
+    )
+    assert {r["workload"]: r["status"] for r in diff(base, repriced)["workloads"]}["big"] == "changed"
