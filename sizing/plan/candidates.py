@@ -455,7 +455,7 @@ def evaluate_batch(jobs: Sequence[Job], latency_variants: bool) -> list[list[Row
     return out
 
 
-#: Latencies within this share of each other tie when one candidate is strictly larger (:func:`prune`).
+#: Latencies within this share of each other tie when one candidate is strictly larger (:func:`prune`, :func:`_tie_prune`).
 LATENCY_TIE = 0.005
 
 
@@ -463,13 +463,14 @@ def prune(cands: list[Candidate]) -> list[Candidate]:
     """Drop feasible candidates another candidate of the same workload and instance type dominates.
 
     ``a`` dominates ``b`` when it uses no more devices and carries at least as much traffic, with no
-    worse TTFT and TPOT; of identical candidates the first is kept. It also dominates ``b`` when it uses fewer
-    devices or carries more than :data:`LATENCY_TIE` more traffic with latencies no more than that share worse:
-    a candidate's capacity is set where its TTFT meets the target's budget, so layouts of one instance end at
-    nearly the same TTFT (680.0 and 679.8 ms), and the weaker was kept for its 0.2 ms and chosen in hours where it
-    cost the same (bf16 at 4.4 req/s beside fp8 at 6.6 on the same eight L4s). The cheapest (or fastest) plan
-    never needs a dominated candidate, so the integer program stays small. Vectorised over every pair of a group
-    at once.
+    worse TTFT and TPOT; of identical candidates the first is kept. The cheapest (or fastest) plan never
+    needs such a dominated candidate, so the integer program stays small (vectorised over every pair of a
+    group at once). Then, of the candidates left, one is also dropped when a kept one uses fewer devices or
+    carries more than :data:`LATENCY_TIE` more traffic with latencies no more than that share worse
+    (:func:`_tie_prune`): a candidate's capacity is set where its TTFT meets the target's budget, so layouts
+    of one instance end at nearly the same TTFT (680.0 and 679.8 ms), and the weaker was kept for its 0.2 ms
+    and chosen in hours where it cost the same (bf16 at 4.4 req/s beside fp8 at 6.6 on the same eight L4s).
+    A plan that optimises latency loses at most that share of it.
     """
     if not cands:
         return []
@@ -482,7 +483,26 @@ def prune(cands: list[Candidate]) -> list[Candidate]:
     i, j = group_pairs(group)
     no_worse = (d[i] <= d[j]) & (q[i] >= q[j]) & (a[i] <= a[j]) & (b[i] <= b[j])
     better = (d[i] < d[j]) | (q[i] > q[j]) | (a[i] < a[j]) | (b[i] < b[j])
-    tie = 1.0 + LATENCY_TIE  # within it latencies tie, for a candidate strictly larger (no two can so dominate each other)
-    larger = (d[i] <= d[j]) & (q[i] >= q[j]) & ((d[i] < d[j]) | (q[i] > q[j] * tie)) & (a[i] <= a[j] * tie) & (b[i] <= b[j] * tie)
-    dominated = np.bincount(j, weights=((no_worse & (better | (i < j))) | larger).astype(float), minlength=len(cands)) > 0
-    return [c for c, dom in zip(cands, dominated.tolist(), strict=True) if not dom]
+    dominated = np.bincount(j, weights=(no_worse & (better | (i < j))).astype(float), minlength=len(cands)) > 0
+    left = np.flatnonzero(~dominated)
+    keep = _tie_prune(left, group, d, q, a, b)
+    return [cands[k] for k in sorted(keep)]
+
+
+def _tie_prune(idx: NDArray[np.intp], group: NDArray[np.int64], d: F, q: F, a: F, b: F) -> list[int]:
+    """The indices of ``idx`` no kept candidate of their group tie-dominates, largest first (:func:`prune`).
+
+    Greedy by capacity (most first, fewer devices first): a candidate is dropped when one already kept uses no more devices
+    and carries no less, strictly more of one (capacity by over :data:`LATENCY_TIE`), with TTFT and TPOT at most that share
+    worse. Only kept candidates drop others, so ties do not chain: every dropped candidate is within the tie of a kept one.
+    """
+    tie = 1.0 + LATENCY_TIE
+    keep: list[int] = []
+    kept_by_group: dict[int, list[int]] = {}
+    for k in sorted(idx.tolist(), key=lambda n: (int(group[n]), -q[n], d[n], a[n], b[n], n)):
+        mine = kept_by_group.setdefault(int(group[k]), [])
+        if not any(d[m] <= d[k] and q[m] >= q[k] and (d[m] < d[k] or q[m] > q[k] * tie) and a[m] <= a[k] * tie and b[m] <= b[k] * tie
+                   for m in mine):  # fmt: skip
+            mine.append(k)
+            keep.append(k)
+    return keep
