@@ -25,7 +25,7 @@ def _warn_near_miss_fields(path: Path, loaded: list[dict[str, Any]]) -> None:
     """
     import difflib
 
-    from aicap.sizing.calibrate.validation import Case
+    from aicap.sizing.calibrate.case import Case
 
     known = set(Case.model_fields)
     for case in loaded:

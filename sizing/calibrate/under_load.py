@@ -46,7 +46,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from aicap.sizing.calibrate.validation import EngineOptions
+from aicap.sizing.calibrate.case import EngineOptions
 from aicap.sizing.core.catalogue import CatalogueLike
 from aicap.sizing.core.deployment import Deployment as Layout
 from aicap.sizing.core.documents import load_yaml

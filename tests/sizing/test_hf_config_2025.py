@@ -290,7 +290,11 @@ def test_a_model_document_refuses_keys_it_does_not_have_and_says_when_a_derived_
     path.write_text(doc.replace("kv_cache_bytes_per_token: 131072", "kv_cache_bytes_per_token: 5", 1))
     r = aicap("estimate", "-m", str(path), "--hardware", "h100-sxm", "-f", "json")
     line = next(n for n, text in enumerate(path.read_text().splitlines(), 1) if "kv_cache_bytes_per_token" in text)
-    assert r.code == 0 and f"{path}:{line}: derived figures" in r.stderr and "kv_cache_bytes_per_token '5' (the fields give 131072)" in r.stderr
+    assert (
+        r.code == 0
+        and f"{path}:{line}: derived figures" in r.stderr
+        and "kv_cache_bytes_per_token '5' (the fields give 131072)" in r.stderr
+    )
     same = aicap("estimate", "-m", "llama-3.1-8b", "--hardware", "h100-sxm", "-f", "json").json()
     assert {k: v for k, v in r.json().items() if k != "model"} == {k: v for k, v in same.items() if k != "model"}
     # an edited architecture leaves them stale: one warning, not one per figure

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -240,3 +241,23 @@ def test_a_windowed_run_streams_less_than_it_is_offered_by_the_ramp_up() -> None
     assert got["output_tok_s_total"] == pytest.approx(0.5 * 100 * (1 - e / 240), rel=0.03)
     plain = predict({k: v for k, v in c.items() if k != "measurement_window_s"}, CAT)
     assert plain["output_tok_s_total"] < got["output_tok_s_total"]  # all 60 finished, over a longer run with its drain
+
+
+def test_a_case_s_dataset_is_typed_its_shape_checked_against_the_shipped_datasets(tmp_path: Path) -> None:
+    # A misspelt `lengths: sharegpt-unfiltred` skipped the case quietly (exit 0 beside another case), a misspelt key
+    # `lenghts:` ran it with the default shape, and a CSV `dataset` cell (text) was an internal error.
+    body = ("- {id: c, model: llama-3.1-8b, hardware: h100-sxm, kind: server, devices: 1, tp: 1, request_rate: 1,\n"
+            "   num_requests: 100, metrics: {ttft_ms_p50: 50},\n"
+            "   dataset: {name: ShareGPT, mean_input_tokens: 300, mean_output_tokens: 200, LINE}}\n")  # fmt: skip
+    path = tmp_path / "cases.yaml"
+    for line, needle in (("lengths: sharegpt-unfiltred", "did you mean sharegpt-first-turn-unfiltered"),
+                         ("lenghts: sharegpt-first-turn", "dataset.lenghts: unknown field"),
+                         ("mean_input_tokens: -3", "dataset.mean_input_tokens")):  # fmt: skip
+        path.write_text(body.replace("mean_input_tokens: 300, ", "" if line.startswith("mean_input") else "mean_input_tokens: 300, ")
+                        .replace("LINE", line))  # fmt: skip
+        with pytest.raises(InputError, match=rf"{path}:3: cases\[0\]\.dataset\.") as err:
+            load_cases(path)
+        assert needle in str(err.value)
+    path.write_text(body.replace("LINE", "lengths: sharegpt-first-turn-unfiltered"))
+    (case,) = load_cases(path)
+    assert case["dataset"]["lengths"] == "sharegpt-first-turn-unfiltered" and case["dataset"]["mean_input_tokens"] == 300
