@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -416,7 +417,7 @@ def register(app: typer.Typer) -> None:
                     pp: PpOpt = None, ep: EpOpt = 1, batch: BatchOpt = "auto", input_tokens: InOpt = 1024, output_tokens: OutOpt = 256,
                     weights_dtype: WdtOpt = None, kv_dtype: KvOpt = None, tpot_ms: TpotOpt = None, engine: EngineOpt = None,
                     dp_attention: DpaOpt = 1, eager: EagerOpt = False,
-                    phase: Annotated[str, typer.Option(help="prefill or decode (default: decode; prefill for a model that does not decode).")] = "decode",
+                    phase: Annotated[str, typer.Option(help="prefill or decode (default: decode; prefill for a model that does not decode). With --batch auto a decoder's prefill is one request's prompt, as TTFT prices it.")] = "decode",
                     plot: Annotated[Path | None, typer.Option("--plot", help="Write the roofline picture (.png or .svg).")] = None,
                     fmt: FormatOpt = Format.table) -> None:  # fmt: skip
         """Show FLOPs, bytes, intensity, time and bound of each operator group in one phase.
@@ -439,11 +440,11 @@ def register(app: typer.Typer) -> None:
         refuse_decode_flags(ctx, req)
         note_format_fallback(req)
         result = estimate(req)
-        if phase == "prefill" and spec.kind == "decoder" and not typed_flags(ctx, "batch") and result.batch > 1:
-            # --batch auto is the decode batch; a prefill is explained as TTFT prices it: one request's prompt, same layout
+        one_prompt = phase == "prefill" and spec.kind == "decoder" and batch == "auto"
+        if one_prompt and result.batch > 1:
+            # the auto batch is the decode batch; a prefill is explained as TTFT prices it: one request's prompt, same layout
             d = result.deployment
-            req = build_request(model, hardware, devices, d.tp, d.pp, ep, "1", input_tokens, output_tokens, weights_dtype, kv_dtype,
-                                tpot_ms, engine, dp_attention=dp_attention, eager=eager)  # fmt: skip
+            req = dataclasses.replace(req, tp=d.tp, pp=d.pp, batch=1)
             result = estimate(req)
         doc = explain.breakdown(result, phase)
         note_substituted_formats(req, result)
@@ -458,9 +459,10 @@ def register(app: typer.Typer) -> None:
                  f"{doc['step_time_ms']:.3f} ms, {doc['bound']}-bound")  # fmt: skip
         step = (f"every request at the mean context of {doc['context_tokens']:,g} tokens (input + output/2); estimate's TPOT also counts "
                 "the prefill steps that interleave with decoding" if phase == "decode" else
-                f"the batch's {doc['batch']:,} prompts of {doc['context_tokens']:,g} tokens in one pass (the engine splits it into "
-                f"steps of {req.runtime.max_prefill_tokens:,} tokens, whose times add up to this)"
-                + ("; one request, as TTFT prices it (--batch N for more)" if spec.kind == "decoder" and not typed_flags(ctx, "batch") else ""))  # fmt: skip
+                (f"one request's prompt of {doc['context_tokens']:,g} tokens, as TTFT prices it (--batch N: N prompts in one pass)"
+                 if one_prompt and doc["batch"] == 1 else
+                 f"the batch's {doc['batch']:,} prompts of {doc['context_tokens']:,g} tokens in one pass")
+                + f" (the engine splits it into steps of {req.runtime.max_prefill_tokens:,} tokens, whose times add up to this)")  # fmt: skip
         alpha = roof["exposed_share"]
         overlap = (f"each operator takes the longer of its compute and memory times plus {alpha:g} of the shorter (the family's exposed "
                    "share)" if alpha else "each operator takes the longer of its compute and memory times")  # fmt: skip
