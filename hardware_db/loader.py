@@ -208,6 +208,13 @@ def _ownership_text() -> str:
     return resources.files("aicap.hardware_db").joinpath("ownership").joinpath("ownership.yaml").read_text(encoding="utf-8")
 
 
+@lru_cache(maxsize=1)
+def ownership() -> OwnershipData:
+    """The ownership data (purchase prices, servers, data-centre figures) the catalogue's ``owned`` prices come from."""
+    text = _ownership_text()
+    return validate_model(OwnershipData, load_yaml(Path(OWNERSHIP), text), f"hardware_db/{OWNERSHIP}", text, ())
+
+
 def _own(cat: Catalogue, own: OwnershipData) -> None:
     """Fill each instance's ``owned`` price from the ownership data (:func:`aicap.sizing.core.ownership.owned_usd_per_hour`)."""
     for name, inst in cat.instances.items():

@@ -144,9 +144,16 @@ def instances_show(
     instance: Annotated[str, typer.Argument(help="Instance type (see `aicap instances list`).")], fmt: FormatOpt = Format.table
 ) -> None:
     """Show one instance type with every price, its date and its sources, and its network."""
+    from aicap.hardware_db.loader import ownership
     from aicap.sizing.perf.describe import describe_instance
 
-    doc = describe_instance(catalogue().instance(instance))
+    inst = catalogue().instance(instance)
+    doc = describe_instance(inst)
+    buy = ownership().price(inst.device)
+    if doc["price_usd_per_hour"].get("owned") is not None and buy is not None:  # the owned price is not the instance row's
+        doc["owned_basis"] = {"device_usd": buy.usd, "basis": buy.basis, "date": buy.date, "source": buy.source,
+                              "derivation": "the purchase (and a host share) over the depreciation years, plus power and space "
+                                            "(sizing/core/ownership.py; hardware_db/ownership/ownership.yaml)"}  # fmt: skip
     emit(View(doc, [_kv_table(f"Instance {doc['name']}", doc)]), fmt)
 
 

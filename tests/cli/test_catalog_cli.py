@@ -154,6 +154,8 @@ def test_instances_show_gives_every_price_with_its_date_and_sources(aicap) -> No
     d = aicap("instances", "show", "p5.48xlarge", "-f", "json").json()
     assert d["name"] == "p5.48xlarge" and d["devices"] == 8 and d["price_date"] and d["source"] and d["network"]["source"]
     assert d["usd_per_device_hour"] == round(d["price_usd_per_hour"]["on_demand"] / 8, 4)
+    # the owned price comes from the ownership data, not the instance row: its own basis, date and source
+    assert d["owned_basis"]["date"] != d["price_date"] and d["owned_basis"]["source"] and d["owned_basis"]["device_usd"] > 0
     table = aicap("instances", "show", "p5.48xlarge").stdout
     assert "price_usd_per_hour.on_demand" in table and "network.source" in table
     bad = aicap("instances", "show", "p5.48xlarg")
