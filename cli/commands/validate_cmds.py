@@ -228,6 +228,7 @@ def register(app: typer.Typer) -> None:
         if fit_engine_factors:
             tables.append(_engine_factor_table(loaded, cat, doc))
         if cases is not None and not report.scored:  # a gate must not read "0 cases" as a pass; exit 2 prints its one line only
+            from aicap.sizing.core.doc_errors import located
             from aicap.sizing.core.errors import InputError
 
             reasons: dict[str, str] = {}  # each distinct reason once, with the first case it stopped
@@ -235,8 +236,9 @@ def register(app: typer.Typer) -> None:
                 reasons.setdefault(r.note.removeprefix("skipped: "), r.case_id)
             (reason, case_id), *others = reasons.items()
             more = f" (and {len(others)} other reason{'s' if len(others) > 1 else ''})" if others else ""
-            raise InputError(f"{cases}: no case could be scored: all {len({r.case_id for r in report.rows}):,} were skipped; "
-                             f"case '{case_id}': {reason}{more}")  # fmt: skip
+            n = len({r.case_id for r in report.rows})
+            every = "its one case was skipped" if n == 1 else f"all {n:,} cases were skipped"
+            raise InputError(f"{located(cases, repr(case_id))}: no case could be scored: {every}; case '{case_id}': {reason}{more}")
         emit(View(doc, tables), fmt)
         if write_bands is not None:
             from aicap.cli.files import write_atomic

@@ -986,7 +986,7 @@ def test_cases_that_cannot_run_are_skipped_by_validate_and_never_fitted(aicap, t
     r = aicap("validate", str(cases), "-f", "json")
     # exit 2 prints its one line and nothing else (the table of skipped rows was printed first): the line says why
     assert r.code == 2 and r.stdout == "" and r.stderr.count("\n") == 1
-    assert f"no case could be scored: all 1 were skipped; case 'r1': {why.removeprefix('skipped: ')}" in r.stderr
+    assert f"no case could be scored: its one case was skipped; case 'r1': {why.removeprefix('skipped: ')}" in r.stderr
     out = tmp_path / "out.yaml"
     cal = aicap("calibrate", str(cases), "-o", str(out))
     assert cal.code == 2 and "no case can be predicted" in cal.stderr and not out.exists()
