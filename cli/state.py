@@ -305,8 +305,10 @@ def catalogue() -> Catalogue:
 
 
 def warn_shadowing(ref: str, target: Any) -> None:
-    """Warn about what a model file (``ref``) leaves uncertain: a catalogue model's id with other shapes, an unread format, or
-    derived figures of a ``models show`` document that its fields no longer give (:mod:`aicap.sizing.core.show_document`).
+    """Warn about what a model file (``ref``) leaves uncertain: a catalogue id with other shapes, an unread format, stale figures.
+
+    Stale figures: derived figures of a ``models show`` document that its fields no longer give
+    (:mod:`aicap.sizing.core.show_document`).
 
     Outputs and plans say the id, so they would read as the catalogue model's while costing the file's. A checkpoint whose
     ``quantization_config`` aicap cannot read is costed at its ``torch_dtype`` (:mod:`aicap.sizing.core.hf_quant`): a

@@ -12,9 +12,10 @@ run's own percentile. A run's p99 is a draw: stated from one 6,000-request run o
 was exceeded by 6 of 10 runs at other seeds, by up to 17%, and a plan accepted on a lucky draw near its target missed it
 at most other seeds. Over 12 seeds of such a workload (Llama-3.1-8B on one H100 at 30 req/s, 1,500/300 tokens) the runs'
 p99 TTFT had mean 199 ms and standard deviation 14 ms; the worst of three stretches of each run had mean 223 ms, and
-another seed's run exceeded it in 25 of 132 pairs (19%), at no cost in simulated requests. TPOT's tail varies more between runs than within one (its p99 4.6% between seeds
-there, the worst stretch 3% above the run's): another run exceeded the worst stretch in 46 of 132 pairs (35%; the run's
-own p99, about half). A tail within :data:`NEAR_TARGET` of its target is simulated twice more, and the worst judged.
+another seed's run exceeded it in 25 of 132 pairs (19%), at no cost in simulated requests. TPOT's tail varies more
+between runs than within one (its p99 4.6% between seeds there, the worst stretch 3% above the run's): another run
+exceeded the worst stretch in 46 of 132 pairs (35%; the run's own p99, about half). A tail within :data:`NEAR_TARGET`
+of its target is simulated twice more, and the worst judged.
 """
 
 from __future__ import annotations
