@@ -154,7 +154,7 @@ def _check_case(case: Any, where: str, text: str | None, index: int | None, *, t
         return Case.model_validate(case, context=TEXT_NUMBERS if text_numbers else None).model_dump(exclude_unset=True)
     except ValidationError as exc:
         prefix: tuple[int, ...] = () if index is None else (index,)
-        message = describe_validation_error(exc, where, text, prefix)
+        message = describe_validation_error(exc, where, text, prefix, model=Case)
         if index is not None:
             head, sep, rest = message.partition(f": [{index}]")
             message = f"{head}: cases[{index}]{rest}" if sep else message

@@ -162,4 +162,6 @@ def placed_error(exc: ValidationError, doc: dict[str, Any], path: str, text: str
         tail = message.split(": ", 2)[-1] if message.count(": ") >= 2 else message
         return f"{path}:{line}: {block}.{key}: {tail}" if line else f"{path}: {block}.{key}: {tail}"
     under = isinstance(arch, dict) and field is not None and (field in arch or field not in TOP_FIELDS)
-    return describe_validation_error(exc, path, text, ("architecture",) if under else ())
+    from aicap.sizing.core.specs.model import ModelSpec
+
+    return describe_validation_error(exc, path, text, ("architecture",) if under else (), model=ModelSpec)

@@ -276,6 +276,8 @@ def test_a_model_document_refuses_keys_it_does_not_have_and_says_when_a_derived_
     line = len(path.read_text().splitlines())
     assert r.code == 2 and r.stderr.startswith(f"aicap: error: {path}:{line}: unknown field 'checkpoint_dtyp'")
     assert "did you mean checkpoint_dtype" in r.stderr
+    path.write_text(doc.replace("  num_layers: 32", "  num_layer: 32", 1))  # under architecture too
+    assert "architecture.num_layer: unknown field; did you mean 'num_layers'?" in aicap("models", "show", str(path)).stderr
     path.write_text(doc.replace("family: llama", "famly: llama", 1))
     assert "unknown field 'famly' in a models show document: did you mean family?" in aicap("models", "show", str(path)).stderr
     path.write_text(doc.replace("  published: 8030000000", "  published: -5", 1))

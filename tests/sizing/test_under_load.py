@@ -251,7 +251,7 @@ def test_a_case_s_dataset_is_typed_its_shape_checked_against_the_shipped_dataset
             "   dataset: {name: ShareGPT, mean_input_tokens: 300, mean_output_tokens: 200, LINE}}\n")  # fmt: skip
     path = tmp_path / "cases.yaml"
     for line, needle in (("lengths: sharegpt-unfiltred", "did you mean sharegpt-first-turn-unfiltered"),
-                         ("lenghts: sharegpt-first-turn", "dataset.lenghts: unknown field"),
+                         ("lenghts: sharegpt-first-turn", "dataset.lenghts: unknown field; did you mean 'lengths'?"),
                          ("mean_input_tokens: -3", "dataset.mean_input_tokens")):  # fmt: skip
         path.write_text(body.replace("mean_input_tokens: 300, ", "" if line.startswith("mean_input") else "mean_input_tokens: 300, ")
                         .replace("LINE", line))  # fmt: skip
