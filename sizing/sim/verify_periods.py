@@ -5,7 +5,9 @@ share a capacity-aware router gives them), so one replica of deployment ``k`` ca
 ``λ_wh · q_k / Σ_j q_j r_jh`` requests/s in hour ``h``. The busiest such hour of each deployment is
 simulated for one replica (its engine, the workload's lengths and burstiness, the plan's layout and
 formats), and the deployment holds when the queue is stable and the TTFT and TPOT targets are met at
-the workload's percentile there. Lighter hours carry less per replica and are not simulated.
+the workload's percentile there, the worst of the run's three stretches (as a static plan's check judges
+its tails: :data:`~aicap.sizing.sim.verify.STRETCHES`). Lighter hours carry less per replica and are not
+simulated.
 """
 
 from __future__ import annotations
@@ -16,15 +18,15 @@ from dataclasses import dataclass
 
 from aicap.sizing.core.catalogue import CatalogueLike
 from aicap.sizing.core.engines import engine_for
-from aicap.sizing.core.fleet import Fleet
+from aicap.sizing.core.fleet import PERCENTILES, Fleet
 from aicap.sizing.core.period_plan import PeriodCheck, PeriodPlan, PeriodVerification
 from aicap.sizing.core.speculative import speculative_for
 from aicap.sizing.plan.sizer import deployment_key, without_bursty_warning
 from aicap.sizing.sim.arrivals import ArrivalKind
-from aicap.sizing.sim.replay import holds, planned_setup, run
+from aicap.sizing.sim.replay import planned_setup, run_detailed
 from aicap.sizing.sim.report import Targets
 from aicap.sizing.sim.traffic import Lengths, TrafficSpec
-from aicap.sizing.sim.verify import DEFAULT_REQUESTS, MAX_RESOLVES, derate_factor, derate_round, lengths
+from aicap.sizing.sim.verify import DEFAULT_REQUESTS, MAX_RESOLVES, STRETCHES, derate_factor, derate_round, lengths
 
 
 @dataclass(frozen=True)
@@ -43,6 +45,11 @@ class BusiestHour:
     holds: bool
     stable: bool = True
     rejected: int = 0  # requests one replica could not hold at all (longer than a virtual engine's KV cache)
+
+
+def _ms(seconds: float) -> float | None:
+    """Seconds as milliseconds rounded as a run's report rounds them; ``None`` for no value (``nan``)."""
+    return None if math.isnan(seconds) else float(f"{seconds * 1e3:.5g}")
 
 
 def verify_periods(plan: PeriodPlan, fleet: Fleet, cat: CatalogueLike, *, requests: int = DEFAULT_REQUESTS,
@@ -80,11 +87,15 @@ def verify_periods(plan: PeriodPlan, fleet: Fleet, cat: CatalogueLike, *, reques
             targets = Targets(ttft_ms=w.slo.ttft_ms, tpot_ms=tpot_target,
                               percentile=w.slo.percentile if w.slo.ttft_ms is not None or tpot_target is not None else None)  # fmt: skip
             setup = planned_setup(layout, cat, d.instance_type, w.decode_context if decoder else None)  # priced as verify() prices
-            rep = run(setup, spec.build(), targets=targets, seed=s, traffic=f"{w.name} at hour {hour}")
-            pct = w.slo.percentile
-            tpot = rep.tpot_ms.at(pct) if decoder else None
-            out.append(BusiestHour(w.name, k, d.instance_type, hour, round(best, 6), rep.ttft_ms.at(pct), tpot, targets.ttft_ms,
-                                   targets.tpot_ms, holds(rep, pct), rep.stable, rep.rejected))  # fmt: skip
+            rep, res, _ = run_detailed(setup, spec.build(), targets=targets, seed=s, traffic=f"{w.name} at hour {hour}")
+            q = PERCENTILES[w.slo.percentile]
+            # the worst of the run's stretches, as a static plan's check states and judges its tails (verify.STRETCHES)
+            ttft = _ms(res.worst_stretch("ttft", q, STRETCHES))
+            tpot = _ms(res.worst_stretch("tpot", q, STRETCHES)) if decoder else None
+            pairs = ((ttft, targets.ttft_ms), (tpot, targets.tpot_ms))
+            ok = rep.stable and not rep.rejected and all(t is None or v is None or v <= t for v, t in pairs)
+            out.append(BusiestHour(w.name, k, d.instance_type, hour, round(best, 6), ttft, tpot, targets.ttft_ms, targets.tpot_ms, ok,
+                                   rep.stable, rep.rejected))  # fmt: skip
     return out
 
 

@@ -516,3 +516,25 @@ def test_a_plan_over_periods_checks_its_workloads_as_a_static_plan_does() -> Non
         size_periods(day.model_copy(update={"workloads": [wl.model_copy(update={"instance_types": ["g2-standard-9"]})]}), CAT)
     with pytest.raises(InputError, match="kv_dtype int8: vLLM keeps the KV cache in"):
         size_periods(day.model_copy(update={"workloads": [wl.model_copy(update={"engine": "vllm", "kv_dtype": "int8"})]}), CAT)
+
+
+def test_a_period_plan_s_busiest_hour_states_the_worst_stretch_of_its_run(monkeypatch: pytest.MonkeyPatch) -> None:
+    # As a static plan's check (verify.STRETCHES): the run's own p99 is a draw another seed exceeds about half the time.
+    from aicap.sizing.sim import verify_periods as vp
+
+    runs: list[Any] = []
+    real = vp.run_detailed
+
+    def keep(*a: Any, **k: Any) -> Any:
+        out = real(*a, **k)
+        runs.append(out)
+        return out
+
+    monkeypatch.setattr(vp, "run_detailed", keep)
+    day = list(Diurnal(shape="diurnal", peak=30.0, trough=2.0, peak_hour=14.0).rates())
+    plan = size_periods(fleet(day), CAT)
+    checks = vp.verify_periods(plan, fleet(day), CAT, requests=1500)
+    assert checks and len(runs) == len(checks)
+    for c, (rep, res, _) in zip(checks, runs, strict=True):
+        assert c.ttft_simulated_ms == pytest.approx(res.worst_stretch("ttft", 0.99, 3) * 1e3, rel=1e-4)
+        assert c.ttft_simulated_ms >= rep.ttft_ms.p99 * (1 - 1e-4)  # at or above the run's own p99
