@@ -184,7 +184,7 @@ def _parse(texts: list[tuple[str, str]], builtin: int, own_text: str) -> Catalog
     default = cat.runtime.default_engine
     if default is not None and default != "generic" and default not in cat.engines:
         raise InputError(f"runtime.default_engine: unknown engine '{default}'; known engines: {', '.join(sorted(cat.engines))}")
-    own = validate_model(OwnershipData, load_yaml(Path(OWNERSHIP), own_text), f"hardware_db/{OWNERSHIP}", own_text, ())
+    own = _read_ownership(own_text)
     for m in own.machines:
         if m.name in cat.instances:
             raise InputError(f"hardware_db/{OWNERSHIP}: machines.{m.name}: the name of an instance type already in the catalogue")
@@ -208,11 +208,14 @@ def _ownership_text() -> str:
     return resources.files("aicap.hardware_db").joinpath("ownership").joinpath("ownership.yaml").read_text(encoding="utf-8")
 
 
+def _read_ownership(text: str) -> OwnershipData:
+    return validate_model(OwnershipData, load_yaml(Path(OWNERSHIP), text), f"hardware_db/{OWNERSHIP}", text, ())
+
+
 @lru_cache(maxsize=1)
 def ownership() -> OwnershipData:
     """The ownership data (purchase prices, servers, data-centre figures) the catalogue's ``owned`` prices come from."""
-    text = _ownership_text()
-    return validate_model(OwnershipData, load_yaml(Path(OWNERSHIP), text), f"hardware_db/{OWNERSHIP}", text, ())
+    return _read_ownership(_ownership_text())
 
 
 def _own(cat: Catalogue, own: OwnershipData) -> None:

@@ -262,15 +262,16 @@ def _simulate(setup: Setup, requests: Requests, policy: str, options: PolicyOpti
     return res, cfg
 
 
-def holds(rep: SimulationReport, percentile: str) -> bool:
-    """Whether a run is stable and meets its targets at ``percentile`` (``"p50"``, ``"p90"``, ``"p95"`` or ``"p99"``)."""
+def holds(rep: SimulationReport, percentile: str, tails: tuple[float | None, float | None] | None = None) -> bool:
+    """Whether a run is stable and meets its targets at ``percentile`` (``"p50"``, ``"p90"``, ``"p95"`` or ``"p99"``).
+
+    ``tails``: the (TTFT, TPOT) to judge in ms, where the caller states other figures than the report's percentiles (a plan's
+    check states the worst of the run's stretches, :meth:`~aicap.sizing.sim.result.SimResult.worst_stretch`).
+    """
     if not rep.stable or rep.rejected:
         return False
-    for target, st in ((rep.slo.ttft_ms, rep.ttft_ms), (rep.slo.tpot_ms, rep.tpot_ms)):
-        value = st.at(percentile)
-        if target is not None and value is not None and value > target:
-            return False
-    return True
+    values = tails if tails is not None else (rep.ttft_ms.at(percentile), rep.tpot_ms.at(percentile))
+    return all(t is None or v is None or v <= t for t, v in zip((rep.slo.ttft_ms, rep.slo.tpot_ms), values, strict=True))
 
 
 def miss_ratio(rep: SimulationReport, percentile: str) -> float:

@@ -23,7 +23,7 @@ from aicap.sizing.core.period_plan import PeriodCheck, PeriodPlan, PeriodVerific
 from aicap.sizing.core.speculative import speculative_for
 from aicap.sizing.plan.sizer import deployment_key, without_bursty_warning
 from aicap.sizing.sim.arrivals import ArrivalKind
-from aicap.sizing.sim.replay import planned_setup, run_detailed
+from aicap.sizing.sim.replay import holds, planned_setup, run_detailed
 from aicap.sizing.sim.report import Targets
 from aicap.sizing.sim.traffic import Lengths, TrafficSpec
 from aicap.sizing.sim.verify import DEFAULT_REQUESTS, MAX_RESOLVES, STRETCHES, derate_factor, derate_round, lengths
@@ -92,8 +92,7 @@ def verify_periods(plan: PeriodPlan, fleet: Fleet, cat: CatalogueLike, *, reques
             # the worst of the run's stretches, as a static plan's check states and judges its tails (verify.STRETCHES)
             ttft = _ms(res.worst_stretch("ttft", q, STRETCHES))
             tpot = _ms(res.worst_stretch("tpot", q, STRETCHES)) if decoder else None
-            pairs = ((ttft, targets.ttft_ms), (tpot, targets.tpot_ms))
-            ok = rep.stable and not rep.rejected and all(t is None or v is None or v <= t for v, t in pairs)
+            ok = holds(rep, w.slo.percentile, (ttft, tpot))
             out.append(BusiestHour(w.name, k, d.instance_type, hour, round(best, 6), ttft, tpot, targets.ttft_ms, targets.tpot_ms, ok,
                                    rep.stable, rep.rejected))  # fmt: skip
     return out
