@@ -34,6 +34,14 @@ if TYPE_CHECKING:
     from aicap.sizing.core.plan import Workload as PlanWorkload
 
 
+def run_span(requests: int, span_s: float | None) -> str:
+    """What each deployment's simulated run covered, for a verification table's caption."""
+    if not span_s:
+        return f"{requests:,} simulated requests per deployment"
+    span = "an hour" if span_s == 3600 else f"{span_s:,.0f} s"
+    return f"Each deployment's run spans {span} of its traffic ({requests:,} requests at the least, 200,000 at the most)"
+
+
 def layout_label(tp: int, pp: int, dp_attention: int = 1) -> str:
     """``TP8·PP1``, or ``TP8·PP1 DP-attn 8`` for a replica with data-parallel attention (experts over all tp devices)."""
     return f"TP{tp}·PP{pp}" + (f" DP-attn {dp_attention}" if dp_attention > 1 else "")
@@ -118,7 +126,7 @@ def plan_view(plan: Plan) -> View:
              "holds"],
             [[x.workload, x.percentile, ms(x.promised_ttft_ms), ms(x.simulated_ttft_ms), ms(x.ttft_target_ms), ms(x.promised_tpot_ms),
               ms(x.simulated_tpot_ms), ms(x.tpot_target_ms), "yes" if x.holds else "NO"] for x in v.workloads],
-            caption=f"{v.requests_per_deployment:,} simulated requests per deployment, seed {v.seed}{worst}{resolved}.",
+            caption=f"{run_span(v.requests_per_deployment, v.span_s)}, seed {v.seed}{worst}{resolved}.",
         ))  # fmt: skip
     return View(plan.to_dict(), tables, [f"warning: {w}" for w in plan.warnings], csv=csv)
 
@@ -175,7 +183,7 @@ def period_plan_view(plan: PeriodPlan) -> View:
                              "TPOT simulated", "TPOT target", "holds"],
                             [[c.workload, c.deployment, c.instance_type, c.hour, c.requests_per_s_per_replica, c.simulated_ttft_ms,
                               c.ttft_target_ms, c.simulated_tpot_ms, c.tpot_target_ms, "yes" if c.holds else "NO"]
-                             for c in v.checks]))  # fmt: skip
+                             for c in v.checks], caption=f"{run_span(v.requests_per_deployment, v.span_s)}, seed {v.seed}."))  # fmt: skip
     # CSV: one row per hour, workload and deployment, one value a cell (the hour table packs several into a cell).
     # The workload's chargeback (a monthly figure) is repeated on each of its rows, and the hour's instances of the
     # deployment's type under each pricing model (shared by every deployment on that type) on each of theirs.

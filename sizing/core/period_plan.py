@@ -12,7 +12,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from aicap.sizing.core.fleet import Percentile
-from aicap.sizing.core.plan import CatalogueRef, Usd, shares_inconsistency
+from aicap.sizing.core.plan import REQUESTS_DESCRIPTION, SPAN_DESCRIPTION, CatalogueRef, Usd, shares_inconsistency
 
 PERIOD_PLAN_VERSION = 1
 
@@ -148,7 +148,8 @@ class PeriodCheck(_Doc):
 class PeriodVerification(_Doc):
     """The plan's deployments simulated at their busiest hours (``aicap size --verify``)."""
 
-    requests_per_deployment: int = Field(gt=0)
+    requests_per_deployment: int = Field(gt=0, description=REQUESTS_DESCRIPTION)
+    span_s: float | None = Field(None, ge=0, description=SPAN_DESCRIPTION)
     seed: int
     resolves: int = Field(ge=0, description="times capacity was derated and the plan re-solved until it held")
     derated: dict[str, float] = Field(default_factory=dict, description="capacity factor per 'workload/hardware/tpXppY'")

@@ -217,10 +217,18 @@ class VerifiedWorkload(_Doc):
     holds: bool = Field(description="every deployment's queue is stable and its simulated percentiles meet the targets")
 
 
+REQUESTS_DESCRIPTION = "the fewest requests each deployment's run simulates (more where span_s of its traffic holds more)"
+SPAN_DESCRIPTION = (
+    "seconds of each deployment's traffic its run spans at least (requests_per_deployment requests at the least, "
+    "200,000 at the most); absent in plans made before (requests_per_deployment alone)"
+)
+
+
 class Verification(_Doc):
     """The plan played through the iteration-level simulator (``aicap size --verify``)."""
 
-    requests_per_deployment: int = Field(gt=0)
+    requests_per_deployment: int = Field(gt=0, description=REQUESTS_DESCRIPTION)
+    span_s: float | None = Field(None, ge=0, description=SPAN_DESCRIPTION)
     seed: int
     stretches: int | None = Field(None, ge=1, description="consecutive, equal stretches of each deployment's run (after warm-up) "
                                   "whose worst tail is stated and judged; absent in plans made before (the run's own tail)")  # fmt: skip

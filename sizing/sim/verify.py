@@ -8,14 +8,17 @@ the plan priced every step at the mean context. The check reports, per deploymen
 percentile beside the promised ones, whether the queue stayed stable, and whether the targets hold.
 
 The simulated tail is the worst over :data:`STRETCHES` consecutive, equal stretches of the run (after its warm-up), not the
-run's own percentile. A run's p99 is a draw: stated from one 6,000-request run of a bursty workload (cv 2 arrivals), it
-was exceeded by 6 of 10 runs at other seeds, by up to 17%, and a plan accepted on a lucky draw near its target missed it
-at most other seeds. Over 12 seeds of such a workload (Llama-3.1-8B on one H100 at 30 req/s, 1,500/300 tokens) the runs'
-p99 TTFT had mean 199 ms and standard deviation 14 ms; the worst of three stretches of each run had mean 223 ms, and
-another seed's run exceeded it in 25 of 132 pairs (19%), at no cost in simulated requests. TPOT's tail varies more
-between runs than within one (its p99 4.6% between seeds there, the worst stretch 3% above the run's): another run
-exceeded the worst stretch in 46 of 132 pairs (35%; the run's own p99, about half). A tail within :data:`NEAR_TARGET`
-of its target is simulated twice more, and the worst judged.
+run's own percentile, and the run spans an hour of the replica's traffic (:data:`SPAN_S`; at least
+:data:`DEFAULT_REQUESTS` requests, at most :data:`MAX_PLAN_REQUESTS`): of an hour's run, the tail stated is that of its
+worst 20 minutes. A tail is a statement about traffic a deployment carries for hours, and a run of a few minutes samples too few of
+its bursts: for Llama-3.1-8B on one H100 at 30 req/s (1,024/256 tokens, cv 2 arrivals, 92% of the replica's capacity),
+runs of 6,000 requests (200 s) put the worst stretch's p99 TPOT at 27-45 ms over 12 seeds, where three runs of 600,000
+requests give 39-41 ms, and another seed's 6,000-request run exceeded the stated tail in 43% of pairs for TTFT and 51%
+for TPOT. Spanning the hour (108,000 requests, 0.6 s), the stated p99 TTFT is 317-344 ms (600,000 requests: 310 ms)
+and TPOT 37-53 ms, and another seed's hour exceeds it in 4% of pairs for TTFT and 8% for TPOT. A replica carrying a
+few requests a second already spanned the hour and more with 6,000 requests; the cost is simulated steps, which an
+hour bounds whatever the rate (``aicap size --verify`` of the built-in example: 2.0 s before, 2.6 s). A tail within
+:data:`NEAR_TARGET` of its target is simulated twice more, and the worst judged.
 """
 
 from __future__ import annotations
@@ -43,7 +46,19 @@ from aicap.sizing.sim.replay import PolicyOptions, holds, planned_setup, run, ru
 from aicap.sizing.sim.report import SimulationReport, Targets
 from aicap.sizing.sim.traffic import Lengths, TrafficSpec, cached_prefix
 
-DEFAULT_REQUESTS = 6000
+DEFAULT_REQUESTS = 6000  # the fewest requests a deployment's check simulates
+#: Seconds of a deployment's traffic its check simulates at least: one hour (module docstring).
+SPAN_S = 3600.0
+MAX_PLAN_REQUESTS = 200_000  # the most one deployment's run simulates, whatever its rate and replica count
+
+
+def run_requests(rate_per_s: float, minimum: int = DEFAULT_REQUESTS, span_s: float = SPAN_S) -> int:
+    """Requests a run simulates to span ``span_s`` seconds of traffic at ``rate_per_s``, within ``[minimum, MAX_PLAN_REQUESTS]``.
+
+    ``n = min(max(minimum, ⌈λ · T⌉), max(MAX_PLAN_REQUESTS, minimum))``: at the default hour, a replica carrying more
+    than 55 req/s simulates less than the hour, and one carrying less than 1.7 req/s more.
+    """
+    return min(max(minimum, math.ceil(rate_per_s * span_s)), max(MAX_PLAN_REQUESTS, minimum))
 
 
 def lengths(spec: int | list[LengthBin]) -> Lengths:
@@ -107,8 +122,11 @@ def deployment_seed(seed: int, workload: str, d: PlannedDeployment) -> int:
     return seed + 3 * zlib.crc32(key.encode())  # seed, seed + 1 and seed + 2 are used: streams 3 apart
 
 
-def verify(plan: Plan, cat: CatalogueLike, *, requests: int = DEFAULT_REQUESTS, seed: int = 0) -> list[Check]:
-    """Simulate one replica of every deployment of ``plan`` at its planned load (deterministic for ``seed``)."""
+def verify(plan: Plan, cat: CatalogueLike, *, requests: int = DEFAULT_REQUESTS, span_s: float = SPAN_S, seed: int = 0) -> list[Check]:
+    """Simulate one replica of every deployment of ``plan`` at its planned load (deterministic for ``seed``).
+
+    Each replica's run has ``requests`` requests, or more to span ``span_s`` seconds of its traffic (:func:`run_requests`).
+    """
     out: list[Check] = []
     inputs = {w.name: w for w in plan.inputs.workloads}
     for pw in plan.workloads:
@@ -126,6 +144,7 @@ def verify(plan: Plan, cat: CatalogueLike, *, requests: int = DEFAULT_REQUESTS, 
             setup = planned_setup(layout, cat, d.instance_type, w.decode_context if decoder else None, max_num_seqs=max(d.max_running, 1))
             step = setup.step(i_mean, 0.0, i_mean - new)
             rate = d.requests_per_s / d.replicas / groups
+            n = run_requests(rate, requests, span_s)
             cfg = replace(setup.engine(), record_gaps=False)  # one engine's limits, as `simulate PLAN` runs it; no ITL sample
             q = PERCENTILES[pw.percentile]
             targets = ((w.slo.ttft_ms, 0), (w.slo.tpot_ms if decoder else None, 1))
@@ -133,9 +152,9 @@ def verify(plan: Plan, cat: CatalogueLike, *, requests: int = DEFAULT_REQUESTS, 
             stable, preemptions, rejected = True, 0, 0
             for k in range(1 + NEAR_REPLICATIONS):
                 s = deployment_seed(seed + REPLICATION_STRIDE * k, w.name, d)
-                arrivals = arrival_times(rate, requests, cv=w.arrival_cv, seed=s)
-                prompt = _lengths(w.input_tokens, requests, s + 1)
-                output = _lengths(w.output_tokens, requests, s + 2) if decoder else np.zeros(requests, dtype=np.int64)
+                arrivals = arrival_times(rate, n, cv=w.arrival_cv, seed=s)
+                prompt = _lengths(w.input_tokens, n, s + 1)
+                output = _lengths(w.output_tokens, n, s + 2) if decoder else np.zeros(n, dtype=np.int64)
                 res = simulate(step, Requests(arrivals, prompt, output, cached_tokens=cached_prefix(prompt, h)), cfg)
                 # the worst stretch's tail (module docstring); one-token requests (a prefill pool) have no TPOT
                 tpot = res.worst_stretch("tpot", q, STRETCHES) * 1e3 if decoder else math.nan
@@ -224,8 +243,9 @@ def _summary(plan: Plan, checks: list[Check]) -> list[VerifiedWorkload]:
     return out
 
 
-def size_verified(fleet: Fleet, cat: CatalogueLike, *, requests: int = DEFAULT_REQUESTS, seed: int = 0, alternatives: bool = True,
-                  time_limit_s: float = 20.0, max_resolves: int = MAX_RESOLVES, jobs: int | None = None) -> Plan:  # fmt: skip
+def size_verified(fleet: Fleet, cat: CatalogueLike, *, requests: int = DEFAULT_REQUESTS, span_s: float = SPAN_S, seed: int = 0,
+                  alternatives: bool = True, time_limit_s: float = 20.0, max_resolves: int = MAX_RESOLVES,
+                  jobs: int | None = None) -> Plan:  # fmt: skip
     """Size ``fleet``, play the plan through the simulator, and add capacity until it holds there.
 
     Each deployment that misses a target at its percentile, or whose queue grows without bound, has its
@@ -240,14 +260,14 @@ def size_verified(fleet: Fleet, cat: CatalogueLike, *, requests: int = DEFAULT_R
     resolves = 0
     while True:
         plan = size(fleet, cat, alternatives=alternatives, time_limit_s=time_limit_s, derate=derate, jobs=jobs)
-        checks = verify(plan, cat, requests=requests, seed=seed)
+        checks = verify(plan, cat, requests=requests, span_s=span_s, seed=seed)
         misses = [c for c in checks if not c.meets_targets]
         if not misses or resolves >= max_resolves:
             break
         derate_round(derate, [(deployment_key(c.workload, c.hardware, c.tp, c.pp, c.dp_attention), _factor(c)) for c in misses])
         resolves += 1
     summary = _summary(plan, checks)
-    verification = Verification(requests_per_deployment=requests, seed=seed, stretches=STRETCHES, resolves=resolves,
+    verification = Verification(requests_per_deployment=requests, span_s=span_s, seed=seed, stretches=STRETCHES, resolves=resolves,
                                 derated=dict(sorted(derate.items())), holds=all(v.holds for v in summary), workloads=summary)  # fmt: skip
     warnings = without_bursty_warning(plan.warnings)
     return _with_simulated_tails(plan, checks).model_copy(update={"verification": verification, "warnings": warnings})
@@ -279,9 +299,6 @@ def _with_simulated_tails(plan: Plan, checks: list[Check]) -> Plan:
     return plan.model_copy(update={"workloads": workloads})
 
 
-MAX_PLAN_REQUESTS = 200_000  # per deployment, whatever its replica count
-
-
 @dataclass(frozen=True)
 class DeploymentRun:
     """One deployment of a plan simulated with all its replicas at its planned load."""
@@ -297,13 +314,13 @@ class DeploymentRun:
     planned_requests_per_s: float | None = None  # the plan's rate for the deployment (the run's own draw is setup.rate_per_s)
 
 
-def simulate_plan(plan: Plan, cat: CatalogueLike, *, requests_per_replica: int = DEFAULT_REQUESTS, seed: int = 0, policy: str = "fcfs",
-                  router: Router = "round_robin", options: PolicyOptions | None = None,
+def simulate_plan(plan: Plan, cat: CatalogueLike, *, requests_per_replica: int = DEFAULT_REQUESTS, span_s: float = SPAN_S, seed: int = 0,
+                  policy: str = "fcfs", router: Router = "round_robin", options: PolicyOptions | None = None,
                   on_done: Callable[[], None] | None = None) -> list[DeploymentRun]:  # fmt: skip
     """Simulate every loaded deployment of ``plan``: all its replicas behind ``router`` at its planned rate.
 
-    Each deployment gets ``requests_per_replica × replicas`` requests (at most
-    :data:`MAX_PLAN_REQUESTS`) with its workload's length mix and burstiness, an engine whose
+    Each deployment gets ``requests_per_replica × replicas`` requests, or more to span ``span_s`` seconds of its traffic
+    (at most :data:`MAX_PLAN_REQUESTS`: :func:`run_requests`), with its workload's length mix and burstiness, an engine whose
     ``max_num_seqs`` is the plan's ``max_running``, and the workload's targets; ``holds`` is
     :func:`~aicap.sizing.sim.replay.holds` at the workload's percentile. ``on_done`` is called after
     each deployment.
@@ -323,7 +340,8 @@ def simulate_plan(plan: Plan, cat: CatalogueLike, *, requests_per_replica: int =
             s = deployment_seed(seed, w.name, d)
 
             kind: ArrivalKind = "constant" if w.arrival_cv == 0 else "poisson" if w.arrival_cv == 1 else "gamma"
-            spec = TrafficSpec(min(requests_per_replica * d.replicas, MAX_PLAN_REQUESTS), lengths(w.input_tokens),
+            spec = TrafficSpec(run_requests(d.requests_per_s, min(requests_per_replica * d.replicas, MAX_PLAN_REQUESTS), span_s),
+                               lengths(w.input_tokens),
                                lengths(w.output_tokens) if decoder else Lengths.fixed(0), rate_per_s=d.requests_per_s, arrival=kind,
                                cv=w.arrival_cv, seed=s, cached_share=w.prefix_cached_share if decoder else 0.0)  # fmt: skip
             if policy == "edf" and w.slo.ttft_ms is None:  # its deadlines are the workloads' TTFT targets

@@ -26,7 +26,7 @@ from aicap.sizing.sim.arrivals import ArrivalKind
 from aicap.sizing.sim.replay import holds, planned_setup, run_detailed
 from aicap.sizing.sim.report import Targets
 from aicap.sizing.sim.traffic import Lengths, TrafficSpec
-from aicap.sizing.sim.verify import DEFAULT_REQUESTS, MAX_RESOLVES, STRETCHES, derate_factor, derate_round, lengths
+from aicap.sizing.sim.verify import DEFAULT_REQUESTS, MAX_RESOLVES, SPAN_S, STRETCHES, derate_factor, derate_round, lengths, run_requests
 
 
 @dataclass(frozen=True)
@@ -52,9 +52,13 @@ def _ms(seconds: float) -> float | None:
     return None if math.isnan(seconds) else float(f"{seconds * 1e3:.5g}")
 
 
-def verify_periods(plan: PeriodPlan, fleet: Fleet, cat: CatalogueLike, *, requests: int = DEFAULT_REQUESTS,
+def verify_periods(plan: PeriodPlan, fleet: Fleet, cat: CatalogueLike, *, requests: int = DEFAULT_REQUESTS, span_s: float = SPAN_S,
                    seed: int = 0) -> list[BusiestHour]:  # fmt: skip
-    """Simulate every deployment of ``plan`` at its busiest hour (module docstring)."""
+    """Simulate every deployment of ``plan`` at its busiest hour (module docstring).
+
+    Each run spans ``span_s`` seconds of that hour's traffic (the whole hour by default), at least ``requests`` requests
+    (:func:`~aicap.sizing.sim.verify.run_requests`).
+    """
     out: list[BusiestHour] = []
     for wi, w in enumerate(fleet.workloads):
         deps = plan.deployments[w.name]
@@ -80,7 +84,8 @@ def verify_periods(plan: PeriodPlan, fleet: Fleet, cat: CatalogueLike, *, reques
             s = seed + 3 * zlib.crc32(
                 f"{w.name}/{d.instance_type}/{d.hardware}/tp{d.tp}pp{d.pp}{dpa}/{d.weights_dtype}/{d.kv_dtype}".encode()
             )
-            spec = TrafficSpec(requests, lengths(w.input_tokens), lengths(w.output_tokens) if decoder else Lengths.fixed(0),
+            spec = TrafficSpec(run_requests(best, requests, span_s), lengths(w.input_tokens),
+                               lengths(w.output_tokens) if decoder else Lengths.fixed(0),
                                rate_per_s=best, arrival=kind, cv=w.arrival_cv, seed=s,
                                cached_share=w.prefix_cached_share if decoder else 0.0)  # fmt: skip
             tpot_target = w.slo.tpot_ms if decoder else None
@@ -98,7 +103,7 @@ def verify_periods(plan: PeriodPlan, fleet: Fleet, cat: CatalogueLike, *, reques
     return out
 
 
-def size_periods_verified(fleet: Fleet, cat: CatalogueLike, *, requests: int = DEFAULT_REQUESTS, seed: int = 0,
+def size_periods_verified(fleet: Fleet, cat: CatalogueLike, *, requests: int = DEFAULT_REQUESTS, span_s: float = SPAN_S, seed: int = 0,
                           max_resolves: int = MAX_RESOLVES, jobs: int | None = None) -> PeriodPlan:  # fmt: skip
     """Plan ``fleet`` over its periods, simulate every deployment at its busiest hour, derate misses and re-plan.
 
@@ -114,7 +119,7 @@ def size_periods_verified(fleet: Fleet, cat: CatalogueLike, *, requests: int = D
     resolves = 0
     while True:
         plan = size_periods(fleet, cat, derate=derate, jobs=jobs)
-        checks = verify_periods(plan, fleet, cat, requests=requests, seed=seed)
+        checks = verify_periods(plan, fleet, cat, requests=requests, span_s=span_s, seed=seed)
         misses = [c for c in checks if not c.holds]
         if not misses or resolves >= max_resolves:
             break
@@ -135,7 +140,8 @@ def size_periods_verified(fleet: Fleet, cat: CatalogueLike, *, requests: int = D
                         requests_per_s_per_replica=c.requests_per_s_per_replica, simulated_ttft_ms=c.ttft_simulated_ms,
                         ttft_target_ms=c.ttft_target_ms, simulated_tpot_ms=c.tpot_simulated_ms, tpot_target_ms=c.tpot_target_ms,
                         holds=c.holds) for c in checks]  # fmt: skip
-    verification = PeriodVerification(requests_per_deployment=requests, seed=seed, resolves=resolves, derated=dict(sorted(derate.items())),
+    verification = PeriodVerification(requests_per_deployment=requests, span_s=span_s, seed=seed, resolves=resolves,
+                                      derated=dict(sorted(derate.items())),
                                       holds=all(c.holds for c in checks), checks=docs)  # fmt: skip
     plan = _with_simulated_tails(plan, fleet, checks)
     return plan.model_copy(update={"verification": verification, "warnings": without_bursty_warning(plan.warnings)})
