@@ -29,8 +29,8 @@ def models_list(
     from aicap.sizing.perf.describe import attention_kind, params
 
     cat = catalogue()
-    _choice("--kind", kind, ["decoder", "encoder", "generic"])
-    _choice("--family", family, sorted({m.family for m in cat.models.values()}))
+    kind = _choice("--kind", kind, ["decoder", "encoder", "generic"])
+    family = _choice("--family", family, sorted({m.family for m in cat.models.values()}))
     rows = []
     for m in cat.models.values():
         if (kind and m.kind != kind) or (family and m.family != family):
@@ -68,8 +68,8 @@ def hardware_list(
 ) -> None:
     """List devices by vendor, then by 16-bit peak."""
     cat = catalogue()
-    _choice("--kind", kind, ["gpu", "tpu", "cpu", "accelerator"])
-    _choice("--vendor", vendor, sorted({d.vendor for d in cat.devices.values()}))
+    kind = _choice("--kind", kind, ["gpu", "tpu", "cpu", "accelerator"])
+    vendor = _choice("--vendor", vendor, sorted({d.vendor for d in cat.devices.values()}))
     cols = ["id", "kind", "memory_gib", "memory_bw_gbps", "bf16_tflops", "fp8_tflops", "link", "link_gbps", "domain"]
     rows = []
     for d in cat.devices.values():
@@ -110,10 +110,10 @@ def instances_list(
     from aicap.sizing.perf.describe import describe_instance
 
     cat = catalogue()
-    _choice("--cloud", cloud, ["aws", "gcp", "azure", "on-prem"])
+    cloud = _choice("--cloud", cloud, ["aws", "gcp", "azure", "on-prem"])
     if device:
         cat.device(device)
-    _choice("--region", region, sorted({i.region for i in cat.instances.values() if not cloud or i.cloud == cloud}))
+    region = _choice("--region", region, sorted({i.region for i in cat.instances.values() if not cloud or i.cloud == cloud}))
     if max_price is not None and not (math.isfinite(max_price) and max_price > 0):
         raise InputError(f"--max-price {max_price}: must be positive")
     docs = [
@@ -196,12 +196,19 @@ def engines_show(
     emit(View(doc, [_kv_table(f"Engine {doc['id']}", doc)]), fmt)
 
 
-def _choice(flag: str, value: str | None, choices: list[str]) -> None:
-    """Refuse a filter value that matches nothing in the catalogue, listing the valid ones."""
+def _choice(flag: str, value: str | None, choices: list[str]) -> str | None:
+    """The catalogue's spelling of a filter value, matched without regard to case (as ``-f JSON`` is).
+
+    A value that matches nothing is refused, listing the valid ones.
+    """
     from aicap.sizing.core.errors import InputError, excerpt
 
-    if value is not None and value not in choices:
-        raise InputError(f"{flag} {excerpt(value)}: valid choices: {', '.join(choices)}")
+    if value is None:
+        return None
+    for c in choices:
+        if c.casefold() == value.casefold():
+            return c
+    raise InputError(f"{flag} {excerpt(value)}: valid choices: {', '.join(choices)}")
 
 
 def _kv_table(title: str, doc: dict[str, object]) -> Table:

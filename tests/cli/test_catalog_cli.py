@@ -74,6 +74,15 @@ def test_models_list_filter_by_kind(aicap) -> None:
     assert {d["kind"] for d in docs} == {"encoder"}
 
 
+def test_catalogue_filters_ignore_case_as_the_format_option_does(aicap) -> None:
+    # `-f JSON` was accepted where `--kind GPU` was refused: a closed vocabulary's spelling carries no meaning.
+    assert aicap("hardware", "list", "--kind", "GPU", "--vendor", "NVIDIA", "-f", "json").json() == aicap(
+        "hardware", "list", "--kind", "gpu", "--vendor", "nvidia", "-f", "json").json()  # fmt: skip
+    docs = aicap("instances", "list", "--cloud", "AWS", "--region", "US-EAST-1", "-f", "json").json()
+    assert docs and {(d["cloud"], d["region"]) for d in docs} == {("aws", "us-east-1")}
+    assert {d["kind"] for d in aicap("models", "list", "--kind", "Encoder", "-f", "json").json()} == {"encoder"}
+
+
 @pytest.mark.parametrize(
     ("args", "needle"),
     [
