@@ -190,8 +190,8 @@ def plan_runs_view(runs: list[DeploymentRun], composed: list[ComposedTtft] | Non
     tables = [Table("Plan simulated: every deployment with all its replicas at its planned load (ms at the workload's percentile)",
                     ["workload", "instance", "replicas", "req/s", "pctl", "TTFT", "TTFT target", "TPOT", "TPOT target",
                      "SLO attainment", "stable", "holds"], rows,
-                    caption=f"All replicas of a deployment behind a {', '.join(routers)} router, for at least an hour of its traffic "
-                            "and 6,000 requests a replica (200,000 at the most). holds: stable and within both "
+                    caption=f"All replicas of a deployment behind a {', '.join(routers)} router, for an hour of its traffic "
+                            "(6,000 requests a replica at the least, 200,000 a deployment at the most). holds: stable and within both "
                             "targets at the workload's own percentile. `size --verify` simulates one replica at its share of "
                             "the traffic, arriving at random: a stricter test, with longer tails than a router that spreads "
                             "arrivals evenly.")]  # fmt: skip

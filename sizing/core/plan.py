@@ -219,8 +219,8 @@ class VerifiedWorkload(_Doc):
 
 REQUESTS_DESCRIPTION = "the fewest requests each deployment's run simulates (more where span_s of its traffic holds more)"
 SPAN_DESCRIPTION = (
-    "seconds of each deployment's traffic its run spans at least (requests_per_deployment requests at the least, "
-    "200,000 at the most); absent in plans made before (requests_per_deployment alone)"
+    "seconds of traffic each deployment's run is drawn to span: its rate times span_s requests, within requests_per_deployment "
+    "and 200,000 (a replica above 55.6 req/s runs shorter); absent in plans made before (requests_per_deployment alone)"
 )
 
 

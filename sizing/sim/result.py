@@ -120,8 +120,8 @@ class SimResult:
 
         The requests after warm-up, in arrival order, are cut into ``stretches`` contiguous parts and each part's
         :meth:`percentile` is taken: ``max_k Q_q(part_k)``. One run's percentile is a draw that another run of as many
-        requests exceeds about half the time; the worst stretch's, a tail the run held throughout, less often (about one
-        run in five for a bursty workload's TTFT, one in three for its TPOT: :mod:`aicap.sizing.sim.verify`).
+        requests exceeds about half the time; the worst stretch's, a tail the run held throughout, less often (for a bursty
+        workload's hour, about one run in twenty for TTFT and one in twelve for TPOT: :mod:`aicap.sizing.sim.verify`).
 
         Returns
         -------

@@ -10,15 +10,17 @@ percentile beside the promised ones, whether the queue stayed stable, and whethe
 The simulated tail is the worst over :data:`STRETCHES` consecutive, equal stretches of the run (after its warm-up), not the
 run's own percentile, and the run spans an hour of the replica's traffic (:data:`SPAN_S`; at least
 :data:`DEFAULT_REQUESTS` requests, at most :data:`MAX_PLAN_REQUESTS`): of an hour's run, the tail stated is that of its
-worst 20 minutes. A tail is a statement about traffic a deployment carries for hours, and a run of a few minutes samples too few of
+worst third after warm-up. A tail is a statement about traffic a deployment carries for hours, and a run of a few minutes samples too few of
 its bursts: for Llama-3.1-8B on one H100 at 30 req/s (1,024/256 tokens, cv 2 arrivals, 92% of the replica's capacity),
 runs of 6,000 requests (200 s) put the worst stretch's p99 TPOT at 27-45 ms over 12 seeds, where three runs of 600,000
 requests give 39-41 ms, and another seed's 6,000-request run exceeded the stated tail in 43% of pairs for TTFT and 51%
 for TPOT. Spanning the hour (108,000 requests, 0.6 s), the stated p99 TTFT is 317-344 ms (600,000 requests: 310 ms)
 and TPOT 37-53 ms, and another seed's hour exceeds it in 4% of pairs for TTFT and 8% for TPOT. A replica carrying a
-few requests a second already spanned the hour and more with 6,000 requests; the cost is simulated steps, which an
-hour bounds whatever the rate (``aicap size --verify`` of the built-in example: 2.0 s before, 2.6 s). A tail within
-:data:`NEAR_TARGET` of its target is simulated twice more, and the worst judged.
+few requests a second already spanned the hour and more with 6,000 requests; the cost is simulated steps, which the
+hour bounds whatever the rate, once a run, times the seeds of a near-target tail and the rounds of a re-solve
+(``aicap size --verify`` of the built-in example: 2.0 s before, 2.6 s; Llama-3.2-1B at 400 req/s with cv 2 arrivals,
+1.7 s before, 7.6 s, and the longer runs found the plan's L40S layout missed a target: one re-solve, 9% dearer).
+A tail within :data:`NEAR_TARGET` of its target is simulated twice more, and the worst judged.
 """
 
 from __future__ import annotations

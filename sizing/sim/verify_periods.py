@@ -56,8 +56,8 @@ def verify_periods(plan: PeriodPlan, fleet: Fleet, cat: CatalogueLike, *, reques
                    seed: int = 0) -> list[BusiestHour]:  # fmt: skip
     """Simulate every deployment of ``plan`` at its busiest hour (module docstring).
 
-    Each run spans ``span_s`` seconds of that hour's traffic (the whole hour by default), at least ``requests`` requests
-    (:func:`~aicap.sizing.sim.verify.run_requests`).
+    Each run has that hour's rate times ``span_s`` requests (an hour by default), within ``requests`` and
+    :data:`~aicap.sizing.sim.verify.MAX_PLAN_REQUESTS` (:func:`~aicap.sizing.sim.verify.run_requests`).
     """
     out: list[BusiestHour] = []
     for wi, w in enumerate(fleet.workloads):

@@ -538,3 +538,5 @@ def test_a_period_plan_s_busiest_hour_states_the_worst_stretch_of_its_run(monkey
     for c, (rep, res, _) in zip(checks, runs, strict=True):
         assert c.ttft_simulated_ms == pytest.approx(res.worst_stretch("ttft", 0.99, 3) * 1e3, rel=1e-4)
         assert c.ttft_simulated_ms >= rep.ttft_ms.p99 * (1 - 1e-4)  # at or above the run's own p99
+        # an hour of the busiest hour's traffic (verify.run_requests), not the 1,500 requests asked for at the least
+        assert abs(rep.requests - max(1500, c.requests_per_s_per_replica * 3600)) <= 1

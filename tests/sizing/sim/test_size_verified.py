@@ -295,6 +295,15 @@ def test_a_check_simulates_an_hour_of_traffic_not_a_fixed_count() -> None:
     assert c.tpot_simulated_ms != a.tpot_simulated_ms
     (run,) = verify_mod.simulate_plan(plan, CAT)  # `simulate PLAN` spans the hour too
     assert run.report.requests == n
+    # A deployment of several replicas spans an hour of all their traffic: 3 at 10 req/s, 36,000 requests (not 3 x 6,000).
+    f = Fleet.model_validate({"workloads": [{"name": "c", "model": "llama-3.1-70b", "requests_per_s": 10, "input_tokens": 1500,
+                                             "output_tokens": 300, "slo": {"ttft_ms": 2000, "tpot_ms": 60}}],
+                              "constraints": {"clouds": ["aws"], "hardware": ["h100-sxm"]}})  # fmt: skip
+    several = size(f, CAT, alternatives=False)
+    (dep,) = several.workloads[0].deployments
+    assert dep.replicas > 1
+    (run,) = verify_mod.simulate_plan(several, CAT)
+    assert run.report.requests == 36_000 > verify_mod.DEFAULT_REQUESTS * dep.replicas
 
 
 def test_a_bursty_replicas_stated_tail_is_near_or_above_its_long_run_tail() -> None:
