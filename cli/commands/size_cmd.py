@@ -298,9 +298,9 @@ def register(app: typer.Typer) -> None:
         output: Annotated[Path | None, typer.Option("--output", "-o", help="Also write the plan (JSON, or YAML for .yaml) to this file, atomically.")] = None,
         verify: Annotated[bool, typer.Option("--verify", help="Play the plan through the simulator; add capacity and re-solve until it holds (exit 3 if it never does).")] = False,
         seed: Annotated[int, typer.Option("--seed", help="Random seed of --verify's simulated traffic.")] = 0,
-        jobs: Annotated[int | None, typer.Option("--jobs", min=1, help="Processes for evaluating a large fleet's candidates "
-                                                 "and for a plan over demand periods' hours (default: every core this process may use; "
-                                                 "the plan is identical with 1).")] = None,
+        jobs: Annotated[int | None, typer.Option("--jobs", min=1, help="Processes for evaluating a large fleet's candidates, "
+                                                 "for a plan over demand periods' hours and for --verify's simulated deployments "
+                                                 "(default: every core this process may use; the plan is identical with 1).")] = None,
         autoscaler: Annotated[Path | None, typer.Option("--autoscaler", help="Write KEDA ScaledObjects for a plan over demand periods (YAML).")] = None,
         plot: Annotated[Path | None, typer.Option("--plot", help="Draw a plan over demand periods (capacity by pricing model against demand), or with --pareto the front (.png or .svg).")] = None,
         pareto: Annotated[bool, typer.Option("--pareto", help="Print the cost-versus-latency front: the fleet sized with its TTFT/TPOT targets scaled 0.3x to 3x.")] = False,

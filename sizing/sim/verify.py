@@ -35,10 +35,11 @@ import numpy as np
 from aicap.sizing.core.catalogue import CatalogueLike
 from aicap.sizing.core.engines import engine_for
 from aicap.sizing.core.errors import InputError
-from aicap.sizing.core.fleet import PERCENTILES, Fleet
+from aicap.sizing.core.fleet import PERCENTILES, Fleet, Workload
 from aicap.sizing.core.lengths import LengthBin
 from aicap.sizing.core.plan import Deployment as PlannedDeployment
 from aicap.sizing.core.plan import Plan, Verification, VerifiedWorkload
+from aicap.sizing.core.plan import Workload as PlannedWorkload
 from aicap.sizing.core.speculative import speculative_for
 from aicap.sizing.plan.sizer import deployment_key, size, without_bursty_warning
 from aicap.sizing.sim.arrivals import ArrivalKind, arrival_times, sample_lengths
@@ -124,58 +125,65 @@ def deployment_seed(seed: int, workload: str, d: PlannedDeployment) -> int:
     return seed + 3 * zlib.crc32(key.encode())  # seed, seed + 1 and seed + 2 are used: streams 3 apart
 
 
-def verify(plan: Plan, cat: CatalogueLike, *, requests: int = DEFAULT_REQUESTS, span_s: float = SPAN_S, seed: int = 0) -> list[Check]:
+def verify(plan: Plan, cat: CatalogueLike, *, requests: int = DEFAULT_REQUESTS, span_s: float = SPAN_S, seed: int = 0,
+           jobs: int | None = 1) -> list[Check]:  # fmt: skip
     """Simulate one replica of every deployment of ``plan`` at its planned load (deterministic for ``seed``).
 
     Each replica's run has ``requests`` requests, or more to span ``span_s`` seconds of its traffic (:func:`run_requests`).
+    ``jobs``: processes the deployments' runs may use (``None``: every available core; :func:`~aicap.sizing.sim.fanout.fan_out`),
+    the checks the same whatever it is.
     """
-    out: list[Check] = []
+    from aicap.sizing.sim.fanout import fan_out
+
     inputs = {w.name: w for w in plan.inputs.workloads}
-    for pw in plan.workloads:
-        w = inputs[pw.name]
-        model = cat.model(w.model)
-        decoder = model.kind == "decoder"
-        engine = engine_for(cat, pw.engine, eager=pw.eager)
-        spec = speculative_for(cat, model, w.speculative, f"workload '{w.name}': speculative")
-        for d in pw.deployments:
-            layout = engine.planned(cat, model, d, spec)
-            groups = d.dp_attention  # one attention group's engine, at its share of the replica's load, cache and slots
-            i_mean = w.mean_input
-            h = w.prefix_cached_share if decoder else 0.0
-            new = max(i_mean * (1.0 - h), 1.0)
-            setup = planned_setup(layout, cat, d.instance_type, w.decode_context if decoder else None, max_num_seqs=max(d.max_running, 1))
-            step = setup.step(i_mean, 0.0, i_mean - new)
-            rate = d.requests_per_s / d.replicas / groups
-            n = run_requests(rate, requests, span_s)
-            cfg = replace(setup.engine(), record_gaps=False)  # one engine's limits, as `simulate PLAN` runs it; no ITL sample
-            q = PERCENTILES[pw.percentile]
-            targets = ((w.slo.ttft_ms, 0), (w.slo.tpot_ms if decoder else None, 1))
-            worst: list[float] = [-math.inf, -math.inf]
-            stable, preemptions, rejected = True, 0, 0
-            for k in range(1 + NEAR_REPLICATIONS):
-                s = deployment_seed(seed + REPLICATION_STRIDE * k, w.name, d)
-                arrivals = arrival_times(rate, n, cv=w.arrival_cv, seed=s)
-                prompt = _lengths(w.input_tokens, n, s + 1)
-                output = _lengths(w.output_tokens, n, s + 2) if decoder else np.zeros(n, dtype=np.int64)
-                res = simulate(step, Requests(arrivals, prompt, output, cached_tokens=cached_prefix(prompt, h)), cfg)
-                # the worst stretch's tail (module docstring); one-token requests (a prefill pool) have no TPOT
-                tpot = res.worst_stretch("tpot", q, STRETCHES) * 1e3 if decoder else math.nan
-                for j, x in enumerate((res.worst_stretch("ttft", q, STRETCHES) * 1e3, tpot)):
-                    worst[j] = max(worst[j], x) if math.isfinite(x) else worst[j]
-                stable, preemptions, rejected = stable and res.stable, max(preemptions, res.preemptions), max(rejected, res.rejected)
-                # A tail within NEAR_TARGET of its target may be a lucky run: replicate it, and judge by the worst.
-                near = [t is not None and NEAR_TARGET * t <= worst[j] <= t for t, j in targets]
-                if not stable or not any(near):
-                    break
-            out.append(Check(
-                workload=pw.name, instance_type=d.instance_type, hardware=d.hardware, tp=d.tp, pp=d.pp,
-                requests_per_s_per_replica=rate * groups, ttft_promised_ms=d.ttft_ms,
-                ttft_simulated_ms=worst[0] if math.isfinite(worst[0]) else math.nan,  # nan (nothing served) fails, as before
-                tpot_promised_ms=d.tpot_ms, tpot_simulated_ms=worst[1] if math.isfinite(worst[1]) else None,
-                ttft_target_ms=w.slo.ttft_ms, tpot_target_ms=w.slo.tpot_ms if decoder else None, stable=stable,
-                preemptions=preemptions, rejected=rejected, dp_attention=groups, utilisation=d.utilisation,
-            ))  # fmt: skip
-    return out
+    todo = [(pw, d) for pw in plan.workloads for d in pw.deployments]
+    return fan_out(lambda i: _check(plan, cat, todo[i][0], inputs[todo[i][0].name], todo[i][1], requests, span_s, seed), len(todo), jobs)
+
+
+def _check(plan: Plan, cat: CatalogueLike, pw: PlannedWorkload, w: Workload, d: PlannedDeployment, requests: int, span_s: float,
+           seed: int) -> Check:  # fmt: skip
+    """One deployment's check: one replica (one attention group) simulated at its planned load (:func:`verify`)."""
+    model = cat.model(w.model)
+    decoder = model.kind == "decoder"
+    engine = engine_for(cat, pw.engine, eager=pw.eager)
+    spec = speculative_for(cat, model, w.speculative, f"workload '{w.name}': speculative")
+    layout = engine.planned(cat, model, d, spec)
+    groups = d.dp_attention  # one attention group's engine, at its share of the replica's load, cache and slots
+    i_mean = w.mean_input
+    h = w.prefix_cached_share if decoder else 0.0
+    new = max(i_mean * (1.0 - h), 1.0)
+    setup = planned_setup(layout, cat, d.instance_type, w.decode_context if decoder else None, max_num_seqs=max(d.max_running, 1))
+    step = setup.step(i_mean, 0.0, i_mean - new)
+    rate = d.requests_per_s / d.replicas / groups
+    n = run_requests(rate, requests, span_s)
+    cfg = replace(setup.engine(), record_gaps=False)  # one engine's limits, as `simulate PLAN` runs it; no ITL sample
+    q = PERCENTILES[pw.percentile]
+    targets = ((w.slo.ttft_ms, 0), (w.slo.tpot_ms if decoder else None, 1))
+    worst: list[float] = [-math.inf, -math.inf]
+    stable, preemptions, rejected = True, 0, 0
+    for k in range(1 + NEAR_REPLICATIONS):
+        s = deployment_seed(seed + REPLICATION_STRIDE * k, w.name, d)
+        arrivals = arrival_times(rate, n, cv=w.arrival_cv, seed=s)
+        prompt = _lengths(w.input_tokens, n, s + 1)
+        output = _lengths(w.output_tokens, n, s + 2) if decoder else np.zeros(n, dtype=np.int64)
+        res = simulate(step, Requests(arrivals, prompt, output, cached_tokens=cached_prefix(prompt, h)), cfg)
+        # the worst stretch's tail (module docstring); one-token requests (a prefill pool) have no TPOT
+        tpot = res.worst_stretch("tpot", q, STRETCHES) * 1e3 if decoder else math.nan
+        for j, x in enumerate((res.worst_stretch("ttft", q, STRETCHES) * 1e3, tpot)):
+            worst[j] = max(worst[j], x) if math.isfinite(x) else worst[j]
+        stable, preemptions, rejected = stable and res.stable, max(preemptions, res.preemptions), max(rejected, res.rejected)
+        # A tail within NEAR_TARGET of its target may be a lucky run: replicate it, and judge by the worst.
+        near = [t is not None and NEAR_TARGET * t <= worst[j] <= t for t, j in targets]
+        if not stable or not any(near):
+            break
+    return Check(
+        workload=pw.name, instance_type=d.instance_type, hardware=d.hardware, tp=d.tp, pp=d.pp,
+        requests_per_s_per_replica=rate * groups, ttft_promised_ms=d.ttft_ms,
+        ttft_simulated_ms=worst[0] if math.isfinite(worst[0]) else math.nan,  # nan (nothing served) fails, as before
+        tpot_promised_ms=d.tpot_ms, tpot_simulated_ms=worst[1] if math.isfinite(worst[1]) else None,
+        ttft_target_ms=w.slo.ttft_ms, tpot_target_ms=w.slo.tpot_ms if decoder else None, stable=stable,
+        preemptions=preemptions, rejected=rejected, dp_attention=groups, utilisation=d.utilisation,
+    )  # fmt: skip
 
 
 #: Consecutive stretches of a deployment's run whose worst tail is the one stated and judged (module docstring).
@@ -256,13 +264,13 @@ def size_verified(fleet: Fleet, cat: CatalogueLike, *, requests: int = DEFAULT_R
     ``max_resolves`` times. The returned plan carries a :class:`~aicap.sizing.core.plan.Verification`:
     per workload the promised and simulated tails and whether they hold; ``holds`` is False when the
     last plan still misses (the caller decides what that means: ``aicap size --verify`` exits 3).
-    ``jobs``: processes the sizer may use (:func:`~aicap.sizing.plan.sizer.size`).
+    ``jobs``: processes the sizer and the simulated checks may use (:func:`~aicap.sizing.plan.sizer.size`, :func:`verify`).
     """
     derate: dict[str, float] = {}
     resolves = 0
     while True:
         plan = size(fleet, cat, alternatives=alternatives, time_limit_s=time_limit_s, derate=derate, jobs=jobs)
-        checks = verify(plan, cat, requests=requests, span_s=span_s, seed=seed)
+        checks = verify(plan, cat, requests=requests, span_s=span_s, seed=seed, jobs=jobs)
         misses = [c for c in checks if not c.meets_targets]
         if not misses or resolves >= max_resolves:
             break

@@ -53,19 +53,19 @@ def _ms(seconds: float) -> float | None:
 
 
 def verify_periods(plan: PeriodPlan, fleet: Fleet, cat: CatalogueLike, *, requests: int = DEFAULT_REQUESTS, span_s: float = SPAN_S,
-                   seed: int = 0) -> list[BusiestHour]:  # fmt: skip
+                   seed: int = 0, jobs: int | None = 1) -> list[BusiestHour]:  # fmt: skip
     """Simulate every deployment of ``plan`` at its busiest hour (module docstring).
 
     Each run has that hour's rate times ``span_s`` requests (an hour by default), within ``requests`` and
-    :data:`~aicap.sizing.sim.verify.MAX_PLAN_REQUESTS` (:func:`~aicap.sizing.sim.verify.run_requests`).
+    :data:`~aicap.sizing.sim.verify.MAX_PLAN_REQUESTS` (:func:`~aicap.sizing.sim.verify.run_requests`). ``jobs``: processes
+    the runs may use (``None``: every available core; :func:`~aicap.sizing.sim.fanout.fan_out`), the checks the same
+    whatever it is.
     """
-    out: list[BusiestHour] = []
+    from aicap.sizing.sim.fanout import fan_out
+
+    todo: list[tuple[int, int, float, int]] = []  # (workload, deployment, per-replica rate at its busiest hour, that hour)
     for wi, w in enumerate(fleet.workloads):
         deps = plan.deployments[w.name]
-        model = cat.model(w.model)
-        decoder = model.kind == "decoder"
-        engine = engine_for(cat, fleet.constraints.engine_of(w), eager=w.eager)
-        speculative = speculative_for(cat, model, w.speculative, f"workload '{w.name}': speculative")
         for k, d in enumerate(deps):
             best, hour = 0.0, -1
             for p in plan.periods:
@@ -75,32 +75,40 @@ def verify_periods(plan: PeriodPlan, fleet: Fleet, cat: CatalogueLike, *, reques
                     per_replica = pw.demand_requests_per_s * d.capacity_requests_per_s / total
                     if per_replica > best:
                         best, hour = per_replica, p.start_hour
-            if hour < 0:
-                continue
-            layout = engine.planned(cat, model, d, speculative)
-            kind: ArrivalKind = "constant" if w.arrival_cv == 0 else "poisson" if w.arrival_cv == 1 else "gamma"
-            # A stable hash of what the deployment is (as verify.deployment_seed): its traffic does not change with the others.
-            dpa = f"dpa{d.dp_attention}" if d.dp_attention > 1 else ""
-            s = seed + 3 * zlib.crc32(
-                f"{w.name}/{d.instance_type}/{d.hardware}/tp{d.tp}pp{d.pp}{dpa}/{d.weights_dtype}/{d.kv_dtype}".encode()
-            )
-            spec = TrafficSpec(run_requests(best, requests, span_s), lengths(w.input_tokens),
-                               lengths(w.output_tokens) if decoder else Lengths.fixed(0),
-                               rate_per_s=best, arrival=kind, cv=w.arrival_cv, seed=s,
-                               cached_share=w.prefix_cached_share if decoder else 0.0)  # fmt: skip
-            tpot_target = w.slo.tpot_ms if decoder else None
-            targets = Targets(ttft_ms=w.slo.ttft_ms, tpot_ms=tpot_target,
-                              percentile=w.slo.percentile if w.slo.ttft_ms is not None or tpot_target is not None else None)  # fmt: skip
-            setup = planned_setup(layout, cat, d.instance_type, w.decode_context if decoder else None)  # priced as verify() prices
-            rep, res, _ = run_detailed(setup, spec.build(), targets=targets, seed=s, traffic=f"{w.name} at hour {hour}")
-            q = PERCENTILES[w.slo.percentile]
-            # the worst of the run's stretches, as a static plan's check states and judges its tails (verify.STRETCHES)
-            ttft = _ms(res.worst_stretch("ttft", q, STRETCHES))
-            tpot = _ms(res.worst_stretch("tpot", q, STRETCHES)) if decoder else None
-            ok = holds(rep, w.slo.percentile, (ttft, tpot))
-            out.append(BusiestHour(w.name, k, d.instance_type, hour, round(best, 6), ttft, tpot, targets.ttft_ms, targets.tpot_ms, ok,
-                                   rep.stable, rep.rejected))  # fmt: skip
-    return out
+            if hour >= 0:
+                todo.append((wi, k, best, hour))
+    return fan_out(lambda i: _busiest(plan, fleet, cat, *todo[i], requests=requests, span_s=span_s, seed=seed), len(todo), jobs)
+
+
+def _busiest(plan: PeriodPlan, fleet: Fleet, cat: CatalogueLike, wi: int, k: int, best: float, hour: int, *, requests: int,
+             span_s: float, seed: int) -> BusiestHour:  # fmt: skip
+    """Deployment ``k`` of workload ``wi`` simulated for one replica at ``best`` requests/s, its busiest hour's load."""
+    w = fleet.workloads[wi]
+    d = plan.deployments[w.name][k]
+    model = cat.model(w.model)
+    decoder = model.kind == "decoder"
+    engine = engine_for(cat, fleet.constraints.engine_of(w), eager=w.eager)
+    speculative = speculative_for(cat, model, w.speculative, f"workload '{w.name}': speculative")
+    layout = engine.planned(cat, model, d, speculative)
+    kind: ArrivalKind = "constant" if w.arrival_cv == 0 else "poisson" if w.arrival_cv == 1 else "gamma"
+    # A stable hash of what the deployment is (as verify.deployment_seed): its traffic does not change with the others.
+    dpa = f"dpa{d.dp_attention}" if d.dp_attention > 1 else ""
+    s = seed + 3 * zlib.crc32(f"{w.name}/{d.instance_type}/{d.hardware}/tp{d.tp}pp{d.pp}{dpa}/{d.weights_dtype}/{d.kv_dtype}".encode())
+    spec = TrafficSpec(run_requests(best, requests, span_s), lengths(w.input_tokens),
+                       lengths(w.output_tokens) if decoder else Lengths.fixed(0), rate_per_s=best, arrival=kind, cv=w.arrival_cv,
+                       seed=s, cached_share=w.prefix_cached_share if decoder else 0.0)  # fmt: skip
+    tpot_target = w.slo.tpot_ms if decoder else None
+    targets = Targets(ttft_ms=w.slo.ttft_ms, tpot_ms=tpot_target,
+                      percentile=w.slo.percentile if w.slo.ttft_ms is not None or tpot_target is not None else None)  # fmt: skip
+    setup = planned_setup(layout, cat, d.instance_type, w.decode_context if decoder else None)  # priced as verify() prices
+    rep, res, _ = run_detailed(setup, spec.build(), targets=targets, seed=s, traffic=f"{w.name} at hour {hour}")
+    q = PERCENTILES[w.slo.percentile]
+    # the worst of the run's stretches, as a static plan's check states and judges its tails (verify.STRETCHES)
+    ttft = _ms(res.worst_stretch("ttft", q, STRETCHES))
+    tpot = _ms(res.worst_stretch("tpot", q, STRETCHES)) if decoder else None
+    ok = holds(rep, w.slo.percentile, (ttft, tpot))
+    return BusiestHour(w.name, k, d.instance_type, hour, round(best, 6), ttft, tpot, targets.ttft_ms, targets.tpot_ms, ok, rep.stable,
+                       rep.rejected)  # fmt: skip
 
 
 def size_periods_verified(fleet: Fleet, cat: CatalogueLike, *, requests: int = DEFAULT_REQUESTS, span_s: float = SPAN_S, seed: int = 0,
@@ -119,7 +127,7 @@ def size_periods_verified(fleet: Fleet, cat: CatalogueLike, *, requests: int = D
     resolves = 0
     while True:
         plan = size_periods(fleet, cat, derate=derate, jobs=jobs)
-        checks = verify_periods(plan, fleet, cat, requests=requests, span_s=span_s, seed=seed)
+        checks = verify_periods(plan, fleet, cat, requests=requests, span_s=span_s, seed=seed, jobs=jobs)
         misses = [c for c in checks if not c.holds]
         if not misses or resolves >= max_resolves:
             break

@@ -1,0 +1,48 @@
+"""Independent simulation runs over the local cores: forked workers, results in order, the same as a serial run's.
+
+A plan's checks (:func:`aicap.sizing.sim.verify.verify`, :func:`aicap.sizing.sim.verify_periods.verify_periods`) simulate
+each deployment on its own seed, so they may run in any process: :func:`fan_out` runs ``task(i)`` for ``i`` in
+``range(n)`` in forked workers (the task and what it reads are already in their memory; only ``i`` and the result cross
+the pipe) and returns the results in ``i`` order. It runs them here, one after another, for one job or one task, off
+Linux, or when another thread runs (a fork copies only the calling thread: :func:`~aicap.sizing.plan.evaluation.can_fork`).
+A task must not solve an integer program: HiGHS keeps native worker threads once it has run, and a forked child that hands
+it a task can wait forever (:mod:`aicap.sizing.solve.hour_workers`); simulating never does, as the sizer's candidate
+evaluation, forked the same way after a re-solve, never does.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TypeVar, cast
+
+T = TypeVar("T")
+
+_TASK: Callable[[int], object] | None = None  # the task of the fan-out under way, inherited by the forked workers
+
+
+def _call(i: int) -> object:
+    """Run task ``i`` of the fan-out under way (in a forked worker)."""
+    assert _TASK is not None
+    return _TASK(i)
+
+
+def fan_out(task: Callable[[int], T], n: int, jobs: int | None = None) -> list[T]:
+    """``[task(0), ..., task(n - 1)]``, over at most ``jobs`` processes (``None``: every available core).
+
+    Each task must be deterministic and return a picklable value; the list is the same whatever ``jobs`` is.
+    """
+    from aicap.sizing.plan.evaluation import available_cores, can_fork
+
+    workers = min(available_cores() if jobs is None else jobs, n)
+    if workers <= 1 or not can_fork():
+        return [task(i) for i in range(n)]
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    global _TASK
+    _TASK = task
+    try:
+        with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("fork")) as pool:
+            return cast("list[T]", list(pool.map(_call, range(n))))  # each result is task(i)'s, a T
+    finally:
+        _TASK = None
