@@ -18,8 +18,9 @@ for TPOT. Spanning the hour (108,000 requests, 0.6 s), the stated p99 TTFT is 31
 and TPOT 37-53 ms, and another seed's hour exceeds it in 4% of pairs for TTFT and 8% for TPOT. A replica carrying a
 few requests a second already spanned the hour and more with 6,000 requests; the cost is simulated steps, which the
 hour bounds whatever the rate, once a run, times the seeds of a near-target tail and the rounds of a re-solve
-(``aicap size --verify`` of the built-in example: 2.0 s before, 2.6 s; Llama-3.2-1B at 400 req/s with cv 2 arrivals,
-1.7 s before, 7.6 s, and the longer runs found the plan's L40S layout missed a target: one re-solve, 9% dearer).
+(``aicap size --verify`` of the built-in example: 2.0 s with 6,000-request runs, 2.6 s with the hour's; Llama-3.2-1B at
+400 req/s with cv 2 arrivals: 1.7 s and 7.6 s, where the hour's runs found the plan's L40S layout missed a target: one
+re-solve, 9% dearer). The deployments' runs share out over ``jobs`` processes (:mod:`aicap.sizing.sim.fanout`).
 A tail within :data:`NEAR_TARGET` of its target is simulated twice more, and the worst judged.
 """
 
@@ -50,7 +51,7 @@ from aicap.sizing.sim.report import SimulationReport, Targets
 from aicap.sizing.sim.traffic import Lengths, TrafficSpec, cached_prefix
 
 DEFAULT_REQUESTS = 6000  # the fewest requests a deployment's check simulates
-#: Seconds of a deployment's traffic its check simulates at least: one hour (module docstring).
+#: Seconds of a deployment's traffic its run is drawn to span: one hour, within the request bounds of run_requests (module docstring).
 SPAN_S = 3600.0
 MAX_PLAN_REQUESTS = 200_000  # the most one deployment's run simulates, whatever its rate and replica count
 
