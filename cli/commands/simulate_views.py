@@ -191,10 +191,11 @@ def plan_runs_view(runs: list[DeploymentRun], composed: list[ComposedTtft] | Non
                     ["workload", "instance", "replicas", "req/s", "pctl", "TTFT", "TTFT target", "TPOT", "TPOT target",
                      "SLO attainment", "stable", "holds"], rows,
                     caption=f"All replicas of a deployment behind a {', '.join(routers)} router, for an hour of its traffic "
-                            "(6,000 requests a replica at the least, 200,000 a deployment at the most). holds: stable and within both "
+                            "(stretched to 6,000 requests a replica, cut at 200,000 a deployment); each tail the whole run's "
+                            "percentile. holds: stable and within both "
                             "targets at the workload's own percentile. `size --verify` simulates one replica at its share of "
-                            "the traffic, arriving at random: a stricter test, with longer tails than a router that spreads "
-                            "arrivals evenly.")]  # fmt: skip
+                            "the traffic, arriving at random, and states the worst of three stretches of its run: a stricter "
+                            "test, with longer tails than a router that spreads arrivals evenly.")]  # fmt: skip
     if composed:
         tables.append(Table("Disaggregated workloads: the TTFT users see (ms at the workload's percentile)",
                             ["workload", "prefill TTFT", "KV transfer", "decode TTFT", "composed TTFT", "target", "holds"],

@@ -12,7 +12,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from aicap.sizing.core.fleet import Percentile
-from aicap.sizing.core.plan import REQUESTS_DESCRIPTION, SPAN_DESCRIPTION, CatalogueRef, Usd, shares_inconsistency
+from aicap.sizing.core.plan import REQUESTS_DESCRIPTION, SPAN_DESCRIPTION, CatalogueRef, Usd, VerifiedMiss, shares_inconsistency
 
 PERIOD_PLAN_VERSION = 1
 
@@ -151,10 +151,14 @@ class PeriodVerification(_Doc):
     requests_per_deployment: int = Field(gt=0, description=REQUESTS_DESCRIPTION)
     span_s: float | None = Field(None, ge=0, description=SPAN_DESCRIPTION)
     seed: int
+    stretches: int | None = Field(None, ge=1, description="consecutive, equal stretches of each busiest hour's run (after warm-up) "
+                                  "whose worst tail is stated and judged; absent in plans made before")  # fmt: skip
     resolves: int = Field(ge=0, description="times capacity was derated and the plan re-solved until it held")
     derated: dict[str, float] = Field(default_factory=dict, description="capacity factor per 'workload/hardware/tpXppY'")
     holds: bool
     checks: list[PeriodCheck]
+    misses: list[VerifiedMiss] = Field(default_factory=list, description="the deployments whose busiest hour missed in simulation, "
+                                       "by the re-plan round they caused")  # fmt: skip
 
 
 class PeriodSolver(_Doc):

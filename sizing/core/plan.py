@@ -217,6 +217,40 @@ class VerifiedWorkload(_Doc):
     holds: bool = Field(description="every deployment's queue is stable and its simulated percentiles meet the targets")
 
 
+class VerifiedMiss(_Doc):
+    """A deployment whose simulation missed its targets and made ``size --verify`` add capacity and re-solve.
+
+    Tails in ms at the workload's percentile (the worst stretch of its run); ``None`` where none was simulated (nothing
+    served, or a prefill pool's TPOT).
+    """
+
+    round: int = Field(ge=1, description="the re-solve the miss caused: 1 for the first plan's")
+    workload: str
+    hardware: str
+    tp: int = Field(ge=1)
+    pp: int = Field(ge=1)
+    hour: int | None = Field(None, ge=0, description="the busiest hour simulated (a plan over demand periods)")
+    simulated_ttft_ms: float | None = None
+    ttft_target_ms: float | None = None
+    simulated_tpot_ms: float | None = None
+    tpot_target_ms: float | None = None
+    stable: bool = Field(description="the queue stayed bounded")
+    rejected: int = Field(0, ge=0, description="requests longer than the replica's KV cache holds")
+
+    def why(self) -> str:
+        """The miss in words: ``TTFT 2,050 ms > 2,000``, the queue, or requests the replica cannot hold."""
+        parts = []
+        if not self.stable:
+            parts.append("queue grew without bound")
+        if self.rejected:
+            parts.append(f"{self.rejected:,} requests longer than its KV cache")
+        tails = (("TTFT", self.simulated_ttft_ms, self.ttft_target_ms), ("TPOT", self.simulated_tpot_ms, self.tpot_target_ms))
+        for name, sim, target in tails:
+            if sim is not None and target is not None and sim > target:
+                parts.append(f"{name} {sim:,.1f} ms > {target:,.0f}")
+        return ", ".join(parts) or "missed its targets"
+
+
 REQUESTS_DESCRIPTION = "the fewest requests each deployment's run simulates (more where span_s of its traffic holds more)"
 SPAN_DESCRIPTION = (
     "seconds of traffic each deployment's run is drawn to span: its rate times span_s requests, within requests_per_deployment "
@@ -238,6 +272,8 @@ class Verification(_Doc):
     )
     holds: bool
     workloads: list[VerifiedWorkload]
+    misses: list[VerifiedMiss] = Field(default_factory=list, description="the deployments that missed in simulation, by the "
+                                       "re-solve round they caused")  # fmt: skip
 
 
 class Plan(_Doc):

@@ -20,13 +20,24 @@ from aicap.sizing.core.catalogue import CatalogueLike
 from aicap.sizing.core.engines import engine_for
 from aicap.sizing.core.fleet import PERCENTILES, Fleet
 from aicap.sizing.core.period_plan import PeriodCheck, PeriodPlan, PeriodVerification
+from aicap.sizing.core.plan import VerifiedMiss
 from aicap.sizing.core.speculative import speculative_for
 from aicap.sizing.plan.sizer import deployment_key, without_bursty_warning
 from aicap.sizing.sim.arrivals import ArrivalKind
 from aicap.sizing.sim.replay import holds, planned_setup, run_detailed
 from aicap.sizing.sim.report import Targets
 from aicap.sizing.sim.traffic import Lengths, TrafficSpec
-from aicap.sizing.sim.verify import DEFAULT_REQUESTS, MAX_RESOLVES, SPAN_S, STRETCHES, derate_factor, derate_round, lengths, run_requests
+from aicap.sizing.sim.verify import (
+    DEFAULT_REQUESTS,
+    MAX_RESOLVES,
+    SPAN_S,
+    STRETCHES,
+    derate_factor,
+    derate_round,
+    lengths,
+    miss,
+    run_requests,
+)
 
 
 @dataclass(frozen=True)
@@ -125,6 +136,7 @@ def size_periods_verified(fleet: Fleet, cat: CatalogueLike, *, requests: int = D
 
     derate: dict[str, float] = {}
     resolves = 0
+    missed: list[VerifiedMiss] = []
     while True:
         plan = size_periods(fleet, cat, derate=derate, jobs=jobs)
         checks = verify_periods(plan, fleet, cat, requests=requests, span_s=span_s, seed=seed, jobs=jobs)
@@ -142,14 +154,16 @@ def size_periods_verified(fleet: Fleet, cat: CatalogueLike, *, requests: int = D
             )
             f = 0.0 if c.rejected else f  # requests it cannot hold: more replicas would not help, the layout is dropped
             keyed.append((deployment_key(c.workload, d.hardware, d.tp, d.pp, d.dp_attention), f))
+            missed.append(miss(resolves + 1, c.workload, d.hardware, d.tp, d.pp, c.hour, c.ttft_simulated_ms, c.ttft_target_ms,
+                               c.tpot_simulated_ms, c.tpot_target_ms, c.stable, c.rejected))  # fmt: skip
         derate_round(derate, keyed)
         resolves += 1
     docs = [PeriodCheck(workload=c.workload, deployment=c.deployment, instance_type=c.instance_type, hour=c.hour,
                         requests_per_s_per_replica=c.requests_per_s_per_replica, simulated_ttft_ms=c.ttft_simulated_ms,
                         ttft_target_ms=c.ttft_target_ms, simulated_tpot_ms=c.tpot_simulated_ms, tpot_target_ms=c.tpot_target_ms,
                         holds=c.holds) for c in checks]  # fmt: skip
-    verification = PeriodVerification(requests_per_deployment=requests, span_s=span_s, seed=seed, resolves=resolves,
-                                      derated=dict(sorted(derate.items())),
+    verification = PeriodVerification(requests_per_deployment=requests, span_s=span_s, seed=seed, stretches=STRETCHES, resolves=resolves,
+                                      derated=dict(sorted(derate.items())), misses=missed,
                                       holds=all(c.holds for c in checks), checks=docs)  # fmt: skip
     plan = _with_simulated_tails(plan, fleet, checks)
     return plan.model_copy(update={"verification": verification, "warnings": without_bursty_warning(plan.warnings)})

@@ -7,7 +7,7 @@ import json
 import os
 from pathlib import Path
 
-from aicap.cli.commands.size_cmd import plan_view
+from aicap.cli.commands.size_views import plan_view
 from aicap.cli.render import RENDERERS, Format, to_table
 from aicap.sizing.core.plan import Plan
 

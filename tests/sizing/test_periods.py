@@ -298,6 +298,9 @@ def test_a_miss_at_the_busiest_hour_derates_and_replans(monkeypatch: pytest.Monk
     checked = vp.size_periods_verified(fleet(day), CAT, requests=1500)
     v = checked.verification
     assert v is not None and v.resolves == 1 and v.holds and len(calls) == 2
+    # what made it re-plan is on record: each busiest hour that missed, at its hour, with its tail and target
+    assert v.misses and all(m.round == 1 and m.hour is not None and m.ttft_target_ms for m in v.misses)
+    assert all(m.simulated_ttft_ms == pytest.approx(1.5 * (m.ttft_target_ms or 1.0)) and "TTFT" in m.why() for m in v.misses)
     # cut by the miss from the load each deployment ran at in its busiest hour (its share of one replica's capacity)
     first = size_periods(fleet(day), CAT, derate={})
     share: dict[str, float] = {}

@@ -82,6 +82,12 @@ def test_a_miss_cuts_that_layouts_capacity_and_re_solves(monkeypatch: pytest.Mon
     plan = size_verified(builtin_fleet(), CAT, requests=2000, alternatives=False)
     v = plan.verification
     assert v is not None and v.holds and v.resolves == 1 and len(calls) == 2
+    # what made it re-solve is on record (the caption names it): chat's deployments, 25% over their TTFT target
+    assert v.misses and {m.workload for m in v.misses} == {"chat"} and all(m.round == 1 and m.stable for m in v.misses)
+    assert all(m.ttft_target_ms and m.simulated_ttft_ms == pytest.approx(1.25 * m.ttft_target_ms, rel=1e-4) for m in v.misses)
+    from aicap.cli.commands.size_views import missed
+
+    assert missed(v.misses).startswith(" (round 1: chat on ") and "TTFT 2,500.0 ms > 2,000" in missed(v.misses)
     first_chat = calls[0].workload("chat")
     keys = {deployment_key("chat", d.hardware, d.tp, d.pp): d.utilisation for d in first_chat.deployments}
     # cut by the miss (1/1.25) from the load the replica missed at: its utilisation of the capacity the plan gave it
@@ -325,10 +331,24 @@ def test_a_bursty_replicas_stated_tail_is_near_or_above_its_long_run_tail() -> N
 
 def test_the_verification_captions_state_the_runs_bounds() -> None:
     # The CLI states the bounds in words without importing the simulator: the words must stay the constants.
-    from aicap.cli.commands.size_cmd import run_span
+    from aicap.cli.commands.size_views import run_span
 
     assert verify_mod.SPAN_S == 3600.0
     text = run_span(verify_mod.DEFAULT_REQUESTS, verify_mod.SPAN_S)
     assert "an hour" in text and f"{verify_mod.DEFAULT_REQUESTS:,} requests" in text and f"{verify_mod.MAX_PLAN_REQUESTS:,}" in text
     assert run_span(2000, None) == "2,000 simulated requests per deployment"  # a plan verified before runs spanned time
     assert "1,800 s" in run_span(2000, 1800.0)
+
+
+def test_a_miss_says_what_missed_in_words() -> None:
+    from aicap.cli.commands.size_views import missed
+    from aicap.sizing.core.plan import VerifiedMiss
+
+    m = VerifiedMiss(round=2, workload="w", hardware="l40s", tp=1, pp=1, simulated_ttft_ms=310.0, ttft_target_ms=300.0,
+                     simulated_tpot_ms=30.0, tpot_target_ms=40.0, stable=True)  # fmt: skip
+    assert m.why() == "TTFT 310.0 ms > 300"  # the tail within its target is not named
+    assert VerifiedMiss(round=1, workload="w", hardware="t4", tp=1, pp=1, stable=False, rejected=3).why() == (
+        "queue grew without bound, 3 requests longer than its KV cache"
+    )
+    assert missed([m] * 5, most=2).endswith("; 3 more in the JSON's verification.misses)")
+    assert missed([]) == ""
