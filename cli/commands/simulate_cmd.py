@@ -38,7 +38,7 @@ if TYPE_CHECKING:
 PERCENTILES = ("p50", "p90", "p95", "p99")
 
 #: Options ``aicap simulate PLAN`` uses; a plan brings its own traffic, layouts and targets.
-PLAN_OPTIONS = frozenset({"plan", "seed", "policy", "router", "predictor_error", "quantum", "sjf_by", "aging", "fmt"})
+PLAN_OPTIONS = frozenset({"plan", "seed", "policy", "router", "predictor_error", "quantum", "sjf_by", "aging", "fmt", "jobs"})
 
 
 #: Options ``--disaggregate`` does not take: it simulates both pools with the engine's defaults under ``--policy`` alone.
@@ -185,7 +185,9 @@ def register(app: typer.Typer) -> None:
         compare_policies: Annotated[
             bool, typer.Option("--compare-policies", help="Run the same requests under every policy; one row each.")
         ] = False,
-        jobs: Annotated[int, typer.Option("--jobs", help="Processes for --compare-policies (results identical to 1).")] = 1,
+        jobs: Annotated[
+            int, typer.Option("--jobs", help="Processes for --compare-policies' policies or a plan's deployments (results identical to 1).")
+        ] = 1,
         plot: Annotated[
             Path | None, typer.Option("--plot", help="Draw latency and queue length over time (.png or .svg; needs the plot extra).")
         ] = None,
@@ -215,7 +217,7 @@ def register(app: typer.Typer) -> None:
             misplaced = typed_flags(ctx, *(n for n in ctx.params if n not in PLAN_OPTIONS and n not in ("model", "hardware")))
             if misplaced:
                 raise InputError(f"{misplaced[0]} does not apply to a plan, whose deployments are simulated at their planned rates, "
-                                 "lengths and targets (a plan takes --seed, --policy and its options, and --router)")  # fmt: skip
+                                 "lengths and targets (a plan takes --seed, --policy and its options, --router and --jobs)")  # fmt: skip
         if policy not in replay.POLICIES:
             raise InputError(f"--policy {policy!r}: valid policies: {', '.join(replay.POLICIES)}")
         if plan is not None and policy == "priority":  # its classes come from --classes or a trace, neither of which a plan takes
@@ -282,15 +284,16 @@ def register(app: typer.Typer) -> None:
         options = replay.PolicyOptions(predictor_error=predictor_error, quantum_steps=quantum, aging_tokens_per_s=aging, sjf_by=sjf_by,
                                        class_weights=weights)  # fmt: skip
         on = not STATE.quiet
-        if jobs != 1 and not compare_policies:
-            raise InputError(f"--jobs {jobs} runs the policies of --compare-policies in parallel: add --compare-policies or drop --jobs")
         if plan is not None:
             if model is not None or hardware is not None:
                 raise InputError("give either a plan file or --model/--hardware, not both")
             from aicap.cli.commands.simulate_plan import simulate_plan_file
 
-            simulate_plan_file(plan, seed=seed, policy=policy, router=router, options=options, fmt=fmt, progress_on=on)
+            simulate_plan_file(plan, seed=seed, policy=policy, router=router, options=options, fmt=fmt, progress_on=on, jobs=jobs)
             return
+        if jobs != 1 and not compare_policies:
+            raise InputError(f"--jobs {jobs} runs the policies of --compare-policies, or a plan's deployments, in parallel: add "
+                             "--compare-policies or drop --jobs")  # fmt: skip
         if model is None or hardware is None:
             raise InputError("give --model and --hardware (a deployment to simulate), or a plan file")
         if rate is not None and concurrency is not None:

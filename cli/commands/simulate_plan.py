@@ -16,7 +16,7 @@ if TYPE_CHECKING:
 
 
 def simulate_plan_file(plan: Path, *, seed: int, policy: str, router: Router, options: PolicyOptions, fmt: Format,
-                       progress_on: bool) -> None:  # fmt: skip
+                       progress_on: bool, jobs: int = 1) -> None:  # fmt: skip
     """Simulate every deployment of the plan in ``plan`` and print the runs; exit 3 (:class:`InfeasibleError`) where one misses.
 
     Raises
@@ -27,7 +27,7 @@ def simulate_plan_file(plan: Path, *, seed: int, policy: str, router: Router, op
         When a deployment misses its targets or builds an unbounded queue, or a workload's composed TTFT misses.
     """
     from aicap.sizing.plan.fleet_io import check_plan_ids, load_plan
-    from aicap.sizing.sim.verify import simulate_plan
+    from aicap.sizing.sim.plan_runs import simulate_plan
 
     cat = catalogue()
     doc = load_plan(plan)
@@ -43,7 +43,7 @@ def simulate_plan_file(plan: Path, *, seed: int, policy: str, router: Router, op
         what = "no workloads" if not doc.workloads else "no deployment that carries traffic (every one plans 0 requests/s)"
         raise InputError(f"{plan}: the plan has {what}: nothing to simulate")
     with progress(n, "simulating deployments", enabled=progress_on) as tick:
-        runs = simulate_plan(doc, cat, seed=seed, policy=policy, router=router, options=options, on_done=tick)
+        runs = simulate_plan(doc, cat, seed=seed, policy=policy, router=router, options=options, on_done=tick, jobs=jobs)
     from aicap.sizing.sim.composed import compose
 
     samples: dict[str, list[tuple[Any, Any]]] = {}

@@ -9,9 +9,9 @@ from aicap.cli.render import Table, View
 
 if TYPE_CHECKING:
     from aicap.sizing.sim.composed import ComposedTtft
+    from aicap.sizing.sim.plan_runs import DeploymentRun
     from aicap.sizing.sim.replay import PolicyRow
     from aicap.sizing.sim.report import SimulationReport, Stats
-    from aicap.sizing.sim.verify import DeploymentRun
 
 
 def ms(s: Stats, key: str = "p99") -> str | None:

@@ -26,16 +26,22 @@ def _call(i: int) -> object:
     return _TASK(i)
 
 
-def fan_out(task: Callable[[int], T], n: int, jobs: int | None = None) -> list[T]:
+def fan_out(task: Callable[[int], T], n: int, jobs: int | None = None, on_done: Callable[[], None] | None = None) -> list[T]:
     """``[task(0), ..., task(n - 1)]``, over at most ``jobs`` processes (``None``: every available core).
 
-    Each task must be deterministic and return a picklable value; the list is the same whatever ``jobs`` is.
+    Each task must be deterministic and return a picklable value; the list is the same whatever ``jobs`` is. ``on_done``
+    is called here after each result, in task order (a progress bar's ticks).
     """
     from aicap.sizing.plan.evaluation import available_cores, can_fork
 
     workers = min(available_cores() if jobs is None else jobs, n)
+    out: list[T] = []
     if workers <= 1 or not can_fork():
-        return [task(i) for i in range(n)]
+        for i in range(n):
+            out.append(task(i))
+            if on_done is not None:
+                on_done()
+        return out
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
@@ -43,6 +49,10 @@ def fan_out(task: Callable[[int], T], n: int, jobs: int | None = None) -> list[T
     _TASK = task
     try:
         with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("fork")) as pool:
-            return cast("list[T]", list(pool.map(_call, range(n))))  # each result is task(i)'s, a T
+            for r in pool.map(_call, range(n)):
+                out.append(cast(T, r))  # task(i)'s result, a T
+                if on_done is not None:
+                    on_done()
+            return out
     finally:
         _TASK = None

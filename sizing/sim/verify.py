@@ -29,14 +29,12 @@ from __future__ import annotations
 
 import math
 import zlib
-from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 import numpy as np
 
 from aicap.sizing.core.catalogue import CatalogueLike
 from aicap.sizing.core.engines import engine_for
-from aicap.sizing.core.errors import InputError
 from aicap.sizing.core.fleet import PERCENTILES, Fleet, Workload
 from aicap.sizing.core.lengths import LengthBin
 from aicap.sizing.core.plan import Deployment as PlannedDeployment
@@ -44,12 +42,10 @@ from aicap.sizing.core.plan import Plan, Verification, VerifiedMiss, VerifiedWor
 from aicap.sizing.core.plan import Workload as PlannedWorkload
 from aicap.sizing.core.speculative import speculative_for
 from aicap.sizing.plan.sizer import deployment_key, size, without_bursty_warning
-from aicap.sizing.sim.arrivals import ArrivalKind, arrival_times, sample_lengths
-from aicap.sizing.sim.cluster import Router
+from aicap.sizing.sim.arrivals import arrival_times, sample_lengths
 from aicap.sizing.sim.engine import Requests, simulate
-from aicap.sizing.sim.replay import PolicyOptions, holds, planned_setup, run, run_detailed
-from aicap.sizing.sim.report import SimulationReport, Targets
-from aicap.sizing.sim.traffic import Lengths, TrafficSpec, cached_prefix
+from aicap.sizing.sim.replay import planned_setup
+from aicap.sizing.sim.traffic import Lengths, cached_prefix
 
 DEFAULT_REQUESTS = 6000  # the fewest requests a deployment's check simulates
 #: Seconds of a deployment's traffic its run is drawn to span: one hour, within the request bounds of run_requests (module docstring).
@@ -325,71 +321,3 @@ def _with_simulated_tails(plan: Plan, checks: list[Check]) -> Plan:
             "deployments": deps, "ttft_ms": ttft_w, "tpot_ms": tpot_w,
             "ttft_margin_pct": _margin(ttft_w, pw.ttft_target_ms), "tpot_margin_pct": _margin(tpot_w, pw.tpot_target_ms)}))  # fmt: skip
     return plan.model_copy(update={"workloads": workloads})
-
-
-@dataclass(frozen=True)
-class DeploymentRun:
-    """One deployment of a plan simulated with all its replicas at its planned load."""
-
-    workload: str
-    instance_type: str
-    report: SimulationReport
-    holds: bool
-    ttft_s: np.ndarray | None = None  # per-request TTFT and arrivals, kept for a disaggregated pool (sizing.sim.composed)
-    arrival_s: np.ndarray | None = None
-    percentile: str = "p99"  # the workload's: what ``holds`` was checked at
-    router: str = "round_robin"
-    planned_requests_per_s: float | None = None  # the plan's rate for the deployment (the run's own draw is setup.rate_per_s)
-
-
-def simulate_plan(plan: Plan, cat: CatalogueLike, *, requests_per_replica: int = DEFAULT_REQUESTS, span_s: float = SPAN_S, seed: int = 0,
-                  policy: str = "fcfs", router: Router = "round_robin", options: PolicyOptions | None = None,
-                  on_done: Callable[[], None] | None = None) -> list[DeploymentRun]:  # fmt: skip
-    """Simulate every loaded deployment of ``plan``: all its replicas behind ``router`` at its planned rate.
-
-    Each deployment gets ``requests_per_replica × replicas`` requests, or more to span ``span_s`` seconds of its traffic
-    (at most :data:`MAX_PLAN_REQUESTS`: :func:`run_requests`), with its workload's length mix and burstiness, an engine whose
-    ``max_num_seqs`` is the plan's ``max_running``, and the workload's targets; ``holds`` is
-    :func:`~aicap.sizing.sim.replay.holds` at the workload's percentile. ``on_done`` is called after
-    each deployment.
-    """
-    inputs = {w.name: w for w in plan.inputs.workloads}
-    out: list[DeploymentRun] = []
-    for pw in plan.workloads:
-        w = inputs[pw.name]
-        model = cat.model(w.model)
-        decoder = model.kind == "decoder"
-        engine = engine_for(cat, pw.engine, eager=pw.eager)
-        drafting = speculative_for(cat, model, w.speculative, f"workload '{w.name}': speculative")
-        for d in pw.deployments:
-            if d.requests_per_s <= 0:
-                continue
-            layout = engine.planned(cat, model, d, drafting)
-            s = deployment_seed(seed, w.name, d)
-
-            kind: ArrivalKind = "constant" if w.arrival_cv == 0 else "poisson" if w.arrival_cv == 1 else "gamma"
-            spec = TrafficSpec(run_requests(d.requests_per_s, min(requests_per_replica * d.replicas, MAX_PLAN_REQUESTS), span_s),
-                               lengths(w.input_tokens),
-                               lengths(w.output_tokens) if decoder else Lengths.fixed(0), rate_per_s=d.requests_per_s, arrival=kind,
-                               cv=w.arrival_cv, seed=s, cached_share=w.prefix_cached_share if decoder else 0.0)  # fmt: skip
-            if policy == "edf" and w.slo.ttft_ms is None:  # its deadlines are the workloads' TTFT targets
-                raise InputError(f"policy 'edf' orders requests by their TTFT deadline and workload '{w.name}' of the plan has no TTFT "
-                                 "target (slo.ttft_ms): choose another policy, or size the plan with one")  # fmt: skip
-            tpot_target = w.slo.tpot_ms if decoder else None
-            targets = Targets(ttft_ms=w.slo.ttft_ms, tpot_ms=tpot_target,
-                              percentile=pw.percentile if w.slo.ttft_ms is not None or tpot_target is not None else None)  # fmt: skip
-            setup = planned_setup(layout, cat, d.instance_type, w.decode_context if decoder else None, replicas=d.replicas, router=router,
-                                  max_num_seqs=max(d.max_running, 1))  # fmt: skip
-            trace = spec.build()
-            if w.disaggregated_role is None:
-                rep = run(setup, trace, policy=policy, options=options, targets=targets, seed=s, traffic=f"plan workload {pw.name}")
-                out.append(DeploymentRun(pw.name, d.instance_type, rep, holds(rep, pw.percentile), percentile=pw.percentile, router=router,
-                                         planned_requests_per_s=d.requests_per_s))  # fmt: skip
-            else:
-                rep, res, _ = run_detailed(setup, trace, policy=policy, options=options, targets=targets, seed=s,
-                                           traffic=f"plan workload {pw.name}")  # fmt: skip
-                out.append(DeploymentRun(pw.name, d.instance_type, rep, holds(rep, pw.percentile), res.ttft_s, res.arrival_s, pw.percentile,
-                                         router, d.requests_per_s))  # fmt: skip
-            if on_done is not None:
-                on_done()
-    return out

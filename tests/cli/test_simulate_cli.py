@@ -294,7 +294,7 @@ def test_scheduler_flags_replay_a_v0_style_engine() -> None:
         (("--rate", "1", "--policy", "priority"), "--policy priority orders requests by class"),  # ran as FCFS, without a word
         (("--rate", "1", "--policy", "sjf", "--compare-policies"), "--policy sjf picks one policy; --compare-policies runs every one"),
         (("--rate", "1", "--seed", "-1"), "--seed -1: must be >= 0"),  # an internal error
-        (("--rate", "1", "--jobs", "2"), "--jobs 2 runs the policies of --compare-policies in parallel"),
+        (("--rate", "1", "--jobs", "2"), "--jobs 2 runs the policies of --compare-policies, or a plan's deployments, in parallel"),
         (("--rate", "1", "--disaggregate", "--plot", "x.png"), "--disaggregate simulates the two pools"),
         (("--rate", "1", "--disaggregate", "--prefix-cached", "0.5"), "drop --prefix-cached"),  # the prefill pool dropped it
         (("--rate", "1", "--disaggregate", "--compare-policies", "--max-num-seqs", "8"), "drop --max-num-seqs, --compare-policies"),

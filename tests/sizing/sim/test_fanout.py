@@ -69,3 +69,19 @@ def test_a_period_plans_busiest_hours_are_the_same_over_several_processes() -> N
     plan = size_periods(fleet, CAT)
     one = verify_periods(plan, fleet, CAT, requests=1500, span_s=0.0, jobs=1)
     assert len(one) >= 1 and verify_periods(plan, fleet, CAT, requests=1500, span_s=0.0, jobs=2) == one
+
+
+def test_on_done_ticks_once_a_result_here_in_either_mode() -> None:
+    ticks: list[int] = []
+    assert fan_out(lambda i: i, 5, jobs=1, on_done=lambda: ticks.append(1)) == [0, 1, 2, 3, 4]
+    assert fan_out(lambda i: i, 5, jobs=3, on_done=lambda: ticks.append(3)) == [0, 1, 2, 3, 4]
+    assert ticks == [1] * 5 + [3] * 5
+
+
+def test_simulate_plan_is_the_same_over_several_processes(aicap, tmp_path) -> None:
+    plan = tmp_path / "plan.json"
+    r = aicap("size", "-f", "json", "--output", str(plan))
+    assert r.code == 0, r.stderr
+    one = aicap("simulate", str(plan), "--jobs", "1", "-f", "json")
+    two = aicap("simulate", str(plan), "--jobs", "2", "-f", "json")
+    assert one.code == 0 and two.code == 0 and one.stdout == two.stdout

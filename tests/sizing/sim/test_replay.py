@@ -15,10 +15,11 @@ from aicap.sizing.perf import memory
 from aicap.sizing.plan.fleet_io import builtin_fleet
 from aicap.sizing.sim import replay
 from aicap.sizing.sim.engine import Requests
+from aicap.sizing.sim.plan_runs import simulate_plan
 from aicap.sizing.sim.report import Targets, meets_slo, stats_ms
 from aicap.sizing.sim.result import SimResult
 from aicap.sizing.sim.traffic import TrafficSpec, dataset
-from aicap.sizing.sim.verify import simulate_plan, size_verified
+from aicap.sizing.sim.verify import size_verified
 
 CAT = load_catalogue()
 

@@ -13,6 +13,7 @@ from aicap.sizing.core.fleet import Fleet
 from aicap.sizing.core.plan import Plan
 from aicap.sizing.plan.fleet_io import builtin_fleet
 from aicap.sizing.plan.sizer import deployment_key, size
+from aicap.sizing.sim import plan_runs
 from aicap.sizing.sim import verify as verify_mod
 from aicap.sizing.sim.verify import DERATE_CEILING, DERATE_FLOOR, Check, _factor, size_verified
 
@@ -299,7 +300,7 @@ def test_a_check_simulates_an_hour_of_traffic_not_a_fixed_count() -> None:
     assert (a.ttft_simulated_ms, a.tpot_simulated_ms) == (b.ttft_simulated_ms, b.tpot_simulated_ms)
     (c,) = verify_mod.verify(plan, CAT, span_s=0.0)  # 6,000 requests: 200 s of this replica's traffic
     assert c.tpot_simulated_ms != a.tpot_simulated_ms
-    (run,) = verify_mod.simulate_plan(plan, CAT)  # `simulate PLAN` spans the hour too
+    (run,) = plan_runs.simulate_plan(plan, CAT)  # `simulate PLAN` spans the hour too
     assert run.report.requests == n
     # A deployment of several replicas spans an hour of all their traffic: 3 at 10 req/s, 36,000 requests (not 3 x 6,000).
     f = Fleet.model_validate({"workloads": [{"name": "c", "model": "llama-3.1-70b", "requests_per_s": 10, "input_tokens": 1500,
@@ -308,7 +309,7 @@ def test_a_check_simulates_an_hour_of_traffic_not_a_fixed_count() -> None:
     several = size(f, CAT, alternatives=False)
     (dep,) = several.workloads[0].deployments
     assert dep.replicas > 1
-    (run,) = verify_mod.simulate_plan(several, CAT)
+    (run,) = plan_runs.simulate_plan(several, CAT)
     assert run.report.requests == 36_000 > verify_mod.DEFAULT_REQUESTS * dep.replicas
 
 
@@ -316,7 +317,7 @@ def test_a_bursty_replicas_stated_tail_is_near_or_above_its_long_run_tail() -> N
     # Stated from 6,000 requests (200 s), a cv 2 workload's p99 TPOT ran up to 20% below what 200,000 requests give: a few
     # minutes sample too few of its bursts. Spanning the hour, the worst stretch states within 10% of the long runs or above.
     plan = _bursty_plan()
-    runs = [verify_mod.simulate_plan(plan, CAT, requests_per_replica=200_000, span_s=0.0, seed=s)[0].report for s in (101, 202)]
+    runs = [plan_runs.simulate_plan(plan, CAT, requests_per_replica=200_000, span_s=0.0, seed=s)[0].report for s in (101, 202)]
     long_ttft = sum(r.ttft_ms.p99 or math.nan for r in runs) / len(runs)
     long_tpot = sum(r.tpot_ms.p99 or math.nan for r in runs) / len(runs)
     short_low = 0
