@@ -31,7 +31,7 @@ def missed(misses: Sequence[VerifiedMiss], most: int = 3) -> str:
     """The caption's words for the misses that made a verification re-solve: `` (round 1: chat on h100-sxm TP2·PP1: ...)``."""
     if not misses:
         return ""
-    said = [f"round {m.round}: {m.workload} on {m.hardware} {layout_label(m.tp, m.pp)}" + (f" at hour {m.hour}" if m.hour is not None else "")
+    said = [f"round {m.round}: {m.workload} on {m.hardware} {layout_label(m.tp, m.pp, m.dp_attention)}" + (f" at hour {m.hour}" if m.hour is not None else "")
             + f", {m.why()}" for m in misses[:most]]  # fmt: skip
     more = f"; {len(misses) - most} more in the JSON's verification.misses" if len(misses) > most else ""
     return f" ({'; '.join(said)}{more})"
@@ -178,13 +178,13 @@ def period_plan_view(plan: PeriodPlan) -> View:
     if plan.verification is not None:
         v = plan.verification
         resolved = f"; capacity derated and re-planned {v.resolves}×{missed(v.misses)}" if v.resolves else ""
-        tables.append(Table(f"Verified by simulation at each deployment's busiest hour (one replica; ms at the workload's percentile{resolved})",
+        tables.append(Table("Verified by simulation at each deployment's busiest hour (one replica; ms at the workload's percentile)",
                             ["workload", "deployment", "instance", "hour", "req/s per replica", "TTFT simulated", "TTFT target",
                              "TPOT simulated", "TPOT target", "holds"],
                             [[c.workload, c.deployment, c.instance_type, c.hour, c.requests_per_s_per_replica, c.simulated_ttft_ms,
                               c.ttft_target_ms, c.simulated_tpot_ms, c.tpot_target_ms, "yes" if c.holds else "NO"]
                              for c in v.checks],
-                            caption=f"{run_span(v.requests_per_deployment, v.span_s)}, seed {v.seed}{stretched(v.stretches)}."))  # fmt: skip
+                            caption=f"{run_span(v.requests_per_deployment, v.span_s)}, seed {v.seed}{stretched(v.stretches)}{resolved}."))  # fmt: skip
     # CSV: one row per hour, workload and deployment, one value a cell (the hour table packs several into a cell).
     # The workload's chargeback (a monthly figure) is repeated on each of its rows, and the hour's instances of the
     # deployment's type under each pricing model (shared by every deployment on that type) on each of theirs.

@@ -256,7 +256,15 @@ def progress(total: int, label: str, *, enabled: bool) -> Iterator[Callable[[], 
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+    # Redrawn at each unit, not by a refresh thread: with a thread running, work cannot be forked out to other processes
+    # (sizing.sim.fanout, plan.evaluation.can_fork), and a bar would leave it on one core.
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                  console=Console(stderr=True), transient=True) as bar:  # fmt: skip
+                  console=Console(stderr=True), transient=True, auto_refresh=False) as bar:  # fmt: skip
         task = bar.add_task(label, total=total)
-        yield lambda: bar.advance(task)
+        bar.refresh()
+
+        def advance() -> None:
+            bar.advance(task)
+            bar.refresh()
+
+        yield advance

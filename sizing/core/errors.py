@@ -75,6 +75,18 @@ class UnknownIdError(InputError):
         self.value = value
         self.choices = choices
 
+    def __reduce__(self) -> tuple[object, tuple[str, str, list[str]]]:
+        """Pickle as the message it has (a worker process's error reaches the caller whole: sizing.sim.fanout)."""
+        return _unknown_id, (str(self), self.value, self.choices)
+
+
+def _unknown_id(message: str, value: str, choices: list[str]) -> UnknownIdError:
+    """An :class:`UnknownIdError` with its message as made, without making it again (its unpickling)."""
+    err = UnknownIdError.__new__(UnknownIdError)
+    InputError.__init__(err, message)
+    err.value, err.choices = value, choices
+    return err
+
 
 class InfeasibleError(AicapError):
     """No deployment satisfies the constraints; the message says which constraint binds."""

@@ -229,6 +229,7 @@ class VerifiedMiss(_Doc):
     hardware: str
     tp: int = Field(ge=1)
     pp: int = Field(ge=1)
+    dp_attention: int = Field(1, ge=1, description="attention groups per replica (as the deployment's)")
     hour: int | None = Field(None, ge=0, description="the busiest hour simulated (a plan over demand periods)")
     simulated_ttft_ms: float | None = None
     ttft_target_ms: float | None = None
@@ -238,16 +239,18 @@ class VerifiedMiss(_Doc):
     rejected: int = Field(0, ge=0, description="requests longer than the replica's KV cache holds")
 
     def why(self) -> str:
-        """The miss in words: ``TTFT 2,050 ms > 2,000``, the queue, or requests the replica cannot hold."""
+        """The miss in words: ``TTFT 2,049.8 ms > 2,000``, the queue, requests the replica cannot hold, or nothing served."""
         parts = []
         if not self.stable:
             parts.append("queue grew without bound")
         if self.rejected:
             parts.append(f"{self.rejected:,} requests longer than its KV cache")
+        if self.simulated_ttft_ms is None and not parts:  # nothing served, and neither the queue nor the cache says why
+            parts.append("no request served")
         tails = (("TTFT", self.simulated_ttft_ms, self.ttft_target_ms), ("TPOT", self.simulated_tpot_ms, self.tpot_target_ms))
         for name, sim, target in tails:
-            if sim is not None and target is not None and sim > target:
-                parts.append(f"{name} {sim:,.1f} ms > {target:,.0f}")
+            if sim is not None and target is not None and sim >= target:  # at it: a miss rounded to the target (4 decimals)
+                parts.append(f"{name} {sim:,.1f} ms {'>' if sim > target else 'at'} {target:,.4g}")
         return ", ".join(parts) or "missed its targets"
 
 

@@ -17,24 +17,30 @@ from typing import TypeVar, cast
 
 T = TypeVar("T")
 
-_TASK: Callable[[int], object] | None = None  # the task of the fan-out under way, inherited by the forked workers
+_TASK: Callable[[int], object] | None = None  # in a worker: the task of the fan-out that started it (never set here)
+
+
+def _install(task: Callable[[int], object]) -> None:
+    """A forked worker's start: keep its fan-out's task (passed by fork, never pickled)."""
+    global _TASK
+    _TASK = task
 
 
 def _call(i: int) -> object:
-    """Run task ``i`` of the fan-out under way (in a forked worker)."""
+    """Run task ``i`` of the fan-out that started this worker."""
     assert _TASK is not None
     return _TASK(i)
 
 
 def fan_out(task: Callable[[int], T], n: int, jobs: int | None = None, on_done: Callable[[], None] | None = None) -> list[T]:
-    """``[task(0), ..., task(n - 1)]``, over at most ``jobs`` processes (``None``: every available core).
+    """``[task(0), ..., task(n - 1)]``, over at most ``jobs`` processes and the available cores (``None``: every one).
 
     Each task must be deterministic and return a picklable value; the list is the same whatever ``jobs`` is. ``on_done``
     is called here after each result, in task order (a progress bar's ticks).
     """
     from aicap.sizing.plan.evaluation import available_cores, can_fork
 
-    workers = min(available_cores() if jobs is None else jobs, n)
+    workers = min(available_cores() if jobs is None else jobs, available_cores(), n)
     out: list[T] = []
     if workers <= 1 or not can_fork():
         for i in range(n):
@@ -45,14 +51,10 @@ def fan_out(task: Callable[[int], T], n: int, jobs: int | None = None, on_done: 
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
-    global _TASK
-    _TASK = task
-    try:
-        with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("fork")) as pool:
-            for r in pool.map(_call, range(n)):
-                out.append(cast(T, r))  # task(i)'s result, a T
-                if on_done is not None:
-                    on_done()
-            return out
-    finally:
-        _TASK = None
+    with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("fork"), initializer=_install,
+                             initargs=(task,)) as pool:  # fmt: skip
+        for r in pool.map(_call, range(n)):
+            out.append(cast(T, r))  # task(i)'s result, a T
+            if on_done is not None:
+                on_done()
+        return out

@@ -234,14 +234,16 @@ def _factor(c: Check) -> float:
     )
 
 
-def miss(round_: int, workload: str, hardware: str, tp: int, pp: int, hour: int | None, ttft_ms: float | None, ttft_target_ms: float | None,
-         tpot_ms: float | None, tpot_target_ms: float | None, stable: bool, rejected: int) -> VerifiedMiss:  # fmt: skip
+def miss(round_: int, workload: str, hardware: str, tp: int, pp: int, dp_attention: int, hour: int | None, ttft_ms: float | None,
+         ttft_target_ms: float | None, tpot_ms: float | None, tpot_target_ms: float | None, stable: bool,
+         rejected: int) -> VerifiedMiss:  # fmt: skip
     """A check that missed, as the verification records it (a tail not simulated, ``nan``, becomes ``None``)."""
 
     def ms(x: float | None) -> float | None:
         return None if x is None or not math.isfinite(x) else round(x, 4)
 
-    return VerifiedMiss(round=round_, workload=workload, hardware=hardware, tp=tp, pp=pp, hour=hour, simulated_ttft_ms=ms(ttft_ms),
+    return VerifiedMiss(round=round_, workload=workload, hardware=hardware, tp=tp, pp=pp, dp_attention=dp_attention, hour=hour,
+                        simulated_ttft_ms=ms(ttft_ms),
                         ttft_target_ms=ttft_target_ms, simulated_tpot_ms=ms(tpot_ms), tpot_target_ms=tpot_target_ms, stable=stable,
                         rejected=rejected)  # fmt: skip
 
@@ -287,8 +289,8 @@ def size_verified(fleet: Fleet, cat: CatalogueLike, *, requests: int = DEFAULT_R
             break
         derate_round(derate, [(deployment_key(c.workload, c.hardware, c.tp, c.pp, c.dp_attention), _factor(c)) for c in misses])
         resolves += 1
-        missed += [miss(resolves, c.workload, c.hardware, c.tp, c.pp, None, c.ttft_simulated_ms, c.ttft_target_ms, c.tpot_simulated_ms,
-                        c.tpot_target_ms, c.stable, c.rejected) for c in misses]  # fmt: skip
+        missed += [miss(resolves, c.workload, c.hardware, c.tp, c.pp, c.dp_attention, None, c.ttft_simulated_ms, c.ttft_target_ms,
+                        c.tpot_simulated_ms, c.tpot_target_ms, c.stable, c.rejected) for c in misses]  # fmt: skip
     summary = _summary(plan, checks)
     verification = Verification(requests_per_deployment=requests, span_s=span_s, seed=seed, stretches=STRETCHES, resolves=resolves,
                                 derated=dict(sorted(derate.items())), holds=all(v.holds for v in summary), workloads=summary,

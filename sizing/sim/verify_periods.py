@@ -154,8 +154,8 @@ def size_periods_verified(fleet: Fleet, cat: CatalogueLike, *, requests: int = D
             )
             f = 0.0 if c.rejected else f  # requests it cannot hold: more replicas would not help, the layout is dropped
             keyed.append((deployment_key(c.workload, d.hardware, d.tp, d.pp, d.dp_attention), f))
-            missed.append(miss(resolves + 1, c.workload, d.hardware, d.tp, d.pp, c.hour, c.ttft_simulated_ms, c.ttft_target_ms,
-                               c.tpot_simulated_ms, c.tpot_target_ms, c.stable, c.rejected))  # fmt: skip
+            missed.append(miss(resolves + 1, c.workload, d.hardware, d.tp, d.pp, d.dp_attention, c.hour, c.ttft_simulated_ms,
+                               c.ttft_target_ms, c.tpot_simulated_ms, c.tpot_target_ms, c.stable, c.rejected))  # fmt: skip
         derate_round(derate, keyed)
         resolves += 1
     docs = [PeriodCheck(workload=c.workload, deployment=c.deployment, instance_type=c.instance_type, hour=c.hour,

@@ -301,6 +301,10 @@ def test_a_miss_at_the_busiest_hour_derates_and_replans(monkeypatch: pytest.Monk
     # what made it re-plan is on record: each busiest hour that missed, at its hour, with its tail and target
     assert v.misses and all(m.round == 1 and m.hour is not None and m.ttft_target_ms for m in v.misses)
     assert all(m.simulated_ttft_ms == pytest.approx(1.5 * (m.ttft_target_ms or 1.0)) and "TTFT" in m.why() for m in v.misses)
+    from aicap.cli.commands.size_views import period_plan_view
+
+    (table,) = [t for t in period_plan_view(checked).tables if t.title.startswith("Verified by simulation")]
+    assert "re-planned 1× (round 1: chat on " in (table.caption or "") and f"at hour {v.misses[0].hour}" in (table.caption or "")
     # cut by the miss from the load each deployment ran at in its busiest hour (its share of one replica's capacity)
     first = size_periods(fleet(day), CAT, derate={})
     share: dict[str, float] = {}

@@ -54,6 +54,35 @@ def test_a_failing_task_raises_here() -> None:
         fan_out(task, 4, jobs=2)
 
 
+def test_a_users_mistake_in_a_worker_reaches_the_caller_whole() -> None:
+    # An unknown id's error was rebuilt from its message by its own __init__ and failed: the pool broke, exit 4.
+    from aicap.sizing.core.errors import UnknownIdError
+
+    def task(i: int) -> int:
+        if i == 1:
+            raise UnknownIdError("model", "llama-9", ["llama-3.1-8b", "llama-3.1-70b"])
+        return i
+
+    with pytest.raises(UnknownIdError, match="unknown model 'llama-9'") as got:
+        fan_out(task, 3, jobs=2)
+    assert got.value.value == "llama-9" and got.value.choices == ["llama-3.1-8b", "llama-3.1-70b"]
+
+
+def test_a_fan_out_inside_a_worker_leaves_the_workers_task_alone() -> None:
+    # The task reached the workers through a global the inner fan-out reset: the worker's next task found none.
+    def outer(i: int) -> list[int]:
+        return fan_out(lambda j: 10 * i + j, 3, jobs=2)
+
+    assert fan_out(outer, 4, jobs=2) == [[10 * i + j for j in range(3)] for i in range(4)]
+
+
+def test_workers_are_capped_at_the_cores() -> None:
+    from aicap.sizing.plan.evaluation import available_cores
+
+    pids = {pid for pid in fan_out(lambda i: os.getpid(), 16, jobs=64)}
+    assert len(pids) <= available_cores()
+
+
 def test_a_plans_checks_are_the_same_over_several_processes() -> None:
     plan = size(builtin_fleet(), CAT, alternatives=False)
     assert verify(plan, CAT, requests=1500, span_s=0.0, jobs=3) == verify(plan, CAT, requests=1500, span_s=0.0, jobs=1)

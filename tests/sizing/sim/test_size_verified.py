@@ -353,3 +353,10 @@ def test_a_miss_says_what_missed_in_words() -> None:
     )
     assert missed([m] * 5, most=2).endswith("; 3 more in the JSON's verification.misses)")
     assert missed([]) == ""
+    fine = VerifiedMiss(round=1, workload="w", hardware="h100-sxm", tp=8, pp=1, dp_attention=8, simulated_ttft_ms=90.0,
+                        ttft_target_ms=100.0, simulated_tpot_ms=7.6, tpot_target_ms=7.5, stable=True)  # fmt: skip
+    assert fine.why() == "TPOT 7.6 ms > 7.5"  # a target's decimals kept
+    assert "TP8·PP1 DP-attn 8" in missed([fine])
+    assert VerifiedMiss(round=1, workload="w", hardware="t4", tp=1, pp=1, ttft_target_ms=100.0, stable=True).why() == "no request served"
+    at = VerifiedMiss(round=1, workload="w", hardware="t4", tp=1, pp=1, simulated_ttft_ms=100.0, ttft_target_ms=100.0, stable=True)
+    assert at.why() == "TTFT 100.0 ms at 100"  # a miss smaller than the record's rounding
