@@ -7,6 +7,8 @@ import json
 import os
 from pathlib import Path
 
+import pytest
+
 from aicap.cli.commands.size_views import plan_view
 from aicap.cli.render import RENDERERS, Format, to_table
 from aicap.sizing.core.plan import Plan
@@ -66,3 +68,23 @@ def test_a_field_value_listing_aligns_its_values_left_and_other_tables_numbers_r
     assert all("│ llama-3.1-8b " in line or "│ 8,030,261,248 " in line for line in listing) and len(listing) == 2
     numbers = lines(Table("", ["field", "value"], rows))  # a column holding a number is right-aligned
     assert any(" llama-3.1-8b │" in line for line in numbers) and any(" 8,030,261,248 │" in line for line in numbers)
+
+
+def test_a_progress_bar_runs_no_thread_of_its_own(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A refresh thread kept forked work (sizing.sim.fanout, the sizer's candidate evaluation) on one core under a bar.
+    import sys
+    import threading
+
+    from aicap.cli.render import progress
+
+    class Tty(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    monkeypatch.setattr(sys, "stderr", Tty())
+    before = threading.active_count()
+    with progress(3, "working", enabled=True) as tick:
+        assert threading.active_count() == before
+        for _ in range(3):
+            tick()
+    assert "3/3" in sys.stderr.getvalue()
