@@ -1,10 +1,13 @@
 """Independent simulation runs over the local cores: forked workers, results in order, the same as a serial run's.
 
-A plan's checks (:func:`aicap.sizing.sim.verify.verify`, :func:`aicap.sizing.sim.verify_periods.verify_periods`) simulate
-each deployment on its own seed, so they may run in any process: :func:`fan_out` runs ``task(i)`` for ``i`` in
+A plan's checks (:func:`aicap.sizing.sim.verify.verify`, :func:`aicap.sizing.sim.verify_periods.verify_periods`), its runs
+(:func:`aicap.sizing.sim.plan_runs.simulate_plan`) and a policy comparison (:func:`aicap.sizing.sim.replay.compare_policies`)
+are independent runs on their own seeds, so they may run in any process: :func:`fan_out` runs ``task(i)`` for ``i`` in
 ``range(n)`` in forked workers (the task and what it reads are already in their memory; only ``i`` and the result cross
 the pipe) and returns the results in ``i`` order. It runs them here, one after another, for one job or one task, off
 Linux, or when another thread runs (a fork copies only the calling thread: :func:`~aicap.sizing.plan.evaluation.can_fork`).
+The sizer's candidate evaluation keeps a fan-out of its own (:func:`aicap.sizing.plan.evaluation.evaluate_jobs`): its
+workers take parts dearest first from a shared counter and a part whose worker dies is evaluated here again.
 A task must not solve an integer program: HiGHS keeps native worker threads once it has run, and a forked child that hands
 it a task can wait forever (:mod:`aicap.sizing.solve.hour_workers`); simulating never does, as the sizer's candidate
 evaluation, forked the same way after a re-solve, never does.

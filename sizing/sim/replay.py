@@ -352,26 +352,13 @@ def compare_policies(setup: Setup, requests: Requests, *, policies: tuple[str, .
                      traffic: str = "", jobs: int = 1, on_done: Callable[[], None] | None = None) -> list[PolicyRow]:  # fmt: skip
     """Run the same requests under each policy; with targets, also the replicas each needs to meet them.
 
-    ``edf`` is skipped without a TTFT target. ``jobs > 1`` runs policies in a process pool; the
-    results are identical to a serial run (every run is deterministic for its seed). ``on_done`` is
-    called once per finished policy.
+    ``edf`` is skipped without a TTFT target. ``jobs > 1`` runs policies in forked processes
+    (:func:`~aicap.sizing.sim.fanout.fan_out`); the results are identical to a serial run (every run is deterministic
+    for its seed). ``on_done`` is called once per finished policy.
     """
+    from aicap.sizing.sim.fanout import fan_out
+
     tg = targets or Targets()
     todo = [p for p in policies if not (p == "edf" and tg.ttft_ms is None)]
     args = [(setup, requests, p, options or PolicyOptions(), tg, percentile, concurrency, seed, traffic) for p in todo]
-    if jobs > 1 and len(args) > 1:
-        from concurrent.futures import ProcessPoolExecutor
-
-        with ProcessPoolExecutor(max_workers=min(jobs, len(args))) as pool:
-            rows = []
-            for row in pool.map(_policy_row, args):
-                rows.append(row)
-                if on_done is not None:
-                    on_done()
-            return rows
-    out = []
-    for a in args:
-        out.append(_policy_row(a))
-        if on_done is not None:
-            on_done()
-    return out
+    return fan_out(lambda i: _policy_row(args[i]), len(args), jobs, on_done)
