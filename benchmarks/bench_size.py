@@ -6,7 +6,9 @@ Prints each figure beside its floor and the ratio:
 * 100 workloads (floor 2 s), 1,000 workloads with realistic variety — several models, length mixes and
   SLOs (floor 5 s) — and a 120-workload fleet of distinct shapes (floor 5 s), in process, with the
   catalogue loaded and scipy imported (a one-workload size first), without the per-device alternatives
-  (``alternatives=False``), on every core the process may use (the 1,000-workload case also with one).
+  (``alternatives=False``), on every core the process may use (the 1,000-workload case also with one);
+* one 70B workload served disaggregated, which sizes the fleet per weight format and KV link tier (no
+  floor: the time, and how many of the rows those sizings ask for are evaluated rather than shared).
 
 Run: python benchmarks/bench_size.py [--skip-large]
 """
@@ -19,10 +21,13 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Callable, Sequence
 
-from aicap.hardware_db import load_catalogue
+from aicap.hardware_db import Catalogue, load_catalogue
 from aicap.sizing.core.fleet import Fleet
+from aicap.sizing.plan.candidates import Job, Row
 from aicap.sizing.plan.evaluation import PARALLEL_MIN_ROWS, available_cores
+from aicap.sizing.plan.row_memo import RowMemo
 from aicap.sizing.plan.sizer import size
 
 MODELS = ["llama-3.1-8b", "llama-3.1-70b", "mistral-7b", "mixtral-8x7b", "gemma-2-9b", "qwen2.5-7b", "bge-large-en"]
@@ -105,6 +110,45 @@ def main() -> None:
         spread = f"[{min(times):.2f}-{max(times):.2f}]" if runs > 1 else " " * 11
         print(f"{label:45s} {dt:6.2f} s  {spread} (target <= {target:g} s: {dt / target:.2f}x)  ${plan.totals.usd_per_month:,.0f}/month, "
               f"solver {plan.solver.status}, {plan.solver.shortlist} shortlist")  # fmt: skip
+
+    disaggregated(cat)
+
+
+def disaggregated(cat: Catalogue) -> None:
+    """One 70B workload served disaggregated: the fleet sized per weight format and per KV link tier (sizing/plan/row_memo.py)."""
+    from aicap.sizing.plan import disaggregate, evaluation
+
+    w = {"name": "chat", "model": "llama-3.1-70b", "requests_per_s": 5.0, "input_tokens": 1024, "output_tokens": 256,
+         "slo": {"ttft_ms": 1000.0, "tpot_ms": 50.0}, "disaggregation": {}}  # fmt: skip
+    f = Fleet.model_validate({"workloads": [w]})
+    asked: list[int] = []
+    real_memo, real_eval = evaluation.row_memo.RowMemo.evaluate, evaluation._evaluate
+    done: list[int] = []
+
+    def count_asked(self: RowMemo, jobs: Sequence[Job], latency: bool, run: Callable[[list[Job]], list[list[Row]]]) -> list[list[Row]]:
+        asked.append(sum(evaluation.job_rows(j) for j in jobs))
+        return real_memo(self, jobs, latency, run)
+
+    def count_done(jobs: Sequence[Job], latency: bool, workers: int) -> list[list[Row]]:
+        done.append(sum(evaluation.job_rows(j) for j in jobs))
+        return real_eval(jobs, latency, workers)
+
+    evaluation.row_memo.RowMemo.evaluate = count_asked  # type: ignore[method-assign]
+    evaluation._evaluate = count_done
+    times = []
+    for _ in range(3):
+        disaggregate._CHOSEN.clear()  # the format and link-tier searches afresh, as in a new process
+        disaggregate._FORMATS.clear()
+        asked.clear()
+        done.clear()
+        t0 = time.perf_counter()
+        plan = size(f, cat, alternatives=False)
+        times.append(time.perf_counter() - t0)
+    evaluation.row_memo.RowMemo.evaluate, evaluation._evaluate = real_memo, real_eval  # type: ignore[method-assign]
+    label = "1 workload, 70B disaggregated (format x tier)"
+    shared = f"{sum(done):,} of {sum(asked):,} rows evaluated"
+    print(f"{label:45s} {statistics.median(times):6.2f} s  [{min(times):.2f}-{max(times):.2f}] (no target; about 18 s before the sizings "
+          f"of one search shared rows: {shared}) ${plan.totals.usd_per_month:,.0f}/month")  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -28,6 +28,7 @@ import threading
 from collections.abc import Sequence
 from dataclasses import replace
 
+from aicap.sizing.plan import row_memo
 from aicap.sizing.plan.candidates import Job, Row, evaluate_batch
 
 PART_ROWS = 16_384  # a batch with more rows is cut into parts of at most this many rows (but for one shape's rows) ...
@@ -123,8 +124,17 @@ def evaluate_jobs(jobs: Sequence[Job], latency_variants: bool, *, workers: int =
     Returns, per job, one :class:`~aicap.sizing.plan.candidates.Row` per (shape, device, layout) and
     load fraction, with ``shape`` and ``device`` indexing the job's lists; the rows of one shape are in
     the order one batch gives them. ``workers``: processes to use at most (1: this one only); the rows
-    are the same whatever it is.
+    are the same whatever it is. Inside a :func:`~aicap.sizing.plan.row_memo.shared_rows` scope, a job's shape
+    the scope has evaluated takes its rows from there, and only the others (once each) are evaluated.
     """
+    memo = row_memo.current()
+    if memo is None:
+        return _evaluate(jobs, latency_variants, workers)
+    return memo.evaluate(jobs, latency_variants, lambda todo: _evaluate(todo, latency_variants, workers))
+
+
+def _evaluate(jobs: Sequence[Job], latency_variants: bool, workers: int) -> list[list[Row]]:
+    """:func:`evaluate_jobs` without the memo."""
     cut = parts(jobs)
     results: list[list[list[Row]] | None] = [None] * len(cut)
     w = min(workers, len(cut))

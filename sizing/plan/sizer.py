@@ -35,6 +35,7 @@ from aicap.sizing.plan.inputs import check_workloads
 from aicap.sizing.plan.inputs import per_item as per_item
 from aicap.sizing.plan.layouts import MAX_SPAN
 from aicap.sizing.plan.problem import describe_failure, latency_scores, problem_for
+from aicap.sizing.plan.row_memo import shared_rows
 from aicap.sizing.solve.milp import SolveStatus, solve
 
 GIB = 2**30
@@ -246,7 +247,7 @@ def size(fleet: Fleet, cat: CatalogueLike, *, alternatives: bool = True, time_li
         solver found no plan within its time limit (then the message says it is not proven infeasible).
     """
     fleet = per_item(fleet, cat)
-    with _cyclic_gc_paused():
+    with _cyclic_gc_paused(), shared_rows():
         plan = _size(fleet, cat, alternatives, time_limit_s, derate, jobs)
         if not _pools_apart(plan, cat):
             return plan

@@ -41,6 +41,7 @@ from aicap.sizing.core.plan import Deployment as PlannedDeployment
 from aicap.sizing.core.plan import Plan, Verification, VerifiedMiss, VerifiedWorkload
 from aicap.sizing.core.plan import Workload as PlannedWorkload
 from aicap.sizing.core.speculative import speculative_for
+from aicap.sizing.plan.row_memo import shared_rows
 from aicap.sizing.plan.sizer import deployment_key, size, without_bursty_warning
 from aicap.sizing.sim.arrivals import arrival_times, sample_lengths
 from aicap.sizing.sim.engine import Requests, simulate
@@ -281,16 +282,17 @@ def size_verified(fleet: Fleet, cat: CatalogueLike, *, requests: int = DEFAULT_R
     derate: dict[str, float] = {}
     resolves = 0
     missed: list[VerifiedMiss] = []
-    while True:
-        plan = size(fleet, cat, alternatives=alternatives, time_limit_s=time_limit_s, derate=derate, jobs=jobs)
-        checks = verify(plan, cat, requests=requests, span_s=span_s, seed=seed, jobs=jobs)
-        misses = [c for c in checks if not c.meets_targets]
-        if not misses or resolves >= max_resolves:
-            break
-        derate_round(derate, [(deployment_key(c.workload, c.hardware, c.tp, c.pp, c.dp_attention), _factor(c)) for c in misses])
-        resolves += 1
-        missed += [miss(resolves, c.workload, c.hardware, c.tp, c.pp, c.dp_attention, None, c.ttft_simulated_ms, c.ttft_target_ms,
-                        c.tpot_simulated_ms, c.tpot_target_ms, c.stable, c.rejected) for c in misses]  # fmt: skip
+    with shared_rows():  # a re-solve derates capacities after the evaluation: its candidates' rows are the first sizing's
+        while True:
+            plan = size(fleet, cat, alternatives=alternatives, time_limit_s=time_limit_s, derate=derate, jobs=jobs)
+            checks = verify(plan, cat, requests=requests, span_s=span_s, seed=seed, jobs=jobs)
+            misses = [c for c in checks if not c.meets_targets]
+            if not misses or resolves >= max_resolves:
+                break
+            derate_round(derate, [(deployment_key(c.workload, c.hardware, c.tp, c.pp, c.dp_attention), _factor(c)) for c in misses])
+            resolves += 1
+            missed += [miss(resolves, c.workload, c.hardware, c.tp, c.pp, c.dp_attention, None, c.ttft_simulated_ms, c.ttft_target_ms,
+                            c.tpot_simulated_ms, c.tpot_target_ms, c.stable, c.rejected) for c in misses]  # fmt: skip
     summary = _summary(plan, checks)
     verification = Verification(requests_per_deployment=requests, span_s=span_s, seed=seed, stretches=STRETCHES, resolves=resolves,
                                 derated=dict(sorted(derate.items())), holds=all(v.holds for v in summary), workloads=summary,
