@@ -27,7 +27,14 @@ from aicap.cli.commands.estimate_cmd import (
     build_request,
     speculative_config,
 )
-from aicap.cli.commands.simulate_checks import check_some_policy_holds, check_whole_prompts, floats, missed_targets, note_short_run
+from aicap.cli.commands.simulate_checks import (
+    check_some_policy_holds,
+    check_whole_prompts,
+    floats,
+    missed_targets,
+    note_short_run,
+    warn_unbounded,
+)
 from aicap.cli.commands.simulate_views import alike_policies_note, compare_view, idle_queue_note, report_view
 from aicap.cli.render import Format, FormatOpt, Table, View, emit, progress
 from aicap.cli.state import STATE, catalogue, check_plot, check_tpot_target, guarded, info, prompt_tokens, typed_flags
@@ -125,7 +132,8 @@ def register(app: typer.Typer) -> None:
         tpot_ms: Annotated[float | None, typer.Option("--tpot-ms", help="TPOT target for SLO attainment.")] = None,
         percentile: Annotated[str, typer.Option("--percentile", help="p50, p90, p95 or p99: where targets are checked.")] = "p99",
         classes: Annotated[
-            str | None, typer.Option("--classes", help="Shares of priority classes 0,1,… of synthetic requests, e.g. 0.2,0.8.")
+            str | None,
+            typer.Option("--classes", help="Shares of priority classes 0,1,… of synthetic requests, e.g. 0.2,0.8 (class 0 first)."),
         ] = None,
         class_weights: Annotated[
             str | None, typer.Option("--class-weights", help="Weighted priority: admissions per class, e.g. 4,1 (default strict).")
@@ -356,6 +364,8 @@ def register(app: typer.Typer) -> None:
             from aicap.sizing.sim.traffic import cached_prefix
 
             reqs = load_trace(trace, limit=context_limit, min_output=1 if target_kind == "decoder" else 0)
+            if bool((reqs.arrival_s[1:] < reqs.arrival_s[:-1]).any()):
+                info(f"aicap: note: the rows of {trace.name} are not in arrival order: they are replayed by arrival_s")
             if target_kind == "generic":  # its arrivals replayed, each request one item: the lengths mean nothing to it
                 info(f"aicap: note: {spec.id} is a generic model whose cost is per item: each request of {trace.name} is one item, "
                      "its input_tokens and output_tokens unread")  # fmt: skip
@@ -468,12 +478,17 @@ def register(app: typer.Typer) -> None:
                                                concurrency=concurrency, seed=seed, traffic=label, jobs=jobs, on_done=tick)  # fmt: skip
             emit(compare_view(compared, percentile), fmt)
             note_short_run(reqs.arrival_s.size, traced=trace is not None)
+            if unstable := [r.policy for r in compared if not r.report.stable]:
+                warn_unbounded(", ".join(unstable), n_rep)
             alike = [p for p in todo if p in ("sjf", "srtf", "priority", "edf")]
             if reqs.uniform() and alike:
                 info(f"aicap: note: every request has the same prompt and output lengths and one class, so {', '.join(alike)} order "
                      "them as fcfs does; give --dataset, --trace or --classes to compare them")  # fmt: skip
             elif note := alike_policies_note(compared, percentile):
                 info(note)
+            if not reqs.uniform() and (reqs.priority is None or not (reqs.priority != reqs.priority[0]).any()):
+                info("aicap: note: every request is in one priority class, so priority orders them as fcfs does (its row is fcfs's); "
+                     "give --classes or a --trace with a priority column to compare it")  # fmt: skip
             if ttft_ms is not None or tpot_ms is not None:
                 check_some_policy_holds(compared, percentile, n_rep)
             return
@@ -487,6 +502,8 @@ def register(app: typer.Typer) -> None:
             info(f"aicap: wrote {plot}")
         emit(report_view(rep, percentile), fmt)
         note_short_run(rep.requests, traced=trace is not None)
+        if not rep.stable and ttft_ms is None and tpot_ms is None:  # with a target, the miss below says it and exits 3
+            warn_unbounded(policy, n_rep, served=rep.throughput.requests_per_s)
         if policy != "fcfs" and (note := idle_queue_note(stats.timeline)):
             info(note)
         if rep.rejected:

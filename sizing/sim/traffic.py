@@ -270,6 +270,9 @@ def load_trace(path: Path, *, shift: bool = True, limit: ContextLimit | None = N
         and what was expected.
     """
     text = read_text(path, MAX_TRACE_BYTES)
+    if not text.strip():
+        raise InputError(f"{path}: the file is empty; a trace is a CSV with header {','.join(TRACE_FIELDS)}[,priority] "
+                         "or JSONL objects with those keys")  # fmt: skip
     rows: list[tuple[float, int, int, int]] = []
     if path.suffix.lower() in (".jsonl", ".ndjson") or text.lstrip().startswith("{"):
         for k, line in enumerate(text.splitlines(), start=1):
@@ -282,15 +285,18 @@ def load_trace(path: Path, *, shift: bool = True, limit: ContextLimit | None = N
             if text_values := [f for f in (*TRACE_FIELDS, "priority") if isinstance(rec.get(f), str | bool)]:
                 f = text_values[0]  # CSV cells are text; a JSON trace writes numbers as numbers, as YAML documents do
                 kind = "text (write it without quotes)" if isinstance(rec[f], str) else "a boolean"
-                raise InputError(f"{path}:{k}: {f} {excerpt(rec[f])}: expected a number, not {kind}")
+                shown = excerpt(rec[f]) if isinstance(rec[f], str) else str(rec[f]).lower()  # as the JSON wrote it
+                raise InputError(f"{path}:{k}: {f} {shown}: expected a number, not {kind}")
             rows.append(_row(rec, f"{path}:{k}", limit, min_output))
     else:
         reader = csv.DictReader(io.StringIO(text))
         header = [h.strip() for h in reader.fieldnames or []]
         if not set(TRACE_FIELDS) <= set(header):
             lacks = ", ".join(f for f in TRACE_FIELDS if f not in header)
+            cased = [h for h in header if h.lower() in (*TRACE_FIELDS, "priority") and h != h.lower()]
+            hint = f" (column names are lower case: {excerpt(cased[0])} is {cased[0].lower()})" if cased else ""
             raise InputError(f"{path}:1: CSV header {excerpt(','.join(header))} lacks {lacks}; "
-                             f"expected {','.join(TRACE_FIELDS)}[,priority]")  # fmt: skip
+                             f"expected {','.join(TRACE_FIELDS)}[,priority]{hint}")  # fmt: skip
         _unknown(header, f"{path}:1")
         reader.fieldnames = header
         for rec in reader:

@@ -538,6 +538,51 @@ def test_an_overloaded_replica_is_unstable_under_every_policy() -> None:
         assert d["throughput"]["requests_per_s"] < 0.5 * 20
 
 
+def loud(*args: str) -> tuple[int, str, str]:
+    """A run without -q: its notes and warnings on stderr."""
+    r = CliRunner().invoke(app, list(args))
+    return r.exit_code, r.stdout, r.stderr
+
+
+def test_an_unbounded_queue_is_a_warning_on_stderr_not_only_a_cell_of_the_table() -> None:
+    # exit 0 and nothing on stderr: "stable queue NO" only inside the table, which a script does not read
+    code, out, err = loud(*BASE, "--rate", "40", "--requests", "1500", "-f", "json")
+    assert code == 0 and json.loads(out)["stable"] is False
+    assert "warning: the queue grows without bound under fcfs: more arrives than one replica can serve (it served" in err
+    served = float(err.split("it served ")[1].split(" req/s")[0])
+    assert served == pytest.approx(json.loads(out)["throughput"]["requests_per_s"], rel=0.01)
+    code, out, err = loud(*BASE, "--rate", "40", "--requests", "1500", "--compare-policies", "-f", "json")
+    assert code == 0 and "warning: the queue grows without bound under fcfs, sjf, srtf, rr, priority" in err
+    code, _, err = loud(*BASE, "--rate", "4", "--requests", "600")
+    assert code == 0 and "grows without bound" not in err
+
+
+def test_a_comparison_says_priority_is_fcfs_when_every_request_is_in_one_class() -> None:
+    args = (*BASE, "--rate", "8", "--requests", "600", "--dataset", "azure-conv-2023", "--compare-policies")
+    code, out, err = loud(*args, "-f", "json")
+    rows = {p["policy"]: p for p in json.loads(out)["policies"]}
+    assert code == 0 and rows["priority"]["ttft_ms"] == rows["fcfs"]["ttft_ms"]
+    assert "every request is in one priority class, so priority orders them as fcfs does" in err
+    code, out, err = loud(*args, "--classes", "0.3,0.7", "-f", "json")
+    assert code == 0 and "one priority class" not in err
+
+
+def test_a_trace_out_of_arrival_order_is_replayed_in_order_and_said_so(tmp_path: Path) -> None:
+    rows = "".join(f"{t},300,40\n" for t in (0.5, 0.2, 0.9, 1.4, 1.1))
+    (tmp_path / "shuffled.csv").write_text("arrival_s,input_tokens,output_tokens\n" + rows)
+    (tmp_path / "sorted.csv").write_text(
+        "arrival_s,input_tokens,output_tokens\n" + "".join(f"{t},300,40\n" for t in (0.2, 0.5, 0.9, 1.1, 1.4))
+    )
+    code, shuffled, err = loud(*BASE, "--trace", str(tmp_path / "shuffled.csv"), "-f", "json")
+    assert code == 0 and "the rows of shuffled.csv are not in arrival order: they are replayed by arrival_s" in err
+    code, ordered, err = loud(*BASE, "--trace", str(tmp_path / "sorted.csv"), "-f", "json")
+    assert code == 0 and "arrival order" not in err
+    a, b = json.loads(shuffled), json.loads(ordered)
+    a["setup"].pop("traffic")
+    b["setup"].pop("traffic")
+    assert a == b
+
+
 def test_disaggregated_edf_schedules_by_the_target_given() -> None:
     # "policy 'edf' orders requests by their TTFT deadline: give a TTFT target (--ttft-ms)" though --ttft-ms 100 was given
     args = (*BASE, "--rate", "8", "--requests", "300", "--disaggregate", "--ttft-ms", "100")

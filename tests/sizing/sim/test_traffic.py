@@ -93,7 +93,10 @@ def test_the_shipped_example_trace_loads() -> None:
     # as strict as CSV and YAML: a key given twice kept the last; numbers written as text or booleans were read
     ('{"arrival_s": 0, "input_tokens": 2, "output_tokens": 3, "arrival_s": 5}\n', ":1:", "key 'arrival_s' given twice"),
     ('{"arrival_s": "0", "input_tokens": 2, "output_tokens": 3}\n', ":1:", "arrival_s '0': expected a number, not text"),
-    ('{"arrival_s": 0, "input_tokens": 2, "output_tokens": 3, "priority": true}\n', ":1:", "priority True: expected a number, not a"),
+    ('{"arrival_s": 0, "input_tokens": 2, "output_tokens": 3, "priority": true}\n', ":1:", "priority true: expected a number, not a"),
+    # an empty file was 'CSV header '' lacks arrival_s, ...'; a capitalised column was only 'lacks arrival_s'
+    (" \n", ": ", "the file is empty; a trace is a CSV with header arrival_s,input_tokens,output_tokens"),
+    ("Arrival_S,input_tokens,output_tokens\n1,2,3\n", ":1:", "lacks arrival_s.*column names are lower case: 'Arrival_S' is arrival_s"),
     # 1e308 s was read: the late request's gaps came out 0 and the load 1e-308 req/s
     ("arrival_s,input_tokens,output_tokens\n1e308,2,3\n0,2,3\n", ":2:", "at most 1e\\+10 in size"),
 ])  # fmt: skip
