@@ -37,6 +37,24 @@ def test_layout_search_picks_a_fitting_layout(aicap) -> None:
     assert doc["fits"] and doc["tp"] * doc["pp"] * doc["replicas"] <= 8
 
 
+def test_a_layout_barely_ahead_on_throughput_loses_to_the_quicker_one(aicap) -> None:  # type: ignore[no-untyped-def]
+    # TP1·PP2 x 2 replicas was chosen over TP1 x 4 for a 0.5% edge in throughput, at 1.7x the TPOT under load
+    from aicap.sizing.serve.estimate import LAYOUT_TIE
+
+    base = ("estimate", "-m", "llama-3.1-8b", "--hardware", "h100-sxm", "--devices", "4", "-f", "json")
+    chosen = aicap(*base).json()
+    assert (chosen["tp"], chosen["pp"], chosen["replicas"]) == (1, 1, 4)
+    assert aicap(*base, "--tp", "1").json() == chosen
+    piped = aicap(*base, "--tp", "1", "--pp", "2").json()
+    ahead = piped["throughput"]["output_tokens_per_s"] / chosen["throughput"]["output_tokens_per_s"] - 1
+    assert 0 < ahead < LAYOUT_TIE and chosen["tpot_s"] < piped["tpot_s"]  # the tie the rule breaks, not a faster layout lost
+    wide = aicap("estimate", "-m", "llama-3.1-70b", "--hardware", "h100-sxm", "--devices", "8", "-f", "json").json()
+    for tp, pp in ((4, 1), (8, 1)):  # a layout further ahead than the tie keeps its place
+        other = aicap("estimate", "-m", "llama-3.1-70b", "--hardware", "h100-sxm", "--devices", "8", "--tp", str(tp), "--pp", str(pp),
+                      "-f", "json").json()  # fmt: skip
+        assert wide["throughput"]["output_tokens_per_s"] > (1 + LAYOUT_TIE) * other["throughput"]["output_tokens_per_s"]
+
+
 def test_not_fitting_says_why_and_exits_3(aicap) -> None:
     r = aicap("estimate", "-m", "llama-3.1-70b", "--hardware", "h100-sxm", "--tp", "1", "--batch", "1", "-f", "json")
     assert r.code == 3
