@@ -45,7 +45,9 @@ if TYPE_CHECKING:
 PERCENTILES = ("p50", "p90", "p95", "p99")
 
 #: Options ``aicap simulate PLAN`` uses; a plan brings its own traffic, layouts and targets.
-PLAN_OPTIONS = frozenset({"plan", "seed", "policy", "router", "predictor_error", "quantum", "sjf_by", "aging", "fmt", "jobs"})
+PLAN_OPTIONS = frozenset(
+    {"plan", "seed", "policy", "router", "predictor_error", "quantum", "sjf_by", "aging", "fmt", "jobs", "per_replica"}
+)
 
 
 #: Options ``--disaggregate`` does not take: it simulates both pools with the engine's defaults under ``--policy`` alone.
@@ -193,6 +195,15 @@ def register(app: typer.Typer) -> None:
         compare_policies: Annotated[
             bool, typer.Option("--compare-policies", help="Run the same requests under every policy; one row each.")
         ] = False,
+        per_replica: Annotated[
+            bool,
+            typer.Option(
+                "--per-replica",
+                help="With a plan: check it as `size --verify` does, one replica of each deployment alone at "
+                "its share of the rate with the workload's whole burstiness (no router spreads it), the worst of three "
+                "stretches of an hour.",
+            ),
+        ] = False,
         jobs: Annotated[
             int, typer.Option("--jobs", help="Processes for --compare-policies' policies or a plan's deployments (results identical to 1).")
         ] = 1,
@@ -297,8 +308,14 @@ def register(app: typer.Typer) -> None:
                 raise InputError("give either a plan file or --model/--hardware, not both")
             from aicap.cli.commands.simulate_plan import simulate_plan_file
 
-            simulate_plan_file(plan, seed=seed, policy=policy, router=router, options=options, fmt=fmt, progress_on=on, jobs=jobs)
+            if per_replica and (routed := typed_flags(ctx, "policy", "router", "predictor_error", "quantum", "sjf_by", "aging")):
+                raise InputError(f"{routed[0]} does not apply with --per-replica, which checks each replica alone as `size --verify` "
+                                 "does (fcfs, no router): drop one of them")  # fmt: skip
+            simulate_plan_file(plan, seed=seed, policy=policy, router=router, options=options, fmt=fmt, progress_on=on, jobs=jobs,
+                               per_replica=per_replica)  # fmt: skip
             return
+        if per_replica:
+            raise InputError("--per-replica checks a plan's replicas as `size --verify` does: give a plan file (aicap simulate plan.json)")
         if jobs != 1 and not compare_policies:
             raise InputError(f"--jobs {jobs} runs the policies of --compare-policies, or a plan's deployments, in parallel: add "
                              "--compare-policies or drop --jobs")  # fmt: skip

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from aicap.cli.commands.simulate_views import plan_runs_view
+from aicap.cli.commands.simulate_views import check_misses, per_replica_view, plan_runs_view
 from aicap.cli.render import Format, emit, progress
 from aicap.cli.state import catalogue, info
 from aicap.sizing.core.errors import InfeasibleError, InputError
@@ -16,8 +16,11 @@ if TYPE_CHECKING:
 
 
 def simulate_plan_file(plan: Path, *, seed: int, policy: str, router: Router, options: PolicyOptions, fmt: Format,
-                       progress_on: bool, jobs: int = 1) -> None:  # fmt: skip
+                       progress_on: bool, jobs: int = 1, per_replica: bool = False) -> None:  # fmt: skip
     """Simulate every deployment of the plan in ``plan`` and print the runs; exit 3 (:class:`InfeasibleError`) where one misses.
+
+    ``per_replica``: the checks of ``size --verify`` instead (:func:`~aicap.sizing.sim.verify.verify`): one replica of each
+    deployment alone at its share of the rate, with the workload's whole burstiness.
 
     Raises
     ------
@@ -42,6 +45,16 @@ def simulate_plan_file(plan: Path, *, seed: int, policy: str, router: Router, op
     if n == 0:  # a run of nothing "holds": a CI gate must not pass on it
         what = "no workloads" if not doc.workloads else "no deployment that carries traffic (every one plans 0 requests/s)"
         raise InputError(f"{plan}: the plan has {what}: nothing to simulate")
+    if per_replica:
+        from aicap.sizing.sim.verify import verify
+
+        with progress(n, "simulating replicas", enabled=progress_on) as tick:
+            checks = [c for c in verify(doc, cat, seed=seed, jobs=jobs, on_done=tick) if c.requests_per_s_per_replica > 0]
+        emit(per_replica_view(checks, seed), fmt)
+        if short := [x for x in checks if not x.meets_targets]:
+            raise InfeasibleError(f"{plan}: in simulation, a replica alone misses: " + "; ".join(
+                f"{x.workload} on {x.instance_type}: {', '.join(check_misses(x)) or 'misses its targets'}" for x in short))  # fmt: skip
+        return
     with progress(n, "simulating deployments", enabled=progress_on) as tick:
         runs = simulate_plan(doc, cat, seed=seed, policy=policy, router=router, options=options, on_done=tick, jobs=jobs)
     from aicap.sizing.sim.composed import compose

@@ -12,6 +12,7 @@ if TYPE_CHECKING:
     from aicap.sizing.sim.plan_runs import DeploymentRun
     from aicap.sizing.sim.replay import PolicyRow
     from aicap.sizing.sim.report import SimulationReport, Stats
+    from aicap.sizing.sim.verify import Check
 
 
 def ms(s: Stats, key: str = "p99") -> str | None:
@@ -193,9 +194,10 @@ def plan_runs_view(runs: list[DeploymentRun], composed: list[ComposedTtft] | Non
                     caption=f"All replicas of a deployment behind a {', '.join(routers)} router, for an hour of its traffic "
                             "(stretched to 6,000 requests a replica, cut at 200,000 a deployment); each tail the whole run's "
                             "percentile. holds: stable and within both "
-                            "targets at the workload's own percentile. `size --verify` simulates one replica at its share of "
-                            "the traffic, arriving at random, and states the worst of three stretches of its run: a stricter "
-                            "test, with longer tails than a router that spreads arrivals evenly.")]  # fmt: skip
+                            "targets at the workload's own percentile. `size --verify` simulates one replica alone at its share "
+                            "of the rate with the workload's whole burstiness (its arrival cv: no router spreads a burst over the "
+                            "replicas) and states the worst of three stretches of its run: a stricter test, with longer tails for "
+                            "bursty traffic (--per-replica runs it here).")]  # fmt: skip
     if composed:
         tables.append(Table("Disaggregated workloads: the TTFT users see (ms at the workload's percentile)",
                             ["workload", "prefill TTFT", "KV transfer", "decode TTFT", "composed TTFT", "target", "holds"],
@@ -215,3 +217,41 @@ def plan_runs_view(runs: list[DeploymentRun], composed: list[ComposedTtft] | Non
                   *(_composed(whole.get(r.workload)))]
                  for r in runs])  # fmt: skip
     return View(doc, tables, csv=csv)
+
+
+def check_misses(c: Check) -> list[str]:
+    """What one replica's check misses, one phrase each: ``TTFT p99 215.6 ms > target 200 ms``, an unbounded queue, rejections."""
+    out = [f"{name} {simulated:,.1f} ms > target {target:g} ms"
+           for name, simulated, target in (("TTFT", c.ttft_simulated_ms, c.ttft_target_ms), ("TPOT", c.tpot_simulated_ms, c.tpot_target_ms))
+           if target is not None and simulated is not None and not simulated <= target]  # fmt: skip
+    if not c.stable:
+        out.append("the queue grows without bound")
+    if c.rejected:
+        out.append(f"{c.rejected:,} request(s) rejected")
+    return out
+
+
+def per_replica_view(checks: Sequence[Check], seed: int) -> View:
+    """``simulate PLAN --per-replica``: the checks of ``size --verify``, one row per deployment."""
+    from dataclasses import asdict
+
+    from aicap.cli.commands.size_views import layout_label
+
+    doc = {"schema_version": 1, "seed": seed, "holds": all(c.meets_targets for c in checks),
+           "replicas": [{**asdict(c), "holds": c.meets_targets} for c in checks]}  # fmt: skip
+    rows = [[c.workload, c.instance_type, layout_label(c.tp, c.pp, c.dp_attention), f"{c.requests_per_s_per_replica:,.4g}",
+             ms_or_dash(c.ttft_simulated_ms), c.ttft_target_ms, ms_or_dash(c.tpot_simulated_ms), c.tpot_target_ms,
+             "yes" if c.stable else "NO", "yes" if c.meets_targets else "NO"] for c in checks]  # fmt: skip
+    return View(doc, [Table("Plan checked as `size --verify` checks it: one replica of each deployment alone (ms at the workload's "
+                            "percentile)",
+                            ["workload", "instance", "layout", "req/s a replica", "TTFT", "TTFT target", "TPOT", "TPOT target", "stable",
+                             "holds"], rows,
+                            caption=f"Each replica at its share of the deployment's rate with the workload's whole burstiness (its "
+                                    f"arrival cv, as if every burst reached every replica), for an hour of its traffic (at least 6,000 "
+                                    f"requests, at most 200,000), seed {seed}; each tail the worst of the run's three stretches. "
+                                    "Without --per-replica the plan's replicas run behind a router, which spreads the bursts.")])  # fmt: skip
+
+
+def ms_or_dash(x: float | None) -> float | str:
+    """A latency for a table cell: the number, or '–' where there is none (nothing served, or no decode)."""
+    return "–" if x is None or x != x else round(x, 1)

@@ -24,7 +24,9 @@ def run_span(requests: int, span_s: float | None) -> str:
     if not span_s:
         return f"{requests:,} simulated requests per deployment"
     span = "an hour" if span_s == 3600 else f"{span_s:,.0f} s"
-    return f"Each deployment's run: {span} of its traffic, stretched to {requests:,} requests or cut at 200,000"
+    return (f"Each deployment's run: one replica alone at its share of the rate with the workload's whole burstiness (no router "
+            f"spreads a burst; `aicap simulate PLAN --per-replica` repeats it), {span} of its traffic, stretched to {requests:,} "
+            "requests or cut at 200,000")  # fmt: skip
 
 
 def missed(misses: Sequence[VerifiedMiss], most: int = 3) -> str:

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import math
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -125,18 +126,20 @@ def deployment_seed(seed: int, workload: str, d: PlannedDeployment) -> int:
 
 
 def verify(plan: Plan, cat: CatalogueLike, *, requests: int = DEFAULT_REQUESTS, span_s: float = SPAN_S, seed: int = 0,
-           jobs: int | None = 1) -> list[Check]:  # fmt: skip
+           jobs: int | None = 1, on_done: Callable[[], None] | None = None) -> list[Check]:  # fmt: skip
     """Simulate one replica of every deployment of ``plan`` at its planned load (deterministic for ``seed``).
 
     Each replica's run has ``requests`` requests, or more to span ``span_s`` seconds of its traffic (:func:`run_requests`).
     ``jobs``: processes the deployments' runs may use (``None``: every available core; :func:`~aicap.sizing.sim.fanout.fan_out`),
-    the checks the same whatever it is.
+    the checks the same whatever it is. ``on_done`` is called as each deployment's check ends.
     """
     from aicap.sizing.sim.fanout import fan_out
 
     inputs = {w.name: w for w in plan.inputs.workloads}
     todo = [(pw, d) for pw in plan.workloads for d in pw.deployments]
-    return fan_out(lambda i: _check(plan, cat, todo[i][0], inputs[todo[i][0].name], todo[i][1], requests, span_s, seed), len(todo), jobs)
+    return fan_out(
+        lambda i: _check(plan, cat, todo[i][0], inputs[todo[i][0].name], todo[i][1], requests, span_s, seed), len(todo), jobs, on_done
+    )
 
 
 def _check(plan: Plan, cat: CatalogueLike, pw: PlannedWorkload, w: Workload, d: PlannedDeployment, requests: int, span_s: float,

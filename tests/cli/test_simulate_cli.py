@@ -444,6 +444,30 @@ def test_a_trace_clash_names_only_the_options_given(tmp_path: Path) -> None:
     assert code == 2 and err.strip() == "aicap: error: --trace replays its own arrivals and lengths: drop --dataset"
 
 
+def test_per_replica_repeats_the_check_size_verify_made_and_routing_spreads_the_bursts(tmp_path: Path) -> None:
+    # verify stated TTFT p99 198 ms (target 200) for a plan simulate PLAN put at 39 ms, and nothing reproduced verify's figure
+    plan = tmp_path / "plan.json"
+    code, _, err = run("size", "-m", "llama-3.1-8b", "--rate", "20", "--arrival-cv", "3", "--ttft-ms", "400", "--tpot-ms", "40",
+                       "--hardware", "h100-sxm", "--cloud", "aws", "--verify", "--seed", "3", "-f", "json",
+                       "--output", str(plan))  # fmt: skip
+    assert code == 0, err
+    verified = json.loads(plan.read_text())["verification"]["workloads"][0]
+    d = doc("simulate", str(plan), "--per-replica", "--seed", "3")
+    (one,) = d["replicas"]
+    assert one["ttft_simulated_ms"] == pytest.approx(verified["simulated_ttft_ms"], abs=0.05)
+    assert one["tpot_simulated_ms"] == pytest.approx(verified["simulated_tpot_ms"], abs=0.05)
+    assert d["holds"] is True and one["holds"] is True and d["seed"] == 3
+    routed = doc("simulate", str(plan), "--seed", "3")["deployments"][0]
+    replicas = json.loads(plan.read_text())["workloads"][0]["deployments"][0]["replicas"]
+    assert replicas > 1 and routed["ttft_ms"]["p99"] < one["ttft_simulated_ms"]  # a router spreads cv 3 bursts over the replicas
+    _, table, _ = run("simulate", str(plan), "--per-replica")
+    assert "one replica of each deployment alone" in table and "whole burstiness" in table
+    code, _, err = run("simulate", str(plan), "--per-replica", "--router", "least_outstanding")
+    assert code == 2 and "--router does not apply with --per-replica" in err
+    code, _, err = run(*BASE, "--rate", "2", "--per-replica")
+    assert code == 2 and "--per-replica checks a plan's replicas" in err
+
+
 def test_a_plan_that_cannot_take_a_policy_or_carries_nothing_is_refused_not_passed(tmp_path: Path) -> None:
     plan = tmp_path / "plan.json"
     code, _, err = run("size", "-m", "llama-3.1-8b", "--rate", "2", "-f", "json", "--output", str(plan))
