@@ -511,6 +511,8 @@ def register(app: typer.Typer) -> None:
             return
         rep, raw, stats = replay.run_detailed(setup, reqs, policy=policy, options=options, targets=targets, concurrency=concurrency, seed=seed,
                                        traffic=label)  # fmt: skip
+        if rate is not None and trace is None and concurrency is None:  # the draw's own rate is rate_per_s: say what was asked too
+            rep = rep.model_copy(update={"setup": rep.setup.model_copy(update={"requested_rate_per_s": rate})})
         if plot is not None:
             from aicap.sizing.sim.plot import plot_run
 

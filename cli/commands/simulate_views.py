@@ -29,6 +29,8 @@ def report_view(rep: SimulationReport, percentile: str) -> View:
     """Tables of one simulated run."""
     s = rep.setup
     load = f"{s.rate_per_s:,.4g} req/s" if s.concurrency is None else f"{s.concurrency} concurrent clients"
+    if s.concurrency is None and s.requested_rate_per_s is not None and s.rate_per_s is not None:
+        load += f" drawn ({s.requested_rate_per_s:,.4g} asked: the arrivals of one run realise the rate only on average)"
     if s.concurrency is None and rep.requests < 2:  # one arrival has no rate (it read "0 req/s" whatever --rate said)
         load = "one request: no arrival rate"
     title = f"Simulated latency: {rep.requests:,} requests, policy {s.policy}"

@@ -104,6 +104,10 @@ class Setup(_Doc):
     kv_cache_tokens: int | None
     traffic: str
     rate_per_s: float | None = Field(description="the simulated arrivals' own rate, (n − 1)/span of their times (None: a closed loop)")
+    requested_rate_per_s: float | None = Field(
+        None,
+        description="the rate asked for (--rate), of which the random arrivals drawn realise rate_per_s (None: a trace, a closed loop)",
+    )
     concurrency: int | None
     mean_input_tokens: float
     mean_output_tokens: float

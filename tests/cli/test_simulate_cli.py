@@ -39,6 +39,7 @@ def test_json_has_the_documented_keys() -> None:
     assert set(d["throughput"]) >= {"output_tokens_per_s", "requests_per_s"}
     assert d["slo_attainment"] == 1.0 and d["preemptions"] == 0 and 0 < d["utilisation"] <= 1
     assert d["setup"]["traffic"].startswith("dataset azure-conv-2023") and d["setup"]["rate_per_s"] == pytest.approx(6, rel=0.1)
+    assert d["setup"]["requested_rate_per_s"] == 6 and d["setup"]["rate_per_s"] != 6  # the draw's rate and the one asked for
 
 
 def test_same_seed_same_bytes_other_seed_other_bytes() -> None:
