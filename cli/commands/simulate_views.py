@@ -115,9 +115,11 @@ def alike_policies_note(rows: list[PolicyRow], percentile: str) -> str | None:
 def _long_csv(doc: dict[str, Any]) -> Table:
     """Every figure of a run in long format, one a row: ``scope`` (``all`` or ``class N``), ``metric`` (its JSON key), ``statistic``, ``value``.
 
-    The setup and the timeline are left out (``-f json`` has them); a figure without statistics has ``value`` in ``statistic``.
+    The setup comes first, a row a field (scope ``setup``; a list's items joined by ``;``), so a file names its run; the
+    timeline is left out (``-f json`` has it); a figure without statistics has ``value`` in ``statistic``.
     """
-    rows: list[list[Any]] = []
+    rows: list[list[Any]] = [["setup", key, "value", ";".join(map(str, v)) if isinstance(v, list) else v]
+                             for key, v in (doc.get("setup") or {}).items()]  # fmt: skip
 
     def add(scope: str, d: dict[str, Any]) -> None:
         for key, v in d.items():
@@ -143,7 +145,8 @@ def compare_view(rows: list[PolicyRow], percentile: str) -> View:
         schema_version=1, percentile=percentile, requests=first.requests, setup=first.setup, slo=first.slo,
         policies=[PolicyResult(policy=r.policy, ttft_ms=r.report.ttft_ms, tpot_ms=r.report.tpot_ms, queue_ms=r.report.queue_ms,
                                e2e_ms=r.report.e2e_ms, slo_attainment=r.report.slo_attainment, preemptions=r.report.preemptions,
-                               stable=r.report.stable, replicas_for_slo=r.replicas_for_slo) for r in rows],
+                               stable=r.report.stable, throughput=r.report.throughput, utilisation=r.report.utilisation,
+                               replicas_for_slo=r.replicas_for_slo) for r in rows],
     ).model_dump(mode="json")  # fmt: skip
     s = rows[0].report.setup
     table = Table(f"Policies compared: {s.model} on {s.replicas}× TP{s.tp}·PP{s.pp} {s.hardware}, same {rows[0].report.requests:,} requests "
@@ -157,9 +160,10 @@ def compare_view(rows: list[PolicyRow], percentile: str) -> View:
                           "or a tail that more replicas do not shorten, as a target below one request's own latency).")  # fmt: skip
     p = percentile
     csv = Table("", ["policy", f"ttft_ms_{p}", "ttft_ms_mean", f"tpot_ms_{p}", f"queue_ms_{p}", "e2e_ms_mean", "slo_attainment",
-                     "preemptions", "stable", "replicas_for_slo"],
+                     "preemptions", "stable", "requests_per_s", "output_tokens_per_s", "utilisation", "replicas_for_slo"],
                 [[r.policy, r.report.ttft_ms.at(p), r.report.ttft_ms.at("mean"), r.report.tpot_ms.at(p), r.report.queue_ms.at(p),
-                  r.report.e2e_ms.at("mean"), r.report.slo_attainment, r.report.preemptions, r.report.stable, r.replicas_for_slo]
+                  r.report.e2e_ms.at("mean"), r.report.slo_attainment, r.report.preemptions, r.report.stable,
+                  r.report.throughput.requests_per_s, r.report.throughput.output_tokens_per_s, r.report.utilisation, r.replicas_for_slo]
                  for r in rows])  # fmt: skip
     return View(doc, [table], csv=csv)
 

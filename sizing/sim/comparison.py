@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from aicap.sizing.sim.report import Setup, Stats, Targets
+from aicap.sizing.sim.report import Setup, Stats, Targets, Throughput
 
 
 class _Doc(BaseModel):
@@ -28,6 +28,8 @@ class PolicyResult(_Doc):
     slo_attainment: float | None = Field(description="share of the requests after warm-up meeting every target; none without targets")
     preemptions: int
     stable: bool
+    throughput: Throughput | None = Field(None, description="finished work per second of simulated time")
+    utilisation: float | None = Field(None, description="share of the simulated time the replicas were running a step")
     replicas_for_slo: int | None = Field(
         description="the fewest replicas whose run is stable and meets every target at the percentile; none without targets or "
         "where no count up to the search's limit does"

@@ -343,6 +343,9 @@ def test_csv_has_every_figure_of_the_run_in_long_format() -> None:
     assert float(got[("all", "ttft_ms", "p99")]) == d["ttft_ms"]["p99"]
     assert got[("all", "stable", "value")] == "true" and got[("all", "preemptions", "value")] == str(d["preemptions"])
     assert float(got[("class 1", "queue_ms", "p90")]) == d["classes"][1]["queue_ms"]["p90"]
+    # and it names its run: a CSV without its setup could not say which model, device, rate or policy it measured
+    assert rows[1][0] == "setup" and got[("setup", "model", "value")] == "llama-3.1-8b" and got[("setup", "policy", "value")] == "priority"
+    assert float(got[("setup", "requested_rate_per_s", "value")]) == 2 and got[("setup", "class_shares", "value")].count(";") == 1
 
 
 def test_the_policy_comparison_as_csv_has_bare_figures() -> None:
@@ -355,6 +358,9 @@ def test_the_policy_comparison_as_csv_has_bare_figures() -> None:
         assert float(row["ttft_ms_p99"]) == p["ttft_ms"]["p99"] and float(row["queue_ms_p99"]) == p["queue_ms"]["p99"]
         assert float(row["slo_attainment"]) == p["slo_attainment"] and row["stable"] in ("true", "false")
         assert row["replicas_for_slo"] == ("" if p["replicas_for_slo"] is None else str(p["replicas_for_slo"]))
+        # the comparison's rows carry throughput and utilisation as a single run's report does
+        assert float(row["output_tokens_per_s"]) == p["throughput"]["output_tokens_per_s"] > 0
+        assert float(row["utilisation"]) == p["utilisation"] and 0 < p["utilisation"] <= 1
 
 
 def test_a_trace_row_with_more_fields_than_its_header_is_refused(tmp_path: Path) -> None:
