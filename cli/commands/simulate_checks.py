@@ -104,15 +104,17 @@ def note_short_run(requests: int, *, traced: bool) -> None:
          f"more, and the stability verdict a run long enough for the queue to settle; give {longer}")  # fmt: skip
 
 
-def warn_unbounded(policies: str, replicas: int, *, served: float | None = None) -> None:
+def warn_unbounded(policies: str, replicas: int, *, served: float | None = None, traced: bool = False) -> None:
     """Warn on stderr that a run's queue grows without bound (the table says so; a script reads stderr and the exit code).
 
     Its latencies then grow with the run's length and describe no steady state; ``served`` (requests/s) is what the
-    replicas completed, about their capacity under that policy.
+    replicas completed, about their capacity under that policy. ``traced``: the arrivals are a trace's, which no flag slows.
     """
     from aicap.cli.state import info
 
     noun = "one replica" if replicas == 1 else f"{replicas:,} replicas"
-    at = "" if served is None else f" ({'it' if replicas == 1 else 'they'} served {served:,.3g} req/s)"
+    rate = "" if served is None else f"{served:,.3g}" if served < 1000 else f"{served:,.0f}"
+    at = "" if served is None else f" ({'it' if replicas == 1 else 'they'} served {rate} req/s)"
+    fix = "add --replicas or devices" if traced else "lower --rate or --concurrency, or add --replicas or devices"
     info(f"aicap: warning: the queue grows without bound under {policies}: more arrives than {noun} can serve{at}, so the latencies "
-         "grow with the run's length; lower --rate or --concurrency, or add --replicas or devices")  # fmt: skip
+         f"grow with the run's length; {fix}")  # fmt: skip

@@ -496,7 +496,7 @@ def register(app: typer.Typer) -> None:
             emit(compare_view(compared, percentile), fmt)
             note_short_run(reqs.arrival_s.size, traced=trace is not None)
             if unstable := [r.policy for r in compared if not r.report.stable]:
-                warn_unbounded(", ".join(unstable), n_rep)
+                warn_unbounded(", ".join(unstable), n_rep, traced=trace is not None)
             alike = [p for p in todo if p in ("sjf", "srtf", "priority", "edf")]
             if reqs.uniform() and alike:
                 info(f"aicap: note: every request has the same prompt and output lengths and one class, so {', '.join(alike)} order "
@@ -504,8 +504,9 @@ def register(app: typer.Typer) -> None:
             elif note := alike_policies_note(compared, percentile):
                 info(note)
             if not reqs.uniform() and (reqs.priority is None or not (reqs.priority != reqs.priority[0]).any()):
+                more = "a trace whose priority column has more than one class" if trace is not None else "--classes"
                 info("aicap: note: every request is in one priority class, so priority orders them as fcfs does (its row is fcfs's); "
-                     "give --classes or a --trace with a priority column to compare it")  # fmt: skip
+                     f"give {more} to compare it")  # fmt: skip
             if ttft_ms is not None or tpot_ms is not None:
                 check_some_policy_holds(compared, percentile, n_rep)
             return
@@ -522,7 +523,7 @@ def register(app: typer.Typer) -> None:
         emit(report_view(rep, percentile), fmt)
         note_short_run(rep.requests, traced=trace is not None)
         if not rep.stable and ttft_ms is None and tpot_ms is None:  # with a target, the miss below says it and exits 3
-            warn_unbounded(policy, n_rep, served=rep.throughput.requests_per_s)
+            warn_unbounded(policy, n_rep, served=rep.throughput.requests_per_s, traced=trace is not None)
         if policy != "fcfs" and (note := idle_queue_note(stats.timeline)):
             info(note)
         if rep.rejected:

@@ -49,7 +49,7 @@ def simulate_plan_file(plan: Path, *, seed: int, policy: str, router: Router, op
         from aicap.sizing.sim.verify import verify
 
         with progress(n, "simulating replicas", enabled=progress_on) as tick:
-            checks = [c for c in verify(doc, cat, seed=seed, jobs=jobs, on_done=tick) if c.requests_per_s_per_replica > 0]
+            checks = verify(doc, cat, seed=seed, jobs=jobs, on_done=tick)
         emit(per_replica_view(checks, seed), fmt)
         if short := [x for x in checks if not x.meets_targets]:
             raise InfeasibleError(f"{plan}: in simulation, a replica alone misses: " + "; ".join(

@@ -29,7 +29,8 @@ def report_view(rep: SimulationReport, percentile: str) -> View:
     """Tables of one simulated run."""
     s = rep.setup
     load = f"{s.rate_per_s:,.4g} req/s" if s.concurrency is None else f"{s.concurrency} concurrent clients"
-    if s.concurrency is None and s.requested_rate_per_s is not None and s.rate_per_s is not None:
+    if s.concurrency is None and s.requested_rate_per_s is not None and s.rate_per_s is not None and \
+            f"{s.rate_per_s:,.4g}" != f"{s.requested_rate_per_s:,.4g}":  # fmt: skip
         load += f" drawn ({s.requested_rate_per_s:,.4g} asked: the arrivals of one run realise the rate only on average)"
     if s.concurrency is None and rep.requests < 2:  # one arrival has no rate (it read "0 req/s" whatever --rate said)
         load = "one request: no arrival rate"
@@ -226,10 +227,13 @@ def plan_runs_view(runs: list[DeploymentRun], composed: list[ComposedTtft] | Non
 
 
 def check_misses(c: Check) -> list[str]:
-    """What one replica's check misses, one phrase each: ``TTFT p99 215.6 ms > target 200 ms``, an unbounded queue, rejections."""
-    out = [f"{name} {simulated:,.1f} ms > target {target:g} ms"
-           for name, simulated, target in (("TTFT", c.ttft_simulated_ms, c.ttft_target_ms), ("TPOT", c.tpot_simulated_ms, c.tpot_target_ms))
-           if target is not None and simulated is not None and not simulated <= target]  # fmt: skip
+    """What one replica's check misses, one phrase each: ``TTFT 215.6 ms > target 200 ms``, nothing served, an unbounded queue, rejections."""
+    if c.ttft_simulated_ms != c.ttft_simulated_ms:  # NaN: no request was served, so there is no tail
+        out = ["nothing served"]
+    else:
+        out = [f"{name} {simulated:,.1f} ms > target {target:g} ms"
+               for name, simulated, target in (("TTFT", c.ttft_simulated_ms, c.ttft_target_ms), ("TPOT", c.tpot_simulated_ms, c.tpot_target_ms))
+               if target is not None and simulated is not None and not simulated <= target]  # fmt: skip
     if not c.stable:
         out.append("the queue grows without bound")
     if c.rejected:
@@ -243,8 +247,13 @@ def per_replica_view(checks: Sequence[Check], seed: int) -> View:
 
     from aicap.cli.commands.size_views import layout_label
 
-    doc = {"schema_version": 1, "seed": seed, "holds": all(c.meets_targets for c in checks),
-           "replicas": [{**asdict(c), "holds": c.meets_targets} for c in checks]}  # fmt: skip
+    def figures(c: Check) -> dict[str, Any]:  # NaN (nothing served) as null: JSON has no NaN
+        return {k: None if isinstance(v, float) and v != v else v for k, v in asdict(c).items()}
+
+    replicas = [{**figures(c), "holds": c.meets_targets} for c in checks]
+    doc = {"schema_version": 1, "seed": seed, "holds": all(c.meets_targets for c in checks), "replicas": replicas}
+    fields = list(replicas[0]) if replicas else ["workload", "holds"]
+    csv = Table("", fields, [[r[f] for f in fields] for r in replicas])
     rows = [[c.workload, c.instance_type, layout_label(c.tp, c.pp, c.dp_attention), f"{c.requests_per_s_per_replica:,.4g}",
              ms_or_dash(c.ttft_simulated_ms), c.ttft_target_ms, ms_or_dash(c.tpot_simulated_ms), c.tpot_target_ms,
              "yes" if c.stable else "NO", "yes" if c.meets_targets else "NO"] for c in checks]  # fmt: skip
@@ -255,7 +264,8 @@ def per_replica_view(checks: Sequence[Check], seed: int) -> View:
                             caption=f"Each replica at its share of the deployment's rate with the workload's whole burstiness (its "
                                     f"arrival cv, as if every burst reached every replica), for an hour of its traffic (at least 6,000 "
                                     f"requests, at most 200,000), seed {seed}; each tail the worst of the run's three stretches. "
-                                    "Without --per-replica the plan's replicas run behind a router, which spreads the bursts.")])  # fmt: skip
+                                    "Without --per-replica the plan's replicas run behind a router, which spreads the bursts.")],
+                csv=csv)  # fmt: skip
 
 
 def ms_or_dash(x: float | None) -> float | str:

@@ -43,6 +43,7 @@ from aicap.sizing.core.fleet import Fleet, KvDtype, Workload
 from aicap.sizing.core.plan import Plan
 from aicap.sizing.core.specs import InstanceSpec
 from aicap.sizing.core.specs.model import DecoderModel
+from aicap.sizing.plan import row_memo
 from aicap.sizing.plan.problem import DEFAULT_TPOT_SCALE_MS, DEFAULT_TTFT_SCALE_MS
 from aicap.sizing.serve.disaggregated import RDMA, rdma_tiers
 from aicap.sizing.serve.disaggregated import transfer_ms as serve_transfer_ms
@@ -76,9 +77,6 @@ def link_tiers(w: Workload, insts: list[InstanceSpec]) -> list[float]:
     return shares
 
 
-_CHOSEN: dict[str, float] = {}  # link tier per (catalogue, workload, constraints): re-solves of one fleet search once
-
-
 def link_gbps(w: Workload, fleet: Fleet, cat: CatalogueLike, insts: list[InstanceSpec]) -> tuple[float, int]:
     """The KV link per device (Gbit/s) and how many tiers were weighed: ``transfer_gbps``, else the cheapest tier.
 
@@ -92,7 +90,9 @@ def link_gbps(w: Workload, fleet: Fleet, cat: CatalogueLike, insts: list[Instanc
         return d.transfer_gbps, 1
     tiers = link_tiers(w, insts)
     key = f"{cat.version}|{w.model_dump_json()}|{fleet.constraints.model_dump_json()}"
-    if key not in _CHOSEN:
+    memo = row_memo.current()
+    chosen = {} if memo is None else memo.link_tiers  # per (catalogue, workload, constraints): one search's re-solves weigh them once
+    if key not in chosen:
         from aicap.sizing.core.errors import InfeasibleError
         from aicap.sizing.plan.sizer import size
 
@@ -110,11 +110,8 @@ def link_gbps(w: Workload, fleet: Fleet, cat: CatalogueLike, insts: list[Instanc
         if best is None:
             assert last is not None
             raise last
-        _CHOSEN[key] = best[1]
-    return _CHOSEN[key], len(tiers)
-
-
-_FORMATS: dict[str, tuple[str, str | None]] = {}  # pools' format per (catalogue, workload, fleet, choices, derating): re-solves search once
+        chosen[key] = best[1]
+    return chosen[key], len(tiers)
 
 
 def _rank(plan: Plan, objective: str) -> tuple[float, float]:
@@ -184,7 +181,9 @@ def pool_format(w: Workload, fleet: Fleet, model: DecoderModel, cat: CatalogueLi
             first = x.allowed_precisions(xm.checkpoint_dtype)[0]
             others[x.name] = _pinned(x, first, _kv_for(x, xm, first))
     key = f"{cat.version}|{w.name}|{fleet.model_dump_json()}|{sorted(done.items())}|{sorted((derate or {}).items())}"
-    if key not in _FORMATS:
+    memo = row_memo.current()
+    formats = {} if memo is None else memo.pool_formats  # per (catalogue, workload, fleet, choices, derating), as link_gbps keeps tiers
+    if key not in formats:
         from aicap.sizing.core.errors import InfeasibleError
         from aicap.sizing.plan.sizer import size
 
@@ -208,8 +207,8 @@ def pool_format(w: Workload, fleet: Fleet, model: DecoderModel, cat: CatalogueLi
         if best is None:
             assert last is not None
             raise last
-        _FORMATS[key] = best[1], _kv_for(w, model, best[1])
-    return (*_FORMATS[key], len(allowed))
+        formats[key] = best[1], _kv_for(w, model, best[1])
+    return (*formats[key], len(allowed))
 
 
 def split(fleet: Fleet, cat: CatalogueLike, insts: list[InstanceSpec],

@@ -130,7 +130,11 @@ def evaluate_jobs(jobs: Sequence[Job], latency_variants: bool, *, workers: int =
     memo = row_memo.current()
     if memo is None:
         return _evaluate(jobs, latency_variants, workers)
-    return memo.evaluate(jobs, latency_variants, lambda todo: _evaluate(todo, latency_variants, workers))
+    starts: list[list[int]] = [[] for _ in jobs]  # the first shape of each part a job is cut into, in part order
+    for part in parts(jobs):
+        for j, first, _ in part:
+            starts[j].append(first)
+    return memo.evaluate(jobs, latency_variants, lambda todo: _evaluate(todo, latency_variants, workers), starts)
 
 
 def _evaluate(jobs: Sequence[Job], latency_variants: bool, workers: int) -> list[list[Row]]:

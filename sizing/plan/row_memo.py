@@ -16,19 +16,23 @@ the job's content without its shapes, pickled and hashed once a job (model, engi
 devices with their efficiency factors, layouts and prices, networks, speculative decoding, attention groups, the
 rows it shadows), the shape's, and the objective's flag: rows are shared only where every input of their
 evaluation is equal. Two equal jobs may still pickle differently (a set's order): then the second is evaluated
-afresh, which costs time and changes nothing. A job's rows come back in the order one evaluation gives them:
-by load fraction (the latency objective's lighter-loaded rows after the full-load ones), then by shape.
+afresh, which costs time and changes nothing. A job's rows come back in the order an evaluation of the call's
+jobs without the memo gives them: part by part where it cuts the job into parts, in each by load fraction (the
+latency objective's lighter-loaded rows after the full-load ones), then by shape.
 
 The scope is per call, never per process: a row's figures can differ from a lone evaluation's in the 16th digit
 (the TTFT mixture sums rows alike in buckets padded by the company they are evaluated in), so rows are shared
-only among sizings one command makes, in an order the command fixes, and the same command gives the same plan
-whatever ran before it in the process. Where nothing is found (a single sizing), every job is evaluated as it
+only among the sizings one call makes, in an order the call fixes. The disaggregation search's choices (a
+workload's pool format and link tier) are kept in the scope too, so a call searches afresh whatever ran before it
+in the process and gives the same plan. Where nothing is found (a single sizing), every job is evaluated as it
 came, and its rows are those of an evaluation without the memo. The first :func:`shared_rows` opens the scope
-and inner ones join it; it holds at most :data:`MEMO_ROWS` rows, the least recently used shapes going first.
+(with its ``limit``) and inner ones join it; it holds at most that many rows, the least recently used shapes
+going first.
 """
 
 from __future__ import annotations
 
+import bisect
 import hashlib
 import pickle
 from collections import OrderedDict
@@ -39,8 +43,9 @@ from dataclasses import replace
 
 from aicap.sizing.plan.candidates import LATENCY_LOAD_FRACTIONS, Job, Row
 
-MEMO_ROWS = 250_000
-"""Rows one scope keeps at most (about 60 MB): a 1,000-workload fleet's evaluation has about 70,000."""
+MEMO_ROWS = 100_000
+"""Rows one scope keeps at most: about 1 KB a row with the step model of its batch, which a kept row holds (so at most
+about 100 MB); a 1,000-workload fleet's evaluation has about 70,000, which its candidates hold for the call anyway."""
 
 _VARIANT = {f: k for k, f in enumerate((1.0, *LATENCY_LOAD_FRACTIONS))}  # a row's load fraction -> its place in a job's rows
 
@@ -54,6 +59,10 @@ class RowMemo:
         self._held = 0
         self.hits = 0
         self.misses = 0
+        # The disaggregation search's choices (aicap.sizing.plan.disaggregate), kept for the scope as the rows are:
+        # a re-solve of one search (--verify, pools kept in one region) weighs the formats and link tiers once.
+        self.link_tiers: dict[str, float] = {}
+        self.pool_formats: dict[str, tuple[str, str | None]] = {}
 
     @staticmethod
     def key(job: Job, latency_variants: bool) -> bytes:
@@ -80,11 +89,13 @@ class RowMemo:
             _, old = self._rows.popitem(last=False)
             self._held -= len(old)
 
-    def evaluate(self, jobs: Sequence[Job], latency_variants: bool,
-                 run: Callable[[list[Job]], list[list[Row]]]) -> list[list[Row]]:  # fmt: skip
+    def evaluate(self, jobs: Sequence[Job], latency_variants: bool, run: Callable[[list[Job]], list[list[Row]]],
+                 segments: Sequence[Sequence[int]]) -> list[list[Row]]:  # fmt: skip
         """Every job's rows, the shapes not kept evaluated by ``run`` (once each, in one call) and kept (module docstring).
 
-        A job none of whose shapes is kept is evaluated as it came and gets that evaluation's rows as they are.
+        ``segments``: per job, the first shape of each part an evaluation of ``jobs`` without the memo cuts it into
+        (:func:`~aicap.sizing.plan.evaluation.parts`), which a job's rows follow part by part, then by load fraction, then
+        by shape. Where every job is evaluated as it came, its rows are ``run``'s as they are.
         """
         keys: list[list[bytes]] = []
         found: list[list[list[Row] | None]] = []
@@ -110,15 +121,15 @@ class RowMemo:
                 by_shape.setdefault((t, r.shape), []).append(r)
         for k, at in fresh.items():
             self.put(k, by_shape.get(at, []))
+        if len(whole) == len(jobs):  # nothing kept, nothing twice: the evaluation as it came, in its own order
+            return done
         out: list[list[Row]] = []
         for jn, (ks, got) in enumerate(zip(keys, found, strict=True)):
-            if jn in whole:
-                out.append(done[whole[jn]])
-                continue
             rows = []
             for si, (k, kept) in enumerate(zip(ks, got, strict=True)):
                 rows += [r._replace(shape=si) for r in (kept if kept is not None else by_shape.get(fresh[k], []))]
-            rows.sort(key=lambda r: (_VARIANT[r.load_fraction], r.shape))  # stable: each shape's rows keep their order
+            starts = segments[jn]
+            rows.sort(key=lambda r: (bisect.bisect_right(starts, r.shape), _VARIANT[r.load_fraction], r.shape))  # stable
             out.append(rows)
         return out
 
@@ -140,7 +151,8 @@ def current() -> RowMemo | None:
 def shared_rows(limit: int = MEMO_ROWS) -> Iterator[RowMemo]:
     """Within, :func:`~aicap.sizing.plan.evaluation.evaluate_jobs` reuses the rows of jobs it has evaluated (module docstring).
 
-    The outermost call opens the scope (and closes it on leaving); an inner one joins it. Yields the scope's memo.
+    The outermost call opens the scope with ``limit`` (and closes it on leaving); an inner one joins it as it is, its
+    ``limit`` unread. Yields the scope's memo.
     """
     memo = _SCOPE.get()
     if memo is not None:

@@ -1,6 +1,7 @@
 """Evaluate one deployment: ``aicap estimate`` as a library call.
 
-:func:`estimate` resolves the layout (given, or the throughput-best one for the devices), the batch
+:func:`estimate` resolves the layout (given, or the throughput-best one for the devices, of near-ties the one with the
+lowest TPOT: :data:`LAYOUT_TIE`), the batch
 (given, or ``auto``), and returns memory, latency, throughput and what bounds each phase, with the
 error band implied by validation against published measurements.
 """

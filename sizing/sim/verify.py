@@ -127,7 +127,7 @@ def deployment_seed(seed: int, workload: str, d: PlannedDeployment) -> int:
 
 def verify(plan: Plan, cat: CatalogueLike, *, requests: int = DEFAULT_REQUESTS, span_s: float = SPAN_S, seed: int = 0,
            jobs: int | None = 1, on_done: Callable[[], None] | None = None) -> list[Check]:  # fmt: skip
-    """Simulate one replica of every deployment of ``plan`` at its planned load (deterministic for ``seed``).
+    """Simulate one replica of every deployment of ``plan`` that carries traffic at its planned load (deterministic for ``seed``).
 
     Each replica's run has ``requests`` requests, or more to span ``span_s`` seconds of its traffic (:func:`run_requests`).
     ``jobs``: processes the deployments' runs may use (``None``: every available core; :func:`~aicap.sizing.sim.fanout.fan_out`),
@@ -136,7 +136,7 @@ def verify(plan: Plan, cat: CatalogueLike, *, requests: int = DEFAULT_REQUESTS, 
     from aicap.sizing.sim.fanout import fan_out
 
     inputs = {w.name: w for w in plan.inputs.workloads}
-    todo = [(pw, d) for pw in plan.workloads for d in pw.deployments]
+    todo = [(pw, d) for pw in plan.workloads for d in pw.deployments if d.requests_per_s > 0]  # one routed nothing has no load to play
     return fan_out(
         lambda i: _check(plan, cat, todo[i][0], inputs[todo[i][0].name], todo[i][1], requests, span_s, seed), len(todo), jobs, on_done
     )
@@ -309,7 +309,8 @@ def _with_simulated_tails(plan: Plan, checks: list[Check]) -> Plan:
 
     The model's percentiles ran below the simulated tails for mixed lengths and bursty arrivals (TPOT p99 30-80% low); once a
     plan is verified, what it states is what the simulation of it showed where that is worse. ``checks`` are in plan order
-    (one a deployment); the verification keeps the model's figures as its ``promised_*``.
+    (one a deployment that carries traffic, as :func:`verify` makes them); the verification keeps the model's figures as its
+    ``promised_*``.
     """
     from aicap.sizing.plan.assemble import _margin, sig
 
@@ -318,6 +319,9 @@ def _with_simulated_tails(plan: Plan, checks: list[Check]) -> Plan:
     for pw in plan.workloads:
         deps = []
         for d in pw.deployments:
+            if d.requests_per_s <= 0:  # routed nothing (a floor's replica): not simulated, its figures the model's
+                deps.append(d)
+                continue
             c = next(it)
             ttft = max(d.ttft_ms, c.ttft_simulated_ms) if math.isfinite(c.ttft_simulated_ms) else d.ttft_ms
             tpot = d.tpot_ms if d.tpot_ms is None or c.tpot_simulated_ms is None else max(d.tpot_ms, c.tpot_simulated_ms)

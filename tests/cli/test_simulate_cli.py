@@ -776,3 +776,20 @@ def test_compare_policies_says_so_when_every_policy_lands_within_5_percent_of_fc
     r = CliRunner().invoke(app, bursty)
     ttft = {p["policy"]: p["ttft_ms"]["p99"] for p in json.loads(r.stdout)["policies"]}
     assert r.exit_code == 0 and "within 5% of fcfs" not in r.stderr and ttft["sjf"] < 0.9 * ttft["fcfs"]
+
+
+def test_a_replica_that_served_nothing_is_null_in_json_and_said_in_words() -> None:
+    # NaN went into the document, which JSON refuses (a traceback), and the message read "TTFT nan ms > target"
+    import math
+
+    from aicap.cli.commands.simulate_views import check_misses, per_replica_view
+    from aicap.sizing.sim.verify import Check
+
+    c = Check(workload="chat", instance_type="p5.4xlarge", hardware="h100-sxm", tp=1, pp=1, requests_per_s_per_replica=1.0,
+              ttft_promised_ms=100.0, ttft_simulated_ms=math.nan, tpot_promised_ms=10.0, tpot_simulated_ms=None, ttft_target_ms=200.0,
+              tpot_target_ms=None, stable=False, preemptions=0)  # fmt: skip
+    view = per_replica_view([c], 0)
+    json.dumps(view.document, allow_nan=False)
+    assert view.document["replicas"][0]["ttft_simulated_ms"] is None and view.document["holds"] is False
+    assert check_misses(c) == ["nothing served", "the queue grows without bound"]
+    assert view.csv is not None and view.csv.rows[0][view.csv.columns.index("holds")] is False

@@ -102,7 +102,6 @@ def test_several_disaggregated_workloads_choose_their_formats_in_turn(cat: Catal
     54 times (24 s; 1.2 s for one); in turn it is 2 + 2 + 2 (3.5 s), each workload's trials holding the earlier ones at their
     chosen formats and the later ones at their first."""
     import aicap.sizing.plan.sizer as sizer
-    from aicap.sizing.plan import disaggregate
 
     names = ("a", "b", "c")
     fleet = Fleet.model_validate({"workloads": [{**WL, "name": n, "model": m, "disaggregation": {"transfer_gbps": 50.0}}
@@ -116,7 +115,6 @@ def test_several_disaggregated_workloads_choose_their_formats_in_turn(cat: Catal
         return real(f, *args, **kwargs)
 
     monkeypatch.setattr(sizer, "size", counting)
-    disaggregate._FORMATS.clear()
     insts, _ = allowed_instances(fleet, cat)
     out, notes = split(fleet, cat, insts)
     assert len(held) == 6, held  # two formats (bf16, fp8) for each of three workloads

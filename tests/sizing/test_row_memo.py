@@ -167,7 +167,6 @@ def test_a_disaggregated_search_evaluates_each_job_once_and_plans_as_without_the
                                                  "output_tokens": 300, "slo": {"ttft_ms": 800.0, "tpot_ms": 40.0},
                                                  "disaggregation": {}}],
                                   "constraints": {"clouds": ["aws"]}})  # fmt: skip
-    from aicap.sizing.plan import disaggregate
 
     rows: list[int] = []
     real = evaluation._evaluate
@@ -179,13 +178,31 @@ def test_a_disaggregated_search_evaluates_each_job_once_and_plans_as_without_the
     monkeypatch.setattr(evaluation, "_evaluate", counted)
     plans = []
     for memo in (True, False):
-        monkeypatch.setattr(disaggregate, "_CHOSEN", {})  # the tier and format searches run afresh each time
-        monkeypatch.setattr(disaggregate, "_FORMATS", {})
-        if not memo:
-            monkeypatch.setattr(evaluation.row_memo, "current", lambda: None)
+        if not memo:  # the rows evaluated afresh each time (the search's choices still kept, as before the memo)
+            monkeypatch.setattr(RowMemo, "evaluate", lambda self, jobs, latency, run, starts: run(list(jobs)))
         rows.clear()
         plans.append(size(fleet, CAT, alternatives=False).to_dict())
         if memo:
             shared = sum(rows)
     assert shared < 0.6 * sum(rows)  # the decode pool's jobs are the same for every link tier
     assert plans[0] == plans[1]
+    assert size(fleet, CAT, alternatives=False).to_dict() == plans[0]  # a later call searches afresh: nothing carried over
+
+
+def test_a_job_cut_into_parts_comes_back_part_by_part_as_without_the_memo(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Reassembled rows were sorted by load fraction over the whole job, where an evaluation cut into parts gives each
+    # part's rows by load fraction in turn: a re-solve offered the latency objective's candidates in another order.
+    jobs = _jobs()
+    total = sum(evaluation.job_rows(j) for j in jobs)
+    monkeypatch.setattr(evaluation, "PART_ROWS", max(total // 6, 1))
+    monkeypatch.setattr(evaluation, "MIN_PART_ROWS", 1)
+    starts: list[list[int]] = [[] for _ in jobs]
+    for part in evaluation.parts(jobs):
+        for j, first, _ in part:
+            starts[j].append(first)
+    assert any(len(s) > 1 for s in starts)  # some job is cut
+    fresh = _plain(evaluation.evaluate_jobs(jobs, True))
+    with shared_rows():
+        evaluation.evaluate_jobs([replace(j, shapes=j.shapes[:1]) for j in jobs], True)  # each job's first shape kept
+        again = _plain(evaluation.evaluate_jobs(jobs, True))
+    assert [[r[:5] + r[8:11] for r in rows] for rows in again] == [[r[:5] + r[8:11] for r in rows] for rows in fresh]

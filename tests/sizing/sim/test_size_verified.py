@@ -360,3 +360,18 @@ def test_a_miss_says_what_missed_in_words() -> None:
     assert VerifiedMiss(round=1, workload="w", hardware="t4", tp=1, pp=1, ttft_target_ms=100.0, stable=True).why() == "no request served"
     at = VerifiedMiss(round=1, workload="w", hardware="t4", tp=1, pp=1, simulated_ttft_ms=100.0, ttft_target_ms=100.0, stable=True)
     assert at.why() == "TTFT 100.0 ms at 100"  # a miss smaller than the record's rounding
+
+
+def test_a_deployment_routed_nothing_is_not_simulated_and_keeps_the_models_figures() -> None:
+    # verify() drew 6,000 arrivals at 0 req/s for such a deployment (a floor's replica): arrival_times raised, exit 4
+    plan = size(Fleet.model_validate({"workloads": [{"name": "chat", "model": "llama-3.1-8b", "requests_per_s": 2.0,
+                                                     "slo": {"ttft_ms": 2000.0, "tpot_ms": 60.0}}],
+                                      "constraints": {"clouds": ["aws"], "hardware": ["h100-sxm"]}}), CAT, alternatives=False)  # fmt: skip
+    w = plan.workloads[0]
+    idle = w.deployments[0].model_copy(update={"requests_per_s": 0.0, "ttft_ms": 1.0, "tpot_ms": 1.0})
+    padded = plan.model_copy(update={"workloads": [w.model_copy(update={"deployments": [idle, *w.deployments]})]})
+    checks = verify_mod.verify(padded, CAT)
+    assert len(checks) == len(w.deployments) and all(c.requests_per_s_per_replica > 0 for c in checks)
+    stated = verify_mod._with_simulated_tails(padded, checks)
+    assert stated.workloads[0].deployments[0] == idle  # left as it was
+    assert stated.workloads[0].deployments[1].ttft_ms >= w.deployments[0].ttft_ms  # the next one took its own check
