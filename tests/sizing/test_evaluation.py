@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
 
 import pytest
 
 from aicap.hardware_db import load_catalogue
 from aicap.sizing.core.fleet import Fleet
-from aicap.sizing.plan import evaluation, generate
+from aicap.sizing.plan import evaluation
 from aicap.sizing.plan.candidates import Job, Row, evaluate_batch
-from aicap.sizing.plan.sizer import allowed_instances, size
+from aicap.sizing.plan.sizer import size
+from tests.sizing.evaluation_jobs import fleet_jobs, plain
 
 CAT = load_catalogue()
 
@@ -25,23 +25,7 @@ def _fleet() -> Fleet:
 
 
 def _jobs() -> list[Job]:
-    fl = _fleet()
-    insts, _ = allowed_instances(fl, CAT)
-    seen: list[list[Job]] = []
-    real = generate.evaluate_jobs
-
-    def spy(jobs: Sequence[Job], latency: bool, *, workers: int = 1) -> list[list[Row]]:
-        seen.append(list(jobs))
-        return real(jobs, latency, workers=workers)
-
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(generate, "evaluate_jobs", spy)
-        generate.all_candidates(fl, CAT, insts, workers=1)
-    return seen[0]
-
-
-def _plain(rows: list[list[Row]]) -> list[list[tuple[object, ...]]]:
-    return [[r[:11] for r in job_rows] for job_rows in rows]  # every field but the replica (an object per evaluation)
+    return fleet_jobs(_fleet(), CAT)
 
 
 def test_parts_cut_batches_at_shape_boundaries_into_the_sizes_asked(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -99,7 +83,7 @@ def test_parts_and_workers_give_the_rows_of_one_pass(monkeypatch: pytest.MonkeyP
     assert not forks
     shared = evaluation.evaluate_jobs(jobs, False, workers=3)
     assert forks  # the workers ran
-    assert _plain(shared) == _plain(serial)  # bit for bit, whatever the number of processes
+    assert plain(shared) == plain(serial)  # bit for bit, whatever the number of processes
     for cut_rows, one_rows in zip(serial, whole, strict=True):  # and one uncut pass to rounding (the TTFT mixture's buckets)
         assert len(cut_rows) == len(one_rows)
         for a, b in zip(cut_rows, one_rows, strict=True):
@@ -113,7 +97,7 @@ def test_a_part_a_worker_does_not_send_is_evaluated_here(monkeypatch: pytest.Mon
     jobs = _jobs()
     monkeypatch.setattr(evaluation, "PARALLEL_MIN_ROWS", 0)
     monkeypatch.setattr(evaluation, "PART_ROWS", 64)
-    expected = _plain(evaluation.evaluate_jobs(jobs, False, workers=1))
+    expected = plain(evaluation.evaluate_jobs(jobs, False, workers=1))
     parent = os.getpid()
     real = evaluation._run
 
@@ -123,7 +107,7 @@ def test_a_part_a_worker_does_not_send_is_evaluated_here(monkeypatch: pytest.Mon
         return real(part, latency)
 
     monkeypatch.setattr(evaluation, "_run", dies_in_a_worker)
-    assert _plain(evaluation.evaluate_jobs(jobs, False, workers=2)) == expected
+    assert plain(evaluation.evaluate_jobs(jobs, False, workers=2)) == expected
 
 
 def test_the_plan_is_the_same_with_one_process_or_several(monkeypatch: pytest.MonkeyPatch) -> None:

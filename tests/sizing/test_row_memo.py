@@ -10,10 +10,11 @@ import pytest
 
 from aicap.hardware_db import load_catalogue
 from aicap.sizing.core.fleet import Fleet
-from aicap.sizing.plan import evaluation, generate, row_memo
+from aicap.sizing.plan import evaluation, row_memo
 from aicap.sizing.plan.candidates import Job, Row
 from aicap.sizing.plan.row_memo import RowMemo, shared_rows
-from aicap.sizing.plan.sizer import allowed_instances, size
+from aicap.sizing.plan.sizer import size
+from tests.sizing.evaluation_jobs import fleet_jobs, plain
 
 CAT = load_catalogue()
 
@@ -26,23 +27,7 @@ def _fleet() -> Fleet:
 
 @functools.cache
 def _jobs() -> list[Job]:
-    fl = _fleet()
-    insts, _ = allowed_instances(fl, CAT)
-    seen: list[list[Job]] = []
-    real = generate.evaluate_jobs
-
-    def spy(jobs: Sequence[Job], latency: bool, *, workers: int = 1) -> list[list[Row]]:
-        seen.append(list(jobs))
-        return real(jobs, latency, workers=workers)
-
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(generate, "evaluate_jobs", spy)
-        generate.all_candidates(fl, CAT, insts, workers=1)
-    return seen[0]
-
-
-def _plain(rows: list[list[Row]]) -> list[list[tuple[object, ...]]]:
-    return [[r[:11] for r in job_rows] for job_rows in rows]  # every field but the replica (an object per evaluation)
+    return fleet_jobs(_fleet(), CAT)
 
 
 @pytest.fixture
@@ -66,13 +51,13 @@ def test_outside_a_scope_every_job_is_evaluated_each_time(evaluated: list[int]) 
     first = evaluation.evaluate_jobs(jobs, False)
     again = evaluation.evaluate_jobs(jobs, False)
     assert evaluated == [len(jobs), len(jobs)]
-    assert _plain(first) == _plain(again)
+    assert plain(first) == plain(again)
 
 
 def test_in_a_scope_a_job_seen_before_takes_its_rows_and_only_new_ones_are_evaluated(evaluated: list[int]) -> None:
     jobs = _jobs()
     assert len(jobs) >= 2
-    fresh = _plain(evaluation.evaluate_jobs(jobs, False))
+    fresh = plain(evaluation.evaluate_jobs(jobs, False))
     evaluated.clear()
     with shared_rows() as memo:
         first = evaluation.evaluate_jobs(jobs[:1], False)
@@ -81,10 +66,10 @@ def test_in_a_scope_a_job_seen_before_takes_its_rows_and_only_new_ones_are_evalu
         assert memo.hits == len(jobs[0].shapes) and memo.held == sum(len(r) for r in both)  # a hit a shape
         again = evaluation.evaluate_jobs(jobs, False)
         assert evaluated == [1, len(jobs) - 1]  # nothing evaluated a third time
-    assert _plain(first) == fresh[:1]
-    assert _plain(again) == _plain(both)
+    assert plain(first) == fresh[:1]
+    assert plain(again) == plain(both)
     assert [len(r) for r in both] == [len(r) for r in fresh]
-    for got, want in zip(_plain(both), fresh, strict=True):  # the rows of a lone evaluation, to the TTFT mixture's rounding
+    for got, want in zip(plain(both), fresh, strict=True):  # the rows of a lone evaluation, to the TTFT mixture's rounding
         for a, b in zip(got, want, strict=True):
             assert a[:5] == b[:5] and a[8:11] == b[8:11]
             for x, y in zip(a[5:8], b[5:8], strict=True):
@@ -94,7 +79,7 @@ def test_in_a_scope_a_job_seen_before_takes_its_rows_and_only_new_ones_are_evalu
 
 def test_a_job_whose_shapes_were_partly_seen_evaluates_only_the_others(monkeypatch: pytest.MonkeyPatch) -> None:
     job = next(j for j in _jobs() if len(j.shapes) >= 2)
-    fresh = _plain(evaluation.evaluate_jobs([job], True))[0]  # with the latency objective's lighter-loaded rows
+    fresh = plain(evaluation.evaluate_jobs([job], True))[0]  # with the latency objective's lighter-loaded rows
     given: list[list[object]] = []
     real = evaluation._evaluate
 
@@ -105,7 +90,7 @@ def test_a_job_whose_shapes_were_partly_seen_evaluates_only_the_others(monkeypat
     monkeypatch.setattr(evaluation, "_evaluate", spy)
     with shared_rows():
         evaluation.evaluate_jobs([replace(job, shapes=job.shapes[1:2])], True)
-        rows = _plain(evaluation.evaluate_jobs([job], True))[0]
+        rows = plain(evaluation.evaluate_jobs([job], True))[0]
     assert given == [job.shapes[1:2], [s for k, s in enumerate(job.shapes) if k != 1]]
     assert [r[:5] + r[8:11] for r in rows] == [r[:5] + r[8:11] for r in fresh]  # the order and every index of one evaluation
     assert [r[9] for r in rows] == sorted((r[9] for r in rows), reverse=True)  # full load first, then the lighter loads
@@ -119,7 +104,7 @@ def test_a_job_twice_in_one_call_is_evaluated_once(evaluated: list[int]) -> None
     with shared_rows():
         rows = evaluation.evaluate_jobs([job, job], False)
     assert evaluated == [1]
-    assert _plain([rows[0]]) == _plain([rows[1]])
+    assert plain([rows[0]]) == plain([rows[1]])
     assert rows[0] is not rows[1]  # each caller gets a list of its own
 
 
@@ -201,8 +186,8 @@ def test_a_job_cut_into_parts_comes_back_part_by_part_as_without_the_memo(monkey
         for j, first, _ in part:
             starts[j].append(first)
     assert any(len(s) > 1 for s in starts)  # some job is cut
-    fresh = _plain(evaluation.evaluate_jobs(jobs, True))
+    fresh = plain(evaluation.evaluate_jobs(jobs, True))
     with shared_rows():
         evaluation.evaluate_jobs([replace(j, shapes=j.shapes[:1]) for j in jobs], True)  # each job's first shape kept
-        again = _plain(evaluation.evaluate_jobs(jobs, True))
+        again = plain(evaluation.evaluate_jobs(jobs, True))
     assert [[r[:5] + r[8:11] for r in rows] for rows in again] == [[r[:5] + r[8:11] for r in rows] for rows in fresh]
