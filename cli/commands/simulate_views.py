@@ -246,12 +246,15 @@ def per_replica_view(checks: Sequence[Check], seed: int) -> View:
     from dataclasses import asdict
 
     from aicap.cli.commands.size_views import layout_label
+    from aicap.sizing.sim.plan_report import ReplicaCheck, ReplicaChecks
 
     def figures(c: Check) -> dict[str, Any]:  # NaN (nothing served) as null: JSON has no NaN
         return {k: None if isinstance(v, float) and v != v else v for k, v in asdict(c).items()}
 
-    replicas = [{**figures(c), "holds": c.meets_targets} for c in checks]
-    doc = {"schema_version": 1, "seed": seed, "holds": all(c.meets_targets for c in checks), "replicas": replicas}
+    checked = ReplicaChecks(schema_version=1, seed=seed, holds=all(c.meets_targets for c in checks),
+                            replicas=[ReplicaCheck(**figures(c), holds=c.meets_targets) for c in checks])  # fmt: skip
+    doc = checked.model_dump(mode="json")
+    replicas: list[dict[str, Any]] = doc["replicas"]
     fields = list(replicas[0]) if replicas else ["workload", "holds"]
     csv = Table("", fields, [[r[f] for f in fields] for r in replicas])
     rows = [[c.workload, c.instance_type, layout_label(c.tp, c.pp, c.dp_attention), f"{c.requests_per_s_per_replica:,.4g}",

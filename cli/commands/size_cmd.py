@@ -57,6 +57,8 @@ _SCHEMAS: tuple[tuple[str, str, str], ...] = (
      "Print the JSON Schema of the report `aicap simulate --disaggregate --format json` prints."),
     ("simulation-plan", "aicap.sizing.sim.plan_report:PlanSimulation",
      "Print the JSON Schema of the report `aicap simulate PLAN --format json` prints (every deployment of a plan)."),
+    ("simulation-replicas", "aicap.sizing.sim.plan_report:ReplicaChecks",
+     "Print the JSON Schema of the report `aicap simulate PLAN --per-replica --format json` prints (size --verify's checks)."),
     ("cases", "aicap.sizing.calibrate.case:Case",
      "Print the JSON Schema of one measured case that `aicap validate` and `aicap calibrate` read (a YAML file lists them; a CSV "
      "has one row per metric: the case's fields, then metric and value)."),

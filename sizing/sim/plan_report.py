@@ -2,7 +2,8 @@
 
 Each deployment's run is a :class:`~aicap.sizing.sim.report.SimulationReport` with the plan's names beside it; a
 disaggregated workload adds its composed TTFT (:mod:`aicap.sizing.sim.composed`). ``aicap schema simulation-plan``
-prints the JSON Schema of :class:`PlanSimulation`.
+prints the JSON Schema of :class:`PlanSimulation`; ``--per-replica`` prints :class:`ReplicaChecks` (``aicap schema
+simulation-replicas``).
 """
 
 from __future__ import annotations
@@ -49,3 +50,39 @@ class PlanSimulation(BaseModel):
     holds: bool = Field(description="every deployment, and every composed TTFT, holds")
     deployments: list[DeploymentSimulation]
     disaggregated: list[ComposedRow]
+
+
+class ReplicaCheck(BaseModel):
+    """One deployment's replica simulated alone, as ``size --verify`` checks it (ms at the workload's percentile)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    workload: str
+    instance_type: str
+    hardware: str
+    tp: int
+    pp: int
+    requests_per_s_per_replica: float
+    ttft_promised_ms: float = Field(description="the performance model's tail at the planned load")
+    ttft_simulated_ms: float | None = Field(description="the worst of the run's three stretches; none where nothing was served")
+    tpot_promised_ms: float | None
+    tpot_simulated_ms: float | None
+    ttft_target_ms: float | None
+    tpot_target_ms: float | None
+    stable: bool
+    preemptions: int
+    rejected: int = Field(description="requests longer than a replica's KV cache holds")
+    dp_attention: int
+    utilisation: float = Field(description="the planned load over the capacity the plan gave the replica")
+    holds: bool = Field(description="stable, nothing rejected, and within both targets")
+
+
+class ReplicaChecks(BaseModel):
+    """``aicap simulate PLAN --per-replica``: one replica alone of each deployment that carries traffic (``verify.verify``)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    schema_version: int
+    seed: int
+    holds: bool = Field(description="every replica holds")
+    replicas: list[ReplicaCheck]

@@ -464,6 +464,9 @@ def test_per_replica_repeats_the_check_size_verify_made_and_routing_spreads_the_
     assert one["ttft_simulated_ms"] == pytest.approx(verified["simulated_ttft_ms"], abs=0.05)
     assert one["tpot_simulated_ms"] == pytest.approx(verified["simulated_tpot_ms"], abs=0.05)
     assert d["holds"] is True and one["holds"] is True and d["seed"] == 3
+    import jsonschema
+
+    jsonschema.validate(d, json.loads(run("schema", "simulation-replicas")[1]))  # the document its schema describes
     routed = doc("simulate", str(plan), "--seed", "3")["deployments"][0]
     replicas = json.loads(plan.read_text())["workloads"][0]["deployments"][0]["replicas"]
     assert replicas > 1 and routed["ttft_ms"]["p99"] < one["ttft_simulated_ms"]  # a router spreads cv 3 bursts over the replicas
