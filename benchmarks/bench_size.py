@@ -114,35 +114,39 @@ def main() -> None:
     disaggregated(cat)
 
 
-def disaggregated(cat: Catalogue) -> None:
+def disaggregated(cat: Catalogue, runs: int = 3) -> None:
     """One 70B workload served disaggregated: the fleet sized per weight format and per KV link tier (sizing/plan/row_memo.py)."""
-    from aicap.sizing.plan import evaluation
+    from aicap.sizing.plan import evaluation, row_memo
 
     w = {"name": "chat", "model": "llama-3.1-70b", "requests_per_s": 5.0, "input_tokens": 1024, "output_tokens": 256,
          "slo": {"ttft_ms": 1000.0, "tpot_ms": 50.0}, "disaggregation": {}}  # fmt: skip
     f = Fleet.model_validate({"workloads": [w]})
     asked: list[int] = []
-    real_memo, real_eval = evaluation.row_memo.RowMemo.evaluate, evaluation._evaluate
     done: list[int] = []
+    real_memo, real_eval = row_memo.RowMemo.evaluate, evaluation._evaluate
 
-    def count_asked(self: RowMemo, jobs: Sequence[Job], latency: bool, run: Callable[[list[Job]], list[list[Row]]]) -> list[list[Row]]:
+    def count_asked(self: RowMemo, jobs: Sequence[Job], latency: bool, run: Callable[[list[Job]], list[list[Row]]],
+                    starts: Sequence[Sequence[int]]) -> list[list[Row]]:  # fmt: skip
         asked.append(sum(evaluation.job_rows(j) for j in jobs))
-        return real_memo(self, jobs, latency, run)
+        return real_memo(self, jobs, latency, run, starts)
 
-    def count_done(jobs: Sequence[Job], latency: bool, workers: int) -> list[list[Row]]:
+    def count_done(jobs: Sequence[Job], latency_variants: bool, workers: int) -> list[list[Row]]:
         done.append(sum(evaluation.job_rows(j) for j in jobs))
-        return real_eval(jobs, latency, workers)
+        return real_eval(jobs, latency_variants, workers)
 
-    evaluation.row_memo.RowMemo.evaluate = count_asked  # type: ignore[method-assign]
-    evaluation._evaluate = count_done
+    setattr(row_memo.RowMemo, "evaluate", count_asked)  # noqa: B010 (counting, then put back)
+    setattr(evaluation, "_evaluate", count_done)  # noqa: B010
     times = []
-    for _ in range(3):
-        asked.clear()
-        done.clear()
-        t0 = time.perf_counter()
-        plan = size(f, cat, alternatives=False)
-        times.append(time.perf_counter() - t0)
-    evaluation.row_memo.RowMemo.evaluate, evaluation._evaluate = real_memo, real_eval  # type: ignore[method-assign]
+    try:
+        for _ in range(runs):
+            asked.clear()
+            done.clear()
+            t0 = time.perf_counter()
+            plan = size(f, cat, alternatives=False)
+            times.append(time.perf_counter() - t0)
+    finally:
+        setattr(row_memo.RowMemo, "evaluate", real_memo)  # noqa: B010
+        setattr(evaluation, "_evaluate", real_eval)  # noqa: B010
     label = "1 workload, 70B disaggregated (format x tier)"
     shared = f"{sum(done):,} of {sum(asked):,} rows evaluated"
     print(f"{label:45s} {statistics.median(times):6.2f} s  [{min(times):.2f}-{max(times):.2f}] (no target; about 18 s before the sizings "
