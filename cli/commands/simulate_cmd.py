@@ -493,6 +493,9 @@ def register(app: typer.Typer) -> None:
             with progress(len(todo), "comparing policies", enabled=on) as tick:
                 compared = replay.compare_policies(setup, reqs, policies=todo, targets=targets, percentile=percentile, options=options,
                                                concurrency=concurrency, seed=seed, traffic=label, jobs=jobs, on_done=tick)  # fmt: skip
+            if rate is not None and trace is None and concurrency is None:  # as a single run's setup: the rate asked beside the draw's
+                compared = [replace(r, report=r.report.model_copy(update={"setup": r.report.setup.model_copy(
+                    update={"requested_rate_per_s": rate})})) for r in compared]  # fmt: skip
             emit(compare_view(compared, percentile), fmt)
             note_short_run(reqs.arrival_s.size, traced=trace is not None)
             if unstable := [r.policy for r in compared if not r.report.stable]:

@@ -358,6 +358,7 @@ def test_the_policy_comparison_as_csv_has_bare_figures() -> None:
         assert float(row["ttft_ms_p99"]) == p["ttft_ms"]["p99"] and float(row["queue_ms_p99"]) == p["queue_ms"]["p99"]
         assert float(row["slo_attainment"]) == p["slo_attainment"] and row["stable"] in ("true", "false")
         assert row["replicas_for_slo"] == ("" if p["replicas_for_slo"] is None else str(p["replicas_for_slo"]))
+        assert d["setup"]["requested_rate_per_s"] == 5  # the rate asked, beside the draw's own in setup.rate_per_s
         # the comparison's rows carry throughput and utilisation as a single run's report does
         assert float(row["output_tokens_per_s"]) == p["throughput"]["output_tokens_per_s"] > 0
         assert float(row["utilisation"]) == p["utilisation"] and 0 < p["utilisation"] <= 1
