@@ -101,18 +101,23 @@ class PolicyBreachError(AicapError):
 
 
 def close_matches(value: str, choices: list[str]) -> list[str]:
-    """Up to three ``choices`` near ``value``: the one equal to it ignoring case, else ``difflib``'s nearest (ratio ≥ 0.6).
+    """Up to three ``choices`` near ``value``: equal ignoring case, else begun by it, else ``difflib``'s nearest (ratio ≥ 0.6).
 
-    Ids are lower case, so ``H100-SXM`` or ``SGLang`` finds ``h100-sxm`` or ``sglang`` alone.
+    The first that finds any wins; those ``value`` begins come shortest first. Ids are lower case, so ``H100-SXM`` or ``SGLang``
+    finds ``h100-sxm`` or ``sglang`` alone; a family's short name finds its members (``a100``: ``a100-40gb-sxm``,
+    ``a100-80gb-sxm``, ``a100-80gb-pcie``, where the nearest by letters was ``a10g``).
     """
     import difflib
 
     if not isinstance(value, str) or len(value) > 200:
         return []
     folded = {c.casefold(): c for c in choices}
-    if value.casefold() in folded and value not in choices:
-        return [folded[value.casefold()]]
-    return [folded[n] for n in difflib.get_close_matches(value.casefold(), list(folded), n=3, cutoff=0.6)]
+    v = value.casefold()
+    if v in folded and value not in choices:
+        return [folded[v]]
+    if len(v) >= 2 and (begun := sorted((c for f, c in folded.items() if f.startswith(v) and f != v), key=lambda c: (len(c), c))):
+        return begun[:3]
+    return [folded[n] for n in difflib.get_close_matches(v, list(folded), n=3, cutoff=0.6)]
 
 
 def did_you_mean(value: str, choices: list[str]) -> str:

@@ -1259,8 +1259,8 @@ def test_a_wide_csv_of_measurements_is_told_the_long_format(aicap, tmp_path: Pat
 
 
 @pytest.mark.parametrize(("args", "start"), [
-    (("size", "{fleet}", "--hardware", "l4,h100"), "aicap: error: --hardware: unknown hardware 'h100': did you mean h100-sxm"),
-    (("whatif", "{fleet}", "--hardware", "h100"), "aicap: error: --hardware: unknown hardware 'h100': did you mean h100-sxm"),
+    (("size", "{fleet}", "--hardware", "l4,h100"), "aicap: error: --hardware: unknown hardware 'h100': did you mean h100-nvl, h100-sxm"),
+    (("whatif", "{fleet}", "--hardware", "h100"), "aicap: error: --hardware: unknown hardware 'h100': did you mean h100-nvl, h100-sxm"),
     (("whatif", "{fleet}", "--student", "nope"), "aicap: error: --student: unknown model 'nope'"),
     (("whatif", "{fleet}", "--draft-model", "nope"), "aicap: error: --draft-model: unknown model 'nope'"),
 ])  # fmt: skip

@@ -30,3 +30,15 @@ def test_at_most_three_and_no_repeats() -> None:
 def test_an_unknown_id_error_carries_the_hint() -> None:
     assert str(UnknownIdError("hardware", "L4", IDS)).startswith("unknown hardware 'L4': did you mean l4? valid hardware ids: ")
     assert close_matches("x" * 300, IDS) == []
+
+
+def test_a_familys_short_name_suggests_its_members() -> None:
+    # 'a100' suggested a10g alone (nearest by letters), not the three A100s it begins
+    from aicap.sizing.core.errors import close_matches
+
+    ids = ["a100-40gb-sxm", "a100-80gb-pcie", "a100-80gb-sxm", "a10g", "h100-sxm", "l4"]
+    assert close_matches("a100", ids) == ["a100-40gb-sxm", "a100-80gb-sxm", "a100-80gb-pcie"]  # the shortest completion first
+    assert close_matches("A100-80GB-SXM", ids) == ["a100-80gb-sxm"]  # equal but for case: that one alone
+    assert close_matches("h100-sx", ids) == ["h100-sxm"]
+    assert close_matches("a10", ids) == ["a10g", "a100-40gb-sxm", "a100-80gb-sxm"]
+    assert close_matches("x", ids) == []  # one letter begins too much to mean anything
