@@ -10,7 +10,9 @@ Per deployment (``<workload>-<index>``):
   instance type with the well-known ``node.kubernetes.io/instance-type`` label (GKE TPU slices with
   ``cloud.google.com/gke-tpu-accelerator`` and, where recorded for the slice's chip count,
   ``cloud.google.com/gke-tpu-topology``), mounts a memory-backed ``/dev/shm`` and is probed on the
-  engine's health path (resource names and label values are sourced data, ``KubernetesFacts``);
+  engine's health path (resource names and label values are sourced data, ``KubernetesFacts``), and reads a gated
+  checkpoint's Hugging Face token from the Secret ``KubernetesFacts.model_token`` names (``hf-token-secret``, key
+  ``token``; optional, so an open checkpoint's pod starts without it);
 * a ``Service`` on the engine's port;
 * a KEDA ``ScaledObject`` (``keda.sh/v1alpha1``) for engines whose queue gauges are known (vLLM, SGLang:
   ``FlagMap.queue_gauges``):
@@ -84,6 +86,8 @@ def _pod(launch: Launch, cat: CatalogueLike, facts: KubernetesFacts, devices: in
         "readinessProbe": {"httpGet": {"path": launch.health_path, "port": launch.port}, "initialDelaySeconds": 60, "periodSeconds": 10},
         "volumeMounts": mounts,
     }  # fmt: skip
+    if (token := facts.model_token) is not None:  # a gated checkpoint's token from the user's Secret, if it exists (optional)
+        container["env"] = [{"name": token.env, "valueFrom": {"secretKeyRef": {"name": token.secret, "key": token.key, "optional": True}}}]
     if limits:
         container["resources"] = {"limits": limits, "requests": dict(limits)}
     return {"metadata": {"labels": {"app": s.name}}, "spec": {"nodeSelector": selector, "containers": [container], "volumes": volumes}}

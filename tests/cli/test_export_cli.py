@@ -148,6 +148,9 @@ def test_a_replica_spanning_two_instances_is_a_leader_worker_set_of_two_pods(aic
     service = next(d for d in docs if d["kind"] == "Service")
     assert service["spec"]["selector"] == {"app": lws["metadata"]["name"], "role": "leader"}
     assert lead["metadata"]["labels"]["role"] == "leader"
+    # every pod of a gated checkpoint (meta-llama) reads its token from the Secret vLLM's guide creates, if there is one
+    token = {"name": "HUGGING_FACE_HUB_TOKEN", "valueFrom": {"secretKeyRef": {"name": "hf-token-secret", "key": "token", "optional": True}}}
+    assert lead["spec"]["containers"][0]["env"] == [token] and pod["containers"][0]["env"] == [token]
 
 
 def test_the_autoscaler_threshold_is_the_in_flight_requests_at_capacity(aicap) -> None:

@@ -181,6 +181,15 @@ class NodeLabel(_Strict):
     source: str = Field(min_length=1)
 
 
+class ModelToken(_Strict):
+    """Where a pod reads the Hugging Face token a gated checkpoint needs: an environment variable from a Secret's key."""
+
+    env: str = Field(min_length=1)
+    secret: str = Field(min_length=1)
+    key: str = Field(min_length=1)
+    source: str = Field(min_length=1)
+
+
 class KubernetesFacts(BaseModel):
     """Sourced Kubernetes facts the manifests need (``hardware_db/export/kubernetes.yaml``); other keys are reference notes."""
 
@@ -189,6 +198,7 @@ class KubernetesFacts(BaseModel):
     schema_version: Literal[1]
     resource_names: list[ResourceName]
     node_labels: list[NodeLabel]
+    model_token: ModelToken | None = None
 
     def resource(self, vendor: str, kind: str) -> str | None:
         """The extended resource for a device: by vendor and kind, else by kind alone (TPUs), else ``None`` (CPUs)."""
