@@ -307,6 +307,11 @@ def _size(fleet: Fleet, cat: CatalogueLike, alternatives: bool, time_limit_s: fl
         warnings.append(f"workload(s) {', '.join(untimed)}: no TTFT or TPOT target, so replicas are sized by memory and throughput "
                         "alone and the TTFT and TPOT shown are what that load gives (minutes, for long prompts); give slo.ttft_ms and "
                         "slo.tpot_ms (--ttft-ms, --tpot-ms) to bound them")  # fmt: skip
+    c0 = fleet.constraints
+    if c0.billed_hours() > c0.hours_per_month:  # a committed model: hours_per_month shortens nothing it bills
+        warnings.append(f"pricing {c0.price_model} bills every hour of the month ({c0.billed_hours():g}), not the "
+                        f"{c0.hours_per_month:g} hours_per_month given, which on-demand capacity would be billed for: compare "
+                        "with --pricing on_demand")  # fmt: skip
     if any(w.profile is not None for w in fleet.workloads) or len(fleet.constraints.pricing_models) > 1:
         warnings.append(f"a static plan: each workload sized at its busiest hour, priced {fleet.constraints.price_model} "
                         "(size_periods plans a fleet with hourly profiles or several pricing models hour by hour)")  # fmt: skip

@@ -160,6 +160,9 @@ def test_committed_capacity_bills_every_hour_of_the_month() -> None:
     assert od.totals.usd_per_month == pytest.approx(od.totals.usd_per_hour * 200.0, abs=0.01)
     assert rsv.totals.usd_per_month == pytest.approx(rsv.totals.usd_per_hour * 730.0, abs=0.01)
     assert rsv.totals.usd_per_month > od.totals.usd_per_month  # at 200 hours a month the commitment costs more
+    # and the plan says so: it was billed for 730 hours with no word beside the 200 given
+    assert any("bills every hour of the month (730), not the 200 hours_per_month" in x for x in rsv.warnings)
+    assert not any("bills every hour" in x for x in od.warnings)
 
 
 def _h100_70b(availability: dict[str, int], clouds: list[str], **cons: object) -> Fleet:
