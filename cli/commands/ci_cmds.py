@@ -34,7 +34,7 @@ def diff_view(doc: dict[str, Any]) -> View:
     rows = []
     for w in doc["workloads"]:
         a, b, d = w["base"] or {}, w["head"] or {}, w["delta"]
-        lat = [f"{a.get(k) or 0:,.0f} → {b.get(k) or 0:,.0f}" if a.get(k) is not None and b.get(k) is not None else None
+        lat = [f"{_ms(a[k])} → {_ms(b[k])}" if a.get(k) is not None and b.get(k) is not None else None
                for k in ("ttft_ms", "tpot_ms")]  # fmt: skip
         margins = [None if d.get(k) is None else f"{d[k]:+.1f}" for k in ("ttft_margin_pct", "tpot_margin_pct")]  # one decimal, signed
         rows.append([w["workload"], w["status"], a.get("hardware"), b.get("hardware"), d.get("devices"), _money("usd", a.get("usd_per_month")),
@@ -76,15 +76,29 @@ def diff_periods_view(doc: dict[str, Any]) -> View:
     return View(doc, tables, [f"note: {n}" for n in doc["notes"]], csv=flat_table(doc))
 
 
-def _shown(value: object) -> str | None:
-    """A limit's actual or threshold value as a table (and CSV) cell: ``l40s: 4, tpu-v6e: 1``, ``aws, gcp``; None when absent."""
+def _ms(x: float) -> str:
+    """A latency as the size table writes it: whole ms from 100 up (thousands separated), else 3 significant digits.
+
+    A TPOT of 6.3 ms read ``6`` and one of 44.5 read ``44``.
+    """
+    return f"{x:,.0f}" if abs(x) >= 100 else f"{x:.3g}"
+
+
+def _shown(value: object) -> str | int | float | None:
+    """A limit's actual or threshold value as a table (and CSV) cell: ``l40s: 4, tpu-v6e: 1``, ``aws, gcp``; None when absent.
+
+    A number stays a number, which the table writes with thousands separators (``48,923`` beside a threshold of ``45,000``,
+    where it read ``48923.14``) and the CSV as it is; a whole float as an integer (a threshold of 150000.0 dollars: 150000).
+    """
     if isinstance(value, dict):
         return ", ".join(f"{k}: {v}" for k, v in value.items())
     if isinstance(value, list):
         return ", ".join(str(v) for v in value)
-    if isinstance(value, float) and value.is_integer():  # a threshold of 150000.0 dollars reads 150000
-        return str(int(value))
-    return None if value is None else str(value)
+    if isinstance(value, bool) or value is None:
+        return None if value is None else str(value)
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value if isinstance(value, int | float) else str(value)
 
 
 def _repriced(plan: Plan, cat: CatalogueLike) -> list[str]:

@@ -47,6 +47,26 @@ def test_check_fail_exit_1(aicap, plans) -> None:
     assert r.code == 1 and r.json()["verdict"] == "fail" and "max_usd_per_month" in r.stderr
 
 
+def test_the_check_table_writes_money_as_the_detail_does(aicap, plans) -> None:  # type: ignore[no-untyped-def]
+    # "actual 48923.14" stood beside "threshold 45000" and a detail of "$48,923"
+    usd = aicap("check", str(plans[1]), "--budget-monthly", "1000000", "-f", "json").json()["usd_per_month"]
+    table = aicap("check", str(plans[1]), "--budget-monthly", "1000000").stdout
+    assert f"{usd:,.0f}" in table and "1,000,000" in table
+    rows = aicap("check", str(plans[1]), "--budget-monthly", "1000000", "-f", "csv").stdout.splitlines()
+    assert [float(x) for x in rows[1].split(",")[3:5]] == [usd, 1_000_000]  # the CSV keeps the figures bare
+
+
+def test_the_diff_table_writes_latencies_as_the_size_table_does(aicap, plans) -> None:  # type: ignore[no-untyped-def]
+    # TPOT 6.3 -> 22.4 ms read "6 → 22" where size showed 6.3 and 22.4
+    doc = aicap("diff", str(plans[0]), str(plans[1]), "-f", "json").json()
+    table = aicap("diff", str(plans[0]), str(plans[1])).stdout
+    pairs = [(w["base"]["tpot_ms"], w["head"]["tpot_ms"]) for w in doc["workloads"]
+             if w["base"] and w["head"] and w["base"].get("tpot_ms") is not None and w["head"].get("tpot_ms") is not None]  # fmt: skip
+    assert pairs and all(max(p) < 100 for p in pairs)  # TPOTs: the case the rule changes
+    for a, b in pairs:
+        assert f"{a:.3g} → {b:.3g}" in table
+
+
 def test_check_sizes_a_fleet_file(aicap, tmp_path: Path) -> None:
     (tmp_path / "f.yaml").write_text(FLEET.replace("RATE", "2"))
     r = aicap("check", str(tmp_path / "f.yaml"), "--budget-monthly", "1000000", "-f", "json")
