@@ -406,8 +406,7 @@ def _better(a: EstimateResult, b: EstimateResult) -> bool:
         return not a.tpot_missed
     if a.fits and a.tpot_missed and abs(float(a.metrics.tpot_s) - float(b.metrics.tpot_s)) > 1e-12:
         return float(a.metrics.tpot_s) < float(b.metrics.tpot_s)
-    ta = float(a.metrics.output_tokens_per_s if a.deployment.model.kind == "decoder" else a.metrics.requests_per_s) * a.replicas
-    tb = float(b.metrics.output_tokens_per_s if b.deployment.model.kind == "decoder" else b.metrics.requests_per_s) * b.replicas
+    ta, tb = _throughput(a), _throughput(b)
     if not a.fits:  # neither fits: prefer the one closest to fitting
         return a.mem["total"] / a.mem["capacity"] < b.mem["total"] / b.mem["capacity"]
     return ta > tb * (1 + 1e-9) or (abs(ta - tb) <= tb * 1e-9 and a.deployment.devices < b.deployment.devices)
