@@ -34,8 +34,9 @@ def diff_view(doc: dict[str, Any]) -> View:
     rows = []
     for w in doc["workloads"]:
         a, b, d = w["base"] or {}, w["head"] or {}, w["delta"]
-        lat = [f"{_ms(a[k])} → {_ms(b[k])}" if a.get(k) is not None and b.get(k) is not None else None
-               for k in ("ttft_ms", "tpot_ms")]  # fmt: skip
+        # as the size table writes them: TTFT in whole ms, TPOT to a tenth (a TPOT of 6.3 ms read "6")
+        lat = [f"{a[k]:,{f}} → {b[k]:,{f}}" if a.get(k) is not None and b.get(k) is not None else None
+               for k, f in (("ttft_ms", ".0f"), ("tpot_ms", ".1f"))]  # fmt: skip
         margins = [None if d.get(k) is None else f"{d[k]:+.1f}" for k in ("ttft_margin_pct", "tpot_margin_pct")]  # one decimal, signed
         rows.append([w["workload"], w["status"], a.get("hardware"), b.get("hardware"), d.get("devices"), _money("usd", a.get("usd_per_month")),
                      _money("usd", b.get("usd_per_month")), _money("usd", d.get("usd_per_month")), lat[0], lat[1], *margins])  # fmt: skip
@@ -74,14 +75,6 @@ def diff_periods_view(doc: dict[str, Any]) -> View:
                "head most replicas (any hour)"], rows),
     ]  # fmt: skip
     return View(doc, tables, [f"note: {n}" for n in doc["notes"]], csv=flat_table(doc))
-
-
-def _ms(x: float) -> str:
-    """A latency as the size table writes it: whole ms from 100 up (thousands separated), else 3 significant digits.
-
-    A TPOT of 6.3 ms read ``6`` and one of 44.5 read ``44``.
-    """
-    return f"{x:,.0f}" if abs(x) >= 100 else f"{x:.3g}"
 
 
 def _shown(value: object) -> str | int | float | None:
