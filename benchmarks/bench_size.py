@@ -126,7 +126,7 @@ def disaggregated(cat: Catalogue, runs: int = 3) -> None:
     real_memo, real_eval = row_memo.RowMemo.evaluate, evaluation._evaluate
 
     def count_asked(self: RowMemo, jobs: Sequence[Job], latency: bool, run: Callable[[list[Job]], list[list[Row]]],
-                    starts: Sequence[Sequence[int]]) -> list[list[Row]]:  # fmt: skip
+                    starts: Callable[[], Sequence[Sequence[int]]]) -> list[list[Row]]:  # fmt: skip
         asked.append(sum(evaluation.job_rows(j) for j in jobs))
         return real_memo(self, jobs, latency, run, starts)
 

@@ -130,11 +130,16 @@ def evaluate_jobs(jobs: Sequence[Job], latency_variants: bool, *, workers: int =
     memo = row_memo.current()
     if memo is None:
         return _evaluate(jobs, latency_variants, workers)
-    starts: list[list[int]] = [[] for _ in jobs]  # the first shape of each part a job is cut into, in part order
+    return memo.evaluate(jobs, latency_variants, lambda todo: _evaluate(todo, latency_variants, workers), lambda: part_starts(jobs))
+
+
+def part_starts(jobs: Sequence[Job]) -> list[list[int]]:
+    """Per job, the first shape of each part :func:`parts` cuts it into, in part order (the order its rows come back in)."""
+    starts: list[list[int]] = [[] for _ in jobs]
     for part in parts(jobs):
         for j, first, _ in part:
             starts[j].append(first)
-    return memo.evaluate(jobs, latency_variants, lambda todo: _evaluate(todo, latency_variants, workers), starts)
+    return starts
 
 
 def _evaluate(jobs: Sequence[Job], latency_variants: bool, workers: int) -> list[list[Row]]:

@@ -90,12 +90,13 @@ class RowMemo:
             self._held -= len(old)
 
     def evaluate(self, jobs: Sequence[Job], latency_variants: bool, run: Callable[[list[Job]], list[list[Row]]],
-                 segments: Sequence[Sequence[int]]) -> list[list[Row]]:  # fmt: skip
+                 segments: Callable[[], Sequence[Sequence[int]]]) -> list[list[Row]]:  # fmt: skip
         """Every job's rows, the shapes not kept evaluated by ``run`` (once each, in one call) and kept (module docstring).
 
-        ``segments``: per job, the first shape of each part an evaluation of ``jobs`` without the memo cuts it into
-        (:func:`~aicap.sizing.plan.evaluation.parts`), which a job's rows follow part by part, then by load fraction, then
-        by shape. Where every job is evaluated as it came, its rows are ``run``'s as they are.
+        ``segments`` gives, per job, the first shape of each part an evaluation of ``jobs`` without the memo cuts it into
+        (:func:`~aicap.sizing.plan.evaluation.part_starts`), which a job's rows follow part by part, then by load fraction,
+        then by shape; it is called only where rows are reassembled. Where every job is evaluated as it came, its rows are
+        ``run``'s as they are.
         """
         keys: list[list[bytes]] = []
         found: list[list[list[Row] | None]] = []
@@ -124,11 +125,12 @@ class RowMemo:
         if len(whole) == len(jobs):  # nothing kept, nothing twice: the evaluation as it came, in its own order
             return done
         out: list[list[Row]] = []
+        starts_of = segments()
         for jn, (ks, got) in enumerate(zip(keys, found, strict=True)):
             rows = []
             for si, (k, kept) in enumerate(zip(ks, got, strict=True)):
                 rows += [r._replace(shape=si) for r in (kept if kept is not None else by_shape.get(fresh[k], []))]
-            starts = segments[jn]
+            starts = starts_of[jn]
             rows.sort(key=lambda r: (bisect.bisect_right(starts, r.shape), _VARIANT[r.load_fraction], r.shape))  # stable
             out.append(rows)
         return out

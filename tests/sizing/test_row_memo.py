@@ -181,10 +181,7 @@ def test_a_job_cut_into_parts_comes_back_part_by_part_as_without_the_memo(monkey
     total = sum(evaluation.job_rows(j) for j in jobs)
     monkeypatch.setattr(evaluation, "PART_ROWS", max(total // 6, 1))
     monkeypatch.setattr(evaluation, "MIN_PART_ROWS", 1)
-    starts: list[list[int]] = [[] for _ in jobs]
-    for part in evaluation.parts(jobs):
-        for j, first, _ in part:
-            starts[j].append(first)
+    starts = evaluation.part_starts(jobs)
     assert any(len(s) > 1 for s in starts)  # some job is cut
     fresh = plain(evaluation.evaluate_jobs(jobs, True))
     with shared_rows():
