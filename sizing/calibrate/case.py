@@ -69,6 +69,11 @@ class EngineOptions(BaseModel):
     cuda_graph_max_batch
         The largest decode batch the run's engine replayed from a CUDA graph (SGLang ``cuda_graph_max_bs``);
         larger decode-only steps launch their kernels one by one; ``None``: the profile's.
+    all_reduce
+        The kernels that ran the engine's tensor-parallel all-reduces: ``custom`` (the default: vLLM's,
+        SGLang's and TensorRT-LLM's own peer-to-peer kernels) or ``nccl`` (TurboMind 0.1 calls NCCL), which
+        pays the device family's ``nccl_all_reduce_us`` more per all-reduce
+        (:meth:`~aicap.sizing.core.specs.efficiency.EfficiencySpec.with_nccl_all_reduce`).
     source
         Where these settings are published (the benchmark's command line or script, with its commit).
     """
@@ -88,6 +93,7 @@ class EngineOptions(BaseModel):
     ignore_eos: bool = False
     prefix_cache: bool | None = None
     cuda_graph_max_batch: Annotated[PosInt, Field(le=MAX_CASE_BATCH)] | None = None
+    all_reduce: Literal["custom", "nccl"] = "custom"
     source: str = Field(min_length=1)
 
 

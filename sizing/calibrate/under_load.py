@@ -5,8 +5,8 @@ source does not say), sent at ``request_rate`` with the case's arrival process (
 given) or by ``batch`` closed-loop clients, through one replica per data-parallel group
 (``devices / (tp·pp)`` replicas, round-robin) of the case's layout, formats and framework efficiency,
 under FCFS, with the engine settings the case's source gives (``engine_options``: running requests,
-step budget, chunked prefill, prefill-first steps, multi-step rounds, a fixed KV cache) over its engine
-profile. Lengths: the case's fixed ``input_tokens``/``output_tokens``; else the dataset's means —
+step budget, chunked prefill, prefill-first steps, multi-step rounds, a fixed KV cache, NCCL all-reduces)
+over its engine profile. Lengths: the case's fixed ``input_tokens``/``output_tokens``; else the dataset's means —
 uniform on ``[1, 2m − 1]`` for ``random`` datasets (sglang's ``random_range_ratio 0``), otherwise the
 shape of ShareGPT first turns as benchmark samplers draw them (``sharegpt-first-turn``: one published
 run's 200 requests; the samplers of vLLM, SGLang and LMDeploy take the first two messages, prompts of at most
@@ -170,6 +170,8 @@ def predict_under_load(case: dict[str, Any], cat: CatalogueLike, eff: Efficiency
             "cuda_graph_max_batch": None if opts.cuda_graph_max_batch is None else {1: opts.cuda_graph_max_batch},
         }
         runtime = runtime.model_copy(update={k: v for k, v in given.items() if v is not None})
+    if opts is not None and opts.all_reduce == "nccl" and tp > 1:
+        eff = eff.with_nccl_all_reduce()
     layout = Layout(model, device, eff, runtime, tp, pp, 1, wdt, case.get("kv_dtype") or wdt)
     layout.check()
     lin, lout = case_lengths(case, sharegpt_means)

@@ -132,6 +132,41 @@ def test_engine_options_replay_the_engine_the_source_ran() -> None:
     assert plain["itl_ms_p99"] > 10 * m["itl_ms_p99"] and plain["tpot_ms_p50"] > 1.5 * got["tpot_ms_p50"]
 
 
+def test_turbomind_0_1_all_reduces_with_nccl_and_pays_for_it_at_tp_above_one() -> None:
+    """TurboMind 0.1 calls NCCL for each layer's two all-reduces (engine_options all_reduce: nccl): at TP 4 a decode
+    step of Llama-2-70B pays 160 x 44 us more than with a custom kernel, the inter-token gap grows by that and the
+    throughput falls; at TP 1 there is nothing to all-reduce and nothing changes."""
+    cases = {c["id"]: c for c in load_cases(which="server")}
+    tp4 = cases["lmdeploy-a100-turbomind-llama-2-70b-tp4-128-2048-conc16"]
+    assert tp4["engine_options"]["all_reduce"] == "nccl"
+    eff = CAT.efficiency_for(A100)
+    assert eff.nccl_all_reduce_us == 44.0
+    custom = dict(tp4, engine_options={**tp4["engine_options"], "all_reduce": "custom"})
+    got, plain = predict_under_load(tp4, CAT, eff, SHAREGPT), predict_under_load(custom, CAT, eff, SHAREGPT)
+    step_s = 2 * CAT.model("llama-2-70b").num_layers * eff.nccl_all_reduce_us * 1e-6
+    assert got["itl_ms_p50"] - plain["itl_ms_p50"] == pytest.approx(1e3 * step_s, rel=0.1)
+    assert got["output_tok_s_total"] < 0.9 * plain["output_tok_s_total"]
+    # The measured inter-token gap (33 ms) lies closer to the NCCL replay than to the custom-kernel one.
+    m = tp4["metrics"]["itl_ms_p50"]
+    assert abs(got["itl_ms_p50"] - m) < abs(plain["itl_ms_p50"] - m)
+    tp1 = cases["lmdeploy-a100-turbomind-llama-2-7b-tp1-128-2048-conc16"]
+    assert tp1["engine_options"]["all_reduce"] == "nccl"
+    same = dict(tp1, engine_options={**tp1["engine_options"], "all_reduce": "custom"})
+    assert predict_under_load(tp1, CAT, eff, SHAREGPT) == predict_under_load(same, CAT, eff, SHAREGPT)
+
+
+def test_nccl_all_reduces_need_a_measured_cost_for_the_family() -> None:
+    """A family without a published NCCL-versus-custom measurement refuses the option rather than assume it free."""
+    eff = CAT.efficiency_for(CAT.device("h100-sxm"))
+    assert eff.nccl_all_reduce_us is None
+    nccl = case(model="llama-3.1-70b", hardware="h100-sxm", devices=4, tp=4,
+                engine_options={"all_reduce": "nccl", "source": "test"})  # fmt: skip
+    with pytest.raises(InputError, match="nvidia-hopper has no measured cost of an NCCL all-reduce"):
+        predict_under_load(nccl, CAT, eff, SHAREGPT)
+    with pytest.raises(ValueError, match="all_reduce"):  # the case file's loader names the file and line
+        predict_under_load(case(engine_options={"all_reduce": "gloo", "source": "test"}), CAT, CAT.efficiency_for(A100), SHAREGPT)
+
+
 def test_sglang_0_4_runs_a_step_ahead_and_0_3_did_not() -> None:
     """DataCrunch's SGLang 0.4.1 runs pay the overlap scheduler's step in TTFT (the light-load TTFT was 20-25% low
     without it); the SGLang 0.3.0 runs of the vLLM 0.6 comparison predate it, as their engine_options say."""

@@ -14,7 +14,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validat
 
 from aicap.sizing.core.documents import Fraction, NonNegFloat, PosFloat, PosInt
 from aicap.sizing.core.dtypes import BYTES_PER_ELEMENT
-from aicap.sizing.core.errors import excerpt
+from aicap.sizing.core.errors import InputError, excerpt
 
 T = TypeVar("T")
 
@@ -45,6 +45,13 @@ class EfficiencySpec(BaseModel):
         Fraction of the per-direction link bandwidth reached by collectives.
     link_latency_us
         Fixed latency of one collective (microseconds).
+    nccl_all_reduce_us
+        What one tensor-parallel all-reduce of a decode step takes beyond ``link_latency_us`` when the engine
+        runs it with NCCL rather than a custom peer-to-peer kernel (microseconds), at decode batches of tens of
+        sequences (0.25-2 MiB a message): ``link_latency_us`` is fitted on runs whose all-reduces are custom
+        kernels or one-token messages. Not fitted: derived from a published A/B of the two in one engine
+        (``hardware_db/validation/efficiency_priors.yaml``); ``None`` where no such measurement exists.
+        Applied only where a run is known to all-reduce with NCCL (a case's ``engine_options.all_reduce``).
     step_overhead_ms
         Fixed time per forward step: kernel launches, scheduling, sampling (milliseconds).
     kernel_latency_us
@@ -88,6 +95,7 @@ class EfficiencySpec(BaseModel):
     moe_compute: Fraction = 1.0
     link: Fraction = 0.7
     link_latency_us: NonNegFloat = 10.0
+    nccl_all_reduce_us: NonNegFloat | None = None
     step_overhead_ms: NonNegFloat = 0.0
     kernel_latency_us: NonNegFloat = 0.0
     moe_latency_us: NonNegFloat = 0.0
@@ -119,6 +127,21 @@ class EfficiencySpec(BaseModel):
     def memory_for(self, weights_dtype: str) -> float:
         """Return the memory efficiency when weights are stored in ``weights_dtype``."""
         return self.memory * self.memory_by_dtype.get(weights_dtype, 1.0)
+
+    def with_nccl_all_reduce(self) -> EfficiencySpec:
+        """These factors for an engine that all-reduces with NCCL: a collective's latency ``λ + λ_nccl`` [µs].
+
+        Raises
+        ------
+        InputError
+            When the family has no measured ``nccl_all_reduce_us``.
+        """
+        if self.nccl_all_reduce_us is None:
+            raise InputError(f"device family {self.family} has no measured cost of an NCCL all-reduce (nccl_all_reduce_us); "
+                             "hardware_db/validation/efficiency_priors.yaml lists the families that have one")  # fmt: skip
+        lat = self.link_latency_us + self.nccl_all_reduce_us
+        note = f"{self.source}; all-reduce {lat:g} us with NCCL (+{self.nccl_all_reduce_us:g})"
+        return self.model_copy(update={"link_latency_us": lat, "source": note})
 
 
 class EagerLaunches(BaseModel):
