@@ -170,8 +170,11 @@ def predict_under_load(case: dict[str, Any], cat: CatalogueLike, eff: Efficiency
             "cuda_graph_max_batch": None if opts.cuda_graph_max_batch is None else {1: opts.cuda_graph_max_batch},
         }
         runtime = runtime.model_copy(update={k: v for k, v in given.items() if v is not None})
-    if opts is not None and opts.all_reduce == "nccl" and tp > 1:
-        eff = eff.with_nccl_all_reduce()
+    if opts is not None and opts.all_reduce == "nccl" and tp > 1:  # at tp = 1 there is nothing to all-reduce
+        try:
+            eff = eff.with_nccl_all_reduce()
+        except InputError as exc:
+            raise InputError(f"case {case['id']}: engine_options all_reduce nccl: {exc}") from None
     layout = Layout(model, device, eff, runtime, tp, pp, 1, wdt, case.get("kv_dtype") or wdt)
     layout.check()
     lin, lout = case_lengths(case, sharegpt_means)

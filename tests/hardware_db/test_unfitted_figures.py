@@ -19,6 +19,9 @@ def test_the_catalogue_carries_the_priors_measured_figures() -> None:
         assert entry.nccl_all_reduce_us == prior.nccl_all_reduce_us, family
     assert cat.efficiency["nvidia-ampere"].nccl_all_reduce_us == 44.0
     assert {f for f, p in priors.items() if p.nccl_all_reduce_us is not None} == {"nvidia-ampere"}
+    # A family that takes a measured family's factors takes this figure with them (Volta: Ampere's); others have none.
+    assert cat.efficiency_for(cat.device("v100-sxm")).nccl_all_reduce_us == 44.0
+    assert cat.efficiency_for(cat.device("h100-sxm")).nccl_all_reduce_us is None
 
 
 def test_an_nccl_all_reduce_adds_its_latency_and_says_so() -> None:

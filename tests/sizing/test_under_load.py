@@ -161,8 +161,11 @@ def test_nccl_all_reduces_need_a_measured_cost_for_the_family() -> None:
     assert eff.nccl_all_reduce_us is None
     nccl = case(model="llama-3.1-70b", hardware="h100-sxm", devices=4, tp=4,
                 engine_options={"all_reduce": "nccl", "source": "test"})  # fmt: skip
-    with pytest.raises(InputError, match="nvidia-hopper has no measured cost of an NCCL all-reduce"):
+    with pytest.raises(InputError, match="case t: engine_options all_reduce nccl: device family nvidia-hopper has no measured"):
         predict_under_load(nccl, CAT, eff, SHAREGPT)
+    # At TP 1 nothing is all-reduced: the option costs nothing and needs no figure.
+    one = case(model="llama-3.1-8b", hardware="h100-sxm", engine_options={"all_reduce": "nccl", "source": "test"})
+    assert predict_under_load(one, CAT, eff, SHAREGPT) == predict_under_load(dict(one, engine_options=None), CAT, eff, SHAREGPT)
     with pytest.raises(ValueError, match="all_reduce"):  # the case file's loader names the file and line
         predict_under_load(case(engine_options={"all_reduce": "gloo", "source": "test"}), CAT, CAT.efficiency_for(A100), SHAREGPT)
 

@@ -47,9 +47,9 @@ class EfficiencySpec(BaseModel):
         Fixed latency of one collective (microseconds).
     nccl_all_reduce_us
         What one tensor-parallel all-reduce of a decode step takes beyond ``link_latency_us`` when the engine
-        runs it with NCCL rather than a custom peer-to-peer kernel (microseconds), at decode batches of tens of
-        sequences (0.25-2 MiB a message): ``link_latency_us`` is fitted on runs whose all-reduces are custom
-        kernels or one-token messages. Not fitted: derived from a published A/B of the two in one engine
+        runs it with NCCL rather than a custom peer-to-peer kernel (microseconds), at decode batches of tens to
+        hundreds of sequences (0.25-4 MiB a message): ``link_latency_us`` is fitted on runs whose all-reduces are
+        custom kernels or one-token messages. Not fitted: derived from a published A/B of the two in one engine
         (``hardware_db/validation/efficiency_priors.yaml``); ``None`` where no such measurement exists.
         Applied only where a run is known to all-reduce with NCCL (a case's ``engine_options.all_reduce``).
     step_overhead_ms
@@ -129,7 +129,9 @@ class EfficiencySpec(BaseModel):
         return self.memory * self.memory_by_dtype.get(weights_dtype, 1.0)
 
     def with_nccl_all_reduce(self) -> EfficiencySpec:
-        """These factors for an engine that all-reduces with NCCL: a collective's latency ``λ + λ_nccl`` [µs].
+        """These factors for an engine that all-reduces with NCCL: an all-reduce's fixed latency ``λ + λ_nccl`` [µs].
+
+        Only for tensor-parallel steps: ``link_latency_us`` also prices pipeline hand-offs and all-to-alls.
 
         Raises
         ------
