@@ -11,8 +11,7 @@ from aicap.cli.render import Cents, Format, FormatOpt, Table, View, emit, flat_t
 from aicap.cli.state import catalogue, guarded, info
 
 if TYPE_CHECKING:
-    from aicap.sizing.core.catalogue import CatalogueLike
-    from aicap.sizing.core.plan import Plan
+    pass
 
 
 def _fmt_usd(x: Any) -> Any:
@@ -94,20 +93,6 @@ def _shown(value: object) -> str | int | float | None:
     return value if isinstance(value, int | float) else str(value)
 
 
-def _repriced(plan: Plan, cat: CatalogueLike) -> list[str]:
-    """Warnings for the plan's instance types whose hourly price is not the catalogue's (a hand-edited or stale plan)."""
-    out = []
-    for i in plan.instances:
-        spec = cat.instances.get(i.instance_type)
-        price = None if spec is None else spec.price(plan.catalogue.pricing)
-        if price is None:
-            out.append(f"warning: {i.instance_type} is not priced {plan.catalogue.pricing} in this aicap's catalogue")
-        elif abs(i.usd_per_hour - price * i.count) > 0.005 * i.count + 1e-9:
-            out.append(f"warning: the plan prices {i.count}× {i.instance_type} at ${i.usd_per_hour:,.2f}/hour; the catalogue's "
-                       f"{plan.catalogue.pricing} price is ${price * i.count:,.2f}/hour (${price:,.4g} each)")  # fmt: skip
-    return out
-
-
 def register(app: typer.Typer, schema_app: typer.Typer) -> None:
     """Add ``check``, ``diff`` and ``schema policy``."""
 
@@ -122,6 +107,14 @@ def register(app: typer.Typer, schema_app: typer.Typer) -> None:
             float | None, typer.Option("--budget-monthly", help="Fail when the fleet costs more than this many USD a month.")
         ] = None,
         baseline: Annotated[Path | None, typer.Option("--baseline", help="Plan (or fleet) to compare against for increase limits.")] = None,
+        strict: Annotated[
+            bool,
+            typer.Option(
+                "--strict",
+                help="Fail (exit 1) a plan whose hourly prices are not this catalogue's (edited by hand, or made "
+                "with another catalogue or --catalog overlay); without it they are a warning.",
+            ),
+        ] = False,
         fmt: FormatOpt = Format.table,
     ) -> None:
         """Evaluate budget and policy limits; exit 0 pass/warn, 1 a fail limit breached, 2 bad input, 3 infeasible."""
@@ -133,13 +126,14 @@ def register(app: typer.Typer, schema_app: typer.Typer) -> None:
         from aicap.sizing.core.plan import Plan
         from aicap.sizing.plan.fleet_io import any_plan_or_size, fleet_budget
         from aicap.sizing.plan.policy import Limit, Policy, blocking, check_ids, evaluate, evaluate_periods, verdict
+        from aicap.sizing.plan.prices import price_rows, repriced
 
         notes = []
         stated, ceiling = fleet_budget(target)  # a fleet's own constraints.budget_usd_per_month is a limit of the gate, not of its plan
         if not ceiling and (policy is not None or budget_monthly is not None):  # a latency or throughput plan's spend, sized to it
             stated = None
-        if policy is None and budget_monthly is None and stated is None:  # a gate with no limit would pass anything
-            raise InputError("no limits to check: give --policy FILE or --budget-monthly USD (or a fleet whose "
+        if policy is None and budget_monthly is None and stated is None and not strict:  # a gate with no limit would pass anything
+            raise InputError("no limits to check: give --policy FILE, --budget-monthly USD or --strict (or a fleet whose "
                              "constraints.budget_usd_per_month sets one)")  # fmt: skip
         cat = catalogue()
         pol = Policy()
@@ -174,8 +168,12 @@ def register(app: typer.Typer, schema_app: typer.Typer) -> None:
         if plan.catalogue.version != cat.version:  # a plan file from another catalogue: its prices are what it was made with
             notes.append(f"warning: {target} was made with catalogue {plan.catalogue.version} and this aicap's is {cat.version}: the "
                          "limits judge the plan's own prices and layouts; size the fleet again to check today's")  # fmt: skip
-        if isinstance(plan, Plan):
-            notes += _repriced(plan, cat)
+        if strict and not isinstance(plan, Plan):
+            raise InputError(f"--strict compares a static plan's prices with the catalogue's; {target} is a plan over demand "
+                             "periods, whose prices it does not compare: check it without --strict")  # fmt: skip
+        found = repriced(plan, cat) if isinstance(plan, Plan) else []
+        if not strict:
+            notes += [f"warning: {r.describe(plan.catalogue.pricing)}" for r in found]
         base = any_plan_or_size(baseline, cat) if baseline is not None else None
         periodic = isinstance(plan, PeriodPlan)
         if base is not None and isinstance(base, PeriodPlan) != periodic:
@@ -188,6 +186,8 @@ def register(app: typer.Typer, schema_app: typer.Typer) -> None:
         else:
             rows = evaluate(pol, plan, base if isinstance(base, Plan) else None)
             what = "fleet"
+        if strict:
+            rows += price_rows(found, plan.catalogue.pricing)
         if base is not None and base.catalogue.version != plan.catalogue.version:
             notes.append(f"warning: baseline was made with catalogue {base.catalogue.version}, "
                          f"this plan with {plan.catalogue.version}: prices or factors may differ")  # fmt: skip
@@ -211,7 +211,7 @@ def register(app: typer.Typer, schema_app: typer.Typer) -> None:
         for n in notes:
             info(f"aicap: {n}")
         if result == "fail":
-            breached = [r.limit for r in rows if r.status == "fail"]
+            breached = list(dict.fromkeys(r.limit for r in rows if r.status == "fail"))  # a limit of several rows, once
             raise PolicyBreachError(f"policy check failed: {', '.join(breached)}")
 
     @app.command("diff")

@@ -130,7 +130,7 @@ def test_check_without_any_limit_is_an_input_error(aicap, plans) -> None:
         r = aicap("check", str(plans[1]), *extra, "-f", "json")
         assert r.code == 2 and r.stdout == ""
         assert r.stderr.strip() == (
-            "aicap: error: no limits to check: give --policy FILE or --budget-monthly USD (or a fleet whose "
+            "aicap: error: no limits to check: give --policy FILE, --budget-monthly USD or --strict (or a fleet whose "
             "constraints.budget_usd_per_month sets one)"
         )
 
@@ -351,9 +351,9 @@ def test_diff_headline_counts_workloads_added_and_removed(aicap, tmp_path) -> No
 
 def test_check_of_a_plan_file_warns_of_another_catalogue_and_prices_not_the_catalogue_s(aicap, tmp_path) -> None:
     # A plan with every price edited down (consistently) passed the budget gate; so did one from another catalogue
-    from aicap.cli.commands.ci_cmds import _repriced
     from aicap.hardware_db import load_catalogue
     from aicap.sizing.core.plan import Plan
+    from aicap.sizing.plan.prices import repriced
 
     plan = tmp_path / "plan.json"
     assert aicap("-q", "size", "--model", "llama-3.1-8b", "--rate", "5", "--cloud", "aws", "-o", str(plan)).code == 0
@@ -368,9 +368,50 @@ def test_check_of_a_plan_file_warns_of_another_catalogue_and_prices_not_the_cata
     inst = made.instances[0]
     cheap = made.model_copy(update={"instances": [inst.model_copy(update={"usd_per_hour": round(inst.usd_per_hour / 2, 2)})]})
     cat = load_catalogue()
-    assert _repriced(made, cat) == []
-    [said] = _repriced(cheap, cat)
-    assert said.startswith(f"warning: the plan prices {inst.count}× {inst.instance_type} at ${inst.usd_per_hour / 2:,.2f}/hour")
+    assert repriced(made, cat) == []
+    [said] = repriced(cheap, cat)
+    text = said.describe("on_demand")
+    assert text.startswith(f"the plan prices {inst.count}× {inst.instance_type} at ${inst.usd_per_hour / 2:,.2f}/hour")
+
+
+def _halved(plan: Path, out: Path) -> None:
+    """Every money figure of a plan halved: prices edited by hand, the plan still consistent (its sums add up)."""
+
+    def walk(x: object) -> object:
+        if isinstance(x, dict):
+            return {k: (v / 2 if k.startswith("usd") and isinstance(v, int | float) else walk(v)) for k, v in x.items()}
+        return [walk(v) for v in x] if isinstance(x, list) else x
+
+    out.write_text(json.dumps(walk(json.loads(plan.read_text()))))
+
+
+def test_check_strict_fails_a_plan_whose_prices_are_not_the_catalogue_s(aicap, plans, tmp_path: Path) -> None:
+    # A FinOps trial: a plan with its prices edited down passed the budget gate with a warning that -q hid
+    edited = tmp_path / "edited.json"
+    _halved(plans[1], edited)
+    lax = aicap("-q", "check", str(edited), "--budget-monthly", "1000000", "-f", "json")
+    assert lax.code == 0 and lax.json()["verdict"] == "pass" and lax.stderr == ""
+    r = aicap("-q", "check", str(edited), "--budget-monthly", "1000000", "--strict", "-f", "json")
+    assert r.code == 1 and r.stderr.strip() == "aicap: error: policy check failed: catalogue_prices"
+    doc = r.json()
+    assert doc["verdict"] == "fail" and doc["notes"] == []  # a row of the check, not a warning beside it
+    rows = [x for x in doc["limits"] if x["limit"] == "catalogue_prices"]
+    plan = json.loads(plans[1].read_text())
+    assert len(rows) == len(plan["instances"]) and {x["status"] for x in rows} == {"fail"}
+    first = plan["instances"][0]
+    assert rows[0]["actual"] == round(first["usd_per_hour"] / 2, 2) and rows[0]["threshold"] == round(first["usd_per_hour"], 2)
+    # --strict alone is a gate: the catalogue's own prices pass it
+    ok = aicap("check", str(plans[1]), "--strict", "-f", "json")
+    assert ok.code == 0 and ok.json()["verdict"] == "pass"
+    assert [x["status"] for x in ok.json()["limits"]] == ["pass"]
+
+
+def test_check_strict_refuses_a_plan_over_periods(aicap, tmp_path: Path) -> None:
+    plan = tmp_path / "p.json"
+    made = aicap("-q", "size", str(ROOT / "examples" / "diurnal-chat.yaml"), "-o", str(plan))
+    assert made.code == 0 and json.loads(plan.read_text())["kind"] == "periods", made.stderr
+    r = aicap("check", str(plan), "--strict")
+    assert r.code == 2 and "--strict compares a static plan's prices" in r.stderr and r.stdout == ""
 
 
 def test_every_schema_writes_its_bounds_as_json_schema_keywords(aicap) -> None:  # type: ignore[no-untyped-def]
