@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from typer.core import TyperGroup
 
 from aicap.cli.argv import RootGroup, check_words
 from aicap.cli.commands import catalog_cmds, estimate_cmd, export_cmd, simulate_cmd, size_cmd, train_cmd, validate_cmds, whatif_cmd
@@ -151,6 +152,8 @@ def main() -> None:
                 names = [n for n in group.list_commands(ctx) if not getattr(group.get_command(ctx, n), "hidden", False)]
                 message = f"{message.rstrip('.')}; valid: {', '.join(names)}." if names else message
             flag = getattr(exc, "option_name", None)
+            if message.startswith("No such option") and flag and ctx is not None:
+                message = _elsewhere(message, str(flag), ctx)
             if flag in GLOBAL_FLAGS and ctx is not None and ctx.parent is not None:  # `aicap size ... --quiet`
                 names, c = [], ctx
                 while c.parent is not None:  # the command's path below the root, whatever the program is called
@@ -171,6 +174,32 @@ def main() -> None:
     except Exception as exc:
         _internal(exc)
     sys.exit(code if isinstance(code, int) else 0)
+
+
+#: Options that say the same thing under another name in other commands: (command, option given) -> the option here.
+#: ``size`` allows several weight formats (a fleet's ``precisions``); ``estimate`` and ``simulate`` run one.
+SAME_MEANING = {
+    ("size", "--weights-dtype"): "--precision, which allows several formats (--precision fp8,bf16)",
+    ("estimate", "--precision"): "--weights-dtype",
+    ("simulate", "--precision"): "--weights-dtype",
+}
+
+
+def _elsewhere(message: str, flag: str, ctx: typer.Context) -> str:
+    """``No such option: --x`` with the option this command has for it, or the commands that have ``--x``."""
+    name = str(ctx.info_name)
+    if (name, flag) in SAME_MEANING:
+        return f"{message.rstrip('.')}; here it is {SAME_MEANING[(name, flag)]}"
+    root = ctx.find_root()
+    group = root.command
+    if not isinstance(group, TyperGroup):
+        return message
+    owners = []
+    for cmd in group.list_commands(root):
+        sub = group.get_command(root, cmd)
+        if sub is not None and cmd != name and any(flag in getattr(p, "opts", ()) for p in getattr(sub, "params", ())):
+            owners.append(f"aicap {cmd}")
+    return f"{message.rstrip('.')}; it is an option of {', '.join(owners)}" if owners else message
 
 
 def _internal(exc: Exception) -> None:

@@ -1024,6 +1024,12 @@ def test_errors_the_sizer_finds_in_a_fleet_name_the_file(aicap, tmp_path: Path, 
 
 @pytest.mark.parametrize(("args", "expect"), [
     (["size", "--budget-x", "3"], "No such option: --budget-x"),
+    # an option another command spells differently: the one here (a trial typed estimate's --weights-dtype to size)
+    (["size", "--weights-dtype", "fp8"], "No such option: --weights-dtype; here it is --precision, which allows several formats"),
+    (["estimate", "-m", "llama-3.1-8b", "--precision", "fp8"], "No such option: --precision; here it is --weights-dtype"),
+    (["simulate", "-m", "llama-3.1-8b", "--precision", "fp8"], "No such option: --precision; here it is --weights-dtype"),
+    # an option only other commands have: which ones
+    (["estimate", "-m", "llama-3.1-8b", "--replicas", "3"], "; it is an option of aicap simulate"),
     (["size", "--rate", "abc"], "--rate 'abc': Input should be a valid number"),
     (["estimate"], "Missing option '--model'"),
 ])  # fmt: skip
