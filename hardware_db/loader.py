@@ -137,7 +137,7 @@ class Catalogue:
     @property
     def price_dates(self) -> tuple[str, str]:
         """Oldest and newest instance price dates (ISO)."""
-        dates = sorted({d.isoformat() for i in self.instances.values() for d in (i.price_date, *(t.date for t in i.price_terms.values()))})
+        dates = sorted(i.price_date.isoformat() for i in self.instances.values())
         return (dates[0], dates[-1]) if dates else ("", "")
 
 

@@ -139,8 +139,7 @@ def _cost_text(doc: dict[str, Any]) -> str:
     text = ", ".join(f"{k} {_usd(v)}" for k, v in doc["usd"].items() if v is not None)
     if not text:
         return "no price for this hardware"
-    dates = sorted(set((doc.get("price_dates") or {}).values())) or ([doc["price_date"]] if doc.get("price_date") else [])
-    return text + (f" (cloud prices of {dates[0] if len(dates) == 1 else f'{dates[0]}…{dates[-1]}'})" if dates else "")
+    return text + (f" (cloud prices of {doc['price_date']})" if doc.get("price_date") else "")
 
 
 def _caption(doc: dict[str, Any]) -> str:

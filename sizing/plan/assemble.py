@@ -188,7 +188,7 @@ def build_plan(fleet: Fleet, cat: CatalogueLike, insts: list[InstanceSpec], chos
         instances.append(Instance(
             instance_type=name, cloud=inst.cloud, region=inst.region, hardware=inst.device, count=n, devices=n * inst.devices,
             devices_used=used[name], usd_per_hour=money(n * float(inst.price(c.price_model) or 0.0)),
-            price_date=inst.price_date_of(c.price_model).isoformat(),
+            price_date=inst.price_date.isoformat(),
         ))  # fmt: skip
     routed: dict[str, tuple[list[tuple[Candidate, int]], list[float]]] = {}
     by_workload: dict[str, list[tuple[Candidate, int, float]]] = {}

@@ -345,7 +345,7 @@ def _document(fleet: Fleet, cat: CatalogueLike, s: _Setup, sol: PeriodSolution, 
     for h in range(hours):
         held = [[int(sol.reserved[t, m] if res[m] else sol.hourly[t, m, h]) for m in range(len(models))] for t in range(len(s.insts))]
         inst = [InstanceCount(instance_type=s.insts[t].name, pricing=models[m], count=held[t][m],
-                              price_date=s.insts[t].price_date_of(models[m]).isoformat())
+                              price_date=s.insts[t].price_date.isoformat())
                 for t in range(len(s.insts)) for m in range(len(models)) if held[t][m] > 0]  # fmt: skip
         wl = []
         for wi, w in enumerate(fleet.workloads):
@@ -362,7 +362,7 @@ def _document(fleet: Fleet, cat: CatalogueLike, s: _Setup, sol: PeriodSolution, 
         periods.append(Period(start_hour=h, usd_per_hour=round(reserved_hour + hourly, 4), instances=inst, workloads=wl))
     total = sol.usd * month
     reserved = [Reserved(instance_type=s.insts[t].name, pricing=models[m], count=int(sol.reserved[t, m]),
-                         price_date=s.insts[t].price_date_of(models[m]).isoformat(),
+                         price_date=s.insts[t].price_date.isoformat(),
                          usd_per_month=round(float(price[t, m] * sol.reserved[t, m]) * c.billed_hours(models[m]), 2))
                 for t in range(len(s.insts)) for m in range(len(models)) if res[m] and sol.reserved[t, m] > 0]  # fmt: skip
     devices = [sum(s.insts[t].devices * (int(sol.reserved[t].sum()) + int(sol.hourly[t, :, h].sum())) for t in range(len(s.insts)))
@@ -386,6 +386,5 @@ def _document(fleet: Fleet, cat: CatalogueLike, s: _Setup, sol: PeriodSolution, 
 
 def _dates_of(periods: list[Period], reserved: list[Reserved], insts: list[InstanceSpec]) -> list[str]:
     """The price dates of the instance types the plan holds in any hour or commits to."""
-    held = {(i.instance_type, i.pricing) for p in periods for i in p.instances} | {(r.instance_type, r.pricing) for r in reserved}
-    by_name = {i.name: i for i in insts}
-    return [by_name[name].price_date_of(pricing).isoformat() for name, pricing in sorted(held) if name in by_name]
+    used = {i.instance_type for p in periods for i in p.instances} | {r.instance_type for r in reserved}
+    return [i.price_date.isoformat() for i in insts if i.name in used]

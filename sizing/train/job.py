@@ -104,11 +104,6 @@ class TrainResult(BaseModel):
     usd: dict[str, float | None]
     usd_per_device_hour: dict[str, float | None]
     price_date: str | None = Field(None, description="the date the instance's hourly prices were read (ISO 8601); none without an instance")
-    price_dates: dict[str, str] = Field(
-        default_factory=dict,
-        description="the date each cloud price was read (ISO 8601), by pricing model: a cloud's feeds differ by date (owned: the "
-        "ownership data's, not here)",
-    )
     energy_kwh: float | None
     error_band: ErrorBand
     efficiency_calibrated: bool
@@ -155,13 +150,6 @@ class Pricing:
     tdp_w: float | None
     calibrated: bool
     measured: bool = True  # whether the device's family has a scored published training run
-
-
-def _cloud_dates(inst: InstanceSpec | None, usd: dict[str, float | None]) -> dict[str, str]:
-    """The date each cloud price of ``inst`` that ``usd`` uses was read (owned costs are the ownership data's)."""
-    if inst is None:
-        return {}
-    return {p: inst.price_date_of(p).isoformat() for p, v in usd.items() if v is not None and p != "owned"}
 
 
 def result(model_id: str, hardware: str, setup: TrainSetup, ev: Evaluation, i: int, pricing: Pricing, tokens: float | None,
@@ -245,7 +233,6 @@ def result(model_id: str, hardware: str, setup: TrainSetup, ev: Evaluation, i: i
         usd=usd,
         usd_per_device_hour=per_device_hour,
         price_date=None if inst is None else inst.price_date.isoformat(),
-        price_dates=_cloud_dates(inst, usd),
         energy_kwh=None if hours is None or pricing.tdp_w is None else d * pricing.tdp_w * hours / 1000.0,
         error_band=band,
         efficiency_calibrated=pricing.calibrated,

@@ -206,10 +206,8 @@ def test_workload_costs_add_up_to_the_fleet_total(aicap, tmp_path: Path) -> None
 
 
 def test_infeasible_for_want_of_prices_names_the_types_the_pricing_left_out(aicap) -> None:
-    # Without a spot price on any accelerator allowed (GCP's TPUs; AWS's GPUs before their spot feed was catalogued), the
-    # error blamed the CPUs' TPOT and nothing else.
-    r = aicap("-q", "size", "--model", "llama-3.1-70b", "--rate", "2", "--tpot-ms", "50", "--cloud", "gcp", "--hardware",
-              "tpu-v6e,tpu-v5p,xeon-8480,epyc-9654", "--pricing", "spot")  # fmt: skip
+    # No AWS GPU type has a spot price in the catalogue: the error blamed the CPUs' TPOT and nothing else.
+    r = aicap("-q", "size", "--model", "llama-3.1-70b", "--rate", "2", "--tpot-ms", "50", "--cloud", "aws", "--pricing", "spot")
     assert r.code == 3 and "have no published spot price and were excluded" in r.stderr and r.stderr.count("\n") == 1
 
 
@@ -458,10 +456,10 @@ def test_a_plan_over_periods_on_demand_only_says_so_in_its_totals(aicap, tmp_pat
 
 
 def test_a_pricing_model_that_leaves_only_cpus_says_so(aicap, tmp_path: Path) -> None:
-    # --pricing spot on AWS (when no GPU type had a published spot price) planned 173 CPU servers at 317x the GPU plan's cost,
-    # said only as "19 instance types have no published spot price"; GCP's TPUs have none today
+    # --pricing spot on AWS (no GPU type has a published spot price here) planned 173 CPU servers at 317x the GPU plan's cost,
+    # said only as "19 instance types have no published spot price"
     fleet = tmp_path / "f.yaml"
-    fleet.write_text(WORKLOAD + "constraints: {clouds: [gcp], hardware: [tpu-v6e, tpu-v5p, xeon-8480, epyc-9654]}\n")
+    fleet.write_text(WORKLOAD + "constraints: {clouds: [aws]}\n")
     r = aicap("size", str(fleet), "--pricing", "spot")
     assert "none of the accelerator types is left, so the plan can use server CPUs only" in r.stderr, r.stderr
     assert "server CPUs only" not in aicap("size", str(fleet), "-f", "json").stderr

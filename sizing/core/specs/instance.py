@@ -33,19 +33,6 @@ class Prices(BaseModel):
     owned: PosFloat | None = Field(None, description="cost of owning the hardware (filled from the ownership data, not the instance row)")
 
 
-class PriceTerm(BaseModel):
-    """Where and when one pricing model's price was read, for a price read elsewhere than the row's other prices.
-
-    A cloud publishes on-demand, spot and committed prices in separate feeds, read on different days: a row's
-    ``price_date`` and ``source`` are its on-demand price's, and ``price_terms`` gives the others theirs.
-    """
-
-    model_config = ConfigDict(defer_build=True, extra="forbid", frozen=True, allow_inf_nan=False)
-
-    date: dt.date
-    source: str = Field(min_length=1)
-
-
 NetworkKind = Literal["efa", "infiniband", "roce", "gpudirect-tcpx", "gpudirect-tcpxo", "ethernet", "tpu-dcn"]
 
 
@@ -80,10 +67,6 @@ class InstanceSpec(BaseModel):
     price_usd_per_hour: Prices
     price_date: dt.date
     source: str = Field(min_length=1)
-    price_terms: dict[Literal["spot", "reserved_1y", "reserved_3y"], PriceTerm] = Field(
-        default_factory=dict,
-        description="the date and source of each price read elsewhere than price_date's and source's (spot and committed feeds)",
-    )
     notes: str | None = None
     network: Network | None = None
 
@@ -95,18 +78,6 @@ class InstanceSpec(BaseModel):
         if self.cloud == "on-prem" and any(v is not None for v in rented.values()):
             raise ValueError(f"{self.name}: an on-prem machine is owned, not rented: give it no rental prices")
         return self
-
-    @model_validator(mode="after")
-    def _terms_have_prices(self) -> InstanceSpec:
-        empty = [t for t in self.price_terms if getattr(self.price_usd_per_hour, t) is None]
-        if empty:
-            raise ValueError(f"{self.name}: price_terms dates a {empty[0]} price the row does not give")
-        return self
-
-    def price_date_of(self, pricing: str) -> dt.date:
-        """The date ``pricing``'s price was read: its term's (``price_terms``), else the row's ``price_date``."""
-        term = self.price_terms.get(pricing)  # type: ignore[call-overload]
-        return self.price_date if term is None else term.date
 
     @field_validator("devices")
     @classmethod
