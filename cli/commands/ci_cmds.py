@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import Annotated, Any
 
 import typer
 
 from aicap.cli.render import Cents, Format, FormatOpt, Table, View, emit, flat_table
 from aicap.cli.state import catalogue, guarded, info
-
-if TYPE_CHECKING:
-    pass
 
 
 def _fmt_usd(x: Any) -> Any:
