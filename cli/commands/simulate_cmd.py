@@ -41,6 +41,7 @@ from aicap.cli.state import STATE, catalogue, check_plot, check_tpot_target, gua
 
 if TYPE_CHECKING:
     from aicap.sizing.core.fleet import Percentile
+    from aicap.sizing.sim.report import SimulationReport
 
 PERCENTILES = ("p50", "p90", "p95", "p99")
 
@@ -55,6 +56,11 @@ _NOT_DISAGGREGATED = ("ep", "dp_attention", "eager", "prefix_cached", "speculati
                       "max_num_seqs", "max_batched_tokens", "chunked_prefill", "prefill_first", "overlap_scheduling", "scheduler_steps",
                       "ignore_eos", "prefix_cache",
                       "predictor_error", "quantum", "sjf_by", "aging", "class_weights", "compare_policies", "jobs", "plot")  # fmt: skip
+
+
+def _asked(rep: SimulationReport, rate: float) -> SimulationReport:
+    """``rep`` whose setup states the rate asked for beside the rate its random draw realises (``requested_rate_per_s``)."""
+    return rep.model_copy(update={"setup": rep.setup.model_copy(update={"requested_rate_per_s": rate})})
 
 
 def register(app: typer.Typer) -> None:
@@ -486,6 +492,7 @@ def register(app: typer.Typer) -> None:
         check_whole_prompts(eng.chunked_prefill, longest, eng.max_batched_tokens)
         checked_at = cast("Percentile", percentile) if ttft_ms is not None or tpot_ms is not None else None  # validated above
         targets = Targets(ttft_ms=ttft_ms, tpot_ms=tpot_ms, percentile=checked_at)
+        asked = rate if rate is not None and trace is None and concurrency is None else None  # a drawn open-loop rate
         if compare_policies:
             todo = tuple(p for p in replay.POLICIES if not (p == "edf" and ttft_ms is None))
             if ttft_ms is None:
@@ -493,9 +500,8 @@ def register(app: typer.Typer) -> None:
             with progress(len(todo), "comparing policies", enabled=on) as tick:
                 compared = replay.compare_policies(setup, reqs, policies=todo, targets=targets, percentile=percentile, options=options,
                                                concurrency=concurrency, seed=seed, traffic=label, jobs=jobs, on_done=tick)  # fmt: skip
-            if rate is not None and trace is None and concurrency is None:  # as a single run's setup: the rate asked beside the draw's
-                compared = [replace(r, report=r.report.model_copy(update={"setup": r.report.setup.model_copy(
-                    update={"requested_rate_per_s": rate})})) for r in compared]  # fmt: skip
+            if asked is not None:  # as a single run's setup: the rate asked beside the draw's
+                compared = [replace(r, report=_asked(r.report, asked)) for r in compared]
             emit(compare_view(compared, percentile), fmt)
             note_short_run(reqs.arrival_s.size, traced=trace is not None)
             if unstable := [r.policy for r in compared if not r.report.stable]:
@@ -515,8 +521,8 @@ def register(app: typer.Typer) -> None:
             return
         rep, raw, stats = replay.run_detailed(setup, reqs, policy=policy, options=options, targets=targets, concurrency=concurrency, seed=seed,
                                        traffic=label)  # fmt: skip
-        if rate is not None and trace is None and concurrency is None:  # the draw's own rate is rate_per_s: say what was asked too
-            rep = rep.model_copy(update={"setup": rep.setup.model_copy(update={"requested_rate_per_s": rate})})
+        if asked is not None:  # the draw's own rate is rate_per_s: say what was asked too
+            rep = _asked(rep, asked)
         if plot is not None:
             from aicap.sizing.sim.plot import plot_run
 

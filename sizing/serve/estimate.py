@@ -406,9 +406,9 @@ def _better(a: EstimateResult, b: EstimateResult) -> bool:
         return not a.tpot_missed
     if a.fits and a.tpot_missed and abs(float(a.metrics.tpot_s) - float(b.metrics.tpot_s)) > 1e-12:
         return float(a.metrics.tpot_s) < float(b.metrics.tpot_s)
-    ta, tb = _throughput(a), _throughput(b)
     if not a.fits:  # neither fits: prefer the one closest to fitting
         return a.mem["total"] / a.mem["capacity"] < b.mem["total"] / b.mem["capacity"]
+    ta, tb = _throughput(a), _throughput(b)
     return ta > tb * (1 + 1e-9) or (abs(ta - tb) <= tb * 1e-9 and a.deployment.devices < b.deployment.devices)
 
 
